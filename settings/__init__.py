@@ -1,0 +1,14 @@
+"""Settings: settings.ini read once into typed, validated objects (see docs/settings.md)."""
+
+from settings.loader import load_settings, settings_as_dict
+from settings.schema import SettingsError, setting
+from settings.sections import CameraSettings, Settings
+
+__all__ = [
+    "CameraSettings",
+    "Settings",
+    "SettingsError",
+    "load_settings",
+    "setting",
+    "settings_as_dict",
+]

@@ -1,0 +1,149 @@
+"""Read settings.ini into :class:`settings.sections.Settings`: the one place settings are parsed.
+
+Settings are data: values are parsed by type, never evaluated, and configparser's interpolation is
+off. All problems of a file are collected and raised together as one :class:`SettingsError`.
+"""
+
+from __future__ import annotations
+
+import configparser
+import dataclasses
+import re
+from pathlib import Path
+from typing import Any
+
+from cameras import CAMERA_SOURCES, camera_class
+from settings.schema import SettingsError, Where, parse_section
+from settings.sections import (
+    CameraSettings,
+    ExperimentSettings,
+    OutputSettings,
+    PoseSettings,
+    RecordingSettings,
+    Settings,
+    StreamingSettings,
+)
+
+DEFAULT_SETTINGS_FILE = Path(__file__).resolve().parent.parent / "settings.ini"
+
+SECTION_CLASSES: dict[str, type] = {
+    "Streaming": StreamingSettings,
+    "Recording": RecordingSettings,
+    "Output": OutputSettings,
+    "Pose": PoseSettings,
+    "Experiment": ExperimentSettings,
+}
+CAMERA_PREFIX = "Camera "
+CAMERA_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+
+
+def load_settings(path: Path | str | None = None) -> Settings:
+    """Read and validate a settings file (the project's settings.ini when ``path`` is None)."""
+    file = Path(path) if path is not None else DEFAULT_SETTINGS_FILE
+    file = file.expanduser().resolve()
+    if not file.is_file():
+        raise SettingsError(
+            [f"{file}: settings file not found. Pass an existing file with --settings PATH."]
+        )
+    parser = configparser.ConfigParser(interpolation=None, strict=True, empty_lines_in_values=False)
+    parser.optionxform = str  # type: ignore[assignment, method-assign]  # keep the user's case
+    try:
+        parser.read_string(file.read_text(encoding="utf-8"), source=str(file))
+    except (configparser.Error, UnicodeDecodeError) as error:
+        raise SettingsError([f"{file}: cannot be read as an ini file: {error}"]) from None
+    return _settings_from_parser(file, parser)
+
+
+def _settings_from_parser(file: Path, parser: configparser.ConfigParser) -> Settings:
+    problems: list[str] = []
+    sections: dict[str, Any] = {}
+    cameras: list[CameraSettings] = []
+    for section in parser.sections():
+        items = dict(parser.items(section))
+        if section.startswith(CAMERA_PREFIX):
+            camera = _parse_camera(file, section, items, problems)
+            if camera is not None:
+                cameras.append(camera)
+        elif section in SECTION_CLASSES:
+            sections[section] = parse_section(
+                SECTION_CLASSES[section], items, Where(file, section), problems
+            )
+        else:
+            allowed = ", ".join([*SECTION_CLASSES, "Camera NAME"])
+            problems.append(f"{file}: [{section}]: unknown section. Allowed sections: {allowed}")
+    for name, cls in SECTION_CLASSES.items():
+        if name not in parser.sections():
+            sections[name] = cls()  # every key has a default
+    if not any(s.startswith(CAMERA_PREFIX) for s in parser.sections()):
+        problems.append(
+            f"{file}: no camera. Declare at least one section [Camera NAME] with a SOURCE key "
+            f"(one of: {', '.join(sorted(CAMERA_SOURCES))})."
+        )
+    if problems:
+        raise SettingsError(problems)
+    return Settings(
+        source_file=file,
+        streaming=sections["Streaming"],
+        cameras=tuple(cameras),
+        recording=sections["Recording"],
+        output=sections["Output"],
+        pose=sections["Pose"],
+        experiment=sections["Experiment"],
+    )
+
+
+def _parse_camera(
+    file: Path, section: str, items: dict[str, str], problems: list[str]
+) -> CameraSettings | None:
+    name = section[len(CAMERA_PREFIX) :].strip()
+    where = Where(file, section)
+    if not CAMERA_NAME.match(name):
+        problems.append(
+            f"{file}: [{section}]: camera name {name!r} is not allowed; use 1-64 letters, digits, "
+            "'_' or '-' (it names the camera's files)"
+        )
+        return None
+    source = next((v.strip() for k, v in items.items() if k.upper() == "SOURCE"), None)
+    if source is None:
+        problems.append(
+            f"{where.key('SOURCE')}: missing; expected one of {', '.join(sorted(CAMERA_SOURCES))}"
+        )
+        return None
+    try:
+        options_class = camera_class(source.lower()).settings_class
+    except KeyError:
+        problems.append(
+            f"{where.key('SOURCE')} = {source!r}: unknown camera source; expected one of "
+            f"{', '.join(sorted(CAMERA_SOURCES))}"
+        )
+        return None
+    rest = {k: v for k, v in items.items() if k.upper() != "SOURCE"}
+    options = parse_section(options_class, rest, where, problems)
+    if options is None:
+        return None
+    return CameraSettings(name=name, source=source.lower(), options=options)
+
+
+def settings_as_dict(settings: Settings) -> dict[str, Any]:
+    """The effective settings as plain JSON-able data (for ``session.json``)."""
+    data: dict[str, Any] = {"file": str(settings.source_file)}
+    for name in SECTION_CLASSES:
+        data[name] = _plain(dataclasses.asdict(getattr(settings, name.lower())))
+    data["cameras"] = {
+        camera.name: {"SOURCE": camera.source, **_plain(dataclasses.asdict(camera.options))}
+        for camera in settings.cameras
+    }
+    return data
+
+
+def _plain(values: dict[str, Any]) -> dict[str, Any]:
+    def convert(value: Any) -> Any:
+        if isinstance(value, Path):
+            return str(value)
+        if isinstance(value, tuple | list):
+            return [convert(v) for v in value]
+        if isinstance(value, dict):
+            return {k: convert(v) for k, v in value.items()}
+        return value
+
+    return {key.upper(): convert(value) for key, value in values.items()}

@@ -1,0 +1,168 @@
+"""The sections of settings.ini other than cameras (cameras declare their own keys in ``cameras/``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from settings.schema import setting
+
+
+@dataclass(frozen=True)
+class StreamingSettings:
+    """``[Streaming]``: how frames travel from the cameras to their readers."""
+
+    buffer_seconds: float = setting(
+        2.0,
+        doc="Length of each camera's shared-memory ring, in seconds of frames at its nominal rate "
+        "(at least 8 frames). A reader (the recorder) may fall this far behind before frames are "
+        "lost; lost frames are counted and reported.",
+        minimum=0.1,
+        maximum=60,
+        unit="s",
+    )
+    display_rate: float = setting(
+        30.0,
+        doc="Highest refresh rate of the live view; the view always shows the newest frame.",
+        minimum=1,
+        maximum=120,
+        unit="Hz",
+    )
+
+
+@dataclass(frozen=True)
+class RecordingSettings:
+    """``[Recording]``: how raw frames are written to disk."""
+
+    codec: Literal["h264", "ffv1"] = setting(
+        "h264",
+        doc="Video codec. `h264` (libx264, lossy, small files, `.mp4`) or `ffv1` (lossless, "
+        "pixel-exact, large files, `.mkv`).",
+    )
+    crf: int = setting(
+        18,
+        doc="H.264 quality (constant rate factor): 0 is lossless, 18 visually lossless, 23 "
+        "libx264's default; larger is smaller and worse. Ignored for FFV1.",
+        minimum=0,
+        maximum=51,
+    )
+    preset: Literal[
+        "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow"
+    ] = setting(
+        "ultrafast",
+        doc="H.264 speed/size trade-off. Slower presets make smaller files but need more CPU, "
+        "which the live loop may need. Ignored for FFV1.",
+    )
+    encoder_threads: int = setting(
+        1,
+        doc="Threads per camera's encoder (0 lets the encoder choose). One thread keeps cores "
+        "free for capture and analysis.",
+        minimum=0,
+        maximum=64,
+    )
+    flush_interval: float = setting(
+        1.0,
+        doc="How often the frames table is flushed and a new video fragment is started, in "
+        "seconds: the most a killed process can lose.",
+        minimum=0.1,
+        maximum=60,
+        unit="s",
+    )
+    min_free_space: float = setting(
+        1.0,
+        doc="Recording does not start, and stops cleanly, when the output disk has less free "
+        "space than this.",
+        minimum=0,
+        unit="GB",
+    )
+    warn_free_space: float = setting(
+        5.0,
+        doc="A warning is shown when the output disk's free space falls below this while "
+        "recording.",
+        minimum=0,
+        unit="GB",
+    )
+
+    def __post_init__(self) -> None:
+        """Check keys that depend on each other."""
+        if self.warn_free_space < self.min_free_space:
+            raise ValueError(
+                f"WARN_FREE_SPACE ({self.warn_free_space:g} GB) must be at least MIN_FREE_SPACE "
+                f"({self.min_free_space:g} GB)"
+            )
+
+
+@dataclass(frozen=True)
+class OutputSettings:
+    """``[Output]``: where sessions are written."""
+
+    directory: Path = setting(
+        Path("sessions"),
+        doc="Folder that receives one session folder per run (`YYYY-mm-dd_HH-MM-SS`); "
+        "relative to the settings file. `--output-dir` overrides it.",
+    )
+
+
+@dataclass(frozen=True)
+class PoseSettings:
+    """``[Pose]``: the pose-estimation model (read from the pose-estimation release on)."""
+
+    model_path: Path | None = setting(
+        None,
+        doc="Pose model: a file or folder. Empty: the bundled model. Not used yet: pose "
+        "estimation arrives with `--pose-enabled`.",
+    )
+    backend: Literal["onnxruntime", "pytorch"] = setting(
+        "onnxruntime", doc="Inference library that runs the model. Not used yet."
+    )
+    likelihood_threshold: float = setting(
+        0.5,
+        doc="Keypoints with a lower likelihood count as not seen. Not used yet.",
+        minimum=0,
+        maximum=1,
+    )
+
+
+@dataclass(frozen=True)
+class ExperimentSettings:
+    """``[Experiment]``: the closed-loop protocol (read from the experiments release on)."""
+
+    name: str = setting(
+        "",
+        doc="Experiment to run with `--experiment-enabled`. Not used yet.",
+    )
+
+
+@dataclass(frozen=True)
+class CameraSettings:
+    """One ``[Camera NAME]`` section: the source's name and its own typed keys."""
+
+    name: str
+    source: str
+    options: Any  # the source's settings dataclass (cameras.<source>.<Class>.settings_class)
+
+    @property
+    def file_stem(self) -> str:
+        """Stem of this camera's files in the session folder (``<camera>.mp4`` ...)."""
+        return self.name
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything read from one settings file, typed and validated."""
+
+    source_file: Path
+    streaming: StreamingSettings
+    cameras: tuple[CameraSettings, ...]
+    recording: RecordingSettings
+    output: OutputSettings
+    pose: PoseSettings
+    experiment: ExperimentSettings
+
+    def camera(self, name: str) -> CameraSettings:
+        """The camera called ``name``."""
+        for camera in self.cameras:
+            if camera.name == name:
+                return camera
+        raise KeyError(name)
