@@ -197,7 +197,9 @@ def parse_section(
                 problems.append(f"{where.key(key)}: missing; expected {_allowed(field, hints)}")
             continue
         try:
-            values[field.name] = parse_value(raw, hints[field.name], spec_of(field), where.file.parent)
+            values[field.name] = parse_value(
+                raw, hints[field.name], spec_of(field), where.file.parent
+            )
         except ValueError as error:
             detail = f" ({error})" if str(error) else ""
             problems.append(

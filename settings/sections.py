@@ -1,4 +1,4 @@
-"""The sections of settings.ini other than cameras (cameras declare their own keys in ``cameras/``)."""
+"""The sections of settings.ini besides cameras (cameras declare their keys in cameras/)."""
 
 from __future__ import annotations
 
@@ -47,12 +47,12 @@ class RecordingSettings:
         minimum=0,
         maximum=51,
     )
-    preset: Literal[
-        "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow"
-    ] = setting(
-        "ultrafast",
-        doc="H.264 speed/size trade-off. Slower presets make smaller files but need more CPU, "
-        "which the live loop may need. Ignored for FFV1.",
+    preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow"] = (
+        setting(
+            "ultrafast",
+            doc="H.264 speed/size trade-off. Slower presets make smaller files but need more CPU, "
+            "which the live loop may need. Ignored for FFV1.",
+        )
     )
     encoder_threads: int = setting(
         1,

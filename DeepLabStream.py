@@ -1,0 +1,144 @@
+"""Headless checks of a rig: stream the configured cameras, report their rates, optionally record.
+
+    python DeepLabStream.py [--settings PATH] [--headless] [--recording-enabled]
+                            [--frames N | --duration S] [--output-dir DIR]
+
+Ctrl-C, ``q`` in the window, the frame or time limit, or the end of every video stop it cleanly:
+processes joined, shared memory released, files finalised. Exit codes: 0 done, 1 a camera or the
+recording failed (files up to the failure are kept), 2 bad settings or command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+# Flags of the original DeepLabStream that later parts of this rebuild implement.
+RESERVED_FLAGS = {
+    "pose_enabled": "--pose-enabled (--dlc-enabled): pose estimation",
+    "experiment_enabled": "--experiment-enabled: closed-loop experiments",
+    "benchmark_enabled": "--benchmark-enabled: the benchmark mode",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line."""
+    parser = argparse.ArgumentParser(
+        description="Stream the cameras of a settings file; report rates; optionally record.",
+    )
+    parser.add_argument("--settings", type=Path, help="settings file (default: ./settings.ini)")
+    parser.add_argument("--headless", action="store_true", help="never open a window")
+    parser.add_argument(
+        "--recording-enabled", action="store_true", help="record every frame of every camera"
+    )
+    limit = parser.add_mutually_exclusive_group()
+    limit.add_argument("--frames", type=_positive_int, help="stop after N frames per camera")
+    limit.add_argument("--duration", type=_positive_float, help="stop after S seconds")
+    parser.add_argument("--output-dir", type=Path, help="folder for the session folder")
+    parser.add_argument(
+        "--pose-enabled", "--dlc-enabled", action="store_true", help="(not available yet)"
+    )
+    parser.add_argument("--experiment-enabled", action="store_true", help="(not available yet)")
+    parser.add_argument("--benchmark-enabled", action="store_true", help="(not available yet)")
+    parser.add_argument(
+        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+    )
+    return parser
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be more than 0")
+    return value
+
+
+def has_display() -> bool:
+    """True when a window can be shown (a desktop session, or Qt's offscreen platform)."""
+    if sys.platform in ("win32", "darwin"):
+        return True
+    return any(os.environ.get(name) for name in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command; return the exit code."""
+    args = build_parser().parse_args(argv)
+    reserved = [text for flag, text in RESERVED_FLAGS.items() if getattr(args, flag)]
+    if reserved:
+        for text in reserved:
+            print(f"Not available yet: {text} is not part of this release.", file=sys.stderr)
+        return EXIT_USAGE
+
+    from cameras.base import CameraError
+    from settings import SettingsError, load_settings
+    from stream.logs import LogTarget, configure_process_logging
+    from stream.runner import StreamRunner, install_stop_signals
+    from stream.supervisor import RecordingError, Stream
+
+    log_level = getattr(logging, args.log_level)
+    configure_process_logging(LogTarget(log_level), "main")
+    try:
+        settings = load_settings(args.settings)
+    except SettingsError as error:
+        print(error, file=sys.stderr)
+        return EXIT_USAGE
+
+    stream = Stream(
+        settings, output_dir=args.output_dir, max_frames=args.frames, log_level=log_level
+    )
+    runner = StreamRunner(stream, duration_s=args.duration)
+    install_stop_signals(runner.request_stop)
+    try:
+        stream.open()
+        if args.recording_enabled:
+            stream.start_recording()
+        stream.start()
+        if not args.headless and has_display():
+            from gui.preview import run_preview
+
+            run_preview(stream, runner)
+        else:
+            runner.run_headless()
+    except (CameraError, RecordingError, OSError, MemoryError) as error:
+        print(f"Error: {error}", file=sys.stderr)
+        stream.stop(f"error: {error}")
+        return EXIT_FAILED
+    finally:
+        stream.stop(runner.stop_reason or "stop requested")
+    _print_summary(stream)
+    return EXIT_FAILED if stream.errors else EXIT_OK
+
+
+def _print_summary(stream: object) -> None:
+    from stream.supervisor import Stream
+
+    assert isinstance(stream, Stream)
+    print(f"Stopped: {stream.stop_reason}")
+    if stream.session_dir is not None:
+        print(f"Session folder: {stream.session_dir}")
+    for name, stats in stream.camera_stats().items():
+        fps = stats.get("measured_fps")
+        fps_text = f"{fps:.2f} fps" if fps else "no rate"
+        print(
+            f"  {name}: {stats['captured']} frames captured ({fps_text}), "
+            f"{stats.get('recorded', 0)} recorded, "
+            f"{stats['camera_gaps'] + stats.get('record_lost', 0)} dropped"
+        )
+    for error in stream.errors:
+        print(f"  error: {error}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,190 @@
+"""The recorder process: every frame of one camera, in order, into a video file and a frames table.
+
+It reads the camera's RECORD channel, copies each announced frame out of the ring straight into an
+encoder frame, and checks afterwards that the slot was not overwritten meanwhile. Frames it could
+not get (the ring wrapped around it, or the pipe was full) are counted as lost and reported; they
+are never replaced by another frame. Control messages (small, pickled)::
+
+    recorder -> main   RecorderReady()                  subscribed; frames from now on are recorded
+    main -> recorder   StopRecording()                  finish the frames announced so far
+    recorder -> main   RecorderFinished(...)            files closed, with counts and any error
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import signal
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from pathlib import Path
+
+from recording.frames_table import FRAMES_TABLE_SUFFIX, FramesTable
+from recording.session import SESSION_LOG
+from recording.video import VideoWriter, video_file_name
+from settings.sections import RecordingSettings
+from stream.channel import ChannelReader, EndOfStream, FrameRecord
+from stream.logs import LogTarget, add_log_file, configure_process_logging
+from stream.ring import Channel, FrameRing, RingSpec
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RecorderReady:
+    """The recorder is subscribed: every frame published from now on will be recorded."""
+
+
+@dataclass(frozen=True)
+class StopRecording:
+    """Record the frames already announced, then close the files."""
+
+
+@dataclass(frozen=True)
+class RecorderFinished:
+    """The recorder closed its files."""
+
+    video_file: str
+    frames_table: str
+    frames_recorded: int
+    frames_lost: int
+    error: str | None
+
+
+@dataclass(frozen=True)
+class RecorderJob:
+    """Everything the recorder process needs (picklable)."""
+
+    camera_id: int
+    camera_name: str
+    ring: RingSpec
+    channel: Connection  # read end of the camera's RECORD pipe
+    control: Connection
+    session_dir: Path
+    settings: RecordingSettings
+    nominal_fps: float | None
+    log_target: LogTarget
+
+
+class _Recording:
+    """The state of one recording: files, counters and the clock used for presentation times."""
+
+    def __init__(self, job: RecorderJob, ring: FrameRing) -> None:
+        settings = job.settings
+        self.ring = ring
+        self.video_name = video_file_name(job.camera_name, settings.codec)
+        self.table_name = job.camera_name + FRAMES_TABLE_SUFFIX
+        self.table = FramesTable(job.session_dir / self.table_name, settings.flush_interval)
+        self.video = VideoWriter(
+            job.session_dir / self.video_name,
+            job.ring.geometry,
+            settings.codec,
+            job.nominal_fps,
+            crf=settings.crf,
+            preset=settings.preset,
+            threads=settings.encoder_threads,
+            flush_interval=settings.flush_interval,
+        )
+        self.lost = 0
+        self.next_seq: int | None = None
+        self._clock_offset: float | None = None  # camera time minus host time, at the first frame
+
+    def write(self, record: FrameRecord) -> None:
+        """Encode the announced frame, or count it lost if the ring no longer holds it."""
+        if self.next_seq is not None and record.seq > self.next_seq:
+            self._count_lost(record.seq - self.next_seq, "announcements missed (pipe full)")
+        self.next_seq = record.seq + 1
+        if not self.ring.holds(record.slot, record.seq):
+            self._count_lost(1, "overwritten before it was read")
+            return
+        frame = self.video.frame_from(self.ring.view(record.slot))
+        if not self.ring.holds(record.slot, record.seq):  # rewritten while we copied it
+            self._count_lost(1, "overwritten while it was read")
+            return
+        self.video.encode(frame, self._presentation_time(record))
+        self.table.append(record.frame_index, record.camera_timestamp, record.host_timestamp_ns)
+
+    def _presentation_time(self, record: FrameRecord) -> float:
+        host = record.host_timestamp_ns / 1e9
+        if self._clock_offset is None:
+            has_camera_clock = not math.isnan(record.camera_timestamp)
+            self._clock_offset = record.camera_timestamp - host if has_camera_clock else 0.0
+        if math.isnan(record.camera_timestamp):
+            return host + self._clock_offset
+        return record.camera_timestamp
+
+    def _count_lost(self, count: int, why: str) -> None:
+        if self.lost == 0:
+            log.warning("recorder fell behind: %d frame(s) lost, %s", count, why)
+        self.lost += count
+
+    def close(self) -> None:
+        """Finalise both files, even if one of them fails."""
+        try:
+            self.video.close()
+        finally:
+            self.table.close()
+
+
+def recorder_main(job: RecorderJob) -> None:
+    """Entry point of a recorder process."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process decides when to stop
+    configure_process_logging(job.log_target, f"recorder:{job.camera_name}")
+    add_log_file(job.session_dir / SESSION_LOG)
+    ring = FrameRing.attach(job.ring)
+    reader = ChannelReader(job.channel, job.camera_id)
+    recording: _Recording | None = None
+    error: str | None = None
+    try:
+        reader.discard_pending()  # left by an earlier recording of this stream
+        first_seq = int(ring.header["write_seq"])
+        ring.set_subscribed(Channel.RECORD, True)
+        recording = _Recording(job, ring)
+        job.control.send(RecorderReady())
+        _record(job, reader, recording, first_seq)
+    except OSError as failure:  # disk full, folder removed, ...
+        error = f"recording of camera {job.camera_name!r} stopped: {failure}"
+        log.error("%s", error)
+    finally:
+        ring.set_subscribed(Channel.RECORD, False)
+        error = _finish(job, recording, error)
+        ring.close()
+        reader.close()
+        job.control.close()
+
+
+def _record(job: RecorderJob, reader: ChannelReader, recording: _Recording, first_seq: int) -> None:
+    header = recording.ring.header
+    stopping = False
+    while True:
+        wait([reader, job.control], timeout=1.0)
+        if job.control.poll():
+            stopping = isinstance(job.control.recv(), StopRecording) or stopping
+            if stopping:
+                recording.ring.set_subscribed(Channel.RECORD, False)
+        ended = False
+        for record in reader.read_available():
+            if isinstance(record, EndOfStream):
+                ended = True
+                break
+            if record.seq >= first_seq:
+                recording.write(record)
+                header["consumed"][Channel.RECORD] = recording.table.rows
+                header["lost"][Channel.RECORD] = recording.lost
+        if ended or stopping:
+            return
+
+
+def _finish(job: RecorderJob, recording: _Recording | None, error: str | None) -> str | None:
+    frames = lost = 0
+    video = table = ""
+    if recording is not None:
+        try:
+            recording.close()
+        except OSError as failure:
+            error = error or f"recording of camera {job.camera_name!r}: closing failed: {failure}"
+            log.error("%s", error)
+        frames, lost = recording.table.rows, recording.lost
+        video, table = recording.video_name, recording.table_name
+    job.control.send(RecorderFinished(video, table, frames, lost, error))
+    return error

@@ -1,0 +1,80 @@
+"""The session folder: one per run, never overwritten, with ``session.json`` kept up to date.
+
+``session.json`` is rewritten atomically (write a temporary file, then rename) while the session
+runs, so it is always a complete JSON document; its ``status`` is ``running`` until the session
+is finalised.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+from datetime import datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+SESSION_JSON = "session.json"
+SESSION_LOG = "session.log"
+_FOLDER_FORMAT = "%Y-%m-%d_%H-%M-%S"
+_PACKAGES = ("numpy", "av", "opencv-python-headless", "PyQt5", "pandas", "pyarrow")
+
+
+def create_session_folder(output_dir: Path, started: datetime) -> Path:
+    """Make ``<output_dir>/<YYYY-mm-dd_HH-MM-SS>``; on a name clash add ``-2``, ``-3``, ..."""
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OSError(
+            f"cannot create the output folder {output_dir}: {error.strerror}. Set [Output] "
+            "DIRECTORY or --output-dir to a writable folder."
+        ) from None
+    base = started.strftime(_FOLDER_FORMAT)
+    for attempt in range(1, 1000):
+        folder = output_dir / (base if attempt == 1 else f"{base}-{attempt}")
+        try:
+            folder.mkdir()  # exclusive: an existing session is never reused
+        except FileExistsError:
+            continue
+        return folder
+    raise FileExistsError(f"{output_dir}: too many sessions named {base}")
+
+
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    """Replace ``path`` with ``data`` so that readers never see a half-written file."""
+    temporary = path.with_name(path.name + ".tmp")
+    with open(temporary, "w", encoding="utf-8") as file:
+        json.dump(data, file, indent=2, allow_nan=False, default=_json_default)
+        file.write("\n")
+        file.flush()
+        os.fsync(file.fileno())
+    os.replace(temporary, path)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of Python and the packages that touch the data (for reproducibility)."""
+    versions = {"python": sys.version.split()[0]}
+    for name in _PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def machine_description() -> dict[str, Any]:
+    """The machine a session ran on."""
+    return {
+        "os": platform.platform(),
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "host": platform.node(),
+    }

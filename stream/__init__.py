@@ -1,0 +1,1 @@
+"""Moving frames between processes: capture processes, shared-memory rings, record pipes."""

@@ -1,0 +1,72 @@
+"""Readers that want only the newest frame (analysis, display): older announcements are skipped.
+
+"Newest frame only" is the policy of the analysis and display channels: a reader that is slower
+than the camera takes the latest frame each time it is ready and counts the frames it passed over
+(``skipped`` in the ring header), so nothing is silently lost and nothing queues up.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from stream.channel import ChannelReader, EndOfStream, FrameRecord
+from stream.ring import Channel, FrameRing
+
+
+class NewestFrameReader:
+    """Take the newest frame of one camera into a preallocated buffer."""
+
+    def __init__(self, ring: FrameRing, reader: ChannelReader, channel: Channel) -> None:
+        self.ring = ring
+        self.reader = reader
+        self.channel = channel
+        self.frame = np.empty(ring.spec.geometry.shape, dtype=ring.spec.geometry.dtype)
+        self.record: FrameRecord | None = None
+        self.ended: EndOfStream | None = None
+        self._consumed = self._skipped = self._lost = 0
+        reader.discard_pending()
+        self._first_seq = int(ring.header["write_seq"])
+        ring.set_subscribed(channel, True)
+
+    def fileno(self) -> int:
+        """The descriptor to wait on for new frames."""
+        return self.reader.fileno()
+
+    def poll(self) -> bool:
+        """Copy the newest announced frame into :attr:`frame`; True when a new one was taken.
+
+        Never blocks. Sets :attr:`ended` when the stream has ended.
+        """
+        newest: FrameRecord | None = None
+        passed_over = 0
+        for record in self.reader.read_available():
+            if isinstance(record, EndOfStream):
+                self.ended = record
+                break
+            if record.seq < self._first_seq:
+                continue
+            if newest is not None:
+                passed_over += 1
+            newest = record
+        while newest is not None:
+            if self.ring.copy_frame(newest.slot, newest.seq, self.frame):
+                break
+            # Overwritten while we looked: the ring has wrapped past it; count it and give up
+            # on this round rather than spin (a newer announcement is already on its way).
+            self._lost += 1
+            newest = None
+        self._skipped += passed_over
+        header = self.ring.header
+        header["skipped"][self.channel] = self._skipped
+        header["lost"][self.channel] = self._lost
+        if newest is None:
+            return False
+        self.record = newest
+        self._consumed += 1
+        header["consumed"][self.channel] = self._consumed
+        return True
+
+    def close(self) -> None:
+        """Stop receiving announcements."""
+        if self.ring.header is not None:
+            self.ring.set_subscribed(self.channel, False)

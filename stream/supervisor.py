@@ -1,0 +1,611 @@
+"""The main process's side of a stream: start the camera and recorder processes, watch, stop.
+
+Order of a run (``docs/architecture.md`` draws it)::
+
+    stream = Stream(settings); stream.open()     capture processes open their cameras;
+                                                  rings and the session folder are made
+    stream.start_recording()                      (optional) recorders subscribe first
+    stream.start()                                cameras begin publishing frames
+    while ...: stream.service(timeout)            handles endings, failures, disk space
+    stream.stop()                                 stop event -> end-of-stream records ->
+                                                  recorders finalise -> join -> unlink rings
+
+``stop`` is safe to call at any point and more than once; it always leaves closed files, joined
+processes and no shared memory behind (a process that does not stop in time is terminated).
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import shutil
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from multiprocessing.connection import Connection, wait
+from pathlib import Path
+from typing import Any
+
+from cameras.base import CameraError
+from recording.recorder import (
+    RecorderFinished,
+    RecorderJob,
+    RecorderReady,
+    StopRecording,
+    recorder_main,
+)
+from recording.session import (
+    SESSION_JSON,
+    SESSION_LOG,
+    create_session_folder,
+    machine_description,
+    package_versions,
+    write_json_atomic,
+)
+from settings.loader import settings_as_dict
+from settings.sections import CameraSettings, Settings
+from stream.capture import Abort, CaptureJob, Failed, Finished, Opened, Start, capture_main
+from stream.channel import ChannelReader, EndReason
+from stream.logs import LogTarget, add_log_file
+from stream.readers import NewestFrameReader
+from stream.ring import N_CHANNELS, Channel, FrameRing, RingSpec, new_ring_name, ring_slots
+
+log = logging.getLogger(__name__)
+
+OPEN_TIMEOUT_S = 60.0  # spawning a process and opening a camera; generous for slow machines
+CAPTURE_STOP_TIMEOUT_S = 10.0
+RECORDER_STOP_TIMEOUT_S = 120.0  # a recorder may have a ring's worth of frames to encode
+DISK_CHECK_INTERVAL_S = 2.0
+_GB = 1e9
+
+
+class RecordingError(RuntimeError):
+    """Recording cannot start (not enough disk space, stream not running)."""
+
+
+@dataclass(frozen=True)
+class StreamEvent:
+    """Something the user should hear about, raised while the stream runs."""
+
+    level: int  # logging level
+    message: str
+    camera: str | None = None
+
+
+@dataclass
+class _Recorder:
+    process: multiprocessing.process.BaseProcess
+    control: Connection
+    finished: RecorderFinished | None = None
+
+
+@dataclass
+class _Branch:
+    """One camera: its capture process, pipes, ring and recorder."""
+
+    camera_id: int
+    settings: CameraSettings
+    process: multiprocessing.process.BaseProcess
+    control: Connection
+    channel_ends: tuple[Connection, ...]  # read ends, kept to hand to readers
+    opened: Opened | None = None
+    ring: FrameRing | None = None
+    finished: Finished | None = None
+    failure: str | None = None
+    recorder: _Recorder | None = None
+    recordings: list[RecorderFinished] = field(default_factory=list)
+    last_stats: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.settings.name
+
+    @property
+    def ended(self) -> bool:
+        return self.finished is not None or self.failure is not None
+
+
+class Stream:
+    """All cameras of one settings file, streaming into one session folder."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        output_dir: Path | None = None,
+        max_frames: int | None = None,
+        log_level: int = logging.INFO,
+    ) -> None:
+        self.settings = settings
+        self.output_dir = output_dir or settings.output.directory
+        self.max_frames = max_frames
+        self.session_dir: Path | None = None
+        self.stop_reason = ""
+        self.errors: list[str] = []
+        self._log_level = log_level
+        self._context = multiprocessing.get_context("spawn")
+        self._stop_event = self._context.Event()
+        self._branches: list[_Branch] = []
+        self._started_at = datetime.now().astimezone()
+        self._started_host_s = time.perf_counter()
+        self._started = self._stopped = False
+        self._next_disk_check = 0.0
+        self._disk_warned = False
+
+    # -- start -------------------------------------------------------------------------------
+
+    def open(self) -> Path:
+        """Open every camera in its own process; make the session folder and the rings.
+
+        Raises CameraError (with every camera's problem) when any camera cannot be opened; then
+        nothing is left running and no session folder is made.
+        """
+        for camera_id, camera in enumerate(self.settings.cameras):
+            self._branches.append(self._spawn_capture(camera_id, camera))
+        problems = self._await_opened()
+        if problems:
+            self._abort_all()
+            raise CameraError("\n".join(problems))
+        self.session_dir = create_session_folder(self.output_dir, self._started_at)
+        add_log_file(self.session_dir / SESSION_LOG)
+        for branch in self._branches:
+            branch.ring = FrameRing.create(self._ring_spec(branch))
+        self.write_session_json("running")
+        log.info("session folder: %s", self.session_dir)
+        return self.session_dir
+
+    def start(self) -> None:
+        """Let every camera begin publishing frames."""
+        assert self.session_dir is not None, "open() first"
+        for branch in self._branches:
+            assert branch.ring is not None
+            branch.control.send(Start(branch.ring.spec, self.session_dir))
+        self._started = True
+
+    def _spawn_capture(self, camera_id: int, camera: CameraSettings) -> _Branch:
+        control, child_control = self._context.Pipe(duplex=True)
+        pipes = [self._context.Pipe(duplex=False) for _ in range(N_CHANNELS)]
+        job = CaptureJob(
+            camera_id=camera_id,
+            camera=camera,
+            control=child_control,
+            channels=tuple(write_end for _, write_end in pipes),
+            stop=self._stop_event,
+            max_frames=self.max_frames,
+            log_target=LogTarget(self._log_level),
+        )
+        process = self._context.Process(
+            target=capture_main, args=(job,), name=f"capture:{camera.name}"
+        )
+        process.start()
+        # Close our copies of the child's ends, so a dead child shows as end-of-file.
+        child_control.close()
+        for _, write_end in pipes:
+            write_end.close()
+        return _Branch(camera_id, camera, process, control, tuple(r for r, _ in pipes))
+
+    def _await_opened(self) -> list[str]:
+        deadline = time.monotonic() + OPEN_TIMEOUT_S
+        pending = {branch.control: branch for branch in self._branches}
+        problems: list[str] = []
+        while pending:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                for branch in pending.values():
+                    problems.append(
+                        f"camera {branch.name!r}: did not open within {OPEN_TIMEOUT_S:.0f} s"
+                    )
+                break
+            sentinels = {b.process.sentinel: b for b in pending.values()}
+            for ready in wait([*pending, *sentinels], timeout=remaining):
+                branch = pending.get(ready) or sentinels[ready]  # type: ignore[index]
+                if branch.control not in pending:
+                    continue
+                message = _receive(branch.control)
+                del pending[branch.control]
+                if isinstance(message, Opened):
+                    branch.opened = message
+                    log.info(
+                        "camera %r opened: %dx%d, %d channel(s), %s fps",
+                        branch.name,
+                        message.geometry.width,
+                        message.geometry.height,
+                        message.geometry.channels,
+                        message.nominal_fps,
+                    )
+                elif isinstance(message, Failed):
+                    problems.append(message.message)
+                else:
+                    code = branch.process.exitcode
+                    problems.append(
+                        f"camera {branch.name!r}: its capture process ended before opening "
+                        f"(exit code {code})"
+                    )
+        return problems
+
+    def _ring_spec(self, branch: _Branch) -> RingSpec:
+        assert branch.opened is not None
+        slots = ring_slots(branch.opened.nominal_fps, self.settings.streaming.buffer_seconds)
+        return RingSpec(new_ring_name(branch.name), branch.opened.geometry, slots)
+
+    def _abort_all(self) -> None:
+        for branch in self._branches:
+            if branch.opened is not None and branch.process.is_alive():
+                try:
+                    branch.control.send(Abort())
+                except OSError:
+                    pass
+        self._join_captures()
+        for branch in self._branches:
+            _close_connections(branch)
+        self._stopped = True
+
+    # -- recording ---------------------------------------------------------------------------
+
+    @property
+    def recording(self) -> bool:
+        """True while any camera's recorder runs."""
+        return any(b.recorder is not None and b.recorder.finished is None for b in self._branches)
+
+    def start_recording(self) -> None:
+        """Start a recorder per streaming camera; returns once all of them are subscribed."""
+        if self.session_dir is None or self._stopped:
+            raise RecordingError("the stream is not running: start the stream first")
+        self._check_free_space_before_recording()
+        branches = [b for b in self._branches if not b.ended and b.recorder is None]
+        for branch in branches:
+            branch.recorder = self._spawn_recorder(branch)
+        deadline = time.monotonic() + OPEN_TIMEOUT_S
+        for branch in branches:
+            assert branch.recorder is not None
+            message = _receive_within(branch.recorder.control, deadline)
+            if not isinstance(message, RecorderReady):
+                self._recorder_finished(branch, message)
+                raise RecordingError(f"camera {branch.name!r}: the recorder did not start")
+        log.info("recording to %s", self.session_dir)
+
+    def _spawn_recorder(self, branch: _Branch) -> _Recorder:
+        assert branch.ring is not None and branch.opened is not None
+        assert self.session_dir is not None
+        control, child_control = self._context.Pipe(duplex=True)
+        job = RecorderJob(
+            camera_id=branch.camera_id,
+            camera_name=branch.name,
+            ring=branch.ring.spec,
+            channel=branch.channel_ends[Channel.RECORD],
+            control=child_control,
+            session_dir=self.session_dir,
+            settings=self.settings.recording,
+            nominal_fps=branch.opened.nominal_fps,
+            log_target=LogTarget(self._log_level),
+        )
+        process = self._context.Process(
+            target=recorder_main, args=(job,), name=f"recorder:{branch.name}"
+        )
+        process.start()
+        child_control.close()
+        return _Recorder(process, control)
+
+    def stop_recording(self) -> None:
+        """Finish every recording: frames announced so far are written, files are closed."""
+        for branch in self._branches:
+            recorder = branch.recorder
+            if recorder is not None and recorder.finished is None:
+                try:
+                    recorder.control.send(StopRecording())
+                except OSError:
+                    pass
+        self._collect_recorders()
+
+    def _collect_recorders(self) -> None:
+        deadline = time.monotonic() + RECORDER_STOP_TIMEOUT_S
+        for branch in self._branches:
+            recorder = branch.recorder
+            if recorder is None:
+                continue
+            if recorder.finished is None:
+                self._recorder_finished(branch, _receive_within(recorder.control, deadline))
+            _join(recorder.process, max(0.1, deadline - time.monotonic()))
+            recorder.control.close()
+            branch.recorder = None
+
+    def _recorder_finished(self, branch: _Branch, message: Any) -> None:
+        recorder = branch.recorder
+        assert recorder is not None
+        if not isinstance(message, RecorderFinished):
+            code = recorder.process.exitcode
+            message = RecorderFinished("", "", 0, 0, f"recorder process ended (exit code {code})")
+        recorder.finished = message
+        branch.recordings.append(message)
+        if message.error:
+            self._report_error(f"camera {branch.name!r}: {message.error}")
+        if message.frames_lost:
+            log.warning(
+                "camera %r: %d frame(s) could not be recorded (recorder fell behind)",
+                branch.name,
+                message.frames_lost,
+            )
+
+    def _check_free_space_before_recording(self) -> None:
+        assert self.session_dir is not None
+        free = shutil.disk_usage(self.session_dir).free / _GB
+        needed = self.settings.recording.min_free_space
+        if free < needed:
+            raise RecordingError(
+                f"only {free:.2f} GB free on the disk of {self.session_dir}; [Recording] "
+                f"MIN_FREE_SPACE is {needed:g} GB. Free some space or choose another "
+                "[Output] DIRECTORY / --output-dir."
+            )
+
+    # -- while running -----------------------------------------------------------------------
+
+    def service(self, timeout: float) -> list[StreamEvent]:
+        """Wait up to ``timeout`` s for news from the processes and handle it; never blocks longer.
+
+        Returns what the user should be told (camera ended or failed, disk filling up).
+        """
+        events: list[StreamEvent] = []
+        watched: dict[Any, tuple[_Branch, str]] = {}
+        for branch in self._branches:
+            if not branch.ended:
+                watched[branch.control] = (branch, "capture")
+                watched[branch.process.sentinel] = (branch, "capture")
+            if branch.recorder is not None and branch.recorder.finished is None:
+                watched[branch.recorder.control] = (branch, "recorder")
+        if watched:
+            for ready in wait(list(watched), timeout=timeout):
+                branch, kind = watched[ready]
+                if kind == "capture" and not branch.ended:
+                    events += self._capture_news(branch)
+                elif kind == "recorder" and branch.recorder and branch.recorder.finished is None:
+                    self._recorder_finished(branch, _receive(branch.recorder.control))
+        else:
+            time.sleep(timeout)
+        events += self._watch_disk()
+        return events
+
+    def _capture_news(self, branch: _Branch) -> list[StreamEvent]:
+        message = _receive(branch.control)
+        if isinstance(message, Finished):
+            branch.finished = message
+            if message.reason == EndReason.CAMERA_FAILED:
+                self._report_error(message.message)
+                return [StreamEvent(logging.ERROR, message.message, branch.name)]
+            text = f"camera {branch.name!r}: {message.message} after {message.frames} frames"
+            log.info("%s", text)
+            return [StreamEvent(logging.INFO, text, branch.name)]
+        if not branch.process.is_alive() or message is None:
+            _join(branch.process, 1.0)
+            text = (
+                f"camera {branch.name!r}: its capture process died (exit code "
+                f"{branch.process.exitcode}); this camera's files end at its last frame"
+            )
+            branch.failure = text
+            self._report_error(text)
+            return [StreamEvent(logging.ERROR, text, branch.name)]
+        return []
+
+    def _watch_disk(self) -> list[StreamEvent]:
+        now = time.monotonic()
+        if not self.recording or now < self._next_disk_check or self.session_dir is None:
+            return []
+        self._next_disk_check = now + DISK_CHECK_INTERVAL_S
+        free = shutil.disk_usage(self.session_dir).free / _GB
+        limits = self.settings.recording
+        if free < limits.min_free_space:
+            text = (
+                f"disk almost full ({free:.2f} GB free, [Recording] MIN_FREE_SPACE = "
+                f"{limits.min_free_space:g} GB): recording stopped, files finalised"
+            )
+            self._report_error(text)
+            self.stop_recording()
+            return [StreamEvent(logging.ERROR, text)]
+        if free < limits.warn_free_space and not self._disk_warned:
+            self._disk_warned = True
+            text = (
+                f"disk space low: {free:.2f} GB free on {self.session_dir}; recording stops by "
+                f"itself below {limits.min_free_space:g} GB"
+            )
+            log.warning("%s", text)
+            return [StreamEvent(logging.WARNING, text)]
+        return []
+
+    @property
+    def all_ended(self) -> bool:
+        """True when no camera is streaming any more."""
+        return bool(self._branches) and all(b.ended for b in self._branches)
+
+    def display_reader(self, camera_name: str) -> NewestFrameReader:
+        """A newest-frame reader on a camera's DISPLAY channel, for a window in this process."""
+        for branch in self._branches:
+            if branch.name == camera_name and branch.ring is not None:
+                reader = ChannelReader(branch.channel_ends[Channel.DISPLAY], branch.camera_id)
+                return NewestFrameReader(branch.ring, reader, Channel.DISPLAY)
+        raise KeyError(camera_name)
+
+    @property
+    def camera_names(self) -> list[str]:
+        """Names of the cameras, in settings order."""
+        return [b.name for b in self._branches]
+
+    def camera_stats(self) -> dict[str, dict[str, Any]]:
+        """Live per-camera figures read from the ring headers (cheap; call it often)."""
+        return {branch.name: _branch_stats(branch) for branch in self._branches}
+
+    # -- stop --------------------------------------------------------------------------------
+
+    def stop(self, reason: str = "stop requested") -> None:
+        """Stop everything in order and finalise the session. Safe to call more than once."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self.stop_reason = self.stop_reason or reason
+        self._stop_event.set()
+        self._collect_finished_captures()
+        self._collect_recorders()  # recorders end on the end-of-stream record
+        self._join_captures()
+        final_stats = self.camera_stats()
+        for branch in self._branches:
+            if branch.ring is not None:
+                branch.ring.close()
+                branch.ring.unlink()
+            _close_connections(branch)
+        if self.session_dir is not None:
+            self.write_session_json("finished", final_stats)
+        log.info("stream stopped: %s", self.stop_reason)
+
+    def _collect_finished_captures(self) -> None:
+        deadline = time.monotonic() + CAPTURE_STOP_TIMEOUT_S
+        for branch in self._branches:
+            if branch.ended or not self._started:
+                continue
+            message = _receive_within(branch.control, deadline)
+            if isinstance(message, Finished):
+                branch.finished = message
+                if message.reason == EndReason.CAMERA_FAILED:
+                    self._report_error(message.message)
+            else:
+                branch.failure = f"camera {branch.name!r}: capture process did not stop cleanly"
+                self._report_error(branch.failure)
+
+    def _join_captures(self) -> None:
+        if not self._started:
+            for branch in self._branches:
+                if branch.process.is_alive() and branch.opened is not None:
+                    try:
+                        branch.control.send(Abort())
+                    except OSError:
+                        pass
+        for branch in self._branches:
+            _join(branch.process, CAPTURE_STOP_TIMEOUT_S)
+
+    def _report_error(self, text: str) -> None:
+        if text not in self.errors:
+            self.errors.append(text)
+            log.error("%s", text)
+
+    def __enter__(self) -> Stream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop("stopped after an error" if exc[0] is not None else "stop requested")
+
+    # -- session.json ------------------------------------------------------------------------
+
+    def write_session_json(
+        self, status: str, stats: dict[str, dict[str, Any]] | None = None
+    ) -> None:
+        """Write ``session.json`` with the current state of the session."""
+        assert self.session_dir is not None
+        stats = stats or self.camera_stats()
+        data = {
+            "format": "deeplabstream-session/1",
+            "status": status,
+            "stop_reason": self.stop_reason or None,
+            "started": self._started_at.isoformat(timespec="microseconds"),
+            "ended": datetime.now().astimezone().isoformat(timespec="microseconds")
+            if status != "running"
+            else None,
+            "clock": {
+                "host_clock": "time.perf_counter (system-wide monotonic), seconds",
+                "host_time_at_start": self._started_host_s,
+                "wall_time_at_start": self._started_at.isoformat(timespec="microseconds"),
+            },
+            "errors": list(self.errors),
+            "settings": settings_as_dict(self.settings),
+            "versions": package_versions(),
+            "machine": machine_description(),
+            "cameras": {b.name: _camera_entry(b, stats[b.name]) for b in self._branches},
+        }
+        write_json_atomic(self.session_dir / SESSION_JSON, data)
+
+
+def _camera_entry(branch: _Branch, stats: dict[str, Any]) -> dict[str, Any]:
+    geometry = branch.opened.geometry if branch.opened else None
+    recorded = sum(r.frames_recorded for r in branch.recordings)
+    lost = sum(r.frames_lost for r in branch.recordings)
+    status = "streaming"
+    if branch.failure or (branch.finished and branch.finished.reason == EndReason.CAMERA_FAILED):
+        status = "failed"
+    elif branch.finished:
+        status = "ended"
+    return {
+        "camera_id": branch.camera_id,
+        "source": branch.settings.source,
+        "status": status,
+        "end": branch.finished.message if branch.finished else branch.failure,
+        "width": geometry.width if geometry else None,
+        "height": geometry.height if geometry else None,
+        "channels": geometry.channels if geometry else None,
+        "nominal_fps": branch.opened.nominal_fps if branch.opened else None,
+        "measured_fps": stats["measured_fps"],
+        "frames_captured": stats["captured"],
+        "frames_dropped_by_camera": stats["camera_gaps"],
+        "frames_recorded": recorded,
+        "frames_lost_in_recording": lost,
+        "frames_dropped": stats["camera_gaps"] + lost,
+        "recordings": [
+            {
+                "video": r.video_file,
+                "frames_table": r.frames_table,
+                "frames": r.frames_recorded,
+                "lost": r.frames_lost,
+                "error": r.error,
+            }
+            for r in branch.recordings
+        ],
+        "device": branch.opened.description if branch.opened else {},
+    }
+
+
+def _branch_stats(branch: _Branch) -> dict[str, Any]:
+    ring = branch.ring
+    if ring is None or ring.header is None:  # not opened yet, or already closed
+        return branch.last_stats or {"captured": 0, "camera_gaps": 0, "measured_fps": None}
+    header = ring.header
+    captured = int(header["captured"])
+    span_s = (int(header["last_host_ns"]) - int(header["first_host_ns"])) / 1e9
+    stats = {
+        "captured": captured,
+        "camera_gaps": int(header["camera_gaps"]),
+        "measured_fps": round((captured - 1) / span_s, 3) if captured > 1 and span_s > 0 else None,
+        "recorded": int(header["consumed"][Channel.RECORD]),
+        "record_lost": int(header["lost"][Channel.RECORD]),
+        "last_frame_index": int(header["last_frame_index"]),
+    }
+    branch.last_stats = stats
+    return stats
+
+
+def _receive(connection: Connection) -> Any:
+    """One message, or None when the other side has gone."""
+    try:
+        return connection.recv()
+    except (EOFError, OSError):
+        return None
+
+
+def _receive_within(connection: Connection, deadline: float) -> Any:
+    try:
+        if connection.poll(max(0.0, deadline - time.monotonic())):
+            return connection.recv()
+    except (EOFError, OSError):
+        pass
+    return None
+
+
+def _join(process: multiprocessing.process.BaseProcess, timeout: float) -> None:
+    process.join(timeout)
+    if process.is_alive():
+        log.warning("process %s did not stop in time; terminating it", process.name)
+        process.terminate()
+        process.join(5.0)
+    if process.is_alive():
+        process.kill()
+        process.join(5.0)
+
+
+def _close_connections(branch: _Branch) -> None:
+    branch.control.close()
+    for end in branch.channel_ends:
+        end.close()
