@@ -115,11 +115,18 @@ def _codec_setup(
             "keyint_min": str(keyframe_every),
             "sc_threshold": "0",  # keyframes on schedule, so fragments close on schedule
         }
-        container = {"movflags": "frag_keyframe+empty_moov+default_base_moof"}
+        container = {
+            "movflags": "frag_keyframe+empty_moov+default_base_moof",
+            "flush_packets": "1",  # each finished fragment goes to the OS at once
+        }
         return options, container, "gray" if mono else "yuv420p"
     if codec == "ffv1":
         options = {"level": "3", "g": "1", "slicecrc": "1"}
         cluster_ms = str(max(100, round(flush_interval * 1000)))
-        container = {"cluster_time_limit": cluster_ms, "cluster_size_limit": str(8 << 20)}
+        container = {
+            "cluster_time_limit": cluster_ms,
+            "cluster_size_limit": str(8 << 20),
+            "flush_packets": "1",
+        }
         return options, container, "gray" if mono else "bgr0"
     raise ValueError(f"unknown codec {codec!r}")
