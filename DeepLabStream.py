@@ -113,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
             runner.run_headless()
     except (CameraError, RecordingError, OSError, MemoryError) as error:
         print(f"Error: {error}", file=sys.stderr)
+        if stream.session_dir is not None:
+            stream.report_error(str(error))
         stream.stop(f"error: {error}")
         return EXIT_FAILED
     finally:

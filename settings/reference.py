@@ -1,7 +1,7 @@
-"""Write ``docs/settings.md`` from the settings classes, so the reference cannot drift from the code.
+"""Write docs/settings.md from the settings classes, so the reference cannot drift from code.
 
-    python -m settings.reference            rewrite docs/settings.md
-    python -m settings.reference --check    exit 1 if docs/settings.md is out of date
+python -m settings.reference            rewrite docs/settings.md
+python -m settings.reference --check    exit 1 if docs/settings.md is out of date
 """
 
 from __future__ import annotations

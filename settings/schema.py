@@ -41,6 +41,7 @@ class SettingSpec:
     unit: str = ""
     parse: Callable[[str], Any] | None = None
     allowed: str = ""  # human description for custom parsers
+    check: Callable[[Any], None] | None = None  # raises ValueError("what is wrong")
 
 
 def setting(
@@ -52,9 +53,14 @@ def setting(
     unit: str = "",
     parse: Callable[[str], Any] | None = None,
     allowed: str = "",
+    check: Callable[[Any], None] | None = None,
 ) -> Any:
-    """Declare one settings key (a dataclass field with documentation and limits)."""
-    spec = SettingSpec(doc, minimum, maximum, unit, parse, allowed)
+    """Declare one settings key (a dataclass field with documentation and limits).
+
+    ``check`` validates the parsed value (for example, that a file exists) and raises ValueError
+    with a message saying what is wrong.
+    """
+    spec = SettingSpec(doc, minimum, maximum, unit, parse, allowed, check)
     if isinstance(default, list | dict | set):
         raise TypeError("settings defaults must be immutable (use a tuple)")
     return dataclasses.field(default=default, metadata={_META_KEY: spec})
@@ -196,15 +202,22 @@ def parse_section(
             if field.default is dataclasses.MISSING:
                 problems.append(f"{where.key(key)}: missing; expected {_allowed(field, hints)}")
             continue
+        spec = spec_of(field)
         try:
-            values[field.name] = parse_value(
-                raw, hints[field.name], spec_of(field), where.file.parent
-            )
+            value = parse_value(raw, hints[field.name], spec, where.file.parent)
         except ValueError as error:
             detail = f" ({error})" if str(error) else ""
             problems.append(
                 f"{where.key(key)} = {raw.strip()!r}: expected {_allowed(field, hints)}{detail}"
             )
+            continue
+        try:
+            if spec.check is not None and value is not None:
+                spec.check(value)
+        except ValueError as error:
+            problems.append(f"{where.key(key)} = {raw.strip()!r}: {error}")
+            continue
+        values[field.name] = value
     if len(problems) > count_before:
         return None
     try:
@@ -223,3 +236,13 @@ def _lookup(items: dict[str, str], key: str) -> str | None:
 
 def _allowed(field: dataclasses.Field, hints: dict[str, Any]) -> str:
     return describe_allowed(hints[field.name], spec_of(field))
+
+
+def existing_file(path: Path) -> None:
+    """``check`` for keys that name an input file: it must exist and not be a folder."""
+    if not path.exists():
+        raise ValueError(
+            f"file not found: {path} (a relative path is relative to the settings file)"
+        )
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder; expected a file")

@@ -8,9 +8,10 @@ frames)::
     capture -> main   Finished(reason, message, frames)            when the stream ends
 
 Between Start and Finished the loop is: mark slot, ``camera.grab(slot)``, publish, update the
-header counters, send a record to each subscribed channel. The loop ends when the stop event is
-set, the frame limit is reached, the source ends, or the camera fails; every path sends the
-end-of-stream record, closes the camera and detaches from the ring.
+header counters, send a record to each subscribed channel. The loop ends when the main process
+sets the ring header's ``stop_requested`` flag, the frame limit is reached, the source ends, or
+the camera fails; every path sends the end-of-stream record, closes the camera and detaches from
+the ring.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ import math
 import signal
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from multiprocessing.synchronize import Event
 from pathlib import Path
 from typing import Any
 
@@ -80,7 +80,6 @@ class CaptureJob:
     camera: CameraSettings
     control: Connection
     channels: tuple[Connection, ...]  # write ends, indexed by Channel
-    stop: Event
     max_frames: int | None
     log_target: LogTarget
 
@@ -140,7 +139,7 @@ def _stream(
     seq = 0
     last_index = -1
     try:
-        while not job.stop.is_set():
+        while not ring.stop_requested:
             if job.max_frames is not None and seq >= job.max_frames:
                 return EndReason.STOPPED, "frame limit reached", seq
             slot_array = ring.begin_write(seq)

@@ -59,6 +59,7 @@ HEADER_DTYPE = np.dtype(
         ("first_camera_ts", "<f8"),
         ("last_camera_ts", "<f8"),
         ("state", "<i8"),
+        ("stop_requested", "<i8"),  # written by the main process: 1 = finish and end the stream
         ("subscribed", "<i8", (N_CHANNELS,)),  # written by readers: 1 while they want frames
         ("undelivered", "<i8", (N_CHANNELS,)),  # written by capture: pipe full, record not sent
         ("consumed", "<i8", (N_CHANNELS,)),  # written by readers: frames taken
@@ -184,6 +185,19 @@ class FrameRing:
             return False
         np.copyto(out, self._frames[slot])
         return self.holds(slot, seq)
+
+    def request_stop(self) -> None:
+        """Ask the capture process to end the stream after the current frame.
+
+        A flag in shared memory rather than a multiprocessing.Event: an Event has a lock inside,
+        and a capture process killed while holding it would hang every other process.
+        """
+        self.header["stop_requested"] = 1
+
+    @property
+    def stop_requested(self) -> bool:
+        """True once :meth:`request_stop` was called by any process."""
+        return bool(self.header["stop_requested"])
 
     def set_subscribed(self, channel: Channel, subscribed: bool) -> None:
         """Tell the capture process whether ``channel``'s reader wants frame records."""

@@ -53,7 +53,7 @@ class StreamRunner:
         if self.duration_s is not None and time.monotonic() - self._started >= self.duration_s:
             self.request_stop(f"duration of {self.duration_s:g} s reached")
         if self.stream.all_ended:
-            self.request_stop("every camera has ended")
+            self.request_stop(f"every camera has ended ({self.stream.end_summary()})")
         if time.monotonic() >= self._next_status:
             self._next_status += STATUS_INTERVAL_S
             self._print_status()

@@ -7,7 +7,7 @@ Order of a run (``docs/architecture.md`` draws it)::
     stream.start_recording()                      (optional) recorders subscribe first
     stream.start()                                cameras begin publishing frames
     while ...: stream.service(timeout)            handles endings, failures, disk space
-    stream.stop()                                 stop event -> end-of-stream records ->
+    stream.stop()                                 stop flag -> end-of-stream records ->
                                                   recorders finalise -> join -> unlink rings
 
 ``stop`` is safe to call at any point and more than once; it always leaves closed files, joined
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -124,7 +125,6 @@ class Stream:
         self.errors: list[str] = []
         self._log_level = log_level
         self._context = multiprocessing.get_context("spawn")
-        self._stop_event = self._context.Event()
         self._branches: list[_Branch] = []
         self._started_at = datetime.now().astimezone()
         self._started_host_s = time.perf_counter()
@@ -161,6 +161,7 @@ class Stream:
             assert branch.ring is not None
             branch.control.send(Start(branch.ring.spec, self.session_dir))
         self._started = True
+        self.write_session_json("running")  # now with the recorders' process ids
 
     def _spawn_capture(self, camera_id: int, camera: CameraSettings) -> _Branch:
         control, child_control = self._context.Pipe(duplex=True)
@@ -170,7 +171,6 @@ class Stream:
             camera=camera,
             control=child_control,
             channels=tuple(write_end for _, write_end in pipes),
-            stop=self._stop_event,
             max_frames=self.max_frames,
             log_target=LogTarget(self._log_level),
         )
@@ -318,7 +318,7 @@ class Stream:
         recorder.finished = message
         branch.recordings.append(message)
         if message.error:
-            self._report_error(f"camera {branch.name!r}: {message.error}")
+            self.report_error(f"camera {branch.name!r}: {message.error}")
         if message.frames_lost:
             log.warning(
                 "camera %r: %d frame(s) could not be recorded (recorder fell behind)",
@@ -369,7 +369,7 @@ class Stream:
         if isinstance(message, Finished):
             branch.finished = message
             if message.reason == EndReason.CAMERA_FAILED:
-                self._report_error(message.message)
+                self.report_error(message.message)
                 return [StreamEvent(logging.ERROR, message.message, branch.name)]
             text = f"camera {branch.name!r}: {message.message} after {message.frames} frames"
             log.info("%s", text)
@@ -381,7 +381,7 @@ class Stream:
                 f"{branch.process.exitcode}); this camera's files end at its last frame"
             )
             branch.failure = text
-            self._report_error(text)
+            self.report_error(text)
             return [StreamEvent(logging.ERROR, text, branch.name)]
         return []
 
@@ -397,7 +397,7 @@ class Stream:
                 f"disk almost full ({free:.2f} GB free, [Recording] MIN_FREE_SPACE = "
                 f"{limits.min_free_space:g} GB): recording stopped, files finalised"
             )
-            self._report_error(text)
+            self.report_error(text)
             self.stop_recording()
             return [StreamEvent(logging.ERROR, text)]
         if free < limits.warn_free_space and not self._disk_warned:
@@ -440,7 +440,9 @@ class Stream:
             return
         self._stopped = True
         self.stop_reason = self.stop_reason or reason
-        self._stop_event.set()
+        for branch in self._branches:
+            if branch.ring is not None:
+                branch.ring.request_stop()
         self._collect_finished_captures()
         self._collect_recorders()  # recorders end on the end-of-stream record
         self._join_captures()
@@ -463,10 +465,10 @@ class Stream:
             if isinstance(message, Finished):
                 branch.finished = message
                 if message.reason == EndReason.CAMERA_FAILED:
-                    self._report_error(message.message)
+                    self.report_error(message.message)
             else:
                 branch.failure = f"camera {branch.name!r}: capture process did not stop cleanly"
-                self._report_error(branch.failure)
+                self.report_error(branch.failure)
 
     def _join_captures(self) -> None:
         if not self._started:
@@ -479,7 +481,8 @@ class Stream:
         for branch in self._branches:
             _join(branch.process, CAPTURE_STOP_TIMEOUT_S)
 
-    def _report_error(self, text: str) -> None:
+    def report_error(self, text: str) -> None:
+        """Record an error for the summary and session.json, and log it."""
         if text not in self.errors:
             self.errors.append(text)
             log.error("%s", text)
@@ -516,8 +519,25 @@ class Stream:
             "versions": package_versions(),
             "machine": machine_description(),
             "cameras": {b.name: _camera_entry(b, stats[b.name]) for b in self._branches},
+            "processes": self._process_ids(),
         }
-        write_json_atomic(self.session_dir / SESSION_JSON, data)
+        try:
+            write_json_atomic(self.session_dir / SESSION_JSON, data)
+        except OSError as error:  # disk full: the previous complete session.json stays
+            log.error("could not update %s: %s", SESSION_JSON, error)
+
+    def _process_ids(self) -> dict[str, int | None]:
+        processes = {"main": os.getpid()}
+        for branch in self._branches:
+            processes[branch.process.name] = branch.process.pid
+            if branch.recorder is not None:
+                processes[branch.recorder.process.name] = branch.recorder.process.pid
+        return processes
+
+    def end_summary(self) -> str:
+        """Why the cameras ended, in a few words (e.g. "frame limit reached")."""
+        reasons = [b.finished.message if b.finished else b.failure or "" for b in self._branches]
+        return ", ".join(dict.fromkeys(r for r in reasons if r))
 
 
 def _camera_entry(branch: _Branch, stats: dict[str, Any]) -> dict[str, Any]:

@@ -46,8 +46,9 @@ def patterned_frame(index: int, height: int, width: int, channels: int) -> np.nd
     return frame
 
 
-def make_ffv1_video(path: Path, frames: int, width: int = 160, height: int = 120, fps: int = 30,
-                    channels: int = 3) -> list[np.ndarray]:
+def make_ffv1_video(
+    path: Path, frames: int, width: int = 160, height: int = 120, fps: int = 30, channels: int = 3
+) -> list[np.ndarray]:
     """Write a lossless video of patterned frames; return the frames written."""
     written = []
     with av.open(str(path), "w") as container:
@@ -76,8 +77,9 @@ def read_video(path: Path, gray: bool = False) -> list[np.ndarray]:
         ]
 
 
-def run_cli(*args: str, timeout: float = 120, env: dict | None = None,
-            script: str = "DeepLabStream.py") -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str, timeout: float = 120, env: dict | None = None, script: str = "DeepLabStream.py"
+) -> subprocess.CompletedProcess:
     """Run a project command in a fresh interpreter, as a user would."""
     return subprocess.run(
         [sys.executable, str(PROJECT_ROOT / script), *args],
@@ -109,8 +111,12 @@ def no_leftovers() -> Iterator[None]:
 
     yield
     me = psutil.Process()
-    children = [c for c in me.children(recursive=True) if c.is_running()
-                and c.status() != psutil.STATUS_ZOMBIE and "resource_tracker" not in
-                " ".join(c.cmdline())]
+    children = [
+        c
+        for c in me.children(recursive=True)
+        if c.is_running()
+        and c.status() != psutil.STATUS_ZOMBIE
+        and "resource_tracker" not in " ".join(c.cmdline())
+    ]
     assert not children, f"processes left running: {children}"
     assert shared_memory_of(os.getpid()) == []

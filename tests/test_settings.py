@@ -66,7 +66,10 @@ def test_missing_file_names_it(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("[Camera a]\nSOURCE = synthetic\n[Streming]\n", r"\[Streming\]: unknown section.*Streaming"),
+        (
+            "[Camera a]\nSOURCE = synthetic\n[Streming]\n",
+            r"\[Streming\]: unknown section.*Streaming",
+        ),
         (
             "[Camera a]\nSOURCE = synthetic\nFRAMRATE = 30\n",
             r"\[Camera a\] FRAMRATE: unknown key.*FRAMERATE",
@@ -91,12 +94,18 @@ def test_missing_file_names_it(tmp_path: Path) -> None:
             "[Camera a]\nSOURCE = synthetic\n[Recording]\nWARN_FREE_SPACE = 0.5\n",
             r"\[Recording\]: WARN_FREE_SPACE \(0.5 GB\) must be at least MIN_FREE_SPACE",
         ),
-        ("[Camera a]\nSOURCE = webcam9000\n", r"SOURCE = 'webcam9000': unknown camera source.*synthetic"),
+        (
+            "[Camera a]\nSOURCE = webcam9000\n",
+            r"SOURCE = 'webcam9000': unknown camera source.*synthetic",
+        ),
         ("[Camera a]\nWIDTH = 640\n", r"\[Camera a\] SOURCE: missing"),
         ("[Camera bad name!]\nSOURCE = synthetic\n", r"camera name 'bad name!' is not allowed"),
         ("[Streaming]\nBUFFER_SECONDS = 1\n", r"no camera"),
         ("[Camera a]\nSOURCE = video\nPATH = missing.mp4\n", r"\[Camera a\] PATH.*not found"),
-        ("[Camera a]\nSOURCE = synthetic\n[Recording]\nCRF = 1.5\n", r"CRF = '1.5': expected a whole"),
+        (
+            "[Camera a]\nSOURCE = synthetic\n[Recording]\nCRF = 1.5\n",
+            r"CRF = '1.5': expected a whole",
+        ),
         ("[Camera a]\nSOURCE = synthetic\nSEED = 1\nSEED = 2\n", r"cannot be read as an ini file"),
         ("not an ini file at all", r"cannot be read as an ini file"),
     ],

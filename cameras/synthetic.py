@@ -1,0 +1,335 @@
+"""The built-in simulated camera (``SOURCE = synthetic``): a mouse in an open field, no hardware.
+
+Frames come from :mod:`cameras.arena`; every frame's true keypoints can be written next to the
+recording as ``<camera>.truth.csv`` in DeepLabCut's CSV layout, so pose estimation and experiments
+can be checked against the truth.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Literal, TextIO
+
+import numpy as np
+
+from cameras.arena import KEYPOINT_NAMES, ArenaParams, SimulatedArena, Waypoint
+from cameras.base import Camera, CameraError, FrameGeometry, FrameStamp, PixelFormat, host_now_ns
+from settings.schema import setting
+
+WAYPOINT_SYNTAX = (
+    "waypoints 'FRAME: X Y' separated by ';' with strictly increasing whole frame numbers >= 0 "
+    "and X, Y in pixels, e.g. '0: 100 240; 90: 320 240; 150: 320 400'"
+)
+
+
+def parse_waypoints(text: str) -> tuple[Waypoint, ...]:
+    """Parse ``WAYPOINTS`` text such as ``0: 100 240; 90: 320 240`` into ``(frame, x, y)``.
+
+    Parameters
+    ----------
+    text
+        Waypoints ``FRAME: X Y`` separated by ``;`` (X and Y may also be separated by a comma);
+        empty text gives no waypoints.
+
+    Returns
+    -------
+    tuple of (int, float, float)
+        The waypoints in the order given.
+
+    Raises
+    ------
+    ValueError
+        Naming the waypoint that cannot be read and why.
+    """
+    waypoints: list[Waypoint] = []
+    items = [item.strip() for item in text.split(";")]
+    for number, item in enumerate((item for item in items if item), start=1):
+        waypoint = _parse_waypoint(number, item)
+        if waypoints and waypoint[0] <= waypoints[-1][0]:
+            raise ValueError(
+                f"waypoint {number} '{item}': frame {waypoint[0]} is not after the previous "
+                f"waypoint's frame {waypoints[-1][0]}"
+            )
+        waypoints.append(waypoint)
+    return tuple(waypoints)
+
+
+def _parse_waypoint(number: int, item: str) -> Waypoint:
+    frame_text, colon, position_text = item.partition(":")
+    if not colon:
+        raise ValueError(f"waypoint {number} '{item}' has no ':' after the frame number")
+    try:
+        frame = int(frame_text)
+    except ValueError:
+        raise ValueError(
+            f"waypoint {number} '{item}': frame '{frame_text.strip()}' is not a whole number"
+        ) from None
+    if frame < 0:
+        raise ValueError(f"waypoint {number} '{item}': frame {frame} is negative")
+    coordinates = position_text.replace(",", " ").split()
+    if len(coordinates) != 2:
+        raise ValueError(f"waypoint {number} '{item}': expected two numbers X Y after ':'")
+    try:
+        x, y = (float(value) for value in coordinates)
+    except ValueError:
+        raise ValueError(f"waypoint {number} '{item}': X and Y must be numbers") from None
+    if not (math.isfinite(x) and math.isfinite(y)):
+        raise ValueError(f"waypoint {number} '{item}': X and Y must be finite")
+    return (frame, x, y)
+
+
+@dataclass(frozen=True)
+class SyntheticSettings:
+    """``[Camera NAME]`` with ``SOURCE = synthetic``: a simulated mouse in an open-field arena."""
+
+    width: int = setting(640, doc="Frame width.", minimum=32, maximum=8192, unit="px")
+    height: int = setting(480, doc="Frame height.", minimum=32, maximum=8192, unit="px")
+    framerate: float = setting(
+        30.0,
+        doc="Frames per second. The animal's speeds and pauses are in real seconds, so its "
+        "motion looks the same at any rate.",
+        minimum=0.1,
+        maximum=1000,
+        unit="Hz",
+    )
+    pixel_format: PixelFormat = setting(
+        "bgr8", doc="`bgr8`: colour frames (3 channels); `mono8`: greyscale frames."
+    )
+    seed: int = setting(
+        0,
+        doc="Seed of the simulation. The same seed and settings give exactly the same frames and "
+        "keypoints every run; change it for a different animal path and floor texture.",
+    )
+    keypoints: tuple[str, ...] = setting(
+        KEYPOINT_NAMES,
+        doc="Keypoints written to the ground-truth file `<camera>.truth.csv`, in this order. "
+        f"Any of: {', '.join(KEYPOINT_NAMES)}. The animal's left is its own left seen from "
+        "above.",
+    )
+    motion: Literal["random", "waypoints"] = setting(
+        "random",
+        doc="`random`: a seeded random walk of a mouse (walks of 0.5-3 body lengths/s, "
+        "occasional runs, freezes of 0.5-3 s, turning away from the walls). `waypoints`: the "
+        "body centre follows WAYPOINTS, facing where it goes.",
+    )
+    waypoints: tuple[Waypoint, ...] = setting(
+        (),
+        doc="For MOTION = waypoints: `FRAME: X Y` entries separated by `;`, e.g. "
+        "`0: 100 240; 90: 320 240; 150: 320 400`. The body centre moves in a straight line "
+        "from one waypoint to the next by frame number, stays at the first before it and at "
+        "the last after it. Positions are in pixels (x right, y down) inside the frame.",
+        parse=parse_waypoints,
+        allowed=WAYPOINT_SYNTAX,
+    )
+    noise: float = setting(
+        4.0,
+        doc="Standard deviation of the pixel noise added to every frame, in grey levels.",
+        minimum=0,
+        maximum=64,
+    )
+    lighting_drift: float = setting(
+        0.08,
+        doc="Relative amplitude of the slow brightness drift (0.08 = up to 8 % brighter or "
+        "darker, changing over tens of seconds); 0 for constant lighting.",
+        minimum=0,
+        maximum=0.5,
+    )
+    pacing: Literal["realtime", "free"] = setting(
+        "realtime",
+        doc="`realtime`: frame i is delivered i / FRAMERATE seconds after the first, like a real "
+        "camera. `free`: frames are delivered as fast as they are rendered (tests, benchmarks).",
+    )
+
+    def __post_init__(self) -> None:
+        """Check the keypoint names and the keys that depend on each other."""
+        unknown = [name for name in self.keypoints if name not in KEYPOINT_NAMES]
+        allowed = ", ".join(KEYPOINT_NAMES)
+        if unknown:
+            raise ValueError(
+                f"KEYPOINTS: unknown keypoint(s) {', '.join(unknown)}; allowed: {allowed}"
+            )
+        if not self.keypoints:
+            raise ValueError(f"KEYPOINTS: name at least one keypoint of: {allowed}")
+        if len(set(self.keypoints)) != len(self.keypoints):
+            raise ValueError(f"KEYPOINTS: each keypoint may appear once, got {self.keypoints}")
+        if self.motion == "waypoints" and not self.waypoints:
+            raise ValueError(
+                "MOTION = waypoints needs WAYPOINTS, e.g. WAYPOINTS = 0: 100 240; 90: 320 240"
+            )
+        for frame, x, y in self.waypoints:
+            if not (0 <= x <= self.width - 1 and 0 <= y <= self.height - 1):
+                raise ValueError(
+                    f"WAYPOINTS: the waypoint at frame {frame} ({x:g}, {y:g}) is outside the "
+                    f"{self.width}x{self.height} frame"
+                )
+
+    def arena_params(self) -> ArenaParams:
+        """The simulation these settings describe."""
+        return ArenaParams(
+            width=self.width,
+            height=self.height,
+            framerate=self.framerate,
+            seed=self.seed,
+            color=self.pixel_format == "bgr8",
+            motion=self.motion,
+            waypoints=self.waypoints,
+            noise=self.noise,
+            lighting_drift=self.lighting_drift,
+        )
+
+
+class TruthCsvWriter:
+    """Writes ground-truth keypoints in DeepLabCut's CSV layout, one row per frame.
+
+    Three header rows (``scorer``, ``bodyparts``, ``coords``) then rows of the frame index and
+    x, y, likelihood (always 1.0) per keypoint, so
+    ``pandas.read_csv(path, header=[0, 1, 2], index_col=0)`` reads it. Rows go through a
+    preformatted template into a buffered file, which is flushed at least once a second.
+
+    Parameters
+    ----------
+    path
+        The file to create (replaced if it exists).
+    keypoint_names
+        The keypoints to write, in order; a subset of :data:`cameras.arena.KEYPOINT_NAMES`.
+    """
+
+    SCORER = "simulation"
+    FLUSH_INTERVAL_S = 1.0
+
+    def __init__(self, path: Path, keypoint_names: tuple[str, ...]) -> None:
+        self.path = path
+        self._columns = np.array([KEYPOINT_NAMES.index(name) for name in keypoint_names])
+        self._row_template = "%d" + ",%.3f,%.3f,1.0" * len(keypoint_names) + "\n"
+        self._file: TextIO | None = path.open("w", encoding="utf-8", newline="", buffering=1 << 16)
+        triples = [name for name in keypoint_names for _ in range(3)]
+        self._file.write(",".join(["scorer", *[self.SCORER] * len(triples)]) + "\n")
+        self._file.write(",".join(["bodyparts", *triples]) + "\n")
+        self._file.write(",".join(["coords", *["x", "y", "likelihood"] * len(keypoint_names)]))
+        self._file.write("\n")
+        self._last_flush = time.monotonic()
+
+    def write(self, frame_index: int, keypoints: np.ndarray) -> None:
+        """Append the row of one frame.
+
+        Parameters
+        ----------
+        frame_index
+            The frame's index (first column).
+        keypoints
+            Shape (6, 2): all keypoints in the order of :data:`cameras.arena.KEYPOINT_NAMES`.
+        """
+        if self._file is None:
+            raise ValueError(f"{self.path} is closed")
+        coordinates = keypoints[self._columns].ravel().tolist()
+        self._file.write(self._row_template % (frame_index, *coordinates))
+        now = time.monotonic()
+        if now - self._last_flush >= self.FLUSH_INTERVAL_S:
+            self._file.flush()
+            self._last_flush = now
+
+    def flush(self) -> None:
+        """Push buffered rows to the operating system."""
+        if self._file is not None:
+            self._file.flush()
+            self._last_flush = time.monotonic()
+
+    def close(self) -> None:
+        """Flush and close; safe to call more than once."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+class SyntheticCamera(Camera):
+    """A simulated top-down camera over an open field with one mouse; see :mod:`cameras.arena`.
+
+    Frame ``i`` is rendered into the capture loop's slot and, with ``PACING = realtime``,
+    delivered at ``t0 + i / FRAMERATE`` (``t0`` = the first grab; a late frame is delivered at
+    once and no index is skipped). The stream never ends. Between :meth:`start_session` and
+    :meth:`close` each frame's true keypoints are appended to ``<session>/<name>.truth.csv``.
+
+    Parameters
+    ----------
+    name
+        The camera's name (the ``[Camera NAME]`` section); names its files.
+    settings
+        The section's keys.
+    """
+
+    settings_class: ClassVar[type] = SyntheticSettings
+
+    def __init__(self, name: str, settings: SyntheticSettings) -> None:
+        super().__init__(name, settings)
+        self.settings: SyntheticSettings = settings
+        self._arena: SimulatedArena | None = None
+        self._truth: TruthCsvWriter | None = None
+        self._first_grab_ns: int | None = None
+
+    def open(self) -> FrameGeometry:
+        """Build the simulation (floor texture and noise are precomputed here)."""
+        self._arena = SimulatedArena(self.settings.arena_params())
+        self._first_grab_ns = None
+        return FrameGeometry.for_pixel_format(
+            self.settings.width, self.settings.height, self.settings.pixel_format
+        )
+
+    @property
+    def nominal_fps(self) -> float | None:
+        """FRAMERATE."""
+        return self.settings.framerate
+
+    def grab(self, out: np.ndarray) -> FrameStamp:
+        """Render the next frame into ``out``, record its truth, and wait until it is due."""
+        if self._arena is None:
+            raise CameraError(f"camera {self.name!r}: grab() before open()")
+        if self._first_grab_ns is None:
+            self._first_grab_ns = host_now_ns()
+        index, keypoints = self._arena.render_next(out)
+        if self._truth is not None:
+            self._truth.write(index, keypoints)
+        if self.settings.pacing == "realtime":
+            self._sleep_until_due(index, self._first_grab_ns)
+        fps = self.settings.framerate
+        return FrameStamp(
+            frame_index=index, camera_timestamp=index / fps, host_timestamp_ns=host_now_ns()
+        )
+
+    def _sleep_until_due(self, index: int, first_grab_ns: int) -> None:
+        """Sleep (never spin) until frame ``index`` is due; a late frame goes out at once."""
+        due_ns = first_grab_ns + round(index * 1e9 / self.settings.framerate)
+        remaining_ns = due_ns - host_now_ns()
+        if remaining_ns > 0:
+            time.sleep(remaining_ns / 1e9)
+
+    def start_session(self, session_dir: Path) -> None:
+        """Start ``<session_dir>/<name>.truth.csv`` (DeepLabCut CSV layout, KEYPOINTS only)."""
+        if self._truth is not None:
+            self._truth.close()
+        path = Path(session_dir) / f"{self.name}.truth.csv"
+        self._truth = TruthCsvWriter(path, self.settings.keypoints)
+
+    def finish_session(self) -> None:
+        """Flush the truth file so that it is complete on disk."""
+        if self._truth is not None:
+            self._truth.flush()
+
+    def close(self) -> None:
+        """Close the truth file and drop the simulation; safe to call more than once."""
+        if self._truth is not None:
+            self._truth.close()
+            self._truth = None
+        self._arena = None
+
+    def describe(self) -> dict[str, Any]:
+        """Kind, seed, motion and keypoints, for ``session.json``."""
+        return {
+            "kind": "simulated arena",
+            "seed": self.settings.seed,
+            "motion": self.settings.motion,
+            "keypoints": list(self.settings.keypoints),
+            "body_length_px": self.settings.arena_params().body_length_px,
+        }
