@@ -7,6 +7,7 @@ can be checked against the truth.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ import numpy as np
 from cameras.arena import KEYPOINT_NAMES, ArenaParams, SimulatedArena, Waypoint
 from cameras.base import Camera, CameraError, FrameGeometry, FrameStamp, PixelFormat, host_now_ns
 from settings.schema import setting
+
+log = logging.getLogger(__name__)
 
 WAYPOINT_SYNTAX = (
     "waypoints 'FRAME: X Y' separated by ';' with strictly increasing whole frame numbers >= 0 "
@@ -204,7 +207,8 @@ class TruthCsvWriter:
         self.path = path
         self._columns = np.array([KEYPOINT_NAMES.index(name) for name in keypoint_names])
         self._row_template = "%d" + ",%.3f,%.3f,1.0" * len(keypoint_names) + "\n"
-        self._file: TextIO | None = path.open("w", encoding="utf-8", newline="", buffering=1 << 16)
+        self._file: TextIO | None = path.open("x", encoding="utf-8", newline="", buffering=1 << 16)
+        self.failed = False
         triples = [name for name in keypoint_names for _ in range(3)]
         self._file.write(",".join(["scorer", *[self.SCORER] * len(triples)]) + "\n")
         self._file.write(",".join(["bodyparts", *triples]) + "\n")
@@ -223,25 +227,47 @@ class TruthCsvWriter:
             Shape (6, 2): all keypoints in the order of :data:`cameras.arena.KEYPOINT_NAMES`.
         """
         if self._file is None:
+            if self.failed:
+                return  # the disk failed earlier: the camera goes on without ground truth
             raise ValueError(f"{self.path} is closed")
         coordinates = keypoints[self._columns].ravel().tolist()
-        self._file.write(self._row_template % (frame_index, *coordinates))
-        now = time.monotonic()
-        if now - self._last_flush >= self.FLUSH_INTERVAL_S:
-            self._file.flush()
-            self._last_flush = now
+        try:
+            self._file.write(self._row_template % (frame_index, *coordinates))
+            now = time.monotonic()
+            if now - self._last_flush >= self.FLUSH_INTERVAL_S:
+                self._file.flush()
+                self._last_flush = now
+        except OSError as error:
+            self._give_up(error)
 
     def flush(self) -> None:
         """Push buffered rows to the operating system."""
         if self._file is not None:
-            self._file.flush()
+            try:
+                self._file.flush()
+            except OSError as error:
+                self._give_up(error)
             self._last_flush = time.monotonic()
 
     def close(self) -> None:
         """Flush and close; safe to call more than once."""
         if self._file is not None:
-            self._file.close()
-            self._file = None
+            file, self._file = self._file, None
+            try:
+                file.close()
+            except OSError as error:
+                log.error("ground truth %s incomplete: %s", self.path, error)
+
+    def _give_up(self, error: OSError) -> None:
+        """A side output must never stop the camera: log once, stop writing ground truth."""
+        log.error("ground truth %s stopped at the disk error: %s", self.path, error)
+        self.failed = True
+        file, self._file = self._file, None
+        if file is not None:
+            try:
+                file.close()
+            except OSError:
+                pass
 
 
 class SyntheticCamera(Camera):

@@ -12,6 +12,7 @@ are never replaced by another frame. Control messages (small, pickled)::
 
 from __future__ import annotations
 
+import errno
 import logging
 import math
 import signal
@@ -20,7 +21,7 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 
 from recording.frames_table import FRAMES_TABLE_SUFFIX, FramesTable
-from recording.session import SESSION_LOG
+from recording.session import SESSION_LOG, release_reserve
 from recording.video import VideoWriter, video_file_name
 from settings.sections import RecordingSettings
 from stream.channel import ChannelReader, EndOfStream, FrameRecord
@@ -119,11 +120,11 @@ class _Recording:
         self.lost += count
 
     def close(self) -> None:
-        """Finalise both files, even if one of them fails."""
+        """Finalise both files, even if one of them fails (the small table first)."""
         try:
-            self.video.close()
-        finally:
             self.table.close()
+        finally:
+            self.video.close()
 
 
 def recorder_main(job: RecorderJob) -> None:
@@ -145,6 +146,8 @@ def recorder_main(job: RecorderJob) -> None:
     except OSError as failure:  # disk full, folder removed, ...
         error = f"recording of camera {job.camera_name!r} stopped: {failure}"
         log.error("%s", error)
+        if failure.errno == errno.ENOSPC:
+            release_reserve(job.session_dir)  # room to flush the frames table and session.json
     finally:
         ring.set_subscribed(Channel.RECORD, False)
         error = _finish(job, recording, error)

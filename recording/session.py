@@ -7,6 +7,7 @@ is finalised.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import platform
@@ -18,6 +19,8 @@ from typing import Any
 
 SESSION_JSON = "session.json"
 SESSION_LOG = "session.log"
+RESERVE_FILE = ".space-reserve"  # freed when the disk is full, so session.json can be finalised
+RESERVE_BYTES = 1 << 20
 _FOLDER_FORMAT = "%Y-%m-%d_%H-%M-%S"
 _PACKAGES = ("numpy", "av", "opencv-python-headless", "PyQt5", "pandas", "pyarrow")
 
@@ -40,6 +43,33 @@ def create_session_folder(output_dir: Path, started: datetime) -> Path:
             continue
         return folder
     raise FileExistsError(f"{output_dir}: too many sessions named {base}")
+
+
+def reserve_space(folder: Path) -> None:
+    """Set aside a little disk space in ``folder`` for the final ``session.json``."""
+    with open(folder / RESERVE_FILE, "wb") as file:
+        file.write(bytes(RESERVE_BYTES))  # real blocks, not a sparse file
+        file.flush()
+        os.fsync(file.fileno())
+
+
+def release_reserve(folder: Path) -> bool:
+    """Give the reserved space back; False when there was none left to give."""
+    try:
+        (folder / RESERVE_FILE).unlink()
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def write_session_json(folder: Path, data: dict[str, Any]) -> None:
+    """Write ``session.json``; on a full disk, use the reserved space and try once more."""
+    try:
+        write_json_atomic(folder / SESSION_JSON, data)
+    except OSError as error:
+        if error.errno != errno.ENOSPC or not release_reserve(folder):
+            raise
+        write_json_atomic(folder / SESSION_JSON, data)
 
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:

@@ -93,7 +93,10 @@ def capture_main(job: CaptureJob) -> None:
     try:
         _open_and_stream(job, camera, writers)
     finally:
-        camera.close()
+        try:
+            camera.close()
+        except Exception:  # closing must not hide how the stream ended
+            log.exception("camera %r did not close cleanly", job.camera.name)
         for writer in writers:
             writer.close()
         job.control.close()
@@ -118,7 +121,7 @@ def _open_and_stream(job: CaptureJob, camera: Camera, writers: list[ChannelWrite
     try:
         camera.start_session(order.session_dir)
         reason, message, frames = _stream(job, camera, ring, writers)
-        camera.finish_session()
+        _finish_side_outputs(camera)
         ring.header["state"] = (
             StreamState.FAILED if reason == EndReason.CAMERA_FAILED else StreamState.ENDED
         )
@@ -170,6 +173,14 @@ def _stream(
         log.exception("camera %r failed", job.camera.name)
         return EndReason.CAMERA_FAILED, f"camera {job.camera.name!r}: {error!r}", seq
     return EndReason.STOPPED, "stop requested", seq
+
+
+def _finish_side_outputs(camera: Camera) -> None:
+    """Finalise a camera's side outputs; a failure (full disk) is logged, never fatal."""
+    try:
+        camera.finish_session()
+    except Exception:
+        log.exception("camera %r could not finalise its side outputs", camera.name)
 
 
 def _count_frame(header: Any, seq: int, frame_index: int, last_index: int, stamp: Any) -> None:

@@ -41,7 +41,9 @@ from recording.session import (
     create_session_folder,
     machine_description,
     package_versions,
-    write_json_atomic,
+    release_reserve,
+    reserve_space,
+    write_session_json,
 )
 from settings.loader import settings_as_dict
 from settings.sections import CameraSettings, Settings
@@ -148,6 +150,7 @@ class Stream:
             raise CameraError("\n".join(problems))
         self.session_dir = create_session_folder(self.output_dir, self._started_at)
         add_log_file(self.session_dir / SESSION_LOG)
+        reserve_space(self.session_dir)
         for branch in self._branches:
             branch.ring = FrameRing.create(self._ring_spec(branch))
         self.write_session_json("running")
@@ -454,6 +457,7 @@ class Stream:
             _close_connections(branch)
         if self.session_dir is not None:
             self.write_session_json("finished", final_stats)
+            release_reserve(self.session_dir)
         log.info("stream stopped: %s", self.stop_reason)
 
     def _collect_finished_captures(self) -> None:
@@ -522,8 +526,8 @@ class Stream:
             "processes": self._process_ids(),
         }
         try:
-            write_json_atomic(self.session_dir / SESSION_JSON, data)
-        except OSError as error:  # disk full: the previous complete session.json stays
+            write_session_json(self.session_dir, data)
+        except OSError as error:  # the previous complete session.json stays
             log.error("could not update %s: %s", SESSION_JSON, error)
 
     def _process_ids(self) -> dict[str, int | None]:

@@ -351,3 +351,71 @@ def test_the_window_path_runs_offscreen(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "arena: 45 frames captured" in result.stdout
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    """A real, small file system (tmpfs), so that a disk really fills up; needs root."""
+
+    def mount(megabytes: int) -> Path:
+        folder = tmp_path / f"disk{megabytes}"
+        folder.mkdir()
+        result = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={megabytes}m", "tmpfs", str(folder)],
+            capture_output=True,
+            text=True,
+        )
+        if result.returncode != 0:
+            pytest.skip(f"cannot mount a small tmpfs here ({result.stderr.strip()}); needs root")
+        mounted.append(folder)
+        return folder
+
+    mounted: list[Path] = []
+    yield mount
+    for folder in mounted:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def test_low_disk_space_warns_then_stops_recording_cleanly(tmp_path: Path, small_disk) -> None:
+    disk = small_disk(200)
+    settings = write_settings(
+        tmp_path,
+        "[Camera arena]\nSOURCE = synthetic\nNOISE = 20\n"
+        "[Recording]\nCODEC = ffv1\nMIN_FREE_SPACE = 0.1\nWARN_FREE_SPACE = 0.15\n",
+    )
+    result = run_cli("--settings", str(settings), "--headless", "--recording-enabled",
+                     "--duration", "30", "--output-dir", str(disk))
+    assert result.returncode == 1
+    assert "disk space low" in result.stdout
+    assert "recording stopped, files finalised" in result.stdout
+    session = only_session(disk)
+    info = _session_json(session)
+    camera = info["cameras"]["arena"]
+    frames = read_video(session / "arena.mkv")
+    assert len(frames) == len(pd.read_csv(session / "arena.frames.csv")) == camera["frames_recorded"]
+    assert camera["frames_captured"] > camera["frames_recorded"] > 0  # the stream went on
+    assert "duration of 30 s reached" in info["stop_reason"]
+
+
+def test_a_full_disk_stops_the_recording_with_a_clear_message(tmp_path: Path, small_disk) -> None:
+    disk = small_disk(12)
+    settings = write_settings(
+        tmp_path,
+        "[Camera arena]\nSOURCE = synthetic\nNOISE = 30\n"
+        "[Recording]\nCODEC = ffv1\nMIN_FREE_SPACE = 0\nWARN_FREE_SPACE = 0\n",
+    )
+    result = run_cli("--settings", str(settings), "--headless", "--recording-enabled",
+                     "--duration", "8", "--output-dir", str(disk))
+    assert result.returncode == 1
+    assert "No space left on device" in result.stdout + result.stderr
+    session = only_session(disk)
+    info = _session_json(session)  # finalised in the space set aside for it
+    assert info["status"] == "finished"
+    assert info["cameras"]["arena"]["frames_captured"] > 0
+    assert any("No space left on device" in error for error in info["errors"])
+    assert not (session / ".space-reserve").exists()
+    camera = info["cameras"]["arena"]
+    table = pd.read_csv(session / "arena.frames.csv")  # flushed into the reserved space
+    assert len(table) == camera["frames_recorded"] > 0
+    assert camera["frames_captured"] > camera["frames_recorded"]  # the camera went on
+    assert len(read_video(session / "arena.mkv")) > 0  # readable up to the failure
