@@ -419,3 +419,22 @@ def test_a_full_disk_stops_the_recording_with_a_clear_message(tmp_path: Path, sm
     assert len(table) == camera["frames_recorded"] > 0
     assert camera["frames_captured"] > camera["frames_recorded"]  # the camera went on
     assert len(read_video(session / "arena.mkv")) > 0  # readable up to the failure
+
+
+def test_recorded_synthetic_frames_are_exactly_the_rendered_frames(tmp_path: Path) -> None:
+    from cameras.arena import SimulatedArena
+
+    settings_path = write_settings(
+        tmp_path,
+        "[Camera arena]\nSOURCE = synthetic\nFRAMERATE = 60\nSEED = 11\n"
+        "[Recording]\nCODEC = ffv1\nMIN_FREE_SPACE = 0\nWARN_FREE_SPACE = 0\n",
+    )
+    stream = _run_stream(settings_path, tmp_path / "out", frames=90)
+    assert stream.session_dir is not None
+    recorded = read_video(stream.session_dir / "arena.mkv")
+    arena = SimulatedArena(load_settings(settings_path).cameras[0].options.arena_params())
+    expected = np.empty(arena.frame_shape, np.uint8)
+    assert len(recorded) == 90
+    for frame in recorded:  # raw: nothing drawn on the frames, pixel for pixel
+        arena.render_next(expected)
+        assert np.array_equal(frame, expected)
