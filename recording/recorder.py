@@ -162,7 +162,10 @@ def _record(job: RecorderJob, reader: ChannelReader, recording: _Recording, firs
     while True:
         wait([reader, job.control], timeout=1.0)
         if job.control.poll():
-            stopping = isinstance(job.control.recv(), StopRecording) or stopping
+            try:
+                stopping = isinstance(job.control.recv(), StopRecording) or stopping
+            except EOFError:  # the main process died: finish what was announced and close
+                stopping = True
             if stopping:
                 recording.ring.set_subscribed(Channel.RECORD, False)
         ended = False
@@ -189,5 +192,8 @@ def _finish(job: RecorderJob, recording: _Recording | None, error: str | None) -
             log.error("%s", error)
         frames, lost = recording.table.rows, recording.lost
         video, table = recording.video_name, recording.table_name
-    job.control.send(RecorderFinished(video, table, frames, lost, error))
+    try:
+        job.control.send(RecorderFinished(video, table, frames, lost, error))
+    except OSError:  # the main process is gone; the files are closed all the same
+        pass
     return error

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import signal
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -113,7 +114,10 @@ def _open_and_stream(job: CaptureJob, camera: Camera, writers: list[ChannelWrite
         job.control.send(Failed(f"camera {job.camera.name!r}: {type(error).__name__}: {error}"))
         return
     job.control.send(Opened(geometry, camera.nominal_fps, camera.describe()))
-    order = job.control.recv()
+    try:
+        order = job.control.recv()
+    except EOFError:  # the main process is gone
+        return
     if not isinstance(order, Start):
         return
     add_log_file(order.session_dir / SESSION_LOG)
@@ -127,7 +131,10 @@ def _open_and_stream(job: CaptureJob, camera: Camera, writers: list[ChannelWrite
         )
         for writer in writers:
             writer.send_end(job.camera_id, reason, frames)
-        job.control.send(Finished(reason, message, frames))
+        try:
+            job.control.send(Finished(reason, message, frames))
+        except OSError:  # the main process is gone
+            pass
     finally:
         ring.close()
 
@@ -141,10 +148,13 @@ def _stream(
     header["state"] = StreamState.STREAMING
     seq = 0
     last_index = -1
+    parent = os.getppid()
     try:
         while not ring.stop_requested:
             if job.max_frames is not None and seq >= job.max_frames:
                 return EndReason.STOPPED, "frame limit reached", seq
+            if os.getppid() != parent:  # the main process died: do not stream on as an orphan
+                return EndReason.STOPPED, "main process ended", seq
             slot_array = ring.begin_write(seq)
             stamp = camera.grab(slot_array)
             if stamp is None:

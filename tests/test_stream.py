@@ -438,3 +438,25 @@ def test_recorded_synthetic_frames_are_exactly_the_rendered_frames(tmp_path: Pat
     for frame in recorded:  # raw: nothing drawn on the frames, pixel for pixel
         arena.render_next(expected)
         assert np.array_equal(frame, expected)
+
+
+def test_a_killed_main_process_leaves_playable_files_and_no_orphans(tmp_path: Path) -> None:
+    settings = write_settings(tmp_path, "[Camera arena]\nSOURCE = synthetic\nFRAMERATE = 60\n")
+    process = _start_cli(tmp_path, settings)
+    table = next_table(tmp_path, "arena", process)
+    _wait_for_rows(table, 90, process)
+    children = _children(process.pid)
+    process.kill()  # SIGKILL: no chance to clean up in the main process
+    process.communicate(timeout=30)
+    _, alive = psutil.wait_procs(children, timeout=15)
+    assert not alive, f"orphans left streaming: {alive}"
+    deadline = time.monotonic() + 10  # Python's resource tracker unlinks what the dead left
+    while shared_memory_of(process.pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert shared_memory_of(process.pid) == []
+    session = table.parent
+    assert _session_json(session)["status"] == "running"  # the last state it could write
+    frames = read_video(session / "arena.mp4")
+    rows = pd.read_csv(table)
+    assert len(frames) >= 60 and len(rows) >= 60
+    assert rows["frame_index"].tolist() == list(range(len(rows)))
