@@ -383,8 +383,16 @@ def test_low_disk_space_warns_then_stops_recording_cleanly(tmp_path: Path, small
         "[Camera arena]\nSOURCE = synthetic\nNOISE = 20\n"
         "[Recording]\nCODEC = ffv1\nMIN_FREE_SPACE = 0.1\nWARN_FREE_SPACE = 0.15\n",
     )
-    result = run_cli("--settings", str(settings), "--headless", "--recording-enabled",
-                     "--duration", "30", "--output-dir", str(disk))
+    result = run_cli(
+        "--settings",
+        str(settings),
+        "--headless",
+        "--recording-enabled",
+        "--duration",
+        "30",
+        "--output-dir",
+        str(disk),
+    )
     assert result.returncode == 1
     assert "disk space low" in result.stdout
     assert "recording stopped, files finalised" in result.stdout
@@ -392,7 +400,9 @@ def test_low_disk_space_warns_then_stops_recording_cleanly(tmp_path: Path, small
     info = _session_json(session)
     camera = info["cameras"]["arena"]
     frames = read_video(session / "arena.mkv")
-    assert len(frames) == len(pd.read_csv(session / "arena.frames.csv")) == camera["frames_recorded"]
+    assert (
+        len(frames) == len(pd.read_csv(session / "arena.frames.csv")) == camera["frames_recorded"]
+    )
     assert camera["frames_captured"] > camera["frames_recorded"] > 0  # the stream went on
     assert "duration of 30 s reached" in info["stop_reason"]
 
@@ -404,8 +414,16 @@ def test_a_full_disk_stops_the_recording_with_a_clear_message(tmp_path: Path, sm
         "[Camera arena]\nSOURCE = synthetic\nNOISE = 30\n"
         "[Recording]\nCODEC = ffv1\nMIN_FREE_SPACE = 0\nWARN_FREE_SPACE = 0\n",
     )
-    result = run_cli("--settings", str(settings), "--headless", "--recording-enabled",
-                     "--duration", "8", "--output-dir", str(disk))
+    result = run_cli(
+        "--settings",
+        str(settings),
+        "--headless",
+        "--recording-enabled",
+        "--duration",
+        "8",
+        "--output-dir",
+        str(disk),
+    )
     assert result.returncode == 1
     assert "No space left on device" in result.stdout + result.stderr
     session = only_session(disk)
