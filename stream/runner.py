@@ -35,8 +35,8 @@ class StreamRunner:
         self.duration_s = duration_s
         self.status_out = status_out
         self.stop_reason: str | None = None
-        self._started = time.monotonic()
-        self._next_status = self._started + STATUS_INTERVAL_S
+        self._started = 0.0  # set at the first tick: the duration counts streaming time only
+        self._next_status = 0.0
         self._previous: dict[str, tuple[float, int]] = {}
         self.last_status: list[str] = []
 
@@ -47,6 +47,9 @@ class StreamRunner:
 
     def tick(self, timeout: float) -> bool:
         """Service the stream for up to ``timeout`` s; False once the run should end."""
+        if not self._started:
+            self._started = time.monotonic()
+            self._next_status = self._started + STATUS_INTERVAL_S
         if self.stop_reason is None:
             for event in self.stream.service(timeout):
                 self._say(event.message, event.level)

@@ -98,6 +98,7 @@ class _Branch:
     recorder: _Recorder | None = None
     recordings: list[RecorderFinished] = field(default_factory=list)
     last_stats: dict[str, Any] = field(default_factory=dict)
+    recorder_pids: dict[str, int | None] = field(default_factory=dict)  # every recorder it had
 
     @property
     def name(self) -> str:
@@ -287,6 +288,7 @@ class Stream:
         )
         process.start()
         child_control.close()
+        branch.recorder_pids[process.name] = process.pid
         return _Recorder(process, control)
 
     def stop_recording(self) -> None:
@@ -531,11 +533,10 @@ class Stream:
             log.error("could not update %s: %s", SESSION_JSON, error)
 
     def _process_ids(self) -> dict[str, int | None]:
-        processes = {"main": os.getpid()}
+        processes: dict[str, int | None] = {"main": os.getpid()}
         for branch in self._branches:
             processes[branch.process.name] = branch.process.pid
-            if branch.recorder is not None:
-                processes[branch.recorder.process.name] = branch.recorder.process.pid
+            processes.update(branch.recorder_pids)
         return processes
 
     def end_summary(self) -> str:

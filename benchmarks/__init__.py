@@ -1,0 +1,1 @@
+"""Benchmarks of the project's frame transport and recording against naive baselines."""
