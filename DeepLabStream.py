@@ -11,6 +11,7 @@ recording failed (files up to the failure are kept), 2 bad settings or command l
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import sys
@@ -20,7 +21,6 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 # Flags of the original DeepLabStream that later parts of this rebuild implement.
 RESERVED_FLAGS = {
-    "pose_enabled": "--pose-enabled (--dlc-enabled): pose estimation",
     "experiment_enabled": "--experiment-enabled: closed-loop experiments",
     "benchmark_enabled": "--benchmark-enabled: the benchmark mode",
 }
@@ -41,7 +41,13 @@ def build_parser() -> argparse.ArgumentParser:
     limit.add_argument("--duration", type=_positive_float, help="stop after S seconds")
     parser.add_argument("--output-dir", type=Path, help="folder for the session folder")
     parser.add_argument(
-        "--pose-enabled", "--dlc-enabled", action="store_true", help="(not available yet)"
+        "--pose-enabled",
+        "--dlc-enabled",
+        action="store_true",
+        help="estimate poses of every camera (the model of [Pose] MODEL_PATH, or --model)",
+    )
+    parser.add_argument(
+        "--model", type=Path, help="pose model folder or file (overrides [Pose] MODEL_PATH)"
     )
     parser.add_argument("--experiment-enabled", action="store_true", help="(not available yet)")
     parser.add_argument("--benchmark-enabled", action="store_true", help="(not available yet)")
@@ -82,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
 
     from cameras.base import CameraError
+    from pose.analysis import PoseError
     from settings import SettingsError, load_settings
     from stream.logs import LogTarget, configure_process_logging
     from stream.runner import StreamRunner, install_stop_signals
@@ -94,6 +101,10 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as error:
         print(error, file=sys.stderr)
         return EXIT_USAGE
+    if args.model is not None:
+        settings = dataclasses.replace(
+            settings, pose=dataclasses.replace(settings.pose, model_path=args.model.resolve())
+        )
 
     stream = Stream(
         settings, output_dir=args.output_dir, max_frames=args.frames, log_level=log_level
@@ -102,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     install_stop_signals(runner.request_stop)
     try:
         stream.open()
+        if args.pose_enabled:
+            stream.start_analysis()
         if args.recording_enabled:
             stream.start_recording()
         stream.start()
@@ -111,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
             run_preview(stream, runner)
         else:
             runner.run_headless()
-    except (CameraError, RecordingError, OSError, MemoryError) as error:
+    except (CameraError, RecordingError, PoseError, OSError, MemoryError) as error:
         print(f"Error: {error}", file=sys.stderr)
         if stream.session_dir is not None:
             stream.report_error(str(error))
@@ -138,6 +151,15 @@ def _print_summary(stream: object) -> None:
             f"{stats.get('recorded', 0)} recorded, "
             f"{stats['camera_gaps'] + stats.get('record_lost', 0)} dropped"
         )
+    if stream.analysis is not None:
+        for name, figures in stream.analysis.summary()["cameras"].items():
+            latency = figures.get("latency_ms") or {}
+            print(
+                f"  {name}: {figures['frames_analysed']} frames analysed "
+                f"({figures.get('analysed_fps') or 0:.1f} fps), {figures['frames_skipped']} "
+                f"skipped; frame-to-pose latency p50 {latency.get('p50', float('nan')):.1f} ms, "
+                f"p99 {latency.get('p99', float('nan')):.1f} ms"
+            )
     for error in stream.errors:
         print(f"  error: {error}")
 

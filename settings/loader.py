@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from cameras import CAMERA_SOURCES, camera_class
-from settings.schema import SettingsError, Where, parse_section
+from settings.schema import SettingsError, Where, key_of, parse_section, settings_fields
 from settings.sections import (
+    CameraCommonSettings,
     CameraSettings,
     ExperimentSettings,
     OutputSettings,
@@ -117,11 +118,16 @@ def _parse_camera(
             f"{', '.join(sorted(CAMERA_SOURCES))}"
         )
         return None
-    rest = {k: v for k, v in items.items() if k.upper() != "SOURCE"}
-    options = parse_section(options_class, rest, where, problems)
-    if options is None:
+    common_keys = {key_of(f) for f in settings_fields(CameraCommonSettings)}
+    common_items = {k: v for k, v in items.items() if k.upper() in common_keys}
+    rest = {k: v for k, v in items.items() if k.upper() != "SOURCE" and k not in common_items}
+    common = parse_section(CameraCommonSettings, common_items, where, problems)
+    options = parse_section(
+        options_class, rest, where, problems, extra_allowed=common_keys | {"SOURCE"}
+    )
+    if options is None or common is None:
         return None
-    return CameraSettings(name=name, source=source.lower(), options=options)
+    return CameraSettings(name=name, source=source.lower(), options=options, common=common)
 
 
 def settings_as_dict(settings: Settings) -> dict[str, Any]:
@@ -130,7 +136,11 @@ def settings_as_dict(settings: Settings) -> dict[str, Any]:
     for name in SECTION_CLASSES:
         data[name] = _plain(dataclasses.asdict(getattr(settings, name.lower())))
     data["cameras"] = {
-        camera.name: {"SOURCE": camera.source, **_plain(dataclasses.asdict(camera.options))}
+        camera.name: {
+            "SOURCE": camera.source,
+            **_plain(dataclasses.asdict(camera.common)),
+            **_plain(dataclasses.asdict(camera.options)),
+        }
         for camera in settings.cameras
     }
     return data

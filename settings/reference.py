@@ -16,6 +16,7 @@ from typing import Any
 from cameras import CAMERA_SOURCES, camera_class
 from settings.loader import SECTION_CLASSES
 from settings.schema import describe_allowed, key_of, settings_fields, spec_of
+from settings.sections import CameraCommonSettings
 
 REFERENCE_FILE = Path(__file__).resolve().parent.parent / "docs" / "settings.md"
 
@@ -90,6 +91,7 @@ def render_reference() -> str:
         "| Key | Default | Allowed | Meaning |",
         "|---|---|---|---|",
         f"| `SOURCE` | required | one of {', '.join(sorted(CAMERA_SOURCES))} | Kind of camera. |",
+        *_table(CameraCommonSettings)[2:],
         "",
     ]
     for source in sorted(CAMERA_SOURCES):

@@ -179,7 +179,13 @@ def settings_fields(cls: type) -> tuple[dataclasses.Field, ...]:
 
 
 def parse_section(
-    cls: type, items: dict[str, str], where: Where, problems: list[str], **fixed: Any
+    cls: type,
+    items: dict[str, str],
+    where: Where,
+    problems: list[str],
+    *,
+    extra_allowed: set[str] | frozenset[str] = frozenset(),
+    **fixed: Any,
 ) -> Any:
     """Build ``cls`` from the raw ``items`` of one ini section; append problems, never raise.
 
@@ -191,7 +197,7 @@ def parse_section(
     count_before = len(problems)
     for key in items:
         if key.upper() not in fields:
-            allowed = ", ".join(sorted(fields)) or "no keys"
+            allowed = ", ".join(sorted({*fields, *extra_allowed})) or "no keys"
             problems.append(
                 f"{where.key(key.upper())}: unknown key. Allowed in this section: {allowed}"
             )

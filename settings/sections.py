@@ -106,19 +106,42 @@ class OutputSettings:
 
 @dataclass(frozen=True)
 class PoseSettings:
-    """``[Pose]``: the pose-estimation model (read from the pose-estimation release on)."""
+    """``[Pose]``: the pose-estimation model and how it runs (with `--pose-enabled`)."""
 
     model_path: Path | None = setting(
         None,
-        doc="Pose model: a file or folder. Empty: the bundled model. Not used yet: pose "
-        "estimation arrives with `--pose-enabled`.",
+        doc="Pose model: this project's model folder (with `model.json`), a Lightning Pose "
+        "export folder (`config.yaml` + `exports_onnx/`) or one `.onnx` file in it (to pick a "
+        "precision). Empty: the bundled model of the simulated arena. `--model` overrides it.",
     )
     backend: Literal["onnxruntime", "pytorch"] = setting(
-        "onnxruntime", doc="Inference library that runs the model. Not used yet."
+        "onnxruntime",
+        doc="Inference library. `pytorch` needs a TorchScript file (`model.pt`) beside the model.",
+    )
+    device: Literal["cpu", "cuda", "tensorrt"] = setting(
+        "cpu",
+        doc="Where the network runs: ONNX Runtime's CPU, CUDA or TensorRT execution provider "
+        "(PyTorch: cpu or cuda). Asking for one that is not installed stops with a message "
+        "naming what to install.",
+    )
+    threads: int = setting(
+        0,
+        doc="CPU threads for inference (0: as many as there are cores, at most 4). Fewer leave "
+        "room for capture and recording.",
+        minimum=0,
+        maximum=64,
+    )
+    max_batch: int = setting(
+        8,
+        doc="Most frames analysed in one batch (the newest frame of each camera of the same "
+        "size goes in one batch).",
+        minimum=1,
+        maximum=64,
     )
     likelihood_threshold: float = setting(
         0.5,
-        doc="Keypoints with a lower likelihood count as not seen. Not used yet.",
+        doc="Keypoints with a lower likelihood count as not seen: hidden in the live view and "
+        "counted as lost tracking.",
         minimum=0,
         maximum=1,
     )
@@ -135,12 +158,25 @@ class ExperimentSettings:
 
 
 @dataclass(frozen=True)
+class CameraCommonSettings:
+    """Keys every ``[Camera NAME]`` section accepts, whatever its source."""
+
+    flip: bool = setting(
+        False,
+        doc="Mirror the frames left-right before pose estimation, so that a network trained on "
+        "one side serves the other (IBL's right camera). Keypoints are mapped back to this "
+        "camera's own pixels; recorded video is never flipped.",
+    )
+
+
+@dataclass(frozen=True)
 class CameraSettings:
     """One ``[Camera NAME]`` section: the source's name and its own typed keys."""
 
     name: str
     source: str
     options: Any  # the source's settings dataclass (cameras.<source>.<Class>.settings_class)
+    common: CameraCommonSettings = CameraCommonSettings()
 
     @property
     def file_stem(self) -> str:

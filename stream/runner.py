@@ -38,6 +38,7 @@ class StreamRunner:
         self._started = 0.0  # set at the first tick: the duration counts streaming time only
         self._next_status = 0.0
         self._previous: dict[str, tuple[float, int]] = {}
+        self._previous_analysed: dict[str, int] = {}
         self.last_status: list[str] = []
 
     def request_stop(self, reason: str) -> None:
@@ -81,8 +82,21 @@ class StreamRunner:
                 text += f", recorded {stats.get('recorded', 0)}"
             dropped = stats["camera_gaps"] + stats.get("record_lost", 0)
             text += f", dropped {dropped}"
+            if self.stream.analysis is not None:
+                text += self._analysis_text(name, stats, now - then)
             lines.append(text)
         return lines
+
+    def _analysis_text(self, name: str, stats: dict, interval_s: float) -> str:
+        analysed = stats.get("analysed", 0)
+        before = self._previous_analysed.get(name, 0)
+        self._previous_analysed[name] = analysed
+        text = f"; analysed {(analysed - before) / max(interval_s, 1e-9):5.1f} fps"
+        text += f", skipped {stats.get('analysis_skipped', 0)}"
+        latency = stats.get("latency_ms")
+        if latency:
+            text += f", latency p50 {latency[0]:.1f} / p99 {latency[1]:.1f} ms"
+        return text
 
     def _print_status(self) -> None:
         self.last_status = self.status_lines()

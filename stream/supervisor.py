@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from cameras.base import CameraError
+from pose.analysis import Analysis, PoseError
+from pose.worker import WorkerCamera
 from recording.recorder import (
     RecorderFinished,
     RecorderJob,
@@ -49,6 +51,7 @@ from settings.loader import settings_as_dict
 from settings.sections import CameraSettings, Settings
 from stream.capture import Abort, CaptureJob, Failed, Finished, Opened, Start, capture_main
 from stream.channel import ChannelReader, EndReason
+from stream.control import join_or_terminate, receive, receive_within
 from stream.logs import LogTarget, add_log_file
 from stream.readers import NewestFrameReader
 from stream.ring import N_CHANNELS, Channel, FrameRing, RingSpec, new_ring_name, ring_slots
@@ -134,6 +137,7 @@ class Stream:
         self._started = self._stopped = False
         self._next_disk_check = 0.0
         self._disk_warned = False
+        self.analysis: Analysis | None = None
 
     # -- start -------------------------------------------------------------------------------
 
@@ -205,7 +209,7 @@ class Stream:
                 branch = pending.get(ready) or sentinels[ready]  # type: ignore[index]
                 if branch.control not in pending:
                     continue
-                message = _receive(branch.control)
+                message = receive(branch.control)
                 del pending[branch.control]
                 if isinstance(message, Opened):
                     branch.opened = message
@@ -262,7 +266,7 @@ class Stream:
         deadline = time.monotonic() + OPEN_TIMEOUT_S
         for branch in branches:
             assert branch.recorder is not None
-            message = _receive_within(branch.recorder.control, deadline)
+            message = receive_within(branch.recorder.control, deadline)
             if not isinstance(message, RecorderReady):
                 self._recorder_finished(branch, message)
                 raise RecordingError(f"camera {branch.name!r}: the recorder did not start")
@@ -309,8 +313,8 @@ class Stream:
             if recorder is None:
                 continue
             if recorder.finished is None:
-                self._recorder_finished(branch, _receive_within(recorder.control, deadline))
-            _join(recorder.process, max(0.1, deadline - time.monotonic()))
+                self._recorder_finished(branch, receive_within(recorder.control, deadline))
+            join_or_terminate(recorder.process, max(0.1, deadline - time.monotonic()))
             recorder.control.close()
             branch.recorder = None
 
@@ -342,6 +346,46 @@ class Stream:
                 "[Output] DIRECTORY / --output-dir."
             )
 
+    # -- pose estimation ---------------------------------------------------------------------
+
+    @property
+    def analysing(self) -> bool:
+        """True while the inference worker runs."""
+        return self.analysis is not None and self.analysis.finished is None
+
+    def start_analysis(self) -> None:
+        """Start the inference worker for every streaming camera; returns once it is warmed up.
+
+        Raises PoseError (model missing, unreadable, provider not installed) with what to do.
+        """
+        if self.session_dir is None or self._stopped:
+            raise PoseError("the stream is not running: start the stream first")
+        if self.analysing:
+            return
+        if self.analysis is not None:
+            raise PoseError("analysis ran already in this session; start a new session")
+        cameras = [
+            WorkerCamera(
+                branch.camera_id,
+                branch.name,
+                branch.ring.spec,
+                branch.channel_ends[Channel.ANALYSE],
+                branch.settings.common.flip,
+            )
+            for branch in self._branches
+            if not branch.ended and branch.ring is not None
+        ]
+        self.analysis = Analysis.start(
+            self._context, cameras, self.settings.pose, self.session_dir, LogTarget(self._log_level)
+        )
+
+    def stop_analysis(self) -> None:
+        """Stop the inference worker; its pose files are finalised."""
+        if self.analysis is not None and self.analysis.process.pid is not None:
+            error = self.analysis.stop()
+            if error:
+                self.report_error(error)
+
     # -- while running -----------------------------------------------------------------------
 
     def service(self, timeout: float) -> list[StreamEvent]:
@@ -357,20 +401,34 @@ class Stream:
                 watched[branch.process.sentinel] = (branch, "capture")
             if branch.recorder is not None and branch.recorder.finished is None:
                 watched[branch.recorder.control] = (branch, "recorder")
-        if watched:
-            for ready in wait(list(watched), timeout=timeout):
+        analysis_objects = self.analysis.wait_objects() if self.analysis else []
+        if watched or analysis_objects:
+            for ready in wait([*watched, *analysis_objects], timeout=timeout):
+                if ready in analysis_objects:
+                    continue
                 branch, kind = watched[ready]
                 if kind == "capture" and not branch.ended:
                     events += self._capture_news(branch)
                 elif kind == "recorder" and branch.recorder and branch.recorder.finished is None:
-                    self._recorder_finished(branch, _receive(branch.recorder.control))
+                    self._recorder_finished(branch, receive(branch.recorder.control))
         else:
             time.sleep(timeout)
+        events += self._analysis_news()
         events += self._watch_disk()
         return events
 
+    def _analysis_news(self) -> list[StreamEvent]:
+        if self.analysis is None or self.analysis.finished is not None:
+            return []
+        self.analysis.drain()
+        error = self.analysis.check_finished()
+        if error:
+            self.report_error(error)
+            return [StreamEvent(logging.ERROR, error)]
+        return []
+
     def _capture_news(self, branch: _Branch) -> list[StreamEvent]:
-        message = _receive(branch.control)
+        message = receive(branch.control)
         if isinstance(message, Finished):
             branch.finished = message
             if message.reason == EndReason.CAMERA_FAILED:
@@ -380,7 +438,7 @@ class Stream:
             log.info("%s", text)
             return [StreamEvent(logging.INFO, text, branch.name)]
         if not branch.process.is_alive() or message is None:
-            _join(branch.process, 1.0)
+            join_or_terminate(branch.process, 1.0)
             text = (
                 f"camera {branch.name!r}: its capture process died (exit code "
                 f"{branch.process.exitcode}); this camera's files end at its last frame"
@@ -435,7 +493,11 @@ class Stream:
 
     def camera_stats(self) -> dict[str, dict[str, Any]]:
         """Live per-camera figures read from the ring headers (cheap; call it often)."""
-        return {branch.name: _branch_stats(branch) for branch in self._branches}
+        stats = {branch.name: _branch_stats(branch) for branch in self._branches}
+        if self.analysis is not None:
+            for name, figures in stats.items():
+                figures["latency_ms"] = self.analysis.recent_latency_ms(name)
+        return stats
 
     # -- stop --------------------------------------------------------------------------------
 
@@ -450,6 +512,7 @@ class Stream:
                 branch.ring.request_stop()
         self._collect_finished_captures()
         self._collect_recorders()  # recorders end on the end-of-stream record
+        self.stop_analysis()  # so does the inference worker
         self._join_captures()
         final_stats = self.camera_stats()
         for branch in self._branches:
@@ -467,7 +530,7 @@ class Stream:
         for branch in self._branches:
             if branch.ended or not self._started:
                 continue
-            message = _receive_within(branch.control, deadline)
+            message = receive_within(branch.control, deadline)
             if isinstance(message, Finished):
                 branch.finished = message
                 if message.reason == EndReason.CAMERA_FAILED:
@@ -485,7 +548,7 @@ class Stream:
                     except OSError:
                         pass
         for branch in self._branches:
-            _join(branch.process, CAPTURE_STOP_TIMEOUT_S)
+            join_or_terminate(branch.process, CAPTURE_STOP_TIMEOUT_S)
 
     def report_error(self, text: str) -> None:
         """Record an error for the summary and session.json, and log it."""
@@ -525,6 +588,7 @@ class Stream:
             "versions": package_versions(),
             "machine": machine_description(),
             "cameras": {b.name: _camera_entry(b, stats[b.name]) for b in self._branches},
+            "pose": self.analysis.summary() if self.analysis else None,
             "processes": self._process_ids(),
         }
         try:
@@ -537,6 +601,8 @@ class Stream:
         for branch in self._branches:
             processes[branch.process.name] = branch.process.pid
             processes.update(branch.recorder_pids)
+        if self.analysis is not None:
+            processes["pose"] = self.analysis.process.pid
         return processes
 
     def end_summary(self) -> str:
@@ -596,38 +662,12 @@ def _branch_stats(branch: _Branch) -> dict[str, Any]:
         "measured_fps": round((captured - 1) / span_s, 3) if captured > 1 and span_s > 0 else None,
         "recorded": int(header["consumed"][Channel.RECORD]),
         "record_lost": int(header["lost"][Channel.RECORD]),
+        "analysed": int(header["consumed"][Channel.ANALYSE]),
+        "analysis_skipped": int(header["skipped"][Channel.ANALYSE]),
         "last_frame_index": int(header["last_frame_index"]),
     }
     branch.last_stats = stats
     return stats
-
-
-def _receive(connection: Connection) -> Any:
-    """One message, or None when the other side has gone."""
-    try:
-        return connection.recv()
-    except (EOFError, OSError):
-        return None
-
-
-def _receive_within(connection: Connection, deadline: float) -> Any:
-    try:
-        if connection.poll(max(0.0, deadline - time.monotonic())):
-            return connection.recv()
-    except (EOFError, OSError):
-        pass
-    return None
-
-
-def _join(process: multiprocessing.process.BaseProcess, timeout: float) -> None:
-    process.join(timeout)
-    if process.is_alive():
-        log.warning("process %s did not stop in time; terminating it", process.name)
-        process.terminate()
-        process.join(5.0)
-    if process.is_alive():
-        process.kill()
-        process.join(5.0)
 
 
 def _close_connections(branch: _Branch) -> None:

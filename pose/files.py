@@ -1,0 +1,159 @@
+"""Pose files in the session folder, written as the stream runs.
+
+- ``<camera>.pose.csv``: DeepLabCut's layout (``scorer`` / ``bodyparts`` / ``coords`` header rows;
+  x, y, likelihood per keypoint), one row per analysed frame, indexed by the camera's frame index.
+  Flushed every second, so a killed process keeps all but the last second.
+- ``<camera>.pose_timing.csv``: when each analysed frame passed each stage (host clock).
+- ``<camera>.pose.pqt`` (on stop): the IBL layout, ``{bodypart}_x``, ``{bodypart}_y``,
+  ``{bodypart}_likelihood`` plus ``frame_index``, one row per analysed frame.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import TextIO
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+POSE_CSV_SUFFIX = ".pose.csv"
+POSE_PARQUET_SUFFIX = ".pose.pqt"
+POSE_TIMING_SUFFIX = ".pose_timing.csv"
+TIMING_COLUMNS = (
+    "frame_index",
+    "host_timestamp",  # frame arrived in the capture process
+    "picked_up",  # the inference worker took it from the ring
+    "preprocess_ms",
+    "inference_ms",
+    "decode_ms",
+    "pose_ready",  # keypoints available, in frame pixels
+    "latency_ms",  # pose_ready - host_timestamp
+    "batch_size",
+)
+_FLUSH_INTERVAL_S = 1.0
+
+
+class _FlushedFile:
+    """A text file appended to by one process and flushed at least once a second."""
+
+    def __init__(self, path: Path, header: str) -> None:
+        self.path = path
+        self._file: TextIO | None = open(path, "x", encoding="utf-8", newline="")  # noqa: SIM115
+        self._file.write(header)
+        self._next_flush = time.monotonic() + _FLUSH_INTERVAL_S
+        self.rows = 0
+
+    def write_row(self, text: str) -> None:
+        if self._file is None:
+            return  # an earlier disk error closed it; the stream goes on without this file
+        try:
+            self._file.write(text)
+            self.rows += 1
+            now = time.monotonic()
+            if now >= self._next_flush:
+                self._file.flush()
+                self._next_flush = now + _FLUSH_INTERVAL_S
+        except OSError as error:
+            log.error("%s stopped at a disk error: %s", self.path, error)
+            self._close_quietly()
+
+    def close(self) -> None:
+        if self._file is not None:
+            try:
+                self._file.close()
+            except OSError as error:
+                log.error("%s could not be finalised: %s", self.path, error)
+            self._file = None
+
+    def _close_quietly(self) -> None:
+        file, self._file = self._file, None
+        try:
+            file.close()  # type: ignore[union-attr]
+        except OSError:
+            pass
+
+
+def dlc_header(scorer: str, keypoints: tuple[str, ...]) -> str:
+    """The three header rows of a DeepLabCut pose CSV."""
+    triples = [name for name in keypoints for _ in range(3)]
+    rows = [
+        ["scorer", *[scorer] * len(triples)],
+        ["bodyparts", *triples],
+        ["coords", *["x", "y", "likelihood"] * len(keypoints)],
+    ]
+    return "".join(",".join(row) + "\n" for row in rows)
+
+
+class PoseCsvWriter:
+    """``<camera>.pose.csv``, one row per analysed frame."""
+
+    def __init__(self, path: Path, scorer: str, keypoints: tuple[str, ...]) -> None:
+        self._file = _FlushedFile(path, dlc_header(scorer, keypoints))
+        self._template = "%d" + ",%.3f,%.3f,%.6f" * len(keypoints) + "\n"
+        self.path = path
+
+    def write(self, frame_index: int, pose: np.ndarray) -> None:
+        """Append the keypoints (K, 3) of one frame."""
+        self._file.write_row(self._template % (frame_index, *pose.ravel().tolist()))
+
+    @property
+    def rows(self) -> int:
+        """Rows written so far."""
+        return self._file.rows
+
+    def close(self) -> None:
+        """Flush and close."""
+        self._file.close()
+
+
+class PoseTimingWriter:
+    """``<camera>.pose_timing.csv``: the stages of every analysed frame."""
+
+    def __init__(self, path: Path) -> None:
+        self._file = _FlushedFile(path, ",".join(TIMING_COLUMNS) + "\n")
+
+    def write(
+        self,
+        frame_index: int,
+        host_ns: int,
+        picked_ns: int,
+        stages_s: dict[str, float],
+        ready_ns: int,
+        batch_size: int,
+    ) -> None:
+        """Append one analysed frame's timings (host clock, nanoseconds in; seconds out)."""
+        stages_ms = [stages_s.get(s, 0.0) * 1e3 for s in ("preprocess", "inference", "decode")]
+        self._file.write_row(
+            f"{frame_index},{_seconds(host_ns)},{_seconds(picked_ns)},"
+            f"{stages_ms[0]:.3f},{stages_ms[1]:.3f},{stages_ms[2]:.3f},{_seconds(ready_ns)},"
+            f"{(ready_ns - host_ns) / 1e6:.3f},{batch_size}\n"
+        )
+
+    def close(self) -> None:
+        """Flush and close."""
+        self._file.close()
+
+
+def _seconds(nanoseconds: int) -> str:
+    whole, rest = divmod(nanoseconds, 1_000_000_000)
+    return f"{whole}.{rest:09d}"
+
+
+def write_pose_parquet(csv_path: Path, parquet_path: Path) -> int:
+    """Convert a finished pose CSV to the IBL layout; return the number of rows."""
+    import pandas as pd
+
+    table = pd.read_csv(csv_path, header=[0, 1, 2], index_col=0)
+    flat = pd.DataFrame(
+        {
+            f"{bodypart}_{coord}": table[column]
+            for column in table.columns
+            for _, bodypart, coord in [column]
+        },
+    )
+    flat.insert(0, "frame_index", table.index.astype("int64"))
+    flat.reset_index(drop=True).to_parquet(parquet_path, index=False)
+    return len(flat)

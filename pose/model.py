@@ -1,0 +1,121 @@
+"""What a pose model is: its file and the description needed to feed it and read its output.
+
+Every model kind (the project's own, a Lightning Pose export, later DeepLabCut exports) is turned
+into one :class:`ModelDescription` by its loader; everything downstream (pre-processing, backends,
+decoding, the inference worker) reads only this description.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+ColorOrder = Literal["rgb", "bgr", "gray"]
+OutputKind = Literal["heatmaps", "heatmaps+locref", "coordinates"]
+DecoderName = Literal["argmax", "lightning-pose"]
+ResizeMethod = Literal["bilinear-float", "bicubic-uint8", "area"]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class ModelError(ValueError):
+    """A model file or folder is missing, unreadable or inconsistent; the message says which."""
+
+
+@dataclass(frozen=True)
+class ModelDescription:
+    """Everything needed to run a model and turn its output into keypoints.
+
+    Attributes
+    ----------
+    name
+        A short name for logs and ``session.json``.
+    framework
+        Who made it: ``deeplabstream`` (this project), ``lightning-pose``, ...
+    model_file
+        The file a backend loads (``.onnx``, or ``.pt`` for TorchScript).
+    keypoints
+        Keypoint names, in the order of the model's output channels.
+    input_height, input_width
+        The network's input size; frames are resized to it.
+    color_order
+        Channel order the network expects (frames arrive as BGR or mono).
+    mean, std
+        Per-channel normalisation applied after scaling pixels to 0..1.
+    resize
+        How frames are resized: ``bilinear-float`` (scale to 0..1 first, then bilinear, no
+        antialiasing: Lightning Pose's video path), ``bicubic-uint8``, or ``area``.
+    output_kind
+        ``heatmaps`` (N x K x h x w), ``heatmaps+locref`` (plus N x 2K x h x w offsets), or
+        ``coordinates`` (N x K x 3: x, y, likelihood in input pixels).
+    stride
+        Input pixels per heatmap pixel.
+    decoder
+        ``argmax`` (peak with sub-pixel refinement) or ``lightning-pose`` (Lightning Pose's
+        upsample + soft-argmax + window confidence).
+    heatmaps_are_probabilities
+        True when the network already applies a (spatial) softmax or sigmoid.
+    locref_std
+        DeepLabCut's scale of location-refinement offsets (only for ``heatmaps+locref``).
+    downsample_factor
+        Lightning Pose's ``data.downsample_factor`` (only for its decoder).
+    input_name, output_names
+        Names of the graph's input and outputs.
+    batch_size
+        None when the batch dimension is dynamic, else the fixed size.
+    precision
+        ``fp32`` or ``fp16`` (the precision of the graph's weights and input).
+    skeleton
+        Pairs of keypoint names to draw as lines.
+    """
+
+    name: str
+    framework: str
+    model_file: Path
+    keypoints: tuple[str, ...]
+    input_height: int
+    input_width: int
+    color_order: ColorOrder = "rgb"
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
+    resize: ResizeMethod = "bilinear-float"
+    output_kind: OutputKind = "heatmaps"
+    stride: float = 4.0
+    decoder: DecoderName = "argmax"
+    heatmaps_are_probabilities: bool = True
+    locref_std: float = 7.2801
+    downsample_factor: int = 2
+    input_name: str = "images"
+    output_names: tuple[str, ...] = ("heatmaps",)
+    batch_size: int | None = None
+    precision: Literal["fp32", "fp16"] = "fp32"
+    skeleton: tuple[tuple[str, str], ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        """Check what can be checked without loading the network."""
+        if not self.keypoints:
+            raise ModelError(f"{self.model_file}: the model names no keypoints")
+        if len(set(self.keypoints)) != len(self.keypoints):
+            raise ModelError(f"{self.model_file}: keypoint names repeat: {self.keypoints}")
+        if self.input_height < 8 or self.input_width < 8:
+            raise ModelError(
+                f"{self.model_file}: input size {self.input_width}x{self.input_height} is too small"
+            )
+        channels = 1 if self.color_order == "gray" else 3
+        if len(self.mean) != channels or len(self.std) != channels:
+            raise ModelError(
+                f"{self.model_file}: normalisation needs {channels} mean and std values, got "
+                f"{len(self.mean)} and {len(self.std)}"
+            )
+        for a, b in self.skeleton:
+            if a not in self.keypoints or b not in self.keypoints:
+                raise ModelError(
+                    f"{self.model_file}: skeleton pair ({a}, {b}) names unknown keypoints"
+                )
+
+    @property
+    def channels(self) -> int:
+        """Input channels of the network."""
+        return 1 if self.color_order == "gray" else 3

@@ -1,0 +1,103 @@
+"""Poses through a pipe: fixed-size records from the inference worker to whoever shows or uses them.
+
+A record holds the source frame's camera id, frame index and host timestamp, when the worker
+picked the frame up and when the pose was ready, and K x (x, y, likelihood) as float32. Records
+of one session all have the same size (K is fixed by the model), are written non-blocking
+(a reader that stops reading never slows the worker) and atomically (smaller than PIPE_BUF).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import struct
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+
+import numpy as np
+
+_HEAD = struct.Struct("<HxxxxxxqqqqQ")
+_MAX_RECORD = 4096  # POSIX PIPE_BUF: larger writes could interleave
+
+
+@dataclass(frozen=True, slots=True)
+class PoseRecord:
+    """One analysed frame's keypoints (K, 3) in frame pixels, with its timestamps (host clock)."""
+
+    camera_id: int
+    frame_index: int
+    host_timestamp_ns: int
+    picked_up_ns: int
+    ready_ns: int
+    seq: int
+    pose: np.ndarray
+
+
+def pose_record_size(keypoints: int) -> int:
+    """Bytes of one record for a model with ``keypoints`` keypoints."""
+    size = _HEAD.size + 12 * keypoints
+    if size > _MAX_RECORD:
+        raise ValueError(f"{keypoints} keypoints do not fit an atomic pipe record")
+    return size
+
+
+def encode_pose(record: PoseRecord) -> bytes:
+    """The bytes of ``record``."""
+    head = _HEAD.pack(
+        record.camera_id,
+        record.frame_index,
+        record.host_timestamp_ns,
+        record.picked_up_ns,
+        record.ready_ns,
+        record.seq,
+    )
+    return head + np.ascontiguousarray(record.pose, dtype="<f4").tobytes()
+
+
+class PoseReader:
+    """Read every pose record that has arrived, without blocking."""
+
+    def __init__(self, connection: Connection, keypoints: int) -> None:
+        self._connection = connection
+        self._fd = connection.fileno()
+        os.set_blocking(self._fd, False)
+        self._size = pose_record_size(keypoints)
+        self._keypoints = keypoints
+        self._partial = b""
+        self.at_eof = False
+
+    def fileno(self) -> int:
+        """The descriptor to wait on."""
+        return self._fd
+
+    def read_available(self) -> list[PoseRecord]:
+        """Records that arrived since the last call, oldest first."""
+        chunks = [self._partial]
+        while not self.at_eof:
+            try:
+                chunk = os.read(self._fd, self._size * 256)
+            except BlockingIOError:
+                break
+            except OSError as error:
+                if error.errno == errno.EINTR:
+                    continue
+                raise
+            if not chunk:
+                self.at_eof = True
+                break
+            chunks.append(chunk)
+        data = b"".join(chunks)
+        whole = len(data) - len(data) % self._size
+        self._partial = data[whole:]
+        return [self._decode(data, offset) for offset in range(0, whole, self._size)]
+
+    def _decode(self, data: bytes, offset: int) -> PoseRecord:
+        camera_id, index, host, picked, ready, seq = _HEAD.unpack_from(data, offset)
+        pose = np.frombuffer(
+            data, dtype="<f4", count=3 * self._keypoints, offset=offset + _HEAD.size
+        ).reshape(self._keypoints, 3)
+        return PoseRecord(camera_id, index, host, picked, ready, seq, pose)
+
+    def close(self) -> None:
+        """Close this end."""
+        self._connection.close()
