@@ -14,6 +14,7 @@ from PyQt5.QtCore import Qt, QTimer
 from PyQt5.QtGui import QImage, QKeyEvent, QPixmap
 from PyQt5.QtWidgets import QApplication, QGridLayout, QLabel, QVBoxLayout, QWidget
 
+from gui.overlay import draw_pose
 from stream.readers import NewestFrameReader
 from stream.runner import StreamRunner
 from stream.supervisor import Stream
@@ -36,6 +37,7 @@ class PreviewWindow(QWidget):
         super().__init__()
         self.setWindowTitle("DeepLabStream - camera check (press q to stop)")
         self._runner = runner
+        self._stream = stream
         self._readers: dict[str, NewestFrameReader] = {}
         self._tiles: dict[str, QLabel] = {}
         grid = QGridLayout()
@@ -63,8 +65,18 @@ class PreviewWindow(QWidget):
         for name, reader in self._readers.items():
             if reader.poll():
                 tile = self._tiles[name]
-                pixmap = QPixmap.fromImage(to_qimage(reader.frame))
+                pixmap = QPixmap.fromImage(to_qimage(self._annotated(name, reader.frame)))
                 tile.setPixmap(pixmap.scaled(tile.size(), Qt.KeepAspectRatio))
+
+    def _annotated(self, name: str, frame: np.ndarray) -> np.ndarray:
+        """The frame with the newest pose of this camera drawn on a copy (if analysing)."""
+        analysis = self._stream.analysis
+        if analysis is None or name not in analysis.latest:
+            return frame
+        index = {keypoint: i for i, keypoint in enumerate(analysis.keypoints)}
+        skeleton = tuple((index[a], index[b]) for a, b in analysis.ready.skeleton)
+        threshold = self._stream.settings.pose.likelihood_threshold
+        return draw_pose(frame, analysis.latest[name].pose, threshold, skeleton)
 
     def _service(self) -> None:
         if not self._runner.tick(0.0):

@@ -1,0 +1,141 @@
+"""Frames in, keypoints in frame pixels out: pre-processing, a backend, a decoder.
+
+:class:`PoseEstimator` is what the inference worker calls per batch of frames. It reads only the
+model's :class:`~pose.model.ModelDescription` to pick the decoder:
+
+- ``decoder="lightning-pose"``: :func:`pose.lightning_decode.decode_lightning_pose`;
+- ``output_kind="heatmaps"`` / ``"heatmaps+locref"``: :func:`pose.decode.decode_argmax`
+  (with the location-refinement output as the second output);
+- ``output_kind="coordinates"``: the network's (N, K, 3) x, y, likelihood in input pixels.
+
+Every decoder gives input pixels; the frame's :class:`~pose.transforms.FrameTransform` maps them
+to frame pixels.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import numpy as np
+
+from pose.backends import InferenceBackend
+from pose.decode import decode_argmax
+from pose.lightning_decode import decode_lightning_pose
+from pose.model import ModelDescription, ModelError
+from pose.preprocess import Preprocessor
+
+
+class PoseEstimator:
+    """Keypoints of frames, in the frames' pixels.
+
+    Parameters
+    ----------
+    description
+        The model.
+    backend
+        Its network, opened with :func:`pose.backends.open_backend`.
+    frame_shape
+        Shape of every frame: (height, width) mono or (height, width, 3) BGR.
+    max_batch
+        The most frames sent to the network at once; a model with a fixed batch size gets
+        batches of exactly that size instead (the last one padded).
+    crop
+        (x, y, width, height) of the region of each frame that is fed, or None.
+
+    Attributes
+    ----------
+    last_timings
+        Seconds spent by the last :meth:`estimate` in ``preprocess``, ``inference`` and
+        ``decode``.
+    """
+
+    def __init__(
+        self,
+        description: ModelDescription,
+        backend: InferenceBackend,
+        frame_shape: tuple[int, ...],
+        max_batch: int = 1,
+        crop: tuple[int, int, int, int] | None = None,
+    ) -> None:
+        self.description = description
+        self.backend = backend
+        self.batch = description.batch_size or max_batch
+        self.preprocessor = Preprocessor(description, frame_shape, self.batch, crop)
+        self.last_timings: dict[str, float] = {"preprocess": 0.0, "inference": 0.0, "decode": 0.0}
+
+    def estimate(
+        self, frames: Sequence[np.ndarray], flips: Sequence[bool] | None = None
+    ) -> np.ndarray:
+        """Keypoints of each frame.
+
+        Parameters
+        ----------
+        frames
+            Frames of ``frame_shape`` (BGR or mono uint8), any number: they are sent in batches.
+        flips
+            Per frame, whether to flip it horizontally before the network (a right-side camera,
+            so that one network serves both sides); keypoints come back in the unflipped frame's
+            pixels. None flips none.
+
+        Returns
+        -------
+        numpy.ndarray
+            (N, K, 3) float64: x, y in frame pixels and the likelihood.
+        """
+        n = len(frames)
+        flips = [False] * n if flips is None else list(flips)
+        if len(flips) != n:
+            raise ValueError(f"{len(flips)} flips for {n} frames")
+        keypoints = np.empty((n, len(self.description.keypoints), 3), np.float64)
+        timings = dict.fromkeys(("preprocess", "inference", "decode"), 0.0)
+        for start in range(0, n, self.batch):
+            stop = min(start + self.batch, n)
+            keypoints[start:stop] = self._estimate_batch(
+                frames[start:stop], flips[start:stop], timings
+            )
+        self.last_timings = timings
+        return keypoints
+
+    def _estimate_batch(
+        self, frames: Sequence[np.ndarray], flips: Sequence[bool], timings: dict[str, float]
+    ) -> np.ndarray:
+        """Keypoints of at most one batch of frames; adds to ``timings``."""
+        n = len(frames)
+        t0 = time.perf_counter()
+        # A graph of fixed batch size takes whole batches: the buffer's other slots pad it.
+        fixed = self.description.batch_size is not None
+        batch, transforms = self.preprocessor.prepare(frames, flips, whole_buffer=fixed)
+        t1 = time.perf_counter()
+        outputs = self.backend.run(batch)
+        t2 = time.perf_counter()
+        points = self._decode([o[:n] for o in outputs])
+        for i, transform in enumerate(transforms):
+            points[i] = transform.to_frame(points[i])
+        t3 = time.perf_counter()
+        timings["preprocess"] += t1 - t0
+        timings["inference"] += t2 - t1
+        timings["decode"] += t3 - t2
+        return points
+
+    def _decode(self, outputs: list[np.ndarray]) -> np.ndarray:
+        """Network outputs to (n, K, 3) keypoints in input pixels."""
+        d = self.description
+        first = outputs[0]
+        if d.decoder == "lightning-pose":
+            return decode_lightning_pose(first, d.downsample_factor)
+        if d.output_kind == "coordinates":
+            return np.asarray(first, np.float64).reshape(len(first), len(d.keypoints), 3)
+        if d.output_kind == "heatmaps+locref":
+            if len(outputs) < 2:
+                raise ModelError(f"{d.model_file}: heatmaps+locref needs two outputs")
+            return decode_argmax(
+                first,
+                d.stride,
+                locref=outputs[1],
+                locref_std=d.locref_std,
+                heatmaps_are_probabilities=d.heatmaps_are_probabilities,
+            )
+        return decode_argmax(
+            first, d.stride, heatmaps_are_probabilities=d.heatmaps_are_probabilities
+        )
