@@ -16,6 +16,7 @@ Control messages (small, pickled)::
 from __future__ import annotations
 
 import logging
+import os
 import signal
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -131,8 +132,12 @@ def pose_main(job: PoseJob) -> None:
     add_log_file(job.session_dir / SESSION_LOG)
     try:
         estimators, description, provider = _load(job)
-    except (ModelError, OSError, RuntimeError) as error:
+    except (ModelError, OSError, RuntimeError, ValueError) as error:
         job.control.send(PoseFailed(str(error)))
+        return
+    except Exception as error:  # a bug or an unexpected library error: still say what it was
+        log.exception("the pose model could not be loaded")
+        job.control.send(PoseFailed(f"the pose model could not be loaded: {error!r}"))
         return
     states = _subscribe(job, description)
     job.control.send(
@@ -159,7 +164,8 @@ def _load(job: PoseJob) -> tuple[dict[tuple[int, ...], Any], ModelDescription, s
 
     settings = job.settings
     description = load_model(settings.model_path)
-    backend = open_backend(description, settings.backend, settings.device, settings.threads)
+    threads = settings.threads or min(4, os.cpu_count() or 1)
+    backend = open_backend(description, settings.backend, settings.device, threads)
     backend.warm_up()
     estimators: dict[tuple[int, ...], Any] = {}
     for camera in job.cameras:
