@@ -33,6 +33,18 @@ def load_model(path: Path | None) -> ModelDescription:
         from pose.own_model import load_own_model
 
         return load_own_model(path)
+    if path.suffix in (".pt", ".pth") and not (path.parent / "model.json").is_file():
+        raise ModelError(
+            f"{path}: a PyTorch file, probably a DeepLabCut 3.0 export. Running DeepLabCut 3.0 "
+            "exports directly is not supported yet; meanwhile train a model of this project on "
+            "the same labels with python -m pose.train."
+        )
+    if path.is_dir() and (path / "config.yaml").is_file() and (path / "tb_logs").is_dir():
+        raise ModelError(
+            f"{path}: a Lightning Pose model folder without an ONNX export. Export it with "
+            f"`litpose export {path} --runtime onnx` (Lightning Pose >= 2.4) and point "
+            "MODEL_PATH at the same folder; running checkpoints directly is not supported yet."
+        )
     raise ModelError(
         f"{path}: not a model this program knows. Expected a folder with model.json (this "
         "project's models), a Lightning Pose export folder (config.yaml + exports_onnx/), or "
