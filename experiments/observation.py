@@ -1,0 +1,303 @@
+"""What a trigger sees at each pose update: one camera's keypoints for one analysed frame.
+
+Time always comes from the frames: :attr:`Observation.time_s` is the source frame's timestamp
+(the camera's clock when the camera has one, else the host clock at arrival), never the time at
+which the experiment happens to look. Replaying a recorded session therefore gives exactly the
+events it gave live, and every duration in a trigger (dwell, freezing, windows, debounce) is in
+seconds of frame time, independent of how many frames were analysed or skipped.
+
+Coordinates are the camera's own frame pixels: ``x`` to the right, ``y`` down.
+
+Several cameras run at their own, unequal rates. :func:`pair_nearest` picks from each camera's
+stream the observation nearest to a reference time and keeps the pairing error, giving an
+:class:`Observations` mapping that multi-camera triggers read.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, NamedTuple
+
+import numpy as np
+
+Policy = Literal["missing", "hold"]
+POLICIES: tuple[str, ...] = ("missing", "hold")
+DEFAULT_MIN_LIKELIHOOD = 0.5
+"""Likelihood below which a keypoint counts as not seen, unless a trigger says otherwise."""
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """One analysed frame of one camera: keypoints in frame pixels and the frame's own time.
+
+    Parameters
+    ----------
+    time_s
+        The source frame's timestamp in seconds: the camera's clock when present, else the host
+        clock at arrival. Never the wall-clock time of the experiment's own processing.
+    camera
+        The camera's name.
+    frame_index
+        The camera's frame index of the analysed frame.
+    keypoints
+        Shape (K, 3): x, y (pixels, x right, y down) and likelihood per keypoint.
+    names
+        The K keypoint names, in the order of ``keypoints`` (the same for every frame of a camera).
+    frame
+        The grayscale uint8 image (H, W) when a trigger needs image features, else None.
+    """
+
+    time_s: float
+    camera: str
+    frame_index: int
+    keypoints: np.ndarray
+    names: tuple[str, ...]
+    frame: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        """Check that the keypoints fit the names (a wrong model or config is caught here)."""
+        keypoints = np.asarray(self.keypoints, dtype=np.float64)
+        if keypoints.ndim != 2 or keypoints.shape[1] != 3:
+            raise ValueError(f"keypoints must have shape (K, 3), not {keypoints.shape}")
+        if keypoints.shape[0] != len(self.names):
+            raise ValueError(
+                f"{keypoints.shape[0]} keypoints but {len(self.names)} names {self.names}"
+            )
+        object.__setattr__(self, "keypoints", keypoints)
+        object.__setattr__(self, "names", tuple(self.names))
+
+    def index(self, name: str) -> int:
+        """The row of keypoint ``name``; ``KeyError`` naming the keypoints there are."""
+        try:
+            return self.names.index(name)
+        except ValueError:
+            raise KeyError(
+                f"camera {self.camera!r} has no keypoint {name!r}; its keypoints are "
+                f"{', '.join(self.names)}"
+            ) from None
+
+    def likelihood(self, name: str) -> float:
+        """The likelihood of keypoint ``name``."""
+        return float(self.keypoints[self.index(name), 2])
+
+    def point(self, name: str, min_likelihood: float = 0.0) -> tuple[float, float] | None:
+        """``(x, y)`` of keypoint ``name``, or None when not seen (policy ``"missing"``).
+
+        A keypoint is not seen when its likelihood is below ``min_likelihood`` or any of its
+        values is not finite. For the ``"hold"`` policy, which needs memory across frames, use a
+        :class:`KeypointFilter`.
+        """
+        x, y, likelihood = self.keypoints[self.index(name)]
+        if not (likelihood >= min_likelihood and math.isfinite(x) and math.isfinite(y)):
+            return None
+        return (float(x), float(y))
+
+    @classmethod
+    def from_pose_record(
+        cls,
+        record: Any,
+        camera: str,
+        names: Sequence[str],
+        camera_time_s: float | None = None,
+        frame: np.ndarray | None = None,
+    ) -> Observation:
+        """An observation from a :class:`pose.records.PoseRecord` (host clock unless given).
+
+        Parameters
+        ----------
+        record
+            Has ``frame_index``, ``host_timestamp_ns`` and ``pose`` (K, 3).
+        camera, names
+            The camera's name and its model's keypoint names.
+        camera_time_s
+            The frame's camera-clock time when the camera has one; it takes precedence.
+        frame
+            The grayscale image, for image features.
+        """
+        time_s = camera_time_s if camera_time_s is not None else record.host_timestamp_ns / 1e9
+        return cls(float(time_s), camera, int(record.frame_index), record.pose, tuple(names), frame)
+
+
+class FilteredPoint(NamedTuple):
+    """A keypoint after a :class:`KeypointFilter`: where, and whether it is a held position."""
+
+    x: float
+    y: float
+    held: bool
+    seen_time_s: float
+
+
+class KeypointFilter:
+    """Likelihood threshold with a policy for keypoints that are not seen, kept across frames.
+
+    Parameters
+    ----------
+    min_likelihood
+        Keypoints with a lower likelihood (or non-finite values) are not seen.
+    policy
+        ``"missing"``: a keypoint not seen is missing (None) in that frame. ``"hold"``: it stays
+        where it was last seen, for at most ``hold_s`` seconds of frame time after that sighting;
+        then it is missing.
+    hold_s
+        How long ``"hold"`` holds a position (seconds, >= 0).
+
+    The held state is per (camera, keypoint); :meth:`reset` forgets it. Time going backwards
+    (a new replay) forgets the held position of that keypoint.
+    """
+
+    def __init__(
+        self,
+        min_likelihood: float = DEFAULT_MIN_LIKELIHOOD,
+        policy: Policy = "missing",
+        hold_s: float = 0.0,
+    ) -> None:
+        if not 0.0 <= min_likelihood <= 1.0:
+            raise ValueError(f"min_likelihood must be in [0, 1], not {min_likelihood!r}")
+        if policy not in POLICIES:
+            raise ValueError(f"policy must be one of {', '.join(POLICIES)}, not {policy!r}")
+        if not (hold_s >= 0.0 and math.isfinite(hold_s)):
+            raise ValueError(f"hold_s must be a number of seconds >= 0, not {hold_s!r}")
+        if policy == "missing" and hold_s:
+            raise ValueError("hold_s is only used with policy 'hold'")
+        self.min_likelihood = float(min_likelihood)
+        self.policy: Policy = policy
+        self.hold_s = float(hold_s)
+        self._last_seen: dict[tuple[str, str], FilteredPoint] = {}
+
+    def lookup(self, obs: Observation, name: str) -> FilteredPoint | None:
+        """The keypoint after the policy, with whether it is held; None when missing."""
+        seen = obs.point(name, self.min_likelihood)
+        if self.policy == "missing":
+            return None if seen is None else FilteredPoint(*seen, False, obs.time_s)
+        key = (obs.camera, name)
+        if seen is not None:
+            point = FilteredPoint(*seen, False, obs.time_s)
+            self._last_seen[key] = point
+            return point
+        last = self._last_seen.get(key)
+        if last is None:
+            return None
+        age = obs.time_s - last.seen_time_s
+        if age < 0.0:  # time went backwards: a new replay
+            del self._last_seen[key]
+            return None
+        return last._replace(held=True) if age <= self.hold_s else None
+
+    def point(self, obs: Observation, name: str) -> tuple[float, float] | None:
+        """``(x, y)`` of the keypoint after the policy, or None when missing."""
+        found = self.lookup(obs, name)
+        return None if found is None else (found.x, found.y)
+
+    def reset(self) -> None:
+        """Forget every held position."""
+        self._last_seen.clear()
+
+    def describe(self) -> dict[str, Any]:
+        """The filter's parameters, for the event log."""
+        described: dict[str, Any] = {"min_likelihood": self.min_likelihood, "policy": self.policy}
+        if self.policy == "hold":
+            described["hold_s"] = self.hold_s
+        return described
+
+
+@dataclass(frozen=True)
+class Observations(Mapping[str, Observation]):
+    """The observations of several cameras paired at one reference time.
+
+    Parameters
+    ----------
+    time_s
+        The reference time the cameras were paired at (for example the time of the observation
+        that prompted the update).
+    by_camera
+        Camera name -> its observation nearest to ``time_s``.
+
+    :attr:`errors_s` gives each camera's pairing error, ``obs.time_s - time_s`` (signed).
+    """
+
+    time_s: float
+    by_camera: Mapping[str, Observation] = field(default_factory=dict)
+
+    def __getitem__(self, camera: str) -> Observation:
+        """The observation of ``camera``; ``KeyError`` naming the cameras there are."""
+        try:
+            return self.by_camera[camera]
+        except KeyError:
+            raise KeyError(
+                f"no observation of camera {camera!r} (cameras: {', '.join(self.by_camera)})"
+            ) from None
+
+    def __iter__(self) -> Iterator[str]:
+        """The camera names."""
+        return iter(self.by_camera)
+
+    def __len__(self) -> int:
+        """How many cameras are paired."""
+        return len(self.by_camera)
+
+    @property
+    def errors_s(self) -> dict[str, float]:
+        """Each camera's pairing error in seconds: its frame's time minus :attr:`time_s`."""
+        return {camera: obs.time_s - self.time_s for camera, obs in self.by_camera.items()}
+
+    @property
+    def max_error_s(self) -> float:
+        """The largest absolute pairing error (0 with no cameras)."""
+        return max((abs(e) for e in self.errors_s.values()), default=0.0)
+
+    @classmethod
+    def single(cls, obs: Observation) -> Observations:
+        """One camera's observation as a mapping, paired at its own time."""
+        return cls(obs.time_s, {obs.camera: obs})
+
+
+def _time_of(obs: Observation) -> float:
+    return obs.time_s
+
+
+def nearest(stream: Sequence[Observation], t: float) -> Observation | None:
+    """The observation of a time-sorted stream nearest to ``t`` (the earlier one on a tie)."""
+    if not stream:
+        return None
+    after = bisect.bisect_left(stream, t, key=_time_of)
+    if after == 0:
+        return stream[0]
+    if after == len(stream):
+        return stream[-1]
+    before, later = stream[after - 1], stream[after]
+    return later if later.time_s - t < t - before.time_s else before
+
+
+def pair_nearest(
+    streams: Mapping[str, Sequence[Observation]], t: float, max_error_s: float | None = None
+) -> Observations:
+    """For each camera, its observation nearest in time to ``t``, with the pairing error kept.
+
+    Parameters
+    ----------
+    streams
+        Camera name -> that camera's observations sorted by ``time_s`` (a list, or a deque of the
+        recent ones). Binary search: O(log n) per camera for a list.
+    t
+        The reference time, seconds on the same clock as the observations.
+    max_error_s
+        A camera whose nearest observation is further than this from ``t`` is left out (None:
+        never left out). Cameras with no observations are always left out.
+
+    Returns
+    -------
+    Observations
+        Paired at ``t``; :attr:`Observations.errors_s` holds each camera's error.
+    """
+    paired: dict[str, Observation] = {}
+    for camera, stream in streams.items():
+        found = nearest(stream, t)
+        if found is None:
+            continue
+        if max_error_s is not None and abs(found.time_s - t) > max_error_s:
+            continue
+        paired[camera] = found
+    return Observations(float(t), paired)

@@ -1,0 +1,100 @@
+"""Triggers: small composable conditions on the stream of pose observations.
+
+Every trigger has one interface (:class:`Trigger`): ``update(obs) -> bool`` with the condition's
+state after that observation (the trigger keeps its own state across frames), ``reset()``,
+``describe() -> dict`` for the event log, and ``shapes()`` for drawing. All durations are in
+seconds of frame time (:attr:`Observation.time_s`), never the host's clock at evaluation.
+
+========================  ==========================================================
+module                    triggers
+========================  ==========================================================
+``regions``               :class:`Region` (circle, rect, ellipse, polygon; inside, outside,
+                          entered, left; dwell; hysteresis)
+``direction``             :class:`HeadDirection`, :class:`TargetSide` (egocentric left/right)
+``motion``                :class:`SpeedAbove`, :class:`SpeedBelow`, :class:`Freezing`,
+                          :class:`DistanceAbove`, :class:`DistanceBelow`
+``timing``                :class:`After`, :class:`Every`
+``features``              :class:`MotionEnergyAbove`/``Below``, :class:`PupilDiameterAbove`/
+                          ``Below``; :func:`motion_energy`, :func:`pupil_diameter`
+``combinators``           :class:`All`/``And``, :class:`Any`/``Or``, :class:`Not`,
+                          :class:`Debounce`, :class:`Rising`
+``factory``               :func:`make_trigger` from config strings
+========================  ==========================================================
+"""
+
+from experiments.triggers.base import Condition, KeypointTrigger, Trigger
+from experiments.triggers.combinators import All, And, Any, Debounce, Not, Or, Rising
+from experiments.triggers.direction import HeadDirection, TargetSide, bearing_deg
+from experiments.triggers.factory import TRIGGER_KINDS, make_trigger, parameters_of
+from experiments.triggers.features import (
+    PUPIL_KEYPOINTS,
+    MotionEnergyAbove,
+    MotionEnergyBelow,
+    PupilDiameterAbove,
+    PupilDiameterBelow,
+    motion_energy,
+    pupil_diameter,
+)
+from experiments.triggers.geometry import (
+    Circle,
+    Ellipse,
+    Line,
+    Marker,
+    Polygon,
+    Rectangle,
+    Shape,
+    parse_shape,
+)
+from experiments.triggers.motion import (
+    DistanceAbove,
+    DistanceBelow,
+    Freezing,
+    SpeedAbove,
+    SpeedBelow,
+    WindowSpeed,
+)
+from experiments.triggers.regions import Region
+from experiments.triggers.timing import After, Every
+
+__all__ = [
+    "PUPIL_KEYPOINTS",
+    "TRIGGER_KINDS",
+    "After",
+    "All",
+    "And",
+    "Any",
+    "Circle",
+    "Condition",
+    "Debounce",
+    "DistanceAbove",
+    "DistanceBelow",
+    "Ellipse",
+    "Every",
+    "Freezing",
+    "HeadDirection",
+    "KeypointTrigger",
+    "Line",
+    "Marker",
+    "MotionEnergyAbove",
+    "MotionEnergyBelow",
+    "Not",
+    "Or",
+    "Polygon",
+    "PupilDiameterAbove",
+    "PupilDiameterBelow",
+    "Rectangle",
+    "Region",
+    "Rising",
+    "Shape",
+    "SpeedAbove",
+    "SpeedBelow",
+    "TargetSide",
+    "Trigger",
+    "WindowSpeed",
+    "bearing_deg",
+    "make_trigger",
+    "motion_energy",
+    "parameters_of",
+    "parse_shape",
+    "pupil_diameter",
+]

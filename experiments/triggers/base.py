@@ -1,0 +1,211 @@
+"""The one interface every trigger has, and the plumbing most of them share.
+
+A trigger is a small object that keeps its own state across observations:
+
+* ``update(obs) -> bool``: feed the next observation (an :class:`Observation` of one camera, or
+  :class:`Observations` of several paired by time); returns the condition's state after it.
+* ``reset()``: forget everything, as if just built (for a new trial or a new replay).
+* ``describe() -> dict``: ``{"kind": ..., parameter: value, ...}`` for the event log; for every
+  kind that :func:`~experiments.triggers.make_trigger` builds without children,
+  ``make_trigger(d["kind"], {k: str(v) for k, v in d.items() if k != "kind"})`` rebuilds it.
+* ``shapes()``: what to draw, in frame pixels (see :mod:`experiments.triggers.geometry`).
+
+Which observation a trigger uses: a trigger with ``camera=None`` takes a single
+:class:`Observation` whatever its camera, and from an :class:`Observations` the only camera
+there (with several cameras it needs ``camera``). A trigger with ``camera="top"`` takes only
+that camera's observations; for any other observation it has no news: a *level* trigger keeps
+its state, an *event* trigger (``entered``, ``left``, :class:`Rising`) returns False, so that one
+event is never reported twice.
+
+Every trigger evaluates on every update; combinators update all their children every time (no
+short-circuit), so a child's memory (dwell timers, speed windows, edges) is always current.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from experiments.observation import (
+    DEFAULT_MIN_LIKELIHOOD,
+    FilteredPoint,
+    KeypointFilter,
+    Observation,
+    Observations,
+    Policy,
+)
+from experiments.triggers.geometry import Shape
+
+AnyObservation = Observation | Observations
+
+
+def observation_time(obs: AnyObservation) -> float:
+    """The frame time of an observation, or the reference time of paired observations."""
+    return obs.time_s
+
+
+def select_camera(obs: AnyObservation, camera: str | None, who: str) -> Observation | None:
+    """The observation a single-camera trigger uses, or None when ``obs`` is not for it."""
+    if isinstance(obs, Observation):
+        return obs if camera is None or obs.camera == camera else None
+    if camera is not None:
+        return obs.by_camera.get(camera)
+    if len(obs) == 1:
+        return next(iter(obs.by_camera.values()))
+    if not obs:
+        return None
+    raise ValueError(
+        f"{who} reads one camera but the observations hold {', '.join(obs)}; give it camera="
+    )
+
+
+def check_number(
+    name: str, value: float, minimum: float | None = None, strict: bool = False
+) -> float:
+    """``value`` as a finite float, or ``ValueError`` naming the parameter and what is allowed."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, not {value!r}") from None
+    if not math.isfinite(number):
+        raise ValueError(f"{name} must be a finite number, not {value!r}")
+    if minimum is not None and (number <= minimum if strict else number < minimum):
+        raise ValueError(f"{name} must be {'>' if strict else '>='} {minimum:g}, not {value!r}")
+    return number
+
+
+def check_choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
+    """``value`` if it is one of ``allowed``, else ``ValueError`` listing them."""
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
+    return value
+
+
+class Trigger(ABC):
+    """A condition on the stream of observations that keeps its own state across them.
+
+    Subclasses implement :meth:`_step` (one observation of their camera -> the new state) and
+    :meth:`_params`; those with memory extend :meth:`_reset`. ``is_event`` marks triggers whose
+    True lasts one observation (a transition), which are False on observations not for them.
+    """
+
+    kind: ClassVar[str] = ""
+    is_event: bool = False
+
+    def __init__(self, camera: str | None = None) -> None:
+        self.camera = camera
+        self.state = False
+
+    def update(self, obs: AnyObservation) -> bool:
+        """Feed the next observation; return the condition's state after it."""
+        selected = select_camera(obs, self.camera, self._who())
+        if selected is None:
+            if self.is_event:
+                self.state = False
+            return self.state
+        self.state = bool(self._step(selected))
+        return self.state
+
+    @abstractmethod
+    def _step(self, obs: Observation) -> bool:
+        """The state after one observation of this trigger's camera."""
+
+    def reset(self) -> None:
+        """Forget all memory, as if just built."""
+        self.state = False
+        self._reset()
+
+    def _reset(self) -> None:  # noqa: B027 - optional hook, nothing to forget by default
+        """Forget subclass memory."""
+
+    def describe(self) -> dict[str, Any]:
+        """``{"kind": ..., **parameters}`` for the event log (factory-compatible)."""
+        described: dict[str, Any] = {"kind": self.kind}
+        if self.camera is not None:
+            described["camera"] = self.camera
+        described.update(self._params())
+        return described
+
+    @abstractmethod
+    def _params(self) -> dict[str, Any]:
+        """The parameters that define this trigger (numbers, names, geometry text)."""
+
+    def shapes(self) -> list[Shape]:
+        """What to draw for this trigger, in frame pixels (nothing by default)."""
+        return []
+
+    def _who(self) -> str:
+        return f"trigger {self.kind!r}"
+
+    def __repr__(self) -> str:
+        """The kind and parameters."""
+        params = ", ".join(f"{k}={v!r}" for k, v in self.describe().items() if k != "kind")
+        return f"{type(self).__name__}({params})"
+
+
+class KeypointTrigger(Trigger):
+    """A trigger that reads keypoints through a :class:`KeypointFilter` (likelihood policy).
+
+    Parameters
+    ----------
+    camera
+        Which camera's observations to use (None: see the module docstring).
+    min_likelihood, policy, hold_s
+        The :class:`KeypointFilter`: keypoints below ``min_likelihood`` are missing
+        (``policy="missing"``) or held where last seen for up to ``hold_s`` seconds
+        (``policy="hold"``).
+    """
+
+    def __init__(
+        self,
+        camera: str | None = None,
+        min_likelihood: float = DEFAULT_MIN_LIKELIHOOD,
+        policy: Policy = "missing",
+        hold_s: float = 0.0,
+    ) -> None:
+        super().__init__(camera)
+        self.filter = KeypointFilter(min_likelihood, policy, hold_s)
+
+    def _lookup(self, obs: Observation, name: str) -> FilteredPoint | None:
+        return self.filter.lookup(obs, name)
+
+    def _point(self, obs: Observation, name: str) -> tuple[float, float] | None:
+        return self.filter.point(obs, name)
+
+    def reset(self) -> None:
+        """Forget all memory, held keypoints included."""
+        self.filter.reset()
+        super().reset()
+
+    def describe(self) -> dict[str, Any]:
+        """The parameters, the likelihood policy's included."""
+        return {**super().describe(), **self.filter.describe()}
+
+
+class Condition(Trigger):
+    """Any function of one observation as a trigger (for custom logic in Python code).
+
+    Parameters
+    ----------
+    func
+        ``func(obs) -> bool`` for an observation of this trigger's camera.
+    name
+        What :meth:`describe` calls it.
+    """
+
+    kind = "condition"
+
+    def __init__(
+        self, func: Callable[[Observation], bool], name: str = "", camera: str | None = None
+    ) -> None:
+        super().__init__(camera)
+        self.func = func
+        self.name = name or getattr(func, "__name__", "condition")
+
+    def _step(self, obs: Observation) -> bool:
+        return bool(self.func(obs))
+
+    def _params(self) -> dict[str, Any]:
+        return {"name": self.name}
