@@ -82,3 +82,49 @@ def test_a_missing_model_stops_before_streaming_with_its_path(tmp_path: Path) ->
     )
     assert result.returncode == 1
     assert "no-such-model" in result.stderr and "model not found" in result.stderr
+
+
+def test_done_when_default_settings_track_the_simulated_animal(tmp_path: Path) -> None:
+    from pose.loading import BUNDLED_MODEL
+
+    assert (BUNDLED_MODEL / "model.json").is_file(), "the bundled model must ship with the repo"
+    result = run_cli(
+        "--headless", "--pose-enabled", "--frames", "600", "--output-dir", str(tmp_path)
+    )
+    assert result.returncode == 0, result.stderr
+    session = only_session(tmp_path)
+    pose = _pose_table(session / "arena.pose.csv")
+    truth = _pose_table(session / "arena.truth.csv")
+    assert len(pose) > 100  # most of 600 frames at 30 fps; the rest were skipped, and counted
+    info = json.loads((session / "session.json").read_text())
+    figures = info["pose"]["cameras"]["arena"]
+    assert figures["frames_analysed"] == len(pose)
+    assert figures["frames_analysed"] + figures["frames_skipped"] + figures["frames_lost"] <= 600
+    scorer = pose.columns.get_level_values(0)[0]
+    errors = {}
+    truth = truth.loc[pose.index]
+    for keypoint in truth.columns.get_level_values(1).unique():
+        ours = pose[scorer, keypoint][["x", "y"]].to_numpy()
+        true = truth["simulation", keypoint][["x", "y"]].to_numpy()
+        errors[keypoint] = float(np.median(np.linalg.norm(ours - true, axis=1)))
+    print("median pixel error per keypoint:", errors)
+    assert max(errors.values()) < 5.0, errors  # "within a few pixels"
+
+
+def test_models_not_supported_yet_say_what_to_do(tmp_path: Path) -> None:
+    import pytest
+
+    from pose.loading import load_model
+    from pose.model import ModelError
+
+    dlc = tmp_path / "snapshot-best.pt"
+    dlc.write_bytes(b"not really a model")
+    with pytest.raises(ModelError, match=r"DeepLabCut 3\.0"):
+        load_model(dlc)
+    lp = tmp_path / "lp"
+    (lp / "tb_logs").mkdir(parents=True)
+    (lp / "config.yaml").write_text("data: {}\n")
+    with pytest.raises(ModelError, match="litpose export"):
+        load_model(lp)
+    with pytest.raises(ModelError, match="not a model this program knows"):
+        load_model(tmp_path)
