@@ -1,0 +1,1411 @@
+"""Training the project's own pose models: ``python -m pose.train``.
+
+Two sources of training data:
+
+* ``--labels CollectedData_x.csv`` (or ``.h5``): DeepLabCut labels and their images;
+* ``--synthetic``: frames rendered by the simulated arena (:mod:`cameras.arena`) with their exact
+  keypoints, from many seeded arenas whose noise, lighting drift and body size vary.
+
+Frames are resized to the network's input size with ``cv2.INTER_AREA`` exactly as at inference
+(see :mod:`pose.own_model`), then augmented: a random affine crop (scale, rotation, translation,
+horizontal flip with left/right keypoints swapped) and photometric changes (brightness, contrast,
+colour balance, grey, noise, motion blur). Targets follow :mod:`pose.decode`'s convention: heatmap
+pixel ``j`` is centred on input pixel ``j * stride + (stride - 1) / 2``; a Gaussian of
+``--sigma`` heatmap pixels is drawn at each keypoint and location-refinement offsets (in units of
+``locref_std`` input pixels) are learned around it.
+
+The run keeps the checkpoint with the lowest validation error, exports it to ONNX (dynamic batch,
+checked against PyTorch with ONNX Runtime) and TorchScript, scores the held-out frames in
+original-frame pixels and writes a model folder (:mod:`pose.own_model`) and
+``training_report.json``. Runs are reproducible from ``--seed`` on the same machine, thread count
+and library versions.
+
+Examples
+--------
+::
+
+    python -m pose.train --labels project/labeled-data/video/CollectedData_me.csv --out models/me
+    python -m pose.train --synthetic --out pose/bundled/arena --steps 4000 --no-torchscript
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import os
+import re
+import shlex
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from torch.nn import functional
+
+from cameras.arena import KEYPOINT_NAMES, ArenaParams, ArenaRenderer, Pose, simulate_poses
+from cameras.arena import keypoints_from_poses as arena_keypoints
+from pose.decode import decode_argmax
+from pose.labels import LabeledData, read_dlc_labels
+from pose.model import IMAGENET_MEAN, IMAGENET_STD, ModelDescription
+from pose.network import (
+    SIZE_MULTIPLE,
+    STRIDE,
+    NetworkConfig,
+    PoseNet,
+    check_input_size,
+    export_onnx,
+    parameter_count,
+)
+from pose.own_model import save_own_model
+
+LOCREF_STD = 7.2801
+"""DeepLabCut's scale of location-refinement offsets, in input pixels."""
+
+ARENA_SKELETON = (
+    ("nose", "left_ear"),
+    ("nose", "right_ear"),
+    ("left_ear", "neck"),
+    ("right_ear", "neck"),
+    ("neck", "body_center"),
+    ("body_center", "tail_base"),
+)
+
+Size = tuple[int, int]
+"""(width, height) in pixels."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Geometry: frames, network input and heatmaps, all with pixel centres at whole numbers
+# --------------------------------------------------------------------------------------------------
+
+
+def frame_to_input(points: np.ndarray, frame_size: Size, input_size: Size) -> np.ndarray:
+    """Frame pixels to network-input pixels for a whole-frame resize (``cv2.resize``'s mapping).
+
+    Parameters
+    ----------
+    points
+        Array (..., 2) of x, y in frame pixels.
+    frame_size, input_size
+        (width, height) of the frame and of the network input.
+
+    Returns
+    -------
+    numpy.ndarray
+        The same points in input pixels: ``(x + 0.5) * input / frame - 0.5``.
+    """
+    scale = np.array(input_size, dtype=np.float64) / np.array(frame_size, dtype=np.float64)
+    return (np.asarray(points, dtype=np.float64) + 0.5) * scale - 0.5
+
+
+def input_to_frame(points: np.ndarray, frame_size: Size, input_size: Size) -> np.ndarray:
+    """The inverse of :func:`frame_to_input`."""
+    scale = np.array(frame_size, dtype=np.float64) / np.array(input_size, dtype=np.float64)
+    return (np.asarray(points, dtype=np.float64) + 0.5) * scale - 0.5
+
+
+def default_input_size(frame_size: Size) -> Size:
+    """Half the frame, each side rounded to the nearest multiple of 32 (640x480 -> 320x256)."""
+    return tuple(  # type: ignore[return-value]
+        max(SIZE_MULTIPLE, SIZE_MULTIPLE * round(side / 2 / SIZE_MULTIPLE)) for side in frame_size
+    )
+
+
+def resize_to_input(frame: np.ndarray, input_size: Size) -> np.ndarray:
+    """A BGR (or grey) uint8 frame resized to the input size as at inference (area), as BGR."""
+    if frame.ndim == 2:
+        frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+    if (frame.shape[1], frame.shape[0]) == tuple(input_size):
+        return np.ascontiguousarray(frame)
+    return cv2.resize(frame, tuple(input_size), interpolation=cv2.INTER_AREA)
+
+
+def normalise(images_bgr: np.ndarray) -> np.ndarray:
+    """uint8 or float BGR images (N, H, W, 3) in 0..255 to the network's float32 NCHW RGB input."""
+    rgb = np.asarray(images_bgr, dtype=np.float32)[..., ::-1] / np.float32(255.0)
+    mean = np.array(IMAGENET_MEAN, dtype=np.float32)
+    std = np.array(IMAGENET_STD, dtype=np.float32)
+    return np.ascontiguousarray(((rgb - mean) / std).transpose(0, 3, 1, 2))
+
+
+# --------------------------------------------------------------------------------------------------
+# Data: labeled images or rendered arenas, as frames resized to the input size
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One frame at input size with its keypoints.
+
+    Attributes
+    ----------
+    image
+        BGR uint8 (H, W, 3) at the network's input size.
+    keypoints
+        (K, 2) in input pixels; NaN where not labeled.
+    truth
+        (K, 2) in original-frame pixels (errors are reported in these).
+    frame_size
+        (width, height) of the original frame.
+    """
+
+    image: np.ndarray
+    keypoints: np.ndarray
+    truth: np.ndarray
+    frame_size: Size
+
+
+def make_sample(frame: np.ndarray, truth: np.ndarray, input_size: Size) -> Sample:
+    """A Sample from a full frame and its keypoints in frame pixels."""
+    frame_size = (frame.shape[1], frame.shape[0])
+    return Sample(
+        image=resize_to_input(frame, input_size),
+        keypoints=frame_to_input(truth, frame_size, input_size),
+        truth=np.asarray(truth, dtype=np.float64),
+        frame_size=frame_size,
+    )
+
+
+def load_label_samples(labels: LabeledData, input_size: Size) -> list[Sample]:
+    """Every labeled image, read and resized to the input size.
+
+    Raises
+    ------
+    FileNotFoundError
+        Naming the first image that cannot be read.
+    """
+    samples = []
+    for path, truth in zip(labels.image_paths, labels.coordinates, strict=True):
+        frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if frame is None:
+            raise FileNotFoundError(f"{path}: labeled image missing or unreadable")
+        samples.append(make_sample(frame, truth, input_size))
+    return samples
+
+
+@dataclass(frozen=True)
+class ArenaVariation:
+    """How much the simulated arenas of the training set differ from the default camera.
+
+    Attributes
+    ----------
+    noise
+        Range of the pixel-noise standard deviation (grey levels).
+    lighting_drift
+        Range of the relative lighting drift.
+    body_scale
+        Range of the body length relative to the default (0.2 x the smaller frame side).
+    """
+
+    noise: tuple[float, float] = (0.0, 10.0)
+    lighting_drift: tuple[float, float] = (0.0, 0.2)
+    body_scale: tuple[float, float] = (0.8, 1.25)
+
+
+def arena_params(seed: int, arena_size: Size, variation: ArenaVariation | None) -> ArenaParams:
+    """Params of one arena; without ``variation`` the synthetic camera's defaults."""
+    width, height = arena_size
+    if variation is None:
+        return ArenaParams(width=width, height=height, seed=seed)
+    rng = np.random.default_rng([seed, 0x5EED])
+    default_length = 0.2 * min(width, height)
+    return ArenaParams(
+        width=width,
+        height=height,
+        seed=seed,
+        noise=float(rng.uniform(*variation.noise)),
+        lighting_drift=float(rng.uniform(*variation.lighting_drift)),
+        body_length=default_length * float(np.exp(rng.uniform(*np.log(variation.body_scale)))),
+    )
+
+
+class ArenaPool:
+    """Seeded arenas that render frames of a random walk on demand, with exact keypoints.
+
+    Parameters
+    ----------
+    seeds
+        One arena per seed (floor texture, walk, noise).
+    arena_size
+        Frame (width, height).
+    input_size
+        The network's input (width, height).
+    variation
+        How the arenas' noise, lighting and body size vary; None for the camera's defaults.
+    walk_frames
+        Length of each arena's random walk; frames are picked from it.
+    """
+
+    def __init__(
+        self,
+        seeds: Sequence[int],
+        arena_size: Size,
+        input_size: Size,
+        variation: ArenaVariation | None,
+        walk_frames: int = 6000,
+    ) -> None:
+        self.input_size = input_size
+        self.params = [arena_params(seed, arena_size, variation) for seed in seeds]
+        self.renderers = [ArenaRenderer(p) for p in self.params]
+        self.poses = [simulate_poses(p, walk_frames) for p in self.params]
+        self._frame = np.empty(self.renderers[0].frame_shape, np.uint8)
+
+    def render(self, arena: int, frame_index: int) -> Sample:
+        """Frame ``frame_index`` of arena number ``arena`` (an index into ``seeds``)."""
+        pose = self.poses[arena][frame_index]
+        self.renderers[arena].render(Pose(*pose.tolist()), frame_index, self._frame)
+        truth = arena_keypoints(pose, self.params[arena].body_length_px)
+        return make_sample(self._frame, truth, self.input_size)
+
+    def random(self, rng: np.random.Generator) -> Sample:
+        """A random frame of a random arena."""
+        arena = int(rng.integers(len(self.renderers)))
+        return self.render(arena, int(rng.integers(len(self.poses[arena]))))
+
+    def spread(self, count: int) -> list[Sample]:
+        """``count`` frames spread evenly over the arenas and their walks (deterministic)."""
+        per_arena = math.ceil(count / len(self.renderers))
+        walk = len(self.poses[0])
+        samples = []
+        for arena in range(len(self.renderers)):
+            for frame_index in np.linspace(0, walk - 1, per_arena).astype(int):
+                samples.append(self.render(arena, int(frame_index)))
+        return samples[:count]
+
+
+def synthetic_seeds(seed: int, role: str, count: int) -> list[int]:
+    """Arena seeds for training, validation or testing; never overlapping, never 0..999.
+
+    Seeds below 1000 are left for evaluation on fresh arenas (the camera's default seed is 0).
+    """
+    base = 1000 * (seed + 1) + {"train": 0, "validation": 500, "test": 800}[role]
+    return list(range(base, base + count))
+
+
+# --------------------------------------------------------------------------------------------------
+# Augmentation
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """Random changes applied to every training sample.
+
+    Attributes
+    ----------
+    crop
+        Side of the square training crop in input pixels (a multiple of 32); 0 trains on whole
+        frames. Crops around the animal spend the computation where the keypoints are.
+    on_animal
+        Probability that a crop is placed so that it shows the animal (else anywhere).
+    scale
+        Range of the zoom factor (drawn log-uniformly).
+    rotation
+        Largest rotation in degrees (180: any direction, right for cameras looking down).
+    flip
+        Mirror left-right half of the time, swapping left/right keypoints.
+    brightness
+        Largest brightness shift in grey levels.
+    contrast
+        Range of the contrast factor.
+    color
+        Largest relative change of each colour channel's gain.
+    gray
+        Probability of turning the crop grey (mono cameras).
+    noise
+        Largest standard deviation of added pixel noise, in grey levels.
+    blur
+        Probability of a light motion blur.
+    """
+
+    crop: int = 160
+    on_animal: float = 0.85
+    scale: tuple[float, float] = (0.8, 1.25)
+    rotation: float = 180.0
+    flip: bool = True
+    brightness: float = 30.0
+    contrast: tuple[float, float] = (0.7, 1.3)
+    color: float = 0.08
+    gray: float = 0.2
+    noise: float = 8.0
+    blur: float = 0.2
+
+
+def flip_permutation(names: Sequence[str]) -> np.ndarray:
+    """Keypoint order after a left-right mirror: each left/right pair swapped.
+
+    Names pair up when they differ only by ``left``/``right`` (any case: ``left_ear`` and
+    ``right_ear``, ``leftear`` and ``rightear``, ``LeftPaw`` and ``RightPaw``) or by an ``l``/``r``
+    word (``paw_l`` and ``paw_r``).
+    """
+    index = {name: i for i, name in enumerate(names)}
+    permutation = np.arange(len(names))
+    for i, name in enumerate(names):
+        partner = _mirror_name(name)
+        if partner != name and partner in index:
+            permutation[i] = index[partner]
+    return permutation
+
+
+def _mirror_name(name: str) -> str:
+    swaps = {"left": "right", "right": "left", "l": "r", "r": "l"}
+
+    def swap(match: re.Match[str]) -> str:
+        word = match.group(0)
+        mirrored = swaps[word.lower()]
+        if word.isupper():
+            return mirrored.upper()
+        return mirrored.capitalize() if word[0].isupper() else mirrored
+
+    mirrored = re.sub(r"(?i)left|right", swap, name)
+    if mirrored != name:
+        return mirrored
+    return re.sub(r"(?i)(?<![a-z])[lr](?![a-z])", swap, name)
+
+
+def random_affine(
+    rng: np.random.Generator,
+    augmentation: Augmentation,
+    keypoints: np.ndarray,
+    image_size: Size,
+    out_size: Size,
+) -> tuple[np.ndarray, bool]:
+    """A random 2x3 affine from the input image to the training crop, and whether it mirrors.
+
+    The transform scales, rotates and mirrors about a centre point, which lands on the crop's
+    centre; the centre is near the animal with probability ``augmentation.on_animal``.
+    """
+    scale = float(np.exp(rng.uniform(*np.log(augmentation.scale))))
+    angle = math.radians(rng.uniform(-augmentation.rotation, augmentation.rotation))
+    mirror = augmentation.flip and rng.random() < 0.5
+    cos, sin = math.cos(angle) * scale, math.sin(angle) * scale
+    linear = np.array([[cos, -sin], [sin, cos]])
+    if mirror:
+        linear = linear @ np.diag([-1.0, 1.0])
+    out_centre = (np.array(out_size, dtype=np.float64) - 1) / 2
+    labeled = keypoints[np.isfinite(keypoints).all(axis=1)]
+    if len(labeled) and rng.random() < augmentation.on_animal:
+        # Anywhere that keeps the animal's centre inside the middle 70 % of the crop.
+        reach = 0.35 * np.array(out_size, dtype=np.float64) / scale
+        centre = labeled.mean(axis=0) + rng.uniform(-reach, reach)
+    else:
+        centre = rng.uniform((0.0, 0.0), np.array(image_size, dtype=np.float64) - 1)
+    translation = out_centre - linear @ centre
+    return np.hstack([linear, translation[:, None]]), mirror
+
+
+def augment(
+    rng: np.random.Generator,
+    sample: Sample,
+    augmentation: Augmentation,
+    permutation: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """A randomly transformed crop of a sample: float32 BGR image and keypoints in crop pixels."""
+    height, width = sample.image.shape[:2]
+    side = augmentation.crop
+    out_size = (side, side) if side else (width, height)
+    matrix, mirrored = random_affine(rng, augmentation, sample.keypoints, (width, height), out_size)
+    border = tuple(float(v) for v in sample.image.reshape(-1, 3).mean(axis=0))
+    image = cv2.warpAffine(
+        sample.image,
+        matrix,
+        out_size,
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=border,
+    )
+    keypoints = sample.keypoints @ matrix[:, :2].T + matrix[:, 2]
+    if mirrored:
+        keypoints = keypoints[permutation]
+    return photometric(rng, image, augmentation), keypoints
+
+
+def photometric(
+    rng: np.random.Generator, image: np.ndarray, augmentation: Augmentation
+) -> np.ndarray:
+    """Brightness, contrast, colour balance, grey, motion blur and noise; float32 0..255."""
+    out = image.astype(np.float32)
+    if rng.random() < augmentation.gray:
+        grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY).astype(np.float32)
+        out = np.repeat(grey[..., None], 3, axis=2)
+    if rng.random() < augmentation.blur:
+        out = cv2.filter2D(out, -1, _motion_kernel(rng))
+    contrast = rng.uniform(*augmentation.contrast)
+    gains = 1.0 + rng.uniform(-augmentation.color, augmentation.color, size=3)
+    shift = rng.uniform(-augmentation.brightness, augmentation.brightness)
+    mean = out.mean()
+    out = ((out - mean) * contrast + mean + shift) * gains.astype(np.float32)
+    sigma = rng.uniform(0.0, augmentation.noise)
+    if sigma > 0:
+        out += rng.standard_normal(out.shape, dtype=np.float32) * np.float32(sigma)
+    return np.clip(out, 0.0, 255.0, out=out)
+
+
+def _motion_kernel(rng: np.random.Generator) -> np.ndarray:
+    """A normalised line kernel 3..7 pixels long at a random angle (an animal moving fast)."""
+    length = int(rng.choice([3, 5, 7]))
+    kernel = np.zeros((length, length), np.float32)
+    angle = rng.uniform(0.0, math.pi)
+    half = (length - 1) / 2
+    dx, dy = half * math.cos(angle), half * math.sin(angle)
+    start = (round((half - dx) * 16), round((half - dy) * 16))
+    end = (round((half + dx) * 16), round((half + dy) * 16))
+    cv2.line(kernel, start, end, 1.0, 1, cv2.LINE_AA, 4)
+    return kernel / max(float(kernel.sum()), 1e-6)
+
+
+# --------------------------------------------------------------------------------------------------
+# Targets and loss
+# --------------------------------------------------------------------------------------------------
+
+
+def make_targets(
+    keypoints: np.ndarray,
+    image_size: Size,
+    sigma: float,
+    locref_radius: float,
+    locref_std: float = LOCREF_STD,
+    stride: int = STRIDE,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Heatmap, location-refinement and mask targets for keypoints in input pixels.
+
+    Parameters
+    ----------
+    keypoints
+        (K, 2) x, y in input pixels; NaN (unlabeled) or outside the image gives an empty map.
+    image_size
+        (width, height) of the input.
+    sigma
+        Standard deviation of the Gaussian, in heatmap pixels.
+    locref_radius
+        Offsets are learned within this many heatmap pixels of the keypoint.
+    locref_std
+        Offsets are in units of this many input pixels.
+    stride
+        Input pixels per heatmap pixel.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        Heatmaps (K, h, w) in 0..1, offsets (2K, h, w) ordered x0, y0, x1, ..., and the offset
+        mask (K, h, w).
+    """
+    width, height = image_size
+    w, h = width // stride, height // stride
+    centres_x = np.arange(w) * stride + (stride - 1) / 2  # pose.decode's convention
+    centres_y = np.arange(h) * stride + (stride - 1) / 2
+    k = len(keypoints)
+    x = keypoints[:, 0]
+    y = keypoints[:, 1]
+    visible = np.isfinite(keypoints).all(axis=1)
+    visible &= (x >= -0.5) & (x <= width - 0.5) & (y >= -0.5) & (y <= height - 0.5)
+    x = np.where(visible, x, -1e6)[:, None, None]
+    y = np.where(visible, y, -1e6)[:, None, None]
+    dx = x - centres_x[None, None, :]  # keypoint minus pixel centre, input pixels
+    dy = y - centres_y[None, :, None]
+    distance2 = (dx**2 + dy**2) / stride**2
+    heatmaps = np.exp(-distance2 / (2 * sigma**2)).astype(np.float32)
+    mask = (distance2 <= locref_radius**2).astype(np.float32)
+    offsets = np.empty((k, 2, h, w), np.float32)
+    offsets[:, 0] = np.broadcast_to(dx / locref_std, (k, h, w))
+    offsets[:, 1] = np.broadcast_to(dy / locref_std, (k, h, w))
+    offsets *= mask[:, None]
+    return heatmaps, offsets.reshape(2 * k, h, w), mask
+
+
+@dataclass(frozen=True)
+class LossSettings:
+    """Target shapes and weights of the loss.
+
+    Attributes
+    ----------
+    sigma
+        Gaussian standard deviation in heatmap pixels.
+    locref_radius
+        Radius (heatmap pixels) around a keypoint where offsets are learned.
+    locref_weight
+        Weight of the offsets' loss against the heatmaps'.
+    locref_beta
+        Where the offsets' Huber loss turns from quadratic to linear (in ``locref_std`` units):
+        small, so that errors of a fraction of a pixel still pull (a squared loss would not).
+    """
+
+    sigma: float = 1.25
+    locref_radius: float = 2.0
+    locref_weight: float = 5.0
+    locref_beta: float = 0.05
+
+
+def pose_loss(
+    outputs: Sequence[torch.Tensor],
+    heatmaps: torch.Tensor,
+    offsets: torch.Tensor,
+    mask: torch.Tensor,
+    settings: LossSettings,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Sigmoid cross-entropy on the heatmaps plus a masked Huber loss on the offsets.
+
+    Each term is summed over a map and averaged over images and keypoints, so the loss does not
+    depend on the crop size.
+    """
+    n, k = heatmaps.shape[:2]
+    heat = functional.binary_cross_entropy_with_logits(outputs[0], heatmaps, reduction="sum")
+    heat = heat / (n * k)
+    total = heat
+    parts = {"heatmap": float(heat.detach())}
+    if len(outputs) > 1:
+        weights = mask.repeat_interleave(2, dim=1)
+        huber = functional.smooth_l1_loss(
+            outputs[1], offsets, reduction="none", beta=settings.locref_beta
+        )
+        locref = (huber * weights).sum() / (n * k)
+        total = total + settings.locref_weight * locref
+        parts["locref"] = float(locref.detach())
+    return total, parts
+
+
+# --------------------------------------------------------------------------------------------------
+# Prediction and scoring
+# --------------------------------------------------------------------------------------------------
+
+
+def decode_outputs(
+    outputs: Sequence[np.ndarray], use_locref: bool, locref_std: float = LOCREF_STD
+) -> np.ndarray:
+    """Network outputs to (N, K, 3) keypoints in input pixels (x, y, likelihood)."""
+    return decode_argmax(
+        outputs[0],
+        STRIDE,
+        locref=outputs[1] if use_locref and len(outputs) > 1 else None,
+        locref_std=locref_std,
+        heatmaps_are_probabilities=False,
+    )
+
+
+def torch_outputs(model: PoseNet, images: np.ndarray, batch: int = 8) -> list[np.ndarray]:
+    """Run the network in eval mode on BGR uint8 images (N, H, W, 3) at input size."""
+    model.eval()
+    parts: list[list[np.ndarray]] = []
+    with torch.inference_mode():
+        for start in range(0, len(images), batch):
+            result = model(torch.from_numpy(normalise(images[start : start + batch])))
+            parts.append([r.numpy() for r in result])
+    return [np.concatenate(p) for p in zip(*parts, strict=True)]
+
+
+def pixel_errors(
+    predicted_input: np.ndarray, samples: Sequence[Sample], input_size: Size
+) -> np.ndarray:
+    """Distances (N, K) in original-frame pixels between predictions and truth (NaN: unlabeled)."""
+    errors = np.empty((len(samples), predicted_input.shape[1]))
+    for i, sample in enumerate(samples):
+        predicted = input_to_frame(predicted_input[i, :, :2], sample.frame_size, input_size)
+        errors[i] = np.linalg.norm(predicted - sample.truth, axis=1)
+    return errors
+
+
+def error_summary(errors: np.ndarray, keypoints: Sequence[str]) -> dict[str, Any]:
+    """Per-keypoint and overall median, mean and 95th percentile of pixel errors (N, K)."""
+
+    def stats(values: np.ndarray) -> dict[str, float]:
+        values = values[np.isfinite(values)]
+        if values.size == 0:
+            return {"median": math.nan, "mean": math.nan, "p95": math.nan, "count": 0}
+        return {
+            "median": round(float(np.median(values)), 3),
+            "mean": round(float(np.mean(values)), 3),
+            "p95": round(float(np.percentile(values, 95)), 3),
+            "count": int(values.size),
+        }
+
+    return {
+        "per_keypoint": {name: stats(errors[:, k]) for k, name in enumerate(keypoints)},
+        "all": stats(errors.ravel()),
+    }
+
+
+def format_errors(summary: dict[str, Any]) -> str:
+    """A small table of an :func:`error_summary`."""
+    lines = [f"{'keypoint':<14}{'median':>8}{'mean':>8}{'p95':>8}{'n':>6}"]
+    rows = [*summary["per_keypoint"].items(), ("ALL", summary["all"])]
+    for name, s in rows:
+        lines.append(
+            f"{name:<14}{s['median']:>8.2f}{s['mean']:>8.2f}{s['p95']:>8.2f}{s['count']:>6}"
+        )
+    return "\n".join(lines)
+
+
+class OnnxPredictor:
+    """Keypoints of whole frames from an exported model with ONNX Runtime (for scoring).
+
+    This follows the live path (area resize, RGB, ImageNet normalisation, argmax decoding) in a
+    few lines; the application itself uses :mod:`pose.estimator`.
+
+    Parameters
+    ----------
+    onnx_file
+        The exported network.
+    input_size
+        Its (width, height).
+    use_locref
+        Decode with the location-refinement offsets (else parabola refinement).
+    threads
+        ONNX Runtime intra-op threads.
+    """
+
+    def __init__(
+        self, onnx_file: str | Path, input_size: Size, use_locref: bool, threads: int = 2
+    ) -> None:
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        self.session = onnxruntime.InferenceSession(
+            str(onnx_file), options, providers=["CPUExecutionProvider"]
+        )
+        self.input_size = input_size
+        self.use_locref = use_locref
+
+    def outputs(self, images: np.ndarray) -> list[np.ndarray]:
+        """Raw outputs for BGR uint8 images (N, H, W, 3) already at input size."""
+        return self.session.run(None, {"images": normalise(images)})
+
+    def predict(self, frames: Sequence[np.ndarray], batch: int = 8) -> np.ndarray:
+        """(N, K, 3) keypoints (x, y in frame pixels, likelihood) of whole BGR or grey frames."""
+        results = []
+        for start in range(0, len(frames), batch):
+            chunk = frames[start : start + batch]
+            images = np.stack([resize_to_input(f, self.input_size) for f in chunk])
+            decoded = decode_outputs(self.outputs(images), self.use_locref)
+            for frame, keypoints in zip(chunk, decoded, strict=True):
+                frame_size = (frame.shape[1], frame.shape[0])
+                keypoints[:, :2] = input_to_frame(keypoints[:, :2], frame_size, self.input_size)
+            results.append(decoded)
+        return np.concatenate(results)
+
+
+# --------------------------------------------------------------------------------------------------
+# The training loop
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on (written into the report)."""
+
+    steps: int
+    batch_size: int = 16
+    learning_rate: float = 2e-3
+    weight_decay: float = 1e-4
+    warmup_fraction: float = 0.05
+    eval_every: int = 0  # 0: about 20 validations per run
+    seed: int = 0
+    threads: int = 2
+    augmentation: Augmentation = field(default_factory=Augmentation)
+    loss: LossSettings = field(default_factory=LossSettings)
+    network: NetworkConfig | None = None
+
+
+@dataclass
+class TrainResult:
+    """A trained network and how it got there."""
+
+    model: PoseNet
+    best_step: int
+    best_validation: dict[str, Any]
+    use_locref: bool
+    history: list[dict[str, Any]]
+    seconds: float
+
+
+def set_determinism(seed: int, threads: int) -> None:
+    """Seed torch and make its CPU kernels deterministic where it can."""
+    torch.manual_seed(seed)
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def learning_rate_at(step: int, config: TrainConfig) -> float:
+    """Linear warm-up, then a cosine decay to 2 % of the peak at the last step."""
+    warmup = max(1, int(config.warmup_fraction * config.steps))
+    if step < warmup:
+        return config.learning_rate * (step + 1) / warmup
+    progress = (step - warmup) / max(1, config.steps - warmup)
+    return config.learning_rate * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def training_batches(
+    draw: Callable[[np.random.Generator], Sample],
+    config: TrainConfig,
+    permutation: np.ndarray,
+    rng: np.random.Generator,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """Endless augmented batches: images, heatmaps, offsets, offset masks."""
+    while True:
+        images, heatmaps, offsets, masks = [], [], [], []
+        for _ in range(config.batch_size):
+            image, keypoints = augment(rng, draw(rng), config.augmentation, permutation)
+            size = (image.shape[1], image.shape[0])
+            heat, offset, mask = make_targets(
+                keypoints, size, config.loss.sigma, config.loss.locref_radius
+            )
+            images.append(image)
+            heatmaps.append(heat)
+            offsets.append(offset)
+            masks.append(mask)
+        yield (
+            torch.from_numpy(normalise(np.stack(images))),
+            torch.from_numpy(np.stack(heatmaps)),
+            torch.from_numpy(np.stack(offsets)),
+            torch.from_numpy(np.stack(masks)),
+        )
+
+
+def validate(
+    model: PoseNet, samples: Sequence[Sample], keypoints: Sequence[str], input_size: Size
+) -> dict[str, Any]:
+    """Mean and median frame-pixel errors on validation samples, with and without locref."""
+    outputs = torch_outputs(model, np.stack([s.image for s in samples]))
+    result: dict[str, Any] = {}
+    for use_locref in (True, False) if len(outputs) > 1 else (False,):
+        errors = pixel_errors(decode_outputs(outputs, use_locref), samples, input_size)
+        name = "locref" if use_locref else "parabola"
+        result[name] = {
+            "mean": float(np.nanmean(errors)),
+            "median": float(np.nanmedian(errors)),
+        }
+    result["best"] = min(result, key=lambda name: result[name]["mean"])
+    result["mean"] = result[result["best"]]["mean"]
+    return result
+
+
+def train(
+    draw: Callable[[np.random.Generator], Sample],
+    validation: Sequence[Sample],
+    keypoints: Sequence[str],
+    input_size: Size,
+    config: TrainConfig,
+    log: Callable[[str], None] = print,
+) -> TrainResult:
+    """Train a PoseNet; keep the weights with the lowest mean validation error.
+
+    Parameters
+    ----------
+    draw
+        Returns a random training sample (input size) for a random generator.
+    validation
+        Whole frames the checkpoints are chosen on.
+    keypoints
+        Keypoint names (left/right pairs are swapped by mirrored crops).
+    input_size
+        The network's input (width, height).
+    config
+        Steps, batch, optimiser, augmentation, loss, network shape and seed.
+    log
+        Where progress lines go.
+
+    Returns
+    -------
+    TrainResult
+        The best network (in eval mode) and the history of validations.
+    """
+    set_determinism(config.seed, config.threads)
+    network = config.network or NetworkConfig(num_keypoints=len(keypoints))
+    model = PoseNet(network)
+    optimiser = torch.optim.AdamW(
+        model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+    )
+    rng = np.random.default_rng(config.seed)
+    batches = training_batches(draw, config, flip_permutation(keypoints), rng)
+    eval_every = config.eval_every or max(25, config.steps // 20)
+    log(
+        f"training {parameter_count(model) / 1e6:.2f} M parameters for {config.steps} steps of "
+        f"{config.batch_size} on {config.threads} threads; validating on {len(validation)} frames"
+    )
+    best: dict[str, Any] = {"mean": math.inf}
+    best_state, best_step, history = None, 0, []
+    start = time.perf_counter()
+    running: dict[str, float] = {}
+    for step in range(config.steps):
+        model.train()
+        for group in optimiser.param_groups:
+            group["lr"] = learning_rate_at(step, config)
+        images, heatmaps, offsets, masks = next(batches)
+        loss, parts = pose_loss(model(images), heatmaps, offsets, masks, config.loss)
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        for key, value in parts.items():
+            running[key] = 0.9 * running.get(key, value) + 0.1 * value
+        if (step + 1) % eval_every == 0 or step + 1 == config.steps:
+            scores = validate(model, validation, keypoints, input_size)
+            history.append({"step": step + 1, "loss": dict(running), "validation": scores})
+            improved = scores["mean"] < best["mean"]
+            if improved:
+                best, best_step = scores, step + 1
+                best_state = copy.deepcopy(model.state_dict())
+            log(
+                f"step {step + 1:>6}  {time.perf_counter() - start:7.1f} s  loss "
+                + " ".join(f"{k} {v:.4f}" for k, v in running.items())
+                + f"  val mean {scores['mean']:.2f} px ({scores['best']})"
+                + ("  *" if improved else "")
+            )
+    assert best_state is not None  # at least the last step validates
+    model.load_state_dict(best_state)
+    model.eval()
+    return TrainResult(
+        model=model,
+        best_step=best_step,
+        best_validation=best,
+        use_locref=best["best"] == "locref",
+        history=history,
+        seconds=time.perf_counter() - start,
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Export
+# --------------------------------------------------------------------------------------------------
+
+
+def export_model(
+    model: PoseNet,
+    folder: Path,
+    input_size: Size,
+    check_images: np.ndarray,
+    torchscript: bool,
+    tolerance: float = 1e-4,
+) -> dict[str, Any]:
+    """Write ``model.onnx`` (and ``model.pt``) into ``folder`` and check them against PyTorch.
+
+    Returns
+    -------
+    dict
+        The largest absolute differences found, per file.
+
+    Raises
+    ------
+    RuntimeError
+        If ONNX Runtime's (or TorchScript's) outputs differ from PyTorch's by more than
+        ``tolerance`` (absolute, plus the same relative to the value).
+    """
+    width, height = input_size
+    folder.mkdir(parents=True, exist_ok=True)
+    onnx_path = folder / "model.onnx"
+    export_onnx(model, str(onnx_path), height, width)
+    expected = torch_outputs(model, check_images)
+    predictor = OnnxPredictor(onnx_path, input_size, use_locref=True)
+    differences = {"onnx": _largest_difference(predictor.outputs(check_images), expected)}
+    if torchscript:
+        traced = torch.jit.trace(model, torch.from_numpy(normalise(check_images[:1])))
+        traced.save(str(folder / "model.pt"))
+        loaded = torch.jit.load(str(folder / "model.pt"))
+        with torch.inference_mode():
+            got = [r.numpy() for r in loaded(torch.from_numpy(normalise(check_images)))]
+        differences["torchscript"] = _largest_difference(got, expected)
+    for name, (absolute, relative_excess) in differences.items():
+        if relative_excess > tolerance:
+            raise RuntimeError(
+                f"{name} export differs from PyTorch by {absolute:.2e} (tolerance {tolerance})"
+            )
+    return {name: values[0] for name, values in differences.items()}
+
+
+def _largest_difference(
+    got: Sequence[np.ndarray], expected: Sequence[np.ndarray]
+) -> tuple[float, float]:
+    """Largest |a - b| and largest |a - b| - |b| * 1e-4 (what exceeds a relative tolerance)."""
+    absolute, excess = 0.0, -math.inf
+    for a, b in zip(got, expected, strict=True):
+        difference = np.abs(a - b)
+        absolute = max(absolute, float(difference.max()))
+        excess = max(excess, float((difference - 1e-4 * np.abs(b)).max()))
+    return absolute, excess
+
+
+def model_description(
+    name: str, keypoints: Sequence[str], input_size: Size, use_locref: bool, skeleton: Any = ()
+) -> ModelDescription:
+    """The description of a model trained here."""
+    width, height = input_size
+    return ModelDescription(
+        name=name,
+        framework="deeplabstream",
+        model_file=Path("model.onnx"),
+        keypoints=tuple(keypoints),
+        input_height=height,
+        input_width=width,
+        color_order="rgb",
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        resize="area",
+        output_kind="heatmaps+locref" if use_locref else "heatmaps",
+        stride=float(STRIDE),
+        decoder="argmax",
+        heatmaps_are_probabilities=False,
+        locref_std=LOCREF_STD,
+        output_names=("heatmaps", "locref") if use_locref else ("heatmaps",),
+        skeleton=tuple(tuple(pair) for pair in skeleton),
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Data sets for the command
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class DataSet:
+    """Training draw, validation and test frames, and what to write about them."""
+
+    keypoints: tuple[str, ...]
+    input_size: Size
+    draw: Callable[[np.random.Generator], Sample]
+    validation: list[Sample]
+    test: list[Sample]
+    description: dict[str, Any]
+    skeleton: tuple[tuple[str, str], ...] = ()
+
+
+def parse_size(text: str) -> Size:
+    """``WxH`` to (width, height)."""
+    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
+    if not match:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a size WIDTHxHEIGHT, e.g. 320x256")
+    return int(match.group(1)), int(match.group(2))
+
+
+def parse_indices(text: str) -> list[int]:
+    """``0-99,105,110-112`` to a sorted list of distinct indices."""
+    indices: set[int] = set()
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        match = re.fullmatch(r"(\d+)(?:\s*-\s*(\d+))?", part)
+        if not match:
+            raise argparse.ArgumentTypeError(f"'{part}' is not an index or a range like 0-99")
+        low = int(match.group(1))
+        high = int(match.group(2)) if match.group(2) else low
+        if high < low:
+            raise argparse.ArgumentTypeError(f"range '{part}' runs backwards")
+        indices.update(range(low, high + 1))
+    return sorted(indices)
+
+
+def split_indices(
+    count: int, args: argparse.Namespace
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Train, validation and test indices of labeled frames from the command's options."""
+    everything = np.arange(count)
+    rng = np.random.default_rng(args.seed)
+    if args.train_indices is not None:
+        train = np.array([i for i in args.train_indices if i < count], dtype=np.int64)
+        if len(train) < len(args.train_indices):
+            raise SystemExit(f"--train-indices names frames beyond the {count} labeled ones")
+        test = np.setdiff1d(everything, train)
+    else:
+        shuffled = rng.permutation(count)
+        test_count = round(args.test_fraction * count)
+        test, train = np.sort(shuffled[:test_count]), np.sort(shuffled[test_count:])
+    validation_count = round(args.val_fraction * len(train))
+    if validation_count:
+        picked = np.sort(rng.choice(len(train), validation_count, replace=False))
+        validation = train[picked]
+        train = np.delete(train, picked)
+    else:
+        validation = train  # no held-out frames for choosing checkpoints: use the training ones
+    if len(train) == 0:
+        raise SystemExit("no frames left to train on: lower --test-fraction or --val-fraction")
+    return train, validation, test
+
+
+def labels_data_set(args: argparse.Namespace) -> DataSet:
+    """Training, validation and test frames from DeepLabCut labels."""
+    labels = read_dlc_labels(args.labels, individual=args.individual)
+    missing = labels.missing_images()
+    if missing:
+        raise SystemExit(f"{len(missing)} labeled images are missing, e.g. {missing[0]}")
+    first = cv2.imread(str(labels.image_paths[0]), cv2.IMREAD_UNCHANGED)
+    frame_size = (first.shape[1], first.shape[0])
+    input_size = args.input_size or default_input_size(frame_size)
+    check_input_size(input_size[1], input_size[0])
+    samples = load_label_samples(labels, input_size)
+    train_idx, validation_idx, test_idx = split_indices(len(samples), args)
+    train_samples = [samples[i] for i in train_idx]
+
+    def draw(rng: np.random.Generator) -> Sample:
+        return train_samples[int(rng.integers(len(train_samples)))]
+
+    description = {
+        "kind": "labels",
+        "labels": str(Path(args.labels)),
+        "layout": labels.layout,
+        "individual": labels.individual,
+        "frames": len(samples),
+        "frame_size": list(frame_size),
+        "train_indices": train_idx.tolist(),
+        "validation_indices": validation_idx.tolist(),
+        "test_indices": test_idx.tolist(),
+    }
+    return DataSet(
+        keypoints=labels.keypoints,
+        input_size=input_size,
+        draw=draw,
+        validation=[samples[i] for i in validation_idx],
+        test=[samples[i] for i in test_idx],
+        description=description,
+    )
+
+
+def synthetic_data_set(args: argparse.Namespace) -> DataSet:
+    """Training arenas (varied), validation arenas (varied) and test arenas (camera defaults)."""
+    arena_size = args.arena_size
+    input_size = args.input_size or default_input_size(arena_size)
+    check_input_size(input_size[1], input_size[0])
+    variation = ArenaVariation()
+    train_seeds = synthetic_seeds(args.seed, "train", args.arenas)
+    validation_seeds = synthetic_seeds(args.seed, "validation", 8)
+    test_seeds = synthetic_seeds(args.seed, "test", 8)
+    train_pool = ArenaPool(train_seeds, arena_size, input_size, variation)
+    validation = ArenaPool(validation_seeds, arena_size, input_size, variation, 3000)
+    test = ArenaPool(test_seeds, arena_size, input_size, None, 3000)
+    description = {
+        "kind": "synthetic",
+        "arena_size": list(arena_size),
+        "train_seeds": [train_seeds[0], train_seeds[-1]],
+        "validation_seeds": [validation_seeds[0], validation_seeds[-1]],
+        "test_seeds": [test_seeds[0], test_seeds[-1]],
+        "variation": asdict(variation),
+        "test_arenas": "the synthetic camera's defaults (noise, lighting, body size)",
+    }
+    return DataSet(
+        keypoints=KEYPOINT_NAMES,
+        input_size=input_size,
+        draw=train_pool.random,
+        validation=validation.spread(args.val_frames),
+        test=test.spread(args.test_frames),
+        description=description,
+        skeleton=ARENA_SKELETON,
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# The command
+# --------------------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line options of ``python -m pose.train``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m pose.train",
+        description="Train the project's own small pose network on DeepLabCut labels or on the "
+        "simulated arena, and write a model folder (model.onnx, model.json).",
+    )
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--labels", type=Path, help="DeepLabCut CollectedData_*.csv or .h5")
+    source.add_argument(
+        "--synthetic", action="store_true", help="train on frames of the simulated arena"
+    )
+    source.add_argument(
+        "--evaluate",
+        type=Path,
+        metavar="MODEL",
+        help="train nothing: score a model folder on fresh frames of the simulated arena with "
+        "the camera's defaults (see --eval-seeds)",
+    )
+    parser.add_argument("--out", type=Path, help="model folder to write")
+    parser.add_argument("--name", help="model name (default: the folder's name)")
+    parser.add_argument(
+        "--input-size",
+        type=parse_size,
+        help="network input WxH, multiples of 32; frames are resized to it (default: half the "
+        "frame, e.g. 320x256 for 640x480)",
+    )
+    length = parser.add_mutually_exclusive_group()
+    length.add_argument("--steps", type=int, help="optimisation steps")
+    length.add_argument(
+        "--epochs",
+        type=float,
+        help="passes over the training frames (synthetic: an epoch is 1000 frames)",
+    )
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--learning-rate", type=float, default=2e-3)
+    parser.add_argument("--seed", type=int, default=0, help="seed of everything random")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=min(4, os.cpu_count() or 1),
+        help="CPU threads for PyTorch (results are reproducible for the same count)",
+    )
+    parser.add_argument("--crop", type=int, default=160, help="training crop side, 0: whole frame")
+    parser.add_argument("--scale", type=float, nargs=2, default=(0.8, 1.25), metavar=("MIN", "MAX"))
+    parser.add_argument("--rotation", type=float, default=180.0, help="largest rotation, degrees")
+    parser.add_argument("--no-flip", action="store_true", help="no left-right mirroring")
+    parser.add_argument("--sigma", type=float, default=1.25, help="heatmap Gaussian, heatmap px")
+    parser.add_argument("--no-locref", action="store_true", help="heatmaps only")
+    parser.add_argument(
+        "--locref-weight", type=float, default=5.0, help="weight of the offsets' loss"
+    )
+    parser.add_argument("--no-torchscript", action="store_true", help="write no model.pt")
+    labels = parser.add_argument_group("labels")
+    labels.add_argument("--individual", help="the animal to take from multi-animal labels")
+    split = labels.add_mutually_exclusive_group()
+    split.add_argument(
+        "--train-indices",
+        type=parse_indices,
+        help="labeled frames to train on, e.g. 0-99 (the others are the test set)",
+    )
+    split.add_argument(
+        "--test-fraction", type=float, default=0.1, help="random share of frames kept for testing"
+    )
+    labels.add_argument(
+        "--val-fraction",
+        type=float,
+        default=0.1,
+        help="share of the training frames used to choose the checkpoint (0: the training frames)",
+    )
+    synthetic = parser.add_argument_group("synthetic")
+    synthetic.add_argument("--arena-size", type=parse_size, default=(640, 480))
+    synthetic.add_argument("--arenas", type=int, default=32, help="training arenas (seeds)")
+    synthetic.add_argument("--val-frames", type=int, default=160)
+    synthetic.add_argument("--test-frames", type=int, default=200)
+    evaluation = parser.add_argument_group("evaluate")
+    evaluation.add_argument(
+        "--eval-seeds", type=parse_indices, default=list(range(10)), help="arena seeds, e.g. 0-9"
+    )
+    evaluation.add_argument("--eval-frames", type=int, default=100, help="frames per arena")
+    return parser
+
+
+def steps_for(args: argparse.Namespace, train_frames: int) -> int:
+    """Optimisation steps from ``--steps`` or ``--epochs`` (default: 30 epochs or 4000 steps)."""
+    if args.steps is not None:
+        return args.steps
+    frames_per_epoch = 1000 if args.synthetic else train_frames
+    if args.epochs is None:
+        return 4000 if args.synthetic else max(200, math.ceil(30 * train_frames / args.batch_size))
+    return max(1, math.ceil(args.epochs * frames_per_epoch / args.batch_size))
+
+
+def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """Run the command; return the training report.
+
+    Parameters
+    ----------
+    argv
+        Command-line arguments (default: ``sys.argv[1:]``).
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.evaluate is not None:
+        return run_evaluation(args)
+    if not (args.synthetic or args.labels) or args.out is None:
+        parser.error("give --labels FILE or --synthetic, and --out FOLDER (or --evaluate MODEL)")
+    started = time.perf_counter()
+    data = synthetic_data_set(args) if args.synthetic else labels_data_set(args)
+    train_count = len(data.description.get("train_indices", [])) or 1000
+    augmentation = Augmentation(
+        crop=args.crop,
+        scale=tuple(args.scale),
+        rotation=args.rotation,
+        flip=not args.no_flip,
+    )
+    config = TrainConfig(
+        steps=steps_for(args, train_count),
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        seed=args.seed,
+        threads=args.threads,
+        augmentation=augmentation,
+        loss=LossSettings(sigma=args.sigma, locref_weight=args.locref_weight),
+        network=NetworkConfig(num_keypoints=len(data.keypoints), locref=not args.no_locref),
+    )
+    result = train(data.draw, data.validation, data.keypoints, data.input_size, config)
+    report = finish(args, argv, data, config, result, time.perf_counter() - started)
+    return report
+
+
+def finish(
+    args: argparse.Namespace,
+    argv: Sequence[str],
+    data: DataSet,
+    config: TrainConfig,
+    result: TrainResult,
+    elapsed: float,
+) -> dict[str, Any]:
+    """Export, score the test frames with the exported model, write model.json and the report."""
+    out: Path = args.out
+    check = np.stack([s.image for s in data.validation[:3]])
+    # Exported straight into the model folder, and scored from there: what is measured is the
+    # file that ships.
+    differences = export_model(result.model, out, data.input_size, check, not args.no_torchscript)
+    accuracy: dict[str, Any] = {}
+    if data.test:
+        predictor = OnnxPredictor(
+            out / "model.onnx", data.input_size, result.use_locref, args.threads
+        )
+        outputs = predictor.outputs(np.stack([s.image for s in data.test]))
+        errors = pixel_errors(
+            decode_outputs(outputs, result.use_locref), data.test, data.input_size
+        )
+        accuracy = {
+            "data": "held-out test frames, scored with the exported ONNX model",
+            "units": "original-frame pixels",
+            "frames": len(data.test),
+            **error_summary(errors, data.keypoints),
+        }
+    training = {
+        "data": data.description,
+        "seed": args.seed,
+        "steps": config.steps,
+        "epochs": args.epochs,
+        "batch_size": config.batch_size,
+        "best_step": result.best_step,
+        "threads": config.threads,
+        "training_seconds": round(elapsed, 1),
+        "command": "python -m pose.train " + shlex.join(argv),
+        "torch": torch.__version__,
+        "accuracy": accuracy,
+        "validation": _rounded(result.best_validation),
+        "decoder": "locref" if result.use_locref else "parabola",
+    }
+    description = model_description(
+        args.name or out.resolve().name,
+        data.keypoints,
+        data.input_size,
+        result.use_locref,
+        data.skeleton,
+    )
+    save_own_model(
+        out,
+        description,
+        onnx_file=out / "model.onnx",
+        torchscript=None if args.no_torchscript else out / "model.pt",
+        network=config.network.to_dict() if config.network else None,
+        training=training,
+    )
+    report = {
+        **training,
+        "input_size": list(data.input_size),
+        "keypoints": list(data.keypoints),
+        "export_max_difference": differences,
+        "augmentation": asdict(config.augmentation),
+        "loss": asdict(config.loss),
+        "history": _rounded(result.history),
+    }
+    (out / "training_report.json").write_text(json.dumps(report, indent=2) + "\n", "utf-8")
+    if accuracy:
+        print(f"held-out error ({accuracy['frames']} frames, original-frame pixels):")
+        print(format_errors(accuracy))
+    print(f"wrote {out} in {elapsed:.0f} s (best step {result.best_step})")
+    return report
+
+
+def run_evaluation(args: argparse.Namespace) -> dict[str, Any]:
+    """``--evaluate``: print and return the error of a model on fresh synthetic arenas."""
+    summary = evaluate_synthetic(
+        args.evaluate, args.eval_seeds, args.eval_frames, args.arena_size, threads=args.threads
+    )
+    print(
+        f"{args.evaluate}: {summary['frames']} frames of arenas {summary['seeds']} "
+        f"({summary['arena_size'][0]}x{summary['arena_size'][1]}, camera defaults), "
+        f"original-frame pixels:"
+    )
+    print(format_errors(summary))
+    print(f"inference: {summary['inference_ms']:.2f} ms per frame ({args.threads} threads)")
+    return summary
+
+
+def evaluate_synthetic(
+    model: str | Path,
+    seeds: Sequence[int],
+    frames_per_seed: int = 100,
+    arena_size: Size = (640, 480),
+    every: int = 5,
+    threads: int = 2,
+) -> dict[str, Any]:
+    """Pixel errors of a model folder on fresh frames of the simulated camera.
+
+    Parameters
+    ----------
+    model
+        A model folder of this project's format.
+    seeds
+        Arena seeds (use seeds below 1000: training never uses them).
+    frames_per_seed
+        Frames scored per arena.
+    arena_size
+        Frame (width, height).
+    every
+        Score every ``every``-th frame of the walk (neighbouring frames are near-duplicates).
+    threads
+        ONNX Runtime threads.
+
+    Returns
+    -------
+    dict
+        :func:`error_summary` plus the frames, seeds, size and the inference time per frame.
+    """
+    from cameras.arena import SimulatedArena
+    from pose.own_model import load_own_model
+
+    description = load_own_model(model)
+    input_size = (description.input_width, description.input_height)
+    predictor = OnnxPredictor(
+        description.model_file,
+        input_size,
+        use_locref=description.output_kind == "heatmaps+locref",
+        threads=threads,
+    )
+    errors = []
+    for seed in seeds:
+        arena = SimulatedArena(ArenaParams(width=arena_size[0], height=arena_size[1], seed=seed))
+        frame = np.empty(arena.frame_shape, np.uint8)
+        frames, truth = [], []
+        for index in range(frames_per_seed * every):
+            _, keypoints = arena.render_next(frame)
+            if index % every == 0:
+                frames.append(frame.copy())
+                truth.append(keypoints)
+        predicted = predictor.predict(frames)
+        errors.append(np.linalg.norm(predicted[..., :2] - np.array(truth), axis=2))
+    single = np.stack([resize_to_input(frames[0], input_size)])
+    predictor.outputs(single)  # warm-up
+    start = time.perf_counter()
+    for _ in range(50):
+        predictor.outputs(single)
+    all_errors = np.concatenate(errors)
+    return {
+        **error_summary(all_errors, description.keypoints),
+        "frames": len(all_errors),
+        "seeds": f"{min(seeds)}-{max(seeds)}",
+        "arena_size": list(arena_size),
+        "inference_ms": (time.perf_counter() - start) / 50 * 1e3,
+    }
+
+
+def _rounded(value: Any) -> Any:
+    """Floats rounded to 4 decimals inside nested dicts and lists (a readable report)."""
+    if isinstance(value, float):
+        return round(value, 4)
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_rounded(v) for v in value]
+    return value
+
+
+def main() -> None:
+    """Entry point of ``python -m pose.train``."""
+    run()
+
+
+if __name__ == "__main__":
+    main()
