@@ -7,4 +7,18 @@
 * :mod:`experiments.triggers`: small composable conditions with one interface
   (``update(obs) -> bool``, ``reset()``, ``describe()``, ``shapes()``) and
   :func:`~experiments.triggers.make_trigger` to build them from config strings.
+* :mod:`experiments.actions`: :class:`~experiments.actions.Action`, what an experiment asks a
+  stimulation device to do (``on``, ``off``, ``pulse``, ``pattern``).
+* :mod:`experiments.base`: :class:`~experiments.base.Experiment`, the base class: named
+  triggers, trials (maximum count, inter-trial interval, duration), session duration,
+  pause/resume, switching outputs off, the event log and the summary; subclasses write
+  ``on_update(obs, t) -> list[Action]``.
+* :mod:`experiments.events`: :class:`~experiments.events.EventLog` and ``events.csv``.
+* :mod:`experiments.config`: experiments without code, from ``experiments/configs/*.ini``.
+* :mod:`experiments.registry`: :func:`~experiments.registry.load_experiment` by config name,
+  ``module:Class`` or path.
+* :mod:`experiments.examples`: an experiment written in Python.
+
+docs/experiments.md is the guide. Experiments are pure logic: observations in, actions out, time
+from the frames only.
 """
