@@ -120,7 +120,7 @@ def whole_path(model: Path | None, fps: float, duration_s: float, folder: Path) 
 
 def naive_loop(description: ModelDescription, fps: float, duration_s: float) -> dict[str, Any]:
     """Grab -> preprocess -> infer -> decode in one thread, paced like the camera."""
-    threads = min(4, os.cpu_count() or 1)
+    threads = max(1, min(4, (os.cpu_count() or 2) - 1))  # as the worker's THREADS = 0
     backend = open_backend(description, "onnxruntime", "cpu", threads)
     backend.warm_up(1)
     estimator = PoseEstimator(description, backend, FRAME_SHAPE, max_batch=1)

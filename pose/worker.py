@@ -164,7 +164,8 @@ def _load(job: PoseJob) -> tuple[dict[tuple[int, ...], Any], ModelDescription, s
 
     settings = job.settings
     description = load_model(settings.model_path)
-    threads = settings.threads or min(4, os.cpu_count() or 1)
+    # Auto: leave one core to the capture and recording processes, use at most 4.
+    threads = settings.threads or max(1, min(4, (os.cpu_count() or 2) - 1))
     backend = open_backend(description, settings.backend, settings.device, threads)
     backend.warm_up()
     estimators: dict[tuple[int, ...], Any] = {}

@@ -126,8 +126,8 @@ class PoseSettings:
     )
     threads: int = setting(
         0,
-        doc="CPU threads for inference (0: as many as there are cores, at most 4). Fewer leave "
-        "room for capture and recording.",
+        doc="CPU threads for inference (0: one less than the number of cores, at least 1 and at "
+        "most 4, leaving a core to capture and recording).",
         minimum=0,
         maximum=64,
     )
