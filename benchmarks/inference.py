@@ -82,6 +82,53 @@ def time_model(
     }
 
 
+def backends_by_size(sizes: list[tuple[int, int]], repeats: int) -> list[dict[str, Any]]:
+    """The bundled network's architecture (fresh weights: speed does not depend on them) at
+    several input sizes, in ONNX Runtime and in PyTorch (TorchScript), 1 thread, batch 1."""
+    import torch
+
+    from cameras.arena import KEYPOINT_NAMES
+    from pose.network import NetworkConfig, PoseNet, export_onnx
+
+    torch.manual_seed(0)
+    network = PoseNet(NetworkConfig(num_keypoints=len(KEYPOINT_NAMES))).eval()
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        for height, width in sizes:
+            onnx_file = Path(folder) / f"net_{height}x{width}.onnx"
+            export_onnx(network, str(onnx_file), height, width)
+            script_file = onnx_file.with_suffix(".pt")
+            torch.jit.trace(network, torch.zeros(1, 3, height, width)).save(str(script_file))
+            batch = np.zeros((1, 3, height, width), np.float32)
+            for backend_name, model_file in (("onnxruntime", onnx_file), ("pytorch", script_file)):
+                description = ModelDescription(
+                    name="posenet",
+                    framework="deeplabstream",
+                    model_file=model_file,
+                    keypoints=KEYPOINT_NAMES,
+                    input_height=height,
+                    input_width=width,
+                    output_kind="heatmaps+locref",
+                    output_names=("heatmaps", "locref"),
+                )
+                backend = open_backend(description, backend_name, "cpu", 1)
+                backend.warm_up(1)
+                times = []
+                for _ in range(repeats):
+                    began = time.perf_counter_ns()
+                    backend.run(batch)
+                    times.append(time.perf_counter_ns() - began)
+                backend.close()
+                rows.append(
+                    {
+                        "backend": backend_name,
+                        "input": f"{width}x{height}",
+                        "inference_ms": summarize_ms(np.asarray(times)),
+                    }
+                )
+    return rows
+
+
 def whole_path(model: Path | None, fps: float, duration_s: float, folder: Path) -> dict[str, Any]:
     """Run the app's stream with pose estimation; latency and rates from its own files."""
     settings_file = folder / "settings.ini"
@@ -179,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as folder:
         app = whole_path(args.model, args.fps, duration, Path(folder))
     naive = naive_loop(description, args.fps, duration)
+    by_size = backends_by_size([(256, 320), (480, 640)], 20 if args.quick else 100)
     model_ms = min(v["inference"]["p50"] for v in model_alone if v["batch"] == 1)
     figures = [
         Figure(
@@ -246,6 +294,12 @@ def main(argv: list[str] | None = None) -> int:
             f"{variant['decode']['p50']:.2f}, total {variant['total']['p50']:.2f}"
         )
     print(f"  model-bound limit: {1000 / model_ms:.0f} fps at batch 1")
+    print("\nbundled network architecture per backend and input size (1 thread, batch 1, ms):")
+    for row in by_size:
+        print(
+            f"  {row['backend']:>11} {row['input']:>8}: p50 {row['inference_ms']['p50']:.2f}, "
+            f"p99 {row['inference_ms']['p99']:.2f}"
+        )
     print_table(
         f"whole path at {args.fps:g} fps, {duration:g} s, model {description.name}",
         figures,
