@@ -13,6 +13,11 @@ if [ "${1:-}" = "--tests" ]; then requirements=requirements-dev.txt; fi
 # Shared libraries of PyQt5's and OpenCV's wheels that a minimal Debian lacks.
 debian_packages=(libgl1 libegl1 libx11-6 libxext6 libxkbcommon0 libfontconfig1 libfreetype6
                  libglib2.0-0 libdbus-1-3)
+if [ "${1:-}" = "--tests" ]; then
+  # The tests also build the stimulus firmware (avr-gcc), run it on an emulated microcontroller
+  # (simavr) and talk to it over pseudo-terminals (socat).
+  debian_packages+=(make gcc gcc-avr binutils-avr avr-libc simavr libsimavr-dev libelf-dev socat)
+fi
 
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then

@@ -1,0 +1,154 @@
+/*
+ * uart.c - USART0 with a 128-byte receive ring and a 512-byte transmit ring.
+ */
+#include "uart.h"
+
+#include <avr/interrupt.h>
+#include <avr/io.h>
+#include <avr/pgmspace.h>
+#include <util/atomic.h>
+#include <stdlib.h>
+
+#include "config.h"
+
+/* 115200 baud at 16 MHz is 2.1 % fast with U2X (the same setting as the Arduino core and the
+ * Uno's USB bridge); setbaud's default tolerance is 2 %. */
+#define BAUD SERIAL_BAUD
+#define BAUD_TOL 3
+#include <util/setbaud.h>
+
+#define RX_SIZE 128 /* power of two */
+
+static volatile uint8_t rx_ring[RX_SIZE];
+static volatile uint8_t rx_head; /* written by the ISR */
+static volatile uint8_t rx_tail; /* written by the main loop */
+static volatile uint8_t rx_damage;
+
+#define TX_SIZE 512 /* power of two; room for every reply one command and its edges can cause */
+
+static volatile uint8_t tx_ring[TX_SIZE];
+static volatile uint16_t tx_head; /* written by the main loop */
+static volatile uint16_t tx_tail; /* written by the ISR */
+
+/* 16-bit indices are read in two instructions: read the ISR's one with interrupts off. */
+static uint16_t tx_tail_now(void)
+{
+    uint16_t tail;
+    ATOMIC_BLOCK(ATOMIC_RESTORESTATE)
+    {
+        tail = tx_tail;
+    }
+    return tail;
+}
+
+void uart_init(void)
+{
+    UBRR0H = UBRRH_VALUE;
+    UBRR0L = UBRRL_VALUE;
+#if USE_2X
+    UCSR0A = _BV(U2X0);
+#else
+    UCSR0A = 0;
+#endif
+    UCSR0C = _BV(UCSZ01) | _BV(UCSZ00); /* 8 data bits, no parity, 1 stop bit */
+    UCSR0B = _BV(RXEN0) | _BV(TXEN0) | _BV(RXCIE0);
+}
+
+ISR(USART_RX_vect)
+{
+    uint8_t status = UCSR0A;
+    uint8_t byte = UDR0;
+    if (status & (_BV(FE0) | _BV(DOR0))) {
+        rx_damage = 1;
+    }
+    uint8_t next = (uint8_t)((rx_head + 1) & (RX_SIZE - 1));
+    if (next == rx_tail) {
+        rx_damage = 1; /* ring full: the host sent faster than lines are handled */
+        return;
+    }
+    rx_ring[rx_head] = byte;
+    rx_head = next;
+}
+
+bool uart_read(uint8_t *byte)
+{
+    uint8_t tail = rx_tail;
+    if (tail == rx_head) {
+        return false;
+    }
+    *byte = rx_ring[tail];
+    rx_tail = (uint8_t)((tail + 1) & (RX_SIZE - 1));
+    return true;
+}
+
+bool uart_rx_pending(void)
+{
+    return rx_tail != rx_head;
+}
+
+bool uart_take_rx_damage(void)
+{
+    uint8_t sreg = SREG;
+    cli();
+    bool damaged = rx_damage;
+    rx_damage = 0;
+    SREG = sreg;
+    return damaged;
+}
+
+ISR(USART_UDRE_vect)
+{
+    uint16_t tail = tx_tail;
+    if (tail == tx_head) {
+        UCSR0B &= (uint8_t)~_BV(UDRIE0);
+        return;
+    }
+    UDR0 = tx_ring[tail];
+    tx_tail = (uint16_t)((tail + 1) & (TX_SIZE - 1));
+}
+
+uint16_t uart_tx_free(void)
+{
+    return (uint16_t)(TX_SIZE - 1 - ((tx_head - tx_tail_now()) & (TX_SIZE - 1)));
+}
+
+void uart_write_byte(uint8_t byte)
+{
+    uint16_t next = (uint16_t)((tx_head + 1) & (TX_SIZE - 1));
+    while (next == tx_tail_now()) {
+        /* Full: the transmit interrupt frees a byte every 87 us. With interrupts off it never
+         * would; nothing sends with interrupts off, and this guard trades a lost byte for a
+         * hang should that ever change. */
+        if (!(SREG & _BV(SREG_I))) {
+            return;
+        }
+    }
+    tx_ring[tx_head] = byte;
+    ATOMIC_BLOCK(ATOMIC_RESTORESTATE)
+    {
+        tx_head = next; /* the ISR reads it */
+        UCSR0B |= _BV(UDRIE0);
+    }
+}
+
+void uart_write(const char *text)
+{
+    while (*text) {
+        uart_write_byte((uint8_t)*text++);
+    }
+}
+
+void uart_write_P(const char *text)
+{
+    char c;
+    while ((c = (char)pgm_read_byte(text++)) != 0) {
+        uart_write_byte((uint8_t)c);
+    }
+}
+
+void uart_write_u32(uint32_t value)
+{
+    char digits[11];
+    ultoa(value, digits, 10);
+    uart_write(digits);
+}

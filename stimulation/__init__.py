@@ -1,0 +1,67 @@
+"""Stimulation devices: the outputs an experiment switches (LEDs, lasers, valves) by name.
+
+Every device implements :class:`~stimulation.base.StimulationDevice`: ``open()``, ``on``,
+``off``, ``pulse``, ``pattern``, ``reset`` and ``close()``, each action returning an
+:class:`~stimulation.base.ActionRecord` at once. The registry :data:`DEVICES` maps a name to the
+class; each module is imported only when its device is used, so a missing optional library
+(pyserial, gpiozero, nidaqmx) matters only to the labs that use that device.
+
+* ``serial``: the stimulus board (Arduino Uno/Nano with ``firmware/``), board-timed pulses.
+* ``log``: records actions only, for dry runs.
+* ``nidaq``: NI DAQ digital lines and an analog output (needs NI's NI-DAQmx driver).
+* ``gpio``: Raspberry Pi GPIO pins through gpiozero.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from stimulation.base import (
+    ActionRecord,
+    DeviceLostError,
+    DeviceNotFoundError,
+    StimulationDevice,
+    StimulationError,
+)
+
+# name -> "module:Class"; the modules import their hardware libraries inside open(), except
+# serial_device (pyserial is small and always installed with requirements.txt).
+DEVICES: dict[str, str] = {
+    "serial": "stimulation.serial_device:SerialStimulator",
+    "log": "stimulation.log_device:LogStimulator",
+    "nidaq": "stimulation.nidaq:NidaqStimulator",
+    "gpio": "stimulation.gpio:GpioStimulator",
+}
+
+
+def device_class(name: str) -> type[StimulationDevice]:
+    """The device class registered as ``name``; KeyError names the known devices."""
+    try:
+        target = DEVICES[name]
+    except KeyError:
+        known = ", ".join(sorted(DEVICES))
+        raise KeyError(f"unknown stimulation device {name!r}; known devices: {known}") from None
+    module_name, class_name = target.split(":")
+    return getattr(importlib.import_module(module_name), class_name)
+
+
+def create_device(name: str, **options: Any) -> StimulationDevice:
+    """A new, not yet opened device of kind ``name`` built with ``options``.
+
+    Examples: ``create_device("serial", port="/dev/ttyACM0")``,
+    ``create_device("gpio", pins=[17, 27])``, ``create_device("log")``.
+    """
+    return device_class(name)(**options)
+
+
+__all__ = [
+    "DEVICES",
+    "ActionRecord",
+    "DeviceLostError",
+    "DeviceNotFoundError",
+    "StimulationDevice",
+    "StimulationError",
+    "create_device",
+    "device_class",
+]

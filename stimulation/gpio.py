@@ -1,0 +1,108 @@
+"""Raspberry Pi (or any gpiozero board) GPIO pins as stimulation channels.
+
+Each channel is a gpiozero ``DigitalOutputDevice``; pulses and patterns are timed by host
+threads (:mod:`stimulation.software_timing`). gpiozero is imported in :meth:`GpioStimulator.open`,
+so this module loads anywhere; ``GPIOZERO_PIN_FACTORY=mock`` runs it without GPIO hardware.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from stimulation.base import (
+    Action,
+    ActionRecord,
+    DeviceNotFoundError,
+    StimulationDevice,
+    StimulationError,
+)
+from stimulation.software_timing import SoftwareTimedOutputs
+
+log = logging.getLogger(__name__)
+
+
+class GpioStimulator(StimulationDevice):
+    """GPIO pins driven through gpiozero; channel n is ``pins[n]``.
+
+    Parameters
+    ----------
+    pins : sequence of int or str
+        gpiozero pin names: BCM numbers (17), ``"GPIO17"``, ``"BOARD11"``...
+    active_high : bool
+        False for drivers that switch on when the pin is low: ``on`` then drives it low.
+    """
+
+    name = "gpio"
+    min_duration_s = 1e-3  # host threads: shorter phases would be mostly scheduling jitter
+
+    def __init__(self, pins: Sequence[int | str], active_high: bool = True) -> None:
+        super().__init__()
+        if not pins:
+            raise ValueError("GpioStimulator needs at least one pin")
+        self.pins = list(pins)
+        self.active_high = active_high
+        self._outputs: list[Any] = []  # gpiozero.DigitalOutputDevice, imported lazily
+        self._timing: SoftwareTimedOutputs | None = None
+
+    @property
+    def channel_count(self) -> int:
+        """One channel per pin."""
+        return len(self.pins)
+
+    @property
+    def outputs(self) -> list[Any]:
+        """The gpiozero ``DigitalOutputDevice`` of each channel (empty until :meth:`open`)."""
+        return list(self._outputs)
+
+    def open(self) -> None:
+        """Claim every pin as an output driven off; DeviceNotFoundError says why it cannot."""
+        if self._timing is not None:
+            return
+        try:
+            import gpiozero
+        except ImportError as error:
+            raise DeviceNotFoundError(
+                "the gpio device needs gpiozero: pip install -r requirements.txt"
+            ) from error
+        try:
+            for pin in self.pins:
+                self._outputs.append(
+                    gpiozero.DigitalOutputDevice(
+                        pin, active_high=self.active_high, initial_value=False
+                    )
+                )
+        except gpiozero.GPIOZeroError as error:
+            self._close_outputs()
+            raise DeviceNotFoundError(
+                f"cannot claim GPIO pin {pin!r}: {error}. Off a Raspberry Pi, set "
+                f"GPIOZERO_PIN_FACTORY=mock for a dry run."
+            ) from error
+        self._timing = SoftwareTimedOutputs(len(self._outputs), self._set_level, "gpio")
+
+    def _set_level(self, channel: int, high: bool) -> None:
+        if high:
+            self._outputs[channel].on()
+        else:
+            self._outputs[channel].off()
+
+    def _perform(self, action: Action) -> ActionRecord:
+        if self._timing is None:
+            raise StimulationError("the gpio device is not open: call open() first")
+        return self._timing.perform(action)
+
+    def close(self) -> None:
+        """Every pin off, then released."""
+        if self._timing is not None:
+            self._timing.stop()
+            self._timing = None
+        self._close_outputs()
+
+    def _close_outputs(self) -> None:
+        for output in self._outputs:
+            try:
+                output.close()
+            except Exception as error:  # release the others anyway
+                log.warning("gpio: cannot release %s: %s", output, error)
+        self._outputs = []
