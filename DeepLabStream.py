@@ -21,7 +21,6 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 # Flags of the original DeepLabStream that later parts of this rebuild implement.
 RESERVED_FLAGS = {
-    "experiment_enabled": "--experiment-enabled: closed-loop experiments",
     "benchmark_enabled": "--benchmark-enabled: the benchmark mode",
 }
 
@@ -49,7 +48,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--model", type=Path, help="pose model folder or file (overrides [Pose] MODEL_PATH)"
     )
-    parser.add_argument("--experiment-enabled", action="store_true", help="(not available yet)")
+    parser.add_argument(
+        "--experiment-enabled",
+        action="store_true",
+        help="run the experiment of [Experiment] NAME on the poses (implies --pose-enabled)",
+    )
+    parser.add_argument(
+        "--experiment", help="experiment name or file (overrides [Experiment] NAME)"
+    )
     parser.add_argument("--benchmark-enabled", action="store_true", help="(not available yet)")
     parser.add_argument(
         "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
@@ -101,6 +107,10 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as error:
         print(error, file=sys.stderr)
         return EXIT_USAGE
+    if args.experiment is not None:
+        settings = dataclasses.replace(
+            settings, experiment=dataclasses.replace(settings.experiment, name=args.experiment)
+        )
     if args.model is not None:
         settings = dataclasses.replace(
             settings, pose=dataclasses.replace(settings.pose, model_path=args.model.resolve())
@@ -113,8 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     install_stop_signals(runner.request_stop)
     try:
         stream.open()
-        if args.pose_enabled:
-            stream.start_analysis()
+        if args.pose_enabled or args.experiment_enabled:
+            stream.start_analysis(experiment=args.experiment_enabled)
         if args.recording_enabled:
             stream.start_recording()
         stream.start()
@@ -160,6 +170,14 @@ def _print_summary(stream: object) -> None:
                 f"skipped; frame-to-pose latency p50 {latency.get('p50', float('nan')):.1f} ms, "
                 f"p99 {latency.get('p99', float('nan')):.1f} ms"
             )
+    experiment = stream.analysis.experiment_summary() if stream.analysis else None
+    if experiment is not None:
+        latency = (experiment.get("latency_ms") or {}).get("frame_to_command_written") or {}
+        print(
+            f"  experiment {experiment.get('name')}: {experiment.get('actions', 0)} actions; "
+            f"frame-to-command latency p50 {latency.get('p50', float('nan')):.1f} ms, "
+            f"p99 {latency.get('p99', float('nan')):.1f} ms; events in {experiment['events_file']}"
+        )
     for error in stream.errors:
         print(f"  error: {error}")
 

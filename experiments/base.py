@@ -351,6 +351,11 @@ class Experiment(ABC):
         """Whether the output is on until an ``off`` (after an ``on`` or an endless pattern)."""
         return (device, channel) in self._held
 
+    @property
+    def outputs(self) -> tuple[tuple[str, int], ...]:
+        """Every (device, channel) used or declared so far (config experiments declare all)."""
+        return tuple(self._outputs)
+
     def declare_output(self, device: str, channel: int = 0) -> None:
         """An output :meth:`stop` switches off even if no action has used it yet."""
         self._outputs[Action.off(device, channel).output] = None

@@ -56,6 +56,7 @@ class Observation:
     keypoints: np.ndarray
     names: tuple[str, ...]
     frame: np.ndarray | None = None
+    host_time_s: float | None = None  # host clock when the frame arrived (for the event log)
 
     def __post_init__(self) -> None:
         """Check that the keypoints fit the names (a wrong model or config is caught here)."""
@@ -117,8 +118,11 @@ class Observation:
         frame
             The grayscale image, for image features.
         """
-        time_s = camera_time_s if camera_time_s is not None else record.host_timestamp_ns / 1e9
-        return cls(float(time_s), camera, int(record.frame_index), record.pose, tuple(names), frame)
+        host_s = record.host_timestamp_ns / 1e9
+        time_s = camera_time_s if camera_time_s is not None else host_s
+        return cls(
+            float(time_s), camera, int(record.frame_index), record.pose, tuple(names), frame, host_s
+        )
 
 
 class FilteredPoint(NamedTuple):

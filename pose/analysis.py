@@ -18,6 +18,7 @@ import numpy as np
 
 from pose.records import PoseReader, PoseRecord
 from pose.worker import (
+    ExperimentSpec,
     PoseFailed,
     PoseFinished,
     PoseJob,
@@ -78,11 +79,14 @@ class Analysis:
         settings: PoseSettings,
         session_dir: Path,
         log_target: LogTarget,
+        experiment: ExperimentSpec | None = None,
     ) -> Analysis:
-        """Spawn the worker and wait until its model is loaded and warmed up."""
+        """Spawn the worker; wait until its model is warm (and the experiment's devices open)."""
         control, child_control = context.Pipe(duplex=True)
         pose_read, pose_write = context.Pipe(duplex=False)
-        job = PoseJob(tuple(cameras), settings, session_dir, child_control, pose_write, log_target)
+        job = PoseJob(
+            tuple(cameras), settings, session_dir, child_control, pose_write, log_target, experiment
+        )
         process = context.Process(target=pose_main, args=(job,), name="pose")
         process.start()
         child_control.close()
@@ -167,3 +171,7 @@ class Analysis:
         """For ``session.json``: the model and each camera's analysis figures."""
         cameras = self.finished.cameras if self.finished else {}
         return {"model": self.ready.model, "cameras": cameras}
+
+    def experiment_summary(self) -> dict[str, Any] | None:
+        """For ``session.json``: the experiment's summary and action latencies, once it ended."""
+        return self.finished.experiment if self.finished else None

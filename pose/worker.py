@@ -16,6 +16,7 @@ Control messages (small, pickled)::
 from __future__ import annotations
 
 import logging
+import math
 import os
 import signal
 from collections import defaultdict
@@ -27,6 +28,8 @@ from typing import Any
 import numpy as np
 
 from cameras.base import host_now_ns
+from experiments.observation import Observation
+from experiments.runtime import ExperimentRun, ExperimentStartError
 from pose.files import (
     POSE_CSV_SUFFIX,
     POSE_PARQUET_SUFFIX,
@@ -38,7 +41,7 @@ from pose.files import (
 from pose.model import ModelDescription, ModelError
 from pose.records import PoseRecord, encode_pose
 from recording.session import SESSION_LOG
-from settings.sections import PoseSettings
+from settings.sections import DeviceSettings, PoseSettings
 from stream.channel import ChannelReader, ChannelWriter
 from stream.logs import LogTarget, add_log_file, configure_process_logging
 from stream.readers import NewestFrameReader
@@ -59,6 +62,14 @@ class WorkerCamera:
 
 
 @dataclass(frozen=True)
+class ExperimentSpec:
+    """The experiment to run on the poses, and the devices settings.ini declares."""
+
+    name: str
+    devices: dict[str, DeviceSettings]
+
+
+@dataclass(frozen=True)
 class PoseJob:
     """Everything the worker process needs (picklable)."""
 
@@ -68,6 +79,7 @@ class PoseJob:
     control: Connection
     poses: Connection  # write end of the POSE pipe
     log_target: LogTarget
+    experiment: ExperimentSpec | None = None
 
 
 @dataclass(frozen=True)
@@ -97,6 +109,7 @@ class PoseFinished:
 
     cameras: dict[str, dict[str, Any]]
     error: str | None = None
+    experiment: dict[str, Any] | None = None
 
 
 @dataclass
@@ -139,22 +152,46 @@ def pose_main(job: PoseJob) -> None:
         log.exception("the pose model could not be loaded")
         job.control.send(PoseFailed(f"the pose model could not be loaded: {error!r}"))
         return
+    try:
+        run = _open_experiment(job)
+    except ExperimentStartError as error:
+        job.control.send(PoseFailed(str(error)))
+        return
     states = _subscribe(job, description)
     job.control.send(
         PoseReady(model_summary(description, provider), description.keypoints, description.skeleton)
     )
     error: str | None = None
     try:
-        _analyse(job, states, estimators)
+        _analyse(job, states, estimators, run)
     except Exception as failure:  # the stream must hear why analysis stopped
         log.exception("pose estimation failed")
         error = f"pose estimation stopped: {failure!r}"
     finally:
         figures = _finish(job, states)
+        experiment = _finish_experiment(run)
+    if run is not None and run.error and not error:
+        error = run.error
     try:
-        job.control.send(PoseFinished(figures, error))
+        job.control.send(PoseFinished(figures, error, experiment))
     except OSError:
         pass
+
+
+def _open_experiment(job: PoseJob) -> ExperimentRun | None:
+    if job.experiment is None:
+        return None
+    return ExperimentRun.open(job.experiment.name, job.experiment.devices, job.session_dir)
+
+
+def _finish_experiment(run: ExperimentRun | None) -> dict[str, Any] | None:
+    if run is None:
+        return None
+    try:
+        run.stop()
+    except Exception:  # the pose files and the figures must still be reported
+        log.exception("the experiment did not stop cleanly")
+    return run.summary()
 
 
 def _load(job: PoseJob) -> tuple[dict[tuple[int, ...], Any], ModelDescription, str]:
@@ -201,7 +238,9 @@ def _subscribe(job: PoseJob, description: ModelDescription) -> list[_CameraState
     return states
 
 
-def _analyse(job: PoseJob, states: list[_CameraState], estimators: dict) -> None:
+def _analyse(
+    job: PoseJob, states: list[_CameraState], estimators: dict, run: ExperimentRun | None
+) -> None:
     poses_out = ChannelWriter(job.poses)
     active = list(states)
     seq = 0
@@ -221,14 +260,22 @@ def _analyse(job: PoseJob, states: list[_CameraState], estimators: dict) -> None
         for state in ready:
             groups[state.camera.ring.geometry.shape].append(state)
         for shape, group in groups.items():
-            seq = _estimate_group(estimators[shape], group, picked_ns, poses_out, seq)
+            seq = _estimate_group(estimators[shape], group, picked_ns, poses_out, seq, run)
 
 
 def _estimate_group(
-    estimator: Any, group: list[_CameraState], picked_ns: int, poses_out: ChannelWriter, seq: int
+    estimator: Any,
+    group: list[_CameraState],
+    picked_ns: int,
+    poses_out: ChannelWriter,
+    seq: int,
+    run: ExperimentRun | None,
 ) -> int:
     poses = estimator.estimate([s.reader.frame for s in group], [s.camera.flip for s in group])
     ready_ns = host_now_ns()
+    if run is not None:  # the decision first: files and pipes can wait a few microseconds
+        observations = [_observation(s, p, estimator) for s, p in zip(group, poses, strict=True)]
+        run.on_poses(observations, ready_ns)
     timings = dict(estimator.last_timings)
     for state, pose in zip(group, poses, strict=True):
         record = state.reader.record
@@ -255,6 +302,20 @@ def _estimate_group(
         state.last_ready_ns = ready_ns
         seq += 1
     return seq
+
+
+def _observation(state: _CameraState, pose: np.ndarray, estimator: Any) -> Observation:
+    record = state.reader.record
+    assert record is not None
+    camera_s = None if math.isnan(record.camera_timestamp) else record.camera_timestamp
+    return Observation(
+        time_s=camera_s if camera_s is not None else record.host_timestamp_ns / 1e9,
+        camera=state.camera.name,
+        frame_index=record.frame_index,
+        keypoints=pose,
+        names=estimator.description.keypoints,
+        host_time_s=record.host_timestamp_ns / 1e9,
+    )
 
 
 def _finish(job: PoseJob, states: list[_CameraState]) -> dict[str, dict[str, Any]]:

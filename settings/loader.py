@@ -17,6 +17,7 @@ from settings.schema import SettingsError, Where, key_of, parse_section, setting
 from settings.sections import (
     CameraCommonSettings,
     CameraSettings,
+    DeviceSettings,
     ExperimentSettings,
     OutputSettings,
     PoseSettings,
@@ -35,6 +36,7 @@ SECTION_CLASSES: dict[str, type] = {
     "Experiment": ExperimentSettings,
 }
 CAMERA_PREFIX = "Camera "
+DEVICE_PREFIX = "Device "
 CAMERA_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
 
@@ -59,18 +61,24 @@ def _settings_from_parser(file: Path, parser: configparser.ConfigParser) -> Sett
     problems: list[str] = []
     sections: dict[str, Any] = {}
     cameras: list[CameraSettings] = []
+    devices: dict[str, DeviceSettings] = {}
     for section in parser.sections():
         items = dict(parser.items(section))
         if section.startswith(CAMERA_PREFIX):
             camera = _parse_camera(file, section, items, problems)
             if camera is not None:
                 cameras.append(camera)
+        elif section.startswith(DEVICE_PREFIX):
+            name = section[len(DEVICE_PREFIX) :].strip()
+            device = parse_section(DeviceSettings, items, Where(file, section), problems)
+            if device is not None:
+                devices[name] = device
         elif section in SECTION_CLASSES:
             sections[section] = parse_section(
                 SECTION_CLASSES[section], items, Where(file, section), problems
             )
         else:
-            allowed = ", ".join([*SECTION_CLASSES, "Camera NAME"])
+            allowed = ", ".join([*SECTION_CLASSES, "Camera NAME", "Device NAME"])
             problems.append(f"{file}: [{section}]: unknown section. Allowed sections: {allowed}")
     for name, cls in SECTION_CLASSES.items():
         if name not in parser.sections():
@@ -90,6 +98,7 @@ def _settings_from_parser(file: Path, parser: configparser.ConfigParser) -> Sett
         output=sections["Output"],
         pose=sections["Pose"],
         experiment=sections["Experiment"],
+        devices=devices,
     )
 
 
@@ -142,6 +151,9 @@ def settings_as_dict(settings: Settings) -> dict[str, Any]:
             **_plain(dataclasses.asdict(camera.options)),
         }
         for camera in settings.cameras
+    }
+    data["devices"] = {
+        name: _plain(dataclasses.asdict(device)) for name, device in settings.devices.items()
     }
     return data
 

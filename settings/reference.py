@@ -16,7 +16,7 @@ from typing import Any
 from cameras import CAMERA_SOURCES, camera_class
 from settings.loader import SECTION_CLASSES
 from settings.schema import describe_allowed, key_of, settings_fields, spec_of
-from settings.sections import CameraCommonSettings
+from settings.sections import CameraCommonSettings, DeviceSettings
 
 REFERENCE_FILE = Path(__file__).resolve().parent.parent / "docs" / "settings.md"
 
@@ -104,6 +104,15 @@ def render_reference() -> str:
             *_table(camera.settings_class),
             "",
         ]
+    parts += [
+        "## [Device NAME]",
+        "",
+        _docstring(DeviceSettings) + " One section per device; the experiment's "
+        "`[Stimulation ...]` sections name it with `DEVICE = NAME`.",
+        "",
+        *_table(DeviceSettings),
+        "",
+    ]
     return "\n".join(parts).rstrip() + "\n"
 
 

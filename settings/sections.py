@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -149,12 +149,50 @@ class PoseSettings:
 
 @dataclass(frozen=True)
 class ExperimentSettings:
-    """``[Experiment]``: the closed-loop protocol (read from the experiments release on)."""
+    """``[Experiment]``: the closed-loop protocol run with `--experiment-enabled`."""
 
     name: str = setting(
-        "",
-        doc="Experiment to run with `--experiment-enabled`. Not used yet.",
+        "ExampleExperiment",
+        doc="The experiment: a config name from `experiments/configs/` (file name without "
+        "`.ini`), a class `module:Class` of the `experiments` package, or the path of an `.ini` "
+        "or `.py` file. See docs/experiments.md. `--experiment` overrides it.",
     )
+
+
+@dataclass(frozen=True)
+class DeviceSettings:
+    """``[Device NAME]``: a stimulation device; experiments name it (`DEVICE = NAME`)."""
+
+    type: Literal["log", "serial", "nidaq", "gpio"] = setting(
+        "log",
+        doc="`log` (records actions only: a dry run), `serial` (the stimulus board of "
+        "`firmware/`, see docs/arduino.md), `nidaq` (NI DAQ digital lines), `gpio` (Raspberry "
+        "Pi pins).",
+    )
+    port: str = setting("", doc="serial: the board's port (`/dev/ttyACM0`, `COM3`).")
+    baudrate: int = setting(115200, doc="serial: line speed.", minimum=1200, maximum=4_000_000)
+    pins: tuple[str, ...] = setting((), doc="gpio: the pin of each channel, in channel order.")
+    lines: tuple[str, ...] = setting(
+        ("Dev1/port0/line0",), doc="nidaq: the digital line of each channel, in channel order."
+    )
+    channels: int = setting(12, doc="log: number of channels.", minimum=1, maximum=64)
+
+    def __post_init__(self) -> None:
+        """Check the keys each type needs."""
+        if self.type == "serial" and not self.port:
+            raise ValueError("TYPE = serial needs PORT (for example /dev/ttyACM0)")
+        if self.type == "gpio" and not self.pins:
+            raise ValueError("TYPE = gpio needs PINS (for example 17, 27)")
+
+    def device_options(self) -> dict[str, object]:
+        """Keyword arguments for ``stimulation.create_device(self.type, ...)``."""
+        if self.type == "serial":
+            return {"port": self.port, "baudrate": self.baudrate}
+        if self.type == "gpio":
+            return {"pins": [int(p) if p.isdigit() else p for p in self.pins]}
+        if self.type == "nidaq":
+            return {"lines": tuple(self.lines)}
+        return {"channels": self.channels}
 
 
 @dataclass(frozen=True)
@@ -195,6 +233,7 @@ class Settings:
     output: OutputSettings
     pose: PoseSettings
     experiment: ExperimentSettings
+    devices: dict[str, DeviceSettings] = field(default_factory=dict)
 
     def camera(self, name: str) -> CameraSettings:
         """The camera called ``name``."""

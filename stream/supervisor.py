@@ -29,7 +29,7 @@ from typing import Any
 
 from cameras.base import CameraError
 from pose.analysis import Analysis, PoseError
-from pose.worker import WorkerCamera
+from pose.worker import ExperimentSpec, WorkerCamera
 from recording.recorder import (
     RecorderFinished,
     RecorderJob,
@@ -353,10 +353,12 @@ class Stream:
         """True while the inference worker runs."""
         return self.analysis is not None and self.analysis.finished is None
 
-    def start_analysis(self) -> None:
+    def start_analysis(self, experiment: bool = False) -> None:
         """Start the inference worker for every streaming camera; returns once it is warmed up.
 
-        Raises PoseError (model missing, unreadable, provider not installed) with what to do.
+        With ``experiment``, the worker also runs ``[Experiment] NAME`` on the poses, with the
+        devices of the settings' ``[Device NAME]`` sections opened first. Raises PoseError
+        (model missing, provider not installed, experiment or device not available).
         """
         if self.session_dir is None or self._stopped:
             raise PoseError("the stream is not running: start the stream first")
@@ -375,8 +377,18 @@ class Stream:
             for branch in self._branches
             if not branch.ended and branch.ring is not None
         ]
+        spec = (
+            ExperimentSpec(self.settings.experiment.name, dict(self.settings.devices))
+            if experiment
+            else None
+        )
         self.analysis = Analysis.start(
-            self._context, cameras, self.settings.pose, self.session_dir, LogTarget(self._log_level)
+            self._context,
+            cameras,
+            self.settings.pose,
+            self.session_dir,
+            LogTarget(self._log_level),
+            spec,
         )
 
     def stop_analysis(self) -> None:
@@ -589,6 +601,7 @@ class Stream:
             "machine": machine_description(),
             "cameras": {b.name: _camera_entry(b, stats[b.name]) for b in self._branches},
             "pose": self.analysis.summary() if self.analysis else None,
+            "experiment": self.analysis.experiment_summary() if self.analysis else None,
             "processes": self._process_ids(),
         }
         try:

@@ -1,0 +1,221 @@
+"""An experiment at run time: its devices, its event file, and the latency of every action.
+
+The inference worker owns one :class:`ExperimentRun` and calls :meth:`ExperimentRun.on_poses`
+right after each batch of poses, in the same process, so a decision costs no extra hop. Actions
+go to the devices at once; a device returns immediately (a pulse's length is kept by the device
+or its timer, never by sleeping here). Every action's times land in ``events.csv``: the source
+frame's host arrival time, when its pose was ready, when the decision was taken, when the command
+was written, and when the device acknowledged it (where it does).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from cameras.base import host_now_ns
+from experiments.actions import Action
+from experiments.base import Experiment
+from experiments.events import EventCsvWriter
+from experiments.observation import Observation, Observations
+from experiments.registry import load_experiment
+from settings.sections import DeviceSettings
+from stimulation import StimulationDevice, StimulationError, create_device
+from stimulation.base import ActionRecord
+
+log = logging.getLogger(__name__)
+
+EVENTS_FILE = "events.csv"
+ACK_WAIT_AT_STOP_S = 1.0
+
+
+class ExperimentStartError(RuntimeError):
+    """The experiment or one of its devices could not start; the message says what to do."""
+
+
+def _percentiles(values: list[float]) -> dict[str, float] | None:
+    from pose.worker import percentiles
+
+    return percentiles(values)
+
+
+class ExperimentRun:
+    """One experiment with its open devices, driven by pose updates."""
+
+    def __init__(
+        self, experiment: Experiment, devices: dict[str, StimulationDevice], events_path: Path
+    ) -> None:
+        self.experiment = experiment
+        self.devices = devices
+        self.events_path = events_path
+        self.error: str | None = None
+        self._latest: dict[str, Observation] = {}
+        self._unacknowledged: list[tuple[Action, ActionRecord]] = []
+        self._write_ms: list[float] = []  # frame arrival -> command written
+        self._ack_ms: list[float] = []  # frame arrival -> device acknowledgement
+        self._actions = 0
+
+    @classmethod
+    def open(
+        cls, name: str, device_settings: dict[str, DeviceSettings], session_dir: Path
+    ) -> ExperimentRun:
+        """Load the experiment, open every device it uses, and start its event file."""
+        try:
+            experiment = load_experiment(name)
+        except Exception as error:  # a config or class error must reach the user as a message
+            raise ExperimentStartError(f"experiment {name!r}: {error}") from None
+        needed = sorted({device for device, _ in experiment.outputs})
+        missing = [device for device in needed if device not in device_settings]
+        if missing:
+            declared = ", ".join(sorted(device_settings)) or "none"
+            raise ExperimentStartError(
+                f"experiment {name!r} uses the device(s) {', '.join(missing)}, which settings.ini "
+                f"does not declare (declared: {declared}). Add a section [Device NAME] with "
+                "TYPE = log, serial, nidaq or gpio for each (docs/settings.md)."
+            )
+        devices = _open_devices({n: device_settings[n] for n in needed or device_settings})
+        experiment.events.attach(EventCsvWriter(session_dir / EVENTS_FILE))
+        experiment.start()  # the session's clock starts at the first pose update
+        log.info("experiment %s ready with devices %s", name, ", ".join(devices) or "none")
+        return cls(experiment, devices, session_dir / EVENTS_FILE)
+
+    def on_poses(self, observations: list[Observation], pose_ready_ns: int) -> None:
+        """Feed the poses of one batch to the experiment and perform its actions at once."""
+        if self.error is not None or not observations:
+            return
+        self._fill_acknowledgements()
+        for observation in observations:
+            self._latest[observation.camera] = observation
+        newest = max(observations, key=lambda o: o.time_s)
+        subject: Observation | Observations = newest
+        if len(self._latest) > 1:
+            subject = Observations(newest.time_s, dict(self._latest))
+        actions = self.experiment.update(subject)
+        if actions:
+            self._perform(actions, pose_ready_ns, host_now_ns(), newest)
+
+    def _perform(
+        self, actions: list[Action], pose_ready_ns: int, decided_ns: int, source: Observation
+    ) -> None:
+        events = self.experiment.events
+        for action in actions:
+            try:
+                record = _send(self.devices[action.device], action)
+            except (StimulationError, OSError, ValueError) as failure:
+                self._fail(f"device {action.device!r}: {failure}")
+                return
+            self._actions += 1
+            events.fill_times(
+                action,
+                pose_ready=pose_ready_ns / 1e9,
+                decided=decided_ns / 1e9,
+                written=record.written_ns / 1e9,
+            )
+            self._unacknowledged.append((action, record))
+            if source.host_time_s is not None:
+                self._write_ms.append((record.written_ns / 1e9 - source.host_time_s) * 1e3)
+
+    def _fill_acknowledgements(self) -> None:
+        """Put the acknowledgements that arrived into the events not yet written to the file."""
+        still_waiting = []
+        for action, record in self._unacknowledged:
+            if record.acked_ns is not None:
+                self.experiment.events.fill_times(action, acknowledged=record.acked_ns / 1e9)
+                self._record_ack_latency(action, record)
+            elif record.error is not None:
+                self._fail(f"device {action.device!r} refused {record.command!r}: {record.error}")
+            else:
+                still_waiting.append((action, record))
+        self._unacknowledged = still_waiting
+
+    def _record_ack_latency(self, action: Action, record: ActionRecord) -> None:
+        for event in self.experiment.events.pending:
+            if event.action is action and event.host_timestamp is not None:
+                self._ack_ms.append((record.acked_ns / 1e9 - event.host_timestamp) * 1e3)
+                return
+
+    def _fail(self, message: str) -> None:
+        """A device failed: stop the experiment (outputs off where still possible), keep events."""
+        if self.error is not None:
+            return
+        self.error = f"experiment stopped: {message}"
+        log.error("%s", self.error)
+        for action in self.experiment.stop():
+            device = self.devices.get(action.device)
+            try:
+                if device is not None:
+                    _send(device, action)
+            except (StimulationError, OSError, ValueError):
+                pass
+        self.experiment.events.close()
+
+    def stop(self) -> None:
+        """End the experiment: switch outputs off, wait briefly for acknowledgements, close all."""
+        if self.error is None:
+            latest = max((o.time_s for o in self._latest.values()), default=None)
+            actions = self.experiment.stop(latest)
+            if actions:
+                now = host_now_ns()
+                for action in actions:
+                    try:
+                        record = _send(self.devices[action.device], action)
+                    except (StimulationError, OSError, ValueError) as failure:
+                        log.error("could not switch off %s: %s", action.device, failure)
+                        continue
+                    self.experiment.events.fill_times(
+                        action, decided=now / 1e9, written=record.written_ns / 1e9
+                    )
+                    self._unacknowledged.append((action, record))
+            deadline = time.monotonic() + ACK_WAIT_AT_STOP_S
+            while self._unacknowledged and time.monotonic() < deadline:
+                self._fill_acknowledgements()
+                time.sleep(0.01)
+            self._fill_acknowledgements()
+            self.experiment.events.close()
+        for name, device in self.devices.items():
+            try:
+                device.close()
+            except Exception as failure:  # closing one device must not keep others open
+                log.error("device %s did not close cleanly: %s", name, failure)
+
+    def summary(self) -> dict[str, Any]:
+        """For ``session.json``: the experiment's own summary plus action latencies."""
+        return {
+            **self.experiment.summary(),
+            "events_file": self.events_path.name,
+            "actions": self._actions,
+            "error": self.error,
+            "latency_ms": {
+                "frame_to_command_written": _percentiles(self._write_ms),
+                "frame_to_device_acknowledged": _percentiles(self._ack_ms),
+            },
+        }
+
+
+def _open_devices(settings: dict[str, DeviceSettings]) -> dict[str, StimulationDevice]:
+    devices: dict[str, StimulationDevice] = {}
+    for name, device_settings in settings.items():
+        try:
+            device = create_device(device_settings.type, **device_settings.device_options())
+            device.open()
+        except (StimulationError, OSError, ValueError, ImportError) as error:
+            for opened in devices.values():
+                opened.close()
+            raise ExperimentStartError(
+                f"[Device {name}] (TYPE = {device_settings.type}): {error}"
+            ) from None
+        devices[name] = device
+    return devices
+
+
+def _send(device: StimulationDevice, action: Action) -> ActionRecord:
+    """Issue ``action`` on ``device``; returns at once with the device's record."""
+    if action.command == "on":
+        return device.on(action.channel)
+    if action.command == "off":
+        return device.off(action.channel)
+    if action.command == "pulse":
+        return device.pulse(action.channel, action.duration_s)
+    return device.pattern(action.channel, action.on_s, action.off_s, action.count or 0)
