@@ -27,6 +27,7 @@ from experiments.config import (
 )
 from experiments.events import EVENT_COLUMN_DOCS
 from experiments.triggers import TRIGGER_KINDS, parameters_of
+from settings.reference import write_generated
 from settings.schema import describe_allowed, key_of, settings_fields, spec_of
 
 DOC_FILE = Path(__file__).resolve().parent.parent / "docs" / "experiments.md"
@@ -157,16 +158,8 @@ def render(text: str) -> str:
 
 def main(argv: list[str]) -> int:
     """Rewrite (or with ``--check``, verify) the generated blocks; return the exit code."""
-    current = DOC_FILE.read_text(encoding="utf-8")
-    text = render(current)
-    if "--check" in argv:
-        if current != text:
-            print(f"{DOC_FILE} is out of date: run python -m experiments.reference")
-            return 1
-        return 0
-    DOC_FILE.write_text(text, encoding="utf-8")
-    print(f"wrote {DOC_FILE}")
-    return 0
+    text = render(DOC_FILE.read_text(encoding="utf-8"))
+    return write_generated(DOC_FILE, text, argv, "experiments.reference")
 
 
 if __name__ == "__main__":

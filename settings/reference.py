@@ -118,15 +118,19 @@ def render_reference() -> str:
 
 def main(argv: list[str]) -> int:
     """Write (or with ``--check``, verify) the reference; return the exit code."""
-    text = render_reference()
+    return write_generated(REFERENCE_FILE, render_reference(), argv, "settings.reference")
+
+
+def write_generated(path: Path, text: str, argv: list[str], module: str) -> int:
+    """Write a generated document, or with ``--check`` only say whether it is current."""
     if "--check" in argv:
-        current = REFERENCE_FILE.read_text(encoding="utf-8") if REFERENCE_FILE.exists() else ""
+        current = path.read_text(encoding="utf-8") if path.exists() else ""
         if current != text:
-            print(f"{REFERENCE_FILE} is out of date: run python -m settings.reference")
+            print(f"{path} is out of date: run python -m {module}")
             return 1
         return 0
-    REFERENCE_FILE.write_text(text, encoding="utf-8")
-    print(f"wrote {REFERENCE_FILE}")
+    path.write_text(text, encoding="utf-8")
+    print(f"wrote {path}")
     return 0
 
 
