@@ -138,3 +138,71 @@ def test_a_missing_serial_port_names_the_port(tmp_path: Path) -> None:
     )
     assert result.returncode == 1
     assert "/dev/ttyNOPE9" in result.stderr and "[Device stimulus_box]" in result.stderr
+
+
+def test_the_board_vanishing_mid_session_stops_the_experiment_not_the_stream(
+    tmp_path: Path,
+    built,  # noqa: F811
+) -> None:
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import PROJECT_ROOT
+
+    simulator = Simulator(tmp_path)
+    settings = write_settings(
+        tmp_path,
+        "[Camera arena]\nSOURCE = synthetic\nFRAMERATE = 30\nMOTION = waypoints\n"
+        "WAYPOINTS = 0: 320 240; 30: 320 240; 80: 150 240; 110: 320 240; 200: 320 240; "
+        "250: 150 240; 300: 150 240\n"
+        "[Experiment]\nNAME = ExampleExperiment\n"
+        f"[Device stimulus_box]\nTYPE = serial\nPORT = {simulator.port}\n",
+    )
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            str(PROJECT_ROOT / "DeepLabStream.py"),
+            "--settings",
+            str(settings),
+            "--headless",
+            "--experiment-enabled",
+            "--frames",
+            "300",
+            "--output-dir",
+            str(tmp_path / "out"),
+        ],
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        pose_file = None
+        while time.monotonic() < deadline:  # wait until the first entry has been acted on
+            sessions = list((tmp_path / "out").glob("*/arena.pose.csv"))
+            if sessions and sessions[0].read_text().count("\n") > 150:
+                pose_file = sessions[0]
+                break
+            time.sleep(0.1)
+        assert pose_file is not None, process.communicate()
+        simulator.process.kill()  # the board is unplugged
+        stdout, stderr = process.communicate(timeout=120)
+    finally:
+        simulator.stop()
+    assert process.returncode == 1
+    assert "experiment stopped: device 'stimulus_box'" in stdout + stderr
+    session = pose_file.parent
+    events = pd.read_csv(session / "events.csv")  # intact, readable
+    pulses = events[(events["kind"] == "action") & events["detail"].str.startswith("pulse")]
+    # The first entry's pulse was written and acknowledged; the second was decided, but the
+    # board was gone: its event stays, with no write or acknowledgement time.
+    assert len(pulses) == 2
+    assert pulses["acknowledged"].notna().tolist() == [True, False]
+    assert pulses["written"].notna().tolist() == [True, False]
+    pose = pd.read_csv(pose_file, header=[0, 1, 2], index_col=0)
+    assert pose.index.max() > 280  # pose estimation went on to the end
+    info = json.loads((session / "session.json").read_text())
+    assert info["cameras"]["arena"]["frames_captured"] == 300
+    assert info["experiment"]["error"].startswith("experiment stopped")
