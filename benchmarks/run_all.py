@@ -15,7 +15,7 @@ from pathlib import Path
 from benchmarks.common import RESULTS_DIR
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-BENCHMARKS = ("transport", "recording")
+BENCHMARKS = ("transport", "recording", "inference", "closed_loop")
 
 
 def run_benchmark(name: str, quick: bool) -> int:
