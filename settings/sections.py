@@ -163,11 +163,12 @@ class ExperimentSettings:
 class DeviceSettings:
     """``[Device NAME]``: a stimulation device; experiments name it (`DEVICE = NAME`)."""
 
-    type: Literal["log", "serial", "nidaq", "gpio"] = setting(
+    type: Literal["log", "serial", "nidaq", "gpio", "visual"] = setting(
         "log",
         doc="`log` (records actions only: a dry run), `serial` (the stimulus board of "
         "`firmware/`, see docs/arduino.md), `nidaq` (NI DAQ digital lines), `gpio` (Raspberry "
-        "Pi pins).",
+        "Pi pins), `visual` (a full-screen window showing a colour or image per channel, see "
+        "docs/visual-stimulus.md).",
     )
     port: str = setting("", doc="serial: the board's port (`/dev/ttyACM0`, `COM3`).")
     baudrate: int = setting(115200, doc="serial: line speed.", minimum=1200, maximum=4_000_000)
@@ -176,6 +177,19 @@ class DeviceSettings:
         ("Dev1/port0/line0",), doc="nidaq: the digital line of each channel, in channel order."
     )
     channels: int = setting(12, doc="log: number of channels.", minimum=1, maximum=64)
+    colors: tuple[str, ...] = setting(
+        ("white",), doc="visual: the colour each channel shows (names or #rrggbb), in order."
+    )
+    images: tuple[str, ...] = setting(
+        (), doc="visual: an image file per channel (may be shorter than COLORS)."
+    )
+    background: str = setting("black", doc="visual: the colour shown while every channel is off.")
+    screen: int = setting(0, doc="visual: the screen to show the window on.", minimum=0)
+    fullscreen: bool = setting(
+        True, doc="visual: full screen, or a window of WINDOW_WIDTH x WINDOW_HEIGHT."
+    )
+    window_width: int = setting(800, doc="visual: window width when not full screen.", minimum=1)
+    window_height: int = setting(600, doc="visual: window height when not full screen.", minimum=1)
 
     def __post_init__(self) -> None:
         """Check the keys each type needs."""
@@ -192,6 +206,15 @@ class DeviceSettings:
             return {"pins": [int(p) if p.isdigit() else p for p in self.pins]}
         if self.type == "nidaq":
             return {"lines": tuple(self.lines)}
+        if self.type == "visual":
+            return {
+                "colors": tuple(self.colors),
+                "images": tuple(self.images),
+                "background": self.background,
+                "screen": self.screen,
+                "fullscreen": self.fullscreen,
+                "window_size": (self.window_width, self.window_height),
+            }
         return {"channels": self.channels}
 
 

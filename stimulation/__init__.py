@@ -10,6 +10,7 @@ class; each module is imported only when its device is used, so a missing option
 * ``log``: records actions only, for dry runs.
 * ``nidaq``: NI DAQ digital lines and an analog output (needs NI's NI-DAQmx driver).
 * ``gpio``: Raspberry Pi GPIO pins through gpiozero.
+* ``visual``: colours or images on a screen, in a Qt window of its own process.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ DEVICES: dict[str, str] = {
     "log": "stimulation.log_device:LogStimulator",
     "nidaq": "stimulation.nidaq:NidaqStimulator",
     "gpio": "stimulation.gpio:GpioStimulator",
+    "visual": "stimulation.visual:VisualStimulator",
 }
 
 

@@ -138,8 +138,7 @@ def _import_nidaqmx() -> Any:
         import nidaqmx.system
     except ImportError as error:
         raise DeviceNotFoundError(
-            "the nidaq device needs the nidaqmx package: "
-            "pip install -r requirements.txt"
+            "the nidaq device needs the nidaqmx package: pip install -r requirements.txt"
         ) from error
     try:
         version = nidaqmx.system.System.local().driver_version

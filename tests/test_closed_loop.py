@@ -206,3 +206,29 @@ def test_the_board_vanishing_mid_session_stops_the_experiment_not_the_stream(
     info = json.loads((session / "session.json").read_text())
     assert info["cameras"]["arena"]["frames_captured"] == 300
     assert info["experiment"]["error"].startswith("experiment stopped")
+
+
+def test_the_on_screen_stimulus_in_the_loop_offscreen(tmp_path: Path) -> None:
+    settings = write_settings(
+        tmp_path,
+        "[Camera arena]\nSOURCE = synthetic\nFRAMERATE = 30\nMOTION = waypoints\n"
+        "WAYPOINTS = 0: 320 240; 30: 320 240; 90: 150 240; 120: 150 240\n"
+        "[Experiment]\nNAME = ExampleExperiment\n"
+        "[Device stimulus_box]\nTYPE = visual\nCOLORS = black, white, #00ff00\n",
+    )
+    result = run_cli(
+        "--settings",
+        str(settings),
+        "--headless",
+        "--experiment-enabled",
+        "--frames",
+        "120",
+        "--output-dir",
+        str(tmp_path / "out"),
+        env={"QT_QPA_PLATFORM": "offscreen"},
+    )
+    assert result.returncode == 0, result.stderr
+    events = pd.read_csv(only_session(tmp_path / "out") / "events.csv")
+    pulses = events[(events["kind"] == "action") & events["detail"].str.startswith("pulse")]
+    assert pulses["detail"].tolist() == ["pulse channel=1 duration_s=1 reason=left_entry"]
+    assert (pulses["acknowledged"] >= pulses["written"]).all()  # painted, then acknowledged

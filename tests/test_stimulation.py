@@ -122,10 +122,10 @@ def test_action_record_is_filled_from_another_thread():
 
 
 def test_registry_names_every_device_and_imports_lazily():
-    assert set(DEVICES) == {"serial", "log", "nidaq", "gpio"}
+    assert set(DEVICES) == {"serial", "log", "nidaq", "gpio", "visual"}
     assert device_class("log") is LogStimulator
     assert device_class("serial") is SerialStimulator
-    with pytest.raises(KeyError, match="known devices: gpio, log, nidaq, serial"):
+    with pytest.raises(KeyError, match="known devices: gpio, log, nidaq, serial, visual"):
         device_class("laser")
     code = (
         "import sys, stimulation, stimulation.gpio, stimulation.nidaq;"
