@@ -496,8 +496,8 @@ class Experiment(ABC):
     def stop(self, time_s: float | None = None) -> list[Action]:
         """Finish (if not finished) and switch off every output used or declared.
 
-        The events are committed to the writer; closing the writer is its owner's job
-        (``experiment.events.close()``).
+        The events stay pending so their times can be filled; ``experiment.events.close()``
+        commits them to the writer and closes it.
         """
         if self._stopped or self._state == "idle":
             self._stopped = True
@@ -509,9 +509,9 @@ class Experiment(ABC):
             self._finish("stopped")
         done = {a.output for a in self._out if a.command == "off"}
         self._switch_off([o for o in self._outputs if o not in done], "stop")
-        out = self._take_out()
-        self.events.commit()
-        return out
+        # Not committed here: the caller fills the switch-off actions' times, then closes the
+        # log (``experiment.events.close()`` commits what is pending).
+        return self._take_out()
 
     @property
     def finished(self) -> bool:
