@@ -313,7 +313,7 @@ def test_bad_settings_exit_2_before_anything_starts(tmp_path: Path) -> None:
     assert not (tmp_path / "o").exists()
 
 
-@pytest.mark.parametrize("flag", ["--experiment-enabled", "--benchmark-enabled"])
+@pytest.mark.parametrize("flag", ["--benchmark-enabled"])
 
 def test_flags_of_later_releases_say_so(flag: str) -> None:
     result = run_cli(flag, "--headless")
