@@ -314,6 +314,7 @@ def _observation(state: _CameraState, pose: np.ndarray, estimator: Any) -> Obser
         frame_index=record.frame_index,
         keypoints=pose,
         names=estimator.description.keypoints,
+        frame=state.reader.frame,  # for image features (motion energy); they copy what they keep
         host_time_s=record.host_timestamp_ns / 1e9,
     )
 

@@ -232,3 +232,27 @@ def test_the_on_screen_stimulus_in_the_loop_offscreen(tmp_path: Path) -> None:
     pulses = events[(events["kind"] == "action") & events["detail"].str.startswith("pulse")]
     assert pulses["detail"].tolist() == ["pulse channel=1 duration_s=1 reason=left_entry"]
     assert (pulses["acknowledged"] >= pulses["written"]).all()  # painted, then acknowledged
+
+
+def test_image_features_get_the_frames_live(tmp_path: Path) -> None:
+    experiment = tmp_path / "motion.ini"
+    experiment.write_text(
+        "[Experiment]\nDESCRIPTION = motion energy in the whole arena\n"
+        "[Trigger moving]\nKIND = motion_energy_above\nROI = 0 0 640 480\nTHRESHOLD = 0.01\n"
+        "[Stimulation flash]\nDEVICE = stimulus_box\nCOMMAND = pulse\nCHANNEL = 0\n"
+        "DURATION = 0.05\n[Rule go]\nWHEN = moving\nEDGE = rising\nDO = flash\n"
+    )
+    result = run_cli(
+        "--headless",
+        "--experiment-enabled",
+        "--experiment",
+        str(experiment),
+        "--frames",
+        "60",
+        "--output-dir",
+        str(tmp_path / "out"),
+    )
+    assert result.returncode == 0, result.stderr
+    events = pd.read_csv(only_session(tmp_path / "out") / "events.csv")
+    fired = events[(events["kind"] == "trigger") & (events["name"] == "moving")]
+    assert fired["frame_index"].min() <= 3  # noise alone moves pixels from the second frame on
