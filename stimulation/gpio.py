@@ -12,18 +12,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from stimulation.base import (
-    Action,
-    ActionRecord,
     DeviceNotFoundError,
-    StimulationDevice,
-    StimulationError,
 )
-from stimulation.software_timing import SoftwareTimedOutputs
+from stimulation.software_timing import SoftwareTimedDevice, SoftwareTimedOutputs
 
 log = logging.getLogger(__name__)
 
 
-class GpioStimulator(StimulationDevice):
+class GpioStimulator(SoftwareTimedDevice):
     """GPIO pins driven through gpiozero; channel n is ``pins[n]``.
 
     Parameters
@@ -74,7 +70,7 @@ class GpioStimulator(StimulationDevice):
                     )
                 )
         except gpiozero.GPIOZeroError as error:
-            self._close_outputs()
+            self._release()
             raise DeviceNotFoundError(
                 f"cannot claim GPIO pin {pin!r}: {error}. Off a Raspberry Pi, set "
                 f"GPIOZERO_PIN_FACTORY=mock for a dry run."
@@ -87,19 +83,7 @@ class GpioStimulator(StimulationDevice):
         else:
             self._outputs[channel].off()
 
-    def _perform(self, action: Action) -> ActionRecord:
-        if self._timing is None:
-            raise StimulationError("the gpio device is not open: call open() first")
-        return self._timing.perform(action)
-
-    def close(self) -> None:
-        """Every pin off, then released."""
-        if self._timing is not None:
-            self._timing.stop()
-            self._timing = None
-        self._close_outputs()
-
-    def _close_outputs(self) -> None:
+    def _release(self) -> None:
         for output in self._outputs:
             try:
                 output.close()

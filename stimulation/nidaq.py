@@ -18,13 +18,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from stimulation.base import (
-    Action,
-    ActionRecord,
     DeviceNotFoundError,
-    StimulationDevice,
-    StimulationError,
 )
-from stimulation.software_timing import SoftwareTimedOutputs
+from stimulation.software_timing import SoftwareTimedDevice, SoftwareTimedOutputs
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +31,7 @@ DRIVER_HELP = (
 )
 
 
-class NidaqStimulator(StimulationDevice):
+class NidaqStimulator(SoftwareTimedDevice):
     """Digital lines (and optionally one analog output) of an NI DAQ device.
 
     Parameters
@@ -93,7 +89,7 @@ class NidaqStimulator(StimulationDevice):
             for channel in range(self.channel_count):
                 self._set_level(channel, False)
         except nidaqmx.errors.DaqError as error:
-            self._close_tasks()
+            self._release()
             raise DeviceNotFoundError(f"NI-DAQmx refused the outputs: {error}") from error
         self._timing = SoftwareTimedOutputs(self.channel_count, self._set_level, "nidaq")
 
@@ -109,19 +105,7 @@ class NidaqStimulator(StimulationDevice):
         else:
             task.write(self.analog_on_volts if high else self.analog_off_volts)
 
-    def _perform(self, action: Action) -> ActionRecord:
-        if self._timing is None:
-            raise StimulationError("the nidaq device is not open: call open() first")
-        return self._timing.perform(action)
-
-    def close(self) -> None:
-        """Every output off, then the tasks released."""
-        if self._timing is not None:
-            self._timing.stop()
-            self._timing = None
-        self._close_tasks()
-
-    def _close_tasks(self) -> None:
+    def _release(self) -> None:
         for task in self._tasks:
             try:
                 task.close()

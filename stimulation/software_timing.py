@@ -12,10 +12,17 @@ from __future__ import annotations
 
 import logging
 import threading
+from abc import abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from stimulation.base import Action, ActionRecord, StimulationError, host_now_ns
+from stimulation.base import (
+    Action,
+    ActionRecord,
+    StimulationDevice,
+    StimulationError,
+    host_now_ns,
+)
 
 log = logging.getLogger(__name__)
 
@@ -146,3 +153,29 @@ class SoftwareTimedOutputs:
                     return
                 if high and not forever:
                     on_left -= 1
+
+
+class SoftwareTimedDevice(StimulationDevice):
+    """A device whose outputs a host sets directly and whose pulses host timers keep.
+
+    Subclasses create :attr:`_timing` in ``open()`` and release their outputs in
+    :meth:`_release`; performing actions and closing are shared.
+    """
+
+    _timing: SoftwareTimedOutputs | None = None
+
+    def _perform(self, action: Action) -> ActionRecord:
+        if self._timing is None:
+            raise StimulationError(f"the {self.name} device is not open: call open() first")
+        return self._timing.perform(action)
+
+    def close(self) -> None:
+        """Every output off (the timers stop), then the outputs released."""
+        if self._timing is not None:
+            self._timing.stop()
+            self._timing = None
+        self._release()
+
+    @abstractmethod
+    def _release(self) -> None:
+        """Release the outputs (pins, tasks); safe to call when they are already released."""
