@@ -16,6 +16,10 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # imported lazily at run time, so --help answers at once
+    from stream.supervisor import Stream
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -146,10 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     return EXIT_FAILED if stream.errors else EXIT_OK
 
 
-def _print_summary(stream: object) -> None:
-    from stream.supervisor import Stream
-
-    assert isinstance(stream, Stream)
+def _print_summary(stream: Stream) -> None:
     print(f"Stopped: {stream.stop_reason}")
     if stream.session_dir is not None:
         print(f"Session folder: {stream.session_dir}")
