@@ -11,7 +11,6 @@ python -m experiments.reference --check    exit 1 if they are out of date
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import sys
 import typing
@@ -27,7 +26,7 @@ from experiments.config import (
 )
 from experiments.events import EVENT_COLUMN_DOCS
 from experiments.triggers import TRIGGER_KINDS, parameters_of
-from settings.reference import write_generated
+from settings.reference import default_text, write_generated
 from settings.schema import describe_allowed, key_of, settings_fields, spec_of
 
 DOC_FILE = Path(__file__).resolve().parent.parent / "docs" / "experiments.md"
@@ -72,19 +71,6 @@ def _escape(text: str) -> str:
     return " ".join(text.split()).replace("|", "\\|")
 
 
-def _default_text(field: dataclasses.Field) -> str:
-    default = field.default
-    if default is dataclasses.MISSING:
-        return "required"
-    if default is None or default == "" or default == ():
-        return "(empty)"
-    if isinstance(default, bool):
-        return "true" if default else "false"
-    if isinstance(default, float):
-        return f"{default:g}"
-    return str(default)
-
-
 def section_table(cls: type) -> str:
     """The keys of a config section class as a markdown table."""
     hints = typing.get_type_hints(cls)
@@ -93,7 +79,7 @@ def section_table(cls: type) -> str:
         spec = spec_of(field)
         allowed = _escape(describe_allowed(hints[field.name], spec))
         lines.append(
-            f"| `{key_of(field)}` | {_default_text(field)} | {allowed} | {_escape(spec.doc)} |"
+            f"| `{key_of(field)}` | {default_text(field)} | {allowed} | {_escape(spec.doc)} |"
         )
     return "\n".join(lines)
 

@@ -44,7 +44,8 @@ This page is generated from the code by `python -m settings.reference`; a test c
 """
 
 
-def _default_text(field: dataclasses.Field) -> str:
+def default_text(field: dataclasses.Field) -> str:
+    """A key's default as the reference tables show it."""
     default = field.default
     if default is dataclasses.MISSING:
         return "required"
@@ -68,7 +69,7 @@ def _table(cls: type, skip: tuple[str, ...] = ()) -> list[str]:
         spec = spec_of(field)
         allowed = describe_allowed(hints[field.name], spec).replace("|", "\\|")
         doc = " ".join(spec.doc.split()).replace("|", "\\|")
-        lines.append(f"| `{key_of(field)}` | {_default_text(field)} | {allowed} | {doc} |")
+        lines.append(f"| `{key_of(field)}` | {default_text(field)} | {allowed} | {doc} |")
     return lines
 
 

@@ -150,12 +150,10 @@ def test_writer_never_blocks_on_a_reader_that_does_not_read() -> None:
     read_end, write_end = SPAWN.Pipe(duplex=False)
     writer = ChannelWriter(write_end)
     payload = encode_frame(FrameRecord(0, 0, 0, 0, 0.0, 0))
-    started = time.perf_counter()
+    # A blocking write would hang here once the pipe is full; the test's timeout would fail it.
     results = [writer.send(payload) for _ in range(100_000)]
-    elapsed = time.perf_counter() - started
     assert results[0] is True
     assert results[-1] is False  # pipe full: the record is refused, not waited for
-    assert elapsed < 30  # it returned at all (a blocking write would hang forever)
     reader = ChannelReader(read_end, 0)
     records = reader.read_available()
     assert len(records) == results.count(True)
