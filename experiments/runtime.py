@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from experiments.base import Experiment
 from experiments.events import EventCsvWriter
 from experiments.observation import Observation, Observations
 from experiments.registry import load_experiment
+from experiments.triggers.geometry import Shape
 from settings.sections import DeviceSettings
 from stimulation import StimulationDevice, StimulationError, create_device
 from stimulation.base import ActionRecord
@@ -33,6 +35,30 @@ ACK_WAIT_AT_STOP_S = 1.0
 
 class ExperimentStartError(RuntimeError):
     """The experiment or one of its devices could not start; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class TriggerView:
+    """One named trigger as the live view draws it: its state and its shapes (frame pixels)."""
+
+    name: str
+    active: bool
+    shapes: tuple[Shape, ...]
+    camera: str | None = None  # the camera it watches (None: any; drawn on every camera)
+
+
+@dataclass(frozen=True)
+class ExperimentStatus:
+    """A small picture of a running experiment, sent to the GUI a few times per second."""
+
+    name: str
+    state: str
+    trials: int  # trials started so far
+    trial: int | None  # the trial in progress
+    actions: int  # actions performed so far
+    last_event: str  # e.g. "trial_start zone_entered (trial 3)"; "" before the first
+    triggers: tuple[TriggerView, ...]
+    error: str | None = None
 
 
 def _percentiles(values: list[float]) -> dict[str, float] | None:
@@ -59,7 +85,11 @@ class ExperimentRun:
 
     @classmethod
     def open(
-        cls, name: str, device_settings: dict[str, DeviceSettings], session_dir: Path
+        cls,
+        name: str,
+        device_settings: dict[str, DeviceSettings],
+        session_dir: Path,
+        events_file: str = EVENTS_FILE,
     ) -> ExperimentRun:
         """Load the experiment, open every device it uses, and start its event file."""
         try:
@@ -76,10 +106,10 @@ class ExperimentRun:
                 "TYPE = log, serial, nidaq or gpio for each (docs/settings.md)."
             )
         devices = _open_devices({n: device_settings[n] for n in needed or device_settings})
-        experiment.events.attach(EventCsvWriter(session_dir / EVENTS_FILE))
+        experiment.events.attach(EventCsvWriter(session_dir / events_file))
         experiment.start()  # the session's clock starts at the first pose update
         log.info("experiment %s ready with devices %s", name, ", ".join(devices) or "none")
-        return cls(experiment, devices, session_dir / EVENTS_FILE)
+        return cls(experiment, devices, session_dir / events_file)
 
     def on_poses(self, observations: list[Observation], pose_ready_ns: int) -> None:
         """Feed the poses of one batch to the experiment and perform its actions at once."""
@@ -179,6 +209,41 @@ class ExperimentRun:
                 device.close()
             except Exception as failure:  # closing one device must not keep others open
                 log.error("device %s did not close cleanly: %s", name, failure)
+
+    @property
+    def actions(self) -> int:
+        """Actions performed so far."""
+        return self._actions
+
+    def status(self) -> ExperimentStatus:
+        """What the live view shows of the experiment now (cheap: no copies of the event log)."""
+        experiment = self.experiment
+        events = experiment.events.events
+        last = events[-1] if events else None
+        last_text = ""
+        if last is not None:
+            last_text = f"{last.kind} {last.name} {last.detail}".strip()
+            if last.trial is not None:
+                last_text += f" (trial {last.trial})"
+        triggers = tuple(
+            TriggerView(
+                name,
+                bool(experiment.is_true(name)),
+                tuple(trigger.shapes()),
+                getattr(trigger, "camera", None),
+            )
+            for name, trigger in experiment.triggers.items()
+        )
+        return ExperimentStatus(
+            name=experiment.name,
+            state=experiment.state,
+            trials=len(experiment.trials),
+            trial=experiment.trial.index if experiment.trial is not None else None,
+            actions=self._actions,
+            last_event=last_text,
+            triggers=triggers,
+            error=self.error,
+        )
 
     def summary(self) -> dict[str, Any]:
         """For ``session.json``: the experiment's own summary plus action latencies."""

@@ -1,9 +1,18 @@
-"""Drawing poses on a display copy of a frame (never on the frame that is recorded or analysed)."""
+"""Drawing on a display copy of a frame (never on the frame that is recorded or analysed).
+
+Poses (keypoints coloured by likelihood, hidden below the threshold, and the skeleton), trigger
+shapes coloured by state, a flash when an action fires, and a caption line.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import cv2
 import numpy as np
+
+from experiments.runtime import TriggerView
+from experiments.triggers.geometry import Circle, Ellipse, Line, Marker, Polygon, Rectangle, Shape
 
 
 def likelihood_colour(likelihood: float) -> tuple[int, int, int]:
@@ -31,3 +40,62 @@ def draw_pose(
         centre = (round(float(x)), round(float(y)))
         cv2.circle(canvas, centre, radius, likelihood_colour(likelihood), -1, cv2.LINE_AA)
     return canvas
+
+
+# Trigger colours (BGR): a true trigger stands out in orange, an idle one is a quiet blue.
+ACTIVE_COLOUR = (0, 140, 255)
+IDLE_COLOUR = (200, 120, 40)
+FLASH_COLOUR = (0, 255, 255)
+
+
+def _point(x: float, y: float) -> tuple[int, int]:
+    return round(x), round(y)
+
+
+def draw_shape(canvas: np.ndarray, shape: Shape, colour: tuple[int, int, int]) -> None:
+    """Draw one trigger shape (frame pixels) on ``canvas`` in place."""
+    thickness = max(1, round(min(canvas.shape[:2]) / 240))
+    if isinstance(shape, Circle):
+        centre, radius = _point(shape.cx, shape.cy), round(shape.r)
+        cv2.circle(canvas, centre, radius, colour, thickness, cv2.LINE_AA)
+    elif isinstance(shape, Rectangle):
+        top_left, bottom_right = _point(shape.x_min, shape.y_min), _point(shape.x_max, shape.y_max)
+        cv2.rectangle(canvas, top_left, bottom_right, colour, thickness, cv2.LINE_AA)
+    elif isinstance(shape, Ellipse):
+        axes = (round(shape.rx), round(shape.ry))
+        centre = _point(shape.cx, shape.cy)
+        cv2.ellipse(canvas, centre, axes, shape.angle_deg, 0, 360, colour, thickness, cv2.LINE_AA)
+    elif isinstance(shape, Polygon):
+        points = np.array([_point(x, y) for x, y in shape.points], np.int32)
+        cv2.polylines(canvas, [points], True, colour, thickness, cv2.LINE_AA)
+    elif isinstance(shape, Line):
+        start, end = _point(shape.x0, shape.y0), _point(shape.x1, shape.y1)
+        cv2.line(canvas, start, end, colour, thickness, cv2.LINE_AA)
+    elif isinstance(shape, Marker):
+        cv2.drawMarker(canvas, _point(shape.x, shape.y), colour, cv2.MARKER_CROSS, 12, thickness)
+
+
+def draw_triggers(canvas: np.ndarray, triggers: Sequence[TriggerView]) -> None:
+    """Every trigger's shapes on ``canvas`` in place, coloured by the trigger's state."""
+    for trigger in triggers:
+        colour = ACTIVE_COLOUR if trigger.active else IDLE_COLOUR
+        for shape in trigger.shapes:
+            draw_shape(canvas, shape, colour)
+
+
+def draw_flash(canvas: np.ndarray) -> None:
+    """A thick border: an action has just fired."""
+    border = max(4, round(min(canvas.shape[:2]) / 40))
+    height, width = canvas.shape[:2]
+    cv2.rectangle(canvas, (0, 0), (width - 1, height - 1), FLASH_COLOUR, border)
+
+
+def draw_caption(canvas: np.ndarray, text: str) -> None:
+    """A line of white text on a dark strip at the top left, readable on any floor."""
+    scale = max(0.45, min(canvas.shape[:2]) / 900)
+    (width, height), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+    cv2.rectangle(canvas, (0, 0), (width + 12, height + baseline + 10), (40, 40, 40), -1)
+    origin = (6, height + 5)
+    cv2.putText(
+        canvas, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA
+    )

@@ -16,14 +16,21 @@ from typing import Any
 
 import numpy as np
 
+from experiments.runtime import EVENTS_FILE, ExperimentStatus
 from pose.records import PoseReader, PoseRecord
 from pose.worker import (
+    ExperimentFailed,
     ExperimentSpec,
+    ExperimentStarted,
+    ExperimentStopped,
     PoseFailed,
     PoseFinished,
     PoseJob,
     PoseReady,
+    StartExperiment,
+    StatusWanted,
     StopAnalysis,
+    StopExperiment,
     WorkerCamera,
     pose_main,
 )
@@ -35,6 +42,7 @@ log = logging.getLogger(__name__)
 
 READY_TIMEOUT_S = 300.0  # loading, and for TensorRT building, an engine can take minutes
 STOP_TIMEOUT_S = 30.0
+EXPERIMENT_TIMEOUT_S = 60.0  # opening devices: an Arduino resets for ~2 s when its port opens
 RECENT_POSES = 300  # latency figures of the live view cover about the last 10 s at 30 fps
 
 
@@ -70,6 +78,10 @@ class Analysis:
         self._latency: dict[str, deque] = {
             name: deque(maxlen=RECENT_POSES) for name in names.values()
         }
+        self.experiment_status: ExperimentStatus | None = None
+        self.experiment_running = False
+        self.experiment_summaries: list[dict[str, Any]] = []
+        self._reply: Any = None  # the answer to the request in flight (start/stop experiment)
 
     @classmethod
     def start(
@@ -80,12 +92,26 @@ class Analysis:
         session_dir: Path,
         log_target: LogTarget,
         experiment: ExperimentSpec | None = None,
+        file_label: str = "",
+        events_file: str = EVENTS_FILE,
     ) -> Analysis:
-        """Spawn the worker; wait until its model is warm (and the experiment's devices open)."""
+        """Spawn the worker; wait until its model is warm (and the experiment's devices open).
+
+        ``file_label`` goes between the camera name and the pose files' suffixes, so a second
+        analysis in the same session writes ``cam.run2.pose.csv`` beside ``cam.pose.csv``.
+        """
         control, child_control = context.Pipe(duplex=True)
         pose_read, pose_write = context.Pipe(duplex=False)
         job = PoseJob(
-            tuple(cameras), settings, session_dir, child_control, pose_write, log_target, experiment
+            tuple(cameras),
+            settings,
+            session_dir,
+            child_control,
+            pose_write,
+            log_target,
+            experiment,
+            file_label,
+            events_file,
         )
         process = context.Process(target=pose_main, args=(job,), name="pose")
         process.start()
@@ -105,7 +131,9 @@ class Analysis:
         reader = PoseReader(pose_read, len(message.keypoints))
         names = {camera.camera_id: camera.name for camera in cameras}
         log.info("pose estimation running: %s", message.model)
-        return cls(process, control, reader, message, names)
+        analysis = cls(process, control, reader, message, names)
+        analysis.experiment_running = experiment is not None
+        return analysis
 
     @property
     def keypoints(self) -> tuple[str, ...]:
@@ -134,11 +162,62 @@ class Analysis:
         return float(p50), float(p99)
 
     def check_finished(self) -> str | None:
-        """Collect the worker's end if it has ended; return an error message if it failed."""
-        if self.finished is not None or not self.control.poll():
-            return None
-        message = receive_within(self.control, time.monotonic())
-        return self._take_finished(message)
+        """Handle the worker's messages; return an error message if it ended with one."""
+        while self.finished is None and self.control.poll():
+            error = self._handle(receive_within(self.control, time.monotonic()))
+            if error:
+                return error
+        return None
+
+    def _handle(self, message: Any) -> str | None:
+        """Take one control message from the worker; an error message if it ended with one."""
+        if isinstance(message, ExperimentStatus):
+            self.experiment_status = message
+            self._send(StatusWanted())
+        elif isinstance(message, (ExperimentStarted, ExperimentFailed, ExperimentStopped)):
+            self._reply = message
+        else:
+            return self._take_finished(message)
+        return None
+
+    def _send(self, message: Any) -> None:
+        try:
+            self.control.send(message)
+        except OSError:  # the worker is gone; its end is collected by check_finished
+            pass
+
+    def _request(self, message: Any, timeout_s: float) -> Any:
+        """Send a request and handle messages until its answer arrives (or the worker ends)."""
+        self._reply = None
+        self._send(message)
+        deadline = time.monotonic() + timeout_s
+        while self._reply is None and self.finished is None:
+            answer = receive_within(self.control, deadline)
+            if answer is None:
+                break
+            self._handle(answer)
+        return self._reply
+
+    def start_experiment(self, spec: ExperimentSpec, events_file: str) -> None:
+        """Start ``spec`` in the running worker; PoseError with the reason if it cannot."""
+        if self.finished is not None:
+            raise PoseError("pose estimation has stopped: start analysis first")
+        answer = self._request(StartExperiment(spec, events_file), EXPERIMENT_TIMEOUT_S)
+        if isinstance(answer, ExperimentFailed):
+            raise PoseError(answer.message)
+        if not isinstance(answer, ExperimentStarted):
+            raise PoseError(f"experiment {spec.name!r}: the pose worker did not answer")
+        self.experiment_running = True
+        self.experiment_status = None
+
+    def stop_experiment(self) -> None:
+        """Stop the running experiment (outputs off, events file closed); analysis goes on."""
+        if not self.experiment_running or self.finished is not None:
+            return
+        answer = self._request(StopExperiment(), STOP_TIMEOUT_S)
+        self.experiment_running = False
+        if isinstance(answer, ExperimentStopped) and answer.summary is not None:
+            self.experiment_summaries.append(answer.summary)
 
     def stop(self) -> str | None:
         """Ask the worker to stop, collect its figures, join it; return an error message if any."""
@@ -147,13 +226,14 @@ class Analysis:
         self._stopped = True
         error = None
         if self.finished is None:
-            try:
-                self.control.send(StopAnalysis())
-            except OSError:
-                pass
-            error = self._take_finished(
-                receive_within(self.control, time.monotonic() + STOP_TIMEOUT_S)
-            )
+            self._send(StopAnalysis())
+            deadline = time.monotonic() + STOP_TIMEOUT_S
+            while self.finished is None:
+                message = receive_within(self.control, deadline)
+                error = self._handle(message)
+                if message is None:
+                    break
+        self.experiment_running = False
         self.drain()
         join_or_terminate(self.process, STOP_TIMEOUT_S)
         self.control.close()
@@ -161,8 +241,12 @@ class Analysis:
         return error
 
     def _take_finished(self, message: Any) -> str | None:
+        self.experiment_running = False
         if isinstance(message, PoseFinished):
             self.finished = message
+            for summary in message.experiments:
+                if summary not in self.experiment_summaries:
+                    self.experiment_summaries.append(summary)
             return message.error
         self.finished = PoseFinished({}, "the pose worker died (see session.log)")
         return self.finished.error
@@ -173,5 +257,5 @@ class Analysis:
         return {"model": self.ready.model, "cameras": cameras}
 
     def experiment_summary(self) -> dict[str, Any] | None:
-        """For ``session.json``: the experiment's summary and action latencies, once it ended."""
-        return self.finished.experiment if self.finished else None
+        """For ``session.json``: the last experiment's summary and action latencies, once ended."""
+        return self.experiment_summaries[-1] if self.experiment_summaries else None

@@ -9,8 +9,18 @@ passes over are counted per camera (``skipped``), never silently lost.
 Control messages (small, pickled)::
 
     worker -> main   PoseReady(...) | PoseFailed(message)   model loaded and warmed up, or not
+    main -> worker   StartExperiment(spec, events_file)     (GUI) start an experiment now
+    worker -> main   ExperimentStarted(...) | ExperimentFailed(message)
+    main -> worker   StopExperiment()                       outputs off, events.csv closed
+    worker -> main   ExperimentStopped(summary)
+    worker -> main   ExperimentStatus(...)                  state, trials, triggers, at most
+    main -> worker   StatusWanted()                         one in flight: the next is sent
+                                                            only after the main process asks
     main -> worker   StopAnalysis()
     worker -> main   PoseFinished(per-camera figures)
+
+The status credit (``StatusWanted``) means a main process that is busy (or a window that froze)
+can never fill the pipe and block the worker: the loop never waits on the display.
 """
 
 from __future__ import annotations
@@ -29,7 +39,7 @@ import numpy as np
 
 from cameras.base import host_now_ns
 from experiments.observation import Observation
-from experiments.runtime import ExperimentRun, ExperimentStartError
+from experiments.runtime import EVENTS_FILE, ExperimentRun, ExperimentStartError
 from pose.files import (
     POSE_CSV_SUFFIX,
     POSE_PARQUET_SUFFIX,
@@ -80,6 +90,8 @@ class PoseJob:
     poses: Connection  # write end of the POSE pipe
     log_target: LogTarget
     experiment: ExperimentSpec | None = None
+    file_label: str = ""  # "" for the session's first analysis, ".run2" etc. for later ones
+    events_file: str = EVENTS_FILE  # for ``experiment``
 
 
 @dataclass(frozen=True)
@@ -104,12 +116,67 @@ class StopAnalysis:
 
 
 @dataclass(frozen=True)
+class StartExperiment:
+    """Start an experiment on the poses from the next batch on (the GUI's Start Experiment)."""
+
+    spec: ExperimentSpec
+    events_file: str
+
+
+@dataclass(frozen=True)
+class ExperimentStarted:
+    """The experiment runs and its devices are open."""
+
+    name: str
+    events_file: str
+
+
+@dataclass(frozen=True)
+class ExperimentFailed:
+    """The experiment could not start; the message says why and what to do."""
+
+    message: str
+
+
+@dataclass(frozen=True)
+class StopExperiment:
+    """Stop the running experiment: outputs off, its events file closed; analysis goes on."""
+
+
+@dataclass(frozen=True)
+class ExperimentStopped:
+    """The experiment has stopped; its summary for ``session.json``."""
+
+    summary: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class StatusWanted:
+    """The main process has taken the last status and would take another."""
+
+
+@dataclass(frozen=True)
 class PoseFinished:
     """Per-camera figures of the analysis."""
 
     cameras: dict[str, dict[str, Any]]
     error: str | None = None
-    experiment: dict[str, Any] | None = None
+    experiment: dict[str, Any] | None = None  # the last experiment's summary
+    experiments: tuple[dict[str, Any], ...] = ()  # every experiment of this analysis, in order
+
+
+STATUS_INTERVAL_NS = 100_000_000  # experiment status to the GUI at most 10 times a second
+
+
+@dataclass
+class _ExperimentSlot:
+    """The experiment the worker runs now (if any), and the summaries of those it ran."""
+
+    run: ExperimentRun | None = None
+    summaries: list[dict[str, Any]] = field(default_factory=list)
+    status_wanted: bool = True
+    next_status_ns: int = 0
+    last_actions: int = -1
 
 
 @dataclass
@@ -152,8 +219,9 @@ def pose_main(job: PoseJob) -> None:
         log.exception("the pose model could not be loaded")
         job.control.send(PoseFailed(f"the pose model could not be loaded: {error!r}"))
         return
+    slot = _ExperimentSlot()
     try:
-        run = _open_experiment(job)
+        slot.run = _open_experiment(job.experiment, job.session_dir, job.events_file)
     except ExperimentStartError as error:
         job.control.send(PoseFailed(str(error)))
         return
@@ -163,35 +231,88 @@ def pose_main(job: PoseJob) -> None:
     )
     error: str | None = None
     try:
-        _analyse(job, states, estimators, run)
+        _analyse(job, states, estimators, slot)
     except Exception as failure:  # the stream must hear why analysis stopped
         log.exception("pose estimation failed")
         error = f"pose estimation stopped: {failure!r}"
     finally:
         figures = _finish(job, states)
-        experiment = _finish_experiment(run)
-    if run is not None and run.error and not error:
-        error = run.error
+        run_error = slot.run.error if slot.run is not None else None
+        _finish_experiment(slot)
+    if run_error and not error:
+        error = run_error
+    last = slot.summaries[-1] if slot.summaries else None
     try:
-        job.control.send(PoseFinished(figures, error, experiment))
+        job.control.send(PoseFinished(figures, error, last, tuple(slot.summaries)))
     except OSError:
         pass
 
 
-def _open_experiment(job: PoseJob) -> ExperimentRun | None:
-    if job.experiment is None:
+def _open_experiment(
+    spec: ExperimentSpec | None, session_dir: Path, events_file: str
+) -> ExperimentRun | None:
+    if spec is None:
         return None
-    return ExperimentRun.open(job.experiment.name, job.experiment.devices, job.session_dir)
+    return ExperimentRun.open(spec.name, spec.devices, session_dir, events_file)
 
 
-def _finish_experiment(run: ExperimentRun | None) -> dict[str, Any] | None:
+def _finish_experiment(slot: _ExperimentSlot) -> dict[str, Any] | None:
+    """Stop the running experiment (if any); keep and return its summary."""
+    run, slot.run = slot.run, None
     if run is None:
         return None
     try:
         run.stop()
     except Exception:  # the pose files and the figures must still be reported
         log.exception("the experiment did not stop cleanly")
-    return run.summary()
+    summary = run.summary()
+    slot.summaries.append(summary)
+    return summary
+
+
+def _handle_control(job: PoseJob, slot: _ExperimentSlot) -> bool:
+    """Act on the main process's messages; False once analysis should end."""
+    while job.control.poll():
+        try:
+            message = job.control.recv()
+        except EOFError:  # the main process is gone
+            return False
+        if isinstance(message, StopAnalysis):
+            return False
+        if isinstance(message, StatusWanted):
+            slot.status_wanted = True
+        elif isinstance(message, StartExperiment):
+            _start_experiment(job, slot, message)
+        elif isinstance(message, StopExperiment):
+            job.control.send(ExperimentStopped(_finish_experiment(slot)))
+    return True
+
+
+def _start_experiment(job: PoseJob, slot: _ExperimentSlot, message: StartExperiment) -> None:
+    if slot.run is not None:
+        job.control.send(ExperimentFailed(f"experiment {slot.run.experiment.name!r} runs already"))
+        return
+    try:
+        slot.run = _open_experiment(message.spec, job.session_dir, message.events_file)
+    except ExperimentStartError as error:
+        job.control.send(ExperimentFailed(str(error)))
+        return
+    slot.last_actions = -1  # the first status goes out at once
+    job.control.send(ExperimentStarted(message.spec.name, message.events_file))
+
+
+def _send_status(job: PoseJob, slot: _ExperimentSlot) -> None:
+    """Send the experiment's status if the main process wants one and there is news."""
+    run = slot.run
+    if run is None or not slot.status_wanted:
+        return
+    now = host_now_ns()
+    if now < slot.next_status_ns and run.actions == slot.last_actions:
+        return  # an action is news at once (the live view flashes); otherwise 10 Hz
+    slot.status_wanted = False
+    slot.next_status_ns = now + STATUS_INTERVAL_NS
+    slot.last_actions = run.actions
+    job.control.send(run.status())
 
 
 def _load(job: PoseJob) -> tuple[dict[tuple[int, ...], Any], ModelDescription, str]:
@@ -223,36 +344,31 @@ def _subscribe(job: PoseJob, description: ModelDescription) -> list[_CameraState
         reader = NewestFrameReader(
             ring, ChannelReader(camera.channel, camera.camera_id), Channel.ANALYSE
         )
-        folder = job.session_dir
+        stem = f"{camera.name}{job.file_label}"
         states.append(
             _CameraState(
                 camera=camera,
                 reader=reader,
                 ring=ring,
                 csv=PoseCsvWriter(
-                    folder / f"{camera.name}{POSE_CSV_SUFFIX}", scorer, description.keypoints
+                    job.session_dir / f"{stem}{POSE_CSV_SUFFIX}", scorer, description.keypoints
                 ),
-                timing=PoseTimingWriter(folder / f"{camera.name}{POSE_TIMING_SUFFIX}"),
+                timing=PoseTimingWriter(job.session_dir / f"{stem}{POSE_TIMING_SUFFIX}"),
             )
         )
     return states
 
 
 def _analyse(
-    job: PoseJob, states: list[_CameraState], estimators: dict, run: ExperimentRun | None
+    job: PoseJob, states: list[_CameraState], estimators: dict, slot: _ExperimentSlot
 ) -> None:
     poses_out = ChannelWriter(job.poses)
     active = list(states)
     seq = 0
     while active:
         wait([*(s.reader for s in active), job.control], timeout=1.0)
-        if job.control.poll():
-            try:
-                message = job.control.recv()
-            except EOFError:  # the main process is gone
-                return
-            if isinstance(message, StopAnalysis):
-                return
+        if not _handle_control(job, slot):
+            return
         picked_ns = host_now_ns()
         ready = [s for s in active if s.reader.poll()]
         active = [s for s in active if s.reader.ended is None]
@@ -260,7 +376,9 @@ def _analyse(
         for state in ready:
             groups[state.camera.ring.geometry.shape].append(state)
         for shape, group in groups.items():
-            seq = _estimate_group(estimators[shape], group, picked_ns, poses_out, seq, run)
+            seq = _estimate_group(estimators[shape], group, picked_ns, poses_out, seq, slot.run)
+        if ready:
+            _send_status(job, slot)
 
 
 def _estimate_group(
@@ -335,7 +453,9 @@ def _finish(job: PoseJob, states: list[_CameraState]) -> dict[str, dict[str, Any
             "analysed_fps": round((analysed - 1) / span_s, 3) if analysed > 1 and span_s else None,
             "latency_ms": percentiles(state.latencies_ms),
             "pose_file": state.csv.path.name,
-            "pose_table": _parquet(state.csv.path, job.session_dir / state.camera.name),
+            "pose_table": _parquet(
+                state.csv.path, job.session_dir / f"{state.camera.name}{job.file_label}"
+            ),
         }
         state.ring.close()
     return figures

@@ -11,14 +11,29 @@ import signal
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from types import FrameType
 from typing import TextIO
 
-from stream.supervisor import Stream
+from stream.supervisor import Stream, StreamEvent
 
 log = logging.getLogger(__name__)
 
 STATUS_INTERVAL_S = 1.0
+
+
+@dataclass(frozen=True)
+class CameraFigures:
+    """One camera's live figures over the last status interval (what the CLI and GUI show)."""
+
+    name: str
+    capture_fps: float
+    captured: int
+    recorded: int
+    dropped: int  # camera gaps plus frames the recorder could not take
+    analysed_fps: float | None  # None while no analysis runs
+    skipped: int
+    latency_ms: tuple[float, float] | None  # frame-to-pose p50, p99 over the recent poses
 
 
 class StreamRunner:
@@ -30,16 +45,18 @@ class StreamRunner:
         *,
         duration_s: float | None = None,
         status_out: TextIO | None = sys.stdout,
+        on_event: Callable[[StreamEvent], None] | None = None,
     ) -> None:
         self.stream = stream
         self.duration_s = duration_s
         self.status_out = status_out
+        self.on_event = on_event
         self.stop_reason: str | None = None
         self._started = 0.0  # set at the first tick: the duration counts streaming time only
         self._next_status = 0.0
-        self._previous: dict[str, tuple[float, int]] = {}
-        self._previous_analysed: dict[str, int] = {}
+        self._previous: dict[str, tuple[float, int, int]] = {}  # time, captured, analysed
         self.last_status: list[str] = []
+        self.last_figures: list[CameraFigures] = []
 
     def request_stop(self, reason: str) -> None:
         """Ask the run to end at the next tick (callable from a signal handler)."""
@@ -53,7 +70,7 @@ class StreamRunner:
             self._next_status = self._started + STATUS_INTERVAL_S
         if self.stop_reason is None:
             for event in self.stream.service(timeout):
-                self._say(event.message, event.level)
+                self._say(event)
         if self.duration_s is not None and time.monotonic() - self._started >= self.duration_s:
             self.request_stop(f"duration of {self.duration_s:g} s reached")
         if self.stream.all_ended:
@@ -68,34 +85,47 @@ class StreamRunner:
         while self.tick(0.25):
             pass
 
+    def camera_figures(self) -> list[CameraFigures]:
+        """Every camera's figures since the previous call (rates over that interval)."""
+        figures = []
+        now = time.monotonic()
+        analysing = self.stream.analysis is not None
+        for name, stats in self.stream.camera_stats().items():
+            captured, analysed = stats["captured"], stats.get("analysed", 0)
+            then, captured_before, analysed_before = self._previous.get(
+                name, (self._started or now, 0, 0)
+            )
+            interval = max(now - then, 1e-9)
+            self._previous[name] = (now, captured, analysed)
+            figures.append(
+                CameraFigures(
+                    name=name,
+                    capture_fps=(captured - captured_before) / interval,
+                    captured=captured,
+                    recorded=stats.get("recorded", 0),
+                    dropped=stats["camera_gaps"] + stats.get("record_lost", 0),
+                    analysed_fps=(analysed - analysed_before) / interval if analysing else None,
+                    skipped=stats.get("analysis_skipped", 0),
+                    latency_ms=stats.get("latency_ms"),
+                )
+            )
+        return figures
+
     def status_lines(self) -> list[str]:
         """One line per camera: rate over the last interval, totals, drops."""
-        lines = []
-        now = time.monotonic()
-        for name, stats in self.stream.camera_stats().items():
-            captured = stats["captured"]
-            then, before = self._previous.get(name, (self._started, 0))
-            rate = (captured - before) / max(now - then, 1e-9)
-            self._previous[name] = (now, captured)
-            text = f"{name}: {rate:6.1f} fps, {captured} frames"
-            if self.stream.recording or stats.get("recorded"):
-                text += f", recorded {stats.get('recorded', 0)}"
-            dropped = stats["camera_gaps"] + stats.get("record_lost", 0)
-            text += f", dropped {dropped}"
-            if self.stream.analysis is not None:
-                text += self._analysis_text(name, stats, now - then)
-            lines.append(text)
-        return lines
+        self.last_figures = self.camera_figures()
+        return [self._line(figures) for figures in self.last_figures]
 
-    def _analysis_text(self, name: str, stats: dict, interval_s: float) -> str:
-        analysed = stats.get("analysed", 0)
-        before = self._previous_analysed.get(name, 0)
-        self._previous_analysed[name] = analysed
-        text = f"; analysed {(analysed - before) / max(interval_s, 1e-9):5.1f} fps"
-        text += f", skipped {stats.get('analysis_skipped', 0)}"
-        latency = stats.get("latency_ms")
-        if latency:
-            text += f", latency p50 {latency[0]:.1f} / p99 {latency[1]:.1f} ms"
+    def _line(self, figures: CameraFigures) -> str:
+        text = f"{figures.name}: {figures.capture_fps:6.1f} fps, {figures.captured} frames"
+        if self.stream.recording or figures.recorded:
+            text += f", recorded {figures.recorded}"
+        text += f", dropped {figures.dropped}"
+        if figures.analysed_fps is not None:
+            text += f"; analysed {figures.analysed_fps:5.1f} fps, skipped {figures.skipped}"
+            if figures.latency_ms:
+                p50, p99 = figures.latency_ms
+                text += f", latency p50 {p50:.1f} / p99 {p99:.1f} ms"
         return text
 
     def _print_status(self) -> None:
@@ -103,9 +133,11 @@ class StreamRunner:
         if self.status_out is not None:
             print("  |  ".join(self.last_status), file=self.status_out, flush=True)
 
-    def _say(self, message: str, level: int) -> None:
-        if self.status_out is not None and level >= logging.WARNING:
-            print(message, file=self.status_out, flush=True)
+    def _say(self, event: StreamEvent) -> None:
+        if self.on_event is not None:
+            self.on_event(event)
+        if self.status_out is not None and event.level >= logging.WARNING:
+            print(event.message, file=self.status_out, flush=True)
 
 
 def install_stop_signals(on_stop: Callable[[str], None]) -> None:

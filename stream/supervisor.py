@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from cameras.base import CameraError
+from experiments.runtime import EVENTS_FILE
 from pose.analysis import Analysis, PoseError
 from pose.worker import ExperimentSpec, WorkerCamera
 from recording.recorder import (
@@ -137,7 +138,9 @@ class Stream:
         self._started = self._stopped = False
         self._next_disk_check = 0.0
         self._disk_warned = False
-        self.analysis: Analysis | None = None
+        self.analysis: Analysis | None = None  # the current (or last) analysis
+        self.analyses: list[Analysis] = []  # every analysis of this session, in order
+        self._experiments_started = 0
 
     # -- start -------------------------------------------------------------------------------
 
@@ -364,8 +367,6 @@ class Stream:
             raise PoseError("the stream is not running: start the stream first")
         if self.analysing:
             return
-        if self.analysis is not None:
-            raise PoseError("analysis ran already in this session; start a new session")
         cameras = [
             WorkerCamera(
                 branch.camera_id,
@@ -377,11 +378,10 @@ class Stream:
             for branch in self._branches
             if not branch.ended and branch.ring is not None
         ]
-        spec = (
-            ExperimentSpec(self.settings.experiment.name, dict(self.settings.devices))
-            if experiment
-            else None
-        )
+        if not cameras:
+            raise PoseError("no camera is streaming any more: start a new stream")
+        spec = self._experiment_spec() if experiment else None
+        run = len(self.analyses) + 1
         self.analysis = Analysis.start(
             self._context,
             cameras,
@@ -389,14 +389,45 @@ class Stream:
             self.session_dir,
             LogTarget(self._log_level),
             spec,
+            file_label=_run_label(run),
+            events_file=self._next_events_file() if experiment else EVENTS_FILE,
         )
+        self.analyses.append(self.analysis)
 
     def stop_analysis(self) -> None:
-        """Stop the inference worker; its pose files are finalised."""
+        """Stop the inference worker; its pose files (and a running experiment's) are finalised."""
         if self.analysis is not None and self.analysis.process.pid is not None:
             error = self.analysis.stop()
             if error:
                 self.report_error(error)
+
+    # -- experiment --------------------------------------------------------------------------
+
+    @property
+    def experimenting(self) -> bool:
+        """True while an experiment runs on the poses."""
+        return self.analysing and self.analysis is not None and self.analysis.experiment_running
+
+    def start_experiment(self) -> None:
+        """Start ``[Experiment] NAME`` on the running analysis; PoseError says why it cannot."""
+        if not self.analysing or self.analysis is None:
+            raise PoseError("pose estimation is not running: start analysis first")
+        if self.experimenting:
+            return
+        self.analysis.start_experiment(self._experiment_spec(), self._next_events_file())
+
+    def stop_experiment(self) -> None:
+        """Stop the running experiment; analysis, streaming and recording go on."""
+        if self.analysis is not None:
+            self.analysis.stop_experiment()
+
+    def _experiment_spec(self) -> ExperimentSpec:
+        return ExperimentSpec(self.settings.experiment.name, dict(self.settings.devices))
+
+    def _next_events_file(self) -> str:
+        """``events.csv`` for the session's first experiment, ``events.run2.csv`` and on after."""
+        self._experiments_started += 1
+        return f"events{_run_label(self._experiments_started)}.csv"
 
     # -- while running -----------------------------------------------------------------------
 
@@ -484,6 +515,11 @@ class Stream:
             log.warning("%s", text)
             return [StreamEvent(logging.WARNING, text)]
         return []
+
+    @property
+    def stopped(self) -> bool:
+        """True once :meth:`stop` has run (or opening failed): nothing streams any more."""
+        return self._stopped
 
     @property
     def all_ended(self) -> bool:
@@ -601,7 +637,11 @@ class Stream:
             "machine": machine_description(),
             "cameras": {b.name: _camera_entry(b, stats[b.name]) for b in self._branches},
             "pose": self.analysis.summary() if self.analysis else None,
-            "experiment": self.analysis.experiment_summary() if self.analysis else None,
+            "pose_runs": [analysis.summary() for analysis in self.analyses],
+            "experiment": self._last_experiment_summary(),
+            "experiment_runs": [
+                summary for analysis in self.analyses for summary in analysis.experiment_summaries
+            ],
             "processes": self._process_ids(),
         }
         try:
@@ -609,19 +649,31 @@ class Stream:
         except OSError as error:  # the previous complete session.json stays
             log.error("could not update %s: %s", SESSION_JSON, error)
 
+    def _last_experiment_summary(self) -> dict[str, Any] | None:
+        for analysis in reversed(self.analyses):
+            summary = analysis.experiment_summary()
+            if summary is not None:
+                return summary
+        return None
+
     def _process_ids(self) -> dict[str, int | None]:
         processes: dict[str, int | None] = {"main": os.getpid()}
         for branch in self._branches:
             processes[branch.process.name] = branch.process.pid
             processes.update(branch.recorder_pids)
-        if self.analysis is not None:
-            processes["pose"] = self.analysis.process.pid
+        for run, analysis in enumerate(self.analyses, start=1):
+            processes[f"pose{_run_label(run)}"] = analysis.process.pid
         return processes
 
     def end_summary(self) -> str:
         """Why the cameras ended, in a few words (e.g. "frame limit reached")."""
         reasons = [b.finished.message if b.finished else b.failure or "" for b in self._branches]
         return ", ".join(dict.fromkeys(r for r in reasons if r))
+
+
+def _run_label(run: int) -> str:
+    """What goes into the file names of a session's ``run``-th analysis or experiment."""
+    return "" if run == 1 else f".run{run}"
 
 
 def _camera_entry(branch: _Branch, stats: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,151 @@
+"""The live figures under the view: per camera rates and losses, recording, experiment, errors."""
+
+from __future__ import annotations
+
+from PyQt5.QtCore import Qt
+from PyQt5.QtWidgets import (
+    QFormLayout,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from experiments.runtime import ExperimentStatus
+from stream.runner import CameraFigures
+
+CAMERA_COLUMNS = (
+    "camera",
+    "capture fps",
+    "analysed fps",
+    "skipped",
+    "dropped",
+    "latency p50/p99 ms",
+    "recorded",
+)
+
+
+def format_duration(seconds: float) -> str:
+    """``h:mm:ss``."""
+    whole = int(seconds)
+    return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
+
+
+def format_size(size_bytes: int) -> str:
+    """Bytes in the unit a user reads at a glance."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if size_bytes >= scale:
+            return f"{size_bytes / scale:.1f} {unit}"
+    return f"{size_bytes} B"
+
+
+def camera_row(figures: CameraFigures) -> list[str]:
+    """The table cells of one camera, in the order of :data:`CAMERA_COLUMNS`."""
+    analysed = "-" if figures.analysed_fps is None else f"{figures.analysed_fps:.1f}"
+    latency = "-"
+    if figures.latency_ms is not None:
+        latency = f"{figures.latency_ms[0]:.1f} / {figures.latency_ms[1]:.1f}"
+    return [
+        figures.name,
+        f"{figures.capture_fps:.1f}",
+        analysed,
+        str(figures.skipped) if figures.analysed_fps is not None else "-",
+        str(figures.dropped),
+        latency,
+        str(figures.recorded),
+    ]
+
+
+def experiment_text(status: ExperimentStatus | None, running: bool) -> str:
+    """One line about the experiment."""
+    if not running:
+        return "not running"
+    if status is None:
+        return "started, waiting for the first poses"
+    trial = f"trial {status.trial} in progress" if status.trial is not None else "no trial"
+    text = f"{status.name}: {status.state}, {trial}, {status.trials} trial(s), "
+    text += f"{status.actions} action(s)"
+    return text
+
+
+class ErrorBanner(QWidget):
+    """A red bar with the latest error and what to do; stays until dismissed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setObjectName("error_banner")
+        self.setStyleSheet("background: #b00020; color: white; padding: 4px;")
+        self.label = QLabel("")
+        self.label.setWordWrap(True)
+        self.label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        dismiss = QPushButton("Dismiss")
+        dismiss.setObjectName("dismiss_error")
+        dismiss.clicked.connect(self.clear)
+        layout = QHBoxLayout(self)
+        layout.addWidget(self.label, 1)
+        layout.addWidget(dismiss)
+        self.hide()
+
+    def show_error(self, text: str) -> None:
+        """Show ``text`` (replacing an older error)."""
+        self.label.setText(text)
+        self.show()
+
+    def clear(self) -> None:
+        """Hide the banner."""
+        self.label.setText("")
+        self.hide()
+
+
+class StatusPanel(QWidget):
+    """The camera table and the session's lines."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.table = QTableWidget(0, len(CAMERA_COLUMNS))
+        self.table.setObjectName("camera_table")
+        self.table.setHorizontalHeaderLabels(CAMERA_COLUMNS)
+        self.table.verticalHeader().setVisible(False)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeToContents)
+        header.setStretchLastSection(True)
+        self.table.setEditTriggers(QTableWidget.NoEditTriggers)
+        self.table.setMaximumHeight(110)
+        self.recording = QLabel("not recording")
+        self.recording.setObjectName("recording_status")
+        self.experiment = QLabel("not running")
+        self.experiment.setObjectName("experiment_status")
+        self.last_event = QLabel("-")
+        self.last_event.setObjectName("last_event")
+        lines = QFormLayout()
+        lines.addRow("Recording:", self.recording)
+        lines.addRow("Experiment:", self.experiment)
+        lines.addRow("Last event:", self.last_event)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.table)
+        layout.addLayout(lines)
+
+    def show_cameras(self, rows: list[CameraFigures]) -> None:
+        """Fill the camera table."""
+        self.table.setRowCount(len(rows))
+        for row, figures in enumerate(rows):
+            for column, text in enumerate(camera_row(figures)):
+                self.table.setItem(row, column, QTableWidgetItem(text))
+
+    def show_recording(self, seconds: float | None, size_bytes: int) -> None:
+        """Recording duration and size (``seconds`` None: not recording)."""
+        if seconds is None:
+            self.recording.setText("not recording")
+        else:
+            self.recording.setText(f"{format_duration(seconds)}, {format_size(size_bytes)}")
+
+    def show_experiment(self, status: ExperimentStatus | None, running: bool) -> None:
+        """The experiment's state, trials and last event."""
+        self.experiment.setText(experiment_text(status, running))
+        if status is not None and status.last_event:
+            self.last_event.setText(status.last_event)
