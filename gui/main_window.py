@@ -52,6 +52,7 @@ class MainWindow(QMainWindow):
         self.controller.failed.connect(self._show_error)
         self.controller.stream_closing.connect(self._drop_live_view)
         self.live_view: LiveView | None = None
+        self._shown_error: str | None = None
         self.banner = ErrorBanner()
         self.status_panel = StatusPanel()
         self.buttons: dict[Part, QPushButton] = {}
@@ -178,8 +179,14 @@ class MainWindow(QMainWindow):
         self.controller.service()
         stream = self.controller.stream
         if stream is not None and stream.analysis is not None:
-            running = self.controller.running(Part.EXPERIMENT)
-            self.status_panel.show_experiment(stream.analysis.experiment_status, running)
+            status = stream.analysis.experiment_status
+            self.status_panel.show_experiment(status, self.controller.running(Part.EXPERIMENT))
+            if status is not None and status.error and status.error != self._shown_error:
+                self._shown_error = status.error  # a device failed mid-run: say so once
+                self._show_error(
+                    f"{status.error}. Check the device, then start the experiment "
+                    "again (Stop Experiment, Start Experiment)."
+                )
 
     def _refresh_status(self) -> None:
         controller = self.controller
