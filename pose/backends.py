@@ -3,7 +3,9 @@
 :func:`open_backend` opens one of:
 
 - ONNX Runtime (``.onnx``) on the CPU, CUDA or TensorRT execution provider;
-- PyTorch (a TorchScript file, or a whole module saved with ``torch.save``) on the CPU or CUDA.
+- PyTorch (a TorchScript file, or a whole module saved with ``torch.save``, or, for a model
+  converted from DeepLabCut or Lightning Pose, the network rebuilt from its file) on the CPU or
+  CUDA.
 
 A device that was asked for and is not available is an error that says what to install, never
 a silent fall-back to the CPU: a closed-loop experiment planned around a GPU's latency must not
@@ -238,7 +240,10 @@ class TorchBackend:
         torch.set_num_threads(threads)
         self._torch = torch
         self._device = torch.device("cuda" if device == "cuda" else "cpu")
-        self._module = _load_torch_module(path, self._device)
+        if description.source_file is not None:  # rebuilt from another framework's file
+            self._module = _rebuilt_module(description, self._device)
+        else:
+            self._module = _load_torch_module(path, self._device)
         self._dtype = torch.float16 if description.precision == "fp16" else torch.float32
         self._description = description
         self.provider = f"torch {self._device}"
@@ -275,6 +280,19 @@ class TorchBackend:
         self._module = None
         if self._device.type == "cuda":
             self._torch.cuda.empty_cache()
+
+
+def _rebuilt_module(description: ModelDescription, device: Any) -> Any:
+    """The network of a converted model (DeepLabCut export, Lightning Pose checkpoint).
+
+    Rebuilt from its framework's file rather than loaded from the ONNX graph, so that the
+    pytorch backend runs the original network; half precision for an fp16 description (its
+    outputs stay float32).
+    """
+    from pose.loading import build_torch_module
+
+    module = build_torch_module(description).to(device)
+    return (module.half() if description.precision == "fp16" else module).eval()
 
 
 def _load_torch_module(path: Path, device: Any) -> Any:

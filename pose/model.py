@@ -7,6 +7,7 @@ decoding, the inference worker) reads only this description.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -69,6 +70,15 @@ class ModelDescription:
         ``fp32`` or ``fp16`` (the precision of the graph's weights and input).
     skeleton
         Pairs of keypoint names to draw as lines.
+    source_file
+        For a network rebuilt from another framework's file (a DeepLabCut 3.0 export, a
+        Lightning Pose checkpoint): that file. ``model_file`` is then the ONNX graph converted
+        from it, and the ``pytorch`` backend rebuilds the network from it
+        (:func:`pose.loading.build_torch_module`). None otherwise.
+    any_input_size
+        True when the graph takes any input size (fully convolutional, as DeepLabCut runs its
+        models at the frame's own size): ``input_height`` and ``input_width`` are then the size
+        it was described for, and :meth:`at_input_size` gives the same model at another size.
     """
 
     name: str
@@ -92,6 +102,8 @@ class ModelDescription:
     batch_size: int | None = None
     precision: Literal["fp32", "fp16"] = "fp32"
     skeleton: tuple[tuple[str, str], ...] = field(default=())
+    source_file: Path | None = None
+    any_input_size: bool = False
 
     def __post_init__(self) -> None:
         """Check what can be checked without loading the network."""
@@ -119,3 +131,20 @@ class ModelDescription:
     def channels(self) -> int:
         """Input channels of the network."""
         return 1 if self.color_order == "gray" else 3
+
+    def at_input_size(self, height: int, width: int) -> ModelDescription:
+        """The same model fed at ``height`` x ``width`` (for example a camera's frame size).
+
+        Raises
+        ------
+        ModelError
+            When the graph's input size is fixed and differs.
+        """
+        if (height, width) == (self.input_height, self.input_width):
+            return self
+        if not self.any_input_size:
+            raise ModelError(
+                f"{self.model_file}: the network takes {self.input_width}x{self.input_height} "
+                f"input only, not {width}x{height}"
+            )
+        return dataclasses.replace(self, input_height=int(height), input_width=int(width))
