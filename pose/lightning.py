@@ -62,9 +62,9 @@ def load_lightning_pose(path: str | Path) -> ModelDescription:
         disagree (keypoint count, input size, input rank).
     """
     onnx_file, config_file = _locate(Path(path))
-    config = _read_config(config_file)
-    graph = _read_graph(onnx_file)
-    return _describe(onnx_file, config_file, config, graph)
+    config = read_config(config_file)
+    graph = read_graph(onnx_file)
+    return describe_model(onnx_file, config_file, config, graph)
 
 
 def _locate(path: Path) -> tuple[Path, Path]:
@@ -105,7 +105,7 @@ def _choose_graph(exports: Path) -> Path:
     raise ModelError(f"{exports}: several .onnx files ({names}); name the one to use")
 
 
-def _read_config(config_file: Path) -> dict[str, Any]:
+def read_config(config_file: Path) -> dict[str, Any]:
     """Lightning Pose's config as a dict."""
     import yaml
 
@@ -118,7 +118,7 @@ def _read_config(config_file: Path) -> dict[str, Any]:
     return config
 
 
-def _read_graph(onnx_file: Path) -> _GraphInfo:
+def read_graph(onnx_file: Path) -> _GraphInfo:
     """Inputs and outputs of an ONNX graph; checks that its external weights are there."""
     import onnx
     from onnx.external_data_helper import uses_external_data
@@ -163,7 +163,7 @@ def _shape(value_info: Any) -> tuple[int | str | None, ...]:
     return tuple(dims)
 
 
-def _describe(
+def describe_model(
     onnx_file: Path, config_file: Path, config: dict[str, Any], graph: _GraphInfo
 ) -> ModelDescription:
     """Cross-check config and graph, and build the description."""

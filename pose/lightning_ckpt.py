@@ -46,7 +46,7 @@ from pose.conversion import (
     max_abs_differences,
     synthetic_input,
 )
-from pose.lightning import CONFIG_FILE, _describe, _read_config, _read_graph
+from pose.lightning import CONFIG_FILE, describe_model, read_config, read_graph
 from pose.lightning_decode import decode_lightning_pose
 from pose.model import IMAGENET_MEAN, IMAGENET_STD, ModelDescription, ModelError
 from pose.resnet import RESNETS, ResNet
@@ -154,7 +154,7 @@ def locate(path: Path) -> tuple[Path, Path]:
 def read_checkpoint(path: str | Path) -> LightningCheckpoint:
     """Read a checkpoint and its config without Lightning, OmegaConf or running their code."""
     checkpoint_file, config_file = locate(Path(path))
-    config = _read_config(config_file)
+    config = read_config(config_file)
     data = _load_pickle(checkpoint_file)
     if not isinstance(data, dict) or not isinstance(data.get("state_dict"), dict):
         found = sorted(data) if isinstance(data, dict) else type(data).__name__
@@ -334,6 +334,8 @@ def load_lightning_checkpoint(path: str | Path, precision: Precision = "fp32") -
     height, width = checkpoint.input_size
     check = synthetic_input(height, width, IMAGENET_MEAN, IMAGENET_STD)
     conversion = convert(module, conversion_spec(checkpoint), check, precision)
-    graph = _read_graph(conversion.onnx_file)
-    description = _describe(conversion.onnx_file, checkpoint.config_file, checkpoint.config, graph)
+    graph = read_graph(conversion.onnx_file)
+    description = describe_model(
+        conversion.onnx_file, checkpoint.config_file, checkpoint.config, graph
+    )
     return dataclasses.replace(description, source_file=checkpoint.checkpoint_file)
