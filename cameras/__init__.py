@@ -8,24 +8,45 @@ from __future__ import annotations
 
 import importlib
 
-from cameras.base import Camera, CameraError, FrameGeometry, FrameStamp, host_now_ns
+from cameras.base import (
+    Camera,
+    CameraError,
+    CompanionStream,
+    FrameGeometry,
+    FrameStamp,
+    host_now_ns,
+)
 
 # name -> "module:Class"; the module must be cheap to import (heavy imports inside open()).
 CAMERA_SOURCES: dict[str, str] = {
     "synthetic": "cameras.synthetic:SyntheticCamera",
     "video": "cameras.video:VideoCamera",
     "opencv": "cameras.opencv:OpenCVCamera",
+    "basler": "cameras.basler:BaslerCamera",
+    "realsense": "cameras.realsense:RealSenseCamera",
 }
 
 
 def camera_class(source: str) -> type[Camera]:
-    """The camera class registered as ``source``; KeyError names the known sources."""
-    try:
-        target = CAMERA_SOURCES[source]
-    except KeyError:
-        known = ", ".join(sorted(CAMERA_SOURCES))
-        raise KeyError(f"unknown camera source {source!r}; known sources: {known}") from None
-    module_name, class_name = target.split(":")
+    """The camera class registered as ``source``; KeyError names the known sources.
+
+    ``source`` may also be a ``module:Class`` path to a Camera subclass outside this package
+    (for code that builds its settings itself, such as tests with a fault-injecting camera).
+    """
+    if ":" in source and source not in CAMERA_SOURCES:
+        target = source
+    else:
+        try:
+            target = CAMERA_SOURCES[source]
+        except KeyError:
+            known = ", ".join(sorted(CAMERA_SOURCES))
+            raise KeyError(f"unknown camera source {source!r}; known sources: {known}") from None
+    module_name, _, class_name = target.partition(":")
+    if target is source:  # a path given by the caller: say clearly when it does not load
+        try:
+            return getattr(importlib.import_module(module_name), class_name)
+        except (ImportError, AttributeError) as error:
+            raise KeyError(f"camera class {source!r} cannot be loaded: {error}") from None
     return getattr(importlib.import_module(module_name), class_name)
 
 
@@ -33,6 +54,7 @@ __all__ = [
     "CAMERA_SOURCES",
     "Camera",
     "CameraError",
+    "CompanionStream",
     "FrameGeometry",
     "FrameStamp",
     "camera_class",

@@ -3,7 +3,9 @@
 A camera lives inside its own capture process (see ``stream/capture.py``). The capture loop calls
 :meth:`Camera.open` once, then :meth:`Camera.grab` for every frame, handing it the shared-memory
 slot to fill, and finally :meth:`Camera.close`. A subclass must write ``open``, ``grab`` and
-``close``; ``start_session`` and ``describe`` are optional hooks.
+``close``; ``start_session``, ``finish_session``, ``describe``, ``live`` and the companion streams
+(:meth:`Camera.companions`, :meth:`Camera.grab_companions`: a depth image delivered with each colour
+frame) are optional.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ from __future__ import annotations
 import math
 import time
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -76,6 +79,20 @@ class FrameStamp:
     host_timestamp_ns: int
 
 
+@dataclass(frozen=True)
+class CompanionStream:
+    """A second image a camera delivers with each of its frames (a RealSense depth image).
+
+    The capture process gives it a shared-memory ring of its own and records it beside the main
+    video as ``<camera>_<suffix>``; frame ``seq`` of the companion ring belongs to frame ``seq``
+    of the camera's ring. ``description`` (units, alignment) goes to ``session.json``.
+    """
+
+    suffix: str
+    geometry: FrameGeometry
+    description: dict[str, Any] = field(default_factory=dict)
+
+
 class Camera(ABC):
     """A source of frames, created from its settings section by name (``SOURCE = ...``)."""
 
@@ -85,6 +102,7 @@ class Camera(ABC):
     def __init__(self, name: str, settings: Any) -> None:
         self.name = name
         self.settings = settings
+        self._stop_check: Callable[[], bool] = _never
 
     @abstractmethod
     def open(self) -> FrameGeometry:
@@ -114,5 +132,48 @@ class Camera(ABC):
         """Called once after the last grab, before :meth:`close`, to finalise side outputs."""
 
     def describe(self) -> dict[str, Any]:
-        """Facts about the opened camera for ``session.json`` (model, serial, file...)."""
+        """Facts about the opened camera for ``session.json`` (model, serial, file...).
+
+        Called after :meth:`open` and again after the last frame (:meth:`finish_session`), so
+        figures known only at the end (the camera clock's drift) reach ``session.json`` too.
+        """
         return {}
+
+    @property
+    def live(self) -> bool:
+        """True for a device that can be unplugged or stall.
+
+        Live cameras are watched for stalls (``[Streaming] ON_CAMERA_LOST``); files and
+        simulations, which may pause on purpose, are not.
+        """
+        return False
+
+    def companions(self) -> tuple[CompanionStream, ...]:
+        """Extra images delivered with every frame (valid after :meth:`open`); none by default."""
+        return ()
+
+    def grab_companions(self, outs: dict[str, np.ndarray]) -> dict[str, FrameStamp]:
+        """Write the companion images of the frame :meth:`grab` returned last into ``outs``.
+
+        ``outs`` maps each companion's suffix to its ring slot; return each one's stamp (its own
+        frame counter and device time, the main frame's host time). Only called by cameras that
+        declare :meth:`companions`.
+        """
+        raise NotImplementedError(f"camera {self.name!r} declares no companion streams")
+
+    def set_stop_check(self, stop_requested: Callable[[], bool]) -> None:
+        """Give the camera a way to see the stop flag while it waits for a frame.
+
+        A camera that can wait long (a hardware trigger that has not come yet) checks it
+        between short waits and returns None from :meth:`grab` once it is set.
+        """
+        self._stop_check = stop_requested
+
+    @property
+    def stop_requested(self) -> bool:
+        """True once the stream was asked to stop (see :meth:`set_stop_check`)."""
+        return self._stop_check()
+
+
+def _never() -> bool:
+    return False

@@ -228,6 +228,11 @@ class OpenCVCamera(Camera):
         """The rate the camera reports, else the requested FRAMERATE, else None."""
         return self._fps
 
+    @property
+    def live(self) -> bool:
+        """A device or stream (watched for stalls); not when DEVICE is a video file."""
+        return not self._is_file
+
     def grab(self, out: np.ndarray) -> FrameStamp | None:
         """Wait for the next frame and write it into ``out``.
 

@@ -46,11 +46,14 @@ class VideoSettings:
         "relative path is relative to the settings file.",
         check=existing_file,
     )
-    pacing: Literal["native", "free"] = setting(
+    pacing: Literal["native", "free", "lockstep"] = setting(
         "native",
         doc="`native` delivers each frame at its own timestamp relative to the first, like a "
         "live camera (a frame that is late because decoding fell behind goes at once; none is "
-        "skipped). `free` delivers frames as fast as they decode, to process a file offline.",
+        "skipped). `free` delivers frames as fast as they decode, to process a file offline. "
+        "`lockstep` delivers the next frame only once pose estimation has taken the previous "
+        "one, so every frame is analysed, as fast as the model allows (what "
+        "`utils/VideoAnalyzer.py --fast` uses); without pose estimation it is `free`.",
     )
     loop: bool = setting(
         False,
@@ -321,6 +324,14 @@ class VideoCamera(Camera):
     def nominal_fps(self) -> float | None:
         """The stream's average frame rate (None when the file does not say)."""
         return self._reader.nominal_fps if self._reader is not None else None
+
+    @property
+    def waits_for_analysis(self) -> bool:
+        """True with ``PACING = lockstep``: publish a frame only once the previous one was analysed.
+
+        The capture process does the waiting (``stream/capture.py``); the camera only asks.
+        """
+        return self.settings.pacing == "lockstep"
 
     def grab(self, out: np.ndarray) -> FrameStamp | None:
         """Deliver the next frame into ``out``; None at the end of the file (unless LOOP).

@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 EVENTS_FILE = "events.csv"
 ACK_WAIT_AT_STOP_S = 1.0
+STALE_PAIRING_S = 0.5  # a camera without a pose for this long is not paired with the others
 
 
 class ExperimentStartError(RuntimeError):
@@ -81,6 +82,7 @@ class ExperimentRun:
         self._unacknowledged: list[tuple[Action, ActionRecord]] = []
         self._write_ms: list[float] = []  # frame arrival -> command written
         self._ack_ms: list[float] = []  # frame arrival -> device acknowledgement
+        self._pairing_ms: list[float] = []  # several cameras: largest pairing error per update
         self._actions = 0
 
     @classmethod
@@ -121,8 +123,23 @@ class ExperimentRun:
         newest = max(observations, key=lambda o: o.time_s)
         subject: Observation | Observations = newest
         if len(self._latest) > 1:
-            subject = Observations(newest.time_s, dict(self._latest))
-        actions = self.experiment.update(subject)
+            # Each other camera's newest pose is the nearest in time that exists yet (the loop
+            # never waits for a future frame); the pairing error is kept for session.json. A
+            # camera whose newest pose is stale (it ended or stalled) is left out, not paired.
+            fresh = {
+                camera: obs
+                for camera, obs in self._latest.items()
+                if newest.time_s - obs.time_s <= STALE_PAIRING_S
+            }
+            subject = Observations(newest.time_s, fresh)
+            if len(fresh) > 1:
+                self._pairing_ms.append(subject.max_error_s * 1e3)
+        try:
+            actions = self.experiment.update(subject)
+        except Exception as error:  # a bug or a config mistake stops the experiment, not tracking
+            log.exception("experiment %s failed", self.experiment.name)
+            self._fail(f"experiment {self.experiment.name!r} raised {error}")
+            return
         if actions:
             self._perform(actions, pose_ready_ns, host_now_ns(), newest)
 
@@ -255,6 +272,7 @@ class ExperimentRun:
             "latency_ms": {
                 "frame_to_command_written": _percentiles(self._write_ms),
                 "frame_to_device_acknowledged": _percentiles(self._ack_ms),
+                "camera_pairing_error": _percentiles(self._pairing_ms),
             },
         }
 

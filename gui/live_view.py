@@ -132,9 +132,9 @@ class LiveView(QWidget):
             draw_triggers(canvas, [t for t in status.triggers if t.camera in (None, name)])
         if analysis is not None and analysis.finished is None and name in analysis.latest:
             record = analysis.latest[name]
-            index = {keypoint: i for i, keypoint in enumerate(analysis.keypoints)}
-            skeleton = tuple((index[a], index[b]) for a, b in analysis.ready.skeleton)
-            threshold = self._stream.settings.pose.likelihood_threshold
+            index = {keypoint: i for i, keypoint in enumerate(analysis.keypoints_of(name))}
+            skeleton = tuple((index[a], index[b]) for a, b in analysis.skeleton_of(name))
+            threshold = self._stream.likelihood_threshold(name)
             canvas = draw_pose(canvas, record.pose, threshold, skeleton)
             self.views[name].pose_frame_index = record.frame_index
         if status is not None:

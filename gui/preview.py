@@ -73,9 +73,9 @@ class PreviewWindow(QWidget):
         analysis = self._stream.analysis
         if analysis is None or name not in analysis.latest:
             return frame
-        index = {keypoint: i for i, keypoint in enumerate(analysis.keypoints)}
-        skeleton = tuple((index[a], index[b]) for a, b in analysis.ready.skeleton)
-        threshold = self._stream.settings.pose.likelihood_threshold
+        index = {keypoint: i for i, keypoint in enumerate(analysis.keypoints_of(name))}
+        skeleton = tuple((index[a], index[b]) for a, b in analysis.skeleton_of(name))
+        threshold = self._stream.likelihood_threshold(name)
         return draw_pose(frame, analysis.latest[name].pose, threshold, skeleton)
 
     def _service(self) -> None:

@@ -5,6 +5,7 @@ Used by :class:`stream.supervisor.Stream`; the worker itself is ``pose/worker.py
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections import deque
@@ -94,6 +95,7 @@ class Analysis:
         experiment: ExperimentSpec | None = None,
         file_label: str = "",
         events_file: str = EVENTS_FILE,
+        ibl_naming: bool = False,
     ) -> Analysis:
         """Spawn the worker; wait until its model is warm (and the experiment's devices open).
 
@@ -112,6 +114,7 @@ class Analysis:
             experiment,
             file_label,
             events_file,
+            ibl_naming,
         )
         process = context.Process(target=pose_main, args=(job,), name="pose")
         process.start()
@@ -128,7 +131,7 @@ class Analysis:
                 f"the pose worker ended before its model was ready (exit code "
                 f"{process.exitcode}); see session.log"
             )
-        reader = PoseReader(pose_read, len(message.keypoints))
+        reader = PoseReader(pose_read, message.record_keypoints or len(message.keypoints))
         names = {camera.camera_id: camera.name for camera in cameras}
         log.info("pose estimation running: %s", message.model)
         analysis = cls(process, control, reader, message, names)
@@ -137,8 +140,18 @@ class Analysis:
 
     @property
     def keypoints(self) -> tuple[str, ...]:
-        """The model's keypoint names."""
+        """The shared model's keypoint names."""
         return self.ready.keypoints
+
+    def keypoints_of(self, camera: str) -> tuple[str, ...]:
+        """The keypoint names of the model that ``camera`` uses."""
+        model = self.ready.cameras.get(camera)
+        return model.keypoints if model is not None else self.ready.keypoints
+
+    def skeleton_of(self, camera: str) -> tuple[tuple[str, str], ...]:
+        """The skeleton of the model that ``camera`` uses."""
+        model = self.ready.cameras.get(camera)
+        return model.skeleton if model is not None else self.ready.skeleton
 
     def wait_objects(self) -> list[Any]:
         """What to wait on for news from the worker."""
@@ -150,6 +163,9 @@ class Analysis:
             name = self._names.get(record.camera_id)
             if name is None:
                 continue
+            rows = len(self.keypoints_of(name))
+            if len(record.pose) != rows:  # padded to the largest model's keypoints
+                record = dataclasses.replace(record, pose=record.pose[:rows])
             self.latest[name] = record
             self._latency[name].append((record.ready_ns - record.host_timestamp_ns) / 1e6)
 
@@ -252,9 +268,13 @@ class Analysis:
         return self.finished.error
 
     def summary(self) -> dict[str, Any]:
-        """For ``session.json``: the model and each camera's analysis figures."""
+        """For ``session.json``: the model(s) and each camera's analysis figures."""
         cameras = self.finished.cameras if self.finished else {}
-        return {"model": self.ready.model, "cameras": cameras}
+        summary: dict[str, Any] = {"model": self.ready.model, "cameras": cameras}
+        models = {name: model.summary for name, model in self.ready.cameras.items()}
+        if any(model != self.ready.model for model in models.values()):
+            summary["camera_models"] = models  # cameras with their own MODEL_PATH
+        return summary
 
     def experiment_summary(self) -> dict[str, Any] | None:
         """For ``session.json``: the last experiment's summary and action latencies, once ended."""

@@ -157,3 +157,33 @@ def write_pose_parquet(csv_path: Path, parquet_path: Path) -> int:
     flat.insert(0, "frame_index", table.index.astype("int64"))
     flat.reset_index(drop=True).to_parquet(parquet_path, index=False)
     return len(flat)
+
+
+IBL_POSE_SUFFIX = ".dlc.pqt"
+IBL_TIMES_SUFFIX = ".times.npy"
+
+
+def ibl_stem(camera: str) -> str:
+    """IBL's name for a camera's files: ``left`` -> ``_ibl_leftCamera``."""
+    return f"_ibl_{camera}Camera"
+
+
+def write_ibl_pose_files(parquet_path: Path, timing_path: Path, stem: Path) -> tuple[str, str]:
+    """IBL-named copies: ``<stem>.dlc.pqt`` (the pose table) and ``<stem>.times.npy``.
+
+    The times are the analysed frames' host arrival times in seconds (host clock, as in
+    ``session.json``), one per row of the table, in the same order.
+    """
+    import shutil
+
+    import pandas as pd
+
+    pose_target = stem.with_name(stem.name + IBL_POSE_SUFFIX)
+    times_target = stem.with_name(stem.name + IBL_TIMES_SUFFIX)
+    shutil.copyfile(parquet_path, pose_target)
+    timing = pd.read_csv(timing_path)
+    table = pd.read_parquet(parquet_path, columns=["frame_index"])
+    times = timing.set_index("frame_index")["host_timestamp"].reindex(table["frame_index"])
+    np.save(times_target, times.to_numpy(dtype=np.float64))
+    return pose_target.name, times_target.name
+

@@ -46,6 +46,8 @@ from pose.files import (
     POSE_TIMING_SUFFIX,
     PoseCsvWriter,
     PoseTimingWriter,
+    ibl_stem,
+    write_ibl_pose_files,
     write_pose_parquet,
 )
 from pose.model import ModelDescription, ModelError
@@ -69,6 +71,7 @@ class WorkerCamera:
     ring: RingSpec
     channel: Connection  # read end of the camera's ANALYSE pipe
     flip: bool = False
+    model_path: Path | None = None  # this camera's own model; None: the shared [Pose] model
 
 
 @dataclass(frozen=True)
@@ -92,15 +95,32 @@ class PoseJob:
     experiment: ExperimentSpec | None = None
     file_label: str = ""  # "" for the session's first analysis, ".run2" etc. for later ones
     events_file: str = EVENTS_FILE  # for ``experiment``
+    ibl_naming: bool = False  # also write _ibl_<camera>Camera.dlc.pqt and .times.npy
+
+
+@dataclass(frozen=True)
+class CameraModel:
+    """The model one camera's poses come from: its keypoints (pose rows) and skeleton."""
+
+    keypoints: tuple[str, ...]
+    skeleton: tuple[tuple[str, str], ...]
+    summary: dict[str, Any]
 
 
 @dataclass(frozen=True)
 class PoseReady:
-    """The model is loaded and warmed up; frames from now on are analysed."""
+    """The models are loaded and warmed up; frames from now on are analysed.
+
+    ``model``, ``keypoints`` and ``skeleton`` describe the shared model (the first camera's);
+    ``cameras`` says which model each camera uses. Pose records carry ``record_keypoints`` rows,
+    the most of any model: a camera's record holds its model's keypoints, then NaN rows.
+    """
 
     model: dict[str, Any]
     keypoints: tuple[str, ...]
     skeleton: tuple[tuple[str, str], ...]
+    cameras: dict[str, CameraModel] = field(default_factory=dict)
+    record_keypoints: int = 0
 
 
 @dataclass(frozen=True)
@@ -182,6 +202,7 @@ class _ExperimentSlot:
 @dataclass
 class _CameraState:
     camera: WorkerCamera
+    model: _LoadedModel
     reader: NewestFrameReader
     ring: FrameRing
     csv: PoseCsvWriter
@@ -189,6 +210,20 @@ class _CameraState:
     latencies_ms: list[float] = field(default_factory=list)
     first_ready_ns: int = 0
     last_ready_ns: int = 0
+
+
+@dataclass
+class _LoadedModel:
+    """One model and its estimators, one per frame shape of the cameras that use it."""
+
+    key: str  # the model's path, "" for the bundled model
+    description: ModelDescription
+    backend: Any  # pose.backends.Backend
+    estimators: dict[tuple[int, ...], Any] = field(default_factory=dict)
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        return model_summary(self.description, self.backend.provider)
 
 
 def model_summary(description: ModelDescription, provider: str) -> dict[str, Any]:
@@ -211,7 +246,7 @@ def pose_main(job: PoseJob) -> None:
     configure_process_logging(job.log_target, "pose")
     add_log_file(job.session_dir / SESSION_LOG)
     try:
-        estimators, description, provider = _load(job)
+        models = _load(job)
     except (ModelError, OSError, RuntimeError, ValueError) as error:
         job.control.send(PoseFailed(str(error)))
         return
@@ -225,13 +260,11 @@ def pose_main(job: PoseJob) -> None:
     except ExperimentStartError as error:
         job.control.send(PoseFailed(str(error)))
         return
-    states = _subscribe(job, description)
-    job.control.send(
-        PoseReady(model_summary(description, provider), description.keypoints, description.skeleton)
-    )
+    states = _subscribe(job, models)
+    job.control.send(_ready_message(states))
     error: str | None = None
     try:
-        _analyse(job, states, estimators, slot)
+        _analyse(job, states, slot)
     except Exception as failure:  # the stream must hear why analysis stopped
         log.exception("pose estimation failed")
         error = f"pose estimation stopped: {failure!r}"
@@ -315,31 +348,69 @@ def _send_status(job: PoseJob, slot: _ExperimentSlot) -> None:
     job.control.send(run.status())
 
 
-def _load(job: PoseJob) -> tuple[dict[tuple[int, ...], Any], ModelDescription, str]:
+def _model_key(job: PoseJob, camera: WorkerCamera) -> str:
+    path = camera.model_path or job.settings.model_path
+    return str(path) if path is not None else ""
+
+
+def _load(job: PoseJob) -> dict[str, _LoadedModel]:
+    """Every model the cameras use, each loaded once and warmed up on each frame shape."""
     from pose.backends import open_backend
     from pose.estimator import PoseEstimator
     from pose.loading import load_model
 
     settings = job.settings
-    description = load_model(settings.model_path)
     # Auto: leave one core to the capture and recording processes, use at most 4.
     threads = settings.threads or max(1, min(4, (os.cpu_count() or 2) - 1))
-    backend = open_backend(description, settings.backend, settings.device, threads)
-    backend.warm_up()
-    estimators: dict[tuple[int, ...], Any] = {}
+    models: dict[str, _LoadedModel] = {}
     for camera in job.cameras:
+        key = _model_key(job, camera)
+        if key not in models:
+            description = load_model(
+                Path(key) if key else None,
+                frame_size=camera.ring.geometry.shape[:2],
+                precision=settings.precision,
+            )
+            backend = open_backend(description, settings.backend, settings.device, threads)
+            backend.warm_up()
+            models[key] = _LoadedModel(key, description, backend)
+            log.info("model %s ready on %s", description.name, backend.provider)
+        model = models[key]
         shape = camera.ring.geometry.shape
-        if shape not in estimators:
-            estimators[shape] = PoseEstimator(description, backend, shape, settings.max_batch)
-            estimators[shape].estimate([np.zeros(shape, np.uint8)])  # warm the whole path
-    log.info("model %s ready on %s", description.name, backend.provider)
-    return estimators, description, backend.provider
+        if shape not in model.estimators:
+            description = model.description
+            if description.any_input_size:  # DeepLabCut runs at the frame's own size
+                description = description.at_input_size(*shape[:2])
+            estimator = PoseEstimator(description, model.backend, shape, settings.max_batch)
+            estimator.estimate([np.zeros(shape, np.uint8)])  # warm the whole path
+            model.estimators[shape] = estimator
+    return models
 
 
-def _subscribe(job: PoseJob, description: ModelDescription) -> list[_CameraState]:
-    scorer = f"deeplabstream_{description.name}"
+def _ready_message(states: list[_CameraState]) -> PoseReady:
+    first = states[0].model.description
+    cameras = {
+        state.camera.name: CameraModel(
+            state.model.description.keypoints,
+            state.model.description.skeleton,
+            state.model.summary,
+        )
+        for state in states
+    }
+    return PoseReady(
+        states[0].model.summary,
+        first.keypoints,
+        first.skeleton,
+        cameras,
+        max(len(model.keypoints) for model in cameras.values()),
+    )
+
+
+def _subscribe(job: PoseJob, models: dict[str, _LoadedModel]) -> list[_CameraState]:
     states = []
     for camera in job.cameras:
+        model = models[_model_key(job, camera)]
+        description = model.description
         ring = FrameRing.attach(camera.ring)
         reader = NewestFrameReader(
             ring, ChannelReader(camera.channel, camera.camera_id), Channel.ANALYSE
@@ -348,10 +419,13 @@ def _subscribe(job: PoseJob, description: ModelDescription) -> list[_CameraState
         states.append(
             _CameraState(
                 camera=camera,
+                model=model,
                 reader=reader,
                 ring=ring,
                 csv=PoseCsvWriter(
-                    job.session_dir / f"{stem}{POSE_CSV_SUFFIX}", scorer, description.keypoints
+                    job.session_dir / f"{stem}{POSE_CSV_SUFFIX}",
+                    f"deeplabstream_{description.name}",
+                    description.keypoints,
                 ),
                 timing=PoseTimingWriter(job.session_dir / f"{stem}{POSE_TIMING_SUFFIX}"),
             )
@@ -359,11 +433,11 @@ def _subscribe(job: PoseJob, description: ModelDescription) -> list[_CameraState
     return states
 
 
-def _analyse(
-    job: PoseJob, states: list[_CameraState], estimators: dict, slot: _ExperimentSlot
-) -> None:
+def _analyse(job: PoseJob, states: list[_CameraState], slot: _ExperimentSlot) -> None:
     poses_out = ChannelWriter(job.poses)
     active = list(states)
+    record_rows = max(len(s.model.description.keypoints) for s in states)
+    common_clock = len(states) > 1
     seq = 0
     while active:
         wait([*(s.reader for s in active), job.control], timeout=1.0)
@@ -372,27 +446,47 @@ def _analyse(
         picked_ns = host_now_ns()
         ready = [s for s in active if s.reader.poll()]
         active = [s for s in active if s.reader.ended is None]
-        groups: dict[tuple[int, ...], list[_CameraState]] = defaultdict(list)
-        for state in ready:
-            groups[state.camera.ring.geometry.shape].append(state)
-        for shape, group in groups.items():
-            seq = _estimate_group(estimators[shape], group, picked_ns, poses_out, seq, slot.run)
+        groups: dict[tuple[str, tuple[int, ...]], list[_CameraState]] = defaultdict(list)
+        for state in ready:  # one batch per model and frame size
+            groups[(state.model.key, state.camera.ring.geometry.shape)].append(state)
+        for (_, shape), group in groups.items():
+            estimator = group[0].model.estimators[shape]
+            batch = _Batch(picked_ns, poses_out, seq, record_rows, common_clock)
+            seq = _estimate_group(estimator, group, batch, slot.run)
         if ready:
             _send_status(job, slot)
 
 
+@dataclass(frozen=True)
+class _Batch:
+    """What every group of one loop turn shares."""
+
+    picked_ns: int
+    poses_out: ChannelWriter
+    seq: int
+    record_rows: int  # rows of a pose record (the most keypoints of any model)
+    common_clock: bool  # several cameras: experiments see host time, the clock they share
+
+
+def _padded(pose: np.ndarray, rows: int) -> np.ndarray:
+    if len(pose) == rows:
+        return pose
+    out = np.full((rows, 3), np.nan, np.float32)
+    out[: len(pose)] = pose
+    return out
+
+
 def _estimate_group(
-    estimator: Any,
-    group: list[_CameraState],
-    picked_ns: int,
-    poses_out: ChannelWriter,
-    seq: int,
-    run: ExperimentRun | None,
+    estimator: Any, group: list[_CameraState], batch: _Batch, run: ExperimentRun | None
 ) -> int:
+    picked_ns, seq = batch.picked_ns, batch.seq
     poses = estimator.estimate([s.reader.frame for s in group], [s.camera.flip for s in group])
     ready_ns = host_now_ns()
     if run is not None:  # the decision first: files and pipes can wait a few microseconds
-        observations = [_observation(s, p, estimator) for s, p in zip(group, poses, strict=True)]
+        observations = [
+            _observation(s, p, estimator, batch.common_clock)
+            for s, p in zip(group, poses, strict=True)
+        ]
         run.on_poses(observations, ready_ns)
     timings = dict(estimator.last_timings)
     for state, pose in zip(group, poses, strict=True):
@@ -402,7 +496,7 @@ def _estimate_group(
         state.timing.write(
             record.frame_index, record.host_timestamp_ns, picked_ns, timings, ready_ns, len(group)
         )
-        poses_out.send(
+        batch.poses_out.send(
             encode_pose(
                 PoseRecord(
                     state.camera.camera_id,
@@ -411,7 +505,7 @@ def _estimate_group(
                     picked_ns,
                     ready_ns,
                     seq,
-                    pose,
+                    _padded(pose, batch.record_rows),
                 )
             )
         )
@@ -422,10 +516,20 @@ def _estimate_group(
     return seq
 
 
-def _observation(state: _CameraState, pose: np.ndarray, estimator: Any) -> Observation:
+def _observation(
+    state: _CameraState, pose: np.ndarray, estimator: Any, common_clock: bool
+) -> Observation:
+    """The experiment's view of one pose.
+
+    With one camera, time is the camera's own clock where it has one (its hardware timestamps
+    are the most exact). With several, every camera's observation uses the host arrival time,
+    the one clock they share, so pairing by time and the pairing error mean something.
+    """
     record = state.reader.record
     assert record is not None
     camera_s = None if math.isnan(record.camera_timestamp) else record.camera_timestamp
+    if common_clock:
+        camera_s = None
     return Observation(
         time_s=camera_s if camera_s is not None else record.host_timestamp_ns / 1e9,
         camera=state.camera.name,
@@ -457,8 +561,21 @@ def _finish(job: PoseJob, states: list[_CameraState]) -> dict[str, dict[str, Any
                 state.csv.path, job.session_dir / f"{state.camera.name}{job.file_label}"
             ),
         }
+        if job.ibl_naming and figures[state.camera.name]["pose_table"]:
+            figures[state.camera.name]["ibl_files"] = _ibl_files(job, state)
         state.ring.close()
     return figures
+
+
+def _ibl_files(job: PoseJob, state: _CameraState) -> list[str] | None:
+    stem = job.session_dir / f"{ibl_stem(state.camera.name)}{job.file_label}"
+    parquet = job.session_dir / f"{state.camera.name}{job.file_label}{POSE_PARQUET_SUFFIX}"
+    timing = job.session_dir / f"{state.camera.name}{job.file_label}{POSE_TIMING_SUFFIX}"
+    try:
+        return list(write_ibl_pose_files(parquet, timing, stem))
+    except (OSError, ValueError, KeyError) as error:
+        log.error("could not write the IBL-named files of %s: %s", state.camera.name, error)
+        return None
 
 
 def _parquet(csv_path: Path, stem: Path) -> str | None:

@@ -1,9 +1,11 @@
 """Raw video files with PyAV: H.264 in fragmented MP4 or lossless FFV1 in Matroska.
 
-Both containers stay playable if the process is killed: fragmented MP4 writes a self-contained
-fragment at every keyframe (one every ``flush_interval`` seconds), Matroska writes a cluster at
-least as often. Presentation times come from the frames' own timestamps (camera clock when the
-camera has one, host clock otherwise), so the file's timing is the real one, not a nominal rate.
+16-bit mono frames (a depth image) are written losslessly as FFV1 ``gray16le``; H.264 (8-bit
+here) refuses them. Both containers stay playable if the process is killed: fragmented MP4 writes
+a self-contained fragment at every keyframe (one every ``flush_interval`` seconds), Matroska
+writes a cluster at least as often. Presentation times come from the frames' own timestamps
+(camera clock when the camera has one, host clock otherwise), so the file's timing is the real
+one, not a nominal rate.
 """
 
 from __future__ import annotations
@@ -27,6 +29,17 @@ def video_file_name(stem: str, codec: str) -> str:
     return stem + CODEC_FILE_SUFFIX[codec]
 
 
+def input_format(geometry: FrameGeometry) -> str:
+    """PyAV's name for frames of ``geometry``: ``gray``, ``bgr24`` or ``gray16le`` (16-bit)."""
+    if geometry.dtype == "uint16":
+        if geometry.channels != 1:
+            raise ValueError(f"16-bit frames must have one channel, not {geometry.channels}")
+        return "gray16le"
+    if geometry.dtype != "uint8":
+        raise ValueError(f"frames of {geometry.dtype} cannot be recorded (uint8 or uint16)")
+    return "gray" if geometry.channels == 1 else "bgr24"
+
+
 class VideoWriter:
     """Encode frames of one camera into one file, in the order they are given."""
 
@@ -45,7 +58,7 @@ class VideoWriter:
         self.path = path
         self.frames_written = 0
         fps = nominal_fps if nominal_fps and nominal_fps > 0 else 30.0
-        self._input_format = "gray" if geometry.channels == 1 else "bgr24"
+        self._input_format = input_format(geometry)
         options, container_options, pixel_format = _codec_setup(
             codec, geometry, fps, crf, preset, flush_interval
         )
@@ -106,6 +119,9 @@ def _codec_setup(
 ) -> tuple[dict[str, str], dict[str, str], str]:
     """Encoder options, container options and pixel format for ``codec``."""
     mono = geometry.channels == 1
+    deep = geometry.dtype == "uint16"
+    if deep and codec != "ffv1":
+        raise ValueError("16-bit frames are recorded losslessly only: use CODEC = ffv1")
     if codec == "h264":
         keyframe_every = max(1, math.ceil(fps * flush_interval))
         options = {
@@ -128,5 +144,5 @@ def _codec_setup(
             "cluster_size_limit": str(8 << 20),
             "flush_packets": "1",
         }
-        return options, container, "gray" if mono else "bgr0"
+        return options, container, "gray16le" if deep else "gray" if mono else "bgr0"
     raise ValueError(f"unknown codec {codec!r}")

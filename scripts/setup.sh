@@ -10,9 +10,10 @@ cd "$(dirname "$0")/.."
 requirements=requirements.txt
 if [ "${1:-}" = "--tests" ]; then requirements=requirements-dev.txt; fi
 
-# Shared libraries of PyQt5's and OpenCV's wheels that a minimal Debian lacks.
+# Shared libraries of PyQt5's and OpenCV's wheels that a minimal Debian lacks, and libusb, which
+# pyrealsense2 (RealSense cameras) loads.
 debian_packages=(libgl1 libegl1 libx11-6 libxext6 libxkbcommon0 libfontconfig1 libfreetype6
-                 libglib2.0-0 libdbus-1-3)
+                 libglib2.0-0 libdbus-1-3 libusb-1.0-0)
 if [ "${1:-}" = "--tests" ]; then
   # The tests also build the stimulus firmware (avr-gcc), run it on an emulated microcontroller
   # (simavr) and talk to it over pseudo-terminals (socat).

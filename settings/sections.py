@@ -29,6 +29,22 @@ class StreamingSettings:
         maximum=120,
         unit="Hz",
     )
+    on_camera_lost: Literal["stop", "continue"] = setting(
+        "stop",
+        doc="What a lost device camera (Basler, RealSense, OpenCV device: unplugged, no frames, "
+        "failed) does to the session: `stop` ends it cleanly (every file finalised); `continue` "
+        "reports it and lets the other cameras go on. Files and simulations are not watched: "
+        "they end on their own.",
+    )
+    camera_lost_after: float = setting(
+        0.5,
+        doc="A device camera that delivers no frame for this long (or for 3 frame intervals, if "
+        "longer) is reported lost. Waiting for the first frame (a hardware trigger) does not "
+        "count.",
+        minimum=0.1,
+        maximum=3600,
+        unit="s",
+    )
 
 
 @dataclass(frozen=True)
@@ -102,6 +118,13 @@ class OutputSettings:
         doc="Folder that receives one session folder per run (`YYYY-mm-dd_HH-MM-SS`); "
         "relative to the settings file. `--output-dir` overrides it.",
     )
+    naming: Literal["standard", "ibl"] = setting(
+        "standard",
+        doc="`ibl`: pose tables are also named as the International Brain Laboratory's pipeline "
+        "names them, `_ibl_<camera>Camera.dlc.pqt` with `_ibl_<camera>Camera.times.npy` (the "
+        "analysed frames' host times, seconds), so IBL tools read them as they are. Name the "
+        "cameras `left`, `right` and `body`. `standard`: only `<camera>.pose.pqt`.",
+    )
 
 
 @dataclass(frozen=True)
@@ -110,9 +133,18 @@ class PoseSettings:
 
     model_path: Path | None = setting(
         None,
-        doc="Pose model: this project's model folder (with `model.json`), a Lightning Pose "
-        "export folder (`config.yaml` + `exports_onnx/`) or one `.onnx` file in it (to pick a "
-        "precision). Empty: the bundled model of the simulated arena. `--model` overrides it.",
+        doc="Pose model: this project's model folder (with `model.json`); a DeepLabCut 3.0 "
+        "export (the `.pt` file of `deeplabcut.export_model`); a Lightning Pose model folder "
+        "(`config.yaml` with its `tb_logs/.../*.ckpt` checkpoint, or with `exports_onnx/`), a "
+        "`.ckpt` file, or one exported `.onnx` file. The kind is detected; DeepLabCut and "
+        "checkpoint models are converted to ONNX once and cached (docs/pose-models.md). Empty: "
+        "the bundled model of the simulated arena. `--model` overrides it.",
+    )
+    precision: Literal["fp32", "fp16"] = setting(
+        "fp32",
+        doc="`fp16` converts DeepLabCut and Lightning Pose checkpoint models to half precision "
+        "(faster on GPUs; keypoints move, see docs/pose-models.md for how much). A Lightning "
+        "Pose export picks its precision by the `.onnx` file MODEL_PATH names.",
     )
     backend: Literal["onnxruntime", "pytorch"] = setting(
         "onnxruntime",
@@ -227,6 +259,19 @@ class CameraCommonSettings:
         doc="Mirror the frames left-right before pose estimation, so that a network trained on "
         "one side serves the other (IBL's right camera). Keypoints are mapped back to this "
         "camera's own pixels; recorded video is never flipped.",
+    )
+    model_path: Path | None = setting(
+        None,
+        doc="This camera's own pose model (any kind `[Pose] MODEL_PATH` takes), for rigs whose "
+        "cameras see different views. Empty: the shared model of `[Pose] MODEL_PATH`. Each "
+        "model is loaded once, however many cameras use it.",
+    )
+    likelihood_threshold: float | None = setting(
+        None,
+        doc="This camera's likelihood threshold for the live view and the share of frames with "
+        "tracking lost. Empty: `[Pose] LIKELIHOOD_THRESHOLD`.",
+        minimum=0,
+        maximum=1,
     )
 
 

@@ -3,15 +3,26 @@
 Handshake with the main process over the control connection (small pickled messages, never
 frames)::
 
-    capture -> main   Opened(geometry, nominal_fps, description)  or  Failed(message)
-    main -> capture   Start(ring spec, session folder)            or  Abort()
-    capture -> main   Finished(reason, message, frames)            when the stream ends
+    capture -> main   Opened(geometry, nominal_fps, description, live)  or  Failed(message)
+    main -> capture   Start(ring spec, session folder)                  or  Abort()
+    capture -> main   Finished(reason, message, frames, description)    when the stream ends
 
 Between Start and Finished the loop is: mark slot, ``camera.grab(slot)``, publish, update the
-header counters, send a record to each subscribed channel. The loop ends when the main process
+header counters, send a record to each subscribed channel. A camera with companion streams (a
+RealSense depth image) has them written into rings of their own and published first
+(:mod:`cameras.companion`, which also records them). The loop ends when the main process
 sets the ring header's ``stop_requested`` flag, the frame limit is reached, the source ends, or
 the camera fails; every path sends the end-of-stream record, closes the camera and detaches from
 the ring.
+
+**Lockstep pacing** (a camera whose ``waits_for_analysis`` is true: a video file with
+``PACING = lockstep``, used by offline replay): before grabbing frame *n* the loop waits until the
+ANALYSE reader has taken frame *n - 1* (its counters in the ring header say how many frames it has
+handled), and before the end-of-stream record until it has taken the last frame. So the newest-frame
+reader never has anything to skip, and every frame of the file is analysed, as fast as the model
+allows. It applies only when pose estimation subscribed before the first frame (otherwise the
+reader's counters do not start at frame 0); a reader that stops taking frames for
+``LOCKSTEP_STALL_S`` releases the camera, which then runs free, with a warning.
 """
 
 from __future__ import annotations
@@ -20,12 +31,14 @@ import logging
 import math
 import os
 import signal
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 from cameras import Camera, CameraError, FrameGeometry, camera_class
+from cameras.companion import CompanionOutputs
 from recording.session import SESSION_LOG
 from settings.sections import CameraSettings
 from stream.channel import ChannelWriter, EndReason, FrameRecord, encode_frame
@@ -33,6 +46,12 @@ from stream.logs import LogTarget, add_log_file, configure_process_logging
 from stream.ring import N_CHANNELS, Channel, FrameRing, RingSpec, StreamState
 
 log = logging.getLogger(__name__)
+
+#: How long the end of a stream waits for companion recorders before the camera reports (the main
+#: process waits 10 s for it); a recorder still busy then finishes afterwards, unreported.
+COMPANIONS_REPORT_WAIT_S = 6.0
+LOCKSTEP_STALL_S = 60.0  # no model takes a minute per frame: the reader is stuck or gone
+_LOCKSTEP_PAUSES_S = (0.0001, 0.002)  # first and longest sleep while waiting for the reader
 
 
 @dataclass(frozen=True)
@@ -42,6 +61,7 @@ class Opened:
     geometry: FrameGeometry
     nominal_fps: float | None
     description: dict[str, Any]
+    live: bool = False  # a device that can be lost: the main process watches it for stalls
 
 
 @dataclass(frozen=True)
@@ -71,6 +91,7 @@ class Finished:
     reason: EndReason
     message: str
     frames: int
+    description: dict[str, Any] = field(default_factory=dict)  # camera.describe() at the end
 
 
 @dataclass(frozen=True)
@@ -113,7 +134,30 @@ def _open_and_stream(job: CaptureJob, camera: Camera, writers: list[ChannelWrite
         log.exception("camera %r failed to open", job.camera.name)
         job.control.send(Failed(f"camera {job.camera.name!r}: {type(error).__name__}: {error}"))
         return
-    job.control.send(Opened(geometry, camera.nominal_fps, camera.describe()))
+    try:
+        companions = CompanionOutputs(
+            job.camera.name, job.camera_id, camera.companions(), camera.nominal_fps, job.log_target
+        )
+    except (OSError, MemoryError) as error:
+        job.control.send(Failed(f"camera {job.camera.name!r}: companion streams: {error}"))
+        return
+    try:
+        _announce_and_stream(job, camera, writers, geometry, companions)
+    finally:
+        companions.close()
+
+
+def _announce_and_stream(
+    job: CaptureJob,
+    camera: Camera,
+    writers: list[ChannelWriter],
+    geometry: FrameGeometry,
+    companions: CompanionOutputs,
+) -> None:
+    description = camera.describe()
+    if companions:
+        description["companions"] = companions.describe()
+    job.control.send(Opened(geometry, camera.nominal_fps, description, camera.live))
     try:
         order = job.control.recv()
     except EOFError:  # the main process is gone
@@ -123,24 +167,35 @@ def _open_and_stream(job: CaptureJob, camera: Camera, writers: list[ChannelWrite
     add_log_file(order.session_dir / SESSION_LOG)
     ring = FrameRing.attach(order.ring)
     try:
+        camera.set_stop_check(lambda: ring.stop_requested)
         camera.start_session(order.session_dir)
-        reason, message, frames = _stream(job, camera, ring, writers)
+        if companions:  # recorded from the first frame when the camera itself is
+            companions.start(order.session_dir, bool(ring.header["subscribed"][Channel.RECORD]))
+        reason, message, frames = _stream(job, camera, ring, writers, companions)
         _finish_side_outputs(camera)
         ring.header["state"] = (
             StreamState.FAILED if reason == EndReason.CAMERA_FAILED else StreamState.ENDED
         )
         for writer in writers:
             writer.send_end(job.camera_id, reason, frames)
+        companions.end(reason, frames, wait_s=COMPANIONS_REPORT_WAIT_S)
         try:
-            job.control.send(Finished(reason, message, frames))
+            job.control.send(
+                Finished(reason, message, frames, _final_description(camera, companions))
+            )
         except OSError:  # the main process is gone
             pass
+        companions.finish_recorders()
     finally:
         ring.close()
 
 
 def _stream(
-    job: CaptureJob, camera: Camera, ring: FrameRing, writers: list[ChannelWriter]
+    job: CaptureJob,
+    camera: Camera,
+    ring: FrameRing,
+    writers: list[ChannelWriter],
+    companions: CompanionOutputs,
 ) -> tuple[EndReason, str, int]:
     header = ring.header
     subscribed = header["subscribed"]
@@ -149,16 +204,30 @@ def _stream(
     seq = 0
     last_index = -1
     parent = os.getppid()
+    # Lockstep needs the reader's counters to start at frame 0: it must have subscribed already.
+    lockstep = _Lockstep(ring) if _wants_lockstep(camera, header) else None
     try:
         while not ring.stop_requested:
             if job.max_frames is not None and seq >= job.max_frames:
+                if lockstep is not None:
+                    lockstep.wait_until_taken(seq)
                 return EndReason.STOPPED, "frame limit reached", seq
             if os.getppid() != parent:  # the main process died: do not stream on as an orphan
                 return EndReason.STOPPED, "main process ended", seq
+            if lockstep is not None:
+                lockstep.wait_until_taken(seq)  # before the grab, so stamps exclude the wait
             slot_array = ring.begin_write(seq)
+            companion_slots = companions.begin(seq) if companions else None
             stamp = camera.grab(slot_array)
             if stamp is None:
+                if ring.stop_requested:  # the camera saw the stop while it waited for a frame
+                    return EndReason.STOPPED, "stop requested", seq
+                if lockstep is not None:  # the worker must take the last frame before the end
+                    lockstep.wait_until_taken(seq)
                 return EndReason.END_OF_SOURCE, "end of source", seq
+            if companion_slots is not None:  # published first: the frame's record points to them
+                companions.publish(seq, camera.grab_companions(companion_slots))
+                companions.follow_recording(bool(subscribed[Channel.RECORD]))
             ring.end_write(seq)
             _count_frame(header, seq, stamp.frame_index, last_index, stamp)
             last_index = stamp.frame_index
@@ -183,6 +252,69 @@ def _stream(
         log.exception("camera %r failed", job.camera.name)
         return EndReason.CAMERA_FAILED, f"camera {job.camera.name!r}: {error!r}", seq
     return EndReason.STOPPED, "stop requested", seq
+
+
+def _wants_lockstep(camera: Camera, header: Any) -> bool:
+    """True when the camera asks for lockstep pacing and pose estimation is already subscribed."""
+    if not getattr(camera, "waits_for_analysis", False):
+        return False
+    if not header["subscribed"][Channel.ANALYSE]:
+        log.warning(
+            "camera %r: PACING = lockstep, but pose estimation was not running when the stream "
+            "started; frames go as fast as they decode",
+            camera.name,
+        )
+        return False
+    return True
+
+
+class _Lockstep:
+    """Waits for the ANALYSE reader to have handled a number of frames (lockstep pacing)."""
+
+    def __init__(self, ring: FrameRing) -> None:
+        self._ring = ring
+        self._released = False
+
+    def handled(self) -> int:
+        """Frames the ANALYSE reader has taken, passed over or lost so far (single writer each)."""
+        header, channel = self._ring.header, Channel.ANALYSE
+        return int(sum(header[counter][channel] for counter in ("consumed", "skipped", "lost")))
+
+    def wait_until_taken(self, frames: int) -> None:
+        """Return once the reader has handled ``frames`` frames, or it unsubscribed, or stop."""
+        ring = self._ring
+        pause, longest = _LOCKSTEP_PAUSES_S
+        progress_at = time.monotonic()
+        last = self.handled()
+        while not self._released and last < frames:
+            if ring.stop_requested or not ring.header["subscribed"][Channel.ANALYSE]:
+                return  # stopping, or pose estimation ended: nobody to wait for
+            # A short sleep, not a doorbell: the wait is a few ms per frame at most, and the
+            # reader's code stays the same for every pacing.
+            time.sleep(pause)
+            pause = min(pause * 2, longest)
+            handled = self.handled()
+            if handled != last:
+                last, progress_at = handled, time.monotonic()
+            elif time.monotonic() - progress_at > LOCKSTEP_STALL_S:
+                log.warning(
+                    "lockstep pacing: pose estimation took no frame for %.0f s; the camera runs "
+                    "free from now on",
+                    LOCKSTEP_STALL_S,
+                )
+                self._released = True
+
+
+def _final_description(camera: Camera, companions: CompanionOutputs) -> dict[str, Any]:
+    """What the camera knows once it stopped (its clock fit), for ``session.json``."""
+    try:
+        description = camera.describe()
+    except Exception:  # a description must never hide how the stream ended
+        log.exception("camera %r could not describe itself", camera.name)
+        description = {}
+    if companions:
+        description["companions"] = companions.summary()
+    return description
 
 
 def _finish_side_outputs(camera: Camera) -> None:

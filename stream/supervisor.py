@@ -103,6 +103,8 @@ class _Branch:
     recordings: list[RecorderFinished] = field(default_factory=list)
     last_stats: dict[str, Any] = field(default_factory=dict)
     recorder_pids: dict[str, int | None] = field(default_factory=dict)  # every recorder it had
+    lost_after_ns: int | None = None  # reported lost: host time of its last frame then
+    loss_handled: bool = False  # [Streaming] ON_CAMERA_LOST applied (once per camera)
 
     @property
     def name(self) -> str:
@@ -374,6 +376,7 @@ class Stream:
                 branch.ring.spec,
                 branch.channel_ends[Channel.ANALYSE],
                 branch.settings.common.flip,
+                branch.settings.common.model_path,
             )
             for branch in self._branches
             if not branch.ended and branch.ring is not None
@@ -391,6 +394,7 @@ class Stream:
             spec,
             file_label=_run_label(run),
             events_file=self._next_events_file() if experiment else EVENTS_FILE,
+            ibl_naming=self.settings.output.naming == "ibl",
         )
         self.analyses.append(self.analysis)
 
@@ -458,6 +462,7 @@ class Stream:
             time.sleep(timeout)
         events += self._analysis_news()
         events += self._watch_disk()
+        events += self._watch_stalls()
         return events
 
     def _analysis_news(self) -> list[StreamEvent]:
@@ -476,7 +481,8 @@ class Stream:
             branch.finished = message
             if message.reason == EndReason.CAMERA_FAILED:
                 self.report_error(message.message)
-                return [StreamEvent(logging.ERROR, message.message, branch.name)]
+                event = StreamEvent(logging.ERROR, message.message, branch.name)
+                return [event, *self._camera_lost(branch)]
             text = f"camera {branch.name!r}: {message.message} after {message.frames} frames"
             log.info("%s", text)
             return [StreamEvent(logging.INFO, text, branch.name)]
@@ -488,7 +494,7 @@ class Stream:
             )
             branch.failure = text
             self.report_error(text)
-            return [StreamEvent(logging.ERROR, text, branch.name)]
+            return [StreamEvent(logging.ERROR, text, branch.name), *self._camera_lost(branch)]
         return []
 
     def _watch_disk(self) -> list[StreamEvent]:
@@ -516,6 +522,67 @@ class Stream:
             return [StreamEvent(logging.WARNING, text)]
         return []
 
+    def _watch_stalls(self) -> list[StreamEvent]:
+        """Report a device camera whose frames stopped coming, and one whose frames came back.
+
+        Silence is measured from the host time of the camera's last frame (ring header), so a
+        camera blocked inside its driver is seen as well as one that reports nothing. A camera
+        that has not delivered its first frame yet (waiting for a trigger) is not watched.
+        """
+        events: list[StreamEvent] = []
+        streaming = self.settings.streaming
+        now_ns = time.perf_counter_ns()
+        for branch in self._branches:
+            ring, opened = branch.ring, branch.opened
+            if branch.ended or ring is None or ring.header is None or opened is None:
+                continue
+            if not opened.live or ring.stop_requested or int(ring.header["captured"]) == 0:
+                continue
+            last_ns = int(ring.header["last_host_ns"])
+            if branch.lost_after_ns is not None and last_ns > branch.lost_after_ns:
+                silent_s = (last_ns - branch.lost_after_ns) / 1e9
+                text = f"camera {branch.name!r} delivers frames again after {silent_s:.1f} s"
+                log.warning("%s", text)
+                events.append(StreamEvent(logging.WARNING, text, branch.name))
+                branch.lost_after_ns = None
+            interval_s = 1.0 / (opened.nominal_fps or 30.0)
+            limit_s = max(streaming.camera_lost_after, 3 * interval_s)
+            silent_s = (now_ns - last_ns) / 1e9
+            if branch.lost_after_ns is None and silent_s >= limit_s:
+                branch.lost_after_ns = last_ns
+                text = (
+                    f"camera {branch.name!r} stopped delivering: no frame for {silent_s:.2f} s "
+                    f"after frame {int(ring.header['last_frame_index'])} (one every "
+                    f"{interval_s * 1000:.0f} ms expected). Check its cable and power."
+                )
+                self.report_error(text)
+                events.append(StreamEvent(logging.ERROR, text, branch.name))
+                events += self._camera_lost(branch)
+        return events
+
+    def _camera_lost(self, branch: _Branch) -> list[StreamEvent]:
+        """Apply ``[Streaming] ON_CAMERA_LOST`` to a device camera that failed or went silent."""
+        if branch.opened is None or not branch.opened.live or self._stopped:
+            return []
+        if branch.loss_handled:  # a stall, then the failure at its TIMEOUT: say it once
+            return []
+        branch.loss_handled = True
+        if self.settings.streaming.on_camera_lost == "continue":
+            text = (
+                f"camera {branch.name!r} lost; the other cameras go on "
+                "([Streaming] ON_CAMERA_LOST = continue)"
+            )
+            log.warning("%s", text)
+            return [StreamEvent(logging.WARNING, text, branch.name)]
+        text = f"camera {branch.name!r} lost ([Streaming] ON_CAMERA_LOST = stop)"
+        if not self.stop_reason:
+            self.stop_reason = text
+            for other in self._branches:  # every camera ends; the run then stops as usual
+                if other.ring is not None and other.ring.header is not None:
+                    other.ring.request_stop()
+        log.error("%s: stopping the session", text)
+        return [StreamEvent(logging.ERROR, f"{text}: stopping the session", branch.name)]
+
     @property
     def stopped(self) -> bool:
         """True once :meth:`stop` has run (or opening failed): nothing streams any more."""
@@ -525,6 +592,14 @@ class Stream:
     def all_ended(self) -> bool:
         """True when no camera is streaming any more."""
         return bool(self._branches) and all(b.ended for b in self._branches)
+
+    def likelihood_threshold(self, camera_name: str) -> float:
+        """The camera's own ``LIKELIHOOD_THRESHOLD``, else ``[Pose] LIKELIHOOD_THRESHOLD``."""
+        for branch in self._branches:
+            own = branch.settings.common.likelihood_threshold
+            if branch.name == camera_name and own is not None:
+                return own
+        return self.settings.pose.likelihood_threshold
 
     def display_reader(self, camera_name: str) -> NewestFrameReader:
         """A newest-frame reader on a camera's DISPLAY channel, for a window in this process."""
@@ -710,7 +785,10 @@ def _camera_entry(branch: _Branch, stats: dict[str, Any]) -> dict[str, Any]:
             }
             for r in branch.recordings
         ],
-        "device": branch.opened.description if branch.opened else {},
+        "device": {
+            **(branch.opened.description if branch.opened else {}),
+            **(branch.finished.description if branch.finished else {}),  # final figures, clock
+        },
     }
 
 

@@ -26,6 +26,7 @@ from tests.conftest import PROJECT_ROOT, only_session, read_video, run_cli, writ
 SCREENSHOTS = PROJECT_ROOT / "docs" / "images"
 START_TIMEOUT_MS = 90_000  # spawning processes and loading the model on a busy 2-core machine
 
+
 def _back_and_forth(cycles: int = 60, period: int = 150) -> str:
     """Waypoints: the mouse walks into ExampleExperiment's left circle, stays, walks out, again."""
     points = []
@@ -154,6 +155,7 @@ def test_click_through_every_part_and_back(qtbot, window: MainWindow, tmp_path: 
     _click(qtbot, window, Part.EXPERIMENT)
     _wait_running(qtbot, window, Part.EXPERIMENT)
     assert _button(window, Part.EXPERIMENT).text() == "Stop Experiment"
+
     # The mouse enters the left circle every 5 s: trials start, the region lights up.
     def in_the_region_after_a_trial() -> bool:
         status = window.controller.stream.analysis.experiment_status
@@ -296,8 +298,9 @@ def test_a_missing_serial_port_shows_the_banner_and_the_window_goes_on(
     assert window.controller.running(Part.ANALYSIS)
     assert _button(window, Part.EXPERIMENT).text() == "Start Experiment"
     assert _button(window, Part.EXPERIMENT).isEnabled()
-    qtbot.mouseClick(window.findChild(type(_button(window, Part.STREAM)), "dismiss_error"),
-                     Qt.LeftButton)
+    qtbot.mouseClick(
+        window.findChild(type(_button(window, Part.STREAM)), "dismiss_error"), Qt.LeftButton
+    )
     assert window.banner.isHidden()
     window.close()
     info = json.loads((only_session(tmp_path / "out") / "session.json").read_text())
