@@ -429,3 +429,77 @@ def test_three_camera_rig_records_every_frame_of_every_camera(tmp_path: Path) ->
         assert f"{name}: {camera['frames_captured']} frames captured" in result.stdout
     counts = [info["cameras"][name]["frames_captured"] for name in ("arena", "left", "body")]
     assert counts == sorted(counts)  # 30 < 60 < 150 Hz
+
+
+SMALL_RIG = (
+    "[Streaming]\nCAMERA_LOST_AFTER = 3\n"
+    f"[Camera left]\nSOURCE = basler\nSERIAL = {EMULATED[0]}\nWIDTH = 320\nHEIGHT = 256\n"
+    "FRAMERATE = 60\nEXPOSURE = 1000\n"
+    f"[Camera right]\nSOURCE = basler\nSERIAL = {EMULATED[1]}\nWIDTH = 320\nHEIGHT = 256\n"
+    "FRAMERATE = 150\nEXPOSURE = 1000\nFLIP = true\n"
+    "[Camera arena]\nSOURCE = synthetic\nFRAMERATE = 30\n"
+)
+
+
+def _check_three_cameras(session: Path, recorded_from_start: bool = True) -> None:
+    info = session_json(session)
+    assert info["status"] == "finished" and info["errors"] == []
+    for name in ("left", "right", "arena"):
+        camera = info["cameras"][name]
+        frames = read_video(session / f"{name}.mp4", gray=name != "arena")
+        assert len(frames) == camera["frames_recorded"] > 0
+        assert camera["frames_lost_in_recording"] == 0
+        if recorded_from_start:  # else recording began after the stream, as in the app
+            assert camera["frames_recorded"] == camera["frames_captured"]
+        analysed = info["pose"]["cameras"][name]["frames_analysed"]
+        pose = pd.read_csv(session / f"{name}.pose.csv", header=[0, 1, 2], index_col=0)
+        assert len(pose) == analysed > 0
+        assert pose.index.isin(range(camera["frames_captured"])).all()
+
+
+def test_done_when_two_emulated_baslers_and_the_arena_stream_analyse_and_record(
+    tmp_path: Path,
+) -> None:
+    settings = write_settings(tmp_path, SMALL_RIG)
+    result = run_cli(
+        "--settings",
+        str(settings),
+        "--headless",
+        "--pose-enabled",
+        "--recording-enabled",
+        "--duration",
+        "6",
+        "--output-dir",
+        str(tmp_path / "out"),
+        timeout=180,
+        env={"PYLON_CAMEMU": "2"},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    _check_three_cameras(only_session(tmp_path / "out"))
+
+
+def test_done_when_the_same_rig_runs_in_the_app(
+    qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gui.main_window import MainWindow
+    from gui.session import Part
+
+    monkeypatch.setenv("PYLON_CAMEMU", "2")
+    monkeypatch.setenv("DEEPLABSTREAM_LOCK_FILE", str(tmp_path / "lock"))
+    window = MainWindow(write_settings(tmp_path, SMALL_RIG), tmp_path / "out")
+    qtbot.addWidget(window)
+    window.show()
+    controller = window.controller
+    for part in (Part.STREAM, Part.ANALYSIS, Part.RECORDING):
+        controller.start(part)
+        qtbot.waitUntil(
+            lambda p=part: controller.busy is None and controller.running(p), timeout=90_000
+        )
+    assert sorted(window.live_view.views) == ["arena", "left", "right"]  # one tile each
+    qtbot.waitUntil(
+        lambda: all(view.pose_frame_index is not None for view in window.live_view.views.values()),
+        timeout=20_000,
+    )
+    qtbot.wait(2000)
+    window.close()
+    _check_three_cameras(only_session(tmp_path / "out"), recorded_from_start=False)
