@@ -588,3 +588,43 @@ def test_an_export_with_detector_weights_is_named(tmp_path: Path) -> None:
     torch.save({"config": export.config, "pose": export.state_dict, "detector": detector}, path)
     with pytest.raises(ModelError, match=r"cspnext_s with a detector, which this program cannot"):
         load_model(path)
+
+
+def test_runs_live_in_the_gui_from_the_file_as_deeplabcut_wrote_it(
+    qtbot, tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gui.main_window import MainWindow
+    from gui.session import Part
+
+    clip = shared_data(f"{DLC}/{CLIP}")
+    export = shared_data(f"{DLC}/{EXPORT}")
+    monkeypatch.setenv("DEEPLABSTREAM_LOCK_FILE", str(tmp_path / "lock"))
+    settings = write_settings(
+        tmp_path,
+        f"[Camera openfield]\nSOURCE = video\nPATH = {clip}\nPACING = native\nLOOP = true\n"
+        f"[Pose]\nMODEL_PATH = {export}\n",
+    )
+    window = MainWindow(settings, tmp_path / "out")
+    qtbot.addWidget(window)
+    window.show()
+    controller = window.controller
+    for part in (Part.STREAM, Part.ANALYSIS):
+        controller.start(part)
+        qtbot.waitUntil(
+            lambda p=part: controller.busy is None and controller.running(p), timeout=120_000
+        )
+    view = window.live_view.views["openfield"]
+    qtbot.waitUntil(lambda: view.pose_frame_index is not None, timeout=30_000)
+    assert controller.stream.analysis.keypoints_of("openfield") == (
+        "snout",
+        "leftear",
+        "rightear",
+        "tailbase",
+    )
+    window.close()
+    session = only_session(tmp_path / "out")
+    ours = pd.read_csv(session / "openfield.pose.csv", header=[0, 1, 2], index_col=0)
+    in_clip = ours.index.to_numpy() % 100  # the clip loops; the camera's counter goes on
+    theirs = _clip_reference(("snout", "leftear", "rightear", "tailbase"))[in_clip]
+    diff = _max_differences(ours.to_numpy().reshape(len(ours), 4, 3), theirs)
+    assert diff["dx"] < XY_TOLERANCE and diff["dy"] < XY_TOLERANCE
