@@ -2,10 +2,15 @@
 
     python DeepLabStream.py [--settings PATH] [--headless] [--recording-enabled]
                             [--frames N | --duration S] [--output-dir DIR]
+                            [--pose-enabled] [--experiment-enabled] [--benchmark-enabled]
 
 Ctrl-C, ``q`` in the window, the frame or time limit, or the end of every video stop it cleanly:
 processes joined, shared memory released, files finalised. Exit codes: 0 done, 1 a camera or the
 recording failed (files up to the failure are kept), 2 bad settings or command line.
+
+``--benchmark-enabled`` streams ``--frames`` (default 3000) frames per camera with pose estimation,
+then runs the naive single-thread loop on the same model and frames, prints a table and writes
+``benchmark.json`` into the session folder (``docs/outputs.md`` explains every field).
 """
 
 from __future__ import annotations
@@ -22,11 +27,7 @@ if TYPE_CHECKING:  # imported lazily at run time, so --help answers at once
     from stream.supervisor import Stream
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-
-# Flags of the original DeepLabStream that later parts of this rebuild implement.
-RESERVED_FLAGS = {
-    "benchmark_enabled": "--benchmark-enabled: the benchmark mode",
-}
+BENCHMARK_FRAMES = 3000  # per camera, unless --frames or --duration says otherwise
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,7 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--experiment", help="experiment name or file (overrides [Experiment] NAME)"
     )
-    parser.add_argument("--benchmark-enabled", action="store_true", help="(not available yet)")
+    parser.add_argument(
+        "--benchmark-enabled",
+        action="store_true",
+        help=f"measure the pipeline on --frames N frames (default {BENCHMARK_FRAMES}) with pose "
+        "estimation, beside the naive single-thread loop; writes benchmark.json",
+    )
     parser.add_argument(
         "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
     )
@@ -91,15 +97,13 @@ def has_display() -> bool:
 def main(argv: list[str] | None = None) -> int:
     """Run the command; return the exit code."""
     args = build_parser().parse_args(argv)
-    reserved = [text for flag, text in RESERVED_FLAGS.items() if getattr(args, flag)]
-    if reserved:
-        for text in reserved:
-            print(f"Not available yet: {text} is not part of this release.", file=sys.stderr)
-        return EXIT_USAGE
+    if args.benchmark_enabled and args.frames is None and args.duration is None:
+        args.frames = BENCHMARK_FRAMES
 
     from cameras.base import CameraError
     from pose.analysis import PoseError
     from settings import SettingsError, load_settings
+    from stream.instance_lock import InstanceLock, InstanceLockError
     from stream.logs import LogTarget, configure_process_logging
     from stream.runner import StreamRunner, install_stop_signals
     from stream.supervisor import RecordingError, Stream
@@ -120,6 +124,12 @@ def main(argv: list[str] | None = None) -> int:
             settings, pose=dataclasses.replace(settings.pose, model_path=args.model.resolve())
         )
 
+    lock = InstanceLock()  # one streaming DeepLabStream at a time: never two on one camera
+    try:
+        lock.acquire()
+    except InstanceLockError as error:
+        print(f"Error: {error}", file=sys.stderr)
+        return EXIT_FAILED
     stream = Stream(
         settings, output_dir=args.output_dir, max_frames=args.frames, log_level=log_level
     )
@@ -127,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     install_stop_signals(runner.request_stop)
     try:
         stream.open()
-        if args.pose_enabled or args.experiment_enabled:
+        if args.pose_enabled or args.experiment_enabled or args.benchmark_enabled:
             stream.start_analysis(experiment=args.experiment_enabled)
         if args.recording_enabled:
             stream.start_recording()
@@ -146,8 +156,44 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FAILED
     finally:
         stream.stop(runner.stop_reason or "stop requested")
+        lock.release()
     _print_summary(stream)
+    if args.benchmark_enabled:
+        _benchmark(stream, args)
     return EXIT_FAILED if stream.errors else EXIT_OK
+
+
+def _benchmark(stream: Stream, args: argparse.Namespace) -> None:
+    """The benchmark mode's second half: the naive loop, then benchmark.json and its table."""
+    from benchmarks.naive_loop import run_naive_loop, worker_threads
+    from benchmarks.session_benchmark import benchmark_lines, build_benchmark, write_benchmark
+    from stream.runner import install_stop_signals
+
+    if stream.session_dir is None or stream.analysis is None:
+        print("No benchmark: pose estimation did not run.", file=sys.stderr)
+        return
+    captured = {name: stats["captured"] for name, stats in stream.camera_stats().items()}
+    stop: list[str] = []
+    install_stop_signals(stop.append)  # Ctrl-C ends the naive loop too; what it has is reported
+    print(
+        f"\nNaive single-thread loop on the same model and frames ({sum(captured.values())} "
+        "frames due; Ctrl-C stops it)...",
+        flush=True,
+    )
+    naive = run_naive_loop(
+        stream.settings, captured, args.experiment_enabled, stop_requested=lambda: bool(stop)
+    )
+    data = build_benchmark(
+        stream.session_dir,
+        stream.settings,
+        frames_requested=args.frames,
+        naive=naive,
+        threads=worker_threads(stream.settings),
+    )
+    path = write_benchmark(stream.session_dir, data)
+    print()
+    print("\n".join(benchmark_lines(data)))
+    print(f"\nBenchmark written to {path}")
 
 
 def _print_summary(stream: Stream) -> None:

@@ -142,6 +142,10 @@ def save_result(
         "results": results,
         "baseline": baseline,
         "ratios": {f.key: f.ratio for f in figures},
+        # How to show each figure (benchmarks/report.py writes docs/benchmarks.md from these).
+        "figures": [
+            {"key": f.key, "label": f.label, "unit": f.unit, "goal": f.goal} for f in figures
+        ],
     }
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     path = RESULTS_DIR / f"{name}.json"

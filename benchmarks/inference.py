@@ -315,6 +315,7 @@ def main(argv: list[str] | None = None) -> int:
         details={
             "model": description.name,
             "model_alone": model_alone,
+            "by_size": by_size,
             "app": app,
             "fps": args.fps,
             "duration_s": duration,

@@ -1,7 +1,9 @@
-"""Run every benchmark, one after the other, each in its own Python process.
+"""Run every benchmark, one after the other, each in its own Python process; write the page.
 
-Run ``python -m benchmarks.run_all [--quick]``. The benchmarks never run at the same time (they
-would measure each other). Each one prints its table and writes ``benchmarks/results/<name>.json``.
+Run ``python -m benchmarks.run_all [--quick] [--only NAME ...]``. The benchmarks never run at the
+same time (they would measure each other). Each one prints its table and writes
+``benchmarks/results/<name>.json``; at the end ``docs/benchmarks.md`` is written from those files
+(``benchmarks/report.py``), with the machine they ran on.
 """
 
 from __future__ import annotations
@@ -15,7 +17,16 @@ from pathlib import Path
 from benchmarks.common import RESULTS_DIR
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-BENCHMARKS = ("transport", "recording", "inference", "closed_loop")
+BENCHMARKS = (
+    "transport",
+    "recording",
+    "inference",
+    "converted_models",
+    "end_to_end",
+    "closed_loop",
+    "replay",
+    "cameras",
+)
 
 
 def run_benchmark(name: str, quick: bool) -> int:
@@ -31,14 +42,24 @@ def run_benchmark(name: str, quick: bool) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Run them all; print where the results are; non-zero when any benchmark failed."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="short runs (about half a minute)")
+    parser.add_argument("--quick", action="store_true", help="short runs (a few minutes in all)")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=BENCHMARKS,
+        help="run these benchmarks only (the page keeps the other benchmarks' last results)",
+    )
     args = parser.parse_args(argv)
-    codes = {name: run_benchmark(name, args.quick) for name in BENCHMARKS}
+    codes = {name: run_benchmark(name, args.quick) for name in args.only or BENCHMARKS}
     print("results:")
     for name, code in codes.items():
         path = RESULTS_DIR / f"{name}.json"
         state = "ok" if code == 0 else f"FAILED (exit code {code})"
-        print(f"  {name:<10} {state:<24} {path if path.exists() else '(no file)'}")
+        print(f"  {name:<11} {state:<24} {path if path.exists() else '(no file)'}")
+    from benchmarks.report import DOCS_PAGE, load_results, render
+
+    DOCS_PAGE.write_text(render(load_results()), encoding="utf-8")
+    print(f"wrote {DOCS_PAGE}")
     return 0 if all(code == 0 for code in codes.values()) else 1
 
 

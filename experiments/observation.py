@@ -8,6 +8,11 @@ seconds of frame time, independent of how many frames were analysed or skipped.
 
 Coordinates are the camera's own frame pixels: ``x`` to the right, ``y`` down.
 
+A camera with a depth image (a RealSense with ``DEPTH = true`` and ``ALIGN_DEPTH = true``) gives
+each observation the depth of *its own* frame: :meth:`Observation.depth_m` reads the distance
+from the camera under a pixel, in metres. Observations of other cameras have no depth
+(:attr:`Observation.depth` is None) and behave as before.
+
 Several cameras run at their own, unequal rates. :func:`pair_nearest` picks from each camera's
 stream the observation nearest to a reference time and keeps the pairing error, giving an
 :class:`Observations` mapping that multi-camera triggers read.
@@ -17,7 +22,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
@@ -27,6 +32,17 @@ Policy = Literal["missing", "hold"]
 POLICIES: tuple[str, ...] = ("missing", "hold")
 DEFAULT_MIN_LIKELIHOOD = 0.5
 """Likelihood below which a keypoint counts as not seen, unless a trigger says otherwise."""
+DEPTH_RADIUS_PX = 2
+"""Default half-width of the window :meth:`Observation.depth_m` takes the median of (5 x 5 px)."""
+
+DepthLookup = Callable[[float, float, int], float | None]
+"""``lookup(x, y, radius) -> metres | None``: the depth under pixel (x, y) of one frame.
+
+The median of the measured pixels within ``radius`` of (x, y) (a square window), as the
+distance from the camera in metres; None where no pixel of the window has a measurement, (x, y)
+lies outside the image, or the frame's depth is no longer held (the camera's depth ring keeps
+about 2 s of frames, so look it up in the update the observation came in).
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +64,11 @@ class Observation:
         The K keypoint names, in the order of ``keypoints`` (the same for every frame of a camera).
     frame
         The grayscale uint8 image (H, W) when a trigger needs image features, else None.
+    host_time_s
+        Host clock when the frame arrived (for the event log), when known.
+    depth
+        A :data:`DepthLookup` bound to this very frame's depth image, for a camera that has one
+        (see :meth:`depth_m`); None for every other camera. Not compared, not shown.
     """
 
     time_s: float
@@ -57,6 +78,7 @@ class Observation:
     names: tuple[str, ...]
     frame: np.ndarray | None = None
     host_time_s: float | None = None  # host clock when the frame arrived (for the event log)
+    depth: DepthLookup | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         """Check that the keypoints fit the names (a wrong model or config is caught here)."""
@@ -79,6 +101,18 @@ class Observation:
                 f"camera {self.camera!r} has no keypoint {name!r}; its keypoints are "
                 f"{', '.join(self.names)}"
             ) from None
+
+    def depth_m(self, x: float, y: float, radius: int = DEPTH_RADIUS_PX) -> float | None:
+        """Distance from the camera (metres) under pixel (x, y) of this observation's frame.
+
+        The median of the measured pixels in the (2 radius + 1)-pixel square around (x, y) (a
+        depth camera reports 0, "not measured", for some pixels: those are left out). None when
+        the camera has no depth image (:attr:`depth` is None), nothing around (x, y) was
+        measured, (x, y) is outside the image, or the frame's depth is no longer held.
+        """
+        if self.depth is None:
+            return None
+        return self.depth(x, y, radius)
 
     def likelihood(self, name: str) -> float:
         """The likelihood of keypoint ``name``."""

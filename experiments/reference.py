@@ -55,6 +55,12 @@ TRIGGER_DESCRIPTIONS: dict[str, str] = {
     "pupil_above": "IBL pupil diameter (median of six estimates from four keypoints) above "
     "`THRESHOLD`.",
     "pupil_below": "Pupil diameter below `THRESHOLD`.",
+    "height": "A keypoint (default `nose`) stands at least `ABOVE_M` metres above the floor "
+    "(and/or less than `BELOW_M`; both: a band), from the camera's depth image: height = "
+    "`FLOOR_M` (the floor's distance from the camera) minus the depth under the keypoint (the "
+    "median of the measured pixels within `RADIUS_PX`, default 2). Needs a RealSense camera "
+    "with `DEPTH = true` and `ALIGN_DEPTH = true`; false while the keypoint is missing or "
+    "nothing under it was measured.",
     "all": "True while every trigger in `OF` is.",
     "and": "The same as `all`.",
     "any": "True while at least one trigger in `OF` is.",

@@ -32,6 +32,7 @@ TIMING_COLUMNS = (
     "pose_ready",  # keypoints available, in frame pixels
     "latency_ms",  # pose_ready - host_timestamp
     "batch_size",
+    "experiment_ms",  # the experiment's update on this batch (empty without an experiment)
 )
 _FLUSH_INTERVAL_S = 1.0
 
@@ -123,13 +124,15 @@ class PoseTimingWriter:
         stages_s: dict[str, float],
         ready_ns: int,
         batch_size: int,
+        experiment_ms: float | None = None,
     ) -> None:
         """Append one analysed frame's timings (host clock, nanoseconds in; seconds out)."""
         stages_ms = [stages_s.get(s, 0.0) * 1e3 for s in ("preprocess", "inference", "decode")]
+        experiment = "" if experiment_ms is None else f"{experiment_ms:.3f}"
         self._file.write_row(
             f"{frame_index},{_seconds(host_ns)},{_seconds(picked_ns)},"
             f"{stages_ms[0]:.3f},{stages_ms[1]:.3f},{stages_ms[2]:.3f},{_seconds(ready_ns)},"
-            f"{(ready_ns - host_ns) / 1e6:.3f},{batch_size}\n"
+            f"{(ready_ns - host_ns) / 1e6:.3f},{batch_size},{experiment}\n"
         )
 
     def close(self) -> None:

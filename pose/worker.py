@@ -30,6 +30,7 @@ import math
 import os
 import signal
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
@@ -63,6 +64,47 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
+class DepthSource:
+    """A camera's depth image, aligned to its analysed frames: its companion ring and units."""
+
+    ring: RingSpec  # the ``depth`` companion ring (frame ``seq`` belongs to main frame ``seq``)
+    units_m: float  # metres per depth unit (``depth_units_m``; a RealSense: usually 0.001)
+
+
+def depth_source(
+    camera: str, description: Mapping[str, Any], frame_size: tuple[int, int]
+) -> DepthSource | None:
+    """The depth experiments may read for a camera, from its ``Opened.description``.
+
+    None for a camera without a ``depth`` companion, and (with a warning) for one whose depth is
+    not pixel-aligned to the analysed image: depth at a keypoint would be the depth somewhere
+    else. Aligned means the camera aligned it (``aligned_to`` set: RealSense ``ALIGN_DEPTH =
+    true``) or the main image is the infrared imager that depth is measured from; and the depth
+    image must have the analysed image's size (``frame_size``: height, width).
+    """
+    from cameras.companion import companion_rings
+
+    entry = (description.get("companions") or {}).get("depth")
+    if not entry:
+        return None
+    aligned = entry.get("aligned_to") is not None or description.get("main_stream") == "infrared"
+    ring = companion_rings(description)["depth"]
+    size = (ring.geometry.height, ring.geometry.width)
+    units = entry.get("depth_units_m")
+    problem = None
+    if not aligned:
+        problem = "it is not aligned to the analysed image (set ALIGN_DEPTH = true)"
+    elif size != tuple(frame_size):
+        problem = f"its size {size[1]}x{size[0]} differs from the image's"
+    elif not units or not math.isfinite(units) or units <= 0:
+        problem = f"its depth units are unknown ({units!r})"
+    if problem:
+        log.warning("camera %s: experiments get no depth from it: %s", camera, problem)
+        return None
+    return DepthSource(ring, float(units))
+
+
+@dataclass(frozen=True)
 class WorkerCamera:
     """One camera as the worker sees it."""
 
@@ -72,6 +114,7 @@ class WorkerCamera:
     channel: Connection  # read end of the camera's ANALYSE pipe
     flip: bool = False
     model_path: Path | None = None  # this camera's own model; None: the shared [Pose] model
+    depth: DepthSource | None = None  # its aligned depth image: Observation.depth_m reads it
 
 
 @dataclass(frozen=True)
@@ -207,6 +250,7 @@ class _CameraState:
     ring: FrameRing
     csv: PoseCsvWriter
     timing: PoseTimingWriter
+    depth: Any = None  # cameras.companion.CompanionReader of camera.depth
     latencies_ms: list[float] = field(default_factory=list)
     first_ready_ns: int = 0
     last_ready_ns: int = 0
@@ -428,9 +472,40 @@ def _subscribe(job: PoseJob, models: dict[str, _LoadedModel]) -> list[_CameraSta
                     description.keypoints,
                 ),
                 timing=PoseTimingWriter(job.session_dir / f"{stem}{POSE_TIMING_SUFFIX}"),
+                depth=_depth_reader(camera),
             )
         )
     return states
+
+
+def _depth_reader(camera: WorkerCamera) -> Any:
+    if camera.depth is None:
+        return None
+    from cameras.companion import CompanionReader
+
+    reader = CompanionReader(camera.depth.ring)
+    reader.ring  # noqa: B018 - map it now, like the camera's own ring, not in the first decision
+    return reader
+
+
+class FrameDepth:
+    """:data:`experiments.observation.DepthLookup` of one frame: its depth ring, by its ``seq``.
+
+    The depth of main frame ``seq`` is published before the frame is announced, so it is there
+    when the frame's pose is; it stays readable until the ring moves past it (about 2 s).
+    """
+
+    __slots__ = ("reader", "seq", "units_m")
+
+    def __init__(self, reader: Any, seq: int, units_m: float) -> None:
+        self.reader, self.seq, self.units_m = reader, seq, units_m
+
+    def __call__(self, x: float, y: float, radius: int) -> float | None:
+        """Metres from the camera under (x, y): the median of the measured pixels; None if none."""
+        if not (math.isfinite(x) and math.isfinite(y)):
+            return None
+        value = self.reader.value_at(self.seq, x, y, radius)
+        return None if value is None else value * self.units_m
 
 
 def _analyse(job: PoseJob, states: list[_CameraState], slot: _ExperimentSlot) -> None:
@@ -482,19 +557,27 @@ def _estimate_group(
     picked_ns, seq = batch.picked_ns, batch.seq
     poses = estimator.estimate([s.reader.frame for s in group], [s.camera.flip for s in group])
     ready_ns = host_now_ns()
+    experiment_ms = None
     if run is not None:  # the decision first: files and pipes can wait a few microseconds
         observations = [
             _observation(s, p, estimator, batch.common_clock)
             for s, p in zip(group, poses, strict=True)
         ]
         run.on_poses(observations, ready_ns)
+        experiment_ms = (host_now_ns() - ready_ns) / 1e6
     timings = dict(estimator.last_timings)
     for state, pose in zip(group, poses, strict=True):
         record = state.reader.record
         assert record is not None
         state.csv.write(record.frame_index, pose)
         state.timing.write(
-            record.frame_index, record.host_timestamp_ns, picked_ns, timings, ready_ns, len(group)
+            record.frame_index,
+            record.host_timestamp_ns,
+            picked_ns,
+            timings,
+            ready_ns,
+            len(group),
+            experiment_ms,
         )
         batch.poses_out.send(
             encode_pose(
@@ -530,6 +613,7 @@ def _observation(
     camera_s = None if math.isnan(record.camera_timestamp) else record.camera_timestamp
     if common_clock:
         camera_s = None
+    depth = state.camera.depth
     return Observation(
         time_s=camera_s if camera_s is not None else record.host_timestamp_ns / 1e9,
         camera=state.camera.name,
@@ -538,6 +622,8 @@ def _observation(
         names=estimator.description.keypoints,
         frame=state.reader.frame,  # for image features (motion energy); they copy what they keep
         host_time_s=record.host_timestamp_ns / 1e9,
+        # the depth of this very frame (its seq), for cameras with aligned depth
+        depth=FrameDepth(state.depth, record.seq, depth.units_m) if depth is not None else None,
     )
 
 
@@ -545,6 +631,8 @@ def _finish(job: PoseJob, states: list[_CameraState]) -> dict[str, dict[str, Any
     figures = {}
     for state in states:
         state.reader.close()
+        if state.depth is not None:
+            state.depth.close()
         state.csv.close()
         state.timing.close()
         header = state.ring.header

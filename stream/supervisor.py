@@ -30,7 +30,7 @@ from typing import Any
 from cameras.base import CameraError
 from experiments.runtime import EVENTS_FILE
 from pose.analysis import Analysis, PoseError
-from pose.worker import ExperimentSpec, WorkerCamera
+from pose.worker import ExperimentSpec, WorkerCamera, depth_source
 from recording.recorder import (
     RecorderFinished,
     RecorderJob,
@@ -377,6 +377,12 @@ class Stream:
                 branch.channel_ends[Channel.ANALYSE],
                 branch.settings.common.flip,
                 branch.settings.common.model_path,
+                # A RealSense's aligned depth image: experiments read it (Observation.depth_m).
+                depth_source(
+                    branch.name,
+                    branch.opened.description if branch.opened else {},
+                    (branch.ring.spec.geometry.height, branch.ring.spec.geometry.width),
+                ),
             )
             for branch in self._branches
             if not branch.ended and branch.ring is not None

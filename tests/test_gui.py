@@ -392,3 +392,13 @@ def test_done_when_app_runs_the_embedded_default_offscreen(tmp_path: Path) -> No
     assert info["pose"]["model"]["name"] == "arena"  # the bundled model
     assert info["experiment"]["name"] == "ExampleExperiment"
     assert (session / "arena.pose.csv").is_file() and (session / "events.csv").is_file()
+
+
+def test_the_command_line_tool_does_not_take_the_cameras_of_a_running_app(
+    tmp_path: Path,
+) -> None:
+    with InstanceLock():  # as the app holds it while it streams
+        result = run_cli("--headless", "--frames", "10", "--output-dir", str(tmp_path / "out"))
+    assert result.returncode == 1
+    assert "another DeepLabStream" in result.stderr and str(os.getpid()) in result.stderr
+    assert not (tmp_path / "out").exists()  # nothing started, no session folder

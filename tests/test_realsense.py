@@ -137,12 +137,20 @@ class SoftwareRig:
         milliseconds = self.start_ms + number * 1000.0 / self.fps
         return milliseconds % (2**32 / 1000) if self.wraps else milliseconds
 
+    def colour_frame(self, number: int) -> np.ndarray:
+        """The colour image of frame ``number``; subclasses inject other scenes."""
+        return colour_image(number, self.width, self.height)
+
+    def depth_frame(self, number: int) -> np.ndarray:
+        """The depth image of frame ``number`` (mm); subclasses inject other scenes."""
+        return depth_image(number, self.width, self.height, self.textured)
+
     def inject(self, number: int, timestamp_ms: float) -> None:
         """Hand the sensors frame ``number`` of every stream, stamped ``timestamp_ms``."""
         size = (self.width, self.height)
         frames = [
-            (self._depth_sensor, self._depth, depth_image(number, *size, self.textured), 2),
-            (self._colour_sensor, self._colour, colour_image(number, *size), 3),
+            (self._depth_sensor, self._depth, self.depth_frame(number), 2),
+            (self._colour_sensor, self._colour, self.colour_frame(number), 3),
         ]
         if self._infrared is not None:
             frames.append((self._depth_sensor, self._infrared, infrared_image(number, *size), 1))
@@ -198,10 +206,11 @@ class SoftwareRealSense(RealSenseCamera):
     """The project's RealSense camera on a :class:`SoftwareRig` made in its own process."""
 
     settings: SoftwareRealSenseSettings
+    rig_class: type[SoftwareRig] = SoftwareRig
 
     def open(self) -> FrameGeometry:
         settings = self.settings
-        self._rig = SoftwareRig(
+        self._rig = self.rig_class(
             settings.width,
             settings.height,
             settings.framerate,

@@ -313,14 +313,6 @@ def test_bad_settings_exit_2_before_anything_starts(tmp_path: Path) -> None:
     assert not (tmp_path / "o").exists()
 
 
-@pytest.mark.parametrize("flag", ["--benchmark-enabled"])
-
-def test_flags_of_later_releases_say_so(flag: str) -> None:
-    result = run_cli(flag, "--headless")
-    assert result.returncode == 2
-    assert "Not available yet" in result.stderr
-
-
 def test_recording_refused_when_the_disk_is_too_full(tmp_path: Path) -> None:
     settings = write_settings(
         tmp_path,

@@ -16,6 +16,8 @@ module                    triggers
 ``timing``                :class:`After`, :class:`Every`
 ``features``              :class:`MotionEnergyAbove`/``Below``, :class:`PupilDiameterAbove`/
                           ``Below``; :func:`motion_energy`, :func:`pupil_diameter`
+``depth``                 :class:`Height` (a keypoint's height above the floor, from a depth
+                          camera's image)
 ``combinators``           :class:`All`/``And``, :class:`Any`/``Or``, :class:`Not`,
                           :class:`Debounce`, :class:`Rising`
 ``factory``               :func:`make_trigger` from config strings
@@ -24,6 +26,7 @@ module                    triggers
 
 from experiments.triggers.base import Condition, KeypointTrigger, Trigger
 from experiments.triggers.combinators import All, And, Any, Debounce, Not, Or, Rising
+from experiments.triggers.depth import Height
 from experiments.triggers.direction import HeadDirection, TargetSide, bearing_deg
 from experiments.triggers.factory import TRIGGER_KINDS, make_trigger, parameters_of
 from experiments.triggers.features import (
@@ -72,6 +75,7 @@ __all__ = [
     "Every",
     "Freezing",
     "HeadDirection",
+    "Height",
     "KeypointTrigger",
     "Line",
     "Marker",

@@ -18,6 +18,7 @@ from typing import Any
 from experiments.observation import POLICIES
 from experiments.triggers import combinators
 from experiments.triggers.base import Trigger
+from experiments.triggers.depth import MAX_RADIUS_PX, Height
 from experiments.triggers.direction import SIDES, HeadDirection, TargetSide
 from experiments.triggers.features import (
     MotionEnergyAbove,
@@ -78,6 +79,21 @@ def _num(
 ) -> _Param:
     expected = _describe_range(minimum, strict, maximum) + (f" ({unit})" if unit else "")
     return _Param(_number(minimum, strict, maximum), expected, required)
+
+
+def _whole(minimum: int, maximum: int, unit: str = "") -> _Param:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:  # "2.5", "two": the message says what is expected
+            raise ValueError from None
+        if not minimum <= value <= maximum:
+            raise ValueError
+        return value
+
+    return _Param(
+        parse, f"a whole number from {minimum} to {maximum}" + (f" ({unit})" if unit else "")
+    )
 
 
 def _choice(allowed: tuple[str, ...]) -> _Param:
@@ -166,6 +182,15 @@ _PUPIL = {
     "camera": _name(),
 }
 
+_HEIGHT = {
+    "floor_m": _num(required=True, strict=True, unit="m, the floor's distance from the camera"),
+    "above_m": _num(unit="m above the floor"),
+    "below_m": _num(strict=True, unit="m above the floor"),
+    "keypoint": _name(),
+    "radius_px": _whole(0, MAX_RADIUS_PX, unit="px"),
+    **_FILTER,
+}
+
 _KINDS: dict[str, tuple[Callable[..., Trigger], dict[str, _Param]]] = {
     "region": (
         Region,
@@ -209,6 +234,7 @@ _KINDS: dict[str, tuple[Callable[..., Trigger], dict[str, _Param]]] = {
     "motion_energy_below": (MotionEnergyBelow, _ME),
     "pupil_above": (PupilDiameterAbove, _PUPIL),
     "pupil_below": (PupilDiameterBelow, _PUPIL),
+    "height": (Height, _HEIGHT),
 }
 
 # kind -> (class, parameters, (fewest, most) children; most None = unbounded)

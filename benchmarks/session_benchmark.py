@@ -1,0 +1,338 @@
+"""The benchmark mode's figures (``benchmark.json``), computed from a finished session's files.
+
+``python DeepLabStream.py --benchmark-enabled`` streams as usual, then calls
+:func:`build_benchmark` on the session folder: rates and counts from ``session.json``, per-stage
+latency from ``<camera>.pose_timing.csv`` (every analysed frame) and ``events.csv`` (every action),
+tracking from ``<camera>.pose.csv``; then :mod:`benchmarks.naive_loop` runs the baseline on the
+same model and frames. Every key and how it is measured is in ``docs/outputs.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from benchmarks.common import Figure, format_number, machine_description, table_lines
+from pose.files import POSE_CSV_SUFFIX, POSE_TIMING_SUFFIX
+from recording.session import SESSION_JSON, write_json_atomic
+from settings.sections import Settings
+
+BENCHMARK_JSON = "benchmark.json"
+EVENTS_CSV = "events.csv"
+FORMAT = "deeplabstream-benchmark/1"
+# Stages of one frame, in the order they happen; end_to_end is their sum (frame -> keypoints).
+FRAME_STAGES = (
+    "transport",
+    "queue_wait",
+    "handover",
+    "preprocessing",
+    "inference",
+    "decoding",
+)
+# "experiment" is timed on every update (pose_timing.csv); "output" on the frames with an action
+ACTION_STAGES = ("experiment", "output")
+STAGE_LABELS = {
+    "transport": "transport",
+    "queue_wait": "queue wait",
+    "handover": "copy out + batching",
+    "preprocessing": "preprocessing",
+    "inference": "inference",
+    "decoding": "decoding",
+    "experiment": "experiment (every update)",
+    "output": "output (actions)",
+    "end_to_end": "end to end: frame -> keypoints",
+    "closed_loop": "closed loop: frame -> command",
+}
+
+
+def percentiles_ms(values: Iterable[float]) -> dict[str, float] | None:
+    """p50 / p95 / p99 / max and the count of durations in ms; None when there are none."""
+    array = np.asarray([v for v in values if v is not None and math.isfinite(v)], np.float64)
+    if array.size == 0:
+        return None
+    p50, p95, p99 = np.percentile(array, [50, 95, 99])
+    return {
+        "p50": round(float(p50), 3),
+        "p95": round(float(p95), 3),
+        "p99": round(float(p99), 3),
+        "max": round(float(array.max()), 3),
+        "count": int(array.size),
+    }
+
+
+def frame_stages_ms(timing: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Each analysed frame's time in each stage, from the pose timing tables of all cameras.
+
+    The worker was busy until the end of its previous estimate (the latest ``pose_ready``
+    before this frame's ``picked_up``). ``queue_wait`` is the part of arrival -> pick-up that
+    fell before that moment; ``transport`` is the rest (the record through the pipe, the worker
+    waking up, and its bookkeeping of the previous frame: experiment, file writes).
+    ``handover`` is pick-up -> keypoints less the three model stages (copying the frame out of
+    the ring, batching). The stages add up to ``end_to_end`` = ``pose_ready - host_timestamp``.
+    """
+    arrived = timing["host_timestamp"].to_numpy(np.float64)
+    picked = timing["picked_up"].to_numpy(np.float64)
+    ready = timing["pose_ready"].to_numpy(np.float64)
+    batches = np.unique(ready)
+    previous = np.searchsorted(batches, picked, side="left") - 1
+    busy_until = np.where(previous >= 0, batches[np.maximum(previous, 0)], -np.inf)
+    queue_wait = np.clip(np.minimum(busy_until, picked) - arrived, 0.0, None) * 1e3
+    model_ms = timing[["preprocess_ms", "inference_ms", "decode_ms"]].to_numpy(np.float64)
+    return {
+        "transport": (picked - arrived) * 1e3 - queue_wait,
+        "queue_wait": queue_wait,
+        "handover": (ready - picked) * 1e3 - model_ms.sum(axis=1),
+        "preprocessing": model_ms[:, 0],
+        "inference": model_ms[:, 1],
+        "decoding": model_ms[:, 2],
+        "end_to_end": (ready - arrived) * 1e3,
+    }
+
+
+def action_stages_ms(events: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Per action prompted by a pose: decision time, output time, frame -> command written."""
+    actions = events[(events["kind"] == "action") & events["pose_ready"].notna()]
+    return {
+        "experiment": ((actions["decided"] - actions["pose_ready"]) * 1e3).to_numpy(),
+        "output": ((actions["written"] - actions["decided"]) * 1e3).to_numpy(),
+        "closed_loop": ((actions["written"] - actions["host_timestamp"]) * 1e3).to_numpy(),
+    }
+
+
+def tracking_lost(pose_csv: Path, threshold: float) -> tuple[int, int]:
+    """(frames with any keypoint's likelihood below ``threshold``, frames analysed)."""
+    pose = pd.read_csv(pose_csv, header=[0, 1, 2], index_col=0)
+    likelihood = pose.loc[:, pose.columns.get_level_values(2) == "likelihood"].to_numpy()
+    return int((likelihood < threshold).any(axis=1).sum()), len(pose)
+
+
+def gpu_names() -> list[str]:
+    """Names of the NVIDIA GPUs ``nvidia-smi`` lists; empty when there is none (or no driver)."""
+    import shutil
+    import subprocess
+
+    if shutil.which("nvidia-smi") is None:
+        return []
+    try:
+        listed = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [line.strip() for line in listed.stdout.splitlines() if line.strip()]
+
+
+def session_figures(session_dir: Path, settings: Settings) -> dict[str, Any]:
+    """Everything ``benchmark.json`` holds about the app's own run (not the baseline)."""
+    session = json.loads((session_dir / SESSION_JSON).read_text(encoding="utf-8"))
+    pose = session.get("pose") or {}
+    threshold = settings.pose.likelihood_threshold
+    cameras: dict[str, dict[str, Any]] = {}
+    timings: list[pd.DataFrame] = []
+    lost = analysed_total = 0
+    for name, entry in session["cameras"].items():
+        figures = (pose.get("cameras") or {}).get(name) or {}
+        camera = {
+            "captured": entry["frames_captured"],
+            "analysed": figures.get("frames_analysed", 0),
+            "skipped": figures.get("frames_skipped", 0),
+            "recorded": entry["frames_recorded"],
+            "analysed_fps": figures.get("analysed_fps"),
+            "nominal_fps": entry["nominal_fps"],
+            "measured_fps": entry["measured_fps"],
+            "tracking_lost_fraction": None,
+        }
+        pose_csv = session_dir / f"{name}{POSE_CSV_SUFFIX}"
+        if pose_csv.is_file():
+            frames_lost, frames = tracking_lost(pose_csv, threshold)
+            camera["tracking_lost_fraction"] = round(frames_lost / frames, 4) if frames else None
+            lost, analysed_total = lost + frames_lost, analysed_total + frames
+        timing_csv = session_dir / f"{name}{POSE_TIMING_SUFFIX}"
+        if timing_csv.is_file():
+            timings.append(pd.read_csv(timing_csv))
+        cameras[name] = camera
+    return {
+        "cameras": cameras,
+        "latency_ms": _latency(session_dir, timings, session.get("experiment") is not None),
+        "tracking_lost_fraction": round(lost / analysed_total, 4) if analysed_total else None,
+        "likelihood_threshold": threshold,
+        "session": session,
+    }
+
+
+def _latency(session_dir: Path, timings: list[pd.DataFrame], experiment: bool) -> dict[str, Any]:
+    frames = [t for t in timings if len(t)]
+    stages = frame_stages_ms(pd.concat(frames, ignore_index=True)) if frames else {}
+    latency: dict[str, Any] = {s: percentiles_ms(stages.get(s, ())) for s in FRAME_STAGES}
+    events = session_dir / EVENTS_CSV
+    actions = action_stages_ms(pd.read_csv(events)) if experiment and events.is_file() else {}
+    for stage in (*ACTION_STAGES, "closed_loop"):
+        latency[stage] = percentiles_ms(actions.get(stage, ()))
+    every_update = _experiment_ms(frames)
+    if len(every_update):  # the worker times each update: better than the action frames alone
+        latency["experiment"] = percentiles_ms(every_update)
+    latency["end_to_end"] = percentiles_ms(stages.get("end_to_end", ()))
+    return latency
+
+
+def _experiment_ms(timings: list[pd.DataFrame]) -> np.ndarray:
+    """The experiment's update time on every analysed frame (``experiment_ms`` column)."""
+    columns = [t["experiment_ms"] for t in timings if "experiment_ms" in t]
+    if not columns:
+        return np.array([])
+    values = pd.concat(columns, ignore_index=True).to_numpy(np.float64)
+    return values[np.isfinite(values)]
+
+
+def model_entry(session: dict[str, Any], settings: Settings, threads: int) -> dict[str, Any]:
+    """The model and how it ran: session.json's description plus the backend settings."""
+    model = dict((session.get("pose") or {}).get("model") or {})
+    model.update(
+        backend=settings.pose.backend,
+        device=settings.pose.device,
+        threads=threads,
+        max_batch=settings.pose.max_batch,
+    )
+    return model
+
+
+def comparison(app: dict[str, Any], naive: dict[str, Any]) -> list[Figure]:
+    """The app beside the naive loop: rate and latency (what ``ratios`` holds)."""
+    app_fps = sum(c["analysed_fps"] or 0.0 for c in app["cameras"].values())
+    figures = [
+        Figure(
+            "analysed_fps",
+            "analysed rate",
+            round(app_fps, 3),
+            naive["analysed_fps"],
+            "fps",
+            higher_is_better=True,
+        )
+    ]
+    for stage in ("end_to_end", "closed_loop"):
+        mine, theirs = app["latency_ms"].get(stage), naive["latency_ms"].get(stage)
+        if not mine or not theirs:
+            continue
+        for stat in ("p50", "p95", "p99", "max"):
+            label = f"{STAGE_LABELS[stage]} {stat}"
+            figures.append(Figure(f"{stage}_{stat}", label, mine[stat], theirs[stat], "ms"))
+    return figures
+
+
+def build_benchmark(
+    session_dir: Path,
+    settings: Settings,
+    *,
+    frames_requested: int | None,
+    naive: dict[str, Any] | None,
+    threads: int,
+) -> dict[str, Any]:
+    """The content of ``benchmark.json`` (``naive`` None: the baseline did not run)."""
+    app = session_figures(session_dir, settings)
+    session = app.pop("session")
+    machine = machine_description()
+    machine["gpu"] = gpu_names()
+    data: dict[str, Any] = {
+        "format": FORMAT,
+        "session": session_dir.name,
+        "started": session.get("started"),
+        "stop_reason": session.get("stop_reason"),
+        "frames_requested": frames_requested,
+        "machine": machine,
+        "model": model_entry(session, settings, threads),
+        "experiment": _experiment_entry(session),
+        **app,
+        "naive": naive,
+        "ratios": {f.key: f.ratio for f in comparison(app, naive)} if naive else None,
+    }
+    return data
+
+
+def _experiment_entry(session: dict[str, Any]) -> dict[str, Any] | None:
+    experiment = session.get("experiment")
+    if experiment is None:
+        return None
+    return {"name": experiment.get("name"), "actions": experiment.get("actions")}
+
+
+def write_benchmark(session_dir: Path, data: dict[str, Any]) -> Path:
+    """Write ``benchmark.json`` into the session folder (atomically); return its path."""
+    path = session_dir / BENCHMARK_JSON
+    write_json_atomic(path, data)
+    return path
+
+
+def benchmark_lines(data: dict[str, Any]) -> list[str]:
+    """The printed report: machine, model, cameras, stage latencies, the app vs the naive loop."""
+    machine, model = data["machine"], data["model"]
+    gpu = ", ".join(machine["gpu"]) or "none"
+    lines = [
+        f"Benchmark of session {data['session']} ({data['stop_reason']})",
+        f"machine: {machine['cpu']}, {machine['cores']} cores, GPU {gpu}, {machine['os']}",
+        f"model: {model.get('name')} ({model.get('framework')}), {model['backend']} on "
+        f"{model.get('provider') or model['device']}, {model['threads']} thread(s)",
+    ]
+    if data["experiment"]:
+        experiment = data["experiment"]
+        lines.append(f"experiment: {experiment['name']}, {experiment['actions']} action(s)")
+    lines += ["", *_camera_lines(data), "", *_latency_lines(data["latency_ms"])]
+    lost = data["tracking_lost_fraction"]
+    lines.append(
+        f"tracking lost (any keypoint below likelihood {data['likelihood_threshold']:g}): "
+        + ("-" if lost is None else f"{lost:.1%} of analysed frames")
+    )
+    if data["naive"]:
+        figures = comparison(data, data["naive"])
+        lines += ["", *table_lines(figures, project="app", baseline="naive loop")]
+    return lines
+
+
+def _camera_lines(data: dict[str, Any]) -> list[str]:
+    header = ("camera", "captured", "analysed", "skipped", "recorded", "analysed fps", "lost")
+    rows: list[Sequence[str]] = [header]
+    for name, camera in data["cameras"].items():
+        lost = camera["tracking_lost_fraction"]
+        rows.append(
+            (
+                name,
+                *(format_number(camera[k]) for k in ("captured", "analysed", "skipped")),
+                format_number(camera["recorded"]),
+                format_number(camera["analysed_fps"]),
+                "-" if lost is None else f"{lost:.1%}",
+            )
+        )
+    return _aligned(rows)
+
+
+def _latency_lines(latency: dict[str, Any]) -> list[str]:
+    rows: list[Sequence[str]] = [("latency (ms)", "p50", "p95", "p99", "max", "frames")]
+    for stage in (*FRAME_STAGES, *ACTION_STAGES, "end_to_end", "closed_loop"):
+        figures = latency.get(stage)
+        if figures is None:
+            rows.append((STAGE_LABELS[stage], "-", "-", "-", "-", "0"))
+            continue
+        values = [f"{figures[s]:.2f}" for s in ("p50", "p95", "p99", "max")]
+        rows.append((STAGE_LABELS[stage], *values, str(figures["count"])))
+    return _aligned(rows)
+
+
+def _aligned(rows: list[Sequence[str]]) -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = []
+    for number, row in enumerate(rows):
+        cells = [row[0].ljust(widths[0])]
+        cells += [cell.rjust(width) for cell, width in zip(row[1:], widths[1:], strict=True)]
+        lines.append("  ".join(cells))
+        if number == 0:
+            lines.append("  ".join("-" * width for width in widths))
+    return lines

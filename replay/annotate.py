@@ -1,0 +1,88 @@
+"""The annotated video of a replay: the source video with its keypoints drawn, made after the run.
+
+It is rendered from the source video and the session's ``<camera>.pose.csv`` with
+:func:`gui.overlay.draw_pose`, so the frames that were analysed are never touched, and what is
+drawn is exactly what the pose file says. Each frame shows the newest pose at or before it (what
+the live view showed); frames before the first analysed one are left as they are.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import av
+import numpy as np
+import pandas as pd
+
+from gui.overlay import draw_pose
+
+ANNOTATED_SUFFIX = ".annotated.mp4"
+_REPORT_INTERVAL_S = 0.25
+
+
+def read_pose_csv(path: Path) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """A DeepLabCut-layout pose CSV as (frame indices (N,), keypoints (N, K, 3), names)."""
+    table = pd.read_csv(path, header=[0, 1, 2], index_col=0)
+    names = tuple(dict.fromkeys(table.columns.get_level_values(1)))
+    values = table.to_numpy(dtype=np.float64).reshape(len(table), len(names), 3)
+    return table.index.to_numpy(dtype=np.int64), values, names
+
+
+def write_annotated_video(
+    video: Path,
+    pose_csv: Path,
+    target: Path,
+    *,
+    threshold: float,
+    skeleton: tuple[tuple[str, str], ...] = (),
+    report: Callable[[int], None] | None = None,
+) -> int:
+    """Write ``target`` (H.264): ``video`` with the keypoints of ``pose_csv``; return its frames.
+
+    ``threshold`` hides keypoints of a lower likelihood (``[Pose] LIKELIHOOD_THRESHOLD``);
+    ``skeleton`` names the keypoint pairs joined by lines. ``report`` gets the frames written so
+    far, a few times a second.
+    """
+    indices, poses, names = read_pose_csv(pose_csv)
+    position = {name: i for i, name in enumerate(names)}
+    known = [(a, b) for a, b in skeleton if a in position and b in position]
+    lines = tuple((position[a], position[b]) for a, b in known)
+    written = 0
+    next_report = time.monotonic() + _REPORT_INTERVAL_S
+    with av.open(str(video)) as source, av.open(str(target), "w") as sink:
+        decoded = source.streams.video[0]
+        decoded.thread_type = "AUTO"
+        encoded = _output_stream(sink, decoded)
+        row = -1  # the pose row shown: the newest at or before the frame
+        for frame in source.decode(decoded):
+            while row + 1 < len(indices) and indices[row + 1] <= written:
+                row += 1
+            image = frame.to_ndarray(format="bgr24")
+            if row >= 0:
+                image = draw_pose(image, poses[row], threshold, lines)
+            out = av.VideoFrame.from_ndarray(image, format="bgr24")
+            out.pts = written
+            sink.mux(encoded.encode(out))
+            written += 1
+            if report is not None and time.monotonic() >= next_report:
+                next_report = time.monotonic() + _REPORT_INTERVAL_S
+                report(written)
+        sink.mux(encoded.encode(None))
+    return written
+
+
+def _output_stream(
+    sink: av.container.OutputContainer, source: av.video.stream.VideoStream
+) -> av.video.stream.VideoStream:
+    """An H.264 stream at the source's average rate (constant-rate output: one tick per frame)."""
+    rate = source.average_rate or source.guessed_rate or 30
+    stream = sink.add_stream("libx264", rate=rate)
+    stream.width = source.codec_context.width
+    stream.height = source.codec_context.height
+    # 4:2:0 needs even sizes; other sizes keep full colour resolution instead of being cropped.
+    even = stream.width % 2 == 0 and stream.height % 2 == 0
+    stream.pix_fmt = "yuv420p" if even else "yuv444p"
+    stream.options = {"crf": "20", "preset": "veryfast"}
+    return stream

@@ -1,0 +1,265 @@
+"""Replay one video through the live pipeline: the video is the camera, the rest is unchanged.
+
+:func:`replay_video` builds the settings (the settings file's ``[Pose]``, ``[Experiment]`` and
+``[Device ...]`` sections; its cameras replaced by one ``video`` camera playing the file), runs
+:class:`stream.supervisor.Stream` with pose estimation (and the experiment) exactly as
+``DeepLabStream.py`` does, and leaves the same session folder, renamed after the video. Two modes:
+
+- ``fast``: ``PACING = lockstep``: the capture process publishes the next frame only once pose
+  estimation has taken the previous one, so every frame is analysed, as fast as the machine allows.
+- ``realtime``: ``PACING = native``: frames go out at the video's own rate and pose estimation
+  takes the newest one, as live; the frames it skips are the frames live would skip.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from cameras.base import CameraError
+from cameras.video import VideoSettings
+from DeepLabStream import has_display
+from pose.analysis import PoseError
+from recording.session import SESSION_JSON, write_json_atomic
+from replay.job import Progress, ProgressSink, ReplayOptions, ReplayResult
+from replay.videos import ReplayError, VideoInfo, camera_name_for, probe_video
+from settings import load_settings
+from settings.sections import CameraSettings, DeviceSettings, Settings
+from stream.runner import StreamRunner, install_stop_signals
+from stream.supervisor import Stream
+
+log = logging.getLogger(__name__)
+
+REPORT_INTERVAL_S = 0.25
+END_OF_VIDEO = "end of source"  # the capture process's word for it (session.json "end")
+
+
+def replay_settings(base: Settings, video: Path, options: ReplayOptions) -> Settings:
+    """``base`` with one ``video`` camera playing ``video`` instead of its cameras."""
+    camera = CameraSettings(
+        name=camera_name_for(video),
+        source="video",
+        options=VideoSettings(
+            path=video, pacing="lockstep" if options.mode == "fast" else "native", loop=False
+        ),
+    )
+    settings = dataclasses.replace(base, cameras=(camera,))
+    if options.model is not None:
+        pose = dataclasses.replace(settings.pose, model_path=options.model)
+        settings = dataclasses.replace(settings, pose=pose)
+    if options.experiment_name is not None:
+        experiment = dataclasses.replace(settings.experiment, name=options.experiment_name)
+        settings = dataclasses.replace(settings, experiment=experiment)
+    if options.log_devices:
+        devices = {name: DeviceSettings(type="log") for name in settings.devices}
+        settings = dataclasses.replace(settings, devices=devices)
+    return settings
+
+
+def replay_video(
+    video: Path, options: ReplayOptions, progress: ProgressSink | None = None
+) -> ReplayResult:
+    """Replay ``video``; never raises for a bad video or settings: the result says what failed."""
+    began = time.monotonic()
+    report = progress or (lambda _update: None)
+    report(Progress(video, "starting", 0, None))
+    try:
+        info = probe_video(video)
+        settings = replay_settings(load_settings(options.settings_file), video, options)
+    except (ReplayError, ValueError) as error:  # SettingsError is a ValueError
+        return ReplayResult(video, False, errors=(str(error),), elapsed_s=time.monotonic() - began)
+    return _run(video, info, settings, options, report, began)
+
+
+def _run(
+    video: Path,
+    info: VideoInfo,
+    settings: Settings,
+    options: ReplayOptions,
+    report: ProgressSink,
+    began: float,
+) -> ReplayResult:
+    output_dir = options.output_dir or settings.output.directory
+    stream = Stream(settings, output_dir=output_dir, log_level=options.log_level)
+    runner = _ReplayRunner(stream, video, info.frames, report)
+    _install_signals(runner.request_stop)
+    errors: list[str] = []
+    try:
+        stream.open()
+        stream.start_analysis(experiment=options.experiment)
+        stream.start()
+        if options.show and has_display():
+            from gui.preview import run_preview
+
+            run_preview(stream, runner)
+        else:
+            runner.run_headless()
+    except (CameraError, PoseError, OSError, MemoryError) as error:
+        errors.append(str(error))
+        if stream.session_dir is not None:
+            stream.report_error(str(error))
+    finally:
+        stream.stop(runner.stop_reason or "stop requested")
+    errors += [e for e in stream.errors if e not in errors]
+    if stream.session_dir is None:  # nothing started: the camera or the folder failed
+        return ReplayResult(video, False, errors=tuple(errors), elapsed_s=time.monotonic() - began)
+    _detach_session_log(stream.session_dir)
+    session_dir = _rename_session(stream.session_dir, camera_name_for(video))
+    return _finish(video, info, settings, options, session_dir, runner, errors, report, began)
+
+
+def _finish(
+    video: Path,
+    info: VideoInfo,
+    settings: Settings,
+    options: ReplayOptions,
+    session_dir: Path,
+    runner: _ReplayRunner,
+    errors: list[str],
+    report: ProgressSink,
+    began: float,
+) -> ReplayResult:
+    """Read the session's figures, render the annotated video, note the replay in session.json."""
+    session = json.loads((session_dir / SESSION_JSON).read_text(encoding="utf-8"))
+    camera = camera_name_for(video)
+    captured = session["cameras"][camera]["frames_captured"]
+    pose = ((session.get("pose") or {}).get("cameras") or {}).get(camera) or {}
+    annotated = None
+    if options.annotated_video and (session_dir / f"{camera}.pose.csv").is_file():
+        annotated = _annotate(video, info, settings, session_dir, camera, errors, report)
+    entry = session["cameras"][camera]
+    if entry["status"] == "ended" and entry["end"] != END_OF_VIDEO and not errors:
+        errors.append(f"stopped before the end of the video: {runner.stop_reason}")
+    elapsed = time.monotonic() - began
+    session["replay"] = {
+        "video": str(video),
+        "mode": options.mode,
+        "frames_in_video": info.frames if info.frames_exact else None,
+        "annotated_video": annotated.name if annotated else None,
+        "elapsed_s": round(elapsed, 3),
+    }
+    write_json_atomic(session_dir / SESSION_JSON, session)
+    return ReplayResult(
+        video,
+        ok=not errors,
+        session_dir=session_dir,
+        frames_in_video=info.frames,
+        frames_captured=captured,
+        frames_analysed=pose.get("frames_analysed", 0),
+        frames_skipped=pose.get("frames_skipped", 0),
+        elapsed_s=elapsed,
+        stop_reason=runner.stop_reason or "",
+        errors=tuple(errors),
+        annotated_video=annotated,
+    )
+
+
+def _annotate(
+    video: Path,
+    info: VideoInfo,
+    settings: Settings,
+    session_dir: Path,
+    camera: str,
+    errors: list[str],
+    report: ProgressSink,
+) -> Path | None:
+    from replay.annotate import ANNOTATED_SUFFIX, write_annotated_video
+
+    target = session_dir / f"{camera}{ANNOTATED_SUFFIX}"
+    try:
+        write_annotated_video(
+            video,
+            session_dir / f"{camera}.pose.csv",
+            target,
+            threshold=settings.pose.likelihood_threshold,
+            skeleton=_skeleton(settings),
+            report=lambda done: report(Progress(video, "annotating", done, info.frames)),
+        )
+    except (OSError, ValueError, KeyError) as error:  # av.FFmpegError is an OSError
+        errors.append(f"{target}: the annotated video could not be written: {error}")
+        return None
+    return target
+
+
+def _skeleton(settings: Settings) -> tuple[tuple[str, str], ...]:
+    """The model's skeleton (keypoint pairs), or none when the model does not say."""
+    from pose.loading import load_model
+
+    try:
+        return tuple(load_model(settings.pose.model_path).skeleton)
+    except Exception:  # the skeleton is decoration: the video is still worth having without it
+        log.warning("the model's skeleton could not be read; the annotated video has none")
+        return ()
+
+
+class _ReplayRunner(StreamRunner):
+    """:class:`stream.runner.StreamRunner` that reports progress and ends with pose estimation.
+
+    A replay without poses is no replay, and in lockstep the camera would wait for a worker that
+    is gone: so the run ends when pose estimation ends early (the worker failed).
+    """
+
+    def __init__(
+        self, stream: Stream, video: Path, total: int | None, report: ProgressSink
+    ) -> None:
+        super().__init__(stream, status_out=None)
+        self._video = video
+        self._total = total
+        self._report = report
+        self._next_report = 0.0
+
+    def tick(self, timeout: float) -> bool:
+        """Service the stream for up to ``timeout`` s; False once the run should end."""
+        going = super().tick(timeout)
+        analysis = self.stream.analysis
+        if going and analysis is not None and analysis.finished is not None:
+            self.request_stop("pose estimation ended before the video did")
+            going = False
+        now = time.monotonic()
+        if now >= self._next_report:
+            self._next_report = now + REPORT_INTERVAL_S
+            done = sum(stats["captured"] for stats in self.stream.camera_stats().values())
+            self._report(Progress(self._video, "replaying", done, self._total))
+        return going
+
+
+def _install_signals(stop: Callable[[str], None]) -> None:
+    """Ctrl-C and SIGTERM stop the replay cleanly; only possible in a main thread."""
+    try:
+        install_stop_signals(stop)
+    except ValueError:  # not the main thread (a Ray task on a thread): the caller stops it
+        pass
+
+
+def _detach_session_log(session_dir: Path) -> None:
+    """Stop this process's logging into the session's log (the next replay has its own)."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        filename = getattr(handler, "baseFilename", None)
+        if filename is not None and Path(filename).parent == session_dir:
+            root.removeHandler(handler)
+            handler.close()
+
+
+def _rename_session(session_dir: Path, name: str) -> Path:
+    """Give the session folder the video's name (``-2``, ``-3`` ... when taken).
+
+    The stream names its folder by the start time; a replay's folder is found by its video.
+    Renaming into a name that exists never replaces it (a non-empty folder cannot be renamed
+    over, and an empty one is skipped).
+    """
+    for attempt in range(1, 1000):
+        target = session_dir.with_name(name if attempt == 1 else f"{name}-{attempt}")
+        if target.exists():
+            continue
+        try:
+            session_dir.rename(target)
+        except OSError:  # made by another replay meanwhile: try the next name
+            continue
+        return target
+    log.warning("%s keeps its name: too many sessions named %s", session_dir, name)
+    return session_dir

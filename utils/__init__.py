@@ -1,0 +1,1 @@
+"""Command-line tools around the live pipeline (``utils/VideoAnalyzer.py``: offline replay)."""
