@@ -628,3 +628,30 @@ def test_runs_live_in_the_gui_from_the_file_as_deeplabcut_wrote_it(
     theirs = _clip_reference(("snout", "leftear", "rightear", "tailbase"))[in_clip]
     diff = _max_differences(ours.to_numpy().reshape(len(ours), 4, 3), theirs)
     assert diff["dx"] < XY_TOLERANCE and diff["dy"] < XY_TOLERANCE
+
+
+def test_video_analyzer_fast_on_the_clip_equals_deeplabcut(tmp_path: Path, cache: Path) -> None:
+    """The issue's replay check: every frame of the clip, from the .pt as DeepLabCut wrote it."""
+    clip = shared_data(f"{DLC}/{CLIP}")
+    result = run_cli(
+        str(clip),
+        "--fast",
+        "--no-experiment",
+        "--model",
+        str(shared_data(f"{DLC}/{EXPORT}")),
+        "--output-dir",
+        str(tmp_path),
+        script="utils/VideoAnalyzer.py",
+        timeout=300,
+        env={CACHE_ENV: str(cache)},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    ours = pd.read_csv(
+        tmp_path / "m3v1mp4_first100" / "m3v1mp4_first100.pose.csv", header=[0, 1, 2], index_col=0
+    )
+    assert ours.index.tolist() == list(range(100))  # every frame, in order
+    keypoints = ("snout", "leftear", "rightear", "tailbase")
+    diff = _max_differences(ours.to_numpy().reshape(100, 4, 3), _clip_reference(keypoints))
+    print(f"VideoAnalyzer --fast, 100 frames, vs DeepLabCut: {diff}")
+    assert diff["dx"] < XY_TOLERANCE and diff["dy"] < XY_TOLERANCE
+    assert diff["dlikelihood"] < LIKELIHOOD_TOLERANCE
