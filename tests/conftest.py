@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,10 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# The tests' own instance lock: a DeepLabStream the developer is running never blocks them.
+os.environ.setdefault(
+    "DEEPLABSTREAM_LOCK_FILE", str(Path(tempfile.mkdtemp(prefix="dls-tests-")) / "instance.lock")
+)
 
 
 def shared_data(relative: str) -> Path:
