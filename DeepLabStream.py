@@ -18,10 +18,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
-import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from gui.display import has_display
+from utils.arguments import positive_float, positive_int
 
 if TYPE_CHECKING:  # imported lazily at run time, so --help answers at once
     from stream.supervisor import Stream
@@ -41,8 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--recording-enabled", action="store_true", help="record every frame of every camera"
     )
     limit = parser.add_mutually_exclusive_group()
-    limit.add_argument("--frames", type=_positive_int, help="stop after N frames per camera")
-    limit.add_argument("--duration", type=_positive_float, help="stop after S seconds")
+    limit.add_argument("--frames", type=positive_int, help="stop after N frames per camera")
+    limit.add_argument("--duration", type=positive_float, help="stop after S seconds")
     parser.add_argument("--output-dir", type=Path, help="folder for the session folder")
     parser.add_argument(
         "--pose-enabled",
@@ -71,27 +73,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
     )
     return parser
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError("must be more than 0")
-    return value
-
-
-def has_display() -> bool:
-    """True when a window can be shown (a desktop session, or Qt's offscreen platform)."""
-    if sys.platform in ("win32", "darwin"):
-        return True
-    return any(os.environ.get(name) for name in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"))
 
 
 def main(argv: list[str] | None = None) -> int:

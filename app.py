@@ -18,6 +18,8 @@ import signal
 import sys
 from pathlib import Path
 
+from gui.display import has_display
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 PART_NAMES = ("stream", "analysis", "recording", "experiment")
 OFFSCREEN_DEFAULT = ("stream", "analysis", "experiment")
@@ -54,13 +56,6 @@ def _parts(text: str) -> tuple[str, ...]:
             f"unknown part(s) {', '.join(unknown)}; choose from {', '.join(PART_NAMES)}"
         )
     return parts
-
-
-def has_display() -> bool:
-    """True when Qt can show a window (a desktop session, or an explicit Qt platform)."""
-    if sys.platform in ("win32", "darwin"):
-        return True
-    return any(os.environ.get(name) for name in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -46,10 +46,9 @@ import numpy as np
 import psutil
 
 from benchmarks.common import Figure, machine_description, now_iso, print_table, save_result
-from benchmarks.recording import count_video_frames, run_project
+from benchmarks.recording import count_video_frames, naive_writer, percent_of, run_project
 from cameras.arena import SimulatedArena
-from cameras.base import FrameGeometry
-from recording.video import VideoWriter, video_file_name
+from recording.video import VideoWriter
 from settings import load_settings
 from settings.sections import CameraSettings, Settings
 
@@ -152,18 +151,8 @@ class NaiveSource:
 
 def naive_source(camera: CameraSettings, settings: Settings, folder: Path) -> NaiveSource:
     """A naive-loop camera set up like the app's (same size, rate, exposure, encoder)."""
-    options, recording = camera.options, settings.recording
-    geometry = FrameGeometry.for_pixel_format(options.width, options.height, options.pixel_format)
-    writer = VideoWriter(
-        folder / video_file_name(camera.name, recording.codec),
-        geometry,
-        recording.codec,
-        options.framerate,
-        crf=recording.crf,
-        preset=recording.preset,
-        threads=recording.encoder_threads,
-        flush_interval=recording.flush_interval,
-    )
+    options = camera.options
+    writer, geometry = naive_writer(camera, settings, folder)
     source = NaiveSource(camera.name, writer, np.zeros(geometry.shape, np.uint8))
     if camera.source == "synthetic":
         source.arena = SimulatedArena(options.arena_params())
@@ -221,10 +210,6 @@ def run_baseline(folder: Path, settings: Settings, duration_s: float) -> dict[st
 # -- figures ------------------------------------------------------------------------------------
 
 
-def _percent(part: int, whole: int) -> float | None:
-    return round(100.0 * part / whole, 2) if whole else None
-
-
 def camera_figures(run: str, name: str, app: dict[str, Any], naive: dict[str, Any]) -> list[Figure]:
     """One camera's rows."""
     key = f"{run}.{name}"
@@ -248,8 +233,8 @@ def camera_figures(run: str, name: str, app: dict[str, Any], naive: dict[str, An
         Figure(
             f"{key}.recorded_percent",
             f"{name}: recorded, % of captured",
-            _percent(app["recorded"], app["captured"]),
-            _percent(naive["recorded"], naive["captured"]),
+            percent_of(app["recorded"], app["captured"]),
+            percent_of(naive["recorded"], naive["captured"]),
             higher_is_better=True,
         ),
         Figure(

@@ -32,6 +32,7 @@ from experiments.registry import load_experiment
 from pose.backends import open_backend
 from pose.estimator import PoseEstimator
 from pose.loading import load_model
+from pose.worker import percentiles
 from settings import load_settings
 from stimulation import create_device
 from stream.runner import StreamRunner
@@ -170,16 +171,9 @@ def naive_run(duration_s: float) -> dict[str, Any]:
 
 
 def _ms(seconds: pd.Series) -> dict[str, float]:
-    values = np.asarray(seconds, float) * 1e3
-    if not len(values):
-        return {"p50": float("nan"), "p95": float("nan"), "p99": float("nan"), "max": float("nan")}
-    p50, p95, p99 = np.percentile(values, [50, 95, 99])
-    return {
-        "p50": round(float(p50), 3),
-        "p95": round(float(p95), 3),
-        "p99": round(float(p99), 3),
-        "max": round(float(values.max()), 3),
-    }
+    """The percentiles session.json uses, in ms; NaN for each when there are none."""
+    figures = percentiles(list(np.asarray(seconds, float) * 1e3))
+    return figures or dict.fromkeys(("p50", "p95", "p99", "max"), float("nan"))
 
 
 def main(argv: list[str] | None = None) -> int:

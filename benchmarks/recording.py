@@ -301,10 +301,11 @@ class NaiveCamera:
         self.next_index += 1
 
 
-def naive_camera(camera: CameraSettings, settings: Settings, folder: Path) -> NaiveCamera:
-    """A camera of the naive loop, with the same simulation and encoder options as the app."""
-    options = camera.options
-    recording = settings.recording
+def naive_writer(
+    camera: CameraSettings, settings: Settings, folder: Path
+) -> tuple[VideoWriter, FrameGeometry]:
+    """A naive loop's video writer for ``camera``, with the app's encoder options."""
+    options, recording = camera.options, settings.recording
     geometry = FrameGeometry.for_pixel_format(options.width, options.height, options.pixel_format)
     writer = VideoWriter(
         folder / video_file_name(camera.name, recording.codec),
@@ -316,6 +317,13 @@ def naive_camera(camera: CameraSettings, settings: Settings, folder: Path) -> Na
         threads=recording.encoder_threads,
         flush_interval=recording.flush_interval,
     )
+    return writer, geometry
+
+
+def naive_camera(camera: CameraSettings, settings: Settings, folder: Path) -> NaiveCamera:
+    """A camera of the naive loop, with the same simulation and encoder options as the app."""
+    options = camera.options
+    writer, geometry = naive_writer(camera, settings, folder)
     return NaiveCamera(
         name=camera.name,
         interval_s=1.0 / options.framerate,
@@ -372,7 +380,8 @@ def run_baseline(folder: Path, settings: Settings, duration_s: float) -> dict[st
 # -- report ------------------------------------------------------------------------------------
 
 
-def _percent(part: int, whole: int) -> float | None:
+def percent_of(part: int, whole: int) -> float | None:
+    """``part`` as a percentage of ``whole`` (None when ``whole`` is 0)."""
     return round(100.0 * part / whole, 2) if whole else None
 
 
@@ -396,8 +405,8 @@ def camera_figures(name: str, project: dict[str, Any], baseline: dict[str, Any])
         Figure(
             f"{name}.recorded_percent",
             f"{name} recorded, % of captured (baseline: of due)",
-            _percent(project["recorded"], project["captured"]),
-            _percent(baseline["recorded"], baseline["due"]),
+            percent_of(project["recorded"], project["captured"]),
+            percent_of(baseline["recorded"], baseline["due"]),
             higher_is_better=True,
         ),
         Figure(

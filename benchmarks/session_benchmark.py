@@ -20,6 +20,7 @@ import pandas as pd
 
 from benchmarks.common import Figure, format_number, machine_description, table_lines
 from pose.files import POSE_CSV_SUFFIX, POSE_TIMING_SUFFIX
+from pose.worker import percentiles
 from recording.session import SESSION_JSON, write_json_atomic
 from settings.sections import Settings
 
@@ -52,18 +53,10 @@ STAGE_LABELS = {
 
 
 def percentiles_ms(values: Iterable[float]) -> dict[str, float] | None:
-    """p50 / p95 / p99 / max and the count of durations in ms; None when there are none."""
-    array = np.asarray([v for v in values if v is not None and math.isfinite(v)], np.float64)
-    if array.size == 0:
-        return None
-    p50, p95, p99 = np.percentile(array, [50, 95, 99])
-    return {
-        "p50": round(float(p50), 3),
-        "p95": round(float(p95), 3),
-        "p99": round(float(p99), 3),
-        "max": round(float(array.max()), 3),
-        "count": int(array.size),
-    }
+    """session.json's p50 / p95 / p99 / max of durations in ms, plus their count; None if none."""
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    figures = percentiles(finite)
+    return None if figures is None else {**figures, "count": len(finite)}
 
 
 def frame_stages_ms(timing: pd.DataFrame) -> dict[str, np.ndarray]:

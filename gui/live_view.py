@@ -17,7 +17,7 @@ from PyQt5.QtGui import QColor, QImage, QPainter
 from PyQt5.QtWidgets import QGridLayout, QWidget
 
 from experiments.runtime import ExperimentStatus
-from gui.overlay import draw_caption, draw_flash, draw_pose, draw_triggers
+from gui.overlay import display_copy, draw_caption, draw_flash, draw_pose_on, draw_triggers
 from gui.preview import to_qimage
 from stream.readers import NewestFrameReader
 from stream.supervisor import Stream
@@ -125,8 +125,7 @@ class LiveView(QWidget):
         self, name: str, frame: np.ndarray, status: ExperimentStatus | None, flashing: bool
     ) -> np.ndarray:
         """A display copy of ``frame`` with everything the experimenter needs to see."""
-        canvas = frame if frame.ndim == 3 else np.repeat(frame[:, :, None], 3, axis=2)
-        canvas = canvas.copy()  # the shared-memory slot is never drawn on
+        canvas = display_copy(frame)  # the one copy: the shared-memory slot is never drawn on
         analysis = self._stream.analysis
         if status is not None:
             draw_triggers(canvas, [t for t in status.triggers if t.camera in (None, name)])
@@ -135,7 +134,7 @@ class LiveView(QWidget):
             index = {keypoint: i for i, keypoint in enumerate(analysis.keypoints_of(name))}
             skeleton = tuple((index[a], index[b]) for a, b in analysis.skeleton_of(name))
             threshold = self._stream.likelihood_threshold(name)
-            canvas = draw_pose(canvas, record.pose, threshold, skeleton)
+            draw_pose_on(canvas, record.pose, threshold, skeleton)
             self.views[name].pose_frame_index = record.frame_index
         if status is not None:
             trial = f"trial {status.trial}" if status.trial is not None else "no trial"

@@ -152,6 +152,7 @@ class MainWindow(QMainWindow):
         if self.live_view is None and opened and controller.busy is None:
             self._show_live_view()
         self._refresh_status()
+        self._show_experiment()
 
     def _show_live_view(self) -> None:
         stream = self.controller.stream
@@ -176,19 +177,24 @@ class MainWindow(QMainWindow):
             self.live_view.refresh()
 
     def _service(self) -> None:
+        """Every 50 ms: the stream's news, then the experiment's line (it changes by the frame)."""
         self.controller.service()
+        self._show_experiment()
+
+    def _show_experiment(self) -> None:
         stream = self.controller.stream
-        if stream is not None and stream.analysis is not None:
-            status = stream.analysis.experiment_status
-            self.status_panel.show_experiment(status, self.controller.running(Part.EXPERIMENT))
-            if status is not None and status.error and status.error != self._shown_error:
-                self._shown_error = status.error  # a device failed mid-run: say so once
-                self._show_error(
-                    f"{status.error}. Check the device, then start the experiment "
-                    "again (Stop Experiment, Start Experiment)."
-                )
+        analysis = stream.analysis if stream is not None else None
+        status = analysis.experiment_status if analysis is not None else None
+        self.status_panel.show_experiment(status, self.controller.running(Part.EXPERIMENT))
+        if status is not None and status.error and status.error != self._shown_error:
+            self._shown_error = status.error  # a device failed mid-run: say so once
+            self._show_error(
+                f"{status.error}. Check the device, then start the experiment "
+                "again (Stop Experiment, Start Experiment)."
+            )
 
     def _refresh_status(self) -> None:
+        """Once a second: the camera table and the recording's duration and size."""
         controller = self.controller
         runner = controller.runner
         if runner is not None:  # the runner refreshes its figures once a second when serviced
@@ -196,12 +202,6 @@ class MainWindow(QMainWindow):
         started = controller.recording_started
         seconds = None if started is None else time.monotonic() - started
         self.status_panel.show_recording(seconds, controller.recording_size_bytes())
-        stream = controller.stream
-        analysis = stream.analysis if stream is not None else None
-        self.status_panel.show_experiment(
-            analysis.experiment_status if analysis is not None else None,
-            controller.running(Part.EXPERIMENT),
-        )
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
         """Closing stops every part in order and finalises the files, then the window goes."""

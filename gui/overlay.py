@@ -28,7 +28,23 @@ def draw_pose(
     skeleton_indices: tuple[tuple[int, int], ...] = (),
 ) -> np.ndarray:
     """Draw keypoints (K, 3) above ``threshold`` on a BGR copy of ``image``; return the copy."""
-    canvas = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 else image.copy()
+    canvas = display_copy(image)
+    draw_pose_on(canvas, pose, threshold, skeleton_indices)
+    return canvas
+
+
+def display_copy(image: np.ndarray) -> np.ndarray:
+    """A BGR copy of a BGR or mono frame, to draw on (the frame itself is never touched)."""
+    return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 else image.copy()
+
+
+def draw_pose_on(
+    canvas: np.ndarray,
+    pose: np.ndarray,
+    threshold: float,
+    skeleton_indices: tuple[tuple[int, int], ...] = (),
+) -> None:
+    """Draw keypoints (K, 3) above ``threshold`` and the skeleton on ``canvas`` in place."""
     radius = max(2, round(min(canvas.shape[:2]) / 120))
     visible = pose[:, 2] >= threshold
     for a, b in skeleton_indices:
@@ -39,7 +55,6 @@ def draw_pose(
     for x, y, likelihood in pose[visible]:
         centre = (round(float(x)), round(float(y)))
         cv2.circle(canvas, centre, radius, likelihood_colour(likelihood), -1, cv2.LINE_AA)
-    return canvas
 
 
 # Trigger colours (BGR): a true trigger stands out in orange, an idle one is a quiet blue.

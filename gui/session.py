@@ -241,10 +241,12 @@ class SessionController(QObject):
         self.changed.emit()
 
     def _on_event(self, event: StreamEvent) -> None:
-        if event.level >= logging.WARNING:
-            prefix = f"camera {event.camera!r}: " if event.camera else ""
-            text = event.message if event.message.startswith("camera") else prefix + event.message
-            self.failed.emit(text)
+        if event.level < logging.WARNING:
+            return
+        text = event.message
+        if event.camera and event.camera not in text:  # say which camera, once
+            text = f"camera {event.camera!r}: {text}"
+        self.failed.emit(text)
 
     def _run(self, what: str, call: Callable[[], None]) -> None:
         if self.busy is not None:

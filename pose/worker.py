@@ -516,8 +516,9 @@ def _analyse(job: PoseJob, states: list[_CameraState], slot: _ExperimentSlot) ->
     seq = 0
     while active:
         wait([*(s.reader for s in active), job.control], timeout=1.0)
-        if not _handle_control(job, slot):
-            return
+        # On a stop, one last turn: frames announced before it are analysed (the newest of each
+        # camera) or counted as skipped, never left uncounted.
+        stopping = not _handle_control(job, slot)
         picked_ns = host_now_ns()
         ready = [s for s in active if s.reader.poll()]
         active = [s for s in active if s.reader.ended is None]
@@ -528,6 +529,8 @@ def _analyse(job: PoseJob, states: list[_CameraState], slot: _ExperimentSlot) ->
             estimator = group[0].model.estimators[shape]
             batch = _Batch(picked_ns, poses_out, seq, record_rows, common_clock)
             seq = _estimate_group(estimator, group, batch, slot.run)
+        if stopping:
+            return
         if ready:
             _send_status(job, slot)
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from cameras.base import CameraError
 from cameras.video import VideoSettings
-from DeepLabStream import has_display
+from gui.display import has_display
 from pose.analysis import PoseError
 from recording.session import SESSION_JSON, write_json_atomic
 from replay.job import Progress, ProgressSink, ReplayOptions, ReplayResult

@@ -88,7 +88,7 @@ def test_realtime_analyses_a_subset_in_order_with_the_fast_keypoints(tmp_path: P
     info = json.loads((tmp_path / "live" / "walk" / "session.json").read_text())
     assert info["replay"]["mode"] == "realtime"
     figures = info["pose"]["cameras"]["walk"]
-    assert figures["frames_analysed"] + figures["frames_skipped"] == 60
+    assert figures["frames_analysed"] + figures["frames_skipped"] == 60, figures
     # The annotated video: every frame of the source, keypoints drawn on the analysed ones.
     annotated = read_video(tmp_path / "live" / "walk" / "walk.annotated.mp4")
     source = read_video(video)

@@ -26,6 +26,7 @@ if __package__ in (None, ""):  # run as a script: the project's packages are one
 from replay.job import ReplayOptions, ReplayResult
 from replay.progress import failure_reason
 from replay.videos import find_videos
+from utils.arguments import positive_int
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -85,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     scale = parser.add_mutually_exclusive_group()
     scale.add_argument(
-        "--jobs", type=_positive_int, default=1, help="videos replayed at once (default 1)"
+        "--jobs", type=positive_int, default=1, help="videos replayed at once (default 1)"
     )
     scale.add_argument(
         "--ray",
@@ -99,13 +100,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
     )
     return parser
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
 
 
 def options_from(args: argparse.Namespace) -> ReplayOptions:
