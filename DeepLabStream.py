@@ -20,7 +20,7 @@ import dataclasses
 import logging
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from gui.display import has_display
 from utils.arguments import positive_float, positive_int
@@ -156,19 +156,28 @@ def _benchmark(stream: Stream, args: argparse.Namespace) -> None:
     captured = {name: stats["captured"] for name, stats in stream.camera_stats().items()}
     stop: list[str] = []
     install_stop_signals(stop.append)  # Ctrl-C ends the naive loop too; what it has is reported
-    print(
-        f"\nNaive single-thread loop on the same model and frames ({sum(captured.values())} "
-        "frames due; Ctrl-C stops it)...",
-        flush=True,
-    )
-    naive = run_naive_loop(
-        stream.settings, captured, args.experiment_enabled, stop_requested=lambda: bool(stop)
-    )
+    recorded = bool(args.recording_enabled)
+    naive_runs: dict[bool, dict[str, Any]] = {}
+    # The same work first (recording when the session recorded), then without recording.
+    for record in (True, False) if recorded else (False,):
+        print(
+            f"\nNaive single-thread loop on the same model and frames ({sum(captured.values())} "
+            f"frames due, {'recording' if record else 'not recording'}; Ctrl-C stops it)...",
+            flush=True,
+        )
+        naive_runs[record] = run_naive_loop(
+            stream.settings,
+            captured,
+            args.experiment_enabled,
+            stop_requested=lambda: bool(stop),
+            record=record,
+        )
     data = build_benchmark(
         stream.session_dir,
         stream.settings,
         frames_requested=args.frames,
-        naive=naive,
+        naive=naive_runs[recorded],
+        naive_no_recording=naive_runs[False] if recorded else None,
         threads=worker_threads(stream.settings),
     )
     path = write_benchmark(stream.session_dir, data)

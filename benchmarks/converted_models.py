@@ -1,6 +1,6 @@
 """Models converted from DeepLabCut 3.0 and Lightning Pose: speed and accuracy per backend.
 
-    python -m benchmarks.converted_models [--frames N] [--threads T] [--quick]
+    python -m benchmarks.converted_models [--frames N] [--threads T] [--case KEY ...] [--quick]
 
 For each real model of ../shared/data (DeepLabCut's ``cspnext_s`` on its 640x480 clip,
 Lightning Pose's ``resnet18`` on its 396x406 clip, fed at 128x256), the whole per-frame path
@@ -9,9 +9,13 @@ Lightning Pose's ``resnet18`` on its 396x406 clip, fed at 128x256), the whole pe
 
 - **baseline: PyTorch eager**, the network rebuilt from the framework's file and run as the
   framework runs it (fp32);
-- **project: ONNX Runtime fp32**, the converted graph;
+- **project: ONNX Runtime fp32**, the converted graph, as the app runs it (idle threads of
+  its pool sleep);
+- ONNX Runtime fp32 with its default thread pool (idle threads spin), for comparison;
 - ONNX Runtime fp16 (half-precision weights; decoding in float32). ONNX Runtime's CPU provider
-  runs such graphs; CUDA and TensorRT providers are measured too where they are installed.
+  runs such graphs; CUDA and TensorRT providers are measured too where they are installed;
+- OpenVINO fp32 (``[Pose] BACKEND = openvino``, the same graph), where the optional
+  ``openvino`` package is installed (``requirements-openvino.txt``).
 
 Beside each speed, the accuracy of the same run against the framework's own predictions
 (DeepLabCut's ``analyze_videos``, Lightning Pose's ``litpose predict``): the largest |dx|, |dy|
@@ -23,6 +27,7 @@ caches them (beside the model, or in ``~/.cache/deeplabstream`` for a read-only 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,12 +45,13 @@ from benchmarks.common import (
     save_result,
     summarize_ms,
 )
-from pose.backends import open_backend
+from pose.backends import OnnxRuntimeBackend, open_backend
 from pose.estimator import PoseEstimator
 from pose.loading import load_model
 from pose.model import ModelDescription
 
 BLOCK = 10  # frames per turn of a variant
+SPINNING = "onnxruntime cpu fp32, spinning threads"
 SHARED_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 
 
@@ -108,8 +114,12 @@ def variants() -> list[tuple[str, str, str, str]]:
     found = [
         ("pytorch eager fp32", "pytorch", "cpu", "fp32"),
         ("onnxruntime cpu fp32", "onnxruntime", "cpu", "fp32"),
+        # ONNX Runtime's default thread pool (idle threads spin), which the project turns off
+        (SPINNING, "onnxruntime", "cpu", "fp32"),
         ("onnxruntime cpu fp16", "onnxruntime", "cpu", "fp16"),
     ]
+    if package_version("openvino") is not None:
+        found.append(("openvino cpu fp32", "openvino", "cpu", "fp32"))
     if torch.cuda.is_available():
         found.append(("pytorch eager cuda fp32", "pytorch", "cuda", "fp32"))
     providers = ort.get_available_providers()
@@ -145,7 +155,10 @@ def open_runner(
     frames: list[np.ndarray],
 ) -> Runner:
     """Open a backend, build the estimator and warm the whole path."""
-    backend = open_backend(description, backend_name, device, threads)
+    if label == SPINNING:
+        backend: Any = OnnxRuntimeBackend(description, "cpu", threads, allow_spinning=True)
+    else:
+        backend = open_backend(description, backend_name, device, threads)
     backend.warm_up(1)
     estimator = PoseEstimator(description, backend, frames[0].shape, max_batch=1)
     for frame in frames[:3]:
@@ -231,9 +244,13 @@ def figures_of(key: str, case: dict[str, Any]) -> list[Figure]:
     figures = []
     for label, short in (
         ("onnxruntime cpu fp32", "ort_fp32"),
+        (SPINNING, "ort_fp32_spinning"),
         ("onnxruntime cpu fp16", "ort_fp16"),
+        ("openvino cpu fp32", "openvino_fp32"),
     ):
-        row = rows[label]
+        row = rows.get(label)
+        if row is None:  # openvino: an optional package
+            continue
         name = f"{case['title'].split(',')[0]}, {label}"
         figures += [
             Figure(
@@ -284,28 +301,40 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--frames", type=int, default=100, help="clip frames per variant (<= 100)")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads of every backend")
     parser.add_argument("--quick", action="store_true", help="20 frames per variant")
+    parser.add_argument(
+        "--case",
+        nargs="+",
+        choices=[case.key for case in CASES],
+        help="these models only (default: all)",
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    missing = [c.model for c in CASES if not c.model.is_file()]
+    cases_wanted = [c for c in CASES if not args.case or c.key in args.case]
+    missing = [c.model for c in cases_wanted if not c.model.is_file()]
     if missing:
         print(f"the shared data folder is not beside the project: {missing[0]} is absent")
         return 1
     frames = 20 if args.quick else min(args.frames, 100)
     started, machine = now_iso(), machine_description()
-    machine |= {"torch": package_version("torch"), "onnxruntime": package_version("onnxruntime")}
+    machine |= {
+        "torch": package_version("torch"),
+        "onnxruntime": package_version("onnxruntime"),
+        "openvino": package_version("openvino"),
+    }
     cases = {}
-    for case in CASES:
+    for case in cases_wanted:
         print(f"\n{case.title}: {frames} frames, {args.threads} threads, one frame at a time")
         cases[case.key] = run_case(case, frames, args.threads)
     figures = [f for key, case in cases.items() for f in figures_of(key, case)]
+    machine["load_average_1m_at_end"] = round(os.getloadavg()[0], 2)
     print_table(
         "converted models: whole per-frame path (pre-processing + network + decoding)",
         figures,
         machine,
-        project="ONNX Runtime",
+        project="ONNX Runtime / OpenVINO",
         baseline="PyTorch eager",
     )
     path = save_result(

@@ -2,16 +2,19 @@
 
     python -m benchmarks.end_to_end [--frames N] [--fps F] [--quick]
 
-Runs ``DeepLabStream.py --headless --benchmark-enabled --experiment-enabled --frames N`` on the
-simulated arena (640x480 at ``--fps``, default 30), the bundled model, ``ExampleExperiment`` on a
-log-only device, exactly as a user would, and reads its ``benchmark.json``: per-stage latency,
-rates and the naive single-thread loop on the same model and frames. Saved to
-``benchmarks/results/end_to_end.json`` (the whole ``benchmark.json`` is kept in ``details``).
+Runs ``DeepLabStream.py --headless --benchmark-enabled --experiment-enabled --recording-enabled
+--frames N`` on the simulated arena (640x480 at ``--fps``, default 30), the bundled model,
+``ExampleExperiment`` on a log-only device, exactly as a user would, and reads its
+``benchmark.json``: per-stage latency, rates and the naive single-thread loop on the same model
+and frames, recording in a writer thread (the same work), and the same loop without recording.
+Saved to ``benchmarks/results/end_to_end.json`` (the whole ``benchmark.json`` is kept in
+``details``).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import subprocess
 import sys
@@ -42,6 +45,7 @@ def run_benchmark_mode(folder: Path, frames: int, fps: float) -> dict:
         "--headless",
         "--benchmark-enabled",
         "--experiment-enabled",
+        "--recording-enabled",
         "--frames",
         str(frames),
         "--output-dir",
@@ -67,6 +71,16 @@ def main(argv: list[str] | None = None) -> int:
         data = run_benchmark_mode(Path(folder), frames, args.fps)
     naive = data.pop("naive")
     figures = comparison(data, naive)
+    other = data.get("naive_no_recording")
+    for figure in comparison(data, other) if other else []:
+        if figure.key.startswith(("end_to_end", "closed_loop")):
+            figures.append(
+                dataclasses.replace(
+                    figure,
+                    key=f"{figure.key}.vs_no_recording",
+                    label=f"{figure.label}, vs naive loop not recording",
+                )
+            )
     for stage in ("transport", "queue_wait", "preprocessing", "inference", "decoding"):
         figures.append(
             Figure(
@@ -81,11 +95,11 @@ def main(argv: list[str] | None = None) -> int:
     lost = data["tracking_lost_fraction"]
     figures.append(Figure("tracking_lost_fraction", "tracking lost (share)", lost, None))
     print_table(
-        f"End to end at {args.fps:g} fps, {frames} frames, experiment on a log device",
+        f"End to end at {args.fps:g} fps, {frames} frames, recording, experiment on a log device",
         figures,
         machine,
         project="app",
-        baseline="naive loop",
+        baseline="naive loop, recording",
     )
     path = save_result(
         "end_to_end",

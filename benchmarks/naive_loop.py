@@ -15,13 +15,20 @@ arrives in the capture process).
 "Act" is the session's experiment with its devices when the session ran one (an
 :class:`experiments.runtime.ExperimentRun` writing its events to a temporary folder), nothing
 otherwise.
+
+"Record" (when the session recorded, so that both sides do the same work): every frame that
+falls due, the ones the loop never analyses included, is copied into a queue that one writer
+thread encodes with the session's own encoder settings, as DeepLabCut-Live-GUI records (its
+camera hands frames to a writer thread). The loop's latency then includes what the writer thread
+takes from it (the copy, the interpreter lock, the cores).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
+import queue
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,7 +39,8 @@ import numpy as np
 
 from cameras import camera_class
 from cameras.base import host_now_ns
-from settings.sections import CameraSettings, Settings
+from settings.sections import CameraSettings, RecordingSettings, Settings
+from stream.priority import inference_thread_count
 
 POOL_FRAMES = 100
 DEFAULT_FPS = 30.0  # a camera that states no rate
@@ -48,15 +56,57 @@ class _Camera:
     flip: bool
     limit: int  # frames that fall due in the run (as many as the app captured)
     next_index: int = 0  # the first frame not yet due-and-passed
+    writer: NaiveWriter | None = None  # records every due frame when the session recorded
     analysed: int = 0
     skipped: int = 0
     end_to_end_ms: list[float] = field(default_factory=list)
     wait_ms: list[float] = field(default_factory=list)
 
 
+class NaiveWriter:
+    """One camera's video writer on a thread of its own, fed through an unbounded queue."""
+
+    def __init__(
+        self, path: Path, shape: tuple[int, ...], fps: float, recording: RecordingSettings
+    ) -> None:
+        from cameras.base import FrameGeometry
+        from recording.video import VideoWriter
+
+        channels = 1 if len(shape) == 2 else shape[2]
+        self._video = VideoWriter(
+            path,
+            FrameGeometry(shape[0], shape[1], channels),
+            recording.codec,
+            fps,
+            crf=recording.crf,
+            preset=recording.preset,
+            threads=recording.encoder_threads,
+            flush_interval=recording.flush_interval,
+        )
+        self._queue: queue.Queue[tuple[np.ndarray, float] | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="naive writer", daemon=True)
+        self._thread.start()
+
+    def put(self, pixels: np.ndarray, timestamp_s: float) -> None:
+        """Queue a copy of ``pixels`` (the camera reuses its buffer)."""
+        self._queue.put((pixels.copy(), timestamp_s))
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            pixels, timestamp_s = item
+            self._video.encode(self._video.frame_from(pixels), timestamp_s)
+
+    def close(self) -> int:
+        """Encode what is queued, finalise the file; the frames written."""
+        self._queue.put(None)
+        self._thread.join()
+        self._video.close()
+        return self._video.frames_written
+
+
 def worker_threads(settings: Settings) -> int:
     """The thread count the inference worker uses for these settings (``[Pose] THREADS``)."""
-    return settings.pose.threads or max(1, min(4, (os.cpu_count() or 2) - 1))
+    return inference_thread_count(settings.pose.threads)
 
 
 def frame_pool(camera: CameraSettings, count: int) -> tuple[list[np.ndarray], float]:
@@ -87,11 +137,15 @@ def run_naive_loop(
     frames_per_camera: dict[str, int],
     experiment: bool,
     stop_requested: Callable[[], bool] = lambda: False,
+    *,
+    record: bool = False,
 ) -> dict[str, Any]:
     """Run the naive loop for as many due frames per camera as the app captured.
 
     Returns its figures: ``analysed_fps`` (all cameras), ``latency_ms`` per stage, per camera
     counts, and with ``experiment`` the latency of its actions (frame due -> command written).
+    With ``record``, a writer thread per camera encodes every due frame (``recorded`` per
+    camera).
     """
     from benchmarks.session_benchmark import percentiles_ms
     from pose.backends import open_backend
@@ -114,12 +168,21 @@ def run_naive_loop(
         for c in cameras
     }
     stages: dict[str, list[float]] = {"preprocessing": [], "inference": [], "decoding": []}
+    recorded: dict[str, int] = {}
     with tempfile.TemporaryDirectory() as folder:
         run = _open_experiment(settings, Path(folder)) if experiment else None
+        if record:
+            for camera in cameras:
+                path = Path(folder) / f"{camera.name}.naive.mkv"
+                shape = camera.frames[0].shape
+                camera.writer = NaiveWriter(path, shape, camera.fps, settings.recording)
         try:
             elapsed = _loop(cameras, estimators, description, stages, run, stop_requested)
         finally:
             summary = _close_experiment(run)
+            for camera in cameras:
+                if camera.writer is not None:
+                    recorded[camera.name] = camera.writer.close()
     backend.close()
     analysed = sum(c.analysed for c in cameras)
     all_end_to_end = [v for c in cameras for v in c.end_to_end_ms]
@@ -134,12 +197,14 @@ def run_naive_loop(
         "duration_s": round(elapsed, 3),
         "threads": worker_threads(settings),
         "pool_frames": POOL_FRAMES,
+        "records": record,
         "actions": summary["actions"] if summary is not None else None,
         "cameras": {
             c.name: {
                 "due": min(c.next_index, c.limit),
                 "analysed": c.analysed,
                 "skipped": c.skipped,
+                "recorded": recorded.get(c.name),
                 "analysed_fps": round(c.analysed / elapsed, 3) if elapsed > 0 else None,
             }
             for c in cameras
@@ -173,6 +238,10 @@ def _loop(
             newest = _newest_due(camera, start_ns, host_now_ns())
             newest = min(camera.limit - 1, max(camera.next_index, newest))
             camera.skipped += newest - camera.next_index
+            if camera.writer is not None:  # the camera delivered them all: all are recorded
+                for index in range(camera.next_index, newest + 1):
+                    pixels = camera.frames[index % len(camera.frames)]
+                    camera.writer.put(pixels, index / camera.fps)
             camera.next_index = newest + 1
             due_ns = _due_ns(camera, newest, start_ns)
             grabbed_ns = host_now_ns()

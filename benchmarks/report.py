@@ -17,18 +17,44 @@ from typing import Any
 from benchmarks.common import RESULTS_DIR, format_number
 
 DOCS_PAGE = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
-ORDER = ("transport", "inference", "end_to_end", "closed_loop", "recording", "replay")
+ORDER = (
+    "transport",
+    "inference",
+    "converted_models",
+    "dynamic_crop",
+    "end_to_end",
+    "closed_loop",
+    "profile_session",
+    "forward_prediction",
+    "gpu",
+    "recording",
+    "replay",
+)
 TITLES = {
     "transport": "Frames between processes (shared-memory ring + pipe vs multiprocessing.Queue)",
     "inference": "Pose inference: whole path in the app vs the naive loop",
+    "converted_models": "DeepLabCut and Lightning Pose models: ONNX Runtime (and OpenVINO) vs "
+    "PyTorch eager",
+    "dynamic_crop": "Dynamic cropping on the open-field video (DeepLabCut 3.0 cspnext_s)",
     "end_to_end": "End to end: the benchmark mode (`DeepLabStream.py --benchmark-enabled`)",
     "closed_loop": "Closed loop to the stimulus firmware (simavr)",
+    "profile_session": "Where the time goes: priorities and core placement vs none "
+    "(docs/performance.md)",
+    "forward_prediction": "Forward prediction: the nose at the moment of the command",
+    "gpu": "A ResNet-50-class network on the GPU (640x480, batch 1)",
     "recording": "Recording two cameras",
     "replay": "Replay throughput (`utils/VideoAnalyzer.py`)",
 }
 BASELINES = {
     "transport": ("ring+pipe", "mp.Queue"),
     "recording": ("app", "naive loop"),
+    "converted_models": ("ONNX Runtime / OpenVINO", "PyTorch eager"),
+    "dynamic_crop": ("dynamic crop", "full frame"),
+    "closed_loop": ("app", "naive loop, recording"),
+    "end_to_end": ("app", "naive loop, recording"),
+    "profile_session": ("with priorities", "none"),
+    "forward_prediction": ("predicted", "measured"),
+    "gpu": ("GPU", "CPU"),
 }
 
 INTRO = """\

@@ -22,8 +22,11 @@ BENCHMARKS = (
     "recording",
     "inference",
     "converted_models",
+    "dynamic_crop",
     "end_to_end",
     "closed_loop",
+    "profile_session",
+    "forward_prediction",
     "replay",
     "cameras",
 )

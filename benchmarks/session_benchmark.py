@@ -229,8 +229,13 @@ def build_benchmark(
     frames_requested: int | None,
     naive: dict[str, Any] | None,
     threads: int,
+    naive_no_recording: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The content of ``benchmark.json`` (``naive`` None: the baseline did not run)."""
+    """The content of ``benchmark.json`` (``naive`` None: the baseline did not run).
+
+    ``naive`` is the naive loop doing the session's work (recording when the session recorded);
+    ``naive_no_recording`` the same loop without recording, when the session recorded.
+    """
     app = session_figures(session_dir, settings)
     session = app.pop("session")
     machine = machine_description()
@@ -246,6 +251,7 @@ def build_benchmark(
         "experiment": _experiment_entry(session),
         **app,
         "naive": naive,
+        "naive_no_recording": naive_no_recording,
         "ratios": {f.key: f.ratio for f in comparison(app, naive)} if naive else None,
     }
     return data
@@ -286,7 +292,11 @@ def benchmark_lines(data: dict[str, Any]) -> list[str]:
     )
     if data["naive"]:
         figures = comparison(data, data["naive"])
-        lines += ["", *table_lines(figures, project="app", baseline="naive loop")]
+        same_work = "naive loop, recording" if data["naive"].get("records") else "naive loop"
+        lines += ["", *table_lines(figures, project="app", baseline=same_work)]
+    if data.get("naive_no_recording"):
+        figures = comparison(data, data["naive_no_recording"])
+        lines += ["", *table_lines(figures, project="app", baseline="naive, no recording")]
     return lines
 
 

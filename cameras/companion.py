@@ -44,6 +44,7 @@ from settings.sections import RecordingSettings
 from stream.channel import ChannelWriter, EndReason, FrameRecord, encode_frame
 from stream.control import join_or_terminate, receive, receive_within
 from stream.logs import LogTarget
+from stream.priority import SIDE_NICENESS, ProcessPriority
 from stream.ring import Channel, FrameRing, RingSpec, new_ring_name, ring_slots
 
 log = logging.getLogger(__name__)
@@ -167,6 +168,8 @@ class CompanionOutputs:
         Sizes the rings (:data:`COMPANION_BUFFER_S` seconds of frames).
     log_target
         Handed to companion recorders.
+    recorder_niceness
+        Niceness the companion recorders add (``[Streaming] SIDE_NICENESS`` of a live session).
     """
 
     def __init__(
@@ -176,8 +179,10 @@ class CompanionOutputs:
         streams: tuple[CompanionStream, ...],
         nominal_fps: float | None,
         log_target: LogTarget,
+        recorder_niceness: int = SIDE_NICENESS,
     ) -> None:
         self.camera_name = camera_name
+        self._recorder_niceness = recorder_niceness
         self.camera_id = camera_id
         self._log_target = log_target
         self._nominal_fps = nominal_fps
@@ -298,6 +303,8 @@ class CompanionOutputs:
             settings=COMPANION_RECORDING,
             nominal_fps=self._nominal_fps,
             log_target=self._log_target,
+            # Side work like every recorder; it keeps the cores of the capture that starts it.
+            priority=ProcessPriority("recorder", self._recorder_niceness),
         )
         process = self._context.Process(
             target=recorder_main, args=(job,), name=f"recorder:{output.name}"

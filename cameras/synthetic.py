@@ -22,6 +22,11 @@ from settings.schema import setting
 
 log = logging.getLogger(__name__)
 
+#: Grey levels of the LED spot when off for the whole exposure and when on for all of it; the
+#: spot is drawn without noise, so its mean tells the lit fraction to 1 / 240 of an exposure.
+LED_OFF_LEVEL = 10
+LED_ON_LEVEL = 250
+
 WAYPOINT_SYNTAX = (
     "waypoints 'FRAME: X Y' separated by ';' with strictly increasing whole frame numbers >= 0 "
     "and X, Y in pixels, e.g. '0: 100 240; 90: 320 240; 150: 320 400'"
@@ -140,6 +145,27 @@ class SyntheticSettings:
         minimum=0,
         maximum=0.5,
     )
+    led_pin_log: str = setting(
+        "",
+        doc="Draw a stimulus LED: the pin log of the simulated stimulus board "
+        "(`firmware/build/simstim --pins FILE`), whose lines `PIN <pin> <level> <board_ns> "
+        "<host_ns>` say when the pin changed on the host clock. Empty: no LED. The LED's "
+        "brightness in a frame is the fraction of that frame's exposure the pin was HIGH.",
+    )
+    led_pin: str = setting("PD4", doc="The pin of the LED in the pin log (`PD4` = channel 2).")
+    led_x: int = setting(20, doc="Left edge of the LED spot.", minimum=0, maximum=8191, unit="px")
+    led_y: int = setting(20, doc="Top edge of the LED spot.", minimum=0, maximum=8191, unit="px")
+    led_size: int = setting(
+        12, doc="Side of the square LED spot.", minimum=1, maximum=512, unit="px"
+    )
+    exposure: float = setting(
+        0.0,
+        doc="Exposure time of each frame, ending when the frame is due; 0: the whole frame "
+        "interval (1 / FRAMERATE). Only the LED depends on it.",
+        minimum=0,
+        maximum=10000,
+        unit="ms",
+    )
     pacing: Literal["realtime", "free"] = setting(
         "realtime",
         doc="`realtime`: frame i is delivered i / FRAMERATE seconds after the first, like a real "
@@ -162,6 +188,15 @@ class SyntheticSettings:
             raise ValueError(
                 "MOTION = waypoints needs WAYPOINTS, e.g. WAYPOINTS = 0: 100 240; 90: 320 240"
             )
+        if self.led_pin_log and (
+            self.led_x + self.led_size > self.width or self.led_y + self.led_size > self.height
+        ):
+            raise ValueError(
+                f"LED_X, LED_Y, LED_SIZE: the LED spot does not fit in the {self.width}x"
+                f"{self.height} frame"
+            )
+        if self.exposure * self.framerate > 1000:
+            raise ValueError("EXPOSURE: longer than one frame interval (1000 / FRAMERATE ms)")
         for frame, x, y in self.waypoints:
             if not (0 <= x <= self.width - 1 and 0 <= y <= self.height - 1):
                 raise ValueError(
@@ -182,6 +217,73 @@ class SyntheticSettings:
             noise=self.noise,
             lighting_drift=self.lighting_drift,
         )
+
+
+class PinLogFollower:
+    """Follows one pin of the simulated board's pin log as the harness writes it.
+
+    The log grows while the board runs; :meth:`update` reads the lines completed since the last
+    call (never blocking, never waiting for the file to appear), keeping the pin's changes on
+    the host clock.
+
+    Parameters
+    ----------
+    path
+        The pin log (``simstim --pins FILE``): ``PIN <pin> <level> <board_ns> <host_ns>`` lines.
+    pin
+        The pin to follow, e.g. ``PD4``.
+    """
+
+    def __init__(self, path: Path, pin: str) -> None:
+        self.path = path
+        self.pin = pin
+        self.changes: list[tuple[int, int]] = []  # (host_ns, level), in order
+        self._offset = 0
+        self._partial = b""
+
+    def update(self) -> None:
+        """Read the complete lines added since the last call."""
+        try:
+            with self.path.open("rb") as file:
+                file.seek(self._offset)
+                data = file.read()
+        except FileNotFoundError:
+            return  # the harness has not created it yet
+        self._offset += len(data)
+        data = self._partial + data
+        complete, _, self._partial = data.rpartition(b"\n")
+        for line in complete.split(b"\n"):
+            fields = line.split()
+            if len(fields) == 5 and fields[1].decode() == self.pin:
+                self.changes.append((int(fields[4]), int(fields[2])))
+
+    def high_fraction(self, start_ns: int, end_ns: int) -> float:
+        """The fraction of ``[start_ns, end_ns]`` (host clock) during which the pin was HIGH."""
+        if end_ns <= start_ns:
+            return float(self.level_at(end_ns))
+        high_ns = 0
+        level = self.level_at(start_ns)
+        since = start_ns
+        for time_ns, new_level in self.changes:
+            if time_ns <= start_ns:
+                continue
+            if time_ns >= end_ns:
+                break
+            if level:
+                high_ns += time_ns - since
+            level, since = new_level, time_ns
+        if level:
+            high_ns += end_ns - since
+        return high_ns / (end_ns - start_ns)
+
+    def level_at(self, time_ns: int) -> int:
+        """The pin's level at ``time_ns`` (LOW before its first change)."""
+        level = 0
+        for change_ns, new_level in self.changes:
+            if change_ns > time_ns:
+                break
+            level = new_level
+        return level
 
 
 class TruthCsvWriter:
@@ -294,11 +396,14 @@ class SyntheticCamera(Camera):
         self._arena: SimulatedArena | None = None
         self._truth: TruthCsvWriter | None = None
         self._first_grab_ns: int | None = None
+        self._led: PinLogFollower | None = None
 
     def open(self) -> FrameGeometry:
         """Build the simulation (floor texture and noise are precomputed here)."""
         self._arena = SimulatedArena(self.settings.arena_params())
         self._first_grab_ns = None
+        if self.settings.led_pin_log:
+            self._led = PinLogFollower(Path(self.settings.led_pin_log), self.settings.led_pin)
         return FrameGeometry.for_pixel_format(
             self.settings.width, self.settings.height, self.settings.pixel_format
         )
@@ -319,10 +424,40 @@ class SyntheticCamera(Camera):
             self._truth.write(index, keypoints)
         if self.settings.pacing == "realtime":
             self._sleep_until_due(index, self._first_grab_ns)
+        if self._led is not None:
+            self._draw_led(out, self.exposure_end_ns(index))
         fps = self.settings.framerate
         return FrameStamp(
             frame_index=index, camera_timestamp=index / fps, host_timestamp_ns=host_now_ns()
         )
+
+    @property
+    def exposure_ns(self) -> int:
+        """The exposure of each frame (EXPOSURE, or the whole frame interval)."""
+        exposure_ms = self.settings.exposure or 1000.0 / self.settings.framerate
+        return round(exposure_ms * 1e6)
+
+    def exposure_end_ns(self, index: int) -> int:
+        """Host time at which frame ``index``'s exposure ends: when it is due.
+
+        Its camera timestamp, ``index / FRAMERATE``, is this time less the first grab's.
+        """
+        if self._first_grab_ns is None:
+            raise CameraError(f"camera {self.name!r}: no frame grabbed yet")
+        return self._first_grab_ns + round(index * 1e9 / self.settings.framerate)
+
+    def _draw_led(self, out: np.ndarray, exposure_end_ns: int) -> None:
+        """Draw the LED as the sensor integrates it: lit for the part of the exposure it was on.
+
+        Called once the exposure is over (the frame is due), so every pin change inside it is
+        in the log already (the harness writes each one as it happens).
+        """
+        assert self._led is not None
+        self._led.update()
+        fraction = self._led.high_fraction(exposure_end_ns - self.exposure_ns, exposure_end_ns)
+        level = round(LED_OFF_LEVEL + fraction * (LED_ON_LEVEL - LED_OFF_LEVEL))
+        s = self.settings
+        out[s.led_y : s.led_y + s.led_size, s.led_x : s.led_x + s.led_size] = level
 
     def _sleep_until_due(self, index: int, first_grab_ns: int) -> None:
         """Sleep (never spin) until frame ``index`` is due; a late frame goes out at once."""

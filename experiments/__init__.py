@@ -13,6 +13,9 @@
   triggers, trials (maximum count, inter-trial interval, duration), session duration,
   pause/resume, switching outputs off, the event log and the summary; subclasses write
   ``on_update(obs, t) -> list[Action]``.
+* :mod:`experiments.prediction`: forward prediction (latency compensation): each keypoint
+  extrapolated to the moment the command is written, by constant velocity or a Kalman filter,
+  with a lead that follows the measured latency.
 * :mod:`experiments.events`: :class:`~experiments.events.EventLog` and ``events.csv``.
 * :mod:`experiments.config`: experiments without code, from ``experiments/configs/*.ini``.
 * :mod:`experiments.registry`: :func:`~experiments.registry.load_experiment` by config name,

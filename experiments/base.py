@@ -51,7 +51,14 @@ from experiments.observation import (
     Observations,
     Policy,
 )
-from experiments.triggers.base import AnyObservation, Trigger, select_camera
+from experiments.prediction import PosePredictor, PredictionSettings
+from experiments.triggers.base import (
+    AnyObservation,
+    Trigger,
+    camera_of,
+    keypoint_of,
+    select_camera,
+)
 from experiments.triggers.geometry import Shape
 
 ExperimentState = Literal["idle", "waiting", "in_trial", "inter_trial", "paused", "finished"]
@@ -202,6 +209,15 @@ class Experiment(ABC):
     events
         The event log to record into (default: a new in-memory :class:`EventLog`; attach a CSV
         writer with ``experiment.events.attach(EventCsvWriter(path))``).
+    prediction
+        Forward prediction (:mod:`experiments.prediction`): a
+        :class:`~experiments.prediction.PredictionSettings`, or a method name
+        (``"constant-velocity"``, ``"kalman"``) with the default parameters; None or ``"off"``:
+        none. With it, every observation carries :attr:`Observation.predicted`, triggers built
+        with ``predicted=True`` read it, and ``events.csv`` logs it.
+    event_keypoint
+        The keypoint ``events.csv`` gives positions of for events no keypoint trigger decided
+        (None: the first keypoint a registered trigger reads, else the camera's first).
     """
 
     description: str = ""
@@ -221,6 +237,8 @@ class Experiment(ABC):
         name: str | None = None,
         description: str | None = None,
         events: EventLog | None = None,
+        prediction: PredictionSettings | str | None = None,
+        event_keypoint: str | None = None,
     ) -> None:
         if max_trials is not None and (
             isinstance(max_trials, bool) or not isinstance(max_trials, int) or max_trials < 1
@@ -242,6 +260,18 @@ class Experiment(ABC):
             description if description is not None else (type(self).description or doc)
         )
         self.events = events if events is not None else EventLog()
+        if isinstance(prediction, str):
+            prediction = PredictionSettings(prediction)  # type: ignore[arg-type]
+        self.prediction_settings = prediction or PredictionSettings()
+        # The experiment's forward prediction (None: off); the runtime feeds its lead estimator.
+        self.prediction: PosePredictor | None = (
+            PosePredictor(self.prediction_settings, self.keypoint_filter.min_likelihood)
+            if self.prediction_settings.enabled
+            else None
+        )
+        if event_keypoint is not None and not (isinstance(event_keypoint, str) and event_keypoint):
+            raise ValueError(f"event_keypoint must be a keypoint name, not {event_keypoint!r}")
+        self.event_keypoint = event_keypoint
 
         self.triggers: dict[str, NamedTrigger] = {}
         self.trigger_counts: dict[str, int] = {}  # False -> True transitions per trigger
@@ -258,6 +288,7 @@ class Experiment(ABC):
         self._state: ExperimentState = "idle"
         self._stopped = False
         self._source: Observation | None = None  # the observation that prompted this update
+        self._current: AnyObservation | None = None  # this update's observations (predicted)
         self._out: list[Action] = []
         self._ended: list[Trial] = []  # trials ended whose outputs are not yet switched off
         self._held: dict[tuple[str, int], int | None] = {}  # output -> trial that switched it on
@@ -337,11 +368,33 @@ class Experiment(ABC):
         return {"min_likelihood": f.min_likelihood, "policy": f.policy, "hold_s": f.hold_s}
 
     def point(
-        self, obs: AnyObservation, keypoint: str, camera: str | None = None
+        self,
+        obs: AnyObservation,
+        keypoint: str,
+        camera: str | None = None,
+        predicted: bool = False,
     ) -> tuple[float, float] | None:
-        """``(x, y)`` of ``keypoint`` after the experiment's likelihood policy (None: not seen)."""
+        """``(x, y)`` of ``keypoint`` after the experiment's likelihood policy (None: not seen).
+
+        ``predicted=True``: where forward prediction puts it when the command reaches the
+        device (the experiment must predict).
+        """
         selected = select_camera(obs, camera, f"experiment {self.name!r}")
-        return None if selected is None else self.keypoint_filter.point(selected, keypoint)
+        if selected is None:
+            return None
+        return self.keypoint_filter.point(selected, keypoint, predicted)
+
+    def deciding_trigger(self, action: Action) -> str | None:
+        """The name of the trigger that decided ``action``, for its ``events.csv`` positions.
+
+        By default the first registered trigger that changed state in this update and reads a
+        keypoint; None when there is none (the event then logs :attr:`event_keypoint`).
+        Subclasses that know better (a config's rules) override it.
+        """
+        for name, trigger in self.triggers.items():
+            if self._states[name] != self._previous[name] and keypoint_of(trigger) is not None:
+                return name
+        return None
 
     def shapes(self) -> list[Shape]:
         """What the live view draws: every trigger's shapes."""
@@ -435,7 +488,10 @@ class Experiment(ABC):
             return []
         if not isinstance(observations, Observation | Observations):
             raise TypeError(f"update() takes an Observation or Observations, not {observations!r}")
+        if self.prediction is not None:  # before the triggers, which may read predictions
+            observations = self.prediction.apply(observations)
         self._source = _prompting(observations)
+        self._current = observations
         self._advance_clock(observations.time_s)
         if self.started_s is None:
             self._begin(self.now_s)  # type: ignore[arg-type]
@@ -542,6 +598,7 @@ class Experiment(ABC):
                 "session_duration_s": self.session_duration_s,
                 "switch_off_at_trial_end": self.switch_off_at_trial_end,
                 **self.keypoint_filter.describe(),
+                **({"prediction": self.prediction.describe()} if self.prediction else {}),
             },
             "trials": {
                 "count": len(self.trials),
@@ -583,7 +640,13 @@ class Experiment(ABC):
                 source = self._source
                 if trigger.camera is not None and isinstance(observations, Observations):
                     source = observations.by_camera.get(trigger.camera, source)
-                self._log("trigger", name, "true" if now else "false", source=source)
+                self._log(
+                    "trigger",
+                    name,
+                    "true" if now else "false",
+                    source=source,
+                    positions=self._positions(self._source_of(trigger), keypoint_of(trigger)),
+                )
 
     def _advance_trials(self) -> None:
         now = self.now_s
@@ -651,8 +714,61 @@ class Experiment(ABC):
         else:
             self._held.pop(output, None)
         self._action_count += 1
-        self._log("action", action.device, action.describe(), trial=trial, action=action)
+        self._log(
+            "action",
+            action.device,
+            action.describe(),
+            trial=trial,
+            action=action,
+            positions=self._action_positions(action),
+        )
         self._out.append(action)
+
+    def _action_positions(self, action: Action) -> dict[str, Any]:
+        """The events.csv positions of an action: of the trigger that decided it, if any."""
+        name = self.deciding_trigger(action)
+        trigger = self.triggers.get(name) if name is not None else None
+        if trigger is None:
+            return self._positions(self._source, None)
+        return self._positions(self._source_of(trigger), keypoint_of(trigger))
+
+    def _source_of(self, trigger: Trigger) -> Observation | None:
+        """The observation whose keypoint :func:`keypoint_of` ``trigger`` names, this update."""
+        camera = camera_of(trigger)
+        if camera is not None and isinstance(self._current, Observations):
+            return self._current.by_camera.get(camera, self._source)
+        return self._source
+
+    def _positions(self, source: Observation | None, keypoint: str | None) -> dict[str, Any]:
+        """``keypoint``'s measured and predicted position in ``source`` (event columns).
+
+        ``keypoint`` None: :attr:`event_keypoint`, else the first keypoint a trigger reads, else
+        the camera's first. Only the name for a keypoint the camera does not have.
+        """
+        if source is None:
+            return {}
+        name = keypoint or self.event_keypoint or self._default_keypoint(source)
+        if name not in source.names:
+            return {"keypoint": name}
+        row = source.names.index(name)
+        positions: dict[str, Any] = {
+            "keypoint": name,
+            "measured_x": _finite(source.keypoints[row, 0]),
+            "measured_y": _finite(source.keypoints[row, 1]),
+        }
+        if source.predicted is not None and source.lead_s is not None:
+            positions["predicted_x"] = _finite(source.predicted[row, 0])
+            positions["predicted_y"] = _finite(source.predicted[row, 1])
+            positions["lead_ms"] = source.lead_s * 1e3
+        return positions
+
+    def _default_keypoint(self, source: Observation) -> str:
+        """The first keypoint a registered trigger reads that the camera has, else its first."""
+        for trigger in self.triggers.values():
+            found = keypoint_of(trigger)
+            if found is not None and found in source.names:
+                return found
+        return source.names[0] if source.names else ""
 
     def _take_out(self) -> list[Action]:
         out, self._out = self._out, []
@@ -667,6 +783,7 @@ class Experiment(ABC):
         trial: int | None = None,
         source: Observation | None = None,
         action: Action | None = None,
+        positions: dict[str, Any] | None = None,
     ) -> None:
         if trial is None and self.trial is not None:
             trial = self.trial.index
@@ -684,8 +801,13 @@ class Experiment(ABC):
                 camera_timestamp=source.time_s if source is not None else None,
                 host_timestamp=getattr(source, "host_time_s", None),
                 action=action,
+                **(positions or {}),
             )
         )
+
+
+def _finite(value: float) -> float | None:
+    return float(value) if math.isfinite(value) else None
 
 
 def _prompting(observations: AnyObservation) -> Observation | None:

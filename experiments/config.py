@@ -2,7 +2,7 @@
 
 A config file (``experiments/configs/NAME.ini``) has four kinds of sections::
 
-    [Experiment]            trial timing and the likelihood policy (all keys optional)
+    [Experiment]            trial timing, the likelihood policy, forward prediction (all optional)
     [Trigger NAME]          KIND = a trigger kind, its parameters; combinators: OF = other triggers
     [Stimulation NAME]      DEVICE, COMMAND (on | off | pulse | pattern), CHANNEL, DURATION, ...
     [Rule NAME]             WHEN = trigger(s), EDGE = rising | while | falling, DO = stimulation(s),
@@ -29,6 +29,15 @@ from typing import Literal
 from experiments.actions import Action
 from experiments.base import Experiment
 from experiments.events import EventLog
+from experiments.prediction import (
+    DEFAULT_LEAD_MARGIN_MS,
+    DEFAULT_MAX_GAP_S,
+    DEFAULT_MEASUREMENT_NOISE,
+    DEFAULT_PROCESS_NOISE,
+    DEFAULT_WINDOW_S,
+    MAX_LEAD_MS,
+    PredictionSettings,
+)
 from experiments.triggers import TRIGGER_KINDS, Trigger, make_trigger, parameters_of
 from experiments.triggers.base import AnyObservation
 from settings.schema import SettingsError, Where, parse_section, setting
@@ -68,6 +77,38 @@ def _device_name(value: str) -> None:
 def _positive(value: float) -> None:
     if not value > 0:
         raise ValueError("must be > 0 s")
+
+
+def _positive_number(value: float) -> None:
+    if not value > 0:
+        raise ValueError("must be > 0")
+
+
+_LEAD_ALLOWED = f"auto, or a number of ms from 0 to {MAX_LEAD_MS:g}"
+
+
+def _lead(value: str) -> None:
+    """``PREDICT_LEAD``: ``auto`` or milliseconds."""
+    if value.lower() == "auto":
+        return
+    try:
+        lead = float(value)
+    except ValueError:
+        raise ValueError(f"expected {_LEAD_ALLOWED}") from None
+    if not 0.0 <= lead <= MAX_LEAD_MS:  # also rejects nan
+        raise ValueError(f"expected {_LEAD_ALLOWED}")
+
+
+# Keys that mean something only with one prediction method (checked in ExperimentSection).
+_PREDICT_ONLY: dict[str, tuple[str, ...]] = {
+    "predict_lead": ("constant-velocity", "kalman"),
+    "predict_lead_margin": ("constant-velocity", "kalman"),
+    "predict_max_gap": ("constant-velocity", "kalman"),
+    "predict_min_likelihood": ("constant-velocity", "kalman"),
+    "predict_window": ("constant-velocity",),
+    "predict_process_noise": ("kalman",),
+    "predict_measurement_noise": ("kalman",),
+}
 
 
 @dataclass(frozen=True)
@@ -128,11 +169,104 @@ class ExperimentSection:
         doc="When a trial ends, switch off the outputs it switched on (`on`, endless "
         "`pattern`). Outputs still on are always switched off on pause, finish and stop.",
     )
+    predict: Literal["off", "constant-velocity", "kalman"] = setting(
+        "off",
+        doc="Forward prediction: keypoint triggers act on where each keypoint will be when the "
+        "command reaches the device, `PREDICT_LEAD` after the frame. `constant-velocity`: the "
+        "straight line through the last `PREDICT_WINDOW` seconds of positions; `kalman`: a "
+        "constant-velocity Kalman filter. A trigger reads measured positions with "
+        "`PREDICTED = false`. See Forward prediction.",
+    )
+    predict_lead: str = setting(
+        "auto",
+        doc="How far ahead to predict. `auto`: the median of the latest 50 measured latencies "
+        "frame -> command written (before the first, frame -> decision plus "
+        "`PREDICT_LEAD_MARGIN`); or a fixed number of ms.",
+        check=_lead,
+        allowed=_LEAD_ALLOWED,
+    )
+    predict_lead_margin: float = setting(
+        DEFAULT_LEAD_MARGIN_MS,
+        doc="`PREDICT_LEAD = auto` before any command was measured: added to the time from the "
+        "frame to the decision (alone where that is unknown, as in an offline replay).",
+        minimum=0,
+        maximum=MAX_LEAD_MS,
+        unit="ms",
+    )
+    predict_window: float = setting(
+        DEFAULT_WINDOW_S,
+        doc="`constant-velocity`: seconds of positions the line is fitted to.",
+        minimum=0,
+        unit="s",
+        check=_positive,
+        allowed="a number > 0 s",
+    )
+    predict_max_gap: float = setting(
+        DEFAULT_MAX_GAP_S,
+        doc="A keypoint not seen (below the likelihood threshold) for longer is not predicted, "
+        "and its track starts afresh when it is seen again.",
+        minimum=0,
+        unit="s",
+        check=_positive,
+        allowed="a number > 0 s",
+    )
+    predict_min_likelihood: float | None = setting(
+        None,
+        doc="Keypoints with a lower likelihood are not used by the predictor. Empty: "
+        "`MIN_LIKELIHOOD`.",
+        minimum=0,
+        maximum=1,
+    )
+    predict_process_noise: float = setting(
+        DEFAULT_PROCESS_NOISE,
+        doc="`kalman`: how fast the velocity may change (white-noise acceleration, px²/s³). "
+        "Larger follows turns sooner but passes on more keypoint noise.",
+        minimum=0,
+        check=_positive_number,
+        allowed="a number > 0 (px²/s³)",
+    )
+    predict_measurement_noise: float = setting(
+        DEFAULT_MEASUREMENT_NOISE,
+        doc="`kalman`: the keypoints' noise (standard deviation, px). Larger smooths more and "
+        "follows turns later.",
+        minimum=0,
+        check=_positive_number,
+        allowed="a number > 0 (px)",
+    )
+    event_keypoint: str | None = setting(
+        None,
+        doc="The keypoint whose measured and predicted positions `events.csv` gives for events "
+        "no keypoint trigger decided (a timing trigger, a switch-off). Empty: the first "
+        "keypoint a trigger reads.",
+    )
 
     def __post_init__(self) -> None:
-        """``HOLD`` only means something with ``POLICY = hold``."""
+        """``HOLD`` only with ``POLICY = hold``; ``PREDICT_*`` keys only with their method."""
         if self.policy == "missing" and self.hold:
             raise ValueError("HOLD is only used with POLICY = hold")
+        defaults = ExperimentSection.__dataclass_fields__
+        for name, methods in _PREDICT_ONLY.items():
+            value = getattr(self, name)
+            value = value.lower() if isinstance(value, str) else value
+            if value != defaults[name].default and self.predict not in methods:
+                raise ValueError(
+                    f"{name.upper()} is only used with PREDICT = {' or '.join(methods)} "
+                    f"(PREDICT = {self.predict})"
+                )
+
+    def prediction(self) -> PredictionSettings:
+        """The forward prediction these keys describe."""
+        lead = None if self.predict_lead.lower() == "auto" else float(self.predict_lead)
+        return PredictionSettings(
+            method=self.predict,
+            lead_ms=lead,
+            lead_margin_ms=self.predict_lead_margin,
+            window_s=self.predict_window,
+            max_gap_s=self.predict_max_gap,
+            min_likelihood=self.predict_min_likelihood,
+            process_noise=self.predict_process_noise,
+            measurement_noise=self.predict_measurement_noise,
+        )
 
 
 @dataclass(frozen=True)
@@ -326,6 +460,8 @@ class ConfiguredExperiment(Experiment):
             name=config.name,
             description=section.description,
             events=events,
+            prediction=section.prediction(),
+            event_keypoint=section.event_keypoint,
         )
         self.config = config
         _, problems = _build_triggers(config.triggers, section, self.add_trigger)
@@ -337,6 +473,17 @@ class ConfiguredExperiment(Experiment):
         for action in self.stimulations.values():
             self.declare_output(action.device, action.channel)
         self.rules = config.rules
+        self._rules_by_name = {rule.name: rule for rule in config.rules}
+
+    def deciding_trigger(self, action: Action) -> str | None:
+        """The ``WHEN`` trigger of the rule that sent ``action`` that fired in this update."""
+        rule = self._rules_by_name.get(action.reason)
+        if rule is None:  # a switch-off at a trial's end, pause or stop
+            return super().deciding_trigger(action)
+        for name in rule.when:
+            if self._edge(rule.edge, name):
+                return name
+        return rule.when[0]
 
     def on_update(self, obs: AnyObservation, t: float) -> list[Action]:
         """Apply the rules in order (see the class docstring)."""
@@ -359,11 +506,15 @@ class ConfiguredExperiment(Experiment):
         return actions
 
     def _fires(self, rule: Rule) -> bool:
-        if rule.edge == "rising":
-            return any(self.rose(name) for name in rule.when)
-        if rule.edge == "falling":
-            return any(self.fell(name) for name in rule.when)
-        return any(self.is_true(name) for name in rule.when)
+        return any(self._edge(rule.edge, name) for name in rule.when)
+
+    def _edge(self, edge: str, name: str) -> bool:
+        """Whether trigger ``name`` shows ``edge`` (rising, falling, while) in this update."""
+        if edge == "rising":
+            return self.rose(name)
+        if edge == "falling":
+            return self.fell(name)
+        return self.is_true(name)
 
     def _holding(self, action: Action, pending: list[Action]) -> bool:
         for earlier in reversed(pending):
@@ -445,6 +596,7 @@ def parse_experiment_config(text: str, file: Path | str = Path("<text>")) -> Exp
     stimulation_names = {n for k, n in (key.split(" ", 1) for key in wheres) if k == "Stimulation"}
     problems += _check_references(file, triggers, trigger_names, stimulation_names, rules, wheres)
     problems += _check_rules_against_timing(file, experiment, stimulations, rules, wheres)
+    problems += _check_predicted_triggers(experiment, triggers, wheres)
     _, failures = _build_triggers(triggers, experiment, lambda name, trigger: trigger)
     for name, message in failures.items():
         problems.append(_trigger_problem(wheres[f"Trigger {name}"], message))
@@ -617,7 +769,11 @@ def _check_rules_against_timing(
 
 
 def _with_defaults(spec: TriggerSpec, experiment: ExperimentSection) -> dict[str, str]:
-    """The trigger's parameters, with the experiment's likelihood policy where it sets none."""
+    """The trigger's parameters, with the experiment's likelihood policy where it sets none.
+
+    With ``PREDICT`` on, keypoint triggers read predicted positions unless they say
+    ``PREDICTED = false``.
+    """
     params = dict(spec.params)
     if spec.kind in COMBINATOR_KINDS or "policy" not in parameters_of(spec.kind):
         return params
@@ -625,7 +781,27 @@ def _with_defaults(spec: TriggerSpec, experiment: ExperimentSection) -> dict[str
     params.setdefault("policy", experiment.policy)
     if params["policy"] == "hold":
         params.setdefault("hold_s", repr(experiment.hold))
+    if experiment.predict != "off" and "predicted" in parameters_of(spec.kind):
+        params.setdefault("predicted", "true")
     return params
+
+
+def _check_predicted_triggers(
+    experiment: ExperimentSection, triggers: dict[str, TriggerSpec], wheres: dict[str, Where]
+) -> list[str]:
+    """Triggers asking for predicted positions in an experiment that predicts none."""
+    if experiment.predict != "off":
+        return []
+    problems = []
+    for spec in triggers.values():
+        value = spec.params.get("predicted", "").strip()
+        if value.lower() in ("true", "yes", "on", "1"):
+            where = wheres[f"Trigger {spec.name}"]
+            problems.append(
+                f"{where.key('PREDICTED')} = {value!r}: this experiment predicts no positions; "
+                "set PREDICT = constant-velocity or kalman in [Experiment], or remove PREDICTED"
+            )
+    return problems
 
 
 def _build_triggers(

@@ -2,7 +2,9 @@
 
 An :class:`ExperimentEvent` says what happened (``kind``, ``name``, ``detail``), when in frame time
 (``time_s``), in which trial, and which analysed frame caused it: the camera, its frame index,
-the frame's camera timestamp and host timestamp. Four host-clock columns are left for whoever
+the frame's camera timestamp and host timestamp. Trigger and action events also give the
+keypoint that decided them, its measured position and, with forward prediction, its predicted
+position and the lead (:mod:`experiments.prediction`). Four host-clock columns are left for whoever
 knows them (the dispatcher): ``pose_ready`` (keypoints available), ``decided`` (the experiment
 returned its actions), ``written`` (the command left for the device) and ``acknowledged`` (the
 device confirmed it); they stay empty otherwise.
@@ -61,8 +63,17 @@ EVENT_COLUMNS: tuple[str, ...] = (
     "decided",
     "written",
     "acknowledged",
+    "keypoint",
+    "measured_x",
+    "measured_y",
+    "predicted_x",
+    "predicted_y",
+    "lead_ms",
 )
-"""The columns of ``events.csv``, in order (documented in docs/experiments.md)."""
+"""The columns of ``events.csv``, in order (documented in docs/experiments.md).
+
+Columns are only ever added at the end, so that readers of older files keep working.
+"""
 
 EVENT_COLUMN_DOCS: dict[str, str] = {
     "time_s": "s, frame time of the update it happened in: the prompting frame's time (camera "
@@ -85,6 +96,21 @@ EVENT_COLUMN_DOCS: dict[str, str] = {
     "decided": "s, host clock, when the experiment returned its actions (dispatcher)",
     "written": "s, host clock, when the command was written to the device (dispatcher)",
     "acknowledged": "s, host clock, when the device confirmed the command (dispatcher)",
+    "keypoint": "`trigger` and `action` events: the keypoint whose positions the next columns "
+    "give. For a trigger, the keypoint it reads (`tip` for head direction and target side, `A` "
+    "for distance, a combinator's first child's); for an action, that of the trigger that "
+    "decided it (the rule's `WHEN` trigger that fired; in a Python experiment the first trigger "
+    "that changed in that update); otherwise (a timing trigger, a switch-off) `EVENT_KEYPOINT`, "
+    "else the first keypoint the experiment's triggers read, else the camera's first keypoint",
+    "measured_x": "px, that keypoint in the frame that caused the event, as the pose model gave "
+    "it (whatever its likelihood, which `<camera>.pose.csv` holds)",
+    "measured_y": "px, likewise (y down)",
+    "predicted_x": "px, with forward prediction (`PREDICT`): where the keypoint was predicted "
+    "to be `lead_ms` after that frame's time, when the command reaches the device; empty with "
+    "`PREDICT = off` or for a keypoint not seen for `PREDICT_MAX_GAP`",
+    "predicted_y": "px, likewise",
+    "lead_ms": "ms, with forward prediction: how far ahead of that frame's time the prediction "
+    "looked (the lead used in that update); empty with `PREDICT = off`",
 }
 """What each column of ``events.csv`` holds (the table in docs/experiments.md)."""
 
@@ -120,6 +146,10 @@ class ExperimentEvent:
         arrival time (when the observation carries ``host_time_s``).
     pose_ready, decided, written, acknowledged
         Host-clock seconds, filled by whoever knows them.
+    keypoint, measured_x, measured_y, predicted_x, predicted_y, lead_ms
+        ``trigger`` and ``action`` events: the keypoint that decided it, its measured position
+        in the causing frame, its forward-predicted position and the lead of that prediction
+        (ms); see :data:`EVENT_COLUMN_DOCS`.
     action
         The action of an ``action`` event (not a column: ``detail`` describes it).
     """
@@ -138,6 +168,12 @@ class ExperimentEvent:
     written: float | None = None
     acknowledged: float | None = None
     action: Action | None = dataclasses.field(default=None, compare=False)
+    keypoint: str = ""
+    measured_x: float | None = None
+    measured_y: float | None = None
+    predicted_x: float | None = None
+    predicted_y: float | None = None
+    lead_ms: float | None = None
 
     def __post_init__(self) -> None:
         """Reject a kind that is not one of :data:`EVENT_KINDS`."""

@@ -13,6 +13,11 @@ each observation the depth of *its own* frame: :meth:`Observation.depth_m` reads
 from the camera under a pixel, in metres. Observations of other cameras have no depth
 (:attr:`Observation.depth` is None) and behave as before.
 
+With forward prediction on (:mod:`experiments.prediction`), the experiment gives every
+observation :attr:`Observation.predicted`, each keypoint where it is predicted to be when the
+command is written (:attr:`Observation.lead_s` after the frame); :meth:`Observation.
+predicted_point` reads it, and keypoint triggers built with ``predicted=True`` use it.
+
 Several cameras run at their own, unequal rates. :func:`pair_nearest` picks from each camera's
 stream the observation nearest to a reference time and keeps the pairing error, giving an
 :class:`Observations` mapping that multi-camera triggers read.
@@ -69,6 +74,12 @@ class Observation:
     depth
         A :data:`DepthLookup` bound to this very frame's depth image, for a camera that has one
         (see :meth:`depth_m`); None for every other camera. Not compared, not shown.
+    predicted
+        Shape (K, 3), with forward prediction on (:mod:`experiments.prediction`): x, y where each
+        keypoint is predicted to be at :attr:`predicted_time_s` (NaN where it cannot be
+        predicted), and the measured likelihood. None when the experiment predicts nothing.
+    lead_s
+        With ``predicted``: how far ahead of :attr:`time_s` the prediction looks, seconds.
     """
 
     time_s: float
@@ -79,6 +90,8 @@ class Observation:
     frame: np.ndarray | None = None
     host_time_s: float | None = None  # host clock when the frame arrived (for the event log)
     depth: DepthLookup | None = field(default=None, compare=False, repr=False)
+    predicted: np.ndarray | None = field(default=None, compare=False, repr=False)
+    lead_s: float | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         """Check that the keypoints fit the names (a wrong model or config is caught here)."""
@@ -91,6 +104,19 @@ class Observation:
             )
         object.__setattr__(self, "keypoints", keypoints)
         object.__setattr__(self, "names", tuple(self.names))
+        if self.predicted is not None:
+            predicted = np.asarray(self.predicted, dtype=np.float64)
+            if predicted.shape != keypoints.shape:
+                raise ValueError(
+                    f"predicted keypoints must have the keypoints' shape {keypoints.shape}, "
+                    f"not {predicted.shape}"
+                )
+            object.__setattr__(self, "predicted", predicted)
+
+    @property
+    def predicted_time_s(self) -> float | None:
+        """The frame time the predicted keypoints are for (None without prediction)."""
+        return None if self.lead_s is None else self.time_s + self.lead_s
 
     def index(self, name: str) -> int:
         """The row of keypoint ``name``; ``KeyError`` naming the keypoints there are."""
@@ -118,17 +144,41 @@ class Observation:
         """The likelihood of keypoint ``name``."""
         return float(self.keypoints[self.index(name), 2])
 
-    def point(self, name: str, min_likelihood: float = 0.0) -> tuple[float, float] | None:
+    def point(
+        self, name: str, min_likelihood: float = 0.0, predicted: bool = False
+    ) -> tuple[float, float] | None:
         """``(x, y)`` of keypoint ``name``, or None when not seen (policy ``"missing"``).
 
         A keypoint is not seen when its likelihood is below ``min_likelihood`` or any of its
         values is not finite. For the ``"hold"`` policy, which needs memory across frames, use a
-        :class:`KeypointFilter`.
+        :class:`KeypointFilter`. ``predicted=True`` reads the predicted position instead (see
+        :meth:`predicted_point`).
         """
-        x, y, likelihood = self.keypoints[self.index(name)]
+        x, y, likelihood = self._rows(predicted)[self.index(name)]
         if not (likelihood >= min_likelihood and math.isfinite(x) and math.isfinite(y)):
             return None
         return (float(x), float(y))
+
+    def predicted_point(self, name: str, min_likelihood: float = 0.0) -> tuple[float, float] | None:
+        """Where keypoint ``name`` is predicted to be at :attr:`predicted_time_s`, or None.
+
+        None when the keypoint is not seen in this frame (likelihood below ``min_likelihood``)
+        or cannot be predicted (not seen for the predictor's maximum gap). ``ValueError`` when
+        the experiment predicts nothing (``PREDICT = off``).
+        """
+        return self.point(name, min_likelihood, predicted=True)
+
+    def _rows(self, predicted: bool) -> np.ndarray:
+        """The measured keypoints, or the predicted ones (which must exist)."""
+        if not predicted:
+            return self.keypoints
+        if self.predicted is None:
+            raise ValueError(
+                f"camera {self.camera!r}: predicted positions were asked for, but the experiment "
+                "predicts none; set PREDICT = constant-velocity or kalman in [Experiment] (or "
+                "prediction= in Python), or read measured positions"
+            )
+        return self.predicted
 
     @classmethod
     def from_pose_record(
@@ -203,14 +253,18 @@ class KeypointFilter:
         self.min_likelihood = float(min_likelihood)
         self.policy: Policy = policy
         self.hold_s = float(hold_s)
-        self._last_seen: dict[tuple[str, str], FilteredPoint] = {}
+        self._last_seen: dict[tuple[str, str, bool], FilteredPoint] = {}
 
-    def lookup(self, obs: Observation, name: str) -> FilteredPoint | None:
-        """The keypoint after the policy, with whether it is held; None when missing."""
-        seen = obs.point(name, self.min_likelihood)
+    def lookup(self, obs: Observation, name: str, predicted: bool = False) -> FilteredPoint | None:
+        """The keypoint after the policy, with whether it is held; None when missing.
+
+        ``predicted=True``: its predicted position (:attr:`Observation.predicted`), held apart
+        from the measured one.
+        """
+        seen = obs.point(name, self.min_likelihood, predicted)
         if self.policy == "missing":
             return None if seen is None else FilteredPoint(*seen, False, obs.time_s)
-        key = (obs.camera, name)
+        key = (obs.camera, name, predicted)
         if seen is not None:
             point = FilteredPoint(*seen, False, obs.time_s)
             self._last_seen[key] = point
@@ -224,9 +278,11 @@ class KeypointFilter:
             return None
         return last._replace(held=True) if age <= self.hold_s else None
 
-    def point(self, obs: Observation, name: str) -> tuple[float, float] | None:
-        """``(x, y)`` of the keypoint after the policy, or None when missing."""
-        found = self.lookup(obs, name)
+    def point(
+        self, obs: Observation, name: str, predicted: bool = False
+    ) -> tuple[float, float] | None:
+        """``(x, y)`` of the keypoint (predicted, or measured) after the policy, or None."""
+        found = self.lookup(obs, name, predicted)
         return None if found is None else (found.x, found.y)
 
     def reset(self) -> None:

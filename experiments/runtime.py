@@ -6,6 +6,10 @@ go to the devices at once; a device returns immediately (a pulse's length is kep
 or its timer, never by sleeping here). Every action's times land in ``events.csv``: the source
 frame's host arrival time, when its pose was ready, when the decision was taken, when the command
 was written, and when the device acknowledged it (where it does).
+
+With forward prediction on (:mod:`experiments.prediction`), the run feeds the experiment's lead
+estimator: before each update, the time from the prompting frame's arrival to now (the lead
+until a command has been measured), and after each action, its latency frame -> command written.
 """
 
 from __future__ import annotations
@@ -134,6 +138,7 @@ class ExperimentRun:
             subject = Observations(newest.time_s, fresh)
             if len(fresh) > 1:
                 self._pairing_ms.append(subject.max_error_s * 1e3)
+        self._report_elapsed(newest)
         try:
             actions = self.experiment.update(subject)
         except Exception as error:  # a bug or a config mistake stops the experiment, not tracking
@@ -142,6 +147,13 @@ class ExperimentRun:
             return
         if actions:
             self._perform(actions, pose_ready_ns, host_now_ns(), newest)
+
+    def _report_elapsed(self, newest: Observation) -> None:
+        """Tell the lead estimator how old the prompting frame is now (auto lead, at first)."""
+        prediction = self.experiment.prediction
+        if prediction is not None:
+            host_s = newest.host_time_s
+            prediction.lead.set_elapsed(None if host_s is None else host_now_ns() / 1e9 - host_s)
 
     def _perform(
         self, actions: list[Action], pose_ready_ns: int, decided_ns: int, source: Observation
@@ -162,7 +174,10 @@ class ExperimentRun:
             )
             self._unacknowledged.append((action, record))
             if source.host_time_s is not None:
-                self._write_ms.append((record.written_ns / 1e9 - source.host_time_s) * 1e3)
+                latency_s = record.written_ns / 1e9 - source.host_time_s
+                self._write_ms.append(latency_s * 1e3)
+                if self.experiment.prediction is not None:  # the auto lead follows it
+                    self.experiment.prediction.lead.add_latency(latency_s)
 
     def _fill_acknowledgements(self) -> None:
         """Put the acknowledgements that arrived into the events not yet written to the file."""

@@ -38,6 +38,7 @@ from pose.worker import (
 from settings.sections import PoseSettings
 from stream.control import join_or_terminate, receive_within
 from stream.logs import LogTarget
+from stream.priority import ProcessPriority
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +97,7 @@ class Analysis:
         file_label: str = "",
         events_file: str = EVENTS_FILE,
         ibl_naming: bool = False,
+        priority: ProcessPriority | None = None,
     ) -> Analysis:
         """Spawn the worker; wait until its model is warm (and the experiment's devices open).
 
@@ -115,6 +117,7 @@ class Analysis:
             file_label,
             events_file,
             ibl_naming,
+            priority,
         )
         process = context.Process(target=pose_main, args=(job,), name="pose")
         process.start()

@@ -5,19 +5,23 @@
 - ONNX Runtime (``.onnx``) on the CPU, CUDA or TensorRT execution provider;
 - PyTorch (a TorchScript file, or a whole module saved with ``torch.save``, or, for a model
   converted from DeepLabCut or Lightning Pose, the network rebuilt from its file) on the CPU or
-  CUDA.
+  CUDA;
+- OpenVINO (``.onnx``, read directly) on the CPU: the optional ``openvino`` package
+  (``requirements-openvino.txt``).
 
 A device that was asked for and is not available is an error that says what to install, never
 a silent fall-back to the CPU: a closed-loop experiment planned around a GPU's latency must not
 run at a CPU's.
 
-``torch`` and ``onnxruntime`` are imported only when a backend of theirs is opened, so importing
-this module is cheap (the GUI and the settings check import it without running a network).
+``torch``, ``onnxruntime`` and ``openvino`` are imported only when a backend of theirs is
+opened, so importing this module is cheap (the GUI and the settings check import it without
+running a network).
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -25,7 +29,7 @@ import numpy as np
 
 from pose.model import ModelDescription, ModelError
 
-BackendName = Literal["onnxruntime", "pytorch"]
+BackendName = Literal["onnxruntime", "pytorch", "openvino"]
 DeviceName = Literal["cpu", "cuda", "tensorrt"]
 
 WARM_UP_RUNS = 3
@@ -87,7 +91,8 @@ def open_backend(
     description
         The model; ``model_file`` is the file the backend loads.
     backend
-        ``onnxruntime`` (for ``.onnx`` files) or ``pytorch`` (TorchScript or a saved module).
+        ``onnxruntime`` (for ``.onnx`` files), ``pytorch`` (TorchScript or a saved module) or
+        ``openvino`` (``.onnx`` files, CPU only).
     device
         ``cpu``, ``cuda`` or ``tensorrt`` (ONNX Runtime only).
     threads
@@ -120,7 +125,14 @@ def open_backend(
                 f"backend for tensorrt"
             )
         return TorchBackend(description, device, threads)
-    raise ModelError(f"unknown backend {backend!r}; use onnxruntime or pytorch")
+    if backend == "openvino":
+        if device != "cpu":
+            raise ModelError(
+                f"the openvino backend runs on the cpu here, not {device!r}; use the onnxruntime "
+                f"backend for cuda or tensorrt"
+            )
+        return OpenVinoBackend(description, threads)
+    raise ModelError(f"unknown backend {backend!r}; use onnxruntime, pytorch or openvino")
 
 
 def _dummy_batch(description: ModelDescription, batch_size: int | None) -> np.ndarray:
@@ -142,9 +154,19 @@ class OnnxRuntimeBackend:
         ``cpu``, ``cuda`` or ``tensorrt``.
     threads
         ``intra_op_num_threads`` of the session.
+    allow_spinning
+        Let idle pool threads spin (ONNX Runtime's default; off here, see below). For
+        measuring the difference.
     """
 
-    def __init__(self, description: ModelDescription, device: DeviceName, threads: int) -> None:
+    def __init__(
+        self,
+        description: ModelDescription,
+        device: DeviceName,
+        threads: int,
+        *,
+        allow_spinning: bool = False,
+    ) -> None:
         import onnxruntime as ort
 
         path = Path(description.model_file)
@@ -158,6 +180,12 @@ class OnnxRuntimeBackend:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # Idle pool threads sleep instead of spinning. Spinning keeps a core busy between the
+        # network's layers and between frames; on a small machine shared with capture and
+        # recording it takes the CPU from them and from the pool's other threads
+        # (benchmarks/converted_models.py measures both; the outputs are the same).
+        spinning = "1" if allow_spinning else "0"
+        options.add_session_config_entry("session.intra_op.allow_spinning", spinning)
         try:
             self._session = ort.InferenceSession(str(path), options, providers=wanted)
         except Exception as error:  # ORT raises its own Fail, InvalidGraph, ... types
@@ -190,6 +218,16 @@ class OnnxRuntimeBackend:
         """Run the session; outputs in ``description.output_names`` order."""
         return self._session.run(self._output_names, {self._input_name: batch})
 
+    def run_with(self, batch: np.ndarray, extra: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        """Run a graph with more inputs than the image (a crop graph's channel gates)."""
+        return self._session.run(self._output_names, {self._input_name: batch, **extra})
+
+    def warm_up_with(self, extra: Mapping[str, np.ndarray]) -> None:
+        """:meth:`warm_up` for a graph that takes ``extra`` inputs too."""
+        dummy = _dummy_batch(self._description, 1)
+        for _ in range(WARM_UP_RUNS):
+            self.run_with(dummy, extra)
+
     def warm_up(self, batch_size: int | None = None) -> None:
         """Run a few batches of zeros (ONNX Runtime allocates and tunes on the first runs)."""
         dummy = _dummy_batch(self._description, batch_size)
@@ -207,6 +245,106 @@ def _missing_provider_message(provider: str, available: list[str]) -> str:
         f"ONNX Runtime has no {provider} here (available: {', '.join(available)}); it needs "
         f"{_ORT_NEEDS.get(provider, 'a build of onnxruntime that includes it')}"
     )
+
+
+OPENVINO_INSTALL = "pip install -r requirements-openvino.txt"
+
+
+class OpenVinoBackend:
+    """The ONNX graph compiled by OpenVINO for the CPU.
+
+    OpenVINO reads the ``.onnx`` file itself (no conversion step), fuses each convolution with
+    its activation and runs the convolutions in its own blocked layout. It is compiled once with
+    dynamic input sizes, so the same compiled model serves every frame and crop size.
+
+    Parameters
+    ----------
+    description
+        The model; ``model_file`` must be an ``.onnx`` file.
+    threads
+        ``INFERENCE_NUM_THREADS``.
+
+    Notes
+    -----
+    The precision is pinned to f32 (``INFERENCE_PRECISION_HINT``): on CPUs with bf16 or AMX
+    units OpenVINO would otherwise run in bf16, and keypoints would move.
+    """
+
+    def __init__(self, description: ModelDescription, threads: int) -> None:
+        try:
+            import openvino
+        except ImportError:
+            raise ModelError(
+                f"[Pose] BACKEND = openvino needs the optional `openvino` package, which is not "
+                f"installed: `{OPENVINO_INSTALL}` (or choose BACKEND = onnxruntime)"
+            ) from None
+        path = Path(description.model_file)
+        if path.suffix != ".onnx":
+            raise ModelError(f"{path}: the openvino backend needs an .onnx file")
+        core = openvino.Core()
+        config = {
+            "INFERENCE_NUM_THREADS": threads,
+            "NUM_STREAMS": 1,  # one frame at a time, as fast as it can: the latency mode
+            "PERFORMANCE_HINT": "LATENCY",
+            "INFERENCE_PRECISION_HINT": "f32",
+        }
+        try:
+            self._compiled = core.compile_model(core.read_model(str(path)), "CPU", config)
+        except Exception as error:  # OpenVINO raises RuntimeError and its own types
+            raise ModelError(f"{path}: OpenVINO cannot compile it: {error}") from error
+        self._request = self._compiled.create_infer_request()
+        self._description = description
+        self.provider = f"openvino {openvino.__version__.split('-')[0]} CPU"
+        self._input = self._port(self._compiled.inputs, description.input_name, path)
+        self._outputs = [
+            self._port(self._compiled.outputs, name, path) for name in description.output_names
+        ]
+        self._extra_ports: dict[str, Any] = {}
+
+    @staticmethod
+    def _port(ports: Any, name: str, path: Path) -> Any:
+        """The input or output called ``name``."""
+        for port in ports:
+            if name in port.get_names():
+                return port
+        found = sorted(n for port in ports for n in port.get_names())
+        raise ModelError(f"{path}: no input or output named {name!r} (has {found})")
+
+    def run(self, batch: np.ndarray) -> list[np.ndarray]:
+        """Run the compiled model; outputs in ``description.output_names`` order (copies)."""
+        return self.run_with(batch, {})
+
+    def run_with(self, batch: np.ndarray, extra: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        """Run a graph with more inputs than the image (a crop graph's channel gates)."""
+        inputs = {self._input: np.ascontiguousarray(batch)}
+        inputs |= {self._extra_port(name): value for name, value in extra.items()}
+        results = self._request.infer(inputs)
+        return [results[port] for port in self._outputs]
+
+    def _extra_port(self, name: str) -> Any:
+        port = self._extra_ports.get(name)
+        if port is None:
+            port = self._extra_ports[name] = self._port(
+                self._compiled.inputs, name, Path(self._description.model_file)
+            )
+        return port
+
+    def warm_up_with(self, extra: Mapping[str, np.ndarray]) -> None:
+        """:meth:`warm_up` for a graph that takes ``extra`` inputs too."""
+        dummy = _dummy_batch(self._description, 1)
+        for _ in range(WARM_UP_RUNS):
+            self.run_with(dummy, extra)
+
+    def warm_up(self, batch_size: int | None = None) -> None:
+        """Run a few batches of zeros (OpenVINO prepares its kernels for a shape on first use)."""
+        dummy = _dummy_batch(self._description, batch_size)
+        for _ in range(WARM_UP_RUNS):
+            self.run(dummy)
+
+    def close(self) -> None:
+        """Drop the request and the compiled model."""
+        self._request = None
+        self._compiled = None
 
 
 class TorchBackend:

@@ -404,6 +404,26 @@ def build_module(export: DlcExport) -> DlcKeypointModel:
     return DlcKeypointModel(network, head, backbone.stride / head.heatmap.stride).eval()
 
 
+def input_multiple(export: DlcExport) -> int:
+    """The backbone's total down-sampling: inputs cropped on multiples of it keep its grid.
+
+    CSPNeXt halves the size in its stem and at the start of every stage (32 for ``P5``, 64 for
+    ``P6``); DeepLabCut's ResNet stops halving at its output stride (dilation after that).
+    """
+    section = export.config["model"]["backbone"]
+    if section.get("type") == "CSPNeXt":
+        from pose.cspnext import ARCHITECTURES
+
+        stages = ARCHITECTURES.get(str(section.get("arch", "P5")), ARCHITECTURES["P5"])
+        return 2 ** (1 + len(stages))
+    return int(section.get("output_stride") or 32)
+
+
+def input_multiple_of_export(path: str | Path) -> int:
+    """:func:`input_multiple` of the export file at ``path`` (read without running its code)."""
+    return input_multiple(read_export(path))
+
+
 # --- the description ----------------------------------------------------------------------------
 
 

@@ -3,7 +3,8 @@
 - ``<camera>.pose.csv``: DeepLabCut's layout (``scorer`` / ``bodyparts`` / ``coords`` header rows;
   x, y, likelihood per keypoint), one row per analysed frame, indexed by the camera's frame index.
   Flushed every second, so a killed process keeps all but the last second.
-- ``<camera>.pose_timing.csv``: when each analysed frame passed each stage (host clock).
+- ``<camera>.pose_timing.csv``: when each analysed frame passed each stage (host clock), and
+  the region of the frame that was analysed (the whole frame, or a dynamic crop).
 - ``<camera>.pose.pqt`` (on stop): the IBL layout, ``{bodypart}_x``, ``{bodypart}_y``,
   ``{bodypart}_likelihood`` plus ``frame_index``, one row per analysed frame.
 """
@@ -33,6 +34,11 @@ TIMING_COLUMNS = (
     "latency_ms",  # pose_ready - host_timestamp
     "batch_size",
     "experiment_ms",  # the experiment's update on this batch (empty without an experiment)
+    # The region analysed (frame pixels): the whole frame, or a dynamic crop (pose/cropping.py).
+    "crop_x",
+    "crop_y",
+    "crop_width",
+    "crop_height",
 )
 _FLUSH_INTERVAL_S = 1.0
 
@@ -125,14 +131,20 @@ class PoseTimingWriter:
         ready_ns: int,
         batch_size: int,
         experiment_ms: float | None = None,
+        crop: tuple[int, int, int, int] | None = None,
     ) -> None:
-        """Append one analysed frame's timings (host clock, nanoseconds in; seconds out)."""
+        """Append one analysed frame's timings (host clock, nanoseconds in; seconds out).
+
+        ``crop`` is the analysed region (x, y, width, height) in frame pixels; None leaves the
+        crop columns empty.
+        """
         stages_ms = [stages_s.get(s, 0.0) * 1e3 for s in ("preprocess", "inference", "decode")]
         experiment = "" if experiment_ms is None else f"{experiment_ms:.3f}"
+        region = ",,," if crop is None else ",".join(str(int(v)) for v in crop)
         self._file.write_row(
             f"{frame_index},{_seconds(host_ns)},{_seconds(picked_ns)},"
             f"{stages_ms[0]:.3f},{stages_ms[1]:.3f},{stages_ms[2]:.3f},{_seconds(ready_ns)},"
-            f"{(ready_ns - host_ns) / 1e6:.3f},{batch_size},{experiment}\n"
+            f"{(ready_ns - host_ns) / 1e6:.3f},{batch_size},{experiment},{region}\n"
         )
 
     def close(self) -> None:
@@ -189,4 +201,3 @@ def write_ibl_pose_files(parquet_path: Path, timing_path: Path, stem: Path) -> t
     times = timing.set_index("frame_index")["host_timestamp"].reindex(table["frame_index"])
     np.save(times_target, times.to_numpy(dtype=np.float64))
     return pose_target.name, times_target.name
-

@@ -12,10 +12,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
+
 ColorOrder = Literal["rgb", "bgr", "gray"]
 OutputKind = Literal["heatmaps", "heatmaps+locref", "coordinates"]
 DecoderName = Literal["argmax", "lightning-pose"]
 ResizeMethod = Literal["bilinear-float", "bicubic-uint8", "area"]
+InputType = Literal["float", "uint8"]
+InputLayout = Literal["nchw", "nhwc"]
+Normalization = Literal["outside", "in-graph"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -79,6 +84,20 @@ class ModelDescription:
         True when the graph takes any input size (fully convolutional, as DeepLabCut runs its
         models at the frame's own size): ``input_height`` and ``input_width`` are then the size
         it was described for, and :meth:`at_input_size` gives the same model at another size.
+    input_type
+        ``float`` (float32, or float16 for an ``fp16`` graph) or ``uint8`` (pixels as they are;
+        needs ``normalization="in-graph"``).
+    input_layout
+        ``nchw`` (N x C x H x W) or ``nhwc`` (N x H x W x C).
+    normalization
+        ``outside``: the pre-processing feeds ``(pixel / 255 - mean) / std``; ``in-graph``: it
+        feeds pixels 0..255 and the graph normalises them (``mean`` and ``std`` then say what
+        the graph does).
+    letterbox
+        False: the frame (or crop) is resized to exactly the input size. True: it is resized by
+        one factor for both axes, the largest that fits, into the top-left corner of the input;
+        the rest of the input stays 0 (black). The top-left corner keeps the mapping a pure
+        scale per axis (:mod:`pose.transforms`).
     """
 
     name: str
@@ -104,6 +123,10 @@ class ModelDescription:
     skeleton: tuple[tuple[str, str], ...] = field(default=())
     source_file: Path | None = None
     any_input_size: bool = False
+    input_type: InputType = "float"
+    input_layout: InputLayout = "nchw"
+    normalization: Normalization = "outside"
+    letterbox: bool = False
 
     def __post_init__(self) -> None:
         """Check what can be checked without loading the network."""
@@ -121,16 +144,48 @@ class ModelDescription:
                 f"{self.model_file}: normalisation needs {channels} mean and std values, got "
                 f"{len(self.mean)} and {len(self.std)}"
             )
+        self._check_input_format()
         for a, b in self.skeleton:
             if a not in self.keypoints or b not in self.keypoints:
                 raise ModelError(
                     f"{self.model_file}: skeleton pair ({a}, {b}) names unknown keypoints"
                 )
 
+    def _check_input_format(self) -> None:
+        """The input type, layout and normalisation must go together."""
+        if self.input_type not in ("float", "uint8"):
+            raise ModelError(f"{self.model_file}: input type {self.input_type!r}: float or uint8")
+        if self.input_layout not in ("nchw", "nhwc"):
+            raise ModelError(f"{self.model_file}: input layout {self.input_layout!r}: nchw or nhwc")
+        if self.normalization not in ("outside", "in-graph"):
+            raise ModelError(
+                f"{self.model_file}: normalization {self.normalization!r}: outside or in-graph"
+            )
+        if self.input_type == "uint8" and self.normalization != "in-graph":
+            raise ModelError(f"{self.model_file}: uint8 input needs the normalisation in the graph")
+        if self.input_type == "uint8" and self.resize == "bilinear-float":
+            raise ModelError(
+                f"{self.model_file}: uint8 input is resized as uint8 (area or bicubic-uint8), "
+                "not bilinear-float"
+            )
+
     @property
     def channels(self) -> int:
         """Input channels of the network."""
         return 1 if self.color_order == "gray" else 3
+
+    @property
+    def input_dtype(self) -> type[np.generic]:
+        """The numpy type of the graph's input."""
+        if self.input_type == "uint8":
+            return np.uint8
+        return np.float16 if self.precision == "fp16" else np.float32
+
+    def input_shape(self, batch: int) -> tuple[int, int, int, int]:
+        """The graph's input shape for ``batch`` images, in its layout."""
+        if self.input_layout == "nhwc":
+            return (batch, self.input_height, self.input_width, self.channels)
+        return (batch, self.channels, self.input_height, self.input_width)
 
     def at_input_size(self, height: int, width: int) -> ModelDescription:
         """The same model fed at ``height`` x ``width`` (for example a camera's frame size).

@@ -2,8 +2,9 @@
 
 A model folder holds
 
-* ``model.onnx``: the network (input ``images`` N x 3 x H x W, dynamic N; outputs ``heatmaps``
-  N x K x H/4 x W/4 logits and, for ``heatmaps+locref``, ``locref`` N x 2K x H/4 x W/4);
+* ``model.onnx``: the network (input ``images`` N x 3 x H x W, or N x H x W x 3 for an NHWC
+  graph, dynamic N; outputs ``heatmaps`` N x K x H/4 x W/4 logits and, for
+  ``heatmaps+locref``, ``locref`` N x 2K x H/4 x W/4);
 * ``model.pt`` (optional): the same network as TorchScript, for the PyTorch backend;
 * ``model.json``: everything needed to feed the network and read its output, plus how it was made.
 
@@ -16,7 +17,9 @@ A model folder holds
       "skeleton": [["nose", "neck"], ...],
       "files": {"onnx": "model.onnx", "torchscript": "model.pt" or null},
       "input": {"height": 256, "width": 320, "color_order": "rgb",
-                "mean": [...], "std": [...], "resize": "area"},
+                "mean": [...], "std": [...], "resize": "area",
+                "type": "float", "layout": "nchw", "normalization": "in-graph",
+                "letterbox": true},
       "output": {"kind": "heatmaps+locref", "names": ["heatmaps", "locref"], "stride": 4,
                  "locref_std": 7.2801, "decoder": "argmax",
                  "heatmaps_are_probabilities": false},
@@ -28,6 +31,12 @@ Frames are resized to the input size with ``area`` interpolation (``cv2.INTER_AR
 frame): our models are trained on frames resized exactly that way, and area averaging is the
 antialiased choice for the large downscales (640x480 to 320x256) these models are meant for, so
 pixel noise averages out instead of aliasing.
+
+The input keys ``type`` (``float`` or ``uint8``), ``layout`` (``nchw`` or ``nhwc``),
+``normalization`` (``outside``: the input is ``(pixel / 255 - mean) / std``; ``in-graph``: it is
+pixels 0..255) and ``letterbox`` (resize by one factor into the input's top-left corner) came with
+the separable network (issue 12); a file without them means float, NCHW, normalised outside, no
+letterbox: the first models' input, so their folders load unchanged.
 """
 
 from __future__ import annotations
@@ -183,11 +192,32 @@ def _description(data: dict[str, Any], onnx_path: Path, json_path: Path) -> Mode
             output_names=tuple(str(n) for n in names),
             batch_size=None,
             skeleton=tuple((str(a), str(b)) for a, b in skeleton),
+            **_input_format(inputs, json_path),
         )
     except ModelError:
         raise
     except (TypeError, ValueError) as error:  # e.g. a mean value that is not a number
         raise ModelError(f"{json_path}: {error}") from None
+
+
+def _input_format(inputs: dict[str, Any], json_path: Path) -> dict[str, Any]:
+    """The input's type, layout, normalisation and letterbox; older files lack them (defaults)."""
+    defaults = {"type": "float", "layout": "nchw", "normalization": "outside", "letterbox": False}
+    present = {key: inputs.get(key, default) for key, default in defaults.items()}
+    allowed = {
+        "type": ("float", "uint8"),
+        "layout": ("nchw", "nhwc"),
+        "normalization": ("outside", "in-graph"),
+    }
+    for key, values in allowed.items():
+        _choice(present, key, values, json_path, "input.")
+    letterbox = _get(present, "letterbox", bool, json_path, "input.")
+    return {
+        "input_type": present["type"],
+        "input_layout": present["layout"],
+        "normalization": present["normalization"],
+        "letterbox": letterbox,
+    }
 
 
 def _choice(
@@ -223,15 +253,7 @@ def _check_graph(description: ModelDescription, onnx_path: Path) -> None:
         raise ModelError(
             f"{onnx_path}: no input named {description.input_name!r}; it has {sorted(inputs)}"
         )
-    _, channels, height, width = (inputs[description.input_name] + [None] * 4)[:4]
-    expected_input = (description.channels, description.input_height, description.input_width)
-    for got, want, what in zip(
-        (channels, height, width), expected_input, ("channels", "height", "width"), strict=True
-    ):
-        if got is not None and got != want:
-            raise ModelError(
-                f"{onnx_path}: the graph's input {what} is {got}, model.json says {want}"
-            )
+    _check_input(description, onnx_path, graph)
     k = len(description.keypoints)
     wanted = {description.output_names[0]: k}
     if description.output_kind == "heatmaps+locref":
@@ -248,6 +270,38 @@ def _check_graph(description: ModelDescription, onnx_path: Path) -> None:
                 f"{onnx_path}: output {name!r} has {got} channels but model.json names {k} "
                 f"keypoints (expected {channels_wanted})"
             )
+
+
+def _check_input(description: ModelDescription, onnx_path: Path, graph: Any) -> None:
+    """The graph's input must have the described layout, size and element type."""
+    import onnx
+
+    value = next(i for i in graph.input if i.name == description.input_name)
+    dims = (_dims(value) + [None] * 4)[:4]
+    if description.input_layout == "nhwc":
+        _, height, width, channels = dims
+    else:
+        _, channels, height, width = dims
+    expected_input = (description.channels, description.input_height, description.input_width)
+    for got, want, what in zip(
+        (channels, height, width), expected_input, ("channels", "height", "width"), strict=True
+    ):
+        if got is not None and got != want:
+            raise ModelError(
+                f"{onnx_path}: the graph's input {what} is {got}, model.json says {want} "
+                f"(layout {description.input_layout})"
+            )
+    element = value.type.tensor_type.elem_type
+    wanted = {
+        "uint8": (onnx.TensorProto.UINT8,),
+        "float": (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16),
+    }[description.input_type]
+    if element not in wanted:
+        name = onnx.TensorProto.DataType.Name(element).lower()
+        raise ModelError(
+            f"{onnx_path}: the graph's input is {name}, model.json says "
+            f"{description.input_type} (input.type)"
+        )
 
 
 def _dims(value_info: Any) -> list[int | None]:
@@ -325,6 +379,10 @@ def model_json(
             "mean": list(description.mean),
             "std": list(description.std),
             "resize": description.resize,
+            "type": description.input_type,
+            "layout": description.input_layout,
+            "normalization": description.normalization,
+            "letterbox": description.letterbox,
         },
         "output": {
             "kind": description.output_kind,

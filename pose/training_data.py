@@ -1,8 +1,11 @@
 """Training data for the project's own pose models: frames, augmentation and targets.
 
 * **Geometry**: frames are resized whole to the network input with ``cv2.INTER_AREA`` (as at
-  inference, see :mod:`pose.own_model`); with pixel centres at whole numbers a frame point ``x``
-  lands on ``(x + 0.5) * input / frame - 0.5``.
+  inference, see :mod:`pose.own_model`), or letterboxed into it (resized by one factor into the
+  top-left corner, the rest black; :func:`pose.transforms.letterbox_size`); with pixel centres at
+  whole numbers a frame point ``x`` lands on ``(x + 0.5) * resized / frame - 0.5``.
+* **Network input**: :func:`network_input` turns BGR images into the graph's input format
+  (normalised float NCHW, or pixels 0..255 as float or uint8, NCHW or NHWC).
 * **Data**: :class:`Sample` is one frame at input size with its keypoints, from DeepLabCut labels
   (:func:`load_label_samples`) or rendered on demand by seeded simulated arenas
   (:class:`ArenaPool`).
@@ -26,7 +29,8 @@ from cameras.arena import ArenaParams, ArenaRenderer, Pose, simulate_poses
 from cameras.arena import keypoints_from_poses as arena_keypoints
 from pose.labels import LabeledData
 from pose.model import IMAGENET_MEAN, IMAGENET_STD
-from pose.network import SIZE_MULTIPLE, STRIDE
+from pose.network import SIZE_MULTIPLE, STRIDE, InputFormat
+from pose.transforms import letterbox_size
 
 LOCREF_STD = 7.2801
 """DeepLabCut's scale of location-refinement offsets, in input pixels."""
@@ -65,20 +69,46 @@ def input_to_frame(points: np.ndarray, frame_size: Size, input_size: Size) -> np
     return (np.asarray(points, dtype=np.float64) + 0.5) * scale - 0.5
 
 
-def default_input_size(frame_size: Size) -> Size:
-    """Half the frame, each side rounded to the nearest multiple of 32 (640x480 -> 320x256)."""
+def default_input_size(frame_size: Size, letterbox: bool = False) -> Size:
+    """Half the frame, each side rounded to a multiple of 32 (640x480 -> 320x256).
+
+    Rounded to the nearest multiple, or up for a letterboxed input (so that the half-size frame
+    fits whole: 1280x720 -> 640x384 holding 640x360).
+    """
+    rounding = math.ceil if letterbox else round
     return tuple(  # type: ignore[return-value]
-        max(SIZE_MULTIPLE, SIZE_MULTIPLE * round(side / 2 / SIZE_MULTIPLE)) for side in frame_size
+        max(SIZE_MULTIPLE, SIZE_MULTIPLE * int(rounding(side / 2 / SIZE_MULTIPLE)))
+        for side in frame_size
     )
 
 
-def resize_to_input(frame: np.ndarray, input_size: Size) -> np.ndarray:
-    """A BGR (or grey) uint8 frame resized to the input size as at inference (area), as BGR."""
+def content_size(frame_size: Size, input_size: Size, letterbox: bool) -> Size:
+    """(width, height) the frame is resized to: the input size, or its letterboxed part."""
+    if not letterbox:
+        return input_size
+    height, width = letterbox_size((frame_size[1], frame_size[0]), (input_size[1], input_size[0]))
+    return (width, height)
+
+
+def resize_to_input(frame: np.ndarray, input_size: Size, letterbox: bool = False) -> np.ndarray:
+    """A BGR (or grey) uint8 frame resized to the input size as at inference (area), as BGR.
+
+    With ``letterbox`` the frame is resized by one factor into the top-left corner and the rest
+    is black, as :class:`pose.preprocess.Preprocessor` does it.
+    """
     if frame.ndim == 2:
         frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
-    if (frame.shape[1], frame.shape[0]) == tuple(input_size):
-        return np.ascontiguousarray(frame)
-    return cv2.resize(frame, tuple(input_size), interpolation=cv2.INTER_AREA)
+    frame_size = (frame.shape[1], frame.shape[0])
+    size = content_size(frame_size, input_size, letterbox)
+    if frame_size == tuple(size):
+        resized = np.ascontiguousarray(frame)
+    else:
+        resized = cv2.resize(frame, tuple(size), interpolation=cv2.INTER_AREA)
+    if tuple(size) == tuple(input_size):
+        return resized
+    image = np.zeros((input_size[1], input_size[0], 3), np.uint8)
+    image[: size[1], : size[0]] = resized
+    return image
 
 
 def normalise(images_bgr: np.ndarray) -> np.ndarray:
@@ -87,6 +117,27 @@ def normalise(images_bgr: np.ndarray) -> np.ndarray:
     mean = np.array(IMAGENET_MEAN, dtype=np.float32)
     std = np.array(IMAGENET_STD, dtype=np.float32)
     return np.ascontiguousarray(((rgb - mean) / std).transpose(0, 3, 1, 2))
+
+
+def network_input(images_bgr: np.ndarray, input_format: InputFormat) -> np.ndarray:
+    """BGR images (N, H, W, 3), uint8 or float in 0..255, in a graph's input format.
+
+    Normalised float32 NCHW RGB (:func:`normalise`) for ``normalization="outside"``; else RGB
+    pixels 0..255 in the format's layout, as float32 or, for a uint8 graph, rounded to uint8
+    (what a camera gives; the training loop feeds the same values, the network casts them).
+    """
+    if not input_format.raw_pixels:
+        if input_format.layout == "nhwc":
+            return np.ascontiguousarray(normalise(images_bgr).transpose(0, 2, 3, 1))
+        return normalise(images_bgr)
+    rgb = np.asarray(images_bgr)[..., ::-1]
+    if input_format.dtype == "uint8":
+        rgb = np.clip(np.rint(rgb), 0, 255).astype(np.uint8) if rgb.dtype != np.uint8 else rgb
+    else:
+        rgb = rgb.astype(np.float32)
+    if input_format.layout == "nchw":
+        rgb = rgb.transpose(0, 3, 1, 2)
+    return np.ascontiguousarray(rgb)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -108,26 +159,41 @@ class Sample:
         (K, 2) in original-frame pixels (errors are reported in these).
     frame_size
         (width, height) of the original frame.
+    scaled_size
+        (width, height) the frame was resized to: the image's size, or less for a letterboxed
+        image (None: the image's size).
     """
 
     image: np.ndarray
     keypoints: np.ndarray
     truth: np.ndarray
     frame_size: Size
+    scaled_size: Size | None = None
+
+    def to_frame(self, points: np.ndarray) -> np.ndarray:
+        """Input pixels (..., 2) of this sample's image to its original frame's pixels."""
+        scaled = self.scaled_size or (self.image.shape[1], self.image.shape[0])
+        return input_to_frame(points, self.frame_size, scaled)
 
 
-def make_sample(frame: np.ndarray, truth: np.ndarray, input_size: Size) -> Sample:
+def make_sample(
+    frame: np.ndarray, truth: np.ndarray, input_size: Size, letterbox: bool = False
+) -> Sample:
     """A Sample from a full frame and its keypoints in frame pixels."""
     frame_size = (frame.shape[1], frame.shape[0])
+    scaled = content_size(frame_size, input_size, letterbox)
     return Sample(
-        image=resize_to_input(frame, input_size),
-        keypoints=frame_to_input(truth, frame_size, input_size),
+        image=resize_to_input(frame, input_size, letterbox),
+        keypoints=frame_to_input(truth, frame_size, scaled),
         truth=np.asarray(truth, dtype=np.float64),
         frame_size=frame_size,
+        scaled_size=scaled,
     )
 
 
-def load_label_samples(labels: LabeledData, input_size: Size) -> list[Sample]:
+def load_label_samples(
+    labels: LabeledData, input_size: Size, letterbox: bool = False
+) -> list[Sample]:
     """Every labeled image, read and resized to the input size.
 
     Raises
@@ -140,7 +206,7 @@ def load_label_samples(labels: LabeledData, input_size: Size) -> list[Sample]:
         frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if frame is None:
             raise FileNotFoundError(f"{path}: labeled image missing or unreadable")
-        samples.append(make_sample(frame, truth, input_size))
+        samples.append(make_sample(frame, truth, input_size, letterbox))
     return samples
 
 
@@ -195,6 +261,8 @@ class ArenaPool:
         How the arenas' noise, lighting and body size vary; None for the camera's defaults.
     walk_frames
         Length of each arena's random walk; frames are picked from it.
+    letterbox
+        Letterbox the frames into the input (else resize them to fill it).
     """
 
     def __init__(
@@ -204,8 +272,10 @@ class ArenaPool:
         input_size: Size,
         variation: ArenaVariation | None,
         walk_frames: int = 6000,
+        letterbox: bool = False,
     ) -> None:
         self.input_size = input_size
+        self.letterbox = letterbox
         self.params = [arena_params(seed, arena_size, variation) for seed in seeds]
         self.renderers = [ArenaRenderer(p) for p in self.params]
         self.poses = [simulate_poses(p, walk_frames) for p in self.params]
@@ -216,7 +286,7 @@ class ArenaPool:
         pose = self.poses[arena][frame_index]
         self.renderers[arena].render(Pose(*pose.tolist()), frame_index, self._frame)
         truth = arena_keypoints(pose, self.params[arena].body_length_px)
-        return make_sample(self._frame, truth, self.input_size)
+        return make_sample(self._frame, truth, self.input_size, self.letterbox)
 
     def random(self, rng: np.random.Generator) -> Sample:
         """A random frame of a random arena."""
@@ -366,7 +436,7 @@ def augment(
     side = augmentation.crop
     out_size = (side, side) if side else (width, height)
     matrix, mirrored = random_affine(rng, augmentation, sample.keypoints, (width, height), out_size)
-    border = tuple(float(v) for v in sample.image.reshape(-1, 3).mean(axis=0))
+    border = cv2.mean(sample.image)[:3]  # the mean colour (numpy's mean is ~20x slower)
     image = cv2.warpAffine(
         sample.image,
         matrix,
@@ -394,8 +464,10 @@ def photometric(
     contrast = rng.uniform(*augmentation.contrast)
     gains = 1.0 + rng.uniform(-augmentation.color, augmentation.color, size=3)
     shift = rng.uniform(-augmentation.brightness, augmentation.brightness)
-    mean = out.mean()
-    out = ((out - mean) * contrast + mean + shift) * gains.astype(np.float32)
+    mean = sum(cv2.mean(out)[:3]) / 3
+    # ((x - mean) * contrast + mean + shift) * gain as one multiply and one add, in place.
+    np.multiply(out, (contrast * gains).astype(np.float32), out=out)
+    np.add(out, (((1 - contrast) * mean + shift) * gains).astype(np.float32), out=out)
     sigma = rng.uniform(0.0, augmentation.noise)
     if sigma > 0:
         out += rng.standard_normal(out.shape, dtype=np.float32) * np.float32(sigma)

@@ -24,6 +24,13 @@ Order from frame to input: subtract the crop's offset, flip within the crop's wi
 Flipping within the crop and then scaling equals scaling and then flipping within the input's
 width, in both conventions: the transform does not depend on which of the two the
 pre-processing does.
+
+A *letterboxed* input (:func:`letterbox_size`) holds the frame resized by one factor for both
+axes, the largest that fits, in its top-left corner; the rest is padding. Because the content
+starts at the input's origin, the transform is still a pure scale per axis: the scale of the
+resize to the content size (``content_width / crop_width``, ``content_height / crop_height``),
+which is what OpenCV applies to pixel centres. A 640x480 frame in a 320x256 input, for example,
+is resized to 320x240 (exactly half), and ``x -> (x + 0.5) / 2 - 0.5`` on both axes.
 """
 
 from __future__ import annotations
@@ -115,6 +122,30 @@ class FrameTransform:
         return out
 
 
+def letterbox_size(image_size: tuple[int, int], input_size: tuple[int, int]) -> tuple[int, int]:
+    """The size an image is resized to inside a letterboxed input.
+
+    Parameters
+    ----------
+    image_size
+        (height, width) of the image (the frame, or its crop).
+    input_size
+        (height, width) of the network's input.
+
+    Returns
+    -------
+    tuple of int
+        (height, width): the image scaled by one factor, the largest that fits, each side
+        rounded to whole pixels and at least 1.
+    """
+    height, width = image_size
+    scale = min(input_size[0] / height, input_size[1] / width)
+    return (
+        min(input_size[0], max(1, round(height * scale))),
+        min(input_size[1], max(1, round(width * scale))),
+    )
+
+
 def make_transform(
     frame_size: tuple[int, int],
     input_size: tuple[int, int],
@@ -122,6 +153,7 @@ def make_transform(
     crop: tuple[int, int, int, int] | None = None,
     flip: bool = False,
     convention: Convention = "centres",
+    letterbox: bool = False,
 ) -> FrameTransform:
     """The transform of a frame resized (after an optional crop and flip) to the input size.
 
@@ -137,12 +169,17 @@ def make_transform(
         Whether the (cropped) frame is flipped horizontally.
     convention
         ``centres`` or ``corners``.
+    letterbox
+        Whether the frame is letterboxed into the input (:func:`letterbox_size`) rather than
+        resized to fill it.
 
     Returns
     -------
     FrameTransform
     """
     x0, y0, width, height = crop if crop is not None else (0, 0, frame_size[1], frame_size[0])
+    if letterbox:
+        input_size = letterbox_size((height, width), input_size)
     return FrameTransform(
         scale_x=input_size[1] / width,
         scale_y=input_size[0] / height,

@@ -25,9 +25,9 @@ can never fill the pipe and block the worker: the loop never waits on the displa
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
-import os
 import signal
 from collections import defaultdict
 from collections.abc import Mapping
@@ -41,6 +41,17 @@ import numpy as np
 from cameras.base import host_now_ns
 from experiments.observation import Observation
 from experiments.runtime import EVENTS_FILE, ExperimentRun, ExperimentStartError
+from pose.cropping import (
+    ContextFeeder,
+    ContextRecorder,
+    Crop,
+    CropSettings,
+    DynamicCrop,
+    crop_settings,
+    full_crop,
+    input_multiple,
+    split_context_graphs,
+)
 from pose.files import (
     POSE_CSV_SUFFIX,
     POSE_PARQUET_SUFFIX,
@@ -57,6 +68,7 @@ from recording.session import SESSION_LOG
 from settings.sections import DeviceSettings, PoseSettings
 from stream.channel import ChannelReader, ChannelWriter
 from stream.logs import LogTarget, add_log_file, configure_process_logging
+from stream.priority import ProcessPriority, apply_process_priority, inference_thread_count
 from stream.readers import NewestFrameReader
 from stream.ring import Channel, FrameRing, RingSpec
 
@@ -115,6 +127,9 @@ class WorkerCamera:
     flip: bool = False
     model_path: Path | None = None  # this camera's own model; None: the shared [Pose] model
     depth: DepthSource | None = None  # its aligned depth image: Observation.depth_m reads it
+    # Its dynamic cropping (pose.cropping.crop_settings of [Pose] and its [Camera] keys);
+    # None: [Pose]'s keys alone.
+    dynamic_crop: CropSettings | None = None
 
 
 @dataclass(frozen=True)
@@ -139,6 +154,7 @@ class PoseJob:
     file_label: str = ""  # "" for the session's first analysis, ".run2" etc. for later ones
     events_file: str = EVENTS_FILE  # for ``experiment``
     ibl_naming: bool = False  # also write _ibl_<camera>Camera.dlc.pqt and .times.npy
+    priority: ProcessPriority | None = None  # its own cores (stream/priority.py)
 
 
 @dataclass(frozen=True)
@@ -251,9 +267,20 @@ class _CameraState:
     csv: PoseCsvWriter
     timing: PoseTimingWriter
     depth: Any = None  # cameras.companion.CompanionReader of camera.depth
+    cropper: DynamicCrop | None = None  # with dynamic cropping
+    crop: Crop | None = None  # the region of this turn's frame that is analysed
+    context: dict[str, np.ndarray] | None = None  # channel gates of its last full frame
+    frames_cropped: int = 0
+    crop_sizes: set[tuple[int, int]] = field(default_factory=set)  # (width, height) used
     latencies_ms: list[float] = field(default_factory=list)
     first_ready_ns: int = 0
     last_ready_ns: int = 0
+
+    def analysed_region(self) -> Crop:
+        """The crop of the frame read now: the cropper's, or the whole frame."""
+        if self.cropper is not None:
+            return self.cropper.current
+        return full_crop(self.camera.ring.geometry.shape[:2])
 
 
 @dataclass
@@ -264,10 +291,44 @@ class _LoadedModel:
     description: ModelDescription
     backend: Any  # pose.backends.Backend
     estimators: dict[tuple[int, ...], Any] = field(default_factory=dict)
+    max_batch: int = 1
+    input_multiple: int | None = None  # for dynamic cropping: crops start on its multiples
+    crop_graphs: _CropGraphs | None = None  # for dynamic cropping of a network with gates
 
     @property
     def summary(self) -> dict[str, Any]:
         return model_summary(self.description, self.backend.provider)
+
+    def estimator(self, shape: tuple[int, ...]) -> Any:
+        """The estimator of frames (or crops) of ``shape``, built on first use.
+
+        A crop's shape is met at run time: its estimator is built then (buffers of that size;
+        the backend plans its memory for the new input shape on that first run, and keeps the
+        plan). Crop sizes are rounded (pose.cropping) so that only a few are ever built.
+        """
+        estimator = self.estimators.get(shape)
+        if estimator is None:
+            from pose.estimator import PoseEstimator
+
+            description = self.description
+            if description.any_input_size:  # DeepLabCut runs at the frame's (crop's) own size
+                description = description.at_input_size(*shape[:2])
+            estimator = PoseEstimator(description, self.backend, shape, self.max_batch)
+            self.estimators[shape] = estimator
+        return estimator
+
+
+@dataclass
+class _CropGraphs:
+    """A network with channel gates (CSPNeXt), split for cameras that crop (pose.cropping).
+
+    ``full`` runs the graph that also outputs the gates (its backend a ContextRecorder), for
+    the cropping cameras' whole frames; ``crop`` the graph fed the gates of the camera's last
+    whole frame (a ContextFeeder). A cropping camera is analysed alone (its own gates).
+    """
+
+    full: _LoadedModel
+    crop: _LoadedModel
 
 
 def model_summary(description: ModelDescription, provider: str) -> dict[str, Any]:
@@ -288,6 +349,7 @@ def pose_main(job: PoseJob) -> None:
     """Entry point of the inference worker process."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process decides when to stop
     configure_process_logging(job.log_target, "pose")
+    apply_process_priority(job.priority)  # before ONNX Runtime starts its thread pool
     add_log_file(job.session_dir / SESSION_LOG)
     try:
         models = _load(job)
@@ -400,12 +462,12 @@ def _model_key(job: PoseJob, camera: WorkerCamera) -> str:
 def _load(job: PoseJob) -> dict[str, _LoadedModel]:
     """Every model the cameras use, each loaded once and warmed up on each frame shape."""
     from pose.backends import open_backend
-    from pose.estimator import PoseEstimator
     from pose.loading import load_model
 
     settings = job.settings
     # Auto: leave one core to the capture and recording processes, use at most 4.
-    threads = settings.threads or max(1, min(4, (os.cpu_count() or 2) - 1))
+    pinned = job.priority.cpus if job.priority is not None else None
+    threads = inference_thread_count(settings.threads, pinned)
     models: dict[str, _LoadedModel] = {}
     for camera in job.cameras:
         key = _model_key(job, camera)
@@ -417,18 +479,80 @@ def _load(job: PoseJob) -> dict[str, _LoadedModel]:
             )
             backend = open_backend(description, settings.backend, settings.device, threads)
             backend.warm_up()
-            models[key] = _LoadedModel(key, description, backend)
+            models[key] = _LoadedModel(key, description, backend, max_batch=settings.max_batch)
             log.info("model %s ready on %s", description.name, backend.provider)
         model = models[key]
+        if _camera_crop(job, camera).enabled and model.input_multiple is None:
+            model.input_multiple = _crop_multiple(camera, model.description)
+            model.crop_graphs = _crop_graphs(model, settings, threads)
         shape = camera.ring.geometry.shape
         if shape not in model.estimators:
-            description = model.description
-            if description.any_input_size:  # DeepLabCut runs at the frame's own size
-                description = description.at_input_size(*shape[:2])
-            estimator = PoseEstimator(description, model.backend, shape, settings.max_batch)
+            estimator = model.estimator(shape)
             estimator.estimate([np.zeros(shape, np.uint8)])  # warm the whole path
-            model.estimators[shape] = estimator
     return models
+
+
+def _crop_graphs(model: _LoadedModel, settings: PoseSettings, threads: int) -> _CropGraphs | None:
+    """The split graphs of a network with channel gates; None without gates or on pytorch.
+
+    The pytorch backend runs the rebuilt network, not a graph: its crops see their own
+    channel statistics (keypoints move more; docs/pose-models.md).
+    """
+    from pose.backends import open_backend
+
+    description = model.description
+    if settings.backend == "pytorch" or Path(description.model_file).suffix != ".onnx":
+        return None
+    try:
+        graphs = split_context_graphs(Path(description.model_file))
+    except OSError as error:  # the converted graph's folder is writable; this is unexpected
+        log.warning("crops of %s see their own channel statistics: %s", description.name, error)
+        return None
+    if graphs is None:
+        return None
+    full = dataclasses.replace(
+        description,
+        model_file=graphs.full,
+        output_names=(*description.output_names, *graphs.gates),
+    )
+    crop = dataclasses.replace(description, model_file=graphs.crop)
+    dtype = np.float16 if description.precision == "fp16" else np.float32
+    recorder = ContextRecorder(
+        open_backend(full, settings.backend, settings.device, threads),
+        graphs,
+        len(description.output_names),
+    )
+    feeder = ContextFeeder(
+        open_backend(crop, settings.backend, settings.device, threads), graphs, dtype
+    )
+    recorder.warm_up()
+    feeder.warm_up()
+    log.info("model %s: crops get the whole frame's channel gates", description.name)
+    return _CropGraphs(
+        _LoadedModel(f"{model.key}#full", full, recorder, max_batch=1),
+        _LoadedModel(f"{model.key}#crop", crop, feeder, max_batch=1),
+    )
+
+
+def _camera_crop(job: PoseJob, camera: WorkerCamera) -> CropSettings:
+    """A camera's dynamic-crop settings: its own, or ``[Pose]``'s."""
+    if camera.dynamic_crop is not None:
+        return camera.dynamic_crop
+    return crop_settings(job.settings)
+
+
+def _crop_multiple(camera: WorkerCamera, description: ModelDescription) -> int:
+    """The model's input multiple for cropping; a model of fixed input size is an error."""
+    try:
+        return input_multiple(description)
+    except ModelError as error:
+        raise ModelError(
+            f"camera {camera.name}: DYNAMIC_CROP = on, but its model {description.name} "
+            f"({description.framework}) runs at its fixed input size "
+            f"{description.input_width}x{description.input_height} only, so there is nothing "
+            f"to crop for: set DYNAMIC_CROP = off for it ([Camera {camera.name}] or [Pose]), "
+            f"or use a model that runs at any size (a DeepLabCut 3.0 export). ({error})"
+        ) from None
 
 
 def _ready_message(states: list[_CameraState]) -> PoseReady:
@@ -473,9 +597,25 @@ def _subscribe(job: PoseJob, models: dict[str, _LoadedModel]) -> list[_CameraSta
                 ),
                 timing=PoseTimingWriter(job.session_dir / f"{stem}{POSE_TIMING_SUFFIX}"),
                 depth=_depth_reader(camera),
+                cropper=_cropper(job, camera, model),
             )
         )
     return states
+
+
+def _cropper(job: PoseJob, camera: WorkerCamera, model: _LoadedModel) -> DynamicCrop | None:
+    """The camera's dynamic crop, None when it analyses whole frames."""
+    settings = _camera_crop(job, camera)
+    if not settings.enabled:
+        return None
+    assert model.input_multiple is not None  # set by _load
+    return DynamicCrop(
+        camera.ring.geometry.shape[:2],
+        settings,
+        len(model.description.keypoints),
+        model.input_multiple,
+        camera.flip,
+    )
 
 
 def _depth_reader(camera: WorkerCamera) -> Any:
@@ -522,11 +662,14 @@ def _analyse(job: PoseJob, states: list[_CameraState], slot: _ExperimentSlot) ->
         picked_ns = host_now_ns()
         ready = [s for s in active if s.reader.poll()]
         active = [s for s in active if s.reader.ended is None]
-        groups: dict[tuple[str, tuple[int, ...]], list[_CameraState]] = defaultdict(list)
-        for state in ready:  # one batch per model and frame size
-            groups[(state.model.key, state.camera.ring.geometry.shape)].append(state)
-        for (_, shape), group in groups.items():
-            estimator = group[0].model.estimators[shape]
+        groups: dict[tuple[str, tuple[int, ...], int], list[_CameraState]] = defaultdict(list)
+        for state in ready:  # one batch per model and input size (the frame's, or its crop's)
+            state.crop = state.analysed_region()
+            shape = state.crop.size + state.camera.ring.geometry.shape[2:]
+            alone = state.camera.camera_id if _crop_graphs_of(state) is not None else -1
+            groups[(state.model.key, shape, alone)].append(state)
+        for (_, shape, _), group in groups.items():
+            estimator = _group_estimator(group[0], shape)
             batch = _Batch(picked_ns, poses_out, seq, record_rows, common_clock)
             seq = _estimate_group(estimator, group, batch, slot.run)
         if stopping:
@@ -546,6 +689,22 @@ class _Batch:
     common_clock: bool  # several cameras: experiments see host time, the clock they share
 
 
+def _crop_graphs_of(state: _CameraState) -> _CropGraphs | None:
+    """The split graphs a cropping camera runs; None for the model's own graph."""
+    return state.model.crop_graphs if state.cropper is not None else None
+
+
+def _group_estimator(state: _CameraState, shape: tuple[int, ...]) -> Any:
+    """The estimator of a group's input shape (a cropping camera's group is that camera)."""
+    graphs = _crop_graphs_of(state)
+    if graphs is None:
+        return state.model.estimator(shape)
+    if _region(state).full:
+        return graphs.full.estimator(shape)
+    graphs.crop.backend.context = state.context  # the gates of its last whole frame
+    return graphs.crop.estimator(shape)
+
+
 def _padded(pose: np.ndarray, rows: int) -> np.ndarray:
     if len(pose) == rows:
         return pose
@@ -558,7 +717,20 @@ def _estimate_group(
     estimator: Any, group: list[_CameraState], batch: _Batch, run: ExperimentRun | None
 ) -> int:
     picked_ns, seq = batch.picked_ns, batch.seq
-    poses = estimator.estimate([s.reader.frame for s in group], [s.camera.flip for s in group])
+    poses = estimator.estimate(
+        [_region(s).view(s.reader.frame) for s in group], [s.camera.flip for s in group]
+    )
+    for state, pose in zip(group, poses, strict=True):
+        region = _region(state)
+        region.to_frame(pose)  # crop pixels to frame pixels
+        graphs = _crop_graphs_of(state)
+        if graphs is not None and region.full:  # alone in its batch: the gates are its own
+            state.context = graphs.full.backend.context
+        if state.cropper is not None:  # the next frame's crop, from this pose
+            if not region.full:
+                state.frames_cropped += 1
+                state.crop_sizes.add((region.width, region.height))
+            state.cropper.update(pose)
     ready_ns = host_now_ns()
     experiment_ms = None
     if run is not None:  # the decision first: files and pipes can wait a few microseconds
@@ -581,6 +753,7 @@ def _estimate_group(
             ready_ns,
             len(group),
             experiment_ms,
+            _region(state).box,
         )
         batch.poses_out.send(
             encode_pose(
@@ -600,6 +773,12 @@ def _estimate_group(
         state.last_ready_ns = ready_ns
         seq += 1
     return seq
+
+
+def _region(state: _CameraState) -> Crop:
+    """The region analysed in this turn (set when the turn grouped the cameras)."""
+    assert state.crop is not None
+    return state.crop
 
 
 def _observation(
@@ -647,6 +826,11 @@ def _finish(job: PoseJob, states: list[_CameraState]) -> dict[str, dict[str, Any
             "frames_lost": int(header["lost"][Channel.ANALYSE]),
             "analysed_fps": round((analysed - 1) / span_s, 3) if analysed > 1 and span_s else None,
             "latency_ms": percentiles(state.latencies_ms),
+            # Dynamic cropping: frames analysed whole (tracking lost, or cropping off) and
+            # cropped; the crop of every frame is in <camera>.pose_timing.csv.
+            "frames_full_frame": analysed - state.frames_cropped,
+            "frames_cropped": state.frames_cropped,
+            "dynamic_crop": _crop_figures(state),
             "pose_file": state.csv.path.name,
             "pose_table": _parquet(
                 state.csv.path, job.session_dir / f"{state.camera.name}{job.file_label}"
@@ -656,6 +840,25 @@ def _finish(job: PoseJob, states: list[_CameraState]) -> dict[str, dict[str, Any
             figures[state.camera.name]["ibl_files"] = _ibl_files(job, state)
         state.ring.close()
     return figures
+
+
+def _crop_figures(state: _CameraState) -> dict[str, Any] | None:
+    """The camera's dynamic-crop settings and the crop sizes it used; None when it is off."""
+    cropper = state.cropper
+    if cropper is None:
+        return None
+    settings = cropper.settings
+    return {
+        "margin_px": settings.margin,
+        "likelihood": settings.likelihood,
+        "min_keypoints": cropper.min_keypoints,
+        "size_step_px": cropper.step,
+        "input_multiple": cropper.multiple,
+        "refresh_frames": settings.refresh,
+        # crops of a network with channel gates get the whole frame's (pose.cropping)
+        "whole_frame_gates": state.model.crop_graphs is not None,
+        "sizes": [list(size) for size in sorted(state.crop_sizes)],  # [width, height]
+    }
 
 
 def _ibl_files(job: PoseJob, state: _CameraState) -> list[str] | None:

@@ -26,6 +26,7 @@ from recording.video import VideoWriter, video_file_name
 from settings.sections import RecordingSettings
 from stream.channel import ChannelReader, EndOfStream, FrameRecord
 from stream.logs import LogTarget, add_log_file, configure_process_logging
+from stream.priority import ProcessPriority, apply_process_priority
 from stream.ring import Channel, FrameRing, RingSpec
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,7 @@ class RecorderJob:
     settings: RecordingSettings
     nominal_fps: float | None
     log_target: LogTarget
+    priority: ProcessPriority | None = None  # side work: a lower priority (stream/priority.py)
 
 
 class _Recording:
@@ -131,6 +133,7 @@ def recorder_main(job: RecorderJob) -> None:
     """Entry point of a recorder process."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process decides when to stop
     configure_process_logging(job.log_target, f"recorder:{job.camera_name}")
+    apply_process_priority(job.priority)  # before the encoder starts its threads
     add_log_file(job.session_dir / SESSION_LOG)
     ring = FrameRing.attach(job.ring)
     reader = ChannelReader(job.channel, job.camera_id)

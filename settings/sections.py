@@ -45,6 +45,27 @@ class StreamingSettings:
         maximum=3600,
         unit="s",
     )
+    cpu_affinity: Literal["auto", "on", "off"] = setting(
+        "auto",
+        doc="Core placement. Pinned, the inference worker gets cores of its own (one per "
+        "inference thread) and capture, recording and the main process share the rest, so side "
+        "work never pre-empts a pose estimate, but is confined to those cores. `auto` pins when "
+        "at least two cores remain for the side work (machines with 3 or more cores); `on` pins "
+        "on 2 cores too (one core each: enough for one camera at 30 fps, not for a 150 Hz "
+        "camera's recording); `off`: the operating system places every process. `session.json` "
+        "→ `priority` says what was applied (docs/performance.md).",
+    )
+    side_niceness: int = setting(
+        0,
+        doc="Niceness added to the recorders of a live session, so that a pose estimate or a "
+        "device write that becomes ready pre-empts encoding at once (5 weighs about a third of "
+        "a normal process). Off (0) by default: when the CPU is saturated (fast cameras, other "
+        "programs), niced recorders fall behind and lose frames (docs/performance.md); raise it "
+        "only where the recorders keep up with room to spare. Offline sessions (videos replayed "
+        "as fast as they are analysed) always record at normal priority.",
+        minimum=0,
+        maximum=19,
+    )
 
 
 @dataclass(frozen=True)
@@ -146,9 +167,13 @@ class PoseSettings:
         "(faster on GPUs; keypoints move, see docs/pose-models.md for how much). A Lightning "
         "Pose export picks its precision by the `.onnx` file MODEL_PATH names.",
     )
-    backend: Literal["onnxruntime", "pytorch"] = setting(
+    backend: Literal["onnxruntime", "pytorch", "openvino"] = setting(
         "onnxruntime",
-        doc="Inference library. `pytorch` needs a TorchScript file (`model.pt`) beside the model.",
+        doc="Inference library. `pytorch` needs a TorchScript file (`model.pt`) beside the model "
+        "(DeepLabCut and Lightning Pose checkpoints: the network rebuilt from the file). "
+        "`openvino` runs the ONNX graph with Intel's OpenVINO on the CPU (the optional package: "
+        "`pip install -r requirements-openvino.txt`); see docs/pose-models.md for which is "
+        "fastest.",
     )
     device: Literal["cpu", "cuda", "tensorrt"] = setting(
         "cpu",
@@ -176,6 +201,57 @@ class PoseSettings:
         "counted as lost tracking.",
         minimum=0,
         maximum=1,
+    )
+    dynamic_crop: Literal["off", "on"] = setting(
+        "off",
+        doc="`on`: analyse only the region around the last confident pose (plus "
+        "DYNAMIC_CROP_MARGIN), and the whole frame whenever tracking is lost: several times "
+        "faster for small animals in large frames (DeepLabCut-Live's `dynamic`). Needs a model "
+        "that runs at any input size (DeepLabCut 3.0 exports); this project's own models and "
+        "Lightning Pose run at their fixed input size and stop with a message. Each camera may "
+        "override it. See docs/pose-models.md.",
+    )
+    dynamic_crop_margin: int = setting(
+        128,
+        doc="Dynamic cropping: pixels added on every side of the confident keypoints' bounding "
+        "box. It must cover the animal's movement between two analysed frames and give the "
+        "network enough context: smaller margins are faster and move keypoints further from the "
+        "full frame's (docs/pose-models.md).",
+        minimum=0,
+        maximum=4096,
+        unit="px",
+    )
+    dynamic_crop_likelihood: float | None = setting(
+        None,
+        doc="Dynamic cropping: keypoints at or above this likelihood are confident. Empty: "
+        "LIKELIHOOD_THRESHOLD (the camera's, if it sets one).",
+        minimum=0,
+        maximum=1,
+    )
+    dynamic_crop_min_keypoints: int | None = setting(
+        None,
+        doc="Dynamic cropping: confident keypoints needed to crop the next frame; with fewer, "
+        "tracking is lost and the next frame is analysed whole. Empty: all the model's "
+        "keypoints. `1` is DeepLabCut-Live's rule.",
+        minimum=1,
+        maximum=1000,
+    )
+    dynamic_crop_size_step: int = setting(
+        64,
+        doc="Dynamic cropping: crop widths and heights are rounded up to a multiple of this (and "
+        "of the network's down-sampling, 32 for CSPNeXt), so that only a few input shapes exist.",
+        minimum=1,
+        maximum=4096,
+        unit="px",
+    )
+    dynamic_crop_refresh: int = setting(
+        30,
+        doc="Dynamic cropping: after this many cropped frames in a row, one frame is analysed "
+        "whole: it renews the full frame's channel statistics that crops of CSPNeXt networks "
+        "are given (docs/pose-models.md). 0: only when tracking is lost.",
+        minimum=0,
+        maximum=100_000,
+        unit="frames",
     )
 
 
@@ -272,6 +348,45 @@ class CameraCommonSettings:
         "tracking lost. Empty: `[Pose] LIKELIHOOD_THRESHOLD`.",
         minimum=0,
         maximum=1,
+    )
+    dynamic_crop: Literal["off", "on"] | None = setting(
+        None,
+        doc="This camera's dynamic cropping (`on` or `off`). Empty: `[Pose] DYNAMIC_CROP`.",
+    )
+    dynamic_crop_margin: int | None = setting(
+        None,
+        doc="This camera's crop margin. Empty: `[Pose] DYNAMIC_CROP_MARGIN`.",
+        minimum=0,
+        maximum=4096,
+        unit="px",
+    )
+    dynamic_crop_likelihood: float | None = setting(
+        None,
+        doc="This camera's likelihood for cropping. Empty: `[Pose] DYNAMIC_CROP_LIKELIHOOD`, "
+        "else this camera's LIKELIHOOD_THRESHOLD.",
+        minimum=0,
+        maximum=1,
+    )
+    dynamic_crop_min_keypoints: int | None = setting(
+        None,
+        doc="This camera's confident keypoints needed to crop. Empty: `[Pose] "
+        "DYNAMIC_CROP_MIN_KEYPOINTS`.",
+        minimum=1,
+        maximum=1000,
+    )
+    dynamic_crop_size_step: int | None = setting(
+        None,
+        doc="This camera's crop size step. Empty: `[Pose] DYNAMIC_CROP_SIZE_STEP`.",
+        minimum=1,
+        maximum=4096,
+        unit="px",
+    )
+    dynamic_crop_refresh: int | None = setting(
+        None,
+        doc="This camera's whole-frame refresh interval. Empty: `[Pose] DYNAMIC_CROP_REFRESH`.",
+        minimum=0,
+        maximum=100_000,
+        unit="frames",
     )
 
 

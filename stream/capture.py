@@ -43,6 +43,7 @@ from recording.session import SESSION_LOG
 from settings.sections import CameraSettings
 from stream.channel import ChannelWriter, EndReason, FrameRecord, encode_frame
 from stream.logs import LogTarget, add_log_file, configure_process_logging
+from stream.priority import ProcessPriority, apply_process_priority
 from stream.ring import N_CHANNELS, Channel, FrameRing, RingSpec, StreamState
 
 log = logging.getLogger(__name__)
@@ -104,12 +105,15 @@ class CaptureJob:
     channels: tuple[Connection, ...]  # write ends, indexed by Channel
     max_frames: int | None
     log_target: LogTarget
+    priority: ProcessPriority | None = None  # applied first thing (stream/priority.py)
+    recorder_niceness: int = 0  # of the recorders it starts for companion streams (depth)
 
 
 def capture_main(job: CaptureJob) -> None:
     """Entry point of a capture process."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process decides when to stop
     configure_process_logging(job.log_target, f"capture:{job.camera.name}")
+    apply_process_priority(job.priority)  # before the camera's driver starts its threads
     writers = [ChannelWriter(connection) for connection in job.channels]
     camera = camera_class(job.camera.source)(job.camera.name, job.camera.options)
     try:
@@ -136,7 +140,12 @@ def _open_and_stream(job: CaptureJob, camera: Camera, writers: list[ChannelWrite
         return
     try:
         companions = CompanionOutputs(
-            job.camera.name, job.camera_id, camera.companions(), camera.nominal_fps, job.log_target
+            job.camera.name,
+            job.camera_id,
+            camera.companions(),
+            camera.nominal_fps,
+            job.log_target,
+            job.recorder_niceness,
         )
     except (OSError, MemoryError) as error:
         job.control.send(Failed(f"camera {job.camera.name!r}: companion streams: {error}"))

@@ -30,6 +30,7 @@ from typing import Any
 from cameras.base import CameraError
 from experiments.runtime import EVENTS_FILE
 from pose.analysis import Analysis, PoseError
+from pose.cropping import crop_settings
 from pose.worker import ExperimentSpec, WorkerCamera, depth_source
 from recording.recorder import (
     RecorderFinished,
@@ -54,6 +55,13 @@ from stream.capture import Abort, CaptureJob, Failed, Finished, Opened, Start, c
 from stream.channel import ChannelReader, EndReason
 from stream.control import join_or_terminate, receive, receive_within
 from stream.logs import LogTarget, add_log_file
+from stream.priority import (
+    MainPlacement,
+    inference_thread_count,
+    main_process_priority,
+    observed_priorities,
+    plan_priorities,
+)
 from stream.readers import NewestFrameReader
 from stream.ring import N_CHANNELS, Channel, FrameRing, RingSpec, new_ring_name, ring_slots
 
@@ -143,6 +151,13 @@ class Stream:
         self.analysis: Analysis | None = None  # the current (or last) analysis
         self.analyses: list[Analysis] = []  # every analysis of this session, in order
         self._experiments_started = 0
+        self.priority_plan = plan_priorities(
+            settings.streaming.cpu_affinity,
+            inference_thread_count(settings.pose.threads),
+            side_niceness=settings.streaming.side_niceness if _is_live(settings) else 0,
+        )
+        self._observed_priorities: dict[str, dict[str, Any]] = {}
+        self._main_priority: MainPlacement | None = None
 
     # -- start -------------------------------------------------------------------------------
 
@@ -152,11 +167,16 @@ class Stream:
         Raises CameraError (with every camera's problem) when any camera cannot be opened; then
         nothing is left running and no session folder is made.
         """
+        # The main process (and a GUI's drawing) keeps off the inference worker's cores while
+        # the stream runs; :meth:`stop` gives it its cores back.
+        self._main_priority = main_process_priority(self.priority_plan)
         for camera_id, camera in enumerate(self.settings.cameras):
             self._branches.append(self._spawn_capture(camera_id, camera))
         problems = self._await_opened()
         if problems:
             self._abort_all()
+            if self._main_priority is not None:
+                self._main_priority.restore()
             raise CameraError("\n".join(problems))
         self.session_dir = create_session_folder(self.output_dir, self._started_at)
         add_log_file(self.session_dir / SESSION_LOG)
@@ -186,6 +206,8 @@ class Stream:
             channels=tuple(write_end for _, write_end in pipes),
             max_frames=self.max_frames,
             log_target=LogTarget(self._log_level),
+            priority=self.priority_plan.for_role("capture"),
+            recorder_niceness=self.priority_plan.side_niceness,
         )
         process = self._context.Process(
             target=capture_main, args=(job,), name=f"capture:{camera.name}"
@@ -275,6 +297,7 @@ class Stream:
             if not isinstance(message, RecorderReady):
                 self._recorder_finished(branch, message)
                 raise RecordingError(f"camera {branch.name!r}: the recorder did not start")
+        self.priority_entry()  # each recorder set its priority before it said it was ready
         log.info("recording to %s", self.session_dir)
 
     def _spawn_recorder(self, branch: _Branch) -> _Recorder:
@@ -291,6 +314,7 @@ class Stream:
             settings=self.settings.recording,
             nominal_fps=branch.opened.nominal_fps,
             log_target=LogTarget(self._log_level),
+            priority=self.priority_plan.for_role("recorder"),
         )
         process = self._context.Process(
             target=recorder_main, args=(job,), name=f"recorder:{branch.name}"
@@ -383,6 +407,8 @@ class Stream:
                     branch.opened.description if branch.opened else {},
                     (branch.ring.spec.geometry.height, branch.ring.spec.geometry.width),
                 ),
+                # [Pose] DYNAMIC_CROP* with this camera's own overrides
+                dynamic_crop=crop_settings(self.settings.pose, branch.settings.common),
             )
             for branch in self._branches
             if not branch.ended and branch.ring is not None
@@ -401,8 +427,10 @@ class Stream:
             file_label=_run_label(run),
             events_file=self._next_events_file() if experiment else EVENTS_FILE,
             ibl_naming=self.settings.output.naming == "ibl",
+            priority=self.priority_plan.for_role("inference"),
         )
         self.analyses.append(self.analysis)
+        self.priority_entry()  # the worker set its priority before it said it was ready
 
     def stop_analysis(self) -> None:
         """Stop the inference worker; its pose files (and a running experiment's) are finalised."""
@@ -643,6 +671,8 @@ class Stream:
         self._collect_recorders()  # recorders end on the end-of-stream record
         self.stop_analysis()  # so does the inference worker
         self._join_captures()
+        if self._main_priority is not None:
+            self._main_priority.restore()
         final_stats = self.camera_stats()
         for branch in self._branches:
             if branch.ring is not None:
@@ -723,12 +753,21 @@ class Stream:
             "experiment_runs": [
                 summary for analysis in self.analyses for summary in analysis.experiment_summaries
             ],
-            "processes": self._process_ids(),
+            "processes": self.process_ids(),
+            "priority": self.priority_entry(),
         }
         try:
             write_session_json(self.session_dir, data)
         except OSError as error:  # the previous complete session.json stays
             log.error("could not update %s: %s", SESSION_JSON, error)
+
+    def priority_entry(self) -> dict[str, Any]:
+        """The placement plan and what each process was last seen running with."""
+        live = {name: pid for name, pid in self.process_ids().items() if pid is not None}
+        # Processes that ended keep the values last seen (the final session.json is written
+        # after every process has stopped).
+        self._observed_priorities.update(observed_priorities(live))
+        return {**self.priority_plan.describe(), "processes": dict(self._observed_priorities)}
 
     def _last_experiment_summary(self) -> dict[str, Any] | None:
         for analysis in reversed(self.analyses):
@@ -737,7 +776,7 @@ class Stream:
                 return summary
         return None
 
-    def _process_ids(self) -> dict[str, int | None]:
+    def process_ids(self) -> dict[str, int | None]:
         processes: dict[str, int | None] = {"main": os.getpid()}
         for branch in self._branches:
             processes[branch.process.name] = branch.process.pid
@@ -750,6 +789,14 @@ class Stream:
         """Why the cameras ended, in a few words (e.g. "frame limit reached")."""
         reasons = [b.finished.message if b.finished else b.failure or "" for b in self._branches]
         return ", ".join(dict.fromkeys(r for r in reasons if r))
+
+
+def _is_live(settings: Settings) -> bool:
+    """False when a camera delivers frames as fast as they are taken (a replayed video)."""
+    return not any(
+        getattr(camera.options, "pacing", "realtime") in ("free", "lockstep")
+        for camera in settings.cameras
+    )
 
 
 def _run_label(run: int) -> str:

@@ -90,6 +90,11 @@ def test_a_short_benchmark_writes_every_figure(tmp_path: Path) -> None:
     assert naive["analysed_fps"] > 0
     check_percentiles(naive["latency_ms"]["end_to_end"], "naive end_to_end")
     assert naive["cameras"]["arena"]["due"] == 300
+    # The session recorded, so the baseline does the same work: every due frame recorded.
+    assert naive["records"] is True and naive["cameras"]["arena"]["recorded"] == 300
+    other = data["naive_no_recording"]
+    assert other["records"] is False and other["cameras"]["arena"]["recorded"] is None
+    check_percentiles(other["latency_ms"]["end_to_end"], "naive_no_recording end_to_end")
     ratios = data["ratios"]
     app_fps, naive_fps = arena["analysed_fps"], naive["analysed_fps"]
     assert ratios["analysed_fps"] == round(app_fps / naive_fps, 3)

@@ -67,7 +67,8 @@ def built() -> None:
 class PinChange:
     pin: str
     level: int
-    time_ns: int
+    time_ns: int  # simulated time since reset
+    host_ns: int = -1  # the host's CLOCK_MONOTONIC when the simulator made the change
 
 
 class Simulator:
@@ -92,10 +93,13 @@ class Simulator:
     def changes(self, pin: str | None = None) -> list[PinChange]:
         """The pin log so far (simulated ns since reset), for one pin or all."""
         changes = []
-        for line in self.pin_log.read_text().splitlines():
-            _, name, level, time_ns = line.split()
+        text = self.pin_log.read_text()
+        # Whole lines only: the harness may be writing the last one at this very moment.
+        for line in text[: text.rfind("\n") + 1].splitlines():
+            fields = line.split()
+            _, name, level, time_ns, host_ns = fields
             if pin is None or name == pin:
-                changes.append(PinChange(name, int(level), int(time_ns)))
+                changes.append(PinChange(name, int(level), int(time_ns), int(host_ns)))
         return changes
 
     def stop(self) -> None:

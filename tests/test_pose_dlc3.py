@@ -8,6 +8,7 @@ and skip when it is absent. Converted graphs go to a temporary cache folder
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -224,6 +225,40 @@ def test_runs_at_another_frame_size(
     assert graph.shape == (3, 4, 3)
     np.testing.assert_allclose(graph, eager, atol=1e-3)
     assert (graph[..., 0] < 320).all() and (graph[..., 1] < 240).all()
+
+
+def test_openvino_gives_deeplabcuts_keypoints(
+    description: ModelDescription, clip_frames: list[np.ndarray], record_property
+) -> None:
+    """The optional OpenVINO backend runs the same graph: equal keypoints, whole frame and crop."""
+    pytest.importorskip(
+        "openvino",
+        reason="the optional openvino package is not installed "
+        "(pip install -r requirements-openvino.txt)",
+    )
+    frames = clip_frames[::5]
+    ours = _estimate(description, frames, "openvino")
+    diff = _max_differences(ours, _clip_reference(description.keypoints)[::5])
+    record_property("dlc_clip_openvino_every_5", diff)
+    print(f"clip (every 5th frame), openvino vs DeepLabCut analyze_videos: {diff}")
+    assert diff["dx"] < XY_TOLERANCE and diff["dy"] < XY_TOLERANCE
+    assert diff["dlikelihood"] < LIKELIHOOD_TOLERANCE
+    # One compiled model serves every input size (a dynamic crop's, here 256x192).
+    crops = [np.ascontiguousarray(f[96:288, 192:448]) for f in clip_frames[:3]]
+    at_size = description.at_input_size(192, 256)
+    np.testing.assert_allclose(
+        _estimate(at_size, crops, "openvino"), _estimate(at_size, crops, "onnxruntime"), atol=1e-3
+    )
+
+
+def test_openvino_missing_says_what_to_install(
+    description: ModelDescription, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "openvino", None)  # as if it were not installed
+    with pytest.raises(ModelError, match=r"requirements-openvino\.txt"):
+        open_backend(description, "openvino", "cpu", 1)
+    with pytest.raises(ModelError, match="cpu"):
+        open_backend(description, "openvino", "cuda", 1)
 
 
 @pytest.mark.slow
@@ -650,6 +685,14 @@ def test_video_analyzer_fast_on_the_clip_equals_deeplabcut(tmp_path: Path, cache
         tmp_path / "m3v1mp4_first100" / "m3v1mp4_first100.pose.csv", header=[0, 1, 2], index_col=0
     )
     assert ours.index.tolist() == list(range(100))  # every frame, in order
+    # Dynamic cropping is off by default: every frame analysed whole, and recorded as such.
+    session = tmp_path / "m3v1mp4_first100"
+    timing = pd.read_csv(session / "m3v1mp4_first100.pose_timing.csv")
+    regions = timing[["crop_x", "crop_y", "crop_width", "crop_height"]].to_numpy()
+    assert (regions == [0, 0, 640, 480]).all()
+    figures = json.loads((session / "session.json").read_text())["pose"]["cameras"]
+    assert figures["m3v1mp4_first100"]["frames_full_frame"] == 100
+    assert figures["m3v1mp4_first100"]["frames_cropped"] == 0
     keypoints = ("snout", "leftear", "rightear", "tailbase")
     diff = _max_differences(ours.to_numpy().reshape(100, 4, 3), _clip_reference(keypoints))
     print(f"VideoAnalyzer --fast, 100 frames, vs DeepLabCut: {diff}")

@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 
 from cameras.arena import KEYPOINT_NAMES, ArenaParams, SimulatedArena
-from pose.decode import decode_argmax
 from pose.labels import LabelsError, hdf5_available, read_dlc_labels
 from pose.model import ModelError
 from pose.own_model import load_own_model, read_model_json, torchscript_file
@@ -386,7 +385,9 @@ def patch_mean(gray: np.ndarray, point: np.ndarray, radius: int = 3) -> float:
 
 
 def test_bundled_model_on_fresh_arena() -> None:
-    import onnxruntime
+    """Through the application's own path (PoseEstimator: letterbox, raw pixels, decoding)."""
+    from pose.backends import open_backend
+    from pose.estimator import PoseEstimator
 
     description = load_own_model(BUNDLED)
     assert description.keypoints == KEYPOINT_NAMES
@@ -399,21 +400,11 @@ def test_bundled_model_on_fresh_arena() -> None:
         if index % 5 == 0:  # every 5th frame: more poses, fewer near-duplicates
             frames.append(frame.copy())
             truth.append(keypoints)
-    size = (description.input_width, description.input_height)
-    images = np.stack([resize_to_input(f, size) for f in frames])
-    session = onnxruntime.InferenceSession(str(description.model_file))
-    outputs = session.run(
-        list(description.output_names), {description.input_name: normalise(images)}
-    )
-    decoded = decode_argmax(
-        outputs[0],
-        description.stride,
-        locref=outputs[1] if description.output_kind == "heatmaps+locref" else None,
-        locref_std=description.locref_std,
-        heatmaps_are_probabilities=description.heatmaps_are_probabilities,
-    )
-    predicted = input_to_frame(decoded[..., :2], (params.width, params.height), size)
-    errors = np.linalg.norm(predicted - np.array(truth), axis=2)
+    backend = open_backend(description, "onnxruntime", "cpu", threads=2)
+    estimator = PoseEstimator(description, backend, arena.frame_shape, max_batch=8)
+    predicted = estimator.estimate(frames)
+    backend.close()
+    errors = np.linalg.norm(predicted[..., :2] - np.array(truth), axis=2)
     print("bundled model, median error per keypoint (px):", np.round(np.median(errors, axis=0), 2))
     assert np.median(errors) <= BUNDLED_MEDIAN_PX
     assert np.percentile(errors, 99) < 10.0  # no swapped or lost keypoints

@@ -156,6 +156,9 @@ class KeypointTrigger(Trigger):
         The :class:`KeypointFilter`: keypoints below ``min_likelihood`` are missing
         (``policy="missing"``) or held where last seen for up to ``hold_s`` seconds
         (``policy="hold"``).
+    predicted
+        Read the predicted positions (:attr:`Observation.predicted`, forward prediction) instead
+        of the measured ones; the experiment must predict (else updating raises ValueError).
     """
 
     def __init__(
@@ -164,15 +167,19 @@ class KeypointTrigger(Trigger):
         min_likelihood: float = DEFAULT_MIN_LIKELIHOOD,
         policy: Policy = "missing",
         hold_s: float = 0.0,
+        predicted: bool = False,
     ) -> None:
         super().__init__(camera)
         self.filter = KeypointFilter(min_likelihood, policy, hold_s)
+        if not isinstance(predicted, bool):
+            raise ValueError(f"predicted must be True or False, not {predicted!r}")
+        self.predicted = predicted
 
     def _lookup(self, obs: Observation, name: str) -> FilteredPoint | None:
-        return self.filter.lookup(obs, name)
+        return self.filter.lookup(obs, name, self.predicted)
 
     def _point(self, obs: Observation, name: str) -> tuple[float, float] | None:
-        return self.filter.point(obs, name)
+        return self.filter.point(obs, name, self.predicted)
 
     def reset(self) -> None:
         """Forget all memory, held keypoints included."""
@@ -180,8 +187,39 @@ class KeypointTrigger(Trigger):
         super().reset()
 
     def describe(self) -> dict[str, Any]:
-        """The parameters, the likelihood policy's included."""
-        return {**super().describe(), **self.filter.describe()}
+        """The parameters, the likelihood policy's included (and ``predicted`` when set)."""
+        described = {**super().describe(), **self.filter.describe()}
+        if self.predicted:
+            described["predicted"] = True
+        return described
+
+
+def keypoint_of(trigger: Trigger) -> str | None:
+    """The keypoint a trigger decides on, for the event log; None for triggers of no keypoint.
+
+    ``keypoint`` where the trigger has one (region, speed, freezing, height), the head's ``tip``
+    (head direction, target side), ``a`` (distance), else the first child's that has one
+    (combinators).
+    """
+    for attribute in ("keypoint", "tip", "a"):
+        value = getattr(trigger, attribute, None)
+        if isinstance(value, str):
+            return value
+    for child in getattr(trigger, "children", ()):
+        found = keypoint_of(child)
+        if found is not None:
+            return found
+    return None
+
+
+def camera_of(trigger: Trigger) -> str | None:
+    """The camera whose keypoint :func:`keypoint_of` names (None: the prompting camera's)."""
+    camera = getattr(trigger, "camera_a", None) or trigger.camera
+    if camera is None:
+        for child in getattr(trigger, "children", ()):
+            if keypoint_of(child) is not None:
+                return camera_of(child)
+    return camera
 
 
 class Condition(Trigger):

@@ -50,7 +50,7 @@ class Height(KeypointTrigger):
     radius_px
         Half-width of the square of depth pixels whose median is the keypoint's depth (0-20;
         default 2: 5 x 5 pixels).
-    camera, min_likelihood, policy, hold_s
+    camera, min_likelihood, policy, hold_s, predicted
         See :class:`~experiments.triggers.base.KeypointTrigger`.
 
     :attr:`last_height_m` is the height after the last update (None: unknown).
@@ -75,8 +75,9 @@ class Height(KeypointTrigger):
         min_likelihood: float = DEFAULT_MIN_LIKELIHOOD,
         policy: Policy = "missing",
         hold_s: float = 0.0,
+        predicted: bool = False,
     ) -> None:
-        super().__init__(camera, min_likelihood, policy, hold_s)
+        super().__init__(camera, min_likelihood, policy, hold_s, predicted)
         self.floor_m = check_number("floor_m", floor_m, 0.0, strict=True)
         if above_m is None and below_m is None:
             raise ValueError(

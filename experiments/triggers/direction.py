@@ -67,8 +67,9 @@ class _Bearing(KeypointTrigger):
         min_likelihood: float,
         policy: Policy,
         hold_s: float,
+        predicted: bool,
     ) -> None:
-        super().__init__(camera, min_likelihood, policy, hold_s)
+        super().__init__(camera, min_likelihood, policy, hold_s, predicted)
         if not hasattr(target, "contains"):
             try:
                 x, y = (float(v) for v in target)  # type: ignore[union-attr]
@@ -124,7 +125,7 @@ class HeadDirection(_Bearing):
         Half-width of the cone, degrees in (0, 180]: True when ``|bearing| <= angle_deg``.
     origin, tip
         The head vector's keypoints (default neck -> nose); the target vector starts at origin.
-    camera, min_likelihood, policy, hold_s
+    camera, min_likelihood, policy, hold_s, predicted
         See :class:`~experiments.triggers.base.KeypointTrigger`.
 
     False when a keypoint is missing or the head vector has zero length.
@@ -142,8 +143,9 @@ class HeadDirection(_Bearing):
         min_likelihood: float = DEFAULT_MIN_LIKELIHOOD,
         policy: Policy = "missing",
         hold_s: float = 0.0,
+        predicted: bool = False,
     ) -> None:
-        super().__init__(target, origin, tip, camera, min_likelihood, policy, hold_s)
+        super().__init__(target, origin, tip, camera, min_likelihood, policy, hold_s, predicted)
         self.angle_deg = check_number("angle_deg", angle_deg, 0.0, strict=True)
         if self.angle_deg > 180.0:
             raise ValueError(f"angle_deg must be <= 180, not {angle_deg!r}")
@@ -177,8 +179,9 @@ class TargetSide(_Bearing):
         min_likelihood: float = DEFAULT_MIN_LIKELIHOOD,
         policy: Policy = "missing",
         hold_s: float = 0.0,
+        predicted: bool = False,
     ) -> None:
-        super().__init__(target, origin, tip, camera, min_likelihood, policy, hold_s)
+        super().__init__(target, origin, tip, camera, min_likelihood, policy, hold_s, predicted)
         self.side = check_choice("side", side, SIDES)
         self.max_angle_deg = check_number("max_angle_deg", max_angle_deg, 0.0, strict=True)
         if self.max_angle_deg > 180.0:

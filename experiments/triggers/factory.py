@@ -105,6 +105,23 @@ def _choice(allowed: tuple[str, ...]) -> _Param:
     return _Param(parse, "one of " + ", ".join(allowed))
 
 
+_TRUE_WORDS = ("true", "yes", "on", "1")
+_FALSE_WORDS = ("false", "no", "off", "0")
+
+
+def _boolean_parse(text: str) -> bool:
+    word = text.lower()
+    if word in _TRUE_WORDS:
+        return True
+    if word in _FALSE_WORDS:
+        return False
+    raise ValueError
+
+
+def _boolean() -> _Param:
+    return _Param(_boolean_parse, "true or false")
+
+
 def _name_parse(text: str) -> str:
     if not text or any(c.isspace() for c in text):
         raise ValueError
@@ -146,6 +163,8 @@ _FILTER = {
     "min_likelihood": _num(maximum=1.0),
     "policy": _choice(POLICIES),
     "hold_s": _num(unit=_SECONDS),
+    # Read forward-predicted positions (the experiment must predict: PREDICT in [Experiment]).
+    "predicted": _boolean(),
 }
 _SPEED = {
     "threshold": _num(required=True, unit="px/s, or mm/s with mm_per_px"),

@@ -121,8 +121,9 @@ class _SpeedTrigger(KeypointTrigger):
         min_likelihood: float,
         policy: Policy,
         hold_s: float,
+        predicted: bool,
     ) -> None:
-        super().__init__(camera, min_likelihood, policy, hold_s)
+        super().__init__(camera, min_likelihood, policy, hold_s, predicted)
         self.threshold = check_number("threshold", threshold, 0.0)
         self.keypoint = keypoint
         self.mm_per_px = (
@@ -179,7 +180,7 @@ class SpeedAbove(_SpeedTrigger):
         The speed window in seconds of frame time (> 0).
     mm_per_px
         Calibration; None keeps pixels.
-    camera, min_likelihood, policy, hold_s
+    camera, min_likelihood, policy, hold_s, predicted
         See :class:`~experiments.triggers.base.KeypointTrigger`.
     """
 
@@ -195,9 +196,18 @@ class SpeedAbove(_SpeedTrigger):
         min_likelihood: float = DEFAULT_MIN_LIKELIHOOD,
         policy: Policy = "missing",
         hold_s: float = 0.0,
+        predicted: bool = False,
     ) -> None:
         super().__init__(
-            threshold, keypoint, window_s, mm_per_px, camera, min_likelihood, policy, hold_s
+            threshold,
+            keypoint,
+            window_s,
+            mm_per_px,
+            camera,
+            min_likelihood,
+            policy,
+            hold_s,
+            predicted,
         )
 
     def _step(self, obs: Observation) -> bool:
@@ -239,9 +249,18 @@ class Freezing(_SpeedTrigger):
         min_likelihood: float = DEFAULT_MIN_LIKELIHOOD,
         policy: Policy = "missing",
         hold_s: float = 0.0,
+        predicted: bool = False,
     ) -> None:
         super().__init__(
-            threshold, keypoint, window_s, mm_per_px, camera, min_likelihood, policy, hold_s
+            threshold,
+            keypoint,
+            window_s,
+            mm_per_px,
+            camera,
+            min_likelihood,
+            policy,
+            hold_s,
+            predicted,
         )
         self.duration_s = check_number("duration_s", duration_s, 0.0)
         self._run_start: float | None = None
@@ -318,8 +337,10 @@ class DistanceBelow(KeypointTrigger):
         :class:`~experiments.observation.Observations` (paired by time); a single-camera
         observation then brings no news (the state is kept). Their pixels must share a
         coordinate frame for the distance to mean anything.
-    mm_per_px, min_likelihood, policy, hold_s
-        Calibration and the likelihood policy. False while either point is missing.
+    mm_per_px, min_likelihood, policy, hold_s, predicted
+        Calibration, the likelihood policy, and whether to read predicted positions (see
+        :class:`~experiments.triggers.base.KeypointTrigger`). False while either point is
+        missing.
     """
 
     kind = "distance_below"
@@ -336,6 +357,7 @@ class DistanceBelow(KeypointTrigger):
         min_likelihood: float = DEFAULT_MIN_LIKELIHOOD,
         policy: Policy = "missing",
         hold_s: float = 0.0,
+        predicted: bool = False,
     ) -> None:
         if (camera_a is None) != (camera_b is None):
             raise ValueError("camera_a and camera_b go together: give both or neither")
@@ -343,7 +365,7 @@ class DistanceBelow(KeypointTrigger):
             raise ValueError("give either camera or camera_a and camera_b, not both")
         if camera_a is not None and camera_a == camera_b:
             camera, camera_a, camera_b = camera_a, None, None
-        super().__init__(camera, min_likelihood, policy, hold_s)
+        super().__init__(camera, min_likelihood, policy, hold_s, predicted)
         self.a, self.b = a, b
         self.camera_a, self.camera_b = camera_a, camera_b
         self.threshold = check_number("threshold", threshold, 0.0)

@@ -54,7 +54,7 @@ class Region(KeypointTrigger):
         Seconds of frame time the keypoint must stay on a side before it counts (>= 0).
     margin_px
         Hysteresis: once inside, inside until more than this far outside the boundary (>= 0).
-    camera, min_likelihood, policy, hold_s
+    camera, min_likelihood, policy, hold_s, predicted
         See :class:`~experiments.triggers.base.KeypointTrigger`.
     """
 
@@ -71,8 +71,9 @@ class Region(KeypointTrigger):
         min_likelihood: float = DEFAULT_MIN_LIKELIHOOD,
         policy: Policy = "missing",
         hold_s: float = 0.0,
+        predicted: bool = False,
     ) -> None:
-        super().__init__(camera, min_likelihood, policy, hold_s)
+        super().__init__(camera, min_likelihood, policy, hold_s, predicted)
         if not hasattr(shape, "contains"):
             raise ValueError(f"shape must be a circle, rect, ellipse or polygon, not {shape!r}")
         self.shape = shape

@@ -6,8 +6,11 @@
  *
  * stdout: "PTY /dev/pts/N" once the pty exists (open it with pyserial like a real board's
  *         port), then, unless --pins names a file, the pin log.
- * pin log: one line per change of an output pin: "PIN PD4 1 500123456" = port D bit 4 went
- *          HIGH at 500123456 ns of simulated time since reset (ns = cycles * 1e9 / freq).
+ * pin log: one line per change of an output pin: "PIN PD4 1 500123456 81234567890123" = port
+ *          D bit 4 went HIGH at 500123456 ns of simulated time since reset (ns = cycles * 1e9 /
+ *          freq), and the host's CLOCK_MONOTONIC read 81234567890123 ns when the simulator made
+ *          that change (Python's time.perf_counter_ns() on Linux, cameras.base.host_now_ns):
+ *          the simulated camera draws the LED from it. Each line is flushed as it is written.
  *          Arduino D2..D7 are PD2..PD7, D8..D13 are PB0..PB5.
  * --quit-on-eof: exit when stdin reaches end of file, so the harness never outlives a test
  *          process that dies without stopping it.
@@ -19,9 +22,14 @@
  * The UART bridge is written here rather than taken from simavr's uart_pty part, whose
  * thread, fixed /tmp/simavr-uart0 symlink and console messages suit interactive use but not
  * several simulations started by tests. Everything runs on the simulator's thread: a cycle
- * timer polls the pty (non-blocking) every BRIDGE_PERIOD_US of simulated time. While the
- * firmware sleeps, simavr keeps simulated time in step with the wall clock, so board time
- * runs at about real speed.
+ * timer polls the pty (non-blocking) every BRIDGE_PERIOD_US of simulated time.
+ *
+ * Board time is locked to the host's CLOCK_MONOTONIC: while the firmware sleeps, the harness
+ * sleeps until the host time that corresponds to the simulated time it wakes at (an absolute
+ * deadline from one anchor), so simulated and host time advance together without drift; simavr's
+ * own sleep (relative usleep of 200 us or more, each oversleeping) let board time fall behind
+ * the host clock by several percent, which the latency self-test would see as error. A host
+ * stalled for more than RESYNC_NS (descheduled) re-anchors rather than racing to catch up.
  *
  * Links libsimavr (GPL-3.0), so this harness is GPL-3.0 like the simulator; the firmware and
  * the rest of the project do not link it.
@@ -38,6 +46,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "avr_ioport.h"
@@ -49,6 +58,8 @@
 /* About one byte time at 115200 baud (87 us), so the bridge never slows the line. */
 #define BRIDGE_PERIOD_US 100
 #define OUT_SIZE 8192
+/* Behind the host clock by more than this: forget the lost time instead of running flat out. */
+#define RESYNC_NS 20000000LL
 
 typedef struct {
     avr_t *avr;
@@ -71,6 +82,9 @@ typedef struct {
     int level; /* -1 until the first report */
 } pin_watch_t;
 
+/* The host time (CLOCK_MONOTONIC ns) that corresponds to simulated time 0. */
+static int64_t anchor_host_ns;
+
 static volatile sig_atomic_t stop_requested;
 static int quit_on_eof;
 static int wait_open;
@@ -87,6 +101,45 @@ static void quiet_logger(avr_t *avr, const int level, const char *format, va_lis
     (void)avr;
     if (level <= LOG_WARNING) {
         vfprintf(stderr, format, ap);
+    }
+}
+
+static int64_t host_now_ns(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (int64_t)now.tv_sec * 1000000000LL + now.tv_nsec;
+}
+
+static int64_t sim_ns(avr_t *avr, avr_cycle_count_t cycle)
+{
+    return (int64_t)avr_cycles_to_nsec(avr, cycle);
+}
+
+/* From now on, simulated time `cycle` is the host's present. */
+static void anchor_clock(avr_t *avr)
+{
+    anchor_host_ns = host_now_ns() - sim_ns(avr, avr->cycle);
+}
+
+/* The firmware sleeps for `how_long` cycles (simavr then adds them to avr->cycle): wait until
+ * the host time of the simulated time it wakes at. */
+static void locked_sleep(avr_t *avr, avr_cycle_count_t how_long)
+{
+    int64_t wake_ns = anchor_host_ns + sim_ns(avr, avr->cycle + how_long);
+    int64_t now_ns = host_now_ns();
+    if (now_ns - wake_ns > RESYNC_NS) {
+        anchor_host_ns += now_ns - wake_ns;
+        return;
+    }
+    if (wake_ns <= now_ns) {
+        return; /* behind: run on until the simulation has caught up */
+    }
+    struct timespec until = {.tv_sec = wake_ns / 1000000000LL, .tv_nsec = wake_ns % 1000000000LL};
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &until, NULL) == EINTR) {
+        if (stop_requested) {
+            return;
+        }
     }
 }
 
@@ -223,8 +276,8 @@ static void pin_hook(avr_irq_t *irq, uint32_t value, void *param)
         return;
     }
     pin->level = level;
-    fprintf(pin->log, "PIN P%c%u %d %" PRIu64 "\n", pin->port, pin->bit, level,
-            (uint64_t)avr_cycles_to_nsec(pin->avr, pin->avr->cycle));
+    fprintf(pin->log, "PIN P%c%u %d %" PRIu64 " %" PRId64 "\n", pin->port, pin->bit, level,
+            (uint64_t)avr_cycles_to_nsec(pin->avr, pin->avr->cycle), host_now_ns());
     fflush(pin->log);
 }
 
@@ -338,6 +391,8 @@ int main(int argc, char **argv)
         return stop_requested ? 0 : 1;
     }
 
+    avr->sleep = locked_sleep;
+    anchor_clock(avr);
     int state = cpu_Running;
     while (!stop_requested) {
         state = avr_run(avr);

@@ -8,7 +8,7 @@
 
 /* Sent in the HELLO banner; the host checks the name and reports the version. */
 #define FIRMWARE_NAME "stimulus"
-#define FIRMWARE_VERSION "1.0.0"
+#define FIRMWARE_VERSION "1.1.0"
 
 /* Channel n drives Arduino pin D(n + 2): D2..D13. D0/D1 carry the serial line. */
 #define CHANNEL_COUNT 12

@@ -18,6 +18,7 @@
 
 #include "clock.h"
 #include "config.h"
+#include "latency.h"
 #include "outputs.h"
 #include "protocol.h"
 #include "replies.h"
@@ -37,6 +38,7 @@ typedef struct {
     uint8_t length;
     bool too_long;
     bool damaged;
+    uint32_t done_us; /* board time its '\n' arrived (the latency test's stamp) */
 } line_t;
 
 /* Collect bytes into `line`; true when a whole line ('\n') is in it. '\r' is dropped so that
@@ -51,6 +53,9 @@ static bool read_line(line_t *line)
         }
         if (byte == '\n') {
             line->text[line->length] = '\0';
+            if (!uart_take_line_time(&line->done_us)) {
+                line->done_us = clock_micros(); /* stamp lost: later, never earlier */
+            }
             return true;
         }
         if (byte == '\r') {
@@ -71,6 +76,9 @@ static bool read_line(line_t *line)
 static void execute(const command_t *cmd)
 {
     uint32_t now;
+    if (latency_ends_test(cmd)) {
+        latency_stop(); /* its CANCEL comes before this command's ACK */
+    }
     switch (cmd->kind) {
     case CMD_NONE:
         return;
@@ -93,6 +101,13 @@ static void execute(const command_t *cmd)
     case CMD_PULSE:
     case CMD_PATTERN:
         now = outputs_start(cmd->channel, cmd->id, cmd->on_us, cmd->off_us, cmd->count);
+        break;
+    case CMD_LATENCY:
+        now = latency_start(cmd);
+        break;
+    case CMD_SEEN:
+    case CMD_STOP:
+        now = clock_micros();
         break;
     default:
         reply_error(true, cmd->id, ERR_UNKNOWN_COMMAND);
@@ -117,6 +132,7 @@ static void handle(line_t *line)
         reply_error(cmd.has_id, cmd.id, status);
         return;
     }
+    latency_on_command(&cmd, line->done_us); /* its LAT comes before the command's reply */
     execute(&cmd);
 }
 
@@ -153,6 +169,7 @@ int main(void)
     for (;;) {
         wdt_reset();
         outputs_report();
+        latency_poll();
         /* Sending may wait for the transmit ring here, but edges are made by the timer
          * interrupt, so a slow host never delays them. */
         if (read_line(&line)) {

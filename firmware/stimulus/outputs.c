@@ -71,6 +71,14 @@ static ended_t ended[ENDED_SIZE];
 static volatile uint8_t ended_head; /* advanced with interrupts off */
 static volatile uint8_t ended_tail; /* advanced by the main loop */
 
+/* The latency test's flash (at most one): a one-pulse schedule on flash_channel that reports
+ * its edges here instead of DONE / CANCEL. Changed with interrupts off only. */
+static uint16_t flash_mask; /* bit of the flash's channel while it is scheduled or on */
+static uint8_t flash_channel;
+static volatile flash_status_t flash_status = FLASH_NONE;
+static volatile uint32_t flash_rise_us;
+static volatile bool flash_news; /* an edge of the flash since the main loop last looked */
+
 /* Interrupts off. */
 static void queue_end(bool cancelled, uint32_t id, uint32_t time_us)
 {
@@ -113,9 +121,22 @@ static void advance(uint16_t channels_mask, uint32_t made_us)
         }
         channel_t *state = &channels[channel];
         bool high = !state->high;
+        bool is_flash = flash_mask & bit;
+        if (is_flash) {
+            flash_news = true;
+            if (high) {
+                flash_status = FLASH_ON;
+                flash_rise_us = made_us;
+            } else {
+                flash_status = FLASH_OVER;
+                flash_mask = 0;
+            }
+        }
         if (!high && !state->forever && state->on_left == 0) {
             timed_mask &= (uint16_t)~bit;
-            queue_end(false, state->id, made_us);
+            if (!is_flash) { /* the latency test reports its flashes itself */
+                queue_end(false, state->id, made_us);
+            }
             continue;
         }
         if (high && !state->forever) {
@@ -227,10 +248,17 @@ static uint32_t drive(uint8_t channel, bool high)
     return make_edges(&edges);
 }
 
-/* Interrupts off. A running PULSE or PATTERN on the channel is over. */
+/* Interrupts off. A running PULSE, PATTERN or flash on the channel is over. */
 static void cancel(uint8_t channel, uint32_t now)
 {
     uint16_t bit = (uint16_t)(1U << channel);
+    if (flash_mask & bit) {
+        flash_mask = 0;
+        flash_status = FLASH_NONE;
+        flash_news = true;
+        timed_mask &= (uint16_t)~bit;
+        return; /* the latency test reports its own end */
+    }
     if (timed_mask & bit) {
         timed_mask &= (uint16_t)~bit;
         queue_end(true, channels[channel].id, now);
@@ -291,9 +319,63 @@ uint32_t outputs_reset_all(void)
     return now;
 }
 
+void outputs_flash_at(uint8_t channel, uint32_t start_us, uint32_t on_us)
+{
+    ATOMIC_BLOCK(ATOMIC_RESTORESTATE)
+    {
+        run_schedule();
+        uint32_t now = clock_micros();
+        if (flash_mask) {
+            cancel(flash_channel, now);
+            drive(flash_channel, false);
+        }
+        cancel(channel, now);
+        drive(channel, false);
+        channel_t *state = &channels[channel];
+        /* A one-pulse schedule that starts LOW: its first edge, at start_us, rises. */
+        *state = (channel_t){.high = false, .forever = false, .on_left = 1, .id = 0,
+                             .next_us = start_us, .on_us = on_us, .off_us = on_us};
+        flash_channel = channel;
+        flash_mask = (uint16_t)(1U << channel);
+        flash_status = FLASH_WAITING;
+        flash_news = false;
+        timed_mask |= flash_mask;
+        run_schedule();
+    }
+}
+
+flash_status_t outputs_flash_status(uint32_t *rise_us)
+{
+    flash_status_t status;
+    ATOMIC_BLOCK(ATOMIC_RESTORESTATE)
+    {
+        status = flash_status;
+        *rise_us = flash_rise_us;
+        flash_news = false;
+    }
+    return status;
+}
+
+uint32_t outputs_flash_cancel(void)
+{
+    uint32_t now;
+    ATOMIC_BLOCK(ATOMIC_RESTORESTATE)
+    {
+        now = clock_micros();
+        if (flash_mask) {
+            now = drive(flash_channel, false);
+            cancel(flash_channel, now);
+            run_schedule(); /* disarm the alarm that would have made the flash's next edge */
+        }
+        flash_status = FLASH_NONE;
+        flash_news = false;
+    }
+    return now;
+}
+
 bool outputs_report_pending(void)
 {
-    return ended_head != ended_tail;
+    return ended_head != ended_tail || flash_news;
 }
 
 void outputs_report(void)

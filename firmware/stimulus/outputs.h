@@ -33,4 +33,22 @@ void outputs_report(void);
 /* True when outputs_report() has something to send (call with interrupts disabled). */
 bool outputs_report_pending(void);
 
+/* The latency test's flash: `channel` goes HIGH at board time `start_us` (made by the timer
+ * interrupt, like a PULSE's edges) and LOW `on_us` later, without DONE or CANCEL lines. Ends
+ * whatever ran on the channel. One flash at a time: a new one replaces the last. */
+void outputs_flash_at(uint8_t channel, uint32_t start_us, uint32_t on_us);
+
+typedef enum {
+    FLASH_NONE,    /* no flash: none scheduled, or cut short (outputs_set, _start, _reset_all) */
+    FLASH_WAITING, /* scheduled, not on yet */
+    FLASH_ON,      /* on since *rise_us */
+    FLASH_OVER,    /* was on from *rise_us for its on_us, now off */
+} flash_status_t;
+
+/* Where the flash is; *rise_us is the board time of its rising edge (FLASH_ON, FLASH_OVER). */
+flash_status_t outputs_flash_status(uint32_t *rise_us);
+
+/* End the flash (its channel LOW) if one is scheduled or on. Returns the board time. */
+uint32_t outputs_flash_cancel(void);
+
 #endif

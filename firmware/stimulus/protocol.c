@@ -8,7 +8,7 @@
 
 #include "config.h"
 
-#define MAX_TOKENS 7 /* id, command, up to 4 arguments, and one more to detect extras */
+#define MAX_TOKENS 9 /* id, command, up to 6 arguments, and one more to detect extras */
 
 static const char name_ok[] PROGMEM = "OK";
 static const char name_bad_id[] PROGMEM = "BAD_ID";
@@ -137,7 +137,8 @@ static void to_upper(char *text)
 typedef struct {
     const char *name; /* in program memory */
     command_kind_t kind;
-    uint8_t arguments;
+    uint8_t arguments;     /* required */
+    uint8_t max_arguments; /* required + optional */
 } command_spec_t;
 
 static const char word_ping[] PROGMEM = "PING";
@@ -147,12 +148,37 @@ static const char word_on[] PROGMEM = "ON";
 static const char word_off[] PROGMEM = "OFF";
 static const char word_pulse[] PROGMEM = "PULSE";
 static const char word_pattern[] PROGMEM = "PATTERN";
+static const char word_latency[] PROGMEM = "LATENCY";
+static const char word_seen[] PROGMEM = "SEEN";
+static const char word_stop[] PROGMEM = "STOP";
 
 static const command_spec_t specs[] PROGMEM = {
-    {word_ping, CMD_PING, 0},   {word_hello, CMD_HELLO, 0}, {word_reset, CMD_RESET, 0},
-    {word_on, CMD_ON, 1},       {word_off, CMD_OFF, 1},     {word_pulse, CMD_PULSE, 2},
-    {word_pattern, CMD_PATTERN, 4},
+    {word_ping, CMD_PING, 0, 0},       {word_hello, CMD_HELLO, 0, 0},
+    {word_reset, CMD_RESET, 0, 0},     {word_on, CMD_ON, 1, 1},
+    {word_off, CMD_OFF, 1, 1},         {word_pulse, CMD_PULSE, 2, 2},
+    {word_pattern, CMD_PATTERN, 4, 4}, {word_latency, CMD_LATENCY, 4, 6},
+    {word_seen, CMD_SEEN, 0, 0},       {word_stop, CMD_STOP, 0, 0},
 };
+
+/* LATENCY <ch> <min_ms> <max_ms> <on_ms> [<count> [<seed>]]: the channel is parsed already. */
+static parse_status_t parse_latency(char *tokens[MAX_TOKENS], uint8_t given, command_t *cmd)
+{
+    uint32_t count = 0;
+    if (!parse_duration_ms(tokens[3], &cmd->min_us) ||
+        !parse_duration_ms(tokens[4], &cmd->max_us) ||
+        !parse_duration_ms(tokens[5], &cmd->on_us) || cmd->min_us > cmd->max_us) {
+        return ERR_BAD_VALUE;
+    }
+    if (given >= 5 && !parse_uint(tokens[6], PATTERN_COUNT_MAX, &count)) {
+        return ERR_BAD_VALUE;
+    }
+    cmd->count = (uint16_t)count;
+    /* Seed 0 would stop the generator (xorshift stays at 0): 1 .. 4294967295. */
+    if (given == 6 && (!parse_uint(tokens[7], UINT32_MAX, &cmd->seed) || cmd->seed == 0)) {
+        return ERR_BAD_VALUE;
+    }
+    return PARSE_OK;
+}
 
 bool protocol_leading_id(const char *line, uint32_t *id)
 {
@@ -205,11 +231,12 @@ parse_status_t protocol_parse(char *line, command_t *cmd)
     }
     cmd->kind = (command_kind_t)pgm_read_byte(&found->kind);
     uint8_t wanted = pgm_read_byte(&found->arguments);
+    uint8_t most = pgm_read_byte(&found->max_arguments);
     uint8_t given = (uint8_t)(count - 2);
     if (given < wanted) {
         return ERR_MISSING_ARGUMENT;
     }
-    if (given > wanted) {
+    if (given > most) {
         return ERR_TOO_MANY_ARGUMENTS;
     }
     if (wanted == 0) {
@@ -220,6 +247,9 @@ parse_status_t protocol_parse(char *line, command_t *cmd)
         return ERR_BAD_CHANNEL;
     }
     cmd->channel = (uint8_t)channel;
+    if (cmd->kind == CMD_LATENCY) {
+        return parse_latency(tokens, given, cmd);
+    }
     if (cmd->kind == CMD_PULSE) {
         cmd->count = 1;
         return parse_duration_ms(tokens[3], &cmd->on_us) ? PARSE_OK : ERR_BAD_VALUE;

@@ -19,6 +19,9 @@ typedef enum {
     CMD_OFF,
     CMD_PULSE,
     CMD_PATTERN,
+    CMD_LATENCY, /* start the latency self-test (latency.c) */
+    CMD_SEEN,    /* the host saw something: does nothing but answer (a latency-test response) */
+    CMD_STOP,    /* end the latency self-test */
 } command_kind_t;
 
 /* The order matches the names in protocol.c. */
@@ -42,7 +45,10 @@ typedef struct {
     uint8_t channel;
     uint32_t on_us;  /* PULSE length, or PATTERN on-phase */
     uint32_t off_us; /* PATTERN off-phase */
-    uint16_t count;  /* PATTERN on-phases; 0 = until stopped; PULSE: 1 */
+    uint16_t count;  /* PATTERN on-phases; 0 = until stopped; PULSE: 1; LATENCY flashes */
+    uint32_t min_us; /* LATENCY: shortest wait before a flash */
+    uint32_t max_us; /* LATENCY: longest wait before a flash */
+    uint32_t seed;   /* LATENCY: random seed; 0 = none given (taken from the clock) */
 } command_t;
 
 /*

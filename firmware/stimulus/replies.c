@@ -51,3 +51,19 @@ void reply_error(bool has_id, uint32_t id, parse_status_t status)
     uart_write_P(protocol_error_name_P(status));
     uart_write_byte('\n');
 }
+
+void reply_latency(uint32_t flash, uint32_t on_us, uint32_t command_us)
+{
+    uart_write_P(PSTR("LAT "));
+    uart_write_u32(flash);
+    uart_write_byte(' ');
+    uart_write_u32(on_us);
+    uart_write_byte(' ');
+    uart_write_u32(command_us);
+    uart_write_byte('\n');
+}
+
+void reply_miss(uint32_t flash, uint32_t on_us)
+{
+    id_and_time(PSTR("MISS "), flash, on_us);
+}

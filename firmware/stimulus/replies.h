@@ -9,8 +9,8 @@
 
 #include "protocol.h"
 
-/* Longest reply line, with its newline: "CANCEL 4294967295 4294967295\n" is 29 bytes. */
-#define REPLY_MAX 32
+/* Longest reply line, with its newline: "LAT 4294967295 4294967295 4294967295\n" is 37 bytes. */
+#define REPLY_MAX 40
 
 /* "HELLO <firmware> <version> <channels>" */
 void reply_hello(void);
@@ -22,5 +22,11 @@ void reply_error(bool has_id, uint32_t id, parse_status_t status);
 void reply_done(uint32_t id, uint32_t board_time_us);
 /* "CANCEL <id> <board_time_us>": a PULSE or PATTERN was cut short by a later command. */
 void reply_cancel(uint32_t id, uint32_t board_time_us);
+
+/* "LAT <n> <t_on> <t_cmd>": flash n of the latency test rose at t_on; its answer's line was
+ * complete at t_cmd. */
+void reply_latency(uint32_t flash, uint32_t on_us, uint32_t command_us);
+/* "MISS <n> <t_on>": flash n got no answer within LATENCY_WINDOW_US. */
+void reply_miss(uint32_t flash, uint32_t on_us);
 
 #endif

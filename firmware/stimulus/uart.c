@@ -9,6 +9,7 @@
 #include <util/atomic.h>
 #include <stdlib.h>
 
+#include "clock.h"
 #include "config.h"
 
 /* 115200 baud at 16 MHz is 2.1 % fast with U2X (the same setting as the Arduino core and the
@@ -23,6 +24,17 @@ static volatile uint8_t rx_ring[RX_SIZE];
 static volatile uint8_t rx_head; /* written by the ISR */
 static volatile uint8_t rx_tail; /* written by the main loop */
 static volatile uint8_t rx_damage;
+
+/* Arrival times of the '\n' bytes in the receive ring, oldest first: the latency test stamps a
+ * command when its line was complete, not when the main loop got to it. A ring of 128 bytes
+ * holds at most 64 lines of one character; 16 stamps cover the lines the host may have in
+ * flight (it would have to send 16 blank lines in a row to lose one, and then the line's time
+ * is read later, by the main loop). */
+#define NL_SIZE 16 /* power of two */
+static volatile uint32_t nl_times[NL_SIZE];
+static volatile uint8_t nl_head; /* written by the ISR */
+static volatile uint8_t nl_tail; /* written by the main loop */
+static volatile uint8_t nl_lost; /* newlines received while the stamp ring was full */
 
 #define TX_SIZE 512 /* power of two; room for every reply one command and its edges can cause */
 
@@ -68,6 +80,33 @@ ISR(USART_RX_vect)
     }
     rx_ring[rx_head] = byte;
     rx_head = next;
+    if (byte == '\n') {
+        uint8_t nl_next = (uint8_t)((nl_head + 1) & (NL_SIZE - 1));
+        if (nl_lost || nl_next == nl_tail) {
+            /* Once one is lost, none is stamped until the main loop has taken every stamp
+             * and every unstamped line: stamps and lines stay matched one to one. */
+            nl_lost++;
+        } else {
+            nl_times[nl_head] = clock_micros(); /* interrupts are off: a consistent read */
+            nl_head = nl_next;
+        }
+    }
+}
+
+bool uart_take_line_time(uint32_t *board_us)
+{
+    bool found = false;
+    ATOMIC_BLOCK(ATOMIC_RESTORESTATE)
+    {
+        if (nl_tail != nl_head) { /* stamped lines are older than any unstamped one */
+            *board_us = nl_times[nl_tail];
+            nl_tail = (uint8_t)((nl_tail + 1) & (NL_SIZE - 1));
+            found = true;
+        } else if (nl_lost) {
+            nl_lost--;
+        }
+    }
+    return found;
 }
 
 bool uart_read(uint8_t *byte)

@@ -15,6 +15,11 @@ void uart_init(void);
 /* Take one received byte; false when none is waiting. */
 bool uart_read(uint8_t *byte);
 
+/* The board time (clock_micros) at which the '\n' just taken by uart_read() was received, stamped
+ * in the receive interrupt: when the line was complete, however long the main loop took to get
+ * to it. False when that stamp was lost (receive ring overflow). */
+bool uart_take_line_time(uint32_t *board_us);
+
 /* True when received bytes are waiting (call with interrupts disabled to decide on sleeping). */
 bool uart_rx_pending(void);
 
