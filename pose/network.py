@@ -62,9 +62,6 @@ SHUFFLE = 2
 """The separable design's last features are at stride ``STRIDE * SHUFFLE``; a pixel shuffle
 (sub-pixel convolution) turns their outputs into stride-``STRIDE`` maps."""
 
-LOCREF_STD = 7.2801
-"""DeepLabCut's scale of location-refinement offsets, in input pixels."""
-
 SIZE_MULTIPLE = 32
 """Input height and width must be multiples of this (the encoder's deepest stride)."""
 
@@ -188,10 +185,6 @@ class NetworkConfig:
         ``separable-fpn`` only: 0 for outputs straight from the stride-8 head (a transposed
         convolution), else the channels of a stride-4 refinement head (the head's features
         brought to stride 4, the stem's features added, one full 3x3 convolution, 1x1 outputs).
-    vote
-        ``separable-fpn`` with ``locref`` only: the exported graph's offsets are the heatmap-
-        weighted average of the estimates of each cell's 3x3 neighbourhood
-        (:class:`NeighbourVote`).
     """
 
     num_keypoints: int
@@ -202,7 +195,6 @@ class NetworkConfig:
     blocks: tuple[int, ...] | None = None
     input: InputFormat = field(default_factory=InputFormat)
     refine_width: int = 0
-    vote: bool = False
 
     def __post_init__(self) -> None:
         """Fill the architecture's defaults and check the shape."""
@@ -224,8 +216,6 @@ class NetworkConfig:
             raise ValueError(f"blocks need 4 counts (strides 4 to 32), got {blocks}")
         if self.refine_width and arch != "separable-fpn":
             raise ValueError("a refinement head is for the separable-fpn design")
-        if self.vote and (arch != "separable-fpn" or not self.locref):
-            raise ValueError("the neighbourhood vote is for the separable-fpn design with locref")
         if min(widths) < 1 or decoder < 1 or self.refine_width < 0:
             raise ValueError(f"channel widths must be positive, got {widths} and {decoder}")
         # A frozen dataclass: the filled-in defaults are set past its guard, once, here.
@@ -245,7 +235,6 @@ class NetworkConfig:
         if self.architecture != "resnet-fpn":
             data["blocks"] = list(self.blocks or ())
             data["refine_width"] = self.refine_width
-            data["vote"] = self.vote
         data["input"] = self.input.to_dict()
         return data
 
@@ -267,7 +256,6 @@ class NetworkConfig:
             blocks=tuple(int(b) for b in blocks) if blocks else None,  # type: ignore[union-attr]
             input=InputFormat.from_dict(data.get("input")),  # type: ignore[arg-type]
             refine_width=int(data.get("refine_width", 0)),  # type: ignore[call-overload]
-            vote=bool(data.get("vote", False)),
         )
 
 
@@ -415,7 +403,6 @@ class PoseNet(nn.Module):
             self.refine_up = nn.ConvTranspose2d(d, r, SHUFFLE, stride=SHUFFLE)
             self.refine_lateral = nn.Conv2d(config.widths[0], r, 1)  # type: ignore[index]
             self.refine = conv_bn_relu(r, r)
-        self.vote = NeighbourVote(k) if config.vote else None
         from_stride_8 = self.separable and not r
         width = r or d
         self.heatmap_out = _output_conv(width, k, from_stride_8)
@@ -448,10 +435,7 @@ class PoseNet(nn.Module):
         heatmaps = self.heatmap_out(features)
         if self.locref_out is None:
             return (heatmaps,)
-        locref = self.locref_out(features)
-        if self.vote is not None and not self.training:
-            locref = self.vote(heatmaps, locref)
-        return heatmaps, locref
+        return heatmaps, self.locref_out(features)
 
     def _upsample(self, x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
         """Twice the resolution: bilinear (first design) or nearest (separable design)."""
@@ -460,58 +444,6 @@ class PoseNet(nn.Module):
             # and fuses the addition and ReLU around it (sizes are multiples of 32).
             return functional.interpolate(x, scale_factor=2.0, mode="nearest")
         return _upsample(x, like)
-
-
-class NeighbourVote(nn.Module):
-    """Each cell's offsets replaced by the heatmap-weighted average of its neighbours' estimates.
-
-    Every cell near a keypoint estimates its position (its centre plus its offset); the decoder
-    reads the offsets of the heatmap's peak only. Averaging the estimates of the peak's 3x3
-    neighbourhood, weighted by their heatmap probabilities, averages out part of their errors.
-    In the graph it is a sigmoid, a product and three fixed depthwise 3x3 convolutions, and the
-    output keeps its meaning (offsets from the cell's own centre, in ``locref_std`` units), so
-    decoding does not change. Far from any keypoint (all weights ~0) a cell keeps its own offsets.
-
-    It is applied in eval mode (the exported graph) only: training fits each cell's offsets on
-    their own, which is what the average needs.
-
-    Parameters
-    ----------
-    keypoints
-        K, the number of heatmaps.
-    stride
-        Input pixels per cell.
-    locref_std
-        The offsets' unit, in input pixels.
-    """
-
-    SELF_WEIGHT = 1e-4
-    """The cell's own estimate's extra weight: it decides where the heatmap says nothing."""
-
-    def __init__(self, keypoints: int, stride: float = STRIDE, locref_std: float = LOCREF_STD):
-        super().__init__()
-        columns = torch.arange(3, dtype=torch.float32) - 1  # neighbour offsets -1, 0, 1
-        step = stride / locref_std  # one cell, in offset units
-        ones = torch.ones(3, 3)
-        self.keypoints = keypoints
-        self.register_buffer("ones", ones.expand(2 * keypoints, 1, 3, 3).clone(), persistent=False)
-        # Channels x0, y0, x1, y1, ...: a neighbour one column right sits one cell further in x.
-        shift = torch.stack([columns[None, :].expand(3, 3), columns[:, None].expand(3, 3)])
-        self.register_buffer(
-            "shift", (shift * step).repeat(keypoints, 1, 1)[:, None], persistent=False
-        )
-
-    def forward(self, heatmaps: torch.Tensor, locref: torch.Tensor) -> torch.Tensor:
-        """The voted offsets, shaped as ``locref`` (N, 2K, h, w)."""
-        n, k, h, w = heatmaps.shape
-        # Each keypoint's weights twice, for its x and y channels: (N, 2K, h, w).
-        weight = torch.sigmoid(heatmaps)[:, :, None].expand(n, k, 2, h, w).reshape(n, 2 * k, h, w)
-        groups = 2 * k
-        total = functional.conv2d(weight, self.ones, padding=1, groups=groups)
-        votes = functional.conv2d(weight * locref, self.ones, padding=1, groups=groups)
-        votes = votes + functional.conv2d(weight, self.shift, padding=1, groups=groups)
-        own = self.SELF_WEIGHT
-        return (votes + own * locref) / (total + own)
 
 
 def _output_conv(inputs: int, outputs: int, from_stride_8: bool) -> nn.Module:
