@@ -98,20 +98,25 @@ class Board:
             self.process.kill()
 
 
-def app_run(folder: Path, duration_s: float, device: str = "cpu") -> dict[str, Any]:
-    """The app with recording and the experiment; latencies from its own events.csv."""
-    board = Board()
+def session_settings(folder: Path, port: str, extra: str = "") -> Path:
+    """The benchmark session's settings file: the arena, the pulse experiment, the board."""
     experiment_file = folder / "bench_experiment.py"
     experiment_file.write_text(EXPERIMENT, encoding="utf-8")
     settings_file = folder / "settings.ini"
     settings_file.write_text(
         "[Camera arena]\nSOURCE = synthetic\nFRAMERATE = 30\nSEED = 123\n"
         f"[Experiment]\nNAME = {experiment_file}:PulseEveryUpdate\n"
-        f"[Device board]\nTYPE = serial\nPORT = {board.port}\n"
-        "[Recording]\nMIN_FREE_SPACE = 0\nWARN_FREE_SPACE = 0\n"
-        f"[Pose]\nDEVICE = {device}\n",
+        f"[Device board]\nTYPE = serial\nPORT = {port}\n"
+        "[Recording]\nMIN_FREE_SPACE = 0\nWARN_FREE_SPACE = 0\n" + extra,
         encoding="utf-8",
     )
+    return settings_file
+
+
+def app_run(folder: Path, duration_s: float, device: str = "cpu") -> dict[str, Any]:
+    """The app with recording and the experiment; latencies from its own events.csv."""
+    board = Board()
+    settings_file = session_settings(folder, board.port, f"[Pose]\nDEVICE = {device}\n")
     stream = Stream(load_settings(settings_file), output_dir=folder / "out")
     runner = StreamRunner(stream, duration_s=duration_s, status_out=None)
     try:

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmarks.closed_loop import EXPERIMENT, Board
+from benchmarks.closed_loop import Board, session_settings
 from benchmarks.common import Figure, machine_description, now_iso, print_table, save_result
 from pose.worker import percentiles
 from settings import load_settings
@@ -79,16 +79,8 @@ CONFIGURATIONS = {"none": ("off", 0), "niced": ("off", 5), "pinned": ("on", 0)}
 def _session(folder: Path, duration_s: float, affinity: str, niceness: int) -> dict[str, Any]:
     """One recording closed-loop session; per-process counters over its steady part."""
     board = Board()
-    experiment_file = folder / "bench_experiment.py"
-    experiment_file.write_text(EXPERIMENT, encoding="utf-8")
-    settings_file = folder / "settings.ini"
-    settings_file.write_text(
-        "[Camera arena]\nSOURCE = synthetic\nFRAMERATE = 30\nSEED = 123\n"
-        f"[Streaming]\nCPU_AFFINITY = {affinity}\nSIDE_NICENESS = {niceness}\n"
-        f"[Experiment]\nNAME = {experiment_file}:PulseEveryUpdate\n"
-        f"[Device board]\nTYPE = serial\nPORT = {board.port}\n"
-        "[Recording]\nMIN_FREE_SPACE = 0\nWARN_FREE_SPACE = 0\n",
-        encoding="utf-8",
+    settings_file = session_settings(
+        folder, board.port, f"[Streaming]\nCPU_AFFINITY = {affinity}\nSIDE_NICENESS = {niceness}\n"
     )
     stream = Stream(load_settings(settings_file), output_dir=folder / "out")
     runner = StreamRunner(stream, duration_s=duration_s, status_out=None)
