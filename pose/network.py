@@ -9,7 +9,7 @@ Both architectures map an image, H and W multiples of 32, to
 ``resnet-fpn`` (the first design; the default, so that every older ``model.json`` rebuilds it)
     A plain ResNet-like encoder down to stride 32 with a light feature-pyramid decoder back to
     stride 4, all 3x3 and 1x1 convolutions with batch norm and ReLU. About 1.1 M parameters and
-    ~0.5 GMAC for a 256x320 input; ~12 ms per frame on one CPU thread.
+    ~0.6 GMAC for a 256x320 input; ~12 ms or more per frame on one CPU thread.
 ``separable-fpn`` (the bundled model since issue 12)
     Built for one CPU thread, where the first design's stride-4 3x3 convolutions (~100 MMAC
     each) cost most of its time:

@@ -508,8 +508,12 @@ def train(
         model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
     )
     rng = np.random.default_rng(config.seed)
-    # Rendered and augmented in a second thread while the network trains on the previous batch.
-    batches = prefetched(training_batches(draw, config, flip_permutation(keypoints), rng))
+    batches = training_batches(draw, config, flip_permutation(keypoints), rng)
+    if config.threads < (os.cpu_count() or 1):
+        # A spare core: render and augment the next batch in a second thread while the network
+        # trains on this one. (Without one, the thread would stall PyTorch's own threads.) The
+        # batches are the same either way.
+        batches = prefetched(batches)
     eval_every = config.eval_every or max(25, config.steps // 20)
     log(
         f"training {parameter_count(model) / 1e6:.2f} M parameters for {config.steps} steps of "
@@ -545,7 +549,7 @@ def train(
                 + f"  val mean {scores['mean']:.2f} px ({scores['best']})"
                 + ("  *" if improved else "")
             )
-    batches.close()  # stops the data thread
+    batches.close()  # stops the data thread, if any
     assert best_state is not None  # at least the last step validates
     model.load_state_dict(best_state)
     model = model.to(memory_format=torch.contiguous_format).eval()
@@ -870,16 +874,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--architecture",
         choices=ARCHITECTURES,
         default="resnet-fpn",
-        help="resnet-fpn (the first design, ~0.5 GMAC at 320x256) or separable-fpn (depthwise-"
-        "separable, ~50 MMAC: the bundled model's)",
+        help="resnet-fpn (the first design, ~0.6 GMAC at 320x256) or separable-fpn (depthwise-"
+        "separable, ~73 MMAC with its default widths: the bundled model's)",
     )
     network.add_argument(
         "--widths",
         type=parse_ints,
-        help="encoder channels, e.g. 32,64,96,128: strides 2 to 32 (resnet-fpn, 5 values) or 4 "
-        "to 32 (separable-fpn, 4 values); default: the architecture's",
+        help="encoder channels: strides 2 to 32 (resnet-fpn, 5 values, default 16,32,64,96,128) "
+        "or 4 to 32 (separable-fpn, 4 values, default 32,64,128,192)",
     )
-    network.add_argument("--decoder-width", type=int, help="feature-pyramid channels")
+    network.add_argument(
+        "--decoder-width",
+        type=int,
+        help="feature-pyramid channels (default 48 for resnet-fpn, 64 for separable-fpn)",
+    )
     network.add_argument(
         "--refine-width",
         type=int,
@@ -889,7 +897,7 @@ def build_parser() -> argparse.ArgumentParser:
     network.add_argument(
         "--blocks",
         type=parse_ints,
-        help="residual blocks at strides 4, 8, 16, 32 (separable-fpn), e.g. 0,1,2,2",
+        help="residual blocks at strides 4, 8, 16, 32 (separable-fpn; default 0,2,2,2)",
     )
     network.add_argument(
         "--input-format",
