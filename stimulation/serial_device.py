@@ -122,6 +122,7 @@ class SerialStimulator(StimulationDevice):
         self._running: dict[int, ActionRecord] = {}  # id -> PULSE/PATTERN awaiting its end
         self._clock = BoardClock()
         self._error: StimulationError | None = None
+        self._losing = ""  # why the port was lost, set before the records are failed
         self._stop = threading.Event()
         self._reader: threading.Thread | None = None
         self._buffer = bytearray()
@@ -171,6 +172,7 @@ class SerialStimulator(StimulationDevice):
             )
         log.info("%s: %s %s, %d channels", self.port, self.firmware, self.version, self._channels)
         self._error = None
+        self._losing = ""
         self._clock = BoardClock()  # opening an Uno's port restarts it: its clock starts again
         self._stop.clear()
         self._serial = port
@@ -237,6 +239,8 @@ class SerialStimulator(StimulationDevice):
             line = make_line(command_id)
             record = ActionRecord(line, host_now_ns(), command_id)
             with self._pending_lock:
+                if self._losing:  # the reader is failing every record: this one would hang
+                    raise DeviceLostError(self._losing)
                 # Registered before the write: the reply can come before write() returns.
                 self._pending[command_id] = record
                 if kind in ("PULSE", "PATTERN"):
@@ -316,11 +320,17 @@ class SerialStimulator(StimulationDevice):
             record.finish("DONE" if reply.kind == "DONE" else "CANCEL", host_ns, board_us)
 
     def _lose(self, message: str) -> StimulationError:
-        """Enter the error state (once) and fail every waiting record; return the error."""
+        """Fail every waiting record, then enter the error state (once); return the error.
+
+        In that order, so that whoever sees :attr:`error` also sees every record failed; a
+        command sent meanwhile is refused by ``_send`` (``_losing`` is set under the lock).
+        """
+        with self._pending_lock:
+            self._losing = self._losing or message
+        self._fail_all(message)
         if self._error is None:
             self._error = DeviceLostError(message)
             log.error("%s", message)
-        self._fail_all(message)
         return self._error
 
     def _fail_all(self, reason: str) -> None:
