@@ -49,6 +49,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "avr_extint.h"
 #include "avr_ioport.h"
 #include "avr_uart.h"
 #include "sim_avr.h"
@@ -341,6 +342,13 @@ int main(int argc, char **argv)
     }
     avr_init(avr);
     avr_load_firmware(avr, &firmware);
+    /* INT0/INT1 sit on D2/D3, outputs the firmware drives LOW. With simavr's default strict
+     * level triggering the external-interrupt module polls a low pin on every cycle (even with
+     * the interrupt disabled), so the simulator never sleeps longer than one cycle and ran at
+     * about a third of real time. The firmware uses no external interrupt. */
+    for (uint8_t extint = 0; extint < 2; extint++) {
+        avr_extint_set_strict_lvl_trig(avr, extint, 0);
+    }
     avr->log = LOG_WARNING;
 
     FILE *log = stdout;
