@@ -3,6 +3,8 @@
     python DeepLabStream.py [--settings PATH] [--headless] [--recording-enabled]
                             [--frames N | --duration S] [--output-dir DIR]
                             [--pose-enabled] [--experiment-enabled] [--benchmark-enabled]
+    python DeepLabStream.py --latency-test [--simulated-board] [--duration S] [--settings PATH]
+                            [--output-dir DIR] [--recording-enabled]
 
 Ctrl-C, ``q`` in the window, the frame or time limit, or the end of every video stop it cleanly:
 processes joined, shared memory released, files finalised. Exit codes: 0 done, 1 a camera or the
@@ -11,6 +13,12 @@ recording failed (files up to the failure are kept), 2 bad settings or command l
 ``--benchmark-enabled`` streams ``--frames`` (default 3000) frames per camera with pose estimation,
 then runs the naive single-thread loop on the same model and frames, prints a table and writes
 ``benchmark.json`` into the session folder (``docs/outputs.md`` explains every field).
+
+``--latency-test`` runs the latency self-test: the stimulus board flashes an LED in the camera's
+view, the app answers each flash it sees, and the board measures light on -> answer received on
+its own clock; ``latency_test.json`` sets that beside the app's own account
+(docs/latency-test.md). ``--simulated-board`` runs the board's firmware under simavr and draws
+its LED into the simulated camera.
 """
 
 from __future__ import annotations
@@ -70,6 +78,18 @@ def build_parser() -> argparse.ArgumentParser:
         "estimation, beside the naive single-thread loop; writes benchmark.json",
     )
     parser.add_argument(
+        "--latency-test",
+        action="store_true",
+        help="the latency self-test: the stimulus board flashes an LED, the app answers what it "
+        "sees, the board measures ([LatencyTest] in the settings; writes latency_test.json)",
+    )
+    parser.add_argument(
+        "--simulated-board",
+        action="store_true",
+        help="with --latency-test: run the board's firmware under simavr (built if needed) and "
+        "draw its LED into the simulated camera",
+    )
+    parser.add_argument(
         "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
     )
     return parser
@@ -77,7 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command; return the exit code."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.simulated_board and not args.latency_test:
+        parser.error("--simulated-board goes with --latency-test")
+    if args.latency_test and (args.benchmark_enabled or args.frames is not None):
+        parser.error("--latency-test runs for --duration S; not with --frames or --benchmark")
     if args.benchmark_enabled and args.frames is None and args.duration is None:
         args.frames = BENCHMARK_FRAMES
 
@@ -111,6 +136,11 @@ def main(argv: list[str] | None = None) -> int:
     except InstanceLockError as error:
         print(f"Error: {error}", file=sys.stderr)
         return EXIT_FAILED
+    if args.latency_test:
+        try:
+            return _latency_test(settings, args, log_level)
+        finally:
+            lock.release()
     stream = Stream(
         settings, output_dir=args.output_dir, max_frames=args.frames, log_level=log_level
     )
@@ -184,6 +214,87 @@ def _benchmark(stream: Stream, args: argparse.Namespace) -> None:
     print()
     print("\n".join(benchmark_lines(data)))
     print(f"\nBenchmark written to {path}")
+
+
+def _latency_test(settings: Any, args: argparse.Namespace, log_level: int) -> int:
+    """``--latency-test``: stream with the board's test, then print and write the figures."""
+    import shutil
+    import tempfile
+
+    from cameras.base import CameraError
+    from pose.analysis import PoseError
+    from selftest.latency_analysis import LatencyAnalysisError
+    from selftest.latency_run import (
+        LatencyTestError,
+        finish_latency_test,
+        note_simulated_board,
+        plan_latency_test,
+        summary_lines,
+        write_experiment,
+    )
+    from stimulation.simulated_board import SimulatedBoard, SimulatedBoardError
+    from stream.runner import StreamRunner, install_stop_signals
+    from stream.supervisor import RecordingError, Stream
+
+    board_folder = Path(tempfile.mkdtemp(prefix="dls-board-"))
+    board = SimulatedBoard(board_folder) if args.simulated_board else None
+    try:
+        if board is not None:
+            board.start()
+        plan = plan_latency_test(settings, board)
+    except (LatencyTestError, SimulatedBoardError) as error:
+        print(f"Error: {error}", file=sys.stderr)
+        if board is not None:
+            board.stop()
+        return EXIT_USAGE if isinstance(error, LatencyTestError) else EXIT_FAILED
+    duration = args.duration or settings.latency_test.duration
+    stream = Stream(plan.settings, output_dir=args.output_dir, log_level=log_level)
+    runner = StreamRunner(stream, duration_s=duration)
+    install_stop_signals(runner.request_stop)
+    print(
+        f"Latency test for {duration:g} s: LED on channel {plan.spec.channel} of "
+        f"{plan.spec.device}, camera {plan.camera}, flashes of {plan.spec.on_s * 1e3:g} ms "
+        f"{plan.spec.min_interval_s:g}-{plan.spec.max_interval_s:g} s apart",
+        flush=True,
+    )
+    try:
+        stream.open()
+        assert stream.session_dir is not None
+        experiment_file = write_experiment(stream.session_dir, plan)
+        stream.start_analysis(
+            experiment=True, experiment_name=str(experiment_file), latency_test=plan.spec
+        )
+        if args.recording_enabled:
+            stream.start_recording()
+        stream.start()
+        runner.run_headless()
+    except (CameraError, RecordingError, PoseError, OSError, MemoryError) as error:
+        print(f"Error: {error}", file=sys.stderr)
+        if stream.session_dir is not None:
+            stream.report_error(str(error))
+        stream.stop(f"error: {error}")
+        return EXIT_FAILED
+    finally:
+        stream.stop(runner.stop_reason or "stop requested")
+        if board is not None:
+            board.stop()
+            if stream.session_dir is not None:
+                note_simulated_board(stream.session_dir, board)
+        shutil.rmtree(board_folder, ignore_errors=True)
+    _print_summary(stream)
+    assert stream.session_dir is not None
+    try:
+        figures = finish_latency_test(stream.session_dir, plan)
+    except LatencyAnalysisError as error:
+        print(f"Error: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    print()
+    print("\n".join(summary_lines(figures)))
+    print(f"\nLatency test written to {stream.session_dir / 'latency_test.json'}")
+    if not figures["events"]:
+        print("Error: no flash was answered and accounted for", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_FAILED if stream.errors else EXIT_OK
 
 
 def _print_summary(stream: Stream) -> None:

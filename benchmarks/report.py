@@ -24,6 +24,7 @@ ORDER = (
     "dynamic_crop",
     "end_to_end",
     "closed_loop",
+    "latency_test",
     "profile_session",
     "forward_prediction",
     "gpu",
@@ -38,6 +39,8 @@ TITLES = {
     "dynamic_crop": "Dynamic cropping on the open-field video (DeepLabCut 3.0 cspnext_s)",
     "end_to_end": "End to end: the benchmark mode (`DeepLabStream.py --benchmark-enabled`)",
     "closed_loop": "Closed loop to the stimulus firmware (simavr)",
+    "latency_test": "Latency self-test: the board's light-on -> command beside the app's stages "
+    "(`--latency-test --simulated-board`)",
     "profile_session": "Where the time goes: priorities and core placement vs none "
     "(docs/performance.md)",
     "forward_prediction": "Forward prediction: the nose at the moment of the command",
@@ -51,6 +54,7 @@ BASELINES = {
     "converted_models": ("ONNX Runtime / OpenVINO", "PyTorch eager"),
     "dynamic_crop": ("dynamic crop", "full frame"),
     "closed_loop": ("app", "naive loop, recording"),
+    "latency_test": ("app's own account", "board (independent)"),
     "end_to_end": ("app", "naive loop, recording"),
     "profile_session": ("with priorities", "none"),
     "forward_prediction": ("predicted", "measured"),

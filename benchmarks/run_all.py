@@ -25,6 +25,7 @@ BENCHMARKS = (
     "dynamic_crop",
     "end_to_end",
     "closed_loop",
+    "latency_test",
     "profile_session",
     "forward_prediction",
     "replay",

@@ -493,4 +493,11 @@ class SyntheticCamera(Camera):
             "motion": self.settings.motion,
             "keypoints": list(self.settings.keypoints),
             "body_length_px": self.settings.arena_params().body_length_px,
+            # The frame's camera timestamp is when its exposure ended (when it was due).
+            "timestamp_marks": "exposure_end",
+            "timestamp_clock": "host",  # index / FRAMERATE after the first frame's host time
+            # ... which is this (known after the first frame): exposure ends exactly, no fit.
+            "timestamp_origin_ns": self._first_grab_ns,
+            "exposure_ms": self.exposure_ns / 1e6,
+            "led": self.settings.led_pin if self.settings.led_pin_log else None,
         }

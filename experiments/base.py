@@ -140,6 +140,10 @@ class NamedTrigger(Trigger):
         """The wrapped trigger's description."""
         return self.inner.describe()
 
+    def measurement(self) -> str:
+        """The wrapped trigger's last measurement."""
+        return self.inner.measurement()
+
     def _params(self) -> dict[str, Any]:
         return {}
 
@@ -640,10 +644,11 @@ class Experiment(ABC):
                 source = self._source
                 if trigger.camera is not None and isinstance(observations, Observations):
                     source = observations.by_camera.get(trigger.camera, source)
+                measured = trigger.measurement()
                 self._log(
                     "trigger",
                     name,
-                    "true" if now else "false",
+                    ("true" if now else "false") + (f" {measured}" if measured else ""),
                     source=source,
                     positions=self._positions(self._source_of(trigger), keypoint_of(trigger)),
                 )

@@ -55,6 +55,13 @@ TRIGGER_DESCRIPTIONS: dict[str, str] = {
     "pupil_above": "IBL pupil diameter (median of six estimates from four keypoints) above "
     "`THRESHOLD`.",
     "pupil_below": "Pupil diameter below `THRESHOLD`.",
+    "light": "A light in the image (an LED, a sync light) is on: the mean grey level of `ROI` "
+    "is at least `THRESHOLD` (default 0.1) of the way from the region's off level to its on "
+    "level, i.e. the light was on for that fraction of the frame's exposure. The levels are "
+    "learnt in the first `SEARCH_S` seconds (default 3; false until then); without `ROI` the "
+    "region is found then too: the 8 x 8 px blocks that switch between two steady levels "
+    "again and again. The event log's detail gives the level, the previous frame's level and "
+    "the off and on levels. Needs the frame image. Used by the latency self-test.",
     "height": "A keypoint (default `nose`) stands at least `ABOVE_M` metres above the floor "
     "(and/or less than `BELOW_M`; both: a band), from the camera's depth image: height = "
     "`FLOOR_M` (the floor's distance from the camera) minus the depth under the keypoint (the "

@@ -30,11 +30,15 @@ from experiments.triggers.geometry import Shape
 from settings.sections import DeviceSettings
 from stimulation import StimulationDevice, StimulationError, create_device
 from stimulation.base import ActionRecord
+from stimulation.latency import LatencyTestSpec, run_file, write_board_reports
+from stimulation.serial_device import SerialStimulator
 
 log = logging.getLogger(__name__)
 
 EVENTS_FILE = "events.csv"
 ACK_WAIT_AT_STOP_S = 1.0
+#: The board reports a flash nobody answered (MISS) 1 s after it began: wait for the last one.
+FLASH_REPORT_WAIT_S = 1.2
 STALE_PAIRING_S = 0.5  # a camera without a pose for this long is not paired with the others
 
 
@@ -76,11 +80,16 @@ class ExperimentRun:
     """One experiment with its open devices, driven by pose updates."""
 
     def __init__(
-        self, experiment: Experiment, devices: dict[str, StimulationDevice], events_path: Path
+        self,
+        experiment: Experiment,
+        devices: dict[str, StimulationDevice],
+        events_path: Path,
+        latency_board: SerialStimulator | None = None,
     ) -> None:
         self.experiment = experiment
         self.devices = devices
         self.events_path = events_path
+        self.latency_board = latency_board  # runs the board's latency self-test beside us
         self.error: str | None = None
         self._latest: dict[str, Observation] = {}
         self._unacknowledged: list[tuple[Action, ActionRecord]] = []
@@ -96,13 +105,20 @@ class ExperimentRun:
         device_settings: dict[str, DeviceSettings],
         session_dir: Path,
         events_file: str = EVENTS_FILE,
+        latency_test: LatencyTestSpec | None = None,
     ) -> ExperimentRun:
-        """Load the experiment, open every device it uses, and start its event file."""
+        """Load the experiment, open every device it uses, and start its event file.
+
+        With ``latency_test``, its board (a device the experiment answers the flashes on) runs
+        the latency self-test from now until :meth:`stop`, which writes the board's reports.
+        """
         try:
             experiment = load_experiment(name)
         except Exception as error:  # a config or class error must reach the user as a message
             raise ExperimentStartError(f"experiment {name!r}: {error}") from None
         needed = sorted({device for device, _ in experiment.outputs})
+        if latency_test is not None and latency_test.device not in needed:
+            needed.append(latency_test.device)
         missing = [device for device in needed if device not in device_settings]
         if missing:
             declared = ", ".join(sorted(device_settings)) or "none"
@@ -112,10 +128,13 @@ class ExperimentRun:
                 "TYPE = log, serial, nidaq or gpio for each (docs/settings.md)."
             )
         devices = _open_devices({n: device_settings[n] for n in needed or device_settings})
+        board = None
+        if latency_test is not None:
+            board = _start_latency_test(devices, latency_test)
         experiment.events.attach(EventCsvWriter(session_dir / events_file))
         experiment.start()  # the session's clock starts at the first pose update
         log.info("experiment %s ready with devices %s", name, ", ".join(devices) or "none")
-        return cls(experiment, devices, session_dir / events_file)
+        return cls(experiment, devices, session_dir / events_file, board)
 
     def on_poses(self, observations: list[Observation], pose_ready_ns: int) -> None:
         """Feed the poses of one batch to the experiment and perform its actions at once."""
@@ -236,11 +255,28 @@ class ExperimentRun:
                 time.sleep(0.01)
             self._fill_acknowledgements()
             self.experiment.events.close()
+        self._finish_latency_test()
         for name, device in self.devices.items():
             try:
                 device.close()
             except Exception as failure:  # closing one device must not keep others open
                 log.error("device %s did not close cleanly: %s", name, failure)
+
+    def _finish_latency_test(self) -> None:
+        """Stop the board's latency test and write its reports (``latency_board.csv``)."""
+        board = self.latency_board
+        if board is None:
+            return
+        if board.error is None:
+            time.sleep(FLASH_REPORT_WAIT_S)  # the last flash's LAT or MISS comes within 1 s
+            try:
+                board.stop_latency_test().wait(ACK_WAIT_AT_STOP_S)
+            except StimulationError as failure:
+                log.error("could not stop the latency test: %s", failure)
+        reports = list(board.flash_reports)
+        board_file = run_file(self.events_path.name, "latency_board")
+        write_board_reports(self.events_path.parent / board_file, reports)
+        log.info("latency test: the board reported %d flashes", len(reports))
 
     @property
     def actions(self) -> int:
@@ -306,6 +342,30 @@ def _open_devices(settings: dict[str, DeviceSettings]) -> dict[str, StimulationD
             ) from None
         devices[name] = device
     return devices
+
+
+def _start_latency_test(
+    devices: dict[str, StimulationDevice], spec: LatencyTestSpec
+) -> SerialStimulator:
+    """Start the board's latency test on ``spec.device``, which must be the stimulus board."""
+    board = devices[spec.device]
+    if not isinstance(board, SerialStimulator):
+        for device in devices.values():
+            device.close()
+        raise ExperimentStartError(
+            f"the latency test needs the stimulus board: [Device {spec.device}] must have "
+            "TYPE = serial (firmware/, docs/latency-test.md)"
+        )
+    record = board.start_latency_test(spec)
+    if not record.wait(ACK_WAIT_AT_STOP_S) or record.error is not None:
+        for device in devices.values():
+            device.close()
+        why = record.error or "no answer within 1 s"
+        raise ExperimentStartError(
+            f"[Device {spec.device}] did not start the latency test ({why}): it needs the "
+            "stimulus firmware 1.1 or later (make -C firmware flash)"
+        )
+    return board
 
 
 def _send(device: StimulationDevice, action: Action) -> ActionRecord:

@@ -1,5 +1,8 @@
 """The main window of ``app.py``: settings, the four Start/Stop buttons, live view and status.
 
+Beside the Start/Stop buttons, "Latency test" runs the stimulus board's latency self-test as an
+experiment of the running stream (``[LatencyTest]``, docs/latency-test.md) and shows its figures.
+
 Timers drive everything on the GUI thread: the display timer (``[Streaming] DISPLAY_RATE``)
 paints the newest frames, the service timer (every 50 ms) lets the stream handle its processes'
 news, and the status timer (1 s) refreshes the figures. Closing the window stops every part in
@@ -8,10 +11,11 @@ order and finalises the session's files before the window goes away.
 
 from __future__ import annotations
 
+import html
 import time
 from pathlib import Path
 
-from PyQt5.QtCore import QTimer, QUrl
+from PyQt5.QtCore import Qt, QTimer, QUrl
 from PyQt5.QtGui import QCloseEvent, QDesktopServices
 from PyQt5.QtWidgets import (
     QFileDialog,
@@ -19,6 +23,7 @@ from PyQt5.QtWidgets import (
     QLabel,
     QLineEdit,
     QMainWindow,
+    QMessageBox,
     QPushButton,
     QVBoxLayout,
     QWidget,
@@ -38,6 +43,7 @@ BUTTON_LABELS = {
     Part.RECORDING: "Recording",
     Part.EXPERIMENT: "Experiment",
 }
+LATENCY_TEST_LABEL = "Latency test"
 
 
 class MainWindow(QMainWindow):
@@ -51,6 +57,9 @@ class MainWindow(QMainWindow):
         self.controller.changed.connect(self._state_changed)
         self.controller.failed.connect(self._show_error)
         self.controller.stream_closing.connect(self._drop_live_view)
+        self.controller.latency_finished.connect(self._show_latency_result)
+        self.latency_result: QMessageBox | None = None
+        self._latency_shown = False  # the status line says the test runs
         self.live_view: LiveView | None = None
         self._shown_error: str | None = None
         self.banner = ErrorBanner()
@@ -84,6 +93,13 @@ class MainWindow(QMainWindow):
             button.clicked.connect(lambda _checked=False, p=part: self.controller.toggle(p))
             buttons_row.addWidget(button)
             self.buttons[part] = button
+        self.latency_button = QPushButton(LATENCY_TEST_LABEL)
+        self.latency_button.setObjectName("latency_test_button")
+        self.latency_button.setToolTip(
+            "Run the stimulus board's latency self-test ([LatencyTest]) while analysis runs"
+        )
+        self.latency_button.clicked.connect(self.controller.start_latency_test)
+        buttons_row.addWidget(self.latency_button)
         self.busy_label = QLabel("")
         self.busy_label.setObjectName("busy")
         buttons_row.addWidget(self.busy_label, 1)
@@ -140,6 +156,7 @@ class MainWindow(QMainWindow):
             verb = "Stop" if controller.running(part) else "Start"
             button.setText(f"{verb} {BUTTON_LABELS[part]}")
             button.setEnabled(controller.allowed(part))
+        self._show_latency_test()
         self.busy_label.setText(f"{controller.busy}..." if controller.busy else "")
         idle = not controller.streaming and controller.busy is None
         self.settings_edit.setEnabled(idle)
@@ -153,6 +170,43 @@ class MainWindow(QMainWindow):
             self._show_live_view()
         self._refresh_status()
         self._show_experiment()
+
+    def _show_latency_test(self) -> None:
+        """The latency button: enabled when it may start, the seconds left while it runs."""
+        controller = self.controller
+        run = controller.latency
+        self.latency_button.setEnabled(controller.latency_test_allowed())
+        if run is None:
+            self.latency_button.setText(LATENCY_TEST_LABEL)
+            if self._latency_shown:  # it ended without figures: the banner says why
+                self._latency_shown = False
+                self.status_panel.show_latency_test("stopped without figures (see the error)")
+            return
+        self._latency_shown = True
+        remaining = run.remaining()
+        if remaining is None:
+            text = f"{LATENCY_TEST_LABEL} starting..."
+        elif remaining > 0:
+            text = f"{LATENCY_TEST_LABEL} running... {remaining:.0f} s"
+        else:
+            text = f"{LATENCY_TEST_LABEL} finishing..."
+        self.latency_button.setText(text)
+        self.status_panel.show_latency_test(text[len(LATENCY_TEST_LABEL) + 1 :])
+
+    def _show_latency_result(self, summary: str, json_path: str) -> None:
+        """The test's figures in a window of their own (not modal: the stream goes on)."""
+        self._latency_shown = False
+        self.status_panel.show_latency_test(f"done: {json_path}")
+        box = QMessageBox(self)
+        box.setObjectName("latency_test_result")
+        box.setWindowTitle("Latency test")
+        box.setIcon(QMessageBox.Information)
+        box.setText(f"<pre>{html.escape(summary)}</pre>")
+        box.setInformativeText(f"Figures and histogram written to {json_path}")
+        box.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        box.setModal(False)
+        box.show()
+        self.latency_result = box
 
     def _show_live_view(self) -> None:
         stream = self.controller.stream
@@ -202,6 +256,7 @@ class MainWindow(QMainWindow):
         started = controller.recording_started
         seconds = None if started is None else time.monotonic() - started
         self.status_panel.show_recording(seconds, controller.recording_size_bytes())
+        self._show_latency_test()
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
         """Closing stops every part in order and finalises the files, then the window goes."""

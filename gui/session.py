@@ -10,7 +10,9 @@ Order rules (what :meth:`SessionController.allowed` enforces):
 
 * analysis and recording need a stream; an experiment needs analysis;
 * stopping analysis stops its experiment; stopping the stream stops everything in order
-  (recorders finish their frames, the worker writes its files) and finalises ``session.json``.
+  (recorders finish their frames, the worker writes its files) and finalises ``session.json``;
+* the latency test (:meth:`SessionController.start_latency_test`) is an experiment of its own:
+  it needs analysis and no other experiment, and the Experiment button waits until it ends.
 """
 
 from __future__ import annotations
@@ -18,12 +20,23 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
+from typing import Any
 
 from PyQt5.QtCore import QObject, QThread, pyqtSignal
 
+from selftest.latency_run import (
+    LatencyTestError,
+    LatencyTestPlan,
+    finish_latency_test,
+    plan_latency_test,
+    summary_lines,
+    write_experiment,
+)
 from settings.sections import Settings
+from stimulation.latency import run_file
 from stream.instance_lock import InstanceLock
 from stream.runner import StreamRunner
 from stream.supervisor import Stream, StreamEvent
@@ -40,6 +53,32 @@ class Part(Enum):
     ANALYSIS = "analysis"
     RECORDING = "recording"
     EXPERIMENT = "experiment"
+
+
+def events_file_name(run: int) -> str:
+    """The events file of a session's ``run``-th experiment (the rule of ``stream.supervisor``)."""
+    return "events.csv" if run == 1 else f"events.run{run}.csv"
+
+
+@dataclass
+class LatencyRun:
+    """The latency test in progress: its plan, its events file, when its experiment started."""
+
+    plan: LatencyTestPlan
+    events_file: str = ""
+    started: float | None = None  # time.monotonic() once its experiment runs
+
+    @property
+    def duration(self) -> float:
+        """How long the board flashes, in seconds (``[LatencyTest] DURATION``)."""
+        return float(self.plan.settings.latency_test.duration)
+
+    def remaining(self, now: float | None = None) -> float | None:
+        """Seconds left until the test stops (None until its experiment has started)."""
+        if self.started is None:
+            return None
+        now = time.monotonic() if now is None else now
+        return max(0.0, self.started + self.duration - now)
 
 
 class _Task(QThread):
@@ -67,6 +106,7 @@ class SessionController(QObject):
     changed = pyqtSignal()  # a part started or stopped, or a task began or ended
     failed = pyqtSignal(str)  # something the user must see (the window shows a banner)
     stream_closing = pyqtSignal()  # the stream is about to stop: let go of its display readers
+    latency_finished = pyqtSignal(str, str)  # the latency test's summary and its JSON file
 
     def __init__(
         self,
@@ -85,6 +125,11 @@ class SessionController(QObject):
         self.recording_started: float | None = None  # time.monotonic() at Start Recording
         self._lock = lock or InstanceLock()
         self._task: _Task | None = None
+        self._after: Callable[[Exception | None], None] | None = None
+        self.latency: LatencyRun | None = None  # the latency test in progress
+        self.last_latency_json: Path | None = None
+        self._latency_summary = ""
+        self._experiments_started = 0  # of this stream, counted as the stream counts them
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -109,11 +154,22 @@ class SessionController(QObject):
         """Whether ``part``'s button may be pressed now (to start it, or to stop it)."""
         if self.busy is not None:
             return False
+        if part is Part.EXPERIMENT and self.latency is not None:
+            return False  # the latency test's experiment stops by itself
         if part is Part.STREAM or self.running(part):
             return True
         if part is Part.EXPERIMENT:
             return self.running(Part.ANALYSIS)
         return self.streaming
+
+    def latency_test_allowed(self) -> bool:
+        """Whether the latency test may start now: analysis runs, no experiment, nothing busy."""
+        return (
+            self.busy is None
+            and self.latency is None
+            and self.running(Part.ANALYSIS)
+            and not self.running(Part.EXPERIMENT)
+        )
 
     @property
     def session_dir(self) -> Path | None:
@@ -160,7 +216,7 @@ class SessionController(QObject):
         elif part is Part.RECORDING:
             self._run("starting recording", self._start_recording)
         elif part is Part.EXPERIMENT:
-            self._run("starting experiment", stream.start_experiment)
+            self._run("starting experiment", self._start_experiment)
 
     def stop(self, part: Part) -> None:
         """Stop ``part`` on a background thread; files are finalised before it reports done."""
@@ -176,6 +232,33 @@ class SessionController(QObject):
             self._run("stopping recording", self._stop_recording)
         elif part is Part.EXPERIMENT:
             self._run("stopping experiment", stream.stop_experiment)
+
+    def start_latency_test(self) -> None:
+        """Run the stimulus board's latency self-test as an experiment of the running stream.
+
+        The settings are checked here (a LatencyTestError goes to the banner); the experiment
+        starts on a background thread, :meth:`service` stops it after ``[LatencyTest]
+        DURATION`` and analyses it on a background thread too, then ``latency_finished`` says
+        what came out (``latency_test*.json`` and ``.png`` in the session folder).
+        """
+        stream = self.stream
+        if stream is None or not self.latency_test_allowed():
+            return
+        if stream.session_dir is None:
+            self.failed.emit("Latency test: the stream has no session folder yet")
+            return
+        try:
+            plan = plan_latency_test(stream.settings)
+        except LatencyTestError as error:
+            self.failed.emit(str(error))
+            return
+        run = LatencyRun(plan)
+        self.latency = run
+        self._run(
+            "starting latency test",
+            lambda: self._start_latency_experiment(run),
+            after=lambda error: self._latency_started(run, error),
+        )
 
     def shutdown(self, reason: str = "window closed") -> None:
         """Stop everything now, on this thread (closing the window); files are finalised."""
@@ -196,6 +279,21 @@ class SessionController(QObject):
             reason = self.runner.stop_reason or "stopped"
             self.stream_closing.emit()
             self._run("stopping stream", lambda: self._stop_stream(reason))
+            return
+        self._service_latency_test()
+
+    def _service_latency_test(self) -> None:
+        """Stop and analyse the latency test once its time is up (or its experiment ended)."""
+        run = self.latency
+        if run is None or run.started is None or self.busy is not None:
+            return
+        if run.remaining() and self.running(Part.EXPERIMENT):
+            return
+        self._run(
+            "finishing latency test",
+            lambda: self._finish_latency_test(run),
+            after=lambda error: self._latency_done(run, error),
+        )
 
     # -- internals -----------------------------------------------------------------------------
 
@@ -207,6 +305,8 @@ class SessionController(QObject):
             self.failed.emit(str(error))
             return
         self.stream = Stream(settings, output_dir=self.output_dir)
+        self._experiments_started = 0
+        self.latency = None
         self.runner = StreamRunner(self.stream, status_out=None, on_event=self._on_event)
         self._run("starting stream", self._open_stream)
 
@@ -214,6 +314,48 @@ class SessionController(QObject):
         assert self.stream is not None
         self.stream.open()
         self.stream.start()
+
+    def _start_experiment(
+        self, experiment_name: str | None = None, latency_test: Any = None
+    ) -> str:
+        """Start an experiment; returns its events file (counted as ``Stream`` counts them)."""
+        stream = self.stream
+        assert stream is not None
+        counts = stream.analysing and not stream.experimenting  # the stream names a file then
+        events_file = events_file_name(self._experiments_started + 1)
+        try:
+            stream.start_experiment(experiment_name=experiment_name, latency_test=latency_test)
+        finally:
+            if counts:
+                self._experiments_started += 1
+        return events_file
+
+    def _start_latency_experiment(self, run: LatencyRun) -> None:
+        stream = self.stream
+        assert stream is not None and stream.session_dir is not None
+        path = write_experiment(stream.session_dir, run.plan)
+        run.events_file = self._start_experiment(str(path), run.plan.spec)
+
+    def _latency_started(self, run: LatencyRun, error: Exception | None) -> None:
+        if error is not None:
+            self.latency = None  # _task_done shows the reason
+            return
+        run.started = time.monotonic()
+
+    def _finish_latency_test(self, run: LatencyRun) -> None:
+        stream = self.stream
+        assert stream is not None and stream.session_dir is not None
+        stream.stop_experiment()
+        figures = finish_latency_test(stream.session_dir, run.plan, run.events_file)
+        json_name = run_file(run.events_file, "latency_test")[: -len(".csv")] + ".json"
+        self.last_latency_json = stream.session_dir / json_name
+        self._latency_summary = "\n".join(summary_lines(figures))
+
+    def _latency_done(self, run: LatencyRun, error: Exception | None) -> None:
+        if self.latency is run:
+            self.latency = None
+        if error is None and self.last_latency_json is not None:
+            self.latency_finished.emit(self._latency_summary, str(self.last_latency_json))
 
     def _start_recording(self) -> None:
         assert self.stream is not None
@@ -237,6 +379,9 @@ class SessionController(QObject):
         self.stream = None
         self.runner = None
         self.recording_started = None
+        if self.latency is not None:
+            self.latency = None
+            self.failed.emit("Latency test cut short: the stream stopped before it ended")
         self._lock.release()
         self.changed.emit()
 
@@ -248,10 +393,19 @@ class SessionController(QObject):
             text = f"camera {event.camera!r}: {text}"
         self.failed.emit(text)
 
-    def _run(self, what: str, call: Callable[[], None]) -> None:
+    def _run(
+        self,
+        what: str,
+        call: Callable[[], None],
+        after: Callable[[Exception | None], None] | None = None,
+    ) -> None:
+        """Run ``call`` on a background thread; ``after`` gets its outcome on the GUI thread."""
         if self.busy is not None:
+            if after is not None:
+                after(RuntimeError(f"busy {self.busy}"))
             return
         self.busy = what
+        self._after = after
         self._task = _Task(call)
         self._task.done.connect(self._task_done)
         self._task.start()
@@ -262,6 +416,9 @@ class SessionController(QObject):
         if self._task is not None:
             self._task.wait()
             self._task = None
+        after, self._after = self._after, None
+        if after is not None:
+            after(error)
         if error is not None:
             self.failed.emit(f"{what[:1].upper()}{what[1:]} failed: {error}")
             if what == "starting stream" and self.stream is not None:
@@ -271,4 +428,3 @@ class SessionController(QObject):
             self._after_stream_stopped()
             return
         self.changed.emit()
-

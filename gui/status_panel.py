@@ -121,10 +121,14 @@ class StatusPanel(QWidget):
         self.experiment.setObjectName("experiment_status")
         self.last_event = QLabel("-")
         self.last_event.setObjectName("last_event")
+        self.latency_test = QLabel("not run")
+        self.latency_test.setObjectName("latency_test_status")
+        self.latency_test.setTextInteractionFlags(Qt.TextSelectableByMouse)
         lines = QFormLayout()
         lines.addRow("Recording:", self.recording)
         lines.addRow("Experiment:", self.experiment)
         lines.addRow("Last event:", self.last_event)
+        lines.addRow("Latency test:", self.latency_test)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.table)
@@ -149,3 +153,7 @@ class StatusPanel(QWidget):
         self.experiment.setText(experiment_text(status, running))
         if status is not None and status.last_event:
             self.last_event.setText(status.last_event)
+
+    def show_latency_test(self, text: str) -> None:
+        """The latency test's line: running, or where its figures were written."""
+        self.latency_test.setText(text)

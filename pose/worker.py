@@ -66,6 +66,7 @@ from pose.model import ModelDescription, ModelError
 from pose.records import PoseRecord, encode_pose
 from recording.session import SESSION_LOG
 from settings.sections import DeviceSettings, PoseSettings
+from stimulation.latency import LatencyTestSpec
 from stream.channel import ChannelReader, ChannelWriter
 from stream.logs import LogTarget, add_log_file, configure_process_logging
 from stream.priority import ProcessPriority, apply_process_priority, inference_thread_count
@@ -138,6 +139,8 @@ class ExperimentSpec:
 
     name: str
     devices: dict[str, DeviceSettings]
+    # The board's latency self-test, run beside the experiment (DeepLabStream.py --latency-test).
+    latency_test: LatencyTestSpec | None = None
 
 
 @dataclass(frozen=True)
@@ -392,7 +395,9 @@ def _open_experiment(
 ) -> ExperimentRun | None:
     if spec is None:
         return None
-    return ExperimentRun.open(spec.name, spec.devices, session_dir, events_file)
+    return ExperimentRun.open(
+        spec.name, spec.devices, session_dir, events_file, latency_test=spec.latency_test
+    )
 
 
 def _finish_experiment(slot: _ExperimentSlot) -> dict[str, Any] | None:

@@ -19,6 +19,7 @@ from settings.sections import (
     CameraSettings,
     DeviceSettings,
     ExperimentSettings,
+    LatencyTestSettings,
     OutputSettings,
     PoseSettings,
     RecordingSettings,
@@ -34,6 +35,7 @@ SECTION_CLASSES: dict[str, type] = {
     "Output": OutputSettings,
     "Pose": PoseSettings,
     "Experiment": ExperimentSettings,
+    "LatencyTest": LatencyTestSettings,
 }
 CAMERA_PREFIX = "Camera "
 DEVICE_PREFIX = "Device "
@@ -98,6 +100,7 @@ def _settings_from_parser(file: Path, parser: configparser.ConfigParser) -> Sett
         output=sections["Output"],
         pose=sections["Pose"],
         experiment=sections["Experiment"],
+        latency_test=sections["LatencyTest"],
         devices=devices,
     )
 
@@ -139,11 +142,16 @@ def _parse_camera(
     return CameraSettings(name=name, source=source.lower(), options=options, common=common)
 
 
+def section_attribute(section: str) -> str:
+    """The :class:`Settings` attribute of a section: ``LatencyTest`` -> ``latency_test``."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", section).lower()
+
+
 def settings_as_dict(settings: Settings) -> dict[str, Any]:
     """The effective settings as plain JSON-able data (for ``session.json``)."""
     data: dict[str, Any] = {"file": str(settings.source_file)}
     for name in SECTION_CLASSES:
-        data[name] = _plain(dataclasses.asdict(getattr(settings, name.lower())))
+        data[name] = _plain(dataclasses.asdict(getattr(settings, section_attribute(name))))
     data["cameras"] = {
         camera.name: {
             "SOURCE": camera.source,

@@ -268,6 +268,99 @@ class ExperimentSettings:
 
 
 @dataclass(frozen=True)
+class LatencyTestSettings:
+    """``[LatencyTest]``: the latency self-test (`DeepLabStream.py --latency-test`).
+
+    The stimulus board flashes an LED in the camera's view; the app answers each flash it sees
+    and the board measures light on -> answer received on its own clock (docs/latency-test.md).
+    """
+
+    device: str = setting(
+        "",
+        doc="The `[Device NAME]` that is the stimulus board (TYPE = serial, firmware 1.1 or "
+        "later). Empty: the only serial device. `--simulated-board` provides one.",
+    )
+    camera: str = setting("", doc="The camera that sees the LED. Empty: the first camera.")
+    channel: int = setting(2, doc="The board channel the LED is wired to.", minimum=0, maximum=11)
+    answer_channel: int = setting(
+        11,
+        doc="The app answers each flash with `OFF` on this channel: a channel with nothing "
+        "wired to it (any command on a channel other than the LED's answers a flash).",
+        minimum=0,
+        maximum=11,
+    )
+    min_interval: float = setting(
+        0.3, doc="Shortest random wait between flashes.", minimum=0.001, maximum=60, unit="s"
+    )
+    max_interval: float = setting(
+        0.7, doc="Longest random wait between flashes.", minimum=0.001, maximum=60, unit="s"
+    )
+    on_time: float = setting(
+        0.0,
+        doc="How long each flash stays on. 0: two frame intervals, at least 0.1 s, so that one "
+        "frame sees the LED fully on.",
+        minimum=0,
+        maximum=10,
+        unit="s",
+    )
+    region: tuple[str, ...] = setting(
+        (),
+        doc="The LED's region in the image: `X_MIN, Y_MIN, X_MAX, Y_MAX` (pixels). Empty: found "
+        "from the first flashes (the region that switches between two steady levels).",
+    )
+    threshold: float = setting(
+        0.1,
+        doc="The lit fraction of a frame at which the LED counts as seen (0 < t <= 1).",
+        minimum=0.001,
+        maximum=1.0,
+    )
+    search: float = setting(
+        3.0,
+        doc="Seconds at the start spent learning the LED's off and on levels (and finding its "
+        "region); flashes then are not answered.",
+        minimum=0.1,
+        maximum=120,
+        unit="s",
+    )
+    duration: float = setting(
+        30.0, doc="Length of the test without `--duration`.", minimum=1, maximum=86400, unit="s"
+    )
+    seed: int = setting(
+        0, doc="The board's random seed for the flash times; 0: a new one per run.", minimum=0
+    )
+
+    def __post_init__(self) -> None:
+        """Check the pairs of keys that depend on each other."""
+        if self.min_interval > self.max_interval:
+            raise ValueError(
+                f"MIN_INTERVAL {self.min_interval} s is longer than MAX_INTERVAL "
+                f"{self.max_interval} s"
+            )
+        if self.answer_channel == self.channel:
+            raise ValueError(
+                f"ANSWER_CHANNEL is the LED's CHANNEL {self.channel}: a command on the LED's "
+                "channel ends the test; choose a free channel"
+            )
+        if self.region:
+            try:
+                box = [float(value) for value in self.region]
+            except ValueError:
+                box = []
+            if len(box) != 4 or not (box[0] < box[2] and box[1] < box[3]):
+                raise ValueError(
+                    f"REGION = {', '.join(self.region)}: expected 4 numbers X_MIN, Y_MIN, X_MAX, "
+                    "Y_MAX with X_MIN < X_MAX and Y_MIN < Y_MAX (pixels), or nothing"
+                )
+
+    def region_box(self) -> tuple[float, float, float, float] | None:
+        """REGION as numbers (x_min, y_min, x_max, y_max), or None when it is to be found."""
+        if not self.region:
+            return None
+        x_min, y_min, x_max, y_max = (float(value) for value in self.region)
+        return x_min, y_min, x_max, y_max
+
+
+@dataclass(frozen=True)
 class DeviceSettings:
     """``[Device NAME]``: a stimulation device; experiments name it (`DEVICE = NAME`)."""
 
@@ -417,6 +510,7 @@ class Settings:
     pose: PoseSettings
     experiment: ExperimentSettings
     devices: dict[str, DeviceSettings] = field(default_factory=dict)
+    latency_test: LatencyTestSettings = field(default_factory=LatencyTestSettings)
 
     def camera(self, name: str) -> CameraSettings:
         """The camera called ``name``."""

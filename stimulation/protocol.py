@@ -18,7 +18,7 @@ BOARD_TIME_MODULUS = 2**32  # the board's microsecond clock wraps every 71.6 min
 DURATION_MIN_US = 100  # 0.1 ms: the firmware refuses shorter phases (BAD_VALUE)
 DURATION_MAX_US = 2_000_000_000  # 2000 s
 
-ReplyKind = Literal["HELLO", "ACK", "ERR", "DONE", "CANCEL", "OTHER"]
+ReplyKind = Literal["HELLO", "ACK", "ERR", "DONE", "CANCEL", "LAT", "MISS", "OTHER"]
 
 
 def format_duration_ms(seconds: float) -> str:
@@ -50,9 +50,39 @@ def format_command(command_id: int, action: Action) -> str:
     return " ".join(words)
 
 
-def format_query(command_id: int, word: Literal["PING", "HELLO"]) -> str:
-    """A PING or HELLO query line, without its newline."""
+def format_query(command_id: int, word: Literal["PING", "HELLO", "SEEN", "STOP"]) -> str:
+    """A line of one word without arguments (PING, HELLO, SEEN, STOP), without its newline."""
     return f"{command_id} {word}"
+
+
+def format_latency_test(
+    command_id: int,
+    channel: int,
+    min_interval_s: float,
+    max_interval_s: float,
+    on_s: float,
+    count: int = 0,
+    seed: int | None = None,
+) -> str:
+    """The ``LATENCY`` line that starts the board's latency self-test, without its newline."""
+    if not min_interval_s <= max_interval_s:
+        raise ValueError(
+            f"the shortest wait {min_interval_s} s is longer than the longest {max_interval_s} s"
+        )
+    words = [
+        str(command_id),
+        "LATENCY",
+        str(channel),
+        format_duration_ms(min_interval_s),
+        format_duration_ms(max_interval_s),
+        format_duration_ms(on_s),
+        str(count),
+    ]
+    if seed is not None:
+        if not 1 <= seed <= ID_MAX:
+            raise ValueError(f"the seed must be 1 .. {ID_MAX}, not {seed}")
+        words.append(str(seed))
+    return " ".join(words)
 
 
 @dataclass(frozen=True)
@@ -71,6 +101,8 @@ class Reply:
     firmware: str | None = None
     version: str | None = None
     channels: int | None = None
+    flash: int | None = None  # LAT / MISS: the latency test's flash number (from 1)
+    command_time_us: int | None = None  # LAT: board time the answering line was complete
 
 
 def _number(word: str) -> int | None:
@@ -92,6 +124,17 @@ def parse_reply(line: str) -> Reply:
         if command_id is None or board_time is None:
             return other
         return Reply(kind, text, command_id=command_id, board_time_us=board_time)
+    if kind in ("LAT", "MISS") and len(words) == (4 if kind == "LAT" else 3):
+        numbers = [_number(word) for word in words[1:]]
+        if any(number is None for number in numbers):
+            return other
+        return Reply(
+            kind,
+            text,
+            flash=numbers[0],
+            board_time_us=numbers[1],  # the flash's switch-on
+            command_time_us=numbers[2] if kind == "LAT" else None,
+        )
     if kind == "ERR" and len(words) == 3:
         command_id = _number(words[1])
         if command_id is None and words[1] != "?":

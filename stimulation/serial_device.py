@@ -30,6 +30,7 @@ from stimulation.base import (
     StimulationError,
     host_now_ns,
 )
+from stimulation.latency import FlashReport, LatencyTestSpec
 from stimulation.protocol import (
     DURATION_MAX_US,
     DURATION_MIN_US,
@@ -37,6 +38,7 @@ from stimulation.protocol import (
     BoardClock,
     Reply,
     format_command,
+    format_latency_test,
     format_query,
     parse_reply,
 )
@@ -127,6 +129,13 @@ class SerialStimulator(StimulationDevice):
         self._reader: threading.Thread | None = None
         self._buffer = bytearray()
         self.unmatched: list[str] = []  # replies no record was waiting for ("ERR ? ...")
+        # The latency self-test: one report per flash, in the order the board sent them; a LAT
+        # is followed by the reply of the command that answered it, which names the answer.
+        self.flash_reports: list[FlashReport] = []
+        self._awaiting_answer: FlashReport | None = None
+        self._sent: dict[int, ActionRecord] = {}  # id -> record, while a latency test runs
+        self._latency_test_running = False
+        self._latency_test_id: int | None = None  # its DONE or CANCEL ends it, expected
 
     # -- state -----------------------------------------------------------------------------
 
@@ -232,6 +241,36 @@ class SerialStimulator(StimulationDevice):
         """A PING: its record's ACK gives the round trip and a host/board clock pair."""
         return self._send(lambda command_id: format_query(command_id, "PING"), "PING")
 
+    def start_latency_test(self, spec: LatencyTestSpec, count: int = 0) -> ActionRecord:
+        """Start the board's latency self-test (``LATENCY``); reports go to :attr:`flash_reports`.
+
+        ``count`` flashes, or until :meth:`stop_latency_test` with 0. Every command sent from
+        now on is remembered by id, so that each flash's report can name its answer.
+        """
+        self.flash_reports = []
+        self._awaiting_answer = None
+        self._latency_test_running = True
+        record = self._send(
+            lambda command_id: format_latency_test(
+                command_id,
+                spec.channel,
+                spec.min_interval_s,
+                spec.max_interval_s,
+                spec.on_s,
+                count,
+                spec.seed,
+            ),
+            "LATENCY",
+        )
+        self._latency_test_id = record.command_id
+        return record
+
+    def stop_latency_test(self) -> ActionRecord:
+        """``STOP``: end the latency test; flashes after it are not reported."""
+        record = self._send(lambda command_id: format_query(command_id, "STOP"), "STOP")
+        self._latency_test_running = False
+        return record
+
     def _send(self, make_line: Callable[[int], str], kind: str) -> ActionRecord:
         with self._write_lock:
             port = self._check_usable()
@@ -245,6 +284,8 @@ class SerialStimulator(StimulationDevice):
                 self._pending[command_id] = record
                 if kind in ("PULSE", "PATTERN"):
                     self._running[command_id] = record
+                if self._latency_test_running:
+                    self._sent[command_id] = record
             try:
                 port.write(line.encode("ascii") + b"\n")
             except (serial.SerialException, OSError) as error:
@@ -298,6 +339,14 @@ class SerialStimulator(StimulationDevice):
             self._fail_all("the board restarted")
             return
         board_us = None if reply.board_time_us is None else self._clock.unwrap(reply.board_time_us)
+        if reply.kind in ("LAT", "MISS"):
+            self._note_flash(reply, board_us)
+            return
+        if reply.kind in ("ACK", "ERR"):
+            self._name_answer(reply.command_id)
+        if reply.kind in ("DONE", "CANCEL") and reply.command_id == self._latency_test_id:
+            self._latency_test_id = None  # the latency test ended (its count, or STOP)
+            return
         with self._pending_lock:
             if reply.kind in ("ACK", "ERR") and reply.command_id is not None:
                 record = self._pending.pop(reply.command_id, None)
@@ -318,6 +367,26 @@ class SerialStimulator(StimulationDevice):
             record.fail(f"{reply.reason} (board refused {record.command!r})")
         else:
             record.finish("DONE" if reply.kind == "DONE" else "CANCEL", host_ns, board_us)
+
+    def _note_flash(self, reply: Reply, on_us: int | None) -> None:
+        assert reply.flash is not None and on_us is not None
+        command_us = None
+        if reply.command_time_us is not None:
+            command_us = self._clock.unwrap(reply.command_time_us)
+        report = FlashReport(reply.flash, on_us, command_us)
+        self.flash_reports.append(report)
+        # The board sends a LAT right before the reply of the command that answered the flash.
+        self._awaiting_answer = report if command_us is not None else None
+
+    def _name_answer(self, command_id: int | None) -> None:
+        report, self._awaiting_answer = self._awaiting_answer, None
+        if report is None or command_id is None:
+            return
+        record = self._sent.get(command_id)
+        report.answer_id = command_id
+        if record is not None:
+            report.answer_command = record.command
+            report.answer_written_ns = record.written_ns
 
     def _lose(self, message: str) -> StimulationError:
         """Fail every waiting record, then enter the error state (once); return the error.

@@ -51,6 +51,7 @@ from recording.session import (
 )
 from settings.loader import settings_as_dict
 from settings.sections import CameraSettings, Settings
+from stimulation.latency import LatencyTestSpec
 from stream.capture import Abort, CaptureJob, Failed, Finished, Opened, Start, capture_main
 from stream.channel import ChannelReader, EndReason
 from stream.control import join_or_terminate, receive, receive_within
@@ -382,12 +383,18 @@ class Stream:
         """True while the inference worker runs."""
         return self.analysis is not None and self.analysis.finished is None
 
-    def start_analysis(self, experiment: bool = False) -> None:
+    def start_analysis(
+        self,
+        experiment: bool = False,
+        experiment_name: str | None = None,
+        latency_test: LatencyTestSpec | None = None,
+    ) -> None:
         """Start the inference worker for every streaming camera; returns once it is warmed up.
 
-        With ``experiment``, the worker also runs ``[Experiment] NAME`` on the poses, with the
-        devices of the settings' ``[Device NAME]`` sections opened first. Raises PoseError
-        (model missing, provider not installed, experiment or device not available).
+        With ``experiment``, the worker also runs ``[Experiment] NAME`` (or ``experiment_name``)
+        on the poses, with the devices of the settings' ``[Device NAME]`` sections opened first;
+        with ``latency_test`` too, its board runs the latency self-test meanwhile. Raises
+        PoseError (model missing, provider not installed, experiment or device not available).
         """
         if self.session_dir is None or self._stopped:
             raise PoseError("the stream is not running: start the stream first")
@@ -415,7 +422,7 @@ class Stream:
         ]
         if not cameras:
             raise PoseError("no camera is streaming any more: start a new stream")
-        spec = self._experiment_spec() if experiment else None
+        spec = self._experiment_spec(experiment_name, latency_test) if experiment else None
         run = len(self.analyses) + 1
         self.analysis = Analysis.start(
             self._context,
@@ -446,21 +453,33 @@ class Stream:
         """True while an experiment runs on the poses."""
         return self.analysing and self.analysis is not None and self.analysis.experiment_running
 
-    def start_experiment(self) -> None:
-        """Start ``[Experiment] NAME`` on the running analysis; PoseError says why it cannot."""
+    def start_experiment(
+        self, experiment_name: str | None = None, latency_test: LatencyTestSpec | None = None
+    ) -> None:
+        """Start ``[Experiment] NAME`` (or ``experiment_name``) on the running analysis.
+
+        With ``latency_test``, its board runs the latency self-test meanwhile. PoseError says
+        why it cannot start.
+        """
         if not self.analysing or self.analysis is None:
             raise PoseError("pose estimation is not running: start analysis first")
         if self.experimenting:
             return
-        self.analysis.start_experiment(self._experiment_spec(), self._next_events_file())
+        self.analysis.start_experiment(
+            self._experiment_spec(experiment_name, latency_test), self._next_events_file()
+        )
 
     def stop_experiment(self) -> None:
         """Stop the running experiment; analysis, streaming and recording go on."""
         if self.analysis is not None:
             self.analysis.stop_experiment()
 
-    def _experiment_spec(self) -> ExperimentSpec:
-        return ExperimentSpec(self.settings.experiment.name, dict(self.settings.devices))
+    def _experiment_spec(
+        self, name: str | None, latency_test: LatencyTestSpec | None
+    ) -> ExperimentSpec:
+        return ExperimentSpec(
+            name or self.settings.experiment.name, dict(self.settings.devices), latency_test
+        )
 
     def _next_events_file(self) -> str:
         """``events.csv`` for the session's first experiment, ``events.run2.csv`` and on after."""

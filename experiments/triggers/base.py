@@ -136,6 +136,14 @@ class Trigger(ABC):
         """What to draw for this trigger, in frame pixels (nothing by default)."""
         return []
 
+    def measurement(self) -> str:
+        """What the trigger measured in its last update, for the event log ("" for nothing).
+
+        Logged after "true"/"false" in the ``detail`` of each change of state, e.g. the
+        brightness of a light trigger's region, so that the log shows why it changed.
+        """
+        return ""
+
     def _who(self) -> str:
         return f"trigger {self.kind!r}"
 

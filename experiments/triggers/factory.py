@@ -27,6 +27,7 @@ from experiments.triggers.features import (
     PupilDiameterBelow,
 )
 from experiments.triggers.geometry import GEOMETRY_SYNTAX, Rectangle, parse_point, parse_shape
+from experiments.triggers.light import LightOn
 from experiments.triggers.motion import (
     DistanceAbove,
     DistanceBelow,
@@ -137,7 +138,7 @@ def _roi(text: str) -> Rectangle:
     shape = parse_shape(text if words and words[0].isalpha() else "rect " + text)
     if not isinstance(shape, Rectangle):
         kind = type(shape).__name__.lower()
-        raise ValueError(f"a motion-energy ROI is a rectangle, not a {kind}")
+        raise ValueError(f"an ROI is a rectangle, not a {kind}")
     return shape
 
 
@@ -254,6 +255,15 @@ _KINDS: dict[str, tuple[Callable[..., Trigger], dict[str, _Param]]] = {
     "pupil_above": (PupilDiameterAbove, _PUPIL),
     "pupil_below": (PupilDiameterBelow, _PUPIL),
     "height": (Height, _HEIGHT),
+    "light": (
+        LightOn,
+        {
+            "roi": _Param(_roi, "'rect X_MIN Y_MIN X_MAX Y_MAX' or 'X_MIN Y_MIN X_MAX Y_MAX'"),
+            "threshold": _num(strict=True, maximum=1.0, unit="fraction of the on level"),
+            "search_s": _num(strict=True, unit=_SECONDS),
+            "camera": _name(),
+        },
+    ),
 }
 
 # kind -> (class, parameters, (fewest, most) children; most None = unbounded)

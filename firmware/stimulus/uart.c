@@ -55,14 +55,17 @@ static uint16_t tx_tail_now(void)
 
 void uart_init(void)
 {
-    UBRR0H = UBRRH_VALUE;
-    UBRR0L = UBRRL_VALUE;
+    /* Frame format and speed doubling before the rate: the hardware does not mind the order,
+     * but simavr works out its byte time when UBRR0L is written, from U2X0 at that moment
+     * (written after, the simulated line ran at half speed). */
 #if USE_2X
     UCSR0A = _BV(U2X0);
 #else
     UCSR0A = 0;
 #endif
     UCSR0C = _BV(UCSZ01) | _BV(UCSZ00); /* 8 data bits, no parity, 1 stop bit */
+    UBRR0H = UBRRH_VALUE;
+    UBRR0L = UBRRL_VALUE;
     UCSR0B = _BV(RXEN0) | _BV(TXEN0) | _BV(RXCIE0);
 }
 
