@@ -11,9 +11,9 @@ from every frame's camera time and host arrival time, and reports the rate as dr
 million and how far the host arrival times scatter around the fit.
 
 The host stamps a frame when it *arrives*, always some transfer time after the camera stamped
-it, and that delay varies (USB, scheduling). So the fit is made to the lower envelope: in each
-of up to :data:`ENVELOPE_BINS` slices of the session the frame with the least delay is kept, and
-a Theil-Sen line (median of pairwise slopes) goes through those; delay spikes do not bend it.
+it, and that delay varies (USB, scheduling). So the fit is made to the lower envelope: the line
+below every frame with the least mean delay (an edge of the lower convex hull); late frames,
+even a long stalled stretch of them, do not bend it.
 """
 
 from __future__ import annotations
@@ -23,10 +23,6 @@ from typing import Any
 
 import numpy as np
 
-#: Slices of the session whose least-delayed frame makes the lower envelope: at most this many,
-#: with at least FRAMES_PER_BIN frames in each (a minimum over a few frames is mostly noise).
-ENVELOPE_BINS = 64
-FRAMES_PER_BIN = 8
 #: Fewer frames than this, or a shorter span, give no fit (the drift would be noise).
 MIN_FIT_FRAMES = 10
 MIN_FIT_SPAN_S = 0.5
@@ -138,22 +134,35 @@ class ClockFit:
 
 
 def _envelope_fit(camera: np.ndarray, host: np.ndarray) -> tuple[float, float]:
-    """Rate and intercept of the line under the least-delayed frame of each slice of time."""
-    bins = int(np.clip(len(camera) // FRAMES_PER_BIN, 2, ENVELOPE_BINS))
-    edges = np.linspace(camera.min(), camera.max(), bins + 1)
-    slices = np.clip(np.searchsorted(edges, camera, side="right") - 1, 0, bins - 1)
-    delay = host - camera  # the rate is within a fraction of a percent of 1: fine to rank by
-    chosen = []
-    for index in np.unique(slices):
-        members = np.flatnonzero(slices == index)
-        chosen.append(members[np.argmin(delay[members])])
-    x, y = camera[chosen], host[chosen]
-    if len(x) < 2:
+    """Rate and intercept of the line under every frame that stays closest to them on average.
+
+    Every frame arrives some delay after the line (``host >= offset + rate * camera``), never
+    before it, so the line is the lower convex hull's edge above the mean camera time: the line
+    below all frames with the least mean delay. Delays only lift frames, so a stalled stretch
+    of the session (late frames, however many) cannot bend it; only the quickest frames near
+    the start and the end decide it.
+    """
+    order = np.argsort(camera, kind="stable")
+    x, y = camera[order], host[order]
+    hull: list[int] = []
+    for index in range(len(x)):
+        while len(hull) >= 2 and _turns_clockwise(x, y, hull[-2], hull[-1], index):
+            hull.pop()
+        if hull and x[hull[-1]] == x[index]:
+            if y[index] < y[hull[-1]]:
+                hull[-1] = index  # the same camera time: the quicker arrival is the bound
+            continue
+        hull.append(index)
+    if len(hull) < 2:
         return 1.0, float(np.min(host - camera))
-    first, second = np.triu_indices(len(x), k=1)
-    run = x[second] - x[first]
-    usable = run > 0
-    slopes = (y[second] - y[first])[usable] / run[usable]
-    rate = float(np.median(slopes)) if slopes.size else 1.0
-    intercept = float(np.median(y - rate * x))
-    return rate, intercept
+    mean_x = float(np.mean(x))
+    edge = next(i for i in range(len(hull) - 1) if x[hull[i + 1]] >= mean_x)
+    left, right = hull[edge], hull[edge + 1]
+    rate = float((y[right] - y[left]) / (x[right] - x[left]))
+    return rate, float(y[left] - rate * x[left])
+
+
+def _turns_clockwise(x: np.ndarray, y: np.ndarray, a: int, b: int, c: int) -> bool:
+    """True when a -> b -> c does not turn left: b is not on the lower hull."""
+    cross = (x[b] - x[a]) * (y[c] - y[a]) - (y[b] - y[a]) * (x[c] - x[a])
+    return bool(cross <= 0)

@@ -354,6 +354,11 @@ def test_describe() -> None:
         "motion": "waypoints",
         "keypoints": list(KEYPOINT_NAMES),
         "body_length_px": None,
+        "timestamp_marks": "exposure_end",
+        "timestamp_clock": "host",
+        "timestamp_origin_ns": None,  # known once the first frame was grabbed
+        "exposure_ms": pytest.approx(1000 / camera.settings.framerate),
+        "led": None,
     }
 
 

@@ -18,7 +18,7 @@
 #define BAUD_TOL 3
 #include <util/setbaud.h>
 
-#define RX_SIZE 128 /* power of two */
+#define RX_SIZE 256 /* power of two, at most 256 (uint8_t indexes): a burst of a dozen commands */
 
 static volatile uint8_t rx_ring[RX_SIZE];
 static volatile uint8_t rx_head; /* written by the ISR */
