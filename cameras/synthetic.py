@@ -311,6 +311,7 @@ class TruthCsvWriter:
         self._row_template = "%d" + ",%.3f,%.3f,1.0" * len(keypoint_names) + "\n"
         self._file: TextIO | None = path.open("x", encoding="utf-8", newline="", buffering=1 << 16)
         self.failed = False
+        self.error: str | None = None  # why the file stopped early (a disk error)
         triples = [name for name in keypoint_names for _ in range(3)]
         self._file.write(",".join(["scorer", *[self.SCORER] * len(triples)]) + "\n")
         self._file.write(",".join(["bodyparts", *triples]) + "\n")
@@ -361,15 +362,36 @@ class TruthCsvWriter:
                 log.error("ground truth %s incomplete: %s", self.path, error)
 
     def _give_up(self, error: OSError) -> None:
-        """A side output must never stop the camera: log once, stop writing ground truth."""
-        log.error("ground truth %s stopped at the disk error: %s", self.path, error)
+        """A side output must never stop the camera: stop writing ground truth, say why.
+
+        The file is cut back to its last whole row (a full disk may have taken half a row).
+        """
         self.failed = True
+        why = error.strerror or error
+        self.error = f"{self.path.name} stopped at {why}: the ground truth ends there"
+        log.error("%s", self.error)
         file, self._file = self._file, None
         if file is not None:
             try:
                 file.close()
             except OSError:
                 pass
+        _cut_to_last_row(self.path)
+
+
+def _cut_to_last_row(path: Path) -> None:
+    """Truncate a text table after its last newline (drop a cut last row)."""
+    try:
+        with path.open("rb+") as file:
+            size = file.seek(0, 2)
+            block = min(size, 1 << 16)
+            file.seek(size - block)
+            tail = file.read(block)
+            end = tail.rfind(b"\n")
+            if end >= 0 and end != block - 1:
+                file.truncate(size - block + end + 1)
+    except OSError:
+        pass
 
 
 class SyntheticCamera(Camera):
@@ -500,4 +522,10 @@ class SyntheticCamera(Camera):
             "timestamp_origin_ns": self._first_grab_ns,
             "exposure_ms": self.exposure_ns / 1e6,
             "led": self.settings.led_pin if self.settings.led_pin_log else None,
+            **self._file_errors(),
         }
+
+    def _file_errors(self) -> dict[str, Any]:
+        """``file_errors`` when the ground truth stopped early (the session reports them)."""
+        error = self._truth.error if self._truth is not None else None
+        return {"file_errors": [error]} if error else {}

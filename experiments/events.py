@@ -239,6 +239,7 @@ class EventCsvWriter:
         self.flush_interval_s = float(flush_interval_s)
         self._next_flush = _monotonic() + self.flush_interval_s
         self.rows = 0
+        self.error: str | None = None  # why the file stopped early (a disk error)
         self._guard(lambda: self._csv.writerow(EVENT_COLUMNS))
 
     def write(self, events: Sequence[ExperimentEvent]) -> None:
@@ -271,13 +272,28 @@ class EventCsvWriter:
         try:
             operation()
         except OSError as error:
-            log.error("%s stopped at a disk error: %s", self.path or "events stream", error)
+            name = self.path.name if self.path else "events stream"
+            self.error = f"{name} stopped at {error.strerror or error}: its last rows are missing"
+            log.error("%s", self.error)
             file, self._file = self._file, None
             if self._owned and file is not None:
                 try:
                     file.close()
                 except OSError:
                     pass
+            if self.path is not None:
+                _cut_to_last_row(self.path)
+
+
+def _cut_to_last_row(path: Path) -> None:
+    """Truncate a CSV file after its last newline: a full disk may have cut its last row."""
+    try:
+        with path.open("rb+") as file:
+            data = file.read()
+            end = data.rfind(b"\n")
+            file.truncate(end + 1 if end >= 0 else 0)
+    except OSError:
+        pass
 
 
 class EventLog:

@@ -320,6 +320,9 @@ class ExperimentRun:
             "events_file": self.events_path.name,
             "actions": self._actions,
             "error": self.error,
+            "file_errors": [
+                e for e in (getattr(self.experiment.events.writer, "error", None),) if e
+            ],
             "latency_ms": {
                 "frame_to_command_written": _percentiles(self._write_ms),
                 "frame_to_device_acknowledged": _percentiles(self._ack_ms),

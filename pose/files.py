@@ -12,9 +12,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
-from typing import TextIO
 
 import numpy as np
 
@@ -44,43 +44,82 @@ _FLUSH_INTERVAL_S = 1.0
 
 
 class _FlushedFile:
-    """A text file appended to by one process and flushed at least once a second."""
+    """A text file appended to by one process, in whole rows, flushed at least once a second.
+
+    Rows are kept until a flush writes them with one system call: a file never ends in a cut
+    row. A write that fails (a full disk) is undone to the last whole row, the file is closed
+    and :attr:`error` says why; the stream goes on without it, and the session reports it.
+    """
 
     def __init__(self, path: Path, header: str) -> None:
         self.path = path
-        self._file: TextIO | None = open(path, "x", encoding="utf-8", newline="")  # noqa: SIM115
-        self._file.write(header)
+        self.error: str | None = None
+        self._fd: int | None = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        self._pending: list[str] = [header]
+        self._good_bytes = 0  # the file's length after the last complete flush
         self._next_flush = time.monotonic() + _FLUSH_INTERVAL_S
-        self.rows = 0
+        self.rows = 0  # rows handed over
+        self.rows_written = 0  # rows in the file
+        self._pending_rows = 0
+        self._flush()
 
     def write_row(self, text: str) -> None:
-        if self._file is None:
-            return  # an earlier disk error closed it; the stream goes on without this file
-        try:
-            self._file.write(text)
-            self.rows += 1
-            now = time.monotonic()
-            if now >= self._next_flush:
-                self._file.flush()
-                self._next_flush = now + _FLUSH_INTERVAL_S
-        except OSError as error:
-            log.error("%s stopped at a disk error: %s", self.path, error)
-            self._close_quietly()
+        if self._fd is None:
+            return  # an earlier disk error closed it
+        self._pending.append(text)
+        self.rows += 1
+        self._pending_rows += 1
+        now = time.monotonic()
+        if now >= self._next_flush:
+            self._flush()
+            self._next_flush = now + _FLUSH_INTERVAL_S
 
-    def close(self) -> None:
-        if self._file is not None:
-            try:
-                self._file.close()
-            except OSError as error:
-                log.error("%s could not be finalised: %s", self.path, error)
-            self._file = None
-
-    def _close_quietly(self) -> None:
-        file, self._file = self._file, None
+    def _flush(self) -> None:
+        if self._fd is None or not self._pending:
+            return
+        data = "".join(self._pending).encode("utf-8")
         try:
-            file.close()  # type: ignore[union-attr]
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self._fd, view) :]
+        except OSError as failure:
+            self._fail(failure)
+            return
+        self._good_bytes += len(data)
+        self.rows_written += self._pending_rows
+        self._pending.clear()
+        self._pending_rows = 0
+
+    def _fail(self, failure: OSError) -> None:
+        """Undo the part of a failed write that reached the file; close; remember why."""
+        fd, self._fd = self._fd, None
+        assert fd is not None
+        try:
+            os.ftruncate(fd, self._good_bytes)
         except OSError:
             pass
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+        self._pending.clear()
+        self.error = (
+            f"{self.path.name} stopped at {failure.strerror or failure} after "
+            f"{self.rows_written} rows: the file ends at its last whole row"
+        )
+        log.error("%s", self.error)
+
+    def close(self) -> None:
+        self._flush()
+        fd, self._fd = self._fd, None
+        if fd is None:
+            return
+        try:
+            os.fsync(fd)
+        except OSError as failure:
+            self.error = self.error or f"{self.path.name} could not be finalised: {failure}"
+            log.error("%s", self.error)
+        os.close(fd)
 
 
 def dlc_header(scorer: str, keypoints: tuple[str, ...]) -> str:
@@ -110,6 +149,11 @@ class PoseCsvWriter:
     def rows(self) -> int:
         """Rows written so far."""
         return self._file.rows
+
+    @property
+    def error(self) -> str | None:
+        """Why the file stopped early (a disk error), or None."""
+        return self._file.error
 
     def close(self) -> None:
         """Flush and close."""
@@ -146,6 +190,11 @@ class PoseTimingWriter:
             f"{stages_ms[0]:.3f},{stages_ms[1]:.3f},{stages_ms[2]:.3f},{_seconds(ready_ns)},"
             f"{(ready_ns - host_ns) / 1e6:.3f},{batch_size},{experiment},{region}\n"
         )
+
+    @property
+    def error(self) -> str | None:
+        """Why the file stopped early (a disk error), or None."""
+        return self._file.error
 
     def close(self) -> None:
         """Flush and close."""

@@ -825,6 +825,7 @@ def _finish(job: PoseJob, states: list[_CameraState]) -> dict[str, dict[str, Any
         header = state.ring.header
         analysed = state.csv.rows
         span_s = (state.last_ready_ns - state.first_ready_ns) / 1e9
+        file_errors = [error for error in (state.csv.error, state.timing.error) if error]
         figures[state.camera.name] = {
             "frames_analysed": analysed,
             "frames_skipped": int(header["skipped"][Channel.ANALYSE]),
@@ -838,8 +839,12 @@ def _finish(job: PoseJob, states: list[_CameraState]) -> dict[str, dict[str, Any
             "dynamic_crop": _crop_figures(state),
             "pose_file": state.csv.path.name,
             "pose_table": _parquet(
-                state.csv.path, job.session_dir / f"{state.camera.name}{job.file_label}"
+                state.csv.path,
+                job.session_dir / f"{state.camera.name}{job.file_label}",
+                file_errors,
             ),
+            # Files that stopped early (a full disk): the session reports them as errors.
+            "file_errors": file_errors,
         }
         if job.ibl_naming and figures[state.camera.name]["pose_table"]:
             figures[state.camera.name]["ibl_files"] = _ibl_files(job, state)
@@ -877,12 +882,15 @@ def _ibl_files(job: PoseJob, state: _CameraState) -> list[str] | None:
         return None
 
 
-def _parquet(csv_path: Path, stem: Path) -> str | None:
+def _parquet(csv_path: Path, stem: Path, errors: list[str]) -> str | None:
     target = stem.with_name(stem.name + POSE_PARQUET_SUFFIX)
     try:
         write_pose_parquet(csv_path, target)
     except (OSError, ValueError) as error:
-        log.error("could not write %s: %s", target, error)
+        message = f"could not write {target.name}: {error}"
+        log.error("%s", message)
+        errors.append(message)
+        target.unlink(missing_ok=True)  # never leave a cut (unreadable) table behind
         return None
     return target.name
 

@@ -50,3 +50,29 @@ class FramesTable:
         self._file.flush()
         os.fsync(self._file.fileno())
         self._file.close()
+
+
+def repair_frames_table(path: Path, frames_in_video: int) -> int:
+    """Cut a frames table to the frames its video holds; returns the rows it kept.
+
+    After a recorder was killed (or its disk filled), the table may end in a cut row, or name
+    frames whose video data never reached the file: a table must never claim a frame the video
+    does not hold. Rows beyond ``frames_in_video`` and any unfinished last row are removed.
+    """
+    text = path.read_text(encoding="ascii", errors="replace")
+    lines = text.split("\n")
+    header, rows = lines[0], [line for line in lines[1:-1] if line]  # [-1]: cut or empty
+    kept = rows[: max(0, frames_in_video)]
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text("\n".join([header, *kept]) + "\n", encoding="ascii")
+    os.replace(temporary, path)
+    return len(kept)
+
+
+def count_table_rows(path: Path) -> int:
+    """Whole rows in a frames table (a cut last row does not count); 0 if it is missing."""
+    try:
+        text = path.read_text(encoding="ascii", errors="replace")
+    except FileNotFoundError:
+        return 0
+    return max(0, text.count("\n") - 1)

@@ -34,7 +34,15 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class RecorderReady:
-    """The recorder is subscribed: every frame published from now on will be recorded."""
+    """The recorder is subscribed: every frame published from now on will be recorded.
+
+    ``first_seq`` is the first frame (ring sequence number) it records; the file names let the
+    main process find the files even if the recorder dies without saying more.
+    """
+
+    first_seq: int = 0
+    video_file: str = ""
+    frames_table: str = ""
 
 
 @dataclass(frozen=True)
@@ -51,6 +59,8 @@ class RecorderFinished:
     frames_recorded: int
     frames_lost: int
     error: str | None
+    first_seq: int = -1  # the recording's first frame (ring sequence number)
+    last_seq: int = -1  # the last frame it handled (recorded or counted lost)
 
 
 @dataclass(frozen=True)
@@ -89,6 +99,7 @@ class _Recording:
             flush_interval=settings.flush_interval,
         )
         self.lost = 0
+        self.first_seq = 0
         self.next_seq: int | None = None
         self._clock_offset: float | None = None  # camera time minus host time, at the first frame
 
@@ -144,7 +155,8 @@ def recorder_main(job: RecorderJob) -> None:
         first_seq = int(ring.header["write_seq"])
         ring.set_subscribed(Channel.RECORD, True)
         recording = _Recording(job, ring)
-        job.control.send(RecorderReady())
+        recording.first_seq = first_seq
+        job.control.send(RecorderReady(first_seq, recording.video_name, recording.table_name))
         _record(job, reader, recording, first_seq)
     except OSError as failure:  # disk full, folder removed, ...
         error = f"recording of camera {job.camera_name!r} stopped: {failure}"
@@ -186,8 +198,11 @@ def _record(job: RecorderJob, reader: ChannelReader, recording: _Recording, firs
 
 def _finish(job: RecorderJob, recording: _Recording | None, error: str | None) -> str | None:
     frames = lost = 0
+    first_seq = last_seq = -1
     video = table = ""
     if recording is not None:
+        first_seq = recording.first_seq
+        last_seq = (recording.next_seq or first_seq) - 1
         try:
             recording.close()
         except OSError as failure:
@@ -196,7 +211,7 @@ def _finish(job: RecorderJob, recording: _Recording | None, error: str | None) -
         frames, lost = recording.table.rows, recording.lost
         video, table = recording.video_name, recording.table_name
     try:
-        job.control.send(RecorderFinished(video, table, frames, lost, error))
+        job.control.send(RecorderFinished(video, table, frames, lost, error, first_seq, last_seq))
     except OSError:  # the main process is gone; the files are closed all the same
         pass
     return error

@@ -11,6 +11,7 @@ import errno
 import json
 import os
 import platform
+import re
 import sys
 from datetime import datetime
 from importlib import metadata
@@ -41,8 +42,66 @@ def create_session_folder(output_dir: Path, started: datetime) -> Path:
             folder.mkdir()  # exclusive: an existing session is never reused
         except FileExistsError:
             continue
+        except OSError as error:  # read-only file system, no permission, full disk
+            raise OSError(
+                f"cannot create a session folder in {output_dir}: {error.strerror or error}. "
+                "Set [Output] DIRECTORY or --output-dir to a writable folder."
+            ) from None
         return folder
     raise FileExistsError(f"{output_dir}: too many sessions named {base}")
+
+
+_SESSION_NAME = re.compile(r"^\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d(-\d+)?$")
+
+
+def recover_interrupted_sessions(output_dir: Path) -> list[Path]:
+    """Mark the sessions in ``output_dir`` whose processes were killed; free their reserve.
+
+    A session killed hard (SIGKILL, a power cut) never reaches its final ``session.json``: it
+    stays ``running`` and keeps its 1 MiB space reserve. When its main process no longer runs,
+    its status becomes ``interrupted`` (with a note in ``errors``) and the reserve is removed.
+    Returns the sessions changed. A session whose main process still runs is left alone.
+    """
+    if not output_dir.is_dir():
+        return []
+    recovered = []
+    for folder in sorted(output_dir.iterdir()):
+        if not _SESSION_NAME.match(folder.name) or not folder.is_dir():
+            continue
+        path = folder / SESSION_JSON
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if data.get("status") != "running":
+            continue
+        pid = (data.get("processes") or {}).get("main")
+        if isinstance(pid, int) and _process_exists(pid):
+            continue
+        data["status"] = "interrupted"
+        data.setdefault("errors", []).append(
+            f"the session was interrupted: its main process ({pid}) ended without finalising "
+            f"it (killed, or the machine stopped); found by the next start on "
+            f"{datetime.now().astimezone().isoformat(timespec='seconds')}. The figures here "
+            "are those of its last update; the files hold what was written until then."
+        )
+        try:
+            write_json_atomic(path, data)
+        except OSError:
+            continue
+        release_reserve(folder)
+        recovered.append(folder)
+    return recovered
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def reserve_space(folder: Path) -> None:

@@ -146,3 +146,19 @@ def _codec_setup(
         }
         return options, container, "gray16le" if deep else "gray" if mono else "bgr0"
     raise ValueError(f"unknown codec {codec!r}")
+
+
+def count_decodable_frames(path: Path) -> int:
+    """How many frames of ``path`` decode, up to the first damage; 0 if it cannot be opened.
+
+    Used after a recording failed (a killed recorder, a full disk): the file's end may be cut.
+    """
+    frames = 0
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            for _ in container.decode(stream):
+                frames += 1
+    except (av.error.FFmpegError, OSError, IndexError):
+        pass
+    return frames

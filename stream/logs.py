@@ -27,6 +27,9 @@ def configure_process_logging(target: LogTarget, process_name: str) -> None:
     import multiprocessing
 
     multiprocessing.current_process().name = process_name
+    # A log line that cannot be written (the session's disk is full) must not print a traceback
+    # over the real message; the disk error itself is reported where the data is written.
+    logging.raiseExceptions = False
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)

@@ -17,10 +17,12 @@ any process can read the live state of a camera without messages.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from dataclasses import dataclass
 from enum import IntEnum
 from multiprocessing import shared_memory
+from pathlib import Path
 
 import numpy as np
 
@@ -217,6 +219,68 @@ class FrameRing:
         """Remove the shared memory from the system (owner only, once every process is done)."""
         if self._owner:
             unlink_ring(self.spec.name)
+
+
+_RING_NAME = re.compile(r"^dls(?P<pid>\d+)_")
+SHM_FOLDER = Path("/dev/shm")
+
+
+@dataclass(frozen=True)
+class StaleRing:
+    """A ring left in /dev/shm by a process that no longer runs (a killed session)."""
+
+    name: str
+    owner_pid: int
+    nbytes: int
+
+
+def find_stale_rings(folder: Path = SHM_FOLDER) -> list[StaleRing]:
+    """Rings named ``dls<pid>_...`` whose creating process is gone.
+
+    A ring is only ever removed by its owner when the session stops; a session killed with
+    SIGKILL (or a power cut of the process group) leaves its rings behind, tens of MB each.
+    A ring whose owner still runs (another session) is never touched.
+    """
+    if not folder.is_dir():
+        return []
+    stale = []
+    for path in folder.iterdir():
+        match = _RING_NAME.match(path.name)
+        if match is None:
+            continue
+        pid = int(match["pid"])
+        if _process_exists(pid):
+            continue
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            continue
+        stale.append(StaleRing(path.name, pid, size))
+    return sorted(stale, key=lambda ring: ring.name)
+
+
+def remove_stale_rings(folder: Path = SHM_FOLDER) -> list[StaleRing]:
+    """Remove the rings of dead sessions (:func:`find_stale_rings`); returns what was removed."""
+    removed = []
+    for ring in find_stale_rings(folder):
+        try:
+            (folder / ring.name).unlink()
+        except FileNotFoundError:
+            continue
+        except PermissionError:  # another user's: not ours to remove
+            continue
+        removed.append(ring)
+    return removed
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, another user's
+        return True
+    return True
 
 
 def unlink_ring(name: str) -> None:

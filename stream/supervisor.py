@@ -16,6 +16,7 @@ processes and no shared memory behind (a process that does not stop in time is t
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import multiprocessing
 import os
@@ -32,6 +33,7 @@ from experiments.runtime import EVENTS_FILE
 from pose.analysis import Analysis, PoseError
 from pose.cropping import crop_settings
 from pose.worker import ExperimentSpec, WorkerCamera, depth_source
+from recording.frames_table import count_table_rows, repair_frames_table
 from recording.recorder import (
     RecorderFinished,
     RecorderJob,
@@ -40,15 +42,18 @@ from recording.recorder import (
     recorder_main,
 )
 from recording.session import (
+    RESERVE_FILE,
     SESSION_JSON,
     SESSION_LOG,
     create_session_folder,
     machine_description,
     package_versions,
+    recover_interrupted_sessions,
     release_reserve,
     reserve_space,
     write_session_json,
 )
+from recording.video import count_decodable_frames
 from settings.loader import settings_as_dict
 from settings.sections import CameraSettings, Settings
 from stimulation.latency import LatencyTestSpec
@@ -64,7 +69,15 @@ from stream.priority import (
     plan_priorities,
 )
 from stream.readers import NewestFrameReader
-from stream.ring import N_CHANNELS, Channel, FrameRing, RingSpec, new_ring_name, ring_slots
+from stream.ring import (
+    N_CHANNELS,
+    Channel,
+    FrameRing,
+    RingSpec,
+    new_ring_name,
+    remove_stale_rings,
+    ring_slots,
+)
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +85,9 @@ OPEN_TIMEOUT_S = 60.0  # spawning a process and opening a camera; generous for s
 CAPTURE_STOP_TIMEOUT_S = 10.0
 RECORDER_STOP_TIMEOUT_S = 120.0  # a recorder may have a ring's worth of frames to encode
 DISK_CHECK_INTERVAL_S = 2.0
+#: session.json is rewritten (atomically) this often while the session runs, so that a session
+#: killed hard still says how far it got.
+SESSION_JSON_PERIOD_S = 2.0
 _GB = 1e9
 
 
@@ -93,6 +109,8 @@ class _Recorder:
     process: multiprocessing.process.BaseProcess
     control: Connection
     finished: RecorderFinished | None = None
+    ready: RecorderReady | None = None  # its first frame and file names
+    entry: int | None = None  # its place in the branch's recordings
 
 
 @dataclass
@@ -159,6 +177,9 @@ class Stream:
         )
         self._observed_priorities: dict[str, dict[str, Any]] = {}
         self._main_priority: MainPlacement | None = None
+        self._next_session_json = 0.0
+        self._static_info: dict[str, Any] | None = None  # versions, machine: read once
+        self.cleanup: dict[str, Any] = {}  # what the start found left by killed sessions
 
     # -- start -------------------------------------------------------------------------------
 
@@ -179,14 +200,39 @@ class Stream:
             if self._main_priority is not None:
                 self._main_priority.restore()
             raise CameraError("\n".join(problems))
-        self.session_dir = create_session_folder(self.output_dir, self._started_at)
-        add_log_file(self.session_dir / SESSION_LOG)
-        reserve_space(self.session_dir)
+        self.cleanup = _clean_up_after_killed_sessions(self.output_dir)
+        try:
+            self._make_session_folder()
+        except OSError:
+            self._abort_all()
+            if self._main_priority is not None:
+                self._main_priority.restore()
+            raise
         for branch in self._branches:
             branch.ring = FrameRing.create(self._ring_spec(branch))
         self.write_session_json("running")
         log.info("session folder: %s", self.session_dir)
         return self.session_dir
+
+    def _make_session_folder(self) -> None:
+        """The session folder, its log and its space reserve; a clear error on a full disk."""
+        self.session_dir = create_session_folder(self.output_dir, self._started_at)
+        try:
+            reserve_space(self.session_dir)
+        except OSError as error:
+            free = shutil.disk_usage(self.session_dir).free
+            (self.session_dir / RESERVE_FILE).unlink(missing_ok=True)
+            try:
+                self.session_dir.rmdir()  # empty: nothing of this session was written
+            except OSError:
+                pass
+            self.session_dir = None
+            raise OSError(
+                f"cannot start a session in {self.output_dir}: {error.strerror or error} "
+                f"({free / 2**20:.1f} MiB free; a session needs at least 1 MiB to start). "
+                "Free some space or choose another [Output] DIRECTORY / --output-dir."
+            ) from None
+        add_log_file(self.session_dir / SESSION_LOG)
 
     def start(self) -> None:
         """Let every camera begin publishing frames."""
@@ -298,6 +344,7 @@ class Stream:
             if not isinstance(message, RecorderReady):
                 self._recorder_finished(branch, message)
                 raise RecordingError(f"camera {branch.name!r}: the recorder did not start")
+            branch.recorder.ready = message
         self.priority_entry()  # each recorder set its priority before it said it was ready
         log.info("recording to %s", self.session_dir)
 
@@ -346,15 +393,60 @@ class Stream:
                 self._recorder_finished(branch, receive_within(recorder.control, deadline))
             join_or_terminate(recorder.process, max(0.1, deadline - time.monotonic()))
             recorder.control.close()
+            self._account_recording(branch, recorder)
             branch.recorder = None
+
+    def _report_recording_losses(self) -> None:
+        """Frames captured while recording but not in the files are an error of the session."""
+        for branch in self._branches:
+            lost = sum(r.frames_lost for r in branch.recordings)
+            if lost:
+                recorded = sum(r.frames_recorded for r in branch.recordings)
+                self.report_error(
+                    f"camera {branch.name!r}: {lost} of {lost + recorded} frames captured while "
+                    "recording are not in the recording (see frames_lost_in_recording)"
+                )
+
+    def _account_recording(self, branch: _Branch, recorder: _Recorder) -> None:
+        """Make the recording's figures hold: recorded + lost = captured while it was on.
+
+        A recording that failed (its recorder died, its disk filled) stops recording but the
+        camera goes on: every frame captured after the failure, until recording was stopped,
+        is lost and counted so. Its files are checked: the frames that decode are the frames
+        recorded, and the frames table is cut to them.
+        """
+        message = recorder.finished
+        if message is None or recorder.entry is None or message.first_seq < 0:
+            return
+        failed = message.error is not None
+        end_seq = message.last_seq
+        if failed and branch.ring is not None and branch.ring.header is not None:
+            end_seq = int(branch.ring.header["write_seq"]) - 1
+        recorded = message.frames_recorded
+        if failed and self.session_dir is not None and message.video_file:
+            recorded = _verify_recording(self.session_dir, message)
+        expected = end_seq - message.first_seq + 1
+        lost = max(message.frames_lost, expected - recorded)
+        if (recorded, lost) != (message.frames_recorded, message.frames_lost):
+            log.warning(
+                "camera %r: the recording holds %d frame(s); %d captured while it was on are "
+                "counted lost",
+                branch.name,
+                recorded,
+                lost,
+            )
+        branch.recordings[recorder.entry] = dataclasses.replace(
+            message, frames_recorded=recorded, frames_lost=lost, last_seq=end_seq
+        )
 
     def _recorder_finished(self, branch: _Branch, message: Any) -> None:
         recorder = branch.recorder
         assert recorder is not None
         if not isinstance(message, RecorderFinished):
-            code = recorder.process.exitcode
-            message = RecorderFinished("", "", 0, 0, f"recorder process ended (exit code {code})")
+            join_or_terminate(recorder.process, 1.0)
+            message = _died_recorder(recorder, self.session_dir)
         recorder.finished = message
+        recorder.entry = len(branch.recordings)
         branch.recordings.append(message)
         if message.error:
             self.report_error(f"camera {branch.name!r}: {message.error}")
@@ -445,6 +537,13 @@ class Stream:
             error = self.analysis.stop()
             if error:
                 self.report_error(error)
+            cameras = (self.analysis.summary() or {}).get("cameras", {})
+            for name, figures in cameras.items():
+                for file_error in figures.get("file_errors") or []:
+                    self.report_error(f"camera {name!r}: {file_error}")
+            for experiment in self.analysis.experiment_summaries:
+                for file_error in (experiment or {}).get("file_errors") or []:
+                    self.report_error(f"experiment: {file_error}")
 
     # -- experiment --------------------------------------------------------------------------
 
@@ -516,7 +615,16 @@ class Stream:
         events += self._analysis_news()
         events += self._watch_disk()
         events += self._watch_stalls()
+        self._keep_session_json_current()
         return events
+
+    def _keep_session_json_current(self) -> None:
+        """Rewrite session.json every few seconds while running (a hard kill keeps the last)."""
+        now = time.monotonic()
+        if self.session_dir is None or self._stopped or now < self._next_session_json:
+            return
+        self._next_session_json = now + SESSION_JSON_PERIOD_S
+        self.write_session_json("running")
 
     def _analysis_news(self) -> list[StreamEvent]:
         if self.analysis is None or self.analysis.finished is not None:
@@ -552,18 +660,27 @@ class Stream:
 
     def _watch_disk(self) -> list[StreamEvent]:
         now = time.monotonic()
-        if not self.recording or now < self._next_disk_check or self.session_dir is None:
+        writing = self.recording or self.analysing
+        if not writing or now < self._next_disk_check or self.session_dir is None:
             return []
         self._next_disk_check = now + DISK_CHECK_INTERVAL_S
         free = shutil.disk_usage(self.session_dir).free / _GB
         limits = self.settings.recording
         if free < limits.min_free_space:
+            # Every file of the session is at risk, not only videos: recording and pose
+            # estimation (with its experiment) stop while their files can still be finalised.
+            parts = (("recording", self.recording), ("pose estimation", self.analysing))
+            stopped = [part for part, on in parts if on]
             text = (
                 f"disk almost full ({free:.2f} GB free, [Recording] MIN_FREE_SPACE = "
-                f"{limits.min_free_space:g} GB): recording stopped, files finalised"
+                f"{limits.min_free_space:g} GB): {' and '.join(stopped)} stopped, files "
+                "finalised"
             )
             self.report_error(text)
-            self.stop_recording()
+            if self.recording:
+                self.stop_recording()
+            if self.analysing:
+                self.stop_analysis()
             return [StreamEvent(logging.ERROR, text)]
         if free < limits.warn_free_space and not self._disk_warned:
             self._disk_warned = True
@@ -688,8 +805,13 @@ class Stream:
                 branch.ring.request_stop()
         self._collect_finished_captures()
         self._collect_recorders()  # recorders end on the end-of-stream record
+        self._report_recording_losses()
         self.stop_analysis()  # so does the inference worker
         self._join_captures()
+        for branch in self._branches:  # side files of the cameras that stopped early
+            description = branch.finished.description if branch.finished else {}
+            for file_error in description.get("file_errors") or []:
+                self.report_error(f"camera {branch.name!r}: {file_error}")
         if self._main_priority is not None:
             self._main_priority.restore()
         final_stats = self.camera_stats()
@@ -762,9 +884,7 @@ class Stream:
                 "wall_time_at_start": self._started_at.isoformat(timespec="microseconds"),
             },
             "errors": list(self.errors),
-            "settings": settings_as_dict(self.settings),
-            "versions": package_versions(),
-            "machine": machine_description(),
+            **self._static_session_info(),
             "cameras": {b.name: _camera_entry(b, stats[b.name]) for b in self._branches},
             "pose": self.analysis.summary() if self.analysis else None,
             "pose_runs": [analysis.summary() for analysis in self.analyses],
@@ -779,6 +899,17 @@ class Stream:
             write_session_json(self.session_dir, data)
         except OSError as error:  # the previous complete session.json stays
             log.error("could not update %s: %s", SESSION_JSON, error)
+
+    def _static_session_info(self) -> dict[str, Any]:
+        """The parts of session.json that never change during a session (read once)."""
+        if self._static_info is None:
+            self._static_info = {
+                "settings": settings_as_dict(self.settings),
+                "versions": package_versions(),
+                "machine": machine_description(),
+                "cleanup_at_start": self.cleanup,
+            }
+        return self._static_info
 
     def priority_entry(self) -> dict[str, Any]:
         """The placement plan and what each process was last seen running with."""
@@ -810,6 +941,57 @@ class Stream:
         return ", ".join(dict.fromkeys(r for r in reasons if r))
 
 
+def _died_recorder(recorder: _Recorder, session_dir: Path | None) -> RecorderFinished:
+    """What is known of a recording whose process ended without a word (killed, crashed)."""
+    code = recorder.process.exitcode
+    how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+    error = f"the recorder process ended unexpectedly ({how}); the recording stopped there"
+    ready = recorder.ready
+    if ready is None:
+        return RecorderFinished("", "", 0, 0, error)
+    rows = count_table_rows(session_dir / ready.frames_table) if session_dir else 0
+    return RecorderFinished(
+        ready.video_file, ready.frames_table, rows, 0, error, ready.first_seq, -1
+    )
+
+
+def _verify_recording(session_dir: Path, message: RecorderFinished) -> int:
+    """Frames of a failed recording that decode; its frames table is cut to them."""
+    decodable = count_decodable_frames(session_dir / message.video_file)
+    table = session_dir / message.frames_table
+    if not table.exists():
+        return decodable
+    kept = repair_frames_table(table, decodable)
+    if kept < decodable:  # the table lost rows the video holds: those frames have no times
+        log.warning(
+            "%s: %d frame(s) have no row; counted lost", message.video_file, decodable - kept
+        )
+    return kept
+
+
+def _clean_up_after_killed_sessions(output_dir: Path) -> dict[str, Any]:
+    """Remove shared memory of dead sessions; mark their session folders ``interrupted``."""
+    rings = remove_stale_rings()
+    if rings:
+        megabytes = sum(ring.nbytes for ring in rings) / 2**20
+        owners = sorted({ring.owner_pid for ring in rings})
+        log.warning(
+            "removed %d shared-memory ring(s) (%.0f MB) left in /dev/shm by killed session(s) "
+            "(process ids %s)",
+            len(rings),
+            megabytes,
+            ", ".join(map(str, owners)),
+        )
+    sessions = recover_interrupted_sessions(output_dir)
+    for folder in sessions:
+        log.warning("session %s was interrupted (killed); marked so in its session.json", folder)
+    return {
+        "stale_rings_removed": [ring.name for ring in rings],
+        "stale_ring_bytes": sum(ring.nbytes for ring in rings),
+        "interrupted_sessions_marked": [str(folder) for folder in sessions],
+    }
+
+
 def _is_live(settings: Settings) -> bool:
     """False when a camera delivers frames as fast as they are taken (a replayed video)."""
     return not any(
@@ -827,6 +1009,9 @@ def _camera_entry(branch: _Branch, stats: dict[str, Any]) -> dict[str, Any]:
     geometry = branch.opened.geometry if branch.opened else None
     recorded = sum(r.frames_recorded for r in branch.recordings)
     lost = sum(r.frames_lost for r in branch.recordings)
+    if branch.recorder is not None and branch.recorder.finished is None:  # recording now
+        recorded += stats.get("recorded", 0)
+        lost += stats.get("record_lost", 0)
     status = "streaming"
     if branch.failure or (branch.finished and branch.finished.reason == EndReason.CAMERA_FAILED):
         status = "failed"

@@ -1,0 +1,110 @@
+"""Faults of a running session: a killed recorder, a killed session, what the next start finds.
+
+Every test runs ``DeepLabStream.py`` as a lab would, injects the fault with a real signal, and
+checks the invariant on what is left: recorded + lost = captured, recorded = frames that decode
+= rows of the frames table, and every loss is in ``session.json``'s errors and the exit code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from recording.frames_table import count_table_rows
+from recording.session import RESERVE_FILE
+from recording.video import count_decodable_frames
+from tests.conftest import write_settings
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+SETTINGS = (
+    "[Camera arena]\nSOURCE = synthetic\nWIDTH = 320\nHEIGHT = 240\nFRAMERATE = 30\n"
+    "[Recording]\nCODEC = h264\nMIN_FREE_SPACE = 0\nWARN_FREE_SPACE = 0\nFLUSH_INTERVAL = 0.5\n"
+)
+
+
+def start(tmp_path: Path, *args: str, new_session: bool = False) -> subprocess.Popen[str]:
+    settings = write_settings(tmp_path, SETTINGS)
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "DeepLabStream.py"), "--headless", "--settings",
+         str(settings), "--output-dir", str(tmp_path / "out"), *args],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=new_session,
+    )  # fmt: skip
+
+
+def wait_for_session(tmp_path: Path, what, timeout: float = 60.0) -> tuple[Path, dict]:
+    """The running session's folder and session.json once ``what(data)`` holds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for path in (tmp_path / "out").glob("*/session.json"):
+            try:
+                data = json.loads(path.read_text())
+            except (OSError, ValueError):
+                continue
+            if what(data):
+                return path.parent, data
+        time.sleep(0.1)
+    pytest.fail("the session did not reach the expected state")
+
+
+def test_a_killed_recorder_counts_every_later_frame_lost_and_the_files_agree(tmp_path):
+    process = start(tmp_path, "--recording-enabled", "--frames", "240")
+    session, running = wait_for_session(
+        tmp_path,
+        lambda d: d["cameras"]["arena"]["frames_captured"] >= 60
+        and "recorder:arena" in d["processes"],
+    )
+    os.kill(running["processes"]["recorder:arena"], signal.SIGKILL)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 1, stderr[-2000:]
+    info = json.loads((session / "session.json").read_text())
+    camera = info["cameras"]["arena"]
+    video, table = session / "arena.mp4", session / "arena.frames.csv"
+    decodable = count_decodable_frames(video)
+    assert camera["frames_captured"] == 240
+    assert camera["frames_recorded"] + camera["frames_lost_in_recording"] == 240
+    assert camera["frames_recorded"] == decodable == count_table_rows(table)
+    assert 0 < decodable < 240
+    assert any("recorder process ended unexpectedly" in e for e in info["errors"])
+    assert any("are not in the recording" in e for e in info["errors"])
+
+
+def test_session_json_is_current_while_running_and_a_killed_session_is_marked_by_the_next(
+    tmp_path,
+):
+    process = start(tmp_path, "--recording-enabled", "--frames", "900", new_session=True)
+    session, running = wait_for_session(
+        tmp_path, lambda d: d["cameras"]["arena"]["frames_captured"] >= 90
+    )
+    assert running["status"] == "running"
+    assert running["cameras"]["arena"]["frames_recorded"] > 0
+    pids = [process.pid, *(p.pid for p in psutil.Process(process.pid).children(recursive=True))]
+    os.killpg(process.pid, signal.SIGKILL)  # the whole session, as a power cut of its group
+    process.communicate(timeout=30)
+    psutil.wait_procs([psutil.Process(p) for p in pids if psutil.pid_exists(p)], timeout=10)
+    left = json.loads((session / "session.json").read_text())
+    assert left["status"] == "running" and left["cameras"]["arena"]["frames_captured"] >= 90
+    assert (session / RESERVE_FILE).exists()
+    rings = [p for p in Path("/dev/shm").glob(f"dls{process.pid}_*")]
+    assert rings, "a killed session leaves its ring (the next start removes it)"
+
+    again = start(tmp_path, "--frames", "30")
+    _, stderr = again.communicate(timeout=120)
+    assert again.returncode == 0, stderr[-2000:]
+    marked = json.loads((session / "session.json").read_text())
+    assert marked["status"] == "interrupted"
+    assert any("interrupted" in error for error in marked["errors"])
+    assert not (session / RESERVE_FILE).exists()
+    assert not [p for p in rings if p.exists()]
+    newest = max((tmp_path / "out").iterdir())
+    cleanup = json.loads((newest / "session.json").read_text())["cleanup_at_start"]
+    assert {p.name for p in rings} <= set(cleanup["stale_rings_removed"])
+    assert str(session) in cleanup["interrupted_sessions_marked"]
