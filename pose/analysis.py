@@ -19,6 +19,7 @@ import numpy as np
 
 from experiments.runtime import EVENTS_FILE, ExperimentStatus
 from pose.records import PoseReader, PoseRecord
+from pose.recovery import finish_events, how_it_ended, rebuild_camera_figures
 from pose.worker import (
     ExperimentFailed,
     ExperimentSpec,
@@ -58,6 +59,15 @@ class _Latest:
     recent_latency_ms: deque
 
 
+@dataclass
+class _WorkerFiles:
+    """Where a worker writes: to finish its files if it dies."""
+
+    session_dir: Path
+    file_label: str
+    events_file: str | None  # the running experiment's events file
+
+
 class Analysis:
     """A running inference worker and what it has sent so far."""
 
@@ -84,6 +94,7 @@ class Analysis:
         self.experiment_running = False
         self.experiment_summaries: list[dict[str, Any]] = []
         self._reply: Any = None  # the answer to the request in flight (start/stop experiment)
+        self.files: _WorkerFiles | None = None  # where its files are, to finish them if it dies
 
     @classmethod
     def start(
@@ -139,6 +150,7 @@ class Analysis:
         log.info("pose estimation running: %s", message.model)
         analysis = cls(process, control, reader, message, names)
         analysis.experiment_running = experiment is not None
+        analysis.files = _WorkerFiles(session_dir, file_label, events_file if experiment else None)
         return analysis
 
     @property
@@ -226,6 +238,8 @@ class Analysis:
             raise PoseError(answer.message)
         if not isinstance(answer, ExperimentStarted):
             raise PoseError(f"experiment {spec.name!r}: the pose worker did not answer")
+        if self.files is not None:
+            self.files.events_file = events_file
         self.experiment_running = True
         self.experiment_status = None
 
@@ -260,6 +274,7 @@ class Analysis:
         return error
 
     def _take_finished(self, message: Any) -> str | None:
+        experiment_was_running = self.experiment_running
         self.experiment_running = False
         if isinstance(message, PoseFinished):
             self.finished = message
@@ -267,8 +282,30 @@ class Analysis:
                 if summary not in self.experiment_summaries:
                     self.experiment_summaries.append(summary)
             return message.error
-        self.finished = PoseFinished({}, "the pose worker died (see session.log)")
+        self.finished = self._rebuilt_after_death(experiment_was_running)
         return self.finished.error
+
+    def _rebuilt_after_death(self, experiment_was_running: bool) -> PoseFinished:
+        """The worker died without its summary: finish its files, rebuild what they hold."""
+        join_or_terminate(self.process, 2.0)
+        how = how_it_ended(self.process.exitcode)
+        error = (
+            f"the pose worker ended unexpectedly ({how}); its pose files and events were "
+            "finished from what it had written (at most the last second is missing)"
+        )
+        log.error("%s", error)
+        files = self.files
+        if files is None:
+            return PoseFinished({}, error)
+        cameras = {
+            name: rebuild_camera_figures(files.session_dir, name, files.file_label)
+            for name in self._names.values()
+        }
+        if experiment_was_running and files.events_file is not None:
+            summary = finish_events(files.session_dir / files.events_file, error)
+            if summary is not None:
+                self.experiment_summaries.append(summary)
+        return PoseFinished(cameras, error)
 
     def summary(self) -> dict[str, Any]:
         """For ``session.json``: the model(s) and each camera's analysis figures."""

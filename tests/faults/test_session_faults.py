@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import psutil
 import pytest
 
@@ -108,3 +109,32 @@ def test_session_json_is_current_while_running_and_a_killed_session_is_marked_by
     cleanup = json.loads((newest / "session.json").read_text())["cleanup_at_start"]
     assert {p.name for p in rings} <= set(cleanup["stale_rings_removed"])
     assert str(session) in cleanup["interrupted_sessions_marked"]
+
+
+def test_a_killed_pose_worker_leaves_finished_files_and_rebuilt_figures(tmp_path):
+    settings = SETTINGS + "[Device stimulus_box]\nTYPE = log\n"
+    path = write_settings(tmp_path, settings, name="pose.ini")
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "DeepLabStream.py"), "--headless", "--settings", str(path),
+         "--output-dir", str(tmp_path / "out"), "--experiment-enabled", "--frames", "450"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    session, running = wait_for_session(
+        tmp_path,
+        lambda d: d["cameras"]["arena"]["frames_captured"] >= 120 and "pose" in d["processes"],
+    )
+    os.kill(running["processes"]["pose"], signal.SIGKILL)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 1, stderr[-2000:]
+    info = json.loads((session / "session.json").read_text())
+    assert any("killed by signal 9 (SIGKILL)" in error for error in info["errors"])
+    figures = info["pose"]["cameras"]["arena"]
+    assert figures["rebuilt_from_files"] and figures["frames_analysed"] > 30
+    assert figures["latency_ms"]["p50"] > 0
+    table = pd.read_parquet(session / figures["pose_table"])
+    assert len(table) == figures["frames_analysed"]
+    events = pd.read_csv(session / "events.csv")
+    assert events["kind"].iloc[-1] == "finish"
+    assert "ended unexpectedly" in events["detail"].iloc[-1]
+    assert info["experiment"]["rebuilt_from_files"]
+    assert "killed by signal 9" in (session / "session.log").read_text()

@@ -1,0 +1,118 @@
+"""What a dead inference worker leaves: its figures rebuilt from the files it had written.
+
+The worker sends its summary (frames analysed, latencies, the pose table, the experiment's
+summary) when it stops. A worker that is killed (SIGKILL, the out-of-memory killer) or crashes
+sends nothing; its files are on disk up to its last flush (at most a second old). This module
+finishes those files as the worker would have (whole rows only, the pose table, a ``finish``
+row in the events) and rebuilds the summary from them, marked ``rebuilt_from_files``.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import signal
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pose.files import POSE_CSV_SUFFIX, POSE_PARQUET_SUFFIX, POSE_TIMING_SUFFIX, write_pose_parquet
+
+log = logging.getLogger(__name__)
+
+POSE_HEADER_ROWS = 3  # scorer, bodyparts, coords
+
+
+def how_it_ended(exitcode: int | None) -> str:
+    """A process's end in words: ``killed by signal 9 (SIGKILL)`` or ``exit code 1``."""
+    if exitcode is None:
+        return "no exit code"
+    if exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = "unknown signal"
+        return f"killed by signal {-exitcode} ({name})"
+    return f"exit code {exitcode}"
+
+
+def rebuild_camera_figures(session_dir: Path, camera: str, file_label: str) -> dict[str, Any]:
+    """One camera's analysis figures from its pose and timing files (whole rows kept)."""
+    stem = f"{camera}{file_label}"
+    pose_csv = session_dir / f"{stem}{POSE_CSV_SUFFIX}"
+    timing_csv = session_dir / f"{stem}{POSE_TIMING_SUFFIX}"
+    figures: dict[str, Any] = {"rebuilt_from_files": True, "frames_analysed": 0}
+    if not pose_csv.exists():
+        return figures
+    rows = cut_to_whole_rows(pose_csv) - POSE_HEADER_ROWS
+    cut_to_whole_rows(timing_csv)
+    figures["frames_analysed"] = max(0, rows)
+    figures["pose_file"] = pose_csv.name
+    figures["latency_ms"] = _latency_percentiles(timing_csv)
+    parquet = session_dir / f"{stem}{POSE_PARQUET_SUFFIX}"
+    try:
+        write_pose_parquet(pose_csv, parquet)
+        figures["pose_table"] = parquet.name
+    except (OSError, ValueError) as error:
+        log.error("could not write %s from %s: %s", parquet.name, pose_csv.name, error)
+        parquet.unlink(missing_ok=True)
+        figures["pose_table"] = None
+    return figures
+
+
+def finish_events(events_path: Path, why: str) -> dict[str, Any] | None:
+    """End an experiment's events file the worker could not end; its summary, or None."""
+    if not events_path.exists():
+        return None
+    rows = cut_to_whole_rows(events_path) - 1
+    with events_path.open(newline="", encoding="utf-8") as file:
+        reader = csv.reader(file)
+        header = next(reader, [])
+        rows_read = list(reader)
+    last = rows_read[-1] if rows_read else None
+    if header:
+        row = dict.fromkeys(header, "")
+        if last is not None:
+            row.update(zip(header, last, strict=False))  # the last frame's time and camera
+        row.update(kind="finish", name="experiment", detail=why, trial="")
+        for column in ("pose_ready", "decided", "written", "acknowledged", "keypoint"):
+            row[column] = ""
+        with events_path.open("a", newline="", encoding="utf-8") as file:
+            csv.writer(file, lineterminator="\n").writerow([row[c] for c in header])
+    return {
+        "events_file": events_path.name,
+        "events": max(0, rows) + 1,
+        "error": why,
+        "rebuilt_from_files": True,
+    }
+
+
+def cut_to_whole_rows(path: Path) -> int:
+    """Drop a cut last row of a text table; returns the lines it keeps (0 if missing)."""
+    try:
+        with path.open("rb+") as file:
+            data = file.read()
+            end = data.rfind(b"\n") + 1
+            if end != len(data):
+                file.truncate(end)
+            return data[:end].count(b"\n")
+    except FileNotFoundError:
+        return 0
+
+
+def _latency_percentiles(timing_csv: Path) -> dict[str, float] | None:
+    try:
+        with timing_csv.open(newline="", encoding="utf-8") as file:
+            values = [float(row["latency_ms"]) for row in csv.DictReader(file) if row["latency_ms"]]
+    except (OSError, KeyError, ValueError):
+        return None
+    if not values:
+        return None
+    p50, p95, p99 = np.percentile(values, [50, 95, 99])
+    return {
+        "p50": round(float(p50), 3),
+        "p95": round(float(p95), 3),
+        "p99": round(float(p99), 3),
+        "max": round(max(values), 3),
+    }
