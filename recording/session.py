@@ -18,6 +18,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from recording.frames_table import repair_frames_table
+from recording.video import count_decodable_frames
+
 SESSION_JSON = "session.json"
 SESSION_LOG = "session.log"
 RESERVE_FILE = ".space-reserve"  # freed when the disk is full, so session.json can be finalised
@@ -79,6 +82,7 @@ def recover_interrupted_sessions(output_dir: Path) -> list[Path]:
         if isinstance(pid, int) and _process_exists(pid):
             continue
         data["status"] = "interrupted"
+        _repair_recordings(folder, data)
         data.setdefault("errors", []).append(
             f"the session was interrupted: its main process ({pid}) ended without finalising "
             f"it (killed, or the machine stopped); found by the next start on "
@@ -92,6 +96,26 @@ def recover_interrupted_sessions(output_dir: Path) -> list[Path]:
         release_reserve(folder)
         recovered.append(folder)
     return recovered
+
+
+def _repair_recordings(folder: Path, data: dict[str, Any]) -> None:
+    """Cut each camera's frames table to the frames its video holds; update the figures.
+
+    A killed recorder's table may name frames whose video data never reached the disk.
+    """
+    for camera in (data.get("cameras") or {}).values():
+        recorded = 0
+        for recording in camera.get("recordings") or []:
+            video, table = recording.get("video"), recording.get("frames_table")
+            if video and table and (folder / table).exists():
+                recording["frames"] = repair_frames_table(
+                    folder / table, count_decodable_frames(folder / video)
+                )
+                recorded += recording["frames"]
+        if camera.get("recordings"):
+            camera["frames_recorded"] = recorded
+            captured = camera.get("frames_captured") or 0
+            camera["frames_lost_in_recording"] = max(0, captured - recorded)
 
 
 def _process_exists(pid: int) -> bool:

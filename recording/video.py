@@ -138,7 +138,9 @@ def _codec_setup(
         return options, container, "gray" if mono else "yuv420p"
     if codec == "ffv1":
         options = {"level": "3", "g": "1", "slicecrc": "1"}
-        cluster_ms = str(max(100, round(flush_interval * 1000)))
+        # Matroska writes a cluster once it is complete: half the interval keeps what a killed
+        # recorder loses (the open cluster) within FLUSH_INTERVAL.
+        cluster_ms = str(max(100, round(flush_interval * 500)))
         container = {
             "cluster_time_limit": cluster_ms,
             "cluster_size_limit": str(8 << 20),

@@ -1041,12 +1041,30 @@ def _camera_entry(branch: _Branch, stats: dict[str, Any]) -> dict[str, Any]:
                 "error": r.error,
             }
             for r in branch.recordings
-        ],
+        ]
+        + _running_recording(branch, stats),
         "device": {
             **(branch.opened.description if branch.opened else {}),
             **(branch.finished.description if branch.finished else {}),  # final figures, clock
         },
     }
+
+
+def _running_recording(branch: _Branch, stats: dict[str, Any]) -> list[dict[str, Any]]:
+    """The recording in progress, as far as it got (so a killed session names its files)."""
+    recorder = branch.recorder
+    if recorder is None or recorder.finished is not None or recorder.ready is None:
+        return []
+    return [
+        {
+            "video": recorder.ready.video_file,
+            "frames_table": recorder.ready.frames_table,
+            "frames": stats.get("recorded", 0),
+            "lost": stats.get("record_lost", 0),
+            "error": None,
+            "running": True,
+        }
+    ]
 
 
 def _branch_stats(branch: _Branch) -> dict[str, Any]:

@@ -105,9 +105,15 @@ def test_session_json_is_current_while_running_and_a_killed_session_is_marked_by
     assert any("interrupted" in error for error in marked["errors"])
     assert not (session / RESERVE_FILE).exists()
     assert not [p for p in rings if p.exists()]
+    # The killed recording's table was cut to the frames its video holds.
+    decodable = count_decodable_frames(session / "arena.mp4")
+    assert decodable > 0 and count_table_rows(session / "arena.frames.csv") == decodable
+    assert marked["cameras"]["arena"]["frames_recorded"] == decodable
     newest = max((tmp_path / "out").iterdir())
     cleanup = json.loads((newest / "session.json").read_text())["cleanup_at_start"]
-    assert {p.name for p in rings} <= set(cleanup["stale_rings_removed"])
+    # (Which start removed the ring is not checked: any session started meanwhile on this
+    # machine may have; that it is gone is.)
+    assert isinstance(cleanup["stale_rings_removed"], list)
     assert str(session) in cleanup["interrupted_sessions_marked"]
 
 
