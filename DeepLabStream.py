@@ -95,8 +95,49 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _StopRequests:
+    """Ctrl-C and SIGTERM from the very start: remembered, then passed on to the run.
+
+    A stop during start-up (imports, opening cameras, loading the model) is honoured at the
+    next step, instead of raising KeyboardInterrupt or waiting for the start-up to end.
+    """
+
+    def __init__(self) -> None:
+        self.reason: str | None = None
+        self._forward: Any = None
+
+    def install(self) -> None:
+        import signal
+
+        signal.signal(signal.SIGINT, self._handler)
+        signal.signal(signal.SIGTERM, self._handler)
+
+    def forward_to(self, on_stop: Any) -> None:
+        """Pass this and later requests to ``on_stop`` (a request already made: at once)."""
+        self._forward = on_stop
+        if self.reason is not None:
+            on_stop(self.reason)
+
+    def __call__(self, reason: str) -> None:
+        if self.reason is None:
+            self.reason = reason
+        if self._forward is not None:
+            self._forward(reason)
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        import signal
+
+        self(
+            "Ctrl-C received"
+            if signum == signal.SIGINT
+            else f"{signal.Signals(signum).name} received"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command; return the exit code."""
+    stops = _StopRequests()
+    stops.install()  # before anything slow: imports, settings, cameras, the model
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.simulated_board and not args.latency_test:
@@ -111,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     from settings import SettingsError, load_settings
     from stream.instance_lock import InstanceLock, InstanceLockError
     from stream.logs import LogTarget, configure_process_logging
-    from stream.runner import StreamRunner, install_stop_signals
+    from stream.preflight import check_before_start
+    from stream.runner import StreamRunner
     from stream.supervisor import RecordingError, Stream
 
     log_level = getattr(logging, args.log_level)
@@ -129,6 +171,26 @@ def main(argv: list[str] | None = None) -> int:
         settings = dataclasses.replace(
             settings, pose=dataclasses.replace(settings.pose, model_path=args.model.resolve())
         )
+    problems = check_before_start(
+        settings,
+        pose=bool(
+            args.pose_enabled
+            or args.experiment_enabled
+            or args.benchmark_enabled
+            or args.latency_test
+        ),
+        experiment=bool(args.experiment_enabled),
+        model_option=args.model,
+        experiment_option=args.experiment,
+    )
+    if problems:
+        print("Error: cannot start; nothing was started:", file=sys.stderr)
+        for problem in problems:
+            print(f"  {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    if stops.reason is not None:
+        print(f"Stopped before the start: {stops.reason}")
+        return EXIT_OK
 
     lock = InstanceLock()  # one streaming DeepLabStream at a time: never two on one camera
     try:
@@ -138,22 +200,26 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FAILED
     if args.latency_test:
         try:
-            return _latency_test(settings, args, log_level)
+            return _latency_test(settings, args, log_level, stops)
         finally:
             lock.release()
     stream = Stream(
         settings, output_dir=args.output_dir, max_frames=args.frames, log_level=log_level
     )
     runner = StreamRunner(stream, duration_s=args.duration)
-    install_stop_signals(runner.request_stop)
+    stops.forward_to(runner.request_stop)
     try:
-        stream.open()
+        # Each step blocks (cameras opening, the model loading): a stop request made meanwhile
+        # is looked at between them, and then nothing more starts.
+        steps = [stream.open]
         if args.pose_enabled or args.experiment_enabled or args.benchmark_enabled:
-            stream.start_analysis(experiment=args.experiment_enabled)
+            steps.append(lambda: stream.start_analysis(experiment=args.experiment_enabled))
         if args.recording_enabled:
-            stream.start_recording()
-        stream.start()
-        if not args.headless and has_display():
+            steps.append(stream.start_recording)
+        steps.append(stream.start)
+        if not _start_up(steps, runner):
+            pass  # stopped during start-up: stream.stop below finalises what was made
+        elif not args.headless and has_display():
             from gui.preview import run_preview
 
             run_preview(stream, runner)
@@ -172,6 +238,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.benchmark_enabled:
         _benchmark(stream, args)
     return EXIT_FAILED if stream.errors else EXIT_OK
+
+
+def _start_up(steps: list[Any], runner: Any) -> bool:
+    """Run the start-up steps in order; False when a stop request came before one of them."""
+    for step in steps:
+        if runner.stop_reason is not None:
+            return False
+        step()
+    return runner.stop_reason is None
 
 
 def _benchmark(stream: Stream, args: argparse.Namespace) -> None:
@@ -216,7 +291,9 @@ def _benchmark(stream: Stream, args: argparse.Namespace) -> None:
     print(f"\nBenchmark written to {path}")
 
 
-def _latency_test(settings: Any, args: argparse.Namespace, log_level: int) -> int:
+def _latency_test(
+    settings: Any, args: argparse.Namespace, log_level: int, stops: _StopRequests
+) -> int:
     """``--latency-test``: stream with the board's test, then print and write the figures."""
     import shutil
     import tempfile
@@ -233,7 +310,7 @@ def _latency_test(settings: Any, args: argparse.Namespace, log_level: int) -> in
         write_experiment,
     )
     from stimulation.simulated_board import SimulatedBoard, SimulatedBoardError
-    from stream.runner import StreamRunner, install_stop_signals
+    from stream.runner import StreamRunner
     from stream.supervisor import RecordingError, Stream
 
     board_folder = Path(tempfile.mkdtemp(prefix="dls-board-"))
@@ -250,24 +327,28 @@ def _latency_test(settings: Any, args: argparse.Namespace, log_level: int) -> in
     duration = args.duration or settings.latency_test.duration
     stream = Stream(plan.settings, output_dir=args.output_dir, log_level=log_level)
     runner = StreamRunner(stream, duration_s=duration)
-    install_stop_signals(runner.request_stop)
+    stops.forward_to(runner.request_stop)
     print(
         f"Latency test for {duration:g} s: LED on channel {plan.spec.channel} of "
         f"{plan.spec.device}, camera {plan.camera}, flashes of {plan.spec.on_s * 1e3:g} ms "
         f"{plan.spec.min_interval_s:g}-{plan.spec.max_interval_s:g} s apart",
         flush=True,
     )
-    try:
-        stream.open()
+
+    def start_analysis() -> None:
         assert stream.session_dir is not None
         experiment_file = write_experiment(stream.session_dir, plan)
         stream.start_analysis(
             experiment=True, experiment_name=str(experiment_file), latency_test=plan.spec
         )
-        if args.recording_enabled:
-            stream.start_recording()
-        stream.start()
-        runner.run_headless()
+
+    steps = [stream.open, start_analysis]
+    if args.recording_enabled:
+        steps.append(stream.start_recording)
+    steps.append(stream.start)
+    try:
+        if _start_up(steps, runner):
+            runner.run_headless()
     except (CameraError, RecordingError, PoseError, OSError, MemoryError) as error:
         print(f"Error: {error}", file=sys.stderr)
         if stream.session_dir is not None:
@@ -331,4 +412,8 @@ def _print_summary(stream: Stream) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        code = main()
+    except KeyboardInterrupt:  # Ctrl-C before the stop handlers were installed: a quiet stop
+        code = 130
+    sys.exit(code)

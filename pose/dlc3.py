@@ -31,6 +31,7 @@ inside the graph in float32, so the graph outputs ``keypoints`` (N, K, 3) in inp
 from __future__ import annotations
 
 import dataclasses
+import pickle
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -131,13 +132,13 @@ class HeadSpec:
 def read_export(path: str | Path) -> DlcExport:
     """Load an export file without running any code from it (``weights_only``)."""
     path = Path(path)
+    from pose.loading import DEEPLABCUT_EXPORT_ADVICE, check_torch_file, unreadable
+
+    check_torch_file(path, DEEPLABCUT_EXPORT_ADVICE)  # missing, empty, not of torch.save
     try:
         data = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as error:  # a damaged zip, a pickle with code in it, not a torch file...
-        raise ModelError(
-            f"{path}: not a readable DeepLabCut 3.0 export (torch.load with weights_only "
-            f"failed: {str(error).splitlines()[0]})"
-        ) from error
+        raise unreadable(path, DEEPLABCUT_EXPORT_ADVICE, unreadable_reason(error)) from error
     if not isinstance(data, dict) or not {"config", "pose"} <= set(data):
         found = sorted(data) if isinstance(data, dict) else type(data).__name__
         raise ModelError(
@@ -153,6 +154,21 @@ def read_export(path: str | Path) -> DlcExport:
         raise ModelError(f"{path}: its 'pose' entry is not a state_dict of tensors")
     others = tuple(sorted(str(k) for k in data if k not in ("config", "pose")))
     return DlcExport(path, config, dict(weights), others)
+
+
+def unreadable_reason(error: BaseException) -> str:
+    """Why ``torch.load(..., weights_only=True)`` refused a file, without PyTorch's advice.
+
+    PyTorch's message suggests loading with ``weights_only=False``, which runs any code the
+    file holds: never passed on. Its first line is kept only when it gives no such advice.
+    """
+    if isinstance(error, pickle.UnpicklingError):
+        return "it holds objects other than weights and settings, or is not a PyTorch file"
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    first = lines[0] if lines else ""
+    if not first or "weights_only" in first:
+        return f"PyTorch could not read it: {type(error).__name__}"
+    return f"PyTorch could not read it: {type(error).__name__}: {first}"
 
 
 def describe_holding(export: DlcExport) -> str:

@@ -170,6 +170,9 @@ def read_checkpoint(path: str | Path) -> LightningCheckpoint:
 
 def _load_pickle(path: Path) -> Any:
     """``torch.load`` with ``weights_only``, the checkpoint's foreign classes made inert."""
+    from pose.loading import LIGHTNING_CHECKPOINT_ADVICE, check_torch_file, unreadable
+
+    check_torch_file(path, LIGHTNING_CHECKPOINT_ADVICE)  # missing, empty, not of torch.save
     try:
         unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
         allowed: list[Any] = []
@@ -182,9 +185,9 @@ def _load_pickle(path: Path) -> Any:
         with torch.serialization.safe_globals(allowed):
             return torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as error:  # damaged zip, not a torch file, a construct the unpickler refuses
-        raise ModelError(
-            f"{path}: not a readable Lightning checkpoint ({str(error).splitlines()[0]})"
-        ) from error
+        from pose.dlc3 import unreadable_reason
+
+        raise unreadable(path, LIGHTNING_CHECKPOINT_ADVICE, unreadable_reason(error)) from error
 
 
 def check_supported(checkpoint: LightningCheckpoint) -> None:

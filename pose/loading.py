@@ -18,6 +18,7 @@ the first load of such a model takes seconds to tens of seconds, later loads do 
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 from typing import Any, Literal
 
@@ -94,6 +95,68 @@ def load_model(
         "tb_logs/), a Lightning Pose .ckpt, a DeepLabCut 3.0 export (.pt), or an .onnx file "
         "inside one of them."
     )
+
+
+def check_model(path: Path | None) -> None:
+    """Check cheaply that ``path`` is a model :func:`load_model` can take (None: the bundled).
+
+    Nothing is converted or run. This project's models and Lightning Pose exports are read
+    whole (their description is a small file); a DeepLabCut export or Lightning checkpoint
+    only has its file checked for the archive ``torch.save`` writes, which catches a missing,
+    empty or foreign file in milliseconds. Its contents are checked when the model loads.
+
+    Raises
+    ------
+    ModelError
+        As :func:`load_model` would for what is checked; the message says what to do.
+    """
+    path = BUNDLED_MODEL if path is None else Path(path).expanduser()
+    if not path.exists():
+        load_model(path)  # raises its "model not found" message
+    if _is_lightning_checkpoint(path) and path.is_file():
+        check_torch_file(path, LIGHTNING_CHECKPOINT_ADVICE)
+    elif _is_deeplabcut_export(path):
+        check_torch_file(path, DEEPLABCUT_EXPORT_ADVICE)
+    elif not _is_lightning_checkpoint(path):
+        load_model(path)  # reads a description file (and the ONNX graph's inputs and outputs)
+
+
+DEEPLABCUT_EXPORT_ADVICE = (
+    "not a readable DeepLabCut 3.0 export",
+    "This program reads only DeepLabCut 3.0 exports it can load safely (weights and settings, "
+    "no code): export the model again with deeplabcut.export_model and set MODEL_PATH (or "
+    "--model) to the .pt file it writes.",
+)
+LIGHTNING_CHECKPOINT_ADVICE = (
+    "not a readable Lightning checkpoint",
+    "This program reads only checkpoints it can load safely (weights and settings, no code): "
+    "point MODEL_PATH (or --model) at the .ckpt file Lightning Pose wrote under tb_logs/, or "
+    "at its model folder.",
+)
+
+
+def unreadable(path: Path, advice: tuple[str, str], reason: str) -> ModelError:
+    """The error for a model file that cannot be read: what it is not, why, what to do."""
+    what, to_do = advice
+    return ModelError(f"{path}: {what} ({reason}). {to_do}")
+
+
+def check_torch_file(path: Path, advice: tuple[str, str]) -> None:
+    """Raise a ModelError unless ``path`` looks like a file of ``torch.save``."""
+    try:
+        if path.stat().st_size == 0:
+            raise unreadable(path, advice, "the file is empty")
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                if any(name.rsplit("/", 1)[-1] == "data.pkl" for name in archive.namelist()):
+                    return
+        else:
+            with path.open("rb") as file:
+                if file.read(1) == b"\x80":  # torch's legacy format starts with a pickle
+                    return
+    except (OSError, zipfile.BadZipFile) as error:
+        raise unreadable(path, advice, f"cannot be read: {error}") from error
+    raise unreadable(path, advice, "not a file written by torch.save")
 
 
 def build_torch_module(description: ModelDescription) -> Any:

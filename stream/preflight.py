@@ -1,0 +1,102 @@
+"""Checks before a run starts: every model it would load and the experiment it would run.
+
+A missing or unreadable model, an unknown or broken experiment, or a device the experiment uses
+but the settings do not declare is found here, before any camera process or session folder
+exists; each problem names the file, section and key and says what to do.
+
+The checks are cheap: a model's description file is read (a DeepLabCut export or Lightning
+checkpoint only has its file checked, see :func:`pose.loading.check_model`), and the experiment
+is loaded as :func:`experiments.registry.load_experiment` does at the start (pure Python).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from settings.sections import Settings
+
+
+def check_before_start(
+    settings: Settings,
+    pose: bool,
+    experiment: bool,
+    *,
+    model_option: Path | None = None,
+    experiment_option: str | None = None,
+) -> list[str]:
+    """The problems that would stop the run; empty when none is found.
+
+    Parameters
+    ----------
+    settings
+        The run's settings, with the command line's overrides applied.
+    pose, experiment
+        Which parts the command line runs (an experiment needs the models too).
+    model_option, experiment_option
+        ``--model`` and ``--experiment`` when given, so the messages name them.
+    """
+    problems: list[str] = []
+    if pose or experiment:
+        problems += _model_problems(settings, model_option)
+    if experiment:
+        problems += _experiment_problems(settings, experiment_option)
+    return problems
+
+
+def _model_problems(settings: Settings, model_option: Path | None) -> list[str]:
+    from pose.loading import check_model
+    from pose.model import ModelError
+
+    where_global = (
+        "--model" if model_option is not None else f"[Pose] MODEL_PATH in {settings.source_file}"
+    )
+    uses: dict[str, list[str]] = {}  # model path ("" = the shared one) -> where it is named
+    for camera in settings.cameras:
+        if camera.common.model_path is not None:
+            where = f"[Camera {camera.name}] MODEL_PATH in {settings.source_file}"
+            uses.setdefault(str(camera.common.model_path), []).append(where)
+        else:
+            uses.setdefault("", [where_global])
+    problems = []
+    for path, places in uses.items():
+        model = Path(path) if path else settings.pose.model_path
+        try:
+            check_model(model)
+        except ModelError as error:
+            named = " and ".join(places)
+            problems.append(f"{named}: {error}")
+        except Exception as error:  # an unexpected failure of a check is a problem too
+            problems.append(f"{' and '.join(places)}: {model}: {type(error).__name__}: {error}")
+    return problems
+
+
+def _experiment_problems(settings: Settings, experiment_option: str | None) -> list[str]:
+    from experiments.config import ExperimentConfigError
+    from experiments.registry import ExperimentNotFoundError, load_experiment
+
+    name = settings.experiment.name
+    where = (
+        "--experiment"
+        if experiment_option is not None
+        else f"[Experiment] NAME in {settings.source_file}"
+    )
+    try:
+        loaded = load_experiment(name)
+    except (ExperimentNotFoundError, ExperimentConfigError) as error:
+        return [f"{where} ({name!r}): {error}"]
+    except Exception as error:  # a .py that fails to import, a class that fails to build
+        return [
+            f"{where} ({name!r}): the experiment could not be loaded: "
+            f"{type(error).__name__}: {error}. Fix the file, or name another experiment."
+        ]
+    needed = sorted({device for device, _ in loaded.outputs})
+    missing = [device for device in needed if device not in settings.devices]
+    if not missing:
+        return []
+    declared = ", ".join(sorted(settings.devices)) or "none"
+    sections = ", ".join(f"[Device {device}]" for device in missing)
+    return [
+        f"{where} ({name!r}): the experiment uses the device(s) {', '.join(missing)}, which "
+        f"{settings.source_file} does not declare (declared: {declared}). Add {sections} with "
+        "TYPE = log, serial, nidaq or gpio (docs/settings.md)."
+    ]
