@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import signal
 import time
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -43,6 +44,7 @@ from recording.recorder import (
 from settings.sections import RecordingSettings
 from stream.channel import ChannelWriter, EndReason, FrameRecord, encode_frame
 from stream.control import join_or_terminate, receive, receive_within
+from stream.lifetime import die_with_parent
 from stream.logs import LogTarget
 from stream.priority import SIDE_NICENESS, ProcessPriority
 from stream.ring import Channel, FrameRing, RingSpec, new_ring_name, ring_slots
@@ -58,6 +60,16 @@ RECORDER_FINISH_TIMEOUT_S = 120.0
 COMPANION_RECORDING = RecordingSettings(codec="ffv1")
 #: Stands for "the recorder's control pipe closed" where a message is expected.
 _GONE = object()
+
+
+def companion_recorder_main(job: RecorderJob) -> None:
+    """Entry point of a companion recorder: a recorder that ends with its capture process.
+
+    SIGTERM when the capture process ends (killed with its main process); the default action
+    ends the recorder at once: nobody is left to wait for its files.
+    """
+    die_with_parent(signal.SIGTERM)
+    recorder_main(job)
 
 
 def companion_name(camera: str, suffix: str) -> str:
@@ -307,7 +319,7 @@ class CompanionOutputs:
             priority=ProcessPriority("recorder", self._recorder_niceness),
         )
         process = self._context.Process(
-            target=recorder_main, args=(job,), name=f"recorder:{output.name}"
+            target=companion_recorder_main, args=(job,), name=f"recorder:{output.name}"
         )
         process.start()
         child_control.close()

@@ -68,6 +68,7 @@ from recording.session import SESSION_LOG
 from settings.sections import DeviceSettings, PoseSettings
 from stimulation.latency import LatencyTestSpec
 from stream.channel import ChannelReader, ChannelWriter
+from stream.lifetime import die_with_parent
 from stream.logs import LogTarget, add_log_file, configure_process_logging
 from stream.priority import ProcessPriority, apply_process_priority, inference_thread_count
 from stream.readers import NewestFrameReader
@@ -350,6 +351,7 @@ def model_summary(description: ModelDescription, provider: str) -> dict[str, Any
 
 def pose_main(job: PoseJob) -> None:
     """Entry point of the inference worker process."""
+    die_with_parent(signal.SIGTERM)  # never outlive the session (a killed main process)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process decides when to stop
     configure_process_logging(job.log_target, "pose")
     apply_process_priority(job.priority)  # before ONNX Runtime starts its thread pool

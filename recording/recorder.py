@@ -25,6 +25,7 @@ from recording.session import SESSION_LOG, release_reserve
 from recording.video import VideoWriter, video_file_name
 from settings.sections import RecordingSettings
 from stream.channel import ChannelReader, EndOfStream, FrameRecord
+from stream.lifetime import die_with_parent
 from stream.logs import LogTarget, add_log_file, configure_process_logging
 from stream.priority import ProcessPriority, apply_process_priority
 from stream.ring import Channel, FrameRing, RingSpec
@@ -142,6 +143,7 @@ class _Recording:
 
 def recorder_main(job: RecorderJob) -> None:
     """Entry point of a recorder process."""
+    die_with_parent(signal.SIGTERM)  # never outlive the session (a killed main process)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process decides when to stop
     configure_process_logging(job.log_target, f"recorder:{job.camera_name}")
     apply_process_priority(job.priority)  # before the encoder starts its threads

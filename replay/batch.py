@@ -2,7 +2,8 @@
 
 Local: one fresh process per video (``spawn``), ``jobs`` at a time. A video that crashes its
 process, or a broken file, fails alone; the batch goes on and reports every failure at the end.
-Ctrl-C stops the running replays cleanly (each keeps its files) and starts no new one.
+Ctrl-C or SIGTERM to the main process stops the running replays cleanly (each keeps its files)
+and starts no new one; every replay process ends with the main process, even a killed one.
 
 Ray (``--ray [ADDRESS]``): one Ray task per video, on a local Ray cluster started for the batch
 or on an existing cluster. Each task runs exactly what a local process runs, so the session
@@ -21,6 +22,7 @@ import multiprocessing
 import os
 import queue
 import signal
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
@@ -36,6 +38,8 @@ log = logging.getLogger(__name__)
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 QUEUE_SIZE = 1000
 POLL_S = 0.2
+#: How long a stopped replay may take to finalise its files before it is killed.
+STOP_GRACE_S = 20.0
 RAY_CPUS_PER_VIDEO = 2  # a replay keeps a capture process and an inference worker busy
 RAY_OBJECT_STORE_BYTES = 256 * 2**20  # results are small; the rings live in /dev/shm
 
@@ -71,8 +75,24 @@ def replay_in_this_process(video: Path, options: ReplayOptions, channel: Any) ->
 
 
 def _local_child(video: Path, options: ReplayOptions, channel: Any) -> None:
-    """Entry point of a local replay process: the result goes on the queue last."""
-    channel.put(replay_in_this_process(video, options, channel))
+    """Entry point of a local replay process: the result goes on the queue last.
+
+    It ends with the batch's main process: SIGTERM when that one ends (however it ends), which
+    stops the replay as Ctrl-C does (the stream stops, the files are finalised). Nobody reads
+    the queue then, so nothing more goes on it and nothing waits for it to be read.
+    """
+    from stream.lifetime import die_with_parent, parent_alive
+
+    die_with_parent(signal.SIGTERM)
+    # Ctrl-C at a terminal reaches every process of the group; the main process passes the stop
+    # on (SIGTERM), and the replay turns Ctrl-C into a clean stop once it can (no traceback).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    result = replay_in_this_process(video, options, channel)
+    if not parent_alive():
+        channel.cancel_join_thread()  # a full pipe nobody reads would block this exit forever
+        log.warning("%s: the batch's main process has ended; the result is not reported", video)
+        return
+    channel.put(result)
 
 
 @dataclass
@@ -80,19 +100,27 @@ class _Running:
     video: Path
     process: BaseProcess
     result: ReplayResult | None = None
+    killed: bool = False
 
 
-class _Interrupt:
-    """Turns Ctrl-C / SIGTERM into a flag, so that no new replay starts.
+class BatchStop:
+    """Turns Ctrl-C / SIGTERM into a request to stop the batch: no new replay starts.
 
-    Local replay processes get Ctrl-C from the terminal themselves and stop cleanly.
+    :func:`run_local` passes the stop on to the running replay processes (SIGTERM: each stops its
+    stream cleanly and keeps its files); a terminal's Ctrl-C reaches them directly as well.
+    ``signum`` is the signal that stopped the batch (None: not stopped).
     """
 
     def __init__(self) -> None:
-        self.requested = False
+        self.signum: int | None = None
         self._previous: dict[int, Any] = {}
 
-    def __enter__(self) -> _Interrupt:
+    @property
+    def requested(self) -> bool:
+        """True once a stop was asked for."""
+        return self.signum is not None
+
+    def __enter__(self) -> BatchStop:
         for number in (signal.SIGINT, signal.SIGTERM):
             try:
                 self._previous[number] = signal.signal(number, self._handle)
@@ -101,23 +129,37 @@ class _Interrupt:
         return self
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
-        self.requested = True
+        if self.signum is None:
+            self.signum = signum
 
     def __exit__(self, *exc: object) -> None:
         for number, handler in self._previous.items():
             signal.signal(number, handler)
+        self._previous.clear()
+
+
+_Interrupt = BatchStop  # the Ray batch's name for it
 
 
 def run_local(
-    videos: list[Path], options: ReplayOptions, view: ProgressView, jobs: int = 1
+    videos: list[Path],
+    options: ReplayOptions,
+    view: ProgressView,
+    jobs: int = 1,
+    stop: BatchStop | None = None,
 ) -> list[ReplayResult]:
-    """Replay every video, each in a fresh local process, ``jobs`` at a time; results in order."""
+    """Replay every video, each in a fresh local process, ``jobs`` at a time; results in order.
+
+    A stop (``stop``, else one made here: Ctrl-C or SIGTERM) starts no new replay and passes
+    the stop on to the running ones at once; one still running ``STOP_GRACE_S`` later is killed.
+    """
     context = multiprocessing.get_context("spawn")
     channel = context.Queue(QUEUE_SIZE)
     waiting = list(videos)
     running: list[_Running] = []
     results: dict[Path, ReplayResult] = {}
-    with _Interrupt() as interrupt:
+    stopped_at: float | None = None
+    with stop or BatchStop() as interrupt:
         while waiting or running:
             while waiting and len(running) < jobs and not interrupt.requested:
                 video = waiting.pop(0)
@@ -126,8 +168,14 @@ def run_local(
                 )
                 process.start()
                 running.append(_Running(video, process))
-            if interrupt.requested and not running:
-                break
+            if interrupt.requested:
+                if stopped_at is None:
+                    stopped_at = time.monotonic()
+                    _pass_stop_on(running)
+                elif time.monotonic() - stopped_at > STOP_GRACE_S:
+                    _kill_stragglers(running)
+                if not running:
+                    break
             _take_messages(channel, running, view, POLL_S)
             for entry in [r for r in running if not r.process.is_alive()]:
                 _take_messages(channel, running, view, 0.0)  # its result may be in the pipe still
@@ -135,10 +183,7 @@ def run_local(
                 result = entry.result or ReplayResult(
                     entry.video,
                     False,
-                    errors=(
-                        f"the replay process ended without a result (exit code "
-                        f"{entry.process.exitcode}); see the log above",
-                    ),
+                    errors=(_no_result(entry, interrupt.requested),),
                 )
                 results[entry.video] = result
                 running.remove(entry)
@@ -148,6 +193,37 @@ def run_local(
     channel.close()
     view.close()
     return [results[video] for video in videos]
+
+
+def _pass_stop_on(running: list[_Running]) -> None:
+    """Ask every running replay process to stop (SIGTERM: it stops cleanly, keeping its files)."""
+    for entry in running:
+        if entry.process.is_alive():
+            log.info("stopping the replay of %s", entry.video)
+            entry.process.terminate()
+
+
+def _kill_stragglers(running: list[_Running]) -> None:
+    """Kill the replay processes that did not stop in time (their own children follow them)."""
+    for entry in running:
+        if entry.process.is_alive() and not entry.killed:
+            log.warning(
+                "the replay of %s did not stop within %.0f s of the stop; killing it",
+                entry.video,
+                STOP_GRACE_S,
+            )
+            entry.killed = True
+            entry.process.kill()
+
+
+def _no_result(entry: _Running, stopping: bool) -> str:
+    """Why a replay process has no result to give."""
+    code = entry.process.exitcode
+    if entry.killed:
+        return "killed: it did not stop in time after the batch was stopped; its files may be cut"
+    if stopping and code is not None and code < 0:
+        return "stopped with the batch before its stream started"
+    return f"the replay process ended without a result (exit code {code}); see the log above"
 
 
 def _take_messages(

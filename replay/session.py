@@ -24,11 +24,13 @@ from cameras.base import CameraError
 from cameras.video import VideoSettings
 from gui.display import has_display
 from pose.analysis import PoseError
-from recording.session import SESSION_JSON, write_json_atomic
+from recording.session import SESSION_JSON, SESSION_LOG, write_json_atomic
 from replay.job import Progress, ProgressSink, ReplayOptions, ReplayResult
 from replay.videos import ReplayError, VideoInfo, camera_name_for, probe_video
 from settings import load_settings
 from settings.sections import CameraSettings, DeviceSettings, Settings
+from stream.lifetime import parent_alive
+from stream.logs import add_log_file
 from stream.runner import StreamRunner, install_stop_signals
 from stream.supervisor import Stream
 
@@ -109,6 +111,8 @@ def _run(
         return ReplayResult(video, False, errors=tuple(errors), elapsed_s=time.monotonic() - began)
     _detach_session_log(stream.session_dir)
     session_dir = _rename_session(stream.session_dir, camera_name_for(video))
+    if session_dir != stream.session_dir:
+        _log_final_folder(stream.session_dir, session_dir)
     return _finish(video, info, settings, options, session_dir, runner, errors, report, began)
 
 
@@ -134,14 +138,21 @@ def _finish(
     entry = session["cameras"][camera]
     if entry["status"] == "ended" and entry["end"] != END_OF_VIDEO and not errors:
         errors.append(f"stopped before the end of the video: {runner.stop_reason}")
+    truncated = entry["end"] == END_OF_VIDEO and truncation(info, captured)
+    if truncated:
+        errors.append(truncated)
     elapsed = time.monotonic() - began
     session["replay"] = {
         "video": str(video),
         "mode": options.mode,
         "frames_in_video": info.frames if info.frames_exact else None,
+        "frames_announced": info.frames,
+        "truncated": bool(truncated),
         "annotated_video": annotated.name if annotated else None,
         "elapsed_s": round(elapsed, 3),
     }
+    recorded = session.setdefault("errors", [])
+    recorded += [error for error in errors if error not in recorded]  # the replay's own, too
     write_json_atomic(session_dir / SESSION_JSON, session)
     return ReplayResult(
         video,
@@ -155,6 +166,38 @@ def _finish(
         stop_reason=runner.stop_reason or "",
         errors=tuple(errors),
         annotated_video=annotated,
+    )
+
+
+#: An estimated frame count (duration x rate) may be off by rounding and by the last frame's
+#: duration: a shortfall up to this many frames, or this fraction, is not called a truncation.
+ESTIMATE_SLACK_FRAMES = 2
+ESTIMATE_SLACK_FRACTION = 0.02
+
+
+def truncation(info: VideoInfo, frames_decoded: int) -> str:
+    """Why the video counts as truncated (it ended before its container says), or "".
+
+    The count the container announces: the stream's frame count where the container states one
+    (MP4 with its index up front, AVI); that is exact, so any frame short is a truncation.
+    Otherwise (Matroska, and fragmented MP4, whose empty ``moov`` states no count:
+    ``streams.video[0].frames`` is 0) the count is the stream's duration x its rate. A fragmented
+    MP4 cut short still announces the whole duration of the fragment it was cut in (its ``moof``
+    lists every sample), so the estimate catches the cut; as an estimate, it is allowed a small
+    slack, and a cut of the last frame or two of such a file goes unnoticed.
+    """
+    expected = info.frames
+    if not expected or frames_decoded >= expected:
+        return ""
+    if not info.frames_exact:
+        slack = max(ESTIMATE_SLACK_FRAMES, round(expected * ESTIMATE_SLACK_FRACTION))
+        if frames_decoded >= expected - slack:
+            return ""
+    stated = "states" if info.frames_exact else "announces (duration x rate)"
+    return (
+        f"{info.path}: truncated: the video ended after {frames_decoded} of the {expected} "
+        f"frames its container {stated}; the file is probably cut short (an interrupted copy "
+        "or recording). The session has the frames that were there"
     )
 
 
@@ -228,9 +271,17 @@ class _ReplayRunner(StreamRunner):
 
 
 def _install_signals(stop: Callable[[str], None]) -> None:
-    """Ctrl-C and SIGTERM stop the replay cleanly; only possible in a main thread."""
+    """Ctrl-C and SIGTERM stop the replay cleanly; only possible in a main thread.
+
+    A replay process gets SIGTERM when the batch's main process ends (``die_with_parent``):
+    the reason then says so.
+    """
+
+    def on_signal(reason: str) -> None:
+        stop(reason if parent_alive() else "the batch's main process ended")
+
     try:
-        install_stop_signals(stop)
+        install_stop_signals(on_signal)
     except ValueError:  # not the main thread (a Ray task on a thread): the caller stops it
         pass
 
@@ -243,6 +294,28 @@ def _detach_session_log(session_dir: Path) -> None:
         if filename is not None and Path(filename).parent == session_dir:
             root.removeHandler(handler)
             handler.close()
+
+
+def _log_final_folder(old: Path, new: Path) -> None:
+    """Make ``session.log`` name the folder by its final name, and say that it was renamed.
+
+    The log was started (by the stream, its capture process and its pose worker) before the
+    folder got the video's name; every process writing to it has ended by now, and this
+    process's own handler was detached, so the file is rewritten in place.
+    """
+    log_file = new / SESSION_LOG
+    try:
+        text = log_file.read_text(encoding="utf-8")
+        text = text.replace(str(old), str(new))
+        log_file.write_text(text, encoding="utf-8")
+        add_log_file(log_file)
+    except (OSError, UnicodeDecodeError) as error:
+        log.warning("%s could not be updated with the folder's new name: %s", log_file, error)
+        return
+    try:
+        log.info("session folder renamed after the video: %s -> %s", old.name, new)
+    finally:
+        _detach_session_log(new)
 
 
 def _rename_session(session_dir: Path, name: str) -> Path:

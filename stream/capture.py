@@ -42,6 +42,7 @@ from cameras.companion import CompanionOutputs
 from recording.session import SESSION_LOG
 from settings.sections import CameraSettings
 from stream.channel import ChannelWriter, EndReason, FrameRecord, encode_frame
+from stream.lifetime import die_with_parent
 from stream.logs import LogTarget, add_log_file, configure_process_logging
 from stream.priority import ProcessPriority, apply_process_priority
 from stream.ring import N_CHANNELS, Channel, FrameRing, RingSpec, StreamState
@@ -110,7 +111,12 @@ class CaptureJob:
 
 
 def capture_main(job: CaptureJob) -> None:
-    """Entry point of a capture process."""
+    """Entry point of a capture process.
+
+    It ends with the main process: SIGTERM when that one ends (:func:`die_with_parent`), whose
+    default action ends it at once; nobody is left to finalise the session, so nothing waits.
+    """
+    die_with_parent(signal.SIGTERM)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process decides when to stop
     configure_process_logging(job.log_target, f"capture:{job.camera.name}")
     apply_process_priority(job.priority)  # before the camera's driver starts its threads

@@ -9,14 +9,16 @@ each video at its own rate and analyses the newest frame, as live (the frames it
 live would skip). Every video gets the session folder a live run makes (pose CSV and parquet,
 ``events.csv``, ``session.json``), named after the video, and with ``--annotated-video`` a copy of
 the video with the keypoints drawn. A broken file fails alone; the batch goes on and the report
-at the end names it. Exit codes: 0 every video done, 1 some video failed, 2 bad command line or
-settings.
+at the end names it. Exit codes: 0 every video done, 1 some video failed (a broken or truncated
+file included), 2 bad command line or settings, 130 / 143 stopped by Ctrl-C / SIGTERM (the running
+replays stop cleanly and keep their files; every process of the batch ends with the main one).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -29,6 +31,7 @@ from replay.videos import find_videos
 from utils.arguments import positive_int
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED = 128  # + the signal's number (130: Ctrl-C, 143: SIGTERM), as a shell says
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -143,22 +146,37 @@ def main(argv: list[str] | None = None) -> int:
     if not videos:
         print("\n".join(missing or ["no video given"]), file=sys.stderr)
         return EXIT_USAGE
-    from replay.batch import run_local, run_ray
+    from replay.batch import BatchStop, run_local, run_ray
     from replay.progress import ProgressView
     from replay.videos import ReplayError
 
     view = ProgressView(videos)
+    stop = BatchStop()
     try:
         if args.ray is not None:
             results = run_ray(videos, options, view, args.ray or None)
         else:
-            results = run_local(videos, options, view, args.jobs)
+            results = run_local(videos, options, view, args.jobs, stop)
     except ReplayError as error:
         print(error, file=sys.stderr)
         return EXIT_USAGE
     print_report(results, missing, options)
+    if stop.signum is not None:
+        return interrupted(stop.signum, results)
     failed = missing or [r for r in results if not r.ok]
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def interrupted(signum: int, results: list[ReplayResult]) -> int:
+    """Say that the batch was stopped by a signal; the exit code of a run ended by it."""
+    name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+    started = [r for r in results if r.session_dir is not None]
+    print(
+        f"Interrupted by {name}: the batch was stopped; {len(started)} replay(s) stopped with "
+        f"their files kept, {len(results) - len(started)} not replayed.",
+        file=sys.stderr,
+    )
+    return EXIT_INTERRUPTED + signum
 
 
 def print_report(results: list[ReplayResult], missing: list[str], options: ReplayOptions) -> None:
