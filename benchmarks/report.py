@@ -30,6 +30,7 @@ ORDER = (
     "gpu",
     "recording",
     "replay",
+    "soak",
 )
 TITLES = {
     "transport": "Frames between processes (shared-memory ring + pipe vs multiprocessing.Queue)",
@@ -47,6 +48,8 @@ TITLES = {
     "gpu": "A ResNet-50-class network on the GPU (640x480, batch 1)",
     "recording": "Recording two cameras",
     "replay": "Replay throughput (`utils/VideoAnalyzer.py`)",
+    "soak": "Soak: three cameras with pose, an experiment and recording (`python -m "
+    "benchmarks.soak --minutes N`, not part of run_all)",
 }
 BASELINES = {
     "transport": ("ring+pipe", "mp.Queue"),
@@ -59,6 +62,7 @@ BASELINES = {
     "profile_session": ("with priorities", "none"),
     "forward_prediction": ("predicted", "measured"),
     "gpu": ("GPU", "CPU"),
+    "soak": ("measured", "-"),
 }
 
 INTRO = """\

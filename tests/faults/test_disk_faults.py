@@ -100,3 +100,18 @@ def test_a_read_only_output_folder_is_a_clear_error(tmp_path, small_disk):
     assert result.returncode == 1
     assert "Traceback" not in result.stderr and "[Errno" not in result.stderr
     assert "cannot create a session folder" in result.stderr and "writable" in result.stderr
+
+
+def test_a_disk_full_during_recording_counts_what_the_video_holds(tmp_path, small_disk):
+    from recording.frames_table import count_table_rows
+    from recording.video import count_decodable_frames
+
+    fill(small_disk, (1 << 20) + 1_500_000)  # the reserve and about 1.5 MB of video
+    result = run(tmp_path, small_disk, "--recording-enabled", "--frames", "900")
+    assert result.returncode == 1, result.stdout[-2000:] + result.stderr[-2000:]
+    session = next((small_disk / "sessions").iterdir())
+    camera = json.loads((session / "session.json").read_text())["cameras"]["arena"]
+    decodable = count_decodable_frames(session / "arena.mp4")
+    assert 0 < decodable < 900
+    assert camera["frames_recorded"] == decodable == count_table_rows(session / "arena.frames.csv")
+    assert camera["frames_recorded"] + camera["frames_lost_in_recording"] == 900
