@@ -116,8 +116,9 @@ def test_an_undeclared_device_stops_before_streaming(tmp_path: Path) -> None:
         "--output-dir",
         str(tmp_path / "out"),
     )
-    assert result.returncode == 1
-    assert "stimulus_box" in result.stderr and "[Device NAME]" in result.stderr
+    assert result.returncode == 2  # refused before anything starts (stream/preflight.py)
+    assert "stimulus_box" in result.stderr and "[Device stimulus_box]" in result.stderr
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
 def test_a_missing_serial_port_names_the_port(tmp_path: Path) -> None:
