@@ -145,12 +145,16 @@ def release_reserve(folder: Path) -> bool:
     return True
 
 
-def write_session_json(folder: Path, data: dict[str, Any]) -> None:
-    """Write ``session.json``; on a full disk, use the reserved space and try once more."""
+def write_session_json(folder: Path, data: dict[str, Any], use_reserve: bool = True) -> None:
+    """Write ``session.json``; on a full disk, use the reserved space and try once more.
+
+    ``use_reserve=False`` for the updates while the session runs: the reserve is kept for the
+    final ``session.json``; an update that finds the disk full leaves the previous one.
+    """
     try:
         write_json_atomic(folder / SESSION_JSON, data)
     except OSError as error:
-        if error.errno != errno.ENOSPC or not release_reserve(folder):
+        if error.errno != errno.ENOSPC or not use_reserve or not release_reserve(folder):
             raise
         write_json_atomic(folder / SESSION_JSON, data)
 

@@ -896,7 +896,9 @@ class Stream:
             "priority": self.priority_entry(),
         }
         try:
-            write_session_json(self.session_dir, data)
+            # The space reserve is for the final session.json only: an update while running
+            # must not free it (the pose and event files would then fill it unnoticed).
+            write_session_json(self.session_dir, data, use_reserve=status != "running")
         except OSError as error:  # the previous complete session.json stays
             log.error("could not update %s: %s", SESSION_JSON, error)
 
