@@ -226,11 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             runner.run_headless()
     except (CameraError, RecordingError, PoseError, OSError, MemoryError) as error:
-        print(f"Error: {error}", file=sys.stderr)
-        if stream.session_dir is not None:
-            stream.report_error(str(error))
-        stream.stop(f"error: {error}")
-        return EXIT_FAILED
+        return _stop_at_error(stream, error)
     finally:
         stream.stop(runner.stop_reason or "stop requested")
         lock.release()
@@ -238,6 +234,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.benchmark_enabled:
         _benchmark(stream, args)
     return EXIT_FAILED if stream.errors else EXIT_OK
+
+
+def _stop_at_error(stream: Stream, error: Exception) -> int:
+    """A start or run failed: say so, record it in the session, stop; the exit code."""
+    print(f"Error: {error}", file=sys.stderr)
+    if stream.session_dir is not None:
+        stream.report_error(str(error))
+    stream.stop(f"error: {error}")
+    return EXIT_FAILED
 
 
 def _start_up(steps: list[Any], runner: Any) -> bool:
@@ -350,11 +355,7 @@ def _latency_test(
         if _start_up(steps, runner):
             runner.run_headless()
     except (CameraError, RecordingError, PoseError, OSError, MemoryError) as error:
-        print(f"Error: {error}", file=sys.stderr)
-        if stream.session_dir is not None:
-            stream.report_error(str(error))
-        stream.stop(f"error: {error}")
-        return EXIT_FAILED
+        return _stop_at_error(stream, error)
     finally:
         stream.stop(runner.stop_reason or "stop requested")
         if board is not None:
