@@ -127,6 +127,8 @@ def summarise(
         "flashes": len(reports),
         "flashes_answered_by_board": sum(r.command_us is not None for r in reports),
         "flashes_missed": sum(r.command_us is None for r in reports),
+        # Answered flashes the app cannot account for: the answer is not in events.csv, or the
+        # frames where the flash may have begun were skipped by the analysis.
         "answers_not_matched": unmatched,
         "board_ms": _percentiles([a.board_ms for a in accounts]),
         "app_ms": _percentiles([a.app_ms for a in accounts]),
@@ -226,12 +228,16 @@ def _account(
     levels = _light_levels(events, answer["camera"], frame_index)
     if levels is None:
         return None
-    level, previous, off, on = levels
+    level, previous, off, on, gap = levels
     end_s = timing.exposure_end_s(float(answer["camera_timestamp"]))
     exposure_s, interval_s = timing.exposure_ms / 1e3, timing.interval_ms / 1e3
     fraction_now = _fraction(level, off, on)
     fraction_before = _fraction(previous, off, on) if math.isfinite(previous) else 0.0
     late = fraction_before > PARTIAL_LIT
+    if gap > 1 and not late and fraction_now >= 1.0 - PARTIAL_LIT:
+        # Fully lit, and the frames just before it were not analysed (the analysis skipped
+        # them): the flash may have begun in any of them; its onset is unknown to the app.
+        return None
     if late:  # the flash began in the exposure of the frame before
         onset_s = end_s - interval_s - fraction_before * exposure_s
         fraction = fraction_before
@@ -262,8 +268,8 @@ def _account(
 
 def _light_levels(
     events: list[dict[str, str]], camera: str, frame_index: int
-) -> tuple[float, float, float, float] | None:
-    """level, previous, off, on of the light trigger's change to true at this frame."""
+) -> tuple[float, float, float, float, int] | None:
+    """level, previous, off, on and frame gap of the light trigger's change to true here."""
     for row in events:
         if (
             row["kind"] == "trigger"
@@ -273,7 +279,10 @@ def _light_levels(
         ):
             values = dict(word.split("=", 1) for word in row["detail"].split()[1:] if "=" in word)
             try:
-                return tuple(float(values[k]) for k in ("level", "previous", "off", "on"))  # type: ignore[return-value]
+                level, previous, off, on = (
+                    float(values[k]) for k in ("level", "previous", "off", "on")
+                )
+                return level, previous, off, on, int(values.get("gap", "1"))
             except (KeyError, ValueError):
                 return None
     return None

@@ -79,7 +79,7 @@ def test_the_light_is_found_among_a_moving_animal_and_its_lit_fraction_read():
         trigger_at.update(observe(frame_with_light(level), index))
     assert trigger_at.lit_fraction(trigger_at.level) == pytest.approx(0.5, abs=0.01)
     words = dict(w.split("=") for w in trigger_at.measurement().split())
-    assert set(words) == {"level", "previous", "off", "on"}
+    assert set(words) == {"level", "previous", "off", "on", "gap"}
 
 
 def test_no_light_is_a_clear_error_after_the_search_rounds():

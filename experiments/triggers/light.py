@@ -92,6 +92,8 @@ class LightOn(Trigger):
         self.on_level: float | None = None
         self.level: float | None = None
         self.previous_level: float | None = None
+        self.frame_gap = 1  # frames since the previous one this trigger saw (skipped: > 1)
+        self._last_frame: int | None = None
         self._started_s: float | None = None
         self._blocks: list[np.ndarray] = []
         self._levels: list[float] = []  # the given region's levels during the search
@@ -119,6 +121,8 @@ class LightOn(Trigger):
         assert self.roi is not None
         rows, cols = roi_slices(self.roi, obs.frame.shape)
         self.previous_level = self.level
+        self.frame_gap = obs.frame_index - self._last_frame if self._last_frame is not None else 1
+        self._last_frame = obs.frame_index
         self.level = float(as_gray(np.ascontiguousarray(obs.frame[rows, cols])).mean())
         fraction = self.lit_fraction(self.level)
         assert fraction is not None
@@ -178,13 +182,13 @@ class LightOn(Trigger):
         return params
 
     def measurement(self) -> str:
-        """The region's level now and in the frame before, and its off and on levels."""
+        """Levels: now, in the frame seen before (``gap`` frames earlier), off and on."""
         if self.searching or self.level is None:
             return ""
         previous = self.previous_level if self.previous_level is not None else math.nan
         return (
             f"level={self.level:.3f} previous={previous:.3f} off={self.off_level:.3f} "
-            f"on={self.on_level:.3f}"
+            f"on={self.on_level:.3f} gap={self.frame_gap}"
         )
 
     def shapes(self) -> list[Shape]:
