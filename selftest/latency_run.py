@@ -285,4 +285,9 @@ def _with_simulated_board(
         **settings.devices,
         SIMULATED_DEVICE: DeviceSettings(type="serial", port=board.port),
     }
-    return dataclasses.replace(settings, cameras=cameras, devices=devices)
+    test = settings.latency_test
+    if not test.region:  # the simulated camera says where it draws the LED: no search needed
+        x, y, size = options.led_x, options.led_y, options.led_size
+        region = tuple(str(v) for v in (x, y, x + size - 1, y + size - 1))
+        test = dataclasses.replace(test, region=region)
+    return dataclasses.replace(settings, cameras=cameras, devices=devices, latency_test=test)
