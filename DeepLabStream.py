@@ -34,7 +34,7 @@ from gui.display import has_display
 from utils.arguments import positive_float, positive_int
 
 if TYPE_CHECKING:  # imported lazily at run time, so --help answers at once
-    from stream.supervisor import Stream
+    from session.live import Stream
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 BENCHMARK_FRAMES = 3000  # per camera, unless --frames or --duration says otherwise
@@ -148,13 +148,13 @@ def main(argv: list[str] | None = None) -> int:
         args.frames = BENCHMARK_FRAMES
 
     from cameras.base import CameraError
-    from pose.analysis import PoseError
+    from core.instance_lock import InstanceLock, InstanceLockError
+    from core.logs import LogTarget, configure_process_logging
+    from session.analysis import PoseError
+    from session.live import RecordingError, Stream
+    from session.preflight import check_before_start
+    from session.runner import StreamRunner
     from settings import SettingsError, load_settings
-    from stream.instance_lock import InstanceLock, InstanceLockError
-    from stream.logs import LogTarget, configure_process_logging
-    from stream.preflight import check_before_start
-    from stream.runner import StreamRunner
-    from stream.supervisor import RecordingError, Stream
 
     log_level = getattr(logging, args.log_level)
     configure_process_logging(LogTarget(log_level), "main")
@@ -256,9 +256,9 @@ def _start_up(steps: list[Any], runner: Any) -> bool:
 
 def _benchmark(stream: Stream, args: argparse.Namespace) -> None:
     """The benchmark mode's second half: the naive loop, then benchmark.json and its table."""
-    from benchmarks.naive_loop import run_naive_loop, worker_threads
-    from benchmarks.session_benchmark import benchmark_lines, build_benchmark, write_benchmark
-    from stream.runner import install_stop_signals
+    from selftest.benchmark_mode import benchmark_lines, build_benchmark, write_benchmark
+    from selftest.naive_loop import run_naive_loop, worker_threads
+    from session.runner import install_stop_signals
 
     if stream.session_dir is None or stream.analysis is None:
         print("No benchmark: pose estimation did not run.", file=sys.stderr)
@@ -304,7 +304,6 @@ def _latency_test(
     import tempfile
 
     from cameras.base import CameraError
-    from pose.analysis import PoseError
     from selftest.latency_analysis import LatencyAnalysisError
     from selftest.latency_run import (
         LatencyTestError,
@@ -314,9 +313,10 @@ def _latency_test(
         summary_lines,
         write_experiment,
     )
+    from session.analysis import PoseError
+    from session.live import RecordingError, Stream
+    from session.runner import StreamRunner
     from stimulation.simulated_board import SimulatedBoard, SimulatedBoardError
-    from stream.runner import StreamRunner
-    from stream.supervisor import RecordingError, Stream
 
     board_folder = Path(tempfile.mkdtemp(prefix="dls-board-"))
     board = SimulatedBoard(board_folder) if args.simulated_board else None

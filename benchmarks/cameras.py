@@ -45,12 +45,14 @@ from typing import Any
 import numpy as np
 import psutil
 
-from benchmarks.common import Figure, machine_description, now_iso, print_table, save_result
+from benchmarks.common import now_iso, print_table, save_result
 from benchmarks.recording import count_video_frames, naive_writer, percent_of, run_project
-from cameras.arena import SimulatedArena
+from core.figures import Figure
+from core.machine import machine_description
 from recording.video import VideoWriter
 from settings import load_settings
 from settings.sections import CameraSettings, Settings
+from simulator.arena import SimulatedArena
 
 EMULATED = ("0815-0000", "0815-0001")
 DEFAULT_DURATION_S, DEFAULT_MAX_RATE_S = 20.0, 10.0

@@ -26,22 +26,24 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmarks.common import Figure, machine_description, now_iso, print_table, save_result
-from benchmarks.naive_loop import NaiveWriter
-from cameras.arena import ArenaParams, SimulatedArena
-from cameras.base import host_now_ns
+from benchmarks.common import now_iso, print_table, save_result
+from core.clock import host_now_ns
+from core.figures import Figure
+from core.machine import machine_description
+from core.priority import inference_thread_count, plan_priorities
+from core.stats import percentiles
 from experiments.observation import Observation
 from experiments.registry import load_experiment
 from pose.backends import open_backend
 from pose.estimator import PoseEstimator
 from pose.loading import load_model
-from pose.worker import percentiles
+from selftest.naive_loop import NaiveWriter
+from session.live import Stream
+from session.runner import StreamRunner
 from settings import load_settings
 from settings.sections import RecordingSettings
+from simulator.arena import ArenaParams, SimulatedArena
 from stimulation import create_device
-from stream.priority import inference_thread_count, plan_priorities
-from stream.runner import StreamRunner
-from stream.supervisor import Stream
 
 FIRMWARE = Path(__file__).resolve().parent.parent / "firmware"
 EXPERIMENT = '''

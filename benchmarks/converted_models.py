@@ -36,15 +36,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmarks.common import (
-    Figure,
-    machine_description,
-    now_iso,
-    package_version,
-    print_table,
-    save_result,
-    summarize_ms,
-)
+from benchmarks.common import now_iso, print_table, save_result, summarize_ms
+from core.figures import Figure
+from core.machine import machine_description, package_version
 from pose.backends import OnnxRuntimeBackend, open_backend
 from pose.estimator import PoseEstimator
 from pose.loading import load_model

@@ -35,16 +35,10 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import (
-    Figure,
-    machine_description,
-    now_iso,
-    package_version,
-    print_table,
-    save_result,
-    summarize_ms,
-)
+from benchmarks.common import now_iso, print_table, save_result, summarize_ms
 from benchmarks.converted_models import CASES, SHARED_DATA
+from core.figures import Figure
+from core.machine import machine_description, package_version
 from pose.backends import open_backend
 from pose.cropping import (
     ContextFeeder,

@@ -21,8 +21,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from benchmarks.common import Figure, machine_description, now_iso, print_table, save_result
-from benchmarks.session_benchmark import comparison
+from benchmarks.common import now_iso, print_table, save_result
+from core.figures import Figure
+from core.machine import machine_description
+from selftest.benchmark_mode import comparison
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_FRAMES, QUICK_FRAMES = 3000, 300

@@ -46,8 +46,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmarks.common import Figure, machine_description, now_iso, print_table, save_result
-from cameras.arena import ArenaParams, ArenaRenderer, Pose, keypoints_from_poses, simulate_poses
+from benchmarks.common import now_iso, print_table, save_result
+from core.figures import Figure
+from core.machine import machine_description
 from experiments.prediction import (
     ConstantVelocity,
     KalmanConstantVelocity,
@@ -55,6 +56,7 @@ from experiments.prediction import (
     LeadEstimator,
     PredictionSettings,
 )
+from simulator.arena import ArenaParams, ArenaRenderer, Pose, keypoints_from_poses, simulate_poses
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 FPS = 30.0

@@ -29,15 +29,10 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import (
-    RESULTS_DIR,
-    Figure,
-    machine_description,
-    now_iso,
-    print_table,
-    save_result,
-)
-from pose.worker import percentiles
+from benchmarks.common import RESULTS_DIR, now_iso, print_table, save_result
+from core.figures import Figure
+from core.machine import machine_description
+from core.stats import percentiles
 
 HEIGHT, WIDTH, KEYPOINTS = 480, 640, 6
 

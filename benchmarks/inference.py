@@ -26,23 +26,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmarks.common import (
-    Figure,
-    machine_description,
-    now_iso,
-    print_table,
-    save_result,
-    summarize_ms,
-)
-from cameras.arena import ArenaParams, SimulatedArena
-from cameras.base import host_now_ns
+from benchmarks.common import now_iso, print_table, save_result, summarize_ms
+from core.clock import host_now_ns
+from core.figures import Figure
+from core.machine import machine_description
 from pose.backends import open_backend
 from pose.estimator import PoseEstimator
 from pose.loading import load_model
 from pose.model import ModelDescription
+from session.live import Stream
+from session.runner import StreamRunner
 from settings import load_settings
-from stream.runner import StreamRunner
-from stream.supervisor import Stream
+from simulator.arena import ArenaParams, SimulatedArena
 
 FRAME_SHAPE = (480, 640, 3)
 
@@ -87,8 +82,8 @@ def backends_by_size(sizes: list[tuple[int, int]], repeats: int) -> list[dict[st
     several input sizes, in ONNX Runtime and in PyTorch (TorchScript), 1 thread, batch 1."""
     import torch
 
-    from cameras.arena import KEYPOINT_NAMES
     from pose.network import NetworkConfig, PoseNet, export_onnx
+    from simulator.arena import KEYPOINT_NAMES
 
     torch.manual_seed(0)
     network = PoseNet(NetworkConfig(num_keypoints=len(KEYPOINT_NAMES))).eval()

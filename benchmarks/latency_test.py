@@ -17,7 +17,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from benchmarks.common import Figure, machine_description, now_iso, print_table, save_result
+from benchmarks.common import now_iso, print_table, save_result
+from core.figures import Figure
+from core.machine import machine_description
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 

@@ -34,11 +34,13 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.closed_loop import Board, session_settings
-from benchmarks.common import Figure, machine_description, now_iso, print_table, save_result
-from pose.worker import percentiles
+from benchmarks.common import now_iso, print_table, save_result
+from core.figures import Figure
+from core.machine import machine_description
+from core.stats import percentiles
+from session.live import Stream
+from session.runner import StreamRunner
 from settings import load_settings
-from stream.runner import StreamRunner
-from stream.supervisor import Stream
 
 WARM_FRAMES = 30  # the first second: model warm-up and first allocations
 

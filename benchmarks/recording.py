@@ -4,7 +4,7 @@ Run ``python -m benchmarks.recording [--duration S] [--codec h264|ffv1] [--quick
 
 * **project**: the real app path. A settings file with two synthetic cameras (``colour``: 640x480
   bgr8 at 30 fps; ``mono``: 640x512 mono8 at 150 fps) is loaded and run by
-  :class:`stream.supervisor.Stream` with recording for ``--duration`` seconds: a capture process
+  :class:`session.live.Stream` with recording for ``--duration`` seconds: a capture process
   and a recorder process per camera, frames through shared-memory rings. Afterwards the figures
   come from ``session.json``; every video is decoded again with PyAV to count its frames, the
   CPU use of the whole process tree is sampled every second with psutil, and the session folder
@@ -33,14 +33,16 @@ import av
 import numpy as np
 import psutil
 
-from benchmarks.common import Figure, machine_description, now_iso, print_table, save_result
-from cameras.arena import SimulatedArena
-from cameras.base import FrameGeometry
+from benchmarks.common import now_iso, print_table, save_result
+from core.figures import Figure
+from core.frames import FrameGeometry
+from core.machine import machine_description
 from recording.video import VideoWriter, video_file_name
+from session.live import Stream
+from session.runner import StreamRunner
 from settings import load_settings
 from settings.sections import CameraSettings, Settings
-from stream.runner import StreamRunner
-from stream.supervisor import Stream
+from simulator.arena import SimulatedArena
 
 DEFAULT_DURATION_S = 60.0
 QUICK_DURATION_S = 10.0

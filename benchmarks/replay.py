@@ -27,13 +27,15 @@ from typing import Any
 import av
 import numpy as np
 
-from benchmarks.common import Figure, machine_description, now_iso, print_table, save_result
-from benchmarks.naive_loop import worker_threads
-from cameras.arena import ArenaParams, SimulatedArena
+from benchmarks.common import now_iso, print_table, save_result
+from core.figures import Figure
+from core.machine import machine_description
 from replay.job import ReplayOptions
 from replay.session import replay_video
 from replay.videos import camera_name_for
+from selftest.naive_loop import worker_threads
 from settings import load_settings
+from simulator.arena import ArenaParams, SimulatedArena
 
 SHARED_VIDEO = (
     Path(__file__).resolve().parent.parent.parent

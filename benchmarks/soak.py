@@ -29,7 +29,9 @@ from typing import Any
 import numpy as np
 import psutil
 
-from benchmarks.common import Figure, machine_description, now_iso, print_table, save_result
+from benchmarks.common import now_iso, print_table, save_result
+from core.figures import Figure
+from core.machine import machine_description
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 EMULATED = ("0815-0000", "0815-0001")

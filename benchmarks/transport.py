@@ -4,9 +4,9 @@ Run ``python -m benchmarks.transport [--frames N] [--rate-seconds S] [--quick]``
 
 For every frame shape, two real processes (spawn context) move frames from a writer to a reader:
 
-* **project**: the writer fills a :class:`stream.ring.FrameRing` slot (``begin_write``, copy the
+* **project**: the writer fills a :class:`transport.ring.FrameRing` slot (``begin_write``, copy the
   pixels, stamp ``host_now_ns()``, ``end_write``) and announces it with a 40-byte record through a
-  :class:`stream.channel.ChannelWriter` pipe; the reader blocks in ``ChannelReader.wait``, reads
+  :class:`transport.channel.ChannelWriter` pipe; the reader blocks in ``ChannelReader.wait``, reads
   the records and copies each frame out with ``copy_frame``.
 * **baseline**: the writer makes a new frame (a copy of the pixels), stamps it and puts
   ``(seq, stamp, frame)`` on a ``multiprocessing.Queue`` (pickled); the reader ``get()``\\s it.
@@ -40,16 +40,12 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import (
-    Figure,
-    machine_description,
-    now_iso,
-    print_table,
-    save_result,
-    summarize_ms,
-)
-from cameras.base import FrameGeometry, host_now_ns
-from stream.channel import (
+from benchmarks.common import now_iso, print_table, save_result, summarize_ms
+from core.clock import host_now_ns
+from core.figures import Figure
+from core.frames import FrameGeometry
+from core.machine import machine_description
+from transport.channel import (
     ChannelReader,
     ChannelWriter,
     EndOfStream,
@@ -57,7 +53,7 @@ from stream.channel import (
     FrameRecord,
     encode_frame,
 )
-from stream.ring import Channel, FrameRing, RingSpec, new_ring_name
+from transport.ring import Channel, FrameRing, RingSpec, new_ring_name
 
 SHAPES: dict[str, FrameGeometry] = {
     "640x480x3": FrameGeometry(height=480, width=640, channels=3),

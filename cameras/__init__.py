@@ -8,14 +8,7 @@ from __future__ import annotations
 
 import importlib
 
-from cameras.base import (
-    Camera,
-    CameraError,
-    CompanionStream,
-    FrameGeometry,
-    FrameStamp,
-    host_now_ns,
-)
+from cameras.base import Camera, CameraError, CompanionStream
 
 # name -> "module:Class"; the module must be cheap to import (heavy imports inside open()).
 CAMERA_SOURCES: dict[str, str] = {
@@ -55,8 +48,5 @@ __all__ = [
     "Camera",
     "CameraError",
     "CompanionStream",
-    "FrameGeometry",
-    "FrameStamp",
     "camera_class",
-    "host_now_ns",
 ]

@@ -1,6 +1,6 @@
 """The camera plugin interface: what every frame source provides.
 
-A camera lives inside its own capture process (see ``stream/capture.py``). The capture loop calls
+A camera lives inside its own capture process (see ``processes/capture.py``). The capture loop calls
 :meth:`Camera.open` once, then :meth:`Camera.grab` for every frame, handing it the shared-memory
 slot to fill, and finally :meth:`Camera.close`. A subclass must write ``open``, ``grab`` and
 ``close``; ``start_session``, ``finish_session``, ``describe``, ``live`` and the companion streams
@@ -10,73 +10,19 @@ frame) are optional.
 
 from __future__ import annotations
 
-import math
-import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import numpy as np
 
-PixelFormat = Literal["bgr8", "mono8"]
-
-NO_CAMERA_TIMESTAMP = math.nan
-
-
-def host_now_ns() -> int:
-    """The host clock every process stamps frames with (system-wide monotonic, nanoseconds).
-
-    ``perf_counter_ns`` is system-wide on Linux (CLOCK_MONOTONIC), macOS and Windows (QPC), so
-    timestamps taken in different processes can be subtracted.
-    """
-    return time.perf_counter_ns()
+from core.frames import FrameGeometry, FrameStamp
 
 
 class CameraError(RuntimeError):
     """A camera could not be opened or stopped delivering; the message says what to do."""
-
-
-@dataclass(frozen=True)
-class FrameGeometry:
-    """Shape and type of a camera's frames; fixed for the life of a stream."""
-
-    height: int
-    width: int
-    channels: int  # 1 = mono, 3 = BGR
-    dtype: str = "uint8"
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        """The numpy shape of one frame: (H, W) for mono, (H, W, C) otherwise."""
-        if self.channels == 1:
-            return (self.height, self.width)
-        return (self.height, self.width, self.channels)
-
-    @property
-    def nbytes(self) -> int:
-        """Bytes in one frame."""
-        return self.height * self.width * self.channels * np.dtype(self.dtype).itemsize
-
-    @classmethod
-    def for_pixel_format(cls, width: int, height: int, pixel_format: PixelFormat) -> FrameGeometry:
-        """Geometry of a frame of ``width`` x ``height`` in ``pixel_format``."""
-        return cls(height=height, width=width, channels=1 if pixel_format == "mono8" else 3)
-
-
-@dataclass(frozen=True)
-class FrameStamp:
-    """What a camera says about one frame it delivered.
-
-    ``frame_index`` is the camera's own counter (for a video file: the position in the file from
-    0). ``camera_timestamp`` is the camera's clock in seconds, NaN when the camera has none.
-    ``host_timestamp_ns`` is :func:`host_now_ns` when the frame arrived in the capture process.
-    """
-
-    frame_index: int
-    camera_timestamp: float
-    host_timestamp_ns: int
 
 
 @dataclass(frozen=True)

@@ -31,17 +31,11 @@ from typing import Any, ClassVar, Literal
 import cv2
 import numpy as np
 
-from cameras.base import (
-    NO_CAMERA_TIMESTAMP,
-    Camera,
-    CameraError,
-    FrameGeometry,
-    FrameStamp,
-    PixelFormat,
-    host_now_ns,
-)
+from cameras.base import Camera, CameraError
 from cameras.clock import ClockFit, CounterUnwrapper
-from settings.schema import setting
+from core.clock import host_now_ns
+from core.frames import NO_CAMERA_TIMESTAMP, FrameGeometry, FrameStamp, PixelFormat
+from core.schema import setting
 
 log = logging.getLogger(__name__)
 

@@ -25,16 +25,10 @@ from typing import Any, ClassVar, Literal, TypeVar
 import cv2
 import numpy as np
 
-from cameras.base import (
-    NO_CAMERA_TIMESTAMP,
-    Camera,
-    CameraError,
-    FrameGeometry,
-    FrameStamp,
-    PixelFormat,
-    host_now_ns,
-)
-from settings.schema import setting
+from cameras.base import Camera, CameraError
+from core.clock import host_now_ns
+from core.frames import NO_CAMERA_TIMESTAMP, FrameGeometry, FrameStamp, PixelFormat
+from core.schema import setting
 
 logger = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ camera's frames. The depth image comes with it as a **companion stream** (``<cam
 16-bit, in the device's depth units (``session.json``: ``depth_units_m``, usually 1 mm), by
 default aligned to the main image so that depth pixel (x, y) lies under main-image pixel (x, y).
 It has a ring of its own (frame ``seq`` of it belongs to frame ``seq`` of the main ring, so an
-experiment can read the depth under a body part; see :mod:`cameras.companion`), and it is
+experiment can read the depth under a body part; see :mod:`processes.companion`), and it is
 recorded losslessly beside the main video. With ``INFRARED = true`` the infrared image is a
 second companion (``<camera>_infrared``).
 
@@ -30,18 +30,11 @@ from typing import Any, ClassVar, Literal
 import cv2
 import numpy as np
 
-from cameras.base import (
-    NO_CAMERA_TIMESTAMP,
-    Camera,
-    CameraError,
-    CompanionStream,
-    FrameGeometry,
-    FrameStamp,
-    PixelFormat,
-    host_now_ns,
-)
+from cameras.base import Camera, CameraError, CompanionStream
 from cameras.clock import ClockFit, CounterUnwrapper
-from settings.schema import setting
+from core.clock import host_now_ns
+from core.frames import NO_CAMERA_TIMESTAMP, FrameGeometry, FrameStamp, PixelFormat
+from core.schema import setting
 
 log = logging.getLogger(__name__)
 

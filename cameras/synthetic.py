@@ -1,6 +1,6 @@
 """The built-in simulated camera (``SOURCE = synthetic``): a mouse in an open field, no hardware.
 
-Frames come from :mod:`cameras.arena`; every frame's true keypoints can be written next to the
+Frames come from :mod:`simulator.arena`; every frame's true keypoints can be written next to the
 recording as ``<camera>.truth.csv`` in DeepLabCut's CSV layout, so pose estimation and experiments
 can be checked against the truth.
 """
@@ -16,9 +16,11 @@ from typing import Any, ClassVar, Literal, TextIO
 
 import numpy as np
 
-from cameras.arena import KEYPOINT_NAMES, ArenaParams, SimulatedArena, Waypoint
-from cameras.base import Camera, CameraError, FrameGeometry, FrameStamp, PixelFormat, host_now_ns
-from settings.schema import setting
+from cameras.base import Camera, CameraError
+from core.clock import host_now_ns
+from core.frames import FrameGeometry, FrameStamp, PixelFormat
+from core.schema import setting
+from simulator.arena import KEYPOINT_NAMES, ArenaParams, SimulatedArena, Waypoint
 
 log = logging.getLogger(__name__)
 
@@ -299,7 +301,7 @@ class TruthCsvWriter:
     path
         The file to create (replaced if it exists).
     keypoint_names
-        The keypoints to write, in order; a subset of :data:`cameras.arena.KEYPOINT_NAMES`.
+        The keypoints to write, in order; a subset of :data:`simulator.arena.KEYPOINT_NAMES`.
     """
 
     SCORER = "simulation"
@@ -327,7 +329,7 @@ class TruthCsvWriter:
         frame_index
             The frame's index (first column).
         keypoints
-            Shape (6, 2): all keypoints in the order of :data:`cameras.arena.KEYPOINT_NAMES`.
+            Shape (6, 2): all keypoints in the order of :data:`simulator.arena.KEYPOINT_NAMES`.
         """
         if self._file is None:
             if self.failed:
@@ -395,7 +397,7 @@ def _cut_to_last_row(path: Path) -> None:
 
 
 class SyntheticCamera(Camera):
-    """A simulated top-down camera over an open field with one mouse; see :mod:`cameras.arena`.
+    """A simulated top-down camera over an open field with one mouse; see :mod:`simulator.arena`.
 
     Frame ``i`` is rendered into the capture loop's slot and, with ``PACING = realtime``,
     delivered at ``t0 + i / FRAMERATE`` (``t0`` = the first grab; a late frame is delivered at

@@ -22,15 +22,10 @@ import cv2
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
-from cameras.base import (
-    Camera,
-    CameraError,
-    FrameGeometry,
-    FrameStamp,
-    PixelFormat,
-    host_now_ns,
-)
-from settings.schema import existing_file, setting
+from cameras.base import Camera, CameraError
+from core.clock import host_now_ns
+from core.frames import FrameGeometry, FrameStamp, PixelFormat
+from core.schema import existing_file, setting
 
 logger = logging.getLogger(__name__)
 
@@ -329,7 +324,7 @@ class VideoCamera(Camera):
     def waits_for_analysis(self) -> bool:
         """True with ``PACING = lockstep``: publish a frame only once the previous one was analysed.
 
-        The capture process does the waiting (``stream/capture.py``); the camera only asks.
+        The capture process does the waiting (``processes/capture.py``); the camera only asks.
         """
         return self.settings.pacing == "lockstep"
 

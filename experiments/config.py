@@ -10,7 +10,7 @@ A config file (``experiments/configs/NAME.ini``) has four kinds of sections::
 
 Settings are data: values are parsed by type, nothing is evaluated. Every problem is reported
 at once, each naming the file, the section, the key, the bad value and what is allowed, in the
-style of :mod:`settings.schema`. Unknown trigger kinds, names that refer to no section, cycles in
+style of :mod:`core.schema`. Unknown trigger kinds, names that refer to no section, cycles in
 combinators and bad geometry are all caught when the file is loaded, before anything runs.
 
 :func:`load_experiment_config` reads a file into an :class:`ExperimentConfig` (plain data);
@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from core.schema import SettingsError, Where, parse_section, setting
 from experiments.actions import Action
 from experiments.base import Experiment
 from experiments.events import EventLog
@@ -40,7 +41,6 @@ from experiments.prediction import (
 )
 from experiments.triggers import TRIGGER_KINDS, Trigger, make_trigger, parameters_of
 from experiments.triggers.base import AnyObservation
-from settings.schema import SettingsError, Where, parse_section, setting
 
 EXPERIMENT_SECTION = "Experiment"
 TRIGGER_PREFIX = "Trigger "

@@ -31,7 +31,7 @@ from experiments.config import load_experiment_config
 
 CONFIG_FOLDER = Path(__file__).resolve().parent / "configs"
 INFRASTRUCTURE_MODULES = frozenset(
-    {"actions", "base", "config", "events", "observation", "reference", "registry", "triggers"}
+    {"actions", "base", "config", "events", "observation", "registry", "triggers"}
 )
 """Modules of the package that define no experiments (not searched for classes)."""
 

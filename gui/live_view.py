@@ -16,11 +16,11 @@ from PyQt5.QtCore import QPointF, QRectF, Qt
 from PyQt5.QtGui import QColor, QImage, QPainter
 from PyQt5.QtWidgets import QGridLayout, QWidget
 
-from experiments.runtime import ExperimentStatus
 from gui.overlay import display_copy, draw_caption, draw_flash, draw_pose_on, draw_triggers
 from gui.preview import to_qimage
-from stream.readers import NewestFrameReader
-from stream.supervisor import Stream
+from processes.dispatch import ExperimentStatus
+from session.live import Stream
+from transport.readers import NewestFrameReader
 
 FLASH_S = 0.3  # how long the border shows after an action fired
 

@@ -11,8 +11,8 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from experiments.runtime import TriggerView
 from experiments.triggers.geometry import Circle, Ellipse, Line, Marker, Polygon, Rectangle, Shape
+from processes.dispatch import TriggerView
 
 
 def likelihood_colour(likelihood: float) -> tuple[int, int, int]:

@@ -15,9 +15,9 @@ from PyQt5.QtGui import QImage, QKeyEvent, QPixmap
 from PyQt5.QtWidgets import QApplication, QGridLayout, QLabel, QVBoxLayout, QWidget
 
 from gui.overlay import draw_pose
-from stream.readers import NewestFrameReader
-from stream.runner import StreamRunner
-from stream.supervisor import Stream
+from session.live import Stream
+from session.runner import StreamRunner
+from transport.readers import NewestFrameReader
 
 
 def to_qimage(frame: np.ndarray) -> QImage:

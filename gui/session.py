@@ -1,6 +1,6 @@
 """What the GUI's buttons do: one stream session, its parts started and stopped in a safe order.
 
-:class:`SessionController` owns the :class:`~stream.supervisor.Stream` of the window. Starting or
+:class:`SessionController` owns the :class:`~session.live.Stream` of the window. Starting or
 stopping a part can take seconds (opening cameras, loading a model, finalising files), so each
 runs on a background thread while the window keeps painting; meanwhile the buttons are disabled
 and the stream is not serviced, which is harmless: cameras, recorders and the inference worker
@@ -27,6 +27,7 @@ from typing import Any
 
 from PyQt5.QtCore import QObject, QThread, pyqtSignal
 
+from core.instance_lock import InstanceLock
 from selftest.latency_run import (
     LatencyTestError,
     LatencyTestPlan,
@@ -35,11 +36,10 @@ from selftest.latency_run import (
     summary_lines,
     write_experiment,
 )
+from session.live import Stream, StreamEvent
+from session.runner import StreamRunner
 from settings.sections import Settings
 from stimulation.latency import run_file
-from stream.instance_lock import InstanceLock
-from stream.runner import StreamRunner
-from stream.supervisor import Stream, StreamEvent
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ class Part(Enum):
 
 
 def events_file_name(run: int) -> str:
-    """The events file of a session's ``run``-th experiment (the rule of ``stream.supervisor``)."""
+    """The events file of a session's ``run``-th experiment (the rule of ``session.live``)."""
     return "events.csv" if run == 1 else f"events.run{run}.csv"
 
 

@@ -15,8 +15,8 @@ from PyQt5.QtWidgets import (
     QWidget,
 )
 
-from experiments.runtime import ExperimentStatus
-from stream.runner import CameraFigures
+from processes.dispatch import ExperimentStatus
+from session.runner import CameraFigures
 
 CAMERA_COLUMNS = (
     "camera",

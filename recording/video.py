@@ -17,7 +17,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from cameras.base import FrameGeometry
+from core.frames import FrameGeometry
 
 TIME_BASE = Fraction(1, 90_000)  # the usual MPEG clock: 11 us resolution
 

@@ -63,8 +63,8 @@ def replay_in_this_process(video: Path, options: ReplayOptions, channel: Any) ->
 
     Never raises: a failure becomes a result that says what went wrong.
     """
+    from core.logs import LogTarget, configure_process_logging
     from replay.session import replay_video
-    from stream.logs import LogTarget, configure_process_logging
 
     configure_process_logging(LogTarget(options.log_level), f"replay:{video.name}")
     try:
@@ -81,7 +81,7 @@ def _local_child(video: Path, options: ReplayOptions, channel: Any) -> None:
     stops the replay as Ctrl-C does (the stream stops, the files are finalised). Nobody reads
     the queue then, so nothing more goes on it and nothing waits for it to be read.
     """
-    from stream.lifetime import die_with_parent, parent_alive
+    from core.lifetime import die_with_parent, parent_alive
 
     die_with_parent(signal.SIGTERM)
     # Ctrl-C at a terminal reaches every process of the group; the main process passes the stop

@@ -2,7 +2,7 @@
 
 :func:`replay_video` builds the settings (the settings file's ``[Pose]``, ``[Experiment]`` and
 ``[Device ...]`` sections; its cameras replaced by one ``video`` camera playing the file), runs
-:class:`stream.supervisor.Stream` with pose estimation (and the experiment) exactly as
+:class:`session.live.Stream` with pose estimation (and the experiment) exactly as
 ``DeepLabStream.py`` does, and leaves the same session folder, renamed after the video. Two modes:
 
 - ``fast``: ``PACING = lockstep``: the capture process publishes the next frame only once pose
@@ -22,17 +22,17 @@ from pathlib import Path
 
 from cameras.base import CameraError
 from cameras.video import VideoSettings
+from core.lifetime import parent_alive
+from core.logs import add_log_file
 from gui.display import has_display
-from pose.analysis import PoseError
-from recording.session import SESSION_JSON, SESSION_LOG, write_json_atomic
+from recording.folder import SESSION_JSON, SESSION_LOG, write_json_atomic
 from replay.job import Progress, ProgressSink, ReplayOptions, ReplayResult
 from replay.videos import ReplayError, VideoInfo, camera_name_for, probe_video
+from session.analysis import PoseError
+from session.live import Stream
+from session.runner import StreamRunner, install_stop_signals
 from settings import load_settings
 from settings.sections import CameraSettings, DeviceSettings, Settings
-from stream.lifetime import parent_alive
-from stream.logs import add_log_file
-from stream.runner import StreamRunner, install_stop_signals
-from stream.supervisor import Stream
 
 log = logging.getLogger(__name__)
 
@@ -240,7 +240,7 @@ def _skeleton(settings: Settings) -> tuple[tuple[str, str], ...]:
 
 
 class _ReplayRunner(StreamRunner):
-    """:class:`stream.runner.StreamRunner` that reports progress and ends with pose estimation.
+    """:class:`session.runner.StreamRunner` that reports progress and ends with pose estimation.
 
     A replay without poses is no replay, and in lockstep the camera would wait for a worker that
     is gone: so the run ends when pose estimation ends early (the worker failed).

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from cameras.clock import ClockFit
+from core.stats import percentiles
 from stimulation.latency import FlashReport, read_board_reports, run_file
 
 LATENCY_FILE = "latency_test.json"
@@ -130,14 +131,14 @@ def summarise(
         # Answered flashes the app cannot account for: the answer is not in events.csv, or the
         # frames where the flash may have begun were skipped by the analysis.
         "answers_not_matched": unmatched,
-        "board_ms": _percentiles([a.board_ms for a in accounts]),
-        "app_ms": _percentiles([a.app_ms for a in accounts]),
-        "agreement_ms": _percentiles([abs(value) for value in agreement]),
+        "board_ms": percentiles_4([a.board_ms for a in accounts]),
+        "app_ms": percentiles_4([a.app_ms for a in accounts]),
+        "agreement_ms": percentiles_4([abs(value) for value in agreement]),
         "agreement_bias_ms": round(statistics.median(agreement), 4) if agreement else None,
         "stages_ms": {
-            "sampling_wait": _percentiles([a.sampling_wait_ms for a in accounts]),
-            "frame_to_command": _percentiles([a.frame_to_command_ms for a in accounts]),
-            "transfer": _percentiles([a.transfer_ms for a in accounts]),
+            "sampling_wait": percentiles_4([a.sampling_wait_ms for a in accounts]),
+            "frame_to_command": percentiles_4([a.frame_to_command_ms for a in accounts]),
+            "transfer": percentiles_4([a.transfer_ms for a in accounts]),
         },
         "seen_one_frame_late": sum(a.seen_one_frame_late for a in accounts),
         "camera": {
@@ -318,15 +319,8 @@ def _first_camera(info: dict[str, Any]) -> str:
     return cameras[0]
 
 
-def _percentiles(values: list[float]) -> dict[str, float] | None:
-    """p50 / p95 / p99 / max, rounded to 0.1 us; None when empty."""
-    if not values:
-        return None
-    p50, p95, p99 = np.percentile(np.asarray(values), [50, 95, 99])
-    return {
-        "p50": round(float(p50), 4),
-        "p95": round(float(p95), 4),
-        "p99": round(float(p99), 4),
-        "max": round(float(max(values)), 4),
-        "count": len(values),
-    }
+
+
+def percentiles_4(values: list[float]) -> dict[str, float] | None:
+    """Percentiles to 0.1 us, with their count."""
+    return percentiles(values, digits=4, with_count=True)

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.stats import percentiles
 from experiments.events import EVENT_COLUMNS
 from selftest.latency_analysis import analyse_session
 from selftest.latency_plot import plot_histogram
@@ -153,7 +154,7 @@ def simulated_board_lag(pin_log: Path, spec: LatencyTestSpec) -> dict[str, Any] 
         return None
     least = min(lags)
     return {
-        "lag_at_switch_on_ms": _lag_percentiles([(lag - least) / 1e6 for lag in lags]),
+        "lag_at_switch_on_ms": percentiles([(lag - least) / 1e6 for lag in lags]),
         "switch_ons": len(lags),
     }
 
@@ -164,14 +165,6 @@ def note_simulated_board(session_dir: Path, board: SimulatedBoard) -> None:
         shutil.copy(board.pin_log, session_dir / PIN_LOG_FILE)
     (session_dir / "board_scheduling.txt").write_text(board.scheduling + "\n", encoding="utf-8")
 
-
-def _lag_percentiles(values: list[float]) -> dict[str, float]:
-    ordered = sorted(values)
-
-    def at(q: float) -> float:
-        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 4)
-
-    return {"p50": at(0.5), "p95": at(0.95), "p99": at(0.99), "max": round(ordered[-1], 4)}
 
 
 def append_event_rows(events_path: Path, figures: dict[str, Any]) -> None:

@@ -1,7 +1,7 @@
 """Settings: settings.ini read once into typed, validated objects (see docs/settings.md)."""
 
+from core.schema import SettingsError, setting
 from settings.loader import load_settings, settings_as_dict
-from settings.schema import SettingsError, setting
 from settings.sections import CameraSettings, Settings
 
 __all__ = [

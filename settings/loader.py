@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from cameras import CAMERA_SOURCES, camera_class
-from settings.schema import SettingsError, Where, key_of, parse_section, settings_fields
+from core.schema import SettingsError, Where, key_of, parse_section, settings_fields
 from settings.sections import (
     CameraCommonSettings,
     CameraSettings,

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from settings.schema import setting
+from core.schema import setting
 
 
 @dataclass(frozen=True)

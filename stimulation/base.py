@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import math
 import threading
-import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from types import TracebackType
 from typing import ClassVar, Literal, Self
+
+from core.clock import host_now_ns
 
 ActionKind = Literal["ON", "OFF", "PULSE", "PATTERN", "RESET"]
 EndKind = Literal["DONE", "CANCEL", "LOST"]
@@ -28,10 +29,6 @@ EndKind = Literal["DONE", "CANCEL", "LOST"]
 # The board counts PATTERN on-phases in 16 bits; other devices keep the same limit.
 PATTERN_COUNT_MAX = 65535
 
-
-def host_now_ns() -> int:
-    """The host clock of every record (``time.perf_counter_ns``, system-wide monotonic)."""
-    return time.perf_counter_ns()
 
 
 class StimulationError(RuntimeError):

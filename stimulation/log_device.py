@@ -13,13 +13,8 @@ import threading
 from pathlib import Path
 from typing import TextIO
 
-from stimulation.base import (
-    Action,
-    ActionRecord,
-    StimulationDevice,
-    StimulationError,
-    host_now_ns,
-)
+from core.clock import host_now_ns
+from stimulation.base import Action, ActionRecord, StimulationDevice, StimulationError
 
 log = logging.getLogger(__name__)
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import serial
 import serial.tools.list_ports
 
+from core.clock import host_now_ns
 from stimulation.base import (
     Action,
     ActionRecord,
@@ -28,7 +29,6 @@ from stimulation.base import (
     DeviceNotFoundError,
     StimulationDevice,
     StimulationError,
-    host_now_ns,
 )
 from stimulation.latency import FlashReport, LatencyTestSpec
 from stimulation.protocol import (

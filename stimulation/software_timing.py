@@ -16,13 +16,8 @@ from abc import abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from stimulation.base import (
-    Action,
-    ActionRecord,
-    StimulationDevice,
-    StimulationError,
-    host_now_ns,
-)
+from core.clock import host_now_ns
+from stimulation.base import Action, ActionRecord, StimulationDevice, StimulationError
 
 log = logging.getLogger(__name__)
 

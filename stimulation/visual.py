@@ -47,6 +47,7 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
+from core.clock import host_now_ns
 from stimulation.base import (
     Action,
     ActionRecord,
@@ -54,7 +55,6 @@ from stimulation.base import (
     DeviceNotFoundError,
     StimulationDevice,
     StimulationError,
-    host_now_ns,
 )
 from stimulation.software_timing import SoftwareTimedOutputs
 

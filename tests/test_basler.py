@@ -24,7 +24,7 @@ os.environ.setdefault("PYLON_CAMEMU", "2")  # before pylon starts: two emulated 
 
 pytest.importorskip("pypylon", reason="pypylon is not installed (pip install pypylon)")
 
-from cameras.base import CameraError, FrameGeometry
+from cameras.base import CameraError
 from cameras.basler import (
     BaslerCamera,
     BaslerSettings,
@@ -32,10 +32,11 @@ from cameras.basler import (
     list_cameras,
 )
 from cameras.clock import CounterUnwrapper
+from core.frames import FrameGeometry
+from core.schema import SettingsError
+from session.live import Stream
+from session.runner import StreamRunner
 from settings import load_settings
-from settings.schema import SettingsError
-from stream.runner import StreamRunner
-from stream.supervisor import Stream
 from tests.conftest import (
     PROJECT_ROOT,
     only_session,

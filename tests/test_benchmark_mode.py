@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmarks.session_benchmark import frame_stages_ms
+from selftest.benchmark_mode import frame_stages_ms
 from tests.conftest import PROJECT_ROOT, only_session, run_cli, write_settings
 
 STATS = ("p50", "p95", "p99", "max")

@@ -16,9 +16,9 @@ from pose.model import IMAGENET_MEAN, IMAGENET_STD, ModelDescription, ModelError
 from pose.network import INPUT_FORMATS, InputFormat, NetworkConfig, PoseNet, export_onnx
 from pose.own_model import load_own_model, read_model_json
 from pose.preprocess import Preprocessor
-from pose.training_data import network_input, resize_to_input
 from pose.transforms import letterbox_size, make_transform
 from tests.conftest import PROJECT_ROOT
+from training.data import network_input, resize_to_input
 
 RNG = np.random.default_rng(12)
 BUNDLED = PROJECT_ROOT / "pose" / "bundled" / "arena"
@@ -232,7 +232,7 @@ def test_separable_outputs_are_on_the_stride_4_grid(refine_width: int) -> None:
 
 
 def test_prefetched_batches_are_the_same_batches() -> None:
-    from pose.train import prefetched
+    from training.train import prefetched
 
     def numbers(fail_at: int | None = None):
         rng = np.random.default_rng(0)
@@ -347,7 +347,7 @@ def test_bundled_model_description_and_network() -> None:
     assert (description.input_width, description.input_height) == (320, 256)
     assert description.input_type == ("uint8" if config.input.dtype == "uint8" else "float")
     assert description.input_layout == config.input.layout
-    assert data["training"]["command"].startswith("python -m pose.train --synthetic")
+    assert data["training"]["command"].startswith("python -m training.train --synthetic")
     assert "--architecture separable-fpn" in data["training"]["command"]
     # Backends warm up with zeros of the description's input (pose.backends._dummy_batch).
     backend = open_backend(description, "onnxruntime", "cpu", threads=1)
@@ -386,8 +386,8 @@ def test_training_writes_the_input_format(tiny_separable: Path) -> None:
 
 def test_estimator_and_training_scorer_agree(tiny_separable: Path) -> None:
     """The live path (PoseEstimator) gives the keypoints the training's scorer computes."""
-    from cameras.arena import ArenaParams, SimulatedArena
-    from pose.train import OnnxPredictor, evaluate_synthetic
+    from simulator.arena import ArenaParams, SimulatedArena
+    from training.train import OnnxPredictor, evaluate_synthetic
 
     description = load_own_model(tiny_separable)
     arena = SimulatedArena(ArenaParams(width=320, height=240, seed=5))

@@ -25,11 +25,11 @@ os.environ.setdefault("PYLON_CAMEMU", "2")  # before pylon starts: two emulated 
 pytest.importorskip("pypylon", reason="pypylon is not installed (pip install pypylon)")
 
 from cameras.basler import BaslerCamera, BaslerSettings
+from session.live import Stream, StreamEvent
 from settings import load_settings
-from stream.supervisor import Stream, StreamEvent
 from tests.conftest import read_video, run_cli, write_settings
 
-TICK_S = 0.25  # how often the command line services the stream (stream/runner.py)
+TICK_S = 0.25  # how often the command line services the stream (session/runner.py)
 
 
 @dataclasses.dataclass(frozen=True)

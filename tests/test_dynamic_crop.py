@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cameras.base import FrameGeometry
+from core.frames import FrameGeometry
+from core.logs import LogTarget
 from pose.backends import open_backend
 from pose.conversion import CACHE_ENV
 from pose.cropping import (
@@ -35,12 +36,11 @@ from pose.estimator import PoseEstimator
 from pose.files import TIMING_COLUMNS, PoseTimingWriter
 from pose.loading import load_model
 from pose.model import ModelDescription, ModelError
-from pose.worker import PoseJob, WorkerCamera, _load
+from processes.inference import PoseJob, WorkerCamera, _load
 from settings import load_settings
 from settings.sections import CameraCommonSettings, PoseSettings
-from stream.logs import LogTarget
-from stream.ring import RingSpec
 from tests.conftest import read_video, run_cli, shared_data, write_settings
+from transport.ring import RingSpec
 
 DLC = "dlc3-openfield-cspnext_s"
 EXPORT = "model/DLC_openfield_NetType.CSPNEXT_S_iteration-0_shuffle-2_snapshot-best-60.pt"

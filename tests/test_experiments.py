@@ -19,7 +19,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cameras.arena import KEYPOINT_NAMES, ArenaParams, simulate_keypoints
 from experiments.actions import Action
 from experiments.base import Experiment, Trial
 from experiments.config import (
@@ -39,6 +38,7 @@ from experiments.registry import (
     load_experiment,
 )
 from experiments.triggers import TRIGGER_KINDS, Circle, Region
+from simulator.arena import KEYPOINT_NAMES, ArenaParams, simulate_keypoints
 from tests.conftest import shared_data
 
 FPS = 30.0
@@ -1049,12 +1049,12 @@ DO = light_off
 
 
 def test_docs_reference_is_generated_from_the_code() -> None:
-    from experiments.reference import DOC_FILE, TRIGGER_DESCRIPTIONS, render
+    from reference.experiments import DOC_FILE, TRIGGER_DESCRIPTIONS, render
 
     assert set(TRIGGER_DESCRIPTIONS) == set(TRIGGER_KINDS)
     current = DOC_FILE.read_text(encoding="utf-8")
     assert current == render(current), (
-        "docs/experiments.md is out of date: run python -m experiments.reference"
+        "docs/experiments.md is out of date: run python -m reference.experiments"
     )
     for name in SHIPPED:
         assert f"`{name}`" in current

@@ -18,9 +18,9 @@ import pytest
 from PyQt5.QtCore import Qt
 from PyQt5.QtGui import QImage
 
+from core.instance_lock import LOCK_ENV, InstanceLock
 from gui.main_window import MainWindow
 from gui.session import Part
-from stream.instance_lock import LOCK_ENV, InstanceLock
 from tests.conftest import PROJECT_ROOT, only_session, read_video, run_cli, write_settings
 
 SCREENSHOTS = PROJECT_ROOT / "docs" / "images"
@@ -343,9 +343,9 @@ def test_a_second_instance_does_not_take_the_cameras(
 
 
 def test_overlay_colours_triggers_by_state_and_flashes_on_actions() -> None:
-    from experiments.runtime import TriggerView
     from experiments.triggers.geometry import Circle
     from gui.overlay import ACTIVE_COLOUR, FLASH_COLOUR, IDLE_COLOUR, draw_flash, draw_triggers
+    from processes.dispatch import TriggerView
 
     canvas = np.zeros((480, 640, 3), np.uint8)
     draw_triggers(

@@ -1,7 +1,7 @@
 """The GUI's "Latency test" button, offscreen, on a stand-in stream.
 
 Starting real analysis loads the model (a minute on a busy machine), so these tests give the
-window's controller a stand-in :class:`~stream.supervisor.Stream` whose analysis "runs": what is
+window's controller a stand-in :class:`~session.live.Stream` whose analysis "runs": what is
 checked is the window's part (when the button may be pressed, the banner, the background
 threads, the events file of each run, the figures shown), not the stream's.
 """
@@ -19,10 +19,10 @@ from PyQt5.QtCore import Qt
 from PyQt5.QtWidgets import QPushButton
 
 import gui.session
+from core.instance_lock import LOCK_ENV
 from gui.main_window import LATENCY_TEST_LABEL, MainWindow
 from gui.session import Part, events_file_name
 from settings import load_settings
-from stream.instance_lock import LOCK_ENV
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 

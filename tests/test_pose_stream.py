@@ -80,7 +80,7 @@ def test_a_missing_model_stops_before_streaming_with_its_path(tmp_path: Path) ->
         "--output-dir",
         str(tmp_path / "out"),
     )
-    assert result.returncode == 2  # refused before anything starts (stream/preflight.py)
+    assert result.returncode == 2  # refused before anything starts (session/preflight.py)
     assert "no-such-model" in result.stderr and "model not found" in result.stderr
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 

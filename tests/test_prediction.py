@@ -9,8 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cameras.arena import KEYPOINT_NAMES
-from cameras.base import host_now_ns
+from core.clock import host_now_ns
 from experiments.actions import Action
 from experiments.base import Experiment
 from experiments.config import ExperimentConfigError, parse_experiment_config
@@ -23,8 +22,9 @@ from experiments.prediction import (
     LeadEstimator,
     PredictionSettings,
 )
-from experiments.runtime import ExperimentRun
 from experiments.triggers import Circle, Region
+from processes.dispatch import ExperimentRun
+from simulator.arena import KEYPOINT_NAMES
 from stimulation.base import ActionRecord
 from tests.conftest import only_session, run_cli, write_settings
 

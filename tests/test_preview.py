@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 from PyQt5.QtCore import Qt
 
+from session.live import Stream
+from session.runner import StreamRunner
 from settings import load_settings
-from stream.runner import StreamRunner
-from stream.supervisor import Stream
 from tests.conftest import write_settings
 
 

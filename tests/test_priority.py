@@ -10,15 +10,15 @@ from pathlib import Path
 import psutil
 import pytest
 
-from settings import load_settings
-from stream.priority import (
+from core.priority import (
     SIDE_NICENESS,
     ProcessPriority,
     apply_process_priority,
     inference_thread_count,
     plan_priorities,
 )
-from stream.supervisor import Stream
+from session.live import Stream
+from settings import load_settings
 from tests.conftest import make_ffv1_video, write_settings
 
 

@@ -29,11 +29,11 @@ rs = pytest.importorskip(
 
 from cameras.base import CameraError, FrameGeometry  # noqa: E402
 from cameras.clock import ClockFit, CounterUnwrapper  # noqa: E402
-from cameras.companion import CompanionReader, companion_rings  # noqa: E402
 from cameras.realsense import RealSenseCamera, RealSenseSettings  # noqa: E402
+from processes.companion import CompanionReader, companion_rings  # noqa: E402
 from recording.video import VideoWriter  # noqa: E402
+from session.live import Stream  # noqa: E402
 from settings import load_settings  # noqa: E402
-from stream.supervisor import Stream  # noqa: E402
 from tests.conftest import read_video, write_settings  # noqa: E402
 
 FX = 400.0  # focal length of both imagers, pixels

@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cameras.base import FrameGeometry
+from core.frames import FrameGeometry
+from recording.folder import create_session_folder
 from recording.frames_table import FRAMES_TABLE_COLUMNS, FramesTable
-from recording.session import create_session_folder
 from recording.video import VideoWriter
 from tests.conftest import PROJECT_ROOT, patterned_frame, read_video
 
@@ -90,7 +90,7 @@ _KILLED_WRITER = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from cameras.base import FrameGeometry
+    from core.frames import FrameGeometry
     from recording.frames_table import FramesTable
     from recording.video import VideoWriter
     from tests.conftest import patterned_frame

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cameras.arena import ArenaParams, SimulatedArena
 from replay.videos import camera_name_for, find_videos
+from simulator.arena import ArenaParams, SimulatedArena
 from tests.conftest import only_session, read_video, run_cli, shared_data, write_settings
 
 ANALYZER = "utils/VideoAnalyzer.py"

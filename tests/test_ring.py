@@ -10,8 +10,8 @@ import time
 import numpy as np
 import pytest
 
-from cameras.base import FrameGeometry
-from stream.channel import (
+from core.frames import FrameGeometry
+from transport.channel import (
     ChannelReader,
     ChannelWriter,
     EndOfStream,
@@ -19,8 +19,8 @@ from stream.channel import (
     FrameRecord,
     encode_frame,
 )
-from stream.readers import NewestFrameReader
-from stream.ring import Channel, FrameRing, RingSpec, new_ring_name, ring_slots
+from transport.readers import NewestFrameReader
+from transport.ring import Channel, FrameRing, RingSpec, new_ring_name, ring_slots
 
 SPAWN = multiprocessing.get_context("spawn")
 GEOMETRY = FrameGeometry(height=512, width=640, channels=3)  # ~1 MB: a copy takes a while

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from core.schema import key_of, settings_fields
 from settings import SettingsError, load_settings, settings_as_dict
 from settings.loader import DEFAULT_SETTINGS_FILE, SECTION_CLASSES
-from settings.schema import key_of, settings_fields
 from tests.conftest import PROJECT_ROOT, make_ffv1_video, write_settings
 
 
@@ -152,8 +152,8 @@ def test_every_key_is_documented() -> None:
 
 
 def test_settings_reference_is_generated_from_the_code() -> None:
-    from settings.reference import REFERENCE_FILE, render_reference
+    from reference.settings import REFERENCE_FILE, render_reference
 
     assert REFERENCE_FILE.read_text(encoding="utf-8") == render_reference(), (
-        "docs/settings.md is out of date: run python -m settings.reference"
+        "docs/settings.md is out of date: run python -m reference.settings"
     )

@@ -15,9 +15,9 @@ import pandas as pd
 import psutil
 import pytest
 
+from session.live import Stream
+from session.runner import StreamRunner
 from settings import load_settings
-from stream.runner import StreamRunner
-from stream.supervisor import Stream
 from tests.conftest import (
     PROJECT_ROOT,
     make_ffv1_video,
@@ -431,7 +431,7 @@ def test_a_full_disk_stops_the_recording_with_a_clear_message(tmp_path: Path, sm
 
 
 def test_recorded_synthetic_frames_are_exactly_the_rendered_frames(tmp_path: Path) -> None:
-    from cameras.arena import SimulatedArena
+    from simulator.arena import SimulatedArena
 
     settings_path = write_settings(
         tmp_path,

@@ -12,7 +12,9 @@ import pandas as pd
 import pytest
 
 from cameras import CameraError, camera_class
-from cameras.arena import (
+from cameras.synthetic import SyntheticCamera, SyntheticSettings, parse_waypoints
+from core.schema import Where, parse_section
+from simulator.arena import (
     BODY_PLAN,
     KEYPOINT_NAMES,
     MOUSE,
@@ -21,8 +23,6 @@ from cameras.arena import (
     simulate_keypoints,
     simulate_poses,
 )
-from cameras.synthetic import SyntheticCamera, SyntheticSettings, parse_waypoints
-from settings.schema import Where, parse_section
 
 NOSE, LEFT_EAR, RIGHT_EAR, NECK, BODY_CENTER, TAIL_BASE = range(6)
 WHERE = Where(Path("x.ini"), "Camera arena")

@@ -13,12 +13,12 @@ import cv2
 import numpy as np
 import pytest
 
-from cameras.arena import KEYPOINT_NAMES, ArenaParams, SimulatedArena
 from pose.labels import LabelsError, hdf5_available, read_dlc_labels
 from pose.model import ModelError
 from pose.own_model import load_own_model, read_model_json, torchscript_file
-from pose.train import decode_outputs
-from pose.training_data import (
+from simulator.arena import KEYPOINT_NAMES, ArenaParams, SimulatedArena
+from tests.conftest import PROJECT_ROOT, shared_data
+from training.data import (
     flip_permutation,
     frame_to_input,
     input_to_frame,
@@ -26,7 +26,7 @@ from pose.training_data import (
     normalise,
     resize_to_input,
 )
-from tests.conftest import PROJECT_ROOT, shared_data
+from training.train import decode_outputs
 
 FIXTURES = "dlc-format-fixtures/labeled-data/video"
 OPENFIELD = "dlc-openfield/labeled-data/m4s1/CollectedData_Pranav.csv"
@@ -181,7 +181,7 @@ def test_targets_decode_back_to_the_keypoints() -> None:
 
 def run_training(*args: str, timeout: float = 280) -> subprocess.CompletedProcess:
     result = subprocess.run(
-        [sys.executable, "-m", "pose.train", *args],
+        [sys.executable, "-m", "training.train", *args],
         cwd=PROJECT_ROOT,
         capture_output=True,
         text=True,
@@ -236,7 +236,7 @@ def test_short_training_writes_a_loadable_model(tiny_model: Path) -> None:
     data = read_model_json(tiny_model)
     training = data["training"]
     assert training["seed"] == 3 and training["steps"] == 30
-    assert training["command"].startswith("python -m pose.train --synthetic")
+    assert training["command"].startswith("python -m training.train --synthetic")
     assert set(training["accuracy"]["per_keypoint"]) == set(KEYPOINT_NAMES)
     report = json.loads((tiny_model / "training_report.json").read_text())
     assert report["export_max_difference"]["onnx"] < 1e-4
@@ -355,7 +355,7 @@ def predict_video(model: Path, video: Path, count: int) -> tuple[np.ndarray, np.
     """Keypoints (N, K, 3) in frame pixels of the first frames of a video, and those frames."""
     import av
 
-    from pose.train import OnnxPredictor
+    from training.train import OnnxPredictor
 
     with av.open(str(video)) as container:
         frames = []

@@ -16,7 +16,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cameras.arena import KEYPOINT_NAMES, ArenaParams, SimulatedArena, simulate_keypoints
 from experiments.observation import (
     KeypointFilter,
     Observation,
@@ -53,6 +52,7 @@ from experiments.triggers import (
     motion_energy,
     pupil_diameter,
 )
+from simulator.arena import KEYPOINT_NAMES, ArenaParams, SimulatedArena, simulate_keypoints
 from tests.conftest import shared_data
 
 FPS = 30.0

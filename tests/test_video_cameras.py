@@ -18,10 +18,11 @@ import cv2
 import numpy as np
 import pytest
 
-from cameras.base import CameraError, FrameGeometry, FrameStamp
+from cameras.base import CameraError
 from cameras.opencv import OpenCVCamera, OpenCVSettings
 from cameras.video import VideoCamera, VideoSettings
-from settings.schema import Where, parse_section
+from core.frames import FrameGeometry, FrameStamp
+from core.schema import Where, parse_section
 
 FRAMES = 45
 FPS = 30

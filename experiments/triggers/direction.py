@@ -10,7 +10,7 @@ angle from the head vector to the target vector, in degrees in (-180, 180]:
 
 A positive bearing is a clockwise turn on screen (with ``y`` down), which is to the animal's right
 when seen from above: an animal facing right (+x) has its left towards the top of the image
-(-y). This is the same convention as :mod:`cameras.arena`, where the animal's left is the image
+(-y). This is the same convention as :mod:`simulator.arena`, where the animal's left is the image
 direction ``(sin h, -cos h)`` for heading ``h``: the simulated ``left_ear`` always has a negative
 bearing. (A camera looking *up* at the animal, from below, mirrors this: swap the sides.)
 """

@@ -19,8 +19,8 @@ import pandas as pd
 import psutil
 import pytest
 
+from recording.folder import RESERVE_FILE
 from recording.frames_table import count_table_rows
-from recording.session import RESERVE_FILE
 from recording.video import count_decodable_frames
 from tests.conftest import write_settings
 

@@ -5,8 +5,8 @@ The page is written by hand, except blocks between ``<!-- generated: NAME -->`` 
 their parameters (:func:`~experiments.triggers.parameters_of`), the keys of the config sections,
 the ``events.csv`` columns and the shipped configs.
 
-python -m experiments.reference            rewrite the generated blocks of docs/experiments.md
-python -m experiments.reference --check    exit 1 if they are out of date
+python -m reference.experiments            rewrite the generated blocks of docs/experiments.md
+python -m reference.experiments --check    exit 1 if they are out of date
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import typing
 from collections.abc import Callable
 from pathlib import Path
 
+from core.schema import describe_allowed, key_of, settings_fields, spec_of
 from experiments.config import (
     COMBINATOR_KINDS,
     ExperimentSection,
@@ -25,12 +26,11 @@ from experiments.config import (
     load_experiment_config,
 )
 from experiments.events import EVENT_COLUMN_DOCS
+from experiments.registry import CONFIG_FOLDER
 from experiments.triggers import TRIGGER_KINDS, parameters_of
-from settings.reference import default_text, write_generated
-from settings.schema import describe_allowed, key_of, settings_fields, spec_of
+from reference.settings import default_text, write_generated
 
 DOC_FILE = Path(__file__).resolve().parent.parent / "docs" / "experiments.md"
-CONFIG_FOLDER = Path(__file__).resolve().parent / "configs"
 
 TRIGGER_DESCRIPTIONS: dict[str, str] = {
     "region": "A keypoint (default `nose`) relative to a circle, rectangle, ellipse or polygon: "
@@ -158,7 +158,7 @@ def render(text: str) -> str:
 def main(argv: list[str]) -> int:
     """Rewrite (or with ``--check``, verify) the generated blocks; return the exit code."""
     text = render(DOC_FILE.read_text(encoding="utf-8"))
-    return write_generated(DOC_FILE, text, argv, "experiments.reference")
+    return write_generated(DOC_FILE, text, argv, "reference.experiments")
 
 
 if __name__ == "__main__":

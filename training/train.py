@@ -1,9 +1,9 @@
-"""Training the project's own pose models: ``python -m pose.train``.
+"""Training the project's own pose models: ``python -m training.train``.
 
 Two sources of training data:
 
 * ``--labels CollectedData_x.csv`` (or ``.h5``): DeepLabCut labels and their images;
-* ``--synthetic``: frames rendered by the simulated arena (:mod:`cameras.arena`) with their exact
+* ``--synthetic``: frames rendered by the simulated arena (:mod:`simulator.arena`) with their exact
   keypoints, from many seeded arenas whose noise, lighting drift and body size vary.
 
 Frames are resized to the network's input size with ``cv2.INTER_AREA`` exactly as at inference
@@ -13,7 +13,7 @@ colour balance, grey, noise, motion blur). Targets follow :mod:`pose.decode`'s c
 pixel ``j`` is centred on input pixel ``j * stride + (stride - 1) / 2``; a Gaussian of
 ``--sigma`` heatmap pixels is drawn at each keypoint and location-refinement offsets (in units of
 ``locref_std`` input pixels) are learned around it. Data, augmentation and targets live in
-:mod:`pose.training_data`; this module has the loss, the loop, the export and the command.
+:mod:`training.data`; this module has the loss, the loop, the export and the command.
 
 The run keeps the checkpoint with the lowest validation error, exports it to ONNX (dynamic batch,
 checked against PyTorch with ONNX Runtime) and TorchScript, scores the held-out frames in
@@ -35,11 +35,12 @@ Examples
 --------
 ::
 
-    python -m pose.train --labels project/labeled-data/video/CollectedData_me.csv --out models/me
-    python -m pose.train --synthetic --out models/arena --steps 2500 --seed 0
-    python -m pose.train --synthetic --out models/fast --architecture separable-fpn \
+    python -m training.train --out models/me \
+        --labels project/labeled-data/video/CollectedData_me.csv
+    python -m training.train --synthetic --out models/arena --steps 2500 --seed 0
+    python -m training.train --synthetic --out models/fast --architecture separable-fpn \
         --input-format float-raw --letterbox
-    python -m pose.train --evaluate models/arena --eval-seeds 0-9
+    python -m training.train --evaluate models/arena --eval-seeds 0-9
 
 The bundled model's exact command is in its ``model.json`` and in ``docs/bundled-model.md``.
 """
@@ -68,7 +69,6 @@ import numpy as np
 import torch
 from torch.nn import functional
 
-from cameras.arena import KEYPOINT_NAMES, ArenaParams
 from pose.decode import decode_argmax
 from pose.labels import read_dlc_labels
 from pose.model import ModelDescription
@@ -85,7 +85,8 @@ from pose.network import (
     parameter_count,
 )
 from pose.own_model import save_own_model
-from pose.training_data import (
+from simulator.arena import KEYPOINT_NAMES, ArenaParams
+from training.data import (
     LOCREF_STD,
     ArenaPool,
     ArenaVariation,
@@ -817,9 +818,9 @@ def synthetic_data_set(args: argparse.Namespace) -> DataSet:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The command-line options of ``python -m pose.train``."""
+    """The command-line options of ``python -m training.train``."""
     parser = argparse.ArgumentParser(
-        prog="python -m pose.train",
+        prog="python -m training.train",
         description="Train the project's own small pose network on DeepLabCut labels or on the "
         "simulated arena, and write a model folder (model.onnx, model.json).",
     )
@@ -1057,7 +1058,7 @@ def finish(
         "best_step": result.best_step,
         "threads": config.threads,
         "training_seconds": round(elapsed, 1),
-        "command": "python -m pose.train " + shlex.join(argv),
+        "command": "python -m training.train " + shlex.join(argv),
         "torch": torch.__version__,
         "accuracy": accuracy,
         "validation": _rounded(result.best_validation),
@@ -1157,10 +1158,10 @@ def evaluate_synthetic(
         :func:`error_summary` plus the frames, seeds, size, the median milliseconds per frame
         of each stage at batch 1 (``timing_ms``) and the machine's load average then.
     """
-    from cameras.arena import SimulatedArena
     from pose.backends import open_backend
     from pose.estimator import PoseEstimator
     from pose.own_model import load_own_model
+    from simulator.arena import SimulatedArena
 
     description = load_own_model(model)
     backend = open_backend(description, "onnxruntime", "cpu", threads)
@@ -1218,7 +1219,7 @@ def _rounded(value: Any) -> Any:
 
 
 def main() -> None:
-    """Entry point of ``python -m pose.train``."""
+    """Entry point of ``python -m training.train``."""
     run()
 
 

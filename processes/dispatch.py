@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cameras.base import host_now_ns
+from core.clock import host_now_ns
+from core.stats import percentiles
 from experiments.actions import Action
 from experiments.base import Experiment
 from experiments.events import EventCsvWriter
@@ -69,11 +70,6 @@ class ExperimentStatus:
     triggers: tuple[TriggerView, ...]
     error: str | None = None
 
-
-def _percentiles(values: list[float]) -> dict[str, float] | None:
-    from pose.worker import percentiles
-
-    return percentiles(values)
 
 
 class ExperimentRun:
@@ -324,9 +320,9 @@ class ExperimentRun:
                 e for e in (getattr(self.experiment.events.writer, "error", None),) if e
             ],
             "latency_ms": {
-                "frame_to_command_written": _percentiles(self._write_ms),
-                "frame_to_device_acknowledged": _percentiles(self._ack_ms),
-                "camera_pairing_error": _percentiles(self._pairing_ms),
+                "frame_to_command_written": percentiles(self._write_ms),
+                "frame_to_device_acknowledged": percentiles(self._ack_ms),
+                "camera_pairing_error": percentiles(self._pairing_ms),
             },
         }
 

@@ -20,15 +20,15 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 
+from core.lifetime import die_with_parent
+from core.logs import LogTarget, add_log_file, configure_process_logging
+from core.priority import ProcessPriority, apply_process_priority
+from recording.folder import SESSION_LOG, release_reserve
 from recording.frames_table import FRAMES_TABLE_SUFFIX, FramesTable
-from recording.session import SESSION_LOG, release_reserve
 from recording.video import VideoWriter, video_file_name
 from settings.sections import RecordingSettings
-from stream.channel import ChannelReader, EndOfStream, FrameRecord
-from stream.lifetime import die_with_parent
-from stream.logs import LogTarget, add_log_file, configure_process_logging
-from stream.priority import ProcessPriority, apply_process_priority
-from stream.ring import Channel, FrameRing, RingSpec
+from transport.channel import ChannelReader, EndOfStream, FrameRecord
+from transport.ring import Channel, FrameRing, RingSpec
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ class RecorderJob:
     settings: RecordingSettings
     nominal_fps: float | None
     log_target: LogTarget
-    priority: ProcessPriority | None = None  # side work: a lower priority (stream/priority.py)
+    priority: ProcessPriority | None = None  # side work: a lower priority (core/priority.py)
 
 
 class _Recording:

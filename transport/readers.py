@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from stream.channel import ChannelReader, EndOfStream, FrameRecord
-from stream.ring import Channel, FrameRing
+from transport.channel import ChannelReader, EndOfStream, FrameRecord
+from transport.ring import Channel, FrameRing
 
 
 class NewestFrameReader:

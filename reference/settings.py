@@ -1,7 +1,7 @@
 """Write docs/settings.md from the settings classes, so the reference cannot drift from code.
 
-python -m settings.reference            rewrite docs/settings.md
-python -m settings.reference --check    exit 1 if docs/settings.md is out of date
+python -m reference.settings            rewrite docs/settings.md
+python -m reference.settings --check    exit 1 if docs/settings.md is out of date
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from cameras import CAMERA_SOURCES, camera_class
+from core.schema import describe_allowed, key_of, settings_fields, spec_of
 from settings.loader import SECTION_CLASSES
-from settings.schema import describe_allowed, key_of, settings_fields, spec_of
 from settings.sections import CameraCommonSettings, DeviceSettings
 
 REFERENCE_FILE = Path(__file__).resolve().parent.parent / "docs" / "settings.md"
@@ -40,7 +40,7 @@ Invalid setting:
 
 Sections: {sections}, and one `[Camera NAME]` section per camera.
 
-This page is generated from the code by `python -m settings.reference`; a test checks it is current.
+This page is generated from the code by `python -m reference.settings`; a test checks it is current.
 """
 
 
@@ -119,7 +119,7 @@ def render_reference() -> str:
 
 def main(argv: list[str]) -> int:
     """Write (or with ``--check``, verify) the reference; return the exit code."""
-    return write_generated(REFERENCE_FILE, render_reference(), argv, "settings.reference")
+    return write_generated(REFERENCE_FILE, render_reference(), argv, "reference.settings")
 
 
 def write_generated(path: Path, text: str, argv: list[str], module: str) -> int:

@@ -3,14 +3,13 @@
 ``python DeepLabStream.py --benchmark-enabled`` streams as usual, then calls
 :func:`build_benchmark` on the session folder: rates and counts from ``session.json``, per-stage
 latency from ``<camera>.pose_timing.csv`` (every analysed frame) and ``events.csv`` (every action),
-tracking from ``<camera>.pose.csv``; then :mod:`benchmarks.naive_loop` runs the baseline on the
+tracking from ``<camera>.pose.csv``; then :mod:`selftest.naive_loop` runs the baseline on the
 same model and frames. Every key and how it is measured is in ``docs/outputs.md``.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,10 +17,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmarks.common import Figure, format_number, machine_description, table_lines
+from core.figures import Figure, format_number, table_lines
+from core.machine import machine_description
+from core.stats import percentiles
 from pose.files import POSE_CSV_SUFFIX, POSE_TIMING_SUFFIX
-from pose.worker import percentiles
-from recording.session import SESSION_JSON, write_json_atomic
+from recording.folder import SESSION_JSON, write_json_atomic
 from settings.sections import Settings
 
 BENCHMARK_JSON = "benchmark.json"
@@ -53,10 +53,8 @@ STAGE_LABELS = {
 
 
 def percentiles_ms(values: Iterable[float]) -> dict[str, float] | None:
-    """session.json's p50 / p95 / p99 / max of durations in ms, plus their count; None if none."""
-    finite = [v for v in values if v is not None and math.isfinite(v)]
-    figures = percentiles(finite)
-    return None if figures is None else {**figures, "count": len(finite)}
+    """Return session.json's p50 / p95 / p99 / max of durations in ms, with their count."""
+    return percentiles(values, with_count=True)
 
 
 def frame_stages_ms(timing: pd.DataFrame) -> dict[str, np.ndarray]:

@@ -29,47 +29,47 @@ from pathlib import Path
 from typing import Any
 
 from cameras.base import CameraError
-from experiments.runtime import EVENTS_FILE
-from pose.analysis import Analysis, PoseError
-from pose.cropping import crop_settings
-from pose.worker import ExperimentSpec, WorkerCamera, depth_source
-from recording.frames_table import count_table_rows, repair_frames_table
-from recording.recorder import (
-    RecorderFinished,
-    RecorderJob,
-    RecorderReady,
-    StopRecording,
-    recorder_main,
-)
-from recording.session import (
-    RESERVE_FILE,
-    SESSION_JSON,
-    SESSION_LOG,
-    create_session_folder,
-    machine_description,
-    package_versions,
-    recover_interrupted_sessions,
-    release_reserve,
-    reserve_space,
-    write_session_json,
-)
-from recording.video import count_decodable_frames
-from settings.loader import settings_as_dict
-from settings.sections import CameraSettings, Settings
-from stimulation.latency import LatencyTestSpec
-from stream.capture import Abort, CaptureJob, Failed, Finished, Opened, Start, capture_main
-from stream.channel import ChannelReader, EndReason
-from stream.control import join_or_terminate, receive, receive_within
-from stream.logs import LogTarget, add_log_file
-from stream.priority import (
+from core.control import join_or_terminate, receive, receive_within
+from core.logs import LogTarget, add_log_file
+from core.machine import machine_description
+from core.priority import (
     MainPlacement,
     inference_thread_count,
     main_process_priority,
     observed_priorities,
     plan_priorities,
 )
-from stream.readers import NewestFrameReader
-from stream.ring import (
+from pose.cropping import crop_settings
+from processes.capture import Abort, CaptureJob, Failed, Finished, Opened, Start, capture_main
+from processes.dispatch import EVENTS_FILE
+from processes.inference import ExperimentSpec, WorkerCamera, depth_source
+from processes.recorder import (
+    RecorderFinished,
+    RecorderJob,
+    RecorderReady,
+    StopRecording,
+    recorder_main,
+)
+from recording.folder import (
+    RESERVE_FILE,
+    SESSION_JSON,
+    SESSION_LOG,
+    create_session_folder,
+    package_versions,
+    recover_interrupted_sessions,
+    release_reserve,
+    reserve_space,
+    write_session_json,
+)
+from recording.frames_table import count_table_rows, repair_frames_table
+from recording.video import count_decodable_frames
+from session.analysis import Analysis, PoseError
+from settings.loader import settings_as_dict
+from settings.sections import CameraSettings, Settings
+from stimulation.latency import LatencyTestSpec
+from transport.channel import ChannelReader, EndReason
+from transport.readers import NewestFrameReader
+from transport.ring import (
     N_CHANNELS,
     Channel,
     FrameRing,

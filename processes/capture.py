@@ -10,7 +10,7 @@ frames)::
 Between Start and Finished the loop is: mark slot, ``camera.grab(slot)``, publish, update the
 header counters, send a record to each subscribed channel. A camera with companion streams (a
 RealSense depth image) has them written into rings of their own and published first
-(:mod:`cameras.companion`, which also records them). The loop ends when the main process
+(:mod:`processes.companion`, which also records them). The loop ends when the main process
 sets the ring header's ``stop_requested`` flag, the frame limit is reached, the source ends, or
 the camera fails; every path sends the end-of-stream record, closes the camera and detaches from
 the ring.
@@ -37,15 +37,16 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from cameras import Camera, CameraError, FrameGeometry, camera_class
-from cameras.companion import CompanionOutputs
-from recording.session import SESSION_LOG
+from cameras import Camera, CameraError, camera_class
+from core.frames import FrameGeometry
+from core.lifetime import die_with_parent
+from core.logs import LogTarget, add_log_file, configure_process_logging
+from core.priority import ProcessPriority, apply_process_priority
+from processes.companion import CompanionOutputs
+from recording.folder import SESSION_LOG
 from settings.sections import CameraSettings
-from stream.channel import ChannelWriter, EndReason, FrameRecord, encode_frame
-from stream.lifetime import die_with_parent
-from stream.logs import LogTarget, add_log_file, configure_process_logging
-from stream.priority import ProcessPriority, apply_process_priority
-from stream.ring import N_CHANNELS, Channel, FrameRing, RingSpec, StreamState
+from transport.channel import ChannelWriter, EndReason, FrameRecord, encode_frame
+from transport.ring import N_CHANNELS, Channel, FrameRing, RingSpec, StreamState
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +107,7 @@ class CaptureJob:
     channels: tuple[Connection, ...]  # write ends, indexed by Channel
     max_frames: int | None
     log_target: LogTarget
-    priority: ProcessPriority | None = None  # applied first thing (stream/priority.py)
+    priority: ProcessPriority | None = None  # applied first thing (core/priority.py)
     recorder_niceness: int = 0  # of the recorders it starts for companion streams (depth)
 
 

@@ -38,9 +38,12 @@ from typing import Any
 
 import numpy as np
 
-from cameras.base import host_now_ns
+from core.clock import host_now_ns
+from core.lifetime import die_with_parent
+from core.logs import LogTarget, add_log_file, configure_process_logging
+from core.priority import ProcessPriority, apply_process_priority, inference_thread_count
+from core.stats import percentiles
 from experiments.observation import Observation
-from experiments.runtime import EVENTS_FILE, ExperimentRun, ExperimentStartError
 from pose.cropping import (
     ContextFeeder,
     ContextRecorder,
@@ -64,15 +67,13 @@ from pose.files import (
 )
 from pose.model import ModelDescription, ModelError
 from pose.records import PoseRecord, encode_pose
-from recording.session import SESSION_LOG
+from processes.dispatch import EVENTS_FILE, ExperimentRun, ExperimentStartError
+from recording.folder import SESSION_LOG
 from settings.sections import DeviceSettings, PoseSettings
 from stimulation.latency import LatencyTestSpec
-from stream.channel import ChannelReader, ChannelWriter
-from stream.lifetime import die_with_parent
-from stream.logs import LogTarget, add_log_file, configure_process_logging
-from stream.priority import ProcessPriority, apply_process_priority, inference_thread_count
-from stream.readers import NewestFrameReader
-from stream.ring import Channel, FrameRing, RingSpec
+from transport.channel import ChannelReader, ChannelWriter
+from transport.readers import NewestFrameReader
+from transport.ring import Channel, FrameRing, RingSpec
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +97,7 @@ def depth_source(
     true``) or the main image is the infrared imager that depth is measured from; and the depth
     image must have the analysed image's size (``frame_size``: height, width).
     """
-    from cameras.companion import companion_rings
+    from processes.companion import companion_rings
 
     entry = (description.get("companions") or {}).get("depth")
     if not entry:
@@ -158,7 +159,7 @@ class PoseJob:
     file_label: str = ""  # "" for the session's first analysis, ".run2" etc. for later ones
     events_file: str = EVENTS_FILE  # for ``experiment``
     ibl_naming: bool = False  # also write _ibl_<camera>Camera.dlc.pqt and .times.npy
-    priority: ProcessPriority | None = None  # its own cores (stream/priority.py)
+    priority: ProcessPriority | None = None  # its own cores (core/priority.py)
 
 
 @dataclass(frozen=True)
@@ -270,7 +271,7 @@ class _CameraState:
     ring: FrameRing
     csv: PoseCsvWriter
     timing: PoseTimingWriter
-    depth: Any = None  # cameras.companion.CompanionReader of camera.depth
+    depth: Any = None  # processes.companion.CompanionReader of camera.depth
     cropper: DynamicCrop | None = None  # with dynamic cropping
     crop: Crop | None = None  # the region of this turn's frame that is analysed
     context: dict[str, np.ndarray] | None = None  # channel gates of its last full frame
@@ -628,7 +629,7 @@ def _cropper(job: PoseJob, camera: WorkerCamera, model: _LoadedModel) -> Dynamic
 def _depth_reader(camera: WorkerCamera) -> Any:
     if camera.depth is None:
         return None
-    from cameras.companion import CompanionReader
+    from processes.companion import CompanionReader
 
     reader = CompanionReader(camera.depth.ring)
     reader.ring  # noqa: B018 - map it now, like the camera's own ring, not in the first decision
@@ -897,15 +898,3 @@ def _parquet(csv_path: Path, stem: Path, errors: list[str]) -> str | None:
     return target.name
 
 
-def percentiles(values: list[float]) -> dict[str, float] | None:
-    """p50 / p95 / p99 / max of ``values`` (milliseconds), rounded; None when empty."""
-    if not values:
-        return None
-    array = np.asarray(values)
-    p50, p95, p99 = np.percentile(array, [50, 95, 99])
-    return {
-        "p50": round(float(p50), 3),
-        "p95": round(float(p95), 3),
-        "p99": round(float(p99), 3),
-        "max": round(float(array.max()), 3),
-    }

@@ -13,7 +13,7 @@ waiting for the busy loop counts, as it does for the app (whose clock starts whe
 arrives in the capture process).
 
 "Act" is the session's experiment with its devices when the session ran one (an
-:class:`experiments.runtime.ExperimentRun` writing its events to a temporary folder), nothing
+:class:`processes.dispatch.ExperimentRun` writing its events to a temporary folder), nothing
 otherwise.
 
 "Record" (when the session recorded, so that both sides do the same work): every frame that
@@ -38,9 +38,9 @@ from typing import Any
 import numpy as np
 
 from cameras import camera_class
-from cameras.base import host_now_ns
+from core.clock import host_now_ns
+from core.priority import inference_thread_count
 from settings.sections import CameraSettings, RecordingSettings, Settings
-from stream.priority import inference_thread_count
 
 POOL_FRAMES = 100
 DEFAULT_FPS = 30.0  # a camera that states no rate
@@ -69,7 +69,7 @@ class NaiveWriter:
     def __init__(
         self, path: Path, shape: tuple[int, ...], fps: float, recording: RecordingSettings
     ) -> None:
-        from cameras.base import FrameGeometry
+        from core.frames import FrameGeometry
         from recording.video import VideoWriter
 
         channels = 1 if len(shape) == 2 else shape[2]
@@ -147,10 +147,10 @@ def run_naive_loop(
     With ``record``, a writer thread per camera encodes every due frame (``recorded`` per
     camera).
     """
-    from benchmarks.session_benchmark import percentiles_ms
     from pose.backends import open_backend
     from pose.estimator import PoseEstimator
     from pose.loading import load_model
+    from selftest.benchmark_mode import percentiles_ms
 
     description = load_model(settings.pose.model_path)
     backend = open_backend(
@@ -278,7 +278,7 @@ def _newest_due(camera: _Camera, start_ns: int, now_ns: int) -> int:
 
 
 def _open_experiment(settings: Settings, folder: Path) -> Any:
-    from experiments.runtime import ExperimentRun
+    from processes.dispatch import ExperimentRun
 
     return ExperimentRun.open(settings.experiment.name, dict(settings.devices), folder)
 

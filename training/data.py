@@ -25,12 +25,12 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from cameras.arena import ArenaParams, ArenaRenderer, Pose, simulate_poses
-from cameras.arena import keypoints_from_poses as arena_keypoints
 from pose.labels import LabeledData
 from pose.model import IMAGENET_MEAN, IMAGENET_STD
 from pose.network import SIZE_MULTIPLE, STRIDE, InputFormat
 from pose.transforms import letterbox_size
+from simulator.arena import ArenaParams, ArenaRenderer, Pose, simulate_poses
+from simulator.arena import keypoints_from_poses as arena_keypoints
 
 LOCREF_STD = 7.2801
 """DeepLabCut's scale of location-refinement offsets, in input pixels."""

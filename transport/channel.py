@@ -1,9 +1,9 @@
 """Frame records through pipes: how a reader learns that a new frame is in the ring.
 
-Each camera has one pipe per :class:`stream.ring.Channel`. The capture process writes a fixed-size
-40-byte record per frame (camera id, ring slot, sequence number, the camera's frame index and
-timestamp, the host arrival time) and a typed end-of-stream record when it stops. Readers block on
-the pipe (no busy-waiting) and read whatever records have arrived.
+Each camera has one pipe per :class:`transport.ring.Channel`. The capture process writes a
+fixed-size 40-byte record per frame (camera id, ring slot, sequence number, the camera's frame
+index and timestamp, the host arrival time) and a typed end-of-stream record when it stops.
+Readers block on the pipe (no busy-waiting) and read whatever records have arrived.
 
 The writer end is non-blocking: a reader that stops reading never slows capture. When a pipe is
 full the record is not sent and the capture process counts it (``undelivered`` in the ring

@@ -10,7 +10,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import platform
 import re
 import sys
 from datetime import datetime
@@ -189,24 +188,3 @@ def package_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             continue
     return versions
-
-
-def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo, else what :mod:`platform` knows."""
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text(encoding="utf-8", errors="replace").splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() in ("model name", "Model", "Hardware") and value.strip():
-                return value.strip()
-    return platform.processor() or platform.machine()
-
-
-def machine_description() -> dict[str, Any]:
-    """The machine a session ran on."""
-    return {
-        "os": platform.platform(),
-        "cpu": cpu_model(),
-        "cores": os.cpu_count(),
-        "host": platform.node(),
-    }

@@ -33,8 +33,13 @@ from typing import Any
 
 import numpy as np
 
-from cameras.base import CompanionStream, FrameGeometry, FrameStamp
-from recording.recorder import (
+from cameras.base import CompanionStream
+from core.control import join_or_terminate, receive, receive_within
+from core.frames import FrameGeometry, FrameStamp
+from core.lifetime import die_with_parent
+from core.logs import LogTarget
+from core.priority import SIDE_NICENESS, ProcessPriority
+from processes.recorder import (
     RecorderFinished,
     RecorderJob,
     RecorderReady,
@@ -42,12 +47,8 @@ from recording.recorder import (
     recorder_main,
 )
 from settings.sections import RecordingSettings
-from stream.channel import ChannelWriter, EndReason, FrameRecord, encode_frame
-from stream.control import join_or_terminate, receive, receive_within
-from stream.lifetime import die_with_parent
-from stream.logs import LogTarget
-from stream.priority import SIDE_NICENESS, ProcessPriority
-from stream.ring import Channel, FrameRing, RingSpec, new_ring_name, ring_slots
+from transport.channel import ChannelWriter, EndReason, FrameRecord, encode_frame
+from transport.ring import Channel, FrameRing, RingSpec, new_ring_name, ring_slots
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import TextIO
 
-from stream.supervisor import Stream, StreamEvent
+from session.live import Stream, StreamEvent
 
 log = logging.getLogger(__name__)
 

@@ -1,8 +1,8 @@
 """A camera's frames in shared memory: a ring of slots plus live counters, shared by processes.
 
 One capture process writes; any number of readers (recorder, analysis, display) copy frames out.
-Frame pixels never travel through pipes: a reader learns from a :mod:`stream.channel` record which
-slot holds which frame, then reads that slot here.
+Frame pixels never travel through pipes: a reader learns from a :mod:`transport.channel` record
+which slot holds which frame, then reads that slot here.
 
 Torn or overwritten frames are detected, never returned: each slot carries the sequence number of
 the frame in it, set to -1 while the writer fills it (a seqlock). A reader checks the number
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cameras.base import FrameGeometry
+from core.frames import FrameGeometry
 
 _ALIGN = 64
 

@@ -1,6 +1,6 @@
 """The main process's handle on the inference worker: start it, read its poses, stop it.
 
-Used by :class:`stream.supervisor.Stream`; the worker itself is ``pose/worker.py``.
+Used by :class:`session.live.Stream`; the worker itself is ``processes/inference.py``.
 """
 
 from __future__ import annotations
@@ -17,10 +17,13 @@ from typing import Any
 
 import numpy as np
 
-from experiments.runtime import EVENTS_FILE, ExperimentStatus
+from core.control import join_or_terminate, receive_within
+from core.logs import LogTarget
+from core.priority import ProcessPriority
 from pose.records import PoseReader, PoseRecord
 from pose.recovery import finish_events, how_it_ended, rebuild_camera_figures
-from pose.worker import (
+from processes.dispatch import EVENTS_FILE, ExperimentStatus
+from processes.inference import (
     ExperimentFailed,
     ExperimentSpec,
     ExperimentStarted,
@@ -37,9 +40,6 @@ from pose.worker import (
     pose_main,
 )
 from settings.sections import PoseSettings
-from stream.control import join_or_terminate, receive_within
-from stream.logs import LogTarget
-from stream.priority import ProcessPriority
 
 log = logging.getLogger(__name__)
 

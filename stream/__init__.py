@@ -1,1 +1,0 @@
-"""Moving frames between processes: capture processes, shared-memory rings, record pipes."""
