@@ -27,21 +27,22 @@ import argparse
 import dataclasses
 import logging
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gui.display import has_display
+from display.screen import has_display
 from utils.arguments import positive_float, positive_int
 
 if TYPE_CHECKING:  # imported lazily at run time, so --help answers at once
-    from session.live import Stream
+    from session.live import LiveSession
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 BENCHMARK_FRAMES = 3000  # per camera, unless --frames or --duration says otherwise
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The command line."""
+    """Return the command-line parser."""
     parser = argparse.ArgumentParser(
         description="Stream the cameras of a settings file; report rates; optionally record.",
     )
@@ -151,9 +152,10 @@ def main(argv: list[str] | None = None) -> int:
     from core.instance_lock import InstanceLock, InstanceLockError
     from core.logs import LogTarget, configure_process_logging
     from session.analysis import PoseError
-    from session.live import RecordingError, Stream
+    from session.live import LiveSession
     from session.preflight import check_before_start
-    from session.runner import StreamRunner
+    from session.recordings import RecordingError
+    from session.runner import SessionRunner
     from settings import SettingsError, load_settings
 
     log_level = getattr(logging, args.log_level)
@@ -203,15 +205,15 @@ def main(argv: list[str] | None = None) -> int:
             return _latency_test(settings, args, log_level, stops)
         finally:
             lock.release()
-    stream = Stream(
+    stream = LiveSession(
         settings, output_dir=args.output_dir, max_frames=args.frames, log_level=log_level
     )
-    runner = StreamRunner(stream, duration_s=args.duration)
+    runner = SessionRunner(stream, duration_s=args.duration)
     stops.forward_to(runner.request_stop)
     try:
         # Each step blocks (cameras opening, the model loading): a stop request made meanwhile
         # is looked at between them, and then nothing more starts.
-        steps = [stream.open]
+        steps: list[Callable[[], object]] = [stream.open]
         if args.pose_enabled or args.experiment_enabled or args.benchmark_enabled:
             steps.append(lambda: stream.start_analysis(experiment=args.experiment_enabled))
         if args.recording_enabled:
@@ -236,8 +238,8 @@ def main(argv: list[str] | None = None) -> int:
     return EXIT_FAILED if stream.errors else EXIT_OK
 
 
-def _stop_at_error(stream: Stream, error: Exception) -> int:
-    """A start or run failed: say so, record it in the session, stop; the exit code."""
+def _stop_at_error(stream: LiveSession, error: Exception) -> int:
+    """Report a failed start or run, record it in the session and stop; return the exit code."""
     print(f"Error: {error}", file=sys.stderr)
     if stream.session_dir is not None:
         stream.report_error(str(error))
@@ -245,7 +247,7 @@ def _stop_at_error(stream: Stream, error: Exception) -> int:
     return EXIT_FAILED
 
 
-def _start_up(steps: list[Any], runner: Any) -> bool:
+def _start_up(steps: Sequence[Callable[[], object]], runner: Any) -> bool:
     """Run the start-up steps in order; False when a stop request came before one of them."""
     for step in steps:
         if runner.stop_reason is not None:
@@ -254,8 +256,8 @@ def _start_up(steps: list[Any], runner: Any) -> bool:
     return runner.stop_reason is None
 
 
-def _benchmark(stream: Stream, args: argparse.Namespace) -> None:
-    """The benchmark mode's second half: the naive loop, then benchmark.json and its table."""
+def _benchmark(stream: LiveSession, args: argparse.Namespace) -> None:
+    """Run the benchmark mode's second half: the naive loop, then benchmark.json and its table."""
     from selftest.benchmark_mode import benchmark_lines, build_benchmark, write_benchmark
     from selftest.naive_loop import run_naive_loop, worker_threads
     from session.runner import install_stop_signals
@@ -314,8 +316,9 @@ def _latency_test(
         write_experiment,
     )
     from session.analysis import PoseError
-    from session.live import RecordingError, Stream
-    from session.runner import StreamRunner
+    from session.live import LiveSession
+    from session.recordings import RecordingError
+    from session.runner import SessionRunner
     from stimulation.simulated_board import SimulatedBoard, SimulatedBoardError
 
     board_folder = Path(tempfile.mkdtemp(prefix="dls-board-"))
@@ -330,8 +333,8 @@ def _latency_test(
             board.stop()
         return EXIT_USAGE if isinstance(error, LatencyTestError) else EXIT_FAILED
     duration = args.duration or settings.latency_test.duration
-    stream = Stream(plan.settings, output_dir=args.output_dir, log_level=log_level)
-    runner = StreamRunner(stream, duration_s=duration)
+    stream = LiveSession(plan.settings, output_dir=args.output_dir, log_level=log_level)
+    runner = SessionRunner(stream, duration_s=duration)
     stops.forward_to(runner.request_stop)
     print(
         f"Latency test for {duration:g} s: LED on channel {plan.spec.channel} of "
@@ -379,7 +382,7 @@ def _latency_test(
     return EXIT_FAILED if stream.errors else EXIT_OK
 
 
-def _print_summary(stream: Stream) -> None:
+def _print_summary(stream: LiveSession) -> None:
     print(f"Stopped: {stream.stop_reason}")
     if stream.session_dir is not None:
         print(f"Session folder: {stream.session_dir}")

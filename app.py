@@ -18,7 +18,7 @@ import signal
 import sys
 from pathlib import Path
 
-from gui.display import has_display
+from display.screen import has_display
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 PART_NAMES = ("stream", "analysis", "recording", "experiment")
@@ -35,7 +35,7 @@ app.py needs a display, and this session has none (no DISPLAY or WAYLAND_DISPLAY
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The command line."""
+    """Return the command-line parser."""
     parser = argparse.ArgumentParser(description="Run an experiment session from one window.")
     parser.add_argument("--settings", type=Path, help="settings file (default: ./settings.ini)")
     parser.add_argument("--output-dir", type=Path, help="folder for the session folders")
@@ -80,7 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, lambda *_: window.close())  # Ctrl-C: the same as closing
     signal.signal(signal.SIGTERM, lambda *_: window.close())
     # Python runs signal handlers only between bytecodes: a timer gives it the chance.
-    wake = QTimer(interval=200, timeout=lambda: None)
+    wake = QTimer()
+    wake.setInterval(200)
+    wake.timeout.connect(lambda: None)
     wake.start()
     window.show()
     pilot.begin()

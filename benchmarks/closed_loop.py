@@ -38,8 +38,8 @@ from pose.backends import open_backend
 from pose.estimator import PoseEstimator
 from pose.loading import load_model
 from selftest.naive_loop import NaiveWriter
-from session.live import Stream
-from session.runner import StreamRunner
+from session.live import LiveSession
+from session.runner import SessionRunner
 from settings import load_settings
 from settings.sections import RecordingSettings
 from simulator.arena import ArenaParams, SimulatedArena
@@ -119,8 +119,8 @@ def app_run(folder: Path, duration_s: float, device: str = "cpu") -> dict[str, A
     """The app with recording and the experiment; latencies from its own events.csv."""
     board = Board()
     settings_file = session_settings(folder, board.port, f"[Pose]\nDEVICE = {device}\n")
-    stream = Stream(load_settings(settings_file), output_dir=folder / "out")
-    runner = StreamRunner(stream, duration_s=duration_s, status_out=None)
+    stream = LiveSession(load_settings(settings_file), output_dir=folder / "out")
+    runner = SessionRunner(stream, duration_s=duration_s, status_out=None)
     try:
         stream.open()
         stream.start_analysis(experiment=True)

@@ -34,8 +34,8 @@ from pose.backends import open_backend
 from pose.estimator import PoseEstimator
 from pose.loading import load_model
 from pose.model import ModelDescription
-from session.live import Stream
-from session.runner import StreamRunner
+from session.live import LiveSession
+from session.runner import SessionRunner
 from settings import load_settings
 from simulator.arena import ArenaParams, SimulatedArena
 
@@ -133,8 +133,8 @@ def whole_path(model: Path | None, fps: float, duration_s: float, folder: Path) 
         f"[Pose]\n{model_line}\n[Recording]\nMIN_FREE_SPACE = 0\nWARN_FREE_SPACE = 0\n",
         encoding="utf-8",
     )
-    stream = Stream(load_settings(settings_file), output_dir=folder / "out")
-    runner = StreamRunner(stream, duration_s=duration_s, status_out=None)
+    stream = LiveSession(load_settings(settings_file), output_dir=folder / "out")
+    runner = SessionRunner(stream, duration_s=duration_s, status_out=None)
     try:
         stream.open()
         stream.start_analysis()

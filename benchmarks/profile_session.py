@@ -38,8 +38,8 @@ from benchmarks.common import now_iso, print_table, save_result
 from core.figures import Figure
 from core.machine import machine_description
 from core.stats import percentiles
-from session.live import Stream
-from session.runner import StreamRunner
+from session.live import LiveSession
+from session.runner import SessionRunner
 from settings import load_settings
 
 WARM_FRAMES = 30  # the first second: model warm-up and first allocations
@@ -84,8 +84,8 @@ def _session(folder: Path, duration_s: float, affinity: str, niceness: int) -> d
     settings_file = session_settings(
         folder, board.port, f"[Streaming]\nCPU_AFFINITY = {affinity}\nSIDE_NICENESS = {niceness}\n"
     )
-    stream = Stream(load_settings(settings_file), output_dir=folder / "out")
-    runner = StreamRunner(stream, duration_s=duration_s, status_out=None)
+    stream = LiveSession(load_settings(settings_file), output_dir=folder / "out")
+    runner = SessionRunner(stream, duration_s=duration_s, status_out=None)
     try:
         stream.open()
         stream.start_analysis(experiment=True)

@@ -4,7 +4,7 @@ Run ``python -m benchmarks.recording [--duration S] [--codec h264|ffv1] [--quick
 
 * **project**: the real app path. A settings file with two synthetic cameras (``colour``: 640x480
   bgr8 at 30 fps; ``mono``: 640x512 mono8 at 150 fps) is loaded and run by
-  :class:`session.live.Stream` with recording for ``--duration`` seconds: a capture process
+  :class:`session.live.LiveSession` with recording for ``--duration`` seconds: a capture process
   and a recorder process per camera, frames through shared-memory rings. Afterwards the figures
   come from ``session.json``; every video is decoded again with PyAV to count its frames, the
   CPU use of the whole process tree is sampled every second with psutil, and the session folder
@@ -38,8 +38,8 @@ from core.figures import Figure
 from core.frames import FrameGeometry
 from core.machine import machine_description
 from recording.video import VideoWriter, video_file_name
-from session.live import Stream
-from session.runner import StreamRunner
+from session.live import LiveSession
+from session.runner import SessionRunner
 from settings import load_settings
 from settings.sections import CameraSettings, Settings
 from simulator.arena import SimulatedArena
@@ -216,15 +216,15 @@ def process_labels(session: Path | None) -> dict[int, str]:
 
 def run_stream(settings: Settings, output: Path, duration_s: float, monitor: CpuMonitor) -> Path:
     """Stream and record for ``duration_s`` (counted from the cameras' start); the session."""
-    stream = Stream(settings, output_dir=output)
-    runner: StreamRunner | None = None
+    stream = LiveSession(settings, output_dir=output)
+    runner: SessionRunner | None = None
     try:
         stream.open()
         stream.start_recording()
         stream.start()
         monitor.start()
         monitor.labels.update(process_labels(stream.session_dir))
-        runner = StreamRunner(stream, duration_s=duration_s, status_out=None)
+        runner = SessionRunner(stream, duration_s=duration_s, status_out=None)
         runner.run_headless()
     finally:
         monitor.stop()

@@ -21,7 +21,7 @@ CAMERA_SOURCES: dict[str, str] = {
 
 
 def camera_class(source: str) -> type[Camera]:
-    """The camera class registered as ``source``; KeyError names the known sources.
+    """Return the camera class registered as ``source``; KeyError names the known sources.
 
     ``source`` may also be a ``module:Class`` path to a Camera subclass outside this package
     (for code that builds its settings itself, such as tests with a fault-injecting camera).

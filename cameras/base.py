@@ -86,6 +86,15 @@ class Camera(ABC):
         return {}
 
     @property
+    def waits_for_analysis(self) -> bool:
+        """True when a frame may be published only once the previous one was analysed.
+
+        A video file read in ``PACING = lockstep`` says so; the capture process does the
+        waiting (``processes/capture.py``). Live cameras and simulations never wait.
+        """
+        return False
+
+    @property
     def live(self) -> bool:
         """True for a device that can be unplugged or stall.
 

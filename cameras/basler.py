@@ -196,7 +196,7 @@ class BaslerSettings:
 
 
 def conversion_code(camera_format: str, mono_out: bool) -> int | None:
-    """The OpenCV conversion from ``camera_format`` to mono8 or bgr8 (None: a plain copy).
+    """Return the OpenCV conversion from ``camera_format`` to mono8 or bgr8 (None: a plain copy).
 
     Raises KeyError for a format not in :data:`MONO_FORMATS` or :data:`COLOUR_FORMATS`.
     """
@@ -221,7 +221,7 @@ def import_pylon(label: str = "SOURCE = basler") -> tuple[ModuleType, ModuleType
 
 
 def _device_facts(info: Any) -> dict[str, str]:
-    """What a pylon DeviceInfo says about a camera, in plain words."""
+    """Return what a pylon DeviceInfo says about a camera, in plain words."""
     device_class = info.GetDeviceClass()
     interface = {"BaslerUsb": "USB3", "BaslerGigE": "GigE", "BaslerCamEmu": "emulator"}.get(
         device_class, device_class
@@ -244,7 +244,7 @@ def list_cameras() -> list[dict[str, str]]:
 
 
 def describe_cameras(cameras: list[dict[str, str]]) -> str:
-    """The cameras found, in one line each, for messages and ``python -m cameras.basler``."""
+    """Describe the cameras found, one line each, for messages and ``python -m cameras.basler``."""
     if not cameras:
         return (
             "No Basler camera found. Check the cable and power; for GigE cameras the network "
@@ -653,7 +653,7 @@ class BaslerCamera(Camera):
             log.info("%s: waiting for trigger pulses on %s", self._label, self.settings.trigger)
 
     def _retrieve(self, camera: Any) -> Any:
-        """The next grab result, or None when a stop was requested while waiting."""
+        """Return the next grab result, or None when a stop was requested while waiting."""
         pylon, genicam = self._pylon, self._genicam
         assert pylon is not None and genicam is not None
         waits_for_first_trigger = self.settings.trigger.startswith("line") and not self._frames
@@ -751,7 +751,7 @@ class BaslerCamera(Camera):
     # -- parameters -------------------------------------------------------------------------
 
     def _param(self, name: str) -> Any:
-        """The camera's parameter ``name``, or None when this camera has no such feature."""
+        """Return the camera's parameter ``name``, or None when this camera has no such feature."""
         assert self._camera is not None and self._genicam is not None
         node = self._camera.GetNodeMap().GetNode(name)
         if node is None or not self._genicam.IsAvailable(node):
@@ -872,7 +872,7 @@ class BaslerCamera(Camera):
 
 
 def _range_context(key: str, values: dict[str, Any]) -> str:
-    """What the allowed range depends on, so the message explains an odd-looking limit."""
+    """Say what the allowed range depends on, so the message explains an odd-looking limit."""
     depends = {
         "WIDTH": ("OFFSET_X",),
         "HEIGHT": ("OFFSET_Y",),
@@ -887,14 +887,14 @@ def _range_context(key: str, values: dict[str, Any]) -> str:
 
 
 def _number(value: float) -> str:
-    """A number for a message: whole numbers in full (3000000, not 3e+06), others short."""
+    """Format a number for a message: whole numbers in full (3000000, not 3e+06), others short."""
     if float(value).is_integer() and abs(value) < 1e15:
         return str(int(value))
     return f"{value:g}"
 
 
 def _chunk_value(result: Any, name: str) -> int | None:
-    """A chunk feature of a grab result, None when the frame carries none."""
+    """Return a chunk feature of a grab result, None when the frame carries none."""
     try:
         if not result.IsChunkDataAvailable():
             return None
@@ -904,7 +904,7 @@ def _chunk_value(result: Any, name: str) -> int | None:
 
 
 def _first_line(error: BaseException) -> str:
-    """The readable part of a pylon message (it ends with the C++ file and line)."""
+    """Return the readable part of a pylon message (it ends with the C++ file and line)."""
     text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     return text.split(" : ")[0]
 

@@ -45,7 +45,7 @@ class CounterUnwrapper:
         self.resets = 0  # times the counter went backwards by more than half its range
 
     def __call__(self, raw: int) -> int:
-        """The unwrapped value of the counter reading ``raw``."""
+        """Return the unwrapped value of the counter reading ``raw``."""
         if self._last_raw is None:
             self._value = raw
         elif self.modulus is None:
@@ -100,7 +100,7 @@ class ClockFit:
         self._count += 1
 
     def summary(self) -> dict[str, Any]:
-        """The fit for ``session.json``; ``fitted`` is False when there is too little to fit."""
+        """Return the fit for ``session.json`` (``fitted`` is False: too little to fit)."""
         info: dict[str, Any] = {
             "model": "host_timestamp = offset_s + rate * camera_timestamp (both in seconds)",
             "frames": self.frames,
@@ -163,6 +163,6 @@ def _envelope_fit(camera: np.ndarray, host: np.ndarray) -> tuple[float, float]:
 
 
 def _turns_clockwise(x: np.ndarray, y: np.ndarray, a: int, b: int, c: int) -> bool:
-    """True when a -> b -> c does not turn left: b is not on the lower hull."""
+    """Return True when a -> b -> c does not turn left: b is not on the lower hull."""
     cross = (x[b] - x[a]) * (y[c] - y[a]) - (y[b] - y[a]) * (x[c] - x[a])
     return bool(cross <= 0)

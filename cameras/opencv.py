@@ -270,7 +270,7 @@ class OpenCVCamera(Camera):
         thread.stop()
 
     def describe(self) -> dict[str, Any]:
-        """The device, the backend OpenCV chose and the requested size and rate."""
+        """Describe the device, the backend OpenCV chose and the requested size and rate."""
         info: dict[str, Any] = {
             "device": self.settings.device,
             "backend": self.settings.backend,
@@ -468,7 +468,7 @@ def _open_capture(source: int | str, api: int) -> cv2.VideoCapture | None:
 
 
 def _capture_source(device: str) -> int | str:
-    """A device index for digits (``0``), the text itself otherwise (path, URL, pipeline)."""
+    """Return a device index for digits (``0``), the text itself otherwise (path, URL, pipeline)."""
     text = device.strip()
     return int(text) if text.isdigit() else text
 

@@ -167,7 +167,7 @@ def list_devices() -> list[dict[str, str]]:
 
 
 def describe_devices(devices: list[dict[str, str]]) -> str:
-    """The devices found, for messages."""
+    """Describe the devices found, for messages."""
     if not devices:
         return (
             "No RealSense device found: check the USB cable (a USB 3 port and cable), and on "
@@ -279,7 +279,7 @@ class RealSenseCamera(Camera):
         return True
 
     def companions(self) -> tuple[CompanionStream, ...]:
-        """The depth image (``depth``) and, with INFRARED, the infrared image (``infrared``)."""
+        """Return the depth image (``depth``) and with INFRARED the infrared one (``infrared``)."""
         return self._companions
 
     def grab(self, out: np.ndarray) -> FrameStamp | None:
@@ -449,7 +449,7 @@ class RealSenseCamera(Camera):
         return self.settings.main_stream
 
     def _find_profile(self, rs: ModuleType, wanted: _Wanted, sensors: list[Any]) -> tuple[int, Any]:
-        """The sensor (position) and profile of ``wanted``; CameraError listing what is offered."""
+        """Find ``wanted``'s sensor (position) and profile; CameraError lists what is offered."""
         offered = []
         for position, sensor in enumerate(sensors):
             for profile in sensor.get_stream_profiles():
@@ -526,7 +526,7 @@ class RealSenseCamera(Camera):
         self._started = True
 
     def _next_frameset(self) -> Any:
-        """The next frameset holding every wanted stream (aligned), or None on stop."""
+        """Return the next frameset holding every wanted stream (aligned), or None on stop."""
         if self._syncer is None:
             raise CameraError(f"{self._label}: grab() before open() or after close()")
         if not self._started:
@@ -566,7 +566,7 @@ class RealSenseCamera(Camera):
         return frame or frameset.get_infrared_frame(0)
 
     def _stamp(self, key: str, frame: Any) -> FrameStamp:
-        """The frame's own counter and device time (unwrapped), with the frameset's host time."""
+        """Return the frame's counter and device time (unwrapped), with the frameset's host time."""
         rs = self._rs
         assert rs is not None
         domain = frame.get_frame_timestamp_domain()

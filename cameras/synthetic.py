@@ -207,7 +207,7 @@ class SyntheticSettings:
                 )
 
     def arena_params(self) -> ArenaParams:
-        """The simulation these settings describe."""
+        """Return the simulation these settings describe."""
         return ArenaParams(
             width=self.width,
             height=self.height,
@@ -260,7 +260,7 @@ class PinLogFollower:
                 self.changes.append((int(fields[4]), int(fields[2])))
 
     def high_fraction(self, start_ns: int, end_ns: int) -> float:
-        """The fraction of ``[start_ns, end_ns]`` (host clock) during which the pin was HIGH."""
+        """Return the fraction of ``[start_ns, end_ns]`` (host clock) in which the pin was HIGH."""
         if end_ns <= start_ns:
             return float(self.level_at(end_ns))
         high_ns = 0
@@ -279,7 +279,7 @@ class PinLogFollower:
         return high_ns / (end_ns - start_ns)
 
     def level_at(self, time_ns: int) -> int:
-        """The pin's level at ``time_ns`` (LOW before its first change)."""
+        """Return the pin's level at ``time_ns`` (LOW before its first change)."""
         level = 0
         for change_ns, new_level in self.changes:
             if change_ns > time_ns:
@@ -364,7 +364,7 @@ class TruthCsvWriter:
                 log.error("ground truth %s incomplete: %s", self.path, error)
 
     def _give_up(self, error: OSError) -> None:
-        """A side output must never stop the camera: stop writing ground truth, say why.
+        """Stop writing ground truth and say why: a side output must never stop the camera.
 
         The file is cut back to its last whole row (a full disk may have taken half a row).
         """

@@ -38,7 +38,7 @@ class Figure:
 
 
 def format_number(value: float | None) -> str:
-    """A figure for the table: thousands separated, three significant decimals at most."""
+    """Format a figure for the table: thousands separated, three significant decimals at most."""
     if value is None:
         return "-"
     if isinstance(value, int) or (float(value).is_integer() and abs(value) >= 1):
@@ -53,7 +53,7 @@ def format_number(value: float | None) -> str:
 def table_lines(
     figures: Iterable[Figure], project: str = "project", baseline: str = "baseline"
 ) -> list[str]:
-    """The figures as aligned text lines: label, project value, baseline value, ratio, goal."""
+    """Return the figures as aligned lines: label, project value, baseline value, ratio, goal."""
     figures = list(figures)
     show_goal = any(f.goal for f in figures)
     header = ["figure", project, baseline, "x better"] + (["goal"] if show_goal else [])

@@ -43,7 +43,7 @@ ORPHAN_EXIT_CODE = 128 + signal.SIGTERM
 
 
 def recorded_parent_pid() -> int | None:
-    """The pid of the process that started this one, as recorded when it started.
+    """Return the pid of the process that started this one, as recorded when it started.
 
     ``multiprocessing`` children know it (it travels with the spawn); elsewhere None.
     """
@@ -52,7 +52,7 @@ def recorded_parent_pid() -> int | None:
 
 
 def parent_alive(parent_pid: int | None = None) -> bool:
-    """True while the parent (``parent_pid``, else the recorded one) is still this one's parent.
+    """Tell whether the parent (``parent_pid``, else the recorded one) is still this one's parent.
 
     A process whose parent died is re-parented (to init or a subreaper), so its ``getppid()``
     changes; with no recorded pid there is nothing to compare and it answers True.
@@ -116,7 +116,7 @@ _signal_on_death = int(signal.SIGTERM)
 
 
 def _on_death_signal(signum: int, frame: FrameType | None) -> None:
-    """The thread that started this process ended: pass ``sig`` on if the whole parent did."""
+    """Handle the starting thread's end: pass ``sig`` on if the whole parent has ended."""
     if parent_alive(_parent_pid):
         return  # another thread of the parent adopted this process; the signal stays armed
     os.kill(os.getpid(), _signal_on_death)  # its handler, or its default action (the end)

@@ -13,7 +13,7 @@ import numpy as np
 
 
 def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo, else what :mod:`platform` knows."""
+    """Return the CPU's model name from /proc/cpuinfo, else what :mod:`platform` knows."""
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.is_file():
         for line in cpuinfo.read_text(encoding="utf-8", errors="replace").splitlines():
@@ -24,7 +24,7 @@ def cpu_model() -> str:
 
 
 def package_version(name: str) -> str | None:
-    """An installed package's version, None when it is not installed."""
+    """Return an installed package's version, None when it is not installed."""
     try:
         return metadata.version(name)
     except metadata.PackageNotFoundError:
@@ -55,7 +55,7 @@ def machine_description() -> dict[str, Any]:
 
 
 def describe_machine_line(machine: dict[str, Any]) -> str:
-    """The machine in one line, for the top of a printed table."""
+    """Describe the machine in one line, for the top of a printed table."""
     return (
         f"{machine['cpu']}, {machine['cores']} cores, {machine['os']}, Python "
         f"{machine['python']}, numpy {machine['numpy']}, av {machine['av']}"

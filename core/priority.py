@@ -87,13 +87,13 @@ class PriorityPlan:
     side_niceness: int = SIDE_NICENESS
 
     def for_role(self, role: Role) -> ProcessPriority:
-        """The priority a process of ``role`` applies to itself."""
+        """Return the priority a process of ``role`` applies to itself."""
         niceness = self.side_niceness if role in _SIDE_ROLES else 0
         cpus = self.inference_cpus if role == "inference" else self.other_cpus
         return ProcessPriority(role, niceness, cpus or None)
 
     def describe(self) -> dict[str, Any]:
-        """The plan, for ``session.json`` → ``priority``."""
+        """Describe the plan, for ``session.json`` → ``priority``."""
         return {
             "cpu_affinity": self.affinity,
             "cores_available": list(self.available),
@@ -104,7 +104,7 @@ class PriorityPlan:
 
 
 def inference_thread_count(configured: int, pinned: tuple[int, ...] | None = None) -> int:
-    """The inference worker's threads.
+    """Return the inference worker's thread count.
 
     ``[Pose] THREADS``, else one per core it is pinned to, else one less than the cores (one
     stays for capture and recording), at most 4.
@@ -117,7 +117,7 @@ def inference_thread_count(configured: int, pinned: tuple[int, ...] | None = Non
 
 
 def available_cpus() -> tuple[int, ...]:
-    """The cores this process may run on (all of them where the OS cannot say)."""
+    """Return the cores this process may run on (all of them where the OS cannot say)."""
     if hasattr(os, "sched_getaffinity"):
         return tuple(sorted(os.sched_getaffinity(0)))
     return tuple(range(os.cpu_count() or 1))

@@ -67,12 +67,12 @@ def setting(
 
 
 def spec_of(field: dataclasses.Field) -> SettingSpec:
-    """The :class:`SettingSpec` of a field declared with :func:`setting`."""
+    """Return the :class:`SettingSpec` of a field declared with :func:`setting`."""
     return field.metadata[_META_KEY]
 
 
 def key_of(field: dataclasses.Field) -> str:
-    """The ini key of a field: its name in upper case."""
+    """Return the ini key of a field: its name in upper case."""
     return field.name.upper()
 
 
@@ -89,7 +89,7 @@ class Where:
 
 
 def describe_allowed(annotation: Any, spec: SettingSpec) -> str:
-    """A short human description of the values a field accepts."""
+    """Return a short human description of the values a field accepts."""
     if spec.allowed:
         return spec.allowed
     base, optional = _unwrap_optional(annotation)
@@ -174,7 +174,7 @@ def parse_value(text: str, annotation: Any, spec: SettingSpec, base_dir: Path) -
 
 
 def settings_fields(cls: type) -> tuple[dataclasses.Field, ...]:
-    """The fields of a section class that are settings keys."""
+    """Return the fields of a section class that are settings keys."""
     return tuple(f for f in dataclasses.fields(cls) if _META_KEY in f.metadata)
 
 

@@ -39,7 +39,13 @@ from experiments.prediction import (
     MAX_LEAD_MS,
     PredictionSettings,
 )
-from experiments.triggers import TRIGGER_KINDS, Trigger, make_trigger, parameters_of
+from experiments.triggers import (
+    COMBINATOR_KINDS,
+    TRIGGER_KINDS,
+    Trigger,
+    make_trigger,
+    parameters_of,
+)
 from experiments.triggers.base import AnyObservation
 
 EXPERIMENT_SECTION = "Experiment"
@@ -50,8 +56,6 @@ SECTION_FORMS = ("Experiment", "Trigger NAME", "Stimulation NAME", "Rule NAME")
 NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
 NAME_RULE = "1-64 letters, digits, '_' or '-', starting with a letter or '_'"
 
-COMBINATOR_KINDS: tuple[str, ...] = ("all", "and", "any", "or", "not", "rising", "debounce")
-"""Trigger kinds that combine other triggers, named in ``OF``."""
 
 EDGES: tuple[str, ...] = ("rising", "while", "falling")
 _RULE_FIELDS = ("when", "edge", "do", "starts_trial", "ends_trial", "during")

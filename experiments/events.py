@@ -335,7 +335,7 @@ class EventLog:
         With ``action``, only the pending ``action`` events of that action (the object the
         experiment returned); without, every pending event. Only the times given are set.
         """
-        times = {
+        times: dict[str, Any] = {
             name: value
             for name, value in (
                 ("pose_ready", pose_ready),

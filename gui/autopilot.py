@@ -34,8 +34,12 @@ class Autopilot(QObject):
         self._pending = [Part(name) for name in _in_order(parts)]
         self._duration_s = duration_s
         self._print_status = print_status
-        self._step_timer = QTimer(self, interval=CHECK_INTERVAL_MS, timeout=self._step)
-        self._status_timer = QTimer(self, interval=1000, timeout=self._status)
+        self._step_timer = QTimer(self)
+        self._step_timer.setInterval(CHECK_INTERVAL_MS)
+        self._step_timer.timeout.connect(self._step)
+        self._status_timer = QTimer(self)
+        self._status_timer.setInterval(1000)
+        self._status_timer.timeout.connect(self._status)
         window.controller.failed.connect(self._failed)
 
     def begin(self) -> None:
@@ -43,9 +47,13 @@ class Autopilot(QObject):
         if self._pending:
             self._step_timer.start()
         elif self._duration_s is not None:
-            QTimer.singleShot(round(self._duration_s * 1000), self.window.close)
+            QTimer.singleShot(round(self._duration_s * 1000), self._close_window)
         if self._print_status:
             self._status_timer.start()
+
+    def _close_window(self) -> None:
+        """Close the window (its ``close`` returns a bool, which a timer's callback may not)."""
+        self.window.close()
 
     def _step(self) -> None:
         controller = self.window.controller
@@ -54,7 +62,7 @@ class Autopilot(QObject):
         if not self._pending:
             self._step_timer.stop()
             if self._duration_s is not None:
-                QTimer.singleShot(round(self._duration_s * 1000), self.window.close)
+                QTimer.singleShot(round(self._duration_s * 1000), self._close_window)
             return
         part = self._pending[0]
         if controller.running(part):
@@ -86,7 +94,7 @@ class Autopilot(QObject):
 
 
 def _in_order(parts: tuple[str, ...]) -> list[str]:
-    """The parts in the order they can start (stream first, experiment after analysis)."""
+    """Return the parts in the order they can start (stream first, experiment after analysis)."""
     wanted = set(parts)
     if wanted - {"stream"}:
         wanted.add("stream")

@@ -16,10 +16,10 @@ from PyQt5.QtCore import QPointF, QRectF, Qt
 from PyQt5.QtGui import QColor, QImage, QPainter
 from PyQt5.QtWidgets import QGridLayout, QWidget
 
-from gui.overlay import display_copy, draw_caption, draw_flash, draw_pose_on, draw_triggers
+from display.overlay import display_copy, draw_caption, draw_flash, draw_pose_on, draw_triggers
 from gui.preview import to_qimage
-from processes.dispatch import ExperimentStatus
-from session.live import Stream
+from processes.messages import ExperimentStatus
+from session.live import LiveSession
 from transport.readers import NewestFrameReader
 
 FLASH_S = 0.3  # how long the border shows after an action fired
@@ -78,7 +78,7 @@ class _Flash:
 class LiveView(QWidget):
     """The tiles of every camera of a stream, drawn from the stream's newest frames and poses."""
 
-    def __init__(self, stream: Stream) -> None:
+    def __init__(self, stream: LiveSession) -> None:
         super().__init__()
         self._stream = stream
         self.views: dict[str, CameraView] = {}
@@ -124,7 +124,7 @@ class LiveView(QWidget):
     def _annotated(
         self, name: str, frame: np.ndarray, status: ExperimentStatus | None, flashing: bool
     ) -> np.ndarray:
-        """A display copy of ``frame`` with everything the experimenter needs to see."""
+        """Return a display copy of ``frame`` with everything the experimenter needs to see."""
         canvas = display_copy(frame)  # the one copy: the shared-memory slot is never drawn on
         analysis = self._stream.analysis
         if status is not None:

@@ -66,9 +66,14 @@ class MainWindow(QMainWindow):
         self.status_panel = StatusPanel()
         self.buttons: dict[Part, QPushButton] = {}
         self._build(settings_path)
-        self._display_timer = QTimer(self, timeout=self._refresh_view)
-        self._service_timer = QTimer(self, interval=SERVICE_INTERVAL_MS, timeout=self._service)
-        self._status_timer = QTimer(self, interval=STATUS_INTERVAL_MS, timeout=self._refresh_status)
+        self._display_timer = QTimer(self)
+        self._display_timer.timeout.connect(self._refresh_view)
+        self._service_timer = QTimer(self)
+        self._service_timer.setInterval(SERVICE_INTERVAL_MS)
+        self._service_timer.timeout.connect(self._service)
+        self._status_timer = QTimer(self)
+        self._status_timer.setInterval(STATUS_INTERVAL_MS)
+        self._status_timer.timeout.connect(self._refresh_status)
         self._service_timer.start()
         self._status_timer.start()
         self._state_changed()
@@ -172,7 +177,7 @@ class MainWindow(QMainWindow):
         self._show_experiment()
 
     def _show_latency_test(self) -> None:
-        """The latency button: enabled when it may start, the seconds left while it runs."""
+        """Update the latency button: enabled when it may start, the seconds left while it runs."""
         controller = self.controller
         run = controller.latency
         self.latency_button.setEnabled(controller.latency_test_allowed())
@@ -194,7 +199,7 @@ class MainWindow(QMainWindow):
         self.status_panel.show_latency_test(text[len(LATENCY_TEST_LABEL) + 1 :])
 
     def _show_latency_result(self, summary: str, json_path: str) -> None:
-        """The test's figures in a window of their own (not modal: the stream goes on)."""
+        """Show the test's figures in a window of their own (not modal: the stream goes on)."""
         self._latency_shown = False
         self.status_panel.show_latency_test(f"done: {json_path}")
         box = QMessageBox(self)
@@ -258,10 +263,11 @@ class MainWindow(QMainWindow):
         self.status_panel.show_recording(seconds, controller.recording_size_bytes())
         self._show_latency_test()
 
-    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
-        """Closing stops every part in order and finalises the files, then the window goes."""
+    def closeEvent(self, event: QCloseEvent | None) -> None:  # noqa: N802 - Qt's name
+        """Stop every part in order and finalise the files on closing, then let the window go."""
         self._service_timer.stop()
         self._status_timer.stop()
         self.busy_label.setText("stopping: finalising files...")
         self.controller.shutdown("window closed")
-        event.accept()
+        if event is not None:
+            event.accept()

@@ -11,12 +11,12 @@ import math
 
 import numpy as np
 from PyQt5.QtCore import Qt, QTimer
-from PyQt5.QtGui import QImage, QKeyEvent, QPixmap
+from PyQt5.QtGui import QCloseEvent, QImage, QKeyEvent, QPixmap
 from PyQt5.QtWidgets import QApplication, QGridLayout, QLabel, QVBoxLayout, QWidget
 
-from gui.overlay import draw_pose
-from session.live import Stream
-from session.runner import StreamRunner
+from display.overlay import draw_pose
+from session.live import LiveSession
+from session.runner import SessionRunner
 from transport.readers import NewestFrameReader
 
 
@@ -33,7 +33,7 @@ def to_qimage(frame: np.ndarray) -> QImage:
 class PreviewWindow(QWidget):
     """One tile per camera plus a status line."""
 
-    def __init__(self, stream: Stream, runner: StreamRunner) -> None:
+    def __init__(self, stream: LiveSession, runner: SessionRunner) -> None:
         super().__init__()
         self.setWindowTitle("DeepLabStream - camera check (press q to stop)")
         self._runner = runner
@@ -56,8 +56,12 @@ class PreviewWindow(QWidget):
         layout.addLayout(grid)
         layout.addWidget(self._status)
         refresh_ms = max(1, round(1000 / stream.settings.streaming.display_rate))
-        self._frame_timer = QTimer(self, interval=refresh_ms, timeout=self._show_frames)
-        self._service_timer = QTimer(self, interval=50, timeout=self._service)
+        self._frame_timer = QTimer(self)
+        self._frame_timer.setInterval(refresh_ms)
+        self._frame_timer.timeout.connect(self._show_frames)
+        self._service_timer = QTimer(self)
+        self._service_timer.setInterval(50)
+        self._service_timer.timeout.connect(self._service)
         self._frame_timer.start()
         self._service_timer.start()
 
@@ -69,7 +73,7 @@ class PreviewWindow(QWidget):
                 tile.setPixmap(pixmap.scaled(tile.size(), Qt.KeepAspectRatio))
 
     def _annotated(self, name: str, frame: np.ndarray) -> np.ndarray:
-        """The frame with the newest pose of this camera drawn on a copy (if analysing)."""
+        """Return the frame with the newest pose of this camera drawn on a copy (if analysing)."""
         analysis = self._stream.analysis
         if analysis is None or name not in analysis.latest:
             return frame
@@ -84,25 +88,25 @@ class PreviewWindow(QWidget):
             return
         self._status.setText("  |  ".join(self._runner.last_status))
 
-    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 - Qt's name
+    def keyPressEvent(self, event: QKeyEvent | None) -> None:  # noqa: N802 - Qt's name
         """``q`` stops the run."""
-        if event.key() == Qt.Key_Q:
+        if event is not None and event.key() == Qt.Key_Q:
             self._runner.request_stop("q pressed")
             self.close()
         else:
             super().keyPressEvent(event)
 
-    def closeEvent(self, event: object) -> None:  # noqa: N802 - Qt's name
-        """Closing the window stops the run."""
+    def closeEvent(self, event: QCloseEvent | None) -> None:  # noqa: N802 - Qt's name
+        """Stop the run when the window closes."""
         self._runner.request_stop("window closed")
         self._frame_timer.stop()
         self._service_timer.stop()
         for reader in self._readers.values():
             reader.close()
-        super().closeEvent(event)  # type: ignore[arg-type]
+        super().closeEvent(event)
 
 
-def run_preview(stream: Stream, runner: StreamRunner) -> None:
+def run_preview(stream: LiveSession, runner: SessionRunner) -> None:
     """Show the window until the run ends."""
     app = QApplication.instance() or QApplication([])
     window = PreviewWindow(stream, runner)

@@ -1,6 +1,6 @@
 """What the GUI's buttons do: one stream session, its parts started and stopped in a safe order.
 
-:class:`SessionController` owns the :class:`~session.live.Stream` of the window. Starting or
+:class:`SessionController` owns the :class:`~session.live.LiveSession` of the window. Starting or
 stopping a part can take seconds (opening cameras, loading a model, finalising files), so each
 runs on a background thread while the window keeps painting; meanwhile the buttons are disabled
 and the stream is not serviced, which is harmless: cameras, recorders and the inference worker
@@ -36,8 +36,8 @@ from selftest.latency_run import (
     summary_lines,
     write_experiment,
 )
-from session.live import Stream, StreamEvent
-from session.runner import StreamRunner
+from session.live import LiveSession, SessionEvent
+from session.runner import SessionRunner
 from settings.sections import Settings
 from stimulation.latency import run_file
 
@@ -56,7 +56,7 @@ class Part(Enum):
 
 
 def events_file_name(run: int) -> str:
-    """The events file of a session's ``run``-th experiment (the rule of ``session.live``)."""
+    """Name the events file of a session's ``run``-th experiment (the rule of ``session.live``)."""
     return "events.csv" if run == 1 else f"events.run{run}.csv"
 
 
@@ -86,7 +86,7 @@ class _Task(QThread):
 
     done = pyqtSignal(object)
 
-    def __init__(self, call: Callable[[], None]) -> None:
+    def __init__(self, call: Callable[[], object]) -> None:
         super().__init__()
         self._call = call
 
@@ -118,8 +118,8 @@ class SessionController(QObject):
         super().__init__()
         self._load_settings = load_settings
         self.output_dir = output_dir
-        self.stream: Stream | None = None
-        self.runner: StreamRunner | None = None
+        self.stream: LiveSession | None = None
+        self.runner: SessionRunner | None = None
         self.busy: str | None = None  # what the background task is doing, e.g. "starting stream"
         self.last_session: Path | None = None
         self.recording_started: float | None = None  # time.monotonic() at Start Recording
@@ -304,10 +304,10 @@ class SessionController(QObject):
         except Exception as error:  # bad settings or another instance: a banner, no traceback
             self.failed.emit(str(error))
             return
-        self.stream = Stream(settings, output_dir=self.output_dir)
+        self.stream = LiveSession(settings, output_dir=self.output_dir)
         self._experiments_started = 0
         self.latency = None
-        self.runner = StreamRunner(self.stream, status_out=None, on_event=self._on_event)
+        self.runner = SessionRunner(self.stream, status_out=None, on_event=self._on_event)
         self._run("starting stream", self._open_stream)
 
     def _open_stream(self) -> None:
@@ -318,7 +318,7 @@ class SessionController(QObject):
     def _start_experiment(
         self, experiment_name: str | None = None, latency_test: Any = None
     ) -> str:
-        """Start an experiment; returns its events file (counted as ``Stream`` counts them)."""
+        """Start an experiment; returns its events file (counted as ``LiveSession`` counts them)."""
         stream = self.stream
         assert stream is not None
         counts = stream.analysing and not stream.experimenting  # the stream names a file then
@@ -385,7 +385,7 @@ class SessionController(QObject):
         self._lock.release()
         self.changed.emit()
 
-    def _on_event(self, event: StreamEvent) -> None:
+    def _on_event(self, event: SessionEvent) -> None:
         if event.level < logging.WARNING:
             return
         text = event.message
@@ -396,10 +396,13 @@ class SessionController(QObject):
     def _run(
         self,
         what: str,
-        call: Callable[[], None],
+        call: Callable[[], object],
         after: Callable[[Exception | None], None] | None = None,
     ) -> None:
-        """Run ``call`` on a background thread; ``after`` gets its outcome on the GUI thread."""
+        """Run ``call`` on a background thread; ``after`` gets its outcome on the GUI thread.
+
+        What ``call`` returns is not used.
+        """
         if self.busy is not None:
             if after is not None:
                 after(RuntimeError(f"busy {self.busy}"))

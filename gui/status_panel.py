@@ -15,7 +15,7 @@ from PyQt5.QtWidgets import (
     QWidget,
 )
 
-from processes.dispatch import ExperimentStatus
+from processes.messages import ExperimentStatus
 from session.runner import CameraFigures
 
 CAMERA_COLUMNS = (
@@ -44,7 +44,7 @@ def format_size(size_bytes: int) -> str:
 
 
 def camera_row(figures: CameraFigures) -> list[str]:
-    """The table cells of one camera, in the order of :data:`CAMERA_COLUMNS`."""
+    """Return the table cells of one camera, in the order of :data:`CAMERA_COLUMNS`."""
     analysed = "-" if figures.analysed_fps is None else f"{figures.analysed_fps:.1f}"
     latency = "-"
     if figures.latency_ms is not None:
@@ -109,8 +109,11 @@ class StatusPanel(QWidget):
         self.table = QTableWidget(0, len(CAMERA_COLUMNS))
         self.table.setObjectName("camera_table")
         self.table.setHorizontalHeaderLabels(CAMERA_COLUMNS)
-        self.table.verticalHeader().setVisible(False)
+        vertical = self.table.verticalHeader()
         header = self.table.horizontalHeader()
+        # A QTableWidget always has both headers; the stubs allow None for any QTableView.
+        assert vertical is not None and header is not None
+        vertical.setVisible(False)
         header.setSectionResizeMode(QHeaderView.ResizeToContents)
         header.setStretchLastSection(True)
         self.table.setEditTriggers(QTableWidget.NoEditTriggers)
@@ -142,18 +145,18 @@ class StatusPanel(QWidget):
                 self.table.setItem(row, column, QTableWidgetItem(text))
 
     def show_recording(self, seconds: float | None, size_bytes: int) -> None:
-        """Recording duration and size (``seconds`` None: not recording)."""
+        """Show the recording duration and size (``seconds`` None: not recording)."""
         if seconds is None:
             self.recording.setText("not recording")
         else:
             self.recording.setText(f"{format_duration(seconds)}, {format_size(size_bytes)}")
 
     def show_experiment(self, status: ExperimentStatus | None, running: bool) -> None:
-        """The experiment's state, trials and last event."""
+        """Show the experiment's state, trials and last event."""
         self.experiment.setText(experiment_text(status, running))
         if status is not None and status.last_event:
             self.last_event.setText(status.last_event)
 
     def show_latency_test(self, text: str) -> None:
-        """The latency test's line: running, or where its figures were written."""
+        """Show the latency test's line: running, or where its figures were written."""
         self.latency_test.setText(text)

@@ -205,7 +205,7 @@ class OnnxRuntimeBackend:
         self._check_names(path)
 
     def _check_names(self, path: Path) -> None:
-        """The description's input and output names must be the graph's."""
+        """Check that the description's input and output names are the graph's."""
         inputs = [i.name for i in self._session.get_inputs()]
         outputs = [o.name for o in self._session.get_outputs()]
         if self._input_name not in inputs:
@@ -303,7 +303,7 @@ class OpenVinoBackend:
 
     @staticmethod
     def _port(ports: Any, name: str, path: Path) -> Any:
-        """The input or output called ``name``."""
+        """Return the input or output called ``name``."""
         for port in ports:
             if name in port.get_names():
                 return port
@@ -395,7 +395,7 @@ class TorchBackend:
         return [t.detach().cpu().numpy() for t in self._ordered(result)]
 
     def _ordered(self, result: Any) -> list[Any]:
-        """The module's outputs as a list in ``output_names`` order."""
+        """Return the module's outputs as a list in ``output_names`` order."""
         names = self._description.output_names
         if isinstance(result, dict):
             missing = [n for n in names if n not in result]
@@ -421,7 +421,7 @@ class TorchBackend:
 
 
 def _rebuilt_module(description: ModelDescription, device: Any) -> Any:
-    """The network of a converted model (DeepLabCut export, Lightning Pose checkpoint).
+    """Rebuild the network of a converted model (DeepLabCut export, Lightning Pose checkpoint).
 
     Rebuilt from its framework's file rather than loaded from the ONNX graph, so that the
     pytorch backend runs the original network; half precision for an fp16 description (its
@@ -434,7 +434,7 @@ def _rebuilt_module(description: ModelDescription, device: Any) -> Any:
 
 
 def _load_torch_module(path: Path, device: Any) -> Any:
-    """A TorchScript module, or else a whole module saved with ``torch.save``, in eval mode."""
+    """Load a TorchScript module, or else a whole module saved with ``torch.save``, in eval mode."""
     import torch
 
     if path.suffix == ".onnx":

@@ -128,12 +128,12 @@ def user_cache_folder() -> Path:
 
 
 def cached_name(source: Path, digest: str, precision: Precision) -> str:
-    """The file name of a converted graph."""
+    """Return the file name of a converted graph."""
     return f"{source.name}.{digest[:16]}.{precision}.v{CONVERTER_VERSION}.onnx"
 
 
 def find_cached(source: Path, digest: str, precision: Precision) -> Path | None:
-    """A converted graph of these files, beside the model or in the user cache, if present."""
+    """Find a converted graph of these files, beside the model or in the user cache, if present."""
     name = cached_name(source, digest, precision)
     folders = [user_cache_folder()] if os.environ.get(CACHE_ENV) else []
     for folder in folders or [source.parent, user_cache_folder()]:
@@ -148,7 +148,7 @@ def convert(
     check_input: np.ndarray,
     precision: Precision = "fp32",
 ) -> Conversion:
-    """The ONNX graph of ``module``: from the cache, or exported, checked and cached.
+    """Return the ONNX graph of ``module``: from the cache, or exported, checked and cached.
 
     Parameters
     ----------
@@ -200,7 +200,7 @@ def convert(
 
 
 def _read_record(graph: Path) -> dict[str, Any]:
-    """The JSON record beside a cached graph ({} when unreadable: the graph is made again)."""
+    """Read the JSON record beside a cached graph ({} when unreadable: the graph is made again)."""
     try:
         record = json.loads(Path(f"{graph}.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -297,7 +297,7 @@ def load_weights(module: Any, state_dict: dict[str, Any], path: Path, what: str)
 
 
 def run_module(module: Any, batch: np.ndarray) -> list[np.ndarray]:
-    """The module's outputs on a float32 batch, as float32 arrays."""
+    """Return the module's outputs on a float32 batch, as float32 arrays."""
     import torch
 
     with torch.inference_mode():
@@ -308,7 +308,7 @@ def run_module(module: Any, batch: np.ndarray) -> list[np.ndarray]:
 
 
 def run_graph(path: Path, input_name: str, batch: np.ndarray, threads: int = 1) -> list[np.ndarray]:
-    """The graph's outputs on a batch (cast to the graph's input type), by ONNX Runtime."""
+    """Return the graph's outputs on a batch (cast to the graph's input type), by ONNX Runtime."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -345,7 +345,7 @@ def check_conversion(
 def max_abs_differences(
     names: Sequence[str], reference: Sequence[np.ndarray], converted: Sequence[np.ndarray]
 ) -> Differences:
-    """The largest absolute difference of each named output (inf on a shape mismatch)."""
+    """Return the largest absolute difference of each named output (inf on a shape mismatch)."""
     result = {}
     for name, a, b in zip(names, reference, converted, strict=False):
         same = a.shape == b.shape
@@ -365,7 +365,7 @@ def _version(package: str) -> str | None:
 def synthetic_input(
     height: int, width: int, mean: Sequence[float], std: Sequence[float]
 ) -> np.ndarray:
-    """A normalised (1, 3, H, W) image-like input for the conversion check.
+    """Make a normalised (1, 3, H, W) image-like input for the conversion check.
 
     Smooth shading, fine stripes and a few dark ellipses: structure at several scales, so that
     an error in any layer shows, without depending on a video file. The checks of

@@ -87,7 +87,7 @@ class CropSettings:
 
 
 def crop_settings(pose: Any, camera: Any | None = None) -> CropSettings:
-    """A camera's crop settings: its ``[Camera NAME]`` keys where set, else ``[Pose]``'s.
+    """Return a camera's crop settings: its ``[Camera NAME]`` keys where set, else ``[Pose]``'s.
 
     Parameters
     ----------
@@ -119,7 +119,7 @@ def crop_settings(pose: Any, camera: Any | None = None) -> CropSettings:
 
 
 def input_multiple(description: ModelDescription) -> int:
-    """The network's total down-sampling: crop origins on multiples of it keep the frame's grid.
+    """Return the network's down-sampling: crop origins on multiples of it keep the frame's grid.
 
     Raises
     ------
@@ -161,7 +161,7 @@ class Crop:
         return (self.x, self.y, self.width, self.height)
 
     def view(self, frame: np.ndarray) -> np.ndarray:
-        """The crop of ``frame`` as a view (no copy)."""
+        """Return the crop of ``frame`` as a view (no copy)."""
         if self.full:
             return frame
         return frame[self.y : self.y + self.height, self.x : self.x + self.width]
@@ -175,7 +175,7 @@ class Crop:
 
 
 def full_crop(frame_size: tuple[int, int]) -> Crop:
-    """The whole frame of (height, width)."""
+    """Return a crop of the whole frame of (height, width)."""
     height, width = frame_size
     return Crop(0, 0, int(width), int(height), True)
 
@@ -276,7 +276,7 @@ class DynamicCrop:
         return self.current
 
     def crop_around(self, xy: np.ndarray) -> Crop:
-        """The crop holding points (N, 2) plus the margin, placed on the network's grid."""
+        """Return the crop holding points (N, 2) plus the margin, placed on the network's grid."""
         height, width = self.frame_size
         margin = self.settings.margin
         x = xy[:, 0]
@@ -332,7 +332,7 @@ class ContextGraphs:
 
 
 def _gate_nodes(graph: Any) -> list[tuple[Any, int]]:
-    """The gate nodes of a graph (HardSigmoid of a Conv of a ReduceMean) and their channels."""
+    """Find the gate nodes of a graph (HardSigmoid of a Conv of a ReduceMean) and their channels."""
     producers = {name: node for node in graph.node for name in node.output}
     weights = {init.name: tuple(init.dims) for init in graph.initializer}
     gates = []

@@ -144,7 +144,7 @@ class Block(nn.Module):
         self.add_identity = add_identity
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """The two units, plus the input where the stage adds identities."""
+        """Apply the two units, plus the input where the stage adds identities."""
         out = self.conv2(self.conv1(x))
         return out + x if self.add_identity else out
 
@@ -158,7 +158,7 @@ class ChannelAttention(nn.Module):
         self.act = nn.Hardsigmoid()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """The input, each channel scaled by its weight."""
+        """Scale each channel of the input by its weight."""
         weights = self.act(self.fc(x.mean(dim=(2, 3), keepdim=True)))
         return x * weights
 
@@ -236,7 +236,7 @@ class CSPNeXt(nn.Module):
         self.out_channels = config.out_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """The last stage's feature map."""
+        """Return the last stage's feature map."""
         x = self.stem(x)
         for name in self.stage_names:
             x = getattr(self, name)(x)

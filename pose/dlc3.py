@@ -33,6 +33,7 @@ from __future__ import annotations
 import dataclasses
 import pickle
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -172,7 +173,7 @@ def unreadable_reason(error: BaseException) -> str:
 
 
 def describe_holding(export: DlcExport) -> str:
-    """What the export holds, in one line, for messages and ``pose.inspect``."""
+    """Describe what the export holds, in one line, for messages and ``pose.inspect``."""
     config = export.config
     model = config["model"]
     backbone = model.get("backbone") or {}
@@ -236,7 +237,7 @@ def check_supported(export: DlcExport) -> None:
 
 
 def _deconv_spec(section: Any, where: str, path: Path) -> DeconvSpec:
-    """A ``heatmap_config`` / ``locref_config`` section as a DeconvSpec."""
+    """Read a ``heatmap_config`` / ``locref_config`` section as a DeconvSpec."""
     try:
         channels = tuple(int(c) for c in section["channels"])
         kernels = tuple(int(k) for k in section["kernel_size"])
@@ -254,7 +255,7 @@ def _deconv_spec(section: Any, where: str, path: Path) -> DeconvSpec:
 
 
 def head_spec(export: DlcExport) -> HeadSpec:
-    """The head and predictor settings of the export's config."""
+    """Read the head and predictor settings of the export's config."""
     path = export.path
     head = export.config["model"]["heads"]["bodypart"]
     predictor = head.get("predictor") or {}
@@ -316,12 +317,12 @@ class TimmResNet(nn.Module):
         self.out_channels = self.model.out_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """The last stage's features."""
+        """Return the last stage's features."""
         return self.model(x)
 
 
 def build_backbone(export: DlcExport) -> nn.Module:
-    """The backbone of the config (with ``stride`` and ``out_channels`` attributes)."""
+    """Build the backbone of the config (with ``stride`` and ``out_channels`` attributes)."""
     section = export.config["model"]["backbone"]
     path = export.path
     if section["type"] == "CSPNeXt":
@@ -403,7 +404,7 @@ class DlcKeypointModel(nn.Module):
 
 
 def build_module(export: DlcExport) -> DlcKeypointModel:
-    """The export's network with its weights and decoding, in eval mode (float32, CPU)."""
+    """Build the export's network with its weights and decoding, in eval mode (float32, CPU)."""
     check_supported(export)
     head = head_spec(export)
     backbone = build_backbone(export)
@@ -421,7 +422,7 @@ def build_module(export: DlcExport) -> DlcKeypointModel:
 
 
 def input_multiple(export: DlcExport) -> int:
-    """The backbone's total down-sampling: inputs cropped on multiples of it keep its grid.
+    """Return the backbone's total down-sampling: inputs cropped on multiples of it keep its grid.
 
     CSPNeXt halves the size in its stem and at the start of every stage (32 for ``P5``, 64 for
     ``P6``); DeepLabCut's ResNet stops halving at its output stride (dilation after that).
@@ -444,7 +445,7 @@ def input_multiple_of_export(path: str | Path) -> int:
 
 
 def output_names(head: HeadSpec) -> tuple[str, ...]:
-    """The graph's outputs: keypoints first (what the estimator reads), then the raw maps."""
+    """Name the graph's outputs: keypoints first (what the estimator reads), then the raw maps."""
     return ("keypoints", "heatmaps") if head.locref is None else ("keypoints", "heatmaps", "locref")
 
 
@@ -458,7 +459,9 @@ def normalisation(export: DlcExport) -> tuple[tuple[float, ...], tuple[float, ..
     return (0.0, 0.0, 0.0), (1 / 255, 1 / 255, 1 / 255)  # raw 0..255 pixels
 
 
-def compare_outputs(reference: list[np.ndarray], converted: list[np.ndarray]) -> Differences:
+def compare_outputs(
+    reference: Sequence[np.ndarray], converted: Sequence[np.ndarray]
+) -> Differences:
     """Differences of maps and keypoints; keypoints only where the peak is unambiguous.
 
     A keypoint whose two highest heatmap cells differ by less than twice the heatmap

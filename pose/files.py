@@ -123,7 +123,7 @@ class _FlushedFile:
 
 
 def dlc_header(scorer: str, keypoints: tuple[str, ...]) -> str:
-    """The three header rows of a DeepLabCut pose CSV."""
+    """Return the three header rows of a DeepLabCut pose CSV."""
     triples = [name for name in keypoints for _ in range(3)]
     rows = [
         ["scorer", *[scorer] * len(triples)],

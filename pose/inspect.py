@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from pose.formats import ModelFormat, OwnModel, format_of_description
 from pose.model import ModelDescription, ModelError
 
 
@@ -102,45 +103,21 @@ def facts(description: ModelDescription) -> list[tuple[str, str]]:
     return rows
 
 
+def _format(d: ModelDescription) -> ModelFormat:
+    """Return the format that loaded ``d`` (the project's own when none claims it)."""
+    return format_of_description(d) or OwnModel()
+
+
 def _framework(d: ModelDescription) -> str:
-    if d.framework == "deeplabcut" and d.source_file is not None:
-        from pose.dlc3 import read_export
-
-        version = read_export(d.source_file).config.get("config_version", "?")
-        return f"DeepLabCut 3.x export (PyTorch engine, config_version {version})"
-    if d.framework == "lightning-pose" and d.source_file is not None:
-        from pose.lightning_ckpt import read_checkpoint
-
-        checkpoint = read_checkpoint(d.source_file)
-        version = checkpoint.config.get("model", {}).get("lightning_pose_version", "?")
-        return f"Lightning Pose {version} checkpoint (Lightning {checkpoint.lightning_version})"
-    if d.framework == "lightning-pose":
-        return "Lightning Pose ONNX export"
-    return f"{d.framework} (this project's format)"
+    return _format(d).framework_text(d)
 
 
 def _network(d: ModelDescription) -> str:
-    if d.framework == "deeplabcut" and d.source_file is not None:
-        from pose.dlc3 import describe_holding, read_export
-
-        return describe_holding(read_export(d.source_file))
-    if d.framework == "lightning-pose" and d.source_file is not None:
-        from pose.lightning_ckpt import read_checkpoint
-
-        checkpoint = read_checkpoint(d.source_file)
-        return (
-            f"heatmap tracker, backbone {checkpoint.backbone}, downsample_factor "
-            f"{checkpoint.downsample_factor}"
-        )
-    return f"ONNX graph, outputs {', '.join(d.output_names)}"
+    return _format(d).network_text(d)
 
 
 def _decoding(d: ModelDescription) -> str:
-    if d.framework == "deeplabcut":
-        return f"DeepLabCut's argmax + location refinement (locref_std {d.locref_std:g}), in graph"
-    if d.decoder == "lightning-pose":
-        return f"Lightning Pose's (upsample, soft-argmax), downsample_factor {d.downsample_factor}"
-    return f"{d.decoder} on {d.output_kind}"
+    return _format(d).decoding_text(d)
 
 
 def _parameters(d: ModelDescription) -> int | None:
@@ -185,17 +162,8 @@ def check(description: ModelDescription, frame: Frame, threads: int) -> int:
 
 
 def _comparison(description: ModelDescription) -> tuple[Any, dict[str, float]]:
-    """The framework's comparison and the limits that apply at the model's precision."""
-    if description.framework == "deeplabcut":
-        from pose import dlc3
-
-        limits = dlc3.TOLERANCES if description.precision == "fp32" else dlc3.FP16_TOLERANCES
-        return dlc3.compare_outputs, limits
-    from pose import lightning_ckpt
-
-    fp32 = description.precision == "fp32"
-    limits = lightning_ckpt.TOLERANCES if fp32 else lightning_ckpt.FP16_TOLERANCES
-    return lightning_ckpt.compare_outputs(description.downsample_factor), limits
+    """The format's comparison and the limits that apply at the model's precision."""
+    return _format(description).comparison(description)
 
 
 def _read_frame(path: Path, index: int) -> Frame:

@@ -78,11 +78,11 @@ class LabeledData:
             )
 
     def __len__(self) -> int:
-        """Number of labeled images."""
+        """Return the number of labeled images."""
         return len(self.image_paths)
 
     def subset(self, indices: np.ndarray | list[int]) -> LabeledData:
-        """The same labels restricted to the images at ``indices`` (in that order)."""
+        """Return the same labels restricted to the images at ``indices`` (in that order)."""
         indices = np.asarray(indices, dtype=np.int64)
         return LabeledData(
             source=self.source,
@@ -140,7 +140,7 @@ def read_dlc_labels(path: str | Path, individual: str | None = None) -> LabeledD
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
-    """The labels table with column levels named as DeepLabCut names them and a string index."""
+    """Read the labels table: column levels named as DeepLabCut names them, a string index."""
     raw = _read_csv_cells(path)
     first_column = raw.iloc[:, 0].tolist()
     header_rows = 0
@@ -261,7 +261,7 @@ def _labeled_data(path: Path, table: pd.DataFrame, individual: str | None) -> La
 def _columns_of_individual(
     path: Path, columns: pd.MultiIndex, individual: str | None, layout: str
 ) -> tuple[np.ndarray, str]:
-    """The columns of one individual plus the unique bodyparts; refuse an ambiguous choice."""
+    """Select one individual's columns plus the unique bodyparts; refuse an ambiguous choice."""
     names = list(dict.fromkeys(columns.get_level_values("individuals")))
     animals = [name for name in names if name != UNIQUE_INDIVIDUAL]
     if individual is None:
@@ -287,7 +287,7 @@ def _keypoint_names(columns: pd.MultiIndex) -> tuple[str, ...]:
 
 
 def _project_folder(labels_path: Path) -> Path:
-    """The DeepLabCut project folder: the parent of ``labeled-data``, else the file's folder."""
+    """Find the DeepLabCut project: the parent of ``labeled-data``, else the file's folder."""
     folder = labels_path.resolve().parent
     if folder.parent.name == "labeled-data":
         return folder.parent.parent
@@ -304,7 +304,7 @@ def _image_path(project: Path, labels_folder: Path, entry: object) -> Path:
 
 
 def _relative_image_path(entry: object) -> Path:
-    """An index entry (a path string or a tuple of its parts) as a relative path."""
+    """Turn an index entry (a path string or a tuple of its parts) into a relative path."""
     parts = [str(p) for p in entry] if isinstance(entry, tuple) else [str(entry)]
     joined = "/".join(parts)
     # Labels made on Windows store backslashes; both flavours become a portable relative path.

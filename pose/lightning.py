@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pose.model import IMAGENET_MEAN, IMAGENET_STD, ModelDescription, ModelError
 
@@ -68,7 +68,7 @@ def load_lightning_pose(path: str | Path) -> ModelDescription:
 
 
 def _locate(path: Path) -> tuple[Path, Path]:
-    """The ONNX file and the config file that ``path`` names."""
+    """Find the ONNX file and the config file that ``path`` names."""
     if not path.exists():
         raise ModelError(f"{path}: no such Lightning Pose model folder or file")
     if path.is_file():
@@ -92,7 +92,7 @@ def _locate(path: Path) -> tuple[Path, Path]:
 
 
 def _choose_graph(exports: Path) -> Path:
-    """The fp32 graph when there is one, else the only graph."""
+    """Choose the fp32 graph when there is one, else the only graph."""
     graphs = sorted(exports.glob("*.onnx"))
     if not graphs:
         raise ModelError(f"{exports}: no .onnx file; export with `litpose export --runtime onnx`")
@@ -119,7 +119,7 @@ def read_config(config_file: Path) -> dict[str, Any]:
 
 
 def read_graph(onnx_file: Path) -> _GraphInfo:
-    """Inputs and outputs of an ONNX graph; checks that its external weights are there."""
+    """Read the inputs and outputs of an ONNX graph; check that its external weights are there."""
     import onnx
     from onnx.external_data_helper import uses_external_data
 
@@ -154,7 +154,7 @@ def read_graph(onnx_file: Path) -> _GraphInfo:
 
 def _shape(value_info: Any) -> tuple[int | str | None, ...]:
     """Dimensions of a graph input or output: ints, names of symbolic dims, or None."""
-    dims = []
+    dims: list[int | str | None] = []
     for dim in value_info.type.tensor_type.shape.dim:
         if dim.HasField("dim_value"):
             dims.append(int(dim.dim_value))
@@ -202,7 +202,8 @@ def describe_model(
             f"{onnx_file}: the graph outputs {out[1]} heatmaps but {config_file} names "
             f"{len(keypoints)} keypoints"
         )
-    precision = {"FLOAT": "fp32", "FLOAT16": "fp16"}.get(graph.input_type)
+    precisions: dict[str, Literal["fp32", "fp16"]] = {"FLOAT": "fp32", "FLOAT16": "fp16"}
+    precision = precisions.get(graph.input_type)
     if precision is None:
         raise ModelError(f"{onnx_file}: input type {graph.input_type}, expected FLOAT or FLOAT16")
     stride = height / out[2] if isinstance(out[2], int) else 2.0**downsample_factor

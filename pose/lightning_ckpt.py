@@ -29,6 +29,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -127,7 +128,7 @@ class LightningCheckpoint:
 
 
 def locate(path: Path) -> tuple[Path, Path]:
-    """The checkpoint and the config that ``path`` (a ``.ckpt`` or a model folder) names."""
+    """Find the checkpoint and the config that ``path`` (a ``.ckpt`` or a model folder) names."""
     if not path.exists():
         raise ModelError(f"{path}: no such Lightning Pose checkpoint or model folder")
     if path.is_file():
@@ -213,7 +214,7 @@ def check_supported(checkpoint: LightningCheckpoint) -> None:
 
 
 def _resnet_depth(backbone: str) -> int | None:
-    """The depth of a ResNet backbone name (``resnet50_animal_ap10k`` -> 50), else None."""
+    """Return the depth of a ResNet backbone name (``resnet50_animal_ap10k`` -> 50), else None."""
     match = re.fullmatch(r"resnet(\d+)(_\w+)?", backbone)
     if not match or int(match.group(1)) not in RESNETS:
         return None
@@ -258,7 +259,7 @@ def upsampling_convolutions(downsample_factor: int) -> int:
 
 
 def build_module(checkpoint: LightningCheckpoint) -> HeatmapTracker:
-    """The checkpoint's network with its weights, in eval mode (float32, CPU)."""
+    """Build the checkpoint's network with its weights, in eval mode (float32, CPU)."""
     check_supported(checkpoint)
     depth = _resnet_depth(checkpoint.backbone)
     assert depth is not None
@@ -280,7 +281,7 @@ def build_module(checkpoint: LightningCheckpoint) -> HeatmapTracker:
 def compare_outputs(downsample_factor: int) -> Comparison:
     """Differences of heatmaps and of the keypoints decoded from them (model pixels)."""
 
-    def compare(reference: list[np.ndarray], converted: list[np.ndarray]) -> Differences:
+    def compare(reference: Sequence[np.ndarray], converted: Sequence[np.ndarray]) -> Differences:
         differences = max_abs_differences((OUTPUT_NAME,), reference, converted)
         if not np.isfinite(differences[OUTPUT_NAME]):
             return differences | {"xy_px": float("inf"), "likelihood": float("inf")}

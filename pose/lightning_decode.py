@@ -109,7 +109,7 @@ def _softmax2d(logits: np.ndarray) -> np.ndarray:
 
 
 def _soft_argmax(probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Expected column and row index of each (h, w) probability map."""
+    """Return the expected column and row index of each (h, w) probability map."""
     _, h, w = probabilities.shape
     x = probabilities.sum(axis=1) @ np.arange(w, dtype=np.float64)
     y = probabilities.sum(axis=2) @ np.arange(h, dtype=np.float64)

@@ -1,6 +1,6 @@
 """One way in for every model: a path (or nothing, for the bundled model) -> ModelDescription.
 
-The kind is detected from what is on disk:
+The kind is detected from what is on disk, by the formats of :mod:`pose.formats`:
 
 - nothing: the bundled model of the simulated arena (``pose/bundled/arena``);
 - a folder with ``model.json``, that file, or the ``.onnx`` beside it: the project's own format;
@@ -18,14 +18,35 @@ the first load of such a model takes seconds to tens of seconds, later loads do 
 
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
+from pose.formats import (
+    DEEPLABCUT_EXPORT_ADVICE,
+    LIGHTNING_CHECKPOINT_ADVICE,
+    Precision,
+    check_torch_file,
+    format_of,
+    format_of_description,
+    unreadable,
+)
 from pose.model import ModelDescription, ModelError
 
 BUNDLED_MODEL = Path(__file__).resolve().parent / "bundled" / "arena"
-Precision = Literal["fp32", "fp16"]
+
+# The framework modules read these through this module; the formats themselves are in
+# pose.formats.
+__all__ = [
+    "BUNDLED_MODEL",
+    "DEEPLABCUT_EXPORT_ADVICE",
+    "LIGHTNING_CHECKPOINT_ADVICE",
+    "Precision",
+    "build_torch_module",
+    "check_model",
+    "check_torch_file",
+    "load_model",
+    "unreadable",
+]
 
 
 def load_model(
@@ -61,28 +82,14 @@ def load_model(
         )
     if precision not in ("fp32", "fp16"):
         raise ModelError(f"precision {precision!r}; expected fp32 or fp16")
-    converted = _is_lightning_checkpoint(path) or _is_deeplabcut_export(path)
-    if precision != "fp32" and not converted:
+    model_format = format_of(path)
+    if precision != "fp32" and not (model_format is not None and model_format.converted):
         raise ModelError(
             f"{path}: precision {precision} applies to models converted here (DeepLabCut "
             f".pt, Lightning Pose .ckpt); for a Lightning Pose export name its fp16 .onnx file"
         )
-    if _is_lightning_pose(path):
-        from pose.lightning import load_lightning_pose
-
-        return load_lightning_pose(path)
-    if _is_lightning_checkpoint(path):
-        from pose.lightning_ckpt import load_lightning_checkpoint
-
-        return load_lightning_checkpoint(path, precision)
-    if _is_own_model(path):
-        from pose.own_model import load_own_model
-
-        return load_own_model(path)
-    if _is_deeplabcut_export(path):
-        from pose.dlc3 import load_deeplabcut
-
-        return load_deeplabcut(path, frame_size, precision)
+    if model_format is not None:
+        return model_format.load(path, frame_size, precision)
     if path.is_dir() and (path / "config.yaml").is_file() and (path / "tb_logs").is_dir():
         raise ModelError(
             f"{path}: a Lightning Pose model folder without a checkpoint (.ckpt) under tb_logs/ "
@@ -113,50 +120,11 @@ def check_model(path: Path | None) -> None:
     path = BUNDLED_MODEL if path is None else Path(path).expanduser()
     if not path.exists():
         load_model(path)  # raises its "model not found" message
-    if _is_lightning_checkpoint(path) and path.is_file():
-        check_torch_file(path, LIGHTNING_CHECKPOINT_ADVICE)
-    elif _is_deeplabcut_export(path):
-        check_torch_file(path, DEEPLABCUT_EXPORT_ADVICE)
-    elif not _is_lightning_checkpoint(path):
-        load_model(path)  # reads a description file (and the ONNX graph's inputs and outputs)
-
-
-DEEPLABCUT_EXPORT_ADVICE = (
-    "not a readable DeepLabCut 3.0 export",
-    "This program reads only DeepLabCut 3.0 exports it can load safely (weights and settings, "
-    "no code): export the model again with deeplabcut.export_model and set MODEL_PATH (or "
-    "--model) to the .pt file it writes.",
-)
-LIGHTNING_CHECKPOINT_ADVICE = (
-    "not a readable Lightning checkpoint",
-    "This program reads only checkpoints it can load safely (weights and settings, no code): "
-    "point MODEL_PATH (or --model) at the .ckpt file Lightning Pose wrote under tb_logs/, or "
-    "at its model folder.",
-)
-
-
-def unreadable(path: Path, advice: tuple[str, str], reason: str) -> ModelError:
-    """The error for a model file that cannot be read: what it is not, why, what to do."""
-    what, to_do = advice
-    return ModelError(f"{path}: {what} ({reason}). {to_do}")
-
-
-def check_torch_file(path: Path, advice: tuple[str, str]) -> None:
-    """Raise a ModelError unless ``path`` looks like a file of ``torch.save``."""
-    try:
-        if path.stat().st_size == 0:
-            raise unreadable(path, advice, "the file is empty")
-        if zipfile.is_zipfile(path):
-            with zipfile.ZipFile(path) as archive:
-                if any(name.rsplit("/", 1)[-1] == "data.pkl" for name in archive.namelist()):
-                    return
-        else:
-            with path.open("rb") as file:
-                if file.read(1) == b"\x80":  # torch's legacy format starts with a pickle
-                    return
-    except (OSError, zipfile.BadZipFile) as error:
-        raise unreadable(path, advice, f"cannot be read: {error}") from error
-    raise unreadable(path, advice, "not a file written by torch.save")
+    model_format = format_of(path)
+    if model_format is None:
+        load_model(path)  # raises the message for what is there
+    else:
+        model_format.check(path)
 
 
 def build_torch_module(description: ModelDescription) -> Any:
@@ -173,48 +141,7 @@ def build_torch_module(description: ModelDescription) -> Any:
     source = description.source_file
     if source is None:
         raise ModelError(f"{description.model_file}: not a converted model (no source file)")
-    if description.framework == "deeplabcut":
-        from pose import dlc3
-
-        return dlc3.build_module(dlc3.read_export(source))
-    if description.framework == "lightning-pose":
-        from pose import lightning_ckpt
-
-        return lightning_ckpt.build_module(lightning_ckpt.read_checkpoint(source))
-    raise ModelError(f"{source}: no rebuilt network for framework {description.framework!r}")
-
-
-def _is_lightning_pose(path: Path) -> bool:
-    if path.is_dir():
-        return (path / "config.yaml").is_file() and (path / "exports_onnx").is_dir()
-    return (
-        path.suffix == ".onnx"
-        and path.parent.name == "exports_onnx"
-        and (path.parent.parent / "config.yaml").is_file()
-    )
-
-
-def _is_lightning_checkpoint(path: Path) -> bool:
-    if path.is_file():
-        return path.suffix == ".ckpt"
-    if _is_lightning_pose(path):
-        return False  # a folder with an export runs Lightning Pose's own graph
-    return (
-        (path / "config.yaml").is_file()
-        and (path / "tb_logs").is_dir()
-        and any((path / "tb_logs").rglob("*.ckpt"))
-    )
-
-
-def _is_own_model(path: Path) -> bool:
-    if path.is_dir():
-        return (path / "model.json").is_file()
-    return path.name == "model.json" or (path.parent / "model.json").is_file()
-
-
-def _is_deeplabcut_export(path: Path) -> bool:
-    return (
-        path.is_file()
-        and path.suffix in (".pt", ".pth")
-        and not (path.parent / "model.json").is_file()
-    )
+    model_format = format_of_description(description)
+    if model_format is None or not model_format.converted:
+        raise ModelError(f"{source}: no rebuilt network for framework {description.framework!r}")
+    return model_format.build_module(source)

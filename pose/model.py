@@ -152,7 +152,7 @@ class ModelDescription:
                 )
 
     def _check_input_format(self) -> None:
-        """The input type, layout and normalisation must go together."""
+        """Check that the input type, layout and normalisation go together."""
         if self.input_type not in ("float", "uint8"):
             raise ModelError(f"{self.model_file}: input type {self.input_type!r}: float or uint8")
         if self.input_layout not in ("nchw", "nhwc"):
@@ -182,13 +182,13 @@ class ModelDescription:
         return np.float16 if self.precision == "fp16" else np.float32
 
     def input_shape(self, batch: int) -> tuple[int, int, int, int]:
-        """The graph's input shape for ``batch`` images, in its layout."""
+        """Return the graph's input shape for ``batch`` images, in its layout."""
         if self.input_layout == "nhwc":
             return (batch, self.input_height, self.input_width, self.channels)
         return (batch, self.channels, self.input_height, self.input_width)
 
     def at_input_size(self, height: int, width: int) -> ModelDescription:
-        """The same model fed at ``height`` x ``width`` (for example a camera's frame size).
+        """Return the same model fed at ``height`` x ``width`` (for example a camera's frame size).
 
         Raises
         ------

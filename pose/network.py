@@ -46,8 +46,9 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, cast
 
 import torch
 from torch import nn
@@ -124,7 +125,7 @@ class InputFormat:
         return self.normalization == "in-graph"
 
     def to_dict(self) -> dict[str, object]:
-        """A JSON-friendly form."""
+        """Return a JSON-friendly form."""
         return {
             "dtype": self.dtype,
             "layout": self.layout,
@@ -135,17 +136,20 @@ class InputFormat:
 
     @classmethod
     def from_dict(cls, data: dict[str, object] | None) -> InputFormat:
-        """The inverse of :meth:`to_dict`; missing keys (older files) take the defaults."""
+        """Invert :meth:`to_dict`; missing keys (older files) take the defaults."""
         data = data or {}
         default = cls()
+        # JSON values: __post_init__ rejects strings outside the literals.
+        mean = cast("Sequence[float]", data.get("mean", default.mean))
+        std = cast("Sequence[float]", data.get("std", default.std))
         return cls(
-            dtype=str(data.get("dtype", default.dtype)),  # type: ignore[arg-type]
-            layout=str(data.get("layout", default.layout)),  # type: ignore[arg-type]
-            normalization=str(  # type: ignore[arg-type]
-                data.get("normalization", default.normalization)
+            dtype=cast(InputDtype, str(data.get("dtype", default.dtype))),
+            layout=cast(InputLayout, str(data.get("layout", default.layout))),
+            normalization=cast(
+                Normalization, str(data.get("normalization", default.normalization))
             ),
-            mean=tuple(float(v) for v in data.get("mean", default.mean)),  # type: ignore[union-attr]
-            std=tuple(float(v) for v in data.get("std", default.std)),  # type: ignore[union-attr]
+            mean=tuple(float(v) for v in mean),
+            std=tuple(float(v) for v in std),
         )
 
 
@@ -224,7 +228,7 @@ class NetworkConfig:
         object.__setattr__(self, "decoder_width", decoder)
 
     def to_dict(self) -> dict[str, object]:
-        """A JSON-friendly form."""
+        """Return a JSON-friendly form."""
         data: dict[str, object] = {
             "architecture": self.architecture,
             "num_keypoints": self.num_keypoints,
@@ -240,22 +244,23 @@ class NetworkConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, object]) -> NetworkConfig:
-        """The inverse of :meth:`to_dict`.
+        """Invert :meth:`to_dict`.
 
         Files without ``architecture`` or ``input`` (written before they existed) describe the
         first design with normalised float input.
         """
-        widths = tuple(int(w) for w in data["widths"])  # type: ignore[union-attr]
-        blocks = data.get("blocks")
+        # JSON values: __post_init__ rejects an unknown architecture.
+        widths = tuple(int(w) for w in cast("Sequence[int]", data["widths"]))
+        blocks = cast("Sequence[int] | None", data.get("blocks"))
         return cls(
-            num_keypoints=int(data["num_keypoints"]),  # type: ignore[arg-type]
+            num_keypoints=int(cast(int, data["num_keypoints"])),
             widths=widths,
-            decoder_width=int(data["decoder_width"]),  # type: ignore[arg-type]
+            decoder_width=int(cast(int, data["decoder_width"])),
             locref=bool(data["locref"]),
-            architecture=str(data.get("architecture", "resnet-fpn")),  # type: ignore[arg-type]
-            blocks=tuple(int(b) for b in blocks) if blocks else None,  # type: ignore[union-attr]
-            input=InputFormat.from_dict(data.get("input")),  # type: ignore[arg-type]
-            refine_width=int(data.get("refine_width", 0)),  # type: ignore[call-overload]
+            architecture=cast(Architecture, str(data.get("architecture", "resnet-fpn"))),
+            blocks=tuple(int(b) for b in blocks) if blocks else None,
+            input=InputFormat.from_dict(cast("dict[str, object] | None", data.get("input"))),
+            refine_width=int(cast(int, data.get("refine_width", 0))),
         )
 
 
@@ -275,7 +280,7 @@ class NormalisingConv2d(nn.Conv2d):
     """
 
     def __init__(self, *args: object, input_format: InputFormat, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        super().__init__(*args, **kwargs)
         mean = torch.tensor(input_format.mean, dtype=torch.float32)
         std = torch.tensor(input_format.std, dtype=torch.float32)
         # Not persistent: they follow from the config, and state dicts stay those of nn.Conv2d.
@@ -283,7 +288,7 @@ class NormalisingConv2d(nn.Conv2d):
         self.register_buffer("shift", (-mean / std).view(1, -1, 1, 1), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """The convolution of the normalised ``x``."""
+        """Convolve the normalised ``x``."""
         weight = self.weight * self.scale
         bias = (self.weight * self.shift).sum(dim=(1, 2, 3))
         if self.bias is not None:
@@ -294,7 +299,7 @@ class NormalisingConv2d(nn.Conv2d):
 def first_conv(
     inputs: int, outputs: int, kernel: int, stride: int, padding: int, input_format: InputFormat
 ) -> nn.Conv2d:
-    """The network's first convolution: a plain one, or one that normalises raw pixels."""
+    """Make the network's first convolution: a plain one, or one that normalises raw pixels."""
     if input_format.raw_pixels:
         return NormalisingConv2d(
             inputs, outputs, kernel, stride, padding, bias=False, input_format=input_format
@@ -303,7 +308,7 @@ def first_conv(
 
 
 def to_nchw_float(images: torch.Tensor, input_format: InputFormat) -> torch.Tensor:
-    """The graph's input as float NCHW (a cast for uint8, a transpose for NHWC)."""
+    """Convert the graph's input to float NCHW (a cast for uint8, a transpose for NHWC)."""
     if input_format.layout == "nhwc":
         # Transposed before the cast: a quarter of the bytes to move for uint8.
         images = images.permute(0, 3, 1, 2)
@@ -353,7 +358,7 @@ class SeparableBlock(nn.Module):
         self.residual = stride == 1 and inputs == outputs
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """The block's output; the shape of ``x`` unless it strides or changes channels."""
+        """Return the block's output; the shape of ``x`` unless it strides or changes channels."""
         y = self.pointwise(self.depthwise(x))
         return functional.relu(x + y if self.residual else y)
 
@@ -447,7 +452,7 @@ class PoseNet(nn.Module):
 
 
 def _output_conv(inputs: int, outputs: int, from_stride_8: bool) -> nn.Module:
-    """The 1x1 output convolution, or from stride-8 features a 2x2 stride-2 transposed one.
+    """Make the 1x1 output convolution, or from stride-8 features a 2x2 stride-2 transposed one.
 
     The transposed convolution gives each stride-8 cell's 2x2 stride-4 cells their own weights:
     a 1x1 convolution to 4x the channels followed by a pixel shuffle, in one operator (ONNX
@@ -464,7 +469,7 @@ stages."""
 
 
 def _resnet_encoder(config: NetworkConfig) -> EncoderParts:
-    """The first design's encoder: two strided 3x3 convolutions, then ResNet basic blocks."""
+    """Build the first design's encoder: two strided 3x3 convolutions, then ResNet basic blocks."""
     w2, w4, w8, w16, w32 = config.widths or ()
     stem = nn.Sequential(
         nn.Sequential(
@@ -482,7 +487,7 @@ def _resnet_encoder(config: NetworkConfig) -> EncoderParts:
 
 
 def _separable_encoder(config: NetworkConfig) -> EncoderParts:
-    """The separable design's encoder: a patch stem to stride 4, separable blocks below.
+    """Build the separable design's encoder: a patch stem to stride 4, separable blocks below.
 
     Its widths are those of strides 8, 16 and 32, the ones the pyramid reads.
     """
@@ -506,7 +511,7 @@ def _separable_encoder(config: NetworkConfig) -> EncoderParts:
 
 
 def _separable_stage(inputs: int, outputs: int, blocks: int) -> nn.Sequential:
-    """A strided separable block into ``outputs`` channels, then ``blocks`` residual ones."""
+    """Build a strided separable block into ``outputs`` channels, then ``blocks`` residual ones."""
     return nn.Sequential(
         SeparableBlock(inputs, outputs, stride=2),
         *[SeparableBlock(outputs, outputs) for _ in range(blocks)],
@@ -519,7 +524,7 @@ def _upsample(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 
 
 def parameter_count(model: nn.Module) -> int:
-    """Number of trainable parameters."""
+    """Count the trainable parameters."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 

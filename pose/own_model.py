@@ -56,7 +56,7 @@ FRAMEWORK = "deeplabstream"
 
 
 def model_folder(path: str | Path) -> Path:
-    """The model folder for a path to the folder, its ``model.json`` or its ``.onnx`` file."""
+    """Find the model folder for a path to the folder, its ``model.json`` or its ``.onnx`` file."""
     path = Path(path)
     if path.is_dir():
         return path
@@ -66,7 +66,7 @@ def model_folder(path: str | Path) -> Path:
 
 
 def read_model_json(path: str | Path) -> dict[str, Any]:
-    """The parsed ``model.json`` of a model folder (for its training provenance and accuracy).
+    """Parse the ``model.json`` of a model folder (for its training provenance and accuracy).
 
     Raises
     ------
@@ -121,7 +121,7 @@ def load_own_model(path: str | Path) -> ModelDescription:
 
 
 def torchscript_file(path: str | Path) -> Path | None:
-    """The TorchScript file of a model folder, or None when it has none."""
+    """Return the TorchScript file of a model folder, or None when it has none."""
     folder = model_folder(path)
     name = read_model_json(folder).get("files", {}).get("torchscript")
     if not name:
@@ -138,7 +138,7 @@ def _section(data: dict[str, Any], key: str, json_path: Path) -> dict[str, Any]:
 
 
 def _get(section: dict[str, Any], key: str, kind: type, json_path: Path, prefix: str = "") -> Any:
-    """A value of the expected type, or a ModelError naming the key."""
+    """Get a value of the expected type, or raise a ModelError naming the key."""
     if key not in section:
         raise ModelError(f"{json_path}: key '{prefix}{key}' is missing")
     value = section[key]
@@ -201,7 +201,7 @@ def _description(data: dict[str, Any], onnx_path: Path, json_path: Path) -> Mode
 
 
 def _input_format(inputs: dict[str, Any], json_path: Path) -> dict[str, Any]:
-    """The input's type, layout, normalisation and letterbox; older files lack them (defaults)."""
+    """Read the input's type, layout, normalisation and letterbox (defaults for older files)."""
     defaults = {"type": "float", "layout": "nchw", "normalization": "outside", "letterbox": False}
     present = {key: inputs.get(key, default) for key, default in defaults.items()}
     allowed = {
@@ -273,7 +273,7 @@ def _check_graph(description: ModelDescription, onnx_path: Path) -> None:
 
 
 def _check_input(description: ModelDescription, onnx_path: Path, graph: Any) -> None:
-    """The graph's input must have the described layout, size and element type."""
+    """Check that the graph's input has the described layout, size and element type."""
     import onnx
 
     value = next(i for i in graph.input if i.name == description.input_name)
@@ -305,7 +305,7 @@ def _check_input(description: ModelDescription, onnx_path: Path, graph: Any) -> 
 
 
 def _dims(value_info: Any) -> list[int | None]:
-    """Static dimensions of a graph input or output (None where symbolic)."""
+    """Return the static dimensions of a graph input or output (None where symbolic)."""
     shape = value_info.type.tensor_type.shape
     return [d.dim_value if d.HasField("dim_value") else None for d in shape.dim]
 
@@ -361,7 +361,7 @@ def model_json(
     network: dict[str, Any] | None,
     training: dict[str, Any] | None,
 ) -> dict[str, Any]:
-    """The content of ``model.json`` for a description."""
+    """Return the content of ``model.json`` for a description."""
     return {
         "format": FORMAT_TAG,
         "name": description.name,

@@ -49,7 +49,7 @@ from pose.transforms import Convention, FrameTransform, letterbox_size, make_tra
 
 
 def coordinate_convention(description: ModelDescription) -> Convention:
-    """The coordinate convention of a model's keypoints (see :mod:`pose.transforms`).
+    """Return the coordinate convention of a model's keypoints (see :mod:`pose.transforms`).
 
     Lightning Pose maps keypoints to frames by a pure scale (``corners``); every other model
     follows this project's convention of pixel centres at whole numbers (``centres``).
@@ -133,7 +133,7 @@ class Preprocessor:
         }
 
     def _empty_buffer(self) -> np.ndarray:
-        """The input buffer, its letterbox padding black once and for all."""
+        """Make the input buffer, its letterbox padding black once and for all."""
         d = self.description
         dtype = np.uint8 if d.input_type == "uint8" else np.float32
         # Zeros, so that slots padding a fixed-size batch hold defined numbers.
@@ -157,7 +157,7 @@ class Preprocessor:
         return slice(0, self._content[0]), slice(0, self._content[1])
 
     def transform(self, flip: bool = False) -> FrameTransform:
-        """The geometric transform of a frame fed with or without a horizontal flip."""
+        """Return the geometric transform of a frame fed with or without a horizontal flip."""
         return self._transforms[bool(flip)]
 
     def prepare(
@@ -234,7 +234,7 @@ class Preprocessor:
             np.divide(target, self._std[c], out=target)
 
     def _resize_raw(self, region: np.ndarray, flip: bool) -> np.ndarray:
-        """The frame's region resized, pixels 0..255, in the frame's channel order (BGR).
+        """Resize the frame's region: pixels 0..255, in the frame's channel order (BGR).
 
         Only a flip or a grey conversion copies the full-size frame; otherwise the resize reads
         the frame itself. The colour order is left to :meth:`_write_pixels`.
@@ -323,7 +323,7 @@ def _resize_into(
 def _checked_crop(
     crop: tuple[int, int, int, int] | None, frame_shape: tuple[int, ...]
 ) -> tuple[int, int, int, int]:
-    """The crop as (x, y, width, height), the whole frame when None; checked to fit."""
+    """Return the crop as (x, y, width, height), the whole frame when None; checked to fit."""
     height, width = frame_shape[0], frame_shape[1]
     if crop is None:
         return (0, 0, width, height)

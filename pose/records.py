@@ -42,7 +42,7 @@ def pose_record_size(keypoints: int) -> int:
 
 
 def encode_pose(record: PoseRecord) -> bytes:
-    """The bytes of ``record``."""
+    """Encode ``record`` as bytes."""
     head = _HEAD.pack(
         record.camera_id,
         record.frame_index,
@@ -67,11 +67,11 @@ class PoseReader:
         self.at_eof = False
 
     def fileno(self) -> int:
-        """The descriptor to wait on."""
+        """Return the descriptor to wait on."""
         return self._fd
 
     def read_available(self) -> list[PoseRecord]:
-        """Records that arrived since the last call, oldest first."""
+        """Return the records that arrived since the last call, oldest first."""
         chunks = [self._partial]
         while not self.at_eof:
             try:

@@ -25,7 +25,7 @@ POSE_HEADER_ROWS = 3  # scorer, bodyparts, coords
 
 
 def how_it_ended(exitcode: int | None) -> str:
-    """A process's end in words: ``killed by signal 9 (SIGKILL)`` or ``exit code 1``."""
+    """Describe a process's end in words: ``killed by signal 9 (SIGKILL)`` or ``exit code 1``."""
     if exitcode is None:
         return "no exit code"
     if exitcode < 0:

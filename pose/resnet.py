@@ -129,14 +129,14 @@ class Bottleneck(nn.Module):
 
 
 def _conv3x3(inplanes: int, planes: int, stride: int, dilation: int) -> nn.Conv2d:
-    """A 3x3 convolution that keeps the size at stride 1 (padding = dilation)."""
+    """Make a 3x3 convolution that keeps the size at stride 1 (padding = dilation)."""
     return nn.Conv2d(
         inplanes, planes, 3, stride=stride, padding=dilation, dilation=dilation, bias=False
     )
 
 
 def _downsample(inplanes: int, outplanes: int, stride: int, norm: NormKind) -> nn.Module | None:
-    """The projection shortcut (1x1 conv + norm) where the shape changes, else None."""
+    """Make the projection shortcut (1x1 conv + norm) where the shape changes, else None."""
     if stride == 1 and inplanes == outplanes:
         return None
     return nn.Sequential(
@@ -192,12 +192,12 @@ class ResNet(nn.Module):
         self.out_channels = inplanes
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """The last stage's feature map (N, out_channels, H / stride, W / stride)."""
+        """Return the last stage's feature map (N, out_channels, H / stride, W / stride)."""
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         return self.layer4(self.layer3(self.layer2(self.layer1(x))))
 
     def as_sequential(self) -> nn.Sequential:
-        """The same modules as torchvision's ``Sequential(*children()[:-2])`` (Lightning Pose).
+        """Wrap the modules as torchvision's ``Sequential(*children()[:-2])`` (Lightning Pose).
 
         Indices 0 conv1, 1 bn1, 2 relu, 3 maxpool, 4..7 layer1..layer4: the state-dict names
         ``0.weight``, ``4.0.conv1.weight`` ... of a Lightning Pose backbone.

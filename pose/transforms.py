@@ -123,7 +123,7 @@ class FrameTransform:
 
 
 def letterbox_size(image_size: tuple[int, int], input_size: tuple[int, int]) -> tuple[int, int]:
-    """The size an image is resized to inside a letterboxed input.
+    """Return the size an image is resized to inside a letterboxed input.
 
     Parameters
     ----------
@@ -155,7 +155,7 @@ def make_transform(
     convention: Convention = "centres",
     letterbox: bool = False,
 ) -> FrameTransform:
-    """The transform of a frame resized (after an optional crop and flip) to the input size.
+    """Make the transform of a frame resized (after an optional crop and flip) to the input size.
 
     Parameters
     ----------

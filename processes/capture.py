@@ -32,9 +32,8 @@ import math
 import os
 import signal
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from pathlib import Path
 from typing import Any
 
 from cameras import Camera, CameraError, camera_class
@@ -43,10 +42,11 @@ from core.lifetime import die_with_parent
 from core.logs import LogTarget, add_log_file, configure_process_logging
 from core.priority import ProcessPriority, apply_process_priority
 from processes.companion import CompanionOutputs
+from processes.messages import Failed, Finished, Opened, Start
 from recording.folder import SESSION_LOG
 from settings.sections import CameraSettings
 from transport.channel import ChannelWriter, EndReason, FrameRecord, encode_frame
-from transport.ring import N_CHANNELS, Channel, FrameRing, RingSpec, StreamState
+from transport.ring import N_CHANNELS, Channel, FrameRing, StreamState
 
 log = logging.getLogger(__name__)
 
@@ -56,45 +56,6 @@ COMPANIONS_REPORT_WAIT_S = 6.0
 LOCKSTEP_STALL_S = 60.0  # no model takes a minute per frame: the reader is stuck or gone
 _LOCKSTEP_PAUSES_S = (0.0001, 0.002)  # first and longest sleep while waiting for the reader
 
-
-@dataclass(frozen=True)
-class Opened:
-    """The camera opened; the main process sizes the ring from this."""
-
-    geometry: FrameGeometry
-    nominal_fps: float | None
-    description: dict[str, Any]
-    live: bool = False  # a device that can be lost: the main process watches it for stalls
-
-
-@dataclass(frozen=True)
-class Failed:
-    """The camera could not be opened; nothing was started."""
-
-    message: str
-
-
-@dataclass(frozen=True)
-class Start:
-    """Go: attach to this ring and write side outputs into this session folder."""
-
-    ring: RingSpec
-    session_dir: Path
-
-
-@dataclass(frozen=True)
-class Abort:
-    """Another camera failed to open: close without streaming."""
-
-
-@dataclass(frozen=True)
-class Finished:
-    """The stream ended; ``message`` explains a failure."""
-
-    reason: EndReason
-    message: str
-    frames: int
-    description: dict[str, Any] = field(default_factory=dict)  # camera.describe() at the end
 
 
 @dataclass(frozen=True)
@@ -271,8 +232,8 @@ def _stream(
 
 
 def _wants_lockstep(camera: Camera, header: Any) -> bool:
-    """True when the camera asks for lockstep pacing and pose estimation is already subscribed."""
-    if not getattr(camera, "waits_for_analysis", False):
+    """Return True when the camera asks for lockstep pacing and analysis is subscribed."""
+    if not camera.waits_for_analysis:
         return False
     if not header["subscribed"][Channel.ANALYSE]:
         log.warning(
@@ -322,7 +283,7 @@ class _Lockstep:
 
 
 def _final_description(camera: Camera, companions: CompanionOutputs) -> dict[str, Any]:
-    """What the camera knows once it stopped (its clock fit), for ``session.json``."""
+    """Return what the camera knows once it stopped (its clock fit), for ``session.json``."""
     try:
         description = camera.describe()
     except Exception:  # a description must never hide how the stream ended
@@ -354,14 +315,3 @@ def _count_frame(header: Any, seq: int, frame_index: int, last_index: int, stamp
     if not math.isnan(stamp.camera_timestamp):
         header["last_camera_ts"] = stamp.camera_timestamp
 
-
-__all__ = [
-    "Abort",
-    "CaptureJob",
-    "Channel",
-    "Failed",
-    "Finished",
-    "Opened",
-    "Start",
-    "capture_main",
-]

@@ -26,6 +26,7 @@ import logging
 import multiprocessing
 import signal
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -34,18 +35,13 @@ from typing import Any
 import numpy as np
 
 from cameras.base import CompanionStream
-from core.control import join_or_terminate, receive, receive_within
+from core.control import receive
 from core.frames import FrameGeometry, FrameStamp
 from core.lifetime import die_with_parent
 from core.logs import LogTarget
 from core.priority import SIDE_NICENESS, ProcessPriority
-from processes.recorder import (
-    RecorderFinished,
-    RecorderJob,
-    RecorderReady,
-    StopRecording,
-    recorder_main,
-)
+from processes.messages import RecorderFinished
+from processes.recorder import RecorderJob, RecorderProcess, recorder_main
 from settings.sections import RecordingSettings
 from transport.channel import ChannelWriter, EndReason, FrameRecord, encode_frame
 from transport.ring import Channel, FrameRing, RingSpec, new_ring_name, ring_slots
@@ -60,7 +56,6 @@ RECORDER_FINISH_TIMEOUT_S = 120.0
 #: Companions are always recorded losslessly (depth must keep every bit).
 COMPANION_RECORDING = RecordingSettings(codec="ffv1")
 #: Stands for "the recorder's control pipe closed" where a message is expected.
-_GONE = object()
 
 
 def companion_recorder_main(job: RecorderJob) -> None:
@@ -74,12 +69,12 @@ def companion_recorder_main(job: RecorderJob) -> None:
 
 
 def companion_name(camera: str, suffix: str) -> str:
-    """The name of a companion stream's files: ``<camera>_<suffix>``."""
+    """Return the name of a companion stream's files: ``<camera>_<suffix>``."""
     return f"{camera}_{suffix}"
 
 
-def companion_rings(description: dict[str, Any]) -> dict[str, RingSpec]:
-    """The companion rings a camera announced, by suffix (empty for an ordinary camera).
+def companion_rings(description: Mapping[str, Any]) -> dict[str, RingSpec]:
+    """Return the companion rings a camera announced, by suffix (empty for an ordinary camera).
 
     ``description`` is the camera's ``Opened.description`` (``branch.opened.description`` in
     the main process). The rings exist while the camera's capture process runs.
@@ -115,7 +110,7 @@ class CompanionReader:
         return self._ring
 
     def latest_seq(self) -> int | None:
-        """The sequence number of the newest companion frame published, None before the first."""
+        """Return the newest companion frame's sequence number, None before the first."""
         written = int(self.ring.header["write_seq"])
         return written - 1 if written else None
 
@@ -125,7 +120,7 @@ class CompanionReader:
         return ring.copy_frame(ring.slot_for(seq), seq, out)
 
     def value_at(self, seq: int, x: float, y: float, radius: int = 2) -> float | None:
-        """The median non-zero value around pixel (x, y) of the companion of frame ``seq``.
+        """Return the median non-zero value around pixel (x, y) of the companion of frame ``seq``.
 
         For depth: multiply by ``depth_units_m`` (in the camera's description) for metres.
         Zero means "no measurement" in a RealSense depth image and is left out; None when the
@@ -163,8 +158,7 @@ class _Output:
     record_read: Connection  # handed to each recorder of this companion
     writer: ChannelWriter
     last_index: int = -1
-    recorder: multiprocessing.process.BaseProcess | None = None
-    control: Connection | None = None
+    recorder: RecorderProcess | None = None
     finished: list[RecorderFinished] = field(default_factory=list)
 
 
@@ -218,6 +212,7 @@ class CompanionOutputs:
         return _Output(stream, name, ring, read_end, ChannelWriter(write_end))
 
     def __bool__(self) -> bool:
+        """Return True when the camera has companion streams."""
         return bool(self._outputs)
 
     def describe(self) -> dict[str, dict[str, Any]]:
@@ -240,7 +235,7 @@ class CompanionOutputs:
     # -- per frame ---------------------------------------------------------------------------
 
     def begin(self, seq: int) -> dict[str, np.ndarray]:
-        """The slots that frame ``seq``'s companions go into (marked as being written)."""
+        """Return the slots that frame ``seq``'s companions go into (marked as being written)."""
         return {o.stream.suffix: o.ring.begin_write(seq) for o in self._outputs}
 
     def publish(self, seq: int, stamps: dict[str, FrameStamp]) -> None:
@@ -283,7 +278,7 @@ class CompanionOutputs:
         self.follow_recording(main_recording)
         deadline = time.monotonic() + RECORDER_START_TIMEOUT_S
         for output in self._outputs:
-            if output.control is not None:
+            if output.recorder is not None:
                 self._await_ready(output, deadline)
 
     def follow_recording(self, main_recording: bool) -> None:
@@ -305,67 +300,63 @@ class CompanionOutputs:
     def _start_recorder(self, output: _Output, session_dir: Path) -> None:
         if output.recorder is not None:  # an earlier recording has not finished yet
             self._finish_recorder(output, time.monotonic() + RECORDER_FINISH_TIMEOUT_S)
-        control, child_control = self._context.Pipe(duplex=True)
-        job = RecorderJob(
-            camera_id=self.camera_id,
-            camera_name=output.name,
-            ring=output.ring.spec,
-            channel=output.record_read,
-            control=child_control,
-            session_dir=session_dir,
-            settings=COMPANION_RECORDING,
-            nominal_fps=self._nominal_fps,
-            log_target=self._log_target,
-            # Side work like every recorder; it keeps the cores of the capture that starts it.
-            priority=ProcessPriority("recorder", self._recorder_niceness),
+
+        def job_for(control: Connection) -> RecorderJob:
+            return RecorderJob(
+                camera_id=self.camera_id,
+                camera_name=output.name,
+                ring=output.ring.spec,
+                channel=output.record_read,
+                control=control,
+                session_dir=session_dir,
+                settings=COMPANION_RECORDING,
+                nominal_fps=self._nominal_fps,
+                log_target=self._log_target,
+                # Side work like every recorder; it keeps the cores of the capture that starts it.
+                priority=ProcessPriority("recorder", self._recorder_niceness),
+            )
+
+        output.recorder = RecorderProcess.start(
+            self._context, job_for, f"recorder:{output.name}", target=companion_recorder_main
         )
-        process = self._context.Process(
-            target=companion_recorder_main, args=(job,), name=f"recorder:{output.name}"
-        )
-        process.start()
-        child_control.close()
-        output.recorder, output.control = process, control
 
     def _await_ready(self, output: _Output, deadline: float) -> None:
-        assert output.control is not None
-        message = receive_within(output.control, deadline)
-        if not isinstance(message, RecorderReady):
+        assert output.recorder is not None
+        if not output.recorder.await_ready(deadline):
             log.error("companion %s: its recorder did not start", output.name)
-            self._finish_recorder(output, deadline, message)
+            self._finish_recorder(output, deadline)
 
     def _stop_recorder(self, output: _Output) -> None:
-        if output.control is not None:
-            try:
-                output.control.send(StopRecording())
-            except OSError:
-                pass
+        if output.recorder is not None:
+            output.recorder.request_stop()
 
     def _collect_finished_recorders(self) -> None:
         """Take the results of recorders that finished (never blocks)."""
         for output in self._outputs:
-            while output.control is not None and output.control.poll():
-                message = receive(output.control)  # None: the recorder is gone
-                if not isinstance(message, RecorderReady):
-                    deadline = time.monotonic() + RECORDER_FINISH_TIMEOUT_S
-                    self._finish_recorder(output, deadline, message or _GONE)
+            self._take_news(output, 0.0)
 
-    def _finish_recorder(self, output: _Output, deadline: float, message: Any = None) -> None:
+    def _take_news(self, output: _Output, wait_s: float) -> None:
+        """Take the recorder's messages arriving within ``wait_s``; finish it once it ended."""
+        recorder = output.recorder
+        deadline = time.monotonic() + wait_s
+        while (
+            recorder is not None
+            and recorder.running
+            and recorder.control.poll(max(0.0, deadline - time.monotonic()))
+        ):
+            recorder.take(receive(recorder.control))  # None: the recorder is gone
+        if recorder is not None and not recorder.running:
+            self._finish_recorder(output, time.monotonic() + RECORDER_FINISH_TIMEOUT_S)
+
+    def _finish_recorder(self, output: _Output, deadline: float) -> None:
         """Wait for the recorder's result (until ``deadline``), join it, keep the result."""
-        if output.recorder is None or output.control is None:
+        if output.recorder is None:
             return
-        while message is not _GONE and not isinstance(message, RecorderFinished):
-            message = receive_within(output.control, deadline)  # RecorderReady may come first
-            if message is None:  # gone, or out of time
-                break
-        if not isinstance(message, RecorderFinished):
-            code = output.recorder.exitcode
-            message = RecorderFinished("", "", 0, 0, f"recorder ended without a result ({code})")
+        message = output.recorder.collect(deadline)
         output.finished.append(message)
         if message.error:
             log.error("companion %s: %s", output.name, message.error)
-        join_or_terminate(output.recorder, max(0.1, deadline - time.monotonic()))
-        output.control.close()
-        output.recorder = output.control = None
+        output.recorder = None
 
     # -- end ---------------------------------------------------------------------------------
 
@@ -375,13 +366,7 @@ class CompanionOutputs:
             output.writer.send_end(self.camera_id, reason, frames)
         deadline = time.monotonic() + wait_s
         for output in self._outputs:
-            while output.control is not None and output.control.poll(
-                max(0.0, deadline - time.monotonic())
-            ):
-                message = receive(output.control)
-                if not isinstance(message, RecorderReady):
-                    finish_by = time.monotonic() + RECORDER_FINISH_TIMEOUT_S
-                    self._finish_recorder(output, finish_by, message or _GONE)
+            self._take_news(output, max(0.0, deadline - time.monotonic()))
 
     def finish_recorders(self) -> None:
         """Wait for every recorder still finishing its files (after the camera reported)."""

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +26,9 @@ from experiments.base import Experiment
 from experiments.events import EventCsvWriter
 from experiments.observation import Observation, Observations
 from experiments.registry import load_experiment
-from experiments.triggers.geometry import Shape
+from processes.messages import ExperimentStatus, TriggerView
 from settings.sections import DeviceSettings
-from stimulation import StimulationDevice, StimulationError, create_device
+from stimulation import StimulationDevice, StimulationError
 from stimulation.base import ActionRecord
 from stimulation.latency import LatencyTestSpec, run_file, write_board_reports
 from stimulation.serial_device import SerialStimulator
@@ -45,30 +44,6 @@ STALE_PAIRING_S = 0.5  # a camera without a pose for this long is not paired wit
 
 class ExperimentStartError(RuntimeError):
     """The experiment or one of its devices could not start; the message says what to do."""
-
-
-@dataclass(frozen=True)
-class TriggerView:
-    """One named trigger as the live view draws it: its state and its shapes (frame pixels)."""
-
-    name: str
-    active: bool
-    shapes: tuple[Shape, ...]
-    camera: str | None = None  # the camera it watches (None: any; drawn on every camera)
-
-
-@dataclass(frozen=True)
-class ExperimentStatus:
-    """A small picture of a running experiment, sent to the GUI a few times per second."""
-
-    name: str
-    state: str
-    trials: int  # trials started so far
-    trial: int | None  # the trial in progress
-    actions: int  # actions performed so far
-    last_event: str  # e.g. "trial_start zone_entered (trial 3)"; "" before the first
-    triggers: tuple[TriggerView, ...]
-    error: str | None = None
 
 
 
@@ -208,13 +183,16 @@ class ExperimentRun:
         self._unacknowledged = still_waiting
 
     def _record_ack_latency(self, action: Action, record: ActionRecord) -> None:
+        acked_ns = record.acked_ns
+        if acked_ns is None:
+            return
         for event in self.experiment.events.pending:
             if event.action is action and event.host_timestamp is not None:
-                self._ack_ms.append((record.acked_ns / 1e9 - event.host_timestamp) * 1e3)
+                self._ack_ms.append((acked_ns / 1e9 - event.host_timestamp) * 1e3)
                 return
 
     def _fail(self, message: str) -> None:
-        """A device failed: stop the experiment (outputs off where still possible), keep events."""
+        """Handle a failed device: stop the experiment (outputs off where possible), keep events."""
         if self.error is not None:
             return
         self.error = f"experiment stopped: {message}"
@@ -280,7 +258,7 @@ class ExperimentRun:
         return self._actions
 
     def status(self) -> ExperimentStatus:
-        """What the live view shows of the experiment now (cheap: no copies of the event log)."""
+        """Return what the live view shows of the experiment now (cheap: no event log copy)."""
         experiment = self.experiment
         events = experiment.events.events
         last = events[-1] if events else None
@@ -331,7 +309,7 @@ def _open_devices(settings: dict[str, DeviceSettings]) -> dict[str, StimulationD
     devices: dict[str, StimulationDevice] = {}
     for name, device_settings in settings.items():
         try:
-            device = create_device(device_settings.type, **device_settings.device_options())
+            device = device_settings.create()
             device.open()
         except (StimulationError, OSError, ValueError, ImportError) as error:
             for opened in devices.values():
@@ -374,5 +352,7 @@ def _send(device: StimulationDevice, action: Action) -> ActionRecord:
     if action.command == "off":
         return device.off(action.channel)
     if action.command == "pulse":
+        assert action.duration_s is not None  # checked when the action was made
         return device.pulse(action.channel, action.duration_s)
+    assert action.on_s is not None and action.off_s is not None  # checked when made
     return device.pattern(action.channel, action.on_s, action.off_s, action.count or 0)

@@ -68,9 +68,22 @@ from pose.files import (
 from pose.model import ModelDescription, ModelError
 from pose.records import PoseRecord, encode_pose
 from processes.dispatch import EVENTS_FILE, ExperimentRun, ExperimentStartError
+from processes.messages import (
+    CameraModel,
+    ExperimentFailed,
+    ExperimentSpec,
+    ExperimentStarted,
+    ExperimentStopped,
+    PoseFailed,
+    PoseFinished,
+    PoseReady,
+    StartExperiment,
+    StatusWanted,
+    StopAnalysis,
+    StopExperiment,
+)
 from recording.folder import SESSION_LOG
-from settings.sections import DeviceSettings, PoseSettings
-from stimulation.latency import LatencyTestSpec
+from settings.sections import PoseSettings
 from transport.channel import ChannelReader, ChannelWriter
 from transport.readers import NewestFrameReader
 from transport.ring import Channel, FrameRing, RingSpec
@@ -89,7 +102,7 @@ class DepthSource:
 def depth_source(
     camera: str, description: Mapping[str, Any], frame_size: tuple[int, int]
 ) -> DepthSource | None:
-    """The depth experiments may read for a camera, from its ``Opened.description``.
+    """Return the depth experiments may read for a camera, from its ``Opened.description``.
 
     None for a camera without a ``depth`` companion, and (with a warning) for one whose depth is
     not pixel-aligned to the analysed image: depth at a keypoint would be the depth somewhere
@@ -135,15 +148,6 @@ class WorkerCamera:
     dynamic_crop: CropSettings | None = None
 
 
-@dataclass(frozen=True)
-class ExperimentSpec:
-    """The experiment to run on the poses, and the devices settings.ini declares."""
-
-    name: str
-    devices: dict[str, DeviceSettings]
-    # The board's latency self-test, run beside the experiment (DeepLabStream.py --latency-test).
-    latency_test: LatencyTestSpec | None = None
-
 
 @dataclass(frozen=True)
 class PoseJob:
@@ -161,92 +165,6 @@ class PoseJob:
     ibl_naming: bool = False  # also write _ibl_<camera>Camera.dlc.pqt and .times.npy
     priority: ProcessPriority | None = None  # its own cores (core/priority.py)
 
-
-@dataclass(frozen=True)
-class CameraModel:
-    """The model one camera's poses come from: its keypoints (pose rows) and skeleton."""
-
-    keypoints: tuple[str, ...]
-    skeleton: tuple[tuple[str, str], ...]
-    summary: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class PoseReady:
-    """The models are loaded and warmed up; frames from now on are analysed.
-
-    ``model``, ``keypoints`` and ``skeleton`` describe the shared model (the first camera's);
-    ``cameras`` says which model each camera uses. Pose records carry ``record_keypoints`` rows,
-    the most of any model: a camera's record holds its model's keypoints, then NaN rows.
-    """
-
-    model: dict[str, Any]
-    keypoints: tuple[str, ...]
-    skeleton: tuple[tuple[str, str], ...]
-    cameras: dict[str, CameraModel] = field(default_factory=dict)
-    record_keypoints: int = 0
-
-
-@dataclass(frozen=True)
-class PoseFailed:
-    """The model could not be loaded or run; the message says why and what to do."""
-
-    message: str
-
-
-@dataclass(frozen=True)
-class StopAnalysis:
-    """Finish the current batch, write the files, and end."""
-
-
-@dataclass(frozen=True)
-class StartExperiment:
-    """Start an experiment on the poses from the next batch on (the GUI's Start Experiment)."""
-
-    spec: ExperimentSpec
-    events_file: str
-
-
-@dataclass(frozen=True)
-class ExperimentStarted:
-    """The experiment runs and its devices are open."""
-
-    name: str
-    events_file: str
-
-
-@dataclass(frozen=True)
-class ExperimentFailed:
-    """The experiment could not start; the message says why and what to do."""
-
-    message: str
-
-
-@dataclass(frozen=True)
-class StopExperiment:
-    """Stop the running experiment: outputs off, its events file closed; analysis goes on."""
-
-
-@dataclass(frozen=True)
-class ExperimentStopped:
-    """The experiment has stopped; its summary for ``session.json``."""
-
-    summary: dict[str, Any] | None
-
-
-@dataclass(frozen=True)
-class StatusWanted:
-    """The main process has taken the last status and would take another."""
-
-
-@dataclass(frozen=True)
-class PoseFinished:
-    """Per-camera figures of the analysis."""
-
-    cameras: dict[str, dict[str, Any]]
-    error: str | None = None
-    experiment: dict[str, Any] | None = None  # the last experiment's summary
-    experiments: tuple[dict[str, Any], ...] = ()  # every experiment of this analysis, in order
 
 
 STATUS_INTERVAL_NS = 100_000_000  # experiment status to the GUI at most 10 times a second
@@ -282,10 +200,11 @@ class _CameraState:
     last_ready_ns: int = 0
 
     def analysed_region(self) -> Crop:
-        """The crop of the frame read now: the cropper's, or the whole frame."""
+        """Return the crop of the frame read now: the cropper's, or the whole frame."""
         if self.cropper is not None:
             return self.cropper.current
-        return full_crop(self.camera.ring.geometry.shape[:2])
+        geometry = self.camera.ring.geometry
+        return full_crop((geometry.height, geometry.width))
 
 
 @dataclass
@@ -305,7 +224,7 @@ class _LoadedModel:
         return model_summary(self.description, self.backend.provider)
 
     def estimator(self, shape: tuple[int, ...]) -> Any:
-        """The estimator of frames (or crops) of ``shape``, built on first use.
+        """Return the estimator of frames (or crops) of ``shape``, built on first use.
 
         A crop's shape is met at run time: its estimator is built then (buffers of that size;
         the backend plans its memory for the new input shape on that first run, and keeps the
@@ -337,7 +256,7 @@ class _CropGraphs:
 
 
 def model_summary(description: ModelDescription, provider: str) -> dict[str, Any]:
-    """What ``session.json`` says about the model."""
+    """Return what ``session.json`` says about the model."""
     return {
         "name": description.name,
         "framework": description.framework,
@@ -359,18 +278,18 @@ def pose_main(job: PoseJob) -> None:
     add_log_file(job.session_dir / SESSION_LOG)
     try:
         models = _load(job)
-    except (ModelError, OSError, RuntimeError, ValueError) as error:
-        job.control.send(PoseFailed(str(error)))
+    except (ModelError, OSError, RuntimeError, ValueError) as load_error:
+        job.control.send(PoseFailed(str(load_error)))
         return
-    except Exception as error:  # a bug or an unexpected library error: still say what it was
+    except Exception as load_error:  # a bug or an unexpected library error: say what it was
         log.exception("the pose model could not be loaded")
-        job.control.send(PoseFailed(f"the pose model could not be loaded: {error!r}"))
+        job.control.send(PoseFailed(f"the pose model could not be loaded: {load_error!r}"))
         return
     slot = _ExperimentSlot()
     try:
         slot.run = _open_experiment(job.experiment, job.session_dir, job.events_file)
-    except ExperimentStartError as error:
-        job.control.send(PoseFailed(str(error)))
+    except ExperimentStartError as start_error:
+        job.control.send(PoseFailed(str(start_error)))
         return
     states = _subscribe(job, models)
     job.control.send(_ready_message(states))
@@ -482,7 +401,7 @@ def _load(job: PoseJob) -> dict[str, _LoadedModel]:
         if key not in models:
             description = load_model(
                 Path(key) if key else None,
-                frame_size=camera.ring.geometry.shape[:2],
+                frame_size=(camera.ring.geometry.height, camera.ring.geometry.width),
                 precision=settings.precision,
             )
             backend = open_backend(description, settings.backend, settings.device, threads)
@@ -501,7 +420,7 @@ def _load(job: PoseJob) -> dict[str, _LoadedModel]:
 
 
 def _crop_graphs(model: _LoadedModel, settings: PoseSettings, threads: int) -> _CropGraphs | None:
-    """The split graphs of a network with channel gates; None without gates or on pytorch.
+    """Return the split graphs of a network with channel gates; None without gates or on pytorch.
 
     The pytorch backend runs the rebuilt network, not a graph: its crops see their own
     channel statistics (keypoints move more; docs/pose-models.md).
@@ -543,14 +462,14 @@ def _crop_graphs(model: _LoadedModel, settings: PoseSettings, threads: int) -> _
 
 
 def _camera_crop(job: PoseJob, camera: WorkerCamera) -> CropSettings:
-    """A camera's dynamic-crop settings: its own, or ``[Pose]``'s."""
+    """Return a camera's dynamic-crop settings: its own, or ``[Pose]``'s."""
     if camera.dynamic_crop is not None:
         return camera.dynamic_crop
     return crop_settings(job.settings)
 
 
 def _crop_multiple(camera: WorkerCamera, description: ModelDescription) -> int:
-    """The model's input multiple for cropping; a model of fixed input size is an error."""
+    """Return the model's input multiple for cropping; a model of fixed input size is an error."""
     try:
         return input_multiple(description)
     except ModelError as error:
@@ -612,13 +531,13 @@ def _subscribe(job: PoseJob, models: dict[str, _LoadedModel]) -> list[_CameraSta
 
 
 def _cropper(job: PoseJob, camera: WorkerCamera, model: _LoadedModel) -> DynamicCrop | None:
-    """The camera's dynamic crop, None when it analyses whole frames."""
+    """Return the camera's dynamic crop, None when it analyses whole frames."""
     settings = _camera_crop(job, camera)
     if not settings.enabled:
         return None
     assert model.input_multiple is not None  # set by _load
     return DynamicCrop(
-        camera.ring.geometry.shape[:2],
+        (camera.ring.geometry.height, camera.ring.geometry.width),
         settings,
         len(model.description.keypoints),
         model.input_multiple,
@@ -698,12 +617,12 @@ class _Batch:
 
 
 def _crop_graphs_of(state: _CameraState) -> _CropGraphs | None:
-    """The split graphs a cropping camera runs; None for the model's own graph."""
+    """Return the split graphs a cropping camera runs; None for the model's own graph."""
     return state.model.crop_graphs if state.cropper is not None else None
 
 
 def _group_estimator(state: _CameraState, shape: tuple[int, ...]) -> Any:
-    """The estimator of a group's input shape (a cropping camera's group is that camera)."""
+    """Return the estimator of a group's input shape (a cropping camera's group is that camera)."""
     graphs = _crop_graphs_of(state)
     if graphs is None:
         return state.model.estimator(shape)
@@ -784,7 +703,7 @@ def _estimate_group(
 
 
 def _region(state: _CameraState) -> Crop:
-    """The region analysed in this turn (set when the turn grouped the cameras)."""
+    """Return the region analysed in this turn (set when the turn grouped the cameras)."""
     assert state.crop is not None
     return state.crop
 
@@ -792,7 +711,7 @@ def _region(state: _CameraState) -> Crop:
 def _observation(
     state: _CameraState, pose: np.ndarray, estimator: Any, common_clock: bool
 ) -> Observation:
-    """The experiment's view of one pose.
+    """Return the experiment's view of one pose.
 
     With one camera, time is the camera's own clock where it has one (its hardware timestamps
     are the most exact). With several, every camera's observation uses the host arrival time,
@@ -856,7 +775,7 @@ def _finish(job: PoseJob, states: list[_CameraState]) -> dict[str, dict[str, Any
 
 
 def _crop_figures(state: _CameraState) -> dict[str, Any] | None:
-    """The camera's dynamic-crop settings and the crop sizes it used; None when it is off."""
+    """Return the camera's dynamic-crop settings and the crop sizes it used; None when it is off."""
     cropper = state.cropper
     if cropper is None:
         return None

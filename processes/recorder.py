@@ -16,15 +16,22 @@ import errno
 import logging
 import math
 import signal
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
+from multiprocessing.context import SpawnContext
+from multiprocessing.process import BaseProcess
 from pathlib import Path
+from typing import Any
 
+from core.control import join_or_terminate, receive_within
 from core.lifetime import die_with_parent
 from core.logs import LogTarget, add_log_file, configure_process_logging
 from core.priority import ProcessPriority, apply_process_priority
+from processes.messages import RecorderFinished, RecorderReady, StopRecording
 from recording.folder import SESSION_LOG, release_reserve
-from recording.frames_table import FRAMES_TABLE_SUFFIX, FramesTable
+from recording.frames_table import FRAMES_TABLE_SUFFIX, FramesTable, count_table_rows
 from recording.video import VideoWriter, video_file_name
 from settings.sections import RecordingSettings
 from transport.channel import ChannelReader, EndOfStream, FrameRecord
@@ -32,36 +39,6 @@ from transport.ring import Channel, FrameRing, RingSpec
 
 log = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class RecorderReady:
-    """The recorder is subscribed: every frame published from now on will be recorded.
-
-    ``first_seq`` is the first frame (ring sequence number) it records; the file names let the
-    main process find the files even if the recorder dies without saying more.
-    """
-
-    first_seq: int = 0
-    video_file: str = ""
-    frames_table: str = ""
-
-
-@dataclass(frozen=True)
-class StopRecording:
-    """Record the frames already announced, then close the files."""
-
-
-@dataclass(frozen=True)
-class RecorderFinished:
-    """The recorder closed its files."""
-
-    video_file: str
-    frames_table: str
-    frames_recorded: int
-    frames_lost: int
-    error: str | None
-    first_seq: int = -1  # the recording's first frame (ring sequence number)
-    last_seq: int = -1  # the last frame it handled (recorded or counted lost)
 
 
 @dataclass(frozen=True)
@@ -217,3 +194,92 @@ def _finish(job: RecorderJob, recording: _Recording | None, error: str | None) -
     except OSError:  # the main process is gone; the files are closed all the same
         pass
     return error
+
+
+@dataclass
+class RecorderProcess:
+    """A recorder process seen from the process that started it: the one recorder life cycle.
+
+    The session starts one per recorded camera, a capture process one per recorded companion
+    (depth) stream; both go through :meth:`start`, :meth:`await_ready`, :meth:`request_stop`
+    and :meth:`collect`, so a recorder that dies or never answers is handled the same way.
+    """
+
+    process: BaseProcess
+    control: Connection
+    session_dir: Path
+    ready: RecorderReady | None = None  # its first frame and file names
+    finished: RecorderFinished | None = None
+
+    @classmethod
+    def start(
+        cls,
+        context: SpawnContext,
+        job_for: Callable[[Connection], RecorderJob],
+        name: str,
+        target: Callable[[RecorderJob], None] = recorder_main,
+    ) -> RecorderProcess:
+        """Start a recorder; ``job_for`` builds its job around the child's control connection."""
+        control, child_control = context.Pipe(duplex=True)
+        job = job_for(child_control)
+        process = context.Process(target=target, args=(job,), name=name)
+        process.start()
+        child_control.close()  # ours closed: a dead recorder shows as end-of-file
+        return cls(process, control, job.session_dir)
+
+    @property
+    def running(self) -> bool:
+        """Return True until the recorder's result (or its death) has been taken."""
+        return self.finished is None
+
+    def await_ready(self, deadline: float) -> bool:
+        """Wait until the recorder is subscribed; False (and finished) when it failed to start."""
+        message = receive_within(self.control, deadline)
+        if isinstance(message, RecorderReady):
+            self.ready = message
+            return True
+        self.take(message)
+        return False
+
+    def take(self, message: Any) -> None:
+        """Take a message received from the recorder; None means the recorder is gone."""
+        if isinstance(message, RecorderReady):
+            self.ready = message
+        elif isinstance(message, RecorderFinished):
+            self.finished = message
+        else:
+            join_or_terminate(self.process, 1.0)
+            self.finished = self.died_without_result()
+
+    def request_stop(self) -> None:
+        """Ask the recorder to record the frames announced so far, then close its files."""
+        if self.finished is None:
+            try:
+                self.control.send(StopRecording())
+            except OSError:  # already gone: collect() says so
+                pass
+
+    def collect(self, deadline: float) -> RecorderFinished:
+        """Wait (until ``deadline``) for the recorder's result, join it, close the connection."""
+        while self.finished is None:
+            message = receive_within(self.control, deadline)
+            self.take(message)
+            if message is None:
+                break
+        join_or_terminate(self.process, max(0.1, deadline - time.monotonic()))
+        self.control.close()
+        assert self.finished is not None  # take(None) always sets it
+        return self.finished
+
+    def died_without_result(self) -> RecorderFinished:
+        """Return what is known of a recording whose process ended without a word."""
+        code = self.process.exitcode
+        how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+        error = f"the recorder process ended unexpectedly ({how}); the recording stopped there"
+        ready = self.ready
+        if ready is None:
+            return RecorderFinished("", "", 0, 0, error)
+        rows = count_table_rows(self.session_dir / ready.frames_table)
+        return RecorderFinished(
+            ready.video_file, ready.frames_table, rows, 0, error, ready.first_seq, -1
+        )

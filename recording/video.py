@@ -25,7 +25,7 @@ CODEC_FILE_SUFFIX = {"h264": ".mp4", "ffv1": ".mkv"}
 
 
 def video_file_name(stem: str, codec: str) -> str:
-    """The file name of a camera's video for ``codec``."""
+    """Return the file name of a camera's video for ``codec``."""
     return stem + CODEC_FILE_SUFFIX[codec]
 
 
@@ -117,7 +117,7 @@ class VideoWriter:
 def _codec_setup(
     codec: str, geometry: FrameGeometry, fps: float, crf: int, preset: str, flush_interval: float
 ) -> tuple[dict[str, str], dict[str, str], str]:
-    """Encoder options, container options and pixel format for ``codec``."""
+    """Choose the encoder options, container options and pixel format for ``codec``."""
     mono = geometry.channels == 1
     deep = geometry.dtype == "uint16"
     if deep and codec != "ffv1":

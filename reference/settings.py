@@ -16,7 +16,8 @@ from typing import Any
 from cameras import CAMERA_SOURCES, camera_class
 from core.schema import describe_allowed, key_of, settings_fields, spec_of
 from settings.loader import SECTION_CLASSES
-from settings.sections import CameraCommonSettings, DeviceSettings
+from settings.sections import CameraCommonSettings
+from stimulation import DEVICES, device_class
 
 REFERENCE_FILE = Path(__file__).resolve().parent.parent / "docs" / "settings.md"
 
@@ -38,7 +39,7 @@ Invalid setting:
   - /lab/rig1.ini: [Camera left] FRAMERATE = 'fast': expected a number from 0.1 to 1000 Hz
 ```
 
-Sections: {sections}, and one `[Camera NAME]` section per camera.
+Sections: {sections}, one `[Camera NAME]` per camera and one `[Device NAME]` per device.
 
 This page is generated from the code by `python -m reference.settings`; a test checks it is current.
 """
@@ -105,16 +106,35 @@ def render_reference() -> str:
             *_table(camera.settings_class),
             "",
         ]
-    parts += [
+    parts += _device_sections()
+    return "\n".join(parts).rstrip() + "\n"
+
+
+def _device_sections() -> list[str]:
+    """The ``[Device NAME]`` part: the TYPE key, then each device type's own keys."""
+    parts = [
         "## [Device NAME]",
         "",
-        _docstring(DeviceSettings) + " One section per device; the experiment's "
-        "`[Stimulation ...]` sections name it with `DEVICE = NAME`.",
+        "One section per stimulation device (an LED, a laser, a valve...); the experiment's "
+        "`[Stimulation ...]` sections name it with `DEVICE = NAME`. `TYPE` chooses the kind of "
+        "device; the other keys depend on it.",
         "",
-        *_table(DeviceSettings),
+        "| Key | Default | Allowed | Meaning |",
+        "|---|---|---|---|",
+        f"| `TYPE` | log | one of {', '.join(sorted(DEVICES))} | Kind of device. |",
         "",
     ]
-    return "\n".join(parts).rstrip() + "\n"
+    for kind in sorted(DEVICES):
+        settings_class = device_class(kind).settings_class
+        parts += [
+            f"### TYPE = {kind}",
+            "",
+            _docstring(settings_class),
+            "",
+            *_table(settings_class),
+            "",
+        ]
+    return parts
 
 
 def main(argv: list[str]) -> int:

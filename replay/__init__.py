@@ -2,7 +2,7 @@
 
 - :mod:`replay.videos`: which files to replay; reading a video's frame count and rate.
 - :mod:`replay.job`: the options of a replay and its result (small, picklable).
-- :mod:`replay.session`: one video through :class:`session.live.Stream`, as live.
+- :mod:`replay.session`: one video through :class:`session.live.LiveSession`, as live.
 - :mod:`replay.annotate`: the annotated video, drawn from the pose file after the run.
 - :mod:`replay.batch`: many videos, in local processes or as Ray tasks.
 - :mod:`replay.progress`: the progress bars.

@@ -1,7 +1,7 @@
 """The annotated video of a replay: the source video with its keypoints drawn, made after the run.
 
 It is rendered from the source video and the session's ``<camera>.pose.csv`` with
-:func:`gui.overlay.draw_pose`, so the frames that were analysed are never touched, and what is
+:func:`display.overlay.draw_pose`, so the frames that were analysed are never touched, and what is
 drawn is exactly what the pose file says. Each frame shows the newest pose at or before it (what
 the live view showed); frames before the first analysed one are left as they are.
 """
@@ -16,14 +16,14 @@ import av
 import numpy as np
 import pandas as pd
 
-from gui.overlay import draw_pose
+from display.overlay import draw_pose
 
 ANNOTATED_SUFFIX = ".annotated.mp4"
 _REPORT_INTERVAL_S = 0.25
 
 
 def read_pose_csv(path: Path) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
-    """A DeepLabCut-layout pose CSV as (frame indices (N,), keypoints (N, K, 3), names)."""
+    """Read a DeepLabCut-layout pose CSV as (frame indices (N,), keypoints (N, K, 3), names)."""
     table = pd.read_csv(path, header=[0, 1, 2], index_col=0)
     names = tuple(dict.fromkeys(table.columns.get_level_values(1)))
     values = table.to_numpy(dtype=np.float64).reshape(len(table), len(names), 3)
@@ -76,7 +76,7 @@ def write_annotated_video(
 def _output_stream(
     sink: av.container.OutputContainer, source: av.video.stream.VideoStream
 ) -> av.video.stream.VideoStream:
-    """An H.264 stream at the source's average rate (constant-rate output: one tick per frame)."""
+    """Add an H.264 stream at the source's average rate (constant rate: one tick per frame)."""
     rate = source.average_rate or source.guessed_rate or 30
     stream = sink.add_stream("libx264", rate=rate)
     stream.width = source.codec_context.width

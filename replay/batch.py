@@ -59,7 +59,7 @@ class QueueSink:
 
 
 def replay_in_this_process(video: Path, options: ReplayOptions, channel: Any) -> ReplayResult:
-    """What one local process or one Ray task runs: configure logging, replay, return the result.
+    """Configure logging, replay, return the result: what one local process or one Ray task runs.
 
     Never raises: a failure becomes a result that says what went wrong.
     """
@@ -121,6 +121,7 @@ class BatchStop:
         return self.signum is not None
 
     def __enter__(self) -> BatchStop:
+        """Install the stop's handlers for SIGINT and SIGTERM."""
         for number in (signal.SIGINT, signal.SIGTERM):
             try:
                 self._previous[number] = signal.signal(number, self._handle)
@@ -133,6 +134,7 @@ class BatchStop:
             self.signum = signum
 
     def __exit__(self, *exc: object) -> None:
+        """Restore the signal handlers that were there before."""
         for number, handler in self._previous.items():
             signal.signal(number, handler)
         self._previous.clear()
@@ -321,7 +323,7 @@ def _drain(take: Callable[[int], list], size: Callable[[], int], handle: Callabl
 
 
 def _ray_result(ray: Any, reference: Any, video: Path) -> ReplayResult:
-    """The task's result, or a failed result naming what Ray reported."""
+    """Return the task's result, or a failed result naming what Ray reported."""
     try:
         return ray.get(reference)
     except Exception as error:  # RayTaskError, TaskCancelledError, WorkerCrashedError, ...

@@ -47,7 +47,7 @@ class ProgressView:
         self._next_draw = 0.0
 
     def update(self, progress: Progress) -> None:
-        """A replay reports how far it is."""
+        """Show a replay's report of how far it is."""
         state = self._videos.setdefault(progress.video, _Video())
         state.progress = progress
         if self._interactive:
@@ -56,7 +56,7 @@ class ProgressView:
             self._say_quarter(progress.video, state)
 
     def finished(self, result: ReplayResult) -> None:
-        """A replay has ended (done or failed): one permanent line."""
+        """Report a replay's end (done or failed): one permanent line."""
         self._videos.setdefault(result.video, _Video()).result = result
         if self._interactive:
             self._clear()
@@ -159,6 +159,6 @@ def result_line(result: ReplayResult) -> str:
 
 
 def failure_reason(result: ReplayResult) -> str:
-    """What went wrong, in words, naming the video (once: most messages name it already)."""
+    """Say what went wrong, in words, naming the video (once: most messages name it already)."""
     text = "; ".join(result.errors or ("unknown error",))
     return text if str(result.video) in text else f"{result.video}: {text}"

@@ -2,7 +2,7 @@
 
 :func:`replay_video` builds the settings (the settings file's ``[Pose]``, ``[Experiment]`` and
 ``[Device ...]`` sections; its cameras replaced by one ``video`` camera playing the file), runs
-:class:`session.live.Stream` with pose estimation (and the experiment) exactly as
+:class:`session.live.LiveSession` with pose estimation (and the experiment) exactly as
 ``DeepLabStream.py`` does, and leaves the same session folder, renamed after the video. Two modes:
 
 - ``fast``: ``PACING = lockstep``: the capture process publishes the next frame only once pose
@@ -24,13 +24,13 @@ from cameras.base import CameraError
 from cameras.video import VideoSettings
 from core.lifetime import parent_alive
 from core.logs import add_log_file
-from gui.display import has_display
+from display.screen import has_display
 from recording.folder import SESSION_JSON, SESSION_LOG, write_json_atomic
 from replay.job import Progress, ProgressSink, ReplayOptions, ReplayResult
 from replay.videos import ReplayError, VideoInfo, camera_name_for, probe_video
 from session.analysis import PoseError
-from session.live import Stream
-from session.runner import StreamRunner, install_stop_signals
+from session.live import LiveSession
+from session.runner import SessionRunner, install_stop_signals
 from settings import load_settings
 from settings.sections import CameraSettings, DeviceSettings, Settings
 
@@ -41,7 +41,7 @@ END_OF_VIDEO = "end of source"  # the capture process's word for it (session.jso
 
 
 def replay_settings(base: Settings, video: Path, options: ReplayOptions) -> Settings:
-    """``base`` with one ``video`` camera playing ``video`` instead of its cameras."""
+    """Return ``base`` with one ``video`` camera playing ``video`` instead of its cameras."""
     camera = CameraSettings(
         name=camera_name_for(video),
         source="video",
@@ -86,7 +86,7 @@ def _run(
     began: float,
 ) -> ReplayResult:
     output_dir = options.output_dir or settings.output.directory
-    stream = Stream(settings, output_dir=output_dir, log_level=options.log_level)
+    stream = LiveSession(settings, output_dir=output_dir, log_level=options.log_level)
     runner = _ReplayRunner(stream, video, info.frames, report)
     _install_signals(runner.request_stop)
     errors: list[str] = []
@@ -229,7 +229,7 @@ def _annotate(
 
 
 def _skeleton(settings: Settings) -> tuple[tuple[str, str], ...]:
-    """The model's skeleton (keypoint pairs), or none when the model does not say."""
+    """Return the model's skeleton (keypoint pairs), or none when the model does not say."""
     from pose.loading import load_model
 
     try:
@@ -239,15 +239,15 @@ def _skeleton(settings: Settings) -> tuple[tuple[str, str], ...]:
         return ()
 
 
-class _ReplayRunner(StreamRunner):
-    """:class:`session.runner.StreamRunner` that reports progress and ends with pose estimation.
+class _ReplayRunner(SessionRunner):
+    """:class:`session.runner.SessionRunner` that reports progress and ends with pose estimation.
 
     A replay without poses is no replay, and in lockstep the camera would wait for a worker that
     is gone: so the run ends when pose estimation ends early (the worker failed).
     """
 
     def __init__(
-        self, stream: Stream, video: Path, total: int | None, report: ProgressSink
+        self, stream: LiveSession, video: Path, total: int | None, report: ProgressSink
     ) -> None:
         super().__init__(stream, status_out=None)
         self._video = video

@@ -106,7 +106,7 @@ def _frame_count(
 
 
 def camera_name_for(video: Path) -> str:
-    """The camera name a video gets in its replay session (it names the pose files).
+    """Return the camera name a video gets in its replay session (it names the pose files).
 
     The file name without its suffix, reduced to the letters, digits, ``_`` and ``-`` that
     settings allow in a camera name.

@@ -177,7 +177,7 @@ def _latency(session_dir: Path, timings: list[pd.DataFrame], experiment: bool) -
 
 
 def _experiment_ms(timings: list[pd.DataFrame]) -> np.ndarray:
-    """The experiment's update time on every analysed frame (``experiment_ms`` column)."""
+    """Return the experiment's update time on every analysed frame (``experiment_ms`` column)."""
     columns = [t["experiment_ms"] for t in timings if "experiment_ms" in t]
     if not columns:
         return np.array([])
@@ -186,7 +186,7 @@ def _experiment_ms(timings: list[pd.DataFrame]) -> np.ndarray:
 
 
 def model_entry(session: dict[str, Any], settings: Settings, threads: int) -> dict[str, Any]:
-    """The model and how it ran: session.json's description plus the backend settings."""
+    """Return the model and how it ran: session.json's description plus the backend settings."""
     model = dict((session.get("pose") or {}).get("model") or {})
     model.update(
         backend=settings.pose.backend,
@@ -198,7 +198,7 @@ def model_entry(session: dict[str, Any], settings: Settings, threads: int) -> di
 
 
 def comparison(app: dict[str, Any], naive: dict[str, Any]) -> list[Figure]:
-    """The app beside the naive loop: rate and latency (what ``ratios`` holds)."""
+    """Return the app beside the naive loop: rate and latency (what ``ratios`` holds)."""
     app_fps = sum(c["analysed_fps"] or 0.0 for c in app["cameras"].values())
     figures = [
         Figure(
@@ -229,7 +229,7 @@ def build_benchmark(
     threads: int,
     naive_no_recording: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The content of ``benchmark.json`` (``naive`` None: the baseline did not run).
+    """Return the content of ``benchmark.json`` (``naive`` None: the baseline did not run).
 
     ``naive`` is the naive loop doing the session's work (recording when the session recorded);
     ``naive_no_recording`` the same loop without recording, when the session recorded.
@@ -270,7 +270,7 @@ def write_benchmark(session_dir: Path, data: dict[str, Any]) -> Path:
 
 
 def benchmark_lines(data: dict[str, Any]) -> list[str]:
-    """The printed report: machine, model, cameras, stage latencies, the app vs the naive loop."""
+    """Return the printed report: machine, model, cameras, stages, the app vs the naive loop."""
     machine, model = data["machine"], data["model"]
     gpu = ", ".join(machine["gpu"]) or "none"
     lines = [

@@ -85,7 +85,7 @@ class FlashAccount:
 def analyse_session(
     session_dir: Path, baudrate: int, events_file: str = "events.csv"
 ) -> dict[str, Any]:
-    """The figures of a latency-test run (``latency_test.json``'s content).
+    """Return the figures of a latency-test run (``latency_test.json``'s content).
 
     ``events_file`` names the run: ``events.csv`` (with ``latency_board.csv``), or
     ``events.run2.csv`` (with ``latency_board.run2.csv``) for a second test in one session.
@@ -157,7 +157,7 @@ def summarise(
 def camera_timing(
     session_dir: Path, info: dict[str, Any], camera: str, events: list[dict[str, str]]
 ) -> CameraTiming:
-    """The camera's frame interval, exposure and camera -> host time mapping."""
+    """Return the camera's frame interval, exposure and camera -> host time mapping."""
     # Every frame's times when the session recorded; else those of the frames that made events.
     frames = _frame_times(session_dir / f"{camera}.frames.csv") or {
         int(row["frame_index"]): (float(row["camera_timestamp"]), float(row["host_timestamp"]))
@@ -204,7 +204,7 @@ def camera_timing(
         timestamp_marks=device.get("timestamp_marks", "exposure_end"),
         offset_s=summary["offset_s"],
         rate=summary["rate"],
-        fit_frames=summary["frames"],
+        fit_frames=int(summary["frames"]),
     )
 
 
@@ -215,7 +215,7 @@ def _account(
     timing: CameraTiming,
     baudrate: int,
 ) -> FlashAccount | None:
-    """The app's account of one answered flash; None when its answer is not in events.csv."""
+    """Return the app's account of one answered flash; None when its answer is not in events.csv."""
     if report.answer_written_ns is None or report.board_ms is None:
         return None
     written_s = report.answer_written_ns / 1e9

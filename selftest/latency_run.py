@@ -31,6 +31,7 @@ from selftest.latency_plot import plot_histogram
 from settings.sections import CameraSettings, DeviceSettings, Settings
 from stimulation.latency import LatencyTestSpec, run_file
 from stimulation.protocol import ID_MAX
+from stimulation.serial_device import SerialSettings
 from stimulation.simulated_board import PIN_LOG_FILE, SimulatedBoard, pin_name
 
 EXPERIMENT_FILE = "latency_test.ini"
@@ -73,11 +74,11 @@ def plan_latency_test(settings: Settings, board: SimulatedBoard | None = None) -
         on_s=round(on_s, 3),
         seed=seed,
     )
-    return LatencyTestPlan(settings, spec, camera.name, settings.devices[device].baudrate)
+    return LatencyTestPlan(settings, spec, camera.name, settings.devices[device].options.baudrate)
 
 
 def experiment_config(plan: LatencyTestPlan) -> str:
-    """The test's experiment: answer each flash the ``light`` trigger sees, at once."""
+    """Return the test's experiment: answer each flash the ``light`` trigger sees, at once."""
     test = plan.settings.latency_test
     box = test.region_box()
     roi = "" if box is None else "ROI = rect " + " ".join(f"{value:g}" for value in box) + "\n"
@@ -192,7 +193,7 @@ def append_event_rows(events_path: Path, figures: dict[str, Any]) -> None:
 
 
 def summary_lines(figures: dict[str, Any]) -> list[str]:
-    """The figures as a short table for the terminal."""
+    """Return the figures as a short table for the terminal."""
     lines = [
         f"Latency test: {figures['events']} flashes answered and accounted for "
         f"({figures['flashes']} flashed, {figures['flashes_missed']} not answered)",
@@ -260,7 +261,7 @@ def _board_device(settings: Settings, name: str, where: str) -> str:
 def _with_simulated_board(
     settings: Settings, camera: CameraSettings, board: SimulatedBoard, channel: int
 ) -> Settings:
-    """The simulated board as the test's device; the simulated camera draws its LED."""
+    """Return the simulated board as the test's device; the simulated camera draws its LED."""
     if camera.source != "synthetic":
         raise LatencyTestError(
             f"{settings.source_file}: [Camera {camera.name}] SOURCE = {camera.source}: "
@@ -276,7 +277,7 @@ def _with_simulated_board(
     )
     devices = {
         **settings.devices,
-        SIMULATED_DEVICE: DeviceSettings(type="serial", port=board.port),
+        SIMULATED_DEVICE: DeviceSettings(type="serial", options=SerialSettings(port=board.port)),
     }
     test = settings.latency_test
     if not test.region:  # the simulated camera says where it draws the LED: no search needed

@@ -105,12 +105,12 @@ class NaiveWriter:
 
 
 def worker_threads(settings: Settings) -> int:
-    """The thread count the inference worker uses for these settings (``[Pose] THREADS``)."""
+    """Return the thread count the inference worker uses for these settings (``[Pose] THREADS``)."""
     return inference_thread_count(settings.pose.threads)
 
 
 def frame_pool(camera: CameraSettings, count: int) -> tuple[list[np.ndarray], float]:
-    """The first ``count`` frames of ``camera`` and its nominal rate.
+    """Return the first ``count`` frames of ``camera`` and its nominal rate.
 
     The camera is opened in this process and read as fast as it gives frames.
     """
@@ -157,12 +157,14 @@ def run_naive_loop(
         description, settings.pose.backend, settings.pose.device, worker_threads(settings)
     )
     backend.warm_up(1)
-    cameras = []
-    for camera in settings.cameras:
-        frames, fps = frame_pool(camera, min(POOL_FRAMES, frames_per_camera.get(camera.name, 0)))
+    cameras: list[_Camera] = []
+    for camera_settings in settings.cameras:
+        due = frames_per_camera.get(camera_settings.name, 0)
+        frames, fps = frame_pool(camera_settings, min(POOL_FRAMES, due))
         if frames:
-            limit = frames_per_camera[camera.name]
-            cameras.append(_Camera(camera.name, frames, fps, camera.common.flip, limit))
+            name = camera_settings.name
+            limit = frames_per_camera[name]
+            cameras.append(_Camera(name, frames, fps, camera_settings.common.flip, limit))
     estimators = {
         c.frames[0].shape: PoseEstimator(description, backend, c.frames[0].shape, 1)
         for c in cameras
@@ -220,7 +222,7 @@ def _loop(
     run: Any,
     stop_requested: Callable[[], bool],
 ) -> float:
-    """The loop itself; returns its duration in seconds."""
+    """Return the loop itself; returns its duration in seconds."""
     from experiments.observation import Observation
 
     start_ns = host_now_ns()

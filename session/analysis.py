@@ -1,6 +1,6 @@
 """The main process's handle on the inference worker: start it, read its poses, stop it.
 
-Used by :class:`session.live.Stream`; the worker itself is ``processes/inference.py``.
+Used by :class:`session.live.LiveSession`; the worker itself is ``processes/inference.py``.
 """
 
 from __future__ import annotations
@@ -22,22 +22,21 @@ from core.logs import LogTarget
 from core.priority import ProcessPriority
 from pose.records import PoseReader, PoseRecord
 from pose.recovery import finish_events, how_it_ended, rebuild_camera_figures
-from processes.dispatch import EVENTS_FILE, ExperimentStatus
-from processes.inference import (
+from processes.dispatch import EVENTS_FILE
+from processes.inference import PoseJob, WorkerCamera, pose_main
+from processes.messages import (
     ExperimentFailed,
     ExperimentSpec,
     ExperimentStarted,
+    ExperimentStatus,
     ExperimentStopped,
     PoseFailed,
     PoseFinished,
-    PoseJob,
     PoseReady,
     StartExperiment,
     StatusWanted,
     StopAnalysis,
     StopExperiment,
-    WorkerCamera,
-    pose_main,
 )
 from settings.sections import PoseSettings
 
@@ -159,17 +158,17 @@ class Analysis:
         return self.ready.keypoints
 
     def keypoints_of(self, camera: str) -> tuple[str, ...]:
-        """The keypoint names of the model that ``camera`` uses."""
+        """Return the keypoint names of the model that ``camera`` uses."""
         model = self.ready.cameras.get(camera)
         return model.keypoints if model is not None else self.ready.keypoints
 
     def skeleton_of(self, camera: str) -> tuple[tuple[str, str], ...]:
-        """The skeleton of the model that ``camera`` uses."""
+        """Return the skeleton of the model that ``camera`` uses."""
         model = self.ready.cameras.get(camera)
         return model.skeleton if model is not None else self.ready.skeleton
 
     def wait_objects(self) -> list[Any]:
-        """What to wait on for news from the worker."""
+        """Return what to wait on for news from the worker."""
         return [] if self.finished else [self.control, self.reader]
 
     def drain(self) -> None:
@@ -286,7 +285,7 @@ class Analysis:
         return self.finished.error
 
     def _rebuilt_after_death(self, experiment_was_running: bool) -> PoseFinished:
-        """The worker died without its summary: finish its files, rebuild what they hold."""
+        """Return the worker died without its summary: finish its files, rebuild what they hold."""
         join_or_terminate(self.process, 2.0)
         how = how_it_ended(self.process.exitcode)
         error = (

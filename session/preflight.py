@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from settings.sections import Settings
+from stimulation import DEVICES
 
 
 def check_before_start(
@@ -24,7 +25,7 @@ def check_before_start(
     model_option: Path | None = None,
     experiment_option: str | None = None,
 ) -> list[str]:
-    """The problems that would stop the run; empty when none is found.
+    """Return the problems that would stop the run; empty when none is found.
 
     Parameters
     ----------
@@ -98,5 +99,5 @@ def _experiment_problems(settings: Settings, experiment_option: str | None) -> l
     return [
         f"{where} ({name!r}): the experiment uses the device(s) {', '.join(missing)}, which "
         f"{settings.source_file} does not declare (declared: {declared}). Add {sections} with "
-        "TYPE = log, serial, nidaq or gpio (docs/settings.md)."
+        f"TYPE = {' | '.join(sorted(DEVICES))} (docs/settings.md)."
     ]

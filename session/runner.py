@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import TextIO
 
-from session.live import Stream, StreamEvent
+from session.live import LiveSession, SessionEvent
 
 log = logging.getLogger(__name__)
 
@@ -36,16 +36,16 @@ class CameraFigures:
     latency_ms: tuple[float, float] | None  # frame-to-pose p50, p99 over the recent poses
 
 
-class StreamRunner:
-    """Drive :meth:`Stream.service` and decide when the run is over."""
+class SessionRunner:
+    """Drive :meth:`LiveSession.service` and decide when the run is over."""
 
     def __init__(
         self,
-        stream: Stream,
+        stream: LiveSession,
         *,
         duration_s: float | None = None,
         status_out: TextIO | None = sys.stdout,
-        on_event: Callable[[StreamEvent], None] | None = None,
+        on_event: Callable[[SessionEvent], None] | None = None,
     ) -> None:
         self.stream = stream
         self.duration_s = duration_s
@@ -133,7 +133,7 @@ class StreamRunner:
         if self.status_out is not None:
             print("  |  ".join(self.last_status), file=self.status_out, flush=True)
 
-    def _say(self, event: StreamEvent) -> None:
+    def _say(self, event: SessionEvent) -> None:
         if self.on_event is not None:
             self.on_event(event)
         if self.status_out is not None and event.level >= logging.WARNING:

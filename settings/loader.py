@@ -26,6 +26,7 @@ from settings.sections import (
     Settings,
     StreamingSettings,
 )
+from stimulation import DEVICES, device_class
 
 DEFAULT_SETTINGS_FILE = Path(__file__).resolve().parent.parent / "settings.ini"
 
@@ -39,6 +40,7 @@ SECTION_CLASSES: dict[str, type] = {
 }
 CAMERA_PREFIX = "Camera "
 DEVICE_PREFIX = "Device "
+DEVICE_TYPE_KEY = "TYPE"
 CAMERA_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
 
@@ -71,10 +73,9 @@ def _settings_from_parser(file: Path, parser: configparser.ConfigParser) -> Sett
             if camera is not None:
                 cameras.append(camera)
         elif section.startswith(DEVICE_PREFIX):
-            name = section[len(DEVICE_PREFIX) :].strip()
-            device = parse_section(DeviceSettings, items, Where(file, section), problems)
+            device = _parse_device(file, section, items, problems)
             if device is not None:
-                devices[name] = device
+                devices[section[len(DEVICE_PREFIX) :].strip()] = device
         elif section in SECTION_CLASSES:
             sections[section] = parse_section(
                 SECTION_CLASSES[section], items, Where(file, section), problems
@@ -142,6 +143,27 @@ def _parse_camera(
     return CameraSettings(name=name, source=source.lower(), options=options, common=common)
 
 
+def _parse_device(
+    file: Path, section: str, items: dict[str, str], problems: list[str]
+) -> DeviceSettings | None:
+    """Parse a ``[Device NAME]`` section: its TYPE (default log), then that type's own keys."""
+    where = Where(file, section)
+    kind = next((v.strip() for k, v in items.items() if k.upper() == DEVICE_TYPE_KEY), "log")
+    try:
+        options_class = device_class(kind.lower()).settings_class
+    except KeyError:
+        problems.append(
+            f"{where.key(DEVICE_TYPE_KEY)} = {kind!r}: unknown device type; expected one of "
+            f"{', '.join(sorted(DEVICES))}"
+        )
+        return None
+    rest = {k: v for k, v in items.items() if k.upper() != DEVICE_TYPE_KEY}
+    options = parse_section(options_class, rest, where, problems, extra_allowed={DEVICE_TYPE_KEY})
+    if options is None:
+        return None
+    return DeviceSettings(type=kind.lower(), options=options)
+
+
 def section_attribute(section: str) -> str:
     """The :class:`Settings` attribute of a section: ``LatencyTest`` -> ``latency_test``."""
     return re.sub(r"(?<!^)(?=[A-Z])", "_", section).lower()
@@ -161,7 +183,8 @@ def settings_as_dict(settings: Settings) -> dict[str, Any]:
         for camera in settings.cameras
     }
     data["devices"] = {
-        name: _plain(dataclasses.asdict(device)) for name, device in settings.devices.items()
+        name: {DEVICE_TYPE_KEY: device.type, **_plain(dataclasses.asdict(device.options))}
+        for name, device in settings.devices.items()
     }
     return data
 

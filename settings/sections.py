@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from core.schema import setting
+from stimulation import StimulationDevice, device_class, device_from_settings
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,15 @@ class StreamingSettings:
         "as fast as they are analysed) always record at normal priority.",
         minimum=0,
         maximum=19,
+    )
+    doorbell: Literal["auto", "pipe", "portable"] = setting(
+        "auto",
+        doc="How a camera's process tells its readers that a frame is in shared memory. `pipe`: "
+        "raw records on non-blocking POSIX pipes (Linux, macOS; the faster one); `portable`: "
+        "Python's multiprocessing connections and a sending thread (every platform, Windows "
+        "included); `auto`: `pipe` on Linux and macOS, `portable` elsewhere. Either way a reader "
+        "that falls behind never slows capture. The environment variable "
+        "`DEEPLABSTREAM_DOORBELL` overrides this key.",
     )
 
 
@@ -362,61 +372,23 @@ class LatencyTestSettings:
 
 @dataclass(frozen=True)
 class DeviceSettings:
-    """``[Device NAME]``: a stimulation device; experiments name it (`DEVICE = NAME`)."""
+    """One ``[Device NAME]`` section: the device's TYPE and its own typed keys.
 
-    type: Literal["log", "serial", "nidaq", "gpio", "visual"] = setting(
-        "log",
-        doc="`log` (records actions only: a dry run), `serial` (the stimulus board of "
-        "`firmware/`, see docs/arduino.md), `nidaq` (NI DAQ digital lines), `gpio` (Raspberry "
-        "Pi pins), `visual` (a full-screen window showing a colour or image per channel, see "
-        "docs/visual-stimulus.md).",
-    )
-    port: str = setting("", doc="serial: the board's port (`/dev/ttyACM0`, `COM3`).")
-    baudrate: int = setting(115200, doc="serial: line speed.", minimum=1200, maximum=4_000_000)
-    pins: tuple[str, ...] = setting((), doc="gpio: the pin of each channel, in channel order.")
-    lines: tuple[str, ...] = setting(
-        ("Dev1/port0/line0",), doc="nidaq: the digital line of each channel, in channel order."
-    )
-    channels: int = setting(12, doc="log: number of channels.", minimum=1, maximum=64)
-    colors: tuple[str, ...] = setting(
-        ("white",), doc="visual: the colour each channel shows (names or #rrggbb), in order."
-    )
-    images: tuple[str, ...] = setting(
-        (), doc="visual: an image file per channel (may be shorter than COLORS)."
-    )
-    background: str = setting("black", doc="visual: the colour shown while every channel is off.")
-    screen: int = setting(0, doc="visual: the screen to show the window on.", minimum=0)
-    fullscreen: bool = setting(
-        True, doc="visual: full screen, or a window of WINDOW_WIDTH x WINDOW_HEIGHT."
-    )
-    window_width: int = setting(800, doc="visual: window width when not full screen.", minimum=1)
-    window_height: int = setting(600, doc="visual: window height when not full screen.", minimum=1)
+    ``options`` is an instance of the device's settings dataclass
+    (``stimulation.<module>.<Class>.settings_class``); None stands for that type's defaults.
+    """
+
+    type: str = "log"
+    options: Any = None
 
     def __post_init__(self) -> None:
-        """Check the keys each type needs."""
-        if self.type == "serial" and not self.port:
-            raise ValueError("TYPE = serial needs PORT (for example /dev/ttyACM0)")
-        if self.type == "gpio" and not self.pins:
-            raise ValueError("TYPE = gpio needs PINS (for example 17, 27)")
+        """Fill in the type's default options, so that ``options`` is always its dataclass."""
+        if self.options is None:
+            object.__setattr__(self, "options", device_class(self.type).settings_class())
 
-    def device_options(self) -> dict[str, object]:
-        """Keyword arguments for ``stimulation.create_device(self.type, ...)``."""
-        if self.type == "serial":
-            return {"port": self.port, "baudrate": self.baudrate}
-        if self.type == "gpio":
-            return {"pins": [int(p) if p.isdigit() else p for p in self.pins]}
-        if self.type == "nidaq":
-            return {"lines": tuple(self.lines)}
-        if self.type == "visual":
-            return {
-                "colors": tuple(self.colors),
-                "images": tuple(self.images),
-                "background": self.background,
-                "screen": self.screen,
-                "fullscreen": self.fullscreen,
-                "window_size": (self.window_width, self.window_height),
-            }
-        return {"channels": self.channels}
+    def create(self) -> StimulationDevice:
+        """Return the device these settings describe, not yet opened."""
+        return device_from_settings(self.type, self.options)
 
 
 @dataclass(frozen=True)

@@ -209,7 +209,7 @@ class ArenaParams:
         return 0.04 * min(self.width, self.height)
 
     def arena_rect(self) -> tuple[float, float, float, float]:
-        """The floor inside the walls as ``(x_min, y_min, x_max, y_max)`` in pixels."""
+        """Return the floor inside the walls as ``(x_min, y_min, x_max, y_max)`` in pixels."""
         margin = self.wall_margin_px
         return (margin, margin, self.width - 1 - margin, self.height - 1 - margin)
 
@@ -242,7 +242,7 @@ class Pose(NamedTuple):
 
 
 def keypoints_from_poses(poses: np.ndarray, body_length: float) -> np.ndarray:
-    """The keypoints of poses.
+    """Compute the keypoints of poses.
 
     Parameters
     ----------
@@ -280,7 +280,7 @@ def keypoints_from_poses(poses: np.ndarray, body_length: float) -> np.ndarray:
 
 
 def simulate_poses(params: ArenaParams, n_frames: int) -> np.ndarray:
-    """The poses of frames ``0 .. n_frames - 1`` without rendering.
+    """Simulate the poses of frames ``0 .. n_frames - 1`` without rendering.
 
     Parameters
     ----------
@@ -330,12 +330,12 @@ class Motion(Protocol):
     """A source of poses, one per frame from frame 0."""
 
     def step(self) -> Pose:
-        """The pose of the next frame (frame 0 on the first call)."""
+        """Return the pose of the next frame (frame 0 on the first call)."""
         ...
 
 
 def make_motion(params: ArenaParams) -> Motion:
-    """The motion model that ``params.motion`` names."""
+    """Make the motion model that ``params.motion`` names."""
     if params.motion == "waypoints":
         return WaypointMotion(params)
     return RandomWalkMotion(params)
@@ -456,7 +456,7 @@ class RandomWalkMotion:
     # One step ----------------------------------------------------------------------------------
 
     def step(self) -> Pose:
-        """The pose of the next frame (frame 0 on the first call)."""
+        """Return the pose of the next frame (frame 0 on the first call)."""
         if self._started:
             self._advance()
         self._started = True
@@ -585,11 +585,11 @@ class WaypointMotion:
         return poses
 
     def pose_at(self, frame_index: int) -> Pose:
-        """The pose of one frame."""
+        """Return the pose of one frame."""
         return Pose(*self.poses(np.array([frame_index]))[0].tolist())
 
     def step(self) -> Pose:
-        """The pose of the next frame (frame 0 on the first call)."""
+        """Return the pose of the next frame (frame 0 on the first call)."""
         pose = self.pose_at(self._next_index)
         self._next_index += 1
         return pose
@@ -741,7 +741,7 @@ class ArenaRenderer:
             cv2.convertScaleAbs(out, dst=out, alpha=gain)
 
     def _noise_offset(self, frame_index: int) -> tuple[int, int]:
-        """A well-mixed 32-bit hash of the frame index picks the noise window (no state)."""
+        """Pick the noise window by a well-mixed 32-bit hash of the frame index (no state)."""
         value = (frame_index * 0x9E3779B1 + self._noise_salt) & 0xFFFFFFFF
         value ^= value >> 16
         value = (value * 0x85EBCA6B) & 0xFFFFFFFF
@@ -788,14 +788,14 @@ class ArenaRenderer:
         angle: float,
         color: tuple[float, ...],
     ) -> None:
-        """A filled ellipse whose long axis points along ``angle`` (radians, image coordinates)."""
+        """Draw a filled ellipse, its long axis along ``angle`` (radians, image coordinates)."""
         cv2, length = self._cv2, self._length
         axes = (round(half_length * length * _SCALE), round(half_width * length * _SCALE))
         degrees = math.degrees(angle)
         cv2.ellipse(image, _fixed(*center), axes, degrees, 0, 360, color, -1, cv2.LINE_AA, _SHIFT)
 
     def _draw_tail(self, image: np.ndarray, pose: Pose, color: tuple[float, ...]) -> None:
-        """A tapering curve from the tail base, bent by ``pose.tail_bend`` and kept on the floor."""
+        """Draw the tail from its base: tapering, bent by ``pose.tail_bend``, kept on the floor."""
         cv2, length = self._cv2, self._length
         points = _tail_points(pose, length, self._arena_rect)
         thicknesses = (0.05, 0.035, 0.022)  # body lengths, from base to tip
@@ -807,7 +807,7 @@ class ArenaRenderer:
 
 
 def _fixed(x: float, y: float) -> tuple[int, int]:
-    """A point in cv2's fixed-point coordinates (``_SHIFT`` fractional bits)."""
+    """Convert a point to cv2's fixed-point coordinates (``_SHIFT`` fractional bits)."""
     return (round(x * _SCALE), round(y * _SCALE))
 
 
@@ -835,7 +835,7 @@ def _tail_points(
 def _make_floor(
     cv2: ModuleType, params: ArenaParams, palette: _Palette, rng: np.random.Generator
 ) -> np.ndarray:
-    """The static scene: a mottled, slightly vignetted floor inside a band of wall tops."""
+    """Render the static scene: a mottled, slightly vignetted floor inside a band of wall tops."""
     height, width = params.height, params.width
     cell = max(4, min(height, width) // 20)
     coarse = rng.standard_normal((height // cell + 2, width // cell + 2), dtype=np.float32)

@@ -4,7 +4,9 @@ Every device implements :class:`~stimulation.base.StimulationDevice`: ``open()``
 ``off``, ``pulse``, ``pattern``, ``reset`` and ``close()``, each action returning an
 :class:`~stimulation.base.ActionRecord` at once. The registry :data:`DEVICES` maps a name to the
 class; each module is imported only when its device is used, so a missing optional library
-(pyserial, gpiozero, nidaqmx) matters only to the labs that use that device.
+(pyserial, gpiozero, nidaqmx) matters only to the labs that use that device. Each device class
+declares the keys of its ``[Device NAME]`` section (``TYPE = name``) as its ``settings_class``,
+so a new device is one module and one line here.
 
 * ``serial``: the stimulus board (Arduino Uno/Nano with ``firmware/``), board-timed pulses.
 * ``log``: records actions only, for dry runs.
@@ -38,7 +40,7 @@ DEVICES: dict[str, str] = {
 
 
 def device_class(name: str) -> type[StimulationDevice]:
-    """The device class registered as ``name``; KeyError names the known devices."""
+    """Return the device class registered as ``name``; KeyError names the known devices."""
     try:
         target = DEVICES[name]
     except KeyError:
@@ -57,6 +59,27 @@ def create_device(name: str, **options: Any) -> StimulationDevice:
     return device_class(name)(**options)
 
 
+def device_from_settings(name: str, settings: Any | None = None) -> StimulationDevice:
+    """Return a new, not yet opened device of kind ``name`` built from its settings.
+
+    Parameters
+    ----------
+    name
+        A key of :data:`DEVICES` (the section's ``TYPE``).
+    settings
+        An instance of the device's ``settings_class`` (None: its defaults).
+
+    Raises
+    ------
+    KeyError
+        For an unknown ``name``.
+    ValueError
+        When the settings do not make a device (the message says which key).
+    """
+    cls = device_class(name)
+    return cls.from_settings(cls.settings_class() if settings is None else settings)
+
+
 __all__ = [
     "DEVICES",
     "ActionRecord",
@@ -66,4 +89,5 @@ __all__ = [
     "StimulationError",
     "create_device",
     "device_class",
+    "device_from_settings",
 ]

@@ -14,12 +14,13 @@ pulse or pattern ended. A subclass writes :meth:`~StimulationDevice.open`,
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from types import TracebackType
-from typing import ClassVar, Literal, Self
+from typing import Any, ClassVar, Literal, Self
 
 from core.clock import host_now_ns
 
@@ -44,8 +45,12 @@ class DeviceLostError(StimulationError):
 
 
 @dataclass(frozen=True)
-class Action:
-    """One action, checked and ready for a device.
+class DeviceCommand:
+    """One command for a device's outputs, checked against the device's limits.
+
+    The device-level form of an experiment's ``Action`` (:mod:`experiments.actions`), which
+    also names the device and the reason: the dispatcher turns each such action into a call of
+    :meth:`StimulationDevice.on`, ``off``, ``pulse`` or ``pattern``, which builds this.
 
     ``on_s`` is the PULSE length or the PATTERN on-phase, ``off_s`` the PATTERN off-phase,
     ``count`` the number of PATTERN on-phases (0 = until stopped; 1 for a PULSE).
@@ -236,6 +241,8 @@ class StimulationDevice(ABC):
     """
 
     name: ClassVar[str]
+    #: The settings dataclass of this device's keys in a ``[Device NAME]`` section.
+    settings_class: ClassVar[type]
     # Shortest and longest PULSE or PATTERN phase the device times, in seconds.
     min_duration_s: ClassVar[float] = 1e-3
     max_duration_s: ClassVar[float] = 2e6
@@ -243,6 +250,15 @@ class StimulationDevice(ABC):
     def __init__(self) -> None:
         self._records: list[ActionRecord] = []
         self._records_lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> Self:
+        """Return a new, not yet opened device built from an instance of ``settings_class``.
+
+        By default each settings key is the constructor's keyword of the same name; a device
+        whose keys need translating (pin names, a window size) overrides this.
+        """
+        return cls(**dataclasses.asdict(settings))
 
     # -- to write in a subclass ------------------------------------------------------------
 
@@ -260,23 +276,23 @@ class StimulationDevice(ABC):
         """Number of output channels (known after :meth:`open` for some devices)."""
 
     @abstractmethod
-    def _perform(self, action: Action) -> ActionRecord:
+    def _perform(self, action: DeviceCommand) -> ActionRecord:
         """Start ``action`` (already checked) and return its record without waiting."""
 
     # -- the actions ------------------------------------------------------------------------
 
     def on(self, channel: int) -> ActionRecord:
         """Drive ``channel`` high until told otherwise (ends a PULSE or PATTERN on it)."""
-        return self._record(Action("ON", check_channel(channel, self.channel_count)))
+        return self._record(DeviceCommand("ON", check_channel(channel, self.channel_count)))
 
     def off(self, channel: int) -> ActionRecord:
         """Drive ``channel`` low (ends a PULSE or PATTERN on it)."""
-        return self._record(Action("OFF", check_channel(channel, self.channel_count)))
+        return self._record(DeviceCommand("OFF", check_channel(channel, self.channel_count)))
 
     def pulse(self, channel: int, duration_s: float) -> ActionRecord:
         """Drive ``channel`` high now and low after ``duration_s`` seconds, timed by the device."""
         return self._record(
-            Action(
+            DeviceCommand(
                 "PULSE",
                 check_channel(channel, self.channel_count),
                 on_s=self._duration(duration_s, "pulse duration"),
@@ -290,7 +306,7 @@ class StimulationDevice(ABC):
         falling edge (no trailing off-phase).
         """
         return self._record(
-            Action(
+            DeviceCommand(
                 "PATTERN",
                 check_channel(channel, self.channel_count),
                 on_s=self._duration(on_s, "on-phase"),
@@ -301,7 +317,7 @@ class StimulationDevice(ABC):
 
     def reset(self) -> ActionRecord:
         """Every channel low, every PULSE and PATTERN ended."""
-        return self._record(Action("RESET"))
+        return self._record(DeviceCommand("RESET"))
 
     @property
     def records(self) -> list[ActionRecord]:
@@ -326,7 +342,7 @@ class StimulationDevice(ABC):
     def _duration(self, seconds: float, what: str) -> float:
         return check_duration(seconds, self.min_duration_s, self.max_duration_s, what)
 
-    def _record(self, action: Action) -> ActionRecord:
+    def _record(self, action: DeviceCommand) -> ActionRecord:
         record = self._perform(action)
         with self._records_lock:
             self._records.append(record)

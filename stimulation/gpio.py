@@ -9,14 +9,33 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Self
 
+from core.schema import setting
 from stimulation.base import (
     DeviceNotFoundError,
 )
 from stimulation.software_timing import SoftwareTimedDevice, SoftwareTimedOutputs
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class GpioSettings:
+    """``TYPE = gpio``: Raspberry Pi GPIO pins through gpiozero, one per channel."""
+
+    pins: tuple[str, ...] = setting(
+        (), doc="The pin of each channel, in channel order (BCM numbers, `GPIO17`, `BOARD11`)."
+    )
+    active_high: bool = setting(
+        True, doc="False for drivers that switch on when the pin is low: `on` then drives it low."
+    )
+
+    def __post_init__(self) -> None:
+        """Check that pins are given: there is no sensible default."""
+        if not self.pins:
+            raise ValueError("TYPE = gpio needs PINS (for example 17, 27)")
 
 
 class GpioStimulator(SoftwareTimedDevice):
@@ -31,6 +50,7 @@ class GpioStimulator(SoftwareTimedDevice):
     """
 
     name = "gpio"
+    settings_class = GpioSettings
     min_duration_s = 1e-3  # host threads: shorter phases would be mostly scheduling jitter
 
     def __init__(self, pins: Sequence[int | str], active_high: bool = True) -> None:
@@ -41,6 +61,12 @@ class GpioStimulator(SoftwareTimedDevice):
         self.active_high = active_high
         self._outputs: list[Any] = []  # gpiozero.DigitalOutputDevice, imported lazily
         self._timing: SoftwareTimedOutputs | None = None
+
+    @classmethod
+    def from_settings(cls, settings: GpioSettings) -> Self:
+        """Return a device for ``settings``; pins given as digits are BCM numbers."""
+        pins = [int(pin) if pin.isdigit() else pin for pin in settings.pins]
+        return cls(pins, active_high=settings.active_high)
 
     @property
     def channel_count(self) -> int:

@@ -10,13 +10,22 @@ from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
 from core.clock import host_now_ns
-from stimulation.base import Action, ActionRecord, StimulationDevice, StimulationError
+from core.schema import setting
+from stimulation.base import ActionRecord, DeviceCommand, StimulationDevice, StimulationError
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    """``TYPE = log``: records every action and drives nothing (a dry run)."""
+
+    channels: int = setting(12, doc="Number of channels.", minimum=1, maximum=64)
 
 
 class LogStimulator(StimulationDevice):
@@ -31,6 +40,7 @@ class LogStimulator(StimulationDevice):
     """
 
     name = "log"
+    settings_class = LogSettings
     min_duration_s = 1e-6
 
     def __init__(self, channels: int = 12, path: str | Path | None = None) -> None:
@@ -56,7 +66,7 @@ class LogStimulator(StimulationDevice):
             self._file = self.path.open("a", encoding="utf-8")
         self._open = True
 
-    def _perform(self, action: Action) -> ActionRecord:
+    def _perform(self, action: DeviceCommand) -> ActionRecord:
         if not self._open:
             raise StimulationError("the log device is not open: call open() first")
         record = ActionRecord(action.describe(), host_now_ns())

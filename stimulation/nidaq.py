@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Self
 
+from core.schema import setting
 from stimulation.base import (
     DeviceNotFoundError,
 )
@@ -29,6 +31,31 @@ DRIVER_HELP = (
     "alone cannot reach a DAQ). Install it from ni.com (NI-DAQmx for Linux or Windows), or run "
     "`python -m nidaqmx installdriver`, then restart."
 )
+
+
+@dataclass(frozen=True)
+class NidaqSettings:
+    """``TYPE = nidaq``: NI DAQ digital lines, and optionally one analog output (needs NI-DAQmx)."""
+
+    lines: tuple[str, ...] = setting(
+        ("Dev1/port0/line0",), doc="The digital line of each channel, in channel order."
+    )
+    analog_output: str = setting(
+        "",
+        doc="An analog output (`Dev1/ao0`) added as the last channel, switching between "
+        "ANALOG_ON_VOLTS and ANALOG_OFF_VOLTS (a laser driver's modulation input). Empty: none.",
+    )
+    analog_on_volts: float = setting(
+        5.0, doc="The analog channel's voltage when on.", minimum=-10, maximum=10, unit="V"
+    )
+    analog_off_volts: float = setting(
+        0.0, doc="The analog channel's voltage when off.", minimum=-10, maximum=10, unit="V"
+    )
+
+    def __post_init__(self) -> None:
+        """Check that there is at least one channel."""
+        if not self.lines and not self.analog_output:
+            raise ValueError("TYPE = nidaq needs LINES or ANALOG_OUTPUT")
 
 
 class NidaqStimulator(SoftwareTimedDevice):
@@ -45,6 +72,7 @@ class NidaqStimulator(SoftwareTimedDevice):
     """
 
     name = "nidaq"
+    settings_class = NidaqSettings
     min_duration_s = 1e-3  # host threads: shorter phases would be mostly scheduling jitter
 
     def __init__(
@@ -63,6 +91,16 @@ class NidaqStimulator(SoftwareTimedDevice):
         self.analog_off_volts = analog_off_volts
         self._tasks: list[Any] = []  # one nidaqmx.Task per channel, imported lazily
         self._timing: SoftwareTimedOutputs | None = None
+
+    @classmethod
+    def from_settings(cls, settings: NidaqSettings) -> Self:
+        """Return a device for ``settings``; an empty ANALOG_OUTPUT means none."""
+        return cls(
+            settings.lines,
+            analog_output=settings.analog_output or None,
+            analog_on_volts=settings.analog_on_volts,
+            analog_off_volts=settings.analog_off_volts,
+        )
 
     @property
     def channel_count(self) -> int:

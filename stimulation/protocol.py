@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from stimulation.base import Action
+from stimulation.base import DeviceCommand
 
 ID_MAX = 2**32 - 1  # ids are unsigned 32-bit numbers on the board
 BOARD_TIME_MODULUS = 2**32  # the board's microsecond clock wraps every 71.6 minutes
@@ -36,7 +36,7 @@ def format_duration_ms(seconds: float) -> str:
     return f"{whole}.{fraction:03d}".rstrip("0")
 
 
-def format_command(command_id: int, action: Action) -> str:
+def format_command(command_id: int, action: DeviceCommand) -> str:
     """The line for ``action`` with ``command_id``, without its newline."""
     if not 0 <= command_id <= ID_MAX:
         raise ValueError(f"command id {command_id} is outside 0..{ID_MAX}")
@@ -123,13 +123,14 @@ def parse_reply(line: str) -> Reply:
         command_id, board_time = _number(words[1]), _number(words[2])
         if command_id is None or board_time is None:
             return other
-        return Reply(kind, text, command_id=command_id, board_time_us=board_time)
+        answer: ReplyKind = "ACK" if kind == "ACK" else "DONE" if kind == "DONE" else "CANCEL"
+        return Reply(answer, text, command_id=command_id, board_time_us=board_time)
     if kind in ("LAT", "MISS") and len(words) == (4 if kind == "LAT" else 3):
         numbers = [_number(word) for word in words[1:]]
         if any(number is None for number in numbers):
             return other
         return Reply(
-            kind,
+            "LAT" if kind == "LAT" else "MISS",
             text,
             flash=numbers[0],
             board_time_us=numbers[1],  # the flash's switch-on

@@ -16,15 +16,17 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import serial
 import serial.tools.list_ports
 
 from core.clock import host_now_ns
+from core.schema import setting
 from stimulation.base import (
-    Action,
     ActionRecord,
+    DeviceCommand,
     DeviceLostError,
     DeviceNotFoundError,
     StimulationDevice,
@@ -48,6 +50,19 @@ log = logging.getLogger(__name__)
 FIRMWARE_NAME = "stimulus"
 READ_POLL_S = 0.05  # how often the reader looks at its stop flag while the port is quiet
 CLOSE_RESET_TIMEOUT_S = 0.5
+
+
+@dataclass(frozen=True)
+class SerialSettings:
+    """``TYPE = serial``: the stimulus board of `firmware/` on a serial port (docs/arduino.md)."""
+
+    port: str = setting("", doc="The board's port (`/dev/ttyACM0`, `COM3`).")
+    baudrate: int = setting(115200, doc="Line speed.", minimum=1200, maximum=4_000_000)
+
+    def __post_init__(self) -> None:
+        """Check that the port is given: there is no sensible default."""
+        if not self.port:
+            raise ValueError("TYPE = serial needs PORT (for example /dev/ttyACM0)")
 
 
 def describe_serial_ports() -> str:
@@ -96,6 +111,7 @@ class SerialStimulator(StimulationDevice):
     """
 
     name = "serial"
+    settings_class = SerialSettings
     min_duration_s = DURATION_MIN_US / 1e6
     max_duration_s = DURATION_MAX_US / 1e6
 
@@ -171,6 +187,7 @@ class SerialStimulator(StimulationDevice):
         except BaseException:
             port.close()
             raise
+        assert hello.channels is not None  # a HELLO reply always carries its channel count
         self.firmware, self.version, self._channels = hello.firmware, hello.version, hello.channels
         if self.firmware != FIRMWARE_NAME:
             log.warning(
@@ -234,7 +251,7 @@ class SerialStimulator(StimulationDevice):
 
     # -- actions ------------------------------------------------------------------------------
 
-    def _perform(self, action: Action) -> ActionRecord:
+    def _perform(self, action: DeviceCommand) -> ActionRecord:
         return self._send(lambda command_id: format_command(command_id, action), action.kind)
 
     def ping(self) -> ActionRecord:

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from core.clock import host_now_ns
-from stimulation.base import Action, ActionRecord, StimulationDevice, StimulationError
+from stimulation.base import ActionRecord, DeviceCommand, StimulationDevice, StimulationError
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ class SoftwareTimedOutputs:
         self._running: list[_Sequence | None] = [None] * channel_count
         self.error: StimulationError | None = None  # a failure in a worker thread
 
-    def perform(self, action: Action) -> ActionRecord:
+    def perform(self, action: DeviceCommand) -> ActionRecord:
         """Start ``action`` and return its record, acknowledged once the first edge is made."""
         if self.error is not None:
             raise self.error
@@ -83,7 +83,7 @@ class SoftwareTimedOutputs:
             self._cancel(channel)
             self._drive(channel, high)
 
-    def _start(self, action: Action, record: ActionRecord) -> None:
+    def _start(self, action: DeviceCommand, record: ActionRecord) -> None:
         channel = action.channel
         assert channel is not None
         sequence = _Sequence(record)
@@ -117,7 +117,7 @@ class SoftwareTimedOutputs:
                 f"{self._name}: cannot drive channel {channel} {level}: {error}"
             ) from error
 
-    def _run(self, channel: int, sequence: _Sequence, start_ns: int, action: Action) -> None:
+    def _run(self, channel: int, sequence: _Sequence, start_ns: int, action: DeviceCommand) -> None:
         """Worker: make the edges after the first one, at planned times, until done or cut."""
         on_ns, off_ns = round(action.on_s * 1e9), round(action.off_s * 1e9)
         forever = action.kind == "PATTERN" and action.count == 0
@@ -159,7 +159,7 @@ class SoftwareTimedDevice(StimulationDevice):
 
     _timing: SoftwareTimedOutputs | None = None
 
-    def _perform(self, action: Action) -> ActionRecord:
+    def _perform(self, action: DeviceCommand) -> ActionRecord:
         if self._timing is None:
             raise StimulationError(f"the {self.name} device is not open: call open() first")
         return self._timing.perform(action)

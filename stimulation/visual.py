@@ -45,12 +45,13 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from core.clock import host_now_ns
+from core.schema import setting
 from stimulation.base import (
-    Action,
     ActionRecord,
+    DeviceCommand,
     DeviceLostError,
     DeviceNotFoundError,
     StimulationDevice,
@@ -84,7 +85,7 @@ class _FrameAckedOutputs(SoftwareTimedOutputs):
     frame, so the record is made by the device and handed in.
     """
 
-    def start(self, action: Action, record: ActionRecord) -> None:
+    def start(self, action: DeviceCommand, record: ActionRecord) -> None:
         """Make the first edge of ``action`` (and start its timer thread) for ``record``."""
         if self.error is not None:
             raise self.error
@@ -96,6 +97,33 @@ class _FrameAckedOutputs(SoftwareTimedOutputs):
             self._switch(action.channel, action.kind == "ON")
         else:
             self._start(action, record)
+
+
+@dataclass(frozen=True)
+class VisualSettings:
+    """``TYPE = visual``: a colour or image per channel on a screen (docs/visual-stimulus.md)."""
+
+    colors: tuple[str, ...] = setting(
+        ("white",), doc="The colour each channel shows (names or #rrggbb), in channel order."
+    )
+    images: tuple[str, ...] = setting(
+        (), doc="An image file per channel (may be shorter than COLORS)."
+    )
+    background: str = setting("black", doc="The colour shown while every channel is off.")
+    screen: int = setting(0, doc="The screen to show the window on.", minimum=0)
+    fullscreen: bool = setting(
+        True, doc="Full screen, or a window of WINDOW_WIDTH x WINDOW_HEIGHT."
+    )
+    window_width: int = setting(800, doc="Window width when not full screen.", minimum=1)
+    window_height: int = setting(600, doc="Window height when not full screen.", minimum=1)
+
+    def __post_init__(self) -> None:
+        """Check that every image has its channel's colour: COLORS sets the channel count."""
+        if len(self.images) > len(self.colors):
+            raise ValueError(
+                f"{len(self.images)} IMAGES for {len(self.colors)} COLORS: COLORS gives one "
+                "colour per channel, IMAGES at most one image per channel"
+            )
 
 
 class VisualStimulator(StimulationDevice):
@@ -122,6 +150,7 @@ class VisualStimulator(StimulationDevice):
     """
 
     name = "visual"
+    settings_class = VisualSettings
     # Host timer threads, and a screen that refreshes every ~17 ms (60 Hz): a shorter phase
     # would mostly be jitter, or never reach the screen at all.
     min_duration_s = 0.01
@@ -165,6 +194,18 @@ class VisualStimulator(StimulationDevice):
         self._ids = itertools.count(1)
         self._closing = False
         self._error: DeviceLostError | None = None
+
+    @classmethod
+    def from_settings(cls, settings: VisualSettings) -> Self:
+        """Return a device for ``settings``; WINDOW_WIDTH and WINDOW_HEIGHT make the window size."""
+        return cls(
+            colors=settings.colors,
+            images=settings.images,
+            background=settings.background,
+            screen=settings.screen,
+            fullscreen=settings.fullscreen,
+            window_size=(settings.window_width, settings.window_height),
+        )
 
     @property
     def channel_count(self) -> int:
@@ -293,7 +334,7 @@ class VisualStimulator(StimulationDevice):
 
     # -- actions ----------------------------------------------------------------------------
 
-    def _perform(self, action: Action) -> ActionRecord:
+    def _perform(self, action: DeviceCommand) -> ActionRecord:
         self._check_usable()
         assert self._timing is not None
         command_id = next(self._ids)
@@ -584,14 +625,12 @@ def _make_window(config: DisplayConfig, screen: Any) -> Any:
     if config.fullscreen:
         window.setWindowFlags(Qt.FramelessWindowHint)
         window.setGeometry(geometry)
-        window.winId()  # makes the native window, so that it can be given its screen
-        window.windowHandle().setScreen(screen)
+        _native_window(window).setScreen(screen)
         window.showFullScreen()
     else:
         width, height = config.window_size
         window.setGeometry(geometry.x() + 50, geometry.y() + 50, width, height)
-        window.winId()
-        window.windowHandle().setScreen(screen)
+        _native_window(window).setScreen(screen)
         window.show()
     return window
 
@@ -656,3 +695,12 @@ class _Display:
             self.events.send(("ack", [command_id], time.perf_counter_ns()))
         else:
             self.events.send(("failed", command_id, f"cannot save {path!r}"))
+
+
+def _native_window(window: Any) -> Any:
+    """Return the window's native window (made now), so that it can be given its screen."""
+    window.winId()  # makes the native window
+    handle = window.windowHandle()
+    if handle is None:
+        raise StimulationError("visual: Qt made no native window for the stimulus window")
+    return handle

@@ -34,8 +34,8 @@ from cameras.basler import (
 from cameras.clock import CounterUnwrapper
 from core.frames import FrameGeometry
 from core.schema import SettingsError
-from session.live import Stream
-from session.runner import StreamRunner
+from session.live import LiveSession
+from session.runner import SessionRunner
 from settings import load_settings
 from tests.conftest import (
     PROJECT_ROOT,
@@ -70,9 +70,9 @@ def session_json(folder: Path) -> dict:
     return json.loads((folder / "session.json").read_text(encoding="utf-8"))
 
 
-def run_stream(settings_path: Path, output: Path, duration: float) -> Stream:
-    stream = Stream(load_settings(settings_path), output_dir=output)
-    runner = StreamRunner(stream, duration_s=duration, status_out=None)
+def run_stream(settings_path: Path, output: Path, duration: float) -> LiveSession:
+    stream = LiveSession(load_settings(settings_path), output_dir=output)
+    runner = SessionRunner(stream, duration_s=duration, status_out=None)
     try:
         stream.open()
         stream.start_recording()

@@ -25,7 +25,7 @@ os.environ.setdefault("PYLON_CAMEMU", "2")  # before pylon starts: two emulated 
 pytest.importorskip("pypylon", reason="pypylon is not installed (pip install pypylon)")
 
 from cameras.basler import BaslerCamera, BaslerSettings
-from session.live import Stream, StreamEvent
+from session.live import LiveSession, SessionEvent
 from settings import load_settings
 from tests.conftest import read_video, run_cli, write_settings
 
@@ -83,8 +83,8 @@ def faulty_settings(tmp_path: Path, policy: str, **fault: object):
 
 @dataclasses.dataclass
 class Run:
-    stream: Stream
-    events: list[tuple[float, StreamEvent]]  # (host clock when the main process got it, event)
+    stream: LiveSession
+    events: list[tuple[float, SessionEvent]]  # (host clock when the main process got it, event)
     arena_frames_at_loss: int | None
     arena_frames_at_end: int
 
@@ -96,7 +96,7 @@ class Run:
     def info(self) -> dict:
         return json.loads((self.session / "session.json").read_text(encoding="utf-8"))
 
-    def first(self, text: str) -> tuple[float, StreamEvent]:
+    def first(self, text: str) -> tuple[float, SessionEvent]:
         matches = [(t, e) for t, e in self.events if text in e.message]
         assert matches, f"no event with {text!r} in {[e.message for _, e in self.events]}"
         return matches[0]
@@ -106,10 +106,10 @@ class Run:
 
 
 def run(settings, run_for_s: float) -> Run:
-    """Stream with recording, servicing like the command line, until every camera ended or
+    """LiveSession with recording, servicing like the command line, until every camera ended or
     ``run_for_s`` passed; note when each event reached the main process."""
-    stream = Stream(settings)
-    events: list[tuple[float, StreamEvent]] = []
+    stream = LiveSession(settings)
+    events: list[tuple[float, SessionEvent]] = []
     arena_at_loss = None
     try:
         stream.open()

@@ -349,7 +349,7 @@ def test_height_triggers_read_the_injected_depth_under_the_pose_models_keypoints
 ) -> None:
     if rs_tests is None:
         pytest.skip("pyrealsense2 is not installed (pip install pyrealsense2; libusb-1.0-0)")
-    from session.live import Stream
+    from session.live import LiveSession
     from settings import load_settings
     from tests.conftest import write_settings
 
@@ -375,7 +375,7 @@ def test_height_triggers_read_the_injected_depth_under_the_pose_models_keypoints
     settings = dataclasses.replace(
         settings, cameras=(dataclasses.replace(camera, source=source, options=options),)
     )
-    stream = Stream(settings, output_dir=tmp_path / "out")
+    stream = LiveSession(settings, output_dir=tmp_path / "out")
     try:
         stream.open()
         stream.start()

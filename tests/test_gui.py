@@ -343,9 +343,9 @@ def test_a_second_instance_does_not_take_the_cameras(
 
 
 def test_overlay_colours_triggers_by_state_and_flashes_on_actions() -> None:
+    from display.overlay import ACTIVE_COLOUR, FLASH_COLOUR, IDLE_COLOUR, draw_flash, draw_triggers
     from experiments.triggers.geometry import Circle
-    from gui.overlay import ACTIVE_COLOUR, FLASH_COLOUR, IDLE_COLOUR, draw_flash, draw_triggers
-    from processes.dispatch import TriggerView
+    from processes.messages import TriggerView
 
     canvas = np.zeros((480, 640, 3), np.uint8)
     draw_triggers(

@@ -1,7 +1,7 @@
 """The GUI's "Latency test" button, offscreen, on a stand-in stream.
 
 Starting real analysis loads the model (a minute on a busy machine), so these tests give the
-window's controller a stand-in :class:`~session.live.Stream` whose analysis "runs": what is
+window's controller a stand-in :class:`~session.live.LiveSession` whose analysis "runs": what is
 checked is the window's part (when the button may be pressed, the banner, the background
 threads, the events file of each run, the figures shown), not the stream's.
 """
@@ -30,7 +30,7 @@ TIMEOUT_MS = 10_000
 
 
 class FakeStream:
-    """What the window and its controller use of a Stream, with analysis running."""
+    """What the window and its controller use of a LiveSession, with analysis running."""
 
     def __init__(self, settings: Any, session_dir: Path, analysing: bool = True) -> None:
         self.settings = settings

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 from PyQt5.QtCore import Qt
 
-from session.live import Stream
-from session.runner import StreamRunner
+from session.live import LiveSession
+from session.runner import SessionRunner
 from settings import load_settings
 from tests.conftest import write_settings
 
@@ -21,8 +21,8 @@ def test_preview_shows_frames_and_q_stops_the_run(tmp_path: Path, qtbot, no_left
         "[Camera top]\nSOURCE = synthetic\n"
         "[Camera side]\nSOURCE = synthetic\nPIXEL_FORMAT = mono8\n",
     )
-    stream = Stream(load_settings(settings), output_dir=tmp_path / "out")
-    runner = StreamRunner(stream, status_out=None)
+    stream = LiveSession(load_settings(settings), output_dir=tmp_path / "out")
+    runner = SessionRunner(stream, status_out=None)
     try:
         stream.open()
         stream.start()

@@ -17,7 +17,7 @@ from core.priority import (
     inference_thread_count,
     plan_priorities,
 )
-from session.live import Stream
+from session.live import LiveSession
 from settings import load_settings
 from tests.conftest import make_ffv1_video, write_settings
 
@@ -84,7 +84,7 @@ def test_a_recording_session_reports_the_priorities_its_processes_run_with(
             "[Streaming]\nCPU_AFFINITY = on\nSIDE_NICENESS = 5\n",
         )
     )
-    stream = Stream(settings, output_dir=tmp_path / "out", max_frames=30)
+    stream = LiveSession(settings, output_dir=tmp_path / "out", max_frames=30)
     try:
         stream.open()
         stream.start_analysis()
@@ -128,7 +128,7 @@ def test_live_sessions_nice_their_recorders_by_the_setting_and_offline_ones_do_n
             "live.ini",
         )
     )
-    assert Stream(live).priority_plan.for_role("recorder").niceness == 7
+    assert LiveSession(live).priority_plan.for_role("recorder").niceness == 7
     video = tmp_path / "clip.mkv"
     make_ffv1_video(video, 5)
     offline = load_settings(
@@ -139,4 +139,4 @@ def test_live_sessions_nice_their_recorders_by_the_setting_and_offline_ones_do_n
         )
     )
     # Replayed as fast as analysed: the CPU is saturated by design, encoding must keep up.
-    assert Stream(offline).priority_plan.for_role("recorder").niceness == 0
+    assert LiveSession(offline).priority_plan.for_role("recorder").niceness == 0

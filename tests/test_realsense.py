@@ -32,7 +32,7 @@ from cameras.clock import ClockFit, CounterUnwrapper  # noqa: E402
 from cameras.realsense import RealSenseCamera, RealSenseSettings  # noqa: E402
 from processes.companion import CompanionReader, companion_rings  # noqa: E402
 from recording.video import VideoWriter  # noqa: E402
-from session.live import Stream  # noqa: E402
+from session.live import LiveSession  # noqa: E402
 from settings import load_settings  # noqa: E402
 from tests.conftest import read_video, write_settings  # noqa: E402
 
@@ -443,7 +443,7 @@ def test_colour_and_depth_are_recorded_losslessly_and_read_by_experiments(
             ),
         ),
     )
-    stream = Stream(settings, output_dir=tmp_path / "out")
+    stream = LiveSession(settings, output_dir=tmp_path / "out")
     heights: list[float | None] = []
     try:
         stream.open()

@@ -157,3 +157,57 @@ def test_settings_reference_is_generated_from_the_code() -> None:
     assert REFERENCE_FILE.read_text(encoding="utf-8") == render_reference(), (
         "docs/settings.md is out of date: run python -m reference.settings"
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "[Device box]\nTYPE = log\nPORT = /dev/ttyACM0\n",
+            r"\[Device box\] PORT: unknown key\. Allowed in this section: CHANNELS, TYPE",
+        ),
+        ("[Device box]\nTYPE = laser\n", r"\[Device box\] TYPE = 'laser': unknown device type"),
+        ("[Device box]\nTYPE = serial\n", r"\[Device box\]: TYPE = serial needs PORT"),
+        ("[Device box]\nTYPE = gpio\nPINS =\n", r"\[Device box\]: TYPE = gpio needs PINS"),
+        ("[Device box]\nCHANNELS = 0\n", r"\[Device box\] CHANNELS = '0': expected a whole"),
+    ],
+)
+def test_a_device_section_is_checked_against_its_own_type(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    path = write_settings(tmp_path, "[Camera a]\nSOURCE = synthetic\n" + text)
+    joined = "\n".join(_problems(path))
+    assert re.search(expected, joined), joined
+    assert str(path) in joined
+
+
+def test_each_device_type_reads_its_own_keys(tmp_path: Path) -> None:
+    from stimulation.gpio import GpioSettings
+    from stimulation.log_device import LogSettings
+    from stimulation.visual import VisualSettings
+
+    path = write_settings(
+        tmp_path,
+        "[Camera a]\nSOURCE = synthetic\n[Device dry]\nCHANNELS = 4\n"
+        "[Device pins]\nTYPE = GPIO\nPINS = 17, GPIO27\nACTIVE_HIGH = false\n"
+        "[Device screen]\nTYPE = visual\nCOLORS = black, white\nWINDOW_WIDTH = 320\n",
+    )
+    devices = load_settings(path).devices
+    assert devices["dry"].type == "log" and devices["dry"].options == LogSettings(channels=4)
+    assert devices["pins"].options == GpioSettings(pins=("17", "GPIO27"), active_high=False)
+    assert devices["screen"].options == VisualSettings(colors=("black", "white"), window_width=320)
+    gpio = devices["pins"].create()
+    assert gpio.pins == [17, "GPIO27"] and gpio.active_high is False
+    assert devices["screen"].create().config.window_size == (320, 600)
+    data = settings_as_dict(load_settings(path))["devices"]
+    assert data["dry"] == {"TYPE": "log", "CHANNELS": 4}
+
+
+def test_every_device_key_is_documented() -> None:
+    from stimulation import DEVICES, device_class
+
+    text = (PROJECT_ROOT / "docs" / "settings.md").read_text(encoding="utf-8")
+    for kind in DEVICES:
+        assert f"### TYPE = {kind}" in text
+        for field in settings_fields(device_class(kind).settings_class):
+            assert f"`{key_of(field)}`" in text, f"{kind}: {key_of(field)} not documented"

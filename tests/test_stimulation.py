@@ -29,7 +29,7 @@ from stimulation import (
     create_device,
     device_class,
 )
-from stimulation.base import Action, ActionRecord, check_channel, check_count, check_duration
+from stimulation.base import ActionRecord, DeviceCommand, check_channel, check_count, check_duration
 from stimulation.log_device import LogStimulator
 from stimulation.protocol import BoardClock, format_command, format_duration_ms, parse_reply
 from stimulation.serial_device import SerialStimulator
@@ -52,14 +52,14 @@ def test_durations_outside_the_boards_range_are_refused(seconds):
 
 
 def test_command_lines_for_every_action():
-    assert format_command(17, Action("PULSE", 2, on_s=0.5)) == "17 PULSE 2 500"
-    assert format_command(1, Action("ON", 0)) == "1 ON 0"
-    assert format_command(2, Action("OFF", 11)) == "2 OFF 11"
-    assert format_command(3, Action("RESET")) == "3 RESET"
-    pattern = Action("PATTERN", 4, on_s=0.01, off_s=0.0205, count=0)
+    assert format_command(17, DeviceCommand("PULSE", 2, on_s=0.5)) == "17 PULSE 2 500"
+    assert format_command(1, DeviceCommand("ON", 0)) == "1 ON 0"
+    assert format_command(2, DeviceCommand("OFF", 11)) == "2 OFF 11"
+    assert format_command(3, DeviceCommand("RESET")) == "3 RESET"
+    pattern = DeviceCommand("PATTERN", 4, on_s=0.01, off_s=0.0205, count=0)
     assert format_command(4294967295, pattern) == "4294967295 PATTERN 4 10 20.5 0"
     with pytest.raises(ValueError):
-        format_command(2**32, Action("RESET"))
+        format_command(2**32, DeviceCommand("RESET"))
 
 
 def test_replies_are_parsed_and_anything_else_is_other():

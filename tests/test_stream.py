@@ -15,8 +15,8 @@ import pandas as pd
 import psutil
 import pytest
 
-from session.live import Stream
-from session.runner import StreamRunner
+from session.live import LiveSession
+from session.runner import SessionRunner
 from settings import load_settings
 from tests.conftest import (
     PROJECT_ROOT,
@@ -40,9 +40,9 @@ def _run_stream(
     frames: int | None = None,
     duration: float | None = None,
     record: bool = True,
-) -> Stream:
-    stream = Stream(load_settings(settings_path), output_dir=output, max_frames=frames)
-    runner = StreamRunner(stream, duration_s=duration, status_out=None)
+) -> LiveSession:
+    stream = LiveSession(load_settings(settings_path), output_dir=output, max_frames=frames)
+    runner = SessionRunner(stream, duration_s=duration, status_out=None)
     try:
         stream.open()
         if record:

@@ -26,7 +26,7 @@ from experiments.triggers import (
     TRIGGER_KINDS,
     After,
     All,
-    Any,
+    AnyOf,
     Circle,
     Condition,
     Debounce,
@@ -450,7 +450,7 @@ def test_combinators_and_debounce() -> None:
     assert frames_where(run(Rising(_sequence_trigger(seq)), obs)) == [2, 5, 11]
     assert frames_where(run(Not(_sequence_trigger(seq)), obs)) == frames_where(~np.array(seq))
     both = run(All(_sequence_trigger(seq), _sequence_trigger(other)), obs)
-    either = run(Any(_sequence_trigger(seq), _sequence_trigger(other)), obs)
+    either = run(AnyOf(_sequence_trigger(seq), _sequence_trigger(other)), obs)
     assert frames_where(both) == frames_where(np.array(seq) & np.array(other))
     assert frames_where(either) == frames_where(np.array(seq) | np.array(other))
     assert make_trigger("and", {}, [_sequence_trigger(seq)]).update(obs[2]) is True
@@ -463,7 +463,7 @@ def test_combinators_update_every_child_every_time() -> None:
     inner = Region(Circle(320, 240, 60), "entered")
     edge = Rising(Region(Circle(320, 240, 60), "inside"))
     never, always = Condition(lambda o: False), Condition(lambda o: True)
-    for combined in (All(never, inner, edge), Any(always, inner, edge)):
+    for combined in (All(never, inner, edge), AnyOf(always, inner, edge)):
         combined.reset()
         history = []
         for obs in observations:

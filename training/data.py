@@ -64,7 +64,7 @@ def frame_to_input(points: np.ndarray, frame_size: Size, input_size: Size) -> np
 
 
 def input_to_frame(points: np.ndarray, frame_size: Size, input_size: Size) -> np.ndarray:
-    """The inverse of :func:`frame_to_input`."""
+    """Map input points back to the frame (the inverse of :func:`frame_to_input`)."""
     scale = np.array(frame_size, dtype=np.float64) / np.array(input_size, dtype=np.float64)
     return (np.asarray(points, dtype=np.float64) + 0.5) * scale - 0.5
 
@@ -91,7 +91,7 @@ def content_size(frame_size: Size, input_size: Size, letterbox: bool) -> Size:
 
 
 def resize_to_input(frame: np.ndarray, input_size: Size, letterbox: bool = False) -> np.ndarray:
-    """A BGR (or grey) uint8 frame resized to the input size as at inference (area), as BGR.
+    """Resize a BGR (or grey) uint8 frame to the input size as at inference (area), as BGR.
 
     With ``letterbox`` the frame is resized by one factor into the top-left corner and the rest
     is black, as :class:`pose.preprocess.Preprocessor` does it.
@@ -179,7 +179,7 @@ class Sample:
 def make_sample(
     frame: np.ndarray, truth: np.ndarray, input_size: Size, letterbox: bool = False
 ) -> Sample:
-    """A Sample from a full frame and its keypoints in frame pixels."""
+    """Make a Sample from a full frame and its keypoints in frame pixels."""
     frame_size = (frame.shape[1], frame.shape[0])
     scaled = content_size(frame_size, input_size, letterbox)
     return Sample(
@@ -289,7 +289,7 @@ class ArenaPool:
         return make_sample(self._frame, truth, self.input_size, self.letterbox)
 
     def random(self, rng: np.random.Generator) -> Sample:
-        """A random frame of a random arena."""
+        """Render a random frame of a random arena."""
         arena = int(rng.integers(len(self.renderers)))
         return self.render(arena, int(rng.integers(len(self.poses[arena]))))
 
@@ -401,7 +401,7 @@ def random_affine(
     image_size: Size,
     out_size: Size,
 ) -> tuple[np.ndarray, bool]:
-    """A random 2x3 affine from the input image to the training crop, and whether it mirrors.
+    """Draw a random 2x3 affine from the input image to the training crop, and whether it mirrors.
 
     The transform scales, rotates and mirrors about a centre point, which lands on the crop's
     centre; the centre is near the animal with probability ``augmentation.on_animal``.
@@ -431,7 +431,7 @@ def augment(
     augmentation: Augmentation,
     permutation: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """A randomly transformed crop of a sample: float32 BGR image and keypoints in crop pixels."""
+    """Crop a sample with a random transform: float32 BGR image and keypoints in crop pixels."""
     height, width = sample.image.shape[:2]
     side = augmentation.crop
     out_size = (side, side) if side else (width, height)
@@ -475,7 +475,7 @@ def photometric(
 
 
 def _motion_kernel(rng: np.random.Generator) -> np.ndarray:
-    """A normalised line kernel 3..7 pixels long at a random angle (an animal moving fast)."""
+    """Make a normalised line kernel 3..7 pixels long at a random angle (an animal moving fast)."""
     length = int(rng.choice([3, 5, 7]))
     kernel = np.zeros((length, length), np.float32)
     angle = rng.uniform(0.0, math.pi)

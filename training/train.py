@@ -59,10 +59,10 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import cv2
 import numpy as np
@@ -234,7 +234,7 @@ def error_summary(errors: np.ndarray, keypoints: Sequence[str]) -> dict[str, Any
 
 
 def format_errors(summary: dict[str, Any]) -> str:
-    """A small table of an :func:`error_summary`."""
+    """Format an :func:`error_summary` as a small table."""
     lines = [f"{'keypoint':<14}{'median':>8}{'mean':>8}{'p95':>8}{'n':>6}"]
     rows = [*summary["per_keypoint"].items(), ("ALL", summary["all"])]
     for name, s in rows:
@@ -378,7 +378,7 @@ def training_batches(
     config: TrainConfig,
     permutation: np.ndarray,
     rng: np.random.Generator,
-) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]:
+) -> Generator[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], None, None]:
     """Endless augmented batches: images, heatmaps, offsets, offset masks."""
     fmt = (config.network or NetworkConfig(num_keypoints=1)).input
     while True:
@@ -401,6 +401,9 @@ def training_batches(
         )
 
 
+_T = TypeVar("_T")
+
+
 @dataclass(frozen=True)
 class _Failure:
     """An exception raised in the data thread, handed to the training loop."""
@@ -408,8 +411,8 @@ class _Failure:
     error: BaseException
 
 
-def prefetched(items: Iterator[Any], depth: int = 2) -> Iterator[Any]:
-    """The items of ``items``, produced ahead in a background thread.
+def prefetched(items: Iterator[_T], depth: int = 2) -> Generator[_T, None, None]:
+    """Yield the items of ``items``, produced ahead in a background thread.
 
     One thread consumes ``items`` in order, so the items (and the random numbers behind them)
     are exactly those of ``items`` itself; the data pipeline (rendering, OpenCV and numpy, which
@@ -641,7 +644,7 @@ def model_description(
     input_format: InputFormat | None = None,
     letterbox: bool = False,
 ) -> ModelDescription:
-    """The description of a model trained here (its graph takes ``input_format``)."""
+    """Describe a model trained here (its graph takes ``input_format``)."""
     width, height = input_size
     fmt = input_format or InputFormat()
     return ModelDescription(
@@ -745,6 +748,8 @@ def labels_data_set(args: argparse.Namespace) -> DataSet:
     if missing:
         raise SystemExit(f"{len(missing)} labeled images are missing, e.g. {missing[0]}")
     first = cv2.imread(str(labels.image_paths[0]), cv2.IMREAD_UNCHANGED)
+    if first is None:
+        raise SystemExit(f"cannot read the labeled image {labels.image_paths[0]}")
     frame_size = (first.shape[1], first.shape[0])
     input_size = args.input_size or default_input_size(frame_size, args.letterbox)
     check_input_size(input_size[1], input_size[0])
@@ -818,7 +823,7 @@ def synthetic_data_set(args: argparse.Namespace) -> DataSet:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The command-line options of ``python -m training.train``."""
+    """Return the command-line parser of ``python -m training.train``."""
     parser = argparse.ArgumentParser(
         prog="python -m training.train",
         description="Train the project's own small pose network on DeepLabCut labels or on the "
@@ -952,7 +957,7 @@ def parse_ints(text: str) -> tuple[int, ...]:
 
 
 def network_config(args: argparse.Namespace, keypoints: int) -> NetworkConfig:
-    """The network of the command's options (ValueError when they do not fit together)."""
+    """Return the network of the command's options (ValueError when they do not fit together)."""
     return NetworkConfig(
         num_keypoints=keypoints,
         widths=args.widths,

@@ -35,7 +35,7 @@ EXIT_INTERRUPTED = 128  # + the signal's number (130: Ctrl-C, 143: SIGTERM), as 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The command line."""
+    """Return the command-line parser."""
     parser = argparse.ArgumentParser(
         description="Replay videos through the live pipeline (pose, experiment), one session "
         "folder per video.",
@@ -106,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def options_from(args: argparse.Namespace) -> ReplayOptions:
-    """The replay options the command line asks for (paths made absolute for other processes)."""
+    """Return the replay options the command line asks for (paths absolute for other processes)."""
     return ReplayOptions(
         settings_file=args.settings.expanduser().resolve() if args.settings else None,
         mode=args.mode,
@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     print_report(results, missing, options)
     if stop.signum is not None:
         return interrupted(stop.signum, results)
-    failed = missing or [r for r in results if not r.ok]
+    failed = bool(missing) or any(not r.ok for r in results)
     return EXIT_FAILED if failed else EXIT_OK
 
 
@@ -180,7 +180,7 @@ def interrupted(signum: int, results: list[ReplayResult]) -> int:
 
 
 def print_report(results: list[ReplayResult], missing: list[str], options: ReplayOptions) -> None:
-    """The batch's end: how many videos were replayed, and every failure with its reason."""
+    """Report the batch's end: how many videos were replayed, and every failure with its reason."""
     done = [r for r in results if r.ok]
     failures = [failure_reason(r) for r in results if not r.ok] + missing
     print(

@@ -6,7 +6,7 @@ import argparse
 
 
 def positive_int(text: str) -> int:
-    """An ``argparse`` type: a whole number of at least 1."""
+    """Parse a whole number of at least 1 (an ``argparse`` type)."""
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
@@ -14,7 +14,7 @@ def positive_int(text: str) -> int:
 
 
 def positive_float(text: str) -> float:
-    """An ``argparse`` type: a number above 0."""
+    """Parse a number above 0 (an ``argparse`` type)."""
     value = float(text)
     if not value > 0:
         raise argparse.ArgumentTypeError("must be more than 0")

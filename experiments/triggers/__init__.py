@@ -18,17 +18,28 @@ module                    triggers
                           ``Below``; :func:`motion_energy`, :func:`pupil_diameter`
 ``depth``                 :class:`Height` (a keypoint's height above the floor, from a depth
                           camera's image)
-``combinators``           :class:`All`/``And``, :class:`Any`/``Or``, :class:`Not`,
+``combinators``           :class:`All`/``And``, :class:`AnyOf`/``Or``, :class:`Not`,
                           :class:`Debounce`, :class:`Rising`
+``kinds``                 the registry: each module above declares its kinds there
 ``factory``               :func:`make_trigger` from config strings
 ========================  ==========================================================
+
+A new trigger is one module in this package (or one class in a module here): its class, and a
+:class:`~experiments.triggers.kinds.TriggerKind` handed to
+:func:`~experiments.triggers.kinds.register` with its parameters and documentation.
 """
 
 from experiments.triggers.base import Condition, KeypointTrigger, Trigger
-from experiments.triggers.combinators import All, And, Any, Debounce, Not, Or, Rising
+from experiments.triggers.combinators import All, And, AnyOf, Debounce, Not, Or, Rising
 from experiments.triggers.depth import Height
 from experiments.triggers.direction import HeadDirection, TargetSide, bearing_deg
-from experiments.triggers.factory import TRIGGER_KINDS, make_trigger, parameters_of
+from experiments.triggers.factory import (
+    COMBINATOR_KINDS,
+    TRIGGER_KINDS,
+    make_trigger,
+    parameters_of,
+    trigger_kind,
+)
 from experiments.triggers.features import (
     PUPIL_KEYPOINTS,
     MotionEnergyAbove,
@@ -60,12 +71,13 @@ from experiments.triggers.regions import Region
 from experiments.triggers.timing import After, Every
 
 __all__ = [
+    "COMBINATOR_KINDS",
     "PUPIL_KEYPOINTS",
     "TRIGGER_KINDS",
     "After",
     "All",
     "And",
-    "Any",
+    "AnyOf",
     "Circle",
     "Condition",
     "Debounce",
@@ -101,4 +113,5 @@ __all__ = [
     "parameters_of",
     "parse_shape",
     "pupil_diameter",
+    "trigger_kind",
 ]

@@ -8,11 +8,12 @@ frame time: the observation's time, or for paired observations their reference t
 
 from __future__ import annotations
 
-import typing
+from typing import Any
 
 from experiments.observation import Observation
 from experiments.triggers.base import AnyObservation, Trigger, check_number, observation_time
 from experiments.triggers.geometry import Shape
+from experiments.triggers.kinds import SECONDS, TriggerKind, number, register
 
 
 class _Combinator(Trigger):
@@ -32,11 +33,11 @@ class _Combinator(Trigger):
             child.reset()
         super().reset()
 
-    def describe(self) -> dict[str, typing.Any]:
+    def describe(self) -> dict[str, Any]:
         """The kind, parameters and the children's descriptions (under ``"children"``)."""
         return {**super().describe(), "children": [c.describe() for c in self.children]}
 
-    def _params(self) -> dict[str, typing.Any]:
+    def _params(self) -> dict[str, Any]:
         return {}
 
     def shapes(self) -> list[Shape]:
@@ -56,8 +57,11 @@ class All(_Combinator):
         return self.state
 
 
-class Any(_Combinator):
-    """True while at least one child is True (False with no children)."""
+class AnyOf(_Combinator):
+    """True while at least one child is True (False with no children).
+
+    Named ``AnyOf`` so that it does not shadow :data:`typing.Any`; configs still write ``any``.
+    """
 
     kind = "any"
 
@@ -69,7 +73,7 @@ class Any(_Combinator):
 
 
 And = All
-Or = Any
+Or = AnyOf
 
 
 class _Single(_Combinator):
@@ -147,5 +151,31 @@ class Debounce(_Single):
     def _reset(self) -> None:
         self._since = None
 
-    def _params(self) -> dict[str, typing.Any]:
+    def _params(self) -> dict[str, Any]:
         return {"on_s": self.on_s, "off_s": self.off_s}
+
+
+_MANY = (1, None)  # at least one child
+_ONE = (1, 1)
+
+register(
+    TriggerKind("all", All, "True while every trigger in `OF` is.", children=_MANY),
+    TriggerKind("and", All, "The same as `all`.", children=_MANY),
+    TriggerKind("any", AnyOf, "True while at least one trigger in `OF` is.", children=_MANY),
+    TriggerKind("or", AnyOf, "The same as `any`.", children=_MANY),
+    TriggerKind("not", Not, "True while the one trigger in `OF` is false.", children=_ONE),
+    TriggerKind(
+        "rising",
+        Rising,
+        "An event: true in the one update where the trigger in `OF` becomes true.",
+        children=_ONE,
+    ),
+    TriggerKind(
+        "debounce",
+        Debounce,
+        "The trigger in `OF`, changing state only once the change has lasted `ON_S` (to true) "
+        "or `OFF_S` (to false) seconds.",
+        {"on_s": number(unit=SECONDS), "off_s": number(unit=SECONDS)},
+        children=_ONE,
+    ),
+)

@@ -25,6 +25,7 @@ from typing import Any
 
 from experiments.observation import DEFAULT_MIN_LIKELIHOOD, DEPTH_RADIUS_PX, Observation, Policy
 from experiments.triggers.base import KeypointTrigger, check_number
+from experiments.triggers.kinds import FILTER, TriggerKind, identifier, number, register, whole
 
 MAX_RADIUS_PX = 20
 NO_DEPTH_HINT = (
@@ -144,3 +145,27 @@ class Height(KeypointTrigger):
         params["keypoint"] = self.keypoint
         params["radius_px"] = self.radius_px
         return params
+
+
+register(
+    TriggerKind(
+        "height",
+        Height,
+        "A keypoint (default `nose`) stands at least `ABOVE_M` metres above the floor (and/or "
+        "less than `BELOW_M`; both: a band), from the camera's depth image: height = `FLOOR_M` "
+        "(the floor's distance from the camera) minus the depth under the keypoint (the median "
+        "of the measured pixels within `RADIUS_PX`, default 2). Needs a RealSense camera with "
+        "`DEPTH = true` and `ALIGN_DEPTH = true`; false while the keypoint is missing or nothing "
+        "under it was measured.",
+        {
+            "floor_m": number(
+                required=True, strict=True, unit="m, the floor's distance from the camera"
+            ),
+            "above_m": number(unit="m above the floor"),
+            "below_m": number(strict=True, unit="m above the floor"),
+            "keypoint": identifier(),
+            "radius_px": whole(0, MAX_RADIUS_PX, unit="px"),
+            **FILTER,
+        },
+    )
+)

@@ -23,6 +23,15 @@ from typing import Any
 from experiments.observation import DEFAULT_MIN_LIKELIHOOD, Observation, Policy
 from experiments.triggers.base import KeypointTrigger, check_choice, check_number
 from experiments.triggers.geometry import Line, Marker, RegionShape, Shape
+from experiments.triggers.kinds import (
+    FILTER,
+    TriggerKind,
+    choice,
+    identifier,
+    number,
+    register,
+    target,
+)
 
 SIDES: tuple[str, ...] = ("left", "right")
 
@@ -72,7 +81,7 @@ class _Bearing(KeypointTrigger):
         super().__init__(camera, min_likelihood, policy, hold_s, predicted)
         if not hasattr(target, "contains"):
             try:
-                x, y = (float(v) for v in target)  # type: ignore[union-attr]
+                x, y = (float(v) for v in target)
             except (TypeError, ValueError):
                 raise ValueError(
                     f"target must be a point (x, y) or a region, not {target!r}"
@@ -195,3 +204,32 @@ class TargetSide(_Bearing):
 
     def _params(self) -> dict[str, Any]:
         return {**super()._params(), "side": self.side, "max_angle_deg": self.max_angle_deg}
+
+
+_HEAD_PARAMETERS = {
+    "target": target(required=True),
+    "origin": identifier(),
+    "tip": identifier(),
+    **FILTER,
+}
+
+register(
+    TriggerKind(
+        "head_direction",
+        HeadDirection,
+        "The head (`ORIGIN` -> `TIP`, default `neck` -> `nose`) points at `TARGET` (a point "
+        "`X,Y` or a shape's centre) within +-`ANGLE_DEG` (default 30).",
+        {**_HEAD_PARAMETERS, "angle_deg": number(strict=True, maximum=180.0, unit="degrees")},
+    ),
+    TriggerKind(
+        "target_side",
+        TargetSide,
+        "`TARGET` is on the animal's own `SIDE` (`left` or `right`, egocentric), within "
+        "`MAX_ANGLE_DEG` of straight ahead.",
+        {
+            **_HEAD_PARAMETERS,
+            "side": choice(SIDES),
+            "max_angle_deg": number(strict=True, maximum=180.0, unit="degrees"),
+        },
+    ),
+)

@@ -26,6 +26,7 @@ import numpy as np
 from experiments.observation import Observation
 from experiments.triggers.base import Trigger, check_number
 from experiments.triggers.geometry import Rectangle, Shape
+from experiments.triggers.kinds import Param, TriggerKind, identifier, number, register, roi
 
 PUPIL_KEYPOINTS: tuple[str, str, str, str] = (
     "pupil_top_r",
@@ -259,3 +260,52 @@ class PupilDiameterBelow(PupilDiameterAbove):
 
     def _holds(self, diameter: float) -> bool:
         return diameter < self.threshold
+
+
+def _four_names(text: str) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in text.split(","))
+    if len(names) != 4 or not all(names):
+        raise ValueError
+    return names
+
+
+_MOTION_ENERGY_PARAMETERS = {
+    "roi": roi(required=True),
+    "threshold": number(required=True, unit="grey levels"),
+    "camera": identifier(),
+}
+_PUPIL_PARAMETERS = {
+    "threshold": number(required=True, unit="px, or mm with mm_per_px"),
+    "keypoints": Param(_four_names, "4 keypoint names 'TOP,RIGHT,BOTTOM,LEFT'"),
+    "min_likelihood": number(maximum=1.0),
+    "mm_per_px": number(strict=True),
+    "camera": identifier(),
+}
+
+register(
+    TriggerKind(
+        "motion_energy_above",
+        MotionEnergyAbove,
+        "IBL motion energy (mean absolute grey-level change between frames) in `ROI` above "
+        "`THRESHOLD`. Needs the frame image.",
+        _MOTION_ENERGY_PARAMETERS,
+    ),
+    TriggerKind(
+        "motion_energy_below",
+        MotionEnergyBelow,
+        "Motion energy in `ROI` below `THRESHOLD`.",
+        _MOTION_ENERGY_PARAMETERS,
+    ),
+    TriggerKind(
+        "pupil_above",
+        PupilDiameterAbove,
+        "IBL pupil diameter (median of six estimates from four keypoints) above `THRESHOLD`.",
+        _PUPIL_PARAMETERS,
+    ),
+    TriggerKind(
+        "pupil_below",
+        PupilDiameterBelow,
+        "Pupil diameter below `THRESHOLD`.",
+        _PUPIL_PARAMETERS,
+    ),
+)

@@ -25,6 +25,7 @@ from experiments.observation import Observation
 from experiments.triggers.base import Trigger, check_number
 from experiments.triggers.features import as_gray, roi_slices
 from experiments.triggers.geometry import Rectangle, Shape
+from experiments.triggers.kinds import SECONDS, TriggerKind, identifier, number, register, roi
 
 BLOCK_PX = 8
 #: The least difference of the off and on levels (grey levels) that counts as a light.
@@ -228,7 +229,7 @@ def find_light(blocks: np.ndarray, block: int = BLOCK_PX) -> tuple[Rectangle, np
     if not candidate.any():
         return None
     score = np.where(candidate, contrast * steady, -1.0)
-    best_row, best_col = np.unravel_index(int(np.argmax(score)), score.shape)
+    best_row, best_col = (int(i) for i in np.unravel_index(int(np.argmax(score)), score.shape))
     best = blocks[:, best_row, best_col]
     chosen = [(best_row, best_col)]
     for row in range(max(0, best_row - 1), min(blocks.shape[1], best_row + 2)):
@@ -259,3 +260,24 @@ def find_light(blocks: np.ndarray, block: int = BLOCK_PX) -> tuple[Rectangle, np
 
 def _as_rectangle(roi: Rectangle | tuple[float, ...]) -> Rectangle:
     return roi if isinstance(roi, Rectangle) else Rectangle(*roi)
+
+
+register(
+    TriggerKind(
+        "light",
+        LightOn,
+        "A light in the image (an LED, a sync light) is on: the mean grey level of `ROI` is at "
+        "least `THRESHOLD` (default 0.1) of the way from the region's off level to its on "
+        "level, i.e. the light was on for that fraction of the frame's exposure. The levels are "
+        "learnt in the first `SEARCH_S` seconds (default 3; false until then); without `ROI` "
+        "the region is found then too: the 8 x 8 px blocks that switch between two steady "
+        "levels again and again. The event log's detail gives the level, the previous frame's "
+        "level and the off and on levels. Needs the frame image. Used by the latency self-test.",
+        {
+            "roi": roi(),
+            "threshold": number(strict=True, maximum=1.0, unit="fraction of the on level"),
+            "search_s": number(strict=True, unit=SECONDS),
+            "camera": identifier(),
+        },
+    )
+)

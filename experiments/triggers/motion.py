@@ -35,6 +35,7 @@ from typing import Any
 from experiments.observation import DEFAULT_MIN_LIKELIHOOD, Observation, Observations, Policy
 from experiments.triggers.base import AnyObservation, KeypointTrigger, check_number
 from experiments.triggers.geometry import Line, Shape
+from experiments.triggers.kinds import FILTER, SECONDS, TriggerKind, identifier, number, register
 
 _HELD = object()
 
@@ -432,3 +433,56 @@ class DistanceAbove(DistanceBelow):
 
     def _holds(self, distance: float) -> bool:
         return distance > self.threshold
+
+
+_SPEED_PARAMETERS = {
+    "threshold": number(required=True, unit="px/s, or mm/s with mm_per_px"),
+    "keypoint": identifier(),
+    "window_s": number(strict=True, unit=SECONDS),
+    "mm_per_px": number(strict=True),
+    **FILTER,
+}
+_DISTANCE_PARAMETERS = {
+    "a": identifier(required=True),
+    "b": identifier(required=True),
+    "threshold": number(required=True, unit="px, or mm with mm_per_px"),
+    "camera_a": identifier(),
+    "camera_b": identifier(),
+    "mm_per_px": number(strict=True),
+    **FILTER,
+}
+
+register(
+    TriggerKind(
+        "speed_above",
+        SpeedAbove,
+        "A keypoint (default `body_center`) moves faster than `THRESHOLD` px/s (mm/s with "
+        "`MM_PER_PX`), measured as its displacement over `WINDOW_S` (default 0.2 s).",
+        _SPEED_PARAMETERS,
+    ),
+    TriggerKind(
+        "speed_below",
+        SpeedBelow,
+        "The same speed, known and below `THRESHOLD`.",
+        _SPEED_PARAMETERS,
+    ),
+    TriggerKind(
+        "freezing",
+        Freezing,
+        "The speed has stayed below `THRESHOLD` for `DURATION_S` seconds.",
+        {**_SPEED_PARAMETERS, "duration_s": number(required=True, unit=SECONDS)},
+    ),
+    TriggerKind(
+        "distance_above",
+        DistanceAbove,
+        "Keypoints `A` and `B` are further apart than `THRESHOLD` px (mm with `MM_PER_PX`); "
+        "`CAMERA_A`/`CAMERA_B` take them from two cameras.",
+        _DISTANCE_PARAMETERS,
+    ),
+    TriggerKind(
+        "distance_below",
+        DistanceBelow,
+        "Keypoints `A` and `B` are closer than `THRESHOLD`.",
+        _DISTANCE_PARAMETERS,
+    ),
+)

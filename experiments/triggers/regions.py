@@ -34,6 +34,16 @@ from typing import Any
 from experiments.observation import DEFAULT_MIN_LIKELIHOOD, Observation, Policy
 from experiments.triggers.base import KeypointTrigger, check_choice, check_number
 from experiments.triggers.geometry import RegionShape, Shape
+from experiments.triggers.kinds import (
+    FILTER,
+    GEOMETRY,
+    SECONDS,
+    TriggerKind,
+    choice,
+    identifier,
+    number,
+    register,
+)
 
 REGION_MODES: tuple[str, ...] = ("inside", "outside", "entered", "left")
 
@@ -145,3 +155,22 @@ class Region(KeypointTrigger):
     def shapes(self) -> list[Shape]:
         """The region."""
         return [self.shape]
+
+
+register(
+    TriggerKind(
+        "region",
+        Region,
+        "A keypoint (default `nose`) relative to a circle, rectangle, ellipse or polygon: "
+        "`MODE = inside` (default), `outside`, `entered` or `left` (one-update events). "
+        "`MIN_DWELL_S`: it must stay that long first; `MARGIN_PX`: hysteresis at the border.",
+        {
+            "shape": GEOMETRY,
+            "mode": choice(REGION_MODES),
+            "keypoint": identifier(),
+            "min_dwell_s": number(unit=SECONDS),
+            "margin_px": number(unit="px"),
+            **FILTER,
+        },
+    )
+)

@@ -11,6 +11,7 @@ from typing import Any
 
 from experiments.observation import Observation, Observations
 from experiments.triggers.base import AnyObservation, Trigger, check_number
+from experiments.triggers.kinds import SECONDS, TriggerKind, identifier, number, register
 
 
 class _Clocked(Trigger):
@@ -86,3 +87,24 @@ class Every(_Clocked):
 
     def _params(self) -> dict[str, Any]:
         return {"period_s": self.period_s, "duration_s": self.duration_s, "phase_s": self.phase_s}
+
+
+register(
+    TriggerKind(
+        "after",
+        After,
+        "True from `SECONDS` after the first update on.",
+        {"seconds": number(required=True, unit=SECONDS), "camera": identifier()},
+    ),
+    TriggerKind(
+        "every",
+        Every,
+        "On for `DURATION_S` at the start of every `PERIOD_S`, from `PHASE_S` on.",
+        {
+            "period_s": number(required=True, strict=True, unit=SECONDS),
+            "duration_s": number(required=True, strict=True, unit=SECONDS),
+            "phase_s": number(unit=SECONDS),
+            "camera": identifier(),
+        },
+    ),
+)

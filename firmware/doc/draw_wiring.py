@@ -19,7 +19,7 @@ SUPPLY = "#d35400"
 
 
 def rect(x: float, y: float, w: float, h: float, fill: str = "#fff", stroke: str = "#333") -> str:
-    """A rectangle."""
+    """Draw a rectangle."""
     return (
         f'<rect x="{x}" y="{y}" width="{w}" height="{h}" rx="6" fill="{fill}" '
         f'stroke="{stroke}" stroke-width="2"/>'
@@ -27,7 +27,7 @@ def rect(x: float, y: float, w: float, h: float, fill: str = "#fff", stroke: str
 
 
 def line(points: list[tuple[float, float]], color: str, width: float = 3) -> str:
-    """A wire through ``points``."""
+    """Draw a wire through ``points``."""
     path = " ".join(f"{x},{y}" for x, y in points)
     return (
         f'<polyline points="{path}" fill="none" stroke="{color}" stroke-width="{width}" '
@@ -38,7 +38,7 @@ def line(points: list[tuple[float, float]], color: str, width: float = 3) -> str
 def text(
     x: float, y: float, words: str, size: int = 14, anchor: str = "start", bold: bool = False
 ) -> str:
-    """A label."""
+    """Draw a label."""
     weight = ' font-weight="bold"' if bold else ""
     return (
         f'<text x="{x}" y="{y}" font-family="Helvetica, Arial, sans-serif" font-size="{size}" '
@@ -47,12 +47,12 @@ def text(
 
 
 def dot(x: float, y: float, color: str) -> str:
-    """A solder joint."""
+    """Draw a solder joint."""
     return f'<circle cx="{x}" cy="{y}" r="5" fill="{color}"/>'
 
 
 def board() -> list[str]:
-    """The Uno with its D2..D13 header and a GND pin; channel numbers beside the pins."""
+    """Draw the Uno with its D2..D13 header and a GND pin; channel numbers beside the pins."""
     x, y, w, h = BOARD
     parts = [
         rect(x, y, w, h, fill="#1f6fb2", stroke="#0d3c66"),
@@ -83,7 +83,7 @@ def pin_y(channel: int) -> float:
 
 
 def bnc_load(channel: int, top: float, title: str, detail: str, ground_x: float) -> list[str]:
-    """A driver with a TTL input (BNC): signal to the centre pin, ground to the shield."""
+    """Draw a driver with a TTL input (BNC): signal to the centre pin, ground to the shield."""
     box_x, box_w, box_h = 620, 300, 90
     y_signal = top + 35
     x_turn = 330 + channel * 30
@@ -108,7 +108,7 @@ def bnc_load(channel: int, top: float, title: str, detail: str, ground_x: float)
 
 
 def diode(x: float, top: float, bottom: float) -> list[str]:
-    """A flyback diode from ``bottom`` (anode) up to ``top`` (cathode), drawn at ``x``."""
+    """Draw a flyback diode from ``bottom`` (anode) up to ``top`` (cathode) at ``x``."""
     middle = (top + bottom) / 2
     return [
         line([(x, top), (x, bottom)], "#555", 2),
@@ -119,7 +119,7 @@ def diode(x: float, top: float, bottom: float) -> list[str]:
 
 
 def solenoid(channel: int) -> list[str]:
-    """A 12 V valve switched by a logic-level N-MOSFET on channel ``channel``."""
+    """Draw a 12 V valve switched by a logic-level N-MOSFET on channel ``channel``."""
     gate_y = 440
     x_turn = 330 + channel * 30
     mosfet_x = 560
@@ -175,7 +175,7 @@ def solenoid(channel: int) -> list[str]:
 
 
 def drawing() -> str:
-    """The whole SVG document."""
+    """Return the whole SVG document."""
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" '
         f'viewBox="0 0 {WIDTH} {HEIGHT}">',

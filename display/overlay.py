@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from experiments.triggers.geometry import Circle, Ellipse, Line, Marker, Polygon, Rectangle, Shape
-from processes.dispatch import TriggerView
+from processes.messages import TriggerView
 
 
 def likelihood_colour(likelihood: float) -> tuple[int, int, int]:
@@ -34,7 +34,7 @@ def draw_pose(
 
 
 def display_copy(image: np.ndarray) -> np.ndarray:
-    """A BGR copy of a BGR or mono frame, to draw on (the frame itself is never touched)."""
+    """Return a BGR copy of a BGR or mono frame, to draw on (the frame itself is never touched)."""
     return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 else image.copy()
 
 
@@ -99,14 +99,14 @@ def draw_triggers(canvas: np.ndarray, triggers: Sequence[TriggerView]) -> None:
 
 
 def draw_flash(canvas: np.ndarray) -> None:
-    """A thick border: an action has just fired."""
+    """Draw a thick border: an action has just fired."""
     border = max(4, round(min(canvas.shape[:2]) / 40))
     height, width = canvas.shape[:2]
     cv2.rectangle(canvas, (0, 0), (width - 1, height - 1), FLASH_COLOUR, border)
 
 
 def draw_caption(canvas: np.ndarray, text: str) -> None:
-    """A line of white text on a dark strip at the top left, readable on any floor."""
+    """Draw a line of white text on a dark strip at the top left, readable on any floor."""
     scale = max(0.45, min(canvas.shape[:2]) / 900)
     (width, height), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
     cv2.rectangle(canvas, (0, 0), (width + 12, height + baseline + 10), (40, 40, 40), -1)

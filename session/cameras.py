@@ -1,0 +1,230 @@
+"""The cameras of a session: one branch per camera, its capture process, pipes, ring and figures."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import time
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+from multiprocessing.context import SpawnContext
+from typing import Any
+
+from core.control import receive
+from core.logs import LogTarget
+from core.priority import PriorityPlan
+from processes.capture import CaptureJob, capture_main
+from processes.messages import Failed, Finished, Opened, RecorderFinished
+from processes.recorder import RecorderProcess
+from settings.sections import CameraSettings, Settings
+from transport.channel import EndReason
+from transport.ring import N_CHANNELS, Channel, FrameRing, RingSpec, new_ring_name, ring_slots
+
+log = logging.getLogger(__name__)
+
+OPEN_TIMEOUT_S = 60.0  # spawning a process and opening a camera; generous for slow machines
+
+
+@dataclass
+class CameraBranch:
+    """One camera: its capture process, pipes, ring and recorder."""
+
+    camera_id: int
+    settings: CameraSettings
+    process: multiprocessing.process.BaseProcess
+    control: Connection
+    channel_ends: tuple[Connection, ...]  # read ends, kept to hand to readers
+    opened: Opened | None = None
+    ring: FrameRing | None = None
+    finished: Finished | None = None
+    failure: str | None = None
+    recorder: RecorderProcess | None = None
+    recorder_entry: int | None = None  # its result's place in ``recordings``, once taken
+    recordings: list[RecorderFinished] = field(default_factory=list)
+    last_stats: dict[str, Any] = field(default_factory=dict)
+    recorder_pids: dict[str, int | None] = field(default_factory=dict)  # every recorder it had
+    lost_after_ns: int | None = None  # reported lost: host time of its last frame then
+    loss_handled: bool = False  # [Streaming] ON_CAMERA_LOST applied (once per camera)
+
+    @property
+    def name(self) -> str:
+        """Return the camera's name."""
+        return self.settings.name
+
+    @property
+    def ended(self) -> bool:
+        """Return True once the camera stopped streaming (ended or failed)."""
+        return self.finished is not None or self.failure is not None
+
+
+def spawn_capture(
+    context: SpawnContext,
+    camera_id: int,
+    camera: CameraSettings,
+    max_frames: int | None,
+    log_level: int,
+    plan: PriorityPlan,
+) -> CameraBranch:
+    """Start the capture process of one camera; it opens the camera and says so."""
+    control, child_control = context.Pipe(duplex=True)
+    pipes = [context.Pipe(duplex=False) for _ in range(N_CHANNELS)]
+    job = CaptureJob(
+        camera_id=camera_id,
+        camera=camera,
+        control=child_control,
+        channels=tuple(write_end for _, write_end in pipes),
+        max_frames=max_frames,
+        log_target=LogTarget(log_level),
+        priority=plan.for_role("capture"),
+        recorder_niceness=plan.side_niceness,
+    )
+    process = context.Process(
+        target=capture_main, args=(job,), name=f"capture:{camera.name}"
+    )
+    process.start()
+    # Close our copies of the child's ends, so a dead child shows as end-of-file.
+    child_control.close()
+    for _, write_end in pipes:
+        write_end.close()
+    return CameraBranch(camera_id, camera, process, control, tuple(r for r, _ in pipes))
+
+
+def await_opened(branches: list[CameraBranch]) -> list[str]:
+    """Wait until every camera opened or failed; return the problems (empty: all opened)."""
+    deadline = time.monotonic() + OPEN_TIMEOUT_S
+    pending = {branch.control: branch for branch in branches}
+    problems: list[str] = []
+    while pending:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            for branch in pending.values():
+                problems.append(
+                    f"camera {branch.name!r}: did not open within {OPEN_TIMEOUT_S:.0f} s"
+                )
+            break
+        sentinels = {b.process.sentinel: b for b in pending.values()}
+        watched: dict[Any, CameraBranch] = {**pending, **sentinels}
+        for ready in wait(list(watched), timeout=remaining):
+            branch = watched[ready]
+            if branch.control not in pending:
+                continue
+            message = receive(branch.control)
+            del pending[branch.control]
+            if isinstance(message, Opened):
+                branch.opened = message
+                log.info(
+                    "camera %r opened: %dx%d, %d channel(s), %s fps",
+                    branch.name,
+                    message.geometry.width,
+                    message.geometry.height,
+                    message.geometry.channels,
+                    message.nominal_fps,
+                )
+            elif isinstance(message, Failed):
+                problems.append(message.message)
+            else:
+                code = branch.process.exitcode
+                problems.append(
+                    f"camera {branch.name!r}: its capture process ended before opening "
+                    f"(exit code {code})"
+                )
+    return problems
+
+
+def ring_spec(branch: CameraBranch, settings: Settings) -> RingSpec:
+    """Size the camera's ring for ``[Streaming] BUFFER_SECONDS`` of its frames."""
+    assert branch.opened is not None
+    slots = ring_slots(branch.opened.nominal_fps, settings.streaming.buffer_seconds)
+    return RingSpec(new_ring_name(branch.name), branch.opened.geometry, slots)
+
+
+def camera_entry(branch: CameraBranch, stats: dict[str, Any]) -> dict[str, Any]:
+    """Return the camera's entry of session.json."""
+    geometry = branch.opened.geometry if branch.opened else None
+    recorded = sum(r.frames_recorded for r in branch.recordings)
+    lost = sum(r.frames_lost for r in branch.recordings)
+    if branch.recorder is not None and branch.recorder.finished is None:  # recording now
+        recorded += stats.get("recorded", 0)
+        lost += stats.get("record_lost", 0)
+    status = "streaming"
+    if branch.failure or (branch.finished and branch.finished.reason == EndReason.CAMERA_FAILED):
+        status = "failed"
+    elif branch.finished:
+        status = "ended"
+    return {
+        "camera_id": branch.camera_id,
+        "source": branch.settings.source,
+        "status": status,
+        "end": branch.finished.message if branch.finished else branch.failure,
+        "width": geometry.width if geometry else None,
+        "height": geometry.height if geometry else None,
+        "channels": geometry.channels if geometry else None,
+        "nominal_fps": branch.opened.nominal_fps if branch.opened else None,
+        "measured_fps": stats["measured_fps"],
+        "frames_captured": stats["captured"],
+        "frames_dropped_by_camera": stats["camera_gaps"],
+        "frames_recorded": recorded,
+        "frames_lost_in_recording": lost,
+        "frames_dropped": stats["camera_gaps"] + lost,
+        "recordings": [
+            {
+                "video": r.video_file,
+                "frames_table": r.frames_table,
+                "frames": r.frames_recorded,
+                "lost": r.frames_lost,
+                "error": r.error,
+            }
+            for r in branch.recordings
+        ]
+        + running_recording(branch, stats),
+        "device": {
+            **(branch.opened.description if branch.opened else {}),
+            **(branch.finished.description if branch.finished else {}),  # final figures, clock
+        },
+    }
+
+
+def running_recording(branch: CameraBranch, stats: dict[str, Any]) -> list[dict[str, Any]]:
+    """Return the recording in progress, as far as it got (so a killed session names its files)."""
+    recorder = branch.recorder
+    if recorder is None or recorder.finished is not None or recorder.ready is None:
+        return []
+    return [
+        {
+            "video": recorder.ready.video_file,
+            "frames_table": recorder.ready.frames_table,
+            "frames": stats.get("recorded", 0),
+            "lost": stats.get("record_lost", 0),
+            "error": None,
+            "running": True,
+        }
+    ]
+
+
+def branch_stats(branch: CameraBranch) -> dict[str, Any]:
+    """Return live figures of the camera, read from its ring header (cheap)."""
+    ring = branch.ring
+    if ring is None or ring.header is None:  # not opened yet, or already closed
+        return branch.last_stats or {"captured": 0, "camera_gaps": 0, "measured_fps": None}
+    header = ring.header
+    captured = int(header["captured"])
+    span_s = (int(header["last_host_ns"]) - int(header["first_host_ns"])) / 1e9
+    stats = {
+        "captured": captured,
+        "camera_gaps": int(header["camera_gaps"]),
+        "measured_fps": round((captured - 1) / span_s, 3) if captured > 1 and span_s > 0 else None,
+        "recorded": int(header["consumed"][Channel.RECORD]),
+        "record_lost": int(header["lost"][Channel.RECORD]),
+        "analysed": int(header["consumed"][Channel.ANALYSE]),
+        "analysis_skipped": int(header["skipped"][Channel.ANALYSE]),
+        "last_frame_index": int(header["last_frame_index"]),
+    }
+    branch.last_stats = stats
+    return stats
+
+
+def close_connections(branch: CameraBranch) -> None:
+    """Close the main process's ends of the camera's pipes."""
+    branch.control.close()
+    for end in branch.channel_ends:
+        end.close()
