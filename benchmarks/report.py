@@ -20,6 +20,7 @@ from core.figures import format_number
 DOCS_PAGE = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 ORDER = (
     "transport",
+    "transport_doorbells",
     "inference",
     "converted_models",
     "dynamic_crop",
@@ -35,6 +36,8 @@ ORDER = (
 )
 TITLES = {
     "transport": "Frames between processes (shared-memory ring + pipe vs multiprocessing.Queue)",
+    "transport_doorbells": "The two frame doorbells: POSIX pipe vs portable (multiprocessing "
+    "connections), both with the shared-memory ring",
     "inference": "Pose inference: whole path in the app vs the naive loop",
     "converted_models": "DeepLabCut and Lightning Pose models: ONNX Runtime (and OpenVINO) vs "
     "PyTorch eager",
@@ -54,6 +57,7 @@ TITLES = {
 }
 BASELINES = {
     "transport": ("ring+pipe", "mp.Queue"),
+    "transport_doorbells": ("pipe", "portable"),
     "recording": ("app", "naive loop"),
     "converted_models": ("ONNX Runtime / OpenVINO", "PyTorch eager"),
     "dynamic_crop": ("dynamic crop", "full frame"),

@@ -1,13 +1,16 @@
 """Frame transport between processes: the shared-memory ring + pipe against multiprocessing.Queue.
 
-Run ``python -m benchmarks.transport [--frames N] [--rate-seconds S] [--quick]``.
+Run ``python -m benchmarks.transport [--frames N] [--rate-seconds S] [--quick | --smoke]``.
 
 For every frame shape, two real processes (spawn context) move frames from a writer to a reader:
 
 * **project**: the writer fills a :class:`transport.ring.FrameRing` slot (``begin_write``, copy the
   pixels, stamp ``host_now_ns()``, ``end_write``) and announces it with a 40-byte record through a
-  :class:`transport.channel.ChannelWriter` pipe; the reader blocks in ``ChannelReader.wait``, reads
-  the records and copies each frame out with ``copy_frame``.
+  :class:`transport.channel.ChannelWriter`; the reader blocks in ``ChannelReader.wait``, reads
+  the records and copies each frame out with ``copy_frame``. It runs with both doorbells: the
+  POSIX pipe (the project's figures against the baseline) and the portable one (Connection calls
+  fed by a sending thread, what Windows uses), whose figures are printed and saved beside the
+  pipe's (``benchmarks/results/transport_doorbells.json``).
 * **baseline**: the writer makes a new frame (a copy of the pixels), stamps it and puts
   ``(seq, stamp, frame)`` on a ``multiprocessing.Queue`` (pickled); the reader ``get()``\\s it.
 
@@ -22,6 +25,7 @@ writer's stamp (the clock is system-wide). Two modes per transport:
   (checked by marker bytes) in the reader.
 
 The first frames of every run warm up caches and page tables and are not measured.
+``--smoke`` runs a few frames of one shape and saves nothing: it proves the benchmark runs.
 """
 
 from __future__ import annotations
@@ -31,11 +35,13 @@ import math
 import multiprocessing
 import queue
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.context import SpawnContext
 from multiprocessing.process import BaseProcess
 from multiprocessing.synchronize import Event
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -48,6 +54,7 @@ from core.machine import machine_description
 from transport.channel import (
     ChannelReader,
     ChannelWriter,
+    Doorbell,
     EndOfStream,
     EndReason,
     FrameRecord,
@@ -66,6 +73,9 @@ DEFAULT_FRAMES = 1000
 DEFAULT_RATE_SECONDS = 3.0
 QUICK_FRAMES = 200
 QUICK_RATE_SECONDS = 1.0
+SMOKE_FRAMES = 20
+SMOKE_RATE_SECONDS = 0.2
+SMOKE_WARMUP_FRAMES = 5
 READ_TIMEOUT_S = 10.0  # a reader that hears nothing this long gives up (writer died)
 THROTTLE_POLL_S = 20e-6
 _RECORD = Channel.RECORD
@@ -169,11 +179,16 @@ class Pacer:
 
 
 def ring_writer(
-    spec: RingSpec, channel_end: Connection, plan: Plan, ready: Event, report: Connection
+    spec: RingSpec,
+    channel_end: Connection,
+    kind: Doorbell,
+    plan: Plan,
+    ready: Event,
+    report: Connection,
 ) -> None:
     """Writer process: fill slots, stamp, publish, announce; never more than a ring ahead."""
     ring = FrameRing.attach(spec)
-    channel = ChannelWriter(channel_end)
+    channel = ChannelWriter(channel_end, kind=kind)
     try:
         ready.wait()
         report.send(_write_ring(ring, channel, plan))
@@ -206,11 +221,16 @@ def _write_ring(ring: FrameRing, channel: ChannelWriter, plan: Plan) -> dict[str
 
 
 def ring_reader(
-    spec: RingSpec, channel_end: Connection, plan: Plan, ready: Event, report: Connection
+    spec: RingSpec,
+    channel_end: Connection,
+    kind: Doorbell,
+    plan: Plan,
+    ready: Event,
+    report: Connection,
 ) -> None:
     """Reader process: wait for records, copy every announced frame out, time it."""
     ring = FrameRing.attach(spec)
-    reader = ChannelReader(channel_end, 0)
+    reader = ChannelReader(channel_end, 0, kind=kind)
     try:
         ring.set_subscribed(_RECORD, True)
         report.send(_read_ring(ring, reader, plan, ready))
@@ -287,7 +307,7 @@ def _receive(connection: Connection, timeout: float, who: str) -> dict[str, Any]
     return connection.recv()
 
 
-def _finish(processes: list[BaseProcess]) -> None:
+def _finish(processes: Sequence[BaseProcess]) -> None:
     for process in processes:
         process.join(10.0)
         if process.is_alive():
@@ -324,21 +344,26 @@ def _run_pair(
     return {**reader_report, "writer": writer_report}
 
 
-def run_ring(context: SpawnContext, plan: Plan) -> dict[str, Any]:
-    """One run of the project's transport."""
+def run_ring(context: SpawnContext, plan: Plan, kind: Doorbell = Doorbell.PIPE) -> dict[str, Any]:
+    """One run of the project's transport with the doorbell ``kind``."""
     ring = FrameRing.create(RingSpec(new_ring_name("bench"), plan.geometry, RING_SLOTS))
     read_end, write_end = context.Pipe(duplex=False)
     try:
         return _run_pair(
             context,
-            (ring_writer, (ring.spec, write_end)),
-            (ring_reader, (ring.spec, read_end)),
+            (ring_writer, (ring.spec, write_end, kind)),
+            (ring_reader, (ring.spec, read_end, kind)),
             plan,
             [read_end, write_end],
         )
     finally:
         ring.close()
         ring.unlink()
+
+
+def run_ring_portable(context: SpawnContext, plan: Plan) -> dict[str, Any]:
+    """One run of the project's transport with the portable doorbell."""
+    return run_ring(context, plan, Doorbell.PORTABLE)
 
 
 def run_queue(context: SpawnContext, plan: Plan) -> dict[str, Any]:
@@ -351,25 +376,36 @@ def run_queue(context: SpawnContext, plan: Plan) -> dict[str, Any]:
         frames.join_thread()
 
 
-RUNNERS = {"ring": run_ring, "queue": run_queue}
+# "ring" is the pipe doorbell (the default on Linux and macOS); each runs in turn, never together.
+RUNNERS: dict[str, Callable[[SpawnContext, Plan], dict[str, Any]]] = {
+    "ring": run_ring,
+    "ring_portable": run_ring_portable,
+    "queue": run_queue,
+}
 
 
 def run_shape(
-    context: SpawnContext, geometry: FrameGeometry, frames: int, rate_seconds: float
+    context: SpawnContext,
+    geometry: FrameGeometry,
+    frames: int,
+    rate_seconds: float,
+    warmup: int = WARMUP_FRAMES,
 ) -> dict[str, dict[str, Any]]:
-    """Both transports in both modes for one frame shape: ``{transport: {mode: report}}``."""
-    paced = Plan(geometry, PACED_FPS, frames, 0.0)
-    unpaced = Plan(geometry, None, 0, rate_seconds)
+    """Every transport in both modes for one frame shape: ``{transport: {mode: report}}``."""
+    paced = Plan(geometry, PACED_FPS, frames, 0.0, warmup)
+    unpaced = Plan(geometry, None, 0, rate_seconds, warmup)
     out: dict[str, dict[str, Any]] = {}
     for transport, run in RUNNERS.items():
         out[transport] = {"paced": run(context, paced), "max_rate": run(context, unpaced)}
     return out
 
 
-def figures_for(shape: str, project: dict[str, Any], baseline: dict[str, Any]) -> list[Figure]:
-    """The table rows of one shape."""
-    goals = {"p50": "~0.2 (queue ~2.7)", "p99": "~0.35", "rate": ">10,000 (queue <500)"}
-    use_goals = shape == "640x480x3"
+def figures_for(
+    shape: str, project: dict[str, Any], baseline: dict[str, Any], goals: bool = True
+) -> list[Figure]:
+    """The table rows of one shape (``goals``: the project's goals, against the queue only)."""
+    goal_of = {"p50": "~0.2 (queue ~2.7)", "p99": "~0.35", "rate": ">10,000 (queue <500)"}
+    use_goals = goals and shape == "640x480x3"
     rows = []
     for stat in ("p50", "p95", "p99", "max"):
         rows.append(
@@ -379,7 +415,7 @@ def figures_for(shape: str, project: dict[str, Any], baseline: dict[str, Any]) -
                 value=project["paced"]["latency_ms"].get(stat),
                 baseline=baseline["paced"]["latency_ms"].get(stat),
                 unit="ms",
-                goal=goals.get(stat, "") if use_goals else "",
+                goal=goal_of.get(stat, "") if use_goals else "",
             )
         )
     rows.append(
@@ -390,7 +426,7 @@ def figures_for(shape: str, project: dict[str, Any], baseline: dict[str, Any]) -
             baseline=baseline["max_rate"]["rate_fps"],
             unit="fps",
             higher_is_better=True,
-            goal=goals["rate"] if use_goals else "",
+            goal=goal_of["rate"] if use_goals else "",
         )
     )
     lost = sum(project[m]["frames_lost"] for m in project)
@@ -416,43 +452,52 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         f"quick {QUICK_RATE_SECONDS:g})",
     )
     parser.add_argument("--quick", action="store_true", help="fewer frames: about 15 s in all")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="a few frames of one shape, nothing saved: proves the benchmark runs",
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run every shape, print the table, save ``benchmarks/results/transport.json``."""
+    """Run every shape, print the tables, save ``transport.json`` and ``transport_doorbells.json``.
+
+    Both files go to ``benchmarks/results/`` (not with ``--smoke``).
+    """
     args = parse_args(argv)
-    frames = args.frames or (QUICK_FRAMES if args.quick else DEFAULT_FRAMES)
-    rate_seconds = args.rate_seconds or (QUICK_RATE_SECONDS if args.quick else DEFAULT_RATE_SECONDS)
+    if args.smoke:
+        frames, rate_seconds, warmup = SMOKE_FRAMES, SMOKE_RATE_SECONDS, SMOKE_WARMUP_FRAMES
+        shapes = dict(list(SHAPES.items())[:1])
+    else:
+        frames = args.frames or (QUICK_FRAMES if args.quick else DEFAULT_FRAMES)
+        rate_seconds = args.rate_seconds or (
+            QUICK_RATE_SECONDS if args.quick else DEFAULT_RATE_SECONDS
+        )
+        warmup, shapes = WARMUP_FRAMES, SHAPES
     started, machine = now_iso(), machine_description()
     context = multiprocessing.get_context("spawn")
     runs: dict[str, dict[str, dict[str, Any]]] = {}
     began = time.monotonic()
-    for shape, geometry in SHAPES.items():
+    for shape, geometry in shapes.items():
         print(f"transport: {shape} ...", flush=True)
-        runs[shape] = run_shape(context, geometry, frames, rate_seconds)
+        runs[shape] = run_shape(context, geometry, frames, rate_seconds, warmup)
     figures = [
-        f for shape in SHAPES for f in figures_for(shape, runs[shape]["ring"], runs[shape]["queue"])
+        f for shape in shapes for f in figures_for(shape, runs[shape]["ring"], runs[shape]["queue"])
+    ]
+    doorbells = [
+        f
+        for shape in shapes
+        for f in figures_for(shape, runs[shape]["ring"], runs[shape]["ring_portable"], False)
     ]
     parameters = {
         "paced_fps": PACED_FPS,
         "paced_frames": frames,
         "max_rate_seconds": rate_seconds,
         "ring_slots_and_queue_maxsize": RING_SLOTS,
-        "warmup_frames": WARMUP_FRAMES,
+        "warmup_frames": warmup,
         "wall_s": round(time.monotonic() - began, 1),
     }
-    path = save_result(
-        "transport",
-        figures,
-        started=started,
-        machine=machine,
-        details={"parameters": parameters, **{s: runs[s]["ring"] for s in SHAPES}},
-        baseline_details={
-            "transport": "multiprocessing.Queue (pickle)",
-            **{s: runs[s]["queue"] for s in SHAPES},
-        },
-    )
     print_table(
         "Frame transport between processes (project: shared-memory ring + pipe; "
         "baseline: multiprocessing.Queue)",
@@ -461,8 +506,59 @@ def main(argv: list[str] | None = None) -> int:
         project="ring+pipe",
         baseline="mp.Queue",
     )
-    print(f"{frames} paced frames per run, {rate_seconds:g} s per max-rate run; saved {path}")
+    print_table(
+        "The two doorbells of the ring (pipe: non-blocking POSIX pipe; portable: "
+        "Connection calls fed by a sending thread)",
+        doorbells,
+        machine,
+        project="pipe",
+        baseline="portable",
+    )
+    if args.smoke:
+        print(f"smoke run ({frames} paced frames, {rate_seconds:g} s max rate): nothing saved")
+        return 0
+    paths = _save(runs, figures, doorbells, parameters, started, machine)
+    saved = ", ".join(str(path) for path in paths)
+    print(f"{frames} paced frames per run, {rate_seconds:g} s per max-rate run; saved {saved}")
     return 0
+
+
+def _save(
+    runs: dict[str, dict[str, dict[str, Any]]],
+    figures: list[Figure],
+    doorbells: list[Figure],
+    parameters: dict[str, Any],
+    started: str,
+    machine: dict[str, Any],
+) -> list[Path]:
+    """Write ``transport.json`` (ring+pipe vs queue) and ``transport_doorbells.json``."""
+    transport = save_result(
+        "transport",
+        figures,
+        started=started,
+        machine=machine,
+        details={"parameters": parameters, **{s: runs[s]["ring"] for s in runs}},
+        baseline_details={
+            "transport": "multiprocessing.Queue (pickle)",
+            **{s: runs[s]["queue"] for s in runs},
+        },
+    )
+    doorbell = save_result(
+        "transport_doorbells",
+        doorbells,
+        started=started,
+        machine=machine,
+        details={
+            "parameters": parameters,
+            "doorbell": "pipe",
+            **{s: runs[s]["ring"] for s in runs},
+        },
+        baseline_details={
+            "doorbell": "portable",
+            **{s: runs[s]["ring_portable"] for s in runs},
+        },
+    )
+    return [transport, doorbell]
 
 
 if __name__ == "__main__":

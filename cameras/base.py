@@ -72,10 +72,10 @@ class Camera(ABC):
         """Release the device or file. Safe to call more than once."""
 
     def start_session(self, session_dir: Path) -> None:  # noqa: B027 - optional hook
-        """Called once before the first grab with the session folder (for side outputs)."""
+        """Prepare side outputs in the session folder; called once before the first grab."""
 
     def finish_session(self) -> None:  # noqa: B027 - optional hook
-        """Called once after the last grab, before :meth:`close`, to finalise side outputs."""
+        """Finalise side outputs; called once after the last grab, before :meth:`close`."""
 
     def describe(self) -> dict[str, Any]:
         """Facts about the opened camera for ``session.json`` (model, serial, file...).

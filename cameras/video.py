@@ -361,7 +361,7 @@ class VideoCamera(Camera):
             self._reader = None
 
     def describe(self) -> dict[str, Any]:
-        """The file, its codec, its frame count (None when unknown) and the decoder used."""
+        """Return the file, its codec, its frame count (None when unknown) and the decoder used."""
         info: dict[str, Any] = {"file": str(self.settings.path), "reader": self.settings.reader}
         if self._reader is not None:
             info.update(self._reader.describe())

@@ -154,7 +154,7 @@ class Action:
         return None
 
     def with_reason(self, reason: str) -> Action:
-        """The same command with another ``reason``."""
+        """Return the same command with another ``reason``."""
         return dataclasses.replace(self, reason=reason)
 
     def describe(self) -> str:
@@ -171,5 +171,5 @@ class Action:
         return " ".join(parts)
 
     def as_dict(self) -> dict[str, Any]:
-        """The fields that are set, for JSON."""
+        """Return the fields that are set, for JSON."""
         return {k: v for k, v in dataclasses.asdict(self).items() if v is not None and v != ""}

@@ -121,7 +121,7 @@ class NamedTrigger(Trigger):
         self._seen = -1
 
     def update(self, obs: AnyObservation) -> bool:
-        """The wrapped trigger's state, updated on the first call of an experiment update."""
+        """Return the wrapped trigger's state, updated on the first call of an experiment update."""
         if self._seen != self._counter.tick:
             self._seen = self._counter.tick
             self.state = bool(self.inner.update(obs))
@@ -137,18 +137,18 @@ class NamedTrigger(Trigger):
         self._seen = -1
 
     def describe(self) -> dict[str, Any]:
-        """The wrapped trigger's description."""
+        """Return the wrapped trigger's description."""
         return self.inner.describe()
 
     def measurement(self) -> str:
-        """The wrapped trigger's last measurement."""
+        """Return the wrapped trigger's last measurement."""
         return self.inner.measurement()
 
     def _params(self) -> dict[str, Any]:
         return {}
 
     def shapes(self) -> list[Shape]:
-        """The wrapped trigger's shapes."""
+        """Return the wrapped trigger's shapes."""
         return self.inner.shapes()
 
     def __getattr__(self, attribute: str) -> Any:
@@ -158,7 +158,7 @@ class NamedTrigger(Trigger):
         return getattr(self.inner, attribute)
 
     def __repr__(self) -> str:
-        """The name and the wrapped trigger."""
+        """Return the name and the wrapped trigger."""
         return f"{self.name}={self.inner!r}"
 
 
@@ -305,7 +305,7 @@ class Experiment(ABC):
 
     @abstractmethod
     def on_update(self, obs: AnyObservation, t: float) -> Iterable[Action]:
-        """The experiment's logic for one update; return the actions to perform now.
+        """Return the experiment's logic for one update; return the actions to perform now.
 
         Parameters
         ----------
@@ -346,7 +346,7 @@ class Experiment(ABC):
         return named
 
     def is_true(self, name: str) -> bool:
-        """The state of trigger ``name`` after this update."""
+        """Return the state of trigger ``name`` after this update."""
         return self._states[self._known(name)]
 
     def rose(self, name: str) -> bool:
@@ -389,7 +389,7 @@ class Experiment(ABC):
         return self.keypoint_filter.point(selected, keypoint, predicted)
 
     def deciding_trigger(self, action: Action) -> str | None:
-        """The name of the trigger that decided ``action``, for its ``events.csv`` positions.
+        """Return the name of the trigger that decided ``action``, for its ``events.csv`` positions.
 
         By default the first registered trigger that changed state in this update and reads a
         keypoint; None when there is none (the event then logs :attr:`event_keypoint`).
@@ -401,7 +401,7 @@ class Experiment(ABC):
         return None
 
     def shapes(self) -> list[Shape]:
-        """What the live view draws: every trigger's shapes."""
+        """Return what the live view draws: every trigger's shapes."""
         return [shape for trigger in self.triggers.values() for shape in trigger.shapes()]
 
     def is_held(self, device: str, channel: int = 0) -> bool:
@@ -414,7 +414,7 @@ class Experiment(ABC):
         return tuple(self._outputs)
 
     def declare_output(self, device: str, channel: int = 0) -> None:
-        """An output :meth:`stop` switches off even if no action has used it yet."""
+        """Return an output :meth:`stop` switches off even if no action has used it yet."""
         self._outputs[Action.off(device, channel).output] = None
 
     # ----------------------------------------------------------------------------------------
@@ -730,7 +730,7 @@ class Experiment(ABC):
         self._out.append(action)
 
     def _action_positions(self, action: Action) -> dict[str, Any]:
-        """The events.csv positions of an action: of the trigger that decided it, if any."""
+        """Return the events.csv positions of an action: of the trigger that decided it, if any."""
         name = self.deciding_trigger(action)
         trigger = self.triggers.get(name) if name is not None else None
         if trigger is None:
@@ -738,7 +738,7 @@ class Experiment(ABC):
         return self._positions(self._source_of(trigger), keypoint_of(trigger))
 
     def _source_of(self, trigger: Trigger) -> Observation | None:
-        """The observation whose keypoint :func:`keypoint_of` ``trigger`` names, this update."""
+        """Return this update's observation of the keypoint that ``trigger`` names (keypoint_of)."""
         camera = camera_of(trigger)
         if camera is not None and isinstance(self._current, Observations):
             return self._current.by_camera.get(camera, self._source)
@@ -768,7 +768,7 @@ class Experiment(ABC):
         return positions
 
     def _default_keypoint(self, source: Observation) -> str:
-        """The first keypoint a registered trigger reads that the camera has, else its first."""
+        """Return the first registered trigger's keypoint the camera has, else its first one."""
         for trigger in self.triggers.values():
             found = keypoint_of(trigger)
             if found is not None and found in source.names:
@@ -816,7 +816,7 @@ def _finite(value: float) -> float | None:
 
 
 def _prompting(observations: AnyObservation) -> Observation | None:
-    """The observation that prompted an update: the one, or the nearest to the reference time."""
+    """Return the observation that prompted an update: the one, or the nearest to the reference."""
     if isinstance(observations, Observation):
         return observations
     best: Observation | None = None

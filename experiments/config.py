@@ -259,7 +259,7 @@ class ExperimentSection:
                 )
 
     def prediction(self) -> PredictionSettings:
-        """The forward prediction these keys describe."""
+        """Return the forward prediction these keys describe."""
         lead = None if self.predict_lead.lower() == "auto" else float(self.predict_lead)
         return PredictionSettings(
             method=self.predict,
@@ -343,7 +343,7 @@ class StimulationSection:
             )
 
     def action(self, reason: str = "") -> Action:
-        """The :class:`Action` this section describes."""
+        """Return the :class:`Action` this section describes."""
         return Action(
             self.device,
             self.command,
@@ -437,7 +437,7 @@ class ExperimentConfig:
     rules: tuple[Rule, ...]
 
     def build(self, events: EventLog | None = None) -> ConfiguredExperiment:
-        """A fresh experiment (new triggers, no history) following this config."""
+        """Return a fresh experiment (new triggers, no history) following this config."""
         return ConfiguredExperiment(self, events)
 
 
@@ -480,7 +480,7 @@ class ConfiguredExperiment(Experiment):
         self._rules_by_name = {rule.name: rule for rule in config.rules}
 
     def deciding_trigger(self, action: Action) -> str | None:
-        """The ``WHEN`` trigger of the rule that sent ``action`` that fired in this update."""
+        """Return the ``WHEN`` trigger of the rule that sent ``action``, fired in this update."""
         rule = self._rules_by_name.get(action.reason)
         if rule is None:  # a switch-off at a trial's end, pause or stop
             return super().deciding_trigger(action)
@@ -773,7 +773,7 @@ def _check_rules_against_timing(
 
 
 def _with_defaults(spec: TriggerSpec, experiment: ExperimentSection) -> dict[str, str]:
-    """The trigger's parameters, with the experiment's likelihood policy where it sets none.
+    """Return the trigger's parameters, with the experiment's likelihood policy where it sets none.
 
     With ``PREDICT`` on, keypoint triggers read predicted positions unless they say
     ``PREDICTED = false``.
@@ -851,7 +851,7 @@ _PARAMETER_ERROR = re.compile(r"^trigger '(\w+)': parameter '(\w+)' = (.*)$", re
 
 
 def _trigger_problem(where: Where, message: str) -> str:
-    """A factory message, with the parameter named as its config key."""
+    """Return a factory message, with the parameter named as its config key."""
     match = _PARAMETER_ERROR.match(message)
     if match:
         return f"{where.key(match.group(2).upper())} = {match.group(3)}"

@@ -182,7 +182,7 @@ class ExperimentEvent:
             raise ValueError(f"event kind must be one of {allowed}, not {self.kind!r}")
 
     def row(self) -> list[str]:
-        """The event's CSV cells, in the order of :data:`EVENT_COLUMNS`."""
+        """Return the event's CSV cells, in the order of :data:`EVENT_COLUMNS`."""
         return [_cell(getattr(self, column)) for column in EVENT_COLUMNS]
 
     def as_dict(self) -> dict[str, Any]:
@@ -374,11 +374,11 @@ class EventLog:
             self.writer.close()
 
     def counts(self) -> dict[str, int]:
-        """Number of events of each kind (kinds that occurred)."""
+        """Count the events of each kind (kinds that occurred)."""
         return dict(Counter(event.kind for event in self.events))
 
     def of_kind(self, kind: str) -> list[ExperimentEvent]:
-        """The events of one kind, in order."""
+        """Return the events of one kind, in order."""
         return [event for event in self.events if event.kind == kind]
 
     def to_csv_text(self) -> str:
@@ -390,9 +390,9 @@ class EventLog:
         return buffer.getvalue()
 
     def __len__(self) -> int:
-        """Number of events."""
+        """Count the events."""
         return len(self.events)
 
     def __iter__(self) -> Iterator[ExperimentEvent]:
-        """The events in order."""
+        """Return the events in order."""
         return iter(self.events)

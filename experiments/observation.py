@@ -119,7 +119,7 @@ class Observation:
         return None if self.lead_s is None else self.time_s + self.lead_s
 
     def index(self, name: str) -> int:
-        """The row of keypoint ``name``; ``KeyError`` naming the keypoints there are."""
+        """Return the row of keypoint ``name``; ``KeyError`` naming the keypoints there are."""
         try:
             return self.names.index(name)
         except ValueError:
@@ -141,7 +141,7 @@ class Observation:
         return self.depth(x, y, radius)
 
     def likelihood(self, name: str) -> float:
-        """The likelihood of keypoint ``name``."""
+        """Return the likelihood of keypoint ``name``."""
         return float(self.keypoints[self.index(name), 2])
 
     def point(
@@ -169,7 +169,7 @@ class Observation:
         return self.point(name, min_likelihood, predicted=True)
 
     def _rows(self, predicted: bool) -> np.ndarray:
-        """The measured keypoints, or the predicted ones (which must exist)."""
+        """Return the measured keypoints, or the predicted ones (which must exist)."""
         if not predicted:
             return self.keypoints
         if self.predicted is None:
@@ -189,7 +189,7 @@ class Observation:
         camera_time_s: float | None = None,
         frame: np.ndarray | None = None,
     ) -> Observation:
-        """An observation from a :class:`pose.records.PoseRecord` (host clock unless given).
+        """Return an observation from a :class:`pose.records.PoseRecord` (host clock unless given).
 
         Parameters
         ----------
@@ -256,7 +256,7 @@ class KeypointFilter:
         self._last_seen: dict[tuple[str, str, bool], FilteredPoint] = {}
 
     def lookup(self, obs: Observation, name: str, predicted: bool = False) -> FilteredPoint | None:
-        """The keypoint after the policy, with whether it is held; None when missing.
+        """Return the keypoint after the policy, with whether it is held; None when missing.
 
         ``predicted=True``: its predicted position (:attr:`Observation.predicted`), held apart
         from the measured one.
@@ -290,7 +290,7 @@ class KeypointFilter:
         self._last_seen.clear()
 
     def describe(self) -> dict[str, Any]:
-        """The filter's parameters, for the event log."""
+        """Return the filter's parameters, for the event log."""
         described: dict[str, Any] = {"min_likelihood": self.min_likelihood, "policy": self.policy}
         if self.policy == "hold":
             described["hold_s"] = self.hold_s
@@ -316,7 +316,7 @@ class Observations(Mapping[str, Observation]):
     by_camera: Mapping[str, Observation] = field(default_factory=dict)
 
     def __getitem__(self, camera: str) -> Observation:
-        """The observation of ``camera``; ``KeyError`` naming the cameras there are."""
+        """Return the observation of ``camera``; ``KeyError`` naming the cameras there are."""
         try:
             return self.by_camera[camera]
         except KeyError:
@@ -325,7 +325,7 @@ class Observations(Mapping[str, Observation]):
             ) from None
 
     def __iter__(self) -> Iterator[str]:
-        """The camera names."""
+        """Return the camera names."""
         return iter(self.by_camera)
 
     def __len__(self) -> int:
@@ -353,7 +353,7 @@ def _time_of(obs: Observation) -> float:
 
 
 def nearest(stream: Sequence[Observation], t: float) -> Observation | None:
-    """The observation of a time-sorted stream nearest to ``t`` (the earlier one on a tie)."""
+    """Return the observation of a time-sorted stream nearest to ``t`` (the earlier on a tie)."""
     if not stream:
         return None
     after = bisect.bisect_left(stream, t, key=_time_of)

@@ -137,7 +137,7 @@ class PredictionSettings:
         return self.method != "off"
 
     def describe(self) -> dict[str, Any]:
-        """The parameters that matter for the method, for session.json."""
+        """Return the parameters that matter for the method, for session.json."""
         described: dict[str, Any] = {
             "method": self.method,
             "lead_ms": "auto" if self.lead_ms is None else self.lead_ms,
@@ -193,7 +193,7 @@ class LeadEstimator:
             self._median_s = None  # recomputed when next needed
 
     def set_elapsed(self, seconds: float | None) -> None:
-        """The time from the prompting frame's arrival to this update (None: not known)."""
+        """Return the time from the prompting frame's arrival to this update (None: not known)."""
         self._elapsed_s = None if seconds is None or not math.isfinite(seconds) else seconds
 
     @property
@@ -202,7 +202,7 @@ class LeadEstimator:
         return len(self._latencies)
 
     def median_latency_s(self) -> float | None:
-        """The median of the measured latencies held, None before the first."""
+        """Return the median of the measured latencies held, None before the first."""
         if not self._latencies:
             return None
         if self._median_s is None:
@@ -210,7 +210,7 @@ class LeadEstimator:
         return self._median_s
 
     def current_s(self) -> float:
-        """The lead for the update in progress, seconds (0 to :data:`MAX_LEAD_MS`)."""
+        """Return the lead for the update in progress, seconds (0 to :data:`MAX_LEAD_MS`)."""
         if self.fixed_s is not None:
             return self.fixed_s
         measured = self.median_latency_s()
@@ -262,7 +262,7 @@ class _Track:
         self.last_seen_s = np.empty(0)
 
     def _accept(self, time_s: float, keypoints: np.ndarray) -> np.ndarray | None:
-        """The seen mask of a new frame, or None for a frame given again (same time).
+        """Return the seen mask of a new frame, or None for a frame given again (same time).
 
         Time going backwards, or another number of keypoints, starts afresh.
         """
@@ -435,7 +435,7 @@ class KalmanConstantVelocity(_Track):
         self.last_seen_s[seen] = time_s
 
     def _start(self, rows: np.ndarray, measured: np.ndarray, time_s: float) -> None:
-        """A new track: at the measurement, no velocity, velocity uncertain."""
+        """Return a new track: at the measurement, no velocity, velocity uncertain."""
         self.position[rows] = measured
         self.velocity[rows] = 0.0
         self._state_s[rows] = time_s
@@ -476,7 +476,7 @@ class KalmanConstantVelocity(_Track):
 
 
 def make_predictor(settings: PredictionSettings, min_likelihood: float) -> KeypointPredictor:
-    """A fresh predictor of ``settings.method`` for one camera."""
+    """Return a fresh predictor of ``settings.method`` for one camera."""
     threshold = settings.min_likelihood if settings.min_likelihood is not None else min_likelihood
     if settings.method == "constant-velocity":
         return ConstantVelocity(settings.window_s, settings.max_gap_s, threshold)
@@ -555,7 +555,7 @@ class PosePredictor:
         self._by_camera.clear()
 
     def describe(self) -> dict[str, Any]:
-        """The settings, and the lead as it stands, for session.json."""
+        """Return the settings, and the lead as it stands, for session.json."""
         median = self.lead.median_latency_s()
         threshold = self.settings.min_likelihood
         return {

@@ -44,7 +44,7 @@ class ExperimentNotFoundError(LookupError):
 
 
 def config_names() -> list[str]:
-    """The shipped configs: stems of ``experiments/configs/*.ini``, sorted."""
+    """Return the shipped configs: stems of ``experiments/configs/*.ini``, sorted."""
     return sorted(path.stem for path in CONFIG_FOLDER.glob("*.ini"))
 
 
@@ -66,7 +66,7 @@ def available_experiments() -> list[str]:
 
 
 def load_experiment(name_or_path: str | Path) -> Experiment:
-    """A new experiment from a config name, ``module:Class``, or an ``.ini``/``.py`` path.
+    """Return a new experiment from a config name, ``module:Class``, or an ``.ini``/``.py`` path.
 
     Raises
     ------

@@ -23,7 +23,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, ClassVar, Literal, Protocol, Self
 
 import numpy as np
 
@@ -114,25 +114,17 @@ def open_backend(
     path = Path(description.model_file)
     if not path.is_file():
         raise ModelError(f"{path}: model file not found")
-    if backend == "onnxruntime":
-        if device not in _ORT_PROVIDERS:
-            raise ModelError(f"unknown device {device!r}; use cpu, cuda or tensorrt")
-        return OnnxRuntimeBackend(description, device, threads)
-    if backend == "pytorch":
-        if device not in ("cpu", "cuda"):
-            raise ModelError(
-                f"the pytorch backend runs on cpu or cuda, not {device!r}; use the onnxruntime "
-                f"backend for tensorrt"
-            )
-        return TorchBackend(description, device, threads)
-    if backend == "openvino":
-        if device != "cpu":
-            raise ModelError(
-                f"the openvino backend runs on the cpu here, not {device!r}; use the onnxruntime "
-                f"backend for cuda or tensorrt"
-            )
-        return OpenVinoBackend(description, threads)
-    raise ModelError(f"unknown backend {backend!r}; use onnxruntime, pytorch or openvino")
+    try:
+        kind = BACKENDS[backend]
+    except KeyError:
+        known = ", ".join(BACKENDS)
+        raise ModelError(f"unknown backend {backend!r}; use {known}") from None
+    if device not in kind.devices:
+        advice = "" if backend == "onnxruntime" else "; onnxruntime runs on cuda and tensorrt too"
+        raise ModelError(
+            f"the {backend} backend runs on {' or '.join(kind.devices)}, not {device!r}{advice}"
+        )
+    return kind.open(description, device, threads)
 
 
 def _dummy_batch(description: ModelDescription, batch_size: int | None) -> np.ndarray:
@@ -158,6 +150,14 @@ class OnnxRuntimeBackend:
         Let idle pool threads spin (ONNX Runtime's default; off here, see below). For
         measuring the difference.
     """
+
+    name: ClassVar[str] = "onnxruntime"
+    devices: ClassVar[tuple[DeviceName, ...]] = ("cpu", "cuda", "tensorrt")
+
+    @classmethod
+    def open(cls, description: ModelDescription, device: DeviceName, threads: int) -> Self:
+        """Open the model's session on ``device`` (the registry's way in)."""
+        return cls(description, device, threads)
 
     def __init__(
         self,
@@ -270,6 +270,14 @@ class OpenVinoBackend:
     units OpenVINO would otherwise run in bf16, and keypoints would move.
     """
 
+    name: ClassVar[str] = "openvino"
+    devices: ClassVar[tuple[DeviceName, ...]] = ("cpu",)
+
+    @classmethod
+    def open(cls, description: ModelDescription, device: DeviceName, threads: int) -> Self:
+        """Compile the model for the CPU (the registry's way in; ``device`` is ``cpu``)."""
+        return cls(description, threads)
+
     def __init__(self, description: ModelDescription, threads: int) -> None:
         try:
             import openvino
@@ -366,6 +374,14 @@ class TorchBackend:
     load only model files you trust (TorchScript files do not have this problem).
     """
 
+    name: ClassVar[str] = "pytorch"
+    devices: ClassVar[tuple[DeviceName, ...]] = ("cpu", "cuda")
+
+    @classmethod
+    def open(cls, description: ModelDescription, device: DeviceName, threads: int) -> Self:
+        """Load the module onto ``device`` (the registry's way in)."""
+        return cls(description, device, threads)
+
     def __init__(self, description: ModelDescription, device: DeviceName, threads: int) -> None:
         import torch
 
@@ -455,3 +471,23 @@ def _load_torch_module(path: Path, device: Any) -> Any:
             f"network's code to load)"
         )
     return module.eval()
+
+
+class BackendKind(Protocol):
+    """What the registry needs of a backend class: its name, its devices, how to open it."""
+
+    name: str
+    devices: tuple[DeviceName, ...]
+
+    def open(
+        self, description: ModelDescription, device: DeviceName, threads: int
+    ) -> InferenceBackend:
+        """Open ``description`` on ``device`` with ``threads`` threads."""
+        ...
+
+
+#: The backends ``[Pose] BACKEND`` names; a new backend is a class with ``name``, ``devices`` and
+#: ``open``, listed here.
+BACKENDS: dict[str, BackendKind] = {
+    kind.name: kind for kind in (OnnxRuntimeBackend, TorchBackend, OpenVinoBackend)
+}

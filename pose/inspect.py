@@ -162,12 +162,12 @@ def check(description: ModelDescription, frame: Frame, threads: int) -> int:
 
 
 def _comparison(description: ModelDescription) -> tuple[Any, dict[str, float]]:
-    """The format's comparison and the limits that apply at the model's precision."""
+    """Return the format's comparison and the limits that apply at the model's precision."""
     return _format(description).comparison(description)
 
 
 def _read_frame(path: Path, index: int) -> Frame:
-    """A BGR frame from an image file, or frame ``index`` of a video."""
+    """Return a BGR frame from an image file, or frame ``index`` of a video."""
     import cv2
 
     if not path.is_file():
@@ -188,7 +188,7 @@ def _read_frame(path: Path, index: int) -> Frame:
 
 
 def _synthetic_frame(description: ModelDescription) -> Frame:
-    """An image-like frame of the model's input size, when no frame was given."""
+    """Return an image-like frame of the model's input size, when no frame was given."""
     from pose.conversion import synthetic_input
 
     normalised = synthetic_input(description.input_height, description.input_width, (0,), (1,))

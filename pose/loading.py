@@ -55,7 +55,7 @@ def load_model(
     frame_size: tuple[int, int] | None = None,
     precision: Precision = "fp32",
 ) -> ModelDescription:
-    """The description of the model at ``path`` (None: the bundled model).
+    """Return the description of the model at ``path`` (None: the bundled model).
 
     Parameters
     ----------
@@ -128,7 +128,7 @@ def check_model(path: Path | None) -> None:
 
 
 def build_torch_module(description: ModelDescription) -> Any:
-    """The PyTorch module of a converted model, rebuilt from ``description.source_file``.
+    """Return the PyTorch module of a converted model, rebuilt from ``description.source_file``.
 
     It returns the graph's outputs in the graph's order, in float32, and is in eval mode on
     the CPU.

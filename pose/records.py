@@ -8,13 +8,13 @@ of one session all have the same size (K is fixed by the model), are written non
 
 from __future__ import annotations
 
-import errno
-import os
 import struct
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 
 import numpy as np
+
+from transport.channel import ChannelReader
 
 _HEAD = struct.Struct("<HxxxxxxqqqqQ")
 _MAX_RECORD = 4096  # POSIX PIPE_BUF: larger writes could interleave
@@ -58,38 +58,25 @@ class PoseReader:
     """Read every pose record that has arrived, without blocking."""
 
     def __init__(self, connection: Connection, keypoints: int) -> None:
-        self._connection = connection
-        self._fd = connection.fileno()
-        os.set_blocking(self._fd, False)
+        # The worker writes poses through a ChannelWriter: read them through this process's
+        # doorbell (pipe or portable), which undoes its framing.
+        self._channel = ChannelReader(connection, 0)
         self._size = pose_record_size(keypoints)
         self._keypoints = keypoints
-        self._partial = b""
-        self.at_eof = False
+
+    @property
+    def at_eof(self) -> bool:
+        """Return True once the worker has closed its end: no pose will arrive any more."""
+        return self._channel.at_eof
 
     def fileno(self) -> int:
         """Return the descriptor to wait on."""
-        return self._fd
+        return self._channel.fileno()
 
     def read_available(self) -> list[PoseRecord]:
         """Return the records that arrived since the last call, oldest first."""
-        chunks = [self._partial]
-        while not self.at_eof:
-            try:
-                chunk = os.read(self._fd, self._size * 256)
-            except BlockingIOError:
-                break
-            except OSError as error:
-                if error.errno == errno.EINTR:
-                    continue
-                raise
-            if not chunk:
-                self.at_eof = True
-                break
-            chunks.append(chunk)
-        data = b"".join(chunks)
-        whole = len(data) - len(data) % self._size
-        self._partial = data[whole:]
-        return [self._decode(data, offset) for offset in range(0, whole, self._size)]
+        data = self._channel.read_bytes(self._size)
+        return [self._decode(data, offset) for offset in range(0, len(data), self._size)]
 
     def _decode(self, data: bytes, offset: int) -> PoseRecord:
         camera_id, index, host, picked, ready, seq = _HEAD.unpack_from(data, offset)
@@ -100,4 +87,4 @@ class PoseReader:
 
     def close(self) -> None:
         """Close this end."""
-        self._connection.close()
+        self._channel.close()

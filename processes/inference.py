@@ -582,7 +582,9 @@ def _analyse(job: PoseJob, states: list[_CameraState], slot: _ExperimentSlot) ->
     common_clock = len(states) > 1
     seq = 0
     while active:
-        wait([*(s.reader for s in active), job.control], timeout=1.0)
+        # wait() takes any object with fileno(); typeshed names only connections and sockets.
+        waitables: list[Any] = [*(s.reader for s in active), job.control]
+        wait(waitables, timeout=1.0)
         # On a stop, one last turn: frames announced before it are analysed (the newest of each
         # camera) or counted as skipped, never left uncounted.
         stopping = not _handle_control(job, slot)

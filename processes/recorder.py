@@ -154,7 +154,9 @@ def _record(job: RecorderJob, reader: ChannelReader, recording: _Recording, firs
     header = recording.ring.header
     stopping = False
     while True:
-        wait([reader, job.control], timeout=1.0)
+        # wait() takes any object with fileno(); typeshed names only connections and sockets.
+        waitables: list[Any] = [reader, job.control]
+        wait(waitables, timeout=1.0)
         if job.control.poll():
             try:
                 stopping = isinstance(job.control.recv(), StopRecording) or stopping

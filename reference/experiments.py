@@ -43,7 +43,7 @@ def _escape(text: str) -> str:
 
 
 def section_table(cls: type) -> str:
-    """The keys of a config section class as a markdown table."""
+    """Return the keys of a config section class as a markdown table."""
     hints = typing.get_type_hints(cls)
     lines = ["| Key | Default | Allowed | Meaning |", "|---|---|---|---|"]
     for field in settings_fields(cls):
@@ -74,14 +74,14 @@ def trigger_kinds() -> str:
 
 
 def event_columns() -> str:
-    """The events.csv columns as a table."""
+    """Return the events.csv columns as a table."""
     lines = ["| column | meaning |", "|---|---|"]
     lines += [f"| `{name}` | {_escape(doc)} |" for name, doc in EVENT_COLUMN_DOCS.items()]
     return "\n".join(lines)
 
 
 def shipped_configs() -> str:
-    """The configs in experiments/configs with their descriptions."""
+    """Return the configs in experiments/configs with their descriptions."""
     lines = ["| name | what it does |", "|---|---|"]
     for path in sorted(CONFIG_FOLDER.glob("*.ini")):
         description = load_experiment_config(path).experiment.description

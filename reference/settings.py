@@ -46,7 +46,7 @@ This page is generated from the code by `python -m reference.settings`; a test c
 
 
 def default_text(field: dataclasses.Field) -> str:
-    """A key's default as the reference tables show it."""
+    """Return a key's default as the reference tables show it."""
     default = field.default
     if default is dataclasses.MISSING:
         return "required"
@@ -79,7 +79,7 @@ def _docstring(cls: Any) -> str:
 
 
 def render_reference() -> str:
-    """The full text of docs/settings.md."""
+    """Return the full text of docs/settings.md."""
     parts = [_INTRO.format(sections=", ".join(f"`[{name}]`" for name in SECTION_CLASSES))]
     for name, cls in SECTION_CLASSES.items():
         parts += [f"## [{name}]", "", _docstring(cls), "", *_table(cls), ""]
@@ -111,7 +111,7 @@ def render_reference() -> str:
 
 
 def _device_sections() -> list[str]:
-    """The ``[Device NAME]`` part: the TYPE key, then each device type's own keys."""
+    """Return the ``[Device NAME]`` part: the TYPE key, then each device type's own keys."""
     parts = [
         "## [Device NAME]",
         "",

@@ -165,12 +165,12 @@ def _parse_device(
 
 
 def section_attribute(section: str) -> str:
-    """The :class:`Settings` attribute of a section: ``LatencyTest`` -> ``latency_test``."""
+    """Return the :class:`Settings` attribute of a section: ``LatencyTest`` -> ``latency_test``."""
     return re.sub(r"(?<!^)(?=[A-Z])", "_", section).lower()
 
 
 def settings_as_dict(settings: Settings) -> dict[str, Any]:
-    """The effective settings as plain JSON-able data (for ``session.json``)."""
+    """Return the effective settings as plain JSON-able data (for ``session.json``)."""
     data: dict[str, Any] = {"file": str(settings.source_file)}
     for name in SECTION_CLASSES:
         data[name] = _plain(dataclasses.asdict(getattr(settings, section_attribute(name))))

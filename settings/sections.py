@@ -485,7 +485,7 @@ class Settings:
     latency_test: LatencyTestSettings = field(default_factory=LatencyTestSettings)
 
     def camera(self, name: str) -> CameraSettings:
-        """The camera called ``name``."""
+        """Return the camera called ``name``."""
         for camera in self.cameras:
             if camera.name == name:
                 return camera

@@ -51,7 +51,7 @@ def device_class(name: str) -> type[StimulationDevice]:
 
 
 def create_device(name: str, **options: Any) -> StimulationDevice:
-    """A new, not yet opened device of kind ``name`` built with ``options``.
+    """Return a new, not yet opened device of kind ``name`` built with ``options``.
 
     Examples: ``create_device("serial", port="/dev/ttyACM0")``,
     ``create_device("gpio", pins=[17, 27])``, ``create_device("log")``.

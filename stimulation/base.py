@@ -63,7 +63,7 @@ class DeviceCommand:
     count: int = 1
 
     def describe(self) -> str:
-        """A readable form, e.g. ``PULSE 2 0.5 s``, for devices without a wire protocol."""
+        """Return a readable form, e.g. ``PULSE 2 0.5 s``, for devices without a wire protocol."""
         if self.kind in ("ON", "OFF"):
             return f"{self.kind} {self.channel}"
         if self.kind == "PULSE":
@@ -102,6 +102,7 @@ class ActionRecord:
         self._end_board_time_us: int | None = None
 
     def __repr__(self) -> str:
+        """Describe the record: its action and how far it got."""
         with self._lock:
             state = (
                 f"error={self._error!r}"
@@ -326,6 +327,7 @@ class StimulationDevice(ABC):
             return list(self._records)
 
     def __enter__(self) -> Self:
+        """Open the device for a ``with`` block."""
         self.open()
         return self
 
@@ -335,6 +337,7 @@ class StimulationDevice(ABC):
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
+        """Close the device at the end of the block."""
         self.close()
 
     # -- helpers ------------------------------------------------------------------------------

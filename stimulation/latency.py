@@ -74,7 +74,7 @@ class FlashReport:
 
 
 def run_file(events_file: str, stem: str) -> str:
-    """The file of one experiment run named like its events file.
+    """Return the file of one experiment run named like its events file.
 
     ``events.csv`` -> ``latency_board.csv``, ``events.run2.csv`` -> ``latency_board.run2.csv``
     (the GUI can run the test several times in one session).
@@ -104,7 +104,7 @@ def write_board_reports(path: Path, reports: list[FlashReport]) -> None:
 
 
 def read_board_reports(path: Path) -> list[FlashReport]:
-    """The reports of a ``latency_board.csv``."""
+    """Return the reports of a ``latency_board.csv``."""
     with path.open(newline="", encoding="utf-8") as file:
         rows = list(csv.DictReader(file))
     return [

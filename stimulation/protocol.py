@@ -37,7 +37,7 @@ def format_duration_ms(seconds: float) -> str:
 
 
 def format_command(command_id: int, action: DeviceCommand) -> str:
-    """The line for ``action`` with ``command_id``, without its newline."""
+    """Return the line for ``action`` with ``command_id``, without its newline."""
     if not 0 <= command_id <= ID_MAX:
         raise ValueError(f"command id {command_id} is outside 0..{ID_MAX}")
     words = [str(command_id), action.kind]
@@ -51,7 +51,7 @@ def format_command(command_id: int, action: DeviceCommand) -> str:
 
 
 def format_query(command_id: int, word: Literal["PING", "HELLO", "SEEN", "STOP"]) -> str:
-    """A line of one word without arguments (PING, HELLO, SEEN, STOP), without its newline."""
+    """Return a line of one word (PING, HELLO, SEEN, STOP), without its newline."""
     return f"{command_id} {word}"
 
 
@@ -64,7 +64,7 @@ def format_latency_test(
     count: int = 0,
     seed: int | None = None,
 ) -> str:
-    """The ``LATENCY`` line that starts the board's latency self-test, without its newline."""
+    """Return the ``LATENCY`` line that starts the board's latency self-test (no newline)."""
     if not min_interval_s <= max_interval_s:
         raise ValueError(
             f"the shortest wait {min_interval_s} s is longer than the longest {max_interval_s} s"
@@ -155,7 +155,7 @@ class BoardClock:
         self._last: int | None = None
 
     def unwrap(self, raw_us: int) -> int:
-        """The unwrapped time of ``raw_us`` (0 .. 2^32 - 1), nearest to the previous one."""
+        """Return the unwrapped time of ``raw_us`` (0 .. 2^32 - 1), nearest to the previous one."""
         if self._last is None:
             self._last = raw_us
             return raw_us

@@ -66,7 +66,7 @@ class SerialSettings:
 
 
 def describe_serial_ports() -> str:
-    """The serial ports present, one per line with their description, for error messages."""
+    """Return the serial ports present, one per line with their description, for error messages."""
     ports = sorted(serial.tools.list_ports.comports(), key=lambda port: port.device)
     if not ports:
         return "no serial ports were found"
@@ -75,7 +75,7 @@ def describe_serial_ports() -> str:
 
 
 def _open_error_message(port: str, error: serial.SerialException) -> str:
-    """What to tell the user when ``port`` cannot be opened."""
+    """Return what to tell the user when ``port`` cannot be opened."""
     code = getattr(error, "errno", None)
     if code == errno.ENOENT or not Path(port).exists():
         return f"serial port {port} does not exist; {describe_serial_ports()}"
@@ -255,7 +255,7 @@ class SerialStimulator(StimulationDevice):
         return self._send(lambda command_id: format_command(command_id, action), action.kind)
 
     def ping(self) -> ActionRecord:
-        """A PING: its record's ACK gives the round trip and a host/board clock pair."""
+        """Return a PING: its record's ACK gives the round trip and a host/board clock pair."""
         return self._send(lambda command_id: format_query(command_id, "PING"), "PING")
 
     def start_latency_test(self, spec: LatencyTestSpec, count: int = 0) -> ActionRecord:

@@ -51,7 +51,7 @@ def build_firmware() -> None:
 
 
 def pin_name(channel: int) -> str:
-    """The ATmega328P pin of a board channel: channel n is Arduino D(n + 2).
+    """Return the ATmega328P pin of a board channel: channel n is Arduino D(n + 2).
 
     D2..D7 are PD2..PD7, D8..D13 are PB0..PB5 (docs/arduino.md).
     """
@@ -151,6 +151,7 @@ class SimulatedBoard:
                 stream.close()
 
     def __enter__(self) -> Self:
+        """Start the simulated board for a ``with`` block."""
         self.start()
         return self
 
@@ -160,4 +161,5 @@ class SimulatedBoard:
         value: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
+        """Stop the simulated board at the end of the block."""
         self.stop()

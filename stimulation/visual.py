@@ -270,7 +270,7 @@ class VisualStimulator(StimulationDevice):
             thread.start()
 
     def _wait_ready(self) -> dict[str, Any]:
-        """The display process's ready message; DeviceNotFoundError with its reason if not."""
+        """Return the display process's ready message; DeviceNotFoundError says why if it is not."""
         assert self._process is not None and self._events is not None
         deadline = time.monotonic() + self.open_timeout_s
         while time.monotonic() < deadline:
@@ -384,7 +384,7 @@ class VisualStimulator(StimulationDevice):
             raise self._error
 
     def _set_level(self, channel: int, high: bool) -> None:
-        """Called by the timing machinery with the channel's lock held."""
+        """Switch the channel; the timing machinery calls this with the channel's lock held."""
         if self._error is not None:
             raise self._error  # a timer thread's edge after the display died: fail its record
         with self._send_lock:
@@ -562,7 +562,7 @@ def _pick_screen(app: Any, index: int) -> Any:
 
 
 def _make_window(config: DisplayConfig, screen: Any) -> Any:
-    """The stimulus window, shown on ``screen``; _StartError for bad colours or images."""
+    """Return the stimulus window, shown on ``screen``; _StartError for bad colours or images."""
     from PyQt5.QtCore import QRect, Qt
     from PyQt5.QtGui import QColor, QImage, QPainter, QPixmap
     from PyQt5.QtWidgets import QWidget

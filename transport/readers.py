@@ -29,7 +29,7 @@ class NewestFrameReader:
         ring.set_subscribed(channel, True)
 
     def fileno(self) -> int:
-        """The descriptor to wait on for new frames."""
+        """Return what to wait on for new frames (see :meth:`ChannelReader.fileno`)."""
         return self.reader.fileno()
 
     def poll(self) -> bool:

@@ -105,13 +105,13 @@ class RingSpec:
 
 
 def ring_slots(nominal_fps: float | None, buffer_seconds: float, minimum: int = 8) -> int:
-    """Number of slots that hold ``buffer_seconds`` of frames at ``nominal_fps`` (>= minimum)."""
+    """Return how many slots hold ``buffer_seconds`` of frames at ``nominal_fps`` (>= minimum)."""
     fps = nominal_fps if nominal_fps and nominal_fps > 0 else 30.0
     return max(minimum, int(np.ceil(fps * buffer_seconds)))
 
 
 def new_ring_name(camera_name: str) -> str:
-    """A unique shared-memory name that says whose it is (process id) when seen in /dev/shm."""
+    """Return a unique shared-memory name that says whose it is (process id) in /dev/shm."""
     return f"dls{os.getpid()}_{camera_name[:20]}_{secrets.token_hex(3)}"
 
 
@@ -157,7 +157,7 @@ class FrameRing:
     # -- writer side (the capture process) ---------------------------------------------------
 
     def slot_for(self, seq: int) -> int:
-        """The slot that frame number ``seq`` goes into."""
+        """Return the slot that frame number ``seq`` goes into."""
         return seq % self.spec.slots
 
     def begin_write(self, seq: int) -> np.ndarray:
@@ -174,11 +174,11 @@ class FrameRing:
     # -- reader side ------------------------------------------------------------------------
 
     def view(self, slot: int) -> np.ndarray:
-        """The slot's pixels, in place (no copy); check :meth:`holds` after using them."""
+        """Return the slot's pixels, in place (no copy); check :meth:`holds` after using them."""
         return self._frames[slot]
 
     def holds(self, slot: int, seq: int) -> bool:
-        """True when ``slot`` still holds frame ``seq`` (not being rewritten, not overwritten)."""
+        """Return whether ``slot`` still holds frame ``seq`` (not rewritten, not overwritten)."""
         return int(self.slot_seq[slot]) == seq
 
     def copy_frame(self, slot: int, seq: int, out: np.ndarray) -> bool:
@@ -241,7 +241,7 @@ def find_stale_rings(folder: Path = SHM_FOLDER) -> list[StaleRing]:
     SIGKILL (or a power cut of the process group) leaves its rings behind, tens of MB each.
     A ring whose owner still runs (another session) is never touched.
     """
-    if not folder.is_dir():
+    if not _has_shm_folder(folder):  # macOS, Windows: rings are not files to list
         return []
     stale = []
     for path in folder.iterdir():
@@ -271,6 +271,15 @@ def remove_stale_rings(folder: Path = SHM_FOLDER) -> list[StaleRing]:
             continue
         removed.append(ring)
     return removed
+
+
+def _has_shm_folder(folder: Path) -> bool:
+    """Return whether ``folder`` holds shared memory as files (Linux's /dev/shm; POSIX only).
+
+    ``os.kill(pid, 0)`` and ``os.statvfs`` below are POSIX calls; on Windows signal 0 would even
+    interrupt the process rather than probe it, so nothing here runs there.
+    """
+    return os.name == "posix" and folder.is_dir()
 
 
 def _process_exists(pid: int) -> bool:
@@ -305,10 +314,14 @@ def _c_strides(geometry: FrameGeometry) -> tuple[int, ...]:
 
 
 def _check_shared_memory_room(nbytes: int) -> None:
-    """Refuse to create a ring that /dev/shm cannot hold: touching it later would crash (SIGBUS)."""
-    if not os.path.isdir("/dev/shm"):
+    """Refuse to create a ring that /dev/shm cannot hold: touching it later would crash (SIGBUS).
+
+    Only Linux keeps shared memory in a size-limited /dev/shm; elsewhere (macOS, Windows) there is
+    no such folder to check and the check is skipped.
+    """
+    if not _has_shm_folder(SHM_FOLDER):
         return
-    stats = os.statvfs("/dev/shm")
+    stats = os.statvfs(SHM_FOLDER)
     free = stats.f_bavail * stats.f_frsize
     if nbytes > free:
         raise MemoryError(

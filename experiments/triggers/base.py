@@ -42,12 +42,12 @@ AnyObservation = Observation | Observations
 
 
 def observation_time(obs: AnyObservation) -> float:
-    """The frame time of an observation, or the reference time of paired observations."""
+    """Return the frame time of an observation, or the reference time of paired observations."""
     return obs.time_s
 
 
 def select_camera(obs: AnyObservation, camera: str | None, who: str) -> Observation | None:
-    """The observation a single-camera trigger uses, or None when ``obs`` is not for it."""
+    """Return the observation a single-camera trigger uses, or None when ``obs`` is not for it."""
     if isinstance(obs, Observation):
         return obs if camera is None or obs.camera == camera else None
     if camera is not None:
@@ -110,7 +110,7 @@ class Trigger(ABC):
 
     @abstractmethod
     def _step(self, obs: Observation) -> bool:
-        """The state after one observation of this trigger's camera."""
+        """Return the state after one observation of this trigger's camera."""
 
     def reset(self) -> None:
         """Forget all memory, as if just built."""
@@ -130,14 +130,14 @@ class Trigger(ABC):
 
     @abstractmethod
     def _params(self) -> dict[str, Any]:
-        """The parameters that define this trigger (numbers, names, geometry text)."""
+        """Return the parameters that define this trigger (numbers, names, geometry text)."""
 
     def shapes(self) -> list[Shape]:
-        """What to draw for this trigger, in frame pixels (nothing by default)."""
+        """Return what to draw for this trigger, in frame pixels (nothing by default)."""
         return []
 
     def measurement(self) -> str:
-        """What the trigger measured in its last update, for the event log ("" for nothing).
+        """Return what the trigger measured in its last update, for the event log ("" for nothing).
 
         Logged after "true"/"false" in the ``detail`` of each change of state, e.g. the
         brightness of a light trigger's region, so that the log shows why it changed.
@@ -148,7 +148,7 @@ class Trigger(ABC):
         return f"trigger {self.kind!r}"
 
     def __repr__(self) -> str:
-        """The kind and parameters."""
+        """Return the kind and parameters."""
         params = ", ".join(f"{k}={v!r}" for k, v in self.describe().items() if k != "kind")
         return f"{type(self).__name__}({params})"
 
@@ -195,7 +195,7 @@ class KeypointTrigger(Trigger):
         super().reset()
 
     def describe(self) -> dict[str, Any]:
-        """The parameters, the likelihood policy's included (and ``predicted`` when set)."""
+        """Return the parameters, the likelihood policy's included (and ``predicted`` when set)."""
         described = {**super().describe(), **self.filter.describe()}
         if self.predicted:
             described["predicted"] = True
@@ -203,7 +203,7 @@ class KeypointTrigger(Trigger):
 
 
 def keypoint_of(trigger: Trigger) -> str | None:
-    """The keypoint a trigger decides on, for the event log; None for triggers of no keypoint.
+    """Return the keypoint a trigger decides on, for the event log; None for no keypoint.
 
     ``keypoint`` where the trigger has one (region, speed, freezing, height), the head's ``tip``
     (head direction, target side), ``a`` (distance), else the first child's that has one
@@ -221,7 +221,7 @@ def keypoint_of(trigger: Trigger) -> str | None:
 
 
 def camera_of(trigger: Trigger) -> str | None:
-    """The camera whose keypoint :func:`keypoint_of` names (None: the prompting camera's)."""
+    """Return the camera whose keypoint :func:`keypoint_of` names (None: the prompting camera's)."""
     camera = getattr(trigger, "camera_a", None) or trigger.camera
     if camera is None:
         for child in getattr(trigger, "children", ()):

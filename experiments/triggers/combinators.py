@@ -34,14 +34,14 @@ class _Combinator(Trigger):
         super().reset()
 
     def describe(self) -> dict[str, Any]:
-        """The kind, parameters and the children's descriptions (under ``"children"``)."""
+        """Return the kind, parameters and the children's descriptions (under ``"children"``)."""
         return {**super().describe(), "children": [c.describe() for c in self.children]}
 
     def _params(self) -> dict[str, Any]:
         return {}
 
     def shapes(self) -> list[Shape]:
-        """The children's shapes."""
+        """Return the children's shapes."""
         return [shape for child in self.children for shape in child.shapes()]
 
 

@@ -113,7 +113,7 @@ class Height(KeypointTrigger):
         self.last_height_m = None
 
     def height_m(self, obs: Observation) -> float | None:
-        """The keypoint's height above the floor in ``obs`` (None: missing or not measured)."""
+        """Return the keypoint's height above the floor in ``obs`` (None: missing, not measured)."""
         if obs.depth is None:
             raise ValueError(
                 f"trigger {self.kind!r} reads depth, but camera {obs.camera!r} delivers no depth "

@@ -98,7 +98,7 @@ class _Bearing(KeypointTrigger):
         self._head: tuple[tuple[float, float], tuple[float, float]] | None = None
 
     def bearing(self, obs: Observation) -> float | None:
-        """The target's bearing in this observation (None when a keypoint is missing)."""
+        """Return the target's bearing in this observation (None when a keypoint is missing)."""
         origin, tip = self._point(obs, self.origin), self._point(obs, self.tip)
         if origin is None or tip is None:
             self._head = None
@@ -112,7 +112,7 @@ class _Bearing(KeypointTrigger):
         return {"target": _target_text(self.target), "origin": self.origin, "tip": self.tip}
 
     def shapes(self) -> list[Shape]:
-        """The target (point or region), and the head's line of sight at the last update."""
+        """Return the target (point or region), and the head's line of sight at the last update."""
         drawn: list[Shape] = [
             Marker(*self.target_point) if isinstance(self.target, tuple) else self.target
         ]

@@ -41,7 +41,7 @@ _SQRT2 = math.sqrt(2.0)
 
 
 def as_gray(frame: np.ndarray) -> np.ndarray:
-    """A uint8 grayscale image: (H, W) as is, (H, W, 3) BGR converted, (H, W, 1) squeezed."""
+    """Return a uint8 grayscale image: (H, W) as is, (H, W, 3) BGR converted, (H, W, 1) squeezed."""
     if frame.ndim == 3 and frame.shape[2] == 1:
         frame = frame[:, :, 0]
     if frame.ndim == 3 and frame.shape[2] == 3:
@@ -177,7 +177,7 @@ class MotionEnergyAbove(Trigger):
         return {"roi": str(self.roi), "threshold": self.threshold}
 
     def shapes(self) -> list[Shape]:
-        """The ROI."""
+        """Return the ROI."""
         return [self.roi]
 
 

@@ -28,7 +28,7 @@ GEOMETRY_SYNTAX = (
 
 
 def _num(value: float) -> str:
-    """A number in the shortest text that reads back to the same float."""
+    """Return a number in the shortest text that reads back to the same float."""
     text = repr(float(value))
     return text.removesuffix(".0") if float(value).is_integer() else text
 
@@ -280,7 +280,7 @@ def _numbers(words: list[str], text: str) -> list[float]:
 
 
 def parse_shape(text: str) -> RegionShape:
-    """A region from its text form (see the module docstring); ``ValueError`` with the syntax."""
+    """Parse a region from its text form (see the module docstring); ValueError with the syntax."""
     words = text.replace(";", " ").split()
     if not words:
         raise ValueError(f"empty geometry; expected {GEOMETRY_SYNTAX}")

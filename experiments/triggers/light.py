@@ -105,7 +105,7 @@ class LightOn(Trigger):
         return self.roi is None or self.off_level is None or self.on_level is None
 
     def lit_fraction(self, level: float | None) -> float | None:
-        """The fraction of an exposure the light was on, from a region level (0 .. 1)."""
+        """Return the fraction of an exposure the light was on, from a region level (0 .. 1)."""
         if level is None or self.off_level is None or self.on_level is None:
             return None
         span = self.on_level - self.off_level
@@ -193,7 +193,7 @@ class LightOn(Trigger):
         )
 
     def shapes(self) -> list[Shape]:
-        """The light's region, once known."""
+        """Return the light's region, once known."""
         return [] if self.roi is None else [self.roi]
 
 
@@ -205,7 +205,7 @@ def block_means(gray: np.ndarray, block: int = BLOCK_PX) -> np.ndarray:
 
 
 def find_light(blocks: np.ndarray, block: int = BLOCK_PX) -> tuple[Rectangle, np.ndarray] | None:
-    """The region of a light in frames of block means (T, rows, cols), with its levels.
+    """Return the region of a light in frames of block means (T, rows, cols), with its levels.
 
     The best block switches with the largest contrast between two steady levels, lit in some
     frames and dark in others; its neighbours that follow it join. None: nothing qualifies.

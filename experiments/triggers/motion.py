@@ -77,13 +77,13 @@ class WindowSpeed:
         return self.speed()
 
     def speed(self) -> float | None:
-        """The speed at the newest sample, px/s (None with fewer than two sample times)."""
+        """Return the speed at the newest sample, px/s (None with fewer than two sample times)."""
         if len(self._samples) < 2:
             return None
         return self.speed_at(self._samples[-1][0])
 
     def position_at(self, t: float) -> tuple[float, float]:
-        """The position at time ``t`` within the kept samples, on the straight line between them."""
+        """Return the position at time ``t`` within the kept samples, on the line between them."""
         samples = self._samples
         after = bisect.bisect_left(samples, t, key=_sample_time)
         if after == 0:
@@ -95,7 +95,7 @@ class WindowSpeed:
         return x0 + fraction * (x1 - x0), y0 + fraction * (y1 - y0)
 
     def speed_at(self, t: float) -> float | None:
-        """The windowed speed at time ``t`` (between the previous and the newest sample)."""
+        """Return the windowed speed at time ``t`` (between the previous and the newest sample)."""
         if len(self._samples) < 2 or not t > self.history_start:
             return None
         x, y = self.position_at(t)
@@ -139,7 +139,7 @@ class _SpeedTrigger(KeypointTrigger):
         return self._speed.window_s
 
     def _measure(self, obs: Observation) -> Any:
-        """The speed now (px/s or mm/s), None when unknown, or ``_HELD`` for a held keypoint."""
+        """Return the speed now (px/s or mm/s), None when unknown, ``_HELD`` for a held keypoint."""
         found = self._lookup(obs, self.keypoint)
         if found is None:
             self._speed.reset()
@@ -419,7 +419,7 @@ class DistanceBelow(KeypointTrigger):
         return params
 
     def shapes(self) -> list[Shape]:
-        """The segment between the two points at the last update (one camera only)."""
+        """Return the segment between the two points at the last update (one camera only)."""
         if self._points is None or self.camera_a is not None:
             return []
         (x0, y0), (x1, y1) = self._points

@@ -153,7 +153,7 @@ class Region(KeypointTrigger):
         }
 
     def shapes(self) -> list[Shape]:
-        """The region."""
+        """Return the region."""
         return [self.shape]
 
 

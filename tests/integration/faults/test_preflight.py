@@ -1,0 +1,176 @@
+"""Issue 14: a bad model or experiment is refused before anything starts; Ctrl-C at start-up.
+
+Every run here is a real ``DeepLabStream.py`` process. A problem found before the start must
+give exit code 2, a message naming the file, section and key, and no session folder; a Ctrl-C
+while the cameras open or the model loads must stop the run cleanly.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.support.files import write_settings
+from tests.support.paths import PROJECT_ROOT
+
+CAMERA = "[Camera arena]\nSOURCE = synthetic\nFRAMERATE = 30\n"
+DEVICE = "[Device stimulus_box]\nTYPE = log\n"
+
+
+def _run(tmp_path: Path, settings_text: str, *extra: str) -> subprocess.CompletedProcess:
+    settings = write_settings(tmp_path, settings_text)
+    return subprocess.run(
+        [
+            sys.executable,
+            str(PROJECT_ROOT / "DeepLabStream.py"),
+            "--settings",
+            str(settings),
+            "--headless",
+            "--frames",
+            "30",
+            "--output-dir",
+            str(tmp_path / "out"),
+            *extra,
+        ],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def _assert_refused(tmp_path: Path, result: subprocess.CompletedProcess, *words: str) -> None:
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    for word in words:
+        assert word in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    out = tmp_path / "out"
+    assert not out.exists() or not any(out.iterdir()), list(out.iterdir())
+
+
+def test_missing_model_is_refused_before_the_start(tmp_path: Path) -> None:
+    missing = tmp_path / "no_such_model"
+    text = f"{CAMERA}[Pose]\nMODEL_PATH = {missing}\n"
+    result = _run(tmp_path, text, "--pose-enabled")
+    _assert_refused(tmp_path, result, "[Pose] MODEL_PATH", str(missing), "not found")
+
+
+def test_missing_model_of_one_camera_names_its_section(tmp_path: Path) -> None:
+    missing = tmp_path / "side_model"
+    result = _run(tmp_path, f"{CAMERA}MODEL_PATH = {missing}\n", "--pose-enabled")
+    _assert_refused(tmp_path, result, "[Camera arena] MODEL_PATH", str(missing))
+
+
+def test_garbage_pt_is_refused_without_unsafe_advice(tmp_path: Path) -> None:
+    model = tmp_path / "junk.pt"
+    model.write_bytes(b"garbage not a model " * 100)
+    result = _run(tmp_path, CAMERA, "--pose-enabled", "--model", str(model))
+    _assert_refused(tmp_path, result, "--model", str(model), "DeepLabCut 3.0", "export_model")
+    assert "weights_only=False" not in result.stderr
+    assert "weights_only` set to `False" not in result.stderr
+
+
+def test_empty_pt_is_refused(tmp_path: Path) -> None:
+    model = tmp_path / "empty.pt"
+    model.write_bytes(b"")
+    result = _run(tmp_path, f"{CAMERA}[Pose]\nMODEL_PATH = {model}\n", "--pose-enabled")
+    _assert_refused(tmp_path, result, "[Pose] MODEL_PATH", str(model), "empty")
+
+
+def test_unknown_experiment_is_refused(tmp_path: Path) -> None:
+    text = f"{CAMERA}[Experiment]\nNAME = NoSuchExperiment\n{DEVICE}"
+    result = _run(tmp_path, text, "--experiment-enabled")
+    _assert_refused(tmp_path, result, "[Experiment] NAME", "NoSuchExperiment", "unknown experiment")
+
+
+def test_broken_experiment_config_is_refused(tmp_path: Path) -> None:
+    config = tmp_path / "broken.ini"
+    config.write_text("[Experiment]\nMAX_TRIALS = many\n\n[Rule r]\nWHEN = nothing\n")
+    result = _run(
+        tmp_path, f"{CAMERA}{DEVICE}", "--experiment-enabled", "--experiment", str(config)
+    )
+    _assert_refused(tmp_path, result, "--experiment", str(config))
+
+
+def test_experiment_file_that_fails_to_import_is_refused(tmp_path: Path) -> None:
+    module = tmp_path / "broken_experiment.py"
+    module.write_text("import no_such_module_here\n")
+    text = f"{CAMERA}[Experiment]\nNAME = {module}\n{DEVICE}"
+    result = _run(tmp_path, text, "--experiment-enabled")
+    _assert_refused(tmp_path, result, "[Experiment] NAME", "no_such_module_here")
+
+
+def test_experiment_with_an_undeclared_device_is_refused(tmp_path: Path) -> None:
+    # ExampleExperiment drives stimulus_box; these settings declare no device at all.
+    result = _run(
+        tmp_path, f"{CAMERA}[Experiment]\nNAME = ExampleExperiment\n", "--experiment-enabled"
+    )
+    _assert_refused(tmp_path, result, "stimulus_box", "[Device stimulus_box]")
+
+
+def test_inspect_of_an_empty_pt_says_so(tmp_path: Path) -> None:
+    model = tmp_path / "empty.pt"
+    model.write_bytes(b"")
+    result = subprocess.run(
+        [sys.executable, "-m", "pose.inspect", str(model)],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    assert str(model) in result.stderr and "empty" in result.stderr
+
+
+@pytest.mark.parametrize("delay_s", [0.5, 2.0])
+def test_ctrl_c_during_start_up_stops_cleanly(tmp_path: Path, delay_s: float) -> None:
+    settings = write_settings(tmp_path, f"{CAMERA}{DEVICE}")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            str(PROJECT_ROOT / "DeepLabStream.py"),
+            "--settings",
+            str(settings),
+            "--headless",
+            "--pose-enabled",
+            "--output-dir",
+            str(tmp_path / "out"),
+        ],
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    children: dict[int, psutil.Process] = {}
+    deadline = time.monotonic() + delay_s
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            for child in psutil.Process(process.pid).children(recursive=True):
+                children.setdefault(child.pid, child)
+        except psutil.NoSuchProcess:
+            break
+        time.sleep(0.02)
+    assert process.poll() is None, process.communicate()
+    sent = time.monotonic()
+    process.send_signal(signal.SIGINT)
+    try:
+        stdout, stderr = process.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        stdout, stderr = process.communicate()
+        raise AssertionError(f"still running 20 s after Ctrl-C: {stdout}\n{stderr}") from None
+    assert time.monotonic() - sent < 20
+    assert "Traceback" not in stderr, stderr
+    assert process.returncode in (0, 130), (process.returncode, stdout, stderr)
+    _, alive = psutil.wait_procs(list(children.values()), timeout=5)
+    assert not alive, f"left running: {alive}"
+    out = tmp_path / "out"
+    for session in out.iterdir() if out.exists() else ():
+        assert '"status": "finished"' in (session / "session.json").read_text(), session

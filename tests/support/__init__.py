@@ -1,0 +1,1 @@
+"""Helpers the tests share: paths, files and videos, running the command line."""

@@ -1,0 +1,414 @@
+"""The desktop GUI (``app.py``) in a real Qt window, offscreen, on the simulated arena.
+
+Every test drives the real window: real camera, inference and recorder processes, real shared
+memory, files read back. Screenshots for the docs are taken here (``docs/images/gui-*.png``);
+they are rewritten when missing or when ``DLS_UPDATE_SCREENSHOTS=1``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PyQt5.QtCore import Qt
+from PyQt5.QtGui import QImage
+
+from core.instance_lock import LOCK_ENV, InstanceLock
+from gui.main_window import MainWindow
+from gui.session import Part
+from tests.support.files import read_video, write_settings
+from tests.support.paths import PROJECT_ROOT
+from tests.support.processes import only_session, run_cli
+
+SCREENSHOTS = PROJECT_ROOT / "docs" / "images"
+START_TIMEOUT_MS = 90_000  # spawning processes and loading the model on a busy 2-core machine
+
+
+def _back_and_forth(cycles: int = 60, period: int = 150) -> str:
+    """Waypoints: the mouse walks into ExampleExperiment's left circle, stays, walks out, again."""
+    points = []
+    for cycle in range(cycles):
+        start = cycle * period
+        points += [f"{start}: 320 240", f"{start + 40}: 320 240", f"{start + 70}: 160 240"]
+        points += [f"{start + 110}: 160 240"]
+    return "; ".join(points)
+
+
+ARENA = (
+    "[Camera arena]\nSOURCE = synthetic\nFRAMERATE = 30\nSEED = 3\nMOTION = waypoints\n"
+    f"WAYPOINTS = {_back_and_forth()}\n"
+    "[Experiment]\nNAME = ExampleExperiment\n"
+)
+
+
+@pytest.fixture(autouse=True)
+def private_lock(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test has its own instance lock, so tests never see a developer's running app."""
+    monkeypatch.setenv(LOCK_ENV, str(tmp_path / "instance.lock"))
+
+
+@pytest.fixture
+def window(qtbot, tmp_path: Path) -> Iterator[MainWindow]:
+    """The main window on the arena settings, shown offscreen; closed (files finalised) after."""
+    settings = write_settings(tmp_path, ARENA + "[Device stimulus_box]\nTYPE = log\n")
+    main = MainWindow(settings, tmp_path / "out")
+    qtbot.addWidget(main)
+    main.show()
+    yield main
+    main.close()
+
+
+def _button(window: MainWindow, part: Part):
+    return window.buttons[part]
+
+
+def _click(qtbot, window: MainWindow, part: Part) -> None:
+    button = _button(window, part)
+    assert button.isEnabled(), f"{button.text()} is disabled"
+    qtbot.mouseClick(button, Qt.LeftButton)
+
+
+def _wait_running(qtbot, window: MainWindow, part: Part, running: bool = True) -> None:
+    controller = window.controller
+
+    def done() -> None:
+        assert controller.busy is None
+        assert controller.running(part) is running
+
+    qtbot.waitUntil(done, timeout=START_TIMEOUT_MS)
+
+
+def _enabled(window: MainWindow) -> dict[str, bool]:
+    return {part.value: button.isEnabled() for part, button in window.buttons.items()}
+
+
+def _table_column(window: MainWindow, column: str) -> list[str]:
+    from gui.status_panel import CAMERA_COLUMNS
+
+    table = window.status_panel.table
+    index = CAMERA_COLUMNS.index(column)
+    return [table.item(row, index).text() for row in range(table.rowCount())]
+
+
+def _first_number(window: MainWindow, column: str) -> float:
+    """The first camera's figure in ``column`` (-1 while it shows "-")."""
+    cells = _table_column(window, column)
+    return -1.0 if not cells or cells[0] == "-" else float(cells[0].split("/")[0])
+
+
+def _save_screenshot(window: MainWindow, name: str, tmp_path: Path) -> Path:
+    """Grab the window; into docs/images when missing or asked for, else beside the test."""
+    target = SCREENSHOTS / name
+    if target.exists() and os.environ.get("DLS_UPDATE_SCREENSHOTS") != "1":
+        target = tmp_path / name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    assert window.grab().save(str(target)), target
+    return target
+
+
+def _as_array(image: QImage) -> np.ndarray:
+    """RGB pixels of a QImage."""
+    image = image.convertToFormat(QImage.Format_RGB888)
+    pointer = image.bits()
+    pointer.setsize(image.byteCount())
+    rows = np.frombuffer(pointer, np.uint8).reshape(image.height(), image.bytesPerLine())
+    return rows[:, : image.width() * 3].reshape(image.height(), image.width(), 3).copy()
+
+
+def test_click_through_every_part_and_back(qtbot, window: MainWindow, tmp_path: Path) -> None:
+    _save_screenshot(window, "gui-idle.png", tmp_path)
+    assert _enabled(window) == {
+        "stream": True,
+        "analysis": False,
+        "recording": False,
+        "experiment": False,
+    }
+
+    _click(qtbot, window, Part.STREAM)
+    _wait_running(qtbot, window, Part.STREAM)
+    assert _enabled(window) == {
+        "stream": True,
+        "analysis": True,
+        "recording": True,
+        "experiment": False,  # needs analysis
+    }
+    assert _button(window, Part.STREAM).text() == "Stop Stream"
+    assert not window.settings_edit.isEnabled()  # settings are fixed while streaming
+    qtbot.waitUntil(lambda: window.status_panel.table.rowCount() == 1, timeout=10_000)
+    qtbot.waitUntil(lambda: _first_number(window, "capture fps") > 5, timeout=10_000)
+    assert _table_column(window, "analysed fps") == ["-"]
+
+    _click(qtbot, window, Part.ANALYSIS)
+    _wait_running(qtbot, window, Part.ANALYSIS)
+    assert _button(window, Part.EXPERIMENT).isEnabled()
+    qtbot.waitUntil(lambda: _first_number(window, "analysed fps") > 5, timeout=10_000)
+    qtbot.waitUntil(lambda: _first_number(window, "latency p50/p99 ms") > 0, timeout=10_000)
+
+    _click(qtbot, window, Part.RECORDING)
+    _wait_running(qtbot, window, Part.RECORDING)
+    qtbot.waitUntil(lambda: "MB" in window.status_panel.recording.text(), timeout=20_000)
+    first_size = window.controller.recording_size_bytes()
+
+    _click(qtbot, window, Part.EXPERIMENT)
+    _wait_running(qtbot, window, Part.EXPERIMENT)
+    assert _button(window, Part.EXPERIMENT).text() == "Stop Experiment"
+
+    # The mouse enters the left circle every 5 s: trials start, the region lights up.
+    def in_the_region_after_a_trial() -> bool:
+        status = window.controller.stream.analysis.experiment_status
+        assert status is not None and status.trials >= 1
+        assert any(trigger.active for trigger in status.triggers)
+
+    qtbot.waitUntil(in_the_region_after_a_trial, timeout=30_000)
+    qtbot.waitUntil(lambda: "trial(s)" in window.status_panel.experiment.text())
+    assert "ExampleExperiment" in window.status_panel.experiment.text()
+    assert window.status_panel.last_event.text() != "-"
+
+    view = window.live_view.views["arena"]
+    qtbot.waitUntil(lambda: view.pose_frame_index is not None, timeout=10_000)
+    grabbed = [(view.pose_frame_index, _as_array(view.grab().toImage()))]
+    for _ in range(3):
+        qtbot.wait(400)
+        grabbed.append((view.pose_frame_index, _as_array(view.grab().toImage())))
+    mapping = [view.to_widget(0, 0), view.to_widget(639, 479)]
+    _save_screenshot(window, "gui-live-tracking.png", tmp_path)
+    assert window.controller.recording_size_bytes() > first_size  # the recording grows
+
+    # Stop each part in turn; the buttons follow.
+    _click(qtbot, window, Part.EXPERIMENT)
+    _wait_running(qtbot, window, Part.EXPERIMENT, running=False)
+    assert window.status_panel.experiment.text() == "not running"
+    _click(qtbot, window, Part.RECORDING)
+    _wait_running(qtbot, window, Part.RECORDING, running=False)
+    _click(qtbot, window, Part.ANALYSIS)
+    _wait_running(qtbot, window, Part.ANALYSIS, running=False)
+    assert not _button(window, Part.EXPERIMENT).isEnabled()
+    _click(qtbot, window, Part.STREAM)
+    qtbot.waitUntil(lambda: not window.controller.streaming, timeout=START_TIMEOUT_MS)
+    assert _enabled(window)["analysis"] is False
+    assert window.settings_edit.isEnabled()
+
+    session = only_session(tmp_path / "out")
+    assert window.session_label.text() == str(session)
+    _check_markers_on_truth(session, grabbed, mapping)
+    _check_session_files(session)
+
+
+def _check_markers_on_truth(session: Path, grabbed: list, mapping: list) -> None:
+    """Green keypoint markers lie on the simulated ground truth of the frame whose pose is drawn,
+    and nowhere else."""
+    truth = pd.read_csv(session / "arena.truth.csv", header=[0, 1, 2], index_col=0).sort_index(
+        axis=1
+    )
+    top_left, bottom_right = mapping
+    scale = (bottom_right.x() - top_left.x()) / 639
+    keypoints = truth["simulation"].columns.get_level_values(0).unique()
+    for frame_index, pixels in grabbed:
+        row = truth.loc[frame_index, "simulation"]
+        points = np.array(
+            [
+                (top_left.x() + row[(k, "x")] * scale, top_left.y() + row[(k, "y")] * scale)
+                for k in keypoints
+            ]
+        )
+        rgb = pixels.astype(int)
+        # likelihood near 1 -> pure green marker (R and B low, G high); no other drawing is green
+        green = (rgb[..., 1] > 170) & (rgb[..., 0] < 110) & (rgb[..., 2] < 110)
+        found = 0
+        for x, y in points[[list(keypoints).index(k) for k in ("nose", "left_ear", "tail_base")]]:
+            near = green[max(0, round(y) - 4) : round(y) + 5, max(0, round(x) - 4) : round(x) + 5]
+            found += bool(near.any())
+        assert found >= 2, (frame_index, found)
+        ys, xs = np.nonzero(green)
+        assert len(xs) > 0
+        distance = np.hypot(xs[:, None] - points[:, 0], ys[:, None] - points[:, 1]).min(axis=1)
+        assert np.percentile(distance, 99) < 8, (frame_index, distance.max())
+
+
+def _check_session_files(session: Path) -> None:
+    info = json.loads((session / "session.json").read_text())
+    assert info["status"] == "finished"
+    assert info["experiment"]["name"] == "ExampleExperiment"
+    assert info["experiment"]["events_file"] == "events.csv"
+    frames = pd.read_csv(session / "arena.frames.csv")
+    assert len(read_video(session / "arena.mp4")) == len(frames) > 0
+    pose = pd.read_csv(session / "arena.pose.csv", header=[0, 1, 2], index_col=0)
+    assert len(pose) > 30
+    events = pd.read_csv(session / "events.csv")
+    assert (events["kind"] == "trial_start").sum() >= 1
+
+
+def test_analysis_and_experiment_can_run_again_in_one_session(
+    qtbot, window: MainWindow, tmp_path: Path
+) -> None:
+    for part in (Part.STREAM, Part.ANALYSIS, Part.EXPERIMENT):
+        _click(qtbot, window, part)
+        _wait_running(qtbot, window, part)
+    _click(qtbot, window, Part.ANALYSIS)  # stops its experiment too
+    _wait_running(qtbot, window, Part.ANALYSIS, running=False)
+    assert not window.controller.running(Part.EXPERIMENT)
+    for part in (Part.ANALYSIS, Part.EXPERIMENT):
+        _click(qtbot, window, part)
+        _wait_running(qtbot, window, part)
+    qtbot.wait(1500)
+    window.close()
+    session = only_session(tmp_path / "out")
+    for name in ("arena.pose.csv", "arena.run2.pose.csv", "events.csv", "events.run2.csv"):
+        assert (session / name).is_file(), name
+    info = json.loads((session / "session.json").read_text())
+    assert len(info["pose_runs"]) == 2
+    assert [run["events_file"] for run in info["experiment_runs"]] == [
+        "events.csv",
+        "events.run2.csv",
+    ]
+
+
+def test_closing_the_window_mid_recording_leaves_a_valid_session(
+    qtbot, window: MainWindow, tmp_path: Path
+) -> None:
+    for part in (Part.STREAM, Part.RECORDING):
+        _click(qtbot, window, part)
+        _wait_running(qtbot, window, part)
+    qtbot.waitUntil(lambda: window.controller.recording_size_bytes() > 0, timeout=20_000)
+    window.close()
+    assert not window.controller.streaming
+    session = only_session(tmp_path / "out")
+    info = json.loads((session / "session.json").read_text())
+    assert info["status"] == "finished"
+    assert info["stop_reason"] == "window closed"
+    frames = pd.read_csv(session / "arena.frames.csv")
+    assert len(read_video(session / "arena.mp4")) == len(frames) > 0
+
+
+def test_a_missing_serial_port_shows_the_banner_and_the_window_goes_on(
+    qtbot, tmp_path: Path
+) -> None:
+    settings = write_settings(
+        tmp_path, ARENA + "[Device stimulus_box]\nTYPE = serial\nPORT = /dev/ttyDLS_unplugged\n"
+    )
+    window = MainWindow(settings, tmp_path / "out")
+    qtbot.addWidget(window)
+    window.show()
+    for part in (Part.STREAM, Part.ANALYSIS):
+        _click(qtbot, window, part)
+        _wait_running(qtbot, window, part)
+    assert window.banner.isHidden()
+    qtbot.waitUntil(lambda: _first_number(window, "analysed fps") > 0, timeout=10_000)
+    _click(qtbot, window, Part.EXPERIMENT)
+    qtbot.waitUntil(lambda: window.banner.isVisible(), timeout=START_TIMEOUT_MS)
+    text = window.banner.label.text()
+    assert "/dev/ttyDLS_unplugged" in text and "stimulus_box" in text
+    _save_screenshot(window, "gui-error.png", tmp_path)
+    # The window and the rest of the session go on; the experiment can be tried again.
+    assert window.controller.running(Part.ANALYSIS)
+    assert _button(window, Part.EXPERIMENT).text() == "Start Experiment"
+    assert _button(window, Part.EXPERIMENT).isEnabled()
+    qtbot.mouseClick(
+        window.findChild(type(_button(window, Part.STREAM)), "dismiss_error"), Qt.LeftButton
+    )
+    assert window.banner.isHidden()
+    window.close()
+    info = json.loads((only_session(tmp_path / "out") / "session.json").read_text())
+    assert info["status"] == "finished"
+
+
+def test_bad_settings_show_the_banner_naming_the_key(qtbot, tmp_path: Path) -> None:
+    settings = write_settings(tmp_path, "[Camera arena]\nSOURCE = synthetic\nFRAMERATE = fast\n")
+    window = MainWindow(settings, tmp_path / "out")
+    qtbot.addWidget(window)
+    window.show()
+    _click(qtbot, window, Part.STREAM)
+    assert window.banner.isVisible()
+    assert "FRAMERATE" in window.banner.label.text()
+    assert str(settings) in window.banner.label.text()
+    assert not window.controller.streaming
+    assert _button(window, Part.STREAM).text() == "Start Stream"
+    window.close()
+
+
+def test_a_second_instance_does_not_take_the_cameras(
+    qtbot, window: MainWindow, tmp_path: Path
+) -> None:
+    with InstanceLock():  # as another running DeepLabStream would hold it
+        _click(qtbot, window, Part.STREAM)
+        assert window.banner.isVisible()
+        assert "another DeepLabStream" in window.banner.label.text()
+        assert str(os.getpid()) in window.banner.label.text()
+        assert not window.controller.streaming
+    _click(qtbot, window, Part.STREAM)  # once the other has gone, this one may stream
+    _wait_running(qtbot, window, Part.STREAM)
+
+
+def test_overlay_colours_triggers_by_state_and_flashes_on_actions() -> None:
+    from display.overlay import ACTIVE_COLOUR, FLASH_COLOUR, IDLE_COLOUR, draw_flash, draw_triggers
+    from experiments.triggers.geometry import Circle
+    from processes.messages import TriggerView
+
+    canvas = np.zeros((480, 640, 3), np.uint8)
+    draw_triggers(
+        canvas,
+        [
+            TriggerView("left", True, (Circle(160, 240, 60),)),
+            TriggerView("right", False, (Circle(480, 240, 60),)),
+        ],
+    )
+    assert tuple(canvas[240, 100]) == ACTIVE_COLOUR  # the left circle's edge (x = 160 - 60)
+    assert tuple(canvas[240, 420]) == IDLE_COLOUR
+    assert not canvas[240, 160].any()  # inside is left as it was
+    assert not canvas[:20, :20].any()
+    draw_flash(canvas)
+    assert tuple(canvas[0, 0]) == FLASH_COLOUR and tuple(canvas[479, 320]) == FLASH_COLOUR
+
+
+def test_app_without_a_display_says_how_to_run(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    env.pop("QT_QPA_PLATFORM", None)
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / "app.py")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2
+    assert "QT_QPA_PLATFORM=offscreen" in result.stderr and "xvfb-run" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_done_when_app_runs_the_embedded_default_offscreen(tmp_path: Path) -> None:
+    result = run_cli(
+        "--duration",
+        "6",
+        "--output-dir",
+        str(tmp_path),
+        script="app.py",
+        env={"QT_QPA_PLATFORM": "offscreen"},
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "analysed" in result.stdout  # the status lines
+    session = only_session(tmp_path)
+    info = json.loads((session / "session.json").read_text())
+    assert info["status"] == "finished"
+    assert info["pose"]["model"]["name"] == "arena"  # the bundled model
+    assert info["experiment"]["name"] == "ExampleExperiment"
+    assert (session / "arena.pose.csv").is_file() and (session / "events.csv").is_file()
+
+
+def test_the_command_line_tool_does_not_take_the_cameras_of_a_running_app(
+    tmp_path: Path,
+) -> None:
+    with InstanceLock():  # as the app holds it while it streams
+        result = run_cli("--headless", "--frames", "10", "--output-dir", str(tmp_path / "out"))
+    assert result.returncode == 1
+    assert "another DeepLabStream" in result.stderr and str(os.getpid()) in result.stderr
+    assert not (tmp_path / "out").exists()  # nothing started, no session folder
