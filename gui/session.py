@@ -28,6 +28,7 @@ from typing import Any
 from PyQt5.QtCore import QObject, QThread, pyqtSignal
 
 from core.instance_lock import InstanceLock
+from recording.video import RECORDED_VIDEO_SUFFIXES
 from selftest.latency_run import (
     LatencyTestError,
     LatencyTestPlan,
@@ -43,7 +44,6 @@ from stimulation.latency import run_file
 
 log = logging.getLogger(__name__)
 
-VIDEO_SUFFIXES = (".mp4", ".mkv")
 
 
 class Part(Enum):
@@ -185,7 +185,7 @@ class SessionController(QObject):
             return 0
         total = 0
         for path in folder.iterdir():
-            if path.suffix in VIDEO_SUFFIXES:
+            if path.suffix in RECORDED_VIDEO_SUFFIXES:
                 try:
                     total += path.stat().st_size
                 except OSError:  # a file being renamed or removed: count it next time

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,14 @@ from experiments.base import Experiment
 from experiments.events import EventCsvWriter
 from experiments.observation import Observation, Observations
 from experiments.registry import load_experiment
-from processes.messages import ExperimentStatus, TriggerView
+from processes.messages import (
+    ExperimentFailed,
+    ExperimentSpec,
+    ExperimentStarted,
+    ExperimentStatus,
+    StartExperiment,
+    TriggerView,
+)
 from settings.sections import DeviceSettings
 from stimulation import StimulationDevice, StimulationError
 from stimulation.base import ActionRecord
@@ -356,3 +364,75 @@ def _send(device: StimulationDevice, action: Action) -> ActionRecord:
         return device.pulse(action.channel, action.duration_s)
     assert action.on_s is not None and action.off_s is not None  # checked when made
     return device.pattern(action.channel, action.on_s, action.off_s, action.count or 0)
+
+
+STATUS_INTERVAL_NS = 100_000_000  # experiment status to the GUI at most 10 times a second
+
+
+class ExperimentSlot:
+    """The experiment the inference worker runs now (if any), and the summaries of those it ran.
+
+    Experiments are started and stopped by messages from the main process while analysis goes
+    on; the slot answers them and sends the experiment's status when the main process has taken
+    the last one (a credit, so a slow GUI never fills the pipe) and there is news.
+    """
+
+    def __init__(self, control: Connection, session_dir: Path) -> None:
+        self.control = control
+        self.session_dir = session_dir
+        self.run: ExperimentRun | None = None
+        self.summaries: list[dict[str, Any]] = []
+        self.status_wanted = True
+        self._next_status_ns = 0
+        self._last_actions = -1
+
+    def open(self, spec: ExperimentSpec | None, events_file: str) -> None:
+        """Open ``spec``'s experiment and devices (nothing when None); ExperimentStartError."""
+        if spec is not None:
+            self.run = ExperimentRun.open(
+                spec.name,
+                spec.devices,
+                self.session_dir,
+                events_file,
+                latency_test=spec.latency_test,
+            )
+
+    def start(self, message: StartExperiment) -> None:
+        """Start an experiment while analysis runs; answer ExperimentStarted or ExperimentFailed."""
+        if self.run is not None:
+            name = self.run.experiment.name
+            self.control.send(ExperimentFailed(f"experiment {name!r} runs already"))
+            return
+        try:
+            self.open(message.spec, message.events_file)
+        except ExperimentStartError as error:
+            self.control.send(ExperimentFailed(str(error)))
+            return
+        self._last_actions = -1  # the first status goes out at once
+        self.control.send(ExperimentStarted(message.spec.name, message.events_file))
+
+    def finish(self) -> dict[str, Any] | None:
+        """Stop the running experiment (if any); keep and return its summary."""
+        run, self.run = self.run, None
+        if run is None:
+            return None
+        try:
+            run.stop()
+        except Exception:  # the pose files and the figures must still be reported
+            log.exception("the experiment did not stop cleanly")
+        summary = run.summary()
+        self.summaries.append(summary)
+        return summary
+
+    def send_status(self) -> None:
+        """Send the experiment's status if the main process wants one and there is news."""
+        run = self.run
+        if run is None or not self.status_wanted:
+            return
+        now = host_now_ns()
+        if now < self._next_status_ns and run.actions == self._last_actions:
+            return  # an action is news at once (the live view flashes); otherwise 10 Hz
+        self.status_wanted = False
+        self._next_status_ns = now + STATUS_INTERVAL_NS
+        self._last_actions = run.actions
+        self.control.send(run.status())

@@ -30,7 +30,6 @@ import logging
 import math
 import signal
 from collections import defaultdict
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
@@ -67,12 +66,11 @@ from pose.files import (
 )
 from pose.model import ModelDescription, ModelError
 from pose.records import PoseRecord, encode_pose
-from processes.dispatch import EVENTS_FILE, ExperimentRun, ExperimentStartError
+from processes.depth import DepthSource, FrameDepth, depth_reader
+from processes.dispatch import EVENTS_FILE, ExperimentRun, ExperimentSlot, ExperimentStartError
 from processes.messages import (
     CameraModel,
-    ExperimentFailed,
     ExperimentSpec,
-    ExperimentStarted,
     ExperimentStopped,
     PoseFailed,
     PoseFinished,
@@ -89,47 +87,6 @@ from transport.readers import NewestFrameReader
 from transport.ring import Channel, FrameRing, RingSpec
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class DepthSource:
-    """A camera's depth image, aligned to its analysed frames: its companion ring and units."""
-
-    ring: RingSpec  # the ``depth`` companion ring (frame ``seq`` belongs to main frame ``seq``)
-    units_m: float  # metres per depth unit (``depth_units_m``; a RealSense: usually 0.001)
-
-
-def depth_source(
-    camera: str, description: Mapping[str, Any], frame_size: tuple[int, int]
-) -> DepthSource | None:
-    """Return the depth experiments may read for a camera, from its ``Opened.description``.
-
-    None for a camera without a ``depth`` companion, and (with a warning) for one whose depth is
-    not pixel-aligned to the analysed image: depth at a keypoint would be the depth somewhere
-    else. Aligned means the camera aligned it (``aligned_to`` set: RealSense ``ALIGN_DEPTH =
-    true``) or the main image is the infrared imager that depth is measured from; and the depth
-    image must have the analysed image's size (``frame_size``: height, width).
-    """
-    from processes.companion import companion_rings
-
-    entry = (description.get("companions") or {}).get("depth")
-    if not entry:
-        return None
-    aligned = entry.get("aligned_to") is not None or description.get("main_stream") == "infrared"
-    ring = companion_rings(description)["depth"]
-    size = (ring.geometry.height, ring.geometry.width)
-    units = entry.get("depth_units_m")
-    problem = None
-    if not aligned:
-        problem = "it is not aligned to the analysed image (set ALIGN_DEPTH = true)"
-    elif size != tuple(frame_size):
-        problem = f"its size {size[1]}x{size[0]} differs from the image's"
-    elif not units or not math.isfinite(units) or units <= 0:
-        problem = f"its depth units are unknown ({units!r})"
-    if problem:
-        log.warning("camera %s: experiments get no depth from it: %s", camera, problem)
-        return None
-    return DepthSource(ring, float(units))
 
 
 @dataclass(frozen=True)
@@ -165,20 +122,6 @@ class PoseJob:
     ibl_naming: bool = False  # also write _ibl_<camera>Camera.dlc.pqt and .times.npy
     priority: ProcessPriority | None = None  # its own cores (core/priority.py)
 
-
-
-STATUS_INTERVAL_NS = 100_000_000  # experiment status to the GUI at most 10 times a second
-
-
-@dataclass
-class _ExperimentSlot:
-    """The experiment the worker runs now (if any), and the summaries of those it ran."""
-
-    run: ExperimentRun | None = None
-    summaries: list[dict[str, Any]] = field(default_factory=list)
-    status_wanted: bool = True
-    next_status_ns: int = 0
-    last_actions: int = -1
 
 
 @dataclass
@@ -285,9 +228,9 @@ def pose_main(job: PoseJob) -> None:
         log.exception("the pose model could not be loaded")
         job.control.send(PoseFailed(f"the pose model could not be loaded: {load_error!r}"))
         return
-    slot = _ExperimentSlot()
+    slot = ExperimentSlot(job.control, job.session_dir)
     try:
-        slot.run = _open_experiment(job.experiment, job.session_dir, job.events_file)
+        slot.open(job.experiment, job.events_file)
     except ExperimentStartError as start_error:
         job.control.send(PoseFailed(str(start_error)))
         return
@@ -302,7 +245,7 @@ def pose_main(job: PoseJob) -> None:
     finally:
         figures = _finish(job, states)
         run_error = slot.run.error if slot.run is not None else None
-        _finish_experiment(slot)
+        slot.finish()
     if run_error and not error:
         error = run_error
     last = slot.summaries[-1] if slot.summaries else None
@@ -312,31 +255,7 @@ def pose_main(job: PoseJob) -> None:
         pass
 
 
-def _open_experiment(
-    spec: ExperimentSpec | None, session_dir: Path, events_file: str
-) -> ExperimentRun | None:
-    if spec is None:
-        return None
-    return ExperimentRun.open(
-        spec.name, spec.devices, session_dir, events_file, latency_test=spec.latency_test
-    )
-
-
-def _finish_experiment(slot: _ExperimentSlot) -> dict[str, Any] | None:
-    """Stop the running experiment (if any); keep and return its summary."""
-    run, slot.run = slot.run, None
-    if run is None:
-        return None
-    try:
-        run.stop()
-    except Exception:  # the pose files and the figures must still be reported
-        log.exception("the experiment did not stop cleanly")
-    summary = run.summary()
-    slot.summaries.append(summary)
-    return summary
-
-
-def _handle_control(job: PoseJob, slot: _ExperimentSlot) -> bool:
+def _handle_control(job: PoseJob, slot: ExperimentSlot) -> bool:
     """Act on the main process's messages; False once analysis should end."""
     while job.control.poll():
         try:
@@ -348,37 +267,10 @@ def _handle_control(job: PoseJob, slot: _ExperimentSlot) -> bool:
         if isinstance(message, StatusWanted):
             slot.status_wanted = True
         elif isinstance(message, StartExperiment):
-            _start_experiment(job, slot, message)
+            slot.start(message)
         elif isinstance(message, StopExperiment):
-            job.control.send(ExperimentStopped(_finish_experiment(slot)))
+            job.control.send(ExperimentStopped(slot.finish()))
     return True
-
-
-def _start_experiment(job: PoseJob, slot: _ExperimentSlot, message: StartExperiment) -> None:
-    if slot.run is not None:
-        job.control.send(ExperimentFailed(f"experiment {slot.run.experiment.name!r} runs already"))
-        return
-    try:
-        slot.run = _open_experiment(message.spec, job.session_dir, message.events_file)
-    except ExperimentStartError as error:
-        job.control.send(ExperimentFailed(str(error)))
-        return
-    slot.last_actions = -1  # the first status goes out at once
-    job.control.send(ExperimentStarted(message.spec.name, message.events_file))
-
-
-def _send_status(job: PoseJob, slot: _ExperimentSlot) -> None:
-    """Send the experiment's status if the main process wants one and there is news."""
-    run = slot.run
-    if run is None or not slot.status_wanted:
-        return
-    now = host_now_ns()
-    if now < slot.next_status_ns and run.actions == slot.last_actions:
-        return  # an action is news at once (the live view flashes); otherwise 10 Hz
-    slot.status_wanted = False
-    slot.next_status_ns = now + STATUS_INTERVAL_NS
-    slot.last_actions = run.actions
-    job.control.send(run.status())
 
 
 def _model_key(job: PoseJob, camera: WorkerCamera) -> str:
@@ -523,7 +415,7 @@ def _subscribe(job: PoseJob, models: dict[str, _LoadedModel]) -> list[_CameraSta
                     description.keypoints,
                 ),
                 timing=PoseTimingWriter(job.session_dir / f"{stem}{POSE_TIMING_SUFFIX}"),
-                depth=_depth_reader(camera),
+                depth=depth_reader(camera.depth),
                 cropper=_cropper(job, camera, model),
             )
         )
@@ -545,37 +437,7 @@ def _cropper(job: PoseJob, camera: WorkerCamera, model: _LoadedModel) -> Dynamic
     )
 
 
-def _depth_reader(camera: WorkerCamera) -> Any:
-    if camera.depth is None:
-        return None
-    from processes.companion import CompanionReader
-
-    reader = CompanionReader(camera.depth.ring)
-    reader.ring  # noqa: B018 - map it now, like the camera's own ring, not in the first decision
-    return reader
-
-
-class FrameDepth:
-    """:data:`experiments.observation.DepthLookup` of one frame: its depth ring, by its ``seq``.
-
-    The depth of main frame ``seq`` is published before the frame is announced, so it is there
-    when the frame's pose is; it stays readable until the ring moves past it (about 2 s).
-    """
-
-    __slots__ = ("reader", "seq", "units_m")
-
-    def __init__(self, reader: Any, seq: int, units_m: float) -> None:
-        self.reader, self.seq, self.units_m = reader, seq, units_m
-
-    def __call__(self, x: float, y: float, radius: int) -> float | None:
-        """Metres from the camera under (x, y): the median of the measured pixels; None if none."""
-        if not (math.isfinite(x) and math.isfinite(y)):
-            return None
-        value = self.reader.value_at(self.seq, x, y, radius)
-        return None if value is None else value * self.units_m
-
-
-def _analyse(job: PoseJob, states: list[_CameraState], slot: _ExperimentSlot) -> None:
+def _analyse(job: PoseJob, states: list[_CameraState], slot: ExperimentSlot) -> None:
     poses_out = ChannelWriter(job.poses)
     active = list(states)
     record_rows = max(len(s.model.description.keypoints) for s in states)
@@ -604,7 +466,7 @@ def _analyse(job: PoseJob, states: list[_CameraState], slot: _ExperimentSlot) ->
         if stopping:
             return
         if ready:
-            _send_status(job, slot)
+            slot.send_status()
 
 
 @dataclass(frozen=True)

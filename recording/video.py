@@ -22,6 +22,8 @@ from core.frames import FrameGeometry
 TIME_BASE = Fraction(1, 90_000)  # the usual MPEG clock: 11 us resolution
 
 CODEC_FILE_SUFFIX = {"h264": ".mp4", "ffv1": ".mkv"}
+#: The suffixes of the video files a recording writes (one per codec).
+RECORDED_VIDEO_SUFFIXES = frozenset(CODEC_FILE_SUFFIX.values())
 
 
 def video_file_name(stem: str, codec: str) -> str:

@@ -39,8 +39,9 @@ from core.priority import (
     plan_priorities,
 )
 from pose.cropping import crop_settings
+from processes.depth import depth_source
 from processes.dispatch import EVENTS_FILE
-from processes.inference import WorkerCamera, depth_source
+from processes.inference import WorkerCamera
 from processes.messages import (
     Abort,
     ExperimentSpec,

@@ -26,8 +26,8 @@ from experiments.config import ExperimentConfigError, parse_experiment_config
 from experiments.observation import DepthLookup, Observation
 from experiments.triggers import Height, make_trigger
 from processes.companion import CompanionReader
+from processes.depth import DepthSource, FrameDepth, depth_source
 from processes.dispatch import ExperimentRun
-from processes.inference import DepthSource, FrameDepth, depth_source
 from simulator.arena import ArenaParams, ArenaRenderer, WaypointMotion
 from transport.ring import FrameRing, RingSpec, new_ring_name
 
@@ -256,7 +256,7 @@ def test_depth_source_only_for_depth_aligned_to_the_analysed_image(caplog) -> No
     assert source.ring.name == "dls_x_depth" and source.ring.geometry.shape == (240, 320)
     assert depth_source("top", _description(None, "infrared"), (240, 320)) is not None
     assert depth_source("cam", {"model": "a webcam"}, (240, 320)) is None
-    with caplog.at_level(logging.WARNING, logger="processes.inference"):
+    with caplog.at_level(logging.WARNING, logger="processes.depth"):
         assert depth_source("top", _description(None), (240, 320)) is None
         assert depth_source("side", _description("color", size=(480, 640)), (240, 320)) is None
     assert "camera top: experiments get no depth from it: it is not aligned" in caplog.text

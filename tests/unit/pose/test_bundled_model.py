@@ -232,7 +232,7 @@ def test_separable_outputs_are_on_the_stride_4_grid(refine_width: int) -> None:
 
 
 def test_prefetched_batches_are_the_same_batches() -> None:
-    from training.train import prefetched
+    from training.loop import prefetched
 
     def numbers(fail_at: int | None = None):
         rng = np.random.default_rng(0)
@@ -387,7 +387,8 @@ def test_training_writes_the_input_format(tiny_separable: Path) -> None:
 def test_estimator_and_training_scorer_agree(tiny_separable: Path) -> None:
     """The live path (PoseEstimator) gives the keypoints the training's scorer computes."""
     from simulator.arena import ArenaParams, SimulatedArena
-    from training.train import OnnxPredictor, evaluate_synthetic
+    from training.metrics import OnnxPredictor
+    from training.train import evaluate_synthetic
 
     description = load_own_model(tiny_separable)
     arena = SimulatedArena(ArenaParams(width=320, height=240, seed=5))

@@ -26,7 +26,7 @@ from training.data import (
     normalise,
     resize_to_input,
 )
-from training.train import decode_outputs
+from training.metrics import decode_outputs
 
 FIXTURES = "dlc-format-fixtures/labeled-data/video"
 OPENFIELD = "dlc-openfield/labeled-data/m4s1/CollectedData_Pranav.csv"
@@ -355,7 +355,7 @@ def predict_video(model: Path, video: Path, count: int) -> tuple[np.ndarray, np.
     """Keypoints (N, K, 3) in frame pixels of the first frames of a video, and those frames."""
     import av
 
-    from training.train import OnnxPredictor
+    from training.metrics import OnnxPredictor
 
     with av.open(str(video)) as container:
         frames = []
