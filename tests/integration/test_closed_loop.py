@@ -150,7 +150,7 @@ def test_the_board_vanishing_mid_session_stops_the_experiment_not_the_stream(
     import sys
     import time
 
-    from tests.support.files import PROJECT_ROOT
+    from tests.support.paths import PROJECT_ROOT
 
     simulator = Simulator(tmp_path)
     settings = write_settings(
