@@ -46,7 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description="Stream the cameras of a settings file; report rates; optionally record.",
     )
-    parser.add_argument("--settings", type=Path, help="settings file (default: ./settings.ini)")
+    parser.add_argument(
+        "--settings", type=Path, help="settings file (default: the settings.ini beside this script)"
+    )
     parser.add_argument("--headless", action="store_true", help="never open a window")
     parser.add_argument(
         "--recording-enabled", action="store_true", help="record every frame of every camera"

@@ -18,7 +18,7 @@ import signal
 import sys
 from pathlib import Path
 
-from display.screen import has_display
+from display.screen import has_display, missing_library_message, missing_xcb_libraries, uses_xcb
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 PART_NAMES = ("stream", "analysis", "recording", "experiment")
@@ -37,7 +37,9 @@ app.py needs a display, and this session has none (no DISPLAY or WAYLAND_DISPLAY
 def build_parser() -> argparse.ArgumentParser:
     """Return the command-line parser."""
     parser = argparse.ArgumentParser(description="Run an experiment session from one window.")
-    parser.add_argument("--settings", type=Path, help="settings file (default: ./settings.ini)")
+    parser.add_argument(
+        "--settings", type=Path, help="settings file (default: the settings.ini beside app.py)"
+    )
     parser.add_argument("--output-dir", type=Path, help="folder for the session folders")
     parser.add_argument(
         "--start",
@@ -63,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if not has_display():
         print(NO_DISPLAY_MESSAGE, file=sys.stderr)
+        return EXIT_USAGE
+    if uses_xcb() and (missing := missing_xcb_libraries()):
+        print(missing_library_message(missing), file=sys.stderr)  # not Qt's bare "could not load"
         return EXIT_USAGE
     offscreen = os.environ.get("QT_QPA_PLATFORM") == "offscreen"
     parts = args.start if args.start is not None else (OFFSCREEN_DEFAULT if offscreen else ())

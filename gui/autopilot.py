@@ -32,6 +32,7 @@ class Autopilot(QObject):
         self.window = window
         self.errors: list[str] = []
         self._pending = [Part(name) for name in _in_order(parts)]
+        self._pressed: set[Part] = set()
         self._duration_s = duration_s
         self._print_status = print_status
         self._step_timer = QTimer(self)
@@ -67,12 +68,15 @@ class Autopilot(QObject):
         part = self._pending[0]
         if controller.running(part):
             self._pending.pop(0)
-        elif controller.allowed(part):
+        elif part in self._pressed or not controller.allowed(part):
+            # It was pressed and did not start (its error is shown), or a part it needs failed:
+            # stop pressing. Each button is pressed once; --duration still closes the window.
+            self._pending.clear()
+        else:
+            self._pressed.add(part)
             controller.start(part)
             if controller.busy is None:  # it could not even begin (settings, lock): give up
                 self._pending.clear()
-        else:  # the part it needs failed to start: stop pressing, keep the window
-            self._pending.clear()
 
     def _status(self) -> None:
         runner = self.window.controller.runner

@@ -33,6 +33,7 @@ from gui.live_view import LiveView
 from gui.session import Part, SessionController
 from gui.status_panel import ErrorBanner, StatusPanel
 from settings import load_settings
+from settings.loader import DEFAULT_SETTINGS_FILE
 from settings.sections import Settings
 
 SERVICE_INTERVAL_MS = 50
@@ -81,7 +82,8 @@ class MainWindow(QMainWindow):
     # -- layout --------------------------------------------------------------------------------
 
     def _build(self, settings_path: Path | None) -> None:
-        self.settings_edit = QLineEdit(str(settings_path or "settings.ini"))
+        # The settings.ini beside app.py, wherever the app was started from.
+        self.settings_edit = QLineEdit(str(settings_path or DEFAULT_SETTINGS_FILE))
         self.settings_edit.setObjectName("settings_path")
         self.browse_button = QPushButton("Choose...")
         self.browse_button.setObjectName("choose_settings")

@@ -27,7 +27,9 @@ from typing import Any
 
 from PyQt5.QtCore import QObject, QThread, pyqtSignal
 
-from core.instance_lock import InstanceLock
+from cameras.base import CameraError
+from core.instance_lock import InstanceLock, InstanceLockError
+from core.schema import SettingsError
 from recording.video import RECORDED_VIDEO_SUFFIXES
 from selftest.latency_run import (
     LatencyTestError,
@@ -37,7 +39,9 @@ from selftest.latency_run import (
     summary_lines,
     write_experiment,
 )
+from session.analysis import PoseError
 from session.live import LiveSession, SessionEvent
+from session.recordings import RecordingError
 from session.runner import SessionRunner
 from settings.sections import Settings
 from stimulation.latency import run_file
@@ -81,6 +85,17 @@ class LatencyRun:
         return max(0.0, self.started + self.duration - now)
 
 
+#: Failures a user causes and can fix; their messages say what to do, so no traceback is printed.
+EXPECTED_FAILURES: tuple[type[Exception], ...] = (
+    CameraError,
+    SettingsError,
+    PoseError,
+    RecordingError,
+    InstanceLockError,
+    OSError,
+)
+
+
 class _Task(QThread):
     """Run one blocking call off the GUI thread; ``done`` carries its exception (or None)."""
 
@@ -93,7 +108,11 @@ class _Task(QThread):
     def run(self) -> None:  # QThread calls this on the new thread
         try:
             self._call()
-        except Exception as error:  # every failure must reach the window as a message
+        except EXPECTED_FAILURES as error:  # a camera not found, a bad file: the message says it
+            log.error("%s", error)
+            self.done.emit(error)
+            return
+        except Exception as error:  # a bug: the traceback to the log, the message to the window
             log.exception("GUI task failed")
             self.done.emit(error)
             return

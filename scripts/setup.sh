@@ -10,14 +10,20 @@ cd "$(dirname "$0")/.."
 requirements=requirements.txt
 if [ "${1:-}" = "--tests" ]; then requirements=requirements-dev.txt; fi
 
-# Shared libraries of PyQt5's and OpenCV's wheels that a minimal Debian lacks, and libusb, which
-# pyrealsense2 (RealSense cameras) loads.
-debian_packages=(libgl1 libegl1 libx11-6 libxext6 libxkbcommon0 libfontconfig1 libfreetype6
-                 libglib2.0-0 libdbus-1-3 libusb-1.0-0)
+# Shared libraries of PyQt5's and OpenCV's wheels that a minimal Debian lacks, the xcb family that
+# Qt's X11 platform plugin loads to open a window on a real display (display/screen.py names them
+# when one is missing), and libusb, which pyrealsense2 (RealSense cameras) loads.
+debian_packages=(libgl1 libegl1 libx11-6 libx11-xcb1 libxext6 libxkbcommon0 libxkbcommon-x11-0
+                 libfontconfig1 libfreetype6 libglib2.0-0 libdbus-1-3 libusb-1.0-0
+                 libxcb1 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0
+                 libxcb-render-util0 libxcb-shape0 libxcb-xfixes0 libxcb-xinerama0 libxcb-xkb1
+                 libxcb-cursor0)
 if [ "${1:-}" = "--tests" ]; then
   # The tests also build the stimulus firmware (avr-gcc), run it on an emulated microcontroller
   # (simavr) and talk to it over pseudo-terminals (socat).
   debian_packages+=(make gcc gcc-avr binutils-avr avr-libc simavr libsimavr-dev libelf-dev socat)
+  # One test opens the real window on a virtual X display (xvfb-run) through Qt's xcb plugin.
+  debian_packages+=(xvfb xauth)
 fi
 
 missing=()

@@ -50,7 +50,10 @@ def load_settings(path: Path | str | None = None) -> Settings:
     file = file.expanduser().resolve()
     if not file.is_file():
         raise SettingsError(
-            [f"{file}: settings file not found. Pass an existing file with --settings PATH."]
+            [
+                f"{file}: settings file not found. Choose an existing settings file (the "
+                "Settings field of the window; --settings PATH on the command line)."
+            ]
         )
     parser = configparser.ConfigParser(interpolation=None, strict=True, empty_lines_in_values=False)
     parser.optionxform = str  # type: ignore[assignment, method-assign]  # keep the user's case

@@ -412,3 +412,13 @@ def test_the_command_line_tool_does_not_take_the_cameras_of_a_running_app(
     assert result.returncode == 1
     assert "another DeepLabStream" in result.stderr and str(os.getpid()) in result.stderr
     assert not (tmp_path / "out").exists()  # nothing started, no session folder
+
+
+def test_without_a_settings_file_the_window_takes_the_one_beside_app_py(
+    qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # started from another folder: ./settings.ini does not exist
+    main = MainWindow(None, tmp_path / "out")
+    qtbot.addWidget(main)
+    assert Path(main.settings_edit.text()) == PROJECT_ROOT / "settings.ini"
+    main.close()

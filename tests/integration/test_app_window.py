@@ -1,0 +1,80 @@
+"""The desktop app on a real X display: Xvfb and Qt's own xcb plugin, not the offscreen one.
+
+The set-up (scripts/setup.sh --tests) installs xvfb and the xcb libraries; a machine without
+them skips with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from display.screen import missing_xcb_libraries
+from tests.support.files import write_settings
+from tests.support.paths import PROJECT_ROOT
+from tests.support.processes import only_session, run_cli
+
+
+@pytest.mark.skipif(shutil.which("xvfb-run") is None, reason="xvfb-run is not installed")
+def test_the_window_runs_a_session_on_a_real_display_started_from_another_folder(
+    tmp_path: Path,
+) -> None:
+    assert missing_xcb_libraries() == [], "scripts/setup.sh installs every xcb library"
+    env = {**os.environ, "QT_QPA_PLATFORM": "xcb"}  # the real X11 plugin, on Xvfb's display
+    result = subprocess.run(
+        [
+            "xvfb-run",
+            "-a",
+            sys.executable,
+            str(PROJECT_ROOT / "app.py"),
+            "--start",
+            "stream,recording,analysis",
+            "--duration",
+            "8",
+            "--output-dir",
+            str(tmp_path / "out"),
+        ],
+        cwd=tmp_path,  # not the project folder: the app finds its settings.ini itself
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "could not load the Qt platform plugin" not in result.stderr
+    session = only_session(tmp_path / "out")
+    info = json.loads((session / "session.json").read_text())
+    assert info["status"] == "finished" and info["errors"] == []
+    camera = info["cameras"]["arena"]
+    # Recording starts after the stream: every frame from then on is in the file.
+    assert camera["frames_lost_in_recording"] == 0 and camera["frames_recorded"] > 60
+    assert (session / "arena.pose.csv").is_file()
+
+
+def test_a_camera_that_is_not_there_is_one_clear_error_and_the_app_still_ends(
+    tmp_path: Path,
+) -> None:
+    settings = write_settings(tmp_path, "[Camera cam]\nSOURCE = opencv\nDEVICE = 97\n")
+    result = run_cli(
+        "--settings",
+        str(settings),
+        "--start",
+        "stream",
+        "--duration",
+        "2",
+        "--output-dir",
+        str(tmp_path / "out"),
+        script="app.py",
+        env={"QT_QPA_PLATFORM": "offscreen"},
+        timeout=90,  # it used to press Start Stream again and again, never closing
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.count("Error: Starting stream failed: camera 'cam'") == 1, result.stderr
+    assert "could not be opened" in result.stderr
