@@ -82,7 +82,7 @@ from session.watchdogs import DiskWatch, find_stalls
 from settings.loader import settings_as_dict
 from settings.sections import Settings
 from stimulation.latency import LatencyTestSpec
-from transport.channel import ChannelReader, EndReason, export_doorbell
+from transport.channel import ChannelReader, Doorbell, EndReason, export_doorbell
 from transport.readers import NewestFrameReader
 from transport.ring import (
     Channel,
@@ -140,6 +140,7 @@ class LiveSession:
         self._next_session_json = 0.0
         self._static_info: dict[str, Any] | None = None  # versions, machine: read once
         self.cleanup: dict[str, Any] = {}  # what the start found left by killed sessions
+        self.doorbell: Doorbell | None = None  # chosen when the session opens
 
     # -- start -------------------------------------------------------------------------------
 
@@ -149,7 +150,8 @@ class LiveSession:
         Raises CameraError (with every camera's problem) when any camera cannot be opened; then
         nothing is left running and no session folder is made.
         """
-        export_doorbell(self.settings.streaming.doorbell)  # every process's channel ends agree
+        # Every process's channel ends must agree: the choice travels in the environment.
+        self.doorbell = export_doorbell(self.settings.streaming.doorbell)
         # The main process (and a GUI's drawing) keeps off the inference worker's cores while
         # the stream runs; :meth:`stop` gives it its cores back.
         self._main_priority = main_process_priority(self.priority_plan)
@@ -696,6 +698,7 @@ class LiveSession:
             ],
             "processes": self.process_ids(),
             "priority": self.priority_entry(),
+            "doorbell": self.doorbell.value if self.doorbell is not None else None,
         }
         try:
             # The space reserve is for the final session.json only: an update while running

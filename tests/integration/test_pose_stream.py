@@ -103,6 +103,7 @@ def test_done_when_default_settings_track_the_simulated_animal(tmp_path: Path) -
     figures = info["pose"]["cameras"]["arena"]
     assert figures["frames_analysed"] == len(pose)
     assert figures["frames_analysed"] + figures["frames_skipped"] + figures["frames_lost"] <= 600
+    assert info["doorbell"] == "pipe"  # the default on Linux: the faster one
     scorer = pose.columns.get_level_values(0)[0]
     errors = {}
     truth = truth.loc[pose.index].sort_index(axis=1)
@@ -210,7 +211,8 @@ def test_a_whole_session_runs_on_the_portable_doorbell(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     session = only_session(tmp_path)
     info = json.loads((session / "session.json").read_text())
-    assert info["settings"]["Streaming"]["DOORBELL"] == "auto"  # the environment forced it
+    assert info["settings"]["Streaming"]["DOORBELL"] == "auto"
+    assert info["doorbell"] == "portable"  # the environment forced it in every process
     camera = info["cameras"]["arena"]
     assert camera["frames_captured"] == camera["frames_recorded"] == 150
     pose = _pose_table(session / "arena.pose.csv")
