@@ -210,7 +210,9 @@ def main(argv: list[str] | None = None) -> int:
     stream = LiveSession(
         settings, output_dir=args.output_dir, max_frames=args.frames, log_level=log_level
     )
-    runner = SessionRunner(stream, duration_s=args.duration)
+    # --frames alone means "this many frames": [Session] PLANNED_DURATION does not cut it short.
+    planned = None if args.frames is not None else settings.session.planned_duration
+    runner = SessionRunner(stream, duration_s=args.duration or planned)
     stops.forward_to(runner.request_stop)
     try:
         # Each step blocks (cameras opening, the model loading): a stop request made meanwhile

@@ -185,8 +185,11 @@ def run_pipeline(folder: Path, duration_s: float, recording: bool) -> Path:
 
 
 def read_dlc_csv(path: Path) -> tuple[pd.Index, np.ndarray, tuple[str, ...]]:
-    """Frame indices, keypoints (N, K, 3) and keypoint names of a DeepLabCut-style CSV."""
-    table = pd.read_csv(path, header=[0, 1, 2], index_col=0)
+    """Frame indices, keypoints (N, K, 3) and keypoint names of a DeepLabCut-style CSV.
+
+    Rows without any value (frames not analysed) are left out.
+    """
+    table = pd.read_csv(path, header=[0, 1, 2], index_col=0).dropna(how="all")
     table.columns = table.columns.droplevel(0)  # the scorer
     names = tuple(dict.fromkeys(table.columns.get_level_values(0)))
     values = np.stack([table[name][["x", "y", "likelihood"]].to_numpy() for name in names], axis=1)

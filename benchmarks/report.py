@@ -32,6 +32,7 @@ ORDER = (
     "gpu",
     "recording",
     "replay",
+    "lsl",
     "soak",
 )
 TITLES = {
@@ -52,6 +53,7 @@ TITLES = {
     "gpu": "A ResNet-50-class network on the GPU (640x480, batch 1)",
     "recording": "Recording two cameras",
     "replay": "Replay throughput (`utils/VideoAnalyzer.py`)",
+    "lsl": "Lab Streaming Layer outlets: the cost of a push in the loop (`[Output] LSL = on`)",
     "soak": "Soak: three cameras with pose, an experiment and recording (`python -m "
     "benchmarks.soak --minutes N`, not part of run_all)",
 }
@@ -67,6 +69,7 @@ BASELINES = {
     "profile_session": ("with priorities", "none"),
     "forward_prediction": ("predicted", "measured"),
     "gpu": ("GPU", "CPU"),
+    "lsl": ("push", "loop without push"),
     "soak": ("measured", "-"),
 }
 

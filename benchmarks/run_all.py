@@ -30,6 +30,7 @@ BENCHMARKS = (
     "forward_prediction",
     "replay",
     "cameras",
+    "lsl",
 )
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 
-from cameras.base import Camera, CameraError, CompanionStream
+from cameras.base import Camera, CameraControl, CameraError, CompanionStream
 
 # name -> "module:Class"; the module must be cheap to import (heavy imports inside open()).
 CAMERA_SOURCES: dict[str, str] = {
@@ -46,6 +46,7 @@ def camera_class(source: str) -> type[Camera]:
 __all__ = [
     "CAMERA_SOURCES",
     "Camera",
+    "CameraControl",
     "CameraError",
     "CompanionStream",
     "camera_class",

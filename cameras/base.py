@@ -5,7 +5,8 @@ A camera lives inside its own capture process (see ``processes/capture.py``). Th
 slot to fill, and finally :meth:`Camera.close`. A subclass must write ``open``, ``grab`` and
 ``close``; ``start_session``, ``finish_session``, ``describe``, ``live`` and the companion streams
 (:meth:`Camera.companions`, :meth:`Camera.grab_companions`: a depth image delivered with each colour
-frame) are optional.
+frame) are optional, and so are live controls (:meth:`Camera.controls`,
+:meth:`Camera.set_control`: exposure, gain, frame rate... with the camera's own limits).
 """
 
 from __future__ import annotations
@@ -37,6 +38,32 @@ class CompanionStream:
     suffix: str
     geometry: FrameGeometry
     description: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CameraControl:
+    """One setting of an opened camera, with the camera's own limits and its value now.
+
+    ``live`` controls change while the camera streams (:meth:`Camera.set_control`); the others
+    (size, offsets) are fixed once the stream runs and take effect at the next Start Stream,
+    from the settings file. ``key`` is the ``[Camera NAME]`` settings key that keeps the value
+    (empty when the source has none).
+    """
+
+    name: str  # e.g. "exposure"; what set_control takes
+    label: str  # e.g. "Exposure"
+    minimum: float
+    maximum: float
+    step: float  # smallest change the camera takes; 0: any
+    value: float
+    unit: str = ""
+    live: bool = True
+    key: str = ""
+
+    @property
+    def limits(self) -> str:
+        """Describe the allowed range for messages and labels: ``1 to 10000 µs``."""
+        return f"{_short(self.minimum)} to {_short(self.maximum)} {self.unit}".rstrip()
 
 
 class Camera(ABC):
@@ -116,6 +143,47 @@ class Camera(ABC):
         """
         raise NotImplementedError(f"camera {self.name!r} declares no companion streams")
 
+    def controls(self) -> tuple[CameraControl, ...]:
+        """Return the settings this camera lets the user change, with limits (after open)."""
+        return ()
+
+    def set_control(self, name: str, value: float) -> float:
+        """Apply a live control while streaming; return the value the camera really took.
+
+        Called by the capture process between two grabs, so it must be quick. The camera may
+        round the value (to its step); the result says what it kept.
+
+        Raises
+        ------
+        CameraError
+            The camera has no such control, it is not live, or the value is out of range; the
+            message names the camera, the control and the allowed range.
+        """
+        self.checked_control(name, value)
+        raise CameraError(f"camera {self.name!r}: {name} cannot be changed while streaming")
+
+    def checked_control(self, name: str, value: float) -> CameraControl:
+        """Return the live control ``name`` if ``value`` is within its limits; else CameraError."""
+        controls = {control.name: control for control in self.controls()}
+        control = controls.get(name)
+        if control is None:
+            offered = ", ".join(controls) or "none"
+            raise CameraError(
+                f"camera {self.name!r} has no control {name!r} (its controls: {offered})"
+            )
+        if not control.live:
+            where = f" ({control.key} in its settings)" if control.key else ""
+            raise CameraError(
+                f"camera {self.name!r}: {control.label} cannot change while streaming; it "
+                f"applies at the next Start Stream{where}"
+            )
+        if not control.minimum <= value <= control.maximum:  # NaN fails this too
+            raise CameraError(
+                f"camera {self.name!r}: {control.label} = {_short(value)} is refused: the "
+                f"camera allows {control.limits}"
+            )
+        return control
+
     def set_stop_check(self, stop_requested: Callable[[], bool]) -> None:
         """Give the camera a way to see the stop flag while it waits for a frame.
 
@@ -132,3 +200,10 @@ class Camera(ABC):
 
 def _never() -> bool:
     return False
+
+
+def _short(value: float) -> str:
+    """Format a limit for a message: whole numbers in full, others with 6 significant digits."""
+    if float(value).is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return f"{value:g}"

@@ -23,7 +23,7 @@ import logging
 import math
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any, ClassVar, Literal
@@ -31,7 +31,7 @@ from typing import Any, ClassVar, Literal
 import cv2
 import numpy as np
 
-from cameras.base import Camera, CameraError
+from cameras.base import Camera, CameraControl, CameraError
 from cameras.clock import ClockFit, CounterUnwrapper
 from core.clock import host_now_ns
 from core.frames import NO_CAMERA_TIMESTAMP, FrameGeometry, FrameStamp, PixelFormat
@@ -62,6 +62,24 @@ COLOUR_FORMATS = (
 )
 MONO_FORMATS = ("Mono8",)
 _BAYER_PATTERN = {"BayerRG8": "RGGB", "BayerBG8": "BGGR", "BayerGR8": "GRBG", "BayerGB8": "GBRG"}
+
+#: The controls offered: name -> (label, camera features, unit, settings key, live).
+#: Size and offsets are locked while the camera grabs, so they apply at the next Start Stream.
+CONTROL_FEATURES: dict[str, tuple[str, tuple[str, ...], str, str, bool]] = {
+    "exposure": ("Exposure", ("ExposureTime", "ExposureTimeAbs"), "µs", "EXPOSURE", True),
+    "gain": ("Gain", ("Gain", "GainAbs"), "dB", "GAIN", True),
+    "framerate": (
+        "Frame rate",
+        ("AcquisitionFrameRate", "AcquisitionFrameRateAbs"),
+        "Hz",
+        "FRAMERATE",
+        True,
+    ),
+    "width": ("Width", ("Width",), "px", "WIDTH", False),
+    "height": ("Height", ("Height",), "px", "HEIGHT", False),
+    "offset_x": ("Offset X", ("OffsetX",), "px", "OFFSET_X", False),
+    "offset_y": ("Offset Y", ("OffsetY",), "px", "OFFSET_Y", False),
+}
 
 TriggerName = Literal["off", "software", "line1", "line2", "line3", "line4"]
 
@@ -402,6 +420,76 @@ class BaslerCamera(Camera):
             if self._index.resets:
                 info["frame_counter_resets"] = self._index.resets
         return info
+
+    # -- live controls ----------------------------------------------------------------------
+
+    def controls(self) -> tuple[CameraControl, ...]:
+        """Exposure, gain, frame rate (live) and the area of interest, as the camera allows now.
+
+        A feature the camera lacks is left out; with a hardware trigger the frame rate is only
+        the rate expected, so it is not live.
+        """
+        if self._camera is None:
+            return ()
+        found = []
+        for name, (label, features, unit, key, live) in CONTROL_FEATURES.items():
+            # Size and offsets are locked while grabbing: shown (readable), not writable.
+            limits = self._limits(features, writable=live)
+            value = self._read_number(features)
+            if limits is None or value is None:
+                continue
+            _, low, high, step = limits
+            if name == "framerate":
+                live = not self.settings.trigger.startswith("line")
+                # A slower rate would leave more than TIMEOUT between frames: a lost camera.
+                low = max(low, math.ceil(2.0 / self.settings.timeout * 100) / 100)
+            found.append(CameraControl(name, label, low, high, step, value, unit, live, key))
+        return tuple(found)
+
+    def set_control(self, name: str, value: float) -> float:
+        """Set exposure, gain or frame rate between two grabs; return what the camera kept.
+
+        Auto exposure or auto gain is switched off first, as at open.
+        """
+        control = self.checked_control(name, value)
+        _, features, unit, key, _ = CONTROL_FEATURES[name]
+        if name in ("exposure", "gain"):
+            self._set_enum((f"{control.label}Auto",), "Off", key, required=False)
+        if name == "framerate":
+            self._set_bool(("AcquisitionFrameRateEnable",), True)
+        self._set_number(features, value, key, unit)
+        kept = self._read_number(features)
+        assert kept is not None  # checked_control found it readable
+        # The settings follow, so FRAMERATE paces a software trigger and sizes what it sized.
+        if name == "exposure":
+            self.settings = replace(self.settings, exposure=kept)
+        elif name == "gain":
+            self.settings = replace(self.settings, gain=kept)
+        else:
+            self.settings = replace(self.settings, framerate=kept)
+        applied = {"exposure": "exposure_us", "gain": "gain_db", "framerate": "framerate"}[name]
+        self._applied[applied] = kept
+        return kept
+
+    def _limits(
+        self, names: tuple[str, ...], writable: bool = True
+    ) -> tuple[list[Any], float, float, float] | None:
+        """Return the features of ``names`` and the range they all accept, and its step.
+
+        Only writable features count (readable ones with ``writable=False``); None when the
+        camera has none of them.
+        """
+        usable = self._writable if writable else self._readable
+        params = [p for p in (self._param(n) for n in names) if p is not None and usable(p)]
+        if not params:
+            return None
+        low = max(p.GetMin() for p in params)
+        high = min(p.GetMax() for p in params)
+        first = params[0]
+        is_int = isinstance(low, int) and not isinstance(low, bool)
+        # A float feature often has no increment: any value within the range is taken.
+        step = float(first.GetInc()) if is_int or first.HasInc() else 0.0
+        return params, float(low), float(high), step
 
     # -- finding and opening ----------------------------------------------------------------
 
@@ -788,11 +876,12 @@ class BaslerCamera(Camera):
         """
         genicam = self._genicam
         assert genicam is not None
-        params = [p for p in (self._param(n) for n in names) if p is not None and self._writable(p)]
-        if not params:
+        limits = self._limits(names)
+        if limits is None:
             raise CameraError(
                 f"{self._label}: {key} cannot be set: the camera has no writable {names[0]}"
             )
+        params = limits[0]
         low = max(p.GetMin() for p in params)
         high = min(p.GetMax() for p in params)
         is_int = isinstance(low, int) and not isinstance(low, bool)

@@ -12,6 +12,7 @@ with no portable timeout, and waiting for it from outside is the only way to hon
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import sys
 import threading
@@ -25,7 +26,7 @@ from typing import Any, ClassVar, Literal, TypeVar
 import cv2
 import numpy as np
 
-from cameras.base import Camera, CameraError
+from cameras.base import Camera, CameraControl, CameraError
 from core.clock import host_now_ns
 from core.frames import NO_CAMERA_TIMESTAMP, FrameGeometry, FrameStamp, PixelFormat
 from core.schema import setting
@@ -51,6 +52,18 @@ OPEN_TIMEOUT_FLOOR_S = 10.0
 
 #: Pause between attempts to read the first frame (cameras often fail the first reads).
 FIRST_FRAME_RETRY_S = 0.05
+
+#: Controls read from a device at open: name -> (OpenCV property, label, minimum, maximum, unit,
+#: settings key, live). OpenCV does not report a device's limits: these are wide, and the
+#: device clamps (the value read back says what it took). Exposure's unit depends on the
+#: backend (V4L2: 100 µs steps; DirectShow: log2 seconds), so it has none here.
+CONTROL_PROPERTIES: dict[str, tuple[int, str, float, float, str, str, bool]] = {
+    "exposure": (cv2.CAP_PROP_EXPOSURE, "Exposure", -20.0, 100_000.0, "", "", True),
+    "gain": (cv2.CAP_PROP_GAIN, "Gain", 0.0, 1000.0, "", "", True),
+    "framerate": (cv2.CAP_PROP_FPS, "Frame rate", 0.1, 1000.0, "Hz", "FRAMERATE", False),
+    "width": (cv2.CAP_PROP_FRAME_WIDTH, "Width", 1.0, 16384.0, "px", "WIDTH", False),
+    "height": (cv2.CAP_PROP_FRAME_HEIGHT, "Height", 1.0, 16384.0, "px", "HEIGHT", False),
+}
 
 
 @dataclass(frozen=True)
@@ -191,6 +204,7 @@ class OpenCVCamera(Camera):
         self._fps: float | None = None
         self._backend_used: str | None = None
         self._is_file = _is_video_file(settings.device)
+        self._control_values: dict[str, float] = {}  # read at open, updated by set_control
 
     # -- Camera interface -----------------------------------------------------------------
 
@@ -252,6 +266,36 @@ class OpenCVCamera(Camera):
         self._next_index += 1
         return FrameStamp(index, delivery.position_s, delivery.host_timestamp_ns)
 
+    def controls(self) -> tuple[CameraControl, ...]:
+        """Exposure and gain (live), rate and size (next Start Stream), where the device says.
+
+        A file has none; a property the backend does not report (-1, NaN) is left out.
+        """
+        return tuple(
+            CameraControl(name, label, low, high, 0.0, self._control_values[name], unit, live, key)
+            for name, (_, label, low, high, unit, key, live) in CONTROL_PROPERTIES.items()
+            if name in self._control_values
+        )
+
+    def set_control(self, name: str, value: float) -> float:
+        """Set exposure or gain on the capture thread; return the value the device reports."""
+        control = self.checked_control(name, value)
+        capture = self._capture
+        if capture is None:
+            raise CameraError(f"{self._label}: set_control() before open() or after close()")
+        prop = CONTROL_PROPERTIES[name][0]
+        accepted, kept = self._on_thread(
+            lambda: (capture.set(prop, float(value)), capture.get(prop)),
+            f"did not take {control.label}",
+        )
+        if not accepted:
+            raise CameraError(
+                f"{self._label}: {control.label} = {value:g} is refused by the device (its "
+                f"backend {self._backend_used} cannot set it)"
+            )
+        self._control_values[name] = float(kept)
+        return float(kept)
+
     def close(self) -> None:
         """Release the device and end the capture thread. Safe to call more than once."""
         thread, capture = self._thread, self._capture
@@ -304,6 +348,10 @@ class OpenCVCamera(Camera):
         height, width = first.pixels.shape[:2]
         self._warn_if_size_differs(width, height)
         self._fps = self._reported_fps(capture)
+        if not self._is_file:
+            self._control_values = self._on_thread(
+                lambda: _read_controls(capture), "did not report its settings"
+            )
         self._pending = first
         return FrameGeometry.for_pixel_format(width, height, self.settings.pixel_format)
 
@@ -456,6 +504,16 @@ def _convert_into(pixels: np.ndarray, out: np.ndarray, label: str) -> None:
     converted = cv2.cvtColor(pixels, code, dst=out)
     if converted is not out:  # OpenCV could not write in place (a non-contiguous slot)
         np.copyto(out, converted)
+
+
+def _read_controls(capture: cv2.VideoCapture) -> dict[str, float]:
+    """Read the control properties the backend reports (runs on the capture thread)."""
+    values = {}
+    for name, (prop, *_) in CONTROL_PROPERTIES.items():
+        value = float(capture.get(prop))
+        if math.isfinite(value) and value != -1.0:  # -1: the backend does not know it
+            values[name] = value
+    return values
 
 
 def _open_capture(source: int | str, api: int) -> cv2.VideoCapture | None:

@@ -23,14 +23,14 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import ModuleType
 from typing import Any, ClassVar, Literal
 
 import cv2
 import numpy as np
 
-from cameras.base import Camera, CameraError, CompanionStream
+from cameras.base import Camera, CameraControl, CameraError, CompanionStream
 from cameras.clock import ClockFit, CounterUnwrapper
 from core.clock import host_now_ns
 from core.frames import NO_CAMERA_TIMESTAMP, FrameGeometry, FrameStamp, PixelFormat
@@ -48,6 +48,14 @@ WAIT_SLICE_S = 0.2
 SYNCER_QUEUE = 16
 #: The hardware clock counts microseconds in 32 bits: it wraps every 71.6 minutes.
 HARDWARE_CLOCK_WRAP_US = 1 << 32
+
+
+#: The live controls offered where the main image's sensor has the option: name -> (label,
+#: unit, settings key). Sizes and rates are fixed by the stream profile chosen at open.
+CONTROL_OPTIONS: dict[str, tuple[str, str, str]] = {
+    "exposure": ("Exposure", "µs", "EXPOSURE"),
+    "gain": ("Gain", "", ""),
+}
 
 
 @dataclass(frozen=True)
@@ -317,6 +325,58 @@ class RealSenseCamera(Camera):
             np.copyto(out, np.asanyarray(frame.get_data()).reshape(out.shape))
             stamps[suffix] = self._stamp(suffix, frame)
         return stamps
+
+    def controls(self) -> tuple[CameraControl, ...]:
+        """Exposure and gain of the main image's sensor, where it has them (live)."""
+        sensor = self._control_sensor()
+        if sensor is None:
+            return ()
+        found = []
+        for name, (label, unit, key) in CONTROL_OPTIONS.items():
+            option = getattr(self._rs.option, name, None) if self._rs else None
+            try:
+                if option is None or not sensor.supports(option):
+                    continue
+                if sensor.is_option_read_only(option):
+                    continue
+                limits = sensor.get_option_range(option)
+                value = float(sensor.get_option(option))
+            except RuntimeError:  # an option the device lists but cannot read now
+                continue
+            found.append(
+                CameraControl(
+                    name, label, limits.min, limits.max, limits.step, value, unit, key=key
+                )
+            )
+        return tuple(found)
+
+    def set_control(self, name: str, value: float) -> float:
+        """Set exposure or gain (auto exposure off first), rounded to the option's step."""
+        control = self.checked_control(name, value)
+        rs, sensor = self._rs, self._control_sensor()
+        assert rs is not None and sensor is not None  # checked_control found the control
+        option = getattr(rs.option, name)
+        if control.step > 0:  # the SDK refuses a value between two steps
+            value = control.minimum + round((value - control.minimum) / control.step) * control.step
+            value = min(value, control.maximum)
+        _set_option(sensor, rs.option.enable_auto_exposure, 0)
+        try:
+            sensor.set_option(option, value)
+            kept = float(sensor.get_option(option))
+        except RuntimeError as error:
+            raise CameraError(
+                f"{self._label}: {control.label} = {value:g} is refused ({error}); the device "
+                f"allows {control.limits}"
+            ) from None
+        if name == "exposure":  # the settings follow, for describe() and a reopen
+            self.settings = replace(self.settings, exposure=kept)
+        return kept
+
+    def _control_sensor(self) -> Any:
+        """Return the sensor of the main image (opened first), or None before open."""
+        if self._sensors:
+            return self._sensors[0]
+        return None
 
     def close(self) -> None:
         """Stop and close the sensors. Safe to call more than once."""

@@ -10,13 +10,13 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar, Literal, TextIO
 
 import numpy as np
 
-from cameras.base import Camera, CameraError
+from cameras.base import Camera, CameraControl, CameraError
 from core.clock import host_now_ns
 from core.frames import FrameGeometry, FrameStamp, PixelFormat
 from core.schema import setting
@@ -421,11 +421,16 @@ class SyntheticCamera(Camera):
         self._truth: TruthCsvWriter | None = None
         self._first_grab_ns: int | None = None
         self._led: PinLogFollower | None = None
+        # Frame rate changes while streaming: (index, due host ns, camera s) of the frame the
+        # current rate counts from, so pacing and camera time go on without a jump.
+        self._rate_origin: tuple[int, int, float] = (0, 0, 0.0)
+        self._last_index: int | None = None
 
     def open(self) -> FrameGeometry:
         """Build the simulation (floor texture and noise are precomputed here)."""
         self._arena = SimulatedArena(self.settings.arena_params())
         self._first_grab_ns = None
+        self._last_index = None
         if self.settings.led_pin_log:
             self._led = PinLogFollower(Path(self.settings.led_pin_log), self.settings.led_pin)
         return FrameGeometry.for_pixel_format(
@@ -443,17 +448,75 @@ class SyntheticCamera(Camera):
             raise CameraError(f"camera {self.name!r}: grab() before open()")
         if self._first_grab_ns is None:
             self._first_grab_ns = host_now_ns()
+            self._rate_origin = (0, self._first_grab_ns, 0.0)
         index, keypoints = self._arena.render_next(out)
+        self._last_index = index
         if self._truth is not None:
             self._truth.write(index, keypoints)
         if self.settings.pacing == "realtime":
-            self._sleep_until_due(index, self._first_grab_ns)
+            self._sleep_until_due(index)
         if self._led is not None:
             self._draw_led(out, self.exposure_end_ns(index))
-        fps = self.settings.framerate
+        origin_index, _, origin_s = self._rate_origin
+        camera_s = origin_s + (index - origin_index) / self.settings.framerate
         return FrameStamp(
-            frame_index=index, camera_timestamp=index / fps, host_timestamp_ns=host_now_ns()
+            frame_index=index, camera_timestamp=camera_s, host_timestamp_ns=host_now_ns()
         )
+
+    def controls(self) -> tuple[CameraControl, ...]:
+        """Frame rate and exposure (live); the frame size (at the next Start Stream)."""
+        s = self.settings
+        return (
+            CameraControl(
+                "framerate",
+                "Frame rate",
+                0.1,
+                min(1000.0, 1000.0 / s.exposure) if s.exposure else 1000.0,
+                0.0,
+                s.framerate,
+                "Hz",
+                key="FRAMERATE",
+            ),
+            CameraControl(
+                "exposure",
+                "Exposure (0: whole frame)",
+                0.0,
+                min(10000.0, 1000.0 / s.framerate),
+                0.0,
+                s.exposure,
+                "ms",
+                key="EXPOSURE",
+            ),
+            CameraControl("width", "Width", 32, 8192, 1, s.width, "px", live=False, key="WIDTH"),
+            CameraControl(
+                "height", "Height", 32, 8192, 1, s.height, "px", live=False, key="HEIGHT"
+            ),
+        )
+
+    def set_control(self, name: str, value: float) -> float:
+        """Change the frame rate (pacing and camera time go on from the last frame) or exposure.
+
+        The simulated animal keeps the step per frame it was opened with, so after a rate change
+        it moves faster or slower until the next Start Stream.
+        """
+        self.checked_control(name, value)
+        if name == "framerate":
+            if self._last_index is not None:
+                index = self._last_index
+                origin_index, _, origin_s = self._rate_origin
+                camera_s = origin_s + (index - origin_index) / self.settings.framerate
+                self._rate_origin = (index, self.exposure_end_ns(index), camera_s)
+            self._replace_settings(framerate=float(value))
+            return self.settings.framerate
+        self._replace_settings(exposure=float(value))
+        return self.settings.exposure
+
+    def _replace_settings(self, **changes: float) -> None:
+        """Keep the changed keys in ``settings`` (its checks apply); CameraError if refused."""
+        try:
+            self.settings = replace(self.settings, **changes)  # type: ignore[arg-type]
+        except ValueError as error:
+            raise CameraError(f"camera {self.name!r}: {error}") from None
 
     @property
     def exposure_ns(self) -> int:
@@ -468,7 +531,8 @@ class SyntheticCamera(Camera):
         """
         if self._first_grab_ns is None:
             raise CameraError(f"camera {self.name!r}: no frame grabbed yet")
-        return self._first_grab_ns + round(index * 1e9 / self.settings.framerate)
+        origin_index, origin_ns, _ = self._rate_origin
+        return origin_ns + round((index - origin_index) * 1e9 / self.settings.framerate)
 
     def _draw_led(self, out: np.ndarray, exposure_end_ns: int) -> None:
         """Draw the LED as the sensor integrates it: lit for the part of the exposure it was on.
@@ -483,10 +547,9 @@ class SyntheticCamera(Camera):
         s = self.settings
         out[s.led_y : s.led_y + s.led_size, s.led_x : s.led_x + s.led_size] = level
 
-    def _sleep_until_due(self, index: int, first_grab_ns: int) -> None:
+    def _sleep_until_due(self, index: int) -> None:
         """Sleep (never spin) until frame ``index`` is due; a late frame goes out at once."""
-        due_ns = first_grab_ns + round(index * 1e9 / self.settings.framerate)
-        remaining_ns = due_ns - host_now_ns()
+        remaining_ns = self.exposure_end_ns(index) - host_now_ns()
         if remaining_ns > 0:
             time.sleep(remaining_ns / 1e9)
 

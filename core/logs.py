@@ -43,9 +43,20 @@ def configure_process_logging(target: LogTarget, process_name: str) -> None:
     root.setLevel(min(target.level, logging.INFO))
 
 
-def add_log_file(path: Path) -> None:
-    """Also log to ``path`` (appending: every process of a session shares one file)."""
+def add_log_file(path: Path) -> logging.Handler:
+    """Also log to ``path`` (appending: every process of a session shares one file).
+
+    Returns the handler, for :func:`remove_log_file` when the session ends in a process that
+    lives on (the window starts one session after another).
+    """
     handler = logging.FileHandler(path, mode="a", encoding="utf-8")
     handler.setFormatter(logging.Formatter(_FORMAT))
     handler.setLevel(logging.INFO)
     logging.getLogger().addHandler(handler)
+    return handler
+
+
+def remove_log_file(handler: logging.Handler) -> None:
+    """Stop logging to the file of :func:`add_log_file` and close it."""
+    logging.getLogger().removeHandler(handler)
+    handler.close()

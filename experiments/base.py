@@ -120,6 +120,10 @@ class NamedTrigger(Trigger):
         self._counter = counter
         self._seen = -1
 
+    def cameras_read(self) -> tuple[str, ...] | None:
+        """Return the wrapped trigger's cameras."""
+        return self.inner.cameras_read()
+
     def update(self, obs: AnyObservation) -> bool:
         """Return the wrapped trigger's state, updated on the first call of an experiment update."""
         if self._seen != self._counter.tick:

@@ -65,6 +65,26 @@ def available_experiments() -> list[str]:
     return [*config_names(), *experiment_classes()]
 
 
+def config_file_of(name_or_path: str | Path) -> Path | None:
+    """Return the config file an experiment name reads, or None (a class, or nothing found).
+
+    The same resolution as :func:`load_experiment`, without loading: the window's region editor
+    edits this file.
+    """
+    text = str(name_or_path).strip()
+    if _PYTHON_FILE.match(text):
+        return None
+    if text.lower().endswith(".ini") or isinstance(name_or_path, Path):
+        path = Path(text).expanduser()
+        if not path.is_file() and path.name == text and (CONFIG_FOLDER / text).is_file():
+            path = CONFIG_FOLDER / text
+        return path.resolve() if path.is_file() else None
+    if ":" in text or "/" in text or "\\" in text:
+        return None
+    config = CONFIG_FOLDER / f"{text}.ini"
+    return config if config.is_file() else None
+
+
 def load_experiment(name_or_path: str | Path) -> Experiment:
     """Return a new experiment from a config name, ``module:Class``, or an ``.ini``/``.py`` path.
 

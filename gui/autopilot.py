@@ -74,7 +74,7 @@ class Autopilot(QObject):
             self._pending.clear()
         else:
             self._pressed.add(part)
-            controller.start(part)
+            self.window.toggle(part)  # as its button does
             if controller.busy is None:  # it could not even begin (settings, lock): give up
                 self._pending.clear()
 

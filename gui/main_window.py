@@ -1,4 +1,17 @@
-"""The main window of ``app.py``: settings, the four Start/Stop buttons, live view and status.
+"""The main window of ``app.py``: the rig, the four Start/Stop buttons, the live view, watching.
+
+Beside the live view, tabs set the rig up and watch the experiment without editing a file:
+
+* **Rig** (:class:`gui.rig_panel.RigPanel`): cameras, model, experiment, devices and the session
+  (animal, experimenter, notes, output folder, planned duration, record per camera), checked as
+  a whole at every change and saved to the settings file with a backup;
+* **Regions** (:class:`gui.region_editor.RegionEditor`): draw, move, resize and delete the
+  experiment's regions on the live view, per camera, saved into the experiment's config;
+* **Camera** (:class:`gui.camera_controls.CameraControlsPanel`): exposure, gain, frame rate...
+  within the camera's own limits, while it streams;
+* **Log** (:class:`gui.event_log.EventLogPanel`): every event and trial, time and entries per
+  region, the trail and occupancy heatmap toggles;
+* **Plots** (:class:`gui.plots.SessionPlots`): rates, latency, skipped and dropped frames over time.
 
 Beside the Start/Stop buttons, "Latency test" runs the stimulus board's latency self-test as an
 experiment of the running stream (``[LatencyTest]``, docs/latency-test.md) and shows its figures.
@@ -6,7 +19,8 @@ experiment of the running stream (``[LatencyTest]``, docs/latency-test.md) and s
 Timers drive everything on the GUI thread: the display timer (``[Streaming] DISPLAY_RATE``)
 paints the newest frames, the service timer (every 50 ms) lets the stream handle its processes'
 news, and the status timer (1 s) refreshes the figures. Closing the window stops every part in
-order and finalises the session's files before the window goes away.
+order on a background thread (the window says so and keeps painting) and goes away once the
+session's files are final.
 """
 
 from __future__ import annotations
@@ -18,6 +32,7 @@ from pathlib import Path
 from PyQt5.QtCore import Qt, QTimer, QUrl
 from PyQt5.QtGui import QCloseEvent, QDesktopServices
 from PyQt5.QtWidgets import (
+    QApplication,
     QFileDialog,
     QHBoxLayout,
     QLabel,
@@ -25,11 +40,21 @@ from PyQt5.QtWidgets import (
     QMainWindow,
     QMessageBox,
     QPushButton,
+    QSplitter,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
+from experiments.registry import config_file_of
+from gui.camera_controls import CameraControlsPanel
+from gui.event_log import EventLogPanel
 from gui.live_view import LiveView
+from gui.loss_alarm import LossBanner
+from gui.overlays import OverlayToggles
+from gui.plots import SessionPlots
+from gui.region_editor import RegionEditor
+from gui.rig_panel import RigPanel
 from gui.session import Part, SessionController
 from gui.status_panel import ErrorBanner, StatusPanel
 from settings import load_settings
@@ -45,6 +70,7 @@ BUTTON_LABELS = {
     Part.EXPERIMENT: "Experiment",
 }
 LATENCY_TEST_LABEL = "Latency test"
+CLOSING_TEXT = "closing: stopping and finalising files; the window closes by itself..."
 
 
 class MainWindow(QMainWindow):
@@ -53,17 +79,24 @@ class MainWindow(QMainWindow):
     def __init__(self, settings_path: Path | None = None, output_dir: Path | None = None) -> None:
         super().__init__()
         self.setWindowTitle("DeepLabStream")
-        self.resize(1100, 760)
+        self.resize(1360, 860)
         self.controller = SessionController(self._read_settings, output_dir=output_dir)
         self.controller.changed.connect(self._state_changed)
         self.controller.failed.connect(self._show_error)
+        self.controller.notice.connect(self._show_notice)
+        self.controller.shut_down.connect(self._shut_down)
         self.controller.stream_closing.connect(self._drop_live_view)
         self.controller.latency_finished.connect(self._show_latency_result)
+        self.closing = False  # the window was asked to close: it goes once the files are final
+        self.closed_down = False  # everything stopped: the window may go
+        self._stream_started = 0.0  # time.monotonic() when the live view appeared
+        self._regions_attached = False  # the region editor draws on the tiles
         self.latency_result: QMessageBox | None = None
         self._latency_shown = False  # the status line says the test runs
         self.live_view: LiveView | None = None
         self._shown_error: str | None = None
         self.banner = ErrorBanner()
+        self.loss_banner = LossBanner()
         self.status_panel = StatusPanel()
         self.buttons: dict[Part, QPushButton] = {}
         self._build(settings_path)
@@ -97,7 +130,7 @@ class MainWindow(QMainWindow):
         for part, label in BUTTON_LABELS.items():
             button = QPushButton(f"Start {label}")
             button.setObjectName(f"{part.value}_button")
-            button.clicked.connect(lambda _checked=False, p=part: self.controller.toggle(p))
+            button.clicked.connect(lambda _checked=False, p=part: self.toggle(p))
             buttons_row.addWidget(button)
             self.buttons[part] = button
         self.latency_button = QPushButton(LATENCY_TEST_LABEL)
@@ -122,19 +155,59 @@ class MainWindow(QMainWindow):
         session_row.addWidget(self.open_folder_button)
 
         self.view_holder = QVBoxLayout()
-        self.placeholder = QLabel("Press Start Stream to see the cameras.")
+        self.placeholder = QLabel(
+            "Set up the rig in the Rig tab, then press Start Stream to see the cameras."
+        )
+        self.placeholder.setAlignment(Qt.AlignCenter)
         self.view_holder.addWidget(self.placeholder, 1)
+        self.overlay_toggles = OverlayToggles()
+        self.overlay_toggles.changed.connect(self._overlays_changed)
+        self.overlay_toggles.reset_requested.connect(self._reset_overlays)
+        self.view_holder.addWidget(self.overlay_toggles)
+        view_side = QWidget()
+        view_side.setLayout(self.view_holder)
+
+        self.rig_panel = RigPanel(Path(self.settings_edit.text()).expanduser())
+        self.rig_panel.saved.connect(lambda _path: self._show_notice("Settings saved"))
+        self.rig_panel.checked.connect(self._rig_checked)
+        self.region_editor = RegionEditor()
+        self.region_editor.failed.connect(self._show_error)
+        self.region_editor.saved.connect(self._regions_saved)
+        self.camera_controls = CameraControlsPanel()
+        self.camera_controls.failed.connect(self._show_error)
+        self.event_log = EventLogPanel()
+        self.plots = SessionPlots()
+        self.tabs = QTabWidget()
+        self.tabs.setObjectName("side_tabs")
+        self.tabs.addTab(self.rig_panel, "Rig")
+        self.tabs.addTab(self.region_editor, "Regions")
+        self.camera_tab = self._camera_tab()
+        self.tabs.addTab(self.camera_tab, "Camera")
+        self.tabs.addTab(self.event_log, "Log")
+        self.tabs.addTab(self.plots, "Plots")
+        splitter = QSplitter(Qt.Horizontal)
+        splitter.setObjectName("main_splitter")
+        splitter.addWidget(view_side)
+        splitter.addWidget(self.tabs)
+        splitter.setStretchFactor(0, 3)
+        splitter.setStretchFactor(1, 2)
 
         layout = QVBoxLayout()
         layout.addLayout(settings_row)
         layout.addLayout(buttons_row)
         layout.addWidget(self.banner)
-        layout.addLayout(self.view_holder, 1)
+        layout.addWidget(self.loss_banner)
+        layout.addWidget(splitter, 1)
         layout.addWidget(self.status_panel)
         layout.addLayout(session_row)
         central = QWidget()
         central.setLayout(layout)
         self.setCentralWidget(central)
+        self.notice_label = QLabel("")
+        self.notice_label.setObjectName("notice")
+        status_bar = self.statusBar()
+        assert status_bar is not None
+        status_bar.addWidget(self.notice_label, 1)
 
     # -- reactions -----------------------------------------------------------------------------
 
@@ -147,14 +220,60 @@ class MainWindow(QMainWindow):
         )
         if path:
             self.settings_edit.setText(path)
+            self.rig_panel.load(Path(path))
+
+    def toggle(self, part: Part) -> None:
+        """Start or stop ``part`` (its button); the rig and regions are saved before a start."""
+        controller = self.controller
+        starting = controller.allowed(part) and not controller.running(part)
+        if starting and part is not Part.RECORDING and not self._save_edits(part):
+            return
+        if starting and part is Part.EXPERIMENT:
+            self.event_log.clear()  # a new experiment's log starts empty
+            self.status_panel.clear_experiment()
+        controller.toggle(part)
+
+    def _save_edits(self, part: Part) -> bool:
+        """Save the rig panel's and the region editor's changes; False when they have problems."""
+        rig = self.rig_panel
+        if Path(self.settings_edit.text()).expanduser() != rig.settings_file:
+            rig.load(Path(self.settings_edit.text()).expanduser())
+        if rig.dirty:
+            rig.wait_checked()
+            if rig.problems:
+                self._show_error(
+                    f"Cannot start {part.value}: the Rig tab has unsaved changes with problems:\n"
+                    + "\n".join(rig.problems)
+                )
+                self.tabs.setCurrentWidget(rig)
+                return False
+            rig.save()
+        if self.region_editor.dirty and not self.region_editor.save():
+            self.tabs.setCurrentWidget(self.region_editor)
+            return False
+        return True
 
     def _open_session_folder(self) -> None:
         folder = self.controller.session_dir
-        if folder is not None:
-            QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
+        if folder is None:
+            return
+        if not folder.is_dir():
+            self._show_error(f"The session folder {folder} no longer exists.")
+            return
+        if not QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder))):
+            clipboard = QApplication.clipboard()
+            if clipboard is not None:
+                clipboard.setText(str(folder))
+            self._show_error(
+                f"No file manager could open {folder}. Its path is copied to the clipboard: "
+                "paste it into your file manager."
+            )
 
     def _show_error(self, text: str) -> None:
         self.banner.show_error(text)
+
+    def _show_notice(self, text: str) -> None:
+        self.notice_label.setText(text)
 
     def _state_changed(self) -> None:
         """Buttons, labels and the live view follow the controller's state."""
@@ -162,9 +281,11 @@ class MainWindow(QMainWindow):
         for part, button in self.buttons.items():
             verb = "Stop" if controller.running(part) else "Start"
             button.setText(f"{verb} {BUTTON_LABELS[part]}")
-            button.setEnabled(controller.allowed(part))
+            button.setEnabled(controller.allowed(part) and not self.closing)
         self._show_latency_test()
         self.busy_label.setText(f"{controller.busy}..." if controller.busy else "")
+        if self.closing:
+            self.busy_label.setText(CLOSING_TEXT)
         idle = not controller.streaming and controller.busy is None
         self.settings_edit.setEnabled(idle)
         self.browse_button.setEnabled(idle)
@@ -175,8 +296,25 @@ class MainWindow(QMainWindow):
         opened = stream is not None and stream.session_dir is not None
         if self.live_view is None and opened and controller.busy is None:
             self._show_live_view()
+        self._follow_experiment_with_regions()
         self._refresh_status()
         self._show_experiment()
+
+    def _follow_experiment_with_regions(self) -> None:
+        """Let the running experiment draw its regions (with their state); the editor otherwise.
+
+        The editor's regions are the config file's; a running experiment shows its own (lit
+        while true). Edits saved meanwhile apply at the next Start Experiment.
+        """
+        if self.live_view is None:
+            return
+        experimenting = self.controller.running(Part.EXPERIMENT)
+        if experimenting and self._regions_attached:
+            self.region_editor.detach()
+            self._regions_attached = False
+        elif not experimenting and not self._regions_attached:
+            self.region_editor.attach(self.live_view.views)
+            self._regions_attached = True
 
     def _show_latency_test(self) -> None:
         """Update the latency button: enabled when it may start, the seconds left while it runs."""
@@ -219,19 +357,104 @@ class MainWindow(QMainWindow):
         stream = self.controller.stream
         assert stream is not None
         self.live_view = LiveView(stream)
+        self.overlay_toggles.use(self.live_view.overlays)
         self.placeholder.hide()
-        self.view_holder.addWidget(self.live_view, 1)
+        self.view_holder.insertWidget(0, self.live_view, 1)
         rate = stream.settings.streaming.display_rate
         self._display_timer.start(max(1, round(1000 / rate)))
+        self._stream_started = time.monotonic()
+        self.plots.clear()
+        self.loss_banner.clear()
+        self.event_log.clear()
+        self.status_panel.clear_experiment()
+        self.camera_controls.attach(stream)
+        self._load_regions()
+
+    def _load_regions(self) -> None:
+        """Let the region editor draw on the new tiles, reading the experiment's config file."""
+        stream = self.controller.stream
+        if stream is None or self.live_view is None:
+            return
+        analysis = stream.analysis
+        keypoints = list(analysis.keypoints) if analysis is not None else []
+        self.region_editor.load(
+            config_file_of(stream.settings.experiment.name), stream.camera_names, keypoints
+        )
+        self.region_editor.attach(self.live_view.views)
+        self._regions_attached = True
+
+    def _camera_tab(self) -> QWidget:
+        """Build the Camera tab: the controls, and a button keeping their values in the file."""
+        keep = QPushButton("Keep these values in the settings")
+        keep.setObjectName("camera_controls_save")
+        keep.setToolTip("Write them into each camera's [Camera NAME] section (Rig tab), saved")
+        keep.clicked.connect(self.keep_camera_values)
+        tab = QWidget()
+        layout = QVBoxLayout(tab)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.camera_controls, 1)
+        layout.addWidget(keep)
+        return tab
+
+    def keep_camera_values(self) -> None:
+        """Write the cameras' current control values into the settings file (with its backup)."""
+        stream = self.controller.stream
+        if stream is None:
+            self._show_error("Start Stream first: the values are read from the running cameras.")
+            return
+        rig = self.rig_panel
+        for camera in stream.camera_names:
+            values = self.camera_controls.values_to_save(camera)
+            if values and camera in rig.camera_names():
+                rig.set_camera_keys(camera, values)
+        rig.save()
+        if rig.dirty:  # refused: the rig has problems (listed in the Rig tab)
+            self._show_error("Camera values not saved:\n" + "\n".join(rig.problems))
+        else:
+            self._show_notice("Camera values kept in the settings file")
+
+    def _rig_checked(self) -> None:
+        """Before a stream: the Regions tab lists the regions of the experiment the rig names.
+
+        Their cameras can be chosen there from the list before any frame is seen, which a rig
+        of several cameras needs before it may start.
+        """
+        if self.controller.streaming or self.region_editor.dirty:
+            return
+        settings = self.rig_panel.settings
+        name = settings.experiment.name if settings is not None else None
+        if name is None:
+            name = self.rig_panel.document.get("Experiment", "NAME", "") or ""
+        path = config_file_of(name) if name else None
+        if path != self.region_editor.config_path or (
+            self.rig_panel.camera_names() != self.region_editor.cameras
+        ):
+            self.region_editor.load(path, self.rig_panel.camera_names(), [])
+
+    def _regions_saved(self, path: Path) -> None:
+        self._show_notice(f"Regions saved to {path}")
+        self.rig_panel.check_now()  # the experiment's problems may be fixed now
 
     def _drop_live_view(self) -> None:
         self._display_timer.stop()
+        self.region_editor.detach()
+        self._regions_attached = False
+        self.camera_controls.attach(None)
         if self.live_view is not None:
+            self.live_view.stop_listening()
             self.live_view.close_readers()
             self.view_holder.removeWidget(self.live_view)
             self.live_view.deleteLater()
             self.live_view = None
         self.placeholder.show()
+
+    def _overlays_changed(self) -> None:
+        if self.live_view is not None:
+            self.overlay_toggles.use(self.live_view.overlays)
+
+    def _reset_overlays(self) -> None:
+        if self.live_view is not None:
+            self.live_view.reset_overlays()
 
     def _refresh_view(self) -> None:
         if self.live_view is not None:
@@ -243,33 +466,64 @@ class MainWindow(QMainWindow):
         self._show_experiment()
 
     def _show_experiment(self) -> None:
-        stream = self.controller.stream
+        controller = self.controller
+        stream = controller.stream
         analysis = stream.analysis if stream is not None else None
         status = analysis.experiment_status if analysis is not None else None
-        self.status_panel.show_experiment(status, self.controller.running(Part.EXPERIMENT))
+        running = controller.running(Part.EXPERIMENT)
+        self.status_panel.show_experiment(status if running else None, running)
+        self.event_log.show_status(status)  # also the last status after a stop
         if status is not None and status.error and status.error != self._shown_error:
-            self._shown_error = status.error  # a device failed mid-run: say so once
+            self._shown_error = status.error  # it stopped itself (a device failed): say so once
             self._show_error(
-                f"{status.error}. Check the device, then start the experiment "
-                "again (Stop Experiment, Start Experiment)."
+                f"{status.error}. The events so far are in the session folder; fix the cause, "
+                "then press Start Experiment again."
             )
+            if running and controller.busy is None:
+                # Its files are finished and the button says Start again, as after a Stop.
+                controller.stop(Part.EXPERIMENT)
 
     def _refresh_status(self) -> None:
         """Once a second: the camera table and the recording's duration and size."""
         controller = self.controller
         runner = controller.runner
         if runner is not None:  # the runner refreshes its figures once a second when serviced
-            self.status_panel.show_cameras(runner.last_figures)
+            figures = runner.last_figures
+            self.status_panel.show_cameras(figures)
+            if figures and controller.busy is None:
+                since_start = time.monotonic() - self._stream_started
+                self.plots.add(figures, since_start)
+                self.loss_banner.update_figures(figures, since_start)
+                self.plots.show_alerts(a.figure for a in self.loss_banner.alarm.alerts)
+                self.status_panel.mark_loud({a.camera for a in self.loss_banner.alarm.alerts})
         started = controller.recording_started
         seconds = None if started is None else time.monotonic() - started
         self.status_panel.show_recording(seconds, controller.recording_size_bytes())
         self._show_latency_test()
 
     def closeEvent(self, event: QCloseEvent | None) -> None:  # noqa: N802 - Qt's name
-        """Stop every part in order and finalise the files on closing, then let the window go."""
-        self._service_timer.stop()
-        self._status_timer.stop()
-        self.busy_label.setText("stopping: finalising files...")
-        self.controller.shutdown("window closed")
+        """Stop every part in order, off the GUI thread, then let the window go.
+
+        Finalising files can take seconds; the window stays, paints and says so meanwhile,
+        and closes itself when the controller says everything stopped.
+        """
+        controller = self.controller
+        if self.closed_down or (not controller.streaming and controller.busy is None):
+            self._service_timer.stop()
+            self._status_timer.stop()
+            self.closed_down = True
+            if event is not None:
+                event.accept()
+            return
         if event is not None:
-            event.accept()
+            event.ignore()
+        if not self.closing:
+            self.closing = True
+            for button in [*self.buttons.values(), self.latency_button]:
+                button.setEnabled(False)
+            self.busy_label.setText(CLOSING_TEXT)
+            controller.request_shutdown()
+
+    def _shut_down(self) -> None:
+        self.closed_down = True
+        self.close()

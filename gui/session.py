@@ -41,6 +41,7 @@ from selftest.latency_run import (
 )
 from session.analysis import PoseError
 from session.live import LiveSession, SessionEvent
+from session.preflight import check_before_start
 from session.recordings import RecordingError
 from session.runner import SessionRunner
 from settings.sections import Settings
@@ -124,6 +125,8 @@ class SessionController(QObject):
 
     changed = pyqtSignal()  # a part started or stopped, or a task began or ended
     failed = pyqtSignal(str)  # something the user must see (the window shows a banner)
+    notice = pyqtSignal(str)  # worth a line in the status bar, not a banner
+    shut_down = pyqtSignal()  # after request_shutdown: everything stopped, files final
     stream_closing = pyqtSignal()  # the stream is about to stop: let go of its display readers
     latency_finished = pyqtSignal(str, str)  # the latency test's summary and its JSON file
 
@@ -149,6 +152,7 @@ class SessionController(QObject):
         self.last_latency_json: Path | None = None
         self._latency_summary = ""
         self._experiments_started = 0  # of this stream, counted as the stream counts them
+        self._closing = False  # request_shutdown was called: stop, then say shut_down
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -230,12 +234,37 @@ class SessionController(QObject):
         stream = self.stream
         if stream is None:
             return
+        if part in (Part.ANALYSIS, Part.EXPERIMENT) and not self._reload_settings(part):
+            return
         if part is Part.ANALYSIS:
             self._run(f"starting {part.value}", stream.start_analysis)
         elif part is Part.RECORDING:
             self._run("starting recording", self._start_recording)
         elif part is Part.EXPERIMENT:
             self._run("starting experiment", self._start_experiment)
+
+    def _reload_settings(self, part: Part) -> bool:
+        """Read the settings file again before a start; False (and a banner) when it is bad.
+
+        A user who fixed the model or the experiment after Start Stream gets the fix; what
+        cannot change while streaming (the cameras) is said in a notice.
+        """
+        stream = self.stream
+        assert stream is not None
+        try:
+            settings = self._load_settings()
+        except SettingsError as error:
+            self.failed.emit(f"Cannot start {part.value}: {error}")
+            return False
+        problems = check_before_start(
+            settings, pose=True, experiment=part is Part.EXPERIMENT
+        )
+        if problems:
+            self.failed.emit(f"Cannot start {part.value}:\n" + "\n".join(problems))
+            return False
+        for note in stream.reload_settings(settings):
+            self.notice.emit(f"Settings re-read: {note}")
+        return True
 
     def stop(self, part: Part) -> None:
         """Stop ``part`` on a background thread; files are finalised before it reports done."""
@@ -279,6 +308,21 @@ class SessionController(QObject):
             after=lambda error: self._latency_started(run, error),
         )
 
+    def request_shutdown(self) -> None:
+        """Stop everything on a background thread; ``shut_down`` is emitted when all is final.
+
+        Closing the window calls this: stopping finalises files for seconds, and the window
+        keeps painting (and saying so) meanwhile instead of freezing.
+        """
+        self._closing = True
+        if self.busy is not None:
+            return  # _task_done carries on when the task in progress ends
+        if self.stream is not None:
+            self.stream_closing.emit()
+            self._run("stopping stream", lambda: self._stop_stream("window closed"))
+            return
+        self.shut_down.emit()
+
     def shutdown(self, reason: str = "window closed") -> None:
         """Stop everything now, on this thread (closing the window); files are finalised."""
         if self._task is not None:
@@ -319,14 +363,30 @@ class SessionController(QObject):
     def _start_stream(self) -> None:
         try:
             settings = self._load_settings()
+        except Exception as error:  # bad settings: a banner, no traceback
+            self.failed.emit(str(error))
+            return
+        # Everything a start would find wrong is found now, before a camera opens or a session
+        # folder is made: the model and the experiment the file names (with its cameras and
+        # devices). A file without [Experiment] has chosen none: Start Experiment checks it.
+        problems = check_before_start(settings, pose=True, experiment=settings.experiment_chosen)
+        if problems:
+            self.failed.emit("Cannot start the stream:\n" + "\n".join(problems))
+            return
+        try:
             self._lock.acquire()
-        except Exception as error:  # bad settings or another instance: a banner, no traceback
+        except InstanceLockError as error:  # another instance streams: a banner
             self.failed.emit(str(error))
             return
         self.stream = LiveSession(settings, output_dir=self.output_dir)
         self._experiments_started = 0
         self.latency = None
-        self.runner = SessionRunner(self.stream, status_out=None, on_event=self._on_event)
+        self.runner = SessionRunner(
+            self.stream,
+            duration_s=settings.session.planned_duration,
+            status_out=None,
+            on_event=self._on_event,
+        )
         self._run("starting stream", self._open_stream)
 
     def _open_stream(self) -> None:
@@ -394,6 +454,9 @@ class SessionController(QObject):
     def _after_stream_stopped(self) -> None:
         stream = self.stream
         if stream is not None:
+            folder = stream.session_dir
+            if stream.discard_preview():
+                self.notice.emit(f"Only a preview: nothing was recorded, {folder} was removed")
             self.last_session = stream.session_dir
         self.stream = None
         self.runner = None
@@ -448,5 +511,7 @@ class SessionController(QObject):
         stream = self.stream
         if stream is not None and (what == "stopping stream" or stream.stopped):
             self._after_stream_stopped()
-            return
-        self.changed.emit()
+        else:
+            self.changed.emit()
+        if self._closing and self.busy is None:
+            self.request_shutdown()

@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 from PyQt5.QtCore import Qt
+from PyQt5.QtGui import QBrush, QColor
 from PyQt5.QtWidgets import (
     QFormLayout,
     QHBoxLayout,
     QHeaderView,
     QLabel,
-    QPushButton,
     QTableWidget,
     QTableWidgetItem,
-    QVBoxLayout,
     QWidget,
 )
 
+from gui.banner import Banner
 from processes.messages import ExperimentStatus
 from session.runner import CameraFigures
 
+LOUD_COLOUR = QColor("#e65100")  # the loss banner's colour
 CAMERA_COLUMNS = (
     "camera",
     "capture fps",
@@ -72,23 +73,17 @@ def experiment_text(status: ExperimentStatus | None, running: bool) -> str:
     return text
 
 
-class ErrorBanner(QWidget):
+class ErrorBanner(Banner):
     """A red bar with the latest error and what to do; stays until dismissed."""
 
     def __init__(self) -> None:
-        super().__init__()
-        self.setObjectName("error_banner")
-        self.setStyleSheet("background: #b00020; color: white; padding: 4px;")
-        self.label = QLabel("")
-        self.label.setWordWrap(True)
-        self.label.setTextInteractionFlags(Qt.TextSelectableByMouse)
-        dismiss = QPushButton("Dismiss")
-        dismiss.setObjectName("dismiss_error")
-        dismiss.clicked.connect(self.clear)
-        layout = QHBoxLayout(self)
-        layout.addWidget(self.label, 1)
-        layout.addWidget(dismiss)
-        self.hide()
+        super().__init__(
+            "error_banner",
+            "background: #b00020; color: white; padding: 4px;",
+            "Dismiss",
+            "dismiss_error",
+            self.clear,
+        )
 
     def show_error(self, text: str) -> None:
         """Show ``text`` (replacing an older error)."""
@@ -124,6 +119,7 @@ class StatusPanel(QWidget):
         self.experiment.setObjectName("experiment_status")
         self.last_event = QLabel("-")
         self.last_event.setObjectName("last_event")
+        self._loud: set[str] = set()  # cameras whose losses raised a latched alarm
         self.latency_test = QLabel("not run")
         self.latency_test.setObjectName("latency_test_status")
         self.latency_test.setTextInteractionFlags(Qt.TextSelectableByMouse)
@@ -132,17 +128,32 @@ class StatusPanel(QWidget):
         lines.addRow("Experiment:", self.experiment)
         lines.addRow("Last event:", self.last_event)
         lines.addRow("Latency test:", self.latency_test)
-        layout = QVBoxLayout(self)
+        # Side by side: the window's height goes to the live view and the tabs.
+        layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.table)
-        layout.addLayout(lines)
+        layout.addWidget(self.table, 3)
+        layout.addLayout(lines, 2)
 
     def show_cameras(self, rows: list[CameraFigures]) -> None:
-        """Fill the camera table."""
+        """Fill the camera table (rows of cameras with latched losses in the alarm colour)."""
         self.table.setRowCount(len(rows))
         for row, figures in enumerate(rows):
+            loud = figures.name in self._loud
             for column, text in enumerate(camera_row(figures)):
-                self.table.setItem(row, column, QTableWidgetItem(text))
+                item = QTableWidgetItem(text)
+                if loud:
+                    item.setBackground(QBrush(LOUD_COLOUR))
+                    item.setForeground(QBrush(QColor("white")))
+                self.table.setItem(row, column, item)
+
+    def mark_loud(self, cameras: set[str]) -> None:
+        """Show the rows of ``cameras`` in the alarm colour from the next refresh on."""
+        self._loud = set(cameras)
+
+    def clear_experiment(self) -> None:
+        """Forget the last experiment's line and last event (a new one starts)."""
+        self.experiment.setText("not running")
+        self.last_event.setText("-")
 
     def show_recording(self, seconds: float | None, size_bytes: int) -> None:
         """Show the recording duration and size (``seconds`` None: not recording)."""

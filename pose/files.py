@@ -1,20 +1,30 @@
 """Pose files in the session folder, written as the stream runs.
 
 - ``<camera>.pose.csv``: DeepLabCut's layout (``scorer`` / ``bodyparts`` / ``coords`` header rows;
-  x, y, likelihood per keypoint), one row per analysed frame, indexed by the camera's frame index.
-  Flushed every second, so a killed process keeps all but the last second.
+  x, y, likelihood per keypoint), indexed by the camera's frame index, one row per frame index
+  from the stream's first frame to its last: frames captured but not analysed (the newest-frame
+  policy passed over them) and indices the camera never delivered (its drops) are empty rows
+  (NaN). Row i is frame first + i, so movement's ``time = row / fps`` is right (the layout of
+  DeepLabCut and Lightning Pose, one row per video frame). Flushed every second, so a killed
+  process keeps all but the last second.
+- ``<camera>.pose_times.csv``: one row per row of the pose CSV: ``frame_index``,
+  ``host_timestamp`` (s, host clock), ``camera_timestamp`` (s, the camera's clock) and
+  ``analysed`` (1 or 0); the times are empty for indices the camera never delivered.
 - ``<camera>.pose_timing.csv``: when each analysed frame passed each stage (host clock), and
   the region of the frame that was analysed (the whole frame, or a dynamic crop).
 - ``<camera>.pose.pqt`` (on stop): the IBL layout, ``{bodypart}_x``, ``{bodypart}_y``,
-  ``{bodypart}_likelihood`` plus ``frame_index``, one row per analysed frame.
+  ``{bodypart}_likelihood`` plus ``frame_index``, ``host_timestamp`` and ``camera_timestamp``,
+  one row per row of the pose CSV.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -23,6 +33,8 @@ log = logging.getLogger(__name__)
 POSE_CSV_SUFFIX = ".pose.csv"
 POSE_PARQUET_SUFFIX = ".pose.pqt"
 POSE_TIMING_SUFFIX = ".pose_timing.csv"
+POSE_TIMES_SUFFIX = ".pose_times.csv"
+TIMES_COLUMNS = ("frame_index", "host_timestamp", "camera_timestamp", "analysed")
 TIMING_COLUMNS = (
     "frame_index",
     "host_timestamp",  # frame arrived in the capture process
@@ -133,21 +145,50 @@ def dlc_header(scorer: str, keypoints: tuple[str, ...]) -> str:
     return "".join(",".join(row) + "\n" for row in rows)
 
 
-class PoseCsvWriter:
-    """``<camera>.pose.csv``, one row per analysed frame."""
+class _FrameRows:
+    """Keep a table's rows one per frame index: the gap before a frame is filled with empty rows.
 
-    def __init__(self, path: Path, scorer: str, keypoints: tuple[str, ...]) -> None:
-        self._file = _FlushedFile(path, dlc_header(scorer, keypoints))
-        self._template = "%d" + ",%.3f,%.3f,%.6f" * len(keypoints) + "\n"
+    Row i of the table is frame ``first + i`` as long as the camera's indices go up; an index
+    that goes back (a camera that restarted its counter) is written where it comes, with a
+    warning, since dropping a pose would be worse than a table that is off from there on.
+    """
+
+    def __init__(self, path: Path, header: str, empty: str) -> None:
+        self._file = _FlushedFile(path, header)
+        self._empty = empty  # the row of a frame without data, after its index
+        self._next: int | None = None  # the index the next row should have
+        self._warned = False
         self.path = path
 
-    def write(self, frame_index: int, pose: np.ndarray) -> None:
-        """Append the keypoints (K, 3) of one frame."""
-        self._file.write_row(self._template % (frame_index, *pose.ravel().tolist()))
+    def _row(self, frame_index: int, text: str) -> None:
+        """Append the row of ``frame_index`` (``text`` after the index), empty rows before it."""
+        expected = self._next
+        if expected is not None and frame_index != expected:
+            if frame_index > expected:
+                for missing in range(expected, frame_index):  # dropped, or never announced
+                    self._file.write_row(f"{missing}{self._empty}")
+            elif not self._warned:
+                self._warned = True
+                log.warning(
+                    "%s: frame index %d after %d: the camera's counter went back; rows from "
+                    "here on are not one per index",
+                    self.path.name,
+                    frame_index,
+                    expected - 1,
+                )
+        self._file.write_row(f"{frame_index}{text}")
+        self._next = max(frame_index + 1, expected or 0)
+
+    def end_at(self, last_index: int) -> None:
+        """Write the empty rows of the frames up to ``last_index`` (the last) not written yet."""
+        if self._next is not None and last_index >= self._next:
+            for missing in range(self._next, last_index + 1):
+                self._file.write_row(f"{missing}{self._empty}")
+            self._next = last_index + 1
 
     @property
     def rows(self) -> int:
-        """Rows written so far."""
+        """Rows written so far (empty ones included)."""
         return self._file.rows
 
     @property
@@ -158,6 +199,38 @@ class PoseCsvWriter:
     def close(self) -> None:
         """Flush and close."""
         self._file.close()
+
+
+class PoseCsvWriter(_FrameRows):
+    """``<camera>.pose.csv``, one row per frame index; frames not analysed are empty rows."""
+
+    def __init__(self, path: Path, scorer: str, keypoints: tuple[str, ...]) -> None:
+        super().__init__(path, dlc_header(scorer, keypoints), "," * (3 * len(keypoints)) + "\n")
+        self._template = ",%.3f,%.3f,%.6f" * len(keypoints) + "\n"
+        self.analysed = 0  # rows with a pose
+
+    def write(self, frame_index: int, pose: np.ndarray) -> None:
+        """Append the keypoints (K, 3) of one analysed frame."""
+        self._row(frame_index, self._template % tuple(pose.ravel().tolist()))
+        self.analysed += 1
+
+    def write_missing(self, frame_index: int) -> None:
+        """Append the empty row of a frame that was captured but not analysed."""
+        self._row(frame_index, self._empty)
+
+
+class PoseTimesWriter(_FrameRows):
+    """``<camera>.pose_times.csv``: every pose row's times, analysed or not."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, ",".join(TIMES_COLUMNS) + "\n", ",,,0\n")
+
+    def write(
+        self, frame_index: int, host_ns: int, camera_timestamp: float, analysed: bool
+    ) -> None:
+        """Append one captured frame's times (host clock in nanoseconds; camera clock in s)."""
+        camera = "" if math.isnan(camera_timestamp) else repr(camera_timestamp)
+        self._row(frame_index, f",{_seconds(host_ns)},{camera},{int(analysed)}\n")
 
 
 class PoseTimingWriter:
@@ -206,8 +279,13 @@ def _seconds(nanoseconds: int) -> str:
     return f"{whole}.{rest:09d}"
 
 
-def write_pose_parquet(csv_path: Path, parquet_path: Path) -> int:
-    """Convert a finished pose CSV to the IBL layout; return the number of rows."""
+def write_pose_parquet(csv_path: Path, parquet_path: Path, times_path: Path | None = None) -> int:
+    """Convert a finished pose CSV to the IBL layout; return the number of rows.
+
+    Every row of the CSV is kept (frames not analysed are NaN). ``times_path``, the camera's
+    ``.pose_times.csv``, gives each row its ``host_timestamp`` and ``camera_timestamp``
+    (seconds); without it (or for rows it lacks) they are NaN.
+    """
     import pandas as pd
 
     table = pd.read_csv(csv_path, header=[0, 1, 2], index_col=0)
@@ -219,8 +297,23 @@ def write_pose_parquet(csv_path: Path, parquet_path: Path) -> int:
         },
     )
     flat.insert(0, "frame_index", table.index.astype("int64"))
+    times = _row_times(times_path, table.index)
+    flat["host_timestamp"] = times["host_timestamp"].to_numpy(dtype=np.float64)
+    flat["camera_timestamp"] = times["camera_timestamp"].to_numpy(dtype=np.float64)
     flat.reset_index(drop=True).to_parquet(parquet_path, index=False)
     return len(flat)
+
+
+def _row_times(times_path: Path | None, index: Any) -> Any:
+    """Return the host and camera times of the frame indices ``index`` (NaN where unknown)."""
+    import pandas as pd
+
+    columns = ["host_timestamp", "camera_timestamp"]
+    if times_path is None or not times_path.is_file():
+        return pd.DataFrame(np.nan, index=index, columns=columns)
+    times = pd.read_csv(times_path, index_col="frame_index")
+    times = times[~times.index.duplicated(keep="last")]
+    return times.reindex(index)[columns]
 
 
 IBL_POSE_SUFFIX = ".dlc.pqt"
@@ -235,8 +328,11 @@ def ibl_stem(camera: str) -> str:
 def write_ibl_pose_files(parquet_path: Path, timing_path: Path, stem: Path) -> tuple[str, str]:
     """IBL-named copies: ``<stem>.dlc.pqt`` (the pose table) and ``<stem>.times.npy``.
 
-    The times are the analysed frames' host arrival times in seconds (host clock, as in
-    ``session.json``), one per row of the table, in the same order.
+    The table has a row per frame, as IBL's own (NaN for frames not analysed); the times are the
+    frames' host arrival times in seconds (host clock, as in ``session.json``), one per row of the
+    table, in the same order, NaN for frame indices the camera never delivered. They come from
+    the table's ``host_timestamp`` column; a table without it (written before that column was
+    added) takes them from ``timing_path`` (the ``.pose_timing.csv``, analysed frames only).
     """
     import shutil
 
@@ -245,8 +341,11 @@ def write_ibl_pose_files(parquet_path: Path, timing_path: Path, stem: Path) -> t
     pose_target = stem.with_name(stem.name + IBL_POSE_SUFFIX)
     times_target = stem.with_name(stem.name + IBL_TIMES_SUFFIX)
     shutil.copyfile(parquet_path, pose_target)
-    timing = pd.read_csv(timing_path)
-    table = pd.read_parquet(parquet_path, columns=["frame_index"])
-    times = timing.set_index("frame_index")["host_timestamp"].reindex(table["frame_index"])
+    table = pd.read_parquet(parquet_path)
+    if "host_timestamp" in table.columns:
+        times = table["host_timestamp"]
+    else:
+        timing = pd.read_csv(timing_path)
+        times = timing.set_index("frame_index")["host_timestamp"].reindex(table["frame_index"])
     np.save(times_target, times.to_numpy(dtype=np.float64))
     return pose_target.name, times_target.name

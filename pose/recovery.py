@@ -17,7 +17,13 @@ from typing import Any
 
 import numpy as np
 
-from pose.files import POSE_CSV_SUFFIX, POSE_PARQUET_SUFFIX, POSE_TIMING_SUFFIX, write_pose_parquet
+from pose.files import (
+    POSE_CSV_SUFFIX,
+    POSE_PARQUET_SUFFIX,
+    POSE_TIMES_SUFFIX,
+    POSE_TIMING_SUFFIX,
+    write_pose_parquet,
+)
 
 log = logging.getLogger(__name__)
 
@@ -42,17 +48,20 @@ def rebuild_camera_figures(session_dir: Path, camera: str, file_label: str) -> d
     stem = f"{camera}{file_label}"
     pose_csv = session_dir / f"{stem}{POSE_CSV_SUFFIX}"
     timing_csv = session_dir / f"{stem}{POSE_TIMING_SUFFIX}"
+    times_csv = session_dir / f"{stem}{POSE_TIMES_SUFFIX}"
     figures: dict[str, Any] = {"rebuilt_from_files": True, "frames_analysed": 0}
     if not pose_csv.exists():
         return figures
     rows = cut_to_whole_rows(pose_csv) - POSE_HEADER_ROWS
     cut_to_whole_rows(timing_csv)
-    figures["frames_analysed"] = max(0, rows)
+    cut_to_whole_rows(times_csv)
+    figures["frames_analysed"] = _rows_with_pose(pose_csv)
+    figures["pose_rows"] = max(0, rows)  # one per frame index, analysed or not
     figures["pose_file"] = pose_csv.name
     figures["latency_ms"] = _latency_percentiles(timing_csv)
     parquet = session_dir / f"{stem}{POSE_PARQUET_SUFFIX}"
     try:
-        write_pose_parquet(pose_csv, parquet)
+        write_pose_parquet(pose_csv, parquet, times_csv)
         figures["pose_table"] = parquet.name
     except (OSError, ValueError) as error:
         log.error("could not write %s from %s: %s", parquet.name, pose_csv.name, error)
@@ -99,6 +108,14 @@ def cut_to_whole_rows(path: Path) -> int:
             return data[:end].count(b"\n")
     except FileNotFoundError:
         return 0
+
+
+def _rows_with_pose(pose_csv: Path) -> int:
+    """Count the rows of a pose CSV that hold a pose (frames not analysed are empty rows)."""
+    with pose_csv.open(encoding="utf-8") as file:
+        lines = file.read().splitlines()[POSE_HEADER_ROWS:]
+    # An empty row is the index and commas only: its second field is empty.
+    return sum(1 for line in lines if line.split(",", 2)[1:2] not in ([], [""]))
 
 
 def _latency_percentiles(timing_csv: Path) -> dict[str, float] | None:

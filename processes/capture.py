@@ -7,6 +7,11 @@ frames)::
     main -> capture   Start(ring spec, session folder)                  or  Abort()
     capture -> main   Finished(reason, message, frames, description)    when the stream ends
 
+Live camera controls (exposure, gain...) travel on a pipe of their own (``CaptureJob.controls``),
+so an answer is never taken for the end of the stream: ``SetCameraControl(name, value)`` is
+answered with ``CameraControlSet(name, value, error, controls)``. The loop looks for requests
+between frames at most every ``CONTROL_POLL_S`` (one ``poll`` system call), never waiting.
+
 Between Start and Finished the loop is: mark slot, ``camera.grab(slot)``, publish, update the
 header counters, send a record to each subscribed channel. A camera with companion streams (a
 RealSense depth image) has them written into rings of their own and published first
@@ -36,13 +41,21 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
-from cameras import Camera, CameraError, camera_class
+from cameras import Camera, CameraControl, CameraError, camera_class
+from cameras.orientation import OrientedCamera
 from core.frames import FrameGeometry
 from core.lifetime import die_with_parent
 from core.logs import LogTarget, add_log_file, configure_process_logging
 from core.priority import ProcessPriority, apply_process_priority
 from processes.companion import CompanionOutputs
-from processes.messages import Failed, Finished, Opened, Start
+from processes.messages import (
+    CameraControlSet,
+    Failed,
+    Finished,
+    Opened,
+    SetCameraControl,
+    Start,
+)
 from recording.folder import SESSION_LOG
 from settings.sections import CameraSettings
 from transport.channel import ChannelWriter, EndReason, FrameRecord, encode_frame
@@ -55,6 +68,8 @@ log = logging.getLogger(__name__)
 COMPANIONS_REPORT_WAIT_S = 6.0
 LOCKSTEP_STALL_S = 60.0  # no model takes a minute per frame: the reader is stuck or gone
 _LOCKSTEP_PAUSES_S = (0.0001, 0.002)  # first and longest sleep while waiting for the reader
+#: How often the loop looks for control requests: a person turning a knob cannot tell 50 ms.
+CONTROL_POLL_S = 0.05
 
 
 
@@ -70,6 +85,7 @@ class CaptureJob:
     log_target: LogTarget
     priority: ProcessPriority | None = None  # applied first thing (core/priority.py)
     recorder_niceness: int = 0  # of the recorders it starts for companion streams (depth)
+    controls: Connection | None = None  # live control requests (SetCameraControl); None: none
 
 
 def capture_main(job: CaptureJob) -> None:
@@ -83,7 +99,14 @@ def capture_main(job: CaptureJob) -> None:
     configure_process_logging(job.log_target, f"capture:{job.camera.name}")
     apply_process_priority(job.priority)  # before the camera's driver starts its threads
     writers = [ChannelWriter(connection) for connection in job.channels]
-    camera = camera_class(job.camera.source)(job.camera.name, job.camera.options)
+    # Always wrapped: mirroring may be switched on while streaming (the Camera tab); while the
+    # orientation is the identity, frames pass without a copy.
+    common = job.camera.common
+    camera: Camera = OrientedCamera(
+        camera_class(job.camera.source)(job.camera.name, job.camera.options),
+        common.rotate,
+        common.mirror,
+    )
     try:
         _open_and_stream(job, camera, writers)
     finally:
@@ -94,6 +117,8 @@ def capture_main(job: CaptureJob) -> None:
         for writer in writers:
             writer.close()
         job.control.close()
+        if job.controls is not None:
+            job.controls.close()
 
 
 def _open_and_stream(job: CaptureJob, camera: Camera, writers: list[ChannelWriter]) -> None:
@@ -134,7 +159,9 @@ def _announce_and_stream(
     description = camera.describe()
     if companions:
         description["companions"] = companions.describe()
-    job.control.send(Opened(geometry, camera.nominal_fps, description, camera.live))
+    job.control.send(
+        Opened(geometry, camera.nominal_fps, description, camera.live, _controls_of(camera))
+    )
     try:
         order = job.control.recv()
     except EOFError:  # the main process is gone
@@ -183,6 +210,7 @@ def _stream(
     parent = os.getppid()
     # Lockstep needs the reader's counters to start at frame 0: it must have subscribed already.
     lockstep = _Lockstep(ring) if _wants_lockstep(camera, header) else None
+    requests = _ControlRequests(job.controls, camera)
     try:
         while not ring.stop_requested:
             if job.max_frames is not None and seq >= job.max_frames:
@@ -222,6 +250,7 @@ def _stream(
                 if subscribed[channel] and not writers[channel].send(payload):
                     undelivered[channel] += 1
             seq += 1
+            requests.serve_if_due(stamp.host_timestamp_ns)  # after publishing: no frame waits
     except CameraError as error:
         log.error("%s", error)
         return EndReason.CAMERA_FAILED, str(error), seq
@@ -229,6 +258,51 @@ def _stream(
         log.exception("camera %r failed", job.camera.name)
         return EndReason.CAMERA_FAILED, f"camera {job.camera.name!r}: {error!r}", seq
     return EndReason.STOPPED, "stop requested", seq
+
+
+class _ControlRequests:
+    """Answers live control requests between frames, looking at most every CONTROL_POLL_S."""
+
+    def __init__(self, connection: Connection | None, camera: Camera) -> None:
+        self._connection = connection
+        self._camera = camera
+        self._next_poll_ns = 0
+
+    def serve_if_due(self, now_ns: int) -> None:
+        """Answer every request waiting, if it is time to look; never waits for one."""
+        if self._connection is None or now_ns < self._next_poll_ns:
+            return
+        self._next_poll_ns = now_ns + round(CONTROL_POLL_S * 1e9)
+        try:
+            while self._connection.poll():
+                request = self._connection.recv()
+                if isinstance(request, SetCameraControl):
+                    self._connection.send(self._apply(request))
+        except (EOFError, OSError):  # the main process closed its end: no more requests
+            self._connection = None
+
+    def _apply(self, request: SetCameraControl) -> CameraControlSet:
+        camera = self._camera
+        try:
+            value = camera.set_control(request.name, float(request.value))
+        except CameraError as error:
+            log.warning("%s", error)
+            return CameraControlSet(request.name, request.value, str(error), _controls_of(camera))
+        except Exception as error:  # a plugin bug: the stream goes on, the user is told
+            log.exception("camera %r: setting %s failed", camera.name, request.name)
+            text = f"camera {camera.name!r}: {request.name}: {type(error).__name__}: {error}"
+            return CameraControlSet(request.name, request.value, text, _controls_of(camera))
+        log.info("camera %r: %s set to %g", camera.name, request.name, value)
+        return CameraControlSet(request.name, value, None, _controls_of(camera))
+
+
+def _controls_of(camera: Camera) -> tuple[CameraControl, ...]:
+    """Return the camera's controls; none when it cannot say (a plugin bug is only logged)."""
+    try:
+        return tuple(camera.controls())
+    except Exception:
+        log.exception("camera %r could not list its controls", camera.name)
+        return ()
 
 
 def _wants_lockstep(camera: Camera, header: Any) -> bool:

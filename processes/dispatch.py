@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -24,10 +25,11 @@ from core.clock import host_now_ns
 from core.stats import percentiles
 from experiments.actions import Action
 from experiments.base import Experiment
-from experiments.events import EventCsvWriter
+from experiments.events import EventCsvWriter, ExperimentEvent
 from experiments.observation import Observation, Observations
 from experiments.registry import load_experiment
 from processes.messages import (
+    EventView,
     ExperimentFailed,
     ExperimentSpec,
     ExperimentStarted,
@@ -35,6 +37,7 @@ from processes.messages import (
     StartExperiment,
     TriggerView,
 )
+from recording.lsl import EventOutlet, marker_text
 from settings.sections import DeviceSettings
 from stimulation import StimulationDevice, StimulationError
 from stimulation.base import ActionRecord
@@ -48,11 +51,14 @@ ACK_WAIT_AT_STOP_S = 1.0
 #: The board reports a flash nobody answered (MISS) 1 s after it began: wait for the last one.
 FLASH_REPORT_WAIT_S = 1.2
 STALE_PAIRING_S = 0.5  # a camera without a pose for this long is not paired with the others
+#: At most this many events ride on one status (the newest); a status says how many there were.
+#: A few per status is usual; the bound keeps a status well inside a pipe's buffer (64 KiB), so
+#: sending it never waits for the GUI.
+STATUS_EVENTS = 200
 
 
 class ExperimentStartError(RuntimeError):
     """The experiment or one of its devices could not start; the message says what to do."""
-
 
 
 class ExperimentRun:
@@ -76,6 +82,10 @@ class ExperimentRun:
         self._ack_ms: list[float] = []  # frame arrival -> device acknowledgement
         self._pairing_ms: list[float] = []  # several cameras: largest pairing error per update
         self._actions = 0
+        self._events_sent = 0  # events of the log already sent with a status
+        self._seconds_active = dict.fromkeys(experiment.triggers, 0.0)
+        self._true_since_last: set[str] = set()  # triggers true after the previous update
+        self._last_update_s: float | None = None  # frame time of the previous update
 
     @classmethod
     def open(
@@ -85,11 +95,14 @@ class ExperimentRun:
         session_dir: Path,
         events_file: str = EVENTS_FILE,
         latency_test: LatencyTestSpec | None = None,
+        markers: EventOutlet | None = None,
     ) -> ExperimentRun:
         """Load the experiment, open every device it uses, and start its event file.
 
         With ``latency_test``, its board (a device the experiment answers the flashes on) runs
         the latency self-test from now until :meth:`stop`, which writes the board's reports.
+        With ``markers`` (``[Output] LSL = on``), every event written to the file is also sent
+        as an LSL marker.
         """
         try:
             experiment = load_experiment(name)
@@ -110,7 +123,8 @@ class ExperimentRun:
         board = None
         if latency_test is not None:
             board = _start_latency_test(devices, latency_test)
-        experiment.events.attach(EventCsvWriter(session_dir / events_file))
+        writer = EventCsvWriter(session_dir / events_file)
+        experiment.events.attach(writer if markers is None else MarkedWriter(writer, markers))
         experiment.start()  # the session's clock starts at the first pose update
         log.info("experiment %s ready with devices %s", name, ", ".join(devices) or "none")
         return cls(experiment, devices, session_dir / events_file, board)
@@ -143,8 +157,26 @@ class ExperimentRun:
             log.exception("experiment %s failed", self.experiment.name)
             self._fail(f"experiment {self.experiment.name!r} raised {error}")
             return
+        self._count_active()
         if actions:
             self._perform(actions, pose_ready_ns, host_now_ns(), newest)
+
+    def _count_active(self) -> None:
+        """Add the frame time since the previous update to each trigger that was true then.
+
+        A trigger's state holds from one update to the next, so the interval counts for the
+        state it had at its start (a few dict operations per update: cheap).
+        """
+        experiment = self.experiment
+        now = experiment.now_s
+        if now is None:
+            return
+        if self._last_update_s is not None and now > self._last_update_s:
+            interval = now - self._last_update_s
+            for name in self._true_since_last:
+                self._seconds_active[name] = self._seconds_active.get(name, 0.0) + interval
+        self._last_update_s = now
+        self._true_since_last = {name for name in experiment.triggers if experiment.is_true(name)}
 
     def _report_elapsed(self, newest: Observation) -> None:
         """Tell the lead estimator how old the prompting frame is now (auto lead, at first)."""
@@ -266,9 +298,20 @@ class ExperimentRun:
         return self._actions
 
     def status(self) -> ExperimentStatus:
-        """Return what the live view shows of the experiment now (cheap: no event log copy)."""
+        """Return what the live view shows of the experiment now, with the events since the last.
+
+        Each call takes the events recorded since the previous call (at most the newest
+        :data:`STATUS_EVENTS`; ``events_total`` lets the GUI count those it did not get), so call
+        it only to send the status. Cheap: no copy of the whole event log.
+        """
         experiment = self.experiment
         events = experiment.events.events
+        first = max(self._events_sent, len(events) - STATUS_EVENTS)
+        new_events = tuple(
+            EventView(event.time_s, event.kind, event.name, event.detail, event.trial)
+            for event in events[first:]
+        )
+        self._events_sent = len(events)
         last = events[-1] if events else None
         last_text = ""
         if last is not None:
@@ -281,9 +324,13 @@ class ExperimentRun:
                 bool(experiment.is_true(name)),
                 tuple(trigger.shapes()),
                 getattr(trigger, "camera", None),
+                experiment.trigger_counts.get(name, 0),
+                self._seconds_active.get(name, 0.0),
             )
             for name, trigger in experiment.triggers.items()
         )
+        started, now = experiment.started_s, experiment.now_s
+        elapsed = now - started if started is not None and now is not None else 0.0
         return ExperimentStatus(
             name=experiment.name,
             state=experiment.state,
@@ -293,6 +340,9 @@ class ExperimentRun:
             last_event=last_text,
             triggers=triggers,
             error=self.error,
+            new_events=new_events,
+            events_total=len(events),
+            elapsed_s=elapsed,
         )
 
     def summary(self) -> dict[str, Any]:
@@ -311,6 +361,55 @@ class ExperimentRun:
                 "camera_pairing_error": percentiles(self._pairing_ms),
             },
         }
+
+
+class MarkedWriter:
+    """``events.csv`` that also sends each event it writes as an LSL marker (``LSL = on``).
+
+    Events reach the file when they are committed (at the start of the next update, once the
+    dispatcher has filled in their times), so a marker leaves one frame after its event, with
+    the event's own time: LSL keeps a sample's time stamp, not its arrival.
+    """
+
+    def __init__(self, file: EventCsvWriter, markers: EventOutlet) -> None:
+        self.file = file
+        self.markers = markers
+
+    @property
+    def error(self) -> str | None:
+        """Why the file stopped early (a disk error), or None."""
+        return self.file.error
+
+    def write(self, events: Sequence[ExperimentEvent]) -> None:
+        """Append ``events`` to the file and send each as a marker (never blocks)."""
+        self.file.write(events)
+        for event in events:
+            self.markers.push(
+                marker_text(
+                    event.kind,
+                    event.name,
+                    event.detail,
+                    event.trial,
+                    event.camera,
+                    event.frame_index,
+                ),
+                marker_time_s(event),
+            )
+
+    def close(self) -> None:
+        """Close the file (the outlet belongs to the worker)."""
+        self.file.close()
+
+
+def marker_time_s(event: ExperimentEvent) -> float | None:
+    """Return the host time an event's marker carries; None: the moment it is sent.
+
+    An action's is when its command was written to the device (nearest to the stimulus);
+    others', the arrival of the frame that caused them.
+    """
+    if event.kind == "action" and event.written is not None:
+        return event.written
+    return event.host_timestamp
 
 
 def _open_devices(settings: dict[str, DeviceSettings]) -> dict[str, StimulationDevice]:
@@ -377,9 +476,12 @@ class ExperimentSlot:
     the last one (a credit, so a slow GUI never fills the pipe) and there is news.
     """
 
-    def __init__(self, control: Connection, session_dir: Path) -> None:
+    def __init__(
+        self, control: Connection, session_dir: Path, markers: EventOutlet | None = None
+    ) -> None:
         self.control = control
         self.session_dir = session_dir
+        self.markers = markers  # every experiment's events also go out as LSL markers
         self.run: ExperimentRun | None = None
         self.summaries: list[dict[str, Any]] = []
         self.status_wanted = True
@@ -395,6 +497,7 @@ class ExperimentSlot:
                 self.session_dir,
                 events_file,
                 latency_test=spec.latency_test,
+                markers=self.markers,
             )
 
     def start(self, message: StartExperiment) -> None:
@@ -420,9 +523,17 @@ class ExperimentSlot:
             run.stop()
         except Exception:  # the pose files and the figures must still be reported
             log.exception("the experiment did not stop cleanly")
+        self._send_last_status(run)
         summary = run.summary()
         self.summaries.append(summary)
         return summary
+
+    def _send_last_status(self, run: ExperimentRun) -> None:
+        """Send the status after the stop, whatever the credit: the GUI's log gets the finish."""
+        try:
+            self.control.send(run.status())
+        except (OSError, ValueError):  # the main process is gone or its pipe closed
+            pass
 
     def send_status(self) -> None:
         """Send the experiment's status if the main process wants one and there is news."""

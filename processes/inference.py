@@ -57,8 +57,10 @@ from pose.cropping import (
 from pose.files import (
     POSE_CSV_SUFFIX,
     POSE_PARQUET_SUFFIX,
+    POSE_TIMES_SUFFIX,
     POSE_TIMING_SUFFIX,
     PoseCsvWriter,
+    PoseTimesWriter,
     PoseTimingWriter,
     ibl_stem,
     write_ibl_pose_files,
@@ -81,6 +83,7 @@ from processes.messages import (
     StopExperiment,
 )
 from recording.folder import SESSION_LOG
+from recording.lsl import LslOutlets, PoseOutlet
 from settings.sections import PoseSettings
 from transport.channel import ChannelReader, ChannelWriter
 from transport.readers import NewestFrameReader
@@ -121,6 +124,8 @@ class PoseJob:
     events_file: str = EVENTS_FILE  # for ``experiment``
     ibl_naming: bool = False  # also write _ibl_<camera>Camera.dlc.pqt and .times.npy
     priority: ProcessPriority | None = None  # its own cores (core/priority.py)
+    lsl: bool = False  # [Output] LSL = on: poses and events on LSL outlets (recording/lsl.py)
+    lsl_wait_s: float = 0.0  # [Output] LSL_WAIT: wait this long for consumers before the first pose
 
 
 
@@ -132,6 +137,7 @@ class _CameraState:
     ring: FrameRing
     csv: PoseCsvWriter
     timing: PoseTimingWriter
+    times: PoseTimesWriter  # every row's times, analysed or not
     depth: Any = None  # processes.companion.CompanionReader of camera.depth
     cropper: DynamicCrop | None = None  # with dynamic cropping
     crop: Crop | None = None  # the region of this turn's frame that is analysed
@@ -141,6 +147,7 @@ class _CameraState:
     latencies_ms: list[float] = field(default_factory=list)
     first_ready_ns: int = 0
     last_ready_ns: int = 0
+    lsl: PoseOutlet | None = None  # its LSL pose stream ([Output] LSL = on)
 
     def analysed_region(self) -> Crop:
         """Return the crop of the frame read now: the cropper's, or the whole frame."""
@@ -228,13 +235,17 @@ def pose_main(job: PoseJob) -> None:
         log.exception("the pose model could not be loaded")
         job.control.send(PoseFailed(f"the pose model could not be loaded: {load_error!r}"))
         return
-    slot = ExperimentSlot(job.control, job.session_dir)
+    outlets = _open_lsl(job, models)
+    slot = ExperimentSlot(job.control, job.session_dir, outlets.events)
     try:
         slot.open(job.experiment, job.events_file)
     except ExperimentStartError as start_error:
+        outlets.close()
         job.control.send(PoseFailed(str(start_error)))
         return
     states = _subscribe(job, models)
+    for state in states:
+        state.lsl = outlets.poses.get(state.camera.name)
     job.control.send(_ready_message(states))
     error: str | None = None
     try:
@@ -246,8 +257,10 @@ def pose_main(job: PoseJob) -> None:
         figures = _finish(job, states)
         run_error = slot.run.error if slot.run is not None else None
         slot.finish()
+        outlets.close()  # after the experiment's last events
     if run_error and not error:
         error = run_error
+    error = error or outlets.error  # LSL failures are reported, never stop the session
     last = slot.summaries[-1] if slot.summaries else None
     try:
         job.control.send(PoseFinished(figures, error, last, tuple(slot.summaries)))
@@ -415,6 +428,7 @@ def _subscribe(job: PoseJob, models: dict[str, _LoadedModel]) -> list[_CameraSta
                     description.keypoints,
                 ),
                 timing=PoseTimingWriter(job.session_dir / f"{stem}{POSE_TIMING_SUFFIX}"),
+                times=PoseTimesWriter(job.session_dir / f"{stem}{POSE_TIMES_SUFFIX}"),
                 depth=depth_reader(camera.depth),
                 cropper=_cropper(job, camera, model),
             )
@@ -452,6 +466,8 @@ def _analyse(job: PoseJob, states: list[_CameraState], slot: ExperimentSlot) -> 
         stopping = not _handle_control(job, slot)
         picked_ns = host_now_ns()
         ready = [s for s in active if s.reader.poll()]
+        for state in active:  # before this turn's pose: the frames passed over came first
+            _write_not_analysed(state)
         active = [s for s in active if s.reader.ended is None]
         groups: dict[tuple[str, tuple[int, ...], int], list[_CameraState]] = defaultdict(list)
         for state in ready:  # one batch per model and input size (the frame's, or its crop's)
@@ -467,6 +483,32 @@ def _analyse(job: PoseJob, states: list[_CameraState], slot: ExperimentSlot) -> 
             return
         if ready:
             slot.send_status()
+
+
+def _write_not_analysed(state: _CameraState) -> None:
+    """Write the empty pose rows (and the times) of the frames the last poll passed over.
+
+    One row per captured frame keeps row i of the pose table frame first + i, the layout
+    DeepLabCut, Lightning Pose and movement expect; a row is a string, no array per frame.
+    """
+    for record in state.reader.passed_over:
+        state.csv.write_missing(record.frame_index)
+        state.times.write(
+            record.frame_index, record.host_timestamp_ns, record.camera_timestamp, False
+        )
+
+
+def _write_trailing(state: _CameraState) -> None:
+    """Write the empty rows of frames published after the last announcement read.
+
+    Their announcements were refused (a full pipe); the end of stream says how many frames
+    there were, and such frames go on one index each, so their rows are there (times unknown).
+    """
+    ended, last = state.reader.ended, state.reader.last_seen
+    if ended is not None and last is not None and ended.frames > last.seq + 1:
+        last_index = last.frame_index + ended.frames - (last.seq + 1)
+        state.csv.end_at(last_index)
+        state.times.end_at(last_index)
 
 
 @dataclass(frozen=True)
@@ -536,6 +578,9 @@ def _estimate_group(
         record = state.reader.record
         assert record is not None
         state.csv.write(record.frame_index, pose)
+        state.times.write(
+            record.frame_index, record.host_timestamp_ns, record.camera_timestamp, True
+        )
         state.timing.write(
             record.frame_index,
             record.host_timestamp_ns,
@@ -563,7 +608,37 @@ def _estimate_group(
         state.first_ready_ns = state.first_ready_ns or ready_ns
         state.last_ready_ns = ready_ns
         seq += 1
+    _push_lsl(group, poses)
     return seq
+
+
+def _open_lsl(job: PoseJob, models: dict[str, _LoadedModel]) -> LslOutlets:
+    """Open the LSL outlets with ``[Output] LSL = on`` (none otherwise); failures are kept."""
+    if not job.lsl:
+        return LslOutlets.off()
+    models_of = {camera.name: models[_model_key(job, camera)] for camera in job.cameras}
+    outlets = LslOutlets.open(
+        {name: model.description.keypoints for name, model in models_of.items()}
+    )
+    if job.lsl_wait_s > 0:  # before any frame is analysed: a consumer gets every pose
+        waiting = outlets.wait_for_consumers(job.lsl_wait_s)
+        if waiting:
+            log.warning(
+                "LSL: no consumer after %g s on %s; sending anyway (LSL_WAIT)",
+                job.lsl_wait_s,
+                ", ".join(waiting),
+            )
+        else:
+            log.info("LSL: every outlet has a consumer")
+    return outlets
+
+
+def _push_lsl(group: list[_CameraState], poses: list[np.ndarray]) -> None:
+    """Send each pose to its camera's LSL stream, stamped with its frame's arrival time."""
+    for state, pose in zip(group, poses, strict=True):
+        record = state.reader.record
+        if state.lsl is not None and record is not None:
+            state.lsl.push(pose, record.host_timestamp_ns / 1e9)
 
 
 def _region(state: _CameraState) -> Crop:
@@ -606,12 +681,16 @@ def _finish(job: PoseJob, states: list[_CameraState]) -> dict[str, dict[str, Any
         state.reader.close()
         if state.depth is not None:
             state.depth.close()
+        _write_trailing(state)
         state.csv.close()
         state.timing.close()
+        state.times.close()
         header = state.ring.header
-        analysed = state.csv.rows
+        analysed = state.csv.analysed
         span_s = (state.last_ready_ns - state.first_ready_ns) / 1e9
-        file_errors = [error for error in (state.csv.error, state.timing.error) if error]
+        file_errors = [
+            error for error in (state.csv.error, state.timing.error, state.times.error) if error
+        ]
         figures[state.camera.name] = {
             "frames_analysed": analysed,
             "frames_skipped": int(header["skipped"][Channel.ANALYSE]),
@@ -624,10 +703,13 @@ def _finish(job: PoseJob, states: list[_CameraState]) -> dict[str, dict[str, Any
             "frames_cropped": state.frames_cropped,
             "dynamic_crop": _crop_figures(state),
             "pose_file": state.csv.path.name,
+            "pose_rows": state.csv.rows,  # one per frame index, analysed or not
+            "pose_times_file": state.times.path.name,
             "pose_table": _parquet(
                 state.csv.path,
                 job.session_dir / f"{state.camera.name}{job.file_label}",
                 file_errors,
+                state.times.path,
             ),
             # Files that stopped early (a full disk): the session reports them as errors.
             "file_errors": file_errors,
@@ -668,10 +750,10 @@ def _ibl_files(job: PoseJob, state: _CameraState) -> list[str] | None:
         return None
 
 
-def _parquet(csv_path: Path, stem: Path, errors: list[str]) -> str | None:
+def _parquet(csv_path: Path, stem: Path, errors: list[str], times_path: Path) -> str | None:
     target = stem.with_name(stem.name + POSE_PARQUET_SUFFIX)
     try:
-        write_pose_parquet(csv_path, target)
+        write_pose_parquet(csv_path, target, times_path)
     except (OSError, ValueError) as error:
         message = f"could not write {target.name}: {error}"
         log.error("%s", message)

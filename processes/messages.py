@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cameras.base import CameraControl
 from core.frames import FrameGeometry
 from experiments.triggers.geometry import Shape
 from settings.sections import DeviceSettings
@@ -29,6 +30,7 @@ class Opened:
     nominal_fps: float | None
     description: dict[str, Any]
     live: bool = False  # a device that can be lost: the main process watches it for stalls
+    controls: tuple[CameraControl, ...] = ()  # its settings with limits (camera.controls())
 
 
 @dataclass(frozen=True)
@@ -203,6 +205,19 @@ class TriggerView:
     active: bool
     shapes: tuple[Shape, ...]
     camera: str | None = None  # the camera it watches (None: any; drawn on every camera)
+    entries: int = 0  # False -> True transitions so far (entries into a region)
+    seconds_active: float = 0.0  # frame time it was true so far
+
+
+@dataclass(frozen=True)
+class EventView:
+    """One experiment event as the GUI's event log shows it (a row of ``events.csv``, short)."""
+
+    time_s: float  # frame time of the update it happened in
+    kind: str  # start, trigger, trial_start, trial_end, action, pause, resume, finish
+    name: str
+    detail: str
+    trial: int | None
 
 
 @dataclass(frozen=True)
@@ -217,3 +232,31 @@ class ExperimentStatus:
     last_event: str  # e.g. "trial_start zone_entered (trial 3)"; "" before the first
     triggers: tuple[TriggerView, ...]
     error: str | None = None
+    new_events: tuple[EventView, ...] = ()  # the events since the previous status (the newest)
+    events_total: int = 0  # events so far: the GUI counts those it never got (a long gap)
+    elapsed_s: float = 0.0  # frame time since the experiment started (for % of session)
+
+
+# --- processes.capture: live camera controls (main -> capture -> main) ---------------------
+
+
+@dataclass(frozen=True)
+class SetCameraControl:
+    """Change one of the camera's live controls (exposure, gain...) while it streams."""
+
+    name: str
+    value: float
+
+
+@dataclass(frozen=True)
+class CameraControlSet:
+    """The answer to :class:`SetCameraControl`: the value the camera took, or why not.
+
+    ``controls`` are the camera's controls afterwards (a limit may depend on another control:
+    a Basler camera's highest frame rate on its exposure).
+    """
+
+    name: str
+    value: float
+    error: str | None = None
+    controls: tuple[CameraControl, ...] = ()

@@ -28,8 +28,16 @@ _FOLDER_FORMAT = "%Y-%m-%d_%H-%M-%S"
 _PACKAGES = ("numpy", "av", "opencv-python-headless", "PyQt5", "pandas", "pyarrow")
 
 
-def create_session_folder(output_dir: Path, started: datetime) -> Path:
-    """Make ``<output_dir>/<YYYY-mm-dd_HH-MM-SS>``; on a name clash add ``-2``, ``-3``, ..."""
+def folder_label(text: str) -> str:
+    """Return ``text`` made safe as part of a folder name (``mouse 12/a`` -> ``mouse-12-a``)."""
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", text.strip()).strip("-")[:64]
+
+
+def create_session_folder(output_dir: Path, started: datetime, label: str = "") -> Path:
+    """Make ``<output_dir>/<YYYY-mm-dd_HH-MM-SS>[_label]``; on a clash add ``-2``, ``-3``, ...
+
+    ``label`` (the animal, say) is made safe with :func:`folder_label`.
+    """
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -38,6 +46,9 @@ def create_session_folder(output_dir: Path, started: datetime) -> Path:
             "DIRECTORY or --output-dir to a writable folder."
         ) from None
     base = started.strftime(_FOLDER_FORMAT)
+    suffix = folder_label(label)
+    if suffix:
+        base = f"{base}_{suffix}"
     for attempt in range(1, 1000):
         folder = output_dir / (base if attempt == 1 else f"{base}-{attempt}")
         try:
@@ -53,7 +64,35 @@ def create_session_folder(output_dir: Path, started: datetime) -> Path:
     raise FileExistsError(f"{output_dir}: too many sessions named {base}")
 
 
-_SESSION_NAME = re.compile(r"^\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d(-\d+)?$")
+def remove_preview_folder(folder: Path, cameras: list[str]) -> bool:
+    """Remove the folder of a session that was only looked at; False (kept) when in doubt.
+
+    A preview leaves ``session.json``, ``session.log`` and the cameras' own side files
+    (``<camera>.truth.csv`` of the simulated arena, say): nothing worth a folder. A file of
+    any other name (one the user put there) keeps the folder whole.
+    """
+    bookkeeping = {SESSION_JSON, SESSION_LOG, RESERVE_FILE}
+
+    def ours(entry: Path) -> bool:
+        side_file = any(entry.name.startswith(f"{camera}.") for camera in cameras)
+        return entry.is_file() and (entry.name in bookkeeping or side_file)
+
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return False
+    if not all(ours(entry) for entry in entries):
+        return False
+    try:
+        for entry in entries:
+            entry.unlink()
+        folder.rmdir()
+    except OSError:
+        return False
+    return True
+
+
+_SESSION_NAME = re.compile(r"^\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d(_[A-Za-z0-9_-]+)?(-\d+)?$")
 
 
 def recover_interrupted_sessions(output_dir: Path) -> list[Path]:

@@ -120,9 +120,6 @@ def main(argv: list[str]) -> int:
     return write_generated(DOC_FILE, text, argv, "reference.experiments")
 
 
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
-
 
 def _between(body: str) -> Callable[[re.Match[str]], str]:
     """Return a replacement that puts ``body`` between a generated block's two markers."""
@@ -131,3 +128,7 @@ def _between(body: str) -> Callable[[re.Match[str]], str]:
         return match[1] + body + match[2]
 
     return replace
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

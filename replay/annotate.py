@@ -23,8 +23,12 @@ _REPORT_INTERVAL_S = 0.25
 
 
 def read_pose_csv(path: Path) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
-    """Read a DeepLabCut-layout pose CSV as (frame indices (N,), keypoints (N, K, 3), names)."""
-    table = pd.read_csv(path, header=[0, 1, 2], index_col=0)
+    """Read a DeepLabCut-layout pose CSV as (frame indices (N,), keypoints (N, K, 3), names).
+
+    Only the frames analysed: rows of frames not analysed (all NaN) are left out, so each video
+    frame shows the newest pose at or before it.
+    """
+    table = pd.read_csv(path, header=[0, 1, 2], index_col=0).dropna(how="all")
     names = tuple(dict.fromkeys(table.columns.get_level_values(1)))
     values = table.to_numpy(dtype=np.float64).reshape(len(table), len(names), 3)
     return table.index.to_numpy(dtype=np.int64), values, names

@@ -97,8 +97,11 @@ def action_stages_ms(events: pd.DataFrame) -> dict[str, np.ndarray]:
 
 
 def tracking_lost(pose_csv: Path, threshold: float) -> tuple[int, int]:
-    """(frames with any keypoint's likelihood below ``threshold``, frames analysed)."""
-    pose = pd.read_csv(pose_csv, header=[0, 1, 2], index_col=0)
+    """(frames with any keypoint's likelihood below ``threshold``, frames analysed).
+
+    Rows of frames not analysed (all NaN: passed over, or never delivered) count in neither.
+    """
+    pose = pd.read_csv(pose_csv, header=[0, 1, 2], index_col=0).dropna(how="all")
     likelihood = pose.loc[:, pose.columns.get_level_values(2) == "likelihood"].to_numpy()
     return int((likelihood < threshold).any(axis=1).sum()), len(pose)
 

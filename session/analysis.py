@@ -9,6 +9,7 @@ import dataclasses
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.context import SpawnContext
@@ -94,6 +95,9 @@ class Analysis:
         self.experiment_summaries: list[dict[str, Any]] = []
         self._reply: Any = None  # the answer to the request in flight (start/stop experiment)
         self.files: _WorkerFiles | None = None  # where its files are, to finish them if it dies
+        # Called with (camera, record) for every pose drain() takes (the window's trail and
+        # occupancy map): on the draining thread, so each must be quick and must not block.
+        self.pose_listeners: list[Callable[[str, PoseRecord], None]] = []
 
     @classmethod
     def start(
@@ -108,11 +112,15 @@ class Analysis:
         events_file: str = EVENTS_FILE,
         ibl_naming: bool = False,
         priority: ProcessPriority | None = None,
+        lsl: bool = False,
+        lsl_wait_s: float = 0.0,
     ) -> Analysis:
         """Spawn the worker; wait until its model is warm (and the experiment's devices open).
 
         ``file_label`` goes between the camera name and the pose files' suffixes, so a second
         analysis in the same session writes ``cam.run2.pose.csv`` beside ``cam.pose.csv``.
+        ``lsl`` (``[Output] LSL = on``) opens the worker's LSL outlets (recording/lsl.py);
+        ``lsl_wait_s`` (``LSL_WAIT``) is how long they wait for consumers before the first pose.
         """
         control, child_control = context.Pipe(duplex=True)
         pose_read, pose_write = context.Pipe(duplex=False)
@@ -128,12 +136,14 @@ class Analysis:
             events_file,
             ibl_naming,
             priority,
+            lsl=lsl,
+            lsl_wait_s=lsl_wait_s,
         )
         process = context.Process(target=pose_main, args=(job,), name="pose")
         process.start()
         child_control.close()
         pose_write.close()
-        message = receive_within(control, time.monotonic() + READY_TIMEOUT_S)
+        message = receive_within(control, time.monotonic() + READY_TIMEOUT_S + lsl_wait_s)
         if not isinstance(message, PoseReady):
             join_or_terminate(process, 10)
             control.close()
@@ -182,6 +192,19 @@ class Analysis:
                 record = dataclasses.replace(record, pose=record.pose[:rows])
             self.latest[name] = record
             self._latency[name].append((record.ready_ns - record.host_timestamp_ns) / 1e6)
+            for listener in tuple(self.pose_listeners):  # a copy: a failing one is removed
+                self._tell(listener, name, record)
+
+    def _tell(
+        self, listener: Callable[[str, PoseRecord], None], name: str, record: PoseRecord
+    ) -> None:
+        """Call one pose listener; a failing one is logged and dropped, the poses go on."""
+        try:
+            listener(name, record)
+        except Exception:  # a display bug must never stop the poses reaching the session
+            log.exception("a pose listener failed; it gets no more poses")
+            if listener in self.pose_listeners:
+                self.pose_listeners.remove(listener)
 
     def recent_latency_ms(self, camera: str) -> tuple[float, float] | None:
         """p50 and p99 of the frame-to-pose latency over the most recent poses."""

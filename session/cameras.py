@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import multiprocessing
 import time
@@ -10,11 +11,19 @@ from multiprocessing.connection import Connection, wait
 from multiprocessing.context import SpawnContext
 from typing import Any
 
-from core.control import receive
+from cameras.base import CameraControl, CameraError
+from core.control import receive, receive_within
 from core.logs import LogTarget
 from core.priority import PriorityPlan
 from processes.capture import CaptureJob, capture_main
-from processes.messages import Failed, Finished, Opened, RecorderFinished
+from processes.messages import (
+    CameraControlSet,
+    Failed,
+    Finished,
+    Opened,
+    RecorderFinished,
+    SetCameraControl,
+)
 from processes.recorder import RecorderProcess
 from settings.sections import CameraSettings, Settings
 from transport.channel import EndReason
@@ -45,6 +54,8 @@ class CameraBranch:
     recorder_pids: dict[str, int | None] = field(default_factory=dict)  # every recorder it had
     lost_after_ns: int | None = None  # reported lost: host time of its last frame then
     loss_handled: bool = False  # [Streaming] ON_CAMERA_LOST applied (once per camera)
+    controls_pipe: Connection | None = None  # live control requests and their answers
+    controls: tuple[CameraControl, ...] = ()  # as the camera last reported them
 
     @property
     def name(self) -> str:
@@ -55,6 +66,42 @@ class CameraBranch:
     def ended(self) -> bool:
         """Return True once the camera stopped streaming (ended or failed)."""
         return self.finished is not None or self.failure is not None
+
+    def set_control(self, name: str, value: float, timeout_s: float) -> float:
+        """Ask a streaming camera's capture process to set a live control; return what it took.
+
+        Raises
+        ------
+        CameraError
+            The camera refused (its message gives the allowed range), has ended, or did not answer
+            within ``timeout_s`` (it answers between frames: a camera waiting for a trigger cannot).
+        """
+        pipe = self.controls_pipe
+        if pipe is None or self.ended:
+            raise CameraError(f"camera {self.name!r} is not streaming: {name} cannot be set")
+        _drain(pipe)  # answers to requests that timed out earlier
+        try:
+            pipe.send(SetCameraControl(name, float(value)))
+        except OSError:
+            raise CameraError(f"camera {self.name!r}: its capture process has ended") from None
+        deadline = time.monotonic() + timeout_s
+        while True:
+            answer = receive_within(pipe, deadline)
+            if answer is None:
+                raise CameraError(
+                    f"camera {self.name!r}: no answer to {name} = {value:g} within {timeout_s:g} s "
+                    "(it answers between frames)"
+                )
+            if isinstance(answer, CameraControlSet) and answer.name == name:
+                break
+        if answer.controls:
+            self.controls = answer.controls
+        if answer.error is not None:
+            raise CameraError(answer.error)
+        if name == "framerate" and self.opened is not None:
+            # The stall watchdog expects a frame per interval of the rate the camera runs at now.
+            self.opened = dataclasses.replace(self.opened, nominal_fps=answer.value)
+        return answer.value
 
 
 def spawn_capture(
@@ -67,6 +114,7 @@ def spawn_capture(
 ) -> CameraBranch:
     """Start the capture process of one camera; it opens the camera and says so."""
     control, child_control = context.Pipe(duplex=True)
+    controls_pipe, child_controls = context.Pipe(duplex=True)
     pipes = [context.Pipe(duplex=False) for _ in range(N_CHANNELS)]
     job = CaptureJob(
         camera_id=camera_id,
@@ -77,6 +125,7 @@ def spawn_capture(
         log_target=LogTarget(log_level),
         priority=plan.for_role("capture"),
         recorder_niceness=plan.side_niceness,
+        controls=child_controls,
     )
     process = context.Process(
         target=capture_main, args=(job,), name=f"capture:{camera.name}"
@@ -84,9 +133,12 @@ def spawn_capture(
     process.start()
     # Close our copies of the child's ends, so a dead child shows as end-of-file.
     child_control.close()
+    child_controls.close()
     for _, write_end in pipes:
         write_end.close()
-    return CameraBranch(camera_id, camera, process, control, tuple(r for r, _ in pipes))
+    branch = CameraBranch(camera_id, camera, process, control, tuple(r for r, _ in pipes))
+    branch.controls_pipe = controls_pipe
+    return branch
 
 
 def await_opened(branches: list[CameraBranch]) -> list[str]:
@@ -112,6 +164,7 @@ def await_opened(branches: list[CameraBranch]) -> list[str]:
             del pending[branch.control]
             if isinstance(message, Opened):
                 branch.opened = message
+                branch.controls = message.controls
                 log.info(
                     "camera %r opened: %dx%d, %d channel(s), %s fps",
                     branch.name,
@@ -129,6 +182,15 @@ def await_opened(branches: list[CameraBranch]) -> list[str]:
                     f"(exit code {code})"
                 )
     return problems
+
+
+def _drain(pipe: Connection) -> None:
+    """Drop whatever is waiting on ``pipe`` (late answers nobody waits for any more)."""
+    try:
+        while pipe.poll():
+            pipe.recv()
+    except (EOFError, OSError):
+        pass
 
 
 def ring_spec(branch: CameraBranch, settings: Settings) -> RingSpec:
@@ -154,6 +216,7 @@ def camera_entry(branch: CameraBranch, stats: dict[str, Any]) -> dict[str, Any]:
     return {
         "camera_id": branch.camera_id,
         "source": branch.settings.source,
+        "record": branch.settings.common.record,  # false: never recorded, by choice
         "status": status,
         "end": branch.finished.message if branch.finished else branch.failure,
         "width": geometry.width if geometry else None,
@@ -226,5 +289,7 @@ def branch_stats(branch: CameraBranch) -> dict[str, Any]:
 def close_connections(branch: CameraBranch) -> None:
     """Close the main process's ends of the camera's pipes."""
     branch.control.close()
+    if branch.controls_pipe is not None:
+        branch.controls_pipe.close()
     for end in branch.channel_ends:
         end.close()

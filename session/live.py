@@ -16,6 +16,7 @@ processes and no shared memory behind (a process that does not stop in time is t
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import multiprocessing
 import os
@@ -27,9 +28,9 @@ from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any
 
-from cameras.base import CameraError
+from cameras.base import CameraControl, CameraError
 from core.control import join_or_terminate, receive, receive_within
-from core.logs import LogTarget, add_log_file
+from core.logs import LogTarget, add_log_file, remove_log_file
 from core.machine import machine_description
 from core.priority import (
     MainPlacement,
@@ -55,6 +56,7 @@ from recording.folder import (
     create_session_folder,
     package_versions,
     release_reserve,
+    remove_preview_folder,
     reserve_space,
     write_session_json,
 )
@@ -103,6 +105,18 @@ class SessionEvent:
     camera: str | None = None
 
 
+def session_metadata(settings: Settings) -> dict[str, Any]:
+    """Return ``session.json``'s ``metadata``: the ``[Session]`` keys the user filled in."""
+    session = settings.session
+    return {
+        "animal": session.animal,
+        "experimenter": session.experimenter,
+        "notes": session.notes,
+        "planned_duration_s": session.planned_duration,
+        "recorded_cameras": [c.name for c in settings.cameras if c.common.record],
+    }
+
+
 class LiveSession:
     """All cameras of one settings file, streaming into one session folder."""
 
@@ -141,6 +155,8 @@ class LiveSession:
         self._static_info: dict[str, Any] | None = None  # versions, machine: read once
         self.cleanup: dict[str, Any] = {}  # what the start found left by killed sessions
         self.doorbell: Doorbell | None = None  # chosen when the session opens
+        self._log_file: logging.Handler | None = None  # session.log, closed at the stop
+        self.settings_reloads: list[dict[str, Any]] = []  # Start Analysis re-read the file
 
     # -- start -------------------------------------------------------------------------------
 
@@ -189,7 +205,9 @@ class LiveSession:
 
     def _make_session_folder(self) -> None:
         """Make the session folder, its log and its space reserve; a clear error on a full disk."""
-        self.session_dir = create_session_folder(self.output_dir, self._started_at)
+        self.session_dir = create_session_folder(
+            self.output_dir, self._started_at, self.settings.session.animal
+        )
         try:
             reserve_space(self.session_dir)
         except OSError as error:
@@ -205,7 +223,7 @@ class LiveSession:
                 f"({free / 2**20:.1f} MiB free; a session needs at least 1 MiB to start). "
                 "Free some space or choose another [Output] DIRECTORY / --output-dir."
             ) from None
-        add_log_file(self.session_dir / SESSION_LOG)
+        self._log_file = add_log_file(self.session_dir / SESSION_LOG)
 
     def start(self) -> None:
         """Let every camera begin publishing frames."""
@@ -240,7 +258,16 @@ class LiveSession:
         if self.session_dir is None or self._stopped:
             raise RecordingError("the stream is not running: start the stream first")
         check_free_space(self.session_dir, self.settings.recording)
-        branches = [b for b in self._branches if not b.ended and b.recorder is None]
+        branches = [
+            b
+            for b in self._branches
+            if not b.ended and b.recorder is None and b.settings.common.record
+        ]
+        if not branches and not self.recording:
+            raise RecordingError(
+                "no camera to record: every camera has RECORD = false (the Session form's "
+                "Record boxes) or has ended"
+            )
         for branch in branches:
             branch.recorder = spawn_recorder(
                 self._context,
@@ -356,6 +383,8 @@ class LiveSession:
             events_file=self._next_events_file() if experiment else EVENTS_FILE,
             ibl_naming=self.settings.output.naming == "ibl",
             priority=self.priority_plan.for_role("inference"),
+            lsl=self.settings.output.lsl == "on",
+            lsl_wait_s=self.settings.output.lsl_wait,
         )
         self.analyses.append(self.analysis)
         self.priority_entry()  # the worker set its priority before it said it was ready
@@ -586,6 +615,34 @@ class LiveSession:
         """Names of the cameras, in settings order."""
         return [b.name for b in self._branches]
 
+    def camera_controls(self, name: str) -> tuple[CameraControl, ...]:
+        """Return a camera's controls with its limits, as it last reported them (after open).
+
+        Raises KeyError for a camera this session does not have.
+        """
+        for branch in self._branches:
+            if branch.name == name:
+                return branch.controls
+        raise KeyError(name)
+
+    def set_camera_control(
+        self, camera: str, control: str, value: float, timeout_s: float = 2.0
+    ) -> float:
+        """Set a live control of a streaming camera; return the value the camera really took.
+
+        Raises
+        ------
+        CameraError
+            No such camera, the stream is not running, the camera refused the value (the message
+            gives its limits), or it did not answer within ``timeout_s``.
+        """
+        branch = next((b for b in self._branches if b.name == camera), None)
+        if branch is None:
+            raise CameraError(f"no camera {camera!r} in this session")
+        if not self._started or self._stopped:
+            raise CameraError(f"camera {camera!r}: {control} can be set only while streaming")
+        return branch.set_control(control, value, timeout_s)
+
     def camera_stats(self) -> dict[str, dict[str, Any]]:
         """Live per-camera figures read from the ring headers (cheap; call it often)."""
         stats = {branch.name: branch_stats(branch) for branch in self._branches}
@@ -624,8 +681,84 @@ class LiveSession:
             close_connections(branch)
         if self.session_dir is not None:
             self.write_session_json("finished", final_stats)
+            if self.settings.output.nwb == "on" and not self.was_preview:
+                self._write_nwb(final_stats)
             release_reserve(self.session_dir)
         log.info("stream stopped: %s", self.stop_reason)
+        if self._log_file is not None:
+            remove_log_file(self._log_file)
+            self._log_file = None
+
+    def _write_nwb(self, final_stats: dict[str, dict[str, Any]]) -> None:
+        """Write ``session.nwb`` from the finished folder; a failure is reported, never raised."""
+        from recording.nwb import write_session_nwb  # here: pandas would slow every start
+
+        assert self.session_dir is not None
+        began = time.monotonic()
+        try:
+            path = write_session_nwb(self.session_dir)
+        except Exception as error:  # the NWB file is a copy: the session's own files stand
+            self.report_error(f"session.nwb could not be written: {error}")
+            self.write_session_json("finished", final_stats)  # now with that error
+            return
+        log.info("wrote %s in %.1f s", path.name, time.monotonic() - began)
+
+    @property
+    def was_preview(self) -> bool:
+        """True when the session only streamed: nothing recorded, analysed or gone wrong."""
+        recorded = any(b.recordings or b.recorder is not None for b in self._branches)
+        return not (recorded or self.analyses or self.errors)
+
+    def discard_preview(self) -> bool:
+        """Remove the folder of a stopped preview (:attr:`was_preview`); True when removed.
+
+        Only the session's own files are removed (its bookkeeping and the cameras' side files);
+        a folder holding anything else (a file the user put there) is kept whole.
+        """
+        folder = self.session_dir
+        if folder is None or not self._stopped or not self.was_preview:
+            return False
+        if not remove_preview_folder(folder, self.camera_names):
+            return False
+        log.info("preview only: removed its session folder %s", folder)
+        self.session_dir = None
+        return True
+
+    def reload_settings(self, settings: Settings) -> list[str]:
+        """Take the parts of ``settings`` that may change while streaming; say what was not taken.
+
+        The model, the experiment, the devices, the latency test and the recording settings
+        apply from the next Start Analysis, Start Experiment or Start Recording. Cameras,
+        streaming, output and session keys were fixed when the stream started: they are listed
+        in the returned notes and apply at the next Start Stream.
+        """
+        old = self.settings
+        if settings == old:
+            return []
+        fixed = ("cameras", "streaming", "output", "session")
+        notes = [
+            f"{name} changes apply at the next Start Stream"
+            for name in fixed
+            if getattr(settings, name) != getattr(old, name)
+        ]
+        taken = ("pose", "experiment", "devices", "latency_test", "recording")
+        changed = [name for name in taken if getattr(settings, name) != getattr(old, name)]
+        self.settings = dataclasses.replace(
+            old, **{name: getattr(settings, name) for name in taken}
+        )
+        self._disk_watch = DiskWatch(self.settings.recording)
+        if changed:
+            self.settings_reloads.append(
+                {
+                    "at": datetime.now().astimezone().isoformat(timespec="seconds"),
+                    "changed": changed,
+                }
+            )
+            self._static_info = None  # session.json shows the settings now in effect
+            log.info(
+                "settings re-read from %s: %s changed", settings.source_file, ", ".join(changed)
+            )
+        return notes
 
     def _collect_finished_captures(self) -> None:
         deadline = time.monotonic() + CAPTURE_STOP_TIMEOUT_S
@@ -688,6 +821,7 @@ class LiveSession:
                 "wall_time_at_start": self._started_at.isoformat(timespec="microseconds"),
             },
             "errors": list(self.errors),
+            "metadata": session_metadata(self.settings),
             **self._static_session_info(),
             "cameras": {b.name: camera_entry(b, stats[b.name]) for b in self._branches},
             "pose": self.analysis.summary() if self.analysis else None,
@@ -699,6 +833,7 @@ class LiveSession:
             "processes": self.process_ids(),
             "priority": self.priority_entry(),
             "doorbell": self.doorbell.value if self.doorbell is not None else None,
+            "settings_reloads": list(self.settings_reloads),
         }
         try:
             # The space reserve is for the final session.json only: an update while running

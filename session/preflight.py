@@ -74,6 +74,7 @@ def _model_problems(settings: Settings, model_option: Path | None) -> list[str]:
 def _experiment_problems(settings: Settings, experiment_option: str | None) -> list[str]:
     from experiments.config import ExperimentConfigError
     from experiments.registry import ExperimentNotFoundError, load_experiment
+    from experiments.triggers.base import camera_problems
 
     name = settings.experiment.name
     where = (
@@ -90,14 +91,19 @@ def _experiment_problems(settings: Settings, experiment_option: str | None) -> l
             f"{where} ({name!r}): the experiment could not be loaded: "
             f"{type(error).__name__}: {error}. Fix the file, or name another experiment."
         ]
+    cameras = [camera.name for camera in settings.cameras]
+    problems = [
+        f"{where} ({name!r}): {problem}" for problem in camera_problems(loaded.triggers, cameras)
+    ]
     needed = sorted({device for device, _ in loaded.outputs})
     missing = [device for device in needed if device not in settings.devices]
     if not missing:
-        return []
+        return problems
     declared = ", ".join(sorted(settings.devices)) or "none"
     sections = ", ".join(f"[Device {device}]" for device in missing)
     return [
+        *problems,
         f"{where} ({name!r}): the experiment uses the device(s) {', '.join(missing)}, which "
         f"{settings.source_file} does not declare (declared: {declared}). Add {sections} with "
-        f"TYPE = {' | '.join(sorted(DEVICES))} (docs/settings.md)."
+        f"TYPE = {' | '.join(sorted(DEVICES))} (docs/settings.md).",
     ]

@@ -34,6 +34,7 @@ class CameraFigures:
     analysed_fps: float | None  # None while no analysis runs
     skipped: int
     latency_ms: tuple[float, float] | None  # frame-to-pose p50, p99 over the recent poses
+    record_lost: int = 0  # of ``dropped``: frames the recorder could not take
 
 
 class SessionRunner:
@@ -107,6 +108,7 @@ class SessionRunner:
                     analysed_fps=(analysed - analysed_before) / interval if analysing else None,
                     skipped=stats.get("analysis_skipped", 0),
                     latency_ms=stats.get("latency_ms"),
+                    record_lost=stats.get("record_lost", 0),
                 )
             )
         return figures

@@ -23,6 +23,7 @@ from settings.sections import (
     OutputSettings,
     PoseSettings,
     RecordingSettings,
+    SessionSettings,
     Settings,
     StreamingSettings,
 )
@@ -37,6 +38,7 @@ SECTION_CLASSES: dict[str, type] = {
     "Pose": PoseSettings,
     "Experiment": ExperimentSettings,
     "LatencyTest": LatencyTestSettings,
+    "Session": SessionSettings,
 }
 CAMERA_PREFIX = "Camera "
 DEVICE_PREFIX = "Device "
@@ -55,11 +57,23 @@ def load_settings(path: Path | str | None = None) -> Settings:
                 "Settings field of the window; --settings PATH on the command line)."
             ]
         )
+    try:
+        text = file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise SettingsError([f"{file}: cannot be read as an ini file: {error}"]) from None
+    return parse_settings_text(text, file)
+
+
+def parse_settings_text(text: str, file: Path) -> Settings:
+    """Validate ``text`` as if it were the settings file ``file`` (paths relative to its folder).
+
+    The window checks an edited file this way before it writes anything.
+    """
     parser = configparser.ConfigParser(interpolation=None, strict=True, empty_lines_in_values=False)
     parser.optionxform = str  # type: ignore[assignment, method-assign]  # keep the user's case
     try:
-        parser.read_string(file.read_text(encoding="utf-8"), source=str(file))
-    except (configparser.Error, UnicodeDecodeError) as error:
+        parser.read_string(text, source=str(file))
+    except configparser.Error as error:
         raise SettingsError([f"{file}: cannot be read as an ini file: {error}"]) from None
     return _settings_from_parser(file, parser)
 
@@ -105,7 +119,9 @@ def _settings_from_parser(file: Path, parser: configparser.ConfigParser) -> Sett
         pose=sections["Pose"],
         experiment=sections["Experiment"],
         latency_test=sections["LatencyTest"],
+        session=sections["Session"],
         devices=devices,
+        sections_given=tuple(parser.sections()),
     )
 
 

@@ -152,9 +152,74 @@ class OutputSettings:
     naming: Literal["standard", "ibl"] = setting(
         "standard",
         doc="`ibl`: pose tables are also named as the International Brain Laboratory's pipeline "
-        "names them, `_ibl_<camera>Camera.dlc.pqt` with `_ibl_<camera>Camera.times.npy` (the "
-        "analysed frames' host times, seconds), so IBL tools read them as they are. Name the "
+        "names them, `_ibl_<camera>Camera.dlc.pqt` with `_ibl_<camera>Camera.times.npy` (one "
+        "host time per row, seconds; NaN for frames the camera dropped), so IBL tools read "
+        "them as they are. Name the "
         "cameras `left`, `right` and `body`. `standard`: only `<camera>.pose.pqt`.",
+    )
+    nwb: Literal["off", "on"] = setting(
+        "off",
+        doc="`on`: when the session stops, after every file is final, also write "
+        "`session.nwb` (Neurodata Without Borders, with the ndx-pose extension): per camera "
+        "the keypoints, skeleton, model and camera, the video as an external file with its "
+        "frames' times, the experiment's trials and events, the `[Session]` metadata and these "
+        "settings, on one clock from the session's start. Takes a few seconds; a failure is "
+        "reported in `session.json` and never loses the other files. `python -m recording.nwb "
+        "SESSION_FOLDER` writes it after the fact. See docs/outputs.md.",
+    )
+    lsl: Literal["off", "on"] = setting(
+        "off",
+        doc="`on`: send every pose (one `MoCap` stream per camera: x, y, likelihood per "
+        "keypoint) and every experiment event (one `Markers` stream) on Lab Streaming Layer "
+        "outlets, stamped on LSL's clock, so LabRecorder records them beside an ephys stream. "
+        "Any machine on the network can then find and read them. `off`: no outlet, nothing "
+        "listens. See docs/outputs.md.",
+    )
+    lsl_wait: float = setting(
+        0.0,
+        doc="With `LSL = on`: at Start Analysis, wait up to this many seconds for a consumer "
+        "(LabRecorder, a script) to connect to every outlet before the first pose is sent. LSL "
+        "keeps no history: a pose sent before an inlet connects is not received. 0: no wait.",
+        minimum=0,
+        maximum=120,
+        unit="s",
+    )
+
+
+def _right_angle(value: int) -> None:
+    if value not in (0, 90, 180, 270):
+        raise ValueError("must be 0, 90, 180 or 270")
+
+
+def _no_line_break(value: str) -> None:
+    if any(c in value for c in "\r\n"):
+        raise ValueError("must be one line")
+
+
+@dataclass(frozen=True)
+class SessionSettings:
+    """``[Session]``: who and what a session is about, written to ``session.json``.
+
+    The window's Session form edits these before each Start Stream; the animal's name is also
+    put in the session folder's name so that folders sort and read by animal.
+    """
+
+    animal: str = setting(
+        "",
+        doc="The animal's identifier (e.g. `mouse12`). It ends the session folder's name "
+        "(`YYYY-mm-dd_HH-MM-SS_mouse12`, characters other than letters, digits, `-` and `_` "
+        "replaced by `-`) and is written to `session.json`. Empty: the folder has no suffix.",
+        check=_no_line_break,
+    )
+    experimenter: str = setting("", doc="Who runs the session (`session.json`).")
+    notes: str = setting("", doc="Free text about the session, one line (`session.json`).")
+    planned_duration: float | None = setting(
+        None,
+        doc="Stop the stream (and so recording, analysis and the experiment, with every file "
+        "finalised) after this many seconds of streaming. Empty: run until stopped. "
+        "`--duration` overrides it.",
+        minimum=1,
+        unit="s",
     )
 
 
@@ -401,6 +466,27 @@ class CameraCommonSettings:
         "one side serves the other (IBL's right camera). Keypoints are mapped back to this "
         "camera's own pixels; recorded video is never flipped.",
     )
+    rotate: int = setting(
+        0,
+        doc="Turn the frames clockwise by 0, 90, 180 or 270 degrees in the capture process, "
+        "before they are recorded, analysed or shown (a camera mounted sideways or upside "
+        "down); 90 and 270 swap WIDTH and HEIGHT. One frame copy per frame when not 0. Not "
+        "with a RealSense's DEPTH or INFRARED images.",
+        check=_right_angle,
+        unit="degrees",
+    )
+    mirror: Literal["off", "horizontal", "vertical", "both"] = setting(
+        "off",
+        doc="Mirror the frames (after ROTATE) in the capture process: `horizontal` swaps left "
+        "and right, `vertical` top and bottom. Unlike FLIP (pose estimation only), the "
+        "recording, the regions and the live view all see the mirrored frames. The Camera tab "
+        "changes it while streaming.",
+    )
+    record: bool = setting(
+        True,
+        doc="Record this camera at Start Recording (`false`: it is streamed, shown and analysed "
+        "but no video is written).",
+    )
     model_path: Path | None = setting(
         None,
         doc="This camera's own pose model (any kind `[Pose] MODEL_PATH` takes), for rigs whose "
@@ -483,6 +569,14 @@ class Settings:
     experiment: ExperimentSettings
     devices: dict[str, DeviceSettings] = field(default_factory=dict)
     latency_test: LatencyTestSettings = field(default_factory=LatencyTestSettings)
+    session: SessionSettings = field(default_factory=SessionSettings)
+    #: The sections the file itself has (the others are all defaults).
+    sections_given: tuple[str, ...] = ()
+
+    @property
+    def experiment_chosen(self) -> bool:
+        """Whether the file names an experiment (else the default is a suggestion, not a must)."""
+        return "Experiment" in self.sections_given
 
     def camera(self, name: str) -> CameraSettings:
         """Return the camera called ``name``."""

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 from experiments.observation import (
@@ -44,6 +44,30 @@ AnyObservation = Observation | Observations
 def observation_time(obs: AnyObservation) -> float:
     """Return the frame time of an observation, or the reference time of paired observations."""
     return obs.time_s
+
+
+def camera_problems(triggers: Mapping[str, Trigger], cameras: list[str]) -> list[str]:
+    """Return what stops ``triggers`` from running on a session of ``cameras``.
+
+    A one-camera trigger needs ``CAMERA`` when several cameras are analysed, and every camera
+    a trigger names must be one of ``cameras``.
+    """
+    problems = []
+    for name, trigger in triggers.items():
+        read = trigger.cameras_read()
+        if read is None and len(cameras) > 1:
+            problems.append(
+                f"trigger {name!r} reads one camera but the session analyses {len(cameras)} "
+                f"({', '.join(cameras)}): give it CAMERA = one of them (in the config's "
+                f"[Trigger {name}] section, or with the Regions tab's camera box)"
+            )
+        for camera in read or ():
+            if camera not in cameras:
+                problems.append(
+                    f"trigger {name!r} reads camera {camera!r}, which the settings do not "
+                    f"declare (cameras: {', '.join(cameras) or 'none'}): fix its CAMERA"
+                )
+    return problems
 
 
 def select_camera(obs: AnyObservation, camera: str | None, who: str) -> Observation | None:
@@ -97,6 +121,15 @@ class Trigger(ABC):
     def __init__(self, camera: str | None = None) -> None:
         self.camera = camera
         self.state = False
+
+    def cameras_read(self) -> tuple[str, ...] | None:
+        """Return the cameras this trigger reads; None when it must be told (``camera=``).
+
+        A trigger of one camera given none reads any camera while the session has one, and
+        cannot choose when it has several: the check before a start reports that.
+        Combinators and clocks read no camera themselves (an empty tuple).
+        """
+        return None if self.camera is None else (self.camera,)
 
     def update(self, obs: AnyObservation) -> bool:
         """Feed the next observation; return the condition's state after it."""

@@ -17,6 +17,10 @@ from experiments.triggers.kinds import SECONDS, TriggerKind, number, register
 
 
 class _Combinator(Trigger):
+    def cameras_read(self) -> tuple[str, ...]:
+        """Return no camera: the children read theirs (each is checked on its own)."""
+        return ()
+
     def __init__(self, *children: Trigger) -> None:
         super().__init__(None)
         for child in children:

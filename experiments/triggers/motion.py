@@ -379,6 +379,12 @@ class DistanceBelow(KeypointTrigger):
         self.last_distance: float | None = None
         self._points: tuple[tuple[float, float], tuple[float, float]] | None = None
 
+    def cameras_read(self) -> tuple[str, ...] | None:
+        """Return both cameras when the points are on two, else as any one-camera trigger."""
+        if self.camera_a is not None and self.camera_b is not None:
+            return (self.camera_a, self.camera_b)
+        return super().cameras_read()
+
     def update(self, obs: AnyObservation) -> bool:
         """Feed the next observation; return the state after it."""
         if self.camera_a is None:

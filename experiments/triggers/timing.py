@@ -19,6 +19,10 @@ class _Clocked(Trigger):
         super().__init__(camera)
         self.start_s: float | None = None
 
+    def cameras_read(self) -> tuple[str, ...]:
+        """Return the camera whose frame times it counts, or none (any observation's time)."""
+        return () if self.camera is None else (self.camera,)
+
     def update(self, obs: AnyObservation) -> bool:
         """Feed the next observation; paired observations count at their reference time."""
         if self.camera is None and isinstance(obs, Observations):

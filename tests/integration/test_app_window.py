@@ -60,7 +60,9 @@ def test_the_window_runs_a_session_on_a_real_display_started_from_another_folder
 def test_a_camera_that_is_not_there_is_one_clear_error_and_the_app_still_ends(
     tmp_path: Path,
 ) -> None:
-    settings = write_settings(tmp_path, "[Camera cam]\nSOURCE = opencv\nDEVICE = 97\n")
+    settings = write_settings(
+        tmp_path, "[Camera cam]\nSOURCE = opencv\nDEVICE = 97\n[Device stimulus_box]\nTYPE = log\n"
+    )
     result = run_cli(
         "--settings",
         str(settings),
@@ -78,3 +80,21 @@ def test_a_camera_that_is_not_there_is_one_clear_error_and_the_app_still_ends(
     assert "Traceback" not in result.stderr, result.stderr
     assert result.stderr.count("Error: Starting stream failed: camera 'cam'") == 1, result.stderr
     assert "could not be opened" in result.stderr
+
+
+def test_an_unknown_experiment_stops_start_stream_before_any_folder_exists(
+    tmp_path: Path,
+) -> None:
+    settings = write_settings(
+        tmp_path, "[Camera arena]\nSOURCE = synthetic\n[Experiment]\nNAME = NoSuchExperiment\n"
+    )
+    result = run_cli(
+        "--settings", str(settings), "--start", "stream", "--duration", "2",
+        "--output-dir", str(tmp_path / "out"),
+        script="app.py", env={"QT_QPA_PLATFORM": "offscreen"}, timeout=90,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.count("Error: Cannot start the stream") == 1, result.stderr
+    assert "[Experiment] NAME" in result.stderr and "NoSuchExperiment" in result.stderr
+    assert not (tmp_path / "out").exists()

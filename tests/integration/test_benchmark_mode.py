@@ -69,7 +69,7 @@ def test_a_short_benchmark_writes_every_figure(tmp_path: Path) -> None:
     assert arena["captured"] == 300 and arena["recorded"] == 300
     assert arena["analysed"] > 0 and arena["analysed"] + arena["skipped"] == 300
     assert arena["analysed_fps"] > 0
-    pose = pd.read_csv(session / "arena.pose.csv", header=[0, 1, 2], index_col=0)
+    pose = pd.read_csv(session / "arena.pose.csv", header=[0, 1, 2], index_col=0).dropna(how="all")
     assert len(pose) == arena["analysed"]
 
     latency = data["latency_ms"]

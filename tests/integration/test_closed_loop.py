@@ -35,7 +35,7 @@ def test_done_when_example_experiment_events_match_the_ground_truth(tmp_path: Pa
     assert result.returncode == 0, result.stderr
     session = only_session(tmp_path)
     events = pd.read_csv(session / "events.csv")
-    pose = pd.read_csv(session / "arena.pose.csv", header=[0, 1, 2], index_col=0)
+    pose = pd.read_csv(session / "arena.pose.csv", header=[0, 1, 2], index_col=0).dropna(how="all")
     nose = _truth_nose(session, pose.index)  # truth on the frames the experiment saw
     for trigger, circle in (("nose_in_left", LEFT), ("nose_in_right", RIGHT)):
         expected = _entries(nose, pose.index.to_numpy(), circle)

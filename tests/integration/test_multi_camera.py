@@ -95,8 +95,8 @@ def test_a_camera_with_its_own_model_and_keypoints(tmp_path: Path) -> None:
     models = info["pose"]["camera_models"]
     assert models["left"]["name"] == "arena"
     assert models["right"]["framework"] == "lightning-pose"
-    left = pd.read_csv(session / "left.pose.csv", header=[0, 1, 2], index_col=0)
-    right = pd.read_csv(session / "right.pose.csv", header=[0, 1, 2], index_col=0)
+    left = pd.read_csv(session / "left.pose.csv", header=[0, 1, 2], index_col=0).dropna(how="all")
+    right = pd.read_csv(session / "right.pose.csv", header=[0, 1, 2], index_col=0).dropna(how="all")
     left_keypoints = left.columns.get_level_values(1).unique().tolist()
     right_keypoints = right.columns.get_level_values(1).unique().tolist()
     assert left_keypoints == models["left"]["keypoints"]

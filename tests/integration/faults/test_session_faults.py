@@ -140,7 +140,9 @@ def test_a_killed_pose_worker_leaves_finished_files_and_rebuilt_figures(tmp_path
     assert figures["rebuilt_from_files"] and figures["frames_analysed"] > 30
     assert figures["latency_ms"]["p50"] > 0
     table = pd.read_parquet(session / figures["pose_table"])
-    assert len(table) == figures["frames_analysed"]
+    analysed = table.filter(like="_likelihood").notna().any(axis=1)  # rows with a pose
+    assert analysed.sum() == figures["frames_analysed"]
+    assert len(table) == figures["pose_rows"]  # one row per frame, analysed or not
     events = pd.read_csv(session / "events.csv")
     assert events["kind"].iloc[-1] == "finish"
     assert "ended unexpectedly" in events["detail"].iloc[-1]
@@ -164,14 +166,20 @@ def test_a_killed_ffv1_recording_keeps_all_but_its_last_flush_interval(tmp_path)
     session, _ = wait_for_session(
         tmp_path, lambda d: d["cameras"]["arena"]["frames_captured"] >= 120
     )
-    # Kill right after session.json was rewritten: its count is then the frames captured.
+    # Kill right after session.json was rewritten: its counts are then those of the kill.
     json_path = session / "session.json"
     written = json_path.stat().st_mtime_ns
     while json_path.stat().st_mtime_ns == written:
         time.sleep(0.005)
     os.killpg(process.pid, signal.SIGKILL)
     process.communicate(timeout=30)
-    captured = json.loads(json_path.read_text())["cameras"]["arena"]["frames_captured"]
+    camera = json.loads(json_path.read_text())["cameras"]["arena"]
+    # Frames the encoder had taken; on a loaded machine it may trail the camera, and the frames
+    # still waiting in the ring at the kill were never written (not what this test is about).
+    encoded = camera["frames_recorded"]
     decodable = count_decodable_frames(session / "arena.mkv")
-    # FLUSH_INTERVAL = 1 s at 30 fps: at most 30 frames unflushed, plus a few in the pipes.
-    assert captured - decodable <= 30 + 5, (captured, decodable)
+    assert 0 < encoded <= camera["frames_captured"]
+    # FLUSH_INTERVAL = 1 s at 30 fps: at most 30 frames unflushed, plus a few in the encoder's
+    # threads and taken after session.json was written.
+    assert encoded - decodable <= 30 + 5, (encoded, decodable, camera["frames_captured"])
+    assert decodable <= camera["frames_captured"]

@@ -395,7 +395,7 @@ def test_height_triggers_read_the_injected_depth_under_the_pose_models_keypoints
     units_m = depth_info["depth_units_m"]
     assert units_m == pytest.approx(0.001)
 
-    pose = pd.read_csv(session / "top.pose.csv", header=[0, 1, 2], index_col=0)
+    pose = pd.read_csv(session / "top.pose.csv", header=[0, 1, 2], index_col=0).dropna(how="all")
     events = pd.read_csv(session / "events.csv")
     triggers = events[events["kind"] == "trigger"]
     assert set(triggers["frame_index"]) <= set(pose.index)  # decided on analysed frames only

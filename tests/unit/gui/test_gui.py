@@ -1,8 +1,8 @@
 """The desktop GUI (``app.py``) in a real Qt window, offscreen, on the simulated arena.
 
 Every test drives the real window: real camera, inference and recorder processes, real shared
-memory, files read back. Screenshots for the docs are taken here (``docs/images/gui-*.png``);
-they are rewritten when missing or when ``DLS_UPDATE_SCREENSHOTS=1``.
+memory, files read back. The pictures of docs/gui.md are taken on a real X display by
+``scripts/gui_screenshots.py``; the grabs here are checked, then left beside the test.
 """
 
 from __future__ import annotations
@@ -21,27 +21,17 @@ from PyQt5.QtGui import QImage
 from core.instance_lock import LOCK_ENV, InstanceLock
 from gui.main_window import MainWindow
 from gui.session import Part
+from tests.support.arena import back_and_forth
 from tests.support.files import read_video, write_settings
 from tests.support.paths import PROJECT_ROOT
 from tests.support.processes import only_session, run_cli
 
-SCREENSHOTS = PROJECT_ROOT / "docs" / "images"
 START_TIMEOUT_MS = 90_000  # spawning processes and loading the model on a busy 2-core machine
-
-
-def _back_and_forth(cycles: int = 60, period: int = 150) -> str:
-    """Waypoints: the mouse walks into ExampleExperiment's left circle, stays, walks out, again."""
-    points = []
-    for cycle in range(cycles):
-        start = cycle * period
-        points += [f"{start}: 320 240", f"{start + 40}: 320 240", f"{start + 70}: 160 240"]
-        points += [f"{start + 110}: 160 240"]
-    return "; ".join(points)
 
 
 ARENA = (
     "[Camera arena]\nSOURCE = synthetic\nFRAMERATE = 30\nSEED = 3\nMOTION = waypoints\n"
-    f"WAYPOINTS = {_back_and_forth()}\n"
+    f"WAYPOINTS = {back_and_forth()}\n"
     "[Experiment]\nNAME = ExampleExperiment\n"
 )
 
@@ -57,10 +47,19 @@ def window(qtbot, tmp_path: Path) -> Iterator[MainWindow]:
     """The main window on the arena settings, shown offscreen; closed (files finalised) after."""
     settings = write_settings(tmp_path, ARENA + "[Device stimulus_box]\nTYPE = log\n")
     main = MainWindow(settings, tmp_path / "out")
-    qtbot.addWidget(main)
+    # Not qtbot.addWidget: pytest-qt would close and delete the window before this fixture's
+    # teardown, while its stream is still stopping (closing is not instant: see closeEvent).
     main.show()
     yield main
-    main.close()
+    close_and_wait(qtbot, main)
+    main.deleteLater()
+
+
+def close_and_wait(qtbot, window: MainWindow) -> None:
+    """Close the window as a user does; it goes once every part stopped and files are final."""
+    window.close()
+    qtbot.waitUntil(lambda: window.closed_down, timeout=START_TIMEOUT_MS)
+    assert not window.controller.streaming
 
 
 def _button(window: MainWindow, part: Part):
@@ -102,11 +101,8 @@ def _first_number(window: MainWindow, column: str) -> float:
 
 
 def _save_screenshot(window: MainWindow, name: str, tmp_path: Path) -> Path:
-    """Grab the window; into docs/images when missing or asked for, else beside the test."""
-    target = SCREENSHOTS / name
-    if target.exists() and os.environ.get("DLS_UPDATE_SCREENSHOTS") != "1":
-        target = tmp_path / name
-    target.parent.mkdir(parents=True, exist_ok=True)
+    """Grab the window beside the test (docs/gui.md's pictures: scripts/gui_screenshots.py)."""
+    target = tmp_path / name
     assert window.grab().save(str(target)), target
     return target
 
@@ -256,7 +252,7 @@ def test_analysis_and_experiment_can_run_again_in_one_session(
         _click(qtbot, window, part)
         _wait_running(qtbot, window, part)
     qtbot.wait(1500)
-    window.close()
+    close_and_wait(qtbot, window)
     session = only_session(tmp_path / "out")
     for name in ("arena.pose.csv", "arena.run2.pose.csv", "events.csv", "events.run2.csv"):
         assert (session / name).is_file(), name
@@ -276,6 +272,11 @@ def test_closing_the_window_mid_recording_leaves_a_valid_session(
         _wait_running(qtbot, window, part)
     qtbot.waitUntil(lambda: window.controller.recording_size_bytes() > 0, timeout=20_000)
     window.close()
+    # Stopping runs off the GUI thread: the window stays, says why, and takes no new clicks.
+    assert window.isVisible() and "closing" in window.busy_label.text()
+    assert not any(button.isEnabled() for button in window.buttons.values())
+    qtbot.waitUntil(lambda: window.closed_down, timeout=START_TIMEOUT_MS)
+    assert not window.isVisible()
     assert not window.controller.streaming
     session = only_session(tmp_path / "out")
     info = json.loads((session / "session.json").read_text())
@@ -312,7 +313,7 @@ def test_a_missing_serial_port_shows_the_banner_and_the_window_goes_on(
         window.findChild(type(_button(window, Part.STREAM)), "dismiss_error"), Qt.LeftButton
     )
     assert window.banner.isHidden()
-    window.close()
+    close_and_wait(qtbot, window)
     info = json.loads((only_session(tmp_path / "out") / "session.json").read_text())
     assert info["status"] == "finished"
 
@@ -328,7 +329,7 @@ def test_bad_settings_show_the_banner_naming_the_key(qtbot, tmp_path: Path) -> N
     assert str(settings) in window.banner.label.text()
     assert not window.controller.streaming
     assert _button(window, Part.STREAM).text() == "Start Stream"
-    window.close()
+    close_and_wait(qtbot, window)
 
 
 def test_a_second_instance_does_not_take_the_cameras(
@@ -421,4 +422,56 @@ def test_without_a_settings_file_the_window_takes_the_one_beside_app_py(
     main = MainWindow(None, tmp_path / "out")
     qtbot.addWidget(main)
     assert Path(main.settings_edit.text()) == PROJECT_ROOT / "settings.ini"
-    main.close()
+    close_and_wait(qtbot, main)
+
+
+@pytest.mark.slow
+def test_a_preview_leaves_no_folder_and_a_planned_duration_stops_the_stream(
+    qtbot, tmp_path: Path
+) -> None:
+    settings = write_settings(tmp_path, ARENA + "[Device stimulus_box]\nTYPE = log\n")
+    window = MainWindow(settings, tmp_path / "out")
+    window.show()
+    _click(qtbot, window, Part.STREAM)
+    _wait_running(qtbot, window, Part.STREAM)
+    preview = window.controller.session_dir
+    assert preview is not None and preview.is_dir()
+    _click(qtbot, window, Part.STREAM)  # Stop Stream: nothing was recorded or analysed
+    qtbot.waitUntil(lambda: not window.controller.streaming, timeout=START_TIMEOUT_MS)
+    assert not preview.exists()
+    assert "Only a preview" in window.notice_label.text()
+
+    with settings.open("a") as file:  # the Session group's planned duration, as saved
+        file.write("[Session]\nANIMAL = m1\nPLANNED_DURATION = 3\n")
+    _click(qtbot, window, Part.STREAM)
+    _wait_running(qtbot, window, Part.STREAM)
+    _click(qtbot, window, Part.RECORDING)
+    _wait_running(qtbot, window, Part.RECORDING)
+    qtbot.waitUntil(lambda: not window.controller.streaming, timeout=START_TIMEOUT_MS)
+    session = only_session(tmp_path / "out")
+    assert session.name.endswith("_m1")
+    info = json.loads((session / "session.json").read_text())
+    assert info["stop_reason"] == "duration of 3 s reached"
+    assert info["metadata"]["animal"] == "m1"
+    close_and_wait(qtbot, window)
+
+
+def test_start_analysis_reads_the_settings_again(qtbot, tmp_path: Path) -> None:
+    settings = write_settings(tmp_path, ARENA + "[Device stimulus_box]\nTYPE = log\n")
+    window = MainWindow(settings, tmp_path / "out")
+    window.show()
+    _click(qtbot, window, Part.STREAM)
+    _wait_running(qtbot, window, Part.STREAM)
+    good = settings.read_text()
+    settings.write_text(good + "[Pose]\nMODEL_PATH = models/missing.onnx\n")
+    _click(qtbot, window, Part.ANALYSIS)  # the file now names a missing model: refused
+    assert window.banner.isVisible()
+    banner = window.banner.label.text()
+    assert "MODEL_PATH" in banner and "missing.onnx" in banner
+    assert not window.controller.running(Part.ANALYSIS)
+    settings.write_text(good + "[Camera spare]\nSOURCE = synthetic\n")  # fixed; a camera added
+    _click(qtbot, window, Part.ANALYSIS)
+    _wait_running(qtbot, window, Part.ANALYSIS)
+    assert "cameras changes apply at the next Start Stream" in window.notice_label.text()
+    close_and_wait(qtbot, window)
+

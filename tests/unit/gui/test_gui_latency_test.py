@@ -56,6 +56,12 @@ class FakeStream:
         self.stopped = True
         self.analysing = self.experimenting = self.recording = False
 
+    def reload_settings(self, settings: Any) -> list[str]:
+        return []  # the stand-in keeps its settings
+
+    def discard_preview(self) -> bool:
+        return False
+
 
 class FakeRunner:
     stop_reason = None
@@ -215,3 +221,30 @@ def test_events_file_names_follow_the_stream() -> None:
         "events.run2.csv",
         "events.run3.csv",
     ]
+
+
+def test_an_experiment_that_stopped_itself_is_stopped_as_by_the_button_with_a_stand_in_stream(
+    qtbot, window: MainWindow, tmp_path: Path
+) -> None:
+    from types import SimpleNamespace
+
+    from processes.messages import ExperimentStatus
+
+    stream = _attach(window, tmp_path)
+    stream.experimenting = True
+    failed = ExperimentStatus(
+        name="ExampleExperiment",
+        state="finished",
+        trials=3,
+        trial=None,
+        actions=3,
+        last_event="",
+        triggers=(),
+        error="experiment stopped: [Device stimulus_box] the port /dev/ttyACM0 vanished",
+    )
+    stream.analysis = SimpleNamespace(experiment_status=failed)  # what the worker last sent
+    window.controller.changed.emit()
+    qtbot.waitUntil(lambda: stream.stops == 1 and _idle(window), timeout=TIMEOUT_MS)
+    text = window.banner.label.text()
+    assert "the port /dev/ttyACM0 vanished" in text and "Start Experiment again" in text
+    assert window.buttons[Part.EXPERIMENT].text() == "Start Experiment"

@@ -98,9 +98,13 @@ def newest_frame_reader(spec: RingSpec, connection, results, kind: Doorbell) -> 
     ring = FrameRing.attach(spec)
     reader = NewestFrameReader(ring, ChannelReader(connection, 0, kind=kind), Channel.ANALYSE)
     taken, torn, last, reordered = 0, 0, -1, 0
+    accounted: list[int] = []  # seqs taken or handed over as passed over, in order
     while reader.ended is None:
         reader.reader.wait(5.0)
-        if reader.poll():
+        taken_now = reader.poll()
+        accounted += [r.seq for r in reader.passed_over]
+        if taken_now:
+            accounted.append(reader.record.seq)
             taken += 1
             torn += not _is_whole(reader.frame, reader.record.seq)
             reordered += reader.record.seq <= last
@@ -114,6 +118,8 @@ def newest_frame_reader(spec: RingSpec, connection, results, kind: Doorbell) -> 
             "reordered": reordered,
             "skipped": int(header["skipped"][Channel.ANALYSE]),
             "lost": int(header["lost"][Channel.ANALYSE]),
+            "accounted": accounted,
+            "last_seen": reader.last_seen.seq if reader.last_seen else -1,
         }
     )
     reader.close()
@@ -158,6 +164,11 @@ def test_frames_are_never_torn_or_reordered_across_processes(
     assert every["seen"] + every["lost"] == frames
     assert newest["taken"] + newest["lost"] > 0  # it saw frames (a 4-slot ring may lose all)
     assert newest["taken"] + newest["skipped"] + newest["lost"] <= frames
+    # Every frame it read is handed on once, taken or passed over, in order (pose rows, issue 17).
+    accounted = newest["accounted"]
+    assert accounted == sorted(set(accounted))
+    assert len(accounted) == newest["taken"] + newest["skipped"] + newest["lost"]
+    assert accounted[-1] == newest["last_seen"]
 
 
 def test_writer_never_blocks_on_a_reader_that_does_not_read(doorbell: Doorbell) -> None:
@@ -230,3 +241,29 @@ def test_ring_refuses_more_than_shared_memory_holds() -> None:
     slots = free // huge.nbytes + 2
     with pytest.raises(MemoryError, match="BUFFER_SECONDS"):
         FrameRing.create(RingSpec(new_ring_name("huge"), huge, int(slots)))
+
+
+def test_the_display_takes_an_older_frame_by_its_index_while_the_ring_holds_it() -> None:
+    """The live view draws a pose on its own frame: still in the ring, taken by frame index."""
+    spec = RingSpec(new_ring_name("display"), FrameGeometry(height=8, width=8, channels=1), slots=4)
+    ring = FrameRing.create(spec)
+    read_end, write_end = SPAWN.Pipe(duplex=False)
+    writer = ChannelWriter(write_end)
+    reader = NewestFrameReader(ring, ChannelReader(read_end, 0), Channel.DISPLAY)
+    try:
+        for seq in range(6):
+            ring.begin_write(seq)[...] = 100 + seq
+            ring.end_write(seq)
+            writer.send(encode_frame(FrameRecord(0, ring.slot_for(seq), seq, 1000 + seq, 0.0, 0)))
+        reader.reader.wait(5.0)
+        assert reader.poll() and reader.record.frame_index == 1005  # the newest
+        out = np.empty((8, 8), np.uint8)
+        held = reader.copy_frame_index(1003, out)  # two frames back: still in the 4 slots
+        assert held is not None and held.seq == 3 and np.all(out == 103)
+        assert reader.copy_frame_index(1001, out) is None  # overwritten by frame 1005
+        assert reader.copy_frame_index(999, out) is None  # never announced
+    finally:
+        reader.close()
+        writer.close()
+        ring.close()
+        ring.unlink()

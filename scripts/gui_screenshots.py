@@ -1,0 +1,181 @@
+"""Take the pictures of docs/gui.md on a real X display, as a new user would see the window.
+
+    xvfb-run -a -s "-screen 0 1600x1000x24" env QT_QPA_PLATFORM=xcb \
+        .venv/bin/python scripts/gui_screenshots.py
+
+It makes a rig folder, ``~/DeepLabStream-demo`` (a settings file, a side video recorded from the
+simulated arena, a copy of the example experiment), so that the pictures show the paths a user
+would have rather than temporary ones. Then it does what docs/gui.md tells a new user to do:
+adds the video as a second camera in the Rig tab, gives each region a camera, starts the
+stream, analysis, recording and the experiment, and photographs each tab from the X server
+(``QScreen.grabWindow``: what the display shows, not a widget's own rendering).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(PROJECT))
+
+from PyQt5.QtWidgets import QApplication, QComboBox, QListWidget  # noqa: E402
+
+from core.instance_lock import LOCK_ENV  # noqa: E402
+from experiments.registry import CONFIG_FOLDER  # noqa: E402
+from gui.main_window import MainWindow  # noqa: E402
+from gui.session import Part  # noqa: E402
+
+IMAGES = PROJECT / "docs" / "images"
+RIG = Path.home() / "DeepLabStream-demo"
+TIMEOUT_S = 120.0
+
+
+def main() -> int:
+    """Make the rig, drive the window, write the pictures; 0 when every step worked."""
+    settings = make_rig(RIG)
+    # A lock of its own: a test or another app running on this machine keeps its cameras.
+    os.environ.setdefault(LOCK_ENV, str(RIG / "instance.lock"))
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    window = MainWindow(settings)
+    window.resize(1500, 940)
+    window.show()
+    pump(0.5)
+    window.rig_panel.wait_checked()
+    shoot(window, "gui-idle.png")
+
+    rig = window.rig_panel
+    rig.add_video_camera(RIG / "videos" / "side.mp4")
+    rig.camera_table.set_value("LOOP", "true")
+    rig.wait_checked()
+    pump(0.3)
+    shoot(window, "gui-rig.png")
+
+    editor = window.region_editor
+    window.tabs.setCurrentWidget(editor)
+    regions = editor.findChild(QListWidget, "region_list")
+    cameras = editor.findChild(QComboBox, "region_camera")
+    for row in range(regions.count()):
+        regions.setCurrentRow(row)
+        index = cameras.findText("arena")
+        cameras.setCurrentIndex(index)
+        cameras.activated.emit(index)
+    editor.save()
+    rig.wait_checked()
+    if rig.problems:
+        print("the rig still has problems:", *rig.problems, sep="\n", file=sys.stderr)
+        return 1
+
+    press(window, Part.STREAM)
+    pump(3.0)
+    regions.setCurrentRow(0)
+    pump(0.5)
+    shoot(window, "gui-regions.png")
+
+    for part in (Part.ANALYSIS, Part.RECORDING, Part.EXPERIMENT):
+        press(window, part)
+    window.overlay_toggles.trail.setChecked(True)
+    window.overlay_toggles.heatmap.setChecked(True)
+    window.tabs.setCurrentWidget(window.event_log)
+    pump(25.0)
+    shoot(window, "gui-log.png")
+    window.tabs.setCurrentWidget(window.plots)
+    pump(2.0)
+    shoot(window, "gui-plots.png")
+    window.tabs.setCurrentWidget(window.camera_tab)
+    pump(1.0)
+    shoot(window, "gui-camera.png")
+
+    window.close()
+    wait_for(lambda: window.closed_down, "the window to close")
+    app.processEvents()
+    print(f"pictures in {IMAGES}; sessions in {RIG / 'sessions'}")
+    return 0
+
+
+def make_rig(folder: Path) -> Path:
+    """Write the demo rig (the arena only, as a new user starts) and return its settings file."""
+    if folder.exists():
+        shutil.rmtree(folder)
+    (folder / "videos").mkdir(parents=True)
+    (folder / "experiments").mkdir()
+    record_side_video(folder / "videos" / "side.mp4")
+    experiment = folder / "experiments" / "two_cameras.ini"
+    shutil.copy(CONFIG_FOLDER / "ExampleExperiment.ini", experiment)
+    settings = folder / "settings.ini"
+    settings.write_text(
+        "; The demo rig of docs/gui.md\n"
+        "[Camera arena]\nSOURCE = synthetic\nFRAMERATE = 30\nMOTION = random\nSEED = 4\n\n"
+        f"[Experiment]\nNAME = {experiment}\n\n"
+        "[Device stimulus_box]\nTYPE = log\n\n"
+        "[Output]\nDIRECTORY = sessions\n\n"
+        "[Session]\nANIMAL = mouse12\nEXPERIMENTER = A. Lab\n",
+        encoding="utf-8",
+    )
+    return settings
+
+
+def record_side_video(target: Path) -> None:
+    """Record 10 s of a second simulated arena with DeepLabStream.py: the "side" video."""
+    work = target.parent / "_recording"
+    work.mkdir()
+    settings = work / "settings.ini"
+    settings.write_text(
+        "[Camera side]\nSOURCE = synthetic\nWIDTH = 480\nHEIGHT = 360\nSEED = 9\n"
+        "[Recording]\nMIN_FREE_SPACE = 0\nWARN_FREE_SPACE = 0\n",
+        encoding="utf-8",
+    )
+    subprocess.run(
+        [sys.executable, str(PROJECT / "DeepLabStream.py"), "--settings", str(settings),
+         "--headless", "--recording-enabled", "--frames", "300", "--output-dir", str(work)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    shutil.move(next(work.glob("*/side.mp4")), target)
+    shutil.rmtree(work)
+
+
+def press(window: MainWindow, part: Part) -> None:
+    """Press ``part``'s Start button and wait until it runs."""
+    window.buttons[part].click()
+    wait_for(
+        lambda: window.controller.busy is None and window.controller.running(part),
+        f"{part.value} to start ({window.banner.label.text()})",
+    )
+
+
+def wait_for(condition: Callable[[], bool], what: str) -> None:
+    """Pump the event loop until ``condition`` holds (at most TIMEOUT_S)."""
+    deadline = time.monotonic() + TIMEOUT_S
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"waited {TIMEOUT_S:g} s for {what}")
+        pump(0.05)
+
+
+def pump(seconds: float) -> None:
+    """Let the window work for ``seconds``."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        QApplication.processEvents()
+        time.sleep(0.01)
+
+
+def shoot(window: MainWindow, name: str) -> None:
+    """Write what the X server shows of the window to docs/images/``name``."""
+    pump(0.2)
+    screen = QApplication.primaryScreen()
+    assert screen is not None
+    picture = screen.grabWindow(int(window.winId()))
+    IMAGES.mkdir(parents=True, exist_ok=True)
+    if not picture.save(str(IMAGES / name)):
+        raise OSError(f"could not write {IMAGES / name}")
+    print(f"wrote {IMAGES / name}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

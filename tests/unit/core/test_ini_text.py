@@ -1,0 +1,79 @@
+"""Editing ini files as text: only the lines meant change; comments and order stay."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from core.ini_text import IniText, save_with_backup
+
+TEXT = """; A comment at the top
+[Streaming]
+BUFFER_SECONDS = 2.0
+; why the display rate is low
+DISPLAY_RATE = 30
+
+; the arena camera
+[Camera arena]
+SOURCE = synthetic
+WIDTH = 640
+
+[Experiment]
+NAME = ExampleExperiment
+"""
+
+
+def test_reading_finds_sections_and_keys_case_insensitively() -> None:
+    text = IniText(TEXT)
+    assert text.sections() == ["Streaming", "Camera arena", "Experiment"]
+    assert text.get("Streaming", "display_rate") == "30"
+    assert text.get("Camera arena", "HEIGHT", "none") == "none"
+    assert text.items("Camera arena") == {"SOURCE": "synthetic", "WIDTH": "640"}
+    assert text.items("Missing") == {}
+
+
+def test_setting_a_value_changes_one_line_and_keeps_every_comment() -> None:
+    text = IniText(TEXT)
+    text.set("Streaming", "display_rate", "15")
+    text.set("Camera arena", "HEIGHT", "480")
+    expected = (
+        TEXT.replace("DISPLAY_RATE = 30", "DISPLAY_RATE = 15")
+        .replace("WIDTH = 640\n", "WIDTH = 640\nHEIGHT = 480\n")
+    )
+    assert text.text() == expected
+
+
+def test_sections_are_added_removed_and_renamed() -> None:
+    text = IniText(TEXT)
+    text.add_section("Camera side", {"SOURCE": "video", "PATH": "side.mp4"}, comment="side view")
+    assert text.text().endswith("\n; side view\n[Camera side]\nSOURCE = video\nPATH = side.mp4\n")
+    assert text.remove_section("Camera arena")
+    assert "; the arena camera" not in text.text().split("[Experiment]")[1]
+    assert "SOURCE = synthetic" not in text.text()
+    text.rename_section("Camera side", "Camera left")
+    assert text.get("Camera left", "PATH") == "side.mp4"
+    with pytest.raises(ValueError, match="exists already"):
+        text.add_section("Camera left", {})
+    assert text.remove("Experiment", "NAME") and not text.remove("Experiment", "NAME")
+
+
+def test_a_setting_of_a_missing_section_makes_the_section() -> None:
+    text = IniText("")
+    text.set("Session", "ANIMAL", "mouse12")
+    assert text.text() == "[Session]\nANIMAL = mouse12\n"
+
+
+def test_a_value_must_be_one_line() -> None:
+    with pytest.raises(ValueError, match="one line"):
+        IniText(TEXT).set("Streaming", "DISPLAY_RATE", "1\n[Evil]")
+
+
+def test_saving_keeps_the_previous_file_as_a_backup(tmp_path: Path) -> None:
+    path = tmp_path / "settings.ini"
+    assert save_with_backup(path, "first\n") is None
+    backup = save_with_backup(path, "second\n")
+    assert backup == tmp_path / "settings.ini.bak"
+    assert backup.read_text() == "first\n"
+    assert path.read_text() == "second\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["settings.ini", "settings.ini.bak"]

@@ -1,0 +1,161 @@
+"""The rig panel: a settings file set up from the window, checked as a whole, saved with a backup.
+
+Real widgets (offscreen), a real settings file and a real video file; the check is the one a
+start runs (settings parsed, model and experiment checked).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PyQt5.QtCore import Qt
+from PyQt5.QtWidgets import QCheckBox, QComboBox, QLabel, QLineEdit, QPushButton
+
+from experiments.registry import CONFIG_FOLDER
+from gui.rig_panel import RigPanel
+from settings import load_settings
+from tests.support.files import make_ffv1_video, write_settings
+
+SETTINGS = """; my rig
+[Camera arena]
+SOURCE = synthetic
+; the example experiment
+[Experiment]
+NAME = ExampleExperiment
+[Device stimulus_box]
+TYPE = log
+"""
+
+
+@pytest.fixture
+def panel(qtbot, tmp_path: Path) -> RigPanel:
+    rig = RigPanel(write_settings(tmp_path, SETTINGS))
+    qtbot.addWidget(rig)
+    rig.show()
+    rig.wait_checked()
+    return rig
+
+
+def _problems(panel: RigPanel) -> str:
+    return panel.findChild(QLabel, "rig_problems").text()
+
+
+def _edit(qtbot, panel: RigPanel, name: str, text: str) -> None:
+    edit = panel.findChild(QLineEdit, name)
+    edit.setText(text)
+    edit.editingFinished.emit()
+    panel.wait_checked()
+
+
+def test_the_embedded_default_checks_clean_and_says_what_will_run(panel: RigPanel) -> None:
+    assert panel.problems == []
+    assert panel.camera_names() == ["arena"]
+    summary = panel.findChild(QLabel, "rig_summary").text()
+    assert "camera arena: synthetic" in summary and "bundled arena model" in summary
+    assert "experiment: ExampleExperiment" in summary
+    assert not panel.findChild(QPushButton, "rig_save").isEnabled()  # nothing changed yet
+
+
+def test_a_second_camera_needs_a_camera_per_region_and_saving_waits_for_it(
+    qtbot, panel: RigPanel, tmp_path: Path
+) -> None:
+    video = tmp_path / "side.mkv"
+    make_ffv1_video(video, frames=10)
+    assert panel.add_video_camera(video) == "side"
+    panel.wait_checked()
+    assert "nose_in_left" in _problems(panel) and "CAMERA" in _problems(panel)
+    before = panel.settings_file.read_text()
+    assert panel.save() is None  # refused: the file is untouched
+    assert panel.settings_file.read_text() == before
+    assert "Not saved" in _problems(panel)
+
+    config = tmp_path / "two_cameras.ini"
+    text = (CONFIG_FOLDER / "ExampleExperiment.ini").read_text()
+    text = text.replace("KEYPOINT = nose\n", "KEYPOINT = nose\nCAMERA = arena\n")
+    config.write_text(text)
+    panel.set_experiment(str(config))
+    panel.wait_checked()
+    assert panel.problems == [], panel.problems
+
+    qtbot.mouseClick(panel.findChild(QPushButton, "rig_save"), Qt.LeftButton)
+    saved = panel.settings_file.read_text()
+    assert saved.startswith("; my rig\n") and "; the example experiment" in saved
+    assert (tmp_path / "settings.ini.bak").read_text() == before
+    settings = load_settings(panel.settings_file)
+    assert [c.name for c in settings.cameras] == ["arena", "side"]
+    assert settings.camera("side").options.path == video  # written relative, read back whole
+    assert "PATH = side.mkv" in saved
+
+
+def test_a_missing_model_is_named_at_once(qtbot, panel: RigPanel) -> None:
+    _edit(qtbot, panel, "rig_model_path", "models/none.onnx")
+    assert "MODEL_PATH" in _problems(panel) and "none.onnx" in _problems(panel)
+    assert not panel.findChild(QPushButton, "rig_save").isEnabled()
+    _edit(qtbot, panel, "rig_model_path", "")
+    assert panel.problems == []
+
+
+def test_session_fields_and_record_boxes_are_written_to_the_file(
+    qtbot, panel: RigPanel
+) -> None:
+    _edit(qtbot, panel, "session_animal", "mouse 12")
+    _edit(qtbot, panel, "session_experimenter", "A. Lab")
+    panel.findChild(QCheckBox, "record_arena").setChecked(False)
+    panel.duration.setValue(1.5)
+    panel.duration.editingFinished.emit()
+    panel.wait_checked()
+    assert panel.problems == []
+    panel.save()
+    settings = load_settings(panel.settings_file)
+    assert settings.session.animal == "mouse 12"
+    assert settings.session.experimenter == "A. Lab"
+    assert settings.session.planned_duration == 90
+    assert settings.camera("arena").common.record is False
+
+
+def test_camera_keys_are_edited_in_the_table(qtbot, panel: RigPanel) -> None:
+    panel.camera_table.set_value("FRAMERATE", "fast")
+    panel.wait_checked()
+    assert "FRAMERATE" in _problems(panel)
+    panel.camera_table.set_value("FRAMERATE", "60")
+    panel.wait_checked()
+    assert panel.problems == []
+    panel.save()
+    assert load_settings(panel.settings_file).camera("arena").options.framerate == 60
+
+
+def test_a_detected_basler_camera_is_added_from_the_list(
+    qtbot, panel: RigPanel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("pypylon")
+    monkeypatch.setenv("PYLON_CAMEMU", "2")  # pylon's own emulator: two cameras
+    qtbot.mouseClick(panel.findChild(QPushButton, "rig_detect_cameras"), Qt.LeftButton)
+    choices = panel.findChild(QComboBox, "rig_add_camera")
+    labels = [choices.itemText(i) for i in range(choices.count())]
+    basler = [i for i, label in enumerate(labels) if label.startswith("Basler")]
+    assert len(basler) == 2, labels
+    choices.setCurrentIndex(basler[0])
+    qtbot.mouseClick(panel.findChild(QPushButton, "rig_add_camera_button"), Qt.LeftButton)
+    assert panel.camera_names() == ["arena", "basler"]
+    panel.wait_checked()
+    settings = load_settings_text(panel)
+    assert settings.camera("basler").source == "basler"
+    assert settings.camera("basler").options.serial  # the emulated camera's serial number
+
+
+def load_settings_text(panel: RigPanel):
+    from settings.loader import parse_settings_text
+
+    return parse_settings_text(panel.document.text(), panel.settings_file)
+
+
+def test_inspect_says_what_the_model_is(qtbot, panel: RigPanel) -> None:
+    from PyQt5.QtWidgets import QPlainTextEdit
+
+    info = panel.findChild(QPlainTextEdit, "rig_model_info")
+    qtbot.mouseClick(panel.findChild(QPushButton, "rig_model_inspect"), Qt.LeftButton)
+    qtbot.waitUntil(lambda: "keypoints:" in info.toPlainText(), timeout=60_000)
+    text = info.toPlainText()
+    assert "nose" in text and "tail_base" in text  # the bundled arena model's keypoints
+    assert "input:" in text

@@ -1,0 +1,112 @@
+"""The experiment's status carries its new events and each trigger's entries and active time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from experiments.observation import Observation
+from processes import dispatch
+from processes.dispatch import ExperimentRun
+from processes.messages import ExperimentStatus
+from settings.sections import DeviceSettings
+from simulator.arena import KEYPOINT_NAMES
+
+FPS = 30.0
+INSIDE = (560.0, 400.0)  # in reward_on_dwell's zone (rect 500 340 620 460)
+OUTSIDE = (100.0, 100.0)
+
+
+def _observation(frame: int, point: tuple[float, float]) -> Observation:
+    rows = np.tile([point[0], point[1], 1.0], (len(KEYPOINT_NAMES), 1))
+    return Observation(frame / FPS, "top", frame, rows, KEYPOINT_NAMES)
+
+
+def _feed(run: ExperimentRun, start: int, seconds: float, point: tuple[float, float]) -> int:
+    """Feed ``seconds`` of frames at ``point`` from frame ``start``; return the next frame."""
+    end = start + round(seconds * FPS)
+    for frame in range(start, end):
+        run.on_poses([_observation(frame, point)], 0)
+    return end
+
+
+@pytest.fixture
+def run(tmp_path: Path):
+    opened = ExperimentRun.open("reward_on_dwell", {"water_valve": DeviceSettings("log")}, tmp_path)
+    yield opened
+    opened.stop()
+
+
+def test_each_status_carries_the_events_since_the_previous_one(run: ExperimentRun) -> None:
+    frame = _feed(run, 0, 1.0, OUTSIDE)
+    first = run.status()
+    assert [e.kind for e in first.new_events] == ["start"]
+    assert first.events_total == 1
+    assert run.status().new_events == ()  # nothing new: nothing sent twice
+    frame = _feed(run, frame, 3.0, INSIDE)  # dwell 2 s: trigger, trial, water
+    second = run.status()
+    kinds = [e.kind for e in second.new_events]
+    assert kinds[0] == "trigger" and "trial_start" in kinds and "action" in kinds
+    assert second.events_total == 1 + len(kinds)
+    trigger = second.new_events[0]
+    assert trigger.name == "dwelling" and trigger.detail.startswith("true")
+    assert trigger.time_s == pytest.approx(3.0, abs=0.05)  # 1 s outside + 2 s dwell
+    action = next(e for e in second.new_events if e.kind == "action")
+    assert action.trial == 1 and action.name == "water_valve"
+    assert second.elapsed_s == pytest.approx(4.0 - 1 / FPS)
+
+
+def test_trigger_entries_and_seconds_active(run: ExperimentRun) -> None:
+    frame = _feed(run, 0, 1.0, OUTSIDE)
+    frame = _feed(run, frame, 3.0, INSIDE)  # true from t = 3 s (2 s dwell) to 4 s
+    frame = _feed(run, frame, 1.0, OUTSIDE)
+    frame = _feed(run, frame, 2.5, INSIDE)  # true again for the last 0.5 s
+    view = run.status().triggers[0]
+    assert view.name == "dwelling"
+    assert view.entries == 2
+    # Time while true: from the update it rose in to the update it fell in (frame time).
+    assert view.seconds_active == pytest.approx(1.0 + 0.5 - 1 / FPS, abs=1.5 / FPS)
+    assert view.active
+
+
+def test_a_status_carries_only_the_newest_events_and_counts_them_all(
+    run: ExperimentRun, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(dispatch, "STATUS_EVENTS", 3)
+    frame = 0
+    for _ in range(4):  # each entry and exit: a trigger event (plus the trial and the water)
+        frame = _feed(run, frame, 2.2, INSIDE)
+        frame = _feed(run, frame, 0.3, OUTSIDE)
+    status = run.status()
+    assert len(status.new_events) == 3
+    assert status.events_total > 3
+    assert status.events_total == len(run.experiment.events)
+    newest = run.experiment.events.events[-3:]
+    assert [(e.kind, e.name, e.time_s) for e in status.new_events] == [
+        (e.kind, e.name, e.time_s) for e in newest
+    ]
+
+
+def test_the_slot_sends_a_last_status_with_the_finish_event(tmp_path: Path) -> None:
+    sent: list[object] = []
+
+    class _Control:
+        def send(self, message: object) -> None:
+            sent.append(message)
+
+    slot = dispatch.ExperimentSlot(_Control(), tmp_path)  # type: ignore[arg-type]
+    slot.run = ExperimentRun.open(
+        "reward_on_dwell", {"water_valve": DeviceSettings("log")}, tmp_path
+    )
+    _feed(slot.run, 0, 0.5, OUTSIDE)
+    slot.send_status()
+    summary = slot.finish()
+    assert summary is not None
+    statuses = [m for m in sent if isinstance(m, ExperimentStatus)]
+    assert len(statuses) == 2
+    assert [e.kind for e in statuses[0].new_events] == ["start"]
+    last = statuses[-1].new_events  # the finish and the switch-off of the valve at the stop
+    assert [e.kind for e in last] == ["finish", "action"]
+    assert last[0].detail == "stopped" and last[1].detail.startswith("off")
