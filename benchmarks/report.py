@@ -33,6 +33,7 @@ ORDER = (
     "recording",
     "replay",
     "lsl",
+    "multi_animal",
     "soak",
 )
 TITLES = {
@@ -54,6 +55,8 @@ TITLES = {
     "recording": "Recording two cameras",
     "replay": "Replay throughput (`utils/VideoAnalyzer.py`)",
     "lsl": "Lab Streaming Layer outlets: the cost of a push in the loop (`[Output] LSL = on`)",
+    "multi_animal": "Several animals: two mice through the multi-animal path (simulated arena, "
+    "640x480)",
     "soak": "Soak: three cameras with pose, an experiment and recording (`python -m "
     "benchmarks.soak --minutes N`, not part of run_all)",
 }
@@ -70,6 +73,7 @@ BASELINES = {
     "forward_prediction": ("predicted", "measured"),
     "gpu": ("GPU", "CPU"),
     "lsl": ("push", "loop without push"),
+    "multi_animal": ("two mice", "one mouse"),
     "soak": ("measured", "-"),
 }
 

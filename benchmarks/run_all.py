@@ -31,6 +31,7 @@ BENCHMARKS = (
     "replay",
     "cameras",
     "lsl",
+    "multi_animal",
 )
 
 

@@ -1,8 +1,10 @@
-"""The built-in simulated camera (``SOURCE = synthetic``): a mouse in an open field, no hardware.
+"""The built-in simulated camera (``SOURCE = synthetic``): mice in an open field, no hardware.
 
-Frames come from :mod:`simulator.arena`; every frame's true keypoints can be written next to the
-recording as ``<camera>.truth.csv`` in DeepLabCut's CSV layout, so pose estimation and experiments
-can be checked against the truth.
+Frames come from :mod:`simulator.arena` (one mouse) or :mod:`simulator.herd` (``ANIMALS`` = 2 or
+3, in a ``SOCIAL`` scenario); every frame's true keypoints can be written next to the recording as
+``<camera>.truth.csv`` in DeepLabCut's CSV layout (its multi-animal layout for several mice), so
+pose estimation, tracking and experiments can be checked against the truth
+(:func:`simulator.truth.read_truth` reads it back).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from core.clock import host_now_ns
 from core.frames import FrameGeometry, FrameStamp, PixelFormat
 from core.schema import setting
 from simulator.arena import KEYPOINT_NAMES, ArenaParams, SimulatedArena, Waypoint
+from simulator.herd import MAX_ANIMALS, HerdParams, SimulatedHerd, SocialKind, animal_names
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +96,7 @@ def _parse_waypoint(number: int, item: str) -> Waypoint:
 
 @dataclass(frozen=True)
 class SyntheticSettings:
-    """``[Camera NAME]`` with ``SOURCE = synthetic``: a simulated mouse in an open-field arena."""
+    """``[Camera NAME]`` with ``SOURCE = synthetic``: simulated mice in an open-field arena."""
 
     width: int = setting(640, doc="Frame width.", minimum=32, maximum=8192, unit="px")
     height: int = setting(480, doc="Frame height.", minimum=32, maximum=8192, unit="px")
@@ -133,6 +136,25 @@ class SyntheticSettings:
         "the last after it. Positions are in pixels (x right, y down) inside the frame.",
         parse=parse_waypoints,
         allowed=WAYPOINT_SYNTAX,
+    )
+    animals: int = setting(
+        1,
+        doc="Number of mice, 1 to 3. They look alike, as real ones do (identity must come from "
+        "tracking, not looks), and keep their identity `animal1`, `animal2`, `animal3` in the "
+        "ground truth, which for 2 or 3 is in DeepLabCut's multi-animal layout. Where they "
+        "overlap, the higher number is on top and the covered keypoints of the others have "
+        "likelihood 0 in the truth.",
+        minimum=1,
+        maximum=MAX_ANIMALS,
+    )
+    social: SocialKind = setting(
+        "free",
+        doc="What 2 or 3 mice do. `free`: independent random walks (mouse 1 walks as a lone "
+        "mouse with the same SEED). `cross`: they walk back and forth through the centre on "
+        "crossing lines and meet there, bodies overlapping. `follow`: mouse 2 (and 3) follow "
+        "mouse 1 around an oval about 1.5 body lengths apart. `touch`: mice 1 and 2 meet nose "
+        "to nose, then mouse 2 sniffs mouse 1's tail base (mouse 3 joins the nose-to-nose "
+        "meeting). The scripted scenarios repeat every few seconds; SEED mirrors them.",
     )
     noise: float = setting(
         4.0,
@@ -186,6 +208,16 @@ class SyntheticSettings:
             raise ValueError(f"KEYPOINTS: name at least one keypoint of: {allowed}")
         if len(set(self.keypoints)) != len(self.keypoints):
             raise ValueError(f"KEYPOINTS: each keypoint may appear once, got {self.keypoints}")
+        if self.social != "free" and self.animals == 1:
+            raise ValueError(
+                f"SOCIAL = {self.social} needs ANIMALS = 2 or 3 (one mouse walks alone: "
+                "SOCIAL = free)"
+            )
+        if self.motion == "waypoints" and self.animals > 1:
+            raise ValueError(
+                f"MOTION = waypoints moves one mouse, but ANIMALS = {self.animals}: set "
+                "ANIMALS = 1, or MOTION = random with a SOCIAL scenario"
+            )
         if self.motion == "waypoints" and not self.waypoints:
             raise ValueError(
                 "MOTION = waypoints needs WAYPOINTS, e.g. WAYPOINTS = 0: 100 240; 90: 320 240"
@@ -205,6 +237,13 @@ class SyntheticSettings:
                     f"WAYPOINTS: the waypoint at frame {frame} ({x:g}, {y:g}) is outside the "
                     f"{self.width}x{self.height} frame"
                 )
+        if self.animals > 1:
+            try:
+                self.herd_params()
+            except ValueError as error:
+                raise ValueError(
+                    f"ANIMALS = {self.animals}, SOCIAL = {self.social}: {error}"
+                ) from None
 
     def arena_params(self) -> ArenaParams:
         """Return the simulation these settings describe."""
@@ -219,6 +258,10 @@ class SyntheticSettings:
             noise=self.noise,
             lighting_drift=self.lighting_drift,
         )
+
+    def herd_params(self) -> HerdParams:
+        """Return the simulation of all ANIMALS (for one mouse, :meth:`arena_params` is used)."""
+        return HerdParams(self.arena_params(), animals=self.animals, social=self.social)
 
 
 class PinLogFollower:
@@ -291,10 +334,14 @@ class PinLogFollower:
 class TruthCsvWriter:
     """Writes ground-truth keypoints in DeepLabCut's CSV layout, one row per frame.
 
-    Three header rows (``scorer``, ``bodyparts``, ``coords``) then rows of the frame index and
-    x, y, likelihood (always 1.0) per keypoint, so
-    ``pandas.read_csv(path, header=[0, 1, 2], index_col=0)`` reads it. Rows go through a
-    preformatted template into a buffered file, which is flushed at least once a second.
+    One animal: three header rows (``scorer``, ``bodyparts``, ``coords``) then rows of the frame
+    index and x, y, likelihood (always 1.0) per keypoint, so
+    ``pandas.read_csv(path, header=[0, 1, 2], index_col=0)`` reads it. Several animals
+    (``individuals`` given): DeepLabCut's multi-animal layout, with an ``individuals`` row after
+    ``scorer`` and x, y, likelihood per animal and keypoint (animal by animal), the likelihood
+    1.0 where the keypoint is visible and 0.0 where an animal drawn later covers it (x, y stay
+    the true position); ``header=[0, 1, 2, 3]`` reads it. Rows go through a preformatted
+    template into a buffered file, which is flushed at least once a second.
 
     Parameters
     ----------
@@ -302,23 +349,29 @@ class TruthCsvWriter:
         The file to create (replaced if it exists).
     keypoint_names
         The keypoints to write, in order; a subset of :data:`simulator.arena.KEYPOINT_NAMES`.
+    individuals
+        The animals' names (:func:`simulator.herd.animal_names`) for the multi-animal layout;
+        empty for the single-animal layout.
     """
 
     SCORER = "simulation"
     FLUSH_INTERVAL_S = 1.0
 
-    def __init__(self, path: Path, keypoint_names: tuple[str, ...]) -> None:
+    def __init__(
+        self, path: Path, keypoint_names: tuple[str, ...], individuals: tuple[str, ...] = ()
+    ) -> None:
         self.path = path
         self._columns = np.array([KEYPOINT_NAMES.index(name) for name in keypoint_names])
-        self._row_template = "%d" + ",%.3f,%.3f,1.0" * len(keypoint_names) + "\n"
+        self._animals = len(individuals)
+        if individuals:
+            per_row = len(individuals) * len(keypoint_names)
+            self._row_template = "%d" + ",%.3f,%.3f,%.1f" * per_row + "\n"
+        else:
+            self._row_template = "%d" + ",%.3f,%.3f,1.0" * len(keypoint_names) + "\n"
         self._file: TextIO | None = path.open("x", encoding="utf-8", newline="", buffering=1 << 16)
         self.failed = False
         self.error: str | None = None  # why the file stopped early (a disk error)
-        triples = [name for name in keypoint_names for _ in range(3)]
-        self._file.write(",".join(["scorer", *[self.SCORER] * len(triples)]) + "\n")
-        self._file.write(",".join(["bodyparts", *triples]) + "\n")
-        self._file.write(",".join(["coords", *["x", "y", "likelihood"] * len(keypoint_names)]))
-        self._file.write("\n")
+        self._file.write(_truth_header(keypoint_names, individuals, self.SCORER))
         self._last_flush = time.monotonic()
 
     def write(self, frame_index: int, keypoints: np.ndarray) -> None:
@@ -329,13 +382,23 @@ class TruthCsvWriter:
         frame_index
             The frame's index (first column).
         keypoints
-            Shape (6, 2): all keypoints in the order of :data:`simulator.arena.KEYPOINT_NAMES`.
+            One animal: shape (6, 2), all keypoints in the order of
+            :data:`simulator.arena.KEYPOINT_NAMES`. Several: shape (A, 6, 3), x, y and
+            visibility per animal and keypoint (:meth:`simulator.herd.SimulatedHerd.render_next`).
         """
         if self._file is None:
             if self.failed:
                 return  # the disk failed earlier: the camera goes on without ground truth
             raise ValueError(f"{self.path} is closed")
-        coordinates = keypoints[self._columns].ravel().tolist()
+        if self._animals:
+            if keypoints.shape[0] != self._animals or keypoints.shape[-1] != 3:
+                raise ValueError(
+                    f"expected the truth of {self._animals} animals, shape "
+                    f"({self._animals}, {len(KEYPOINT_NAMES)}, 3), but got {keypoints.shape}"
+                )
+            coordinates = keypoints[:, self._columns].ravel().tolist()
+        else:
+            coordinates = keypoints[self._columns].ravel().tolist()
         try:
             self._file.write(self._row_template % (frame_index, *coordinates))
             now = time.monotonic()
@@ -381,6 +444,21 @@ class TruthCsvWriter:
         _cut_to_last_row(self.path)
 
 
+def _truth_header(
+    keypoint_names: tuple[str, ...], individuals: tuple[str, ...], scorer: str
+) -> str:
+    """Return the header rows of a truth table: DeepLabCut's single- or multi-animal layout."""
+    animals = individuals or ("",)
+    columns = [(animal, name) for animal in animals for name in keypoint_names]
+    triples = [column for column in columns for _ in range(3)]
+    rows = [["scorer", *[scorer] * len(triples)]]
+    if individuals:
+        rows.append(["individuals", *[animal for animal, _ in triples]])
+    rows.append(["bodyparts", *[name for _, name in triples]])
+    rows.append(["coords", *["x", "y", "likelihood"] * len(columns)])
+    return "".join(",".join(row) + "\n" for row in rows)
+
+
 def _cut_to_last_row(path: Path) -> None:
     """Truncate a text table after its last newline (drop a cut last row)."""
     try:
@@ -397,12 +475,14 @@ def _cut_to_last_row(path: Path) -> None:
 
 
 class SyntheticCamera(Camera):
-    """A simulated top-down camera over an open field with one mouse; see :mod:`simulator.arena`.
+    """A simulated top-down camera over an open field with 1 to 3 mice; see :mod:`simulator.arena`.
 
-    Frame ``i`` is rendered into the capture loop's slot and, with ``PACING = realtime``,
-    delivered at ``t0 + i / FRAMERATE`` (``t0`` = the first grab; a late frame is delivered at
-    once and no index is skipped). The stream never ends. Between :meth:`start_session` and
-    :meth:`close` each frame's true keypoints are appended to ``<session>/<name>.truth.csv``.
+    One mouse is simulated by :class:`simulator.arena.SimulatedArena`, several by
+    :class:`simulator.herd.SimulatedHerd`. Frame ``i`` is rendered into the capture loop's slot
+    and, with ``PACING = realtime``, delivered at ``t0 + i / FRAMERATE`` (``t0`` = the first
+    grab; a late frame is delivered at once and no index is skipped). The stream never ends.
+    Between :meth:`start_session` and :meth:`close` each frame's true keypoints are appended to
+    ``<session>/<name>.truth.csv``.
 
     Parameters
     ----------
@@ -417,7 +497,7 @@ class SyntheticCamera(Camera):
     def __init__(self, name: str, settings: SyntheticSettings) -> None:
         super().__init__(name, settings)
         self.settings: SyntheticSettings = settings
-        self._arena: SimulatedArena | None = None
+        self._arena: SimulatedArena | SimulatedHerd | None = None
         self._truth: TruthCsvWriter | None = None
         self._first_grab_ns: int | None = None
         self._led: PinLogFollower | None = None
@@ -428,7 +508,10 @@ class SyntheticCamera(Camera):
 
     def open(self) -> FrameGeometry:
         """Build the simulation (floor texture and noise are precomputed here)."""
-        self._arena = SimulatedArena(self.settings.arena_params())
+        if self.settings.animals > 1:
+            self._arena = SimulatedHerd(self.settings.herd_params())
+        else:
+            self._arena = SimulatedArena(self.settings.arena_params())
         self._first_grab_ns = None
         self._last_index = None
         if self.settings.led_pin_log:
@@ -554,11 +637,17 @@ class SyntheticCamera(Camera):
             time.sleep(remaining_ns / 1e9)
 
     def start_session(self, session_dir: Path) -> None:
-        """Start ``<session_dir>/<name>.truth.csv`` (DeepLabCut CSV layout, KEYPOINTS only)."""
+        """Start ``<session_dir>/<name>.truth.csv`` (DeepLabCut CSV layout, KEYPOINTS only).
+
+        With more than one animal the file is in DeepLabCut's multi-animal layout (an
+        ``individuals`` header row; see :class:`TruthCsvWriter`).
+        """
         if self._truth is not None:
             self._truth.close()
         path = Path(session_dir) / f"{self.name}.truth.csv"
-        self._truth = TruthCsvWriter(path, self.settings.keypoints)
+        animals = self.settings.animals
+        individuals = animal_names(animals) if animals > 1 else ()
+        self._truth = TruthCsvWriter(path, self.settings.keypoints, individuals)
 
     def finish_session(self) -> None:
         """Flush the truth file so that it is complete on disk."""
@@ -573,7 +662,13 @@ class SyntheticCamera(Camera):
         self._arena = None
 
     def describe(self) -> dict[str, Any]:
-        """Kind, seed, motion and keypoints, for ``session.json``."""
+        """Kind, seed, motion and keypoints (and the animals when several), for ``session.json``."""
+        animals = self.settings.animals
+        herd = (
+            {"animals": list(animal_names(animals)), "social": self.settings.social}
+            if animals > 1
+            else {}
+        )
         return {
             "kind": "simulated arena",
             "seed": self.settings.seed,
@@ -587,6 +682,7 @@ class SyntheticCamera(Camera):
             "timestamp_origin_ns": self._first_grab_ns,
             "exposure_ms": self.exposure_ns / 1e6,
             "led": self.settings.led_pin if self.settings.led_pin_log else None,
+            **herd,
             **self._file_errors(),
         }
 

@@ -57,6 +57,53 @@ def draw_pose_on(
         cv2.circle(canvas, centre, radius, likelihood_colour(likelihood), -1, cv2.LINE_AA)
 
 
+# One colour per identity (BGR), distinct from the likelihood ramp and the trigger colours;
+# identities beyond the list reuse it in turn.
+IDENTITY_COLOURS = (
+    (255, 80, 255),  # magenta: animal 1
+    (255, 255, 0),  # cyan: animal 2
+    (0, 200, 255),  # yellow-orange: animal 3
+    (255, 120, 60),  # blue: animal 4
+    (120, 255, 120),  # light green: animal 5
+    (60, 60, 255),  # red: animal 6
+)
+
+
+def identity_colour(identity: int) -> tuple[int, int, int]:
+    """BGR colour of identity ``identity`` (0-based: animal 1 is identity 0)."""
+    return IDENTITY_COLOURS[identity % len(IDENTITY_COLOURS)]
+
+
+def draw_animals_on(
+    canvas: np.ndarray,
+    animals: np.ndarray,
+    threshold: float,
+    skeleton_indices: tuple[tuple[int, int], ...] = (),
+) -> None:
+    """Draw every animal (A, K, 3) in its identity's colour, numbered from 1, on ``canvas``.
+
+    Keypoints below ``threshold`` are hidden, as for one animal; the number is written beside
+    the animal's first visible keypoint, so a swap of identities shows as swapped numbers.
+    """
+    radius = max(2, round(min(canvas.shape[:2]) / 120))
+    for identity, pose in enumerate(animals):
+        visible = np.isfinite(pose[:, 0]) & (pose[:, 2] >= threshold)
+        if not visible.any():
+            continue
+        colour = identity_colour(identity)
+        for a, b in skeleton_indices:
+            if visible[a] and visible[b]:
+                cv2.line(canvas, _point(*pose[a, :2]), _point(*pose[b, :2]), colour, 1, cv2.LINE_AA)
+        for x, y, _ in pose[visible]:
+            cv2.circle(canvas, _point(x, y), radius, colour, -1, cv2.LINE_AA)
+        x, y = pose[np.argmax(visible), :2]
+        label_at = (round(float(x)) + radius + 2, round(float(y)) - radius - 2)
+        cv2.putText(
+            canvas, str(identity + 1), label_at, cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 1,
+            cv2.LINE_AA,
+        )  # fmt: skip
+
+
 # Trigger colours (BGR): a true trigger stands out in orange, an idle one is a quiet blue.
 ACTIVE_COLOUR = (0, 140, 255)
 IDLE_COLOUR = (200, 120, 40)
@@ -64,7 +111,7 @@ FLASH_COLOUR = (0, 255, 255)
 
 
 def _point(x: float, y: float) -> tuple[int, int]:
-    return round(x), round(y)
+    return round(float(x)), round(float(y))
 
 
 def draw_shape(canvas: np.ndarray, shape: Shape, colour: tuple[int, int, int]) -> None:

@@ -55,6 +55,7 @@ from experiments.prediction import PosePredictor, PredictionSettings
 from experiments.triggers.base import (
     AnyObservation,
     Trigger,
+    animals_of,
     camera_of,
     keypoint_of,
     select_camera,
@@ -123,6 +124,10 @@ class NamedTrigger(Trigger):
     def cameras_read(self) -> tuple[str, ...] | None:
         """Return the wrapped trigger's cameras."""
         return self.inner.cameras_read()
+
+    def animals_read(self) -> tuple[int, ...]:
+        """Return the animals its trigger (and the trigger's children) read."""
+        return animals_of(self.inner)
 
     def update(self, obs: AnyObservation) -> bool:
         """Return the wrapped trigger's state, updated on the first call of an experiment update."""

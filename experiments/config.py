@@ -776,7 +776,8 @@ def _with_defaults(spec: TriggerSpec, experiment: ExperimentSection) -> dict[str
     """Return the trigger's parameters, with the experiment's likelihood policy where it sets none.
 
     With ``PREDICT`` on, keypoint triggers read predicted positions unless they say
-    ``PREDICTED = false``.
+    ``PREDICTED = false``; triggers for another animal than animal 1 (``ANIMAL = 2``...) read
+    measured ones, because prediction follows animal 1 only.
     """
     params = dict(spec.params)
     if spec.kind in COMBINATOR_KINDS or "policy" not in parameters_of(spec.kind):
@@ -785,7 +786,8 @@ def _with_defaults(spec: TriggerSpec, experiment: ExperimentSection) -> dict[str
     params.setdefault("policy", experiment.policy)
     if params["policy"] == "hold":
         params.setdefault("hold_s", repr(experiment.hold))
-    if experiment.predict != "off" and "predicted" in parameters_of(spec.kind):
+    first_animal = params.get("animal", "1").strip() == "1"
+    if experiment.predict != "off" and "predicted" in parameters_of(spec.kind) and first_animal:
         params.setdefault("predicted", "true")
     return params
 

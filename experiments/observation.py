@@ -26,6 +26,7 @@ stream the observation nearest to a reference time and keeps the pairing error, 
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -80,6 +81,11 @@ class Observation:
         predicted), and the measured likelihood. None when the experiment predicts nothing.
     lead_s
         With ``predicted``: how far ahead of :attr:`time_s` the prediction looks, seconds.
+    animals
+        Shape (A, K, 3) for a multi-animal model: row ``i`` is the animal with identity ``i``
+        (animal number ``i + 1`` in configs), kept across frames by the tracker; all NaN where
+        that animal is not seen in this frame. :attr:`keypoints` is then ``animals[0]``. None for
+        a single-animal model.
     """
 
     time_s: float
@@ -92,6 +98,7 @@ class Observation:
     depth: DepthLookup | None = field(default=None, compare=False, repr=False)
     predicted: np.ndarray | None = field(default=None, compare=False, repr=False)
     lead_s: float | None = field(default=None, compare=False)
+    animals: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         """Check that the keypoints fit the names (a wrong model or config is caught here)."""
@@ -112,6 +119,38 @@ class Observation:
                     f"not {predicted.shape}"
                 )
             object.__setattr__(self, "predicted", predicted)
+        if self.animals is not None:
+            animals = np.asarray(self.animals, dtype=np.float64)
+            if animals.ndim != 3 or animals.shape[1:] != keypoints.shape:
+                raise ValueError(
+                    f"animals must have shape (A, {keypoints.shape[0]}, 3), not {animals.shape}"
+                )
+            object.__setattr__(self, "animals", animals)
+
+    @property
+    def animal_count(self) -> int:
+        """How many animals the model can report (1 for a single-animal model)."""
+        return 1 if self.animals is None else len(self.animals)
+
+    def for_animal(self, number: int) -> Observation:
+        """Return the same frame seen as animal ``number`` alone (1-based, as configs name animals).
+
+        Every single-animal trigger reads the returned observation unchanged, which is how
+        "animal 2 in zone A" is built. A single-animal model has only animal 1. Forward
+        prediction applies to animal 1 only: the returned observation has no prediction for
+        other animals.
+        """
+        if not 1 <= number <= self.animal_count:
+            raise ValueError(
+                f"camera {self.camera!r}: animal {number} asked for, but the model reports "
+                f"{self.animal_count} animal(s) (animals are numbered from 1; set "
+                "[Pose] MAX_ANIMALS for a multi-animal model)"
+            )
+        if self.animals is None or number == 1:
+            return dataclasses.replace(self, animals=None)
+        return dataclasses.replace(
+            self, keypoints=self.animals[number - 1], animals=None, predicted=None, lead_s=None
+        )
 
     @property
     def predicted_time_s(self) -> float | None:

@@ -18,7 +18,14 @@ from PyQt5.QtGui import QColor, QImage, QKeyEvent, QMouseEvent, QPainter, QPaint
 from PyQt5.QtWidgets import QGridLayout, QWidget
 
 from display.occupancy import OccupancyMap, Trail, draw_heatmap, draw_trail, trail_keypoint
-from display.overlay import display_copy, draw_caption, draw_flash, draw_pose_on, draw_triggers
+from display.overlay import (
+    display_copy,
+    draw_animals_on,
+    draw_caption,
+    draw_flash,
+    draw_pose_on,
+    draw_triggers,
+)
 from gui.overlays import OverlayOptions
 from gui.preview import to_qimage
 from pose.records import PoseRecord
@@ -320,7 +327,10 @@ class LiveView(QWidget):
             index = {keypoint: i for i, keypoint in enumerate(analysis.keypoints_of(name))}
             skeleton = tuple((index[a], index[b]) for a, b in analysis.skeleton_of(name))
             threshold = self._stream.likelihood_threshold(name)
-            draw_pose_on(canvas, record.pose, threshold, skeleton)
+            if record.animals is not None:  # a multi-animal model: each identity its colour
+                draw_animals_on(canvas, record.animals, threshold, skeleton)
+            else:
+                draw_pose_on(canvas, record.pose, threshold, skeleton)
             self.views[name].pose_frame_index = record.frame_index
         if status is not None:
             trial = f"trial {status.trial}" if status.trial is not None else "no trial"

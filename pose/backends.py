@@ -130,9 +130,7 @@ def open_backend(
 def _dummy_batch(description: ModelDescription, batch_size: int | None) -> np.ndarray:
     """Zeros shaped and typed like a real input batch."""
     n = description.batch_size or batch_size or 1
-    dtype = np.float16 if description.precision == "fp16" else np.float32
-    shape = (n, description.channels, description.input_height, description.input_width)
-    return np.zeros(shape, dtype)
+    return np.zeros(description.input_shape(n), description.input_dtype)
 
 
 class OnnxRuntimeBackend:

@@ -167,10 +167,10 @@ class Crop:
         return frame[self.y : self.y + self.height, self.x : self.x + self.width]
 
     def to_frame(self, pose: np.ndarray) -> np.ndarray:
-        """Keypoints (K, 3) in crop pixels to frame pixels, in place; returns ``pose``."""
+        """Keypoints (..., 3) in crop pixels to frame pixels, in place; returns ``pose``."""
         if not self.full:
-            pose[:, 0] += self.x
-            pose[:, 1] += self.y
+            pose[..., 0] += self.x
+            pose[..., 1] += self.y
         return pose
 
 

@@ -6,7 +6,11 @@ model's :class:`~pose.model.ModelDescription` to pick the decoder:
 - ``decoder="lightning-pose"``: :func:`pose.lightning_decode.decode_lightning_pose`;
 - ``output_kind="heatmaps"`` / ``"heatmaps+locref"``: :func:`pose.decode.decode_argmax`
   (with the location-refinement output as the second output);
-- ``output_kind="coordinates"``: the network's (N, K, 3) x, y, likelihood in input pixels.
+- ``output_kind="coordinates"``: the network's (N, K, 3) x, y, likelihood in input pixels;
+- ``decoder="sleap-bottomup"``: :func:`pose.sleap_decode.decode_bottomup`, sleap-nn's grouping
+  of peaks into animals (N, A, K, 3);
+- ``decoder="paf-bottomup"``: :func:`pose.bottomup_decode.decode_paf_bottomup`, this project's
+  own multi-animal models (heatmaps with a peak per animal, and part-affinity fields).
 
 Every decoder gives input pixels; the frame's :class:`~pose.transforms.FrameTransform` maps them
 to frame pixels.
@@ -64,10 +68,28 @@ class PoseEstimator:
         self.preprocessor = Preprocessor(description, frame_shape, self.batch, crop)
         self.last_timings: dict[str, float] = {"preprocess": 0.0, "inference": 0.0, "decode": 0.0}
 
+    @property
+    def animals(self) -> int:
+        """How many animals each frame's result holds (1 for a single-animal model)."""
+        return self.description.max_animals if self.description.multi_animal else 1
+
     def estimate(
         self, frames: Sequence[np.ndarray], flips: Sequence[bool] | None = None
     ) -> np.ndarray:
-        """Keypoints of each frame.
+        """Keypoints of each frame, for a single-animal model (see :meth:`estimate_animals`).
+
+        Returns
+        -------
+        numpy.ndarray
+            (N, K, 3) float64: x, y in frame pixels and the likelihood. For a multi-animal
+            model, the first animal of each frame.
+        """
+        return self.estimate_animals(frames, flips)[:, 0]
+
+    def estimate_animals(
+        self, frames: Sequence[np.ndarray], flips: Sequence[bool] | None = None
+    ) -> np.ndarray:
+        """Keypoints of every animal of each frame.
 
         Parameters
         ----------
@@ -81,13 +103,14 @@ class PoseEstimator:
         Returns
         -------
         numpy.ndarray
-            (N, K, 3) float64: x, y in frame pixels and the likelihood.
+            (N, A, K, 3) float64: x, y in frame pixels and the likelihood, A =
+            :attr:`animals`. Rows of animals not found are NaN; a single-animal model has A = 1.
         """
         n = len(frames)
         flips = [False] * n if flips is None else list(flips)
         if len(flips) != n:
             raise ValueError(f"{len(flips)} flips for {n} frames")
-        keypoints = np.empty((n, len(self.description.keypoints), 3), np.float64)
+        keypoints = np.empty((n, self.animals, len(self.description.keypoints), 3), np.float64)
         timings = dict.fromkeys(("preprocess", "inference", "decode"), 0.0)
         for start in range(0, n, self.batch):
             stop = min(start + self.batch, n)
@@ -110,6 +133,8 @@ class PoseEstimator:
         outputs = self.backend.run(batch)
         t2 = time.perf_counter()
         points = self._decode([o[:n] for o in outputs])
+        if points.ndim == 3:  # a single-animal decoder: one animal per frame
+            points = points[:, None]
         for i, transform in enumerate(transforms):
             points[i] = transform.to_frame(points[i])
         t3 = time.perf_counter()
@@ -119,9 +144,17 @@ class PoseEstimator:
         return points
 
     def _decode(self, outputs: list[np.ndarray]) -> np.ndarray:
-        """Network outputs to (n, K, 3) keypoints in input pixels."""
+        """Network outputs to (n, K, 3), or (n, A, K, 3) for a multi-animal model, input pixels."""
         d = self.description
         first = outputs[0]
+        if d.decoder == "sleap-bottomup":
+            from pose.sleap_decode import decode_bottomup  # numpy and scipy, only for SLEAP
+
+            return decode_bottomup(outputs, d)
+        if d.decoder == "paf-bottomup":  # this project's own multi-animal models
+            from pose.bottomup_decode import decode_paf_bottomup
+
+            return decode_paf_bottomup(outputs, d)
         if d.decoder == "lightning-pose":
             return decode_lightning_pose(first, d.downsample_factor)
         if d.output_kind == "coordinates":

@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from recording.pose_table import is_multi_animal_csv
+
 log = logging.getLogger(__name__)
 
 POSE_CSV_SUFFIX = ".pose.csv"
@@ -134,15 +136,28 @@ class _FlushedFile:
         os.close(fd)
 
 
-def dlc_header(scorer: str, keypoints: tuple[str, ...]) -> str:
-    """Return the three header rows of a DeepLabCut pose CSV."""
-    triples = [name for name in keypoints for _ in range(3)]
-    rows = [
-        ["scorer", *[scorer] * len(triples)],
-        ["bodyparts", *triples],
-        ["coords", *["x", "y", "likelihood"] * len(keypoints)],
-    ]
+def dlc_header(
+    scorer: str, keypoints: tuple[str, ...], individuals: tuple[str, ...] | None = None
+) -> str:
+    """Return the header rows of a DeepLabCut pose CSV.
+
+    Three rows (scorer, bodyparts, coords) for one animal; with ``individuals``, DeepLabCut's
+    multi-animal layout: four rows (scorer, individuals, bodyparts, coords), each individual's
+    keypoints in turn.
+    """
+    animals = individuals or ("",)
+    triples = [name for _ in animals for name in keypoints for _ in range(3)]
+    rows = [["scorer", *[scorer] * len(triples)]]
+    if individuals:
+        rows.append(["individuals", *[a for a in individuals for _ in range(3 * len(keypoints))]])
+    rows.append(["bodyparts", *triples])
+    rows.append(["coords", *["x", "y", "likelihood"] * (len(keypoints) * len(animals))])
     return "".join(",".join(row) + "\n" for row in rows)
+
+
+def individual_names(animals: int) -> tuple[str, ...]:
+    """Return the identities' names in pose files: animal1, animal2, ..."""
+    return tuple(f"animal{i}" for i in range(1, animals + 1))
 
 
 class _FrameRows:
@@ -202,16 +217,30 @@ class _FrameRows:
 
 
 class PoseCsvWriter(_FrameRows):
-    """``<camera>.pose.csv``, one row per frame index; frames not analysed are empty rows."""
+    """``<camera>.pose.csv``, one row per frame index; frames not analysed are empty rows.
 
-    def __init__(self, path: Path, scorer: str, keypoints: tuple[str, ...]) -> None:
-        super().__init__(path, dlc_header(scorer, keypoints), "," * (3 * len(keypoints)) + "\n")
-        self._template = ",%.3f,%.3f,%.6f" * len(keypoints) + "\n"
+    With ``individuals`` (a multi-animal model) the file has DeepLabCut's multi-animal header
+    and each row holds every identity's keypoints; an identity not seen in a frame is empty.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        scorer: str,
+        keypoints: tuple[str, ...],
+        individuals: tuple[str, ...] | None = None,
+    ) -> None:
+        values = len(keypoints) * len(individuals or ("",))
+        super().__init__(
+            path, dlc_header(scorer, keypoints, individuals), "," * (3 * values) + "\n"
+        )
+        self._template = ",%.3f,%.3f,%.6f" * values + "\n"
         self.analysed = 0  # rows with a pose
 
     def write(self, frame_index: int, pose: np.ndarray) -> None:
-        """Append the keypoints (K, 3) of one analysed frame."""
-        self._row(frame_index, self._template % tuple(pose.ravel().tolist()))
+        """Append the keypoints (K, 3), or every identity's (A, K, 3), of one analysed frame."""
+        text = self._template % tuple(pose.ravel().tolist())
+        self._row(frame_index, text.replace("nan", ""))  # not seen: empty, as DeepLabCut writes
         self.analysed += 1
 
     def write_missing(self, frame_index: int) -> None:
@@ -288,20 +317,35 @@ def write_pose_parquet(csv_path: Path, parquet_path: Path, times_path: Path | No
     """
     import pandas as pd
 
-    table = pd.read_csv(csv_path, header=[0, 1, 2], index_col=0)
-    flat = pd.DataFrame(
-        {
-            f"{bodypart}_{coord}": table[column]
-            for column in table.columns
-            for _, bodypart, coord in [column]
-        },
-    )
-    flat.insert(0, "frame_index", table.index.astype("int64"))
-    times = _row_times(times_path, table.index)
+    if not is_multi_animal_csv(csv_path):
+        table = pd.read_csv(csv_path, header=[0, 1, 2], index_col=0)
+        flat = _flat_table(table, table.columns)
+    else:  # one row per frame and individual, the individual in a column of its own
+        table = pd.read_csv(csv_path, header=[0, 1, 2, 3], index_col=0)
+        individuals = list(dict.fromkeys(table.columns.get_level_values(1)))
+        parts = []
+        for individual in individuals:
+            columns = [c for c in table.columns if c[1] == individual]
+            part = _flat_table(table, columns)
+            part.insert(1, "individual", individual)
+            parts.append(part)
+        flat = pd.concat(parts).sort_values("frame_index", kind="stable")
+    times = _row_times(times_path, pd.Index(flat["frame_index"]))
     flat["host_timestamp"] = times["host_timestamp"].to_numpy(dtype=np.float64)
     flat["camera_timestamp"] = times["camera_timestamp"].to_numpy(dtype=np.float64)
     flat.reset_index(drop=True).to_parquet(parquet_path, index=False)
     return len(flat)
+
+
+def _flat_table(table: Any, columns: Any) -> Any:
+    """Columns ``<bodypart>_<coord>`` and ``frame_index`` of a DeepLabCut table's ``columns``."""
+    import pandas as pd
+
+    flat = pd.DataFrame(
+        {f"{column[-2]}_{column[-1]}": table[column] for column in columns}, index=table.index
+    )
+    flat.insert(0, "frame_index", table.index.astype("int64"))
+    return flat
 
 
 def _row_times(times_path: Path | None, index: Any) -> Any:
@@ -342,6 +386,8 @@ def write_ibl_pose_files(parquet_path: Path, timing_path: Path, stem: Path) -> t
     times_target = stem.with_name(stem.name + IBL_TIMES_SUFFIX)
     shutil.copyfile(parquet_path, pose_target)
     table = pd.read_parquet(parquet_path)
+    if "individual" in table.columns:  # several animals: one time per frame, not per row
+        table = table.drop_duplicates("frame_index")
     if "host_timestamp" in table.columns:
         times = table["host_timestamp"]
     else:

@@ -304,6 +304,48 @@ class DeepLabCutExport(ModelFormat):
         return dlc3.compare_outputs, dlc3.TOLERANCES if fp32 else dlc3.FP16_TOLERANCES
 
 
+class SleapExport(ModelFormat):
+    """A sleap-nn ONNX export: a folder with ``export_metadata.json`` and ``model.onnx``, or it."""
+
+    name = "sleap-nn"
+
+    def recognises(self, path: Path) -> bool:
+        """Return True for a sleap-nn export folder, or an .onnx file inside one."""
+        from pose.sleap import is_export_folder
+
+        return is_export_folder(path)
+
+    def load(
+        self, path: Path, frame_size: tuple[int, int] | None, precision: Precision
+    ) -> ModelDescription:
+        """Read the export's metadata and graph (bottom-up models only)."""
+        from pose.sleap import load_sleap
+
+        return load_sleap(path, frame_size)
+
+    def describes(self, description: ModelDescription) -> bool:
+        """Return True for a model loaded from a sleap-nn export."""
+        return description.framework == "sleap-nn"
+
+    def framework_text(self, description: ModelDescription) -> str:
+        """Return the sleap-nn version the export names."""
+        from pose.sleap import framework_text
+
+        return framework_text(description)
+
+    def network_text(self, description: ModelDescription) -> str:
+        """Return the model type, backbone and skeleton."""
+        from pose.sleap import network_text
+
+        return network_text(description)
+
+    def decoding_text(self, description: ModelDescription) -> str:
+        """Return sleap-nn's grouping settings and the animals kept per frame."""
+        from pose.sleap import decoding_text
+
+        return decoding_text(description)
+
+
 def _lightning_decoding(description: ModelDescription) -> str:
     return (
         "Lightning Pose's (upsample, soft-argmax), downsample_factor "
@@ -329,6 +371,7 @@ MODEL_FORMATS: tuple[ModelFormat, ...] = (
     LightningPoseCheckpoint(),
     OwnModel(),
     DeepLabCutExport(),
+    SleapExport(),
 )
 """Every format, in the order a path is tried (an export wins over its folder's checkpoint)."""
 

@@ -10,7 +10,9 @@ The kind is detected from what is on disk, by the formats of :mod:`pose.formats`
   export: a Lightning Pose checkpoint, rebuilt and converted to ONNX
   (:mod:`pose.lightning_ckpt`);
 - a ``.pt`` / ``.pth`` file (not part of a model of this project): a DeepLabCut 3.0 export,
-  rebuilt and converted to ONNX (:mod:`pose.dlc3`).
+  rebuilt and converted to ONNX (:mod:`pose.dlc3`);
+- a folder with ``export_metadata.json`` (and ``model.onnx``), or that ``.onnx``: a sleap-nn
+  ONNX export of a multi-animal bottom-up model (:mod:`pose.sleap`).
 
 Converted graphs are cached by the hash of the files they come from (:mod:`pose.conversion`):
 the first load of such a model takes seconds to tens of seconds, later loads do not.
@@ -18,6 +20,7 @@ the first load of such a model takes seconds to tens of seconds, later loads do 
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +48,7 @@ __all__ = [
     "check_model",
     "check_torch_file",
     "load_model",
+    "model_animals",
     "unreadable",
 ]
 
@@ -54,6 +58,7 @@ def load_model(
     *,
     frame_size: tuple[int, int] | None = None,
     precision: Precision = "fp32",
+    max_animals: int | None = None,
 ) -> ModelDescription:
     """Return the description of the model at ``path`` (None: the bundled model).
 
@@ -68,6 +73,9 @@ def load_model(
     precision
         ``fp16`` converts a DeepLabCut export or Lightning Pose checkpoint to a half-precision
         graph (a Lightning Pose export picks its precision by the ``.onnx`` file named).
+    max_animals
+        For a multi-animal model, the most animals it reports per frame (``[Pose]
+        MAX_ANIMALS``); None keeps the model's own default. Single-animal models ignore it.
 
     Raises
     ------
@@ -89,7 +97,10 @@ def load_model(
             f".pt, Lightning Pose .ckpt); for a Lightning Pose export name its fp16 .onnx file"
         )
     if model_format is not None:
-        return model_format.load(path, frame_size, precision)
+        description = model_format.load(path, frame_size, precision)
+        if max_animals is not None and description.multi_animal:
+            description = dataclasses.replace(description, max_animals=max_animals)
+        return description
     if path.is_dir() and (path / "config.yaml").is_file() and (path / "tb_logs").is_dir():
         raise ModelError(
             f"{path}: a Lightning Pose model folder without a checkpoint (.ckpt) under tb_logs/ "
@@ -99,8 +110,8 @@ def load_model(
     raise ModelError(
         f"{path}: not a model this program knows. Expected a folder with model.json (this "
         "project's models), a Lightning Pose model folder (config.yaml + exports_onnx/ or "
-        "tb_logs/), a Lightning Pose .ckpt, a DeepLabCut 3.0 export (.pt), or an .onnx file "
-        "inside one of them."
+        "tb_logs/), a Lightning Pose .ckpt, a DeepLabCut 3.0 export (.pt), a sleap-nn ONNX "
+        "export folder (export_metadata.json + model.onnx), or an .onnx file inside one of them."
     )
 
 
@@ -125,6 +136,22 @@ def check_model(path: Path | None) -> None:
         load_model(path)  # raises the message for what is there
     else:
         model_format.check(path)
+
+
+def model_animals(path: Path | None, max_animals: int) -> int:
+    """Return how many animals the model at ``path`` reports per frame, cheaply (no conversion).
+
+    ``max_animals`` (``[Pose] MAX_ANIMALS``) for a multi-animal model, 1 for the others. The
+    models converted here (DeepLabCut 3.0, Lightning Pose checkpoints) are single-animal and
+    are not loaded. ModelError as :func:`check_model`.
+    """
+    path = BUNDLED_MODEL if path is None else Path(path).expanduser()
+    model_format = format_of(path)
+    if model_format is None or model_format.converted:
+        check_model(path)
+        return 1
+    description = model_format.load(path, None, "fp32")
+    return max_animals if description.multi_animal else 1
 
 
 def build_torch_module(description: ModelDescription) -> Any:

@@ -10,13 +10,13 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
 ColorOrder = Literal["rgb", "bgr", "gray"]
 OutputKind = Literal["heatmaps", "heatmaps+locref", "coordinates"]
-DecoderName = Literal["argmax", "lightning-pose"]
+DecoderName = Literal["argmax", "lightning-pose", "sleap-bottomup", "paf-bottomup"]
 ResizeMethod = Literal["bilinear-float", "bicubic-uint8", "area"]
 InputType = Literal["float", "uint8"]
 InputLayout = Literal["nchw", "nhwc"]
@@ -93,6 +93,12 @@ class ModelDescription:
         ``outside``: the pre-processing feeds ``(pixel / 255 - mean) / std``; ``in-graph``: it
         feeds pixels 0..255 and the graph normalises them (``mean`` and ``std`` then say what
         the graph does).
+    max_animals
+        The most animals the model reports per frame (1: a single-animal model). A
+        multi-animal model's decoder gives (A, K, 3) per frame, unused rows NaN.
+    decoding
+        Decoder parameters a format needs beyond these fields (for example sleap-nn's grouping
+        settings); None for the others. Not compared.
     letterbox
         False: the frame (or crop) is resized to exactly the input size. True: it is resized by
         one factor for both axes, the largest that fits, into the top-left corner of the input;
@@ -127,6 +133,8 @@ class ModelDescription:
     input_layout: InputLayout = "nchw"
     normalization: Normalization = "outside"
     letterbox: bool = False
+    max_animals: int = 1
+    decoding: Any = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         """Check what can be checked without loading the network."""
@@ -145,6 +153,8 @@ class ModelDescription:
                 f"{len(self.mean)} and {len(self.std)}"
             )
         self._check_input_format()
+        if self.max_animals < 1:
+            raise ModelError(f"{self.model_file}: max_animals must be >= 1, not {self.max_animals}")
         for a, b in self.skeleton:
             if a not in self.keypoints or b not in self.keypoints:
                 raise ModelError(
@@ -168,6 +178,11 @@ class ModelDescription:
                 f"{self.model_file}: uint8 input is resized as uint8 (area or bicubic-uint8), "
                 "not bilinear-float"
             )
+
+    @property
+    def multi_animal(self) -> bool:
+        """True for a model that can report several animals per frame."""
+        return self.max_animals > 1 or self.decoder in ("sleap-bottomup", "paf-bottomup")
 
     @property
     def channels(self) -> int:

@@ -32,6 +32,19 @@ frame): our models are trained on frames resized exactly that way, and area aver
 antialiased choice for the large downscales (640x480 to 320x256) these models are meant for, so
 pixel noise averages out instead of aliasing.
 
+A multi-animal model (bottom-up: heatmaps with a peak per animal and part-affinity fields, decoded
+by :mod:`pose.bottomup_decode`) says so in its output section and gives the most animals it
+reports::
+
+      "max_animals": 2,
+      "output": {"kind": "heatmaps", "names": ["heatmaps", "pafs"], "stride": 4,
+                 "decoder": "paf-bottomup", "heatmaps_are_probabilities": false,
+                 "paf": {"edges": [[0, 1], ...], "peak_threshold": 0.2, "max_peaks": 8,
+                         "line_points": 10, "min_line_score": 0.25, ...}},
+
+with ``pafs`` N x 2E x H/4 x W/4 (two channels per skeleton edge, in ``paf.edges`` order). Files
+without ``max_animals`` or ``paf`` are single-animal models and load exactly as before.
+
 The input keys ``type`` (``float`` or ``uint8``), ``layout`` (``nchw`` or ``nhwc``),
 ``normalization`` (``outside``: the input is ``(pixel / 255 - mean) / std``; ``in-graph``: it is
 pixels 0..255) and ``letterbox`` (resize by one factor into the input's top-left corner) came with
@@ -44,7 +57,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from pose.model import ModelDescription, ModelError
 
@@ -53,6 +66,7 @@ JSON_NAME = "model.json"
 ONNX_NAME = "model.onnx"
 TORCHSCRIPT_NAME = "model.pt"
 FRAMEWORK = "deeplabstream"
+PAF_DECODER: Final = "paf-bottomup"
 
 
 def model_folder(path: str | Path) -> Path:
@@ -183,7 +197,7 @@ def _description(data: dict[str, Any], onnx_path: Path, json_path: Path) -> Mode
                 output, "kind", ("heatmaps", "heatmaps+locref"), json_path, "output."
             ),
             stride=float(_get(output, "stride", float, json_path, "output.")),
-            decoder=_choice(output, "decoder", ("argmax",), json_path, "output."),
+            decoder=_choice(output, "decoder", ("argmax", PAF_DECODER), json_path, "output."),
             heatmaps_are_probabilities=_get(
                 output, "heatmaps_are_probabilities", bool, json_path, "output."
             ),
@@ -193,11 +207,41 @@ def _description(data: dict[str, Any], onnx_path: Path, json_path: Path) -> Mode
             batch_size=None,
             skeleton=tuple((str(a), str(b)) for a, b in skeleton),
             **_input_format(inputs, json_path),
+            **_multi_animal(data, output, json_path),
         )
     except ModelError:
         raise
     except (TypeError, ValueError) as error:  # e.g. a mean value that is not a number
         raise ModelError(f"{json_path}: {error}") from None
+
+
+def _multi_animal(data: dict[str, Any], output: dict[str, Any], json_path: Path) -> dict[str, Any]:
+    """Read ``max_animals`` and the paf-bottomup settings (nothing for a single-animal model)."""
+    if output.get("decoder") != PAF_DECODER:
+        return {}
+    from pose.bottomup_decode import OUTPUT_NAMES, PafDecoding  # numpy and scipy, only here
+
+    names = tuple(output.get("names", ()))
+    if names != OUTPUT_NAMES:
+        raise ModelError(
+            f"{json_path}: key 'output.names' of a {PAF_DECODER} model should be "
+            f"{list(OUTPUT_NAMES)}, got {list(names)}"
+        )
+    max_animals = _get(data, "max_animals", int, json_path)
+    if max_animals < 1:
+        raise ModelError(f"{json_path}: key 'max_animals' should be at least 1, got {max_animals}")
+    settings = _section(output, "paf", json_path)
+    try:
+        decoding = PafDecoding.from_dict(settings)
+    except ModelError as error:
+        raise ModelError(f"{json_path}: {error}") from None
+    k = len(data.get("keypoints", []))
+    if any(not (0 <= s < k and 0 <= d < k) for s, d in decoding.edges):
+        raise ModelError(
+            f"{json_path}: key 'output.paf.edges' names keypoints outside 0..{k - 1}: "
+            f"{[list(e) for e in decoding.edges]}"
+        )
+    return {"max_animals": max_animals, "decoding": decoding}
 
 
 def _input_format(inputs: dict[str, Any], json_path: Path) -> dict[str, Any]:
@@ -260,6 +304,8 @@ def _check_graph(description: ModelDescription, onnx_path: Path) -> None:
         if len(description.output_names) < 2:
             raise ModelError(f"{onnx_path}: heatmaps+locref needs two output names")
         wanted[description.output_names[1]] = 2 * k
+    if description.decoder == PAF_DECODER:
+        wanted[description.output_names[1]] = 2 * len(description.decoding.edges)
     for name, channels_wanted in wanted.items():
         if name not in outputs:
             raise ModelError(f"{onnx_path}: no output named {name!r}; it has {sorted(outputs)}")
@@ -268,7 +314,7 @@ def _check_graph(description: ModelDescription, onnx_path: Path) -> None:
         if got is not None and got != channels_wanted:
             raise ModelError(
                 f"{onnx_path}: output {name!r} has {got} channels but model.json names {k} "
-                f"keypoints (expected {channels_wanted})"
+                f"keypoints and {len(description.skeleton)} edges (expected {channels_wanted})"
             )
 
 
@@ -362,7 +408,7 @@ def model_json(
     training: dict[str, Any] | None,
 ) -> dict[str, Any]:
     """Return the content of ``model.json`` for a description."""
-    return {
+    data: dict[str, Any] = {
         "format": FORMAT_TAG,
         "name": description.name,
         "keypoints": list(description.keypoints),
@@ -395,6 +441,11 @@ def model_json(
         "network": network or {},
         "training": training or {},
     }
+    if description.decoder == PAF_DECODER:
+        # Only multi-animal files get the new keys: single-animal files stay as they were.
+        data["max_animals"] = description.max_animals
+        data["output"]["paf"] = description.decoding.to_dict()
+    return data
 
 
 def _copy_into(source: Path, target: Path) -> None:

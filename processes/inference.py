@@ -63,6 +63,7 @@ from pose.files import (
     PoseTimesWriter,
     PoseTimingWriter,
     ibl_stem,
+    individual_names,
     write_ibl_pose_files,
     write_pose_parquet,
 )
@@ -85,6 +86,7 @@ from processes.messages import (
 from recording.folder import SESSION_LOG
 from recording.lsl import LslOutlets, PoseOutlet
 from settings.sections import PoseSettings
+from tracking.tracker import IdentityTracker
 from transport.channel import ChannelReader, ChannelWriter
 from transport.readers import NewestFrameReader
 from transport.ring import Channel, FrameRing, RingSpec
@@ -108,7 +110,6 @@ class WorkerCamera:
     dynamic_crop: CropSettings | None = None
 
 
-
 @dataclass(frozen=True)
 class PoseJob:
     """Everything the worker process needs (picklable)."""
@@ -126,7 +127,6 @@ class PoseJob:
     priority: ProcessPriority | None = None  # its own cores (core/priority.py)
     lsl: bool = False  # [Output] LSL = on: poses and events on LSL outlets (recording/lsl.py)
     lsl_wait_s: float = 0.0  # [Output] LSL_WAIT: wait this long for consumers before the first pose
-
 
 
 @dataclass
@@ -148,6 +148,7 @@ class _CameraState:
     first_ready_ns: int = 0
     last_ready_ns: int = 0
     lsl: PoseOutlet | None = None  # its LSL pose stream ([Output] LSL = on)
+    tracker: IdentityTracker | None = None  # a multi-animal model's identities across frames
 
     def analysed_region(self) -> Crop:
         """Return the crop of the frame read now: the cropper's, or the whole frame."""
@@ -216,6 +217,8 @@ def model_summary(description: ModelDescription, provider: str) -> dict[str, Any
         "precision": description.precision,
         "decoder": description.decoder,
         "provider": provider,
+        "max_animals": description.max_animals if description.multi_animal else 1,
+        "skeleton": [list(pair) for pair in description.skeleton],
     }
 
 
@@ -308,12 +311,19 @@ def _load(job: PoseJob) -> dict[str, _LoadedModel]:
                 Path(key) if key else None,
                 frame_size=(camera.ring.geometry.height, camera.ring.geometry.width),
                 precision=settings.precision,
+                max_animals=settings.max_animals,
             )
             backend = open_backend(description, settings.backend, settings.device, threads)
             backend.warm_up()
             models[key] = _LoadedModel(key, description, backend, max_batch=settings.max_batch)
             log.info("model %s ready on %s", description.name, backend.provider)
         model = models[key]
+        if _camera_crop(job, camera).enabled and model.description.multi_animal:
+            raise ModelError(
+                f"camera {camera.name!r}: dynamic cropping follows one animal; "
+                f"{model.description.name} is a multi-animal model: set DYNAMIC_CROP = off in "
+                "[Pose] (and in the camera's section)"
+            )
         if _camera_crop(job, camera).enabled and model.input_multiple is None:
             model.input_multiple = _crop_multiple(camera, model.description)
             model.crop_graphs = _crop_graphs(model, settings, threads)
@@ -394,6 +404,7 @@ def _ready_message(states: list[_CameraState]) -> PoseReady:
             state.model.description.keypoints,
             state.model.description.skeleton,
             state.model.summary,
+            _animals(state.model.description),
         )
         for state in states
     }
@@ -403,6 +414,25 @@ def _ready_message(states: list[_CameraState]) -> PoseReady:
         first.skeleton,
         cameras,
         max(len(model.keypoints) for model in cameras.values()),
+        max(model.animals for model in cameras.values()),
+    )
+
+
+def _animals(description: ModelDescription) -> int:
+    """Animals per frame of a model's poses: its maximum, or 1 for a single-animal model."""
+    return description.max_animals if description.multi_animal else 1
+
+
+def _tracker(job: PoseJob, description: ModelDescription) -> IdentityTracker | None:
+    """Return the identity tracker of a multi-animal model's camera; None for a single animal."""
+    if not description.multi_animal:
+        return None
+    return IdentityTracker(
+        description.max_animals,
+        len(description.keypoints),
+        max_distance_px=job.settings.track_max_distance,
+        max_gap_s=job.settings.track_max_gap,
+        min_likelihood=job.settings.likelihood_threshold,
     )
 
 
@@ -426,11 +456,13 @@ def _subscribe(job: PoseJob, models: dict[str, _LoadedModel]) -> list[_CameraSta
                     job.session_dir / f"{stem}{POSE_CSV_SUFFIX}",
                     f"deeplabstream_{description.name}",
                     description.keypoints,
+                    individual_names(description.max_animals) if description.multi_animal else None,
                 ),
                 timing=PoseTimingWriter(job.session_dir / f"{stem}{POSE_TIMING_SUFFIX}"),
                 times=PoseTimesWriter(job.session_dir / f"{stem}{POSE_TIMES_SUFFIX}"),
                 depth=depth_reader(camera.depth),
                 cropper=_cropper(job, camera, model),
+                tracker=_tracker(job, description),
             )
         )
     return states
@@ -455,6 +487,7 @@ def _analyse(job: PoseJob, states: list[_CameraState], slot: ExperimentSlot) -> 
     poses_out = ChannelWriter(job.poses)
     active = list(states)
     record_rows = max(len(s.model.description.keypoints) for s in states)
+    record_animals = max(_animals(s.model.description) for s in states)
     common_clock = len(states) > 1
     seq = 0
     while active:
@@ -477,7 +510,7 @@ def _analyse(job: PoseJob, states: list[_CameraState], slot: ExperimentSlot) -> 
             groups[(state.model.key, shape, alone)].append(state)
         for (_, shape, _), group in groups.items():
             estimator = _group_estimator(group[0], shape)
-            batch = _Batch(picked_ns, poses_out, seq, record_rows, common_clock)
+            batch = _Batch(picked_ns, poses_out, seq, record_rows, record_animals, common_clock)
             seq = _estimate_group(estimator, group, batch, slot.run)
         if stopping:
             return
@@ -519,6 +552,7 @@ class _Batch:
     poses_out: ChannelWriter
     seq: int
     record_rows: int  # rows of a pose record (the most keypoints of any model)
+    record_animals: int  # animals of a pose record (the most of any model)
     common_clock: bool  # several cameras: experiments see host time, the clock they share
 
 
@@ -538,24 +572,38 @@ def _group_estimator(state: _CameraState, shape: tuple[int, ...]) -> Any:
     return graphs.crop.estimator(shape)
 
 
-def _padded(pose: np.ndarray, rows: int) -> np.ndarray:
-    if len(pose) == rows:
-        return pose
-    out = np.full((rows, 3), np.nan, np.float32)
-    out[: len(pose)] = pose
+def _padded(animals: np.ndarray, batch: _Batch) -> np.ndarray:
+    """Return a camera's animals (A, K, 3) in the record's size, NaN where it has none."""
+    if animals.shape[:2] == (batch.record_animals, batch.record_rows):
+        return animals
+    out = np.full((batch.record_animals, batch.record_rows, 3), np.nan, np.float32)
+    out[: animals.shape[0], : animals.shape[1]] = animals
     return out
+
+
+def _identified(state: _CameraState, animals: np.ndarray, common_clock: bool) -> np.ndarray:
+    """Return a frame's animals (A, K, 3) in identity order (tracked), or as found."""
+    if state.tracker is None:
+        return animals
+    record = state.reader.record
+    assert record is not None
+    return state.tracker.update(_frame_time_s(record, common_clock), animals)
 
 
 def _estimate_group(
     estimator: Any, group: list[_CameraState], batch: _Batch, run: ExperimentRun | None
 ) -> int:
     picked_ns, seq = batch.picked_ns, batch.seq
-    poses = estimator.estimate(
+    found = estimator.estimate_animals(
         [_region(s).view(s.reader.frame) for s in group], [s.camera.flip for s in group]
     )
+    for state, found_animals in zip(group, found, strict=True):
+        _region(state).to_frame(found_animals)  # crop pixels to frame pixels (in place)
+    # Identities first: every output (files, pipe, experiment) sees animal i as identity i.
+    animals = [_identified(s, a, batch.common_clock) for s, a in zip(group, found, strict=True)]
+    poses = [a[0] for a in animals]  # the first animal: what single-animal code reads
     for state, pose in zip(group, poses, strict=True):
         region = _region(state)
-        region.to_frame(pose)  # crop pixels to frame pixels
         graphs = _crop_graphs_of(state)
         if graphs is not None and region.full:  # alone in its batch: the gates are its own
             state.context = graphs.full.backend.context
@@ -568,16 +616,16 @@ def _estimate_group(
     experiment_ms = None
     if run is not None:  # the decision first: files and pipes can wait a few microseconds
         observations = [
-            _observation(s, p, estimator, batch.common_clock)
-            for s, p in zip(group, poses, strict=True)
+            _observation(s, a, estimator, batch.common_clock)
+            for s, a in zip(group, animals, strict=True)
         ]
         run.on_poses(observations, ready_ns)
         experiment_ms = (host_now_ns() - ready_ns) / 1e6
     timings = dict(estimator.last_timings)
-    for state, pose in zip(group, poses, strict=True):
+    for state, pose, found_animals in zip(group, poses, animals, strict=True):
         record = state.reader.record
         assert record is not None
-        state.csv.write(record.frame_index, pose)
+        state.csv.write(record.frame_index, pose if state.tracker is None else found_animals)
         state.times.write(
             record.frame_index, record.host_timestamp_ns, record.camera_timestamp, True
         )
@@ -591,6 +639,7 @@ def _estimate_group(
             experiment_ms,
             _region(state).box,
         )
+        padded = _padded(found_animals, batch)
         batch.poses_out.send(
             encode_pose(
                 PoseRecord(
@@ -600,7 +649,8 @@ def _estimate_group(
                     picked_ns,
                     ready_ns,
                     seq,
-                    _padded(pose, batch.record_rows),
+                    padded[0],
+                    padded if batch.record_animals > 1 else None,
                 )
             )
         )
@@ -608,7 +658,7 @@ def _estimate_group(
         state.first_ready_ns = state.first_ready_ns or ready_ns
         state.last_ready_ns = ready_ns
         seq += 1
-    _push_lsl(group, poses)
+    _push_lsl(group, animals)
     return seq
 
 
@@ -618,7 +668,7 @@ def _open_lsl(job: PoseJob, models: dict[str, _LoadedModel]) -> LslOutlets:
         return LslOutlets.off()
     models_of = {camera.name: models[_model_key(job, camera)] for camera in job.cameras}
     outlets = LslOutlets.open(
-        {name: model.description.keypoints for name, model in models_of.items()}
+        {name: _lsl_channels(model.description) for name, model in models_of.items()}
     )
     if job.lsl_wait_s > 0:  # before any frame is analysed: a consumer gets every pose
         waiting = outlets.wait_for_consumers(job.lsl_wait_s)
@@ -633,11 +683,27 @@ def _open_lsl(job: PoseJob, models: dict[str, _LoadedModel]) -> LslOutlets:
     return outlets
 
 
-def _push_lsl(group: list[_CameraState], poses: list[np.ndarray]) -> None:
-    """Send each pose to its camera's LSL stream, stamped with its frame's arrival time."""
-    for state, pose in zip(group, poses, strict=True):
+def _lsl_channels(description: ModelDescription) -> tuple[str, ...]:
+    """Return the channels of a camera's LSL pose stream (``animal1_nose``, ... for several)."""
+    if not description.multi_animal:
+        return description.keypoints
+    return tuple(
+        f"{animal}_{name}"
+        for animal in individual_names(description.max_animals)
+        for name in description.keypoints
+    )
+
+
+def _push_lsl(group: list[_CameraState], animals: list[np.ndarray]) -> None:
+    """Send each pose to its camera's LSL stream, stamped with its frame's arrival time.
+
+    A single-animal camera sends its (K, 3) keypoints; a multi-animal one every identity's, in
+    identity order (A * K, 3).
+    """
+    for state, found_animals in zip(group, animals, strict=True):
         record = state.reader.record
         if state.lsl is not None and record is not None:
+            pose = found_animals[0] if state.tracker is None else found_animals.reshape(-1, 3)
             state.lsl.push(pose, record.host_timestamp_ns / 1e9)
 
 
@@ -647,26 +713,31 @@ def _region(state: _CameraState) -> Crop:
     return state.crop
 
 
-def _observation(
-    state: _CameraState, pose: np.ndarray, estimator: Any, common_clock: bool
-) -> Observation:
-    """Return the experiment's view of one pose.
+def _frame_time_s(record: Any, common_clock: bool) -> float:
+    """Return a frame's time for experiments and the tracker.
 
-    With one camera, time is the camera's own clock where it has one (its hardware timestamps
-    are the most exact). With several, every camera's observation uses the host arrival time,
-    the one clock they share, so pairing by time and the pairing error mean something.
+    With one camera, the camera's own clock where it has one (its hardware timestamps are the
+    most exact). With several, the host arrival time, the one clock they share, so pairing by
+    time and the pairing error mean something.
     """
+    if common_clock or math.isnan(record.camera_timestamp):
+        return float(record.host_timestamp_ns / 1e9)
+    return float(record.camera_timestamp)
+
+
+def _observation(
+    state: _CameraState, animals: np.ndarray, estimator: Any, common_clock: bool
+) -> Observation:
+    """Return the experiment's view of one frame's animals (A, K, 3), the first one first."""
     record = state.reader.record
     assert record is not None
-    camera_s = None if math.isnan(record.camera_timestamp) else record.camera_timestamp
-    if common_clock:
-        camera_s = None
     depth = state.camera.depth
     return Observation(
-        time_s=camera_s if camera_s is not None else record.host_timestamp_ns / 1e9,
+        time_s=_frame_time_s(record, common_clock),
         camera=state.camera.name,
         frame_index=record.frame_index,
-        keypoints=pose,
+        keypoints=animals[0],
+        animals=animals if state.tracker is not None else None,
         names=estimator.description.keypoints,
         frame=state.reader.frame,  # for image features (motion energy); they copy what they keep
         host_time_s=record.host_timestamp_ns / 1e9,
@@ -713,11 +784,22 @@ def _finish(job: PoseJob, states: list[_CameraState]) -> dict[str, dict[str, Any
             ),
             # Files that stopped early (a full disk): the session reports them as errors.
             "file_errors": file_errors,
+            "identities": _identity_figures(state),
         }
         if job.ibl_naming and figures[state.camera.name]["pose_table"]:
             figures[state.camera.name]["ibl_files"] = _ibl_files(job, state)
         state.ring.close()
     return figures
+
+
+def _identity_figures(state: _CameraState) -> dict[str, Any] | None:
+    """Return what the tracker counted (a multi-animal model); None for one animal."""
+    if state.tracker is None:
+        return None
+    return {
+        "max_animals": state.model.description.max_animals,
+        **dataclasses.asdict(state.tracker.counts),
+    }
 
 
 def _crop_figures(state: _CameraState) -> dict[str, Any] | None:
@@ -761,5 +843,3 @@ def _parquet(csv_path: Path, stem: Path, errors: list[str], times_path: Path) ->
         target.unlink(missing_ok=True)  # never leave a cut (unreadable) table behind
         return None
     return target.name
-
-

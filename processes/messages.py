@@ -22,6 +22,7 @@ from transport.ring import RingSpec
 
 # --- processes.capture ----------------------------------------
 
+
 @dataclass(frozen=True)
 class Opened:
     """The camera opened; the main process sizes the ring from this."""
@@ -65,6 +66,7 @@ class Finished:
 
 # --- processes.recorder ----------------------------------------
 
+
 @dataclass(frozen=True)
 class RecorderReady:
     """The recorder is subscribed: every frame published from now on will be recorded.
@@ -98,6 +100,7 @@ class RecorderFinished:
 
 # --- processes.inference ----------------------------------------
 
+
 @dataclass(frozen=True)
 class ExperimentSpec:
     """The experiment to run on the poses, and the devices settings.ini declares."""
@@ -115,6 +118,7 @@ class CameraModel:
     keypoints: tuple[str, ...]
     skeleton: tuple[tuple[str, str], ...]
     summary: dict[str, Any]
+    animals: int = 1  # the most animals per frame (1: a single-animal model)
 
 
 @dataclass(frozen=True)
@@ -123,7 +127,8 @@ class PoseReady:
 
     ``model``, ``keypoints`` and ``skeleton`` describe the shared model (the first camera's);
     ``cameras`` says which model each camera uses. Pose records carry ``record_keypoints`` rows,
-    the most of any model: a camera's record holds its model's keypoints, then NaN rows.
+    the most of any model: a camera's record holds its model's keypoints, then NaN rows; and
+    ``record_animals`` animals, the most of any model (1 when every model is single-animal).
     """
 
     model: dict[str, Any]
@@ -131,6 +136,7 @@ class PoseReady:
     skeleton: tuple[tuple[str, str], ...]
     cameras: dict[str, CameraModel] = field(default_factory=dict)
     record_keypoints: int = 0
+    record_animals: int = 1
 
 
 @dataclass(frozen=True)
@@ -196,6 +202,7 @@ class PoseFinished:
 
 
 # --- processes.dispatch ----------------------------------------
+
 
 @dataclass(frozen=True)
 class TriggerView:

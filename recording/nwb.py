@@ -401,12 +401,19 @@ def _add_poses(
             model = (run.get("camera_models") or {}).get(camera) or run.get("model") or {}
             name = camera if number == 1 else f"{camera}_run{number}"
             device = nwbfile.devices.get(camera)
-            made = _pose_estimation(
-                session_dir, (camera, name), pose_file, model, clock, device, videos.get(camera, [])
-            )
-            if made is not None:  # None: no pose row (the worker ended at once)
-                estimates.append(made[0])
-                skeletons.append(made[1])
+            for individual, pose in _pose_tables(session_dir / pose_file):
+                made = _pose_estimation(
+                    session_dir,
+                    (camera, name if individual is None else f"{name}_{individual}"),
+                    (pose_file, pose),
+                    model,
+                    clock,
+                    device,
+                    videos.get(camera, []),
+                )
+                if made is not None:  # None: no pose row (the worker ended at once)
+                    estimates.append(made[0])
+                    skeletons.append(made[1])
     if not estimates:
         return
     module = nwbfile.create_processing_module(
@@ -417,10 +424,25 @@ def _add_poses(
         module.add(estimate)
 
 
+def _pose_tables(path: Path) -> list[tuple[str | None, pd.DataFrame]]:
+    """Return a pose CSV's table per animal: (None, table) for one, (individual, table) each.
+
+    Each table has the single-animal columns (scorer, bodypart, coord). A multi-animal file
+    (DeepLabCut's ``individuals`` header row) gives one PoseEstimation per identity, the way
+    ndx-pose holds several subjects.
+    """
+    header = _read_csv(path, header=None, nrows=2)
+    if str(header.iloc[1, 0]) != "individuals":
+        return [(None, _read_csv(path, header=[0, 1, 2], index_col=0))]
+    table = _read_csv(path, header=[0, 1, 2, 3], index_col=0)
+    individuals = list(dict.fromkeys(table.columns.get_level_values(1)))
+    return [(str(i), table.xs(i, axis=1, level=1, drop_level=True)) for i in individuals]
+
+
 def _pose_estimation(
     session_dir: Path,
     names: tuple[str, str],
-    pose_file: str,
+    pose_file_and_table: tuple[str, pd.DataFrame],
     model: dict[str, Any],
     clock: _Clock,
     device: Any,
@@ -428,11 +450,12 @@ def _pose_estimation(
 ) -> tuple[Any, Any] | None:
     """Return the PoseEstimation of one pose CSV and its Skeleton; None without rows.
 
-    ``names`` is the camera's and the PoseEstimation's (``arena``, ``arena_run2``).
+    ``names`` is the camera's and the PoseEstimation's (``arena``, ``arena_run2``,
+    ``arena_animal2``); the table is the pose file's, or one animal's of a multi-animal file.
     """
     from ndx_pose import PoseEstimation, PoseEstimationSeries, Skeleton
 
-    pose = _read_csv(session_dir / pose_file, header=[0, 1, 2], index_col=0)
+    pose_file, pose = pose_file_and_table
     times = _pose_times(session_dir, pose_file, pose.index.to_numpy())
     known = ~np.isnan(times)
     pose, times = pose[known], clock.relative(times[known])

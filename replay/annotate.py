@@ -14,24 +14,22 @@ from pathlib import Path
 
 import av
 import numpy as np
-import pandas as pd
 
-from display.overlay import draw_pose
+from display.overlay import display_copy, draw_animals_on, draw_pose
+from recording.pose_table import read_pose_table
 
 ANNOTATED_SUFFIX = ".annotated.mp4"
 _REPORT_INTERVAL_S = 0.25
 
 
 def read_pose_csv(path: Path) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
-    """Read a DeepLabCut-layout pose CSV as (frame indices (N,), keypoints (N, K, 3), names).
+    """Read a DeepLabCut-layout pose CSV as (frame indices (N,), keypoints (N, A, K, 3), names).
 
     Only the frames analysed: rows of frames not analysed (all NaN) are left out, so each video
-    frame shows the newest pose at or before it.
+    frame shows the newest pose at or before it. A is 1 for a single-animal file.
     """
-    table = pd.read_csv(path, header=[0, 1, 2], index_col=0).dropna(how="all")
-    names = tuple(dict.fromkeys(table.columns.get_level_values(1)))
-    values = table.to_numpy(dtype=np.float64).reshape(len(table), len(names), 3)
-    return table.index.to_numpy(dtype=np.int64), values, names
+    table = read_pose_table(path, analysed_only=True)
+    return table.frames, table.points, table.keypoints
 
 
 def write_annotated_video(
@@ -64,8 +62,11 @@ def write_annotated_video(
             while row + 1 < len(indices) and indices[row + 1] <= written:
                 row += 1
             image = frame.to_ndarray(format="bgr24")
-            if row >= 0:
-                image = draw_pose(image, poses[row], threshold, lines)
+            if row >= 0 and poses.shape[1] == 1:
+                image = draw_pose(image, poses[row, 0], threshold, lines)
+            elif row >= 0:  # several animals: each identity in its colour
+                image = display_copy(image)
+                draw_animals_on(image, poses[row], threshold, lines)
             out = av.VideoFrame.from_ndarray(image, format="bgr24")
             out.pts = written
             sink.mux(encoded.encode(out))

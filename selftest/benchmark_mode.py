@@ -22,6 +22,7 @@ from core.machine import machine_description
 from core.stats import percentiles
 from pose.files import POSE_CSV_SUFFIX, POSE_TIMING_SUFFIX
 from recording.folder import SESSION_JSON, write_json_atomic
+from recording.pose_table import read_pose_table
 from settings.sections import Settings
 
 BENCHMARK_JSON = "benchmark.json"
@@ -100,10 +101,15 @@ def tracking_lost(pose_csv: Path, threshold: float) -> tuple[int, int]:
     """(frames with any keypoint's likelihood below ``threshold``, frames analysed).
 
     Rows of frames not analysed (all NaN: passed over, or never delivered) count in neither.
+    With several animals, a frame counts as lost when an animal that is in it (any keypoint
+    found) has a keypoint below ``threshold``; an animal absent from the frame does not count.
     """
-    pose = pd.read_csv(pose_csv, header=[0, 1, 2], index_col=0).dropna(how="all")
-    likelihood = pose.loc[:, pose.columns.get_level_values(2) == "likelihood"].to_numpy()
-    return int((likelihood < threshold).any(axis=1).sum()), len(pose)
+    table = read_pose_table(pose_csv, analysed_only=True)
+    likelihood = table.points[..., 2]  # (N, A, K)
+    present = ~np.isnan(likelihood).all(axis=2)
+    below = np.nan_to_num(likelihood, nan=-1.0) < threshold
+    lost = (below.any(axis=2) & present).any(axis=1)
+    return int(lost.sum()), len(table.frames)
 
 
 def gpu_names() -> list[str]:

@@ -154,7 +154,9 @@ class Analysis:
                 f"the pose worker ended before its model was ready (exit code "
                 f"{process.exitcode}); see session.log"
             )
-        reader = PoseReader(pose_read, message.record_keypoints or len(message.keypoints))
+        reader = PoseReader(
+            pose_read, message.record_keypoints or len(message.keypoints), message.record_animals
+        )
         names = {camera.camera_id: camera.name for camera in cameras}
         log.info("pose estimation running: %s", message.model)
         analysis = cls(process, control, reader, message, names)
@@ -190,6 +192,11 @@ class Analysis:
             rows = len(self.keypoints_of(name))
             if len(record.pose) != rows:  # padded to the largest model's keypoints
                 record = dataclasses.replace(record, pose=record.pose[:rows])
+            if record.animals is not None:  # padded to the most animals of any model
+                model = self.ready.cameras.get(name)
+                animals = model.animals if model is not None else 1
+                kept = record.animals[:animals, :rows] if animals > 1 else None
+                record = dataclasses.replace(record, animals=kept)
             self.latest[name] = record
             self._latency[name].append((record.ready_ns - record.host_timestamp_ns) / 1e6)
             for listener in tuple(self.pose_listeners):  # a copy: a failing one is removed

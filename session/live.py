@@ -683,6 +683,8 @@ class LiveSession:
             self.write_session_json("finished", final_stats)
             if self.settings.output.nwb == "on" and not self.was_preview:
                 self._write_nwb(final_stats)
+            if self.settings.output.slp == "on" and self.analyses:
+                self._write_slp(final_stats)
             release_reserve(self.session_dir)
         log.info("stream stopped: %s", self.stop_reason)
         if self._log_file is not None:
@@ -702,6 +704,19 @@ class LiveSession:
             self.write_session_json("finished", final_stats)  # now with that error
             return
         log.info("wrote %s in %.1f s", path.name, time.monotonic() - began)
+
+    def _write_slp(self, final_stats: dict[str, dict[str, Any]]) -> None:
+        """Write the ``.slp`` files of the pose files; a failure is reported, never raised."""
+        from recording.slp import write_session_slp  # here: sleap-io would slow every start
+
+        assert self.session_dir is not None
+        try:
+            paths = write_session_slp(self.session_dir)
+        except Exception as error:  # copies of the pose files: the session's own files stand
+            self.report_error(f"the .slp files could not be written: {error}")
+            self.write_session_json("finished", final_stats)  # now with that error
+            return
+        log.info("wrote %s", ", ".join(path.name for path in paths))
 
     @property
     def was_preview(self) -> bool:

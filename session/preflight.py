@@ -12,6 +12,7 @@ is loaded as :func:`experiments.registry.load_experiment` does at the start (pur
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from settings.sections import Settings
 from stimulation import DEVICES
@@ -39,6 +40,7 @@ def check_before_start(
     problems: list[str] = []
     if pose or experiment:
         problems += _model_problems(settings, model_option)
+        problems += _crop_problems(settings) if not problems else []
     if experiment:
         problems += _experiment_problems(settings, experiment_option)
     return problems
@@ -71,6 +73,47 @@ def _model_problems(settings: Settings, model_option: Path | None) -> list[str]:
     return problems
 
 
+def _crop_problems(settings: Settings) -> list[str]:
+    """Return the cameras that crop dynamically around one animal with a multi-animal model."""
+    from pose.cropping import crop_settings
+    from pose.loading import model_animals
+    from pose.model import ModelError
+
+    problems = []
+    for camera in settings.cameras:
+        if not crop_settings(settings.pose, camera.common).enabled:
+            continue
+        path = camera.common.model_path or settings.pose.model_path
+        try:
+            animals = model_animals(path, settings.pose.max_animals)
+        except (ModelError, OSError, ValueError):
+            continue  # _model_problems names it
+        if animals > 1:
+            problems.append(
+                f"[Camera {camera.name}] in {settings.source_file}: dynamic cropping follows one "
+                f"animal, and {path} is a multi-animal model; set DYNAMIC_CROP = off in [Pose] "
+                "and in the camera's section"
+            )
+    return problems
+
+
+def _animal_problems(settings: Settings, triggers: Any) -> list[str]:
+    """Return the triggers that read an animal the cameras' models do not report.
+
+    A model that cannot be read is left to :func:`_model_problems`, which names it.
+    """
+    from experiments.triggers.base import animal_problems
+    from pose.loading import model_animals
+    from pose.model import ModelError
+
+    paths = {camera.common.model_path or settings.pose.model_path for camera in settings.cameras}
+    try:
+        counts = [model_animals(path, settings.pose.max_animals) for path in paths]
+    except (ModelError, OSError, ValueError):
+        return []
+    return animal_problems(triggers, max(counts, default=1))
+
+
 def _experiment_problems(settings: Settings, experiment_option: str | None) -> list[str]:
     from experiments.config import ExperimentConfigError
     from experiments.registry import ExperimentNotFoundError, load_experiment
@@ -92,9 +135,8 @@ def _experiment_problems(settings: Settings, experiment_option: str | None) -> l
             f"{type(error).__name__}: {error}. Fix the file, or name another experiment."
         ]
     cameras = [camera.name for camera in settings.cameras]
-    problems = [
-        f"{where} ({name!r}): {problem}" for problem in camera_problems(loaded.triggers, cameras)
-    ]
+    found = camera_problems(loaded.triggers, cameras) + _animal_problems(settings, loaded.triggers)
+    problems = [f"{where} ({name!r}): {problem}" for problem in found]
     needed = sorted({device for device, _ in loaded.outputs})
     missing = [device for device in needed if device not in settings.devices]
     if not missing:

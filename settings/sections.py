@@ -167,6 +167,13 @@ class OutputSettings:
         "reported in `session.json` and never loses the other files. `python -m recording.nwb "
         "SESSION_FOLDER` writes it after the fact. See docs/outputs.md.",
     )
+    slp: Literal["off", "on"] = setting(
+        "off",
+        doc="`on`: when the session stops, also write `<camera>.slp` beside each pose file "
+        "(SLEAP's format, with sleap-io): the video, the skeleton and every analysed frame's "
+        "animals, a multi-animal model's identities as SLEAP tracks. `python -m recording.slp "
+        "SESSION_FOLDER` writes them after the fact. See docs/outputs.md.",
+    )
     lsl: Literal["off", "on"] = setting(
         "off",
         doc="`on`: send every pose (one `MoCap` stream per camera: x, y, likelihood per "
@@ -269,6 +276,30 @@ class PoseSettings:
         "size goes in one batch).",
         minimum=1,
         maximum=64,
+    )
+    max_animals: int = setting(
+        2,
+        doc="Multi-animal models (SLEAP bottom-up exports): the most animals reported per frame; "
+        "the best-scoring ones are kept. Each keeps its identity across frames (the tracker, "
+        "TRACK_MAX_DISTANCE). Single-animal models ignore it.",
+        minimum=1,
+        maximum=16,
+    )
+    track_max_distance: float = setting(
+        100.0,
+        doc="Multi-animal models: the farthest an animal may move between two analysed frames "
+        "(mean over its keypoints) and keep its identity; farther, it counts as another animal.",
+        minimum=1,
+        maximum=10000,
+        unit="px",
+    )
+    track_max_gap: float = setting(
+        1.0,
+        doc="Multi-animal models: seconds an animal may go unseen before its identity is "
+        "released (a later animal may then take it; counted as re-acquired in session.json).",
+        minimum=0,
+        maximum=3600,
+        unit="s",
     )
     likelihood_threshold: float = setting(
         0.5,

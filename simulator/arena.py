@@ -11,7 +11,9 @@ camera. It has three parts:
 * **Rendering** (:class:`ArenaRenderer`): a dark animal on a lighter textured floor with walls,
   slow lighting drift and pixel noise, written into a caller-provided array.
 
-:class:`SimulatedArena` ties them together for a frame-by-frame source.
+:class:`SimulatedArena` ties them together for a frame-by-frame source. Several mice at once
+(social scenarios, identities, occlusion in the truth) are in :mod:`simulator.herd`, which draws
+them with this module's renderer.
 
 Coordinates are image pixels: ``x`` to the right, ``y`` down, pixel centres at whole numbers (the
 OpenCV convention). A heading ``h`` is the angle of the direction ``(cos h, sin h)`` in those
@@ -728,9 +730,33 @@ class ArenaRenderer:
         out
             A C-contiguous uint8 array of :attr:`frame_shape`; overwritten.
         """
-        cv2 = self._cv2
         np.copyto(out, self.floor)
         self._draw_animal(out, pose)
+        self._light_and_add_noise(out, frame_index)
+
+    def render_animals(self, poses: list[Pose], frame_index: int, out: np.ndarray) -> None:
+        """Draw the frame ``frame_index`` with several animals into ``out``.
+
+        The animals are drawn in the order given, so a later one covers an earlier one where
+        they overlap (see :mod:`simulator.herd`); one pose gives exactly :meth:`render`'s frame.
+
+        Parameters
+        ----------
+        poses
+            Where each animal is, in drawing order.
+        frame_index
+            Chooses the lighting gain and the noise window.
+        out
+            A C-contiguous uint8 array of :attr:`frame_shape`; overwritten.
+        """
+        np.copyto(out, self.floor)
+        for pose in poses:
+            self._draw_animal(out, pose)
+        self._light_and_add_noise(out, frame_index)
+
+    def _light_and_add_noise(self, out: np.ndarray, frame_index: int) -> None:
+        """Apply the frame's lighting gain and add its window of the noise bank, in place."""
+        cv2 = self._cv2
         gain = self.lighting_gain(frame_index)
         if self._noise_bank is not None:
             row, col = self._noise_offset(frame_index)
@@ -798,9 +824,8 @@ class ArenaRenderer:
         """Draw the tail from its base: tapering, bent by ``pose.tail_bend``, kept on the floor."""
         cv2, length = self._cv2, self._length
         points = _tail_points(pose, length, self._arena_rect)
-        thicknesses = (0.05, 0.035, 0.022)  # body lengths, from base to tip
-        per_section = (len(points) - 1) // len(thicknesses)
-        for section, thickness in enumerate(thicknesses):
+        per_section = (len(points) - 1) // len(TAIL_THICKNESSES)
+        for section, thickness in enumerate(TAIL_THICKNESSES):
             part = points[section * per_section : (section + 1) * per_section + 1]
             pixels = max(1, round(thickness * length))
             cv2.polylines(image, [part], False, color, pixels, cv2.LINE_AA, _SHIFT)
@@ -812,6 +837,8 @@ def _fixed(x: float, y: float) -> tuple[int, int]:
 
 
 _TAIL_SEGMENTS = 9  # a multiple of the three drawn thickness sections
+TAIL_THICKNESSES = (0.05, 0.035, 0.022)
+"""Drawn thickness of the tail's three sections, in body lengths, from base to tip."""
 _TAIL_FRACTIONS = np.linspace(0.0, 1.0, _TAIL_SEGMENTS + 1)
 
 

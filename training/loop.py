@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import cv2
 import numpy as np
@@ -49,6 +49,7 @@ class TrainConfig:
     augmentation: Augmentation = field(default_factory=Augmentation)
     loss: LossSettings = field(default_factory=LossSettings)
     network: NetworkConfig | None = None
+    time_budget: float | None = None  # seconds; None: run all steps
 
 
 @dataclass
@@ -61,6 +62,37 @@ class TrainResult:
     use_locref: bool
     history: list[dict[str, Any]]
     seconds: float
+
+
+class TrainingTask(Protocol):
+    """What a training run other than the single-animal one changes in :func:`train`.
+
+    The loop itself (schedule, optimiser, prefetching, checkpoints) stays the same; a task
+    brings its own network, batches, loss and validation (e.g. :mod:`training.multi_animal`).
+    """
+
+    def build(self, network: NetworkConfig) -> PoseNet:
+        """Return the untrained network."""
+        ...
+
+    def batches(
+        self,
+        draw: Callable[[np.random.Generator], Sample],
+        config: TrainConfig,
+        rng: np.random.Generator,
+    ) -> Iterator[tuple[torch.Tensor, ...]]:
+        """Yield endless batches: the images first, then the targets :meth:`loss` takes."""
+        ...
+
+    def loss(
+        self, outputs: Sequence[torch.Tensor], targets: Sequence[torch.Tensor], config: TrainConfig
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """Return the loss to minimise and its parts (for the log)."""
+        ...
+
+    def validate(self, model: PoseNet, samples: Sequence[Sample]) -> dict[str, Any]:
+        """Score the model: a dict with ``mean`` (lower is better) and ``best`` (a label)."""
+        ...
 
 
 def set_determinism(seed: int, threads: int) -> None:
@@ -92,6 +124,17 @@ def learning_rate_at(step: int, config: TrainConfig) -> float:
         return config.learning_rate * (step + 1) / warmup
     progress = (step - warmup) / max(1, config.steps - warmup)
     return config.learning_rate * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def scheduled_step(step: int, elapsed: float, config: TrainConfig) -> int:
+    """Return the step the learning-rate schedule is at (with a time budget, time counts too).
+
+    With ``config.time_budget`` the schedule runs at the pace of whichever of steps and seconds
+    is further along, so that its decay ends when the budget does, whatever the machine's speed.
+    """
+    if not config.time_budget:
+        return step
+    return max(step, min(config.steps - 1, int(config.steps * elapsed / config.time_budget)))
 
 
 def training_batches(
@@ -200,6 +243,7 @@ def train(
     input_size: Size,
     config: TrainConfig,
     log: Callable[[str], None] = print,
+    task: TrainingTask | None = None,
 ) -> TrainResult:
     """Train a PoseNet; keep the weights with the lowest mean validation error.
 
@@ -217,6 +261,9 @@ def train(
         Steps, batch, optimiser, augmentation, loss, network shape and seed.
     log
         Where progress lines go.
+    task
+        Another kind of training (network, batches, loss, validation); None: the single-animal
+        heatmaps and offsets of :func:`training_batches`, :func:`pose_loss` and :func:`validate`.
 
     Returns
     -------
@@ -225,7 +272,7 @@ def train(
     """
     set_determinism(config.seed, config.threads)
     network = config.network or NetworkConfig(num_keypoints=len(keypoints))
-    model = PoseNet(network)
+    model = task.build(network) if task else PoseNet(network)
     channels_last = _channels_last(network)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -233,7 +280,11 @@ def train(
         model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
     )
     rng = np.random.default_rng(config.seed)
-    batches = training_batches(draw, config, flip_permutation(keypoints), rng)
+    batches: Iterator[tuple[torch.Tensor, ...]]
+    if task is None:
+        batches = training_batches(draw, config, flip_permutation(keypoints), rng)
+    else:
+        batches = task.batches(draw, config, rng)
     if config.threads < (os.cpu_count() or 1):
         # A spare core: render and augment the next batch in a second thread while the network
         # trains on this one. (Without one, the thread would stall PyTorch's own threads.) The
@@ -250,19 +301,31 @@ def train(
     running: dict[str, float] = {}
     for step in range(config.steps):
         model.train()
+        at = scheduled_step(step, time.perf_counter() - start, config)
         for group in optimiser.param_groups:
-            group["lr"] = learning_rate_at(step, config)
-        images, heatmaps, offsets, masks = next(batches)
+            group["lr"] = learning_rate_at(at, config)
+        images, *targets = next(batches)
         if channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
-        loss, parts = pose_loss(model(images), heatmaps, offsets, masks, config.loss)
+        if task is None:
+            heatmaps, offsets, masks = targets
+            loss, parts = pose_loss(model(images), heatmaps, offsets, masks, config.loss)
+        else:
+            loss, parts = task.loss(model(images), targets, config)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
         for key, value in parts.items():
             running[key] = 0.9 * running.get(key, value) + 0.1 * value
-        if (step + 1) % eval_every == 0 or step + 1 == config.steps:
-            scores = validate(model, validation, keypoints, input_size)
+        out_of_time = bool(config.time_budget) and (
+            time.perf_counter() - start >= (config.time_budget or 0.0)
+        )
+        last = step + 1 == config.steps or out_of_time
+        if (step + 1) % eval_every == 0 or last:
+            if task is None:
+                scores = validate(model, validation, keypoints, input_size)
+            else:
+                scores = task.validate(model, validation)
             history.append({"step": step + 1, "loss": dict(running), "validation": scores})
             improved = scores["mean"] < best["mean"]
             if improved:
@@ -274,7 +337,13 @@ def train(
                 + f"  val mean {scores['mean']:.2f} px ({scores['best']})"
                 + ("  *" if improved else "")
             )
-    batches.close()  # stops the data thread, if any
+        if last:
+            if out_of_time and step + 1 < config.steps:
+                log(f"time budget of {config.time_budget:.0f} s spent after {step + 1} steps")
+            break
+    close = getattr(batches, "close", None)
+    if close is not None:
+        close()  # stops the data thread, if any
     assert best_state is not None  # at least the last step validates
     model.load_state_dict(best_state)
     model = model.to(memory_format=torch.contiguous_format).eval()

@@ -43,6 +43,13 @@ Examples
     python -m training.train --synthetic --out models/fast --architecture separable-fpn \
         --input-format float-raw --letterbox
     python -m training.train --evaluate models/arena --eval-seeds 0-9
+    python -m training.train --synthetic --animals 2 --out models/pair --time-budget 20 \
+        --architecture separable-fpn --input-format float-raw --letterbox
+    python -m training.train --evaluate models/pair --animals 2 --eval-seeds 0-7
+
+``--animals 2`` (or more) trains a bottom-up multi-animal model on the simulated herd
+(:mod:`simulator.herd`): heatmaps with a peak per animal and part-affinity fields, exported with
+``decoder = "paf-bottomup"`` (see :mod:`training.multi_animal`).
 
 The bundled model's exact command is in its ``model.json`` and in ``docs/bundled-model.md``.
 """
@@ -91,6 +98,12 @@ from training.metrics import (
     error_summary,
     format_errors,
     pixel_errors,
+)
+from training.multi_animal import (
+    finish_pair,
+    pair_data_set,
+    pair_task,
+    run_pair_evaluation,
 )
 
 # --------------------------------------------------------------------------------------------------
@@ -216,6 +229,29 @@ def build_parser() -> argparse.ArgumentParser:
     synthetic.add_argument("--arenas", type=int, default=32, help="training arenas (seeds)")
     synthetic.add_argument("--val-frames", type=int, default=160)
     synthetic.add_argument("--test-frames", type=int, default=200)
+    synthetic.add_argument(
+        "--animals",
+        type=int,
+        default=1,
+        help="mice per arena; 2 or more trains (or --evaluate scores) a bottom-up multi-animal "
+        "model: heatmaps with a peak per animal and part-affinity fields of the skeleton's edges "
+        "(training.multi_animal)",
+    )
+    synthetic.add_argument(
+        "--paf-width",
+        type=float,
+        default=1.0,
+        help="multi-animal: half-width of a limb in the part-affinity fields, heatmap px",
+    )
+    synthetic.add_argument(
+        "--paf-weight", type=float, default=1.0, help="multi-animal: weight of the fields' loss"
+    )
+    parser.add_argument(
+        "--time-budget",
+        type=float,
+        help="stop training after this many minutes (the learning-rate schedule then runs on "
+        "time: its decay ends with the budget)",
+    )
     evaluation = parser.add_argument_group("evaluate")
     evaluation.add_argument(
         "--eval-seeds", type=parse_indices, default=list(range(10)), help="arena seeds, e.g. 0-9"
@@ -267,14 +303,18 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.animals > 1 and args.labels is not None:
+        parser.error("--animals trains on the simulated arena: use it with --synthetic")
     if args.evaluate is not None:
-        return run_evaluation(args)
+        return run_pair_evaluation(args) if args.animals > 1 else run_evaluation(args)
     if not (args.synthetic or args.labels) or args.out is None:
         parser.error("give --labels FILE or --synthetic, and --out FOLDER (or --evaluate MODEL)")
     try:
         network_config(args, 1)
     except ValueError as error:
         parser.error(str(error))
+    if args.animals > 1:
+        return run_multi_animal(args, argv)
     started = time.perf_counter()
     data = synthetic_data_set(args) if args.synthetic else labels_data_set(args)
     train_count = len(data.description.get("train_indices", [])) or 1000
@@ -293,10 +333,41 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
         augmentation=augmentation,
         loss=LossSettings(sigma=args.sigma, locref_weight=args.locref_weight),
         network=network_config(args, len(data.keypoints)),
+        time_budget=_budget_seconds(args),
     )
     result = train(data.draw, data.validation, data.keypoints, data.input_size, config)
     report = finish(args, argv, data, config, result, time.perf_counter() - started)
     return report
+
+
+def _budget_seconds(args: argparse.Namespace) -> float | None:
+    """``--time-budget`` in seconds (None when not given)."""
+    return None if args.time_budget is None else 60.0 * args.time_budget
+
+
+def run_multi_animal(args: argparse.Namespace, argv: Sequence[str]) -> dict[str, Any]:
+    """Train, export and score a bottom-up multi-animal model (``--synthetic --animals N``)."""
+    started = time.perf_counter()
+    data = pair_data_set(args)
+    task = pair_task(data.keypoints, data.skeleton, args.animals, args)
+    config = TrainConfig(
+        steps=steps_for(args, 1000),
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        seed=args.seed,
+        threads=args.threads,
+        augmentation=Augmentation(
+            crop=args.crop,
+            scale=tuple(args.scale),
+            rotation=args.rotation,
+            flip=not args.no_flip,
+        ),
+        loss=LossSettings(sigma=args.sigma),
+        network=network_config(args, len(data.keypoints)),
+        time_budget=_budget_seconds(args),
+    )
+    result = train(data.draw, data.validation, data.keypoints, data.input_size, config, task=task)
+    return finish_pair(args, argv, data, task, config, result, time.perf_counter() - started)
 
 
 def finish(

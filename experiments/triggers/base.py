@@ -70,6 +70,34 @@ def camera_problems(triggers: Mapping[str, Trigger], cameras: list[str]) -> list
     return problems
 
 
+def animals_of(trigger: Trigger) -> tuple[int, ...]:
+    """Return the animal numbers ``trigger`` and its children read, sorted (none: only animal 1)."""
+    found = set(trigger.animals_read())
+    for child in getattr(trigger, "children", ()):
+        found.update(animals_of(child))
+    return tuple(sorted(found))
+
+
+def animal_problems(triggers: Mapping[str, Trigger], animal_count: int) -> list[str]:
+    """Return the triggers that read an animal the model does not report.
+
+    ``animal_count`` is how many animals the pose model reports per frame (1 for a
+    single-animal model; a multi-animal model's ``max_animals``). Without this check the
+    trigger fails on its first observation instead (:meth:`Observation.for_animal`).
+    """
+    problems = []
+    for name, trigger in triggers.items():
+        beyond = [number for number in animals_of(trigger) if number > animal_count]
+        if beyond:
+            problems.append(
+                f"trigger {name!r} reads animal {', '.join(map(str, beyond))}, but the pose model "
+                f"reports {animal_count} animal(s) (animals are numbered from 1): use a "
+                "multi-animal model with [Pose] MAX_ANIMALS high enough, or fix its ANIMAL / "
+                "ANIMALS"
+            )
+    return problems
+
+
 def select_camera(obs: AnyObservation, camera: str | None, who: str) -> Observation | None:
     """Return the observation a single-camera trigger uses, or None when ``obs`` is not for it."""
     if isinstance(obs, Observation):
@@ -130,6 +158,14 @@ class Trigger(ABC):
         Combinators and clocks read no camera themselves (an empty tuple).
         """
         return None if self.camera is None else (self.camera,)
+
+    def animals_read(self) -> tuple[int, ...]:
+        """Return the animals (numbered from 1) this trigger reads itself; none: animal 1 only.
+
+        Per-animal views and social triggers name theirs; combinators leave it to their
+        children (see :func:`animal_problems`).
+        """
+        return ()
 
     def update(self, obs: AnyObservation) -> bool:
         """Feed the next observation; return the condition's state after it."""

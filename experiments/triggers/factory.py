@@ -7,6 +7,12 @@ what is allowed; an unknown kind lists the kinds there are. Combinators (``all``
 ``any``/``or``, ``not``, ``rising``, ``debounce``) take their children, built first, through
 ``children``. :meth:`Trigger.describe` gives parameters that this function reads back.
 
+Every kind that reads one animal (not the combinators, not the social kinds, which name their
+animals) also takes ``animal = N``: the trigger is then built as usual and wrapped in a
+:class:`~experiments.triggers.social.ForAnimal`, which feeds it animal N's keypoints
+(:meth:`~experiments.observation.Observation.for_animal`). This is done here, once, for every
+kind; the kinds do not declare it.
+
 The kinds and their parameters are declared by the trigger modules themselves
 (:mod:`experiments.triggers.kinds`); this module only reads the registry.
 """
@@ -17,7 +23,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from experiments.triggers.base import Trigger
-from experiments.triggers.kinds import TriggerKind, registered_kinds
+from experiments.triggers.kinds import ANIMAL, Param, TriggerKind, registered_kinds
+from experiments.triggers.social import ForAnimal
 
 _KINDS: dict[str, TriggerKind] = registered_kinds()
 
@@ -41,8 +48,15 @@ def parameters_of(kind: str) -> dict[str, str]:
     """Return the parameters of ``kind`` and what each accepts (``" (required)"`` marks them)."""
     return {
         name: param.expected + (" (required)" if param.required else "")
-        for name, param in trigger_kind(kind).parameters.items()
+        for name, param in _parameters(trigger_kind(kind)).items()
     }
+
+
+def _parameters(entry: TriggerKind) -> Mapping[str, Param]:
+    """Return the parameters ``entry`` declares, and ``animal`` where it reads one animal."""
+    if entry.combines or not entry.per_animal:
+        return entry.parameters
+    return {**entry.parameters, "animal": ANIMAL}
 
 
 def make_trigger(kind: str, params: Mapping[str, str], children: Sequence[Trigger] = ()) -> Trigger:
@@ -66,6 +80,7 @@ def make_trigger(kind: str, params: Mapping[str, str], children: Sequence[Trigge
     key = str(kind).strip().lower().replace("-", "_")
     entry = trigger_kind(key)
     kwargs = _parse_parameters(key, entry, params)
+    animal = kwargs.pop("animal", None)
     if entry.children is not None:
         fewest, most = entry.children
         if len(children) < fewest or (most is not None and len(children) > most):
@@ -76,19 +91,30 @@ def make_trigger(kind: str, params: Mapping[str, str], children: Sequence[Trigge
     elif children:
         raise ValueError(f"trigger {key!r} takes no child triggers (got {len(children)})")
     try:
-        return entry.factory(*children, **kwargs)
+        trigger = entry.factory(*children, **kwargs)
+        return trigger if animal is None else ForAnimal(trigger, animal)
     except ValueError as error:
         raise ValueError(f"trigger {key!r}: {error}") from None
 
 
+def _animal_hint(entry: TriggerKind, name: str) -> str:
+    """Why a kind without ``animal`` has none, when that is the parameter a config gave."""
+    if name != "animal":
+        return ""
+    if entry.combines:
+        return " (a combinator reads no animal itself: give animal to the triggers it combines)"
+    return " (it reads two animals, named with animals = A,B)"
+
+
 def _parse_parameters(key: str, entry: TriggerKind, params: Mapping[str, str]) -> dict[str, Any]:
     """Parse ``params`` by ``entry``'s declarations; ValueError names the parameter and value."""
-    spec = entry.parameters
+    spec = _parameters(entry)
     for name in params:
         if name not in spec:
             allowed = ", ".join(spec) if spec else "none"
             raise ValueError(
                 f"trigger {key!r} has no parameter {name!r}; its parameters are: {allowed}"
+                + _animal_hint(entry, name)
             )
     for name, param in spec.items():
         if param.required and name not in params:

@@ -63,6 +63,11 @@ class TriggerKind:
     children
         ``(fewest, most)`` child triggers of a combinator (``most`` None: unbounded); None for
         a trigger that takes none.
+    per_animal
+        Whether the factory gives this kind the common :data:`ANIMAL` parameter (read animal N
+        of a multi-animal model). True for every kind that reads one animal; False for kinds
+        that name their animals themselves (:mod:`~experiments.triggers.social`). Combinators
+        never take it: their children choose their animals.
     """
 
     name: str
@@ -70,6 +75,7 @@ class TriggerKind:
     description: str
     parameters: Mapping[str, Param] = field(default_factory=dict)
     children: tuple[int, int | None] | None = None
+    per_animal: bool = True
 
     @property
     def combines(self) -> bool:
@@ -234,6 +240,12 @@ def target(required: bool = False) -> Param:
 
 GEOMETRY = Param(parse_shape, GEOMETRY_SYNTAX, required=True)
 """A required shape: circle, rectangle, ellipse or polygon."""
+
+MAX_ANIMAL_NUMBER = 16
+"""The highest animal number a config may name ([Pose] MAX_ANIMALS allows at most 16)."""
+
+ANIMAL = whole(1, MAX_ANIMAL_NUMBER, "the animal, numbered from 1; default: animal 1")
+"""The common parameter of every one-animal kind: read that animal of a multi-animal model."""
 
 FILTER: dict[str, Param] = {
     "camera": identifier(),

@@ -174,3 +174,22 @@ def test_ctrl_c_during_start_up_stops_cleanly(tmp_path: Path, delay_s: float) ->
     out = tmp_path / "out"
     for session in out.iterdir() if out.exists() else ():
         assert '"status": "finished"' in (session / "session.json").read_text(), session
+
+
+def test_social_experiment_on_a_single_animal_model_is_refused_before_the_start(
+    tmp_path: Path,
+) -> None:
+    text = f"{CAMERA}{DEVICE}[Experiment]\nNAME = social_example\n"
+    result = _run(tmp_path, text, "--experiment-enabled")
+    _assert_refused(tmp_path, result, "social_example", "animal 2", "MAX_ANIMALS")
+
+
+def test_dynamic_crop_with_a_multi_animal_model_is_refused_before_the_start(
+    tmp_path: Path,
+) -> None:
+    from tests.support.paths import shared_data
+
+    model = shared_data("sleap-flies") / "onnx" / "flies_bottomup_tiny_onnx"
+    text = f"{CAMERA}[Pose]\nMODEL_PATH = {model}\nDYNAMIC_CROP = on\n"
+    result = _run(tmp_path, text, "--pose-enabled")
+    _assert_refused(tmp_path, result, "[Camera arena]", "DYNAMIC_CROP = off", "multi-animal")

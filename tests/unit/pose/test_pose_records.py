@@ -1,0 +1,48 @@
+"""Pose records through a real pipe: one animal, and every animal of a multi-animal model."""
+
+from __future__ import annotations
+
+import multiprocessing
+
+import numpy as np
+import pytest
+
+from pose.records import PoseReader, PoseRecord, encode_pose, pose_record_size
+from transport.channel import ChannelWriter
+
+
+def _send(records: list[PoseRecord], animals: int, keypoints: int) -> list[PoseRecord]:
+    read_end, write_end = multiprocessing.Pipe(duplex=False)
+    reader = PoseReader(read_end, keypoints, animals)
+    writer = ChannelWriter(write_end)
+    for record in records:
+        writer.send(encode_pose(record))
+    got: list[PoseRecord] = []
+    while len(got) < len(records):
+        got += reader.read_available()
+    reader.close()
+    write_end.close()
+    return got
+
+
+def test_a_multi_animal_record_carries_every_animal_and_the_first_as_its_pose():
+    animals = np.arange(2 * 3 * 3, dtype=np.float32).reshape(2, 3, 3)
+    animals[1, 2] = np.nan  # animal 2's last keypoint not seen
+    sent = PoseRecord(1, 17, 1_000, 2_000, 3_000, 5, animals[0], animals)
+    (got,) = _send([sent], animals=2, keypoints=3)
+    assert (got.camera_id, got.frame_index, got.seq) == (1, 17, 5)
+    assert got.animals is not None
+    np.testing.assert_array_equal(got.animals, animals)
+    np.testing.assert_array_equal(got.pose, animals[0])
+
+
+def test_a_single_animal_record_has_no_animals():
+    pose = np.ones((4, 3), np.float32)
+    (got,) = _send([PoseRecord(0, 1, 1, 2, 3, 0, pose)], animals=1, keypoints=4)
+    assert got.animals is None
+    np.testing.assert_array_equal(got.pose, pose)
+
+
+def test_too_many_animals_for_one_atomic_record_names_the_setting():
+    with pytest.raises(ValueError, match="MAX_ANIMALS"):
+        pose_record_size(keypoints=100, animals=16)

@@ -1,0 +1,361 @@
+"""IdentityTracker: stable identities for shuffled instances, gaps, drops, ambiguity, ID hints."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from tracking.switches import count_identity_switches, keypoint_errors, match_identities
+from tracking.tracker import IdentityTracker, TrackerCounts
+
+FPS = 30.0
+# A small "mouse" of four keypoints (nose, left ear, right ear, tail base) facing +x.
+BODY = np.array([[12.0, 0.0], [5.0, -5.0], [5.0, 5.0], [-12.0, 0.0]])
+K = len(BODY)
+
+
+def pose(x: float, y: float, heading: float = 0.0, likelihood: float = 0.9) -> np.ndarray:
+    """Return one (K, 3) instance: BODY turned by ``heading`` radians, centred at (x, y)."""
+    cos, sin = math.cos(heading), math.sin(heading)
+    turned = BODY @ np.array([[cos, sin], [-sin, cos]])
+    return np.column_stack([turned + np.array([x, y]), np.full(K, likelihood)])
+
+
+def frame(*instances: np.ndarray, slots: int | None = None) -> np.ndarray:
+    """Stack instances into (slots, K, 3), the empty slots all-NaN."""
+    slots = len(instances) if slots is None else slots
+    out = np.full((slots, K, 3), np.nan)
+    if instances:
+        out[: len(instances)] = np.stack(instances)
+    return out
+
+
+def scene(
+    centres: np.ndarray, headings: np.ndarray, rng: np.random.Generator, *, miss: float = 0.1
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return truth (T, B, K, 2) and shuffled noisy detections (T, B, K, 3) of moving animals.
+
+    Centres (T, B, 2) NaN where an animal is unseen; keypoints get 1 px noise, ``miss`` of them
+    are missed (half NaN, half below the likelihood threshold), rows are shuffled every frame.
+    """
+    frames, animals = centres.shape[:2]
+    truth = np.full((frames, animals, K, 2), np.nan)
+    detections = np.full((frames, animals, K, 3), np.nan)
+    for t in range(frames):
+        order = rng.permutation(animals)
+        for slot, b in enumerate(order):
+            if np.isnan(centres[t, b]).any():
+                continue
+            x, y = centres[t, b]
+            clean = pose(float(x), float(y), float(headings[t, b]))
+            truth[t, b] = clean[:, :2]
+            noisy = clean.copy()
+            noisy[:, :2] += rng.normal(0.0, 1.0, (K, 2))
+            missed = rng.random(K) < miss
+            noisy[missed & (rng.random(K) < 0.5), :2] = np.nan
+            noisy[missed, 2] = 0.02
+            detections[t, slot] = noisy
+    return truth, detections
+
+
+def run(tracker: IdentityTracker, detections: np.ndarray, start_s: float = 0.0) -> np.ndarray:
+    """Feed every frame at FPS; return the (T, A, K, 3) tracker output."""
+    return np.stack(
+        [tracker.update(start_s + t / FPS, detections[t]) for t in range(len(detections))]
+    )
+
+
+def test_crossing_animals_at_different_speeds_keep_their_identities() -> None:
+    rng = np.random.default_rng(1)
+    t = np.arange(120) / FPS
+    centres = np.empty((120, 3, 2))
+    # 0 runs right at 150 px/s, 1 walks left at 60 px/s, 2 goes down at 90 px/s; all three pass
+    # within 8 px of each other (bodies touching) around t = 2 s.
+    centres[:, 0] = np.column_stack([100 + 150 * t - 300, np.full(120, 100.0)])
+    centres[:, 1] = np.column_stack([100 - 60 * (t - 2), np.full(120, 108.0)])
+    centres[:, 2] = np.column_stack([np.full(120, 104.0), 100 + 90 * (t - 2)])
+    headings = np.zeros((120, 3))
+    headings[:, 1] = math.pi
+    headings[:, 2] = math.pi / 2
+    centres[50, 1] = np.nan  # one frame where animal 1 is not seen
+    truth, detections = scene(centres, headings, rng)
+    tracker = IdentityTracker(3, K)
+    tracked = run(tracker, detections)
+
+    report = count_identity_switches(tracked, truth)
+    assert report.switches == 0
+    assert report.animal_frames == 359 and report.animal_frames_matched == 359
+    # Identities start left to right: animal 0 (x = -200), then 2 (x = 104), then 1 (x = 220).
+    errors = keypoint_errors(tracked, truth)
+    assert np.nanmedian(errors) < 2.0
+    assert np.nanmax(errors) < 6.0  # never a swapped keypoint set, not even in one frame
+    assert np.isnan(tracked[50, 2]).all()  # identity 2 (animal 1) unseen in frame 50
+    assert not np.isnan(tracked[50, [0, 1]]).all(axis=(1, 2)).any()
+    expected = np.tile([0, 2, 1], (120, 1))
+    expected[50, 1] = -1
+    np.testing.assert_array_equal(match_identities(tracked, truth), expected)
+    assert tracker.counts == TrackerCounts(frames=120)
+
+
+def test_animals_walking_side_by_side_touching_keep_their_identities() -> None:
+    rng = np.random.default_rng(2)
+    t = np.arange(90) / FPS
+    centres = np.empty((90, 2, 2))
+    # Two animals 11 px apart (bodies 10 px wide: touching) walking a wavy path together.
+    path = np.column_stack([100 + 80 * t, 100 + 30 * np.sin(2 * t)])
+    centres[:, 0] = path
+    centres[:, 1] = path + np.array([0.0, 11.0])
+    truth, detections = scene(centres, np.zeros((90, 2)), rng)
+    tracker = IdentityTracker(2, K)
+    tracked = run(tracker, detections)
+    report = count_identity_switches(tracked, truth)
+    assert (report.switches, report.animal_frames_matched) == (0, 180)
+    assert tracker.counts == TrackerCounts(frames=90)
+
+
+def test_animals_passing_through_one_spot_facing_the_same_way_are_flagged() -> None:
+    # Nothing tells the two apart where they overlap: the frame is flagged as ambiguous (the
+    # velocities still carry them through, here without a switch).
+    rng = np.random.default_rng(3)
+    t = np.arange(120) / FPS
+    centres = np.empty((120, 2, 2))
+    centres[:, 0] = np.column_stack([100 + 150 * (t - 2), np.full(120, 100.0)])
+    centres[:, 1] = np.column_stack([100 - 60 * (t - 2), np.full(120, 100.0)])
+    truth, detections = scene(centres, np.zeros((120, 2)), rng)
+    tracker = IdentityTracker(2, K)
+    tracked = run(tracker, detections)
+    assert count_identity_switches(tracked, truth).switches == 0
+    assert tracker.counts.ambiguous_assignments == 1
+
+
+def test_a_swap_where_both_predictions_meet_is_reported_as_ambiguous() -> None:
+    # Two animals facing the same way close in at 10 px/frame; both are predicted at x = 130 in
+    # frame 3, where they have already passed each other (140 and 120): either assignment fits.
+    tracker = IdentityTracker(2, K)
+    for step, (a, b) in enumerate([(100, 160), (110, 150), (120, 140)]):
+        tracker.update(step / FPS, frame(pose(b, 50), pose(a, 50)))
+        assert not tracker.last_ambiguous
+    tracker.update(3 / FPS, frame(pose(140, 50), pose(120, 50)))
+    assert tracker.last_ambiguous
+    assert tracker.counts.ambiguous_assignments == 1
+    # Once past, they separate again: no longer ambiguous.
+    tracker.update(4 / FPS, frame(pose(150, 50), pose(110, 50)))
+    assert not tracker.last_ambiguous
+    assert tracker.counts.ambiguous_assignments == 1
+
+
+def test_animals_far_apart_or_clearly_apart_are_not_ambiguous() -> None:
+    tracker = IdentityTracker(2, K)
+    for step in range(5):
+        tracker.update(step / FPS, frame(pose(100 + 2 * step, 50), pose(125 - 2 * step, 50)))
+    assert tracker.counts.ambiguous_assignments == 0
+
+
+def test_the_first_identities_go_left_to_right() -> None:
+    tracker = IdentityTracker(3, K)
+    left, middle, right = pose(10, 80), pose(50, 20), pose(90, 50)
+    out = tracker.update(0.0, frame(right, left, middle))
+    np.testing.assert_array_equal(out, np.stack([left, middle, right]))
+
+
+def test_the_output_is_a_new_array_in_the_input_dtype_with_empty_rows_nan() -> None:
+    tracker = IdentityTracker(3, K)
+    instances = frame(pose(10, 10), slots=3).astype(np.float32)
+    out = tracker.update(0.0, instances)
+    assert out.dtype == np.float32 and out.shape == (3, K, 3)
+    np.testing.assert_array_equal(out[0], instances[0])
+    assert np.isnan(out[1:]).all()
+    out[0] = 0.0
+    assert instances[0, 0, 0] == 10.0 + 12.0
+    assert np.isnan(tracker.update(0.1, frame(slots=3))).all()
+    assert tracker.counts.frames == 2
+
+
+def test_a_keypoint_with_one_nan_coordinate_is_unseen() -> None:
+    tracker = IdentityTracker(2, K)
+    tracker.update(0.0, frame(pose(100, 50)))
+    half = pose(101, 50)
+    half[0, 1] = np.nan  # the nose's y only
+    half[1, 0] = np.inf  # the left ear's x
+    out = tracker.update(1 / FPS, frame(half))
+    np.testing.assert_array_equal(out[0], half)
+    assert np.isnan(out[1]).all()
+
+
+def test_the_motion_model_uses_the_real_time_between_frames() -> None:
+    # 300 px/s; then 0.2 s without a frame: the animal is 60 px on. A model that counted frames
+    # would expect it 10 px on, 50 px away: beyond the 20 px gate, it would start identity 1.
+    tracker = IdentityTracker(2, K, max_distance_px=20.0)
+    for step in range(4):
+        tracker.update(step / FPS, frame(pose(100 + 10 * step, 50)))
+    out = tracker.update(3 / FPS + 0.2, frame(pose(190, 50)))
+    np.testing.assert_array_equal(out[0], pose(190, 50))
+    assert np.isnan(out[1]).all()
+    # The velocity measured across the skip is 60 px / 0.2 s, not 60 px per frame.
+    out = tracker.update(4 / FPS + 0.2, frame(pose(200, 50)))
+    np.testing.assert_array_equal(out[0], pose(200, 50))
+    assert tracker.counts == TrackerCounts(frames=6)
+
+
+def test_clock_times_and_float32_poses_keep_their_precision() -> None:
+    # Host clock seconds (1.7e9) with float32 poses: the keypoint times must not be stored in
+    # float32 (128 s steps there), or the velocity and the gap would be nonsense.
+    tracker = IdentityTracker(2, K, max_distance_px=20.0)
+    start = 1.7e9
+    for step in range(4):
+        poses = frame(pose(100 + 10 * step, 50)).astype(np.float32)
+        tracker.update(start + step / FPS, poses)
+    out = tracker.update(start + 3 / FPS + 0.2, frame(pose(190, 50)).astype(np.float32))
+    np.testing.assert_array_equal(out[0], pose(190, 50).astype(np.float32))
+    tracker.update(start + 1.5, frame(pose(500, 50)))
+    assert tracker.counts == TrackerCounts(frames=6, identities_lost=1, identities_reacquired=1)
+
+
+def test_one_noisy_frame_does_not_throw_the_velocity_off() -> None:
+    # 5 px/frame with one detection 5 px ahead. Unsmoothed, the velocity would jump to
+    # 10 px/frame and the next prediction would miss the animal by 10 px (beyond the 8 px gate,
+    # so it would start identity 1); smoothed (alpha = 1 - exp(-1/3) = 0.28), by 6.4 px.
+    tracker = IdentityTracker(2, K, max_distance_px=8.0)
+    for step, x in enumerate([0, 5, 10, 15, 25, 25, 30]):
+        out = tracker.update(step / FPS, frame(pose(100 + x, 50)))
+        np.testing.assert_array_equal(out[0], pose(100 + x, 50))
+    assert tracker.counts == TrackerCounts(frames=7)
+
+
+def test_an_identity_survives_a_short_gap_and_is_lost_after_max_gap() -> None:
+    tracker = IdentityTracker(2, K, max_gap_s=1.0)
+    a, b = pose(100, 100), pose(300, 100)
+    tracker.update(0.0, frame(a, b))
+    # b unseen for 0.5 s: its identity waits; a new animal far away finds no free identity.
+    out = tracker.update(0.5, frame(a, pose(500, 300)))
+    np.testing.assert_array_equal(out[0], a)
+    assert np.isnan(out[1]).all()
+    assert tracker.counts.detections_dropped == 1
+    out = tracker.update(0.9, frame(pose(302, 101), a))
+    np.testing.assert_array_equal(out[1], pose(302, 101))
+    assert tracker.active.tolist() == [True, True]
+    # b unseen for more than 1 s: identity 1 is lost, then taken by the next new detection.
+    tracker.update(1.5, frame(a))
+    tracker.update(2.0, frame(a))
+    assert tracker.active.tolist() == [True, False]
+    assert tracker.counts.identities_lost == 1
+    assert tracker.counts.identities_reacquired == 0
+    out = tracker.update(2.1, frame(pose(500, 300), a))
+    np.testing.assert_array_equal(out, np.stack([a, pose(500, 300)]))
+    assert tracker.counts == TrackerCounts(
+        frames=6, identities_lost=1, identities_reacquired=1, detections_dropped=1
+    )
+
+
+def test_a_lost_identity_restarts_without_its_old_motion() -> None:
+    tracker = IdentityTracker(1, K, max_distance_px=20.0, max_gap_s=0.5)
+    for step in range(5):
+        tracker.update(step / FPS, frame(pose(100 + 10 * step, 50)))
+    tracker.update(2.0, frame(pose(100, 200)))  # lost, then taken again far away
+    # Nearly still 0.1 s later: with the old 300 px/s it would be expected 30 px away (gated).
+    out = tracker.update(2.1, frame(pose(101, 200)))
+    np.testing.assert_array_equal(out[0], pose(101, 200))
+    assert tracker.counts == TrackerCounts(frames=7, identities_lost=1, identities_reacquired=1)
+
+
+def test_extra_detections_are_dropped_least_likely_first_and_counted() -> None:
+    tracker = IdentityTracker(2, K)
+    sure_left, unsure, sure_right = pose(10, 10, 0, 0.9), pose(50, 10, 0, 0.3), pose(90, 10)
+    out = tracker.update(0.0, frame(unsure, sure_right, sure_left))
+    np.testing.assert_array_equal(out, np.stack([sure_left, sure_right]))
+    assert tracker.counts.detections_dropped == 1
+    out = tracker.update(1 / FPS, frame(sure_right, pose(400, 400), sure_left))
+    np.testing.assert_array_equal(out, np.stack([sure_left, sure_right]))
+    assert tracker.counts.detections_dropped == 2
+
+
+def test_detections_sharing_no_keypoint_with_the_tracks_are_matched_by_centroid() -> None:
+    # Both identities have seen only nose and left ear; the detections show only right ear and
+    # tail base. Their keypoint means cannot tell them apart; their centroids can.
+    tracker = IdentityTracker(2, K)
+    front_a, front_b = pose(100, 50), pose(200, 50)
+    front_a[2:, :2] = np.nan
+    front_b[2:, 2] = 0.0
+    tracker.update(0.0, frame(front_a, front_b))
+    back_a, back_b = pose(101, 50), pose(201, 50)
+    back_a[:2, :2] = np.nan
+    back_b[:2, 2] = 0.0
+    out = tracker.update(1 / FPS, frame(back_b, back_a))
+    np.testing.assert_array_equal(out, np.stack([back_a, back_b]))
+    assert tracker.counts == TrackerCounts(frames=2)
+
+
+def test_identity_scores_fix_a_swap_that_positions_alone_get_wrong() -> None:
+    # Two still animals 30 px apart trade places between two frames: by position the nearer
+    # identity wins (wrong); the ID model's 0.9 / 0.1 scores outweigh the 30 px.
+    a_left, b_right = pose(100, 50), pose(130, 50)
+    a_right, b_left = pose(130, 50), pose(100, 50)
+    scores = np.array([[0.9, 0.1], [0.1, 0.9]])  # rows: a, b
+    plain = IdentityTracker(2, K)
+    hinted = IdentityTracker(2, K)
+    for step in range(3):
+        plain.update(step / FPS, frame(a_left, b_right))
+        hinted.update(step / FPS, frame(a_left, b_right), identity_scores=scores)
+    swapped = frame(a_right, b_left)
+    np.testing.assert_array_equal(plain.update(0.1, swapped), np.stack([b_left, a_right]))
+    np.testing.assert_array_equal(
+        hinted.update(0.1, swapped, identity_scores=scores), np.stack([a_right, b_left])
+    )
+
+
+def test_identity_scores_choose_free_identities_too() -> None:
+    tracker = IdentityTracker(2, K)
+    left, right = pose(10, 10), pose(90, 10)
+    scores = np.array([[0.2, 0.8], [0.7, 0.3], [np.nan, np.nan]])  # rows: left, right, empty
+    out = tracker.update(0.0, frame(left, right, slots=3), identity_scores=scores)
+    np.testing.assert_array_equal(out, np.stack([right, left]))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"max_animals": 0}, "max_animals to be an integer >= 1"),
+        ({"max_animals": 2.0}, "max_animals to be an integer"),
+        ({"keypoints": True}, "keypoints to be an integer"),
+        ({"max_distance_px": 0.0}, "max_distance_px to be a finite number > 0"),
+        ({"max_distance_px": math.inf}, "max_distance_px"),
+        ({"max_gap_s": -1.0}, "max_gap_s"),
+        ({"min_likelihood": math.nan}, "min_likelihood to be a finite number >= 0"),
+        ({"velocity_time_constant_s": 0.0}, "velocity_time_constant_s"),
+        ({"identity_weight_px": -1.0}, "identity_weight_px"),
+        ({"ambiguity_margin": -0.1}, "ambiguity_margin"),
+    ],
+)
+def test_invalid_settings_are_refused(kwargs: dict[str, float], message: str) -> None:
+    arguments: dict[str, float] = {"max_animals": 2, "keypoints": K, **kwargs}
+    with pytest.raises(ValueError, match=message):
+        IdentityTracker(**arguments)  # type: ignore[arg-type]
+
+
+def test_invalid_updates_are_refused() -> None:
+    tracker = IdentityTracker(2, K)
+    tracker.update(1.0, frame(pose(10, 10)))
+    with pytest.raises(ValueError, match=r"shape \(D, 4, 3\), but got \(2, 5, 3\)"):
+        tracker.update(2.0, np.zeros((2, 5, 3)))
+    with pytest.raises(ValueError, match="finite frame time"):
+        tracker.update(math.nan, frame(pose(10, 10)))
+    with pytest.raises(ValueError, match=r"scores of shape \(1, 2\)"):
+        tracker.update(2.0, frame(pose(10, 10)), identity_scores=np.ones((2, 2)))
+    with pytest.raises(ValueError, match="scores >= 0"):
+        tracker.update(2.0, frame(pose(10, 10)), identity_scores=-np.ones((1, 2)))
+    assert tracker.counts.frames == 1  # refused updates change nothing
+
+
+def test_a_clock_that_goes_back_starts_tracking_over_and_is_counted() -> None:
+    tracker = IdentityTracker(2, K)
+    a, b = pose(10, 10), pose(90, 10)
+    tracker.update(100.0, frame(a, b))
+    # The old identities would have matched a and b; started over, they go left to right.
+    out = tracker.update(1.0, frame(pose(95, 10), pose(300, 10)))
+    np.testing.assert_array_equal(out, np.stack([pose(95, 10), pose(300, 10)]))
+    assert tracker.counts == TrackerCounts(frames=2, time_resets=1)
+    tracker.reset()  # forgets the identities, keeps the counts
+    assert tracker.active.tolist() == [False, False]
+    assert tracker.counts.frames == 2
