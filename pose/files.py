@@ -231,16 +231,17 @@ class PoseCsvWriter(_FrameRows):
         individuals: tuple[str, ...] | None = None,
     ) -> None:
         values = len(keypoints) * len(individuals or ("",))
+        # "nan", not empty cells: pandas (and so movement) reads a row of empty cells right
+        # under a multi-row header as the index's name, and would drop the first frame's row.
         super().__init__(
-            path, dlc_header(scorer, keypoints, individuals), "," * (3 * values) + "\n"
+            path, dlc_header(scorer, keypoints, individuals), ",nan" * (3 * values) + "\n"
         )
         self._template = ",%.3f,%.3f,%.6f" * values + "\n"
         self.analysed = 0  # rows with a pose
 
     def write(self, frame_index: int, pose: np.ndarray) -> None:
         """Append the keypoints (K, 3), or every identity's (A, K, 3), of one analysed frame."""
-        text = self._template % tuple(pose.ravel().tolist())
-        self._row(frame_index, text.replace("nan", ""))  # not seen: empty, as DeepLabCut writes
+        self._row(frame_index, self._template % tuple(pose.ravel().tolist()))  # unseen: nan
         self.analysed += 1
 
     def write_missing(self, frame_index: int) -> None:

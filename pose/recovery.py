@@ -24,6 +24,7 @@ from pose.files import (
     POSE_TIMING_SUFFIX,
     write_pose_parquet,
 )
+from recording.pose_table import is_multi_animal_csv
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ def rebuild_camera_figures(session_dir: Path, camera: str, file_label: str) -> d
     figures: dict[str, Any] = {"rebuilt_from_files": True, "frames_analysed": 0}
     if not pose_csv.exists():
         return figures
-    rows = cut_to_whole_rows(pose_csv) - POSE_HEADER_ROWS
+    rows = cut_to_whole_rows(pose_csv) - _header_rows(pose_csv)
     cut_to_whole_rows(timing_csv)
     cut_to_whole_rows(times_csv)
     figures["frames_analysed"] = _rows_with_pose(pose_csv)
@@ -110,12 +111,17 @@ def cut_to_whole_rows(path: Path) -> int:
         return 0
 
 
+def _header_rows(pose_csv: Path) -> int:
+    """Return the header rows of a pose CSV: one more for the multi-animal ``individuals``."""
+    return POSE_HEADER_ROWS + 1 if is_multi_animal_csv(pose_csv) else POSE_HEADER_ROWS
+
+
 def _rows_with_pose(pose_csv: Path) -> int:
     """Count the rows of a pose CSV that hold a pose (frames not analysed are empty rows)."""
     with pose_csv.open(encoding="utf-8") as file:
-        lines = file.read().splitlines()[POSE_HEADER_ROWS:]
-    # An empty row is the index and commas only: its second field is empty.
-    return sum(1 for line in lines if line.split(",", 2)[1:2] not in ([], [""]))
+        lines = file.read().splitlines()[_header_rows(pose_csv) :]
+    # An empty row is the index and then "nan" (or, in older files, nothing) in every field.
+    return sum(1 for line in lines if any(f not in ("", "nan") for f in line.split(",")[1:]))
 
 
 def _latency_percentiles(timing_csv: Path) -> dict[str, float] | None:

@@ -45,11 +45,16 @@ def check_pose_files(
     figures = info["pose"]["cameras"][camera]
     pose = pd.read_csv(session / f"{camera}.pose.csv", header=[0, 1, 2], index_col=0)
     analysed = pose.notna().any(axis=1).to_numpy()
-    first = int(frames["frame_index"].iloc[0])
-    # One row per frame index from the stream's first frame to its last, in order.
+    assert len(frames) == info["cameras"][camera]["frames_captured"]
+    # A camera of hundreds of frames per second may publish a frame or two before pose
+    # estimation has subscribed (a known defect, docs/outputs.md): the table starts at the
+    # first frame it saw, and from there has one row per frame index to the last, in order.
+    first = int(pose.index[0])
+    assert first - int(frames["frame_index"].iloc[0]) <= 2
+    frames = frames[frames["frame_index"] >= first].reset_index(drop=True)
     assert pose.index.tolist() == list(range(first, first + len(pose)))
     assert pose.index[-1] == frames["frame_index"].iloc[-1]
-    assert len(pose) == len(frames) == info["cameras"][camera]["frames_captured"]
+    assert len(pose) == len(frames)
     assert figures["frames_analysed"] == analysed.sum() < len(pose)  # some were skipped
     assert figures["pose_rows"] == len(pose)
     # NaN exactly on the frames not analysed: the analysed ones are the stage timings' rows.
@@ -91,10 +96,13 @@ def check_pose_files(
 
 
 def test_a_live_session_that_skips_frames_writes_a_row_per_captured_frame(tmp_path: Path) -> None:
-    fps = 150.0  # faster than the bundled model on two shared cores: frames are skipped
+    # Faster than any CPU runs the bundled model: frames are skipped. Small frames, so that the
+    # simulated camera itself keeps its rate.
+    fps = 400.0
     settings = write_settings(
         tmp_path,
         f"[Output]\nNAMING = ibl\n[Camera left]\nSOURCE = synthetic\nFRAMERATE = {fps:g}\n"
+        "WIDTH = 320\nHEIGHT = 240\n"
         "[Recording]\nCODEC = ffv1\nMIN_FREE_SPACE = 0\nWARN_FREE_SPACE = 0\n",
     )
     result = run_cli(
@@ -112,13 +120,13 @@ def test_a_live_session_that_skips_frames_writes_a_row_per_captured_frame(tmp_pa
     session = only_session(tmp_path / "out")
     frames = pd.read_csv(session / "left.frames.csv")
     pose = check_pose_files(session, "left", fps, frames, ibl=True)
-    assert pose.index[0] == 0  # the synthetic camera counts from 0: row i is frame i
+    assert pose.index[0] <= 2  # the synthetic camera counts from 0 (see check_pose_files)
 
 
 def test_every_pose_file_of_a_realtime_replay_loads_in_movement_with_its_times(
     tmp_path: Path,
 ) -> None:
-    fps = 120
+    fps = 1000  # faster than any CPU runs the bundled model: frames are skipped
     video = arena_video(tmp_path / "walk.mkv", 180, fps=fps)
     code, output = analyse(
         str(video), "--realtime", "--no-experiment", "--output-dir", str(tmp_path / "live")
@@ -127,15 +135,17 @@ def test_every_pose_file_of_a_realtime_replay_loads_in_movement_with_its_times(
     session = tmp_path / "live" / "walk"
     # A replay records nothing: its frames table is the video's. Frame i is shown at i / fps
     # (the camera's time); its host time is when the replay published it (paced, --realtime).
-    host = pd.read_csv(session / "walk.pose_times.csv")["host_timestamp"]
+    times = pd.read_csv(session / "walk.pose_times.csv").set_index("frame_index")
     frames = pd.DataFrame(
         {
             "frame_index": range(180),
             "camera_timestamp": np.arange(180) / fps,
-            "host_timestamp": host,
+            "host_timestamp": times["host_timestamp"].reindex(range(180)).to_numpy(),
         }
     )
-    since_first = host - host.iloc[0]
-    assert (since_first >= frames["camera_timestamp"] - 0.002).all()  # never before it was due
+    seen = frames.dropna()  # from the first frame pose estimation saw (check_pose_files)
+    since_first = seen["host_timestamp"] - seen["host_timestamp"].iloc[0]
+    due = seen["camera_timestamp"] - seen["camera_timestamp"].iloc[0]
+    assert (since_first >= due - 0.002).all()  # never before it was due
     pose = check_pose_files(session, "walk", fps, frames)
-    assert pose.index.tolist() == list(range(180))  # one row per video frame
+    assert pose.index.tolist() == list(range(pose.index[0], 180))  # one row per video frame
