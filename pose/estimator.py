@@ -71,7 +71,7 @@ class PoseEstimator:
     @property
     def animals(self) -> int:
         """How many animals each frame's result holds (1 for a single-animal model)."""
-        return self.description.max_animals if self.description.multi_animal else 1
+        return self.description.animals
 
     def estimate(
         self, frames: Sequence[np.ndarray], flips: Sequence[bool] | None = None

@@ -185,6 +185,11 @@ class ModelDescription:
         return self.max_animals > 1 or self.decoder in ("sleap-bottomup", "paf-bottomup")
 
     @property
+    def animals(self) -> int:
+        """Animals in each frame's result: ``max_animals``, 1 for a single-animal model."""
+        return self.max_animals if self.multi_animal else 1
+
+    @property
     def channels(self) -> int:
         """Input channels of the network."""
         return 1 if self.color_order == "gray" else 3

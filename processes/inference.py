@@ -217,7 +217,7 @@ def model_summary(description: ModelDescription, provider: str) -> dict[str, Any
         "precision": description.precision,
         "decoder": description.decoder,
         "provider": provider,
-        "max_animals": description.max_animals if description.multi_animal else 1,
+        "max_animals": description.animals,
         "skeleton": [list(pair) for pair in description.skeleton],
     }
 
@@ -404,7 +404,7 @@ def _ready_message(states: list[_CameraState]) -> PoseReady:
             state.model.description.keypoints,
             state.model.description.skeleton,
             state.model.summary,
-            _animals(state.model.description),
+            state.model.description.animals,
         )
         for state in states
     }
@@ -416,11 +416,6 @@ def _ready_message(states: list[_CameraState]) -> PoseReady:
         max(len(model.keypoints) for model in cameras.values()),
         max(model.animals for model in cameras.values()),
     )
-
-
-def _animals(description: ModelDescription) -> int:
-    """Animals per frame of a model's poses: its maximum, or 1 for a single-animal model."""
-    return description.max_animals if description.multi_animal else 1
 
 
 def _tracker(job: PoseJob, description: ModelDescription) -> IdentityTracker | None:
@@ -487,7 +482,7 @@ def _analyse(job: PoseJob, states: list[_CameraState], slot: ExperimentSlot) -> 
     poses_out = ChannelWriter(job.poses)
     active = list(states)
     record_rows = max(len(s.model.description.keypoints) for s in states)
-    record_animals = max(_animals(s.model.description) for s in states)
+    record_animals = max(s.model.description.animals for s in states)
     common_clock = len(states) > 1
     seq = 0
     while active:
@@ -622,10 +617,10 @@ def _estimate_group(
         run.on_poses(observations, ready_ns)
         experiment_ms = (host_now_ns() - ready_ns) / 1e6
     timings = dict(estimator.last_timings)
-    for state, pose, found_animals in zip(group, poses, animals, strict=True):
+    for state, found_animals in zip(group, animals, strict=True):
         record = state.reader.record
         assert record is not None
-        state.csv.write(record.frame_index, pose if state.tracker is None else found_animals)
+        state.csv.write(record.frame_index, found_animals)  # (1, K, 3) for one animal
         state.times.write(
             record.frame_index, record.host_timestamp_ns, record.camera_timestamp, True
         )
@@ -703,8 +698,7 @@ def _push_lsl(group: list[_CameraState], animals: list[np.ndarray]) -> None:
     for state, found_animals in zip(group, animals, strict=True):
         record = state.reader.record
         if state.lsl is not None and record is not None:
-            pose = found_animals[0] if state.tracker is None else found_animals.reshape(-1, 3)
-            state.lsl.push(pose, record.host_timestamp_ns / 1e9)
+            state.lsl.push(found_animals.reshape(-1, 3), record.host_timestamp_ns / 1e9)
 
 
 def _region(state: _CameraState) -> Crop:

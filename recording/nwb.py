@@ -37,6 +37,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from recording.pose_table import is_multi_animal_csv
+
 NWB_FILE = "session.nwb"
 SOURCE_SOFTWARE = "DeepLabStream"
 EVENTS_TABLE = "experiment_events"
@@ -431,8 +433,13 @@ def _pose_tables(path: Path) -> list[tuple[str | None, pd.DataFrame]]:
     (DeepLabCut's ``individuals`` header row) gives one PoseEstimation per identity, the way
     ndx-pose holds several subjects.
     """
-    header = _read_csv(path, header=None, nrows=2)
-    if str(header.iloc[1, 0]) != "individuals":
+    try:
+        multi = is_multi_animal_csv(path)
+    except FileNotFoundError:
+        raise NwbError(f"{path.parent}: missing {path.name}") from None
+    except OSError as error:
+        raise NwbError(f"{path}: cannot be read: {error}") from None
+    if not multi:
         return [(None, _read_csv(path, header=[0, 1, 2], index_col=0))]
     table = _read_csv(path, header=[0, 1, 2, 3], index_col=0)
     individuals = list(dict.fromkeys(table.columns.get_level_values(1)))
