@@ -65,7 +65,7 @@ class _Recording:
         self.ring = ring
         self.video_name = video_file_name(job.camera_name, settings.codec)
         self.table_name = job.camera_name + FRAMES_TABLE_SUFFIX
-        self.table = FramesTable(job.session_dir / self.table_name, settings.flush_interval)
+        self.table = FramesTable(job.session_dir / self.table_name)
         self.video = VideoWriter(
             job.session_dir / self.video_name,
             job.ring.geometry,

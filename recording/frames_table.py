@@ -2,15 +2,16 @@
 
 Row ``i`` describes video frame ``i``: the camera's own frame index, the camera's timestamp (empty
 when the camera has none) and the host arrival time, both in seconds. Gaps in ``frame_index``
-are frames the camera dropped. The file is flushed every ``flush_interval`` seconds, so a killed
-process leaves a valid table up to the last flush.
+are frames the camera dropped. Every row goes to the operating system as it is written (one small
+write per frame), so after a killed process the table holds at least every frame its video holds,
+and ``repair_frames_table`` cuts it to them. A table flushed on its own timer could trail the video
+by up to that interval, leaving decodable frames without times.
 """
 
 from __future__ import annotations
 
 import math
 import os
-import time
 from pathlib import Path
 
 FRAMES_TABLE_SUFFIX = ".frames.csv"
@@ -20,13 +21,12 @@ FRAMES_TABLE_COLUMNS = ("frame_index", "camera_timestamp", "host_timestamp")
 class FramesTable:
     """Append-only writer of a frames table."""
 
-    def __init__(self, path: Path, flush_interval: float = 1.0) -> None:
+    def __init__(self, path: Path) -> None:
         self.path = path
         self.rows = 0
         self._file = open(path, "x", encoding="ascii", newline="")  # noqa: SIM115 - kept open
         self._file.write(",".join(FRAMES_TABLE_COLUMNS) + "\n")
-        self._flush_interval = flush_interval
-        self._next_flush = time.monotonic() + flush_interval
+        self._file.flush()
 
     def append(self, frame_index: int, camera_timestamp: float, host_timestamp_ns: int) -> None:
         """Add the row of the next video frame."""
@@ -34,14 +34,7 @@ class FramesTable:
         seconds, nanos = divmod(host_timestamp_ns, 1_000_000_000)
         self._file.write(f"{frame_index},{camera},{seconds}.{nanos:09d}\n")
         self.rows += 1
-        now = time.monotonic()
-        if now >= self._next_flush:
-            self.flush()
-            self._next_flush = now + self._flush_interval
-
-    def flush(self) -> None:
-        """Push buffered rows to the operating system (they survive a killed process)."""
-        self._file.flush()
+        self._file.flush()  # to the OS now: the row must never trail the video's frame
 
     def close(self) -> None:
         """Flush, sync to disk and close. Safe to call more than once."""

@@ -158,8 +158,10 @@ def test_one_worker_serves_cameras_of_any_size_and_maps_flipped_frames_back(
 ) -> None:
     settings = write_settings(
         tmp_path,
-        "[Camera plain]\nSOURCE = synthetic\nSEED = 5\n"
-        "[Camera mirrored]\nSOURCE = synthetic\nSEED = 6\nFLIP = true\n"
+        # plain and mirrored render as fast as they can, so the worker always finds a frame of
+        # each waiting: at a shared frame rate their phases could keep them from ever meeting.
+        "[Camera plain]\nSOURCE = synthetic\nSEED = 5\nPACING = free\n"
+        "[Camera mirrored]\nSOURCE = synthetic\nSEED = 6\nFLIP = true\nPACING = free\n"
         "[Camera small]\nSOURCE = synthetic\nSEED = 7\nWIDTH = 480\nHEIGHT = 360\n"
         "PIXEL_FORMAT = mono8\n",
     )

@@ -99,7 +99,7 @@ _KILLED_WRITER = textwrap.dedent(
     suffix = ".mp4" if codec == "h264" else ".mkv"
     writer = VideoWriter(folder / ("cam" + suffix), FrameGeometry(120, 160, 3), codec, 30.0,
                          flush_interval=0.2)
-    table = FramesTable(folder / "cam.frames.csv", flush_interval=0.2)
+    table = FramesTable(folder / "cam.frames.csv")
     index = 0
     while True:
         writer.encode(writer.frame_from(patterned_frame(index, 120, 160, 3)), index / 30)
@@ -129,7 +129,7 @@ def test_a_killed_recorder_leaves_playable_files(tmp_path: Path, codec: str) -> 
     frames = read_video(video)
     table = pd.read_csv(tmp_path / "cam.frames.csv")
     assert len(frames) >= 30  # everything up to the last fragment / cluster
-    assert len(table) >= 30
+    assert len(table) >= len(frames)  # every decodable frame has its row (repair cuts the rest)
     assert table["frame_index"].tolist() == list(range(len(table)))
     for index in (0, len(frames) - 1):
         expected = patterned_frame(index, 120, 160, 3)
