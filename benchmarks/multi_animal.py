@@ -74,12 +74,17 @@ def _estimator(model: Path | None, shape: tuple[int, ...], max_animals: int) -> 
 
 
 def _analyse(
-    estimator: PoseEstimator, herd: SimulatedHerd, count: int, tracker: IdentityTracker | None
+    estimator: PoseEstimator,
+    herd: SimulatedHerd,
+    count: int,
+    tracker: IdentityTracker | None,
+    raw: list[np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, list[int]]:
     """Render and analyse ``count`` frames one by one, as the worker does (frames not kept).
 
     Returns the analysed animals (T, A, K, 3), the truth (T, B, 6, 2) with keypoints hidden
     under another mouse NaN (nothing to score there), and each frame's analysis time (ns).
+    ``raw``, when given, gets each frame's instances as the model gave them (before the tracker).
     """
     frame = np.empty(herd.frame_shape, np.uint8)
     out, truth, took = [], [], []
@@ -87,6 +92,8 @@ def _analyse(
         _, true = herd.render_next(frame)
         started = time.perf_counter_ns()
         animals = estimator.estimate_animals([frame])[0]
+        if raw is not None:
+            raw.append(animals)
         if tracker is not None:
             animals = tracker.update(index / FPS, animals)
         took.append(time.perf_counter_ns() - started)
@@ -190,6 +197,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", type=Path, default=PAIR_MODEL, help="the two-mouse model")
     parser.add_argument("--smoke", action="store_true", help="a few frames; save nothing")
     parser.add_argument("--quick", action="store_true", help="a quarter of the frames")
+    parser.add_argument(
+        "--dump",
+        type=Path,
+        default=None,
+        help="also save the model's untracked instances and the truth of the crossing and free "
+        "runs to this .npz (arrays <social>_raw (T, A, K, 3) and <social>_truth (T, B, K, 2), "
+        "fps), to work on the tracker offline",
+    )
     args = parser.parse_args(argv)
     rate_frames, crossing_frames = RATE_FRAMES, round(args.seconds * FPS)
     if args.quick:
@@ -210,12 +225,25 @@ def main(argv: list[str] | None = None) -> int:
 
     identities: dict[str, Any] = {}
     tracked_by_social: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    dumped: dict[str, np.ndarray] = {}
     for social in ("cross", "free"):
+        raw: list[np.ndarray] = []
         tracked, truth, _ = _analyse(
-            pair, _herd(2, social), crossing_frames, IdentityTracker(2, keypoints)
+            pair, _herd(2, social), crossing_frames, IdentityTracker(2, keypoints), raw
         )
         identities[social] = _switches(tracked, truth, crossing_frames)
         tracked_by_social[social] = (tracked, truth)
+        dumped[f"{social}_raw"], dumped[f"{social}_truth"] = np.stack(raw), truth
+    if args.dump is not None:
+        np.savez_compressed(
+            args.dump,
+            fps=np.float64(FPS),
+            cross_raw=dumped["cross_raw"],
+            cross_truth=dumped["cross_truth"],
+            free_raw=dumped["free_raw"],
+            free_truth=dumped["free_truth"],
+        )
+        print(f"dumped {args.dump}")
     alone, lone_truth, _ = _analyse(single, _herd(1, "free"), crossing_frames, None)
     cases["identities"] = identities
     cases["error"] = {

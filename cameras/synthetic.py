@@ -4,7 +4,9 @@ Frames come from :mod:`simulator.arena` (one mouse) or :mod:`simulator.herd` (``
 3, in a ``SOCIAL`` scenario); every frame's true keypoints can be written next to the recording as
 ``<camera>.truth.csv`` in DeepLabCut's CSV layout (its multi-animal layout for several mice), so
 pose estimation, tracking and experiments can be checked against the truth
-(:func:`simulator.truth.read_truth` reads it back).
+(:func:`simulator.truth.read_truth` reads it back). With ``BEHAVIOURS`` set, the lone mouse
+walks, freezes, grooms and rears in labelled bouts and each frame's label goes to
+``<camera>.behaviour.csv`` (:func:`simulator.truth.read_behaviours` reads it back).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from cameras.base import Camera, CameraControl, CameraError
 from core.clock import host_now_ns
 from core.frames import FrameGeometry, FrameStamp, PixelFormat
 from core.schema import setting
-from simulator.arena import KEYPOINT_NAMES, ArenaParams, SimulatedArena, Waypoint
+from simulator.arena import BEHAVIOUR_NAMES, KEYPOINT_NAMES, ArenaParams, SimulatedArena, Waypoint
 from simulator.herd import MAX_ANIMALS, HerdParams, SimulatedHerd, SocialKind, animal_names
 
 log = logging.getLogger(__name__)
@@ -190,6 +192,19 @@ class SyntheticSettings:
         maximum=10000,
         unit="ms",
     )
+    behaviours: tuple[str, ...] = setting(
+        (),
+        doc="Labelled behaviours of the lone mouse, for training and scoring behaviour "
+        f"classifiers: a comma list of {', '.join(BEHAVIOUR_NAMES)}. The random walk becomes "
+        "bouts of these (walking 2-8 s, runs included; freezing 1-5 s, completely still; "
+        "grooming 1.5-5 s, body still while the head strokes to and fro at 3-6 Hz and the nose "
+        "draws back; rearing 0.8-3 s, body still while it shortens, seen from above, to 55-70 % "
+        "of its length and back), one after another at random; only those named occur. Each "
+        "frame's label is written to `<camera>.behaviour.csv` (columns `frame,behaviour`). "
+        "Empty (the default): the plain random walk, exactly as without this key. Needs "
+        "MOTION = random and ANIMALS = 1.",
+        allowed=f"a comma-separated list of {', '.join(BEHAVIOUR_NAMES)}, or empty for none",
+    )
     pacing: Literal["realtime", "free"] = setting(
         "realtime",
         doc="`realtime`: frame i is delivered i / FRAMERATE seconds after the first, like a real "
@@ -218,6 +233,7 @@ class SyntheticSettings:
                 f"MOTION = waypoints moves one mouse, but ANIMALS = {self.animals}: set "
                 "ANIMALS = 1, or MOTION = random with a SOCIAL scenario"
             )
+        self._check_behaviours()
         if self.motion == "waypoints" and not self.waypoints:
             raise ValueError(
                 "MOTION = waypoints needs WAYPOINTS, e.g. WAYPOINTS = 0: 100 240; 90: 320 240"
@@ -245,6 +261,27 @@ class SyntheticSettings:
                     f"ANIMALS = {self.animals}, SOCIAL = {self.social}: {error}"
                 ) from None
 
+    def _check_behaviours(self) -> None:
+        """BEHAVIOURS: known names, each once, for one randomly walking mouse."""
+        valid = ", ".join(BEHAVIOUR_NAMES)
+        unknown = [name for name in self.behaviours if name not in BEHAVIOUR_NAMES]
+        if unknown:
+            raise ValueError(
+                f"BEHAVIOURS: unknown behaviour(s) {', '.join(unknown)}; valid: {valid}"
+            )
+        if len(set(self.behaviours)) != len(self.behaviours):
+            raise ValueError(f"BEHAVIOURS: each behaviour may appear once, got {self.behaviours}")
+        if self.behaviours and self.animals > 1:
+            raise ValueError(
+                f"BEHAVIOURS are simulated for one mouse only (not yet for several), but "
+                f"ANIMALS = {self.animals}: set ANIMALS = 1 or leave BEHAVIOURS empty"
+            )
+        if self.behaviours and self.motion != "random":
+            raise ValueError(
+                "BEHAVIOURS need MOTION = random (the mouse's own walk), not MOTION = "
+                f"{self.motion}"
+            )
+
     def arena_params(self) -> ArenaParams:
         """Return the simulation these settings describe."""
         return ArenaParams(
@@ -257,6 +294,7 @@ class SyntheticSettings:
             waypoints=self.waypoints,
             noise=self.noise,
             lighting_drift=self.lighting_drift,
+            behaviours=self.behaviours,
         )
 
     def herd_params(self) -> HerdParams:
@@ -331,76 +369,44 @@ class PinLogFollower:
         return level
 
 
-class TruthCsvWriter:
-    """Writes ground-truth keypoints in DeepLabCut's CSV layout, one row per frame.
+class _RowFile:
+    """A text table written row by row into a buffered file, flushed at least once a second.
 
-    One animal: three header rows (``scorer``, ``bodyparts``, ``coords``) then rows of the frame
-    index and x, y, likelihood (always 1.0) per keypoint, so
-    ``pandas.read_csv(path, header=[0, 1, 2], index_col=0)`` reads it. Several animals
-    (``individuals`` given): DeepLabCut's multi-animal layout, with an ``individuals`` row after
-    ``scorer`` and x, y, likelihood per animal and keypoint (animal by animal), the likelihood
-    1.0 where the keypoint is visible and 0.0 where an animal drawn later covers it (x, y stay
-    the true position); ``header=[0, 1, 2, 3]`` reads it. Rows go through a preformatted
-    template into a buffered file, which is flushed at least once a second.
+    A disk error stops the file (cut back to its last whole row) without stopping the camera:
+    :attr:`failed` and :attr:`error` say so.
 
     Parameters
     ----------
     path
-        The file to create (replaced if it exists).
-    keypoint_names
-        The keypoints to write, in order; a subset of :data:`simulator.arena.KEYPOINT_NAMES`.
-    individuals
-        The animals' names (:func:`simulator.herd.animal_names`) for the multi-animal layout;
-        empty for the single-animal layout.
+        The file to create (an existing one is refused).
+    header
+        The header rows, each ending in a newline.
     """
 
-    SCORER = "simulation"
     FLUSH_INTERVAL_S = 1.0
 
-    def __init__(
-        self, path: Path, keypoint_names: tuple[str, ...], individuals: tuple[str, ...] = ()
-    ) -> None:
+    def __init__(self, path: Path, header: str) -> None:
         self.path = path
-        self._columns = np.array([KEYPOINT_NAMES.index(name) for name in keypoint_names])
-        self._animals = len(individuals)
-        if individuals:
-            per_row = len(individuals) * len(keypoint_names)
-            self._row_template = "%d" + ",%.3f,%.3f,%.1f" * per_row + "\n"
-        else:
-            self._row_template = "%d" + ",%.3f,%.3f,1.0" * len(keypoint_names) + "\n"
         self._file: TextIO | None = path.open("x", encoding="utf-8", newline="", buffering=1 << 16)
         self.failed = False
         self.error: str | None = None  # why the file stopped early (a disk error)
-        self._file.write(_truth_header(keypoint_names, individuals, self.SCORER))
+        self._file.write(header)
         self._last_flush = time.monotonic()
 
-    def write(self, frame_index: int, keypoints: np.ndarray) -> None:
-        """Append the row of one frame.
-
-        Parameters
-        ----------
-        frame_index
-            The frame's index (first column).
-        keypoints
-            One animal: shape (6, 2), all keypoints in the order of
-            :data:`simulator.arena.KEYPOINT_NAMES`. Several: shape (A, 6, 3), x, y and
-            visibility per animal and keypoint (:meth:`simulator.herd.SimulatedHerd.render_next`).
-        """
+    def _writable(self) -> bool:
+        """Return True while open, False once a disk error stopped it; ValueError once closed."""
         if self._file is None:
             if self.failed:
-                return  # the disk failed earlier: the camera goes on without ground truth
+                return False  # the disk failed earlier: the camera goes on without this file
             raise ValueError(f"{self.path} is closed")
-        if self._animals:
-            if keypoints.shape[0] != self._animals or keypoints.shape[-1] != 3:
-                raise ValueError(
-                    f"expected the truth of {self._animals} animals, shape "
-                    f"({self._animals}, {len(KEYPOINT_NAMES)}, 3), but got {keypoints.shape}"
-                )
-            coordinates = keypoints[:, self._columns].ravel().tolist()
-        else:
-            coordinates = keypoints[self._columns].ravel().tolist()
+        return True
+
+    def _append(self, row: str) -> None:
+        """Write one whole row (ending in a newline); flush if the last flush is a second old."""
+        if not self._writable() or self._file is None:
+            return
         try:
-            self._file.write(self._row_template % (frame_index, *coordinates))
+            self._file.write(row)
             now = time.monotonic()
             if now - self._last_flush >= self.FLUSH_INTERVAL_S:
                 self._file.flush()
@@ -442,6 +448,91 @@ class TruthCsvWriter:
             except OSError:
                 pass
         _cut_to_last_row(self.path)
+
+
+class TruthCsvWriter(_RowFile):
+    """Writes ground-truth keypoints in DeepLabCut's CSV layout, one row per frame.
+
+    One animal: three header rows (``scorer``, ``bodyparts``, ``coords``) then rows of the frame
+    index and x, y, likelihood (always 1.0) per keypoint, so
+    ``pandas.read_csv(path, header=[0, 1, 2], index_col=0)`` reads it. Several animals
+    (``individuals`` given): DeepLabCut's multi-animal layout, with an ``individuals`` row after
+    ``scorer`` and x, y, likelihood per animal and keypoint (animal by animal), the likelihood
+    1.0 where the keypoint is visible and 0.0 where an animal drawn later covers it (x, y stay
+    the true position); ``header=[0, 1, 2, 3]`` reads it. Rows go through a preformatted
+    template into a buffered file, which is flushed at least once a second.
+
+    Parameters
+    ----------
+    path
+        The file to create (replaced if it exists).
+    keypoint_names
+        The keypoints to write, in order; a subset of :data:`simulator.arena.KEYPOINT_NAMES`.
+    individuals
+        The animals' names (:func:`simulator.herd.animal_names`) for the multi-animal layout;
+        empty for the single-animal layout.
+    """
+
+    SCORER = "simulation"
+
+    def __init__(
+        self, path: Path, keypoint_names: tuple[str, ...], individuals: tuple[str, ...] = ()
+    ) -> None:
+        self._columns = np.array([KEYPOINT_NAMES.index(name) for name in keypoint_names])
+        self._animals = len(individuals)
+        if individuals:
+            per_row = len(individuals) * len(keypoint_names)
+            self._row_template = "%d" + ",%.3f,%.3f,%.1f" * per_row + "\n"
+        else:
+            self._row_template = "%d" + ",%.3f,%.3f,1.0" * len(keypoint_names) + "\n"
+        super().__init__(path, _truth_header(keypoint_names, individuals, self.SCORER))
+
+    def write(self, frame_index: int, keypoints: np.ndarray) -> None:
+        """Append the row of one frame.
+
+        Parameters
+        ----------
+        frame_index
+            The frame's index (first column).
+        keypoints
+            One animal: shape (6, 2), all keypoints in the order of
+            :data:`simulator.arena.KEYPOINT_NAMES`. Several: shape (A, 6, 3), x, y and
+            visibility per animal and keypoint (:meth:`simulator.herd.SimulatedHerd.render_next`).
+        """
+        if not self._writable():
+            return
+        if self._animals:
+            if keypoints.shape[0] != self._animals or keypoints.shape[-1] != 3:
+                raise ValueError(
+                    f"expected the truth of {self._animals} animals, shape "
+                    f"({self._animals}, {len(KEYPOINT_NAMES)}, 3), but got {keypoints.shape}"
+                )
+            coordinates = keypoints[:, self._columns].ravel().tolist()
+        else:
+            coordinates = keypoints[self._columns].ravel().tolist()
+        self._append(self._row_template % (frame_index, *coordinates))
+
+
+class BehaviourCsvWriter(_RowFile):
+    """Writes each frame's behaviour label: a ``frame,behaviour`` header, then one row a frame.
+
+    Written beside the truth file, the same way (buffered, flushed at least once a second,
+    whole rows only); :func:`simulator.truth.read_behaviours` reads it back.
+
+    Parameters
+    ----------
+    path
+        The file to create (an existing one is refused).
+    """
+
+    HEADER = "frame,behaviour\n"
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, self.HEADER)
+
+    def write(self, frame_index: int, behaviour: str) -> None:
+        """Append the row of one frame: its index and its label."""
+        self._append(f"{frame_index},{behaviour}\n")
 
 
 def _truth_header(
@@ -499,6 +590,7 @@ class SyntheticCamera(Camera):
         self.settings: SyntheticSettings = settings
         self._arena: SimulatedArena | SimulatedHerd | None = None
         self._truth: TruthCsvWriter | None = None
+        self._labels: BehaviourCsvWriter | None = None
         self._first_grab_ns: int | None = None
         self._led: PinLogFollower | None = None
         # Frame rate changes while streaming: (index, due host ns, camera s) of the frame the
@@ -536,6 +628,8 @@ class SyntheticCamera(Camera):
         self._last_index = index
         if self._truth is not None:
             self._truth.write(index, keypoints)
+        if self._labels is not None and isinstance(self._arena, SimulatedArena):
+            self._labels.write(index, self._arena.behaviour or "")
         if self.settings.pacing == "realtime":
             self._sleep_until_due(index)
         if self._led is not None:
@@ -640,26 +734,35 @@ class SyntheticCamera(Camera):
         """Start ``<session_dir>/<name>.truth.csv`` (DeepLabCut CSV layout, KEYPOINTS only).
 
         With more than one animal the file is in DeepLabCut's multi-animal layout (an
-        ``individuals`` header row; see :class:`TruthCsvWriter`).
+        ``individuals`` header row; see :class:`TruthCsvWriter`). With BEHAVIOURS set,
+        ``<session_dir>/<name>.behaviour.csv`` starts too (:class:`BehaviourCsvWriter`): a row
+        per frame, for the same frames as the truth file.
         """
-        if self._truth is not None:
-            self._truth.close()
+        self._close_files()
         path = Path(session_dir) / f"{self.name}.truth.csv"
         animals = self.settings.animals
         individuals = animal_names(animals) if animals > 1 else ()
         self._truth = TruthCsvWriter(path, self.settings.keypoints, individuals)
+        if self.settings.behaviours:
+            labels = Path(session_dir) / f"{self.name}.behaviour.csv"
+            self._labels = BehaviourCsvWriter(labels)
 
     def finish_session(self) -> None:
-        """Flush the truth file so that it is complete on disk."""
-        if self._truth is not None:
-            self._truth.flush()
+        """Flush the truth (and behaviour) file so that it is complete on disk."""
+        for writer in (self._truth, self._labels):
+            if writer is not None:
+                writer.flush()
 
     def close(self) -> None:
-        """Close the truth file and drop the simulation; safe to call more than once."""
-        if self._truth is not None:
-            self._truth.close()
-            self._truth = None
+        """Close the truth (and behaviour) file and drop the simulation; safe to call again."""
+        self._close_files()
         self._arena = None
+
+    def _close_files(self) -> None:
+        for writer in (self._truth, self._labels):
+            if writer is not None:
+                writer.close()
+        self._truth = self._labels = None
 
     def describe(self) -> dict[str, Any]:
         """Kind, seed, motion and keypoints (and the animals when several), for ``session.json``."""
@@ -683,10 +786,11 @@ class SyntheticCamera(Camera):
             "exposure_ms": self.exposure_ns / 1e6,
             "led": self.settings.led_pin if self.settings.led_pin_log else None,
             **herd,
+            **({"behaviours": list(self.settings.behaviours)} if self.settings.behaviours else {}),
             **self._file_errors(),
         }
 
     def _file_errors(self) -> dict[str, Any]:
         """``file_errors`` when the ground truth stopped early (the session reports them)."""
-        error = self._truth.error if self._truth is not None else None
-        return {"file_errors": [error]} if error else {}
+        errors = [w.error for w in (self._truth, self._labels) if w is not None and w.error]
+        return {"file_errors": errors} if errors else {}

@@ -11,7 +11,16 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from experiments.triggers.geometry import Circle, Ellipse, Line, Marker, Polygon, Rectangle, Shape
+from experiments.triggers.geometry import (
+    Circle,
+    Ellipse,
+    Label,
+    Line,
+    Marker,
+    Polygon,
+    Rectangle,
+    Shape,
+)
 from processes.messages import TriggerView
 
 
@@ -135,6 +144,12 @@ def draw_shape(canvas: np.ndarray, shape: Shape, colour: tuple[int, int, int]) -
         cv2.line(canvas, start, end, colour, thickness, cv2.LINE_AA)
     elif isinstance(shape, Marker):
         cv2.drawMarker(canvas, _point(shape.x, shape.y), colour, cv2.MARKER_CROSS, 12, thickness)
+    elif isinstance(shape, Label):
+        scale = max(0.45, min(canvas.shape[:2]) / 900)
+        cv2.putText(
+            canvas, shape.text, _point(shape.x, shape.y), cv2.FONT_HERSHEY_SIMPLEX, scale, colour,
+            thickness, cv2.LINE_AA,
+        )  # fmt: skip
 
 
 def draw_triggers(canvas: np.ndarray, triggers: Sequence[TriggerView]) -> None:

@@ -43,6 +43,7 @@ from experiments.triggers import (
     COMBINATOR_KINDS,
     TRIGGER_KINDS,
     Trigger,
+    file_parameters_of,
     make_trigger,
     parameters_of,
 )
@@ -665,6 +666,10 @@ def _parse_trigger(
     if len(problems) > count_before:
         return None
     params = {key.lower(): value for key, value in upper.items() if key not in ("KIND", "OF")}
+    for parameter in file_parameters_of(kind):  # a model file beside the config, say
+        if parameter in params and where.file.is_absolute():
+            path = Path(params[parameter]).expanduser()
+            params[parameter] = str(path if path.is_absolute() else where.file.parent / path)
     return TriggerSpec(name, kind, params, children)
 
 

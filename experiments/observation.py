@@ -86,6 +86,9 @@ class Observation:
         (animal number ``i + 1`` in configs), kept across frames by the tracker; all NaN where
         that animal is not seen in this frame. :attr:`keypoints` is then ``animals[0]``. None for
         a single-animal model.
+    pixels_per_mm
+        The camera's calibration (its ``PIXELS_PER_MM`` setting), for triggers that work in
+        physical units (behaviour classifiers); None when the camera has none.
     """
 
     time_s: float
@@ -99,6 +102,7 @@ class Observation:
     predicted: np.ndarray | None = field(default=None, compare=False, repr=False)
     lead_s: float | None = field(default=None, compare=False)
     animals: np.ndarray | None = field(default=None, compare=False, repr=False)
+    pixels_per_mm: float | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         """Check that the keypoints fit the names (a wrong model or config is caught here)."""

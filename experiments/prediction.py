@@ -39,7 +39,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal, Protocol
 
 import numpy as np
@@ -537,18 +537,8 @@ class PosePredictor:
         predictor.update(obs.time_s, obs.keypoints)
         predicted = obs.keypoints.copy()  # the likelihoods stay the measured ones
         predicted[:, :2] = predictor.predict(target_s)
-        return Observation(
-            obs.time_s,
-            obs.camera,
-            obs.frame_index,
-            obs.keypoints,
-            obs.names,
-            obs.frame,
-            obs.host_time_s,
-            obs.depth,
-            predicted,
-            target_s - obs.time_s,
-        )
+        # replace() keeps every other field (animals, depth, calibration) as measured
+        return replace(obs, predicted=predicted, lead_s=target_s - obs.time_s)
 
     def reset(self) -> None:
         """Forget every camera's tracks (the measured latencies are kept)."""

@@ -108,6 +108,7 @@ class WorkerCamera:
     # Its dynamic cropping (pose.cropping.crop_settings of [Pose] and its [Camera] keys);
     # None: [Pose]'s keys alone.
     dynamic_crop: CropSettings | None = None
+    pixels_per_mm: float | None = None  # its PIXELS_PER_MM: Observation.pixels_per_mm
 
 
 @dataclass(frozen=True)
@@ -737,6 +738,7 @@ def _observation(
         host_time_s=record.host_timestamp_ns / 1e9,
         # the depth of this very frame (its seq), for cameras with aligned depth
         depth=FrameDepth(state.depth, record.seq, depth.units_m) if depth is not None else None,
+        pixels_per_mm=state.camera.pixels_per_mm,
     )
 
 

@@ -364,6 +364,7 @@ class LiveSession:
                 ),
                 # [Pose] DYNAMIC_CROP* with this camera's own overrides
                 dynamic_crop=crop_settings(self.settings.pose, branch.settings.common),
+                pixels_per_mm=branch.settings.common.pixels_per_mm,
             )
             for branch in self._branches
             if not branch.ended and branch.ring is not None

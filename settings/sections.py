@@ -513,6 +513,16 @@ class CameraCommonSettings:
         "recording, the regions and the live view all see the mirrored frames. The Camera tab "
         "changes it while streaming.",
     )
+    pixels_per_mm: float | None = setting(
+        None,
+        doc="This camera's calibration: image pixels per millimetre on the floor (measure a "
+        "known length in a frame). Behaviour classifiers compute their distances, speeds and "
+        "accelerations in mm with it, so a classifier trained on one camera works on another. "
+        "Empty: a classifier uses the calibration it was trained with.",
+        minimum=0.001,
+        maximum=10000,
+        unit="px/mm",
+    )
     record: bool = setting(
         True,
         doc="Record this camera at Start Recording (`false`: it is streamed, shown and analysed "

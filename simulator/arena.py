@@ -45,6 +45,9 @@ KEYPOINT_NAMES: tuple[str, ...] = (
 )
 """The simulated keypoints, in the order of the keypoint axis of every keypoint array."""
 
+BEHAVIOUR_NAMES: tuple[str, ...] = ("walking", "freezing", "grooming", "rearing")
+"""The behaviours the random walk can be labelled with (``ArenaParams.behaviours``)."""
+
 MotionKind = Literal["random", "waypoints"]
 Waypoint = tuple[int, float, float]
 """``(frame, x, y)``: where the body centre is at that frame."""
@@ -134,6 +137,44 @@ MOUSE = MouseBehaviour()
 
 
 @dataclass(frozen=True)
+class BehaviourBouts:
+    """Constants of the labelled behaviours (:class:`BehaviourMotion`), in seconds, rad and BL.
+
+    Each bout's duration is drawn uniformly from its range, in seconds, so the statistics are
+    the same at any frame rate. ``walking`` is the random walk (runs included); ``freezing``
+    stands completely still; ``grooming`` keeps the body still while the head turns to and fro
+    at 3-6 Hz with a jittered amplitude and the nose is drawn back towards the neck now and
+    then; ``rearing`` keeps the body centre still while the body, seen from above, shortens
+    smoothly to 55-70 % of its length and back.
+    """
+
+    walking_duration: tuple[float, float] = (2.0, 8.0)
+    freezing_duration: tuple[float, float] = (1.0, 5.0)  # 3 in 4 freezes last over 2 s
+    grooming_duration: tuple[float, float] = (1.5, 5.0)
+    rearing_duration: tuple[float, float] = (0.8, 3.0)
+    walking_after_other: float = 0.5  # after a still behaviour, walk (if enabled) this often
+    run_probability: float = 0.25  # a change of walking speed is a run this often
+    stop_lead: float = 0.25  # s: a walk before a still behaviour slows to a stop this long
+    grooming_ramp: float = 0.3  # s to start and to end the head's strokes
+    grooming_frequency: tuple[float, float] = (3.0, 6.0)  # Hz of the head's strokes, per bout
+    grooming_amplitude: tuple[float, float] = (0.25, 0.45)  # rad of head turn, per bout
+    grooming_jitter: float = 0.3  # relative standard deviation of the stroke amplitude
+    grooming_jitter_time_constant: float = 0.25  # s
+    grooming_retract: tuple[float, float] = (0.35, 0.6)  # deepest nose retraction, per bout
+    grooming_retract_frequency: tuple[float, float] = (1.0, 2.0)  # Hz, per bout
+    rearing_stretch: tuple[float, float] = (0.55, 0.70)  # shortest stretch, per bout
+    rearing_ramp: float = 0.4  # s to rise and to come down (at most 0.4 of a bout each)
+
+    def duration(self, behaviour: str) -> tuple[float, float]:
+        """Return the range of a behaviour's bout durations, in seconds."""
+        durations: tuple[float, float] = getattr(self, f"{behaviour}_duration")
+        return durations
+
+
+BOUTS = BehaviourBouts()
+
+
+@dataclass(frozen=True)
 class ArenaParams:
     """Everything the simulation and rendering depend on; equal params give identical output.
 
@@ -159,6 +200,11 @@ class ArenaParams:
         Relative amplitude of the slow brightness drift (0.08 = +-8 %).
     body_length
         Nose to tail base in pixels; None for 0.2 x the smaller frame side.
+    behaviours
+        Names from :data:`BEHAVIOUR_NAMES`: the random walk becomes a sequence of labelled bouts
+        of these behaviours (:class:`BehaviourMotion`, :func:`simulate_behaviours`); the order
+        given does not matter. Empty (the default): the plain random walk, frame for frame as
+        without this field.
     """
 
     width: int = 640
@@ -171,6 +217,7 @@ class ArenaParams:
     noise: float = 4.0
     lighting_drift: float = 0.08
     body_length: float | None = None
+    behaviours: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         """Reject values the simulation cannot honour."""
@@ -182,6 +229,7 @@ class ArenaParams:
             raise ValueError("noise must be >= 0 and lighting_drift in [0, 1)")
         self._check_waypoints()
         self._check_body_fits()
+        self._check_behaviours()
 
     def _check_waypoints(self) -> None:
         if self.motion == "waypoints" and not self.waypoints:
@@ -189,6 +237,23 @@ class ArenaParams:
         frames = [frame for frame, _, _ in self.waypoints]
         if any(later <= earlier for earlier, later in itertools.pairwise(frames)):
             raise ValueError(f"waypoint frames must increase strictly, got {frames}")
+
+    def _check_behaviours(self) -> None:
+        unknown = [name for name in self.behaviours if name not in BEHAVIOUR_NAMES]
+        if unknown:
+            raise ValueError(
+                f"unknown behaviour(s) {', '.join(map(str, unknown))}; valid: "
+                f"{', '.join(BEHAVIOUR_NAMES)}"
+            )
+        if len(set(self.behaviours)) != len(self.behaviours):
+            raise ValueError(f"each behaviour may be named once, got {', '.join(self.behaviours)}")
+        if self.behaviours and self.motion != "random":
+            raise ValueError("behaviours need the random motion, not waypoints")
+
+    @property
+    def enabled_behaviours(self) -> tuple[str, ...]:
+        """``behaviours`` in the order of :data:`BEHAVIOUR_NAMES` (so the order given is moot)."""
+        return tuple(name for name in BEHAVIOUR_NAMES if name in self.behaviours)
 
     def _check_body_fits(self) -> None:
         x_min, y_min, x_max, y_max = self.body_center_limits()
@@ -228,7 +293,14 @@ class Pose(NamedTuple):
     ``x``, ``y``: body centre in pixels. ``heading``: direction of the body axis in radians (see
     the module docstring). ``head_turn``: angle of the head relative to the body (positive turns
     towards +heading, i.e. clockwise on screen). ``tail_bend``: total bend of the tail over its
-    length in radians.
+    length in radians. ``stretch``: length scale of the body axis as seen from above (1 =
+    normal; a rearing mouse is shorter, about 0.55-0.7): every distance along the body and head
+    axes and the drawn trunk and head lengths are multiplied by it (widths are not).
+    ``head_retract``: fraction of the neck-to-nose distance by which the nose is drawn back
+    towards the neck (0 = none; grooming), the drawn head shortening with it.
+
+    The last two fields have defaults, so arrays of the first five fields (the width before
+    they were added) still describe an animal of normal length.
     """
 
     x: float
@@ -236,6 +308,19 @@ class Pose(NamedTuple):
     heading: float
     head_turn: float = 0.0
     tail_bend: float = 0.0
+    stretch: float = 1.0
+    head_retract: float = 0.0
+
+
+POSE_WIDTH = len(Pose._fields)
+"""Number of fields of a :class:`Pose`: the width of the pose arrays made here."""
+
+_NEUTRAL_POSE = Pose(0.0, 0.0, 0.0)
+
+
+def neutral_poses(n_frames: int) -> np.ndarray:
+    """Shape (n_frames, :data:`POSE_WIDTH`): zeros but for the default fields (``stretch`` 1)."""
+    return np.tile(np.asarray(_NEUTRAL_POSE, dtype=np.float64), (n_frames, 1))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -249,9 +334,10 @@ def keypoints_from_poses(poses: np.ndarray, body_length: float) -> np.ndarray:
     Parameters
     ----------
     poses
-        Array of shape (..., 5): the fields of :class:`Pose` in order.
+        Array of shape (..., F): the fields of :class:`Pose` in order; F = 5 (the fields before
+        ``stretch``, which then is 1), 6 or 7 (:data:`POSE_WIDTH`).
     body_length
-        Nose to tail base in pixels.
+        Nose to tail base in pixels (at ``stretch`` 1).
 
     Returns
     -------
@@ -261,23 +347,27 @@ def keypoints_from_poses(poses: np.ndarray, body_length: float) -> np.ndarray:
     poses = np.asarray(poses, dtype=np.float64)
     plan, length = BODY_PLAN, body_length
     x, y, heading, head_turn = poses[..., 0], poses[..., 1], poses[..., 2], poses[..., 3]
+    width = poses.shape[-1]
+    # Scaling by a stretch of exactly 1 (or retracting by 0) changes no bit of the result.
+    axis = length * poses[..., 5] if width > 5 else length  # body-axis length scale, pixels
+    nose = plan.nose_ahead_of_neck * (1.0 - poses[..., 6]) if width > 6 else plan.nose_ahead_of_neck
     body_dx, body_dy = np.cos(heading), np.sin(heading)
     head_dx, head_dy = np.cos(heading + head_turn), np.sin(heading + head_turn)
-    neck_x = x + plan.neck_ahead * length * body_dx
-    neck_y = y + plan.neck_ahead * length * body_dy
-    ear_x = neck_x + plan.ear_ahead_of_neck * length * head_dx
-    ear_y = neck_y + plan.ear_ahead_of_neck * length * head_dy
+    neck_x = x + plan.neck_ahead * axis * body_dx
+    neck_y = y + plan.neck_ahead * axis * body_dy
+    ear_x = neck_x + plan.ear_ahead_of_neck * axis * head_dx
+    ear_y = neck_y + plan.ear_ahead_of_neck * axis * head_dy
     # The head's left is (sin, -cos) of its direction: see the module docstring.
     side_x, side_y = plan.ear_side * length * head_dy, -plan.ear_side * length * head_dx
     keypoints = np.empty((*poses.shape[:-1], len(KEYPOINT_NAMES), 2))
-    keypoints[..., 0, 0] = neck_x + plan.nose_ahead_of_neck * length * head_dx
-    keypoints[..., 0, 1] = neck_y + plan.nose_ahead_of_neck * length * head_dy
+    keypoints[..., 0, 0] = neck_x + nose * axis * head_dx
+    keypoints[..., 0, 1] = neck_y + nose * axis * head_dy
     keypoints[..., 1, 0], keypoints[..., 1, 1] = ear_x + side_x, ear_y + side_y
     keypoints[..., 2, 0], keypoints[..., 2, 1] = ear_x - side_x, ear_y - side_y
     keypoints[..., 3, 0], keypoints[..., 3, 1] = neck_x, neck_y
     keypoints[..., 4, 0], keypoints[..., 4, 1] = x, y
-    keypoints[..., 5, 0] = x - plan.tail_base_behind * length * body_dx
-    keypoints[..., 5, 1] = y - plan.tail_base_behind * length * body_dy
+    keypoints[..., 5, 0] = x - plan.tail_base_behind * axis * body_dx
+    keypoints[..., 5, 1] = y - plan.tail_base_behind * axis * body_dy
     return keypoints
 
 
@@ -294,15 +384,50 @@ def simulate_poses(params: ArenaParams, n_frames: int) -> np.ndarray:
     Returns
     -------
     numpy.ndarray
-        Shape (n_frames, 5): the fields of :class:`Pose` per frame.
+        Shape (n_frames, :data:`POSE_WIDTH`): the fields of :class:`Pose` per frame.
     """
     if params.motion == "waypoints":
         return WaypointMotion(params).poses(np.arange(n_frames))
-    motion = RandomWalkMotion(params)
-    poses = np.empty((n_frames, len(Pose._fields)))
+    motion = BehaviourMotion(params) if params.behaviours else RandomWalkMotion(params)
+    poses = np.empty((n_frames, POSE_WIDTH))
     for index in range(n_frames):
         poses[index] = motion.step()
     return poses
+
+
+def simulate_behaviours(params: ArenaParams, n_frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """Poses and behaviour labels of frames ``0 .. n_frames - 1`` without rendering.
+
+    Parameters
+    ----------
+    params
+        The simulation, with ``behaviours`` set; the same params give the poses a
+        :class:`SimulatedArena` renders and the labels the synthetic camera writes.
+    n_frames
+        Number of frames from frame 0.
+
+    Returns
+    -------
+    tuple of (numpy.ndarray, numpy.ndarray)
+        The poses, shape (n_frames, :data:`POSE_WIDTH`), and the label of each frame, shape
+        (n_frames,), strings from :data:`BEHAVIOUR_NAMES`.
+
+    Raises
+    ------
+    ValueError
+        When ``params.behaviours`` is empty (there are no labels to give).
+    """
+    if not params.behaviours:
+        raise ValueError(
+            f"simulate_behaviours needs params.behaviours (some of {', '.join(BEHAVIOUR_NAMES)})"
+        )
+    motion = BehaviourMotion(params)
+    poses = np.empty((n_frames, POSE_WIDTH))
+    labels: list[str] = []
+    for index in range(n_frames):
+        poses[index] = motion.step()
+        labels.append(motion.behaviour)
+    return poses, np.array(labels, dtype=f"<U{max(map(len, BEHAVIOUR_NAMES))}")
 
 
 def simulate_keypoints(params: ArenaParams, n_frames: int) -> np.ndarray:
@@ -337,9 +462,11 @@ class Motion(Protocol):
 
 
 def make_motion(params: ArenaParams) -> Motion:
-    """Make the motion model that ``params.motion`` names."""
+    """Make the motion model that ``params.motion`` (and ``params.behaviours``) name."""
     if params.motion == "waypoints":
         return WaypointMotion(params)
+    if params.behaviours:
+        return BehaviourMotion(params)
     return RandomWalkMotion(params)
 
 
@@ -466,9 +593,13 @@ class RandomWalkMotion:
 
     def _advance(self) -> None:
         self._advance_state()
-        pose, b = self._pose, self._b
         frozen = self._state == "freeze"
         self._update_random_processes()
+        self._pose = self._move(self._pose, frozen)
+
+    def _move(self, pose: Pose, frozen: bool) -> Pose:
+        """Return the next pose: walking on (steering off walls), or stopping quickly if frozen."""
+        b = self._b
         if frozen:
             turn_rate, wall_slowdown = 0.0, 1.0
             self._speed *= self._stop_decay
@@ -488,7 +619,7 @@ class RandomWalkMotion:
             tail_target = _clamp(-b.tail_bend_gain * turn_rate, -b.max_tail_bend, b.max_tail_bend)
             head_turn = head_target + (head_turn - head_target) * self._posture_decay
             tail_bend = tail_target + (tail_bend - tail_target) * self._posture_decay
-        self._pose = Pose(x, y, heading, head_turn, tail_bend)
+        return Pose(x, y, heading, head_turn, tail_bend)
 
     def _update_random_processes(self) -> None:
         """Advance the Ornstein-Uhlenbeck processes of turning and speed jitter (exact steps)."""
@@ -550,6 +681,158 @@ def _wall_push(distance: float, zone: float, heading_into_wall: float, along: fl
     return closeness * (along + max(0.0, heading_into_wall))
 
 
+def _smooth_bump(elapsed: float, total: float, ramp: float) -> float:
+    """0 at both ends of a bout, rising smoothly over ``ramp`` to 1 (exactly 0 at ``total``)."""
+    edge = min(elapsed, total - elapsed) / ramp
+    if edge >= 1.0:
+        return 1.0
+    edge = max(edge, 0.0)
+    return edge * edge * (3.0 - 2.0 * edge)
+
+
+class BehaviourMotion(RandomWalkMotion):
+    """The random walk as a sequence of labelled behaviour bouts; see :class:`BehaviourBouts`.
+
+    The enabled behaviours (``params.behaviours``) follow each other in bouts whose durations are
+    drawn in seconds; the next behaviour is drawn among the other enabled ones (after a still
+    behaviour, walking half the time when enabled). A walk that is followed by a still
+    behaviour slows to a stop in its last quarter second, so the still behaviour starts still;
+    every still behaviour keeps the body centre, heading and tail exactly where they were, and
+    grooming and rearing end exactly in the posture they started with. :attr:`behaviour` is the
+    label of the pose the last :meth:`step` returned.
+
+    Parameters
+    ----------
+    params
+        The simulation; ``params.behaviours`` names the enabled behaviours.
+    behaviour
+        The constants of the walk.
+    bouts
+        The constants of the behaviours.
+    """
+
+    def __init__(
+        self, params: ArenaParams, behaviour: MouseBehaviour = MOUSE, bouts: BehaviourBouts = BOUTS
+    ) -> None:
+        super().__init__(params, behaviour)
+        if not params.behaviours:
+            raise ValueError(f"no behaviours enabled; name some of {', '.join(BEHAVIOUR_NAMES)}")
+        self._bouts = bouts
+        self._framerate = params.framerate
+        self._enabled = params.enabled_behaviours
+        self._groom_jitter_decay = _decay(self._dt, bouts.grooming_jitter_time_constant)
+        self._groom_jitter = 0.0
+        first = self._enabled[int(self._random.uniform() * len(self._enabled)) % len(self._enabled)]
+        self._start_bout(first)
+
+    @property
+    def behaviour(self) -> str:
+        """The label of the last pose :meth:`step` returned (of frame 0 before the first call)."""
+        return self._behaviour
+
+    # Bouts -------------------------------------------------------------------------------------
+
+    def _start_bout(self, behaviour: str) -> None:
+        """Begin a bout: its length in frames, the behaviour after it, its own parameters."""
+        bouts, rand = self._bouts, self._random
+        self._behaviour = behaviour
+        seconds = rand.uniform(*bouts.duration(behaviour))
+        self._bout_frames = max(1, round(seconds * self._framerate))
+        self._bout_frame = 0
+        self._next_behaviour = self._draw_next(behaviour)
+        self._bout_start = self._pose
+        if behaviour == "walking":
+            self._start_walk()
+        else:
+            self._state = "still"
+            self._speed = 0.0
+        if behaviour == "grooming":
+            self._groom_frequency = rand.uniform(*bouts.grooming_frequency)
+            self._groom_amplitude = rand.uniform(*bouts.grooming_amplitude)
+            self._groom_phase = rand.uniform(0.0, _TWO_PI)
+            self._retract_depth = rand.uniform(*bouts.grooming_retract)
+            self._retract_frequency = rand.uniform(*bouts.grooming_retract_frequency)
+        elif behaviour == "rearing":
+            self._rear_depth = 1.0 - rand.uniform(*bouts.rearing_stretch)
+
+    def _draw_next(self, current: str) -> str:
+        """Draw the behaviour after a bout of ``current``: another enabled one if there is one."""
+        others = [name for name in self._enabled if name != current]
+        if not others:
+            return current
+        if current != "walking" and "walking" in others:
+            rest = [name for name in others if name != "walking"]
+            if not rest or self._random.uniform() < self._bouts.walking_after_other:
+                return "walking"
+            others = rest
+        return others[int(self._random.uniform() * len(others)) % len(others)]
+
+    # One step ----------------------------------------------------------------------------------
+
+    def _advance(self) -> None:
+        self._bout_frame += 1
+        if self._bout_frame >= self._bout_frames:
+            self._start_bout(self._next_behaviour)
+        if self._behaviour == "walking":
+            self._advance_walk()
+        self._update_random_processes()
+        elapsed = (self._bout_frame + 1) * self._dt  # at the bout's last frame: its duration
+        total = self._bout_frames * self._dt
+        if self._behaviour == "walking":
+            stopping = self._next_behaviour != "walking" and total - elapsed < self._bouts.stop_lead
+            self._pose = self._move(self._pose, frozen=stopping)
+        elif self._behaviour == "grooming":
+            self._pose = self._groom(elapsed, total)
+        elif self._behaviour == "rearing":
+            self._pose = self._rear(elapsed, total)
+        # freezing: the pose stays exactly as it was
+
+    def _advance_walk(self) -> None:
+        """Advance walking's own states: stretches of one target speed, now and then a run."""
+        b = self._b
+        self._state_left -= self._dt
+        self._stretch_left -= self._dt
+        if self._state == "run":
+            if self._state_left <= 0:
+                self._state = "walk"
+                self._new_walk_stretch()
+        elif self._stretch_left <= 0:
+            if self._random.uniform() < self._bouts.run_probability:
+                self._state = "run"
+                self._state_left = self._random.uniform(*b.run_duration)
+                self._target_speed = self._random.uniform(*b.run_speed)
+            else:
+                self._new_walk_stretch()
+
+    def _groom(self, elapsed: float, total: float) -> Pose:
+        """Body, heading and tail still; the head strokes to and fro, the nose drawn back."""
+        bouts = self._bouts
+        envelope = _smooth_bump(elapsed, total, bouts.grooming_ramp)
+        kick = math.sqrt(1.0 - self._groom_jitter_decay**2)
+        self._groom_jitter = self._groom_jitter * self._groom_jitter_decay + kick * (
+            self._random.normal()
+        )
+        amplitude = self._groom_amplitude * max(
+            0.2, 1.0 + bouts.grooming_jitter * self._groom_jitter
+        )
+        stroke = amplitude * math.sin(_TWO_PI * self._groom_frequency * elapsed + self._groom_phase)
+        retract_wave = 0.5 - 0.5 * math.cos(_TWO_PI * self._retract_frequency * elapsed)
+        start = self._bout_start
+        return start._replace(
+            head_turn=(1.0 - envelope) * start.head_turn + envelope * stroke,
+            head_retract=envelope * self._retract_depth * retract_wave,
+        )
+
+    def _rear(self, elapsed: float, total: float) -> Pose:
+        """Body centre, heading and tail still; the body shortens smoothly and comes back."""
+        ramp = min(self._bouts.rearing_ramp, 0.4 * total)
+        height = _smooth_bump(elapsed, total, ramp)
+        start = self._bout_start
+        return start._replace(
+            head_turn=(1.0 - height) * start.head_turn, stretch=1.0 - self._rear_depth * height
+        )
+
+
 class WaypointMotion:
     """The body centre follows scripted waypoints; the heading is the direction of travel.
 
@@ -573,9 +856,9 @@ class WaypointMotion:
         self._next_index = 0
 
     def poses(self, frame_indices: np.ndarray) -> np.ndarray:
-        """Poses of the given frames: shape (n, 5), fields of :class:`Pose`."""
+        """Poses of the given frames: shape (n, :data:`POSE_WIDTH`), fields of :class:`Pose`."""
         frames = np.asarray(frame_indices, dtype=np.float64)
-        poses = np.zeros((frames.size, len(Pose._fields)))
+        poses = neutral_poses(frames.size)
         poses[:, 0] = np.interp(frames, self._frames, self._xs)
         poses[:, 1] = np.interp(frames, self._frames, self._ys)
         # Segment k runs from waypoint k to k + 1 and covers frames in (frame_k, frame_k+1].
@@ -779,30 +1062,35 @@ class ArenaRenderer:
 
     def _draw_animal(self, image: np.ndarray, pose: Pose) -> None:
         cv2, plan, length, colors = self._cv2, BODY_PLAN, self._length, self._colors
+        # Lengths along the body and head axes scale with the stretch (exactly: 1 changes no
+        # bit), the nose and the head's front draw back with the retraction; widths stay.
+        stretch, axis = pose.stretch, length * pose.stretch
         body_dx, body_dy = math.cos(pose.heading), math.sin(pose.heading)
         head_angle = pose.heading + pose.head_turn
         head_dx, head_dy = math.cos(head_angle), math.sin(head_angle)
-        neck_x = pose.x + plan.neck_ahead * length * body_dx
-        neck_y = pose.y + plan.neck_ahead * length * body_dy
+        neck_x = pose.x + plan.neck_ahead * axis * body_dx
+        neck_y = pose.y + plan.neck_ahead * axis * body_dy
 
         self._draw_tail(image, pose, colors.tail)
-        trunk = plan.body_ellipse_center * length
+        trunk = plan.body_ellipse_center * stretch * length
         trunk_center = (pose.x + trunk * body_dx, pose.y + trunk * body_dy)
-        trunk_length, trunk_width = plan.body_half_length, plan.body_half_width
+        trunk_length, trunk_width = plan.body_half_length * stretch, plan.body_half_width
         self._ellipse(image, trunk_center, trunk_length, trunk_width, pose.heading, colors.body)
-        spine_length, spine_width = 0.6 * plan.body_half_length, 0.35 * plan.body_half_width
+        spine_length = 0.6 * plan.body_half_length * stretch
+        spine_width = 0.35 * plan.body_half_width
         self._ellipse(image, trunk_center, spine_length, spine_width, pose.heading, colors.back)
-        ear_x = neck_x + plan.ear_ahead_of_neck * length * head_dx
-        ear_y = neck_y + plan.ear_ahead_of_neck * length * head_dy
+        ear_x = neck_x + plan.ear_ahead_of_neck * axis * head_dx
+        ear_y = neck_y + plan.ear_ahead_of_neck * axis * head_dy
         side_x, side_y = plan.ear_side * length * head_dy, -plan.ear_side * length * head_dx
         radius = round(plan.ear_radius * length * _SCALE)
         for sign in (1.0, -1.0):
             center = _fixed(ear_x + sign * side_x, ear_y + sign * side_y)
             cv2.circle(image, center, radius, colors.ear, -1, cv2.LINE_AA, _SHIFT)
-        head = plan.head_ellipse_center * length
+        head_center_ahead, head_half_length = head_ellipse(pose)
+        head = head_center_ahead * length
         head_center = (neck_x + head * head_dx, neck_y + head * head_dy)
         self._ellipse(
-            image, head_center, plan.head_half_length, plan.head_half_width, head_angle, colors.head
+            image, head_center, head_half_length, plan.head_half_width, head_angle, colors.head
         )
 
     def _ellipse(
@@ -831,6 +1119,19 @@ class ArenaRenderer:
             cv2.polylines(image, [part], False, color, pixels, cv2.LINE_AA, _SHIFT)
 
 
+def head_ellipse(pose: Pose) -> tuple[float, float]:
+    """Return the drawn head ellipse's centre ahead of the neck and its half length, in BL.
+
+    The ellipse's back end stays where it is and its front end keeps 0.03 BL beyond the nose
+    as the nose is drawn back (``head_retract``); both scale with ``stretch``.
+    """
+    plan = BODY_PLAN
+    shortening = 0.5 * plan.nose_ahead_of_neck * pose.head_retract
+    center = (plan.head_ellipse_center - shortening) * pose.stretch
+    half_length = (plan.head_half_length - shortening) * pose.stretch
+    return center, half_length
+
+
 def _fixed(x: float, y: float) -> tuple[int, int]:
     """Convert a point to cv2's fixed-point coordinates (``_SHIFT`` fractional bits)."""
     return (round(x * _SCALE), round(y * _SCALE))
@@ -847,8 +1148,8 @@ def _tail_points(
 ) -> np.ndarray:
     """Fixed-point int32 points along the tail, clipped to the floor (a tail lies along a wall)."""
     plan = BODY_PLAN
-    base_x = pose.x - plan.tail_base_behind * length * math.cos(pose.heading)
-    base_y = pose.y - plan.tail_base_behind * length * math.sin(pose.heading)
+    base_x = pose.x - plan.tail_base_behind * length * pose.stretch * math.cos(pose.heading)
+    base_y = pose.y - plan.tail_base_behind * length * pose.stretch * math.sin(pose.heading)
     # The tail points backwards and bends steadily along its length by tail_bend in total.
     angles = pose.heading + math.pi + pose.tail_bend * _TAIL_FRACTIONS
     step = plan.tail_length * length / _TAIL_SEGMENTS
@@ -933,6 +1234,8 @@ class SimulatedArena:
     motion: Motion = field(init=False)
     renderer: ArenaRenderer = field(init=False)
     next_frame_index: int = field(init=False, default=0)
+    behaviour: str | None = field(init=False, default=None)
+    """The behaviour label of the last rendered frame; None when ``params.behaviours`` is empty."""
 
     def __post_init__(self) -> None:
         """Build the motion model and the renderer (the renderer precomputes its images)."""
@@ -960,6 +1263,8 @@ class SimulatedArena:
         """
         index = self.next_frame_index
         pose = self.motion.step()
+        if isinstance(self.motion, BehaviourMotion):
+            self.behaviour = self.motion.behaviour
         self.renderer.render(pose, index, out)
         self.next_frame_index = index + 1
         return index, keypoints_from_poses(np.asarray(pose), self.params.body_length_px)

@@ -45,6 +45,7 @@ from simulator.arena import (
     ArenaRenderer,
     Pose,
     _tail_points,
+    head_ellipse,
     keypoints_from_poses,
     make_motion,
 )
@@ -93,6 +94,10 @@ class HerdParams:
             raise ValueError(f"the '{self.social}' scenario needs 2 or 3 animals")
         if self.arena.motion == "waypoints" and self.animals > 1:
             raise ValueError("waypoint motion moves one animal only")
+        if self.arena.behaviours and self.animals > 1:
+            raise ValueError(
+                "labelled behaviours are simulated for one animal only (not yet for several)"
+            )
         half_x, half_y = room(self.arena)
         if self.social != "free" and min(half_x, half_y) < _MIN_ROOM:
             raise ValueError(
@@ -421,21 +426,23 @@ def covered_by(pose: Pose, points: np.ndarray, params: ArenaParams) -> np.ndarra
         Shape (N,), bool.
     """
     plan, length = BODY_PLAN, params.body_length_px
+    axis = length * pose.stretch  # lengths along the body and head axes (widths do not scale)
     points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
     body = np.array([math.cos(pose.heading), math.sin(pose.heading)])
     head_angle = pose.heading + pose.head_turn
     head = np.array([math.cos(head_angle), math.sin(head_angle)])
     center = np.array([pose.x, pose.y])
-    neck = center + plan.neck_ahead * length * body
-    trunk_center = center + plan.body_ellipse_center * length * body
-    head_center = neck + plan.head_ellipse_center * length * head
+    neck = center + plan.neck_ahead * axis * body
+    trunk_center = center + plan.body_ellipse_center * axis * body
+    head_ahead, head_half_length = head_ellipse(pose)
+    head_center = neck + head_ahead * length * head
     covered = _in_ellipse(
-        points, trunk_center, body, plan.body_half_length * length, plan.body_half_width * length
+        points, trunk_center, body, plan.body_half_length * axis, plan.body_half_width * length
     )
     covered |= _in_ellipse(
-        points, head_center, head, plan.head_half_length * length, plan.head_half_width * length
+        points, head_center, head, head_half_length * length, plan.head_half_width * length
     )
-    ears = neck + plan.ear_ahead_of_neck * length * head
+    ears = neck + plan.ear_ahead_of_neck * axis * head
     side = plan.ear_side * length * np.array([head[1], -head[0]])
     for ear in (ears + side, ears - side):
         covered |= np.hypot(*(points - ear).T) <= plan.ear_radius * length

@@ -6,6 +6,10 @@ Both of DeepLabCut's CSV layouts are read: the single-animal one (header rows ``
 truth the likelihood is 1.0 for a visible keypoint and 0.0 for one covered by another animal
 (its x, y are still the true position). Only the standard library and numpy are used, so a test
 or an analysis script can read the truth without pandas.
+
+With ``BEHAVIOURS`` set, the camera also writes each frame's behaviour label to
+``<camera>.behaviour.csv`` (columns ``frame,behaviour``, one row per frame, the same frames as the
+truth file); :func:`read_behaviours` reads it.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ SINGLE_ANIMAL_NAME = "animal1"
 """The identity given to the animal of a single-animal file (which names no individuals)."""
 
 _COORDS = ("x", "y", "likelihood")
+_BEHAVIOUR_HEADER = ["frame", "behaviour"]
 
 
 class Truth(NamedTuple):
@@ -123,3 +128,53 @@ def _names(
             f"{path}: expected the same keypoints in the same order for every individual"
         )
     return animals, keypoints
+
+
+class BehaviourLabels(NamedTuple):
+    """A behaviour label file as arrays.
+
+    Attributes
+    ----------
+    frames
+        Shape (T,): the frame index of each row (the rows of the truth file).
+    labels
+        Shape (T,), strings: each frame's behaviour (``walking``, ``freezing``, ``grooming``,
+        ``rearing``; see :data:`simulator.arena.BEHAVIOUR_NAMES`).
+    """
+
+    frames: np.ndarray
+    labels: np.ndarray
+
+
+def read_behaviours(path: Path | str) -> BehaviourLabels:
+    """Read a ``<camera>.behaviour.csv``: the header ``frame,behaviour``, then a row per frame.
+
+    Parameters
+    ----------
+    path
+        The file.
+
+    Returns
+    -------
+    BehaviourLabels
+        The frame indices and their labels, in file order.
+
+    Raises
+    ------
+    ValueError
+        Naming the file and the first row that is not as expected.
+    """
+    path = Path(path)
+    with path.open(newline="", encoding="utf-8") as file:
+        rows = [row for row in csv.reader(file) if row]
+    if not rows or rows[0] != _BEHAVIOUR_HEADER:
+        found = ",".join(rows[0]) if rows else "an empty file"
+        raise ValueError(f"{path}: expected the header frame,behaviour, found {found}")
+    frames: list[int] = []
+    labels: list[str] = []
+    for number, row in enumerate(rows[1:], start=2):
+        if len(row) != 2 or not row[0].strip().isdigit() or not row[1]:
+            raise ValueError(f"{path}: line {number} is not 'frame,behaviour': {','.join(row)}")
+        frames.append(int(row[0]))
+        labels.append(row[1])
+    return BehaviourLabels(np.array(frames, dtype=np.int64), np.array(labels, dtype=str))

@@ -7,9 +7,13 @@ x, y (pixels, x right, y down) and likelihood per keypoint, with all-NaN rows fo
 Each identity predicts where its keypoints are now (a constant-velocity motion model, see
 :class:`IdentityTracker`), the detections are matched to the predictions by the Hungarian
 algorithm on the mean keypoint distance (gated at ``max_distance_px``), and detections left over
-take free identities. It runs at every pose update of the live loop, so it is about fifty
-vectorised numpy calls on (A, A, K) arrays, at about a microsecond each whatever A <= 4 and
-K <= 20: some 50 to 65 µs per update on one core.
+take free identities. Where animals touch (a bottom-up decoder's instances can then be chimeras,
+the front of one animal grouped with the back of the other), the keypoints are re-assigned to
+the identities one keypoint type at a time, and each identity's remembered body moves as a whole
+(see :meth:`IdentityTracker._regroup` and :meth:`IdentityTracker._move_rigidly`). It runs at
+every pose update of the live loop, so it is a few dozen vectorised numpy calls on (A, A, K)
+arrays, at about a microsecond each whatever A <= 4 and K <= 20: some 70 µs per update on one
+core with the animals apart, 150 to 300 µs while they touch.
 """
 
 from __future__ import annotations
@@ -23,6 +27,19 @@ from scipy.optimize import linear_sum_assignment
 DEFAULT_VELOCITY_TIME_CONSTANT_S = 0.1
 DEFAULT_IDENTITY_WEIGHT_PX = 20.0
 DEFAULT_AMBIGUITY_MARGIN = 0.2
+# In contact, a keypoint moves to another identity than its instance's when that identity
+# predicts it this much closer (a keypoint jitters by a pixel or two; a chimera's wrong half is
+# usually 15 to 30 px from where its instance's identity expects it).
+DEFAULT_REGROUP_MARGIN_PX = 5.0
+# Identities whose closest keypoints are within this are in contact (a few keypoint errors;
+# about 0.4 body length for the simulated mice).
+DEFAULT_CONTACT_DISTANCE_PX = 40.0
+# In contact, an identity's body is fitted (rotation) to the keypoints within this of where its
+# median innovation moves them (a keypoint jitters by a pixel or two, a turn moves a body's ends
+# by a few pixels per frame; another animal's keypoint is usually farther).
+RIGID_INLIER_PX = 10.0
+# The most an identity in contact may turn in one update (17 degrees; 9 rad/s at 30 fps).
+RIGID_MAX_TURN_RAD = 0.3
 # Two assignments whose total costs differ by less than this cannot be told apart whatever the
 # relative margin says: a pose model's keypoints jitter by about a pixel (matters when the best
 # total is near zero, e.g. two animals on top of each other).
@@ -95,6 +112,13 @@ class IdentityTracker:
     ``max_gap_s`` is forgotten; an identity unseen for longer is lost, its motion reset, and it is
     free for a later detection.
 
+    Contact: while an identity's keypoints (detected, or predicted if it has no detection) come
+    within ``contact_distance_px`` of another's, its keypoints are re-assigned one keypoint type
+    at a time (repairing chimeric instances, :meth:`_regroup`), and what it remembers is its
+    predicted body moved rigidly (shifted and turned) onto the majority of its keypoints, so it
+    keeps its shape through the contact (:meth:`_move_rigidly`). Its output row is still the
+    keypoints it was given, as detected.
+
     Parameters
     ----------
     max_animals
@@ -115,6 +139,11 @@ class IdentityTracker:
     ambiguity_margin
         A frame is ambiguous when its second-best assignment costs at most this fraction more
         than the best (plus :data:`AMBIGUITY_FLOOR_PX`).
+    regroup_margin_px
+        In contact, how much closer (pixels) another identity's prediction of a keypoint must
+        be than its instance's identity's for the keypoint to move to it.
+    contact_distance_px
+        Identities whose closest keypoints are within this are in contact.
     """
 
     def __init__(
@@ -128,6 +157,8 @@ class IdentityTracker:
         velocity_time_constant_s: float = DEFAULT_VELOCITY_TIME_CONSTANT_S,
         identity_weight_px: float = DEFAULT_IDENTITY_WEIGHT_PX,
         ambiguity_margin: float = DEFAULT_AMBIGUITY_MARGIN,
+        regroup_margin_px: float = DEFAULT_REGROUP_MARGIN_PX,
+        contact_distance_px: float = DEFAULT_CONTACT_DISTANCE_PX,
     ) -> None:
         self.max_animals = _check_count("max_animals", max_animals)
         self.keypoints = _check_count("keypoints", keypoints)
@@ -143,6 +174,10 @@ class IdentityTracker:
         self.ambiguity_margin = _check_positive(
             "ambiguity_margin", ambiguity_margin, allow_zero=True
         )
+        self.regroup_margin_px = _check_positive(
+            "regroup_margin_px", regroup_margin_px, allow_zero=True
+        )
+        self.contact_distance_px = _check_positive("contact_distance_px", contact_distance_px)
         # Larger than any sum of admissible costs, so the Hungarian algorithm first makes as many
         # admissible matches as it can, then the cheapest; a gated pair is never kept.
         largest = self.max_distance_px - self.identity_weight_px * math.log(MIN_PROBABILITY)
@@ -199,7 +234,9 @@ class IdentityTracker:
         -------
         numpy.ndarray
             A new (A, K, 3) array: row i is identity i's instance as given, all-NaN when identity
-            i was not seen in this frame.
+            i was not seen in this frame. For identities in contact, row i is the keypoints
+            re-assigned to identity i, each as given (NaN where it got none), which may come from
+            several instances.
         """
         time_s = float(time_s)
         if not math.isfinite(time_s):
@@ -240,12 +277,28 @@ class IdentityTracker:
         if instances.shape[0] == 0:
             return out
 
-        rows, ids, innovation = self._match(time_s, xy, seen, scores)
+        rows, ids, predicted, distance, known = self._match(time_s, xy, seen, scores)
         new_rows, new_ids = self._take_free(rows, instances, seen, scores)
         if rows.size:
-            out[ids] = instances[rows]
             moved = previous is None or time_s > previous
-            self._follow(time_s, xy[rows], seen[rows], ids, innovation[rows, ids], moved)
+            source, in_contact = self._regroup(
+                xy, seen, scores, predicted, known, rows, ids, distance
+            )
+            if source is None:  # every keypoint stays with its instance (the usual case)
+                out[ids] = instances[rows]
+                kp_xy, kp_seen = xy[rows], seen[rows]
+            else:
+                ids = np.flatnonzero((source >= 0).any(axis=1))
+                source = source[ids]
+                taken = source >= 0
+                pick = np.maximum(source, 0), np.arange(self.keypoints)
+                out[ids] = np.where(taken[..., None], instances[pick], np.nan)
+                kp_xy, kp_seen = xy[pick], taken
+            if in_contact is not None and in_contact[ids].any():
+                kp_xy, kp_seen = self._move_rigidly(
+                    kp_xy, kp_seen, in_contact[ids], predicted[ids], known[ids]
+                )
+            self._follow(time_s, kp_xy, kp_seen, ids, kp_xy - predicted[ids], moved)
         if new_rows.size:
             out[new_ids] = instances[new_rows]
             self._start(time_s, xy[new_rows], seen[new_rows], new_ids)
@@ -286,7 +339,7 @@ class IdentityTracker:
 
     def _match(
         self, time_s: float, xy: np.ndarray, seen: np.ndarray, scores: np.ndarray | None
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Match detections to the tracked identities.
 
         Parameters
@@ -303,8 +356,9 @@ class IdentityTracker:
         Returns
         -------
         tuple of numpy.ndarray
-            The detection rows and their identities, and the (D, A, K, 2) innovations (the
-            detections' keypoints minus the predictions).
+            The detection rows and their identities; the (A, K, 2) predicted keypoints (NaN
+            where unknown), the (D, A, K) distances of the detections' keypoints to them, and
+            the (A, K) keypoints whose prediction is known.
         """
         age = time_s - self._kp_time  # NaN where unknown: compares False below
         predicted = self._kp_xy + self._vel[:, None, :] * age[..., None]
@@ -333,7 +387,172 @@ class IdentityTracker:
         if self._is_ambiguous(cost, admissible, rows, ids):
             self._last_ambiguous = True
             self.counts.ambiguous_assignments += 1
-        return rows, ids, innovation
+        return rows, ids, predicted, distance, known
+
+    def _regroup(
+        self,
+        xy: np.ndarray,
+        seen: np.ndarray,
+        scores: np.ndarray | None,
+        predicted: np.ndarray,
+        known: np.ndarray,
+        rows: np.ndarray,
+        ids: np.ndarray,
+        distance: np.ndarray,
+    ) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """Re-assign the matched detections' keypoints to identities, one keypoint type at once.
+
+        Where two animals overlap, a bottom-up decoder can group the front of one with the back
+        of the other (a chimera), and an instance-level match then gives one identity parts of
+        both. So, between identities in contact (the closest keypoints of their detections, or
+        of their predictions for an identity without one, within ``contact_distance_px``), each
+        keypoint type is matched on its own by the Hungarian algorithm: the matched detections'
+        keypoints of that type against the identities' predictions of it, a keypoint leaving
+        its instance's identity costing ``regroup_margin_px`` more, so the decoder's grouping
+        stands unless another identity predicts the keypoint clearly better. An identity in
+        contact without a detection this frame can take keypoints too (the decoder may have
+        merged it into the other's instance). Apart, every keypoint stays with its instance.
+        With identity scores, each keypoint costs its instance's identity term too (an ID
+        model's word on the instance holds for its keypoints).
+
+        Parameters
+        ----------
+        xy, seen
+            (D, K, 2) detections' keypoints and (D, K) which are seen.
+        scores
+            (D, A) identity scores, or None.
+        predicted, known
+            (A, K, 2) predicted keypoints and (A, K) which are known (see :meth:`_match`).
+        rows, ids
+            The matched detection rows and their identities.
+        distance
+            (D, A, K) distances of the detections' keypoints to the predictions.
+
+        Returns
+        -------
+        tuple
+            The (A, K) detection row of each identity's keypoint (-1: none), or None when
+            every keypoint stays with its instance; and which identities (A,) are in contact
+            with another, or None when none is.
+        """
+        tracked = np.flatnonzero(np.isfinite(self._last_seen))
+        if tracked.size < 2:
+            return None, None
+        here = np.searchsorted(tracked, ids)  # each matched identity's place among the tracked
+        # Where each tracked identity is: its detection's keypoints, else its prediction.
+        where = predicted[tracked].copy()  # (T, K, 2)
+        where[here] = np.where(seen[rows][..., None], xy[rows], np.nan)
+        # Cheap first: identities whose bounding boxes are farther apart than the contact
+        # distance along x or y are not in contact (the usual case).
+        low, high = np.fmin.reduce(where, axis=1), np.fmax.reduce(where, axis=1)
+        apart = (
+            np.maximum(low[:, None] - high[None], low[None] - high[:, None])
+            > self.contact_distance_px
+        ).any(axis=2)
+        if np.count_nonzero(apart) == apart.size - tracked.size:
+            return None, None
+        flat = where.reshape(-1, 2)
+        gap = flat[:, None] - flat[None]
+        gap = np.abs(gap.view(np.complex128)[..., 0]).reshape(
+            tracked.size, self.keypoints, tracked.size, self.keypoints
+        )
+        closest = np.fmin.reduce(np.fmin.reduce(gap, axis=3), axis=1)  # NaN: nothing known
+        with np.errstate(invalid="ignore"):
+            near = closest <= self.contact_distance_px
+        np.fill_diagonal(near, False)
+        if not near.any():
+            return None, None
+        in_contact = np.zeros(self.max_animals, bool)
+        in_contact[tracked] = near.any(axis=1)
+        # (m, T, K): each matched detection's keypoints against each tracked identity.
+        cost = distance[np.ix_(rows, tracked)]
+        own = ids[:, None] == tracked[None]  # (m, T)
+        extra = np.where(own, 0.0, self.regroup_margin_px)
+        if scores is not None:
+            extra = extra + self._score_cost(scores[np.ix_(rows, tracked)])
+        cost = cost + extra[..., None]
+        usable = seen[rows][:, None, :] & known[tracked][None]
+        allowed = usable & (own | near[here])[..., None]
+        # A keypoint its own identity predicts nothing for stays with it; others may not take
+        # one from an identity they are not in contact with.
+        cost = np.where(allowed, cost, np.where(own[..., None], 0.0, self._gated))
+        kept = cost[np.arange(rows.size), here]  # (m, K)
+        # Where every detection's keypoint is cheapest with its own identity, the grouping is
+        # optimal (the sum of row minima bounds every assignment from below): no re-solve.
+        fine = ~seen[rows] | (kept <= cost.min(axis=1))
+        check = np.flatnonzero(~fine.all(axis=0))
+        if check.size == 0:
+            return None, in_contact
+        source = np.full((self.max_animals, self.keypoints), -1, np.intp)
+        source[ids] = np.where(seen[rows], rows[:, None], -1)
+        for k in check.tolist():  # own identities are always admissible: nothing is dropped
+            present = np.flatnonzero(seen[rows, k])
+            sub = cost[present, :, k]
+            sub_rows, sub_cols = linear_sum_assignment(sub)
+            good = sub[sub_rows, sub_cols] < self._gated
+            source[tracked, k] = -1
+            source[tracked[sub_cols[good]], k] = rows[present[sub_rows[good]]]
+        return source, in_contact
+
+    @staticmethod
+    def _move_rigidly(
+        xy: np.ndarray,
+        seen: np.ndarray,
+        in_contact: np.ndarray,
+        predicted: np.ndarray,
+        known: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Return what the identities in contact remember: their bodies moved as a whole.
+
+        Where two animals overlap, some of the keypoints an identity gets may be the other
+        animal's, or misplaced; remembered as seen, they would bend the identity's body out of
+        shape and mislead every later prediction, so that the identities fray keypoint by
+        keypoint through a crossing. In contact, an identity remembers its predicted body
+        moved rigidly instead: shifted by the median of its keypoints' innovations (robust to
+        a minority of wrong keypoints), then turned and shifted onto the keypoints within
+        :data:`RIGID_INLIER_PX` of that (a least-squares rotation, at most
+        :data:`RIGID_MAX_TURN_RAD`), so it keeps its shape, turns with the animal, and follows
+        the majority of its keypoints.
+
+        Parameters
+        ----------
+        xy, seen
+            (m, K, 2) the identities' keypoints of this frame, (m, K) which are seen.
+        in_contact
+            (m,) which identities are in contact.
+        predicted, known
+            (m, K, 2) their predicted keypoints, (m, K) which are known.
+
+        Returns
+        -------
+        tuple of numpy.ndarray
+            The keypoints to remember and which are set.
+        """
+        both = seen & known
+        innovation = np.where(both[..., None], xy - predicted, np.nan)
+        # The median of each identity's finite innovations: sorting puts the NaNs last.
+        ordered = np.sort(innovation, axis=1)
+        count = np.count_nonzero(both, axis=1)
+        which = np.arange(xy.shape[0])
+        shift = 0.5 * (ordered[which, (count - 1) // 2] + ordered[which, count // 2])
+        # As complex numbers x + iy (views of the contiguous x, y pairs): a turn is a product.
+        before = np.ascontiguousarray(predicted).view(np.complex128)[..., 0]
+        after = np.ascontiguousarray(xy).view(np.complex128)[..., 0]
+        moved = before + np.ascontiguousarray(shift).view(np.complex128)
+        inlier = np.abs(after - moved) <= RIGID_INLIER_PX  # NaN: False
+        inliers = np.count_nonzero(inlier, axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):  # no inlier: not used below
+            centre_before = np.where(inlier, before, 0.0).sum(axis=1) / inliers
+            centre_after = np.where(inlier, after, 0.0).sum(axis=1) / inliers
+            arm = before - centre_before[:, None]
+            turn = np.where(inlier, arm.conj() * (after - centre_after[:, None]), 0.0).sum(axis=1)
+        # np.clip costs ten times more than this on a few numbers.
+        angle = np.minimum(np.maximum(np.angle(turn), -RIGID_MAX_TURN_RAD), RIGID_MAX_TURN_RAD)
+        turned = centre_after[:, None] + np.exp(1j * angle)[:, None] * arm
+        body = np.where((inliers >= 2)[:, None], turned, moved)  # a turn needs two
+        move = known & (in_contact & (count > 0))[:, None]  # count 0: shift NaN, unused
+        remembered = np.where(move[..., None], body.view(np.float64).reshape(xy.shape), xy)
+        return remembered, seen | move
 
     @staticmethod
     def _centroid_cost(

@@ -36,6 +36,7 @@ from experiments.triggers.direction import HeadDirection, TargetSide, bearing_de
 from experiments.triggers.factory import (
     COMBINATOR_KINDS,
     TRIGGER_KINDS,
+    file_parameters_of,
     make_trigger,
     parameters_of,
     trigger_kind,
@@ -52,6 +53,7 @@ from experiments.triggers.features import (
 from experiments.triggers.geometry import (
     Circle,
     Ellipse,
+    Label,
     Line,
     Marker,
     Polygon,
@@ -89,6 +91,7 @@ __all__ = [
     "HeadDirection",
     "Height",
     "KeypointTrigger",
+    "Label",
     "Line",
     "Marker",
     "MotionEnergyAbove",
@@ -108,6 +111,7 @@ __all__ = [
     "Trigger",
     "WindowSpeed",
     "bearing_deg",
+    "file_parameters_of",
     "make_trigger",
     "motion_energy",
     "parameters_of",

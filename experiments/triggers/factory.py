@@ -52,6 +52,11 @@ def parameters_of(kind: str) -> dict[str, str]:
     }
 
 
+def file_parameters_of(kind: str) -> tuple[str, ...]:
+    """Return the parameters of ``kind`` that name files (relative to the config's folder)."""
+    return tuple(name for name, param in trigger_kind(kind).parameters.items() if param.is_file)
+
+
 def _parameters(entry: TriggerKind) -> Mapping[str, Param]:
     """Return the parameters ``entry`` declares, and ``animal`` where it reads one animal."""
     if entry.combines or not entry.per_animal:

@@ -262,8 +262,19 @@ class Marker:
     kind: ClassVar[str] = "marker"
 
 
+@dataclass(frozen=True)
+class Label:
+    """A line of text to draw with its left end at a point (a classifier's current behaviour)."""
+
+    x: float
+    y: float
+    text: str
+
+    kind: ClassVar[str] = "label"
+
+
 RegionShape = Circle | Rectangle | Ellipse | Polygon
-Shape = Circle | Rectangle | Ellipse | Polygon | Line | Marker
+Shape = Circle | Rectangle | Ellipse | Polygon | Line | Marker | Label
 """What :meth:`Trigger.shapes` returns, all in frame pixels."""
 
 

@@ -38,11 +38,14 @@ class Param:
         What is allowed, in words, for messages and the reference.
     required
         Whether a config must give it (else the trigger's default applies).
+    is_file
+        Whether it names a file: a relative path in a config is taken from the config's folder.
     """
 
     parse: Callable[[str], Any]
     expected: str
     required: bool = False
+    is_file: bool = False
 
 
 @dataclass(frozen=True)
@@ -236,6 +239,22 @@ def _target_parse(text: str) -> Any:
 def target(required: bool = False) -> Param:
     """Return a parameter that takes a point ``X,Y`` or a geometry (its centre counts)."""
     return Param(_target_parse, "a point 'X,Y' or a geometry: " + GEOMETRY_SYNTAX, required)
+
+
+def _file_parse(text: str) -> str:
+    if not text.strip():
+        raise ValueError
+    return text.strip()
+
+
+def file_path(required: bool = False) -> Param:
+    """Return a parameter naming a file (relative paths: from the experiment config's folder)."""
+    return Param(
+        _file_parse,
+        "a file path (a relative path is relative to the experiment config's folder)",
+        required,
+        is_file=True,
+    )
 
 
 GEOMETRY = Param(parse_shape, GEOMETRY_SYNTAX, required=True)

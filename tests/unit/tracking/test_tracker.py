@@ -313,6 +313,103 @@ def test_identity_scores_choose_free_identities_too() -> None:
     np.testing.assert_array_equal(out, np.stack([right, left]))
 
 
+def crossing(frames: int, meet: int) -> tuple[np.ndarray, np.ndarray]:
+    """Return two animals (T, 2, K, 3) crossing in an X at (150, 100) in frame ``meet``.
+
+    Animal 0 walks right, animal 1 walks down, both at 4 px per frame, noise-free.
+    """
+    animals = np.empty((frames, 2, K, 3))
+    for t in range(frames):
+        step = 4.0 * (t - meet)
+        animals[t, 0] = pose(150 + step, 100)
+        animals[t, 1] = pose(150, 100 + step, math.pi / 2)
+    return animals, animals[..., :2]
+
+
+def test_chimeric_instances_are_regrouped_keypoint_by_keypoint() -> None:
+    # While the two bodies touch, the decoder groups the front of each animal with the back of
+    # the other (ears and tail base swapped); row order is shuffled too. The instance-level
+    # match alone would give each identity half of the other animal.
+    animals, truth = crossing(40, 20)
+    detections = animals.copy()
+    chimeric = []
+    for t in range(40):
+        centres = animals[t, :, :, :2].mean(axis=1)
+        if np.hypot(*(centres[0] - centres[1])) < 24:
+            chimeric.append(t)
+            detections[t, :, 1:] = detections[t, ::-1, 1:]  # swap all but the nose
+        if t % 2:
+            detections[t] = detections[t, ::-1]
+    assert len(chimeric) >= 6
+    tracker = IdentityTracker(2, K)
+    tracked = run(tracker, detections)
+    # Identity 0 starts on animal 0 (left of animal 1 in frame 0: x = 70 vs 150).
+    np.testing.assert_array_equal(tracked, animals)
+    assert count_identity_switches(tracked, truth).switches == 0
+    # Without the regrouping (as before it), the chimeras go through whole.
+    plain = IdentityTracker(2, K, contact_distance_px=1e-3)
+    assert not np.array_equal(run(plain, detections), animals)
+
+
+def test_far_apart_keypoints_stay_with_their_instances() -> None:
+    # Two animals 60 px apart (no contact): even a keypoint that fits the other's prediction
+    # better (a decoder's gross error) stays with its instance.
+    tracker = IdentityTracker(2, K)
+    for step in range(3):
+        tracker.update(step / FPS, frame(pose(100 + step, 50), pose(160 + step, 50)))
+    odd = pose(103, 50)
+    odd[0, :2] = [163.0 + 12.0, 50.0]  # its nose on the other's nose
+    out = tracker.update(3 / FPS, frame(odd, pose(163, 50)))
+    np.testing.assert_array_equal(out, np.stack([odd, pose(163, 50)]))
+
+
+def test_two_tracks_coast_through_a_merge_and_come_out_right() -> None:
+    # Straight crossing paths: for 8 frames around the meeting the decoder sees one animal
+    # (the one on top, animal 1); the hidden animal's identity coasts on its motion, takes
+    # none of the other's keypoints, and gets its animal back at the split.
+    animals, truth = crossing(40, 20)
+    detections = animals.copy()
+    hidden = np.arange(16, 24)
+    detections[hidden, 0] = np.nan
+    truth = truth.copy()
+    truth[hidden, 0] = np.nan
+    tracker = IdentityTracker(2, K)
+    tracked = run(tracker, detections)
+    expected = animals.copy()
+    expected[hidden, 0] = np.nan
+    np.testing.assert_array_equal(tracked, expected)
+    assert count_identity_switches(tracked, truth).switches == 0
+
+
+def test_a_body_keeps_its_shape_through_a_contact_with_misplaced_keypoints() -> None:
+    # In contact, one of animal 0's keypoints is misplaced by 15 px in each of 6 frames (not
+    # close enough to the other animal to be taken by it). Remembered as seen, the misplaced
+    # keypoint would bend the body; moved as a whole by its other keypoints, the body is
+    # predicted where it is and the identities never fray.
+    animals, truth = crossing(40, 20)
+    detections = animals.copy()
+    detections[17:23, 0, 3, 1] += 15.0
+    tracker = IdentityTracker(2, K)
+    during = run(tracker, detections[:23])
+    # What identity 0 remembers after the contact's last frame is its true body, not the
+    # misplaced keypoint (which it still reports, as detected).
+    np.testing.assert_allclose(tracker._kp_xy[0], animals[22, 0, :, :2], atol=1e-9)
+    tracked = np.concatenate([during, run(tracker, detections[23:], start_s=23 / FPS)])
+    np.testing.assert_array_equal(tracked, detections)
+    assert count_identity_switches(tracked, truth).switches == 0
+
+
+def test_a_body_in_contact_turns_with_its_animal() -> None:
+    # Two animals side by side (in contact), one turning on the spot by 0.1 rad per frame: its
+    # remembered body turns with it (a body only shifted would keep its first heading and its
+    # ends would drift off, 12 px per 0.5 rad).
+    tracker = IdentityTracker(2, K)
+    for step in range(12):
+        turning = pose(100, 100, 0.1 * step)
+        tracker.update(step / FPS, frame(turning, pose(100, 130)))
+    np.testing.assert_allclose(tracker._kp_xy[0], pose(100, 100, 1.1)[:, :2], atol=1e-6)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
@@ -326,6 +423,8 @@ def test_identity_scores_choose_free_identities_too() -> None:
         ({"velocity_time_constant_s": 0.0}, "velocity_time_constant_s"),
         ({"identity_weight_px": -1.0}, "identity_weight_px"),
         ({"ambiguity_margin": -0.1}, "ambiguity_margin"),
+        ({"regroup_margin_px": -1.0}, "regroup_margin_px"),
+        ({"contact_distance_px": 0.0}, "contact_distance_px to be a finite number > 0"),
     ],
 )
 def test_invalid_settings_are_refused(kwargs: dict[str, float], message: str) -> None:
