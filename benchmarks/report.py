@@ -34,6 +34,7 @@ ORDER = (
     "replay",
     "lsl",
     "multi_animal",
+    "behaviour_classifier",
     "soak",
 )
 TITLES = {
@@ -57,6 +58,8 @@ TITLES = {
     "lsl": "Lab Streaming Layer outlets: the cost of a push in the loop (`[Output] LSL = on`)",
     "multi_animal": "Several animals: two mice through the multi-animal path (simulated arena, "
     "640x480)",
+    "behaviour_classifier": "Behaviour classifier: the decision at every pose, and its scores "
+    "(simulated arena, bundled pose model)",
     "soak": "Soak: three cameras with pose, an experiment and recording (`python -m "
     "benchmarks.soak --minutes N`, not part of run_all)",
 }
@@ -74,6 +77,7 @@ BASELINES = {
     "gpu": ("GPU", "CPU"),
     "lsl": ("push", "loop without push"),
     "multi_animal": ("two mice", "one mouse"),
+    "behaviour_classifier": ("incremental window", "window recomputed"),
     "soak": ("measured", "-"),
 }
 

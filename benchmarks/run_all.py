@@ -32,6 +32,7 @@ BENCHMARKS = (
     "cameras",
     "lsl",
     "multi_animal",
+    "behaviour_classifier",
 )
 
 
