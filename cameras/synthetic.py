@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from dataclasses import dataclass, replace
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, ClassVar, Literal, TextIO
 
@@ -23,9 +25,17 @@ import numpy as np
 from cameras.base import Camera, CameraControl, CameraError
 from core.clock import host_now_ns
 from core.frames import FrameGeometry, FrameStamp, PixelFormat
+from core.pinhole import PinholeCamera
 from core.schema import setting
 from simulator.arena import BEHAVIOUR_NAMES, KEYPOINT_NAMES, ArenaParams, SimulatedArena, Waypoint
 from simulator.herd import MAX_ANIMALS, HerdParams, SimulatedHerd, SocialKind, animal_names
+from simulator.rig3d import (
+    RIG_TARGET_MM,
+    SimulatedBoardView,
+    SimulatedRigView,
+    floor_outside_view,
+    sim_params,
+)
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +104,31 @@ def _parse_waypoint(number: int, item: str) -> Waypoint:
     if not (math.isfinite(x) and math.isfinite(y)):
         raise ValueError(f"waypoint {number} '{item}': X and Y must be finite")
     return (frame, x, y)
+
+
+POINT_SYNTAX = (
+    "three numbers x, y, z in millimetres (world frame: floor z = 0, z up), e.g. 200, 150, 620"
+)
+
+
+def parse_point(text: str) -> tuple[float, ...]:
+    """Parse ``x, y, z`` (millimetres) for VIEW_POSITION and VIEW_TARGET; empty gives ``()``.
+
+    Raises
+    ------
+    ValueError
+        When there are not exactly three finite numbers.
+    """
+    items = text.replace(",", " ").split()
+    if not items:
+        return ()
+    try:
+        values = tuple(float(item) for item in items)
+    except ValueError:
+        raise ValueError(f"'{text}' is not {POINT_SYNTAX}") from None
+    if len(values) != 3 or not all(math.isfinite(value) for value in values):
+        raise ValueError(f"'{text}' is not {POINT_SYNTAX}")
+    return values
 
 
 @dataclass(frozen=True)
@@ -210,6 +245,55 @@ class SyntheticSettings:
         doc="`realtime`: frame i is delivered i / FRAMERATE seconds after the first, like a real "
         "camera. `free`: frames are delivered as fast as they are rendered (tests, benchmarks).",
     )
+    view_position: tuple[float, ...] = setting(
+        (),
+        doc="A view of the simulated 3D rig (docs/rig-3d.ini): where this camera is, in "
+        "millimetres in the arena's world frame (the floor is z = 0, x from 0 to 400, y from 0 "
+        "to 300, z up). The mouse of SEED is then a 3D mouse (it rears up to about 60 mm) "
+        "seen through a pinhole camera at this position looking at VIEW_TARGET, and "
+        "`<camera>.truth3d.csv` (columns `frame`, then `<keypoint>_x`, `_y`, `_z` in mm) is "
+        "written beside the 2D truth. Empty (the default): the flat top-down arena, exactly as "
+        "without this key. Needs ANIMALS = 1 and MOTION = random.",
+        parse=parse_point,
+        allowed=POINT_SYNTAX + ", or empty for the flat top-down arena",
+    )
+    view_target: tuple[float, ...] = setting(
+        RIG_TARGET_MM,
+        doc="The point (mm) that the 3D view (VIEW_POSITION) looks at; the middle of the image. "
+        "The world's +y points up in the image.",
+        parse=parse_point,
+        allowed=POINT_SYNTAX,
+    )
+    focal_px: float = setting(
+        0.0,
+        doc="Focal length of the 3D view (VIEW_POSITION), in pixels; 0: the floor's width "
+        "(400 mm) fills WIDTH at the distance of VIEW_TARGET, which makes the mouse as large "
+        "as in the flat arena for a camera 600 mm above the floor.",
+        minimum=0,
+        maximum=100000,
+        unit="px",
+    )
+    scene: Literal["mouse", "board"] = setting(
+        "mouse",
+        doc="What a 3D view (VIEW_POSITION) shows. `mouse`: the mouse of SEED. `board`: the "
+        "ChArUco calibration board of `simulator.board` instead, lying flat on the floor at its "
+        "known pose for the first second (so a calibration takes the floor frame from it), then "
+        "moved around over the floor, tilted and turned, deterministically from SEED and the "
+        "same in every view of that seed; each frame's board pose goes to `<camera>.board.csv` "
+        "(columns `frame,rx,ry,rz,tx,ty,tz`: Rodrigues board -> world and the board's origin "
+        "corner in mm) instead of the mouse's truth files. Needs VIEW_POSITION.",
+    )
+    sync: bool = setting(
+        False,
+        doc="Synchronise the views of a rig (each camera runs in its own process): frame k is "
+        "due at a shared grid of host times (multiples of 1 / FRAMERATE on the host's "
+        "monotonic clock) counted from an epoch that every synthetic camera of the session "
+        "reads from the file `sync-epoch.txt` in the session folder (the first to start writes "
+        "it), its camera timestamp is k / FRAMERATE and it shows the simulation's frame k. "
+        "Cameras with the same SEED, FRAMERATE and BEHAVIOURS thus show the same mouse at the "
+        "same instant with equal timestamps. A camera that falls behind skips frame numbers "
+        "rather than lag. Off: each camera counts from its own first frame.",
+    )
 
     def __post_init__(self) -> None:
         """Check the keypoint names and the keys that depend on each other."""
@@ -253,6 +337,7 @@ class SyntheticSettings:
                     f"WAYPOINTS: the waypoint at frame {frame} ({x:g}, {y:g}) is outside the "
                     f"{self.width}x{self.height} frame"
                 )
+        self._check_view()
         if self.animals > 1:
             try:
                 self.herd_params()
@@ -282,8 +367,76 @@ class SyntheticSettings:
                 f"{self.motion}"
             )
 
+    def _check_view(self) -> None:
+        """VIEW_POSITION, VIEW_TARGET, FOCAL_PX: a 3D view of one mouse that sees the floor."""
+        if self.scene == "board" and not self.view_position:
+            raise ValueError(
+                "SCENE = board draws the calibration board into a 3D view: set VIEW_POSITION "
+                "(and VIEW_TARGET, FOCAL_PX), e.g. VIEW_POSITION = 200, 150, 620"
+            )
+        if not self.view_position:
+            return
+        if self.animals > 1 or self.motion != "random":
+            raise ValueError(
+                "VIEW_POSITION: the 3D rig simulates one randomly walking mouse; set ANIMALS = 1 "
+                "and MOTION = random, or leave VIEW_POSITION empty"
+            )
+        if len(self.view_target) != 3:
+            raise ValueError(f"VIEW_TARGET: expected {POINT_SYNTAX}")
+        z = self.view_position[2]
+        if z <= 0:
+            raise ValueError(
+                f"VIEW_POSITION: the camera at z = {z:g} mm is not above the floor (z = 0); "
+                "give a height above it, e.g. 600"
+            )
+        if not self.view_target[2] < z:
+            raise ValueError(
+                f"VIEW_TARGET: the camera at height {z:g} mm must look down at the floor, but "
+                f"the target is at height {self.view_target[2]:g} mm (the floor would be behind "
+                "or beside the view); put the target lower, e.g. on the floor (z = 0)"
+            )
+        problems = floor_outside_view(self.view_camera("view"), self.arena_params())
+        if problems:
+            raise ValueError(
+                f"VIEW_POSITION, VIEW_TARGET, FOCAL_PX: the mouse could walk out of the "
+                f"{self.width}x{self.height} view ({'; '.join(problems)}); move the camera "
+                "farther away, aim it at the floor's middle (200, 150, 0) or lower FOCAL_PX"
+            )
+
+    @property
+    def is_3d_view(self) -> bool:
+        """True when VIEW_POSITION makes this camera a view of the 3D rig."""
+        return bool(self.view_position)
+
+    def view_camera(self, name: str) -> PinholeCamera:
+        """Return the true calibration of this 3D view (VIEW_POSITION must be set)."""
+        from simulator.rig3d import view_camera
+
+        if not self.view_position:
+            raise ValueError("VIEW_POSITION is empty: this camera has no 3D view")
+        position = np.asarray(self.view_position)
+        focal = self.focal_px or float(
+            np.linalg.norm(np.asarray(self.view_target) - position) * self.width / 400.0
+        )
+        return view_camera(
+            name, (self.width, self.height), focal, self.view_position, self.view_target
+        )
+
     def arena_params(self) -> ArenaParams:
-        """Return the simulation these settings describe."""
+        """Return the simulation these settings describe.
+
+        For a 3D view (VIEW_POSITION) it is the 640 x 480 flat simulation that moves the 3D
+        mouse (:func:`simulator.rig3d.sim_params`), whatever this camera's frame size.
+        """
+        if self.view_position:
+            return sim_params(
+                self.seed,
+                self.framerate,
+                self.behaviours,
+                self.pixel_format == "bgr8",
+                self.noise,
+                self.lighting_drift,
+            )
         return ArenaParams(
             width=self.width,
             height=self.height,
@@ -535,6 +688,114 @@ class BehaviourCsvWriter(_RowFile):
         self._append(f"{frame_index},{behaviour}\n")
 
 
+class Truth3dCsvWriter(_RowFile):
+    """Writes each frame's 3D truth in millimetres, laid out like Anipose's ``points3d.csv``.
+
+    A header ``frame,<kp>_x,<kp>_y,<kp>_z,...`` (KEYPOINTS, in order), then one row per frame;
+    written like the 2D truth (buffered, flushed at least once a second, whole rows only).
+
+    Parameters
+    ----------
+    path
+        The file to create (an existing one is refused).
+    keypoint_names
+        The keypoints to write, in order; a subset of :data:`simulator.arena.KEYPOINT_NAMES`.
+    """
+
+    def __init__(self, path: Path, keypoint_names: tuple[str, ...]) -> None:
+        self._columns = np.array([KEYPOINT_NAMES.index(name) for name in keypoint_names])
+        columns = [f"{name}_{axis}" for name in keypoint_names for axis in "xyz"]
+        self._row_template = "%d" + ",%.3f" * len(columns) + "\n"
+        super().__init__(path, ",".join(["frame", *columns]) + "\n")
+
+    def write(self, frame_index: int, keypoints: np.ndarray) -> None:
+        """Append the row of one frame: its index and the (6, 3) keypoints (all, in mm)."""
+        coordinates = keypoints[self._columns].ravel().tolist()
+        self._append(self._row_template % (frame_index, *coordinates))
+
+
+class BoardPoseCsvWriter(_RowFile):
+    """Writes the calibration board's pose per frame (SCENE = board): ``frame,rx,ry,rz,tx,ty,tz``.
+
+    ``rx ry rz`` is the Rodrigues rotation board -> world and ``tx ty tz`` the board's origin
+    corner in world millimetres (:mod:`simulator.board`); written like the truth files.
+
+    Parameters
+    ----------
+    path
+        The file to create (an existing one is refused).
+    """
+
+    HEADER = "frame,rx,ry,rz,tx,ty,tz\n"
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, self.HEADER)
+
+    def write(self, frame_index: int, rotation: np.ndarray, translation: np.ndarray) -> None:
+        """Append the row of one frame: its index, the board's rotation and origin."""
+        values = (*np.asarray(rotation).tolist(), *np.asarray(translation).tolist())
+        self._append(("%d" + ",%.6f" * 3 + ",%.3f" * 3 + "\n") % (frame_index, *values))
+
+
+SYNC_EPOCH_FILE = "sync-epoch.txt"
+"""The file in a session folder that holds the synchronised views' epoch (host ns)."""
+
+_SYNC_LEAD_NS = 1_000_000_000  # the epoch is a whole second at least this far ahead
+
+
+def agree_on_epoch(session_dir: Path, now_ns: int) -> int:
+    """Return the session's sync epoch (host ns), writing it first if no camera has yet.
+
+    The first camera writes a whole second of the host clock 1 to 2 s ahead; the file appears
+    complete or not at all (written aside, then hard-linked into place), so a camera that
+    reads it never sees half a number.
+    """
+    path = Path(session_dir) / SYNC_EPOCH_FILE
+    proposal = (now_ns // 1_000_000_000) * 1_000_000_000 + 2 * _SYNC_LEAD_NS
+    aside = path.with_name(f".{SYNC_EPOCH_FILE}.{os.getpid()}")
+    aside.write_text(f"{proposal}\n", encoding="ascii")
+    try:
+        os.link(aside, path)
+    except FileExistsError:
+        pass
+    finally:
+        aside.unlink(missing_ok=True)
+    return int(path.read_text(encoding="ascii").strip())
+
+
+class FrameGrid:
+    """Due times of synchronised frames: tick ``n`` of the host clock is due at ``n / rate`` s.
+
+    Integer arithmetic throughout: the host clock's ticks since boot exceed what a float holds
+    to the nanosecond.
+
+    Parameters
+    ----------
+    framerate
+        Frames per second.
+    epoch_ns
+        Host time of frame 0 (rounded up to the next tick).
+    """
+
+    def __init__(self, framerate: float, epoch_ns: int) -> None:
+        self._rate = Fraction(framerate).limit_denominator(1_000_000)
+        self.epoch_tick = self.tick_at_or_after(epoch_ns)
+
+    def tick_at_or_after(self, time_ns: int) -> int:
+        """Return the first tick whose due time (:meth:`due_ns`, whole ns) is at or after it."""
+        rate = self._rate
+        return ((time_ns - 1) * rate.numerator) // (1_000_000_000 * rate.denominator) + 1
+
+    def due_ns(self, frame_index: int) -> int:
+        """Return the host time at which frame ``frame_index`` (from the epoch) is due."""
+        rate, tick = self._rate, self.epoch_tick + frame_index
+        return -((-tick * 1_000_000_000 * rate.denominator) // rate.numerator)
+
+    def frame_at_or_after(self, time_ns: int) -> int:
+        """Return the first frame index due at or after ``time_ns`` (0 before the epoch)."""
+        return max(0, self.tick_at_or_after(time_ns) - self.epoch_tick)
+
+
 def _truth_header(
     keypoint_names: tuple[str, ...], individuals: tuple[str, ...], scorer: str
 ) -> str:
@@ -588,9 +849,14 @@ class SyntheticCamera(Camera):
     def __init__(self, name: str, settings: SyntheticSettings) -> None:
         super().__init__(name, settings)
         self.settings: SyntheticSettings = settings
-        self._arena: SimulatedArena | SimulatedHerd | None = None
+        self._arena: (
+            SimulatedArena | SimulatedHerd | SimulatedRigView | SimulatedBoardView | None
+        ) = None
         self._truth: TruthCsvWriter | None = None
         self._labels: BehaviourCsvWriter | None = None
+        self._truth3d: Truth3dCsvWriter | None = None
+        self._board: BoardPoseCsvWriter | None = None
+        self._grid: FrameGrid | None = None  # SYNC = on: the shared grid, once agreed
         self._first_grab_ns: int | None = None
         self._led: PinLogFollower | None = None
         # Frame rate changes while streaming: (index, due host ns, camera s) of the frame the
@@ -600,11 +866,17 @@ class SyntheticCamera(Camera):
 
     def open(self) -> FrameGeometry:
         """Build the simulation (floor texture and noise are precomputed here)."""
-        if self.settings.animals > 1:
+        if self.settings.is_3d_view:
+            camera = self.settings.view_camera(self.name)
+            salt = sum(self.name.encode())  # each view's own pixel noise
+            scene = SimulatedBoardView if self.settings.scene == "board" else SimulatedRigView
+            self._arena = scene(self.settings.arena_params(), camera, salt)
+        elif self.settings.animals > 1:
             self._arena = SimulatedHerd(self.settings.herd_params())
         else:
             self._arena = SimulatedArena(self.settings.arena_params())
         self._first_grab_ns = None
+        self._grid = None
         self._last_index = None
         if self.settings.led_pin_log:
             self._led = PinLogFollower(Path(self.settings.led_pin_log), self.settings.led_pin)
@@ -621,14 +893,14 @@ class SyntheticCamera(Camera):
         """Render the next frame into ``out``, record its truth, and wait until it is due."""
         if self._arena is None:
             raise CameraError(f"camera {self.name!r}: grab() before open()")
-        if self._first_grab_ns is None:
+        if self.settings.sync:
+            self._skip_to_grid()
+        elif self._first_grab_ns is None:
             self._first_grab_ns = host_now_ns()
             self._rate_origin = (0, self._first_grab_ns, 0.0)
-        index, keypoints = self._arena.render_next(out)
+        index = self._render_and_record(out)
         self._last_index = index
-        if self._truth is not None:
-            self._truth.write(index, keypoints)
-        if self._labels is not None and isinstance(self._arena, SimulatedArena):
+        if self._labels is not None and isinstance(self._arena, SimulatedArena | SimulatedRigView):
             self._labels.write(index, self._arena.behaviour or "")
         if self.settings.pacing == "realtime":
             self._sleep_until_due(index)
@@ -639,6 +911,46 @@ class SyntheticCamera(Camera):
         return FrameStamp(
             frame_index=index, camera_timestamp=camera_s, host_timestamp_ns=host_now_ns()
         )
+
+    def _render_and_record(self, out: np.ndarray) -> int:
+        """Render the next frame into ``out``, write its truth (or board pose); return its index."""
+        assert self._arena is not None
+        if isinstance(self._arena, SimulatedBoardView):
+            index, rotation, translation = self._arena.render_next(out)
+            if self._board is not None:
+                self._board.write(index, rotation, translation)
+            return index
+        if isinstance(self._arena, SimulatedRigView):
+            index, keypoints, keypoints3d = self._arena.render_next(out)
+            if self._truth3d is not None:
+                self._truth3d.write(index, keypoints3d)
+        else:
+            index, keypoints = self._arena.render_next(out)
+        if self._truth is not None:
+            self._truth.write(index, keypoints)
+        return index
+
+    def _skip_to_grid(self) -> None:
+        """SYNC = on: move the simulation to the grid's next frame (skipping any missed).
+
+        The epoch is the session's (:func:`agree_on_epoch`, at :meth:`start_session`) or, for
+        a camera grabbing outside a session, a whole second of its own first grab.
+        """
+        assert self._arena is not None
+        if self._grid is None:
+            now = host_now_ns()
+            self._grid = FrameGrid(self.settings.framerate, (now // 10**9 + 1) * 10**9)
+        if self._first_grab_ns is None:
+            self._first_grab_ns = self._grid.due_ns(0)
+            self._rate_origin = (0, self._first_grab_ns, 0.0)
+        wanted = self._grid.frame_at_or_after(host_now_ns())
+        if self.settings.pacing == "free" or wanted < self._arena.next_frame_index:
+            return  # free pacing renders every frame; an early call waits for its frame
+        if isinstance(self._arena, SimulatedRigView | SimulatedBoardView):
+            self._arena.skip_to(wanted)
+        else:
+            while self._arena.next_frame_index < wanted:  # the flat arenas render to skip
+                self._arena.render_next(np.empty(self._arena.frame_shape, np.uint8))
 
     def controls(self) -> tuple[CameraControl, ...]:
         """Frame rate and exposure (live); the frame size (at the next Start Stream)."""
@@ -677,6 +989,11 @@ class SyntheticCamera(Camera):
         it moves faster or slower until the next Start Stream.
         """
         self.checked_control(name, value)
+        if name == "framerate" and self.settings.sync:
+            raise CameraError(
+                f"camera {self.name!r}: FRAMERATE cannot change while SYNC = on (the views of "
+                "the rig would fall out of step); change it in the settings of every view"
+            )
         if name == "framerate":
             if self._last_index is not None:
                 index = self._last_index
@@ -706,6 +1023,8 @@ class SyntheticCamera(Camera):
 
         Its camera timestamp, ``index / FRAMERATE``, is this time less the first grab's.
         """
+        if self._grid is not None:
+            return self._grid.due_ns(index)
         if self._first_grab_ns is None:
             raise CameraError(f"camera {self.name!r}: no frame grabbed yet")
         origin_index, origin_ns, _ = self._rate_origin
@@ -736,9 +1055,20 @@ class SyntheticCamera(Camera):
         With more than one animal the file is in DeepLabCut's multi-animal layout (an
         ``individuals`` header row; see :class:`TruthCsvWriter`). With BEHAVIOURS set,
         ``<session_dir>/<name>.behaviour.csv`` starts too (:class:`BehaviourCsvWriter`): a row
-        per frame, for the same frames as the truth file.
+        per frame, for the same frames as the truth file. For a 3D view (VIEW_POSITION),
+        ``<session_dir>/<name>.truth3d.csv`` starts too (:class:`Truth3dCsvWriter`). With
+        SYNC = on, the session's epoch is agreed on here (:func:`agree_on_epoch`). With
+        SCENE = board, only ``<session_dir>/<name>.board.csv`` starts
+        (:class:`BoardPoseCsvWriter`).
         """
         self._close_files()
+        if self.settings.sync and self._grid is None:
+            epoch_ns = agree_on_epoch(Path(session_dir), host_now_ns())
+            self._grid = FrameGrid(self.settings.framerate, epoch_ns)
+        if self.settings.scene == "board":
+            board = Path(session_dir) / f"{self.name}.board.csv"
+            self._board = BoardPoseCsvWriter(board)
+            return
         path = Path(session_dir) / f"{self.name}.truth.csv"
         animals = self.settings.animals
         individuals = animal_names(animals) if animals > 1 else ()
@@ -746,10 +1076,13 @@ class SyntheticCamera(Camera):
         if self.settings.behaviours:
             labels = Path(session_dir) / f"{self.name}.behaviour.csv"
             self._labels = BehaviourCsvWriter(labels)
+        if self.settings.is_3d_view:
+            truth3d = Path(session_dir) / f"{self.name}.truth3d.csv"
+            self._truth3d = Truth3dCsvWriter(truth3d, self.settings.keypoints)
 
     def finish_session(self) -> None:
         """Flush the truth (and behaviour) file so that it is complete on disk."""
-        for writer in (self._truth, self._labels):
+        for writer in (self._truth, self._labels, self._truth3d, self._board):
             if writer is not None:
                 writer.flush()
 
@@ -759,10 +1092,10 @@ class SyntheticCamera(Camera):
         self._arena = None
 
     def _close_files(self) -> None:
-        for writer in (self._truth, self._labels):
+        for writer in (self._truth, self._labels, self._truth3d, self._board):
             if writer is not None:
                 writer.close()
-        self._truth = self._labels = None
+        self._truth = self._labels = self._truth3d = self._board = None
 
     def describe(self) -> dict[str, Any]:
         """Kind, seed, motion and keypoints (and the animals when several), for ``session.json``."""
@@ -787,10 +1120,106 @@ class SyntheticCamera(Camera):
             "led": self.settings.led_pin if self.settings.led_pin_log else None,
             **herd,
             **({"behaviours": list(self.settings.behaviours)} if self.settings.behaviours else {}),
+            **self._view_description(),
             **self._file_errors(),
         }
 
+    def _view_description(self) -> dict[str, Any]:
+        """Return the 3D view's true calibration and the sync, when set (empty when neither)."""
+        described: dict[str, Any] = {}
+        if self.settings.is_3d_view:
+            described["view"] = self.settings.view_camera(self.name).to_toml_table()
+        if self.settings.sync:
+            described["sync"] = "grid of 1 / FRAMERATE from the session's sync-epoch.txt"
+        return described
+
     def _file_errors(self) -> dict[str, Any]:
         """``file_errors`` when the ground truth stopped early (the session reports them)."""
-        errors = [w.error for w in (self._truth, self._labels) if w is not None and w.error]
+        writers = (self._truth, self._labels, self._truth3d, self._board)
+        errors = [w.error for w in writers if w is not None and w.error]
         return {"file_errors": errors} if errors else {}
+
+
+# --------------------------------------------------------------------------------------------------
+# The true calibration of a simulated rig
+# --------------------------------------------------------------------------------------------------
+
+
+def rig_cameras(settings_path: Path) -> list[PinholeCamera]:
+    """Return the true calibration of the 3D views (VIEW_POSITION) in a settings file.
+
+    Only the ``[Camera NAME]`` sections with ``SOURCE = synthetic`` and a VIEW_POSITION count;
+    their synthetic keys are read as the program reads them (other keys are left to the full
+    settings loader).
+
+    Raises
+    ------
+    ValueError
+        Naming the file, section and key of a value that cannot be read, or the file when it
+        has no 3D view.
+    """
+    import configparser
+
+    from core.schema import Where, key_of, parse_section, settings_fields
+
+    parser = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=(";", "#"))
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    try:
+        read = parser.read(settings_path, encoding="utf-8")
+    except configparser.Error as error:
+        raise ValueError(f"{settings_path}: not a settings file ({error})") from None
+    if not read:
+        raise ValueError(f"{settings_path}: settings file not found")
+    keys = {key_of(field) for field in settings_fields(SyntheticSettings)}
+    cameras: list[PinholeCamera] = []
+    for section in parser.sections():
+        kind, _, name = section.partition(" ")
+        items = dict(parser.items(section))
+        source = {key.upper(): value for key, value in items.items()}.get("SOURCE", "")
+        if kind != "Camera" or source.strip().lower() != "synthetic":
+            continue
+        problems: list[str] = []
+        synthetic_items = {key: value for key, value in items.items() if key.upper() in keys}
+        where = Where(Path(settings_path), section)
+        settings = parse_section(SyntheticSettings, synthetic_items, where, problems)
+        if problems or settings is None:
+            raise ValueError("; ".join(problems))
+        if settings.is_3d_view:
+            cameras.append(settings.view_camera(name.strip()))
+    if not cameras:
+        raise ValueError(
+            f"{settings_path}: no [Camera NAME] section with SOURCE = synthetic and a "
+            "VIEW_POSITION: there is no simulated 3D view to calibrate"
+        )
+    return cameras
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m cameras.synthetic rig-calibration SETTINGS TOML``: write a rig's calibration.
+
+    Writes the true calibration of the 3D views of SETTINGS (Anipose's calibration.toml).
+    """
+    import argparse
+
+    from simulator.rig3d import write_rig_calibration
+
+    parser = argparse.ArgumentParser(prog="python -m cameras.synthetic", description=main.__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    command = commands.add_parser(
+        "rig-calibration", help="write the true calibration.toml of a simulated 3D rig"
+    )
+    command.add_argument("settings", type=Path, help="settings file with the rig's cameras")
+    command.add_argument("toml", type=Path, help="calibration file to write")
+    arguments = parser.parse_args(argv)
+    try:
+        cameras = rig_cameras(arguments.settings)
+    except ValueError as error:
+        print(f"error: {error}")
+        return 2
+    write_rig_calibration(arguments.toml, cameras)
+    print(f"wrote {arguments.toml}: {', '.join(camera.name for camera in cameras)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

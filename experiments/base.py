@@ -747,11 +747,19 @@ class Experiment(ABC):
         return self._positions(self._source_of(trigger), keypoint_of(trigger))
 
     def _source_of(self, trigger: Trigger) -> Observation | None:
-        """Return this update's observation of the keypoint that ``trigger`` names (keypoint_of)."""
+        """Return this update's observation of the keypoint that ``trigger`` names (keypoint_of).
+
+        A trigger of another animal than animal 1 (``ANIMAL = 2``, or a social trigger whose
+        first animal is not 1) gets that animal's keypoints, so the logged position is its own.
+        """
         camera = camera_of(trigger)
+        source = self._source
         if camera is not None and isinstance(self._current, Observations):
-            return self._current.by_camera.get(camera, self._source)
-        return self._source
+            source = self._current.by_camera.get(camera, self._source)
+        animals = animals_of(trigger)
+        if source is not None and animals and animals[0] != 1 and source.animals is not None:
+            return source.for_animal(animals[0])
+        return source
 
     def _positions(self, source: Observation | None, keypoint: str | None) -> dict[str, Any]:
         """``keypoint``'s measured and predicted position in ``source`` (event columns).

@@ -34,6 +34,9 @@ from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
+# Re-exported: triggers read obs.points3d without knowing the triangulation package.
+from triangulation.points import Points3D as Points3D
+
 Policy = Literal["missing", "hold"]
 POLICIES: tuple[str, ...] = ("missing", "hold")
 DEFAULT_MIN_LIKELIHOOD = 0.5
@@ -352,11 +355,18 @@ class Observations(Mapping[str, Observation]):
     by_camera
         Camera name -> its observation nearest to ``time_s``.
 
+    points3d
+        With a calibration ([Triangulation] in the settings): the keypoints of the calibrated
+        cameras' newest synchronised set, triangulated (mm, the floor is z = 0, z up); None when
+        the settings name no calibration or this update brought no new set (a camera missing,
+        or the set's pairing error above [Triangulation] MAX_PAIRING_MS).
+
     :attr:`errors_s` gives each camera's pairing error, ``obs.time_s - time_s`` (signed).
     """
 
     time_s: float
     by_camera: Mapping[str, Observation] = field(default_factory=dict)
+    points3d: Points3D | None = field(default=None, compare=False)
 
     def __getitem__(self, camera: str) -> Observation:
         """Return the observation of ``camera``; ``KeyError`` naming the cameras there are."""

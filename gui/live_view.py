@@ -17,7 +17,14 @@ from PyQt5.QtCore import QEvent, QPoint, QPointF, QRectF, Qt
 from PyQt5.QtGui import QColor, QImage, QKeyEvent, QMouseEvent, QPainter, QPaintEvent
 from PyQt5.QtWidgets import QGridLayout, QWidget
 
-from display.occupancy import OccupancyMap, Trail, draw_heatmap, draw_trail, trail_keypoint
+from display.occupancy import (
+    TRAIL_COLOUR,
+    OccupancyMap,
+    Trail,
+    draw_heatmap,
+    draw_trail,
+    trail_keypoint,
+)
 from display.overlay import (
     display_copy,
     draw_animals_on,
@@ -25,6 +32,7 @@ from display.overlay import (
     draw_flash,
     draw_pose_on,
     draw_triggers,
+    identity_colour,
 )
 from gui.overlays import OverlayOptions
 from gui.preview import to_qimage
@@ -184,9 +192,10 @@ class LiveView(QWidget):
         self.views: dict[str, CameraView] = {}
         self._readers: dict[str, NewestFrameReader] = {}
         self._flash = _Flash()
-        # The trail and the occupancy map of each camera, fed by every pose (drawn on request).
+        # The trails (one per animal) and the occupancy map of each camera, fed by every pose
+        # (drawn on request); the occupancy map counts every animal.
         self.overlays = OverlayOptions()
-        self.trails: dict[str, Trail] = {}
+        self.trails: dict[str, list[Trail]] = {}
         self.occupancy: dict[str, OccupancyMap] = {}
         self._listening_to: Analysis | None = None  # the analysis whose poses feed them
         self._trail_rows: dict[str, tuple[int, float]] = {}  # keypoint row, threshold
@@ -266,26 +275,28 @@ class LiveView(QWidget):
             analysis.pose_listeners.append(self._on_pose)
 
     def _on_pose(self, camera: str, record: PoseRecord) -> None:
-        """Add one pose's trail keypoint to the camera's trail and occupancy map (cheap)."""
+        """Add each animal's trail keypoint to its trail and the camera's occupancy (cheap)."""
         found = self._trail_rows.get(camera)
         if found is None:
             found = self._trail_rows[camera] = self._trail_row(camera)
         row, threshold = found
         if not 0 <= row < len(record.pose):
             return
-        x, y, likelihood = (float(value) for value in record.pose[row, :3])
-        trail = self.trails.get(camera)
-        if trail is None:
-            trail = self.trails[camera] = Trail(self.overlays.trail_s)
+        animals = record.animals if record.animals is not None else record.pose[None]
+        trails = self.trails.setdefault(camera, [])
+        while len(trails) < len(animals):  # one trail per identity, in identity order
+            trails.append(Trail(self.overlays.trail_s))
         occupancy = self.occupancy.get(camera)
         if occupancy is None:
             occupancy = self.occupancy[camera] = OccupancyMap(self.overlays.bin_px)
         time_s = record.host_timestamp_ns / 1e9
-        if likelihood >= threshold and math.isfinite(x) and math.isfinite(y):
-            trail.add(time_s, x, y)
-            occupancy.add(x, y)
-        else:  # not seen: the trail breaks rather than jumping to where it is found again
-            trail.add(time_s, math.nan, math.nan)
+        for trail, pose in zip(trails, animals, strict=False):
+            x, y, likelihood = (float(value) for value in pose[row, :3])
+            if likelihood >= threshold and math.isfinite(x) and math.isfinite(y):
+                trail.add(time_s, x, y)
+                occupancy.add(x, y)
+            else:  # not seen: the trail breaks rather than jumping to where it is found again
+                trail.add(time_s, math.nan, math.nan)
 
     def _trail_row(self, camera: str) -> tuple[int, float]:
         """Return the row of the camera's trail keypoint (-1: none) and its likelihood threshold."""
@@ -321,7 +332,10 @@ class LiveView(QWidget):
         if status is not None:
             draw_triggers(canvas, [t for t in status.triggers if t.camera in (None, name)])
         if options.show_trail and name in self.trails:
-            draw_trail(canvas, self.trails[name])
+            trails = self.trails[name]
+            for identity, trail in enumerate(trails):  # several animals: each its own colour
+                colour = identity_colour(identity) if len(trails) > 1 else TRAIL_COLOUR
+                draw_trail(canvas, trail, colour)
         if analysis is not None and analysis.finished is None and name in analysis.latest:
             record = analysis.latest[name]
             index = {keypoint: i for i, keypoint in enumerate(analysis.keypoints_of(name))}

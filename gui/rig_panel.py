@@ -94,6 +94,7 @@ class RigPanel(QWidget):
         layout.addWidget(self._model_group())
         layout.addWidget(self._experiment_group())
         layout.addWidget(self._devices_group())
+        layout.addWidget(self._calibration_group())
         layout.addWidget(self._session_group())
         layout.addStretch(1)
         scroll = QScrollArea()
@@ -187,6 +188,35 @@ class RigPanel(QWidget):
         layout.addLayout(row)
         layout.addWidget(self.model_info)
         self._inspection: _Inspect | None = None
+        return group
+
+    def _calibration_group(self) -> QGroupBox:
+        group = QGroupBox("3D calibration")
+        self.calibration_edit = QLineEdit()
+        self.calibration_edit.setObjectName("rig_calibration_path")
+        self.calibration_edit.setPlaceholderText("empty: no 3D (a calibration.toml triangulates)")
+        self.calibration_edit.editingFinished.connect(
+            lambda: self._set("Triangulation", "CALIBRATION", self.calibration_edit.text())
+        )
+        run = QPushButton("Calibrate from a session...")
+        run.setObjectName("rig_calibrate")
+        run.setToolTip(
+            "Choose a recorded session in which every camera filmed the ChArUco board (flat on "
+            "the floor first, then moved): python -m calibration.calibrate solves it, writes "
+            "calibration.toml beside it and uses it for [Triangulation] (docs/3d.md)"
+        )
+        run.clicked.connect(self._choose_calibration_session)
+        row = QHBoxLayout()
+        row.addWidget(self.calibration_edit, 1)
+        row.addWidget(run)
+        self.calibration_info = QPlainTextEdit()
+        self.calibration_info.setObjectName("rig_calibration_info")
+        self.calibration_info.setReadOnly(True)
+        self.calibration_info.setMaximumHeight(120)
+        layout = QVBoxLayout(group)
+        layout.addLayout(row)
+        layout.addWidget(self.calibration_info)
+        self._calibration: _Calibrate | None = None
         return group
 
     def _experiment_group(self) -> QGroupBox:
@@ -311,6 +341,7 @@ class RigPanel(QWidget):
         else:
             self.camera_table.setRowCount(0)
         self.model_edit.setText(doc.get("Pose", "MODEL_PATH", "") or "")
+        self.calibration_edit.setText(doc.get("Triangulation", "CALIBRATION", "") or "")
         self._fill_experiments(doc.get("Experiment", "NAME", "") or "")
         self.device_list.clear()
         self.device_list.addItems(self.device_names())
@@ -561,6 +592,34 @@ class RigPanel(QWidget):
         if path:
             self.set_model(relative_to_settings(Path(path), self.settings_file))
 
+    def _choose_calibration_session(self) -> None:
+        folder = QFileDialog.getExistingDirectory(
+            self, "A recorded calibration session", str(self.settings_file.parent)
+        )
+        if folder:
+            self.calibrate_session(Path(folder))
+
+    def calibrate_session(self, folder: Path) -> None:
+        """Calibrate the cameras from a recorded board session, off the GUI thread.
+
+        On success ``[Triangulation] CALIBRATION`` names the ``calibration.toml`` written in
+        ``folder``; either way the panel shows what the calibration said.
+        """
+        if self._calibration is not None and self._calibration.isRunning():
+            return
+        self.calibration_info.setPlainText(f"calibrating from {folder} ...")
+        self._calibration = _Calibrate(folder)
+        self._calibration.progress.connect(self.calibration_info.appendPlainText)
+        self._calibration.done.connect(self._calibrated)
+        self._calibration.start()
+
+    def _calibrated(self, path: str, message: str) -> None:
+        self.calibration_info.appendPlainText(message)
+        if path:
+            text = relative_to_settings(Path(path), self.settings_file)
+            self.calibration_edit.setText(text)
+            self._set("Triangulation", "CALIBRATION", text)
+
     def _browse_experiment(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
             self, "Experiment", str(self.settings_file.parent), "Experiments (*.ini *.py)"
@@ -701,3 +760,34 @@ class _Inspect(QThread):
         self.done.emit(
             "\n".join(f"{label + ':':<11}{value}" for label, value in facts(description))
         )
+
+
+class _Calibrate(QThread):
+    """Run ``calibration.calibrate`` on a session folder off the GUI thread."""
+
+    progress = pyqtSignal(str)
+    done = pyqtSignal(str, str)  # calibration.toml written ("" on failure), the last word
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__()
+        self._folder = folder
+
+    def run(self) -> None:  # QThread calls this on the new thread
+        from calibration.calibrate import CalibrationOptions, calibrate
+        from calibration.errors import CalibrationInputError
+
+        try:
+            run = calibrate([self._folder], CalibrationOptions(), self.progress.emit)
+        except CalibrationInputError as error:
+            self.done.emit("", f"calibration failed: {error}")
+            return
+        except Exception as error:  # an unexpected failure is shown, not raised
+            self.done.emit("", f"calibration failed: {type(error).__name__}: {error}")
+            return
+        result = run.result
+        lines = [
+            f"{camera}: mean reprojection error {figures.error_mean_px:.3f} px"
+            for camera, figures in result.figures.items()
+        ]
+        lines.append(f"wrote {run.calibration_path} (all cameras: {result.error_mean_px:.3f} px)")
+        self.done.emit(str(run.calibration_path), "\n".join(lines))

@@ -26,7 +26,7 @@ from core.stats import percentiles
 from experiments.actions import Action
 from experiments.base import Experiment
 from experiments.events import EventCsvWriter, ExperimentEvent
-from experiments.observation import Observation, Observations
+from experiments.observation import Observation, Observations, Points3D
 from experiments.registry import load_experiment
 from processes.messages import (
     EventView,
@@ -129,8 +129,17 @@ class ExperimentRun:
         log.info("experiment %s ready with devices %s", name, ", ".join(devices) or "none")
         return cls(experiment, devices, session_dir / events_file, board)
 
-    def on_poses(self, observations: list[Observation], pose_ready_ns: int) -> None:
-        """Feed the poses of one batch to the experiment and perform its actions at once."""
+    def on_poses(
+        self,
+        observations: list[Observation],
+        pose_ready_ns: int,
+        points3d: Points3D | None = None,
+    ) -> None:
+        """Feed the poses of one batch to the experiment and perform its actions at once.
+
+        ``points3d``: the calibrated cameras' set triangulated after this batch (live 3D), which
+        the experiment reads as :attr:`Observations.points3d`; None when there is none.
+        """
         if self.error is not None or not observations:
             return
         self._fill_acknowledgements()
@@ -147,9 +156,11 @@ class ExperimentRun:
                 for camera, obs in self._latest.items()
                 if newest.time_s - obs.time_s <= STALE_PAIRING_S
             }
-            subject = Observations(newest.time_s, fresh)
+            subject = Observations(newest.time_s, fresh, points3d)
             if len(fresh) > 1:
                 self._pairing_ms.append(subject.max_error_s * 1e3)
+        elif points3d is not None:  # the 3D set rides on the paired form, even with one camera
+            subject = Observations(newest.time_s, {newest.camera: newest}, points3d)
         self._report_elapsed(newest)
         try:
             actions = self.experiment.update(subject)

@@ -42,7 +42,7 @@ from core.lifetime import die_with_parent
 from core.logs import LogTarget, add_log_file, configure_process_logging
 from core.priority import ProcessPriority, apply_process_priority, inference_thread_count
 from core.stats import percentiles
-from experiments.observation import Observation
+from experiments.observation import Observation, Points3D
 from pose.cropping import (
     ContextFeeder,
     ContextRecorder,
@@ -90,6 +90,7 @@ from tracking.tracker import IdentityTracker
 from transport.channel import ChannelReader, ChannelWriter
 from transport.readers import NewestFrameReader
 from transport.ring import Channel, FrameRing, RingSpec
+from triangulation.live import LiveTriangulator, TriangulationSpec
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +129,9 @@ class PoseJob:
     priority: ProcessPriority | None = None  # its own cores (core/priority.py)
     lsl: bool = False  # [Output] LSL = on: poses and events on LSL outlets (recording/lsl.py)
     lsl_wait_s: float = 0.0  # [Output] LSL_WAIT: wait this long for consumers before the first pose
+    # [Triangulation] with a calibration: the calibrated cameras' poses are triangulated after
+    # each batch into points3d.csv and Observations.points3d (triangulation/live.py).
+    triangulation: TriangulationSpec | None = None
 
 
 @dataclass
@@ -247,18 +251,26 @@ def pose_main(job: PoseJob) -> None:
         outlets.close()
         job.control.send(PoseFailed(str(start_error)))
         return
+    try:
+        triangulator = _triangulator(job, models)
+    except (OSError, ValueError) as calibration_error:  # CalibrationError is a ValueError
+        slot.finish()
+        outlets.close()
+        job.control.send(PoseFailed(f"[Triangulation]: {calibration_error}"))
+        return
     states = _subscribe(job, models)
     for state in states:
         state.lsl = outlets.poses.get(state.camera.name)
     job.control.send(_ready_message(states))
     error: str | None = None
     try:
-        _analyse(job, states, slot)
+        _analyse(job, states, slot, triangulator)
     except Exception as failure:  # the stream must hear why analysis stopped
         log.exception("pose estimation failed")
         error = f"pose estimation stopped: {failure!r}"
     finally:
         figures = _finish(job, states)
+        _finish_triangulation(triangulator, figures)
         run_error = slot.run.error if slot.run is not None else None
         slot.finish()
         outlets.close()  # after the experiment's last events
@@ -479,7 +491,12 @@ def _cropper(job: PoseJob, camera: WorkerCamera, model: _LoadedModel) -> Dynamic
     )
 
 
-def _analyse(job: PoseJob, states: list[_CameraState], slot: ExperimentSlot) -> None:
+def _analyse(
+    job: PoseJob,
+    states: list[_CameraState],
+    slot: ExperimentSlot,
+    triangulator: LiveTriangulator | None = None,
+) -> None:
     poses_out = ChannelWriter(job.poses)
     active = list(states)
     record_rows = max(len(s.model.description.keypoints) for s in states)
@@ -506,7 +523,9 @@ def _analyse(job: PoseJob, states: list[_CameraState], slot: ExperimentSlot) -> 
             groups[(state.model.key, shape, alone)].append(state)
         for (_, shape, _), group in groups.items():
             estimator = _group_estimator(group[0], shape)
-            batch = _Batch(picked_ns, poses_out, seq, record_rows, record_animals, common_clock)
+            batch = _Batch(
+                picked_ns, poses_out, seq, record_rows, record_animals, common_clock, triangulator
+            )
             seq = _estimate_group(estimator, group, batch, slot.run)
         if stopping:
             return
@@ -550,6 +569,7 @@ class _Batch:
     record_rows: int  # rows of a pose record (the most keypoints of any model)
     record_animals: int  # animals of a pose record (the most of any model)
     common_clock: bool  # several cameras: experiments see host time, the clock they share
+    triangulator: LiveTriangulator | None = None  # live 3D of the calibrated cameras
 
 
 def _crop_graphs_of(state: _CameraState) -> _CropGraphs | None:
@@ -610,12 +630,13 @@ def _estimate_group(
             state.cropper.update(pose)
     ready_ns = host_now_ns()
     experiment_ms = None
+    points3d = _triangulate(batch, group, poses)  # before the decision, which may read it
     if run is not None:  # the decision first: files and pipes can wait a few microseconds
         observations = [
             _observation(s, a, estimator, batch.common_clock)
             for s, a in zip(group, animals, strict=True)
         ]
-        run.on_poses(observations, ready_ns)
+        run.on_poses(observations, ready_ns, points3d)
         experiment_ms = (host_now_ns() - ready_ns) / 1e6
     timings = dict(estimator.last_timings)
     for state, found_animals in zip(group, animals, strict=True):
@@ -656,6 +677,58 @@ def _estimate_group(
         seq += 1
     _push_lsl(group, animals)
     return seq
+
+
+def _triangulator(job: PoseJob, models: dict[str, _LoadedModel]) -> LiveTriangulator | None:
+    """Return the live triangulation of ``job`` (None without a calibration).
+
+    The calibrated cameras must share one model (the same keypoints): checked here, before the
+    first frame, as the calibration's cameras are.
+    """
+    spec = job.triangulation
+    if spec is None:
+        return None
+    by_name = {camera.name: camera for camera in job.cameras}
+    missing = [name for name in spec.cameras if name not in by_name]
+    if missing:
+        raise ValueError(f"CAMERAS names {', '.join(missing)}, which pose estimation does not run")
+    keypoints = {
+        models[_model_key(job, by_name[name])].description.keypoints for name in spec.cameras
+    }
+    if len(keypoints) != 1:
+        raise ValueError(
+            f"the calibrated cameras {', '.join(spec.cameras)} use models with different "
+            "keypoints; triangulation needs one model for all of them (MODEL_PATH)"
+        )
+    return LiveTriangulator(spec, keypoints.pop(), job.session_dir, job.file_label)
+
+
+def _triangulate(
+    batch: _Batch, group: list[_CameraState], poses: list[np.ndarray]
+) -> Points3D | None:
+    """Hand the group's poses (the first animal's) to the triangulator; return its new set."""
+    triangulator = batch.triangulator
+    if triangulator is None:
+        return None
+    for state, pose in zip(group, poses, strict=True):
+        record = state.reader.record
+        assert record is not None
+        time_s = _frame_time_s(record, batch.common_clock)
+        triangulator.add(state.camera.name, time_s, record.frame_index, pose)
+    return triangulator.triangulate()
+
+
+def _finish_triangulation(
+    triangulator: LiveTriangulator | None, figures: dict[str, dict[str, Any]]
+) -> None:
+    """Close ``points3d.csv``; add the triangulation's figures to each calibrated camera's."""
+    if triangulator is None:
+        return
+    triangulator.close()
+    summary = triangulator.figures()
+    for camera in triangulator.cameras:
+        if camera in figures:
+            figures[camera]["triangulation"] = summary
 
 
 def _open_lsl(job: PoseJob, models: dict[str, _LoadedModel]) -> LslOutlets:

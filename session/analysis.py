@@ -40,6 +40,7 @@ from processes.messages import (
     StopExperiment,
 )
 from settings.sections import PoseSettings
+from triangulation.live import TriangulationSpec
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +115,7 @@ class Analysis:
         priority: ProcessPriority | None = None,
         lsl: bool = False,
         lsl_wait_s: float = 0.0,
+        triangulation: TriangulationSpec | None = None,
     ) -> Analysis:
         """Spawn the worker; wait until its model is warm (and the experiment's devices open).
 
@@ -138,6 +140,7 @@ class Analysis:
             priority,
             lsl=lsl,
             lsl_wait_s=lsl_wait_s,
+            triangulation=triangulation,
         )
         process = context.Process(target=pose_main, args=(job,), name="pose")
         process.start()

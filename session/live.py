@@ -386,6 +386,9 @@ class LiveSession:
             priority=self.priority_plan.for_role("inference"),
             lsl=self.settings.output.lsl == "on",
             lsl_wait_s=self.settings.output.lsl_wait,
+            triangulation=self.settings.triangulation.spec(
+                [camera.name for camera in self.settings.cameras], str(self.settings.source_file)
+            ),
         )
         self.analyses.append(self.analysis)
         self.priority_entry()  # the worker set its priority before it said it was ready

@@ -41,6 +41,7 @@ def check_before_start(
     if pose or experiment:
         problems += _model_problems(settings, model_option)
         problems += _crop_problems(settings) if not problems else []
+        problems += _triangulation_problems(settings)
     if experiment:
         problems += _experiment_problems(settings, experiment_option)
     return problems
@@ -114,6 +115,59 @@ def _animal_problems(settings: Settings, triggers: Any) -> list[str]:
     return animal_problems(triggers, max(counts, default=1))
 
 
+def _triangulation_problems(settings: Settings) -> list[str]:
+    """Return what stops the live triangulation: the calibration, its cameras, their sizes.
+
+    A calibration is only valid for the frame size it was made at: a camera whose frames
+    (after ROTATE) differ from the calibration's ``size`` is refused.
+    """
+    from core.pinhole import CalibrationError, read_calibration
+
+    declared = [camera.name for camera in settings.cameras]
+    try:
+        spec = settings.triangulation.spec(declared, str(settings.source_file))
+    except CalibrationError as error:
+        return [str(error)]
+    if spec is None:
+        return []
+    calibrated = read_calibration(spec.calibration)
+    problems = []
+    for name in spec.cameras:
+        size = _frame_size(settings, name)
+        expected = calibrated[name].size
+        if size is not None and size != expected:
+            problems.append(
+                f"[Camera {name}] in {settings.source_file}: frames of {size[0]} x {size[1]} px, "
+                f"but {spec.calibration} calibrated this camera at {expected[0]} x {expected[1]} "
+                "px: set WIDTH and HEIGHT to the calibration's size, or recalibrate"
+            )
+    return problems
+
+
+def _frame_size(settings: Settings, camera_name: str) -> tuple[int, int] | None:
+    """Return a camera's frame size (width, height) after ROTATE; None when it is not set."""
+    camera = settings.camera(camera_name)
+    width = getattr(camera.options, "width", None)
+    height = getattr(camera.options, "height", None)
+    if not isinstance(width, int) or not isinstance(height, int):
+        return None  # the camera's own size, known only once it is open
+    return (height, width) if camera.common.rotate in (90, 270) else (width, height)
+
+
+def _points3d_problems(settings: Settings, triggers: Any) -> list[str]:
+    """Return the 3D triggers of an experiment that would run without a calibration."""
+    from experiments.triggers.space import reads_points3d
+
+    if settings.triangulation.calibration is not None:
+        return []
+    return [
+        f"trigger {name!r} reads 3D keypoints, but {settings.source_file} names no calibration: "
+        "add [Triangulation] CALIBRATION = calibration.toml (docs/3d.md), or use a 2D trigger"
+        for name, trigger in triggers.items()
+        if reads_points3d(trigger)
+    ]
+
+
 def _experiment_problems(settings: Settings, experiment_option: str | None) -> list[str]:
     from experiments.config import ExperimentConfigError
     from experiments.registry import ExperimentNotFoundError, load_experiment
@@ -136,6 +190,7 @@ def _experiment_problems(settings: Settings, experiment_option: str | None) -> l
         ]
     cameras = [camera.name for camera in settings.cameras]
     found = camera_problems(loaded.triggers, cameras) + _animal_problems(settings, loaded.triggers)
+    found += _points3d_problems(settings, loaded.triggers)
     problems = [f"{where} ({name!r}): {problem}" for problem in found]
     needed = sorted({device for device, _ in loaded.outputs})
     missing = [device for device in needed if device not in settings.devices]

@@ -26,6 +26,7 @@ from settings.sections import (
     SessionSettings,
     Settings,
     StreamingSettings,
+    TriangulationSettings,
 )
 from stimulation import DEVICES, device_class
 
@@ -39,6 +40,7 @@ SECTION_CLASSES: dict[str, type] = {
     "Experiment": ExperimentSettings,
     "LatencyTest": LatencyTestSettings,
     "Session": SessionSettings,
+    "Triangulation": TriangulationSettings,
 }
 CAMERA_PREFIX = "Camera "
 DEVICE_PREFIX = "Device "
@@ -120,6 +122,7 @@ def _settings_from_parser(file: Path, parser: configparser.ConfigParser) -> Sett
         experiment=sections["Experiment"],
         latency_test=sections["LatencyTest"],
         session=sections["Session"],
+        triangulation=sections["Triangulation"],
         devices=devices,
         sections_given=tuple(parser.sections()),
     )

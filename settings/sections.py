@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from core.pinhole import CalibrationError, read_calibration
 from core.schema import setting
 from stimulation import StimulationDevice, device_class, device_from_settings
+from triangulation.live import TriangulationSpec
 
 
 @dataclass(frozen=True)
@@ -583,6 +586,86 @@ class CameraCommonSettings:
 
 
 @dataclass(frozen=True)
+class TriangulationSettings:
+    """``[Triangulation]``: live 3D keypoints from several calibrated cameras (docs/3d.md)."""
+
+    calibration: Path | None = setting(
+        None,
+        doc="Anipose's `calibration.toml` of the cameras (relative to the settings file; "
+        "`python -m calibration.calibrate` makes one). With it, the poses of the calibrated "
+        "cameras are triangulated live into `points3d.csv` and offered to experiments (3D "
+        "triggers). Empty: no triangulation.",
+    )
+    cameras: tuple[str, ...] = setting(
+        (),
+        doc="The cameras to triangulate, comma-separated (at least two; each must be in the "
+        "calibration and declared as `[Camera NAME]`). Empty: every declared camera that the "
+        "calibration names.",
+    )
+    min_likelihood: float = setting(
+        0.5,
+        doc="A camera's keypoint below this likelihood is not used for that keypoint; a "
+        "keypoint seen well by fewer than two cameras is not triangulated.",
+        minimum=0.0,
+        maximum=1.0,
+    )
+    max_pairing_ms: float = setting(
+        20.0,
+        doc="Sets whose cameras' frame times spread more than this are not triangulated (counted "
+        "in `session.json` as `sets_skipped_pairing`).",
+        minimum=0.0,
+        unit="ms",
+    )
+
+    def spec(self, declared: Sequence[str], where: str) -> TriangulationSpec | None:
+        """Return what the inference worker triangulates; None without a calibration.
+
+        Parameters
+        ----------
+        declared
+            The cameras the settings declare.
+        where
+            The settings file, for messages.
+
+        Raises
+        ------
+        CalibrationError
+            The file is missing or malformed, or a camera is in one of calibration and settings
+            but not the other; the message names the file, the key and what to do.
+        """
+        if self.calibration is None:
+            return None
+        key = f"[Triangulation] CALIBRATION in {where}"
+        try:
+            calibrated = read_calibration(self.calibration)
+        except CalibrationError as error:
+            raise CalibrationError(f"{key}: {error}") from None
+        chosen = self.cameras or tuple(name for name in declared if name in calibrated)
+        for name in chosen:
+            if name not in declared:
+                raise CalibrationError(
+                    f"[Triangulation] CAMERAS in {where} names {name!r}, which the settings do "
+                    f"not declare (cameras: {', '.join(declared)}): fix CAMERAS"
+                )
+            if name not in calibrated:
+                raise CalibrationError(
+                    f"[Triangulation] CAMERAS in {where} names {name!r}, which "
+                    f"{self.calibration} does not calibrate (it has {', '.join(calibrated)}): "
+                    "fix CAMERAS or recalibrate with this camera"
+                )
+        if len(chosen) < 2:
+            raise CalibrationError(
+                f"{key}: triangulation needs two calibrated cameras, and only "
+                f"{', '.join(chosen) or 'none'} of the declared cameras ({', '.join(declared)}) "
+                f"are in {self.calibration} (it has {', '.join(calibrated)}): name the cameras "
+                "as the calibration does, or recalibrate"
+            )
+        return TriangulationSpec(
+            self.calibration, tuple(chosen), self.min_likelihood, self.max_pairing_ms
+        )
+
+
+@dataclass(frozen=True)
 class CameraSettings:
     """One ``[Camera NAME]`` section: the source's name and its own typed keys."""
 
@@ -611,6 +694,7 @@ class Settings:
     devices: dict[str, DeviceSettings] = field(default_factory=dict)
     latency_test: LatencyTestSettings = field(default_factory=LatencyTestSettings)
     session: SessionSettings = field(default_factory=SessionSettings)
+    triangulation: TriangulationSettings = field(default_factory=TriangulationSettings)
     #: The sections the file itself has (the others are all defaults).
     sections_given: tuple[str, ...] = ()
 

@@ -924,6 +924,11 @@ class _Palette:
     tail: tuple[int, int, int] = (70, 76, 96)
 
 
+def mouse_colors(color: bool) -> _Colors:
+    """Return the drawing colours of the mouse's parts, for colour (BGR) or mono frames."""
+    return _Colors.for_format(_Palette(), color)
+
+
 def _cv2() -> ModuleType:
     import cv2
 
@@ -1037,6 +1042,14 @@ class ArenaRenderer:
             self._draw_animal(out, pose)
         self._light_and_add_noise(out, frame_index)
 
+    def light_and_add_noise(self, out: np.ndarray, frame_index: int) -> None:
+        """Apply frame ``frame_index``'s lighting gain and pixel noise to ``out``, in place.
+
+        For renderers of other views of the same scene (:mod:`simulator.rig3d`), which draw
+        their own scene into a frame of this renderer's :attr:`frame_shape`.
+        """
+        self._light_and_add_noise(out, frame_index)
+
     def _light_and_add_noise(self, out: np.ndarray, frame_index: int) -> None:
         """Apply the frame's lighting gain and add its window of the noise bank, in place."""
         cv2 = self._cv2
@@ -1147,6 +1160,23 @@ def _tail_points(
     pose: Pose, length: float, arena_rect: tuple[float, float, float, float]
 ) -> np.ndarray:
     """Fixed-point int32 points along the tail, clipped to the floor (a tail lies along a wall)."""
+    return np.rint(tail_polyline(pose, length, arena_rect) * _SCALE).astype(np.int32)
+
+
+def tail_polyline(
+    pose: Pose, length: float, arena_rect: tuple[float, float, float, float]
+) -> np.ndarray:
+    """Points (N, 2) in pixels along the tail from its base, clipped to the floor.
+
+    Parameters
+    ----------
+    pose
+        Where the animal is.
+    length
+        Body length in pixels.
+    arena_rect
+        The floor, ``(x_min, y_min, x_max, y_max)``: a tail that reaches a wall lies along it.
+    """
     plan = BODY_PLAN
     base_x = pose.x - plan.tail_base_behind * length * pose.stretch * math.cos(pose.heading)
     base_y = pose.y - plan.tail_base_behind * length * pose.stretch * math.sin(pose.heading)
@@ -1156,8 +1186,7 @@ def _tail_points(
     xs = base_x + np.concatenate(([0.0], np.cumsum(step * np.cos(angles[:-1]))))
     ys = base_y + np.concatenate(([0.0], np.cumsum(step * np.sin(angles[:-1]))))
     x_min, y_min, x_max, y_max = arena_rect
-    points = np.stack((np.clip(xs, x_min, x_max), np.clip(ys, y_min, y_max)), axis=1)
-    return np.rint(points * _SCALE).astype(np.int32)
+    return np.stack((np.clip(xs, x_min, x_max), np.clip(ys, y_min, y_max)), axis=1)
 
 
 def _make_floor(

@@ -482,6 +482,9 @@ def test_config_animal_key_and_its_mistakes() -> None:
     experiment = parse_experiment_config(config_text(), Path("zone.ini")).build()
     experiment.start()
     assert experiment.update(frame(T0, mouse(400, 400), mouse(100, 100)))
+    # The event log gives the position of the animal the trigger read (2), not animal 1's.
+    (action,) = experiment.events.of_kind("action")
+    assert (action.measured_x, action.measured_y) == (100.0, 100.0)
     with pytest.raises(ExperimentConfigError) as caught:
         parse_experiment_config(config_text("0", of_extra="ANIMAL = 2"), Path("zone.ini"))
     text = str(caught.value)

@@ -159,3 +159,28 @@ def test_inspect_says_what_the_model_is(qtbot, panel: RigPanel) -> None:
     text = info.toPlainText()
     assert "nose" in text and "tail_base" in text  # the bundled arena model's keypoints
     assert "input:" in text
+
+
+def test_a_recorded_board_session_is_calibrated_from_the_rig_tab(panel, qtbot, tmp_path) -> None:
+    """The 3D calibration button's work: a real board session solved off the GUI thread."""
+    from core.pinhole import read_calibration
+    from tests.unit.calibration.rig import rendered_views, rig_cameras, write_session
+
+    folder = tmp_path / "board-session"
+    write_session(folder, rendered_views(rig_cameras(), 60), {})
+    panel.calibrate_session(folder)
+    qtbot.waitUntil(lambda: panel.calibration_edit.text() != "", timeout=120_000)
+    assert panel.document.get("Triangulation", "CALIBRATION") == panel.calibration_edit.text()
+    written = folder / "calibration.toml"
+    assert set(read_calibration(written)) == {"top", "left", "right"}
+    assert f"wrote {written}" in panel.calibration_info.toPlainText()
+
+
+def test_a_session_without_the_board_says_so_and_changes_nothing(panel, qtbot, tmp_path) -> None:
+    folder = tmp_path / "empty"
+    folder.mkdir()
+    panel.calibrate_session(folder)
+    qtbot.waitUntil(lambda: "calibration failed" in panel.calibration_info.toPlainText(),
+                    timeout=60_000)  # fmt: skip
+    assert panel.calibration_edit.text() == ""
+    assert panel.document.get("Triangulation", "CALIBRATION") in (None, "")

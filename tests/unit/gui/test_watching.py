@@ -377,7 +377,7 @@ def test_the_live_view_feeds_trail_and_heatmap_from_every_pose_and_draws_them(qt
     reader.records = [_pose(i, 100.0 + 2 * i, 120.0) for i in range(30)]  # type: ignore[attr-defined]
     reader.records.append(_pose(30, 200.0, 120.0, likelihood=0.1))  # type: ignore[attr-defined]
     analysis.drain()
-    trail, occupancy = view.trails["top"], view.occupancy["top"]
+    (trail,), occupancy = view.trails["top"], view.occupancy["top"]
     assert len(trail) == 31 and np.isnan(trail.points()[-1, 1])  # unseen: a break
     assert occupancy.total == 30  # below the threshold: not counted
     assert trail.points()[0, 1] == 100.0  # body_center, not the nose
@@ -393,6 +393,40 @@ def test_the_live_view_feeds_trail_and_heatmap_from_every_pose_and_draws_them(qt
     assert view.trails == {} and view.occupancy == {}
     view.stop_listening()
     assert analysis.pose_listeners == []
+
+
+def test_several_animals_each_get_a_trail_in_their_identitys_colour(qtbot) -> None:
+    from display.overlay import identity_colour
+    from processes.messages import CameraModel
+
+    stream = _Stream()
+    skeleton = (("nose", "body_center"),)
+    cameras = {"top": CameraModel(KEYPOINTS, skeleton, {}, 2)}
+    ready = PoseReady({}, KEYPOINTS, skeleton, cameras, len(KEYPOINTS), 2)
+    stream.analysis = Analysis(None, None, _PoseReader(), ready, {0: "top"})  # type: ignore[arg-type]
+    view = LiveView(stream)  # type: ignore[arg-type]
+    qtbot.addWidget(view)
+    frame = np.zeros((240, 320, 3), np.uint8)
+    view._annotated("top", frame, None, False)
+    analysis = stream.analysis
+    assert analysis is not None
+    records = []
+    for i in range(20):
+        first, second = _pose(i, 60.0 + 2 * i, 60.0), _pose(i, 60.0 + 2 * i, 180.0)
+        animals = np.stack([first.pose, second.pose])
+        records.append(PoseRecord(0, i, first.host_timestamp_ns, first.picked_up_ns,
+                                  first.ready_ns, i, first.pose, animals))  # fmt: skip
+    analysis.reader.records = records  # type: ignore[attr-defined]
+    analysis.drain()
+    trails = view.trails["top"]
+    assert len(trails) == 2 and all(len(trail) == 20 for trail in trails)
+    assert view.occupancy["top"].total == 40  # every animal counts
+    view.overlays.show_trail = True
+    drawn = view._annotated("top", frame, None, False)
+    # The oldest stretch of each trail (x 60 to 80), away from the newest poses (x 78 to 118).
+    assert tuple(drawn[60, 65]) != tuple(drawn[180, 65])
+    assert drawn[60, 65].any() and drawn[180, 65].any()
+    assert identity_colour(0) != identity_colour(1)
 
 
 def test_a_failing_pose_listener_is_dropped_and_the_poses_go_on() -> None:
