@@ -17,7 +17,7 @@ FRAMES = 360  # the rig's mouse (SEED 7) rears from frame 288 on
 
 
 def _rig(tmp_path: Path) -> Path:
-    """docs/rig-3d.ini as shipped (its [Triangulation], experiment and laser), with its calibration."""
+    """Copy docs/rig-3d.ini as shipped (triangulation, experiment, laser) and its calibration."""
     docs = PROJECT_ROOT / "docs"
     for name in ("rig-3d.toml", "rig-3d.ini"):
         shutil.copy(docs / name, tmp_path / name)
