@@ -35,6 +35,7 @@ ORDER = (
     "lsl",
     "multi_animal",
     "behaviour_classifier",
+    "triangulation",
     "soak",
 )
 TITLES = {
@@ -60,6 +61,8 @@ TITLES = {
     "640x480)",
     "behaviour_classifier": "Behaviour classifier: the decision at every pose, and its scores "
     "(simulated arena, bundled pose model)",
+    "triangulation": "Live 3D: triangulating a synchronised set, and the simulated rig's 3D error "
+    "and calibration",
     "soak": "Soak: three cameras with pose, an experiment and recording (`python -m "
     "benchmarks.soak --minutes N`, not part of run_all)",
 }
@@ -78,6 +81,7 @@ BASELINES = {
     "lsl": ("push", "loop without push"),
     "multi_animal": ("two mice", "one mouse"),
     "behaviour_classifier": ("incremental window", "window recomputed"),
+    "triangulation": ("vectorised", "per keypoint"),
     "soak": ("measured", "-"),
 }
 

@@ -33,6 +33,7 @@ BENCHMARKS = (
     "lsl",
     "multi_animal",
     "behaviour_classifier",
+    "triangulation",
 )
 
 

@@ -11,7 +11,18 @@ expression. Baseline: the same work done naively, per keypoint (``cv2.undistortP
 view and keypoint, one ``np.linalg.svd`` per keypoint, ``PinholeCamera.project`` per view for
 the error). Both give the same points (checked). Goal: p99 <= 1 ms per set.
 
-``--smoke`` runs a few sets and saves nothing.
+Two accuracy cases on the simulated 3D rig (``docs/rig-3d.ini``'s three views, seed 11, the mouse
+walking, freezing, grooming and rearing), no baseline:
+
+* **3D error**: every frame rendered in the three views, the bundled pose model on each view,
+  the views triangulated with the rig's true calibration; the median distance of each
+  triangulated keypoint to the simulator's 3D truth, and the median reprojection error. Goal:
+  median 3D error <= 2 mm. Beside it, for scale, the bundled model's median 2D error per view.
+* **calibration**: the ChArUco board moved through the three views (``simulator.board``),
+  ``calibration.solve`` on its detections; the largest distance of a solved camera centre to the
+  true one. Goal: <= 2 mm.
+
+``--smoke`` runs a few sets and frames and saves nothing.
 """
 
 from __future__ import annotations
@@ -27,6 +38,10 @@ from core.figures import Figure
 from core.machine import machine_description
 from core.pinhole import PinholeCamera
 from triangulation.dlt import Triangulator
+
+RIG_SEED = 11  # the rig's accuracy: a seed the shipped rig (SEED 7) does not use
+RIG_FRAMES = 900  # 30 s at 30 fps
+CALIBRATION_FRAMES = 150
 
 KEYPOINTS = 6
 DEFAULT_SETS = 20_000
@@ -93,6 +108,88 @@ def _time_sets(work: object, sets: np.ndarray) -> list[int]:
     return samples
 
 
+def rig_accuracy(frames: int) -> dict[str, object]:
+    """The 3D error of the bundled model's poses in the simulated rig's views, triangulated."""
+    from pose.backends import open_backend
+    from pose.estimator import PoseEstimator
+    from pose.loading import load_model
+    from simulator.arena import BEHAVIOUR_NAMES, KEYPOINT_NAMES
+    from simulator.rig3d import SimulatedRigView, default_rig_cameras, sim_params
+
+    cameras = default_rig_cameras()
+    params = sim_params(seed=RIG_SEED, behaviours=BEHAVIOUR_NAMES)
+    views = [SimulatedRigView(params, camera, sum(camera.name.encode())) for camera in cameras]
+    height, width = views[0].frame_shape[:2]
+    description = load_model(None, frame_size=(height, width))
+    backend = open_backend(description, "onnxruntime", "cpu", 2)
+    backend.warm_up()
+    estimator = PoseEstimator(description, backend, views[0].frame_shape, 1)
+    triangulator = Triangulator(cameras, MIN_LIKELIHOOD)
+    image = np.empty(views[0].frame_shape, np.uint8)
+    errors_3d, errors_2d, reprojection = [], [[] for _ in views], []
+    for _ in range(frames):
+        found, truth = [], None
+        for index, view in enumerate(views):
+            _, truth_2d, truth = view.render_next(image)
+            pose = estimator.estimate([image])[0]
+            errors_2d[index].append(np.linalg.norm(pose[:, :2] - truth_2d, axis=1))
+            found.append(pose)
+        result = triangulator.triangulate(np.stack(found))
+        errors_3d.append(np.linalg.norm(result.xyz - truth, axis=1))
+        reprojection.append(result.error_px)
+    error_3d = np.array(errors_3d)  # (frames, K)
+    return {
+        "frames": frames,
+        "median_3d_error_mm": round(float(np.nanmedian(error_3d)), 3),
+        "median_3d_error_mm_per_keypoint": {
+            name: round(float(np.nanmedian(error_3d[:, k])), 3)
+            for k, name in enumerate(KEYPOINT_NAMES)
+        },
+        "median_reprojection_error_px": round(float(np.nanmedian(reprojection)), 3),
+        "median_2d_error_px_per_view": {
+            camera.name: round(float(np.median(errors)), 3)
+            for camera, errors in zip(cameras, errors_2d, strict=True)
+        },
+        "triangulated_share": round(float(np.mean(np.isfinite(error_3d))), 4),
+    }
+
+
+def calibration_accuracy(frames: int) -> dict[str, object]:
+    """How far the calibration puts the rig's camera centres from the true ones (mm)."""
+    from calibration.detection import BoardDetector
+    from calibration.solve import solve_calibration
+    from simulator.board import board_poses, render_board
+    from simulator.rig3d import default_rig_cameras
+
+    cameras = default_rig_cameras()
+    rotations, translations = board_poses(3, frames, 30.0)
+    detector = BoardDetector()
+    detections: dict[str, list[object]] = {}
+    for camera in cameras:
+        image = np.empty((camera.size[1], camera.size[0]), np.uint8)
+        detections[camera.name] = [
+            detector.detect(render_board(camera, rotations[i], translations[i], image))
+            for i in range(frames)
+        ]
+    sizes = {camera.name: camera.size for camera in cameras}
+    floor = list(range(30))  # the first second: the board flat at its floor pose
+    started = time.perf_counter()
+    result = solve_calibration(detections, sizes, floor)  # type: ignore[arg-type]
+    solve_s = time.perf_counter() - started
+    solved = {camera.name: camera for camera in result.cameras}
+    offsets = {
+        camera.name: round(float(np.linalg.norm(solved[camera.name].center - camera.center)), 3)
+        for camera in cameras
+    }
+    return {
+        "frames": frames,
+        "center_error_mm": offsets,
+        "max_center_error_mm": max(offsets.values()),
+        "reprojection_error_mean_px": round(float(result.error_mean_px), 4),
+        "solve_s": round(solve_s, 1),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; print the table and (unless ``--smoke``) save the results."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -111,18 +208,29 @@ def main(argv: list[str] | None = None) -> int:
         np.testing.assert_allclose(found.error_px, expected_error, atol=1e-6)
     project = summarize_ms(_time_sets(fast.triangulate, sets))
     baseline = summarize_ms(_time_sets(lambda k: naive(cameras, k), sets))
+    accuracy = rig_accuracy(10 if args.smoke else RIG_FRAMES)
+    calibrated = calibration_accuracy(40 if args.smoke else CALIBRATION_FRAMES)
     figures = [
         Figure("set_p50_ms", "one set (3 views x 6 keypoints), p50", project["p50"],
                baseline["p50"], "ms"),
         Figure("set_p99_ms", "one set (3 views x 6 keypoints), p99", project["p99"],
                baseline["p99"], "ms", goal="<= 1 ms"),
         Figure("set_max_ms", "one set, max", project["max"], baseline["max"], "ms"),
+        Figure("rig.median_3d_error_mm", "simulated rig: median 3D error",
+               accuracy["median_3d_error_mm"], None, "mm", goal="<= 2 mm", compare=False),  # type: ignore[arg-type]
+        Figure("rig.median_reprojection_px", "simulated rig: median reprojection error",
+               accuracy["median_reprojection_error_px"], None, "px", compare=False),  # type: ignore[arg-type]
+        Figure("calibration.max_center_error_mm", "calibration: worst camera centre error",
+               calibrated["max_center_error_mm"], None, "mm", goal="<= 2 mm", compare=False),  # type: ignore[arg-type]
     ]  # fmt: skip
     print_table("Live triangulation (3 distorted views x 6 keypoints)", figures, machine,
                 project="vectorised", baseline="per keypoint")  # fmt: skip
     if args.smoke:
         return 0
-    details = {"sets": count, "noise_px": NOISE_PX, "project_ms": project, "baseline_ms": baseline}
+    print(f"rig: {accuracy}")
+    print(f"calibration: {calibrated}")
+    details = {"sets": count, "noise_px": NOISE_PX, "project_ms": project, "baseline_ms": baseline,
+               "rig": accuracy, "calibration": calibrated}  # fmt: skip
     path = save_result("triangulation", figures, started=started, machine=machine, details=details)
     print(f"saved {path}")
     return 0

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from tests.support.paths import PROJECT_ROOT
 from tests.support.processes import only_session, run_cli
@@ -24,6 +25,7 @@ def _rig(tmp_path: Path) -> Path:
     return tmp_path / "rig-3d.ini"
 
 
+@pytest.mark.slow
 def test_live_3d_matches_the_truth_and_drives_a_3d_trigger(tmp_path: Path) -> None:
     result = run_cli(
         "--settings",

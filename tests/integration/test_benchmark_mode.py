@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from selftest.benchmark_mode import frame_stages_ms
 from tests.support.files import write_settings
@@ -39,6 +40,7 @@ def check_percentiles(figures: dict, name: str) -> None:
     assert figures["count"] > 0
 
 
+@pytest.mark.slow
 def test_a_short_benchmark_writes_every_figure(tmp_path: Path) -> None:
     result = run_cli(
         "--settings",

@@ -167,6 +167,7 @@ def test_simulated_board_needs_a_simulated_camera(tmp_path):
     shutil.which("avr-gcc") is None or not Path("/usr/include/simavr/sim_avr.h").exists(),
     reason="avr-gcc or simavr's headers are absent: bash scripts/setup.sh --tests",
 )
+@pytest.mark.slow
 def test_latency_test_on_the_simulated_rig_writes_the_boards_and_the_apps_figures(tmp_path):
     result = subprocess.run(
         [sys.executable, str(ROOT / "DeepLabStream.py"), "--headless", "--latency-test",

@@ -130,6 +130,7 @@ def test_every_pose_and_marker_reaches_an_inlet_in_another_process() -> None:
     assert "<type>Markers</type>" in info[EVENT_STREAM_NAME]
 
 
+@pytest.mark.slow
 def test_a_session_with_lsl_on_streams_every_analysed_pose_and_every_event(
     tmp_path: Path,
 ) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from recording.pose_table import read_pose_table
 from tests.support.paths import PROJECT_ROOT, shared_data
@@ -57,6 +58,7 @@ def _best_match(ours: np.ndarray, theirs: np.ndarray) -> np.ndarray:
     return best
 
 
+@pytest.mark.slow
 def test_done_when_a_sleap_export_replayed_equals_sleap_nns_own_predictions(tmp_path):
     folder = shared_data(FLIES)
     model = folder / "onnx" / "flies_bottomup_tiny_onnx"
@@ -113,6 +115,7 @@ def test_done_when_a_sleap_export_replayed_equals_sleap_nns_own_predictions(tmp_
 PAIR_MODEL = PROJECT_ROOT / "pose" / "bundled" / "arena-pair"
 
 
+@pytest.mark.slow
 def test_done_when_two_simulated_mice_run_the_shipped_social_experiment_live(tmp_path):
     """Two mice meeting (SOCIAL = touch) through the project's two-mouse model, live."""
     from simulator.truth import read_truth

@@ -361,6 +361,7 @@ def small_disk(tmp_path: Path):
         subprocess.run(["umount", "-l", str(folder)], check=False)
 
 
+@pytest.mark.slow
 def test_low_disk_space_warns_then_stops_recording_cleanly(tmp_path: Path, small_disk) -> None:
     disk = small_disk(200)
     settings = write_settings(

@@ -60,6 +60,7 @@ def run(tmp_path: Path, disk: Path, *args: str) -> subprocess.CompletedProcess[s
     )  # fmt: skip
 
 
+@pytest.mark.slow
 def test_a_disk_full_during_pose_and_experiment_is_an_error_and_leaves_whole_files(
     tmp_path, small_disk
 ):

@@ -119,6 +119,7 @@ def test_session_json_is_current_while_running_and_a_killed_session_is_marked_by
     assert str(session) in cleanup["interrupted_sessions_marked"]
 
 
+@pytest.mark.slow
 def test_a_killed_pose_worker_leaves_finished_files_and_rebuilt_figures(tmp_path):
     settings = SETTINGS + "[Device stimulus_box]\nTYPE = log\n"
     path = write_settings(tmp_path, settings, name="pose.ini")

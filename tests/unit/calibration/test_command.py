@@ -22,6 +22,7 @@ def session(tmp_path_factory: pytest.TempPathFactory, views: dict[str, list[np.n
     return folder
 
 
+@pytest.mark.slow
 def test_session_is_calibrated_into_toml_and_report(
     session: Path, cameras: list[PinholeCamera]
 ) -> None:

@@ -385,6 +385,7 @@ def test_two_emulated_cameras_stream_at_their_own_rates(tmp_path: Path, no_lefto
     assert cameras["fast"]["frames_captured"] > cameras["slow"]["frames_captured"]
 
 
+@pytest.mark.slow
 def test_three_camera_rig_records_every_frame_of_every_camera(tmp_path: Path) -> None:
     """Two emulated Baslers at 60 and 150 Hz and the simulated arena at 30 Hz for 20 s."""
     settings = write_settings(

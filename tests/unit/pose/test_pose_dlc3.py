@@ -662,6 +662,7 @@ def test_runs_live_in_the_gui_from_the_file_as_deeplabcut_wrote_it(
     assert diff["dx"] < XY_TOLERANCE and diff["dy"] < XY_TOLERANCE
 
 
+@pytest.mark.slow
 def test_video_analyzer_fast_on_the_clip_equals_deeplabcut(tmp_path: Path, cache: Path) -> None:
     """The issue's replay check: every frame of the clip, from the .pt as DeepLabCut wrote it."""
     clip = shared_data(f"{DLC}/{CLIP}")
