@@ -18,22 +18,17 @@ process keeps all but the last second and the file never ends in a cut row.
 
 from __future__ import annotations
 
-import logging
 import math
-import os
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from recording.whole_rows import WholeRowsFile
 from triangulation.dlt import Triangulated
-
-log = logging.getLogger(__name__)
 
 POINTS3D_FILE = "points3d.csv"
 KEYPOINT_COLUMNS = ("x", "y", "z", "error", "ncams", "score")
-FLUSH_INTERVAL_S = 1.0
 
 
 def points3d_columns(keypoints: Sequence[str], cameras: Sequence[str]) -> list[str]:
@@ -50,20 +45,26 @@ class Points3dCsvWriter:
     """Appends triangulated sets to ``points3d.csv`` in whole rows, flushed once a second.
 
     A write that fails (a full disk) truncates the file to its last whole row, closes it, and
-    :attr:`error` says why; triangulation goes on without the file.
+    :attr:`error` says why; triangulation goes on without the file
+    (:class:`recording.whole_rows.WholeRowsFile`).
     """
 
     def __init__(self, path: Path, keypoints: Sequence[str], cameras: Sequence[str]) -> None:
         self.path = Path(path)
         self.keypoints = tuple(keypoints)
         self.cameras = tuple(cameras)
-        self.error: str | None = None
-        self.rows = 0
-        self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        self._pending = [",".join(points3d_columns(self.keypoints, self.cameras)) + "\n"]
-        self._good_bytes = 0
-        self._next_flush = time.monotonic() + FLUSH_INTERVAL_S
-        self._flush()
+        header = ",".join(points3d_columns(self.keypoints, self.cameras)) + "\n"
+        self._file = WholeRowsFile(self.path, header)
+
+    @property
+    def rows(self) -> int:
+        """Sets handed to the file."""
+        return self._file.rows
+
+    @property
+    def error(self) -> str | None:
+        """Why the file stopped (a full disk), or None."""
+        return self._file.error
 
     def write(
         self,
@@ -73,8 +74,6 @@ class Points3dCsvWriter:
         pairing_ms: float,
     ) -> None:
         """Append one set: its points, each camera's frame index, its time and pairing error."""
-        if self._fd is None:
-            return
         cells: list[str] = []
         for k in range(len(self.keypoints)):
             x, y, z = points.xyz[k]
@@ -83,46 +82,11 @@ class Points3dCsvWriter:
             cells.append(_number(points.score[k], 4))
         cells += [str(int(frame_indices[0])), repr(float(time_s)), f"{pairing_ms:.3f}"]
         cells += [str(int(index)) for index in frame_indices]
-        self._pending.append(",".join(cells) + "\n")
-        self.rows += 1
-        now = time.monotonic()
-        if now >= self._next_flush:
-            self._flush()
-            self._next_flush = now + FLUSH_INTERVAL_S
-
-    def _flush(self) -> None:
-        if self._fd is None or not self._pending:
-            return
-        data = "".join(self._pending).encode("utf-8")
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(self._fd, view) :]
-        except OSError as failure:
-            self._fail(failure)
-            return
-        self._good_bytes += len(data)
-        self._pending.clear()
-
-    def _fail(self, failure: OSError) -> None:
-        """Cut the file back to its last whole row, close it, and remember why."""
-        fd, self._fd = self._fd, None
-        assert fd is not None
-        try:
-            os.ftruncate(fd, self._good_bytes)
-            os.close(fd)
-        except OSError:
-            pass
-        self._pending.clear()
-        self.error = f"{self.path.name} stopped at {failure.strerror or failure}"
-        log.error("%s", self.error)
+        self._file.write_row(",".join(cells) + "\n")
 
     def close(self) -> None:
         """Write what is pending and close the file (safe to call twice)."""
-        self._flush()
-        fd, self._fd = self._fd, None
-        if fd is not None:
-            os.close(fd)
+        self._file.close()
 
 
 def read_points3d(path: Path) -> tuple[tuple[str, ...], np.ndarray]:
