@@ -340,6 +340,36 @@ def format_scores(scores: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _model_metadata(
+    classes: list[str],
+    spec: FeatureSpec,
+    pixels_per_mm: float,
+    fps: list[float],
+    classifier: dict[str, Any],
+    onnx_check: dict[str, Any],
+    **extra: Any,
+) -> dict[str, Any]:
+    """Return ``NAME.json``: what the runtime needs to use the model, and where it came from."""
+    return {
+        "format": MODEL_FORMAT,
+        "behaviours": classes,
+        "negative_class": NO_BEHAVIOUR if NO_BEHAVIOUR in classes else None,
+        "feature_spec": spec.to_dict(),
+        "feature_names": list(spec.feature_names()),
+        "n_features": spec.n_features,
+        "pixels_per_mm": pixels_per_mm,
+        "fps": fps,
+        "input_name": INPUT_NAME,
+        "label_output": LABEL_OUTPUT,
+        "probabilities_output": PROBABILITIES_OUTPUT,
+        "classifier": classifier,
+        "onnx_check": onnx_check,
+        "versions": versions(),
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        **extra,
+    }
+
+
 def versions() -> dict[str, str]:
     """Return the versions of the libraries a classifier was made with."""
     import onnx
@@ -468,30 +498,17 @@ def train(args: argparse.Namespace) -> int:
             for s in sessions
         ]
 
-    metadata = {
-        "format": MODEL_FORMAT,
-        "behaviours": classes,
-        "negative_class": NO_BEHAVIOUR if NO_BEHAVIOUR in classes else None,
-        "feature_spec": spec.to_dict(),
-        "feature_names": list(spec.feature_names()),
-        "n_features": spec.n_features,
-        "pixels_per_mm": float(args.pixels_per_mm),
-        "fps": sorted({s.fps for s in train_sessions}),
-        "animal": args.animal,
-        "input_name": INPUT_NAME,
-        "label_output": LABEL_OUTPUT,
-        "probabilities_output": PROBABILITIES_OUTPUT,
-        "classifier": {
-            "kind": args.classifier,
-            "class": type(model).__name__,
-            "params": _json_params(model),
-        },
-        "training_sessions": describe(train_sessions),
-        "test_sessions": describe(test_sessions),
-        "onnx_check": {"frames": len(check_rows), "max_difference": difference},
-        "versions": versions(),
-        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-    }
+    metadata = _model_metadata(
+        classes,
+        spec,
+        float(args.pixels_per_mm),
+        sorted({s.fps for s in train_sessions}),
+        {"kind": args.classifier, "class": type(model).__name__, "params": _json_params(model)},
+        {"frames": len(check_rows), "max_difference": difference},
+        animal=args.animal,
+        training_sessions=describe(train_sessions),
+        test_sessions=describe(test_sessions),
+    )
     metrics = {
         "model": out.name,
         "test_sessions": describe(test_sessions),
@@ -578,26 +595,17 @@ def convert_simba(args: argparse.Namespace) -> int:
     print(
         f"ONNX check: probabilities equal predict_proba on 512 probes (max diff {difference:.1e})"
     )
-    metadata = {
-        "format": MODEL_FORMAT,
-        "behaviours": names,
-        "negative_class": NO_BEHAVIOUR if NO_BEHAVIOUR in names else None,
-        "feature_spec": spec.to_dict(),
-        "feature_names": list(spec.feature_names()),
-        "n_features": spec.n_features,
-        "pixels_per_mm": float(args.pixels_per_mm),
-        "fps": [args.fps] if args.fps else [],
-        "input_name": INPUT_NAME,
-        "label_output": LABEL_OUTPUT,
-        "probabilities_output": PROBABILITIES_OUTPUT,
-        "classifier": {"kind": "converted", "class": type(model).__name__},
-        "converted_from": {"file": str(model_file), "sha256": digest},
-        "training_sessions": [],
-        "test_sessions": [],
-        "onnx_check": {"frames": len(probe), "max_difference": difference},
-        "versions": versions(),
-        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-    }
+    metadata = _model_metadata(
+        list(names),
+        spec,
+        float(args.pixels_per_mm),
+        [args.fps] if args.fps else [],
+        {"kind": "converted", "class": type(model).__name__},
+        {"frames": len(probe), "max_difference": difference},
+        converted_from={"file": str(model_file), "sha256": digest},
+        training_sessions=[],
+        test_sessions=[],
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(onnx_bytes)
     _write(metadata_path(out), metadata)
