@@ -22,12 +22,19 @@ def session(tmp_path_factory: pytest.TempPathFactory, views: dict[str, list[np.n
     return folder
 
 
-@pytest.mark.slow
-def test_session_is_calibrated_into_toml_and_report(
-    session: Path, cameras: list[PinholeCamera]
-) -> None:
+@pytest.fixture(scope="module")
+def calibrated(session: Path) -> list[str]:
+    """Calibrate the session once (its files are written into it); the command's lines."""
     lines: list[str] = []
     assert main([str(session)], progress=lines.append) == 0
+    return lines
+
+
+@pytest.mark.slow
+def test_session_is_calibrated_into_toml_and_report(
+    session: Path, calibrated: list[str], cameras: list[PinholeCamera]
+) -> None:
+    lines = calibrated
     solved = read_calibration(session / "calibration.toml")
     assert list(solved) == ["left", "right", "top"]  # the session's tables, sorted by name
     for true in cameras:
@@ -53,7 +60,10 @@ def test_videos_are_paired_by_frame_number(session: Path, tmp_path: Path) -> Non
     assert "frame number" in report["pairing"]
 
 
-def test_calibration_round_trips_through_the_file(session: Path, tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_calibration_round_trips_through_the_file(
+    session: Path, calibrated: list[str], tmp_path: Path
+) -> None:
     from core.pinhole import write_calibration
 
     first = read_calibration(session / "calibration.toml")
