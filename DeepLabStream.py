@@ -8,7 +8,10 @@
 
 Ctrl-C, ``q`` in the window, the frame or time limit, or the end of every video stop it cleanly:
 processes joined, shared memory released, files finalised. Exit codes: 0 done, 1 a camera or the
-recording failed (files up to the failure are kept), 2 bad settings or command line.
+recording failed (files up to the failure are kept), or the loop missed its deadline or stalled
+(``session.json`` -> ``health``), 2 bad settings or command line, 130 (143 for
+SIGTERM) stopped by Ctrl-C during the start-up (before the cameras streamed: a folder with
+nothing recorded is removed, as the app removes a preview's; no child process prints a traceback).
 
 ``--benchmark-enabled`` streams ``--frames`` (default 3000) frames per camera with pose estimation,
 then runs the naive single-thread loop on the same model and frames, prints a table and writes
@@ -38,6 +41,7 @@ if TYPE_CHECKING:  # imported lazily at run time, so --help answers at once
     from session.live import LiveSession
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED = 128  # + the signal's number (130: Ctrl-C, 143: SIGTERM) during start-up
 BENCHMARK_FRAMES = 3000  # per camera, unless --frames or --duration says otherwise
 
 
@@ -101,13 +105,20 @@ def build_parser() -> argparse.ArgumentParser:
 class _StopRequests:
     """Ctrl-C and SIGTERM from the very start: remembered, then passed on to the run.
 
-    A stop during start-up (imports, opening cameras, loading the model) is honoured at the
-    next step, instead of raising KeyboardInterrupt or waiting for the start-up to end.
+    A stop during start-up (imports, opening cameras, loading the model) is honoured at once
+    (the waits for cameras and the model look at it), instead of raising KeyboardInterrupt or
+    waiting for the start-up to end; such a run exits with :attr:`exit_code`.
     """
 
     def __init__(self) -> None:
         self.reason: str | None = None
+        self.signum: int | None = None
         self._forward: Any = None
+
+    @property
+    def exit_code(self) -> int:
+        """The exit code of a run stopped by the first signal, as a shell reports it (130)."""
+        return EXIT_INTERRUPTED + (self.signum or 2)
 
     def install(self) -> None:
         import signal
@@ -130,6 +141,8 @@ class _StopRequests:
     def _handler(self, signum: int, frame: Any) -> None:
         import signal
 
+        if self.signum is None:
+            self.signum = signum
         self(
             "Ctrl-C received"
             if signum == signal.SIGINT
@@ -151,9 +164,10 @@ def main(argv: list[str] | None = None) -> int:
         args.frames = BENCHMARK_FRAMES
 
     from cameras.base import CameraError
-    from core.instance_lock import InstanceLock, InstanceLockError
+    from core.device_lock import DeviceBusyError
     from core.logs import LogTarget, configure_process_logging
     from session.analysis import PoseError
+    from session.device_locks import lock_session_devices
     from session.live import LiveSession
     from session.preflight import check_before_start
     from session.recordings import RecordingError
@@ -192,14 +206,20 @@ def main(argv: list[str] | None = None) -> int:
         for problem in problems:
             print(f"  {problem}", file=sys.stderr)
         return EXIT_USAGE
-    if stops.reason is not None:
-        print(f"Stopped before the start: {stops.reason}")
-        return EXIT_OK
+    from core.test_hooks import hold_here
 
-    lock = InstanceLock()  # one streaming DeepLabStream at a time: never two on one camera
+    hold_here("main-before-start")  # a fault test's chosen moment (core/test_hooks.py)
+    if stops.reason is not None:
+        print(f"Stopped before the start: {stops.reason}; nothing was started")
+        return stops.exit_code
+
+    # Every camera and device this run opens is locked: a second rig with its own cameras and
+    # board runs beside this one; one naming a camera or board in use is refused here.
     try:
-        lock.acquire()
-    except InstanceLockError as error:
+        lock = lock_session_devices(
+            settings, devices=bool(args.experiment_enabled or args.latency_test)
+        )
+    except DeviceBusyError as error:
         print(f"Error: {error}", file=sys.stderr)
         return EXIT_FAILED
     if args.latency_test:
@@ -214,16 +234,25 @@ def main(argv: list[str] | None = None) -> int:
     planned = None if args.frames is not None else settings.session.planned_duration
     runner = SessionRunner(stream, duration_s=args.duration or planned)
     stops.forward_to(runner.request_stop)
+    started = False
     try:
-        # Each step blocks (cameras opening, the model loading): a stop request made meanwhile
-        # is looked at between them, and then nothing more starts.
-        steps: list[Callable[[], object]] = [stream.open]
+        # Each step blocks (cameras opening, the model loading); a stop request made meanwhile
+        # ends the wait at once (stop_requested), and then nothing more starts.
+        def stopping() -> str | None:
+            return runner.stop_reason
+
+        steps: list[Callable[[], object]] = [lambda: stream.open(stop_requested=stopping)]
         if args.pose_enabled or args.experiment_enabled or args.benchmark_enabled:
-            steps.append(lambda: stream.start_analysis(experiment=args.experiment_enabled))
+            steps.append(
+                lambda: stream.start_analysis(
+                    experiment=args.experiment_enabled, stop_requested=stopping
+                )
+            )
         if args.recording_enabled:
             steps.append(stream.start_recording)
         steps.append(stream.start)
-        if not _start_up(steps, runner):
+        started = _start_up(steps, runner)
+        if not started:
             pass  # stopped during start-up: stream.stop below finalises what was made
         elif not args.headless and has_display():
             from gui.preview import run_preview
@@ -234,8 +263,11 @@ def main(argv: list[str] | None = None) -> int:
     except (CameraError, RecordingError, PoseError, OSError, MemoryError) as error:
         return _stop_at_error(stream, error)
     finally:
-        stream.stop(runner.stop_reason or "stop requested")
+        reason = runner.stop_reason or "stop requested"
+        stream.stop(reason if started else f"{reason} during start-up")
         lock.release()
+    if not started:
+        return _stopped_during_start_up(stream, stops)
     _print_summary(stream)
     if args.benchmark_enabled:
         _benchmark(stream, args)
@@ -252,23 +284,66 @@ def _stop_at_error(stream: LiveSession, error: Exception) -> int:
 
 
 def _start_up(steps: Sequence[Callable[[], object]], runner: Any) -> bool:
-    """Run the start-up steps in order; False when a stop request came before one of them."""
-    for step in steps:
+    """Run the start-up steps in order; False when a stop request came before or during one."""
+    from core.control import StopRequested
+    from core.test_hooks import hold_here
+
+    for number, step in enumerate(steps, start=1):
+        hold_here(f"start-up-step-{number}")  # a fault test's chosen moment
         if runner.stop_reason is not None:
             return False
-        step()
+        try:
+            step()
+        except StopRequested:  # a wait ended by the stop; what it started has ended
+            return False
     return runner.stop_reason is None
+
+
+def _stopped_during_start_up(stream: LiveSession, stops: _StopRequests) -> int:
+    """Say that the run stopped during its start-up, and what became of its folder; exit code.
+
+    Nothing streamed yet: a folder with nothing recorded or analysed is removed, as the app
+    removes a preview's (:meth:`LiveSession.discard_preview`); one with a recording started
+    is kept, finalised with the stop as its ``stop_reason``.
+    """
+    folder = stream.session_dir
+    # (No session folder yet, the stream's stop had nothing to record its reason in.)
+    print(f"Stopped: {stream.stop_reason or f'{stops.reason} during start-up'}")
+    if folder is not None and stream.discard_preview():
+        print(f"Nothing was recorded or analysed: its session folder {folder} was removed")
+    elif folder is not None:
+        print(f"Session folder (finalised): {folder}")
+    for error in stream.errors:
+        print(f"  error: {error}")
+    return EXIT_FAILED if stream.errors else stops.exit_code
 
 
 def _benchmark(stream: LiveSession, args: argparse.Namespace) -> None:
     """Run the benchmark mode's second half: the naive loop, then benchmark.json and its table."""
-    from selftest.benchmark_mode import benchmark_lines, build_benchmark, write_benchmark
-    from selftest.naive_loop import run_naive_loop, worker_threads
-    from session.runner import install_stop_signals
+    from core.device_lock import DeviceBusyError
+    from session.device_locks import lock_session_devices
 
     if stream.session_dir is None or stream.analysis is None:
         print("No benchmark: pose estimation did not run.", file=sys.stderr)
         return
+    try:  # the naive loop opens the session's cameras (and devices) again: lock them again
+        lock = lock_session_devices(stream.settings, devices=bool(args.experiment_enabled))
+    except DeviceBusyError as error:
+        print(f"No benchmark: the naive loop cannot run. {error}", file=sys.stderr)
+        return
+    try:
+        _naive_and_report(stream, args)
+    finally:
+        lock.release()
+
+
+def _naive_and_report(stream: LiveSession, args: argparse.Namespace) -> None:
+    """Run the naive loop on the session's frames, then write benchmark.json and print it."""
+    from selftest.benchmark_mode import benchmark_lines, build_benchmark, write_benchmark
+    from selftest.naive_loop import run_naive_loop, worker_threads
+    from session.runner import install_stop_signals
+
+    assert stream.session_dir is not None
     captured = {name: stats["captured"] for name, stats in stream.camera_stats().items()}
     stop: list[str] = []
     install_stop_signals(stop.append)  # Ctrl-C ends the naive loop too; what it has is reported
@@ -351,25 +426,33 @@ def _latency_test(
         assert stream.session_dir is not None
         experiment_file = write_experiment(stream.session_dir, plan)
         stream.start_analysis(
-            experiment=True, experiment_name=str(experiment_file), latency_test=plan.spec
+            experiment=True,
+            experiment_name=str(experiment_file),
+            latency_test=plan.spec,
+            stop_requested=lambda: runner.stop_reason,
         )
 
-    steps = [stream.open, start_analysis]
+    steps = [lambda: stream.open(stop_requested=lambda: runner.stop_reason), start_analysis]
     if args.recording_enabled:
         steps.append(stream.start_recording)
     steps.append(stream.start)
+    started = False
     try:
-        if _start_up(steps, runner):
+        started = _start_up(steps, runner)
+        if started:
             runner.run_headless()
     except (CameraError, RecordingError, PoseError, OSError, MemoryError) as error:
         return _stop_at_error(stream, error)
     finally:
-        stream.stop(runner.stop_reason or "stop requested")
+        reason = runner.stop_reason or "stop requested"
+        stream.stop(reason if started else f"{reason} during start-up")
         if board is not None:
             board.stop()
             if stream.session_dir is not None:
                 note_simulated_board(stream.session_dir, board)
         shutil.rmtree(board_folder, ignore_errors=True)
+    if not started:
+        return _stopped_during_start_up(stream, stops)
     _print_summary(stream)
     assert stream.session_dir is not None
     try:
@@ -387,34 +470,13 @@ def _latency_test(
 
 
 def _print_summary(stream: LiveSession) -> None:
-    print(f"Stopped: {stream.stop_reason}")
-    if stream.session_dir is not None:
-        print(f"Session folder: {stream.session_dir}")
-    for name, stats in stream.camera_stats().items():
-        fps = stats.get("measured_fps")
-        fps_text = f"{fps:.2f} fps" if fps else "no rate"
-        print(
-            f"  {name}: {stats['captured']} frames captured ({fps_text}), "
-            f"{stats.get('recorded', 0)} recorded, "
-            f"{stats['camera_gaps'] + stats.get('record_lost', 0)} dropped"
-        )
-    if stream.analysis is not None:
-        for name, figures in stream.analysis.summary()["cameras"].items():
-            latency = figures.get("latency_ms") or {}
-            print(
-                f"  {name}: {figures['frames_analysed']} frames analysed "
-                f"({figures.get('analysed_fps') or 0:.1f} fps), {figures['frames_skipped']} "
-                f"skipped; frame-to-pose latency p50 {latency.get('p50', float('nan')):.1f} ms, "
-                f"p99 {latency.get('p99', float('nan')):.1f} ms"
-            )
-    experiment = stream.analysis.experiment_summary() if stream.analysis else None
-    if experiment is not None:
-        latency = (experiment.get("latency_ms") or {}).get("frame_to_command_written") or {}
-        print(
-            f"  experiment {experiment.get('name')}: {experiment.get('actions', 0)} actions; "
-            f"frame-to-command latency p50 {latency.get('p50', float('nan')):.1f} ms, "
-            f"p99 {latency.get('p99', float('nan')):.1f} ms; events in {experiment['events_file']}"
-        )
+    """Print the summary, rendered from the figures session.json holds (session/summary.py)."""
+    from session.summary import summary_lines
+
+    if stream.record is not None:
+        print("\n".join(summary_lines(stream.record, stream.session_dir)))
+        return
+    print(f"Stopped: {stream.stop_reason}")  # no session folder was made: nothing was counted
     for error in stream.errors:
         print(f"  error: {error}")
 

@@ -7,7 +7,8 @@ order and finalises the files. ``--start stream,analysis,experiment`` presses th
 once; ``--duration`` closes the window after S seconds. Under ``QT_QPA_PLATFORM=offscreen`` (no
 screen) the embedded default starts stream, analysis and experiment by itself and prints the
 status once a second, so the app runs on a server too. Exit codes: 0 done, 1 an error was shown,
-2 bad command line or no display.
+2 bad command line or no display, 130 (143 for SIGTERM) Ctrl-C while the stream was opening (its
+cameras stop at once; no session folder is made).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 from display.screen import has_display, missing_library_message, missing_xcb_libraries, uses_xcb
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED = 128  # + the signal's number: 130 for Ctrl-C while the stream opened
 PART_NAMES = ("stream", "analysis", "recording", "experiment")
 OFFSCREEN_DEFAULT = ("stream", "analysis", "experiment")
 
@@ -82,8 +84,14 @@ def main(argv: list[str] | None = None) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     window = MainWindow(args.settings, args.output_dir)
     pilot = Autopilot(window, parts, args.duration, print_status=offscreen)
-    signal.signal(signal.SIGINT, lambda *_: window.close())  # Ctrl-C: the same as closing
-    signal.signal(signal.SIGTERM, lambda *_: window.close())
+    signals: list[int] = []  # Ctrl-C: the same as closing; remembered for the exit code
+
+    def close_on(signum: int, frame: object) -> None:
+        signals.append(signum)
+        window.close()
+
+    signal.signal(signal.SIGINT, close_on)
+    signal.signal(signal.SIGTERM, close_on)
     # Python runs signal handlers only between bytecodes: a timer gives it the chance.
     wake = QTimer()
     wake.setInterval(200)
@@ -93,7 +101,11 @@ def main(argv: list[str] | None = None) -> int:
     pilot.begin()
     app.exec_()
     pilot.report()
-    return EXIT_FAILED if pilot.errors else EXIT_OK
+    if pilot.errors:
+        return EXIT_FAILED
+    if signals and window.controller.start_interrupted:  # stopped while the stream opened
+        return EXIT_INTERRUPTED + signals[0]
+    return EXIT_OK
 
 
 # What Qt's offscreen platform says about every window: true, and of no use to a user.

@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 import psutil
 
-from benchmarks.common import now_iso, print_table, save_result
+from benchmarks.common import now_iso, print_table, rig_locked, save_result
 from benchmarks.recording import count_video_frames, naive_writer, percent_of, run_project
 from core.figures import Figure
 from core.machine import machine_description
@@ -297,10 +297,11 @@ def one_run(folder: Path, run: str, text: str, duration_s: float) -> tuple[dict,
     folder.mkdir(parents=True)
     (folder / "settings.ini").write_text(text, encoding="utf-8")
     settings = load_settings(folder / "settings.ini")
-    print(f"{run}: app, {duration_s:g} s ...", flush=True)
-    app = run_project(folder, settings, duration_s)
-    print(f"{run}: naive loop, {duration_s:g} s ...", flush=True)
-    naive = run_baseline(folder / "baseline", settings, duration_s)
+    with rig_locked(settings):  # both sides open the same cameras, one after the other
+        print(f"{run}: app, {duration_s:g} s ...", flush=True)
+        app = run_project(folder, settings, duration_s)
+        print(f"{run}: naive loop, {duration_s:g} s ...", flush=True)
+        naive = run_baseline(folder / "baseline", settings, duration_s)
     return app, naive
 
 

@@ -11,6 +11,11 @@ right after switching the pin). Baselines, in the same run: the naive single-thr
 frames, experiment and firmware, recording every frame in a writer thread with the app's encoder
 settings (the same work as the app, as DeepLabCut-Live-GUI records), and the same loop without
 recording. Saved to ``benchmarks/results/closed_loop.json``.
+
+The app's tail: every frame whose frame -> command took more than 2 x its p99, with its time in
+each stage of the loop (waiting for the worker, transport, inference, the experiment's update,
+the output: ``core/deadline.py``), from ``arena.pose_timing.csv``; printed and saved under
+``details.tail_frames``, so the stage that took a tail frame's time can be named.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmarks.common import now_iso, print_table, save_result
+from benchmarks.common import now_iso, print_table, rig_locked, save_result
 from core.clock import host_now_ns
 from core.figures import Figure
 from core.machine import machine_description
@@ -37,6 +42,7 @@ from experiments.registry import load_experiment
 from pose.backends import open_backend
 from pose.estimator import PoseEstimator
 from pose.loading import load_model
+from selftest.benchmark_mode import tail_frames, tail_lines
 from selftest.naive_loop import NaiveWriter
 from session.live import LiveSession
 from session.runner import SessionRunner
@@ -119,23 +125,30 @@ def app_run(folder: Path, duration_s: float, device: str = "cpu") -> dict[str, A
     """The app with recording and the experiment; latencies from its own events.csv."""
     board = Board()
     settings_file = session_settings(folder, board.port, f"[Pose]\nDEVICE = {device}\n")
-    stream = LiveSession(load_settings(settings_file), output_dir=folder / "out")
+    settings = load_settings(settings_file)
+    stream = LiveSession(settings, output_dir=folder / "out")
     runner = SessionRunner(stream, duration_s=duration_s, status_out=None)
     try:
-        stream.open()
-        stream.start_analysis(experiment=True)
-        stream.start_recording()
-        stream.start()
-        runner.run_headless()
+        with rig_locked(settings):  # released once the stream has stopped
+            try:
+                stream.open()
+                stream.start_analysis(experiment=True)
+                stream.start_recording()
+                stream.start()
+                runner.run_headless()
+            finally:
+                stream.stop("benchmark over")
     finally:
-        stream.stop("benchmark over")
         board.stop()
     assert stream.session_dir is not None
     events = pd.read_csv(stream.session_dir / "events.csv")
     pulses = events[(events["kind"] == "action") & events["detail"].str.startswith("pulse")]
     pulses = pulses.iloc[10:]  # warm
     stats = stream.camera_stats()["arena"]
+    timing = pd.read_csv(stream.session_dir / "arena.pose_timing.csv").iloc[10:]  # warm
+    tails = tail_frames(timing[timing["command_written"].notna()])
     return {
+        "tail_frames": tails.round(3).to_dict("records"),
         "written_ms": _ms(pulses["written"] - pulses["host_timestamp"]),
         "acknowledged_ms": _ms((pulses["acknowledged"] - pulses["host_timestamp"]).dropna()),
         "decision_ms": _ms(pulses["decided"] - pulses["pose_ready"]),
@@ -258,6 +271,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
     figures.append(Figure("actions", "actions", app["actions"], naive["actions"], compare=False))
+    print("\n".join(tail_lines(pd.DataFrame(app["tail_frames"]))))
     print_table(
         f"closed loop at 30 fps 640x480, recording on, {duration:g} s, device {args.device}",
         figures,

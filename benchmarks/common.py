@@ -8,13 +8,15 @@ same value measured for the baseline in the same run. :func:`save_result` writes
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from core.device_lock import DeviceBusyError
 from core.figures import Figure, table_lines
 from core.machine import describe_machine_line
 
@@ -104,3 +106,22 @@ def print_table(
     for line in table_lines(figures, project, baseline):
         print(line)
     print(flush=True)
+
+
+@contextmanager
+def rig_locked(settings: Any, *, devices: bool = True) -> Iterator[None]:
+    """Hold the locks of the cameras and devices ``settings`` name while a benchmark uses them.
+
+    A camera or board in use by another DeepLabStream ends the benchmark with the refusal's
+    message (naming the device and its holder), never a traceback; nothing has started then.
+    """
+    from session.device_locks import lock_session_devices
+
+    try:
+        locks = lock_session_devices(settings, devices=devices)
+    except DeviceBusyError as error:
+        raise SystemExit(f"Benchmark not run: {error}") from None
+    try:
+        yield
+    finally:
+        locks.release()

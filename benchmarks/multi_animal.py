@@ -7,20 +7,25 @@ one frame at a time as the live loop does (batch 1):
 
 * **rate**: two mice moving freely, every frame through the whole multi-animal path of the
   inference worker: pre-processing, the two-mouse model (``pose/bundled/arena-pair``, this
-  project's bottom-up model), grouping into animals, and the identity tracker. Baseline: the
-  bundled single-animal model's path on the same frames in the same run (one animal, no
-  grouping, no tracker). Goal: 30 fps for two animals.
+  project's bottom-up model), grouping into animals, and the identities (the motion tracker
+  under the appearance keeper, :mod:`tracking.identities`, its learner running in its own
+  process as in the worker). Baseline: the bundled single-animal model's path on the same
+  frames in the same run (one animal, no grouping, no tracker). Goal: 30 fps for two animals.
 * **identities**: two mice crossing paths (``SOCIAL = cross``: bodies overlapping at every
-  crossing) for ``--seconds`` of video; the tracker's identities against the simulator's, with
+  crossing) and walking freely (``SOCIAL = free``: random walks that meet, touch and lie on each
+  other for a second or more), marked (the default simulation: :mod:`simulator.marks`) and
+  unmarked (``MARKS = false``), each for ``--seconds`` of video; every frame's instances go
+  through both the keeper (motion and looks, as the worker runs it) and the motion-only tracker
+  (the baseline, the same instances in the same run); identities against the simulator's, with
   identity switches counted the MOT way (:mod:`tracking.switches`) and scaled to 10 minutes.
-  Goal: at most 1 per 10 minutes.
+  Goal: at most 1 per 10 minutes free walking, marked; unmarked: measured, no goal.
+* **identity step**: the keeper's cost per frame on the loop (p50, p99; goal <= 1 ms p99) and
+  the background learner's CPU time (per fit, and per second of video).
 * **keypoint error**: the median distance of every visible true keypoint to its tracked keypoint,
   on the crossing and on the free frames, with each identity kept from its first match (so a
   switch shows as error: what a closed loop lives with), and on the free frames matched anew
   each frame (the model's accuracy alone). Baseline: the single-animal model on one mouse moving
   freely over the same number of frames. Goal: within 1 px of the baseline.
-* The same run also counts the switches of two mice moving freely (``SOCIAL = free``: random
-  walks that touch and pass now and then), no goal.
 * **SLEAP**: the sleap-nn flies export on its 1024 x 1024 clip (``../shared/data/sleap-flies``,
   when present), per frame: a real multi-animal model's cost on this machine (no baseline).
 
@@ -42,8 +47,11 @@ from core.machine import machine_description
 from pose.backends import open_backend
 from pose.estimator import PoseEstimator
 from pose.loading import BUNDLED_MODEL, load_model
+from processes.identities import BackgroundLearner
 from simulator.arena import ArenaParams
 from simulator.herd import HerdParams, SimulatedHerd
+from tracking.identities import IdentityKeeper
+from tracking.patches import feature_count
 from tracking.switches import count_identity_switches, keypoint_errors
 from tracking.tracker import IdentityTracker
 
@@ -58,10 +66,41 @@ RATE_FRAMES = 600
 DEFAULT_SECONDS = 120.0
 SMOKE_FRAMES = 30
 THREADS = 2
+# (name, social scenario, marked): the default simulation is marked.
+SCENARIOS = (
+    ("cross", "cross", True),
+    ("free", "free", True),
+    ("cross_unmarked", "cross", False),
+    ("free_unmarked", "free", False),
+)
 
 
-def _herd(animals: int, social: str) -> SimulatedHerd:
-    return SimulatedHerd(HerdParams(ArenaParams(seed=SEED, framerate=FPS), animals, social))
+def _herd(animals: int, social: str, marked: bool = True) -> SimulatedHerd:
+    arena = ArenaParams(seed=SEED, framerate=FPS)
+    return SimulatedHerd(HerdParams(arena, animals, social, marked))  # type: ignore[arg-type]
+
+
+class _Keeper:
+    """The keeper as the worker runs it (its learner in its own process), timed per frame."""
+
+    def __init__(self, keypoints: int) -> None:
+        self.learner = BackgroundLearner.start(2, feature_count(), label=" benchmark")
+        self.keeper = IdentityKeeper(IdentityTracker(2, keypoints), self.learner)
+        self.step_ns: list[int] = []
+        self.step_cpu_ns: list[int] = []  # this thread's CPU time: the cost without preemption
+        self.confidence: list[np.ndarray] = []
+
+    def update(self, time_s: float, animals: np.ndarray, frame: np.ndarray) -> np.ndarray:
+        started, started_cpu = time.perf_counter_ns(), time.thread_time_ns()
+        identified = self.keeper.update(time_s, animals, frame)
+        self.step_ns.append(time.perf_counter_ns() - started)
+        self.step_cpu_ns.append(time.thread_time_ns() - started_cpu)
+        self.confidence.append(self.keeper.confidence.copy())
+        return identified
+
+    def close(self) -> dict[str, Any]:
+        """Stop the learner; return its figures and the keeper's counts."""
+        return {"learner": self.learner.close(), **self.keeper.counts.as_dict()}
 
 
 def _estimator(model: Path | None, shape: tuple[int, ...], max_animals: int) -> PoseEstimator:
@@ -77,26 +116,30 @@ def _analyse(
     estimator: PoseEstimator,
     herd: SimulatedHerd,
     count: int,
-    tracker: IdentityTracker | None,
+    keeper: _Keeper | None,
     raw: list[np.ndarray] | None = None,
+    motion: tuple[IdentityTracker, list[np.ndarray]] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, list[int]]:
     """Render and analyse ``count`` frames one by one, as the worker does (frames not kept).
 
-    Returns the analysed animals (T, A, K, 3), the truth (T, B, 6, 2) with keypoints hidden
-    under another mouse NaN (nothing to score there), and each frame's analysis time (ns).
-    ``raw``, when given, gets each frame's instances as the model gave them (before the tracker).
+    Returns the analysed animals (T, A, K, 3) (in identity order through ``keeper``, when
+    given), the truth (T, B, 6, 2) with keypoints hidden under another mouse NaN (nothing to
+    score there), and each frame's analysis time (ns). ``raw``, when given, gets each frame's
+    instances as the model gave them; ``motion``, a motion-only tracker and the list its
+    output of the same instances goes to (the baseline, not timed).
     """
     frame = np.empty(herd.frame_shape, np.uint8)
     out, truth, took = [], [], []
     for index in range(count):
         _, true = herd.render_next(frame)
         started = time.perf_counter_ns()
-        animals = estimator.estimate_animals([frame])[0]
-        if raw is not None:
-            raw.append(animals)
-        if tracker is not None:
-            animals = tracker.update(index / FPS, animals)
+        found = estimator.estimate_animals([frame])[0]
+        animals = found if keeper is None else keeper.update(index / FPS, found, frame)
         took.append(time.perf_counter_ns() - started)
+        if raw is not None:
+            raw.append(found)
+        if motion is not None:
+            motion[1].append(motion[0].update(index / FPS, found))
         out.append(animals)
         xy = true[..., :2].astype(np.float64)
         xy[true[..., 2] < 0.5] = np.nan
@@ -152,8 +195,27 @@ def _sleap_case(frames: int) -> dict[str, Any] | None:
     return {"frame_ms": summarize_ms(took[5:]), "frames": len(images)}
 
 
+def _identity_step(keeper: _Keeper, frames: int) -> dict[str, Any]:
+    """The keeper's cost per frame on the loop, and the learner's CPU time, of one scenario."""
+    figures = keeper.close()
+    learner = figures["learner"]
+    seconds = frames / FPS
+    return {
+        "step_ms": summarize_ms(keeper.step_ns[10:]),
+        "step_cpu_ms": summarize_ms(keeper.step_cpu_ns[10:]),
+        "learner_fits": learner["fits"],
+        "learner_cpu_s": learner["fit_cpu_s"],
+        "learner_ms_per_s": round(1000 * learner["fit_cpu_s"] / seconds, 3) if seconds else None,
+        "last_fit_ms": learner["last_fit_ms"],
+        "keeper": figures,
+        "mean_confidence": round(float(np.nanmean(np.stack(keeper.confidence))), 4),
+    }
+
+
 def _figures(cases: dict[str, Any]) -> list[Figure]:
     pair, single = cases["rate"]["two_mice_ms"], cases["rate"]["one_mouse_ms"]
+    ids, motion, error = cases["identities"], cases["motion_only"], cases["error"]
+    step = cases["identity_step"]
     figures = [
         Figure("rate.frame_p50_ms", "frame, p50", pair["p50"], single["p50"], unit="ms",
                compare=False),
@@ -162,19 +224,44 @@ def _figures(cases: dict[str, Any]) -> list[Figure]:
         Figure("rate.fps", "analysed per second (1 / mean)", round(1000 / pair["mean"], 1),
                round(1000 / single["mean"], 1), unit="fps", higher_is_better=True,
                goal="two animals >= 30 fps", compare=False),
+        # Switches: the baseline column is the motion-only tracker on the same instances.
         Figure("identities.switches_per_10_min", "identity switches per 10 min (crossing)",
-               cases["identities"]["cross"]["per_10_min"], None, goal="<= 1", compare=False),
+               ids["cross"]["per_10_min"], motion["cross"]["per_10_min"], goal="<= 1"),
         Figure("identities.free_switches_per_10_min", "identity switches per 10 min (free)",
-               cases["identities"]["free"]["per_10_min"], None, compare=False),
+               ids["free"]["per_10_min"], motion["free"]["per_10_min"], goal="<= 1"),
+        Figure("identities.unmarked_cross_switches_per_10_min",
+               "identity switches per 10 min (crossing, unmarked)",
+               ids["cross_unmarked"]["per_10_min"], motion["cross_unmarked"]["per_10_min"]),
+        Figure("identities.unmarked_free_switches_per_10_min",
+               "identity switches per 10 min (free, unmarked)",
+               ids["free_unmarked"]["per_10_min"], motion["free_unmarked"]["per_10_min"]),
+        # Errors: the baseline column is one mouse; the motion-only tracker's are in the rows
+        # "... motion only".
         Figure("error.median_px", "median keypoint error (crossing)",
-               cases["error"]["two_mice_px"], cases["error"]["one_mouse_px"], unit="px",
+               error["two_mice_px"], error["one_mouse_px"], unit="px",
                goal="within 1 px of one mouse", compare=False),
         Figure("error.free_median_px", "median keypoint error (free)",
-               cases["error"]["two_mice_free_px"], cases["error"]["one_mouse_px"], unit="px",
+               error["two_mice_free_px"], error["one_mouse_px"], unit="px",
                goal="within 1 px of one mouse", compare=False),
+        Figure("error.free_motion_only_median_px", "median keypoint error (free, motion only)",
+               error["two_mice_free_motion_only_px"], error["one_mouse_px"], unit="px",
+               compare=False),
+        Figure("error.free_unmarked_median_px", "median keypoint error (free, unmarked)",
+               error["two_mice_free_unmarked_px"], error["one_mouse_px"], unit="px",
+               compare=False),
         Figure("error.matched_median_px", "median keypoint error (free, matched each frame)",
-               cases["error"]["two_mice_matched_each_frame_px"], cases["error"]["one_mouse_px"],
+               error["two_mice_matched_each_frame_px"], error["one_mouse_px"],
                unit="px", goal="within 1 px of one mouse", compare=False),
+        Figure("identity_step.p50_ms", "identity step on the loop, p50",
+               step["step_ms"]["p50"], None, unit="ms", compare=False),
+        Figure("identity_step.p99_ms", "identity step on the loop, p99",
+               step["step_ms"]["p99"], None, unit="ms", goal="<= 1 ms", compare=False),
+        Figure("identity_step.cpu_p99_ms", "identity step, CPU time of its thread, p99",
+               step["step_cpu_ms"]["p99"], None, unit="ms", compare=False),
+        Figure("identity_step.learner_ms_per_s", "background learning, CPU per s of video",
+               step["learner_ms_per_s"], None, unit="ms", compare=False),
+        Figure("identity_step.last_fit_ms", "background learning, one fit (the last)",
+               step["last_fit_ms"], None, unit="ms", compare=False),
     ]  # fmt: skip
     sleap = cases.get("sleap")
     if sleap is not None:
@@ -185,6 +272,23 @@ def _figures(cases: dict[str, Any]) -> list[Figure]:
     return figures
 
 
+def _scenario(
+    pair: PoseEstimator, keypoints: int, social: str, marked: bool, frames: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, _Keeper]:
+    """Run one scenario through the keeper and the motion-only tracker, on the same instances.
+
+    Returns the keeper's and the motion-only tracker's output, the truth, the model's raw
+    instances, and the keeper (its learner still running: :func:`_identity_step` closes it).
+    """
+    raw: list[np.ndarray] = []
+    motion: list[np.ndarray] = []
+    keeper = _Keeper(keypoints)
+    tracked, truth, _ = _analyse(
+        pair, _herd(2, social, marked), frames, keeper, raw, (IdentityTracker(2, keypoints), motion)
+    )
+    return tracked, np.stack(motion), truth, np.stack(raw), keeper
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; print the table and (unless ``--smoke``) save the results."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -192,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
         "--seconds",
         type=float,
         default=DEFAULT_SECONDS,
-        help="seconds of crossing video for the identity figures",
+        help="seconds of video of each identity scenario (crossing, free; marked, unmarked)",
     )
     parser.add_argument("--model", type=Path, default=PAIR_MODEL, help="the two-mouse model")
     parser.add_argument("--smoke", action="store_true", help="a few frames; save nothing")
@@ -201,8 +305,8 @@ def main(argv: list[str] | None = None) -> int:
         "--dump",
         type=Path,
         default=None,
-        help="also save the model's untracked instances and the truth of the crossing and free "
-        "runs to this .npz (arrays <social>_raw (T, A, K, 3) and <social>_truth (T, B, K, 2), "
+        help="also save the model's untracked instances and the truth of every scenario to "
+        "this .npz (arrays <scenario>_raw (T, A, K, 3) and <scenario>_truth (T, B, K, 2), "
         "fps), to work on the tracker offline",
     )
     args = parser.parse_args(argv)
@@ -218,39 +322,45 @@ def main(argv: list[str] | None = None) -> int:
     pair = _estimator(args.model, shape, 2)
     keypoints = len(pair.description.keypoints)
     single = _estimator(None, shape, 1)
-    _, _, pair_ns = _analyse(pair, _herd(2, "free"), rate_frames, IdentityTracker(2, keypoints))
+    rate_keeper = _Keeper(keypoints)
+    _, _, pair_ns = _analyse(pair, _herd(2, "free"), rate_frames, rate_keeper)
+    rate_keeper.close()
     _, _, single_ns = _analyse(single, _herd(2, "free"), rate_frames, None)
     rate = {"two_mice_ms": summarize_ms(pair_ns[10:]), "one_mouse_ms": summarize_ms(single_ns[10:])}
     cases: dict[str, Any] = {"rate": rate}
 
     identities: dict[str, Any] = {}
-    tracked_by_social: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    motion_only: dict[str, Any] = {}
+    outputs: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
     dumped: dict[str, np.ndarray] = {}
-    for social in ("cross", "free"):
-        raw: list[np.ndarray] = []
-        tracked, truth, _ = _analyse(
-            pair, _herd(2, social), crossing_frames, IdentityTracker(2, keypoints), raw
+    for name, social, marked in SCENARIOS:
+        tracked, motion, truth, raw, keeper = _scenario(
+            pair, keypoints, social, marked, crossing_frames
         )
-        identities[social] = _switches(tracked, truth, crossing_frames)
-        tracked_by_social[social] = (tracked, truth)
-        dumped[f"{social}_raw"], dumped[f"{social}_truth"] = np.stack(raw), truth
+        identities[name] = _switches(tracked, truth, crossing_frames)
+        motion_only[name] = _switches(motion, truth, crossing_frames)
+        outputs[name] = (tracked, motion, truth)
+        step = _identity_step(keeper, crossing_frames)
+        identities[name]["identity_step"] = step
+        if name == "free":  # the default simulation's figures stand for the step's cost
+            cases["identity_step"] = step
+        dumped[f"{name}_raw"], dumped[f"{name}_truth"] = raw, truth
     if args.dump is not None:
-        np.savez_compressed(
-            args.dump,
-            fps=np.float64(FPS),
-            cross_raw=dumped["cross_raw"],
-            cross_truth=dumped["cross_truth"],
-            free_raw=dumped["free_raw"],
-            free_truth=dumped["free_truth"],
-        )
+        np.savez_compressed(args.dump, fps=np.float64(FPS), **dumped)
         print(f"dumped {args.dump}")
     alone, lone_truth, _ = _analyse(single, _herd(1, "free"), crossing_frames, None)
     cases["identities"] = identities
+    cases["motion_only"] = motion_only
+    free_tracked, free_motion, free_truth = outputs["free"]
     cases["error"] = {
-        "two_mice_px": round(_median_error(*tracked_by_social["cross"]), 3),
-        "two_mice_free_px": round(_median_error(*tracked_by_social["free"]), 3),
+        "two_mice_px": round(_median_error(outputs["cross"][0], outputs["cross"][2]), 3),
+        "two_mice_free_px": round(_median_error(free_tracked, free_truth), 3),
+        "two_mice_free_motion_only_px": round(_median_error(free_motion, free_truth), 3),
+        "two_mice_free_unmarked_px": round(
+            _median_error(outputs["free_unmarked"][0], outputs["free_unmarked"][2]), 3
+        ),
         "two_mice_matched_each_frame_px": round(
-            _median_error(*tracked_by_social["free"], per_frame=True), 3
+            _median_error(free_tracked, free_truth, per_frame=True), 3
         ),
         "one_mouse_px": round(_median_error(alone, lone_truth), 3),
     }
@@ -260,9 +370,10 @@ def main(argv: list[str] | None = None) -> int:
 
     figures = _figures(cases)
     print_table("Several animals (simulated arena, 640x480)", figures, machine,
-                project="two mice", baseline="one mouse")  # fmt: skip
-    for social, found in cases["identities"].items():
-        print(f"identities, {social}: {found}")
+                project="two mice", baseline="motion only / one mouse")  # fmt: skip
+    for name, found in cases["identities"].items():
+        shown = {key: value for key, value in found.items() if key != "identity_step"}
+        print(f"identities, {name}: {shown}; motion only: {cases['motion_only'][name]}")
     if args.smoke:
         return 0
     details = {

@@ -79,7 +79,7 @@ BASELINES = {
     "forward_prediction": ("predicted", "measured"),
     "gpu": ("GPU", "CPU"),
     "lsl": ("push", "loop without push"),
-    "multi_animal": ("two mice", "one mouse"),
+    "multi_animal": ("two mice", "motion only / one mouse"),
     "behaviour_classifier": ("incremental window", "window recomputed"),
     "triangulation": ("vectorised", "per keypoint"),
     "soak": ("measured", "-"),

@@ -3,7 +3,8 @@
 A camera lives inside its own capture process (see ``processes/capture.py``). The capture loop calls
 :meth:`Camera.open` once, then :meth:`Camera.grab` for every frame, handing it the shared-memory
 slot to fill, and finally :meth:`Camera.close`. A subclass must write ``open``, ``grab`` and
-``close``; ``start_session``, ``finish_session``, ``describe``, ``live`` and the companion streams
+``close``; ``lock_keys`` (what identifies the device, for the device locks), ``start_session``,
+``finish_session``, ``describe``, ``live`` and the companion streams
 (:meth:`Camera.companions`, :meth:`Camera.grab_companions`: a depth image delivered with each colour
 frame) are optional, and so are live controls (:meth:`Camera.controls`,
 :meth:`Camera.set_control`: exposure, gain, frame rate... with the camera's own limits).
@@ -76,6 +77,20 @@ class Camera(ABC):
         self.name = name
         self.settings = settings
         self._stop_check: Callable[[], bool] = _never
+
+    @classmethod
+    def lock_keys(cls, settings: Any) -> tuple[str, ...]:
+        """Return what identifies the device ``settings`` open, as lock keys (``kind:identity``).
+
+        Before a session starts it locks every key of its cameras and devices
+        (:mod:`core.device_lock`); a second session naming a key in use is refused, naming the
+        holder. Return ``kind:*`` when the settings do not say which device will open (every
+        device of the kind is then taken); return nothing for sources any number of sessions
+        may share (files, simulations). Called in the main process before anything opens: read
+        the settings, open nothing. The default, for a plugin that does not say, is
+        ``<its class>:*``: one session at a time uses this kind of camera.
+        """
+        return (f"{cls.__module__}.{cls.__qualname__}:*",)
 
     @abstractmethod
     def open(self) -> FrameGeometry:

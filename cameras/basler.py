@@ -287,6 +287,19 @@ class BaslerCamera(Camera):
     settings_class: ClassVar[type] = BaslerSettings
     settings: BaslerSettings
 
+    @classmethod
+    def lock_keys(cls, settings: BaslerSettings) -> tuple[str, ...]:
+        """Lock the camera's serial; its user name if chosen by name; every Basler without either.
+
+        A camera chosen by USER_NAME in one rig and by SERIAL in another is not seen as the
+        same by the lock (pylon then refuses the second open): choose cameras by SERIAL.
+        """
+        if settings.serial.strip():
+            return (f"basler:{settings.serial.strip()}",)
+        if settings.user_name.strip():
+            return (f"basler:name={settings.user_name.strip()}",)
+        return ("basler:*",)  # "the only camera connected": any of them
+
     def __init__(self, name: str, settings: BaslerSettings) -> None:
         super().__init__(name, settings)
         self._pylon: ModuleType | None = None

@@ -1,10 +1,12 @@
 """Find the cameras this computer can open, for a rig panel: Basler, RealSense, OpenCV indices.
 
 Each probe is quick and never fails: a missing library (pypylon, pyrealsense2) or driver error
-just finds nothing (logged at debug level). OpenCV devices are tried by index, 0 to
-:data:`OPENCV_INDICES` - 1 only, and on Linux only where ``/dev/videoN`` exists, because opening
-an absent index can take seconds on some backends. The simulated arena is always offered. Run it
-while no stream runs: a camera in use by a stream is not found (OpenCV) or not openable.
+just finds nothing (logged at debug level); :func:`detect_with_notes` also says, per kind of
+camera, why none was found, so a search that finds nothing tells the user where it looked.
+OpenCV devices are tried by index, 0 to :data:`OPENCV_INDICES` - 1 only, and on Linux only
+where ``/dev/videoN`` exists, because opening an absent index can take seconds on some
+backends. The simulated arena is always offered. Run it while no stream runs: a camera in use
+by a stream is not found (OpenCV) or not openable.
 
 Video files are not detected: the user browses for them (``SOURCE = video``, ``PATH = ...``).
 """
@@ -33,21 +35,69 @@ class DetectedCamera:
     keys: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Detection:
+    """What a search found: the cameras, and per kind of camera found none of, why not."""
+
+    cameras: list[DetectedCamera]
+    notes: list[str]
+
+    @property
+    def hardware(self) -> list[DetectedCamera]:
+        """The cameras found other than the simulated arena."""
+        return [camera for camera in self.cameras if camera.source != "synthetic"]
+
+
 def detect_cameras() -> list[DetectedCamera]:
     """Return every camera found: Basler, RealSense, OpenCV devices, then the simulated arena."""
-    probes: tuple[Callable[[], list[DetectedCamera]], ...] = (
-        detect_basler,
-        detect_realsense,
-        detect_opencv,
+    return detect_with_notes().cameras
+
+
+def detect_with_notes(say: Callable[[str], None] | None = None) -> Detection:
+    """Look for every kind of camera; say why a kind was not found (``say``: each step)."""
+    probes: tuple[tuple[str, Callable[[], list[DetectedCamera]], Callable[[], str]], ...] = (
+        ("Basler", detect_basler, _basler_absent),
+        ("RealSense", detect_realsense, _realsense_absent),
+        ("OpenCV", detect_opencv, _opencv_absent),
     )
     found: list[DetectedCamera] = []
-    for probe in probes:
+    notes: list[str] = []
+    for kind, probe, absent in probes:
+        if say is not None:
+            say(f"looking for {kind} cameras")
         try:
-            found += probe()
+            cameras = probe()
         except Exception as error:  # a driver's surprise must not break the panel
             log.debug("camera probe %s failed: %r", probe.__name__, error)
+            notes.append(f"{kind}: the driver failed while looking ({type(error).__name__}: "
+                         f"{error})")  # fmt: skip
+            continue
+        found += cameras
+        if not cameras:
+            notes.append(f"{kind}: {absent()}")
     found.append(synthetic_camera())
-    return found
+    return Detection(found, notes)
+
+
+def _basler_absent() -> str:
+    if not _installed("pypylon"):
+        return "pypylon is not installed (pip install pypylon), so no Basler camera can be seen"
+    return "pylon sees no Basler camera (is it plugged in, and free of the pylon Viewer?)"
+
+
+def _realsense_absent() -> str:
+    if not _installed("pyrealsense2"):
+        return "pyrealsense2 is not installed (pip install pyrealsense2)"
+    return "librealsense sees no RealSense device (is it plugged in to a USB 3 port?)"
+
+
+def _opencv_absent() -> str:
+    if sys.platform.startswith("linux"):
+        nodes = [f"/dev/video{i}" for i in range(OPENCV_INDICES) if Path(f"/dev/video{i}").exists()]
+        if not nodes:
+            return f"no /dev/video0 to /dev/video{OPENCV_INDICES - 1} on this computer"
+        return f"{', '.join(nodes)} opened but delivered no frame (in use, or a metadata node)"
+    return f"no OpenCV device 0 to {OPENCV_INDICES - 1} delivered a frame"
 
 
 def synthetic_camera() -> DetectedCamera:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import queue
 import sys
 import threading
@@ -193,6 +194,14 @@ class OpenCVCamera(Camera):
 
     settings_class: ClassVar[type] = OpenCVSettings
     settings: OpenCVSettings
+
+    @classmethod
+    def lock_keys(cls, settings: OpenCVSettings) -> tuple[str, ...]:
+        """Lock a device index or ``/dev`` path as its device (symbolic links resolved).
+
+        Files, URLs and pipelines take no lock: sessions may share them.
+        """
+        return _device_lock_keys(settings.device)
 
     def __init__(self, name: str, settings: OpenCVSettings) -> None:
         super().__init__(name, settings)
@@ -529,6 +538,22 @@ def _capture_source(device: str) -> int | str:
     """Return a device index for digits (``0``), the text itself otherwise (path, URL, pipeline)."""
     text = device.strip()
     return int(text) if text.isdigit() else text
+
+
+def _device_lock_keys(device: str) -> tuple[str, ...]:
+    """Return ``video-device:/dev/video0`` for index 0 or a path naming it.
+
+    On Linux index N is ``/dev/videoN``; elsewhere the key is ``video-device:index N``. A file, a
+    URL or a pipeline gives no key.
+    """
+    source = _capture_source(device)
+    if isinstance(source, int):
+        if sys.platform.startswith("linux"):
+            return (f"video-device:/dev/video{source}",)
+        return (f"video-device:index {source}",)
+    if source.startswith("/dev/"):
+        return (f"video-device:{os.path.realpath(source)}",)
+    return ()
 
 
 def _is_video_file(device: str) -> bool:

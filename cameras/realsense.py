@@ -222,6 +222,12 @@ class RealSenseCamera(Camera):
     settings_class: ClassVar[type] = RealSenseSettings
     settings: RealSenseSettings
 
+    @classmethod
+    def lock_keys(cls, settings: RealSenseSettings) -> tuple[str, ...]:
+        """Lock the device's serial; every RealSense when none is given (the only one connected)."""
+        serial = settings.serial.strip()
+        return (f"realsense:{serial or '*'}",)
+
     def __init__(self, name: str, settings: RealSenseSettings, device: Any = None) -> None:
         super().__init__(name, settings)
         self._given_device = device

@@ -11,6 +11,7 @@ walks, freezes, grooms and rears in labelled bouts and each frame's label goes t
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -176,8 +177,9 @@ class SyntheticSettings:
     )
     animals: int = setting(
         1,
-        doc="Number of mice, 1 to 3. They look alike, as real ones do (identity must come from "
-        "tracking, not looks), and keep their identity `animal1`, `animal2`, `animal3` in the "
+        doc="Number of mice, 1 to 3. They have one body plan and colour, as mice of one strain "
+        "do, and carry the marks labs give theirs unless MARKS = false; they keep their "
+        "identity `animal1`, `animal2`, `animal3` in the "
         "ground truth, which for 2 or 3 is in DeepLabCut's multi-animal layout. Where they "
         "overlap, the higher number is on top and the covered keypoints of the others have "
         "likelihood 0 in the truth.",
@@ -192,6 +194,14 @@ class SyntheticSettings:
         "mouse 1 around an oval about 1.5 body lengths apart. `touch`: mice 1 and 2 meet nose "
         "to nose, then mouse 2 sniffs mouse 1's tail base (mouse 3 joins the nose-to-nose "
         "meeting). The scripted scenarios repeat every few seconds; SEED mirrors them.",
+    )
+    marks: bool = setting(
+        True,
+        doc="With 2 or 3 mice: mark them as labs mark theirs, so that identities can come from "
+        "their looks (docs/sleap-models.md, several animals): mouse 1 has a dark band round its "
+        "tail, mouse 2 a bleached patch on its rump and a body 10 % smaller, mouse 3 a bleached "
+        "patch on its head and two tail bands. `false`: the mice look alike and only motion "
+        "tells them apart. A lone mouse is never marked.",
     )
     noise: float = setting(
         4.0,
@@ -240,10 +250,13 @@ class SyntheticSettings:
         "MOTION = random and ANIMALS = 1.",
         allowed=f"a comma-separated list of {', '.join(BEHAVIOUR_NAMES)}, or empty for none",
     )
-    pacing: Literal["realtime", "free"] = setting(
+    pacing: Literal["realtime", "free", "lockstep"] = setting(
         "realtime",
         doc="`realtime`: frame i is delivered i / FRAMERATE seconds after the first, like a real "
-        "camera. `free`: frames are delivered as fast as they are rendered (tests, benchmarks).",
+        "camera. `free`: frames are delivered as fast as they are rendered (tests, benchmarks). "
+        "`lockstep`: as fast as pose estimation takes them, each only once the previous one was "
+        "analysed, so that every frame is analysed whatever the machine's speed (tests; as a "
+        "video file's PACING = lockstep).",
     )
     view_position: tuple[float, ...] = setting(
         (),
@@ -452,7 +465,9 @@ class SyntheticSettings:
 
     def herd_params(self) -> HerdParams:
         """Return the simulation of all ANIMALS (for one mouse, :meth:`arena_params` is used)."""
-        return HerdParams(self.arena_params(), animals=self.animals, social=self.social)
+        return HerdParams(
+            self.arena_params(), animals=self.animals, social=self.social, marked=self.marks
+        )
 
 
 class PinLogFollower:
@@ -846,6 +861,11 @@ class SyntheticCamera(Camera):
 
     settings_class: ClassVar[type] = SyntheticSettings
 
+    @classmethod
+    def lock_keys(cls, settings: SyntheticSettings) -> tuple[str, ...]:
+        """Lock nothing: any number of sessions may simulate the arena."""
+        return ()
+
     def __init__(self, name: str, settings: SyntheticSettings) -> None:
         super().__init__(name, settings)
         self.settings: SyntheticSettings = settings
@@ -888,6 +908,11 @@ class SyntheticCamera(Camera):
     def nominal_fps(self) -> float | None:
         """FRAMERATE."""
         return self.settings.framerate
+
+    @property
+    def waits_for_analysis(self) -> bool:
+        """True with ``PACING = lockstep`` (the capture process does the waiting)."""
+        return self.settings.pacing == "lockstep"
 
     def grab(self, out: np.ndarray) -> FrameStamp:
         """Render the next frame into ``out``, record its truth, and wait until it is due."""
@@ -944,7 +969,7 @@ class SyntheticCamera(Camera):
             self._first_grab_ns = self._grid.due_ns(0)
             self._rate_origin = (0, self._first_grab_ns, 0.0)
         wanted = self._grid.frame_at_or_after(host_now_ns())
-        if self.settings.pacing == "free" or wanted < self._arena.next_frame_index:
+        if self.settings.pacing != "realtime" or wanted < self._arena.next_frame_index:
             return  # free pacing renders every frame; an early call waits for its frame
         if isinstance(self._arena, SimulatedRigView | SimulatedBoardView):
             self._arena.skip_to(wanted)
@@ -1101,7 +1126,12 @@ class SyntheticCamera(Camera):
         """Kind, seed, motion and keypoints (and the animals when several), for ``session.json``."""
         animals = self.settings.animals
         herd = (
-            {"animals": list(animal_names(animals)), "social": self.settings.social}
+            {
+                "animals": list(animal_names(animals)),
+                "social": self.settings.social,
+                # Each mouse's marks (simulator.marks): its size, tail bands, bleached patch.
+                "marks": [dataclasses.asdict(m) for m in self.settings.herd_params().marks],
+            }
             if animals > 1
             else {}
         )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from array import array
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -26,10 +27,36 @@ from cameras.base import Camera, CameraError
 from core.clock import host_now_ns
 from core.frames import FrameGeometry, FrameStamp, PixelFormat
 from core.schema import existing_file, setting
+from core.stats import percentiles
 
 logger = logging.getLogger(__name__)
 
 ReaderName = Literal["pyav", "opencv"]
+
+
+def readable_video(path: Path) -> None:
+    """``check`` of ``PATH``: an existing file FFmpeg reads as a video, with a first frame.
+
+    Opening the file and decoding one frame takes milliseconds; it turns a damaged file or
+    one that is not a video (random bytes named ``.mp4``) into a sentence when the settings
+    are read (the Rig tab, any start), instead of FFmpeg's "[Errno 1094995529] Invalid data
+    found" once the stream starts.
+    """
+    existing_file(path)
+    advice = "choose the video file itself, or convert it with ffmpeg -i IN -c:v libx264 OUT.mp4"
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise ValueError(f"{path} holds no video stream (audio or data only): {advice}")
+            next(container.decode(video=0))
+    except StopIteration:
+        raise ValueError(f"{path}: its video stream has no frame: {advice}") from None
+    except (av.error.FFmpegError, UnicodeDecodeError) as error:
+        reason = getattr(error, "strerror", None) or str(error)
+        raise ValueError(
+            f"{path} cannot be read as a video (FFmpeg: {reason}); the file is damaged or not a "
+            f"video: {advice}"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -39,7 +66,7 @@ class VideoSettings:
     path: Path = setting(
         doc="The video file to play (any format FFmpeg reads: `.mp4`, `.mkv`, `.avi`...). A "
         "relative path is relative to the settings file.",
-        check=existing_file,
+        check=readable_video,
     )
     pacing: Literal["native", "free", "lockstep"] = setting(
         "native",
@@ -276,11 +303,18 @@ class VideoCamera(Camera):
     ``frame_index`` is the frame's position in the file from 0 (continuing to count across
     loops), ``camera_timestamp`` its presentation time in seconds from the stream start (plus the
     length of the completed loops) and ``host_timestamp_ns`` the moment it was delivered, after
-    pacing.
+    pacing. With ``PACING = native`` it also measures how late each frame was delivered after the
+    moment its timestamp gave it (decoding, or the process, fell behind): ``describe()`` ->
+    ``delivery`` once the stream ends.
     """
 
     settings_class: ClassVar[type] = VideoSettings
     settings: VideoSettings
+
+    @classmethod
+    def lock_keys(cls, settings: VideoSettings) -> tuple[str, ...]:
+        """Lock nothing: any number of sessions may read the same file."""
+        return ()
 
     def __init__(self, name: str, settings: VideoSettings) -> None:
         super().__init__(name, settings)
@@ -295,6 +329,8 @@ class VideoCamera(Camera):
         self._first_frame_ready = False  # open() decoded the first frame; grab() delivers it
         self._first_timestamp_s = math.nan
         self._pacing_origin_ns: int | None = None  # host time the first frame went out
+        # native pacing: how late each frame went out after its due time (ms; 4 bytes a frame)
+        self._lateness_ms = array("f")
 
     # -- Camera interface -----------------------------------------------------------------
 
@@ -344,9 +380,10 @@ class VideoCamera(Camera):
             reader.write_frame(out)
         except _FrameDecodeError as error:
             raise self._decode_error(error) from None
-        if self.settings.pacing == "native":
-            self._wait_until_due(timestamp)
+        due_ns = self._wait_until_due(timestamp) if self.settings.pacing == "native" else None
         host_ns = host_now_ns()
+        if due_ns is not None:
+            self._lateness_ms.append(max(0, host_ns - due_ns) / 1e6)
         if self._pacing_origin_ns is None:
             self._pacing_origin_ns = host_ns
         index = self._next_index
@@ -365,7 +402,25 @@ class VideoCamera(Camera):
         info: dict[str, Any] = {"file": str(self.settings.path), "reader": self.settings.reader}
         if self._reader is not None:
             info.update(self._reader.describe())
+        if self.settings.pacing == "native" and len(self._lateness_ms):
+            info["delivery"] = self.delivery_figures()
         return info
+
+    def delivery_figures(self) -> dict[str, Any]:
+        """Return how late frames were delivered with ``PACING = native`` (``describe()``).
+
+        ``late_ms`` gives p50 / p95 / p99 / max and ``count`` of every frame's lateness (the
+        first frame sets the pace, so it is never late); ``frames_late`` counts the frames more
+        than one frame interval (``frame_interval_ms``, the stream's nominal rate) late: frames
+        an analysis saw later than a camera at this rate would have delivered them.
+        """
+        interval_ms = self._frame_interval_s() * 1e3
+        late = np.frombuffer(self._lateness_ms, dtype=np.float32)
+        return {
+            "frame_interval_ms": round(interval_ms, 3),
+            "late_ms": percentiles(late.tolist(), with_count=True),
+            "frames_late": int(np.count_nonzero(late > interval_ms)) if interval_ms else 0,
+        }
 
     # -- helpers --------------------------------------------------------------------------
 
@@ -432,14 +487,18 @@ class VideoCamera(Camera):
         fps = self.nominal_fps
         return 1.0 / fps if fps else 0.0
 
-    def _wait_until_due(self, timestamp: float) -> None:
-        """Sleep until this frame's time relative to the first frame; late frames go at once."""
+    def _wait_until_due(self, timestamp: float) -> int | None:
+        """Sleep until this frame's time relative to the first frame; late frames go at once.
+
+        Returns the host time (ns) the frame was due, None for the first (it sets the origin).
+        """
         if self._pacing_origin_ns is None:
-            return  # the first frame sets the origin
+            return None  # the first frame sets the origin
         due_ns = self._pacing_origin_ns + round((timestamp - self._first_timestamp_s) * 1e9)
         delay_ns = due_ns - host_now_ns()
         if delay_ns > 0:
             time.sleep(delay_ns / 1e9)
+        return due_ns
 
     def _decode_error(self, error: _FrameDecodeError) -> CameraError:
         return CameraError(

@@ -22,10 +22,15 @@ before (by ``multiprocessing`` in the child, or passed in); then the child ends 
 
 Elsewhere (macOS, Windows) there is no such request: the call does nothing but say so in the
 debug log, and the processes' own checks (a capture process watches ``os.getppid()``) remain.
+
+Children also leave Ctrl-C to their parent, from their very first instruction: they are started
+inside :func:`children_leave_sigint_to_parent` and call :func:`leave_sigint_to_parent` first
+thing, so a Ctrl-C at any moment of a start-up never kills one with a traceback.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import logging
@@ -33,6 +38,8 @@ import multiprocessing
 import os
 import signal
 import sys
+from collections.abc import Iterator
+from multiprocessing import resource_tracker
 from types import FrameType
 
 log = logging.getLogger(__name__)
@@ -122,4 +129,51 @@ def _on_death_signal(signum: int, frame: FrameType | None) -> None:
     os.kill(os.getpid(), _signal_on_death)  # its handler, or its default action (the end)
 
 
-__all__ = ["ORPHAN_EXIT_CODE", "die_with_parent", "parent_alive", "recorded_parent_pid"]
+@contextlib.contextmanager
+def children_leave_sigint_to_parent() -> Iterator[None]:
+    """Start child processes inside this block: Ctrl-C cannot reach them before they ignore it.
+
+    Ctrl-C at a terminal goes to every process of its group. A child must leave it to the main
+    process, which stops everything in order; but a child started with ``spawn`` (or
+    ``forkserver``) imports its modules before its entry function can say so, and a Ctrl-C then
+    prints a ``KeyboardInterrupt`` traceback and kills it. So SIGINT is blocked in the starting
+    thread while children start: the block travels through ``fork`` and ``exec`` (a signal mask
+    is inherited, unlike a handler), a Ctrl-C waits in the child until
+    :func:`leave_sigint_to_parent`, first thing in its entry function, ignores it (which drops
+    it). The parent's own Ctrl-C is not lost: it waits until the block ends (another thread of
+    the parent may take it meanwhile). Any thread may use it, not only the main one (the GUI
+    starts streams from a worker thread). Elsewhere than POSIX it does nothing.
+    """
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    # multiprocessing starts its resource tracker with the first child, blocking SIGINT around
+    # that start and then unblocking it: inside this block that would undo the block before
+    # the child is spawned. Started here first, it is already running then.
+    resource_tracker.ensure_running()
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def leave_sigint_to_parent() -> None:
+    """Ignore Ctrl-C in this child process from now on (the main process decides when to stop).
+
+    Call it first thing in a child's entry function, in its main thread. A Ctrl-C that came
+    while the child started (held back by :func:`children_leave_sigint_to_parent`) is dropped.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+__all__ = [
+    "ORPHAN_EXIT_CODE",
+    "children_leave_sigint_to_parent",
+    "die_with_parent",
+    "leave_sigint_to_parent",
+    "parent_alive",
+    "recorded_parent_pid",
+]

@@ -8,7 +8,9 @@ board was measured in; this program uses millimetres throughout.
 ``calibration.toml`` is Anipose's layout (aniposelib's ``CameraGroup.dump``): one ``[cam_N]`` table
 per camera with ``name``, ``size`` (width, height), ``matrix``, ``distortions``, ``rotation``,
 ``translation``, and an optional ``[metadata]`` table. Anipose and aniposelib read what
-:func:`write_calibration` writes, and :func:`read_calibration` reads theirs.
+:func:`write_calibration` writes, and :func:`read_calibration` reads theirs (a ``rotation``
+written as a 3 x 3 matrix too, which aniposelib also reads). :func:`camera_problems` says what
+makes a camera unusable (a zero focal length, a rotation that is not one, non-finite numbers).
 
 This module sits in ``core`` because the simulator (rendering views), the calibration (solving
 them) and the live triangulation all use the same model.
@@ -182,6 +184,71 @@ class PinholeCamera:
         }
 
 
+def camera_problems(camera: PinholeCamera) -> list[str]:
+    """Return what makes one calibrated camera unusable, in words (empty: nothing found).
+
+    Checked: a positive frame size; finite numbers everywhere; positive focal lengths; the
+    camera matrix's last row ``[0, 0, 1]``; a rotation that is a rotation (``R R^T = I``,
+    ``det R = 1``). A camera with these wrong projects every point to one pixel, or nowhere,
+    and its triangulated points are meaningless.
+    """
+    problems = []
+    if min(camera.size) <= 0:
+        problems.append(f"size {list(camera.size)}: a frame size must be positive")
+    arrays = {
+        "matrix": camera.matrix,
+        "distortions": camera.distortions,
+        "rotation": camera.rotation,
+        "translation": camera.translation,
+    }
+    not_finite = [name for name, values in arrays.items() if not np.all(np.isfinite(values))]
+    if not_finite:
+        return [*problems, f"non-finite numbers (nan or inf) in {', '.join(not_finite)}"]
+    fx, fy = camera.matrix[0, 0], camera.matrix[1, 1]
+    if fx <= 0 or fy <= 0:
+        problems.append(f"focal lengths fx = {fx:g} px, fy = {fy:g} px: both must be positive")
+    if not np.allclose(camera.matrix[2], (0.0, 0.0, 1.0)):
+        problems.append(f"matrix row 3 is {camera.matrix[2].tolist()}, expected [0, 0, 1]")
+    rotation_problem = _rotation_problem(camera.rotation_matrix)
+    if rotation_problem is not None:
+        problems.append(rotation_problem)
+    return problems
+
+
+def _rotation_problem(matrix: np.ndarray) -> str | None:
+    """Return why a 3 x 3 matrix is not a rotation (singular, not orthonormal, a mirror)."""
+    deviation = float(np.abs(matrix @ matrix.T - np.eye(3)).max())
+    determinant = float(np.linalg.det(matrix))
+    if deviation > ROTATION_TOLERANCE or abs(determinant - 1.0) > ROTATION_TOLERANCE:
+        return (
+            f"rotation is not a rotation matrix (R R^T differs from I by {deviation:.3g}, "
+            f"det R = {determinant:.3g}; a rotation has 0 and 1)"
+        )
+    return None
+
+
+#: How far ``R R^T`` and ``det R`` of a rotation written as a matrix may be from I and 1
+#: (a file written with 6 to 9 significant digits is well within it).
+ROTATION_TOLERANCE = 1e-4
+
+
+def _rotation_vector(values: Any, where: str) -> np.ndarray:
+    """Return the Rodrigues vector of a file's ``rotation``: a vector, or a 3 x 3 matrix.
+
+    aniposelib writes the vector and reads either; a matrix that is not a rotation is refused.
+    """
+    array = np.asarray(values, dtype=np.float64)
+    if array.size != 9:
+        return array
+    matrix = array.reshape(3, 3)
+    problem = _rotation_problem(matrix) if np.all(np.isfinite(matrix)) else "non-finite rotation"
+    if problem is not None:
+        raise CalibrationError(
+            f"{where}: {problem}; calibrate again with 'python -m calibration.calibrate'"
+        )
+    return matrix_to_rodrigues(matrix)
+
+
 def _toml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -243,7 +310,7 @@ def read_calibration(path: Path) -> dict[str, PinholeCamera]:
                 tuple(table["size"]),
                 np.asarray(table["matrix"], dtype=np.float64),
                 np.asarray(table.get("distortions", [0.0] * 5), dtype=np.float64),
-                np.asarray(table["rotation"], dtype=np.float64),
+                _rotation_vector(table["rotation"], f"{path}: [{table_name}]"),
                 np.asarray(table["translation"], dtype=np.float64),
             )
         except KeyError as missing:

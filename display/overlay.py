@@ -88,11 +88,15 @@ def draw_animals_on(
     animals: np.ndarray,
     threshold: float,
     skeleton_indices: tuple[tuple[int, int], ...] = (),
+    confidence: np.ndarray | None = None,
 ) -> None:
     """Draw every animal (A, K, 3) in its identity's colour, numbered from 1, on ``canvas``.
 
     Keypoints below ``threshold`` are hidden, as for one animal; the number is written beside
     the animal's first visible keypoint, so a swap of identities shows as swapped numbers.
+    With ``confidence`` (A,), each identity's (:mod:`tracking.identities`), the number is
+    followed by it in percent while it is below :data:`SURE_IDENTITY` (``2 ?62%``): after two
+    animals lay on each other, which is which is shown as uncertain until their looks tell.
     """
     radius = max(2, round(min(canvas.shape[:2]) / 120))
     for identity, pose in enumerate(animals):
@@ -108,9 +112,23 @@ def draw_animals_on(
         x, y = pose[np.argmax(visible), :2]
         label_at = (round(float(x)) + radius + 2, round(float(y)) - radius - 2)
         cv2.putText(
-            canvas, str(identity + 1), label_at, cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 1,
-            cv2.LINE_AA,
+            canvas, _identity_label(identity, confidence), label_at, cv2.FONT_HERSHEY_SIMPLEX,
+            0.5, colour, 1, cv2.LINE_AA,
         )  # fmt: skip
+
+
+SURE_IDENTITY = 0.95
+"""Identity confidence from which the live view shows an animal's number alone."""
+
+
+def _identity_label(identity: int, confidence: np.ndarray | None) -> str:
+    """Return ``"2"``, or ``"2 ?62%"`` while identity 2's confidence is below SURE_IDENTITY."""
+    if confidence is None or identity >= len(confidence):
+        return str(identity + 1)
+    value = float(confidence[identity])
+    if not np.isfinite(value) or value >= SURE_IDENTITY:
+        return str(identity + 1)
+    return f"{identity + 1} ?{round(100 * value)}%"
 
 
 # Trigger colours (BGR): a true trigger stands out in orange, an idle one is a quiet blue.

@@ -58,6 +58,7 @@ from experiments.triggers.base import (
     animals_of,
     camera_of,
     keypoint_of,
+    keypoints_of,
     select_camera,
 )
 from experiments.triggers.geometry import Shape
@@ -124,6 +125,10 @@ class NamedTrigger(Trigger):
     def cameras_read(self) -> tuple[str, ...] | None:
         """Return the wrapped trigger's cameras."""
         return self.inner.cameras_read()
+
+    def keypoints_read(self) -> tuple[str, ...]:
+        """Return the keypoints the registered trigger (and its children) read."""
+        return keypoints_of(self.inner)
 
     def animals_read(self) -> tuple[int, ...]:
         """Return the animals its trigger (and the trigger's children) read."""
@@ -562,11 +567,12 @@ class Experiment(ABC):
         self._state = "inter_trial" if ended and self.inter_trial_interval_s > 0 else "waiting"
         return []
 
-    def stop(self, time_s: float | None = None) -> list[Action]:
+    def stop(self, time_s: float | None = None, reason: str = "stopped") -> list[Action]:
         """Finish (if not finished) and switch off every output used or declared.
 
-        The events stay pending so their times can be filled; ``experiment.events.close()``
-        commits them to the writer and closes it.
+        ``reason`` is the finish event's detail: ``stopped`` when the user stopped it, what went
+        wrong when a failure stopped it. The events stay pending so their times can be filled;
+        ``experiment.events.close()`` commits them to the writer and closes it.
         """
         if self._stopped or self._state == "idle":
             self._stopped = True
@@ -575,7 +581,7 @@ class Experiment(ABC):
         self._advance_clock(time_s)
         self._out = []
         if self._state != "finished":
-            self._finish("stopped")
+            self._finish(reason)
         done = {a.output for a in self._out if a.command == "off"}
         self._switch_off([o for o in self._outputs if o not in done], "stop")
         # Not committed here: the caller fills the switch-off actions' times, then closes the

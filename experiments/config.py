@@ -6,7 +6,7 @@ A config file (``experiments/configs/NAME.ini``) has four kinds of sections::
     [Trigger NAME]          KIND = a trigger kind, its parameters; combinators: OF = other triggers
     [Stimulation NAME]      DEVICE, COMMAND (on | off | pulse | pattern), CHANNEL, DURATION, ...
     [Rule NAME]             WHEN = trigger(s), EDGE = rising | while | falling, DO = stimulation(s),
-                            STARTS_TRIAL, ENDS_TRIAL, DURING = session | trial
+                            STARTS_TRIAL, ENDS_TRIAL, DURING = session | trial, REFRACTORY
 
 Settings are data: values are parsed by type, nothing is evaluated. Every problem is reported
 at once, each naming the file, the section, the key, the bad value and what is allowed, in the
@@ -59,7 +59,7 @@ NAME_RULE = "1-64 letters, digits, '_' or '-', starting with a letter or '_'"
 
 
 EDGES: tuple[str, ...] = ("rising", "while", "falling")
-_RULE_FIELDS = ("when", "edge", "do", "starts_trial", "ends_trial", "during")
+_RULE_FIELDS = ("when", "edge", "do", "starts_trial", "ends_trial", "during", "refractory")
 
 
 class ExperimentConfigError(SettingsError):
@@ -388,6 +388,14 @@ class RuleSection:
         "session",
         doc="`session`: the rule fires whenever the experiment runs. `trial`: only during a trial.",
     )
+    refractory: float = setting(
+        0.0,
+        doc="After the rule fires, it does not fire again for this many seconds of frame time: "
+        "its edges meanwhile are ignored (with `EDGE = while`, one firing per period while the "
+        "trigger holds). 0: no pause.",
+        minimum=0,
+        unit="s",
+    )
 
     def __post_init__(self) -> None:
         """Reject rules that contradict themselves or do nothing."""
@@ -424,6 +432,7 @@ class Rule:
     starts_trial: bool
     ends_trial: bool
     during: str
+    refractory: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -479,6 +488,7 @@ class ConfiguredExperiment(Experiment):
             self.declare_output(action.device, action.channel)
         self.rules = config.rules
         self._rules_by_name = {rule.name: rule for rule in config.rules}
+        self._fired_s: dict[str, float] = {}  # rule -> frame time it last fired
 
     def deciding_trigger(self, action: Action) -> str | None:
         """Return the ``WHEN`` trigger of the rule that sent ``action``, fired in this update."""
@@ -494,13 +504,14 @@ class ConfiguredExperiment(Experiment):
         """Apply the rules in order (see the class docstring)."""
         actions: list[Action] = []
         for rule in self.rules:
-            if not self._fires(rule):
+            if not self._fires(rule) or self._resting(rule, t):
                 continue
             if rule.starts_trial:
                 if not self.start_trial(rule.name):
                     continue
             elif rule.during == "trial" and not self.in_trial:
                 continue
+            self._fired_s[rule.name] = t
             for name in rule.do:
                 action = self.stimulations[name]
                 if rule.edge == "while" and action.holds and self._holding(action, actions):
@@ -509,6 +520,11 @@ class ConfiguredExperiment(Experiment):
             if rule.ends_trial:
                 self.end_trial(f"rule {rule.name}")
         return actions
+
+    def _resting(self, rule: Rule, t: float) -> bool:
+        """Whether ``rule`` fired less than its ``REFRACTORY`` seconds before frame time ``t``."""
+        fired = self._fired_s.get(rule.name)
+        return fired is not None and t - fired < rule.refractory
 
     def _fires(self, rule: Rule) -> bool:
         return any(self._edge(rule.edge, name) for name in rule.when)

@@ -54,6 +54,19 @@ about 2 s of frames, so look it up in the update the observation came in).
 """
 
 
+class MissingKeypointError(KeyError):
+    """An experiment asked for a keypoint the pose model does not have: a setting to fix.
+
+    Checked before a start (``session/preflight.py``) for every keypoint a trigger declares;
+    met at run time only by code that names keypoints the check cannot see. The message names
+    the keypoint and the model's keypoints; it is a user's mistake, not a bug (no traceback).
+    """
+
+    def __str__(self) -> str:
+        """Return the message itself (KeyError would quote it)."""
+        return str(self.args[0]) if self.args else ""
+
+
 @dataclass(frozen=True, slots=True)
 class Observation:
     """One analysed frame of one camera: keypoints in frame pixels and the frame's own time.
@@ -92,6 +105,10 @@ class Observation:
     pixels_per_mm
         The camera's calibration (its ``PIXELS_PER_MM`` setting), for triggers that work in
         physical units (behaviour classifiers); None when the camera has none.
+    identity_confidence
+        Shape (A,) with :attr:`animals`: the probability (0 to 1) that row ``i`` is really
+        animal ``i + 1`` (:mod:`tracking.identities`); NaN where that animal is not seen. None
+        for a single-animal model.
     """
 
     time_s: float
@@ -106,6 +123,7 @@ class Observation:
     lead_s: float | None = field(default=None, compare=False)
     animals: np.ndarray | None = field(default=None, compare=False, repr=False)
     pixels_per_mm: float | None = field(default=None, compare=False)
+    identity_confidence: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         """Check that the keypoints fit the names (a wrong model or config is caught here)."""
@@ -133,19 +151,40 @@ class Observation:
                     f"animals must have shape (A, {keypoints.shape[0]}, 3), not {animals.shape}"
                 )
             object.__setattr__(self, "animals", animals)
+        if self.identity_confidence is not None:
+            confidence = np.asarray(self.identity_confidence, dtype=np.float64)
+            if self.animals is None or confidence.shape != (len(self.animals),):
+                raise ValueError(
+                    "identity_confidence must have one value per animal of animals, not "
+                    f"shape {confidence.shape}"
+                )
+            object.__setattr__(self, "identity_confidence", confidence)
 
     @property
     def animal_count(self) -> int:
         """How many animals the model can report (1 for a single-animal model)."""
         return 1 if self.animals is None else len(self.animals)
 
-    def for_animal(self, number: int) -> Observation:
+    def identity_confidence_of(self, number: int) -> float:
+        """Return animal ``number``'s identity confidence (1-based); NaN when it has none.
+
+        A single-animal model has no identities to confuse: 1.0 for its animal.
+        """
+        if self.identity_confidence is None:
+            return 1.0 if self.animals is None else math.nan
+        if not 1 <= number <= len(self.identity_confidence):
+            return math.nan
+        return float(self.identity_confidence[number - 1])
+
+    def for_animal(self, number: int, min_identity_confidence: float = 0.0) -> Observation:
         """Return the same frame seen as animal ``number`` alone (1-based, as configs name animals).
 
         Every single-animal trigger reads the returned observation unchanged, which is how
         "animal 2 in zone A" is built. A single-animal model has only animal 1. Forward
         prediction applies to animal 1 only: the returned observation has no prediction for
-        other animals.
+        other animals. With ``min_identity_confidence``, an animal whose identity confidence is
+        lower (or unknown) is returned as not seen (every keypoint NaN, likelihood 0), so
+        triggers treat it as missing rather than act on what may be another animal.
         """
         if not 1 <= number <= self.animal_count:
             raise ValueError(
@@ -153,10 +192,24 @@ class Observation:
                 f"{self.animal_count} animal(s) (animals are numbered from 1; set "
                 "[Pose] MAX_ANIMALS for a multi-animal model)"
             )
+        if min_identity_confidence > 0 and not (
+            self.identity_confidence_of(number) >= min_identity_confidence
+        ):
+            unseen = np.full_like(self.keypoints, np.nan)
+            unseen[:, 2] = 0.0
+            return dataclasses.replace(
+                self, keypoints=unseen, animals=None, predicted=None, lead_s=None,
+                identity_confidence=None,
+            )  # fmt: skip
         if self.animals is None or number == 1:
-            return dataclasses.replace(self, animals=None)
+            return dataclasses.replace(self, animals=None, identity_confidence=None)
         return dataclasses.replace(
-            self, keypoints=self.animals[number - 1], animals=None, predicted=None, lead_s=None
+            self,
+            keypoints=self.animals[number - 1],
+            animals=None,
+            predicted=None,
+            lead_s=None,
+            identity_confidence=None,
         )
 
     @property
@@ -169,7 +222,7 @@ class Observation:
         try:
             return self.names.index(name)
         except ValueError:
-            raise KeyError(
+            raise MissingKeypointError(
                 f"camera {self.camera!r} has no keypoint {name!r}; its keypoints are "
                 f"{', '.join(self.names)}"
             ) from None

@@ -58,7 +58,7 @@ class Autopilot(QObject):
 
     def _step(self) -> None:
         controller = self.window.controller
-        if controller.busy is not None:
+        if controller.working:
             return
         if not self._pending:
             self._step_timer.stop()
@@ -75,7 +75,7 @@ class Autopilot(QObject):
         else:
             self._pressed.add(part)
             self.window.toggle(part)  # as its button does
-            if controller.busy is None:  # it could not even begin (settings, lock): give up
+            if not controller.working:  # it could not even begin (settings, lock): give up
                 self._pending.clear()
 
     def _status(self) -> None:
@@ -83,7 +83,7 @@ class Autopilot(QObject):
         if runner is not None and runner.last_status:
             print("  |  ".join(runner.last_status), flush=True)
 
-    def _failed(self, text: str) -> None:
+    def _failed(self, text: str, _cause: str = "") -> None:
         self.errors.append(text)
         if self._print_status:
             print(f"Error: {text}", file=sys.stderr, flush=True)

@@ -1,9 +1,10 @@
 """Live camera controls: exposure, gain, frame rate... of each streaming camera, within its limits.
 
 One group per camera, one row per control the camera offers (:meth:`cameras.base.Camera.controls`)
-with the camera's own limits in its label. A live control is applied when its box is left or
-Enter is pressed; the box then shows the value the camera really took (it may round). The others
-(size, offsets) are fixed while streaming: they are marked "applies at next Start Stream", and
+with the camera's own limits in its label; an on/off control (mirroring: 0 or 1) is a check box.
+A live control is applied when its box is left or Enter is pressed (a check box: when ticked);
+the box then shows the value the camera really took (it may round). The others (size, offsets)
+are fixed while streaming: they are marked "applies at next Start Stream", and
 :meth:`CameraControlsPanel.values_to_save` gives them, with the live ones, as settings keys to
 save into the camera's ``[Camera NAME]`` section.
 """
@@ -15,6 +16,7 @@ import math
 
 from PyQt5.QtCore import pyqtSignal
 from PyQt5.QtWidgets import (
+    QCheckBox,
     QDoubleSpinBox,
     QFormLayout,
     QGroupBox,
@@ -45,6 +47,7 @@ class CameraControlsPanel(QWidget):
         self._session: LiveSession | None = None
         self._controls: dict[tuple[str, str], CameraControl] = {}
         self._boxes: dict[tuple[str, str], QDoubleSpinBox] = {}
+        self._switches: dict[tuple[str, str], QCheckBox] = {}  # on/off controls
         self._groups: list[QGroupBox] = []
         self._layout = QVBoxLayout(self)
         self._hint = QLabel("Start Stream to change the cameras' settings.")
@@ -62,7 +65,7 @@ class CameraControlsPanel(QWidget):
             self._layout.removeWidget(group)
             group.setParent(None)  # out of the panel now (findChild), deleted by Qt later
             group.deleteLater()
-        self._groups, self._controls, self._boxes = [], {}, {}
+        self._groups, self._controls, self._boxes, self._switches = [], {}, {}, {}
         self._session = session
         self._error.setText("")
         self._hint.setVisible(session is None)
@@ -90,10 +93,9 @@ class CameraControlsPanel(QWidget):
         values = {}
         for (name, control_name), control in self._controls.items():
             if name == camera and control.key in known and control.key != "MIRROR":
-                value = self._boxes[(name, control_name)].value()
-                values[control.key] = _text(value, control.step)
+                values[control.key] = _text(self._value((name, control_name)), control.step)
         mirrors = {
-            control_name: self._boxes[(name, control_name)].value() >= 0.5
+            control_name: self._value((name, control_name)) >= 0.5
             for (name, control_name), control in self._controls.items()
             if name == camera and control.key == "MIRROR"
         }
@@ -112,6 +114,10 @@ class CameraControlsPanel(QWidget):
         if not controls:
             form.addRow(QLabel("This camera has no settings to change here."))
         for control in controls:
+            self._controls[(camera, control.name)] = control
+            if is_switch(control):
+                form.addRow(self._switch(camera, control))
+                continue
             box = QDoubleSpinBox()
             box.setObjectName(f"control_{camera}_{control.name}")
             box.setKeyboardTracking(False)
@@ -122,32 +128,51 @@ class CameraControlsPanel(QWidget):
                 )
             else:
                 box.setToolTip(f"Saved to the settings file; {NOT_LIVE_NOTE}.")
-            self._controls[(camera, control.name)] = control
             self._boxes[(camera, control.name)] = box
             form.addRow(QLabel(_row_label(control)), box)
         return group
+
+    def _switch(self, camera: str, control: CameraControl) -> QCheckBox:
+        """Return a check box for an on/off control (mirroring), applied when (un)ticked."""
+        note = "" if control.live else f" ({NOT_LIVE_NOTE})"
+        box = QCheckBox(f"{control.label}{note}")
+        box.setObjectName(f"control_{camera}_{control.name}")
+        box.setChecked(control.value >= 0.5)
+        if control.live:
+            box.toggled.connect(lambda _on, c=camera, n=control.name: self._apply(c, n))
+        else:
+            box.setToolTip(f"Saved to the settings file; {NOT_LIVE_NOTE}.")
+        self._switches[(camera, control.name)] = box
+        return box
+
+    def _value(self, key: tuple[str, str]) -> float:
+        """Return what the user set for one control: a box's number, or 1/0 for a check box."""
+        switch = self._switches.get(key)
+        if switch is not None:
+            return 1.0 if switch.isChecked() else 0.0
+        return self._boxes[key].value()
 
     # -- applying ------------------------------------------------------------------------
 
     def _apply(self, camera: str, name: str) -> None:
         """Send a live control's new value to the camera; show what it took, or why not."""
-        session, box = self._session, self._boxes.get((camera, name))
-        control = self._controls.get((camera, name))
-        if session is None or box is None or control is None:
+        session, key = self._session, (camera, name)
+        control = self._controls.get(key)
+        if session is None or control is None:
             return
-        value = box.value()
+        value = self._value(key)
         if math.isclose(value, control.value, rel_tol=1e-9, abs_tol=1e-9):
             return  # editingFinished also fires when the box merely loses focus
         try:
             kept = session.set_camera_control(camera, name, value)
         except CameraError as error:
-            self._show_value(box, control.value)
+            self._show(key, control.value)
             self._error.setText(str(error))
             self.failed.emit(str(error))
             return
         self._error.setText("")
         self._refresh(camera, session.camera_controls(camera))
-        self._show_value(box, kept)
+        self._show(key, kept)
         self._controls[(camera, name)] = dataclasses.replace(control, value=kept)
 
     def _refresh(self, camera: str, controls: tuple[CameraControl, ...]) -> None:
@@ -162,11 +187,22 @@ class CameraControlsPanel(QWidget):
             _fit(box, control, show_value=control.live)
             box.blockSignals(False)
 
-    @staticmethod
-    def _show_value(box: QDoubleSpinBox, value: float) -> None:
-        box.blockSignals(True)  # writing the camera's value back is not a new edit
-        box.setValue(value)
-        box.blockSignals(False)
+    def _show(self, key: tuple[str, str], value: float) -> None:
+        """Show the camera's value in the control's box or check box (not a new edit)."""
+        widget: QDoubleSpinBox | QCheckBox | None = self._switches.get(key) or self._boxes.get(key)
+        if widget is None:
+            return
+        widget.blockSignals(True)
+        if isinstance(widget, QCheckBox):
+            widget.setChecked(value >= 0.5)
+        else:
+            widget.setValue(value)
+        widget.blockSignals(False)
+
+
+def is_switch(control: CameraControl) -> bool:
+    """Return whether ``control`` is on/off (0 or 1 in steps of 1), shown as a check box."""
+    return control.minimum == 0 and control.maximum == 1 and control.step == 1
 
 
 def _fit(box: QDoubleSpinBox, control: CameraControl, show_value: bool = True) -> None:

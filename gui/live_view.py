@@ -43,6 +43,24 @@ from session.live import LiveSession
 from transport.readers import NewestFrameReader
 
 FLASH_S = 0.3  # how long the border shows after an action fired
+LABEL_BACKGROUND = QColor(0, 0, 0, 170)  # under a label: readable on a grey or bright floor
+
+
+def paint_label(painter: QPainter, at: QPointF, text: str) -> None:
+    """Write ``text`` in white on a dark box centred on ``at`` (a region's name on its shape).
+
+    Coloured text straight on the frame (cyan on a grey arena) could hardly be read.
+    """
+    painter.save()
+    metrics = painter.fontMetrics()
+    width, height = metrics.horizontalAdvance(text) + 8, metrics.height() + 4
+    box = QRectF(at.x() - width / 2, at.y() - height / 2, width, height)
+    painter.setPen(Qt.NoPen)
+    painter.setBrush(LABEL_BACKGROUND)
+    painter.drawRoundedRect(box, 3, 3)
+    painter.setPen(QColor("white"))
+    painter.drawText(box, Qt.AlignCenter, text)
+    painter.restore()
 
 
 class ViewOverlay(Protocol):
@@ -342,7 +360,9 @@ class LiveView(QWidget):
             skeleton = tuple((index[a], index[b]) for a, b in analysis.skeleton_of(name))
             threshold = self._stream.likelihood_threshold(name)
             if record.animals is not None:  # a multi-animal model: each identity its colour
-                draw_animals_on(canvas, record.animals, threshold, skeleton)
+                draw_animals_on(
+                    canvas, record.animals, threshold, skeleton, record.identity_confidence
+                )
             else:
                 draw_pose_on(canvas, record.pose, threshold, skeleton)
             self.views[name].pose_frame_index = record.frame_index

@@ -10,7 +10,11 @@ The main window feeds :class:`LossAlarm` each camera's figures once a second
   the figures carry ``record_lost`` (a recording with holes is never acceptable);
 - ``skipped``: frames the pose model passed over (newest-frame policy), above
   ``skipped_fraction``. Some skipping is normal when the camera is faster than the model; more
-  than half means the experiment sees the animal at under half the capture rate.
+  than half means the experiment sees the animal at under half the capture rate;
+- ``late``: analysed frames that missed the loop's deadline (``[Experiment] DEADLINE_MS``,
+  session.json's ``health``), above ``late_fraction`` of the frames analysed (and at least
+  ``min_late``), when the figures carry ``late`` and ``analysed``;
+- ``stalled``: the analysis produced nothing while frames arrived (the figures' ``stalled_s``).
 
 An alert latches: it stays in :attr:`LossAlarm.alerts` until :meth:`LossAlarm.acknowledge`, so a
 burst of losses while nobody looked is still on screen afterwards. :class:`LossAlarm` is pure
@@ -63,6 +67,8 @@ class LossThresholds:
     dropped_fraction: float = 0.01
     skipped_fraction: float = 0.5
     any_recorder_loss: bool = True
+    late_fraction: float = 0.01  # as DEADLINE_MISS_TOLERANCE's default
+    min_late: int = 3  # as session/health.py's MIN_MISSES
 
 
 @dataclass(frozen=True)
@@ -70,7 +76,7 @@ class LossAlert:
     """One latched alert: which camera, which figure, how bad, and when it was raised."""
 
     camera: str
-    figure: str  # "dropped", "recorder" or "skipped"
+    figure: str  # "dropped", "recorder", "skipped", "late" or "stalled"
     lost: int  # frames lost in the window
     frames: int  # frames captured in the window
     time_s: float  # when it was raised (the time given to update)
@@ -84,6 +90,9 @@ class _Sample:
     dropped: int
     skipped: int
     record_lost: int
+    analysed: int = 0
+    late: int = 0
+    stalled_s: float | None = None
 
 
 class LossAlarm:
@@ -125,6 +134,9 @@ class LossAlarm:
                 camera.skipped,
                 # CameraFigures may not carry the recorder's own losses; they are in dropped then.
                 int(getattr(camera, "record_lost", 0) or 0),
+                int(getattr(camera, "analysed", 0) or 0),
+                int(getattr(camera, "late", 0) or 0),
+                getattr(camera, "stalled_s", None),
             )
             history = self._history.setdefault(camera.name, deque())
             if history and _went_back(history[-1], sample):
@@ -203,6 +215,39 @@ class LossAlarm:
                     f"({skipped / frames:.0%}) in the last {seconds:.0f} s",
                 )
             )
+        found += self._loop_alerts(camera, first, last)
+        return found
+
+    def _loop_alerts(self, camera: str, first: _Sample, last: _Sample) -> list[LossAlert]:
+        """Return the alerts of a loop that is late (deadline misses) or stalled."""
+        limits = self.thresholds
+        found = []
+        seconds = last.time_s - first.time_s
+        late, analysed = last.late - first.late, last.analysed - first.analysed
+        if late >= limits.min_late and late > limits.late_fraction * analysed:
+            found.append(
+                LossAlert(
+                    camera,
+                    "late",
+                    late,
+                    analysed,
+                    last.time_s,
+                    f"camera {camera!r}: {late} of {analysed} analysed frames missed the loop's "
+                    f"deadline in the last {seconds:.0f} s",
+                )
+            )
+        if last.stalled_s is not None:
+            found.append(
+                LossAlert(
+                    camera,
+                    "stalled",
+                    0,
+                    last.captured - first.captured,
+                    last.time_s,
+                    f"camera {camera!r}: analysis stalled for {last.stalled_s:.1f} s: its frames "
+                    "are not analysed",
+                )
+            )
         return found
 
 
@@ -213,6 +258,7 @@ def _went_back(before: _Sample, now: _Sample) -> bool:
         or now.dropped < before.dropped
         or now.skipped < before.skipped
         or now.record_lost < before.record_lost
+        or now.late < before.late
     )
 
 

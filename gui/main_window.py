@@ -18,14 +18,23 @@ experiment of the running stream (``[LatencyTest]``, docs/latency-test.md) and s
 
 Timers drive everything on the GUI thread: the display timer (``[Streaming] DISPLAY_RATE``)
 paints the newest frames, the service timer (every 50 ms) lets the stream handle its processes'
-news, and the status timer (1 s) refreshes the figures. Closing the window stops every part in
-order on a background thread (the window says so and keeps painting) and goes away once the
-session's files are final.
+news, and the status timer (1 s) refreshes the figures. Anything slow runs elsewhere: starts
+and stops on background threads, Detect, Inspect, calibration and a model's conversion in
+helper processes (:mod:`gui.jobs`), each with a line saying its stage and time so far. A
+:class:`gui.stall_monitor.StallMonitor` measures how long the window ever goes without
+answering (:attr:`MainWindow.stall_monitor`). Closing the window stops every part in order on a
+background thread (the window says so and keeps painting) and goes away once the session's
+files are final.
+
+Messages go to one fixed-height area under the buttons (:class:`gui.messages.MessageArea`),
+so a message never moves the controls: errors in red (gone when their cause is fixed: the part
+starts well, or the rig checks clean), lost frames in orange, information in neutral colours.
 """
 
 from __future__ import annotations
 
 import html
+import logging
 import time
 from pathlib import Path
 
@@ -47,19 +56,26 @@ from PyQt5.QtWidgets import (
 )
 
 from experiments.registry import config_file_of
+from gui.button_row import ButtonRow
 from gui.camera_controls import CameraControlsPanel
 from gui.event_log import EventLogPanel
+from gui.keypoint_map import connect_keypoints
 from gui.live_view import LiveView
 from gui.loss_alarm import LossBanner
+from gui.messages import ADVICE_STYLE, SKIPPING_ADVICE, InfoBanner, MessageArea
 from gui.overlays import OverlayToggles
 from gui.plots import SessionPlots
+from gui.preferences import WindowPreferences
 from gui.region_editor import RegionEditor
 from gui.rig_panel import RigPanel
-from gui.session import Part, SessionController
+from gui.session import SETTINGS_CAUSE, Part, SessionController
+from gui.stall_monitor import StallMonitor
 from gui.status_panel import ErrorBanner, StatusPanel
 from settings import load_settings
 from settings.loader import DEFAULT_SETTINGS_FILE
 from settings.sections import Settings
+
+log = logging.getLogger(__name__)
 
 SERVICE_INTERVAL_MS = 50
 STATUS_INTERVAL_MS = 1000
@@ -71,6 +87,8 @@ BUTTON_LABELS = {
 }
 LATENCY_TEST_LABEL = "Latency test"
 CLOSING_TEXT = "closing: stopping and finalising files; the window closes by itself..."
+PART_CAUSES = frozenset(part.value for part in Part)
+TRAIL_KEY, HEATMAP_KEY = "view/trail", "view/heatmap"
 
 
 class MainWindow(QMainWindow):
@@ -82,8 +100,12 @@ class MainWindow(QMainWindow):
         self.resize(1360, 860)
         self.controller = SessionController(self._read_settings, output_dir=output_dir)
         self.controller.changed.connect(self._state_changed)
-        self.controller.failed.connect(self._show_error)
+        self.controller.failed.connect(
+            lambda text: self._show_error(text, self.controller.failure_cause)
+        )
+        self.controller.resolved.connect(self._resolve)
         self.controller.notice.connect(self._show_notice)
+        self.controller.ended.connect(self._stream_ended)
         self.controller.shut_down.connect(self._shut_down)
         self.controller.stream_closing.connect(self._drop_live_view)
         self.controller.latency_finished.connect(self._show_latency_result)
@@ -95,10 +117,18 @@ class MainWindow(QMainWindow):
         self._latency_shown = False  # the status line says the test runs
         self.live_view: LiveView | None = None
         self._shown_error: str | None = None
+        self._error_cause = ""  # what fixes the error shown (a part, or the settings)
+        self.output_dir = output_dir
+        self.preferences = WindowPreferences()
         self.banner = ErrorBanner()
         self.loss_banner = LossBanner()
+        self.advice = InfoBanner("advice_banner", ADVICE_STYLE)
+        self.info = InfoBanner()
+        self.messages = MessageArea([self.banner, self.loss_banner, self.advice, self.info])
+        self.loss_banner.acknowledged.connect(self._advise)
         self.status_panel = StatusPanel()
         self.buttons: dict[Part, QPushButton] = {}
+        self.stall_monitor = StallMonitor(parent=self)
         self._build(settings_path)
         self._display_timer = QTimer(self)
         self._display_timer.timeout.connect(self._refresh_view)
@@ -110,6 +140,7 @@ class MainWindow(QMainWindow):
         self._status_timer.timeout.connect(self._refresh_status)
         self._service_timer.start()
         self._status_timer.start()
+        self.stall_monitor.start()
         self._state_changed()
 
     # -- layout --------------------------------------------------------------------------------
@@ -126,12 +157,14 @@ class MainWindow(QMainWindow):
         settings_row.addWidget(self.settings_edit, 1)
         settings_row.addWidget(self.browse_button)
 
-        buttons_row = QHBoxLayout()
+        self.button_row = ButtonRow()
+        self.button_row.refused.connect(self._explain_refusal)
+        buttons_row = self.button_row.row
         for part, label in BUTTON_LABELS.items():
             button = QPushButton(f"Start {label}")
             button.setObjectName(f"{part.value}_button")
             button.clicked.connect(lambda _checked=False, p=part: self.toggle(p))
-            buttons_row.addWidget(button)
+            self.button_row.add_button(button)
             self.buttons[part] = button
         self.latency_button = QPushButton(LATENCY_TEST_LABEL)
         self.latency_button.setObjectName("latency_test_button")
@@ -139,7 +172,7 @@ class MainWindow(QMainWindow):
             "Run the stimulus board's latency self-test ([LatencyTest]) while analysis runs"
         )
         self.latency_button.clicked.connect(self.controller.start_latency_test)
-        buttons_row.addWidget(self.latency_button)
+        self.button_row.add_button(self.latency_button)
         self.busy_label = QLabel("")
         self.busy_label.setObjectName("busy")
         buttons_row.addWidget(self.busy_label, 1)
@@ -161,6 +194,8 @@ class MainWindow(QMainWindow):
         self.placeholder.setAlignment(Qt.AlignCenter)
         self.view_holder.addWidget(self.placeholder, 1)
         self.overlay_toggles = OverlayToggles()
+        self.overlay_toggles.trail.setChecked(self.preferences.flag(TRAIL_KEY))
+        self.overlay_toggles.heatmap.setChecked(self.preferences.flag(HEATMAP_KEY))
         self.overlay_toggles.changed.connect(self._overlays_changed)
         self.overlay_toggles.reset_requested.connect(self._reset_overlays)
         self.view_holder.addWidget(self.overlay_toggles)
@@ -168,11 +203,13 @@ class MainWindow(QMainWindow):
         view_side.setLayout(self.view_holder)
 
         self.rig_panel = RigPanel(Path(self.settings_edit.text()).expanduser())
-        self.rig_panel.saved.connect(lambda _path: self._show_notice("Settings saved"))
+        self.rig_panel.set_output_override(self.output_dir)
+        self.rig_panel.saved.connect(lambda path: self._show_notice(f"Settings saved to {path}"))
         self.rig_panel.checked.connect(self._rig_checked)
         self.region_editor = RegionEditor()
-        self.region_editor.failed.connect(self._show_error)
+        self.region_editor.failed.connect(lambda text: self._show_error(text, "regions"))
         self.region_editor.saved.connect(self._regions_saved)
+        connect_keypoints(self)  # the model's keypoints and the rig's devices for the regions
         self.camera_controls = CameraControlsPanel()
         self.camera_controls.failed.connect(self._show_error)
         self.event_log = EventLogPanel()
@@ -191,14 +228,20 @@ class MainWindow(QMainWindow):
         splitter.addWidget(self.tabs)
         splitter.setStretchFactor(0, 3)
         splitter.setStretchFactor(1, 2)
+        # The figures under the view can give their height to the view and the tabs.
+        body = QSplitter(Qt.Vertical)
+        body.setObjectName("body_splitter")
+        body.setChildrenCollapsible(False)
+        body.addWidget(splitter)
+        body.addWidget(self.status_panel)
+        body.setStretchFactor(0, 1)
+        body.setStretchFactor(1, 0)
 
         layout = QVBoxLayout()
         layout.addLayout(settings_row)
-        layout.addLayout(buttons_row)
-        layout.addWidget(self.banner)
-        layout.addWidget(self.loss_banner)
-        layout.addWidget(splitter, 1)
-        layout.addWidget(self.status_panel)
+        layout.addWidget(self.button_row)
+        layout.addWidget(self.messages)  # fixed height: messages never move the controls
+        layout.addWidget(body, 1)
         layout.addLayout(session_row)
         central = QWidget()
         central.setLayout(layout)
@@ -225,7 +268,8 @@ class MainWindow(QMainWindow):
     def toggle(self, part: Part) -> None:
         """Start or stop ``part`` (its button); the rig and regions are saved before a start."""
         controller = self.controller
-        starting = controller.allowed(part) and not controller.running(part)
+        cancelling = part is Part.ANALYSIS and controller.loading is not None
+        starting = controller.allowed(part) and not controller.running(part) and not cancelling
         if starting and part is not Part.RECORDING and not self._save_edits(part):
             return
         if starting and part is Part.EXPERIMENT:
@@ -243,7 +287,8 @@ class MainWindow(QMainWindow):
             if rig.problems:
                 self._show_error(
                     f"Cannot start {part.value}: the Rig tab has unsaved changes with problems:\n"
-                    + "\n".join(rig.problems)
+                    + "\n".join(rig.problems),
+                    SETTINGS_CAUSE,
                 )
                 self.tabs.setCurrentWidget(rig)
                 return False
@@ -269,28 +314,61 @@ class MainWindow(QMainWindow):
                 "paste it into your file manager."
             )
 
-    def _show_error(self, text: str) -> None:
+    def _show_error(self, text: str, cause: str = "") -> None:
+        """Show an error in red; ``cause`` says what fixes it (the banner then goes by itself)."""
+        self._error_cause = cause
         self.banner.show_error(text)
+        self.banner.setToolTip(text)
 
-    def _show_notice(self, text: str) -> None:
+    def _resolve(self, cause: str) -> None:
+        """``cause`` is fixed (a part started well): its error, and a settings error, go."""
+        if cause == Part.STREAM.value:
+            self.info.clear()  # "the stream stopped by itself" was about the previous stream
+        if self.banner.isHidden():
+            return
+        fixes_settings = cause in PART_CAUSES and self._error_cause == SETTINGS_CAUSE
+        if self._error_cause == cause or fixes_settings:
+            self.banner.clear()
+
+    def _show_notice(self, text: str, stay: bool = False) -> None:
+        """Show information (neutral colours) in the message area and the status bar."""
         self.notice_label.setText(text)
+        self.info.show_text(text, stay)
+
+    def _stream_ended(self, reason: str) -> None:
+        """Say why the stream stopped by itself, until dismissed (its summary follows)."""
+        hint = ""
+        if "every camera has ended" in reason:
+            hint = (
+                " A video file ends the stream at its last frame; LOOP = true in its camera's "
+                "keys (Rig tab) plays it again from the start."
+            )
+        self._show_notice(f"The stream stopped by itself: {reason}.{hint}", stay=True)
+
+    def _explain_refusal(self, button: QPushButton) -> None:
+        """Say why the greyed ``button`` that was clicked cannot be pressed now."""
+        reason = button.toolTip() or "it cannot be pressed now"
+        self._show_notice(f"{button.text()}: {reason}")
 
     def _state_changed(self) -> None:
         """Buttons, labels and the live view follow the controller's state."""
         controller = self.controller
         for part, button in self.buttons.items():
             verb = "Stop" if controller.running(part) else "Start"
+            if part is Part.ANALYSIS and controller.loading is not None:
+                verb = "Cancel"
             button.setText(f"{verb} {BUTTON_LABELS[part]}")
-            button.setEnabled(controller.allowed(part) and not self.closing)
+            reason = CLOSING_TEXT if self.closing else controller.why_not(part)
+            button.setEnabled(reason is None)
+            button.setToolTip(reason or "")
         self._show_latency_test()
-        self.busy_label.setText(f"{controller.busy}..." if controller.busy else "")
-        if self.closing:
-            self.busy_label.setText(CLOSING_TEXT)
-        idle = not controller.streaming and controller.busy is None
+        self._show_progress()
+        idle = not controller.streaming and not controller.working
         self.settings_edit.setEnabled(idle)
         self.browse_button.setEnabled(idle)
+        self.keep_button.setEnabled(controller.stream is not None and controller.busy is None)
         folder = controller.session_dir
-        self.session_label.setText(str(folder) if folder else "no session yet")
+        self.session_label.setText(str(folder) if folder else self._no_session_text())
         self.open_folder_button.setEnabled(folder is not None)
         stream = controller.stream
         opened = stream is not None and stream.session_dir is not None
@@ -299,6 +377,24 @@ class MainWindow(QMainWindow):
         self._follow_experiment_with_regions()
         self._refresh_status()
         self._show_experiment()
+
+    def _show_progress(self) -> None:
+        """Say beside the buttons what is starting or stopping, its stage and time so far."""
+        controller = self.controller
+        if self.closing:
+            text = CLOSING_TEXT
+        elif controller.busy is not None:
+            text = f"{controller.busy}..."
+        elif controller.loading is not None:
+            text = controller.loading.progress_text()
+        else:
+            text = ""
+        if text != self.busy_label.text():
+            self.busy_label.setText(text)
+
+    def _no_session_text(self) -> str:
+        folder = self.rig_panel.sessions_folder()
+        return f"no session yet; sessions go to {folder}" if folder else "no session yet"
 
     def _follow_experiment_with_regions(self) -> None:
         """Let the running experiment draw its regions (with their state); the editor otherwise.
@@ -385,9 +481,13 @@ class MainWindow(QMainWindow):
 
     def _camera_tab(self) -> QWidget:
         """Build the Camera tab: the controls, and a button keeping their values in the file."""
-        keep = QPushButton("Keep these values in the settings")
+        keep = self.keep_button = QPushButton("Keep these values in the settings")
         keep.setObjectName("camera_controls_save")
-        keep.setToolTip("Write them into each camera's [Camera NAME] section (Rig tab), saved")
+        keep.setToolTip(
+            "Write them into each camera's [Camera NAME] section (Rig tab), saved; the values "
+            "are read from the cameras, so Start Stream first"
+        )
+        keep.setEnabled(False)
         keep.clicked.connect(self.keep_camera_values)
         tab = QWidget()
         layout = QVBoxLayout(tab)
@@ -409,7 +509,7 @@ class MainWindow(QMainWindow):
                 rig.set_camera_keys(camera, values)
         rig.save()
         if rig.dirty:  # refused: the rig has problems (listed in the Rig tab)
-            self._show_error("Camera values not saved:\n" + "\n".join(rig.problems))
+            self._show_error("Camera values not saved:\n" + "\n".join(rig.problems), SETTINGS_CAUSE)
         else:
             self._show_notice("Camera values kept in the settings file")
 
@@ -419,6 +519,10 @@ class MainWindow(QMainWindow):
         Their cameras can be chosen there from the list before any frame is seen, which a rig
         of several cameras needs before it may start.
         """
+        if not self.rig_panel.problems:
+            self._resolve(SETTINGS_CAUSE)
+        if not self.controller.streaming and self.controller.session_dir is None:
+            self.session_label.setText(self._no_session_text())
         if self.controller.streaming or self.region_editor.dirty:
             return
         settings = self.rig_panel.settings
@@ -433,6 +537,7 @@ class MainWindow(QMainWindow):
 
     def _regions_saved(self, path: Path) -> None:
         self._show_notice(f"Regions saved to {path}")
+        self._resolve("regions")
         self.rig_panel.check_now()  # the experiment's problems may be fixed now
 
     def _drop_live_view(self) -> None:
@@ -449,6 +554,8 @@ class MainWindow(QMainWindow):
         self.placeholder.show()
 
     def _overlays_changed(self) -> None:
+        self.preferences.set_flag(TRAIL_KEY, self.overlay_toggles.trail.isChecked())
+        self.preferences.set_flag(HEATMAP_KEY, self.overlay_toggles.heatmap.isChecked())
         if self.live_view is not None:
             self.overlay_toggles.use(self.live_view.overlays)
 
@@ -464,6 +571,7 @@ class MainWindow(QMainWindow):
         """Every 50 ms: the stream's news, then the experiment's line (it changes by the frame)."""
         self.controller.service()
         self._show_experiment()
+        self._show_progress()
 
     def _show_experiment(self) -> None:
         controller = self.controller
@@ -477,7 +585,8 @@ class MainWindow(QMainWindow):
             self._shown_error = status.error  # it stopped itself (a device failed): say so once
             self._show_error(
                 f"{status.error}. The events so far are in the session folder; fix the cause, "
-                "then press Start Experiment again."
+                "then press Start Experiment again.",
+                Part.EXPERIMENT.value,
             )
             if running and controller.busy is None:
                 # Its files are finished and the button says Start again, as after a Stop.
@@ -496,10 +605,19 @@ class MainWindow(QMainWindow):
                 self.loss_banner.update_figures(figures, since_start)
                 self.plots.show_alerts(a.figure for a in self.loss_banner.alarm.alerts)
                 self.status_panel.mark_loud({a.camera for a in self.loss_banner.alarm.alerts})
+                self._advise()
         started = controller.recording_started
         seconds = None if started is None else time.monotonic() - started
         self.status_panel.show_recording(seconds, controller.recording_size_bytes())
         self._show_latency_test()
+
+    def _advise(self) -> None:
+        """While analysis skips too many frames (a latched alert), say what to do about it."""
+        skipping = any(a.figure == "skipped" for a in self.loss_banner.alarm.alerts)
+        if skipping and self.advice.isHidden():
+            self.advice.show_text(SKIPPING_ADVICE, stay=True)
+        elif not skipping and not self.advice.isHidden():
+            self.advice.clear()
 
     def closeEvent(self, event: QCloseEvent | None) -> None:  # noqa: N802 - Qt's name
         """Stop every part in order, off the GUI thread, then let the window go.
@@ -508,9 +626,11 @@ class MainWindow(QMainWindow):
         and closes itself when the controller says everything stopped.
         """
         controller = self.controller
-        if self.closed_down or (not controller.streaming and controller.busy is None):
+        if self.closed_down or (not controller.streaming and not controller.working):
             self._service_timer.stop()
             self._status_timer.stop()
+            self.stall_monitor.stop()
+            log.info("%s", self.stall_monitor.summary())
             self.closed_down = True
             if event is not None:
                 event.accept()

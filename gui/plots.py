@@ -2,13 +2,15 @@
 
 The main window adds its once-a-second :class:`session.runner.CameraFigures` to
 :class:`SessionPlots`; four small pyqtgraph plots show the last :data:`HISTORY_S` seconds, one
-curve per camera (and per quantity). Skipped and dropped frames are plotted per second (the
-increase of the counters since the previous point), so a burst shows as a spike rather than a
-step that stays.
+curve per camera (and per quantity). One legend above the plots names each camera's colour and
+what solid and dashed mean: a legend inside a plot sat on its curves. Skipped and dropped
+frames are plotted per second (the increase of the counters since the previous point), so a
+burst shows as a spike rather than a step that stays.
 """
 
 from __future__ import annotations
 
+import html
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -16,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyqtgraph as pg
 from PyQt5.QtCore import Qt
-from PyQt5.QtWidgets import QGridLayout, QWidget
+from PyQt5.QtWidgets import QGridLayout, QLabel, QVBoxLayout, QWidget
 
 from session.runner import CameraFigures
 
@@ -35,7 +37,13 @@ QUANTITIES: tuple[str, ...] = tuple(q for _, _, shown in PLOTS.values() for q in
 _DASHED = ("analysed_fps", "latency_p99_ms")  # the second curve of a plot: same colour, dashed
 LOUD_BACKGROUND = "#ffcdd2"  # a plot whose losses raised an alert (gui.loss_alarm)
 #: The figure of a loss alert -> the plot that shows it.
-_ALERT_PLOTS = {"dropped": "plot_dropped", "recorder": "plot_dropped", "skipped": "plot_skipped"}
+_ALERT_PLOTS = {
+    "dropped": "plot_dropped",
+    "recorder": "plot_dropped",
+    "skipped": "plot_skipped",
+    "late": "plot_latency",  # the loop's deadline missed
+    "stalled": "plot_latency",  # no latency to plot: the curve has a gap (never a frozen value)
+}
 
 
 @dataclass
@@ -66,8 +74,14 @@ class SessionPlots(QWidget):
         self._series: dict[str, _Series] = {}
         self._curves: dict[tuple[str, str], pg.PlotDataItem] = {}
         self.loud_plots: set[str] = set()  # plots tinted by a latched loss alert
-        grid = QGridLayout(self)
-        grid.setContentsMargins(0, 0, 0, 0)
+        self.legend = QLabel("")
+        self.legend.setObjectName("plots_legend")
+        self.legend.setWordWrap(True)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(self.legend)
+        grid = QGridLayout()
+        outer.addLayout(grid, 1)
         for position, (name, (title, unit, _)) in enumerate(PLOTS.items()):
             plot = pg.PlotWidget(title=title)
             plot.setObjectName(name)
@@ -78,7 +92,6 @@ class SessionPlots(QWidget):
             # Every figure is >= 0; without a floor, a flat 0 autoscales to +-0.5 "x0.001".
             plot.setLimits(yMin=0)
             plot.getAxis("left").enableAutoSIPrefix(False)
-            plot.addLegend(offset=(-5, -5))  # bottom right: the curves are near the top
             plot.setMinimumHeight(120)
             grid.addWidget(plot, position // 2, position % 2)
             self.plots[name] = plot
@@ -125,11 +138,9 @@ class SessionPlots(QWidget):
         """Remove every curve and point: a new session starts with empty plots."""
         for plot in self.plots.values():
             plot.clear()
-            legend = plot.plotItem.legend
-            if legend is not None:
-                legend.clear()
         self._curves.clear()
         self._series.clear()
+        self._show_legend()
 
     def _add_curves(self, camera: str, index: int) -> None:
         colour = PALETTE[index % len(PALETTE)]
@@ -141,6 +152,22 @@ class SessionPlots(QWidget):
                 self._curves[(camera, quantity)] = self.plots[name].plot(
                     [], [], pen=pen, name=label
                 )
+        self._show_legend()
+
+    def _show_legend(self) -> None:
+        """Name each camera's colour, and what solid and dashed curves are, above the plots."""
+        if not self._series:
+            self.legend.setText("")
+            return
+        cameras = "&nbsp;&nbsp;".join(
+            f'<span style="color:{PALETTE[index % len(PALETTE)]}">&#9473;&#9473;</span> '
+            f"{html.escape(camera)}"
+            for index, camera in enumerate(self._series)
+        )
+        self.legend.setText(
+            f"{cameras}&nbsp;&nbsp;&nbsp;&nbsp;solid: captured rate, latency p50; "
+            "dashed: analysed rate, latency p99"
+        )
 
     def _append(self, series: _Series, camera: CameraFigures, t_s: float) -> None:
         """Append one point of every quantity; counters become rates since the last point."""

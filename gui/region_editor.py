@@ -15,14 +15,19 @@ deletes the selected region; a region still named by a rule or combinator is ref
 
 Coordinates are the frame pixels of the region's camera, rounded to whole pixels. A region is
 drawn only on its own camera's tile; a region without ``CAMERA`` on every tile. A new region is
-named ``region_N`` and, when there are several cameras, gets the camera of the tile it was drawn
-on (with one camera it gets none, so the config keeps working with any one camera).
+named ``region_N``, reads the camera of the tile it was drawn on (its coordinates are that
+camera's pixels) and watches the model's first keypoint.
+
+Below the list, :class:`gui.region_rule_panel.RegionRulePanel` makes the selected region a rule:
+its camera (a choice only with several cameras), its keypoint (from the model's list, given by
+:meth:`RegionEditor.use_rig`) and its action (a pulse or train on one of the rig's devices), all
+written by Save.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -42,16 +47,22 @@ from PyQt5.QtWidgets import (
     QWidget,
 )
 
-from experiments.config_edit import ConfigEditError, ConfigText, RegionSpec, save_regions
+from experiments.config_edit import (
+    ConfigEditError,
+    ConfigText,
+    RegionAction,
+    RegionSpec,
+    save_regions,
+)
 from experiments.triggers.geometry import Circle, Ellipse, Polygon, Rectangle, RegionShape
-from gui.live_view import CameraView
+from gui.live_view import CameraView, paint_label
+from gui.region_rule_panel import RegionRulePanel, RigChoices
 from processes.messages import ExperimentStatus
 
 TOOLS = ("select", "circle", "rectangle", "polygon")
 HANDLE_PX = 7.0  # how near (widget pixels) a press must be to grab a handle
 EDGE_PX = 4.0  # a press this near a region's border still selects it
 MIN_DRAG_PX = 4.0  # a shorter drag with a drawing tool is a click: a default-size shape
-ANY_CAMERA = "(any camera)"
 Point = tuple[float, float]
 _REGION_TYPES = (Circle, Rectangle, Ellipse, Polygon)
 
@@ -172,22 +183,25 @@ def regions_of_status(status: ExperimentStatus | None) -> list[RegionSpec]:
 
 @dataclass
 class Region:
-    """A region as the editor holds it (mutable while it is dragged)."""
+    """A region as the editor holds it (mutable while it is dragged or its rule is edited)."""
 
     name: str
     camera: str | None
     shape: RegionShape
     keypoint: str | None
     kind: str = "region"
+    action: RegionAction | None = None
+    action_changed: bool = False  # Save writes the action (else the file's rules stay as they are)
 
     @classmethod
-    def of(cls, spec: RegionSpec) -> Region:
-        """Return the editor's copy of ``spec``."""
-        return cls(spec.trigger, spec.camera, spec.shape, spec.keypoint, spec.kind)
+    def of(cls, spec: RegionSpec, action: RegionAction | None = None) -> Region:
+        """Return the editor's copy of ``spec`` with the action the file gives it."""
+        return cls(spec.trigger, spec.camera, spec.shape, spec.keypoint, spec.kind, action)
 
     def spec(self) -> RegionSpec:
         """Return the region as config data."""
-        return RegionSpec(self.name, self.camera, self.shape, self.keypoint, self.kind)
+        action = self.action if self.action_changed else None
+        return RegionSpec(self.name, self.camera, self.shape, self.keypoint, self.kind, action)
 
 
 @dataclass
@@ -238,6 +252,10 @@ class RegionEditor(QWidget):
         self.config_path: Path | None = None
         self.cameras: list[str] = []
         self.keypoints: list[str] = []
+        self.devices: list[str] = []  # the rig's stimulation devices, for actions
+        self._rig_keypoints: dict[str | None, list[str]] = {}  # each camera's model's keypoints
+        self.before_save: Callable[[Path], Path] | None = None
+        """Called with the config file before a save; returns the file to write (a copy)."""
         self.regions: list[Region] = []
         self.selected: str | None = None
         self.tool = "select"
@@ -273,17 +291,15 @@ class RegionEditor(QWidget):
         self.revert_button = self._button("region_revert", "Revert", row)
         self.revert_button.clicked.connect(self.revert)
         layout.addLayout(row)
-        camera_row = QHBoxLayout()
-        camera_row.addWidget(QLabel("Camera of the region:"))
-        self.camera_box = QComboBox()
-        self.camera_box.setObjectName("region_camera")
-        self.camera_box.activated.connect(self._camera_chosen)
-        camera_row.addWidget(self.camera_box, 1)
-        layout.addLayout(camera_row)
         self.region_list = QListWidget()
         self.region_list.setObjectName("region_list")
         self.region_list.currentRowChanged.connect(self._row_chosen)
         layout.addWidget(self.region_list, 1)
+        self.rule_panel = RegionRulePanel()
+        self.rule_panel.changed.connect(self._rule_changed)
+        self.camera_box: QComboBox = self.rule_panel.camera_box
+        self.camera_box.activated.connect(self._camera_chosen)
+        layout.addWidget(self.rule_panel)
         self.status = QLabel()
         self.status.setObjectName("region_status")
         self.status.setWordWrap(True)
@@ -356,7 +372,9 @@ class RegionEditor(QWidget):
         else:
             try:
                 text = ConfigText(self.config_path.read_text(encoding="utf-8"))
-                self.regions = [Region.of(spec) for spec in text.regions()]
+                self.regions = [
+                    Region.of(spec, text.region_action(spec.trigger)) for spec in text.regions()
+                ]
                 self._other_triggers = text.trigger_names()
                 message = f"{len(self.regions)} region(s) in {self.config_path.name}"
             except (OSError, ConfigEditError) as error:
@@ -365,6 +383,32 @@ class RegionEditor(QWidget):
                 message = f"Cannot read {self.config_path}: {error}"
         self._set_dirty(False)
         self._refresh(message)
+
+    def use_rig(self, keypoints: dict[str | None, list[str]], devices: list[str]) -> None:
+        """Offer each camera's model's keypoints (None: a model for any camera) and the devices.
+
+        Called whenever the Rig tab's check finds them, before any stream: a region's keypoint
+        and action can then be chosen from the model's and the rig's lists.
+        """
+        self._rig_keypoints = {camera: list(names) for camera, names in keypoints.items()}
+        self.devices = list(devices)
+        self._refresh()
+
+    def rename_keypoints(self, config_path: Path, mapping: dict[str, str]) -> None:
+        """Follow a keypoint mapping just saved into ``config_path``, keeping unsaved edits."""
+        self.config_path = config_path
+        for region in self.regions:
+            keypoint = region.keypoint or "nose"  # the region kind's default
+            region.keypoint = mapping.get(keypoint, region.keypoint)
+        self._refresh()
+
+    def keypoints_for(self, camera: str | None) -> list[str]:
+        """Return the keypoints a region of ``camera`` may watch: its model's, else any known."""
+        if camera in self._rig_keypoints:
+            return self._rig_keypoints[camera]
+        for names in self._rig_keypoints.values():
+            return names
+        return self.keypoints
 
     def set_tool(self, tool: str) -> None:
         """Choose a tool: one of :data:`TOOLS`."""
@@ -418,14 +462,30 @@ class RegionEditor(QWidget):
             self._fail("Nothing to save: this experiment has no config file.")
             return False
         try:
+            if self.before_save is not None:  # a shipped config is copied beside the settings
+                self.config_path = self.before_save(self.config_path)
             save_regions(self.config_path, [r.spec() for r in self.regions])
         except (ConfigEditError, OSError) as error:
             self._fail(str(error))
             return False
+        for region in self.regions:  # the file now holds them: read them back as written
+            region.action_changed = False
+        self._reread_actions()
         self._set_dirty(False)
         self._refresh(f"Saved to {self.config_path} (previous file: {self.config_path.name}.bak)")
         self.saved.emit(self.config_path)
         return True
+
+    def _reread_actions(self) -> None:
+        """Take the actions' section names from the file just written (new ones got names)."""
+        if self.config_path is None:
+            return
+        try:
+            text = ConfigText(self.config_path.read_text(encoding="utf-8"))
+        except OSError:
+            return
+        for region in self.regions:
+            region.action = text.region_action(region.name)
 
     def revert(self) -> None:
         """Drop unsaved changes: read the file again."""
@@ -446,7 +506,7 @@ class RegionEditor(QWidget):
             painter.setBrush(Qt.NoBrush)
             _draw_shape(painter, view, region.shape)
             cx, cy = region.shape.center
-            painter.drawText(view.to_widget(cx, cy), region.name)
+            paint_label(painter, view.to_widget(cx, cy), region.name)  # white on dark: readable
             if chosen and not self.read_only:
                 painter.setBrush(_SELECTED_PEN)
                 for x, y in handles(region.shape):
@@ -606,12 +666,11 @@ class RegionEditor(QWidget):
     def _add(self, view: CameraView, shape: RegionShape) -> None:
         """Add a new region drawn on ``view``; select it and go back to the select tool."""
         taken = [*self._other_triggers, *(r.name for r in self.regions)]
-        several = len(self.cameras) > 1 or len(self._views) > 1
         region = Region(
             name=unique_name(taken),
-            camera=view.name if several else None,
+            camera=view.name,  # its coordinates are this camera's pixels
             shape=rounded(shape),
-            keypoint=self._keypoint(),
+            keypoint=self._keypoint(view.name),
         )
         self.regions.append(region)
         self.selected = region.name
@@ -619,10 +678,11 @@ class RegionEditor(QWidget):
         self.set_tool("select")
         self._refresh(f"Added {region.name}: {region.shape} (not saved yet)")
 
-    def _keypoint(self) -> str | None:
+    def _keypoint(self, camera: str | None) -> str | None:
         """Return the keypoint a new region watches: the model's first, or the regions' own."""
-        if self.keypoints:
-            return self.keypoints[0]
+        names = self.keypoints_for(camera)
+        if names:
+            return names[0]
         return next((r.keypoint for r in self.regions if r.keypoint), None)
 
     # ---------------------------------------------------------------------------- helpers
@@ -639,12 +699,21 @@ class RegionEditor(QWidget):
         return None
 
     def _users_in_file(self, name: str) -> list[str]:
+        """Return the rules and combinators of the file that name ``name``, but its own action.
+
+        A rule that is nothing but the region's action goes with the region when it is deleted.
+        """
         if self.config_path is None:
             return []
         try:
-            return ConfigText(self.config_path.read_text(encoding="utf-8")).users_of(name)
+            text = ConfigText(self.config_path.read_text(encoding="utf-8"))
         except OSError:
             return []
+        users = text.users_of(name)
+        own = text.region_action(name)
+        if own is not None and text.is_action_only(own):
+            users = [u for u in users if not u.startswith(f"[Rule {own.rule}]")]
+        return users
 
     def _fail(self, message: str) -> None:
         self.status.setText(message)
@@ -679,13 +748,26 @@ class RegionEditor(QWidget):
             self.set_camera(self.selected, self.camera_box.itemData(index))
 
     def _label(self, region: Region) -> str:
+        """``name (camera): shape, keypoint, action``; the camera only where there is a choice."""
+        camera = ""
         if region.camera is None:
-            camera = "camera?" if len(self.cameras) > 1 else "any camera"
+            camera = " (camera?)" if len(self.cameras) > 1 else ""
         elif self.cameras and region.camera not in self.cameras:
-            camera = f"{region.camera}: not open"
-        else:
-            camera = region.camera
-        return f"{region.name} ({camera}): {region.shape}"
+            camera = f" ({region.camera}: not open)"
+        elif len(self.cameras) > 1:
+            camera = f" ({region.camera})"
+        if self.config_path is None:  # a running Python experiment's: its shape is all we know
+            return f"{region.name}{camera}: {region.shape}"
+        keypoint = region.keypoint or "nose"  # the region kind's default
+        if keypoint not in self.keypoints_for(region.camera) and self._rig_keypoints:
+            keypoint += " (not in the model)"
+        action = region.action.describe() if region.action is not None else "no action"
+        return f"{region.name}{camera}: {region.shape}, {keypoint}, {action}"
+
+    def _rule_changed(self, message: str) -> None:
+        """Mark the change the panel made to the selected region's keypoint or action."""
+        self._set_dirty(True)
+        self._refresh(message)
 
     def _refresh(self, message: str | None = None) -> None:
         """Show the list, the camera chooser, the buttons and the tiles as the state is now."""
@@ -704,17 +786,13 @@ class RegionEditor(QWidget):
         self._update_views()
 
     def _show_camera(self) -> None:
+        """Show the selected region's camera, keypoint and action in the rule panel."""
         region = self.region(self.selected or "")
-        self.camera_box.blockSignals(True)
-        self.camera_box.clear()
-        self.camera_box.addItem(ANY_CAMERA, None)
-        for camera in self.cameras:
-            self.camera_box.addItem(camera, camera)
-        if region is not None and region.camera is not None:
-            if region.camera not in self.cameras:
-                self.camera_box.addItem(f"{region.camera} (not open)", region.camera)
-            self.camera_box.setCurrentIndex(self.camera_box.findData(region.camera))
-        self.camera_box.blockSignals(False)
+        camera = region.camera if region is not None else None
+        choices = RigChoices(
+            tuple(self.cameras), tuple(self.keypoints_for(camera)), tuple(self.devices)
+        )
+        self.rule_panel.show_region(region, choices, editable=not self.read_only)
 
     def _show_state(self) -> None:
         editable = not self.read_only
@@ -722,7 +800,6 @@ class RegionEditor(QWidget):
             button.setEnabled(editable or tool == "select")
         has_selection = self.region(self.selected or "") is not None
         self.delete_button.setEnabled(editable and has_selection)
-        self.camera_box.setEnabled(editable and has_selection)
         self.save_button.setEnabled(editable and self._dirty)
         self.revert_button.setEnabled(editable and self._dirty)
 

@@ -37,6 +37,33 @@ def experiment_name_for(path: Path) -> str:
     return str(resolved)
 
 
+def editable_config(config: Path, settings_file: Path) -> Path:
+    """Return the config file the window may edit for ``config``.
+
+    A config shipped with the program (``experiments/configs``) is not changed by the window:
+    it is copied beside the settings file first (files it names made absolute, so they are
+    still found), once; a copy that is there already and still equal to it is reused, and a
+    different file of that name is never overwritten (``NAME_2.ini``...). Any other config is
+    edited where it is.
+    """
+    from experiments.config_edit import ConfigText
+    from experiments.registry import CONFIG_FOLDER
+
+    config = config.resolve()
+    if config.parent != CONFIG_FOLDER.resolve():
+        return config
+    text = ConfigText(config.read_text(encoding="utf-8"))
+    text.make_files_absolute(config.parent)
+    folder = settings_file.resolve().parent
+    target, number = folder / config.name, 1
+    while target.exists() and target.read_text(encoding="utf-8") != text.text:
+        number += 1
+        target = folder / f"{config.stem}_{number}{config.suffix}"
+    if not target.exists():
+        target.write_text(text.text, encoding="utf-8")
+    return target
+
+
 def check_text(text: str, settings_file: Path) -> tuple[Settings | None, list[str]]:
     """Check a settings text as a start would; return the settings (None if unreadable)."""
     try:
@@ -69,6 +96,22 @@ def summary_lines(settings: Settings) -> list[str]:
     if session.planned_duration:
         lines.append(f"planned duration: {session.planned_duration:g} s, then everything stops")
     return lines
+
+
+def trigger_line(name: str, trigger: Any, cameras: list[str]) -> str:
+    """Say what a trigger is and which camera it reads: ``nose_in_left (region, arena)``.
+
+    With one camera every trigger reads it, so no camera is named; with several, a trigger that
+    still needs one says ``camera?``.
+    """
+    read = trigger.cameras_read()
+    if read is None:
+        where = "camera?" if len(cameras) > 1 else ""
+    elif not read or (len(cameras) <= 1 and tuple(read) == tuple(cameras)):
+        where = ""  # a combinator or clock reads no camera itself
+    else:
+        where = ", ".join(read)
+    return f"{name} ({trigger.kind}{', ' + where if where else ''})"
 
 
 def _camera_detail(camera: Any) -> str:

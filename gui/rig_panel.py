@@ -27,16 +27,34 @@ from PyQt5.QtWidgets import (
     QLabel,
     QLineEdit,
     QListWidget,
+    QMessageBox,
     QPlainTextEdit,
     QPushButton,
     QScrollArea,
+    QSplitter,
     QVBoxLayout,
     QWidget,
 )
 
 from cameras import CAMERA_SOURCES
+from cameras.detect import Detection
 from core.ini_text import IniText, save_with_backup
-from gui.rig_check import check_text, experiment_name_for, relative_to_settings, summary_lines
+from gui.job_targets import (
+    ModelFacts,
+    Outcome,
+    calibrate_job,
+    describe_model_job,
+    detect_cameras_job,
+)
+from gui.jobs import ProcessJob
+from gui.keypoint_map import KeypointMapBox
+from gui.rig_check import (
+    check_text,
+    experiment_name_for,
+    relative_to_settings,
+    summary_lines,
+    trigger_line,
+)
 from gui.section_table import KeyRow, SectionTable, camera_keys, device_keys
 from settings.loader import CAMERA_NAME, CAMERA_PREFIX, DEVICE_PREFIX
 from settings.sections import Settings
@@ -46,6 +64,11 @@ CHECK_DELAY_MS = 300  # typing pauses this long before the whole file is checked
 VIDEO_FILTER = "Videos (*.mp4 *.avi *.mkv *.mov *.mj2);;All files (*)"
 MODEL_FILTER = "Models (*.pt *.ckpt *.onnx *.json *.yaml);;All files (*)"
 SESSION_SECTION = "Session"
+PROBLEM_COLOUR = "#b00020"
+NEWS_COLOUR = "#37474f"  # saved, checking: information, not alarm
+MIN_AREA_PX = 60  # a splitter never squeezes the settings or the summary below this
+SPLIT_UNIT_PX = 100  # the splitter's first shares: proportions, scaled to the panel's height
+DETECT_TIMEOUT_S = 60.0  # a camera driver that hangs longer is stopped
 
 
 class _Check(QThread):
@@ -67,6 +90,7 @@ class RigPanel(QWidget):
 
     saved = pyqtSignal(Path)  # the settings file was written
     checked = pyqtSignal()  # a check finished: :attr:`problems` and :attr:`settings` are current
+    model_described = pyqtSignal(object)  # Inspect described the model named: its ModelFacts
 
     def __init__(self, settings_file: Path) -> None:
         super().__init__()
@@ -78,6 +102,8 @@ class RigPanel(QWidget):
         self.dirty = False
         self._generation = 0
         self._checks: list[_Check] = []
+        self._detection: ProcessJob | None = None
+        self.output_override: Path | None = None  # app.py --output-dir: sessions go there
         self._check_timer = QTimer(self)
         self._check_timer.setSingleShot(True)
         self._check_timer.setInterval(CHECK_DELAY_MS)
@@ -98,8 +124,10 @@ class RigPanel(QWidget):
         layout.addWidget(self._session_group())
         layout.addStretch(1)
         scroll = QScrollArea()
+        scroll.setObjectName("rig_settings_area")
         scroll.setWidgetResizable(True)
         scroll.setWidget(content)
+        scroll.setMinimumHeight(MIN_AREA_PX)
         self.summary = QLabel("")
         self.summary.setObjectName("rig_summary")
         self.summary.setWordWrap(True)
@@ -107,7 +135,7 @@ class RigPanel(QWidget):
         self.problem_label = QLabel("")
         self.problem_label.setObjectName("rig_problems")
         self.problem_label.setWordWrap(True)
-        self.problem_label.setStyleSheet("color: #b00020;")
+        self.problem_label.setStyleSheet(f"color: {PROBLEM_COLOUR};")
         self.problem_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.save_button = QPushButton("Save settings")
         self.save_button.setObjectName("rig_save")
@@ -119,14 +147,33 @@ class RigPanel(QWidget):
         buttons.addWidget(self.save_button)
         buttons.addWidget(self.revert_button)
         buttons.addStretch(1)
-        summary_box = QGroupBox("What Start will run")
-        summary_layout = QVBoxLayout(summary_box)
+        # The summary scrolls in its own box, and a splitter shares the height between it and
+        # the settings: at 1280x720 both stay usable, and either can be given more room.
+        summary_text = QWidget()
+        summary_layout = QVBoxLayout(summary_text)
+        summary_layout.setContentsMargins(0, 0, 0, 0)
+        summary_layout.addWidget(self.problem_label)  # first: what stops a start, in sight
         summary_layout.addWidget(self.summary)
-        summary_layout.addWidget(self.problem_label)
+        summary_layout.addStretch(1)
+        summary_scroll = QScrollArea()
+        summary_scroll.setWidgetResizable(True)
+        summary_scroll.setFrameShape(QScrollArea.NoFrame)
+        summary_scroll.setWidget(summary_text)
+        summary_box = QGroupBox("What Start will run")
+        summary_box.setObjectName("rig_summary_box")
+        summary_box.setMinimumHeight(MIN_AREA_PX)
+        QVBoxLayout(summary_box).addWidget(summary_scroll)
+        self.splitter = QSplitter(Qt.Vertical)
+        self.splitter.setObjectName("rig_splitter")
+        self.splitter.setChildrenCollapsible(False)
+        self.splitter.addWidget(scroll)
+        self.splitter.addWidget(summary_box)
+        self.splitter.setStretchFactor(0, 3)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setSizes([3 * SPLIT_UNIT_PX, SPLIT_UNIT_PX])  # a quarter for the summary
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
-        outer.addWidget(scroll, 1)
-        outer.addWidget(summary_box)
+        outer.addWidget(self.splitter, 1)
         outer.addLayout(buttons)
 
     def _cameras_group(self) -> QGroupBox:
@@ -152,11 +199,13 @@ class RigPanel(QWidget):
         row.addWidget(self.add_camera_button)
         row.addWidget(self.detect_button)
         row.addWidget(self.remove_camera_button)
+        self.detect_status = _status_line("rig_detect_status")
         self.camera_table = SectionTable("rig_camera_keys")
         self.camera_table.edited.connect(self._camera_key_edited)
         layout = QVBoxLayout(group)
         layout.addWidget(self.camera_list)
         layout.addLayout(row)
+        layout.addWidget(self.detect_status)
         layout.addWidget(self.camera_table)
         self._fill_camera_choices([])
         return group
@@ -166,28 +215,33 @@ class RigPanel(QWidget):
         self.model_edit = QLineEdit()
         self.model_edit.setObjectName("rig_model_path")
         self.model_edit.setPlaceholderText("empty: the bundled model of the simulated arena")
-        self.model_edit.editingFinished.connect(
-            lambda: self._set("Pose", "MODEL_PATH", self.model_edit.text())
-        )
+        self.model_edit.editingFinished.connect(lambda: self.set_model(self.model_edit.text()))
         browse = QPushButton("Browse...")
         browse.setObjectName("rig_model_browse")
         browse.clicked.connect(self._browse_model)
-        inspect = QPushButton("Inspect")
-        inspect.setObjectName("rig_model_inspect")
-        inspect.setToolTip("What python -m pose.inspect shows: network, keypoints, input size")
-        inspect.clicked.connect(self.inspect_model)
+        self.inspect_button = QPushButton("Inspect")
+        self.inspect_button.setObjectName("rig_model_inspect")
+        self.inspect_button.setToolTip(
+            "What python -m pose.inspect shows: network, keypoints, input size (a DeepLabCut or "
+            "Lightning Pose model is converted first, in the background)"
+        )
+        self.inspect_button.clicked.connect(self.inspect_model)
         row = QHBoxLayout()
         row.addWidget(self.model_edit, 1)
         row.addWidget(browse)
-        row.addWidget(inspect)
+        row.addWidget(self.inspect_button)
+        self.inspect_status = _status_line("rig_model_status")
         self.model_info = QPlainTextEdit()
         self.model_info.setObjectName("rig_model_info")
         self.model_info.setReadOnly(True)
         self.model_info.setMaximumHeight(120)
         layout = QVBoxLayout(group)
         layout.addLayout(row)
+        layout.addWidget(self.inspect_status)
         layout.addWidget(self.model_info)
-        self._inspection: _Inspect | None = None
+        self._inspection: ProcessJob | None = None
+        self._described: str | None = None  # the model the box describes ("": the bundled)
+        self.model_facts: ModelFacts | None = None  # of the model the field names, once inspected
         return group
 
     def _calibration_group(self) -> QGroupBox:
@@ -209,14 +263,16 @@ class RigPanel(QWidget):
         row = QHBoxLayout()
         row.addWidget(self.calibration_edit, 1)
         row.addWidget(run)
+        self.calibration_status = _status_line("rig_calibration_status")
         self.calibration_info = QPlainTextEdit()
         self.calibration_info.setObjectName("rig_calibration_info")
         self.calibration_info.setReadOnly(True)
         self.calibration_info.setMaximumHeight(120)
         layout = QVBoxLayout(group)
         layout.addLayout(row)
+        layout.addWidget(self.calibration_status)
         layout.addWidget(self.calibration_info)
-        self._calibration: _Calibrate | None = None
+        self._calibration: ProcessJob | None = None
         return group
 
     def _experiment_group(self) -> QGroupBox:
@@ -243,6 +299,9 @@ class RigPanel(QWidget):
         layout = QVBoxLayout(group)
         layout.addLayout(row)
         layout.addWidget(self.experiment_info)
+        # Keypoints the experiment reads that the model lacks: a mapping offered (gui/keypoint_map)
+        self.keypoint_map = KeypointMapBox(self)
+        layout.addWidget(self.keypoint_map)
         return group
 
     def _devices_group(self) -> QGroupBox:
@@ -295,12 +354,12 @@ class RigPanel(QWidget):
         self.output_edit.editingFinished.connect(
             lambda: self._set("Output", "DIRECTORY", self.output_edit.text())
         )
-        output_browse = QPushButton("Browse...")
-        output_browse.setObjectName("session_output_browse")
-        output_browse.clicked.connect(self._browse_output)
+        self.output_browse = QPushButton("Browse...")
+        self.output_browse.setObjectName("session_output_browse")
+        self.output_browse.clicked.connect(self._browse_output)
         output_row = QHBoxLayout()
         output_row.addWidget(self.output_edit, 1)
-        output_row.addWidget(output_browse)
+        output_row.addWidget(self.output_browse)
         form.addRow("Output folder:", output_row)
         self.duration = QDoubleSpinBox()
         self.duration.setObjectName("session_duration")
@@ -341,6 +400,7 @@ class RigPanel(QWidget):
         else:
             self.camera_table.setRowCount(0)
         self.model_edit.setText(doc.get("Pose", "MODEL_PATH", "") or "")
+        self._forget_other_model()
         self.calibration_edit.setText(doc.get("Triangulation", "CALIBRATION", "") or "")
         self._fill_experiments(doc.get("Experiment", "NAME", "") or "")
         self.device_list.clear()
@@ -490,6 +550,7 @@ class RigPanel(QWidget):
         """Use the model at ``path`` (empty: the bundled model)."""
         self.model_edit.setText(path)
         self._set("Pose", "MODEL_PATH", path)
+        self._forget_other_model()
 
     def set_experiment(self, name: str) -> None:
         """Run the experiment ``name`` (a config, module:Class or path)."""
@@ -538,8 +599,20 @@ class RigPanel(QWidget):
 
     def _remove_selected_camera(self) -> None:
         item = self.camera_list.currentItem()
-        if item is not None:
+        if item is not None and self.confirm(
+            "Remove camera",
+            f"Remove the camera {item.text()!r} from the rig? Its [Camera {item.text()}] "
+            "section leaves the settings file when you save (Revert brings it back before).",
+        ):
             self.remove_camera(item.text())
+
+    def confirm(self, title: str, question: str) -> bool:
+        """Ask a yes/no question (No is the default); True when the user says yes."""
+        box = QMessageBox(QMessageBox.Question, title, question, parent=self)
+        box.setObjectName("rig_confirm")
+        box.setStandardButtons(QMessageBox.Yes | QMessageBox.No)
+        box.setDefaultButton(QMessageBox.No)
+        return box.exec_() == QMessageBox.Yes
 
     def _camera_key_edited(self, key: str, value: str) -> None:
         item = self.camera_list.currentItem()
@@ -566,11 +639,15 @@ class RigPanel(QWidget):
             try:
                 self.add_device(name.strip(), self.device_type.currentText())
             except ValueError as error:
-                self.problem_label.setText(str(error))
+                self._say(str(error), problem=True)
 
     def _remove_selected_device(self) -> None:
         item = self.device_list.currentItem()
-        if item is not None:
+        if item is not None and self.confirm(
+            "Remove device",
+            f"Remove the device {item.text()!r} from the rig? Its [Device {item.text()}] "
+            "section leaves the settings file when you save (Revert brings it back before).",
+        ):
             self.document.remove_section(DEVICE_PREFIX + item.text())
             self._show_document()
             self._edited()
@@ -600,20 +677,37 @@ class RigPanel(QWidget):
             self.calibrate_session(Path(folder))
 
     def calibrate_session(self, folder: Path) -> None:
-        """Calibrate the cameras from a recorded board session, off the GUI thread.
+        """Calibrate the cameras from a recorded board session, in a helper process.
 
         On success ``[Triangulation] CALIBRATION`` names the ``calibration.toml`` written in
-        ``folder``; either way the panel shows what the calibration said.
+        ``folder``; either way the panel shows what the calibration said. A line above says the
+        stage and the time so far meanwhile.
         """
-        if self._calibration is not None and self._calibration.isRunning():
+        if self._calibration is not None and self._calibration.running:
             return
         self.calibration_info.setPlainText(f"calibrating from {folder} ...")
-        self._calibration = _Calibrate(folder)
-        self._calibration.progress.connect(self.calibration_info.appendPlainText)
-        self._calibration.done.connect(self._calibrated)
-        self._calibration.start()
+        job = ProcessJob("Calibration", calibrate_job, (str(folder),), parent=self)
+        job.progress.connect(self.calibration_status.setText)
+        job.progress.connect(lambda _text: self._show_calibration_stage())
+        job.finished.connect(self._calibrated)
+        self._calibration = job
+        self.calibration_status.show()
+        job.start()
 
-    def _calibrated(self, path: str, message: str) -> None:
+    def _show_calibration_stage(self) -> None:
+        job = self._calibration
+        if job is None or job.outcome is not None:
+            return
+        lines = self.calibration_info.toPlainText().splitlines()
+        if not lines or lines[-1] != job.stage:
+            self.calibration_info.appendPlainText(job.stage)
+
+    def _calibrated(self, outcome: Outcome) -> None:
+        self.calibration_status.hide()
+        if outcome.error:
+            self.calibration_info.appendPlainText(f"calibration failed: {outcome.error}")
+            return
+        path, message = outcome.value
         self.calibration_info.appendPlainText(message)
         if path:
             text = relative_to_settings(Path(path), self.settings_file)
@@ -647,7 +741,7 @@ class RigPanel(QWidget):
         check.finished.connect(lambda c=check: self._checks.remove(c))
         self._checks.append(check)
         self.save_button.setEnabled(False)
-        self.problem_label.setText("checking...")
+        self._say("checking...", problem=False)
         check.start()
 
     def wait_checked(self) -> None:
@@ -664,11 +758,51 @@ class RigPanel(QWidget):
         if generation != self._generation:
             return  # an older text's result
         self.settings, self.problems = settings, problems
-        self.problem_label.setText("\n".join(problems))
-        self.summary.setText("\n".join(summary_lines(settings)) if settings else "-")
+        self._say("\n".join(problems), problem=True)
+        self.summary.setText("\n".join(self._summary(settings)) if settings else "-")
         self.save_button.setEnabled(not problems and self.dirty)
         self._show_experiment_info(settings)
         self.checked.emit()
+
+    def _say(self, text: str, *, problem: bool) -> None:
+        """Write under the summary: problems in red, news (checking, saved) in a neutral colour."""
+        self.problem_label.setStyleSheet(f"color: {PROBLEM_COLOUR if problem else NEWS_COLOUR};")
+        self.problem_label.setText(text)
+
+    def set_output_override(self, folder: Path | None) -> None:
+        """Say that sessions go to ``folder`` (``app.py --output-dir``), not the settings' folder.
+
+        The Output folder field is then read-only: the command line wins over it.
+        """
+        self.output_override = folder
+        overridden = folder is not None
+        self.output_edit.setReadOnly(overridden)
+        self.output_browse.setEnabled(not overridden)
+        self.output_edit.setToolTip(
+            f"app.py was started with --output-dir {folder}: sessions go there, whatever this "
+            "field says"
+            if overridden
+            else ""
+        )
+        if self.settings is not None:
+            self.summary.setText("\n".join(self._summary(self.settings)))
+
+    def sessions_folder(self) -> Path | None:
+        """Return the folder new session folders are made in (None until the settings are read)."""
+        if self.output_override is not None:
+            return self.output_override
+        return self.settings.output.directory if self.settings is not None else None
+
+    def _summary(self, settings: Settings) -> list[str]:
+        """Return what Start will run, with the folder sessions really go to."""
+        lines = summary_lines(settings)
+        if self.output_override is None:
+            return lines
+        where = (
+            f"sessions go to: {self.output_override} (app.py --output-dir; the settings say "
+            f"{settings.output.directory})"
+        )
+        return [where if line.startswith("sessions go to:") else line for line in lines]
 
     def _show_experiment_info(self, settings: Settings | None) -> None:
         if settings is None:
@@ -680,11 +814,8 @@ class RigPanel(QWidget):
         except Exception as error:  # the problems list says it in full
             self.experiment_info.setText(f"cannot load: {error}")
             return
-        parts = []
-        for name, trigger in experiment.triggers.items():
-            cameras = trigger.cameras_read()
-            where = "camera?" if cameras is None else ", ".join(cameras) or "-"
-            parts.append(f"{name} ({trigger.kind}, {where})")
+        cameras = [camera.name for camera in settings.cameras]
+        parts = [trigger_line(name, t, cameras) for name, t in experiment.triggers.items()]
         text = f"{experiment.description}\n" if experiment.description else ""
         self.experiment_info.setText(text + "triggers: " + ("; ".join(parts) or "none"))
 
@@ -695,18 +826,19 @@ class RigPanel(QWidget):
         """Write the file if the check found no problem; return the backup made (if any)."""
         self.wait_checked()
         if self.problems:
-            self.problem_label.setText("Not saved, fix these first:\n" + "\n".join(self.problems))
+            self._say("Not saved, fix these first:\n" + "\n".join(self.problems), problem=True)
             return None
         try:
             backup = save_with_backup(self.settings_file, self.document.text())
         except OSError as error:
-            self.problem_label.setText(f"Not saved: {self.settings_file}: {error}")
+            self._say(f"Not saved: {self.settings_file}: {error}", problem=True)
             return None
         self.dirty = False
         self.save_button.setEnabled(False)
-        self.problem_label.setText(
+        self._say(
             f"Saved {self.settings_file}"
-            + (f" (previous version: {backup.name})" if backup else "")
+            + (f" (previous version: {backup.name})" if backup else ""),
+            problem=False,
         )
         self.saved.emit(self.settings_file)
         return backup
@@ -714,80 +846,115 @@ class RigPanel(QWidget):
     # -- cameras found on this computer --------------------------------------------------------
 
     def detect_cameras(self) -> None:
-        """Look for cameras (quick probes) and offer them in the Add list."""
-        try:
-            from cameras.detect import detect_cameras
-        except ImportError:  # pragma: no cover - the module is part of the project
+        """Look for cameras in a helper process and offer them in the Add list.
+
+        Probing drivers takes seconds (and a driver may hang): the window goes on meanwhile,
+        the line under the buttons says what is being looked for, then what was found, or
+        where the search looked when it found nothing.
+        """
+        if self._detection is not None and self._detection.running:
             return
-        self._fill_camera_choices(detect_cameras())
+        job = ProcessJob("Detect", detect_cameras_job, timeout_s=DETECT_TIMEOUT_S, parent=self)
+        job.progress.connect(self.detect_status.setText)
+        job.finished.connect(self._detected)
+        self._detection = job
+        self.detect_button.setEnabled(False)
+        self.detect_status.setStyleSheet("")
+        self.detect_status.show()
+        job.start()
+
+    def _detected(self, outcome: Outcome) -> None:
+        self.detect_button.setEnabled(True)
+        if outcome.error:
+            self.detect_status.setStyleSheet(f"color: {PROBLEM_COLOUR};")
+            self.detect_status.setText(f"Detect failed: {outcome.error}")
+            return
+        detection: Detection = outcome.value
+        self._fill_camera_choices(detection.cameras)
+        found = detection.hardware
+        if found:
+            names = "; ".join(camera.label for camera in found)
+            text = f"Found {len(found)} camera(s), now in the list beside Add: {names}"
+        else:
+            text = (
+                "No camera found. "
+                + " ".join(f"{note}." for note in detection.notes)
+                + " The simulated arena and video files can always be added."
+            )
+        self.detect_status.setText(text)
 
     # -- the model's description ---------------------------------------------------------------
 
+    def model_path_now(self) -> Path | None:
+        """Return the model the field names, as a start would read it (None: the bundled one)."""
+        text = self.model_edit.text().strip()
+        if not text:
+            return None
+        path = Path(text).expanduser()
+        return path if path.is_absolute() else self.settings_file.parent / path
+
     def inspect_model(self) -> None:
-        """Describe the model (loading it may convert it: seconds, off the GUI thread)."""
-        settings = self.settings
-        if settings is None:
-            self.model_info.setPlainText("fix the settings' problems first")
+        """Describe the model the field names, in a helper process (a conversion takes long).
+
+        The line above the description says the stage and the time so far; a model chosen
+        meanwhile stops the inspection, so the box always describes the model named.
+        """
+        path = self.model_path_now()
+        previous, self._inspection = self._inspection, None
+        if previous is not None:
+            previous.cancel()  # its outcome is ignored: it is no longer the inspection
+        precision = (self.document.get("Pose", "PRECISION", "fp32") or "fp32").strip().lower()
+        job = ProcessJob(
+            "Inspect", describe_model_job, (str(path) if path else "", precision), parent=self
+        )
+        job.progress.connect(self.inspect_status.setText)
+        job.finished.connect(lambda outcome, j=job: self._inspected(j, outcome))
+        self._inspection = job
+        self.model_facts = None
+        self._described = str(path) if path else ""  # the model the box is about
+        self.model_info.setPlainText(f"model: {_model_name(path)}\n(inspecting...)")
+        self.inspect_status.show()
+        job.start()
+
+    def _inspected(self, job: ProcessJob, outcome: Outcome) -> None:
+        if job is not self._inspection:
+            return  # an inspection of a model no longer named (cancelled)
+        self._inspection = None
+        self.inspect_status.hide()
+        heading = f"model: {_model_name(self.model_path_now())}"
+        if outcome.error:
+            self.model_info.setPlainText(f"{heading}\ncannot load the model: {outcome.error}")
             return
-        self.model_info.setPlainText("loading the model...")
-        self._inspection = _Inspect(settings.pose.model_path)
-        self._inspection.done.connect(self.model_info.setPlainText)
-        self._inspection.start()
+        facts: ModelFacts = outcome.value
+        self.model_facts = facts
+        self.model_info.setPlainText(f"{heading}\n{facts.text}")
+        self.model_described.emit(facts)
 
-
-class _Inspect(QThread):
-    """Load a model's description off the GUI thread and say what it is."""
-
-    done = pyqtSignal(str)
-
-    def __init__(self, path: Path | None) -> None:
-        super().__init__()
-        self._path = path
-
-    def run(self) -> None:  # QThread calls this on the new thread
-        from pose.inspect import facts
-        from pose.loading import load_model
-        from pose.model import ModelError
-
-        try:
-            description = load_model(self._path)
-        except ModelError as error:
-            self.done.emit(f"cannot load the model: {error}")
+    def _forget_other_model(self) -> None:
+        """Stop describing a model the field no longer names (a new path, a Revert, a load)."""
+        path = self.model_path_now()
+        if self._described is None or self._described == (str(path) if path else ""):
             return
-        except Exception as error:  # an unexpected failure is shown, not raised
-            self.done.emit(f"cannot load the model: {type(error).__name__}: {error}")
-            return
-        self.done.emit(
-            "\n".join(f"{label + ':':<11}{value}" for label, value in facts(description))
+        previous, self._inspection = self._inspection, None
+        if previous is not None:
+            previous.cancel()  # its outcome is ignored: it is no longer the inspection
+        self.model_facts = None
+        self._described = None
+        self.inspect_status.hide()
+        self.model_info.setPlainText(
+            f"model: {_model_name(path)}\nPress Inspect to see its network and keypoints."
         )
 
 
-class _Calibrate(QThread):
-    """Run ``calibration.calibrate`` on a session folder off the GUI thread."""
+def _model_name(path: Path | None) -> str:
+    return str(path) if path is not None else "the bundled arena model"
 
-    progress = pyqtSignal(str)
-    done = pyqtSignal(str, str)  # calibration.toml written ("" on failure), the last word
 
-    def __init__(self, folder: Path) -> None:
-        super().__init__()
-        self._folder = folder
-
-    def run(self) -> None:  # QThread calls this on the new thread
-        from calibration.calibrate import CalibrationOptions, calibrate
-        from calibration.errors import CalibrationInputError
-
-        try:
-            run = calibrate([self._folder], CalibrationOptions(), self.progress.emit)
-        except CalibrationInputError as error:
-            self.done.emit("", f"calibration failed: {error}")
-            return
-        except Exception as error:  # an unexpected failure is shown, not raised
-            self.done.emit("", f"calibration failed: {type(error).__name__}: {error}")
-            return
-        result = run.result
-        lines = [
-            f"{camera}: mean reprojection error {figures.error_mean_px:.3f} px"
-            for camera, figures in result.figures.items()
-        ]
-        lines.append(f"wrote {run.calibration_path} (all cameras: {result.error_mean_px:.3f} px)")
-        self.done.emit(str(run.calibration_path), "\n".join(lines))
+def _status_line(name: str) -> QLabel:
+    """Return a line for a job's progress and outcome (hidden until there is something to say)."""
+    label = QLabel("")
+    label.setObjectName(name)
+    label.setWordWrap(True)
+    label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+    label.hide()
+    return label

@@ -1,10 +1,18 @@
 """What the GUI's buttons do: one stream session, its parts started and stopped in a safe order.
 
 :class:`SessionController` owns the :class:`~session.live.LiveSession` of the window. Starting or
-stopping a part can take seconds (opening cameras, loading a model, finalising files), so each
-runs on a background thread while the window keeps painting; meanwhile the buttons are disabled
-and the stream is not serviced, which is harmless: cameras, recorders and the inference worker
-are separate processes that go on by themselves. Everything else happens on the GUI thread.
+stopping a part can take seconds (opening cameras, finalising files), so each runs on a
+background thread while the window keeps painting; meanwhile the other buttons wait and the
+stream is not serviced, which is harmless: cameras, recorders and the inference worker are
+separate processes that go on by themselves. Everything else happens on the GUI thread.
+
+Starting analysis can take much longer (a DeepLabCut model is converted to ONNX on first use,
+tens of seconds), so it runs beside the rest (:class:`AnalysisLoad`): a model that needs
+converting is converted in a helper process first (:mod:`gui.jobs`), then the pose worker is
+started on a background thread. Meanwhile the stream is serviced, recording starts and stops,
+the Analysis button cancels the load, and Stop Stream stops the stream (at once during the
+conversion, once the worker is up during its last seconds). :meth:`AnalysisLoad.progress_text`
+says the stage and the time so far.
 
 Order rules (what :meth:`SessionController.allowed` enforces):
 
@@ -20,7 +28,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -28,8 +36,11 @@ from typing import Any
 from PyQt5.QtCore import QObject, QThread, pyqtSignal
 
 from cameras.base import CameraError
-from core.instance_lock import InstanceLock, InstanceLockError
+from core.control import StopRequested
+from core.device_lock import DeviceBusyError, DeviceLocks
 from core.schema import SettingsError
+from gui.job_targets import Outcome, prepare_models_job
+from gui.jobs import ProcessJob
 from recording.video import RECORDED_VIDEO_SUFFIXES
 from selftest.latency_run import (
     LatencyTestError,
@@ -40,15 +51,16 @@ from selftest.latency_run import (
     write_experiment,
 )
 from session.analysis import PoseError
+from session.device_locks import lock_session_devices
 from session.live import LiveSession, SessionEvent
 from session.preflight import check_before_start
 from session.recordings import RecordingError
 from session.runner import SessionRunner
+from session.summary import summary_lines as session_summary_lines
 from settings.sections import Settings
 from stimulation.latency import run_file
 
 log = logging.getLogger(__name__)
-
 
 
 class Part(Enum):
@@ -58,6 +70,41 @@ class Part(Enum):
     ANALYSIS = "analysis"
     RECORDING = "recording"
     EXPERIMENT = "experiment"
+
+
+#: How a click is named in a message: "Start Analysis: wait until ..."
+BUTTON_VERBS = {
+    Part.STREAM: "Stream",
+    Part.ANALYSIS: "Analysis",
+    Part.RECORDING: "Recording",
+    Part.EXPERIMENT: "Experiment",
+}
+#: The cause of a failure that a fixed settings file (or any part starting well) ends.
+SETTINGS_CAUSE = "settings"
+SECOND_RIG_HINT = (
+    "To run a second rig on this computer at the same time, give it its own cameras and "
+    'devices (docs/gui.md, "Closing, Ctrl-C and a second instance").'
+)
+
+
+def with_second_rig_hint(text: str) -> str:
+    """Return the lock's message whole, with how to run a second rig when it does not say."""
+    if "second rig" in text.lower() or "LOCK_FILE" in text:
+        return text
+    return f"{text} {SECOND_RIG_HINT}"
+
+
+def converted_models(settings: Settings) -> list[str]:
+    """Return the models of ``settings`` that are converted to ONNX on first use (paths)."""
+    from pose.formats import format_of
+
+    paths = {camera.common.model_path or settings.pose.model_path for camera in settings.cameras}
+    found = []
+    for path in sorted(str(p) for p in paths if p is not None):
+        model_format = format_of(Path(path)) if Path(path).exists() else None
+        if model_format is not None and model_format.converted:
+            found.append(path)
+    return found
 
 
 def events_file_name(run: int) -> str:
@@ -86,13 +133,46 @@ class LatencyRun:
         return max(0.0, self.started + self.duration - now)
 
 
+@dataclass
+class AnalysisLoad:
+    """Start Analysis in progress: converting the model (a helper process), then the worker.
+
+    Attributes
+    ----------
+    started
+        ``time.monotonic()`` when the button was pressed.
+    stage
+        What happens now, for the progress line.
+    job
+        The conversion's helper process while it runs.
+    task
+        The thread starting the pose worker, once the conversion is done.
+    cancelled
+        The user pressed Cancel Analysis: stop the worker as soon as it is up.
+    stop_after
+        Stop Stream was pressed during the worker's start: the reason to stop with once it is up.
+    """
+
+    started: float = field(default_factory=time.monotonic)
+    stage: str = "checking the settings"
+    job: ProcessJob | None = None
+    task: _Task | None = None
+    cancelled: bool = False
+    stop_after: str | None = None
+
+    def progress_text(self) -> str:
+        """Return ``starting analysis: STAGE (N s)``."""
+        stage = self.job.stage if self.job is not None and self.job.running else self.stage
+        return f"starting analysis: {stage} ({time.monotonic() - self.started:.0f} s)"
+
+
 #: Failures a user causes and can fix; their messages say what to do, so no traceback is printed.
 EXPECTED_FAILURES: tuple[type[Exception], ...] = (
     CameraError,
     SettingsError,
     PoseError,
     RecordingError,
-    InstanceLockError,
+    DeviceBusyError,
     OSError,
 )
 
@@ -109,6 +189,10 @@ class _Task(QThread):
     def run(self) -> None:  # QThread calls this on the new thread
         try:
             self._call()
+        except StopRequested as stop:  # the window closed while cameras opened: not a failure
+            log.info("start-up stopped: %s", stop.reason)
+            self.done.emit(stop)
+            return
         except EXPECTED_FAILURES as error:  # a camera not found, a bad file: the message says it
             log.error("%s", error)
             self.done.emit(error)
@@ -124,8 +208,14 @@ class SessionController(QObject):
     """The stream of the window and the state of its four parts."""
 
     changed = pyqtSignal()  # a part started or stopped, or a task began or ended
-    failed = pyqtSignal(str)  # something the user must see (the window shows a banner)
+    # Something the user must see (the window shows a banner); the banner goes once what
+    # caused it starts well (:attr:`failure_cause`).
+    # :attr:`failure_cause` is the part it concerns ("stream", "analysis"... "" when unknown),
+    # valid while the signal is delivered.
+    failed = pyqtSignal(str)
+    resolved = pyqtSignal(str)  # a part started well: its earlier failures are history
     notice = pyqtSignal(str)  # worth a line in the status bar, not a banner
+    ended = pyqtSignal(str)  # the stream stopped by itself (sources ended, planned duration)
     shut_down = pyqtSignal()  # after request_shutdown: everything stopped, files final
     stream_closing = pyqtSignal()  # the stream is about to stop: let go of its display readers
     latency_finished = pyqtSignal(str, str)  # the latency test's summary and its JSON file
@@ -135,7 +225,6 @@ class SessionController(QObject):
         load_settings: Callable[[], Settings],
         *,
         output_dir: Path | None = None,
-        lock: InstanceLock | None = None,
     ) -> None:
         super().__init__()
         self._load_settings = load_settings
@@ -144,15 +233,19 @@ class SessionController(QObject):
         self.runner: SessionRunner | None = None
         self.busy: str | None = None  # what the background task is doing, e.g. "starting stream"
         self.last_session: Path | None = None
+        self.last_summary: list[str] = []  # the last session's summary (session/summary.py)
         self.recording_started: float | None = None  # time.monotonic() at Start Recording
-        self._lock = lock or InstanceLock()
+        self._locks: DeviceLocks | None = None  # the rig's cameras and devices, while streaming
         self._task: _Task | None = None
+        self.loading: AnalysisLoad | None = None  # Start Analysis in progress
+        self.failure_cause = ""  # while ``failed`` is delivered: the part it concerns
         self._after: Callable[[Exception | None], None] | None = None
         self.latency: LatencyRun | None = None  # the latency test in progress
         self.last_latency_json: Path | None = None
         self._latency_summary = ""
         self._experiments_started = 0  # of this stream, counted as the stream counts them
         self._closing = False  # request_shutdown was called: stop, then say shut_down
+        self.start_interrupted = False  # the window closed (Ctrl-C) while the stream opened
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -162,33 +255,50 @@ class SessionController(QObject):
         return self.stream is not None
 
     def running(self, part: Part) -> bool:
-        """Whether ``part`` runs now."""
+        """Whether ``part`` runs now (analysis: once its start is over, not while it loads)."""
         stream = self.stream
         if stream is None:
             return False
         return {
             Part.STREAM: True,
-            Part.ANALYSIS: stream.analysing,
+            Part.ANALYSIS: stream.analysing and self.loading is None,
             Part.RECORDING: stream.recording,
             Part.EXPERIMENT: stream.experimenting,
         }[part]
 
     def allowed(self, part: Part) -> bool:
         """Whether ``part``'s button may be pressed now (to start it, or to stop it)."""
+        return self.why_not(part) is None
+
+    def why_not(self, part: Part) -> str | None:
+        """Say why ``part``'s button cannot be pressed now; None when it can."""
         if self.busy is not None:
-            return False
+            return f"wait: {self.busy}"
+        loading = self.loading
+        if part is Part.ANALYSIS and loading is not None:
+            return "wait: the load is being cancelled" if loading.cancelled else None
         if part is Part.EXPERIMENT and self.latency is not None:
-            return False  # the latency test's experiment stops by itself
+            return "the latency test's experiment stops by itself when the test ends"
         if part is Part.STREAM or self.running(part):
-            return True
-        if part is Part.EXPERIMENT:
-            return self.running(Part.ANALYSIS)
-        return self.streaming
+            return None
+        if not self.streaming:
+            return "press Start Stream first"
+        if part is Part.EXPERIMENT and loading is not None:
+            return "wait until analysis runs: the pose model is still loading"
+        if part is Part.EXPERIMENT and not self.running(Part.ANALYSIS):
+            return "press Start Analysis first: the experiment runs on the poses"
+        return None
+
+    @property
+    def working(self) -> bool:
+        """Whether a part is starting or stopping (a task, or Start Analysis's load)."""
+        return self.busy is not None or self.loading is not None
 
     def latency_test_allowed(self) -> bool:
         """Whether the latency test may start now: analysis runs, no experiment, nothing busy."""
         return (
             self.busy is None
+            and self.loading is None
             and self.latency is None
             and self.running(Part.ANALYSIS)
             and not self.running(Part.EXPERIMENT)
@@ -218,10 +328,17 @@ class SessionController(QObject):
     # -- buttons -------------------------------------------------------------------------------
 
     def toggle(self, part: Part) -> None:
-        """Start ``part`` if it is stopped, stop it if it runs (the button's click)."""
-        if not self.allowed(part):
+        """Start ``part`` if it is stopped, stop it if it runs (the button's click).
+
+        A click that cannot be honoured now is answered with a notice saying why.
+        """
+        reason = self.why_not(part)
+        if reason is not None:
+            self.notice.emit(f"{BUTTON_VERBS[part]}: {reason}")
             return
-        if self.running(part):
+        if part is Part.ANALYSIS and self.loading is not None:
+            self.cancel_analysis_load()
+        elif self.running(part):
             self.stop(part)
         else:
             self.start(part)
@@ -237,7 +354,7 @@ class SessionController(QObject):
         if part in (Part.ANALYSIS, Part.EXPERIMENT) and not self._reload_settings(part):
             return
         if part is Part.ANALYSIS:
-            self._run(f"starting {part.value}", stream.start_analysis)
+            self._begin_analysis_load()
         elif part is Part.RECORDING:
             self._run("starting recording", self._start_recording)
         elif part is Part.EXPERIMENT:
@@ -254,13 +371,11 @@ class SessionController(QObject):
         try:
             settings = self._load_settings()
         except SettingsError as error:
-            self.failed.emit(f"Cannot start {part.value}: {error}")
+            self._fail(f"Cannot start {part.value}: {error}", SETTINGS_CAUSE)
             return False
-        problems = check_before_start(
-            settings, pose=True, experiment=part is Part.EXPERIMENT
-        )
+        problems = check_before_start(settings, pose=True, experiment=part is Part.EXPERIMENT)
         if problems:
-            self.failed.emit(f"Cannot start {part.value}:\n" + "\n".join(problems))
+            self._fail(f"Cannot start {part.value}:\n" + "\n".join(problems), SETTINGS_CAUSE)
             return False
         for note in stream.reload_settings(settings):
             self.notice.emit(f"Settings re-read: {note}")
@@ -272,8 +387,7 @@ class SessionController(QObject):
         if stream is None:
             return
         if part is Part.STREAM:
-            self.stream_closing.emit()
-            self._run("stopping stream", lambda: self._stop_stream("stopped by the user"))
+            self._stop_stream_soon("stopped by the user")
         elif part is Part.ANALYSIS:
             self._run("stopping analysis", stream.stop_analysis)
         elif part is Part.RECORDING:
@@ -293,12 +407,12 @@ class SessionController(QObject):
         if stream is None or not self.latency_test_allowed():
             return
         if stream.session_dir is None:
-            self.failed.emit("Latency test: the stream has no session folder yet")
+            self._fail("Latency test: the stream has no session folder yet", "latency")
             return
         try:
             plan = plan_latency_test(stream.settings)
         except LatencyTestError as error:
-            self.failed.emit(str(error))
+            self._fail(str(error), "latency")
             return
         run = LatencyRun(plan)
         self.latency = run
@@ -318,8 +432,7 @@ class SessionController(QObject):
         if self.busy is not None:
             return  # _task_done carries on when the task in progress ends
         if self.stream is not None:
-            self.stream_closing.emit()
-            self._run("stopping stream", lambda: self._stop_stream("window closed"))
+            self._stop_stream_soon("window closed")
             return
         self.shut_down.emit()
 
@@ -327,6 +440,11 @@ class SessionController(QObject):
         """Stop everything now, on this thread (closing the window); files are finalised."""
         if self._task is not None:
             self._task.wait()  # a start or stop in progress finishes first
+        loading, self.loading = self.loading, None
+        if loading is not None and loading.job is not None:
+            loading.job.cancel()
+        if loading is not None and loading.task is not None:
+            loading.task.wait()
         if self.stream is not None:
             self.stream_closing.emit()
             self._stop_stream(reason)
@@ -340,8 +458,9 @@ class SessionController(QObject):
             return
         if not self.runner.tick(0.0) and self.stream is not None:
             reason = self.runner.stop_reason or "stopped"
-            self.stream_closing.emit()
-            self._run("stopping stream", lambda: self._stop_stream(reason))
+            if not reason.endswith("by the user") and not self._closing:
+                self.ended.emit(reason)
+            self._stop_stream_soon(reason)
             return
         self._service_latency_test()
 
@@ -358,25 +477,118 @@ class SessionController(QObject):
             after=lambda error: self._latency_done(run, error),
         )
 
+    # -- Start Analysis, beside the rest ---------------------------------------------------------
+
+    def _begin_analysis_load(self) -> None:
+        """Convert the models that need it (helper process), then start the pose worker."""
+        stream = self.stream
+        assert stream is not None
+        load = self.loading = AnalysisLoad()
+        converted = converted_models(stream.settings)
+        if converted:
+            job = ProcessJob(
+                "converting the model",
+                prepare_models_job,
+                (converted, stream.settings.pose.precision),
+                parent=self,
+            )
+            job.finished.connect(lambda outcome, started=load: self._converted(started, outcome))
+            load.job = job
+            job.start()
+        else:
+            self._start_pose_worker(load)
+        self.changed.emit()
+
+    def _converted(self, load: AnalysisLoad, outcome: Outcome) -> None:
+        if load is not self.loading:
+            return  # cancelled: the stream or the load has gone on without it
+        load.job = None
+        if outcome.error:
+            self.loading = None
+            self._fail(f"Starting analysis failed: {outcome.error}", Part.ANALYSIS.value)
+            self.changed.emit()
+            return
+        self._start_pose_worker(load)
+
+    def _start_pose_worker(self, load: AnalysisLoad) -> None:
+        stream = self.stream
+        assert stream is not None
+        load.stage = "starting the pose worker (loading the model, warming it up)"
+        load.task = _Task(stream.start_analysis)
+        load.task.done.connect(
+            lambda error, started=load: self._pose_worker_started(started, error)
+        )
+        load.task.start()
+
+    def _pose_worker_started(self, load: AnalysisLoad, error: Exception | None) -> None:
+        if load.task is not None:
+            load.task.wait()
+        if load is not self.loading:
+            return
+        self.loading = None
+        if error is not None:
+            self._fail(f"Starting analysis failed: {error}", Part.ANALYSIS.value)
+        elif not load.cancelled and load.stop_after is None:
+            self.resolved.emit(Part.ANALYSIS.value)
+            for warning in self.stream.warnings if self.stream is not None else []:
+                self.notice.emit(f"Warning: {warning}")  # e.g. frames not the model's size
+        if load.stop_after is not None:
+            self.busy = None  # it only waited for the worker: now the stream stops
+            self._stop_stream_soon(load.stop_after)
+        elif load.cancelled and self.stream is not None and error is None:
+            self._run("stopping analysis", self.stream.stop_analysis)
+        else:
+            self.changed.emit()
+
+    def cancel_analysis_load(self) -> None:
+        """Cancel Start Analysis: at once while converting, as soon as the worker is up after."""
+        load = self.loading
+        if load is None:
+            return
+        if load.job is not None:
+            self.loading = None  # first: the job's "cancelled" outcome is then not a failure
+            load.job.cancel()
+            self.notice.emit("Start Analysis cancelled")
+        else:
+            load.cancelled = True
+            load.stage = "cancelling: the pose worker stops as soon as it has started"
+        self.changed.emit()
+
+    def _stop_stream_soon(self, reason: str) -> None:
+        """Stop the stream: at once, or once the pose worker that is starting is up."""
+        load = self.loading
+        if load is not None and load.task is not None:
+            load.stop_after = reason
+            self.busy = "stopping stream as soon as the pose worker has started"
+            self.stream_closing.emit()
+            self.changed.emit()
+            return
+        if load is not None:  # converting: stop the conversion now
+            self.loading = None
+            if load.job is not None:
+                load.job.cancel()
+        self.stream_closing.emit()
+        self._run("stopping stream", lambda: self._stop_stream(reason))
+
     # -- internals -----------------------------------------------------------------------------
 
     def _start_stream(self) -> None:
         try:
             settings = self._load_settings()
         except Exception as error:  # bad settings: a banner, no traceback
-            self.failed.emit(str(error))
+            self._fail(str(error), SETTINGS_CAUSE)
             return
         # Everything a start would find wrong is found now, before a camera opens or a session
         # folder is made: the model and the experiment the file names (with its cameras and
         # devices). A file without [Experiment] has chosen none: Start Experiment checks it.
         problems = check_before_start(settings, pose=True, experiment=settings.experiment_chosen)
         if problems:
-            self.failed.emit("Cannot start the stream:\n" + "\n".join(problems))
+            self._fail("Cannot start the stream:\n" + "\n".join(problems), SETTINGS_CAUSE)
             return
-        try:
-            self._lock.acquire()
-        except InstanceLockError as error:  # another instance streams: a banner
-            self.failed.emit(str(error))
+        try:  # the window may start an experiment at any time: the rig's devices are its own
+            self._locks = lock_session_devices(settings, devices=True)
+        except DeviceBusyError as error:  # another session uses a camera or device: a banner
+            self._fail(with_second_rig_hint(str(error)), Part.STREAM.value)
             return
         self.stream = LiveSession(settings, output_dir=self.output_dir)
         self._experiments_started = 0
@@ -391,8 +603,12 @@ class SessionController(QObject):
 
     def _open_stream(self) -> None:
         assert self.stream is not None
-        self.stream.open()
+        self.stream.open(stop_requested=self._stop_requested)
         self.stream.start()
+
+    def _stop_requested(self) -> str | None:
+        """Why a start-up wait should end (the window is closing), else None: any thread."""
+        return "the window was closed" if self._closing else None
 
     def _start_experiment(
         self, experiment_name: str | None = None, latency_test: Any = None
@@ -451,20 +667,38 @@ class SessionController(QObject):
         if stream is not None:
             stream.stop(reason)
 
+    def _say_summary(self, stream: LiveSession) -> None:
+        """Show the session's summary, rendered from its session.json (as the CLI prints it).
+
+        A session that ended with errors (losses, a missed deadline, a stall) gets the red
+        banner; otherwise the status bar.
+        """
+        if stream.record is None:
+            return
+        self.last_summary = session_summary_lines(stream.record, stream.session_dir)
+        if stream.record.get("errors"):
+            self.failed.emit("The session ended with errors:\n" + "\n".join(self.last_summary))
+        else:
+            self.notice.emit(" | ".join(line.strip() for line in self.last_summary))
+
     def _after_stream_stopped(self) -> None:
         stream = self.stream
         if stream is not None:
             folder = stream.session_dir
             if stream.discard_preview():
                 self.notice.emit(f"Only a preview: nothing was recorded, {folder} was removed")
+            else:
+                self._say_summary(stream)
             self.last_session = stream.session_dir
         self.stream = None
         self.runner = None
         self.recording_started = None
         if self.latency is not None:
             self.latency = None
-            self.failed.emit("Latency test cut short: the stream stopped before it ended")
-        self._lock.release()
+            self._fail("Latency test cut short: the stream stopped before it ended", "latency")
+        if self._locks is not None:
+            self._locks.release()
+            self._locks = None
         self.changed.emit()
 
     def _on_event(self, event: SessionEvent) -> None:
@@ -473,7 +707,15 @@ class SessionController(QObject):
         text = event.message
         if event.camera and event.camera not in text:  # say which camera, once
             text = f"camera {event.camera!r}: {text}"
-        self.failed.emit(text)
+        self._fail(text, Part.STREAM.value)
+
+    def _fail(self, text: str, cause: str) -> None:
+        """Emit ``failed`` with :attr:`failure_cause` set to ``cause`` while it is delivered."""
+        self.failure_cause = cause
+        try:
+            self.failed.emit(text)
+        finally:
+            self.failure_cause = ""
 
     def _run(
         self,
@@ -504,10 +746,18 @@ class SessionController(QObject):
         after, self._after = self._after, None
         if after is not None:
             after(error)
-        if error is not None:
-            self.failed.emit(f"{what[:1].upper()}{what[1:]} failed: {error}")
+        part = next((p for p in Part if what == f"starting {p.value}"), None)
+        if isinstance(error, StopRequested):  # closed while starting: a stop, not a failure
+            self.start_interrupted = True
+            if what == "starting stream" and self.stream is not None:
+                self.stream.stop(f"{error.reason} during start-up")
+        elif error is not None:
+            cause = part.value if part is not None else what.split(" ")[-1]
+            self._fail(f"{what[:1].upper()}{what[1:]} failed: {error}", cause)
             if what == "starting stream" and self.stream is not None:
                 self.stream.stop(f"error: {error}")
+        elif part is not None:
+            self.resolved.emit(part.value)
         stream = self.stream
         if stream is not None and (what == "stopping stream" or stream.stopped):
             self._after_stream_stopped()

@@ -26,6 +26,7 @@ CAMERA_COLUMNS = (
     "skipped",
     "dropped",
     "latency p50/p99 ms",
+    "late",
     "recorded",
 )
 
@@ -48,7 +49,11 @@ def camera_row(figures: CameraFigures) -> list[str]:
     """Return the table cells of one camera, in the order of :data:`CAMERA_COLUMNS`."""
     analysed = "-" if figures.analysed_fps is None else f"{figures.analysed_fps:.1f}"
     latency = "-"
-    if figures.latency_ms is not None:
+    if figures.stalled_s is not None:  # a stalled loop shows as stalled, never its last figure
+        latency = f"STALLED {figures.stalled_s:.0f} s"
+    elif figures.loop_latency_ms is not None:  # with an experiment: frame -> decision
+        latency = f"{figures.loop_latency_ms[0]:.1f} / {figures.loop_latency_ms[1]:.1f} (loop)"
+    elif figures.latency_ms is not None:
         latency = f"{figures.latency_ms[0]:.1f} / {figures.latency_ms[1]:.1f}"
     return [
         figures.name,
@@ -57,6 +62,7 @@ def camera_row(figures: CameraFigures) -> list[str]:
         str(figures.skipped) if figures.analysed_fps is not None else "-",
         str(figures.dropped),
         latency,
+        str(figures.late) if figures.analysed_fps is not None else "-",
         str(figures.recorded),
     ]
 

@@ -3,9 +3,9 @@
 :func:`open_backend` opens one of:
 
 - ONNX Runtime (``.onnx``) on the CPU, CUDA or TensorRT execution provider;
-- PyTorch (a TorchScript file, or a whole module saved with ``torch.save``, or, for a model
+- PyTorch (a TorchScript file, such as a model folder's ``model.pt``, or, for a model
   converted from DeepLabCut or Lightning Pose, the network rebuilt from its file) on the CPU or
-  CUDA;
+  CUDA; a module pickled whole with ``torch.save`` is never loaded (unpickling runs code);
 - OpenVINO (``.onnx``, read directly) on the CPU: the optional ``openvino`` package
   (``requirements-openvino.txt``).
 
@@ -91,8 +91,8 @@ def open_backend(
     description
         The model; ``model_file`` is the file the backend loads.
     backend
-        ``onnxruntime`` (for ``.onnx`` files), ``pytorch`` (TorchScript or a saved module) or
-        ``openvino`` (``.onnx`` files, CPU only).
+        ``onnxruntime`` (for ``.onnx`` files), ``pytorch`` (TorchScript, or a converted
+        model's rebuilt network) or ``openvino`` (``.onnx`` files, CPU only).
     device
         ``cpu``, ``cuda`` or ``tensorrt`` (ONNX Runtime only).
     threads
@@ -354,13 +354,14 @@ class OpenVinoBackend:
 
 
 class TorchBackend:
-    """A PyTorch module loaded from a TorchScript file or a whole saved module.
+    """A PyTorch module: a TorchScript file, or a network rebuilt from its framework's file.
 
     Parameters
     ----------
     description
-        The model; ``model_file`` is the TorchScript (``torch.jit.save``) or ``torch.save``
-        file.
+        The model: a converted one (``source_file``: the network is rebuilt from it), one of
+        this project's with a TorchScript file (``model.json`` ``files.torchscript``), or one
+        whose ``model_file`` is a TorchScript file (``torch.jit.save``).
     device
         ``cpu`` or ``cuda``.
     threads
@@ -368,8 +369,9 @@ class TorchBackend:
 
     Notes
     -----
-    A file saved with ``torch.save(module)`` is a pickle, and loading it runs code from it:
-    load only model files you trust (TorchScript files do not have this problem).
+    A file saved with ``torch.save(module)`` is a pickle, and loading it runs code from it: it
+    is refused, never unpickled. TorchScript files hold TorchScript code and tensors, which
+    ``torch.jit.load`` reads without running Python code from the file.
     """
 
     name: ClassVar[str] = "pytorch"
@@ -395,7 +397,7 @@ class TorchBackend:
         if description.source_file is not None:  # rebuilt from another framework's file
             self._module = _rebuilt_module(description, self._device)
         else:
-            self._module = _load_torch_module(path, self._device)
+            self._module = _load_torch_module(_torchscript_of(description), self._device)
         self._dtype = torch.float16 if description.precision == "fp16" else torch.float32
         self._description = description
         self.provider = f"torch {self._device}"
@@ -447,27 +449,49 @@ def _rebuilt_module(description: ModelDescription, device: Any) -> Any:
     return (module.half() if description.precision == "fp16" else module).eval()
 
 
+def _torchscript_of(description: ModelDescription) -> Path:
+    """Return the TorchScript file to load for ``description`` (not a converted model).
+
+    Raises
+    ------
+    ModelError
+        When the model has none (an ONNX graph only): the message says what to set instead.
+    """
+    from pose.formats import format_of_description
+
+    model_format = format_of_description(description)
+    script = model_format.torchscript_file(description) if model_format is not None else None
+    if script is not None:
+        return script
+    path = Path(description.model_file)
+    if path.suffix != ".onnx":
+        return path  # a TorchScript file named directly
+    if model_format is not None and model_format.recognises(path):
+        problem = model_format.pytorch_problem(path)
+        if problem is not None:
+            raise ModelError(problem)
+    raise ModelError(
+        f"{path}: an ONNX graph, which the pytorch backend cannot run (it runs TorchScript "
+        "files and networks rebuilt from DeepLabCut or Lightning Pose files): set [Pose] "
+        "BACKEND = onnxruntime (or openvino)"
+    )
+
+
 def _load_torch_module(path: Path, device: Any) -> Any:
-    """Load a TorchScript module, or else a whole module saved with ``torch.save``, in eval mode."""
+    """Load a TorchScript module in eval mode; anything else is refused, never unpickled."""
     import torch
 
-    if path.suffix == ".onnx":
-        raise ModelError(f"{path}: the pytorch backend needs a TorchScript or .pt file")
     try:
         with warnings.catch_warnings():
             # torch 2.9+ deprecates TorchScript in favour of torch.export, yet still loads it.
             warnings.simplefilter("ignore", DeprecationWarning)
             module = torch.jit.load(str(path), map_location=device)
-    except RuntimeError:  # not a TorchScript archive: try a pickled module
-        try:
-            module = torch.load(str(path), map_location=device, weights_only=False)
-        except Exception as error:  # unpickling raises anything
-            raise ModelError(f"{path}: neither TorchScript nor a saved module: {error}") from error
-    if not isinstance(module, torch.nn.Module):
+    except (RuntimeError, ValueError) as error:  # not a TorchScript archive
         raise ModelError(
-            f"{path}: holds a {type(module).__name__}, not a module (a state_dict needs the "
-            f"network's code to load)"
-        )
+            f"{path}: not a TorchScript file ({type(error).__name__}); the pytorch backend "
+            "loads TorchScript (torch.jit.save) only: a module pickled with torch.save would "
+            "run code from the file, and is never loaded"
+        ) from None
     return module.eval()
 
 

@@ -33,6 +33,7 @@ from __future__ import annotations
 import dataclasses
 import pickle
 import re
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,14 +131,19 @@ class HeadSpec:
 # --- reading and checking the file ------------------------------------------------------------
 
 
-def read_export(path: str | Path) -> DlcExport:
-    """Load an export file without running any code from it (``weights_only``)."""
+def read_export(path: str | Path, *, mmap: bool = False) -> DlcExport:
+    """Load an export file without running any code from it (``weights_only``).
+
+    With ``mmap`` the tensors stay on disk until used (a check of the file reads its small
+    pickle only); a file in torch's legacy format is read whole all the same.
+    """
     path = Path(path)
     from pose.loading import DEEPLABCUT_EXPORT_ADVICE, check_torch_file, unreadable
 
     check_torch_file(path, DEEPLABCUT_EXPORT_ADVICE)  # missing, empty, not of torch.save
+    mmap = mmap and zipfile.is_zipfile(path)  # torch maps only its zip format
     try:
-        data = torch.load(str(path), map_location="cpu", weights_only=True)
+        data = torch.load(str(path), map_location="cpu", weights_only=True, mmap=mmap)
     except Exception as error:  # a damaged zip, a pickle with code in it, not a torch file...
         raise unreadable(path, DEEPLABCUT_EXPORT_ADVICE, unreadable_reason(error)) from error
     if not isinstance(data, dict) or not {"config", "pose"} <= set(data):
@@ -155,6 +161,40 @@ def read_export(path: str | Path) -> DlcExport:
         raise ModelError(f"{path}: its 'pose' entry is not a state_dict of tensors")
     others = tuple(sorted(str(k) for k in data if k not in ("config", "pose")))
     return DlcExport(path, config, dict(weights), others)
+
+
+def read_bodyparts(path: str | Path) -> tuple[str, ...]:
+    """Return the keypoint names of an export, cheaply: its weights are mapped, not read.
+
+    ``torch.load(mmap=True)`` reads the small pickle of ``config`` and leaves the tensors on
+    disk, so the window can check an experiment's keypoints against a 100 MB export in
+    milliseconds. ModelError as :func:`read_export` for a file it cannot read.
+    """
+    path = Path(path)
+    from pose.loading import DEEPLABCUT_EXPORT_ADVICE, check_torch_file, unreadable
+
+    check_torch_file(path, DEEPLABCUT_EXPORT_ADVICE)
+    try:
+        data = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
+    except Exception as error:  # as read_export: a damaged zip, code in the pickle...
+        raise unreadable(path, DEEPLABCUT_EXPORT_ADVICE, unreadable_reason(error)) from error
+    config = data.get("config") if isinstance(data, dict) else None
+    if not isinstance(config, dict):
+        raise ModelError(f"{path}: expected a DeepLabCut 3.0 export (a dict with 'config')")
+    return tuple(str(b) for b in (config.get("metadata") or {}).get("bodyparts") or ())
+
+
+def check_export(path: str | Path) -> None:
+    """Check before a start that ``path`` is an export this program runs, without its weights.
+
+    The file is opened as at load (a dict with ``config`` and a ``pose`` state dict, read
+    without running code), and what the network needs is read from its config; the tensors
+    are mapped, not read, so a 100 MB export is checked in milliseconds. ModelError as
+    :func:`read_export` and :func:`check_supported`.
+    """
+    export = read_export(path, mmap=True)
+    check_supported(export)
+    head_spec(export)
 
 
 def unreadable_reason(error: BaseException) -> str:

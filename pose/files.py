@@ -15,6 +15,12 @@
 - ``<camera>.pose.pqt`` (on stop): the IBL layout, ``{bodypart}_x``, ``{bodypart}_y``,
   ``{bodypart}_likelihood`` plus ``frame_index``, ``host_timestamp`` and ``camera_timestamp``,
   one row per row of the pose CSV.
+- ``<camera>.identity.csv`` (multi-animal models): ``frame_index`` and each identity's
+  confidence (``animal1``, ``animal2``, ...: the probability, 0 to 1, that the animal in that
+  column of the pose CSV is that animal; :mod:`tracking.identities`), one row per row of the
+  pose CSV, empty where the animal was not seen or the frame not analysed. A file of its own, so
+  that the pose CSV stays exactly DeepLabCut's layout (movement, DeepLabCut and pandas read it
+  as ever); the multi-animal ``.pose.pqt`` has it as the ``identity_confidence`` column.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ POSE_CSV_SUFFIX = ".pose.csv"
 POSE_PARQUET_SUFFIX = ".pose.pqt"
 POSE_TIMING_SUFFIX = ".pose_timing.csv"
 POSE_TIMES_SUFFIX = ".pose_times.csv"
+IDENTITY_SUFFIX = ".identity.csv"
 TIMES_COLUMNS = ("frame_index", "host_timestamp", "camera_timestamp", "analysed")
 TIMING_COLUMNS = (
     "frame_index",
@@ -52,6 +59,13 @@ TIMING_COLUMNS = (
     "crop_y",
     "crop_width",
     "crop_height",
+    # The loop's deadline (core/deadline.py): when the worker finished its previous turn,
+    # the experiment's decision and its last command on this frame (empty without), and the
+    # stage blamed when the frame missed the deadline (empty when on time).
+    "worker_free",
+    "decided",
+    "command_written",
+    "deadline_stage",
 )
 
 
@@ -182,6 +196,20 @@ class PoseTimesWriter(_FrameRows):
         self._row(frame_index, f",{_seconds(host_ns)},{camera},{int(analysed)}\n")
 
 
+class IdentityConfidenceWriter(_FrameRows):
+    """``<camera>.identity.csv``: each identity's confidence, one row per pose CSV row."""
+
+    def __init__(self, path: Path, individuals: tuple[str, ...]) -> None:
+        header = ",".join(("frame_index", *individuals)) + "\n"
+        super().__init__(path, header, "," * len(individuals) + "\n")
+        self._individuals = len(individuals)
+
+    def write(self, frame_index: int, confidence: np.ndarray) -> None:
+        """Append one analysed frame's confidences (A,); NaN (an animal not seen) stays empty."""
+        cells = [f"{value:.4f}" if math.isfinite(value) else "" for value in confidence.tolist()]
+        self._row(frame_index, "," + ",".join(cells) + "\n")
+
+
 class PoseTimingWriter:
     """``<camera>.pose_timing.csv``: the stages of every analysed frame."""
 
@@ -198,19 +226,27 @@ class PoseTimingWriter:
         batch_size: int,
         experiment_ms: float | None = None,
         crop: tuple[int, int, int, int] | None = None,
+        worker_free_ns: int = 0,
+        decided_ns: int = 0,
+        written_ns: int = 0,
+        deadline_stage: str = "",
     ) -> None:
         """Append one analysed frame's timings (host clock, nanoseconds in; seconds out).
 
         ``crop`` is the analysed region (x, y, width, height) in frame pixels; None leaves the
-        crop columns empty.
+        crop columns empty. ``decided_ns`` and ``written_ns`` are 0 (empty) where there was no
+        decision or command; ``deadline_stage`` names the stage blamed for a missed deadline.
         """
         stages_ms = [stages_s.get(s, 0.0) * 1e3 for s in ("preprocess", "inference", "decode")]
         experiment = "" if experiment_ms is None else f"{experiment_ms:.3f}"
         region = ",,," if crop is None else ",".join(str(int(v)) for v in crop)
+        decided = _seconds(decided_ns) if decided_ns else ""
+        written = _seconds(written_ns) if written_ns else ""
         self._file.write_row(
             f"{frame_index},{_seconds(host_ns)},{_seconds(picked_ns)},"
             f"{stages_ms[0]:.3f},{stages_ms[1]:.3f},{stages_ms[2]:.3f},{_seconds(ready_ns)},"
-            f"{(ready_ns - host_ns) / 1e6:.3f},{batch_size},{experiment},{region}\n"
+            f"{(ready_ns - host_ns) / 1e6:.3f},{batch_size},{experiment},{region},"
+            f"{_seconds(worker_free_ns)},{decided},{written},{deadline_stage}\n"
         )
 
     @property
@@ -228,12 +264,19 @@ def _seconds(nanoseconds: int) -> str:
     return f"{whole}.{rest:09d}"
 
 
-def write_pose_parquet(csv_path: Path, parquet_path: Path, times_path: Path | None = None) -> int:
+def write_pose_parquet(
+    csv_path: Path,
+    parquet_path: Path,
+    times_path: Path | None = None,
+    identity_path: Path | None = None,
+) -> int:
     """Convert a finished pose CSV to the IBL layout; return the number of rows.
 
     Every row of the CSV is kept (frames not analysed are NaN). ``times_path``, the camera's
     ``.pose_times.csv``, gives each row its ``host_timestamp`` and ``camera_timestamp``
-    (seconds); without it (or for rows it lacks) they are NaN.
+    (seconds); without it (or for rows it lacks) they are NaN. ``identity_path``, a
+    multi-animal camera's ``.identity.csv``, gives each row (frame and individual) its
+    ``identity_confidence`` (NaN where it has none).
     """
     import pandas as pd
 
@@ -250,6 +293,8 @@ def write_pose_parquet(csv_path: Path, parquet_path: Path, times_path: Path | No
             part.insert(1, "individual", individual)
             parts.append(part)
         flat = pd.concat(parts).sort_values("frame_index", kind="stable")
+        if identity_path is not None and identity_path.is_file():
+            flat["identity_confidence"] = _identity_confidence(identity_path, flat)
     times = _row_times(times_path, pd.Index(flat["frame_index"]))
     flat["host_timestamp"] = times["host_timestamp"].to_numpy(dtype=np.float64)
     flat["camera_timestamp"] = times["camera_timestamp"].to_numpy(dtype=np.float64)
@@ -266,6 +311,17 @@ def _flat_table(table: Any, columns: Any) -> Any:
     )
     flat.insert(0, "frame_index", table.index.astype("int64"))
     return flat
+
+
+def _identity_confidence(identity_path: Path, flat: Any) -> np.ndarray:
+    """Each (frame, individual) row's confidence from an ``.identity.csv`` (NaN where none)."""
+    import pandas as pd
+
+    table = pd.read_csv(identity_path, index_col="frame_index")
+    table = table[~table.index.duplicated(keep="last")]
+    long = table.stack(future_stack=True)  # (frame_index, individual) -> confidence
+    rows = pd.MultiIndex.from_arrays([flat["frame_index"], flat["individual"]])
+    return long.reindex(rows).to_numpy(dtype=np.float64)
 
 
 def _row_times(times_path: Path | None, index: Any) -> Any:

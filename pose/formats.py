@@ -83,6 +83,34 @@ class ModelFormat:
         """Return True when ``description`` was loaded by this format."""
         raise NotImplementedError
 
+    def keypoints(self, path: Path) -> tuple[str, ...]:
+        """Return the model's keypoint names without converting or running it.
+
+        By default from :meth:`load` (formats whose description is a small file); formats
+        converted here read the names from their file's config instead.
+        """
+        return self.load(path, None, "fp32").keypoints
+
+    # -- for [Pose] BACKEND = pytorch ------------------------------------------------------
+
+    def pytorch_problem(self, path: Path) -> str | None:
+        """Return why the pytorch backend cannot run the model at ``path``; None when it can.
+
+        By default it cannot: the format is an ONNX graph, and the pytorch backend runs
+        TorchScript files and networks rebuilt from their framework's file, never a graph.
+        Formats converted here are rebuilt from their file, so it can.
+        """
+        if self.converted:
+            return None
+        return (
+            f"{path} is a {self.name} model, an ONNX graph only, which [Pose] BACKEND = pytorch "
+            "cannot run: set BACKEND = onnxruntime (or openvino)"
+        )
+
+    def torchscript_file(self, description: ModelDescription) -> Path | None:
+        """Return the TorchScript file the pytorch backend loads for ``description``, if any."""
+        return None
+
     # -- for python -m pose.inspect ---------------------------------------------------------
 
     def framework_text(self, description: ModelDescription) -> str:
@@ -129,6 +157,18 @@ class LightningPoseExport(ModelFormat):
 
         return load_lightning_pose(path)
 
+    def pytorch_problem(self, path: Path) -> str | None:
+        """Say that the export is a graph; name the checkpoint that pytorch can run instead."""
+        folder = path if path.is_dir() else path.parent.parent
+        checkpoints = sorted((folder / "tb_logs").rglob("*.ckpt")) if folder.is_dir() else []
+        advice = (
+            f", or set MODEL_PATH to its checkpoint {checkpoints[0]} to run the network rebuilt "
+            "from it"
+            if checkpoints
+            else ""
+        )
+        return f"{super().pytorch_problem(path)}{advice}"
+
     def describes(self, description: ModelDescription) -> bool:
         """Return True for a Lightning Pose model that was not converted here."""
         return description.framework == "lightning-pose" and description.source_file is None
@@ -169,9 +209,20 @@ class LightningPoseCheckpoint(ModelFormat):
         return load_lightning_checkpoint(path, precision)
 
     def check(self, path: Path) -> None:
-        """Check that a checkpoint file is a torch archive; a folder's is checked at load."""
+        """Open the checkpoint and its config (the tensors mapped, not read); check its kind."""
         if path.is_file():
-            check_torch_file(path, LIGHTNING_CHECKPOINT_ADVICE)
+            check_torch_file(path, LIGHTNING_CHECKPOINT_ADVICE)  # without importing torch
+        from pose.lightning_ckpt import check_checkpoint
+
+        check_checkpoint(path)
+
+    def keypoints(self, path: Path) -> tuple[str, ...]:
+        """Return ``data.keypoint_names`` of the model's config.yaml (the weights are not read)."""
+        from pose.lightning_ckpt import locate, read_config
+
+        _, config_file = locate(path)
+        names = (read_config(config_file).get("data") or {}).get("keypoint_names") or ()
+        return tuple(str(name) for name in names)
 
     def describes(self, description: ModelDescription) -> bool:
         """Return True for a Lightning Pose model converted here."""
@@ -229,6 +280,29 @@ class OwnModel(ModelFormat):
 
         return load_own_model(path)
 
+    def pytorch_problem(self, path: Path) -> str | None:
+        """None when model.json names a TorchScript file that is there; else what to do."""
+        from pose.own_model import JSON_NAME, model_folder, torchscript_file
+
+        if torchscript_file(path) is not None:
+            return None
+        folder = model_folder(path)
+        return (
+            f"{folder} has no TorchScript file (its {JSON_NAME} names none in "
+            "files.torchscript, or the file is missing), and [Pose] BACKEND = pytorch runs a "
+            "model of this project from its TorchScript file: set BACKEND = onnxruntime (or "
+            "openvino), or train the model again without --no-torchscript so that it gets "
+            "model.pt"
+        )
+
+    def torchscript_file(self, description: ModelDescription) -> Path | None:
+        """Return the model folder's TorchScript file (``files.torchscript``), if it has one."""
+        from pose.own_model import JSON_NAME, torchscript_file
+
+        if not (Path(description.model_file).parent / JSON_NAME).is_file():
+            return None  # a description made in code around a bare file
+        return torchscript_file(description.model_file)
+
     def describes(self, description: ModelDescription) -> bool:
         """Return True for a model described by a model.json."""
         from pose.own_model import FRAMEWORK
@@ -263,8 +337,17 @@ class DeepLabCutExport(ModelFormat):
         return load_deeplabcut(path, frame_size, precision)
 
     def check(self, path: Path) -> None:
-        """Check that the export is a torch archive; its contents are checked at load."""
-        check_torch_file(path, DEEPLABCUT_EXPORT_ADVICE)
+        """Open the export (its tensors mapped, not read) and check what it holds."""
+        check_torch_file(path, DEEPLABCUT_EXPORT_ADVICE)  # without importing torch
+        from pose.dlc3 import check_export
+
+        check_export(path)
+
+    def keypoints(self, path: Path) -> tuple[str, ...]:
+        """Return the export's ``metadata.bodyparts`` (its weights are mapped, not read)."""
+        from pose.dlc3 import read_bodyparts
+
+        return read_bodyparts(path)
 
     def describes(self, description: ModelDescription) -> bool:
         """Return True for a DeepLabCut model converted here."""

@@ -227,4 +227,14 @@ def describe_model(
         output_names=graph.output_names[:1],
         batch_size=shape[0] if isinstance(shape[0], int) else None,
         precision=precision,
+        trained_size=_labelled_frame_size(data),
     )
+
+
+def _labelled_frame_size(data: dict[str, Any]) -> tuple[int, int] | None:
+    """Return ``data.image_orig_dims`` (the labelled frames' height, width), or None."""
+    dims = data.get("image_orig_dims") or {}
+    try:
+        return int(dims["height"]), int(dims["width"])
+    except (KeyError, TypeError, ValueError):
+        return None

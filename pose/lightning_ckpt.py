@@ -29,6 +29,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import re
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -152,11 +153,14 @@ def locate(path: Path) -> tuple[Path, Path]:
     return chosen[0], path / CONFIG_FILE
 
 
-def read_checkpoint(path: str | Path) -> LightningCheckpoint:
-    """Read a checkpoint and its config without Lightning, OmegaConf or running their code."""
+def read_checkpoint(path: str | Path, *, mmap: bool = False) -> LightningCheckpoint:
+    """Read a checkpoint and its config without Lightning, OmegaConf or running their code.
+
+    With ``mmap`` the tensors stay on disk until used (a check reads the small pickle only).
+    """
     checkpoint_file, config_file = locate(Path(path))
     config = read_config(config_file)
-    data = _load_pickle(checkpoint_file)
+    data = _load_pickle(checkpoint_file, mmap=mmap)
     if not isinstance(data, dict) or not isinstance(data.get("state_dict"), dict):
         found = sorted(data) if isinstance(data, dict) else type(data).__name__
         raise ModelError(
@@ -169,11 +173,22 @@ def read_checkpoint(path: str | Path) -> LightningCheckpoint:
     )
 
 
-def _load_pickle(path: Path) -> Any:
+def check_checkpoint(path: str | Path) -> None:
+    """Check before a start that ``path`` is a checkpoint this program runs, without its weights.
+
+    The checkpoint and its config are opened as at load (read without running code, the
+    tensors mapped, not read) and the model's kind is checked. ModelError as
+    :func:`read_checkpoint` and :func:`check_supported`.
+    """
+    check_supported(read_checkpoint(path, mmap=True))
+
+
+def _load_pickle(path: Path, mmap: bool = False) -> Any:
     """``torch.load`` with ``weights_only``, the checkpoint's foreign classes made inert."""
     from pose.loading import LIGHTNING_CHECKPOINT_ADVICE, check_torch_file, unreadable
 
     check_torch_file(path, LIGHTNING_CHECKPOINT_ADVICE)  # missing, empty, not of torch.save
+    mmap = mmap and zipfile.is_zipfile(path)  # torch maps only its zip format
     try:
         unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
         allowed: list[Any] = []
@@ -184,7 +199,7 @@ def _load_pickle(path: Path) -> Any:
                 stand_in = type(name.rsplit(".", 1)[-1], (_Opaque,), {"__module__": __name__})
                 allowed.append((stand_in, name))
         with torch.serialization.safe_globals(allowed):
-            return torch.load(str(path), map_location="cpu", weights_only=True)
+            return torch.load(str(path), map_location="cpu", weights_only=True, mmap=mmap)
     except Exception as error:  # damaged zip, not a torch file, a construct the unpickler refuses
         from pose.dlc3 import unreadable_reason
 

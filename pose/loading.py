@@ -45,10 +45,12 @@ __all__ = [
     "LIGHTNING_CHECKPOINT_ADVICE",
     "Precision",
     "build_torch_module",
+    "check_backend",
     "check_model",
     "check_torch_file",
     "load_model",
     "model_animals",
+    "model_keypoints",
     "unreadable",
 ]
 
@@ -119,9 +121,10 @@ def check_model(path: Path | None) -> None:
     """Check cheaply that ``path`` is a model :func:`load_model` can take (None: the bundled).
 
     Nothing is converted or run. This project's models and Lightning Pose exports are read
-    whole (their description is a small file); a DeepLabCut export or Lightning checkpoint
-    only has its file checked for the archive ``torch.save`` writes, which catches a missing,
-    empty or foreign file in milliseconds. Its contents are checked when the model loads.
+    whole (their description is a small file); a DeepLabCut export or Lightning checkpoint is
+    opened as at load, without running code from it and with its tensors mapped rather than
+    read (torch is imported only then): a missing, empty or foreign file, or a torch file that
+    holds something else (a bare dict of tensors), is refused in milliseconds.
 
     Raises
     ------
@@ -138,6 +141,28 @@ def check_model(path: Path | None) -> None:
         model_format.check(path)
 
 
+def check_backend(path: Path | None, backend: str) -> None:
+    """Check that ``[Pose] BACKEND`` can run the model at ``path`` (None: the bundled model).
+
+    ONNX Runtime and OpenVINO run every format (converted models through their graph); the
+    pytorch backend runs TorchScript files and networks rebuilt from their framework's file
+    (:meth:`pose.formats.ModelFormat.pytorch_problem`). A path no format knows is left to
+    :func:`check_model`, which names it.
+
+    Raises
+    ------
+    ModelError
+        Naming the model, why the backend cannot run it, and what to set instead.
+    """
+    if backend != "pytorch":
+        return
+    path = BUNDLED_MODEL if path is None else Path(path).expanduser()
+    model_format = format_of(path) if path.exists() else None
+    problem = model_format.pytorch_problem(path) if model_format is not None else None
+    if problem is not None:
+        raise ModelError(problem)
+
+
 def model_animals(path: Path | None, max_animals: int) -> int:
     """Return how many animals the model at ``path`` reports per frame, cheaply (no conversion).
 
@@ -152,6 +177,42 @@ def model_animals(path: Path | None, max_animals: int) -> int:
         return 1
     description = model_format.load(path, None, "fp32")
     return max_animals if description.multi_animal else 1
+
+
+def model_keypoints(path: Path | None) -> tuple[str, ...]:
+    """Return the keypoint names of the model at ``path`` (None: the bundled), cheaply.
+
+    Nothing is converted or run (:meth:`pose.formats.ModelFormat.keypoints`), and the answer
+    is kept for as long as the model's files keep their size and modification time, so the
+    window can ask at every change. ModelError as :func:`check_model`.
+    """
+    path = (BUNDLED_MODEL if path is None else Path(path).expanduser()).resolve()
+    if not path.exists():
+        load_model(path)  # raises its "model not found" message
+    key = (str(path), _stamp(path))
+    if key not in _KEYPOINTS:
+        model_format = format_of(path)
+        if model_format is None:
+            load_model(path)  # raises the message for what is there
+            raise ModelError(f"{path}: not a model this program knows")  # pragma: no cover
+        if len(_KEYPOINTS) >= _KEYPOINT_CACHE_SIZE:
+            _KEYPOINTS.pop(next(iter(_KEYPOINTS)))
+        _KEYPOINTS[key] = model_format.keypoints(path)
+    return _KEYPOINTS[key]
+
+
+_KEYPOINTS: dict[tuple[str, tuple[int, ...]], tuple[str, ...]] = {}
+_KEYPOINT_CACHE_SIZE = 32
+
+
+def _stamp(path: Path) -> tuple[int, ...]:
+    """Size and modification time of ``path``, and of every file directly in it (a folder)."""
+    files = [path, *sorted(path.iterdir())] if path.is_dir() else [path]
+    stamp: list[int] = []
+    for file in files:
+        status = file.stat()
+        stamp += [status.st_size, status.st_mtime_ns]
+    return tuple(stamp)
 
 
 def build_torch_module(description: ModelDescription) -> Any:

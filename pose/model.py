@@ -104,6 +104,10 @@ class ModelDescription:
         one factor for both axes, the largest that fits, into the top-left corner of the input;
         the rest of the input stays 0 (black). The top-left corner keeps the mapping a pure
         scale per axis (:mod:`pose.transforms`).
+    trained_size
+        (height, width) of the frames the model was exported for (sleap-nn's traced size) or
+        trained on (Lightning Pose's labelled frames), when its files say; None otherwise.
+        Frames of another size run, unvalidated: :func:`frame_size_warning` says so.
     """
 
     name: str
@@ -135,6 +139,7 @@ class ModelDescription:
     letterbox: bool = False
     max_animals: int = 1
     decoding: Any = field(default=None, compare=False)
+    trained_size: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         """Check what can be checked without loading the network."""
@@ -223,3 +228,34 @@ class ModelDescription:
                 f"input only, not {width}x{height}"
             )
         return dataclasses.replace(self, input_height=int(height), input_width=int(width))
+
+
+def frame_size_warning(
+    description: ModelDescription, camera: str, height: int, width: int
+) -> str | None:
+    """Say that ``camera``'s frames are not the size the model was made for; None when they are.
+
+    A sleap-nn export runs at any frame size but bakes constants of its traced size into the
+    graph (docs/sleap-models.md); a Lightning Pose model resizes any frame to its input, but
+    was trained on labelled frames of one size and aspect ratio. Neither is validated at
+    another size, so the session says so (log, ``session.json`` warnings, the window).
+    """
+    if description.trained_size is None:
+        return None
+    trained_height, trained_width = description.trained_size
+    if (height, width) == (trained_height, trained_width):
+        return None
+    made = (
+        "exported (traced)" if description.framework == "sleap-nn" else "trained on labelled frames"
+    )
+    advice = (
+        f"export it again at the camera's size (sleap-nn export ... --input-height {height} "
+        f"--input-width {width})"
+        if description.framework == "sleap-nn"
+        else "check its keypoints on this camera's frames, or train it on frames of this size"
+    )
+    return (
+        f"camera {camera!r}: the model {description.name} ({description.framework}) was {made} "
+        f"at {trained_width}x{trained_height}, but the camera's frames are {width}x{height}: "
+        f"its keypoints at this size are not validated; {advice}"
+    )

@@ -2,7 +2,8 @@
 
 A record holds the source frame's camera id, frame index and host timestamp, when the worker
 picked the frame up and when the pose was ready, and A x K x (x, y, likelihood) as float32 (A
-animals, 1 for single-animal models; row i is the animal with identity i). Records of one
+animals, 1 for single-animal models; row i is the animal with identity i), and for several
+animals each identity's confidence (A float32, :mod:`tracking.identities`). Records of one
 session all have the same size (A and K are fixed by the models), are written non-blocking
 (a reader that stops reading never slows the worker) and atomically (smaller than PIPE_BUF).
 """
@@ -17,7 +18,10 @@ import numpy as np
 
 from transport.channel import ChannelReader
 
-_HEAD = struct.Struct("<HxxxxxxqqqqQ")
+# camera id, deadline code, (pad), pose ready -> end in us, frame index, arrival, pick-up, pose
+# ready, sequence number: 48 bytes, the size it had before the deadline fields (they used the pad).
+_HEAD = struct.Struct("<HBxIqqqqQ")
+_MAX_LOOP_US = 2**32 - 1
 _MAX_RECORD = 4096  # POSIX PIPE_BUF: larger writes could interleave
 
 
@@ -37,11 +41,27 @@ class PoseRecord:
     seq: int
     pose: np.ndarray
     animals: np.ndarray | None = None
+    # core.deadline: 0 on time, else the code of the stage blamed for missing the deadline
+    late_stage: int = 0
+    # pose ready -> the frame's decision or command (us); 0 without an experiment
+    after_pose_us: int = 0
+    # (A,) each identity's confidence for several animals (NaN: not seen); None for one
+    identity_confidence: np.ndarray | None = None
+
+    @property
+    def end_ns(self) -> int:
+        """When the frame's loop ended: its command, decision or pose (host clock, ns)."""
+        return self.ready_ns + self.after_pose_us * 1000
+
+    @property
+    def end_to_end_ms(self) -> float:
+        """Frame arrival -> its command, decision or pose (whichever came last), in ms."""
+        return (self.ready_ns - self.host_timestamp_ns) / 1e6 + self.after_pose_us / 1e3
 
 
 def pose_record_size(keypoints: int, animals: int = 1) -> int:
     """Bytes of one record for ``animals`` animals of ``keypoints`` keypoints."""
-    size = _HEAD.size + 12 * keypoints * animals
+    size = _HEAD.size + 12 * keypoints * animals + (4 * animals if animals > 1 else 0)
     if size > _MAX_RECORD:
         raise ValueError(
             f"{animals} animal(s) of {keypoints} keypoints do not fit an atomic pipe record; "
@@ -54,14 +74,21 @@ def encode_pose(record: PoseRecord) -> bytes:
     """Encode ``record`` as bytes (its animals when it has them, else its pose)."""
     head = _HEAD.pack(
         record.camera_id,
+        record.late_stage,
+        min(record.after_pose_us, _MAX_LOOP_US),
         record.frame_index,
         record.host_timestamp_ns,
         record.picked_up_ns,
         record.ready_ns,
         record.seq,
     )
-    points = record.pose if record.animals is None else record.animals
-    return head + np.ascontiguousarray(points, dtype="<f4").tobytes()
+    if record.animals is None:
+        return head + np.ascontiguousarray(record.pose, dtype="<f4").tobytes()
+    confidence = record.identity_confidence
+    if confidence is None:
+        confidence = np.full(len(record.animals), np.nan)
+    points = np.ascontiguousarray(record.animals, dtype="<f4").tobytes()
+    return head + points + np.ascontiguousarray(confidence, dtype="<f4").tobytes()
 
 
 class PoseReader:
@@ -90,12 +117,21 @@ class PoseReader:
         return [self._decode(data, offset) for offset in range(0, len(data), self._size)]
 
     def _decode(self, data: bytes, offset: int) -> PoseRecord:
-        camera_id, index, host, picked, ready, seq = _HEAD.unpack_from(data, offset)
+        camera_id, late, after_us, index, host, picked, ready, seq = _HEAD.unpack_from(data, offset)
         points = np.frombuffer(
             data, dtype="<f4", count=3 * self._keypoints * self._animals, offset=offset + _HEAD.size
         ).reshape(self._animals, self._keypoints, 3)
-        animals = points if self._animals > 1 else None
-        return PoseRecord(camera_id, index, host, picked, ready, seq, points[0], animals)
+        if self._animals == 1:
+            return PoseRecord(
+                camera_id, index, host, picked, ready, seq, points[0], None, late, after_us
+            )
+        confidence = np.frombuffer(
+            data, dtype="<f4", count=self._animals, offset=offset + _HEAD.size + points.nbytes
+        )
+        return PoseRecord(
+            camera_id, index, host, picked, ready, seq, points[0], points, late, after_us,
+            confidence,
+        )  # fmt: skip
 
     def close(self) -> None:
         """Close this end."""

@@ -10,6 +10,14 @@ the peaks and scores every candidate connection; the grouping of peaks into anim
 (:mod:`pose.sleap_decode`, sleap-nn's own rules). Top-down (centroid + centered-instance),
 single-instance and identity (multi-class) models are refused with a message that says so.
 
+Identity models. sleap-nn can export a bottom-up identity model (confidence maps and **class
+maps**, one map per animal identity that says whose each peak is: its
+``BottomUpMultiClassONNXWrapper``), which would give identities without tracking. It is refused
+here for now: no such export, with sleap-nn's own predictions to match it against, could be
+made or obtained on these machines, and this project runs a framework's models only where its
+outputs are shown equal to the framework's own. Identities of several animals come instead
+from the tracker and the animals' looks (:mod:`tracking.identities`), whatever the model.
+
 What the description takes from where:
 
 - keypoint names, edges, model type, input scale, channels, ``max_instances``: the metadata;
@@ -41,14 +49,20 @@ DEFAULT_MIN_LINE_SCORES = 0.25
 DEFAULT_MIN_INSTANCE_PEAKS = 0.0
 
 SUPPORTED = "only bottom-up models (confidence maps + part-affinity fields) are supported"
+IDENTITY_MODELS = (
+    "Identity models (class maps or class vectors) are not run here yet: none could be checked "
+    "against sleap-nn's own predictions. Use a bottom-up model without identities: the "
+    "identities of several animals then come from the tracker and the animals' looks "
+    "(docs/sleap-models.md, 'Identities')."
+)
 _UNSUPPORTED = {
     "topdown": "a top-down model (centroid + centered-instance)",
     "centroid": "a top-down model's centroid stage",
     "centered_instance": "a top-down model's centered-instance stage",
     "single_instance": "a single-instance model",
-    "multi_class_bottomup": "a bottom-up identity (multi-class) model",
+    "multi_class_bottomup": "a bottom-up identity (multi-class) model with class maps",
     "multi_class_topdown": "a top-down identity (multi-class) model",
-    "bottomup_multiclass": "a bottom-up identity (multi-class) model",
+    "bottomup_multiclass": "a bottom-up identity (multi-class) model with class maps",
     "topdown_multiclass": "a top-down identity (multi-class) model",
 }
 
@@ -153,14 +167,16 @@ def _check_model_type(folder: Path, metadata: dict[str, Any], config: dict[str, 
     unsupported = [h for h in heads if h in _UNSUPPORTED]
     if model_type in _UNSUPPORTED or unsupported:
         found = _UNSUPPORTED.get(model_type) or _UNSUPPORTED[unsupported[0]]
+        hint = f" {IDENTITY_MODELS}" if "identity" in found else ""
         raise ModelError(
             f"{folder}: {found} (model_type {model_type!r}, heads {', '.join(heads) or '?'}); "
             f"{SUPPORTED}. Run it in SLEAP, or train a bottom-up model (`--pipeline bottomup`)."
+            f"{hint}"
         )
     if metadata.get("n_classes") or metadata.get("class_names"):
         raise ModelError(
             f"{folder}: an identity (multi-class) model ({metadata.get('n_classes')} classes); "
-            f"{SUPPORTED}, without identities"
+            f"{SUPPORTED}, without identities. {IDENTITY_MODELS}"
         )
     if model_type != "bottomup":
         raise ModelError(
@@ -193,12 +209,17 @@ def _trace_size(
     metadata: dict[str, Any], config: dict[str, Any], frame_size: tuple[int, int] | None
 ) -> tuple[int, int] | None:
     """Return the size the graph was exported for (see the module docstring), or None."""
+    return _stated_trace_size(metadata, config) or frame_size
+
+
+def _stated_trace_size(metadata: dict[str, Any], config: dict[str, Any]) -> tuple[int, int] | None:
+    """Return the traced size the metadata or the training config states, or None."""
     preprocessing = ((config.get("data_config") or {}).get("preprocessing")) or {}
     for source in (metadata, preprocessing):
         height, width = source.get("max_height"), source.get("max_width")
         if height and width:
             return int(height), int(width)
-    return frame_size
+    return None
 
 
 def _describe(
@@ -281,6 +302,7 @@ def _describe(
         normalization="in-graph",
         max_animals=int(max_instances) if max_instances else DEFAULT_MAX_ANIMALS,
         decoding=decoding,
+        trained_size=_stated_trace_size(metadata, config),
     )
 
 

@@ -44,9 +44,10 @@ from typing import Any
 from cameras import Camera, CameraControl, CameraError, camera_class
 from cameras.orientation import OrientedCamera
 from core.frames import FrameGeometry
-from core.lifetime import die_with_parent
+from core.lifetime import die_with_parent, leave_sigint_to_parent
 from core.logs import LogTarget, add_log_file, configure_process_logging
 from core.priority import ProcessPriority, apply_process_priority
+from core.test_hooks import hold_here
 from processes.companion import CompanionOutputs
 from processes.messages import (
     CameraControlSet,
@@ -62,6 +63,7 @@ from transport.channel import ChannelWriter, EndReason, FrameRecord, encode_fram
 from transport.ring import N_CHANNELS, Channel, FrameRing, StreamState
 
 log = logging.getLogger(__name__)
+hold_here("capture-import", importing=True)  # a fault test's chosen moment (core/test_hooks.py)
 
 #: How long the end of a stream waits for companion recorders before the camera reports (the main
 #: process waits 10 s for it); a recorder still busy then finishes afterwards, unreported.
@@ -94,8 +96,8 @@ def capture_main(job: CaptureJob) -> None:
     It ends with the main process: SIGTERM when that one ends (:func:`die_with_parent`), whose
     default action ends it at once; nobody is left to finalise the session, so nothing waits.
     """
+    leave_sigint_to_parent()  # the main process decides when to stop
     die_with_parent(signal.SIGTERM)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process decides when to stop
     configure_process_logging(job.log_target, f"capture:{job.camera.name}")
     apply_process_priority(job.priority)  # before the camera's driver starts its threads
     writers = [ChannelWriter(connection) for connection in job.channels]

@@ -37,7 +37,7 @@ import numpy as np
 from cameras.base import CompanionStream
 from core.control import receive
 from core.frames import FrameGeometry, FrameStamp
-from core.lifetime import die_with_parent
+from core.lifetime import die_with_parent, leave_sigint_to_parent
 from core.logs import LogTarget
 from core.priority import SIDE_NICENESS, ProcessPriority
 from processes.messages import RecorderFinished
@@ -64,6 +64,7 @@ def companion_recorder_main(job: RecorderJob) -> None:
     SIGTERM when the capture process ends (killed with its main process); the default action
     ends the recorder at once: nobody is left to wait for its files.
     """
+    leave_sigint_to_parent()  # the main process decides when to stop
     die_with_parent(signal.SIGTERM)
     recorder_main(job)
 

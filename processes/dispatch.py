@@ -22,11 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from core.clock import host_now_ns
-from core.stats import percentiles
+from core.stats import DurationHistogram
 from experiments.actions import Action
 from experiments.base import Experiment
 from experiments.events import EventCsvWriter, ExperimentEvent
-from experiments.observation import Observation, Observations, Points3D
+from experiments.observation import MissingKeypointError, Observation, Observations, Points3D
 from experiments.registry import load_experiment
 from processes.messages import (
     EventView,
@@ -78,14 +78,21 @@ class ExperimentRun:
         self.error: str | None = None
         self._latest: dict[str, Observation] = {}
         self._unacknowledged: list[tuple[Action, ActionRecord]] = []
-        self._write_ms: list[float] = []  # frame arrival -> command written
-        self._ack_ms: list[float] = []  # frame arrival -> device acknowledgement
-        self._pairing_ms: list[float] = []  # several cameras: largest pairing error per update
+        # In fixed bins, not lists: the pairing error is counted on every update, and a list of
+        # every value grew the worker by tens of bytes a frame.
+        self._write_ns = DurationHistogram()  # frame arrival -> command written
+        self._ack_ns = DurationHistogram()  # frame arrival -> device acknowledgement
+        self._pairing_ns = DurationHistogram()  # several cameras: largest pairing error per update
         self._actions = 0
         self._events_sent = 0  # events of the log already sent with a status
         self._seconds_active = dict.fromkeys(experiment.triggers, 0.0)
         self._true_since_last: set[str] = set()  # triggers true after the previous update
         self._last_update_s: float | None = None  # frame time of the previous update
+        # The last update's decision and its last command written (host clock, ns; 0: none),
+        # which the worker reads to time the frame against the deadline (core/deadline.py).
+        self.last_decided_ns = 0
+        self.last_written_ns = 0
+        self._update_ns = DurationHistogram()  # the experiment's update alone, every update
 
     @classmethod
     def open(
@@ -139,7 +146,10 @@ class ExperimentRun:
 
         ``points3d``: the calibrated cameras' set triangulated after this batch (live 3D), which
         the experiment reads as :attr:`Observations.points3d`; None when there is none.
+        Afterwards :attr:`last_decided_ns` and :attr:`last_written_ns` say when it decided and
+        wrote its last command (0: no decision, or no action).
         """
+        self.last_decided_ns = self.last_written_ns = 0
         if self.error is not None or not observations:
             return
         self._fill_acknowledgements()
@@ -158,19 +168,25 @@ class ExperimentRun:
             }
             subject = Observations(newest.time_s, fresh, points3d)
             if len(fresh) > 1:
-                self._pairing_ms.append(subject.max_error_s * 1e3)
+                self._pairing_ns.add(round(subject.max_error_s * 1e9))
         elif points3d is not None:  # the 3D set rides on the paired form, even with one camera
             subject = Observations(newest.time_s, {newest.camera: newest}, points3d)
         self._report_elapsed(newest)
+        update_started_ns = host_now_ns()
         try:
             actions = self.experiment.update(subject)
+        except MissingKeypointError as error:  # a setting to fix, not a bug: no traceback
+            self._fail(f"experiment {self.experiment.name!r}: {error}")
+            return
         except Exception as error:  # a bug or a config mistake stops the experiment, not tracking
             log.exception("experiment %s failed", self.experiment.name)
             self._fail(f"experiment {self.experiment.name!r} raised {error}")
             return
+        decided_ns = self.last_decided_ns = host_now_ns()
+        self._update_ns.add(decided_ns - update_started_ns)
         self._count_active()
         if actions:
-            self._perform(actions, pose_ready_ns, host_now_ns(), newest)
+            self._perform(actions, pose_ready_ns, decided_ns, newest)
 
     def _count_active(self) -> None:
         """Add the frame time since the previous update to each trigger that was true then.
@@ -214,9 +230,10 @@ class ExperimentRun:
                 written=record.written_ns / 1e9,
             )
             self._unacknowledged.append((action, record))
+            self.last_written_ns = record.written_ns
             if source.host_time_s is not None:
                 latency_s = record.written_ns / 1e9 - source.host_time_s
-                self._write_ms.append(latency_s * 1e3)
+                self._write_ns.add(round(latency_s * 1e9))
                 if self.experiment.prediction is not None:  # the auto lead follows it
                     self.experiment.prediction.lead.add_latency(latency_s)
 
@@ -239,7 +256,7 @@ class ExperimentRun:
             return
         for event in self.experiment.events.pending:
             if event.action is action and event.host_timestamp is not None:
-                self._ack_ms.append((acked_ns / 1e9 - event.host_timestamp) * 1e3)
+                self._ack_ns.add(round(acked_ns - event.host_timestamp * 1e9))
                 return
 
     def _fail(self, message: str) -> None:
@@ -248,7 +265,8 @@ class ExperimentRun:
             return
         self.error = f"experiment stopped: {message}"
         log.error("%s", self.error)
-        for action in self.experiment.stop():
+        # The finish row of events.csv says why, not only "stopped".
+        for action in self.experiment.stop(reason=f"failed: {message}"):
             device = self.devices.get(action.device)
             try:
                 if device is not None:
@@ -366,10 +384,12 @@ class ExperimentRun:
             "file_errors": [
                 e for e in (getattr(self.experiment.events.writer, "error", None),) if e
             ],
+            # The experiment's update alone, on every update (docs/outputs.md, health).
+            "update_ms": self._update_ns.figures(),
             "latency_ms": {
-                "frame_to_command_written": percentiles(self._write_ms),
-                "frame_to_device_acknowledged": percentiles(self._ack_ms),
-                "camera_pairing_error": percentiles(self._pairing_ms),
+                "frame_to_command_written": self._write_ns.figures(),
+                "frame_to_device_acknowledged": self._ack_ns.figures(),
+                "camera_pairing_error": self._pairing_ns.figures(),
             },
         }
 

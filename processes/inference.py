@@ -38,10 +38,12 @@ from typing import Any
 import numpy as np
 
 from core.clock import host_now_ns
-from core.lifetime import die_with_parent
+from core.deadline import DeadlineAccount, stage_name
+from core.lifetime import die_with_parent, leave_sigint_to_parent
 from core.logs import LogTarget, add_log_file, configure_process_logging
 from core.priority import ProcessPriority, apply_process_priority, inference_thread_count
-from core.stats import percentiles
+from core.stats import DurationHistogram
+from core.test_hooks import hold_here
 from experiments.observation import Observation, Points3D
 from pose.cropping import (
     ContextFeeder,
@@ -55,6 +57,7 @@ from pose.cropping import (
     split_context_graphs,
 )
 from pose.files import (
+    IDENTITY_SUFFIX,
     POSE_CSV_SUFFIX,
     POSE_PARQUET_SUFFIX,
     POSE_TIMES_SUFFIX,
@@ -67,10 +70,11 @@ from pose.files import (
     write_ibl_pose_files,
     write_pose_parquet,
 )
-from pose.model import ModelDescription, ModelError
+from pose.model import ModelDescription, ModelError, frame_size_warning
 from pose.records import PoseRecord, encode_pose
 from processes.depth import DepthSource, FrameDepth, depth_reader
 from processes.dispatch import EVENTS_FILE, ExperimentRun, ExperimentSlot, ExperimentStartError
+from processes.identities import CameraIdentities
 from processes.messages import (
     CameraModel,
     ExperimentSpec,
@@ -110,6 +114,8 @@ class WorkerCamera:
     # None: [Pose]'s keys alone.
     dynamic_crop: CropSettings | None = None
     pixels_per_mm: float | None = None  # its PIXELS_PER_MM: Observation.pixels_per_mm
+    # Its deadline ([Experiment] DEADLINE_MS for its rate; core/deadline.py); None: off.
+    deadline_ns: int | None = None
 
 
 @dataclass(frozen=True)
@@ -149,11 +155,16 @@ class _CameraState:
     context: dict[str, np.ndarray] | None = None  # channel gates of its last full frame
     frames_cropped: int = 0
     crop_sizes: set[tuple[int, int]] = field(default_factory=set)  # (width, height) used
-    latencies_ms: list[float] = field(default_factory=list)
+    # Frame arrival -> keypoints of every analysed frame, in fixed bins: a list of every value
+    # grew the worker by tens of bytes a frame (MBs an hour at 100 frames/s).
+    latency: DurationHistogram = field(default_factory=DurationHistogram)
     first_ready_ns: int = 0
     last_ready_ns: int = 0
     lsl: PoseOutlet | None = None  # its LSL pose stream ([Output] LSL = on)
     tracker: IdentityTracker | None = None  # a multi-animal model's identities across frames
+    # Its identities by motion and looks, their background learner and confidence file.
+    identities: CameraIdentities | None = None
+    deadline: DeadlineAccount = field(default_factory=lambda: DeadlineAccount(None))
 
     def analysed_region(self) -> Crop:
         """Return the crop of the frame read now: the cropper's, or the whole frame."""
@@ -229,12 +240,13 @@ def model_summary(description: ModelDescription, provider: str) -> dict[str, Any
 
 def pose_main(job: PoseJob) -> None:
     """Entry point of the inference worker process."""
+    leave_sigint_to_parent()  # the main process decides when to stop
     die_with_parent(signal.SIGTERM)  # never outlive the session (a killed main process)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process decides when to stop
     configure_process_logging(job.log_target, "pose")
     apply_process_priority(job.priority)  # before ONNX Runtime starts its thread pool
     add_log_file(job.session_dir / SESSION_LOG)
     try:
+        hold_here("pose-load")  # a fault test's chosen moment (core/test_hooks.py)
         models = _load(job)
     except (ModelError, OSError, RuntimeError, ValueError) as load_error:
         job.control.send(PoseFailed(str(load_error)))
@@ -428,7 +440,23 @@ def _ready_message(states: list[_CameraState]) -> PoseReady:
         cameras,
         max(len(model.keypoints) for model in cameras.values()),
         max(model.animals for model in cameras.values()),
+        {state.camera.name: state.reader.first_seq for state in states},
+        _frame_size_warnings(states),
     )
+
+
+def _frame_size_warnings(states: list[_CameraState]) -> tuple[str, ...]:
+    """Say which cameras' frames are not the size their model was exported or trained at."""
+    warnings = (
+        frame_size_warning(
+            state.model.description,
+            state.camera.name,
+            state.camera.ring.geometry.height,
+            state.camera.ring.geometry.width,
+        )
+        for state in states
+    )
+    return tuple(warning for warning in warnings if warning)
 
 
 def _tracker(job: PoseJob, description: ModelDescription) -> IdentityTracker | None:
@@ -441,6 +469,18 @@ def _tracker(job: PoseJob, description: ModelDescription) -> IdentityTracker | N
         max_distance_px=job.settings.track_max_distance,
         max_gap_s=job.settings.track_max_gap,
         min_likelihood=job.settings.likelihood_threshold,
+    )
+
+
+def _identities(job: PoseJob, state: _CameraState, stem: str) -> CameraIdentities | None:
+    """Start a multi-animal camera's identity keeper and its learner (None for one animal)."""
+    if state.tracker is None:
+        return None
+    return CameraIdentities(
+        state.tracker,
+        job.session_dir / f"{stem}{IDENTITY_SUFFIX}",
+        individual_names(state.tracker.max_animals),
+        job.settings.likelihood_threshold,
     )
 
 
@@ -471,8 +511,10 @@ def _subscribe(job: PoseJob, models: dict[str, _LoadedModel]) -> list[_CameraSta
                 depth=depth_reader(camera.depth),
                 cropper=_cropper(job, camera, model),
                 tracker=_tracker(job, description),
+                deadline=DeadlineAccount(camera.deadline_ns),
             )
         )
+        states[-1].identities = _identities(job, states[-1], stem)
     return states
 
 
@@ -506,6 +548,7 @@ def _analyse(
     while active:
         # wait() takes any object with fileno(); typeshed names only connections and sockets.
         waitables: list[Any] = [*(s.reader for s in active), job.control]
+        worker_free_ns = host_now_ns()  # a frame that arrived before now waited for the worker
         wait(waitables, timeout=1.0)
         # On a stop, one last turn: frames announced before it are analysed (the newest of each
         # camera) or counted as skipped, never left uncounted.
@@ -524,7 +567,14 @@ def _analyse(
         for (_, shape, _), group in groups.items():
             estimator = _group_estimator(group[0], shape)
             batch = _Batch(
-                picked_ns, poses_out, seq, record_rows, record_animals, common_clock, triangulator
+                picked_ns,
+                poses_out,
+                seq,
+                record_rows,
+                record_animals,
+                common_clock,
+                triangulator,
+                worker_free_ns,
             )
             seq = _estimate_group(estimator, group, batch, slot.run)
         if stopping:
@@ -557,6 +607,8 @@ def _write_trailing(state: _CameraState) -> None:
         last_index = last.frame_index + ended.frames - (last.seq + 1)
         state.csv.end_at(last_index)
         state.times.end_at(last_index)
+        if state.identities is not None:
+            state.identities.end_at(last_index)
 
 
 @dataclass(frozen=True)
@@ -570,6 +622,7 @@ class _Batch:
     record_animals: int  # animals of a pose record (the most of any model)
     common_clock: bool  # several cameras: experiments see host time, the clock they share
     triangulator: LiveTriangulator | None = None  # live 3D of the calibrated cameras
+    worker_free_ns: int = 0  # when the worker finished its previous turn (core/deadline.py)
 
 
 def _crop_graphs_of(state: _CameraState) -> _CropGraphs | None:
@@ -597,12 +650,26 @@ def _padded(animals: np.ndarray, batch: _Batch) -> np.ndarray:
     return out
 
 
+def _confidence(state: _CameraState, batch: _Batch) -> np.ndarray | None:
+    """Return the identities' confidence (record_animals,) for the pose record (NaN: none)."""
+    if batch.record_animals == 1:
+        return None
+    out = np.full(batch.record_animals, np.nan, np.float32)
+    if state.identities is not None:
+        confidence = state.identities.confidence
+        out[: confidence.size] = confidence
+    return out
+
+
 def _identified(state: _CameraState, animals: np.ndarray, common_clock: bool) -> np.ndarray:
     """Return a frame's animals (A, K, 3) in identity order (tracked), or as found."""
     if state.tracker is None:
         return animals
     record = state.reader.record
     assert record is not None
+    if state.identities is not None:  # motion and looks (the frame is read for the looks)
+        time_s = _frame_time_s(record, common_clock)
+        return state.identities.update(time_s, animals, state.reader.frame)
     return state.tracker.update(_frame_time_s(record, common_clock), animals)
 
 
@@ -630,6 +697,7 @@ def _estimate_group(
             state.cropper.update(pose)
     ready_ns = host_now_ns()
     experiment_ms = None
+    decided_ns = written_ns = 0
     points3d = _triangulate(batch, group, poses)  # before the decision, which may read it
     if run is not None:  # the decision first: files and pipes can wait a few microseconds
         observations = [
@@ -637,12 +705,27 @@ def _estimate_group(
             for s, a in zip(group, animals, strict=True)
         ]
         run.on_poses(observations, ready_ns, points3d)
-        experiment_ms = (host_now_ns() - ready_ns) / 1e6
+        decided_ns, written_ns = run.last_decided_ns, run.last_written_ns
+        if decided_ns:  # 0: the experiment had stopped (an error) and decided nothing
+            experiment_ms = (decided_ns - ready_ns) / 1e6
     timings = dict(estimator.last_timings)
+    model_ns = round(sum(timings.values()) * 1e9)  # pre-processing, network, decoding
+    after_pose_us = ((written_ns or decided_ns) - ready_ns) // 1000 if decided_ns else 0
     for state, found_animals in zip(group, animals, strict=True):
         record = state.reader.record
         assert record is not None
+        late = state.deadline.add(
+            record.host_timestamp_ns,
+            batch.worker_free_ns,
+            picked_ns,
+            model_ns,
+            ready_ns,
+            decided_ns,
+            written_ns,
+        )
         state.csv.write(record.frame_index, found_animals)  # (1, K, 3) for one animal
+        if state.identities is not None:
+            state.identities.write(record.frame_index)
         state.times.write(
             record.frame_index, record.host_timestamp_ns, record.camera_timestamp, True
         )
@@ -655,6 +738,10 @@ def _estimate_group(
             len(group),
             experiment_ms,
             _region(state).box,
+            batch.worker_free_ns,
+            decided_ns,
+            written_ns,
+            stage_name(late),
         )
         padded = _padded(found_animals, batch)
         batch.poses_out.send(
@@ -668,10 +755,13 @@ def _estimate_group(
                     seq,
                     padded[0],
                     padded if batch.record_animals > 1 else None,
+                    late,
+                    after_pose_us,
+                    _confidence(state, batch),
                 )
             )
         )
-        state.latencies_ms.append((ready_ns - record.host_timestamp_ns) / 1e6)
+        state.latency.add(ready_ns - record.host_timestamp_ns)
         state.first_ready_ns = state.first_ready_ns or ready_ns
         state.last_ready_ns = ready_ns
         seq += 1
@@ -812,6 +902,7 @@ def _observation(
         # the depth of this very frame (its seq), for cameras with aligned depth
         depth=FrameDepth(state.depth, record.seq, depth.units_m) if depth is not None else None,
         pixels_per_mm=state.camera.pixels_per_mm,
+        identity_confidence=(state.identities.confidence if state.identities is not None else None),
     )
 
 
@@ -825,6 +916,8 @@ def _finish(job: PoseJob, states: list[_CameraState]) -> dict[str, dict[str, Any
         state.csv.close()
         state.timing.close()
         state.times.close()
+        # The learner stopped and the confidence file closed before the table reads it.
+        looks = state.identities.close() if state.identities is not None else None
         header = state.ring.header
         analysed = state.csv.analysed
         span_s = (state.last_ready_ns - state.first_ready_ns) / 1e9
@@ -836,7 +929,7 @@ def _finish(job: PoseJob, states: list[_CameraState]) -> dict[str, dict[str, Any
             "frames_skipped": int(header["skipped"][Channel.ANALYSE]),
             "frames_lost": int(header["lost"][Channel.ANALYSE]),
             "analysed_fps": round((analysed - 1) / span_s, 3) if analysed > 1 and span_s else None,
-            "latency_ms": percentiles(state.latencies_ms),
+            "latency_ms": state.latency.figures(),
             # Dynamic cropping: frames analysed whole (tracking lost, or cropping off) and
             # cropped; the crop of every frame is in <camera>.pose_timing.csv.
             "frames_full_frame": analysed - state.frames_cropped,
@@ -850,10 +943,14 @@ def _finish(job: PoseJob, states: list[_CameraState]) -> dict[str, dict[str, Any
                 job.session_dir / f"{state.camera.name}{job.file_label}",
                 file_errors,
                 state.times.path,
+                state.identities.file.path if state.identities is not None else None,
             ),
             # Files that stopped early (a full disk): the session reports them as errors.
             "file_errors": file_errors,
-            "identities": _identity_figures(state),
+            "identities": _identity_figures(state, looks),
+            # The loop's deadline: misses per stage (core/deadline.py); the session judges.
+            "deadline": state.deadline.figures(),
+            "frames_not_analysed_worker_gone": 0,  # it ended normally (session/analysis.py)
         }
         if job.ibl_naming and figures[state.camera.name]["pose_table"]:
             figures[state.camera.name]["ibl_files"] = _ibl_files(job, state)
@@ -861,14 +958,17 @@ def _finish(job: PoseJob, states: list[_CameraState]) -> dict[str, dict[str, Any
     return figures
 
 
-def _identity_figures(state: _CameraState) -> dict[str, Any] | None:
-    """Return what the tracker counted (a multi-animal model); None for one animal."""
+def _identity_figures(state: _CameraState, looks: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Return what the tracker counted and the keeper did (multi-animal); None for one animal."""
     if state.tracker is None:
         return None
-    return {
+    figures = {
         "max_animals": state.model.description.max_animals,
         **dataclasses.asdict(state.tracker.counts),
     }
+    if looks is not None:
+        figures["appearance"] = looks  # tracking.identities, processes.identities
+    return figures
 
 
 def _crop_figures(state: _CameraState) -> dict[str, Any] | None:
@@ -901,10 +1001,16 @@ def _ibl_files(job: PoseJob, state: _CameraState) -> list[str] | None:
         return None
 
 
-def _parquet(csv_path: Path, stem: Path, errors: list[str], times_path: Path) -> str | None:
+def _parquet(
+    csv_path: Path,
+    stem: Path,
+    errors: list[str],
+    times_path: Path,
+    identity_path: Path | None = None,
+) -> str | None:
     target = stem.with_name(stem.name + POSE_PARQUET_SUFFIX)
     try:
-        write_pose_parquet(csv_path, target, times_path)
+        write_pose_parquet(csv_path, target, times_path, identity_path)
     except (OSError, ValueError) as error:
         message = f"could not write {target.name}: {error}"
         log.error("%s", message)

@@ -137,6 +137,11 @@ class PoseReady:
     cameras: dict[str, CameraModel] = field(default_factory=dict)
     record_keypoints: int = 0
     record_animals: int = 1
+    # Per camera, the sequence number of the first frame the worker may take: with the ring's
+    # write_seq at the stop, how many frames the analysis had to account for (a dead worker's).
+    first_seq: dict[str, int] = field(default_factory=dict)
+    # What the session should warn about (a camera's frames not the size its model was made for)
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from core.control import join_or_terminate, receive_within
-from core.lifetime import die_with_parent
+from core.lifetime import children_leave_sigint_to_parent, die_with_parent, leave_sigint_to_parent
 from core.logs import LogTarget, add_log_file, configure_process_logging
 from core.priority import ProcessPriority, apply_process_priority
 from processes.messages import RecorderFinished, RecorderReady, StopRecording
@@ -120,8 +120,8 @@ class _Recording:
 
 def recorder_main(job: RecorderJob) -> None:
     """Entry point of a recorder process."""
+    leave_sigint_to_parent()  # the main process decides when to stop
     die_with_parent(signal.SIGTERM)  # never outlive the session (a killed main process)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process decides when to stop
     configure_process_logging(job.log_target, f"recorder:{job.camera_name}")
     apply_process_priority(job.priority)  # before the encoder starts its threads
     add_log_file(job.session_dir / SESSION_LOG)
@@ -225,7 +225,8 @@ class RecorderProcess:
         control, child_control = context.Pipe(duplex=True)
         job = job_for(child_control)
         process = context.Process(target=target, args=(job,), name=name)
-        process.start()
+        with children_leave_sigint_to_parent():
+            process.start()
         child_control.close()  # ours closed: a dead recorder shows as end-of-file
         return cls(process, control, job.session_dir)
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
+import math
 import os
 import re
 import sys
@@ -17,8 +19,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from recording.frames_table import repair_frames_table
+from recording.frames_table import count_table_rows, repair_frames_table
 from recording.video import count_decodable_frames
+
+log = logging.getLogger(__name__)
 
 SESSION_JSON = "session.json"
 SESSION_LOG = "session.log"
@@ -137,23 +141,50 @@ def recover_interrupted_sessions(output_dir: Path) -> list[Path]:
 
 
 def _repair_recordings(folder: Path, data: dict[str, Any]) -> None:
-    """Cut each camera's frames table to the frames its video holds; update the figures.
+    """Cut each camera's frames table to the frames its video holds; re-derive the figures.
 
-    A killed recorder's table may name frames whose video data never reached the disk.
+    A killed recorder's table may name frames whose video data never reached the disk, and the
+    files went on growing after the last ``session.json`` update (up to 2 s of frames). So the
+    figures are taken from the files where they know more, keeping the rules of a finished
+    session: recorded + lost = captured while recording, and captured >= recorded + lost.
+
+    - recorded: the frames its video holds that have a row (the table is cut to them);
+    - captured while recording: the last update's recorded + lost, or, when larger, the
+      table's whole rows before the cut (each a frame the camera delivered and the recorder
+      took) + the last update's lost;
+    - lost: captured while recording - recorded;
+    - ``frames_captured``: the last update's, or the frames captured while recording when the
+      files show more (a recording that ran from the session's start: recorded + lost).
     """
     for camera in (data.get("cameras") or {}).values():
-        recorded = 0
-        for recording in camera.get("recordings") or []:
-            video, table = recording.get("video"), recording.get("frames_table")
-            if video and table and (folder / table).exists():
-                recording["frames"] = repair_frames_table(
-                    folder / table, count_decodable_frames(folder / video)
-                )
-                recorded += recording["frames"]
-        if camera.get("recordings"):
-            camera["frames_recorded"] = recorded
-            captured = camera.get("frames_captured") or 0
-            camera["frames_lost_in_recording"] = max(0, captured - recorded)
+        recordings = camera.get("recordings") or []
+        if not recordings:
+            continue
+        for recording in recordings:
+            _repair_recording(folder, recording)
+        recorded = sum(int(r.get("frames") or 0) for r in recordings)
+        lost = sum(int(r.get("lost") or 0) for r in recordings)
+        camera["frames_captured"] = max(int(camera.get("frames_captured") or 0), recorded + lost)
+        camera["frames_recorded"] = recorded
+        camera["frames_lost_in_recording"] = lost
+        camera["frames_dropped"] = int(camera.get("frames_dropped_by_camera") or 0) + lost
+        camera["repaired_from_files"] = True
+
+
+def _repair_recording(folder: Path, recording: dict[str, Any]) -> None:
+    """Cut one recording's table to its video and re-derive its ``frames`` and ``lost``.
+
+    A recording whose files are gone keeps its figures (nothing to re-derive them from).
+    """
+    video, table = recording.get("video"), recording.get("frames_table")
+    if not (video and table and (folder / table).exists()):
+        return
+    frames, lost = int(recording.get("frames") or 0), int(recording.get("lost") or 0)
+    taken = count_table_rows(folder / table)  # before the cut: every frame the recorder took
+    recorded = repair_frames_table(folder / table, count_decodable_frames(folder / video))
+    captured = max(frames, taken) + lost
+    recording["frames"], recording["lost"] = recorded, captured - recorded
+    recording.pop("running", None)
 
 
 def _process_exists(pid: int) -> bool:
@@ -198,9 +229,17 @@ def write_session_json(folder: Path, data: dict[str, Any], use_reserve: bool = T
 
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    """Replace ``path`` with ``data`` so that readers never see a half-written file."""
+    """Replace ``path`` with ``data`` so that readers never see a half-written file.
+
+    The file is strict JSON: a figure that is NaN or infinite (not measured) is written as
+    ``null`` and named in the log, never a reason to lose the file.
+    """
     temporary = path.with_name(path.name + ".tmp")
-    text = json.dumps(data, indent=2, allow_nan=False, default=_json_default) + "\n"
+    unknown: list[str] = []
+    text = json.dumps(_finite(data, "", unknown), indent=2, allow_nan=False, default=_json_default)
+    if unknown:
+        log.warning("%s: not finite, written as null: %s", path.name, ", ".join(unknown[:10]))
+    text += "\n"
     try:
         with open(temporary, "w", encoding="utf-8") as file:
             file.write(text)
@@ -210,6 +249,19 @@ def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     except OSError:
         temporary.unlink(missing_ok=True)
         raise
+
+
+def _finite(value: Any, where: str, unknown: list[str]) -> Any:
+    """Return ``value`` with every NaN or infinite float replaced by None (its key noted)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        unknown.append(where or "(top)")
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item, f"{where}.{key}" if where else str(key), unknown)
+                for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item, f"{where}[{index}]", unknown) for index, item in enumerate(value)]
+    return value
 
 
 def _json_default(value: Any) -> Any:

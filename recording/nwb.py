@@ -8,18 +8,21 @@ any time after::
 
 What goes where (``docs/outputs.md`` has the table):
 
-- every time is in seconds on the session's host clock, measured from ``session.json`` ->
-  ``clock.host_time_at_start``, which is ``session_start_time`` (``started``, with its zone);
+- a live session's times are in seconds on the host clock, measured from ``session.json`` ->
+  ``clock.host_time_at_start``, which is ``session_start_time`` (``started``, with its zone); a
+  replay's (every camera a video file) are the video's own frame times (:mod:`recording.nwb_times`);
 - per camera a ``Device``; per recording an ``ImageSeries`` in ``acquisition`` naming the video
-  as an external file (path relative to the NWB file) with each frame's host time;
+  as an external file (relative to the NWB file when the video is in the session folder, else
+  its absolute path, and the series says so) with each frame's time;
 - per camera and analysis an ndx-pose ``PoseEstimation`` in the ``behavior`` processing module,
-  named after the camera (``arena``; ``arena_run2`` for a second analysis), with one
-  ``PoseEstimationSeries`` per keypoint (x, y in pixels, confidence = likelihood) and its
-  ``Skeleton`` in the module's ``Skeletons``;
-- the experiment's trials in the trials table, every event of ``events.csv`` in the
+  named after the camera (``arena``; ``arena_run2`` for a second analysis; ``arena_animal2``
+  for each animal of a multi-animal model), with one ``PoseEstimationSeries`` per keypoint (x, y
+  in pixels, confidence = likelihood) and its ``Skeleton`` in the module's ``Skeletons``;
+- the experiment's trials that lasted in the trials table, every event of ``events.csv`` in the
   ``experiment_events`` EventsTable (``nwbfile.events``);
-- the ``[Session]`` metadata as the subject, experimenter and notes, the effective settings
-  (JSON) in ``data_collection``.
+- the ``[Session]`` metadata as the subject (species, age, sex, strain), experimenters,
+  institution, lab, experiment description and notes; the effective settings (JSON) in
+  ``data_collection``.
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from recording.nwb_forms import experimenters, parse_date_of_birth
+from recording.nwb_times import TimeBase, is_replay, video_frame_times
 from recording.pose_table import is_multi_animal_csv
 
 NWB_FILE = "session.nwb"
@@ -65,17 +70,6 @@ _EVENT_NUMBERS = (
 
 class NwbError(Exception):
     """The session folder lacks a file the NWB file needs, or a file cannot be read."""
-
-
-@dataclass(frozen=True)
-class _Clock:
-    """Host clock seconds -> seconds from the session's start."""
-
-    host_time_at_start: float
-
-    def relative(self, host: Any) -> np.ndarray:
-        """Return host-clock seconds (array-like) as seconds from the session's start."""
-        return np.asarray(host, dtype=float) - self.host_time_at_start
 
 
 def write_session_nwb(session_dir: Path, path: Path | None = None) -> Path:
@@ -121,8 +115,9 @@ def build_nwbfile(session_dir: Path, nwb_dir: Path | None = None) -> Any:
     session_dir
         A session folder.
     nwb_dir
-        The folder the NWB file will be in (``session_dir`` when None): the external video
-        files are named relative to it, as NWB's best practices ask.
+        The folder the NWB file will be in (``session_dir`` when None): external videos inside
+        the session folder are named relative to it, as NWB's best practices ask; others by
+        their absolute path (:func:`external_path`).
 
     Returns
     -------
@@ -133,28 +128,28 @@ def build_nwbfile(session_dir: Path, nwb_dir: Path | None = None) -> Any:
 
     session = _read_session_json(session_dir)
     started = datetime.fromisoformat(_required(session, "started", session_dir))
-    clock_entry = _required(session, "clock", session_dir)
-    clock = _Clock(float(clock_entry["host_time_at_start"]))
+    clock = _time_base(session_dir, session)
     metadata = session.get("metadata") or {}
-    experiment = session.get("experiment") or {}
     nwbfile = NWBFile(
-        session_description=_session_description(session_dir, session),
+        session_description=_session_description(session_dir, session, clock),
         identifier=str(uuid.uuid4()),
         session_start_time=started,
         session_id=session_dir.name,
-        experimenter=[metadata["experimenter"]] if metadata.get("experimenter") else None,
+        experimenter=experimenters(str(metadata.get("experimenter") or "")) or None,
         notes=metadata.get("notes") or None,
-        experiment_description=_experiment_description(experiment),
+        experiment_description=_experiment_description(metadata, session),
+        institution=metadata.get("institution") or None,
+        lab=metadata.get("lab") or None,
         data_collection=_settings_text(session),
     )
     nwbfile.subject = _subject(metadata)
     nwb_dir = Path(nwb_dir) if nwb_dir is not None else session_dir
-    videos = _add_cameras(nwbfile, session_dir, session, clock, nwb_dir)
+    videos = _add_cameras(nwbfile, (session_dir, nwb_dir), session, clock)
     _add_poses(nwbfile, session_dir, session, clock, videos)
     events = _read_events(session_dir, session, clock)
     if not events.empty:
         _add_trials(nwbfile, events)
-        _add_events(nwbfile, events)
+        _add_events(nwbfile, events, clock)
     return nwbfile
 
 
@@ -185,10 +180,29 @@ def _required(session: dict[str, Any], key: str, session_dir: Path) -> Any:
     return value
 
 
-def _session_description(session_dir: Path, session: dict[str, Any]) -> str:
+def _time_base(session_dir: Path, session: dict[str, Any]) -> TimeBase:
+    """Return the file's clock: the host clock live, the video's own times for a replay."""
+    clock_entry = _required(session, "clock", session_dir)
+    start = float(clock_entry["host_time_at_start"])
+    if not is_replay(session):
+        return TimeBase(start)
+    camera, entry = next(iter((session.get("cameras") or {}).items()))
+    times_file = session_dir / f"{camera}.pose_times.csv"
+    if not times_file.is_file():  # no analysis (or an older session): frames alone give times
+        return TimeBase(start, video=True)
+    table = _read_csv(times_file, usecols=["frame_index", "host_timestamp", "camera_timestamp"])
+    table = table.dropna(subset=["host_timestamp"])
+    video = video_frame_times(table, entry.get("nominal_fps"))
+    host = table["host_timestamp"].to_numpy(dtype=float)
+    order = np.argsort(host, kind="stable")
+    return TimeBase(start, video=True, host_to_video=(host[order], video[order]))
+
+
+def _session_description(session_dir: Path, session: dict[str, Any], clock: TimeBase) -> str:
     """Return one sentence saying what the session was: its cameras, pose and experiment."""
     cameras = ", ".join(session.get("cameras") or {}) or "no camera"
-    parts = [f"DeepLabStream session {session_dir.name}: cameras {cameras}"]
+    kind = "replay of a video" if clock.video else "session"
+    parts = [f"DeepLabStream {kind} {session_dir.name}: cameras {cameras}"]
     model = ((session.get("pose") or {}).get("model")) or {}
     if model:
         parts.append(f"pose model {model.get('name')} ({model.get('framework')})")
@@ -197,15 +211,27 @@ def _session_description(session_dir: Path, session: dict[str, Any]) -> str:
         parts.append(f"experiment {experiment['name']}")
     if session.get("stop_reason"):
         parts.append(f"ended: {session['stop_reason']}")
+    if clock.video:
+        parts.append(
+            "every time in this file is the replayed video's own time of a frame (its "
+            "presentation time, s from the video's first frame), not the time of the replay"
+        )
+    else:
+        parts.append("every time in this file is host-clock seconds from session_start_time")
     return "; ".join(parts) + "."
 
 
-def _experiment_description(experiment: dict[str, Any]) -> str | None:
-    """Return the experiment's name and description, or None without an experiment."""
-    if not experiment.get("name"):
-        return None
-    description = experiment.get("description") or ""
-    return f"{experiment['name']}: {description}" if description else str(experiment["name"])
+def _experiment_description(metadata: dict[str, Any], session: dict[str, Any]) -> str | None:
+    """Return ``[Session] EXPERIMENT_DESCRIPTION``, with the experiment run; None without both."""
+    experiment = session.get("experiment") or {}
+    run = ""
+    if experiment.get("name"):
+        description = experiment.get("description") or ""
+        run = f"{experiment['name']}: {description}" if description else str(experiment["name"])
+    given = str(metadata.get("experiment_description") or "")
+    if given and run:
+        return f"{given} (experiment {run})"
+    return given or run or None
 
 
 def _settings_text(session: dict[str, Any]) -> str:
@@ -221,15 +247,29 @@ def _settings_text(session: dict[str, Any]) -> str:
 def _subject(metadata: dict[str, Any]) -> Any:
     """Return the subject, ``[Session] ANIMAL`` as its id; None without an animal.
 
-    The settings do not know the species, sex or age: sex is NWB's "U" (unknown), species and
-    age are left out (nwbinspector reports them missing), rather than guessed.
+    Species, age or date of birth, sex and strain come from their ``[Session]`` keys (checked
+    in NWB's forms when the settings were read); a key left empty is left out (nwbinspector
+    then reports it missing) rather than guessed, and the sex is then "U" (unknown). A slash in
+    the animal's name, which DANDI's paths cannot hold, becomes ``-``.
     """
     from pynwb.file import Subject
 
     animal = str(metadata.get("animal") or "")
     if not animal:
         return None
-    return Subject(subject_id=animal, sex="U", description="the animal of [Session] ANIMAL")
+    known = metadata.get("subject") or {}
+    fields: dict[str, Any] = {
+        key: known[key] for key in ("species", "age", "strain") if known.get(key)
+    }
+    if known.get("date_of_birth"):
+        fields["date_of_birth"] = parse_date_of_birth(str(known["date_of_birth"]))
+    description = "the animal of [Session] ANIMAL"
+    subject_id = animal.replace("/", "-")
+    if subject_id != animal:
+        description += f" ({animal!r}: '/' written as '-')"
+    return Subject(
+        subject_id=subject_id, sex=known.get("sex") or "U", description=description, **fields
+    )
 
 
 # -- cameras and videos --------------------------------------------------------------------
@@ -237,37 +277,43 @@ def _subject(metadata: dict[str, Any]) -> Any:
 
 def _add_cameras(
     nwbfile: Any,
-    session_dir: Path,
+    folders: tuple[Path, Path],
     session: dict[str, Any],
-    clock: _Clock,
-    nwb_dir: Path,
+    clock: TimeBase,
 ) -> dict[str, list[tuple[Any, np.ndarray]]]:
-    """Add a Device per camera and an ImageSeries per video; return them, with their times."""
+    """Add a Device per camera and an ImageSeries per video; return them, with their times.
+
+    ``folders`` is the session folder and the folder the NWB file goes to.
+    """
+    session_dir, _ = folders
     videos: dict[str, list[tuple[Any, np.ndarray]]] = {}
     for name, entry in (session.get("cameras") or {}).items():
         device = nwbfile.create_device(name=name, **_device_fields(entry))
-        found = [_recorded_video(session_dir, r) for r in entry.get("recordings") or []]
+        fps = entry.get("nominal_fps")
+        found = [_recorded_video(session_dir, r, clock, fps) for r in entry.get("recordings") or []]
         if not entry.get("recordings"):  # a replay: the video it replayed is the recording
-            found = [_replayed_video(session_dir, name, entry)]
+            found = [_replayed_video(session_dir, name, entry, clock)]
         videos[name] = []
         for video in filter(None, found):
             number = len(videos[name]) + 1
-            series = _video_series(name, number, video, entry, device, clock, nwb_dir)
+            series = _video_series((name, number), video, entry, device, folders, clock)
             nwbfile.add_acquisition(series)
-            videos[name].append((series, clock.relative(video.host_times)))
+            videos[name].append((series, video.times))
     return videos
 
 
 @dataclass(frozen=True)
 class _Video:
-    """A video file of a camera and each of its frames' host times (host clock, s)."""
+    """A video file of a camera and each of its frames' times (the file's seconds)."""
 
     path: Path
-    host_times: np.ndarray
+    times: np.ndarray
     times_from: str
 
 
-def _recorded_video(session_dir: Path, recording: dict[str, Any]) -> _Video | None:
+def _recorded_video(
+    session_dir: Path, recording: dict[str, Any], clock: TimeBase, fps: float | None
+) -> _Video | None:
     """Return one recording's video and frame times, or None without its files or frames."""
     video, table = recording.get("video"), recording.get("frames_table")
     if not video or not table:
@@ -275,10 +321,16 @@ def _recorded_video(session_dir: Path, recording: dict[str, Any]) -> _Video | No
     frames = _read_csv(session_dir / table)
     if frames.empty:  # a recording that got no frame: no video to point at
         return None
-    return _Video(session_dir / video, frames["host_timestamp"].to_numpy(dtype=float), table)
+    if clock.video:
+        times = video_frame_times(frames, fps)
+    else:
+        times = clock.frame_times(frames["host_timestamp"])
+    return _Video(session_dir / video, times, table)
 
 
-def _replayed_video(session_dir: Path, camera: str, entry: dict[str, Any]) -> _Video | None:
+def _replayed_video(
+    session_dir: Path, camera: str, entry: dict[str, Any], clock: TimeBase
+) -> _Video | None:
     """Return the video a replay read, timed by ``<camera>.pose_times.csv``, or None.
 
     Only when that table times every frame of the video from its first (index 0 on): the
@@ -288,12 +340,15 @@ def _replayed_video(session_dir: Path, camera: str, entry: dict[str, Any]) -> _V
     times_file = session_dir / f"{camera}.pose_times.csv"
     if not file or not Path(file).is_file() or not times_file.is_file():
         return None
-    times = _read_csv(times_file, usecols=["frame_index", "host_timestamp"])
-    index = times["frame_index"].to_numpy()
-    host = times["host_timestamp"].to_numpy(dtype=float)
-    if len(index) == 0 or np.isnan(host).any() or not np.array_equal(index, np.arange(len(index))):
+    table = _read_csv(times_file, usecols=["frame_index", "host_timestamp", "camera_timestamp"])
+    index = table["frame_index"].to_numpy()
+    if clock.video:
+        times = video_frame_times(table, entry.get("nominal_fps"))
+    else:
+        times = clock.frame_times(table["host_timestamp"])
+    if len(index) == 0 or np.isnan(times).any() or not np.array_equal(index, np.arange(len(index))):
         return None
-    return _Video(Path(file), host, times_file.name)
+    return _Video(Path(file), times, times_file.name)
 
 
 def _device_fields(entry: dict[str, Any]) -> dict[str, Any]:
@@ -314,39 +369,55 @@ def _device_fields(entry: dict[str, Any]) -> dict[str, Any]:
 
 
 def _video_series(
-    camera: str,
-    number: int,
+    camera_and_number: tuple[str, int],
     video: _Video,
     entry: dict[str, Any],
     device: Any,
-    clock: _Clock,
-    nwb_dir: Path,
+    folders: tuple[Path, Path],
+    clock: TimeBase,
 ) -> Any:
-    """Return the external-file ImageSeries of one video of ``camera``."""
+    """Return the external-file ImageSeries of one video of a camera (its ``number``-th)."""
     from pynwb.image import ImageSeries
 
+    camera, number = camera_and_number
+    path, inside = external_path(video.path, *folders)
+    where = (
+        "path relative to this file"
+        if inside
+        else "absolute path: the video is outside the session folder, so moving the video "
+        "(not the session folder) breaks this link"
+    )
     return ImageSeries(
         name=f"{camera}_video" if number == 1 else f"{camera}_video{number}",
-        description=f"camera {camera}'s raw frames ({video.path.name}), one timestamp per "
-        f"frame (host arrival, {video.times_from})",
-        external_file=[_relative(video.path, nwb_dir)],
+        description=f"camera {camera}'s raw frames ({video.path.name}; {where}), one "
+        f"timestamp per frame: {clock.words} ({video.times_from})",
+        external_file=[path],
         format="external",
         starting_frame=[0],
         dimension=[int(entry.get("width") or 0), int(entry.get("height") or 0)],
         unit="n.a.",
         device=device,
-        **_timing(clock.relative(video.host_times)),
+        num_samples=len(video.times),  # the file holds no frames to count
+        **_timing(video.times),
     )
 
 
-def _relative(path: Path, start: Path) -> str:
-    """Return ``path`` relative to ``start`` (the NWB file's folder), POSIX style."""
+def external_path(video: Path, session_dir: Path, nwb_dir: Path) -> tuple[str, bool]:
+    """Return how the NWB file names ``video``, and whether that path is relative.
+
+    Relative to the NWB file's folder (``nwb_dir``) when the video is inside the session folder,
+    so that both move together; otherwise the video's absolute path, which survives moving the
+    session folder (a replay's video, say). POSIX style either way.
+    """
     import os
 
-    try:
-        return Path(os.path.relpath(path.resolve(), start.resolve())).as_posix()
-    except ValueError:  # another drive (Windows): no relative path exists
-        return path.resolve().as_posix()
+    resolved = video.resolve()
+    if resolved.is_relative_to(session_dir.resolve()):
+        try:
+            return Path(os.path.relpath(resolved, nwb_dir.resolve())).as_posix(), True
+        except ValueError:  # another drive (Windows): no relative path exists
+            pass
+    return resolved.as_posix(), False
 
 
 def _timing(times: np.ndarray) -> dict[str, Any]:
@@ -387,10 +458,10 @@ def _add_poses(
     nwbfile: Any,
     session_dir: Path,
     session: dict[str, Any],
-    clock: _Clock,
+    clock: TimeBase,
     videos: dict[str, list[tuple[Any, np.ndarray]]],
 ) -> None:
-    """Add one PoseEstimation per camera and analysis to the ``behavior`` module."""
+    """Add one PoseEstimation per camera, analysis and animal to the ``behavior`` module."""
     from ndx_pose import Skeletons
 
     estimates: list[Any] = []
@@ -402,15 +473,19 @@ def _add_poses(
                 continue
             model = (run.get("camera_models") or {}).get(camera) or run.get("model") or {}
             name = camera if number == 1 else f"{camera}_run{number}"
-            device = nwbfile.devices.get(camera)
+            source = _PoseSource(
+                session_dir,
+                camera,
+                pose_file,
+                model,
+                clock,
+                ((session.get("cameras") or {}).get(camera) or {}).get("nominal_fps"),
+            )
             for individual, pose in _pose_tables(session_dir / pose_file):
                 made = _pose_estimation(
-                    session_dir,
-                    (camera, name if individual is None else f"{name}_{individual}"),
-                    (pose_file, pose),
-                    model,
-                    clock,
-                    device,
+                    nwbfile,
+                    source,
+                    (name if individual is None else f"{name}_{individual}", individual, pose),
                     videos.get(camera, []),
                 )
                 if made is not None:  # None: no pose row (the worker ended at once)
@@ -446,29 +521,39 @@ def _pose_tables(path: Path) -> list[tuple[str | None, pd.DataFrame]]:
     return [(str(i), table.xs(i, axis=1, level=1, drop_level=True)) for i in individuals]
 
 
+@dataclass(frozen=True)
+class _PoseSource:
+    """One pose file of a camera and analysis, and what its rows need to be timed."""
+
+    session_dir: Path
+    camera: str
+    pose_file: str
+    model: dict[str, Any]
+    clock: TimeBase
+    fps: float | None  # the camera's nominal rate: a video frame's time is index / fps
+
+
 def _pose_estimation(
-    session_dir: Path,
-    names: tuple[str, str],
-    pose_file_and_table: tuple[str, pd.DataFrame],
-    model: dict[str, Any],
-    clock: _Clock,
-    device: Any,
+    nwbfile: Any,
+    source: _PoseSource,
+    animal: tuple[str, str | None, pd.DataFrame],
     videos: list[tuple[Any, np.ndarray]],
 ) -> tuple[Any, Any] | None:
-    """Return the PoseEstimation of one pose CSV and its Skeleton; None without rows.
+    """Return the PoseEstimation of one pose CSV (or animal) and its Skeleton; None without rows.
 
-    ``names`` is the camera's and the PoseEstimation's (``arena``, ``arena_run2``,
-    ``arena_animal2``); the table is the pose file's, or one animal's of a multi-animal file.
+    ``animal`` is the PoseEstimation's name (``arena``, ``arena_run2``, ``arena_animal2``), the
+    animal's track (None for a single-animal model) and its table: the pose file's, or one
+    animal's of a multi-animal file. A single animal's skeleton is linked to the file's subject.
     """
     from ndx_pose import PoseEstimation, PoseEstimationSeries, Skeleton
 
-    pose_file, pose = pose_file_and_table
-    times = _pose_times(session_dir, pose_file, pose.index.to_numpy())
+    name, individual, pose = animal
+    model = source.model
+    times = _pose_times(source, pose.index.to_numpy())
     known = ~np.isnan(times)
-    pose, times = pose[known], clock.relative(times[known])
+    pose, times = pose[known], times[known]
     if pose.empty:
         return None
-    camera, name = names
     scorer = str(pose.columns.get_level_values(0)[0])
     keypoints = list(dict.fromkeys(pose.columns.get_level_values(1)))
     pose = pose.sort_index(axis=1)  # lexsorted columns: selecting a keypoint is then cheap
@@ -476,6 +561,7 @@ def _pose_estimation(
         name=f"{name}_skeleton",
         nodes=keypoints,
         edges=_edges(model, keypoints),
+        subject=nwbfile.subject if individual is None else None,
     )
     timing = _timing(times)
     series: list[Any] = []
@@ -498,41 +584,47 @@ def _pose_estimation(
     estimate = PoseEstimation(
         name=name,
         pose_estimation_series=series,
-        description=_pose_description(camera, pose_file, model),
+        description=_pose_description(source, individual),
         scorer=scorer,
         source_software=SOURCE_SOFTWARE,
         source_software_version=_model_text(model),
         skeleton=skeleton,
-        device=device,
+        device=nwbfile.devices.get(source.camera),
         source_video=source_video,
     )
     return estimate, skeleton
 
 
-def _pose_times(session_dir: Path, pose_file: str, frame_indices: np.ndarray) -> np.ndarray:
-    """Return each pose row's host time (s, host clock); NaN where no file gives one.
+def _pose_times(source: _PoseSource, frame_indices: np.ndarray) -> np.ndarray:
+    """Return each pose row's time in the file's seconds; NaN where no file gives one.
 
     Sources, best first: ``<camera>.pose_times.csv`` (every row), ``<camera>.pose_timing.csv``
-    (the analysed frames), the recordings' frames tables. A row no file times (an index the
-    camera never delivered: an empty row) is given a time interpolated from its neighbours
-    when they have one, so a one-row-per-index table keeps its even spacing for tools that
-    assume it (movement takes time = row / fps).
+    (the analysed frames), the recordings' frames tables; for a replay, a frame none of them
+    times is at its index / the video's rate. A row no file times (an index the camera never
+    delivered: an empty row) is given a time interpolated from its neighbours when they have
+    one, so a one-row-per-index table keeps its even spacing for tools that assume it
+    (movement takes time = row / fps).
     """
-    stem = pose_file.removesuffix(".pose.csv")
+    session_dir, column = source.session_dir, source.clock.column
+    stem = source.pose_file.removesuffix(".pose.csv")
     camera = stem.split(".")[0]
     known: dict[int, float] = {}
     sources = [f"{stem}.pose_times.csv", f"{stem}.pose_timing.csv"]
     sources += sorted(p.name for p in session_dir.glob(f"{camera}*.frames.csv"))
-    for source in sources:
-        path = session_dir / source
-        if not path.is_file() or (
-            source.endswith(".frames.csv") and not _same_camera(source, camera)
-        ):
+    for name in sources:
+        path = session_dir / name
+        if not path.is_file() or (name.endswith(".frames.csv") and not _same_camera(name, camera)):
             continue
-        table = _read_csv(path, usecols=["frame_index", "host_timestamp"]).dropna()
-        for index, host in zip(table["frame_index"], table["host_timestamp"], strict=True):
-            known.setdefault(int(index), float(host))
+        table = _read_csv(path, usecols=lambda c: c in ("frame_index", column))
+        if column not in table:  # pose_timing.csv has host times only
+            continue
+        table = table.dropna()
+        for index, value in zip(table["frame_index"], table[column], strict=True):
+            known.setdefault(int(index), float(value))
     times = np.array([known.get(int(i), np.nan) for i in frame_indices], dtype=float)
+    if source.clock.video and source.fps:  # a video's frame without a time: index / rate
+        times[np.isnan(times)] = frame_indices[np.isnan(times)] / source.fps
+    times = source.clock.frame_times(times)
     found = ~np.isnan(times)
     if found.sum() >= 2 and not found.all():
         inside = (frame_indices > frame_indices[found].min()) & (
@@ -596,13 +688,20 @@ def _model_text(model: dict[str, Any]) -> str:
     )
 
 
-def _pose_description(camera: str, pose_file: str, model: dict[str, Any]) -> str:
+def _pose_description(source: _PoseSource, individual: str | None) -> str:
     """Return what the PoseEstimation holds and where it came from."""
+    model, pose_file = source.model, source.pose_file
+    animal = (
+        f"animal {individual} (its track: the identity tracker's individual {individual} in "
+        f"{pose_file}) of "
+        if individual is not None
+        else ""
+    )
     return (
-        f"keypoints of camera {camera} from {pose_file}, estimated live by DeepLabStream with "
-        f"the model {_model_text(model)}; file {model.get('file')}, input {model.get('input')}, "
-        f"decoder {model.get('decoder')}. One row per row of {pose_file}: frames not analysed "
-        "are NaN rows; times are the frames' host arrival, s from the session start."
+        f"keypoints of {animal}camera {source.camera} from {pose_file}, estimated by "
+        f"DeepLabStream with the model {_model_text(model)}; file {model.get('file')}, input "
+        f"{model.get('input')}, decoder {model.get('decoder')}. One row per row of {pose_file}: "
+        f"frames not analysed are NaN rows; times are {source.clock.words}."
     )
 
 
@@ -617,8 +716,14 @@ def _events_files(session: dict[str, Any]) -> list[str]:
     return [file for file in files if file]
 
 
-def _read_events(session_dir: Path, session: dict[str, Any], clock: _Clock) -> pd.DataFrame:
-    """Return every event with ``time`` (s from the session start), sorted by it."""
+def _read_events(session_dir: Path, session: dict[str, Any], clock: TimeBase) -> pd.DataFrame:
+    """Return every event with ``time`` (the file's seconds), sorted by it.
+
+    Live: the prompting frame's host arrival (or, without one, when it was decided or written),
+    from the session's start. Replay: the events' own frame time (``time_s``: the video's
+    time of the prompting frame); the latency columns are that time plus how long after the
+    frame's arrival they came, so their differences are the replay's real latencies.
+    """
     tables = []
     for file in _events_files(session):
         table = _read_csv(
@@ -640,38 +745,65 @@ def _read_events(session_dir: Path, session: dict[str, Any], clock: _Clock) -> p
     host = host.ffill().bfill()
     if host.isna().all():
         raise NwbError(f"{session_dir}: the events have no host times")
-    events["time"] = clock.relative(host.to_numpy())
+    time = clock.moments(host.to_numpy())
+    if clock.video and "time_s" in events:  # the experiment's own clock: the video's
+        frame_time = pd.to_numeric(events["time_s"], errors="coerce").to_numpy(dtype=float)
+        time = np.where(np.isnan(frame_time), time, frame_time)
+    events["time"] = time
     for column in _EVENT_TIMES:  # the latency columns, on the same clock as every time
         if column in events:
-            events[column] = clock.relative(pd.to_numeric(events[column], errors="coerce"))
+            after_frame = pd.to_numeric(events[column], errors="coerce") - host
+            events[column] = time + after_frame.to_numpy(dtype=float)
     return events.sort_values("time", kind="stable").reset_index(drop=True)
 
 
 def _add_trials(nwbfile: Any, events: pd.DataFrame) -> None:
-    """Add the trials (``trial_start`` to ``trial_end`` of each trial) to the trials table."""
-    starts = events[events["kind"] == "trial_start"]
-    if starts.empty:
+    """Add the trials that lasted (``trial_start`` to ``trial_end``) to the trials table.
+
+    A trial that started and ended in the same update (an instant trial: stop = start) is no
+    interval: it stays in the events table (its ``trial_start`` and ``trial_end`` rows) and is
+    left out here, as NWB's best practices want every interval's stop after its start. A
+    trial that never ended lasts to the last event. No lasting trial: no trials table.
+    """
+    from pynwb.epoch import TimeIntervals
+
+    lasting = list(_lasting_trials(events))
+    if not lasting:
         return
+    nwbfile.trials = TimeIntervals(
+        name="trials",
+        description="the experiment's trials that lasted (trial_start to trial_end of "
+        "events.csv); instant trials (ended in the update that started them) are in the "
+        "events table only",
+    )
     nwbfile.add_trial_column("trial", "the trial's number in its experiment run (events.csv)")
     nwbfile.add_trial_column("cause", "the rule or cause that started the trial")
     nwbfile.add_trial_column("end_reason", "why the trial ended (empty: it never ended)")
     nwbfile.add_trial_column("events_file", "the events file of the experiment run")
+    for start, stop, end_reason in lasting:
+        nwbfile.add_trial(
+            start_time=float(start.time),
+            stop_time=stop,
+            trial=int(start.trial),
+            cause=_text(start.event_name),
+            end_reason=end_reason,
+            events_file=str(start.events_file),
+        )
+
+
+def _lasting_trials(events: pd.DataFrame) -> Any:
+    """Yield (trial_start row, stop, end reason) of each trial whose stop is after its start."""
+    starts = events[events["kind"] == "trial_start"]
     ends = events[events["kind"] == "trial_end"]
     last = float(events["time"].max())
     for start in starts.itertuples():
         end = ends[(ends["trial"] == start.trial) & (ends["events_file"] == start.events_file)]
         stop = float(end["time"].iloc[0]) if not end.empty else last
-        nwbfile.add_trial(
-            start_time=float(start.time),
-            stop_time=max(stop, float(start.time)),
-            trial=int(start.trial),
-            cause=_text(start.event_name),
-            end_reason=_text(end["detail"].iloc[0]) if not end.empty else "",
-            events_file=str(start.events_file),
-        )
+        if stop > float(start.time):
+            yield start, stop, _text(end["detail"].iloc[0]) if not end.empty else ""
 
 
-def _add_events(nwbfile: Any, events: pd.DataFrame) -> None:
+def _add_events(nwbfile: Any, events: pd.DataFrame, clock: TimeBase) -> None:
     """Add every event to the ``experiment_events`` EventsTable (``nwbfile.events``).
 
     An EventsTable, not TimeIntervals: events are instants, and NWB's best practices want an
@@ -682,40 +814,44 @@ def _add_events(nwbfile: Any, events: pd.DataFrame) -> None:
     columns = [
         TimestampVectorData(
             name="timestamp",
-            description="the prompting frame's host arrival, s from the session start",
+            description=f"the prompting frame's time: {clock.words}",
             data=events["time"].to_numpy(dtype=float),
         )
     ]
-    for column, (description, values) in _event_columns(events).items():
+    for column, (description, values) in _event_columns(events, clock).items():
         columns.append(VectorData(name=column, description=description, data=values))
     table = EventsTable(
         name=EVENTS_TABLE,
         description="every event of the experiment (events.csv): start, trigger changes, trial "
         "starts and ends, actions, finish; the latency columns (pose_ready, decided, written, "
-        "acknowledged) are host times in s from the session start, NaN when empty",
+        f"acknowledged) are on the same clock as the timestamps ({clock.words}), NaN when "
+        "empty",
         source_description="DeepLabStream's experiment, live (events.csv)",
         columns=columns,
     )
     nwbfile.add_events_table(table)
 
 
-def _event_columns(events: pd.DataFrame) -> dict[str, tuple[str, Any]]:
+def _event_columns(events: pd.DataFrame, clock: TimeBase) -> dict[str, tuple[str, Any]]:
     """Return the events table's columns (description, values); all-empty ones are left out."""
     columns: dict[str, tuple[str, Any]] = {}
     for column in _EVENT_TEXT:
         if column in events:
             source = "name" if column == "event_name" else column
             columns[column] = (f"events.csv's {source}", [_text(v) for v in events[column]])
-    if "trial" in events:
-        trials = pd.to_numeric(events["trial"], errors="coerce").fillna(0).astype(int)
-        columns["trial"] = ("the trial it belongs to; 0 outside trials", trials.to_numpy())
+    trials = pd.to_numeric(events.get("trial", pd.Series(dtype=float)), errors="coerce")
+    if trials.notna().any():  # blank outside trials, as in events.csv: NaN in a number column
+        columns["trial"] = (
+            "the trial it belongs to (1, 2, ...); NaN outside trials (blank in events.csv)",
+            trials.to_numpy(dtype=float),
+        )
     for column in (*_EVENT_NUMBERS, *_EVENT_TIMES):
         if column not in events:
             continue
         values = pd.to_numeric(events[column], errors="coerce").to_numpy(dtype=float)
         if np.isnan(values).all():  # e.g. the predictions without PREDICT: nothing to keep
             continue
-        unit = ", s from the session start" if column in _EVENT_TIMES else ""
+        unit = f", {clock.words}" if column in _EVENT_TIMES else ""
         columns[column] = (f"events.csv's {column}{unit} (NaN when empty)", values)
     return columns
 

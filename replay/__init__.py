@@ -6,4 +6,6 @@
 - :mod:`replay.annotate`: the annotated video, drawn from the pose file after the run.
 - :mod:`replay.batch`: many videos, in local processes or as Ray tasks.
 - :mod:`replay.progress`: the progress bars.
+- :mod:`replay.images`: labelled images predicted with the model's image pre-processing and
+  scored (``utils/ImageAnalyzer.py``).
 """

@@ -4,6 +4,10 @@ It is rendered from the source video and the session's ``<camera>.pose.csv`` wit
 :func:`display.overlay.draw_pose`, so the frames that were analysed are never touched, and what is
 drawn is exactly what the pose file says. Each frame shows the newest pose at or before it (what
 the live view showed); frames before the first analysed one are left as they are.
+
+The copy is H.264 in 4:2:0 (``yuv420p``), the one form every browser, QuickTime and phone plays;
+4:2:0 needs an even width and height, so an odd-sized video gets one more column or row, a copy
+of its last one, at the right or bottom (pixel coordinates stay those of the source).
 """
 
 from __future__ import annotations
@@ -67,7 +71,7 @@ def write_annotated_video(
             elif row >= 0:  # several animals: each identity in its colour
                 image = display_copy(image)
                 draw_animals_on(image, poses[row], threshold, lines)
-            out = av.VideoFrame.from_ndarray(image, format="bgr24")
+            out = av.VideoFrame.from_ndarray(_even_sized(image), format="bgr24")
             out.pts = written
             sink.mux(encoded.encode(out))
             written += 1
@@ -81,13 +85,24 @@ def write_annotated_video(
 def _output_stream(
     sink: av.container.OutputContainer, source: av.video.stream.VideoStream
 ) -> av.video.stream.VideoStream:
-    """Add an H.264 stream at the source's average rate (constant rate: one tick per frame)."""
+    """Add an H.264 4:2:0 stream at the source's average rate (one tick per frame), even-sized."""
     rate = source.average_rate or source.guessed_rate or 30
     stream = sink.add_stream("libx264", rate=rate)
-    stream.width = source.codec_context.width
-    stream.height = source.codec_context.height
-    # 4:2:0 needs even sizes; other sizes keep full colour resolution instead of being cropped.
-    even = stream.width % 2 == 0 and stream.height % 2 == 0
-    stream.pix_fmt = "yuv420p" if even else "yuv444p"
+    stream.width = _even(source.codec_context.width)
+    stream.height = _even(source.codec_context.height)
+    stream.pix_fmt = "yuv420p"  # High profile: 4:4:4 (High 4:4:4) plays in few players
     stream.options = {"crf": "20", "preset": "veryfast"}
     return stream
+
+
+def _even(size: int) -> int:
+    """Return ``size`` rounded up to an even number (4:2:0 halves both axes)."""
+    return size + size % 2
+
+
+def _even_sized(image: np.ndarray) -> np.ndarray:
+    """Return ``image`` with its last column and row repeated once where its size is odd."""
+    height, width = image.shape[:2]
+    if height % 2 == 0 and width % 2 == 0:
+        return image
+    return np.pad(image, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")

@@ -30,6 +30,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from core.lifetime import children_leave_sigint_to_parent
 from replay.job import Progress, ReplayOptions, ReplayResult
 from replay.progress import ProgressView
 
@@ -81,12 +82,12 @@ def _local_child(video: Path, options: ReplayOptions, channel: Any) -> None:
     stops the replay as Ctrl-C does (the stream stops, the files are finalised). Nobody reads
     the queue then, so nothing more goes on it and nothing waits for it to be read.
     """
-    from core.lifetime import die_with_parent, parent_alive
+    from core.lifetime import die_with_parent, leave_sigint_to_parent, parent_alive
 
-    die_with_parent(signal.SIGTERM)
     # Ctrl-C at a terminal reaches every process of the group; the main process passes the stop
     # on (SIGTERM), and the replay turns Ctrl-C into a clean stop once it can (no traceback).
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    leave_sigint_to_parent()
+    die_with_parent(signal.SIGTERM)
     result = replay_in_this_process(video, options, channel)
     if not parent_alive():
         channel.cancel_join_thread()  # a full pipe nobody reads would block this exit forever
@@ -168,7 +169,8 @@ def run_local(
                 process = context.Process(
                     target=_local_child, args=(video, options, channel), name=f"replay:{video}"
                 )
-                process.start()
+                with children_leave_sigint_to_parent():
+                    process.start()
                 running.append(_Running(video, process))
             if interrupt.requested:
                 if stopped_at is None:

@@ -55,6 +55,7 @@ class ReplayResult:
     stop_reason: str = ""
     errors: tuple[str, ...] = ()
     annotated_video: Path | None = None
+    warnings: tuple[str, ...] = ()  # e.g. a --realtime replay that fell behind the video
 
     @property
     def analysed_fps(self) -> float | None:

@@ -19,9 +19,12 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from cameras.base import CameraError
 from cameras.video import VideoSettings
+from core.control import StopRequested
+from core.device_lock import DeviceBusyError
 from core.lifetime import parent_alive
 from core.logs import add_log_file
 from display.screen import has_display
@@ -29,6 +32,7 @@ from recording.folder import SESSION_JSON, SESSION_LOG, write_json_atomic
 from replay.job import Progress, ProgressSink, ReplayOptions, ReplayResult
 from replay.videos import ReplayError, VideoInfo, camera_name_for, probe_video
 from session.analysis import PoseError
+from session.device_locks import lock_session_devices
 from session.live import LiveSession
 from session.runner import SessionRunner, install_stop_signals
 from settings import load_settings
@@ -86,13 +90,21 @@ def _run(
     began: float,
 ) -> ReplayResult:
     output_dir = options.output_dir or settings.output.directory
+    try:  # a video takes no lock; the experiment's real devices (without --log-devices) do
+        locks = lock_session_devices(settings, devices=options.experiment)
+    except DeviceBusyError as error:
+        return ReplayResult(video, False, errors=(str(error),), elapsed_s=time.monotonic() - began)
     stream = LiveSession(settings, output_dir=output_dir, log_level=options.log_level)
     runner = _ReplayRunner(stream, video, info.frames, report)
     _install_signals(runner.request_stop)
     errors: list[str] = []
+    interrupted = False
     try:
-        stream.open()
-        stream.start_analysis(experiment=options.experiment)
+        # A stop (the batch stopped: SIGTERM, Ctrl-C) ends the waits for the camera and model.
+        stream.open(stop_requested=lambda: runner.stop_reason)
+        stream.start_analysis(
+            experiment=options.experiment, stop_requested=lambda: runner.stop_reason
+        )
         stream.start()
         if options.show and has_display():
             from gui.preview import run_preview
@@ -100,13 +112,19 @@ def _run(
             run_preview(stream, runner)
         else:
             runner.run_headless()
+    except StopRequested as stop:  # a stop, not a failure: nothing streamed yet
+        errors.append(f"not replayed: {stop.reason} before its stream started")
+        interrupted = True
     except (CameraError, PoseError, OSError, MemoryError) as error:
         errors.append(str(error))
         if stream.session_dir is not None:
             stream.report_error(str(error))
     finally:
         stream.stop(runner.stop_reason or "stop requested")
+        locks.release()
     errors += [e for e in stream.errors if e not in errors]
+    if interrupted:  # nothing streamed: the folder goes, as a preview's does in the app
+        stream.discard_preview()
     if stream.session_dir is None:  # nothing started: the camera or the folder failed
         return ReplayResult(video, False, errors=tuple(errors), elapsed_s=time.monotonic() - began)
     _detach_session_log(stream.session_dir)
@@ -141,6 +159,10 @@ def _finish(
     truncated = entry["end"] == END_OF_VIDEO and truncation(info, captured)
     if truncated:
         errors.append(truncated)
+    delivery = (entry.get("device") or {}).get("delivery")
+    lag = lag_warning(video, delivery)
+    warnings = [lag] if lag else []
+    _log_in_session(session_dir, warnings)
     elapsed = time.monotonic() - began
     session["replay"] = {
         "video": str(video),
@@ -150,9 +172,13 @@ def _finish(
         "truncated": bool(truncated),
         "annotated_video": annotated.name if annotated else None,
         "elapsed_s": round(elapsed, 3),
+        # --realtime: how late the video's frames were delivered (cameras/video.py measures it)
+        "delivery": delivery,
     }
     recorded = session.setdefault("errors", [])
     recorded += [error for error in errors if error not in recorded]  # the replay's own, too
+    noted = session.setdefault("warnings", [])  # the session's own (a model's frame size) too
+    noted += [warning for warning in warnings if warning not in noted]
     write_json_atomic(session_dir / SESSION_JSON, session)
     return ReplayResult(
         video,
@@ -166,6 +192,27 @@ def _finish(
         stop_reason=runner.stop_reason or "",
         errors=tuple(errors),
         annotated_video=annotated,
+        warnings=tuple(noted),
+    )
+
+
+def lag_warning(video: Path, delivery: dict[str, Any] | None) -> str:
+    """Say that a ``--realtime`` replay fell behind its video, or "" when it kept up.
+
+    ``delivery`` is the video camera's ``describe()`` -> ``delivery``: frames more than one
+    frame interval late were seen by the analysis later than a live camera would have
+    delivered them, so its skips, latencies and experiment timing are not those of live.
+    """
+    if not delivery or not delivery.get("frames_late"):
+        return ""
+    late = delivery.get("late_ms") or {}
+    return (
+        f"{video}: the realtime replay fell behind the video: {delivery['frames_late']} of "
+        f"{late.get('count', '?')} frames were delivered more than one frame interval "
+        f"({delivery.get('frame_interval_ms')} ms) late (p99 {late.get('p99')} ms, max "
+        f"{late.get('max')} ms), so the analysis saw them later than a live camera would have "
+        "delivered them. The machine could not decode (or the process could not run) at the "
+        "video's rate: use --fast to analyse every frame, or free the machine"
     )
 
 
@@ -316,6 +363,21 @@ def _log_final_folder(old: Path, new: Path) -> None:
         log.info("session folder renamed after the video: %s -> %s", old.name, new)
     finally:
         _detach_session_log(new)
+
+
+def _log_in_session(session_dir: Path, warnings: list[str]) -> None:
+    """Log ``warnings`` to the console and to ``session.log`` (the session's handler is gone)."""
+    if not warnings:
+        return
+    try:
+        add_log_file(session_dir / SESSION_LOG)
+    except OSError as error:
+        log.warning("%s could not be written: %s", session_dir / SESSION_LOG, error)
+    try:
+        for warning in warnings:
+            log.warning("%s", warning)
+    finally:
+        _detach_session_log(session_dir)
 
 
 def _rename_session(session_dir: Path, name: str) -> Path:

@@ -7,8 +7,10 @@ It makes a rig folder, ``~/DeepLabStream-demo`` (a settings file, a side video r
 simulated arena, a copy of the example experiment), so that the pictures show the paths a user
 would have rather than temporary ones. Then it does what docs/gui.md tells a new user to do:
 adds the video as a second camera in the Rig tab, gives each region a camera, starts the
-stream, analysis, recording and the experiment, and photographs each tab from the X server
-(``QScreen.grabWindow``: what the display shows, not a widget's own rendering).
+stream, analysis (photographed while the model loads: the progress line, Start Recording
+usable), recording and the experiment, and photographs each tab from the X server
+(``QScreen.grabWindow``: what the display shows, not a widget's own rendering). The Rig tab is
+also photographed at 1280x720, the size it must stay usable at.
 """
 
 from __future__ import annotations
@@ -26,9 +28,10 @@ sys.path.insert(0, str(PROJECT))
 
 from PyQt5.QtWidgets import QApplication, QComboBox, QListWidget  # noqa: E402
 
-from core.instance_lock import LOCK_ENV  # noqa: E402
+from core.device_lock import LOCK_ENV  # noqa: E402
 from experiments.registry import CONFIG_FOLDER  # noqa: E402
 from gui.main_window import MainWindow  # noqa: E402
+from gui.preferences import STATE_ENV  # noqa: E402
 from gui.session import Part  # noqa: E402
 
 IMAGES = PROJECT / "docs" / "images"
@@ -41,6 +44,8 @@ def main() -> int:
     settings = make_rig(RIG)
     # A lock of its own: a test or another app running on this machine keeps its cameras.
     os.environ.setdefault(LOCK_ENV, str(RIG / "instance.lock"))
+    # Remembered view choices of its own: the pictures start from the defaults.
+    os.environ.setdefault(STATE_ENV, str(RIG / "window.ini"))
     app = QApplication.instance() or QApplication(sys.argv[:1])
     window = MainWindow(settings)
     window.resize(1500, 940)
@@ -55,6 +60,11 @@ def main() -> int:
     rig.wait_checked()
     pump(0.3)
     shoot(window, "gui-rig.png")
+    window.resize(1280, 720)
+    pump(0.5)
+    shoot(window, "gui-rig-1280x720.png")
+    window.resize(1500, 940)
+    pump(0.3)
 
     editor = window.region_editor
     window.tabs.setCurrentWidget(editor)
@@ -77,7 +87,16 @@ def main() -> int:
     pump(0.5)
     shoot(window, "gui-regions.png")
 
-    for part in (Part.ANALYSIS, Part.RECORDING, Part.EXPERIMENT):
+    window.tabs.setCurrentWidget(rig)
+    window.buttons[Part.ANALYSIS].click()  # the model loads beside the rest: photographed then
+    wait_for(lambda: window.busy_label.text().startswith("starting analysis"), "the load")
+    pump(0.3)
+    shoot(window, "gui-loading.png")
+    wait_for(
+        lambda: window.controller.running(Part.ANALYSIS) and not window.controller.working,
+        f"analysis to start ({window.banner.label.text()})",
+    )
+    for part in (Part.RECORDING, Part.EXPERIMENT):
         press(window, part)
     window.overlay_toggles.trail.setChecked(True)
     window.overlay_toggles.heatmap.setChecked(True)
@@ -87,6 +106,10 @@ def main() -> int:
     window.tabs.setCurrentWidget(window.plots)
     pump(2.0)
     shoot(window, "gui-plots.png")
+    if window.loss_banner.isVisible():  # a loaded machine loses frames: the alarm's picture
+        shoot(window, "gui-losses.png")
+    else:
+        print("no losses this time: gui-losses.png is left as it was")
     window.tabs.setCurrentWidget(window.camera_tab)
     pump(1.0)
     shoot(window, "gui-camera.png")
@@ -114,7 +137,7 @@ def make_rig(folder: Path) -> Path:
         f"[Experiment]\nNAME = {experiment}\n\n"
         "[Device stimulus_box]\nTYPE = log\n\n"
         "[Output]\nDIRECTORY = sessions\n\n"
-        "[Session]\nANIMAL = mouse12\nEXPERIMENTER = A. Lab\n",
+        "[Session]\nANIMAL = mouse12\nEXPERIMENTER = Lab, A.\n",
         encoding="utf-8",
     )
     return settings

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core.deadline import STAGES
 from core.figures import Figure, format_number, table_lines
 from core.machine import machine_description
 from core.stats import percentiles
@@ -26,6 +27,7 @@ from recording.pose_table import read_pose_table
 from settings.sections import Settings
 
 BENCHMARK_JSON = "benchmark.json"
+TAILS_KEPT = 50  # tail frames listed per camera in benchmark.json
 EVENTS_CSV = "events.csv"
 FORMAT = "deeplabstream-benchmark/1"
 # Stages of one frame, in the order they happen; end_to_end is their sum (frame -> keypoints).
@@ -85,6 +87,82 @@ def frame_stages_ms(timing: pd.DataFrame) -> dict[str, np.ndarray]:
         "decoding": model_ms[:, 2],
         "end_to_end": (ready - arrived) * 1e3,
     }
+
+
+def loop_stages_ms(timing: pd.DataFrame) -> pd.DataFrame:
+    """Each analysed frame's time in each stage of the loop, as the deadline blames them.
+
+    From a ``pose_timing.csv`` table: the stages of :mod:`core.deadline` (``wait``,
+    ``transport``, ``inference``, ``experiment``, ``output``, in ms, columns ``<stage>_ms``),
+    ``end_ms`` (frame arrival -> its command, else its decision, else its pose: the sum of the
+    stages), the ``stage`` that took the longest, and the ``deadline_stage`` the worker
+    recorded (empty when the frame kept its deadline, or with none).
+    """
+    arrived = timing["host_timestamp"].to_numpy(np.float64)
+    picked = timing["picked_up"].to_numpy(np.float64)
+    ready = timing["pose_ready"].to_numpy(np.float64)
+    free = _column(timing, "worker_free")
+    decided = _column(timing, "decided")
+    written = _column(timing, "command_written")
+    wait = np.clip(np.fmin(free, picked) - arrived, 0.0, None) * 1e3
+    wait = np.nan_to_num(wait)  # tables from before worker_free: no wait known
+    inference = timing[["preprocess_ms", "inference_ms", "decode_ms"]].to_numpy(np.float64)
+    inference = inference.sum(axis=1)
+    stages = pd.DataFrame(
+        {
+            "frame_index": timing["frame_index"].to_numpy(),
+            "wait_ms": wait,
+            "transport_ms": (ready - arrived) * 1e3 - wait - inference,
+            "inference_ms": inference,
+            "experiment_ms": np.nan_to_num((decided - ready) * 1e3),
+            "output_ms": np.nan_to_num((written - decided) * 1e3),
+        }
+    )
+    end = np.where(np.isfinite(written), written, np.where(np.isfinite(decided), decided, ready))
+    stages["end_ms"] = (end - arrived) * 1e3
+    stage_columns = [f"{stage}_ms" for stage in STAGES]
+    stages["stage"] = [STAGES[i] for i in stages[stage_columns].to_numpy().argmax(axis=1)]
+    recorded = timing.get("deadline_stage", pd.Series([None] * len(timing)))
+    stages["deadline_stage"] = [text if isinstance(text, str) else "" for text in recorded]
+    return stages
+
+
+def tail_frames(timing: pd.DataFrame, factor: float = 2.0) -> pd.DataFrame:
+    """Return the frames whose loop took more than ``factor`` x its p99, with their stages.
+
+    The loop is :func:`loop_stages_ms`'s ``end_ms`` (frame -> command where there was one);
+    each tail frame has its time in every stage and the stage that took the longest.
+    """
+    stages = loop_stages_ms(timing)
+    if stages.empty:
+        return stages
+    limit = factor * float(np.percentile(stages["end_ms"], 99))
+    return stages[stages["end_ms"] > limit].reset_index(drop=True)
+
+
+def tail_lines(tails: pd.DataFrame, factor: float = 2.0) -> list[str]:
+    """Return a table of the tail frames and their stages, for a benchmark's printout."""
+    if tails.empty:
+        return [f"no frame beyond {factor:g} x p99 of frame -> end of the loop"]
+    header = f"{'frame':>8} {'end ms':>8} " + " ".join(f"{s:>10}" for s in STAGES) + "  took it"
+    rows = [
+        f"{int(t.frame_index):>8} {t.end_ms:>8.2f} "
+        + " ".join(f"{getattr(t, f'{s}_ms'):>10.2f}" for s in STAGES)
+        + f"  {t.stage}"
+        for t in tails.itertuples()
+    ]
+    return [
+        f"frames beyond {factor:g} x p99 of frame -> end of the loop: {len(tails)}",
+        header,
+        *rows,
+    ]
+
+
+def _column(table: pd.DataFrame, name: str) -> np.ndarray:
+    """Return a column of seconds as floats; NaN where empty or missing (older tables)."""
+    if name not in table:
+        return np.full(len(table), np.nan)
+    return pd.to_numeric(table[name], errors="coerce").to_numpy(np.float64)
 
 
 def action_stages_ms(events: pd.DataFrame) -> dict[str, np.ndarray]:
@@ -160,6 +238,9 @@ def session_figures(session_dir: Path, settings: Settings) -> dict[str, Any]:
         timing_csv = session_dir / f"{name}{POSE_TIMING_SUFFIX}"
         if timing_csv.is_file():
             timings.append(pd.read_csv(timing_csv))
+            # The frames beyond 2 x p99 of frame -> end of the loop, and what took their time.
+            tails = tail_frames(timings[-1]).head(TAILS_KEPT)
+            camera["tail_frames"] = tails.round(3).to_dict("records")
         cameras[name] = camera
     return {
         "cameras": cameras,
@@ -292,6 +373,9 @@ def benchmark_lines(data: dict[str, Any]) -> list[str]:
         experiment = data["experiment"]
         lines.append(f"experiment: {experiment['name']}, {experiment['actions']} action(s)")
     lines += ["", *_camera_lines(data), "", *_latency_lines(data["latency_ms"])]
+    for name, camera in data["cameras"].items():
+        if "tail_frames" in camera:
+            lines += ["", f"camera {name}:", *tail_lines(pd.DataFrame(camera["tail_frames"]))]
     lost = data["tracking_lost_fraction"]
     lines.append(
         f"tracking lost (any keypoint below likelihood {data['likelihood_threshold']:g}): "

@@ -18,7 +18,16 @@ from typing import Any
 
 import numpy as np
 
-from core.control import join_or_terminate, receive_within
+from core.clock import host_now_ns
+from core.control import (
+    StopCheck,
+    StopRequested,
+    join_or_terminate,
+    receive_unless_stopped,
+    receive_within,
+)
+from core.deadline import STAGES
+from core.lifetime import children_leave_sigint_to_parent
 from core.logs import LogTarget
 from core.priority import ProcessPriority
 from pose.records import PoseReader, PoseRecord
@@ -40,6 +49,7 @@ from processes.messages import (
     StopExperiment,
 )
 from settings.sections import PoseSettings
+from transport.ring import Channel, FrameRing
 from triangulation.live import TriangulationSpec
 
 log = logging.getLogger(__name__)
@@ -47,7 +57,10 @@ log = logging.getLogger(__name__)
 READY_TIMEOUT_S = 300.0  # loading, and for TensorRT building, an engine can take minutes
 STOP_TIMEOUT_S = 30.0
 EXPERIMENT_TIMEOUT_S = 60.0  # opening devices: an Arduino resets for ~2 s when its port opens
-RECENT_POSES = 300  # latency figures of the live view cover about the last 10 s at 30 fps
+#: The live latency figures cover the poses of the last RECENT_S seconds (at most RECENT_POSES):
+#: a loop that stops producing shows no latency, never the last one it had.
+RECENT_S = 5.0
+RECENT_POSES = 2000
 
 
 class PoseError(RuntimeError):
@@ -55,9 +68,37 @@ class PoseError(RuntimeError):
 
 
 @dataclass
-class _Latest:
-    record: PoseRecord
-    recent_latency_ms: deque
+class LiveDeadline:
+    """One camera's deadline figures as the poses tell them while the worker runs."""
+
+    checked: int = 0
+    misses: int = 0
+    by_stage: list[int] = dataclasses.field(default_factory=lambda: [0] * len(STAGES))
+
+
+#: How long a worker still loading its model gets to end by itself after a stop (Ctrl-C during
+#: the start-up) before it is terminated: nothing of the session is written while it loads.
+LOADING_STOP_GRACE_S = 5.0
+
+
+def _end_loading_worker(process: Any, control: Connection) -> None:
+    """End a worker whose start was stopped: it stops by itself if it is ready, else it is ended.
+
+    A worker that finishes loading meanwhile reads the StopAnalysis and ends as after any
+    analysis; one still loading is terminated (SIGTERM: it ends silently).
+    """
+    try:
+        control.send(StopAnalysis())
+    except OSError:  # it has ended already
+        pass
+    process.join(LOADING_STOP_GRACE_S)
+    if process.is_alive():
+        log.info("the pose worker was still loading its model; ending it")
+        process.terminate()
+        process.join(5.0)
+    if process.is_alive():
+        process.kill()
+        process.join(5.0)
 
 
 @dataclass
@@ -88,9 +129,16 @@ class Analysis:
         self._stopped = False
         self._names = names
         self.latest: dict[str, PoseRecord] = {}
-        self._latency: dict[str, deque] = {
+        # (pose ready ns, frame -> pose ms, frame -> end ms) of the recent poses, per camera
+        self._recent: dict[str, deque[tuple[int, float, float]]] = {
             name: deque(maxlen=RECENT_POSES) for name in names.values()
         }
+        self.live_deadline: dict[str, LiveDeadline] = {n: LiveDeadline() for n in names.values()}
+        # Set by LiveSession: each camera's ring (a dead worker's frames are counted from its
+        # header) and deadline (ns, None: off).
+        self.rings: dict[str, FrameRing] = {}
+        self.deadlines: dict[str, int | None] = {}
+        self._died = False
         self.experiment_status: ExperimentStatus | None = None
         self.experiment_running = False
         self.experiment_summaries: list[dict[str, Any]] = []
@@ -116,6 +164,7 @@ class Analysis:
         lsl: bool = False,
         lsl_wait_s: float = 0.0,
         triangulation: TriangulationSpec | None = None,
+        stop_requested: StopCheck | None = None,
     ) -> Analysis:
         """Spawn the worker; wait until its model is warm (and the experiment's devices open).
 
@@ -123,6 +172,8 @@ class Analysis:
         analysis in the same session writes ``cam.run2.pose.csv`` beside ``cam.pose.csv``.
         ``lsl`` (``[Output] LSL = on``) opens the worker's LSL outlets (recording/lsl.py);
         ``lsl_wait_s`` (``LSL_WAIT``) is how long they wait for consumers before the first pose.
+        ``stop_requested`` ends the wait with StopRequested (Ctrl-C while the model loads),
+        after the worker has ended.
         """
         control, child_control = context.Pipe(duplex=True)
         pose_read, pose_write = context.Pipe(duplex=False)
@@ -143,10 +194,18 @@ class Analysis:
             triangulation=triangulation,
         )
         process = context.Process(target=pose_main, args=(job,), name="pose")
-        process.start()
+        with children_leave_sigint_to_parent():
+            process.start()
         child_control.close()
         pose_write.close()
-        message = receive_within(control, time.monotonic() + READY_TIMEOUT_S + lsl_wait_s)
+        deadline = time.monotonic() + READY_TIMEOUT_S + lsl_wait_s
+        try:
+            message = receive_unless_stopped(control, deadline, stop_requested)
+        except StopRequested:
+            _end_loading_worker(process, control)
+            control.close()
+            pose_read.close()
+            raise
         if not isinstance(message, PoseReady):
             join_or_terminate(process, 10)
             control.close()
@@ -201,7 +260,18 @@ class Analysis:
                 kept = record.animals[:animals, :rows] if animals > 1 else None
                 record = dataclasses.replace(record, animals=kept)
             self.latest[name] = record
-            self._latency[name].append((record.ready_ns - record.host_timestamp_ns) / 1e6)
+            self._recent[name].append(
+                (
+                    record.ready_ns,
+                    (record.ready_ns - record.host_timestamp_ns) / 1e6,
+                    record.end_to_end_ms,
+                )
+            )
+            live = self.live_deadline[name]
+            live.checked += 1
+            if record.late_stage:
+                live.misses += 1
+                live.by_stage[record.late_stage - 1] += 1
             for listener in tuple(self.pose_listeners):  # a copy: a failing one is removed
                 self._tell(listener, name, record)
 
@@ -216,12 +286,23 @@ class Analysis:
             if listener in self.pose_listeners:
                 self.pose_listeners.remove(listener)
 
-    def recent_latency_ms(self, camera: str) -> tuple[float, float] | None:
-        """p50 and p99 of the frame-to-pose latency over the most recent poses."""
-        values = self._latency.get(camera)
+    def recent_latency_ms(
+        self, camera: str, end_to_end: bool = False
+    ) -> tuple[float, float] | None:
+        """p50 and p99 of the latency of the poses of the last :data:`RECENT_S` seconds.
+
+        Frame -> pose ready; with ``end_to_end``, frame -> the frame's decision or command
+        (what the deadline judges). None when no pose came in that time: a stalled loop shows
+        no figure rather than an old one.
+        """
+        recent = self._recent.get(camera)
+        if not recent:
+            return None
+        since = host_now_ns() - round(RECENT_S * 1e9)
+        values = [entry[2 if end_to_end else 1] for entry in recent if entry[0] >= since]
         if not values:
             return None
-        p50, p99 = np.percentile(np.fromiter(values, float), [50, 99])
+        p50, p99 = np.percentile(np.asarray(values), [50, 99])
         return float(p50), float(p99)
 
     def check_finished(self) -> str | None:
@@ -303,6 +384,8 @@ class Analysis:
         join_or_terminate(self.process, STOP_TIMEOUT_S)
         self.control.close()
         self.reader.close()
+        if self._died:
+            self._account_dead_worker(final=True)
         return error
 
     def _take_finished(self, message: Any) -> str | None:
@@ -323,21 +406,60 @@ class Analysis:
         how = how_it_ended(self.process.exitcode)
         error = (
             f"the pose worker ended unexpectedly ({how}); its pose files and events were "
-            "finished from what it had written (at most the last second is missing)"
+            "finished from what it had written (at most the last second is missing); the "
+            "frames captured after it are counted as not analysed"
         )
         log.error("%s", error)
+        self._died = True
         files = self.files
         if files is None:
             return PoseFinished({}, error)
-        cameras = {
-            name: rebuild_camera_figures(files.session_dir, name, files.file_label)
-            for name in self._names.values()
-        }
+        self.finished = PoseFinished({}, error)
+        self._account_dead_worker(final=False)
         if experiment_was_running and files.events_file is not None:
             summary = finish_events(files.session_dir / files.events_file, error)
             if summary is not None:
                 self.experiment_summaries.append(summary)
-        return PoseFinished(cameras, error)
+        return self.finished
+
+    def _account_dead_worker(self, final: bool) -> None:
+        """Rebuild a dead worker's figures from its files; count every frame of its analysis.
+
+        Each camera's frames since the worker subscribed are analysed (a pose in the files),
+        skipped or lost (its reader's counters in the ring header, which outlive it), or not
+        analysed because the worker was gone (the rest: those after its death, and those whose
+        rows it had not written yet). ``final`` (at the analysis's end): the pose files are
+        also given the empty rows of those frames, one row per frame index as always.
+        """
+        files, finished = self.files, self.finished
+        if files is None or finished is None:
+            return
+        for name in self._names.values():
+            header = self._header(name)
+            last_index = None
+            if final and header is not None and int(header["captured"]):
+                last_index = int(header["last_frame_index"])
+            figures = rebuild_camera_figures(
+                files.session_dir,
+                name,
+                files.file_label,
+                last_index=last_index,
+                deadline_ns=self.deadlines.get(name),
+            )
+            if header is not None:
+                during = int(header["write_seq"]) - self.ready.first_seq.get(name, 0)
+                skipped = int(header["skipped"][Channel.ANALYSE])
+                lost = int(header["lost"][Channel.ANALYSE])
+                figures["frames_skipped"], figures["frames_lost"] = skipped, lost
+                figures["frames_not_analysed_worker_gone"] = max(
+                    0, during - figures["frames_analysed"] - skipped - lost
+                )
+            finished.cameras[name] = figures
+
+    def _header(self, camera: str) -> Any:
+        """Return a camera's ring header while its ring is open; None otherwise."""
+        ring = self.rings.get(camera)
+        return ring.header if ring is not None else None
 
     def summary(self) -> dict[str, Any]:
         """For ``session.json``: the model(s) and each camera's analysis figures."""

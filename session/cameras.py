@@ -12,7 +12,8 @@ from multiprocessing.context import SpawnContext
 from typing import Any
 
 from cameras.base import CameraControl, CameraError
-from core.control import receive, receive_within
+from core.control import STOP_POLL_S, StopCheck, check_stop, receive, receive_within
+from core.lifetime import children_leave_sigint_to_parent
 from core.logs import LogTarget
 from core.priority import PriorityPlan
 from processes.capture import CaptureJob, capture_main
@@ -130,7 +131,8 @@ def spawn_capture(
     process = context.Process(
         target=capture_main, args=(job,), name=f"capture:{camera.name}"
     )
-    process.start()
+    with children_leave_sigint_to_parent():
+        process.start()
     # Close our copies of the child's ends, so a dead child shows as end-of-file.
     child_control.close()
     child_controls.close()
@@ -141,12 +143,22 @@ def spawn_capture(
     return branch
 
 
-def await_opened(branches: list[CameraBranch]) -> list[str]:
-    """Wait until every camera opened or failed; return the problems (empty: all opened)."""
+def await_opened(
+    branches: list[CameraBranch], stop_requested: StopCheck | None = None
+) -> list[str]:
+    """Wait until every camera opened or failed; return the problems (empty: all opened).
+
+    Raises
+    ------
+    StopRequested
+        When ``stop_requested`` gives a reason to stop meanwhile (looked at every 0.1 s): the
+        caller ends the capture processes.
+    """
     deadline = time.monotonic() + OPEN_TIMEOUT_S
     pending = {branch.control: branch for branch in branches}
     problems: list[str] = []
     while pending:
+        check_stop(stop_requested)
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             for branch in pending.values():
@@ -156,7 +168,8 @@ def await_opened(branches: list[CameraBranch]) -> list[str]:
             break
         sentinels = {b.process.sentinel: b for b in pending.values()}
         watched: dict[Any, CameraBranch] = {**pending, **sentinels}
-        for ready in wait(list(watched), timeout=remaining):
+        step = min(remaining, STOP_POLL_S) if stop_requested is not None else remaining
+        for ready in wait(list(watched), timeout=step):
             branch = watched[ready]
             if branch.control not in pending:
                 continue

@@ -29,7 +29,14 @@ from pathlib import Path
 from typing import Any
 
 from cameras.base import CameraControl, CameraError
-from core.control import join_or_terminate, receive, receive_within
+from core.control import (
+    StopCheck,
+    StopRequested,
+    check_stop,
+    join_or_terminate,
+    receive,
+    receive_within,
+)
 from core.logs import LogTarget, add_log_file, remove_log_file
 from core.machine import machine_description
 from core.priority import (
@@ -71,6 +78,7 @@ from session.cameras import (
     ring_spec,
     spawn_capture,
 )
+from session.health import HealthNews, SessionHealth
 from session.record import SESSION_JSON_PERIOD_S, clean_up_after_killed_sessions, is_live, run_label
 from session.recordings import (
     RECORDER_STOP_TIMEOUT_S,
@@ -114,6 +122,17 @@ def session_metadata(settings: Settings) -> dict[str, Any]:
         "notes": session.notes,
         "planned_duration_s": session.planned_duration,
         "recorded_cameras": [c.name for c in settings.cameras if c.common.record],
+        # the subject and the lab (issue 29), for session.nwb: NWB's forms, checked in settings
+        "subject": {
+            "species": session.species,
+            "age": session.age,
+            "date_of_birth": session.date_of_birth,
+            "sex": session.sex,
+            "strain": session.strain,
+        },
+        "institution": session.institution,
+        "lab": session.lab,
+        "experiment_description": session.experiment_description,
     }
 
 
@@ -134,6 +153,7 @@ class LiveSession:
         self.session_dir: Path | None = None
         self.stop_reason = ""
         self.errors: list[str] = []
+        self.warnings: list[str] = []  # worth knowing, not a failure: session.json "warnings"
         self._log_level = log_level
         self._context = multiprocessing.get_context("spawn")
         self._branches: list[CameraBranch] = []
@@ -157,15 +177,20 @@ class LiveSession:
         self.doorbell: Doorbell | None = None  # chosen when the session opens
         self._log_file: logging.Handler | None = None  # session.log, closed at the stop
         self.settings_reloads: list[dict[str, Any]] = []  # Start Analysis re-read the file
+        # The deadline, stalls and the verdict at the end (session/health.py).
+        self.health = SessionHealth(settings.experiment, is_live(settings))
+        self.record: dict[str, Any] | None = None  # session.json as last written: summaries
 
     # -- start -------------------------------------------------------------------------------
 
-    def open(self) -> Path:
+    def open(self, stop_requested: StopCheck | None = None) -> Path:
         """Open every camera in its own process; make the session folder and the rings.
 
-        Raises CameraError (with every camera's problem) when any camera cannot be opened; then
-        nothing is left running and no session folder is made.
+        Raises CameraError (with every camera's problem) when any camera cannot be opened, and
+        StopRequested when ``stop_requested`` gives a reason to stop while they open (Ctrl-C);
+        then nothing is left running and no session folder is made.
         """
+        check_stop(stop_requested)  # asked before anything starts: nothing is started
         # Every process's channel ends must agree: the choice travels in the environment.
         self.doorbell = export_doorbell(self.settings.streaming.doorbell)
         # The main process (and a GUI's drawing) keeps off the inference worker's cores while
@@ -182,7 +207,13 @@ class LiveSession:
                     self.priority_plan,
                 )
             )
-        problems = await_opened(self._branches)
+        try:
+            problems = await_opened(self._branches, stop_requested)
+        except StopRequested:
+            self._abort_all()
+            if self._main_priority is not None:
+                self._main_priority.restore()
+            raise
         if problems:
             self._abort_all()
             if self._main_priority is not None:
@@ -235,8 +266,9 @@ class LiveSession:
         self.write_session_json("running")  # now with the recorders' process ids
 
     def _abort_all(self) -> None:
+        # A camera still opening reads its Abort once open, and ends without streaming.
         for branch in self._branches:
-            if branch.opened is not None and branch.process.is_alive():
+            if branch.process.is_alive():
                 try:
                     branch.control.send(Abort())
                 except OSError:
@@ -336,18 +368,24 @@ class LiveSession:
         experiment: bool = False,
         experiment_name: str | None = None,
         latency_test: LatencyTestSpec | None = None,
+        stop_requested: StopCheck | None = None,
     ) -> None:
         """Start the inference worker for every streaming camera; returns once it is warmed up.
 
         With ``experiment``, the worker also runs ``[Experiment] NAME`` (or ``experiment_name``)
         on the poses, with the devices of the settings' ``[Device NAME]`` sections opened first;
         with ``latency_test`` too, its board runs the latency self-test meanwhile. Raises
-        PoseError (model missing, provider not installed, experiment or device not available).
+        PoseError (model missing, provider not installed, experiment or device not available),
+        and StopRequested when ``stop_requested`` gives a reason to stop while the model loads
+        (the worker is ended; nothing of it is kept).
         """
         if self.session_dir is None or self._stopped:
             raise PoseError("the stream is not running: start the stream first")
         if self.analysing:
             return
+        check_stop(stop_requested)  # asked before the worker starts: it is not started
+        if self.analysis is not None:  # a worker that died: its frames are counted to now
+            self.stop_analysis()
         cameras = [
             WorkerCamera(
                 branch.camera_id,
@@ -365,6 +403,9 @@ class LiveSession:
                 # [Pose] DYNAMIC_CROP* with this camera's own overrides
                 dynamic_crop=crop_settings(self.settings.pose, branch.settings.common),
                 pixels_per_mm=branch.settings.common.pixels_per_mm,
+                deadline_ns=self.health.deadline_ns(
+                    branch.opened.nominal_fps if branch.opened else None
+                ),
             )
             for branch in self._branches
             if not branch.ended and branch.ring is not None
@@ -389,8 +430,15 @@ class LiveSession:
             triangulation=self.settings.triangulation.spec(
                 [camera.name for camera in self.settings.cameras], str(self.settings.source_file)
             ),
+            stop_requested=stop_requested,
         )
         self.analyses.append(self.analysis)
+        for warning in self.analysis.ready.warnings:  # e.g. frames not the model's size
+            self.report_warning(warning)
+        names = {camera.name for camera in cameras}
+        self.analysis.rings = {b.name: b.ring for b in self._branches if b.name in names and b.ring}
+        self.analysis.deadlines = {camera.name: camera.deadline_ns for camera in cameras}
+        self.health.watch(self.analysis, self._branches)
         self.priority_entry()  # the worker set its priority before it said it was ready
 
     def stop_analysis(self) -> None:
@@ -399,6 +447,8 @@ class LiveSession:
             error = self.analysis.stop()
             if error:
                 self.report_error(error)
+            for news in self.health.end_analysis(self._branches):
+                self._tell_health(news)
             cameras = (self.analysis.summary() or {}).get("cameras", {})
             for name, figures in cameras.items():
                 for file_error in figures.get("file_errors") or []:
@@ -479,6 +529,8 @@ class LiveSession:
         events += self._analysis_news()
         events += self._watch_disk()
         events += self._watch_stalls()
+        if self.analysing:
+            events += [self._tell_health(news) for news in self.health.check(self._branches)]
         self._keep_session_json_current()
         return events
 
@@ -551,6 +603,22 @@ class LiveSession:
         )
         log.warning("%s", text)
         return [SessionEvent(logging.WARNING, text)]
+
+    def _tell_health(self, news: HealthNews) -> SessionEvent:
+        """Log (an error: report) what the health watch found; return it for the user."""
+        if news.level >= logging.ERROR:
+            self.report_error(news.text)
+        else:
+            log.warning("%s", news.text)
+        return SessionEvent(news.level, news.text, news.camera)
+
+    def _judge_health(self) -> None:
+        """At the end: report each camera above the deadline's tolerance (see session/health)."""
+        for news in self.health.judge(self.analyses, self._experiment_summaries()):
+            self._tell_health(news)
+
+    def _experiment_summaries(self) -> list[dict[str, Any]]:
+        return [s for analysis in self.analyses for s in analysis.experiment_summaries]
 
     def _watch_stalls(self) -> list[SessionEvent]:
         """Report a device camera whose frames stopped coming, and one whose frames came back."""
@@ -651,8 +719,16 @@ class LiveSession:
         """Live per-camera figures read from the ring headers (cheap; call it often)."""
         stats = {branch.name: branch_stats(branch) for branch in self._branches}
         if self.analysis is not None:
+            analysis = self.analysis
+            experiment = bool(analysis.experiment_running or analysis.experiment_summaries)
             for name, figures in stats.items():
-                figures["latency_ms"] = self.analysis.recent_latency_ms(name)
+                figures["latency_ms"] = analysis.recent_latency_ms(name)
+                figures["loop_latency_ms"] = (
+                    analysis.recent_latency_ms(name, end_to_end=True) if experiment else None
+                )
+                live = analysis.live_deadline.get(name)
+                figures["late"] = live.misses if live is not None else 0
+                figures["stalled_s"] = self.health.stalled_s(name)
         return stats
 
     # -- stop --------------------------------------------------------------------------------
@@ -667,9 +743,14 @@ class LiveSession:
             if branch.ring is not None:
                 branch.ring.request_stop()
         self._collect_finished_captures()
+        if not self._started:  # stopped during start-up: no frame, so no end-of-stream, comes
+            for branch in self._branches:
+                if branch.recorder is not None:
+                    branch.recorder.request_stop()
         self._collect_recorders()  # recorders end on the end-of-stream record
         self._report_recording_losses()
         self.stop_analysis()  # so does the inference worker
+        self._judge_health()
         self._join_captures()
         for branch in self._branches:  # side files of the cameras that stopped early
             description = branch.finished.description if branch.finished else {}
@@ -766,6 +847,7 @@ class LiveSession:
             old, **{name: getattr(settings, name) for name in taken}
         )
         self._disk_watch = DiskWatch(self.settings.recording)
+        self.health.settings = self.settings.experiment  # deadlines: from the next analysis
         if changed:
             self.settings_reloads.append(
                 {
@@ -810,6 +892,12 @@ class LiveSession:
             self.errors.append(text)
             log.error("%s", text)
 
+    def report_warning(self, text: str) -> None:
+        """Record a warning for session.json (``warnings``) and the window, and log it."""
+        if text not in self.warnings:
+            self.warnings.append(text)
+            log.warning("%s", text)
+
     def __enter__(self) -> LiveSession:
         """Return the session, to be stopped when the block ends."""
         return self
@@ -840,20 +928,23 @@ class LiveSession:
                 "wall_time_at_start": self._started_at.isoformat(timespec="microseconds"),
             },
             "errors": list(self.errors),
+            "warnings": list(self.warnings),
             "metadata": session_metadata(self.settings),
             **self._static_session_info(),
             "cameras": {b.name: camera_entry(b, stats[b.name]) for b in self._branches},
             "pose": self.analysis.summary() if self.analysis else None,
             "pose_runs": [analysis.summary() for analysis in self.analyses],
             "experiment": self._last_experiment_summary(),
-            "experiment_runs": [
-                summary for analysis in self.analyses for summary in analysis.experiment_summaries
-            ],
+            "experiment_runs": self._experiment_summaries(),
+            "health": self.health.section(
+                self.analyses, self._experiment_summaries(), round(self._started_host_s * 1e9)
+            ),
             "processes": self.process_ids(),
             "priority": self.priority_entry(),
             "doorbell": self.doorbell.value if self.doorbell is not None else None,
             "settings_reloads": list(self.settings_reloads),
         }
+        self.record = data
         try:
             # The space reserve is for the final session.json only: an update while running
             # must not free it (the pose and event files would then fill it unnoticed).

@@ -41,7 +41,9 @@ def check_before_start(
     if pose or experiment:
         problems += _model_problems(settings, model_option)
         problems += _crop_problems(settings) if not problems else []
-        problems += _triangulation_problems(settings)
+        problems += _backend_problems(settings, model_option) if not problems else []
+        # A calibration is checked for use once its cameras and sizes fit the settings.
+        problems += _triangulation_problems(settings) or _calibration_problems(settings)
     if experiment:
         problems += _experiment_problems(settings, experiment_option)
     return problems
@@ -71,6 +73,32 @@ def _model_problems(settings: Settings, model_option: Path | None) -> list[str]:
             problems.append(f"{named}: {error}")
         except Exception as error:  # an unexpected failure of a check is a problem too
             problems.append(f"{' and '.join(places)}: {model}: {type(error).__name__}: {error}")
+    return problems
+
+
+def _backend_problems(settings: Settings, model_option: Path | None) -> list[str]:
+    """Return the models ``[Pose] BACKEND`` cannot run (pytorch and an ONNX graph only).
+
+    Found here, the refusal comes before any camera opens, not from the worker after the
+    start; the message names the model, the backend and what to set instead.
+    """
+    from pose.loading import check_backend
+    from pose.model import ModelError
+
+    backend = f"[Pose] BACKEND = {settings.pose.backend} in {settings.source_file}"
+    paths = {camera.common.model_path or settings.pose.model_path for camera in settings.cameras}
+    problems = []
+    for path in sorted(paths, key=str):
+        try:
+            check_backend(path, settings.pose.backend)
+        except ModelError as error:
+            if path is None:
+                which = " for the bundled model ([Pose] MODEL_PATH is empty)"
+            elif model_option is not None and path == settings.pose.model_path:
+                which = " for --model"
+            else:
+                which = ""
+            problems.append(f"{backend}{which}: {error}")
     return problems
 
 
@@ -144,6 +172,25 @@ def _triangulation_problems(settings: Settings) -> list[str]:
     return problems
 
 
+def _calibration_problems(settings: Settings) -> list[str]:
+    """Return why ``[Triangulation] CALIBRATION`` cannot triangulate (a zero focal length...).
+
+    The calibration is loaded as the inference worker loads it
+    (:meth:`triangulation.live.TriangulationSpec.load_cameras`), so a calibration that parses
+    but cannot triangulate is refused here, not written as ``points3d.csv`` full of zeros.
+    """
+    from core.pinhole import CalibrationError
+
+    declared = [camera.name for camera in settings.cameras]
+    try:
+        spec = settings.triangulation.spec(declared, str(settings.source_file))
+        if spec is not None:
+            spec.load_cameras()
+    except CalibrationError as error:
+        return [f"[Triangulation] CALIBRATION in {settings.source_file}: {error}"]
+    return []
+
+
 def _frame_size(settings: Settings, camera_name: str) -> tuple[int, int] | None:
     """Return a camera's frame size (width, height) after ROTATE; None when it is not set."""
     camera = settings.camera(camera_name)
@@ -166,6 +213,35 @@ def _points3d_problems(settings: Settings, triggers: Any) -> list[str]:
         for name, trigger in triggers.items()
         if reads_points3d(trigger)
     ]
+
+
+def experiment_keypoint_problems(settings: Settings, where: str) -> list[str]:
+    """Return the keypoints ``[Experiment] NAME`` reads that the models lack (offline replay).
+
+    ``where`` names the setting or option that chose the experiment. An experiment that cannot
+    be loaded gives no problem here: loading it at the start says why.
+    """
+    from experiments.registry import load_experiment
+
+    name = settings.experiment.name
+    try:
+        loaded = load_experiment(name)
+    except Exception:  # not this check's to report (see the docstring)
+        return []
+    return [f"{where} ({name!r}): {p}" for p in _keypoint_problems(settings, loaded, name)]
+
+
+def _keypoint_problems(settings: Settings, experiment: Any, name: str) -> list[str]:
+    """Return each keypoint the experiment reads that the model of a camera it reads lacks.
+
+    Found here, a wrong keypoint stops the start with the model's keypoints listed, instead of
+    stopping the experiment at its first pose (``session/keypoints.py``).
+    """
+    from experiments.registry import config_file_of
+    from session.keypoints import keypoint_mismatches, mismatch_problem
+
+    config_file = config_file_of(name)
+    return [mismatch_problem(m, config_file) for m in keypoint_mismatches(settings, experiment)]
 
 
 def _experiment_problems(settings: Settings, experiment_option: str | None) -> list[str]:
@@ -191,6 +267,7 @@ def _experiment_problems(settings: Settings, experiment_option: str | None) -> l
     cameras = [camera.name for camera in settings.cameras]
     found = camera_problems(loaded.triggers, cameras) + _animal_problems(settings, loaded.triggers)
     found += _points3d_problems(settings, loaded.triggers)
+    found += _keypoint_problems(settings, loaded, name)
     problems = [f"{where} ({name!r}): {problem}" for problem in found]
     needed = sorted({device for device, _ in loaded.outputs})
     missing = [device for device in needed if device not in settings.devices]

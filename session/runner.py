@@ -35,6 +35,11 @@ class CameraFigures:
     skipped: int
     latency_ms: tuple[float, float] | None  # frame-to-pose p50, p99 over the recent poses
     record_lost: int = 0  # of ``dropped``: frames the recorder could not take
+    analysed: int = 0  # frames analysed so far
+    late: int = 0  # analysed frames that missed the deadline so far (session/health.py)
+    stalled_s: float | None = None  # how long its analysis has been stalled; None: it is not
+    # frame -> decision or command p50, p99 over the recent poses; None without an experiment
+    loop_latency_ms: tuple[float, float] | None = None
 
 
 class SessionRunner:
@@ -109,6 +114,10 @@ class SessionRunner:
                     skipped=stats.get("analysis_skipped", 0),
                     latency_ms=stats.get("latency_ms"),
                     record_lost=stats.get("record_lost", 0),
+                    analysed=analysed,
+                    late=stats.get("late", 0),
+                    stalled_s=stats.get("stalled_s"),
+                    loop_latency_ms=stats.get("loop_latency_ms"),
                 )
             )
         return figures
@@ -125,9 +134,16 @@ class SessionRunner:
         text += f", dropped {figures.dropped}"
         if figures.analysed_fps is not None:
             text += f"; analysed {figures.analysed_fps:5.1f} fps, skipped {figures.skipped}"
-            if figures.latency_ms:
+            if figures.stalled_s is not None:  # never the last figures of a loop that stopped
+                text += f", ANALYSIS STALLED for {figures.stalled_s:.1f} s"
+            elif figures.latency_ms:
                 p50, p99 = figures.latency_ms
                 text += f", latency p50 {p50:.1f} / p99 {p99:.1f} ms"
+                if figures.loop_latency_ms:
+                    p50, p99 = figures.loop_latency_ms
+                    text += f", to decision p50 {p50:.1f} / p99 {p99:.1f} ms"
+            if figures.late:
+                text += f", late {figures.late}"
         return text
 
     def _print_status(self) -> None:

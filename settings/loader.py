@@ -125,6 +125,9 @@ def _settings_from_parser(file: Path, parser: configparser.ConfigParser) -> Sett
         triangulation=sections["Triangulation"],
         devices=devices,
         sections_given=tuple(parser.sections()),
+        # Only a NAME chooses the experiment: a section with the deadline's keys alone does not.
+        experiment_named="Experiment" in parser
+        and any(key.upper() == "NAME" for key in parser["Experiment"]),
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -9,6 +10,13 @@ from typing import Any, Literal
 
 from core.pinhole import CalibrationError, read_calibration
 from core.schema import setting
+from recording.nwb_forms import (
+    check_age,
+    check_date_of_birth,
+    check_experimenters,
+    check_one_line,
+    check_species,
+)
 from stimulation import StimulationDevice, device_class, device_from_settings
 from triangulation.live import TriangulationSpec
 
@@ -221,8 +229,52 @@ class SessionSettings:
         "replaced by `-`) and is written to `session.json`. Empty: the folder has no suffix.",
         check=_no_line_break,
     )
-    experimenter: str = setting("", doc="Who runs the session (`session.json`).")
+    experimenter: str = setting(
+        "",
+        doc="Who runs the session, as 'Last, First' (`Doe, Jane`; several separated by `;`), "
+        "the form NWB and DANDI ask for (`session.json`, `session.nwb`).",
+        check=check_experimenters,
+        allowed="'Last, First', several separated by `;`, or empty",
+    )
     notes: str = setting("", doc="Free text about the session, one line (`session.json`).")
+    # -- the subject and the lab, for session.nwb (settings/subject.py checks their forms) --
+    species: str = setting(
+        "",
+        doc="The animal's species as a Latin binomial (`Mus musculus`) or an NCBI taxonomy "
+        "link (`http://purl.obolibrary.org/obo/NCBITaxon_10090`): NWB's subject species.",
+        check=check_species,
+        allowed="a Latin binomial or an NCBI taxonomy link, or empty",
+    )
+    age: str = setting(
+        "",
+        doc="The animal's age at the session as an ISO 8601 duration: `P90D` (90 days), `P12W`, "
+        "or a range `P8W/P10W`. Give it or `DATE_OF_BIRTH` (NWB's subject age).",
+        check=check_age,
+        allowed="an ISO 8601 duration or range, or empty",
+    )
+    date_of_birth: str = setting(
+        "",
+        doc="The animal's date of birth, ISO 8601 (`2026-08-01`; the computer's time zone "
+        "unless one is given). Give it or `AGE`.",
+        check=check_date_of_birth,
+        allowed="an ISO 8601 date, or empty",
+    )
+    sex: Literal["U", "M", "F", "O", "XX", "XO"] = setting(
+        "U",
+        doc="The animal's sex: `M`, `F`, `O` (other), `U` (unknown); `XX` or `XO` for C. "
+        "elegans (NWB's subject sex).",
+    )
+    strain: str = setting("", doc="The animal's strain or line (`C57BL/6J`).", check=check_one_line)
+    institution: str = setting(
+        "", doc="The institution where the session ran (NWB's institution).", check=check_one_line
+    )
+    lab: str = setting("", doc="The lab that ran the session (NWB's lab).", check=check_one_line)
+    experiment_description: str = setting(
+        "",
+        doc="What the experiment is about, one line (NWB's experiment description; empty: the "
+        "experiment's name and its own description).",
+        check=check_one_line,
+    )
     planned_duration: float | None = setting(
         None,
         doc="Stop the stream (and so recording, analysis and the experiment, with every file "
@@ -254,8 +306,10 @@ class PoseSettings:
     )
     backend: Literal["onnxruntime", "pytorch", "openvino"] = setting(
         "onnxruntime",
-        doc="Inference library. `pytorch` needs a TorchScript file (`model.pt`) beside the model "
-        "(DeepLabCut and Lightning Pose checkpoints: the network rebuilt from the file). "
+        doc="Inference library. `pytorch` runs a model of this project from its TorchScript file "
+        "(`model.pt`, named in `model.json`), and DeepLabCut exports and Lightning Pose "
+        "checkpoints as the network rebuilt from their file; an ONNX graph only (the bundled "
+        "model, a Lightning Pose or sleap-nn export) is refused before the start. "
         "`openvino` runs the ONNX graph with Intel's OpenVINO on the CPU (the optional package: "
         "`pip install -r requirements-openvino.txt`); see docs/pose-models.md for which is "
         "fastest.",
@@ -364,6 +418,36 @@ class PoseSettings:
     )
 
 
+#: ``DEADLINE_MS = auto``: a frame may take this many frame intervals of its camera: one waiting
+#: for the worker (it takes the newest frame), one for the loop's own work (which must fit in an
+#: interval to keep up), and one of slack for a loaded machine (docs/performance.md) ...
+AUTO_DEADLINE_INTERVALS = 3
+#: ... and at least this long (fast cameras): a loaded 2-core machine still meets it with a
+#: few-ms model.
+MIN_AUTO_DEADLINE_MS = 20.0
+
+
+def parse_deadline(text: str) -> float | Literal["auto", "off"]:
+    """Parse ``DEADLINE_MS``: ``auto`` (also empty), ``off``, or milliseconds > 0."""
+    word = text.strip().lower()
+    if word in ("", "auto"):
+        return "auto"
+    if word == "off":
+        return "off"
+    value = float(word.removesuffix("ms").strip())
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError
+    return value
+
+
+def parse_percent(text: str) -> float:
+    """Parse a percentage from 0 to 100, with or without its ``%`` sign."""
+    value = float(text.strip().removesuffix("%").strip())
+    if not 0 <= value <= 100:
+        raise ValueError
+    return value
+
+
 @dataclass(frozen=True)
 class ExperimentSettings:
     """``[Experiment]``: the closed-loop protocol run with `--experiment-enabled`."""
@@ -374,6 +458,40 @@ class ExperimentSettings:
         "`.ini`), a class `module:Class` of the `experiments` package, or the path of an `.ini` "
         "or `.py` file. See docs/experiments.md. `--experiment` overrides it.",
     )
+    deadline_ms: float | Literal["auto", "off"] = setting(
+        "auto",
+        doc="The loop's deadline: every analysed frame's frame -> command (frames with an "
+        "action), frame -> decision (with an experiment) or frame -> pose ready (without one) is "
+        "compared with it, and a miss is counted per camera and attributed to the stage that "
+        "took the time (`session.json` -> `health`). `auto`: three frame intervals of the "
+        "camera, at least 20 ms (100 ms at 30 fps, 50 ms at 60 fps, 20 ms from 150 fps). `off`: "
+        "no deadline (a stall is then a warning, not an error). Live sessions only: replays "
+        "(`PACING = free` or `lockstep`) have none. docs/performance.md explains the choice.",
+        parse=parse_deadline,
+        allowed="`auto`, `off`, or a number of ms > 0",
+    )
+    deadline_miss_tolerance: float = setting(
+        1.0,
+        doc="Share of analysed frames that may miss the deadline. A session with an experiment "
+        "above it (and at least 3 misses) ends with an error naming the stage and the figure "
+        "(exit code 1); without an experiment, a warning (nothing acts on the poses in time).",
+        parse=parse_percent,
+        allowed="a percentage from 0 to 100 (`1` or `1 %`)",
+        unit="%",
+    )
+
+    def deadline_ns(self, nominal_fps: float | None) -> int | None:
+        """Return the deadline of a camera running at ``nominal_fps``, in ns; None when off.
+
+        ``auto`` is :data:`AUTO_DEADLINE_INTERVALS` frame intervals, at least
+        :data:`MIN_AUTO_DEADLINE_MS`; a camera whose rate is unknown counts as 30 fps.
+        """
+        if self.deadline_ms == "off":
+            return None
+        if self.deadline_ms == "auto":
+            fps = nominal_fps if nominal_fps and nominal_fps > 0 else 30.0
+            return round(max(AUTO_DEADLINE_INTERVALS * 1e9 / fps, MIN_AUTO_DEADLINE_MS * 1e6))
+        return round(float(self.deadline_ms) * 1e6)
 
 
 @dataclass(frozen=True)
@@ -697,11 +815,15 @@ class Settings:
     triangulation: TriangulationSettings = field(default_factory=TriangulationSettings)
     #: The sections the file itself has (the others are all defaults).
     sections_given: tuple[str, ...] = ()
+    experiment_named: bool = False  # the file's [Experiment] has a NAME
 
     @property
     def experiment_chosen(self) -> bool:
-        """Whether the file names an experiment (else the default is a suggestion, not a must)."""
-        return "Experiment" in self.sections_given
+        """Whether the file names an experiment (else the default is a suggestion, not a must).
+
+        ``[Experiment]`` with only ``DEADLINE_MS`` or ``DEADLINE_MISS_TOLERANCE`` chooses none.
+        """
+        return self.experiment_named
 
     def camera(self, name: str) -> CameraSettings:
         """Return the camera called ``name``."""

@@ -1042,6 +1042,15 @@ class ArenaRenderer:
             self._draw_animal(out, pose)
         self._light_and_add_noise(out, frame_index)
 
+    def draw_animal(self, image: np.ndarray, pose: Pose, scale: float = 1.0) -> None:
+        """Draw one animal at ``pose`` into ``image`` (no lighting, no noise), ``scale`` x its size.
+
+        For scenes composed elsewhere (:mod:`simulator.herd` draws marked animals of different
+        sizes): copy :attr:`floor` into the frame, draw, then :meth:`light_and_add_noise`.
+        ``scale`` multiplies every length of the body (1: exactly :meth:`render`'s animal).
+        """
+        self._draw_animal(image, pose, scale)
+
     def light_and_add_noise(self, out: np.ndarray, frame_index: int) -> None:
         """Apply frame ``frame_index``'s lighting gain and pixel noise to ``out``, in place.
 
@@ -1073,8 +1082,9 @@ class ArenaRenderer:
         side = _NOISE_PAD + 1
         return value % side, (value // side) % side
 
-    def _draw_animal(self, image: np.ndarray, pose: Pose) -> None:
-        cv2, plan, length, colors = self._cv2, BODY_PLAN, self._length, self._colors
+    def _draw_animal(self, image: np.ndarray, pose: Pose, scale: float = 1.0) -> None:
+        cv2, plan, colors = self._cv2, BODY_PLAN, self._colors
+        length = self._length * scale  # a scale of exactly 1 changes no bit
         # Lengths along the body and head axes scale with the stretch (exactly: 1 changes no
         # bit), the nose and the head's front draw back with the retraction; widths stay.
         stretch, axis = pose.stretch, length * pose.stretch
@@ -1084,14 +1094,18 @@ class ArenaRenderer:
         neck_x = pose.x + plan.neck_ahead * axis * body_dx
         neck_y = pose.y + plan.neck_ahead * axis * body_dy
 
-        self._draw_tail(image, pose, colors.tail)
+        self._draw_tail(image, pose, colors.tail, length)
         trunk = plan.body_ellipse_center * stretch * length
         trunk_center = (pose.x + trunk * body_dx, pose.y + trunk * body_dy)
         trunk_length, trunk_width = plan.body_half_length * stretch, plan.body_half_width
-        self._ellipse(image, trunk_center, trunk_length, trunk_width, pose.heading, colors.body)
+        self._ellipse(
+            image, trunk_center, (trunk_length, trunk_width), pose.heading, colors.body, length
+        )
         spine_length = 0.6 * plan.body_half_length * stretch
         spine_width = 0.35 * plan.body_half_width
-        self._ellipse(image, trunk_center, spine_length, spine_width, pose.heading, colors.back)
+        self._ellipse(
+            image, trunk_center, (spine_length, spine_width), pose.heading, colors.back, length
+        )
         ear_x = neck_x + plan.ear_ahead_of_neck * axis * head_dx
         ear_y = neck_y + plan.ear_ahead_of_neck * axis * head_dy
         side_x, side_y = plan.ear_side * length * head_dy, -plan.ear_side * length * head_dx
@@ -1102,28 +1116,33 @@ class ArenaRenderer:
         head_center_ahead, head_half_length = head_ellipse(pose)
         head = head_center_ahead * length
         head_center = (neck_x + head * head_dx, neck_y + head * head_dy)
-        self._ellipse(
-            image, head_center, head_half_length, plan.head_half_width, head_angle, colors.head
-        )
+        head_axes = (head_half_length, plan.head_half_width)
+        self._ellipse(image, head_center, head_axes, head_angle, colors.head, length)
 
     def _ellipse(
         self,
         image: np.ndarray,
         center: tuple[float, float],
-        half_length: float,
-        half_width: float,
+        half_axes: tuple[float, float],
         angle: float,
         color: tuple[float, ...],
+        length: float,
     ) -> None:
-        """Draw a filled ellipse, its long axis along ``angle`` (radians, image coordinates)."""
-        cv2, length = self._cv2, self._length
+        """Draw a filled ellipse, its long axis along ``angle`` (radians, image coordinates).
+
+        ``half_axes`` are the half length and half width in body lengths of ``length`` pixels.
+        """
+        cv2 = self._cv2
+        half_length, half_width = half_axes
         axes = (round(half_length * length * _SCALE), round(half_width * length * _SCALE))
         degrees = math.degrees(angle)
         cv2.ellipse(image, _fixed(*center), axes, degrees, 0, 360, color, -1, cv2.LINE_AA, _SHIFT)
 
-    def _draw_tail(self, image: np.ndarray, pose: Pose, color: tuple[float, ...]) -> None:
+    def _draw_tail(
+        self, image: np.ndarray, pose: Pose, color: tuple[float, ...], length: float
+    ) -> None:
         """Draw the tail from its base: tapering, bent by ``pose.tail_bend``, kept on the floor."""
-        cv2, length = self._cv2, self._length
+        cv2 = self._cv2
         points = _tail_points(pose, length, self._arena_rect)
         per_section = (len(points) - 1) // len(TAIL_THICKNESSES)
         for section, thickness in enumerate(TAIL_THICKNESSES):

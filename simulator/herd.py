@@ -1,9 +1,11 @@
 """Several mice in the simulated arena: social scenarios, identities, occlusion-aware ground truth.
 
 :mod:`simulator.arena` simulates and draws one mouse; this module puts up to
-:data:`MAX_ANIMALS` of them on the same floor. The mice look alike (same body plan, same
-colours), as real ones do, so identity can only come from tracking. Each keeps its identity
-(``animal1``, ``animal2``, ``animal3``, :func:`animal_names`) for the whole stream.
+:data:`MAX_ANIMALS` of them on the same floor. The mice have the same body plan and colours, as
+real ones of one strain do; by default they are **marked** as labs mark theirs (a tail band, a
+bleached patch, a size difference: :mod:`simulator.marks`), and with ``marked=False`` they look
+alike, so that identity can only come from tracking. Each keeps its identity (``animal1``,
+``animal2``, ``animal3``, :func:`animal_names`) for the whole stream.
 
 Scenarios (:data:`SocialKind`), all deterministic from :class:`HerdParams` (seed included):
 
@@ -44,11 +46,13 @@ from simulator.arena import (
     ArenaParams,
     ArenaRenderer,
     Pose,
+    _cv2,
     _tail_points,
     head_ellipse,
     keypoints_from_poses,
     make_motion,
 )
+from simulator.marks import Marks, draw_marks, marks_of
 
 SocialKind = Literal["free", "cross", "follow", "touch"]
 SOCIAL_KINDS: tuple[str, ...] = get_args(SocialKind)
@@ -78,11 +82,15 @@ class HerdParams:
         Number of animals, 1 to :data:`MAX_ANIMALS`.
     social
         The scenario (see the module docstring); scripted ones need at least two animals.
+    marked
+        Whether the animals carry their marks (:data:`simulator.marks.MARKED`: a tail band,
+        a bleached patch, a smaller body); a lone animal never does.
     """
 
     arena: ArenaParams
     animals: int = 2
     social: SocialKind = "free"
+    marked: bool = True
 
     def __post_init__(self) -> None:
         """Reject combinations the simulation cannot honour."""
@@ -105,6 +113,11 @@ class HerdParams:
                 f"body lengths from the centre, but the {self.arena.width}x{self.arena.height} "
                 f"arena leaves {half_x:.2f} x {half_y:.2f}"
             )
+
+    @property
+    def marks(self) -> tuple[Marks, ...]:
+        """Each animal's marks, in identity order (all unmarked when ``marked`` is False)."""
+        return marks_of(self.animals, self.marked)
 
 
 def room(params: ArenaParams) -> tuple[float, float]:
@@ -197,7 +210,9 @@ def _walk_time(distance: float) -> float:
     return max(0.6, 0.5 * math.pi * distance / _WALK_SPEED)
 
 
-def _cross_tracks(animals: int, half_x: float, half_y: float) -> list[_Track]:
+def _cross_tracks(
+    animals: int, half_x: float, half_y: float, scales: tuple[float, ...] = ()
+) -> list[_Track]:
     """Back and forth through the centre on lines at different angles, all meeting there."""
     angles = (
         (0.25 * math.pi, 0.75 * math.pi) if animals == 2 else (0.0, math.pi / 3, 2 * math.pi / 3)
@@ -223,13 +238,21 @@ def _cross_tracks(animals: int, half_x: float, half_y: float) -> list[_Track]:
     return tracks
 
 
-def _touch_tracks(animals: int, half_x: float, half_y: float) -> list[_Track]:
-    """Nose to nose in the centre, then nose to tail base, then back to the start (one loop)."""
+def _touch_tracks(
+    animals: int, half_x: float, half_y: float, scales: tuple[float, ...] = ()
+) -> list[_Track]:
+    """Nose to nose in the centre, then nose to tail base, then back to the start (one loop).
+
+    ``scales`` are the animals' sizes (their marks'), so that noses meet whatever the sizes.
+    """
     plan, pi = BODY_PLAN, math.pi
+    size = (*scales, 1.0, 1.0, 1.0)[:3]
     start = min(1.6, 0.9 * half_x)
-    meet = plan.nose_ahead + _CONTACT_GAP  # body centre of a mouse whose nose touches the other's
+    # Body centres of mice whose noses touch the other's.
+    meet = plan.nose_ahead * size[0] + _CONTACT_GAP
+    meet_second = plan.nose_ahead * size[1] + _CONTACT_GAP
     away = meet + 0.6  # animal 1 walks this far left, animal 2 sniffs its tail base
-    sniff = -away + plan.tail_base_behind + _TAIL_GAP + plan.nose_ahead
+    sniff = -away + plan.tail_base_behind * size[0] + _TAIL_GAP + plan.nose_ahead * size[1]
     # Both walk in together (2 s), sniff (1.2 s); animal 1 turns away anticlockwise (up, off the
     # third animal) and walks on, animal 2 follows (1.5 s) and sniffs its tail base (1.2 s);
     # animal 2 turns, both walk back to their walls (2 s) and face each other again.
@@ -246,9 +269,9 @@ def _touch_tracks(animals: int, half_x: float, half_y: float) -> list[_Track]:
     )
     second = _script(
         (0.0, start, 0.0, pi),
-        (2.0, meet, 0.0, pi),
-        (1.2, meet, 0.0, pi),
-        (0.8, meet, 0.0, pi),
+        (2.0, meet_second, 0.0, pi),
+        (1.2, meet_second, 0.0, pi),
+        (0.8, meet_second, 0.0, pi),
         (1.5, sniff, 0.0, pi),
         (1.2, sniff, 0.0, pi),
         (0.8, sniff, 0.0, 2 * pi),
@@ -260,7 +283,7 @@ def _touch_tracks(animals: int, half_x: float, half_y: float) -> list[_Track]:
         # From below, its nose just under the two touching noses; it turns (clockwise, away
         # from animal 1's turn) and is back at its wall before animal 2 walks over the spot.
         low = min(1.5, 0.9 * half_y)
-        near = 0.12 + plan.nose_ahead
+        near = 0.12 + plan.nose_ahead * size[2]
         tracks.append(
             _script(
                 (0.0, 0.0, low, -0.5 * pi),
@@ -315,7 +338,9 @@ class _OvalTrack:
         return a * cos, b * sin, heading, curvature * speed
 
 
-def _follow_tracks(animals: int, half_x: float, half_y: float) -> list[_Track]:
+def _follow_tracks(
+    animals: int, half_x: float, half_y: float, scales: tuple[float, ...] = ()
+) -> list[_Track]:
     """Animal 1 leads around the oval, the others follow about 1.5 body lengths apart."""
     gap = 1.5  # BL along the path at the mean speed
     leader = _OvalTrack(0.85 * half_x, 0.85 * half_y)
@@ -343,7 +368,8 @@ class ScriptedHerdMotion:
         self._center = (0.5 * (x_min + x_max), 0.5 * (y_min + y_max))
         flips = np.random.default_rng([arena.seed, 0x50C1A1]).integers(0, 2, size=2)
         self._sign_x, self._sign_y = (1.0 - 2.0 * float(flip) for flip in flips)
-        self._tracks = _TRACKS[params.social](params.animals, *room(arena))
+        scales = tuple(marks.scale for marks in params.marks)
+        self._tracks = _TRACKS[params.social](params.animals, *room(arena), scales)
         self._next_index = 0
 
     def poses_at(self, frame_index: int) -> list[Pose]:
@@ -379,7 +405,9 @@ class ScriptedHerdMotion:
 # --------------------------------------------------------------------------------------------------
 
 
-def truth_from_poses(poses: list[Pose], params: ArenaParams) -> np.ndarray:
+def truth_from_poses(
+    poses: list[Pose], params: ArenaParams, marks: tuple[Marks, ...] | None = None
+) -> np.ndarray:
     """Keypoints and visibility of the animals of one frame.
 
     Parameters
@@ -388,6 +416,8 @@ def truth_from_poses(poses: list[Pose], params: ArenaParams) -> np.ndarray:
         One pose per animal, in identity (= drawing) order.
     params
         The arena (body length, floor for the tail).
+    marks
+        Each animal's marks (their sizes scale the bodies); None: all unmarked.
 
     Returns
     -------
@@ -395,17 +425,29 @@ def truth_from_poses(poses: list[Pose], params: ArenaParams) -> np.ndarray:
         Shape (A, 6, 3): x, y and visibility (1.0 visible, 0.0 covered by an animal drawn later)
         per animal and keypoint (order of :data:`simulator.arena.KEYPOINT_NAMES`).
     """
+    scales = [1.0] * len(poses) if marks is None else [mark.scale for mark in marks]
     length = params.body_length_px
-    keypoints = keypoints_from_poses(np.asarray(poses, dtype=np.float64), length)
+    if all(scale == 1.0 for scale in scales):  # the usual case: one call for all
+        keypoints = keypoints_from_poses(np.asarray(poses, dtype=np.float64), length)
+    else:
+        keypoints = np.stack(
+            [
+                keypoints_from_poses(np.asarray(pose, dtype=np.float64), length * scale)
+                for pose, scale in zip(poses, scales, strict=True)
+            ]
+        )
     truth = np.ones((len(poses), len(KEYPOINT_NAMES), 3))
     truth[..., :2] = keypoints
     for later in range(1, len(poses)):
-        covered = covered_by(poses[later], keypoints[:later].reshape(-1, 2), params)
+        points = keypoints[:later].reshape(-1, 2)
+        covered = covered_by(poses[later], points, params, scales[later])
         truth[:later, :, 2][covered.reshape(later, -1)] = 0.0
     return truth
 
 
-def covered_by(pose: Pose, points: np.ndarray, params: ArenaParams) -> np.ndarray:
+def covered_by(
+    pose: Pose, points: np.ndarray, params: ArenaParams, scale: float = 1.0
+) -> np.ndarray:
     """Which points lie under the drawn outline of an animal at ``pose``.
 
     The outline is the one :class:`simulator.arena.ArenaRenderer` draws: trunk and head
@@ -419,13 +461,15 @@ def covered_by(pose: Pose, points: np.ndarray, params: ArenaParams) -> np.ndarra
         Shape (N, 2): x, y in pixels.
     params
         The arena (body length, floor).
+    scale
+        The covering animal's size (its marks' ``scale``).
 
     Returns
     -------
     numpy.ndarray
         Shape (N,), bool.
     """
-    plan, length = BODY_PLAN, params.body_length_px
+    plan, length = BODY_PLAN, params.body_length_px * scale
     axis = length * pose.stretch  # lengths along the body and head axes (widths do not scale)
     points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
     body = np.array([math.cos(pose.heading), math.sin(pose.heading)])
@@ -446,7 +490,7 @@ def covered_by(pose: Pose, points: np.ndarray, params: ArenaParams) -> np.ndarra
     side = plan.ear_side * length * np.array([head[1], -head[0]])
     for ear in (ears + side, ears - side):
         covered |= np.hypot(*(points - ear).T) <= plan.ear_radius * length
-    return covered | _on_tail(pose, points, params)
+    return covered | _on_tail(pose, points, params, length)
 
 
 def _in_ellipse(
@@ -458,9 +502,8 @@ def _in_ellipse(
     return (along / half_length) ** 2 + (across / half_width) ** 2 <= 1.0
 
 
-def _on_tail(pose: Pose, points: np.ndarray, params: ArenaParams) -> np.ndarray:
+def _on_tail(pose: Pose, points: np.ndarray, params: ArenaParams, length: float) -> np.ndarray:
     """Points within half the drawn thickness of the tail (three tapering sections as drawn)."""
-    length = params.body_length_px
     tail = _tail_points(pose, length, params.arena_rect()) / _SCALE
     per_section = (len(tail) - 1) // len(TAIL_THICKNESSES)
     covered = np.zeros(len(points), dtype=bool)
@@ -528,9 +571,10 @@ class SimulatedHerd:
         """
         index = self.next_frame_index
         poses = self.motion.step()
-        self.renderer.render_animals(poses, index, out)
+        marks = self.params.marks
+        render_herd(self.renderer, self.params.arena, poses, marks, index, out)
         self.next_frame_index = index + 1
-        return index, truth_from_poses(poses, self.params.arena)
+        return index, truth_from_poses(poses, self.params.arena, marks)
 
     def truth_at(self, frame_index: int) -> np.ndarray:
         """Return the truth of any frame without rendering, shape (A, 6, 3).
@@ -544,14 +588,40 @@ class SimulatedHerd:
         if self._lookup is None:
             self._lookup = make_herd_motion(self.params)
         if isinstance(self._lookup, ScriptedHerdMotion):
-            return truth_from_poses(self._lookup.poses_at(frame_index), self.params.arena)
+            return truth_from_poses(
+                self._lookup.poses_at(frame_index), self.params.arena, self.params.marks
+            )
         # A random walk has stepped through frames 0 .. _lookup_index - 1 (the last poses kept).
         if frame_index < self._lookup_index - 1:
             self._lookup, self._lookup_index = make_herd_motion(self.params), 0
         while self._lookup_index <= frame_index:
             self._lookup_poses = self._lookup.step()
             self._lookup_index += 1
-        return truth_from_poses(self._lookup_poses, self.params.arena)
+        return truth_from_poses(self._lookup_poses, self.params.arena, self.params.marks)
+
+
+def render_herd(
+    renderer: ArenaRenderer,
+    arena: ArenaParams,
+    poses: list[Pose],
+    marks: tuple[Marks, ...],
+    frame_index: int,
+    out: np.ndarray,
+) -> None:
+    """Draw frame ``frame_index`` of animals at ``poses`` carrying ``marks`` into ``out``.
+
+    The animals are drawn in the order given (a later one covers an earlier one), each with its
+    marks and size; unmarked animals give exactly :meth:`ArenaRenderer.render_animals`' frame.
+    """
+    if not any(mark.marked for mark in marks):
+        renderer.render_animals(poses, frame_index, out)
+        return
+    np.copyto(out, renderer.floor)
+    cv2, floor = _cv2(), arena.arena_rect()
+    for pose, mark in zip(poses, marks, strict=True):
+        renderer.draw_animal(out, pose, mark.scale)
+        draw_marks(cv2, out, pose, mark, arena.body_length_px * mark.scale, floor)
+    renderer.light_and_add_noise(out, frame_index)
 
 
 def simulate_herd_truth(params: HerdParams, n_frames: int) -> np.ndarray:
@@ -572,5 +642,5 @@ def simulate_herd_truth(params: HerdParams, n_frames: int) -> np.ndarray:
     motion = make_herd_motion(params)
     truth = np.empty((n_frames, params.animals, len(KEYPOINT_NAMES), 3))
     for index in range(n_frames):
-        truth[index] = truth_from_poses(motion.step(), params.arena)
+        truth[index] = truth_from_poses(motion.step(), params.arena, params.marks)
     return truth

@@ -18,6 +18,7 @@ import dataclasses
 import math
 import threading
 from abc import ABC, abstractmethod
+from collections import deque
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, ClassVar, Literal, Self
@@ -29,6 +30,9 @@ EndKind = Literal["DONE", "CANCEL", "LOST"]
 
 # The board counts PATTERN on-phases in 16 bits; other devices keep the same limit.
 PATTERN_COUNT_MAX = 65535
+#: The newest action records a device keeps (:attr:`StimulationDevice.records`); every action
+#: is in events.csv. Keeping all of them grew a long experiment by about a kilobyte an action.
+RECORDS_KEPT = 1000
 
 
 
@@ -249,7 +253,7 @@ class StimulationDevice(ABC):
     max_duration_s: ClassVar[float] = 2e6
 
     def __init__(self) -> None:
-        self._records: list[ActionRecord] = []
+        self._records: deque[ActionRecord] = deque(maxlen=RECORDS_KEPT)
         self._records_lock = threading.Lock()
 
     @classmethod
@@ -260,6 +264,18 @@ class StimulationDevice(ABC):
         whose keys need translating (pin names, a window size) overrides this.
         """
         return cls(**dataclasses.asdict(settings))
+
+    @classmethod
+    def lock_keys(cls, settings: Any) -> tuple[str, ...]:
+        """Return what identifies the hardware ``settings`` drive, as lock keys (``kind:identity``).
+
+        Before a session opens its devices it locks every key (:mod:`core.device_lock`); a second
+        session naming a key in use is refused, naming the holder. Return ``kind:*`` when the
+        settings do not say which device will be driven, nothing for devices any number of
+        sessions may share (the log). Called before anything opens: read the settings only. The
+        default, for a device that does not say, is ``<its class>:*``: one session at a time.
+        """
+        return (f"{cls.__module__}.{cls.__qualname__}:*",)
 
     # -- to write in a subclass ------------------------------------------------------------
 
@@ -322,7 +338,7 @@ class StimulationDevice(ABC):
 
     @property
     def records(self) -> list[ActionRecord]:
-        """Every action record of this device so far, oldest first (a copy)."""
+        """The device's newest action records (at most :data:`RECORDS_KEPT`), oldest first."""
         with self._records_lock:
             return list(self._records)
 

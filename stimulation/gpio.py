@@ -53,6 +53,14 @@ class GpioStimulator(SoftwareTimedDevice):
     settings_class = GpioSettings
     min_duration_s = 1e-3  # host threads: shorter phases would be mostly scheduling jitter
 
+    @classmethod
+    def lock_keys(cls, settings: GpioSettings) -> tuple[str, ...]:
+        """Lock each pin; ``17``, ``GPIO17`` and ``BCM17`` are the same pin.
+
+        ``BOARD11`` is not translated to its BCM number: name pins one way in every rig.
+        """
+        return tuple(f"gpio:{_pin_key(str(pin))}" for pin in settings.pins)
+
     def __init__(self, pins: Sequence[int | str], active_high: bool = True) -> None:
         super().__init__()
         if not pins:
@@ -116,3 +124,12 @@ class GpioStimulator(SoftwareTimedDevice):
             except Exception as error:  # release the others anyway
                 log.warning("gpio: cannot release %s: %s", output, error)
         self._outputs = []
+
+
+def _pin_key(pin: str) -> str:
+    """Return ``BCM17`` for ``17``, ``GPIO17`` or ``BCM17``; other names in capitals."""
+    name = pin.strip().upper()
+    for prefix in ("GPIO", "BCM"):
+        if name.startswith(prefix) and name[len(prefix) :].isdigit():
+            name = name[len(prefix) :]
+    return f"BCM{int(name)}" if name.isdigit() else name

@@ -43,6 +43,11 @@ class LogStimulator(StimulationDevice):
     settings_class = LogSettings
     min_duration_s = 1e-6
 
+    @classmethod
+    def lock_keys(cls, settings: LogSettings) -> tuple[str, ...]:
+        """Lock nothing: it drives no hardware."""
+        return ()
+
     def __init__(self, channels: int = 12, path: str | Path | None = None) -> None:
         super().__init__()
         if channels < 1:

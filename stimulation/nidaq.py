@@ -75,6 +75,12 @@ class NidaqStimulator(SoftwareTimedDevice):
     settings_class = NidaqSettings
     min_duration_s = 1e-3  # host threads: shorter phases would be mostly scheduling jitter
 
+    @classmethod
+    def lock_keys(cls, settings: NidaqSettings) -> tuple[str, ...]:
+        """Lock each digital line and the analog output (NI's names ignore case)."""
+        channels = [*settings.lines, settings.analog_output]
+        return tuple(f"nidaq:{c.strip().lower()}" for c in channels if c.strip())
+
     def __init__(
         self,
         lines: Sequence[str] = ("Dev1/port0/line0",),

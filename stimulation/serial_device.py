@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import itertools
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -114,6 +115,16 @@ class SerialStimulator(StimulationDevice):
     settings_class = SerialSettings
     min_duration_s = DURATION_MIN_US / 1e6
     max_duration_s = DURATION_MAX_US / 1e6
+
+    @classmethod
+    def lock_keys(cls, settings: SerialSettings) -> tuple[str, ...]:
+        """Lock the port (a symbolic link such as ``/dev/serial/by-id/...`` as its device)."""
+        port = settings.port.strip()
+        if not port:
+            return ()  # refused by the settings check: there is nothing to open
+        if port.upper().startswith("COM"):
+            return (f"serial-port:{port.upper()}",)
+        return (f"serial-port:{os.path.realpath(port)}",)
 
     def __init__(
         self,

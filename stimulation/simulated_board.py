@@ -20,6 +20,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+from core.lifetime import children_leave_sigint_to_parent
+
 FIRMWARE = Path(__file__).resolve().parent.parent / "firmware"
 SIMSTIM = FIRMWARE / "build" / "simstim"
 FIRMWARE_ELF = FIRMWARE / "build" / "stimulus.elf"
@@ -100,7 +102,21 @@ class SimulatedBoard:
         if not SIMSTIM.exists() or not FIRMWARE_ELF.exists():
             raise SimulatedBoardError(f"{SIMSTIM} or {FIRMWARE_ELF} is missing: make -C firmware")
         self.folder.mkdir(parents=True, exist_ok=True)
-        self._process = subprocess.Popen(
+        # Ctrl-C is the app's: it stops the session, then the board (closing its stdin).
+        with children_leave_sigint_to_parent():
+            self._process = self._popen()
+        assert self._process.stdout is not None
+        ready, _, _ = select.select([self._process.stdout], [], [], START_TIMEOUT_S)
+        line = self._process.stdout.readline() if ready else ""
+        if not line.startswith("PTY "):
+            self.stop()
+            raise SimulatedBoardError(f"the simulated board did not start (simstim said {line!r})")
+        self.port = line.split()[1]
+        self.scheduling = _prefer_real_time(self._process.pid)
+
+    def _popen(self) -> subprocess.Popen[str]:
+        """Start simstim on the firmware, its pins logged to ``pin_log``."""
+        return subprocess.Popen(
             [
                 str(SIMSTIM),
                 "--quit-on-eof",  # never outlives the app, even when the app is killed
@@ -114,14 +130,6 @@ class SimulatedBoard:
             stderr=subprocess.PIPE,
             text=True,
         )
-        assert self._process.stdout is not None
-        ready, _, _ = select.select([self._process.stdout], [], [], START_TIMEOUT_S)
-        line = self._process.stdout.readline() if ready else ""
-        if not line.startswith("PTY "):
-            self.stop()
-            raise SimulatedBoardError(f"the simulated board did not start (simstim said {line!r})")
-        self.port = line.split()[1]
-        self.scheduling = _prefer_real_time(self._process.pid)
 
     @property
     def pid(self) -> int | None:

@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from core.clock import host_now_ns
+from core.lifetime import children_leave_sigint_to_parent, leave_sigint_to_parent
 from core.schema import setting
 from stimulation.base import (
     ActionRecord,
@@ -155,6 +156,11 @@ class VisualStimulator(StimulationDevice):
     # would mostly be jitter, or never reach the screen at all.
     min_duration_s = 0.01
 
+    @classmethod
+    def lock_keys(cls, settings: VisualSettings) -> tuple[str, ...]:
+        """Lock the screen when the window fills it; windows may share a screen."""
+        return (f"screen:{settings.screen}",) if settings.fullscreen else ()
+
     def __init__(
         self,
         colors: Sequence[str] = ("white",),
@@ -247,7 +253,8 @@ class VisualStimulator(StimulationDevice):
             name="visual stimulus display",
             daemon=True,
         )
-        process.start()
+        with children_leave_sigint_to_parent():
+            process.start()
         # Our copies of the child's ends go, so its death shows here as EOF / broken pipe.
         command_in.close()
         event_out.close()
@@ -492,6 +499,7 @@ def run_display(config: DisplayConfig, commands: Connection, events: Connection)
         ``("ready", info)`` or ``("error", text)`` at start, then ``("ack", ids, host_ns)``
         and ``("failed", id, text)``.
     """
+    leave_sigint_to_parent()  # the session closes the window in order
     try:
         _run_window(config, commands, events)
     except _StartError as error:  # a message for the user, no traceback needed

@@ -11,6 +11,10 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault(
     "DEEPLABSTREAM_LOCK_FILE", str(Path(tempfile.mkdtemp(prefix="dls-tests-")) / "instance.lock")
 )
+# The window's remembered view choices (gui/preferences.py): never the developer's own file.
+os.environ.setdefault(
+    "DEEPLABSTREAM_WINDOW_STATE", str(Path(tempfile.mkdtemp(prefix="dls-tests-")) / "window.ini")
+)
 
 
 pytest_plugins = ["tests.fixtures.processes", "tests.fixtures.firmware"]

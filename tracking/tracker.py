@@ -198,6 +198,8 @@ class IdentityTracker:
         self._expires_s = math.inf  # no identity is lost before this time
         self._time: float | None = None
         self._last_ambiguous = False
+        # The input row each identity was matched to in the last update (-1: none).
+        self.last_detections = np.full(self.max_animals, -1, np.intp)
 
     @property
     def last_ambiguous(self) -> bool:
@@ -257,6 +259,7 @@ class IdentityTracker:
         self._time = time_s
         self.counts.frames += 1
         self._last_ambiguous = False
+        self.last_detections[:] = -1
         if time_s > self._expires_s:
             self._expire(time_s)
 
@@ -269,8 +272,9 @@ class IdentityTracker:
         seen = np.isfinite(xy.view(np.complex128)[..., 0])  # both x and y finite
         seen &= instances[..., 2] >= self.min_likelihood
         present = seen.sum(axis=1)
+        given = np.arange(present.size)  # the input row of each instance kept
         if np.count_nonzero(present) < present.size:  # drop the empty slots
-            rows = np.flatnonzero(present)
+            rows = given = np.flatnonzero(present)
             instances, xy, seen = instances[rows], xy[rows], seen[rows]
             if scores is not None:
                 scores = scores[rows]
@@ -279,6 +283,8 @@ class IdentityTracker:
 
         rows, ids, predicted, distance, known = self._match(time_s, xy, seen, scores)
         new_rows, new_ids = self._take_free(rows, instances, seen, scores)
+        self.last_detections[ids] = given[rows]
+        self.last_detections[new_ids] = given[new_rows]
         if rows.size:
             moved = previous is None or time_s > previous
             source, in_contact = self._regroup(

@@ -64,8 +64,10 @@ from simulator.herd import (
     HerdParams,
     ScriptedHerdMotion,
     SocialKind,
+    render_herd,
     truth_from_poses,
 )
+from simulator.marks import Marks, PatchPlace, marks_of
 from training.data import (
     ArenaVariation,
     Augmentation,
@@ -337,6 +339,12 @@ class HerdPool:
             for i, seed in enumerate(seeds)
         ]
         self.renderers = [ArenaRenderer(p.arena) for p in self.params]
+        # Half the arenas' mice carry marks (labs train on their marked animals), each its own
+        # drawn at random, so that the model learns the mice whatever their marks.
+        self.marks = [
+            training_marks(seed, animals) if i % 2 == 0 else marks_of(animals, False)
+            for i, seed in enumerate(seeds)
+        ]
         self._scripted: list[ScriptedHerdMotion | None] = []
         self._walks: list[list[list[Pose]] | None] = []
         for p in self.params:
@@ -360,9 +368,9 @@ class HerdPool:
 
     def render(self, arena: int, frame_index: int) -> Sample:
         """Render a frame: keypoints (A * K, 2) in input pixels, NaN where hidden."""
-        poses = self.poses(arena, frame_index)
-        self.renderers[arena].render_animals(poses, frame_index, self._frame)
-        truth = truth_from_poses(poses, self.params[arena].arena)
+        poses, marks, params = self.poses(arena, frame_index), self.marks[arena], self.params[arena]
+        render_herd(self.renderers[arena], params.arena, poses, marks, frame_index, self._frame)
+        truth = truth_from_poses(poses, params.arena, marks)
         points = np.where(truth[..., 2:] > 0, truth[..., :2], np.nan).reshape(-1, 2)
         return make_sample(self._frame, points, self.input_size, self.letterbox)
 
@@ -379,6 +387,25 @@ class HerdPool:
             for frame_index in np.linspace(0, self.walk_frames - 1, per_arena).astype(int):
                 samples.append(self.render(arena, int(frame_index)))
         return samples[:count]
+
+
+def training_marks(seed: int, animals: int) -> tuple[Marks, ...]:
+    """Return marks drawn at random for the mice of one training arena (from ``seed``).
+
+    Each mouse gets a size (1 or 0.9), no, one or two tail bands and a bleached patch on its
+    rump, its head, or nowhere: the kinds of :data:`simulator.marks.MARKED`, mixed otherwise.
+    """
+    rng = np.random.default_rng([seed, 0x3A4C5])
+    bands: tuple[tuple[float, ...], ...] = ((), (0.33,), (0.25, 0.55))
+    patches: tuple[PatchPlace, ...] = ("", "rump", "head")
+    return tuple(
+        Marks(
+            scale=float(rng.choice((1.0, 0.9))),
+            tail_bands=bands[int(rng.integers(len(bands)))],
+            patch=patches[int(rng.integers(len(patches)))],
+        )
+        for _ in range(animals)
+    )
 
 
 def herd_params(arena: ArenaParams, animals: int, social: SocialKind) -> HerdParams:
@@ -644,6 +671,8 @@ def pair_data_set(args: argparse.Namespace) -> DataSet:
         "test_seeds": [test_seeds[0], test_seeds[-1]],
         "variation": asdict(variation),
         "hidden_keypoints": "unlabeled (no heatmap peak where the other mouse covers them)",
+        "marks": "every other arena's mice carry marks drawn at random (training_marks); the "
+        "others none",
         "test_arenas": "the synthetic camera's defaults (noise, lighting, body size)",
     }
     return DataSet(

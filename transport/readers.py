@@ -37,6 +37,14 @@ class NewestFrameReader:
         self._first_seq = int(ring.header["write_seq"])
         ring.set_subscribed(channel, True)
 
+    @property
+    def first_seq(self) -> int:
+        """Return the sequence number of the first frame this reader may take.
+
+        Frames before it were announced before it subscribed: they are not its business.
+        """
+        return self._first_seq
+
     def fileno(self) -> int:
         """Return what to wait on for new frames (see :meth:`ChannelReader.fileno`)."""
         return self.reader.fileno()

@@ -25,6 +25,7 @@ from core.stats import percentiles
 from triangulation.dlt import Triangulator
 from triangulation.files import POINTS3D_FILE, Points3dCsvWriter
 from triangulation.points import Points3D
+from triangulation.usable import check_calibration
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,14 @@ class TriangulationSpec:
     max_pairing_ms: float = 20.0
 
     def load_cameras(self) -> list[PinholeCamera]:
-        """Read the calibration; CalibrationError naming a camera it lacks."""
+        """Read the calibration and check that its cameras can triangulate.
+
+        Raises
+        ------
+        CalibrationError
+            Naming a camera it lacks, or what makes it unusable
+            (:func:`triangulation.usable.check_calibration`).
+        """
         calibrated = read_calibration(self.calibration)
         missing = [name for name in self.cameras if name not in calibrated]
         if missing:
@@ -57,7 +65,9 @@ class TriangulationSpec:
                 f"{self.calibration}: no camera {', '.join(map(repr, missing))} (it has "
                 f"{', '.join(calibrated)}): fix [Triangulation] CAMERAS or recalibrate"
             )
-        return [calibrated[name] for name in self.cameras]
+        cameras = [calibrated[name] for name in self.cameras]
+        check_calibration(self.calibration, cameras)
+        return cameras
 
 
 @dataclass

@@ -20,7 +20,9 @@ import argparse
 import logging
 import signal
 import sys
+from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 if __package__ in (None, ""):  # run as a script: the project's packages are one folder up
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -29,6 +31,9 @@ from replay.job import ReplayOptions, ReplayResult
 from replay.progress import failure_reason
 from replay.videos import find_videos
 from utils.arguments import positive_int
+
+if TYPE_CHECKING:
+    from settings.sections import Settings
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_INTERRUPTED = 128  # + the signal's number (130: Ctrl-C, 143: SIGTERM), as a shell says
@@ -126,12 +131,27 @@ def check_inputs(options: ReplayOptions) -> list[str]:
     from settings import SettingsError, load_settings
 
     try:
-        load_settings(options.settings_file)
+        settings = load_settings(options.settings_file)
     except SettingsError as error:
         return [str(error)]
     if options.model is not None and not options.model.exists():
         return [f"{options.model}: model not found (--model); name a model folder or file"]
-    return []
+    return _keypoint_problems(settings, options) if options.experiment else []
+
+
+def _keypoint_problems(settings: Settings, options: ReplayOptions) -> list[str]:
+    """Return the keypoints the experiment reads that the model lacks (every video would fail)."""
+    from session.preflight import experiment_keypoint_problems
+
+    # A replay's one camera is the video, analysed by [Pose] MODEL_PATH (or --model).
+    pose = settings.pose
+    if options.model is not None:
+        pose = replace(pose, model_path=options.model)
+    experiment, where = settings.experiment, f"[Experiment] NAME in {settings.source_file}"
+    if options.experiment_name is not None:
+        experiment, where = replace(experiment, name=options.experiment_name), "--experiment"
+    replayed = replace(settings, cameras=(), pose=pose, experiment=experiment)
+    return experiment_keypoint_problems(replayed, where)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -191,6 +211,8 @@ def print_report(results: list[ReplayResult], missing: list[str], options: Repla
         print(f"  - {failure}")
     for result in done:
         print(f"  {result.video.name}: {result.session_dir}")
+    for warning in (w for result in results for w in result.warnings):
+        print(f"  warning: {warning}")
 
 
 if __name__ == "__main__":

@@ -87,6 +87,12 @@ def animal_problems(triggers: Mapping[str, Trigger], animal_count: int) -> list[
     """
     problems = []
     for name, trigger in triggers.items():
+        if animal_count == 1 and _least_identity_confidence(trigger) > 0:
+            problems.append(
+                f"trigger {name!r} asks for MIN_IDENTITY_CONFIDENCE, but the pose model reports "
+                "one animal: identities (and their confidence) exist only for a multi-animal "
+                "model ([Pose] MAX_ANIMALS >= 2); remove it or use a multi-animal model"
+            )
         beyond = [number for number in animals_of(trigger) if number > animal_count]
         if beyond:
             problems.append(
@@ -96,6 +102,14 @@ def animal_problems(triggers: Mapping[str, Trigger], animal_count: int) -> list[
                 "ANIMALS"
             )
     return problems
+
+
+def _least_identity_confidence(trigger: Trigger) -> float:
+    """Return the highest MIN_IDENTITY_CONFIDENCE ``trigger`` or any of its children asks for."""
+    found = float(getattr(trigger, "min_identity_confidence", 0.0))
+    for child in getattr(trigger, "children", ()):
+        found = max(found, _least_identity_confidence(child))
+    return found
 
 
 def select_camera(obs: AnyObservation, camera: str | None, who: str) -> Observation | None:
@@ -164,6 +178,15 @@ class Trigger(ABC):
 
         Per-animal views and social triggers name theirs; combinators leave it to their
         children (see :func:`animal_problems`).
+        """
+        return ()
+
+    def keypoints_read(self) -> tuple[str, ...]:
+        """Return the keypoint names this trigger itself reads (not its children's); none here.
+
+        Every trigger that reads keypoints by name says which, so that a run can be refused
+        before it starts when the pose model lacks one (``session/preflight.py``), instead of
+        failing on the first pose. :func:`keypoints_of` adds the children's.
         """
         return ()
 
@@ -269,6 +292,14 @@ class KeypointTrigger(Trigger):
         if self.predicted:
             described["predicted"] = True
         return described
+
+
+def keypoints_of(trigger: Trigger) -> tuple[str, ...]:
+    """Return every keypoint ``trigger`` and its children read, in order, each once."""
+    found = list(trigger.keypoints_read())
+    for child in getattr(trigger, "children", ()):
+        found += keypoints_of(child)
+    return tuple(dict.fromkeys(found))
 
 
 def keypoint_of(trigger: Trigger) -> str | None:

@@ -207,6 +207,10 @@ class ClassifierTrigger(Trigger):
             return []
         return [Label(*self._position, f"{now[0]} {now[1]:.2f}")]
 
+    def keypoints_read(self) -> tuple[str, ...]:
+        """Return the keypoints the classifier was trained on (its feature spec names them)."""
+        return tuple(self.classifier.keypoints)
+
     def _params(self) -> dict[str, Any]:
         params: dict[str, Any] = {
             "model": str(self.model),

@@ -25,7 +25,14 @@ from typing import Any
 
 from experiments.observation import DEFAULT_MIN_LIKELIHOOD, DEPTH_RADIUS_PX, Observation, Policy
 from experiments.triggers.base import KeypointTrigger, check_number
-from experiments.triggers.kinds import FILTER, TriggerKind, identifier, number, register, whole
+from experiments.triggers.kinds import (
+    FILTER,
+    TriggerKind,
+    keypoint_name,
+    number,
+    register,
+    whole,
+)
 
 MAX_RADIUS_PX = 20
 NO_DEPTH_HINT = (
@@ -136,6 +143,10 @@ class Height(KeypointTrigger):
             return False
         return self.below_m is None or height < self.below_m
 
+    def keypoints_read(self) -> tuple[str, ...]:
+        """Return the keypoint whose height it measures."""
+        return (self.keypoint,)
+
     def _params(self) -> dict[str, Any]:
         params: dict[str, Any] = {"floor_m": self.floor_m}
         if self.above_m is not None:
@@ -163,7 +174,7 @@ register(
             ),
             "above_m": number(unit="m above the floor"),
             "below_m": number(strict=True, unit="m above the floor"),
-            "keypoint": identifier(),
+            "keypoint": keypoint_name(),
             "radius_px": whole(0, MAX_RADIUS_PX, unit="px"),
             **FILTER,
         },

@@ -27,7 +27,7 @@ from experiments.triggers.kinds import (
     FILTER,
     TriggerKind,
     choice,
-    identifier,
+    keypoint_name,
     number,
     register,
     target,
@@ -107,6 +107,10 @@ class _Bearing(KeypointTrigger):
         self._head = (origin, tip)
         self.last_bearing = bearing_deg(origin, tip, self.target_point)
         return self.last_bearing
+
+    def keypoints_read(self) -> tuple[str, ...]:
+        """Return the head's two keypoints (origin, tip)."""
+        return (self.origin, self.tip)
 
     def _params(self) -> dict[str, Any]:
         return {"target": _target_text(self.target), "origin": self.origin, "tip": self.tip}
@@ -208,8 +212,8 @@ class TargetSide(_Bearing):
 
 _HEAD_PARAMETERS = {
     "target": target(required=True),
-    "origin": identifier(),
-    "tip": identifier(),
+    "origin": keypoint_name(),
+    "tip": keypoint_name(),
     **FILTER,
 }
 

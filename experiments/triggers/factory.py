@@ -11,7 +11,10 @@ Every kind that reads one animal (not the combinators, not the social kinds, whi
 animals) also takes ``animal = N``: the trigger is then built as usual and wrapped in a
 :class:`~experiments.triggers.social.ForAnimal`, which feeds it animal N's keypoints
 (:meth:`~experiments.observation.Observation.for_animal`). This is done here, once, for every
-kind; the kinds do not declare it.
+kind; the kinds do not declare it. Likewise every kind that reads animals (the one-animal kinds
+and the social ones) takes ``min_identity_confidence = P``: with a multi-animal model, an animal
+whose identity confidence is below P is seen as not there (a one-animal kind is then wrapped in
+a :class:`~experiments.triggers.social.ForAnimal` of animal 1 when no ``animal`` is given).
 
 The kinds and their parameters are declared by the trigger modules themselves
 (:mod:`experiments.triggers.kinds`); this module only reads the registry.
@@ -23,8 +26,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from experiments.triggers.base import Trigger
-from experiments.triggers.kinds import ANIMAL, Param, TriggerKind, registered_kinds
-from experiments.triggers.social import ForAnimal
+from experiments.triggers.kinds import (
+    ANIMAL,
+    MIN_IDENTITY_CONFIDENCE,
+    Param,
+    TriggerKind,
+    registered_kinds,
+)
+from experiments.triggers.social import ForAnimal, require_identity_confidence
 
 _KINDS: dict[str, TriggerKind] = registered_kinds()
 
@@ -58,10 +67,17 @@ def file_parameters_of(kind: str) -> tuple[str, ...]:
 
 
 def _parameters(entry: TriggerKind) -> Mapping[str, Param]:
-    """Return the parameters ``entry`` declares, and ``animal`` where it reads one animal."""
-    if entry.combines or not entry.per_animal:
+    """Return the parameters ``entry`` declares, with ``animal`` and ``min_identity_confidence``.
+
+    ``animal`` where it reads one animal; ``min_identity_confidence`` where it reads animals
+    (every kind but the combinators).
+    """
+    if entry.combines:
         return entry.parameters
-    return {**entry.parameters, "animal": ANIMAL}
+    common = {"min_identity_confidence": MIN_IDENTITY_CONFIDENCE}
+    if entry.per_animal:
+        common["animal"] = ANIMAL
+    return {**entry.parameters, **common}
 
 
 def make_trigger(kind: str, params: Mapping[str, str], children: Sequence[Trigger] = ()) -> Trigger:
@@ -86,6 +102,7 @@ def make_trigger(kind: str, params: Mapping[str, str], children: Sequence[Trigge
     entry = trigger_kind(key)
     kwargs = _parse_parameters(key, entry, params)
     animal = kwargs.pop("animal", None)
+    min_confidence = kwargs.pop("min_identity_confidence", 0.0)
     if entry.children is not None:
         fewest, most = entry.children
         if len(children) < fewest or (most is not None and len(children) > most):
@@ -97,17 +114,26 @@ def make_trigger(kind: str, params: Mapping[str, str], children: Sequence[Trigge
         raise ValueError(f"trigger {key!r} takes no child triggers (got {len(children)})")
     try:
         trigger = entry.factory(*children, **kwargs)
-        return trigger if animal is None else ForAnimal(trigger, animal)
+        if not entry.per_animal:  # social kinds name their animals themselves
+            if min_confidence:
+                require_identity_confidence(trigger, min_confidence)
+            return trigger
+        if animal is None and not min_confidence:
+            return trigger
+        return ForAnimal(trigger, animal or 1, min_confidence)
     except ValueError as error:
         raise ValueError(f"trigger {key!r}: {error}") from None
 
 
 def _animal_hint(entry: TriggerKind, name: str) -> str:
     """Why a kind without ``animal`` has none, when that is the parameter a config gave."""
-    if name != "animal":
+    if name not in ("animal", "min_identity_confidence"):
         return ""
     if entry.combines:
-        return " (a combinator reads no animal itself: give animal to the triggers it combines)"
+        return (
+            " (a combinator reads no animal itself: give animal and min_identity_confidence to "
+            "the triggers it combines)"
+        )
     return " (it reads two animals, named with animals = A,B)"
 
 

@@ -26,7 +26,14 @@ import numpy as np
 from experiments.observation import Observation
 from experiments.triggers.base import Trigger, check_number
 from experiments.triggers.geometry import Rectangle, Shape
-from experiments.triggers.kinds import Param, TriggerKind, identifier, number, register, roi
+from experiments.triggers.kinds import (
+    TriggerKind,
+    identifier,
+    keypoint_names,
+    number,
+    register,
+    roi,
+)
 
 PUPIL_KEYPOINTS: tuple[str, str, str, str] = (
     "pupil_top_r",
@@ -242,6 +249,10 @@ class PupilDiameterAbove(Trigger):
     def _holds(self, diameter: float) -> bool:
         return diameter > self.threshold
 
+    def keypoints_read(self) -> tuple[str, ...]:
+        """Return the four pupil keypoints."""
+        return self.keypoints
+
     def _params(self) -> dict[str, Any]:
         params: dict[str, Any] = {
             "threshold": self.threshold,
@@ -276,7 +287,7 @@ _MOTION_ENERGY_PARAMETERS = {
 }
 _PUPIL_PARAMETERS = {
     "threshold": number(required=True, unit="px, or mm with mm_per_px"),
-    "keypoints": Param(_four_names, "4 keypoint names 'TOP,RIGHT,BOTTOM,LEFT'"),
+    "keypoints": keypoint_names(_four_names, "4 keypoint names 'TOP,RIGHT,BOTTOM,LEFT'"),
     "min_likelihood": number(maximum=1.0),
     "mm_per_px": number(strict=True),
     "camera": identifier(),

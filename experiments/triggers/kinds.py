@@ -40,12 +40,16 @@ class Param:
         Whether a config must give it (else the trigger's default applies).
     is_file
         Whether it names a file: a relative path in a config is taken from the config's folder.
+    names_keypoints
+        Whether its value is keypoint names (one, or several comma-separated): the window
+        rewrites them when it maps an experiment's keypoints onto another model's.
     """
 
     parse: Callable[[str], Any]
     expected: str
     required: bool = False
     is_file: bool = False
+    names_keypoints: bool = False
 
 
 @dataclass(frozen=True)
@@ -212,6 +216,40 @@ def identifier(required: bool = False) -> Param:
     return Param(_name_parse, "a name without spaces", required)
 
 
+def keypoint_name(required: bool = False) -> Param:
+    """Return a parameter naming one keypoint of the pose model (no spaces)."""
+    return Param(_name_parse, "a keypoint name without spaces", required, names_keypoints=True)
+
+
+def keypoint_names(parse: Callable[[str], Any], expected: str) -> Param:
+    """Return a parameter naming several keypoints, comma-separated, parsed by ``parse``."""
+    return Param(parse, expected, names_keypoints=True)
+
+
+def keypoint_parameters(kind: str) -> dict[str, str]:
+    """Return the parameters of ``kind`` that name keypoints, with their defaults as config text.
+
+    The default is what the trigger reads when a config leaves the key out (``""``: none, or
+    every keypoint), so a mapping can write the key when the default is not the model's.
+    """
+    import inspect
+
+    registered = registered_kinds()[kind]
+    try:
+        defaults = inspect.signature(registered.factory).parameters
+    except (TypeError, ValueError):  # pragma: no cover - every factory is a class or function
+        defaults = {}  # type: ignore[assignment]
+    found = {}
+    for name, parameter in registered.parameters.items():
+        if not parameter.names_keypoints:
+            continue
+        default = defaults[name].default if name in defaults else None
+        if default is inspect.Parameter.empty or default is None:
+            default = ""
+        found[name] = default if isinstance(default, str) else ",".join(map(str, default))
+    return found
+
+
 def _roi_parse(text: str) -> Rectangle:
     words = text.split()
     shape = parse_shape(text if words and words[0].isalpha() else "rect " + text)
@@ -265,6 +303,15 @@ MAX_ANIMAL_NUMBER = 16
 
 ANIMAL = whole(1, MAX_ANIMAL_NUMBER, "the animal, numbered from 1; default: animal 1")
 """The common parameter of every one-animal kind: read that animal of a multi-animal model."""
+
+MIN_IDENTITY_CONFIDENCE = number(
+    maximum=1.0,
+    unit="several animals: an animal whose identity confidence is lower counts as not seen; "
+    "default 0: off",
+)
+"""The common parameter of every kind that reads animals (not the combinators): with a
+multi-animal model, an animal whose identity confidence (:mod:`tracking.identities`) is lower
+is seen as missing, so that a stimulus never goes to an animal that may be the other one."""
 
 FILTER: dict[str, Param] = {
     "camera": identifier(),

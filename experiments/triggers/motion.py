@@ -35,7 +35,15 @@ from typing import Any
 from experiments.observation import DEFAULT_MIN_LIKELIHOOD, Observation, Observations, Policy
 from experiments.triggers.base import AnyObservation, KeypointTrigger, check_number
 from experiments.triggers.geometry import Line, Shape
-from experiments.triggers.kinds import FILTER, SECONDS, TriggerKind, identifier, number, register
+from experiments.triggers.kinds import (
+    FILTER,
+    SECONDS,
+    TriggerKind,
+    identifier,
+    keypoint_name,
+    number,
+    register,
+)
 
 _HELD = object()
 
@@ -156,6 +164,10 @@ class _SpeedTrigger(KeypointTrigger):
     def _reset(self) -> None:
         self._speed.reset()
         self.last_speed = None
+
+    def keypoints_read(self) -> tuple[str, ...]:
+        """Return the keypoint whose speed it measures."""
+        return (self.keypoint,)
 
     def _params(self) -> dict[str, Any]:
         params: dict[str, Any] = {
@@ -416,6 +428,10 @@ class DistanceBelow(KeypointTrigger):
     def _holds(self, distance: float) -> bool:
         return distance < self.threshold
 
+    def keypoints_read(self) -> tuple[str, ...]:
+        """Return the two keypoints whose distance it measures."""
+        return (self.a, self.b)
+
     def _params(self) -> dict[str, Any]:
         params: dict[str, Any] = {"a": self.a, "b": self.b, "threshold": self.threshold}
         if self.camera_a is not None:
@@ -443,14 +459,14 @@ class DistanceAbove(DistanceBelow):
 
 _SPEED_PARAMETERS = {
     "threshold": number(required=True, unit="px/s, or mm/s with mm_per_px"),
-    "keypoint": identifier(),
+    "keypoint": keypoint_name(),
     "window_s": number(strict=True, unit=SECONDS),
     "mm_per_px": number(strict=True),
     **FILTER,
 }
 _DISTANCE_PARAMETERS = {
-    "a": identifier(required=True),
-    "b": identifier(required=True),
+    "a": keypoint_name(required=True),
+    "b": keypoint_name(required=True),
     "threshold": number(required=True, unit="px, or mm with mm_per_px"),
     "camera_a": identifier(),
     "camera_b": identifier(),

@@ -40,7 +40,7 @@ from experiments.triggers.kinds import (
     SECONDS,
     TriggerKind,
     choice,
-    identifier,
+    keypoint_name,
     number,
     register,
 )
@@ -143,6 +143,10 @@ class Region(KeypointTrigger):
         """The keypoint's side after the last observation (None: unknown)."""
         return self._inside
 
+    def keypoints_read(self) -> tuple[str, ...]:
+        """Return the keypoint it places in the region."""
+        return (self.keypoint,)
+
     def _params(self) -> dict[str, Any]:
         return {
             "shape": str(self.shape),
@@ -167,7 +171,7 @@ register(
         {
             "shape": GEOMETRY,
             "mode": choice(REGION_MODES),
-            "keypoint": identifier(),
+            "keypoint": keypoint_name(),
             "min_dwell_s": number(unit=SECONDS),
             "margin_px": number(unit="px"),
             **FILTER,

@@ -11,6 +11,12 @@ instead of animal 1's: ``ForAnimal(Region(zone), 2)`` in Python, ``ANIMAL = 2`` 
 Forward prediction follows animal 1 only, so ``ANIMAL`` >= 2 with ``PREDICTED = true`` is an
 error.
 
+Identity confidence. With ``min_identity_confidence`` (a config's ``MIN_IDENTITY_CONFIDENCE``,
+for :class:`ForAnimal` and every social trigger), an animal whose identity confidence
+(:attr:`Observation.identity_confidence`, :mod:`tracking.identities`) is below it counts as not
+seen in that frame (see "Missing data"): after two animals lay on each other and before their
+looks have told them apart again, a stimulus waits rather than go to the wrong one.
+
 Social triggers read two different animals, ``animals = (a, b)`` (default animals 1 and 2):
 
 ``distance`` (:class:`AnimalDistance`)
@@ -62,7 +68,8 @@ from experiments.triggers.kinds import (
     SECONDS,
     Param,
     TriggerKind,
-    identifier,
+    keypoint_name,
+    keypoint_names,
     number,
     register,
 )
@@ -80,6 +87,8 @@ class ForAnimal(Trigger):
         The trigger to feed (not a combinator: give each child its own animal).
     animal
         The animal, numbered from 1 (:meth:`Observation.for_animal`).
+    min_identity_confidence
+        The animal counts as not seen while its identity confidence is lower (0: never).
 
     Only the cameras ``trigger`` reads are seen as that animal; other cameras pass unchanged.
     :meth:`describe` is the trigger's own, plus ``"animal"``, so the factory rebuilds it.
@@ -92,7 +101,7 @@ class ForAnimal(Trigger):
         observation's model does not report.
     """
 
-    def __init__(self, trigger: Trigger, animal: int) -> None:
+    def __init__(self, trigger: Trigger, animal: int, min_identity_confidence: float = 0.0) -> None:
         if not isinstance(trigger, Trigger):
             raise ValueError(f"ForAnimal wraps a trigger, not {trigger!r}")
         if trigger.animals_read() or getattr(trigger, "children", ()):
@@ -113,6 +122,7 @@ class ForAnimal(Trigger):
         super().__init__(trigger.camera)
         self.trigger = trigger
         self.animal = animal
+        self.min_identity_confidence = _check_confidence(min_identity_confidence)
         self.is_event = trigger.is_event
         # keypoint_of / camera_of (the event log) look through children for the keypoint.
         self.children: tuple[Trigger, ...] = (trigger,)
@@ -149,7 +159,7 @@ class ForAnimal(Trigger):
 
     def _as_animal(self, obs: Observation) -> Observation:
         try:
-            return obs.for_animal(self.animal)
+            return obs.for_animal(self.animal, self.min_identity_confidence)
         except ValueError as error:
             raise ValueError(f"{self._who()}: {error}") from None
 
@@ -162,8 +172,11 @@ class ForAnimal(Trigger):
         super().reset()
 
     def describe(self) -> dict[str, Any]:
-        """Return the wrapped trigger's description with ``"animal"``."""
-        return {**self.trigger.describe(), "animal": self.animal}
+        """Return the wrapped trigger's description with ``"animal"`` (and its confidence)."""
+        described = {**self.trigger.describe(), "animal": self.animal}
+        if self.min_identity_confidence:
+            described["min_identity_confidence"] = self.min_identity_confidence
+        return described
 
     def _params(self) -> dict[str, Any]:  # pragma: no cover - describe() is overridden
         return {}
@@ -178,6 +191,13 @@ class ForAnimal(Trigger):
 
     def _who(self) -> str:
         return f"trigger {self.kind!r} (animal {self.animal})"
+
+
+def _check_confidence(value: float) -> float:
+    """``value`` as a probability in [0, 1], or ValueError saying what is allowed."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
+        raise ValueError(f"min_identity_confidence must be a number from 0 to 1, not {value!r}")
+    return float(value)
 
 
 def _check_animals(animals: Sequence[int]) -> tuple[int, int]:
@@ -227,6 +247,11 @@ class _TwoAnimals(Trigger):
             KeypointFilter(min_likelihood, policy, hold_s),
             KeypointFilter(min_likelihood, policy, hold_s),
         )
+        self.min_identity_confidence = 0.0
+
+    def require_identity_confidence(self, minimum: float) -> None:
+        """See an animal as missing while its identity confidence is below ``minimum``."""
+        self.min_identity_confidence = _check_confidence(minimum)
 
     def animals_read(self) -> tuple[int, ...]:
         """Return the two animals."""
@@ -234,8 +259,9 @@ class _TwoAnimals(Trigger):
 
     def _views(self, obs: Observation) -> tuple[Observation, Observation]:
         """Return the frame seen as each animal; ValueError when the model lacks one."""
+        least = self.min_identity_confidence
         try:
-            return obs.for_animal(self.animals[0]), obs.for_animal(self.animals[1])
+            return obs.for_animal(self.animals[0], least), obs.for_animal(self.animals[1], least)
         except ValueError as error:
             raise ValueError(f"{self._who()}: {error}") from None
 
@@ -249,14 +275,30 @@ class _TwoAnimals(Trigger):
         super().reset()
 
     def describe(self) -> dict[str, Any]:
-        """Return the parameters, the likelihood policy's included."""
-        return {**super().describe(), **self.filters[0].describe()}
+        """Return the parameters, the likelihood policy's (and the identity confidence) included."""
+        described = {**super().describe(), **self.filters[0].describe()}
+        if self.min_identity_confidence:
+            described["min_identity_confidence"] = self.min_identity_confidence
+        return described
 
     def _animals_param(self) -> dict[str, Any]:
         return {"animals": f"{self.animals[0]},{self.animals[1]}"}
 
     def _who(self) -> str:
         return f"trigger {self.kind!r} (animals {self.animals[0]},{self.animals[1]})"
+
+
+def require_identity_confidence(trigger: Trigger, minimum: float) -> None:
+    """Have a social trigger see an animal as missing while its identity confidence is lower.
+
+    ValueError for a trigger that does not read two animals (wrap one-animal triggers in
+    :class:`ForAnimal` instead).
+    """
+    if not isinstance(trigger, _TwoAnimals):
+        raise ValueError(
+            f"min_identity_confidence is for triggers that read animals, not {trigger.kind!r}"
+        )
+    trigger.require_identity_confidence(minimum)
 
 
 def _gap(p: Point, q: Point) -> float:
@@ -356,6 +398,10 @@ class AnimalDistance(_TwoAnimals):
     def measurement(self) -> str:
         """Return the distance at the last update."""
         return "" if self.last_distance is None else f"distance {self.last_distance:.1f} px"
+
+    def keypoints_read(self) -> tuple[str, ...]:
+        """Return the keypoint of each animal."""
+        return tuple(dict.fromkeys(self.keypoints))
 
     def _params(self) -> dict[str, Any]:
         params: dict[str, Any] = self._animals_param()
@@ -496,6 +542,10 @@ class Approach(_TwoAnimals):
         if self.last_closing_speed is None or self.last_distance is None:
             return ""
         return f"closing {self.last_closing_speed:.1f} px/s at {self.last_distance:.1f} px"
+
+    def keypoints_read(self) -> tuple[str, ...]:
+        """Return the keypoint of each animal."""
+        return tuple(dict.fromkeys(self.keypoints))
 
     def _params(self) -> dict[str, Any]:
         params: dict[str, Any] = self._animals_param()
@@ -654,6 +704,10 @@ class Following(_TwoAnimals):
             f"speeds {speeds} px/s"
         )
 
+    def keypoints_read(self) -> tuple[str, ...]:
+        """Return the head and tail keypoints (of both animals)."""
+        return (self.head, self.tail)
+
     def _params(self) -> dict[str, Any]:
         return {
             **self._animals_param(),
@@ -730,6 +784,10 @@ class Contact(_TwoAnimals):
         """Return the smallest gap between the two animals' keypoints at the last update."""
         return "" if self.last_gap is None else f"closest {self.last_gap:.1f} px"
 
+    def keypoints_read(self) -> tuple[str, ...]:
+        """Return the keypoints named for either animal (none named: every one the model has)."""
+        return tuple(dict.fromkeys((*(self.keypoints_a or ()), *(self.keypoints_b or ()))))
+
     def _params(self) -> dict[str, Any]:
         params: dict[str, Any] = {**self._animals_param(), "radius_px": self.radius_px}
         if self.keypoints_a is not None:
@@ -790,7 +848,9 @@ _SOCIAL_FILTER = {key: param for key, param in FILTER.items() if key != "predict
 # Forward prediction follows animal 1 only: the social kinds read measured positions.
 _PAIR = {
     "animals": ANIMALS,
-    "keypoints": Param(_pair_parse, "two keypoint names 'A,B', of the first animal and the second"),
+    "keypoints": keypoint_names(
+        _pair_parse, "two keypoint names 'A,B', of the first animal and the second"
+    ),
 }
 
 register(
@@ -836,8 +896,8 @@ register(
             "duration_s": number(unit=SECONDS),
             "min_speed": number(unit="px/s"),
             "window_s": number(strict=True, unit=SECONDS),
-            "head": identifier(),
-            "tail": identifier(),
+            "head": keypoint_name(),
+            "tail": keypoint_name(),
             **_SOCIAL_FILTER,
         },
         per_animal=False,
@@ -850,8 +910,8 @@ register(
         {
             "animals": ANIMALS,
             "radius_px": number(unit=PIXELS),
-            "keypoints_a": Param(_list_parse, "keypoint names 'A,B,...' (default all)"),
-            "keypoints_b": Param(_list_parse, "keypoint names 'A,B,...' (default all)"),
+            "keypoints_a": keypoint_names(_list_parse, "keypoint names 'A,B,...' (default all)"),
+            "keypoints_b": keypoint_names(_list_parse, "keypoint names 'A,B,...' (default all)"),
             **_SOCIAL_FILTER,
         },
         per_animal=False,

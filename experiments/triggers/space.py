@@ -27,7 +27,7 @@ from typing import Any
 
 from experiments.observation import Observation, Observations
 from experiments.triggers.base import AnyObservation, Trigger, check_number
-from experiments.triggers.kinds import Param, TriggerKind, identifier, number, register
+from experiments.triggers.kinds import Param, TriggerKind, keypoint_name, number, register
 
 MM = "mm"
 
@@ -103,6 +103,10 @@ class SpaceTrigger(Trigger):
 
     def _reset(self) -> None:
         self.last_xyz = None
+
+    def keypoints_read(self) -> tuple[str, ...]:
+        """Return the keypoint whose triangulated position it reads."""
+        return (self.keypoint,)
 
     def _params(self) -> dict[str, Any]:
         return {"keypoint": self.keypoint, **self._space_params()}
@@ -225,7 +229,7 @@ def _parse_point(text: str) -> tuple[float, float, float]:
 
 
 _POINT = Param(_parse_point, "three numbers 'X, Y, Z' (mm)", required=True)
-_KEYPOINT = {"keypoint": identifier()}
+_KEYPOINT = {"keypoint": keypoint_name()}
 _NEEDS = (
     " Needs `[Triangulation] CALIBRATION` in the settings (docs/3d.md); unknown (the state is "
     "kept) while no new 3D set comes, false while the keypoint is not triangulated."

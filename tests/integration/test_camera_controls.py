@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from PyQt5.QtWidgets import QDoubleSpinBox, QGroupBox, QLabel
+from PyQt5.QtWidgets import QCheckBox, QDoubleSpinBox, QGroupBox, QLabel
 
 os.environ.setdefault("PYLON_CAMEMU", "2")  # before pylon starts: two emulated cameras
 
@@ -133,9 +133,10 @@ def test_the_panel_applies_live_controls_and_keeps_the_others_for_saving(
     width.setValue(128)
     width.editingFinished.emit()  # not live: nothing is sent
     assert {c.name: c.value for c in streaming.camera_controls("arena")}["width"] == 64
-    mirror = panel.findChild(QDoubleSpinBox, "control_arena_mirror_horizontal")
-    mirror.setValue(1)
-    mirror.editingFinished.emit()  # live: the capture process mirrors from the next frame
+    mirror = panel.findChild(QCheckBox, "control_arena_mirror_horizontal")  # on/off: a tick
+    assert panel.findChild(QDoubleSpinBox, "control_arena_mirror_horizontal") is None
+    assert not mirror.isChecked()
+    mirror.setChecked(True)  # live: the capture process mirrors from the next frame
     assert {c.name: c.value for c in streaming.camera_controls("arena")}["mirror_horizontal"] == 1
     assert panel.values_to_save("arena") == {
         "FRAMERATE": "50",

@@ -24,6 +24,7 @@ from selftest.latency_run import LatencyTestError, experiment_config, plan_laten
 from settings import SettingsError, load_settings
 from stimulation.latency import FlashReport, read_board_reports, run_file, write_board_reports
 from stimulation.protocol import format_latency_test, parse_reply
+from tests.support.files import make_ffv1_video
 from tests.support.paths import PROJECT_ROOT
 
 ROOT = PROJECT_ROOT
@@ -150,8 +151,8 @@ def test_latency_settings_are_checked_before_anything_starts(tmp_path):
 
 def test_simulated_board_needs_a_simulated_camera(tmp_path):
     settings = tmp_path / "video.ini"
-    (tmp_path / "x.mp4").write_bytes(b"")  # never opened: the plan is refused first
-    settings.write_text(f"[Camera cam]\nSOURCE = video\nPATH = {tmp_path / 'x.mp4'}\n")
+    make_ffv1_video(tmp_path / "x.mkv", 3)  # a valid video, never opened: the plan is refused
+    settings.write_text(f"[Camera cam]\nSOURCE = video\nPATH = {tmp_path / 'x.mkv'}\n")
     result = subprocess.run(
         [sys.executable, str(ROOT / "DeepLabStream.py"), "--headless", "--latency-test",
          "--simulated-board", "--settings", str(settings), "--output-dir", str(tmp_path)],

@@ -28,7 +28,10 @@ def _rig(right_model: str = "") -> str:
         "[Camera right]\nSOURCE = synthetic\nFRAMERATE = 60\nSEED = 2\nFLIP = true\n"
         "LIKELIHOOD_THRESHOLD = 0.8\n"
         + (f"MODEL_PATH = {right_model}\n" if right_model else "")
-        + "[Experiment]\nNAME = two_cameras.ini\n[Device stimulus_box]\nTYPE = log\n"
+        # Not a timing test: a 60 fps camera with a CPU-run Lightning Pose model cannot keep a
+        # 33 ms deadline (docs/performance.md), nor two VGA cameras on a loaded 2-core machine.
+        + "[Experiment]\nNAME = two_cameras.ini\nDEADLINE_MS = off\n"
+        + "[Device stimulus_box]\nTYPE = log\n"
     )
 
 

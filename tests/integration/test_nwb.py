@@ -1,4 +1,5 @@
-"""``session.nwb``: a real session with ``[Output] NWB = on``, read back by pynwb and movement."""
+"""``session.nwb`` of real sessions and replays (``[Output] NWB = on``), read back by the tools
+labs use: pynwb, nwbinspector and movement."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.support.files import write_settings
+from tests.support.files import make_ffv1_video, write_settings
+from tests.support.flies import replay_flies
 from tests.support.paths import PROJECT_ROOT
 from tests.support.processes import only_session, run_cli
 
@@ -35,8 +37,15 @@ NWB = on
 
 [Session]
 ANIMAL = mouse12
-EXPERIMENTER = Doe, Jane
+EXPERIMENTER = Doe, Jane; Roe, Richard A.
 NOTES = nwb test session
+SPECIES = Mus musculus
+AGE = P90D
+SEX = F
+STRAIN = C57BL/6J
+INSTITUTION = University of Bonn
+LAB = Schwarz lab
+EXPERIMENT_DESCRIPTION = closed-loop stimulation when the mouse enters a region
 
 [Experiment]
 NAME = ExampleExperiment
@@ -44,9 +53,6 @@ NAME = ExampleExperiment
 [Device stimulus_box]
 TYPE = log
 """
-
-# What nwbinspector asks for that a session cannot know: the settings have no species or age.
-UNKNOWABLE = {"check_subject_species_exists", "check_subject_age"}
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +104,7 @@ def test_pynwb_validates_and_reads_it_back(session: Path) -> None:
         nwbfile = io.read()
         assert nwbfile.session_start_time.isoformat() == info["started"]
         assert nwbfile.subject.subject_id == "mouse12"
-        assert list(nwbfile.experimenter) == ["Doe, Jane"]
+        assert list(nwbfile.experimenter) == ["Doe, Jane", "Roe, Richard A."]
         assert nwbfile.notes == "nwb test session"
         assert '"NWB": "on"' in nwbfile.data_collection  # the settings, as text
         assert "arena" in nwbfile.devices
@@ -111,23 +117,42 @@ def test_pynwb_validates_and_reads_it_back(session: Path) -> None:
         assert estimate.source_video is nwbfile.acquisition["arena_video"]
 
 
-def test_nwbinspector_finds_nothing_serious_but_the_unknowable_subject(session: Path) -> None:
+def test_nwbinspector_finds_nothing_above_a_suggestion_with_the_session_keys_set(
+    session: Path,
+) -> None:
+    """Done when: a live session with the [Session] keys set has no finding above a suggestion."""
+    from nwbinspector import Importance
+
+    findings = list(nwbinspector.inspect_nwbfile(nwbfile_path=session / "session.nwb"))
     serious = [
-        message
-        for message in nwbinspector.inspect_nwbfile(nwbfile_path=session / "session.nwb")
-        if message.importance.name in ("CRITICAL", "BEST_PRACTICE_VIOLATION", "ERROR")
+        m for m in findings if m.importance.value > Importance.BEST_PRACTICE_SUGGESTION.value
     ]
-    allowed = set(UNKNOWABLE)
-    events = _events(session)
-    starts = events[events["kind"] == "trial_start"].set_index("trial")["host_timestamp"]
-    ends = events[events["kind"] == "trial_end"].set_index("trial")["host_timestamp"]
-    if (starts == ends.reindex(starts.index)).any():  # instant trials last 0 s, truly
-        allowed.add("check_time_intervals_stop_after_start")
-    left = [f"{m.check_function_name}: {m.message}" for m in serious]
-    assert {m.check_function_name for m in serious} <= allowed, left
+    assert serious == [], [f"{m.check_function_name}: {m.message}" for m in serious]
+    events = _events(session)  # the session held an instant trial: the case that was flagged
+    assert (events["kind"] == "trial_start").any()
+
+
+def test_the_subject_and_the_lab_are_the_session_keys(session: Path) -> None:
+    with pynwb.NWBHDF5IO(str(session / "session.nwb"), mode="r") as io:
+        nwbfile = io.read()
+        subject = nwbfile.subject
+        assert (subject.species, subject.age, subject.sex, subject.strain) == (
+            "Mus musculus",
+            "P90D",
+            "F",
+            "C57BL/6J",
+        )
+        assert nwbfile.institution == "University of Bonn"
+        assert nwbfile.lab == "Schwarz lab"
+        assert nwbfile.experiment_description.startswith(
+            "closed-loop stimulation when the mouse enters a region (experiment ExampleExperiment"
+        )
+        # the skeleton of the one animal is the subject's (ndx-pose's link)
+        assert nwbfile.processing["behavior"]["arena"].skeleton.subject is subject
 
 
 def test_the_video_is_an_external_file_with_every_frame_timed(session: Path) -> None:
+    """Live: the host clock, from the session's start (``clock.host_time_at_start``)."""
     frames = pd.read_csv(session / "arena.frames.csv")
     info = json.loads((session / "session.json").read_text())
     start = info["clock"]["host_time_at_start"]
@@ -198,43 +223,60 @@ def test_frames_not_analysed_are_nan_rows_or_absent_as_in_the_csv(
     assert np.allclose(times[analysed.index], analysed, atol=1e-6)
 
 
-def test_the_trials_and_events_match_events_csv(session: Path) -> None:
-    events = _events(session)
-    info = json.loads((session / "session.json").read_text())
-    start = info["clock"]["host_time_at_start"]
-    starts = events[events["kind"] == "trial_start"].reset_index(drop=True)
-    ends = events[events["kind"] == "trial_end"].reset_index(drop=True)
-    with pynwb.NWBHDF5IO(str(session / "session.nwb"), mode="r") as io:
+def _trials_and_events(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    with pynwb.NWBHDF5IO(str(path), mode="r") as io:
         nwbfile = io.read()
         trials = nwbfile.trials.to_dataframe() if nwbfile.trials is not None else pd.DataFrame()
-        table = nwbfile.events["experiment_events"].to_dataframe()
+        return trials, nwbfile.events["experiment_events"].to_dataframe()
+
+
+def test_instant_trials_are_events_only_and_events_outside_trials_have_no_trial(
+    session: Path,
+) -> None:
+    events = _events(session)
+    start = json.loads((session / "session.json").read_text())["clock"]["host_time_at_start"]
+    starts = events[events["kind"] == "trial_start"].set_index("trial")["host_timestamp"]
+    ends = events[events["kind"] == "trial_end"].set_index("trial")["host_timestamp"]
     assert len(starts) >= 1, "the test session should hold a trial"  # seed 1: frame 71
-    assert trials["trial"].tolist() == starts["trial"].astype(int).tolist()
-    assert trials["cause"].tolist() == starts["name"].tolist()
-    assert np.allclose(trials["start_time"], starts["host_timestamp"] - start)
-    assert np.allclose(trials["stop_time"], ends["host_timestamp"] - start)
+    lasting = starts[ends.reindex(starts.index) > starts]
+    trials, table = _trials_and_events(session / "session.nwb")
+    assert trials.get("trial", pd.Series(dtype=int)).tolist() == lasting.index.tolist()
     assert len(table) == len(events)
     assert sorted(table["kind"]) == sorted(events["kind"])
+    # a trial number where events.csv has one, blank (NaN) where it has none, never 0
+    ours, theirs = np.sort(table["trial"].to_numpy()), np.sort(events["trial"].to_numpy())
+    assert np.array_equal(ours, theirs, equal_nan=True)
+    assert events["trial"].isna().any() and (events["trial"] > 0).any()
     actions = table[table["kind"] == "action"]
     written = events.loc[events["kind"] == "action", "written"]
     assert np.allclose(sorted(actions["written"]), sorted(written - start))
 
 
+def test_a_trial_that_lasts_is_in_the_trials_table(session: Path, tmp_path: Path) -> None:
+    from recording.nwb import write_session_nwb
+
+    copy = tmp_path / session.name
+    shutil.copytree(session, copy, ignore=shutil.ignore_patterns("*.nwb", "*.mp4"))
+    events = _events(copy)
+    first = events.loc[events["kind"] == "trial_start", "trial"].iloc[0]
+    end = (events["kind"] == "trial_end") & (events["trial"] == first)
+    events.loc[end, "host_timestamp"] += 0.5  # as if the trial had ended half a second later
+    events.to_csv(copy / "events.csv", index=False)
+    start = json.loads((copy / "session.json").read_text())["clock"]["host_time_at_start"]
+
+    trials, _ = _trials_and_events(write_session_nwb(copy))
+
+    row = trials[trials["trial"] == first].iloc[0]
+    begun = events.loc[(events["kind"] == "trial_start") & (events["trial"] == first)]
+    assert row["start_time"] == pytest.approx(begun["host_timestamp"].iloc[0] - start)
+    assert row["stop_time"] == pytest.approx(events.loc[end, "host_timestamp"].iloc[0] - start)
+    assert row["cause"] == begun["name"].iloc[0]
+
+
 def test_a_replay_writes_it_with_the_replayed_video(session: Path, tmp_path: Path) -> None:
     video = tmp_path / "clip.mp4"
     shutil.copyfile(session / "arena.mp4", video)
-    settings = write_settings(tmp_path, SETTINGS)
-    result = run_cli(
-        "--settings",
-        str(settings),
-        "--output-dir",
-        str(tmp_path / "out"),
-        str(video),
-        script="utils/VideoAnalyzer.py",
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr
-    path = tmp_path / "out" / "clip" / "session.nwb"
+    path = _replay(video, tmp_path, "--fast")
     assert pynwb.validate(path=str(path)) == []
     with pynwb.NWBHDF5IO(str(path), mode="r") as io:
         series = io.read().acquisition["clip_video"]
@@ -242,6 +284,144 @@ def test_a_replay_writes_it_with_the_replayed_video(session: Path, tmp_path: Pat
     dataset = load_poses.from_nwb_file(path, pose_estimation_key="clip")
     frames = pd.read_csv(session / "arena.frames.csv")
     assert dataset.sizes["time"] == len(frames)  # a replay analyses every frame of the video
+
+
+def _replay(video: Path, tmp_path: Path, *options: str) -> Path:
+    """Replay ``video`` with utils/VideoAnalyzer.py; return its session.nwb."""
+    output = tmp_path / "out"
+    result = run_cli(
+        "--settings",
+        str(write_settings(tmp_path, SETTINGS)),
+        "--output-dir",
+        str(output),
+        *options,
+        str(video),
+        script="utils/VideoAnalyzer.py",
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    (path,) = output.glob(f"{video.stem}*/session.nwb")
+    return path
+
+
+def _frame_times(series: object) -> np.ndarray:
+    """An external-file ImageSeries' frame times (pynwb counts a rate's samples in its data)."""
+    if series.timestamps is not None:
+        return np.asarray(series.timestamps[:])
+    return series.starting_time + np.arange(series.num_samples) / series.rate
+
+
+REPLAY_FPS = 250
+REPLAY_FRAMES = 100
+
+
+# --realtime without the experiment: a 250 fps replay on a loaded machine may miss the loop's
+# deadline, which with an experiment is an error (issue 25) and not what is tested here.
+@pytest.mark.parametrize("options", [("--fast",), ("--realtime", "--no-experiment")])
+def test_a_replays_nwb_spans_the_video_on_the_videos_own_clock(
+    tmp_path: Path, options: tuple[str, ...]
+) -> None:
+    """Done when: a replay's NWB spans the video's duration within one frame.
+
+    Fast or at the video's rate, the replay took its own time; the file gives the frames' times
+    in the video (a 250 fps clip of 0.4 s spans 0.4 s), for the poses, the video and the events.
+    """
+    video = tmp_path / "clip.mkv"
+    make_ffv1_video(video, REPLAY_FRAMES, fps=REPLAY_FPS)
+    duration = REPLAY_FRAMES / REPLAY_FPS
+
+    path = _replay(video, tmp_path, *options)
+
+    expected = np.arange(REPLAY_FRAMES) / REPLAY_FPS  # each frame's presentation time
+    with pynwb.NWBHDF5IO(str(path), mode="r") as io:
+        nwbfile = io.read()
+        assert "replayed video's own time" in nwbfile.session_description
+        video_times = _frame_times(nwbfile.acquisition["clip_video"])
+        nose = nwbfile.processing["behavior"]["clip"].pose_estimation_series["nose"]
+        pose_times = np.asarray(nose.get_timestamps())
+        events = nwbfile.events["experiment_events"].to_dataframe() if nwbfile.events else None
+    for times in (video_times, pose_times):
+        assert len(times) == REPLAY_FRAMES
+        span = times[-1] - times[0] + 1 / REPLAY_FPS  # the last frame lasts one interval
+        assert abs(span - duration) <= 1 / REPLAY_FPS
+        assert np.allclose(times, expected, atol=1e-6)
+    if "--no-experiment" not in options:
+        table = pd.read_csv(path.parent / "events.csv")
+        assert np.allclose(sorted(events["timestamp"]), sorted(table["time_s"]))  # the video's
+        assert events["timestamp"].between(0, duration).all()
+    dataset = load_poses.from_nwb_file(path, pose_estimation_key="clip")
+    assert dataset.attrs["fps"] == pytest.approx(REPLAY_FPS)  # movement: time = row / fps
+    assert dataset.sizes["time"] == REPLAY_FRAMES
+
+
+def test_a_replays_video_path_survives_moving_the_session_folder(tmp_path: Path) -> None:
+    """The replayed video is outside the session folder: named by its absolute path."""
+    video = tmp_path / "clip.mkv"
+    make_ffv1_video(video, 10)
+    path = _replay(video, tmp_path, "--fast", "--no-experiment")
+    moved = tmp_path / "elsewhere" / "deeper"
+    moved.parent.mkdir()
+    shutil.move(str(path.parent), str(moved))
+    with pynwb.NWBHDF5IO(str(moved / "session.nwb"), mode="r") as io:
+        series = io.read().acquisition["clip_video"]
+        named = Path(series.external_file[0])
+        assert named.is_absolute() and named == video.resolve()
+        assert "absolute path" in series.description
+    inspected = nwbinspector.inspect_nwbfile(nwbfile_path=moved / "session.nwb")
+    assert not [m for m in inspected if m.check_function_name.endswith("external_file_valid")]
+
+
+def test_a_live_sessions_video_path_survives_moving_the_session_folder(
+    session: Path, tmp_path: Path
+) -> None:
+    """The recording is inside the session folder: named relative to the NWB file beside it."""
+    moved = tmp_path / "archive" / session.name
+    shutil.copytree(session, moved)
+    with pynwb.NWBHDF5IO(str(moved / "session.nwb"), mode="r") as io:
+        named = io.read().acquisition["arena_video"].external_file[0]
+    assert named == "arena.mp4"
+    assert (moved / named).is_file()
+
+
+@pytest.mark.slow
+def test_two_animals_of_a_sleap_replay_merge_in_movement_as_two_individuals(
+    tmp_path: Path,
+) -> None:
+    """Done when: one PoseEstimation per animal, named after its track, merges in movement.
+
+    movement 0.15's ``from_nwb_file`` names the individual of every PoseEstimation after the
+    file's ``identifier``, so two animals of one file collide (``MergeError``) unless each gets
+    its track's name, which the PoseEstimation's name ends with (docs/outputs.md).
+    """
+    import xarray as xr
+
+    from recording.pose_table import read_pose_table
+
+    session, _ = replay_flies(tmp_path, 12)
+    path = session / "session.nwb"
+    table = read_pose_table(session / "flies.pose.csv")
+    assert table.individuals == ("animal1", "animal2")
+    with pynwb.NWBHDF5IO(str(path), mode="r") as io:
+        module = io.read().processing["behavior"]
+        names = [n for n in module.data_interfaces if n.startswith("flies_")]
+        assert names == ["flies_animal1", "flies_animal2"]
+        assert "animal animal2 (its track" in module["flies_animal2"].description
+    animals = [
+        load_poses.from_nwb_file(path, pose_estimation_key=f"flies_{track}").assign_coords(
+            individuals=[track]
+        )
+        for track in table.individuals
+    ]
+    merged = xr.merge(animals, join="outer", compat="no_conflicts")
+    assert list(merged.individuals.values) == ["animal1", "animal2"]
+    assert merged.sizes["time"] == 12 and merged.sizes["keypoints"] == len(table.keypoints)
+    for number, track in enumerate(table.individuals):
+        for k, keypoint in enumerate(table.keypoints):
+            position = merged.position.sel(individuals=track, keypoints=keypoint).values
+            np.testing.assert_allclose(position, table.points[:, number, k, :2], atol=1e-9)
+    # what movement does by itself (an upstream limitation, docs/outputs.md): one name for all
+    plain = [load_poses.from_nwb_file(path, pose_estimation_key=n) for n in names]
+    assert plain[0].individuals.values.tolist() == plain[1].individuals.values.tolist()
 
 
 def test_the_command_line_writes_it_after_the_fact(session: Path, tmp_path: Path) -> None:

@@ -25,7 +25,9 @@ HEIGHT = 120
 RECORD = false
 [Session]
 ANIMAL = mouse 12/b
-EXPERIMENTER = A. Lab
+EXPERIMENTER = Lab, A.
+SPECIES = Mus musculus
+AGE = P12W
 NOTES = first day on the rig
 PLANNED_DURATION = 2
 """
@@ -47,10 +49,20 @@ def test_session_metadata_names_the_folder_and_unrecorded_cameras_write_no_video
     assert info["stop_reason"] == "duration of 2 s reached"  # [Session] PLANNED_DURATION
     assert info["metadata"] == {
         "animal": "mouse 12/b",
-        "experimenter": "A. Lab",
+        "experimenter": "Lab, A.",
         "notes": "first day on the rig",
         "planned_duration_s": 2.0,
         "recorded_cameras": ["top"],
+        "subject": {
+            "species": "Mus musculus",
+            "age": "P12W",
+            "date_of_birth": "",
+            "sex": "U",
+            "strain": "",
+        },
+        "institution": "",
+        "lab": "",
+        "experiment_description": "",
     }
     assert info["cameras"]["spare"]["record"] is False
     assert info["cameras"]["spare"]["frames_recorded"] == 0

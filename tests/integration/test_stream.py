@@ -281,10 +281,12 @@ def test_end_of_video_stops_cleanly_with_every_frame(tmp_path: Path) -> None:
 
 
 def test_a_camera_that_cannot_open_starts_nothing(tmp_path: Path) -> None:
-    (tmp_path / "broken.mp4").write_bytes(os.urandom(4096))
+    # A device path that passes the settings check but that no camera answers: the failure
+    # comes when the cameras open (a broken video file is refused before, by the check).
+    missing = tmp_path / "video99"
     settings = write_settings(
         tmp_path,
-        "[Camera good]\nSOURCE = synthetic\n[Camera bad]\nSOURCE = video\nPATH = broken.mp4\n",
+        f"[Camera good]\nSOURCE = synthetic\n[Camera bad]\nSOURCE = opencv\nDEVICE = {missing}\n",
     )
     result = run_cli(
         "--settings",
@@ -294,8 +296,8 @@ def test_a_camera_that_cannot_open_starts_nothing(tmp_path: Path) -> None:
         "--output-dir",
         str(tmp_path / "out"),
     )
-    assert result.returncode == 1
-    assert "broken.mp4" in result.stderr
+    assert result.returncode == 1, result.stderr
+    assert "video99" in result.stderr and "'bad'" in result.stderr
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 

@@ -9,12 +9,30 @@ import numpy as np
 
 
 def write_settings(folder: Path, text: str, name: str = "settings.ini") -> Path:
-    """Write a settings file whose recording limits suit a test machine."""
+    """Write a settings file whose recording limits and deadline suit a test machine.
+
+    The loop's deadline ([Experiment] DEADLINE_MS) judges the machine's speed: a test that is
+    not about timing turns it off, so that a loaded machine cannot fail it. The tests of the
+    deadline set it themselves and make misses happen on purpose.
+    """
     path = folder / name
     if "[Recording]" not in text:
         text += "\n[Recording]\nMIN_FREE_SPACE = 0\nWARN_FREE_SPACE = 0\n"
+    if "DEADLINE_MS" not in text:
+        text = with_key(text, "Experiment", "DEADLINE_MS = off")
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def with_key(text: str, section: str, line: str) -> str:
+    """Return ``text`` with ``line`` first in ``[section]`` (the section added when absent)."""
+    header = f"[{section}]"
+    lines = text.splitlines()
+    for number, existing in enumerate(lines):
+        if existing.strip() == header:
+            lines.insert(number + 1, line)
+            return "\n".join(lines) + "\n"
+    return text.rstrip("\n") + f"\n\n{header}\n{line}\n"
 
 
 def patterned_frame(index: int, height: int, width: int, channels: int) -> np.ndarray:

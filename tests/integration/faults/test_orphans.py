@@ -25,9 +25,12 @@ from tests.support.files import make_ffv1_video
 from tests.support.paths import PROJECT_ROOT
 
 ANALYZER = PROJECT_ROOT / "utils" / "VideoAnalyzer.py"
-FRAMES = 1200  # 40 s at 30 fps in --realtime: far longer than any of the waits below
-GONE_WITHIN_S = 10.0
-START_TIMEOUT_S = 40.0
+FRAMES = 9000  # 300 s at 30 fps in --realtime: far longer than any of the waits below
+# An orphan would run until its video ends (minutes); a child that noticed its parent's death
+# ends in seconds, or tens of seconds on a loaded machine while it finalises its files. The
+# bound only has to tell the two apart, whatever the machine's speed.
+GONE_WITHIN_S = 90.0
+START_TIMEOUT_S = 120.0
 
 
 @pytest.fixture
@@ -82,13 +85,20 @@ def wait_until_streaming(process: subprocess.Popen, output: Path) -> list[psutil
         assert process.poll() is None, process.communicate()
         sessions = [p for p in output.glob("*/session.log")] if output.is_dir() else []
         children = [c for c in main.children(recursive=True) if not _is_tracker(c)]
-        if len(sessions) >= 2 and len(children) >= 6:  # 2 replays, each a capture and a pose
-            time.sleep(1.0)  # the streams are running
+        if len(sessions) >= 2 and len(children) >= 6 and _analysing(output) >= 2:
+            # Both replays stream: each has a capture and a pose worker, and poses are written
+            # (a replay stopped before its stream started keeps no folder).
             descendants = main.children(recursive=True)
             _recorded[process.pid] = descendants
             return descendants
         time.sleep(0.2)
     raise AssertionError(f"the replays did not start within {START_TIMEOUT_S:.0f} s")
+
+
+def _analysing(output: Path) -> int:
+    """How many replays in ``output`` have written a pose row (below the CSV's 3 header rows)."""
+    tables = output.glob("*/*.pose.csv") if output.is_dir() else []
+    return sum(1 for table in tables if table.read_text(errors="replace").count("\n") > 3)
 
 
 def _is_tracker(child: psutil.Process) -> bool:

@@ -1,20 +1,29 @@
-"""Faults of offline replay (utils/VideoAnalyzer.py): a truncated file, a renamed session folder.
+"""Faults of offline replay (utils/VideoAnalyzer.py): a truncated file, a renamed session folder,
+a realtime replay that falls behind.
 
 A video cut short (an interrupted copy) must not pass as replayed: the report and the session's
 ``session.json`` say it was truncated, and the exit code is 1, as for a broken file. The session
-folder, renamed after the video once the replay ends, is named by its final name in its log.
+folder, renamed after the video once the replay ends, is named by its final name in its log. A
+``--realtime`` replay whose frames go out late says how late, and warns.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import av
 import numpy as np
+import pytest
 
 from tests.support.files import make_ffv1_video
+from tests.support.paths import PROJECT_ROOT
 from tests.support.processes import only_session, run_cli
 
 ANALYZER = "utils/VideoAnalyzer.py"
@@ -80,3 +89,65 @@ def test_session_log_names_the_final_folder(tmp_path: Path) -> None:
     named = set(re.findall(re.escape(str(output)) + r"/([^\s/'\"]+)", log))
     assert named == {"mouse"}, log  # every line names the folder as it is now
     assert f"session folder: {session}" in log, log
+
+
+STALL_S = 1.0
+
+
+@pytest.mark.slow
+def test_a_realtime_replay_that_falls_behind_says_how_late_its_frames_were(tmp_path: Path) -> None:
+    """The capture process is stopped (SIGSTOP) for a second mid-video, on purpose.
+
+    Every frame due meanwhile goes out at least that late, whatever the machine's speed: the
+    replay must report the lateness (p99, max) in session.json and warn in its log, its report
+    and session.json's warnings.
+    """
+    video = tmp_path / "slow.mkv"
+    make_ffv1_video(video, 450, width=64, height=48, fps=30)  # 15 s at its own rate
+    output = tmp_path / "out"
+    replay = subprocess.Popen(
+        [sys.executable, str(PROJECT_ROOT / ANALYZER), str(video), "--realtime",
+         "--no-experiment", "--output-dir", str(output)],
+        cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        capture = _capture_process_once_frames_flow(output, "slow", replay)
+        os.kill(capture, signal.SIGSTOP)
+        time.sleep(STALL_S)
+        os.kill(capture, signal.SIGCONT)
+        text, _ = replay.communicate(timeout=120)
+    finally:
+        if replay.poll() is None:
+            replay.kill()
+    assert replay.returncode == 0, text  # a warning, not a failure
+    session = only_session(output)
+    info = json.loads((session / "session.json").read_text(encoding="utf-8"))
+    delivery = info["replay"]["delivery"]
+    interval_ms = 1000 / 30
+    assert delivery["frame_interval_ms"] == pytest.approx(interval_ms, abs=1e-3)
+    assert delivery["late_ms"]["max"] >= STALL_S * 1000 - interval_ms - 1
+    assert delivery["late_ms"]["p99"] > interval_ms  # a second's frames of 450: above the p99
+    assert delivery["frames_late"] >= int(STALL_S * 30) - 2
+    assert info["cameras"]["slow"]["device"]["delivery"] == delivery
+    (warning,) = [w for w in info["warnings"] if "fell behind" in w]
+    assert f"{delivery['frames_late']} of 449 frames" in warning, warning
+    assert f"max {delivery['late_ms']['max']} ms" in warning, warning
+    assert f"warning: {warning}" in text, text  # the batch's report
+    assert warning in (session / "session.log").read_text(encoding="utf-8")
+
+
+def _capture_process_once_frames_flow(output: Path, camera: str, replay: subprocess.Popen) -> int:
+    """Return the replay's capture process id once session.json counts frames captured."""
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and replay.poll() is None:
+        for path in output.glob("*/session.json"):
+            try:
+                info = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):  # being replaced: read it again
+                continue
+            pid = (info.get("processes") or {}).get(f"capture:{camera}")
+            captured = ((info.get("cameras") or {}).get(camera) or {}).get("frames_captured", 0)
+            if pid and captured > 10:
+                return int(pid)
+        time.sleep(0.1)
+    raise AssertionError(f"the replay never got going: {replay.poll()=}")

@@ -32,8 +32,11 @@ SETTINGS = (
 )
 
 
-def start(tmp_path: Path, *args: str, new_session: bool = False) -> subprocess.Popen[str]:
-    settings = write_settings(tmp_path, SETTINGS)
+def start(
+    tmp_path: Path, *args: str, new_session: bool = False, extra: str = ""
+) -> subprocess.Popen[str]:
+    """``DeepLabStream.py`` on :data:`SETTINGS` (plus ``extra`` sections), its output in out/."""
+    settings = write_settings(tmp_path, SETTINGS + extra)
     return subprocess.Popen(
         [sys.executable, str(ROOT / "DeepLabStream.py"), "--headless", "--settings",
          str(settings), "--output-dir", str(tmp_path / "out"), *args],

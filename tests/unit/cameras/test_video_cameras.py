@@ -10,6 +10,7 @@ import logging
 import os
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -210,6 +211,40 @@ def test_native_pacing_spaces_frames_like_a_live_camera(
 
     intervals_ms = np.diff([s.host_timestamp_ns for s in stamps]) / 1e6
     assert 20 < float(np.median(intervals_ms)) < 60  # 33 ms nominal; the host may be busy
+
+
+STALL_S = 0.5
+
+
+def test_native_pacing_measures_how_late_frames_went_out_after_a_stalled_reader(
+    videos: dict[str, Path],
+) -> None:
+    """The reader stalls on purpose after frame 0: frame 1 (due 33 ms later) goes out late."""
+    camera = VideoCamera("v", video_settings(videos["h264"], pacing="native"))
+    geometry = camera.open()
+    out = np.empty(geometry.shape, np.uint8)
+    try:
+        camera.grab(out)
+        time.sleep(STALL_S)  # the stalled reader: nobody takes a frame for half a second
+        while camera.grab(out) is not None:
+            pass
+        delivery = camera.describe()["delivery"]
+    finally:
+        camera.close()
+    interval_ms = 1000 / FPS
+    assert delivery["frame_interval_ms"] == pytest.approx(interval_ms, abs=1e-3)
+    late = delivery["late_ms"]
+    assert late["count"] == FRAMES - 1  # the first frame sets the pace
+    # Frame 1 was due one interval after frame 0 and went out after the stall, at the least.
+    assert late["max"] >= STALL_S * 1000 - interval_ms
+    # Every frame due during the stall went out more than an interval late.
+    assert delivery["frames_late"] >= int(STALL_S * FPS) - 2
+
+
+def test_free_pacing_has_no_delivery_figures(videos: dict[str, Path]) -> None:
+    camera = VideoCamera("v", video_settings(videos["h264"], pacing="free"))
+    read_all(camera)
+    assert "delivery" not in camera.describe()
 
 
 def test_free_pacing_delivers_all_frames_without_waiting(videos: dict[str, Path]) -> None:

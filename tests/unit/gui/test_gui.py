@@ -18,7 +18,7 @@ import pytest
 from PyQt5.QtCore import Qt
 from PyQt5.QtGui import QImage
 
-from core.instance_lock import LOCK_ENV, InstanceLock
+from core.device_lock import LOCK_ENV, DeviceClaim, DeviceLocks
 from gui.main_window import MainWindow
 from gui.session import Part
 from tests.support.arena import back_and_forth
@@ -332,17 +332,25 @@ def test_bad_settings_show_the_banner_naming_the_key(qtbot, tmp_path: Path) -> N
     close_and_wait(qtbot, window)
 
 
-def test_a_second_instance_does_not_take_the_cameras(
-    qtbot, window: MainWindow, tmp_path: Path
-) -> None:
-    with InstanceLock():  # as another running DeepLabStream would hold it
+def test_a_second_instance_does_not_take_the_rigs_board(qtbot, tmp_path: Path) -> None:
+    port = tmp_path / "board-port"  # nothing opens it: the lock is taken before anything starts
+    settings = write_settings(
+        tmp_path, ARENA + f"[Device stimulus_box]\nTYPE = serial\nPORT = {port}\n"
+    )
+    window = MainWindow(settings, tmp_path / "out")
+    window.show()
+    board = DeviceClaim(f"serial-port:{port}", "device 'stimulus_box'")
+    with DeviceLocks([board]):  # as another running DeepLabStream would hold it
         _click(qtbot, window, Part.STREAM)
+        text = window.banner.label.text()
         assert window.banner.isVisible()
-        assert "another DeepLabStream" in window.banner.label.text()
-        assert str(os.getpid()) in window.banner.label.text()
+        assert f"device 'stimulus_box' (serial-port:{port}) is in use by another" in text
+        assert f"process {os.getpid()}" in text and "second rig" in text
         assert not window.controller.streaming
     _click(qtbot, window, Part.STREAM)  # once the other has gone, this one may stream
     _wait_running(qtbot, window, Part.STREAM)
+    close_and_wait(qtbot, window)
+    window.deleteLater()
 
 
 def test_overlay_colours_triggers_by_state_and_flashes_on_actions() -> None:
@@ -390,14 +398,14 @@ def test_done_when_app_runs_the_embedded_default_offscreen(tmp_path: Path) -> No
         "--duration",
         "6",
         "--output-dir",
-        str(tmp_path),
+        str(tmp_path / "out"),  # beside the test's device locks (tmp_path/instance.lock.d)
         script="app.py",
         env={"QT_QPA_PLATFORM": "offscreen"},
         timeout=180,
     )
     assert result.returncode == 0, result.stderr
     assert "analysed" in result.stdout  # the status lines
-    session = only_session(tmp_path)
+    session = only_session(tmp_path / "out")
     info = json.loads((session / "session.json").read_text())
     assert info["status"] == "finished"
     assert info["pose"]["model"]["name"] == "arena"  # the bundled model
@@ -408,10 +416,16 @@ def test_done_when_app_runs_the_embedded_default_offscreen(tmp_path: Path) -> No
 def test_the_command_line_tool_does_not_take_the_cameras_of_a_running_app(
     tmp_path: Path,
 ) -> None:
-    with InstanceLock():  # as the app holds it while it streams
-        result = run_cli("--headless", "--frames", "10", "--output-dir", str(tmp_path / "out"))
+    settings = write_settings(tmp_path, "[Camera left]\nSOURCE = basler\nSERIAL = 0815-0000\n")
+    camera = DeviceClaim("basler:0815-0000", "camera 'left'")
+    with DeviceLocks([camera]):  # as the app holds it while it streams
+        result = run_cli(
+            "--headless", "--frames", "10", "--settings", str(settings),
+            "--output-dir", str(tmp_path / "out"),
+        )  # fmt: skip
     assert result.returncode == 1
-    assert "another DeepLabStream" in result.stderr and str(os.getpid()) in result.stderr
+    assert "camera 'left' (basler:0815-0000) is in use by another DeepLabStream" in result.stderr
+    assert f"process {os.getpid()}" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "out").exists()  # nothing started, no session folder
 
 

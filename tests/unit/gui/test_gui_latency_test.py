@@ -19,7 +19,7 @@ from PyQt5.QtCore import Qt
 from PyQt5.QtWidgets import QPushButton
 
 import gui.session
-from core.instance_lock import LOCK_ENV
+from core.device_lock import LOCK_ENV
 from gui.main_window import LATENCY_TEST_LABEL, MainWindow
 from gui.session import Part, events_file_name
 from settings import load_settings
@@ -39,6 +39,7 @@ class FakeStream:
         self.experimenting = False
         self.recording = False
         self.analysis = None
+        self.record: dict[str, Any] | None = None  # session.json as written: none here
         self.stopped = False
         self.started: list[tuple[str | None, Any]] = []
         self.stops = 0

@@ -19,7 +19,7 @@ from PyQt5.QtCore import QEvent, Qt
 from PyQt5.QtGui import QMouseEvent
 from PyQt5.QtWidgets import QAbstractButton, QApplication, QComboBox, QListWidget, QTableWidget
 
-from core.instance_lock import LOCK_ENV
+from core.device_lock import LOCK_ENV
 from experiments.config import load_experiment_config
 from experiments.registry import CONFIG_FOLDER
 from gui.live_view import CameraView

@@ -29,6 +29,7 @@ from gui.region_editor import Region, RegionEditor
 
 # The tiles are 320 x 240 and the frames 640 x 480: one widget pixel is two frame pixels.
 FRAME = np.zeros((480, 640, 3), np.uint8)
+PULSE = "pulse 1000 ms, stimulus_box channel"  # the example's rules, as the list shows them
 
 
 @pytest.fixture
@@ -123,8 +124,8 @@ def test_draw_move_resize_delete_assign_and_save(
     status = editor.findChild(QLabel, "region_status")
     assert editor.findChild(QComboBox, "region_camera") is not None
     assert _items(editor) == [
-        "nose_in_left (camera?): circle 160 240 60",
-        "nose_in_right (camera?): circle 480 240 60",
+        f"nose_in_left (camera?): circle 160 240 60, nose, {PULSE} 1, on entry",
+        f"nose_in_right (camera?): circle 480 240 60, nose, {PULSE} 2, on entry",
     ]
     assert not editor.dirty
 
@@ -209,10 +210,10 @@ def test_draw_move_resize_delete_assign_and_save(
     chooser.setCurrentIndex(chooser.findText("side"))
     chooser.activated.emit(chooser.currentIndex())
     assert _items(editor) == [
-        "nose_in_left (top): circle 160 240 60",
-        "nose_in_right (side): circle 480 240 60",
-        "region_1 (top): circle 150 120 40",
-        "region_4 (side): polygon 10,400 60,400 70,460 10,450",
+        f"nose_in_left (top): circle 160 240 60, nose, {PULSE} 1, on entry",
+        f"nose_in_right (side): circle 480 240 60, nose, {PULSE} 2, on entry",
+        "region_1 (top): circle 150 120 40, nose, no action",
+        "region_4 (side): polygon 10,400 60,400 70,460 10,450, nose, no action",
     ]
 
     with qtbot.waitSignal(editor.saved) as saved:

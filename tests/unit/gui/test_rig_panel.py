@@ -100,7 +100,7 @@ def test_session_fields_and_record_boxes_are_written_to_the_file(
     qtbot, panel: RigPanel
 ) -> None:
     _edit(qtbot, panel, "session_animal", "mouse 12")
-    _edit(qtbot, panel, "session_experimenter", "A. Lab")
+    _edit(qtbot, panel, "session_experimenter", "Lab, A.")
     panel.findChild(QCheckBox, "record_arena").setChecked(False)
     panel.duration.setValue(1.5)
     panel.duration.editingFinished.emit()
@@ -109,7 +109,7 @@ def test_session_fields_and_record_boxes_are_written_to_the_file(
     panel.save()
     settings = load_settings(panel.settings_file)
     assert settings.session.animal == "mouse 12"
-    assert settings.session.experimenter == "A. Lab"
+    assert settings.session.experimenter == "Lab, A."
     assert settings.session.planned_duration == 90
     assert settings.camera("arena").common.record is False
 
@@ -131,6 +131,10 @@ def test_a_detected_basler_camera_is_added_from_the_list(
     pytest.importorskip("pypylon")
     monkeypatch.setenv("PYLON_CAMEMU", "2")  # pylon's own emulator: two cameras
     qtbot.mouseClick(panel.findChild(QPushButton, "rig_detect_cameras"), Qt.LeftButton)
+    status = panel.findChild(QLabel, "rig_detect_status")
+    assert status.isVisibleTo(panel) and status.text().startswith("Detect:")  # it says it looks
+    qtbot.waitUntil(lambda: status.text().startswith("Found"), timeout=60_000)
+    assert "Basler" in status.text()
     choices = panel.findChild(QComboBox, "rig_add_camera")
     labels = [choices.itemText(i) for i in range(choices.count())]
     basler = [i for i, label in enumerate(labels) if label.startswith("Basler")]
@@ -169,7 +173,10 @@ def test_a_recorded_board_session_is_calibrated_from_the_rig_tab(panel, qtbot, t
     folder = tmp_path / "board-session"
     write_session(folder, rendered_views(rig_cameras(), 60), {})
     panel.calibrate_session(folder)
-    qtbot.waitUntil(lambda: panel.calibration_edit.text() != "", timeout=120_000)
+    # It runs in a helper process; a line says its stage and the time so far (issue 28).
+    status = panel.findChild(QLabel, "rig_calibration_status")
+    assert status.isVisibleTo(panel) and status.text().startswith("Calibration: ")
+    qtbot.waitUntil(lambda: panel.calibration_edit.text() != "", timeout=280_000)
     assert panel.document.get("Triangulation", "CALIBRATION") == panel.calibration_edit.text()
     written = folder / "calibration.toml"
     assert set(read_calibration(written)) == {"top", "left", "right"}

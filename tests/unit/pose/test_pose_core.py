@@ -359,7 +359,7 @@ def test_backend_errors(tiny_models: tuple[Path, Path], tmp_path: Path) -> None:
     if not torch.cuda.is_available():
         with pytest.raises(ModelError, match="no CUDA device"):
             open_backend(_description(model_file=torchscript_file), "pytorch", "cuda")
-    with pytest.raises(ModelError, match=r"TorchScript or \.pt"):
+    with pytest.raises(ModelError, match=r"an ONNX graph.*BACKEND = onnxruntime"):
         open_backend(description, "pytorch")
     with pytest.raises(ModelError, match="tensorrt"):
         open_backend(_description(model_file=torchscript_file), "pytorch", "tensorrt")
@@ -369,8 +369,29 @@ def test_backend_errors(tiny_models: tuple[Path, Path], tmp_path: Path) -> None:
         open_backend(_description(model_file=onnx_file, input_name="image"))
     garbage = tmp_path / "garbage.pt"
     garbage.write_bytes(b"not a model")
-    with pytest.raises(ModelError, match="neither TorchScript"):
+    with pytest.raises(ModelError, match="not a TorchScript file"):
         open_backend(_description(model_file=garbage), "pytorch")
+
+
+class _RunsCodeWhenUnpickled:
+    """What a malicious ``torch.save(module)`` file does: code runs as it is unpickled."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple:
+        return (Path.write_text, (self.marker, "unpickled"))
+
+
+def test_a_pickled_module_is_refused_and_never_unpickled(tmp_path: Path) -> None:
+    import torch
+
+    marker = tmp_path / "ran.txt"
+    pickled = tmp_path / "whole_module.pt"
+    torch.save({"module": _RunsCodeWhenUnpickled(marker)}, pickled)
+    with pytest.raises(ModelError, match="never loaded"):
+        open_backend(_description(model_file=pickled), "pytorch")
+    assert not marker.exists(), "the file's code ran"
 
 
 def test_crop_equals_the_cropped_frame() -> None:

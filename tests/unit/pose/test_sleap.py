@@ -237,6 +237,15 @@ def test_unsupported_model_types_are_named(
     assert expected in str(error.value)
 
 
+def test_an_identity_model_is_refused_with_what_to_do_instead(tmp_path: Path) -> None:
+    folder = _copy_export(tmp_path, {"model_type": "multi_class_bottomup"}, {})
+    with pytest.raises(ModelError) as error:
+        load_model(folder)
+    message = str(error.value)
+    assert "class maps" in message and "without identities" in message
+    assert "docs/sleap-models.md" in message
+
+
 def test_missing_metadata_or_outputs_are_reported(tmp_path: Path) -> None:
     folder = _copy_export(tmp_path, {"node_names": None})
     with pytest.raises(ModelError, match="incomplete metadata"):

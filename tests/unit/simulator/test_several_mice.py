@@ -103,8 +103,10 @@ def test_hidden_keypoints_are_under_a_mouse_drawn_later(social: str, animals: in
         truth = arena.truth_at(index)
         # Where each mouse alone would be drawn on the empty floor.
         drawn = []
-        for pose in poses:
-            renderer.render_animals([pose], index, alone)
+        for pose, marks in zip(poses, params.marks, strict=True):  # marked: sizes differ
+            np.copyto(alone, renderer.floor)
+            renderer.draw_animal(alone, pose, marks.scale)
+            renderer.light_and_add_noise(alone, index)
             drawn.append(np.abs(alone.astype(int) - floor).max(axis=-1) > 30)
         for animal in range(animals):
             later = drawn[animal + 1 :]

@@ -1,4 +1,4 @@
-"""The portable transport on Linux: the doorbell and the instance lock Windows and macOS rely on.
+"""The portable transport on Linux: the doorbell Windows and macOS rely on.
 
 Real spawned processes, real shared memory. The portable doorbell is forced the way a user or CI
 forces it (``DEEPLABSTREAM_DOORBELL``, inherited by spawned processes), so the children choose it
@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 
 from core.frames import FrameGeometry
-from core.instance_lock import InstanceLock, InstanceLockError
 from transport import channel as channel_module
 from transport import ring as ring_module
 from transport.channel import (
@@ -85,14 +84,6 @@ def pickled_reader(reader: ChannelReader, report) -> None:
     """Read a channel whose reader object was pickled to this process."""
     assert reader.wait(10)
     report.send([type(reader).__name__, *reader.read_available()])
-
-
-def lock_holder(path: Path, held) -> None:
-    """Hold the instance lock until killed (a crash: nothing releases it)."""
-    lock = InstanceLock(path)
-    lock.acquire()
-    held.send(lock.held)
-    time.sleep(60)
 
 
 # -- the doorbell ------------------------------------------------------------------------------
@@ -235,33 +226,7 @@ def test_a_session_exports_its_setting_but_keeps_a_forced_doorbell(monkeypatch) 
     assert os.environ[DOORBELL_ENV] == "portable"
 
 
-# -- the instance lock and shared memory ---------------------------------------------------------
-
-
-def test_a_lock_held_by_another_process_is_refused_clearly(tmp_path: Path, no_leftovers) -> None:
-    path = tmp_path / "instance.lock"
-    held, held_send = SPAWN.Pipe(duplex=False)
-    holder = SPAWN.Process(target=lock_holder, args=(path, held_send))
-    holder.start()
-    held_send.close()
-    try:
-        assert held.poll(30) and held.recv()
-        lock = InstanceLock(path)
-        with pytest.raises(InstanceLockError) as refused:
-            lock.acquire()
-        message = str(refused.value)
-        assert f"another DeepLabStream (process {holder.pid})" in message
-        assert str(path) in message and "Stop it first" in message
-        assert not lock.held
-        holder.kill()  # a crash: the system drops the lock with the process
-        holder.join(30)
-        lock.acquire()
-        assert lock.held
-        lock.release()
-        assert not lock.held
-    finally:
-        holder.kill()
-        holder.join(30)
+# -- shared memory ---------------------------------------------------------------------------
 
 
 def test_shared_memory_checks_skip_where_there_is_no_dev_shm(tmp_path: Path, monkeypatch) -> None:

@@ -1,0 +1,76 @@
+"""Each identity's confidence beside the pose table: the identity CSV and the parquet column."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pose.files import (
+    IdentityConfidenceWriter,
+    PoseCsvWriter,
+    individual_names,
+    write_pose_parquet,
+)
+from pose.records import PoseReader, PoseRecord, encode_pose, pose_record_size
+
+
+def _session(tmp_path: Path) -> tuple[Path, Path]:
+    names = individual_names(2)
+    pose = PoseCsvWriter(tmp_path / "top.pose.csv", "s", ("nose", "tail_base"), names)
+    identity = IdentityConfidenceWriter(tmp_path / "top.identity.csv", names)
+    rng = np.random.default_rng(0)
+    for frame in range(6):
+        if frame == 2:  # passed over: both files get the empty row when frame 3 comes
+            pose.write_missing(frame)
+            continue
+        pose.write(frame, rng.uniform(0, 100, (2, 2, 3)))
+        identity.write(frame, np.array([0.999, np.nan if frame == 4 else 0.5]))
+    pose.end_at(7)
+    identity.end_at(7)
+    pose.close()
+    identity.close()
+    return pose.path, identity.path
+
+
+def test_the_confidence_file_has_a_row_per_pose_row_and_leaves_the_pose_csv_as_dlc_writes_it(
+    tmp_path: Path,
+) -> None:
+    pose_path, identity_path = _session(tmp_path)
+    confidence = pd.read_csv(identity_path, index_col="frame_index")
+    table = pd.read_csv(pose_path, header=[0, 1, 2, 3], index_col=0)
+    assert list(confidence.index) == list(table.index) == list(range(8))
+    assert list(confidence.columns) == ["animal1", "animal2"]
+    assert confidence.loc[0, "animal1"] == 0.999 and np.isnan(confidence.loc[4, "animal2"])
+    assert confidence.loc[2].isna().all()  # not analysed
+    # movement reads the pose CSV as DeepLabCut's, unchanged.
+    from movement.io import load_poses
+
+    poses = load_poses.from_dlc_file(pose_path, fps=30)
+    assert list(poses.individuals.values) == ["animal1", "animal2"]
+    assert poses.position.shape[0] == 8
+
+
+def test_the_multi_animal_table_carries_each_rows_identity_confidence(tmp_path: Path) -> None:
+    pose_path, identity_path = _session(tmp_path)
+    write_pose_parquet(pose_path, tmp_path / "top.pose.pqt", None, identity_path)
+    table = pd.read_parquet(tmp_path / "top.pose.pqt").set_index(["frame_index", "individual"])
+    assert table.loc[(0, "animal1"), "identity_confidence"] == 0.999
+    assert table.loc[(1, "animal2"), "identity_confidence"] == 0.5
+    assert np.isnan(table.loc[(4, "animal2"), "identity_confidence"])
+
+
+def test_pose_records_carry_the_confidence_of_each_identity() -> None:
+    import multiprocessing
+
+    from transport.channel import ChannelWriter
+
+    read, write = multiprocessing.Pipe(duplex=False)
+    animals = np.zeros((2, 3, 3), np.float32)
+    confidence = np.array([0.9, 0.2])
+    sent = PoseRecord(0, 1, 1, 2, 3, 0, animals[0], animals, identity_confidence=confidence)
+    assert len(encode_pose(sent)) == pose_record_size(3, 2)
+    ChannelWriter(write).send(encode_pose(sent))
+    (got,) = PoseReader(read, 3, 2).read_available()
+    np.testing.assert_allclose(got.identity_confidence, [0.9, 0.2], rtol=1e-6)

@@ -1,0 +1,155 @@
+"""The stall watch, the end-of-session verdict and the summary rendered from session.json."""
+
+from __future__ import annotations
+
+import logging
+import time
+from types import SimpleNamespace
+
+import numpy as np
+
+from pose.records import PoseRecord
+from session.analysis import LiveDeadline
+from session.health import SessionHealth
+from session.summary import summary_lines
+from session.watchdogs import AnalysisStallWatch
+from settings.sections import ExperimentSettings
+
+S = 1_000_000_000
+
+
+def branch(last_index: int):
+    """A camera as the watch reads it: its name and ring header (a stand-in for CameraBranch)."""
+    header = {"captured": last_index + 1, "last_frame_index": last_index}
+    return SimpleNamespace(name="arena", ended=False, ring=SimpleNamespace(header=header))
+
+
+def pose(frame: int, ready_ns: int) -> PoseRecord:
+    return PoseRecord(0, frame, ready_ns - 3_000_000, ready_ns - 2_000_000, ready_ns, frame,
+                      np.zeros((1, 3), np.float32))  # fmt: skip
+
+
+def test_a_silence_while_frames_arrive_is_said_at_once_and_counted_exactly_when_it_ends():
+    watch = AnalysisStallWatch()
+    watch.watch("arena", 30.0, None, -1)
+    now = time.perf_counter_ns()
+    for frame in range(5):  # a healthy pace: a pose every 33 ms, 5 s ago
+        watch.on_pose("arena", pose(frame, now - 5 * S + frame * 33_000_000))
+    camera = branch(150)  # frames went on arriving
+    began, ended = watch.check([camera])
+    (said,) = began
+    assert said.startswith("analysis stalled: no pose of camera 'arena' for ") and ended == []
+    assert said.endswith(" s while frames 5-150 arrived")
+    assert watch.stalled_s("arena") > 4.8
+    assert watch.check([camera]) == ([], [])  # said once
+    watch.on_pose("arena", pose(151, time.perf_counter_ns()))
+    began, (stall,) = watch.check([camera])
+    assert (stall.first_frame, stall.last_frame, stall.frames) == (5, 150, 146)
+    assert stall.duration_s > 4.8
+    assert stall.text() == (
+        f"analysis stalled for {stall.duration_s:.1f} s: frames 5-150 of camera 'arena' "
+        "not analysed"
+    )
+    assert watch.stalled_s("arena") is None
+    assert (watch.count, watch.frames_not_analysed) == (1, 146)
+
+
+def test_a_slow_model_is_slow_not_stalled_and_silence_without_frames_is_no_stall():
+    watch = AnalysisStallWatch()
+    watch.watch("arena", 30.0, None, -1)
+    start = time.perf_counter_ns() - 20 * S
+    for k in range(10):  # a pose every 0.8 s, the camera 24 frames ahead each time
+        watch.on_pose("arena", pose(24 * k, start + k * 8 * S // 10))
+    watch.on_pose("arena", pose(24 * 10 + 12, start + 10 * 8 * S // 10 + 15 * S // 10))
+    assert watch.count == 0  # 2.3 s after poses 0.8 s apart: within 4 x its pace (3.2 s)
+    assert watch.check([branch(24 * 10 + 12)]) == ([], [])  # nothing waits: no stall
+    assert watch.stalled_s("arena") is None
+
+
+def test_a_stall_going_on_when_the_analysis_stops_is_counted_to_the_newest_frame():
+    watch = AnalysisStallWatch()
+    watch.watch("arena", 30.0, None, -1)
+    watch.on_pose("arena", pose(0, time.perf_counter_ns() - 3 * S))
+    camera = branch(90)
+    assert watch.check([camera])[0]
+    camera.ended = True  # the stream ended meanwhile
+    (stall,) = watch.close([camera])
+    assert (stall.first_frame, stall.last_frame) == (1, 90)
+
+
+def analysis(checked: int, misses: int, stage: str, deadline_ms: float = 66.667):
+    """An analysis as the verdict reads it (finished, with its worker's deadline figures)."""
+    by_stage = dict.fromkeys(("wait", "transport", "inference", "experiment", "output"), 0)
+    by_stage[stage] = misses
+    end = {"p50": 520.0, "p95": 600.0, "p99": 640.0, "max": 650.0}
+    figures = {
+        "frames_checked": checked, "misses": misses, "misses_by_stage": by_stage,
+        "end_to_end_ms": end,
+    }  # fmt: skip
+    return SimpleNamespace(
+        finished=SimpleNamespace(cameras={"arena": {"deadline": figures}}),
+        live_deadline={"arena": LiveDeadline()},
+        deadlines={"arena": round(deadline_ms * 1e6)},
+    )
+
+
+UPDATE = {
+    "name": "SlowUpdate",
+    "update_ms": {"p50": 500.1, "p95": 500.5, "p99": 500.9, "max": 501.2},
+}
+
+
+def test_a_closed_loop_above_the_tolerance_is_an_error_naming_the_stage_and_its_figure():
+    health = SessionHealth(ExperimentSettings(), live=True)
+    (news,) = health.judge([analysis(20, 20, "experiment")], [UPDATE])
+    assert news.level == logging.ERROR
+    assert news.text.startswith(
+        "camera 'arena': 20 of 20 analysed frames (100.0 %) missed the 66.7 ms deadline "
+        "(tolerance 1 %), 20 of them in the experiment's update; its update took p50 500.1 / "
+        "p99 500.9 / max 501.2 ms"
+    )
+    assert health.verdict == "error"
+
+
+def test_pose_estimation_alone_late_is_a_warning_and_a_few_misses_are_nothing():
+    health = SessionHealth(ExperimentSettings(), live=True)
+    (news,) = health.judge([analysis(300, 30, "inference")], [])
+    assert news.level == logging.WARNING and "in inference" in news.text
+    assert health.verdict == "warning"
+    assert (
+        SessionHealth(ExperimentSettings(), live=True).judge([analysis(100, 2, "wait")], [UPDATE])
+        == []
+    )
+    off = SessionHealth(ExperimentSettings(deadline_ms="off"), live=True)
+    assert off.judge([analysis(20, 20, "experiment")], [UPDATE]) == []
+    replay = SessionHealth(ExperimentSettings(), live=False)
+    assert replay.judge([analysis(20, 20, "experiment")], [UPDATE]) == []
+
+
+def test_the_summary_says_what_session_json_says():
+    record = {
+        "stop_reason": "every camera has ended (frame limit reached)",
+        "errors": ["camera 'arena': recording stopped"],
+        "cameras": {
+            "arena": {
+                "frames_captured": 900, "measured_fps": 60.0, "frames_recorded": 285,
+                "frames_lost_in_recording": 615, "frames_dropped_by_camera": 0,
+                "recordings": [{"video": "arena.mp4"}],
+            },
+        },
+        "pose_runs": [{"cameras": {"arena": {
+            "frames_analysed": 108, "frames_skipped": 0, "frames_lost": 0,
+            "frames_not_analysed_worker_gone": 792, "analysed_fps": 30.0,
+            "latency_ms": {"p50": 3.1, "p99": 4.0},
+        }}}],
+        "experiment_runs": [],
+        "health": {"cameras": {}, "stalls": {"count": 0}, "verdict": "ok"},
+    }  # fmt: skip
+    assert summary_lines(record, None) == [
+        "Stopped: every camera has ended (frame limit reached)",
+        "  arena: 900 frames captured (60.00 fps), 285 recorded + 615 lost in recording, 0 dropped "
+        "by the camera",
+        "  arena: 108 frames analysed (30.0 fps), 0 skipped, 792 not analysed (the pose worker was "
+        "gone); frame-to-pose latency p50 3.1 ms, p99 4.0 ms",
+        "  error: camera 'arena': recording stopped",
+    ]
