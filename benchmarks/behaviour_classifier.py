@@ -4,7 +4,8 @@ Run ``python -m benchmarks.behaviour_classifier [--minutes M] [--smoke]``.
 
 Sessions of the simulated arena with behaviours (walking, freezing, grooming, rearing) on seeds
 the shipped classifier (``experiments/classifiers/arena-behaviours.onnx``, trained on seeds 1-6)
-never saw, every frame analysed by the bundled pose model (:mod:`training.behaviour_arena`), 30 fps:
+never saw, every frame analysed by the bundled pose model (:mod:`offline.training.behaviour_arena`),
+30 fps:
 
 * **cost per update**: the ``classifier`` trigger's work at each pose (the sliding feature
   window updated incrementally, the ONNX classifier, the bout filter), frame by frame. Baseline:
@@ -29,19 +30,27 @@ from typing import Any
 
 import numpy as np
 
-from behaviour.classifier import BehaviourClassifier
-from behaviour.features import features_of
+import deeplabstream
 from benchmarks.common import now_iso, print_table, save_result, summarize_ms
-from core.figures import Figure
-from core.machine import machine_description
-from experiments.observation import Observation
-from experiments.triggers.classifier import BoutFilter, ClassifierTrigger, bout_decisions
-from recording.pose_table import read_pose_table
-from simulator.truth import read_behaviours
-from training.behaviour_arena import FPS, open_estimator, write_session
+from deeplabstream.behaviour.classifier import BehaviourClassifier
+from deeplabstream.behaviour.features import features_of
+from deeplabstream.core.figures import Figure
+from deeplabstream.core.machine import machine_description
+from deeplabstream.experiments.observation import Observation
+from deeplabstream.experiments.triggers.classifier import (
+    BoutFilter,
+    ClassifierTrigger,
+    bout_decisions,
+)
+from deeplabstream.hardware.simulator.truth import read_behaviours
+from deeplabstream.offline.training.behaviour_arena import FPS, open_estimator, write_session
+from deeplabstream.outputs.pose_table import read_pose_table
 
 MODEL = (
-    Path(__file__).resolve().parents[1] / "experiments" / "classifiers" / "arena-behaviours.onnx"
+    Path(deeplabstream.__file__).resolve().parent
+    / "experiments"
+    / "classifiers"
+    / "arena-behaviours.onnx"
 )
 SEEDS = (10, 11, 12)  # none trained on (1-6) nor used to score the training (7-9)
 BEHAVIOUR, THRESHOLD, RELEASE, MIN_BOUT_S = "freezing", 0.6, 0.4, 2.0  # freezing_classifier.ini

@@ -47,12 +47,12 @@ import psutil
 
 from benchmarks.common import now_iso, print_table, rig_locked, save_result
 from benchmarks.recording import count_video_frames, naive_writer, percent_of, run_project
-from core.figures import Figure
-from core.machine import machine_description
-from recording.video import VideoWriter
-from settings import load_settings
-from settings.sections import CameraSettings, Settings
-from simulator.arena import SimulatedArena
+from deeplabstream.core.figures import Figure
+from deeplabstream.core.machine import machine_description
+from deeplabstream.hardware.simulator.arena import SimulatedArena
+from deeplabstream.outputs.video import VideoWriter
+from deeplabstream.settings import load_settings
+from deeplabstream.settings.sections import CameraSettings, Settings
 
 EMULATED = ("0815-0000", "0815-0001")
 DEFAULT_DURATION_S, DEFAULT_MAX_RATE_S = 20.0, 10.0

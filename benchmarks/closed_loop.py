@@ -32,29 +32,29 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.common import now_iso, print_table, rig_locked, save_result
-from core.clock import host_now_ns
-from core.figures import Figure
-from core.machine import machine_description
-from core.priority import inference_thread_count, plan_priorities
-from core.stats import percentiles
-from experiments.observation import Observation
-from experiments.registry import load_experiment
-from pose.backends import open_backend
-from pose.estimator import PoseEstimator
-from pose.loading import load_model
-from selftest.benchmark_mode import tail_frames, tail_lines
-from selftest.naive_loop import NaiveWriter
-from session.live import LiveSession
-from session.runner import SessionRunner
-from settings import load_settings
-from settings.sections import RecordingSettings
-from simulator.arena import ArenaParams, SimulatedArena
-from stimulation import create_device
+from deeplabstream.core.clock import host_now_ns
+from deeplabstream.core.figures import Figure
+from deeplabstream.core.machine import machine_description
+from deeplabstream.core.priority import inference_thread_count, plan_priorities
+from deeplabstream.core.stats import percentiles
+from deeplabstream.experiments.observation import Observation
+from deeplabstream.experiments.registry import load_experiment
+from deeplabstream.hardware.simulator.arena import ArenaParams, SimulatedArena
+from deeplabstream.hardware.stimulation import create_device
+from deeplabstream.live.selftest.benchmark_mode import tail_frames, tail_lines
+from deeplabstream.live.selftest.naive_loop import NaiveWriter
+from deeplabstream.live.session.live import LiveSession
+from deeplabstream.live.session.runner import SessionRunner
+from deeplabstream.pose.loading import load_model
+from deeplabstream.pose.runtime.backends import open_backend
+from deeplabstream.pose.runtime.estimator import PoseEstimator
+from deeplabstream.settings import load_settings
+from deeplabstream.settings.sections import RecordingSettings
 
 FIRMWARE = Path(__file__).resolve().parent.parent / "firmware"
 EXPERIMENT = '''
-from experiments.actions import Action
-from experiments.base import Experiment
+from deeplabstream.experiments.actions import Action
+from deeplabstream.experiments.base import Experiment
 
 
 class PulseEveryUpdate(Experiment):

@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from core.device_lock import DeviceBusyError
-from core.figures import Figure, table_lines
-from core.machine import describe_machine_line
+from deeplabstream.core.device_lock import DeviceBusyError
+from deeplabstream.core.figures import Figure, table_lines
+from deeplabstream.core.machine import describe_machine_line
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 PERCENTILES = (50, 95, 99)
@@ -115,7 +115,7 @@ def rig_locked(settings: Any, *, devices: bool = True) -> Iterator[None]:
     A camera or board in use by another DeepLabStream ends the benchmark with the refusal's
     message (naming the device and its holder), never a traceback; nothing has started then.
     """
-    from session.device_locks import lock_session_devices
+    from deeplabstream.live.session.device_locks import lock_session_devices
 
     try:
         locks = lock_session_devices(settings, devices=devices)

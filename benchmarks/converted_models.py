@@ -37,12 +37,12 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.common import now_iso, print_table, save_result, summarize_ms
-from core.figures import Figure
-from core.machine import machine_description, package_version
-from pose.backends import OnnxRuntimeBackend, open_backend
-from pose.estimator import PoseEstimator
-from pose.loading import load_model
-from pose.model import ModelDescription
+from deeplabstream.core.figures import Figure
+from deeplabstream.core.machine import machine_description, package_version
+from deeplabstream.pose.loading import load_model
+from deeplabstream.pose.model import ModelDescription
+from deeplabstream.pose.runtime.backends import OnnxRuntimeBackend, open_backend
+from deeplabstream.pose.runtime.estimator import PoseEstimator
 
 BLOCK = 10  # frames per turn of a variant
 SPINNING = "onnxruntime cpu fp32, spinning threads"

@@ -11,8 +11,8 @@ frame at a time, in order, as the inference worker analyses a camera:
 - **ONNX Runtime, full frame**: the converted graph on the whole frame (``DYNAMIC_CROP = off``);
 - **project: ONNX Runtime, dynamic crop** (``DYNAMIC_CROP = on``): the region around the last
   pose (plus the margin), the whole frame whenever tracking is lost, with the worker's own
-  :class:`pose.cropping.DynamicCrop`; estimators are built per crop shape when first met, as in
-  the worker (that first frame's cost is counted).
+  :class:`pose.runtime.cropping.DynamicCrop`; estimators are built per crop shape when first met, as
+  in the worker (that first frame's cost is counted).
 
 Each frame's latency is the whole per-frame path (pre-processing, network, decoding, and for
 the crop the bookkeeping). The variants take turns on blocks of 10 frames (rotating the order,
@@ -37,10 +37,12 @@ import numpy as np
 
 from benchmarks.common import now_iso, print_table, save_result, summarize_ms
 from benchmarks.converted_models import CASES, SHARED_DATA
-from core.figures import Figure
-from core.machine import machine_description, package_version
-from pose.backends import open_backend
-from pose.cropping import (
+from deeplabstream.core.figures import Figure
+from deeplabstream.core.machine import machine_description, package_version
+from deeplabstream.pose.loading import load_model
+from deeplabstream.pose.model import ModelDescription
+from deeplabstream.pose.runtime.backends import open_backend
+from deeplabstream.pose.runtime.cropping import (
     ContextFeeder,
     ContextRecorder,
     CropSettings,
@@ -48,9 +50,7 @@ from pose.cropping import (
     input_multiple,
     split_context_graphs,
 )
-from pose.estimator import PoseEstimator
-from pose.loading import load_model
-from pose.model import ModelDescription
+from deeplabstream.pose.runtime.estimator import PoseEstimator
 
 BLOCK = 10  # frames per turn of a variant
 VIDEO = SHARED_DATA / "dlc-openfield/videos/m3v1mp4.mp4"
@@ -109,7 +109,7 @@ class Cropped:
     """One backend with dynamic cropping, exactly as the worker crops a camera.
 
     With gates (CSPNeXt), whole frames run the graph that outputs the channel gates and crops
-    the graph fed them (pose.cropping); without, every frame runs the model's own graph and
+    the graph fed them (pose.runtime.cropping); without, every frame runs the model's own graph and
     crops see their own channel statistics (DeepLabCut-Live's way).
     """
 

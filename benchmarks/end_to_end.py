@@ -22,9 +22,9 @@ import tempfile
 from pathlib import Path
 
 from benchmarks.common import now_iso, print_table, save_result
-from core.figures import Figure
-from core.machine import machine_description
-from selftest.benchmark_mode import comparison
+from deeplabstream.core.figures import Figure
+from deeplabstream.core.machine import machine_description
+from deeplabstream.live.selftest.benchmark_mode import comparison
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_FRAMES, QUICK_FRAMES = 3000, 300

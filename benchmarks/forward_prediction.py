@@ -47,16 +47,22 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.common import now_iso, print_table, save_result
-from core.figures import Figure
-from core.machine import machine_description
-from experiments.prediction import (
+from deeplabstream.core.figures import Figure
+from deeplabstream.core.machine import machine_description
+from deeplabstream.experiments.prediction import (
     ConstantVelocity,
     KalmanConstantVelocity,
     KeypointPredictor,
     LeadEstimator,
     PredictionSettings,
 )
-from simulator.arena import ArenaParams, ArenaRenderer, Pose, keypoints_from_poses, simulate_poses
+from deeplabstream.hardware.simulator.arena import (
+    ArenaParams,
+    ArenaRenderer,
+    Pose,
+    keypoints_from_poses,
+    simulate_poses,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 FPS = 30.0
@@ -255,9 +261,9 @@ def analyse_pipeline(session: Path) -> dict[str, Any]:
 
 def model_poses(params: ArenaParams, fine_poses: np.ndarray) -> tuple[np.ndarray, tuple[str, ...]]:
     """Render every SUBSTEPS-th pose at 30 fps and analyse it with the bundled model."""
-    from pose.backends import open_backend
-    from pose.estimator import PoseEstimator
-    from pose.loading import load_model
+    from deeplabstream.pose.loading import load_model
+    from deeplabstream.pose.runtime.backends import open_backend
+    from deeplabstream.pose.runtime.estimator import PoseEstimator
 
     description = load_model(None)
     backend = open_backend(description, "onnxruntime", "cpu", 1)

@@ -30,9 +30,9 @@ from typing import Any
 import numpy as np
 
 from benchmarks.common import RESULTS_DIR, now_iso, print_table, save_result
-from core.figures import Figure
-from core.machine import machine_description
-from core.stats import percentiles
+from deeplabstream.core.figures import Figure
+from deeplabstream.core.machine import machine_description
+from deeplabstream.core.stats import percentiles
 
 HEIGHT, WIDTH, KEYPOINTS = 480, 640, 6
 
@@ -42,7 +42,7 @@ def build_network() -> Any:
     import torch
     from torch import nn
 
-    from pose.resnet import ResNet
+    from deeplabstream.pose.networks.resnet import ResNet
 
     class ResNet50Pose(nn.Module):
         def __init__(self) -> None:

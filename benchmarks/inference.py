@@ -27,17 +27,17 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.common import now_iso, print_table, save_result, summarize_ms
-from core.clock import host_now_ns
-from core.figures import Figure
-from core.machine import machine_description
-from pose.backends import open_backend
-from pose.estimator import PoseEstimator
-from pose.loading import load_model
-from pose.model import ModelDescription
-from session.live import LiveSession
-from session.runner import SessionRunner
-from settings import load_settings
-from simulator.arena import ArenaParams, SimulatedArena
+from deeplabstream.core.clock import host_now_ns
+from deeplabstream.core.figures import Figure
+from deeplabstream.core.machine import machine_description
+from deeplabstream.hardware.simulator.arena import ArenaParams, SimulatedArena
+from deeplabstream.live.session.live import LiveSession
+from deeplabstream.live.session.runner import SessionRunner
+from deeplabstream.pose.loading import load_model
+from deeplabstream.pose.model import ModelDescription
+from deeplabstream.pose.runtime.backends import open_backend
+from deeplabstream.pose.runtime.estimator import PoseEstimator
+from deeplabstream.settings import load_settings
 
 FRAME_SHAPE = (480, 640, 3)
 
@@ -82,8 +82,8 @@ def backends_by_size(sizes: list[tuple[int, int]], repeats: int) -> list[dict[st
     several input sizes, in ONNX Runtime and in PyTorch (TorchScript), 1 thread, batch 1."""
     import torch
 
-    from pose.network import NetworkConfig, PoseNet, export_onnx
-    from simulator.arena import KEYPOINT_NAMES
+    from deeplabstream.hardware.simulator.arena import KEYPOINT_NAMES
+    from deeplabstream.pose.networks.own import NetworkConfig, PoseNet, export_onnx
 
     torch.manual_seed(0)
     network = PoseNet(NetworkConfig(num_keypoints=len(KEYPOINT_NAMES))).eval()

@@ -18,8 +18,8 @@ import tempfile
 from pathlib import Path
 
 from benchmarks.common import now_iso, print_table, save_result
-from core.figures import Figure
-from core.machine import machine_description
+from deeplabstream.core.figures import Figure
+from deeplabstream.core.machine import machine_description
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 

@@ -3,8 +3,8 @@
 Run ``python -m benchmarks.lsl [--samples N] [--rate HZ] [--smoke]``.
 
 For poses with 6 and 20 keypoints, and for event markers, a paced loop (``--rate`` per second,
-as a camera would) times each :meth:`recording.lsl.PoseOutlet.push` /
-:meth:`~recording.lsl.EventOutlet.push` call with ``host_now_ns`` around it:
+as a camera would) times each :meth:`outputs.lsl.PoseOutlet.push` /
+:meth:`~outputs.lsl.EventOutlet.push` call with ``host_now_ns`` around it:
 
 * **no inlet**: nobody listens (the default on a rig): liblsl drops the sample at once;
 * **inlet**: an inlet in another process (spawned, resolving the stream by name over loopback,
@@ -28,10 +28,10 @@ from typing import Any
 import numpy as np
 
 from benchmarks.common import now_iso, print_table, save_result, summarize_ms
-from core.clock import host_now_ns
-from core.figures import Figure
-from core.machine import machine_description
-from recording.lsl import (
+from deeplabstream.core.clock import host_now_ns
+from deeplabstream.core.figures import Figure
+from deeplabstream.core.machine import machine_description
+from deeplabstream.outputs.lsl import (
     ClockMapping,
     EventOutlet,
     PoseOutlet,

@@ -8,16 +8,16 @@ one frame at a time as the live loop does (batch 1):
 * **rate**: two mice moving freely, every frame through the whole multi-animal path of the
   inference worker: pre-processing, the two-mouse model (``pose/bundled/arena-pair``, this
   project's bottom-up model), grouping into animals, and the identities (the motion tracker
-  under the appearance keeper, :mod:`tracking.identities`, its learner running in its own
+  under the appearance keeper, :mod:`pose.tracking.identities`, its learner running in its own
   process as in the worker). Baseline: the bundled single-animal model's path on the same
   frames in the same run (one animal, no grouping, no tracker). Goal: 30 fps for two animals.
 * **identities**: two mice crossing paths (``SOCIAL = cross``: bodies overlapping at every
   crossing) and walking freely (``SOCIAL = free``: random walks that meet, touch and lie on each
-  other for a second or more), marked (the default simulation: :mod:`simulator.marks`) and
+  other for a second or more), marked (the default simulation: :mod:`hardware.simulator.marks`) and
   unmarked (``MARKS = false``), each for ``--seconds`` of video; every frame's instances go
   through both the keeper (motion and looks, as the worker runs it) and the motion-only tracker
   (the baseline, the same instances in the same run); identities against the simulator's, with
-  identity switches counted the MOT way (:mod:`tracking.switches`) and scaled to 10 minutes.
+  identity switches counted the MOT way (:mod:`pose.tracking.switches`) and scaled to 10 minutes.
   Goal: at most 1 per 10 minutes free walking, marked; unmarked: measured, no goal.
 * **identity step**: the keeper's cost per frame on the loop (p50, p99; goal <= 1 ms p99) and
   the background learner's CPU time (per fit, and per second of video).
@@ -42,18 +42,18 @@ from typing import Any
 import numpy as np
 
 from benchmarks.common import now_iso, print_table, save_result, summarize_ms
-from core.figures import Figure
-from core.machine import machine_description
-from pose.backends import open_backend
-from pose.estimator import PoseEstimator
-from pose.loading import BUNDLED_MODEL, load_model
-from processes.identities import BackgroundLearner
-from simulator.arena import ArenaParams
-from simulator.herd import HerdParams, SimulatedHerd
-from tracking.identities import IdentityKeeper
-from tracking.patches import feature_count
-from tracking.switches import count_identity_switches, keypoint_errors
-from tracking.tracker import IdentityTracker
+from deeplabstream.core.figures import Figure
+from deeplabstream.core.machine import machine_description
+from deeplabstream.hardware.simulator.arena import ArenaParams
+from deeplabstream.hardware.simulator.herd import HerdParams, SimulatedHerd
+from deeplabstream.live.processes.identities import BackgroundLearner
+from deeplabstream.pose.loading import BUNDLED_MODEL, load_model
+from deeplabstream.pose.runtime.backends import open_backend
+from deeplabstream.pose.runtime.estimator import PoseEstimator
+from deeplabstream.pose.tracking.identities import IdentityKeeper
+from deeplabstream.pose.tracking.patches import feature_count
+from deeplabstream.pose.tracking.switches import count_identity_switches, keypoint_errors
+from deeplabstream.pose.tracking.tracker import IdentityTracker
 
 PAIR_MODEL = BUNDLED_MODEL.parent / "arena-pair"
 SLEAP_EXPORT = (

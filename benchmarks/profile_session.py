@@ -35,12 +35,12 @@ import pandas as pd
 
 from benchmarks.closed_loop import Board, session_settings
 from benchmarks.common import now_iso, print_table, save_result
-from core.figures import Figure
-from core.machine import machine_description
-from core.stats import percentiles
-from session.live import LiveSession
-from session.runner import SessionRunner
-from settings import load_settings
+from deeplabstream.core.figures import Figure
+from deeplabstream.core.machine import machine_description
+from deeplabstream.core.stats import percentiles
+from deeplabstream.live.session.live import LiveSession
+from deeplabstream.live.session.runner import SessionRunner
+from deeplabstream.settings import load_settings
 
 WARM_FRAMES = 30  # the first second: model warm-up and first allocations
 

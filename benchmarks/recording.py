@@ -4,10 +4,10 @@ Run ``python -m benchmarks.recording [--duration S] [--codec h264|ffv1] [--quick
 
 * **project**: the real app path. A settings file with two synthetic cameras (``colour``: 640x480
   bgr8 at 30 fps; ``mono``: 640x512 mono8 at 150 fps) is loaded and run by
-  :class:`session.live.LiveSession` with recording for ``--duration`` seconds: a capture process
-  and a recorder process per camera, frames through shared-memory rings. Afterwards the figures
-  come from ``session.json``; every video is decoded again with PyAV to count its frames, the
-  CPU use of the whole process tree is sampled every second with psutil, and the session folder
+  :class:`live.session.live.LiveSession` with recording for ``--duration`` seconds: a capture
+  process and a recorder process per camera, frames through shared-memory rings. Afterwards the
+  figures come from ``session.json``; every video is decoded again with PyAV to count its frames,
+  the CPU use of the whole process tree is sampled every second with psutil, and the session folder
   is measured.
 * **baseline** (same run, afterwards, same duration, cameras, codec and encoder options): the
   naive single-thread loop of the 2021 system. One thread renders each camera's frame at its
@@ -34,15 +34,15 @@ import numpy as np
 import psutil
 
 from benchmarks.common import now_iso, print_table, save_result
-from core.figures import Figure
-from core.frames import FrameGeometry
-from core.machine import machine_description
-from recording.video import VideoWriter, video_file_name
-from session.live import LiveSession
-from session.runner import SessionRunner
-from settings import load_settings
-from settings.sections import CameraSettings, Settings
-from simulator.arena import SimulatedArena
+from deeplabstream.core.figures import Figure
+from deeplabstream.core.frames import FrameGeometry
+from deeplabstream.core.machine import machine_description
+from deeplabstream.hardware.simulator.arena import SimulatedArena
+from deeplabstream.live.session.live import LiveSession
+from deeplabstream.live.session.runner import SessionRunner
+from deeplabstream.outputs.video import VideoWriter, video_file_name
+from deeplabstream.settings import load_settings
+from deeplabstream.settings.sections import CameraSettings, Settings
 
 DEFAULT_DURATION_S = 60.0
 QUICK_DURATION_S = 10.0

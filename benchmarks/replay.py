@@ -2,7 +2,7 @@
 
     python -m benchmarks.replay [--video PATH] [--model PATH] [--quick]
 
-1. **App, fast**: :func:`replay.session.replay_video` in ``fast`` mode (the capture process
+1. **App, fast**: :func:`offline.replay.session.replay_video` in ``fast`` mode (the capture process
    decodes, lockstep pacing, the inference worker analyses every frame); the rate is frames
    analysed per second between the first and the last pose (``session.json``), and over the whole
    run including start-up.
@@ -28,14 +28,14 @@ import av
 import numpy as np
 
 from benchmarks.common import now_iso, print_table, save_result
-from core.figures import Figure
-from core.machine import machine_description
-from replay.job import ReplayOptions
-from replay.session import replay_video
-from replay.videos import camera_name_for
-from selftest.naive_loop import worker_threads
-from settings import load_settings
-from simulator.arena import ArenaParams, SimulatedArena
+from deeplabstream.core.figures import Figure
+from deeplabstream.core.machine import machine_description
+from deeplabstream.hardware.simulator.arena import ArenaParams, SimulatedArena
+from deeplabstream.live.selftest.naive_loop import worker_threads
+from deeplabstream.offline.replay.job import ReplayOptions
+from deeplabstream.offline.replay.session import replay_video
+from deeplabstream.offline.replay.videos import camera_name_for
+from deeplabstream.settings import load_settings
 
 SHARED_VIDEO = (
     Path(__file__).resolve().parent.parent.parent
@@ -88,9 +88,9 @@ def app_replay(video: Path, mode: str, model: Path | None, folder: Path) -> dict
 
 def naive_offline(video: Path, model: Path | None) -> dict[str, Any]:
     """Decode -> estimate, one frame after the other, in this thread."""
-    from pose.backends import open_backend
-    from pose.estimator import PoseEstimator
-    from pose.loading import load_model
+    from deeplabstream.pose.loading import load_model
+    from deeplabstream.pose.runtime.backends import open_backend
+    from deeplabstream.pose.runtime.estimator import PoseEstimator
 
     settings = load_settings(None)
     description = load_model(model if model is not None else settings.pose.model_path)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import RESULTS_DIR
-from core.figures import format_number
+from deeplabstream.core.figures import format_number
 
 DOCS_PAGE = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 ORDER = (

@@ -36,9 +36,9 @@ import numpy as np
 import psutil
 
 from benchmarks.common import now_iso, print_table, save_result
-from core.device_lock import DeviceBusyError
-from core.figures import Figure
-from core.machine import machine_description
+from deeplabstream.core.device_lock import DeviceBusyError
+from deeplabstream.core.figures import Figure
+from deeplabstream.core.machine import machine_description
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 EMULATED = ("0815-0000", "0815-0001")
@@ -148,8 +148,8 @@ def run_soak(folder: Path, minutes: float) -> tuple[dict[str, Any], dict[str, li
 
 def check_devices_free(settings_file: Path) -> None:
     """Raise SoakNotRunError (one line) when a camera of the soak is in use by another session."""
-    from session.device_locks import lock_session_devices
-    from settings import load_settings
+    from deeplabstream.live.session.device_locks import lock_session_devices
+    from deeplabstream.settings import load_settings
 
     try:
         lock_session_devices(load_settings(settings_file), devices=True).release()

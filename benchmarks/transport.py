@@ -47,11 +47,11 @@ from typing import Any
 import numpy as np
 
 from benchmarks.common import now_iso, print_table, save_result, summarize_ms
-from core.clock import host_now_ns
-from core.figures import Figure
-from core.frames import FrameGeometry
-from core.machine import machine_description
-from transport.channel import (
+from deeplabstream.core.clock import host_now_ns
+from deeplabstream.core.figures import Figure
+from deeplabstream.core.frames import FrameGeometry
+from deeplabstream.core.machine import machine_description
+from deeplabstream.transport.channel import (
     ChannelReader,
     ChannelWriter,
     Doorbell,
@@ -60,7 +60,7 @@ from transport.channel import (
     FrameRecord,
     encode_frame,
 )
-from transport.ring import Channel, FrameRing, RingSpec, new_ring_name
+from deeplabstream.transport.ring import Channel, FrameRing, RingSpec, new_ring_name
 
 SHAPES: dict[str, FrameGeometry] = {
     "640x480x3": FrameGeometry(height=480, width=640, channels=3),

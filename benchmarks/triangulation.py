@@ -5,11 +5,11 @@ Run ``python -m benchmarks.triangulation [--sets N] [--smoke]``.
 One set is what the inference worker triangulates after a batch: 3 calibrated views (two from
 the sides, one from above, with lens distortion) x 6 keypoints with half a pixel of noise, one
 view's keypoint below the likelihood threshold now and then. The project's
-:class:`triangulation.dlt.Triangulator` undistorts, solves every keypoint's DLT in one batched
-eigen-decomposition and measures the reprojection error with all views in one array
-expression. Baseline: the same work done naively, per keypoint (``cv2.undistortPoints`` per
-view and keypoint, one ``np.linalg.svd`` per keypoint, ``PinholeCamera.project`` per view for
-the error). Both give the same points (checked). Goal: p99 <= 1 ms per set.
+:class:`spatial.triangulation.dlt.Triangulator` undistorts, solves every keypoint's DLT in one
+batched eigen-decomposition and measures the reprojection error with all views in one array
+expression. Baseline: the same work done naively, per keypoint (``cv2.undistortPoints`` per view and
+keypoint, one ``np.linalg.svd`` per keypoint, ``PinholeCamera.project`` per view for the error).
+Both give the same points (checked). Goal: p99 <= 1 ms per set.
 
 Two accuracy cases on the simulated 3D rig (``docs/rig-3d.ini``'s three views, seed 11, the mouse
 walking, freezing, grooming and rearing), no baseline:
@@ -18,9 +18,9 @@ walking, freezing, grooming and rearing), no baseline:
   the views triangulated with the rig's true calibration; the median distance of each
   triangulated keypoint to the simulator's 3D truth, and the median reprojection error. Goal:
   median 3D error <= 2 mm. Beside it, for scale, the bundled model's median 2D error per view.
-* **calibration**: the ChArUco board moved through the three views (``simulator.board``),
-  ``calibration.solve`` on its detections; the largest distance of a solved camera centre to the
-  true one. Goal: <= 2 mm.
+* **calibration**: the ChArUco board moved through the three views (``hardware.simulator.board``),
+  ``spatial.calibration.solve`` on its detections; the largest distance of a solved camera centre to
+  the true one. Goal: <= 2 mm.
 
 ``--smoke`` runs a few sets and frames and saves nothing.
 """
@@ -34,10 +34,10 @@ import cv2
 import numpy as np
 
 from benchmarks.common import now_iso, print_table, save_result, summarize_ms
-from core.figures import Figure
-from core.machine import machine_description
-from core.pinhole import PinholeCamera
-from triangulation.dlt import Triangulator
+from deeplabstream.core.figures import Figure
+from deeplabstream.core.machine import machine_description
+from deeplabstream.core.pinhole import PinholeCamera
+from deeplabstream.spatial.triangulation.dlt import Triangulator
 
 RIG_SEED = 11  # the rig's accuracy: a seed the shipped rig (SEED 7) does not use
 RIG_FRAMES = 900  # 30 s at 30 fps
@@ -110,11 +110,15 @@ def _time_sets(work: object, sets: np.ndarray) -> list[int]:
 
 def rig_accuracy(frames: int) -> dict[str, object]:
     """The 3D error of the bundled model's poses in the simulated rig's views, triangulated."""
-    from pose.backends import open_backend
-    from pose.estimator import PoseEstimator
-    from pose.loading import load_model
-    from simulator.arena import BEHAVIOUR_NAMES, KEYPOINT_NAMES
-    from simulator.rig3d import SimulatedRigView, default_rig_cameras, sim_params
+    from deeplabstream.hardware.simulator.arena import BEHAVIOUR_NAMES, KEYPOINT_NAMES
+    from deeplabstream.hardware.simulator.rig3d import (
+        SimulatedRigView,
+        default_rig_cameras,
+        sim_params,
+    )
+    from deeplabstream.pose.loading import load_model
+    from deeplabstream.pose.runtime.backends import open_backend
+    from deeplabstream.pose.runtime.estimator import PoseEstimator
 
     cameras = default_rig_cameras()
     params = sim_params(seed=RIG_SEED, behaviours=BEHAVIOUR_NAMES)
@@ -156,10 +160,10 @@ def rig_accuracy(frames: int) -> dict[str, object]:
 
 def calibration_accuracy(frames: int) -> dict[str, object]:
     """How far the calibration puts the rig's camera centres from the true ones (mm)."""
-    from calibration.detection import BoardDetector
-    from calibration.solve import solve_calibration
-    from simulator.board import board_poses, render_board
-    from simulator.rig3d import default_rig_cameras
+    from deeplabstream.hardware.simulator.board import board_poses, render_board
+    from deeplabstream.hardware.simulator.rig3d import default_rig_cameras
+    from deeplabstream.spatial.calibration.detection import BoardDetector
+    from deeplabstream.spatial.calibration.solve import solve_calibration
 
     cameras = default_rig_cameras()
     rotations, translations = board_poses(3, frames, 30.0)

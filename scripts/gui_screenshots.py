@@ -28,11 +28,11 @@ sys.path.insert(0, str(PROJECT))
 
 from PyQt5.QtWidgets import QApplication, QComboBox, QListWidget  # noqa: E402
 
-from core.device_lock import LOCK_ENV  # noqa: E402
-from experiments.registry import CONFIG_FOLDER  # noqa: E402
-from gui.main_window import MainWindow  # noqa: E402
-from gui.preferences import STATE_ENV  # noqa: E402
-from gui.session import Part  # noqa: E402
+from deeplabstream.app.gui.main_window import MainWindow  # noqa: E402
+from deeplabstream.app.gui.preferences import STATE_ENV  # noqa: E402
+from deeplabstream.app.gui.session import Part  # noqa: E402
+from deeplabstream.core.device_lock import LOCK_ENV  # noqa: E402
+from deeplabstream.experiments.registry import CONFIG_FOLDER  # noqa: E402
 
 IMAGES = PROJECT / "docs" / "images"
 RIG = Path.home() / "DeepLabStream-demo"

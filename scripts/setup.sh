@@ -11,7 +11,7 @@ requirements=requirements.txt
 if [ "${1:-}" = "--tests" ]; then requirements=requirements-dev.txt; fi
 
 # Shared libraries of PyQt5's and OpenCV's wheels that a minimal Debian lacks, the xcb family that
-# Qt's X11 platform plugin loads to open a window on a real display (display/screen.py names them
+# Qt's X11 platform plugin loads to open a window on a real display (src/deeplabstream/app/display/screen.py names them
 # when one is missing), and libusb, which pyrealsense2 (RealSense cameras) loads.
 debian_packages=(libgl1 libegl1 libx11-6 libx11-xcb1 libxext6 libxkbcommon0 libxkbcommon-x11-0
                  libfontconfig1 libfreetype6 libglib2.0-0 libdbus-1-3 libusb-1.0-0
@@ -55,4 +55,9 @@ if [ ! -x .venv/bin/python ]; then
   "$python" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r "$requirements"
-echo "setup: ready (.venv, $requirements)"
+# The project itself, editable (src/deeplabstream): `import deeplabstream` works from any folder
+# and the console scripts (deeplabstream, deeplabstream-app, ...) are in .venv/bin. Its pinned
+# dependencies came from the requirements file above; the build tools too (no download here).
+.venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps \
+  --no-build-isolation -e .
+echo "setup: ready (.venv, $requirements, deeplabstream installed editable)"

@@ -11,7 +11,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault(
     "DEEPLABSTREAM_LOCK_FILE", str(Path(tempfile.mkdtemp(prefix="dls-tests-")) / "instance.lock")
 )
-# The window's remembered view choices (gui/preferences.py): never the developer's own file.
+# The window's remembered view choices (app/gui/preferences.py): never the developer's own file.
 os.environ.setdefault(
     "DEEPLABSTREAM_WINDOW_STATE", str(Path(tempfile.mkdtemp(prefix="dls-tests-")) / "window.ini")
 )

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from display.screen import missing_xcb_libraries
+from deeplabstream.app.display.screen import missing_xcb_libraries
 from tests.support.files import write_settings
 from tests.support.paths import PROJECT_ROOT
 from tests.support.processes import only_session, run_cli

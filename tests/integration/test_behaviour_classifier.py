@@ -21,16 +21,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from behaviour.classifier import BehaviourClassifier
-from behaviour.features import features_of
-from experiments.config import load_experiment_config
-from experiments.triggers.classifier import BoutFilter, bout_decisions
-from recording.pose_table import read_pose_table
-from simulator.arena import BEHAVIOUR_NAMES, ArenaParams, simulate_behaviours
-from simulator.truth import read_behaviours
+from deeplabstream.behaviour.classifier import BehaviourClassifier
+from deeplabstream.behaviour.features import features_of
+from deeplabstream.experiments.config import load_experiment_config
+from deeplabstream.experiments.triggers.classifier import BoutFilter, bout_decisions
+from deeplabstream.hardware.simulator.arena import BEHAVIOUR_NAMES, ArenaParams, simulate_behaviours
+from deeplabstream.hardware.simulator.truth import read_behaviours
+from deeplabstream.outputs.pose_table import read_pose_table
+from tests.support.paths import PACKAGE_ROOT
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-CONFIG = PROJECT_ROOT / "experiments" / "configs" / "freezing_classifier.ini"
+CONFIG = PACKAGE_ROOT / "experiments" / "configs" / "freezing_classifier.ini"
 FRAMES = 900  # 30 s at 30 fps
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from selftest.benchmark_mode import frame_stages_ms
+from deeplabstream.live.selftest.benchmark_mode import frame_stages_ms
 from tests.support.files import write_settings
 from tests.support.paths import PROJECT_ROOT
 from tests.support.processes import only_session, run_cli

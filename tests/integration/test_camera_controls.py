@@ -14,10 +14,10 @@ from PyQt5.QtWidgets import QCheckBox, QDoubleSpinBox, QGroupBox, QLabel
 
 os.environ.setdefault("PYLON_CAMEMU", "2")  # before pylon starts: two emulated cameras
 
-from cameras.base import CameraError
-from gui.camera_controls import CameraControlsPanel
-from session.live import LiveSession
-from settings import load_settings
+from deeplabstream.app.gui.camera_controls import CameraControlsPanel
+from deeplabstream.hardware.cameras.base import CameraError
+from deeplabstream.live.session.live import LiveSession
+from deeplabstream.settings import load_settings
 from tests.support.files import write_settings
 
 ARENA = "[Camera arena]\nSOURCE = synthetic\nWIDTH = 64\nHEIGHT = 48\nFRAMERATE = 50\n"

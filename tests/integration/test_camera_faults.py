@@ -24,13 +24,13 @@ os.environ.setdefault("PYLON_CAMEMU", "2")  # before pylon starts: two emulated 
 
 pytest.importorskip("pypylon", reason="pypylon is not installed (pip install pypylon)")
 
-from cameras.basler import BaslerCamera, BaslerSettings
-from session.live import LiveSession, SessionEvent
-from settings import load_settings
+from deeplabstream.hardware.cameras.basler import BaslerCamera, BaslerSettings
+from deeplabstream.live.session.live import LiveSession, SessionEvent
+from deeplabstream.settings import load_settings
 from tests.support.files import read_video, write_settings
 from tests.support.processes import run_cli
 
-TICK_S = 0.25  # how often the command line services the stream (session/runner.py)
+TICK_S = 0.25  # how often the command line services the stream (live/session/runner.py)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -219,7 +219,7 @@ def test_a_camera_that_comes_back_is_reported_again(tmp_path: Path, no_leftovers
 
 def test_files_and_simulations_are_not_watched_for_stalls() -> None:
     # A synthetic camera is not a device: its branch never counts as lost, whatever it does.
-    from cameras.synthetic import SyntheticCamera, SyntheticSettings
+    from deeplabstream.hardware.cameras.synthetic import SyntheticCamera, SyntheticSettings
 
     assert not SyntheticCamera("s", SyntheticSettings()).live
     assert BaslerCamera("b", BaslerSettings()).live

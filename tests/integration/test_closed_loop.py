@@ -117,7 +117,7 @@ def test_an_undeclared_device_stops_before_streaming(tmp_path: Path) -> None:
         "--output-dir",
         str(tmp_path / "out"),
     )
-    assert result.returncode == 2  # refused before anything starts (session/preflight.py)
+    assert result.returncode == 2  # refused before anything starts (live/session/preflight.py)
     assert "stimulus_box" in result.stderr and "[Device stimulus_box]" in result.stderr
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 

@@ -19,12 +19,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recording.pose_table import read_pose_table
-from simulator.truth import read_truth
-from tests.support.paths import PROJECT_ROOT
-from tracking.switches import match_identities
+from deeplabstream.hardware.simulator.truth import read_truth
+from deeplabstream.outputs.pose_table import read_pose_table
+from deeplabstream.pose.tracking.switches import match_identities
+from tests.support.paths import PACKAGE_ROOT, PROJECT_ROOT
 
-PAIR_MODEL = PROJECT_ROOT / "pose" / "bundled" / "arena-pair"
+PAIR_MODEL = PACKAGE_ROOT / "pose" / "bundled" / "arena-pair"
 FRAMES = 720
 BEFORE, MERGE, AFTER = (300, 480), (496, 545), (600, FRAMES)
 

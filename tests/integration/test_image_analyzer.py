@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pose.model import IMAGENET_MEAN, IMAGENET_STD
+from deeplabstream.pose.model import IMAGENET_MEAN, IMAGENET_STD
 from tests.support.paths import shared_data
 from tests.support.processes import run_cli
 

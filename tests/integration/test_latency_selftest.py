@@ -17,13 +17,22 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from experiments.observation import Observation
-from experiments.triggers.factory import make_trigger
-from experiments.triggers.light import LightNotFoundError, LightOn, find_light
-from selftest.latency_run import LatencyTestError, experiment_config, plan_latency_test
-from settings import SettingsError, load_settings
-from stimulation.latency import FlashReport, read_board_reports, run_file, write_board_reports
-from stimulation.protocol import format_latency_test, parse_reply
+from deeplabstream.experiments.observation import Observation
+from deeplabstream.experiments.triggers.factory import make_trigger
+from deeplabstream.experiments.triggers.light import LightNotFoundError, LightOn, find_light
+from deeplabstream.hardware.stimulation.latency import (
+    FlashReport,
+    read_board_reports,
+    run_file,
+    write_board_reports,
+)
+from deeplabstream.hardware.stimulation.protocol import format_latency_test, parse_reply
+from deeplabstream.live.selftest.latency_run import (
+    LatencyTestError,
+    experiment_config,
+    plan_latency_test,
+)
+from deeplabstream.settings import SettingsError, load_settings
 from tests.support.files import make_ffv1_video
 from tests.support.paths import PROJECT_ROOT
 

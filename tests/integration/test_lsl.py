@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recording.lsl import (
+from deeplabstream.outputs.lsl import (
     EVENT_STREAM_NAME,
     EventOutlet,
     PoseOutlet,
@@ -29,7 +29,7 @@ from tests.support.files import write_settings
 from tests.support.paths import PROJECT_ROOT
 from tests.support.processes import only_session
 
-pylsl = pytest.importorskip("pylsl")  # recording.lsl imports it only when an outlet opens
+pylsl = pytest.importorskip("pylsl")  # outputs.lsl imports it only when an outlet opens
 
 KEYPOINTS = ("nose", "left_ear", "right_ear", "tail_base", "left_paw", "right_paw")
 RESOLVE_S = 30.0
@@ -199,9 +199,9 @@ def test_a_session_with_lsl_on_streams_every_analysed_pose_and_every_event(
 
 
 def test_lsl_is_off_by_default_and_off_opens_nothing() -> None:
-    from processes.inference import PoseJob
-    from recording.lsl import LslOutlets
-    from settings.sections import OutputSettings
+    from deeplabstream.live.processes.inference import PoseJob
+    from deeplabstream.outputs.lsl import LslOutlets
+    from deeplabstream.settings.sections import OutputSettings
 
     assert OutputSettings().lsl == "off"
     assert PoseJob.__dataclass_fields__["lsl"].default is False
@@ -210,7 +210,7 @@ def test_lsl_is_off_by_default_and_off_opens_nothing() -> None:
 
 
 def test_an_outlet_that_cannot_open_is_reported_and_the_others_go_on(monkeypatch) -> None:
-    from recording.lsl import LslOutlets
+    from deeplabstream.outputs.lsl import LslOutlets
 
     real = pylsl.StreamOutlet
 

@@ -26,7 +26,7 @@ def test_a_sleap_export_run_at_another_frame_size_warns_everywhere(tmp_path) -> 
     assert "not validated" in warning and "--input-height 384 --input-width 384" in warning
     assert info["pose_runs"][0]["cameras"]["flies"]["frames_analysed"] == 6  # it still runs
     assert (
-        f"WARNING [replay:flies.mkv] session.live: {warning}"
+        f"WARNING [replay:flies.mkv] deeplabstream.live.session.live: {warning}"
         in (session / "session.log").read_text()
     )
     assert f"warning: {warning}" in output  # the batch's report

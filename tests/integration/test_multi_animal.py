@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recording.pose_table import read_pose_table
-from tests.support.paths import PROJECT_ROOT, shared_data
+from deeplabstream.outputs.pose_table import read_pose_table
+from tests.support.paths import PACKAGE_ROOT, PROJECT_ROOT, shared_data
 
 FLIES = "sleap-flies"
 
@@ -112,14 +112,14 @@ def test_done_when_a_sleap_export_replayed_equals_sleap_nns_own_predictions(tmp_
 
 
 
-PAIR_MODEL = PROJECT_ROOT / "pose" / "bundled" / "arena-pair"
+PAIR_MODEL = PACKAGE_ROOT / "pose" / "bundled" / "arena-pair"
 
 
 @pytest.mark.slow
 def test_done_when_two_simulated_mice_run_the_shipped_social_experiment_live(tmp_path):
     """Two mice meeting (SOCIAL = touch) through the project's two-mouse model, live."""
-    from simulator.truth import read_truth
-    from tracking.switches import count_identity_switches
+    from deeplabstream.hardware.simulator.truth import read_truth
+    from deeplabstream.pose.tracking.switches import count_identity_switches
 
     settings = tmp_path / "two_mice.ini"
     settings.write_text(

@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from settings import SettingsError, load_settings
+from deeplabstream.settings import SettingsError, load_settings
 from tests.support.files import write_settings
-from tests.support.paths import PROJECT_ROOT, shared_data
+from tests.support.paths import PACKAGE_ROOT, PROJECT_ROOT, shared_data
 from tests.support.processes import only_session, run_cli
 
 LP_MODEL = "lp-mirror-mouse-resnet18/model"
@@ -37,7 +37,7 @@ def _rig(right_model: str = "") -> str:
 
 # ExampleExperiment with each region read on the left camera (a rig of several cameras must say
 # which camera a trigger reads).
-TWO_CAMERA_EXPERIMENT = PROJECT_ROOT / "experiments" / "configs" / "ExampleExperiment.ini"
+TWO_CAMERA_EXPERIMENT = PACKAGE_ROOT / "experiments" / "configs" / "ExampleExperiment.ini"
 
 
 def _experiment(folder: Path) -> None:

@@ -22,9 +22,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from display.screen import missing_xcb_libraries
-from experiments.config import load_experiment_config
-from experiments.registry import CONFIG_FOLDER
+from deeplabstream.app.display.screen import missing_xcb_libraries
+from deeplabstream.experiments.config import load_experiment_config
+from deeplabstream.experiments.registry import CONFIG_FOLDER
 from tests.support.paths import PROJECT_ROOT, shared_data
 
 DRIVER = PROJECT_ROOT / "tests" / "support" / "new_user_dlc.py"

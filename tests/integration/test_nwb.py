@@ -187,7 +187,7 @@ def test_movement_loads_the_keypoints_of_the_csv(session: Path) -> None:
 def test_frames_not_analysed_are_nan_rows_or_absent_as_in_the_csv(
     session: Path, tmp_path: Path, layout: str
 ) -> None:
-    from recording.nwb import write_session_nwb
+    from deeplabstream.outputs.nwb import write_session_nwb
 
     copy = tmp_path / session.name
     shutil.copytree(session, copy, ignore=shutil.ignore_patterns("*.nwb", "*.mp4"))
@@ -253,7 +253,7 @@ def test_instant_trials_are_events_only_and_events_outside_trials_have_no_trial(
 
 
 def test_a_trial_that_lasts_is_in_the_trials_table(session: Path, tmp_path: Path) -> None:
-    from recording.nwb import write_session_nwb
+    from deeplabstream.outputs.nwb import write_session_nwb
 
     copy = tmp_path / session.name
     shutil.copytree(session, copy, ignore=shutil.ignore_patterns("*.nwb", "*.mp4"))
@@ -395,7 +395,7 @@ def test_two_animals_of_a_sleap_replay_merge_in_movement_as_two_individuals(
     """
     import xarray as xr
 
-    from recording.pose_table import read_pose_table
+    from deeplabstream.outputs.pose_table import read_pose_table
 
     session, _ = replay_flies(tmp_path, 12)
     path = session / "session.nwb"
@@ -444,7 +444,7 @@ def test_the_command_line_names_a_missing_session_json(tmp_path: Path) -> None:
 
 def _nwb_cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "recording.nwb", *args],
+        [sys.executable, "-m", "deeplabstream.outputs.nwb", *args],
         cwd=PROJECT_ROOT,
         capture_output=True,
         text=True,
@@ -455,7 +455,7 @@ def _nwb_cli(*args: str) -> subprocess.CompletedProcess:
 def test_a_failure_at_stop_is_reported_in_session_json_not_raised(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from session.live import LiveSession
+    from deeplabstream.live.session.live import LiveSession
 
     stream = object.__new__(LiveSession)  # only what _write_nwb touches
     stream.session_dir = tmp_path  # no session.json: the NWB file cannot be built

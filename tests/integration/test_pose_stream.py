@@ -82,13 +82,13 @@ def test_a_missing_model_stops_before_streaming_with_its_path(tmp_path: Path) ->
         "--output-dir",
         str(tmp_path / "out"),
     )
-    assert result.returncode == 2  # refused before anything starts (session/preflight.py)
+    assert result.returncode == 2  # refused before anything starts (live/session/preflight.py)
     assert "no-such-model" in result.stderr and "model not found" in result.stderr
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
 def test_done_when_default_settings_track_the_simulated_animal(tmp_path: Path) -> None:
-    from pose.loading import BUNDLED_MODEL
+    from deeplabstream.pose.loading import BUNDLED_MODEL
 
     assert (BUNDLED_MODEL / "model.json").is_file(), "the bundled model must ship with the repo"
     result = run_cli(
@@ -119,8 +119,8 @@ def test_done_when_default_settings_track_the_simulated_animal(tmp_path: Path) -
 def test_models_not_supported_yet_say_what_to_do(tmp_path: Path) -> None:
     import pytest
 
-    from pose.loading import load_model
-    from pose.model import ModelError
+    from deeplabstream.pose.loading import load_model
+    from deeplabstream.pose.model import ModelError
 
     dlc = tmp_path / "snapshot-best.pt"
     dlc.write_bytes(b"not really a model")

@@ -15,9 +15,9 @@ import pandas as pd
 import psutil
 import pytest
 
-from session.live import LiveSession
-from session.runner import SessionRunner
-from settings import load_settings
+from deeplabstream.live.session.live import LiveSession
+from deeplabstream.live.session.runner import SessionRunner
+from deeplabstream.settings import load_settings
 from tests.support.files import make_ffv1_video, read_video, write_settings
 from tests.support.paths import PROJECT_ROOT
 from tests.support.processes import only_session, run_cli, shared_memory_of
@@ -428,7 +428,7 @@ def test_a_full_disk_stops_the_recording_with_a_clear_message(tmp_path: Path, sm
 
 
 def test_recorded_synthetic_frames_are_exactly_the_rendered_frames(tmp_path: Path) -> None:
-    from simulator.arena import SimulatedArena
+    from deeplabstream.hardware.simulator.arena import SimulatedArena
 
     settings_path = write_settings(
         tmp_path,

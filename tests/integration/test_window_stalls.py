@@ -4,7 +4,7 @@
 DeepLabCut 3.0 model (../shared/data/dlc3-openfield-cspnext_s; skipped when absent): Detect,
 Inspect (the model converted on first use), Start Stream on its open-field clip, Start Analysis
 while streaming with Start and Stop Recording clicked during the model's load, and Stop Stream.
-The window's own stall monitor (gui/stall_monitor.py, a 15 ms timer) measures each phase.
+The window's own stall monitor (app/gui/stall_monitor.py, a 15 ms timer) measures each phase.
 
 How the check stays independent of the machine's load. The raw gap between two ticks is what a
 user feels, but on a loaded machine most of it is time the window's thread waited for a
@@ -39,10 +39,10 @@ from pathlib import Path
 
 import pytest
 
-from core.device_lock import LOCK_ENV
-from display.screen import missing_xcb_libraries
-from gui.preferences import STATE_ENV
-from pose.conversion import CACHE_ENV
+from deeplabstream.app.display.screen import missing_xcb_libraries
+from deeplabstream.app.gui.preferences import STATE_ENV
+from deeplabstream.core.device_lock import LOCK_ENV
+from deeplabstream.pose.formats.conversion import CACHE_ENV
 from tests.support.paths import PROJECT_ROOT, shared_data
 
 DLC = "dlc3-openfield-cspnext_s"

@@ -7,21 +7,21 @@ import shutil
 import warnings
 from pathlib import Path
 
-from pose.loading import BUNDLED_MODEL
+from deeplabstream.pose.loading import BUNDLED_MODEL
 
 
 def bundled_model_with_torchscript(folder: Path) -> Path:
     """Copy the bundled model's folder to ``folder`` and add ``model.pt`` as training would.
 
     The TorchScript file is the bundled network's shape (``model.json`` ``network``), traced as
-    ``training/export.py`` traces a trained one, with seeded weights: the bundled model ships
-    its weights only inside its ONNX graph, so its own weights cannot be traced. What the
+    ``offline/training/export.py`` traces a trained one, with seeded weights: the bundled model
+    ships its weights only inside its ONNX graph, so its own weights cannot be traced. What the
     folder shows is this project's format with a TorchScript file, which ``[Pose] BACKEND =
     pytorch`` must run; not the bundled model's accuracy.
     """
     import torch
 
-    from pose.network import NetworkConfig, PoseNet, example_input
+    from deeplabstream.pose.networks.own import NetworkConfig, PoseNet, example_input
 
     shutil.copytree(BUNDLED_MODEL, folder)
     data = json.loads((folder / "model.json").read_text(encoding="utf-8"))

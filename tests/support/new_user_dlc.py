@@ -61,8 +61,8 @@ ENTRIES = 2
 def main(argv: list[str]) -> int:
     """Drive the window; return 0 when every step worked."""
     settings, output, result = (Path(a) for a in argv[1:4])
-    from gui.main_window import MainWindow
-    from gui.session import Part
+    from deeplabstream.app.gui.main_window import MainWindow
+    from deeplabstream.app.gui.session import Part
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     assert app is not None

@@ -6,8 +6,11 @@ from pathlib import Path
 
 import pytest
 
+import deeplabstream
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
+PACKAGE_ROOT = Path(deeplabstream.__file__).resolve().parent  # src/deeplabstream
 
 
 def shared_data(relative: str) -> Path:

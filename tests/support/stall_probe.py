@@ -5,7 +5,7 @@
 
 Used by ``tests/integration/test_window_stalls.py``. The window (1280x720) gets the lab's own
 DeepLabCut 3.0 model and its clip as the camera, then each phase is pressed as a user would,
-with the window's own :class:`gui.stall_monitor.StallMonitor` reset at its start: idle, Detect,
+with the window's own :class:`app.gui.stall_monitor.StallMonitor` reset at its start: idle, Detect,
 Inspect (the model converted to ONNX on first use, in a helper process), Start Stream, Start
 Analysis while streaming (the helper process loads the model, then the pose worker starts) with
 Start and Stop Recording clicked during the load, then Stop Stream. The model's helper process
@@ -29,9 +29,9 @@ from PyQt5.QtCore import QEventLoop, Qt, QTimer
 from PyQt5.QtTest import QTest
 from PyQt5.QtWidgets import QApplication, QPushButton
 
-from gui.main_window import MainWindow
-from gui.session import Part
-from gui.stall_monitor import queued_ns
+from deeplabstream.app.gui.main_window import MainWindow
+from deeplabstream.app.gui.session import Part
+from deeplabstream.app.gui.stall_monitor import queued_ns
 
 TIMEOUT_S = 400.0  # a first conversion on a loaded 2-core machine, and then some
 

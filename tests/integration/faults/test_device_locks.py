@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from stimulation.simulated_board import SimulatedBoard
+from deeplabstream.hardware.stimulation.simulated_board import SimulatedBoard
 from tests.support.files import write_settings
 from tests.support.paths import PROJECT_ROOT
 from tests.support.processes import only_session, run_cli

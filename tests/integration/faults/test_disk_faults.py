@@ -108,8 +108,8 @@ def test_a_read_only_output_folder_is_a_clear_error(tmp_path, small_disk):
 
 
 def test_a_disk_full_during_recording_counts_what_the_video_holds(tmp_path, small_disk):
-    from recording.frames_table import count_table_rows
-    from recording.video import count_decodable_frames
+    from deeplabstream.outputs.frames_table import count_table_rows
+    from deeplabstream.outputs.video import count_decodable_frames
 
     fill(small_disk, (1 << 20) + 1_500_000)  # the reserve and about 1.5 MB of video
     result = run(tmp_path, small_disk, "--recording-enabled", "--frames", "900")

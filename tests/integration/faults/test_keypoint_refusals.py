@@ -64,8 +64,8 @@ def test_a_python_experiments_keypoint_is_refused_with_what_to_do_in_code(
 ) -> None:
     code = tmp_path / "paw_zone.py"
     code.write_text(
-        "from experiments.base import Experiment\n"
-        "from experiments.triggers import Circle, Region\n\n\n"
+        "from deeplabstream.experiments.base import Experiment\n"
+        "from deeplabstream.experiments.triggers import Circle, Region\n\n\n"
         "class PawZone(Experiment):\n"
         "    def __init__(self) -> None:\n"
         "        super().__init__()\n"
@@ -99,7 +99,7 @@ def test_a_keypoint_named_only_in_code_stops_the_experiment_without_a_traceback(
 ) -> None:
     code = tmp_path / "reads_paw.py"
     code.write_text(
-        "from experiments.base import Experiment\n\n\n"
+        "from deeplabstream.experiments.base import Experiment\n\n\n"
         "class ReadsPaw(Experiment):\n"
         "    def on_update(self, obs, t):\n"
         "        obs.point('paw')  # not declared by any trigger: only the run finds it\n"

@@ -20,9 +20,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from core.deadline import STAGES
-from selftest.benchmark_mode import tail_frames
-from session.summary import summary_lines
+from deeplabstream.core.deadline import STAGES
+from deeplabstream.live.selftest.benchmark_mode import tail_frames
+from deeplabstream.live.session.summary import summary_lines
 from tests.integration.faults.test_disk_faults import (
     fill,
     small_disk,  # noqa: F401 (a fixture)
@@ -36,7 +36,7 @@ ROOT = PROJECT_ROOT
 DEVICE = "[Device stimulus_box]\nTYPE = log\n"
 SLOW_EXPERIMENT = '''
 import time
-from experiments.base import Experiment
+from deeplabstream.experiments.base import Experiment
 
 
 class SlowUpdate(Experiment):
@@ -48,8 +48,8 @@ class SlowUpdate(Experiment):
 '''
 SOMETIMES_SLOW_EXPERIMENT = '''
 import time
-from experiments.actions import Action
-from experiments.base import Experiment
+from deeplabstream.experiments.actions import Action
+from deeplabstream.experiments.base import Experiment
 
 
 class SometimesSlow(Experiment):

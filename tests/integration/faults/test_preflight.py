@@ -113,7 +113,7 @@ def test_inspect_of_an_empty_pt_says_so(tmp_path: Path) -> None:
     model = tmp_path / "empty.pt"
     model.write_bytes(b"")
     result = subprocess.run(
-        [sys.executable, "-m", "pose.inspect", str(model)],
+        [sys.executable, "-m", "deeplabstream.pose.inspect", str(model)],
         cwd=PROJECT_ROOT,
         capture_output=True,
         text=True,

@@ -16,13 +16,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.pinhole import PinholeCamera, read_calibration, write_calibration
+from deeplabstream.core.pinhole import PinholeCamera, read_calibration, write_calibration
 from tests.integration.faults.test_preflight import CAMERA, _assert_refused, _run
 from tests.support.models import bundled_model_with_torchscript
 from tests.support.paths import PROJECT_ROOT, shared_data
 from tests.support.processes import only_session, run_cli
 
-REDO = "python -m calibration.calibrate"
+REDO = "deeplabstream-calibrate"
 
 
 # --- a calibration that cannot triangulate ------------------------------------------------------
@@ -230,7 +230,8 @@ def test_pytorch_backend_runs_converted_models(tmp_path: Path, model: str) -> No
 
 def test_no_code_unpickles_a_model_file() -> None:
     """No ``weights_only=False``, and no pickle is loaded but behind ``--trust-pickle``."""
-    allowed = {("training/behaviour.py", "loads")}  # the one, behind --trust-pickle
+    # the one, behind --trust-pickle
+    allowed = {("src/deeplabstream/offline/training/behaviour.py", "loads")}
     found = []
     for path in sorted(PROJECT_ROOT.rglob("*.py")):
         relative = path.relative_to(PROJECT_ROOT).as_posix()
@@ -253,4 +254,5 @@ def test_no_code_unpickles_a_model_file() -> None:
             if unsafe:
                 found.append(f"{relative}:{node.lineno}: {ast.unparse(node)[:80]}")
     assert found == [], found
-    assert "--trust-pickle" in (PROJECT_ROOT / "training" / "behaviour.py").read_text()
+    training = PROJECT_ROOT / "src" / "deeplabstream" / "offline" / "training"
+    assert "--trust-pickle" in (training / "behaviour.py").read_text()

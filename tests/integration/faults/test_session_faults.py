@@ -19,9 +19,9 @@ import pandas as pd
 import psutil
 import pytest
 
-from recording.folder import RESERVE_FILE
-from recording.frames_table import count_table_rows
-from recording.video import count_decodable_frames
+from deeplabstream.outputs.folder import RESERVE_FILE
+from deeplabstream.outputs.frames_table import count_table_rows
+from deeplabstream.outputs.video import count_decodable_frames
 from tests.support.files import write_settings
 from tests.support.paths import PROJECT_ROOT
 

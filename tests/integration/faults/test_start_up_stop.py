@@ -2,7 +2,7 @@
 
 Each test runs a real program in its own process group and sends SIGINT to the whole group, as
 a terminal's Ctrl-C does, at a moment chosen on purpose: the process to catch waits there
-(``core/test_hooks.py``: ``DEEPLABSTREAM_TEST_HOLD``) until the signal has been sent, so no
+(``core/fault_hooks.py``: ``DEEPLABSTREAM_TEST_HOLD``) until the signal has been sent, so no
 test depends on the machine's speed. Every stop must give exit code 130, no traceback from any
 process, no child left running, and no session folder whose stop was an error: a folder with
 nothing recorded is removed (as the app removes a preview's), one with a recording is finalised.
@@ -21,7 +21,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from core.test_hooks import HOLD_DIR_VARIABLE, HOLD_VARIABLE, RELEASE_FILE
+from deeplabstream.core.fault_hooks import HOLD_DIR_VARIABLE, HOLD_VARIABLE, RELEASE_FILE
 from tests.support.files import make_ffv1_video, write_settings
 from tests.support.paths import PROJECT_ROOT
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from behaviour.features import (
+from deeplabstream.behaviour.features import (
     SPEC_FORMAT,
     FeatureSpec,
     FeatureSpecError,

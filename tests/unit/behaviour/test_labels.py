@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from behaviour.labels import (
+from deeplabstream.behaviour.labels import (
     NO_BEHAVIOUR,
     LabelsError,
     label_format,

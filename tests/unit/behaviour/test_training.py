@@ -16,18 +16,15 @@ import pandas as pd
 import pytest
 from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
 
-from behaviour.classifier import (
+from deeplabstream.behaviour.classifier import (
     MODEL_FORMAT,
     BehaviourClassifier,
     ClassifierError,
     metadata_path,
     metrics_path,
 )
-from behaviour.features import FeatureSpec, default_spec, features_of
-from recording.pose_table import read_pose_table
-from tests.support.paths import PROJECT_ROOT
-from tests.unit.behaviour.synthetic import BEHAVIOURS, FPS, KEYPOINTS, PIXELS_PER_MM, write_session
-from training.behaviour import (
+from deeplabstream.behaviour.features import FeatureSpec, default_spec, features_of
+from deeplabstream.offline.training.behaviour import (
     TrainingError,
     export_onnx,
     main,
@@ -35,6 +32,9 @@ from training.behaviour import (
     read_session_pose,
     session_fps,
 )
+from deeplabstream.outputs.pose_table import read_pose_table
+from tests.support.paths import PROJECT_ROOT
+from tests.unit.behaviour.synthetic import BEHAVIOURS, FPS, KEYPOINTS, PIXELS_PER_MM, write_session
 
 
 def _run(argv: list[str]) -> tuple[int, str, str]:
@@ -303,7 +303,8 @@ def test_train_with_own_spec_chosen_behaviours_and_boosting(
 
 def test_the_runtime_imports_neither_sklearn_nor_pandas() -> None:
     code = (
-        "import sys, behaviour.classifier, behaviour.features, behaviour.labels; "
+        "import sys, deeplabstream.behaviour.classifier, deeplabstream.behaviour.features, "
+        "deeplabstream.behaviour.labels; "
         "print(sorted(m for m in ('sklearn', 'pandas', 'skl2onnx', 'onnxruntime') "
         "if m in sys.modules))"
     )

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from calibration.detection import BoardDetection, BoardDetector
-from core.pinhole import PinholeCamera
+from deeplabstream.core.pinhole import PinholeCamera
+from deeplabstream.spatial.calibration.detection import BoardDetection, BoardDetector
 from tests.unit.calibration.rig import rendered_views, rig_cameras
 
 N_FRAMES = 75

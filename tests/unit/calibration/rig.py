@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
-from core.frames import FrameGeometry
-from core.pinhole import PinholeCamera
-from recording.frames_table import FramesTable
-from recording.video import VideoWriter
-from simulator.board import board_poses, render_board
+from deeplabstream.core.frames import FrameGeometry
+from deeplabstream.core.pinhole import PinholeCamera
+from deeplabstream.hardware.simulator.board import board_poses, render_board
+from deeplabstream.outputs.frames_table import FramesTable
+from deeplabstream.outputs.video import VideoWriter
 
 FPS = 30.0
 FRAME_SIZE = (640, 480)

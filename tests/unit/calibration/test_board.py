@@ -1,13 +1,19 @@
-"""The board's renderer and scripted poses (simulator/board.py), checked with the real detector."""
+"""The board's renderer and scripted poses (hardware.simulator.board), checked by the detector."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from calibration.detection import BoardDetection, BoardDetector
-from core.pinhole import PinholeCamera, rodrigues_to_matrix
-from simulator.board import BOARD, FLOOR_ORIGIN, board_poses, floor_pose, render_board
+from deeplabstream.core.pinhole import PinholeCamera, rodrigues_to_matrix
+from deeplabstream.hardware.simulator.board import (
+    BOARD,
+    FLOOR_ORIGIN,
+    board_poses,
+    floor_pose,
+    render_board,
+)
+from deeplabstream.spatial.calibration.detection import BoardDetection, BoardDetector
 
 
 def _true_pixels(

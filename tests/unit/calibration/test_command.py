@@ -1,4 +1,4 @@
-"""``python -m calibration.calibrate`` end to end on written videos: files, figures, errors."""
+"""``deeplabstream-calibrate`` end to end on written videos: files, figures, errors."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from calibration.calibrate import main
-from core.pinhole import PinholeCamera, read_calibration, read_calibration_metadata
+from deeplabstream.core.pinhole import PinholeCamera, read_calibration, read_calibration_metadata
+from deeplabstream.spatial.calibration.calibrate import main
 from tests.unit.calibration.rig import write_session
 
 
@@ -64,7 +64,7 @@ def test_videos_are_paired_by_frame_number(session: Path, tmp_path: Path) -> Non
 def test_calibration_round_trips_through_the_file(
     session: Path, calibrated: list[str], tmp_path: Path
 ) -> None:
-    from core.pinhole import write_calibration
+    from deeplabstream.core.pinhole import write_calibration
 
     first = read_calibration(session / "calibration.toml")
     copy = tmp_path / "copy.toml"
@@ -99,8 +99,8 @@ def test_missing_inputs_are_reported(tmp_path: Path, capsys: pytest.CaptureFixtu
 
 def _write_blank_video(path: Path, frames: int) -> None:
     """A grey lossless video with no board in it."""
-    from core.frames import FrameGeometry
-    from recording.video import VideoWriter
+    from deeplabstream.core.frames import FrameGeometry
+    from deeplabstream.outputs.video import VideoWriter
 
     writer = VideoWriter(path, FrameGeometry(480, 640, 1), "ffv1", 30.0)
     try:

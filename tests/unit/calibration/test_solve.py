@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from calibration.detection import BoardDetection
-from calibration.errors import CalibrationInputError
-from calibration.solve import CalibrationResult, solve_calibration
-from core.pinhole import PinholeCamera, rodrigues_to_matrix
-from simulator.board import BOARD, floor_pose
+from deeplabstream.core.pinhole import PinholeCamera, rodrigues_to_matrix
+from deeplabstream.hardware.simulator.board import BOARD, floor_pose
+from deeplabstream.spatial.calibration.detection import BoardDetection
+from deeplabstream.spatial.calibration.errors import CalibrationInputError
+from deeplabstream.spatial.calibration.solve import CalibrationResult, solve_calibration
 
 FLOOR_SETS = list(range(30))  # the first second at 30 fps
 

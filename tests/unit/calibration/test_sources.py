@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from calibration.errors import CalibrationInputError
-from calibration.sources import plan_session
+from deeplabstream.spatial.calibration.errors import CalibrationInputError
+from deeplabstream.spatial.calibration.sources import plan_session
 
 
 def _table(folder: Path, name: str, camera_s: list[float | None], host_s: list[float]) -> None:

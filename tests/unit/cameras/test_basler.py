@@ -24,19 +24,19 @@ os.environ.setdefault("PYLON_CAMEMU", "2")  # before pylon starts: two emulated 
 
 pytest.importorskip("pypylon", reason="pypylon is not installed (pip install pypylon)")
 
-from cameras.base import CameraError
-from cameras.basler import (
+from deeplabstream.core.frames import FrameGeometry
+from deeplabstream.core.schema import SettingsError
+from deeplabstream.hardware.cameras.base import CameraError
+from deeplabstream.hardware.cameras.basler import (
     BaslerCamera,
     BaslerSettings,
     conversion_code,
     list_cameras,
 )
-from cameras.clock import CounterUnwrapper
-from core.frames import FrameGeometry
-from core.schema import SettingsError
-from session.live import LiveSession
-from session.runner import SessionRunner
-from settings import load_settings
+from deeplabstream.hardware.cameras.clock import CounterUnwrapper
+from deeplabstream.live.session.live import LiveSession
+from deeplabstream.live.session.runner import SessionRunner
+from deeplabstream.settings import load_settings
 from tests.support.files import read_video, write_settings
 from tests.support.paths import PROJECT_ROOT, shared_data
 from tests.support.processes import only_session, run_cli
@@ -101,7 +101,7 @@ def test_the_emulated_cameras_are_listed_with_model_serial_and_interface() -> No
 
 def test_python_m_cameras_basler_prints_the_cameras() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "cameras.basler"],
+        [sys.executable, "-m", "deeplabstream.hardware.cameras.basler"],
         cwd=PROJECT_ROOT,
         capture_output=True,
         text=True,
@@ -479,8 +479,8 @@ def test_done_when_two_emulated_baslers_and_the_arena_stream_analyse_and_record(
 def test_done_when_the_same_rig_runs_in_the_app(
     qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from gui.main_window import MainWindow
-    from gui.session import Part
+    from deeplabstream.app.gui.main_window import MainWindow
+    from deeplabstream.app.gui.session import Part
 
     monkeypatch.setenv("PYLON_CAMEMU", "2")
     monkeypatch.setenv("DEEPLABSTREAM_LOCK_FILE", str(tmp_path / "lock"))

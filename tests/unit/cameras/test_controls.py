@@ -18,10 +18,10 @@ import pytest
 
 os.environ.setdefault("PYLON_CAMEMU", "2")  # before pylon starts: two emulated cameras
 
-from cameras.base import Camera, CameraControl, CameraError
-from cameras.synthetic import SyntheticCamera, SyntheticSettings
-from cameras.video import VideoCamera, VideoSettings
-from core.frames import FrameGeometry
+from deeplabstream.core.frames import FrameGeometry
+from deeplabstream.hardware.cameras.base import Camera, CameraControl, CameraError
+from deeplabstream.hardware.cameras.synthetic import SyntheticCamera, SyntheticSettings
+from deeplabstream.hardware.cameras.video import VideoCamera, VideoSettings
 from tests.support.files import make_ffv1_video
 
 needs_pylon = pytest.mark.skipif(
@@ -46,7 +46,7 @@ def grab(camera: Camera, geometry: FrameGeometry, count: int = 1) -> list[Any]:
 
 @needs_pylon
 def test_basler_lists_its_controls_with_the_cameras_limits() -> None:
-    from cameras.basler import BaslerCamera, BaslerSettings
+    from deeplabstream.hardware.cameras.basler import BaslerCamera, BaslerSettings
 
     camera = BaslerCamera("cam", BaslerSettings(serial="0815-0000", width=320, height=240))
     try:
@@ -71,7 +71,7 @@ def test_basler_lists_its_controls_with_the_cameras_limits() -> None:
 
 @needs_pylon
 def test_basler_takes_exposure_gain_and_rate_while_grabbing() -> None:
-    from cameras.basler import BaslerCamera, BaslerSettings
+    from deeplabstream.hardware.cameras.basler import BaslerCamera, BaslerSettings
 
     camera = BaslerCamera("cam", BaslerSettings(serial="0815-0000", width=320, height=240))
     try:
@@ -93,7 +93,7 @@ def test_basler_takes_exposure_gain_and_rate_while_grabbing() -> None:
 
 @needs_pylon
 def test_basler_refuses_out_of_range_and_fixed_controls_with_the_range() -> None:
-    from cameras.basler import BaslerCamera, BaslerSettings
+    from deeplabstream.hardware.cameras.basler import BaslerCamera, BaslerSettings
 
     camera = BaslerCamera("cam", BaslerSettings(serial="0815-0000", width=320, height=240))
     try:
@@ -154,7 +154,7 @@ if importlib.util.find_spec("pyrealsense2") is not None:
 
 @needs_realsense
 def test_realsense_software_device_by_itself_offers_no_controls() -> None:
-    from cameras.realsense import RealSenseCamera, RealSenseSettings
+    from deeplabstream.hardware.cameras.realsense import RealSenseCamera, RealSenseSettings
 
     rig = _software_rig(options=False)
     camera = RealSenseCamera("rs", RealSenseSettings(width=320, height=240), device=rig.device)
@@ -170,7 +170,7 @@ def test_realsense_software_device_by_itself_offers_no_controls() -> None:
 
 @needs_realsense
 def test_realsense_sets_the_options_its_sensor_has_while_streaming() -> None:
-    from cameras.realsense import RealSenseCamera, RealSenseSettings
+    from deeplabstream.hardware.cameras.realsense import RealSenseCamera, RealSenseSettings
 
     rig = _software_rig(options=True)
     settings = RealSenseSettings(width=320, height=240, depth=False)
@@ -203,8 +203,8 @@ def test_realsense_exposure_is_set_through_the_capture_process(
 ) -> None:
     import dataclasses
 
-    from session.live import LiveSession
-    from settings import load_settings
+    from deeplabstream.live.session.live import LiveSession
+    from deeplabstream.settings import load_settings
     from tests.support.files import write_settings
     from tests.unit.cameras.test_realsense import SoftwareRealSenseSettings
 
@@ -290,7 +290,7 @@ def test_a_video_file_has_no_controls(tmp_path: Path) -> None:
 def test_opencv_reads_the_properties_its_backend_reports(tmp_path: Path) -> None:
     import cv2
 
-    from cameras.opencv import OpenCVCamera, OpenCVSettings, _read_controls
+    from deeplabstream.hardware.cameras.opencv import OpenCVCamera, OpenCVSettings, _read_controls
 
     path = tmp_path / "clip.mkv"
     make_ffv1_video(path, 3, width=64, height=48, fps=25)

@@ -12,9 +12,9 @@ import pytest
 
 os.environ.setdefault("PYLON_CAMEMU", "2")  # before pylon starts: two emulated cameras
 
-from cameras import detect
-from cameras.detect import DetectedCamera, detect_cameras
-from settings import load_settings
+from deeplabstream.hardware.cameras import detect
+from deeplabstream.hardware.cameras.detect import DetectedCamera, detect_cameras
+from deeplabstream.settings import load_settings
 from tests.support.files import write_settings
 
 
@@ -54,7 +54,7 @@ def test_opencv_tries_only_the_indices_that_have_a_device_node() -> None:
 
 @pytest.mark.skipif(importlib.util.find_spec("pypylon") is None, reason="pypylon is not installed")
 def test_the_basler_emulator_is_found_and_its_keys_open_it(tmp_path: Path) -> None:
-    from cameras.basler import BaslerCamera
+    from deeplabstream.hardware.cameras.basler import BaslerCamera
 
     basler = [camera for camera in detect_cameras() if camera.source == "basler"]
     assert [camera.keys["SERIAL"] for camera in basler] == ["0815-0000", "0815-0001"]

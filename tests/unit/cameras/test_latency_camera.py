@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cameras.synthetic import (
+from deeplabstream.hardware.cameras.synthetic import (
     LED_OFF_LEVEL,
     LED_ON_LEVEL,
     PinLogFollower,

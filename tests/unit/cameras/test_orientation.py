@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cameras.base import Camera, CameraError
-from cameras.orientation import OrientedCamera, mirror_setting, turned
-from cameras.synthetic import SyntheticCamera
-from core.frames import FrameGeometry
-from settings import load_settings
+from deeplabstream.core.frames import FrameGeometry
+from deeplabstream.hardware.cameras.base import Camera, CameraError
+from deeplabstream.hardware.cameras.orientation import OrientedCamera, mirror_setting, turned
+from deeplabstream.hardware.cameras.synthetic import SyntheticCamera
+from deeplabstream.settings import load_settings
 from tests.support.files import write_settings
 
 
@@ -78,7 +78,7 @@ def test_mirroring_switches_while_streaming_and_rotation_waits_for_a_restart(tmp
 
 
 def test_settings_accept_right_angles_only(tmp_path) -> None:
-    from core.schema import SettingsError
+    from deeplabstream.core.schema import SettingsError
 
     with pytest.raises(SettingsError, match="ROTATE"):
         load_settings(write_settings(tmp_path, "[Camera a]\nSOURCE = synthetic\nROTATE = 45\n"))

@@ -27,13 +27,13 @@ rs = pytest.importorskip(
     "pyrealsense2", reason="pyrealsense2 is not installed (pip install pyrealsense2; libusb-1.0-0)"
 )
 
-from cameras.base import CameraError, FrameGeometry  # noqa: E402
-from cameras.clock import ClockFit, CounterUnwrapper  # noqa: E402
-from cameras.realsense import RealSenseCamera, RealSenseSettings  # noqa: E402
-from processes.companion import CompanionReader, companion_rings  # noqa: E402
-from recording.video import VideoWriter  # noqa: E402
-from session.live import LiveSession  # noqa: E402
-from settings import load_settings  # noqa: E402
+from deeplabstream.hardware.cameras.base import CameraError, FrameGeometry  # noqa: E402
+from deeplabstream.hardware.cameras.clock import ClockFit, CounterUnwrapper  # noqa: E402
+from deeplabstream.hardware.cameras.realsense import RealSenseCamera, RealSenseSettings  # noqa: E402
+from deeplabstream.live.processes.companion import CompanionReader, companion_rings  # noqa: E402
+from deeplabstream.live.session.live import LiveSession  # noqa: E402
+from deeplabstream.outputs.video import VideoWriter  # noqa: E402
+from deeplabstream.settings import load_settings  # noqa: E402
 from tests.support.files import read_video, write_settings  # noqa: E402
 
 FX = 400.0  # focal length of both imagers, pixels

@@ -11,10 +11,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cameras import CameraError, camera_class
-from cameras.synthetic import SyntheticCamera, SyntheticSettings, parse_waypoints
-from core.schema import Where, parse_section
-from simulator.arena import (
+from deeplabstream.core.schema import Where, parse_section
+from deeplabstream.hardware.cameras import CameraError, camera_class
+from deeplabstream.hardware.cameras.synthetic import (
+    SyntheticCamera,
+    SyntheticSettings,
+    parse_waypoints,
+)
+from deeplabstream.hardware.simulator.arena import (
     BODY_PLAN,
     KEYPOINT_NAMES,
     MOUSE,

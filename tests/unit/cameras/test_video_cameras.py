@@ -19,11 +19,11 @@ import cv2
 import numpy as np
 import pytest
 
-from cameras.base import CameraError
-from cameras.opencv import OpenCVCamera, OpenCVSettings
-from cameras.video import VideoCamera, VideoSettings
-from core.frames import FrameGeometry, FrameStamp
-from core.schema import Where, parse_section
+from deeplabstream.core.frames import FrameGeometry, FrameStamp
+from deeplabstream.core.schema import Where, parse_section
+from deeplabstream.hardware.cameras.base import CameraError
+from deeplabstream.hardware.cameras.opencv import OpenCVCamera, OpenCVSettings
+from deeplabstream.hardware.cameras.video import VideoCamera, VideoSettings
 
 FRAMES = 45
 FPS = 30
@@ -352,7 +352,7 @@ def test_opencv_camera_uses_the_real_size_and_warns_when_the_request_is_not_met(
 ) -> None:
     settings = OpenCVSettings(device=str(videos["ffv1"]), width=640, height=480)
     camera = OpenCVCamera("cam", settings)
-    with caplog.at_level(logging.WARNING, logger="cameras.opencv"):
+    with caplog.at_level(logging.WARNING, logger="deeplabstream.hardware.cameras.opencv"):
         geometry = camera.open()
     camera.close()
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.deadline import ON_TIME, STAGES, DeadlineAccount, stage_name, stage_times_ns
-from core.stats import DurationHistogram
-from settings.sections import ExperimentSettings, parse_deadline, parse_percent
+from deeplabstream.core.deadline import ON_TIME, STAGES, DeadlineAccount, stage_name, stage_times_ns
+from deeplabstream.core.stats import DurationHistogram
+from deeplabstream.settings.sections import ExperimentSettings, parse_deadline, parse_percent
 
 MS = 1_000_000
 

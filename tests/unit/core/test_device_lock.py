@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from core.device_lock import (
+from deeplabstream.core.device_lock import (
     LOCK_ENV,
     DeviceBusyError,
     DeviceClaim,
@@ -152,8 +152,8 @@ def test_a_key_without_kind_and_identity_is_refused():
 
 def test_each_plugin_says_what_identifies_its_device(tmp_path):
     # Imported here: the holders' processes import this module, and need none of it.
-    from session.device_locks import session_claims
-    from settings import load_settings
+    from deeplabstream.live.session.device_locks import session_claims
+    from deeplabstream.settings import load_settings
     from tests.support.files import write_settings
 
     link = tmp_path / "board-by-id"
@@ -195,8 +195,8 @@ def test_each_plugin_says_what_identifies_its_device(tmp_path):
     assert all(claim.user.startswith("camera") for claim in streaming_only)
     # Files and URLs are shared: no key (settings files check that a video is one, so the
     # classes are asked directly here).
-    from cameras.opencv import OpenCVCamera, OpenCVSettings
-    from cameras.video import VideoCamera
+    from deeplabstream.hardware.cameras.opencv import OpenCVCamera, OpenCVSettings
+    from deeplabstream.hardware.cameras.video import VideoCamera
 
     assert OpenCVCamera.lock_keys(OpenCVSettings(device=str(video))) == ()
     assert OpenCVCamera.lock_keys(OpenCVSettings(device="rtsp://10.0.0.5/stream")) == ()
@@ -204,8 +204,8 @@ def test_each_plugin_says_what_identifies_its_device(tmp_path):
 
 
 def test_a_lab_plugin_that_says_nothing_is_one_session_at_a_time():
-    from cameras.base import Camera
-    from stimulation.base import StimulationDevice
+    from deeplabstream.hardware.cameras.base import Camera
+    from deeplabstream.hardware.stimulation.base import StimulationDevice
 
     class LabCamera(Camera):  # only what the interface requires; lock_keys is inherited
         open = grab = close = nominal_fps = None  # type: ignore[assignment]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from core.ini_text import IniText, save_with_backup
+from deeplabstream.core.ini_text import IniText, save_with_backup
 
 TEXT = """; A comment at the top
 [Streaming]

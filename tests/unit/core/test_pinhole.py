@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from core.pinhole import (
+from deeplabstream.core.pinhole import (
     CalibrationError,
     PinholeCamera,
     matrix_to_rodrigues,

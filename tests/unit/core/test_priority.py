@@ -10,15 +10,15 @@ from pathlib import Path
 import psutil
 import pytest
 
-from core.priority import (
+from deeplabstream.core.priority import (
     SIDE_NICENESS,
     ProcessPriority,
     apply_process_priority,
     inference_thread_count,
     plan_priorities,
 )
-from session.live import LiveSession
-from settings import load_settings
+from deeplabstream.live.session.live import LiveSession
+from deeplabstream.settings import load_settings
 from tests.support.files import make_ffv1_video, write_settings
 
 

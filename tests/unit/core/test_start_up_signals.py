@@ -10,8 +10,8 @@ from multiprocessing.connection import Connection
 
 import pytest
 
-from core.control import StopRequested, receive_unless_stopped
-from core.lifetime import children_leave_sigint_to_parent, leave_sigint_to_parent
+from deeplabstream.core.control import StopRequested, receive_unless_stopped
+from deeplabstream.core.lifetime import children_leave_sigint_to_parent, leave_sigint_to_parent
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="reads the signal masks in /proc"

@@ -7,7 +7,13 @@ import math
 import numpy as np
 import pytest
 
-from display.occupancy import OccupancyMap, Trail, draw_heatmap, draw_trail, heatmap_image
+from deeplabstream.app.display.occupancy import (
+    OccupancyMap,
+    Trail,
+    draw_heatmap,
+    draw_trail,
+    heatmap_image,
+)
 
 
 def test_the_trail_keeps_the_last_seconds_only() -> None:

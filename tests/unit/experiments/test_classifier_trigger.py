@@ -9,22 +9,27 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from behaviour.features import features_of
-from display.overlay import draw_shape
-from experiments.config import ExperimentConfigError, parse_experiment_config
-from experiments.observation import Observation
-from experiments.triggers import Label, make_trigger
-from experiments.triggers.classifier import BoutFilter, ClassifierTrigger, bout_decisions
-from simulator.arena import (
+from deeplabstream.app.display.overlay import draw_shape
+from deeplabstream.behaviour.features import features_of
+from deeplabstream.experiments.config import ExperimentConfigError, parse_experiment_config
+from deeplabstream.experiments.observation import Observation
+from deeplabstream.experiments.triggers import Label, make_trigger
+from deeplabstream.experiments.triggers.classifier import (
+    BoutFilter,
+    ClassifierTrigger,
+    bout_decisions,
+)
+from deeplabstream.hardware.simulator.arena import (
     BEHAVIOUR_NAMES,
     KEYPOINT_NAMES,
     ArenaParams,
     keypoints_from_poses,
     simulate_behaviours,
 )
+from tests.support.paths import PACKAGE_ROOT
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
-SHIPPED = PROJECT_ROOT / "experiments" / "classifiers" / "arena-behaviours.onnx"
+SHIPPED = PACKAGE_ROOT / "experiments" / "classifiers" / "arena-behaviours.onnx"
 FPS = 30.0
 
 
@@ -88,7 +93,7 @@ def test_a_missing_model_or_an_unknown_behaviour_names_the_key_and_what_to_do(tm
         parse_experiment_config(CONFIG.format(model="nowhere.onnx", behaviour="freezing"),
                                 config_file)  # fmt: skip
     assert "[Trigger frozen] MODEL" in str(missing.value)
-    assert "python -m training.behaviour" in str(missing.value)
+    assert "deeplabstream-train-behaviour" in str(missing.value)
     with pytest.raises(ExperimentConfigError) as unknown:
         parse_experiment_config(CONFIG.format(model=SHIPPED, behaviour="sleeping"), config_file)
     message = str(unknown.value)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from experiments.config import load_experiment_config
-from experiments.config_edit import (
+from deeplabstream.experiments.config import load_experiment_config
+from deeplabstream.experiments.config_edit import (
     ConfigEditError,
     ConfigText,
     RegionSpec,
@@ -16,8 +16,8 @@ from experiments.config_edit import (
     read_regions,
     save_regions,
 )
-from experiments.registry import CONFIG_FOLDER, config_file_of
-from experiments.triggers.geometry import Circle, Polygon, Rectangle
+from deeplabstream.experiments.registry import CONFIG_FOLDER, config_file_of
+from deeplabstream.experiments.triggers.geometry import Circle, Polygon, Rectangle
 
 EXAMPLE = CONFIG_FOLDER / "ExampleExperiment.ini"
 

@@ -21,15 +21,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.frames import FrameGeometry
-from experiments.config import ExperimentConfigError, parse_experiment_config
-from experiments.observation import DepthLookup, Observation
-from experiments.triggers import Height, make_trigger
-from processes.companion import CompanionReader
-from processes.depth import DepthSource, FrameDepth, depth_source
-from processes.dispatch import ExperimentRun
-from simulator.arena import ArenaParams, ArenaRenderer, WaypointMotion
-from transport.ring import FrameRing, RingSpec, new_ring_name
+from deeplabstream.core.frames import FrameGeometry
+from deeplabstream.experiments.config import ExperimentConfigError, parse_experiment_config
+from deeplabstream.experiments.observation import DepthLookup, Observation
+from deeplabstream.experiments.triggers import Height, make_trigger
+from deeplabstream.hardware.simulator.arena import ArenaParams, ArenaRenderer, WaypointMotion
+from deeplabstream.live.processes.companion import CompanionReader
+from deeplabstream.live.processes.depth import DepthSource, FrameDepth, depth_source
+from deeplabstream.live.processes.dispatch import ExperimentRun
+from deeplabstream.transport.ring import FrameRing, RingSpec, new_ring_name
 
 NAMES = ("nose", "tail_base")
 FLOOR_M = 0.80
@@ -256,7 +256,7 @@ def test_depth_source_only_for_depth_aligned_to_the_analysed_image(caplog) -> No
     assert source.ring.name == "dls_x_depth" and source.ring.geometry.shape == (240, 320)
     assert depth_source("top", _description(None, "infrared"), (240, 320)) is not None
     assert depth_source("cam", {"model": "a webcam"}, (240, 320)) is None
-    with caplog.at_level(logging.WARNING, logger="processes.depth"):
+    with caplog.at_level(logging.WARNING, logger="deeplabstream.live.processes.depth"):
         assert depth_source("top", _description(None), (240, 320)) is None
         assert depth_source("side", _description("color", size=(480, 640)), (240, 320)) is None
     assert "camera top: experiments get no depth from it: it is not aligned" in caplog.text
@@ -349,8 +349,8 @@ def test_height_triggers_read_the_injected_depth_under_the_pose_models_keypoints
 ) -> None:
     if rs_tests is None:
         pytest.skip("pyrealsense2 is not installed (pip install pyrealsense2; libusb-1.0-0)")
-    from session.live import LiveSession
-    from settings import load_settings
+    from deeplabstream.live.session.live import LiveSession
+    from deeplabstream.settings import load_settings
     from tests.support.files import write_settings
 
     sections = "".join(

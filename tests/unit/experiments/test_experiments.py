@@ -19,26 +19,26 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from experiments.actions import Action
-from experiments.base import Experiment, Trial
-from experiments.config import (
+from deeplabstream.experiments.actions import Action
+from deeplabstream.experiments.base import Experiment, Trial
+from deeplabstream.experiments.config import (
     COMBINATOR_KINDS,
     ExperimentConfigError,
     load_experiment_config,
     parse_experiment_config,
 )
-from experiments.events import EVENT_COLUMNS, EventCsvWriter, EventLog
-from experiments.examples import AlternatingReward
-from experiments.observation import Observation, Observations, pair_nearest
-from experiments.registry import (
+from deeplabstream.experiments.events import EVENT_COLUMNS, EventCsvWriter, EventLog
+from deeplabstream.experiments.examples import AlternatingReward
+from deeplabstream.experiments.observation import Observation, Observations, pair_nearest
+from deeplabstream.experiments.registry import (
     CONFIG_FOLDER,
     ExperimentNotFoundError,
     available_experiments,
     config_names,
     load_experiment,
 )
-from experiments.triggers import TRIGGER_KINDS, Circle, Region
-from simulator.arena import KEYPOINT_NAMES, ArenaParams, simulate_keypoints
+from deeplabstream.experiments.triggers import TRIGGER_KINDS, Circle, Region
+from deeplabstream.hardware.simulator.arena import KEYPOINT_NAMES, ArenaParams, simulate_keypoints
 from tests.support.paths import shared_data
 
 FPS = 30.0
@@ -717,7 +717,7 @@ def test_events_csv_is_written_incrementally_and_read_by_pandas(tmp_path: Path) 
 
 def test_events_csv_flushes_at_least_once_a_second(tmp_path: Path, monkeypatch) -> None:
     clock = [100.0]
-    monkeypatch.setattr("experiments.events._monotonic", lambda: clock[0])
+    monkeypatch.setattr("deeplabstream.experiments.events._monotonic", lambda: clock[0])
     path = tmp_path / "events.csv"
     log = EventLog(EventCsvWriter(path))
     experiment = load_experiment("ExampleExperiment")
@@ -952,7 +952,8 @@ def test_registry_loads_by_name_class_and_path(tmp_path: Path) -> None:
     assert available_experiments()[: len(config_names())] == config_names()
     assert "examples:AlternatingReward" in available_experiments()
     assert isinstance(load_experiment("examples:AlternatingReward"), AlternatingReward)
-    assert isinstance(load_experiment("experiments.examples:AlternatingReward"), AlternatingReward)
+    full_name = "deeplabstream.experiments.examples:AlternatingReward"
+    assert isinstance(load_experiment(full_name), AlternatingReward)
     copy = tmp_path / "mine.ini"
     copy.write_text((CONFIG_FOLDER / "freezing_opto.ini").read_text())
     assert load_experiment(str(copy)).name == "mine"
@@ -960,8 +961,8 @@ def test_registry_loads_by_name_class_and_path(tmp_path: Path) -> None:
     assert load_experiment("freezing_opto.ini").name == "freezing_opto"
     module = tmp_path / "lab_experiments.py"
     module.write_text(
-        "from experiments.base import Experiment\n"
-        "from experiments.actions import Action\n"
+        "from deeplabstream.experiments.base import Experiment\n"
+        "from deeplabstream.experiments.actions import Action\n"
         "class Blink(Experiment):\n"
         "    def on_update(self, obs, t):\n"
         "        return [Action.pulse('led', 0, 0.1)] if self.start_trial('blink') else []\n"
@@ -998,7 +999,7 @@ def test_registry_errors_list_what_exists(tmp_path: Path) -> None:
         load_experiment(str(tmp_path / "absent.py"))
     two = tmp_path / "two.py"
     two.write_text(
-        "from experiments.base import Experiment\n"
+        "from deeplabstream.experiments.base import Experiment\n"
         "class A(Experiment):\n    def on_update(self, obs, t): return []\n"
         "class B(Experiment):\n    def on_update(self, obs, t): return []\n"
     )
@@ -1051,12 +1052,13 @@ DO = light_off
 
 
 def test_docs_reference_is_generated_from_the_code() -> None:
-    from reference.experiments import DOC_FILE, TRIGGER_DESCRIPTIONS, render
+    from deeplabstream.offline.reference.experiments import DOC_FILE, TRIGGER_DESCRIPTIONS, render
 
     assert set(TRIGGER_DESCRIPTIONS) == set(TRIGGER_KINDS)
     current = DOC_FILE.read_text(encoding="utf-8")
     assert current == render(current), (
-        "docs/experiments.md is out of date: run python -m reference.experiments"
+        "docs/experiments.md is out of date: run "
+        "python -m deeplabstream.offline.reference.experiments"
     )
     for name in SHIPPED:
         assert f"`{name}`" in current

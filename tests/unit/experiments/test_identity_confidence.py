@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from experiments.observation import Observation
-from experiments.triggers import make_trigger
-from experiments.triggers.base import animal_problems
-from experiments.triggers.social import ForAnimal
-from simulator.arena import KEYPOINT_NAMES
+from deeplabstream.experiments.observation import Observation
+from deeplabstream.experiments.triggers import make_trigger
+from deeplabstream.experiments.triggers.base import animal_problems
+from deeplabstream.experiments.triggers.social import ForAnimal
+from deeplabstream.hardware.simulator.arena import KEYPOINT_NAMES
 
 K = len(KEYPOINT_NAMES)
 

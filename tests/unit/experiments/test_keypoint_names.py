@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from experiments.config import load_experiment_config, parse_experiment_config
-from experiments.config_edit import (
+from deeplabstream.experiments.config import load_experiment_config, parse_experiment_config
+from deeplabstream.experiments.config_edit import (
     NO_ACTION,
     ConfigEditError,
     ConfigText,
@@ -21,12 +21,12 @@ from experiments.config_edit import (
     save_keypoint_mapping,
     save_regions,
 )
-from experiments.observation import MissingKeypointError, Observation
-from experiments.registry import CONFIG_FOLDER, load_experiment
-from experiments.triggers import TRIGGER_KINDS
-from experiments.triggers.base import keypoints_of
-from experiments.triggers.geometry import Circle
-from experiments.triggers.kinds import keypoint_parameters
+from deeplabstream.experiments.observation import MissingKeypointError, Observation
+from deeplabstream.experiments.registry import CONFIG_FOLDER, load_experiment
+from deeplabstream.experiments.triggers import TRIGGER_KINDS
+from deeplabstream.experiments.triggers.base import keypoints_of
+from deeplabstream.experiments.triggers.geometry import Circle
+from deeplabstream.experiments.triggers.kinds import keypoint_parameters
 
 EXAMPLE = CONFIG_FOLDER / "ExampleExperiment.ini"
 

@@ -9,23 +9,23 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.clock import host_now_ns
-from experiments.actions import Action
-from experiments.base import Experiment
-from experiments.config import ExperimentConfigError, parse_experiment_config
-from experiments.events import EVENT_COLUMNS
-from experiments.observation import Observation, Observations
-from experiments.prediction import (
+from deeplabstream.core.clock import host_now_ns
+from deeplabstream.experiments.actions import Action
+from deeplabstream.experiments.base import Experiment
+from deeplabstream.experiments.config import ExperimentConfigError, parse_experiment_config
+from deeplabstream.experiments.events import EVENT_COLUMNS
+from deeplabstream.experiments.observation import Observation, Observations
+from deeplabstream.experiments.prediction import (
     MAX_LEAD_MS,
     ConstantVelocity,
     KalmanConstantVelocity,
     LeadEstimator,
     PredictionSettings,
 )
-from experiments.triggers import Circle, Region
-from processes.dispatch import ExperimentRun
-from simulator.arena import KEYPOINT_NAMES
-from stimulation.base import ActionRecord
+from deeplabstream.experiments.triggers import Circle, Region
+from deeplabstream.hardware.simulator.arena import KEYPOINT_NAMES
+from deeplabstream.hardware.stimulation.base import ActionRecord
+from deeplabstream.live.processes.dispatch import ExperimentRun
 from tests.support.files import write_settings
 from tests.support.processes import only_session, run_cli
 
@@ -543,7 +543,7 @@ def test_a_predicting_config_writes_both_positions_in_events_csv_through_the_wor
 
 
 def test_predicted_is_a_keypoint_trigger_parameter_that_describe_gives_back() -> None:
-    from experiments.triggers import make_trigger, parameters_of
+    from deeplabstream.experiments.triggers import make_trigger, parameters_of
 
     trigger = make_trigger("region", {"shape": "circle 1 2 3", "predicted": "true"})
     described = trigger.describe()

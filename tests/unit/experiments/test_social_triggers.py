@@ -14,16 +14,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from experiments.config import (
+from deeplabstream.experiments.config import (
     ExperimentConfigError,
     load_experiment_config,
     parse_experiment_config,
 )
-from experiments.observation import Observation, Observations
-from experiments.registry import CONFIG_FOLDER
-from experiments.triggers import Circle, Region, Trigger, make_trigger, parameters_of
-from experiments.triggers.base import animal_problems, keypoint_of
-from experiments.triggers.social import (
+from deeplabstream.experiments.observation import Observation, Observations
+from deeplabstream.experiments.registry import CONFIG_FOLDER
+from deeplabstream.experiments.triggers import Circle, Region, Trigger, make_trigger, parameters_of
+from deeplabstream.experiments.triggers.base import animal_problems, keypoint_of
+from deeplabstream.experiments.triggers.social import (
     AnimalDistance,
     Approach,
     ClosingSpeed,
@@ -31,7 +31,7 @@ from experiments.triggers.social import (
     Following,
     ForAnimal,
 )
-from simulator.arena import KEYPOINT_NAMES
+from deeplabstream.hardware.simulator.arena import KEYPOINT_NAMES
 
 FPS = 30.0
 T0 = 500.0  # camera clocks do not start at zero

@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from experiments.observation import Observation, Observations, Points3D
-from experiments.triggers import make_trigger
-from experiments.triggers.space import (
+from deeplabstream.experiments.observation import Observation, Observations, Points3D
+from deeplabstream.experiments.triggers import make_trigger
+from deeplabstream.experiments.triggers.space import (
     Distance3DAbove,
     Distance3DBelow,
     HeightAbove,

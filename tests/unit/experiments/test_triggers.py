@@ -16,13 +16,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from experiments.observation import (
+from deeplabstream.experiments.observation import (
     KeypointFilter,
     Observation,
     Observations,
     pair_nearest,
 )
-from experiments.triggers import (
+from deeplabstream.experiments.triggers import (
     TRIGGER_KINDS,
     After,
     All,
@@ -52,7 +52,12 @@ from experiments.triggers import (
     motion_energy,
     pupil_diameter,
 )
-from simulator.arena import KEYPOINT_NAMES, ArenaParams, SimulatedArena, simulate_keypoints
+from deeplabstream.hardware.simulator.arena import (
+    KEYPOINT_NAMES,
+    ArenaParams,
+    SimulatedArena,
+    simulate_keypoints,
+)
 from tests.support.paths import shared_data
 
 FPS = 30.0

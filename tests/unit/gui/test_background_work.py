@@ -1,6 +1,6 @@
 """Issue 28: slow work never blocks the window and never drops a click (offscreen window).
 
-Detect, Inspect and a model's conversion run in helper processes (gui/jobs.py) with a progress
+Detect, Inspect and a model's conversion run in helper processes (app/gui/jobs.py) with a progress
 line. To test what the window does *while* a conversion runs, without depending on how fast the
 machine is, the tests pause the helper process with SIGSTOP: the conversion then lasts exactly
 as long as the test needs, and SIGCONT lets it finish. The DeepLabCut 3.0 model of
@@ -21,13 +21,13 @@ import pytest
 from PyQt5.QtCore import Qt
 from PyQt5.QtWidgets import QLabel, QPlainTextEdit, QPushButton
 
-from core.device_lock import LOCK_ENV
-from gui.jobs import ProcessJob
-from gui.main_window import MainWindow
-from gui.preferences import STATE_ENV
-from gui.rig_panel import RigPanel
-from gui.session import Part
-from pose.conversion import CACHE_ENV
+from deeplabstream.app.gui.jobs import ProcessJob
+from deeplabstream.app.gui.main_window import MainWindow
+from deeplabstream.app.gui.preferences import STATE_ENV
+from deeplabstream.app.gui.rig_panel import RigPanel
+from deeplabstream.app.gui.session import Part
+from deeplabstream.core.device_lock import LOCK_ENV
+from deeplabstream.pose.formats.conversion import CACHE_ENV
 from tests.support.files import write_settings
 from tests.support.paths import shared_data
 
@@ -69,7 +69,7 @@ def _gone(pid: int) -> bool:
 @pytest.fixture(scope="module")
 def converted(cache: Path) -> Path:
     """The DeepLabCut export, converted once into the module's cache; its path."""
-    from pose.loading import load_model
+    from deeplabstream.pose.loading import load_model
 
     export = shared_data(f"{DLC}/{EXPORT}")
     with pytest.MonkeyPatch.context() as patch:

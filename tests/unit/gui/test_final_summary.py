@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from core.device_lock import LOCK_ENV
-from gui.session import Part, SessionController
-from session.summary import summary_lines
-from settings import load_settings
+from deeplabstream.app.gui.session import Part, SessionController
+from deeplabstream.core.device_lock import LOCK_ENV
+from deeplabstream.live.session.summary import summary_lines
+from deeplabstream.settings import load_settings
 from tests.support.files import write_settings
 from tests.support.processes import only_session
 

@@ -18,9 +18,9 @@ import pytest
 from PyQt5.QtCore import Qt
 from PyQt5.QtGui import QImage
 
-from core.device_lock import LOCK_ENV, DeviceClaim, DeviceLocks
-from gui.main_window import MainWindow
-from gui.session import Part
+from deeplabstream.app.gui.main_window import MainWindow
+from deeplabstream.app.gui.session import Part
+from deeplabstream.core.device_lock import LOCK_ENV, DeviceClaim, DeviceLocks
 from tests.support.arena import back_and_forth
 from tests.support.files import read_video, write_settings
 from tests.support.paths import PROJECT_ROOT
@@ -87,7 +87,7 @@ def _enabled(window: MainWindow) -> dict[str, bool]:
 
 
 def _table_column(window: MainWindow, column: str) -> list[str]:
-    from gui.status_panel import CAMERA_COLUMNS
+    from deeplabstream.app.gui.status_panel import CAMERA_COLUMNS
 
     table = window.status_panel.table
     index = CAMERA_COLUMNS.index(column)
@@ -354,9 +354,15 @@ def test_a_second_instance_does_not_take_the_rigs_board(qtbot, tmp_path: Path) -
 
 
 def test_overlay_colours_triggers_by_state_and_flashes_on_actions() -> None:
-    from display.overlay import ACTIVE_COLOUR, FLASH_COLOUR, IDLE_COLOUR, draw_flash, draw_triggers
-    from experiments.triggers.geometry import Circle
-    from processes.messages import TriggerView
+    from deeplabstream.app.display.overlay import (
+        ACTIVE_COLOUR,
+        FLASH_COLOUR,
+        IDLE_COLOUR,
+        draw_flash,
+        draw_triggers,
+    )
+    from deeplabstream.experiments.triggers.geometry import Circle
+    from deeplabstream.live.processes.messages import TriggerView
 
     canvas = np.zeros((480, 640, 3), np.uint8)
     draw_triggers(

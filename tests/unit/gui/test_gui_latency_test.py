@@ -1,9 +1,9 @@
 """The GUI's "Latency test" button, offscreen, on a stand-in stream.
 
 Starting real analysis loads the model (a minute on a busy machine), so these tests give the
-window's controller a stand-in :class:`~session.live.LiveSession` whose analysis "runs": what is
-checked is the window's part (when the button may be pressed, the banner, the background
-threads, the events file of each run, the figures shown), not the stream's.
+window's controller a stand-in :class:`~live.session.live.LiveSession` whose analysis "runs": what
+is checked is the window's part (when the button may be pressed, the banner, the background threads,
+the events file of each run, the figures shown), not the stream's.
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ import pytest
 from PyQt5.QtCore import Qt
 from PyQt5.QtWidgets import QPushButton
 
-import gui.session
-from core.device_lock import LOCK_ENV
-from gui.main_window import LATENCY_TEST_LABEL, MainWindow
-from gui.session import Part, events_file_name
-from settings import load_settings
+import deeplabstream.app.gui.session
+from deeplabstream.app.gui.main_window import LATENCY_TEST_LABEL, MainWindow
+from deeplabstream.app.gui.session import Part, events_file_name
+from deeplabstream.core.device_lock import LOCK_ENV
+from deeplabstream.settings import load_settings
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -150,7 +150,7 @@ def _planned(monkeypatch: pytest.MonkeyPatch, calls: list[Any], fail: bool = Fal
     """A serial board in the settings: the plan, the experiment file and the analysis stubbed."""
     settings = SimpleNamespace(latency_test=SimpleNamespace(duration=0.6))
     plan = SimpleNamespace(settings=settings, spec="the board's test")
-    monkeypatch.setattr(gui.session, "plan_latency_test", lambda s: plan)
+    monkeypatch.setattr(deeplabstream.app.gui.session, "plan_latency_test", lambda s: plan)
 
     def write(session_dir: Path, planned: Any) -> Path:
         path = session_dir / "latency_test.ini"
@@ -163,9 +163,11 @@ def _planned(monkeypatch: pytest.MonkeyPatch, calls: list[Any], fail: bool = Fal
             raise ValueError(f"{events_file}: no flash was seen")
         return {"events": 12}
 
-    monkeypatch.setattr(gui.session, "write_experiment", write)
-    monkeypatch.setattr(gui.session, "finish_latency_test", finish)
-    monkeypatch.setattr(gui.session, "summary_lines", lambda f: [f"{f['events']} flashes"])
+    monkeypatch.setattr(deeplabstream.app.gui.session, "write_experiment", write)
+    monkeypatch.setattr(deeplabstream.app.gui.session, "finish_latency_test", finish)
+    monkeypatch.setattr(
+        deeplabstream.app.gui.session, "summary_lines", lambda f: [f"{f['events']} flashes"]
+    )
 
 
 def test_runs_for_its_duration_then_shows_the_figures_with_stubbed_test_calls(
@@ -229,7 +231,7 @@ def test_an_experiment_that_stopped_itself_is_stopped_as_by_the_button_with_a_st
 ) -> None:
     from types import SimpleNamespace
 
-    from processes.messages import ExperimentStatus
+    from deeplabstream.live.processes.messages import ExperimentStatus
 
     stream = _attach(window, tmp_path)
     stream.experimenting = True

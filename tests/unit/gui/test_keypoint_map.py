@@ -27,17 +27,17 @@ from PyQt5.QtWidgets import (
     QWidget,
 )
 
-from experiments.config import load_experiment_config
-from experiments.config_edit import ConfigText
-from experiments.registry import CONFIG_FOLDER, load_experiment
-from gui.keypoint_map import canonical, suggest_mapping
-from gui.live_view import CameraView
-from gui.main_window import MainWindow
-from gui.region_editor import RegionEditor
-from gui.rig_check import trigger_line
-from gui.rig_panel import RigPanel
-from gui.session import Part
-from pose.loading import BUNDLED_MODEL
+from deeplabstream.app.gui.keypoint_map import canonical, suggest_mapping
+from deeplabstream.app.gui.live_view import CameraView
+from deeplabstream.app.gui.main_window import MainWindow
+from deeplabstream.app.gui.region_editor import RegionEditor
+from deeplabstream.app.gui.rig_check import trigger_line
+from deeplabstream.app.gui.rig_panel import RigPanel
+from deeplabstream.app.gui.session import Part
+from deeplabstream.experiments.config import load_experiment_config
+from deeplabstream.experiments.config_edit import ConfigText
+from deeplabstream.experiments.registry import CONFIG_FOLDER, load_experiment
+from deeplabstream.pose.loading import BUNDLED_MODEL
 from tests.support.files import write_settings
 
 SNOUT_KEYPOINTS = ["snout", "left_ear", "right_ear", "neck", "body_center", "tail_base"]
@@ -147,8 +147,8 @@ def test_a_python_experiment_is_told_to_rename_in_its_code(
 ) -> None:
     code = tmp_path / "zone.py"
     code.write_text(
-        "from experiments.base import Experiment\n"
-        "from experiments.triggers import Circle, Region\n\n\n"
+        "from deeplabstream.experiments.base import Experiment\n"
+        "from deeplabstream.experiments.triggers import Circle, Region\n\n\n"
         "class Zone(Experiment):\n"
         "    def __init__(self) -> None:\n"
         "        super().__init__()\n"

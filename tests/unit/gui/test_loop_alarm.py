@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from gui.loss_alarm import LossAlarm
-from gui.status_panel import CAMERA_COLUMNS, camera_row
-from session.runner import CameraFigures
+from deeplabstream.app.gui.loss_alarm import LossAlarm
+from deeplabstream.app.gui.status_panel import CAMERA_COLUMNS, camera_row
+from deeplabstream.live.session.runner import CameraFigures
 
 
 def figures(captured: int, analysed: int, late: int, stalled_s: float | None = None):

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from PyQt5.QtCore import Qt
 
-from core.device_lock import LOCK_ENV
-from gui.main_window import MainWindow
-from gui.session import Part
+from deeplabstream.app.gui.main_window import MainWindow
+from deeplabstream.app.gui.session import Part
+from deeplabstream.core.device_lock import LOCK_ENV
 from tests.support.files import write_settings
 from tests.support.paths import shared_data
 from tests.support.processes import only_session

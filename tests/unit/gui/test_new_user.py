@@ -19,12 +19,12 @@ from PyQt5.QtCore import QEvent, Qt
 from PyQt5.QtGui import QMouseEvent
 from PyQt5.QtWidgets import QAbstractButton, QApplication, QComboBox, QListWidget, QTableWidget
 
-from core.device_lock import LOCK_ENV
-from experiments.config import load_experiment_config
-from experiments.registry import CONFIG_FOLDER
-from gui.live_view import CameraView
-from gui.main_window import MainWindow
-from gui.session import Part
+from deeplabstream.app.gui.live_view import CameraView
+from deeplabstream.app.gui.main_window import MainWindow
+from deeplabstream.app.gui.session import Part
+from deeplabstream.core.device_lock import LOCK_ENV
+from deeplabstream.experiments.config import load_experiment_config
+from deeplabstream.experiments.registry import CONFIG_FOLDER
 from tests.support.arena import back_and_forth
 from tests.support.files import make_ffv1_video, read_video, write_settings
 from tests.support.processes import only_session

@@ -7,14 +7,14 @@ from pathlib import Path
 import numpy as np
 from PyQt5.QtCore import Qt
 
-from session.live import LiveSession
-from session.runner import SessionRunner
-from settings import load_settings
+from deeplabstream.live.session.live import LiveSession
+from deeplabstream.live.session.runner import SessionRunner
+from deeplabstream.settings import load_settings
 from tests.support.files import write_settings
 
 
 def test_preview_shows_frames_and_q_stops_the_run(tmp_path: Path, qtbot, no_leftovers) -> None:
-    from gui.preview import PreviewWindow
+    from deeplabstream.app.gui.preview import PreviewWindow
 
     settings = write_settings(
         tmp_path,

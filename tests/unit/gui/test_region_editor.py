@@ -21,11 +21,11 @@ from PyQt5.QtWidgets import (
     QWidget,
 )
 
-from experiments.config import load_experiment_config
-from experiments.registry import CONFIG_FOLDER
-from experiments.triggers.geometry import Circle, Ellipse, Polygon, Rectangle
-from gui.live_view import CameraView
-from gui.region_editor import Region, RegionEditor
+from deeplabstream.app.gui.live_view import CameraView
+from deeplabstream.app.gui.region_editor import Region, RegionEditor
+from deeplabstream.experiments.config import load_experiment_config
+from deeplabstream.experiments.registry import CONFIG_FOLDER
+from deeplabstream.experiments.triggers.geometry import Circle, Ellipse, Polygon, Rectangle
 
 # The tiles are 320 x 240 and the frames 640 x 480: one widget pixel is two frame pixels.
 FRAME = np.zeros((480, 640, 3), np.uint8)
@@ -304,7 +304,7 @@ def test_qtest_clicks_work_and_deleted_tiles_are_let_go(
 
 
 def test_shape_handles_move_resize_and_round() -> None:
-    from gui.region_editor import handles, moved, resized, rounded, unique_name
+    from deeplabstream.app.gui.region_editor import handles, moved, resized, rounded, unique_name
 
     rectangle = Rectangle(10, 20, 110, 220)
     assert resized(rectangle, 0, 200, 300) == Rectangle(110, 220, 200, 300)  # crossed over
@@ -325,8 +325,8 @@ def test_shape_handles_move_resize_and_round() -> None:
 def test_a_running_python_experiments_regions_are_shown(
     qtbot, tiles: dict[str, CameraView]
 ) -> None:
-    from gui.region_editor import regions_of_status
-    from processes.messages import ExperimentStatus, TriggerView
+    from deeplabstream.app.gui.region_editor import regions_of_status
+    from deeplabstream.live.processes.messages import ExperimentStatus, TriggerView
 
     status = ExperimentStatus(
         "examples:Zone", "running", 0, None, 0, "",

@@ -12,9 +12,9 @@ import pytest
 from PyQt5.QtCore import Qt
 from PyQt5.QtWidgets import QCheckBox, QComboBox, QLabel, QLineEdit, QPushButton
 
-from experiments.registry import CONFIG_FOLDER
-from gui.rig_panel import RigPanel
-from settings import load_settings
+from deeplabstream.app.gui.rig_panel import RigPanel
+from deeplabstream.experiments.registry import CONFIG_FOLDER
+from deeplabstream.settings import load_settings
 from tests.support.files import make_ffv1_video, write_settings
 
 SETTINGS = """; my rig
@@ -149,7 +149,7 @@ def test_a_detected_basler_camera_is_added_from_the_list(
 
 
 def load_settings_text(panel: RigPanel):
-    from settings.loader import parse_settings_text
+    from deeplabstream.settings.loader import parse_settings_text
 
     return parse_settings_text(panel.document.text(), panel.settings_file)
 
@@ -167,7 +167,7 @@ def test_inspect_says_what_the_model_is(qtbot, panel: RigPanel) -> None:
 
 def test_a_recorded_board_session_is_calibrated_from_the_rig_tab(panel, qtbot, tmp_path) -> None:
     """The 3D calibration button's work: a real board session solved off the GUI thread."""
-    from core.pinhole import read_calibration
+    from deeplabstream.core.pinhole import read_calibration
     from tests.unit.calibration.rig import rendered_views, rig_cameras, write_session
 
     folder = tmp_path / "board-session"

@@ -7,7 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from display.screen import XCB_PACKAGES, missing_library_message, missing_xcb_libraries, uses_xcb
+from deeplabstream.app.display.screen import (
+    XCB_PACKAGES,
+    missing_library_message,
+    missing_xcb_libraries,
+    uses_xcb,
+)
 
 
 def test_a_missing_library_is_named_with_its_package_and_the_set_up_command() -> None:

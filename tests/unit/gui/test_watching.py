@@ -12,16 +12,21 @@ import pytest
 from PyQt5.QtCore import Qt
 from PyQt5.QtWidgets import QCheckBox, QLabel, QPushButton, QTableWidget, QWidget
 
-from gui import event_log
-from gui.event_log import EventLogPanel
-from gui.live_view import LiveView
-from gui.loss_alarm import LossAlarm, LossBanner, LossThresholds
-from gui.overlays import OverlayOptions, OverlayToggles
-from gui.plots import SessionPlots
-from pose.records import PoseRecord
-from processes.messages import EventView, ExperimentStatus, PoseReady, TriggerView
-from session.analysis import Analysis
-from session.runner import CameraFigures
+from deeplabstream.app.gui import event_log
+from deeplabstream.app.gui.event_log import EventLogPanel
+from deeplabstream.app.gui.live_view import LiveView
+from deeplabstream.app.gui.loss_alarm import LossAlarm, LossBanner, LossThresholds
+from deeplabstream.app.gui.overlays import OverlayOptions, OverlayToggles
+from deeplabstream.app.gui.plots import SessionPlots
+from deeplabstream.live.processes.messages import (
+    EventView,
+    ExperimentStatus,
+    PoseReady,
+    TriggerView,
+)
+from deeplabstream.live.processes.pose_records import PoseRecord
+from deeplabstream.live.session.analysis import Analysis
+from deeplabstream.live.session.runner import CameraFigures
 
 # --------------------------------------------------------------------------------------------------
 # The event log and the regions
@@ -396,8 +401,8 @@ def test_the_live_view_feeds_trail_and_heatmap_from_every_pose_and_draws_them(qt
 
 
 def test_several_animals_each_get_a_trail_in_their_identitys_colour(qtbot) -> None:
-    from display.overlay import identity_colour
-    from processes.messages import CameraModel
+    from deeplabstream.app.display.overlay import identity_colour
+    from deeplabstream.live.processes.messages import CameraModel
 
     stream = _Stream()
     skeleton = (("nose", "body_center"),)

@@ -24,15 +24,15 @@ from PyQt5.QtWidgets import (
     QWidget,
 )
 
-from core.device_lock import LOCK_ENV
-from gui.live_view import paint_label
-from gui.main_window import MainWindow
-from gui.messages import AREA_HEIGHT_PX, SKIPPING_ADVICE
-from gui.plots import SessionPlots
-from gui.preferences import STATE_ENV
-from gui.rig_panel import PROBLEM_COLOUR, RigPanel
-from gui.session import Part, with_second_rig_hint
-from session.runner import CameraFigures
+from deeplabstream.app.gui.live_view import paint_label
+from deeplabstream.app.gui.main_window import MainWindow
+from deeplabstream.app.gui.messages import AREA_HEIGHT_PX, SKIPPING_ADVICE
+from deeplabstream.app.gui.plots import SessionPlots
+from deeplabstream.app.gui.preferences import STATE_ENV
+from deeplabstream.app.gui.rig_panel import PROBLEM_COLOUR, RigPanel
+from deeplabstream.app.gui.session import Part, with_second_rig_hint
+from deeplabstream.core.device_lock import LOCK_ENV
+from deeplabstream.live.session.runner import CameraFigures
 from tests.support.files import make_ffv1_video, write_settings
 from tests.support.processes import run_cli
 
@@ -228,9 +228,9 @@ def test_the_lock_error_is_shown_whole_and_says_how_to_run_a_second_rig() -> Non
 
 def test_a_device_in_use_is_refused_with_the_locks_whole_message(qtbot, tmp_path: Path) -> None:
     """Issue 28 #13: the window shows the lock error's own text fully, with its advice."""
-    from core.device_lock import DeviceBusyError, DeviceLocks
-    from session.device_locks import session_claims
-    from settings import load_settings
+    from deeplabstream.core.device_lock import DeviceBusyError, DeviceLocks
+    from deeplabstream.live.session.device_locks import session_claims
+    from deeplabstream.settings import load_settings
 
     settings_file = write_settings(
         tmp_path, ARENA + "[Device box]\nTYPE = serial\nPORT = /dev/ttyDLS_28b\n"

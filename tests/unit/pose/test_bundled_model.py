@@ -10,18 +10,24 @@ import cv2
 import numpy as np
 import pytest
 
-from pose.backends import open_backend
-from pose.estimator import PoseEstimator
-from pose.model import IMAGENET_MEAN, IMAGENET_STD, ModelDescription, ModelError
-from pose.network import INPUT_FORMATS, InputFormat, NetworkConfig, PoseNet, export_onnx
-from pose.own_model import load_own_model, read_model_json
-from pose.preprocess import Preprocessor
-from pose.transforms import letterbox_size, make_transform
-from tests.support.paths import PROJECT_ROOT
-from training.data import network_input, resize_to_input
+from deeplabstream.offline.training.data import network_input, resize_to_input
+from deeplabstream.pose.formats.own_model import load_own_model, read_model_json
+from deeplabstream.pose.model import IMAGENET_MEAN, IMAGENET_STD, ModelDescription, ModelError
+from deeplabstream.pose.networks.own import (
+    INPUT_FORMATS,
+    InputFormat,
+    NetworkConfig,
+    PoseNet,
+    export_onnx,
+)
+from deeplabstream.pose.runtime.backends import open_backend
+from deeplabstream.pose.runtime.estimator import PoseEstimator
+from deeplabstream.pose.runtime.preprocess import Preprocessor
+from deeplabstream.pose.runtime.transforms import letterbox_size, make_transform
+from tests.support.paths import PACKAGE_ROOT
 
 RNG = np.random.default_rng(12)
-BUNDLED = PROJECT_ROOT / "pose" / "bundled" / "arena"
+BUNDLED = PACKAGE_ROOT / "pose" / "bundled" / "arena"
 KEYPOINTS = ("a", "b", "c")
 
 
@@ -232,7 +238,7 @@ def test_separable_outputs_are_on_the_stride_4_grid(refine_width: int) -> None:
 
 
 def test_prefetched_batches_are_the_same_batches() -> None:
-    from training.loop import prefetched
+    from deeplabstream.offline.training.loop import prefetched
 
     def numbers(fail_at: int | None = None):
         rng = np.random.default_rng(0)
@@ -347,9 +353,10 @@ def test_bundled_model_description_and_network() -> None:
     assert (description.input_width, description.input_height) == (320, 256)
     assert description.input_type == ("uint8" if config.input.dtype == "uint8" else "float")
     assert description.input_layout == config.input.layout
-    assert data["training"]["command"].startswith("python -m training.train --synthetic")
+    command = data["training"]["command"]
+    assert command.startswith("python -m deeplabstream.offline.training.train --synthetic")
     assert "--architecture separable-fpn" in data["training"]["command"]
-    # Backends warm up with zeros of the description's input (pose.backends._dummy_batch).
+    # Backends warm up with zeros of the description's input (pose.runtime.backends._dummy_batch).
     backend = open_backend(description, "onnxruntime", "cpu", threads=1)
     backend.warm_up(1)
     backend.close()
@@ -386,9 +393,9 @@ def test_training_writes_the_input_format(tiny_separable: Path) -> None:
 
 def test_estimator_and_training_scorer_agree(tiny_separable: Path) -> None:
     """The live path (PoseEstimator) gives the keypoints the training's scorer computes."""
-    from simulator.arena import ArenaParams, SimulatedArena
-    from training.metrics import OnnxPredictor
-    from training.train import evaluate_synthetic
+    from deeplabstream.hardware.simulator.arena import ArenaParams, SimulatedArena
+    from deeplabstream.offline.training.metrics import OnnxPredictor
+    from deeplabstream.offline.training.train import evaluate_synthetic
 
     description = load_own_model(tiny_separable)
     arena = SimulatedArena(ArenaParams(width=320, height=240, seed=5))

@@ -1,4 +1,4 @@
-"""Dynamic cropping (pose/cropping.py, the inference worker): crop rules, settings, real model.
+"""Dynamic cropping (pose.runtime.cropping, the inference worker): crop rules, settings, real model.
 
 The crop rules are tested on their own; the real-model tests use the DeepLabCut 3.0 export in
 ../shared/data/dlc3-openfield-cspnext_s (a network that runs at any input size) in place, and
@@ -16,11 +16,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.frames import FrameGeometry
-from core.logs import LogTarget
-from pose.backends import open_backend
-from pose.conversion import CACHE_ENV
-from pose.cropping import (
+from deeplabstream.core.frames import FrameGeometry
+from deeplabstream.core.logs import LogTarget
+from deeplabstream.live.processes.inference import PoseJob, WorkerCamera, _load
+from deeplabstream.outputs.pose_files import TIMING_COLUMNS, PoseTimingWriter
+from deeplabstream.pose.formats.conversion import CACHE_ENV
+from deeplabstream.pose.loading import load_model
+from deeplabstream.pose.model import ModelDescription, ModelError
+from deeplabstream.pose.runtime.backends import open_backend
+from deeplabstream.pose.runtime.cropping import (
     ContextFeeder,
     ContextRecorder,
     Crop,
@@ -32,17 +36,13 @@ from pose.cropping import (
     place_span,
     split_context_graphs,
 )
-from pose.estimator import PoseEstimator
-from pose.files import TIMING_COLUMNS, PoseTimingWriter
-from pose.loading import load_model
-from pose.model import ModelDescription, ModelError
-from processes.inference import PoseJob, WorkerCamera, _load
-from settings import load_settings
-from settings.sections import CameraCommonSettings, PoseSettings
+from deeplabstream.pose.runtime.estimator import PoseEstimator
+from deeplabstream.settings import load_settings
+from deeplabstream.settings.sections import CameraCommonSettings, PoseSettings
+from deeplabstream.transport.ring import RingSpec
 from tests.support.files import read_video, write_settings
 from tests.support.paths import shared_data
 from tests.support.processes import run_cli
-from transport.ring import RingSpec
 
 DLC = "dlc3-openfield-cspnext_s"
 EXPORT = "model/DLC_openfield_NetType.CSPNEXT_S_iteration-0_shuffle-2_snapshot-best-60.pt"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from pose.model import ModelDescription, frame_size_warning
+from deeplabstream.pose.model import ModelDescription, frame_size_warning
 
 
 def _model(framework: str, trained: tuple[int, int] | None) -> ModelDescription:

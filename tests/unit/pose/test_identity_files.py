@@ -7,13 +7,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pose.files import (
+from deeplabstream.live.processes.pose_records import (
+    PoseReader,
+    PoseRecord,
+    encode_pose,
+    pose_record_size,
+)
+from deeplabstream.outputs.pose_files import (
     IdentityConfidenceWriter,
     PoseCsvWriter,
     individual_names,
     write_pose_parquet,
 )
-from pose.records import PoseReader, PoseRecord, encode_pose, pose_record_size
 
 
 def _session(tmp_path: Path) -> tuple[Path, Path]:
@@ -64,7 +69,7 @@ def test_the_multi_animal_table_carries_each_rows_identity_confidence(tmp_path: 
 def test_pose_records_carry_the_confidence_of_each_identity() -> None:
     import multiprocessing
 
-    from transport.channel import ChannelWriter
+    from deeplabstream.transport.channel import ChannelWriter
 
     read, write = multiprocessing.Pipe(duplex=False)
     animals = np.zeros((2, 3, 3), np.float32)

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from pose import dlc3, lightning_ckpt
-from pose.loading import BUNDLED_MODEL, model_keypoints
-from pose.model import ModelError
+from deeplabstream.pose.formats import dlc3, lightning_ckpt
+from deeplabstream.pose.loading import BUNDLED_MODEL, model_keypoints
+from deeplabstream.pose.model import ModelError
 from tests.support.paths import shared_data
 
 ARENA = ("nose", "left_ear", "right_ear", "neck", "body_center", "tail_base")

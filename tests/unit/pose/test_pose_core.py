@@ -9,13 +9,13 @@ import cv2
 import numpy as np
 import pytest
 
-from pose.backends import open_backend
-from pose.decode import decode_argmax
-from pose.estimator import PoseEstimator
-from pose.lightning_decode import decode_lightning_pose
-from pose.model import ModelDescription, ModelError
-from pose.preprocess import Preprocessor
-from pose.transforms import FrameTransform, make_transform
+from deeplabstream.pose.decoding.lightning import decode_lightning_pose
+from deeplabstream.pose.decoding.peaks import decode_argmax
+from deeplabstream.pose.model import ModelDescription, ModelError
+from deeplabstream.pose.runtime.backends import open_backend
+from deeplabstream.pose.runtime.estimator import PoseEstimator
+from deeplabstream.pose.runtime.preprocess import Preprocessor
+from deeplabstream.pose.runtime.transforms import FrameTransform, make_transform
 
 RNG = np.random.default_rng(7)
 

@@ -23,12 +23,12 @@ import pytest
 import torch
 import yaml
 
-from pose.backends import open_backend
-from pose.conversion import CACHE_ENV, run_graph
-from pose.dlc3 import build_module, read_export
-from pose.estimator import PoseEstimator
-from pose.loading import load_model
-from pose.model import ModelDescription, ModelError
+from deeplabstream.pose.formats.conversion import CACHE_ENV, run_graph
+from deeplabstream.pose.formats.dlc3 import build_module, read_export
+from deeplabstream.pose.loading import load_model
+from deeplabstream.pose.model import ModelDescription, ModelError
+from deeplabstream.pose.runtime.backends import open_backend
+from deeplabstream.pose.runtime.estimator import PoseEstimator
 from tests.support.files import read_video, write_settings
 from tests.support.paths import PROJECT_ROOT, shared_data
 from tests.support.processes import only_session, run_cli
@@ -276,7 +276,7 @@ def test_inspect_prints_the_model_and_checks_the_conversion_on_a_frame(cache: Pa
         [
             sys.executable,
             "-m",
-            "pose.inspect",
+            "deeplabstream.pose.inspect",
             str(shared_data(f"{DLC}/{EXPORT}")),
             "--frame",
             str(shared_data(f"{DLC}/images/img0044.png")),
@@ -545,7 +545,7 @@ def test_cspnext_sizes_match_deeplabcuts_configs(
     deepen: float, widen: float, channels: int, blocks: tuple[int, ...]
 ) -> None:
     """cspnext_s/m/x: DeepLabCut's backbone_output_channels, blocks from its deepen factor."""
-    from pose.cspnext import CSPNeXt, CSPNeXtConfig
+    from deeplabstream.pose.networks.cspnext import CSPNeXt, CSPNeXtConfig
 
     network = CSPNeXt(CSPNeXtConfig(deepen_factor=deepen, widen_factor=widen)).eval()
     assert network.out_channels == channels
@@ -555,7 +555,7 @@ def test_cspnext_sizes_match_deeplabcuts_configs(
 
 
 def test_resnet_101_is_timms_batchnorm_resnet_at_stride_16(tmp_path: Path) -> None:
-    from pose.dlc3 import DlcExport, build_backbone
+    from deeplabstream.pose.formats.dlc3 import DlcExport, build_backbone
 
     config = _resnet_config()
     config["model"]["backbone"]["model_name"] = "resnet101"
@@ -624,8 +624,8 @@ def test_an_export_with_detector_weights_is_named(tmp_path: Path) -> None:
 def test_runs_live_in_the_gui_from_the_file_as_deeplabcut_wrote_it(
     qtbot, tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from gui.main_window import MainWindow
-    from gui.session import Part
+    from deeplabstream.app.gui.main_window import MainWindow
+    from deeplabstream.app.gui.session import Part
 
     clip = shared_data(f"{DLC}/{CLIP}")
     export = shared_data(f"{DLC}/{EXPORT}")

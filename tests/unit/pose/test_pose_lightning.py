@@ -17,12 +17,12 @@ import pandas as pd
 import pytest
 import yaml
 
-from pose.backends import open_backend
-from pose.estimator import PoseEstimator
-from pose.lightning import load_lightning_pose
-from pose.lightning_decode import decode_lightning_pose
-from pose.model import ModelError
-from pose.preprocess import Preprocessor
+from deeplabstream.pose.decoding.lightning import decode_lightning_pose
+from deeplabstream.pose.formats.lightning import load_lightning_pose
+from deeplabstream.pose.model import ModelError
+from deeplabstream.pose.runtime.backends import open_backend
+from deeplabstream.pose.runtime.estimator import PoseEstimator
+from deeplabstream.pose.runtime.preprocess import Preprocessor
 from tests.support.files import read_video
 from tests.support.paths import shared_data
 

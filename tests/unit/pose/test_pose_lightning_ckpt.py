@@ -20,13 +20,13 @@ import pytest
 import torch
 import yaml
 
-from pose.backends import open_backend
-from pose.conversion import CACHE_ENV, run_graph
-from pose.estimator import PoseEstimator
-from pose.lightning_ckpt import build_module, read_checkpoint
-from pose.lightning_decode import decode_lightning_pose
-from pose.loading import load_model
-from pose.model import ModelDescription, ModelError
+from deeplabstream.pose.decoding.lightning import decode_lightning_pose
+from deeplabstream.pose.formats.conversion import CACHE_ENV, run_graph
+from deeplabstream.pose.formats.lightning_ckpt import build_module, read_checkpoint
+from deeplabstream.pose.loading import load_model
+from deeplabstream.pose.model import ModelDescription, ModelError
+from deeplabstream.pose.runtime.backends import open_backend
+from deeplabstream.pose.runtime.estimator import PoseEstimator
 from tests.support.files import read_video, write_settings
 from tests.support.paths import PROJECT_ROOT, shared_data
 from tests.support.processes import only_session, run_cli
@@ -191,7 +191,7 @@ def test_inspect_checks_the_conversion_on_a_clip_frame(cache: Path) -> None:
         [
             sys.executable,
             "-m",
-            "pose.inspect",
+            "deeplabstream.pose.inspect",
             str(shared_data(CKPT)),
             "--frame",
             str(shared_data(f"{LP}/{CLIP}")),
@@ -324,7 +324,7 @@ def test_read_only_model_folder_caches_in_the_user_cache(
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user-cache"))
     checkpoints.chmod(0o555)
     try:
-        with caplog.at_level("INFO", logger="pose.conversion"):
+        with caplog.at_level("INFO", logger="deeplabstream.pose.formats.conversion"):
             description = load_model(folder)
     finally:
         checkpoints.chmod(0o755)
@@ -339,7 +339,7 @@ def test_read_only_model_folder_caches_in_the_user_cache(
 def test_a_writable_model_folder_keeps_the_graph_beside_the_model(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pose.conversion import _writable_folder
+    from deeplabstream.pose.formats.conversion import _writable_folder
 
     monkeypatch.delenv(CACHE_ENV, raising=False)
     source = tmp_path / "model.ckpt"

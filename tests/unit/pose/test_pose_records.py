@@ -7,8 +7,13 @@ import multiprocessing
 import numpy as np
 import pytest
 
-from pose.records import PoseReader, PoseRecord, encode_pose, pose_record_size
-from transport.channel import ChannelWriter
+from deeplabstream.live.processes.pose_records import (
+    PoseReader,
+    PoseRecord,
+    encode_pose,
+    pose_record_size,
+)
+from deeplabstream.transport.channel import ChannelWriter
 
 
 def _send(records: list[PoseRecord], animals: int, keypoints: int) -> list[PoseRecord]:

@@ -20,20 +20,20 @@ import numpy as np
 import pytest
 import yaml
 
-from cameras.video import VideoCamera, VideoSettings
-from pose.backends import open_backend
-from pose.estimator import PoseEstimator
-from pose.loading import load_model
-from pose.model import ModelDescription, ModelError
-from pose.preprocess import Preprocessor
-from pose.sleap import load_sleap
-from pose.sleap_decode import (
+from deeplabstream.hardware.cameras.video import VideoCamera, VideoSettings
+from deeplabstream.pose.decoding.sleap import (
     OUTPUTS,
     bfs_edges,
     decode_bottomup,
     group_bottomup,
     select_instances,
 )
+from deeplabstream.pose.formats.sleap import load_sleap
+from deeplabstream.pose.loading import load_model
+from deeplabstream.pose.model import ModelDescription, ModelError
+from deeplabstream.pose.runtime.backends import open_backend
+from deeplabstream.pose.runtime.estimator import PoseEstimator
+from deeplabstream.pose.runtime.preprocess import Preprocessor
 from tests.support.paths import PROJECT_ROOT, shared_data
 
 FLIES = "sleap-flies"
@@ -200,7 +200,7 @@ def test_load_model_reads_the_folder_and_its_graph_alike(model: ModelDescription
 
 def test_inspect_prints_the_model() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "pose.inspect", str(shared_data(EXPORT))],
+        [sys.executable, "-m", "deeplabstream.pose.inspect", str(shared_data(EXPORT))],
         cwd=PROJECT_ROOT,
         capture_output=True,
         text=True,

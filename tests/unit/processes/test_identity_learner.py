@@ -6,8 +6,8 @@ import time
 
 import numpy as np
 
-from processes.identities import BackgroundLearner
-from tracking.appearance import MIN_SAMPLES_PER_IDENTITY
+from deeplabstream.live.processes.identities import BackgroundLearner
+from deeplabstream.pose.tracking.appearance import MIN_SAMPLES_PER_IDENTITY
 
 
 def _wait_for_model(learner: BackgroundLearner, version: int = 1, timeout_s: float = 60.0):

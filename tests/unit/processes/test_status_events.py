@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from experiments.observation import Observation
-from processes import dispatch
-from processes.dispatch import ExperimentRun
-from processes.messages import ExperimentStatus
-from settings.sections import DeviceSettings
-from simulator.arena import KEYPOINT_NAMES
+from deeplabstream.experiments.observation import Observation
+from deeplabstream.hardware.simulator.arena import KEYPOINT_NAMES
+from deeplabstream.live.processes import dispatch
+from deeplabstream.live.processes.dispatch import ExperimentRun
+from deeplabstream.live.processes.messages import ExperimentStatus
+from deeplabstream.settings.sections import DeviceSettings
 
 FPS = 30.0
 INSIDE = (560.0, 400.0)  # in reward_on_dwell's zone (rect 500 340 620 460)

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from recording.nwb import external_path
-from recording.nwb_times import TimeBase, is_replay, video_frame_times
+from deeplabstream.outputs.nwb import external_path
+from deeplabstream.outputs.nwb_times import TimeBase, is_replay, video_frame_times
 
 
 def test_live_times_are_host_seconds_from_the_start() -> None:

@@ -15,10 +15,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.frames import FrameGeometry
-from recording.folder import create_session_folder
-from recording.frames_table import FRAMES_TABLE_COLUMNS, FramesTable
-from recording.video import VideoWriter
+from deeplabstream.core.frames import FrameGeometry
+from deeplabstream.outputs.folder import create_session_folder
+from deeplabstream.outputs.frames_table import FRAMES_TABLE_COLUMNS, FramesTable
+from deeplabstream.outputs.video import VideoWriter
 from tests.support.files import patterned_frame, read_video
 from tests.support.paths import PROJECT_ROOT
 
@@ -91,9 +91,9 @@ _KILLED_WRITER = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from core.frames import FrameGeometry
-    from recording.frames_table import FramesTable
-    from recording.video import VideoWriter
+    from deeplabstream.core.frames import FrameGeometry
+    from deeplabstream.outputs.frames_table import FramesTable
+    from deeplabstream.outputs.video import VideoWriter
     from tests.support.files import patterned_frame
     folder, codec = Path(sys.argv[1]), sys.argv[2]
     suffix = ".mp4" if codec == "h264" else ".mkv"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from recording.folder import write_json_atomic
+from deeplabstream.outputs.folder import write_json_atomic
 
 
 def test_non_finite_figures_are_written_as_null_and_named_in_the_log(

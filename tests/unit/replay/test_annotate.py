@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from replay.annotate import write_annotated_video
+from deeplabstream.offline.replay.annotate import write_annotated_video
 from tests.support.files import make_ffv1_video, read_video
 
 FRAMES = 12

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from replay.videos import camera_name_for, find_videos
-from simulator.arena import ArenaParams, SimulatedArena
+from deeplabstream.hardware.simulator.arena import ArenaParams, SimulatedArena
+from deeplabstream.offline.replay.videos import camera_name_for, find_videos
 from tests.support.files import read_video, write_settings
 from tests.support.paths import shared_data
 from tests.support.processes import only_session, run_cli

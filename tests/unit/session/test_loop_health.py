@@ -8,12 +8,12 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from pose.records import PoseRecord
-from session.analysis import LiveDeadline
-from session.health import SessionHealth
-from session.summary import summary_lines
-from session.watchdogs import AnalysisStallWatch
-from settings.sections import ExperimentSettings
+from deeplabstream.live.processes.pose_records import PoseRecord
+from deeplabstream.live.session.analysis import LiveDeadline
+from deeplabstream.live.session.health import SessionHealth
+from deeplabstream.live.session.summary import summary_lines
+from deeplabstream.live.session.watchdogs import AnalysisStallWatch
+from deeplabstream.settings.sections import ExperimentSettings
 
 S = 1_000_000_000
 

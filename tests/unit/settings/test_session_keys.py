@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from settings import SettingsError, load_settings
+from deeplabstream.settings import SettingsError, load_settings
 from tests.support.files import write_settings
 
 CAMERA = "[Camera arena]\nSOURCE = synthetic\n"

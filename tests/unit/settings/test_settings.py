@@ -8,9 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from core.schema import key_of, settings_fields
-from settings import SettingsError, load_settings, settings_as_dict
-from settings.loader import DEFAULT_SETTINGS_FILE, SECTION_CLASSES
+from deeplabstream.core.schema import key_of, settings_fields
+from deeplabstream.settings import SettingsError, load_settings, settings_as_dict
+from deeplabstream.settings.loader import (
+    CHECKOUT_SETTINGS_FILE,
+    PACKAGED_SETTINGS_FILE,
+    SECTION_CLASSES,
+)
 from tests.support.files import make_ffv1_video, write_settings
 from tests.support.paths import PROJECT_ROOT
 
@@ -23,7 +27,7 @@ def _problems(path: Path) -> list[str]:
 
 def test_the_shipped_settings_load_with_the_simulated_arena() -> None:
     settings = load_settings()
-    assert settings.source_file == DEFAULT_SETTINGS_FILE
+    assert settings.source_file == CHECKOUT_SETTINGS_FILE
     (camera,) = settings.cameras
     assert camera.source == "synthetic"
     assert camera.options.framerate == 30
@@ -141,7 +145,7 @@ def test_values_are_data_never_code(tmp_path: Path) -> None:
 
 
 def test_every_key_is_documented() -> None:
-    from cameras import CAMERA_SOURCES, camera_class
+    from deeplabstream.hardware.cameras import CAMERA_SOURCES, camera_class
 
     text = (PROJECT_ROOT / "docs" / "settings.md").read_text(encoding="utf-8")
     classes = list(SECTION_CLASSES.values()) + [
@@ -153,10 +157,10 @@ def test_every_key_is_documented() -> None:
 
 
 def test_settings_reference_is_generated_from_the_code() -> None:
-    from reference.settings import REFERENCE_FILE, render_reference
+    from deeplabstream.offline.reference.settings import REFERENCE_FILE, render_reference
 
     assert REFERENCE_FILE.read_text(encoding="utf-8") == render_reference(), (
-        "docs/settings.md is out of date: run python -m reference.settings"
+        "docs/settings.md is out of date: run python -m deeplabstream.offline.reference.settings"
     )
 
 
@@ -183,9 +187,9 @@ def test_a_device_section_is_checked_against_its_own_type(
 
 
 def test_each_device_type_reads_its_own_keys(tmp_path: Path) -> None:
-    from stimulation.gpio import GpioSettings
-    from stimulation.log_device import LogSettings
-    from stimulation.visual import VisualSettings
+    from deeplabstream.hardware.stimulation.gpio import GpioSettings
+    from deeplabstream.hardware.stimulation.log_device import LogSettings
+    from deeplabstream.hardware.stimulation.visual import VisualSettings
 
     path = write_settings(
         tmp_path,
@@ -205,10 +209,17 @@ def test_each_device_type_reads_its_own_keys(tmp_path: Path) -> None:
 
 
 def test_every_device_key_is_documented() -> None:
-    from stimulation import DEVICES, device_class
+    from deeplabstream.hardware.stimulation import DEVICES, device_class
 
     text = (PROJECT_ROOT / "docs" / "settings.md").read_text(encoding="utf-8")
     for kind in DEVICES:
         assert f"### TYPE = {kind}" in text
         for field in settings_fields(device_class(kind).settings_class):
             assert f"`{key_of(field)}`" in text, f"{kind}: {key_of(field)} not documented"
+
+
+def test_the_repositorys_settings_ini_is_the_embedded_default() -> None:
+    """A pip-installed app starts from the packaged default: the checkout's file is its copy."""
+    assert CHECKOUT_SETTINGS_FILE.read_text() == PACKAGED_SETTINGS_FILE.read_text(), (
+        "settings.ini and src/deeplabstream/settings/default_settings.ini differ: change both"
+    )

@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from cameras.synthetic import SyntheticCamera, SyntheticSettings
-from core.schema import Where, parse_section
-from simulator.arena import (
+from deeplabstream.core.schema import Where, parse_section
+from deeplabstream.hardware.cameras.synthetic import SyntheticCamera, SyntheticSettings
+from deeplabstream.hardware.simulator.arena import (
     BEHAVIOUR_NAMES,
     BOUTS,
     POSE_WIDTH,
@@ -31,8 +31,8 @@ from simulator.arena import (
     simulate_keypoints,
     simulate_poses,
 )
-from simulator.herd import HerdParams
-from simulator.truth import read_behaviours, read_truth
+from deeplabstream.hardware.simulator.herd import HerdParams
+from deeplabstream.hardware.simulator.truth import read_behaviours, read_truth
 from tests.support.files import write_settings
 from tests.support.processes import only_session, run_cli
 

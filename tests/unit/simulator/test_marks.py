@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cameras.synthetic import SyntheticCamera, SyntheticSettings
-from simulator.arena import KEYPOINT_NAMES, ArenaParams
-from simulator.herd import HerdParams, SimulatedHerd, simulate_herd_truth
-from simulator.marks import MARKED, UNMARKED, Marks, marks_of
+from deeplabstream.hardware.cameras.synthetic import SyntheticCamera, SyntheticSettings
+from deeplabstream.hardware.simulator.arena import KEYPOINT_NAMES, ArenaParams
+from deeplabstream.hardware.simulator.herd import HerdParams, SimulatedHerd, simulate_herd_truth
+from deeplabstream.hardware.simulator.marks import MARKED, UNMARKED, Marks, marks_of
 
 NOSE, TAIL_BASE = KEYPOINT_NAMES.index("nose"), KEYPOINT_NAMES.index("tail_base")
 

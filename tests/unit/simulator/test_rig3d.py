@@ -9,17 +9,21 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cameras.synthetic import (
+from deeplabstream.core.pinhole import PinholeCamera, read_calibration
+from deeplabstream.hardware.cameras.synthetic import (
     FrameGrid,
     SyntheticCamera,
     SyntheticSettings,
     agree_on_epoch,
     rig_cameras,
 )
-from core.pinhole import PinholeCamera, read_calibration
-from settings import SettingsError, load_settings
-from simulator.arena import KEYPOINT_NAMES, Pose, SimulatedArena, simulate_behaviours
-from simulator.rig3d import (
+from deeplabstream.hardware.simulator.arena import (
+    KEYPOINT_NAMES,
+    Pose,
+    SimulatedArena,
+    simulate_behaviours,
+)
+from deeplabstream.hardware.simulator.rig3d import (
     DEFAULT_RIG,
     Ellipsoid,
     SimulatedRigView,
@@ -28,7 +32,8 @@ from simulator.rig3d import (
     project_ellipsoid,
     sim_params,
 )
-from simulator.truth import read_truth
+from deeplabstream.hardware.simulator.truth import read_truth
+from deeplabstream.settings import SettingsError, load_settings
 from tests.support.files import write_settings
 from tests.support.paths import PROJECT_ROOT
 from tests.support.processes import only_session, run_cli
@@ -177,7 +182,7 @@ def test_a_malformed_view_position_names_file_section_and_key(tmp_path: Path) ->
 def test_the_board_scene_is_the_same_in_every_view_and_lies_flat_first(tmp_path: Path) -> None:
     import cv2
 
-    from simulator.board import floor_pose, opencv_board
+    from deeplabstream.hardware.simulator.board import floor_pose, opencv_board
 
     detector = cv2.aruco.CharucoDetector(opencv_board())
     tables = []
@@ -275,9 +280,9 @@ def test_the_shipped_rig_calibration_is_the_rigs_settings() -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("placement", DEFAULT_RIG, ids=lambda placement: placement.name)
 def test_the_bundled_network_finds_the_keypoints_in_each_default_view(placement: object) -> None:
-    from pose.backends import open_backend
-    from pose.estimator import PoseEstimator
-    from pose.loading import load_model
+    from deeplabstream.pose.loading import load_model
+    from deeplabstream.pose.runtime.backends import open_backend
+    from deeplabstream.pose.runtime.estimator import PoseEstimator
 
     camera = placement.camera()  # type: ignore[attr-defined]
     params = sim_params(seed=5, behaviours=("walking", "freezing", "grooming", "rearing"))

@@ -9,17 +9,22 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cameras.synthetic import SyntheticCamera, SyntheticSettings
-from core.schema import Where, parse_section
-from simulator.arena import KEYPOINT_NAMES, ArenaParams, SimulatedArena, simulate_keypoints
-from simulator.herd import (
+from deeplabstream.core.schema import Where, parse_section
+from deeplabstream.hardware.cameras.synthetic import SyntheticCamera, SyntheticSettings
+from deeplabstream.hardware.simulator.arena import (
+    KEYPOINT_NAMES,
+    ArenaParams,
+    SimulatedArena,
+    simulate_keypoints,
+)
+from deeplabstream.hardware.simulator.herd import (
     HerdParams,
     ScriptedHerdMotion,
     SimulatedHerd,
     animal_names,
     simulate_herd_truth,
 )
-from simulator.truth import read_truth
+from deeplabstream.hardware.simulator.truth import read_truth
 from tests.support.files import write_settings
 from tests.support.processes import only_session, run_cli
 

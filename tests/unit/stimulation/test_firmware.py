@@ -15,7 +15,7 @@ import time
 import pytest
 import serial
 
-from stimulation.base import DeviceLostError
+from deeplabstream.hardware.stimulation.base import DeviceLostError
 from tests.fixtures.firmware import (
     TOLERANCE_NS,
     firmware_version,

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import serial
 
-from stimulation import (
+from deeplabstream.hardware.stimulation import (
     DEVICES,
     DeviceLostError,
     DeviceNotFoundError,
@@ -29,10 +29,21 @@ from stimulation import (
     create_device,
     device_class,
 )
-from stimulation.base import ActionRecord, DeviceCommand, check_channel, check_count, check_duration
-from stimulation.log_device import LogStimulator
-from stimulation.protocol import BoardClock, format_command, format_duration_ms, parse_reply
-from stimulation.serial_device import SerialStimulator
+from deeplabstream.hardware.stimulation.base import (
+    ActionRecord,
+    DeviceCommand,
+    check_channel,
+    check_count,
+    check_duration,
+)
+from deeplabstream.hardware.stimulation.log_device import LogStimulator
+from deeplabstream.hardware.stimulation.protocol import (
+    BoardClock,
+    format_command,
+    format_duration_ms,
+    parse_reply,
+)
+from deeplabstream.hardware.stimulation.serial_device import SerialStimulator
 from tests.support.paths import PROJECT_ROOT
 
 # -- protocol helpers -----------------------------------------------------------------------
@@ -129,7 +140,8 @@ def test_registry_names_every_device_and_imports_lazily():
     with pytest.raises(KeyError, match="known devices: gpio, log, nidaq, serial, visual"):
         device_class("laser")
     code = (
-        "import sys, stimulation, stimulation.gpio, stimulation.nidaq;"
+        "import sys, deeplabstream.hardware.stimulation, deeplabstream.hardware.stimulation.gpio, "
+        "deeplabstream.hardware.stimulation.nidaq;"
         "print('gpiozero' in sys.modules, 'nidaqmx' in sys.modules)"
     )
     root = PROJECT_ROOT

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from stimulation import DeviceLostError, DeviceNotFoundError, create_device
-from stimulation.visual import VisualStimulator
+from deeplabstream.hardware.stimulation import DeviceLostError, DeviceNotFoundError, create_device
+from deeplabstream.hardware.stimulation.visual import VisualStimulator
 
 WHITE, GREEN, BLACK, RED, BLUE = (
     (255, 255, 255),

@@ -13,17 +13,17 @@ import math
 import numpy as np
 import pytest
 
-from simulator.arena import ArenaParams
-from simulator.herd import HerdParams, SimulatedHerd
-from tracking.appearance import (
+from deeplabstream.hardware.simulator.arena import ArenaParams
+from deeplabstream.hardware.simulator.herd import HerdParams, SimulatedHerd
+from deeplabstream.pose.tracking.appearance import (
     MIN_SAMPLES_PER_IDENTITY,
     InlineLearner,
     SampleBank,
     fit_appearance,
 )
-from tracking.identities import IdentityKeeper, _balanced
-from tracking.patches import BodyPatches, feature_count
-from tracking.tracker import IdentityTracker
+from deeplabstream.pose.tracking.identities import IdentityKeeper, _balanced
+from deeplabstream.pose.tracking.patches import BodyPatches, feature_count
+from deeplabstream.pose.tracking.tracker import IdentityTracker
 
 FPS = 30.0
 SEED = 37  # two free mice apart for the first 16 s (a merge at frames 496-544)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tracking.switches import (
+from deeplabstream.pose.tracking.switches import (
     SwitchEvent,
     count_identity_switches,
     keypoint_errors,

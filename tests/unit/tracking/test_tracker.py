@@ -7,8 +7,12 @@ import math
 import numpy as np
 import pytest
 
-from tracking.switches import count_identity_switches, keypoint_errors, match_identities
-from tracking.tracker import IdentityTracker, TrackerCounts
+from deeplabstream.pose.tracking.switches import (
+    count_identity_switches,
+    keypoint_errors,
+    match_identities,
+)
+from deeplabstream.pose.tracking.tracker import IdentityTracker, TrackerCounts
 
 FPS = 30.0
 # A small "mouse" of four keypoints (nose, left ear, right ear, tail base) facing +x.

@@ -8,17 +8,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pose.bottomup_decode import PafDecoding, decode_paf_bottomup, decode_pafs, find_peaks
-from pose.model import ModelError
-from pose.own_model import load_own_model, read_model_json
-from simulator.arena import KEYPOINT_NAMES
-from tests.support.paths import PROJECT_ROOT
-from training.datasets import ARENA_SKELETON
-from training.loop import TrainConfig, scheduled_step
-from training.multi_animal import match_animals, pair_targets, skeleton_edges
+from deeplabstream.hardware.simulator.arena import KEYPOINT_NAMES
+from deeplabstream.offline.training.datasets import ARENA_SKELETON
+from deeplabstream.offline.training.loop import TrainConfig, scheduled_step
+from deeplabstream.offline.training.multi_animal import match_animals, pair_targets, skeleton_edges
+from deeplabstream.pose.decoding.bottomup import (
+    PafDecoding,
+    decode_paf_bottomup,
+    decode_pafs,
+    find_peaks,
+)
+from deeplabstream.pose.formats.own_model import load_own_model, read_model_json
+from deeplabstream.pose.model import ModelError
+from tests.support.paths import PACKAGE_ROOT
 
-PAIR_MODEL = PROJECT_ROOT / "pose" / "bundled" / "arena-pair"
-SINGLE_MODEL = PROJECT_ROOT / "pose" / "bundled" / "arena"
+PAIR_MODEL = PACKAGE_ROOT / "pose" / "bundled" / "arena-pair"
+SINGLE_MODEL = PACKAGE_ROOT / "pose" / "bundled" / "arena"
 EDGES = skeleton_edges(KEYPOINT_NAMES, ARENA_SKELETON)
 INPUT = (320, 256)
 
@@ -129,7 +134,7 @@ def test_decoder_groups_animals_that_touch() -> None:
 
 
 def test_grouping_tree_from_the_neck_survives_one_shared_nose_peak() -> None:
-    from training.multi_animal import skeleton_centre
+    from deeplabstream.offline.training.multi_animal import skeleton_centre
 
     assert skeleton_centre(EDGES) == 3  # the neck
     tree = PafDecoding(EDGES, root=3).grouping_edges()
@@ -184,7 +189,7 @@ def test_time_budget_drives_the_schedule() -> None:
 
 @pytest.fixture(scope="module")
 def pair_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from training.train import run
+    from deeplabstream.offline.training.train import run
 
     out = tmp_path_factory.mktemp("pair") / "model"
     run(
@@ -222,9 +227,9 @@ def pair_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_training_exports_a_loadable_multi_animal_folder(pair_folder: Path) -> None:
-    from pose.backends import open_backend
-    from pose.estimator import PoseEstimator
-    from pose.loading import load_model
+    from deeplabstream.pose.loading import load_model
+    from deeplabstream.pose.runtime.backends import open_backend
+    from deeplabstream.pose.runtime.estimator import PoseEstimator
 
     description = load_model(pair_folder)
     assert description.max_animals == 2
@@ -280,7 +285,7 @@ def test_broken_multi_animal_json_names_the_key(pair_folder: Path, tmp_path: Pat
 
 @pytest.mark.skipif(not (PAIR_MODEL / "model.json").is_file(), reason="no trained arena-pair model")
 def test_trained_pair_model_finds_both_mice_in_an_unseen_arena() -> None:
-    from training.multi_animal import evaluate_pair
+    from deeplabstream.offline.training.multi_animal import evaluate_pair
 
     summary = evaluate_pair(
         PAIR_MODEL,

@@ -13,12 +13,8 @@ import cv2
 import numpy as np
 import pytest
 
-from pose.labels import LabelsError, hdf5_available, read_dlc_labels
-from pose.model import ModelError
-from pose.own_model import load_own_model, read_model_json, torchscript_file
-from simulator.arena import KEYPOINT_NAMES, ArenaParams, SimulatedArena
-from tests.support.paths import PROJECT_ROOT, shared_data
-from training.data import (
+from deeplabstream.hardware.simulator.arena import KEYPOINT_NAMES, ArenaParams, SimulatedArena
+from deeplabstream.offline.training.data import (
     flip_permutation,
     frame_to_input,
     input_to_frame,
@@ -26,11 +22,15 @@ from training.data import (
     normalise,
     resize_to_input,
 )
-from training.metrics import decode_outputs
+from deeplabstream.offline.training.metrics import decode_outputs
+from deeplabstream.pose.formats.own_model import load_own_model, read_model_json, torchscript_file
+from deeplabstream.pose.labels import LabelsError, hdf5_available, read_dlc_labels
+from deeplabstream.pose.model import ModelError
+from tests.support.paths import PACKAGE_ROOT, PROJECT_ROOT, shared_data
 
 FIXTURES = "dlc-format-fixtures/labeled-data/video"
 OPENFIELD = "dlc-openfield/labeled-data/m4s1/CollectedData_Pranav.csv"
-BUNDLED = PROJECT_ROOT / "pose" / "bundled" / "arena"
+BUNDLED = PACKAGE_ROOT / "pose" / "bundled" / "arena"
 
 # docs/bundled-model.md promises this median error (all keypoints, 640x480 frames of fresh arenas).
 BUNDLED_MEDIAN_PX = 1.5
@@ -162,7 +162,7 @@ def test_resize_mapping_is_opencv_area() -> None:
 
 
 def test_targets_decode_back_to_the_keypoints() -> None:
-    """Targets follow pose.decode's convention: perfect outputs decode to the exact points."""
+    """Targets follow the peak decoder's convention: perfect outputs decode to the exact points."""
     keypoints = np.array([[10.3, 20.9], [77.0, 13.2], [np.nan, np.nan], [300.0, 5.0]])
     heatmaps, offsets, _mask = make_targets(keypoints, (160, 128), sigma=1.25, locref_radius=2)
     assert heatmaps.shape == (4, 32, 40) and offsets.shape == (8, 32, 40)
@@ -181,7 +181,7 @@ def test_targets_decode_back_to_the_keypoints() -> None:
 
 def run_training(*args: str, timeout: float = 280) -> subprocess.CompletedProcess:
     result = subprocess.run(
-        [sys.executable, "-m", "training.train", *args],
+        [sys.executable, "-m", "deeplabstream.offline.training.train", *args],
         cwd=PROJECT_ROOT,
         capture_output=True,
         text=True,
@@ -236,7 +236,8 @@ def test_short_training_writes_a_loadable_model(tiny_model: Path) -> None:
     data = read_model_json(tiny_model)
     training = data["training"]
     assert training["seed"] == 3 and training["steps"] == 30
-    assert training["command"].startswith("python -m training.train --synthetic")
+    command = training["command"]
+    assert command.startswith("python -m deeplabstream.offline.training.train --synthetic")
     assert set(training["accuracy"]["per_keypoint"]) == set(KEYPOINT_NAMES)
     report = json.loads((tiny_model / "training_report.json").read_text())
     assert report["export_max_difference"]["onnx"] < 1e-4
@@ -355,7 +356,7 @@ def predict_video(model: Path, video: Path, count: int) -> tuple[np.ndarray, np.
     """Keypoints (N, K, 3) in frame pixels of the first frames of a video, and those frames."""
     import av
 
-    from training.metrics import OnnxPredictor
+    from deeplabstream.offline.training.metrics import OnnxPredictor
 
     with av.open(str(video)) as container:
         frames = []
@@ -386,8 +387,8 @@ def patch_mean(gray: np.ndarray, point: np.ndarray, radius: int = 3) -> float:
 
 def test_bundled_model_on_fresh_arena() -> None:
     """Through the application's own path (PoseEstimator: letterbox, raw pixels, decoding)."""
-    from pose.backends import open_backend
-    from pose.estimator import PoseEstimator
+    from deeplabstream.pose.runtime.backends import open_backend
+    from deeplabstream.pose.runtime.estimator import PoseEstimator
 
     description = load_own_model(BUNDLED)
     assert description.keypoints == KEYPOINT_NAMES

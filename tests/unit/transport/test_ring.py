@@ -13,8 +13,8 @@ import time
 import numpy as np
 import pytest
 
-from core.frames import FrameGeometry
-from transport.channel import (
+from deeplabstream.core.frames import FrameGeometry
+from deeplabstream.transport.channel import (
     ChannelReader,
     ChannelWriter,
     Doorbell,
@@ -23,8 +23,8 @@ from transport.channel import (
     FrameRecord,
     encode_frame,
 )
-from transport.readers import NewestFrameReader
-from transport.ring import Channel, FrameRing, RingSpec, new_ring_name, ring_slots
+from deeplabstream.transport.readers import NewestFrameReader
+from deeplabstream.transport.ring import Channel, FrameRing, RingSpec, new_ring_name, ring_slots
 
 SPAWN = multiprocessing.get_context("spawn")
 GEOMETRY = FrameGeometry(height=512, width=640, channels=3)  # ~1 MB: a copy takes a while

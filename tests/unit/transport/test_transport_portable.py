@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.frames import FrameGeometry
-from transport import channel as channel_module
-from transport import ring as ring_module
-from transport.channel import (
+from deeplabstream.core.frames import FrameGeometry
+from deeplabstream.transport import channel as channel_module
+from deeplabstream.transport import ring as ring_module
+from deeplabstream.transport.channel import (
     DOORBELL_ENV,
     ChannelReader,
     ChannelWriter,
@@ -32,7 +32,13 @@ from transport.channel import (
     encode_frame,
     export_doorbell,
 )
-from transport.ring import Channel, FrameRing, RingSpec, find_stale_rings, new_ring_name
+from deeplabstream.transport.ring import (
+    Channel,
+    FrameRing,
+    RingSpec,
+    find_stale_rings,
+    new_ring_name,
+)
 
 SPAWN = multiprocessing.get_context("spawn")
 GEOMETRY = FrameGeometry(height=120, width=160, channels=3)

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from core.pinhole import PinholeCamera
+from deeplabstream.core.pinhole import PinholeCamera
 
 ARENA_CENTRE = (200.0, 150.0, 0.0)
 SIZE = (640, 480)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.pinhole import PinholeCamera
+from deeplabstream.core.pinhole import PinholeCamera
+from deeplabstream.spatial.triangulation.dlt import Triangulator, solve_dlt, undistort_pixels
 from tests.unit.triangulation.conftest import observe, random_points, rig_cameras
-from triangulation.dlt import Triangulator, solve_dlt, undistort_pixels
 
 
 @pytest.mark.parametrize("count", [2, 3])

@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.pinhole import CalibrationError, write_calibration
+from deeplabstream.core.pinhole import CalibrationError, write_calibration
+from deeplabstream.spatial.triangulation.files import read_points3d
+from deeplabstream.spatial.triangulation.live import LiveTriangulator, TriangulationSpec
 from tests.unit.triangulation.conftest import observe, random_points, rig_cameras
-from triangulation.files import read_points3d
-from triangulation.live import LiveTriangulator, TriangulationSpec
 
 KEYPOINTS = ("nose", "left_ear", "right_ear", "body_center", "tail_base", "tail_tip")
 
@@ -121,9 +121,9 @@ def test_a_camera_the_calibration_lacks_is_named(tmp_path: Path) -> None:
 
 
 def test_the_experiment_reads_the_set_and_pulses_the_laser(tmp_path: Path) -> None:
-    from experiments.observation import Observation
-    from processes.dispatch import ExperimentRun
-    from settings.sections import DeviceSettings
+    from deeplabstream.experiments.observation import Observation
+    from deeplabstream.live.processes.dispatch import ExperimentRun
+    from deeplabstream.settings.sections import DeviceSettings
 
     live = _triangulator(tmp_path)
     run = ExperimentRun.open("rearing_3d", {"laser": DeviceSettings("log")}, tmp_path)

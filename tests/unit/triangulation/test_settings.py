@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from core.pinhole import write_calibration
-from session.preflight import check_before_start
-from settings import SettingsError, load_settings
-from settings.sections import Settings
+from deeplabstream.core.pinhole import write_calibration
+from deeplabstream.live.session.preflight import check_before_start
+from deeplabstream.settings import SettingsError, load_settings
+from deeplabstream.settings.sections import Settings
 from tests.unit.triangulation.conftest import rig_cameras
 
 CAMERAS = """

@@ -1,4 +1,4 @@
-"""Whether a calibration can triangulate (triangulation/usable.py, core/pinhole.py)."""
+"""Whether a calibration can triangulate (spatial/triangulation/usable.py, core/pinhole.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.pinhole import (
+from deeplabstream.core.pinhole import (
     CalibrationError,
     PinholeCamera,
     camera_problems,
@@ -15,9 +15,9 @@ from core.pinhole import (
     read_calibration,
     write_calibration,
 )
+from deeplabstream.spatial.triangulation.live import TriangulationSpec
+from deeplabstream.spatial.triangulation.usable import check_calibration
 from tests.unit.triangulation.conftest import rig_cameras
-from triangulation.live import TriangulationSpec
-from triangulation.usable import check_calibration
 
 FILE = Path("rig.toml")
 

@@ -1,0 +1,131 @@
+"""The DeepLabStream desktop application: one window runs a whole experiment session.
+
+    python app.py [--settings PATH] [--output-dir DIR] [--start PARTS] [--duration S]
+
+Start Stream, Analysis, Recording and Experiment from the window; closing it stops everything in
+order and finalises the files. ``--start stream,analysis,experiment`` presses those buttons at
+once; ``--duration`` closes the window after S seconds. Under ``QT_QPA_PLATFORM=offscreen`` (no
+screen) the embedded default starts stream, analysis and experiment by itself and prints the
+status once a second, so the app runs on a server too. Exit codes: 0 done, 1 an error was shown,
+2 bad command line or no display, 130 (143 for SIGTERM) Ctrl-C while the stream was opening (its
+cameras stop at once; no session folder is made).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from pathlib import Path
+
+from deeplabstream.app.display.screen import (
+    has_display,
+    missing_library_message,
+    missing_xcb_libraries,
+    uses_xcb,
+)
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED = 128  # + the signal's number: 130 for Ctrl-C while the stream opened
+PART_NAMES = ("stream", "analysis", "recording", "experiment")
+OFFSCREEN_DEFAULT = ("stream", "analysis", "experiment")
+
+NO_DISPLAY_MESSAGE = """\
+app.py needs a display, and this session has none (no DISPLAY or WAYLAND_DISPLAY).
+  - On a server or over SSH, run it without a screen:
+        QT_QPA_PLATFORM=offscreen python app.py
+  - or on a virtual screen:
+        xvfb-run python app.py
+  - or use the command-line tool:
+        python DeepLabStream.py --headless --experiment-enabled"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the command-line parser."""
+    parser = argparse.ArgumentParser(description="Run an experiment session from one window.")
+    parser.add_argument(
+        "--settings", type=Path, help="settings file (default: the settings.ini beside app.py)"
+    )
+    parser.add_argument("--output-dir", type=Path, help="folder for the session folders")
+    parser.add_argument(
+        "--start",
+        type=_parts,
+        help=f"press these Start buttons at once, comma-separated from {', '.join(PART_NAMES)}",
+    )
+    parser.add_argument("--duration", type=float, help="close the window after S seconds")
+    return parser
+
+
+def _parts(text: str) -> tuple[str, ...]:
+    parts = tuple(part.strip().lower() for part in text.split(",") if part.strip())
+    unknown = [part for part in parts if part not in PART_NAMES]
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown part(s) {', '.join(unknown)}; choose from {', '.join(PART_NAMES)}"
+        )
+    return parts
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Show the window until it is closed; return the exit code."""
+    args = build_parser().parse_args(argv)
+    if not has_display():
+        print(NO_DISPLAY_MESSAGE, file=sys.stderr)
+        return EXIT_USAGE
+    if uses_xcb() and (missing := missing_xcb_libraries()):
+        print(missing_library_message(missing), file=sys.stderr)  # not Qt's bare "could not load"
+        return EXIT_USAGE
+    offscreen = os.environ.get("QT_QPA_PLATFORM") == "offscreen"
+    parts = args.start if args.start is not None else (OFFSCREEN_DEFAULT if offscreen else ())
+
+    from PyQt5.QtCore import QTimer, qInstallMessageHandler
+    from PyQt5.QtWidgets import QApplication
+
+    from deeplabstream.app.gui.autopilot import Autopilot
+    from deeplabstream.app.gui.main_window import MainWindow
+
+    qInstallMessageHandler(_qt_message)
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    window = MainWindow(args.settings, args.output_dir)
+    pilot = Autopilot(window, parts, args.duration, print_status=offscreen)
+    signals: list[int] = []  # Ctrl-C: the same as closing; remembered for the exit code
+
+    def close_on(signum: int, frame: object) -> None:
+        signals.append(signum)
+        window.close()
+
+    signal.signal(signal.SIGINT, close_on)
+    signal.signal(signal.SIGTERM, close_on)
+    # Python runs signal handlers only between bytecodes: a timer gives it the chance.
+    wake = QTimer()
+    wake.setInterval(200)
+    wake.timeout.connect(lambda: None)
+    wake.start()
+    window.show()
+    pilot.begin()
+    app.exec_()
+    pilot.report()
+    if pilot.errors:
+        return EXIT_FAILED
+    if signals and window.controller.start_interrupted:  # stopped while the stream opened
+        return EXIT_INTERRUPTED + signals[0]
+    return EXIT_OK
+
+
+# What Qt's offscreen platform says about every window: true, and of no use to a user.
+_QT_NOISE = ("propagateSizeHints", "XDG_RUNTIME_DIR not set")
+
+
+def _qt_message(kind: object, context: object, message: str | None) -> None:
+    if message and not any(noise in message for noise in _QT_NOISE):
+        print(message, file=sys.stderr)
+
+
+def run() -> None:
+    """Run as the console script: exit with :func:`main`'s code."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,40 @@
+"""The row of Start/Stop buttons, which answers a click on a greyed button with the reason.
+
+Qt gives a disabled button no click. A user who clicked a greyed button (Start Recording while a
+model loaded) used to get nothing at all; the row watches its buttons' presses (an event filter
+sees them even while a button is disabled) and emits :attr:`ButtonRow.refused`, and the window
+says why the button cannot be pressed. Each greyed button also carries the reason as its tooltip.
+"""
+
+from __future__ import annotations
+
+from PyQt5.QtCore import QEvent, QObject, pyqtSignal
+from PyQt5.QtWidgets import QAbstractButton, QHBoxLayout, QWidget
+
+
+class ButtonRow(QWidget):
+    """A horizontal row of buttons; a press on a disabled one emits :attr:`refused`."""
+
+    refused = pyqtSignal(QAbstractButton)  # the greyed button that was clicked
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setObjectName("button_row")
+        self.row = QHBoxLayout(self)
+        self.row.setContentsMargins(0, 0, 0, 0)
+
+    def add_button(self, button: QAbstractButton) -> None:
+        """Put ``button`` in the row and watch its presses while it is greyed."""
+        self.row.addWidget(button)
+        button.installEventFilter(self)
+
+    def eventFilter(self, watched: QObject | None, event: QEvent | None) -> bool:  # noqa: N802
+        """Emit :attr:`refused` for a press on a greyed button; never take the event."""
+        if (
+            event is not None
+            and event.type() == QEvent.MouseButtonPress
+            and isinstance(watched, QAbstractButton)
+            and not watched.isEnabled()
+        ):
+            self.refused.emit(watched)
+        return False

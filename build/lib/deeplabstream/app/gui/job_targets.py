@@ -1,0 +1,176 @@
+"""The window's slow work, run in a helper process: cameras, models, calibration.
+
+Detect cameras, describe or prepare a model, calibrate. No Qt here: :class:`app.gui.jobs.ProcessJob`
+starts :func:`child_main` in a ``spawn`` process, which imports only this module and what the
+job needs.
+
+Why a process and not a thread: converting a DeepLabCut model (PyTorch tracing, ONNX export)
+and importing PyTorch or a camera driver hold Python's GIL for up to seconds at a time, which
+froze the window as surely as running them on the GUI thread. A process also lets the window
+stop a job at once (a Stop Stream during a conversion) and survive a driver that hangs.
+
+Every job is a function ``job(say, *args)`` whose ``say(text)`` reports the stage it is in; its
+return value goes back to the window. Log records of the job's libraries go back too and are
+logged in the window's process (its ``session.log``).
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """What Inspect shows of a model: its path, the lines to show and its keypoints."""
+
+    path: str  # as the settings name it ("" for the bundled model)
+    text: str
+    keypoints: tuple[str, ...]
+
+
+# -- the jobs --------------------------------------------------------------------------------
+
+
+def detect_cameras_job(say: Say) -> Any:
+    """Return the cameras found (:class:`hardware.cameras.detect.Detection`) and why not others."""
+    from deeplabstream.hardware.cameras.detect import detect_with_notes
+
+    say("looking for Basler, RealSense and OpenCV cameras")
+    return detect_with_notes(say)
+
+
+def describe_model_job(say: Say, path: str, precision: str) -> ModelFacts:
+    """Load the model at ``path`` (converting it on first use) and describe it."""
+    from deeplabstream.pose.formats.catalogue import format_of
+    from deeplabstream.pose.inspect import facts
+    from deeplabstream.pose.loading import BUNDLED_MODEL, load_model
+
+    model = Path(path).expanduser() if path else None
+    model_format = format_of(model or BUNDLED_MODEL) if (model or BUNDLED_MODEL).exists() else None
+    if model_format is not None and model_format.converted:
+        say(
+            "converting the model to ONNX (first use only: later loads reuse the converted "
+            "graph; can take a minute)"
+        )
+    else:
+        say("reading the model")
+    description = load_model(model, precision=precision)  # type: ignore[arg-type]
+    lines = [f"{label + ':':<11}{value}" for label, value in facts(description)]
+    return ModelFacts(path, "\n".join(lines), tuple(description.keypoints))
+
+
+def prepare_models_job(say: Say, paths: list[str], precision: str) -> None:
+    """Convert every model of ``paths`` that needs it, so the pose worker finds it cached."""
+    from deeplabstream.pose.loading import load_model
+
+    for path in paths:
+        say(
+            f"converting {Path(path).name} to ONNX (first use only: later starts reuse it; "
+            "can take a minute)"
+        )
+        load_model(Path(path), precision=precision)  # type: ignore[arg-type]
+
+
+def calibrate_job(say: Say, folder: str) -> tuple[str, str]:
+    """Calibrate from a recorded board session; return (calibration.toml or "", what to show)."""
+    from deeplabstream.spatial.calibration.calibrate import CalibrationOptions, calibrate
+    from deeplabstream.spatial.calibration.errors import CalibrationInputError
+
+    say(f"calibrating from {folder}")
+    try:
+        run = calibrate([Path(folder)], CalibrationOptions(), say)
+    except CalibrationInputError as error:
+        return "", f"calibration failed: {error}"
+    result = run.result
+    lines = [
+        f"{camera}: mean reprojection error {figures.error_mean_px:.3f} px"
+        for camera, figures in result.figures.items()
+    ]
+    lines.append(f"wrote {run.calibration_path} (all cameras: {result.error_mean_px:.3f} px)")
+    return str(run.calibration_path), "\n".join(lines)
+
+
+# -- the helper process ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Stage:
+    """The job's news: the stage it is in now."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class LogLine:
+    """A log record of the job, to be logged in the window's process."""
+
+    name: str
+    level: int
+    message: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How the job ended: its return value, or why it failed (``error`` not empty)."""
+
+    value: Any = None
+    error: str = ""
+    expected: bool = True  # the error is the user's to fix (no traceback worth logging)
+
+
+class _ToParent(logging.Handler):
+    """Send the job's log records (INFO and up) to the window's process."""
+
+    def __init__(self, connection: Connection) -> None:
+        super().__init__(logging.INFO)
+        self._connection = connection
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._connection.send(LogLine(record.name, record.levelno, record.getMessage()))
+        except Exception:  # the window went away: nothing to tell
+            pass
+
+
+def child_main(connection: Connection, job: Callable[..., Any], args: tuple[Any, ...]) -> None:
+    """Run ``job(say, *args)`` in the helper process and send its stages, logs and outcome."""
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    root.addHandler(_ToParent(connection))
+
+    def say(text: str) -> None:
+        connection.send(Stage(text))
+
+    try:
+        outcome = Outcome(value=job(say, *args))
+    except Exception as error:
+        outcome = Outcome(error=_reason(error), expected=_expected(error))
+        if not outcome.expected:
+            logging.getLogger(__name__).error("%s", traceback.format_exc())
+    try:
+        connection.send(outcome)
+    finally:
+        connection.close()
+
+
+def _expected(error: Exception) -> bool:
+    """Whether ``error`` is a user's to fix (a model or file that is not right), not a bug."""
+    from deeplabstream.pose.model import ModelError
+
+    return isinstance(error, ModelError | OSError | ValueError)
+
+
+def _reason(error: Exception) -> str:
+    """Return the error's own message; its type where the message alone says little."""
+    text = str(error)
+    if _expected(error) and text:
+        return text
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__

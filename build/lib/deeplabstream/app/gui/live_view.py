@@ -1,0 +1,374 @@
+"""The live view: one tile per camera with poses, trigger shapes, action flashes and the trial.
+
+Each tile reads its camera's DISPLAY channel (newest frame only) when the window's display timer
+fires (at most ``[Streaming] DISPLAY_RATE`` times a second) and draws on a copy of the frame, so
+recorded and analysed frames are never touched and a slow window only skips display frames.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+from PyQt5.QtCore import QEvent, QPoint, QPointF, QRectF, Qt
+from PyQt5.QtGui import QColor, QImage, QKeyEvent, QMouseEvent, QPainter, QPaintEvent
+from PyQt5.QtWidgets import QGridLayout, QWidget
+
+from deeplabstream.app.display.occupancy import (
+    TRAIL_COLOUR,
+    OccupancyMap,
+    Trail,
+    draw_heatmap,
+    draw_trail,
+    trail_keypoint,
+)
+from deeplabstream.app.display.overlay import (
+    display_copy,
+    draw_animals_on,
+    draw_caption,
+    draw_flash,
+    draw_pose_on,
+    draw_triggers,
+    identity_colour,
+)
+from deeplabstream.app.gui.overlays import OverlayOptions
+from deeplabstream.app.gui.preview import to_qimage
+from deeplabstream.live.processes.messages import ExperimentStatus
+from deeplabstream.live.processes.pose_records import PoseRecord
+from deeplabstream.live.session.analysis import Analysis
+from deeplabstream.live.session.live import LiveSession
+from deeplabstream.transport.readers import NewestFrameReader
+
+FLASH_S = 0.3  # how long the border shows after an action fired
+LABEL_BACKGROUND = QColor(0, 0, 0, 170)  # under a label: readable on a grey or bright floor
+
+
+def paint_label(painter: QPainter, at: QPointF, text: str) -> None:
+    """Write ``text`` in white on a dark box centred on ``at`` (a region's name on its shape).
+
+    Coloured text straight on the frame (cyan on a grey arena) could hardly be read.
+    """
+    painter.save()
+    metrics = painter.fontMetrics()
+    width, height = metrics.horizontalAdvance(text) + 8, metrics.height() + 4
+    box = QRectF(at.x() - width / 2, at.y() - height / 2, width, height)
+    painter.setPen(Qt.NoPen)
+    painter.setBrush(LABEL_BACKGROUND)
+    painter.drawRoundedRect(box, 3, 3)
+    painter.setPen(QColor("white"))
+    painter.drawText(box, Qt.AlignCenter, text)
+    painter.restore()
+
+
+class ViewOverlay(Protocol):
+    """Something drawn on top of a :class:`CameraView`'s frame that also gets its mouse and keys.
+
+    The region editor is one. Both methods get the view, so one overlay can serve every tile.
+    """
+
+    def paint_overlay(self, view: CameraView, painter: QPainter) -> None:
+        """Paint on ``view`` (widget coordinates) after its frame."""
+
+    def overlay_event(self, view: CameraView, event: QEvent) -> bool:
+        """Handle a mouse or key event of ``view``; return whether it was used."""
+
+
+class CameraView(QWidget):
+    """Paints one camera's newest annotated frame, scaled to fit and centred.
+
+    An optional :class:`ViewOverlay` (:meth:`set_overlay`) paints after the frame and receives
+    the view's mouse presses, moves, releases, double-clicks and key presses.
+    """
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name
+        self.setObjectName(f"view_{name}")
+        self.setMinimumSize(320, 240)
+        self.image: QImage | None = None
+        self.pose_frame_index: int | None = None  # the frame whose pose is drawn
+        self.overlay: ViewOverlay | None = None
+
+    def show_frame(self, frame: np.ndarray) -> None:
+        """Show ``frame`` (BGR or mono) at the next paint."""
+        self.image = to_qimage(frame)
+        self.update()
+
+    def set_overlay(self, overlay: ViewOverlay | None) -> None:
+        """Draw ``overlay`` on top of the frame and give it the mouse and keys (None: remove)."""
+        self.overlay = overlay
+        # moves without a button pressed feed a tool's preview (a polygon's next edge);
+        # click focus lets the overlay have the Delete key after a click on the tile
+        self.setMouseTracking(overlay is not None)
+        self.setFocusPolicy(Qt.ClickFocus if overlay is not None else Qt.NoFocus)
+        self.update()
+
+    def image_rect(self) -> QRectF:
+        """Where the frame is drawn in the widget (aspect kept, centred)."""
+        if self.image is None:
+            return QRectF()
+        scale = min(self.width() / self.image.width(), self.height() / self.image.height())
+        width, height = self.image.width() * scale, self.image.height() * scale
+        return QRectF((self.width() - width) / 2, (self.height() - height) / 2, width, height)
+
+    def scale(self) -> float:
+        """Widget pixels per frame pixel (0 before the first frame)."""
+        if self.image is None or self.image.width() == 0:
+            return 0.0
+        return self.image_rect().width() / self.image.width()
+
+    def to_widget(self, x: float, y: float) -> QPointF:
+        """Frame pixel (x, y) -> widget coordinates (for tests and mouse tools)."""
+        rect = self.image_rect()
+        assert self.image is not None
+        scale = rect.width() / self.image.width()
+        return QPointF(rect.x() + (x + 0.5) * scale, rect.y() + (y + 0.5) * scale)
+
+    def to_frame(self, point: QPointF | QPoint) -> tuple[float, float] | None:
+        """Widget coordinates -> frame pixel (x, y), the inverse of :meth:`to_widget`.
+
+        None before the first frame. Points outside the frame map outside its pixel range.
+        """
+        scale = self.scale()
+        if scale <= 0:
+            return None
+        rect = self.image_rect()
+        return ((point.x() - rect.x()) / scale - 0.5, (point.y() - rect.y()) / scale - 0.5)
+
+    def paintEvent(self, event: QPaintEvent | None) -> None:  # noqa: N802 - Qt's name
+        """Black background, the frame scaled to fit, then the overlay (if any)."""
+        painter = QPainter(self)
+        painter.fillRect(self.rect(), QColor("black"))
+        if self.image is None:
+            painter.setPen(QColor("white"))
+            painter.drawText(self.rect(), Qt.AlignCenter, f"{self.name}: waiting for frames")
+        else:
+            painter.setRenderHint(QPainter.SmoothPixmapTransform)
+            painter.drawImage(self.image_rect(), self.image)
+            if self.overlay is not None:
+                self.overlay.paint_overlay(self, painter)
+            self._paint_name(painter)
+        painter.end()
+
+    def _paint_name(self, painter: QPainter) -> None:
+        """Write the camera's name at the tile's top right, on a dark strip (any floor)."""
+        metrics = painter.fontMetrics()
+        width, height = metrics.horizontalAdvance(self.name) + 12, metrics.height() + 6
+        box = QRectF(self.width() - width - 4, 4, width, height)
+        painter.fillRect(box, QColor(0, 0, 0, 160))
+        painter.setPen(QColor("white"))
+        painter.drawText(box, Qt.AlignCenter, self.name)
+
+    def _to_overlay(self, event: QEvent) -> bool:
+        """Offer ``event`` to the overlay; True when it used it."""
+        if self.overlay is not None and self.overlay.overlay_event(self, event):
+            event.accept()
+            return True
+        return False
+
+    def mousePressEvent(self, event: QMouseEvent | None) -> None:  # noqa: N802 - Qt's name
+        """Give the press to the overlay (if any)."""
+        if event is not None and not self._to_overlay(event):
+            super().mousePressEvent(event)
+
+    def mouseMoveEvent(self, event: QMouseEvent | None) -> None:  # noqa: N802 - Qt's name
+        """Give the move to the overlay (if any)."""
+        if event is not None and not self._to_overlay(event):
+            super().mouseMoveEvent(event)
+
+    def mouseReleaseEvent(self, event: QMouseEvent | None) -> None:  # noqa: N802 - Qt's name
+        """Give the release to the overlay (if any)."""
+        if event is not None and not self._to_overlay(event):
+            super().mouseReleaseEvent(event)
+
+    def mouseDoubleClickEvent(self, event: QMouseEvent | None) -> None:  # noqa: N802 - Qt's name
+        """Give the double-click to the overlay (if any)."""
+        if event is not None and not self._to_overlay(event):
+            super().mouseDoubleClickEvent(event)
+
+    def keyPressEvent(self, event: QKeyEvent | None) -> None:  # noqa: N802 - Qt's name
+        """Give the key to the overlay (if any)."""
+        if event is not None and not self._to_overlay(event):
+            super().keyPressEvent(event)
+
+
+@dataclass
+class _Flash:
+    actions: int = 0
+    until: float = 0.0
+
+
+class LiveView(QWidget):
+    """The tiles of every camera of a stream, drawn from the stream's newest frames and poses."""
+
+    def __init__(self, stream: LiveSession) -> None:
+        super().__init__()
+        self._stream = stream
+        self.views: dict[str, CameraView] = {}
+        self._readers: dict[str, NewestFrameReader] = {}
+        self._flash = _Flash()
+        # The trails (one per animal) and the occupancy map of each camera, fed by every pose
+        # (drawn on request); the occupancy map counts every animal.
+        self.overlays = OverlayOptions()
+        self.trails: dict[str, list[Trail]] = {}
+        self.occupancy: dict[str, OccupancyMap] = {}
+        self._listening_to: Analysis | None = None  # the analysis whose poses feed them
+        self._trail_rows: dict[str, tuple[int, float]] = {}  # keypoint row, threshold
+        self._pose_frames: dict[str, np.ndarray] = {}  # per camera: the frame of its pose
+        grid = QGridLayout(self)
+        grid.setContentsMargins(0, 0, 0, 0)
+        names = stream.camera_names
+        columns = max(1, math.ceil(math.sqrt(len(names))))
+        for position, name in enumerate(names):
+            view = CameraView(name)
+            grid.addWidget(view, position // columns, position % columns)
+            self.views[name] = view
+            self._readers[name] = stream.display_reader(name)
+
+    def refresh(self) -> None:
+        """Show each camera's newest frame (if a new one arrived) with its annotations.
+
+        While poses arrive, the frame shown is the one the newest pose was computed from (the
+        ring still holds it: the pose lags the camera by one inference), so the skeleton sits on
+        the animal it was computed from. When that frame is gone, the newest frame is shown
+        with the pose and a line saying how many frames the pose is behind: the lag is shown,
+        never hidden.
+        """
+        status = self._experiment_status()
+        flashing = self._flashing(status)
+        for name, reader in self._readers.items():
+            if not reader.poll():
+                continue
+            frame, behind = self._frame_of_pose(name, reader)
+            canvas = self._annotated(name, frame, status, flashing)
+            if behind:
+                draw_caption(canvas, f"pose {behind} frame(s) behind this frame", bottom=True)
+            self.views[name].show_frame(canvas)
+
+    def _frame_of_pose(self, name: str, reader: NewestFrameReader) -> tuple[np.ndarray, int]:
+        """Return the frame to draw ``name``'s newest pose on, and how many frames it lags."""
+        analysis = self._stream.analysis
+        newest = reader.record
+        if analysis is None or analysis.finished is not None or newest is None:
+            return reader.frame, 0
+        record = analysis.latest.get(name)
+        if record is None or record.frame_index >= newest.frame_index:
+            return reader.frame, 0
+        held = self._pose_frames.get(name)
+        if held is None or held.shape != reader.frame.shape:
+            held = self._pose_frames[name] = np.empty_like(reader.frame)
+        if reader.copy_frame_index(record.frame_index, held) is not None:
+            return held, 0
+        return reader.frame, newest.frame_index - record.frame_index
+
+    def close_readers(self) -> None:
+        """Let go of the display channels (before the stream stops and its rings go away)."""
+        for reader in self._readers.values():
+            reader.close()
+        self._readers.clear()
+
+    def reset_overlays(self) -> None:
+        """Start every trail and occupancy map again from now (the options are read again)."""
+        self.trails.clear()
+        self.occupancy.clear()
+        self._trail_rows.clear()
+
+    def stop_listening(self) -> None:
+        """Stop taking the analysis's poses (before the view goes away)."""
+        self._follow(None)
+
+    def _follow(self, analysis: Analysis | None) -> None:
+        """Listen to the poses of the stream's analysis; a new analysis starts new overlays."""
+        if analysis is self._listening_to:
+            return
+        previous = self._listening_to
+        if previous is not None and self._on_pose in previous.pose_listeners:
+            previous.pose_listeners.remove(self._on_pose)
+        self._listening_to = analysis
+        self.reset_overlays()
+        if analysis is not None:
+            analysis.pose_listeners.append(self._on_pose)
+
+    def _on_pose(self, camera: str, record: PoseRecord) -> None:
+        """Add each animal's trail keypoint to its trail and the camera's occupancy (cheap)."""
+        found = self._trail_rows.get(camera)
+        if found is None:
+            found = self._trail_rows[camera] = self._trail_row(camera)
+        row, threshold = found
+        if not 0 <= row < len(record.pose):
+            return
+        animals = record.animals if record.animals is not None else record.pose[None]
+        trails = self.trails.setdefault(camera, [])
+        while len(trails) < len(animals):  # one trail per identity, in identity order
+            trails.append(Trail(self.overlays.trail_s))
+        occupancy = self.occupancy.get(camera)
+        if occupancy is None:
+            occupancy = self.occupancy[camera] = OccupancyMap(self.overlays.bin_px)
+        time_s = record.host_timestamp_ns / 1e9
+        for trail, pose in zip(trails, animals, strict=False):
+            x, y, likelihood = (float(value) for value in pose[row, :3])
+            if likelihood >= threshold and math.isfinite(x) and math.isfinite(y):
+                trail.add(time_s, x, y)
+                occupancy.add(x, y)
+            else:  # not seen: the trail breaks rather than jumping to where it is found again
+                trail.add(time_s, math.nan, math.nan)
+
+    def _trail_row(self, camera: str) -> tuple[int, float]:
+        """Return the row of the camera's trail keypoint (-1: none) and its likelihood threshold."""
+        analysis = self._listening_to
+        keypoints = analysis.keypoints_of(camera) if analysis is not None else ()
+        chosen = trail_keypoint(keypoints, self.overlays.trail_keypoint)
+        row = keypoints.index(chosen) if chosen is not None else -1
+        return row, self._stream.likelihood_threshold(camera)
+
+    def _experiment_status(self) -> ExperimentStatus | None:
+        analysis = self._stream.analysis
+        if analysis is None or not analysis.experiment_running:
+            return None
+        return analysis.experiment_status
+
+    def _flashing(self, status: ExperimentStatus | None) -> bool:
+        now = time.monotonic()
+        if status is not None and status.actions > self._flash.actions:
+            self._flash.until = now + FLASH_S
+        self._flash.actions = status.actions if status is not None else 0
+        return now < self._flash.until
+
+    def _annotated(
+        self, name: str, frame: np.ndarray, status: ExperimentStatus | None, flashing: bool
+    ) -> np.ndarray:
+        """Return a display copy of ``frame`` with everything the experimenter needs to see."""
+        canvas = display_copy(frame)  # the one copy: the shared-memory slot is never drawn on
+        analysis = self._stream.analysis
+        self._follow(analysis)
+        options = self.overlays
+        if options.show_heatmap and name in self.occupancy:  # under everything else
+            draw_heatmap(canvas, self.occupancy[name], options.heatmap_alpha)
+        if status is not None:
+            draw_triggers(canvas, [t for t in status.triggers if t.camera in (None, name)])
+        if options.show_trail and name in self.trails:
+            trails = self.trails[name]
+            for identity, trail in enumerate(trails):  # several animals: each its own colour
+                colour = identity_colour(identity) if len(trails) > 1 else TRAIL_COLOUR
+                draw_trail(canvas, trail, colour)
+        if analysis is not None and analysis.finished is None and name in analysis.latest:
+            record = analysis.latest[name]
+            index = {keypoint: i for i, keypoint in enumerate(analysis.keypoints_of(name))}
+            skeleton = tuple((index[a], index[b]) for a, b in analysis.skeleton_of(name))
+            threshold = self._stream.likelihood_threshold(name)
+            if record.animals is not None:  # a multi-animal model: each identity its colour
+                draw_animals_on(
+                    canvas, record.animals, threshold, skeleton, record.identity_confidence
+                )
+            else:
+                draw_pose_on(canvas, record.pose, threshold, skeleton)
+            self.views[name].pose_frame_index = record.frame_index
+        if status is not None:
+            trial = f"trial {status.trial}" if status.trial is not None else "no trial"
+            draw_caption(canvas, f"{status.name}: {status.state}, {trial}, {status.trials} so far")
+            if flashing:
+                draw_flash(canvas)
+        return canvas

@@ -1,0 +1,45 @@
+"""What the window remembers between launches: view choices that are not part of a rig.
+
+The trail and occupancy-heatmap toggles are how a user likes to watch, not settings of the rig
+(the settings file is the rig: it runs the same with or without a window), so they are kept
+apart, in an INI file of the user's: ``$DEEPLABSTREAM_WINDOW_STATE`` when set, else
+``~/.config/DeepLabStream/window.ini`` (``$XDG_CONFIG_HOME`` is honoured).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from PyQt5.QtCore import QSettings
+
+STATE_ENV = "DEEPLABSTREAM_WINDOW_STATE"
+
+
+def preferences_file() -> Path:
+    """Return where the window's preferences are kept."""
+    forced = os.environ.get(STATE_ENV)
+    if forced:
+        return Path(forced)
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "DeepLabStream" / "window.ini"
+
+
+class WindowPreferences:
+    """Read and write the window's remembered choices (a missing file: the defaults)."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path or preferences_file()
+        self._store = QSettings(str(self.path), QSettings.IniFormat)
+
+    def flag(self, key: str, default: bool = False) -> bool:
+        """Return the remembered yes/no ``key`` (``default`` when never set or unreadable)."""
+        value = self._store.value(key, default)
+        if isinstance(value, str):
+            return value.strip().lower() in ("true", "1", "yes", "on")
+        return bool(value)
+
+    def set_flag(self, key: str, value: bool) -> None:
+        """Remember ``key`` (written to the file at once)."""
+        self._store.setValue(key, "true" if value else "false")
+        self._store.sync()

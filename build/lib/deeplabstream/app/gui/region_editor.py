@@ -1,0 +1,867 @@
+"""The region editor: draw, move, resize and delete an experiment's regions on the live view.
+
+The editor reads the region triggers (``[Trigger NAME]`` with a ``SHAPE``) of the experiment's
+config file and draws them on the camera tiles of the live view
+(:class:`app.gui.live_view.CameraView`) as an overlay, so the regions can be placed before any
+experiment runs, on the stream alone. Save writes them back into the same file through
+:mod:`experiments.config_edit` (comments kept, validated first, the previous file kept as
+``NAME.ini.bak``).
+
+Tools (the tool row): *select* (click a region to select it; drag inside moves it, drag a handle
+resizes it: a circle's radius, a rectangle's corners, a polygon's vertices, an ellipse's
+semi-axes), *circle* and *rectangle* (drag to draw; a click draws a default size), *polygon*
+(click the vertices; double-click or click the first vertex to close; Escape cancels). After a
+shape is drawn the select tool is back, so it can be moved at once. Delete (key or button)
+deletes the selected region; a region still named by a rule or combinator is refused.
+
+Coordinates are the frame pixels of the region's camera, rounded to whole pixels. A region is
+drawn only on its own camera's tile; a region without ``CAMERA`` on every tile. A new region is
+named ``region_N``, reads the camera of the tile it was drawn on (its coordinates are that
+camera's pixels) and watches the model's first keypoint.
+
+Below the list, :class:`app.gui.region_rule_panel.RegionRulePanel` makes the selected region a rule:
+its camera (a choice only with several cameras), its keypoint (from the model's list, given by
+:meth:`RegionEditor.use_rig`) and its action (a pulse or train on one of the rig's devices), all
+written by Save.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from PyQt5 import sip
+from PyQt5.QtCore import QEvent, QPointF, QRectF, Qt, pyqtSignal
+from PyQt5.QtGui import QColor, QKeyEvent, QMouseEvent, QPainter, QPen, QPolygonF
+from PyQt5.QtWidgets import (
+    QAbstractButton,
+    QButtonGroup,
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from deeplabstream.app.gui.live_view import CameraView, paint_label
+from deeplabstream.app.gui.region_rule_panel import RegionRulePanel, RigChoices
+from deeplabstream.experiments.config_edit import (
+    ConfigEditError,
+    ConfigText,
+    RegionAction,
+    RegionSpec,
+    save_regions,
+)
+from deeplabstream.experiments.triggers.geometry import (
+    Circle,
+    Ellipse,
+    Polygon,
+    Rectangle,
+    RegionShape,
+)
+from deeplabstream.live.processes.messages import ExperimentStatus
+
+TOOLS = ("select", "circle", "rectangle", "polygon")
+HANDLE_PX = 7.0  # how near (widget pixels) a press must be to grab a handle
+EDGE_PX = 4.0  # a press this near a region's border still selects it
+MIN_DRAG_PX = 4.0  # a shorter drag with a drawing tool is a click: a default-size shape
+Point = tuple[float, float]
+_REGION_TYPES = (Circle, Rectangle, Ellipse, Polygon)
+
+_REGION_PEN = QColor(0, 220, 255)
+_SELECTED_PEN = QColor(255, 220, 0)
+_DRAFT_PEN = QColor(255, 255, 255)
+
+
+# --------------------------------------------------------------------------------------------------
+# Shape editing, in frame pixels (no Qt)
+# --------------------------------------------------------------------------------------------------
+
+
+def handles(shape: RegionShape) -> list[Point]:
+    """Return the points that resize ``shape`` when dragged."""
+    if isinstance(shape, Circle):
+        return [
+            (shape.cx + shape.r, shape.cy),
+            (shape.cx, shape.cy + shape.r),
+            (shape.cx - shape.r, shape.cy),
+            (shape.cx, shape.cy - shape.r),
+        ]
+    if isinstance(shape, Rectangle):
+        return [
+            (shape.x_min, shape.y_min),
+            (shape.x_max, shape.y_min),
+            (shape.x_max, shape.y_max),
+            (shape.x_min, shape.y_max),
+        ]
+    if isinstance(shape, Ellipse):
+        angle = math.radians(shape.angle_deg)
+        cos, sin = math.cos(angle), math.sin(angle)
+        return [
+            (shape.cx + shape.rx * cos, shape.cy + shape.rx * sin),
+            (shape.cx - shape.ry * sin, shape.cy + shape.ry * cos),
+        ]
+    return list(shape.points)
+
+
+def moved(shape: RegionShape, dx: float, dy: float) -> RegionShape:
+    """Return ``shape`` shifted by (dx, dy)."""
+    if isinstance(shape, Circle):
+        return Circle(shape.cx + dx, shape.cy + dy, shape.r)
+    if isinstance(shape, Rectangle):
+        return Rectangle(shape.x_min + dx, shape.y_min + dy, shape.x_max + dx, shape.y_max + dy)
+    if isinstance(shape, Ellipse):
+        return replace(shape, cx=shape.cx + dx, cy=shape.cy + dy)
+    return Polygon(tuple((x + dx, y + dy) for x, y in shape.points))
+
+
+def resized(shape: RegionShape, handle: int, x: float, y: float) -> RegionShape:
+    """Return ``shape`` with handle number ``handle`` (of :func:`handles`) dragged to (x, y).
+
+    The result is never degenerate: a radius, semi-axis or side is at least one pixel.
+    """
+    if isinstance(shape, Circle):
+        return Circle(shape.cx, shape.cy, max(1.0, math.hypot(x - shape.cx, y - shape.cy)))
+    if isinstance(shape, Rectangle):
+        corners = handles(shape)
+        fixed_x, fixed_y = corners[(handle + 2) % 4]  # the opposite corner stays
+        x_min, x_max = sorted((fixed_x, x))
+        y_min, y_max = sorted((fixed_y, y))
+        return Rectangle(x_min, y_min, max(x_max, x_min + 1), max(y_max, y_min + 1))
+    if isinstance(shape, Ellipse):
+        angle = math.radians(shape.angle_deg)
+        cos, sin = math.cos(angle), math.sin(angle)
+        dx, dy = x - shape.cx, y - shape.cy
+        if handle == 0:
+            return replace(shape, rx=max(1.0, abs(dx * cos + dy * sin)))
+        return replace(shape, ry=max(1.0, abs(-dx * sin + dy * cos)))
+    points = list(shape.points)
+    points[handle] = (x, y)
+    return Polygon(tuple(points))
+
+
+def rounded(shape: RegionShape) -> RegionShape:
+    """Return ``shape`` in whole frame pixels (finer than any mouse on a scaled tile)."""
+    if isinstance(shape, Circle):
+        return Circle(round(shape.cx), round(shape.cy), max(1, round(shape.r)))
+    if isinstance(shape, Rectangle):
+        x_min, y_min = round(shape.x_min), round(shape.y_min)
+        x_max, y_max = round(shape.x_max), round(shape.y_max)
+        return Rectangle(x_min, y_min, max(x_max, x_min + 1), max(y_max, y_min + 1))
+    if isinstance(shape, Ellipse):
+        return Ellipse(
+            round(shape.cx),
+            round(shape.cy),
+            max(1, round(shape.rx)),
+            max(1, round(shape.ry)),
+            round(shape.angle_deg, 1),
+        )
+    return Polygon(tuple((round(x), round(y)) for x, y in shape.points))
+
+
+def unique_name(taken: Sequence[str], stem: str = "region") -> str:
+    """Return ``stem_N`` with the smallest N >= 1 not in ``taken``."""
+    number = 1
+    while f"{stem}_{number}" in taken:
+        number += 1
+    return f"{stem}_{number}"
+
+
+def regions_of_status(status: ExperimentStatus | None) -> list[RegionSpec]:
+    """Return the regions a running experiment reports, to show a Python experiment's (read-only).
+
+    A trigger with several region shapes gives one entry each (``name``, ``name_2``, ...).
+    """
+    found: list[RegionSpec] = []
+    for trigger in status.triggers if status is not None else ():
+        shapes = [
+            s for s in trigger.shapes if isinstance(s, Circle | Rectangle | Ellipse | Polygon)
+        ]
+        for number, shape in enumerate(shapes, start=1):
+            name = trigger.name if number == 1 else f"{trigger.name}_{number}"
+            found.append(RegionSpec(name, trigger.camera, shape, None))
+    return found
+
+
+@dataclass
+class Region:
+    """A region as the editor holds it (mutable while it is dragged or its rule is edited)."""
+
+    name: str
+    camera: str | None
+    shape: RegionShape
+    keypoint: str | None
+    kind: str = "region"
+    action: RegionAction | None = None
+    action_changed: bool = False  # Save writes the action (else the file's rules stay as they are)
+
+    @classmethod
+    def of(cls, spec: RegionSpec, action: RegionAction | None = None) -> Region:
+        """Return the editor's copy of ``spec`` with the action the file gives it."""
+        return cls(spec.trigger, spec.camera, spec.shape, spec.keypoint, spec.kind, action)
+
+    def spec(self) -> RegionSpec:
+        """Return the region as config data."""
+        action = self.action if self.action_changed else None
+        return RegionSpec(self.name, self.camera, self.shape, self.keypoint, self.kind, action)
+
+
+@dataclass
+class _Drag:
+    """A mouse drag in progress on one tile."""
+
+    camera: str
+    action: str  # "move", "handle", "circle" or "rectangle"
+    start: Point
+    original: RegionShape | None = None
+    handle: int = 0
+    changed: bool = False
+
+
+@dataclass
+class _Draft:
+    """A shape being drawn: its tile, and the points so far (polygon) or its preview."""
+
+    camera: str
+    points: list[Point] = field(default_factory=list)
+    preview: RegionShape | None = None
+    hover: Point | None = None
+
+
+# --------------------------------------------------------------------------------------------------
+# The editor
+# --------------------------------------------------------------------------------------------------
+
+
+class RegionEditor(QWidget):
+    """Tools, camera chooser, region list and status; draws and edits on attached tiles.
+
+    Use :meth:`attach` with the live view's tiles and :meth:`load` with the experiment's config
+    file (None: a Python experiment, read-only). The editor reads the file, never the running
+    experiment, so it works on the stream alone.
+    """
+
+    saved = pyqtSignal(Path)
+    """The config file was written (its path)."""
+    failed = pyqtSignal(str)
+    """A save or delete was refused; the message is also in the status line."""
+    dirty_changed = pyqtSignal(bool)
+    """Whether there are unsaved changes."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("region_editor")
+        self.config_path: Path | None = None
+        self.cameras: list[str] = []
+        self.keypoints: list[str] = []
+        self.devices: list[str] = []  # the rig's stimulation devices, for actions
+        self._rig_keypoints: dict[str | None, list[str]] = {}  # each camera's model's keypoints
+        self.before_save: Callable[[Path], Path] | None = None
+        """Called with the config file before a save; returns the file to write (a copy)."""
+        self.regions: list[Region] = []
+        self.selected: str | None = None
+        self.tool = "select"
+        self.read_only = True
+        self._dirty = False
+        self._other_triggers: list[str] = []  # names taken by triggers that are not regions
+        self._views: dict[str, CameraView] = {}
+        self._drag: _Drag | None = None
+        self._draft: _Draft | None = None
+        self._build()
+        self._show_state()
+
+    # ---------------------------------------------------------------------------- widgets
+
+    def _build(self) -> None:
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        row = QHBoxLayout()
+        self._tool_group = QButtonGroup(self)
+        self._tool_group.setExclusive(True)
+        self.tool_buttons: dict[str, QToolButton] = {}
+        for tool in TOOLS:
+            button = self._button(f"region_{tool}", tool.capitalize(), row)
+            button.setCheckable(True)
+            self._tool_group.addButton(button)
+            self.tool_buttons[tool] = button
+        self.tool_buttons["select"].setChecked(True)
+        self._tool_group.buttonClicked.connect(self._tool_clicked)
+        self.delete_button = self._button("region_delete", "Delete", row)
+        self.delete_button.clicked.connect(self._delete_clicked)
+        self.save_button = self._button("region_save", "Save", row)
+        self.save_button.clicked.connect(self._save_clicked)
+        self.revert_button = self._button("region_revert", "Revert", row)
+        self.revert_button.clicked.connect(self.revert)
+        layout.addLayout(row)
+        self.region_list = QListWidget()
+        self.region_list.setObjectName("region_list")
+        self.region_list.currentRowChanged.connect(self._row_chosen)
+        layout.addWidget(self.region_list, 1)
+        self.rule_panel = RegionRulePanel()
+        self.rule_panel.changed.connect(self._rule_changed)
+        self.camera_box: QComboBox = self.rule_panel.camera_box
+        self.camera_box.activated.connect(self._camera_chosen)
+        layout.addWidget(self.rule_panel)
+        self.status = QLabel()
+        self.status.setObjectName("region_status")
+        self.status.setWordWrap(True)
+        layout.addWidget(self.status)
+
+    def _button(self, name: str, text: str, row: QHBoxLayout) -> QToolButton:
+        button = QToolButton()
+        button.setObjectName(name)
+        button.setText(text)
+        row.addWidget(button)
+        return button
+
+    # ---------------------------------------------------------------------------- public API
+
+    @property
+    def dirty(self) -> bool:
+        """Whether the regions differ from the file (unsaved changes)."""
+        return self._dirty
+
+    def attach(self, views: dict[str, CameraView]) -> None:
+        """Draw on ``views`` (camera name -> tile) and take their mouse and keys."""
+        self.detach()
+        self._views = dict(views)
+        for view in self._views.values():
+            view.set_overlay(self)
+
+    def detach(self) -> None:
+        """Give the tiles back (before they are deleted, or to hide the regions)."""
+        for view in self._live_views():
+            if view.overlay is self:
+                view.set_overlay(None)
+        self._views = {}
+        self._drag = None
+        self._draft = None
+
+    def load(
+        self,
+        config_path: Path | None,
+        cameras: list[str],
+        keypoints: list[str],
+        running: Sequence[RegionSpec] = (),
+    ) -> None:
+        """Read the regions of ``config_path``; None: a Python experiment, shown read-only.
+
+        Parameters
+        ----------
+        config_path
+            The experiment's config file, or None when the experiment is a Python class.
+        cameras
+            The stream's (analysed) cameras, for the camera chooser and new regions.
+        keypoints
+            The model's keypoints; a new region watches the first (or the regions' own).
+        running
+            With no file: the running experiment's regions, to show (read-only).
+        """
+        self.config_path = Path(config_path) if config_path is not None else None
+        self.cameras = list(cameras)
+        self.keypoints = list(keypoints)
+        self.read_only = self.config_path is None
+        self._drag = None
+        self._draft = None
+        self.selected = None
+        message = ""
+        if self.config_path is None:
+            self.regions = [Region.of(spec) for spec in running]
+            self._other_triggers = []
+            message = (
+                "This experiment is a Python class: it has no config file to edit (read-only)."
+            )
+        else:
+            try:
+                text = ConfigText(self.config_path.read_text(encoding="utf-8"))
+                self.regions = [
+                    Region.of(spec, text.region_action(spec.trigger)) for spec in text.regions()
+                ]
+                self._other_triggers = text.trigger_names()
+                message = f"{len(self.regions)} region(s) in {self.config_path.name}"
+            except (OSError, ConfigEditError) as error:
+                self.regions, self._other_triggers = [], []
+                self.read_only = True
+                message = f"Cannot read {self.config_path}: {error}"
+        self._set_dirty(False)
+        self._refresh(message)
+
+    def use_rig(self, keypoints: dict[str | None, list[str]], devices: list[str]) -> None:
+        """Offer each camera's model's keypoints (None: a model for any camera) and the devices.
+
+        Called whenever the Rig tab's check finds them, before any stream: a region's keypoint
+        and action can then be chosen from the model's and the rig's lists.
+        """
+        self._rig_keypoints = {camera: list(names) for camera, names in keypoints.items()}
+        self.devices = list(devices)
+        self._refresh()
+
+    def rename_keypoints(self, config_path: Path, mapping: dict[str, str]) -> None:
+        """Follow a keypoint mapping just saved into ``config_path``, keeping unsaved edits."""
+        self.config_path = config_path
+        for region in self.regions:
+            keypoint = region.keypoint or "nose"  # the region kind's default
+            region.keypoint = mapping.get(keypoint, region.keypoint)
+        self._refresh()
+
+    def keypoints_for(self, camera: str | None) -> list[str]:
+        """Return the keypoints a region of ``camera`` may watch: its model's, else any known."""
+        if camera in self._rig_keypoints:
+            return self._rig_keypoints[camera]
+        for names in self._rig_keypoints.values():
+            return names
+        return self.keypoints
+
+    def set_tool(self, tool: str) -> None:
+        """Choose a tool: one of :data:`TOOLS`."""
+        if tool not in TOOLS:
+            raise ValueError(f"unknown tool {tool!r}; expected one of {', '.join(TOOLS)}")
+        self.tool = tool
+        self.tool_buttons[tool].setChecked(True)
+        self._draft = None
+        self._drag = None
+        self._update_views()
+
+    def select(self, name: str | None) -> None:
+        """Select the region ``name`` (None: none)."""
+        self.selected = name if name in {r.name for r in self.regions} else None
+        self._refresh()
+
+    def region(self, name: str) -> Region | None:
+        """Return the region ``name``, or None."""
+        return next((r for r in self.regions if r.name == name), None)
+
+    def set_camera(self, name: str, camera: str | None) -> None:
+        """Make region ``name`` read ``camera``'s pixels (None: any one camera)."""
+        region = self.region(name)
+        if region is None or self.read_only or region.camera == camera:
+            return
+        region.camera = camera
+        self._set_dirty(True)
+        self._refresh(f"{name} now reads camera {camera or 'any'}")
+
+    def delete_selected(self) -> bool:
+        """Delete the selected region; refused (status, ``failed``) while a rule names it."""
+        region = self.region(self.selected or "")
+        if region is None or self.read_only:
+            return False
+        users = self._users_in_file(region.name)
+        if users:
+            self._fail(
+                f"Cannot delete region {region.name!r}: it is used by {'; '.join(users)}. "
+                "Change or delete those first."
+            )
+            return False
+        self.regions.remove(region)
+        self.selected = None
+        self._set_dirty(True)
+        self._refresh(f"Deleted {region.name} (not saved yet)")
+        return True
+
+    def save(self) -> bool:
+        """Write the regions into the config file; errors go to the status and ``failed``."""
+        if self.config_path is None or self.read_only:
+            self._fail("Nothing to save: this experiment has no config file.")
+            return False
+        try:
+            if self.before_save is not None:  # a shipped config is copied beside the settings
+                self.config_path = self.before_save(self.config_path)
+            save_regions(self.config_path, [r.spec() for r in self.regions])
+        except (ConfigEditError, OSError) as error:
+            self._fail(str(error))
+            return False
+        for region in self.regions:  # the file now holds them: read them back as written
+            region.action_changed = False
+        self._reread_actions()
+        self._set_dirty(False)
+        self._refresh(f"Saved to {self.config_path} (previous file: {self.config_path.name}.bak)")
+        self.saved.emit(self.config_path)
+        return True
+
+    def _reread_actions(self) -> None:
+        """Take the actions' section names from the file just written (new ones got names)."""
+        if self.config_path is None:
+            return
+        try:
+            text = ConfigText(self.config_path.read_text(encoding="utf-8"))
+        except OSError:
+            return
+        for region in self.regions:
+            region.action = text.region_action(region.name)
+
+    def revert(self) -> None:
+        """Drop unsaved changes: read the file again."""
+        self.load(self.config_path, self.cameras, self.keypoints)
+
+    # ---------------------------------------------------------------------------- overlay
+
+    def paint_overlay(self, view: CameraView, painter: QPainter) -> None:
+        """Draw the regions of ``view``'s camera, the selection's handles and any draft."""
+        scale = view.scale()
+        if scale <= 0:
+            return
+        painter.save()
+        painter.setRenderHint(QPainter.Antialiasing)
+        for region in self._regions_on(view.name):
+            chosen = region.name == self.selected
+            painter.setPen(QPen(_SELECTED_PEN if chosen else _REGION_PEN, 3 if chosen else 2))
+            painter.setBrush(Qt.NoBrush)
+            _draw_shape(painter, view, region.shape)
+            cx, cy = region.shape.center
+            paint_label(painter, view.to_widget(cx, cy), region.name)  # white on dark: readable
+            if chosen and not self.read_only:
+                painter.setBrush(_SELECTED_PEN)
+                for x, y in handles(region.shape):
+                    point = view.to_widget(x, y)
+                    painter.drawRect(QRectF(point.x() - 4, point.y() - 4, 8, 8))
+        if self._draft is not None and self._draft.camera == view.name:
+            painter.setPen(QPen(_DRAFT_PEN, 2, Qt.DashLine))
+            painter.setBrush(Qt.NoBrush)
+            if self._draft.preview is not None:
+                _draw_shape(painter, view, self._draft.preview)
+            points = [view.to_widget(x, y) for x, y in self._draft.points]
+            if self._draft.hover is not None and points:
+                points.append(view.to_widget(*self._draft.hover))
+            painter.drawPolyline(QPolygonF(points))
+        painter.restore()
+
+    def overlay_event(self, view: CameraView, event: QEvent) -> bool:
+        """Handle a tile's mouse or key event; return whether it was used."""
+        if isinstance(event, QKeyEvent):
+            return self._key(event)
+        if not isinstance(event, QMouseEvent) or self.read_only:
+            return False
+        point = view.to_frame(event.localPos())
+        if point is None:
+            return False
+        kind = event.type()
+        if kind == QEvent.MouseButtonPress and event.button() == Qt.LeftButton:
+            self._press(view, point)
+        elif kind == QEvent.MouseMove:
+            self._move(view, point)
+        elif kind == QEvent.MouseButtonRelease and event.button() == Qt.LeftButton:
+            self._release(view, point)
+        elif kind == QEvent.MouseButtonDblClick and event.button() == Qt.LeftButton:
+            self._double_click(view, point)
+        else:
+            return False
+        return True
+
+    def keyPressEvent(self, event: QKeyEvent | None) -> None:  # noqa: N802 - Qt's name
+        """Delete (or Backspace) deletes the selected region; Escape cancels a drawing."""
+        if event is None or not self._key(event):
+            super().keyPressEvent(event)
+
+    # ---------------------------------------------------------------------------- mouse tools
+
+    def _key(self, event: QKeyEvent) -> bool:
+        if event.key() in (Qt.Key_Delete, Qt.Key_Backspace):
+            self.delete_selected()
+            return True
+        if event.key() == Qt.Key_Escape and (self._draft is not None or self._drag is not None):
+            self._draft = None
+            self._drag = None
+            self._update_views()
+            return True
+        return False
+
+    def _press(self, view: CameraView, point: Point) -> None:
+        if self.tool == "polygon":
+            self._polygon_click(view, point)
+            return
+        if self.tool in ("circle", "rectangle"):
+            self._drag = _Drag(view.name, self.tool, point)
+            self._draft = _Draft(view.name)
+            return
+        selected = self.region(self.selected or "")
+        if selected is not None and selected in self._regions_on(view.name):
+            index = _handle_at(view, selected.shape, point)
+            if index is not None:
+                self._drag = _Drag(view.name, "handle", point, selected.shape, index)
+                return
+        hit = self._region_at(view, point)
+        self.select(hit.name if hit is not None else None)
+        if hit is not None:
+            self._drag = _Drag(view.name, "move", point, hit.shape)
+
+    def _move(self, view: CameraView, point: Point) -> None:
+        drag = self._drag
+        if drag is None:
+            if self._draft is not None and self._draft.camera == view.name:
+                self._draft.hover = point  # the polygon's next edge follows the mouse
+                view.update()
+            return
+        if drag.camera != view.name:
+            return
+        x, y = point
+        if drag.action in ("circle", "rectangle"):
+            assert self._draft is not None
+            self._draft.preview = _drawn(drag.action, drag.start, point)
+        else:
+            region = self.region(self.selected or "")
+            if region is None or drag.original is None:
+                return
+            if drag.action == "move":
+                region.shape = moved(drag.original, x - drag.start[0], y - drag.start[1])
+            else:
+                region.shape = resized(drag.original, drag.handle, x, y)
+            drag.changed = True
+        view.update()
+
+    def _release(self, view: CameraView, point: Point) -> None:
+        drag = self._drag
+        if drag is not None and drag.action in ("move", "handle") and point != drag.start:
+            self._move(view, point)  # the release point counts even if no move came
+        self._drag = None
+        if drag is None or drag.camera != view.name:
+            return
+        if drag.action in ("circle", "rectangle"):
+            self._draft = None
+            distance = math.dist(drag.start, point) * view.scale()
+            shape = (
+                _drawn(drag.action, drag.start, point)
+                if distance >= MIN_DRAG_PX
+                else _default_shape(drag.action, drag.start, view)
+            )
+            self._add(view, shape)
+            return
+        region = self.region(self.selected or "")
+        if drag.changed and region is not None:
+            region.shape = rounded(region.shape)
+            self._set_dirty(True)
+            verb = "Moved" if drag.action == "move" else "Resized"
+            self._refresh(f"{verb} {region.name}: {region.shape}")
+
+    def _double_click(self, view: CameraView, point: Point) -> None:
+        draft = self._draft
+        if self.tool != "polygon" or draft is None or draft.camera != view.name:
+            return
+        if not draft.points or _widget_distance(view, draft.points[-1], point) > HANDLE_PX:
+            draft.points.append(point)
+        self._close_polygon(view)
+
+    def _polygon_click(self, view: CameraView, point: Point) -> None:
+        draft = self._draft
+        if draft is None:
+            self._draft = _Draft(view.name, [point])
+            view.update()
+            return
+        if draft.camera != view.name:
+            return  # a polygon lies on the tile it was begun on
+        if len(draft.points) >= 3 and _widget_distance(view, draft.points[0], point) <= HANDLE_PX:
+            self._close_polygon(view)
+            return
+        if _widget_distance(view, draft.points[-1], point) > 2:
+            draft.points.append(point)
+        view.update()
+
+    def _close_polygon(self, view: CameraView) -> None:
+        draft = self._draft
+        if draft is None:
+            return
+        if len(draft.points) < 3:
+            self._refresh("A polygon needs at least 3 vertices: click more, then double-click.")
+            return
+        self._draft = None
+        self._add(view, Polygon(tuple(draft.points)))
+
+    def _add(self, view: CameraView, shape: RegionShape) -> None:
+        """Add a new region drawn on ``view``; select it and go back to the select tool."""
+        taken = [*self._other_triggers, *(r.name for r in self.regions)]
+        region = Region(
+            name=unique_name(taken),
+            camera=view.name,  # its coordinates are this camera's pixels
+            shape=rounded(shape),
+            keypoint=self._keypoint(view.name),
+        )
+        self.regions.append(region)
+        self.selected = region.name
+        self._set_dirty(True)
+        self.set_tool("select")
+        self._refresh(f"Added {region.name}: {region.shape} (not saved yet)")
+
+    def _keypoint(self, camera: str | None) -> str | None:
+        """Return the keypoint a new region watches: the model's first, or the regions' own."""
+        names = self.keypoints_for(camera)
+        if names:
+            return names[0]
+        return next((r.keypoint for r in self.regions if r.keypoint), None)
+
+    # ---------------------------------------------------------------------------- helpers
+
+    def _regions_on(self, camera: str) -> list[Region]:
+        return [r for r in self.regions if r.camera in (None, camera)]
+
+    def _region_at(self, view: CameraView, point: Point) -> Region | None:
+        """Return the topmost (last drawn) region of ``view`` at ``point``."""
+        scale = view.scale()
+        for region in reversed(self._regions_on(view.name)):
+            if region.shape.distance_outside(*point) * scale <= EDGE_PX:
+                return region
+        return None
+
+    def _users_in_file(self, name: str) -> list[str]:
+        """Return the rules and combinators of the file that name ``name``, but its own action.
+
+        A rule that is nothing but the region's action goes with the region when it is deleted.
+        """
+        if self.config_path is None:
+            return []
+        try:
+            text = ConfigText(self.config_path.read_text(encoding="utf-8"))
+        except OSError:
+            return []
+        users = text.users_of(name)
+        own = text.region_action(name)
+        if own is not None and text.is_action_only(own):
+            users = [u for u in users if not u.startswith(f"[Rule {own.rule}]")]
+        return users
+
+    def _fail(self, message: str) -> None:
+        self.status.setText(message)
+        self.failed.emit(message)
+
+    def _set_dirty(self, dirty: bool) -> None:
+        changed = dirty != self._dirty
+        self._dirty = dirty
+        if changed:
+            self.dirty_changed.emit(dirty)
+
+    def _delete_clicked(self) -> None:
+        self.delete_selected()
+
+    def _save_clicked(self) -> None:
+        self.save()
+
+    def _tool_clicked(self, button: QAbstractButton) -> None:
+        tool = next(t for t, b in self.tool_buttons.items() if b is button)
+        self.set_tool(tool)
+
+    def _row_chosen(self, row: int) -> None:
+        if 0 <= row < len(self.regions) and self.regions[row].name != self.selected:
+            # the list already shows the choice: no rebuild of it inside its own signal
+            self.selected = self.regions[row].name
+            self._show_camera()
+            self._show_state()
+            self._update_views()
+
+    def _camera_chosen(self, index: int) -> None:
+        if self.selected is not None:
+            self.set_camera(self.selected, self.camera_box.itemData(index))
+
+    def _label(self, region: Region) -> str:
+        """``name (camera): shape, keypoint, action``; the camera only where there is a choice."""
+        camera = ""
+        if region.camera is None:
+            camera = " (camera?)" if len(self.cameras) > 1 else ""
+        elif self.cameras and region.camera not in self.cameras:
+            camera = f" ({region.camera}: not open)"
+        elif len(self.cameras) > 1:
+            camera = f" ({region.camera})"
+        if self.config_path is None:  # a running Python experiment's: its shape is all we know
+            return f"{region.name}{camera}: {region.shape}"
+        keypoint = region.keypoint or "nose"  # the region kind's default
+        if keypoint not in self.keypoints_for(region.camera) and self._rig_keypoints:
+            keypoint += " (not in the model)"
+        action = region.action.describe() if region.action is not None else "no action"
+        return f"{region.name}{camera}: {region.shape}, {keypoint}, {action}"
+
+    def _rule_changed(self, message: str) -> None:
+        """Mark the change the panel made to the selected region's keypoint or action."""
+        self._set_dirty(True)
+        self._refresh(message)
+
+    def _refresh(self, message: str | None = None) -> None:
+        """Show the list, the camera chooser, the buttons and the tiles as the state is now."""
+        self.region_list.blockSignals(True)
+        self.region_list.clear()
+        for region in self.regions:
+            self.region_list.addItem(QListWidgetItem(self._label(region)))
+        names = [r.name for r in self.regions]
+        if self.selected in names:
+            self.region_list.setCurrentRow(names.index(self.selected))
+        self.region_list.blockSignals(False)
+        self._show_camera()
+        if message is not None:
+            self.status.setText(message + (" - unsaved changes" if self._dirty else ""))
+        self._show_state()
+        self._update_views()
+
+    def _show_camera(self) -> None:
+        """Show the selected region's camera, keypoint and action in the rule panel."""
+        region = self.region(self.selected or "")
+        camera = region.camera if region is not None else None
+        choices = RigChoices(
+            tuple(self.cameras), tuple(self.keypoints_for(camera)), tuple(self.devices)
+        )
+        self.rule_panel.show_region(region, choices, editable=not self.read_only)
+
+    def _show_state(self) -> None:
+        editable = not self.read_only
+        for tool, button in self.tool_buttons.items():
+            button.setEnabled(editable or tool == "select")
+        has_selection = self.region(self.selected or "") is not None
+        self.delete_button.setEnabled(editable and has_selection)
+        self.save_button.setEnabled(editable and self._dirty)
+        self.revert_button.setEnabled(editable and self._dirty)
+
+    def _live_views(self) -> list[CameraView]:
+        """Return the attached tiles that still exist (a closed live view deletes its tiles)."""
+        return [view for view in self._views.values() if not sip.isdeleted(view)]
+
+    def _update_views(self) -> None:
+        for view in self._live_views():
+            view.update()
+
+
+def _drawn(tool: str, start: Point, end: Point) -> RegionShape:
+    """Return the circle (centre ``start``) or rectangle (corners) a drag start -> end draws."""
+    if tool == "circle":
+        return Circle(start[0], start[1], max(1.0, math.dist(start, end)))
+    x_min, x_max = sorted((start[0], end[0]))
+    y_min, y_max = sorted((start[1], end[1]))
+    return Rectangle(x_min, y_min, max(x_max, x_min + 1), max(y_max, y_min + 1))
+
+
+def _default_shape(tool: str, at: Point, view: CameraView) -> RegionShape:
+    """Return the shape a click (no drag) draws: a tenth of the frame's smaller side in size."""
+    image = view.image
+    size = 0.1 * min(image.width(), image.height()) if image is not None else 20.0
+    x, y = at
+    if tool == "circle":
+        return Circle(x, y, max(1.0, size))
+    return Rectangle(x - size, y - size, x + size, y + size)
+
+
+def _widget_distance(view: CameraView, a: Point, b: Point) -> float:
+    return math.dist(a, b) * view.scale()
+
+
+def _handle_at(view: CameraView, shape: RegionShape, point: Point) -> int | None:
+    """Return the index of the handle of ``shape`` nearest ``point`` within reach, or None."""
+    reach = [(_widget_distance(view, h, point), i) for i, h in enumerate(handles(shape))]
+    distance, index = min(reach)
+    return index if distance <= HANDLE_PX else None
+
+
+def _draw_shape(painter: QPainter, view: CameraView, shape: RegionShape) -> None:
+    """Draw ``shape`` (frame pixels) on ``view`` in widget coordinates."""
+    scale = view.scale()
+    if isinstance(shape, Circle):
+        painter.drawEllipse(view.to_widget(shape.cx, shape.cy), shape.r * scale, shape.r * scale)
+    elif isinstance(shape, Rectangle):
+        corners = [view.to_widget(x, y) for x, y in handles(shape)]
+        painter.drawPolygon(QPolygonF(corners))
+    elif isinstance(shape, Ellipse):
+        painter.save()
+        painter.translate(view.to_widget(shape.cx, shape.cy))
+        painter.rotate(shape.angle_deg)  # clockwise on screen, as cv2.ellipse
+        painter.drawEllipse(QPointF(0, 0), shape.rx * scale, shape.ry * scale)
+        painter.restore()
+    else:
+        painter.drawPolygon(QPolygonF([view.to_widget(x, y) for x, y in shape.points]))

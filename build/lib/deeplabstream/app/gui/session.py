@@ -1,0 +1,767 @@
+"""What the GUI's buttons do: one stream session, its parts started and stopped in a safe order.
+
+:class:`SessionController` owns the :class:`~live.session.live.LiveSession` of the window. Starting
+or stopping a part can take seconds (opening cameras, finalising files), so each runs on a
+background thread while the window keeps painting; meanwhile the other buttons wait and the stream
+is not serviced, which is harmless: cameras, recorders and the inference worker are separate
+processes that go on by themselves. Everything else happens on the GUI thread.
+
+Starting analysis can take much longer (a DeepLabCut model is converted to ONNX on first use,
+tens of seconds), so it runs beside the rest (:class:`AnalysisLoad`): a model that needs
+converting is converted in a helper process first (:mod:`app.gui.jobs`), then the pose worker is
+started on a background thread. Meanwhile the stream is serviced, recording starts and stops,
+the Analysis button cancels the load, and Stop Stream stops the stream (at once during the
+conversion, once the worker is up during its last seconds). :meth:`AnalysisLoad.progress_text`
+says the stage and the time so far.
+
+Order rules (what :meth:`SessionController.allowed` enforces):
+
+* analysis and recording need a stream; an experiment needs analysis;
+* stopping analysis stops its experiment; stopping the stream stops everything in order
+  (recorders finish their frames, the worker writes its files) and finalises ``session.json``;
+* the latency test (:meth:`SessionController.start_latency_test`) is an experiment of its own:
+  it needs analysis and no other experiment, and the Experiment button waits until it ends.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from PyQt5.QtCore import QObject, QThread, pyqtSignal
+
+from deeplabstream.app.gui.job_targets import Outcome, prepare_models_job
+from deeplabstream.app.gui.jobs import ProcessJob
+from deeplabstream.core.control import StopRequested
+from deeplabstream.core.device_lock import DeviceBusyError, DeviceLocks
+from deeplabstream.core.schema import SettingsError
+from deeplabstream.hardware.cameras.base import CameraError
+from deeplabstream.hardware.stimulation.latency import run_file
+from deeplabstream.live.selftest.latency_run import (
+    LatencyTestError,
+    LatencyTestPlan,
+    finish_latency_test,
+    plan_latency_test,
+    summary_lines,
+    write_experiment,
+)
+from deeplabstream.live.session.analysis import PoseError
+from deeplabstream.live.session.device_locks import lock_session_devices
+from deeplabstream.live.session.live import LiveSession, SessionEvent
+from deeplabstream.live.session.preflight import check_before_start
+from deeplabstream.live.session.recordings import RecordingError
+from deeplabstream.live.session.runner import SessionRunner
+from deeplabstream.live.session.summary import summary_lines as session_summary_lines
+from deeplabstream.outputs.video import RECORDED_VIDEO_SUFFIXES
+from deeplabstream.settings.sections import Settings
+
+log = logging.getLogger(__name__)
+
+
+class Part(Enum):
+    """What a button starts and stops."""
+
+    STREAM = "stream"
+    ANALYSIS = "analysis"
+    RECORDING = "recording"
+    EXPERIMENT = "experiment"
+
+
+#: How a click is named in a message: "Start Analysis: wait until ..."
+BUTTON_VERBS = {
+    Part.STREAM: "Stream",
+    Part.ANALYSIS: "Analysis",
+    Part.RECORDING: "Recording",
+    Part.EXPERIMENT: "Experiment",
+}
+#: The cause of a failure that a fixed settings file (or any part starting well) ends.
+SETTINGS_CAUSE = "settings"
+SECOND_RIG_HINT = (
+    "To run a second rig on this computer at the same time, give it its own cameras and "
+    'devices (docs/gui.md, "Closing, Ctrl-C and a second instance").'
+)
+
+
+def with_second_rig_hint(text: str) -> str:
+    """Return the lock's message whole, with how to run a second rig when it does not say."""
+    if "second rig" in text.lower() or "LOCK_FILE" in text:
+        return text
+    return f"{text} {SECOND_RIG_HINT}"
+
+
+def converted_models(settings: Settings) -> list[str]:
+    """Return the models of ``settings`` that are converted to ONNX on first use (paths)."""
+    from deeplabstream.pose.formats.catalogue import format_of
+
+    paths = {camera.common.model_path or settings.pose.model_path for camera in settings.cameras}
+    found = []
+    for path in sorted(str(p) for p in paths if p is not None):
+        model_format = format_of(Path(path)) if Path(path).exists() else None
+        if model_format is not None and model_format.converted:
+            found.append(path)
+    return found
+
+
+def events_file_name(run: int) -> str:
+    """Name the events file of a session's ``run``-th experiment (``live.session.live``'s rule)."""
+    return "events.csv" if run == 1 else f"events.run{run}.csv"
+
+
+@dataclass
+class LatencyRun:
+    """The latency test in progress: its plan, its events file, when its experiment started."""
+
+    plan: LatencyTestPlan
+    events_file: str = ""
+    started: float | None = None  # time.monotonic() once its experiment runs
+
+    @property
+    def duration(self) -> float:
+        """How long the board flashes, in seconds (``[LatencyTest] DURATION``)."""
+        return float(self.plan.settings.latency_test.duration)
+
+    def remaining(self, now: float | None = None) -> float | None:
+        """Seconds left until the test stops (None until its experiment has started)."""
+        if self.started is None:
+            return None
+        now = time.monotonic() if now is None else now
+        return max(0.0, self.started + self.duration - now)
+
+
+@dataclass
+class AnalysisLoad:
+    """Start Analysis in progress: converting the model (a helper process), then the worker.
+
+    Attributes
+    ----------
+    started
+        ``time.monotonic()`` when the button was pressed.
+    stage
+        What happens now, for the progress line.
+    job
+        The conversion's helper process while it runs.
+    task
+        The thread starting the pose worker, once the conversion is done.
+    cancelled
+        The user pressed Cancel Analysis: stop the worker as soon as it is up.
+    stop_after
+        Stop Stream was pressed during the worker's start: the reason to stop with once it is up.
+    """
+
+    started: float = field(default_factory=time.monotonic)
+    stage: str = "checking the settings"
+    job: ProcessJob | None = None
+    task: _Task | None = None
+    cancelled: bool = False
+    stop_after: str | None = None
+
+    def progress_text(self) -> str:
+        """Return ``starting analysis: STAGE (N s)``."""
+        stage = self.job.stage if self.job is not None and self.job.running else self.stage
+        return f"starting analysis: {stage} ({time.monotonic() - self.started:.0f} s)"
+
+
+#: Failures a user causes and can fix; their messages say what to do, so no traceback is printed.
+EXPECTED_FAILURES: tuple[type[Exception], ...] = (
+    CameraError,
+    SettingsError,
+    PoseError,
+    RecordingError,
+    DeviceBusyError,
+    OSError,
+)
+
+
+class _Task(QThread):
+    """Run one blocking call off the GUI thread; ``done`` carries its exception (or None)."""
+
+    done = pyqtSignal(object)
+
+    def __init__(self, call: Callable[[], object]) -> None:
+        super().__init__()
+        self._call = call
+
+    def run(self) -> None:  # QThread calls this on the new thread
+        try:
+            self._call()
+        except StopRequested as stop:  # the window closed while cameras opened: not a failure
+            log.info("start-up stopped: %s", stop.reason)
+            self.done.emit(stop)
+            return
+        except EXPECTED_FAILURES as error:  # a camera not found, a bad file: the message says it
+            log.error("%s", error)
+            self.done.emit(error)
+            return
+        except Exception as error:  # a bug: the traceback to the log, the message to the window
+            log.exception("GUI task failed")
+            self.done.emit(error)
+            return
+        self.done.emit(None)
+
+
+class SessionController(QObject):
+    """The stream of the window and the state of its four parts."""
+
+    changed = pyqtSignal()  # a part started or stopped, or a task began or ended
+    # Something the user must see (the window shows a banner); the banner goes once what
+    # caused it starts well (:attr:`failure_cause`).
+    # :attr:`failure_cause` is the part it concerns ("stream", "analysis"... "" when unknown),
+    # valid while the signal is delivered.
+    failed = pyqtSignal(str)
+    resolved = pyqtSignal(str)  # a part started well: its earlier failures are history
+    notice = pyqtSignal(str)  # worth a line in the status bar, not a banner
+    ended = pyqtSignal(str)  # the stream stopped by itself (sources ended, planned duration)
+    shut_down = pyqtSignal()  # after request_shutdown: everything stopped, files final
+    stream_closing = pyqtSignal()  # the stream is about to stop: let go of its display readers
+    latency_finished = pyqtSignal(str, str)  # the latency test's summary and its JSON file
+
+    def __init__(
+        self,
+        load_settings: Callable[[], Settings],
+        *,
+        output_dir: Path | None = None,
+    ) -> None:
+        super().__init__()
+        self._load_settings = load_settings
+        self.output_dir = output_dir
+        self.stream: LiveSession | None = None
+        self.runner: SessionRunner | None = None
+        self.busy: str | None = None  # what the background task is doing, e.g. "starting stream"
+        self.last_session: Path | None = None
+        self.last_summary: list[str] = []  # the last session's summary (live/session/summary.py)
+        self.recording_started: float | None = None  # time.monotonic() at Start Recording
+        self._locks: DeviceLocks | None = None  # the rig's cameras and devices, while streaming
+        self._task: _Task | None = None
+        self.loading: AnalysisLoad | None = None  # Start Analysis in progress
+        self.failure_cause = ""  # while ``failed`` is delivered: the part it concerns
+        self._after: Callable[[Exception | None], None] | None = None
+        self.latency: LatencyRun | None = None  # the latency test in progress
+        self.last_latency_json: Path | None = None
+        self._latency_summary = ""
+        self._experiments_started = 0  # of this stream, counted as the stream counts them
+        self._closing = False  # request_shutdown was called: stop, then say shut_down
+        self.start_interrupted = False  # the window closed (Ctrl-C) while the stream opened
+
+    # -- state ---------------------------------------------------------------------------------
+
+    @property
+    def streaming(self) -> bool:
+        """True while a stream is open and not stopped."""
+        return self.stream is not None
+
+    def running(self, part: Part) -> bool:
+        """Whether ``part`` runs now (analysis: once its start is over, not while it loads)."""
+        stream = self.stream
+        if stream is None:
+            return False
+        return {
+            Part.STREAM: True,
+            Part.ANALYSIS: stream.analysing and self.loading is None,
+            Part.RECORDING: stream.recording,
+            Part.EXPERIMENT: stream.experimenting,
+        }[part]
+
+    def allowed(self, part: Part) -> bool:
+        """Whether ``part``'s button may be pressed now (to start it, or to stop it)."""
+        return self.why_not(part) is None
+
+    def why_not(self, part: Part) -> str | None:
+        """Say why ``part``'s button cannot be pressed now; None when it can."""
+        if self.busy is not None:
+            return f"wait: {self.busy}"
+        loading = self.loading
+        if part is Part.ANALYSIS and loading is not None:
+            return "wait: the load is being cancelled" if loading.cancelled else None
+        if part is Part.EXPERIMENT and self.latency is not None:
+            return "the latency test's experiment stops by itself when the test ends"
+        if part is Part.STREAM or self.running(part):
+            return None
+        if not self.streaming:
+            return "press Start Stream first"
+        if part is Part.EXPERIMENT and loading is not None:
+            return "wait until analysis runs: the pose model is still loading"
+        if part is Part.EXPERIMENT and not self.running(Part.ANALYSIS):
+            return "press Start Analysis first: the experiment runs on the poses"
+        return None
+
+    @property
+    def working(self) -> bool:
+        """Whether a part is starting or stopping (a task, or Start Analysis's load)."""
+        return self.busy is not None or self.loading is not None
+
+    def latency_test_allowed(self) -> bool:
+        """Whether the latency test may start now: analysis runs, no experiment, nothing busy."""
+        return (
+            self.busy is None
+            and self.loading is None
+            and self.latency is None
+            and self.running(Part.ANALYSIS)
+            and not self.running(Part.EXPERIMENT)
+        )
+
+    @property
+    def session_dir(self) -> Path | None:
+        """The folder of the running session, or of the last one."""
+        if self.stream is not None and self.stream.session_dir is not None:
+            return self.stream.session_dir
+        return self.last_session
+
+    def recording_size_bytes(self) -> int:
+        """Bytes of video written so far in the session folder (all cameras)."""
+        folder = self.session_dir
+        if folder is None or not folder.is_dir():
+            return 0
+        total = 0
+        for path in folder.iterdir():
+            if path.suffix in RECORDED_VIDEO_SUFFIXES:
+                try:
+                    total += path.stat().st_size
+                except OSError:  # a file being renamed or removed: count it next time
+                    pass
+        return total
+
+    # -- buttons -------------------------------------------------------------------------------
+
+    def toggle(self, part: Part) -> None:
+        """Start ``part`` if it is stopped, stop it if it runs (the button's click).
+
+        A click that cannot be honoured now is answered with a notice saying why.
+        """
+        reason = self.why_not(part)
+        if reason is not None:
+            self.notice.emit(f"{BUTTON_VERBS[part]}: {reason}")
+            return
+        if part is Part.ANALYSIS and self.loading is not None:
+            self.cancel_analysis_load()
+        elif self.running(part):
+            self.stop(part)
+        else:
+            self.start(part)
+
+    def start(self, part: Part) -> None:
+        """Start ``part`` on a background thread (the stream itself is opened there too)."""
+        if part is Part.STREAM:
+            self._start_stream()
+            return
+        stream = self.stream
+        if stream is None:
+            return
+        if part in (Part.ANALYSIS, Part.EXPERIMENT) and not self._reload_settings(part):
+            return
+        if part is Part.ANALYSIS:
+            self._begin_analysis_load()
+        elif part is Part.RECORDING:
+            self._run("starting recording", self._start_recording)
+        elif part is Part.EXPERIMENT:
+            self._run("starting experiment", self._start_experiment)
+
+    def _reload_settings(self, part: Part) -> bool:
+        """Read the settings file again before a start; False (and a banner) when it is bad.
+
+        A user who fixed the model or the experiment after Start Stream gets the fix; what
+        cannot change while streaming (the cameras) is said in a notice.
+        """
+        stream = self.stream
+        assert stream is not None
+        try:
+            settings = self._load_settings()
+        except SettingsError as error:
+            self._fail(f"Cannot start {part.value}: {error}", SETTINGS_CAUSE)
+            return False
+        problems = check_before_start(settings, pose=True, experiment=part is Part.EXPERIMENT)
+        if problems:
+            self._fail(f"Cannot start {part.value}:\n" + "\n".join(problems), SETTINGS_CAUSE)
+            return False
+        for note in stream.reload_settings(settings):
+            self.notice.emit(f"Settings re-read: {note}")
+        return True
+
+    def stop(self, part: Part) -> None:
+        """Stop ``part`` on a background thread; files are finalised before it reports done."""
+        stream = self.stream
+        if stream is None:
+            return
+        if part is Part.STREAM:
+            self._stop_stream_soon("stopped by the user")
+        elif part is Part.ANALYSIS:
+            self._run("stopping analysis", stream.stop_analysis)
+        elif part is Part.RECORDING:
+            self._run("stopping recording", self._stop_recording)
+        elif part is Part.EXPERIMENT:
+            self._run("stopping experiment", stream.stop_experiment)
+
+    def start_latency_test(self) -> None:
+        """Run the stimulus board's latency self-test as an experiment of the running stream.
+
+        The settings are checked here (a LatencyTestError goes to the banner); the experiment
+        starts on a background thread, :meth:`service` stops it after ``[LatencyTest]
+        DURATION`` and analyses it on a background thread too, then ``latency_finished`` says
+        what came out (``latency_test*.json`` and ``.png`` in the session folder).
+        """
+        stream = self.stream
+        if stream is None or not self.latency_test_allowed():
+            return
+        if stream.session_dir is None:
+            self._fail("Latency test: the stream has no session folder yet", "latency")
+            return
+        try:
+            plan = plan_latency_test(stream.settings)
+        except LatencyTestError as error:
+            self._fail(str(error), "latency")
+            return
+        run = LatencyRun(plan)
+        self.latency = run
+        self._run(
+            "starting latency test",
+            lambda: self._start_latency_experiment(run),
+            after=lambda error: self._latency_started(run, error),
+        )
+
+    def request_shutdown(self) -> None:
+        """Stop everything on a background thread; ``shut_down`` is emitted when all is final.
+
+        Closing the window calls this: stopping finalises files for seconds, and the window
+        keeps painting (and saying so) meanwhile instead of freezing.
+        """
+        self._closing = True
+        if self.busy is not None:
+            return  # _task_done carries on when the task in progress ends
+        if self.stream is not None:
+            self._stop_stream_soon("window closed")
+            return
+        self.shut_down.emit()
+
+    def shutdown(self, reason: str = "window closed") -> None:
+        """Stop everything now, on this thread (closing the window); files are finalised."""
+        if self._task is not None:
+            self._task.wait()  # a start or stop in progress finishes first
+        loading, self.loading = self.loading, None
+        if loading is not None and loading.job is not None:
+            loading.job.cancel()
+        if loading is not None and loading.task is not None:
+            loading.task.wait()
+        if self.stream is not None:
+            self.stream_closing.emit()
+            self._stop_stream(reason)
+            self._after_stream_stopped()
+
+    # -- while running -------------------------------------------------------------------------
+
+    def service(self) -> None:
+        """Call often (the window's timer): handles the processes' news; never blocks."""
+        if self.busy is not None or self.runner is None:
+            return
+        if not self.runner.tick(0.0) and self.stream is not None:
+            reason = self.runner.stop_reason or "stopped"
+            if not reason.endswith("by the user") and not self._closing:
+                self.ended.emit(reason)
+            self._stop_stream_soon(reason)
+            return
+        self._service_latency_test()
+
+    def _service_latency_test(self) -> None:
+        """Stop and analyse the latency test once its time is up (or its experiment ended)."""
+        run = self.latency
+        if run is None or run.started is None or self.busy is not None:
+            return
+        if run.remaining() and self.running(Part.EXPERIMENT):
+            return
+        self._run(
+            "finishing latency test",
+            lambda: self._finish_latency_test(run),
+            after=lambda error: self._latency_done(run, error),
+        )
+
+    # -- Start Analysis, beside the rest ---------------------------------------------------------
+
+    def _begin_analysis_load(self) -> None:
+        """Convert the models that need it (helper process), then start the pose worker."""
+        stream = self.stream
+        assert stream is not None
+        load = self.loading = AnalysisLoad()
+        converted = converted_models(stream.settings)
+        if converted:
+            job = ProcessJob(
+                "converting the model",
+                prepare_models_job,
+                (converted, stream.settings.pose.precision),
+                parent=self,
+            )
+            job.finished.connect(lambda outcome, started=load: self._converted(started, outcome))
+            load.job = job
+            job.start()
+        else:
+            self._start_pose_worker(load)
+        self.changed.emit()
+
+    def _converted(self, load: AnalysisLoad, outcome: Outcome) -> None:
+        if load is not self.loading:
+            return  # cancelled: the stream or the load has gone on without it
+        load.job = None
+        if outcome.error:
+            self.loading = None
+            self._fail(f"Starting analysis failed: {outcome.error}", Part.ANALYSIS.value)
+            self.changed.emit()
+            return
+        self._start_pose_worker(load)
+
+    def _start_pose_worker(self, load: AnalysisLoad) -> None:
+        stream = self.stream
+        assert stream is not None
+        load.stage = "starting the pose worker (loading the model, warming it up)"
+        load.task = _Task(stream.start_analysis)
+        load.task.done.connect(
+            lambda error, started=load: self._pose_worker_started(started, error)
+        )
+        load.task.start()
+
+    def _pose_worker_started(self, load: AnalysisLoad, error: Exception | None) -> None:
+        if load.task is not None:
+            load.task.wait()
+        if load is not self.loading:
+            return
+        self.loading = None
+        if error is not None:
+            self._fail(f"Starting analysis failed: {error}", Part.ANALYSIS.value)
+        elif not load.cancelled and load.stop_after is None:
+            self.resolved.emit(Part.ANALYSIS.value)
+            for warning in self.stream.warnings if self.stream is not None else []:
+                self.notice.emit(f"Warning: {warning}")  # e.g. frames not the model's size
+        if load.stop_after is not None:
+            self.busy = None  # it only waited for the worker: now the stream stops
+            self._stop_stream_soon(load.stop_after)
+        elif load.cancelled and self.stream is not None and error is None:
+            self._run("stopping analysis", self.stream.stop_analysis)
+        else:
+            self.changed.emit()
+
+    def cancel_analysis_load(self) -> None:
+        """Cancel Start Analysis: at once while converting, as soon as the worker is up after."""
+        load = self.loading
+        if load is None:
+            return
+        if load.job is not None:
+            self.loading = None  # first: the job's "cancelled" outcome is then not a failure
+            load.job.cancel()
+            self.notice.emit("Start Analysis cancelled")
+        else:
+            load.cancelled = True
+            load.stage = "cancelling: the pose worker stops as soon as it has started"
+        self.changed.emit()
+
+    def _stop_stream_soon(self, reason: str) -> None:
+        """Stop the stream: at once, or once the pose worker that is starting is up."""
+        load = self.loading
+        if load is not None and load.task is not None:
+            load.stop_after = reason
+            self.busy = "stopping stream as soon as the pose worker has started"
+            self.stream_closing.emit()
+            self.changed.emit()
+            return
+        if load is not None:  # converting: stop the conversion now
+            self.loading = None
+            if load.job is not None:
+                load.job.cancel()
+        self.stream_closing.emit()
+        self._run("stopping stream", lambda: self._stop_stream(reason))
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _start_stream(self) -> None:
+        try:
+            settings = self._load_settings()
+        except Exception as error:  # bad settings: a banner, no traceback
+            self._fail(str(error), SETTINGS_CAUSE)
+            return
+        # Everything a start would find wrong is found now, before a camera opens or a session
+        # folder is made: the model and the experiment the file names (with its cameras and
+        # devices). A file without [Experiment] has chosen none: Start Experiment checks it.
+        problems = check_before_start(settings, pose=True, experiment=settings.experiment_chosen)
+        if problems:
+            self._fail("Cannot start the stream:\n" + "\n".join(problems), SETTINGS_CAUSE)
+            return
+        try:  # the window may start an experiment at any time: the rig's devices are its own
+            self._locks = lock_session_devices(settings, devices=True)
+        except DeviceBusyError as error:  # another session uses a camera or device: a banner
+            self._fail(with_second_rig_hint(str(error)), Part.STREAM.value)
+            return
+        self.stream = LiveSession(settings, output_dir=self.output_dir)
+        self._experiments_started = 0
+        self.latency = None
+        self.runner = SessionRunner(
+            self.stream,
+            duration_s=settings.session.planned_duration,
+            status_out=None,
+            on_event=self._on_event,
+        )
+        self._run("starting stream", self._open_stream)
+
+    def _open_stream(self) -> None:
+        assert self.stream is not None
+        self.stream.open(stop_requested=self._stop_requested)
+        self.stream.start()
+
+    def _stop_requested(self) -> str | None:
+        """Why a start-up wait should end (the window is closing), else None: any thread."""
+        return "the window was closed" if self._closing else None
+
+    def _start_experiment(
+        self, experiment_name: str | None = None, latency_test: Any = None
+    ) -> str:
+        """Start an experiment; returns its events file (counted as ``LiveSession`` counts them)."""
+        stream = self.stream
+        assert stream is not None
+        counts = stream.analysing and not stream.experimenting  # the stream names a file then
+        events_file = events_file_name(self._experiments_started + 1)
+        try:
+            stream.start_experiment(experiment_name=experiment_name, latency_test=latency_test)
+        finally:
+            if counts:
+                self._experiments_started += 1
+        return events_file
+
+    def _start_latency_experiment(self, run: LatencyRun) -> None:
+        stream = self.stream
+        assert stream is not None and stream.session_dir is not None
+        path = write_experiment(stream.session_dir, run.plan)
+        run.events_file = self._start_experiment(str(path), run.plan.spec)
+
+    def _latency_started(self, run: LatencyRun, error: Exception | None) -> None:
+        if error is not None:
+            self.latency = None  # _task_done shows the reason
+            return
+        run.started = time.monotonic()
+
+    def _finish_latency_test(self, run: LatencyRun) -> None:
+        stream = self.stream
+        assert stream is not None and stream.session_dir is not None
+        stream.stop_experiment()
+        figures = finish_latency_test(stream.session_dir, run.plan, run.events_file)
+        json_name = run_file(run.events_file, "latency_test")[: -len(".csv")] + ".json"
+        self.last_latency_json = stream.session_dir / json_name
+        self._latency_summary = "\n".join(summary_lines(figures))
+
+    def _latency_done(self, run: LatencyRun, error: Exception | None) -> None:
+        if self.latency is run:
+            self.latency = None
+        if error is None and self.last_latency_json is not None:
+            self.latency_finished.emit(self._latency_summary, str(self.last_latency_json))
+
+    def _start_recording(self) -> None:
+        assert self.stream is not None
+        self.stream.start_recording()
+        self.recording_started = time.monotonic()
+
+    def _stop_recording(self) -> None:
+        assert self.stream is not None
+        self.stream.stop_recording()
+        self.recording_started = None
+
+    def _stop_stream(self, reason: str) -> None:
+        stream = self.stream
+        if stream is not None:
+            stream.stop(reason)
+
+    def _say_summary(self, stream: LiveSession) -> None:
+        """Show the session's summary, rendered from its session.json (as the CLI prints it).
+
+        A session that ended with errors (losses, a missed deadline, a stall) gets the red
+        banner; otherwise the status bar.
+        """
+        if stream.record is None:
+            return
+        self.last_summary = session_summary_lines(stream.record, stream.session_dir)
+        if stream.record.get("errors"):
+            self.failed.emit("The session ended with errors:\n" + "\n".join(self.last_summary))
+        else:
+            self.notice.emit(" | ".join(line.strip() for line in self.last_summary))
+
+    def _after_stream_stopped(self) -> None:
+        stream = self.stream
+        if stream is not None:
+            folder = stream.session_dir
+            if stream.discard_preview():
+                self.notice.emit(f"Only a preview: nothing was recorded, {folder} was removed")
+            else:
+                self._say_summary(stream)
+            self.last_session = stream.session_dir
+        self.stream = None
+        self.runner = None
+        self.recording_started = None
+        if self.latency is not None:
+            self.latency = None
+            self._fail("Latency test cut short: the stream stopped before it ended", "latency")
+        if self._locks is not None:
+            self._locks.release()
+            self._locks = None
+        self.changed.emit()
+
+    def _on_event(self, event: SessionEvent) -> None:
+        if event.level < logging.WARNING:
+            return
+        text = event.message
+        if event.camera and event.camera not in text:  # say which camera, once
+            text = f"camera {event.camera!r}: {text}"
+        self._fail(text, Part.STREAM.value)
+
+    def _fail(self, text: str, cause: str) -> None:
+        """Emit ``failed`` with :attr:`failure_cause` set to ``cause`` while it is delivered."""
+        self.failure_cause = cause
+        try:
+            self.failed.emit(text)
+        finally:
+            self.failure_cause = ""
+
+    def _run(
+        self,
+        what: str,
+        call: Callable[[], object],
+        after: Callable[[Exception | None], None] | None = None,
+    ) -> None:
+        """Run ``call`` on a background thread; ``after`` gets its outcome on the GUI thread.
+
+        What ``call`` returns is not used.
+        """
+        if self.busy is not None:
+            if after is not None:
+                after(RuntimeError(f"busy {self.busy}"))
+            return
+        self.busy = what
+        self._after = after
+        self._task = _Task(call)
+        self._task.done.connect(self._task_done)
+        self._task.start()
+        self.changed.emit()
+
+    def _task_done(self, error: Exception | None) -> None:
+        what, self.busy = self.busy or "", None
+        if self._task is not None:
+            self._task.wait()
+            self._task = None
+        after, self._after = self._after, None
+        if after is not None:
+            after(error)
+        part = next((p for p in Part if what == f"starting {p.value}"), None)
+        if isinstance(error, StopRequested):  # closed while starting: a stop, not a failure
+            self.start_interrupted = True
+            if what == "starting stream" and self.stream is not None:
+                self.stream.stop(f"{error.reason} during start-up")
+        elif error is not None:
+            cause = part.value if part is not None else what.split(" ")[-1]
+            self._fail(f"{what[:1].upper()}{what[1:]} failed: {error}", cause)
+            if what == "starting stream" and self.stream is not None:
+                self.stream.stop(f"error: {error}")
+        elif part is not None:
+            self.resolved.emit(part.value)
+        stream = self.stream
+        if stream is not None and (what == "stopping stream" or stream.stopped):
+            self._after_stream_stopped()
+        else:
+            self.changed.emit()
+        if self._closing and self.busy is None:
+            self.request_shutdown()

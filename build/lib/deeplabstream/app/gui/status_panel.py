@@ -1,0 +1,179 @@
+"""The live figures under the view: per camera rates and losses, recording, experiment, errors."""
+
+from __future__ import annotations
+
+from PyQt5.QtCore import Qt
+from PyQt5.QtGui import QBrush, QColor
+from PyQt5.QtWidgets import (
+    QFormLayout,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QTableWidget,
+    QTableWidgetItem,
+    QWidget,
+)
+
+from deeplabstream.app.gui.banner import Banner
+from deeplabstream.live.processes.messages import ExperimentStatus
+from deeplabstream.live.session.runner import CameraFigures
+
+LOUD_COLOUR = QColor("#e65100")  # the loss banner's colour
+CAMERA_COLUMNS = (
+    "camera",
+    "capture fps",
+    "analysed fps",
+    "skipped",
+    "dropped",
+    "latency p50/p99 ms",
+    "late",
+    "recorded",
+)
+
+
+def format_duration(seconds: float) -> str:
+    """``h:mm:ss``."""
+    whole = int(seconds)
+    return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
+
+
+def format_size(size_bytes: int) -> str:
+    """Bytes in the unit a user reads at a glance."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if size_bytes >= scale:
+            return f"{size_bytes / scale:.1f} {unit}"
+    return f"{size_bytes} B"
+
+
+def camera_row(figures: CameraFigures) -> list[str]:
+    """Return the table cells of one camera, in the order of :data:`CAMERA_COLUMNS`."""
+    analysed = "-" if figures.analysed_fps is None else f"{figures.analysed_fps:.1f}"
+    latency = "-"
+    if figures.stalled_s is not None:  # a stalled loop shows as stalled, never its last figure
+        latency = f"STALLED {figures.stalled_s:.0f} s"
+    elif figures.loop_latency_ms is not None:  # with an experiment: frame -> decision
+        latency = f"{figures.loop_latency_ms[0]:.1f} / {figures.loop_latency_ms[1]:.1f} (loop)"
+    elif figures.latency_ms is not None:
+        latency = f"{figures.latency_ms[0]:.1f} / {figures.latency_ms[1]:.1f}"
+    return [
+        figures.name,
+        f"{figures.capture_fps:.1f}",
+        analysed,
+        str(figures.skipped) if figures.analysed_fps is not None else "-",
+        str(figures.dropped),
+        latency,
+        str(figures.late) if figures.analysed_fps is not None else "-",
+        str(figures.recorded),
+    ]
+
+
+def experiment_text(status: ExperimentStatus | None, running: bool) -> str:
+    """One line about the experiment."""
+    if not running:
+        return "not running"
+    if status is None:
+        return "started, waiting for the first poses"
+    trial = f"trial {status.trial} in progress" if status.trial is not None else "no trial"
+    text = f"{status.name}: {status.state}, {trial}, {status.trials} trial(s), "
+    text += f"{status.actions} action(s)"
+    return text
+
+
+class ErrorBanner(Banner):
+    """A red bar with the latest error and what to do; stays until dismissed."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "error_banner",
+            "background: #b00020; color: white; padding: 4px;",
+            "Dismiss",
+            "dismiss_error",
+            self.clear,
+        )
+
+    def show_error(self, text: str) -> None:
+        """Show ``text`` (replacing an older error)."""
+        self.label.setText(text)
+        self.show()
+
+    def clear(self) -> None:
+        """Hide the banner."""
+        self.label.setText("")
+        self.hide()
+
+
+class StatusPanel(QWidget):
+    """The camera table and the session's lines."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.table = QTableWidget(0, len(CAMERA_COLUMNS))
+        self.table.setObjectName("camera_table")
+        self.table.setHorizontalHeaderLabels(CAMERA_COLUMNS)
+        vertical = self.table.verticalHeader()
+        header = self.table.horizontalHeader()
+        # A QTableWidget always has both headers; the stubs allow None for any QTableView.
+        assert vertical is not None and header is not None
+        vertical.setVisible(False)
+        header.setSectionResizeMode(QHeaderView.ResizeToContents)
+        header.setStretchLastSection(True)
+        self.table.setEditTriggers(QTableWidget.NoEditTriggers)
+        self.table.setMaximumHeight(110)
+        self.recording = QLabel("not recording")
+        self.recording.setObjectName("recording_status")
+        self.experiment = QLabel("not running")
+        self.experiment.setObjectName("experiment_status")
+        self.last_event = QLabel("-")
+        self.last_event.setObjectName("last_event")
+        self._loud: set[str] = set()  # cameras whose losses raised a latched alarm
+        self.latency_test = QLabel("not run")
+        self.latency_test.setObjectName("latency_test_status")
+        self.latency_test.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        lines = QFormLayout()
+        lines.addRow("Recording:", self.recording)
+        lines.addRow("Experiment:", self.experiment)
+        lines.addRow("Last event:", self.last_event)
+        lines.addRow("Latency test:", self.latency_test)
+        # Side by side: the window's height goes to the live view and the tabs.
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.table, 3)
+        layout.addLayout(lines, 2)
+
+    def show_cameras(self, rows: list[CameraFigures]) -> None:
+        """Fill the camera table (rows of cameras with latched losses in the alarm colour)."""
+        self.table.setRowCount(len(rows))
+        for row, figures in enumerate(rows):
+            loud = figures.name in self._loud
+            for column, text in enumerate(camera_row(figures)):
+                item = QTableWidgetItem(text)
+                if loud:
+                    item.setBackground(QBrush(LOUD_COLOUR))
+                    item.setForeground(QBrush(QColor("white")))
+                self.table.setItem(row, column, item)
+
+    def mark_loud(self, cameras: set[str]) -> None:
+        """Show the rows of ``cameras`` in the alarm colour from the next refresh on."""
+        self._loud = set(cameras)
+
+    def clear_experiment(self) -> None:
+        """Forget the last experiment's line and last event (a new one starts)."""
+        self.experiment.setText("not running")
+        self.last_event.setText("-")
+
+    def show_recording(self, seconds: float | None, size_bytes: int) -> None:
+        """Show the recording duration and size (``seconds`` None: not recording)."""
+        if seconds is None:
+            self.recording.setText("not recording")
+        else:
+            self.recording.setText(f"{format_duration(seconds)}, {format_size(size_bytes)}")
+
+    def show_experiment(self, status: ExperimentStatus | None, running: bool) -> None:
+        """Show the experiment's state, trials and last event."""
+        self.experiment.setText(experiment_text(status, running))
+        if status is not None and status.last_event:
+            self.last_event.setText(status.last_event)
+
+    def show_latency_test(self, text: str) -> None:
+        """Show the latency test's line: running, or where its figures were written."""
+        self.latency_test.setText(text)

@@ -1,0 +1,254 @@
+"""Typed settings sections: how a dataclass declares its keys and how ini text becomes values.
+
+A settings section is a frozen dataclass whose fields are declared with :func:`setting`. The field
+name in lower case is the ini key in upper case (``framerate`` <-> ``FRAMERATE``). The field's type
+annotation decides how the text is parsed; ``setting(...)`` adds the documentation, the allowed
+range or choices, and (for unusual types) a parser. Every problem is reported with the file,
+section, key, the bad value and what is allowed, and all problems of a file are reported at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+_META_KEY = "dls_setting"
+
+_TRUE_WORDS = {"1", "true", "yes", "on"}
+_FALSE_WORDS = {"0", "false", "no", "off"}
+
+
+class SettingsError(ValueError):
+    """One or more problems in a settings file; each line names file, section, key and value."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        header = "Invalid settings:" if len(problems) > 1 else "Invalid setting:"
+        super().__init__("\n".join([header, *(f"  - {p}" for p in problems)]))
+
+
+@dataclasses.dataclass(frozen=True)
+class SettingSpec:
+    """What one key accepts, for parsing and for the generated documentation."""
+
+    doc: str
+    minimum: float | None = None
+    maximum: float | None = None
+    unit: str = ""
+    parse: Callable[[str], Any] | None = None
+    allowed: str = ""  # human description for custom parsers
+    check: Callable[[Any], None] | None = None  # raises ValueError("what is wrong")
+
+
+def setting(
+    default: Any = dataclasses.MISSING,
+    *,
+    doc: str,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    unit: str = "",
+    parse: Callable[[str], Any] | None = None,
+    allowed: str = "",
+    check: Callable[[Any], None] | None = None,
+) -> Any:
+    """Declare one settings key (a dataclass field with documentation and limits).
+
+    ``check`` validates the parsed value (for example, that a file exists) and raises ValueError
+    with a message saying what is wrong.
+    """
+    spec = SettingSpec(doc, minimum, maximum, unit, parse, allowed, check)
+    if isinstance(default, list | dict | set):
+        raise TypeError("settings defaults must be immutable (use a tuple)")
+    return dataclasses.field(default=default, metadata={_META_KEY: spec})
+
+
+def spec_of(field: dataclasses.Field) -> SettingSpec:
+    """Return the :class:`SettingSpec` of a field declared with :func:`setting`."""
+    return field.metadata[_META_KEY]
+
+
+def key_of(field: dataclasses.Field) -> str:
+    """Return the ini key of a field: its name in upper case."""
+    return field.name.upper()
+
+
+@dataclasses.dataclass(frozen=True)
+class Where:
+    """A place in a settings file, used to make error messages precise."""
+
+    file: Path
+    section: str
+
+    def key(self, key: str) -> str:
+        """Describe ``key`` of this section for a message."""
+        return f"{self.file}: [{self.section}] {key}"
+
+
+def describe_allowed(annotation: Any, spec: SettingSpec) -> str:
+    """Return a short human description of the values a field accepts."""
+    if spec.allowed:
+        return spec.allowed
+    base, optional = _unwrap_optional(annotation)
+    origin = get_origin(base)
+    if origin is Literal:
+        text = "one of " + ", ".join(str(a) for a in get_args(base))
+    elif base is bool:
+        text = "true or false"
+    elif base is int or base is float:
+        kind = "a whole number" if base is int else "a number"
+        text = kind + _range_text(spec)
+    elif base is Path:
+        text = "a file or folder path (relative paths are relative to the settings file)"
+    elif origin is tuple:
+        text = "a comma-separated list"
+    else:
+        text = "text"
+    if optional:
+        text += ", or empty for none"
+    return text
+
+
+def _range_text(spec: SettingSpec) -> str:
+    lo, hi, unit = spec.minimum, spec.maximum, f" {spec.unit}" if spec.unit else ""
+    if lo is not None and hi is not None:
+        return f" from {lo:g} to {hi:g}{unit}"
+    if lo is not None:
+        return f" >= {lo:g}{unit}"
+    if hi is not None:
+        return f" <= {hi:g}{unit}"
+    return unit
+
+
+def _unwrap_optional(annotation: Any) -> tuple[Any, bool]:
+    origin = get_origin(annotation)
+    if origin is typing.Union or origin is types.UnionType:
+        args = [a for a in get_args(annotation) if a is not type(None)]
+        if len(args) == 1 and len(get_args(annotation)) == 2:
+            return args[0], True
+    return annotation, False
+
+
+def parse_value(text: str, annotation: Any, spec: SettingSpec, base_dir: Path) -> Any:
+    """Turn the text of one key into a typed value, or raise ValueError saying what is allowed."""
+    base, optional = _unwrap_optional(annotation)
+    text = text.strip()
+    if optional and text == "":
+        return None
+    if spec.parse is not None:
+        return spec.parse(text)
+    origin = get_origin(base)
+    if origin is Literal:
+        choices = {str(a).lower(): a for a in get_args(base)}
+        if text.lower() not in choices:
+            raise ValueError
+        return choices[text.lower()]
+    if base is bool:
+        if text.lower() in _TRUE_WORDS:
+            return True
+        if text.lower() in _FALSE_WORDS:
+            return False
+        raise ValueError
+    if base is int or base is float:
+        value = int(text) if base is int else float(text)
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError
+        if (spec.minimum is not None and value < spec.minimum) or (
+            spec.maximum is not None and value > spec.maximum
+        ):
+            raise ValueError
+        return value
+    if base is Path:
+        if text == "":
+            raise ValueError
+        path = Path(text).expanduser()
+        return path if path.is_absolute() else (base_dir / path)
+    if origin is tuple:
+        return tuple(item.strip() for item in text.split(",") if item.strip())
+    if base is str:
+        return text
+    raise TypeError(f"unsupported settings type {annotation!r}")
+
+
+def settings_fields(cls: type) -> tuple[dataclasses.Field, ...]:
+    """Return the fields of a section class that are settings keys."""
+    return tuple(f for f in dataclasses.fields(cls) if _META_KEY in f.metadata)
+
+
+def parse_section(
+    cls: type,
+    items: dict[str, str],
+    where: Where,
+    problems: list[str],
+    *,
+    extra_allowed: set[str] | frozenset[str] = frozenset(),
+    **fixed: Any,
+) -> Any:
+    """Build ``cls`` from the raw ``items`` of one ini section; append problems, never raise.
+
+    ``fixed`` supplies fields that do not come from the file (a camera's name, for example).
+    Returns None when there was a problem in this section.
+    """
+    hints = typing.get_type_hints(cls)
+    fields = {key_of(f): f for f in settings_fields(cls)}
+    count_before = len(problems)
+    for key in items:
+        if key.upper() not in fields:
+            allowed = ", ".join(sorted({*fields, *extra_allowed})) or "no keys"
+            problems.append(
+                f"{where.key(key.upper())}: unknown key. Allowed in this section: {allowed}"
+            )
+    values: dict[str, Any] = dict(fixed)
+    for key, field in fields.items():
+        raw = _lookup(items, key)
+        if raw is None:
+            if field.default is dataclasses.MISSING:
+                problems.append(f"{where.key(key)}: missing; expected {_allowed(field, hints)}")
+            continue
+        spec = spec_of(field)
+        try:
+            value = parse_value(raw, hints[field.name], spec, where.file.parent)
+        except ValueError as error:
+            detail = f" ({error})" if str(error) else ""
+            problems.append(
+                f"{where.key(key)} = {raw.strip()!r}: expected {_allowed(field, hints)}{detail}"
+            )
+            continue
+        try:
+            if spec.check is not None and value is not None:
+                spec.check(value)
+        except ValueError as error:
+            problems.append(f"{where.key(key)} = {raw.strip()!r}: {error}")
+            continue
+        values[field.name] = value
+    if len(problems) > count_before:
+        return None
+    try:
+        return cls(**values)
+    except ValueError as error:  # cross-key checks in __post_init__
+        problems.append(f"{where.file}: [{where.section}]: {error}")
+        return None
+
+
+def _lookup(items: dict[str, str], key: str) -> str | None:
+    for name, value in items.items():
+        if name.upper() == key:
+            return value
+    return None
+
+
+def _allowed(field: dataclasses.Field, hints: dict[str, Any]) -> str:
+    return describe_allowed(hints[field.name], spec_of(field))
+
+
+def existing_file(path: Path) -> None:
+    """``check`` for keys that name an input file: it must exist and not be a folder."""
+    if not path.exists():
+        raise ValueError(
+            f"file not found: {path} (a relative path is relative to the settings file)"
+        )
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder; expected a file")

@@ -1,0 +1,27 @@
+"""Experiment logic: what a trigger sees at each pose update, and the triggers themselves.
+
+* :mod:`experiments.observation`: :class:`~experiments.observation.Observation` (one camera's
+  keypoints for one analysed frame, stamped with the frame's own time),
+  :class:`~experiments.observation.KeypointFilter` (likelihood threshold with a "missing" or
+  "hold" policy), and :func:`~experiments.observation.pair_nearest` for several cameras.
+* :mod:`experiments.triggers`: small composable conditions with one interface
+  (``update(obs) -> bool``, ``reset()``, ``describe()``, ``shapes()``) and
+  :func:`~experiments.triggers.make_trigger` to build them from config strings.
+* :mod:`experiments.actions`: :class:`~experiments.actions.Action`, what an experiment asks a
+  stimulation device to do (``on``, ``off``, ``pulse``, ``pattern``).
+* :mod:`experiments.base`: :class:`~experiments.base.Experiment`, the base class: named
+  triggers, trials (maximum count, inter-trial interval, duration), session duration,
+  pause/resume, switching outputs off, the event log and the summary; subclasses write
+  ``on_update(obs, t) -> list[Action]``.
+* :mod:`experiments.prediction`: forward prediction (latency compensation): each keypoint
+  extrapolated to the moment the command is written, by constant velocity or a Kalman filter,
+  with a lead that follows the measured latency.
+* :mod:`experiments.events`: :class:`~experiments.events.EventLog` and ``events.csv``.
+* :mod:`experiments.config`: experiments without code, from ``experiments/configs/*.ini``.
+* :mod:`experiments.registry`: :func:`~experiments.registry.load_experiment` by config name,
+  ``module:Class`` or path.
+* :mod:`experiments.examples`: an experiment written in Python.
+
+docs/experiments.md is the guide. Experiments are pure logic: observations in, actions out, time
+from the frames only.
+"""

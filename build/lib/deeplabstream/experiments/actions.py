@@ -1,0 +1,175 @@
+"""What an experiment asks the stimulation hardware to do: :class:`Action`.
+
+An experiment never touches a device. It returns actions, and a dispatcher (in the inference
+worker, right after pose estimation) hands each one to the device named by :attr:`Action.device`
+(the name of a configured stimulation device). Every command returns at once: a pulse's or a
+pattern's timing is kept by the device, never by sleeping in the loop.
+
+Commands
+--------
+``on``
+    Switch ``channel`` on; it stays on until an ``off``.
+``off``
+    Switch ``channel`` off (also cancels a pulse or pattern in progress).
+``pulse``
+    On for ``duration_s`` seconds, then off (timed by the device).
+``pattern``
+    ``on_s`` on, ``off_s`` off, repeated ``count`` times (``count`` None: until an ``off``).
+
+``on`` and an endless ``pattern`` *hold* their channel: the experiment switches such channels off
+when the trial that switched them on ends, on pause, and when it finishes or stops.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Command = Literal["on", "off", "pulse", "pattern"]
+COMMANDS: tuple[str, ...] = ("on", "off", "pulse", "pattern")
+
+
+def _seconds(name: str, value: Any, command: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"{command}: {name} must be a number of seconds, not {value!r}")
+    if value <= 0:
+        raise ValueError(f"{command}: {name} must be > 0 s, not {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """One command for one channel of one stimulation device (see the module docstring).
+
+    Parameters
+    ----------
+    device
+        The name of a configured stimulation device (no spaces).
+    command
+        ``"on"``, ``"off"``, ``"pulse"`` or ``"pattern"``.
+    channel
+        The device's output channel (whole number >= 0).
+    duration_s
+        ``pulse`` only: how long the channel is on (> 0 s).
+    on_s, off_s
+        ``pattern`` only: on time and off time of one cycle (> 0 s each).
+    count
+        ``pattern`` only: number of cycles (>= 1), or None to repeat until ``off``.
+    reason
+        What caused it (a rule, a trial, "stop"...), for the event log.
+    """
+
+    device: str
+    command: Command
+    channel: int = 0
+    duration_s: float | None = None
+    on_s: float | None = None
+    off_s: float | None = None
+    count: int | None = None
+    reason: str = ""
+
+    def __post_init__(self) -> None:
+        """Check the command and that exactly its own timing fields are given."""
+        device = self.device
+        if not isinstance(device, str) or not device or any(c.isspace() for c in device):
+            raise ValueError(f"device must be a device name without spaces, not {self.device!r}")
+        if self.command not in COMMANDS:
+            raise ValueError(f"command must be one of {', '.join(COMMANDS)}, not {self.command!r}")
+        if isinstance(self.channel, bool) or not isinstance(self.channel, int) or self.channel < 0:
+            raise ValueError(f"channel must be a whole number >= 0, not {self.channel!r}")
+        used = {
+            name
+            for name in ("duration_s", "on_s", "off_s", "count")
+            if getattr(self, name) is not None
+        }
+        allowed = {"pulse": {"duration_s"}, "pattern": {"on_s", "off_s", "count"}}.get(
+            self.command, set()
+        )
+        if used - allowed:
+            extra = ", ".join(sorted(used - allowed))
+            takes = ", ".join(sorted(allowed)) if allowed else "no timing"
+            raise ValueError(f"{self.command} takes {takes}, not {extra}")
+        if self.command == "pulse":
+            object.__setattr__(self, "duration_s", _seconds("duration_s", self.duration_s, "pulse"))
+        elif self.command == "pattern":
+            object.__setattr__(self, "on_s", _seconds("on_s", self.on_s, "pattern"))
+            object.__setattr__(self, "off_s", _seconds("off_s", self.off_s, "pattern"))
+            count = self.count
+            if count is not None and (
+                isinstance(count, bool) or not isinstance(count, int) or count < 1
+            ):
+                raise ValueError(f"pattern: count must be a whole number >= 1, not {count!r}")
+
+    # Constructors that read like the command ------------------------------------------------
+
+    @classmethod
+    def on(cls, device: str, channel: int = 0, reason: str = "") -> Action:
+        """Switch ``channel`` of ``device`` on (until an ``off``)."""
+        return cls(device, "on", channel, reason=reason)
+
+    @classmethod
+    def off(cls, device: str, channel: int = 0, reason: str = "") -> Action:
+        """Switch ``channel`` of ``device`` off."""
+        return cls(device, "off", channel, reason=reason)
+
+    @classmethod
+    def pulse(cls, device: str, channel: int, duration_s: float, reason: str = "") -> Action:
+        """One pulse of ``duration_s`` seconds, timed by the device."""
+        return cls(device, "pulse", channel, duration_s=duration_s, reason=reason)
+
+    @classmethod
+    def pattern(
+        cls,
+        device: str,
+        channel: int,
+        on_s: float,
+        off_s: float,
+        count: int | None = None,
+        reason: str = "",
+    ) -> Action:
+        """``count`` cycles of ``on_s`` on and ``off_s`` off (None: until an ``off``)."""
+        return cls(device, "pattern", channel, on_s=on_s, off_s=off_s, count=count, reason=reason)
+
+    # Properties -----------------------------------------------------------------------------
+
+    @property
+    def output(self) -> tuple[str, int]:
+        """``(device, channel)``: the output this action drives."""
+        return (self.device, self.channel)
+
+    @property
+    def holds(self) -> bool:
+        """Whether the channel stays active until an ``off`` (``on``, endless ``pattern``)."""
+        return self.command == "on" or (self.command == "pattern" and self.count is None)
+
+    @property
+    def total_s(self) -> float | None:
+        """How long the output is active: a pulse's or a finite pattern's length, else None."""
+        if self.command == "pulse":
+            return self.duration_s
+        if self.command == "pattern" and self.count is not None:
+            return self.count * (self.on_s + self.off_s)  # type: ignore[operator]
+        return None
+
+    def with_reason(self, reason: str) -> Action:
+        """Return the same command with another ``reason``."""
+        return dataclasses.replace(self, reason=reason)
+
+    def describe(self) -> str:
+        """Short text for the event log: ``pulse channel=2 duration_s=0.5 reason=...``."""
+        parts = [self.command, f"channel={self.channel}"]
+        for name in ("duration_s", "on_s", "off_s", "count"):
+            value = getattr(self, name)
+            if value is not None:
+                parts.append(f"{name}={value:g}")
+        if self.command == "pattern" and self.count is None:
+            parts.append("count=until_off")
+        if self.reason:
+            parts.append(f"reason={self.reason}")
+        return " ".join(parts)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the fields that are set, for JSON."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None and v != ""}

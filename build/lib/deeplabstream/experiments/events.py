@@ -1,0 +1,398 @@
+"""The experiment's event log: every trigger change, trial, action, pause and finish, in order.
+
+An :class:`ExperimentEvent` says what happened (``kind``, ``name``, ``detail``), when in frame time
+(``time_s``), in which trial, and which analysed frame caused it: the camera, its frame index,
+the frame's camera timestamp and host timestamp. Trigger and action events also give the
+keypoint that decided them, its measured position and, with forward prediction, its predicted
+position and the lead (:mod:`experiments.prediction`). Four host-clock columns are left for whoever
+knows them (the dispatcher): ``pose_ready`` (keypoints available), ``decided`` (the experiment
+returned its actions), ``written`` (the command left for the device) and ``acknowledged`` (the
+device confirmed it); they stay empty otherwise.
+
+:class:`EventLog` keeps every event in memory and, when given a writer (:class:`EventCsvWriter`
+for ``events.csv``), writes them as the session runs. The events of one update are written at
+the start of the next update (or on :meth:`EventLog.commit`, which :meth:`Experiment.stop
+<experiments.base.Experiment.stop>` calls), so that the dispatcher can fill in the timing columns
+of the actions it has just sent with :meth:`EventLog.fill_times`. The CSV file is flushed at
+least once a second while updates come, and on close: a killed process loses at most the last
+second.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import logging
+import math
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Protocol, TextIO
+
+from deeplabstream.experiments.actions import Action
+
+log = logging.getLogger(__name__)
+
+EventKind = Literal[
+    "start", "trigger", "trial_start", "trial_end", "action", "pause", "resume", "finish"
+]
+EVENT_KINDS: tuple[str, ...] = (
+    "start",
+    "trigger",
+    "trial_start",
+    "trial_end",
+    "action",
+    "pause",
+    "resume",
+    "finish",
+)
+EVENT_COLUMNS: tuple[str, ...] = (
+    "time_s",
+    "kind",
+    "name",
+    "detail",
+    "trial",
+    "camera",
+    "frame_index",
+    "camera_timestamp",
+    "host_timestamp",
+    "pose_ready",
+    "decided",
+    "written",
+    "acknowledged",
+    "keypoint",
+    "measured_x",
+    "measured_y",
+    "predicted_x",
+    "predicted_y",
+    "lead_ms",
+)
+"""The columns of ``events.csv``, in order (documented in docs/experiments.md).
+
+Columns are only ever added at the end, so that readers of older files keep working.
+"""
+
+EVENT_COLUMN_DOCS: dict[str, str] = {
+    "time_s": "s, frame time of the update it happened in: the prompting frame's time (camera "
+    "clock when the camera has one, else host arrival time); the experiment's only clock",
+    "kind": "`start`, `trigger`, `trial_start`, `trial_end`, `action`, `pause`, `resume`, `finish`",
+    "name": "the trigger (`trigger`), the rule or cause that started the trial (`trial_start`, "
+    "`trial_end`), the device (`action`), the experiment (`start`, `finish`)",
+    "detail": "`true`/`false` (`trigger`); the command, e.g. `pulse channel=0 duration_s=0.5 "
+    "reason=stimulate` (`action`); why (`trial_end`, `finish`: `3 trials done`, `stopped`, ...)",
+    "trial": "the trial it belongs to (1, 2, ...); empty outside trials",
+    "camera": "the camera of the analysed frame that caused it (for a trigger that reads one "
+    "camera, that camera)",
+    "frame_index": "that frame's index in its camera (the `frame_index` of "
+    "`<camera>.frames.csv`, the index of `<camera>.pose.csv`)",
+    "camera_timestamp": "s, that frame's `time_s` (camera clock; host arrival time for cameras "
+    "without one)",
+    "host_timestamp": "s, host clock, when that frame arrived (empty when the observation does "
+    "not carry it)",
+    "pose_ready": "s, host clock, when its keypoints were ready (filled by the dispatcher)",
+    "decided": "s, host clock, when the experiment returned its actions (dispatcher)",
+    "written": "s, host clock, when the command was written to the device (dispatcher)",
+    "acknowledged": "s, host clock, when the device confirmed the command (dispatcher)",
+    "keypoint": "`trigger` and `action` events: the keypoint whose positions the next columns "
+    "give. For a trigger, the keypoint it reads (`tip` for head direction and target side, `A` "
+    "for distance, a combinator's first child's); for an action, that of the trigger that "
+    "decided it (the rule's `WHEN` trigger that fired; in a Python experiment the first trigger "
+    "that changed in that update); otherwise (a timing trigger, a switch-off) `EVENT_KEYPOINT`, "
+    "else the first keypoint the experiment's triggers read, else the camera's first keypoint",
+    "measured_x": "px, that keypoint in the frame that caused the event, as the pose model gave "
+    "it (whatever its likelihood, which `<camera>.pose.csv` holds)",
+    "measured_y": "px, likewise (y down)",
+    "predicted_x": "px, with forward prediction (`PREDICT`): where the keypoint was predicted "
+    "to be `lead_ms` after that frame's time, when the command reaches the device; empty with "
+    "`PREDICT = off` or for a keypoint not seen for `PREDICT_MAX_GAP`",
+    "predicted_y": "px, likewise",
+    "lead_ms": "ms, with forward prediction: how far ahead of that frame's time the prediction "
+    "looked (the lead used in that update); empty with `PREDICT = off`",
+}
+"""What each column of ``events.csv`` holds (the table in docs/experiments.md)."""
+
+TIMING_COLUMNS: tuple[str, ...] = ("pose_ready", "decided", "written", "acknowledged")
+"""Host-clock seconds filled by whoever knows them (the dispatcher); empty otherwise."""
+
+DEFAULT_FLUSH_INTERVAL_S = 1.0
+_monotonic = time.monotonic  # the flush clock (host), replaceable in tests
+
+
+@dataclass(frozen=True, slots=True)
+class ExperimentEvent:
+    """One thing that happened in an experiment (see the module docstring for the columns).
+
+    Parameters
+    ----------
+    time_s
+        Frame time of the update it happened in (the observation's time, or the reference time
+        of paired observations), seconds.
+    kind
+        One of :data:`EVENT_KINDS`.
+    name
+        A trigger's name (``trigger``), the rule or cause (``trial_start``), the end reason's
+        short form (``trial_end``), the device (``action``), the experiment (``start``,
+        ``finish``), or who asked (``pause``, ``resume``).
+    detail
+        ``true``/``false`` for a trigger, the command for an action, the reason otherwise.
+    trial
+        The trial it belongs to (1, 2, ...), or None outside trials.
+    camera, frame_index, camera_timestamp, host_timestamp
+        The analysed frame that caused it: camera name, the camera's frame index, the frame's
+        time on the camera's clock (the host arrival time for cameras without one) and its host
+        arrival time (when the observation carries ``host_time_s``).
+    pose_ready, decided, written, acknowledged
+        Host-clock seconds, filled by whoever knows them.
+    keypoint, measured_x, measured_y, predicted_x, predicted_y, lead_ms
+        ``trigger`` and ``action`` events: the keypoint that decided it, its measured position
+        in the causing frame, its forward-predicted position and the lead of that prediction
+        (ms); see :data:`EVENT_COLUMN_DOCS`.
+    action
+        The action of an ``action`` event (not a column: ``detail`` describes it).
+    """
+
+    time_s: float
+    kind: EventKind
+    name: str
+    detail: str = ""
+    trial: int | None = None
+    camera: str = ""
+    frame_index: int | None = None
+    camera_timestamp: float | None = None
+    host_timestamp: float | None = None
+    pose_ready: float | None = None
+    decided: float | None = None
+    written: float | None = None
+    acknowledged: float | None = None
+    action: Action | None = dataclasses.field(default=None, compare=False)
+    keypoint: str = ""
+    measured_x: float | None = None
+    measured_y: float | None = None
+    predicted_x: float | None = None
+    predicted_y: float | None = None
+    lead_ms: float | None = None
+
+    def __post_init__(self) -> None:
+        """Reject a kind that is not one of :data:`EVENT_KINDS`."""
+        if self.kind not in EVENT_KINDS:
+            allowed = ", ".join(EVENT_KINDS)
+            raise ValueError(f"event kind must be one of {allowed}, not {self.kind!r}")
+
+    def row(self) -> list[str]:
+        """Return the event's CSV cells, in the order of :data:`EVENT_COLUMNS`."""
+        return [_cell(getattr(self, column)) for column in EVENT_COLUMNS]
+
+    def as_dict(self) -> dict[str, Any]:
+        """Column name -> value (None for empty cells)."""
+        return {column: getattr(self, column) for column in EVENT_COLUMNS}
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6f}" if math.isfinite(value) else ""
+    return str(value)
+
+
+class EventWriter(Protocol):
+    """Where an :class:`EventLog` writes its events as the session runs."""
+
+    def write(self, events: Sequence[ExperimentEvent]) -> None:
+        """Append ``events`` (called once per update, possibly with none, so it can flush)."""
+        ...
+
+    def close(self) -> None:
+        """Flush and release the file."""
+        ...
+
+
+class EventCsvWriter:
+    """``events.csv``: one row per event, columns :data:`EVENT_COLUMNS`, flushed every second.
+
+    Parameters
+    ----------
+    target
+        A path (created; an existing file is never overwritten) or an open text stream (not
+        closed by :meth:`close`, only flushed).
+    flush_interval_s
+        Longest time between flushes while events are written (0: flush on every write).
+
+    A disk error is logged and ends the file; the experiment goes on.
+    """
+
+    def __init__(
+        self, target: Path | str | TextIO, flush_interval_s: float = DEFAULT_FLUSH_INTERVAL_S
+    ) -> None:
+        if isinstance(target, str | Path):
+            self.path: Path | None = Path(target)
+            self._file: TextIO | None = open(  # noqa: SIM115 - kept open for the session
+                self.path, "x", encoding="utf-8", newline=""
+            )
+            self._owned = True
+        else:
+            self.path, self._file, self._owned = None, target, False
+        self._csv = csv.writer(self._file, lineterminator="\n")
+        self.flush_interval_s = float(flush_interval_s)
+        self._next_flush = _monotonic() + self.flush_interval_s
+        self.rows = 0
+        self.error: str | None = None  # why the file stopped early (a disk error)
+        self._guard(lambda: self._csv.writerow(EVENT_COLUMNS))
+
+    def write(self, events: Sequence[ExperimentEvent]) -> None:
+        """Append the rows of ``events``; flush when the interval has passed."""
+        if self._file is None:
+            return
+        if events:
+            self._guard(lambda: self._csv.writerows(event.row() for event in events))
+            self.rows += len(events)
+        now = _monotonic()
+        if now >= self._next_flush:
+            self.flush()
+            self._next_flush = now + self.flush_interval_s
+
+    def flush(self) -> None:
+        """Push the rows written so far to the file."""
+        if self._file is not None:
+            self._guard(self._file.flush)
+
+    def close(self) -> None:
+        """Flush, and close the file when this writer opened it."""
+        if self._file is None:
+            return
+        self.flush()
+        if self._owned and self._file is not None:
+            self._guard(self._file.close)
+        self._file = None
+
+    def _guard(self, operation: Any) -> None:
+        try:
+            operation()
+        except OSError as error:
+            name = self.path.name if self.path else "events stream"
+            self.error = f"{name} stopped at {error.strerror or error}: its last rows are missing"
+            log.error("%s", self.error)
+            file, self._file = self._file, None
+            if self._owned and file is not None:
+                try:
+                    file.close()
+                except OSError:
+                    pass
+            if self.path is not None:
+                _cut_to_last_row(self.path)
+
+
+def _cut_to_last_row(path: Path) -> None:
+    """Truncate a CSV file after its last newline: a full disk may have cut its last row."""
+    try:
+        with path.open("rb+") as file:
+            data = file.read()
+            end = data.rfind(b"\n")
+            file.truncate(end + 1 if end >= 0 else 0)
+    except OSError:
+        pass
+
+
+class EventLog:
+    """Every event of an experiment, in memory and (with a writer) on disk as the run goes.
+
+    Parameters
+    ----------
+    writer
+        Where committed events are written (for example an :class:`EventCsvWriter`); None keeps
+        them in memory only. :meth:`attach` sets one later.
+    """
+
+    def __init__(self, writer: EventWriter | None = None) -> None:
+        self.events: list[ExperimentEvent] = []
+        self.writer = writer
+        self._committed = 0
+
+    def record(self, event: ExperimentEvent) -> ExperimentEvent:
+        """Add ``event`` (pending until the next :meth:`commit`)."""
+        self.events.append(event)
+        return event
+
+    @property
+    def pending(self) -> list[ExperimentEvent]:
+        """The events not yet committed (those of the latest update)."""
+        return self.events[self._committed :]
+
+    def fill_times(
+        self,
+        action: Action | None = None,
+        *,
+        pose_ready: float | None = None,
+        decided: float | None = None,
+        written: float | None = None,
+        acknowledged: float | None = None,
+    ) -> int:
+        """Fill timing columns of pending events; return how many events were changed.
+
+        With ``action``, only the pending ``action`` events of that action (the object the
+        experiment returned); without, every pending event. Only the times given are set.
+        """
+        times: dict[str, Any] = {
+            name: value
+            for name, value in (
+                ("pose_ready", pose_ready),
+                ("decided", decided),
+                ("written", written),
+                ("acknowledged", acknowledged),
+            )
+            if value is not None
+        }
+        changed = 0
+        for index in range(self._committed, len(self.events)):
+            event = self.events[index]
+            if action is not None and event.action is not action:
+                continue
+            self.events[index] = dataclasses.replace(event, **times)
+            changed += 1
+        return changed
+
+    def commit(self) -> int:
+        """Hand the pending events to the writer (it may flush); return how many."""
+        pending = self.pending
+        self._committed = len(self.events)
+        if self.writer is not None:
+            self.writer.write(pending)
+        return len(pending)
+
+    def attach(self, writer: EventWriter) -> None:
+        """Write to ``writer`` from now on; the events committed so far are written at once."""
+        self.writer = writer
+        writer.write(self.events[: self._committed])
+
+    def close(self) -> None:
+        """Commit what is pending and close the writer."""
+        self.commit()
+        if self.writer is not None:
+            self.writer.close()
+
+    def counts(self) -> dict[str, int]:
+        """Count the events of each kind (kinds that occurred)."""
+        return dict(Counter(event.kind for event in self.events))
+
+    def of_kind(self, kind: str) -> list[ExperimentEvent]:
+        """Return the events of one kind, in order."""
+        return [event for event in self.events if event.kind == kind]
+
+    def to_csv_text(self) -> str:
+        """Every event as the text of an ``events.csv`` (for tests and exports)."""
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(EVENT_COLUMNS)
+        writer.writerows(event.row() for event in self.events)
+        return buffer.getvalue()
+
+    def __len__(self) -> int:
+        """Count the events."""
+        return len(self.events)
+
+    def __iter__(self) -> Iterator[ExperimentEvent]:
+        """Return the events in order."""
+        return iter(self.events)

@@ -1,0 +1,503 @@
+"""What a trigger sees at each pose update: one camera's keypoints for one analysed frame.
+
+Time always comes from the frames: :attr:`Observation.time_s` is the source frame's timestamp
+(the camera's clock when the camera has one, else the host clock at arrival), never the time at
+which the experiment happens to look. Replaying a recorded session therefore gives exactly the
+events it gave live, and every duration in a trigger (dwell, freezing, windows, debounce) is in
+seconds of frame time, independent of how many frames were analysed or skipped.
+
+Coordinates are the camera's own frame pixels: ``x`` to the right, ``y`` down.
+
+A camera with a depth image (a RealSense with ``DEPTH = true`` and ``ALIGN_DEPTH = true``) gives
+each observation the depth of *its own* frame: :meth:`Observation.depth_m` reads the distance
+from the camera under a pixel, in metres. Observations of other cameras have no depth
+(:attr:`Observation.depth` is None) and behave as before.
+
+With forward prediction on (:mod:`experiments.prediction`), the experiment gives every
+observation :attr:`Observation.predicted`, each keypoint where it is predicted to be when the
+command is written (:attr:`Observation.lead_s` after the frame); :meth:`Observation.
+predicted_point` reads it, and keypoint triggers built with ``predicted=True`` use it.
+
+Several cameras run at their own, unequal rates. :func:`pair_nearest` picks from each camera's
+stream the observation nearest to a reference time and keeps the pairing error, giving an
+:class:`Observations` mapping that multi-camera triggers read.
+"""
+
+from __future__ import annotations
+
+import bisect
+import dataclasses
+import math
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, NamedTuple
+
+import numpy as np
+
+# Re-exported: triggers read obs.points3d without knowing the triangulation package.
+from deeplabstream.spatial.triangulation.points import Points3D as Points3D
+
+Policy = Literal["missing", "hold"]
+POLICIES: tuple[str, ...] = ("missing", "hold")
+DEFAULT_MIN_LIKELIHOOD = 0.5
+"""Likelihood below which a keypoint counts as not seen, unless a trigger says otherwise."""
+DEPTH_RADIUS_PX = 2
+"""Default half-width of the window :meth:`Observation.depth_m` takes the median of (5 x 5 px)."""
+
+DepthLookup = Callable[[float, float, int], float | None]
+"""``lookup(x, y, radius) -> metres | None``: the depth under pixel (x, y) of one frame.
+
+The median of the measured pixels within ``radius`` of (x, y) (a square window), as the
+distance from the camera in metres; None where no pixel of the window has a measurement, (x, y)
+lies outside the image, or the frame's depth is no longer held (the camera's depth ring keeps
+about 2 s of frames, so look it up in the update the observation came in).
+"""
+
+
+class MissingKeypointError(KeyError):
+    """An experiment asked for a keypoint the pose model does not have: a setting to fix.
+
+    Checked before a start (``live/session/preflight.py``) for every keypoint a trigger declares;
+    met at run time only by code that names keypoints the check cannot see. The message names
+    the keypoint and the model's keypoints; it is a user's mistake, not a bug (no traceback).
+    """
+
+    def __str__(self) -> str:
+        """Return the message itself (KeyError would quote it)."""
+        return str(self.args[0]) if self.args else ""
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """One analysed frame of one camera: keypoints in frame pixels and the frame's own time.
+
+    Parameters
+    ----------
+    time_s
+        The source frame's timestamp in seconds: the camera's clock when present, else the host
+        clock at arrival. Never the wall-clock time of the experiment's own processing.
+    camera
+        The camera's name.
+    frame_index
+        The camera's frame index of the analysed frame.
+    keypoints
+        Shape (K, 3): x, y (pixels, x right, y down) and likelihood per keypoint.
+    names
+        The K keypoint names, in the order of ``keypoints`` (the same for every frame of a camera).
+    frame
+        The grayscale uint8 image (H, W) when a trigger needs image features, else None.
+    host_time_s
+        Host clock when the frame arrived (for the event log), when known.
+    depth
+        A :data:`DepthLookup` bound to this very frame's depth image, for a camera that has one
+        (see :meth:`depth_m`); None for every other camera. Not compared, not shown.
+    predicted
+        Shape (K, 3), with forward prediction on (:mod:`experiments.prediction`): x, y where each
+        keypoint is predicted to be at :attr:`predicted_time_s` (NaN where it cannot be
+        predicted), and the measured likelihood. None when the experiment predicts nothing.
+    lead_s
+        With ``predicted``: how far ahead of :attr:`time_s` the prediction looks, seconds.
+    animals
+        Shape (A, K, 3) for a multi-animal model: row ``i`` is the animal with identity ``i``
+        (animal number ``i + 1`` in configs), kept across frames by the tracker; all NaN where
+        that animal is not seen in this frame. :attr:`keypoints` is then ``animals[0]``. None for
+        a single-animal model.
+    pixels_per_mm
+        The camera's calibration (its ``PIXELS_PER_MM`` setting), for triggers that work in
+        physical units (behaviour classifiers); None when the camera has none.
+    identity_confidence
+        Shape (A,) with :attr:`animals`: the probability (0 to 1) that row ``i`` is really
+        animal ``i + 1`` (:mod:`pose.tracking.identities`); NaN where that animal is not seen. None
+        for a single-animal model.
+    """
+
+    time_s: float
+    camera: str
+    frame_index: int
+    keypoints: np.ndarray
+    names: tuple[str, ...]
+    frame: np.ndarray | None = None
+    host_time_s: float | None = None  # host clock when the frame arrived (for the event log)
+    depth: DepthLookup | None = field(default=None, compare=False, repr=False)
+    predicted: np.ndarray | None = field(default=None, compare=False, repr=False)
+    lead_s: float | None = field(default=None, compare=False)
+    animals: np.ndarray | None = field(default=None, compare=False, repr=False)
+    pixels_per_mm: float | None = field(default=None, compare=False)
+    identity_confidence: np.ndarray | None = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        """Check that the keypoints fit the names (a wrong model or config is caught here)."""
+        keypoints = np.asarray(self.keypoints, dtype=np.float64)
+        if keypoints.ndim != 2 or keypoints.shape[1] != 3:
+            raise ValueError(f"keypoints must have shape (K, 3), not {keypoints.shape}")
+        if keypoints.shape[0] != len(self.names):
+            raise ValueError(
+                f"{keypoints.shape[0]} keypoints but {len(self.names)} names {self.names}"
+            )
+        object.__setattr__(self, "keypoints", keypoints)
+        object.__setattr__(self, "names", tuple(self.names))
+        if self.predicted is not None:
+            predicted = np.asarray(self.predicted, dtype=np.float64)
+            if predicted.shape != keypoints.shape:
+                raise ValueError(
+                    f"predicted keypoints must have the keypoints' shape {keypoints.shape}, "
+                    f"not {predicted.shape}"
+                )
+            object.__setattr__(self, "predicted", predicted)
+        if self.animals is not None:
+            animals = np.asarray(self.animals, dtype=np.float64)
+            if animals.ndim != 3 or animals.shape[1:] != keypoints.shape:
+                raise ValueError(
+                    f"animals must have shape (A, {keypoints.shape[0]}, 3), not {animals.shape}"
+                )
+            object.__setattr__(self, "animals", animals)
+        if self.identity_confidence is not None:
+            confidence = np.asarray(self.identity_confidence, dtype=np.float64)
+            if self.animals is None or confidence.shape != (len(self.animals),):
+                raise ValueError(
+                    "identity_confidence must have one value per animal of animals, not "
+                    f"shape {confidence.shape}"
+                )
+            object.__setattr__(self, "identity_confidence", confidence)
+
+    @property
+    def animal_count(self) -> int:
+        """How many animals the model can report (1 for a single-animal model)."""
+        return 1 if self.animals is None else len(self.animals)
+
+    def identity_confidence_of(self, number: int) -> float:
+        """Return animal ``number``'s identity confidence (1-based); NaN when it has none.
+
+        A single-animal model has no identities to confuse: 1.0 for its animal.
+        """
+        if self.identity_confidence is None:
+            return 1.0 if self.animals is None else math.nan
+        if not 1 <= number <= len(self.identity_confidence):
+            return math.nan
+        return float(self.identity_confidence[number - 1])
+
+    def for_animal(self, number: int, min_identity_confidence: float = 0.0) -> Observation:
+        """Return the same frame seen as animal ``number`` alone (1-based, as configs name animals).
+
+        Every single-animal trigger reads the returned observation unchanged, which is how
+        "animal 2 in zone A" is built. A single-animal model has only animal 1. Forward
+        prediction applies to animal 1 only: the returned observation has no prediction for
+        other animals. With ``min_identity_confidence``, an animal whose identity confidence is
+        lower (or unknown) is returned as not seen (every keypoint NaN, likelihood 0), so
+        triggers treat it as missing rather than act on what may be another animal.
+        """
+        if not 1 <= number <= self.animal_count:
+            raise ValueError(
+                f"camera {self.camera!r}: animal {number} asked for, but the model reports "
+                f"{self.animal_count} animal(s) (animals are numbered from 1; set "
+                "[Pose] MAX_ANIMALS for a multi-animal model)"
+            )
+        if min_identity_confidence > 0 and not (
+            self.identity_confidence_of(number) >= min_identity_confidence
+        ):
+            unseen = np.full_like(self.keypoints, np.nan)
+            unseen[:, 2] = 0.0
+            return dataclasses.replace(
+                self, keypoints=unseen, animals=None, predicted=None, lead_s=None,
+                identity_confidence=None,
+            )  # fmt: skip
+        if self.animals is None or number == 1:
+            return dataclasses.replace(self, animals=None, identity_confidence=None)
+        return dataclasses.replace(
+            self,
+            keypoints=self.animals[number - 1],
+            animals=None,
+            predicted=None,
+            lead_s=None,
+            identity_confidence=None,
+        )
+
+    @property
+    def predicted_time_s(self) -> float | None:
+        """The frame time the predicted keypoints are for (None without prediction)."""
+        return None if self.lead_s is None else self.time_s + self.lead_s
+
+    def index(self, name: str) -> int:
+        """Return the row of keypoint ``name``; ``KeyError`` naming the keypoints there are."""
+        try:
+            return self.names.index(name)
+        except ValueError:
+            raise MissingKeypointError(
+                f"camera {self.camera!r} has no keypoint {name!r}; its keypoints are "
+                f"{', '.join(self.names)}"
+            ) from None
+
+    def depth_m(self, x: float, y: float, radius: int = DEPTH_RADIUS_PX) -> float | None:
+        """Distance from the camera (metres) under pixel (x, y) of this observation's frame.
+
+        The median of the measured pixels in the (2 radius + 1)-pixel square around (x, y) (a
+        depth camera reports 0, "not measured", for some pixels: those are left out). None when
+        the camera has no depth image (:attr:`depth` is None), nothing around (x, y) was
+        measured, (x, y) is outside the image, or the frame's depth is no longer held.
+        """
+        if self.depth is None:
+            return None
+        return self.depth(x, y, radius)
+
+    def likelihood(self, name: str) -> float:
+        """Return the likelihood of keypoint ``name``."""
+        return float(self.keypoints[self.index(name), 2])
+
+    def point(
+        self, name: str, min_likelihood: float = 0.0, predicted: bool = False
+    ) -> tuple[float, float] | None:
+        """``(x, y)`` of keypoint ``name``, or None when not seen (policy ``"missing"``).
+
+        A keypoint is not seen when its likelihood is below ``min_likelihood`` or any of its
+        values is not finite. For the ``"hold"`` policy, which needs memory across frames, use a
+        :class:`KeypointFilter`. ``predicted=True`` reads the predicted position instead (see
+        :meth:`predicted_point`).
+        """
+        x, y, likelihood = self._rows(predicted)[self.index(name)]
+        if not (likelihood >= min_likelihood and math.isfinite(x) and math.isfinite(y)):
+            return None
+        return (float(x), float(y))
+
+    def predicted_point(self, name: str, min_likelihood: float = 0.0) -> tuple[float, float] | None:
+        """Where keypoint ``name`` is predicted to be at :attr:`predicted_time_s`, or None.
+
+        None when the keypoint is not seen in this frame (likelihood below ``min_likelihood``)
+        or cannot be predicted (not seen for the predictor's maximum gap). ``ValueError`` when
+        the experiment predicts nothing (``PREDICT = off``).
+        """
+        return self.point(name, min_likelihood, predicted=True)
+
+    def _rows(self, predicted: bool) -> np.ndarray:
+        """Return the measured keypoints, or the predicted ones (which must exist)."""
+        if not predicted:
+            return self.keypoints
+        if self.predicted is None:
+            raise ValueError(
+                f"camera {self.camera!r}: predicted positions were asked for, but the experiment "
+                "predicts none; set PREDICT = constant-velocity or kalman in [Experiment] (or "
+                "prediction= in Python), or read measured positions"
+            )
+        return self.predicted
+
+    @classmethod
+    def from_pose_record(
+        cls,
+        record: Any,
+        camera: str,
+        names: Sequence[str],
+        camera_time_s: float | None = None,
+        frame: np.ndarray | None = None,
+    ) -> Observation:
+        """Return an observation from a pose record (host clock unless given).
+
+        Parameters
+        ----------
+        record
+            Has ``frame_index``, ``host_timestamp_ns`` and ``pose`` (K, 3).
+        camera, names
+            The camera's name and its model's keypoint names.
+        camera_time_s
+            The frame's camera-clock time when the camera has one; it takes precedence.
+        frame
+            The grayscale image, for image features.
+        """
+        host_s = record.host_timestamp_ns / 1e9
+        time_s = camera_time_s if camera_time_s is not None else host_s
+        return cls(
+            float(time_s), camera, int(record.frame_index), record.pose, tuple(names), frame, host_s
+        )
+
+
+class FilteredPoint(NamedTuple):
+    """A keypoint after a :class:`KeypointFilter`: where, and whether it is a held position."""
+
+    x: float
+    y: float
+    held: bool
+    seen_time_s: float
+
+
+class KeypointFilter:
+    """Likelihood threshold with a policy for keypoints that are not seen, kept across frames.
+
+    Parameters
+    ----------
+    min_likelihood
+        Keypoints with a lower likelihood (or non-finite values) are not seen.
+    policy
+        ``"missing"``: a keypoint not seen is missing (None) in that frame. ``"hold"``: it stays
+        where it was last seen, for at most ``hold_s`` seconds of frame time after that sighting;
+        then it is missing.
+    hold_s
+        How long ``"hold"`` holds a position (seconds, >= 0).
+
+    The held state is per (camera, keypoint); :meth:`reset` forgets it. Time going backwards
+    (a new replay) forgets the held position of that keypoint.
+    """
+
+    def __init__(
+        self,
+        min_likelihood: float = DEFAULT_MIN_LIKELIHOOD,
+        policy: Policy = "missing",
+        hold_s: float = 0.0,
+    ) -> None:
+        if not 0.0 <= min_likelihood <= 1.0:
+            raise ValueError(f"min_likelihood must be in [0, 1], not {min_likelihood!r}")
+        if policy not in POLICIES:
+            raise ValueError(f"policy must be one of {', '.join(POLICIES)}, not {policy!r}")
+        if not (hold_s >= 0.0 and math.isfinite(hold_s)):
+            raise ValueError(f"hold_s must be a number of seconds >= 0, not {hold_s!r}")
+        if policy == "missing" and hold_s:
+            raise ValueError("hold_s is only used with policy 'hold'")
+        self.min_likelihood = float(min_likelihood)
+        self.policy: Policy = policy
+        self.hold_s = float(hold_s)
+        self._last_seen: dict[tuple[str, str, bool], FilteredPoint] = {}
+
+    def lookup(self, obs: Observation, name: str, predicted: bool = False) -> FilteredPoint | None:
+        """Return the keypoint after the policy, with whether it is held; None when missing.
+
+        ``predicted=True``: its predicted position (:attr:`Observation.predicted`), held apart
+        from the measured one.
+        """
+        seen = obs.point(name, self.min_likelihood, predicted)
+        if self.policy == "missing":
+            return None if seen is None else FilteredPoint(*seen, False, obs.time_s)
+        key = (obs.camera, name, predicted)
+        if seen is not None:
+            point = FilteredPoint(*seen, False, obs.time_s)
+            self._last_seen[key] = point
+            return point
+        last = self._last_seen.get(key)
+        if last is None:
+            return None
+        age = obs.time_s - last.seen_time_s
+        if age < 0.0:  # time went backwards: a new replay
+            del self._last_seen[key]
+            return None
+        return last._replace(held=True) if age <= self.hold_s else None
+
+    def point(
+        self, obs: Observation, name: str, predicted: bool = False
+    ) -> tuple[float, float] | None:
+        """``(x, y)`` of the keypoint (predicted, or measured) after the policy, or None."""
+        found = self.lookup(obs, name, predicted)
+        return None if found is None else (found.x, found.y)
+
+    def reset(self) -> None:
+        """Forget every held position."""
+        self._last_seen.clear()
+
+    def describe(self) -> dict[str, Any]:
+        """Return the filter's parameters, for the event log."""
+        described: dict[str, Any] = {"min_likelihood": self.min_likelihood, "policy": self.policy}
+        if self.policy == "hold":
+            described["hold_s"] = self.hold_s
+        return described
+
+
+@dataclass(frozen=True)
+class Observations(Mapping[str, Observation]):
+    """The observations of several cameras paired at one reference time.
+
+    Parameters
+    ----------
+    time_s
+        The reference time the cameras were paired at (for example the time of the observation
+        that prompted the update).
+    by_camera
+        Camera name -> its observation nearest to ``time_s``.
+
+    points3d
+        With a calibration ([Triangulation] in the settings): the keypoints of the calibrated
+        cameras' newest synchronised set, triangulated (mm, the floor is z = 0, z up); None when
+        the settings name no calibration or this update brought no new set (a camera missing,
+        or the set's pairing error above [Triangulation] MAX_PAIRING_MS).
+
+    :attr:`errors_s` gives each camera's pairing error, ``obs.time_s - time_s`` (signed).
+    """
+
+    time_s: float
+    by_camera: Mapping[str, Observation] = field(default_factory=dict)
+    points3d: Points3D | None = field(default=None, compare=False)
+
+    def __getitem__(self, camera: str) -> Observation:
+        """Return the observation of ``camera``; ``KeyError`` naming the cameras there are."""
+        try:
+            return self.by_camera[camera]
+        except KeyError:
+            raise KeyError(
+                f"no observation of camera {camera!r} (cameras: {', '.join(self.by_camera)})"
+            ) from None
+
+    def __iter__(self) -> Iterator[str]:
+        """Return the camera names."""
+        return iter(self.by_camera)
+
+    def __len__(self) -> int:
+        """How many cameras are paired."""
+        return len(self.by_camera)
+
+    @property
+    def errors_s(self) -> dict[str, float]:
+        """Each camera's pairing error in seconds: its frame's time minus :attr:`time_s`."""
+        return {camera: obs.time_s - self.time_s for camera, obs in self.by_camera.items()}
+
+    @property
+    def max_error_s(self) -> float:
+        """The largest absolute pairing error (0 with no cameras)."""
+        return max((abs(e) for e in self.errors_s.values()), default=0.0)
+
+    @classmethod
+    def single(cls, obs: Observation) -> Observations:
+        """One camera's observation as a mapping, paired at its own time."""
+        return cls(obs.time_s, {obs.camera: obs})
+
+
+def _time_of(obs: Observation) -> float:
+    return obs.time_s
+
+
+def nearest(stream: Sequence[Observation], t: float) -> Observation | None:
+    """Return the observation of a time-sorted stream nearest to ``t`` (the earlier on a tie)."""
+    if not stream:
+        return None
+    after = bisect.bisect_left(stream, t, key=_time_of)
+    if after == 0:
+        return stream[0]
+    if after == len(stream):
+        return stream[-1]
+    before, later = stream[after - 1], stream[after]
+    return later if later.time_s - t < t - before.time_s else before
+
+
+def pair_nearest(
+    streams: Mapping[str, Sequence[Observation]], t: float, max_error_s: float | None = None
+) -> Observations:
+    """For each camera, its observation nearest in time to ``t``, with the pairing error kept.
+
+    Parameters
+    ----------
+    streams
+        Camera name -> that camera's observations sorted by ``time_s`` (a list, or a deque of the
+        recent ones). Binary search: O(log n) per camera for a list.
+    t
+        The reference time, seconds on the same clock as the observations.
+    max_error_s
+        A camera whose nearest observation is further than this from ``t`` is left out (None:
+        never left out). Cameras with no observations are always left out.
+
+    Returns
+    -------
+    Observations
+        Paired at ``t``; :attr:`Observations.errors_s` holds each camera's error.
+    """
+    paired: dict[str, Observation] = {}
+    for camera, stream in streams.items():
+        found = nearest(stream, t)
+        if found is None:
+            continue
+        if max_error_s is not None and abs(found.time_s - t) > max_error_s:
+            continue
+        paired[camera] = found
+    return Observations(float(t), paired)

@@ -1,0 +1,357 @@
+"""The one interface every trigger has, and the plumbing most of them share.
+
+A trigger is a small object that keeps its own state across observations:
+
+* ``update(obs) -> bool``: feed the next observation (an :class:`Observation` of one camera, or
+  :class:`Observations` of several paired by time); returns the condition's state after it.
+* ``reset()``: forget everything, as if just built (for a new trial or a new replay).
+* ``describe() -> dict``: ``{"kind": ..., parameter: value, ...}`` for the event log; for every
+  kind that :func:`~experiments.triggers.make_trigger` builds without children,
+  ``make_trigger(d["kind"], {k: str(v) for k, v in d.items() if k != "kind"})`` rebuilds it.
+* ``shapes()``: what to draw, in frame pixels (see :mod:`experiments.triggers.geometry`).
+
+Which observation a trigger uses: a trigger with ``camera=None`` takes a single
+:class:`Observation` whatever its camera, and from an :class:`Observations` the only camera
+there (with several cameras it needs ``camera``). A trigger with ``camera="top"`` takes only
+that camera's observations; for any other observation it has no news: a *level* trigger keeps
+its state, an *event* trigger (``entered``, ``left``, :class:`Rising`) returns False, so that one
+event is never reported twice.
+
+Every trigger evaluates on every update; combinators update all their children every time (no
+short-circuit), so a child's memory (dwell timers, speed windows, edges) is always current.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
+
+from deeplabstream.experiments.observation import (
+    DEFAULT_MIN_LIKELIHOOD,
+    FilteredPoint,
+    KeypointFilter,
+    Observation,
+    Observations,
+    Policy,
+)
+from deeplabstream.experiments.triggers.geometry import Shape
+
+AnyObservation = Observation | Observations
+
+
+def observation_time(obs: AnyObservation) -> float:
+    """Return the frame time of an observation, or the reference time of paired observations."""
+    return obs.time_s
+
+
+def camera_problems(triggers: Mapping[str, Trigger], cameras: list[str]) -> list[str]:
+    """Return what stops ``triggers`` from running on a session of ``cameras``.
+
+    A one-camera trigger needs ``CAMERA`` when several cameras are analysed, and every camera
+    a trigger names must be one of ``cameras``.
+    """
+    problems = []
+    for name, trigger in triggers.items():
+        read = trigger.cameras_read()
+        if read is None and len(cameras) > 1:
+            problems.append(
+                f"trigger {name!r} reads one camera but the session analyses {len(cameras)} "
+                f"({', '.join(cameras)}): give it CAMERA = one of them (in the config's "
+                f"[Trigger {name}] section, or with the Regions tab's camera box)"
+            )
+        for camera in read or ():
+            if camera not in cameras:
+                problems.append(
+                    f"trigger {name!r} reads camera {camera!r}, which the settings do not "
+                    f"declare (cameras: {', '.join(cameras) or 'none'}): fix its CAMERA"
+                )
+    return problems
+
+
+def animals_of(trigger: Trigger) -> tuple[int, ...]:
+    """Return the animal numbers ``trigger`` and its children read, sorted (none: only animal 1)."""
+    found = set(trigger.animals_read())
+    for child in getattr(trigger, "children", ()):
+        found.update(animals_of(child))
+    return tuple(sorted(found))
+
+
+def animal_problems(triggers: Mapping[str, Trigger], animal_count: int) -> list[str]:
+    """Return the triggers that read an animal the model does not report.
+
+    ``animal_count`` is how many animals the pose model reports per frame (1 for a
+    single-animal model; a multi-animal model's ``max_animals``). Without this check the
+    trigger fails on its first observation instead (:meth:`Observation.for_animal`).
+    """
+    problems = []
+    for name, trigger in triggers.items():
+        if animal_count == 1 and _least_identity_confidence(trigger) > 0:
+            problems.append(
+                f"trigger {name!r} asks for MIN_IDENTITY_CONFIDENCE, but the pose model reports "
+                "one animal: identities (and their confidence) exist only for a multi-animal "
+                "model ([Pose] MAX_ANIMALS >= 2); remove it or use a multi-animal model"
+            )
+        beyond = [number for number in animals_of(trigger) if number > animal_count]
+        if beyond:
+            problems.append(
+                f"trigger {name!r} reads animal {', '.join(map(str, beyond))}, but the pose model "
+                f"reports {animal_count} animal(s) (animals are numbered from 1): use a "
+                "multi-animal model with [Pose] MAX_ANIMALS high enough, or fix its ANIMAL / "
+                "ANIMALS"
+            )
+    return problems
+
+
+def _least_identity_confidence(trigger: Trigger) -> float:
+    """Return the highest MIN_IDENTITY_CONFIDENCE ``trigger`` or any of its children asks for."""
+    found = float(getattr(trigger, "min_identity_confidence", 0.0))
+    for child in getattr(trigger, "children", ()):
+        found = max(found, _least_identity_confidence(child))
+    return found
+
+
+def select_camera(obs: AnyObservation, camera: str | None, who: str) -> Observation | None:
+    """Return the observation a single-camera trigger uses, or None when ``obs`` is not for it."""
+    if isinstance(obs, Observation):
+        return obs if camera is None or obs.camera == camera else None
+    if camera is not None:
+        return obs.by_camera.get(camera)
+    if len(obs) == 1:
+        return next(iter(obs.by_camera.values()))
+    if not obs:
+        return None
+    raise ValueError(
+        f"{who} reads one camera but the observations hold {', '.join(obs)}; give it camera="
+    )
+
+
+def check_number(
+    name: str, value: float, minimum: float | None = None, strict: bool = False
+) -> float:
+    """``value`` as a finite float, or ``ValueError`` naming the parameter and what is allowed."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, not {value!r}") from None
+    if not math.isfinite(number):
+        raise ValueError(f"{name} must be a finite number, not {value!r}")
+    if minimum is not None and (number <= minimum if strict else number < minimum):
+        raise ValueError(f"{name} must be {'>' if strict else '>='} {minimum:g}, not {value!r}")
+    return number
+
+
+def check_choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
+    """``value`` if it is one of ``allowed``, else ``ValueError`` listing them."""
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
+    return value
+
+
+class Trigger(ABC):
+    """A condition on the stream of observations that keeps its own state across them.
+
+    Subclasses implement :meth:`_step` (one observation of their camera -> the new state) and
+    :meth:`_params`; those with memory extend :meth:`_reset`. ``is_event`` marks triggers whose
+    True lasts one observation (a transition), which are False on observations not for them.
+    """
+
+    kind: ClassVar[str] = ""
+    is_event: bool = False
+
+    def __init__(self, camera: str | None = None) -> None:
+        self.camera = camera
+        self.state = False
+
+    def cameras_read(self) -> tuple[str, ...] | None:
+        """Return the cameras this trigger reads; None when it must be told (``camera=``).
+
+        A trigger of one camera given none reads any camera while the session has one, and
+        cannot choose when it has several: the check before a start reports that.
+        Combinators and clocks read no camera themselves (an empty tuple).
+        """
+        return None if self.camera is None else (self.camera,)
+
+    def animals_read(self) -> tuple[int, ...]:
+        """Return the animals (numbered from 1) this trigger reads itself; none: animal 1 only.
+
+        Per-animal views and social triggers name theirs; combinators leave it to their
+        children (see :func:`animal_problems`).
+        """
+        return ()
+
+    def keypoints_read(self) -> tuple[str, ...]:
+        """Return the keypoint names this trigger itself reads (not its children's); none here.
+
+        Every trigger that reads keypoints by name says which, so that a run can be refused
+        before it starts when the pose model lacks one (``live/session/preflight.py``), instead of
+        failing on the first pose. :func:`keypoints_of` adds the children's.
+        """
+        return ()
+
+    def update(self, obs: AnyObservation) -> bool:
+        """Feed the next observation; return the condition's state after it."""
+        selected = select_camera(obs, self.camera, self._who())
+        if selected is None:
+            if self.is_event:
+                self.state = False
+            return self.state
+        self.state = bool(self._step(selected))
+        return self.state
+
+    @abstractmethod
+    def _step(self, obs: Observation) -> bool:
+        """Return the state after one observation of this trigger's camera."""
+
+    def reset(self) -> None:
+        """Forget all memory, as if just built."""
+        self.state = False
+        self._reset()
+
+    def _reset(self) -> None:  # noqa: B027 - optional hook, nothing to forget by default
+        """Forget subclass memory."""
+
+    def describe(self) -> dict[str, Any]:
+        """``{"kind": ..., **parameters}`` for the event log (factory-compatible)."""
+        described: dict[str, Any] = {"kind": self.kind}
+        if self.camera is not None:
+            described["camera"] = self.camera
+        described.update(self._params())
+        return described
+
+    @abstractmethod
+    def _params(self) -> dict[str, Any]:
+        """Return the parameters that define this trigger (numbers, names, geometry text)."""
+
+    def shapes(self) -> list[Shape]:
+        """Return what to draw for this trigger, in frame pixels (nothing by default)."""
+        return []
+
+    def measurement(self) -> str:
+        """Return what the trigger measured in its last update, for the event log ("" for nothing).
+
+        Logged after "true"/"false" in the ``detail`` of each change of state, e.g. the
+        brightness of a light trigger's region, so that the log shows why it changed.
+        """
+        return ""
+
+    def _who(self) -> str:
+        return f"trigger {self.kind!r}"
+
+    def __repr__(self) -> str:
+        """Return the kind and parameters."""
+        params = ", ".join(f"{k}={v!r}" for k, v in self.describe().items() if k != "kind")
+        return f"{type(self).__name__}({params})"
+
+
+class KeypointTrigger(Trigger):
+    """A trigger that reads keypoints through a :class:`KeypointFilter` (likelihood policy).
+
+    Parameters
+    ----------
+    camera
+        Which camera's observations to use (None: see the module docstring).
+    min_likelihood, policy, hold_s
+        The :class:`KeypointFilter`: keypoints below ``min_likelihood`` are missing
+        (``policy="missing"``) or held where last seen for up to ``hold_s`` seconds
+        (``policy="hold"``).
+    predicted
+        Read the predicted positions (:attr:`Observation.predicted`, forward prediction) instead
+        of the measured ones; the experiment must predict (else updating raises ValueError).
+    """
+
+    def __init__(
+        self,
+        camera: str | None = None,
+        min_likelihood: float = DEFAULT_MIN_LIKELIHOOD,
+        policy: Policy = "missing",
+        hold_s: float = 0.0,
+        predicted: bool = False,
+    ) -> None:
+        super().__init__(camera)
+        self.filter = KeypointFilter(min_likelihood, policy, hold_s)
+        if not isinstance(predicted, bool):
+            raise ValueError(f"predicted must be True or False, not {predicted!r}")
+        self.predicted = predicted
+
+    def _lookup(self, obs: Observation, name: str) -> FilteredPoint | None:
+        return self.filter.lookup(obs, name, self.predicted)
+
+    def _point(self, obs: Observation, name: str) -> tuple[float, float] | None:
+        return self.filter.point(obs, name, self.predicted)
+
+    def reset(self) -> None:
+        """Forget all memory, held keypoints included."""
+        self.filter.reset()
+        super().reset()
+
+    def describe(self) -> dict[str, Any]:
+        """Return the parameters, the likelihood policy's included (and ``predicted`` when set)."""
+        described = {**super().describe(), **self.filter.describe()}
+        if self.predicted:
+            described["predicted"] = True
+        return described
+
+
+def keypoints_of(trigger: Trigger) -> tuple[str, ...]:
+    """Return every keypoint ``trigger`` and its children read, in order, each once."""
+    found = list(trigger.keypoints_read())
+    for child in getattr(trigger, "children", ()):
+        found += keypoints_of(child)
+    return tuple(dict.fromkeys(found))
+
+
+def keypoint_of(trigger: Trigger) -> str | None:
+    """Return the keypoint a trigger decides on, for the event log; None for no keypoint.
+
+    ``keypoint`` where the trigger has one (region, speed, freezing, height), the head's ``tip``
+    (head direction, target side), ``a`` (distance), else the first child's that has one
+    (combinators).
+    """
+    for attribute in ("keypoint", "tip", "a"):
+        value = getattr(trigger, attribute, None)
+        if isinstance(value, str):
+            return value
+    for child in getattr(trigger, "children", ()):
+        found = keypoint_of(child)
+        if found is not None:
+            return found
+    return None
+
+
+def camera_of(trigger: Trigger) -> str | None:
+    """Return the camera whose keypoint :func:`keypoint_of` names (None: the prompting camera's)."""
+    camera = getattr(trigger, "camera_a", None) or trigger.camera
+    if camera is None:
+        for child in getattr(trigger, "children", ()):
+            if keypoint_of(child) is not None:
+                return camera_of(child)
+    return camera
+
+
+class Condition(Trigger):
+    """Any function of one observation as a trigger (for custom logic in Python code).
+
+    Parameters
+    ----------
+    func
+        ``func(obs) -> bool`` for an observation of this trigger's camera.
+    name
+        What :meth:`describe` calls it.
+    """
+
+    kind = "condition"
+
+    def __init__(
+        self, func: Callable[[Observation], bool], name: str = "", camera: str | None = None
+    ) -> None:
+        super().__init__(camera)
+        self.func = func
+        self.name = name or getattr(func, "__name__", "condition")
+
+    def _step(self, obs: Observation) -> bool:
+        return bool(self.func(obs))
+
+    def _params(self) -> dict[str, Any]:
+        return {"name": self.name}

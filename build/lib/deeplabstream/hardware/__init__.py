@@ -1,0 +1,1 @@
+"""Hardware plugins: cameras, stimulation devices, and the simulated rig behind them."""

@@ -1,0 +1,1034 @@
+"""Basler industrial cameras through pypylon (``SOURCE = basler``): USB3 Vision and GigE Vision.
+
+A camera is chosen by serial number or by its user-defined name, then set up from the section's
+keys: size and offsets, pixel format, frame rate, exposure, gain, and optionally a trigger on an
+input line or from software. Every key the camera refuses stops the run with the camera's own
+allowed range. Frames are grabbed one by one from a pool of driver buffers (``BUFFERS``), so a
+capture process that is briefly busy loses nothing: the recorder gets every frame, analysis the
+newest.
+
+Each frame carries the camera's frame counter and timestamp: from chunk data when the camera
+offers it (``ChunkFrameID`` / ``ChunkFramecounter``, ``ChunkTimestamp``), otherwise the grab
+result's block ID and timestamp. Timestamps are converted to seconds with the camera's tick
+frequency, and :class:`hardware.cameras.clock.ClockFit` maps them to the host clock; the fit
+(offset, rate, drift in ppm) lands in ``session.json``. pylon's camera emulator (``PYLON_CAMEMU=N``
+makes N emulated cameras appear) has no timestamps: its frames have no camera time.
+
+``python -m deeplabstream.hardware.cameras.basler`` lists the cameras this computer sees.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from types import ModuleType
+from typing import Any, ClassVar, Literal
+
+import cv2
+import numpy as np
+
+from deeplabstream.core.clock import host_now_ns
+from deeplabstream.core.frames import NO_CAMERA_TIMESTAMP, FrameGeometry, FrameStamp, PixelFormat
+from deeplabstream.core.schema import setting
+from deeplabstream.hardware.cameras.base import Camera, CameraControl, CameraError
+from deeplabstream.hardware.cameras.clock import ClockFit, CounterUnwrapper
+
+log = logging.getLogger(__name__)
+
+INSTALL_HINT = "install it with `pip install pypylon` (the wheel brings the pylon runtime)"
+
+#: Longest single wait inside the driver, so a stop request is seen while waiting for a trigger.
+WAIT_SLICE_S = 0.2
+#: Driver buffers when BUFFERS = 0: half a second of frames, within these bounds.
+AUTO_BUFFER_SECONDS = 0.5
+AUTO_BUFFERS_MIN, AUTO_BUFFERS_MAX_BYTES = 16, 512 << 20
+#: This many failed (incomplete) buffers in a row mean the camera is lost, not just unlucky.
+MAX_FAILED_IN_A_ROW = 20
+
+#: Camera pixel formats this module converts, in order of preference for colour output.
+COLOUR_FORMATS = (
+    "BGR8",
+    "BGR8Packed",
+    "RGB8",
+    "RGB8Packed",
+    "BayerRG8",
+    "BayerBG8",
+    "BayerGR8",
+    "BayerGB8",
+)
+MONO_FORMATS = ("Mono8",)
+_BAYER_PATTERN = {"BayerRG8": "RGGB", "BayerBG8": "BGGR", "BayerGR8": "GRBG", "BayerGB8": "GBRG"}
+
+#: The controls offered: name -> (label, camera features, unit, settings key, live).
+#: Size and offsets are locked while the camera grabs, so they apply at the next Start Stream.
+CONTROL_FEATURES: dict[str, tuple[str, tuple[str, ...], str, str, bool]] = {
+    "exposure": ("Exposure", ("ExposureTime", "ExposureTimeAbs"), "µs", "EXPOSURE", True),
+    "gain": ("Gain", ("Gain", "GainAbs"), "dB", "GAIN", True),
+    "framerate": (
+        "Frame rate",
+        ("AcquisitionFrameRate", "AcquisitionFrameRateAbs"),
+        "Hz",
+        "FRAMERATE",
+        True,
+    ),
+    "width": ("Width", ("Width",), "px", "WIDTH", False),
+    "height": ("Height", ("Height",), "px", "HEIGHT", False),
+    "offset_x": ("Offset X", ("OffsetX",), "px", "OFFSET_X", False),
+    "offset_y": ("Offset Y", ("OffsetY",), "px", "OFFSET_Y", False),
+}
+
+TriggerName = Literal["off", "software", "line1", "line2", "line3", "line4"]
+
+#: Files pylon's camera emulator can show (EMULATOR_IMAGES).
+EMULATOR_IMAGE_SUFFIXES = (".png", ".bmp", ".tif", ".tiff", ".jpg", ".jpeg")
+
+
+def image_folder(path: Path) -> None:
+    """``check`` for EMULATOR_IMAGES: a folder that holds images and nothing else."""
+    if not path.is_dir():
+        raise ValueError(f"not a folder: {path} (a relative path is relative to the settings file)")
+    files = sorted(p for p in path.iterdir() if not p.name.startswith("."))
+    others = [p.name for p in files if p.suffix.lower() not in EMULATOR_IMAGE_SUFFIXES]
+    if others:
+        raise ValueError(
+            f"the folder must hold only images ({', '.join(EMULATOR_IMAGE_SUFFIXES)}): the "
+            f"emulator cannot show {', '.join(others[:3])}"
+        )
+    if not files:
+        raise ValueError(f"the folder {path} holds no images")
+
+
+@dataclass(frozen=True)
+class BaslerSettings:
+    """Keys of a ``[Camera NAME]`` section with ``SOURCE = basler``."""
+
+    serial: str = setting(
+        "",
+        doc="Serial number of the camera (on its label; `python -m "
+        "deeplabstream.hardware.cameras.basler` lists the cameras found). Empty: the camera "
+        "named USER_NAME, or the only camera connected.",
+    )
+    user_name: str = setting(
+        "",
+        doc="The camera's user-defined name (`DeviceUserID`, set in pylon Viewer), to choose it "
+        "instead of by SERIAL.",
+    )
+    width: int | None = setting(
+        None,
+        doc="Width of the image (area of interest). Empty: as the camera is set now.",
+        minimum=1,
+        maximum=16384,
+        unit="px",
+    )
+    height: int | None = setting(
+        None,
+        doc="Height of the image. Empty: as the camera is set now.",
+        minimum=1,
+        maximum=16384,
+        unit="px",
+    )
+    offset_x: int = setting(
+        0, doc="Left edge of the area of interest on the sensor.", minimum=0, unit="px"
+    )
+    offset_y: int = setting(
+        0, doc="Top edge of the area of interest on the sensor.", minimum=0, unit="px"
+    )
+    pixel_format: PixelFormat = setting(
+        "mono8",
+        doc="Pixels handed on: `mono8` (grey, 1 byte) or `bgr8` (colour, 3 bytes). The camera's "
+        "own format is converted (Bayer demosaicing, RGB to BGR).",
+    )
+    camera_pixel_format: str = setting(
+        "",
+        doc="The camera's `PixelFormat`: `Mono8`, `BGR8`, `RGB8` or a Bayer format such as "
+        "`BayerRG8` (names as in pylon Viewer). Empty: `Mono8` for PIXEL_FORMAT = mono8, for "
+        "bgr8 the first of BGR8, RGB8, Bayer 8-bit the camera offers.",
+    )
+    framerate: float = setting(
+        30.0,
+        doc="Frames per second (`AcquisitionFrameRate`). With a hardware trigger the trigger "
+        "sets the rate and this is the rate expected (it sizes buffers and stall detection).",
+        minimum=0.01,
+        maximum=100_000,
+        unit="Hz",
+    )
+    exposure: float | None = setting(
+        None,
+        doc="Exposure time; auto exposure is switched off. Empty: as the camera is set now. "
+        "The exposure must be shorter than the frame interval, or it lowers the rate.",
+        minimum=1,
+        maximum=500_000,
+        unit="µs",
+    )
+    gain: float | None = setting(
+        None,
+        doc="Gain; auto gain is switched off. Empty: as the camera is set now.",
+        minimum=0,
+        maximum=100,
+        unit="dB",
+    )
+    trigger: TriggerName = setting(
+        "off",
+        doc="`off`: the camera runs free at FRAMERATE. `line1`...`line4`: each frame starts on a "
+        "pulse on that input line (hardware trigger; see docs/cameras.md for wiring). "
+        "`software`: the capture process triggers each frame at FRAMERATE.",
+    )
+    trigger_activation: Literal["rising_edge", "falling_edge"] = setting(
+        "rising_edge", doc="Which edge of the trigger pulse starts a frame (hardware trigger)."
+    )
+    buffers: int = setting(
+        0,
+        doc="Frame buffers the driver fills while the capture process is busy; frames are lost "
+        "only when all are full. 0: half a second of frames (at least 16, at most 512 MiB).",
+        minimum=0,
+        maximum=10_000,
+    )
+    chunks: bool = setting(
+        True,
+        doc="Take each frame's counter and timestamp from the camera's chunk data when it offers "
+        "them (exact per frame); otherwise, or when false, from the grab result.",
+    )
+    emulator_images: Path | None = setting(
+        None,
+        doc="pylon's camera emulator only (`PYLON_CAMEMU`): a folder of images the emulated "
+        "camera shows one per frame, in name order, over and over, instead of its test pattern. "
+        "Images of WIDTH x HEIGHT are shown unchanged (docs/cameras.md).",
+        check=image_folder,
+    )
+    timeout: float = setting(
+        2.0,
+        doc="No frame for this long is a camera failure (unplugged, power lost). With a hardware "
+        "trigger the first frame is waited for without limit.",
+        minimum=0.05,
+        maximum=3600,
+        unit="s",
+    )
+
+    def __post_init__(self) -> None:
+        """Refuse SERIAL and USER_NAME together (which one would win is not obvious)."""
+        if self.serial.strip() and self.user_name.strip():
+            raise ValueError("give SERIAL or USER_NAME, not both")
+
+
+def conversion_code(camera_format: str, mono_out: bool) -> int | None:
+    """Return the OpenCV conversion from ``camera_format`` to mono8 or bgr8 (None: a plain copy).
+
+    Raises KeyError for a format not in :data:`MONO_FORMATS` or :data:`COLOUR_FORMATS`.
+    """
+    if camera_format in MONO_FORMATS:
+        return None if mono_out else cv2.COLOR_GRAY2BGR
+    if camera_format in ("BGR8", "BGR8Packed"):
+        return cv2.COLOR_BGR2GRAY if mono_out else None
+    if camera_format in ("RGB8", "RGB8Packed"):
+        return cv2.COLOR_RGB2GRAY if mono_out else cv2.COLOR_RGB2BGR
+    # GenICam's and OpenCV's four-letter names both list the top-left 2x2 pixels.
+    pattern = _BAYER_PATTERN[camera_format]
+    return int(getattr(cv2, f"COLOR_Bayer{pattern}2{'GRAY' if mono_out else 'BGR'}"))
+
+
+def import_pylon(label: str = "SOURCE = basler") -> tuple[ModuleType, ModuleType]:
+    """Import pypylon: its ``pylon`` and ``genicam`` modules, or CameraError naming the package."""
+    try:
+        from pypylon import genicam, pylon
+    except ImportError as error:
+        raise CameraError(f"{label} needs the pypylon package ({error}); {INSTALL_HINT}") from None
+    return pylon, genicam
+
+
+def _device_facts(info: Any) -> dict[str, str]:
+    """Return what a pylon DeviceInfo says about a camera, in plain words."""
+    device_class = info.GetDeviceClass()
+    interface = {"BaslerUsb": "USB3", "BaslerGigE": "GigE", "BaslerCamEmu": "emulator"}.get(
+        device_class, device_class
+    )
+    return {
+        "vendor": info.GetVendorName(),
+        "model": info.GetModelName(),
+        "serial": info.GetSerialNumber(),
+        "user_name": info.GetUserDefinedName(),
+        "interface": interface,
+        "device_class": device_class,
+        "full_name": info.GetFullName(),
+    }
+
+
+def list_cameras() -> list[dict[str, str]]:
+    """Every Basler camera this computer sees: vendor, model, serial, user name, interface."""
+    pylon, _ = import_pylon()
+    return [_device_facts(info) for info in pylon.TlFactory.GetInstance().EnumerateDevices()]
+
+
+def describe_cameras(cameras: list[dict[str, str]]) -> str:
+    """Describe the cameras found, one line each, for messages and the listing command."""
+    if not cameras:
+        return (
+            "No Basler camera found. Check the cable and power; for GigE cameras the network "
+            "settings (pylon IP Configurator); that pylon Viewer sees it."
+        )
+    lines = []
+    for camera in cameras:
+        user = f", user name '{camera['user_name']}'" if camera["user_name"] else ""
+        lines.append(f"{camera['model']} serial {camera['serial']} ({camera['interface']}{user})")
+    return "Cameras found: " + "; ".join(lines)
+
+
+class BaslerCamera(Camera):
+    """A Basler camera opened with pypylon; see :class:`BaslerSettings` for the options.
+
+    ``frame_index`` is the camera's frame counter (chunk frame ID, else the block ID; GigE's
+    16-bit block IDs are unwrapped), ``camera_timestamp`` the camera's timestamp in seconds (NaN
+    when the camera gives none, as the emulator), ``host_timestamp_ns`` the host time right after
+    the driver handed the frame over.
+    """
+
+    settings_class: ClassVar[type] = BaslerSettings
+    settings: BaslerSettings
+
+    @classmethod
+    def lock_keys(cls, settings: BaslerSettings) -> tuple[str, ...]:
+        """Lock the camera's serial; its user name if chosen by name; every Basler without either.
+
+        A camera chosen by USER_NAME in one rig and by SERIAL in another is not seen as the
+        same by the lock (pylon then refuses the second open): choose cameras by SERIAL.
+        """
+        if settings.serial.strip():
+            return (f"basler:{settings.serial.strip()}",)
+        if settings.user_name.strip():
+            return (f"basler:name={settings.user_name.strip()}",)
+        return ("basler:*",)  # "the only camera connected": any of them
+
+    def __init__(self, name: str, settings: BaslerSettings) -> None:
+        super().__init__(name, settings)
+        self._pylon: ModuleType | None = None
+        self._genicam: ModuleType | None = None
+        self._camera: Any = None
+        self._facts: dict[str, str] = {}
+        self._applied: dict[str, Any] = {}
+        self._conversion: int | None = None
+        self._reset_counters()
+
+    def _reset_counters(self) -> None:
+        self._grabbing_started = False
+        self._frames = 0
+        self._failed_buffers = 0
+        self._failed_in_a_row = 0
+        self._index_source = "block id"
+        self._time_source = "grab result"
+        self._tick_hz = 1e9
+        self._index = CounterUnwrapper(None)
+        self._clock = ClockFit()
+        self._next_trigger_ns: int | None = None
+        self._timestamps_seen = False
+
+    # -- Camera interface -----------------------------------------------------------------
+
+    def open(self) -> FrameGeometry:
+        """Find the camera, open it and apply every key; return the frame geometry.
+
+        Raises
+        ------
+        CameraError
+            pypylon is missing, the camera is not found (the message lists those found), it is
+            in use, or it refuses a key (the message gives the camera's allowed range).
+        """
+        self.close()
+        self._reset_counters()
+        self._pylon, self._genicam = import_pylon(f"camera '{self.name}': SOURCE = basler")
+        info = self._find_device()
+        self._facts = _device_facts(info)
+        try:
+            factory = self._pylon.TlFactory.GetInstance()
+            self._camera = self._pylon.InstantCamera(factory.CreateDevice(info))
+            self._camera.Open()
+        except self._genicam.GenericException as error:
+            self.close()
+            raise CameraError(
+                f"{self._label} could not be opened: {_first_line(error)}. Is it open in another "
+                "program (pylon Viewer, another DeepLabStream)?"
+            ) from None
+        try:
+            return self._configure()
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def nominal_fps(self) -> float | None:
+        """FRAMERATE (with a hardware trigger: the trigger rate expected)."""
+        return self.settings.framerate
+
+    @property
+    def live(self) -> bool:
+        """A real camera (or pylon's emulator): watched for stalls."""
+        return True
+
+    def grab(self, out: np.ndarray) -> FrameStamp | None:
+        """Wait for the next frame and write it into ``out``.
+
+        Returns None only when the stream was asked to stop while waiting.
+
+        Raises
+        ------
+        CameraError
+            No frame within TIMEOUT, the camera was removed or stopped, or too many failed
+            buffers in a row.
+        """
+        camera = self._require_open()
+        if not self._grabbing_started:
+            self._start_grabbing(camera)
+        while True:
+            result = self._retrieve(camera)
+            if result is None:
+                return None
+            try:
+                if not result.GrabSucceeded():
+                    self._count_failed_buffer(result)
+                    continue
+                self._failed_in_a_row = 0
+                host_ns = host_now_ns()
+                stamp = self._stamp(result, host_ns)
+                self._copy_pixels(result, out)
+            finally:
+                result.Release()
+            self._frames += 1
+            return stamp
+
+    def close(self) -> None:
+        """Stop grabbing and close the camera. Safe to call more than once."""
+        camera, self._camera = self._camera, None
+        if camera is None:
+            return
+        genicam = self._genicam
+        assert genicam is not None
+        try:
+            if camera.IsGrabbing():
+                camera.StopGrabbing()
+            camera.Close()
+        except genicam.GenericException as error:
+            log.warning("%s did not close cleanly: %s", self._label, _first_line(error))
+        try:
+            camera.DestroyDevice()
+        except genicam.GenericException:
+            pass
+
+    def describe(self) -> dict[str, Any]:
+        """Model, serial, interface, what was set, where stamps come from; the clock fit."""
+        info: dict[str, Any] = {
+            key: value for key, value in self._facts.items() if key != "full_name"
+        }
+        info.update(self._applied)
+        info["frame_counter"] = self._index_source
+        info["timestamp"] = (
+            self._time_source if self._timestamps_seen or not self._frames else "none"
+        )
+        info["timestamp_tick_hz"] = self._tick_hz
+        if self._frames:
+            info["frames"] = self._frames
+            info["failed_buffers"] = self._failed_buffers
+            if self._timestamps_seen:
+                info["clock"] = self._clock.summary()
+            if self._index.resets:
+                info["frame_counter_resets"] = self._index.resets
+        return info
+
+    # -- live controls ----------------------------------------------------------------------
+
+    def controls(self) -> tuple[CameraControl, ...]:
+        """Exposure, gain, frame rate (live) and the area of interest, as the camera allows now.
+
+        A feature the camera lacks is left out; with a hardware trigger the frame rate is only
+        the rate expected, so it is not live.
+        """
+        if self._camera is None:
+            return ()
+        found = []
+        for name, (label, features, unit, key, live) in CONTROL_FEATURES.items():
+            # Size and offsets are locked while grabbing: shown (readable), not writable.
+            limits = self._limits(features, writable=live)
+            value = self._read_number(features)
+            if limits is None or value is None:
+                continue
+            _, low, high, step = limits
+            if name == "framerate":
+                live = not self.settings.trigger.startswith("line")
+                # A slower rate would leave more than TIMEOUT between frames: a lost camera.
+                low = max(low, math.ceil(2.0 / self.settings.timeout * 100) / 100)
+            found.append(CameraControl(name, label, low, high, step, value, unit, live, key))
+        return tuple(found)
+
+    def set_control(self, name: str, value: float) -> float:
+        """Set exposure, gain or frame rate between two grabs; return what the camera kept.
+
+        Auto exposure or auto gain is switched off first, as at open.
+        """
+        control = self.checked_control(name, value)
+        _, features, unit, key, _ = CONTROL_FEATURES[name]
+        if name in ("exposure", "gain"):
+            self._set_enum((f"{control.label}Auto",), "Off", key, required=False)
+        if name == "framerate":
+            self._set_bool(("AcquisitionFrameRateEnable",), True)
+        self._set_number(features, value, key, unit)
+        kept = self._read_number(features)
+        assert kept is not None  # checked_control found it readable
+        # The settings follow, so FRAMERATE paces a software trigger and sizes what it sized.
+        if name == "exposure":
+            self.settings = replace(self.settings, exposure=kept)
+        elif name == "gain":
+            self.settings = replace(self.settings, gain=kept)
+        else:
+            self.settings = replace(self.settings, framerate=kept)
+        applied = {"exposure": "exposure_us", "gain": "gain_db", "framerate": "framerate"}[name]
+        self._applied[applied] = kept
+        return kept
+
+    def _limits(
+        self, names: tuple[str, ...], writable: bool = True
+    ) -> tuple[list[Any], float, float, float] | None:
+        """Return the features of ``names`` and the range they all accept, and its step.
+
+        Only writable features count (readable ones with ``writable=False``); None when the
+        camera has none of them.
+        """
+        usable = self._writable if writable else self._readable
+        params = [p for p in (self._param(n) for n in names) if p is not None and usable(p)]
+        if not params:
+            return None
+        low = max(p.GetMin() for p in params)
+        high = min(p.GetMax() for p in params)
+        first = params[0]
+        is_int = isinstance(low, int) and not isinstance(low, bool)
+        # A float feature often has no increment: any value within the range is taken.
+        step = float(first.GetInc()) if is_int or first.HasInc() else 0.0
+        return params, float(low), float(high), step
+
+    # -- finding and opening ----------------------------------------------------------------
+
+    def _find_device(self) -> Any:
+        assert self._pylon is not None
+        devices = list(self._pylon.TlFactory.GetInstance().EnumerateDevices())
+        facts = [_device_facts(info) for info in devices]
+        serial, user_name = self.settings.serial.strip(), self.settings.user_name.strip()
+        if serial:
+            matches = [d for d, f in zip(devices, facts, strict=True) if f["serial"] == serial]
+            wanted = f"serial number {serial} (SERIAL)"
+        elif user_name:
+            matches = [
+                d for d, f in zip(devices, facts, strict=True) if f["user_name"] == user_name
+            ]
+            wanted = f"user name '{user_name}' (USER_NAME)"
+        else:
+            if len(devices) == 1:
+                return devices[0]
+            matches, wanted = [], "SERIAL or USER_NAME"
+            if len(devices) > 1:
+                raise CameraError(
+                    f"camera '{self.name}': {len(devices)} Basler cameras are connected; choose "
+                    f"one with SERIAL or USER_NAME. {describe_cameras(facts)}"
+                )
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            raise CameraError(
+                f"camera '{self.name}': {len(matches)} cameras have the {wanted}; give SERIAL. "
+                f"{describe_cameras(facts)}"
+            )
+        raise CameraError(
+            f"camera '{self.name}': no Basler camera with {wanted}. {describe_cameras(facts)}"
+        )
+
+    def _configure(self) -> FrameGeometry:
+        """Apply every key in an order the camera accepts; record what was set."""
+        settings = self.settings
+        camera = self._camera
+        self._set_enum(("TriggerSelector",), "FrameStart", "TRIGGER", required=False)
+        self._set_enum(("TriggerMode",), "Off", "TRIGGER", required=False)
+        camera_format = self._choose_pixel_format()
+        self._set_enum(("PixelFormat",), camera_format, "CAMERA_PIXEL_FORMAT")
+        mono_out = settings.pixel_format == "mono8"
+        self._conversion = conversion_code(camera_format, mono_out)
+        self._set_area_of_interest()
+        if settings.exposure is not None:
+            self._set_enum(("ExposureAuto",), "Off", "EXPOSURE", required=False)
+            self._set_number(
+                ("ExposureTime", "ExposureTimeAbs"), settings.exposure, "EXPOSURE", "µs"
+            )
+        if settings.gain is not None:
+            self._set_enum(("GainAuto",), "Off", "GAIN", required=False)
+            self._set_number(("Gain", "GainAbs"), settings.gain, "GAIN", "dB")
+        self._set_rate_and_trigger()
+        self._show_emulator_images()
+        self._enable_chunks()
+        self._tick_hz = self._timestamp_tick_hz()
+        if self._facts.get("device_class") == "BaslerGigE" and self._index_source == "block id":
+            self._index = CounterUnwrapper(65535)  # GigE block IDs run 1..65535
+        buffers = self._buffer_count()
+        camera.MaxNumBuffer.Value = buffers
+        width, height = int(self._param("Width").Value), int(self._param("Height").Value)
+        self._applied.update(
+            {
+                "camera_pixel_format": camera_format,
+                "width": width,
+                "height": height,
+                "offset_x": int(self._param("OffsetX").Value),
+                "offset_y": int(self._param("OffsetY").Value),
+                "exposure_us": self._read_number(("ExposureTime", "ExposureTimeAbs")),
+                "gain_db": self._read_number(("Gain", "GainAbs")),
+                "resulting_framerate": self._read_number(
+                    ("ResultingFrameRate", "ResultingFrameRateAbs")
+                ),
+                "buffers": buffers,
+            }
+        )
+        self._warn_if_exposure_limits_rate()
+        log.info(
+            "%s: %dx%d %s -> %s, %g fps, trigger %s",
+            self._label,
+            width,
+            height,
+            camera_format,
+            settings.pixel_format,
+            settings.framerate,
+            settings.trigger,
+        )
+        return FrameGeometry.for_pixel_format(width, height, settings.pixel_format)
+
+    def _choose_pixel_format(self) -> str:
+        param = self._param("PixelFormat")
+        offered = tuple(param.Symbolics) if param is not None else ()
+        wanted = self.settings.camera_pixel_format.strip()
+        supported = (*MONO_FORMATS, *COLOUR_FORMATS)
+        if wanted:
+            if wanted not in offered:
+                raise CameraError(
+                    f"{self._label}: CAMERA_PIXEL_FORMAT = {wanted} is refused: the camera "
+                    f"offers {', '.join(offered)}"
+                )
+            if wanted not in supported:
+                usable = ", ".join(f for f in offered if f in supported) or "none"
+                raise CameraError(
+                    f"{self._label}: CAMERA_PIXEL_FORMAT = {wanted} cannot be converted; of the "
+                    f"camera's formats these can: {usable}"
+                )
+            return wanted
+        preference = MONO_FORMATS if self.settings.pixel_format == "mono8" else COLOUR_FORMATS
+        for candidate in (*preference, *supported):
+            if candidate in offered:
+                return candidate
+        raise CameraError(
+            f"{self._label}: the camera offers no pixel format this program converts (it offers "
+            f"{', '.join(offered)}; usable: {', '.join(supported)})"
+        )
+
+    def _set_area_of_interest(self) -> None:
+        """Offsets to 0 first (they limit the size), then the size, then the offsets."""
+        settings = self.settings
+        for name in ("OffsetX", "OffsetY"):
+            param = self._param(name)
+            if param is not None and self._writable(param):
+                param.Value = int(param.GetMin())
+        if settings.width is not None:
+            self._set_number(("Width",), settings.width, "WIDTH", "px")
+        if settings.height is not None:
+            self._set_number(("Height",), settings.height, "HEIGHT", "px")
+        if settings.offset_x:
+            self._set_number(("OffsetX",), settings.offset_x, "OFFSET_X", "px")
+        if settings.offset_y:
+            self._set_number(("OffsetY",), settings.offset_y, "OFFSET_Y", "px")
+
+    def _set_rate_and_trigger(self) -> None:
+        settings = self.settings
+        hardware = settings.trigger.startswith("line")
+        if not hardware:
+            self._set_bool(("AcquisitionFrameRateEnable",), True)
+            self._set_number(
+                ("AcquisitionFrameRate", "AcquisitionFrameRateAbs"),
+                settings.framerate,
+                "FRAMERATE",
+                "Hz",
+            )
+        else:  # the trigger sets the pace; a rate limit would drop trigger pulses
+            self._set_bool(("AcquisitionFrameRateEnable",), False)
+        if settings.trigger == "off":
+            return
+        source = "Software" if settings.trigger == "software" else settings.trigger.title()
+        self._set_enum(("TriggerSelector",), "FrameStart", "TRIGGER")
+        self._set_enum(("TriggerMode",), "On", "TRIGGER")
+        self._set_enum(("TriggerSource",), source, "TRIGGER")
+        if hardware:
+            activation = (
+                "RisingEdge" if settings.trigger_activation == "rising_edge" else "FallingEdge"
+            )
+            self._set_enum(("TriggerActivation",), activation, "TRIGGER_ACTIVATION")
+        self._applied["trigger"] = (
+            f"{source} ({settings.trigger_activation})" if hardware else source
+        )
+
+    def _show_emulator_images(self) -> None:
+        folder = self.settings.emulator_images
+        if folder is None:
+            return
+        if self._facts.get("device_class") != "BaslerCamEmu":
+            raise CameraError(
+                f"{self._label}: EMULATOR_IMAGES works only with pylon's camera emulator "
+                "(PYLON_CAMEMU); remove it for a real camera"
+            )
+        self._set_enum(("TestImageSelector",), "Off", "EMULATOR_IMAGES")
+        self._set_enum(("ImageFileMode",), "On", "EMULATOR_IMAGES")
+        self._param("ImageFilename").Value = str(Path(folder).resolve())
+        self._applied["emulator_images"] = str(folder)
+
+    def _enable_chunks(self) -> None:
+        """Switch on the timestamp and frame-counter chunks where the camera has them."""
+        if not self.settings.chunks:
+            return
+        selector = self._param("ChunkSelector")
+        mode = self._param("ChunkModeActive")
+        if selector is None or mode is None or not self._writable(mode):
+            return  # no chunk features (pylon's emulator): the grab result's values serve
+        offered = tuple(selector.Symbolics)
+        counter = next((c for c in ("FrameID", "Framecounter") if c in offered), None)
+        if "Timestamp" not in offered and counter is None:
+            return
+        genicam = self._genicam
+        assert genicam is not None
+        try:
+            mode.Value = True
+            for chunk in ("Timestamp", counter):
+                if chunk is not None and chunk in offered:
+                    selector.Value = chunk
+                    self._param("ChunkEnable").Value = True
+        except genicam.GenericException as error:
+            log.warning(
+                "%s: chunk data could not be enabled (%s); using the grab result's counters",
+                self._label,
+                _first_line(error),
+            )
+            mode.Value = False
+            return
+        if "Timestamp" in offered:
+            self._time_source = "chunk"
+        if counter is not None:
+            self._index_source = f"chunk {counter}"
+            self._index = CounterUnwrapper(1 << 32 if counter == "Framecounter" else None)
+
+    def _timestamp_tick_hz(self) -> float:
+        """Ticks per second of the camera's timestamp (GigE says; USB3 counts nanoseconds)."""
+        param = self._param("GevTimestampTickFrequency")
+        if param is not None and self._readable(param):
+            return float(param.Value)
+        return 1e9
+
+    def _buffer_count(self) -> int:
+        if self.settings.buffers:
+            return self.settings.buffers
+        frame_bytes = max(1, int(self._read_number(("PayloadSize",)) or 1))
+        wanted = math.ceil(self.settings.framerate * AUTO_BUFFER_SECONDS)
+        return max(AUTO_BUFFERS_MIN, min(wanted, AUTO_BUFFERS_MAX_BYTES // frame_bytes))
+
+    def _warn_if_exposure_limits_rate(self) -> None:
+        exposure = self._applied.get("exposure_us")
+        if exposure and not self.settings.trigger.startswith("line"):
+            limit = 1e6 / exposure
+            if limit < self.settings.framerate:
+                log.warning(
+                    "%s: EXPOSURE %g µs allows at most %.1f fps, below FRAMERATE %g",
+                    self._label,
+                    exposure,
+                    limit,
+                    self.settings.framerate,
+                )
+
+    # -- grabbing ---------------------------------------------------------------------------
+
+    def _start_grabbing(self, camera: Any) -> None:
+        assert self._pylon is not None and self._genicam is not None
+        try:
+            camera.StartGrabbing(self._pylon.GrabStrategy_OneByOne)
+        except self._genicam.GenericException as error:
+            raise CameraError(f"{self._label} could not start: {_first_line(error)}") from None
+        self._grabbing_started = True
+        if self.settings.trigger.startswith("line"):
+            log.info("%s: waiting for trigger pulses on %s", self._label, self.settings.trigger)
+
+    def _retrieve(self, camera: Any) -> Any:
+        """Return the next grab result, or None when a stop was requested while waiting."""
+        pylon, genicam = self._pylon, self._genicam
+        assert pylon is not None and genicam is not None
+        waits_for_first_trigger = self.settings.trigger.startswith("line") and not self._frames
+        deadline = None if waits_for_first_trigger else time.monotonic() + self.settings.timeout
+        while True:
+            if self.stop_requested:
+                return None
+            if self.settings.trigger == "software":
+                self._software_trigger(camera)
+            wait_s = (
+                WAIT_SLICE_S
+                if deadline is None
+                else min(WAIT_SLICE_S, max(0.001, deadline - time.monotonic()))
+            )
+            try:
+                result = camera.RetrieveResult(
+                    max(1, round(wait_s * 1000)), pylon.TimeoutHandling_Return
+                )
+            except genicam.GenericException as error:
+                raise self._lost(f"the driver reported: {_first_line(error)}") from None
+            if result is not None and result.IsValid():
+                return result
+            if camera.IsCameraDeviceRemoved():
+                raise self._lost("the camera was removed (unplugged or lost power)")
+            if not camera.IsGrabbing():
+                raise self._lost("the camera stopped grabbing (closed or removed)")
+            if deadline is not None and time.monotonic() >= deadline:
+                raise self._lost(f"no frame within {self.settings.timeout:g} s (TIMEOUT)")
+
+    def _software_trigger(self, camera: Any) -> None:
+        """Trigger the next frame when it is due (FRAMERATE), at most once per frame."""
+        now = host_now_ns()
+        if self._next_trigger_ns is None:
+            self._next_trigger_ns = now
+        if now < self._next_trigger_ns:
+            time.sleep((self._next_trigger_ns - now) / 1e9)
+        assert self._pylon is not None
+        if camera.WaitForFrameTriggerReady(1000, self._pylon.TimeoutHandling_Return):
+            camera.ExecuteSoftwareTrigger()
+            interval = round(1e9 / self.settings.framerate)
+            self._next_trigger_ns = max(self._next_trigger_ns + interval, now)
+
+    def _count_failed_buffer(self, result: Any) -> None:
+        self._failed_buffers += 1
+        self._failed_in_a_row += 1
+        if self._failed_buffers == 1 or self._failed_buffers % 100 == 0:
+            log.warning(
+                "%s: %d failed buffer(s) (frame dropped): %s",
+                self._label,
+                self._failed_buffers,
+                result.GetErrorDescription(),
+            )
+        if self._failed_in_a_row >= MAX_FAILED_IN_A_ROW:
+            raise self._lost(
+                f"{self._failed_in_a_row} failed buffers in a row ({result.GetErrorDescription()})"
+            )
+
+    def _stamp(self, result: Any, host_ns: int) -> FrameStamp:
+        raw_index, ticks = None, None
+        if self._index_source.startswith("chunk"):
+            raw_index = _chunk_value(result, f"Chunk{self._index_source.split()[1]}")
+        if self._time_source == "chunk":
+            ticks = _chunk_value(result, "ChunkTimestamp")
+        if raw_index is None:
+            raw_index = int(result.GetBlockID())
+        if ticks is None:
+            ticks = int(result.GetTimeStamp())
+        if ticks:
+            self._timestamps_seen = True
+        camera_s = ticks / self._tick_hz if self._timestamps_seen else NO_CAMERA_TIMESTAMP
+        self._clock.add(camera_s, host_ns)
+        return FrameStamp(self._index(raw_index), camera_s, host_ns)
+
+    def _copy_pixels(self, result: Any, out: np.ndarray) -> None:
+        with result.GetArrayZeroCopy() as pixels:
+            if pixels.shape[:2] != out.shape[:2]:
+                raise CameraError(
+                    f"{self._label}: the frame size changed to {pixels.shape[1]}x"
+                    f"{pixels.shape[0]} while running (expected {out.shape[1]}x{out.shape[0]})"
+                )
+            code = self._conversion
+            if code is None:
+                np.copyto(out, pixels.reshape(out.shape))
+            else:
+                converted = cv2.cvtColor(pixels, code, dst=out)
+                if converted is not out:
+                    np.copyto(out, converted)
+
+    def _lost(self, why: str) -> CameraError:
+        return CameraError(
+            f"{self._label} stopped delivering frames after {self._frames} frames: {why}. Check "
+            "its cable and power."
+        )
+
+    # -- parameters -------------------------------------------------------------------------
+
+    def _param(self, name: str) -> Any:
+        """Return the camera's parameter ``name``, or None when this camera has no such feature."""
+        assert self._camera is not None and self._genicam is not None
+        node = self._camera.GetNodeMap().GetNode(name)
+        if node is None or not self._genicam.IsAvailable(node):
+            return None
+        return node
+
+    def _first_param(self, names: tuple[str, ...]) -> Any:
+        for name in names:
+            param = self._param(name)
+            if param is not None:
+                return param
+        return None
+
+    def _readable(self, param: Any) -> bool:
+        assert self._genicam is not None
+        return bool(self._genicam.IsReadable(param))
+
+    def _writable(self, param: Any) -> bool:
+        assert self._genicam is not None
+        return bool(self._genicam.IsWritable(param))
+
+    def _read_number(self, names: tuple[str, ...]) -> float | None:
+        param = self._first_param(names)
+        if param is None or not self._readable(param):
+            return None
+        return float(param.Value)
+
+    def _set_number(self, names: tuple[str, ...], value: float, key: str, unit: str) -> None:
+        """Set an integer or float feature, refusing values outside the camera's range.
+
+        Some cameras (pylon's emulator among them) keep an older name of the same feature as a
+        separate node (``ExposureTimeAbs`` beside ``ExposureTime``): every one present is set,
+        and the value must suit them all, so whichever one the camera obeys has it.
+        """
+        genicam = self._genicam
+        assert genicam is not None
+        limits = self._limits(names)
+        if limits is None:
+            raise CameraError(
+                f"{self._label}: {key} cannot be set: the camera has no writable {names[0]}"
+            )
+        params = limits[0]
+        low = max(p.GetMin() for p in params)
+        high = min(p.GetMax() for p in params)
+        is_int = isinstance(low, int) and not isinstance(low, bool)
+        step = int(params[0].GetInc()) if is_int else None
+        allowed = f"{_number(low)} to {_number(high)} {unit}".rstrip()
+        if step and step > 1:
+            allowed += f" in steps of {step}"
+        context = _range_context(key, self._applied_context())
+        misaligned = is_int and step and (int(value) - low) % step
+        if not low <= value <= high or misaligned or (is_int and value != int(value)):
+            raise CameraError(
+                f"{self._label}: {key} = {_number(value)} is refused: the camera allows "
+                f"{allowed}{context}"
+            )
+        for param in params:
+            try:
+                param.Value = int(value) if is_int else float(value)
+            except genicam.GenericException as error:
+                raise CameraError(
+                    f"{self._label}: {key} = {_number(value)} is refused "
+                    f"({_first_line(error)}); the camera allows {allowed}{context}"
+                ) from None
+
+    def _set_enum(
+        self, names: tuple[str, ...], value: str, key: str, required: bool = True
+    ) -> None:
+        genicam = self._genicam
+        assert genicam is not None
+        param = self._first_param(names)
+        if param is None or not self._writable(param):
+            if required:
+                raise CameraError(
+                    f"{self._label}: {key} cannot be set: the camera has no writable {names[0]}"
+                )
+            return
+        offered = tuple(param.Symbolics)
+        if value not in offered:
+            if not required:
+                return
+            raise CameraError(
+                f"{self._label}: {key}: the camera's {names[0]} has no {value}; it offers "
+                f"{', '.join(offered)}"
+            )
+        try:
+            param.Value = value
+        except genicam.GenericException as error:
+            raise CameraError(
+                f"{self._label}: {key}: {names[0]} = {value} is refused: {_first_line(error)}"
+            ) from None
+
+    def _set_bool(self, names: tuple[str, ...], value: bool) -> None:
+        param = self._first_param(names)
+        if param is not None and self._writable(param):
+            param.Value = value
+
+    def _applied_context(self) -> dict[str, Any]:
+        return {
+            "OFFSET_X": self._read_number(("OffsetX",)),
+            "OFFSET_Y": self._read_number(("OffsetY",)),
+            "WIDTH": self._read_number(("Width",)),
+            "HEIGHT": self._read_number(("Height",)),
+            "EXPOSURE": self._read_number(("ExposureTime", "ExposureTimeAbs")),
+        }
+
+    def _require_open(self) -> Any:
+        if self._camera is None:
+            raise CameraError(f"{self._label}: grab() before open() or after close()")
+        return self._camera
+
+    @property
+    def _label(self) -> str:
+        model = self._facts.get("model")
+        serial = self._facts.get("serial")
+        if model:
+            return f"camera '{self.name}' (Basler {model}, serial {serial})"
+        return f"camera '{self.name}' (Basler)"
+
+
+def _range_context(key: str, values: dict[str, Any]) -> str:
+    """Say what the allowed range depends on, so the message explains an odd-looking limit."""
+    depends = {
+        "WIDTH": ("OFFSET_X",),
+        "HEIGHT": ("OFFSET_Y",),
+        "OFFSET_X": ("WIDTH",),
+        "OFFSET_Y": ("HEIGHT",),
+        "FRAMERATE": ("WIDTH", "HEIGHT", "EXPOSURE"),
+    }.get(key, ())
+    parts = [
+        f"{name} = {_number(values[name])}" for name in depends if values.get(name) is not None
+    ]
+    return f" (with {', '.join(parts)})" if parts else ""
+
+
+def _number(value: float) -> str:
+    """Format a number for a message: whole numbers in full (3000000, not 3e+06), others short."""
+    if float(value).is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return f"{value:g}"
+
+
+def _chunk_value(result: Any, name: str) -> int | None:
+    """Return a chunk feature of a grab result, None when the frame carries none."""
+    try:
+        if not result.IsChunkDataAvailable():
+            return None
+        return int(result.GetChunkDataNodeMap().GetNode(name).Value)
+    except Exception:  # a frame without that chunk: fall back to the grab result
+        return None
+
+
+def _first_line(error: BaseException) -> str:
+    """Return the readable part of a pylon message (it ends with the C++ file and line)."""
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return text.split(" : ")[0]
+
+
+def main() -> int:
+    """``python -m deeplabstream.hardware.cameras.basler``: print the cameras seen, one per line."""
+    try:
+        cameras = list_cameras()
+    except CameraError as error:
+        print(error, file=sys.stderr)
+        return 1
+    if not cameras:
+        print(describe_cameras(cameras))
+        return 0
+    columns = ("model", "serial", "user_name", "interface")
+    rows = [columns, *[tuple(camera[c] or "-" for c in columns) for camera in cameras]]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(columns))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,168 @@
+"""A camera's own clock and counters, related to the host: unwrapping and the time mapping.
+
+Lab cameras stamp each frame with a hardware counter and a clock of their own (a Basler camera's
+timestamp ticks, a RealSense device's microseconds). Those clocks run at a slightly different
+rate from the host's and start anywhere, and some counters wrap around. :class:`CounterUnwrapper`
+turns wrapping counters into ever-increasing numbers; :class:`ClockFit` fits, over a session,
+
+    host_time = offset_s + rate * camera_time
+
+from every frame's camera time and host arrival time, and reports the rate as drift in parts per
+million and how far the host arrival times scatter around the fit.
+
+The host stamps a frame when it *arrives*, always some transfer time after the camera stamped
+it, and that delay varies (USB, scheduling). So the fit is made to the lower envelope: the line
+below every frame with the least mean delay (an edge of the lower convex hull); late frames,
+even a long stalled stretch of them, do not bend it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+#: Fewer frames than this, or a shorter span, give no fit (the drift would be noise).
+MIN_FIT_FRAMES = 10
+MIN_FIT_SPAN_S = 0.5
+
+
+class CounterUnwrapper:
+    """Makes a counter that wraps at ``modulus`` (or never: None) count on for ever.
+
+    Parameters
+    ----------
+    modulus
+        The number of distinct values before the counter repeats: 2**32 for a 32-bit counter,
+        65535 for GigE Vision block IDs (1..65535, 0 is never used). None: it never wraps.
+    """
+
+    def __init__(self, modulus: int | None) -> None:
+        self.modulus = modulus
+        self._last_raw: int | None = None
+        self._value = 0
+        self.resets = 0  # times the counter went backwards by more than half its range
+
+    def __call__(self, raw: int) -> int:
+        """Return the unwrapped value of the counter reading ``raw``."""
+        if self._last_raw is None:
+            self._value = raw
+        elif self.modulus is None:
+            self._value += raw - self._last_raw
+        else:
+            step = (raw - self._last_raw) % self.modulus
+            if step > self.modulus // 2:  # went backwards: the camera restarted its counter
+                self.resets += 1
+                step = 0
+            self._value += step
+        self._last_raw = raw
+        return self._value
+
+
+class ClockFit:
+    """Fits host time to a camera's clock over a session; bounded memory for any length.
+
+    Every frame's pair is kept until ``capacity`` pairs are held; then every second pair is
+    dropped and from then on only every second new pair is kept (and so on), so a session of
+    any length keeps evenly spread pairs.
+    """
+
+    def __init__(self, capacity: int = 1 << 16) -> None:
+        self._camera = np.empty(capacity, np.float64)
+        self._host = np.empty(capacity, np.float64)
+        self._count = 0  # pairs held
+        self._stride = 1  # keep every stride-th pair offered
+        self._offered = 0
+        self.frames = 0  # pairs offered in all
+        self._origin: tuple[float, float] | None = None  # first camera and host time
+
+    def add(self, camera_s: float, host_ns: int) -> None:
+        """Offer one frame's camera time (seconds) and host arrival time (nanoseconds)."""
+        if not math.isfinite(camera_s):
+            return
+        self.frames += 1
+        host_s = host_ns / 1e9
+        if self._origin is None:
+            self._origin = (camera_s, host_s)
+        self._offered += 1
+        if (self._offered - 1) % self._stride:
+            return
+        if self._count == len(self._camera):
+            half = self._count // 2
+            self._camera[:half] = self._camera[: 2 * half : 2]
+            self._host[:half] = self._host[: 2 * half : 2]
+            self._count = half
+            self._stride *= 2
+        camera0, host0 = self._origin
+        self._camera[self._count] = camera_s - camera0
+        self._host[self._count] = host_s - host0
+        self._count += 1
+
+    def summary(self) -> dict[str, Any]:
+        """Return the fit for ``session.json`` (``fitted`` is False: too little to fit)."""
+        info: dict[str, Any] = {
+            "model": "host_timestamp = offset_s + rate * camera_timestamp (both in seconds)",
+            "frames": self.frames,
+        }
+        camera = self._camera[: self._count]
+        host = self._host[: self._count]
+        span = float(camera.max() - camera.min()) if self._count else 0.0
+        info["span_s"] = round(span, 3)
+        if self._count < MIN_FIT_FRAMES or span < MIN_FIT_SPAN_S or self._origin is None:
+            info["fitted"] = False
+            return info
+        rate, intercept = _envelope_fit(camera, host)
+        residual_ms = (host - (intercept + rate * camera)) * 1e3
+        camera0, host0 = self._origin
+        info.update(
+            {
+                "fitted": True,
+                "offset_s": host0 + intercept - rate * camera0,
+                "rate": rate,
+                "drift_ppm": round((rate - 1.0) * 1e6, 3),
+                # Host arrival minus the fitted line: the transfer delay beyond the quickest one.
+                "residual_ms": {
+                    "p50": round(float(np.percentile(residual_ms, 50)), 4),
+                    "p99": round(float(np.percentile(residual_ms, 99)), 4),
+                    "max": round(float(residual_ms.max()), 4),
+                    "min": round(float(residual_ms.min()), 4),
+                },
+            }
+        )
+        return info
+
+
+def _envelope_fit(camera: np.ndarray, host: np.ndarray) -> tuple[float, float]:
+    """Rate and intercept of the line under every frame that stays closest to them on average.
+
+    Every frame arrives some delay after the line (``host >= offset + rate * camera``), never
+    before it, so the line is the lower convex hull's edge above the mean camera time: the line
+    below all frames with the least mean delay. Delays only lift frames, so a stalled stretch
+    of the session (late frames, however many) cannot bend it; only the quickest frames near
+    the start and the end decide it.
+    """
+    order = np.argsort(camera, kind="stable")
+    x, y = camera[order], host[order]
+    hull: list[int] = []
+    for index in range(len(x)):
+        while len(hull) >= 2 and _turns_clockwise(x, y, hull[-2], hull[-1], index):
+            hull.pop()
+        if hull and x[hull[-1]] == x[index]:
+            if y[index] < y[hull[-1]]:
+                hull[-1] = index  # the same camera time: the quicker arrival is the bound
+            continue
+        hull.append(index)
+    if len(hull) < 2:
+        return 1.0, float(np.min(host - camera))
+    mean_x = float(np.mean(x))
+    edge = next(i for i in range(len(hull) - 1) if x[hull[i + 1]] >= mean_x)
+    left, right = hull[edge], hull[edge + 1]
+    rate = float((y[right] - y[left]) / (x[right] - x[left]))
+    return rate, float(y[left] - rate * x[left])
+
+
+def _turns_clockwise(x: np.ndarray, y: np.ndarray, a: int, b: int, c: int) -> bool:
+    """Return True when a -> b -> c does not turn left: b is not on the lower hull."""
+    cross = (x[b] - x[a]) * (y[c] - y[a]) - (y[b] - y[a]) * (x[c] - x[a])
+    return bool(cross <= 0)

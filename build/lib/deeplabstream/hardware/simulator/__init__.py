@@ -1,0 +1,1 @@
+"""The simulated arena: a mouse simulator that renders frames and knows the true pose."""

@@ -1,0 +1,368 @@
+"""The stimulation device interface: what every output device (board, DAQ, GPIO, log) provides.
+
+An experiment drives a device through five actions, each of which returns at once with an
+:class:`ActionRecord`: :meth:`StimulationDevice.on`, :meth:`~StimulationDevice.off`,
+:meth:`~StimulationDevice.pulse`, :meth:`~StimulationDevice.pattern` and
+:meth:`~StimulationDevice.reset`. Pulses and patterns are timed by the device (the Arduino board
+times them itself; GPIO and DAQ outputs use host timer threads), never by the caller sleeping.
+
+The record carries the host time the command was written and, filled in later by the device's
+reader thread, the host time of the acknowledgement and the board's own time, then how the
+pulse or pattern ended. A subclass writes :meth:`~StimulationDevice.open`,
+:meth:`~StimulationDevice.close` and :meth:`~StimulationDevice._perform`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import threading
+from abc import ABC, abstractmethod
+from collections import deque
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, ClassVar, Literal, Self
+
+from deeplabstream.core.clock import host_now_ns
+
+ActionKind = Literal["ON", "OFF", "PULSE", "PATTERN", "RESET"]
+EndKind = Literal["DONE", "CANCEL", "LOST"]
+
+# The board counts PATTERN on-phases in 16 bits; other devices keep the same limit.
+PATTERN_COUNT_MAX = 65535
+#: The newest action records a device keeps (:attr:`StimulationDevice.records`); every action
+#: is in events.csv. Keeping all of them grew a long experiment by about a kilobyte an action.
+RECORDS_KEPT = 1000
+
+
+
+class StimulationError(RuntimeError):
+    """A stimulation device failed; the message says which device and what to do."""
+
+
+class DeviceNotFoundError(StimulationError):
+    """The device, its port or its driver is absent at :meth:`StimulationDevice.open`."""
+
+
+class DeviceLostError(StimulationError):
+    """The device vanished during the session (unplugged, port closed by the other end)."""
+
+
+@dataclass(frozen=True)
+class DeviceCommand:
+    """One command for a device's outputs, checked against the device's limits.
+
+    The device-level form of an experiment's ``Action`` (:mod:`experiments.actions`), which
+    also names the device and the reason: the dispatcher turns each such action into a call of
+    :meth:`StimulationDevice.on`, ``off``, ``pulse`` or ``pattern``, which builds this.
+
+    ``on_s`` is the PULSE length or the PATTERN on-phase, ``off_s`` the PATTERN off-phase,
+    ``count`` the number of PATTERN on-phases (0 = until stopped; 1 for a PULSE).
+    """
+
+    kind: ActionKind
+    channel: int | None = None
+    on_s: float = 0.0
+    off_s: float = 0.0
+    count: int = 1
+
+    def describe(self) -> str:
+        """Return a readable form, e.g. ``PULSE 2 0.5 s``, for devices without a wire protocol."""
+        if self.kind in ("ON", "OFF"):
+            return f"{self.kind} {self.channel}"
+        if self.kind == "PULSE":
+            return f"PULSE {self.channel} {self.on_s:g} s"
+        if self.kind == "PATTERN":
+            return f"PATTERN {self.channel} {self.on_s:g} s {self.off_s:g} s x{self.count}"
+        return self.kind
+
+
+class ActionRecord:
+    """What happened to one action; safe to read from any thread while the device fills it.
+
+    Attributes
+    ----------
+    command : str
+        The text sent (the protocol line without its newline, or a description for devices
+        without a wire protocol).
+    command_id : int or None
+        The id the host chose for the line, when the device speaks the line protocol.
+    written_ns : int
+        :func:`host_now_ns` right before the command was handed to the device.
+    """
+
+    def __init__(self, command: str, written_ns: int, command_id: int | None = None) -> None:
+        self.command = command
+        self.command_id = command_id
+        self.written_ns = written_ns
+        self._lock = threading.Lock()
+        self._settled = threading.Event()
+        self._ended = threading.Event()
+        self._acked_ns: int | None = None
+        self._board_time_us: int | None = None
+        self._error: str | None = None
+        self._end_kind: EndKind | None = None
+        self._end_ns: int | None = None
+        self._end_board_time_us: int | None = None
+
+    def __repr__(self) -> str:
+        """Describe the record: its action and how far it got."""
+        with self._lock:
+            state = (
+                f"error={self._error!r}"
+                if self._error is not None
+                else f"acked_ns={self._acked_ns}, board_time_us={self._board_time_us}"
+            )
+            return f"ActionRecord({self.command!r}, written_ns={self.written_ns}, {state})"
+
+    # -- read side -------------------------------------------------------------------------
+
+    @property
+    def acked_ns(self) -> int | None:
+        """Host time the device's acknowledgement was read (or the local write returned)."""
+        with self._lock:
+            return self._acked_ns
+
+    @property
+    def board_time_us(self) -> int | None:
+        """The device's own clock when the command took effect, in microseconds, if it has one."""
+        with self._lock:
+            return self._board_time_us
+
+    @property
+    def error(self) -> str | None:
+        """Why the device refused or never confirmed the command; None while fine."""
+        with self._lock:
+            return self._error
+
+    @property
+    def settled(self) -> bool:
+        """True once the command was acknowledged or failed."""
+        return self._settled.is_set()
+
+    @property
+    def ok(self) -> bool:
+        """True once the command was acknowledged without error."""
+        with self._lock:
+            return self._acked_ns is not None and self._error is None
+
+    @property
+    def end_kind(self) -> EndKind | None:
+        """How a PULSE or PATTERN ended: DONE (ran out), CANCEL (cut short), LOST (unknown)."""
+        with self._lock:
+            return self._end_kind
+
+    @property
+    def end_ns(self) -> int | None:
+        """Host time the end was reported."""
+        with self._lock:
+            return self._end_ns
+
+    @property
+    def end_board_time_us(self) -> int | None:
+        """The device's clock at the end (the last falling edge, or the cut), if it has one."""
+        with self._lock:
+            return self._end_board_time_us
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until the command is acknowledged or failed; False on timeout."""
+        return self._settled.wait(timeout)
+
+    def wait_end(self, timeout: float | None = None) -> bool:
+        """Wait until a PULSE or PATTERN has ended (or failed); False on timeout.
+
+        ON, OFF and RESET have no end of their own: for them this returns only on failure.
+        """
+        return self._ended.wait(timeout)
+
+    # -- write side (devices) --------------------------------------------------------------
+
+    def acknowledge(self, host_ns: int, board_time_us: int | None = None) -> None:
+        """Record the device's confirmation; later calls are ignored."""
+        with self._lock:
+            if self._settled.is_set():
+                return
+            self._acked_ns = host_ns
+            self._board_time_us = board_time_us
+        self._settled.set()
+
+    def fail(self, reason: str) -> None:
+        """Record that the command was refused or never confirmed; it also counts as ended.
+
+        On a record acknowledged already only its end is marked LOST: the command did take
+        effect, but how it ended is unknown.
+        """
+        with self._lock:
+            if not self._settled.is_set():
+                self._error = reason
+        self._settled.set()
+        self.finish("LOST", host_now_ns())
+
+    def finish(self, kind: EndKind, host_ns: int, board_time_us: int | None = None) -> None:
+        """Record how a PULSE or PATTERN ended; the first report wins."""
+        with self._lock:
+            if self._ended.is_set():
+                return
+            self._end_kind = kind
+            self._end_ns = host_ns
+            self._end_board_time_us = board_time_us
+        self._ended.set()
+
+
+def check_channel(channel: int, channel_count: int) -> int:
+    """``channel`` as an int in ``0 .. channel_count - 1``; ValueError otherwise."""
+    if isinstance(channel, bool) or not isinstance(channel, int):
+        raise ValueError(f"channel must be an int, not {channel!r}")
+    if not 0 <= channel < channel_count:
+        raise ValueError(f"channel {channel} is outside 0..{channel_count - 1}")
+    return channel
+
+
+def check_duration(seconds: float, minimum_s: float, maximum_s: float, what: str) -> float:
+    """``seconds`` as a float within the device's limits; ValueError otherwise."""
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+        raise ValueError(f"{what} must be a number of seconds, not {seconds!r}")
+    value = float(seconds)
+    if not math.isfinite(value) or not minimum_s <= value <= maximum_s:
+        raise ValueError(f"{what} {seconds!r} s is outside {minimum_s:g} .. {maximum_s:g} s")
+    return value
+
+
+def check_count(count: int) -> int:
+    """``count`` as an int in ``0 .. PATTERN_COUNT_MAX`` (0 = until stopped)."""
+    if isinstance(count, bool) or not isinstance(count, int):
+        raise ValueError(f"count must be an int, not {count!r}")
+    if not 0 <= count <= PATTERN_COUNT_MAX:
+        raise ValueError(f"count {count} is outside 0..{PATTERN_COUNT_MAX} (0 = until stopped)")
+    return count
+
+
+class StimulationDevice(ABC):
+    """Digital outputs (channels 0..n-1) that switch, pulse and pattern on command.
+
+    Every action returns at once with its :class:`ActionRecord`; a device that cannot take
+    commands any more raises :class:`StimulationError` (or :class:`DeviceLostError`) from the
+    action, with a message that names the device. Arguments out of range raise ValueError.
+    """
+
+    name: ClassVar[str]
+    #: The settings dataclass of this device's keys in a ``[Device NAME]`` section.
+    settings_class: ClassVar[type]
+    # Shortest and longest PULSE or PATTERN phase the device times, in seconds.
+    min_duration_s: ClassVar[float] = 1e-3
+    max_duration_s: ClassVar[float] = 2e6
+
+    def __init__(self) -> None:
+        self._records: deque[ActionRecord] = deque(maxlen=RECORDS_KEPT)
+        self._records_lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> Self:
+        """Return a new, not yet opened device built from an instance of ``settings_class``.
+
+        By default each settings key is the constructor's keyword of the same name; a device
+        whose keys need translating (pin names, a window size) overrides this.
+        """
+        return cls(**dataclasses.asdict(settings))
+
+    @classmethod
+    def lock_keys(cls, settings: Any) -> tuple[str, ...]:
+        """Return what identifies the hardware ``settings`` drive, as lock keys (``kind:identity``).
+
+        Before a session opens its devices it locks every key (:mod:`core.device_lock`); a second
+        session naming a key in use is refused, naming the holder. Return ``kind:*`` when the
+        settings do not say which device will be driven, nothing for devices any number of
+        sessions may share (the log). Called before anything opens: read the settings only. The
+        default, for a device that does not say, is ``<its class>:*``: one session at a time.
+        """
+        return (f"{cls.__module__}.{cls.__qualname__}:*",)
+
+    # -- to write in a subclass ------------------------------------------------------------
+
+    @abstractmethod
+    def open(self) -> None:
+        """Connect; raise :class:`DeviceNotFoundError` with a helpful message when impossible."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Turn every output off (where the device still answers) and disconnect; idempotent."""
+
+    @property
+    @abstractmethod
+    def channel_count(self) -> int:
+        """Number of output channels (known after :meth:`open` for some devices)."""
+
+    @abstractmethod
+    def _perform(self, action: DeviceCommand) -> ActionRecord:
+        """Start ``action`` (already checked) and return its record without waiting."""
+
+    # -- the actions ------------------------------------------------------------------------
+
+    def on(self, channel: int) -> ActionRecord:
+        """Drive ``channel`` high until told otherwise (ends a PULSE or PATTERN on it)."""
+        return self._record(DeviceCommand("ON", check_channel(channel, self.channel_count)))
+
+    def off(self, channel: int) -> ActionRecord:
+        """Drive ``channel`` low (ends a PULSE or PATTERN on it)."""
+        return self._record(DeviceCommand("OFF", check_channel(channel, self.channel_count)))
+
+    def pulse(self, channel: int, duration_s: float) -> ActionRecord:
+        """Drive ``channel`` high now and low after ``duration_s`` seconds, timed by the device."""
+        return self._record(
+            DeviceCommand(
+                "PULSE",
+                check_channel(channel, self.channel_count),
+                on_s=self._duration(duration_s, "pulse duration"),
+            )
+        )
+
+    def pattern(self, channel: int, on_s: float, off_s: float, count: int) -> ActionRecord:
+        """``count`` pulses of ``on_s`` seconds, ``off_s`` apart (count 0: until stopped).
+
+        The pattern starts with its first on-phase now and ends with the last on-phase's
+        falling edge (no trailing off-phase).
+        """
+        return self._record(
+            DeviceCommand(
+                "PATTERN",
+                check_channel(channel, self.channel_count),
+                on_s=self._duration(on_s, "on-phase"),
+                off_s=self._duration(off_s, "off-phase"),
+                count=check_count(count),
+            )
+        )
+
+    def reset(self) -> ActionRecord:
+        """Every channel low, every PULSE and PATTERN ended."""
+        return self._record(DeviceCommand("RESET"))
+
+    @property
+    def records(self) -> list[ActionRecord]:
+        """The device's newest action records (at most :data:`RECORDS_KEPT`), oldest first."""
+        with self._records_lock:
+            return list(self._records)
+
+    def __enter__(self) -> Self:
+        """Open the device for a ``with`` block."""
+        self.open()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        """Close the device at the end of the block."""
+        self.close()
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _duration(self, seconds: float, what: str) -> float:
+        return check_duration(seconds, self.min_duration_s, self.max_duration_s, what)
+
+    def _record(self, action: DeviceCommand) -> ActionRecord:
+        record = self._perform(action)
+        with self._records_lock:
+            self._records.append(record)
+        return record

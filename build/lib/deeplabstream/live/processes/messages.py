@@ -1,0 +1,274 @@
+"""Every message that crosses a process boundary, in one place.
+
+The main process and its children (capture, recorder, inference with the experiment's dispatch)
+talk through ``multiprocessing`` connections; each message is a frozen dataclass here, pickled on
+the way. Frames never travel in messages: they go through shared-memory rings
+(:mod:`transport.ring`), announced by records on pipes (:mod:`transport.channel`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from deeplabstream.core.frames import FrameGeometry
+from deeplabstream.experiments.triggers.geometry import Shape
+from deeplabstream.hardware.cameras.base import CameraControl
+from deeplabstream.hardware.stimulation.latency import LatencyTestSpec
+from deeplabstream.settings.sections import DeviceSettings
+from deeplabstream.transport.channel import EndReason
+from deeplabstream.transport.ring import RingSpec
+
+# --- live.processes.capture ----------------------------------------
+
+
+@dataclass(frozen=True)
+class Opened:
+    """The camera opened; the main process sizes the ring from this."""
+
+    geometry: FrameGeometry
+    nominal_fps: float | None
+    description: dict[str, Any]
+    live: bool = False  # a device that can be lost: the main process watches it for stalls
+    controls: tuple[CameraControl, ...] = ()  # its settings with limits (camera.controls())
+
+
+@dataclass(frozen=True)
+class Failed:
+    """The camera could not be opened; nothing was started."""
+
+    message: str
+
+
+@dataclass(frozen=True)
+class Start:
+    """Go: attach to this ring and write side outputs into this session folder."""
+
+    ring: RingSpec
+    session_dir: Path
+
+
+@dataclass(frozen=True)
+class Abort:
+    """Another camera failed to open: close without streaming."""
+
+
+@dataclass(frozen=True)
+class Finished:
+    """The stream ended; ``message`` explains a failure."""
+
+    reason: EndReason
+    message: str
+    frames: int
+    description: dict[str, Any] = field(default_factory=dict)  # camera.describe() at the end
+
+
+# --- live.processes.recorder ----------------------------------------
+
+
+@dataclass(frozen=True)
+class RecorderReady:
+    """The recorder is subscribed: every frame published from now on will be recorded.
+
+    ``first_seq`` is the first frame (ring sequence number) it records; the file names let the
+    main process find the files even if the recorder dies without saying more.
+    """
+
+    first_seq: int = 0
+    video_file: str = ""
+    frames_table: str = ""
+
+
+@dataclass(frozen=True)
+class StopRecording:
+    """Record the frames already announced, then close the files."""
+
+
+@dataclass(frozen=True)
+class RecorderFinished:
+    """The recorder closed its files."""
+
+    video_file: str
+    frames_table: str
+    frames_recorded: int
+    frames_lost: int
+    error: str | None
+    first_seq: int = -1  # the recording's first frame (ring sequence number)
+    last_seq: int = -1  # the last frame it handled (recorded or counted lost)
+
+
+# --- live.processes.inference ----------------------------------------
+
+
+@dataclass(frozen=True)
+class ExperimentSpec:
+    """The experiment to run on the poses, and the devices settings.ini declares."""
+
+    name: str
+    devices: dict[str, DeviceSettings]
+    # The board's latency self-test, run beside the experiment (DeepLabStream.py --latency-test).
+    latency_test: LatencyTestSpec | None = None
+
+
+@dataclass(frozen=True)
+class CameraModel:
+    """The model one camera's poses come from: its keypoints (pose rows) and skeleton."""
+
+    keypoints: tuple[str, ...]
+    skeleton: tuple[tuple[str, str], ...]
+    summary: dict[str, Any]
+    animals: int = 1  # the most animals per frame (1: a single-animal model)
+
+
+@dataclass(frozen=True)
+class PoseReady:
+    """The models are loaded and warmed up; frames from now on are analysed.
+
+    ``model``, ``keypoints`` and ``skeleton`` describe the shared model (the first camera's);
+    ``cameras`` says which model each camera uses. Pose records carry ``record_keypoints`` rows,
+    the most of any model: a camera's record holds its model's keypoints, then NaN rows; and
+    ``record_animals`` animals, the most of any model (1 when every model is single-animal).
+    """
+
+    model: dict[str, Any]
+    keypoints: tuple[str, ...]
+    skeleton: tuple[tuple[str, str], ...]
+    cameras: dict[str, CameraModel] = field(default_factory=dict)
+    record_keypoints: int = 0
+    record_animals: int = 1
+    # Per camera, the sequence number of the first frame the worker may take: with the ring's
+    # write_seq at the stop, how many frames the analysis had to account for (a dead worker's).
+    first_seq: dict[str, int] = field(default_factory=dict)
+    # What the session should warn about (a camera's frames not the size its model was made for)
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PoseFailed:
+    """The model could not be loaded or run; the message says why and what to do."""
+
+    message: str
+
+
+@dataclass(frozen=True)
+class StopAnalysis:
+    """Finish the current batch, write the files, and end."""
+
+
+@dataclass(frozen=True)
+class StartExperiment:
+    """Start an experiment on the poses from the next batch on (the GUI's Start Experiment)."""
+
+    spec: ExperimentSpec
+    events_file: str
+
+
+@dataclass(frozen=True)
+class ExperimentStarted:
+    """The experiment runs and its devices are open."""
+
+    name: str
+    events_file: str
+
+
+@dataclass(frozen=True)
+class ExperimentFailed:
+    """The experiment could not start; the message says why and what to do."""
+
+    message: str
+
+
+@dataclass(frozen=True)
+class StopExperiment:
+    """Stop the running experiment: outputs off, its events file closed; analysis goes on."""
+
+
+@dataclass(frozen=True)
+class ExperimentStopped:
+    """The experiment has stopped; its summary for ``session.json``."""
+
+    summary: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class StatusWanted:
+    """The main process has taken the last status and would take another."""
+
+
+@dataclass(frozen=True)
+class PoseFinished:
+    """Per-camera figures of the analysis."""
+
+    cameras: dict[str, dict[str, Any]]
+    error: str | None = None
+    experiment: dict[str, Any] | None = None  # the last experiment's summary
+    experiments: tuple[dict[str, Any], ...] = ()  # every experiment of this analysis, in order
+
+
+# --- live.processes.dispatch ----------------------------------------
+
+
+@dataclass(frozen=True)
+class TriggerView:
+    """One named trigger as the live view draws it: its state and its shapes (frame pixels)."""
+
+    name: str
+    active: bool
+    shapes: tuple[Shape, ...]
+    camera: str | None = None  # the camera it watches (None: any; drawn on every camera)
+    entries: int = 0  # False -> True transitions so far (entries into a region)
+    seconds_active: float = 0.0  # frame time it was true so far
+
+
+@dataclass(frozen=True)
+class EventView:
+    """One experiment event as the GUI's event log shows it (a row of ``events.csv``, short)."""
+
+    time_s: float  # frame time of the update it happened in
+    kind: str  # start, trigger, trial_start, trial_end, action, pause, resume, finish
+    name: str
+    detail: str
+    trial: int | None
+
+
+@dataclass(frozen=True)
+class ExperimentStatus:
+    """A small picture of a running experiment, sent to the GUI a few times per second."""
+
+    name: str
+    state: str
+    trials: int  # trials started so far
+    trial: int | None  # the trial in progress
+    actions: int  # actions performed so far
+    last_event: str  # e.g. "trial_start zone_entered (trial 3)"; "" before the first
+    triggers: tuple[TriggerView, ...]
+    error: str | None = None
+    new_events: tuple[EventView, ...] = ()  # the events since the previous status (the newest)
+    events_total: int = 0  # events so far: the GUI counts those it never got (a long gap)
+    elapsed_s: float = 0.0  # frame time since the experiment started (for % of session)
+
+
+# --- live.processes.capture: live camera controls (main -> capture -> main) ---------------------
+
+
+@dataclass(frozen=True)
+class SetCameraControl:
+    """Change one of the camera's live controls (exposure, gain...) while it streams."""
+
+    name: str
+    value: float
+
+
+@dataclass(frozen=True)
+class CameraControlSet:
+    """The answer to :class:`SetCameraControl`: the value the camera took, or why not.
+
+    ``controls`` are the camera's controls afterwards (a limit may depend on another control:
+    a Basler camera's highest frame rate on its exposure).
+    """
+
+    name: str
+    value: float
+    error: str | None = None
+    controls: tuple[CameraControl, ...] = ()

@@ -1,0 +1,292 @@
+"""The baseline of the benchmark mode: the naive single-thread loop on the same model and frames.
+
+grab -> preprocess -> infer -> decode -> act, one frame at a time, in one thread, the way
+DeepLabCut-Live and the 2021 DeepLabStream run: while the loop works on a frame, the cameras go on
+and the frames that come due meanwhile are never seen (a camera keeps only its newest frame).
+
+Frames: each camera of the session is opened again in this process with the same settings and
+its first ``POOL_FRAMES`` frames are kept (the simulated arena with the same seed gives exactly
+the session's first frames; a video gives its first frames; a live camera gives new ones). They
+are then delivered at the camera's nominal rate, frame *i* due at *i* / rate seconds after the
+start, cycling through the pool. Latency is measured from a frame's due time, so time spent
+waiting for the busy loop counts, as it does for the app (whose clock starts when the frame
+arrives in the capture process).
+
+"Act" is the session's experiment with its devices when the session ran one (an
+:class:`live.processes.dispatch.ExperimentRun` writing its events to a temporary folder), nothing
+otherwise.
+
+"Record" (when the session recorded, so that both sides do the same work): every frame that
+falls due, the ones the loop never analyses included, is copied into a queue that one writer
+thread encodes with the session's own encoder settings, as DeepLabCut-Live-GUI records (its
+camera hands frames to a writer thread). The loop's latency then includes what the writer thread
+takes from it (the copy, the interpreter lock, the cores).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import queue
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deeplabstream.core.clock import host_now_ns
+from deeplabstream.core.priority import inference_thread_count
+from deeplabstream.hardware.cameras import camera_class
+from deeplabstream.settings.sections import CameraSettings, RecordingSettings, Settings
+
+POOL_FRAMES = 100
+DEFAULT_FPS = 30.0  # a camera that states no rate
+
+
+@dataclass
+class _Camera:
+    """One camera as the naive loop sees it: a pool of frames due at a fixed rate."""
+
+    name: str
+    frames: list[np.ndarray]
+    fps: float
+    flip: bool
+    limit: int  # frames that fall due in the run (as many as the app captured)
+    next_index: int = 0  # the first frame not yet due-and-passed
+    writer: NaiveWriter | None = None  # records every due frame when the session recorded
+    analysed: int = 0
+    skipped: int = 0
+    end_to_end_ms: list[float] = field(default_factory=list)
+    wait_ms: list[float] = field(default_factory=list)
+
+
+class NaiveWriter:
+    """One camera's video writer on a thread of its own, fed through an unbounded queue."""
+
+    def __init__(
+        self, path: Path, shape: tuple[int, ...], fps: float, recording: RecordingSettings
+    ) -> None:
+        from deeplabstream.core.frames import FrameGeometry
+        from deeplabstream.outputs.video import VideoWriter
+
+        channels = 1 if len(shape) == 2 else shape[2]
+        self._video = VideoWriter(
+            path,
+            FrameGeometry(shape[0], shape[1], channels),
+            recording.codec,
+            fps,
+            crf=recording.crf,
+            preset=recording.preset,
+            threads=recording.encoder_threads,
+            flush_interval=recording.flush_interval,
+        )
+        self._queue: queue.Queue[tuple[np.ndarray, float] | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="naive writer", daemon=True)
+        self._thread.start()
+
+    def put(self, pixels: np.ndarray, timestamp_s: float) -> None:
+        """Queue a copy of ``pixels`` (the camera reuses its buffer)."""
+        self._queue.put((pixels.copy(), timestamp_s))
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            pixels, timestamp_s = item
+            self._video.encode(self._video.frame_from(pixels), timestamp_s)
+
+    def close(self) -> int:
+        """Encode what is queued, finalise the file; the frames written."""
+        self._queue.put(None)
+        self._thread.join()
+        self._video.close()
+        return self._video.frames_written
+
+
+def worker_threads(settings: Settings) -> int:
+    """Return the thread count the inference worker uses for these settings (``[Pose] THREADS``)."""
+    return inference_thread_count(settings.pose.threads)
+
+
+def frame_pool(camera: CameraSettings, count: int) -> tuple[list[np.ndarray], float]:
+    """Return the first ``count`` frames of ``camera`` and its nominal rate.
+
+    The camera is opened in this process and read as fast as it gives frames.
+    """
+    options = camera.options
+    if camera.source in ("synthetic", "video"):  # files and simulations need no waiting here
+        options = dataclasses.replace(options, pacing="free")
+    device = camera_class(camera.source)(camera.name, options)
+    geometry = device.open()
+    try:
+        frames = []
+        for _ in range(count):
+            frame = np.empty(geometry.shape, geometry.dtype)
+            if device.grab(frame) is None:
+                break
+            frames.append(frame)
+        fps = device.nominal_fps or DEFAULT_FPS
+    finally:
+        device.close()
+    return frames, fps
+
+
+def run_naive_loop(
+    settings: Settings,
+    frames_per_camera: dict[str, int],
+    experiment: bool,
+    stop_requested: Callable[[], bool] = lambda: False,
+    *,
+    record: bool = False,
+) -> dict[str, Any]:
+    """Run the naive loop for as many due frames per camera as the app captured.
+
+    Returns its figures: ``analysed_fps`` (all cameras), ``latency_ms`` per stage, per camera
+    counts, and with ``experiment`` the latency of its actions (frame due -> command written).
+    With ``record``, a writer thread per camera encodes every due frame (``recorded`` per
+    camera).
+    """
+    from deeplabstream.live.selftest.benchmark_mode import percentiles_ms
+    from deeplabstream.pose.loading import load_model
+    from deeplabstream.pose.runtime.backends import open_backend
+    from deeplabstream.pose.runtime.estimator import PoseEstimator
+
+    description = load_model(settings.pose.model_path)
+    backend = open_backend(
+        description, settings.pose.backend, settings.pose.device, worker_threads(settings)
+    )
+    backend.warm_up(1)
+    cameras: list[_Camera] = []
+    for camera_settings in settings.cameras:
+        due = frames_per_camera.get(camera_settings.name, 0)
+        frames, fps = frame_pool(camera_settings, min(POOL_FRAMES, due))
+        if frames:
+            name = camera_settings.name
+            limit = frames_per_camera[name]
+            cameras.append(_Camera(name, frames, fps, camera_settings.common.flip, limit))
+    estimators = {
+        c.frames[0].shape: PoseEstimator(description, backend, c.frames[0].shape, 1)
+        for c in cameras
+    }
+    stages: dict[str, list[float]] = {"preprocessing": [], "inference": [], "decoding": []}
+    recorded: dict[str, int] = {}
+    with tempfile.TemporaryDirectory() as folder:
+        run = _open_experiment(settings, Path(folder)) if experiment else None
+        if record:
+            for camera in cameras:
+                path = Path(folder) / f"{camera.name}.naive.mkv"
+                shape = camera.frames[0].shape
+                camera.writer = NaiveWriter(path, shape, camera.fps, settings.recording)
+        try:
+            elapsed = _loop(cameras, estimators, description, stages, run, stop_requested)
+        finally:
+            summary = _close_experiment(run)
+            for camera in cameras:
+                if camera.writer is not None:
+                    recorded[camera.name] = camera.writer.close()
+    backend.close()
+    analysed = sum(c.analysed for c in cameras)
+    all_end_to_end = [v for c in cameras for v in c.end_to_end_ms]
+    latency = {name: percentiles_ms(values) for name, values in stages.items()}
+    latency["queue_wait"] = percentiles_ms([v for c in cameras for v in c.wait_ms])
+    latency["end_to_end"] = percentiles_ms(all_end_to_end)
+    if summary is not None:
+        latency["closed_loop"] = summary["latency_ms"]["frame_to_command_written"]
+    return {
+        "analysed_fps": round(analysed / elapsed, 3) if elapsed > 0 else None,
+        "latency_ms": latency,
+        "duration_s": round(elapsed, 3),
+        "threads": worker_threads(settings),
+        "pool_frames": POOL_FRAMES,
+        "records": record,
+        "actions": summary["actions"] if summary is not None else None,
+        "cameras": {
+            c.name: {
+                "due": min(c.next_index, c.limit),
+                "analysed": c.analysed,
+                "skipped": c.skipped,
+                "recorded": recorded.get(c.name),
+                "analysed_fps": round(c.analysed / elapsed, 3) if elapsed > 0 else None,
+            }
+            for c in cameras
+        },
+    }
+
+
+def _loop(
+    cameras: list[_Camera],
+    estimators: dict[tuple[int, ...], Any],
+    description: Any,
+    stages: dict[str, list[float]],
+    run: Any,
+    stop_requested: Callable[[], bool],
+) -> float:
+    """Return the loop itself; returns its duration in seconds."""
+    from deeplabstream.experiments.observation import Observation
+
+    start_ns = host_now_ns()
+    while not stop_requested():
+        active = [c for c in cameras if c.next_index < c.limit]
+        if not active:
+            break
+        now = host_now_ns()
+        due = [c for c in active if _due_ns(c, c.next_index, start_ns) <= now]
+        if not due:  # the loop waits for the camera, like a blocking grab
+            wake = min(_due_ns(c, c.next_index, start_ns) for c in active)
+            time.sleep(max(0.0, (wake - now) / 1e9))
+            continue
+        for camera in due:  # one camera after the other, as the 2021 loop grabbed them
+            newest = _newest_due(camera, start_ns, host_now_ns())
+            newest = min(camera.limit - 1, max(camera.next_index, newest))
+            camera.skipped += newest - camera.next_index
+            if camera.writer is not None:  # the camera delivered them all: all are recorded
+                for index in range(camera.next_index, newest + 1):
+                    pixels = camera.frames[index % len(camera.frames)]
+                    camera.writer.put(pixels, index / camera.fps)
+            camera.next_index = newest + 1
+            due_ns = _due_ns(camera, newest, start_ns)
+            grabbed_ns = host_now_ns()
+            frame = camera.frames[newest % len(camera.frames)].copy()  # the driver's copy
+            estimator = estimators[frame.shape]
+            pose = estimator.estimate([frame], [camera.flip])[0]
+            ready_ns = host_now_ns()
+            for stage, key in (("preprocessing", "preprocess"), ("inference", "inference")):
+                stages[stage].append(estimator.last_timings[key] * 1e3)
+            stages["decoding"].append(estimator.last_timings["decode"] * 1e3)
+            if run is not None:
+                observation = Observation(
+                    time_s=newest / camera.fps,
+                    camera=camera.name,
+                    frame_index=newest,
+                    keypoints=pose,
+                    names=description.keypoints,
+                    frame=frame,
+                    host_time_s=due_ns / 1e9,
+                )
+                run.on_poses([observation], ready_ns)
+            camera.analysed += 1
+            camera.wait_ms.append((grabbed_ns - due_ns) / 1e6)
+            camera.end_to_end_ms.append((ready_ns - due_ns) / 1e6)
+    return (host_now_ns() - start_ns) / 1e9
+
+
+def _due_ns(camera: _Camera, index: int, start_ns: int) -> int:
+    return start_ns + round(index / camera.fps * 1e9)
+
+
+def _newest_due(camera: _Camera, start_ns: int, now_ns: int) -> int:
+    return int((now_ns - start_ns) / 1e9 * camera.fps)
+
+
+def _open_experiment(settings: Settings, folder: Path) -> Any:
+    from deeplabstream.live.processes.dispatch import ExperimentRun
+
+    return ExperimentRun.open(settings.experiment.name, dict(settings.devices), folder)
+
+
+def _close_experiment(run: Any) -> dict[str, Any] | None:
+    if run is None:
+        return None
+    run.stop()
+    return run.summary()

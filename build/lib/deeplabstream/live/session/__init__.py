@@ -1,0 +1,1 @@
+"""One session: cameras, recordings, analysis, watchdogs and ``session.json``."""

@@ -1,0 +1,476 @@
+"""The main process's handle on the inference worker: start it, read its poses, stop it.
+
+Used by :class:`live.session.live.LiveSession`; the worker itself is
+``live/processes/inference.py``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from multiprocessing.context import SpawnContext
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deeplabstream.core.clock import host_now_ns
+from deeplabstream.core.control import (
+    StopCheck,
+    StopRequested,
+    join_or_terminate,
+    receive_unless_stopped,
+    receive_within,
+)
+from deeplabstream.core.deadline import STAGES
+from deeplabstream.core.lifetime import children_leave_sigint_to_parent
+from deeplabstream.core.logs import LogTarget
+from deeplabstream.core.priority import ProcessPriority
+from deeplabstream.live.processes.dispatch import EVENTS_FILE
+from deeplabstream.live.processes.inference import PoseJob, WorkerCamera, pose_main
+from deeplabstream.live.processes.messages import (
+    ExperimentFailed,
+    ExperimentSpec,
+    ExperimentStarted,
+    ExperimentStatus,
+    ExperimentStopped,
+    PoseFailed,
+    PoseFinished,
+    PoseReady,
+    StartExperiment,
+    StatusWanted,
+    StopAnalysis,
+    StopExperiment,
+)
+from deeplabstream.live.processes.pose_records import PoseReader, PoseRecord
+from deeplabstream.outputs.pose_recovery import finish_events, how_it_ended, rebuild_camera_figures
+from deeplabstream.settings.sections import PoseSettings
+from deeplabstream.spatial.triangulation.live import TriangulationSpec
+from deeplabstream.transport.ring import Channel, FrameRing
+
+log = logging.getLogger(__name__)
+
+READY_TIMEOUT_S = 300.0  # loading, and for TensorRT building, an engine can take minutes
+STOP_TIMEOUT_S = 30.0
+EXPERIMENT_TIMEOUT_S = 60.0  # opening devices: an Arduino resets for ~2 s when its port opens
+#: The live latency figures cover the poses of the last RECENT_S seconds (at most RECENT_POSES):
+#: a loop that stops producing shows no latency, never the last one it had.
+RECENT_S = 5.0
+RECENT_POSES = 2000
+
+
+class PoseError(RuntimeError):
+    """Pose estimation could not start; the message names the model and what to do."""
+
+
+@dataclass
+class LiveDeadline:
+    """One camera's deadline figures as the poses tell them while the worker runs."""
+
+    checked: int = 0
+    misses: int = 0
+    by_stage: list[int] = dataclasses.field(default_factory=lambda: [0] * len(STAGES))
+
+
+#: How long a worker still loading its model gets to end by itself after a stop (Ctrl-C during
+#: the start-up) before it is terminated: nothing of the session is written while it loads.
+LOADING_STOP_GRACE_S = 5.0
+
+
+def _end_loading_worker(process: Any, control: Connection) -> None:
+    """End a worker whose start was stopped: it stops by itself if it is ready, else it is ended.
+
+    A worker that finishes loading meanwhile reads the StopAnalysis and ends as after any
+    analysis; one still loading is terminated (SIGTERM: it ends silently).
+    """
+    try:
+        control.send(StopAnalysis())
+    except OSError:  # it has ended already
+        pass
+    process.join(LOADING_STOP_GRACE_S)
+    if process.is_alive():
+        log.info("the pose worker was still loading its model; ending it")
+        process.terminate()
+        process.join(5.0)
+    if process.is_alive():
+        process.kill()
+        process.join(5.0)
+
+
+@dataclass
+class _WorkerFiles:
+    """Where a worker writes: to finish its files if it dies."""
+
+    session_dir: Path
+    file_label: str
+    events_file: str | None  # the running experiment's events file
+
+
+class Analysis:
+    """A running inference worker and what it has sent so far."""
+
+    def __init__(
+        self,
+        process: Any,
+        control: Connection,
+        reader: PoseReader,
+        ready: PoseReady,
+        names: dict[int, str],
+    ) -> None:
+        self.process = process
+        self.control = control
+        self.reader = reader
+        self.ready = ready
+        self.finished: PoseFinished | None = None
+        self._stopped = False
+        self._names = names
+        self.latest: dict[str, PoseRecord] = {}
+        # (pose ready ns, frame -> pose ms, frame -> end ms) of the recent poses, per camera
+        self._recent: dict[str, deque[tuple[int, float, float]]] = {
+            name: deque(maxlen=RECENT_POSES) for name in names.values()
+        }
+        self.live_deadline: dict[str, LiveDeadline] = {n: LiveDeadline() for n in names.values()}
+        # Set by LiveSession: each camera's ring (a dead worker's frames are counted from its
+        # header) and deadline (ns, None: off).
+        self.rings: dict[str, FrameRing] = {}
+        self.deadlines: dict[str, int | None] = {}
+        self._died = False
+        self.experiment_status: ExperimentStatus | None = None
+        self.experiment_running = False
+        self.experiment_summaries: list[dict[str, Any]] = []
+        self._reply: Any = None  # the answer to the request in flight (start/stop experiment)
+        self.files: _WorkerFiles | None = None  # where its files are, to finish them if it dies
+        # Called with (camera, record) for every pose drain() takes (the window's trail and
+        # occupancy map): on the draining thread, so each must be quick and must not block.
+        self.pose_listeners: list[Callable[[str, PoseRecord], None]] = []
+
+    @classmethod
+    def start(
+        cls,
+        context: SpawnContext,
+        cameras: list[WorkerCamera],
+        settings: PoseSettings,
+        session_dir: Path,
+        log_target: LogTarget,
+        experiment: ExperimentSpec | None = None,
+        file_label: str = "",
+        events_file: str = EVENTS_FILE,
+        ibl_naming: bool = False,
+        priority: ProcessPriority | None = None,
+        lsl: bool = False,
+        lsl_wait_s: float = 0.0,
+        triangulation: TriangulationSpec | None = None,
+        stop_requested: StopCheck | None = None,
+    ) -> Analysis:
+        """Spawn the worker; wait until its model is warm (and the experiment's devices open).
+
+        ``file_label`` goes between the camera name and the pose files' suffixes, so a second
+        analysis in the same session writes ``cam.run2.pose.csv`` beside ``cam.pose.csv``.
+        ``lsl`` (``[Output] LSL = on``) opens the worker's LSL outlets (outputs/lsl.py);
+        ``lsl_wait_s`` (``LSL_WAIT``) is how long they wait for consumers before the first pose.
+        ``stop_requested`` ends the wait with StopRequested (Ctrl-C while the model loads),
+        after the worker has ended.
+        """
+        control, child_control = context.Pipe(duplex=True)
+        pose_read, pose_write = context.Pipe(duplex=False)
+        job = PoseJob(
+            tuple(cameras),
+            settings,
+            session_dir,
+            child_control,
+            pose_write,
+            log_target,
+            experiment,
+            file_label,
+            events_file,
+            ibl_naming,
+            priority,
+            lsl=lsl,
+            lsl_wait_s=lsl_wait_s,
+            triangulation=triangulation,
+        )
+        process = context.Process(target=pose_main, args=(job,), name="pose")
+        with children_leave_sigint_to_parent():
+            process.start()
+        child_control.close()
+        pose_write.close()
+        deadline = time.monotonic() + READY_TIMEOUT_S + lsl_wait_s
+        try:
+            message = receive_unless_stopped(control, deadline, stop_requested)
+        except StopRequested:
+            _end_loading_worker(process, control)
+            control.close()
+            pose_read.close()
+            raise
+        if not isinstance(message, PoseReady):
+            join_or_terminate(process, 10)
+            control.close()
+            pose_read.close()
+            if isinstance(message, PoseFailed):
+                raise PoseError(message.message)
+            raise PoseError(
+                f"the pose worker ended before its model was ready (exit code "
+                f"{process.exitcode}); see session.log"
+            )
+        reader = PoseReader(
+            pose_read, message.record_keypoints or len(message.keypoints), message.record_animals
+        )
+        names = {camera.camera_id: camera.name for camera in cameras}
+        log.info("pose estimation running: %s", message.model)
+        analysis = cls(process, control, reader, message, names)
+        analysis.experiment_running = experiment is not None
+        analysis.files = _WorkerFiles(session_dir, file_label, events_file if experiment else None)
+        return analysis
+
+    @property
+    def keypoints(self) -> tuple[str, ...]:
+        """The shared model's keypoint names."""
+        return self.ready.keypoints
+
+    def keypoints_of(self, camera: str) -> tuple[str, ...]:
+        """Return the keypoint names of the model that ``camera`` uses."""
+        model = self.ready.cameras.get(camera)
+        return model.keypoints if model is not None else self.ready.keypoints
+
+    def skeleton_of(self, camera: str) -> tuple[tuple[str, str], ...]:
+        """Return the skeleton of the model that ``camera`` uses."""
+        model = self.ready.cameras.get(camera)
+        return model.skeleton if model is not None else self.ready.skeleton
+
+    def wait_objects(self) -> list[Any]:
+        """Return what to wait on for news from the worker."""
+        return [] if self.finished else [self.control, self.reader]
+
+    def drain(self) -> None:
+        """Take every pose that has arrived; keep the newest per camera and recent latencies."""
+        for record in self.reader.read_available():
+            name = self._names.get(record.camera_id)
+            if name is None:
+                continue
+            rows = len(self.keypoints_of(name))
+            if len(record.pose) != rows:  # padded to the largest model's keypoints
+                record = dataclasses.replace(record, pose=record.pose[:rows])
+            if record.animals is not None:  # padded to the most animals of any model
+                model = self.ready.cameras.get(name)
+                animals = model.animals if model is not None else 1
+                kept = record.animals[:animals, :rows] if animals > 1 else None
+                record = dataclasses.replace(record, animals=kept)
+            self.latest[name] = record
+            self._recent[name].append(
+                (
+                    record.ready_ns,
+                    (record.ready_ns - record.host_timestamp_ns) / 1e6,
+                    record.end_to_end_ms,
+                )
+            )
+            live = self.live_deadline[name]
+            live.checked += 1
+            if record.late_stage:
+                live.misses += 1
+                live.by_stage[record.late_stage - 1] += 1
+            for listener in tuple(self.pose_listeners):  # a copy: a failing one is removed
+                self._tell(listener, name, record)
+
+    def _tell(
+        self, listener: Callable[[str, PoseRecord], None], name: str, record: PoseRecord
+    ) -> None:
+        """Call one pose listener; a failing one is logged and dropped, the poses go on."""
+        try:
+            listener(name, record)
+        except Exception:  # a display bug must never stop the poses reaching the session
+            log.exception("a pose listener failed; it gets no more poses")
+            if listener in self.pose_listeners:
+                self.pose_listeners.remove(listener)
+
+    def recent_latency_ms(
+        self, camera: str, end_to_end: bool = False
+    ) -> tuple[float, float] | None:
+        """p50 and p99 of the latency of the poses of the last :data:`RECENT_S` seconds.
+
+        Frame -> pose ready; with ``end_to_end``, frame -> the frame's decision or command
+        (what the deadline judges). None when no pose came in that time: a stalled loop shows
+        no figure rather than an old one.
+        """
+        recent = self._recent.get(camera)
+        if not recent:
+            return None
+        since = host_now_ns() - round(RECENT_S * 1e9)
+        values = [entry[2 if end_to_end else 1] for entry in recent if entry[0] >= since]
+        if not values:
+            return None
+        p50, p99 = np.percentile(np.asarray(values), [50, 99])
+        return float(p50), float(p99)
+
+    def check_finished(self) -> str | None:
+        """Handle the worker's messages; return an error message if it ended with one."""
+        while self.finished is None and self.control.poll():
+            error = self._handle(receive_within(self.control, time.monotonic()))
+            if error:
+                return error
+        return None
+
+    def _handle(self, message: Any) -> str | None:
+        """Take one control message from the worker; an error message if it ended with one."""
+        if isinstance(message, ExperimentStatus):
+            self.experiment_status = message
+            self._send(StatusWanted())
+        elif isinstance(message, (ExperimentStarted, ExperimentFailed, ExperimentStopped)):
+            self._reply = message
+        else:
+            return self._take_finished(message)
+        return None
+
+    def _send(self, message: Any) -> None:
+        try:
+            self.control.send(message)
+        except OSError:  # the worker is gone; its end is collected by check_finished
+            pass
+
+    def _request(self, message: Any, timeout_s: float) -> Any:
+        """Send a request and handle messages until its answer arrives (or the worker ends)."""
+        self._reply = None
+        self._send(message)
+        deadline = time.monotonic() + timeout_s
+        while self._reply is None and self.finished is None:
+            answer = receive_within(self.control, deadline)
+            if answer is None:
+                break
+            self._handle(answer)
+        return self._reply
+
+    def start_experiment(self, spec: ExperimentSpec, events_file: str) -> None:
+        """Start ``spec`` in the running worker; PoseError with the reason if it cannot."""
+        if self.finished is not None:
+            raise PoseError("pose estimation has stopped: start analysis first")
+        answer = self._request(StartExperiment(spec, events_file), EXPERIMENT_TIMEOUT_S)
+        if isinstance(answer, ExperimentFailed):
+            raise PoseError(answer.message)
+        if not isinstance(answer, ExperimentStarted):
+            raise PoseError(f"experiment {spec.name!r}: the pose worker did not answer")
+        if self.files is not None:
+            self.files.events_file = events_file
+        self.experiment_running = True
+        self.experiment_status = None
+
+    def stop_experiment(self) -> None:
+        """Stop the running experiment (outputs off, events file closed); analysis goes on."""
+        if not self.experiment_running or self.finished is not None:
+            return
+        answer = self._request(StopExperiment(), STOP_TIMEOUT_S)
+        self.experiment_running = False
+        if isinstance(answer, ExperimentStopped) and answer.summary is not None:
+            self.experiment_summaries.append(answer.summary)
+
+    def stop(self) -> str | None:
+        """Ask the worker to stop, collect its figures, join it; return an error message if any."""
+        if self._stopped:
+            return None
+        self._stopped = True
+        error = None
+        if self.finished is None:
+            self._send(StopAnalysis())
+            deadline = time.monotonic() + STOP_TIMEOUT_S
+            while self.finished is None:
+                message = receive_within(self.control, deadline)
+                error = self._handle(message)
+                if message is None:
+                    break
+        self.experiment_running = False
+        self.drain()
+        join_or_terminate(self.process, STOP_TIMEOUT_S)
+        self.control.close()
+        self.reader.close()
+        if self._died:
+            self._account_dead_worker(final=True)
+        return error
+
+    def _take_finished(self, message: Any) -> str | None:
+        experiment_was_running = self.experiment_running
+        self.experiment_running = False
+        if isinstance(message, PoseFinished):
+            self.finished = message
+            for summary in message.experiments:
+                if summary not in self.experiment_summaries:
+                    self.experiment_summaries.append(summary)
+            return message.error
+        self.finished = self._rebuilt_after_death(experiment_was_running)
+        return self.finished.error
+
+    def _rebuilt_after_death(self, experiment_was_running: bool) -> PoseFinished:
+        """Return the worker died without its summary: finish its files, rebuild what they hold."""
+        join_or_terminate(self.process, 2.0)
+        how = how_it_ended(self.process.exitcode)
+        error = (
+            f"the pose worker ended unexpectedly ({how}); its pose files and events were "
+            "finished from what it had written (at most the last second is missing); the "
+            "frames captured after it are counted as not analysed"
+        )
+        log.error("%s", error)
+        self._died = True
+        files = self.files
+        if files is None:
+            return PoseFinished({}, error)
+        self.finished = PoseFinished({}, error)
+        self._account_dead_worker(final=False)
+        if experiment_was_running and files.events_file is not None:
+            summary = finish_events(files.session_dir / files.events_file, error)
+            if summary is not None:
+                self.experiment_summaries.append(summary)
+        return self.finished
+
+    def _account_dead_worker(self, final: bool) -> None:
+        """Rebuild a dead worker's figures from its files; count every frame of its analysis.
+
+        Each camera's frames since the worker subscribed are analysed (a pose in the files),
+        skipped or lost (its reader's counters in the ring header, which outlive it), or not
+        analysed because the worker was gone (the rest: those after its death, and those whose
+        rows it had not written yet). ``final`` (at the analysis's end): the pose files are
+        also given the empty rows of those frames, one row per frame index as always.
+        """
+        files, finished = self.files, self.finished
+        if files is None or finished is None:
+            return
+        for name in self._names.values():
+            header = self._header(name)
+            last_index = None
+            if final and header is not None and int(header["captured"]):
+                last_index = int(header["last_frame_index"])
+            figures = rebuild_camera_figures(
+                files.session_dir,
+                name,
+                files.file_label,
+                last_index=last_index,
+                deadline_ns=self.deadlines.get(name),
+            )
+            if header is not None:
+                during = int(header["write_seq"]) - self.ready.first_seq.get(name, 0)
+                skipped = int(header["skipped"][Channel.ANALYSE])
+                lost = int(header["lost"][Channel.ANALYSE])
+                figures["frames_skipped"], figures["frames_lost"] = skipped, lost
+                figures["frames_not_analysed_worker_gone"] = max(
+                    0, during - figures["frames_analysed"] - skipped - lost
+                )
+            finished.cameras[name] = figures
+
+    def _header(self, camera: str) -> Any:
+        """Return a camera's ring header while its ring is open; None otherwise."""
+        ring = self.rings.get(camera)
+        return ring.header if ring is not None else None
+
+    def summary(self) -> dict[str, Any]:
+        """For ``session.json``: the model(s) and each camera's analysis figures."""
+        cameras = self.finished.cameras if self.finished else {}
+        summary: dict[str, Any] = {"model": self.ready.model, "cameras": cameras}
+        models = {name: model.summary for name, model in self.ready.cameras.items()}
+        if any(model != self.ready.model for model in models.values()):
+            summary["camera_models"] = models  # cameras with their own MODEL_PATH
+        return summary
+
+    def experiment_summary(self) -> dict[str, Any] | None:
+        """For ``session.json``: the last experiment's summary and action latencies, once ended."""
+        return self.experiment_summaries[-1] if self.experiment_summaries else None

@@ -1,0 +1,321 @@
+"""Watchdogs of a running session: the disk, silent cameras, a stalled analysis.
+
+The disk filling up, device cameras that go silent, and an analysis (or the experiment in its
+loop) that stalls while frames arrive.
+
+They only look and say what they saw; the session decides what to stop (``LiveSession.service``).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from deeplabstream.live.processes.pose_records import PoseRecord
+from deeplabstream.live.session.cameras import CameraBranch
+from deeplabstream.settings.sections import RecordingSettings, StreamingSettings
+
+log = logging.getLogger(__name__)
+
+DISK_CHECK_INTERVAL_S = 2.0
+_GB = 1e9
+
+
+@dataclass(frozen=True)
+class DiskNews:
+    """What the disk watch saw: ``full`` (stop writing now) or a first low-space warning."""
+
+    full: bool
+    free_gb: float
+
+
+class DiskWatch:
+    """Check the session's disk every few seconds while files are written."""
+
+    def __init__(self, limits: RecordingSettings) -> None:
+        self.limits = limits
+        self._next_check = 0.0
+        self._warned = False
+
+    def check(self, folder: Path, writing: bool) -> DiskNews | None:
+        """Return news when the disk is below MIN_FREE_SPACE, or first below WARN_FREE_SPACE."""
+        now = time.monotonic()
+        if not writing or now < self._next_check:
+            return None
+        self._next_check = now + DISK_CHECK_INTERVAL_S
+        free = shutil.disk_usage(folder).free / _GB
+        if free < self.limits.min_free_space:
+            return DiskNews(full=True, free_gb=free)
+        if free < self.limits.warn_free_space and not self._warned:
+            self._warned = True
+            return DiskNews(full=False, free_gb=free)
+        return None
+
+
+@dataclass(frozen=True)
+class StallNews:
+    """A device camera that went silent (``lost``) or whose frames came back."""
+
+    branch: CameraBranch
+    lost: bool
+    text: str
+
+
+def find_stalls(branches: list[CameraBranch], streaming: StreamingSettings) -> list[StallNews]:
+    """Return the device cameras whose frames stopped coming, and those whose frames came back.
+
+    Silence is measured from the host time of the camera's last frame (ring header), so a
+    camera blocked inside its driver is seen as well as one that reports nothing. A camera
+    that has not delivered its first frame yet (waiting for a trigger) is not watched. Each
+    branch remembers when it was reported lost (``lost_after_ns``), so each change is told once.
+    """
+    news: list[StallNews] = []
+    now_ns = time.perf_counter_ns()
+    for branch in branches:
+        ring, opened = branch.ring, branch.opened
+        if branch.ended or ring is None or ring.header is None or opened is None:
+            continue
+        if not opened.live or ring.stop_requested or int(ring.header["captured"]) == 0:
+            continue
+        last_ns = int(ring.header["last_host_ns"])
+        if branch.lost_after_ns is not None and last_ns > branch.lost_after_ns:
+            silent_s = (last_ns - branch.lost_after_ns) / 1e9
+            text = f"camera {branch.name!r} delivers frames again after {silent_s:.1f} s"
+            news.append(StallNews(branch, lost=False, text=text))
+            branch.lost_after_ns = None
+        interval_s = 1.0 / (opened.nominal_fps or 30.0)
+        limit_s = max(streaming.camera_lost_after, 3 * interval_s)
+        silent_s = (now_ns - last_ns) / 1e9
+        if branch.lost_after_ns is None and silent_s >= limit_s:
+            branch.lost_after_ns = last_ns
+            text = (
+                f"camera {branch.name!r} stopped delivering: no frame for {silent_s:.2f} s "
+                f"after frame {int(ring.header['last_frame_index'])} (one every "
+                f"{interval_s * 1000:.0f} ms expected). Check its cable and power."
+            )
+            news.append(StallNews(branch, lost=True, text=text))
+    return news
+
+
+#: A camera's analysis has stalled when it produced no pose for the longest of: this many
+#: seconds, STALL_FRAME_INTERVALS of the camera's frames, STALL_PACE_FACTOR times its own
+#: recent pace (a slow model is slow, not stalled), and STALL_DEADLINES deadlines, while frames
+#: kept arriving.
+STALL_MIN_S = 2.0
+STALL_FRAME_INTERVALS = 10
+STALL_PACE_FACTOR = 4
+STALL_DEADLINES = 2
+RECENT_POSES_FOR_PACE = 32
+#: session.json lists at most this many stalls; the count and the totals cover every one.
+STALLS_LISTED = 100
+
+
+@dataclass(frozen=True)
+class AnalysisStall:
+    """A stretch of time in which a camera's frames arrived but none was analysed."""
+
+    camera: str
+    started_ns: int  # when the loop of the last frame before it ended (host clock)
+    duration_s: float  # that pose -> the next one (or the end of the analysis)
+    first_frame: int  # the frames not analysed: first_frame .. last_frame (camera indices)
+    last_frame: int
+
+    @property
+    def frames(self) -> int:
+        """Frames not analysed in it (frame indices; a camera's own gaps are counted too)."""
+        return self.last_frame - self.first_frame + 1
+
+    def text(self) -> str:
+        """Say what happened, as the log, the CLI and the GUI show it."""
+        return (
+            f"analysis stalled for {self.duration_s:.1f} s: frames {self.first_frame}-"
+            f"{self.last_frame} of camera {self.camera!r} not analysed"
+        )
+
+
+@dataclass
+class _Pace:
+    """One camera's poses as the stall watch follows them."""
+
+    frame_interval_s: float
+    deadline_s: float
+    silent_since_ns: int  # the last pose, or the last look that found no frame waiting
+    last_index: int  # the last frame analysed
+    recent: deque[int] = field(default_factory=lambda: deque(maxlen=RECENT_POSES_FOR_PACE))
+    declared: bool = False  # the live warning was given for the silence now
+
+    def limit_ns(self) -> int:
+        """Return how long a silence may last before it is a stall."""
+        pace_s = 0.0
+        if len(self.recent) > 1:
+            pace_s = (self.recent[-1] - self.recent[0]) / 1e9 / (len(self.recent) - 1)
+        return round(
+            1e9
+            * max(
+                STALL_MIN_S,
+                STALL_FRAME_INTERVALS * self.frame_interval_s,
+                STALL_PACE_FACTOR * pace_s,
+                STALL_DEADLINES * self.deadline_s,
+            )
+        )
+
+
+class AnalysisStallWatch:
+    """See when a camera's analysis (or the experiment in its loop) stalls while frames arrive.
+
+    It follows the poses the main process drains (:meth:`on_pose`, a pose listener: exact
+    frame indices and pose times) and, between poses, the cameras' ring headers
+    (:meth:`check`): a silence longer than the limit (module constants) is said at once, and
+    when poses come back the stall is counted with its exact length and frames. The figures
+    cover every analysis of the session.
+    """
+
+    def __init__(self) -> None:
+        self._paces: dict[str, _Pace] = {}
+        self._news: list[AnalysisStall] = []
+        self.stalls: list[AnalysisStall] = []  # the first STALLS_LISTED
+        self.count = 0
+        self.frames_not_analysed = 0
+        self.longest_s = 0.0
+
+    def watch(
+        self, camera: str, nominal_fps: float | None, deadline_ns: int | None, last_index: int
+    ) -> None:
+        """Follow ``camera`` from now (a new analysis): its frames after ``last_index`` are due."""
+        self._paces[camera] = _Pace(
+            1.0 / (nominal_fps or 30.0),
+            (deadline_ns or 0) / 1e9,
+            time.perf_counter_ns(),
+            last_index,
+        )
+
+    @staticmethod
+    def first_index(branch: CameraBranch) -> int:
+        """Return the index before the camera's next frame: where a new analysis starts."""
+        ring = branch.ring
+        if ring is None or ring.header is None or int(ring.header["captured"]) == 0:
+            return -1
+        return int(ring.header["last_frame_index"])
+
+    def forget(self) -> None:
+        """Stop following every camera (the analysis ended); counted stalls stay."""
+        self._paces.clear()
+
+    def on_pose(self, camera: str, record: PoseRecord) -> None:
+        """Take one pose (a pose listener: quick, never blocks)."""
+        pace = self._paces.get(camera)
+        if pace is None:
+            return
+        # The pose is sent after the experiment's update: silence is measured from its end.
+        gap_ns = record.end_ns - pace.silent_since_ns
+        missing = record.frame_index - pace.last_index - 1
+        if missing > 0 and gap_ns > pace.limit_ns():
+            stall = AnalysisStall(
+                camera,
+                pace.silent_since_ns,
+                gap_ns / 1e9,
+                pace.last_index + 1,
+                record.frame_index - 1,
+            )
+            self._count(stall)
+            self._news.append(stall)
+        pace.recent.append(record.end_ns)
+        pace.silent_since_ns = record.end_ns
+        pace.last_index = record.frame_index
+        pace.declared = False
+
+    def check(self, branches: list[CameraBranch]) -> tuple[list[str], list[AnalysisStall]]:
+        """Return the stalls that began now (their texts) and those that ended since last time."""
+        began = []
+        now_ns = time.perf_counter_ns()
+        for branch in branches:
+            pace = self._paces.get(branch.name)
+            arrived = _last_frame_index(branch)
+            if pace is None or pace.declared or arrived is None:
+                continue
+            if arrived <= pace.last_index:  # nothing waits: a silence is no stall (yet)
+                pace.silent_since_ns = now_ns
+                continue
+            silent_ns = now_ns - pace.silent_since_ns
+            if silent_ns > pace.limit_ns():
+                pace.declared = True
+                began.append(
+                    f"analysis stalled: no pose of camera {branch.name!r} for "
+                    f"{silent_ns / 1e9:.1f} s while frames {pace.last_index + 1}-{arrived} arrived"
+                )
+        ended, self._news = self._news, []
+        return began, ended
+
+    def stalled_s(self, camera: str) -> float | None:
+        """Return how long the camera's analysis has been stalled; None when it is not."""
+        pace = self._paces.get(camera)
+        if pace is None or not pace.declared:
+            return None
+        return (time.perf_counter_ns() - pace.silent_since_ns) / 1e9
+
+    def close(self, branches: list[CameraBranch]) -> list[AnalysisStall]:
+        """End the analysis's watch; return the stalls that ended since the last look.
+
+        A stall said live and still going on is counted up to now, its frames not analysed up
+        to the camera's newest frame.
+        """
+        ended, self._news = self._news, []  # those that ended with the last poses
+        now_ns = time.perf_counter_ns()
+        for branch in branches:
+            pace = self._paces.get(branch.name)
+            arrived = _last_frame_index(branch, ended_too=True)
+            if pace is None or arrived is None or arrived <= pace.last_index:
+                continue
+            silent_ns = now_ns - pace.silent_since_ns
+            if pace.declared:  # said live and not over (a stall just begun is not counted)
+                stall = AnalysisStall(
+                    branch.name, pace.silent_since_ns, silent_ns / 1e9, pace.last_index + 1, arrived
+                )
+                self._count(stall)
+                ended.append(stall)
+        self.forget()
+        return ended
+
+    def _count(self, stall: AnalysisStall) -> None:
+        self.count += 1
+        self.frames_not_analysed += stall.frames
+        self.longest_s = max(self.longest_s, stall.duration_s)
+        if len(self.stalls) < STALLS_LISTED:
+            self.stalls.append(stall)
+
+    def figures(self, session_start_ns: int) -> dict[str, Any]:
+        """Return ``session.json``'s ``health`` -> ``stalls``."""
+        return {
+            "count": self.count,
+            "longest_s": round(self.longest_s, 3),
+            "frames_not_analysed": self.frames_not_analysed,
+            "list": [
+                {
+                    "camera": stall.camera,
+                    "at_s": round((stall.started_ns - session_start_ns) / 1e9, 3),
+                    "duration_s": round(stall.duration_s, 3),
+                    "first_frame": stall.first_frame,
+                    "last_frame": stall.last_frame,
+                    "frames": stall.frames,
+                }
+                for stall in self.stalls
+            ],
+        }
+
+
+def _last_frame_index(branch: CameraBranch, ended_too: bool = False) -> int | None:
+    """Return the index of the camera's newest frame (ring header); None before the first.
+
+    None too once the camera has ended, unless ``ended_too``.
+    """
+    ring = branch.ring
+    if ring is None or ring.header is None or int(ring.header["captured"]) == 0:
+        return None
+    if branch.ended and not ended_too:
+        return None
+    return int(ring.header["last_frame_index"])

@@ -1,0 +1,1 @@
+"""Offline tools: replay of recorded videos, training, the reference generators."""

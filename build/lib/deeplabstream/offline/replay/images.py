@@ -1,0 +1,358 @@
+"""Labelled images scored the way the framework scores them (``utils/ImageAnalyzer.py``).
+
+A folder of images, or a labels file (DeepLabCut's ``CollectedData_<scorer>.csv`` / ``.h5``, or
+Lightning Pose's ``CollectedData.csv``, which has DeepLabCut's layout), goes through the model
+image by image with the model's own **image** pre-processing, which is not always its video one:
+
+- Lightning Pose resizes a labelled image as uint8 with bicubic interpolation (its image
+  dataset), a video frame as float with bilinear interpolation (its video reader): a replay of
+  the same pixels as a video gives other numbers;
+- DeepLabCut and sleap-nn take an image at its own size (no resize), as they do a video frame;
+- this project's own models resize as they always do (area).
+
+Out come the predictions in the labels' layout (DeepLabCut's header rows, x / y / likelihood,
+indexed by the labels' image paths, as Lightning Pose's ``CollectedData_predictions.csv`` and
+DeepLabCut's ``analyze_images`` give them) and, with labels, the pixel error of every labelled
+keypoint: Lightning Pose's ``..._pixel_error.csv`` (image x keypoint, Euclidean px) and a summary
+per keypoint (median, p95, count) beside DeepLabCut's own figure, its "RMSE" (the mean
+Euclidean error over every labelled keypoint, also with its p-cutoff; Lightning Pose's figures
+are its pixel-error table itself).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pandas as pd
+
+from deeplabstream.pose.model import ModelDescription
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+#: DeepLabCut's default ``pcutoff``: its "RMSE with p-cutoff" leaves out predictions below it.
+DLC_PCUTOFF = 0.6
+PREDICTIONS_SUFFIX = "_predictions.csv"
+PIXEL_ERROR_SUFFIX = "_predictions_pixel_error.csv"
+SCORES_SUFFIX = "_predictions_scores.json"
+
+
+class ImagesError(ValueError):
+    """The images or labels cannot be used; the message names the file and what to do."""
+
+
+@dataclass(frozen=True)
+class ImageSet:
+    """The images to predict, the names they go by in the output, and their labels if any.
+
+    Attributes
+    ----------
+    source
+        The folder or labels file given.
+    paths
+        Each image's file.
+    names
+        Each image's name in the predictions' index: the labels' own image path, or for a
+        folder ``<folder name>/<file name>`` (as DeepLabCut's ``analyze_images`` writes).
+    labels
+        (N, K, 2) x, y of the labels in image pixels (NaN where unlabelled); None for a folder.
+    label_keypoints
+        The labels' keypoint names (the order of ``labels``' keypoint axis).
+    """
+
+    source: Path
+    paths: tuple[Path, ...]
+    names: tuple[str, ...]
+    labels: np.ndarray | None = None
+    label_keypoints: tuple[str, ...] = ()
+
+    @property
+    def stem(self) -> str:
+        """The output files' stem: the labels file's name, or the folder's."""
+        return self.source.stem if self.source.is_file() else self.source.name
+
+
+def find_images(source: Path) -> ImageSet:
+    """Return the images of a folder (sorted, not recursive) or of a labels file.
+
+    Raises
+    ------
+    ImagesError
+        When the folder holds no image, the labels file is not DeepLabCut's layout, or an
+        image it names is missing (every missing one is named).
+    """
+    source = Path(source).expanduser().resolve()
+    if source.is_dir():
+        paths = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not paths:
+            raise ImagesError(
+                f"{source}: the folder holds no image ({', '.join(IMAGE_SUFFIXES)}); name a "
+                "folder of labelled frames or a CollectedData labels file"
+            )
+        names = tuple(f"{source.name}/{p.name}" for p in paths)
+        return ImageSet(source, tuple(paths), names)
+    if not source.is_file():
+        raise ImagesError(f"{source}: no such file or folder; check the path")
+    return _labelled_images(source)
+
+
+def _labelled_images(source: Path) -> ImageSet:
+    """Return the images of a DeepLabCut-layout labels file, with their labels."""
+    from deeplabstream.pose.labels import LabelsError, read_dlc_labels
+
+    try:
+        labels = read_dlc_labels(source)
+    except LabelsError as error:
+        raise ImagesError(str(error)) from None
+    missing = labels.missing_images()
+    if missing:
+        shown = ", ".join(str(p) for p in missing[:5])
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        raise ImagesError(
+            f"{source}: {len(missing)} labelled image(s) not found: {shown}{more} (paths are "
+            f"relative to {labels.project_folder}); copy them back, or name the images' folder"
+        )
+    names = tuple(
+        _label_name(path, labels.project_folder, source.parent) for path in labels.image_paths
+    )
+    return ImageSet(source, labels.image_paths, names, labels.coordinates, tuple(labels.keypoints))
+
+
+def _label_name(path: Path, project: Path, labels_folder: Path) -> str:
+    """Return an image's path as the labels file names it (relative, POSIX style)."""
+    for root in (project, labels_folder):
+        try:
+            return path.resolve().relative_to(root.resolve()).as_posix()
+        except ValueError:
+            continue
+    return path.name
+
+
+def image_description(description: ModelDescription) -> ModelDescription:
+    """Return the model as its framework runs it on a labelled image (see the module's notes)."""
+    if description.framework == "lightning-pose":
+        return dataclasses.replace(description, resize="bicubic-uint8")
+    return description
+
+
+def read_image(path: Path) -> np.ndarray:
+    """Return an image as BGR uint8 (grey replicated to 3 channels, alpha dropped).
+
+    Raises
+    ------
+    ImagesError
+        When the file cannot be decoded as an image.
+    """
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ImagesError(f"{path}: cannot be read as an image (damaged, or not an image)")
+    return image
+
+
+def predict(
+    images: ImageSet,
+    description: ModelDescription,
+    open_backend: Callable[[ModelDescription], Any],
+    report: Callable[[int], None] | None = None,
+) -> np.ndarray:
+    """Return every image's keypoints: (N, A, K, 3) x, y in image pixels and the likelihood.
+
+    Images are run one by one at their own size: a model that takes any size is fed the image
+    as it is (DeepLabCut, sleap-nn), the others resize it with their image pre-processing.
+    ``open_backend`` opens the network of a description (one per input size met).
+    """
+    from deeplabstream.pose.runtime.estimator import PoseEstimator
+
+    model = image_description(description)
+    estimators: dict[tuple[int, ...], PoseEstimator] = {}
+    backends: dict[tuple[int, int], Any] = {}
+    points = np.full((len(images.paths), model.animals, len(model.keypoints), 3), np.nan)
+    try:
+        for index, path in enumerate(images.paths):
+            image = read_image(path)
+            estimator = estimators.get(image.shape)
+            if estimator is None:
+                sized = _at_size(model, image.shape[:2])
+                size = (sized.input_height, sized.input_width)
+                if size not in backends:
+                    backends[size] = open_backend(sized)
+                estimator = estimators[image.shape] = PoseEstimator(
+                    sized, backends[size], image.shape
+                )
+            points[index] = estimator.estimate_animals([image])[0]
+            if report is not None:
+                report(index + 1)
+    finally:
+        for backend in backends.values():
+            backend.close()
+    return points
+
+
+def _at_size(description: ModelDescription, size: tuple[int, int]) -> ModelDescription:
+    """Return the model fed at an image's own size when it takes any size, else as it is."""
+    return description.at_input_size(*size) if description.any_input_size else description
+
+
+# -- the files ------------------------------------------------------------------------------
+
+
+def predictions_table(
+    images: ImageSet, points: np.ndarray, keypoints: Iterable[str], scorer: str
+) -> pd.DataFrame:
+    """Return the predictions in DeepLabCut's layout, indexed by the images' names.
+
+    One animal: header rows scorer / bodyparts / coords (x, y, likelihood), as Lightning Pose
+    and DeepLabCut write them; several: with an ``individuals`` row (``animal1``, ...).
+    """
+    names = list(keypoints)
+    animals = points.shape[1]
+    coords = ("x", "y", "likelihood")
+    if animals == 1:
+        columns = pd.MultiIndex.from_tuples(
+            [(scorer, k, c) for k in names for c in coords],
+            names=["scorer", "bodyparts", "coords"],
+        )
+        values = points[:, 0].reshape(len(points), -1)
+    else:
+        columns = pd.MultiIndex.from_tuples(
+            [
+                (scorer, f"animal{a + 1}", k, c)
+                for a in range(animals)
+                for k in names
+                for c in coords
+            ],
+            names=["scorer", "individuals", "bodyparts", "coords"],
+        )
+        values = points.reshape(len(points), -1)
+    return pd.DataFrame(values, index=list(images.names), columns=columns)
+
+
+@dataclass(frozen=True)
+class Scores:
+    """Pixel errors of the predictions against the labels.
+
+    Attributes
+    ----------
+    errors
+        (N, K) Euclidean distance in pixels, NaN where a keypoint is not labelled.
+    per_keypoint
+        Per keypoint: ``median``, ``p95``, ``mean`` (px) and ``count`` of labelled images.
+    deeplabcut_rmse
+        DeepLabCut's "RMSE": the mean of every labelled keypoint's error (px).
+    deeplabcut_rmse_pcutoff
+        The same over predictions with likelihood >= ``pcutoff`` (NaN when none is).
+    pcutoff
+        DeepLabCut's p-cutoff used for it.
+    """
+
+    errors: np.ndarray
+    per_keypoint: dict[str, dict[str, float]]
+    deeplabcut_rmse: float
+    deeplabcut_rmse_pcutoff: float
+    pcutoff: float
+
+
+def score(
+    images: ImageSet, points: np.ndarray, keypoints: tuple[str, ...], pcutoff: float = DLC_PCUTOFF
+) -> Scores:
+    """Return the pixel errors of a single animal's predictions against ``images``' labels.
+
+    Raises
+    ------
+    ImagesError
+        Without labels, with several animals, or when no keypoint name is shared.
+    """
+    if images.labels is None:
+        raise ImagesError(f"{images.source}: no labels to score against (a folder of images)")
+    if points.shape[1] != 1:
+        raise ImagesError(
+            f"{images.source}: pixel errors need a single-animal model (this one reports "
+            f"{points.shape[1]} animals, which the labels do not match one to one)"
+        )
+    shared = [k for k in images.label_keypoints if k in keypoints]
+    if not shared:
+        raise ImagesError(
+            f"{images.source}: its keypoints ({', '.join(images.label_keypoints)}) are not the "
+            f"model's ({', '.join(keypoints)})"
+        )
+    predicted = points[:, 0, [keypoints.index(k) for k in shared]]
+    labels = images.labels[:, [images.label_keypoints.index(k) for k in shared]]
+    errors = np.linalg.norm(predicted[..., :2] - labels, axis=-1)
+    confident = np.where(predicted[..., 2] >= pcutoff, errors, np.nan)
+    per_keypoint = {k: _figures(errors[:, i]) for i, k in enumerate(shared)}
+    return Scores(
+        errors=errors,
+        per_keypoint=per_keypoint,
+        deeplabcut_rmse=_mean(errors),
+        deeplabcut_rmse_pcutoff=_mean(confident),
+        pcutoff=pcutoff,
+    )
+
+
+def _figures(errors: np.ndarray) -> dict[str, float]:
+    finite = errors[np.isfinite(errors)]
+    if not len(finite):
+        return {"median": float("nan"), "p95": float("nan"), "mean": float("nan"), "count": 0}
+    return {
+        "median": float(np.median(finite)),
+        "p95": float(np.percentile(finite, 95)),
+        "mean": float(finite.mean()),
+        "count": len(finite),
+    }
+
+
+def _mean(values: np.ndarray) -> float:
+    finite = values[np.isfinite(values)]
+    return float(finite.mean()) if len(finite) else float("nan")
+
+
+def write_outputs(
+    folder: Path,
+    images: ImageSet,
+    predictions: pd.DataFrame,
+    scores: Scores | None,
+    keypoints: tuple[str, ...],
+) -> list[Path]:
+    """Write the predictions (and with labels, the pixel errors and scores); return the files."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written = [folder / f"{images.stem}{PREDICTIONS_SUFFIX}"]
+    predictions.to_csv(written[0])
+    if scores is None:
+        return written
+    shared = list(scores.per_keypoint)
+    errors = pd.DataFrame(scores.errors, index=list(images.names), columns=shared)
+    written.append(folder / f"{images.stem}{PIXEL_ERROR_SUFFIX}")
+    errors.to_csv(written[-1])
+    written.append(folder / f"{images.stem}{SCORES_SUFFIX}")
+    summary = {
+        "images": len(images.paths),
+        "keypoints": shared,
+        "per_keypoint_px": scores.per_keypoint,
+        "deeplabcut_rmse_px": scores.deeplabcut_rmse,
+        "deeplabcut_rmse_pcutoff_px": scores.deeplabcut_rmse_pcutoff,
+        "pcutoff": scores.pcutoff,
+        "model_keypoints": list(keypoints),
+    }
+    written[-1].write_text(json.dumps(summary, indent=1, allow_nan=True) + "\n", encoding="utf-8")
+    return written
+
+
+def score_lines(scores: Scores) -> list[str]:
+    """Return the scores as lines for a terminal: per keypoint, then the frameworks' figures."""
+    width = max(len(k) for k in scores.per_keypoint)
+    lines = [f"{'keypoint':<{width}}  median px   p95 px   labelled"]
+    for keypoint, figures in scores.per_keypoint.items():
+        lines.append(
+            f"{keypoint:<{width}}  {figures['median']:9.3f} {figures['p95']:8.3f} "
+            f"{figures['count']:10d}"
+        )
+    lines.append(
+        f"DeepLabCut's RMSE (mean error): {scores.deeplabcut_rmse:.3f} px; with p-cutoff "
+        f"{scores.pcutoff:g}: {scores.deeplabcut_rmse_pcutoff:.3f} px"
+    )
+    return lines

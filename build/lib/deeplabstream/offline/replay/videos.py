@@ -1,0 +1,115 @@
+"""The videos of a replay: expand the command line's files and folders, check each one early.
+
+A missing file or a folder without videos is reported by name before anything starts; a file that
+is not a video is reported when its replay starts (``probe_video``), so one broken file never
+stops a batch.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".m4v", ".mpg", ".mpeg", ".webm", ".wmv")
+_NOT_IN_A_NAME = re.compile(r"[^A-Za-z0-9_-]+")
+
+
+class ReplayError(RuntimeError):
+    """A video cannot be replayed; the message names the file and what to do."""
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What the replay needs to know about a video before it starts."""
+
+    path: Path
+    frames: int | None  # as the container states it, else estimated from duration x rate
+    frames_exact: bool  # False when estimated
+    fps: float | None
+    width: int
+    height: int
+
+
+def find_videos(inputs: list[Path]) -> tuple[list[Path], list[str]]:
+    """Expand files and folders (their video files, sorted, not recursive) into videos.
+
+    Returns
+    -------
+    videos
+        Absolute paths in the order given, each once.
+    problems
+        One message per input that is missing or a folder without videos.
+    """
+    videos: list[Path] = []
+    problems: list[str] = []
+    for given in inputs:
+        path = given.expanduser().resolve()
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
+            if not found:
+                problems.append(
+                    f"{path}: the folder holds no video file (looked for "
+                    f"{', '.join(VIDEO_SUFFIXES)}); name the videos themselves"
+                )
+            videos += found
+        elif path.is_file():
+            videos.append(path)
+        else:
+            problems.append(f"{path}: no such file or folder; check the path")
+    return list(dict.fromkeys(videos)), problems
+
+
+def probe_video(path: Path) -> VideoInfo:
+    """Open ``path`` with PyAV and read its frame count, rate and size (no decoding).
+
+    Raises
+    ------
+    ReplayError
+        The file is missing, is not a video, or has no video stream.
+    """
+    if not path.is_file():
+        raise ReplayError(f"{path}: no such file; check the path")
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise ReplayError(f"{path}: the file has no video stream; is it a video?")
+            stream = container.streams.video[0]
+            rate = stream.average_rate or stream.guessed_rate
+            fps = float(rate) if rate else None
+            frames, exact = _frame_count(stream, container, fps)
+            return VideoInfo(
+                path, frames, exact, fps, stream.codec_context.width, stream.codec_context.height
+            )
+    except (av.FFmpegError, OSError, UnicodeDecodeError) as error:
+        reason = getattr(error, "strerror", None) or str(error)
+        raise ReplayError(
+            f"{path}: cannot be read as a video file ({reason}); check that the copy is "
+            "complete, or leave the file out"
+        ) from None
+
+
+def _frame_count(
+    stream: av.video.stream.VideoStream, container: av.container.InputContainer, fps: float | None
+) -> tuple[int | None, bool]:
+    """Frames as the container states them, else duration x rate (Matroska states no count)."""
+    if stream.frames:
+        return int(stream.frames), True
+    if fps and stream.duration and stream.time_base:
+        return round(float(stream.duration * Fraction(stream.time_base)) * fps), False
+    if fps and container.duration:
+        return round(container.duration / av.time_base * fps), False
+    return None, False
+
+
+def camera_name_for(video: Path) -> str:
+    """Return the camera name a video gets in its replay session (it names the pose files).
+
+    The file name without its suffix, reduced to the letters, digits, ``_`` and ``-`` that
+    settings allow in a camera name.
+    """
+    name = _NOT_IN_A_NAME.sub("_", video.stem).strip("_-")[:64]
+    return name or "video"

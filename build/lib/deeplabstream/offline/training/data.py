@@ -1,0 +1,546 @@
+"""Training data for the project's own pose models: frames, augmentation and targets.
+
+* **Geometry**: frames are resized whole to the network input with ``cv2.INTER_AREA`` (as at
+  inference, see :mod:`pose.formats.own_model`), or letterboxed into it (resized by one factor into
+  the top-left corner, the rest black; :func:`pose.runtime.transforms.letterbox_size`); with pixel
+  centres at whole numbers a frame point ``x`` lands on ``(x + 0.5) * resized / frame - 0.5``.
+* **Network input**: :func:`network_input` turns BGR images into the graph's input format
+  (normalised float NCHW, or pixels 0..255 as float or uint8, NCHW or NHWC).
+* **Data**: :class:`Sample` is one frame at input size with its keypoints, from DeepLabCut labels
+  (:func:`load_label_samples`) or rendered on demand by seeded simulated arenas
+  (:class:`ArenaPool`).
+* **Augmentation**: a random affine crop (zoom, rotation, translation, left-right mirror with
+  left/right keypoints swapped) and photometric changes (:func:`augment`).
+* **Targets**: Gaussian heatmaps and DeepLabCut-style location-refinement offsets in
+  :mod:`pose.decoding.peaks`'s convention (:func:`make_targets`).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from deeplabstream.hardware.simulator.arena import ArenaParams, ArenaRenderer, Pose, simulate_poses
+from deeplabstream.hardware.simulator.arena import keypoints_from_poses as arena_keypoints
+from deeplabstream.pose.labels import LabeledData
+from deeplabstream.pose.model import IMAGENET_MEAN, IMAGENET_STD
+from deeplabstream.pose.networks.own import SIZE_MULTIPLE, STRIDE, InputFormat
+from deeplabstream.pose.runtime.transforms import letterbox_size
+
+LOCREF_STD = 7.2801
+"""DeepLabCut's scale of location-refinement offsets, in input pixels."""
+
+Size = tuple[int, int]
+"""(width, height) in pixels."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Geometry: frames, network input and heatmaps, all with pixel centres at whole numbers
+# --------------------------------------------------------------------------------------------------
+
+
+def frame_to_input(points: np.ndarray, frame_size: Size, input_size: Size) -> np.ndarray:
+    """Frame pixels to network-input pixels for a whole-frame resize (``cv2.resize``'s mapping).
+
+    Parameters
+    ----------
+    points
+        Array (..., 2) of x, y in frame pixels.
+    frame_size, input_size
+        (width, height) of the frame and of the network input.
+
+    Returns
+    -------
+    numpy.ndarray
+        The same points in input pixels: ``(x + 0.5) * input / frame - 0.5``.
+    """
+    scale = np.array(input_size, dtype=np.float64) / np.array(frame_size, dtype=np.float64)
+    return (np.asarray(points, dtype=np.float64) + 0.5) * scale - 0.5
+
+
+def input_to_frame(points: np.ndarray, frame_size: Size, input_size: Size) -> np.ndarray:
+    """Map input points back to the frame (the inverse of :func:`frame_to_input`)."""
+    scale = np.array(frame_size, dtype=np.float64) / np.array(input_size, dtype=np.float64)
+    return (np.asarray(points, dtype=np.float64) + 0.5) * scale - 0.5
+
+
+def default_input_size(frame_size: Size, letterbox: bool = False) -> Size:
+    """Half the frame, each side rounded to a multiple of 32 (640x480 -> 320x256).
+
+    Rounded to the nearest multiple, or up for a letterboxed input (so that the half-size frame
+    fits whole: 1280x720 -> 640x384 holding 640x360).
+    """
+    rounding = math.ceil if letterbox else round
+    return tuple(  # type: ignore[return-value]
+        max(SIZE_MULTIPLE, SIZE_MULTIPLE * int(rounding(side / 2 / SIZE_MULTIPLE)))
+        for side in frame_size
+    )
+
+
+def content_size(frame_size: Size, input_size: Size, letterbox: bool) -> Size:
+    """(width, height) the frame is resized to: the input size, or its letterboxed part."""
+    if not letterbox:
+        return input_size
+    height, width = letterbox_size((frame_size[1], frame_size[0]), (input_size[1], input_size[0]))
+    return (width, height)
+
+
+def resize_to_input(frame: np.ndarray, input_size: Size, letterbox: bool = False) -> np.ndarray:
+    """Resize a BGR (or grey) uint8 frame to the input size as at inference (area), as BGR.
+
+    With ``letterbox`` the frame is resized by one factor into the top-left corner and the rest
+    is black, as :class:`pose.runtime.preprocess.Preprocessor` does it.
+    """
+    if frame.ndim == 2:
+        frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+    frame_size = (frame.shape[1], frame.shape[0])
+    size = content_size(frame_size, input_size, letterbox)
+    if frame_size == tuple(size):
+        resized = np.ascontiguousarray(frame)
+    else:
+        resized = cv2.resize(frame, tuple(size), interpolation=cv2.INTER_AREA)
+    if tuple(size) == tuple(input_size):
+        return resized
+    image = np.zeros((input_size[1], input_size[0], 3), np.uint8)
+    image[: size[1], : size[0]] = resized
+    return image
+
+
+def normalise(images_bgr: np.ndarray) -> np.ndarray:
+    """uint8 or float BGR images (N, H, W, 3) in 0..255 to the network's float32 NCHW RGB input."""
+    rgb = np.asarray(images_bgr, dtype=np.float32)[..., ::-1] / np.float32(255.0)
+    mean = np.array(IMAGENET_MEAN, dtype=np.float32)
+    std = np.array(IMAGENET_STD, dtype=np.float32)
+    return np.ascontiguousarray(((rgb - mean) / std).transpose(0, 3, 1, 2))
+
+
+def network_input(images_bgr: np.ndarray, input_format: InputFormat) -> np.ndarray:
+    """BGR images (N, H, W, 3), uint8 or float in 0..255, in a graph's input format.
+
+    Normalised float32 NCHW RGB (:func:`normalise`) for ``normalization="outside"``; else RGB
+    pixels 0..255 in the format's layout, as float32 or, for a uint8 graph, rounded to uint8
+    (what a camera gives; the training loop feeds the same values, the network casts them).
+    """
+    if not input_format.raw_pixels:
+        if input_format.layout == "nhwc":
+            return np.ascontiguousarray(normalise(images_bgr).transpose(0, 2, 3, 1))
+        return normalise(images_bgr)
+    rgb = np.asarray(images_bgr)[..., ::-1]
+    if input_format.dtype == "uint8":
+        rgb = np.clip(np.rint(rgb), 0, 255).astype(np.uint8) if rgb.dtype != np.uint8 else rgb
+    else:
+        rgb = rgb.astype(np.float32)
+    if input_format.layout == "nchw":
+        rgb = rgb.transpose(0, 3, 1, 2)
+    return np.ascontiguousarray(rgb)
+
+
+# --------------------------------------------------------------------------------------------------
+# Data: labeled images or rendered arenas, as frames resized to the input size
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One frame at input size with its keypoints.
+
+    Attributes
+    ----------
+    image
+        BGR uint8 (H, W, 3) at the network's input size.
+    keypoints
+        (K, 2) in input pixels; NaN where not labeled.
+    truth
+        (K, 2) in original-frame pixels (errors are reported in these).
+    frame_size
+        (width, height) of the original frame.
+    scaled_size
+        (width, height) the frame was resized to: the image's size, or less for a letterboxed
+        image (None: the image's size).
+    """
+
+    image: np.ndarray
+    keypoints: np.ndarray
+    truth: np.ndarray
+    frame_size: Size
+    scaled_size: Size | None = None
+
+    def to_frame(self, points: np.ndarray) -> np.ndarray:
+        """Input pixels (..., 2) of this sample's image to its original frame's pixels."""
+        scaled = self.scaled_size or (self.image.shape[1], self.image.shape[0])
+        return input_to_frame(points, self.frame_size, scaled)
+
+
+def make_sample(
+    frame: np.ndarray, truth: np.ndarray, input_size: Size, letterbox: bool = False
+) -> Sample:
+    """Make a Sample from a full frame and its keypoints in frame pixels."""
+    frame_size = (frame.shape[1], frame.shape[0])
+    scaled = content_size(frame_size, input_size, letterbox)
+    return Sample(
+        image=resize_to_input(frame, input_size, letterbox),
+        keypoints=frame_to_input(truth, frame_size, scaled),
+        truth=np.asarray(truth, dtype=np.float64),
+        frame_size=frame_size,
+        scaled_size=scaled,
+    )
+
+
+def load_label_samples(
+    labels: LabeledData, input_size: Size, letterbox: bool = False
+) -> list[Sample]:
+    """Every labeled image, read and resized to the input size.
+
+    Raises
+    ------
+    FileNotFoundError
+        Naming the first image that cannot be read.
+    """
+    samples = []
+    for path, truth in zip(labels.image_paths, labels.coordinates, strict=True):
+        frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if frame is None:
+            raise FileNotFoundError(f"{path}: labeled image missing or unreadable")
+        samples.append(make_sample(frame, truth, input_size, letterbox))
+    return samples
+
+
+@dataclass(frozen=True)
+class ArenaVariation:
+    """How much the simulated arenas of the training set differ from the default camera.
+
+    Attributes
+    ----------
+    noise
+        Range of the pixel-noise standard deviation (grey levels).
+    lighting_drift
+        Range of the relative lighting drift.
+    body_scale
+        Range of the body length relative to the default (0.2 x the smaller frame side).
+    """
+
+    noise: tuple[float, float] = (0.0, 10.0)
+    lighting_drift: tuple[float, float] = (0.0, 0.2)
+    body_scale: tuple[float, float] = (0.8, 1.25)
+
+
+def arena_params(seed: int, arena_size: Size, variation: ArenaVariation | None) -> ArenaParams:
+    """Params of one arena; without ``variation`` the synthetic camera's defaults."""
+    width, height = arena_size
+    if variation is None:
+        return ArenaParams(width=width, height=height, seed=seed)
+    rng = np.random.default_rng([seed, 0x5EED])
+    default_length = 0.2 * min(width, height)
+    return ArenaParams(
+        width=width,
+        height=height,
+        seed=seed,
+        noise=float(rng.uniform(*variation.noise)),
+        lighting_drift=float(rng.uniform(*variation.lighting_drift)),
+        body_length=default_length * float(np.exp(rng.uniform(*np.log(variation.body_scale)))),
+    )
+
+
+class ArenaPool:
+    """Seeded arenas that render frames of a random walk on demand, with exact keypoints.
+
+    Parameters
+    ----------
+    seeds
+        One arena per seed (floor texture, walk, noise).
+    arena_size
+        Frame (width, height).
+    input_size
+        The network's input (width, height).
+    variation
+        How the arenas' noise, lighting and body size vary; None for the camera's defaults.
+    walk_frames
+        Length of each arena's random walk; frames are picked from it.
+    letterbox
+        Letterbox the frames into the input (else resize them to fill it).
+    """
+
+    def __init__(
+        self,
+        seeds: Sequence[int],
+        arena_size: Size,
+        input_size: Size,
+        variation: ArenaVariation | None,
+        walk_frames: int = 6000,
+        letterbox: bool = False,
+    ) -> None:
+        self.input_size = input_size
+        self.letterbox = letterbox
+        self.params = [arena_params(seed, arena_size, variation) for seed in seeds]
+        self.renderers = [ArenaRenderer(p) for p in self.params]
+        self.poses = [simulate_poses(p, walk_frames) for p in self.params]
+        self._frame = np.empty(self.renderers[0].frame_shape, np.uint8)
+
+    def render(self, arena: int, frame_index: int) -> Sample:
+        """Frame ``frame_index`` of arena number ``arena`` (an index into ``seeds``)."""
+        pose = self.poses[arena][frame_index]
+        self.renderers[arena].render(Pose(*pose.tolist()), frame_index, self._frame)
+        truth = arena_keypoints(pose, self.params[arena].body_length_px)
+        return make_sample(self._frame, truth, self.input_size, self.letterbox)
+
+    def random(self, rng: np.random.Generator) -> Sample:
+        """Render a random frame of a random arena."""
+        arena = int(rng.integers(len(self.renderers)))
+        return self.render(arena, int(rng.integers(len(self.poses[arena]))))
+
+    def spread(self, count: int) -> list[Sample]:
+        """``count`` frames spread evenly over the arenas and their walks (deterministic)."""
+        per_arena = math.ceil(count / len(self.renderers))
+        walk = len(self.poses[0])
+        samples = []
+        for arena in range(len(self.renderers)):
+            for frame_index in np.linspace(0, walk - 1, per_arena).astype(int):
+                samples.append(self.render(arena, int(frame_index)))
+        return samples[:count]
+
+
+def synthetic_seeds(seed: int, role: str, count: int) -> list[int]:
+    """Arena seeds for training, validation or testing; never overlapping, never 0..999.
+
+    Seeds below 1000 are left for evaluation on fresh arenas (the camera's default seed is 0).
+    """
+    base = 1000 * (seed + 1) + {"train": 0, "validation": 500, "test": 800}[role]
+    return list(range(base, base + count))
+
+
+# --------------------------------------------------------------------------------------------------
+# Augmentation
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """Random changes applied to every training sample.
+
+    Attributes
+    ----------
+    crop
+        Side of the square training crop in input pixels (a multiple of 32); 0 trains on whole
+        frames. Crops around the animal spend the computation where the keypoints are.
+    on_animal
+        Probability that a crop is placed so that it shows the animal (else anywhere).
+    scale
+        Range of the zoom factor (drawn log-uniformly).
+    rotation
+        Largest rotation in degrees (180: any direction, right for cameras looking down).
+    flip
+        Mirror left-right half of the time, swapping left/right keypoints.
+    brightness
+        Largest brightness shift in grey levels.
+    contrast
+        Range of the contrast factor.
+    color
+        Largest relative change of each colour channel's gain.
+    gray
+        Probability of turning the crop grey (mono cameras).
+    noise
+        Largest standard deviation of added pixel noise, in grey levels.
+    blur
+        Probability of a light motion blur.
+    """
+
+    crop: int = 160
+    on_animal: float = 0.85
+    scale: tuple[float, float] = (0.8, 1.25)
+    rotation: float = 180.0
+    flip: bool = True
+    brightness: float = 30.0
+    contrast: tuple[float, float] = (0.7, 1.3)
+    color: float = 0.08
+    gray: float = 0.2
+    noise: float = 8.0
+    blur: float = 0.2
+
+
+def flip_permutation(names: Sequence[str]) -> np.ndarray:
+    """Keypoint order after a left-right mirror: each left/right pair swapped.
+
+    Names pair up when they differ only by ``left``/``right`` (any case: ``left_ear`` and
+    ``right_ear``, ``leftear`` and ``rightear``, ``LeftPaw`` and ``RightPaw``) or by an ``l``/``r``
+    word (``paw_l`` and ``paw_r``).
+    """
+    index = {name: i for i, name in enumerate(names)}
+    permutation = np.arange(len(names))
+    for i, name in enumerate(names):
+        partner = _mirror_name(name)
+        if partner != name and partner in index:
+            permutation[i] = index[partner]
+    return permutation
+
+
+def _mirror_name(name: str) -> str:
+    swaps = {"left": "right", "right": "left", "l": "r", "r": "l"}
+
+    def swap(match: re.Match[str]) -> str:
+        word = match.group(0)
+        mirrored = swaps[word.lower()]
+        if word.isupper():
+            return mirrored.upper()
+        return mirrored.capitalize() if word[0].isupper() else mirrored
+
+    mirrored = re.sub(r"(?i)left|right", swap, name)
+    if mirrored != name:
+        return mirrored
+    return re.sub(r"(?i)(?<![a-z])[lr](?![a-z])", swap, name)
+
+
+def random_affine(
+    rng: np.random.Generator,
+    augmentation: Augmentation,
+    keypoints: np.ndarray,
+    image_size: Size,
+    out_size: Size,
+) -> tuple[np.ndarray, bool]:
+    """Draw a random 2x3 affine from the input image to the training crop, and whether it mirrors.
+
+    The transform scales, rotates and mirrors about a centre point, which lands on the crop's
+    centre; the centre is near the animal with probability ``augmentation.on_animal``.
+    """
+    scale = float(np.exp(rng.uniform(*np.log(augmentation.scale))))
+    angle = math.radians(rng.uniform(-augmentation.rotation, augmentation.rotation))
+    mirror = augmentation.flip and rng.random() < 0.5
+    cos, sin = math.cos(angle) * scale, math.sin(angle) * scale
+    linear = np.array([[cos, -sin], [sin, cos]])
+    if mirror:
+        linear = linear @ np.diag([-1.0, 1.0])
+    out_centre = (np.array(out_size, dtype=np.float64) - 1) / 2
+    labeled = keypoints[np.isfinite(keypoints).all(axis=1)]
+    if len(labeled) and rng.random() < augmentation.on_animal:
+        # Anywhere that keeps the animal's centre inside the middle 70 % of the crop.
+        reach = 0.35 * np.array(out_size, dtype=np.float64) / scale
+        centre = labeled.mean(axis=0) + rng.uniform(-reach, reach)
+    else:
+        centre = rng.uniform((0.0, 0.0), np.array(image_size, dtype=np.float64) - 1)
+    translation = out_centre - linear @ centre
+    return np.hstack([linear, translation[:, None]]), mirror
+
+
+def augment(
+    rng: np.random.Generator,
+    sample: Sample,
+    augmentation: Augmentation,
+    permutation: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Crop a sample with a random transform: float32 BGR image and keypoints in crop pixels."""
+    height, width = sample.image.shape[:2]
+    side = augmentation.crop
+    out_size = (side, side) if side else (width, height)
+    matrix, mirrored = random_affine(rng, augmentation, sample.keypoints, (width, height), out_size)
+    border = cv2.mean(sample.image)[:3]  # the mean colour (numpy's mean is ~20x slower)
+    image = cv2.warpAffine(
+        sample.image,
+        matrix,
+        out_size,
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=border,
+    )
+    keypoints = sample.keypoints @ matrix[:, :2].T + matrix[:, 2]
+    if mirrored:
+        keypoints = keypoints[permutation]
+    return photometric(rng, image, augmentation), keypoints
+
+
+def photometric(
+    rng: np.random.Generator, image: np.ndarray, augmentation: Augmentation
+) -> np.ndarray:
+    """Brightness, contrast, colour balance, grey, motion blur and noise; float32 0..255."""
+    out = image.astype(np.float32)
+    if rng.random() < augmentation.gray:
+        grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY).astype(np.float32)
+        out = np.repeat(grey[..., None], 3, axis=2)
+    if rng.random() < augmentation.blur:
+        out = cv2.filter2D(out, -1, _motion_kernel(rng))
+    contrast = rng.uniform(*augmentation.contrast)
+    gains = 1.0 + rng.uniform(-augmentation.color, augmentation.color, size=3)
+    shift = rng.uniform(-augmentation.brightness, augmentation.brightness)
+    mean = sum(cv2.mean(out)[:3]) / 3
+    # ((x - mean) * contrast + mean + shift) * gain as one multiply and one add, in place.
+    np.multiply(out, (contrast * gains).astype(np.float32), out=out)
+    np.add(out, (((1 - contrast) * mean + shift) * gains).astype(np.float32), out=out)
+    sigma = rng.uniform(0.0, augmentation.noise)
+    if sigma > 0:
+        out += rng.standard_normal(out.shape, dtype=np.float32) * np.float32(sigma)
+    return np.clip(out, 0.0, 255.0, out=out)
+
+
+def _motion_kernel(rng: np.random.Generator) -> np.ndarray:
+    """Make a normalised line kernel 3..7 pixels long at a random angle (an animal moving fast)."""
+    length = int(rng.choice([3, 5, 7]))
+    kernel = np.zeros((length, length), np.float32)
+    angle = rng.uniform(0.0, math.pi)
+    half = (length - 1) / 2
+    dx, dy = half * math.cos(angle), half * math.sin(angle)
+    start = (round((half - dx) * 16), round((half - dy) * 16))
+    end = (round((half + dx) * 16), round((half + dy) * 16))
+    cv2.line(kernel, start, end, 1.0, 1, cv2.LINE_AA, 4)
+    return kernel / max(float(kernel.sum()), 1e-6)
+
+
+# --------------------------------------------------------------------------------------------------
+# Targets and loss
+# --------------------------------------------------------------------------------------------------
+
+
+def make_targets(
+    keypoints: np.ndarray,
+    image_size: Size,
+    sigma: float,
+    locref_radius: float,
+    locref_std: float = LOCREF_STD,
+    stride: int = STRIDE,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Heatmap, location-refinement and mask targets for keypoints in input pixels.
+
+    Parameters
+    ----------
+    keypoints
+        (K, 2) x, y in input pixels; NaN (unlabeled) or outside the image gives an empty map.
+    image_size
+        (width, height) of the input.
+    sigma
+        Standard deviation of the Gaussian, in heatmap pixels.
+    locref_radius
+        Offsets are learned within this many heatmap pixels of the keypoint.
+    locref_std
+        Offsets are in units of this many input pixels.
+    stride
+        Input pixels per heatmap pixel.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        Heatmaps (K, h, w) in 0..1, offsets (2K, h, w) ordered x0, y0, x1, ..., and the offset
+        mask (K, h, w).
+    """
+    width, height = image_size
+    w, h = width // stride, height // stride
+    centres_x = np.arange(w) * stride + (stride - 1) / 2  # pose.decoding.peaks's convention
+    centres_y = np.arange(h) * stride + (stride - 1) / 2
+    k = len(keypoints)
+    x = keypoints[:, 0]
+    y = keypoints[:, 1]
+    visible = np.isfinite(keypoints).all(axis=1)
+    visible &= (x >= -0.5) & (x <= width - 0.5) & (y >= -0.5) & (y <= height - 0.5)
+    x = np.where(visible, x, -1e6)[:, None, None]
+    y = np.where(visible, y, -1e6)[:, None, None]
+    dx = x - centres_x[None, None, :]  # keypoint minus pixel centre, input pixels
+    dy = y - centres_y[None, :, None]
+    distance2 = (dx**2 + dy**2) / stride**2
+    heatmaps = np.exp(-distance2 / (2 * sigma**2)).astype(np.float32)
+    mask = (distance2 <= locref_radius**2).astype(np.float32)
+    offsets = np.empty((k, 2, h, w), np.float32)
+    offsets[:, 0] = np.broadcast_to(dx / locref_std, (k, h, w))
+    offsets[:, 1] = np.broadcast_to(dy / locref_std, (k, h, w))
+    offsets *= mask[:, None]
+    return heatmaps, offsets.reshape(2 * k, h, w), mask

@@ -1,0 +1,60 @@
+"""The training loss: heatmaps and location refinement, weighted per keypoint."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch.nn import functional
+
+
+@dataclass(frozen=True)
+class LossSettings:
+    """Target shapes and weights of the loss.
+
+    Attributes
+    ----------
+    sigma
+        Gaussian standard deviation in heatmap pixels.
+    locref_radius
+        Radius (heatmap pixels) around a keypoint where offsets are learned.
+    locref_weight
+        Weight of the offsets' loss against the heatmaps'.
+    locref_beta
+        Where the offsets' Huber loss turns from quadratic to linear (in ``locref_std`` units):
+        small, so that errors of a fraction of a pixel still pull (a squared loss would not).
+    """
+
+    sigma: float = 1.25
+    locref_radius: float = 2.0
+    locref_weight: float = 5.0
+    locref_beta: float = 0.05
+
+
+def pose_loss(
+    outputs: Sequence[torch.Tensor],
+    heatmaps: torch.Tensor,
+    offsets: torch.Tensor,
+    mask: torch.Tensor,
+    settings: LossSettings,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Sigmoid cross-entropy on the heatmaps plus a masked Huber loss on the offsets.
+
+    Each term is summed over a map and averaged over images and keypoints, so the loss does not
+    depend on the crop size.
+    """
+    n, k = heatmaps.shape[:2]
+    heat = functional.binary_cross_entropy_with_logits(outputs[0], heatmaps, reduction="sum")
+    heat = heat / (n * k)
+    total = heat
+    parts = {"heatmap": float(heat.detach())}
+    if len(outputs) > 1:
+        weights = mask.repeat_interleave(2, dim=1)
+        huber = functional.smooth_l1_loss(
+            outputs[1], offsets, reduction="none", beta=settings.locref_beta
+        )
+        locref = (huber * weights).sum() / (n * k)
+        total = total + settings.locref_weight * locref
+        parts["locref"] = float(locref.detach())
+    return total, parts

@@ -1,0 +1,1 @@
+"""Raw recording: video files, frames tables and the session folder."""

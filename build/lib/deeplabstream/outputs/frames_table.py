@@ -1,0 +1,71 @@
+"""``<camera>.frames.csv``: one row per frame in the video file, in the same order.
+
+Row ``i`` describes video frame ``i``: the camera's own frame index, the camera's timestamp (empty
+when the camera has none) and the host arrival time, both in seconds. Gaps in ``frame_index``
+are frames the camera dropped. Every row goes to the operating system as it is written (one small
+write per frame), so after a killed process the table holds at least every frame its video holds,
+and ``repair_frames_table`` cuts it to them. A table flushed on its own timer could trail the video
+by up to that interval, leaving decodable frames without times.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+FRAMES_TABLE_SUFFIX = ".frames.csv"
+FRAMES_TABLE_COLUMNS = ("frame_index", "camera_timestamp", "host_timestamp")
+
+
+class FramesTable:
+    """Append-only writer of a frames table."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.rows = 0
+        self._file = open(path, "x", encoding="ascii", newline="")  # noqa: SIM115 - kept open
+        self._file.write(",".join(FRAMES_TABLE_COLUMNS) + "\n")
+        self._file.flush()
+
+    def append(self, frame_index: int, camera_timestamp: float, host_timestamp_ns: int) -> None:
+        """Add the row of the next video frame."""
+        camera = "" if math.isnan(camera_timestamp) else f"{camera_timestamp:.9f}"
+        seconds, nanos = divmod(host_timestamp_ns, 1_000_000_000)
+        self._file.write(f"{frame_index},{camera},{seconds}.{nanos:09d}\n")
+        self.rows += 1
+        self._file.flush()  # to the OS now: the row must never trail the video's frame
+
+    def close(self) -> None:
+        """Flush, sync to disk and close. Safe to call more than once."""
+        if self._file.closed:
+            return
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+
+
+def repair_frames_table(path: Path, frames_in_video: int) -> int:
+    """Cut a frames table to the frames its video holds; returns the rows it kept.
+
+    After a recorder was killed (or its disk filled), the table may end in a cut row, or name
+    frames whose video data never reached the file: a table must never claim a frame the video
+    does not hold. Rows beyond ``frames_in_video`` and any unfinished last row are removed.
+    """
+    text = path.read_text(encoding="ascii", errors="replace")
+    lines = text.split("\n")
+    header, rows = lines[0], [line for line in lines[1:-1] if line]  # [-1]: cut or empty
+    kept = rows[: max(0, frames_in_video)]
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text("\n".join([header, *kept]) + "\n", encoding="ascii")
+    os.replace(temporary, path)
+    return len(kept)
+
+
+def count_table_rows(path: Path) -> int:
+    """Whole rows in a frames table (a cut last row does not count); 0 if it is missing."""
+    try:
+        text = path.read_text(encoding="ascii", errors="replace")
+    except FileNotFoundError:
+        return 0
+    return max(0, text.count("\n") - 1)

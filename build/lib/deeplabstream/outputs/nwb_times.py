@@ -1,0 +1,100 @@
+"""The clock of ``session.nwb``: the host clock of a live session, a replayed video's own times.
+
+A live session's frames, poses and events are timed by the host clock (when each frame
+arrived), in seconds from the session's start. A replay (every camera a video file:
+``utils/VideoAnalyzer.py``, or ``SOURCE = video``) reads frames as fast as it can or at its own
+pace, so the host clock says when the replay processed a frame, not when the animal did it: its
+NWB file takes each frame's presentation time in the video instead (``camera_timestamp``; the
+frame's index / the video's rate where a frame has none). Moments no frame gives a time to (an
+action's ``written`` time, a switch-off at the stop) are put on the video's timeline by the
+nearest frames: the prompting frame's video time plus how long after that frame's arrival
+they happened.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class TimeBase:
+    """Turns the session's times into the NWB file's seconds.
+
+    Attributes
+    ----------
+    host_time_at_start
+        ``session.json`` -> ``clock.host_time_at_start``: host seconds at the session's start.
+    video
+        True for a replay: times are the video's own (its frames' presentation times).
+    host_to_video
+        For a replay, (host arrival, video time) of the frames of its first camera, sorted by
+        host time, to place moments that no frame times; None otherwise.
+    """
+
+    host_time_at_start: float
+    video: bool = False
+    host_to_video: tuple[np.ndarray, np.ndarray] | None = None
+
+    @property
+    def column(self) -> str:
+        """The column of the frames and times tables that times frames in this base."""
+        return "camera_timestamp" if self.video else "host_timestamp"
+
+    @property
+    def words(self) -> str:
+        """What a time in the file means, for the descriptions of its series and tables."""
+        if self.video:
+            return "the replayed video's own time of the frame (its presentation time, s)"
+        return "the frame's host arrival, s from the session start"
+
+    def frame_times(self, times: Any) -> np.ndarray:
+        """Return frame times (the :attr:`column` values, array-like) in the file's seconds."""
+        values = np.asarray(times, dtype=float)
+        return values.copy() if self.video else values - self.host_time_at_start
+
+    def moments(self, host: Any) -> np.ndarray:
+        """Return host-clock moments (array-like, s) in the file's seconds.
+
+        Live: seconds from the session's start. Replay: on the video's timeline, interpolated
+        between the frames around each moment (offset from the first or last frame outside).
+        """
+        values = np.asarray(host, dtype=float)
+        if not self.video:
+            return values - self.host_time_at_start
+        if self.host_to_video is None or len(self.host_to_video[0]) == 0:
+            return np.full(values.shape, np.nan)
+        arrived, video = self.host_to_video
+        placed = np.interp(values, arrived, video)
+        before, after = values < arrived[0], values > arrived[-1]
+        placed[before] = video[0] + (values[before] - arrived[0])
+        placed[after] = video[-1] + (values[after] - arrived[-1])
+        return placed
+
+
+def is_replay(session: dict[str, Any]) -> bool:
+    """Tell whether every camera of ``session.json`` was a video file (a replay)."""
+    cameras = session.get("cameras") or {}
+    return bool(cameras) and all(
+        (entry or {}).get("source") == "video" for entry in cameras.values()
+    )
+
+
+def video_frame_times(table: Any, fps: float | None) -> np.ndarray:
+    """Return each row's video time: ``camera_timestamp``, else ``frame_index`` / ``fps``.
+
+    ``table`` has ``frame_index`` and (usually) ``camera_timestamp``; a row without a
+    presentation time gets its index over the video's rate (NaN when the rate is unknown too).
+    """
+    index = np.asarray(table["frame_index"], dtype=float)
+    times = (  # a copy: pandas' arrays may be read-only
+        np.array(table["camera_timestamp"], dtype=float)
+        if "camera_timestamp" in table
+        else np.full(index.shape, np.nan)
+    )
+    missing = np.isnan(times)
+    if missing.any() and fps:
+        times[missing] = index[missing] / fps
+    return times

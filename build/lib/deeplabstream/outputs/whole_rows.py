@@ -1,0 +1,99 @@
+"""Text tables appended by one process in whole rows: what a killed process or a full disk leaves.
+
+Pose files, their times and timing, and ``points3d.csv`` are all written this way: rows are kept
+in memory and written with one system call at least once a second, so a file never ends in a
+cut row, and a write that fails is undone to the last whole row.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+FLUSH_INTERVAL_S = 1.0
+"""Rows reach the file at least this often (seconds)."""
+
+
+class WholeRowsFile:
+    """A text file appended to by one process, in whole rows, flushed at least once a second.
+
+    Rows are kept until a flush writes them with one system call: a file never ends in a cut
+    row. A write that fails (a full disk) is undone to the last whole row, the file is closed
+    and :attr:`error` says why; the stream goes on without it, and the session reports it.
+    """
+
+    def __init__(self, path: Path, header: str) -> None:
+        self.path = path
+        self.error: str | None = None
+        self._fd: int | None = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        self._pending: list[str] = [header]
+        self._good_bytes = 0  # the file's length after the last complete flush
+        self._next_flush = time.monotonic() + FLUSH_INTERVAL_S
+        self.rows = 0  # rows handed over
+        self.rows_written = 0  # rows in the file
+        self._pending_rows = 0
+        self._flush()
+
+    def write_row(self, text: str) -> None:
+        """Append one whole row (ending in a newline); written by the next flush."""
+        if self._fd is None:
+            return  # an earlier disk error closed it
+        self._pending.append(text)
+        self.rows += 1
+        self._pending_rows += 1
+        now = time.monotonic()
+        if now >= self._next_flush:
+            self._flush()
+            self._next_flush = now + FLUSH_INTERVAL_S
+
+    def _flush(self) -> None:
+        if self._fd is None or not self._pending:
+            return
+        data = "".join(self._pending).encode("utf-8")
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self._fd, view) :]
+        except OSError as failure:
+            self._fail(failure)
+            return
+        self._good_bytes += len(data)
+        self.rows_written += self._pending_rows
+        self._pending.clear()
+        self._pending_rows = 0
+
+    def _fail(self, failure: OSError) -> None:
+        """Undo the part of a failed write that reached the file; close; remember why."""
+        fd, self._fd = self._fd, None
+        assert fd is not None
+        try:
+            os.ftruncate(fd, self._good_bytes)
+        except OSError:
+            pass
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+        self._pending.clear()
+        self.error = (
+            f"{self.path.name} stopped at {failure.strerror or failure} after "
+            f"{self.rows_written} rows: the file ends at its last whole row"
+        )
+        log.error("%s", self.error)
+
+    def close(self) -> None:
+        """Write what is pending, sync and close (safe to call twice)."""
+        self._flush()
+        fd, self._fd = self._fd, None
+        if fd is None:
+            return
+        try:
+            os.fsync(fd)
+        except OSError as failure:
+            self.error = self.error or f"{self.path.name} could not be finalised: {failure}"
+            log.error("%s", self.error)
+        os.close(fd)

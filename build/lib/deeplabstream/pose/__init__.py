@@ -1,0 +1,1 @@
+"""Pose estimation: models, backends, decoding, the inference worker and pose files."""

@@ -1,0 +1,83 @@
+"""Heatmaps to keypoints: the peak of each map, refined below one heatmap pixel.
+
+Conventions (shared with the training code, so a trained model decodes exactly as it learned):
+
+- Coordinates are input pixels with pixel centres at whole numbers (x to the right, y down).
+- Heatmap pixel ``(row i, column j)`` is centred on input pixel
+  ``x = j * stride + (stride - 1) / 2``, ``y = i * stride + (stride - 1) / 2``.
+- Location-refinement offsets (``heatmaps+locref``) are in units of ``locref_std`` input pixels,
+  channels ordered ``x0, y0, x1, y1, ...``, and added to the peak's centre.
+- The likelihood is the heatmap's value at the peak (a probability for networks that end in a
+  sigmoid; for logits, pass ``heatmaps_are_probabilities=False`` and it goes through a sigmoid).
+
+Everything is vectorised over the batch and the keypoints.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def heatmap_to_input_coordinate(index: np.ndarray, stride: float) -> np.ndarray:
+    """Input-pixel coordinate of the centre of heatmap pixel ``index`` (rows or columns)."""
+    return index * stride + (stride - 1) / 2
+
+
+def decode_argmax(
+    heatmaps: np.ndarray,
+    stride: float,
+    *,
+    locref: np.ndarray | None = None,
+    locref_std: float = 1.0,
+    heatmaps_are_probabilities: bool = True,
+) -> np.ndarray:
+    """Keypoints from heatmaps: (N, K, 3) of x, y (input pixels) and likelihood.
+
+    Without ``locref`` the peak is refined by fitting a parabola through it and its neighbours
+    along each axis (clamped to half a heatmap pixel). With ``locref`` (N, 2K, h, w) the offsets at
+    the peak are used instead, as DeepLabCut does.
+    """
+    n, k, h, w = heatmaps.shape
+    flat = heatmaps.reshape(n, k, h * w)
+    peak = np.argmax(flat, axis=2)
+    rows, cols = np.divmod(peak, w)
+    value = np.take_along_axis(flat, peak[..., None], axis=2)[..., 0].astype(np.float64)
+    if locref is not None:
+        offsets = locref.reshape(n, k, 2, h, w)
+        batch = np.arange(n)[:, None]
+        keypoint = np.arange(k)[None, :]
+        dx = offsets[batch, keypoint, 0, rows, cols] * locref_std
+        dy = offsets[batch, keypoint, 1, rows, cols] * locref_std
+        x = heatmap_to_input_coordinate(cols, stride) + dx
+        y = heatmap_to_input_coordinate(rows, stride) + dy
+    else:
+        dx = _parabola_offset(heatmaps, rows, cols, axis="x")
+        dy = _parabola_offset(heatmaps, rows, cols, axis="y")
+        x = heatmap_to_input_coordinate(cols + dx, stride)
+        y = heatmap_to_input_coordinate(rows + dy, stride)
+    likelihood = value if heatmaps_are_probabilities else 1.0 / (1.0 + np.exp(-value))
+    return np.stack([x, y, likelihood], axis=-1)
+
+
+def _parabola_offset(
+    heatmaps: np.ndarray, rows: np.ndarray, cols: np.ndarray, axis: str
+) -> np.ndarray:
+    """Sub-pixel offset of each peak along one axis, from the parabola through 3 samples."""
+    n, k, h, w = heatmaps.shape
+    batch = np.arange(n)[:, None]
+    keypoint = np.arange(k)[None, :]
+    if axis == "x":
+        size, centre = w, cols
+        before = heatmaps[batch, keypoint, rows, np.clip(cols - 1, 0, w - 1)]
+        after = heatmaps[batch, keypoint, rows, np.clip(cols + 1, 0, w - 1)]
+    else:
+        size, centre = h, rows
+        before = heatmaps[batch, keypoint, np.clip(rows - 1, 0, h - 1), cols]
+        after = heatmaps[batch, keypoint, np.clip(rows + 1, 0, h - 1), cols]
+    middle = heatmaps[batch, keypoint, rows, cols]
+    before, middle, after = (a.astype(np.float64) for a in (before, middle, after))
+    curvature = before - 2 * middle + after
+    with np.errstate(divide="ignore", invalid="ignore"):
+        offset = np.where(curvature < 0, 0.5 * (before - after) / curvature, 0.0)
+    offset = np.where((centre == 0) | (centre == size - 1), 0.0, offset)  # no neighbour
+    return np.clip(offset, -0.5, 0.5)

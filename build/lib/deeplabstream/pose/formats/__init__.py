@@ -1,0 +1,1 @@
+"""Model formats: each framework's files read into one model description."""

@@ -1,0 +1,365 @@
+"""Lightning Pose checkpoints (``tb_logs/.../checkpoints/*.ckpt``), run without Lightning Pose.
+
+A Lightning Pose 2.x model folder holds ``config.yaml`` and, under ``tb_logs/``, the Lightning
+checkpoint of its ``HeatmapTracker``. This module rebuilds that network in this project's code
+(no torchvision, no Lightning), loads the checkpoint's ``state_dict``, and exports it to ONNX
+with the same input and output as ``litpose export`` (input ``images`` N x 3 x H x W,
+normalised; output ``heatmaps`` N x K x H/2^d x W/2^d, soft-maxed over each map), so that
+everything downstream is the path of :mod:`pose.formats.lightning`: the same pre-processing and the
+same decoder (:mod:`pose.decoding.lightning`), hence Lightning Pose's numbers.
+
+The network (``model_type: heatmap``):
+
+- ``backbone``: a torchvision ResNet (``resnet18`` ... ``resnet152``; Lightning Pose's
+  ``resnet50_*`` variants share the layout) without pooling and classifier, as
+  ``nn.Sequential`` (state-dict names ``backbone.0.weight``, ``backbone.4.0.conv1.weight`` ...);
+- ``head.upsampling_layers``: ``PixelShuffle(2)``, then ``ConvTranspose2d(k3, s2, p1,
+  output_padding 1)`` layers (no activation between them) until the maps are 2^d times smaller
+  than the input (``d = data.downsample_factor``);
+- a spatial softmax over each map (temperature 1).
+
+Context models (``heatmap_mhcrnn``, several frames per prediction) and other backbones get a
+message. The checkpoint is a pickle that also holds Lightning's and OmegaConf's objects: it is
+read with PyTorch's ``weights_only`` unpickler, with inert stand-ins for those classes, so no
+code from the file runs and neither package is needed.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import re
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from deeplabstream.pose.decoding.lightning import decode_lightning_pose
+from deeplabstream.pose.formats.conversion import (
+    Comparison,
+    ConversionSpec,
+    Differences,
+    Precision,
+    convert,
+    load_weights,
+    max_abs_differences,
+    synthetic_input,
+)
+from deeplabstream.pose.formats.lightning import (
+    CONFIG_FILE,
+    describe_model,
+    read_config,
+    read_graph,
+)
+from deeplabstream.pose.model import IMAGENET_MEAN, IMAGENET_STD, ModelDescription, ModelError
+from deeplabstream.pose.networks.resnet import RESNETS, ResNet
+
+CHECKPOINT_FOLDER = "tb_logs"
+INPUT_NAME = "images"
+OUTPUT_NAME = "heatmaps"
+BACKBONE_STRIDE = 32
+SUPPORTED = (
+    "supported: single-frame `heatmap` models with a ResNet backbone (resnet18, resnet34, "
+    "resnet50 and its variants, resnet101, resnet152)"
+)
+# Harmless classes a Lightning checkpoint pickles besides its tensors.
+_SAFE_BUILTINS: dict[str, Any] = {
+    "builtins.list": list,
+    "builtins.dict": dict,
+    "builtins.int": int,
+    "builtins.float": float,
+    "builtins.str": str,
+    "builtins.tuple": tuple,
+    "builtins.set": set,
+    "builtins.bool": bool,
+    "collections.defaultdict": collections.defaultdict,
+    "collections.Counter": collections.Counter,
+    "collections.OrderedDict": collections.OrderedDict,
+    "typing.Any": Any,
+}
+# fp32: ONNX Runtime differs from PyTorch by about 1e-7 on the soft-maxed maps and 1e-4 model
+# pixels. fp16: about 1e-4 on the maps, which moves keypoints of flat maps by pixels (Lightning
+# Pose's own fp16 export too): its limit catches gross errors only.
+TOLERANCES: Differences = {"heatmaps": 1e-4, "xy_px": 0.01, "likelihood": 1e-3}
+FP16_TOLERANCES: Differences = {"heatmaps": 0.01}
+
+
+class _Opaque:
+    """Stand-in for a class the checkpoint pickles but this program does not need."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.args, self.kwargs = args, kwargs
+
+    def __setstate__(self, state: Any) -> None:
+        self.state = state
+
+
+@dataclasses.dataclass(frozen=True)
+class LightningCheckpoint:
+    """A checkpoint file, its model folder's config, and the network's weights."""
+
+    checkpoint_file: Path
+    config_file: Path
+    config: dict[str, Any]
+    state_dict: dict[str, torch.Tensor]
+    lightning_version: str | None
+
+    @property
+    def keypoints(self) -> tuple[str, ...]:
+        """Keypoint names, in the order of the heatmaps."""
+        return tuple(str(k) for k in self.config["data"].get("keypoint_names") or ())
+
+    @property
+    def backbone(self) -> str:
+        """``model.backbone`` of the config."""
+        return str(self.config.get("model", {}).get("backbone", "?"))
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """(height, width) the network takes."""
+        dims = self.config["data"]["image_resize_dims"]
+        return int(dims["height"]), int(dims["width"])
+
+    @property
+    def downsample_factor(self) -> int:
+        """``data.downsample_factor``: heatmaps are 2**d times smaller than the input."""
+        return int(self.config["data"].get("downsample_factor", 2))
+
+
+# --- finding and reading the files -----------------------------------------------------------
+
+
+def locate(path: Path) -> tuple[Path, Path]:
+    """Find the checkpoint and the config that ``path`` (a ``.ckpt`` or a model folder) names."""
+    if not path.exists():
+        raise ModelError(f"{path}: no such Lightning Pose checkpoint or model folder")
+    if path.is_file():
+        for folder in list(path.parents)[:6]:  # <model>/tb_logs/<name>/version_N/checkpoints
+            if (folder / CONFIG_FILE).is_file():
+                return path, folder / CONFIG_FILE
+        raise ModelError(
+            f"{path}: no {CONFIG_FILE} in the folders above it; keep the checkpoint inside its "
+            f"Lightning Pose model folder"
+        )
+    if not (path / CONFIG_FILE).is_file():
+        raise ModelError(f"{path}: no {CONFIG_FILE}; is this a Lightning Pose model folder?")
+    found = sorted((path / CHECKPOINT_FOLDER).rglob("*.ckpt"))
+    if not found:
+        raise ModelError(f"{path}: no .ckpt file under {CHECKPOINT_FOLDER}/")
+    best = [f for f in found if "best" in f.stem]
+    chosen = found if len(found) == 1 else best
+    if len(chosen) != 1:
+        names = ", ".join(str(f.relative_to(path)) for f in found)
+        raise ModelError(f"{path}: several checkpoints ({names}); name the .ckpt file to use")
+    return chosen[0], path / CONFIG_FILE
+
+
+def read_checkpoint(path: str | Path, *, mmap: bool = False) -> LightningCheckpoint:
+    """Read a checkpoint and its config without Lightning, OmegaConf or running their code.
+
+    With ``mmap`` the tensors stay on disk until used (a check reads the small pickle only).
+    """
+    checkpoint_file, config_file = locate(Path(path))
+    config = read_config(config_file)
+    data = _load_pickle(checkpoint_file, mmap=mmap)
+    if not isinstance(data, dict) or not isinstance(data.get("state_dict"), dict):
+        found = sorted(data) if isinstance(data, dict) else type(data).__name__
+        raise ModelError(
+            f"{checkpoint_file}: expected a Lightning checkpoint with a 'state_dict', found {found}"
+        )
+    weights = {k: v for k, v in data["state_dict"].items() if isinstance(v, torch.Tensor)}
+    version = data.get("pytorch-lightning_version")
+    return LightningCheckpoint(
+        checkpoint_file, config_file, config, weights, None if version is None else str(version)
+    )
+
+
+def check_checkpoint(path: str | Path) -> None:
+    """Check before a start that ``path`` is a checkpoint this program runs, without its weights.
+
+    The checkpoint and its config are opened as at load (read without running code, the
+    tensors mapped, not read) and the model's kind is checked. ModelError as
+    :func:`read_checkpoint` and :func:`check_supported`.
+    """
+    check_supported(read_checkpoint(path, mmap=True))
+
+
+def _load_pickle(path: Path, mmap: bool = False) -> Any:
+    """``torch.load`` with ``weights_only``, the checkpoint's foreign classes made inert."""
+    from deeplabstream.pose.loading import LIGHTNING_CHECKPOINT_ADVICE, check_torch_file, unreadable
+
+    check_torch_file(path, LIGHTNING_CHECKPOINT_ADVICE)  # missing, empty, not of torch.save
+    mmap = mmap and zipfile.is_zipfile(path)  # torch maps only its zip format
+    try:
+        unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
+        allowed: list[Any] = []
+        for name in unsafe:
+            if name in _SAFE_BUILTINS:
+                allowed.append(_SAFE_BUILTINS[name])
+            else:
+                stand_in = type(name.rsplit(".", 1)[-1], (_Opaque,), {"__module__": __name__})
+                allowed.append((stand_in, name))
+        with torch.serialization.safe_globals(allowed):
+            return torch.load(str(path), map_location="cpu", weights_only=True, mmap=mmap)
+    except Exception as error:  # damaged zip, not a torch file, a construct the unpickler refuses
+        from deeplabstream.pose.formats.dlc3 import unreadable_reason
+
+        raise unreadable(path, LIGHTNING_CHECKPOINT_ADVICE, unreadable_reason(error)) from error
+
+
+def check_supported(checkpoint: LightningCheckpoint) -> None:
+    """Raise a ModelError naming what the model is when it is not supported."""
+    config, path = checkpoint.config, checkpoint.checkpoint_file
+    model_type = str(config.get("model", {}).get("model_type", "heatmap"))
+    backbone = checkpoint.backbone
+    version = config.get("model", {}).get("lightning_pose_version", "unknown")
+    holding = f"a Lightning Pose {version} `{model_type}` model with backbone {backbone}"
+    if model_type != "heatmap":
+        detail = (
+            " (context models look at several frames per prediction)"
+            if "mhcrnn" in model_type
+            else ""
+        )
+        raise ModelError(
+            f"{path}: {holding}{detail}, which this program cannot run yet; {SUPPORTED}"
+        )
+    if _resnet_depth(backbone) is None:
+        raise ModelError(f"{path}: {holding}, which this program cannot run; {SUPPORTED}")
+    if not checkpoint.keypoints:
+        raise ModelError(f"{checkpoint.config_file}: no data.keypoint_names")
+
+
+def _resnet_depth(backbone: str) -> int | None:
+    """Return the depth of a ResNet backbone name (``resnet50_animal_ap10k`` -> 50), else None."""
+    match = re.fullmatch(r"resnet(\d+)(_\w+)?", backbone)
+    if not match or int(match.group(1)) not in RESNETS:
+        return None
+    return int(match.group(1))
+
+
+# --- the network --------------------------------------------------------------------------------
+
+
+class HeatmapTracker(nn.Module):
+    """Lightning Pose's ``HeatmapTracker`` at inference: images in, soft-maxed heatmaps out."""
+
+    def __init__(self, depth: int, keypoints: int, downsample_factor: int) -> None:
+        super().__init__()
+        trunk = ResNet(depth, "batch", BACKBONE_STRIDE)
+        self.backbone = trunk.as_sequential()
+        layers: list[nn.Module] = [nn.PixelShuffle(2)]
+        channels = trunk.out_channels // 4
+        # PixelShuffle doubles the size; each transposed convolution doubles it again until
+        # the maps are 2**downsample_factor times smaller than the input.
+        for _ in range(upsampling_convolutions(downsample_factor)):
+            layers.append(
+                nn.ConvTranspose2d(channels, keypoints, 3, stride=2, padding=1, output_padding=1)
+            )
+            channels = keypoints
+        self.head = nn.Module()
+        self.head.upsampling_layers = nn.Sequential(*layers)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """(N, K, h, w) heatmaps, each summing to 1."""
+        maps = self.head.upsampling_layers(self.backbone(images))
+        n, k, h, w = maps.shape
+        return torch.softmax(maps.float().reshape(n, k, h * w), dim=2).reshape(n, k, h, w)
+
+
+def upsampling_convolutions(downsample_factor: int) -> int:
+    """Transposed convolutions after the PixelShuffle for a stride-32 backbone."""
+    count = int(np.log2(BACKBONE_STRIDE)) - 1 - downsample_factor
+    if count < 1:
+        raise ModelError(f"downsample_factor {downsample_factor} is not supported (1 to 3 are)")
+    return count
+
+
+def build_module(checkpoint: LightningCheckpoint) -> HeatmapTracker:
+    """Build the checkpoint's network with its weights, in eval mode (float32, CPU)."""
+    check_supported(checkpoint)
+    depth = _resnet_depth(checkpoint.backbone)
+    assert depth is not None
+    module = HeatmapTracker(depth, len(checkpoint.keypoints), checkpoint.downsample_factor)
+    what = (
+        f"a {checkpoint.backbone} heatmap tracker with {len(checkpoint.keypoints)} keypoints and "
+        f"downsample_factor {checkpoint.downsample_factor}, as {checkpoint.config_file.name} says"
+    )
+    network_keys = {
+        k: v for k, v in checkpoint.state_dict.items() if k.startswith(("backbone.", "head."))
+    }
+    load_weights(module, network_keys, checkpoint.checkpoint_file, what)
+    return module.eval()
+
+
+# --- conversion and description -----------------------------------------------------------------
+
+
+def compare_outputs(downsample_factor: int) -> Comparison:
+    """Differences of heatmaps and of the keypoints decoded from them (model pixels)."""
+
+    def compare(reference: Sequence[np.ndarray], converted: Sequence[np.ndarray]) -> Differences:
+        differences = max_abs_differences((OUTPUT_NAME,), reference, converted)
+        if not np.isfinite(differences[OUTPUT_NAME]):
+            return differences | {"xy_px": float("inf"), "likelihood": float("inf")}
+        ours = decode_lightning_pose(reference[0], downsample_factor)
+        theirs = decode_lightning_pose(converted[0].astype(np.float32), downsample_factor)
+        delta = np.abs(ours - theirs)
+        return differences | {
+            "xy_px": float(delta[..., :2].max()),
+            "likelihood": float(delta[..., 2].max()),
+        }
+
+    return compare
+
+
+def conversion_spec(checkpoint: LightningCheckpoint) -> ConversionSpec:
+    """How to export the tracker: dynamic batch, the config's fixed input size."""
+    return ConversionSpec(
+        sources=(checkpoint.checkpoint_file, checkpoint.config_file),
+        input_name=INPUT_NAME,
+        output_names=(OUTPUT_NAME,),
+        example_shape=(1, 3, *checkpoint.input_size),
+        dynamic_size=False,
+        compare=compare_outputs(checkpoint.downsample_factor),
+        tolerances=TOLERANCES,
+        fp16_tolerances=FP16_TOLERANCES,
+    )
+
+
+def load_lightning_checkpoint(path: str | Path, precision: Precision = "fp32") -> ModelDescription:
+    """Describe a Lightning Pose checkpoint, converting it to ONNX on first use.
+
+    Parameters
+    ----------
+    path
+        The ``.ckpt`` file, or the model folder (``config.yaml`` + ``tb_logs/``) when it holds
+        one checkpoint (or one whose name contains ``best``).
+    precision
+        ``fp32`` (Lightning Pose's numbers) or ``fp16``.
+
+    Returns
+    -------
+    ModelDescription
+        As :func:`pose.formats.lightning.load_lightning_pose` gives for an export, with
+        ``model_file`` the converted graph and ``source_file`` the checkpoint.
+
+    Raises
+    ------
+    ModelError
+        When files are missing or unreadable, the model is not supported (the message says
+        what it is), the weights do not fit the config, or the conversion is wrong.
+    """
+    checkpoint = read_checkpoint(path)
+    module = build_module(checkpoint)
+    height, width = checkpoint.input_size
+    check = synthetic_input(height, width, IMAGENET_MEAN, IMAGENET_STD)
+    conversion = convert(module, conversion_spec(checkpoint), check, precision)
+    graph = read_graph(conversion.onnx_file)
+    description = describe_model(
+        conversion.onnx_file, checkpoint.config_file, checkpoint.config, graph
+    )
+    return dataclasses.replace(description, source_file=checkpoint.checkpoint_file)

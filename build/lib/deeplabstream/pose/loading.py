@@ -1,0 +1,236 @@
+"""One way in for every model: a path (or nothing, for the bundled model) -> ModelDescription.
+
+The kind is detected from what is on disk, by the formats of :mod:`pose.formats.catalogue`:
+
+- nothing: the bundled model of the simulated arena (``pose/bundled/arena``);
+- a folder with ``model.json``, that file, or the ``.onnx`` beside it: the project's own format;
+- a folder with ``config.yaml`` and ``exports_onnx/``, or one ``.onnx`` inside such an
+  ``exports_onnx`` folder: a Lightning Pose export;
+- a ``.ckpt`` file, or a Lightning Pose model folder with a checkpoint under ``tb_logs/`` and no
+  export: a Lightning Pose checkpoint, rebuilt and converted to ONNX
+  (:mod:`pose.formats.lightning_ckpt`);
+- a ``.pt`` / ``.pth`` file (not part of a model of this project): a DeepLabCut 3.0 export,
+  rebuilt and converted to ONNX (:mod:`pose.formats.dlc3`);
+- a folder with ``export_metadata.json`` (and ``model.onnx``), or that ``.onnx``: a sleap-nn
+  ONNX export of a multi-animal bottom-up model (:mod:`pose.formats.sleap`).
+
+Converted graphs are cached by the hash of the files they come from
+(:mod:`pose.formats.conversion`): the first load of such a model takes seconds to tens of seconds,
+later loads do not.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from deeplabstream.pose.formats.catalogue import (
+    DEEPLABCUT_EXPORT_ADVICE,
+    LIGHTNING_CHECKPOINT_ADVICE,
+    Precision,
+    check_torch_file,
+    format_of,
+    format_of_description,
+    unreadable,
+)
+from deeplabstream.pose.model import ModelDescription, ModelError
+
+BUNDLED_MODEL = Path(__file__).resolve().parent / "bundled" / "arena"
+
+# The framework modules read these through this module; the formats themselves are in
+# pose.formats.catalogue.
+__all__ = [
+    "BUNDLED_MODEL",
+    "DEEPLABCUT_EXPORT_ADVICE",
+    "LIGHTNING_CHECKPOINT_ADVICE",
+    "Precision",
+    "build_torch_module",
+    "check_backend",
+    "check_model",
+    "check_torch_file",
+    "load_model",
+    "model_animals",
+    "model_keypoints",
+    "unreadable",
+]
+
+
+def load_model(
+    path: Path | None,
+    *,
+    frame_size: tuple[int, int] | None = None,
+    precision: Precision = "fp32",
+    max_animals: int | None = None,
+) -> ModelDescription:
+    """Return the description of the model at ``path`` (None: the bundled model).
+
+    Parameters
+    ----------
+    path
+        A model folder or file of any supported kind, or None.
+    frame_size
+        (height, width) of the frames the model will see. Used by models that run at any size
+        (DeepLabCut's, which it runs at the frame's own size); others resize frames to their
+        input size. Default for those: 640x480.
+    precision
+        ``fp16`` converts a DeepLabCut export or Lightning Pose checkpoint to a half-precision
+        graph (a Lightning Pose export picks its precision by the ``.onnx`` file named).
+    max_animals
+        For a multi-animal model, the most animals it reports per frame (``[Pose]
+        MAX_ANIMALS``); None keeps the model's own default. Single-animal models ignore it.
+
+    Raises
+    ------
+    ModelError
+        When nothing usable is there; the message says what was found and what is expected.
+    """
+    path = BUNDLED_MODEL if path is None else Path(path).expanduser()
+    if not path.exists():
+        raise ModelError(
+            f"{path}: model not found. Set [Pose] MODEL_PATH (or --model) to a model folder or "
+            "file, or leave it empty for the bundled model."
+        )
+    if precision not in ("fp32", "fp16"):
+        raise ModelError(f"precision {precision!r}; expected fp32 or fp16")
+    model_format = format_of(path)
+    if precision != "fp32" and not (model_format is not None and model_format.converted):
+        raise ModelError(
+            f"{path}: precision {precision} applies to models converted here (DeepLabCut "
+            f".pt, Lightning Pose .ckpt); for a Lightning Pose export name its fp16 .onnx file"
+        )
+    if model_format is not None:
+        description = model_format.load(path, frame_size, precision)
+        if max_animals is not None and description.multi_animal:
+            description = dataclasses.replace(description, max_animals=max_animals)
+        return description
+    if path.is_dir() and (path / "config.yaml").is_file() and (path / "tb_logs").is_dir():
+        raise ModelError(
+            f"{path}: a Lightning Pose model folder without a checkpoint (.ckpt) under tb_logs/ "
+            f"or an ONNX export in exports_onnx/: copy the checkpoint back, or export the model "
+            f"with `litpose export {path} --runtime onnx`"
+        )
+    raise ModelError(
+        f"{path}: not a model this program knows. Expected a folder with model.json (this "
+        "project's models), a Lightning Pose model folder (config.yaml + exports_onnx/ or "
+        "tb_logs/), a Lightning Pose .ckpt, a DeepLabCut 3.0 export (.pt), a sleap-nn ONNX "
+        "export folder (export_metadata.json + model.onnx), or an .onnx file inside one of them."
+    )
+
+
+def check_model(path: Path | None) -> None:
+    """Check cheaply that ``path`` is a model :func:`load_model` can take (None: the bundled).
+
+    Nothing is converted or run. This project's models and Lightning Pose exports are read
+    whole (their description is a small file); a DeepLabCut export or Lightning checkpoint is
+    opened as at load, without running code from it and with its tensors mapped rather than
+    read (torch is imported only then): a missing, empty or foreign file, or a torch file that
+    holds something else (a bare dict of tensors), is refused in milliseconds.
+
+    Raises
+    ------
+    ModelError
+        As :func:`load_model` would for what is checked; the message says what to do.
+    """
+    path = BUNDLED_MODEL if path is None else Path(path).expanduser()
+    if not path.exists():
+        load_model(path)  # raises its "model not found" message
+    model_format = format_of(path)
+    if model_format is None:
+        load_model(path)  # raises the message for what is there
+    else:
+        model_format.check(path)
+
+
+def check_backend(path: Path | None, backend: str) -> None:
+    """Check that ``[Pose] BACKEND`` can run the model at ``path`` (None: the bundled model).
+
+    ONNX Runtime and OpenVINO run every format (converted models through their graph); the
+    pytorch backend runs TorchScript files and networks rebuilt from their framework's file
+    (:meth:`pose.formats.catalogue.ModelFormat.pytorch_problem`). A path no format knows is left to
+    :func:`check_model`, which names it.
+
+    Raises
+    ------
+    ModelError
+        Naming the model, why the backend cannot run it, and what to set instead.
+    """
+    if backend != "pytorch":
+        return
+    path = BUNDLED_MODEL if path is None else Path(path).expanduser()
+    model_format = format_of(path) if path.exists() else None
+    problem = model_format.pytorch_problem(path) if model_format is not None else None
+    if problem is not None:
+        raise ModelError(problem)
+
+
+def model_animals(path: Path | None, max_animals: int) -> int:
+    """Return how many animals the model at ``path`` reports per frame, cheaply (no conversion).
+
+    ``max_animals`` (``[Pose] MAX_ANIMALS``) for a multi-animal model, 1 for the others. The
+    models converted here (DeepLabCut 3.0, Lightning Pose checkpoints) are single-animal and
+    are not loaded. ModelError as :func:`check_model`.
+    """
+    path = BUNDLED_MODEL if path is None else Path(path).expanduser()
+    model_format = format_of(path)
+    if model_format is None or model_format.converted:
+        check_model(path)
+        return 1
+    description = model_format.load(path, None, "fp32")
+    return max_animals if description.multi_animal else 1
+
+
+def model_keypoints(path: Path | None) -> tuple[str, ...]:
+    """Return the keypoint names of the model at ``path`` (None: the bundled), cheaply.
+
+    Nothing is converted or run (:meth:`pose.formats.catalogue.ModelFormat.keypoints`), and the
+    answer is kept for as long as the model's files keep their size and modification time, so the
+    window can ask at every change. ModelError as :func:`check_model`.
+    """
+    path = (BUNDLED_MODEL if path is None else Path(path).expanduser()).resolve()
+    if not path.exists():
+        load_model(path)  # raises its "model not found" message
+    key = (str(path), _stamp(path))
+    if key not in _KEYPOINTS:
+        model_format = format_of(path)
+        if model_format is None:
+            load_model(path)  # raises the message for what is there
+            raise ModelError(f"{path}: not a model this program knows")  # pragma: no cover
+        if len(_KEYPOINTS) >= _KEYPOINT_CACHE_SIZE:
+            _KEYPOINTS.pop(next(iter(_KEYPOINTS)))
+        _KEYPOINTS[key] = model_format.keypoints(path)
+    return _KEYPOINTS[key]
+
+
+_KEYPOINTS: dict[tuple[str, tuple[int, ...]], tuple[str, ...]] = {}
+_KEYPOINT_CACHE_SIZE = 32
+
+
+def _stamp(path: Path) -> tuple[int, ...]:
+    """Size and modification time of ``path``, and of every file directly in it (a folder)."""
+    files = [path, *sorted(path.iterdir())] if path.is_dir() else [path]
+    stamp: list[int] = []
+    for file in files:
+        status = file.stat()
+        stamp += [status.st_size, status.st_mtime_ns]
+    return tuple(stamp)
+
+
+def build_torch_module(description: ModelDescription) -> Any:
+    """Return the PyTorch module of a converted model, rebuilt from ``description.source_file``.
+
+    It returns the graph's outputs in the graph's order, in float32, and is in eval mode on
+    the CPU.
+
+    Raises
+    ------
+    ModelError
+        When the description has no source file, or its framework has no rebuilt network.
+    """
+    source = description.source_file
+    if source is None:
+        raise ModelError(f"{description.model_file}: not a converted model (no source file)")
+    model_format = format_of_description(description)
+    if model_format is None or not model_format.converted:
+        raise ModelError(f"{source}: no rebuilt network for framework {description.framework!r}")
+    return model_format.build_module(source)

@@ -1,0 +1,515 @@
+"""Inference backends: run a model's network on a prepared batch.
+
+:func:`open_backend` opens one of:
+
+- ONNX Runtime (``.onnx``) on the CPU, CUDA or TensorRT execution provider;
+- PyTorch (a TorchScript file, such as a model folder's ``model.pt``, or, for a model
+  converted from DeepLabCut or Lightning Pose, the network rebuilt from its file) on the CPU or
+  CUDA; a module pickled whole with ``torch.save`` is never loaded (unpickling runs code);
+- OpenVINO (``.onnx``, read directly) on the CPU: the optional ``openvino`` package
+  (``requirements-openvino.txt``).
+
+A device that was asked for and is not available is an error that says what to install, never
+a silent fall-back to the CPU: a closed-loop experiment planned around a GPU's latency must not
+run at a CPU's.
+
+``torch``, ``onnxruntime`` and ``openvino`` are imported only when a backend of theirs is
+opened, so importing this module is cheap (the GUI and the settings check import it without
+running a network).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, ClassVar, Literal, Protocol, Self
+
+import numpy as np
+
+from deeplabstream.pose.model import ModelDescription, ModelError
+
+BackendName = Literal["onnxruntime", "pytorch", "openvino"]
+DeviceName = Literal["cpu", "cuda", "tensorrt"]
+
+WARM_UP_RUNS = 3
+
+_ORT_PROVIDERS: dict[str, list[str]] = {
+    "cpu": ["CPUExecutionProvider"],
+    # CPU stays in the list for the few nodes a GPU provider leaves to it (shape arithmetic);
+    # the check after opening makes sure the requested provider runs the graph.
+    "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
+    "tensorrt": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
+}
+
+_ORT_NEEDS = {
+    "CUDAExecutionProvider": (
+        "the `onnxruntime-gpu` package (instead of `onnxruntime`), an NVIDIA driver and the "
+        "CUDA and cuDNN libraries it was built for"
+    ),
+    "TensorrtExecutionProvider": (
+        "the `onnxruntime-gpu` package (instead of `onnxruntime`), an NVIDIA driver, CUDA, "
+        "cuDNN and the TensorRT libraries it was built for"
+    ),
+}
+
+
+class InferenceBackend(Protocol):
+    """A network ready to run.
+
+    Attributes
+    ----------
+    provider
+        What actually runs the network, e.g. ``CPUExecutionProvider`` or ``torch cuda:0``.
+    """
+
+    provider: str
+
+    def run(self, batch: np.ndarray) -> list[np.ndarray]:
+        """Run the network on (N, C, H, W) input; outputs in ``description.output_names`` order."""
+        ...
+
+    def warm_up(self, batch_size: int | None = None) -> None:
+        """Run a few dummy batches so that the first real frame is not slow."""
+        ...
+
+    def close(self) -> None:
+        """Release the session or module (and its device memory)."""
+        ...
+
+
+def open_backend(
+    description: ModelDescription,
+    backend: BackendName = "onnxruntime",
+    device: DeviceName = "cpu",
+    threads: int = 1,
+) -> InferenceBackend:
+    """Open the network of ``description`` on a backend and device.
+
+    Parameters
+    ----------
+    description
+        The model; ``model_file`` is the file the backend loads.
+    backend
+        ``onnxruntime`` (for ``.onnx`` files), ``pytorch`` (TorchScript, or a converted
+        model's rebuilt network) or ``openvino`` (``.onnx`` files, CPU only).
+    device
+        ``cpu``, ``cuda`` or ``tensorrt`` (ONNX Runtime only).
+    threads
+        Threads for the CPU work of one inference (ONNX Runtime's ``intra_op_num_threads``,
+        ``torch.set_num_threads``).
+
+    Returns
+    -------
+    InferenceBackend
+
+    Raises
+    ------
+    ModelError
+        When the file is missing or of the wrong kind for the backend, or the device is not
+        available (the message says what is needed).
+    """
+    if threads < 1:
+        raise ValueError(f"threads must be at least 1, got {threads}")
+    path = Path(description.model_file)
+    if not path.is_file():
+        raise ModelError(f"{path}: model file not found")
+    try:
+        kind = BACKENDS[backend]
+    except KeyError:
+        known = ", ".join(BACKENDS)
+        raise ModelError(f"unknown backend {backend!r}; use {known}") from None
+    if device not in kind.devices:
+        advice = "" if backend == "onnxruntime" else "; onnxruntime runs on cuda and tensorrt too"
+        raise ModelError(
+            f"the {backend} backend runs on {' or '.join(kind.devices)}, not {device!r}{advice}"
+        )
+    return kind.open(description, device, threads)
+
+
+def _dummy_batch(description: ModelDescription, batch_size: int | None) -> np.ndarray:
+    """Zeros shaped and typed like a real input batch."""
+    n = description.batch_size or batch_size or 1
+    return np.zeros(description.input_shape(n), description.input_dtype)
+
+
+class OnnxRuntimeBackend:
+    """An ONNX Runtime session, built once.
+
+    Parameters
+    ----------
+    description
+        The model; ``model_file`` must be an ``.onnx`` file.
+    device
+        ``cpu``, ``cuda`` or ``tensorrt``.
+    threads
+        ``intra_op_num_threads`` of the session.
+    allow_spinning
+        Let idle pool threads spin (ONNX Runtime's default; off here, see below). For
+        measuring the difference.
+    """
+
+    name: ClassVar[str] = "onnxruntime"
+    devices: ClassVar[tuple[DeviceName, ...]] = ("cpu", "cuda", "tensorrt")
+
+    @classmethod
+    def open(cls, description: ModelDescription, device: DeviceName, threads: int) -> Self:
+        """Open the model's session on ``device`` (the registry's way in)."""
+        return cls(description, device, threads)
+
+    def __init__(
+        self,
+        description: ModelDescription,
+        device: DeviceName,
+        threads: int,
+        *,
+        allow_spinning: bool = False,
+    ) -> None:
+        import onnxruntime as ort
+
+        path = Path(description.model_file)
+        if path.suffix != ".onnx":
+            raise ModelError(f"{path}: the onnxruntime backend needs an .onnx file")
+        wanted = _ORT_PROVIDERS[device]
+        available = ort.get_available_providers()
+        if wanted[0] not in available:
+            raise ModelError(_missing_provider_message(wanted[0], available))
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # Idle pool threads sleep instead of spinning. Spinning keeps a core busy between the
+        # network's layers and between frames; on a small machine shared with capture and
+        # recording it takes the CPU from them and from the pool's other threads
+        # (benchmarks/converted_models.py measures both; the outputs are the same).
+        spinning = "1" if allow_spinning else "0"
+        options.add_session_config_entry("session.intra_op.allow_spinning", spinning)
+        try:
+            self._session = ort.InferenceSession(str(path), options, providers=wanted)
+        except Exception as error:  # ORT raises its own Fail, InvalidGraph, ... types
+            raise ModelError(f"{path}: ONNX Runtime cannot open it: {error}") from error
+        # ONNX Runtime drops a provider whose libraries fail to load, with only a warning.
+        running = self._session.get_providers()
+        if not running or running[0] != wanted[0]:
+            self._session = None
+            raise ModelError(
+                f"{path}: {wanted[0]} is installed but did not start (running {running}); "
+                f"it needs {_ORT_NEEDS.get(wanted[0], 'its libraries')}"
+            )
+        self.provider: str = running[0]
+        self._description = description
+        self._input_name = description.input_name
+        self._output_names = list(description.output_names)
+        self._check_names(path)
+
+    def _check_names(self, path: Path) -> None:
+        """Check that the description's input and output names are the graph's."""
+        inputs = [i.name for i in self._session.get_inputs()]
+        outputs = [o.name for o in self._session.get_outputs()]
+        if self._input_name not in inputs:
+            raise ModelError(f"{path}: no input named {self._input_name!r} (has {inputs})")
+        unknown = [n for n in self._output_names if n not in outputs]
+        if unknown:
+            raise ModelError(f"{path}: no outputs named {unknown} (has {outputs})")
+
+    def run(self, batch: np.ndarray) -> list[np.ndarray]:
+        """Run the session; outputs in ``description.output_names`` order."""
+        return self._session.run(self._output_names, {self._input_name: batch})
+
+    def run_with(self, batch: np.ndarray, extra: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        """Run a graph with more inputs than the image (a crop graph's channel gates)."""
+        return self._session.run(self._output_names, {self._input_name: batch, **extra})
+
+    def warm_up_with(self, extra: Mapping[str, np.ndarray]) -> None:
+        """:meth:`warm_up` for a graph that takes ``extra`` inputs too."""
+        dummy = _dummy_batch(self._description, 1)
+        for _ in range(WARM_UP_RUNS):
+            self.run_with(dummy, extra)
+
+    def warm_up(self, batch_size: int | None = None) -> None:
+        """Run a few batches of zeros (ONNX Runtime allocates and tunes on the first runs)."""
+        dummy = _dummy_batch(self._description, batch_size)
+        for _ in range(WARM_UP_RUNS):
+            self.run(dummy)
+
+    def close(self) -> None:
+        """Drop the session."""
+        self._session = None
+
+
+def _missing_provider_message(provider: str, available: list[str]) -> str:
+    """Why ``provider`` cannot be used and what to install."""
+    return (
+        f"ONNX Runtime has no {provider} here (available: {', '.join(available)}); it needs "
+        f"{_ORT_NEEDS.get(provider, 'a build of onnxruntime that includes it')}"
+    )
+
+
+OPENVINO_INSTALL = "pip install -r requirements-openvino.txt"
+
+
+class OpenVinoBackend:
+    """The ONNX graph compiled by OpenVINO for the CPU.
+
+    OpenVINO reads the ``.onnx`` file itself (no conversion step), fuses each convolution with
+    its activation and runs the convolutions in its own blocked layout. It is compiled once with
+    dynamic input sizes, so the same compiled model serves every frame and crop size.
+
+    Parameters
+    ----------
+    description
+        The model; ``model_file`` must be an ``.onnx`` file.
+    threads
+        ``INFERENCE_NUM_THREADS``.
+
+    Notes
+    -----
+    The precision is pinned to f32 (``INFERENCE_PRECISION_HINT``): on CPUs with bf16 or AMX
+    units OpenVINO would otherwise run in bf16, and keypoints would move.
+    """
+
+    name: ClassVar[str] = "openvino"
+    devices: ClassVar[tuple[DeviceName, ...]] = ("cpu",)
+
+    @classmethod
+    def open(cls, description: ModelDescription, device: DeviceName, threads: int) -> Self:
+        """Compile the model for the CPU (the registry's way in; ``device`` is ``cpu``)."""
+        return cls(description, threads)
+
+    def __init__(self, description: ModelDescription, threads: int) -> None:
+        try:
+            import openvino
+        except ImportError:
+            raise ModelError(
+                f"[Pose] BACKEND = openvino needs the optional `openvino` package, which is not "
+                f"installed: `{OPENVINO_INSTALL}` (or choose BACKEND = onnxruntime)"
+            ) from None
+        path = Path(description.model_file)
+        if path.suffix != ".onnx":
+            raise ModelError(f"{path}: the openvino backend needs an .onnx file")
+        core = openvino.Core()
+        config = {
+            "INFERENCE_NUM_THREADS": threads,
+            "NUM_STREAMS": 1,  # one frame at a time, as fast as it can: the latency mode
+            "PERFORMANCE_HINT": "LATENCY",
+            "INFERENCE_PRECISION_HINT": "f32",
+        }
+        try:
+            self._compiled = core.compile_model(core.read_model(str(path)), "CPU", config)
+        except Exception as error:  # OpenVINO raises RuntimeError and its own types
+            raise ModelError(f"{path}: OpenVINO cannot compile it: {error}") from error
+        self._request = self._compiled.create_infer_request()
+        self._description = description
+        self.provider = f"openvino {openvino.__version__.split('-')[0]} CPU"
+        self._input = self._port(self._compiled.inputs, description.input_name, path)
+        self._outputs = [
+            self._port(self._compiled.outputs, name, path) for name in description.output_names
+        ]
+        self._extra_ports: dict[str, Any] = {}
+
+    @staticmethod
+    def _port(ports: Any, name: str, path: Path) -> Any:
+        """Return the input or output called ``name``."""
+        for port in ports:
+            if name in port.get_names():
+                return port
+        found = sorted(n for port in ports for n in port.get_names())
+        raise ModelError(f"{path}: no input or output named {name!r} (has {found})")
+
+    def run(self, batch: np.ndarray) -> list[np.ndarray]:
+        """Run the compiled model; outputs in ``description.output_names`` order (copies)."""
+        return self.run_with(batch, {})
+
+    def run_with(self, batch: np.ndarray, extra: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        """Run a graph with more inputs than the image (a crop graph's channel gates)."""
+        inputs = {self._input: np.ascontiguousarray(batch)}
+        inputs |= {self._extra_port(name): value for name, value in extra.items()}
+        results = self._request.infer(inputs)
+        return [results[port] for port in self._outputs]
+
+    def _extra_port(self, name: str) -> Any:
+        port = self._extra_ports.get(name)
+        if port is None:
+            port = self._extra_ports[name] = self._port(
+                self._compiled.inputs, name, Path(self._description.model_file)
+            )
+        return port
+
+    def warm_up_with(self, extra: Mapping[str, np.ndarray]) -> None:
+        """:meth:`warm_up` for a graph that takes ``extra`` inputs too."""
+        dummy = _dummy_batch(self._description, 1)
+        for _ in range(WARM_UP_RUNS):
+            self.run_with(dummy, extra)
+
+    def warm_up(self, batch_size: int | None = None) -> None:
+        """Run a few batches of zeros (OpenVINO prepares its kernels for a shape on first use)."""
+        dummy = _dummy_batch(self._description, batch_size)
+        for _ in range(WARM_UP_RUNS):
+            self.run(dummy)
+
+    def close(self) -> None:
+        """Drop the request and the compiled model."""
+        self._request = None
+        self._compiled = None
+
+
+class TorchBackend:
+    """A PyTorch module: a TorchScript file, or a network rebuilt from its framework's file.
+
+    Parameters
+    ----------
+    description
+        The model: a converted one (``source_file``: the network is rebuilt from it), one of
+        this project's with a TorchScript file (``model.json`` ``files.torchscript``), or one
+        whose ``model_file`` is a TorchScript file (``torch.jit.save``).
+    device
+        ``cpu`` or ``cuda``.
+    threads
+        ``torch.set_num_threads``: for the whole process, which is the inference worker's own.
+
+    Notes
+    -----
+    A file saved with ``torch.save(module)`` is a pickle, and loading it runs code from it: it
+    is refused, never unpickled. TorchScript files hold TorchScript code and tensors, which
+    ``torch.jit.load`` reads without running Python code from the file.
+    """
+
+    name: ClassVar[str] = "pytorch"
+    devices: ClassVar[tuple[DeviceName, ...]] = ("cpu", "cuda")
+
+    @classmethod
+    def open(cls, description: ModelDescription, device: DeviceName, threads: int) -> Self:
+        """Load the module onto ``device`` (the registry's way in)."""
+        return cls(description, device, threads)
+
+    def __init__(self, description: ModelDescription, device: DeviceName, threads: int) -> None:
+        import torch
+
+        path = Path(description.model_file)
+        if device == "cuda" and not torch.cuda.is_available():
+            raise ModelError(
+                f"{path}: PyTorch sees no CUDA device (torch {torch.__version__}); it needs a "
+                f"CUDA build of torch and an NVIDIA driver"
+            )
+        torch.set_num_threads(threads)
+        self._torch = torch
+        self._device = torch.device("cuda" if device == "cuda" else "cpu")
+        if description.source_file is not None:  # rebuilt from another framework's file
+            self._module = _rebuilt_module(description, self._device)
+        else:
+            self._module = _load_torch_module(_torchscript_of(description), self._device)
+        self._dtype = torch.float16 if description.precision == "fp16" else torch.float32
+        self._description = description
+        self.provider = f"torch {self._device}"
+
+    def run(self, batch: np.ndarray) -> list[np.ndarray]:
+        """Run the module; outputs in ``description.output_names`` order."""
+        torch = self._torch
+        with torch.inference_mode():
+            tensor = torch.from_numpy(np.ascontiguousarray(batch)).to(self._device, self._dtype)
+            result = self._module(tensor)
+        return [t.detach().cpu().numpy() for t in self._ordered(result)]
+
+    def _ordered(self, result: Any) -> list[Any]:
+        """Return the module's outputs as a list in ``output_names`` order."""
+        names = self._description.output_names
+        if isinstance(result, dict):
+            missing = [n for n in names if n not in result]
+            if missing:
+                raise ModelError(f"the module returned no outputs named {missing}")
+            return [result[n] for n in names]
+        outputs = list(result) if isinstance(result, (tuple, list)) else [result]
+        if len(outputs) < len(names):
+            raise ModelError(f"the module returned {len(outputs)} outputs, expected {len(names)}")
+        return outputs[: len(names)]
+
+    def warm_up(self, batch_size: int | None = None) -> None:
+        """Run a few batches of zeros (the first runs allocate and, under TorchScript, tune)."""
+        dummy = _dummy_batch(self._description, batch_size)
+        for _ in range(WARM_UP_RUNS):
+            self.run(dummy)
+
+    def close(self) -> None:
+        """Drop the module (and free cached device memory)."""
+        self._module = None
+        if self._device.type == "cuda":
+            self._torch.cuda.empty_cache()
+
+
+def _rebuilt_module(description: ModelDescription, device: Any) -> Any:
+    """Rebuild the network of a converted model (DeepLabCut export, Lightning Pose checkpoint).
+
+    Rebuilt from its framework's file rather than loaded from the ONNX graph, so that the
+    pytorch backend runs the original network; half precision for an fp16 description (its
+    outputs stay float32).
+    """
+    from deeplabstream.pose.loading import build_torch_module
+
+    module = build_torch_module(description).to(device)
+    return (module.half() if description.precision == "fp16" else module).eval()
+
+
+def _torchscript_of(description: ModelDescription) -> Path:
+    """Return the TorchScript file to load for ``description`` (not a converted model).
+
+    Raises
+    ------
+    ModelError
+        When the model has none (an ONNX graph only): the message says what to set instead.
+    """
+    from deeplabstream.pose.formats.catalogue import format_of_description
+
+    model_format = format_of_description(description)
+    script = model_format.torchscript_file(description) if model_format is not None else None
+    if script is not None:
+        return script
+    path = Path(description.model_file)
+    if path.suffix != ".onnx":
+        return path  # a TorchScript file named directly
+    if model_format is not None and model_format.recognises(path):
+        problem = model_format.pytorch_problem(path)
+        if problem is not None:
+            raise ModelError(problem)
+    raise ModelError(
+        f"{path}: an ONNX graph, which the pytorch backend cannot run (it runs TorchScript "
+        "files and networks rebuilt from DeepLabCut or Lightning Pose files): set [Pose] "
+        "BACKEND = onnxruntime (or openvino)"
+    )
+
+
+def _load_torch_module(path: Path, device: Any) -> Any:
+    """Load a TorchScript module in eval mode; anything else is refused, never unpickled."""
+    import torch
+
+    try:
+        with warnings.catch_warnings():
+            # torch 2.9+ deprecates TorchScript in favour of torch.export, yet still loads it.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            module = torch.jit.load(str(path), map_location=device)
+    except (RuntimeError, ValueError) as error:  # not a TorchScript archive
+        raise ModelError(
+            f"{path}: not a TorchScript file ({type(error).__name__}); the pytorch backend "
+            "loads TorchScript (torch.jit.save) only: a module pickled with torch.save would "
+            "run code from the file, and is never loaded"
+        ) from None
+    return module.eval()
+
+
+class BackendKind(Protocol):
+    """What the registry needs of a backend class: its name, its devices, how to open it."""
+
+    name: str
+    devices: tuple[DeviceName, ...]
+
+    def open(
+        self, description: ModelDescription, device: DeviceName, threads: int
+    ) -> InferenceBackend:
+        """Open ``description`` on ``device`` with ``threads`` threads."""
+        ...
+
+
+#: The backends ``[Pose] BACKEND`` names; a new backend is a class with ``name``, ``devices`` and
+#: ``open``, listed here.
+BACKENDS: dict[str, BackendKind] = {
+    kind.name: kind for kind in (OnnxRuntimeBackend, TorchBackend, OpenVinoBackend)
+}

@@ -1,0 +1,176 @@
+"""Frames in, keypoints in frame pixels out: pre-processing, a backend, a decoder.
+
+:class:`PoseEstimator` is what the inference worker calls per batch of frames. It reads only the
+model's :class:`~pose.model.ModelDescription` to pick the decoder:
+
+- ``decoder="lightning-pose"``: :func:`pose.decoding.lightning.decode_lightning_pose`;
+- ``output_kind="heatmaps"`` / ``"heatmaps+locref"``: :func:`pose.decoding.peaks.decode_argmax`
+  (with the location-refinement output as the second output);
+- ``output_kind="coordinates"``: the network's (N, K, 3) x, y, likelihood in input pixels;
+- ``decoder="sleap-bottomup"``: :func:`pose.decoding.sleap.decode_bottomup`, sleap-nn's grouping
+  of peaks into animals (N, A, K, 3);
+- ``decoder="paf-bottomup"``: :func:`pose.decoding.bottomup.decode_paf_bottomup`, this project's
+  own multi-animal models (heatmaps with a peak per animal, and part-affinity fields).
+
+Every decoder gives input pixels; the frame's :class:`~pose.runtime.transforms.FrameTransform` maps
+them to frame pixels.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import numpy as np
+
+from deeplabstream.pose.decoding.lightning import decode_lightning_pose
+from deeplabstream.pose.decoding.peaks import decode_argmax
+from deeplabstream.pose.model import ModelDescription, ModelError
+from deeplabstream.pose.runtime.backends import InferenceBackend
+from deeplabstream.pose.runtime.preprocess import Preprocessor
+
+
+class PoseEstimator:
+    """Keypoints of frames, in the frames' pixels.
+
+    Parameters
+    ----------
+    description
+        The model.
+    backend
+        Its network, opened with :func:`pose.runtime.backends.open_backend`.
+    frame_shape
+        Shape of every frame: (height, width) mono or (height, width, 3) BGR.
+    max_batch
+        The most frames sent to the network at once; a model with a fixed batch size gets
+        batches of exactly that size instead (the last one padded).
+    crop
+        (x, y, width, height) of the region of each frame that is fed, or None.
+
+    Attributes
+    ----------
+    last_timings
+        Seconds spent by the last :meth:`estimate` in ``preprocess``, ``inference`` and
+        ``decode``.
+    """
+
+    def __init__(
+        self,
+        description: ModelDescription,
+        backend: InferenceBackend,
+        frame_shape: tuple[int, ...],
+        max_batch: int = 1,
+        crop: tuple[int, int, int, int] | None = None,
+    ) -> None:
+        self.description = description
+        self.backend = backend
+        self.batch = description.batch_size or max_batch
+        self.preprocessor = Preprocessor(description, frame_shape, self.batch, crop)
+        self.last_timings: dict[str, float] = {"preprocess": 0.0, "inference": 0.0, "decode": 0.0}
+
+    @property
+    def animals(self) -> int:
+        """How many animals each frame's result holds (1 for a single-animal model)."""
+        return self.description.animals
+
+    def estimate(
+        self, frames: Sequence[np.ndarray], flips: Sequence[bool] | None = None
+    ) -> np.ndarray:
+        """Keypoints of each frame, for a single-animal model (see :meth:`estimate_animals`).
+
+        Returns
+        -------
+        numpy.ndarray
+            (N, K, 3) float64: x, y in frame pixels and the likelihood. For a multi-animal
+            model, the first animal of each frame.
+        """
+        return self.estimate_animals(frames, flips)[:, 0]
+
+    def estimate_animals(
+        self, frames: Sequence[np.ndarray], flips: Sequence[bool] | None = None
+    ) -> np.ndarray:
+        """Keypoints of every animal of each frame.
+
+        Parameters
+        ----------
+        frames
+            Frames of ``frame_shape`` (BGR or mono uint8), any number: they are sent in batches.
+        flips
+            Per frame, whether to flip it horizontally before the network (a right-side camera,
+            so that one network serves both sides); keypoints come back in the unflipped frame's
+            pixels. None flips none.
+
+        Returns
+        -------
+        numpy.ndarray
+            (N, A, K, 3) float64: x, y in frame pixels and the likelihood, A =
+            :attr:`animals`. Rows of animals not found are NaN; a single-animal model has A = 1.
+        """
+        n = len(frames)
+        flips = [False] * n if flips is None else list(flips)
+        if len(flips) != n:
+            raise ValueError(f"{len(flips)} flips for {n} frames")
+        keypoints = np.empty((n, self.animals, len(self.description.keypoints), 3), np.float64)
+        timings = dict.fromkeys(("preprocess", "inference", "decode"), 0.0)
+        for start in range(0, n, self.batch):
+            stop = min(start + self.batch, n)
+            keypoints[start:stop] = self._estimate_batch(
+                frames[start:stop], flips[start:stop], timings
+            )
+        self.last_timings = timings
+        return keypoints
+
+    def _estimate_batch(
+        self, frames: Sequence[np.ndarray], flips: Sequence[bool], timings: dict[str, float]
+    ) -> np.ndarray:
+        """Keypoints of at most one batch of frames; adds to ``timings``."""
+        n = len(frames)
+        t0 = time.perf_counter()
+        # A graph of fixed batch size takes whole batches: the buffer's other slots pad it.
+        fixed = self.description.batch_size is not None
+        batch, transforms = self.preprocessor.prepare(frames, flips, whole_buffer=fixed)
+        t1 = time.perf_counter()
+        outputs = self.backend.run(batch)
+        t2 = time.perf_counter()
+        points = self._decode([o[:n] for o in outputs])
+        if points.ndim == 3:  # a single-animal decoder: one animal per frame
+            points = points[:, None]
+        for i, transform in enumerate(transforms):
+            points[i] = transform.to_frame(points[i])
+        t3 = time.perf_counter()
+        timings["preprocess"] += t1 - t0
+        timings["inference"] += t2 - t1
+        timings["decode"] += t3 - t2
+        return points
+
+    def _decode(self, outputs: list[np.ndarray]) -> np.ndarray:
+        """Network outputs to (n, K, 3), or (n, A, K, 3) for a multi-animal model, input pixels."""
+        d = self.description
+        first = outputs[0]
+        if d.decoder == "sleap-bottomup":
+            from deeplabstream.pose.decoding.sleap import (
+                decode_bottomup,  # numpy and scipy, only for SLEAP
+            )
+
+            return decode_bottomup(outputs, d)
+        if d.decoder == "paf-bottomup":  # this project's own multi-animal models
+            from deeplabstream.pose.decoding.bottomup import decode_paf_bottomup
+
+            return decode_paf_bottomup(outputs, d)
+        if d.decoder == "lightning-pose":
+            return decode_lightning_pose(first, d.downsample_factor)
+        if d.output_kind == "coordinates":
+            return np.asarray(first, np.float64).reshape(len(first), len(d.keypoints), 3)
+        if d.output_kind == "heatmaps+locref":
+            if len(outputs) < 2:
+                raise ModelError(f"{d.model_file}: heatmaps+locref needs two outputs")
+            return decode_argmax(
+                first,
+                d.stride,
+                locref=outputs[1],
+                locref_std=d.locref_std,
+                heatmaps_are_probabilities=d.heatmaps_are_probabilities,
+            )
+        return decode_argmax(
+            first, d.stride, heatmaps_are_probabilities=d.heatmaps_are_probabilities
+        )

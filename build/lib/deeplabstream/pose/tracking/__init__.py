@@ -1,0 +1,1 @@
+"""Identities of several animals across frames: the live tracker and its offline switch counts."""

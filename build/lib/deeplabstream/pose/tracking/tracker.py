@@ -1,0 +1,695 @@
+"""Keep animals' identities across frames of a live multi-animal pose stream.
+
+A multi-animal pose model gives, per frame, up to A *unordered* instances, an array (A, K, 3) of
+x, y (pixels, x right, y down) and likelihood per keypoint, with all-NaN rows for unused slots.
+:class:`IdentityTracker` reorders them so that row i is always the same animal (identity i).
+
+Each identity predicts where its keypoints are now (a constant-velocity motion model, see
+:class:`IdentityTracker`), the detections are matched to the predictions by the Hungarian
+algorithm on the mean keypoint distance (gated at ``max_distance_px``), and detections left over
+take free identities. Where animals touch (a bottom-up decoder's instances can then be chimeras,
+the front of one animal grouped with the back of the other), the keypoints are re-assigned to
+the identities one keypoint type at a time, and each identity's remembered body moves as a whole
+(see :meth:`IdentityTracker._regroup` and :meth:`IdentityTracker._move_rigidly`). It runs at
+every pose update of the live loop, so it is a few dozen vectorised numpy calls on (A, A, K)
+arrays, at about a microsecond each whatever A <= 4 and K <= 20: some 70 µs per update on one
+core with the animals apart, 150 to 300 µs while they touch.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+DEFAULT_VELOCITY_TIME_CONSTANT_S = 0.1
+DEFAULT_IDENTITY_WEIGHT_PX = 20.0
+DEFAULT_AMBIGUITY_MARGIN = 0.2
+# In contact, a keypoint moves to another identity than its instance's when that identity
+# predicts it this much closer (a keypoint jitters by a pixel or two; a chimera's wrong half is
+# usually 15 to 30 px from where its instance's identity expects it).
+DEFAULT_REGROUP_MARGIN_PX = 5.0
+# Identities whose closest keypoints are within this are in contact (a few keypoint errors;
+# about 0.4 body length for the simulated mice).
+DEFAULT_CONTACT_DISTANCE_PX = 40.0
+# In contact, an identity's body is fitted (rotation) to the keypoints within this of where its
+# median innovation moves them (a keypoint jitters by a pixel or two, a turn moves a body's ends
+# by a few pixels per frame; another animal's keypoint is usually farther).
+RIGID_INLIER_PX = 10.0
+# The most an identity in contact may turn in one update (17 degrees; 9 rad/s at 30 fps).
+RIGID_MAX_TURN_RAD = 0.3
+# Two assignments whose total costs differ by less than this cannot be told apart whatever the
+# relative margin says: a pose model's keypoints jitter by about a pixel (matters when the best
+# total is near zero, e.g. two animals on top of each other).
+AMBIGUITY_FLOOR_PX = 1.0
+# Class probabilities are clipped to this before the log, so a zero costs a finite amount.
+MIN_PROBABILITY = 1e-6
+
+
+@dataclass
+class TrackerCounts:
+    """What the tracker has seen and done since it was made; for the session's summary.
+
+    Attributes
+    ----------
+    frames
+        Calls of :meth:`IdentityTracker.update`.
+    identities_lost
+        Identities that went unseen for longer than ``max_gap_s`` and were given up.
+    identities_reacquired
+        Identities taken by a detection again after being lost.
+    detections_dropped
+        Detections left without an identity because every identity was taken.
+    ambiguous_assignments
+        Frames whose best and second-best assignments cost nearly the same: a likely identity
+        switch (see :meth:`IdentityTracker.update`).
+    time_resets
+        Frames whose time was before the previous frame's: every identity was forgotten.
+    """
+
+    frames: int = 0
+    identities_lost: int = 0
+    identities_reacquired: int = 0
+    detections_dropped: int = 0
+    ambiguous_assignments: int = 0
+    time_resets: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        """Return the counts by name (for ``session.json``)."""
+        return asdict(self)
+
+
+def _check_positive(name: str, value: float, *, allow_zero: bool = False) -> float:
+    """Return ``value`` as a float, or raise ValueError when it is not a finite positive number."""
+    number = float(value)
+    if not math.isfinite(number) or number < 0 or (number == 0 and not allow_zero):
+        wanted = "a finite number >= 0" if allow_zero else "a finite number > 0"
+        raise ValueError(f"Expected {name} to be {wanted}, but got {value!r}")
+    return number
+
+
+def _check_count(name: str, value: int) -> int:
+    """Return ``value``, or raise ValueError when it is not an int >= 1."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise ValueError(f"Expected {name} to be an integer >= 1, but got {value!r}")
+    return int(value)
+
+
+class IdentityTracker:
+    """Give the unordered instances of each frame stable identities.
+
+    Motion model: one velocity per identity, applied to the last seen position of each of its
+    keypoints. The velocity is the mean displacement, over the keypoints seen in both this and the
+    identity's previous update, divided by the real time between them (frames may be skipped), and
+    smoothed exponentially with a time constant, so one noisy frame moves it only a little
+    whatever the frame rate. Why not a velocity per keypoint: the keypoints of one animal move
+    together to first order, so a mean over K keypoints has about 1/sqrt(K) of the noise, and a
+    keypoint missed for a few frames still moves with its body. Why not a centroid: the centroid of
+    the *visible* keypoints jumps when a keypoint appears or disappears, which a centroid velocity
+    reads as motion; displacements of the same keypoints do not. A keypoint unseen for longer than
+    ``max_gap_s`` is forgotten; an identity unseen for longer is lost, its motion reset, and it is
+    free for a later detection.
+
+    Contact: while an identity's keypoints (detected, or predicted if it has no detection) come
+    within ``contact_distance_px`` of another's, its keypoints are re-assigned one keypoint type
+    at a time (repairing chimeric instances, :meth:`_regroup`), and what it remembers is its
+    predicted body moved rigidly (shifted and turned) onto the majority of its keypoints, so it
+    keeps its shape through the contact (:meth:`_move_rigidly`). Its output row is still the
+    keypoints it was given, as detected.
+
+    Parameters
+    ----------
+    max_animals
+        A, the number of identities (rows of the output).
+    keypoints
+        K, the keypoints per animal.
+    max_distance_px
+        Gate: a detection whose mean keypoint distance to an identity's prediction is larger is
+        never matched to it.
+    max_gap_s
+        Time an identity may go unseen before it is lost.
+    min_likelihood
+        Keypoints below this likelihood (or with a NaN coordinate) count as unseen.
+    velocity_time_constant_s
+        Time constant of the velocity's exponential smoothing.
+    identity_weight_px
+        Weight (pixels per nat) of the identity-score term of the cost, when scores are given.
+    ambiguity_margin
+        A frame is ambiguous when its second-best assignment costs at most this fraction more
+        than the best (plus :data:`AMBIGUITY_FLOOR_PX`).
+    regroup_margin_px
+        In contact, how much closer (pixels) another identity's prediction of a keypoint must
+        be than its instance's identity's for the keypoint to move to it.
+    contact_distance_px
+        Identities whose closest keypoints are within this are in contact.
+    """
+
+    def __init__(
+        self,
+        max_animals: int,
+        keypoints: int,
+        *,
+        max_distance_px: float = 100.0,
+        max_gap_s: float = 1.0,
+        min_likelihood: float = 0.1,
+        velocity_time_constant_s: float = DEFAULT_VELOCITY_TIME_CONSTANT_S,
+        identity_weight_px: float = DEFAULT_IDENTITY_WEIGHT_PX,
+        ambiguity_margin: float = DEFAULT_AMBIGUITY_MARGIN,
+        regroup_margin_px: float = DEFAULT_REGROUP_MARGIN_PX,
+        contact_distance_px: float = DEFAULT_CONTACT_DISTANCE_PX,
+    ) -> None:
+        self.max_animals = _check_count("max_animals", max_animals)
+        self.keypoints = _check_count("keypoints", keypoints)
+        self.max_distance_px = _check_positive("max_distance_px", max_distance_px)
+        self.max_gap_s = _check_positive("max_gap_s", max_gap_s)
+        self.min_likelihood = _check_positive("min_likelihood", min_likelihood, allow_zero=True)
+        self.velocity_time_constant_s = _check_positive(
+            "velocity_time_constant_s", velocity_time_constant_s
+        )
+        self.identity_weight_px = _check_positive(
+            "identity_weight_px", identity_weight_px, allow_zero=True
+        )
+        self.ambiguity_margin = _check_positive(
+            "ambiguity_margin", ambiguity_margin, allow_zero=True
+        )
+        self.regroup_margin_px = _check_positive(
+            "regroup_margin_px", regroup_margin_px, allow_zero=True
+        )
+        self.contact_distance_px = _check_positive("contact_distance_px", contact_distance_px)
+        # Larger than any sum of admissible costs, so the Hungarian algorithm first makes as many
+        # admissible matches as it can, then the cheapest; a gated pair is never kept.
+        largest = self.max_distance_px - self.identity_weight_px * math.log(MIN_PROBABILITY)
+        self._gated = 10.0 * (self.max_animals + 1) * largest
+        self.counts = TrackerCounts()
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every identity and the last frame time (the counts are kept)."""
+        # Per identity and keypoint: where and when it was last seen; NaN where unknown, all NaN
+        # for an identity not tracked.
+        self._kp_xy = np.full((self.max_animals, self.keypoints, 2), np.nan)
+        self._kp_time = np.full((self.max_animals, self.keypoints), np.nan)
+        self._vel = np.zeros((self.max_animals, 2))  # px/s, one per identity
+        self._vel_known = np.zeros(self.max_animals, bool)
+        self._last_seen = np.full(self.max_animals, np.nan)  # NaN: not tracked
+        self._was_lost = np.zeros(self.max_animals, bool)
+        self._expires_s = math.inf  # no identity is lost before this time
+        self._time: float | None = None
+        self._last_ambiguous = False
+        # The input row each identity was matched to in the last update (-1: none).
+        self.last_detections = np.full(self.max_animals, -1, np.intp)
+
+    @property
+    def last_ambiguous(self) -> bool:
+        """Whether the last update's assignment was ambiguous (a likely switch)."""
+        return self._last_ambiguous
+
+    @property
+    def active(self) -> np.ndarray:
+        """(A,) bool: the identities tracked as of the last update (not lost)."""
+        return np.isfinite(self._last_seen)
+
+    def update(
+        self, time_s: float, instances: np.ndarray, identity_scores: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Assign this frame's instances to identities.
+
+        Parameters
+        ----------
+        time_s
+            The frame's time in seconds. A repeated time (the same frame again) moves the
+            identities but leaves their velocities; a time before the previous call's forgets
+            every identity (as :meth:`reset`) and is counted in ``counts.time_resets``.
+        instances
+            (D, K, 3) unordered instances: x, y, likelihood per keypoint; rows without a seen
+            keypoint are empty slots and ignored. D is usually A but may be anything.
+        identity_scores
+            Optional (D, A) class probabilities of each detection being identity i (a SLEAP ID
+            model's output, classes in identity order). They add
+            ``identity_weight_px * -log(p)`` to the cost of each pair, so a detection prefers its
+            most probable identity; the gate still looks at distance only. Detections that take
+            free identities take them by these scores too instead of by position.
+
+        Returns
+        -------
+        numpy.ndarray
+            A new (A, K, 3) array: row i is identity i's instance as given, all-NaN when identity
+            i was not seen in this frame. For identities in contact, row i is the keypoints
+            re-assigned to identity i, each as given (NaN where it got none), which may come from
+            several instances.
+        """
+        time_s = float(time_s)
+        if not math.isfinite(time_s):
+            raise ValueError(f"Expected a finite frame time, but got {time_s!r}")
+        instances = np.asarray(instances)
+        if instances.ndim != 3 or instances.shape[1:] != (self.keypoints, 3):
+            raise ValueError(
+                f"Expected instances of shape (D, {self.keypoints}, 3), but got {instances.shape}"
+            )
+        scores = self._check_scores(identity_scores, instances.shape[0])
+        previous = self._time
+        if previous is not None and time_s < previous:
+            # A clock that started over (a camera reconnected): no motion spans it, and raising
+            # here would stop the live loop. Start over, counted.
+            self.reset()
+            self.counts.time_resets += 1
+            previous = None
+        self._time = time_s
+        self.counts.frames += 1
+        self._last_ambiguous = False
+        self.last_detections[:] = -1
+        if time_s > self._expires_s:
+            self._expire(time_s)
+
+        dtype = instances.dtype if instances.dtype.kind == "f" else np.float64
+        out = np.full((self.max_animals, self.keypoints, 3), np.nan, dtype)
+        # Contiguous float64 x, y pairs: numpy is several times faster on them than on strided
+        # views of the instances, and each pair viewed as one complex number takes one call
+        # where x and y would take two (finiteness here, distances in _match).
+        xy = np.ascontiguousarray(instances[..., :2], dtype=np.float64)
+        seen = np.isfinite(xy.view(np.complex128)[..., 0])  # both x and y finite
+        seen &= instances[..., 2] >= self.min_likelihood
+        present = seen.sum(axis=1)
+        given = np.arange(present.size)  # the input row of each instance kept
+        if np.count_nonzero(present) < present.size:  # drop the empty slots
+            rows = given = np.flatnonzero(present)
+            instances, xy, seen = instances[rows], xy[rows], seen[rows]
+            if scores is not None:
+                scores = scores[rows]
+        if instances.shape[0] == 0:
+            return out
+
+        rows, ids, predicted, distance, known = self._match(time_s, xy, seen, scores)
+        new_rows, new_ids = self._take_free(rows, instances, seen, scores)
+        self.last_detections[ids] = given[rows]
+        self.last_detections[new_ids] = given[new_rows]
+        if rows.size:
+            moved = previous is None or time_s > previous
+            source, in_contact = self._regroup(
+                xy, seen, scores, predicted, known, rows, ids, distance
+            )
+            if source is None:  # every keypoint stays with its instance (the usual case)
+                out[ids] = instances[rows]
+                kp_xy, kp_seen = xy[rows], seen[rows]
+            else:
+                ids = np.flatnonzero((source >= 0).any(axis=1))
+                source = source[ids]
+                taken = source >= 0
+                pick = np.maximum(source, 0), np.arange(self.keypoints)
+                out[ids] = np.where(taken[..., None], instances[pick], np.nan)
+                kp_xy, kp_seen = xy[pick], taken
+            if in_contact is not None and in_contact[ids].any():
+                kp_xy, kp_seen = self._move_rigidly(
+                    kp_xy, kp_seen, in_contact[ids], predicted[ids], known[ids]
+                )
+            self._follow(time_s, kp_xy, kp_seen, ids, kp_xy - predicted[ids], moved)
+        if new_rows.size:
+            out[new_ids] = instances[new_rows]
+            self._start(time_s, xy[new_rows], seen[new_rows], new_ids)
+        return out
+
+    def _check_scores(self, scores: np.ndarray | None, detections: int) -> np.ndarray | None:
+        """Return the identity scores as floats, or raise ValueError for a wrong shape or value."""
+        if scores is None:
+            return None
+        scores = np.asarray(scores, np.float64)
+        if scores.shape != (detections, self.max_animals):
+            raise ValueError(
+                f"Expected identity scores of shape ({detections}, {self.max_animals}), "
+                f"but got {scores.shape}"
+            )
+        # NaN scores (an empty slot's) are fine: such rows are dropped with their detection.
+        if (scores < 0).any():
+            raise ValueError("Expected identity scores >= 0 (class probabilities)")
+        return scores
+
+    def _expire(self, time_s: float) -> None:
+        """Give up the identities unseen for longer than ``max_gap_s``."""
+        lost = time_s > self._last_seen + self.max_gap_s
+        self.counts.identities_lost += int(np.count_nonzero(lost))
+        self._was_lost |= lost
+        self._last_seen[lost] = np.nan
+        self._kp_xy[lost] = np.nan
+        self._kp_time[lost] = np.nan
+        # A lower bound of the next loss, exact here; identities seen later only push it back.
+        earliest = float(np.fmin.reduce(self._last_seen))  # NaN when none is tracked
+        self._expires_s = earliest + self.max_gap_s if math.isfinite(earliest) else math.inf
+
+    def _score_cost(self, scores: np.ndarray) -> np.ndarray:
+        """Return the identity term of the cost, ``weight * -log(p)``, for (D, A) scores."""
+        # fmax takes MIN_PROBABILITY for NaN too (a detection the ID model gave no score).
+        clipped = np.fmin(np.fmax(scores, MIN_PROBABILITY), 1.0)
+        return -self.identity_weight_px * np.log(clipped)
+
+    def _match(
+        self, time_s: float, xy: np.ndarray, seen: np.ndarray, scores: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Match detections to the tracked identities.
+
+        Parameters
+        ----------
+        time_s
+            The frame's time.
+        xy
+            (D, K, 2) contiguous float64 positions of the detections' keypoints.
+        seen
+            (D, K) which of them are seen.
+        scores
+            (D, A) identity scores, or None.
+
+        Returns
+        -------
+        tuple of numpy.ndarray
+            The detection rows and their identities; the (A, K, 2) predicted keypoints (NaN
+            where unknown), the (D, A, K) distances of the detections' keypoints to them, and
+            the (A, K) keypoints whose prediction is known.
+        """
+        age = time_s - self._kp_time  # NaN where unknown: compares False below
+        predicted = self._kp_xy + self._vel[:, None, :] * age[..., None]
+        innovation = xy[:, None] - predicted[None]  # (D, A, K, 2), contiguous
+        distance = np.abs(innovation.view(np.complex128)[..., 0])  # hypot of each x, y pair
+        known = age <= self.max_gap_s
+        both = seen[:, None, :] & known[None]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            # NaN where no keypoint is seen in both, as for every identity not tracked.
+            cost = np.where(both, distance, 0.0).sum(axis=2) / both.sum(axis=2)
+            untracked = np.count_nonzero(np.isnan(self._last_seen))
+            if np.count_nonzero(np.isnan(cost)) > cost.shape[0] * untracked:
+                # A tracked identity shares no keypoint with a detection (say it saw nose and
+                # tail, now only ears are seen): compare the centroids of what each has, biased
+                # by up to half a body but better than no match at all.
+                centroid = self._centroid_cost(xy, seen, predicted, known)
+                cost = np.where(np.isnan(cost), centroid, cost)
+        admissible = cost <= self.max_distance_px  # NaN never is
+        if scores is not None:
+            cost = cost + self._score_cost(scores)
+        cost = np.where(admissible, cost, self._gated)
+        rows, ids = linear_sum_assignment(cost)
+        keep = admissible[rows, ids]
+        if np.count_nonzero(keep) < keep.size:
+            rows, ids = rows[keep], ids[keep]
+        if self._is_ambiguous(cost, admissible, rows, ids):
+            self._last_ambiguous = True
+            self.counts.ambiguous_assignments += 1
+        return rows, ids, predicted, distance, known
+
+    def _regroup(
+        self,
+        xy: np.ndarray,
+        seen: np.ndarray,
+        scores: np.ndarray | None,
+        predicted: np.ndarray,
+        known: np.ndarray,
+        rows: np.ndarray,
+        ids: np.ndarray,
+        distance: np.ndarray,
+    ) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """Re-assign the matched detections' keypoints to identities, one keypoint type at once.
+
+        Where two animals overlap, a bottom-up decoder can group the front of one with the back
+        of the other (a chimera), and an instance-level match then gives one identity parts of
+        both. So, between identities in contact (the closest keypoints of their detections, or
+        of their predictions for an identity without one, within ``contact_distance_px``), each
+        keypoint type is matched on its own by the Hungarian algorithm: the matched detections'
+        keypoints of that type against the identities' predictions of it, a keypoint leaving
+        its instance's identity costing ``regroup_margin_px`` more, so the decoder's grouping
+        stands unless another identity predicts the keypoint clearly better. An identity in
+        contact without a detection this frame can take keypoints too (the decoder may have
+        merged it into the other's instance). Apart, every keypoint stays with its instance.
+        With identity scores, each keypoint costs its instance's identity term too (an ID
+        model's word on the instance holds for its keypoints).
+
+        Parameters
+        ----------
+        xy, seen
+            (D, K, 2) detections' keypoints and (D, K) which are seen.
+        scores
+            (D, A) identity scores, or None.
+        predicted, known
+            (A, K, 2) predicted keypoints and (A, K) which are known (see :meth:`_match`).
+        rows, ids
+            The matched detection rows and their identities.
+        distance
+            (D, A, K) distances of the detections' keypoints to the predictions.
+
+        Returns
+        -------
+        tuple
+            The (A, K) detection row of each identity's keypoint (-1: none), or None when
+            every keypoint stays with its instance; and which identities (A,) are in contact
+            with another, or None when none is.
+        """
+        tracked = np.flatnonzero(np.isfinite(self._last_seen))
+        if tracked.size < 2:
+            return None, None
+        here = np.searchsorted(tracked, ids)  # each matched identity's place among the tracked
+        # Where each tracked identity is: its detection's keypoints, else its prediction.
+        where = predicted[tracked].copy()  # (T, K, 2)
+        where[here] = np.where(seen[rows][..., None], xy[rows], np.nan)
+        # Cheap first: identities whose bounding boxes are farther apart than the contact
+        # distance along x or y are not in contact (the usual case).
+        low, high = np.fmin.reduce(where, axis=1), np.fmax.reduce(where, axis=1)
+        apart = (
+            np.maximum(low[:, None] - high[None], low[None] - high[:, None])
+            > self.contact_distance_px
+        ).any(axis=2)
+        if np.count_nonzero(apart) == apart.size - tracked.size:
+            return None, None
+        flat = where.reshape(-1, 2)
+        gap = flat[:, None] - flat[None]
+        gap = np.abs(gap.view(np.complex128)[..., 0]).reshape(
+            tracked.size, self.keypoints, tracked.size, self.keypoints
+        )
+        closest = np.fmin.reduce(np.fmin.reduce(gap, axis=3), axis=1)  # NaN: nothing known
+        with np.errstate(invalid="ignore"):
+            near = closest <= self.contact_distance_px
+        np.fill_diagonal(near, False)
+        if not near.any():
+            return None, None
+        in_contact = np.zeros(self.max_animals, bool)
+        in_contact[tracked] = near.any(axis=1)
+        # (m, T, K): each matched detection's keypoints against each tracked identity.
+        cost = distance[np.ix_(rows, tracked)]
+        own = ids[:, None] == tracked[None]  # (m, T)
+        extra = np.where(own, 0.0, self.regroup_margin_px)
+        if scores is not None:
+            extra = extra + self._score_cost(scores[np.ix_(rows, tracked)])
+        cost = cost + extra[..., None]
+        usable = seen[rows][:, None, :] & known[tracked][None]
+        allowed = usable & (own | near[here])[..., None]
+        # A keypoint its own identity predicts nothing for stays with it; others may not take
+        # one from an identity they are not in contact with.
+        cost = np.where(allowed, cost, np.where(own[..., None], 0.0, self._gated))
+        kept = cost[np.arange(rows.size), here]  # (m, K)
+        # Where every detection's keypoint is cheapest with its own identity, the grouping is
+        # optimal (the sum of row minima bounds every assignment from below): no re-solve.
+        fine = ~seen[rows] | (kept <= cost.min(axis=1))
+        check = np.flatnonzero(~fine.all(axis=0))
+        if check.size == 0:
+            return None, in_contact
+        source = np.full((self.max_animals, self.keypoints), -1, np.intp)
+        source[ids] = np.where(seen[rows], rows[:, None], -1)
+        for k in check.tolist():  # own identities are always admissible: nothing is dropped
+            present = np.flatnonzero(seen[rows, k])
+            sub = cost[present, :, k]
+            sub_rows, sub_cols = linear_sum_assignment(sub)
+            good = sub[sub_rows, sub_cols] < self._gated
+            source[tracked, k] = -1
+            source[tracked[sub_cols[good]], k] = rows[present[sub_rows[good]]]
+        return source, in_contact
+
+    @staticmethod
+    def _move_rigidly(
+        xy: np.ndarray,
+        seen: np.ndarray,
+        in_contact: np.ndarray,
+        predicted: np.ndarray,
+        known: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Return what the identities in contact remember: their bodies moved as a whole.
+
+        Where two animals overlap, some of the keypoints an identity gets may be the other
+        animal's, or misplaced; remembered as seen, they would bend the identity's body out of
+        shape and mislead every later prediction, so that the identities fray keypoint by
+        keypoint through a crossing. In contact, an identity remembers its predicted body
+        moved rigidly instead: shifted by the median of its keypoints' innovations (robust to
+        a minority of wrong keypoints), then turned and shifted onto the keypoints within
+        :data:`RIGID_INLIER_PX` of that (a least-squares rotation, at most
+        :data:`RIGID_MAX_TURN_RAD`), so it keeps its shape, turns with the animal, and follows
+        the majority of its keypoints.
+
+        Parameters
+        ----------
+        xy, seen
+            (m, K, 2) the identities' keypoints of this frame, (m, K) which are seen.
+        in_contact
+            (m,) which identities are in contact.
+        predicted, known
+            (m, K, 2) their predicted keypoints, (m, K) which are known.
+
+        Returns
+        -------
+        tuple of numpy.ndarray
+            The keypoints to remember and which are set.
+        """
+        both = seen & known
+        innovation = np.where(both[..., None], xy - predicted, np.nan)
+        # The median of each identity's finite innovations: sorting puts the NaNs last.
+        ordered = np.sort(innovation, axis=1)
+        count = np.count_nonzero(both, axis=1)
+        which = np.arange(xy.shape[0])
+        shift = 0.5 * (ordered[which, (count - 1) // 2] + ordered[which, count // 2])
+        # As complex numbers x + iy (views of the contiguous x, y pairs): a turn is a product.
+        before = np.ascontiguousarray(predicted).view(np.complex128)[..., 0]
+        after = np.ascontiguousarray(xy).view(np.complex128)[..., 0]
+        moved = before + np.ascontiguousarray(shift).view(np.complex128)
+        inlier = np.abs(after - moved) <= RIGID_INLIER_PX  # NaN: False
+        inliers = np.count_nonzero(inlier, axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):  # no inlier: not used below
+            centre_before = np.where(inlier, before, 0.0).sum(axis=1) / inliers
+            centre_after = np.where(inlier, after, 0.0).sum(axis=1) / inliers
+            arm = before - centre_before[:, None]
+            turn = np.where(inlier, arm.conj() * (after - centre_after[:, None]), 0.0).sum(axis=1)
+        # np.clip costs ten times more than this on a few numbers.
+        angle = np.minimum(np.maximum(np.angle(turn), -RIGID_MAX_TURN_RAD), RIGID_MAX_TURN_RAD)
+        turned = centre_after[:, None] + np.exp(1j * angle)[:, None] * arm
+        body = np.where((inliers >= 2)[:, None], turned, moved)  # a turn needs two
+        move = known & (in_contact & (count > 0))[:, None]  # count 0: shift NaN, unused
+        remembered = np.where(move[..., None], body.view(np.float64).reshape(xy.shape), xy)
+        return remembered, seen | move
+
+    @staticmethod
+    def _centroid_cost(
+        xy: np.ndarray, seen: np.ndarray, predicted: np.ndarray, known: np.ndarray
+    ) -> np.ndarray:
+        """Return (D, A) distances between detections' and predictions' keypoint centroids.
+
+        NaN for identities without a known keypoint (callers silence the 0/0 warning).
+        """
+        detected = np.where(seen[..., None], xy, 0.0).sum(axis=1)
+        detected /= seen.sum(axis=1)[:, None]
+        expected = np.where(known[..., None], predicted, 0.0).sum(axis=1)
+        expected /= known.sum(axis=1)[:, None]
+        diff = detected[:, None] - expected[None]
+        return np.hypot(diff[..., 0], diff[..., 1])
+
+    def _is_ambiguous(
+        self, cost: np.ndarray, admissible: np.ndarray, rows: np.ndarray, ids: np.ndarray
+    ) -> bool:
+        """Whether another assignment with as many matches costs nearly as little as the best.
+
+        The second-best assignment differs from the best in at least one pair, so it is the
+        cheapest of the assignments with one of the best's pairs forbidden (a re-solve per
+        pair, about a microsecond each for A <= 4). Skipped when no other admissible pair is
+        cheap enough to take part in a close second (all costs are >= 0).
+        """
+        matched = rows.size
+        if matched == 0 or np.count_nonzero(admissible) <= matched:
+            return False  # no admissible pair outside the best: nothing to confuse it with
+        best = float(cost[rows, ids].sum())
+        limit = best + self.ambiguity_margin * best + AMBIGUITY_FLOOR_PX
+        others = cost.copy()
+        others[rows, ids] = self._gated
+        if others.min() > limit:
+            return False
+        second = math.inf
+        for row, identity in zip(rows, ids, strict=True):
+            trial = cost.copy()
+            trial[row, identity] = self._gated
+            other_rows, other_ids = linear_sum_assignment(trial)
+            pairs = trial[other_rows, other_ids]
+            kept = pairs < self._gated
+            if np.count_nonzero(kept) == matched:
+                second = min(second, float(pairs[kept].sum()))
+        return second <= limit
+
+    def _take_free(
+        self, rows: np.ndarray, instances: np.ndarray, seen: np.ndarray, scores: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Give the unmatched detections free identities; return (detection rows, identities).
+
+        Without scores, the free identities go lowest index first to the detections in order of
+        their centroid's x (left to right), so a start is deterministic; when there are more
+        detections than free identities, the most likely ones (mean likelihood of their seen
+        keypoints) are kept. With scores, the Hungarian algorithm on the score term decides.
+        The rest are dropped and counted.
+        """
+        empty = rows[:0]
+        if rows.size == instances.shape[0]:
+            return empty, empty
+        matched = np.zeros(instances.shape[0], bool)
+        matched[rows] = True
+        left = np.flatnonzero(~matched)
+        unmatched = int(left.size)
+        free = np.flatnonzero(np.isnan(self._last_seen))
+        if free.size == 0:
+            self.counts.detections_dropped += unmatched
+            return empty, empty
+        if scores is not None:
+            sub_rows, sub_ids = linear_sum_assignment(self._score_cost(scores[left][:, free]))
+            new_rows, new_ids = left[sub_rows], free[sub_ids]
+        else:
+            seen_left = seen[left]
+            counts = seen_left.sum(axis=1)
+            if left.size > free.size:
+                likelihood = np.where(seen_left, instances[left, :, 2], 0.0).sum(axis=1) / counts
+                keep = np.sort(np.argsort(-likelihood, kind="stable")[: free.size])
+                left, seen_left, counts = left[keep], seen_left[keep], counts[keep]
+            centre_x = np.where(seen_left, instances[left, :, 0], 0.0).sum(axis=1) / counts
+            new_rows = left[np.argsort(centre_x, kind="stable")]
+            new_ids = free[: new_rows.size]
+        self.counts.detections_dropped += unmatched - int(new_rows.size)
+        return new_rows, new_ids
+
+    def _follow(
+        self,
+        time_s: float,
+        xy: np.ndarray,
+        seen: np.ndarray,
+        ids: np.ndarray,
+        innovation: np.ndarray,
+        moved: bool,
+    ) -> None:
+        """Move the matched identities ``ids`` to their detections ``xy``, update velocity.
+
+        The velocity takes ``alpha`` of the mean prediction error per second over the keypoints
+        seen both now and at the identity's previous update: the velocity step of an alpha-beta
+        filter, the same as smoothing the measured velocity (displacement over real time)
+        exponentially. The first measurement is taken whole. ``innovation`` is (m, K, 2), the
+        detections minus the predictions; ``moved`` is False for a repeated frame time.
+        """
+        times = self._kp_time[ids]
+        if moved:
+            last = self._last_seen[ids]
+            fresh = seen & (times == last[:, None])
+            error = np.where(fresh[..., None], innovation, 0.0).sum(axis=1)
+            # At most A numbers each: plain floats cost less than numpy calls here.
+            gains = []
+            for identity, since, count in zip(
+                ids.tolist(), last.tolist(), fresh.sum(axis=1).tolist(), strict=True
+            ):
+                if count == 0:  # matched by centroid only: nothing to measure
+                    gains.append(0.0)
+                    continue
+                dt = time_s - since
+                alpha = -math.expm1(-dt / self.velocity_time_constant_s)  # 1 - exp(-dt / tau)
+                if not self._vel_known[identity]:
+                    alpha, self._vel_known[identity] = 1.0, True
+                gains.append(alpha / (count * dt))
+            self._vel[ids] += np.array(gains)[:, None] * error
+        self._kp_xy[ids] = np.where(seen[..., None], xy, self._kp_xy[ids])
+        self._kp_time[ids] = np.where(seen, time_s, times)
+        self._last_seen[ids] = time_s
+
+    def _start(self, time_s: float, xy: np.ndarray, seen: np.ndarray, ids: np.ndarray) -> None:
+        """Start the free identities ``ids`` at their detections ``xy``, with no motion yet."""
+        self.counts.identities_reacquired += int(np.count_nonzero(self._was_lost[ids]))
+        self._was_lost[ids] = False
+        self._kp_xy[ids] = np.where(seen[..., None], xy, np.nan)
+        self._kp_time[ids] = np.where(seen, time_s, np.nan)
+        self._vel[ids] = 0.0
+        self._vel_known[ids] = False
+        self._last_seen[ids] = time_s
+        self._expires_s = min(self._expires_s, time_s + self.max_gap_s)

@@ -1,0 +1,1 @@
+"""Space: calibrated cameras, their calibration, and live triangulation to 3D."""

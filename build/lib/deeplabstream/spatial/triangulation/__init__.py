@@ -1,0 +1,1 @@
+"""Live 3D: keypoints of synchronised views triangulated with a calibration."""

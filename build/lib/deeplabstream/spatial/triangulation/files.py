@@ -1,0 +1,101 @@
+"""``points3d.csv``: the live 3D keypoints, in Anipose's layout, written as the stream runs.
+
+Columns, one row per triangulated set:
+
+- per keypoint, Anipose's six: ``<kp>_x``, ``<kp>_y``, ``<kp>_z`` (mm, the calibration's world
+  frame: the floor is z = 0, z up), ``<kp>_error`` (mean reprojection error over the views used,
+  pixels), ``<kp>_ncams`` (views used) and ``<kp>_score`` (mean likelihood of those views); empty
+  x/y/z/error/score and ``ncams`` 0 where the keypoint was not triangulated;
+- ``fnum``: the frame index of the set's first calibrated camera (Anipose's frame number);
+- added by this program: ``time_s`` (the set's reference time, the newest frame time of its
+  views, seconds), ``pairing_ms`` (the spread of the views' frame times, ms) and
+  ``<camera>_fnum`` (each camera's own frame index in the set).
+
+Anipose's readers (and ``pandas.read_csv``) take it as it is; the extra columns are ignored by
+Anipose's tools. Rows are kept in memory and written whole, at least once a second, so a killed
+process keeps all but the last second and the file never ends in a cut row.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from deeplabstream.outputs.whole_rows import WholeRowsFile
+from deeplabstream.spatial.triangulation.dlt import Triangulated
+
+POINTS3D_FILE = "points3d.csv"
+KEYPOINT_COLUMNS = ("x", "y", "z", "error", "ncams", "score")
+
+
+def points3d_columns(keypoints: Sequence[str], cameras: Sequence[str]) -> list[str]:
+    """Return the column names of ``points3d.csv`` for these keypoints and cameras."""
+    columns = [f"{kp}_{part}" for kp in keypoints for part in KEYPOINT_COLUMNS]
+    return [*columns, "fnum", "time_s", "pairing_ms", *(f"{c}_fnum" for c in cameras)]
+
+
+def _number(value: float, digits: int) -> str:
+    return f"{value:.{digits}f}" if math.isfinite(value) else ""
+
+
+class Points3dCsvWriter:
+    """Appends triangulated sets to ``points3d.csv`` in whole rows, flushed once a second.
+
+    A write that fails (a full disk) truncates the file to its last whole row, closes it, and
+    :attr:`error` says why; triangulation goes on without the file
+    (:class:`outputs.whole_rows.WholeRowsFile`).
+    """
+
+    def __init__(self, path: Path, keypoints: Sequence[str], cameras: Sequence[str]) -> None:
+        self.path = Path(path)
+        self.keypoints = tuple(keypoints)
+        self.cameras = tuple(cameras)
+        header = ",".join(points3d_columns(self.keypoints, self.cameras)) + "\n"
+        self._file = WholeRowsFile(self.path, header)
+
+    @property
+    def rows(self) -> int:
+        """Sets handed to the file."""
+        return self._file.rows
+
+    @property
+    def error(self) -> str | None:
+        """Why the file stopped (a full disk), or None."""
+        return self._file.error
+
+    def write(
+        self,
+        points: Triangulated,
+        frame_indices: Sequence[int],
+        time_s: float,
+        pairing_ms: float,
+    ) -> None:
+        """Append one set: its points, each camera's frame index, its time and pairing error."""
+        cells: list[str] = []
+        for k in range(len(self.keypoints)):
+            x, y, z = points.xyz[k]
+            cells += [_number(x, 3), _number(y, 3), _number(z, 3)]
+            cells += [_number(points.error_px[k], 3), str(int(points.ncams[k]))]
+            cells.append(_number(points.score[k], 4))
+        cells += [str(int(frame_indices[0])), repr(float(time_s)), f"{pairing_ms:.3f}"]
+        cells += [str(int(index)) for index in frame_indices]
+        self._file.write_row(",".join(cells) + "\n")
+
+    def close(self) -> None:
+        """Write what is pending and close the file (safe to call twice)."""
+        self._file.close()
+
+
+def read_points3d(path: Path) -> tuple[tuple[str, ...], np.ndarray]:
+    """Return the keypoint names and their positions (N, K, 3) from a ``points3d.csv``."""
+    import pandas as pd
+
+    table = pd.read_csv(path)
+    names = tuple(column[: -len("_x")] for column in table.columns if column.endswith("_x"))
+    xyz = np.stack(
+        [table[[f"{n}_x", f"{n}_y", f"{n}_z"]].to_numpy(dtype=np.float64) for n in names], axis=1
+    )
+    return names, xyz

@@ -1,0 +1,1 @@
+"""Moving frames between processes: shared-memory rings, record pipes and frame readers."""

@@ -1,0 +1,1 @@
+"""DeepLabStream: closed-loop behavioural experiments in real time."""

@@ -1,0 +1,1 @@
+"""The app: the command line, the desktop window and what they draw."""

@@ -1,0 +1,404 @@
+"""Map an experiment's keypoints onto the model's, from the Rig tab.
+
+A lab's model rarely names its keypoints as an example experiment does (``snout`` for ``nose``,
+``tailbase`` for ``tail_base``). Whenever the Rig tab's check has run, :class:`KeypointMapBox`
+asks, off the GUI thread, which keypoints the experiment reads that a model of the rig lacks
+(:func:`live.session.keypoints.keypoint_mismatches`; the model's names are read without loading it
+and cached). When there are any, it appears under the experiment with one row per keypoint, the
+model's likeliest keypoint already chosen (:func:`suggest_mapping`: synonyms such as nose / snout,
+spellings such as tail_base / tailbase / TailBase, sides such as left_ear / ear_left / l_ear), and
+**Save mapping** writes the choice into the experiment's config
+(:func:`experiments.config_edit.save_keypoint_mapping`: the keys are rewritten, comments kept, a
+``.bak`` kept). A config shipped with the program is copied beside the settings file first and
+``[Experiment] NAME`` names the copy (:func:`app.gui.rig_check.editable_config`).
+
+An experiment written in Python names its keypoints in its code: the box says so and which
+keypoints differ; the mapping cannot be applied for it (rename them in the code, or choose a
+model that has them).
+
+:func:`connect_keypoints` wires the box to the rest of the window: the Regions tab gets each
+camera's model keypoints and the rig's devices, and an error banner about a keypoint clears when
+a check no longer finds it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PyQt5.QtCore import QThread, pyqtSignal
+from PyQt5.QtWidgets import (
+    QComboBox,
+    QFormLayout,
+    QGroupBox,
+    QLabel,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from deeplabstream.live.session.keypoints import (
+    KeypointMismatch,
+    keypoint_mismatches,
+    model_label,
+    models_by_camera,
+)
+from deeplabstream.settings.sections import Settings
+
+NO_CHOICE = "(leave as it is)"
+KEYPOINT_PROBLEM = "is not a keypoint of"  # in live.session.keypoints.mismatch_problem's sentences
+SIMILARITY = 0.75  # a spelling this close (difflib ratio) to a model's keypoint is suggested
+
+# Words for the same body part; each group's first word is its canonical name.
+_SYNONYMS: tuple[tuple[str, ...], ...] = (
+    ("nose", "snout", "nosetip", "tipofnose", "rostrum"),
+    ("tailbase", "tailroot", "basetail", "baseoftail", "tailstart"),
+    ("tailtip", "tailend", "endoftail"),
+    ("tailmid", "tailmiddle", "midtail", "tailcentre", "tailcenter"),
+    ("bodycenter", "bodycentre", "centroid", "center", "centre", "midbody", "body", "spine"),
+    ("head", "headcenter", "headcentre", "crown"),
+    ("forepaw", "frontpaw", "hand"),
+    ("hindpaw", "backpaw", "foot"),
+)
+_CANONICAL = {word: group[0] for group in _SYNONYMS for word in group}
+_SIDES = {"left": "left", "l": "left", "right": "right", "r": "right"}
+
+
+# --------------------------------------------------------------------------------------------------
+# Suggestions (no Qt)
+# --------------------------------------------------------------------------------------------------
+
+
+def _words(name: str) -> list[str]:
+    """Split ``leftEar``, ``left_ear``, ``Left-Ear 2`` into lower-case words."""
+    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", name)
+    return [w for w in re.split(r"[^a-z0-9]+", spaced.lower()) if w]
+
+
+def canonical(name: str) -> tuple[str, str]:
+    """Return (side, body part) of a keypoint name, spelling and synonyms set aside.
+
+    ``left_ear``, ``ear_left``, ``LeftEar``, ``l_ear`` and ``leftear`` all give ("left", "ear");
+    ``snout`` and ``nose`` give ("", "nose").
+    """
+    words = _words(name)
+    side = ""
+    rest = []
+    for word in words:
+        if word in _SIDES and not side:
+            side = _SIDES[word]
+        else:
+            rest.append(word)
+    part = "".join(rest)
+    for word in ("left", "right"):  # a side run into the word: leftear, earleft
+        if not side and part != word and (part.startswith(word) or part.endswith(word)):
+            side, part = word, part.removeprefix(word).removesuffix(word)
+    return side, _CANONICAL.get(part, part)
+
+
+def _score(wanted: str, candidate: str) -> float:
+    """1 for the same body part (and side), else the spellings' similarity (0-1)."""
+    a, b = canonical(wanted), canonical(candidate)
+    if a == b:
+        return 1.0
+    if a[0] != b[0]:
+        return 0.0  # a left ear is never a right ear
+    return difflib.SequenceMatcher(None, a[1], b[1]).ratio()
+
+
+def suggest_mapping(wanted: Sequence[str], available: Sequence[str]) -> dict[str, str | None]:
+    """Return, for each name in ``wanted``, the likeliest of ``available`` (None: no good one).
+
+    A name the model has maps onto itself. Otherwise the best score wins (the same body part by
+    its synonyms and spellings, else a spelling at least :data:`SIMILARITY` alike), each of
+    the model's keypoints taken at most once, best pairs first.
+    """
+    found: dict[str, str | None] = {name: None for name in wanted}
+    taken: set[str] = set()
+    for name in wanted:
+        if name in available:
+            found[name] = name
+            taken.add(name)
+    pairs = sorted(
+        (
+            (-_score(name, candidate), index, name, candidate)
+            for index, name in enumerate(wanted)
+            if found[name] is None
+            for candidate in available
+        ),
+    )
+    for negative, _, name, candidate in pairs:
+        if -negative < SIMILARITY:
+            break
+        if found[name] is None and candidate not in taken:
+            found[name] = candidate
+            taken.add(candidate)
+    return found
+
+
+# --------------------------------------------------------------------------------------------------
+# What the rig's models have (computed off the GUI thread)
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RigKeypoints:
+    """The keypoints of the rig's models and what the experiment reads that they lack."""
+
+    by_camera: dict[str | None, tuple[str, ...]] = field(default_factory=dict)
+    mismatches: tuple[KeypointMismatch, ...] = ()
+    config_file: Path | None = None
+    experiment: str = ""
+    devices: tuple[str, ...] = ()
+
+
+def rig_keypoints(settings: Settings) -> RigKeypoints:
+    """Return the keypoints of each camera's model and the experiment's mismatches.
+
+    Cheap after the first call per model (:func:`pose.loading.model_keypoints` caches); an
+    experiment or model that cannot be read gives no mismatch (the rig's problems name it).
+    """
+    from deeplabstream.experiments.registry import config_file_of, load_experiment
+    from deeplabstream.pose.loading import model_keypoints
+    from deeplabstream.pose.model import ModelError
+
+    by_camera: dict[str | None, tuple[str, ...]] = {}
+    for camera, path in models_by_camera(settings).items():
+        try:
+            by_camera[camera] = model_keypoints(path)
+        except (ModelError, OSError, ValueError):
+            continue
+    name = settings.experiment.name
+    devices = tuple(settings.devices)
+    if not settings.experiment_chosen:
+        return RigKeypoints(by_camera, devices=devices)
+    try:
+        experiment = load_experiment(name)
+    except Exception:  # a broken experiment is the rig check's to say
+        return RigKeypoints(by_camera, experiment=name, devices=devices)
+    mismatches = tuple(keypoint_mismatches(settings, experiment))
+    return RigKeypoints(by_camera, mismatches, config_file_of(name), name, devices)
+
+
+_RUNNING: set[QThread] = set()
+
+
+def _forget(reports: list[_Report], report: _Report) -> None:
+    _RUNNING.discard(report)
+    if report in reports:
+        reports.remove(report)
+
+
+class _Report(QThread):
+    """Compute :func:`rig_keypoints` off the GUI thread (a first look may read a model file)."""
+
+    done = pyqtSignal(int, object)  # generation, RigKeypoints
+
+    def __init__(self, generation: int, settings: Settings) -> None:
+        super().__init__()
+        self._generation, self._settings = generation, settings
+
+    def run(self) -> None:  # QThread calls this on the new thread
+        try:
+            report = rig_keypoints(self._settings)
+        except Exception:  # a check that crashes must not take the window with it
+            report = RigKeypoints()
+        self.done.emit(self._generation, report)
+
+
+# --------------------------------------------------------------------------------------------------
+# The box in the Rig tab
+# --------------------------------------------------------------------------------------------------
+
+
+class KeypointMapBox(QGroupBox):
+    """Offers the mapping of the experiment's keypoints onto the model's; saves it.
+
+    ``rig`` is the Rig tab (:class:`app.gui.rig_panel.RigPanel`): its ``checked`` signal starts a
+    look at the keypoints, its ``settings`` are what is looked at.
+    """
+
+    report_ready = pyqtSignal(object)
+    """A look finished: the :class:`RigKeypoints` (also in :attr:`report`)."""
+    mapped = pyqtSignal(Path, object)
+    """A mapping (old name -> new) was saved into this config file."""
+
+    def __init__(self, rig: Any) -> None:
+        super().__init__("Keypoints of the experiment and the model")
+        self.setObjectName("keypoint_map")
+        self.rig = rig
+        self.report = RigKeypoints()
+        self.choices: dict[str, QComboBox] = {}
+        self._generation = 0
+        self._reports: list[_Report] = []
+        self.intro = QLabel("")
+        self.intro.setObjectName("keypoint_map_intro")
+        self.intro.setWordWrap(True)
+        self._rows = QWidget()
+        self._form = QFormLayout(self._rows)
+        self._form.setContentsMargins(0, 0, 0, 0)
+        self.save_button = QPushButton("Save mapping")
+        self.save_button.setObjectName("keypoint_map_save")
+        self.save_button.clicked.connect(self._save_clicked)
+        self.status = QLabel("")
+        self.status.setObjectName("keypoint_map_status")
+        self.status.setWordWrap(True)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.intro)
+        layout.addWidget(self._rows)
+        layout.addWidget(self.save_button)
+        layout.addWidget(self.status)
+        self.hide()
+        rig.checked.connect(self.look)
+
+    # ---------------------------------------------------------------------------- looking
+
+    def look(self) -> None:
+        """Find, off the GUI thread, what the experiment reads that the models lack."""
+        settings = self.rig.settings
+        self._generation += 1
+        if settings is None:
+            return  # the settings cannot be read: the rig's problems say why
+        report = _Report(self._generation, settings)
+        report.done.connect(self._looked)
+        report.finished.connect(lambda r=report: _forget(self._reports, r))
+        self._reports.append(report)
+        _RUNNING.add(report)  # alive until it ends, even if the window goes first
+        report.start()
+
+    def wait(self) -> None:
+        """Block until every look in flight is done and shown (tests, and before a start)."""
+        for report in list(self._reports):
+            report.wait()
+        from PyQt5.QtWidgets import QApplication
+
+        QApplication.processEvents()
+
+    def _looked(self, generation: int, report: RigKeypoints) -> None:
+        if generation != self._generation:
+            return  # an older settings text's answer
+        self.report = report
+        self._show(report)
+        self.report_ready.emit(report)
+
+    def _show(self, report: RigKeypoints) -> None:
+        while self._form.rowCount():
+            self._form.removeRow(0)
+        self.choices = {}
+        if not report.mismatches:
+            self.hide()
+            return
+        self.show()
+        models = ", ".join(dict.fromkeys(model_label(m.model) for m in report.mismatches))
+        if report.config_file is None:
+            self.intro.setText(
+                f"The experiment {report.experiment} reads keypoints {models} does not have: "
+                f"{', '.join(dict.fromkeys(m.keypoint for m in report.mismatches))}. It is "
+                "written in Python and names them in its code: rename them there, or choose a "
+                "model that has them."
+            )
+            self.save_button.hide()
+            return
+        self.intro.setText(
+            f"The experiment reads keypoints that {models} does not have. Choose the model's "
+            "keypoint for each, then Save mapping: the experiment's config is changed to read it."
+        )
+        self.save_button.show()
+        for keypoint, available in self._wanted(report).items():
+            suggested = suggest_mapping([keypoint], available)[keypoint]
+            box = QComboBox()
+            box.setObjectName(f"keypoint_map_{keypoint}")
+            box.addItem(NO_CHOICE, None)
+            for name in available:
+                box.addItem(name, name)
+            box.setCurrentIndex(max(0, box.findData(suggested)))
+            self._form.addRow(QLabel(f"{keypoint} ->"), box)
+            self.choices[keypoint] = box
+
+    @staticmethod
+    def _wanted(report: RigKeypoints) -> dict[str, tuple[str, ...]]:
+        """Each keypoint to map, with the keypoints of the (first) model that lacks it."""
+        wanted: dict[str, tuple[str, ...]] = {}
+        for mismatch in report.mismatches:
+            wanted.setdefault(mismatch.keypoint, mismatch.model_keypoints)
+        return wanted
+
+    # ---------------------------------------------------------------------------- saving
+
+    def _save_clicked(self) -> None:
+        self.save()  # the outcome is in the status line
+
+    def mapping(self) -> dict[str, str]:
+        """Return the chosen mapping (keypoints left as they are are not in it)."""
+        return {name: box.currentData() for name, box in self.choices.items() if box.currentData()}
+
+    def save(self) -> bool:
+        """Write the chosen mapping into the experiment's config; the rig is checked again."""
+        from deeplabstream.app.gui.rig_check import editable_config, experiment_name_for
+        from deeplabstream.experiments.config_edit import ConfigEditError, save_keypoint_mapping
+
+        config, mapping = self.report.config_file, self.mapping()
+        if config is None or not mapping:
+            self.status.setText("Choose a keypoint of the model for at least one row first.")
+            return False
+        try:
+            target = editable_config(config, self.rig.settings_file)
+            changes = save_keypoint_mapping(target, mapping)
+        except (ConfigEditError, OSError) as error:
+            self.status.setText(f"Not saved: {error}")
+            return False
+        if target != config:  # a shipped config: the settings now name the copy
+            self.rig.set_experiment(experiment_name_for(target))
+        copied = f" (a copy of {config.name})" if target != config else ""
+        self.status.setText(f"Saved into {target}{copied}:\n" + "\n".join(changes))
+        self.rig.check_now()
+        self.mapped.emit(target, mapping)
+        return True
+
+
+# --------------------------------------------------------------------------------------------------
+# Wiring into the window
+# --------------------------------------------------------------------------------------------------
+
+
+def connect_keypoints(window: Any) -> None:
+    """Connect the Rig tab's keypoint box to the Regions tab and the error banner of ``window``.
+
+    The region editor gets each camera's model keypoints and the rig's devices after every
+    look, and copies a shipped config before its first save (as the mapping does); an error
+    banner about a keypoint the model lacks clears once a look finds none missing.
+    """
+    rig, editor = window.rig_panel, window.region_editor
+    box: KeypointMapBox = rig.keypoint_map
+
+    def looked(report: RigKeypoints) -> None:
+        editor.use_rig({c: list(k) for c, k in report.by_camera.items()}, list(report.devices))
+        banner = getattr(window, "banner", None)
+        text = getattr(banner, "label", None)
+        fixed = not report.mismatches and text is not None and KEYPOINT_PROBLEM in text.text()
+        if banner is not None and fixed:
+            banner.clear()
+
+    def copy_shipped(config: Path) -> Path:
+        from deeplabstream.app.gui.rig_check import editable_config, experiment_name_for
+
+        target = editable_config(config, rig.settings_file)
+        if target != config.resolve():
+            rig.set_experiment(experiment_name_for(target))
+        return target
+
+    def mapped(target: Path, mapping: dict[str, str]) -> None:
+        # The editor must not write the old names back: it reads the mapped file, or (with
+        # unsaved drawings) renames its regions' keypoints the same way.
+        if editor.dirty:
+            editor.rename_keypoints(target, mapping)
+        else:
+            editor.load(target, editor.cameras, editor.keypoints)
+
+    box.report_ready.connect(looked)
+    box.mapped.connect(mapped)
+    editor.before_save = copy_shipped

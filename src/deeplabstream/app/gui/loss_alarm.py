@@ -1,0 +1,307 @@
+"""Loud losses: decide when a camera loses too many frames, and keep saying so until seen.
+
+The main window feeds :class:`LossAlarm` each camera's figures once a second
+(:class:`live.session.runner.CameraFigures`, whose counters only grow during a stream). Over the
+last ``window_s`` seconds the alarm compares what was lost with what was captured:
+
+- ``dropped``: frames the camera dropped plus frames the recorder could not take (session.json's
+  ``frames_dropped``), above ``dropped_fraction`` of the frames;
+- ``recorder``: any frame the recorder lost (session.json's ``frames_lost_in_recording``), when
+  the figures carry ``record_lost`` (a recording with holes is never acceptable);
+- ``skipped``: frames the pose model passed over (newest-frame policy), above
+  ``skipped_fraction``. Some skipping is normal when the camera is faster than the model; more
+  than half means the experiment sees the animal at under half the capture rate;
+- ``late``: analysed frames that missed the loop's deadline (``[Experiment] DEADLINE_MS``,
+  session.json's ``health``), above ``late_fraction`` of the frames analysed (and at least
+  ``min_late``), when the figures carry ``late`` and ``analysed``;
+- ``stalled``: the analysis produced nothing while frames arrived (the figures' ``stalled_s``).
+
+An alert latches: it stays in :attr:`LossAlarm.alerts` until :meth:`LossAlarm.acknowledge`, so a
+burst of losses while nobody looked is still on screen afterwards. :class:`LossAlarm` is pure
+Python; :class:`LossBanner` is the loud bar the window shows it in.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from PyQt5.QtCore import pyqtSignal
+
+from deeplabstream.app.gui.banner import Banner
+
+DEFAULT_WINDOW_S = 10.0
+
+
+class LossFigures(Protocol):
+    """The counters the alarm reads (:class:`live.session.runner.CameraFigures` has them)."""
+
+    @property
+    def name(self) -> str:
+        """The camera's name."""
+        ...
+
+    @property
+    def captured(self) -> int:
+        """Frames captured so far."""
+        ...
+
+    @property
+    def dropped(self) -> int:
+        """Frames the camera dropped plus frames the recorder lost, so far."""
+        ...
+
+    @property
+    def skipped(self) -> int:
+        """Frames the pose model passed over, so far."""
+        ...
+
+
+@dataclass(frozen=True)
+class LossThresholds:
+    """When losses turn loud (fractions of the frames captured in the window)."""
+
+    window_s: float = DEFAULT_WINDOW_S
+    dropped_fraction: float = 0.01
+    skipped_fraction: float = 0.5
+    any_recorder_loss: bool = True
+    late_fraction: float = 0.01  # as DEADLINE_MISS_TOLERANCE's default
+    min_late: int = 3  # as live/session/health.py's MIN_MISSES
+
+
+@dataclass(frozen=True)
+class LossAlert:
+    """One latched alert: which camera, which figure, how bad, and when it was raised."""
+
+    camera: str
+    figure: str  # "dropped", "recorder", "skipped", "late" or "stalled"
+    lost: int  # frames lost in the window
+    frames: int  # frames captured in the window
+    time_s: float  # when it was raised (the time given to update)
+    message: str
+
+
+@dataclass(frozen=True)
+class _Sample:
+    time_s: float
+    captured: int
+    dropped: int
+    skipped: int
+    record_lost: int
+    analysed: int = 0
+    late: int = 0
+    stalled_s: float | None = None
+
+
+class LossAlarm:
+    """Watch each camera's loss counters over a sliding window; latch alerts until acknowledged.
+
+    Parameters
+    ----------
+    thresholds
+        When a loss is loud; :class:`LossThresholds` defaults otherwise.
+    """
+
+    def __init__(self, thresholds: LossThresholds | None = None) -> None:
+        self.thresholds = thresholds or LossThresholds()
+        self._history: dict[str, deque[_Sample]] = {}
+        self._alerts: dict[tuple[str, str], LossAlert] = {}
+
+    @property
+    def alerts(self) -> list[LossAlert]:
+        """Return the alerts raised since the last acknowledgement, oldest first."""
+        return list(self._alerts.values())
+
+    @property
+    def loud(self) -> bool:
+        """Whether any alert is latched."""
+        return bool(self._alerts)
+
+    def message(self) -> str:
+        """Return one line per latched alert (empty when all is well), for a banner."""
+        return "\n".join(alert.message for alert in self._alerts.values())
+
+    def update(self, figures: Sequence[LossFigures], time_s: float) -> list[LossAlert]:
+        """Take every camera's counters at ``time_s`` (seconds); return the alerts newly raised."""
+        raised = []
+        for camera in figures:
+            sample = _Sample(
+                float(time_s),
+                camera.captured,
+                camera.dropped,
+                camera.skipped,
+                # CameraFigures may not carry the recorder's own losses; they are in dropped then.
+                int(getattr(camera, "record_lost", 0) or 0),
+                int(getattr(camera, "analysed", 0) or 0),
+                int(getattr(camera, "late", 0) or 0),
+                getattr(camera, "stalled_s", None),
+            )
+            history = self._history.setdefault(camera.name, deque())
+            if history and _went_back(history[-1], sample):
+                history.clear()  # a new stream: its counters start again from zero
+            history.append(sample)
+            self._forget_before(history, sample.time_s - self.thresholds.window_s)
+            for alert in self._check(camera.name, history[0], sample):
+                key = (alert.camera, alert.figure)
+                if key not in self._alerts:
+                    self._alerts[key] = alert
+                    raised.append(alert)
+        return raised
+
+    def acknowledge(self) -> None:
+        """Clear the alerts (the user has seen them); losses before now are not raised again."""
+        self._alerts.clear()
+        for history in self._history.values():
+            while len(history) > 1:
+                history.popleft()  # the newest sample is the new baseline
+
+    def clear(self) -> None:
+        """Forget everything: a new session starts quiet."""
+        self._history.clear()
+        self._alerts.clear()
+
+    @staticmethod
+    def _forget_before(history: deque[_Sample], start_s: float) -> None:
+        """Drop samples older than the window, keeping one at or before its start as baseline."""
+        while len(history) > 1 and history[1].time_s <= start_s:
+            history.popleft()
+
+    def _check(self, camera: str, first: _Sample, last: _Sample) -> list[LossAlert]:
+        """Return the alerts the losses between ``first`` and ``last`` call for."""
+        limits = self.thresholds
+        seconds = last.time_s - first.time_s
+        frames = last.captured - first.captured
+        found = []
+        dropped = last.dropped - first.dropped
+        # Dropped frames never reached the capture process: they count in the total too.
+        if dropped > 0 and dropped > limits.dropped_fraction * (frames + dropped):
+            share = dropped / (frames + dropped)
+            found.append(
+                LossAlert(
+                    camera,
+                    "dropped",
+                    dropped,
+                    frames,
+                    last.time_s,
+                    f"camera {camera!r}: {dropped} frames dropped of {frames + dropped} "
+                    f"({share:.1%}) in the last {seconds:.0f} s",
+                )
+            )
+        record_lost = last.record_lost - first.record_lost
+        if limits.any_recorder_loss and record_lost > 0:
+            found.append(
+                LossAlert(
+                    camera,
+                    "recorder",
+                    record_lost,
+                    frames,
+                    last.time_s,
+                    f"camera {camera!r}: the recorder lost {record_lost} frames in the last "
+                    f"{seconds:.0f} s (the video has holes)",
+                )
+            )
+        skipped = last.skipped - first.skipped
+        if frames > 0 and skipped > limits.skipped_fraction * frames:
+            found.append(
+                LossAlert(
+                    camera,
+                    "skipped",
+                    skipped,
+                    frames,
+                    last.time_s,
+                    f"camera {camera!r}: pose estimation skipped {skipped} of {frames} frames "
+                    f"({skipped / frames:.0%}) in the last {seconds:.0f} s",
+                )
+            )
+        found += self._loop_alerts(camera, first, last)
+        return found
+
+    def _loop_alerts(self, camera: str, first: _Sample, last: _Sample) -> list[LossAlert]:
+        """Return the alerts of a loop that is late (deadline misses) or stalled."""
+        limits = self.thresholds
+        found = []
+        seconds = last.time_s - first.time_s
+        late, analysed = last.late - first.late, last.analysed - first.analysed
+        if late >= limits.min_late and late > limits.late_fraction * analysed:
+            found.append(
+                LossAlert(
+                    camera,
+                    "late",
+                    late,
+                    analysed,
+                    last.time_s,
+                    f"camera {camera!r}: {late} of {analysed} analysed frames missed the loop's "
+                    f"deadline in the last {seconds:.0f} s",
+                )
+            )
+        if last.stalled_s is not None:
+            found.append(
+                LossAlert(
+                    camera,
+                    "stalled",
+                    0,
+                    last.captured - first.captured,
+                    last.time_s,
+                    f"camera {camera!r}: analysis stalled for {last.stalled_s:.1f} s: its frames "
+                    "are not analysed",
+                )
+            )
+        return found
+
+
+def _went_back(before: _Sample, now: _Sample) -> bool:
+    """Whether a counter decreased: the figures come from a new stream."""
+    return (
+        now.captured < before.captured
+        or now.dropped < before.dropped
+        or now.skipped < before.skipped
+        or now.record_lost < before.record_lost
+        or now.late < before.late
+    )
+
+
+class LossBanner(Banner):
+    """A loud bar (``loss_banner``) with the latched loss alerts; stays until acknowledged.
+
+    Parameters
+    ----------
+    alarm
+        The alarm it shows; a :class:`LossAlarm` with default thresholds otherwise.
+    """
+
+    acknowledged = pyqtSignal()  # the user pressed Acknowledge: the alerts are cleared
+
+    def __init__(self, alarm: LossAlarm | None = None) -> None:
+        super().__init__(
+            "loss_banner",
+            "background: #e65100; color: white; font-weight: bold; padding: 4px;",
+            "Acknowledge",
+            "acknowledge_losses",
+            self.acknowledge,
+        )
+        self.alarm = alarm if alarm is not None else LossAlarm()
+        self.label.setObjectName("loss_message")
+
+    def update_figures(self, figures: Sequence[LossFigures], time_s: float) -> list[LossAlert]:
+        """Feed the alarm one second's figures; show the bar while alerts are latched."""
+        raised = self.alarm.update(figures, time_s)
+        self._show()
+        return raised
+
+    def acknowledge(self) -> None:
+        """Clear the alerts and hide the bar (losses from now on raise new alerts)."""
+        self.alarm.acknowledge()
+        self._show()
+        self.acknowledged.emit()
+
+    def clear(self) -> None:
+        """Forget every figure and alert: a new session starts quiet."""
+        self.alarm.clear()
+        self._show()
+
+    def _show(self) -> None:
+        text = self.alarm.message()
+        self.label.setText(text)
+        self.setVisible(bool(text))

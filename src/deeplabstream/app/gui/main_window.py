@@ -1,0 +1,650 @@
+"""The main window of ``app.py``: the rig, the four Start/Stop buttons, the live view, watching.
+
+Beside the live view, tabs set the rig up and watch the experiment without editing a file:
+
+* **Rig** (:class:`app.gui.rig_panel.RigPanel`): cameras, model, experiment, devices and the session
+  (animal, experimenter, notes, output folder, planned duration, record per camera), checked as
+  a whole at every change and saved to the settings file with a backup;
+* **Regions** (:class:`app.gui.region_editor.RegionEditor`): draw, move, resize and delete the
+  experiment's regions on the live view, per camera, saved into the experiment's config;
+* **Camera** (:class:`app.gui.camera_controls.CameraControlsPanel`): exposure, gain, frame rate...
+  within the camera's own limits, while it streams;
+* **Log** (:class:`app.gui.event_log.EventLogPanel`): every event and trial, time and entries per
+  region, the trail and occupancy heatmap toggles;
+* **Plots** (:class:`app.gui.plots.SessionPlots`): rates, latency, skipped and dropped frames over
+time.
+
+Beside the Start/Stop buttons, "Latency test" runs the stimulus board's latency self-test as an
+experiment of the running stream (``[LatencyTest]``, docs/latency-test.md) and shows its figures.
+
+Timers drive everything on the GUI thread: the display timer (``[Streaming] DISPLAY_RATE``)
+paints the newest frames, the service timer (every 50 ms) lets the stream handle its processes'
+news, and the status timer (1 s) refreshes the figures. Anything slow runs elsewhere: starts
+and stops on background threads, Detect, Inspect, calibration and a model's conversion in
+helper processes (:mod:`app.gui.jobs`), each with a line saying its stage and time so far. A
+:class:`app.gui.stall_monitor.StallMonitor` measures how long the window ever goes without
+answering (:attr:`MainWindow.stall_monitor`). Closing the window stops every part in order on a
+background thread (the window says so and keeps painting) and goes away once the session's
+files are final.
+
+Messages go to one fixed-height area under the buttons (:class:`app.gui.messages.MessageArea`),
+so a message never moves the controls: errors in red (gone when their cause is fixed: the part
+starts well, or the rig checks clean), lost frames in orange, information in neutral colours.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import time
+from pathlib import Path
+
+from PyQt5.QtCore import Qt, QTimer, QUrl
+from PyQt5.QtGui import QCloseEvent, QDesktopServices
+from PyQt5.QtWidgets import (
+    QApplication,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QMainWindow,
+    QMessageBox,
+    QPushButton,
+    QSplitter,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from deeplabstream.app.gui.button_row import ButtonRow
+from deeplabstream.app.gui.camera_controls import CameraControlsPanel
+from deeplabstream.app.gui.event_log import EventLogPanel
+from deeplabstream.app.gui.keypoint_map import connect_keypoints
+from deeplabstream.app.gui.live_view import LiveView
+from deeplabstream.app.gui.loss_alarm import LossBanner
+from deeplabstream.app.gui.messages import ADVICE_STYLE, SKIPPING_ADVICE, InfoBanner, MessageArea
+from deeplabstream.app.gui.overlays import OverlayToggles
+from deeplabstream.app.gui.plots import SessionPlots
+from deeplabstream.app.gui.preferences import WindowPreferences
+from deeplabstream.app.gui.region_editor import RegionEditor
+from deeplabstream.app.gui.rig_panel import RigPanel
+from deeplabstream.app.gui.session import SETTINGS_CAUSE, Part, SessionController
+from deeplabstream.app.gui.stall_monitor import StallMonitor
+from deeplabstream.app.gui.status_panel import ErrorBanner, StatusPanel
+from deeplabstream.experiments.registry import config_file_of
+from deeplabstream.settings import load_settings
+from deeplabstream.settings.loader import default_settings_file
+from deeplabstream.settings.sections import Settings
+
+log = logging.getLogger(__name__)
+
+SERVICE_INTERVAL_MS = 50
+STATUS_INTERVAL_MS = 1000
+BUTTON_LABELS = {
+    Part.STREAM: "Stream",
+    Part.ANALYSIS: "Analysis",
+    Part.RECORDING: "Recording",
+    Part.EXPERIMENT: "Experiment",
+}
+LATENCY_TEST_LABEL = "Latency test"
+CLOSING_TEXT = "closing: stopping and finalising files; the window closes by itself..."
+PART_CAUSES = frozenset(part.value for part in Part)
+TRAIL_KEY, HEATMAP_KEY = "view/trail", "view/heatmap"
+
+
+class MainWindow(QMainWindow):
+    """One experiment session from one window."""
+
+    def __init__(self, settings_path: Path | None = None, output_dir: Path | None = None) -> None:
+        super().__init__()
+        self.setWindowTitle("DeepLabStream")
+        self.resize(1360, 860)
+        self.controller = SessionController(self._read_settings, output_dir=output_dir)
+        self.controller.changed.connect(self._state_changed)
+        self.controller.failed.connect(
+            lambda text: self._show_error(text, self.controller.failure_cause)
+        )
+        self.controller.resolved.connect(self._resolve)
+        self.controller.notice.connect(self._show_notice)
+        self.controller.ended.connect(self._stream_ended)
+        self.controller.shut_down.connect(self._shut_down)
+        self.controller.stream_closing.connect(self._drop_live_view)
+        self.controller.latency_finished.connect(self._show_latency_result)
+        self.closing = False  # the window was asked to close: it goes once the files are final
+        self.closed_down = False  # everything stopped: the window may go
+        self._stream_started = 0.0  # time.monotonic() when the live view appeared
+        self._regions_attached = False  # the region editor draws on the tiles
+        self.latency_result: QMessageBox | None = None
+        self._latency_shown = False  # the status line says the test runs
+        self.live_view: LiveView | None = None
+        self._shown_error: str | None = None
+        self._error_cause = ""  # what fixes the error shown (a part, or the settings)
+        self.output_dir = output_dir
+        self.preferences = WindowPreferences()
+        self.banner = ErrorBanner()
+        self.loss_banner = LossBanner()
+        self.advice = InfoBanner("advice_banner", ADVICE_STYLE)
+        self.info = InfoBanner()
+        self.messages = MessageArea([self.banner, self.loss_banner, self.advice, self.info])
+        self.loss_banner.acknowledged.connect(self._advise)
+        self.status_panel = StatusPanel()
+        self.buttons: dict[Part, QPushButton] = {}
+        self.stall_monitor = StallMonitor(parent=self)
+        self._build(settings_path)
+        self._display_timer = QTimer(self)
+        self._display_timer.timeout.connect(self._refresh_view)
+        self._service_timer = QTimer(self)
+        self._service_timer.setInterval(SERVICE_INTERVAL_MS)
+        self._service_timer.timeout.connect(self._service)
+        self._status_timer = QTimer(self)
+        self._status_timer.setInterval(STATUS_INTERVAL_MS)
+        self._status_timer.timeout.connect(self._refresh_status)
+        self._service_timer.start()
+        self._status_timer.start()
+        self.stall_monitor.start()
+        self._state_changed()
+
+    # -- layout --------------------------------------------------------------------------------
+
+    def _build(self, settings_path: Path | None) -> None:
+        # The settings.ini beside app.py, wherever the app was started from.
+        self.settings_edit = QLineEdit(str(settings_path or default_settings_file()))
+        self.settings_edit.setObjectName("settings_path")
+        self.browse_button = QPushButton("Choose...")
+        self.browse_button.setObjectName("choose_settings")
+        self.browse_button.clicked.connect(self._choose_settings)
+        settings_row = QHBoxLayout()
+        settings_row.addWidget(QLabel("Settings:"))
+        settings_row.addWidget(self.settings_edit, 1)
+        settings_row.addWidget(self.browse_button)
+
+        self.button_row = ButtonRow()
+        self.button_row.refused.connect(self._explain_refusal)
+        buttons_row = self.button_row.row
+        for part, label in BUTTON_LABELS.items():
+            button = QPushButton(f"Start {label}")
+            button.setObjectName(f"{part.value}_button")
+            button.clicked.connect(lambda _checked=False, p=part: self.toggle(p))
+            self.button_row.add_button(button)
+            self.buttons[part] = button
+        self.latency_button = QPushButton(LATENCY_TEST_LABEL)
+        self.latency_button.setObjectName("latency_test_button")
+        self.latency_button.setToolTip(
+            "Run the stimulus board's latency self-test ([LatencyTest]) while analysis runs"
+        )
+        self.latency_button.clicked.connect(self.controller.start_latency_test)
+        self.button_row.add_button(self.latency_button)
+        self.busy_label = QLabel("")
+        self.busy_label.setObjectName("busy")
+        buttons_row.addWidget(self.busy_label, 1)
+
+        self.session_label = QLabel("no session yet")
+        self.session_label.setObjectName("session_folder")
+        self.open_folder_button = QPushButton("Open folder")
+        self.open_folder_button.setObjectName("open_folder")
+        self.open_folder_button.clicked.connect(self._open_session_folder)
+        session_row = QHBoxLayout()
+        session_row.addWidget(QLabel("Session:"))
+        session_row.addWidget(self.session_label, 1)
+        session_row.addWidget(self.open_folder_button)
+
+        self.view_holder = QVBoxLayout()
+        self.placeholder = QLabel(
+            "Set up the rig in the Rig tab, then press Start Stream to see the cameras."
+        )
+        self.placeholder.setAlignment(Qt.AlignCenter)
+        self.view_holder.addWidget(self.placeholder, 1)
+        self.overlay_toggles = OverlayToggles()
+        self.overlay_toggles.trail.setChecked(self.preferences.flag(TRAIL_KEY))
+        self.overlay_toggles.heatmap.setChecked(self.preferences.flag(HEATMAP_KEY))
+        self.overlay_toggles.changed.connect(self._overlays_changed)
+        self.overlay_toggles.reset_requested.connect(self._reset_overlays)
+        self.view_holder.addWidget(self.overlay_toggles)
+        view_side = QWidget()
+        view_side.setLayout(self.view_holder)
+
+        self.rig_panel = RigPanel(Path(self.settings_edit.text()).expanduser())
+        self.rig_panel.set_output_override(self.output_dir)
+        self.rig_panel.saved.connect(lambda path: self._show_notice(f"Settings saved to {path}"))
+        self.rig_panel.checked.connect(self._rig_checked)
+        self.region_editor = RegionEditor()
+        self.region_editor.failed.connect(lambda text: self._show_error(text, "regions"))
+        self.region_editor.saved.connect(self._regions_saved)
+        connect_keypoints(self)  # the model's keypoints and the rig's devices for the regions
+        self.camera_controls = CameraControlsPanel()
+        self.camera_controls.failed.connect(self._show_error)
+        self.event_log = EventLogPanel()
+        self.plots = SessionPlots()
+        self.tabs = QTabWidget()
+        self.tabs.setObjectName("side_tabs")
+        self.tabs.addTab(self.rig_panel, "Rig")
+        self.tabs.addTab(self.region_editor, "Regions")
+        self.camera_tab = self._camera_tab()
+        self.tabs.addTab(self.camera_tab, "Camera")
+        self.tabs.addTab(self.event_log, "Log")
+        self.tabs.addTab(self.plots, "Plots")
+        splitter = QSplitter(Qt.Horizontal)
+        splitter.setObjectName("main_splitter")
+        splitter.addWidget(view_side)
+        splitter.addWidget(self.tabs)
+        splitter.setStretchFactor(0, 3)
+        splitter.setStretchFactor(1, 2)
+        # The figures under the view can give their height to the view and the tabs.
+        body = QSplitter(Qt.Vertical)
+        body.setObjectName("body_splitter")
+        body.setChildrenCollapsible(False)
+        body.addWidget(splitter)
+        body.addWidget(self.status_panel)
+        body.setStretchFactor(0, 1)
+        body.setStretchFactor(1, 0)
+
+        layout = QVBoxLayout()
+        layout.addLayout(settings_row)
+        layout.addWidget(self.button_row)
+        layout.addWidget(self.messages)  # fixed height: messages never move the controls
+        layout.addWidget(body, 1)
+        layout.addLayout(session_row)
+        central = QWidget()
+        central.setLayout(layout)
+        self.setCentralWidget(central)
+        self.notice_label = QLabel("")
+        self.notice_label.setObjectName("notice")
+        status_bar = self.statusBar()
+        assert status_bar is not None
+        status_bar.addWidget(self.notice_label, 1)
+
+    # -- reactions -----------------------------------------------------------------------------
+
+    def _read_settings(self) -> Settings:
+        return load_settings(Path(self.settings_edit.text()).expanduser())
+
+    def _choose_settings(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Settings file", self.settings_edit.text(), "Settings (*.ini)"
+        )
+        if path:
+            self.settings_edit.setText(path)
+            self.rig_panel.load(Path(path))
+
+    def toggle(self, part: Part) -> None:
+        """Start or stop ``part`` (its button); the rig and regions are saved before a start."""
+        controller = self.controller
+        cancelling = part is Part.ANALYSIS and controller.loading is not None
+        starting = controller.allowed(part) and not controller.running(part) and not cancelling
+        if starting and part is not Part.RECORDING and not self._save_edits(part):
+            return
+        if starting and part is Part.EXPERIMENT:
+            self.event_log.clear()  # a new experiment's log starts empty
+            self.status_panel.clear_experiment()
+        controller.toggle(part)
+
+    def _save_edits(self, part: Part) -> bool:
+        """Save the rig panel's and the region editor's changes; False when they have problems."""
+        rig = self.rig_panel
+        if Path(self.settings_edit.text()).expanduser() != rig.settings_file:
+            rig.load(Path(self.settings_edit.text()).expanduser())
+        if rig.dirty:
+            rig.wait_checked()
+            if rig.problems:
+                self._show_error(
+                    f"Cannot start {part.value}: the Rig tab has unsaved changes with problems:\n"
+                    + "\n".join(rig.problems),
+                    SETTINGS_CAUSE,
+                )
+                self.tabs.setCurrentWidget(rig)
+                return False
+            rig.save()
+        if self.region_editor.dirty and not self.region_editor.save():
+            self.tabs.setCurrentWidget(self.region_editor)
+            return False
+        return True
+
+    def _open_session_folder(self) -> None:
+        folder = self.controller.session_dir
+        if folder is None:
+            return
+        if not folder.is_dir():
+            self._show_error(f"The session folder {folder} no longer exists.")
+            return
+        if not QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder))):
+            clipboard = QApplication.clipboard()
+            if clipboard is not None:
+                clipboard.setText(str(folder))
+            self._show_error(
+                f"No file manager could open {folder}. Its path is copied to the clipboard: "
+                "paste it into your file manager."
+            )
+
+    def _show_error(self, text: str, cause: str = "") -> None:
+        """Show an error in red; ``cause`` says what fixes it (the banner then goes by itself)."""
+        self._error_cause = cause
+        self.banner.show_error(text)
+        self.banner.setToolTip(text)
+
+    def _resolve(self, cause: str) -> None:
+        """``cause`` is fixed (a part started well): its error, and a settings error, go."""
+        if cause == Part.STREAM.value:
+            self.info.clear()  # "the stream stopped by itself" was about the previous stream
+        if self.banner.isHidden():
+            return
+        fixes_settings = cause in PART_CAUSES and self._error_cause == SETTINGS_CAUSE
+        if self._error_cause == cause or fixes_settings:
+            self.banner.clear()
+
+    def _show_notice(self, text: str, stay: bool = False) -> None:
+        """Show information (neutral colours) in the message area and the status bar."""
+        self.notice_label.setText(text)
+        self.info.show_text(text, stay)
+
+    def _stream_ended(self, reason: str) -> None:
+        """Say why the stream stopped by itself, until dismissed (its summary follows)."""
+        hint = ""
+        if "every camera has ended" in reason:
+            hint = (
+                " A video file ends the stream at its last frame; LOOP = true in its camera's "
+                "keys (Rig tab) plays it again from the start."
+            )
+        self._show_notice(f"The stream stopped by itself: {reason}.{hint}", stay=True)
+
+    def _explain_refusal(self, button: QPushButton) -> None:
+        """Say why the greyed ``button`` that was clicked cannot be pressed now."""
+        reason = button.toolTip() or "it cannot be pressed now"
+        self._show_notice(f"{button.text()}: {reason}")
+
+    def _state_changed(self) -> None:
+        """Buttons, labels and the live view follow the controller's state."""
+        controller = self.controller
+        for part, button in self.buttons.items():
+            verb = "Stop" if controller.running(part) else "Start"
+            if part is Part.ANALYSIS and controller.loading is not None:
+                verb = "Cancel"
+            button.setText(f"{verb} {BUTTON_LABELS[part]}")
+            reason = CLOSING_TEXT if self.closing else controller.why_not(part)
+            button.setEnabled(reason is None)
+            button.setToolTip(reason or "")
+        self._show_latency_test()
+        self._show_progress()
+        idle = not controller.streaming and not controller.working
+        self.settings_edit.setEnabled(idle)
+        self.browse_button.setEnabled(idle)
+        self.keep_button.setEnabled(controller.stream is not None and controller.busy is None)
+        folder = controller.session_dir
+        self.session_label.setText(str(folder) if folder else self._no_session_text())
+        self.open_folder_button.setEnabled(folder is not None)
+        stream = controller.stream
+        opened = stream is not None and stream.session_dir is not None
+        if self.live_view is None and opened and controller.busy is None:
+            self._show_live_view()
+        self._follow_experiment_with_regions()
+        self._refresh_status()
+        self._show_experiment()
+
+    def _show_progress(self) -> None:
+        """Say beside the buttons what is starting or stopping, its stage and time so far."""
+        controller = self.controller
+        if self.closing:
+            text = CLOSING_TEXT
+        elif controller.busy is not None:
+            text = f"{controller.busy}..."
+        elif controller.loading is not None:
+            text = controller.loading.progress_text()
+        else:
+            text = ""
+        if text != self.busy_label.text():
+            self.busy_label.setText(text)
+
+    def _no_session_text(self) -> str:
+        folder = self.rig_panel.sessions_folder()
+        return f"no session yet; sessions go to {folder}" if folder else "no session yet"
+
+    def _follow_experiment_with_regions(self) -> None:
+        """Let the running experiment draw its regions (with their state); the editor otherwise.
+
+        The editor's regions are the config file's; a running experiment shows its own (lit
+        while true). Edits saved meanwhile apply at the next Start Experiment.
+        """
+        if self.live_view is None:
+            return
+        experimenting = self.controller.running(Part.EXPERIMENT)
+        if experimenting and self._regions_attached:
+            self.region_editor.detach()
+            self._regions_attached = False
+        elif not experimenting and not self._regions_attached:
+            self.region_editor.attach(self.live_view.views)
+            self._regions_attached = True
+
+    def _show_latency_test(self) -> None:
+        """Update the latency button: enabled when it may start, the seconds left while it runs."""
+        controller = self.controller
+        run = controller.latency
+        self.latency_button.setEnabled(controller.latency_test_allowed())
+        if run is None:
+            self.latency_button.setText(LATENCY_TEST_LABEL)
+            if self._latency_shown:  # it ended without figures: the banner says why
+                self._latency_shown = False
+                self.status_panel.show_latency_test("stopped without figures (see the error)")
+            return
+        self._latency_shown = True
+        remaining = run.remaining()
+        if remaining is None:
+            text = f"{LATENCY_TEST_LABEL} starting..."
+        elif remaining > 0:
+            text = f"{LATENCY_TEST_LABEL} running... {remaining:.0f} s"
+        else:
+            text = f"{LATENCY_TEST_LABEL} finishing..."
+        self.latency_button.setText(text)
+        self.status_panel.show_latency_test(text[len(LATENCY_TEST_LABEL) + 1 :])
+
+    def _show_latency_result(self, summary: str, json_path: str) -> None:
+        """Show the test's figures in a window of their own (not modal: the stream goes on)."""
+        self._latency_shown = False
+        self.status_panel.show_latency_test(f"done: {json_path}")
+        box = QMessageBox(self)
+        box.setObjectName("latency_test_result")
+        box.setWindowTitle("Latency test")
+        box.setIcon(QMessageBox.Information)
+        box.setText(f"<pre>{html.escape(summary)}</pre>")
+        box.setInformativeText(f"Figures and histogram written to {json_path}")
+        box.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        box.setModal(False)
+        box.show()
+        self.latency_result = box
+
+    def _show_live_view(self) -> None:
+        stream = self.controller.stream
+        assert stream is not None
+        self.live_view = LiveView(stream)
+        self.overlay_toggles.use(self.live_view.overlays)
+        self.placeholder.hide()
+        self.view_holder.insertWidget(0, self.live_view, 1)
+        rate = stream.settings.streaming.display_rate
+        self._display_timer.start(max(1, round(1000 / rate)))
+        self._stream_started = time.monotonic()
+        self.plots.clear()
+        self.loss_banner.clear()
+        self.event_log.clear()
+        self.status_panel.clear_experiment()
+        self.camera_controls.attach(stream)
+        self._load_regions()
+
+    def _load_regions(self) -> None:
+        """Let the region editor draw on the new tiles, reading the experiment's config file."""
+        stream = self.controller.stream
+        if stream is None or self.live_view is None:
+            return
+        analysis = stream.analysis
+        keypoints = list(analysis.keypoints) if analysis is not None else []
+        self.region_editor.load(
+            config_file_of(stream.settings.experiment.name), stream.camera_names, keypoints
+        )
+        self.region_editor.attach(self.live_view.views)
+        self._regions_attached = True
+
+    def _camera_tab(self) -> QWidget:
+        """Build the Camera tab: the controls, and a button keeping their values in the file."""
+        keep = self.keep_button = QPushButton("Keep these values in the settings")
+        keep.setObjectName("camera_controls_save")
+        keep.setToolTip(
+            "Write them into each camera's [Camera NAME] section (Rig tab), saved; the values "
+            "are read from the cameras, so Start Stream first"
+        )
+        keep.setEnabled(False)
+        keep.clicked.connect(self.keep_camera_values)
+        tab = QWidget()
+        layout = QVBoxLayout(tab)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.camera_controls, 1)
+        layout.addWidget(keep)
+        return tab
+
+    def keep_camera_values(self) -> None:
+        """Write the cameras' current control values into the settings file (with its backup)."""
+        stream = self.controller.stream
+        if stream is None:
+            self._show_error("Start Stream first: the values are read from the running cameras.")
+            return
+        rig = self.rig_panel
+        for camera in stream.camera_names:
+            values = self.camera_controls.values_to_save(camera)
+            if values and camera in rig.camera_names():
+                rig.set_camera_keys(camera, values)
+        rig.save()
+        if rig.dirty:  # refused: the rig has problems (listed in the Rig tab)
+            self._show_error("Camera values not saved:\n" + "\n".join(rig.problems), SETTINGS_CAUSE)
+        else:
+            self._show_notice("Camera values kept in the settings file")
+
+    def _rig_checked(self) -> None:
+        """Before a stream: the Regions tab lists the regions of the experiment the rig names.
+
+        Their cameras can be chosen there from the list before any frame is seen, which a rig
+        of several cameras needs before it may start.
+        """
+        if not self.rig_panel.problems:
+            self._resolve(SETTINGS_CAUSE)
+        if not self.controller.streaming and self.controller.session_dir is None:
+            self.session_label.setText(self._no_session_text())
+        if self.controller.streaming or self.region_editor.dirty:
+            return
+        settings = self.rig_panel.settings
+        name = settings.experiment.name if settings is not None else None
+        if name is None:
+            name = self.rig_panel.document.get("Experiment", "NAME", "") or ""
+        path = config_file_of(name) if name else None
+        if path != self.region_editor.config_path or (
+            self.rig_panel.camera_names() != self.region_editor.cameras
+        ):
+            self.region_editor.load(path, self.rig_panel.camera_names(), [])
+
+    def _regions_saved(self, path: Path) -> None:
+        self._show_notice(f"Regions saved to {path}")
+        self._resolve("regions")
+        self.rig_panel.check_now()  # the experiment's problems may be fixed now
+
+    def _drop_live_view(self) -> None:
+        self._display_timer.stop()
+        self.region_editor.detach()
+        self._regions_attached = False
+        self.camera_controls.attach(None)
+        if self.live_view is not None:
+            self.live_view.stop_listening()
+            self.live_view.close_readers()
+            self.view_holder.removeWidget(self.live_view)
+            self.live_view.deleteLater()
+            self.live_view = None
+        self.placeholder.show()
+
+    def _overlays_changed(self) -> None:
+        self.preferences.set_flag(TRAIL_KEY, self.overlay_toggles.trail.isChecked())
+        self.preferences.set_flag(HEATMAP_KEY, self.overlay_toggles.heatmap.isChecked())
+        if self.live_view is not None:
+            self.overlay_toggles.use(self.live_view.overlays)
+
+    def _reset_overlays(self) -> None:
+        if self.live_view is not None:
+            self.live_view.reset_overlays()
+
+    def _refresh_view(self) -> None:
+        if self.live_view is not None:
+            self.live_view.refresh()
+
+    def _service(self) -> None:
+        """Every 50 ms: the stream's news, then the experiment's line (it changes by the frame)."""
+        self.controller.service()
+        self._show_experiment()
+        self._show_progress()
+
+    def _show_experiment(self) -> None:
+        controller = self.controller
+        stream = controller.stream
+        analysis = stream.analysis if stream is not None else None
+        status = analysis.experiment_status if analysis is not None else None
+        running = controller.running(Part.EXPERIMENT)
+        self.status_panel.show_experiment(status if running else None, running)
+        self.event_log.show_status(status)  # also the last status after a stop
+        if status is not None and status.error and status.error != self._shown_error:
+            self._shown_error = status.error  # it stopped itself (a device failed): say so once
+            self._show_error(
+                f"{status.error}. The events so far are in the session folder; fix the cause, "
+                "then press Start Experiment again.",
+                Part.EXPERIMENT.value,
+            )
+            if running and controller.busy is None:
+                # Its files are finished and the button says Start again, as after a Stop.
+                controller.stop(Part.EXPERIMENT)
+
+    def _refresh_status(self) -> None:
+        """Once a second: the camera table and the recording's duration and size."""
+        controller = self.controller
+        runner = controller.runner
+        if runner is not None:  # the runner refreshes its figures once a second when serviced
+            figures = runner.last_figures
+            self.status_panel.show_cameras(figures)
+            if figures and controller.busy is None:
+                since_start = time.monotonic() - self._stream_started
+                self.plots.add(figures, since_start)
+                self.loss_banner.update_figures(figures, since_start)
+                self.plots.show_alerts(a.figure for a in self.loss_banner.alarm.alerts)
+                self.status_panel.mark_loud({a.camera for a in self.loss_banner.alarm.alerts})
+                self._advise()
+        started = controller.recording_started
+        seconds = None if started is None else time.monotonic() - started
+        self.status_panel.show_recording(seconds, controller.recording_size_bytes())
+        self._show_latency_test()
+
+    def _advise(self) -> None:
+        """While analysis skips too many frames (a latched alert), say what to do about it."""
+        skipping = any(a.figure == "skipped" for a in self.loss_banner.alarm.alerts)
+        if skipping and self.advice.isHidden():
+            self.advice.show_text(SKIPPING_ADVICE, stay=True)
+        elif not skipping and not self.advice.isHidden():
+            self.advice.clear()
+
+    def closeEvent(self, event: QCloseEvent | None) -> None:  # noqa: N802 - Qt's name
+        """Stop every part in order, off the GUI thread, then let the window go.
+
+        Finalising files can take seconds; the window stays, paints and says so meanwhile,
+        and closes itself when the controller says everything stopped.
+        """
+        controller = self.controller
+        if self.closed_down or (not controller.streaming and not controller.working):
+            self._service_timer.stop()
+            self._status_timer.stop()
+            self.stall_monitor.stop()
+            log.info("%s", self.stall_monitor.summary())
+            self.closed_down = True
+            if event is not None:
+                event.accept()
+            return
+        if event is not None:
+            event.ignore()
+        if not self.closing:
+            self.closing = True
+            for button in [*self.buttons.values(), self.latency_button]:
+                button.setEnabled(False)
+            self.busy_label.setText(CLOSING_TEXT)
+            controller.request_shutdown()
+
+    def _shut_down(self) -> None:
+        self.closed_down = True
+        self.close()

@@ -1,0 +1,130 @@
+"""What the Rig tab says of a settings text: its problems, and what Start would run.
+
+The check is the one a start runs (:func:`live.session.preflight.check_before_start` after parsing),
+so the panel and the Start buttons never disagree.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from deeplabstream.core.schema import SettingsError
+from deeplabstream.live.session.preflight import check_before_start
+from deeplabstream.settings.loader import parse_settings_text
+from deeplabstream.settings.sections import Settings
+
+
+def relative_to_settings(path: Path, settings_file: Path) -> str:
+    """Return ``path`` relative to the settings file's folder when it lies under it."""
+    try:
+        return str(path.resolve().relative_to(settings_file.resolve().parent))
+    except ValueError:
+        return str(path.resolve())
+
+
+def experiment_name_for(path: Path) -> str:
+    """Return what ``[Experiment] NAME`` says for ``path``: a shipped config's name, else the path.
+
+    ``NAME`` is not a settings path (it may be a config name or a class), so a file outside
+    ``experiments/configs`` is written in full.
+    """
+    from deeplabstream.experiments.registry import CONFIG_FOLDER
+
+    resolved = path.resolve()
+    if resolved.suffix == ".ini" and resolved.parent == CONFIG_FOLDER.resolve():
+        return resolved.stem
+    return str(resolved)
+
+
+def editable_config(config: Path, settings_file: Path) -> Path:
+    """Return the config file the window may edit for ``config``.
+
+    A config shipped with the program (``experiments/configs``) is not changed by the window:
+    it is copied beside the settings file first (files it names made absolute, so they are
+    still found), once; a copy that is there already and still equal to it is reused, and a
+    different file of that name is never overwritten (``NAME_2.ini``...). Any other config is
+    edited where it is.
+    """
+    from deeplabstream.experiments.config_edit import ConfigText
+    from deeplabstream.experiments.registry import CONFIG_FOLDER
+
+    config = config.resolve()
+    if config.parent != CONFIG_FOLDER.resolve():
+        return config
+    text = ConfigText(config.read_text(encoding="utf-8"))
+    text.make_files_absolute(config.parent)
+    folder = settings_file.resolve().parent
+    target, number = folder / config.name, 1
+    while target.exists() and target.read_text(encoding="utf-8") != text.text:
+        number += 1
+        target = folder / f"{config.stem}_{number}{config.suffix}"
+    if not target.exists():
+        target.write_text(text.text, encoding="utf-8")
+    return target
+
+
+def check_text(text: str, settings_file: Path) -> tuple[Settings | None, list[str]]:
+    """Check a settings text as a start would; return the settings (None if unreadable)."""
+    try:
+        settings = parse_settings_text(text, settings_file)
+    except SettingsError as error:
+        return None, list(error.problems)
+    try:
+        problems = check_before_start(settings, pose=True, experiment=settings.experiment_chosen)
+    except Exception as error:  # a check that crashes is a problem to show, not a crash
+        problems = [f"the check failed: {type(error).__name__}: {error}"]
+    return settings, problems
+
+
+def summary_lines(settings: Settings) -> list[str]:
+    """Say in a few lines what Start would run with ``settings``."""
+    lines = []
+    for camera in settings.cameras:
+        record = "recorded" if camera.common.record else "not recorded"
+        lines.append(f"camera {camera.name}: {camera.source} {_camera_detail(camera)}, {record}")
+    model = settings.pose.model_path
+    lines.append(f"model: {model if model is not None else 'the bundled arena model'}")
+    lines.append(f"experiment: {settings.experiment.name}")
+    for name, device in settings.devices.items():
+        lines.append(f"device {name}: {device.type}")
+    session = settings.session
+    folder = settings.output.directory / (
+        "YYYY-mm-dd_HH-MM-SS" + (f"_{session.animal}" if session.animal else "")
+    )
+    lines.append(f"sessions go to: {folder}")
+    if session.planned_duration:
+        lines.append(f"planned duration: {session.planned_duration:g} s, then everything stops")
+    return lines
+
+
+def trigger_line(name: str, trigger: Any, cameras: list[str]) -> str:
+    """Say what a trigger is and which camera it reads: ``nose_in_left (region, arena)``.
+
+    With one camera every trigger reads it, so no camera is named; with several, a trigger that
+    still needs one says ``camera?``.
+    """
+    read = trigger.cameras_read()
+    if read is None:
+        where = "camera?" if len(cameras) > 1 else ""
+    elif not read or (len(cameras) <= 1 and tuple(read) == tuple(cameras)):
+        where = ""  # a combinator or clock reads no camera itself
+    else:
+        where = ", ".join(read)
+    return f"{name} ({trigger.kind}{', ' + where if where else ''})"
+
+
+def _camera_detail(camera: Any) -> str:
+    options = camera.options
+    parts = []
+    for key in ("path", "serial", "index"):
+        value = getattr(options, key, None)
+        if value not in (None, ""):
+            parts.append(str(value))
+    width, height = getattr(options, "width", None), getattr(options, "height", None)
+    if width and height:
+        parts.append(f"{width}x{height}")
+    rate = getattr(options, "framerate", None)
+    if rate:
+        parts.append(f"{rate:g} fps")
+    return " ".join(parts)

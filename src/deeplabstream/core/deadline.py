@@ -1,0 +1,131 @@
+"""The loop's deadline, frame by frame, in the inference worker: misses and the stage to blame.
+
+Every analysed frame ends at its command (an action was sent), else at its decision (an
+experiment runs), else when its pose is ready; the time from the frame's arrival to that end is
+compared with the camera's deadline (``[Experiment] DEADLINE_MS``). The time splits into five
+stages, in the order they happen:
+
+==========  ================================================================================
+wait        the worker was busy (the previous frame's pose, experiment, files) when it arrived
+transport   the rest of arrival -> pose ready that is not the model: the announcement through
+            the pipe, the worker waking up, the copy out of the ring, batching, identities
+inference   the model: pre-processing, the network, decoding
+experiment  pose ready -> decision (live 3D and the experiment's update)
+output      decision -> the last command written (the devices), on frames with an action
+==========  ================================================================================
+
+A miss is attributed to the stage that took the longest on that frame. Accounting a frame is a
+few integer operations and one histogram count; nothing grows with the session's length.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from deeplabstream.core.stats import DurationHistogram
+
+STAGES = ("wait", "transport", "inference", "experiment", "output")
+#: Which stage a frame's miss is attributed to, as ``pose_timing.csv`` and pose records carry
+#: it: 0 is "on time", i is ``STAGES[i - 1]``.
+ON_TIME = 0
+
+
+def stage_times_ns(
+    arrived: int,
+    worker_free: int,
+    picked: int,
+    model_ns: int,
+    ready: int,
+    decided: int = 0,
+    written: int = 0,
+) -> tuple[int, int, int, int, int]:
+    """Return a frame's time in each of :data:`STAGES` (ns), from its times on the host clock.
+
+    ``worker_free``: when the worker finished its previous turn; ``picked``: when this turn
+    began; ``model_ns``: pre-processing + network + decoding; ``decided`` and ``written``: 0
+    without an experiment, or without an action. The stages add up to the frame's end (its
+    command, decision or pose) minus its arrival, except where clocks of two processes overlap
+    by a few microseconds (``transport`` is never negative).
+    """
+    wait = max(0, min(worker_free, picked) - arrived)
+    transport = max(0, ready - arrived - wait - model_ns)
+    experiment = decided - ready if decided else 0
+    output = written - decided if written and decided else 0
+    return wait, transport, model_ns, experiment, output
+
+
+def blamed_stage(stages: tuple[int, ...]) -> int:
+    """Return the code (1-based index in :data:`STAGES`) of the stage that took the longest."""
+    return 1 + max(range(len(stages)), key=stages.__getitem__)
+
+
+@dataclass
+class DeadlineAccount:
+    """One camera's deadline and what its analysed frames did against it.
+
+    Parameters
+    ----------
+    deadline_ns
+        The camera's deadline; None: no deadline (frames are timed, never judged).
+    """
+
+    deadline_ns: int | None
+    checked: int = 0
+    misses: int = 0
+    by_stage: list[int] = field(default_factory=lambda: [0] * len(STAGES))
+    end_to_end: DurationHistogram = field(default_factory=DurationHistogram)
+
+    def add(
+        self,
+        arrived: int,
+        worker_free: int,
+        picked: int,
+        model_ns: int,
+        ready: int,
+        decided: int = 0,
+        written: int = 0,
+    ) -> int:
+        """Judge one frame (times as :func:`stage_times_ns` takes them).
+
+        Returns :data:`ON_TIME`, or the code of the stage blamed for its miss. Only integer
+        operations on time (the stages are split only for a miss, which is rare).
+        """
+        took = (written or decided or ready) - arrived
+        self.end_to_end.add(took)
+        self.checked += 1
+        if self.deadline_ns is None or took <= self.deadline_ns:
+            return ON_TIME
+        stages = stage_times_ns(arrived, worker_free, picked, model_ns, ready, decided, written)
+        code = blamed_stage(stages)
+        self.misses += 1
+        self.by_stage[code - 1] += 1
+        return code
+
+    def figures(self) -> dict[str, Any]:
+        """Return what ``session.json`` says about this camera's deadline."""
+        return deadline_figures(
+            self.deadline_ns, self.checked, self.misses, self.by_stage, self.end_to_end.figures()
+        )
+
+
+def deadline_figures(
+    deadline_ns: int | None,
+    checked: int,
+    misses: int,
+    by_stage: list[int],
+    end_to_end_ms: dict[str, float] | None,
+) -> dict[str, Any]:
+    """Return a camera's deadline figures (the worker's, or rebuilt from its timing file)."""
+    return {
+        "deadline_ms": None if deadline_ns is None else round(deadline_ns / 1e6, 3),
+        "frames_checked": checked,
+        "misses": misses,
+        "misses_by_stage": dict(zip(STAGES, by_stage, strict=True)),
+        "end_to_end_ms": end_to_end_ms,
+    }
+
+
+def stage_name(code: int) -> str:
+    """Return the name of a stage code; empty for :data:`ON_TIME`."""
+    return STAGES[code - 1] if code else ""

@@ -1,0 +1,180 @@
+"""Region triggers: where a keypoint is relative to a circle, rectangle, ellipse or polygon.
+
+The trigger follows which side of the region the keypoint is on, observation by observation:
+
+* Hysteresis (``margin_px``): a keypoint outside becomes *inside* when it is in the region (the
+  boundary counts as in); once inside it stays inside until it is more than ``margin_px`` outside
+  the boundary. A keypoint wandering along the edge therefore does not flicker in and out.
+* A keypoint that is missing (below the likelihood threshold, policy ``"missing"``) makes the side
+  unknown: every mode is False on that observation and continuity is broken (dwell restarts, the
+  next sighting is not a crossing). Policy ``"hold"`` bridges dropouts up to ``hold_s`` seconds
+  by keeping the last position.
+* Dwell (``min_dwell_s``): a side counts only once the keypoint has been on it continuously for at
+  least that many seconds of frame time, measured from the first observation on that side.
+
+Modes, for the state :meth:`Trigger.update` returns:
+
+``inside``
+    True while the keypoint is inside and has dwelt there ``min_dwell_s``.
+``outside``
+    True while the keypoint is (seen) outside and has been so for ``min_dwell_s``.
+``entered``
+    An event: True on the one observation where the keypoint, having been seen outside, is
+    inside (with a dwell, on the observation where the dwell is reached; once per visit). A
+    keypoint first seen inside, or seen again inside after a dropout, has not entered.
+``left``
+    An event: True on the observation where the keypoint, having been inside (for at least
+    ``min_dwell_s``), is seen outside (beyond the hysteresis margin).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from deeplabstream.experiments.observation import DEFAULT_MIN_LIKELIHOOD, Observation, Policy
+from deeplabstream.experiments.triggers.base import KeypointTrigger, check_choice, check_number
+from deeplabstream.experiments.triggers.geometry import RegionShape, Shape
+from deeplabstream.experiments.triggers.kinds import (
+    FILTER,
+    GEOMETRY,
+    SECONDS,
+    TriggerKind,
+    choice,
+    keypoint_name,
+    number,
+    register,
+)
+
+REGION_MODES: tuple[str, ...] = ("inside", "outside", "entered", "left")
+
+
+class Region(KeypointTrigger):
+    """A keypoint inside / outside / entering / leaving a region (see the module docstring).
+
+    Parameters
+    ----------
+    shape
+        A :class:`~experiments.triggers.geometry.Circle`, ``Rectangle``, ``Ellipse`` or
+        ``Polygon`` in frame pixels.
+    mode
+        ``"inside"``, ``"outside"``, ``"entered"`` or ``"left"``.
+    keypoint
+        Which keypoint (default the nose).
+    min_dwell_s
+        Seconds of frame time the keypoint must stay on a side before it counts (>= 0).
+    margin_px
+        Hysteresis: once inside, inside until more than this far outside the boundary (>= 0).
+    camera, min_likelihood, policy, hold_s, predicted
+        See :class:`~experiments.triggers.base.KeypointTrigger`.
+    """
+
+    kind = "region"
+
+    def __init__(
+        self,
+        shape: RegionShape,
+        mode: str = "inside",
+        keypoint: str = "nose",
+        min_dwell_s: float = 0.0,
+        margin_px: float = 0.0,
+        camera: str | None = None,
+        min_likelihood: float = DEFAULT_MIN_LIKELIHOOD,
+        policy: Policy = "missing",
+        hold_s: float = 0.0,
+        predicted: bool = False,
+    ) -> None:
+        super().__init__(camera, min_likelihood, policy, hold_s, predicted)
+        if not hasattr(shape, "contains"):
+            raise ValueError(f"shape must be a circle, rect, ellipse or polygon, not {shape!r}")
+        self.shape = shape
+        self.mode = check_choice("mode", mode, REGION_MODES)
+        self.keypoint = keypoint
+        self.min_dwell_s = check_number("min_dwell_s", min_dwell_s, 0.0)
+        self.margin_px = check_number("margin_px", margin_px, 0.0)
+        self.is_event = self.mode in ("entered", "left")
+        self._reset()
+
+    def _reset(self) -> None:
+        self._inside: bool | None = None  # the side, after hysteresis; None = unknown
+        self._since = 0.0  # time of the first observation on the current side
+        self._from_outside = False  # the current visit began by crossing in from outside
+        self._entry_reported = False
+        self._dwelt_inside = False  # the current visit has lasted min_dwell_s
+        self.last_point: tuple[float, float] | None = None
+
+    def _step(self, obs: Observation) -> bool:
+        t = obs.time_s
+        point = self._point(obs, self.keypoint)
+        self.last_point = point
+        if point is None:
+            self._inside = None
+            return False
+        x, y = point
+        was_inside = self._inside
+        if was_inside:
+            inside = self.shape.distance_outside(x, y) <= self.margin_px
+        else:
+            inside = self.shape.contains(x, y)
+        if inside != was_inside:
+            self._since = t
+            self._inside = inside
+            if inside:
+                self._from_outside = was_inside is False
+                self._entry_reported = False
+                self._dwelt_inside = False
+        dwelt = t - self._since >= self.min_dwell_s
+        if self.mode == "inside":
+            return inside and dwelt
+        if self.mode == "outside":
+            return not inside and dwelt
+        if self.mode == "left":
+            left = was_inside is True and not inside and self._dwelt_inside
+            if inside and dwelt:
+                self._dwelt_inside = True
+            return left
+        # entered
+        if inside and dwelt and self._from_outside and not self._entry_reported:
+            self._entry_reported = True
+            return True
+        return False
+
+    @property
+    def inside(self) -> bool | None:
+        """The keypoint's side after the last observation (None: unknown)."""
+        return self._inside
+
+    def keypoints_read(self) -> tuple[str, ...]:
+        """Return the keypoint it places in the region."""
+        return (self.keypoint,)
+
+    def _params(self) -> dict[str, Any]:
+        return {
+            "shape": str(self.shape),
+            "mode": self.mode,
+            "keypoint": self.keypoint,
+            "min_dwell_s": self.min_dwell_s,
+            "margin_px": self.margin_px,
+        }
+
+    def shapes(self) -> list[Shape]:
+        """Return the region."""
+        return [self.shape]
+
+
+register(
+    TriggerKind(
+        "region",
+        Region,
+        "A keypoint (default `nose`) relative to a circle, rectangle, ellipse or polygon: "
+        "`MODE = inside` (default), `outside`, `entered` or `left` (one-update events). "
+        "`MIN_DWELL_S`: it must stay that long first; `MARGIN_PX`: hysteresis at the border.",
+        {
+            "shape": GEOMETRY,
+            "mode": choice(REGION_MODES),
+            "keypoint": keypoint_name(),
+            "min_dwell_s": number(unit=SECONDS),
+            "margin_px": number(unit="px"),
+            **FILTER,
+        },
+    )
+)

@@ -1,0 +1,180 @@
+"""Read the ground truth the simulated camera writes (``<camera>.truth.csv``) back into arrays.
+
+Both of DeepLabCut's CSV layouts are read: the single-animal one (header rows ``scorer``,
+``bodyparts``, ``coords``; one mouse) and the multi-animal one (``scorer``, ``individuals``,
+``bodyparts``, ``coords``). Each keypoint has ``x``, ``y`` and ``likelihood`` columns; in the
+truth the likelihood is 1.0 for a visible keypoint and 0.0 for one covered by another animal
+(its x, y are still the true position). Only the standard library and numpy are used, so a test
+or an analysis script can read the truth without pandas.
+
+With ``BEHAVIOURS`` set, the camera also writes each frame's behaviour label to
+``<camera>.behaviour.csv`` (columns ``frame,behaviour``, one row per frame, the same frames as the
+truth file); :func:`read_behaviours` reads it.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+SINGLE_ANIMAL_NAME = "animal1"
+"""The identity given to the animal of a single-animal file (which names no individuals)."""
+
+_COORDS = ("x", "y", "likelihood")
+_BEHAVIOUR_HEADER = ["frame", "behaviour"]
+
+
+class Truth(NamedTuple):
+    """A truth table as arrays.
+
+    Attributes
+    ----------
+    frames
+        Shape (T,): the frame index of each row.
+    positions
+        Shape (T, A, K, 2): x, y in pixels per frame, animal and keypoint (NaN where empty).
+    visible
+        Shape (T, A, K), bool: the likelihood is above 0.5.
+    animals
+        The A identities (``animal1``, ...), in file order.
+    keypoints
+        The K keypoint names, in file order.
+    """
+
+    frames: np.ndarray
+    positions: np.ndarray
+    visible: np.ndarray
+    animals: tuple[str, ...]
+    keypoints: tuple[str, ...]
+
+
+def read_truth(path: Path | str) -> Truth:
+    """Read a ``<camera>.truth.csv`` in DeepLabCut's single- or multi-animal CSV layout.
+
+    Parameters
+    ----------
+    path
+        The file.
+
+    Returns
+    -------
+    Truth
+        Frames, positions (T, A, K, 2), visibility (T, A, K) and the names. A single-animal
+        file gives A = 1 with the animal named :data:`SINGLE_ANIMAL_NAME`.
+
+    Raises
+    ------
+    ValueError
+        Naming the file and what in its header is not as expected.
+    """
+    path = Path(path)
+    with path.open(newline="", encoding="utf-8") as file:
+        rows = list(csv.reader(file))
+    header = _header(path, rows)
+    columns = list(zip(*(row[1:] for row in header.values()), strict=True))
+    animals, keypoints = _names(path, columns, multi="individuals" in header)
+    body = [row for row in rows[len(header) :] if row]
+    width = len(columns) + 1
+    if any(len(row) != width for row in body):
+        raise ValueError(f"{path}: every row must have {width} cells like the header")
+    values = np.array(
+        [[float(cell) if cell else np.nan for cell in row[1:]] for row in body], dtype=np.float64
+    ).reshape(len(body), len(animals), len(keypoints), 3)
+    return Truth(
+        frames=np.array([int(row[0]) for row in body], dtype=np.int64),
+        positions=values[..., :2],
+        visible=values[..., 2] > 0.5,
+        animals=animals,
+        keypoints=keypoints,
+    )
+
+
+def _header(path: Path, rows: list[list[str]]) -> dict[str, list[str]]:
+    """Return the header rows by their first cell, checked to be one of DeepLabCut's layouts."""
+    names = [row[0] if row else "" for row in rows[:4]]
+    expected = (["scorer", "individuals", "bodyparts", "coords"], ["scorer", "bodyparts", "coords"])
+    for layout in expected:
+        if names[: len(layout)] == layout:
+            header = dict(zip(layout, rows, strict=False))
+            if len({len(row) for row in header.values()}) != 1:
+                raise ValueError(f"{path}: the header rows have different numbers of cells")
+            return header
+    raise ValueError(
+        f"{path}: expected the header rows scorer, [individuals,] bodyparts, coords of "
+        f"DeepLabCut's CSV layout, but the rows start with {', '.join(names)}"
+    )
+
+
+def _names(
+    path: Path, columns: list[tuple[str, ...]], *, multi: bool
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Return the animals and keypoints of the x, y, likelihood column triples."""
+    if len(columns) % 3 or [column[-1] for column in columns] != list(_COORDS) * (
+        len(columns) // 3
+    ):
+        raise ValueError(f"{path}: expected x, y, likelihood for every keypoint in 'coords'")
+    triples = columns[::3]
+    if multi:
+        pairs = [(column[1], column[2]) for column in triples]
+    else:
+        pairs = [(SINGLE_ANIMAL_NAME, column[1]) for column in triples]
+    animals = tuple(dict.fromkeys(animal for animal, _ in pairs))
+    keypoints = tuple(dict.fromkeys(part for _, part in pairs))
+    if pairs != [(animal, part) for animal in animals for part in keypoints]:
+        raise ValueError(
+            f"{path}: expected the same keypoints in the same order for every individual"
+        )
+    return animals, keypoints
+
+
+class BehaviourLabels(NamedTuple):
+    """A behaviour label file as arrays.
+
+    Attributes
+    ----------
+    frames
+        Shape (T,): the frame index of each row (the rows of the truth file).
+    labels
+        Shape (T,), strings: each frame's behaviour (``walking``, ``freezing``, ``grooming``,
+        ``rearing``; see :data:`hardware.simulator.arena.BEHAVIOUR_NAMES`).
+    """
+
+    frames: np.ndarray
+    labels: np.ndarray
+
+
+def read_behaviours(path: Path | str) -> BehaviourLabels:
+    """Read a ``<camera>.behaviour.csv``: the header ``frame,behaviour``, then a row per frame.
+
+    Parameters
+    ----------
+    path
+        The file.
+
+    Returns
+    -------
+    BehaviourLabels
+        The frame indices and their labels, in file order.
+
+    Raises
+    ------
+    ValueError
+        Naming the file and the first row that is not as expected.
+    """
+    path = Path(path)
+    with path.open(newline="", encoding="utf-8") as file:
+        rows = [row for row in csv.reader(file) if row]
+    if not rows or rows[0] != _BEHAVIOUR_HEADER:
+        found = ",".join(rows[0]) if rows else "an empty file"
+        raise ValueError(f"{path}: expected the header frame,behaviour, found {found}")
+    frames: list[int] = []
+    labels: list[str] = []
+    for number, row in enumerate(rows[1:], start=2):
+        if len(row) != 2 or not row[0].strip().isdigit() or not row[1]:
+            raise ValueError(f"{path}: line {number} is not 'frame,behaviour': {','.join(row)}")
+        frames.append(int(row[0]))
+        labels.append(row[1])
+    return BehaviourLabels(np.array(frames, dtype=np.int64), np.array(labels, dtype=str))

@@ -1,0 +1,173 @@
+"""The stimulus board's firmware on a simulated ATmega328P (simavr), its UART on a pty.
+
+``firmware/build/simstim`` runs the very firmware a real board runs; the app talks to it through
+a pseudo-terminal exactly as to a board's USB port, and it logs every output pin change with
+the simulated time and the host's ``CLOCK_MONOTONIC`` (the simulated camera draws the latency
+test's LED from that log). Building it needs ``gcc-avr``, ``avr-libc``, ``simavr`` and
+``libsimavr-dev`` (installed by ``scripts/setup.sh --tests``).
+
+    with SimulatedBoard(folder) as board:
+        ...  # [Device board] TYPE = serial, PORT = board.port
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import shutil
+import subprocess
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from deeplabstream.core.lifetime import children_leave_sigint_to_parent
+
+FIRMWARE = Path(__file__).resolve().parents[4] / "firmware"  # the repository's firmware/
+SIMSTIM = FIRMWARE / "build" / "simstim"
+FIRMWARE_ELF = FIRMWARE / "build" / "stimulus.elf"
+PIN_LOG_FILE = "board_pins.log"
+START_TIMEOUT_S = 10.0
+
+
+class SimulatedBoardError(RuntimeError):
+    """The simulated board could not be built or started; the message says what to install."""
+
+
+def build_firmware() -> None:
+    """Build the firmware and the simulator harness (``make`` rebuilds only what changed)."""
+    missing = [tool for tool in ("make", "avr-gcc", "gcc") if shutil.which(tool) is None]
+    if missing:
+        raise SimulatedBoardError(
+            f"--simulated-board needs {', '.join(missing)} to build the firmware: run "
+            "`bash scripts/setup.sh --tests` (it installs gcc-avr, avr-libc, simavr and "
+            "libsimavr-dev)"
+        )
+    result = subprocess.run(
+        ["make", "-C", str(FIRMWARE), "all", "sim"], capture_output=True, text=True
+    )
+    if result.returncode != 0:
+        raise SimulatedBoardError(
+            f"building the firmware and its simulator failed (make -C {FIRMWARE} all sim); "
+            f"is simavr's libsimavr-dev installed? make said:\n{result.stderr[-2000:]}"
+        )
+
+
+def pin_name(channel: int) -> str:
+    """Return the ATmega328P pin of a board channel: channel n is Arduino D(n + 2).
+
+    D2..D7 are PD2..PD7, D8..D13 are PB0..PB5 (docs/arduino.md).
+    """
+    if not 0 <= channel <= 11:
+        raise ValueError(f"the board has channels 0..11, not {channel}")
+    return f"PD{channel + 2}" if channel < 6 else f"PB{channel - 6}"
+
+
+def _prefer_real_time(pid: int) -> str:
+    """Give the simulator real-time priority where allowed; returns what it got.
+
+    A real board keeps its own time whatever the host does; the simulator only does while the
+    host runs it on time. It sleeps 90 % of the time, so the lowest real-time priority costs the
+    rest of the app little and keeps its board time from falling behind on a busy machine.
+    """
+    try:
+        os.sched_setscheduler(pid, os.SCHED_FIFO, os.sched_param(1))
+        return "real-time (SCHED_FIFO 1)"
+    except (PermissionError, OSError, AttributeError):
+        return "normal (real-time priority not permitted)"
+
+
+class SimulatedBoard:
+    """simstim running the firmware; the board starts when its pty is first opened.
+
+    Parameters
+    ----------
+    folder
+        Where the pin log (:data:`PIN_LOG_FILE`) is written.
+    build
+        Build the firmware first when needed.
+    """
+
+    def __init__(self, folder: Path, build: bool = True) -> None:
+        self.folder = folder
+        self.pin_log = folder / PIN_LOG_FILE
+        self.port = ""
+        self._build = build
+        self._process: subprocess.Popen[str] | None = None
+        self.scheduling = "not started"
+
+    def start(self) -> None:
+        """Build (if asked) and start the simulator; returns once its pty exists."""
+        if self._build:
+            build_firmware()
+        if not SIMSTIM.exists() or not FIRMWARE_ELF.exists():
+            raise SimulatedBoardError(f"{SIMSTIM} or {FIRMWARE_ELF} is missing: make -C firmware")
+        self.folder.mkdir(parents=True, exist_ok=True)
+        # Ctrl-C is the app's: it stops the session, then the board (closing its stdin).
+        with children_leave_sigint_to_parent():
+            self._process = self._popen()
+        assert self._process.stdout is not None
+        ready, _, _ = select.select([self._process.stdout], [], [], START_TIMEOUT_S)
+        line = self._process.stdout.readline() if ready else ""
+        if not line.startswith("PTY "):
+            self.stop()
+            raise SimulatedBoardError(f"the simulated board did not start (simstim said {line!r})")
+        self.port = line.split()[1]
+        self.scheduling = _prefer_real_time(self._process.pid)
+
+    def _popen(self) -> subprocess.Popen[str]:
+        """Start simstim on the firmware, its pins logged to ``pin_log``."""
+        return subprocess.Popen(
+            [
+                str(SIMSTIM),
+                "--quit-on-eof",  # never outlives the app, even when the app is killed
+                "--wait-open",  # starts at the port's opening, as an Uno restarts then
+                "--pins",
+                str(self.pin_log),
+                str(FIRMWARE_ELF),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    @property
+    def pid(self) -> int | None:
+        """The simulator's process id while it runs."""
+        return None if self._process is None else self._process.pid
+
+    def keep_on(self, cpus: set[int]) -> None:
+        """Run the simulator on these cores only (where the app keeps its side work)."""
+        if self._process is not None and cpus:
+            os.sched_setaffinity(self._process.pid, cpus)
+
+    def stop(self) -> None:
+        """End the simulator (closing its stdin ends it; killed after 10 s)."""
+        process, self._process = self._process, None
+        if process is None:
+            return
+        if process.poll() is None:
+            assert process.stdin is not None
+            process.stdin.close()
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(10)
+        for stream in (process.stdin, process.stdout, process.stderr):
+            if stream is not None and not stream.closed:
+                stream.close()
+
+    def __enter__(self) -> Self:
+        """Start the simulated board for a ``with`` block."""
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        """Stop the simulated board at the end of the block."""
+        self.stop()

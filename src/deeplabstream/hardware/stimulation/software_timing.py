@@ -1,0 +1,181 @@
+"""Pulses and patterns timed by host threads, for outputs without a clock of their own.
+
+GPIO pins and DAQ lines written on demand only switch when told; this module turns the
+protocol's actions into level changes: ON/OFF/RESET at once, PULSE and PATTERN by one worker
+thread per running sequence. Edges are planned from the first edge (no drift over a long
+pattern); each lands within the operating system's timer and scheduling jitter (typically well
+under a millisecond on an idle Linux machine, several milliseconds on a loaded one). A board
+with its own clock (the serial stimulus box) is the choice when that is not good enough.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from abc import abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from deeplabstream.core.clock import host_now_ns
+from deeplabstream.hardware.stimulation.base import (
+    ActionRecord,
+    DeviceCommand,
+    StimulationDevice,
+    StimulationError,
+)
+
+log = logging.getLogger(__name__)
+
+SetLevel = Callable[[int, bool], None]
+
+
+@dataclass
+class _Sequence:
+    """A PULSE or PATTERN running on one channel."""
+
+    record: ActionRecord
+    cancelled: threading.Event = field(default_factory=threading.Event)
+
+
+class SoftwareTimedOutputs:
+    """Channels switched by ``set_level(channel, high)``, with host-timed pulses and patterns.
+
+    Parameters
+    ----------
+    channel_count : int
+        Channels 0 .. channel_count - 1.
+    set_level : callable
+        Drives one channel; called with the channel's lock held, from the caller's thread
+        (ON, OFF, RESET, the first edge) or a worker thread (later edges).
+    name : str
+        The device's name, for thread names and messages.
+    """
+
+    def __init__(self, channel_count: int, set_level: SetLevel, name: str) -> None:
+        self._set_level = set_level
+        self._name = name
+        self._locks = [threading.Lock() for _ in range(channel_count)]
+        self._running: list[_Sequence | None] = [None] * channel_count
+        self.error: StimulationError | None = None  # a failure in a worker thread
+
+    def perform(self, action: DeviceCommand) -> ActionRecord:
+        """Start ``action`` and return its record, acknowledged once the first edge is made."""
+        if self.error is not None:
+            raise self.error
+        record = ActionRecord(action.describe(), host_now_ns())
+        if action.kind == "RESET":
+            for channel in range(len(self._locks)):
+                self._switch(channel, False)
+        elif action.kind in ("ON", "OFF"):
+            assert action.channel is not None
+            self._switch(action.channel, action.kind == "ON")
+        else:
+            assert action.channel is not None
+            self._start(action, record)
+        record.acknowledge(host_now_ns())
+        return record
+
+    def stop(self) -> None:
+        """End every sequence and drive every channel low (errors are logged, not raised)."""
+        for channel in range(len(self._locks)):
+            try:
+                self._switch(channel, False)
+            except Exception as error:  # closing: switch off as much as possible
+                log.warning("%s: cannot switch channel %d off: %s", self._name, channel, error)
+
+    def _switch(self, channel: int, high: bool) -> None:
+        with self._locks[channel]:
+            self._cancel(channel)
+            self._drive(channel, high)
+
+    def _start(self, action: DeviceCommand, record: ActionRecord) -> None:
+        channel = action.channel
+        assert channel is not None
+        sequence = _Sequence(record)
+        with self._locks[channel]:
+            self._cancel(channel)
+            self._drive(channel, True)
+            start_ns = host_now_ns()
+            self._running[channel] = sequence
+        worker = threading.Thread(
+            target=self._run,
+            args=(channel, sequence, start_ns, action),
+            name=f"{self._name} channel {channel}",
+            daemon=True,
+        )
+        worker.start()
+
+    def _cancel(self, channel: int) -> None:
+        """Lock held. The running sequence on ``channel`` ends here (CANCEL)."""
+        sequence = self._running[channel]
+        if sequence is not None:
+            self._running[channel] = None
+            sequence.cancelled.set()
+            sequence.record.finish("CANCEL", host_now_ns())
+
+    def _drive(self, channel: int, high: bool) -> None:
+        try:
+            self._set_level(channel, high)
+        except Exception as error:
+            level = "high" if high else "low"
+            raise StimulationError(
+                f"{self._name}: cannot drive channel {channel} {level}: {error}"
+            ) from error
+
+    def _run(self, channel: int, sequence: _Sequence, start_ns: int, action: DeviceCommand) -> None:
+        """Worker: make the edges after the first one, at planned times, until done or cut."""
+        on_ns, off_ns = round(action.on_s * 1e9), round(action.off_s * 1e9)
+        forever = action.kind == "PATTERN" and action.count == 0
+        on_left = 0 if forever else action.count - 1
+        edge_ns, high = start_ns, True
+        while True:
+            edge_ns += on_ns if high else off_ns
+            # Event.wait returns early only when cancelled; otherwise it may wake a little
+            # early on some systems, so wait again for what is left.
+            while (left_ns := edge_ns - host_now_ns()) > 0:
+                if sequence.cancelled.wait(left_ns / 1e9):
+                    return
+            with self._locks[channel]:
+                if self._running[channel] is not sequence:
+                    return  # cut short between the wait and the lock
+                high = not high
+                try:
+                    self._drive(channel, high)
+                except StimulationError as error:
+                    self._running[channel] = None
+                    self.error = error
+                    log.error("%s", error)
+                    sequence.record.fail(str(error))
+                    return
+                if not high and not forever and on_left == 0:
+                    self._running[channel] = None
+                    sequence.record.finish("DONE", host_now_ns())
+                    return
+                if high and not forever:
+                    on_left -= 1
+
+
+class SoftwareTimedDevice(StimulationDevice):
+    """A device whose outputs a host sets directly and whose pulses host timers keep.
+
+    Subclasses create :attr:`_timing` in ``open()`` and release their outputs in
+    :meth:`_release`; performing actions and closing are shared.
+    """
+
+    _timing: SoftwareTimedOutputs | None = None
+
+    def _perform(self, action: DeviceCommand) -> ActionRecord:
+        if self._timing is None:
+            raise StimulationError(f"the {self.name} device is not open: call open() first")
+        return self._timing.perform(action)
+
+    def close(self) -> None:
+        """Every output off (the timers stop), then the outputs released."""
+        if self._timing is not None:
+            self._timing.stop()
+            self._timing = None
+        self._release()
+
+    @abstractmethod
+    def _release(self) -> None:
+        """Release the outputs (pins, tasks); safe to call when they are already released."""

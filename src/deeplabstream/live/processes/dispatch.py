@@ -1,0 +1,589 @@
+"""An experiment at run time: its devices, its event file, and the latency of every action.
+
+The inference worker owns one :class:`ExperimentRun` and calls :meth:`ExperimentRun.on_poses`
+right after each batch of poses, in the same process, so a decision costs no extra hop. Actions
+go to the devices at once; a device returns immediately (a pulse's length is kept by the device
+or its timer, never by sleeping here). Every action's times land in ``events.csv``: the source
+frame's host arrival time, when its pose was ready, when the decision was taken, when the command
+was written, and when the device acknowledged it (where it does).
+
+With forward prediction on (:mod:`experiments.prediction`), the run feeds the experiment's lead
+estimator: before each update, the time from the prompting frame's arrival to now (the lead
+until a command has been measured), and after each action, its latency frame -> command written.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from deeplabstream.core.clock import host_now_ns
+from deeplabstream.core.stats import DurationHistogram
+from deeplabstream.experiments.actions import Action
+from deeplabstream.experiments.base import Experiment
+from deeplabstream.experiments.events import EventCsvWriter, ExperimentEvent
+from deeplabstream.experiments.observation import (
+    MissingKeypointError,
+    Observation,
+    Observations,
+    Points3D,
+)
+from deeplabstream.experiments.registry import load_experiment
+from deeplabstream.hardware.stimulation import StimulationDevice, StimulationError
+from deeplabstream.hardware.stimulation.base import ActionRecord
+from deeplabstream.hardware.stimulation.latency import (
+    LatencyTestSpec,
+    run_file,
+    write_board_reports,
+)
+from deeplabstream.hardware.stimulation.serial_device import SerialStimulator
+from deeplabstream.live.processes.messages import (
+    EventView,
+    ExperimentFailed,
+    ExperimentSpec,
+    ExperimentStarted,
+    ExperimentStatus,
+    StartExperiment,
+    TriggerView,
+)
+from deeplabstream.outputs.lsl import EventOutlet, marker_text
+from deeplabstream.settings.sections import DeviceSettings
+
+log = logging.getLogger(__name__)
+
+EVENTS_FILE = "events.csv"
+ACK_WAIT_AT_STOP_S = 1.0
+#: The board reports a flash nobody answered (MISS) 1 s after it began: wait for the last one.
+FLASH_REPORT_WAIT_S = 1.2
+STALE_PAIRING_S = 0.5  # a camera without a pose for this long is not paired with the others
+#: At most this many events ride on one status (the newest); a status says how many there were.
+#: A few per status is usual; the bound keeps a status well inside a pipe's buffer (64 KiB), so
+#: sending it never waits for the GUI.
+STATUS_EVENTS = 200
+
+
+class ExperimentStartError(RuntimeError):
+    """The experiment or one of its devices could not start; the message says what to do."""
+
+
+class ExperimentRun:
+    """One experiment with its open devices, driven by pose updates."""
+
+    def __init__(
+        self,
+        experiment: Experiment,
+        devices: dict[str, StimulationDevice],
+        events_path: Path,
+        latency_board: SerialStimulator | None = None,
+    ) -> None:
+        self.experiment = experiment
+        self.devices = devices
+        self.events_path = events_path
+        self.latency_board = latency_board  # runs the board's latency self-test beside us
+        self.error: str | None = None
+        self._latest: dict[str, Observation] = {}
+        self._unacknowledged: list[tuple[Action, ActionRecord]] = []
+        # In fixed bins, not lists: the pairing error is counted on every update, and a list of
+        # every value grew the worker by tens of bytes a frame.
+        self._write_ns = DurationHistogram()  # frame arrival -> command written
+        self._ack_ns = DurationHistogram()  # frame arrival -> device acknowledgement
+        self._pairing_ns = DurationHistogram()  # several cameras: largest pairing error per update
+        self._actions = 0
+        self._events_sent = 0  # events of the log already sent with a status
+        self._seconds_active = dict.fromkeys(experiment.triggers, 0.0)
+        self._true_since_last: set[str] = set()  # triggers true after the previous update
+        self._last_update_s: float | None = None  # frame time of the previous update
+        # The last update's decision and its last command written (host clock, ns; 0: none),
+        # which the worker reads to time the frame against the deadline (core/deadline.py).
+        self.last_decided_ns = 0
+        self.last_written_ns = 0
+        self._update_ns = DurationHistogram()  # the experiment's update alone, every update
+
+    @classmethod
+    def open(
+        cls,
+        name: str,
+        device_settings: dict[str, DeviceSettings],
+        session_dir: Path,
+        events_file: str = EVENTS_FILE,
+        latency_test: LatencyTestSpec | None = None,
+        markers: EventOutlet | None = None,
+    ) -> ExperimentRun:
+        """Load the experiment, open every device it uses, and start its event file.
+
+        With ``latency_test``, its board (a device the experiment answers the flashes on) runs
+        the latency self-test from now until :meth:`stop`, which writes the board's reports.
+        With ``markers`` (``[Output] LSL = on``), every event written to the file is also sent
+        as an LSL marker.
+        """
+        try:
+            experiment = load_experiment(name)
+        except Exception as error:  # a config or class error must reach the user as a message
+            raise ExperimentStartError(f"experiment {name!r}: {error}") from None
+        needed = sorted({device for device, _ in experiment.outputs})
+        if latency_test is not None and latency_test.device not in needed:
+            needed.append(latency_test.device)
+        missing = [device for device in needed if device not in device_settings]
+        if missing:
+            declared = ", ".join(sorted(device_settings)) or "none"
+            raise ExperimentStartError(
+                f"experiment {name!r} uses the device(s) {', '.join(missing)}, which settings.ini "
+                f"does not declare (declared: {declared}). Add a section [Device NAME] with "
+                "TYPE = log, serial, nidaq or gpio for each (docs/settings.md)."
+            )
+        devices = _open_devices({n: device_settings[n] for n in needed or device_settings})
+        board = None
+        if latency_test is not None:
+            board = _start_latency_test(devices, latency_test)
+        writer = EventCsvWriter(session_dir / events_file)
+        experiment.events.attach(writer if markers is None else MarkedWriter(writer, markers))
+        experiment.start()  # the session's clock starts at the first pose update
+        log.info("experiment %s ready with devices %s", name, ", ".join(devices) or "none")
+        return cls(experiment, devices, session_dir / events_file, board)
+
+    def on_poses(
+        self,
+        observations: list[Observation],
+        pose_ready_ns: int,
+        points3d: Points3D | None = None,
+    ) -> None:
+        """Feed the poses of one batch to the experiment and perform its actions at once.
+
+        ``points3d``: the calibrated cameras' set triangulated after this batch (live 3D), which
+        the experiment reads as :attr:`Observations.points3d`; None when there is none.
+        Afterwards :attr:`last_decided_ns` and :attr:`last_written_ns` say when it decided and
+        wrote its last command (0: no decision, or no action).
+        """
+        self.last_decided_ns = self.last_written_ns = 0
+        if self.error is not None or not observations:
+            return
+        self._fill_acknowledgements()
+        for observation in observations:
+            self._latest[observation.camera] = observation
+        newest = max(observations, key=lambda o: o.time_s)
+        subject: Observation | Observations = newest
+        if len(self._latest) > 1:
+            # Each other camera's newest pose is the nearest in time that exists yet (the loop
+            # never waits for a future frame); the pairing error is kept for session.json. A
+            # camera whose newest pose is stale (it ended or stalled) is left out, not paired.
+            fresh = {
+                camera: obs
+                for camera, obs in self._latest.items()
+                if newest.time_s - obs.time_s <= STALE_PAIRING_S
+            }
+            subject = Observations(newest.time_s, fresh, points3d)
+            if len(fresh) > 1:
+                self._pairing_ns.add(round(subject.max_error_s * 1e9))
+        elif points3d is not None:  # the 3D set rides on the paired form, even with one camera
+            subject = Observations(newest.time_s, {newest.camera: newest}, points3d)
+        self._report_elapsed(newest)
+        update_started_ns = host_now_ns()
+        try:
+            actions = self.experiment.update(subject)
+        except MissingKeypointError as error:  # a setting to fix, not a bug: no traceback
+            self._fail(f"experiment {self.experiment.name!r}: {error}")
+            return
+        except Exception as error:  # a bug or a config mistake stops the experiment, not tracking
+            log.exception("experiment %s failed", self.experiment.name)
+            self._fail(f"experiment {self.experiment.name!r} raised {error}")
+            return
+        decided_ns = self.last_decided_ns = host_now_ns()
+        self._update_ns.add(decided_ns - update_started_ns)
+        self._count_active()
+        if actions:
+            self._perform(actions, pose_ready_ns, decided_ns, newest)
+
+    def _count_active(self) -> None:
+        """Add the frame time since the previous update to each trigger that was true then.
+
+        A trigger's state holds from one update to the next, so the interval counts for the
+        state it had at its start (a few dict operations per update: cheap).
+        """
+        experiment = self.experiment
+        now = experiment.now_s
+        if now is None:
+            return
+        if self._last_update_s is not None and now > self._last_update_s:
+            interval = now - self._last_update_s
+            for name in self._true_since_last:
+                self._seconds_active[name] = self._seconds_active.get(name, 0.0) + interval
+        self._last_update_s = now
+        self._true_since_last = {name for name in experiment.triggers if experiment.is_true(name)}
+
+    def _report_elapsed(self, newest: Observation) -> None:
+        """Tell the lead estimator how old the prompting frame is now (auto lead, at first)."""
+        prediction = self.experiment.prediction
+        if prediction is not None:
+            host_s = newest.host_time_s
+            prediction.lead.set_elapsed(None if host_s is None else host_now_ns() / 1e9 - host_s)
+
+    def _perform(
+        self, actions: list[Action], pose_ready_ns: int, decided_ns: int, source: Observation
+    ) -> None:
+        events = self.experiment.events
+        for action in actions:
+            try:
+                record = _send(self.devices[action.device], action)
+            except (StimulationError, OSError, ValueError) as failure:
+                self._fail(f"device {action.device!r}: {failure}")
+                return
+            self._actions += 1
+            events.fill_times(
+                action,
+                pose_ready=pose_ready_ns / 1e9,
+                decided=decided_ns / 1e9,
+                written=record.written_ns / 1e9,
+            )
+            self._unacknowledged.append((action, record))
+            self.last_written_ns = record.written_ns
+            if source.host_time_s is not None:
+                latency_s = record.written_ns / 1e9 - source.host_time_s
+                self._write_ns.add(round(latency_s * 1e9))
+                if self.experiment.prediction is not None:  # the auto lead follows it
+                    self.experiment.prediction.lead.add_latency(latency_s)
+
+    def _fill_acknowledgements(self) -> None:
+        """Put the acknowledgements that arrived into the events not yet written to the file."""
+        still_waiting = []
+        for action, record in self._unacknowledged:
+            if record.acked_ns is not None:
+                self.experiment.events.fill_times(action, acknowledged=record.acked_ns / 1e9)
+                self._record_ack_latency(action, record)
+            elif record.error is not None:
+                self._fail(f"device {action.device!r} refused {record.command!r}: {record.error}")
+            else:
+                still_waiting.append((action, record))
+        self._unacknowledged = still_waiting
+
+    def _record_ack_latency(self, action: Action, record: ActionRecord) -> None:
+        acked_ns = record.acked_ns
+        if acked_ns is None:
+            return
+        for event in self.experiment.events.pending:
+            if event.action is action and event.host_timestamp is not None:
+                self._ack_ns.add(round(acked_ns - event.host_timestamp * 1e9))
+                return
+
+    def _fail(self, message: str) -> None:
+        """Handle a failed device: stop the experiment (outputs off where possible), keep events."""
+        if self.error is not None:
+            return
+        self.error = f"experiment stopped: {message}"
+        log.error("%s", self.error)
+        # The finish row of events.csv says why, not only "stopped".
+        for action in self.experiment.stop(reason=f"failed: {message}"):
+            device = self.devices.get(action.device)
+            try:
+                if device is not None:
+                    _send(device, action)
+            except (StimulationError, OSError, ValueError):
+                pass
+        self.experiment.events.close()
+
+    def stop(self) -> None:
+        """End the experiment: switch outputs off, wait briefly for acknowledgements, close all."""
+        if self.error is None:
+            latest = max((o.time_s for o in self._latest.values()), default=None)
+            actions = self.experiment.stop(latest)
+            if actions:
+                now = host_now_ns()
+                for action in actions:
+                    try:
+                        record = _send(self.devices[action.device], action)
+                    except (StimulationError, OSError, ValueError) as failure:
+                        log.error("could not switch off %s: %s", action.device, failure)
+                        continue
+                    self.experiment.events.fill_times(
+                        action, decided=now / 1e9, written=record.written_ns / 1e9
+                    )
+                    self._unacknowledged.append((action, record))
+            deadline = time.monotonic() + ACK_WAIT_AT_STOP_S
+            while self._unacknowledged and time.monotonic() < deadline:
+                self._fill_acknowledgements()
+                time.sleep(0.01)
+            self._fill_acknowledgements()
+            self.experiment.events.close()
+        self._finish_latency_test()
+        for name, device in self.devices.items():
+            try:
+                device.close()
+            except Exception as failure:  # closing one device must not keep others open
+                log.error("device %s did not close cleanly: %s", name, failure)
+
+    def _finish_latency_test(self) -> None:
+        """Stop the board's latency test and write its reports (``latency_board.csv``)."""
+        board = self.latency_board
+        if board is None:
+            return
+        if board.error is None:
+            time.sleep(FLASH_REPORT_WAIT_S)  # the last flash's LAT or MISS comes within 1 s
+            try:
+                board.stop_latency_test().wait(ACK_WAIT_AT_STOP_S)
+            except StimulationError as failure:
+                log.error("could not stop the latency test: %s", failure)
+        reports = list(board.flash_reports)
+        board_file = run_file(self.events_path.name, "latency_board")
+        write_board_reports(self.events_path.parent / board_file, reports)
+        log.info("latency test: the board reported %d flashes", len(reports))
+
+    @property
+    def actions(self) -> int:
+        """Actions performed so far."""
+        return self._actions
+
+    def status(self) -> ExperimentStatus:
+        """Return what the live view shows of the experiment now, with the events since the last.
+
+        Each call takes the events recorded since the previous call (at most the newest
+        :data:`STATUS_EVENTS`; ``events_total`` lets the GUI count those it did not get), so call
+        it only to send the status. Cheap: no copy of the whole event log.
+        """
+        experiment = self.experiment
+        events = experiment.events.events
+        first = max(self._events_sent, len(events) - STATUS_EVENTS)
+        new_events = tuple(
+            EventView(event.time_s, event.kind, event.name, event.detail, event.trial)
+            for event in events[first:]
+        )
+        self._events_sent = len(events)
+        last = events[-1] if events else None
+        last_text = ""
+        if last is not None:
+            last_text = f"{last.kind} {last.name} {last.detail}".strip()
+            if last.trial is not None:
+                last_text += f" (trial {last.trial})"
+        triggers = tuple(
+            TriggerView(
+                name,
+                bool(experiment.is_true(name)),
+                tuple(trigger.shapes()),
+                getattr(trigger, "camera", None),
+                experiment.trigger_counts.get(name, 0),
+                self._seconds_active.get(name, 0.0),
+            )
+            for name, trigger in experiment.triggers.items()
+        )
+        started, now = experiment.started_s, experiment.now_s
+        elapsed = now - started if started is not None and now is not None else 0.0
+        return ExperimentStatus(
+            name=experiment.name,
+            state=experiment.state,
+            trials=len(experiment.trials),
+            trial=experiment.trial.index if experiment.trial is not None else None,
+            actions=self._actions,
+            last_event=last_text,
+            triggers=triggers,
+            error=self.error,
+            new_events=new_events,
+            events_total=len(events),
+            elapsed_s=elapsed,
+        )
+
+    def summary(self) -> dict[str, Any]:
+        """For ``session.json``: the experiment's own summary plus action latencies."""
+        return {
+            **self.experiment.summary(),
+            "events_file": self.events_path.name,
+            "actions": self._actions,
+            "error": self.error,
+            "file_errors": [
+                e for e in (getattr(self.experiment.events.writer, "error", None),) if e
+            ],
+            # The experiment's update alone, on every update (docs/outputs.md, health).
+            "update_ms": self._update_ns.figures(),
+            "latency_ms": {
+                "frame_to_command_written": self._write_ns.figures(),
+                "frame_to_device_acknowledged": self._ack_ns.figures(),
+                "camera_pairing_error": self._pairing_ns.figures(),
+            },
+        }
+
+
+class MarkedWriter:
+    """``events.csv`` that also sends each event it writes as an LSL marker (``LSL = on``).
+
+    Events reach the file when they are committed (at the start of the next update, once the
+    dispatcher has filled in their times), so a marker leaves one frame after its event, with
+    the event's own time: LSL keeps a sample's time stamp, not its arrival.
+    """
+
+    def __init__(self, file: EventCsvWriter, markers: EventOutlet) -> None:
+        self.file = file
+        self.markers = markers
+
+    @property
+    def error(self) -> str | None:
+        """Why the file stopped early (a disk error), or None."""
+        return self.file.error
+
+    def write(self, events: Sequence[ExperimentEvent]) -> None:
+        """Append ``events`` to the file and send each as a marker (never blocks)."""
+        self.file.write(events)
+        for event in events:
+            self.markers.push(
+                marker_text(
+                    event.kind,
+                    event.name,
+                    event.detail,
+                    event.trial,
+                    event.camera,
+                    event.frame_index,
+                ),
+                marker_time_s(event),
+            )
+
+    def close(self) -> None:
+        """Close the file (the outlet belongs to the worker)."""
+        self.file.close()
+
+
+def marker_time_s(event: ExperimentEvent) -> float | None:
+    """Return the host time an event's marker carries; None: the moment it is sent.
+
+    An action's is when its command was written to the device (nearest to the stimulus);
+    others', the arrival of the frame that caused them.
+    """
+    if event.kind == "action" and event.written is not None:
+        return event.written
+    return event.host_timestamp
+
+
+def _open_devices(settings: dict[str, DeviceSettings]) -> dict[str, StimulationDevice]:
+    devices: dict[str, StimulationDevice] = {}
+    for name, device_settings in settings.items():
+        try:
+            device = device_settings.create()
+            device.open()
+        except (StimulationError, OSError, ValueError, ImportError) as error:
+            for opened in devices.values():
+                opened.close()
+            raise ExperimentStartError(
+                f"[Device {name}] (TYPE = {device_settings.type}): {error}"
+            ) from None
+        devices[name] = device
+    return devices
+
+
+def _start_latency_test(
+    devices: dict[str, StimulationDevice], spec: LatencyTestSpec
+) -> SerialStimulator:
+    """Start the board's latency test on ``spec.device``, which must be the stimulus board."""
+    board = devices[spec.device]
+    if not isinstance(board, SerialStimulator):
+        for device in devices.values():
+            device.close()
+        raise ExperimentStartError(
+            f"the latency test needs the stimulus board: [Device {spec.device}] must have "
+            "TYPE = serial (firmware/, docs/latency-test.md)"
+        )
+    record = board.start_latency_test(spec)
+    if not record.wait(ACK_WAIT_AT_STOP_S) or record.error is not None:
+        for device in devices.values():
+            device.close()
+        why = record.error or "no answer within 1 s"
+        raise ExperimentStartError(
+            f"[Device {spec.device}] did not start the latency test ({why}): it needs the "
+            "stimulus firmware 1.1 or later (make -C firmware flash)"
+        )
+    return board
+
+
+def _send(device: StimulationDevice, action: Action) -> ActionRecord:
+    """Issue ``action`` on ``device``; returns at once with the device's record."""
+    if action.command == "on":
+        return device.on(action.channel)
+    if action.command == "off":
+        return device.off(action.channel)
+    if action.command == "pulse":
+        assert action.duration_s is not None  # checked when the action was made
+        return device.pulse(action.channel, action.duration_s)
+    assert action.on_s is not None and action.off_s is not None  # checked when made
+    return device.pattern(action.channel, action.on_s, action.off_s, action.count or 0)
+
+
+STATUS_INTERVAL_NS = 100_000_000  # experiment status to the GUI at most 10 times a second
+
+
+class ExperimentSlot:
+    """The experiment the inference worker runs now (if any), and the summaries of those it ran.
+
+    Experiments are started and stopped by messages from the main process while analysis goes
+    on; the slot answers them and sends the experiment's status when the main process has taken
+    the last one (a credit, so a slow GUI never fills the pipe) and there is news.
+    """
+
+    def __init__(
+        self, control: Connection, session_dir: Path, markers: EventOutlet | None = None
+    ) -> None:
+        self.control = control
+        self.session_dir = session_dir
+        self.markers = markers  # every experiment's events also go out as LSL markers
+        self.run: ExperimentRun | None = None
+        self.summaries: list[dict[str, Any]] = []
+        self.status_wanted = True
+        self._next_status_ns = 0
+        self._last_actions = -1
+
+    def open(self, spec: ExperimentSpec | None, events_file: str) -> None:
+        """Open ``spec``'s experiment and devices (nothing when None); ExperimentStartError."""
+        if spec is not None:
+            self.run = ExperimentRun.open(
+                spec.name,
+                spec.devices,
+                self.session_dir,
+                events_file,
+                latency_test=spec.latency_test,
+                markers=self.markers,
+            )
+
+    def start(self, message: StartExperiment) -> None:
+        """Start an experiment while analysis runs; answer ExperimentStarted or ExperimentFailed."""
+        if self.run is not None:
+            name = self.run.experiment.name
+            self.control.send(ExperimentFailed(f"experiment {name!r} runs already"))
+            return
+        try:
+            self.open(message.spec, message.events_file)
+        except ExperimentStartError as error:
+            self.control.send(ExperimentFailed(str(error)))
+            return
+        self._last_actions = -1  # the first status goes out at once
+        self.control.send(ExperimentStarted(message.spec.name, message.events_file))
+
+    def finish(self) -> dict[str, Any] | None:
+        """Stop the running experiment (if any); keep and return its summary."""
+        run, self.run = self.run, None
+        if run is None:
+            return None
+        try:
+            run.stop()
+        except Exception:  # the pose files and the figures must still be reported
+            log.exception("the experiment did not stop cleanly")
+        self._send_last_status(run)
+        summary = run.summary()
+        self.summaries.append(summary)
+        return summary
+
+    def _send_last_status(self, run: ExperimentRun) -> None:
+        """Send the status after the stop, whatever the credit: the GUI's log gets the finish."""
+        try:
+            self.control.send(run.status())
+        except (OSError, ValueError):  # the main process is gone or its pipe closed
+            pass
+
+    def send_status(self) -> None:
+        """Send the experiment's status if the main process wants one and there is news."""
+        run = self.run
+        if run is None or not self.status_wanted:
+            return
+        now = host_now_ns()
+        if now < self._next_status_ns and run.actions == self._last_actions:
+            return  # an action is news at once (the live view flashes); otherwise 10 Hz
+        self.status_wanted = False
+        self._next_status_ns = now + STATUS_INTERVAL_NS
+        self._last_actions = run.actions
+        self.control.send(run.status())

@@ -1,0 +1,255 @@
+"""The loop's health: the deadline of every camera, its misses, stalls, and the verdict at the end.
+
+The inference worker judges every analysed frame against its camera's deadline
+(:mod:`core.deadline`); the main process follows the poses for stalls
+(:class:`live.session.watchdogs.AnalysisStallWatch`). :class:`SessionHealth` gathers both into
+``session.json``'s ``health`` section and, when the session ends, says what was wrong:
+
+- a camera whose misses exceed ``[Experiment] DEADLINE_MISS_TOLERANCE`` (and number at least
+  :data:`MIN_MISSES`): an error when an experiment ran (a late decision is a late stimulus), a
+  warning otherwise (nothing acted on the poses in time; the skipped frames are counted anyway);
+- a stall: an error, said when it ends (a warning with ``DEADLINE_MS = off``).
+
+Deadlines apply to live sessions only: a replay's frames come at the pace of the analysis.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from deeplabstream.core.deadline import STAGES
+from deeplabstream.live.session.analysis import Analysis
+from deeplabstream.live.session.cameras import CameraBranch
+from deeplabstream.live.session.watchdogs import AnalysisStall, AnalysisStallWatch
+from deeplabstream.settings.sections import ExperimentSettings
+
+log = logging.getLogger(__name__)
+
+#: Fewer misses than this never fail a session, whatever their share: a short session's one
+#: late frame (a machine's hiccup) says nothing about its loop.
+MIN_MISSES = 3
+
+STAGE_WORDS = {
+    "wait": "waiting for the worker (busy with the previous frame)",
+    "transport": "transport (the frame reaching the model)",
+    "inference": "inference",
+    "experiment": "the experiment's update",
+    "output": "the output (the device's command)",
+}
+
+
+@dataclass(frozen=True)
+class HealthNews:
+    """Something about the loop's health the user must hear (``level``: a logging level)."""
+
+    level: int
+    text: str
+    camera: str | None = None
+
+
+class SessionHealth:
+    """A session's deadline, stall watch and verdict.
+
+    Parameters
+    ----------
+    settings
+        ``[Experiment]``: ``DEADLINE_MS`` and ``DEADLINE_MISS_TOLERANCE``.
+    live
+        False for a replay (``PACING = free`` or ``lockstep``): no deadline, no stall watch.
+    """
+
+    def __init__(self, settings: ExperimentSettings, live: bool) -> None:
+        self.settings = settings
+        self.live = live
+        self.stalls = AnalysisStallWatch()
+        self.problems: list[str] = []  # the verdict's texts (errors and warnings)
+        self.verdict = "ok"
+
+    @property
+    def deadline_on(self) -> bool:
+        """Whether frames are judged against a deadline (a live session, not ``off``)."""
+        return self.live and self.settings.deadline_ms != "off"
+
+    def deadline_ns(self, nominal_fps: float | None) -> int | None:
+        """Return the deadline of a camera at ``nominal_fps`` (ns); None when there is none."""
+        return self.settings.deadline_ns(nominal_fps) if self.live else None
+
+    def watch(self, analysis: Analysis, branches: list[CameraBranch]) -> None:
+        """Follow a new analysis: its poses feed the stall watch (live sessions)."""
+        if not self.live:
+            return
+        for branch in branches:
+            if branch.name in analysis.deadlines:
+                self.stalls.watch(
+                    branch.name,
+                    branch.opened.nominal_fps if branch.opened else None,
+                    analysis.deadlines[branch.name],
+                    self.stalls.first_index(branch),
+                )
+        analysis.pose_listeners.append(self.stalls.on_pose)
+
+    def check(self, branches: list[CameraBranch]) -> list[HealthNews]:
+        """Return the stalls that began (a warning) or ended (an error) since the last look."""
+        began, ended = self.stalls.check(branches)
+        news = [HealthNews(logging.WARNING, text) for text in began]
+        return news + [self._stall_news(stall) for stall in ended]
+
+    def end_analysis(self, branches: list[CameraBranch]) -> list[HealthNews]:
+        """End the watch of a stopped analysis; return the stall still going on, if any."""
+        return [self._stall_news(stall) for stall in self.stalls.close(branches)]
+
+    def stalled_s(self, camera: str) -> float | None:
+        """Return how long the camera's analysis has been stalled; None when it is not."""
+        return self.stalls.stalled_s(camera)
+
+    def _stall_news(self, stall: AnalysisStall) -> HealthNews:
+        level = logging.ERROR if self.deadline_on else logging.WARNING
+        return HealthNews(level, stall.text(), stall.camera)
+
+    # -- session.json ------------------------------------------------------------------------
+
+    def section(
+        self,
+        analyses: list[Analysis],
+        experiments: list[dict[str, Any]],
+        session_start_ns: int,
+    ) -> dict[str, Any]:
+        """Return ``session.json``'s ``health``: every analysis and experiment of the session."""
+        return {
+            "deadline": {
+                "setting": self.settings.deadline_ms,
+                "applies": self.deadline_on,
+                "miss_tolerance_percent": self.settings.deadline_miss_tolerance,
+                "judged": "frame -> command on frames with an action, else frame -> decision "
+                "with an experiment, else frame -> pose ready",
+            },
+            "cameras": camera_health(analyses),
+            "experiments": [
+                {
+                    "name": summary.get("name"),
+                    "events_file": summary.get("events_file"),
+                    "update_ms": summary.get("update_ms"),
+                }
+                for summary in experiments
+            ],
+            "stalls": self.stalls.figures(session_start_ns),
+            "verdict": self.verdict,
+            "problems": list(self.problems),
+        }
+
+    def judge(
+        self, analyses: list[Analysis], experiments: list[dict[str, Any]]
+    ) -> list[HealthNews]:
+        """Decide, at the session's end, whether its loop kept its deadline; say what was not.
+
+        Returns one error (an experiment ran) or warning (pose estimation alone) per camera
+        above the tolerance; stalls were said as they ended.
+        """
+        news = []
+        closed_loop = bool(experiments)
+        for camera, figures in camera_health(analyses).items():
+            text = self._late_text(camera, figures, experiments)
+            if text is not None:
+                level = logging.ERROR if closed_loop else logging.WARNING
+                if not closed_loop:
+                    text += " (no experiment ran: a warning)"
+                news.append(HealthNews(level, text, camera))
+        if self.stalls.count:
+            news_level = logging.ERROR if self.deadline_on else logging.WARNING
+            self._add_problem(news_level, self.stalls_text())
+        for item in news:
+            self._add_problem(item.level, item.text)
+        return news
+
+    def stalls_text(self) -> str:
+        """Say the stalls in one line."""
+        watch = self.stalls
+        return (
+            f"analysis stalled {watch.count} time(s), the longest {watch.longest_s:.1f} s; "
+            f"{watch.frames_not_analysed} frame(s) not analysed meanwhile"
+        )
+
+    def _add_problem(self, level: int, text: str) -> None:
+        self.problems.append(text)
+        if level >= logging.ERROR:
+            self.verdict = "error"
+        elif self.verdict == "ok":
+            self.verdict = "warning"
+
+    def _late_text(
+        self, camera: str, figures: dict[str, Any], experiments: list[dict[str, Any]]
+    ) -> str | None:
+        """Return the text of a camera above the tolerance; None when it kept its deadline."""
+        checked, misses = figures["frames_checked"], figures["misses"]
+        tolerance = self.settings.deadline_miss_tolerance
+        if not self.deadline_on or misses < MIN_MISSES or misses <= tolerance / 100 * checked:
+            return None
+        by_stage: dict[str, int] = figures["misses_by_stage"]
+        stage = max(by_stage, key=lambda name: by_stage[name])
+        return (
+            f"camera {camera!r}: {misses} of {checked} analysed frames "
+            f"({100 * misses / checked:.1f} %) missed the {figures['deadline_ms']:.1f} ms deadline "
+            f"(tolerance {tolerance:g} %), {by_stage[stage]} of them in "
+            f"{STAGE_WORDS[stage]}{_stage_figure(stage, figures, experiments)}. Set [Experiment] "
+            "DEADLINE_MS to what the experiment allows, or make that stage faster "
+            "(docs/performance.md)"
+        )
+
+
+def camera_health(analyses: list[Analysis]) -> dict[str, dict[str, Any]]:
+    """Return each camera's deadline figures, summed over the session's analyses.
+
+    A finished analysis gives its worker's figures; a running one what its poses said so far.
+    ``end_to_end_ms`` (frame -> the end the deadline judges) is the latest analysis's.
+    """
+    cameras: dict[str, dict[str, Any]] = {}
+    for analysis in analyses:
+        finished = analysis.finished.cameras if analysis.finished is not None else None
+        for name in analysis.live_deadline:
+            entry = cameras.setdefault(
+                name,
+                {
+                    "deadline_ms": None,
+                    "frames_checked": 0,
+                    "misses": 0,
+                    "miss_percent": 0.0,
+                    "misses_by_stage": dict.fromkeys(STAGES, 0),
+                    "end_to_end_ms": None,
+                },
+            )
+            deadline_ns = analysis.deadlines.get(name)
+            entry["deadline_ms"] = None if deadline_ns is None else round(deadline_ns / 1e6, 3)
+            own = (finished or {}).get(name, {}).get("deadline")
+            if own is not None:
+                checked, misses = own["frames_checked"], own["misses"]
+                by_stage = own["misses_by_stage"]
+                entry["end_to_end_ms"] = own.get("end_to_end_ms")
+            else:
+                live = analysis.live_deadline[name]
+                checked, misses = live.checked, live.misses
+                by_stage = dict(zip(STAGES, live.by_stage, strict=True))
+            entry["frames_checked"] += checked
+            entry["misses"] += misses
+            for stage in STAGES:
+                entry["misses_by_stage"][stage] += int(by_stage.get(stage, 0))
+    for entry in cameras.values():
+        checked = entry["frames_checked"]
+        entry["miss_percent"] = round(100 * entry["misses"] / checked, 3) if checked else 0.0
+    return cameras
+
+
+def _stage_figure(stage: str, figures: dict[str, Any], experiments: list[dict[str, Any]]) -> str:
+    """Return the figure that shows the blamed stage's time (``; ...``), or nothing."""
+    if stage == "experiment":
+        slowest = [e["update_ms"] for e in experiments if e.get("update_ms")]
+        if slowest:
+            worst = max(slowest, key=lambda update: update["p99"])
+            return f"; its update took {_p50_p99_max(worst)}"
+    end = figures.get("end_to_end_ms")
+    return f"; frame -> end of the loop {_p50_p99_max(end)}" if end else ""
+
+
+def _p50_p99_max(figures: dict[str, float]) -> str:
+    return f"p50 {figures['p50']:.1f} / p99 {figures['p99']:.1f} / max {figures['max']:.1f} ms"

@@ -1,0 +1,53 @@
+"""``session.json``: what the session writes about itself while it runs and when it ends."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from deeplabstream.outputs.folder import recover_interrupted_sessions
+from deeplabstream.settings.sections import Settings
+from deeplabstream.transport.ring import remove_stale_rings
+
+log = logging.getLogger(__name__)
+
+#: session.json is rewritten (atomically) this often while the session runs, so that a session
+#: killed hard still says how far it got.
+SESSION_JSON_PERIOD_S = 2.0
+
+
+def clean_up_after_killed_sessions(output_dir: Path) -> dict[str, Any]:
+    """Remove the shared memory of dead sessions; mark their session folders ``interrupted``."""
+    rings = remove_stale_rings()
+    if rings:
+        megabytes = sum(ring.nbytes for ring in rings) / 2**20
+        owners = sorted({ring.owner_pid for ring in rings})
+        log.warning(
+            "removed %d shared-memory ring(s) (%.0f MB) left in /dev/shm by killed session(s) "
+            "(process ids %s)",
+            len(rings),
+            megabytes,
+            ", ".join(map(str, owners)),
+        )
+    sessions = recover_interrupted_sessions(output_dir)
+    for folder in sessions:
+        log.warning("session %s was interrupted (killed); marked so in its session.json", folder)
+    return {
+        "stale_rings_removed": [ring.name for ring in rings],
+        "stale_ring_bytes": sum(ring.nbytes for ring in rings),
+        "interrupted_sessions_marked": [str(folder) for folder in sessions],
+    }
+
+
+def is_live(settings: Settings) -> bool:
+    """Return False when a camera delivers frames as fast as they are taken (a replayed video)."""
+    return not any(
+        getattr(camera.options, "pacing", "realtime") in ("free", "lockstep")
+        for camera in settings.cameras
+    )
+
+
+def run_label(run: int) -> str:
+    """Return what goes into the file names of a session's ``run``-th analysis or experiment."""
+    return "" if run == 1 else f".run{run}"

@@ -1,0 +1,140 @@
+"""The recordings of a session: recorder processes, and the accounting of what they wrote.
+
+Every frame captured while recording is in the files or counted lost: recorded + lost =
+captured while the recording was on, even when a recorder dies or its disk fills.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import shutil
+from multiprocessing.connection import Connection
+from multiprocessing.context import SpawnContext
+from pathlib import Path
+
+from deeplabstream.core.logs import LogTarget
+from deeplabstream.core.priority import ProcessPriority
+from deeplabstream.live.processes.messages import RecorderFinished
+from deeplabstream.live.processes.recorder import RecorderJob, RecorderProcess
+from deeplabstream.live.session.cameras import CameraBranch
+from deeplabstream.outputs.frames_table import repair_frames_table
+from deeplabstream.outputs.video import count_decodable_frames
+from deeplabstream.settings.sections import RecordingSettings
+from deeplabstream.transport.ring import Channel
+
+log = logging.getLogger(__name__)
+
+RECORDER_STOP_TIMEOUT_S = 120.0  # a recorder may have a ring's worth of frames to encode
+_GB = 1e9
+
+
+class RecordingError(RuntimeError):
+    """Recording cannot start (not enough disk space, stream not running)."""
+
+
+def spawn_recorder(
+    context: SpawnContext,
+    branch: CameraBranch,
+    session_dir: Path,
+    settings: RecordingSettings,
+    log_level: int,
+    priority: ProcessPriority | None,
+) -> RecorderProcess:
+    """Start a recorder process on the camera's RECORD channel."""
+    assert branch.ring is not None and branch.opened is not None
+    ring, nominal_fps = branch.ring.spec, branch.opened.nominal_fps
+
+    def job_for(control: Connection) -> RecorderJob:
+        return RecorderJob(
+            camera_id=branch.camera_id,
+            camera_name=branch.name,
+            ring=ring,
+            channel=branch.channel_ends[Channel.RECORD],
+            control=control,
+            session_dir=session_dir,
+            settings=settings,
+            nominal_fps=nominal_fps,
+            log_target=LogTarget(log_level),
+            priority=priority,
+        )
+
+    recorder = RecorderProcess.start(context, job_for, f"recorder:{branch.name}")
+    branch.recorder_pids[recorder.process.name] = recorder.process.pid
+    return recorder
+
+
+def account_recording(
+    branch: CameraBranch, recorder: RecorderProcess, session_dir: Path | None
+) -> None:
+    """Make the recording's figures hold: recorded + lost = captured while it was on.
+
+    A recording that failed (its recorder died, its disk filled) stops recording but the
+    camera goes on: every frame captured after the failure, until recording was stopped,
+    is lost and counted so. Its files are checked: the frames that decode are the frames
+    recorded, and the frames table is cut to them.
+    """
+    message = recorder.finished
+    entry = branch.recorder_entry
+    if message is None or entry is None or message.first_seq < 0:
+        return
+    failed = message.error is not None
+    end_seq = message.last_seq
+    if failed and branch.ring is not None and branch.ring.header is not None:
+        end_seq = int(branch.ring.header["write_seq"]) - 1
+    recorded = message.frames_recorded
+    if failed and session_dir is not None and message.video_file:
+        recorded = verify_recording(session_dir, message)
+    expected = end_seq - message.first_seq + 1
+    lost = max(message.frames_lost, expected - recorded)
+    if (recorded, lost) != (message.frames_recorded, message.frames_lost):
+        log.warning(
+            "camera %r: the recording holds %d frame(s); %d captured while it was on are "
+            "counted lost",
+            branch.name,
+            recorded,
+            lost,
+        )
+    branch.recordings[entry] = dataclasses.replace(
+        message, frames_recorded=recorded, frames_lost=lost, last_seq=end_seq
+    )
+
+
+def recording_losses(branches: list[CameraBranch]) -> list[str]:
+    """Return an error for each camera with frames captured while recording but not in the files."""
+    errors = []
+    for branch in branches:
+        lost = sum(r.frames_lost for r in branch.recordings)
+        if lost:
+            recorded = sum(r.frames_recorded for r in branch.recordings)
+            errors.append(
+                f"camera {branch.name!r}: {lost} of {lost + recorded} frames captured while "
+                "recording are not in the recording (see frames_lost_in_recording)"
+            )
+    return errors
+
+
+def check_free_space(session_dir: Path, settings: RecordingSettings) -> None:
+    """Raise RecordingError when the disk has less than ``[Recording] MIN_FREE_SPACE`` free."""
+    free = shutil.disk_usage(session_dir).free / _GB
+    needed = settings.min_free_space
+    if free < needed:
+        raise RecordingError(
+            f"only {free:.2f} GB free on the disk of {session_dir}; [Recording] "
+            f"MIN_FREE_SPACE is {needed:g} GB. Free some space or choose another "
+            "[Output] DIRECTORY / --output-dir."
+        )
+
+
+def verify_recording(session_dir: Path, message: RecorderFinished) -> int:
+    """Return the frames of a failed recording that decode; cut its frames table to them."""
+    decodable = count_decodable_frames(session_dir / message.video_file)
+    table = session_dir / message.frames_table
+    if not table.exists():
+        return decodable
+    kept = repair_frames_table(table, decodable)
+    if kept < decodable:  # the table lost rows the video holds: those frames have no times
+        log.warning(
+            "%s: %d frame(s) have no row; counted lost", message.video_file, decodable - kept
+        )
+    return kept

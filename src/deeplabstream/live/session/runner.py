@@ -1,0 +1,169 @@
+"""Run a stream until something says stop: Ctrl-C, a frame or time limit, the sources ending.
+
+Shared by the headless loop and the preview window so both stop for the same reasons and report
+the same figures.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import FrameType
+from typing import TextIO
+
+from deeplabstream.live.session.live import LiveSession, SessionEvent
+
+log = logging.getLogger(__name__)
+
+STATUS_INTERVAL_S = 1.0
+
+
+@dataclass(frozen=True)
+class CameraFigures:
+    """One camera's live figures over the last status interval (what the CLI and GUI show)."""
+
+    name: str
+    capture_fps: float
+    captured: int
+    recorded: int
+    dropped: int  # camera gaps plus frames the recorder could not take
+    analysed_fps: float | None  # None while no analysis runs
+    skipped: int
+    latency_ms: tuple[float, float] | None  # frame-to-pose p50, p99 over the recent poses
+    record_lost: int = 0  # of ``dropped``: frames the recorder could not take
+    analysed: int = 0  # frames analysed so far
+    late: int = 0  # analysed frames that missed the deadline so far (live/session/health.py)
+    stalled_s: float | None = None  # how long its analysis has been stalled; None: it is not
+    # frame -> decision or command p50, p99 over the recent poses; None without an experiment
+    loop_latency_ms: tuple[float, float] | None = None
+
+
+class SessionRunner:
+    """Drive :meth:`LiveSession.service` and decide when the run is over."""
+
+    def __init__(
+        self,
+        stream: LiveSession,
+        *,
+        duration_s: float | None = None,
+        status_out: TextIO | None = sys.stdout,
+        on_event: Callable[[SessionEvent], None] | None = None,
+    ) -> None:
+        self.stream = stream
+        self.duration_s = duration_s
+        self.status_out = status_out
+        self.on_event = on_event
+        self.stop_reason: str | None = None
+        self._started = 0.0  # set at the first tick: the duration counts streaming time only
+        self._next_status = 0.0
+        self._previous: dict[str, tuple[float, int, int]] = {}  # time, captured, analysed
+        self.last_status: list[str] = []
+        self.last_figures: list[CameraFigures] = []
+
+    def request_stop(self, reason: str) -> None:
+        """Ask the run to end at the next tick (callable from a signal handler)."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
+
+    def tick(self, timeout: float) -> bool:
+        """Service the stream for up to ``timeout`` s; False once the run should end."""
+        if not self._started:
+            self._started = time.monotonic()
+            self._next_status = self._started + STATUS_INTERVAL_S
+        if self.stop_reason is None:
+            for event in self.stream.service(timeout):
+                self._say(event)
+        if self.duration_s is not None and time.monotonic() - self._started >= self.duration_s:
+            self.request_stop(f"duration of {self.duration_s:g} s reached")
+        if self.stream.all_ended:
+            self.request_stop(f"every camera has ended ({self.stream.end_summary()})")
+        if time.monotonic() >= self._next_status:
+            self._next_status += STATUS_INTERVAL_S
+            self._print_status()
+        return self.stop_reason is None
+
+    def run_headless(self) -> None:
+        """Block until the run should end."""
+        while self.tick(0.25):
+            pass
+
+    def camera_figures(self) -> list[CameraFigures]:
+        """Every camera's figures since the previous call (rates over that interval)."""
+        figures = []
+        now = time.monotonic()
+        analysing = self.stream.analysis is not None
+        for name, stats in self.stream.camera_stats().items():
+            captured, analysed = stats["captured"], stats.get("analysed", 0)
+            then, captured_before, analysed_before = self._previous.get(
+                name, (self._started or now, 0, 0)
+            )
+            interval = max(now - then, 1e-9)
+            self._previous[name] = (now, captured, analysed)
+            figures.append(
+                CameraFigures(
+                    name=name,
+                    capture_fps=(captured - captured_before) / interval,
+                    captured=captured,
+                    recorded=stats.get("recorded", 0),
+                    dropped=stats["camera_gaps"] + stats.get("record_lost", 0),
+                    analysed_fps=(analysed - analysed_before) / interval if analysing else None,
+                    skipped=stats.get("analysis_skipped", 0),
+                    latency_ms=stats.get("latency_ms"),
+                    record_lost=stats.get("record_lost", 0),
+                    analysed=analysed,
+                    late=stats.get("late", 0),
+                    stalled_s=stats.get("stalled_s"),
+                    loop_latency_ms=stats.get("loop_latency_ms"),
+                )
+            )
+        return figures
+
+    def status_lines(self) -> list[str]:
+        """One line per camera: rate over the last interval, totals, drops."""
+        self.last_figures = self.camera_figures()
+        return [self._line(figures) for figures in self.last_figures]
+
+    def _line(self, figures: CameraFigures) -> str:
+        text = f"{figures.name}: {figures.capture_fps:6.1f} fps, {figures.captured} frames"
+        if self.stream.recording or figures.recorded:
+            text += f", recorded {figures.recorded}"
+        text += f", dropped {figures.dropped}"
+        if figures.analysed_fps is not None:
+            text += f"; analysed {figures.analysed_fps:5.1f} fps, skipped {figures.skipped}"
+            if figures.stalled_s is not None:  # never the last figures of a loop that stopped
+                text += f", ANALYSIS STALLED for {figures.stalled_s:.1f} s"
+            elif figures.latency_ms:
+                p50, p99 = figures.latency_ms
+                text += f", latency p50 {p50:.1f} / p99 {p99:.1f} ms"
+                if figures.loop_latency_ms:
+                    p50, p99 = figures.loop_latency_ms
+                    text += f", to decision p50 {p50:.1f} / p99 {p99:.1f} ms"
+            if figures.late:
+                text += f", late {figures.late}"
+        return text
+
+    def _print_status(self) -> None:
+        self.last_status = self.status_lines()
+        if self.status_out is not None:
+            print("  |  ".join(self.last_status), file=self.status_out, flush=True)
+
+    def _say(self, event: SessionEvent) -> None:
+        if self.on_event is not None:
+            self.on_event(event)
+        if self.status_out is not None and event.level >= logging.WARNING:
+            print(event.message, file=self.status_out, flush=True)
+
+
+def install_stop_signals(on_stop: Callable[[str], None]) -> None:
+    """Turn SIGINT (Ctrl-C) and SIGTERM into an orderly stop instead of an exception."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+        on_stop(f"{name} received")
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)

@@ -1,0 +1,221 @@
+"""Offline replay: run recorded videos through the live pipeline, as if each were the camera.
+
+    python utils/VideoAnalyzer.py VIDEO_OR_FOLDER... [--settings PATH] [--model PATH]
+        [--experiment NAME | --no-experiment] [--fast | --realtime] [--annotated-video]
+        [--output-dir DIR] [--show] [--jobs N | --ray [ADDRESS]]
+
+``--fast`` (the default) analyses every frame as fast as the machine allows; ``--realtime`` plays
+each video at its own rate and analyses the newest frame, as live (the frames it skips are those
+live would skip). Every video gets the session folder a live run makes (pose CSV and parquet,
+``events.csv``, ``session.json``), named after the video, and with ``--annotated-video`` a copy of
+the video with the keypoints drawn. A broken file fails alone; the batch goes on and the report
+at the end names it. Exit codes: 0 every video done, 1 some video failed (a broken or truncated
+file included), 2 bad command line or settings, 130 / 143 stopped by Ctrl-C / SIGTERM (the running
+replays stop cleanly and keep their files; every process of the batch ends with the main one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from deeplabstream.app.arguments import positive_int
+from deeplabstream.offline.replay.job import ReplayOptions, ReplayResult
+from deeplabstream.offline.replay.progress import failure_reason
+from deeplabstream.offline.replay.videos import find_videos
+
+if TYPE_CHECKING:
+    from deeplabstream.settings.sections import Settings
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED = 128  # + the signal's number (130: Ctrl-C, 143: SIGTERM), as a shell says
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the command-line parser."""
+    parser = argparse.ArgumentParser(
+        description="Replay videos through the live pipeline (pose, experiment), one session "
+        "folder per video.",
+    )
+    parser.add_argument(
+        "videos", nargs="+", type=Path, metavar="VIDEO", help="video files or folders of videos"
+    )
+    parser.add_argument(
+        "--settings",
+        type=Path,
+        help="settings file whose [Pose], [Experiment] and [Device ...] sections are used "
+        "(default: the project's settings.ini); its cameras are replaced by the videos",
+    )
+    parser.add_argument(
+        "--model", type=Path, help="pose model folder or file (overrides [Pose] MODEL_PATH)"
+    )
+    experiment = parser.add_mutually_exclusive_group()
+    experiment.add_argument(
+        "--experiment", help="experiment name or file (overrides [Experiment] NAME)"
+    )
+    experiment.add_argument(
+        "--no-experiment", action="store_true", help="pose estimation only, no experiment"
+    )
+    pace = parser.add_mutually_exclusive_group()
+    pace.add_argument(
+        "--fast",
+        dest="mode",
+        action="store_const",
+        const="fast",
+        help="analyse every frame, as fast as the machine allows (default)",
+    )
+    pace.add_argument(
+        "--realtime",
+        dest="mode",
+        action="store_const",
+        const="realtime",
+        help="play at the video's rate and analyse the newest frame, as live",
+    )
+    parser.set_defaults(mode="fast")
+    parser.add_argument(
+        "--annotated-video",
+        action="store_true",
+        help="also write <video>.annotated.mp4 with the keypoints drawn",
+    )
+    parser.add_argument("--output-dir", type=Path, help="folder for the session folders")
+    parser.add_argument("--show", action="store_true", help="show the live view while it runs")
+    parser.add_argument(
+        "--log-devices",
+        action="store_true",
+        help="replace every [Device] by a log-only device (a dry run: no hardware is driven)",
+    )
+    scale = parser.add_mutually_exclusive_group()
+    scale.add_argument(
+        "--jobs", type=positive_int, default=1, help="videos replayed at once (default 1)"
+    )
+    scale.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        metavar="ADDRESS",
+        help="run the batch on Ray, one task per video: a local Ray cluster, or the cluster at "
+        "ADDRESS",
+    )
+    parser.add_argument(
+        "--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+    )
+    return parser
+
+
+def options_from(args: argparse.Namespace) -> ReplayOptions:
+    """Return the replay options the command line asks for (paths absolute for other processes)."""
+    return ReplayOptions(
+        settings_file=args.settings.expanduser().resolve() if args.settings else None,
+        mode=args.mode,
+        model=args.model.expanduser().resolve() if args.model else None,
+        experiment=not args.no_experiment,
+        experiment_name=args.experiment,
+        annotated_video=args.annotated_video,
+        output_dir=args.output_dir.expanduser().resolve() if args.output_dir else None,
+        show=args.show,
+        log_devices=args.log_devices,
+        log_level=getattr(logging, args.log_level),
+    )
+
+
+def check_inputs(options: ReplayOptions) -> list[str]:
+    """Problems that would fail every video (settings, model): found before anything starts."""
+    from deeplabstream.settings import SettingsError, load_settings
+
+    try:
+        settings = load_settings(options.settings_file)
+    except SettingsError as error:
+        return [str(error)]
+    if options.model is not None and not options.model.exists():
+        return [f"{options.model}: model not found (--model); name a model folder or file"]
+    return _keypoint_problems(settings, options) if options.experiment else []
+
+
+def _keypoint_problems(settings: Settings, options: ReplayOptions) -> list[str]:
+    """Return the keypoints the experiment reads that the model lacks (every video would fail)."""
+    from deeplabstream.live.session.preflight import experiment_keypoint_problems
+
+    # A replay's one camera is the video, analysed by [Pose] MODEL_PATH (or --model).
+    pose = settings.pose
+    if options.model is not None:
+        pose = replace(pose, model_path=options.model)
+    experiment, where = settings.experiment, f"[Experiment] NAME in {settings.source_file}"
+    if options.experiment_name is not None:
+        experiment, where = replace(experiment, name=options.experiment_name), "--experiment"
+    replayed = replace(settings, cameras=(), pose=pose, experiment=experiment)
+    return experiment_keypoint_problems(replayed, where)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command; return the exit code."""
+    args = build_parser().parse_args(argv)
+    options = options_from(args)
+    problems = check_inputs(options)
+    if problems:
+        print("\n".join(problems), file=sys.stderr)
+        return EXIT_USAGE
+    videos, missing = find_videos(args.videos)
+    if not videos:
+        print("\n".join(missing or ["no video given"]), file=sys.stderr)
+        return EXIT_USAGE
+    from deeplabstream.offline.replay.batch import BatchStop, run_local, run_ray
+    from deeplabstream.offline.replay.progress import ProgressView
+    from deeplabstream.offline.replay.videos import ReplayError
+
+    view = ProgressView(videos)
+    stop = BatchStop()
+    try:
+        if args.ray is not None:
+            results = run_ray(videos, options, view, args.ray or None)
+        else:
+            results = run_local(videos, options, view, args.jobs, stop)
+    except ReplayError as error:
+        print(error, file=sys.stderr)
+        return EXIT_USAGE
+    print_report(results, missing, options)
+    if stop.signum is not None:
+        return interrupted(stop.signum, results)
+    failed = bool(missing) or any(not r.ok for r in results)
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def interrupted(signum: int, results: list[ReplayResult]) -> int:
+    """Say that the batch was stopped by a signal; the exit code of a run ended by it."""
+    name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+    started = [r for r in results if r.session_dir is not None]
+    print(
+        f"Interrupted by {name}: the batch was stopped; {len(started)} replay(s) stopped with "
+        f"their files kept, {len(results) - len(started)} not replayed.",
+        file=sys.stderr,
+    )
+    return EXIT_INTERRUPTED + signum
+
+
+def print_report(results: list[ReplayResult], missing: list[str], options: ReplayOptions) -> None:
+    """Report the batch's end: how many videos were replayed, and every failure with its reason."""
+    done = [r for r in results if r.ok]
+    failures = [failure_reason(r) for r in results if not r.ok] + missing
+    print(
+        f"\nReplayed {len(done)} of {len(results) + len(missing)} video(s) ({options.mode})"
+        + (f"; {len(failures)} failed:" if failures else ".")
+    )
+    for failure in failures:
+        print(f"  - {failure}")
+    for result in done:
+        print(f"  {result.video.name}: {result.session_dir}")
+    for warning in (w for result in results for w in result.warnings):
+        print(f"  warning: {warning}")
+
+
+def run() -> None:
+    """Run as the console script: exit with :func:`main`'s code."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,401 @@
+"""Replay one video through the live pipeline: the video is the camera, the rest is unchanged.
+
+:func:`replay_video` builds the settings (the settings file's ``[Pose]``, ``[Experiment]`` and
+``[Device ...]`` sections; its cameras replaced by one ``video`` camera playing the file), runs
+:class:`live.session.live.LiveSession` with pose estimation (and the experiment) exactly as
+``DeepLabStream.py`` does, and leaves the same session folder, renamed after the video. Two modes:
+
+- ``fast``: ``PACING = lockstep``: the capture process publishes the next frame only once pose
+  estimation has taken the previous one, so every frame is analysed, as fast as the machine allows.
+- ``realtime``: ``PACING = native``: frames go out at the video's own rate and pose estimation
+  takes the newest one, as live; the frames it skips are the frames live would skip.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from deeplabstream.app.display.screen import has_display
+from deeplabstream.core.control import StopRequested
+from deeplabstream.core.device_lock import DeviceBusyError
+from deeplabstream.core.lifetime import parent_alive
+from deeplabstream.core.logs import add_log_file
+from deeplabstream.hardware.cameras.base import CameraError
+from deeplabstream.hardware.cameras.video import VideoSettings
+from deeplabstream.live.session.analysis import PoseError
+from deeplabstream.live.session.device_locks import lock_session_devices
+from deeplabstream.live.session.live import LiveSession
+from deeplabstream.live.session.runner import SessionRunner, install_stop_signals
+from deeplabstream.offline.replay.job import Progress, ProgressSink, ReplayOptions, ReplayResult
+from deeplabstream.offline.replay.videos import ReplayError, VideoInfo, camera_name_for, probe_video
+from deeplabstream.outputs.folder import SESSION_JSON, SESSION_LOG, write_json_atomic
+from deeplabstream.settings import load_settings
+from deeplabstream.settings.sections import CameraSettings, DeviceSettings, Settings
+
+log = logging.getLogger(__name__)
+
+REPORT_INTERVAL_S = 0.25
+END_OF_VIDEO = "end of source"  # the capture process's word for it (session.json "end")
+
+
+def replay_settings(base: Settings, video: Path, options: ReplayOptions) -> Settings:
+    """Return ``base`` with one ``video`` camera playing ``video`` instead of its cameras."""
+    camera = CameraSettings(
+        name=camera_name_for(video),
+        source="video",
+        options=VideoSettings(
+            path=video, pacing="lockstep" if options.mode == "fast" else "native", loop=False
+        ),
+    )
+    settings = dataclasses.replace(base, cameras=(camera,))
+    if options.model is not None:
+        pose = dataclasses.replace(settings.pose, model_path=options.model)
+        settings = dataclasses.replace(settings, pose=pose)
+    if options.experiment_name is not None:
+        experiment = dataclasses.replace(settings.experiment, name=options.experiment_name)
+        settings = dataclasses.replace(settings, experiment=experiment)
+    if options.log_devices:
+        devices = {name: DeviceSettings(type="log") for name in settings.devices}
+        settings = dataclasses.replace(settings, devices=devices)
+    return settings
+
+
+def replay_video(
+    video: Path, options: ReplayOptions, progress: ProgressSink | None = None
+) -> ReplayResult:
+    """Replay ``video``; never raises for a bad video or settings: the result says what failed."""
+    began = time.monotonic()
+    report = progress or (lambda _update: None)
+    report(Progress(video, "starting", 0, None))
+    try:
+        info = probe_video(video)
+        settings = replay_settings(load_settings(options.settings_file), video, options)
+    except (ReplayError, ValueError) as error:  # SettingsError is a ValueError
+        return ReplayResult(video, False, errors=(str(error),), elapsed_s=time.monotonic() - began)
+    return _run(video, info, settings, options, report, began)
+
+
+def _run(
+    video: Path,
+    info: VideoInfo,
+    settings: Settings,
+    options: ReplayOptions,
+    report: ProgressSink,
+    began: float,
+) -> ReplayResult:
+    output_dir = options.output_dir or settings.output.directory
+    try:  # a video takes no lock; the experiment's real devices (without --log-devices) do
+        locks = lock_session_devices(settings, devices=options.experiment)
+    except DeviceBusyError as error:
+        return ReplayResult(video, False, errors=(str(error),), elapsed_s=time.monotonic() - began)
+    stream = LiveSession(settings, output_dir=output_dir, log_level=options.log_level)
+    runner = _ReplayRunner(stream, video, info.frames, report)
+    _install_signals(runner.request_stop)
+    errors: list[str] = []
+    interrupted = False
+    try:
+        # A stop (the batch stopped: SIGTERM, Ctrl-C) ends the waits for the camera and model.
+        stream.open(stop_requested=lambda: runner.stop_reason)
+        stream.start_analysis(
+            experiment=options.experiment, stop_requested=lambda: runner.stop_reason
+        )
+        stream.start()
+        if options.show and has_display():
+            from deeplabstream.app.gui.preview import run_preview
+
+            run_preview(stream, runner)
+        else:
+            runner.run_headless()
+    except StopRequested as stop:  # a stop, not a failure: nothing streamed yet
+        errors.append(f"not replayed: {stop.reason} before its stream started")
+        interrupted = True
+    except (CameraError, PoseError, OSError, MemoryError) as error:
+        errors.append(str(error))
+        if stream.session_dir is not None:
+            stream.report_error(str(error))
+    finally:
+        stream.stop(runner.stop_reason or "stop requested")
+        locks.release()
+    errors += [e for e in stream.errors if e not in errors]
+    if interrupted:  # nothing streamed: the folder goes, as a preview's does in the app
+        stream.discard_preview()
+    if stream.session_dir is None:  # nothing started: the camera or the folder failed
+        return ReplayResult(video, False, errors=tuple(errors), elapsed_s=time.monotonic() - began)
+    _detach_session_log(stream.session_dir)
+    session_dir = _rename_session(stream.session_dir, camera_name_for(video))
+    if session_dir != stream.session_dir:
+        _log_final_folder(stream.session_dir, session_dir)
+    return _finish(video, info, settings, options, session_dir, runner, errors, report, began)
+
+
+def _finish(
+    video: Path,
+    info: VideoInfo,
+    settings: Settings,
+    options: ReplayOptions,
+    session_dir: Path,
+    runner: _ReplayRunner,
+    errors: list[str],
+    report: ProgressSink,
+    began: float,
+) -> ReplayResult:
+    """Read the session's figures, render the annotated video, note the replay in session.json."""
+    session = json.loads((session_dir / SESSION_JSON).read_text(encoding="utf-8"))
+    camera = camera_name_for(video)
+    captured = session["cameras"][camera]["frames_captured"]
+    pose = ((session.get("pose") or {}).get("cameras") or {}).get(camera) or {}
+    annotated = None
+    if options.annotated_video and (session_dir / f"{camera}.pose.csv").is_file():
+        annotated = _annotate(video, info, settings, session_dir, camera, errors, report)
+    entry = session["cameras"][camera]
+    if entry["status"] == "ended" and entry["end"] != END_OF_VIDEO and not errors:
+        errors.append(f"stopped before the end of the video: {runner.stop_reason}")
+    truncated = entry["end"] == END_OF_VIDEO and truncation(info, captured)
+    if truncated:
+        errors.append(truncated)
+    delivery = (entry.get("device") or {}).get("delivery")
+    lag = lag_warning(video, delivery)
+    warnings = [lag] if lag else []
+    _log_in_session(session_dir, warnings)
+    elapsed = time.monotonic() - began
+    session["replay"] = {
+        "video": str(video),
+        "mode": options.mode,
+        "frames_in_video": info.frames if info.frames_exact else None,
+        "frames_announced": info.frames,
+        "truncated": bool(truncated),
+        "annotated_video": annotated.name if annotated else None,
+        "elapsed_s": round(elapsed, 3),
+        # --realtime: how late the video's frames were delivered (hardware/cameras/video.py measures
+        # it)
+        "delivery": delivery,
+    }
+    recorded = session.setdefault("errors", [])
+    recorded += [error for error in errors if error not in recorded]  # the replay's own, too
+    noted = session.setdefault("warnings", [])  # the session's own (a model's frame size) too
+    noted += [warning for warning in warnings if warning not in noted]
+    write_json_atomic(session_dir / SESSION_JSON, session)
+    return ReplayResult(
+        video,
+        ok=not errors,
+        session_dir=session_dir,
+        frames_in_video=info.frames,
+        frames_captured=captured,
+        frames_analysed=pose.get("frames_analysed", 0),
+        frames_skipped=pose.get("frames_skipped", 0),
+        elapsed_s=elapsed,
+        stop_reason=runner.stop_reason or "",
+        errors=tuple(errors),
+        annotated_video=annotated,
+        warnings=tuple(noted),
+    )
+
+
+def lag_warning(video: Path, delivery: dict[str, Any] | None) -> str:
+    """Say that a ``--realtime`` replay fell behind its video, or "" when it kept up.
+
+    ``delivery`` is the video camera's ``describe()`` -> ``delivery``: frames more than one
+    frame interval late were seen by the analysis later than a live camera would have
+    delivered them, so its skips, latencies and experiment timing are not those of live.
+    """
+    if not delivery or not delivery.get("frames_late"):
+        return ""
+    late = delivery.get("late_ms") or {}
+    return (
+        f"{video}: the realtime replay fell behind the video: {delivery['frames_late']} of "
+        f"{late.get('count', '?')} frames were delivered more than one frame interval "
+        f"({delivery.get('frame_interval_ms')} ms) late (p99 {late.get('p99')} ms, max "
+        f"{late.get('max')} ms), so the analysis saw them later than a live camera would have "
+        "delivered them. The machine could not decode (or the process could not run) at the "
+        "video's rate: use --fast to analyse every frame, or free the machine"
+    )
+
+
+#: An estimated frame count (duration x rate) may be off by rounding and by the last frame's
+#: duration: a shortfall up to this many frames, or this fraction, is not called a truncation.
+ESTIMATE_SLACK_FRAMES = 2
+ESTIMATE_SLACK_FRACTION = 0.02
+
+
+def truncation(info: VideoInfo, frames_decoded: int) -> str:
+    """Why the video counts as truncated (it ended before its container says), or "".
+
+    The count the container announces: the stream's frame count where the container states one
+    (MP4 with its index up front, AVI); that is exact, so any frame short is a truncation.
+    Otherwise (Matroska, and fragmented MP4, whose empty ``moov`` states no count:
+    ``streams.video[0].frames`` is 0) the count is the stream's duration x its rate. A fragmented
+    MP4 cut short still announces the whole duration of the fragment it was cut in (its ``moof``
+    lists every sample), so the estimate catches the cut; as an estimate, it is allowed a small
+    slack, and a cut of the last frame or two of such a file goes unnoticed.
+    """
+    expected = info.frames
+    if not expected or frames_decoded >= expected:
+        return ""
+    if not info.frames_exact:
+        slack = max(ESTIMATE_SLACK_FRAMES, round(expected * ESTIMATE_SLACK_FRACTION))
+        if frames_decoded >= expected - slack:
+            return ""
+    stated = "states" if info.frames_exact else "announces (duration x rate)"
+    return (
+        f"{info.path}: truncated: the video ended after {frames_decoded} of the {expected} "
+        f"frames its container {stated}; the file is probably cut short (an interrupted copy "
+        "or recording). The session has the frames that were there"
+    )
+
+
+def _annotate(
+    video: Path,
+    info: VideoInfo,
+    settings: Settings,
+    session_dir: Path,
+    camera: str,
+    errors: list[str],
+    report: ProgressSink,
+) -> Path | None:
+    from deeplabstream.offline.replay.annotate import ANNOTATED_SUFFIX, write_annotated_video
+
+    target = session_dir / f"{camera}{ANNOTATED_SUFFIX}"
+    try:
+        write_annotated_video(
+            video,
+            session_dir / f"{camera}.pose.csv",
+            target,
+            threshold=settings.pose.likelihood_threshold,
+            skeleton=_skeleton(settings),
+            report=lambda done: report(Progress(video, "annotating", done, info.frames)),
+        )
+    except (OSError, ValueError, KeyError) as error:  # av.FFmpegError is an OSError
+        errors.append(f"{target}: the annotated video could not be written: {error}")
+        return None
+    return target
+
+
+def _skeleton(settings: Settings) -> tuple[tuple[str, str], ...]:
+    """Return the model's skeleton (keypoint pairs), or none when the model does not say."""
+    from deeplabstream.pose.loading import load_model
+
+    try:
+        return tuple(load_model(settings.pose.model_path).skeleton)
+    except Exception:  # the skeleton is decoration: the video is still worth having without it
+        log.warning("the model's skeleton could not be read; the annotated video has none")
+        return ()
+
+
+class _ReplayRunner(SessionRunner):
+    """A session runner that reports progress and ends with pose estimation.
+
+    A replay without poses is no replay, and in lockstep the camera would wait for a worker that
+    is gone: so the run ends when pose estimation ends early (the worker failed).
+    """
+
+    def __init__(
+        self, stream: LiveSession, video: Path, total: int | None, report: ProgressSink
+    ) -> None:
+        super().__init__(stream, status_out=None)
+        self._video = video
+        self._total = total
+        self._report = report
+        self._next_report = 0.0
+
+    def tick(self, timeout: float) -> bool:
+        """Service the stream for up to ``timeout`` s; False once the run should end."""
+        going = super().tick(timeout)
+        analysis = self.stream.analysis
+        if going and analysis is not None and analysis.finished is not None:
+            self.request_stop("pose estimation ended before the video did")
+            going = False
+        now = time.monotonic()
+        if now >= self._next_report:
+            self._next_report = now + REPORT_INTERVAL_S
+            done = sum(stats["captured"] for stats in self.stream.camera_stats().values())
+            self._report(Progress(self._video, "replaying", done, self._total))
+        return going
+
+
+def _install_signals(stop: Callable[[str], None]) -> None:
+    """Ctrl-C and SIGTERM stop the replay cleanly; only possible in a main thread.
+
+    A replay process gets SIGTERM when the batch's main process ends (``die_with_parent``):
+    the reason then says so.
+    """
+
+    def on_signal(reason: str) -> None:
+        stop(reason if parent_alive() else "the batch's main process ended")
+
+    try:
+        install_stop_signals(on_signal)
+    except ValueError:  # not the main thread (a Ray task on a thread): the caller stops it
+        pass
+
+
+def _detach_session_log(session_dir: Path) -> None:
+    """Stop this process's logging into the session's log (the next replay has its own)."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        filename = getattr(handler, "baseFilename", None)
+        if filename is not None and Path(filename).parent == session_dir:
+            root.removeHandler(handler)
+            handler.close()
+
+
+def _log_final_folder(old: Path, new: Path) -> None:
+    """Make ``session.log`` name the folder by its final name, and say that it was renamed.
+
+    The log was started (by the stream, its capture process and its pose worker) before the
+    folder got the video's name; every process writing to it has ended by now, and this
+    process's own handler was detached, so the file is rewritten in place.
+    """
+    log_file = new / SESSION_LOG
+    try:
+        text = log_file.read_text(encoding="utf-8")
+        text = text.replace(str(old), str(new))
+        log_file.write_text(text, encoding="utf-8")
+        add_log_file(log_file)
+    except (OSError, UnicodeDecodeError) as error:
+        log.warning("%s could not be updated with the folder's new name: %s", log_file, error)
+        return
+    try:
+        log.info("session folder renamed after the video: %s -> %s", old.name, new)
+    finally:
+        _detach_session_log(new)
+
+
+def _log_in_session(session_dir: Path, warnings: list[str]) -> None:
+    """Log ``warnings`` to the console and to ``session.log`` (the session's handler is gone)."""
+    if not warnings:
+        return
+    try:
+        add_log_file(session_dir / SESSION_LOG)
+    except OSError as error:
+        log.warning("%s could not be written: %s", session_dir / SESSION_LOG, error)
+    try:
+        for warning in warnings:
+            log.warning("%s", warning)
+    finally:
+        _detach_session_log(session_dir)
+
+
+def _rename_session(session_dir: Path, name: str) -> Path:
+    """Give the session folder the video's name (``-2``, ``-3`` ... when taken).
+
+    The stream names its folder by the start time; a replay's folder is found by its video.
+    Renaming into a name that exists never replaces it (a non-empty folder cannot be renamed
+    over, and an empty one is skipped).
+    """
+    for attempt in range(1, 1000):
+        target = session_dir.with_name(name if attempt == 1 else f"{name}-{attempt}")
+        if target.exists():
+            continue
+        try:
+            session_dir.rename(target)
+        except OSError:  # made by another replay meanwhile: try the next name
+            continue
+        return target
+    log.warning("%s keeps its name: too many sessions named %s", session_dir, name)
+    return session_dir

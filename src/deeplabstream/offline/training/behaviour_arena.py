@@ -1,0 +1,114 @@
+"""Labelled behaviour sessions of the simulated arena, analysed by a pose model.
+
+The simulated mouse walks, freezes, grooms and rears (``BEHAVIOURS`` of the synthetic camera)
+and labels every frame. This renders sessions of given seeds, analyses every frame with a pose
+model (the bundled one by default) and writes, per seed, what a lab would have after a labelled
+recording: ``seed<N>.pose.csv`` (DeepLabCut's CSV layout, the model's own keypoints, not the
+truth) and ``seed<N>.behaviour.csv`` (``frame,behaviour``). ``python -m
+deeplabstream.offline.training.behaviour train`` then trains a classifier on some seeds and scores
+it on others::
+
+    deeplabstream-train-behaviour_arena --seeds 1-6 --minutes 5 --out
+    arena-behaviours deeplabstream-train-behaviour_arena --seeds 7-9 --minutes
+    5 --out arena-behaviours
+
+Every frame is analysed (none skipped), at the model's speed rather than in real time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from deeplabstream.hardware.simulator.arena import BEHAVIOUR_NAMES, ArenaParams, SimulatedArena
+from deeplabstream.outputs.pose_files import PoseCsvWriter
+from deeplabstream.pose.loading import BUNDLED_MODEL, load_model
+from deeplabstream.pose.runtime.backends import open_backend
+from deeplabstream.pose.runtime.estimator import PoseEstimator
+
+FPS = 30.0
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``"1-6"`` or ``"1,3,5"`` (or both, ``"1-3,7"``) -> the seeds."""
+    seeds: list[int] = []
+    for part in text.split(","):
+        low, _, high = part.strip().partition("-")
+        try:
+            seeds.extend(range(int(low), int(high or low) + 1))
+        except ValueError:
+            raise ValueError(f"--seeds: {part!r} is not a seed or a range like 1-6") from None
+    return seeds
+
+
+def write_session(
+    seed: int,
+    frames: int,
+    out: Path,
+    estimator: PoseEstimator,
+    behaviours: tuple[str, ...] = BEHAVIOUR_NAMES,
+) -> tuple[Path, Path]:
+    """Render, analyse and label ``frames`` frames of ``seed``; return the two files written."""
+    arena = SimulatedArena(ArenaParams(seed=seed, framerate=FPS, behaviours=behaviours))
+    description = estimator.description
+    pose_path, labels_path = out / f"seed{seed}.pose.csv", out / f"seed{seed}.behaviour.csv"
+    for path in (pose_path, labels_path):
+        path.unlink(missing_ok=True)
+    writer = PoseCsvWriter(pose_path, f"deeplabstream_{description.name}", description.keypoints)
+    image = np.empty(arena.frame_shape, np.uint8)
+    rows = ["frame,behaviour"]
+    try:
+        for _ in range(frames):
+            index, _ = arena.render_next(image)
+            writer.write(index, estimator.estimate([image])[0])
+            rows.append(f"{index},{arena.behaviour}")
+    finally:
+        writer.close()
+    labels_path.write_text("\n".join(rows) + "\n", encoding="ascii")
+    return pose_path, labels_path
+
+
+def open_estimator(model: Path | None, threads: int) -> PoseEstimator:
+    """Open the pose model on the CPU, for the frames of the simulated arena."""
+    shape = SimulatedArena(ArenaParams()).frame_shape
+    height, width = shape[:2]
+    description = load_model(model, frame_size=(height, width))
+    if description.any_input_size:
+        description = description.at_input_size(height, width)
+    backend = open_backend(description, "onnxruntime", "cpu", threads)
+    backend.warm_up()
+    return PoseEstimator(description, backend, shape, 1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``deeplabstream-train-behaviour_arena``."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", required=True, help="seeds, e.g. 1-6 or 1,3,5")
+    parser.add_argument("--minutes", type=float, default=5.0, help="length of each session")
+    parser.add_argument("--out", type=Path, required=True, help="folder for the files")
+    parser.add_argument("--model", type=Path, default=None, help=f"default: {BUNDLED_MODEL}")
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads of the model")
+    args = parser.parse_args(argv)
+    try:
+        seeds = parse_seeds(args.seeds)
+    except ValueError as error:
+        parser.error(str(error))
+    if args.minutes <= 0:
+        parser.error("--minutes must be more than 0")
+    args.out.mkdir(parents=True, exist_ok=True)
+    estimator = open_estimator(args.model, args.threads)
+    frames = round(args.minutes * 60 * FPS)
+    for seed in seeds:
+        started = time.perf_counter()
+        pose, labels = write_session(seed, frames, args.out, estimator)
+        took = time.perf_counter() - started
+        print(f"seed {seed}: {frames} frames in {took:.0f} s -> {pose.name}, {labels.name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

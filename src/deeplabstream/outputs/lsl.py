@@ -1,0 +1,425 @@
+"""Lab Streaming Layer outlets: poses and experiment events for LabRecorder and other consumers.
+
+With ``[Output] LSL = on`` the inference worker opens one :class:`PoseOutlet` per camera and one
+:class:`EventOutlet` for the experiment's events (docs/outputs.md, "Lab Streaming Layer"). Both
+take plain data (this layer knows nothing of experiments or processes) and never block the loop:
+liblsl copies a sample into a bounded queue per connected consumer and its own threads send it.
+With no consumer a sample is dropped at once; a consumer that stops reading loses its oldest
+samples once its queue holds ``MAX_BUFFERED_SAMPLES``, so nothing grows without bound.
+
+Clocks: every sample is stamped with the host time it describes (a frame's arrival, an action's
+command written; :mod:`core.clock`) mapped to LSL's clock (``pylsl.local_clock``) by
+:class:`ClockMapping`. On Linux both are ``CLOCK_MONOTONIC`` and the mapping is the identity.
+
+Failures to create an outlet (no network interface, liblsl missing) raise :class:`LslError` with
+a message; the caller reports it and goes on without LSL. A push never raises: a failing push
+is counted and its first error kept (:attr:`PoseOutlet.error`).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import math
+import socket
+import statistics
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from deeplabstream.core.clock import host_now_ns
+
+log = logging.getLogger(__name__)
+
+POSE_STREAM_TYPE = "MoCap"  # LSL's content type for motion capture (XDF meta-data conventions)
+EVENT_STREAM_TYPE = "Markers"  # LSL's content type for event markers (one string per event)
+#: Samples an outlet keeps per consumer that is not reading; older ones are dropped. liblsl
+#: counts an irregular stream's buffer in hundreds of samples: 100 x 100 = 10,000 samples (over
+#: a minute of poses at 150 Hz; about 2.4 MB for 20 keypoints).
+MAX_BUFFERED_SAMPLES = 10_000
+#: Mapping offsets smaller than this are the readings' own cost, not a second clock: LSL and
+#: the host clock are then one clock and the mapping is exact (offset 0).
+SAME_CLOCK_S = 1e-3
+CLOCK_READINGS = 9
+#: Seconds a closing outlet with connected consumers waits for liblsl to send its last samples.
+LINGER_S = 0.2
+
+
+class LslError(RuntimeError):
+    """An outlet could not be created; the message says why and that the session goes on."""
+
+
+def rig_name() -> str:
+    """Return this machine's name, as source ids use it (stable per rig)."""
+    return socket.gethostname() or "localhost"
+
+
+def pose_source_id(camera: str, host: str | None = None) -> str:
+    """Return the stable source id of ``camera``'s pose stream on this rig.
+
+    LabRecorder and inlets find a restarted stream again by its source id, so it depends only
+    on the machine and the camera's name.
+    """
+    return f"deeplabstream-{host or rig_name()}-{camera}"
+
+
+def event_source_id(host: str | None = None) -> str:
+    """Return the stable source id of the event marker stream on this rig."""
+    return f"deeplabstream-{host or rig_name()}-events"
+
+
+def pose_stream_name(camera: str) -> str:
+    """Return the LSL stream name of ``camera``'s poses."""
+    return f"DeepLabStream {camera} pose"
+
+
+EVENT_STREAM_NAME = "DeepLabStream events"
+
+
+@dataclass(frozen=True)
+class ClockMapping:
+    """Host clock (``core.clock.host_now_ns``) -> LSL clock (``pylsl.local_clock``), seconds.
+
+    Parameters
+    ----------
+    offset_s
+        LSL time minus host time; 0 when both are one clock.
+    measured_s
+        The median of the readings, before deciding they are one clock.
+    spread_s
+        The largest distance of a reading from that median: the mapping's error bound.
+    """
+
+    offset_s: float
+    measured_s: float
+    spread_s: float
+
+    def to_lsl(self, host_time_s: float) -> float:
+        """Return the LSL time of a host time."""
+        return host_time_s + self.offset_s
+
+    @classmethod
+    def measure(cls, readings: int = CLOCK_READINGS) -> ClockMapping:
+        """Measure the offset: the median of ``readings`` paired readings of both clocks.
+
+        Each pairing reads the host clock before and after LSL's and takes their middle, so a
+        reading's own cost shows as its spread, not as an offset.
+        """
+        import pylsl
+
+        offsets = []
+        for _ in range(readings):
+            before = host_now_ns()
+            lsl_s = pylsl.local_clock()
+            after = host_now_ns()
+            offsets.append(lsl_s - (before + after) / 2e9)
+        median = statistics.median(offsets)
+        spread = max(abs(value - median) for value in offsets)
+        offset = 0.0 if abs(median) < SAME_CLOCK_S else median
+        return cls(offset, median, spread)
+
+
+def pose_channel_labels(keypoints: Sequence[str]) -> list[str]:
+    """Return the channel labels of a pose stream: ``<keypoint>_x``, ``_y``, ``_likelihood``."""
+    return [f"{name}_{part}" for name in keypoints for part in ("x", "y", "likelihood")]
+
+
+def marker_text(
+    kind: str,
+    name: str,
+    detail: str = "",
+    trial: int | None = None,
+    camera: str = "",
+    frame_index: int | None = None,
+) -> str:
+    """Return one event as a marker: ``kind name [detail] [trial=N] [camera=C frame=I]``.
+
+    For example ``trial_start left_entry trial=3 camera=arena frame=120`` or ``action
+    stimulus_box pulse channel=0 duration_s=0.5 reason=stimulate trial=3 camera=arena frame=121``:
+    the ``kind``, ``name`` and ``detail`` columns of ``events.csv``, then the trial and the
+    analysed frame that caused it, where there are.
+    """
+    parts = [kind, name]
+    if detail:
+        parts.append(detail)
+    if trial is not None:
+        parts.append(f"trial={trial}")
+    if camera:
+        parts.append(f"camera={camera}")
+    if frame_index is not None:
+        parts.append(f"frame={frame_index}")
+    return " ".join(part for part in parts if part)
+
+
+class _Outlet:
+    """What both outlets share: creation with a bounded buffer, error counting, closing."""
+
+    def __init__(self, info: Any, clock: ClockMapping | None) -> None:
+        import pylsl
+
+        # liblsl counts max_buffered in seconds at a nominal rate, in hundreds of samples for an
+        # irregular stream: either way at most MAX_BUFFERED_SAMPLES per consumer.
+        rate = info.nominal_srate()
+        buffered = (
+            math.ceil(MAX_BUFFERED_SAMPLES / rate) if rate > 0 else MAX_BUFFERED_SAMPLES // 100
+        )
+        try:
+            self._outlet: Any = pylsl.StreamOutlet(info, chunk_size=0, max_buffered=buffered)
+        except Exception as error:  # liblsl raises RuntimeError, or worse on a broken network
+            raise LslError(
+                f"LSL stream {info.name()!r} could not be opened ({error}); the session goes "
+                "on without LSL"
+            ) from None
+        self.name: str = info.name()
+        self.source_id: str = info.source_id()
+        self.clock = clock or ClockMapping.measure()
+        self.samples = 0  # pushed (whether or not anyone listened)
+        self.failures = 0
+        self.error: str | None = None  # the first failed push's message
+
+    def _failed(self, error: Exception) -> None:
+        self.failures += 1
+        if self.error is None:
+            self.error = f"LSL stream {self.name!r}: a sample could not be sent ({error})"
+            log.error("%s", self.error)
+
+    @property
+    def consumers(self) -> bool:
+        """True while at least one inlet (LabRecorder, a script) is connected."""
+        outlet = self._outlet
+        return outlet is not None and bool(outlet.have_consumers())
+
+    def close(self, linger: bool = True) -> None:
+        """Stop the stream; with ``linger``, connected consumers get the last samples first."""
+        outlet, self._outlet = self._outlet, None
+        if outlet is None:
+            return
+        if linger and outlet.have_consumers():
+            time.sleep(LINGER_S)  # liblsl sends from its own threads: let the last ones leave
+        del outlet  # liblsl destroys the outlet with its last reference
+
+
+class PoseOutlet(_Outlet):
+    """One camera's poses as an LSL stream of type ``MoCap``.
+
+    Parameters
+    ----------
+    camera
+        The camera's name; the stream is ``DeepLabStream <camera> pose``.
+    keypoints
+        The model's keypoint names, in the order of the pose rows.
+    nominal_srate
+        Samples per second announced; 0 (irregular, the default) because analysis takes the
+        newest frame and skips others, so samples come at uneven intervals, each with its
+        frame's own time.
+    source_id
+        Stable per rig and camera (:func:`pose_source_id` when None).
+    clock
+        The host -> LSL mapping (measured when None).
+
+    Each sample has ``3 x keypoints`` float32 channels, x, y (frame pixels) and likelihood per
+    keypoint, labelled in ``desc/channels``.
+    """
+
+    def __init__(
+        self,
+        camera: str,
+        keypoints: Sequence[str],
+        nominal_srate: float = 0.0,
+        source_id: str | None = None,
+        clock: ClockMapping | None = None,
+    ) -> None:
+        import pylsl
+
+        self.channel_count = 3 * len(keypoints)
+        info = pylsl.StreamInfo(
+            pose_stream_name(camera),
+            POSE_STREAM_TYPE,
+            self.channel_count,
+            nominal_srate,
+            "float32",
+            source_id or pose_source_id(camera),
+        )
+        _describe_pose(info, camera, keypoints)
+        super().__init__(info, clock)
+        self._push = self._outlet.do_push_sample  # liblsl's float32 push, called with a pointer
+
+    def push(self, pose: np.ndarray, host_time_s: float) -> None:
+        """Send one pose ((keypoints, 3): x, y, likelihood) stamped with its frame's host time.
+
+        Never blocks and never raises. The pose's float32 buffer goes straight to liblsl (no
+        Python list per sample): a few microseconds.
+        """
+        if self._outlet is None:
+            return
+        try:
+            values = np.ascontiguousarray(pose, np.float32)  # no copy for a worker's pose
+            if values.size != self.channel_count:
+                raise ValueError(f"{values.size} values for {self.channel_count} channels")
+            self._push(
+                self._outlet.obj,
+                ctypes.c_void_p(values.ctypes.data),  # liblsl reads channel_count floats there
+                ctypes.c_double(self.clock.to_lsl(host_time_s)),
+                ctypes.c_int(1),  # pushthrough: send now, a pose is worth most when it is new
+            )
+            self.samples += 1
+        except Exception as error:  # never stop the loop for a stream nobody may be reading
+            self._failed(error)
+
+
+class EventOutlet(_Outlet):
+    """The experiment's events as an LSL ``Markers`` stream: one string sample per event.
+
+    Parameters
+    ----------
+    source_id
+        Stable per rig (:func:`event_source_id` when None).
+    clock
+        The host -> LSL mapping (measured when None).
+    """
+
+    def __init__(self, source_id: str | None = None, clock: ClockMapping | None = None) -> None:
+        import pylsl
+
+        info = pylsl.StreamInfo(
+            EVENT_STREAM_NAME,
+            EVENT_STREAM_TYPE,
+            1,
+            pylsl.IRREGULAR_RATE,
+            "string",
+            source_id or event_source_id(),
+        )
+        _describe_events(info)
+        super().__init__(info, clock)
+
+    def push(self, text: str, host_time_s: float | None = None) -> None:
+        """Send one marker stamped with the host time it describes (None: now). Never blocks."""
+        if self._outlet is None:
+            return
+        try:
+            stamp = host_now_ns() / 1e9 if host_time_s is None else host_time_s
+            self._outlet.push_sample([text], self.clock.to_lsl(stamp))
+            self.samples += 1
+        except Exception as error:  # never stop the experiment for a stream
+            self._failed(error)
+
+
+def _describe_pose(info: Any, camera: str, keypoints: Sequence[str]) -> None:
+    """Fill ``desc``: channels (label, marker, type, unit) as XDF's MoCap meta-data has them."""
+    desc = info.desc()
+    desc.append_child_value("manufacturer", "DeepLabStream")
+    desc.append_child_value("camera", camera)
+    channels = desc.append_child("channels")
+    for keypoint in keypoints:
+        for part, kind, unit in (
+            ("x", "PositionX", "pixels"),
+            ("y", "PositionY", "pixels"),
+            ("likelihood", "Likelihood", "normalized"),
+        ):
+            channel = channels.append_child("channel")
+            channel.append_child_value("label", f"{keypoint}_{part}")
+            channel.append_child_value("marker", keypoint)
+            channel.append_child_value("type", kind)
+            channel.append_child_value("unit", unit)
+
+
+def _describe_events(info: Any) -> None:
+    desc = info.desc()
+    desc.append_child_value("manufacturer", "DeepLabStream")
+    desc.append_child_value(
+        "format", "kind name [detail] [trial=N] [camera=C frame=I] (docs/outputs.md)"
+    )
+
+
+@dataclass
+class LslOutlets:
+    """The outlets of one analysis: a pose stream per camera and the event markers.
+
+    Open them with :meth:`open`; a stream that cannot be opened is left out and its message
+    kept in :attr:`errors`, so the session goes on with the others (or without LSL).
+    """
+
+    poses: dict[str, PoseOutlet]
+    events: EventOutlet | None
+    clock: ClockMapping | None
+    errors: list[str]
+
+    @classmethod
+    def off(cls) -> LslOutlets:
+        """Return no outlets (``[Output] LSL = off``)."""
+        return cls({}, None, None, [])
+
+    @classmethod
+    def open(cls, cameras: dict[str, Sequence[str]]) -> LslOutlets:
+        """Open a pose outlet for each camera (name -> keypoints) and the event outlet."""
+        outlets = cls.off()
+        try:
+            clock = ClockMapping.measure()
+        except Exception as error:  # liblsl missing or broken: no outlet can work either
+            outlets.errors.append(f"LSL is not available ({error}); the session goes on without")
+            log.error("%s", outlets.errors[-1])
+            return outlets
+        outlets.clock = clock
+        log.info(
+            "LSL clock = host clock + %.6f s (measured %.3g s, spread %.3g s)",
+            clock.offset_s,
+            clock.measured_s,
+            clock.spread_s,
+        )
+        for camera, keypoints in cameras.items():
+            try:
+                outlets.poses[camera] = PoseOutlet(camera, keypoints, clock=clock)
+            except Exception as error:  # LslError, or liblsl refusing the stream's description
+                outlets._failed(pose_stream_name(camera), error)
+        try:
+            outlets.events = EventOutlet(clock=clock)
+        except Exception as error:
+            outlets._failed(EVENT_STREAM_NAME, error)
+        return outlets
+
+    def _failed(self, stream: str, error: Exception) -> None:
+        message = str(error)
+        if not isinstance(error, LslError):
+            message = f"LSL stream {stream!r} could not be opened ({error}); the session goes on"
+        self.errors.append(message)
+        log.error("%s", message)
+
+    def wait_for_consumers(self, timeout_s: float) -> list[str]:
+        """Wait up to ``timeout_s`` for an inlet on every outlet; return the streams without one.
+
+        LSL keeps no history, so a consumer that connects after the first samples misses them;
+        waiting here, before the first frame is analysed, lets LabRecorder get every one.
+        """
+        deadline = time.monotonic() + timeout_s
+        outlets: list[_Outlet] = [*self.poses.values()]
+        if self.events is not None:
+            outlets.append(self.events)
+        waiting = []
+        for outlet in outlets:
+            remaining = max(0.0, deadline - time.monotonic())
+            inner = outlet._outlet
+            if inner is None or not inner.wait_for_consumers(remaining):
+                waiting.append(outlet.name)
+        return waiting
+
+    @property
+    def error(self) -> str | None:
+        """Return every creation or push failure in one message, or None."""
+        outlets: list[_Outlet] = [*self.poses.values()]
+        if self.events is not None:
+            outlets.append(self.events)
+        messages = [*self.errors, *(o.error for o in outlets if o.error)]
+        return "; ".join(messages) or None
+
+    def close(self) -> None:
+        """Close every outlet (consumers get the last samples first: one bounded wait)."""
+        outlets: list[_Outlet] = [*self.poses.values()]
+        if self.events is not None:
+            outlets.append(self.events)
+        if any(outlet.consumers for outlet in outlets):
+            time.sleep(LINGER_S)  # liblsl sends from its own threads: let the last ones leave
+        for outlet in outlets:
+            outlet.close(linger=False)

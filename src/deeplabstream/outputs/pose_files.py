@@ -1,0 +1,374 @@
+"""Pose files in the session folder, written as the stream runs.
+
+- ``<camera>.pose.csv``: DeepLabCut's layout (``scorer`` / ``bodyparts`` / ``coords`` header rows;
+  x, y, likelihood per keypoint), indexed by the camera's frame index, one row per frame index
+  from the stream's first frame to its last: frames captured but not analysed (the newest-frame
+  policy passed over them) and indices the camera never delivered (its drops) are empty rows
+  (NaN). Row i is frame first + i, so movement's ``time = row / fps`` is right (the layout of
+  DeepLabCut and Lightning Pose, one row per video frame). Flushed every second, so a killed
+  process keeps all but the last second.
+- ``<camera>.pose_times.csv``: one row per row of the pose CSV: ``frame_index``,
+  ``host_timestamp`` (s, host clock), ``camera_timestamp`` (s, the camera's clock) and
+  ``analysed`` (1 or 0); the times are empty for indices the camera never delivered.
+- ``<camera>.pose_timing.csv``: when each analysed frame passed each stage (host clock), and
+  the region of the frame that was analysed (the whole frame, or a dynamic crop).
+- ``<camera>.pose.pqt`` (on stop): the IBL layout, ``{bodypart}_x``, ``{bodypart}_y``,
+  ``{bodypart}_likelihood`` plus ``frame_index``, ``host_timestamp`` and ``camera_timestamp``,
+  one row per row of the pose CSV.
+- ``<camera>.identity.csv`` (multi-animal models): ``frame_index`` and each identity's
+  confidence (``animal1``, ``animal2``, ...: the probability, 0 to 1, that the animal in that
+  column of the pose CSV is that animal; :mod:`pose.tracking.identities`), one row per row of the
+  pose CSV, empty where the animal was not seen or the frame not analysed. A file of its own, so
+  that the pose CSV stays exactly DeepLabCut's layout (movement, DeepLabCut and pandas read it
+  as ever); the multi-animal ``.pose.pqt`` has it as the ``identity_confidence`` column.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deeplabstream.outputs.pose_table import is_multi_animal_csv
+from deeplabstream.outputs.whole_rows import WholeRowsFile
+
+log = logging.getLogger(__name__)
+
+POSE_CSV_SUFFIX = ".pose.csv"
+POSE_PARQUET_SUFFIX = ".pose.pqt"
+POSE_TIMING_SUFFIX = ".pose_timing.csv"
+POSE_TIMES_SUFFIX = ".pose_times.csv"
+IDENTITY_SUFFIX = ".identity.csv"
+TIMES_COLUMNS = ("frame_index", "host_timestamp", "camera_timestamp", "analysed")
+TIMING_COLUMNS = (
+    "frame_index",
+    "host_timestamp",  # frame arrived in the capture process
+    "picked_up",  # the inference worker took it from the ring
+    "preprocess_ms",
+    "inference_ms",
+    "decode_ms",
+    "pose_ready",  # keypoints available, in frame pixels
+    "latency_ms",  # pose_ready - host_timestamp
+    "batch_size",
+    "experiment_ms",  # the experiment's update on this batch (empty without an experiment)
+    # The region analysed (frame pixels): the whole frame, or a dynamic crop
+    # (pose/runtime/cropping.py).
+    "crop_x",
+    "crop_y",
+    "crop_width",
+    "crop_height",
+    # The loop's deadline (core/deadline.py): when the worker finished its previous turn,
+    # the experiment's decision and its last command on this frame (empty without), and the
+    # stage blamed when the frame missed the deadline (empty when on time).
+    "worker_free",
+    "decided",
+    "command_written",
+    "deadline_stage",
+)
+
+
+def dlc_header(
+    scorer: str, keypoints: tuple[str, ...], individuals: tuple[str, ...] | None = None
+) -> str:
+    """Return the header rows of a DeepLabCut pose CSV.
+
+    Three rows (scorer, bodyparts, coords) for one animal; with ``individuals``, DeepLabCut's
+    multi-animal layout: four rows (scorer, individuals, bodyparts, coords), each individual's
+    keypoints in turn.
+    """
+    animals = individuals or ("",)
+    triples = [name for _ in animals for name in keypoints for _ in range(3)]
+    rows = [["scorer", *[scorer] * len(triples)]]
+    if individuals:
+        rows.append(["individuals", *[a for a in individuals for _ in range(3 * len(keypoints))]])
+    rows.append(["bodyparts", *triples])
+    rows.append(["coords", *["x", "y", "likelihood"] * (len(keypoints) * len(animals))])
+    return "".join(",".join(row) + "\n" for row in rows)
+
+
+def individual_names(animals: int) -> tuple[str, ...]:
+    """Return the identities' names in pose files: animal1, animal2, ..."""
+    return tuple(f"animal{i}" for i in range(1, animals + 1))
+
+
+class _FrameRows:
+    """Keep a table's rows one per frame index: the gap before a frame is filled with empty rows.
+
+    Row i of the table is frame ``first + i`` as long as the camera's indices go up; an index
+    that goes back (a camera that restarted its counter) is written where it comes, with a
+    warning, since dropping a pose would be worse than a table that is off from there on.
+    """
+
+    def __init__(self, path: Path, header: str, empty: str) -> None:
+        self._file = WholeRowsFile(path, header)
+        self._empty = empty  # the row of a frame without data, after its index
+        self._next: int | None = None  # the index the next row should have
+        self._warned = False
+        self.path = path
+
+    def _row(self, frame_index: int, text: str) -> None:
+        """Append the row of ``frame_index`` (``text`` after the index), empty rows before it."""
+        expected = self._next
+        if expected is not None and frame_index != expected:
+            if frame_index > expected:
+                for missing in range(expected, frame_index):  # dropped, or never announced
+                    self._file.write_row(f"{missing}{self._empty}")
+            elif not self._warned:
+                self._warned = True
+                log.warning(
+                    "%s: frame index %d after %d: the camera's counter went back; rows from "
+                    "here on are not one per index",
+                    self.path.name,
+                    frame_index,
+                    expected - 1,
+                )
+        self._file.write_row(f"{frame_index}{text}")
+        self._next = max(frame_index + 1, expected or 0)
+
+    def end_at(self, last_index: int) -> None:
+        """Write the empty rows of the frames up to ``last_index`` (the last) not written yet."""
+        if self._next is not None and last_index >= self._next:
+            for missing in range(self._next, last_index + 1):
+                self._file.write_row(f"{missing}{self._empty}")
+            self._next = last_index + 1
+
+    @property
+    def rows(self) -> int:
+        """Rows written so far (empty ones included)."""
+        return self._file.rows
+
+    @property
+    def error(self) -> str | None:
+        """Why the file stopped early (a disk error), or None."""
+        return self._file.error
+
+    def close(self) -> None:
+        """Flush and close."""
+        self._file.close()
+
+
+class PoseCsvWriter(_FrameRows):
+    """``<camera>.pose.csv``, one row per frame index; frames not analysed are empty rows.
+
+    With ``individuals`` (a multi-animal model) the file has DeepLabCut's multi-animal header
+    and each row holds every identity's keypoints; an identity not seen in a frame is empty.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        scorer: str,
+        keypoints: tuple[str, ...],
+        individuals: tuple[str, ...] | None = None,
+    ) -> None:
+        values = len(keypoints) * len(individuals or ("",))
+        # "nan", not empty cells: pandas (and so movement) reads a row of empty cells right
+        # under a multi-row header as the index's name, and would drop the first frame's row.
+        super().__init__(
+            path, dlc_header(scorer, keypoints, individuals), ",nan" * (3 * values) + "\n"
+        )
+        self._template = ",%.3f,%.3f,%.6f" * values + "\n"
+        self.analysed = 0  # rows with a pose
+
+    def write(self, frame_index: int, pose: np.ndarray) -> None:
+        """Append the keypoints (K, 3), or every identity's (A, K, 3), of one analysed frame."""
+        self._row(frame_index, self._template % tuple(pose.ravel().tolist()))  # unseen: nan
+        self.analysed += 1
+
+    def write_missing(self, frame_index: int) -> None:
+        """Append the empty row of a frame that was captured but not analysed."""
+        self._row(frame_index, self._empty)
+
+
+class PoseTimesWriter(_FrameRows):
+    """``<camera>.pose_times.csv``: every pose row's times, analysed or not."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, ",".join(TIMES_COLUMNS) + "\n", ",,,0\n")
+
+    def write(
+        self, frame_index: int, host_ns: int, camera_timestamp: float, analysed: bool
+    ) -> None:
+        """Append one captured frame's times (host clock in nanoseconds; camera clock in s)."""
+        camera = "" if math.isnan(camera_timestamp) else repr(camera_timestamp)
+        self._row(frame_index, f",{_seconds(host_ns)},{camera},{int(analysed)}\n")
+
+
+class IdentityConfidenceWriter(_FrameRows):
+    """``<camera>.identity.csv``: each identity's confidence, one row per pose CSV row."""
+
+    def __init__(self, path: Path, individuals: tuple[str, ...]) -> None:
+        header = ",".join(("frame_index", *individuals)) + "\n"
+        super().__init__(path, header, "," * len(individuals) + "\n")
+        self._individuals = len(individuals)
+
+    def write(self, frame_index: int, confidence: np.ndarray) -> None:
+        """Append one analysed frame's confidences (A,); NaN (an animal not seen) stays empty."""
+        cells = [f"{value:.4f}" if math.isfinite(value) else "" for value in confidence.tolist()]
+        self._row(frame_index, "," + ",".join(cells) + "\n")
+
+
+class PoseTimingWriter:
+    """``<camera>.pose_timing.csv``: the stages of every analysed frame."""
+
+    def __init__(self, path: Path) -> None:
+        self._file = WholeRowsFile(path, ",".join(TIMING_COLUMNS) + "\n")
+
+    def write(
+        self,
+        frame_index: int,
+        host_ns: int,
+        picked_ns: int,
+        stages_s: dict[str, float],
+        ready_ns: int,
+        batch_size: int,
+        experiment_ms: float | None = None,
+        crop: tuple[int, int, int, int] | None = None,
+        worker_free_ns: int = 0,
+        decided_ns: int = 0,
+        written_ns: int = 0,
+        deadline_stage: str = "",
+    ) -> None:
+        """Append one analysed frame's timings (host clock, nanoseconds in; seconds out).
+
+        ``crop`` is the analysed region (x, y, width, height) in frame pixels; None leaves the
+        crop columns empty. ``decided_ns`` and ``written_ns`` are 0 (empty) where there was no
+        decision or command; ``deadline_stage`` names the stage blamed for a missed deadline.
+        """
+        stages_ms = [stages_s.get(s, 0.0) * 1e3 for s in ("preprocess", "inference", "decode")]
+        experiment = "" if experiment_ms is None else f"{experiment_ms:.3f}"
+        region = ",,," if crop is None else ",".join(str(int(v)) for v in crop)
+        decided = _seconds(decided_ns) if decided_ns else ""
+        written = _seconds(written_ns) if written_ns else ""
+        self._file.write_row(
+            f"{frame_index},{_seconds(host_ns)},{_seconds(picked_ns)},"
+            f"{stages_ms[0]:.3f},{stages_ms[1]:.3f},{stages_ms[2]:.3f},{_seconds(ready_ns)},"
+            f"{(ready_ns - host_ns) / 1e6:.3f},{batch_size},{experiment},{region},"
+            f"{_seconds(worker_free_ns)},{decided},{written},{deadline_stage}\n"
+        )
+
+    @property
+    def error(self) -> str | None:
+        """Why the file stopped early (a disk error), or None."""
+        return self._file.error
+
+    def close(self) -> None:
+        """Flush and close."""
+        self._file.close()
+
+
+def _seconds(nanoseconds: int) -> str:
+    whole, rest = divmod(nanoseconds, 1_000_000_000)
+    return f"{whole}.{rest:09d}"
+
+
+def write_pose_parquet(
+    csv_path: Path,
+    parquet_path: Path,
+    times_path: Path | None = None,
+    identity_path: Path | None = None,
+) -> int:
+    """Convert a finished pose CSV to the IBL layout; return the number of rows.
+
+    Every row of the CSV is kept (frames not analysed are NaN). ``times_path``, the camera's
+    ``.pose_times.csv``, gives each row its ``host_timestamp`` and ``camera_timestamp``
+    (seconds); without it (or for rows it lacks) they are NaN. ``identity_path``, a
+    multi-animal camera's ``.identity.csv``, gives each row (frame and individual) its
+    ``identity_confidence`` (NaN where it has none).
+    """
+    import pandas as pd
+
+    if not is_multi_animal_csv(csv_path):
+        table = pd.read_csv(csv_path, header=[0, 1, 2], index_col=0)
+        flat = _flat_table(table, table.columns)
+    else:  # one row per frame and individual, the individual in a column of its own
+        table = pd.read_csv(csv_path, header=[0, 1, 2, 3], index_col=0)
+        individuals = list(dict.fromkeys(table.columns.get_level_values(1)))
+        parts = []
+        for individual in individuals:
+            columns = [c for c in table.columns if c[1] == individual]
+            part = _flat_table(table, columns)
+            part.insert(1, "individual", individual)
+            parts.append(part)
+        flat = pd.concat(parts).sort_values("frame_index", kind="stable")
+        if identity_path is not None and identity_path.is_file():
+            flat["identity_confidence"] = _identity_confidence(identity_path, flat)
+    times = _row_times(times_path, pd.Index(flat["frame_index"]))
+    flat["host_timestamp"] = times["host_timestamp"].to_numpy(dtype=np.float64)
+    flat["camera_timestamp"] = times["camera_timestamp"].to_numpy(dtype=np.float64)
+    flat.reset_index(drop=True).to_parquet(parquet_path, index=False)
+    return len(flat)
+
+
+def _flat_table(table: Any, columns: Any) -> Any:
+    """Columns ``<bodypart>_<coord>`` and ``frame_index`` of a DeepLabCut table's ``columns``."""
+    import pandas as pd
+
+    flat = pd.DataFrame(
+        {f"{column[-2]}_{column[-1]}": table[column] for column in columns}, index=table.index
+    )
+    flat.insert(0, "frame_index", table.index.astype("int64"))
+    return flat
+
+
+def _identity_confidence(identity_path: Path, flat: Any) -> np.ndarray:
+    """Each (frame, individual) row's confidence from an ``.identity.csv`` (NaN where none)."""
+    import pandas as pd
+
+    table = pd.read_csv(identity_path, index_col="frame_index")
+    table = table[~table.index.duplicated(keep="last")]
+    long = table.stack(future_stack=True)  # (frame_index, individual) -> confidence
+    rows = pd.MultiIndex.from_arrays([flat["frame_index"], flat["individual"]])
+    return long.reindex(rows).to_numpy(dtype=np.float64)
+
+
+def _row_times(times_path: Path | None, index: Any) -> Any:
+    """Return the host and camera times of the frame indices ``index`` (NaN where unknown)."""
+    import pandas as pd
+
+    columns = ["host_timestamp", "camera_timestamp"]
+    if times_path is None or not times_path.is_file():
+        return pd.DataFrame(np.nan, index=index, columns=columns)
+    times = pd.read_csv(times_path, index_col="frame_index")
+    times = times[~times.index.duplicated(keep="last")]
+    return times.reindex(index)[columns]
+
+
+IBL_POSE_SUFFIX = ".dlc.pqt"
+IBL_TIMES_SUFFIX = ".times.npy"
+
+
+def ibl_stem(camera: str) -> str:
+    """IBL's name for a camera's files: ``left`` -> ``_ibl_leftCamera``."""
+    return f"_ibl_{camera}Camera"
+
+
+def write_ibl_pose_files(parquet_path: Path, timing_path: Path, stem: Path) -> tuple[str, str]:
+    """IBL-named copies: ``<stem>.dlc.pqt`` (the pose table) and ``<stem>.times.npy``.
+
+    The table has a row per frame, as IBL's own (NaN for frames not analysed); the times are the
+    frames' host arrival times in seconds (host clock, as in ``session.json``), one per row of the
+    table, in the same order, NaN for frame indices the camera never delivered. They come from
+    the table's ``host_timestamp`` column; a table without it (written before that column was
+    added) takes them from ``timing_path`` (the ``.pose_timing.csv``, analysed frames only).
+    """
+    import shutil
+
+    import pandas as pd
+
+    pose_target = stem.with_name(stem.name + IBL_POSE_SUFFIX)
+    times_target = stem.with_name(stem.name + IBL_TIMES_SUFFIX)
+    shutil.copyfile(parquet_path, pose_target)
+    table = pd.read_parquet(parquet_path)
+    if "individual" in table.columns:  # several animals: one time per frame, not per row
+        table = table.drop_duplicates("frame_index")
+    if "host_timestamp" in table.columns:
+        times = table["host_timestamp"]
+    else:
+        timing = pd.read_csv(timing_path)
+        times = timing.set_index("frame_index")["host_timestamp"].reindex(table["frame_index"])
+    np.save(times_target, times.to_numpy(dtype=np.float64))
+    return pose_target.name, times_target.name

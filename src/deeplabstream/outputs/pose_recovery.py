@@ -1,0 +1,221 @@
+"""What a dead inference worker leaves: its figures rebuilt from the files it had written.
+
+The worker sends its summary (frames analysed, latencies, the pose table, the experiment's
+summary) when it stops. A worker that is killed (SIGKILL, the out-of-memory killer) or crashes
+sends nothing; its files are on disk up to its last flush (at most a second old). This module
+finishes those files as the worker would have (whole rows only, the pose table, a ``finish``
+row in the events) and rebuilds the summary from them, marked ``rebuilt_from_files``.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import signal
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deeplabstream.core.deadline import STAGES, deadline_figures
+from deeplabstream.core.stats import DurationHistogram
+from deeplabstream.outputs.pose_files import (
+    POSE_CSV_SUFFIX,
+    POSE_PARQUET_SUFFIX,
+    POSE_TIMES_SUFFIX,
+    POSE_TIMING_SUFFIX,
+    write_pose_parquet,
+)
+from deeplabstream.outputs.pose_table import is_multi_animal_csv
+
+log = logging.getLogger(__name__)
+
+POSE_HEADER_ROWS = 3  # scorer, bodyparts, coords
+
+
+def how_it_ended(exitcode: int | None) -> str:
+    """Describe a process's end in words: ``killed by signal 9 (SIGKILL)`` or ``exit code 1``."""
+    if exitcode is None:
+        return "no exit code"
+    if exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = "unknown signal"
+        return f"killed by signal {-exitcode} ({name})"
+    return f"exit code {exitcode}"
+
+
+def rebuild_camera_figures(
+    session_dir: Path,
+    camera: str,
+    file_label: str,
+    last_index: int | None = None,
+    deadline_ns: int | None = None,
+) -> dict[str, Any]:
+    """One camera's analysis figures from its pose and timing files (whole rows kept).
+
+    With ``last_index`` (the camera's last frame while the analysis ran), the pose files get
+    the empty rows of the frames after their last row, up to it: one row per frame index, as
+    the worker would have written them. ``deadline_ns`` is the camera's deadline (None: off);
+    the misses are those the timing file records.
+    """
+    stem = f"{camera}{file_label}"
+    pose_csv = session_dir / f"{stem}{POSE_CSV_SUFFIX}"
+    timing_csv = session_dir / f"{stem}{POSE_TIMING_SUFFIX}"
+    times_csv = session_dir / f"{stem}{POSE_TIMES_SUFFIX}"
+    figures: dict[str, Any] = {
+        "rebuilt_from_files": True,
+        "frames_analysed": 0,
+        "frames_skipped": 0,
+        "frames_lost": 0,
+        "frames_not_analysed_worker_gone": 0,
+    }
+    if not pose_csv.exists():
+        return figures
+    rows = cut_to_whole_rows(pose_csv) - _header_rows(pose_csv)
+    cut_to_whole_rows(timing_csv)
+    cut_to_whole_rows(times_csv)
+    if last_index is not None:
+        rows += end_rows_at(pose_csv, last_index, empty_pose_row(pose_csv))
+        end_rows_at(times_csv, last_index, ",,,0\n")
+    figures["frames_analysed"] = _rows_with_pose(pose_csv)
+    figures["frames_skipped"] = max(0, rows - figures["frames_analysed"])  # the empty rows
+    figures["pose_rows"] = max(0, rows)  # one per frame index, analysed or not
+    figures["pose_file"] = pose_csv.name
+    figures["latency_ms"] = _latency_percentiles(timing_csv)
+    figures["deadline"] = _deadline_from_timing(timing_csv, deadline_ns)
+    parquet = session_dir / f"{stem}{POSE_PARQUET_SUFFIX}"
+    try:
+        write_pose_parquet(pose_csv, parquet, times_csv)
+        figures["pose_table"] = parquet.name
+    except (OSError, ValueError) as error:
+        log.error("could not write %s from %s: %s", parquet.name, pose_csv.name, error)
+        parquet.unlink(missing_ok=True)
+        figures["pose_table"] = None
+    return figures
+
+
+def finish_events(events_path: Path, why: str) -> dict[str, Any] | None:
+    """End an experiment's events file the worker could not end; its summary, or None."""
+    if not events_path.exists():
+        return None
+    rows = cut_to_whole_rows(events_path) - 1
+    with events_path.open(newline="", encoding="utf-8") as file:
+        reader = csv.reader(file)
+        header = next(reader, [])
+        rows_read = list(reader)
+    last = rows_read[-1] if rows_read else None
+    if header:
+        row = dict.fromkeys(header, "")
+        if last is not None:
+            row.update(zip(header, last, strict=False))  # the last frame's time and camera
+        row.update(kind="finish", name="experiment", detail=why, trial="")
+        for column in ("pose_ready", "decided", "written", "acknowledged", "keypoint"):
+            row[column] = ""
+        with events_path.open("a", newline="", encoding="utf-8") as file:
+            csv.writer(file, lineterminator="\n").writerow([row[c] for c in header])
+    return {
+        "events_file": events_path.name,
+        "events": max(0, rows) + 1,
+        "error": why,
+        "rebuilt_from_files": True,
+    }
+
+
+def end_rows_at(path: Path, last_index: int, empty: str) -> int:
+    """Append the rows ``empty`` (text after the index) of the frames after the last row.
+
+    Up to ``last_index``; returns how many were added (none to a table without a data row:
+    where its frames start is unknown).
+    """
+    last_row = _last_row_index(path)
+    if last_row is None or last_index <= last_row:
+        return 0
+    with path.open("a", encoding="utf-8") as file:
+        file.writelines(f"{index}{empty}" for index in range(last_row + 1, last_index + 1))
+    return last_index - last_row
+
+
+def empty_pose_row(pose_csv: Path) -> str:
+    """Return the text after the index of a pose CSV's row of a frame not analysed."""
+    with pose_csv.open(encoding="utf-8") as file:
+        values = next(file).count(",")  # the scorer row: one field per value
+    return ",nan" * values + "\n"
+
+
+def _last_row_index(path: Path) -> int | None:
+    """Return the frame index of a table's last row; None when it has none (or no file)."""
+    try:
+        with path.open("rb") as file:
+            file.seek(0, 2)
+            file.seek(max(0, file.tell() - 65536))
+            lines = file.read().splitlines()
+    except FileNotFoundError:
+        return None
+    try:
+        return int(lines[-1].split(b",", 1)[0]) if lines else None
+    except ValueError:  # the header: no data row
+        return None
+
+
+def _deadline_from_timing(timing_csv: Path, deadline_ns: int | None) -> dict[str, Any] | None:
+    """Return a camera's deadline figures from the ``deadline_stage`` column of its timing file."""
+    by_stage = [0] * len(STAGES)
+    end_to_end = DurationHistogram()
+    try:
+        with timing_csv.open(newline="", encoding="utf-8") as file:
+            for row in csv.DictReader(file):
+                end = row.get("command_written") or row.get("decided") or row["pose_ready"]
+                end_to_end.add(round((float(end) - float(row["host_timestamp"])) * 1e9))
+                stage = row.get("deadline_stage") or ""
+                if stage in STAGES:
+                    by_stage[STAGES.index(stage)] += 1
+    except (OSError, KeyError, ValueError):
+        return None
+    return deadline_figures(
+        deadline_ns, end_to_end.count, sum(by_stage), by_stage, end_to_end.figures()
+    )
+
+
+def cut_to_whole_rows(path: Path) -> int:
+    """Drop a cut last row of a text table; returns the lines it keeps (0 if missing)."""
+    try:
+        with path.open("rb+") as file:
+            data = file.read()
+            end = data.rfind(b"\n") + 1
+            if end != len(data):
+                file.truncate(end)
+            return data[:end].count(b"\n")
+    except FileNotFoundError:
+        return 0
+
+
+def _header_rows(pose_csv: Path) -> int:
+    """Return the header rows of a pose CSV: one more for the multi-animal ``individuals``."""
+    return POSE_HEADER_ROWS + 1 if is_multi_animal_csv(pose_csv) else POSE_HEADER_ROWS
+
+
+def _rows_with_pose(pose_csv: Path) -> int:
+    """Count the rows of a pose CSV that hold a pose (frames not analysed are empty rows)."""
+    with pose_csv.open(encoding="utf-8") as file:
+        lines = file.read().splitlines()[_header_rows(pose_csv) :]
+    # An empty row is the index and then "nan" (or, in older files, nothing) in every field.
+    return sum(1 for line in lines if any(f not in ("", "nan") for f in line.split(",")[1:]))
+
+
+def _latency_percentiles(timing_csv: Path) -> dict[str, float] | None:
+    try:
+        with timing_csv.open(newline="", encoding="utf-8") as file:
+            values = [float(row["latency_ms"]) for row in csv.DictReader(file) if row["latency_ms"]]
+    except (OSError, KeyError, ValueError):
+        return None
+    if not values:
+        return None
+    p50, p95, p99 = np.percentile(values, [50, 95, 99])
+    return {
+        "p50": round(float(p50), 3),
+        "p95": round(float(p95), 3),
+        "p99": round(float(p99), 3),
+        "max": round(max(values), 3),
+    }

@@ -1,0 +1,1 @@
+"""Network outputs to keypoints: each framework's decoding rules."""

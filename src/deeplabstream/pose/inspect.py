@@ -1,0 +1,206 @@
+"""What a model file is, its conversion, and a check of the conversion on one frame.
+
+    deeplabstream-inspect PATH [--frame IMAGE_OR_VIDEO] [--frame-index N]
+                                [--precision fp32|fp16] [--threads N]
+
+PATH is anything ``MODEL_PATH`` takes. The command prints the framework and its version, the
+network, keypoints, input size, stride and parameter count; converts a DeepLabCut 3.0 export or
+a Lightning Pose checkpoint to ONNX (or reuses the cached graph); and runs the converted graph
+(ONNX Runtime, CPU) and the rebuilt PyTorch network on one frame, printing their largest
+differences. Give a frame of your own camera with ``--frame`` (an image, or a video and
+``--frame-index``); without it a synthetic image is used, which proves less.
+
+Exit status: 0 when the graph reproduces the network (or there is nothing to convert), 1 when
+it does not, 2 when the model cannot be loaded (the message says why).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deeplabstream.pose.formats.catalogue import ModelFormat, OwnModel, format_of_description
+from deeplabstream.pose.model import ModelDescription, ModelError
+
+
+@dataclass(frozen=True)
+class Frame:
+    """A BGR uint8 frame and where it came from."""
+
+    pixels: np.ndarray
+    origin: str
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command; return its exit status."""
+    args = _parse(argv)
+    try:
+        frame = _read_frame(args.frame, args.frame_index) if args.frame else None
+        size = frame.pixels.shape[:2] if frame is not None else None
+        started, wall = time.perf_counter(), time.time()
+        from deeplabstream.pose.loading import load_model
+
+        description = load_model(args.path, frame_size=size, precision=args.precision)
+        seconds = time.perf_counter() - started
+    except ModelError as error:
+        print(f"cannot load the model: {error}", file=sys.stderr)
+        return 2
+    for label, value in facts(description):
+        print(f"{label + ':':<13}{value}")
+    if description.source_file is None:
+        print(f"{'loaded in:':<13}{seconds:.1f} s")
+        print("conversion:  none needed (the model is an ONNX graph already)")
+        return 0
+    new = description.model_file.stat().st_mtime >= wall - 1
+    how = "converted now" if new else "converted earlier, reused from the cache"
+    print(f"{'conversion:':<13}{how}; loaded in {seconds:.1f} s")
+    if frame is None:
+        frame = _synthetic_frame(description)
+    return check(description, frame, args.threads)
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="deeplabstream-inspect", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("path", type=Path, help="model file or folder (as MODEL_PATH)")
+    parser.add_argument("--frame", type=Path, help="an image, or a video (see --frame-index)")
+    parser.add_argument("--frame-index", type=int, default=0, help="frame of the video to use")
+    parser.add_argument("--precision", choices=("fp32", "fp16"), default="fp32")
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads for the check")
+    return parser.parse_args(argv)
+
+
+# --- what the model is --------------------------------------------------------------------------
+
+
+def facts(description: ModelDescription) -> list[tuple[str, str]]:
+    """Label, value pairs describing the model."""
+    d = description
+    size = f"{d.input_width}x{d.input_height} {d.color_order.upper()}"
+    if d.any_input_size:
+        size += " (any size: runs at the frame's own size)"
+    rows = [
+        ("model", str(d.source_file or d.model_file)),
+        ("framework", _framework(d)),
+        ("network", _network(d)),
+        ("keypoints", f"{len(d.keypoints)}: {', '.join(d.keypoints)}"),
+        ("input", size),
+        ("stride", f"{d.stride:g} input pixels per heatmap pixel"),
+        ("decoding", _decoding(d)),
+        ("precision", d.precision),
+        ("graph", str(d.model_file)),
+    ]
+    parameters = _parameters(d)
+    if parameters is not None:
+        rows.insert(3, ("parameters", f"{parameters:,}"))
+    return rows
+
+
+def _format(d: ModelDescription) -> ModelFormat:
+    """Return the format that loaded ``d`` (the project's own when none claims it)."""
+    return format_of_description(d) or OwnModel()
+
+
+def _framework(d: ModelDescription) -> str:
+    return _format(d).framework_text(d)
+
+
+def _network(d: ModelDescription) -> str:
+    return _format(d).network_text(d)
+
+
+def _decoding(d: ModelDescription) -> str:
+    return _format(d).decoding_text(d)
+
+
+def _parameters(d: ModelDescription) -> int | None:
+    """Parameters of the rebuilt network (None for models that are only a graph)."""
+    if d.source_file is None:
+        return None
+    from deeplabstream.pose.loading import build_torch_module
+
+    return int(sum(p.numel() for p in build_torch_module(d).parameters()))
+
+
+# --- the check ----------------------------------------------------------------------------------
+
+
+def check(description: ModelDescription, frame: Frame, threads: int) -> int:
+    """Compare the converted graph with the rebuilt network on ``frame``; print the figures."""
+    from deeplabstream.pose.formats.conversion import run_graph, run_module
+    from deeplabstream.pose.loading import build_torch_module
+    from deeplabstream.pose.runtime.preprocess import Preprocessor
+
+    module = build_torch_module(description)
+    preprocessor = Preprocessor(description, frame.pixels.shape, 1)
+    preprocessor.prepare([frame.pixels])
+    batch = preprocessor.buffer[:1]  # float32 (the graph's own cast happens in run_graph)
+    reference = run_module(module, batch)
+    converted = run_graph(description.model_file, description.input_name, batch, threads)
+    compare, limits = _comparison(description)
+    differences = compare(reference, converted)
+    height, width = frame.pixels.shape[:2]
+    print(f"check on:    {frame.origin} ({width}x{height}), ONNX Runtime CPU vs PyTorch")
+    for name, value in differences.items():
+        limit = limits.get(name)
+        bound = f" (allowed {limit:g})" if limit is not None else ""
+        print(f"  max |difference| {name:<11}{value:.3g}{bound}")
+    failed = [name for name, value in differences.items() if not value <= limits.get(name, np.inf)]
+    if failed:
+        print(f"result:      the converted graph does NOT reproduce the network ({failed})")
+        return 1
+    what = "within the fp32 tolerances" if description.precision == "fp32" else "fp16, measured"
+    print(f"result:      the converted graph reproduces the network ({what})")
+    return 0
+
+
+def _comparison(description: ModelDescription) -> tuple[Any, dict[str, float]]:
+    """Return the format's comparison and the limits that apply at the model's precision."""
+    return _format(description).comparison(description)
+
+
+def _read_frame(path: Path, index: int) -> Frame:
+    """Return a BGR frame from an image file, or frame ``index`` of a video."""
+    import cv2
+
+    if not path.is_file():
+        raise ModelError(f"{path}: no such image or video")
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is not None:
+        return Frame(image, str(path))
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            for number, decoded in enumerate(container.decode(container.streams.video[0])):
+                if number == index:
+                    return Frame(decoded.to_ndarray(format="bgr24"), f"{path} frame {index}")
+    except (av.error.FFmpegError, IndexError) as error:
+        raise ModelError(f"{path}: neither an image nor a readable video: {error}") from error
+    raise ModelError(f"{path}: has no frame {index}")
+
+
+def _synthetic_frame(description: ModelDescription) -> Frame:
+    """Return an image-like frame of the model's input size, when no frame was given."""
+    from deeplabstream.pose.formats.conversion import synthetic_input
+
+    normalised = synthetic_input(description.input_height, description.input_width, (0,), (1,))
+    grey = np.round(normalised[0, 0] * 255).astype(np.uint8)
+    origin = "a synthetic image (no --frame given; a frame of your camera proves more)"
+    return Frame(np.repeat(grey[:, :, None], 3, axis=2), origin)
+
+
+def run() -> None:
+    """Run as the console script: exit with :func:`main`'s code."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,261 @@
+"""What a pose model is: its file and the description needed to feed it and read its output.
+
+Every model kind (the project's own, a Lightning Pose export, later DeepLabCut exports) is turned
+into one :class:`ModelDescription` by its loader; everything downstream (pre-processing, backends,
+decoding, the inference worker) reads only this description.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+ColorOrder = Literal["rgb", "bgr", "gray"]
+OutputKind = Literal["heatmaps", "heatmaps+locref", "coordinates"]
+DecoderName = Literal["argmax", "lightning-pose", "sleap-bottomup", "paf-bottomup"]
+ResizeMethod = Literal["bilinear-float", "bicubic-uint8", "area"]
+InputType = Literal["float", "uint8"]
+InputLayout = Literal["nchw", "nhwc"]
+Normalization = Literal["outside", "in-graph"]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class ModelError(ValueError):
+    """A model file or folder is missing, unreadable or inconsistent; the message says which."""
+
+
+@dataclass(frozen=True)
+class ModelDescription:
+    """Everything needed to run a model and turn its output into keypoints.
+
+    Attributes
+    ----------
+    name
+        A short name for logs and ``session.json``.
+    framework
+        Who made it: ``deeplabstream`` (this project), ``lightning-pose``, ...
+    model_file
+        The file a backend loads (``.onnx``, or ``.pt`` for TorchScript).
+    keypoints
+        Keypoint names, in the order of the model's output channels.
+    input_height, input_width
+        The network's input size; frames are resized to it.
+    color_order
+        Channel order the network expects (frames arrive as BGR or mono).
+    mean, std
+        Per-channel normalisation applied after scaling pixels to 0..1.
+    resize
+        How frames are resized: ``bilinear-float`` (scale to 0..1 first, then bilinear, no
+        antialiasing: Lightning Pose's video path), ``bicubic-uint8``, or ``area``.
+    output_kind
+        ``heatmaps`` (N x K x h x w), ``heatmaps+locref`` (plus N x 2K x h x w offsets), or
+        ``coordinates`` (N x K x 3: x, y, likelihood in input pixels).
+    stride
+        Input pixels per heatmap pixel.
+    decoder
+        ``argmax`` (peak with sub-pixel refinement) or ``lightning-pose`` (Lightning Pose's
+        upsample + soft-argmax + window confidence).
+    heatmaps_are_probabilities
+        True when the network already applies a (spatial) softmax or sigmoid.
+    locref_std
+        DeepLabCut's scale of location-refinement offsets (only for ``heatmaps+locref``).
+    downsample_factor
+        Lightning Pose's ``data.downsample_factor`` (only for its decoder).
+    input_name, output_names
+        Names of the graph's input and outputs.
+    batch_size
+        None when the batch dimension is dynamic, else the fixed size.
+    precision
+        ``fp32`` or ``fp16`` (the precision of the graph's weights and input).
+    skeleton
+        Pairs of keypoint names to draw as lines.
+    source_file
+        For a network rebuilt from another framework's file (a DeepLabCut 3.0 export, a
+        Lightning Pose checkpoint): that file. ``model_file`` is then the ONNX graph converted
+        from it, and the ``pytorch`` backend rebuilds the network from it
+        (:func:`pose.loading.build_torch_module`). None otherwise.
+    any_input_size
+        True when the graph takes any input size (fully convolutional, as DeepLabCut runs its
+        models at the frame's own size): ``input_height`` and ``input_width`` are then the size
+        it was described for, and :meth:`at_input_size` gives the same model at another size.
+    input_type
+        ``float`` (float32, or float16 for an ``fp16`` graph) or ``uint8`` (pixels as they are;
+        needs ``normalization="in-graph"``).
+    input_layout
+        ``nchw`` (N x C x H x W) or ``nhwc`` (N x H x W x C).
+    normalization
+        ``outside``: the pre-processing feeds ``(pixel / 255 - mean) / std``; ``in-graph``: it
+        feeds pixels 0..255 and the graph normalises them (``mean`` and ``std`` then say what
+        the graph does).
+    max_animals
+        The most animals the model reports per frame (1: a single-animal model). A
+        multi-animal model's decoder gives (A, K, 3) per frame, unused rows NaN.
+    decoding
+        Decoder parameters a format needs beyond these fields (for example sleap-nn's grouping
+        settings); None for the others. Not compared.
+    letterbox
+        False: the frame (or crop) is resized to exactly the input size. True: it is resized by
+        one factor for both axes, the largest that fits, into the top-left corner of the input;
+        the rest of the input stays 0 (black). The top-left corner keeps the mapping a pure
+        scale per axis (:mod:`pose.runtime.transforms`).
+    trained_size
+        (height, width) of the frames the model was exported for (sleap-nn's traced size) or
+        trained on (Lightning Pose's labelled frames), when its files say; None otherwise.
+        Frames of another size run, unvalidated: :func:`frame_size_warning` says so.
+    """
+
+    name: str
+    framework: str
+    model_file: Path
+    keypoints: tuple[str, ...]
+    input_height: int
+    input_width: int
+    color_order: ColorOrder = "rgb"
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
+    resize: ResizeMethod = "bilinear-float"
+    output_kind: OutputKind = "heatmaps"
+    stride: float = 4.0
+    decoder: DecoderName = "argmax"
+    heatmaps_are_probabilities: bool = True
+    locref_std: float = 7.2801
+    downsample_factor: int = 2
+    input_name: str = "images"
+    output_names: tuple[str, ...] = ("heatmaps",)
+    batch_size: int | None = None
+    precision: Literal["fp32", "fp16"] = "fp32"
+    skeleton: tuple[tuple[str, str], ...] = field(default=())
+    source_file: Path | None = None
+    any_input_size: bool = False
+    input_type: InputType = "float"
+    input_layout: InputLayout = "nchw"
+    normalization: Normalization = "outside"
+    letterbox: bool = False
+    max_animals: int = 1
+    decoding: Any = field(default=None, compare=False)
+    trained_size: tuple[int, int] | None = None
+
+    def __post_init__(self) -> None:
+        """Check what can be checked without loading the network."""
+        if not self.keypoints:
+            raise ModelError(f"{self.model_file}: the model names no keypoints")
+        if len(set(self.keypoints)) != len(self.keypoints):
+            raise ModelError(f"{self.model_file}: keypoint names repeat: {self.keypoints}")
+        if self.input_height < 8 or self.input_width < 8:
+            raise ModelError(
+                f"{self.model_file}: input size {self.input_width}x{self.input_height} is too small"
+            )
+        channels = 1 if self.color_order == "gray" else 3
+        if len(self.mean) != channels or len(self.std) != channels:
+            raise ModelError(
+                f"{self.model_file}: normalisation needs {channels} mean and std values, got "
+                f"{len(self.mean)} and {len(self.std)}"
+            )
+        self._check_input_format()
+        if self.max_animals < 1:
+            raise ModelError(f"{self.model_file}: max_animals must be >= 1, not {self.max_animals}")
+        for a, b in self.skeleton:
+            if a not in self.keypoints or b not in self.keypoints:
+                raise ModelError(
+                    f"{self.model_file}: skeleton pair ({a}, {b}) names unknown keypoints"
+                )
+
+    def _check_input_format(self) -> None:
+        """Check that the input type, layout and normalisation go together."""
+        if self.input_type not in ("float", "uint8"):
+            raise ModelError(f"{self.model_file}: input type {self.input_type!r}: float or uint8")
+        if self.input_layout not in ("nchw", "nhwc"):
+            raise ModelError(f"{self.model_file}: input layout {self.input_layout!r}: nchw or nhwc")
+        if self.normalization not in ("outside", "in-graph"):
+            raise ModelError(
+                f"{self.model_file}: normalization {self.normalization!r}: outside or in-graph"
+            )
+        if self.input_type == "uint8" and self.normalization != "in-graph":
+            raise ModelError(f"{self.model_file}: uint8 input needs the normalisation in the graph")
+        if self.input_type == "uint8" and self.resize == "bilinear-float":
+            raise ModelError(
+                f"{self.model_file}: uint8 input is resized as uint8 (area or bicubic-uint8), "
+                "not bilinear-float"
+            )
+
+    @property
+    def multi_animal(self) -> bool:
+        """True for a model that can report several animals per frame."""
+        return self.max_animals > 1 or self.decoder in ("sleap-bottomup", "paf-bottomup")
+
+    @property
+    def animals(self) -> int:
+        """Animals in each frame's result: ``max_animals``, 1 for a single-animal model."""
+        return self.max_animals if self.multi_animal else 1
+
+    @property
+    def channels(self) -> int:
+        """Input channels of the network."""
+        return 1 if self.color_order == "gray" else 3
+
+    @property
+    def input_dtype(self) -> type[np.generic]:
+        """The numpy type of the graph's input."""
+        if self.input_type == "uint8":
+            return np.uint8
+        return np.float16 if self.precision == "fp16" else np.float32
+
+    def input_shape(self, batch: int) -> tuple[int, int, int, int]:
+        """Return the graph's input shape for ``batch`` images, in its layout."""
+        if self.input_layout == "nhwc":
+            return (batch, self.input_height, self.input_width, self.channels)
+        return (batch, self.channels, self.input_height, self.input_width)
+
+    def at_input_size(self, height: int, width: int) -> ModelDescription:
+        """Return the same model fed at ``height`` x ``width`` (for example a camera's frame size).
+
+        Raises
+        ------
+        ModelError
+            When the graph's input size is fixed and differs.
+        """
+        if (height, width) == (self.input_height, self.input_width):
+            return self
+        if not self.any_input_size:
+            raise ModelError(
+                f"{self.model_file}: the network takes {self.input_width}x{self.input_height} "
+                f"input only, not {width}x{height}"
+            )
+        return dataclasses.replace(self, input_height=int(height), input_width=int(width))
+
+
+def frame_size_warning(
+    description: ModelDescription, camera: str, height: int, width: int
+) -> str | None:
+    """Say that ``camera``'s frames are not the size the model was made for; None when they are.
+
+    A sleap-nn export runs at any frame size but bakes constants of its traced size into the
+    graph (docs/sleap-models.md); a Lightning Pose model resizes any frame to its input, but
+    was trained on labelled frames of one size and aspect ratio. Neither is validated at
+    another size, so the session says so (log, ``session.json`` warnings, the window).
+    """
+    if description.trained_size is None:
+        return None
+    trained_height, trained_width = description.trained_size
+    if (height, width) == (trained_height, trained_width):
+        return None
+    made = (
+        "exported (traced)" if description.framework == "sleap-nn" else "trained on labelled frames"
+    )
+    advice = (
+        f"export it again at the camera's size (sleap-nn export ... --input-height {height} "
+        f"--input-width {width})"
+        if description.framework == "sleap-nn"
+        else "check its keypoints on this camera's frames, or train it on frames of this size"
+    )
+    return (
+        f"camera {camera!r}: the model {description.name} ({description.framework}) was {made} "
+        f"at {trained_width}x{trained_height}, but the camera's frames are {width}x{height}: "
+        f"its keypoints at this size are not validated; {advice}"
+    )

@@ -1,0 +1,1 @@
+"""Networks rebuilt here, so models trained elsewhere run without their frameworks."""

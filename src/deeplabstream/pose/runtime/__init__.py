@@ -1,0 +1,1 @@
+"""Running a model: backends, pre-processing, the estimator, dynamic cropping."""

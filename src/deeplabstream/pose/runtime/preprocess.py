@@ -1,0 +1,338 @@
+"""Frames to the network's input, in a buffer allocated once.
+
+Per frame: an optional crop, colour conversion (BGR to RGB, mono replicated to 3 channels, or to
+gray for a gray network), an optional horizontal flip, the resize of ``description.resize``,
+normalisation ``(pixel / 255 - mean) / std``, and the cast to float16 for an fp16 network.
+The order of operations follows Lightning Pose's where it matters to its numbers:
+
+``bilinear-float`` (Lightning Pose's video path)
+    ``/ 255`` to float32 first, then bilinear resize of the float image (OpenCV ``INTER_LINEAR``,
+    which for float images equals PyTorch's ``interpolate(mode="bilinear",
+    align_corners=False)`` without antialiasing up to float32 rounding of the sampling positions:
+    7e-7 on Lightning Pose's clip, at most a few 1e-6 of the 0..1 range for other sizes, a
+    thousandth of a grey level), then ``(x - mean) / std``.
+``bicubic-uint8`` (Lightning Pose's labeled-image path)
+    OpenCV ``INTER_CUBIC`` on the uint8 image, then ``/ 255`` and normalisation.
+``area``
+    OpenCV ``INTER_AREA`` on the uint8 image (it averages, which suits strong downscaling), then
+    ``/ 255`` and normalisation.
+
+A mono frame is resized as one channel and the result copied into the 3 input channels, which
+gives the same numbers as resizing the replicated image, a third of the work.
+
+The description also says how the graph takes its input (:class:`~pose.model.ModelDescription`):
+
+``normalization="in-graph"``
+    The buffer receives the resized pixels 0..255 as they are, as uint8 (``input_type="uint8"``)
+    or float: the graph normalises them. Pre-processing is then only the resize and a copy into
+    the buffer's layout; the colour order is swapped in that copy (the resizes work per channel,
+    so swapping after them gives the same numbers as before), and no full-size copy of the frame
+    is made unless it is flipped or turned grey.
+``input_layout="nhwc"``
+    The buffer is (N, H, W, C) instead of (N, C, H, W).
+``letterbox=True``
+    The frame is resized by one factor for both axes into the top-left corner of the input
+    (:func:`pose.runtime.transforms.letterbox_size`); the rest of the buffer is written once, black
+    (0, or the normalised value of 0), and never again. A 640x480 frame into a 320x256 input is
+    an exact 2x downscale, which ``INTER_AREA`` does as a cheap 2x2 average.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+from deeplabstream.pose.model import ModelDescription
+from deeplabstream.pose.runtime.transforms import (
+    Convention,
+    FrameTransform,
+    letterbox_size,
+    make_transform,
+)
+
+
+def coordinate_convention(description: ModelDescription) -> Convention:
+    """Return the coordinate convention of a model's keypoints (see :mod:`pose.runtime.transforms`).
+
+    Lightning Pose maps keypoints to frames by a pure scale (``corners``); every other model
+    follows this project's convention of pixel centres at whole numbers (``centres``).
+    """
+    return "corners" if description.decoder == "lightning-pose" else "centres"
+
+
+class Preprocessor:
+    """Turns a batch of frames into the network's input, in place.
+
+    Parameters
+    ----------
+    description
+        The model to feed.
+    frame_shape
+        Shape of every frame: (height, width) for mono frames or (height, width, 3) for BGR.
+    max_batch
+        The most frames of one call to :meth:`prepare`; the buffer holds this many.
+    crop
+        (x, y, width, height) of the region of each frame that is fed, or None for the whole
+        frame.
+
+    Attributes
+    ----------
+    buffer
+        The input buffer, ``description.input_shape(max_batch)``: float32 (max_batch, C, H, W)
+        for most models; uint8, or (max_batch, H, W, C), when the description says so. Each
+        call rewrites it.
+    """
+
+    def __init__(
+        self,
+        description: ModelDescription,
+        frame_shape: tuple[int, ...],
+        max_batch: int,
+        crop: tuple[int, int, int, int] | None = None,
+    ) -> None:
+        if len(frame_shape) not in (2, 3) or (len(frame_shape) == 3 and frame_shape[2] != 3):
+            raise ValueError(f"frames must be (H, W) or (H, W, 3), got shape {frame_shape}")
+        if max_batch < 1:
+            raise ValueError(f"max_batch must be at least 1, got {max_batch}")
+        self.description = description
+        self.frame_shape = tuple(frame_shape)
+        self.max_batch = max_batch
+        self.crop = _checked_crop(crop, frame_shape)
+        d = description
+        height, width = self.crop[3], self.crop[2]
+        input_size = (d.input_height, d.input_width)
+        # The resized image's size: the whole input, or the letterboxed content in its corner.
+        self._content = letterbox_size((height, width), input_size) if d.letterbox else input_size
+        self._size = (self._content[1], self._content[0])  # OpenCV's order
+        self._mono_frames = len(frame_shape) == 2
+        # Channels resized per frame: one for mono frames or a gray network, else three.
+        self._resize_channels = 1 if self._mono_frames or d.color_order == "gray" else 3
+        self._mean = np.asarray(d.mean, np.float32)
+        self._std = np.asarray(d.std, np.float32)
+        self._raw = d.normalization == "in-graph"
+        self.buffer = self._empty_buffer()
+        self._half = self.buffer.astype(np.float16) if d.precision == "fp16" else None
+        shape = (height, width) if self._resize_channels == 1 else (height, width, 3)
+        self._colour = np.empty(shape, np.uint8)  # the frame in the network's colour order
+        self._float = np.empty(shape, np.float32)  # ... scaled to 0..1 (bilinear-float)
+        small = (*self._content, *shape[2:])
+        self._resized = np.empty(small, np.float32)
+        self._resized_uint8 = np.empty(small, np.uint8)
+        # Channel planes of the resized image, in the network's order (in-graph normalisation).
+        plane_type = np.float32 if d.resize == "bilinear-float" else np.uint8
+        self._planes = np.empty((self._resize_channels, *self._content), plane_type)
+        convention = coordinate_convention(d)
+        frame_size = (frame_shape[0], frame_shape[1])
+        self._transforms = {
+            flip: make_transform(
+                frame_size,
+                input_size,
+                crop=self.crop,
+                flip=flip,
+                convention=convention,
+                letterbox=d.letterbox,
+            )
+            for flip in (False, True)
+        }
+
+    def _empty_buffer(self) -> np.ndarray:
+        """Make the input buffer, its letterbox padding black once and for all."""
+        d = self.description
+        dtype = np.uint8 if d.input_type == "uint8" else np.float32
+        # Zeros, so that slots padding a fixed-size batch hold defined numbers.
+        buffer = np.zeros(d.input_shape(self.max_batch), dtype)
+        if d.letterbox and not self._raw:
+            # Black is 0 for a graph of raw pixels; normalised, it is -mean / std.
+            for c in range(d.channels):
+                self._channel(buffer, c, whole=True)[...] = -self._mean[c] / self._std[c]
+        return buffer
+
+    def _channel(self, batch: np.ndarray, c: int, whole: bool = False) -> np.ndarray:
+        """Channel ``c`` of every slot of ``batch``, (N, h, w): the content region or all."""
+        rows, cols = (slice(None), slice(None)) if whole else self._content_slices
+        if self.description.input_layout == "nhwc":
+            return batch[:, rows, cols, c]
+        return batch[:, c, rows, cols]
+
+    @property
+    def _content_slices(self) -> tuple[slice, slice]:
+        """Rows and columns of the input that the resized frame fills."""
+        return slice(0, self._content[0]), slice(0, self._content[1])
+
+    def transform(self, flip: bool = False) -> FrameTransform:
+        """Return the geometric transform of a frame fed with or without a horizontal flip."""
+        return self._transforms[bool(flip)]
+
+    def prepare(
+        self,
+        frames: Sequence[np.ndarray],
+        flips: Sequence[bool] | None = None,
+        *,
+        whole_buffer: bool = False,
+    ) -> tuple[np.ndarray, list[FrameTransform]]:
+        """Fill the buffer with the network input for ``frames``.
+
+        Parameters
+        ----------
+        frames
+            Up to ``max_batch`` frames of ``frame_shape``, BGR or mono uint8.
+        flips
+            Per frame, whether to flip it horizontally; None flips none.
+        whole_buffer
+            Return all ``max_batch`` slots, for a network of fixed batch size; the slots after
+            the frames hold zeros or earlier frames.
+
+        Returns
+        -------
+        batch
+            (len(frames), C, H, W) view of the buffer (float32, float16 for an fp16 network,
+            uint8 for a uint8 one; (N, H, W, C) for an NHWC one), or all ``max_batch`` slots with
+            ``whole_buffer``; valid until the next call.
+        transforms
+            Per frame, its :class:`~pose.runtime.transforms.FrameTransform`.
+        """
+        n = len(frames)
+        if not 1 <= n <= self.max_batch:
+            raise ValueError(f"prepare takes 1 to {self.max_batch} frames, got {n}")
+        if flips is None:
+            flips = [False] * n
+        elif len(flips) != n:
+            raise ValueError(f"{len(flips)} flips for {n} frames")
+        for slot, (frame, flip) in enumerate(zip(frames, flips, strict=True)):
+            self._prepare_one(frame, slot, bool(flip))
+        transforms = [self._transforms[bool(f)] for f in flips]
+        size = self.max_batch if whole_buffer else n
+        if self._half is not None:
+            np.copyto(self._half[:n], self.buffer[:n], casting="same_kind")
+            return self._half[:size], transforms
+        return self.buffer[:size], transforms
+
+    def _prepare_one(self, frame: np.ndarray, slot: int, flip: bool) -> None:
+        """Colour, resize, normalise and flip one frame into ``buffer[slot]``."""
+        if frame.shape != self.frame_shape or frame.dtype != np.uint8:
+            raise ValueError(
+                f"frame of shape {frame.shape} and type {frame.dtype}, expected "
+                f"{self.frame_shape} uint8"
+            )
+        x, y, width, height = self.crop
+        region = frame[y : y + height, x : x + width]
+        if self._raw:
+            self._write_pixels(self._resize_raw(region, flip), slot)
+            return
+        self._convert_colour(region)
+        if flip:
+            # Flipped before the resize, so that a flipped frame gives exactly the input of a
+            # frame that was mirrored to begin with (OpenCV's resize is not exactly symmetric:
+            # flipping the small image instead differs by 2e-5). In place, and cheap on uint8.
+            cv2.flip(self._colour, 1, dst=self._colour)
+        resized = self._resize()
+        if resized.ndim == 2:
+            resized = resized[:, :, None]
+        out = self.buffer[slot : slot + 1]
+        for c in range(self.description.channels):
+            target = self._channel(out, c)[0]
+            source = resized[:, :, c % resized.shape[2]]  # mono: one channel into all three
+            # (x - mean) / std in two steps, as torchvision's Normalize does it.
+            np.subtract(source, self._mean[c], out=target)
+            np.divide(target, self._std[c], out=target)
+
+    def _resize_raw(self, region: np.ndarray, flip: bool) -> np.ndarray:
+        """Resize the frame's region: pixels 0..255, in the frame's channel order (BGR).
+
+        Only a flip or a grey conversion copies the full-size frame; otherwise the resize reads
+        the frame itself. The colour order is left to :meth:`_write_pixels`.
+        """
+        source = region
+        if self.description.color_order == "gray" and not self._mono_frames:
+            cv2.cvtColor(region, cv2.COLOR_BGR2GRAY, dst=self._colour)
+            source = self._colour
+        if flip:
+            # Before the resize, as in the normalised path (see _prepare_one).
+            cv2.flip(source, 1, dst=self._colour)
+            source = self._colour
+        method = self.description.resize
+        if method == "bilinear-float":
+            np.copyto(self._float, source)
+            return _resize_into(self._float, self._size, cv2.INTER_LINEAR, self._resized)
+        interpolation = cv2.INTER_CUBIC if method == "bicubic-uint8" else cv2.INTER_AREA
+        return _resize_into(source, self._size, interpolation, self._resized_uint8)
+
+    def _write_pixels(self, small: np.ndarray, slot: int) -> None:
+        """Pixels of the resized image into ``buffer[slot]``'s content region, unnormalised.
+
+        In the graph's layout and channel order: BGR is swapped to RGB here, mono is copied
+        into every channel.
+        """
+        out = self.buffer[slot : slot + 1]
+        channels = self.description.channels
+        swap = self.description.color_order == "rgb" and small.ndim == 3
+        if self.description.input_layout == "nhwc" and small.ndim == 3:
+            rows, cols = self._content_slices
+            target = out[0, rows, cols]
+            if swap and target.flags.c_contiguous and target.dtype == np.uint8:
+                cv2.cvtColor(small, cv2.COLOR_BGR2RGB, dst=target)  # faster than numpy's copy
+            else:
+                np.copyto(target, small[:, :, ::-1] if swap else small)
+            return
+        if small.ndim == 3:
+            # Split into contiguous planes in the network's channel order (cv2.split writes
+            # into the given arrays), then one copy (and cast) per plane: much faster than
+            # numpy's strided transpose.
+            order = (2, 1, 0) if swap else (0, 1, 2)
+            cv2.split(small, [self._planes[i] for i in order])
+            planes = self._planes
+        else:
+            planes = small[None]
+        for c in range(channels):
+            np.copyto(self._channel(out, c)[0], planes[c % len(planes)])
+
+    def _convert_colour(self, frame: np.ndarray) -> None:
+        """Write the frame into ``_colour`` in the network's channel order."""
+        order = self.description.color_order
+        if self._mono_frames:
+            np.copyto(self._colour, frame)
+        elif order == "gray":
+            cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY, dst=self._colour)
+        elif order == "rgb":
+            cv2.cvtColor(frame, cv2.COLOR_BGR2RGB, dst=self._colour)
+        else:
+            np.copyto(self._colour, frame)
+
+    def _resize(self) -> np.ndarray:
+        """Resize ``_colour`` by the description's method to a float image in 0..1."""
+        method = self.description.resize
+        if method == "bilinear-float":
+            np.divide(self._colour, np.float32(255), out=self._float)
+            return _resize_into(self._float, self._size, cv2.INTER_LINEAR, self._resized)
+        interpolation = cv2.INTER_CUBIC if method == "bicubic-uint8" else cv2.INTER_AREA
+        small = _resize_into(self._colour, self._size, interpolation, self._resized_uint8)
+        np.divide(small, np.float32(255), out=self._resized)
+        return self._resized
+
+
+def _resize_into(
+    image: np.ndarray, size: tuple[int, int], interpolation: int, out: np.ndarray
+) -> np.ndarray:
+    """``cv2.resize`` into ``out`` (a copy when the size does not change)."""
+    if image.shape[:2] == out.shape[:2]:
+        np.copyto(out, image)
+        return out
+    result = cv2.resize(image, size, dst=out, interpolation=interpolation)
+    if not np.shares_memory(result, out):
+        np.copyto(out, result.reshape(out.shape))  # OpenCV made a new array after all
+    return out
+
+
+def _checked_crop(
+    crop: tuple[int, int, int, int] | None, frame_shape: tuple[int, ...]
+) -> tuple[int, int, int, int]:
+    """Return the crop as (x, y, width, height), the whole frame when None; checked to fit."""
+    height, width = frame_shape[0], frame_shape[1]
+    if crop is None:
+        return (0, 0, width, height)
+    x, y, w, h = (int(v) for v in crop)
+    if x < 0 or y < 0 or w < 1 or h < 1 or x + w > width or y + h > height:
+        raise ValueError(f"crop {crop} does not fit in a {width}x{height} frame")
+    return (x, y, w, h)

@@ -1,0 +1,508 @@
+"""Identities that hold while animals walk freely: motion tracks named by their appearance.
+
+:class:`pose.tracking.tracker.IdentityTracker` follows animals by motion. That holds while they are
+apart, and while they touch or cross with both still detected; but when one lies on the other
+for a second, the model sees one animal, and when they part, motion cannot tell which is which.
+:class:`IdentityKeeper` puts the tracker's rows (**tracks**) under **identities**:
+
+* **Beliefs.** Each track holds a probability for every identity. A track that starts (the
+  session's first detections) is sure of the identity the tracker gave it. While two tracks are
+  in contact their beliefs mix (each moves towards the other's): slowly while both are detected
+  (time constant :attr:`contact_mixing_s`: the tracker keeps them apart well then), quickly
+  while one is hidden under the other (:attr:`merge_mixing_s`: after a merge of a few tenths of
+  a second, which is which is anybody's guess). A track started anew after the tracker lost it
+  knows nothing (equal probabilities).
+* **Appearance.** Once a model of the animals' looks exists (:mod:`pose.tracking.appearance`,
+  learned in the background from this session's samples), every detected track's patch
+  (:mod:`pose.tracking.patches`) adds its evidence: the model's probabilities, clipped to
+  [:data:`EVIDENCE_CLIP`, 1 - :data:`EVIDENCE_CLIP`], raised to a weight (1 apart, 1/2 in
+  contact where the patch holds parts of the other animal, 1/10 for an animal lying over a
+  hidden one, whose patch shows both). For :data:`MERGE_MEMORY_S` after one animal was hidden
+  by another, the tracker also weighs each detection's looks against each track's beliefs when
+  it matches detections to tracks.
+* **Assignment.** Identities go to tracks by the most probable one-to-one assignment
+  (the Hungarian algorithm on the beliefs), but the assignment in force changes only when
+  another is more probable by a factor :attr:`switch_odds` (100 by default): an identity is
+  reassigned only on strong evidence, never on one frame's.
+* **Confidence.** Each identity's confidence is the probability, over every one-to-one
+  assignment weighed by the beliefs, that the track it is on is that animal: about 1 while the
+  animals are apart and known, near 1 / A (1/2 for two) after a merge until their looks tell
+  them apart, and near 1 / A for good when they look alike (unmarked animals: the model's
+  calibration then makes its probabilities equal).
+* **Learning.** At every frame (or every :attr:`sample_interval_s`), each track that is apart
+  from the others and whose identity's confidence is at least :data:`LEARN_CONFIDENCE` hands
+  its patch, labelled with that identity, to the learner. Before the first model there is
+  nothing but motion: when a merge has made identities uncertain before a model exists, the
+  samples so far can no longer be trusted, so once the animals are apart again the keeper
+  takes the tracker's identities as they are (counted in ``restarts``) and the learner starts
+  over.
+
+The live loop calls :meth:`IdentityKeeper.update` at every pose: the tracker, one patch per
+detected animal, a matrix product each, and a few operations on (A, A) arrays; the learning is
+elsewhere. Only 2D keypoints and pixels are used: nothing is specific to mice.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from deeplabstream.pose.tracking.appearance import AppearanceLearner, AppearanceModel
+from deeplabstream.pose.tracking.patches import MIN_KEYPOINTS, BodyPatches
+from deeplabstream.pose.tracking.tracker import IdentityTracker
+
+LEARN_CONFIDENCE = 0.99
+"""Confidence an identity needs before its patches are learned as that identity."""
+EVIDENCE_CLIP = 0.02
+"""A model's probability is clipped to [this, 1 - this] before it counts as evidence."""
+BELIEF_FLOOR = 1e-4
+"""No belief goes below this, so that evidence can always turn it round."""
+APART_BODY_LENGTHS = 0.5
+"""Tracks whose closest keypoints are farther apart than this many template lengths are apart."""
+DEFAULT_SWITCH_ODDS = 20.0
+MERGE_MEMORY_S = 1.0
+"""For this long after one animal was hidden by another, the tracker weighs the animals' looks
+when it matches detections to tracks. Not otherwise: where both stay detected (a crossing)
+motion alone keeps them apart, and a patch in contact holds parts of both."""
+DEFAULT_MERGE_MIXING_S = 0.15
+DEFAULT_CONTACT_MIXING_S = 3.0
+DEFAULT_SAMPLE_INTERVAL_S = 0.0
+DEFAULT_REANCHOR_S = 1.0
+EVIDENCE_WEIGHT_APART = 1.0
+EVIDENCE_WEIGHT_CONTACT = 0.5
+EVIDENCE_WEIGHT_MERGED = 0.1
+
+
+@dataclass(frozen=True, slots=True)
+class _Look:
+    """One animal's patch features and what the model makes of them (None: no model yet)."""
+
+    features: np.ndarray
+    probability: np.ndarray | None
+
+
+@dataclass
+class KeeperCounts:
+    """What the keeper did, for ``session.json``.
+
+    Attributes
+    ----------
+    frames
+        Calls of :meth:`IdentityKeeper.update`.
+    frames_with_model
+        Of those, frames with an appearance model.
+    reassignments
+        Times the identities were moved between tracks on appearance evidence.
+    restarts
+        Times the learning started over (a merge before the first model).
+    samples
+        Patches handed to the learner.
+    models
+        Newest model version used (0: none yet).
+    model_accuracy
+        The newest model's held-out accuracy (NaN before the first).
+    """
+
+    frames: int = 0
+    frames_with_model: int = 0
+    reassignments: int = 0
+    restarts: int = 0
+    samples: int = 0
+    models: int = 0
+    model_accuracy: float = math.nan
+
+    def as_dict(self) -> dict[str, float | None]:
+        """Return the counts by name (NaN as None: ``session.json`` is strict JSON)."""
+        return {
+            name: None if isinstance(value, float) and math.isnan(value) else value
+            for name, value in asdict(self).items()
+        }
+
+
+class IdentityKeeper:
+    """Keep identities through merges with appearance evidence (see the module docstring).
+
+    Parameters
+    ----------
+    tracker
+        The motion tracker; its rows are the tracks.
+    learner
+        Where labelled patches go and models come from; None: motion only (every track keeps
+        the tracker's identity; the confidence still drops through merges).
+    min_likelihood
+        Keypoints below this likelihood are not used for patches and contact.
+    switch_odds
+        How much more probable another assignment must be before identities are reassigned.
+    merge_mixing_s, contact_mixing_s
+        Time constants of the mixing of two tracks' beliefs while one is hidden next to the
+        other, and while both are detected in contact.
+    sample_interval_s
+        Time between two samples of one track.
+    reanchor_s
+        Before the first model: how long the animals must be apart after a merge before the
+        tracker's identities are taken as they are and learning starts over.
+    """
+
+    def __init__(
+        self,
+        tracker: IdentityTracker,
+        learner: AppearanceLearner | None,
+        *,
+        min_likelihood: float = 0.1,
+        switch_odds: float = DEFAULT_SWITCH_ODDS,
+        merge_mixing_s: float = DEFAULT_MERGE_MIXING_S,
+        contact_mixing_s: float = DEFAULT_CONTACT_MIXING_S,
+        sample_interval_s: float = DEFAULT_SAMPLE_INTERVAL_S,
+        reanchor_s: float = DEFAULT_REANCHOR_S,
+    ) -> None:
+        if not switch_odds > 1:
+            raise ValueError(f"Expected switch_odds > 1, but got {switch_odds!r}")
+        self.tracker = tracker
+        self.learner = learner
+        self.animals = tracker.max_animals
+        self.patches = BodyPatches(tracker.keypoints, min_likelihood) if learner else None
+        self.min_likelihood = float(min_likelihood)
+        self.log_switch_odds = math.log(switch_odds)
+        self.merge_mixing_s = merge_mixing_s
+        self.contact_mixing_s = contact_mixing_s
+        self.sample_interval_s = sample_interval_s
+        self.reanchor_s = reanchor_s
+        self.counts = KeeperCounts()
+        animals = self.animals
+        self._belief = _sure(np.arange(animals))  # track x identity
+        self._identity_of = np.arange(animals)  # the identity each track is shown as
+        self._last_xy = np.full((animals, tracker.keypoints, 2), np.nan)  # last seen keypoints
+        self._was_active = np.zeros(animals, bool)
+        self._ever_tracked = False
+        self._last_sample = np.full(animals, -math.inf)
+        self._time: float | None = None
+        self._merged_until = -math.inf  # the tracker weighs looks until then (after a merge)
+        self._apart_since: float | None = None  # all tracks apart since (before the first model)
+        self._model: AppearanceModel | None = None
+        self.confidence = np.full(animals, np.nan)  # the last frame's, per identity (row)
+
+    @property
+    def model(self) -> AppearanceModel | None:
+        """The appearance model in use (None before the first)."""
+        return self._model
+
+    def update(self, time_s: float, instances: np.ndarray, frame: np.ndarray | None) -> np.ndarray:
+        """Assign this frame's instances to identities; set :attr:`confidence`.
+
+        Parameters
+        ----------
+        time_s
+            The frame's time (as :meth:`IdentityTracker.update`).
+        instances
+            (D, K, 3) unordered instances.
+        frame
+            The frame the instances are from (H, W, 3) or (H, W) uint8, for the patches; None
+            gives no appearance evidence and no samples for this frame.
+
+        Returns
+        -------
+        numpy.ndarray
+            (A, K, 3): row i is identity i's keypoints, all-NaN when it is not seen.
+        """
+        instances = np.asarray(instances)
+        detections, probabilities = self._look(instances, frame)
+        # The tracker weighs each detection's looks against what each track is believed to be:
+        # P(detection d is the animal of track t) = sum_i P(d looks like i) P(t is i).
+        scores = None
+        merged = self._time is not None and self._time <= self._merged_until
+        if probabilities is not None and merged:
+            scores = probabilities @ self._belief.T
+        tracks = self.tracker.update(time_s, instances, scores)
+        dt = 0.0 if self._time is None or time_s < self._time else time_s - self._time
+        self._time = time_s
+        self.counts.frames += 1
+        seen = self._seen(tracks)
+        active = self.tracker.active
+        self._restart_tracks(active, seen)
+        gaps = self._gaps(tracks, seen, active)
+        self._mix(gaps, seen, active, dt)
+        if (active & ~seen & (gaps.min(axis=1) <= self._contact_px())).any():
+            # One animal hidden by another: when they part, motion cannot say which is which.
+            self._merged_until = time_s + MERGE_MEMORY_S
+        looks = self._track_looks(tracks, instances, frame, seen, detections)
+        self._weigh_evidence(looks, seen, gaps)
+        self._assign(active)
+        self._set_confidence(active, seen)
+        self._learn(time_s, seen, gaps, looks)
+        self._last_xy[seen] = np.where(
+            np.isfinite(tracks[seen, :, :2]), tracks[seen, :, :2], self._last_xy[seen]
+        )
+        self._was_active = active.copy()
+        out = np.empty_like(tracks)
+        out[self._identity_of] = tracks
+        return out
+
+    # --- the steps of an update ---------------------------------------------------------------
+
+    def _seen(self, tracks: np.ndarray) -> np.ndarray:
+        """Return (A,) which tracks have at least two keypoints seen in this frame."""
+        ok = np.isfinite(tracks[..., 0]) & (tracks[..., 2] >= self.min_likelihood)
+        return np.count_nonzero(ok, axis=1) >= MIN_KEYPOINTS
+
+    def _restart_tracks(self, active: np.ndarray, seen: np.ndarray) -> None:
+        """Tracks the tracker started anew know nothing of who they are (but the first ones)."""
+        started = active & ~self._was_active
+        if not started.any():
+            return
+        if not self._ever_tracked:  # the session's first animals: the tracker's identities hold
+            self._ever_tracked = True
+            return
+        self._belief[started] = 1.0 / self.animals
+        self._belief = _balanced(self._belief)  # they take what the others leave
+        self._last_xy[started & ~seen] = np.nan
+
+    def _gaps(self, tracks: np.ndarray, seen: np.ndarray, active: np.ndarray) -> np.ndarray:
+        """Return the (A, A) closest keypoint distances between tracks (a hidden one: last place).
+
+        Inf on the diagonal and for tracks not tracked.
+        """
+        where = np.where(seen[:, None, None], tracks[..., :2], self._last_xy)
+        where = np.where(active[:, None, None], where, np.nan)
+        flat = where.reshape(-1, 2)
+        diff = flat[:, None] - flat[None]
+        distance = np.hypot(diff[..., 0], diff[..., 1]).reshape(
+            self.animals, where.shape[1], self.animals, where.shape[1]
+        )
+        gaps = np.fmin.reduce(np.fmin.reduce(distance, axis=3), axis=1)
+        gaps[np.isnan(gaps)] = np.inf
+        np.fill_diagonal(gaps, np.inf)
+        return gaps
+
+    def _contact_px(self) -> float:
+        return self.tracker.contact_distance_px
+
+    def _apart_px(self) -> float:
+        """Distance beyond which a patch holds nothing of another animal."""
+        template = self.patches.template if self.patches is not None else None
+        if template is None:
+            return self._contact_px()
+        return max(self._contact_px(), APART_BODY_LENGTHS * float(np.ptp(template[:, 0])))
+
+    def _mix(self, gaps: np.ndarray, seen: np.ndarray, active: np.ndarray, dt: float) -> None:
+        """Mix the beliefs of tracks in contact, fast when one of the two is hidden."""
+        if dt <= 0:
+            return
+        near = gaps <= self._contact_px()
+        for first, second in zip(*np.nonzero(np.triu(near)), strict=True):
+            if not (active[first] and active[second]) or not (seen[first] or seen[second]):
+                continue
+            both = seen[first] and seen[second]
+            constant = self.contact_mixing_s if both else self.merge_mixing_s
+            share = 0.5 * -math.expm1(-dt / constant)  # -> 1/2: each the average of the two
+            a, b = self._belief[first].copy(), self._belief[second].copy()
+            self._belief[first] = (1.0 - share) * a + share * b
+            self._belief[second] = (1.0 - share) * b + share * a
+
+    def _look(
+        self, instances: np.ndarray, frame: np.ndarray | None
+    ) -> tuple[dict[int, _Look], np.ndarray | None]:
+        """Cut every detection's patch; return them by row and the (D, A) probabilities.
+
+        The probabilities are None without a model (or a frame); a detection without a patch
+        gets equal ones.
+        """
+        looks: dict[int, _Look] = {}
+        if self.learner is None or self.patches is None or frame is None:
+            return looks, None
+        model = self.learner.latest()
+        if model is not None and model is not self._model:
+            self._model = model
+            self.counts.models = model.version
+            self.counts.model_accuracy = model.accuracy
+        if self.patches.template is None:
+            self._take_template(instances)
+            return looks, None
+        for row in range(instances.shape[0]):
+            look = self._look_at(frame, instances[row])
+            if look is not None:
+                looks[row] = look
+        if self._model is None or not looks:
+            return looks, None
+        self.counts.frames_with_model += 1
+        probabilities = np.full((instances.shape[0], self.animals), 1.0 / self.animals)
+        for row, look in looks.items():
+            probabilities[row] = look.probability
+        return looks, probabilities
+
+    def _look_at(self, frame: np.ndarray, keypoints: np.ndarray) -> _Look | None:
+        """Return the patch of one animal's keypoints and the model's (clipped) probabilities."""
+        assert self.patches is not None
+        cut = self.patches.cut(frame, keypoints)
+        if cut is None:
+            return None
+        if self._model is None:
+            return _Look(cut, None)
+        probability = self._model.probabilities(cut)
+        np.clip(probability, EVIDENCE_CLIP, 1.0 - EVIDENCE_CLIP, out=probability)
+        return _Look(cut, probability)
+
+    def _take_template(self, instances: np.ndarray) -> None:
+        """Take the first detection seen whole and apart from the others as the template."""
+        assert self.patches is not None
+        xy = np.asarray(instances[..., :2], np.float64)
+        for row in range(instances.shape[0]):
+            others = np.delete(xy, row, axis=0).reshape(-1, 2)
+            gap = np.hypot(*(xy[row][:, None] - others[None]).transpose(2, 0, 1))
+            apart = np.nanmin(gap, initial=np.inf) > self._contact_px()
+            if apart and self.patches.set_template(instances[row]):
+                return
+
+    def _track_looks(
+        self,
+        tracks: np.ndarray,
+        instances: np.ndarray,
+        frame: np.ndarray | None,
+        seen: np.ndarray,
+        detections: dict[int, _Look],
+    ) -> dict[int, _Look]:
+        """Return the looks of each detected track, by track.
+
+        A track given its detection whole reuses that detection's patch; one whose keypoints
+        the tracker regrouped (animals in contact) gets a patch of its own keypoints.
+        """
+        looks: dict[int, _Look] = {}
+        if self.patches is None or frame is None or self.patches.template is None:
+            return looks
+        detection_of = self.tracker.last_detections
+        for track in np.flatnonzero(seen).tolist():
+            row = int(detection_of[track])
+            if (
+                row >= 0
+                and row in detections
+                and np.array_equal(tracks[track], instances[row], equal_nan=True)
+            ):
+                looks[track] = detections[row]
+                continue
+            look = self._look_at(frame, tracks[track])
+            if look is not None:
+                looks[track] = look
+        return looks
+
+    def _weigh_evidence(self, looks: dict[int, _Look], seen: np.ndarray, gaps: np.ndarray) -> None:
+        """Multiply each detected track's beliefs by what the model makes of its looks.
+
+        Weighted (a frame is not independent of the last one, and in contact its patch may
+        hold parts of the other animal), then balanced again (every identity on one track in
+        all), so that evidence that one track is identity i is evidence that the others are
+        not: the hidden animal of a merge is the one the visible one is not.
+        """
+        weighed = False
+        apart = gaps.min(axis=1) > self._apart_px()
+        active = self.tracker.active
+        # A detected animal next to a hidden one: its patch may be both (a small mouse on a
+        # large one looks large), so its looks count for little until they part.
+        covering = (gaps <= self._contact_px()) & (active & ~seen)[None, :]
+        for track, look in looks.items():
+            if look.probability is None or not seen[track]:
+                continue
+            if covering[track].any():
+                weight = EVIDENCE_WEIGHT_MERGED
+            elif apart[track]:
+                weight = EVIDENCE_WEIGHT_APART
+            else:
+                weight = EVIDENCE_WEIGHT_CONTACT
+            self._belief[track] *= look.probability**weight
+            weighed = True
+        if weighed:
+            self._belief = _balanced(self._belief)
+
+    def _assign(self, active: np.ndarray) -> None:
+        """Reassign identities when another assignment is :attr:`switch_odds` times likelier."""
+        if np.count_nonzero(active) < 2:
+            return
+        cost = -np.log(self._belief)
+        cost[~active] = 0.0  # tracks not tracked take whatever identities are left
+        rows, best = linear_sum_assignment(cost)
+        if np.array_equal(best, self._identity_of):
+            return
+        tracks = np.arange(self.animals)
+        # The mean log-belief per track: for two animals exactly the log-odds of the two
+        # assignments (their beliefs are [[a, 1 - a], [1 - a, a]]).
+        gain = float(cost[tracks, self._identity_of].sum() - cost[rows, best].sum())
+        if gain / np.count_nonzero(active) > self.log_switch_odds:
+            self._identity_of = best
+            self.counts.reassignments += 1
+
+    def _set_confidence(self, active: np.ndarray, seen: np.ndarray) -> None:
+        """Each identity's probability of being on the right track (NaN where not seen)."""
+        confidence = np.full(self.animals, np.nan)
+        tracks = np.flatnonzero(seen)
+        identities = self._identity_of[tracks]
+        confidence[identities] = self._belief[tracks, identities]
+        self.confidence = confidence
+
+    def _learn(
+        self, time_s: float, seen: np.ndarray, gaps: np.ndarray, looks: dict[int, _Look]
+    ) -> None:
+        """Hand the patches of tracks apart and sure of their identity to the learner."""
+        if self.learner is None or self.patches is None:
+            return
+        apart = seen & (gaps.min(axis=1) > self._apart_px())
+        if self._model is None and self._reanchor(time_s, apart, seen):
+            return
+        due = apart & (time_s - self._last_sample >= self.sample_interval_s)
+        for track in np.flatnonzero(due).tolist():
+            identity = int(self._identity_of[track])
+            if not self.confidence[identity] >= LEARN_CONFIDENCE:
+                continue
+            look = looks.get(track)
+            if look is None:
+                continue
+            self.learner.add(look.features, identity, time_s)
+            self._last_sample[track] = time_s
+            self.counts.samples += 1
+
+    def _reanchor(self, time_s: float, apart: np.ndarray, seen: np.ndarray) -> bool:
+        """Before the first model: after a merge, take the tracker's word and learn anew.
+
+        Returns whether the tracks are still waiting (uncertain, not yet apart long enough).
+        """
+        uncertain = bool(np.nanmin(self.confidence, initial=1.0) < LEARN_CONFIDENCE)
+        if not uncertain:
+            self._apart_since = None
+            return False
+        if not (apart == seen).all() or np.count_nonzero(seen) < 2:
+            self._apart_since = None  # someone hidden or in contact: wait
+            return True
+        if self._apart_since is None:
+            self._apart_since = time_s
+        if time_s - self._apart_since < self.reanchor_s:
+            return True
+        assert self.learner is not None
+        self.learner.restart()
+        self._belief = _sure(self._identity_of)
+        self._apart_since = None
+        self.counts.restarts += 1
+        return True
+
+
+def _sure(identity_of: np.ndarray) -> np.ndarray:
+    """Return (A, A) beliefs sure (to :data:`BELIEF_FLOOR`) that track t is ``identity_of[t]``."""
+    animals = identity_of.size
+    belief = np.full((animals, animals), BELIEF_FLOOR)
+    belief[np.arange(animals), identity_of] = 1.0
+    return _balanced(belief)
+
+
+def _balanced(belief: np.ndarray, rounds: int = 20) -> np.ndarray:
+    """Scale rows and columns alternately until each sums to 1 (Sinkhorn), floored.
+
+    A track is one identity and an identity is on one track: the beliefs' rows (tracks) and
+    columns (identities) are both probability distributions. For two animals one round is
+    exact; a few more settle three or four.
+    """
+    out = np.maximum(belief, BELIEF_FLOOR)
+    for _ in range(rounds):
+        out /= out.sum(axis=0, keepdims=True)
+        out /= out.sum(axis=1, keepdims=True)
+        if np.abs(out.sum(axis=0) - 1.0).max() < 1e-6:
+            break
+    return out

@@ -1,0 +1,271 @@
+"""Read settings.ini into :class:`settings.sections.Settings`: the one place settings are parsed.
+
+Settings are data: values are parsed by type, never evaluated, and configparser's interpolation is
+off. All problems of a file are collected and raised together as one :class:`SettingsError`.
+"""
+
+from __future__ import annotations
+
+import configparser
+import dataclasses
+import re
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from deeplabstream.core.schema import SettingsError, Where, key_of, parse_section, settings_fields
+from deeplabstream.hardware.cameras import CAMERA_SOURCES, camera_class
+from deeplabstream.hardware.stimulation import DEVICES, device_class
+from deeplabstream.settings.sections import (
+    CameraCommonSettings,
+    CameraSettings,
+    DeviceSettings,
+    ExperimentSettings,
+    LatencyTestSettings,
+    OutputSettings,
+    PoseSettings,
+    RecordingSettings,
+    SessionSettings,
+    Settings,
+    StreamingSettings,
+    TriangulationSettings,
+)
+
+SETTINGS_FILE_NAME = "settings.ini"
+PACKAGED_SETTINGS_FILE = Path(__file__).resolve().parent / "default_settings.ini"
+"""The embedded default, shipped in the package: the simulated arena, the bundled model, the
+example experiment on a log-only device (the repository's ``settings.ini`` is a copy of it)."""
+# A source checkout's settings.ini, beside app.py (src/deeplabstream/settings/loader.py -> root).
+CHECKOUT_SETTINGS_FILE = Path(__file__).resolve().parents[3] / SETTINGS_FILE_NAME
+
+SECTION_CLASSES: dict[str, type] = {
+    "Streaming": StreamingSettings,
+    "Recording": RecordingSettings,
+    "Output": OutputSettings,
+    "Pose": PoseSettings,
+    "Experiment": ExperimentSettings,
+    "LatencyTest": LatencyTestSettings,
+    "Session": SessionSettings,
+    "Triangulation": TriangulationSettings,
+}
+CAMERA_PREFIX = "Camera "
+DEVICE_PREFIX = "Device "
+DEVICE_TYPE_KEY = "TYPE"
+CAMERA_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+
+
+def default_settings_file(announce: Callable[[str], None] = print) -> Path:
+    """Return the settings file used when none is named.
+
+    Run from a source checkout (``python app.py``, or the package installed editable), the
+    checkout's ``settings.ini`` beside ``app.py``, from whichever folder. Installed from a
+    wheel: ``settings.ini`` in the current folder; when there is none, the embedded default is
+    copied there first (and ``announce`` says so), so that the lab has a file to edit and
+    relative paths (the sessions folder) are where the user works, never inside the package.
+    """
+    if _is_checkout(CHECKOUT_SETTINGS_FILE):
+        return CHECKOUT_SETTINGS_FILE
+    here = Path.cwd() / SETTINGS_FILE_NAME
+    if here.is_file():
+        return here
+    try:
+        shutil.copyfile(PACKAGED_SETTINGS_FILE, here)
+    except OSError as error:
+        raise SettingsError(
+            [
+                f"{here.parent}: no {SETTINGS_FILE_NAME} here, and the default one cannot be "
+                f"written ({error.strerror or error}). Run from a folder you can write to, or "
+                "name a settings file (--settings PATH)."
+            ]
+        ) from None
+    announce(
+        f"No {SETTINGS_FILE_NAME} in {here.parent}: wrote the embedded default there (the "
+        "simulated arena, the bundled model, the example experiment). Edit it, or set up the "
+        "rig in the app's Rig tab."
+    )
+    return here
+
+
+def _is_checkout(settings_file: Path) -> bool:
+    """Whether ``settings_file`` is the settings.ini of the checkout this package runs from."""
+    return settings_file.is_file() and (settings_file.parent / "src" / "deeplabstream").is_dir()
+
+
+def load_settings(path: Path | str | None = None) -> Settings:
+    """Read and validate a settings file (:func:`default_settings_file` when ``path`` is None)."""
+    file = Path(path) if path is not None else default_settings_file()
+    file = file.expanduser().resolve()
+    if not file.is_file():
+        raise SettingsError(
+            [
+                f"{file}: settings file not found. Choose an existing settings file (the "
+                "Settings field of the window; --settings PATH on the command line)."
+            ]
+        )
+    try:
+        text = file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise SettingsError([f"{file}: cannot be read as an ini file: {error}"]) from None
+    return parse_settings_text(text, file)
+
+
+def parse_settings_text(text: str, file: Path) -> Settings:
+    """Validate ``text`` as if it were the settings file ``file`` (paths relative to its folder).
+
+    The window checks an edited file this way before it writes anything.
+    """
+    parser = configparser.ConfigParser(interpolation=None, strict=True, empty_lines_in_values=False)
+    parser.optionxform = str  # type: ignore[assignment, method-assign]  # keep the user's case
+    try:
+        parser.read_string(text, source=str(file))
+    except configparser.Error as error:
+        raise SettingsError([f"{file}: cannot be read as an ini file: {error}"]) from None
+    return _settings_from_parser(file, parser)
+
+
+def _settings_from_parser(file: Path, parser: configparser.ConfigParser) -> Settings:
+    problems: list[str] = []
+    sections: dict[str, Any] = {}
+    cameras: list[CameraSettings] = []
+    devices: dict[str, DeviceSettings] = {}
+    for section in parser.sections():
+        items = dict(parser.items(section))
+        if section.startswith(CAMERA_PREFIX):
+            camera = _parse_camera(file, section, items, problems)
+            if camera is not None:
+                cameras.append(camera)
+        elif section.startswith(DEVICE_PREFIX):
+            device = _parse_device(file, section, items, problems)
+            if device is not None:
+                devices[section[len(DEVICE_PREFIX) :].strip()] = device
+        elif section in SECTION_CLASSES:
+            sections[section] = parse_section(
+                SECTION_CLASSES[section], items, Where(file, section), problems
+            )
+        else:
+            allowed = ", ".join([*SECTION_CLASSES, "Camera NAME", "Device NAME"])
+            problems.append(f"{file}: [{section}]: unknown section. Allowed sections: {allowed}")
+    for name, cls in SECTION_CLASSES.items():
+        if name not in parser.sections():
+            sections[name] = cls()  # every key has a default
+    if not any(s.startswith(CAMERA_PREFIX) for s in parser.sections()):
+        problems.append(
+            f"{file}: no camera. Declare at least one section [Camera NAME] with a SOURCE key "
+            f"(one of: {', '.join(sorted(CAMERA_SOURCES))})."
+        )
+    if problems:
+        raise SettingsError(problems)
+    return Settings(
+        source_file=file,
+        streaming=sections["Streaming"],
+        cameras=tuple(cameras),
+        recording=sections["Recording"],
+        output=sections["Output"],
+        pose=sections["Pose"],
+        experiment=sections["Experiment"],
+        latency_test=sections["LatencyTest"],
+        session=sections["Session"],
+        triangulation=sections["Triangulation"],
+        devices=devices,
+        sections_given=tuple(parser.sections()),
+        # Only a NAME chooses the experiment: a section with the deadline's keys alone does not.
+        experiment_named="Experiment" in parser
+        and any(key.upper() == "NAME" for key in parser["Experiment"]),
+    )
+
+
+def _parse_camera(
+    file: Path, section: str, items: dict[str, str], problems: list[str]
+) -> CameraSettings | None:
+    name = section[len(CAMERA_PREFIX) :].strip()
+    where = Where(file, section)
+    if not CAMERA_NAME.match(name):
+        problems.append(
+            f"{file}: [{section}]: camera name {name!r} is not allowed; use 1-64 letters, digits, "
+            "'_' or '-' (it names the camera's files)"
+        )
+        return None
+    source = next((v.strip() for k, v in items.items() if k.upper() == "SOURCE"), None)
+    if source is None:
+        problems.append(
+            f"{where.key('SOURCE')}: missing; expected one of {', '.join(sorted(CAMERA_SOURCES))}"
+        )
+        return None
+    try:
+        options_class = camera_class(source.lower()).settings_class
+    except KeyError:
+        problems.append(
+            f"{where.key('SOURCE')} = {source!r}: unknown camera source; expected one of "
+            f"{', '.join(sorted(CAMERA_SOURCES))}"
+        )
+        return None
+    common_keys = {key_of(f) for f in settings_fields(CameraCommonSettings)}
+    common_items = {k: v for k, v in items.items() if k.upper() in common_keys}
+    rest = {k: v for k, v in items.items() if k.upper() != "SOURCE" and k not in common_items}
+    common = parse_section(CameraCommonSettings, common_items, where, problems)
+    options = parse_section(
+        options_class, rest, where, problems, extra_allowed=common_keys | {"SOURCE"}
+    )
+    if options is None or common is None:
+        return None
+    return CameraSettings(name=name, source=source.lower(), options=options, common=common)
+
+
+def _parse_device(
+    file: Path, section: str, items: dict[str, str], problems: list[str]
+) -> DeviceSettings | None:
+    """Parse a ``[Device NAME]`` section: its TYPE (default log), then that type's own keys."""
+    where = Where(file, section)
+    kind = next((v.strip() for k, v in items.items() if k.upper() == DEVICE_TYPE_KEY), "log")
+    try:
+        options_class = device_class(kind.lower()).settings_class
+    except KeyError:
+        problems.append(
+            f"{where.key(DEVICE_TYPE_KEY)} = {kind!r}: unknown device type; expected one of "
+            f"{', '.join(sorted(DEVICES))}"
+        )
+        return None
+    rest = {k: v for k, v in items.items() if k.upper() != DEVICE_TYPE_KEY}
+    options = parse_section(options_class, rest, where, problems, extra_allowed={DEVICE_TYPE_KEY})
+    if options is None:
+        return None
+    return DeviceSettings(type=kind.lower(), options=options)
+
+
+def section_attribute(section: str) -> str:
+    """Return the :class:`Settings` attribute of a section: ``LatencyTest`` -> ``latency_test``."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", section).lower()
+
+
+def settings_as_dict(settings: Settings) -> dict[str, Any]:
+    """Return the effective settings as plain JSON-able data (for ``session.json``)."""
+    data: dict[str, Any] = {"file": str(settings.source_file)}
+    for name in SECTION_CLASSES:
+        data[name] = _plain(dataclasses.asdict(getattr(settings, section_attribute(name))))
+    data["cameras"] = {
+        camera.name: {
+            "SOURCE": camera.source,
+            **_plain(dataclasses.asdict(camera.common)),
+            **_plain(dataclasses.asdict(camera.options)),
+        }
+        for camera in settings.cameras
+    }
+    data["devices"] = {
+        name: {DEVICE_TYPE_KEY: device.type, **_plain(dataclasses.asdict(device.options))}
+        for name, device in settings.devices.items()
+    }
+    return data
+
+
+def _plain(values: dict[str, Any]) -> dict[str, Any]:
+    def convert(value: Any) -> Any:
+        if isinstance(value, Path):
+            return str(value)
+        if isinstance(value, tuple | list):
+            return [convert(v) for v in value]
+        if isinstance(value, dict):
+            return {k: convert(v) for k, v in value.items()}
+        return value
+
+    return {key.upper(): convert(value) for key, value in values.items()}

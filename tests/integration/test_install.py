@@ -1,0 +1,110 @@
+"""The project installs as one package: a wheel whose only top-level package is ``deeplabstream``.
+
+The wheel is built from this checkout and installed into a folder of its own (``--target``, no
+dependencies: the test environment already has them), and its console scripts run from another
+folder, importing the installed copy, not this checkout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from tests.support.paths import PROJECT_ROOT
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("wheel")
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+         "--disable-pip-version-check", "-q", "-w", str(folder), str(PROJECT_ROOT)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    (path,) = folder.glob("deeplabstream-*.whl")
+    return path
+
+
+@pytest.fixture(scope="module")
+def installed(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    target = tmp_path_factory.mktemp("site")
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "--disable-pip-version-check",
+         "-q", "--target", str(target), str(wheel)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    return target
+
+
+def _run(installed: Path, cwd: Path, *command: str) -> subprocess.CompletedProcess[str]:
+    """Run an installed console script from ``cwd``, the installed copy first on the path."""
+    env = {**os.environ, "PYTHONPATH": str(installed)}
+    script = installed / "bin" / command[0]
+    return subprocess.run(
+        [sys.executable, str(script), *command[1:]],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+
+
+def test_the_wheels_only_top_level_package_is_deeplabstream(wheel: Path) -> None:
+    names = zipfile.ZipFile(wheel).namelist()
+    tops = {name.split("/")[0] for name in names if not name.split("/")[0].endswith(".dist-info")}
+    assert tops == {"deeplabstream"}
+    # the data a pip-installed app needs: the bundled models, shipped configs, default settings
+    for needed in (
+        "deeplabstream/pose/bundled/arena/model.onnx",
+        "deeplabstream/experiments/configs/ExampleExperiment.ini",
+        "deeplabstream/settings/default_settings.ini",
+    ):
+        assert needed in names, needed
+    scripts = zipfile.ZipFile(wheel).read(
+        next(n for n in names if n.endswith("entry_points.txt"))
+    ).decode()
+    for command in ("deeplabstream ", "deeplabstream-app ", "deeplabstream-replay ",
+                    "deeplabstream-inspect ", "deeplabstream-calibrate ", "deeplabstream-train "):
+        assert command in scripts, command
+
+
+def test_the_installed_headless_command_runs_the_embedded_default_from_another_folder(
+    installed: Path, tmp_path: Path
+) -> None:
+    elsewhere = tmp_path / "lab"
+    elsewhere.mkdir()
+    where = subprocess.run(
+        [sys.executable, "-c", "import deeplabstream; print(deeplabstream.__file__)"],
+        cwd=elsewhere, env={**os.environ, "PYTHONPATH": str(installed)},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert Path(where.stdout.strip()).is_relative_to(installed)  # not this checkout
+    result = _run(
+        installed, elsewhere, "deeplabstream", "--headless", "--pose-enabled",
+        "--experiment-enabled", "--frames", "60", "--output-dir", str(tmp_path / "out"),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    # no settings.ini here: the embedded default was written beside the user, and said so
+    assert (elsewhere / "settings.ini").is_file()
+    assert "settings.ini" in result.stdout + result.stderr
+    (session,) = (tmp_path / "out").iterdir()
+    info = json.loads((session / "session.json").read_text())
+    assert info["status"] == "finished" and info["errors"] == []
+    assert info["cameras"]["arena"]["frames_captured"] == 60
+    assert info["pose"]["model"]["name"] == "arena"
+    assert info["experiment"]["name"] == "ExampleExperiment"
+
+
+def test_the_installed_commands_answer_help(installed: Path, tmp_path: Path) -> None:
+    for command in ("deeplabstream-replay", "deeplabstream-inspect", "deeplabstream-calibrate",
+                    "deeplabstream-train", "deeplabstream-images"):
+        result = _run(installed, tmp_path, command, "--help")
+        assert result.returncode == 0, (command, result.stderr[-2000:])
+        assert "usage" in result.stdout.lower()

@@ -1,1 +1,0 @@
-"""Command-line tools around the live pipeline (``utils/VideoAnalyzer.py``: offline replay)."""
