@@ -23,6 +23,7 @@ ORDER = (
     "transport_doorbells",
     "inference",
     "converted_models",
+    "dlc_model",
     "dynamic_crop",
     "end_to_end",
     "closed_loop",
@@ -45,6 +46,8 @@ TITLES = {
     "inference": "Pose inference: whole path in the app vs the naive loop",
     "converted_models": "DeepLabCut and Lightning Pose models: ONNX Runtime (and OpenVINO) vs "
     "PyTorch eager",
+    "dlc_model": "A user's DeepLabCut 3.0 model (cspnext_s, 640x480): the project at fp32, fp16 "
+    "and int8 vs DeepLabCut-Live 1.1",
     "dynamic_crop": "Dynamic cropping on the open-field video (DeepLabCut 3.0 cspnext_s)",
     "end_to_end": "End to end: the benchmark mode (`DeepLabStream.py --benchmark-enabled`)",
     "closed_loop": "Closed loop to the stimulus firmware (simavr)",
@@ -71,6 +74,7 @@ BASELINES = {
     "transport_doorbells": ("pipe", "portable"),
     "recording": ("app", "naive loop"),
     "converted_models": ("ONNX Runtime / OpenVINO", "PyTorch eager"),
+    "dlc_model": ("DeepLabStream", "DeepLabCut-Live"),
     "dynamic_crop": ("dynamic crop", "full frame"),
     "closed_loop": ("app", "naive loop, recording"),
     "latency_test": ("app's own account", "board (independent)"),

@@ -22,6 +22,7 @@ BENCHMARKS = (
     "recording",
     "inference",
     "converted_models",
+    "dlc_model",
     "dynamic_crop",
     "end_to_end",
     "closed_loop",

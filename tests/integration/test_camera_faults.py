@@ -77,7 +77,7 @@ def faulty_settings(tmp_path: Path, policy: str, **fault: object):
     basler = settings.cameras[0]
     options = FaultySettings(**dataclasses.asdict(basler.options), **fault)  # type: ignore[arg-type]
     faulty = dataclasses.replace(
-        basler, source="tests.integration.test_camera_faults:FaultyBasler", options=options
+        basler, source=f"{Path(__file__)}:FaultyBasler", options=options
     )
     return dataclasses.replace(settings, cameras=(faulty, settings.cameras[1]))
 

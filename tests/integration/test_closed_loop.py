@@ -28,6 +28,7 @@ def _truth_nose(session: Path, frames: pd.Index) -> np.ndarray:
     return truth.loc[frames, ("simulation", "nose")][["x", "y"]].to_numpy()
 
 
+@pytest.mark.slow  # tens of seconds: CI's second step
 def test_done_when_example_experiment_events_match_the_ground_truth(tmp_path: Path) -> None:
     result = run_cli(
         "--headless", "--experiment-enabled", "--frames", "900", "--output-dir", str(tmp_path)
@@ -142,6 +143,7 @@ def test_a_missing_serial_port_names_the_port(tmp_path: Path) -> None:
     assert "/dev/ttyNOPE9" in result.stderr and "[Device stimulus_box]" in result.stderr
 
 
+@pytest.mark.slow  # tens of seconds: CI's second step
 def test_the_board_vanishing_mid_session_stops_the_experiment_not_the_stream(
     tmp_path: Path,
     built,

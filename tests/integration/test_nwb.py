@@ -455,14 +455,15 @@ def _nwb_cli(*args: str) -> subprocess.CompletedProcess:
 def test_a_failure_at_stop_is_reported_in_session_json_not_raised(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from deeplabstream.live.session.exports import write_nwb
     from deeplabstream.live.session.live import LiveSession
 
-    stream = object.__new__(LiveSession)  # only what _write_nwb touches
+    stream = object.__new__(LiveSession)  # only what a failed export touches
     stream.session_dir = tmp_path  # no session.json: the NWB file cannot be built
     stream.errors = []
     written: list[str] = []
     monkeypatch.setattr(stream, "write_session_json", lambda status, stats: written.append(status))
-    stream._write_nwb({})
+    write_nwb(tmp_path, lambda text: stream._export_failed(text, {}))
     assert len(stream.errors) == 1 and "session.nwb could not be written" in stream.errors[0]
     assert "session.json" in stream.errors[0]
     assert written == ["finished"]  # session.json rewritten with the error

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from tests.support.files import write_settings
 from tests.support.paths import shared_data
@@ -87,6 +88,7 @@ def test_a_missing_model_stops_before_streaming_with_its_path(tmp_path: Path) ->
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
+@pytest.mark.slow  # tens of seconds: CI's second step
 def test_done_when_default_settings_track_the_simulated_animal(tmp_path: Path) -> None:
     from deeplabstream.pose.loading import BUNDLED_MODEL
 
@@ -153,6 +155,7 @@ def _median_errors(session: Path, camera: str) -> dict[str, float]:
     }
 
 
+@pytest.mark.slow  # tens of seconds: CI's second step
 def test_one_worker_serves_cameras_of_any_size_and_maps_flipped_frames_back(
     tmp_path: Path,
 ) -> None:

@@ -140,6 +140,7 @@ def test_a_recorder_that_falls_behind_is_counted_never_silent(tmp_path: Path, no
     assert "recorder fell behind" in log
 
 
+@pytest.mark.slow  # tens of seconds: CI's second step
 def test_done_when_command_records_300_frames(tmp_path: Path) -> None:
     result = run_cli(
         "--headless", "--frames", "300", "--recording-enabled", "--output-dir", str(tmp_path)

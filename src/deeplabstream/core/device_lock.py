@@ -45,6 +45,8 @@ from typing import Any
 import psutil
 from filelock import lock_descriptor, unlock_descriptor
 
+from deeplabstream.core.errors import DeviceError
+
 LOCK_ENV = "DEEPLABSTREAM_LOCK_FILE"
 WILDCARD = "*"
 # A session claiming one device holds its family's gate only while it takes its own lock: a
@@ -127,7 +129,7 @@ class Holder:
         return f"process {self.pid} ({self.command}), started {self.started}{settings}"
 
 
-class DeviceBusyError(RuntimeError):
+class DeviceBusyError(DeviceError):
     """A device is held by another session; the message names each device and its holder."""
 
     def __init__(self, busy: list[tuple[DeviceClaim, Holder | None]]) -> None:

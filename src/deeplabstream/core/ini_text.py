@@ -1,39 +1,41 @@
 """Edit an ini file as text: change, add and remove keys and sections, keep everything else.
 
 configparser can read settings but not write them back faithfully: it drops every comment and
-blank line and reorders nothing it does not know. The window edits files that users also edit by
-hand (``settings.ini``, experiment configs), so an edit must change only the lines it means to.
-:class:`IniText` keeps the file as lines and knows where each section and key is; unknown lines
-(comments, blank lines) stay where they were. Key names match case-insensitively, as the loaders
-read them. A value written here is one line: multi-line values are not produced.
+blank line. The window edits files that users also edit by hand (``settings.ini``, experiment
+configs), so an edit must change only the lines it means to. :class:`IniText` holds the file as
+configupdater's document, which keeps every comment, blank line and spelling, and adds what the
+window needs on top: key names match case-insensitively (as the loaders read them), a new key
+goes after the section's last key (not after the comments that introduce the next section), and
+a removed section leaves those comments in place. A value written here is one line.
+:func:`save_with_backup` writes the text atomically and keeps the previous file as ``.bak``.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
-_SECTION = re.compile(r"^\s*\[(?P<name>[^\]]+)\]\s*(?:[;#].*)?$")
-_KEY = re.compile(r"^(?P<key>[^\s;#=:][^=:]*?)\s*[=:]\s*(?P<value>.*)$")
+from configupdater import ConfigUpdater, Option, Section
+from configupdater.block import Comment, Space
+
 BACKUP_SUFFIX = ".bak"
 
 
-@dataclass(frozen=True)
-class _Span:
-    """Where a section's lines are: its header line and one past its last line."""
-
-    header: int
-    end: int
-
-
 class IniText:
-    """An ini file's lines, editable by section and key (case-insensitive keys)."""
+    """An ini file's text, editable by section and key (case-insensitive keys).
+
+    Parameters
+    ----------
+    text
+        The file's text. Text that is no ini file (a key before any section, a line that is
+        neither key, section, comment nor blank) raises :class:`configparser.Error`; duplicate
+        sections and keys are kept, as written, for the loader to name.
+    """
 
     def __init__(self, text: str) -> None:
-        self.lines = text.splitlines()
+        self._document = ConfigUpdater(strict=False)
+        self._document.read_string(text)
 
     @classmethod
     def read(cls, path: Path) -> IniText:
@@ -42,126 +44,118 @@ class IniText:
 
     def text(self) -> str:
         """Return the file's text, ending with one newline."""
-        return "\n".join(self.lines).rstrip("\n") + "\n"
+        return str(self._document).rstrip("\n") + "\n"
 
     # -- reading -------------------------------------------------------------------------------
 
     def sections(self) -> list[str]:
         """Return the section names in file order."""
-        return [name for name, _ in self._spans()]
+        return self._document.sections()
 
     def has_section(self, section: str) -> bool:
         """Whether ``[section]`` exists."""
-        return self._span(section) is not None
+        return self._document.has_section(section)
 
     def items(self, section: str) -> dict[str, str]:
-        """Return the keys and values of ``section`` as written (empty when it is absent)."""
-        span = self._span(section)
-        if span is None:
+        """Return the keys (as spelled) and values of ``section`` (empty when it is absent)."""
+        if not self.has_section(section):
             return {}
-        found: dict[str, str] = {}
-        for index in range(span.header + 1, span.end):
-            match = _KEY.match(self.lines[index])
-            if match:
-                found[match["key"].strip()] = _strip_comment(match["value"])
-        return found
+        return {
+            option.raw_key: (option.value or "").strip()
+            for option in self._document[section].iter_options()
+        }
 
     def get(self, section: str, key: str, default: str | None = None) -> str | None:
         """Return the value of ``key`` in ``section``, or ``default``."""
-        for name, value in self.items(section).items():
-            if name.upper() == key.upper():
-                return value
-        return default
+        option = self._option(section, key)
+        return default if option is None else (option.value or "").strip()
 
     # -- editing -------------------------------------------------------------------------------
 
     def set(self, section: str, key: str, value: str) -> None:
         """Set ``key`` in ``section`` (added after the section's last key; section made if new)."""
         value = _one_line(value)
-        span = self._span(section)
-        if span is None:
+        if not self.has_section(section):
             self.add_section(section, {key: value})
             return
-        line = self._key_line(span, key)
-        if line is not None:
-            written = _KEY.match(self.lines[line])
-            assert written is not None
-            self.lines[line] = f"{written['key'].strip()} = {value}".rstrip()
+        option = self._option(section, key)
+        if option is not None:
+            option.value = value  # the key keeps its spelling
             return
-        self.lines.insert(self._after_last_key(span), f"{key} = {value}".rstrip())
+        options = self._document[section].option_blocks()
+        if options:
+            options[-1].add_after.option(key, value)
+        else:
+            self._document[section].insert_at(0).option(key, value)
 
     def remove(self, section: str, key: str) -> bool:
         """Remove ``key`` from ``section``; False when it was not there."""
-        span = self._span(section)
-        line = None if span is None else self._key_line(span, key)
-        if line is None:
+        option = self._option(section, key)
+        if option is None:
             return False
-        del self.lines[line]
+        option.detach()
         return True
 
     def add_section(self, section: str, items: dict[str, str], comment: str | None = None) -> None:
         """Append ``[section]`` with ``items`` at the end (a blank line before it)."""
         if self.has_section(section):
             raise ValueError(f"[{section}] exists already")
-        while self.lines and not self.lines[-1].strip():
-            self.lines.pop()
-        block = [""] if self.lines else []
+        self._drop_trailing_blank_lines()
+        lines = [""] if self._document.last_block is not None else []
+        if not str(self._document).endswith("\n") and lines:
+            lines.insert(0, "")  # the file's last line had no line end: end it first
         if comment:
-            block += [f"; {line}".rstrip() for line in comment.splitlines()]
-        block.append(f"[{section}]")
-        block += [f"{key} = {_one_line(value)}".rstrip() for key, value in items.items()]
-        self.lines += block
+            lines += [f"; {line}".rstrip() for line in comment.splitlines()]
+        for line in lines:  # at the document's end, between the last section and the new one
+            block = Space(self._document) if not line else Comment(self._document)
+            self._document.append(block.add_line(line + "\n"))
+        self._document.add_section(section)
+        for key, value in items.items():
+            self._document[section][key] = _one_line(value)
 
     def remove_section(self, section: str) -> bool:
         """Remove ``[section]`` and its lines (the comments just above it stay); False if absent."""
-        span = self._span(section)
-        if span is None:
+        if not self.has_section(section):
             return False
-        end = span.end
-        while end > span.header + 1 and _is_comment_or_blank(self.lines[end - 1]):
-            end -= 1  # comments at its end introduce the next section: keep them
-        del self.lines[span.header : end]
+        removed = self._document[section]
+        # Comments and blank lines after a section's last key introduce the next section; the
+        # parser files them under this one, so they are moved out before it goes.
+        trailing: list[Comment | Space] = []
+        for block in reversed(list(removed.iter_blocks())):
+            if not isinstance(block, Comment | Space):
+                break
+            trailing.insert(0, block)
+        for block in trailing:
+            before = removed.add_before
+            if isinstance(block, Comment):
+                for line in block.lines:
+                    before.comment(line.rstrip("\n"), comment_prefix=line.lstrip()[:1])
+            else:
+                before.space(len(block.lines))
+        removed.detach()
         return True
 
     def rename_section(self, old: str, new: str) -> None:
         """Rename ``[old]`` to ``[new]`` in place."""
-        span = self._span(old)
-        if span is None:
+        if not self.has_section(old):
             raise KeyError(old)
         if self.has_section(new):
             raise ValueError(f"[{new}] exists already")
-        self.lines[span.header] = f"[{new}]"
+        self._document[old].name = new
 
     # -- internals -----------------------------------------------------------------------------
 
-    def _spans(self) -> list[tuple[str, _Span]]:
-        headers = [
-            (index, match["name"].strip())
-            for index, line in enumerate(self.lines)
-            if (match := _SECTION.match(line))
-        ]
-        spans = []
-        for position, (index, name) in enumerate(headers):
-            end = headers[position + 1][0] if position + 1 < len(headers) else len(self.lines)
-            spans.append((name, _Span(index, end)))
-        return spans
+    def _option(self, section: str, key: str) -> Option | None:
+        if not self.has_section(section):
+            return None
+        found: Section = self._document[section]
+        return found.get(key)  # configupdater folds the key's case, as configparser does
 
-    def _span(self, section: str) -> _Span | None:
-        return next((span for name, span in self._spans() if name == section), None)
-
-    def _key_line(self, span: _Span, key: str) -> int | None:
-        for index in range(span.header + 1, span.end):
-            match = _KEY.match(self.lines[index])
-            if match and match["key"].strip().upper() == key.upper():
-                return index
-        return None
-
-    def _after_last_key(self, span: _Span) -> int:
-        last = span.header
-        for index in range(span.header + 1, span.end):
-            if _KEY.match(self.lines[index]):
-                last = index
-        return last + 1
+    def _drop_trailing_blank_lines(self) -> None:
+        last = self._document.last_block
+        container = last if isinstance(last, Section) else self._document
+        while isinstance(container.last_block, Space):
+            container.last_block.detach()
 
 
 def save_with_backup(path: Path, text: str) -> Path | None:
@@ -181,17 +175,7 @@ def save_with_backup(path: Path, text: str) -> Path | None:
     return backup
 
 
-def _strip_comment(value: str) -> str:
-    # configparser (as the loaders use it) keeps inline comments as part of the value; so do we.
-    return value.strip()
-
-
 def _one_line(value: str) -> str:
     if "\n" in value or "\r" in value:
         raise ValueError(f"a value must be one line: {value!r}")
     return value.strip()
-
-
-def _is_comment_or_blank(line: str) -> bool:
-    stripped = line.strip()
-    return not stripped or stripped[0] in ";#"

@@ -26,10 +26,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import tomli_w
 
-
-class CalibrationError(ValueError):
-    """A calibration file that cannot be used; the message names the file and what is wrong."""
+from deeplabstream.core.errors import CalibrationError
 
 
 def rodrigues_to_matrix(rotation: np.ndarray) -> np.ndarray:
@@ -249,37 +248,44 @@ def _rotation_vector(values: Any, where: str) -> np.ndarray:
     return matrix_to_rodrigues(matrix)
 
 
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(value, int | float | np.floating | np.integer):
-        number = float(value)
-        if not math.isfinite(number):
-            raise ValueError(f"cannot write {value!r} to a calibration file")
-        return repr(int(value)) if isinstance(value, int | np.integer) else repr(number)
+def _plain(value: Any, where: str) -> Any:
+    """Return ``value`` as TOML writes it (numpy scalars as Python numbers); refuse nan and inf.
+
+    TOML could write nan and inf, but a calibration holding them is broken: it is refused here,
+    where it is made, rather than when a session reads it.
+    """
+    if isinstance(value, np.generic):
+        value = value.item()
     if isinstance(value, list | tuple):
-        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
-    raise TypeError(f"cannot write {type(value).__name__} to a calibration file")
+        return [_plain(item, where) for item in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"cannot write {value!r} to a calibration file ({where})")
+    if not isinstance(value, bool | int | float | str | list):
+        raise TypeError(f"cannot write {type(value).__name__} to a calibration file ({where})")
+    return value
 
 
 def write_calibration(
     path: Path, cameras: Sequence[PinholeCamera], metadata: Mapping[str, Any] | None = None
 ) -> None:
-    """Write Anipose's ``calibration.toml`` (atomically: a temporary file, then a rename)."""
-    lines: list[str] = []
+    """Write Anipose's ``calibration.toml`` (atomically: a temporary file, then a rename).
+
+    One ``[cam_N]`` table per camera, then ``[metadata]``; tomli-w writes the TOML, so any TOML
+    reader (aniposelib's ``toml``, ``tomllib``) reads it back.
+    """
+    document: dict[str, Any] = {}
     for index, camera in enumerate(cameras):
-        lines.append(f"[cam_{index}]")
-        lines += [f"{key} = {_toml_value(value)}" for key, value in camera.to_toml_table().items()]
-        lines.append("")
+        table = f"cam_{index}"
+        document[table] = {
+            key: _plain(value, f"[{table}] {key}") for key, value in camera.to_toml_table().items()
+        }
     if metadata:
-        lines.append("[metadata]")
-        lines += [f"{key} = {_toml_value(value)}" for key, value in metadata.items()]
-        lines.append("")
+        document["metadata"] = {
+            key: _plain(value, f"[metadata] {key}") for key, value in metadata.items()
+        }
     path = Path(path)
     temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text("\n".join(lines), encoding="utf-8")
+    temporary.write_text(tomli_w.dumps(document), encoding="utf-8")
     temporary.replace(path)
 
 

@@ -17,9 +17,13 @@
   extrapolated to the moment the command is written, by constant velocity or a Kalman filter,
   with a lead that follows the measured latency.
 * :mod:`experiments.events`: :class:`~experiments.events.EventLog` and ``events.csv``.
-* :mod:`experiments.config`: experiments without code, from ``experiments/configs/*.ini``.
-* :mod:`experiments.registry`: :func:`~experiments.registry.load_experiment` by config name,
-  ``module:Class`` or path.
+* :mod:`experiments.config`: experiments without code, from a config file (``*.ini``).
+* :mod:`experiments.config_edit`: the window's edits of a config (regions, their actions,
+  keypoint names), keeping the rest of the file as written.
+* :mod:`experiments.registry`: :data:`~experiments.registry.EXPERIMENTS`, the experiments'
+  registry, and :func:`~experiments.registry.load_experiment` by config name (the lab's
+  ``experiments/`` folder beside the settings file, then the shipped ``configs/``),
+  ``module:Class`` (shipped, installed, or of the lab's folder) or path.
 * :mod:`experiments.examples`: an experiment written in Python.
 
 docs/experiments.md is the guide. Experiments are pure logic: observations in, actions out, time

@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from deeplabstream.core.schema import SettingsError, Where, parse_section, setting
+from deeplabstream.core.errors import SettingsError
+from deeplabstream.core.schema import Where, parse_section, setting
 from deeplabstream.experiments.actions import Action
 from deeplabstream.experiments.base import Experiment
 from deeplabstream.experiments.events import EventLog
@@ -40,14 +41,14 @@ from deeplabstream.experiments.prediction import (
     PredictionSettings,
 )
 from deeplabstream.experiments.triggers import (
-    COMBINATOR_KINDS,
-    TRIGGER_KINDS,
     Trigger,
     file_parameters_of,
     make_trigger,
     parameters_of,
+    trigger_kind,
 )
 from deeplabstream.experiments.triggers.base import AnyObservation
+from deeplabstream.experiments.triggers.kinds import TRIGGERS
 
 EXPERIMENT_SECTION = "Experiment"
 TRIGGER_PREFIX = "Trigger "
@@ -639,17 +640,16 @@ def _parse_trigger(
     upper = {key.upper(): value.strip() for key, value in items.items()}
     raw_kind = upper.get("KIND")
     if raw_kind is None:
-        problems.append(f"{where.key('KIND')}: missing; expected one of {', '.join(TRIGGER_KINDS)}")
+        known = ", ".join(sorted(TRIGGERS))
+        problems.append(f"{where.key('KIND')}: missing; expected one of {known}")
         return None
     kind = raw_kind.lower().replace("-", "_")
-    if kind not in TRIGGER_KINDS:
-        problems.append(
-            f"{where.key('KIND')} = {raw_kind!r}: unknown trigger kind; expected one of "
-            f"{', '.join(TRIGGER_KINDS)}"
-        )
+    try:  # a built-in kind, or an installed package's (entry point group deeplabstream.triggers)
+        combinator = trigger_kind(kind).combines
+    except ValueError as error:  # unknown (the known ones listed), or a plugin that fails to load
+        problems.append(f"{where.key('KIND')} = {raw_kind!r}: {error}")
         return None
     parameters = parameters_of(kind)
-    combinator = kind in COMBINATOR_KINDS
     allowed = ["KIND", *(["OF"] if combinator else []), *(p.upper() for p in parameters)]
     count_before = len(problems)
     for key in upper:
@@ -801,7 +801,7 @@ def _with_defaults(spec: TriggerSpec, experiment: ExperimentSection) -> dict[str
     measured ones, because prediction follows animal 1 only.
     """
     params = dict(spec.params)
-    if spec.kind in COMBINATOR_KINDS or "policy" not in parameters_of(spec.kind):
+    if trigger_kind(spec.kind).combines or "policy" not in parameters_of(spec.kind):
         return params
     params.setdefault("min_likelihood", repr(experiment.min_likelihood))
     params.setdefault("policy", experiment.policy)

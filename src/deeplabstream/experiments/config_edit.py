@@ -30,6 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from deeplabstream.core.errors import SettingsError
 from deeplabstream.core.ini_text import save_with_backup
 from deeplabstream.experiments.config import (
     EXPERIMENT_SECTION,
@@ -39,7 +40,9 @@ from deeplabstream.experiments.config import (
     ExperimentConfigError,
     parse_experiment_config,
 )
+from deeplabstream.experiments.triggers import file_parameters_of
 from deeplabstream.experiments.triggers.geometry import RegionShape, parse_shape
+from deeplabstream.experiments.triggers.kinds import TRIGGERS, keypoint_parameters
 
 REGION_KIND = "region"
 DEFAULT_MODE = "inside"
@@ -48,8 +51,10 @@ _SECTION = re.compile(r"^\[(?P<name>[^\]]+)\]\s*$")
 _KEY = re.compile(r"^(?P<key>[^\s=:#;\[][^=:]*?)\s*[=:]\s*(?P<value>.*)$")
 
 
-class ConfigEditError(ValueError):
+class ConfigEditError(SettingsError):
     """An edit that cannot be made; the message says why (and names the rule or the problem)."""
+
+    lists_problems = False
 
 
 EDGE_WORDS = {"rising": "on entry", "while": "while inside", "falling": "on exit"}
@@ -457,12 +462,10 @@ class ConfigText:
 
         Before the text is saved in another folder, so that it still names the same files.
         """
-        from deeplabstream.experiments.triggers import TRIGGER_KINDS, file_parameters_of
-
         for section in _sections(self.lines):
             kind_key = section.key("KIND")
             kind = (kind_key.value if kind_key else "").strip().lower().replace("-", "_")
-            if _trigger_name(section) is None or kind not in TRIGGER_KINDS:
+            if _trigger_name(section) is None or kind not in TRIGGERS:
                 continue
             for parameter in file_parameters_of(kind):
                 key = section.key(parameter)
@@ -478,9 +481,7 @@ class ConfigText:
         Returns what changed, one line each (``[Trigger x] KEYPOINT = snout (was nose)``). A key
         left out but read by default (a region's ``nose``) is written with the new name.
         """
-        from deeplabstream.experiments.triggers.kinds import keypoint_parameters, registered_kinds
-
-        kinds = registered_kinds()
+        kinds = TRIGGERS
         changes: list[str] = []
         for section in _sections(self.lines):
             if _trigger_name(section) is not None:

@@ -1,208 +1,238 @@
-"""Find an experiment by name: a config file, a class of the ``experiments`` package, or a path.
+"""Find an experiment by name: a config, a class, a module of the lab's folder, or a path.
 
-``load_experiment(name_or_path)`` accepts:
+``load_experiment(name_or_path, settings_folder)`` accepts, tried in this order:
 
-* a config name: the stem of a file in ``experiments/configs/`` (``"freezing_opto"``);
-* a class of the ``experiments`` package: ``"module:Class"`` (``"examples:AlternatingReward"``,
-  or ``"experiments.examples:AlternatingReward"``), or just ``"AlternatingReward"`` when one
-  module of the package has a class of that name;
+* a config name: the stem of a config in the lab's ``experiments/`` folder beside the settings
+  file (``NAME = my_config`` finds ``experiments/my_config.ini``), else of a config shipped in
+  the package (:data:`CONFIG_FOLDER`: ``"freezing_opto"``);
+* a class of :data:`EXPERIMENTS`, the kind's registry
+  (:class:`~deeplabstream.core.plugins.Registry`): the classes shipped in the package by
+  ``module:Class`` (``"examples:AlternatingReward"``, also written
+  ``"experiments.examples:AlternatingReward"`` or with ``deeplabstream.`` before it), the
+  experiments of installed packages (entry point group ``deeplabstream.experiments``), a module
+  of the lab's ``experiments/`` folder (``"my_module"`` when it defines one experiment, or
+  ``"my_module:MyClass"``), or just ``"AlternatingReward"`` when one registered class has that
+  name;
 * a path named explicitly: ``PATH.ini`` (a config), ``PATH.py`` (the one :class:`Experiment`
   subclass defined in it) or ``PATH.py:Class``.
 
-Python code is only ever imported from the project's ``experiments`` package or from a ``.py``
-file the user names; an unknown name lists what exists.
+Python code is only imported from the package, from installed entry points, from the lab's
+``experiments/`` folder beside the settings file, or from a ``.py`` file named explicitly
+(settings are data). An unknown name lists what exists, in the wording every plugin kind uses.
 """
 
 from __future__ import annotations
 
-import hashlib
-import importlib
-import importlib.util
 import inspect
-import pkgutil
-import re
-import sys
 from pathlib import Path
-from types import ModuleType
+from typing import Any
 
-import deeplabstream.experiments as experiments
+from deeplabstream.core.plugins import (
+    PluginError,
+    Registry,
+    UnknownPluginError,
+    subclasses_in,
+)
 from deeplabstream.experiments.base import Experiment
 from deeplabstream.experiments.config import load_experiment_config
 
 CONFIG_FOLDER = Path(__file__).resolve().parent / "configs"
-INFRASTRUCTURE_MODULES = frozenset(
-    {"actions", "base", "config", "events", "observation", "registry", "triggers"}
+"""The configs shipped in the package (examples a lab copies into its own folder)."""
+
+LAB_FOLDER = "experiments"
+"""The lab's folder of configs and modules, beside the settings file."""
+
+_PACKAGE_PREFIXES = ("deeplabstream.", "experiments.")
+
+
+class ExperimentNotFoundError(PluginError, LookupError):
+    """No experiment of that name, or one that cannot be loaded; the message says what exists."""
+
+
+def _registered_name(name: str) -> str:
+    """Return the registered name: ``[deeplabstream.]experiments.examples:X`` is ``examples:X``."""
+    text = name.strip()
+    if ":" in text:
+        for prefix in _PACKAGE_PREFIXES:
+            text = text.removeprefix(prefix)
+    return text
+
+
+def _check_experiment_class(obj: Any) -> None:
+    if not (inspect.isclass(obj) and issubclass(obj, Experiment)) or obj is Experiment:
+        raise TypeError(
+            f"expected a subclass of deeplabstream.experiments.base.Experiment, not {obj!r}"
+        )
+    if inspect.isabstract(obj):
+        raise TypeError(f"{obj.__qualname__} is abstract (it does not define on_update)")
+
+
+EXPERIMENTS: Registry[type[Experiment]] = Registry(
+    "experiment",
+    "deeplabstream.experiments",
+    {"examples:AlternatingReward": "deeplabstream.experiments.examples:AlternatingReward"},
+    advice="Set [Experiment] NAME (or --experiment) to one of them, to a config or module of the "
+    "experiments/ folder beside the settings file (NAME = my_config, NAME = my_module:MyClass), "
+    "or to the path of an .ini or .py file (docs/experiments.md).",
+    check=_check_experiment_class,
+    lab_folder=LAB_FOLDER,
+    normalise=_registered_name,
+    find_in_module=lambda module: subclasses_in(module, Experiment),
 )
-"""Modules of the package that define no experiments (not searched for classes)."""
-
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_PYTHON_FILE = re.compile(r"^(?P<path>.+\.py)(?::(?P<cls>[A-Za-z_][A-Za-z0-9_]*))?$", re.IGNORECASE)
+"""Every experiment class by name: shipped (``module:Class``), then installed."""
 
 
-class ExperimentNotFoundError(LookupError):
-    """No experiment of that name; the message lists the ones there are."""
+def lab_folder(settings_folder: Path | None) -> Path | None:
+    """Return the lab's ``experiments/`` folder beside the settings file (None: no settings)."""
+    return EXPERIMENTS.lab_path(settings_folder)
 
 
 def config_names() -> list[str]:
-    """Return the shipped configs: stems of ``experiments/configs/*.ini``, sorted."""
+    """Return the shipped configs: stems of the package's ``experiments/configs/*.ini``, sorted."""
     return sorted(path.stem for path in CONFIG_FOLDER.glob("*.ini"))
 
 
+def lab_config_names(settings_folder: Path | None) -> list[str]:
+    """Return the lab's configs: stems of ``experiments/*.ini`` beside the settings file."""
+    folder = lab_folder(settings_folder)
+    if folder is None or not folder.is_dir():
+        return []
+    return sorted(path.stem for path in folder.glob("*.ini"))
+
+
 def experiment_classes() -> dict[str, type[Experiment]]:
-    """``"module:Class"`` -> class, for every concrete Experiment defined in the package."""
-    found: dict[str, type[Experiment]] = {}
-    for info in sorted(pkgutil.iter_modules(experiments.__path__), key=lambda i: i.name):
-        if info.name in INFRASTRUCTURE_MODULES or info.name.startswith("_") or info.ispkg:
-            continue
-        module = importlib.import_module(f"deeplabstream.experiments.{info.name}")
-        for name, cls in _classes_in(module).items():
-            found[f"{info.name}:{name}"] = cls
-    return found
+    """``name`` -> class, for every registered experiment that loads (shipped and installed)."""
+    loaded, _ = EXPERIMENTS.load_all()
+    return loaded
 
 
-def available_experiments() -> list[str]:
-    """Every name :func:`load_experiment` accepts without a path: configs, then classes."""
-    return [*config_names(), *experiment_classes()]
+def available_experiments(settings_folder: Path | None = None) -> list[str]:
+    """Every name :func:`load_experiment` accepts without a path.
+
+    The lab's configs and modules first (when the settings file's folder is given), then the
+    shipped configs, then the registered classes.
+    """
+    lab_configs = lab_config_names(settings_folder)
+    lab_modules = [path.stem for path in EXPERIMENTS.lab_modules(settings_folder)]
+    shipped = [name for name in config_names() if name not in lab_configs]
+    return [*lab_configs, *lab_modules, *shipped, *EXPERIMENTS.names()]
 
 
-def config_file_of(name_or_path: str | Path) -> Path | None:
+def config_file_of(name_or_path: str | Path, settings_folder: Path | None = None) -> Path | None:
     """Return the config file an experiment name reads, or None (a class, or nothing found).
 
     The same resolution as :func:`load_experiment`, without loading: the window's region editor
     edits this file.
     """
     text = str(name_or_path).strip()
-    if _PYTHON_FILE.match(text):
+    if text.lower().endswith(".py") or ".py:" in text.lower():
         return None
     if text.lower().endswith(".ini") or isinstance(name_or_path, Path):
         path = Path(text).expanduser()
-        if not path.is_file() and path.name == text and (CONFIG_FOLDER / text).is_file():
-            path = CONFIG_FOLDER / text
+        if not path.is_file() and path.name == text:  # "freezing_opto.ini": by its name
+            path = _named_config(path.stem, settings_folder) or path
         return path.resolve() if path.is_file() else None
     if ":" in text or "/" in text or "\\" in text:
         return None
-    config = CONFIG_FOLDER / f"{text}.ini"
-    return config if config.is_file() else None
+    return _named_config(text, settings_folder)
 
 
-def load_experiment(name_or_path: str | Path) -> Experiment:
-    """Return a new experiment from a config name, ``module:Class``, or an ``.ini``/``.py`` path.
+def _named_config(stem: str, settings_folder: Path | None) -> Path | None:
+    """Return the config ``stem``: the lab's (beside the settings file) before the shipped one."""
+    folder = lab_folder(settings_folder)
+    for candidate in (folder / f"{stem}.ini" if folder else None, CONFIG_FOLDER / f"{stem}.ini"):
+        if candidate is not None and candidate.is_file():
+            return candidate.resolve()
+    return None
+
+
+def resolved_name(name: str, settings_folder: Path | None) -> str:
+    """Return ``name`` as another process finds it without the settings file's folder.
+
+    A config or module of the lab's folder becomes its path (``/lab/experiments/x.ini``,
+    ``/lab/experiments/m.py:Class``); any other name is returned unchanged.
+    """
+    text = name.strip()
+    folder = lab_folder(settings_folder)
+    if folder is None or "/" in text or "\\" in text or text.lower().endswith((".ini", ".py")):
+        return name
+    config = folder / f"{text}.ini"
+    if ":" not in text and config.is_file():
+        return str(config.resolve())
+    module, _, attr = text.partition(":")
+    path = folder / f"{module}.py"
+    if "." not in module and path.is_file():
+        return f"{path.resolve()}:{attr}" if attr else str(path.resolve())
+    return name
+
+
+def load_experiment(name_or_path: str | Path, settings_folder: Path | None = None) -> Experiment:
+    """Return a new experiment from its name or path (see the module docstring).
+
+    Parameters
+    ----------
+    name_or_path
+        ``[Experiment] NAME`` or ``--experiment``.
+    settings_folder
+        The folder of the settings file, where the lab's ``experiments/`` folder is (None:
+        only the package, installed packages and explicit paths).
 
     Raises
     ------
     ExperimentNotFoundError
-        Unknown name or missing file; the message lists what exists.
+        Unknown name, missing file, or a module that cannot be imported; the message lists
+        what exists or gives the error.
     experiments.config.ExperimentConfigError
         The config file has problems (each one named).
     """
     text = str(name_or_path).strip()
-    python_file = _PYTHON_FILE.match(text)
-    if python_file:
-        return _from_python_file(Path(python_file["path"]), python_file["cls"] or "")
+    config = config_file_of(name_or_path, settings_folder)
+    if config is not None:
+        return load_experiment_config(config).build()
     if text.lower().endswith(".ini") or isinstance(name_or_path, Path):
-        path = Path(text).expanduser()
-        if not path.is_file() and path.name == text and (CONFIG_FOLDER / text).is_file():
-            path = CONFIG_FOLDER / text  # "freezing_opto.ini": the shipped one
-        if not path.is_file():
-            raise ExperimentNotFoundError(f"experiment config file not found: {path.resolve()}")
-        return load_experiment_config(path).build()
-    if ":" in text:
-        return _from_package(text)
-    if "/" in text or "\\" in text:
+        raise ExperimentNotFoundError(
+            f"experiment config file not found: {Path(text).expanduser().resolve()}"
+        )
+    is_file = text.lower().endswith(".py") or ".py:" in text.lower()
+    if not is_file and ("/" in text or "\\" in text):
         raise ExperimentNotFoundError(
             f"{text!r} is not an experiment: a path must end in .ini or .py"
         )
-    config = CONFIG_FOLDER / f"{text}.ini"
-    if config.is_file():
-        return load_experiment_config(config).build()
-    classes = experiment_classes()
-    matches = [key for key in classes if key.split(":")[1] == text]
-    if len(matches) == 1:
-        return classes[matches[0]]()
+    try:
+        return EXPERIMENTS.get(text, settings_folder)()
+    except UnknownPluginError as error:
+        if is_file:
+            raise ExperimentNotFoundError(str(error)) from None
+        by_class_name = _by_class_name(text)
+        if by_class_name is not None:
+            return by_class_name()
+        raise ExperimentNotFoundError(unknown_message(text, settings_folder)) from None
+    except PluginError as error:  # a module or entry point that fails to import, a wrong class
+        raise ExperimentNotFoundError(str(error)) from None
+
+
+def _by_class_name(text: str) -> type[Experiment] | None:
+    """Return the one registered class named ``text`` (``AlternatingReward``), if exactly one."""
+    if ":" in text:
+        return None
+    matches = [name for name in EXPERIMENTS.names() if name.rpartition(":")[2] == text]
     if len(matches) > 1:
         raise ExperimentNotFoundError(
-            f"{text!r} names several classes: {', '.join(matches)}; give module:Class"
+            f"{text!r} names several experiment classes: {', '.join(matches)}; give one of them"
         )
-    raise ExperimentNotFoundError(_unknown(text))
-
-
-def _unknown(text: str) -> str:
-    configs = ", ".join(config_names()) or "none"
-    classes = ", ".join(experiment_classes()) or "none"
-    return (
-        f"unknown experiment {text!r}. Configs (experiments/configs/): {configs}. "
-        f"Classes (experiments package): {classes}. Or give the path of an .ini or .py file."
-    )
-
-
-def _from_package(text: str) -> Experiment:
-    module_name, _, class_name = text.partition(":")
-    module_name = module_name.removeprefix("deeplabstream.").removeprefix("experiments.")
-    if not (_IDENTIFIER.match(module_name) and _IDENTIFIER.match(class_name)):
-        raise ExperimentNotFoundError(f"{text!r}: expected module:Class, for example {_example()}")
-    if (
-        module_name in INFRASTRUCTURE_MODULES
-        or not (Path(experiments.__file__).parent / f"{module_name}.py").is_file()
-    ):
-        raise ExperimentNotFoundError(
-            f"no experiment module {module_name!r} in the experiments package. "
-            + _unknown(text).split(". ", 1)[1]
-        )
-    module = importlib.import_module(f"deeplabstream.experiments.{module_name}")
-    classes = _classes_in(module)
-    if class_name not in classes:
-        raise ExperimentNotFoundError(
-            f"experiments.{module_name} has no experiment class {class_name!r}; it has: "
-            f"{', '.join(classes) or 'none'}"
-        )
-    return classes[class_name]()
-
-
-def _from_python_file(path: Path, class_name: str) -> Experiment:
-    path = path.expanduser().resolve()
-    if not path.is_file():
-        raise ExperimentNotFoundError(f"experiment file not found: {path}")
-    digest = hashlib.sha1(str(path).encode()).hexdigest()[:12]
-    module_name = f"_experiment_file_{path.stem}_{digest}"
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    if spec is None or spec.loader is None:  # pragma: no cover - a .py file always has a loader
-        raise ExperimentNotFoundError(f"{path} cannot be imported")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
+    if not matches:
+        return None
     try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        sys.modules.pop(module_name, None)
-        raise
-    classes = _classes_in(module)
-    if class_name:
-        if class_name not in classes:
-            raise ExperimentNotFoundError(
-                f"{path} has no experiment class {class_name!r}; it has: "
-                f"{', '.join(classes) or 'none'}"
-            )
-        return classes[class_name]()
-    if len(classes) != 1:
-        listed = ", ".join(classes) or "none"
-        raise ExperimentNotFoundError(
-            f"{path} defines {len(classes)} experiment classes ({listed}); name one as "
-            f"{path.name}:Class"
-        )
-    return next(iter(classes.values()))()
+        return EXPERIMENTS.get(matches[0])
+    except PluginError as error:  # an installed experiment that fails to import
+        raise ExperimentNotFoundError(str(error)) from None
 
 
-def _classes_in(module: ModuleType) -> dict[str, type[Experiment]]:
-    """Concrete Experiment subclasses defined in ``module`` (not imported into it)."""
-    return {
-        name: cls
-        for name, cls in vars(module).items()
-        if inspect.isclass(cls)
-        and issubclass(cls, Experiment)
-        and cls.__module__ == module.__name__
-        and not inspect.isabstract(cls)
-        and not name.startswith("_")
-    }
-
-
-def _example() -> str:
-    return "examples:AlternatingReward"
+def unknown_message(text: str, settings_folder: Path | None = None) -> str:
+    """Return the message for an unknown experiment: configs and classes, the lab's folder's."""
+    return EXPERIMENTS.unknown_message(
+        text,
+        settings_folder,
+        also_known=config_names(),
+        also_in_lab=lab_config_names(settings_folder),
+    )

@@ -23,12 +23,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from deeplabstream.core.errors import OutputError
 from deeplabstream.outputs.pose_table import read_pose_table
 
 SLP_SUFFIX = ".slp"
 
 
-class SlpError(RuntimeError):
+class SlpError(OutputError, RuntimeError):
     """A file the ``.slp`` needs is missing or unreadable; the message names it."""
 
 

@@ -1,6 +1,7 @@
 """One way in for every model: a path (or nothing, for the bundled model) -> ModelDescription.
 
-The kind is detected from what is on disk, by the formats of :mod:`pose.formats.catalogue`:
+The kind is detected from what is on disk, by the formats of the registry
+:data:`~pose.model_format.MODEL_FORMATS` (built-in, then installed), tried in order:
 
 - nothing: the bundled model of the simulated arena (``pose/bundled/arena``);
 - a folder with ``model.json``, that file, or the ``.onnx`` beside it: the project's own format;
@@ -23,31 +24,32 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
 
-from deeplabstream.pose.formats.catalogue import (
-    DEEPLABCUT_EXPORT_ADVICE,
-    LIGHTNING_CHECKPOINT_ADVICE,
+from deeplabstream.pose.model import ModelDescription, ModelError
+from deeplabstream.pose.model_format import (
     Precision,
+    build_torch_module,
     check_torch_file,
     format_of,
-    format_of_description,
     unreadable,
+    unusable_formats,
 )
-from deeplabstream.pose.model import ModelDescription, ModelError
+from deeplabstream.pose.runtime.precision import (
+    PRECISIONS,
+    PrecisionName,
+    backend_problem,
+    int8_model,
+)
 
 BUNDLED_MODEL = Path(__file__).resolve().parent / "bundled" / "arena"
 
-# The framework modules read these through this module; the formats themselves are in
-# pose.formats.catalogue.
 __all__ = [
     "BUNDLED_MODEL",
-    "DEEPLABCUT_EXPORT_ADVICE",
-    "LIGHTNING_CHECKPOINT_ADVICE",
     "Precision",
     "build_torch_module",
     "check_backend",
     "check_model",
+    "check_precision",
     "check_torch_file",
     "load_model",
     "model_animals",
@@ -60,7 +62,7 @@ def load_model(
     path: Path | None,
     *,
     frame_size: tuple[int, int] | None = None,
-    precision: Precision = "fp32",
+    precision: PrecisionName = "fp32",
     max_animals: int | None = None,
 ) -> ModelDescription:
     """Return the description of the model at ``path`` (None: the bundled model).
@@ -75,7 +77,9 @@ def load_model(
         input size. Default for those: 640x480.
     precision
         ``fp16`` converts a DeepLabCut export or Lightning Pose checkpoint to a half-precision
-        graph (a Lightning Pose export picks its precision by the ``.onnx`` file named).
+        graph (a Lightning Pose export picks its precision by the ``.onnx`` file named);
+        ``int8`` takes the graph quantized beforehand by ``python -m deeplabstream.pose.quantize``
+        (:mod:`pose.runtime.precision`), refused when there is none.
     max_animals
         For a multi-animal model, the most animals it reports per frame (``[Pose]
         MAX_ANIMALS``); None keeps the model's own default. Single-animal models ignore it.
@@ -91,8 +95,11 @@ def load_model(
             f"{path}: model not found. Set [Pose] MODEL_PATH (or --model) to a model folder or "
             "file, or leave it empty for the bundled model."
         )
-    if precision not in ("fp32", "fp16"):
-        raise ModelError(f"precision {precision!r}; expected fp32 or fp16")
+    if precision not in PRECISIONS:
+        raise ModelError(f"precision {precision!r}; expected {', '.join(PRECISIONS)}")
+    if precision == "int8":  # the fp32 model, then its quantized graph (pose.runtime.precision)
+        fp32 = load_model(path, frame_size=frame_size, precision="fp32", max_animals=max_animals)
+        return int8_model(fp32, path)
     model_format = format_of(path)
     if precision != "fp32" and not (model_format is not None and model_format.converted):
         raise ModelError(
@@ -115,6 +122,17 @@ def load_model(
         "project's models), a Lightning Pose model folder (config.yaml + exports_onnx/ or "
         "tb_logs/), a Lightning Pose .ckpt, a DeepLabCut 3.0 export (.pt), a sleap-nn ONNX "
         "export folder (export_metadata.json + model.onnx), or an .onnx file inside one of them."
+        + _unusable_formats_text()
+    )
+
+
+def _unusable_formats_text() -> str:
+    """Name the installed formats that could not be loaded (one of them may be this model's)."""
+    failures = unusable_formats()
+    return (
+        (" Installed formats that cannot be loaded: " + "; ".join(map(str, failures)))
+        if failures
+        else ""
     )
 
 
@@ -147,7 +165,7 @@ def check_backend(path: Path | None, backend: str) -> None:
 
     ONNX Runtime and OpenVINO run every format (converted models through their graph); the
     pytorch backend runs TorchScript files and networks rebuilt from their framework's file
-    (:meth:`pose.formats.catalogue.ModelFormat.pytorch_problem`). A path no format knows is left to
+    (:meth:`pose.model_format.ModelFormat.pytorch_problem`). A path no format knows is left to
     :func:`check_model`, which names it.
 
     Raises
@@ -162,6 +180,30 @@ def check_backend(path: Path | None, backend: str) -> None:
     problem = model_format.pytorch_problem(path) if model_format is not None else None
     if problem is not None:
         raise ModelError(problem)
+
+
+def check_precision(path: Path | None, precision: PrecisionName, backend: str) -> None:
+    """Check that ``[Pose] PRECISION`` applies to the model at ``path`` on ``backend``.
+
+    fp16 needs a model converted here; int8 the onnxruntime backend and a graph quantized
+    beforehand (the fp32 description is loaded for it: a converted model's graph is taken from
+    the cache, where the quantize command left it). See :mod:`pose.runtime.precision`.
+
+    Raises
+    ------
+    ModelError
+        Naming the model and what to run or set instead.
+    """
+    problem = backend_problem(precision, backend)
+    if problem is not None:
+        raise ModelError(problem)
+    path = BUNDLED_MODEL if path is None else Path(path).expanduser()
+    if precision == "fp16":
+        model_format = format_of(path) if path.exists() else None
+        if not (model_format is not None and model_format.converted):
+            load_model(path, precision=precision)  # raises its message for this model
+    elif precision == "int8":
+        load_model(path, precision=precision)
 
 
 def model_animals(path: Path | None, max_animals: int) -> int:
@@ -183,7 +225,7 @@ def model_animals(path: Path | None, max_animals: int) -> int:
 def model_keypoints(path: Path | None) -> tuple[str, ...]:
     """Return the keypoint names of the model at ``path`` (None: the bundled), cheaply.
 
-    Nothing is converted or run (:meth:`pose.formats.catalogue.ModelFormat.keypoints`), and the
+    Nothing is converted or run (:meth:`pose.model_format.ModelFormat.keypoints`), and the
     answer is kept for as long as the model's files keep their size and modification time, so the
     window can ask at every change. ModelError as :func:`check_model`.
     """
@@ -214,23 +256,3 @@ def _stamp(path: Path) -> tuple[int, ...]:
         status = file.stat()
         stamp += [status.st_size, status.st_mtime_ns]
     return tuple(stamp)
-
-
-def build_torch_module(description: ModelDescription) -> Any:
-    """Return the PyTorch module of a converted model, rebuilt from ``description.source_file``.
-
-    It returns the graph's outputs in the graph's order, in float32, and is in eval mode on
-    the CPU.
-
-    Raises
-    ------
-    ModelError
-        When the description has no source file, or its framework has no rebuilt network.
-    """
-    source = description.source_file
-    if source is None:
-        raise ModelError(f"{description.model_file}: not a converted model (no source file)")
-    model_format = format_of_description(description)
-    if model_format is None or not model_format.converted:
-        raise ModelError(f"{source}: no rebuilt network for framework {description.framework!r}")
-    return model_format.build_module(source)

@@ -1,6 +1,7 @@
 """Settings: settings.ini read once into typed, validated objects (see docs/settings.md)."""
 
-from deeplabstream.core.schema import SettingsError, setting
+from deeplabstream.core.errors import SettingsError
+from deeplabstream.core.schema import setting
 from deeplabstream.settings.loader import load_settings, settings_as_dict
 from deeplabstream.settings.sections import CameraSettings, Settings
 

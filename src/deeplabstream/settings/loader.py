@@ -14,9 +14,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from deeplabstream.core.schema import SettingsError, Where, key_of, parse_section, settings_fields
-from deeplabstream.hardware.cameras import CAMERA_SOURCES, camera_class
-from deeplabstream.hardware.stimulation import DEVICES, device_class
+from deeplabstream.core.errors import SettingsError
+from deeplabstream.core.plugins import PluginError
+from deeplabstream.core.schema import Where, key_of, parse_section, settings_fields
+from deeplabstream.hardware.cameras import CAMERAS, camera_class
+from deeplabstream.hardware.stimulation import device_class
 from deeplabstream.settings.sections import (
     CameraCommonSettings,
     CameraSettings,
@@ -152,7 +154,7 @@ def _settings_from_parser(file: Path, parser: configparser.ConfigParser) -> Sett
     if not any(s.startswith(CAMERA_PREFIX) for s in parser.sections()):
         problems.append(
             f"{file}: no camera. Declare at least one section [Camera NAME] with a SOURCE key "
-            f"(one of: {', '.join(sorted(CAMERA_SOURCES))})."
+            f"(one of: {', '.join(sorted(CAMERAS))})."
         )
     if problems:
         raise SettingsError(problems)
@@ -189,16 +191,15 @@ def _parse_camera(
     source = next((v.strip() for k, v in items.items() if k.upper() == "SOURCE"), None)
     if source is None:
         problems.append(
-            f"{where.key('SOURCE')}: missing; expected one of {', '.join(sorted(CAMERA_SOURCES))}"
+            f"{where.key('SOURCE')}: missing; expected one of {', '.join(sorted(CAMERAS))}"
         )
         return None
+    # A registered name in any case (SOURCE = Basler); a lab's module or file as written.
+    source = source.lower() if source.lower() in CAMERAS else source
     try:
-        options_class = camera_class(source.lower()).settings_class
-    except KeyError:
-        problems.append(
-            f"{where.key('SOURCE')} = {source!r}: unknown camera source; expected one of "
-            f"{', '.join(sorted(CAMERA_SOURCES))}"
-        )
+        options_class = camera_class(source, file.parent).settings_class
+    except PluginError as error:
+        problems.append(f"{where.key('SOURCE')} = {source!r}: {error}")
         return None
     common_keys = {key_of(f) for f in settings_fields(CameraCommonSettings)}
     common_items = {k: v for k, v in items.items() if k.upper() in common_keys}
@@ -209,7 +210,9 @@ def _parse_camera(
     )
     if options is None or common is None:
         return None
-    return CameraSettings(name=name, source=source.lower(), options=options, common=common)
+    return CameraSettings(
+        name=name, source=source, options=options, common=common, settings_folder=file.parent
+    )
 
 
 def _parse_device(
@@ -219,12 +222,9 @@ def _parse_device(
     where = Where(file, section)
     kind = next((v.strip() for k, v in items.items() if k.upper() == DEVICE_TYPE_KEY), "log")
     try:
-        options_class = device_class(kind.lower()).settings_class
-    except KeyError:
-        problems.append(
-            f"{where.key(DEVICE_TYPE_KEY)} = {kind!r}: unknown device type; expected one of "
-            f"{', '.join(sorted(DEVICES))}"
-        )
+        options_class = device_class(kind).settings_class
+    except PluginError as error:
+        problems.append(f"{where.key(DEVICE_TYPE_KEY)} = {kind!r}: {error}")
         return None
     rest = {k: v for k, v in items.items() if k.upper() != DEVICE_TYPE_KEY}
     options = parse_section(options_class, rest, where, problems, extra_allowed={DEVICE_TYPE_KEY})

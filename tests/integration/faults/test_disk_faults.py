@@ -107,6 +107,7 @@ def test_a_read_only_output_folder_is_a_clear_error(tmp_path, small_disk):
     assert "cannot create a session folder" in result.stderr and "writable" in result.stderr
 
 
+@pytest.mark.slow  # tens of seconds: CI's second step
 def test_a_disk_full_during_recording_counts_what_the_video_holds(tmp_path, small_disk):
     from deeplabstream.outputs.frames_table import count_table_rows
     from deeplabstream.outputs.video import count_decodable_frames

@@ -24,8 +24,8 @@ os.environ.setdefault("PYLON_CAMEMU", "2")  # before pylon starts: two emulated 
 
 pytest.importorskip("pypylon", reason="pypylon is not installed (pip install pypylon)")
 
+from deeplabstream.core.errors import SettingsError
 from deeplabstream.core.frames import FrameGeometry
-from deeplabstream.core.schema import SettingsError
 from deeplabstream.hardware.cameras.base import CameraError
 from deeplabstream.hardware.cameras.basler import (
     BaslerCamera,
@@ -455,6 +455,7 @@ def _check_three_cameras(session: Path, recorded_from_start: bool = True) -> Non
         assert pose.index.isin(range(camera["frames_captured"])).all()
 
 
+@pytest.mark.slow  # tens of seconds: CI's second step
 def test_done_when_two_emulated_baslers_and_the_arena_stream_analyse_and_record(
     tmp_path: Path,
 ) -> None:

@@ -216,7 +216,7 @@ def test_realsense_exposure_is_set_through_the_capture_process(
     )
     camera = settings.cameras[0]
     options = SoftwareRealSenseSettings(**dataclasses.asdict(camera.options))
-    source = f"{__name__}:SoftwareRealSenseWithOptions"
+    source = f"{Path(__file__)}:SoftwareRealSenseWithOptions"  # a file: see core/plugins.py
     camera = dataclasses.replace(camera, source=source, options=options)
     stream = LiveSession(dataclasses.replace(settings, cameras=(camera,)), output_dir=tmp_path)
     try:

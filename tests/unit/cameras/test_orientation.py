@@ -78,7 +78,7 @@ def test_mirroring_switches_while_streaming_and_rotation_waits_for_a_restart(tmp
 
 
 def test_settings_accept_right_angles_only(tmp_path) -> None:
-    from deeplabstream.core.schema import SettingsError
+    from deeplabstream.core.errors import SettingsError
 
     with pytest.raises(SettingsError, match="ROTATE"):
         load_settings(write_settings(tmp_path, "[Camera a]\nSOURCE = synthetic\nROTATE = 45\n"))

@@ -440,7 +440,7 @@ def test_colour_and_depth_are_recorded_losslessly_and_read_by_experiments(
         cameras=(
             dataclasses.replace(
                 camera,
-                source="tests.unit.cameras.test_realsense:SoftwareRealSense",
+                source=f"{Path(__file__)}:SoftwareRealSense",
                 options=options,
             ),
         ),
@@ -497,8 +497,10 @@ def test_colour_and_depth_are_recorded_losslessly_and_read_by_experiments(
     clock = top["device"]["clock"]
     assert clock["fitted"]
     # Loose here: a 4 s session on a loaded 2-core machine can stall the injecting thread for
-    # whole slices of the fit (CI saw 606 ppm off); the drift test above checks the precision.
-    assert clock["drift_ppm"] == pytest.approx((1 / 1.003 - 1) * 1e6, abs=1200)
+    # whole slices of the fit (CI saw 606 ppm off, a shared machine over 1200); the drift test
+    # above checks the precision. This one checks the drift is found at all: its sign and its
+    # size to within two thirds (no drift, 0 ppm, fails).
+    assert clock["drift_ppm"] == pytest.approx((1 / 1.003 - 1) * 1e6, abs=2000)
     assert depth_info["depth_units_m"] == pytest.approx(0.001)
     assert info["errors"] == []
     # The capture process removed the depth ring it made (the fixture checks the rest).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import configparser
 from pathlib import Path
 
 import pytest
@@ -77,3 +78,23 @@ def test_saving_keeps_the_previous_file_as_a_backup(tmp_path: Path) -> None:
     assert backup.read_text() == "first\n"
     assert path.read_text() == "second\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["settings.ini", "settings.ini.bak"]
+
+
+def test_a_new_key_goes_after_the_last_key_and_comments_of_the_next_section_stay() -> None:
+    text = IniText("[A]\nX = 1\n; about B\n\n[B]\nY = 2\n")
+    text.set("A", "Z", "3")
+    assert text.text() == "[A]\nX = 1\nZ = 3\n; about B\n\n[B]\nY = 2\n"
+    text.remove_section("A")
+    assert text.text() == "; about B\n\n[B]\nY = 2\n"
+
+
+def test_a_key_keeps_its_spelling_and_a_duplicate_section_is_kept_for_the_loader() -> None:
+    text = IniText("[Pose]\nModel_Path = a.onnx\n")
+    text.set("Pose", "MODEL_PATH", "b.onnx")
+    assert text.text() == "[Pose]\nModel_Path = b.onnx\n"
+    assert IniText("[A]\nX = 1\n[A]\nX = 2\n").text() == "[A]\nX = 1\n[A]\nX = 2\n"
+
+
+def test_text_that_is_no_ini_file_is_refused() -> None:
+    with pytest.raises(configparser.Error):
+        IniText("KEY = before any section\n")

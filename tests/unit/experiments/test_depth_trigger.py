@@ -371,7 +371,7 @@ def test_height_triggers_read_the_injected_depth_under_the_pose_models_keypoints
     settings = load_settings(settings_path)
     camera = settings.cameras[0]
     options = rs_tests.SoftwareRealSenseSettings(**dataclasses.asdict(camera.options))
-    source = "tests.unit.experiments.test_depth_trigger:TileRealSense"
+    source = f"{Path(__file__)}:TileRealSense"  # a file: code is never imported by a name
     settings = dataclasses.replace(
         settings, cameras=(dataclasses.replace(camera, source=source, options=options),)
     )

@@ -22,7 +22,6 @@ import pytest
 from deeplabstream.experiments.actions import Action
 from deeplabstream.experiments.base import Experiment, Trial
 from deeplabstream.experiments.config import (
-    COMBINATOR_KINDS,
     ExperimentConfigError,
     load_experiment_config,
     parse_experiment_config,
@@ -37,7 +36,7 @@ from deeplabstream.experiments.registry import (
     config_names,
     load_experiment,
 )
-from deeplabstream.experiments.triggers import TRIGGER_KINDS, Circle, Region
+from deeplabstream.experiments.triggers import COMBINATOR_KINDS, TRIGGER_KINDS, Circle, Region
 from deeplabstream.hardware.simulator.arena import KEYPOINT_NAMES, ArenaParams, simulate_keypoints
 from tests.support.paths import shared_data
 
@@ -984,15 +983,17 @@ def test_registry_errors_list_what_exists(tmp_path: Path) -> None:
     for name in (*SHIPPED, "examples:AlternatingReward", ".ini or .py"):
         assert name in text
     with pytest.raises(
-        ExperimentNotFoundError, match="has no experiment class 'Nope'; it has: AlternatingReward"
+        ExperimentNotFoundError, match=r"unknown experiment 'examples:Nope'; known: .*Alternating"
     ):
         load_experiment("examples:Nope")
     with pytest.raises(
-        ExperimentNotFoundError, match=r"no experiment module 'nowhere'.*ExampleExperiment"
+        ExperimentNotFoundError, match=r"unknown experiment 'nowhere:Thing'.*ExampleExperiment"
     ):
         load_experiment("nowhere:Thing")
-    with pytest.raises(ExperimentNotFoundError, match="no experiment module 'base'"):
-        load_experiment("base:Experiment")
+    with pytest.raises(ExperimentNotFoundError, match="unknown experiment 'base:Experiment'"):
+        load_experiment("base:Experiment")  # the package's other modules are not experiments
+    with pytest.raises(ExperimentNotFoundError, match="not a usable experiment"):
+        load_experiment("deeplabstream.experiments.base:Experiment")
     with pytest.raises(ExperimentNotFoundError, match="not found"):
         load_experiment(tmp_path / "absent.ini")
     with pytest.raises(ExperimentNotFoundError, match="not found"):

@@ -729,7 +729,7 @@ def test_make_trigger_builds_from_strings_and_combinators() -> None:
 
 
 BAD = [
-    ("regoin", {}, ["unknown trigger kind 'regoin'", "known kinds: after, all,", "region"]),
+    ("regoin", {}, ["unknown trigger kind 'regoin'", "known: after, all,", "region"]),
     ("region", {}, ["'region' needs parameter 'shape'", "circle CX CY R"]),
     (
         "region",

@@ -57,6 +57,20 @@ def test_the_embedded_default_checks_clean_and_says_what_will_run(panel: RigPane
     assert not panel.findChild(QPushButton, "rig_save").isEnabled()  # nothing changed yet
 
 
+def test_a_file_that_is_no_ini_file_is_named_and_never_saved_over(qtbot, tmp_path: Path) -> None:
+    path = write_settings(tmp_path, "SOURCE = synthetic\n[Camera arena]\n")  # a key too early
+    rig = RigPanel(path)
+    qtbot.addWidget(rig)
+    rig.wait_checked()
+    assert "not an ini file" in _problems(rig) and str(path) in _problems(rig)
+    rig.add_device("box", "log")  # an edit of the empty document shown instead
+    rig.wait_checked()
+    assert "not an ini file" in _problems(rig)  # the check of the edit keeps the problem
+    before = path.read_text()
+    assert rig.save() is None
+    assert path.read_text() == before
+
+
 def test_a_second_camera_needs_a_camera_per_region_and_saving_waits_for_it(
     qtbot, panel: RigPanel, tmp_path: Path
 ) -> None:
@@ -96,9 +110,7 @@ def test_a_missing_model_is_named_at_once(qtbot, panel: RigPanel) -> None:
     assert panel.problems == []
 
 
-def test_session_fields_and_record_boxes_are_written_to_the_file(
-    qtbot, panel: RigPanel
-) -> None:
+def test_session_fields_and_record_boxes_are_written_to_the_file(qtbot, panel: RigPanel) -> None:
     _edit(qtbot, panel, "session_animal", "mouse 12")
     _edit(qtbot, panel, "session_experimenter", "Lab, A.")
     panel.findChild(QCheckBox, "record_arena").setChecked(False)
@@ -113,6 +125,29 @@ def test_session_fields_and_record_boxes_are_written_to_the_file(
     assert settings.session.planned_duration == 90
     assert settings.camera("arena").common.record is False
 
+
+
+def test_the_subject_and_lab_keys_are_edited_folded_and_checked(qtbot, panel: RigPanel) -> None:
+    assert not panel.subject.form_widget.isVisibleTo(panel)  # folded: the usual fields in sight
+    panel.subject.toggle.setChecked(True)
+    assert panel.subject.form_widget.isVisibleTo(panel)
+    _edit(qtbot, panel, "session_age", "90 days")  # not an ISO 8601 duration
+    assert "AGE" in _problems(panel)
+    _edit(qtbot, panel, "session_age", "P90D")
+    _edit(qtbot, panel, "session_species", "Mus musculus")
+    _edit(qtbot, panel, "session_institution", "Some University")
+    sex = panel.findChild(QComboBox, "session_sex")
+    sex.setCurrentIndex(sex.findText("F"))
+    sex.activated.emit(sex.currentIndex())
+    panel.wait_checked()
+    assert panel.problems == []
+    panel.save()
+    session = load_settings(panel.settings_file).session
+    assert (session.age, session.species, session.sex) == ("P90D", "Mus musculus", "F")
+    assert session.institution == "Some University"
+    panel.load(panel.settings_file)  # read back into the fields, and the fold opens for them
+    assert panel.findChild(QLineEdit, "session_species").text() == "Mus musculus"
+    assert sex.currentText() == "F" and panel.subject.toggle.isChecked()
 
 def test_camera_keys_are_edited_in_the_table(qtbot, panel: RigPanel) -> None:
     panel.camera_table.set_value("FRAMERATE", "fast")
@@ -165,6 +200,7 @@ def test_inspect_says_what_the_model_is(qtbot, panel: RigPanel) -> None:
     assert "input:" in text
 
 
+@pytest.mark.slow  # tens of seconds: CI's second step
 def test_a_recorded_board_session_is_calibrated_from_the_rig_tab(panel, qtbot, tmp_path) -> None:
     """The 3D calibration button's work: a real board session solved off the GUI thread."""
     from deeplabstream.core.pinhole import read_calibration

@@ -18,7 +18,8 @@ import pytest
 
 from deeplabstream.core.frames import FrameGeometry
 from deeplabstream.core.logs import LogTarget
-from deeplabstream.live.processes.inference import PoseJob, WorkerCamera, _load
+from deeplabstream.live.processes.pose_job import PoseJob, WorkerCamera
+from deeplabstream.live.processes.pose_models import load_models
 from deeplabstream.outputs.pose_files import TIMING_COLUMNS, PoseTimingWriter
 from deeplabstream.pose.formats.conversion import CACHE_ENV
 from deeplabstream.pose.loading import load_model
@@ -331,7 +332,7 @@ def test_a_fixed_size_model_with_dynamic_crop_says_which_camera_and_what_to_do(
         camera_id=0,
         name="arena",
         ring=RingSpec("unused", FrameGeometry(480, 640, 3), 8),
-        channel=None,  # type: ignore[arg-type]  # _load reads no frames
+        channel=None,  # type: ignore[arg-type]  # load_models reads no frames
         dynamic_crop=CropSettings(enabled=True),
     )
     job = PoseJob(
@@ -343,7 +344,7 @@ def test_a_fixed_size_model_with_dynamic_crop_says_which_camera_and_what_to_do(
         log_target=LogTarget(),
     )
     with pytest.raises(ModelError) as error:
-        _load(job)
+        load_models(job)
     message = str(error.value)
     assert "camera arena" in message and "DYNAMIC_CROP = off" in message
     assert "any size" in message

@@ -78,3 +78,29 @@ def test_a_killed_learner_leaves_the_keeper_its_last_model_and_the_loop_unharmed
     finally:
         figures = learner.close()  # a dead learner: closing still frees the memory
     assert figures["fits"] >= 1
+
+
+def test_appearance_identity_off_starts_no_learner_and_keeps_motion_identities(tmp_path):
+    """``[Pose] APPEARANCE_IDENTITY = off``: no learner process, the keeper on motion alone."""
+    from deeplabstream.live.processes.identities import CameraIdentities
+    from deeplabstream.pose.tracking.tracker import IdentityTracker
+    from deeplabstream.settings.loader import parse_settings_text
+
+    text = "[Camera arena]\nSOURCE = synthetic\n[Pose]\nAPPEARANCE_IDENTITY = off\n"
+    settings = parse_settings_text(text, tmp_path / "s.ini")
+    assert settings.pose.appearance_identity == "off"
+    identities = CameraIdentities(
+        IdentityTracker(2, 3), tmp_path / "arena.identity.csv", ("animal1", "animal2"), 0.1,
+        learn=settings.pose.appearance_identity == "on",
+    )  # fmt: skip
+    assert identities.learner is None and identities.keeper.learner is None
+    animals = np.array([[[10.0, 10, 1], [20, 10, 1], [30, 10, 1]],
+                        [[300.0, 200, 1], [310, 200, 1], [320, 200, 1]]])  # fmt: skip
+    frame = np.zeros((480, 640, 3), np.uint8)
+    for index in range(5):
+        out = identities.update(index / 30.0, animals + index, frame)
+        identities.write(index)
+    np.testing.assert_allclose(out[:, :, :2], animals[:, :, :2] + 4)
+    figures = identities.close()
+    assert figures["learner"] is None and figures["samples"] == 0
+    assert figures["identity_step_ms"]["count"] == 5

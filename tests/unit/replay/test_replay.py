@@ -101,6 +101,7 @@ def test_realtime_analyses_a_subset_in_order_with_the_fast_keypoints(tmp_path: P
     assert np.abs(annotated[shown].astype(int) - source[shown].astype(int)).max() > 100
 
 
+@pytest.mark.slow  # tens of seconds: CI's second step
 def test_an_experiment_replayed_on_the_arena_video_gives_the_live_events(tmp_path: Path) -> None:
     settings = write_settings(
         tmp_path,

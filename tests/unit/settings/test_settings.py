@@ -101,7 +101,7 @@ def test_missing_file_names_it(tmp_path: Path) -> None:
         ),
         (
             "[Camera a]\nSOURCE = webcam9000\n",
-            r"SOURCE = 'webcam9000': unknown camera source.*synthetic",
+            r"SOURCE = 'webcam9000': unknown camera 'webcam9000'; known: .*synthetic",
         ),
         ("[Camera a]\nWIDTH = 640\n", r"\[Camera a\] SOURCE: missing"),
         ("[Camera bad name!]\nSOURCE = synthetic\n", r"camera name 'bad name!' is not allowed"),
@@ -145,11 +145,11 @@ def test_values_are_data_never_code(tmp_path: Path) -> None:
 
 
 def test_every_key_is_documented() -> None:
-    from deeplabstream.hardware.cameras import CAMERA_SOURCES, camera_class
+    from deeplabstream.hardware.cameras import CAMERAS, camera_class
 
     text = (PROJECT_ROOT / "docs" / "settings.md").read_text(encoding="utf-8")
     classes = list(SECTION_CLASSES.values()) + [
-        camera_class(source).settings_class for source in CAMERA_SOURCES
+        camera_class(source).settings_class for source in CAMERAS.builtin_names()
     ]
     for cls in classes:
         for field in settings_fields(cls):
@@ -171,7 +171,10 @@ def test_settings_reference_is_generated_from_the_code() -> None:
             "[Device box]\nTYPE = log\nPORT = /dev/ttyACM0\n",
             r"\[Device box\] PORT: unknown key\. Allowed in this section: CHANNELS, TYPE",
         ),
-        ("[Device box]\nTYPE = laser\n", r"\[Device box\] TYPE = 'laser': unknown device type"),
+        (
+            "[Device box]\nTYPE = laser\n",
+            r"\[Device box\] TYPE = 'laser': unknown stimulation device 'laser'; known: gpio",
+        ),
         ("[Device box]\nTYPE = serial\n", r"\[Device box\]: TYPE = serial needs PORT"),
         ("[Device box]\nTYPE = gpio\nPINS =\n", r"\[Device box\]: TYPE = gpio needs PINS"),
         ("[Device box]\nCHANNELS = 0\n", r"\[Device box\] CHANNELS = '0': expected a whole"),
@@ -212,7 +215,7 @@ def test_every_device_key_is_documented() -> None:
     from deeplabstream.hardware.stimulation import DEVICES, device_class
 
     text = (PROJECT_ROOT / "docs" / "settings.md").read_text(encoding="utf-8")
-    for kind in DEVICES:
+    for kind in DEVICES.builtin_names():
         assert f"### TYPE = {kind}" in text
         for field in settings_fields(device_class(kind).settings_class):
             assert f"`{key_of(field)}`" in text, f"{kind}: {key_of(field)} not documented"

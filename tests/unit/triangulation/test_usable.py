@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 
 import numpy as np
 import pytest
+import tomli_w
 
 from deeplabstream.core.pinhole import (
     CalibrationError,
@@ -93,14 +95,14 @@ def test_a_rotation_matrix_in_the_file_is_read_and_a_wrong_one_refused(tmp_path:
     path = tmp_path / "rig.toml"
     cameras = rig_cameras(2)
     write_calibration(path, cameras)
-    text = path.read_text()
-    vector = f"rotation = {cameras[0].rotation.tolist()!r}"
-    assert vector in text
-    as_matrix = f"rotation = {cameras[0].rotation_matrix.tolist()!r}"
-    path.write_text(text.replace(vector, as_matrix))
+    document = tomllib.loads(path.read_text())
+    assert document["cam_0"]["rotation"] == cameras[0].rotation.tolist()  # written as a vector
+    document["cam_0"]["rotation"] = cameras[0].rotation_matrix.tolist()
+    path.write_text(tomli_w.dumps(document))
     read = read_calibration(path)["front"]
     np.testing.assert_allclose(read.rotation_matrix, cameras[0].rotation_matrix, atol=1e-9)
-    path.write_text(text.replace(vector, "rotation = [[2.0, 0, 0], [0, 1.0, 0], [0, 0, 1.0]]"))
+    document["cam_0"]["rotation"] = [[2.0, 0, 0], [0, 1.0, 0], [0, 0, 1.0]]
+    path.write_text(tomli_w.dumps(document))
     with pytest.raises(CalibrationError, match=r"\[cam_0\]: rotation is not a rotation matrix"):
         read_calibration(path)
 

@@ -25,6 +25,7 @@ from deeplabstream.app.display.screen import (
     missing_xcb_libraries,
     uses_xcb,
 )
+from deeplabstream.core.optional import exit_with
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_INTERRUPTED = 128  # + the signal's number: 130 for Ctrl-C while the stream opened
@@ -82,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     from PyQt5.QtCore import QTimer, qInstallMessageHandler
     from PyQt5.QtWidgets import QApplication
 
+    # Imported after the display checks above, as Qt is: they answer without loading Qt.
     from deeplabstream.app.gui.autopilot import Autopilot
     from deeplabstream.app.gui.main_window import MainWindow
 
@@ -123,8 +125,8 @@ def _qt_message(kind: object, context: object, message: str | None) -> None:
 
 
 def run() -> None:
-    """Run as the console script: exit with :func:`main`'s code."""
-    sys.exit(main())
+    """Run as the console script: exit with :func:`main`'s code (2: an extra is missing)."""
+    exit_with(main)
 
 
 if __name__ == "__main__":

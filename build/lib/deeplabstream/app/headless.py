@@ -36,6 +36,14 @@ from typing import TYPE_CHECKING, Any
 
 from deeplabstream.app.arguments import positive_float, positive_int
 from deeplabstream.app.display.screen import has_display
+from deeplabstream.core.control import StopRequested
+from deeplabstream.core.device_lock import DeviceBusyError
+from deeplabstream.core.errors import DeepLabStreamError, DeviceError, SettingsError
+from deeplabstream.core.fault_hooks import hold_here
+from deeplabstream.core.logs import LogTarget, configure_process_logging
+from deeplabstream.core.optional import exit_with
+from deeplabstream.live.session.summary import summary_lines as session_summary_lines
+from deeplabstream.settings.sections import parse_deadline
 
 if TYPE_CHECKING:  # imported lazily at run time, so --help answers at once
     from deeplabstream.live.session.live import LiveSession
@@ -43,6 +51,15 @@ if TYPE_CHECKING:  # imported lazily at run time, so --help answers at once
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_INTERRUPTED = 128  # + the signal's number (130: Ctrl-C, 143: SIGTERM) during start-up
 BENCHMARK_FRAMES = 3000  # per camera, unless --frames or --duration says otherwise
+
+
+def _deadline_option(text: str) -> float | str:
+    try:
+        return parse_deadline(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give a number of ms > 0, auto or off"
+        ) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,6 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--experiment", help="experiment name or file (overrides [Experiment] NAME)"
+    )
+    parser.add_argument(
+        "--deadline",
+        type=_deadline_option,
+        metavar="MS|auto|off",
+        help="the loop's deadline in ms, auto or off (overrides [Experiment] DEADLINE_MS)",
     )
     parser.add_argument(
         "--benchmark-enabled",
@@ -163,16 +186,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.benchmark_enabled and args.frames is None and args.duration is None:
         args.frames = BENCHMARK_FRAMES
 
-    from deeplabstream.core.device_lock import DeviceBusyError
-    from deeplabstream.core.logs import LogTarget, configure_process_logging
-    from deeplabstream.hardware.cameras.base import CameraError
-    from deeplabstream.live.session.analysis import PoseError
+    # Imported here, not at the top: the session's stack takes seconds to import, and --help
+    # answers at once.
     from deeplabstream.live.session.device_locks import lock_session_devices
     from deeplabstream.live.session.live import LiveSession
     from deeplabstream.live.session.preflight import check_before_start
-    from deeplabstream.live.session.recordings import RecordingError
     from deeplabstream.live.session.runner import SessionRunner
-    from deeplabstream.settings import SettingsError, load_settings
+    from deeplabstream.settings import load_settings
 
     log_level = getattr(logging, args.log_level)
     configure_process_logging(LogTarget(log_level), "main")
@@ -184,6 +204,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.experiment is not None:
         settings = dataclasses.replace(
             settings, experiment=dataclasses.replace(settings.experiment, name=args.experiment)
+        )
+    if args.deadline is not None:
+        settings = dataclasses.replace(
+            settings,
+            experiment=dataclasses.replace(settings.experiment, deadline_ms=args.deadline),
         )
     if args.model is not None:
         settings = dataclasses.replace(
@@ -206,7 +231,6 @@ def main(argv: list[str] | None = None) -> int:
         for problem in problems:
             print(f"  {problem}", file=sys.stderr)
         return EXIT_USAGE
-    from deeplabstream.core.fault_hooks import hold_here
 
     hold_here("main-before-start")  # a fault test's chosen moment (core/fault_hooks.py)
     if stops.reason is not None:
@@ -255,12 +279,12 @@ def main(argv: list[str] | None = None) -> int:
         if not started:
             pass  # stopped during start-up: stream.stop below finalises what was made
         elif not args.headless and has_display():
-            from deeplabstream.app.gui.preview import run_preview
+            from deeplabstream.app.gui.preview import run_preview  # Qt: only with a preview
 
             run_preview(stream, runner)
         else:
             runner.run_headless()
-    except (CameraError, RecordingError, PoseError, OSError, MemoryError) as error:
+    except (DeepLabStreamError, OSError, MemoryError) as error:  # OSError: the disk, a port
         return _stop_at_error(stream, error)
     finally:
         reason = runner.stop_reason or "stop requested"
@@ -285,9 +309,6 @@ def _stop_at_error(stream: LiveSession, error: Exception) -> int:
 
 def _start_up(steps: Sequence[Callable[[], object]], runner: Any) -> bool:
     """Run the start-up steps in order; False when a stop request came before or during one."""
-    from deeplabstream.core.control import StopRequested
-    from deeplabstream.core.fault_hooks import hold_here
-
     for number, step in enumerate(steps, start=1):
         hold_here(f"start-up-step-{number}")  # a fault test's chosen moment
         if runner.stop_reason is not None:
@@ -320,7 +341,7 @@ def _stopped_during_start_up(stream: LiveSession, stops: _StopRequests) -> int:
 
 def _benchmark(stream: LiveSession, args: argparse.Namespace) -> None:
     """Run the benchmark mode's second half: the naive loop, then benchmark.json and its table."""
-    from deeplabstream.core.device_lock import DeviceBusyError
+    # Imported here, as in main(): the plugin registries behind it cost --help its speed.
     from deeplabstream.live.session.device_locks import lock_session_devices
 
     if stream.session_dir is None or stream.analysis is None:
@@ -339,6 +360,7 @@ def _benchmark(stream: LiveSession, args: argparse.Namespace) -> None:
 
 def _naive_and_report(stream: LiveSession, args: argparse.Namespace) -> None:
     """Run the naive loop on the session's frames, then write benchmark.json and print it."""
+    # Imported here, as in main(): the pose stack takes seconds, and --help answers at once.
     from deeplabstream.live.selftest.benchmark_mode import (
         benchmark_lines,
         build_benchmark,
@@ -388,23 +410,20 @@ def _latency_test(
     import shutil
     import tempfile
 
-    from deeplabstream.hardware.cameras.base import CameraError
+    # Imported here, not at the top: the session's stack takes seconds to import, and --help
+    # answers at once.
     from deeplabstream.hardware.stimulation.simulated_board import (
         SimulatedBoard,
-        SimulatedBoardError,
     )
     from deeplabstream.live.selftest.latency_analysis import LatencyAnalysisError
     from deeplabstream.live.selftest.latency_run import (
-        LatencyTestError,
         finish_latency_test,
         note_simulated_board,
         plan_latency_test,
         summary_lines,
         write_experiment,
     )
-    from deeplabstream.live.session.analysis import PoseError
     from deeplabstream.live.session.live import LiveSession
-    from deeplabstream.live.session.recordings import RecordingError
     from deeplabstream.live.session.runner import SessionRunner
 
     board_folder = Path(tempfile.mkdtemp(prefix="dls-board-"))
@@ -413,11 +432,11 @@ def _latency_test(
         if board is not None:
             board.start()
         plan = plan_latency_test(settings, board)
-    except (LatencyTestError, SimulatedBoardError) as error:
+    except (SettingsError, DeviceError) as error:  # the test's settings; the simulated board
         print(f"Error: {error}", file=sys.stderr)
         if board is not None:
             board.stop()
-        return EXIT_USAGE if isinstance(error, LatencyTestError) else EXIT_FAILED
+        return EXIT_USAGE if isinstance(error, SettingsError) else EXIT_FAILED
     duration = args.duration or settings.latency_test.duration
     stream = LiveSession(plan.settings, output_dir=args.output_dir, log_level=log_level)
     runner = SessionRunner(stream, duration_s=duration)
@@ -448,7 +467,7 @@ def _latency_test(
         started = _start_up(steps, runner)
         if started:
             runner.run_headless()
-    except (CameraError, RecordingError, PoseError, OSError, MemoryError) as error:
+    except (DeepLabStreamError, OSError, MemoryError) as error:  # OSError: the disk, a port
         return _stop_at_error(stream, error)
     finally:
         reason = runner.stop_reason or "stop requested"
@@ -478,10 +497,8 @@ def _latency_test(
 
 def _print_summary(stream: LiveSession) -> None:
     """Print the summary, rendered from the figures session.json holds (live/session/summary.py)."""
-    from deeplabstream.live.session.summary import summary_lines
-
     if stream.record is not None:
-        print("\n".join(summary_lines(stream.record, stream.session_dir)))
+        print("\n".join(session_summary_lines(stream.record, stream.session_dir)))
         return
     print(f"Stopped: {stream.stop_reason}")  # no session folder was made: nothing was counted
     for error in stream.errors:
@@ -490,11 +507,14 @@ def _print_summary(stream: LiveSession) -> None:
 
 def run() -> None:
     """Run as the console script: exit with :func:`main`'s code (130 for an early Ctrl-C)."""
+    exit_with(_main_quiet_on_early_ctrl_c)
+
+
+def _main_quiet_on_early_ctrl_c() -> int:
     try:
-        code = main()
+        return main()
     except KeyboardInterrupt:  # Ctrl-C before the stop handlers were installed: a quiet stop
-        code = 130
-    sys.exit(code)
+        return 130
 
 
 if __name__ == "__main__":

@@ -17,12 +17,13 @@ from typing import Any
 import numpy as np
 
 from deeplabstream.behaviour.features import FeatureSpec, FeatureSpecError, FeatureWindow
+from deeplabstream.core.errors import ModelError
 
 MODEL_FORMAT = "deeplabstream-behaviour-model/1"
 """The ``format`` of a classifier's JSON; a file with another format is refused."""
 
 
-class ClassifierError(ValueError):
+class ClassifierError(ModelError):
     """A classifier that cannot be loaded or run; the message names the file and what to do."""
 
 

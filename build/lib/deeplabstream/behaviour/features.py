@@ -35,6 +35,8 @@ from typing import Any
 
 import numpy as np
 
+from deeplabstream.core.errors import ModelError
+
 SPEC_FORMAT = "deeplabstream-behaviour-features/1"
 """The ``format`` of a feature spec's JSON; a spec with another format is refused."""
 
@@ -42,7 +44,7 @@ AGGREGATES = ("mean", "std", "min", "max")
 """The aggregates a spec may take over its window, in their canonical order."""
 
 
-class FeatureSpecError(ValueError):
+class FeatureSpecError(ModelError):
     """A feature spec that cannot be used: unknown keypoints, bad window, unknown format."""
 
 

@@ -25,12 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
+from deeplabstream.core.errors import LabelsError
+
 NO_BEHAVIOUR = "none"
 """The negative class: a frame labelled, but with none of the behaviours."""
-
-
-class LabelsError(ValueError):
-    """A labels file that cannot be read; the message names the file and what to do."""
 
 
 @dataclass(frozen=True)

@@ -22,26 +22,37 @@ _TRUE_WORDS = {"1", "true", "yes", "on"}
 _FALSE_WORDS = {"0", "false", "no", "off"}
 
 
-class SettingsError(ValueError):
-    """One or more problems in a settings file; each line names file, section, key and value."""
-
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = list(problems)
-        header = "Invalid settings:" if len(problems) > 1 else "Invalid setting:"
-        super().__init__("\n".join([header, *(f"  - {p}" for p in problems)]))
-
-
 @dataclasses.dataclass(frozen=True)
 class SettingSpec:
-    """What one key accepts, for parsing and for the generated documentation."""
+    """What one key accepts, for parsing and for the generated documentation.
 
-    doc: str
+    The one declaration of a key for every plugin kind: a settings section's fields (declared
+    with :func:`setting`) and a trigger kind's parameters
+    (:mod:`~deeplabstream.experiments.triggers.kinds`) are both a ``SettingSpec``, parsed by
+    :func:`parse_setting`.
+
+    Attributes
+    ----------
+    required
+        Whether the key must be given: a field without a default (set by :func:`setting`), or
+        a trigger parameter the trigger has no default for.
+    is_file
+        Whether the value names a file; a relative path is relative to the file that gives it.
+    names_keypoints
+        Whether the value is keypoint names (one, or several comma-separated): the window
+        rewrites them when it maps an experiment's keypoints onto another model's.
+    """
+
+    doc: str = ""
     minimum: float | None = None
     maximum: float | None = None
     unit: str = ""
     parse: Callable[[str], Any] | None = None
     allowed: str = ""  # human description for custom parsers
     check: Callable[[Any], None] | None = None  # raises ValueError("what is wrong")
+    required: bool = False
+    is_file: bool = False
+    names_keypoints: bool = False
 
 
 def setting(
@@ -60,7 +71,9 @@ def setting(
     ``check`` validates the parsed value (for example, that a file exists) and raises ValueError
     with a message saying what is wrong.
     """
-    spec = SettingSpec(doc, minimum, maximum, unit, parse, allowed, check)
+    spec = SettingSpec(
+        doc, minimum, maximum, unit, parse, allowed, check, default is dataclasses.MISSING
+    )
     if isinstance(default, list | dict | set):
         raise TypeError("settings defaults must be immutable (use a tuple)")
     return dataclasses.field(default=default, metadata={_META_KEY: spec})
@@ -173,6 +186,30 @@ def parse_value(text: str, annotation: Any, spec: SettingSpec, base_dir: Path) -
     raise TypeError(f"unsupported settings type {annotation!r}")
 
 
+def parse_setting(text: str, annotation: Any, spec: SettingSpec, base_dir: Path) -> Any:
+    """Parse one key's text and run its ``check``: the one parse path of every key.
+
+    Raises
+    ------
+    ValueError
+        Whose message says what is wrong: ``expected <what is allowed>`` (with the parser's
+        own reason in brackets, when it gives one; the reason alone when it already says what
+        is allowed), or the ``check``'s message. The caller
+        prefixes the place (file, section or trigger kind) and the key and value.
+    """
+    try:
+        value = parse_value(text, annotation, spec, base_dir)
+    except ValueError as error:
+        allowed, reason = describe_allowed(annotation, spec), str(error)
+        if allowed in reason:  # the parser's own message already says what is allowed
+            raise ValueError(reason) from None
+        detail = f" ({reason})" if reason else ""
+        raise ValueError(f"expected {allowed}{detail}") from None
+    if spec.check is not None and value is not None:
+        spec.check(value)
+    return value
+
+
 def settings_fields(cls: type) -> tuple[dataclasses.Field, ...]:
     """Return the fields of a section class that are settings keys."""
     return tuple(f for f in dataclasses.fields(cls) if _META_KEY in f.metadata)
@@ -208,18 +245,8 @@ def parse_section(
             if field.default is dataclasses.MISSING:
                 problems.append(f"{where.key(key)}: missing; expected {_allowed(field, hints)}")
             continue
-        spec = spec_of(field)
         try:
-            value = parse_value(raw, hints[field.name], spec, where.file.parent)
-        except ValueError as error:
-            detail = f" ({error})" if str(error) else ""
-            problems.append(
-                f"{where.key(key)} = {raw.strip()!r}: expected {_allowed(field, hints)}{detail}"
-            )
-            continue
-        try:
-            if spec.check is not None and value is not None:
-                spec.check(value)
+            value = parse_setting(raw, hints[field.name], spec_of(field), where.file.parent)
         except ValueError as error:
             problems.append(f"{where.key(key)} = {raw.strip()!r}: {error}")
             continue

@@ -34,6 +34,8 @@ from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
+from deeplabstream.core.errors import ExperimentError
+
 # Re-exported: triggers read obs.points3d without knowing the triangulation package.
 from deeplabstream.spatial.triangulation.points import Points3D as Points3D
 
@@ -54,7 +56,7 @@ about 2 s of frames, so look it up in the update the observation came in).
 """
 
 
-class MissingKeypointError(KeyError):
+class MissingKeypointError(ExperimentError, KeyError):
     """An experiment asked for a keypoint the pose model does not have: a setting to fix.
 
     Checked before a start (``live/session/preflight.py``) for every keypoint a trigger declares;

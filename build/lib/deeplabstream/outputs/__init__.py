@@ -1,1 +1,4 @@
-"""Raw recording: video files, frames tables and the session folder."""
+"""What a session writes: raw video, frames tables, the session folder and the pose files.
+
+Also the exports and streams of poses and events: NWB, SLEAP ``.slp``, Lab Streaming Layer.
+"""

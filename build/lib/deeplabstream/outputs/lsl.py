@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from deeplabstream.core.clock import host_now_ns
+from deeplabstream.core.errors import OutputError
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ CLOCK_READINGS = 9
 LINGER_S = 0.2
 
 
-class LslError(RuntimeError):
+class LslError(OutputError, RuntimeError):
     """An outlet could not be created; the message says why and that the session goes on."""
 
 

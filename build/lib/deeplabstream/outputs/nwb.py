@@ -40,6 +40,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from deeplabstream.core.errors import OutputError
+from deeplabstream.core.optional import exit_with
 from deeplabstream.outputs.nwb_forms import experimenters, parse_date_of_birth
 from deeplabstream.outputs.nwb_times import TimeBase, is_replay, video_frame_times
 from deeplabstream.outputs.pose_table import is_multi_animal_csv
@@ -68,7 +70,7 @@ _EVENT_NUMBERS = (
 )
 
 
-class NwbError(Exception):
+class NwbError(OutputError):
     """The session folder lacks a file the NWB file needs, or a file cannot be read."""
 
 
@@ -896,8 +898,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run() -> None:
-    """Run as the console script: exit with :func:`main`'s code."""
-    sys.exit(main())
+    """Run as the console script: exit with :func:`main`'s code (2: an extra is missing)."""
+    exit_with(main)
 
 
 if __name__ == "__main__":

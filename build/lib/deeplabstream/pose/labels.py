@@ -26,14 +26,12 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 import numpy as np
 import pandas as pd
 
+from deeplabstream.core.errors import LabelsError
+
 UNIQUE_INDIVIDUAL = "single"
 """The name DeepLabCut gives the pseudo-individual that holds the unique bodyparts."""
 
 _HEADER_NAMES = ("scorer", "individuals", "bodyparts", "coords")
-
-
-class LabelsError(ValueError):
-    """A labels file cannot be read or used; the message says which file and why."""
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from deeplabstream.core.errors import ModelError
+
 ColorOrder = Literal["rgb", "bgr", "gray"]
 OutputKind = Literal["heatmaps", "heatmaps+locref", "coordinates"]
 DecoderName = Literal["argmax", "lightning-pose", "sleap-bottomup", "paf-bottomup"]
@@ -24,10 +26,6 @@ Normalization = Literal["outside", "in-graph"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-class ModelError(ValueError):
-    """A model file or folder is missing, unreadable or inconsistent; the message says which."""
 
 
 @dataclass(frozen=True)
@@ -72,7 +70,8 @@ class ModelDescription:
     batch_size
         None when the batch dimension is dynamic, else the fixed size.
     precision
-        ``fp32`` or ``fp16`` (the precision of the graph's weights and input).
+        ``fp32``, ``fp16`` (the precision of the graph's weights and input) or ``int8`` (a graph
+        quantized by ONNX Runtime, float32 input: :mod:`pose.runtime.precision`).
     skeleton
         Pairs of keypoint names to draw as lines.
     source_file
@@ -129,7 +128,7 @@ class ModelDescription:
     input_name: str = "images"
     output_names: tuple[str, ...] = ("heatmaps",)
     batch_size: int | None = None
-    precision: Literal["fp32", "fp16"] = "fp32"
+    precision: Literal["fp32", "fp16", "int8"] = "fp32"
     skeleton: tuple[tuple[str, str], ...] = field(default=())
     source_file: Path | None = None
     any_input_size: bool = False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -9,7 +10,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from deeplabstream.core.pinhole import CalibrationError, read_calibration
+from deeplabstream.core.plugins import imported_from_file
 from deeplabstream.core.schema import setting
+from deeplabstream.hardware.cameras import Camera, camera_class
 from deeplabstream.hardware.stimulation import StimulationDevice, device_class, device_from_settings
 from deeplabstream.outputs.nwb_forms import (
     check_age,
@@ -18,6 +21,7 @@ from deeplabstream.outputs.nwb_forms import (
     check_one_line,
     check_species,
 )
+from deeplabstream.pose.runtime.backends import BACKENDS
 from deeplabstream.spatial.triangulation.live import TriangulationSpec
 
 
@@ -286,6 +290,13 @@ class SessionSettings:
     )
 
 
+def _backend_name(text: str) -> str:
+    """``[Pose] BACKEND``: a name of the backends' registry (lower case), else what is known."""
+    if text.lower() not in BACKENDS:
+        raise ValueError(BACKENDS.unknown_message(text))
+    return text.lower()
+
+
 @dataclass(frozen=True)
 class PoseSettings:
     """``[Pose]``: the pose-estimation model and how it runs (with `--pose-enabled`)."""
@@ -299,14 +310,21 @@ class PoseSettings:
         "checkpoint models are converted to ONNX once and cached (docs/pose-models.md). Empty: "
         "the bundled model of the simulated arena. `--model` overrides it.",
     )
-    precision: Literal["fp32", "fp16"] = setting(
+    precision: Literal["fp32", "fp16", "int8"] = setting(
         "fp32",
         doc="`fp16` converts DeepLabCut and Lightning Pose checkpoint models to half precision "
         "(faster on GPUs; keypoints move, see docs/pose-models.md for how much). A Lightning "
-        "Pose export picks its precision by the `.onnx` file MODEL_PATH names.",
+        "Pose export picks its precision by the `.onnx` file MODEL_PATH names. `int8` runs the "
+        "model quantized beforehand, calibrated on your own video, by `python -m "
+        "deeplabstream.pose.quantize MODEL VIDEO` (onnxruntime backend only; the command "
+        "measures how far keypoints move and `deeplabstream-inspect --precision int8` shows "
+        "it); without that file the session is refused before the start.",
     )
-    backend: Literal["onnxruntime", "pytorch", "openvino"] = setting(
+    backend: str = setting(
         "onnxruntime",
+        parse=_backend_name,
+        allowed="one of onnxruntime, pytorch, openvino, or the name of an installed package's "
+        "backend (entry point group deeplabstream.backends)",
         doc="Inference library. `pytorch` runs a model of this project from its TorchScript file "
         "(`model.pt`, named in `model.json`), and DeepLabCut exports and Lightning Pose "
         "checkpoints as the network rebuilt from their file; an ONNX graph only (the bundled "
@@ -358,6 +376,14 @@ class PoseSettings:
         minimum=0,
         maximum=3600,
         unit="s",
+    )
+    appearance_identity: Literal["on", "off"] = setting(
+        "on",
+        doc="Multi-animal models: `on`: each camera learns the animals' looks while they are "
+        "apart (in a process of its own, never on the frame's path) and names them by their "
+        "looks after they lay on each other; `off`: identities from motion only, no learning "
+        "(the identity confidence is still written, and animals in contact that it is unsure "
+        "of are still left unnamed). See docs/sleap-models.md, Identities.",
     )
     likelihood_threshold: float = setting(
         0.5,
@@ -455,9 +481,11 @@ class ExperimentSettings:
 
     name: str = setting(
         "ExampleExperiment",
-        doc="The experiment: a config name from `experiments/configs/` (file name without "
-        "`.ini`), a class `module:Class` of the `experiments` package, or the path of an `.ini` "
-        "or `.py` file. See docs/experiments.md. `--experiment` overrides it.",
+        doc="The experiment: a config or module of the `experiments/` folder beside this "
+        "settings file (`my_config` for `experiments/my_config.ini`, `my_module` or "
+        "`my_module:MyClass`), a shipped config by name (`freezing_opto`), a shipped or "
+        "installed class (`examples:AlternatingReward`), or the path of an `.ini` or `.py` file. "
+        "See docs/experiments.md. `--experiment` overrides it.",
     )
     deadline_ms: float | Literal["auto", "off"] = setting(
         "auto",
@@ -792,11 +820,51 @@ class CameraSettings:
     source: str
     options: Any  # the source's settings dataclass (cameras.<source>.<Class>.settings_class)
     common: CameraCommonSettings = CameraCommonSettings()
+    # The settings file's folder, where the lab's own cameras/ folder is (None: settings made
+    # in code); a process that opens the camera finds a lab's camera through it.
+    settings_folder: Path | None = None
 
     @property
     def file_stem(self) -> str:
         """Stem of this camera's files in the session folder (``<camera>.mp4`` ...)."""
         return self.name
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle the options by value when their class comes from a file imported by path.
+
+        A lab's camera module (``cameras/`` beside the settings file, or a file named in
+        ``SOURCE``) is imported under a private name that a capture process does not know: its
+        options cross as field values, rebuilt there by the camera's own settings class.
+        """
+        by_value = dataclasses.is_dataclass(self.options) and imported_from_file(
+            type(self.options).__module__
+        )
+        values = (
+            {f.name: getattr(self.options, f.name) for f in dataclasses.fields(self.options)}
+            if by_value
+            else None
+        )
+        options = None if by_value else self.options
+        fields = (self.name, self.source, options, self.common, self.settings_folder, values)
+        return (_camera_settings, fields)
+
+    def camera_class(self) -> type[Camera]:
+        """Return the camera class ``SOURCE`` names (a lab's camera found beside the settings)."""
+        return camera_class(self.source, self.settings_folder)
+
+
+def _camera_settings(
+    name: str,
+    source: str,
+    options: Any,
+    common: CameraCommonSettings,
+    settings_folder: Path | None,
+    values: dict[str, Any] | None,
+) -> CameraSettings:
+    """Rebuild pickled :class:`CameraSettings` (its options from ``values`` when given)."""
+    if values is not None:
+        options = camera_class(source, settings_folder).settings_class(**values)
+    return CameraSettings(name, source, options, common, settings_folder)
 
 
 @dataclass(frozen=True)

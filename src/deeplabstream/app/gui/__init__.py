@@ -1,1 +1,1 @@
-"""The Qt user interface: the live preview of DeepLabStream.py (and, later, app.py's window)."""
+"""The Qt user interface: app.py's main window with its panels; DeepLabStream.py's live preview."""

@@ -27,7 +27,6 @@ from PyQt5.QtWidgets import (
 )
 
 from deeplabstream.core.schema import key_of, settings_fields
-from deeplabstream.hardware.cameras import camera_class
 from deeplabstream.hardware.cameras.base import CameraControl, CameraError
 from deeplabstream.hardware.cameras.orientation import mirror_setting
 from deeplabstream.live.session.live import LiveSession
@@ -85,10 +84,10 @@ class CameraControlsPanel(QWidget):
         """
         if self._session is None:
             return {}
-        source = self._session.settings.camera(camera).source
+        camera_settings = self._session.settings.camera(camera)
         known = {
             key_of(f)
-            for cls in (camera_class(source).settings_class, CameraCommonSettings)
+            for cls in (camera_settings.camera_class().settings_class, CameraCommonSettings)
             for f in settings_fields(cls)
         }
         values = {}

@@ -24,6 +24,8 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from deeplabstream.core.errors import CalibrationError, DeepLabStreamError
+
 Say = Callable[[str], None]
 
 
@@ -41,6 +43,7 @@ class ModelFacts:
 
 def detect_cameras_job(say: Say) -> Any:
     """Return the cameras found (:class:`hardware.cameras.detect.Detection`) and why not others."""
+    # Imported in the job: its helper process loads only what the job needs (see above).
     from deeplabstream.hardware.cameras.detect import detect_with_notes
 
     say("looking for Basler, RealSense and OpenCV cameras")
@@ -49,9 +52,10 @@ def detect_cameras_job(say: Say) -> Any:
 
 def describe_model_job(say: Say, path: str, precision: str) -> ModelFacts:
     """Load the model at ``path`` (converting it on first use) and describe it."""
-    from deeplabstream.pose.formats.catalogue import format_of
+    # Imported in the job: its helper process loads only what the job needs (see above).
     from deeplabstream.pose.inspect import facts
     from deeplabstream.pose.loading import BUNDLED_MODEL, load_model
+    from deeplabstream.pose.model_format import format_of
 
     model = Path(path).expanduser() if path else None
     model_format = format_of(model or BUNDLED_MODEL) if (model or BUNDLED_MODEL).exists() else None
@@ -69,6 +73,7 @@ def describe_model_job(say: Say, path: str, precision: str) -> ModelFacts:
 
 def prepare_models_job(say: Say, paths: list[str], precision: str) -> None:
     """Convert every model of ``paths`` that needs it, so the pose worker finds it cached."""
+    # Imported in the job: its helper process loads only what the job needs (see above).
     from deeplabstream.pose.loading import load_model
 
     for path in paths:
@@ -81,13 +86,13 @@ def prepare_models_job(say: Say, paths: list[str], precision: str) -> None:
 
 def calibrate_job(say: Say, folder: str) -> tuple[str, str]:
     """Calibrate from a recorded board session; return (calibration.toml or "", what to show)."""
+    # Imported in the job: its helper process loads only what the job needs (see above).
     from deeplabstream.spatial.calibration.calibrate import CalibrationOptions, calibrate
-    from deeplabstream.spatial.calibration.errors import CalibrationInputError
 
     say(f"calibrating from {folder}")
     try:
         run = calibrate([Path(folder)], CalibrationOptions(), say)
-    except CalibrationInputError as error:
+    except CalibrationError as error:
         return "", f"calibration failed: {error}"
     result = run.result
     lines = [
@@ -163,9 +168,7 @@ def child_main(connection: Connection, job: Callable[..., Any], args: tuple[Any,
 
 def _expected(error: Exception) -> bool:
     """Whether ``error`` is a user's to fix (a model or file that is not right), not a bug."""
-    from deeplabstream.pose.model import ModelError
-
-    return isinstance(error, ModelError | OSError | ValueError)
+    return isinstance(error, DeepLabStreamError | OSError | ValueError)
 
 
 def _reason(error: Exception) -> str:

@@ -474,9 +474,9 @@ class MainWindow(QMainWindow):
             return
         analysis = stream.analysis
         keypoints = list(analysis.keypoints) if analysis is not None else []
-        self.region_editor.load(
-            config_file_of(stream.settings.experiment.name), stream.camera_names, keypoints
-        )
+        settings = stream.settings
+        config_file = config_file_of(settings.experiment.name, settings.source_file.parent)
+        self.region_editor.load(config_file, stream.camera_names, keypoints)
         self.region_editor.attach(self.live_view.views)
         self._regions_attached = True
 
@@ -530,7 +530,8 @@ class MainWindow(QMainWindow):
         name = settings.experiment.name if settings is not None else None
         if name is None:
             name = self.rig_panel.document.get("Experiment", "NAME", "") or ""
-        path = config_file_of(name) if name else None
+        folder = settings.source_file.parent if settings is not None else None
+        path = config_file_of(name, folder) if name else None
         if path != self.region_editor.config_path or (
             self.rig_panel.camera_names() != self.region_editor.cameras
         ):

@@ -384,7 +384,7 @@ class RegionEditor(QWidget):
                 ]
                 self._other_triggers = text.trigger_names()
                 message = f"{len(self.regions)} region(s) in {self.config_path.name}"
-            except (OSError, ConfigEditError) as error:
+            except (ConfigEditError, OSError) as error:  # OSError: the file cannot be read
                 self.regions, self._other_triggers = [], []
                 self.read_only = True
                 message = f"Cannot read {self.config_path}: {error}"
@@ -472,7 +472,7 @@ class RegionEditor(QWidget):
             if self.before_save is not None:  # a shipped config is copied beside the settings
                 self.config_path = self.before_save(self.config_path)
             save_regions(self.config_path, [r.spec() for r in self.regions])
-        except (ConfigEditError, OSError) as error:
+        except (ConfigEditError, OSError) as error:  # OSError: the copy or the write failed
             self._fail(str(error))
             return False
         for region in self.regions:  # the file now holds them: read them back as written

@@ -9,7 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from deeplabstream.core.schema import SettingsError
+from deeplabstream.core.errors import SettingsError
+from deeplabstream.experiments.config_edit import ConfigText
+from deeplabstream.experiments.registry import CONFIG_FOLDER
 from deeplabstream.live.session.preflight import check_before_start
 from deeplabstream.settings.loader import parse_settings_text
 from deeplabstream.settings.sections import Settings
@@ -29,8 +31,6 @@ def experiment_name_for(path: Path) -> str:
     ``NAME`` is not a settings path (it may be a config name or a class), so a file outside
     ``experiments/configs`` is written in full.
     """
-    from deeplabstream.experiments.registry import CONFIG_FOLDER
-
     resolved = path.resolve()
     if resolved.suffix == ".ini" and resolved.parent == CONFIG_FOLDER.resolve():
         return resolved.stem
@@ -46,9 +46,6 @@ def editable_config(config: Path, settings_file: Path) -> Path:
     different file of that name is never overwritten (``NAME_2.ini``...). Any other config is
     edited where it is.
     """
-    from deeplabstream.experiments.config_edit import ConfigText
-    from deeplabstream.experiments.registry import CONFIG_FOLDER
-
     config = config.resolve()
     if config.parent != CONFIG_FOLDER.resolve():
         return config

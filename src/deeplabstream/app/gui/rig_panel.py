@@ -11,6 +11,7 @@ rig folder can be moved as a whole.
 
 from __future__ import annotations
 
+import configparser
 from pathlib import Path
 from typing import Any
 
@@ -53,8 +54,10 @@ from deeplabstream.app.gui.rig_check import (
     trigger_line,
 )
 from deeplabstream.app.gui.section_table import KeyRow, SectionTable, camera_keys, device_keys
+from deeplabstream.app.gui.subject_fields import SubjectFields
 from deeplabstream.core.ini_text import IniText, save_with_backup
-from deeplabstream.hardware.cameras import CAMERA_SOURCES
+from deeplabstream.experiments.registry import available_experiments, load_experiment
+from deeplabstream.hardware.cameras import CAMERAS
 from deeplabstream.hardware.cameras.detect import Detection
 from deeplabstream.hardware.stimulation import DEVICES
 from deeplabstream.settings.loader import CAMERA_NAME, CAMERA_PREFIX, DEVICE_PREFIX
@@ -99,6 +102,8 @@ class RigPanel(QWidget):
         self.document = IniText("")
         self.settings: Settings | None = None  # of the last check, None when unreadable
         self.problems: list[str] = []
+        # A file that is no ini file is shown empty and never saved over: its problem stays.
+        self._unparsable: str | None = None
         self.dirty = False
         self._generation = 0
         self._checks: list[_Check] = []
@@ -349,6 +354,8 @@ class RigPanel(QWidget):
             )
             form.addRow(f"{label}:", edit)
             self.session_fields[key] = edit
+        self.subject = SubjectFields(lambda key, value: self._set(SESSION_SECTION, key, value))
+        form.addRow(self.subject)
         self.output_edit = QLineEdit()
         self.output_edit.setObjectName("session_output")
         self.output_edit.editingFinished.connect(
@@ -379,11 +386,16 @@ class RigPanel(QWidget):
     def load(self, settings_file: Path) -> None:
         """Read ``settings_file`` (a missing one starts empty) and show it."""
         self.settings_file = settings_file
+        self._unparsable = None
         try:
             self.document = IniText.read(settings_file)
-        except (OSError, UnicodeDecodeError) as error:
+        except (OSError, UnicodeDecodeError) as error:  # a missing file starts empty
             self.document = IniText("")
             self.problems = [f"{settings_file}: cannot be read: {error}"]
+        except configparser.Error as error:  # not an ini file: fix it by hand first
+            self.document = IniText("")
+            self._unparsable = f"{settings_file}: not an ini file, fix it in an editor: {error}"
+            self.problems = [self._unparsable]
         self.dirty = False
         self._show_document()
         self.check_now()
@@ -411,6 +423,7 @@ class RigPanel(QWidget):
             self.device_table.setRowCount(0)
         for key, edit in self.session_fields.items():
             edit.setText(doc.get(SESSION_SECTION, key, "") or "")
+        self.subject.show_values(lambda key: doc.get(SESSION_SECTION, key, "") or "")
         self.output_edit.setText(doc.get("Output", "DIRECTORY", "") or "")
         planned = doc.get(SESSION_SECTION, "PLANNED_DURATION", "") or ""
         try:
@@ -441,7 +454,7 @@ class RigPanel(QWidget):
         section = CAMERA_PREFIX + name
         source = (self.document.get(section, "SOURCE", "") or "").lower()
         rows = [KeyRow("SOURCE", "", "The camera source (read-only here: add a camera instead)")]
-        if source in CAMERA_SOURCES:
+        if source in CAMERAS:
             rows += camera_keys(source)
         self.camera_table.show_keys(rows, self.document.items(section))
         source_item = self.camera_table.item(0, 1)
@@ -472,12 +485,10 @@ class RigPanel(QWidget):
             self.record_boxes[name] = box
 
     def _fill_experiments(self, current: str) -> None:
-        from deeplabstream.experiments.registry import available_experiments
-
         self.experiment_choice.blockSignals(True)
         self.experiment_choice.clear()
         try:
-            self.experiment_choice.addItems(available_experiments())
+            self.experiment_choice.addItems(available_experiments(self.settings_file.parent))
         except Exception as error:  # a broken experiment module must not break the panel
             self.experiment_info.setText(f"cannot list the experiments: {error}")
         self.experiment_choice.setCurrentText(current)
@@ -757,6 +768,8 @@ class RigPanel(QWidget):
     def _check_done(self, generation: int, settings: Settings | None, problems: list[str]) -> None:
         if generation != self._generation:
             return  # an older text's result
+        if self._unparsable is not None:
+            problems = [self._unparsable, *problems]
         self.settings, self.problems = settings, problems
         self._say("\n".join(problems), problem=True)
         self.summary.setText("\n".join(self._summary(settings)) if settings else "-")
@@ -807,10 +820,9 @@ class RigPanel(QWidget):
     def _show_experiment_info(self, settings: Settings | None) -> None:
         if settings is None:
             return
-        from deeplabstream.experiments.registry import load_experiment
 
         try:
-            experiment = load_experiment(settings.experiment.name)
+            experiment = load_experiment(settings.experiment.name, settings.source_file.parent)
         except Exception as error:  # the problems list says it in full
             self.experiment_info.setText(f"cannot load: {error}")
             return

@@ -37,7 +37,6 @@ from deeplabstream.experiments.triggers.kinds import (
     file_path,
     identifier,
     number,
-    register,
 )
 
 
@@ -233,7 +232,9 @@ def _label_position(keypoints: np.ndarray) -> tuple[float, float] | None:
     return float(seen[:, 0].max()) + 10.0, float(seen[:, 1].min())
 
 
-register(
+#: The trigger kinds of this module, by the names a config's KIND gives (registered by name
+#: in :data:`~experiments.triggers.kinds.TRIGGERS`).
+KINDS: tuple[TriggerKind, ...] = (
     TriggerKind(
         "classifier",
         ClassifierTrigger,
@@ -249,5 +250,5 @@ register(
             "pixels_per_mm": number(strict=True, unit="px/mm; default: the camera's PIXELS_PER_MM"),
             "camera": identifier(),
         },
-    )
+    ),
 )

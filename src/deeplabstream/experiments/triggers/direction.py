@@ -29,7 +29,6 @@ from deeplabstream.experiments.triggers.kinds import (
     choice,
     keypoint_name,
     number,
-    register,
     target,
 )
 
@@ -217,7 +216,9 @@ _HEAD_PARAMETERS = {
     **FILTER,
 }
 
-register(
+#: The trigger kinds of this module, by the names a config's KIND gives (registered by name
+#: in :data:`~experiments.triggers.kinds.TRIGGERS`).
+KINDS: tuple[TriggerKind, ...] = (
     TriggerKind(
         "head_direction",
         HeadDirection,

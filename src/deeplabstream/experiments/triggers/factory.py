@@ -16,49 +16,47 @@ and the social ones) takes ``min_identity_confidence = P``: with a multi-animal 
 whose identity confidence is below P is seen as not there (a one-animal kind is then wrapped in
 a :class:`~experiments.triggers.social.ForAnimal` of animal 1 when no ``animal`` is given).
 
-The kinds and their parameters are declared by the trigger modules themselves
-(:mod:`experiments.triggers.kinds`); this module only reads the registry.
+The kinds and their parameters are declared by the trigger modules themselves, and by installed
+packages (:data:`experiments.triggers.kinds.TRIGGERS`); this module only reads the registry.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
+from deeplabstream.core.schema import SettingSpec, parse_setting
 from deeplabstream.experiments.triggers.base import Trigger
 from deeplabstream.experiments.triggers.kinds import (
     ANIMAL,
     MIN_IDENTITY_CONFIDENCE,
-    Param,
+    TRIGGERS,
     TriggerKind,
-    registered_kinds,
+    trigger_kind,
 )
 from deeplabstream.experiments.triggers.social import ForAnimal, require_identity_confidence
 
-_KINDS: dict[str, TriggerKind] = registered_kinds()
+TRIGGER_KINDS: tuple[str, ...] = tuple(sorted(TRIGGERS.builtin_names()))
+"""Every built-in kind :func:`make_trigger` builds, sorted (installed ones: :data:`TRIGGERS`)."""
 
-TRIGGER_KINDS: tuple[str, ...] = tuple(_KINDS)
-"""Every kind :func:`make_trigger` builds, sorted."""
-
-COMBINATOR_KINDS: tuple[str, ...] = tuple(name for name, kind in _KINDS.items() if kind.combines)
-"""The kinds that combine other triggers (a config names them in ``OF``)."""
-
-
-def trigger_kind(kind: str) -> TriggerKind:
-    """Return the registered kind ``kind``; ValueError lists the kinds there are."""
-    try:
-        return _KINDS[kind]
-    except KeyError:
-        known = ", ".join(TRIGGER_KINDS)
-        raise ValueError(f"unknown trigger kind {kind!r}; known kinds: {known}") from None
+COMBINATOR_KINDS: tuple[str, ...] = tuple(
+    name for name in TRIGGER_KINDS if trigger_kind(name).combines
+)
+"""The built-in kinds that combine other triggers (a config names them in ``OF``)."""
 
 
 def parameters_of(kind: str) -> dict[str, str]:
     """Return the parameters of ``kind`` and what each accepts (``" (required)"`` marks them)."""
     return {
-        name: param.expected + (" (required)" if param.required else "")
-        for name, param in _parameters(trigger_kind(kind)).items()
+        name: param.allowed + (" (required)" if param.required else "")
+        for name, param in parameter_specs(kind).items()
     }
+
+
+def parameter_specs(kind: str) -> dict[str, SettingSpec]:
+    """Return the settings-schema spec of every parameter of ``kind`` (the common ones too)."""
+    return dict(_parameters(trigger_kind(kind)))
 
 
 def file_parameters_of(kind: str) -> tuple[str, ...]:
@@ -66,7 +64,7 @@ def file_parameters_of(kind: str) -> tuple[str, ...]:
     return tuple(name for name, param in trigger_kind(kind).parameters.items() if param.is_file)
 
 
-def _parameters(entry: TriggerKind) -> Mapping[str, Param]:
+def _parameters(entry: TriggerKind) -> Mapping[str, SettingSpec]:
     """Return the parameters ``entry`` declares, with ``animal`` and ``min_identity_confidence``.
 
     ``animal`` where it reads one animal; ``min_identity_confidence`` where it reads animals
@@ -86,7 +84,8 @@ def make_trigger(kind: str, params: Mapping[str, str], children: Sequence[Trigge
     Parameters
     ----------
     kind
-        One of :data:`TRIGGER_KINDS` (case and ``-``/``_`` do not matter).
+        A name of :data:`~experiments.triggers.kinds.TRIGGERS`: a built-in kind
+        (:data:`TRIGGER_KINDS`) or an installed one (case and ``-``/``_`` do not matter).
     params
         Parameter name -> its text (values that are not text are converted with ``str``).
         Parameters left out take the trigger's defaults.
@@ -149,15 +148,15 @@ def _parse_parameters(key: str, entry: TriggerKind, params: Mapping[str, str]) -
             )
     for name, param in spec.items():
         if param.required and name not in params:
-            raise ValueError(f"trigger {key!r} needs parameter {name!r}: {param.expected}")
+            raise ValueError(f"trigger {key!r} needs parameter {name!r}: {param.allowed}")
     kwargs: dict[str, Any] = {}
     for name, raw in params.items():
         text = str(raw).strip()
         try:
-            kwargs[name] = spec[name].parse(text)
+            # File parameters stay text here: the config resolves them from its own folder.
+            kwargs[name] = parse_setting(text, str, spec[name], Path())
         except ValueError as error:
-            detail = str(error) or f"expected {spec[name].expected}"
             raise ValueError(
-                f"trigger {key!r}: parameter {name!r} = {text!r} is not valid: {detail}"
+                f"trigger {key!r}: parameter {name!r} = {text!r} is not valid: {error}"
             ) from None
     return kwargs

@@ -2,25 +2,33 @@
 
 Each trigger module declares, next to its trigger classes, the kinds they are built as: a
 :class:`TriggerKind` (the name, the class, its parameters with their parsers, one line of
-documentation, and for combinators how many children they take), handed to :func:`register`.
-A new trigger is then one module (or one class in a module): the package finds every module of
-``experiments/triggers`` (:func:`load_trigger_modules`), :func:`~experiments.triggers.make_trigger`
-builds it and ``python -m deeplabstream.offline.reference.experiments`` documents it.
+documentation, and for combinators how many children they take), in the module's ``KINDS``.
+:data:`TRIGGERS` is the kind's registry (:class:`~deeplabstream.core.plugins.Registry`): the
+built-in kinds by name (their module imported on first use), then the kinds of installed
+packages (entry point group ``deeplabstream.triggers``, naming a ``TriggerKind`` or a module's
+``KINDS``). :func:`~experiments.triggers.make_trigger` builds a kind and ``python -m
+deeplabstream.offline.reference.experiments`` documents it.
 
-The parameter helpers here (:func:`number`, :func:`whole`, :func:`choice`, :func:`boolean`,
-:func:`identifier`, :data:`FILTER`...) parse the text a config gives; each raises ValueError, which
-the factory turns into a message that names the kind, the parameter and what is allowed.
+A kind's parameters are declared with the settings schema of cameras and devices: each is a
+:class:`~deeplabstream.core.schema.SettingSpec` (its ``allowed`` says what it accepts, in words)
+and is parsed by :func:`~deeplabstream.core.schema.parse_setting`. The parameter helpers here
+(:func:`trigger_parameter`, :func:`number`, :func:`whole`, :func:`choice`, :func:`boolean`,
+:func:`identifier`, :data:`FILTER`...) make those specs; their parsers raise ValueError, which the
+factory turns into a message that names the kind, the parameter and what is allowed.
 """
 
 from __future__ import annotations
 
-import importlib
+import dataclasses
+import inspect
+import logging
 import math
-import pkgutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from deeplabstream.core.plugins import PluginError, Registry
+from deeplabstream.core.schema import SettingSpec
 from deeplabstream.experiments.observation import POLICIES
 from deeplabstream.experiments.triggers.base import Trigger
 from deeplabstream.experiments.triggers.geometry import (
@@ -30,17 +38,28 @@ from deeplabstream.experiments.triggers.geometry import (
     parse_shape,
 )
 
+log = logging.getLogger(__name__)
 
-@dataclass(frozen=True)
-class Param:
-    """One parameter of a trigger kind: how its text is parsed and what it accepts.
 
-    Attributes
+def trigger_parameter(
+    parse: Callable[[str], Any],
+    expected: str,
+    required: bool = False,
+    is_file: bool = False,
+    names_keypoints: bool = False,
+) -> SettingSpec:
+    """Return the :class:`~deeplabstream.core.schema.SettingSpec` of one trigger parameter.
+
+    Trigger parameters are declared with the settings schema of cameras and devices, and parsed
+    by its :func:`~deeplabstream.core.schema.parse_setting`; this only fills in the fields a
+    trigger parameter uses.
+
+    Parameters
     ----------
     parse
         Text -> value; raises ValueError (with or without a message) for a bad value.
     expected
-        What is allowed, in words, for messages and the reference.
+        What is allowed, in words, for messages and the reference (the spec's ``allowed``).
     required
         Whether a config must give it (else the trigger's default applies).
     is_file
@@ -49,12 +68,13 @@ class Param:
         Whether its value is keypoint names (one, or several comma-separated): the window
         rewrites them when it maps an experiment's keypoints onto another model's.
     """
-
-    parse: Callable[[str], Any]
-    expected: str
-    required: bool = False
-    is_file: bool = False
-    names_keypoints: bool = False
+    return SettingSpec(
+        parse=parse,
+        allowed=expected,
+        required=required,
+        is_file=is_file,
+        names_keypoints=names_keypoints,
+    )
 
 
 @dataclass(frozen=True)
@@ -69,7 +89,8 @@ class TriggerKind:
         The trigger class (or a function) called with the parsed parameters as keywords, and
         a combinator's children first.
     parameters
-        Parameter name (lower case) -> :class:`Param`.
+        Parameter name (lower case) -> its :class:`~deeplabstream.core.schema.SettingSpec`
+        (:func:`trigger_parameter` and the helpers below make them).
     description
         One line for the reference (docs/experiments.md).
     children
@@ -85,7 +106,7 @@ class TriggerKind:
     name: str
     factory: Callable[..., Trigger]
     description: str
-    parameters: Mapping[str, Param] = field(default_factory=dict)
+    parameters: Mapping[str, SettingSpec] = field(default_factory=dict)
     children: tuple[int, int | None] | None = None
     per_animal: bool = True
 
@@ -95,29 +116,88 @@ class TriggerKind:
         return self.children is not None
 
 
-_KINDS: dict[str, TriggerKind] = {}
+_PACKAGE = "deeplabstream.experiments.triggers"
+_BUILTIN_MODULES = {
+    "regions": ("region",),
+    "direction": ("head_direction", "target_side"),
+    "motion": ("speed_above", "speed_below", "freezing", "distance_above", "distance_below"),
+    "timing": ("after", "every"),
+    "features": ("motion_energy_above", "motion_energy_below", "pupil_above", "pupil_below"),
+    "depth": ("height",),
+    "light": ("light",),
+    "classifier": ("classifier",),
+    "social": ("distance", "approach", "contact", "following"),
+    "space": (
+        "distance3d_above",
+        "distance3d_below",
+        "height_above",
+        "inside_box3d",
+        "inside_sphere3d",
+    ),
+    "combinators": ("all", "and", "any", "or", "not", "rising", "debounce"),
+}
 
 
-def register(*kinds: TriggerKind) -> None:
-    """Add ``kinds`` to the registry; a name registered twice is a programming error."""
-    for kind in kinds:
-        if kind.name in _KINDS and _KINDS[kind.name] is not kind:
-            raise ValueError(f"trigger kind {kind.name!r} is registered twice")
-        _KINDS[kind.name] = kind
+def _select_kind(declared: Any, name: str) -> TriggerKind:
+    """Return the kind ``name`` of what a registered target holds: one kind, or a module's KINDS.
+
+    A kind registered under another name than its own (an entry point ``my_dwell =
+    lab.triggers:DWELL``) takes the registered name, which a config's KIND writes.
+    """
+    if isinstance(declared, TriggerKind):
+        return declared if declared.name == name else dataclasses.replace(declared, name=name)
+    if isinstance(declared, tuple | list):
+        for kind in declared:
+            if isinstance(kind, TriggerKind) and kind.name == name:
+                return kind
+        raise ValueError(f"it declares no trigger kind named {name!r}")
+    raise TypeError(
+        f"expected a TriggerKind (deeplabstream.experiments.triggers.kinds), not {declared!r}"
+    )
 
 
-def load_trigger_modules() -> None:
-    """Import every module of ``experiments.triggers``, so that each registers its kinds."""
-    import deeplabstream.experiments.triggers as package
-
-    for module in pkgutil.iter_modules(package.__path__):
-        importlib.import_module(f"{package.__name__}.{module.name}")
+TRIGGERS: Registry[TriggerKind] = Registry(
+    "trigger kind",
+    "deeplabstream.triggers",
+    {
+        name: f"{_PACKAGE}.{module}:KINDS"
+        for module, names in _BUILTIN_MODULES.items()
+        for name in names
+    },
+    advice="Set KIND to one of them, or install the package that provides the trigger (its "
+    "entry point in the group deeplabstream.triggers; docs/experiments.md, \"A lab's own "
+    'trigger").',
+    normalise=lambda name: name.strip().lower().replace("-", "_"),
+    select=_select_kind,
+)
+"""Every trigger kind by name: the built-ins (each module's ``KINDS``), then installed ones."""
 
 
 def registered_kinds() -> dict[str, TriggerKind]:
-    """Return every registered kind by name, sorted by name."""
-    load_trigger_modules()
-    return dict(sorted(_KINDS.items()))
+    """Return every kind that loads, sorted by name (built-in and installed).
+
+    An installed kind that fails to import is logged by name, distribution and error, and left
+    out: it never stops the others from being listed.
+    """
+    loaded, failures = TRIGGERS.load_all()
+    for failure in failures:
+        log.warning("%s", failure)
+    return dict(sorted(loaded.items()))
+
+
+def trigger_kind(kind: str) -> TriggerKind:
+    """Return the kind a config's ``KIND = kind`` names (case and ``-``/``_`` do not matter).
+
+    Raises
+    ------
+    ValueError
+        ``unknown trigger kind 'x'; known: ...`` and what to do, or why an installed kind
+        cannot be loaded (its name, distribution and error).
+    """
+    try:
+        return TRIGGERS.get(kind)
+    except PluginError as error:
+        raise ValueError(str(error)) from None
 
 
 # --- parameters ---------------------------------------------------------------------------------
@@ -158,13 +238,13 @@ def number(
     strict: bool = False,
     maximum: float | None = None,
     unit: str = "",
-) -> Param:
+) -> SettingSpec:
     """Return a number parameter (``strict``: the minimum itself is not allowed)."""
     expected = _describe_range(minimum, strict, maximum) + (f" ({unit})" if unit else "")
-    return Param(_number_parser(minimum, strict, maximum), expected, required)
+    return trigger_parameter(_number_parser(minimum, strict, maximum), expected, required)
 
 
-def whole(minimum: int, maximum: int, unit: str = "") -> Param:
+def whole(minimum: int, maximum: int, unit: str = "") -> SettingSpec:
     """Return a whole-number parameter from ``minimum`` to ``maximum``."""
 
     def parse(text: str) -> int:
@@ -176,12 +256,12 @@ def whole(minimum: int, maximum: int, unit: str = "") -> Param:
             raise ValueError
         return value
 
-    return Param(
+    return trigger_parameter(
         parse, f"a whole number from {minimum} to {maximum}" + (f" ({unit})" if unit else "")
     )
 
 
-def choice(allowed: tuple[str, ...]) -> Param:
+def choice(allowed: tuple[str, ...]) -> SettingSpec:
     """Return a parameter that takes one of ``allowed`` (exactly as written)."""
 
     def parse(text: str) -> str:
@@ -189,7 +269,7 @@ def choice(allowed: tuple[str, ...]) -> Param:
             raise ValueError
         return text
 
-    return Param(parse, "one of " + ", ".join(allowed))
+    return trigger_parameter(parse, "one of " + ", ".join(allowed))
 
 
 _TRUE_WORDS = ("true", "yes", "on", "1")
@@ -205,9 +285,9 @@ def _boolean_parse(text: str) -> bool:
     raise ValueError
 
 
-def boolean() -> Param:
+def boolean() -> SettingSpec:
     """Return a true/false parameter (also yes/no, on/off, 1/0)."""
-    return Param(_boolean_parse, "true or false")
+    return trigger_parameter(_boolean_parse, "true or false")
 
 
 def _name_parse(text: str) -> str:
@@ -216,19 +296,21 @@ def _name_parse(text: str) -> str:
     return text
 
 
-def identifier(required: bool = False) -> Param:
+def identifier(required: bool = False) -> SettingSpec:
     """Return a parameter naming a keypoint or camera (no spaces)."""
-    return Param(_name_parse, "a name without spaces", required)
+    return trigger_parameter(_name_parse, "a name without spaces", required)
 
 
-def keypoint_name(required: bool = False) -> Param:
+def keypoint_name(required: bool = False) -> SettingSpec:
     """Return a parameter naming one keypoint of the pose model (no spaces)."""
-    return Param(_name_parse, "a keypoint name without spaces", required, names_keypoints=True)
+    return trigger_parameter(
+        _name_parse, "a keypoint name without spaces", required, names_keypoints=True
+    )
 
 
-def keypoint_names(parse: Callable[[str], Any], expected: str) -> Param:
+def keypoint_names(parse: Callable[[str], Any], expected: str) -> SettingSpec:
     """Return a parameter naming several keypoints, comma-separated, parsed by ``parse``."""
-    return Param(parse, expected, names_keypoints=True)
+    return trigger_parameter(parse, expected, names_keypoints=True)
 
 
 def keypoint_parameters(kind: str) -> dict[str, str]:
@@ -237,9 +319,7 @@ def keypoint_parameters(kind: str) -> dict[str, str]:
     The default is what the trigger reads when a config leaves the key out (``""``: none, or
     every keypoint), so a mapping can write the key when the default is not the model's.
     """
-    import inspect
-
-    registered = registered_kinds()[kind]
+    registered = trigger_kind(kind)
     try:
         defaults = inspect.signature(registered.factory).parameters
     except (TypeError, ValueError):  # pragma: no cover - every factory is a class or function
@@ -264,9 +344,9 @@ def _roi_parse(text: str) -> Rectangle:
     return shape
 
 
-def roi(required: bool = False) -> Param:
+def roi(required: bool = False) -> SettingSpec:
     """Return a rectangle parameter, with or without the word ``rect``."""
-    return Param(
+    return trigger_parameter(
         _roi_parse, "'rect X_MIN Y_MIN X_MAX Y_MAX' or 'X_MIN Y_MIN X_MAX Y_MAX'", required
     )
 
@@ -279,9 +359,11 @@ def _target_parse(text: str) -> Any:
     return parse_shape(text) if words and words[0].lower() in _SHAPE_NAMES else parse_point(text)
 
 
-def target(required: bool = False) -> Param:
+def target(required: bool = False) -> SettingSpec:
     """Return a parameter that takes a point ``X,Y`` or a geometry (its centre counts)."""
-    return Param(_target_parse, "a point 'X,Y' or a geometry: " + GEOMETRY_SYNTAX, required)
+    return trigger_parameter(
+        _target_parse, "a point 'X,Y' or a geometry: " + GEOMETRY_SYNTAX, required
+    )
 
 
 def _file_parse(text: str) -> str:
@@ -290,9 +372,9 @@ def _file_parse(text: str) -> str:
     return text.strip()
 
 
-def file_path(required: bool = False) -> Param:
+def file_path(required: bool = False) -> SettingSpec:
     """Return a parameter naming a file (relative paths: from the experiment config's folder)."""
-    return Param(
+    return trigger_parameter(
         _file_parse,
         "a file path (a relative path is relative to the experiment config's folder)",
         required,
@@ -300,7 +382,7 @@ def file_path(required: bool = False) -> Param:
     )
 
 
-GEOMETRY = Param(parse_shape, GEOMETRY_SYNTAX, required=True)
+GEOMETRY = trigger_parameter(parse_shape, GEOMETRY_SYNTAX, required=True)
 """A required shape: circle, rectangle, ellipse or polygon."""
 
 MAX_ANIMAL_NUMBER = 16
@@ -318,7 +400,7 @@ MIN_IDENTITY_CONFIDENCE = number(
 multi-animal model, an animal whose identity confidence (:mod:`pose.tracking.identities`) is lower
 is seen as missing, so that a stimulus never goes to an animal that may be the other one."""
 
-FILTER: dict[str, Param] = {
+FILTER: dict[str, SettingSpec] = {
     "camera": identifier(),
     "min_likelihood": number(maximum=1.0),
     "policy": choice(POLICIES),

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from deeplabstream.core.errors import ExperimentError
 from deeplabstream.experiments.observation import Observation
 from deeplabstream.experiments.triggers.base import Trigger, check_number
 from deeplabstream.experiments.triggers.features import as_gray, roi_slices
@@ -30,7 +31,6 @@ from deeplabstream.experiments.triggers.kinds import (
     TriggerKind,
     identifier,
     number,
-    register,
     roi,
 )
 
@@ -55,7 +55,7 @@ SEARCH_ROUNDS = 5
 LEVEL_FOLLOW = 0.05
 
 
-class LightNotFoundError(ValueError):
+class LightNotFoundError(ExperimentError, ValueError):
     """No region of the image switched like a light; set the region by hand."""
 
 
@@ -269,7 +269,9 @@ def _as_rectangle(roi: Rectangle | tuple[float, ...]) -> Rectangle:
     return roi if isinstance(roi, Rectangle) else Rectangle(*roi)
 
 
-register(
+#: The trigger kinds of this module, by the names a config's KIND gives (registered by name
+#: in :data:`~experiments.triggers.kinds.TRIGGERS`).
+KINDS: tuple[TriggerKind, ...] = (
     TriggerKind(
         "light",
         LightOn,
@@ -286,5 +288,5 @@ register(
             "search_s": number(strict=True, unit=SECONDS),
             "camera": identifier(),
         },
-    )
+    ),
 )

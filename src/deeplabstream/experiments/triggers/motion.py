@@ -47,7 +47,6 @@ from deeplabstream.experiments.triggers.kinds import (
     identifier,
     keypoint_name,
     number,
-    register,
 )
 
 _HELD = object()
@@ -479,7 +478,9 @@ _DISTANCE_PARAMETERS = {
     **FILTER,
 }
 
-register(
+#: The trigger kinds of this module, by the names a config's KIND gives (registered by name
+#: in :data:`~experiments.triggers.kinds.TRIGGERS`).
+KINDS: tuple[TriggerKind, ...] = (
     TriggerKind(
         "speed_above",
         SpeedAbove,

@@ -66,12 +66,11 @@ from deeplabstream.experiments.triggers.kinds import (
     FILTER,
     MAX_ANIMAL_NUMBER,
     SECONDS,
-    Param,
     TriggerKind,
     keypoint_name,
     keypoint_names,
     number,
-    register,
+    trigger_parameter,
 )
 from deeplabstream.experiments.triggers.motion import WindowSpeed
 
@@ -839,7 +838,7 @@ def _list_parse(text: str) -> tuple[str, ...]:
     return tuple(words)
 
 
-ANIMALS = Param(
+ANIMALS = trigger_parameter(
     _animals_parse,
     f"two different animal numbers 'A,B' from 1 to {MAX_ANIMAL_NUMBER} (default 1,2)",
 )
@@ -853,7 +852,9 @@ _PAIR = {
     ),
 }
 
-register(
+#: The trigger kinds of this module, by the names a config's KIND gives (registered by name
+#: in :data:`~experiments.triggers.kinds.TRIGGERS`).
+KINDS: tuple[TriggerKind, ...] = (
     TriggerKind(
         "distance",
         AnimalDistance,

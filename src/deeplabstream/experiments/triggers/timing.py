@@ -16,7 +16,6 @@ from deeplabstream.experiments.triggers.kinds import (
     TriggerKind,
     identifier,
     number,
-    register,
 )
 
 
@@ -99,7 +98,9 @@ class Every(_Clocked):
         return {"period_s": self.period_s, "duration_s": self.duration_s, "phase_s": self.phase_s}
 
 
-register(
+#: The trigger kinds of this module, by the names a config's KIND gives (registered by name
+#: in :data:`~experiments.triggers.kinds.TRIGGERS`).
+KINDS: tuple[TriggerKind, ...] = (
     TriggerKind(
         "after",
         After,

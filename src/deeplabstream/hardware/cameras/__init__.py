@@ -1,50 +1,66 @@
 """Camera plugins, chosen by ``SOURCE = name`` in a ``[Camera NAME]`` section of settings.ini.
 
-Each plugin module is imported only when a camera of its kind is used, so a missing optional
-library (pypylon, pyrealsense2) matters only to the labs that use that camera.
+:data:`CAMERAS` is the kind's registry (:class:`~deeplabstream.core.plugins.Registry`): the
+cameras shipped here by name, cameras of installed packages (entry point group
+``deeplabstream.cameras``), and the lab's own camera modules in the ``cameras/`` folder beside
+the settings file (``SOURCE = my_camera`` or ``my_camera:MyCamera``). Each module is imported
+only when a camera of its kind is used, so a missing optional library (pypylon, pyrealsense2)
+matters only to the labs that use that camera. docs/cameras.md, "A lab's own camera", shows a
+plugin.
 """
 
 from __future__ import annotations
 
-import importlib
+from pathlib import Path
 
+from deeplabstream.core.plugins import Registry, subclass_check, subclasses_in
 from deeplabstream.hardware.cameras.base import Camera, CameraControl, CameraError, CompanionStream
 
 # name -> "module:Class"; the module must be cheap to import (heavy imports inside open()).
-CAMERA_SOURCES: dict[str, str] = {
-    "synthetic": "deeplabstream.hardware.cameras.synthetic:SyntheticCamera",
-    "video": "deeplabstream.hardware.cameras.video:VideoCamera",
-    "opencv": "deeplabstream.hardware.cameras.opencv:OpenCVCamera",
-    "basler": "deeplabstream.hardware.cameras.basler:BaslerCamera",
-    "realsense": "deeplabstream.hardware.cameras.realsense:RealSenseCamera",
-}
+CAMERAS: Registry[type[Camera]] = Registry(
+    "camera",
+    "deeplabstream.cameras",
+    {
+        "synthetic": "deeplabstream.hardware.cameras.synthetic:SyntheticCamera",
+        "video": "deeplabstream.hardware.cameras.video:VideoCamera",
+        "opencv": "deeplabstream.hardware.cameras.opencv:OpenCVCamera",
+        "basler": "deeplabstream.hardware.cameras.basler:BaslerCamera",
+        "realsense": "deeplabstream.hardware.cameras.realsense:RealSenseCamera",
+    },
+    advice="Set SOURCE to one of them; for the lab's own camera, put its module in the cameras/ "
+    "folder beside the settings file (SOURCE = module, or module:Class), or install the package "
+    'that provides it (docs/cameras.md, "A lab\'s own camera").',
+    check=subclass_check(Camera),
+    lab_folder="cameras",
+    normalise=lambda name: name.strip().lower(),
+    find_in_module=lambda module: subclasses_in(module, Camera),
+)
 
 
-def camera_class(source: str) -> type[Camera]:
-    """Return the camera class registered as ``source``; KeyError names the known sources.
+def camera_class(source: str, settings_folder: Path | None = None) -> type[Camera]:
+    """Return the camera class that ``SOURCE = source`` names.
 
-    ``source`` may also be a ``module:Class`` path to a Camera subclass outside this package
-    (for code that builds its settings itself, such as tests with a fault-injecting camera).
+    Parameters
+    ----------
+    source
+        A name of :data:`CAMERAS` (built in or installed), a module of the lab's ``cameras/``
+        folder (``module`` or ``module:Class``), a file (``path.py:Class``), or a
+        ``deeplabstream....:Class`` of this package.
+    settings_folder
+        The folder of the settings file, where the lab's ``cameras/`` folder is (None: none).
+
+    Raises
+    ------
+    deeplabstream.core.plugins.UnknownPluginError
+        An unknown name (also a KeyError); the message lists the known cameras.
+    deeplabstream.core.plugins.PluginLoadError
+        A camera that cannot be imported, or a class that is not a Camera.
     """
-    if ":" in source and source not in CAMERA_SOURCES:
-        target = source
-    else:
-        try:
-            target = CAMERA_SOURCES[source]
-        except KeyError:
-            known = ", ".join(sorted(CAMERA_SOURCES))
-            raise KeyError(f"unknown camera source {source!r}; known sources: {known}") from None
-    module_name, _, class_name = target.partition(":")
-    if target is source:  # a path given by the caller: say clearly when it does not load
-        try:
-            return getattr(importlib.import_module(module_name), class_name)
-        except (ImportError, AttributeError) as error:
-            raise KeyError(f"camera class {source!r} cannot be loaded: {error}") from None
-    return getattr(importlib.import_module(module_name), class_name)
+    return CAMERAS.get(source, settings_folder)
 
 
 __all__ = [
-    "CAMERA_SOURCES",
+    "CAMERAS",
     "Camera",
     "CameraControl",
     "CameraError",

@@ -21,11 +21,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from deeplabstream.core.errors import CameraError
 from deeplabstream.core.frames import FrameGeometry, FrameStamp
-
-
-class CameraError(RuntimeError):
-    """A camera could not be opened or stopped delivering; the message says what to do."""
 
 
 @dataclass(frozen=True)

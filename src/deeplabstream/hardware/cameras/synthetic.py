@@ -26,7 +26,7 @@ import numpy as np
 from deeplabstream.core.clock import host_now_ns
 from deeplabstream.core.frames import FrameGeometry, FrameStamp, PixelFormat
 from deeplabstream.core.pinhole import PinholeCamera
-from deeplabstream.core.schema import setting
+from deeplabstream.core.schema import Where, key_of, parse_section, setting, settings_fields
 from deeplabstream.hardware.cameras.base import Camera, CameraControl, CameraError
 from deeplabstream.hardware.simulator.arena import (
     BEHAVIOUR_NAMES,
@@ -48,6 +48,8 @@ from deeplabstream.hardware.simulator.rig3d import (
     SimulatedRigView,
     floor_outside_view,
     sim_params,
+    view_camera,
+    write_rig_calibration,
 )
 
 log = logging.getLogger(__name__)
@@ -436,8 +438,6 @@ class SyntheticSettings:
 
     def view_camera(self, name: str) -> PinholeCamera:
         """Return the true calibration of this 3D view (VIEW_POSITION must be set)."""
-        from deeplabstream.hardware.simulator.rig3d import view_camera
-
         if not self.view_position:
             raise ValueError("VIEW_POSITION is empty: this camera has no 3D view")
         position = np.asarray(self.view_position)
@@ -1207,8 +1207,6 @@ def rig_cameras(settings_path: Path) -> list[PinholeCamera]:
     """
     import configparser
 
-    from deeplabstream.core.schema import Where, key_of, parse_section, settings_fields
-
     parser = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=(";", "#"))
     parser.optionxform = str  # type: ignore[assignment,method-assign]
     try:
@@ -1247,8 +1245,6 @@ def main(argv: list[str] | None = None) -> int:
     Writes the true calibration of the 3D views of SETTINGS (Anipose's calibration.toml).
     """
     import argparse
-
-    from deeplabstream.hardware.simulator.rig3d import write_rig_calibration
 
     parser = argparse.ArgumentParser(
         prog="python -m deeplabstream.hardware.cameras.synthetic", description=main.__doc__

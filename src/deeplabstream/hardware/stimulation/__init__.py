@@ -2,11 +2,13 @@
 
 Every device implements :class:`~hardware.stimulation.base.StimulationDevice`: ``open()``, ``on``,
 ``off``, ``pulse``, ``pattern``, ``reset`` and ``close()``, each action returning an
-:class:`~hardware.stimulation.base.ActionRecord` at once. The registry :data:`DEVICES` maps a name
-to the class; each module is imported only when its device is used, so a missing optional library
-(pyserial, gpiozero, nidaqmx) matters only to the labs that use that device. Each device class
-declares the keys of its ``[Device NAME]`` section (``TYPE = name``) as its ``settings_class``, so a
-new device is one module and one line here.
+:class:`~hardware.stimulation.base.ActionRecord` at once. :data:`DEVICES` is the kind's registry
+(:class:`~deeplabstream.core.plugins.Registry`): the devices shipped here by name, and those of
+installed packages (entry point group ``deeplabstream.devices``); each module is imported only
+when its device is used, so a missing optional library (pyserial, gpiozero, nidaqmx) matters only
+to the labs that use that device. Each device class declares the keys of its ``[Device NAME]``
+section (``TYPE = name``) as its ``settings_class``, so a new device is one module and one line
+here (or one entry point in a lab's own package).
 
 * ``serial``: the stimulus board (Arduino Uno/Nano with ``firmware/``), board-timed pulses.
 * ``log``: records actions only, for dry runs.
@@ -17,9 +19,9 @@ new device is one module and one line here.
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
+from deeplabstream.core.plugins import Registry, subclass_check
 from deeplabstream.hardware.stimulation.base import (
     ActionRecord,
     DeviceLostError,
@@ -30,24 +32,34 @@ from deeplabstream.hardware.stimulation.base import (
 
 # name -> "module:Class"; the modules import their hardware libraries inside open(), except
 # serial_device (pyserial is small and always installed with requirements.txt).
-DEVICES: dict[str, str] = {
-    "serial": "deeplabstream.hardware.stimulation.serial_device:SerialStimulator",
-    "log": "deeplabstream.hardware.stimulation.log_device:LogStimulator",
-    "nidaq": "deeplabstream.hardware.stimulation.nidaq:NidaqStimulator",
-    "gpio": "deeplabstream.hardware.stimulation.gpio:GpioStimulator",
-    "visual": "deeplabstream.hardware.stimulation.visual:VisualStimulator",
-}
+DEVICES: Registry[type[StimulationDevice]] = Registry(
+    "stimulation device",
+    "deeplabstream.devices",
+    {
+        "serial": "deeplabstream.hardware.stimulation.serial_device:SerialStimulator",
+        "log": "deeplabstream.hardware.stimulation.log_device:LogStimulator",
+        "nidaq": "deeplabstream.hardware.stimulation.nidaq:NidaqStimulator",
+        "gpio": "deeplabstream.hardware.stimulation.gpio:GpioStimulator",
+        "visual": "deeplabstream.hardware.stimulation.visual:VisualStimulator",
+    },
+    advice="Set TYPE to one of them, or install the package that provides the device (its "
+    'entry point in the group deeplabstream.devices; docs/architecture.md, "Plugins").',
+    check=subclass_check(StimulationDevice),
+    normalise=lambda name: name.strip().lower(),
+)
 
 
 def device_class(name: str) -> type[StimulationDevice]:
-    """Return the device class registered as ``name``; KeyError names the known devices."""
-    try:
-        target = DEVICES[name]
-    except KeyError:
-        known = ", ".join(sorted(DEVICES))
-        raise KeyError(f"unknown stimulation device {name!r}; known devices: {known}") from None
-    module_name, class_name = target.split(":")
-    return getattr(importlib.import_module(module_name), class_name)
+    """Return the device class registered as ``name`` (``TYPE = name``).
+
+    Raises
+    ------
+    deeplabstream.core.plugins.UnknownPluginError
+        An unknown name (also a KeyError); the message lists the known devices.
+    deeplabstream.core.plugins.PluginLoadError
+        A device whose module cannot be imported, or a class that is not a device.
+    """
+    return DEVICES.get(name)
 
 
 def create_device(name: str, **options: Any) -> StimulationDevice:

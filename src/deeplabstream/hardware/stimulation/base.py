@@ -24,6 +24,7 @@ from types import TracebackType
 from typing import Any, ClassVar, Literal, Self
 
 from deeplabstream.core.clock import host_now_ns
+from deeplabstream.core.errors import DeviceError
 
 ActionKind = Literal["ON", "OFF", "PULSE", "PATTERN", "RESET"]
 EndKind = Literal["DONE", "CANCEL", "LOST"]
@@ -36,7 +37,7 @@ RECORDS_KEPT = 1000
 
 
 
-class StimulationError(RuntimeError):
+class StimulationError(DeviceError):
     """A stimulation device failed; the message says which device and what to do."""
 
 

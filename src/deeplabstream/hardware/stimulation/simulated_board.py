@@ -20,6 +20,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+from deeplabstream.core.errors import DeviceError
 from deeplabstream.core.lifetime import children_leave_sigint_to_parent
 
 FIRMWARE = Path(__file__).resolve().parents[4] / "firmware"  # the repository's firmware/
@@ -29,7 +30,7 @@ PIN_LOG_FILE = "board_pins.log"
 START_TIMEOUT_S = 10.0
 
 
-class SimulatedBoardError(RuntimeError):
+class SimulatedBoardError(DeviceError):
     """The simulated board could not be built or started; the message says what to install."""
 
 

@@ -46,7 +46,7 @@ from deeplabstream.core.frames import FrameGeometry
 from deeplabstream.core.lifetime import die_with_parent, leave_sigint_to_parent
 from deeplabstream.core.logs import LogTarget, add_log_file, configure_process_logging
 from deeplabstream.core.priority import ProcessPriority, apply_process_priority
-from deeplabstream.hardware.cameras import Camera, CameraControl, CameraError, camera_class
+from deeplabstream.hardware.cameras import Camera, CameraControl, CameraError
 from deeplabstream.hardware.cameras.orientation import OrientedCamera
 from deeplabstream.live.processes.companion import CompanionOutputs
 from deeplabstream.live.processes.messages import (
@@ -105,7 +105,7 @@ def capture_main(job: CaptureJob) -> None:
     # orientation is the identity, frames pass without a copy.
     common = job.camera.common
     camera: Camera = OrientedCamera(
-        camera_class(job.camera.source)(job.camera.name, job.camera.options),
+        job.camera.camera_class()(job.camera.name, job.camera.options),
         common.rotate,
         common.mirror,
     )

@@ -310,6 +310,9 @@ class CameraIdentities:
         The identities' names (the pose CSV's ``individuals``).
     min_likelihood
         Keypoints below this likelihood are not used for patches.
+    learn
+        Whether to learn the animals' looks (``[Pose] APPEARANCE_IDENTITY``); False: motion
+        only, no learner process.
     """
 
     def __init__(
@@ -318,9 +321,12 @@ class CameraIdentities:
         path: Any,
         individuals: tuple[str, ...],
         min_likelihood: float,
+        learn: bool = True,
     ) -> None:
-        self.learner = BackgroundLearner.start(
-            tracker.max_animals, feature_count(), label=f" {path.name}"
+        self.learner = (
+            BackgroundLearner.start(tracker.max_animals, feature_count(), label=f" {path.name}")
+            if learn
+            else None
         )
         self.keeper = IdentityKeeper(tracker, self.learner, min_likelihood=min_likelihood)
         self.file = IdentityConfidenceWriter(path, individuals)
@@ -348,12 +354,12 @@ class CameraIdentities:
 
     def close(self) -> dict[str, Any]:
         """Stop the learner, close the file; return the figures for ``session.json``."""
-        learner = self.learner.close()
+        learner = self.learner.close() if self.learner is not None else None
         self.file.close()
         figures: dict[str, Any] = {
             "confidence_file": self.file.path.name,
             **self.keeper.counts.as_dict(),
-            "learner": learner,
+            "learner": learner,  # None: APPEARANCE_IDENTITY = off
         }
         figures["identity_step_ms"] = self.step.figures()
         if self.file.error:

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from deeplabstream.core.errors import DeepLabStreamError
 from deeplabstream.core.stats import percentiles
 from deeplabstream.hardware.cameras.clock import ClockFit
 from deeplabstream.hardware.stimulation.latency import FlashReport, read_board_reports, run_file
@@ -41,7 +42,7 @@ MATCH_TOLERANCE_S = 2e-6
 BITS_PER_BYTE = 10  # start bit, 8 data bits, stop bit
 
 
-class LatencyAnalysisError(RuntimeError):
+class LatencyAnalysisError(DeepLabStreamError, RuntimeError):
     """The session folder lacks what the analysis needs; the message says what."""
 
 

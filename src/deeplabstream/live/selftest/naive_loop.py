@@ -38,8 +38,15 @@ from typing import Any
 import numpy as np
 
 from deeplabstream.core.clock import host_now_ns
+from deeplabstream.core.frames import FrameGeometry
 from deeplabstream.core.priority import inference_thread_count
-from deeplabstream.hardware.cameras import camera_class
+from deeplabstream.experiments.observation import Observation
+from deeplabstream.live.processes.dispatch import ExperimentRun
+from deeplabstream.live.selftest.benchmark_mode import percentiles_ms
+from deeplabstream.outputs.video import VideoWriter
+from deeplabstream.pose.loading import load_model
+from deeplabstream.pose.runtime.backends import open_backend
+from deeplabstream.pose.runtime.estimator import PoseEstimator
 from deeplabstream.settings.sections import CameraSettings, RecordingSettings, Settings
 
 POOL_FRAMES = 100
@@ -69,9 +76,6 @@ class NaiveWriter:
     def __init__(
         self, path: Path, shape: tuple[int, ...], fps: float, recording: RecordingSettings
     ) -> None:
-        from deeplabstream.core.frames import FrameGeometry
-        from deeplabstream.outputs.video import VideoWriter
-
         channels = 1 if len(shape) == 2 else shape[2]
         self._video = VideoWriter(
             path,
@@ -117,7 +121,7 @@ def frame_pool(camera: CameraSettings, count: int) -> tuple[list[np.ndarray], fl
     options = camera.options
     if camera.source in ("synthetic", "video"):  # files and simulations need no waiting here
         options = dataclasses.replace(options, pacing="free")
-    device = camera_class(camera.source)(camera.name, options)
+    device = camera.camera_class()(camera.name, options)
     geometry = device.open()
     try:
         frames = []
@@ -147,11 +151,6 @@ def run_naive_loop(
     With ``record``, a writer thread per camera encodes every due frame (``recorded`` per
     camera).
     """
-    from deeplabstream.live.selftest.benchmark_mode import percentiles_ms
-    from deeplabstream.pose.loading import load_model
-    from deeplabstream.pose.runtime.backends import open_backend
-    from deeplabstream.pose.runtime.estimator import PoseEstimator
-
     description = load_model(settings.pose.model_path)
     backend = open_backend(
         description, settings.pose.backend, settings.pose.device, worker_threads(settings)
@@ -223,8 +222,6 @@ def _loop(
     stop_requested: Callable[[], bool],
 ) -> float:
     """Return the loop itself; returns its duration in seconds."""
-    from deeplabstream.experiments.observation import Observation
-
     start_ns = host_now_ns()
     while not stop_requested():
         active = [c for c in cameras if c.next_index < c.limit]
@@ -280,8 +277,6 @@ def _newest_due(camera: _Camera, start_ns: int, now_ns: int) -> int:
 
 
 def _open_experiment(settings: Settings, folder: Path) -> Any:
-    from deeplabstream.live.processes.dispatch import ExperimentRun
-
     return ExperimentRun.open(settings.experiment.name, dict(settings.devices), folder)
 
 

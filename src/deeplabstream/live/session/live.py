@@ -22,7 +22,6 @@ import multiprocessing
 import os
 import shutil
 import time
-from dataclasses import dataclass
 from datetime import datetime
 from multiprocessing.connection import wait
 from pathlib import Path
@@ -45,18 +44,25 @@ from deeplabstream.core.priority import (
     observed_priorities,
     plan_priorities,
 )
+from deeplabstream.experiments.registry import resolved_name
 from deeplabstream.hardware.cameras.base import CameraControl, CameraError
 from deeplabstream.hardware.stimulation.latency import LatencyTestSpec
 from deeplabstream.live.processes.depth import depth_source
 from deeplabstream.live.processes.dispatch import EVENTS_FILE
-from deeplabstream.live.processes.inference import WorkerCamera
 from deeplabstream.live.processes.messages import (
     Abort,
     ExperimentSpec,
     Finished,
     Start,
 )
+from deeplabstream.live.processes.pose_job import WorkerCamera
 from deeplabstream.live.session.analysis import Analysis, PoseError
+from deeplabstream.live.session.camera_access import (
+    camera_controls,
+    display_reader,
+    likelihood_threshold,
+    set_camera_control,
+)
 from deeplabstream.live.session.cameras import (
     OPEN_TIMEOUT_S,
     CameraBranch,
@@ -67,12 +73,14 @@ from deeplabstream.live.session.cameras import (
     ring_spec,
     spawn_capture,
 )
-from deeplabstream.live.session.health import HealthNews, SessionHealth
+from deeplabstream.live.session.exports import write_exports
+from deeplabstream.live.session.health import SessionHealth
 from deeplabstream.live.session.record import (
     SESSION_JSON_PERIOD_S,
     clean_up_after_killed_sessions,
     is_live,
     run_label,
+    session_metadata,
 )
 from deeplabstream.live.session.recordings import (
     RECORDER_STOP_TIMEOUT_S,
@@ -82,7 +90,14 @@ from deeplabstream.live.session.recordings import (
     recording_losses,
     spawn_recorder,
 )
-from deeplabstream.live.session.watchdogs import DiskWatch, find_stalls
+from deeplabstream.live.session.watchdogs import DiskWatch
+from deeplabstream.live.session.watching import (
+    SessionEvent,
+    camera_lost,
+    tell_health,
+    watch_disk,
+    watch_stalls,
+)
 from deeplabstream.outputs.folder import (
     RESERVE_FILE,
     SESSION_JSON,
@@ -97,7 +112,7 @@ from deeplabstream.outputs.folder import (
 from deeplabstream.pose.runtime.cropping import crop_settings
 from deeplabstream.settings.loader import settings_as_dict
 from deeplabstream.settings.sections import Settings
-from deeplabstream.transport.channel import ChannelReader, Doorbell, EndReason, export_doorbell
+from deeplabstream.transport.channel import Doorbell, EndReason, export_doorbell
 from deeplabstream.transport.readers import NewestFrameReader
 from deeplabstream.transport.ring import (
     Channel,
@@ -107,38 +122,6 @@ from deeplabstream.transport.ring import (
 log = logging.getLogger(__name__)
 
 CAPTURE_STOP_TIMEOUT_S = 10.0
-
-
-@dataclass(frozen=True)
-class SessionEvent:
-    """Something the user should hear about, raised while the stream runs."""
-
-    level: int  # logging level
-    message: str
-    camera: str | None = None
-
-
-def session_metadata(settings: Settings) -> dict[str, Any]:
-    """Return ``session.json``'s ``metadata``: the ``[Session]`` keys the user filled in."""
-    session = settings.session
-    return {
-        "animal": session.animal,
-        "experimenter": session.experimenter,
-        "notes": session.notes,
-        "planned_duration_s": session.planned_duration,
-        "recorded_cameras": [c.name for c in settings.cameras if c.common.record],
-        # the subject and the lab (issue 29), for session.nwb: NWB's forms, checked in settings
-        "subject": {
-            "species": session.species,
-            "age": session.age,
-            "date_of_birth": session.date_of_birth,
-            "sex": session.sex,
-            "strain": session.strain,
-        },
-        "institution": session.institution,
-        "lab": session.lab,
-        "experiment_description": session.experiment_description,
-    }
 
 
 class LiveSession:
@@ -453,7 +436,7 @@ class LiveSession:
             if error:
                 self.report_error(error)
             for news in self.health.end_analysis(self._branches):
-                self._tell_health(news)
+                tell_health(self, news)
             cameras = (self.analysis.summary() or {}).get("cameras", {})
             for name, figures in cameras.items():
                 for file_error in figures.get("file_errors") or []:
@@ -493,9 +476,11 @@ class LiveSession:
     def _experiment_spec(
         self, name: str | None, latency_test: LatencyTestSpec | None
     ) -> ExperimentSpec:
-        return ExperimentSpec(
-            name or self.settings.experiment.name, dict(self.settings.devices), latency_test
+        # The experiment process has no settings folder: a lab's config or module goes as its path.
+        chosen = resolved_name(
+            name or self.settings.experiment.name, self.settings.source_file.parent
         )
+        return ExperimentSpec(chosen, dict(self.settings.devices), latency_test)
 
     def _next_events_file(self) -> str:
         """``events.csv`` for the session's first experiment, ``events.run2.csv`` and on after."""
@@ -532,10 +517,10 @@ class LiveSession:
         else:
             time.sleep(timeout)
         events += self._analysis_news()
-        events += self._watch_disk()
-        events += self._watch_stalls()
+        events += watch_disk(self, self._disk_watch)
+        events += watch_stalls(self)
         if self.analysing:
-            events += [self._tell_health(news) for news in self.health.check(self._branches)]
+            events += [tell_health(self, news) for news in self.health.check(self._branches)]
         self._keep_session_json_current()
         return events
 
@@ -564,7 +549,7 @@ class LiveSession:
             if message.reason == EndReason.CAMERA_FAILED:
                 self.report_error(message.message)
                 event = SessionEvent(logging.ERROR, message.message, branch.name)
-                return [event, *self._camera_lost(branch)]
+                return [event, *camera_lost(self, branch)]
             text = f"camera {branch.name!r}: {message.message} after {message.frames} frames"
             log.info("%s", text)
             return [SessionEvent(logging.INFO, text, branch.name)]
@@ -576,90 +561,16 @@ class LiveSession:
             )
             branch.failure = text
             self.report_error(text)
-            return [SessionEvent(logging.ERROR, text, branch.name), *self._camera_lost(branch)]
+            return [SessionEvent(logging.ERROR, text, branch.name), *camera_lost(self, branch)]
         return []
-
-    def _watch_disk(self) -> list[SessionEvent]:
-        if self.session_dir is None:
-            return []
-        news = self._disk_watch.check(self.session_dir, self.recording or self.analysing)
-        if news is None:
-            return []
-        limits = self.settings.recording
-        if news.full:
-            # Every file of the session is at risk, not only videos: recording and pose
-            # estimation (with its experiment) stop while their files can still be finalised.
-            parts = (("recording", self.recording), ("pose estimation", self.analysing))
-            stopped = [part for part, on in parts if on]
-            text = (
-                f"disk almost full ({news.free_gb:.2f} GB free, [Recording] MIN_FREE_SPACE = "
-                f"{limits.min_free_space:g} GB): {' and '.join(stopped)} stopped, files "
-                "finalised"
-            )
-            self.report_error(text)
-            if self.recording:
-                self.stop_recording()
-            if self.analysing:
-                self.stop_analysis()
-            return [SessionEvent(logging.ERROR, text)]
-        text = (
-            f"disk space low: {news.free_gb:.2f} GB free on {self.session_dir}; recording stops "
-            f"by itself below {limits.min_free_space:g} GB"
-        )
-        log.warning("%s", text)
-        return [SessionEvent(logging.WARNING, text)]
-
-    def _tell_health(self, news: HealthNews) -> SessionEvent:
-        """Log (an error: report) what the health watch found; return it for the user."""
-        if news.level >= logging.ERROR:
-            self.report_error(news.text)
-        else:
-            log.warning("%s", news.text)
-        return SessionEvent(news.level, news.text, news.camera)
 
     def _judge_health(self) -> None:
         """At the end: report each camera above the deadline's tolerance (see session/health)."""
         for news in self.health.judge(self.analyses, self._experiment_summaries()):
-            self._tell_health(news)
+            tell_health(self, news)
 
     def _experiment_summaries(self) -> list[dict[str, Any]]:
         return [s for analysis in self.analyses for s in analysis.experiment_summaries]
-
-    def _watch_stalls(self) -> list[SessionEvent]:
-        """Report a device camera whose frames stopped coming, and one whose frames came back."""
-        events: list[SessionEvent] = []
-        for news in find_stalls(self._branches, self.settings.streaming):
-            if not news.lost:
-                log.warning("%s", news.text)
-                events.append(SessionEvent(logging.WARNING, news.text, news.branch.name))
-                continue
-            self.report_error(news.text)
-            events.append(SessionEvent(logging.ERROR, news.text, news.branch.name))
-            events += self._camera_lost(news.branch)
-        return events
-
-    def _camera_lost(self, branch: CameraBranch) -> list[SessionEvent]:
-        """Apply ``[Streaming] ON_CAMERA_LOST`` to a device camera that failed or went silent."""
-        if branch.opened is None or not branch.opened.live or self._stopped:
-            return []
-        if branch.loss_handled:  # a stall, then the failure at its TIMEOUT: say it once
-            return []
-        branch.loss_handled = True
-        if self.settings.streaming.on_camera_lost == "continue":
-            text = (
-                f"camera {branch.name!r} lost; the other cameras go on "
-                "([Streaming] ON_CAMERA_LOST = continue)"
-            )
-            log.warning("%s", text)
-            return [SessionEvent(logging.WARNING, text, branch.name)]
-        text = f"camera {branch.name!r} lost ([Streaming] ON_CAMERA_LOST = stop)"
-        if not self.stop_reason:
-            self.stop_reason = text
-            for other in self._branches:  # every camera ends; the run then stops as usual
-                if other.ring is not None and other.ring.header is not None:
-                    other.ring.request_stop()
-        log.error("%s: stopping the session", text)
-        return [SessionEvent(logging.ERROR, f"{text}: stopping the session", branch.name)]
 
     @property
     def stopped(self) -> bool:
@@ -671,21 +582,18 @@ class LiveSession:
         """True when no camera is streaming any more."""
         return bool(self._branches) and all(b.ended for b in self._branches)
 
+    @property
+    def branches(self) -> list[CameraBranch]:
+        """The cameras' branches (process, ring, recorder), in settings order."""
+        return self._branches
+
     def likelihood_threshold(self, camera_name: str) -> float:
         """Return the camera's own LIKELIHOOD_THRESHOLD, else ``[Pose] LIKELIHOOD_THRESHOLD``."""
-        for branch in self._branches:
-            own = branch.settings.common.likelihood_threshold
-            if branch.name == camera_name and own is not None:
-                return own
-        return self.settings.pose.likelihood_threshold
+        return likelihood_threshold(self._branches, self.settings, camera_name)
 
     def display_reader(self, camera_name: str) -> NewestFrameReader:
         """Return a newest-frame reader on a camera's DISPLAY channel, for a window here."""
-        for branch in self._branches:
-            if branch.name == camera_name and branch.ring is not None:
-                reader = ChannelReader(branch.channel_ends[Channel.DISPLAY], branch.camera_id)
-                return NewestFrameReader(branch.ring, reader, Channel.DISPLAY)
-        raise KeyError(camera_name)
+        return display_reader(self._branches, camera_name)
 
     @property
     def camera_names(self) -> list[str]:
@@ -697,10 +605,7 @@ class LiveSession:
 
         Raises KeyError for a camera this session does not have.
         """
-        for branch in self._branches:
-            if branch.name == name:
-                return branch.controls
-        raise KeyError(name)
+        return camera_controls(self._branches, name)
 
     def set_camera_control(
         self, camera: str, control: str, value: float, timeout_s: float = 2.0
@@ -713,12 +618,8 @@ class LiveSession:
             No such camera, the stream is not running, the camera refused the value (the message
             gives its limits), or it did not answer within ``timeout_s``.
         """
-        branch = next((b for b in self._branches if b.name == camera), None)
-        if branch is None:
-            raise CameraError(f"no camera {camera!r} in this session")
-        if not self._started or self._stopped:
-            raise CameraError(f"camera {camera!r}: {control} can be set only while streaming")
-        return branch.set_control(control, value, timeout_s)
+        streaming = self._started and not self._stopped
+        return set_camera_control(self._branches, streaming, camera, control, value, timeout_s)
 
     def camera_stats(self) -> dict[str, dict[str, Any]]:
         """Live per-camera figures read from the ring headers (cheap; call it often)."""
@@ -771,46 +672,22 @@ class LiveSession:
             close_connections(branch)
         if self.session_dir is not None:
             self.write_session_json("finished", final_stats)
-            if self.settings.output.nwb == "on" and not self.was_preview:
-                self._write_nwb(final_stats)
-            if self.settings.output.slp == "on" and self.analyses:
-                self._write_slp(final_stats)
+            write_exports(
+                self.session_dir,
+                nwb=self.settings.output.nwb == "on" and not self.was_preview,
+                slp=self.settings.output.slp == "on" and bool(self.analyses),
+                on_failure=lambda text: self._export_failed(text, final_stats),
+            )
             release_reserve(self.session_dir)
         log.info("stream stopped: %s", self.stop_reason)
         if self._log_file is not None:
             remove_log_file(self._log_file)
             self._log_file = None
 
-    def _write_nwb(self, final_stats: dict[str, dict[str, Any]]) -> None:
-        """Write ``session.nwb`` from the finished folder; a failure is reported, never raised."""
-        from deeplabstream.outputs.nwb import (
-            write_session_nwb,  # here: pandas would slow every start
-        )
-
-        assert self.session_dir is not None
-        began = time.monotonic()
-        try:
-            path = write_session_nwb(self.session_dir)
-        except Exception as error:  # the NWB file is a copy: the session's own files stand
-            self.report_error(f"session.nwb could not be written: {error}")
-            self.write_session_json("finished", final_stats)  # now with that error
-            return
-        log.info("wrote %s in %.1f s", path.name, time.monotonic() - began)
-
-    def _write_slp(self, final_stats: dict[str, dict[str, Any]]) -> None:
-        """Write the ``.slp`` files of the pose files; a failure is reported, never raised."""
-        from deeplabstream.outputs.slp import (
-            write_session_slp,  # here: sleap-io would slow every start
-        )
-
-        assert self.session_dir is not None
-        try:
-            paths = write_session_slp(self.session_dir)
-        except Exception as error:  # copies of the pose files: the session's own files stand
-            self.report_error(f"the .slp files could not be written: {error}")
-            self.write_session_json("finished", final_stats)  # now with that error
-            return
-        log.info("wrote %s", ", ".join(path.name for path in paths))
+    def _export_failed(self, text: str, final_stats: dict[str, dict[str, Any]]) -> None:
+        """Report an export that failed (live.session.exports); session.json then says so."""
+        self.report_error(text)
+        self.write_session_json("finished", final_stats)  # now with that error
 
     @property
     def was_preview(self) -> bool:
@@ -1003,5 +880,3 @@ class LiveSession:
         """Why the cameras ended, in a few words (e.g. "frame limit reached")."""
         reasons = [b.finished.message if b.finished else b.failure or "" for b in self._branches]
         return ", ".join(dict.fromkeys(r for r in reasons if r))
-
-

@@ -14,8 +14,32 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from deeplabstream.core.errors import CalibrationError, ModelError
+from deeplabstream.core.optional import missing_extra
+from deeplabstream.core.pinhole import read_calibration
+from deeplabstream.experiments.config import ExperimentConfigError
+from deeplabstream.experiments.registry import (
+    ExperimentNotFoundError,
+    config_file_of,
+    load_experiment,
+)
+from deeplabstream.experiments.triggers.base import animal_problems, camera_problems
+from deeplabstream.experiments.triggers.space import reads_points3d
 from deeplabstream.hardware.stimulation import DEVICES
+from deeplabstream.live.session.keypoints import keypoint_mismatches, mismatch_problem
+from deeplabstream.pose.loading import (
+    check_backend,
+    check_model,
+    check_precision,
+    model_animals,
+)
+from deeplabstream.pose.runtime.cropping import crop_settings
 from deeplabstream.settings.sections import Settings
+
+#: A model that cannot be read, whatever the cause: ours (ModelError), the disk (OSError), a
+#: reader library's own refusal (ValueError). The checks that only need the model skip it:
+#: :func:`_model_problems` names it.
+_UNREADABLE_MODEL = (ModelError, OSError, ValueError)
 
 
 def check_before_start(
@@ -42,6 +66,7 @@ def check_before_start(
         problems += _model_problems(settings, model_option)
         problems += _crop_problems(settings) if not problems else []
         problems += _backend_problems(settings, model_option) if not problems else []
+        problems += _precision_problems(settings) if not problems else []
         # A calibration is checked for use once its cameras and sizes fit the settings.
         problems += _triangulation_problems(settings) or _calibration_problems(settings)
     if experiment:
@@ -50,9 +75,6 @@ def check_before_start(
 
 
 def _model_problems(settings: Settings, model_option: Path | None) -> list[str]:
-    from deeplabstream.pose.loading import check_model
-    from deeplabstream.pose.model import ModelError
-
     where_global = (
         "--model" if model_option is not None else f"[Pose] MODEL_PATH in {settings.source_file}"
     )
@@ -71,6 +93,9 @@ def _model_problems(settings: Settings, model_option: Path | None) -> list[str]:
         except ModelError as error:
             named = " and ".join(places)
             problems.append(f"{named}: {error}")
+        except ModuleNotFoundError as error:  # a model of a kind whose extra is not installed
+            clear = missing_extra(error) or f"{type(error).__name__}: {error}"
+            problems.append(f"{' and '.join(places)}: {model}: {clear}")
         except Exception as error:  # an unexpected failure of a check is a problem too
             problems.append(f"{' and '.join(places)}: {model}: {type(error).__name__}: {error}")
     return problems
@@ -82,9 +107,6 @@ def _backend_problems(settings: Settings, model_option: Path | None) -> list[str
     Found here, the refusal comes before any camera opens, not from the worker after the
     start; the message names the model, the backend and what to set instead.
     """
-    from deeplabstream.pose.loading import check_backend
-    from deeplabstream.pose.model import ModelError
-
     backend = f"[Pose] BACKEND = {settings.pose.backend} in {settings.source_file}"
     paths = {camera.common.model_path or settings.pose.model_path for camera in settings.cameras}
     problems = []
@@ -102,12 +124,28 @@ def _backend_problems(settings: Settings, model_option: Path | None) -> list[str
     return problems
 
 
+def _precision_problems(settings: Settings) -> list[str]:
+    """Return the models ``[Pose] PRECISION`` cannot apply to (pose.runtime.precision).
+
+    An int8 model must have been quantized beforehand, and fp16 and int8 run only where the
+    backend supports them: refused here, before any camera opens.
+    """
+    precision = settings.pose.precision
+    if precision == "fp32":
+        return []
+    where = f"[Pose] PRECISION = {precision} in {settings.source_file}"
+    paths = {camera.common.model_path or settings.pose.model_path for camera in settings.cameras}
+    problems = []
+    for path in sorted(paths, key=str):
+        try:
+            check_precision(path, precision, settings.pose.backend)
+        except ModelError as error:
+            problems.append(f"{where}: {error}")
+    return problems
+
+
 def _crop_problems(settings: Settings) -> list[str]:
     """Return the cameras that crop dynamically around one animal with a multi-animal model."""
-    from deeplabstream.pose.loading import model_animals
-    from deeplabstream.pose.model import ModelError
-    from deeplabstream.pose.runtime.cropping import crop_settings
-
     problems = []
     for camera in settings.cameras:
         if not crop_settings(settings.pose, camera.common).enabled:
@@ -115,7 +153,7 @@ def _crop_problems(settings: Settings) -> list[str]:
         path = camera.common.model_path or settings.pose.model_path
         try:
             animals = model_animals(path, settings.pose.max_animals)
-        except (ModelError, OSError, ValueError):
+        except _UNREADABLE_MODEL:
             continue  # _model_problems names it
         if animals > 1:
             problems.append(
@@ -131,15 +169,11 @@ def _animal_problems(settings: Settings, triggers: Any) -> list[str]:
 
     A model that cannot be read is left to :func:`_model_problems`, which names it.
     """
-    from deeplabstream.experiments.triggers.base import animal_problems
-    from deeplabstream.pose.loading import model_animals
-    from deeplabstream.pose.model import ModelError
-
     paths = {camera.common.model_path or settings.pose.model_path for camera in settings.cameras}
     try:
         counts = [model_animals(path, settings.pose.max_animals) for path in paths]
-    except (ModelError, OSError, ValueError):
-        return []
+    except _UNREADABLE_MODEL:
+        return []  # _model_problems names it
     return animal_problems(triggers, max(counts, default=1))
 
 
@@ -149,8 +183,6 @@ def _triangulation_problems(settings: Settings) -> list[str]:
     A calibration is only valid for the frame size it was made at: a camera whose frames
     (after ROTATE) differ from the calibration's ``size`` is refused.
     """
-    from deeplabstream.core.pinhole import CalibrationError, read_calibration
-
     declared = [camera.name for camera in settings.cameras]
     try:
         spec = settings.triangulation.spec(declared, str(settings.source_file))
@@ -179,8 +211,6 @@ def _calibration_problems(settings: Settings) -> list[str]:
     (:meth:`spatial.triangulation.live.TriangulationSpec.load_cameras`), so a calibration that
     parses but cannot triangulate is refused here, not written as ``points3d.csv`` full of zeros.
     """
-    from deeplabstream.core.pinhole import CalibrationError
-
     declared = [camera.name for camera in settings.cameras]
     try:
         spec = settings.triangulation.spec(declared, str(settings.source_file))
@@ -203,8 +233,6 @@ def _frame_size(settings: Settings, camera_name: str) -> tuple[int, int] | None:
 
 def _points3d_problems(settings: Settings, triggers: Any) -> list[str]:
     """Return the 3D triggers of an experiment that would run without a calibration."""
-    from deeplabstream.experiments.triggers.space import reads_points3d
-
     if settings.triangulation.calibration is not None:
         return []
     return [
@@ -221,11 +249,9 @@ def experiment_keypoint_problems(settings: Settings, where: str) -> list[str]:
     ``where`` names the setting or option that chose the experiment. An experiment that cannot
     be loaded gives no problem here: loading it at the start says why.
     """
-    from deeplabstream.experiments.registry import load_experiment
-
     name = settings.experiment.name
     try:
-        loaded = load_experiment(name)
+        loaded = load_experiment(name, settings.source_file.parent)
     except Exception:  # not this check's to report (see the docstring)
         return []
     return [f"{where} ({name!r}): {p}" for p in _keypoint_problems(settings, loaded, name)]
@@ -237,18 +263,11 @@ def _keypoint_problems(settings: Settings, experiment: Any, name: str) -> list[s
     Found here, a wrong keypoint stops the start with the model's keypoints listed, instead of
     stopping the experiment at its first pose (``live/session/keypoints.py``).
     """
-    from deeplabstream.experiments.registry import config_file_of
-    from deeplabstream.live.session.keypoints import keypoint_mismatches, mismatch_problem
-
-    config_file = config_file_of(name)
+    config_file = config_file_of(name, settings.source_file.parent)
     return [mismatch_problem(m, config_file) for m in keypoint_mismatches(settings, experiment)]
 
 
 def _experiment_problems(settings: Settings, experiment_option: str | None) -> list[str]:
-    from deeplabstream.experiments.config import ExperimentConfigError
-    from deeplabstream.experiments.registry import ExperimentNotFoundError, load_experiment
-    from deeplabstream.experiments.triggers.base import camera_problems
-
     name = settings.experiment.name
     where = (
         "--experiment"
@@ -256,7 +275,7 @@ def _experiment_problems(settings: Settings, experiment_option: str | None) -> l
         else f"[Experiment] NAME in {settings.source_file}"
     )
     try:
-        loaded = load_experiment(name)
+        loaded = load_experiment(name, settings.source_file.parent)
     except (ExperimentNotFoundError, ExperimentConfigError) as error:
         return [f"{where} ({name!r}): {error}"]
     except Exception as error:  # a .py that fails to import, a class that fails to build

@@ -51,3 +51,26 @@ def is_live(settings: Settings) -> bool:
 def run_label(run: int) -> str:
     """Return what goes into the file names of a session's ``run``-th analysis or experiment."""
     return "" if run == 1 else f".run{run}"
+
+
+def session_metadata(settings: Settings) -> dict[str, Any]:
+    """Return ``session.json``'s ``metadata``: the ``[Session]`` keys the user filled in."""
+    session = settings.session
+    return {
+        "animal": session.animal,
+        "experimenter": session.experimenter,
+        "notes": session.notes,
+        "planned_duration_s": session.planned_duration,
+        "recorded_cameras": [c.name for c in settings.cameras if c.common.record],
+        # the subject and the lab (issue 29), for session.nwb: NWB's forms, checked in settings
+        "subject": {
+            "species": session.species,
+            "age": session.age,
+            "date_of_birth": session.date_of_birth,
+            "sex": session.sex,
+            "strain": session.strain,
+        },
+        "institution": session.institution,
+        "lab": session.lab,
+        "experiment_description": session.experiment_description,
+    }

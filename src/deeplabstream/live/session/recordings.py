@@ -13,6 +13,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.context import SpawnContext
 from pathlib import Path
 
+from deeplabstream.core.errors import OutputError
 from deeplabstream.core.logs import LogTarget
 from deeplabstream.core.priority import ProcessPriority
 from deeplabstream.live.processes.messages import RecorderFinished
@@ -29,7 +30,7 @@ RECORDER_STOP_TIMEOUT_S = 120.0  # a recorder may have a ring's worth of frames 
 _GB = 1e9
 
 
-class RecordingError(RuntimeError):
+class RecordingError(OutputError, RuntimeError):
     """Recording cannot start (not enough disk space, stream not running)."""
 
 

@@ -30,9 +30,16 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from deeplabstream.core.lifetime import children_leave_sigint_to_parent
+from deeplabstream.core.lifetime import (
+    children_leave_sigint_to_parent,
+    die_with_parent,
+    leave_sigint_to_parent,
+    parent_alive,
+)
+from deeplabstream.core.logs import LogTarget, configure_process_logging
 from deeplabstream.offline.replay.job import Progress, ReplayOptions, ReplayResult
 from deeplabstream.offline.replay.progress import ProgressView
+from deeplabstream.offline.replay.videos import ReplayError
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +71,8 @@ def replay_in_this_process(video: Path, options: ReplayOptions, channel: Any) ->
 
     Never raises: a failure becomes a result that says what went wrong.
     """
-    from deeplabstream.core.logs import LogTarget, configure_process_logging
+    # Imported here, not at the top: a replay process imports this module before its Ctrl-C
+    # handling is set (_local_child), and the live session's stack takes seconds to import.
     from deeplabstream.offline.replay.session import replay_video
 
     configure_process_logging(LogTarget(options.log_level), f"replay:{video.name}")
@@ -82,8 +90,6 @@ def _local_child(video: Path, options: ReplayOptions, channel: Any) -> None:
     stops the replay as Ctrl-C does (the stream stops, the files are finalised). Nobody reads
     the queue then, so nothing more goes on it and nothing waits for it to be read.
     """
-    from deeplabstream.core.lifetime import die_with_parent, leave_sigint_to_parent, parent_alive
-
     # Ctrl-C at a terminal reaches every process of the group; the main process passes the stop
     # on (SIGTERM), and the replay turns Ctrl-C into a clean stop once it can (no traceback).
     leave_sigint_to_parent()
@@ -281,8 +287,6 @@ def _import_ray() -> Any:
     try:
         import ray
     except ImportError:
-        from deeplabstream.offline.replay.videos import ReplayError
-
         raise ReplayError(
             "--ray needs the ray package, which is not installed in this environment: "
             "pip install -r requirements.txt (or leave --ray out to replay with local processes)"

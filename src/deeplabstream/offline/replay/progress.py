@@ -1,22 +1,28 @@
 """Progress of a batch of replays: a bar per running video and one for the whole batch.
 
-On a terminal the bars are redrawn in place a few times a second, and each finished video leaves
-one line above them. Anywhere else (a log file, CI) it prints plain lines: when a video starts,
-at every quarter, and when it ends.
+On a terminal, tqdm draws the bars in place (a few times a second) and each finished video
+leaves one line above them. Anywhere else (a log file, CI) it prints plain lines: when a video
+starts, at every quarter, and when it ends.
 """
 
 from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
+
+from tqdm import tqdm
 
 from deeplabstream.offline.replay.job import Progress, ReplayResult
 
 BAR_WIDTH = 24
 REDRAW_INTERVAL_S = 0.2
+NAME_WIDTH = 30
+# tqdm's postfix comes with its ", ": "a.mp4   |####    |  50%, 5/10 frames replaying"
+_BAR_FORMAT = "{desc} |{bar:" + str(BAR_WIDTH) + "}| {percentage:3.0f}%{postfix}"
+_COUNT_FORMAT = "{desc}{postfix}"  # a video of unknown length, no bar: "b.mp4, 5/? frames ..."
 
 
 @dataclass
@@ -24,6 +30,7 @@ class _Video:
     progress: Progress | None = None
     result: ReplayResult | None = None
     quarters_said: int = -1
+    bar: tqdm | None = field(default=None, repr=False)
 
 
 def bar(fraction: float | None, width: int = BAR_WIDTH) -> str:
@@ -43,8 +50,10 @@ class ProgressView:
         self._out = out if out is not None else sys.stderr
         self._interactive = self._out.isatty() if interactive is None else interactive
         self._videos = {video: _Video() for video in videos}
-        self._drawn_lines = 0
         self._next_draw = 0.0
+        self._overall: tqdm | None = None
+        if self._interactive:
+            self._overall = self._new_bar(f"{'all videos':<{NAME_WIDTH}}", len(videos), 0)
 
     def update(self, progress: Progress) -> None:
         """Show a replay's report of how far it is."""
@@ -57,43 +66,72 @@ class ProgressView:
 
     def finished(self, result: ReplayResult) -> None:
         """Report a replay's end (done or failed): one permanent line."""
-        self._videos.setdefault(result.video, _Video()).result = result
-        if self._interactive:
-            self._clear()
-        print(result_line(result), file=self._out, flush=True)
-        if self._interactive:
-            self._redraw(force=True)
-        else:
+        state = self._videos.setdefault(result.video, _Video())
+        state.result = result
+        if not self._interactive:
+            print(result_line(result), file=self._out, flush=True)
             print(self._overall_line(), file=self._out, flush=True)
+            return
+        if state.bar is not None:
+            state.bar.close()
+            state.bar = None
+        tqdm.write(result_line(result), file=self._out)  # above the bars, which tqdm redraws
+        self._redraw(force=True)
 
     def close(self) -> None:
         """Leave the terminal with the final bars drawn."""
-        if self._interactive:
-            self._redraw(force=True)
+        if not self._interactive:
+            return
+        self._redraw(force=True)
+        for state in self._videos.values():
+            if state.bar is not None:
+                state.bar.close()
+                state.bar = None
+        if self._overall is not None:
+            self._overall.close()
+            self._overall = None
 
     # -- drawing -----------------------------------------------------------------------------
+
+    def _new_bar(self, name: str, total: float | None, position: int | None) -> tqdm:
+        """Make a bar; ``position`` None: tqdm takes the first line no open bar uses."""
+        return tqdm(
+            total=total,
+            desc=name,
+            file=self._out,
+            position=position,
+            leave=position is not None,  # the overall bar stays; a video's makes way for its line
+            dynamic_ncols=False,
+            bar_format=_BAR_FORMAT if total else _COUNT_FORMAT,
+            mininterval=REDRAW_INTERVAL_S,
+        )
 
     def _redraw(self, force: bool = False) -> None:
         now = time.monotonic()
         if not force and now < self._next_draw:
             return
         self._next_draw = now + REDRAW_INTERVAL_S
-        lines = [
-            self._video_line(video, state.progress)
+        running = [
+            (video, state)
             for video, state in self._videos.items()
             if state.result is None and state.progress is not None
         ]
-        lines.append(self._overall_line())
-        self._clear()
-        self._out.write("".join(line + "\n" for line in lines))
-        self._out.flush()
-        self._drawn_lines = len(lines)
-
-    def _clear(self) -> None:
-        """Erase the bars drawn last (cursor up a line, clear it; as many times as lines)."""
-        if self._drawn_lines:
-            self._out.write("\x1b[1F\x1b[2K" * self._drawn_lines)
-            self._drawn_lines = 0
+        for video, state in running:
+            progress = state.progress
+            assert progress is not None
+            if state.bar is None or state.bar.total != progress.total:
+                if state.bar is not None:
+                    state.bar.close()  # a new stage of another length: a new bar
+                name = f"{video.name:<{NAME_WIDTH}.{NAME_WIDTH}}" if progress.total else video.name
+                state.bar = self._new_bar(name, progress.total, None)
+            state.bar.n = progress.done
+            total = "?" if progress.total is None else str(progress.total)
+            state.bar.set_postfix_str(f"{progress.done}/{total} frames {progress.stage}", False)
+            state.bar.refresh()
+        if self._overall is not None:
+            self._overall.n = sum(_video_fraction(s) for s in self._videos.values())
+            self._overall.set_postfix_str(self._done_words(), False)
+            self._overall.refresh()
 
     def _say_quarter(self, video: Path, state: _Video) -> None:
         progress = state.progress
@@ -114,17 +152,18 @@ class ProgressView:
         fraction = _fraction(progress)
         total = "?" if progress.total is None else str(progress.total)
         percent = "" if fraction is None else f"{fraction:4.0%} "
-        return (
-            f"{video.name:<30.30} {bar(fraction)} {percent}{progress.done}/{total} frames "
-            f"{progress.stage}"
-        )
+        name = f"{video.name:<{NAME_WIDTH}.{NAME_WIDTH}}"
+        return f"{name} {bar(fraction)} {percent}{progress.done}/{total} frames {progress.stage}"
 
     def _overall_line(self) -> str:
-        done = [s.result for s in self._videos.values() if s.result is not None]
-        failed = sum(not r.ok for r in done)
         count = len(self._videos)
         fraction = sum(_video_fraction(s) for s in self._videos.values()) / max(count, 1)
-        text = f"{'all videos':<30} {bar(fraction)} {fraction:4.0%} {len(done)}/{count} done"
+        return f"{'all videos':<{NAME_WIDTH}} {bar(fraction)} {fraction:4.0%} {self._done_words()}"
+
+    def _done_words(self) -> str:
+        done = [s.result for s in self._videos.values() if s.result is not None]
+        failed = sum(not r.ok for r in done)
+        text = f"{len(done)}/{len(self._videos)} done"
         return text + (f", {failed} failed" if failed else "")
 
 

@@ -14,11 +14,13 @@ from pathlib import Path
 
 import av
 
+from deeplabstream.core.errors import DeepLabStreamError
+
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".m4v", ".mpg", ".mpeg", ".webm", ".wmv")
 _NOT_IN_A_NAME = re.compile(r"[^A-Za-z0-9_-]+")
 
 
-class ReplayError(RuntimeError):
+class ReplayError(DeepLabStreamError, RuntimeError):
     """A video cannot be replayed; the message names the file and what to do."""
 
 

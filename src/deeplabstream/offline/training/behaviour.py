@@ -36,6 +36,8 @@ from deeplabstream.behaviour.features import (
     features_of,
 )
 from deeplabstream.behaviour.labels import NO_BEHAVIOUR, LabelsError, read_labels
+from deeplabstream.core.errors import DeepLabStreamError
+from deeplabstream.core.optional import exit_with
 from deeplabstream.outputs.pose_table import read_pose_table
 
 INPUT_NAME = "features"
@@ -47,7 +49,7 @@ TARGET_OPSET = {"": 17, "ai.onnx.ml": 3}
 CLASSIFIERS = ("random-forest", "gradient-boosting")
 
 
-class TrainingError(Exception):
+class TrainingError(DeepLabStreamError):
     """A problem with the inputs of a training run, told to the user without a traceback."""
 
 
@@ -732,14 +734,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return int(args.run(args))
-    except (TrainingError, FeatureSpecError) as error:
+    except DeepLabStreamError as error:  # TrainingError, a feature spec, labels: told plainly
         print(f"error: {error}", file=sys.stderr)
         return 2
 
 
 def run() -> None:
-    """Run as the console script: exit with :func:`main`'s code."""
-    sys.exit(main())
+    """Run as the console script: exit with :func:`main`'s code (2: an extra is missing)."""
+    exit_with(main)
 
 
 if __name__ == "__main__":

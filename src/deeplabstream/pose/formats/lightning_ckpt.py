@@ -35,8 +35,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from torch import nn
 
 from deeplabstream.pose.decoding.lightning import decode_lightning_pose
 from deeplabstream.pose.formats.conversion import (
@@ -51,17 +49,32 @@ from deeplabstream.pose.formats.conversion import (
 )
 from deeplabstream.pose.formats.lightning import (
     CONFIG_FILE,
+    LightningPoseExport,
     describe_model,
+    lightning_decoding_text,
     read_config,
     read_graph,
 )
 from deeplabstream.pose.model import IMAGENET_MEAN, IMAGENET_STD, ModelDescription, ModelError
-from deeplabstream.pose.networks.resnet import RESNETS, ResNet
+from deeplabstream.pose.model_format import (
+    ModelFormat,
+    check_torch_file,
+    source_file,
+    unreadable,
+    unreadable_reason,
+)
 
 CHECKPOINT_FOLDER = "tb_logs"
 INPUT_NAME = "images"
 OUTPUT_NAME = "heatmaps"
-BACKBONE_STRIDE = 32
+# The ResNet depths pose.networks.resnet builds (not imported here: it needs torch).
+RESNET_DEPTHS = (18, 34, 50, 101, 152)
+LIGHTNING_CHECKPOINT_ADVICE = (
+    "not a readable Lightning checkpoint",
+    "This program reads only checkpoints it can load safely (weights and settings, no code): "
+    "point MODEL_PATH (or --model) at the .ckpt file Lightning Pose wrote under tb_logs/, or "
+    "at its model folder.",
+)
 SUPPORTED = (
     "supported: single-frame `heatmap` models with a ResNet backbone (resnet18, resnet34, "
     "resnet50 and its variants, resnet101, resnet152)"
@@ -105,7 +118,7 @@ class LightningCheckpoint:
     checkpoint_file: Path
     config_file: Path
     config: dict[str, Any]
-    state_dict: dict[str, torch.Tensor]
+    state_dict: dict[str, Any]  # name -> torch.Tensor
     lightning_version: str | None
 
     @property
@@ -171,6 +184,8 @@ def read_checkpoint(path: str | Path, *, mmap: bool = False) -> LightningCheckpo
         raise ModelError(
             f"{checkpoint_file}: expected a Lightning checkpoint with a 'state_dict', found {found}"
         )
+    import torch  # optional and heavy (already imported to read the file)
+
     weights = {k: v for k, v in data["state_dict"].items() if isinstance(v, torch.Tensor)}
     version = data.get("pytorch-lightning_version")
     return LightningCheckpoint(
@@ -190,7 +205,7 @@ def check_checkpoint(path: str | Path) -> None:
 
 def _load_pickle(path: Path, mmap: bool = False) -> Any:
     """``torch.load`` with ``weights_only``, the checkpoint's foreign classes made inert."""
-    from deeplabstream.pose.loading import LIGHTNING_CHECKPOINT_ADVICE, check_torch_file, unreadable
+    import torch  # optional and heavy: only to read a checkpoint
 
     check_torch_file(path, LIGHTNING_CHECKPOINT_ADVICE)  # missing, empty, not of torch.save
     mmap = mmap and zipfile.is_zipfile(path)  # torch maps only its zip format
@@ -206,8 +221,6 @@ def _load_pickle(path: Path, mmap: bool = False) -> Any:
         with torch.serialization.safe_globals(allowed):
             return torch.load(str(path), map_location="cpu", weights_only=True, mmap=mmap)
     except Exception as error:  # damaged zip, not a torch file, a construct the unpickler refuses
-        from deeplabstream.pose.formats.dlc3 import unreadable_reason
-
         raise unreadable(path, LIGHTNING_CHECKPOINT_ADVICE, unreadable_reason(error)) from error
 
 
@@ -236,7 +249,7 @@ def check_supported(checkpoint: LightningCheckpoint) -> None:
 def _resnet_depth(backbone: str) -> int | None:
     """Return the depth of a ResNet backbone name (``resnet50_animal_ap10k`` -> 50), else None."""
     match = re.fullmatch(r"resnet(\d+)(_\w+)?", backbone)
-    if not match or int(match.group(1)) not in RESNETS:
+    if not match or int(match.group(1)) not in RESNET_DEPTHS:
         return None
     return int(match.group(1))
 
@@ -244,42 +257,11 @@ def _resnet_depth(backbone: str) -> int | None:
 # --- the network --------------------------------------------------------------------------------
 
 
-class HeatmapTracker(nn.Module):
-    """Lightning Pose's ``HeatmapTracker`` at inference: images in, soft-maxed heatmaps out."""
-
-    def __init__(self, depth: int, keypoints: int, downsample_factor: int) -> None:
-        super().__init__()
-        trunk = ResNet(depth, "batch", BACKBONE_STRIDE)
-        self.backbone = trunk.as_sequential()
-        layers: list[nn.Module] = [nn.PixelShuffle(2)]
-        channels = trunk.out_channels // 4
-        # PixelShuffle doubles the size; each transposed convolution doubles it again until
-        # the maps are 2**downsample_factor times smaller than the input.
-        for _ in range(upsampling_convolutions(downsample_factor)):
-            layers.append(
-                nn.ConvTranspose2d(channels, keypoints, 3, stride=2, padding=1, output_padding=1)
-            )
-            channels = keypoints
-        self.head = nn.Module()
-        self.head.upsampling_layers = nn.Sequential(*layers)
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """(N, K, h, w) heatmaps, each summing to 1."""
-        maps = self.head.upsampling_layers(self.backbone(images))
-        n, k, h, w = maps.shape
-        return torch.softmax(maps.float().reshape(n, k, h * w), dim=2).reshape(n, k, h, w)
-
-
-def upsampling_convolutions(downsample_factor: int) -> int:
-    """Transposed convolutions after the PixelShuffle for a stride-32 backbone."""
-    count = int(np.log2(BACKBONE_STRIDE)) - 1 - downsample_factor
-    if count < 1:
-        raise ModelError(f"downsample_factor {downsample_factor} is not supported (1 to 3 are)")
-    return count
-
-
-def build_module(checkpoint: LightningCheckpoint) -> HeatmapTracker:
+def build_module(checkpoint: LightningCheckpoint) -> Any:
     """Build the checkpoint's network with its weights, in eval mode (float32, CPU)."""
+    # torch: an optional, heavy dependency, imported only to rebuild a network.
+    from deeplabstream.pose.networks.lightning import HeatmapTracker
+
     check_supported(checkpoint)
     depth = _resnet_depth(checkpoint.backbone)
     assert depth is not None
@@ -363,3 +345,74 @@ def load_lightning_checkpoint(path: str | Path, precision: Precision = "fp32") -
         conversion.onnx_file, checkpoint.config_file, checkpoint.config, graph
     )
     return dataclasses.replace(description, source_file=checkpoint.checkpoint_file)
+
+
+# --- the format ---------------------------------------------------------------------------------
+
+
+class LightningPoseCheckpoint(ModelFormat):
+    """A Lightning Pose ``.ckpt``, or a model folder with one under ``tb_logs/`` and no export."""
+
+    name = "Lightning Pose checkpoint"
+    converted = True
+
+    def recognises(self, path: Path) -> bool:
+        """Return True for a .ckpt file, or a model folder with a checkpoint and no export."""
+        if path.is_file():
+            return path.suffix == ".ckpt"
+        if LightningPoseExport().recognises(path):
+            return False  # a folder with an export runs Lightning Pose's own graph
+        return (
+            (path / CONFIG_FILE).is_file()
+            and (path / CHECKPOINT_FOLDER).is_dir()
+            and any((path / CHECKPOINT_FOLDER).rglob("*.ckpt"))
+        )
+
+    def load(
+        self, path: Path, frame_size: tuple[int, int] | None, precision: Precision
+    ) -> ModelDescription:
+        """Rebuild the network from the checkpoint and convert it (or reuse the cached graph)."""
+        return load_lightning_checkpoint(path, precision)
+
+    def check(self, path: Path) -> None:
+        """Open the checkpoint and its config (the tensors mapped, not read); check its kind."""
+        if path.is_file():
+            check_torch_file(path, LIGHTNING_CHECKPOINT_ADVICE)  # without importing torch
+        check_checkpoint(path)
+
+    def keypoints(self, path: Path) -> tuple[str, ...]:
+        """Return ``data.keypoint_names`` of the model's config.yaml (the weights are not read)."""
+        _, config_file = locate(path)
+        names = (read_config(config_file).get("data") or {}).get("keypoint_names") or ()
+        return tuple(str(name) for name in names)
+
+    def describes(self, description: ModelDescription) -> bool:
+        """Return True for a Lightning Pose model converted here."""
+        return description.framework == "lightning-pose" and description.source_file is not None
+
+    def framework_text(self, description: ModelDescription) -> str:
+        """Return the Lightning Pose and Lightning versions the checkpoint names."""
+        checkpoint = read_checkpoint(source_file(description))
+        version = checkpoint.config.get("model", {}).get("lightning_pose_version", "?")
+        return f"Lightning Pose {version} checkpoint (Lightning {checkpoint.lightning_version})"
+
+    def network_text(self, description: ModelDescription) -> str:
+        """Return the tracker's backbone and downsample factor."""
+        checkpoint = read_checkpoint(source_file(description))
+        return (
+            f"heatmap tracker, backbone {checkpoint.backbone}, downsample_factor "
+            f"{checkpoint.downsample_factor}"
+        )
+
+    def decoding_text(self, description: ModelDescription) -> str:
+        """Return Lightning Pose's decoding and its downsample factor."""
+        return lightning_decoding_text(description)
+
+    def build_module(self, source: Path) -> Any:
+        """Return the heatmap tracker rebuilt from the checkpoint."""
+        return build_module(read_checkpoint(source))
+
+    def comparison(self, description: ModelDescription) -> tuple[Any, dict[str, float]]:
+        """Return Lightning Pose's comparison and the limits at the model's precision."""
+        limits = TOLERANCES if description.precision == "fp32" else FP16_TOLERANCES
+        return compare_outputs(description.downsample_factor), limits

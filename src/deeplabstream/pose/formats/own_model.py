@@ -60,6 +60,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from deeplabstream.pose.model import ModelDescription, ModelError
+from deeplabstream.pose.model_format import ModelFormat, Precision
 
 FORMAT_TAG = "deeplabstream-model/1"
 JSON_NAME = "model.json"
@@ -280,7 +281,7 @@ def _choice(
 
 def _check_graph(description: ModelDescription, onnx_path: Path) -> None:
     """Compare the graph's input and output shapes with the description (without running it)."""
-    import onnx
+    import onnx  # heavy: imported when a graph is checked
 
     try:
         graph = onnx.load(str(onnx_path), load_external_data=False).graph
@@ -323,7 +324,7 @@ def _check_graph(description: ModelDescription, onnx_path: Path) -> None:
 
 def _check_input(description: ModelDescription, onnx_path: Path, graph: Any) -> None:
     """Check that the graph's input has the described layout, size and element type."""
-    import onnx
+    import onnx  # heavy: imported when a graph is checked
 
     value = next(i for i in graph.input if i.name == description.input_name)
     dims = (_dims(value) + [None] * 4)[:4]
@@ -456,3 +457,51 @@ def _copy_into(source: Path, target: Path) -> None:
         raise ModelError(f"{source}: missing")
     if source.resolve() != target.resolve():
         shutil.copyfile(source, target)
+
+
+# --- the format ---------------------------------------------------------------------------------
+
+
+class OwnModel(ModelFormat):
+    """The project's own format: a folder with ``model.json``, that file, or a file beside it."""
+
+    name = "this project's model"
+
+    def recognises(self, path: Path) -> bool:
+        """Return True for a folder with model.json, that file, or a file beside it."""
+        if path.is_dir():
+            return (path / JSON_NAME).is_file()
+        return path.name == JSON_NAME or (path.parent / JSON_NAME).is_file()
+
+    def load(
+        self, path: Path, frame_size: tuple[int, int] | None, precision: Precision
+    ) -> ModelDescription:
+        """Read model.json and check the graph it names."""
+        return load_own_model(path)
+
+    def pytorch_problem(self, path: Path) -> str | None:
+        """None when model.json names a TorchScript file that is there; else what to do."""
+        if torchscript_file(path) is not None:
+            return None
+        folder = model_folder(path)
+        return (
+            f"{folder} has no TorchScript file (its {JSON_NAME} names none in "
+            "files.torchscript, or the file is missing), and [Pose] BACKEND = pytorch runs a "
+            "model of this project from its TorchScript file: set BACKEND = onnxruntime (or "
+            "openvino), or train the model again without --no-torchscript so that it gets "
+            "model.pt"
+        )
+
+    def torchscript_file(self, description: ModelDescription) -> Path | None:
+        """Return the model folder's TorchScript file (``files.torchscript``), if it has one."""
+        if not (Path(description.model_file).parent / JSON_NAME).is_file():
+            return None  # a description made in code around a bare file
+        return torchscript_file(description.model_file)
+
+    def describes(self, description: ModelDescription) -> bool:
+        """Return True for a model described by a model.json."""
+        return description.framework == FRAMEWORK
+
+    def framework_text(self, description: ModelDescription) -> str:
+        """Return the framework named in model.json."""
+        return f"{description.framework} (this project's format)"

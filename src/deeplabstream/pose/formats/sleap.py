@@ -37,6 +37,7 @@ from typing import Any
 
 from deeplabstream.pose.decoding.sleap import OUTPUTS, SleapDecoding
 from deeplabstream.pose.model import ModelDescription, ModelError
+from deeplabstream.pose.model_format import ModelFormat, Precision
 
 FRAMEWORK = "sleap-nn"
 METADATA_FILE = "export_metadata.json"
@@ -142,7 +143,7 @@ def _read_config(config_file: Path) -> dict[str, Any]:
     """Return the training config beside the export, or {} when it is absent."""
     if not config_file.is_file():
         return {}
-    import yaml
+    import yaml  # imported on use: only sleap-nn exports need it
 
     try:
         config = yaml.safe_load(config_file.read_text(encoding="utf-8"))
@@ -186,7 +187,7 @@ def _check_model_type(folder: Path, metadata: dict[str, Any], config: dict[str, 
 
 def _read_graph(onnx_file: Path) -> tuple[str, tuple[Any, ...], str, tuple[str, ...]]:
     """Return the graph's input name, input shape, input type and output names."""
-    import onnx
+    import onnx  # heavy: imported when a graph is read
 
     try:
         model = onnx.load(str(onnx_file), load_external_data=False)
@@ -306,7 +307,7 @@ def _describe(
     )
 
 
-# -- for deeplabstream-inspect (through pose.formats.catalogue.SleapExport)
+# -- for deeplabstream-inspect (through SleapExport, below)
 # ------------------------------
 
 
@@ -349,3 +350,38 @@ def decoding_text(description: ModelDescription) -> str:
         f"peaks and line scores in graph; sleap-nn's grouping on the host{settings}; "
         f"max animals {description.max_animals} per frame ([Pose] MAX_ANIMALS)"
     )
+
+
+# --- the format ---------------------------------------------------------------------------------
+
+
+class SleapExport(ModelFormat):
+    """A sleap-nn ONNX export: a folder with ``export_metadata.json`` and ``model.onnx``, or it."""
+
+    name = "sleap-nn"
+
+    def recognises(self, path: Path) -> bool:
+        """Return True for a sleap-nn export folder, or an .onnx file inside one."""
+        return is_export_folder(path)
+
+    def load(
+        self, path: Path, frame_size: tuple[int, int] | None, precision: Precision
+    ) -> ModelDescription:
+        """Read the export's metadata and graph (bottom-up models only)."""
+        return load_sleap(path, frame_size)
+
+    def describes(self, description: ModelDescription) -> bool:
+        """Return True for a model loaded from a sleap-nn export."""
+        return description.framework == "sleap-nn"
+
+    def framework_text(self, description: ModelDescription) -> str:
+        """Return the sleap-nn version the export names."""
+        return framework_text(description)
+
+    def network_text(self, description: ModelDescription) -> str:
+        """Return the model type, backbone and skeleton."""
+        return network_text(description)
+
+    def decoding_text(self, description: ModelDescription) -> str:
+        """Return sleap-nn's grouping settings and the animals kept per frame."""
+        return decoding_text(description)

@@ -1,6 +1,7 @@
 """Inference backends: run a model's network on a prepared batch.
 
-:func:`open_backend` opens one of:
+:func:`open_backend` opens one of the backends of :data:`BACKENDS` (the kind's registry, which
+also holds the backends of installed packages, entry point group ``deeplabstream.backends``):
 
 - ONNX Runtime (``.onnx``) on the CPU, CUDA or TensorRT execution provider;
 - PyTorch (a TorchScript file, such as a model folder's ``model.pt``, or, for a model
@@ -27,9 +28,10 @@ from typing import Any, ClassVar, Literal, Protocol, Self
 
 import numpy as np
 
+from deeplabstream.core.plugins import PluginError, Registry
 from deeplabstream.pose.model import ModelDescription, ModelError
+from deeplabstream.pose.model_format import build_torch_module, format_of_description
 
-BackendName = Literal["onnxruntime", "pytorch", "openvino"]
 DeviceName = Literal["cpu", "cuda", "tensorrt"]
 
 WARM_UP_RUNS = 3
@@ -80,7 +82,7 @@ class InferenceBackend(Protocol):
 
 def open_backend(
     description: ModelDescription,
-    backend: BackendName = "onnxruntime",
+    backend: str = "onnxruntime",
     device: DeviceName = "cpu",
     threads: int = 1,
 ) -> InferenceBackend:
@@ -92,7 +94,8 @@ def open_backend(
         The model; ``model_file`` is the file the backend loads.
     backend
         ``onnxruntime`` (for ``.onnx`` files), ``pytorch`` (TorchScript, or a converted
-        model's rebuilt network) or ``openvino`` (``.onnx`` files, CPU only).
+        model's rebuilt network), ``openvino`` (``.onnx`` files, CPU only), or the name of
+        an installed package's backend (:data:`BACKENDS`).
     device
         ``cpu``, ``cuda`` or ``tensorrt`` (ONNX Runtime only).
     threads
@@ -115,10 +118,9 @@ def open_backend(
     if not path.is_file():
         raise ModelError(f"{path}: model file not found")
     try:
-        kind = BACKENDS[backend]
-    except KeyError:
-        known = ", ".join(BACKENDS)
-        raise ModelError(f"unknown backend {backend!r}; use {known}") from None
+        kind = BACKENDS.get(backend)
+    except PluginError as error:  # unknown, or an installed backend that does not import
+        raise ModelError(str(error)) from None
     if device not in kind.devices:
         advice = "" if backend == "onnxruntime" else "; onnxruntime runs on cuda and tensorrt too"
         raise ModelError(
@@ -165,7 +167,7 @@ class OnnxRuntimeBackend:
         *,
         allow_spinning: bool = False,
     ) -> None:
-        import onnxruntime as ort
+        import onnxruntime as ort  # heavy: imported when this backend opens
 
         path = Path(description.model_file)
         if path.suffix != ".onnx":
@@ -278,7 +280,7 @@ class OpenVinoBackend:
 
     def __init__(self, description: ModelDescription, threads: int) -> None:
         try:
-            import openvino
+            import openvino  # optional (requirements-openvino.txt)
         except ImportError:
             raise ModelError(
                 f"[Pose] BACKEND = openvino needs the optional `openvino` package, which is not "
@@ -383,7 +385,7 @@ class TorchBackend:
         return cls(description, device, threads)
 
     def __init__(self, description: ModelDescription, device: DeviceName, threads: int) -> None:
-        import torch
+        import torch  # optional, heavy: only for this backend
 
         path = Path(description.model_file)
         if device == "cuda" and not torch.cuda.is_available():
@@ -443,8 +445,6 @@ def _rebuilt_module(description: ModelDescription, device: Any) -> Any:
     pytorch backend runs the original network; half precision for an fp16 description (its
     outputs stay float32).
     """
-    from deeplabstream.pose.loading import build_torch_module
-
     module = build_torch_module(description).to(device)
     return (module.half() if description.precision == "fp16" else module).eval()
 
@@ -457,8 +457,6 @@ def _torchscript_of(description: ModelDescription) -> Path:
     ModelError
         When the model has none (an ONNX graph only): the message says what to set instead.
     """
-    from deeplabstream.pose.formats.catalogue import format_of_description
-
     model_format = format_of_description(description)
     script = model_format.torchscript_file(description) if model_format is not None else None
     if script is not None:
@@ -479,7 +477,7 @@ def _torchscript_of(description: ModelDescription) -> Path:
 
 def _load_torch_module(path: Path, device: Any) -> Any:
     """Load a TorchScript module in eval mode; anything else is refused, never unpickled."""
-    import torch
+    import torch  # optional, heavy: only for this backend
 
     try:
         with warnings.catch_warnings():
@@ -508,8 +506,30 @@ class BackendKind(Protocol):
         ...
 
 
-#: The backends ``[Pose] BACKEND`` names; a new backend is a class with ``name``, ``devices`` and
-#: ``open``, listed here.
-BACKENDS: dict[str, BackendKind] = {
-    kind.name: kind for kind in (OnnxRuntimeBackend, TorchBackend, OpenVinoBackend)
-}
+def _check_backend(obj: Any) -> None:
+    """Accept a backend class: ``name``, ``devices`` and a callable ``open`` (a BackendKind)."""
+    missing = [attr for attr in ("name", "devices", "open") if not hasattr(obj, attr)]
+    if missing or not callable(obj.open):
+        raise TypeError(
+            f"expected a backend class with name, devices and open(description, device, "
+            f"threads), not {obj!r} (missing: {', '.join(missing) or 'a callable open'})"
+        )
+
+
+#: The backends ``[Pose] BACKEND`` names: the three shipped here, then those of installed
+#: packages (entry point group ``deeplabstream.backends``). A new backend is a class with
+#: ``name``, ``devices`` and ``open`` (:class:`BackendKind`), registered here or by its package.
+BACKENDS: Registry[BackendKind] = Registry(
+    "inference backend",
+    "deeplabstream.backends",
+    {
+        "onnxruntime": "deeplabstream.pose.runtime.backends:OnnxRuntimeBackend",
+        "pytorch": "deeplabstream.pose.runtime.backends:TorchBackend",
+        "openvino": "deeplabstream.pose.runtime.backends:OpenVinoBackend",
+    },
+    advice="Set [Pose] BACKEND to one of them, or install the package that provides the "
+    "backend (its entry point in the group deeplabstream.backends; docs/architecture.md, "
+    '"Plugins").',
+    check=_check_backend,
+    normalise=lambda name: name.strip().lower(),
+)

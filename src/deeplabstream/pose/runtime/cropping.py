@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from deeplabstream.pose.model import ModelDescription, ModelError
+from deeplabstream.pose.model_format import format_of_description
 
 
 @dataclass(frozen=True)
@@ -132,10 +133,10 @@ def input_multiple(description: ModelDescription) -> int:
             f"{description.input_height} input only; dynamic cropping needs a model that runs "
             f"at any size (a DeepLabCut 3.0 export)"
         )
-    if description.framework == "deeplabcut" and description.source_file is not None:
-        from deeplabstream.pose.formats.dlc3 import input_multiple_of_export
-
-        return input_multiple_of_export(description.source_file)
+    model_format = format_of_description(description)
+    multiple = model_format.input_multiple(description) if model_format is not None else None
+    if multiple is not None:  # read from the model's own file (a DeepLabCut export's backbone)
+        return multiple
     # Another fully convolutional network: its heatmap stride is the least its grid needs.
     return max(1, math.ceil(description.stride))
 

@@ -23,8 +23,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from deeplabstream.pose.decoding.bottomup import decode_paf_bottomup
 from deeplabstream.pose.decoding.lightning import decode_lightning_pose
 from deeplabstream.pose.decoding.peaks import decode_argmax
+from deeplabstream.pose.decoding.sleap import decode_bottomup
 from deeplabstream.pose.model import ModelDescription, ModelError
 from deeplabstream.pose.runtime.backends import InferenceBackend
 from deeplabstream.pose.runtime.preprocess import Preprocessor
@@ -148,14 +150,8 @@ class PoseEstimator:
         d = self.description
         first = outputs[0]
         if d.decoder == "sleap-bottomup":
-            from deeplabstream.pose.decoding.sleap import (
-                decode_bottomup,  # numpy and scipy, only for SLEAP
-            )
-
             return decode_bottomup(outputs, d)
         if d.decoder == "paf-bottomup":  # this project's own multi-animal models
-            from deeplabstream.pose.decoding.bottomup import decode_paf_bottomup
-
             return decode_paf_bottomup(outputs, d)
         if d.decoder == "lightning-pose":
             return decode_lightning_pose(first, d.downsample_factor)

@@ -16,9 +16,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from deeplabstream.core.errors import CalibrationError
+from deeplabstream.core.optional import exit_with
 from deeplabstream.hardware.simulator.board import FLOOR_ORIGIN
 from deeplabstream.spatial.calibration.detection import BoardDetector
-from deeplabstream.spatial.calibration.errors import CalibrationInputError
 from deeplabstream.spatial.calibration.intrinsics import DISTORTION_MODELS
 from deeplabstream.spatial.calibration.report import write_outputs
 from deeplabstream.spatial.calibration.solve import CalibrationResult, solve_calibration
@@ -61,14 +62,14 @@ def plan_inputs(inputs: Sequence[Path], options: CalibrationOptions) -> FramePla
     else:
         for path in inputs:
             if Path(path).is_dir():
-                raise CalibrationInputError(f"{path}: give one session folder, or video files only")
+                raise CalibrationError(f"{path}: give one session folder, or video files only")
             if not Path(path).is_file():
-                raise CalibrationInputError(f"{path}: no such video file or session folder")
+                raise CalibrationError(f"{path}: no such video file or session folder")
         plan = plan_videos([Path(p) for p in inputs])
     if options.floor_frame is None:
         return plan
     if not 0 <= options.floor_frame < plan.set_count:
-        raise CalibrationInputError(
+        raise CalibrationError(
             f"--floor-frame {options.floor_frame}: the recording has frame sets 0.."
             f"{plan.set_count - 1}"
         )
@@ -88,7 +89,7 @@ def calibrate(
 
     Raises
     ------
-    CalibrationInputError
+    CalibrationError
         Input from which no calibration can be made; the message says what to check.
     """
     plan = plan_inputs(inputs, options)
@@ -178,7 +179,7 @@ def main(argv: Sequence[str] | None = None, progress: Callable[[str], None] = pr
     )
     try:
         run = calibrate(arguments.inputs, options, progress)
-    except CalibrationInputError as error:
+    except CalibrationError as error:
         print(f"calibration failed: {error}", file=sys.stderr)
         return 2
     for line in summary_lines(run):
@@ -187,8 +188,8 @@ def main(argv: Sequence[str] | None = None, progress: Callable[[str], None] = pr
 
 
 def run() -> None:
-    """Run as the console script: exit with :func:`main`'s code."""
-    sys.exit(main())
+    """Run as the console script: exit with :func:`main`'s code (2: an extra is missing)."""
+    exit_with(main)
 
 
 if __name__ == "__main__":

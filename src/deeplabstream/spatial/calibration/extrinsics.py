@@ -13,9 +13,9 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from deeplabstream.core.errors import CalibrationError
 from deeplabstream.hardware.simulator.board import BOARD, BoardSpec
 from deeplabstream.spatial.calibration.detection import BoardDetection
-from deeplabstream.spatial.calibration.errors import CalibrationInputError
 from deeplabstream.spatial.calibration.geometry import invert, medoid_pose, pose_matrix
 from deeplabstream.spatial.calibration.intrinsics import Intrinsics
 
@@ -72,7 +72,7 @@ def chain_cameras(poses: Mapping[str, BoardPoses], reference: str) -> dict[str, 
 
     Raises
     ------
-    CalibrationInputError
+    CalibrationError
         A camera shares fewer than :data:`MIN_SHARED_VIEWS` frames with every placed camera;
         the message names it and the pairs' counts.
     """
@@ -86,7 +86,7 @@ def chain_cameras(poses: Mapping[str, BoardPoses], reference: str) -> dict[str, 
                 if count >= MIN_SHARED_VIEWS and (best is None or count > best[0]):
                     best = (count, anchor, name)
         if best is None:
-            raise CalibrationInputError(_unlinked_message(poses, list(placed), remaining))
+            raise CalibrationError(_unlinked_message(poses, list(placed), remaining))
         _, anchor, name = best
         frames = shared_views(poses[anchor], poses[name])
         placed[name] = relative_pose(poses[anchor], poses[name], frames) @ placed[anchor]

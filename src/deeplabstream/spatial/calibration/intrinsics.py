@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from deeplabstream.core.errors import CalibrationError
 from deeplabstream.hardware.simulator.board import BOARD, BoardSpec
 from deeplabstream.spatial.calibration.detection import BoardDetection
-from deeplabstream.spatial.calibration.errors import CalibrationInputError
 
 DISTORTION_MODELS = ("none", "k1", "k1k2", "k1k2p1p2", "full")
 """Which of ``k1 k2 p1 p2 k3`` are solved; the others stay zero. ``full`` solves all five."""
@@ -86,14 +86,14 @@ def solve_intrinsics(
 
     Raises
     ------
-    CalibrationInputError
+    CalibrationError
         Fewer than :data:`MIN_INTRINSIC_VIEWS` frames show the board.
     """
     import cv2
 
     flags = _distortion_flags(distortion_model)
     if len(detections) < MIN_INTRINSIC_VIEWS:
-        raise CalibrationInputError(
+        raise CalibrationError(
             f"camera {camera!r}: the board was found in {len(detections)} frames, "
             f"at least {MIN_INTRINSIC_VIEWS} are needed to solve its lens; check that the "
             "board is in focus, lit evenly and fills a good part of this camera's view"

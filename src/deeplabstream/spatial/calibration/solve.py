@@ -15,10 +15,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from deeplabstream.core.errors import CalibrationError
 from deeplabstream.core.pinhole import PinholeCamera
 from deeplabstream.hardware.simulator.board import BOARD, FLOOR_ORIGIN, FLOOR_ROTATION, BoardSpec
 from deeplabstream.spatial.calibration.detection import BoardDetection
-from deeplabstream.spatial.calibration.errors import CalibrationInputError
 from deeplabstream.spatial.calibration.extrinsics import (
     board_in_reference,
     board_poses_in_camera,
@@ -115,13 +115,13 @@ def solve_calibration(
 
     Raises
     ------
-    CalibrationInputError
+    CalibrationError
         Fewer than two cameras, a camera that never sees the board, cameras that share too few
         views, or a board not seen in the floor frame sets; the message says what to check.
     """
     names = list(detections)
     if len(names) < 2:
-        raise CalibrationInputError(f"3D calibration needs two cameras or more, got {names}")
+        raise CalibrationError(f"3D calibration needs two cameras or more, got {names}")
     lengths = {len(per_set) for per_set in detections.values()}
     if len(lengths) != 1:
         raise ValueError(f"every camera needs one entry per frame set, got lengths {lengths}")
@@ -148,7 +148,7 @@ def solve_calibration(
     )
     floor_boards = [boards[used_sets.index(i)] for i in floor_sets if i in used_sets]
     if not floor_boards:
-        raise CalibrationInputError(
+        raise CalibrationError(
             "no camera found the board in the floor frames (frame sets "
             f"{_describe_sets(floor_sets)}): lay the board flat on the floor at the start of the "
             "recording (its first second), or name a frame where it lies there with --floor-frame"
@@ -194,7 +194,7 @@ def _solve_lenses(
     for name, per_set in detections.items():
         found = [d for d in per_set if d is not None]
         if not found:
-            raise CalibrationInputError(
+            raise CalibrationError(
                 f"camera {name!r}: the board was not found in any of its {len(per_set)} frames; "
                 "check that this camera sees the board, that it is in focus and evenly lit, "
                 f"and that the board is a {spec.squares_x} x {spec.squares_y} ChArUco board "

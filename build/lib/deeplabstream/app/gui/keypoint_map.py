@@ -41,12 +41,17 @@ from PyQt5.QtWidgets import (
     QWidget,
 )
 
+from deeplabstream.app.gui.rig_check import editable_config, experiment_name_for
+from deeplabstream.core.errors import ModelError
+from deeplabstream.experiments.config_edit import ConfigEditError, save_keypoint_mapping
+from deeplabstream.experiments.registry import config_file_of, load_experiment
 from deeplabstream.live.session.keypoints import (
     KeypointMismatch,
     keypoint_mismatches,
     model_label,
     models_by_camera,
 )
+from deeplabstream.pose.loading import model_keypoints
 from deeplabstream.settings.sections import Settings
 
 NO_CHOICE = "(leave as it is)"
@@ -162,26 +167,23 @@ def rig_keypoints(settings: Settings) -> RigKeypoints:
     Cheap after the first call per model (:func:`pose.loading.model_keypoints` caches); an
     experiment or model that cannot be read gives no mismatch (the rig's problems name it).
     """
-    from deeplabstream.experiments.registry import config_file_of, load_experiment
-    from deeplabstream.pose.loading import model_keypoints
-    from deeplabstream.pose.model import ModelError
-
     by_camera: dict[str | None, tuple[str, ...]] = {}
     for camera, path in models_by_camera(settings).items():
         try:
             by_camera[camera] = model_keypoints(path)
-        except (ModelError, OSError, ValueError):
+        except (ModelError, OSError, ValueError):  # the disk's, a reader library's refusal too
             continue
     name = settings.experiment.name
     devices = tuple(settings.devices)
     if not settings.experiment_chosen:
         return RigKeypoints(by_camera, devices=devices)
     try:
-        experiment = load_experiment(name)
+        experiment = load_experiment(name, settings.source_file.parent)
     except Exception:  # a broken experiment is the rig check's to say
         return RigKeypoints(by_camera, experiment=name, devices=devices)
     mismatches = tuple(keypoint_mismatches(settings, experiment))
-    return RigKeypoints(by_camera, mismatches, config_file_of(name), name, devices)
+    config_file = config_file_of(name, settings.source_file.parent)
+    return RigKeypoints(by_camera, mismatches, config_file, name, devices)
 
 
 _RUNNING: set[QThread] = set()
@@ -338,9 +340,6 @@ class KeypointMapBox(QGroupBox):
 
     def save(self) -> bool:
         """Write the chosen mapping into the experiment's config; the rig is checked again."""
-        from deeplabstream.app.gui.rig_check import editable_config, experiment_name_for
-        from deeplabstream.experiments.config_edit import ConfigEditError, save_keypoint_mapping
-
         config, mapping = self.report.config_file, self.mapping()
         if config is None or not mapping:
             self.status.setText("Choose a keypoint of the model for at least one row first.")
@@ -348,7 +347,7 @@ class KeypointMapBox(QGroupBox):
         try:
             target = editable_config(config, self.rig.settings_file)
             changes = save_keypoint_mapping(target, mapping)
-        except (ConfigEditError, OSError) as error:
+        except (ConfigEditError, OSError) as error:  # OSError: the copy or the write failed
             self.status.setText(f"Not saved: {error}")
             return False
         if target != config:  # a shipped config: the settings now name the copy
@@ -384,8 +383,6 @@ def connect_keypoints(window: Any) -> None:
             banner.clear()
 
     def copy_shipped(config: Path) -> Path:
-        from deeplabstream.app.gui.rig_check import editable_config, experiment_name_for
-
         target = editable_config(config, rig.settings_file)
         if target != config.resolve():
             rig.set_experiment(experiment_name_for(target))

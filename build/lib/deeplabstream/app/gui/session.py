@@ -39,7 +39,7 @@ from deeplabstream.app.gui.job_targets import Outcome, prepare_models_job
 from deeplabstream.app.gui.jobs import ProcessJob
 from deeplabstream.core.control import StopRequested
 from deeplabstream.core.device_lock import DeviceBusyError, DeviceLocks
-from deeplabstream.core.schema import SettingsError
+from deeplabstream.core.errors import SettingsError
 from deeplabstream.hardware.cameras.base import CameraError
 from deeplabstream.hardware.stimulation.latency import run_file
 from deeplabstream.live.selftest.latency_run import (
@@ -58,6 +58,7 @@ from deeplabstream.live.session.recordings import RecordingError
 from deeplabstream.live.session.runner import SessionRunner
 from deeplabstream.live.session.summary import summary_lines as session_summary_lines
 from deeplabstream.outputs.video import RECORDED_VIDEO_SUFFIXES
+from deeplabstream.pose.model_format import format_of
 from deeplabstream.settings.sections import Settings
 
 log = logging.getLogger(__name__)
@@ -96,8 +97,6 @@ def with_second_rig_hint(text: str) -> str:
 
 def converted_models(settings: Settings) -> list[str]:
     """Return the models of ``settings`` that are converted to ONNX on first use (paths)."""
-    from deeplabstream.pose.formats.catalogue import format_of
-
     paths = {camera.common.model_path or settings.pose.model_path for camera in settings.cameras}
     found = []
     for path in sorted(str(p) for p in paths if p is not None):

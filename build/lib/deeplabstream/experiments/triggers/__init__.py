@@ -20,13 +20,15 @@ module                    triggers
                           camera's image)
 ``combinators``           :class:`All`/``And``, :class:`AnyOf`/``Or``, :class:`Not`,
                           :class:`Debounce`, :class:`Rising`
-``kinds``                 the registry: each module above declares its kinds there
+``kinds``                 the registry :data:`TRIGGERS`: each module above declares its KINDS
 ``factory``               :func:`make_trigger` from config strings
 ========================  ==========================================================
 
 A new trigger is one module in this package (or one class in a module here): its class, and a
-:class:`~experiments.triggers.kinds.TriggerKind` handed to
-:func:`~experiments.triggers.kinds.register` with its parameters and documentation.
+:class:`~experiments.triggers.kinds.TriggerKind` in the module's ``KINDS`` with its parameters
+and documentation, registered by name in :data:`~experiments.triggers.kinds.TRIGGERS`. A lab's
+own trigger needs no fork: its package declares the kind under the entry point group
+``deeplabstream.triggers`` (docs/experiments.md, "A lab's own trigger").
 """
 
 from deeplabstream.experiments.triggers.base import Condition, KeypointTrigger, Trigger

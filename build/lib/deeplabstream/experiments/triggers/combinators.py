@@ -18,7 +18,7 @@ from deeplabstream.experiments.triggers.base import (
     observation_time,
 )
 from deeplabstream.experiments.triggers.geometry import Shape
-from deeplabstream.experiments.triggers.kinds import SECONDS, TriggerKind, number, register
+from deeplabstream.experiments.triggers.kinds import SECONDS, TriggerKind, number
 
 
 class _Combinator(Trigger):
@@ -167,7 +167,9 @@ class Debounce(_Single):
 _MANY = (1, None)  # at least one child
 _ONE = (1, 1)
 
-register(
+#: The trigger kinds of this module, by the names a config's KIND gives (registered by name
+#: in :data:`~experiments.triggers.kinds.TRIGGERS`).
+KINDS: tuple[TriggerKind, ...] = (
     TriggerKind("all", All, "True while every trigger in `OF` is.", children=_MANY),
     TriggerKind("and", All, "The same as `all`.", children=_MANY),
     TriggerKind("any", AnyOf, "True while at least one trigger in `OF` is.", children=_MANY),

@@ -35,7 +35,6 @@ from deeplabstream.experiments.triggers.kinds import (
     TriggerKind,
     keypoint_name,
     number,
-    register,
     whole,
 )
 
@@ -163,7 +162,9 @@ class Height(KeypointTrigger):
         return params
 
 
-register(
+#: The trigger kinds of this module, by the names a config's KIND gives (registered by name
+#: in :data:`~experiments.triggers.kinds.TRIGGERS`).
+KINDS: tuple[TriggerKind, ...] = (
     TriggerKind(
         "height",
         Height,
@@ -183,5 +184,5 @@ register(
             "radius_px": whole(0, MAX_RADIUS_PX, unit="px"),
             **FILTER,
         },
-    )
+    ),
 )

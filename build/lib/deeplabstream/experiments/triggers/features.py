@@ -31,7 +31,6 @@ from deeplabstream.experiments.triggers.kinds import (
     identifier,
     keypoint_names,
     number,
-    register,
     roi,
 )
 
@@ -293,7 +292,9 @@ _PUPIL_PARAMETERS = {
     "camera": identifier(),
 }
 
-register(
+#: The trigger kinds of this module, by the names a config's KIND gives (registered by name
+#: in :data:`~experiments.triggers.kinds.TRIGGERS`).
+KINDS: tuple[TriggerKind, ...] = (
     TriggerKind(
         "motion_energy_above",
         MotionEnergyAbove,

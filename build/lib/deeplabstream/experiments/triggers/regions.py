@@ -42,7 +42,6 @@ from deeplabstream.experiments.triggers.kinds import (
     choice,
     keypoint_name,
     number,
-    register,
 )
 
 REGION_MODES: tuple[str, ...] = ("inside", "outside", "entered", "left")
@@ -161,7 +160,9 @@ class Region(KeypointTrigger):
         return [self.shape]
 
 
-register(
+#: The trigger kinds of this module, by the names a config's KIND gives (registered by name
+#: in :data:`~experiments.triggers.kinds.TRIGGERS`).
+KINDS: tuple[TriggerKind, ...] = (
     TriggerKind(
         "region",
         Region,
@@ -176,5 +177,5 @@ register(
             "margin_px": number(unit="px"),
             **FILTER,
         },
-    )
+    ),
 )

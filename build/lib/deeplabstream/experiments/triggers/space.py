@@ -28,11 +28,10 @@ from typing import Any
 from deeplabstream.experiments.observation import Observation, Observations
 from deeplabstream.experiments.triggers.base import AnyObservation, Trigger, check_number
 from deeplabstream.experiments.triggers.kinds import (
-    Param,
     TriggerKind,
     keypoint_name,
     number,
-    register,
+    trigger_parameter,
 )
 
 MM = "mm"
@@ -234,14 +233,16 @@ def _parse_point(text: str) -> tuple[float, float, float]:
     return _point("point", text)
 
 
-_POINT = Param(_parse_point, "three numbers 'X, Y, Z' (mm)", required=True)
+_POINT = trigger_parameter(_parse_point, "three numbers 'X, Y, Z' (mm)", required=True)
 _KEYPOINT = {"keypoint": keypoint_name()}
 _NEEDS = (
     " Needs `[Triangulation] CALIBRATION` in the settings (docs/3d.md); unknown (the state is "
     "kept) while no new 3D set comes, false while the keypoint is not triangulated."
 )
 
-register(
+#: The trigger kinds of this module, by the names a config's KIND gives (registered by name
+#: in :data:`~experiments.triggers.kinds.TRIGGERS`).
+KINDS: tuple[TriggerKind, ...] = (
     TriggerKind(
         "height_above",
         HeightAbove,
@@ -276,7 +277,10 @@ register(
         InsideBox3D,
         "A keypoint (default `nose`) is inside the box `BOX = X0 Y0 Z0 X1 Y1 Z1` (mm, edges "
         "included)." + _NEEDS,
-        {"box": Param(_box, "six numbers 'X0 Y0 Z0 X1 Y1 Z1' (mm)", required=True), **_KEYPOINT},
+        {
+            "box": trigger_parameter(_box, "six numbers 'X0 Y0 Z0 X1 Y1 Z1' (mm)", required=True),
+            **_KEYPOINT,
+        },
         per_animal=False,
     ),
     TriggerKind(

@@ -30,7 +30,7 @@ OPENCV_INDICES = 4
 class DetectedCamera:
     """A camera found, with the ``[Camera NAME]`` keys that open it (``SOURCE``, ``SERIAL``...)."""
 
-    source: str  # a name of cameras.CAMERA_SOURCES
+    source: str  # a name of cameras.CAMERAS
     label: str  # for a list: "Basler acA1300-200um serial 0815-0000 (USB3)"
     keys: dict[str, str] = field(default_factory=dict)
 
@@ -111,7 +111,7 @@ def detect_basler() -> list[DetectedCamera]:
     """Return the Basler cameras pylon sees (pylon's emulator too, with ``PYLON_CAMEMU``)."""
     if not _installed("pypylon"):
         return []
-    from deeplabstream.hardware.cameras.basler import list_cameras
+    from deeplabstream.hardware.cameras.basler import list_cameras  # pypylon: optional, heavy
 
     return [
         DetectedCamera(
@@ -127,7 +127,7 @@ def detect_realsense() -> list[DetectedCamera]:
     """Return the RealSense devices librealsense sees."""
     if not _installed("pyrealsense2"):
         return []
-    from deeplabstream.hardware.cameras.realsense import list_devices
+    from deeplabstream.hardware.cameras.realsense import list_devices  # pyrealsense2: optional
 
     return [
         DetectedCamera(

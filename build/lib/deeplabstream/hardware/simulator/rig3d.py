@@ -49,6 +49,7 @@ from deeplabstream.hardware.simulator.arena import (
     mouse_colors,
     tail_polyline,
 )
+from deeplabstream.hardware.simulator.board import board_poses, render_board
 
 ARENA_SIZE_MM: tuple[float, float] = (400.0, 300.0)
 """Width (x) and depth (y) of the arena floor in millimetres."""
@@ -622,8 +623,6 @@ class SimulatedBoardView:
 
     def pose(self, frame_index: int) -> tuple[np.ndarray, np.ndarray]:
         """Return the board's pose at a frame: Rodrigues board -> world and its origin in mm."""
-        from deeplabstream.hardware.simulator.board import board_poses
-
         if frame_index >= len(self._rotations):
             count = max(self._FIRST_BATCH, 2 * (frame_index + 1))
             self._rotations, self._translations = board_poses(
@@ -633,8 +632,6 @@ class SimulatedBoardView:
 
     def render_next(self, out: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
         """Render the next frame into ``out``; return its index and the board's pose."""
-        from deeplabstream.hardware.simulator.board import render_board
-
         index = self.next_frame_index
         rotation, translation = self.pose(index)
         render_board(self.camera, rotation, translation, out, background=self.renderer.floor)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from deeplabstream.core.clock import host_now_ns
+from deeplabstream.core.errors import DeviceError, ExperimentError
 from deeplabstream.core.stats import DurationHistogram
 from deeplabstream.experiments.actions import Action
 from deeplabstream.experiments.base import Experiment
@@ -33,7 +34,7 @@ from deeplabstream.experiments.observation import (
     Points3D,
 )
 from deeplabstream.experiments.registry import load_experiment
-from deeplabstream.hardware.stimulation import StimulationDevice, StimulationError
+from deeplabstream.hardware.stimulation import StimulationDevice
 from deeplabstream.hardware.stimulation.base import ActionRecord
 from deeplabstream.hardware.stimulation.latency import (
     LatencyTestSpec,
@@ -64,9 +65,13 @@ STALE_PAIRING_S = 0.5  # a camera without a pose for this long is not paired wit
 #: A few per status is usual; the bound keeps a status well inside a pipe's buffer (64 KiB), so
 #: sending it never waits for the GUI.
 STATUS_EVENTS = 200
+#: What a device's command or opening may raise: the device's own error (DeviceError, its message
+#: names the device), an OSError of a port or driver it did not wrap, a ValueError of a value the
+#: device refuses.
+_DEVICE_FAILURES = (DeviceError, OSError, ValueError)
 
 
-class ExperimentStartError(RuntimeError):
+class ExperimentStartError(ExperimentError, RuntimeError):
     """The experiment or one of its devices could not start; the message says what to do."""
 
 
@@ -228,7 +233,7 @@ class ExperimentRun:
         for action in actions:
             try:
                 record = _send(self.devices[action.device], action)
-            except (StimulationError, OSError, ValueError) as failure:
+            except _DEVICE_FAILURES as failure:
                 self._fail(f"device {action.device!r}: {failure}")
                 return
             self._actions += 1
@@ -280,8 +285,8 @@ class ExperimentRun:
             try:
                 if device is not None:
                     _send(device, action)
-            except (StimulationError, OSError, ValueError):
-                pass
+            except _DEVICE_FAILURES:
+                pass  # already failing: the first failure is the one reported
         self.experiment.events.close()
 
     def stop(self) -> None:
@@ -294,7 +299,7 @@ class ExperimentRun:
                 for action in actions:
                     try:
                         record = _send(self.devices[action.device], action)
-                    except (StimulationError, OSError, ValueError) as failure:
+                    except _DEVICE_FAILURES as failure:
                         log.error("could not switch off %s: %s", action.device, failure)
                         continue
                     self.experiment.events.fill_times(
@@ -323,7 +328,7 @@ class ExperimentRun:
             time.sleep(FLASH_REPORT_WAIT_S)  # the last flash's LAT or MISS comes within 1 s
             try:
                 board.stop_latency_test().wait(ACK_WAIT_AT_STOP_S)
-            except StimulationError as failure:
+            except DeviceError as failure:
                 log.error("could not stop the latency test: %s", failure)
         reports = list(board.flash_reports)
         board_file = run_file(self.events_path.name, "latency_board")
@@ -458,7 +463,7 @@ def _open_devices(settings: dict[str, DeviceSettings]) -> dict[str, StimulationD
         try:
             device = device_settings.create()
             device.open()
-        except (StimulationError, OSError, ValueError, ImportError) as error:
+        except (*_DEVICE_FAILURES, ImportError) as error:  # ImportError: its driver's package
             for opened in devices.values():
                 opened.close()
             raise ExperimentStartError(

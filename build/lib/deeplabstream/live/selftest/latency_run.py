@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from deeplabstream.core.errors import SettingsError
 from deeplabstream.core.stats import percentiles
 from deeplabstream.experiments.events import EVENT_COLUMNS
 from deeplabstream.hardware.stimulation.latency import LatencyTestSpec, run_file
@@ -43,8 +44,10 @@ SIMULATED_DEVICE = "latency_board"
 MIN_ON_S = 0.1
 
 
-class LatencyTestError(ValueError):
+class LatencyTestError(SettingsError):
     """The settings cannot run the latency test; the message names the key and what to do."""
+
+    lists_problems = False
 
 
 @dataclass(frozen=True)

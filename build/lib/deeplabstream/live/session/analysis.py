@@ -28,11 +28,12 @@ from deeplabstream.core.control import (
     receive_within,
 )
 from deeplabstream.core.deadline import STAGES
+from deeplabstream.core.errors import DeepLabStreamError
 from deeplabstream.core.lifetime import children_leave_sigint_to_parent
 from deeplabstream.core.logs import LogTarget
 from deeplabstream.core.priority import ProcessPriority
 from deeplabstream.live.processes.dispatch import EVENTS_FILE
-from deeplabstream.live.processes.inference import PoseJob, WorkerCamera, pose_main
+from deeplabstream.live.processes.inference import pose_main
 from deeplabstream.live.processes.messages import (
     ExperimentFailed,
     ExperimentSpec,
@@ -47,6 +48,7 @@ from deeplabstream.live.processes.messages import (
     StopAnalysis,
     StopExperiment,
 )
+from deeplabstream.live.processes.pose_job import PoseJob, WorkerCamera
 from deeplabstream.live.processes.pose_records import PoseReader, PoseRecord
 from deeplabstream.outputs.pose_recovery import finish_events, how_it_ended, rebuild_camera_figures
 from deeplabstream.settings.sections import PoseSettings
@@ -64,7 +66,7 @@ RECENT_S = 5.0
 RECENT_POSES = 2000
 
 
-class PoseError(RuntimeError):
+class PoseError(DeepLabStreamError, RuntimeError):
     """Pose estimation could not start; the message names the model and what to do."""
 
 

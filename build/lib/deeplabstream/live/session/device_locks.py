@@ -8,7 +8,6 @@ stimulation device's plugin says what identifies it (``lock_keys``).
 from __future__ import annotations
 
 from deeplabstream.core.device_lock import DeviceClaim, DeviceLocks
-from deeplabstream.hardware.cameras import camera_class
 from deeplabstream.hardware.stimulation import device_class
 from deeplabstream.settings.sections import Settings
 
@@ -27,7 +26,7 @@ def session_claims(settings: Settings, *, devices: bool) -> list[DeviceClaim]:
     claims = [
         DeviceClaim(key, f"camera '{camera.name}'")
         for camera in settings.cameras
-        for key in camera_class(camera.source).lock_keys(camera.options)
+        for key in camera.camera_class().lock_keys(camera.options)
     ]
     if devices:
         claims += [

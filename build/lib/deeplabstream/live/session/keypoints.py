@@ -17,6 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from deeplabstream.core.errors import ModelError
+from deeplabstream.experiments.triggers.base import keypoints_of
+from deeplabstream.pose.loading import model_keypoints
 from deeplabstream.settings.sections import Settings
 
 
@@ -57,8 +60,6 @@ def models_by_camera(settings: Settings) -> dict[str | None, Path | None]:
 
 def keypoint_uses(experiment: Any) -> list[tuple[str, tuple[str, ...] | None, str]]:
     """Return (reader, cameras read or None for any, keypoint) for every keypoint read by name."""
-    from deeplabstream.experiments.triggers.base import keypoints_of
-
     uses: list[tuple[str, tuple[str, ...] | None, str]] = []
     for name, trigger in experiment.triggers.items():
         cameras = trigger.cameras_read()
@@ -76,15 +77,12 @@ def keypoint_mismatches(settings: Settings, experiment: Any) -> list[KeypointMis
     A model that cannot be read is left out: the model check names it. A trigger naming a
     camera the settings do not declare is left out too: the camera check names it.
     """
-    from deeplabstream.pose.loading import model_keypoints
-    from deeplabstream.pose.model import ModelError
-
     models = models_by_camera(settings)
     known: dict[Path | None, tuple[str, ...] | None] = {}
     for path in dict.fromkeys(models.values()):
         try:
             known[path] = model_keypoints(path) or None  # no names: nothing to check against
-        except (ModelError, OSError, ValueError):
+        except (ModelError, OSError, ValueError):  # the disk's, a reader library's refusal too
             known[path] = None
     readers: dict[tuple[Path | None, str], list[str]] = {}
     for reader, cameras, keypoint in keypoint_uses(experiment):

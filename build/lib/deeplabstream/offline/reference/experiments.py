@@ -28,7 +28,8 @@ from deeplabstream.experiments.config import (
 )
 from deeplabstream.experiments.events import EVENT_COLUMN_DOCS
 from deeplabstream.experiments.registry import CONFIG_FOLDER
-from deeplabstream.experiments.triggers import TRIGGER_KINDS, parameters_of, trigger_kind
+from deeplabstream.experiments.triggers import TRIGGER_KINDS, trigger_kind
+from deeplabstream.experiments.triggers.factory import parameter_specs
 from deeplabstream.offline.reference.settings import default_text, write_generated
 
 DOC_FILE = Path(__file__).resolve().parents[4] / "docs" / "experiments.md"
@@ -57,7 +58,7 @@ def section_table(cls: type) -> str:
 
 
 def trigger_kinds() -> str:
-    """Every trigger kind: what it is, and its keys."""
+    """Every trigger kind: what it is, and its keys (their settings-schema specs)."""
     parts = []
     for kind in TRIGGER_KINDS:
         rows = ["| Key | Allowed |", "|---|---|"]
@@ -66,10 +67,9 @@ def trigger_kinds() -> str:
             single = children == (1, 1)
             names = "one trigger name" if single else "trigger names, comma-separated"
             rows.append(f"| `OF` | {names}, required |")
-        for name, expected in parameters_of(kind).items():
-            rows.append(
-                f"| `{name.upper()}` | {_escape(expected.replace(' (required)', ', required'))} |"
-            )
+        for name, spec in parameter_specs(kind).items():
+            allowed = describe_allowed(str, spec) + (", required" if spec.required else "")
+            rows.append(f"| `{name.upper()}` | {_escape(allowed)} |")
         parts.append(f"#### `{kind}`\n\n{TRIGGER_DESCRIPTIONS[kind]}\n\n" + "\n".join(rows))
     return "\n\n".join(parts)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from deeplabstream.core.schema import describe_allowed, key_of, settings_fields, spec_of
-from deeplabstream.hardware.cameras import CAMERA_SOURCES, camera_class
+from deeplabstream.hardware.cameras import CAMERAS, camera_class
 from deeplabstream.hardware.stimulation import DEVICES, device_class
 from deeplabstream.settings.loader import SECTION_CLASSES
 from deeplabstream.settings.sections import CameraCommonSettings
@@ -94,11 +94,12 @@ def render_reference() -> str:
         "",
         "| Key | Default | Allowed | Meaning |",
         "|---|---|---|---|",
-        f"| `SOURCE` | required | one of {', '.join(sorted(CAMERA_SOURCES))} | Kind of camera. |",
+        f"| `SOURCE` | required | one of {', '.join(sorted(CAMERAS.builtin_names()))}, or a "
+        "lab's camera (docs/cameras.md) | Kind of camera. |",
         *_table(CameraCommonSettings)[2:],
         "",
     ]
-    for source in sorted(CAMERA_SOURCES):
+    for source in sorted(CAMERAS.builtin_names()):
         camera = camera_class(source)
         parts += [
             f"### SOURCE = {source}",
@@ -123,10 +124,11 @@ def _device_sections() -> list[str]:
         "",
         "| Key | Default | Allowed | Meaning |",
         "|---|---|---|---|",
-        f"| `TYPE` | log | one of {', '.join(sorted(DEVICES))} | Kind of device. |",
+        f"| `TYPE` | log | one of {', '.join(sorted(DEVICES.builtin_names()))}, or an installed "
+        "package's device (docs/architecture.md) | Kind of device. |",
         "",
     ]
-    for kind in sorted(DEVICES):
+    for kind in sorted(DEVICES.builtin_names()):
         settings_class = device_class(kind).settings_class
         parts += [
             f"### TYPE = {kind}",

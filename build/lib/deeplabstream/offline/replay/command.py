@@ -25,9 +25,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from deeplabstream.app.arguments import positive_int
+from deeplabstream.core.errors import SettingsError
+from deeplabstream.core.optional import exit_with
 from deeplabstream.offline.replay.job import ReplayOptions, ReplayResult
-from deeplabstream.offline.replay.progress import failure_reason
-from deeplabstream.offline.replay.videos import find_videos
+from deeplabstream.offline.replay.progress import ProgressView, failure_reason
+from deeplabstream.offline.replay.videos import ReplayError, find_videos
 
 if TYPE_CHECKING:
     from deeplabstream.settings.sections import Settings
@@ -125,7 +127,9 @@ def options_from(args: argparse.Namespace) -> ReplayOptions:
 
 def check_inputs(options: ReplayOptions) -> list[str]:
     """Problems that would fail every video (settings, model): found before anything starts."""
-    from deeplabstream.settings import SettingsError, load_settings
+    # Imported here, not at the top: the plugin registries behind the settings cost --help its
+    # speed.
+    from deeplabstream.settings import load_settings
 
     try:
         settings = load_settings(options.settings_file)
@@ -138,6 +142,7 @@ def check_inputs(options: ReplayOptions) -> list[str]:
 
 def _keypoint_problems(settings: Settings, options: ReplayOptions) -> list[str]:
     """Return the keypoints the experiment reads that the model lacks (every video would fail)."""
+    # Imported here: the checks load the pose stack (seconds), which --help never needs.
     from deeplabstream.live.session.preflight import experiment_keypoint_problems
 
     # A replay's one camera is the video, analysed by [Pose] MODEL_PATH (or --model).
@@ -163,9 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     if not videos:
         print("\n".join(missing or ["no video given"]), file=sys.stderr)
         return EXIT_USAGE
+    # Imported here: the batch loads the whole live session (seconds), which --help never needs.
     from deeplabstream.offline.replay.batch import BatchStop, run_local, run_ray
-    from deeplabstream.offline.replay.progress import ProgressView
-    from deeplabstream.offline.replay.videos import ReplayError
 
     view = ProgressView(videos)
     stop = BatchStop()
@@ -213,8 +217,8 @@ def print_report(results: list[ReplayResult], missing: list[str], options: Repla
 
 
 def run() -> None:
-    """Run as the console script: exit with :func:`main`'s code."""
-    sys.exit(main())
+    """Run as the console script: exit with :func:`main`'s code (2: an extra is missing)."""
+    exit_with(main)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from deeplabstream.app.arguments import positive_int
+from deeplabstream.core.errors import ModelError
+from deeplabstream.core.optional import exit_with
 
 if TYPE_CHECKING:
     from deeplabstream.offline.replay.images import ImageSet
@@ -66,8 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command; return the exit code."""
+    # Imported here, not at the top: the model stack takes seconds, and --help answers at once.
     from deeplabstream.offline.replay.images import DLC_PCUTOFF, ImagesError, find_images
-    from deeplabstream.pose.model import ModelError
 
     args = build_parser().parse_args(argv)
     try:
@@ -89,8 +91,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _load(path: Path) -> ModelDescription:
     """Return the model's description, or raise ModelError naming what is wrong."""
+    # Imported here, not at the top: the model stack takes seconds, and --help answers at once.
     from deeplabstream.pose.loading import load_model
-    from deeplabstream.pose.model import ModelError
 
     if not path.exists():
         raise ModelError(f"{path}: model not found (--model); name a model folder or file")
@@ -101,6 +103,7 @@ def _run(
     args: argparse.Namespace, images: ImageSet, description: ModelDescription, pcutoff: float
 ) -> int:
     """Predict, score, write and print; return the exit code."""
+    # Imported here, not at the top: the model stack takes seconds, and --help answers at once.
     from deeplabstream.offline.replay.images import (
         predict,
         predictions_table,
@@ -134,8 +137,8 @@ def _run(
 
 
 def run() -> None:
-    """Run as the console script: exit with :func:`main`'s code."""
-    sys.exit(main())
+    """Run as the console script: exit with :func:`main`'s code (2: an extra is missing)."""
+    exit_with(main)
 
 
 if __name__ == "__main__":

@@ -32,7 +32,10 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from deeplabstream.core.errors import DeepLabStreamError
+from deeplabstream.pose.labels import LabelsError, read_dlc_labels
 from deeplabstream.pose.model import ModelDescription
+from deeplabstream.pose.runtime.estimator import PoseEstimator
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 #: DeepLabCut's default ``pcutoff``: its "RMSE with p-cutoff" leaves out predictions below it.
@@ -42,7 +45,7 @@ PIXEL_ERROR_SUFFIX = "_predictions_pixel_error.csv"
 SCORES_SUFFIX = "_predictions_scores.json"
 
 
-class ImagesError(ValueError):
+class ImagesError(DeepLabStreamError, ValueError):
     """The images or labels cannot be used; the message names the file and what to do."""
 
 
@@ -103,8 +106,6 @@ def find_images(source: Path) -> ImageSet:
 
 def _labelled_images(source: Path) -> ImageSet:
     """Return the images of a DeepLabCut-layout labels file, with their labels."""
-    from deeplabstream.pose.labels import LabelsError, read_dlc_labels
-
     try:
         labels = read_dlc_labels(source)
     except LabelsError as error:
@@ -166,8 +167,6 @@ def predict(
     as it is (DeepLabCut, sleap-nn), the others resize it with their image pre-processing.
     ``open_backend`` opens the network of a description (one per input size met).
     """
-    from deeplabstream.pose.runtime.estimator import PoseEstimator
-
     model = image_description(description)
     estimators: dict[tuple[int, ...], PoseEstimator] = {}
     backends: dict[tuple[int, int], Any] = {}

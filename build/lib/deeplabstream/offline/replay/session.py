@@ -24,17 +24,18 @@ from typing import Any
 from deeplabstream.app.display.screen import has_display
 from deeplabstream.core.control import StopRequested
 from deeplabstream.core.device_lock import DeviceBusyError
+from deeplabstream.core.errors import DeepLabStreamError
 from deeplabstream.core.lifetime import parent_alive
 from deeplabstream.core.logs import add_log_file
-from deeplabstream.hardware.cameras.base import CameraError
 from deeplabstream.hardware.cameras.video import VideoSettings
-from deeplabstream.live.session.analysis import PoseError
 from deeplabstream.live.session.device_locks import lock_session_devices
 from deeplabstream.live.session.live import LiveSession
 from deeplabstream.live.session.runner import SessionRunner, install_stop_signals
+from deeplabstream.offline.replay.annotate import ANNOTATED_SUFFIX, write_annotated_video
 from deeplabstream.offline.replay.job import Progress, ProgressSink, ReplayOptions, ReplayResult
-from deeplabstream.offline.replay.videos import ReplayError, VideoInfo, camera_name_for, probe_video
+from deeplabstream.offline.replay.videos import VideoInfo, camera_name_for, probe_video
 from deeplabstream.outputs.folder import SESSION_JSON, SESSION_LOG, write_json_atomic
+from deeplabstream.pose.loading import load_model
 from deeplabstream.settings import load_settings
 from deeplabstream.settings.sections import CameraSettings, DeviceSettings, Settings
 
@@ -76,7 +77,8 @@ def replay_video(
     try:
         info = probe_video(video)
         settings = replay_settings(load_settings(options.settings_file), video, options)
-    except (ReplayError, ValueError) as error:  # SettingsError is a ValueError
+    # ReplayError (the video) and SettingsError are ours; ValueError: a settings object's check
+    except (DeepLabStreamError, ValueError) as error:
         return ReplayResult(video, False, errors=(str(error),), elapsed_s=time.monotonic() - began)
     return _run(video, info, settings, options, report, began)
 
@@ -107,6 +109,7 @@ def _run(
         )
         stream.start()
         if options.show and has_display():
+            # Qt loads only with a preview: replay processes and Ray tasks run without it.
             from deeplabstream.app.gui.preview import run_preview
 
             run_preview(stream, runner)
@@ -115,7 +118,7 @@ def _run(
     except StopRequested as stop:  # a stop, not a failure: nothing streamed yet
         errors.append(f"not replayed: {stop.reason} before its stream started")
         interrupted = True
-    except (CameraError, PoseError, OSError, MemoryError) as error:
+    except (DeepLabStreamError, OSError, MemoryError) as error:  # OSError: the disk
         errors.append(str(error))
         if stream.session_dir is not None:
             stream.report_error(str(error))
@@ -258,8 +261,6 @@ def _annotate(
     errors: list[str],
     report: ProgressSink,
 ) -> Path | None:
-    from deeplabstream.offline.replay.annotate import ANNOTATED_SUFFIX, write_annotated_video
-
     target = session_dir / f"{camera}{ANNOTATED_SUFFIX}"
     try:
         write_annotated_video(
@@ -278,8 +279,6 @@ def _annotate(
 
 def _skeleton(settings: Settings) -> tuple[tuple[str, str], ...]:
     """Return the model's skeleton (keypoint pairs), or none when the model does not say."""
-    from deeplabstream.pose.loading import load_model
-
     try:
         return tuple(load_model(settings.pose.model_path).skeleton)
     except Exception:  # the skeleton is decoration: the video is still worth having without it

@@ -60,6 +60,7 @@ from deeplabstream.hardware.simulator.herd import (
     FreeHerdMotion,
     HerdParams,
     ScriptedHerdMotion,
+    SimulatedHerd,
     SocialKind,
     render_herd,
     truth_from_poses,
@@ -83,11 +84,14 @@ from deeplabstream.offline.training.data import (
 from deeplabstream.offline.training.datasets import ARENA_SKELETON, DataSet
 from deeplabstream.offline.training.export import export_model, model_description
 from deeplabstream.offline.training.loop import TrainConfig, TrainResult
-from deeplabstream.offline.training.metrics import torch_outputs
+from deeplabstream.offline.training.metrics import error_summary, format_errors, torch_outputs
 from deeplabstream.pose.decoding.bottomup import OUTPUT_NAMES, PafDecoding, decode_pafs
 from deeplabstream.pose.formats.own_model import PAF_DECODER, save_own_model
+from deeplabstream.pose.loading import load_model
 from deeplabstream.pose.model import ModelDescription
 from deeplabstream.pose.networks.own import SHUFFLE, STRIDE, InputFormat, NetworkConfig, PoseNet
+from deeplabstream.pose.runtime.backends import open_backend
+from deeplabstream.pose.runtime.estimator import PoseEstimator
 
 #: Scenarios of the training arenas, by arena number (cycled): mostly independent walks, with
 #: scripted crossings, nose-to-nose and nose-to-tail contacts and following.
@@ -826,9 +830,6 @@ def score_folder_on_samples(
     folder: Path, samples: Sequence[Sample], animals: int, threads: int
 ) -> dict[str, Any]:
     """Score a written model folder on whole test samples (ONNX Runtime, the live decoder)."""
-    from deeplabstream.pose.loading import load_model
-    from deeplabstream.pose.runtime.backends import open_backend
-
     description = load_model(folder)
     backend = open_backend(description, "onnxruntime", "cpu", threads)
     try:
@@ -866,8 +867,6 @@ def pair_summary(
     predicted: np.ndarray, truth: np.ndarray, keypoints: Sequence[str], what: str
 ) -> dict[str, Any]:
     """Per-keypoint errors of found animals, the share of animals and keypoints found."""
-    from deeplabstream.offline.training.metrics import error_summary
-
     scores = score_animals(predicted, truth)
     errors, found, visible = scores["errors"], scores["found"], scores["visible"]
     return {
@@ -885,8 +884,6 @@ def pair_summary(
 
 def format_pair_summary(summary: dict[str, Any]) -> str:
     """Format a :func:`pair_summary` as a few lines and a table."""
-    from deeplabstream.offline.training.metrics import format_errors
-
     return (
         f"{summary['data']}: {summary['animal_frames']} animal-frames, found "
         f"{100 * summary['found_fraction']:.1f} % (median error <= {summary['found_within_px']:g}"
@@ -939,11 +936,6 @@ def evaluate_pair(
         :func:`pair_summary` plus the seeds, per-scenario found fractions and the median
         milliseconds per frame of each stage and of the decoder alone at batch 1.
     """
-    from deeplabstream.hardware.simulator.herd import SimulatedHerd
-    from deeplabstream.pose.loading import load_model
-    from deeplabstream.pose.runtime.backends import open_backend
-    from deeplabstream.pose.runtime.estimator import PoseEstimator
-
     description = load_model(Path(model))
     backend = open_backend(description, "onnxruntime", "cpu", threads)
     frame_shape = (arena_size[1], arena_size[0], 3)

@@ -76,7 +76,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from deeplabstream.hardware.simulator.arena import ArenaParams
+from deeplabstream.hardware.simulator.arena import ArenaParams, SimulatedArena
 from deeplabstream.offline.training.data import (
     Augmentation,
     Size,
@@ -104,12 +104,14 @@ from deeplabstream.offline.training.multi_animal import (
     pair_task,
     run_pair_evaluation,
 )
-from deeplabstream.pose.formats.own_model import save_own_model
+from deeplabstream.pose.formats.own_model import load_own_model, save_own_model
 from deeplabstream.pose.networks.own import (
     ARCHITECTURES,
     INPUT_FORMATS,
     NetworkConfig,
 )
+from deeplabstream.pose.runtime.backends import open_backend
+from deeplabstream.pose.runtime.estimator import PoseEstimator
 
 # --------------------------------------------------------------------------------------------------
 # The command
@@ -515,11 +517,6 @@ def evaluate_synthetic(
         :func:`error_summary` plus the frames, seeds, size, the median milliseconds per frame
         of each stage at batch 1 (``timing_ms``) and the machine's load average then.
     """
-    from deeplabstream.hardware.simulator.arena import SimulatedArena
-    from deeplabstream.pose.formats.own_model import load_own_model
-    from deeplabstream.pose.runtime.backends import open_backend
-    from deeplabstream.pose.runtime.estimator import PoseEstimator
-
     description = load_own_model(model)
     backend = open_backend(description, "onnxruntime", "cpu", threads)
     frame_shape = (arena_size[1], arena_size[0], 3)

@@ -218,7 +218,7 @@ def _writable_folder(source: Path) -> Path:
     if forced:
         Path(forced).mkdir(parents=True, exist_ok=True)
         return Path(forced)
-    if _can_write(source.parent):
+    if can_write_in(source.parent):
         return source.parent
     folder = user_cache_folder()
     folder.mkdir(parents=True, exist_ok=True)
@@ -226,7 +226,7 @@ def _writable_folder(source: Path) -> Path:
     return folder
 
 
-def _can_write(folder: Path) -> bool:
+def can_write_in(folder: Path) -> bool:
     """Whether the folder's permission bits allow writing and a file can be made there."""
     try:
         if not folder.stat().st_mode & 0o222:

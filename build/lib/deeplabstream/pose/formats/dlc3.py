@@ -31,9 +31,6 @@ inside the graph in float32, so the graph outputs ``keypoints`` (N, K, 3) in inp
 
 from __future__ import annotations
 
-import dataclasses
-import pickle
-import re
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -41,8 +38,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from torch import nn
 
 from deeplabstream.pose.formats.conversion import (
     ConversionSpec,
@@ -54,10 +49,21 @@ from deeplabstream.pose.formats.conversion import (
     synthetic_input,
 )
 from deeplabstream.pose.model import IMAGENET_MEAN, IMAGENET_STD, ModelDescription, ModelError
-from deeplabstream.pose.networks.cspnext import CSPNeXt, CSPNeXtConfig
-from deeplabstream.pose.networks.resnet import ResNet
+from deeplabstream.pose.model_format import (
+    ModelFormat,
+    check_torch_file,
+    source_file,
+    unreadable,
+    unreadable_reason,
+)
 
 FRAMEWORK = "deeplabcut"
+DEEPLABCUT_EXPORT_ADVICE = (
+    "not a readable DeepLabCut 3.0 export",
+    "This program reads only DeepLabCut 3.0 exports it can load safely (weights and settings, "
+    "no code): export the model again with deeplabcut.export_model and set MODEL_PATH (or "
+    "--model) to the .pt file it writes.",
+)
 DEFAULT_FRAME_SIZE = (480, 640)  # height, width
 INPUT_NAME = "images"
 SUPPORTED = (
@@ -89,7 +95,7 @@ class DlcExport:
 
     path: Path
     config: dict[str, Any]
-    state_dict: dict[str, torch.Tensor]
+    state_dict: dict[str, Any]  # name -> torch.Tensor
     other_entries: tuple[str, ...] = ()  # besides config and pose, e.g. a detector's weights
 
     @property
@@ -138,9 +144,9 @@ def read_export(path: str | Path, *, mmap: bool = False) -> DlcExport:
     With ``mmap`` the tensors stay on disk until used (a check of the file reads its small
     pickle only); a file in torch's legacy format is read whole all the same.
     """
-    path = Path(path)
-    from deeplabstream.pose.loading import DEEPLABCUT_EXPORT_ADVICE, check_torch_file, unreadable
+    import torch  # optional and heavy: only to read an export
 
+    path = Path(path)
     check_torch_file(path, DEEPLABCUT_EXPORT_ADVICE)  # missing, empty, not of torch.save
     mmap = mmap and zipfile.is_zipfile(path)  # torch maps only its zip format
     try:
@@ -171,9 +177,9 @@ def read_bodyparts(path: str | Path) -> tuple[str, ...]:
     disk, so the window can check an experiment's keypoints against a 100 MB export in
     milliseconds. ModelError as :func:`read_export` for a file it cannot read.
     """
-    path = Path(path)
-    from deeplabstream.pose.loading import DEEPLABCUT_EXPORT_ADVICE, check_torch_file, unreadable
+    import torch  # optional and heavy: only to read an export
 
+    path = Path(path)
     check_torch_file(path, DEEPLABCUT_EXPORT_ADVICE)
     try:
         data = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
@@ -196,21 +202,6 @@ def check_export(path: str | Path) -> None:
     export = read_export(path, mmap=True)
     check_supported(export)
     head_spec(export)
-
-
-def unreadable_reason(error: BaseException) -> str:
-    """Why ``torch.load(..., weights_only=True)`` refused a file, without PyTorch's advice.
-
-    PyTorch's message suggests loading with ``weights_only=False``, which runs any code the
-    file holds: never passed on. Its first line is kept only when it gives no such advice.
-    """
-    if isinstance(error, pickle.UnpicklingError):
-        return "it holds objects other than weights and settings, or is not a PyTorch file"
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    first = lines[0] if lines else ""
-    if not first or "weights_only" in first:
-        return f"PyTorch could not read it: {type(error).__name__}"
-    return f"PyTorch could not read it: {type(error).__name__}: {first}"
 
 
 def describe_holding(export: DlcExport) -> str:
@@ -318,134 +309,19 @@ def head_spec(export: DlcExport) -> HeadSpec:
     )
 
 
-class DeconvModule(nn.Module):
-    """Transposed convolutions (ReLU between them, none after) and an optional final conv."""
-
-    def __init__(self, spec: DeconvSpec) -> None:
-        super().__init__()
-        layers: list[nn.Module] = []
-        steps = zip(spec.channels[:-1], spec.channels[1:], spec.kernels, spec.strides, strict=True)
-        for number, (c_in, c_out, kernel, stride) in enumerate(steps):
-            if number:
-                layers.append(nn.ReLU())
-            layers.append(nn.ConvTranspose2d(c_in, c_out, kernel, stride=stride))
-        self.deconv_layers = nn.Sequential(*layers)
-        self.final_conv: nn.Module = nn.Identity()
-        if spec.final_conv is not None:
-            self.final_conv = nn.Conv2d(spec.channels[-1], spec.final_conv[0], spec.final_conv[1])
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Deconvolutions, then the final conv."""
-        return self.final_conv(self.deconv_layers(x))
-
-
-class HeatmapHead(nn.Module):
-    """Heatmaps and, with location refinement, their offsets."""
-
-    def __init__(self, spec: HeadSpec) -> None:
-        super().__init__()
-        self.heatmap_head = DeconvModule(spec.heatmap)
-        self.locref_head = DeconvModule(spec.locref) if spec.locref is not None else None
-
-
-class TimmResNet(nn.Module):
-    """DeepLabCut's ``ResNet`` backbone: a timm model under ``model``, its features out."""
-
-    def __init__(self, depth: int, group_norm: bool, output_stride: int) -> None:
-        super().__init__()
-        self.model = ResNet(depth, "group" if group_norm else "batch", output_stride)
-        self.stride = output_stride
-        self.out_channels = self.model.out_channels
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Return the last stage's features."""
-        return self.model(x)
-
-
-def build_backbone(export: DlcExport) -> nn.Module:
+def build_backbone(export: DlcExport) -> Any:
     """Build the backbone of the config (with ``stride`` and ``out_channels`` attributes)."""
-    section = export.config["model"]["backbone"]
-    path = export.path
-    if section["type"] == "CSPNeXt":
-        fields = {f.name for f in dataclasses.fields(CSPNeXtConfig)}
-        out_indices = section.get("out_indices", -1)
-        if out_indices not in (-1, None):
-            raise ModelError(f"{path}: CSPNeXt out_indices {out_indices!r}; only -1 is supported")
-        try:
-            return CSPNeXt(CSPNeXtConfig(**{k: v for k, v in section.items() if k in fields}))
-        except (TypeError, ValueError) as error:
-            raise ModelError(f"{path}: model.backbone: {error}") from None
-    name = str(section.get("model_name", ""))
-    match = re.fullmatch(r"resnet(\d+)(_gn)?", name)
-    if not match or int(match.group(1)) not in (18, 34, 50, 101, 152):
-        raise ModelError(
-            f"{path}: ResNet backbone {name!r} is not supported; expected timm's resnet50_gn, "
-            f"resnet101 or another plain resnetNN[_gn]"
-        )
-    stride = int(section.get("output_stride") or 32)
-    if stride not in (8, 16, 32):
-        raise ModelError(f"{path}: ResNet output_stride {stride}; expected 8, 16 or 32")
-    return TimmResNet(int(match.group(1)), bool(match.group(2)), stride)
+    # torch: an optional, heavy dependency, imported only to rebuild a network.
+    from deeplabstream.pose.networks.dlc import build_backbone as build
+
+    return build(export.config["model"]["backbone"], export.path)
 
 
-class DlcPoseNetwork(nn.Module):
-    """DeepLabCut's ``PoseModel`` for one heatmap head: ``backbone`` and ``heads.bodypart``."""
-
-    def __init__(self, backbone: nn.Module, head: HeadSpec) -> None:
-        super().__init__()
-        self.backbone = backbone
-        self.heads = nn.ModuleDict({"bodypart": HeatmapHead(head)})
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(heatmaps N x K x h x w, locref N x 2K x h x w or None)."""
-        features = self.backbone(x)
-        head = self.heads["bodypart"]
-        locref = head.locref_head(features) if head.locref_head is not None else None
-        return head.heatmap_head(features), locref
-
-
-class DlcKeypointModel(nn.Module):
-    """The network followed by DeepLabCut's decoding: frames in, keypoints out.
-
-    ``forward`` returns ``(keypoints, heatmaps)`` or ``(keypoints, heatmaps, locref)``:
-    keypoints (N, K, 3) float32 x, y in input pixels and likelihood. The decoding runs in
-    float32 whatever the network's precision.
-    """
-
-    def __init__(self, network: DlcPoseNetwork, head: HeadSpec, stride: float) -> None:
-        super().__init__()
-        self.network = network
-        self.stride = float(stride)
-        self.apply_sigmoid = head.apply_sigmoid
-        self.clip_scores = head.clip_scores
-        self.locref_std = head.locref_std
-
-    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """Keypoints and the raw maps."""
-        heatmaps, locref = self.network(images)
-        heatmaps, locref = heatmaps.float(), None if locref is None else locref.float()
-        scores = torch.sigmoid(heatmaps) if self.apply_sigmoid else heatmaps
-        n, k, h, w = scores.shape
-        flat = scores.reshape(n, k, h * w)
-        index = flat.argmax(dim=2, keepdim=True)  # the first maximum, as torch.argmax gives
-        value = flat.gather(2, index)[..., 0]
-        row = torch.div(index[..., 0], w, rounding_mode="floor")
-        col = index[..., 0] - row * w
-        x = col.float() * self.stride + 0.5 * self.stride
-        y = row.float() * self.stride + 0.5 * self.stride
-        if locref is not None:
-            offsets = locref.reshape(n, k, 2, h * w)
-            at_peak = offsets.gather(3, index[:, :, None, :].expand(n, k, 2, 1))[..., 0]
-            at_peak = at_peak * self.locref_std
-            x, y = x + at_peak[..., 0], y + at_peak[..., 1]
-        if self.clip_scores:
-            value = value.clamp(0.0, 1.0)
-        keypoints = torch.stack((x, y, value), dim=-1)
-        return (keypoints, heatmaps) if locref is None else (keypoints, heatmaps, locref)
-
-
-def build_module(export: DlcExport) -> DlcKeypointModel:
+def build_module(export: DlcExport) -> Any:
     """Build the export's network with its weights and decoding, in eval mode (float32, CPU)."""
+    # torch: an optional, heavy dependency, imported only to rebuild a network.
+    from deeplabstream.pose.networks.dlc import DlcKeypointModel, DlcPoseNetwork
+
     check_supported(export)
     head = head_spec(export)
     backbone = build_backbone(export)
@@ -470,6 +346,7 @@ def input_multiple(export: DlcExport) -> int:
     """
     section = export.config["model"]["backbone"]
     if section.get("type") == "CSPNeXt":
+        # torch: an optional, heavy dependency (the network's module holds its layouts).
         from deeplabstream.pose.networks.cspnext import ARCHITECTURES
 
         stages = ARCHITECTURES.get(str(section.get("arch", "P5")), ARCHITECTURES["P5"])
@@ -600,3 +477,69 @@ def load_deeplabcut(
         source_file=export.path,
         any_input_size=True,
     )
+
+
+# --- the format ---------------------------------------------------------------------------------
+
+
+class DeepLabCutExport(ModelFormat):
+    """A DeepLabCut 3.0 export (``.pt`` / ``.pth``), not part of a model of this project."""
+
+    name = "DeepLabCut 3.0 export"
+    converted = True
+
+    def recognises(self, path: Path) -> bool:
+        """Return True for a .pt or .pth file without a model.json beside it."""
+        return (
+            path.is_file()
+            and path.suffix in (".pt", ".pth")
+            and not (path.parent / "model.json").is_file()
+        )
+
+    def load(
+        self, path: Path, frame_size: tuple[int, int] | None, precision: Precision
+    ) -> ModelDescription:
+        """Rebuild the network from the export and convert it (or reuse the cached graph)."""
+        return load_deeplabcut(path, frame_size, precision)
+
+    def check(self, path: Path) -> None:
+        """Open the export (its tensors mapped, not read) and check what it holds."""
+        check_torch_file(path, DEEPLABCUT_EXPORT_ADVICE)  # without importing torch
+        check_export(path)
+
+    def keypoints(self, path: Path) -> tuple[str, ...]:
+        """Return the export's ``metadata.bodyparts`` (its weights are mapped, not read)."""
+        return read_bodyparts(path)
+
+    def describes(self, description: ModelDescription) -> bool:
+        """Return True for a DeepLabCut model converted here."""
+        return description.framework == FRAMEWORK and description.source_file is not None
+
+    def input_multiple(self, description: ModelDescription) -> int | None:
+        """Return the backbone's total down-sampling, read from the export (dynamic cropping)."""
+        return input_multiple_of_export(source_file(description))
+
+    def framework_text(self, description: ModelDescription) -> str:
+        """Return the DeepLabCut config version the export names."""
+        version = read_export(source_file(description)).config.get("config_version", "?")
+        return f"DeepLabCut 3.x export (PyTorch engine, config_version {version})"
+
+    def network_text(self, description: ModelDescription) -> str:
+        """Return what the export holds, in one line."""
+        return describe_holding(read_export(source_file(description)))
+
+    def decoding_text(self, description: ModelDescription) -> str:
+        """Return DeepLabCut's decoding (in the graph) and its locref scale."""
+        return (
+            "DeepLabCut's argmax + location refinement "
+            f"(locref_std {description.locref_std:g}), in graph"
+        )
+
+    def build_module(self, source: Path) -> Any:
+        """Return the DeepLabCut network rebuilt from the export."""
+        return build_module(read_export(source))
+
+    def comparison(self, description: ModelDescription) -> tuple[Any, dict[str, float]]:
+        """Return DeepLabCut's comparison and the limits at the model's precision."""
+        fp32 = description.precision == "fp32"
+        return compare_outputs, TOLERANCES if fp32 else FP16_TOLERANCES

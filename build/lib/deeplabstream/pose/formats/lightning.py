@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from deeplabstream.pose.model import IMAGENET_MEAN, IMAGENET_STD, ModelDescription, ModelError
+from deeplabstream.pose.model_format import ModelFormat, Precision
 
 EXPORT_FOLDER = "exports_onnx"
 CONFIG_FILE = "config.yaml"
@@ -107,7 +108,7 @@ def _choose_graph(exports: Path) -> Path:
 
 def read_config(config_file: Path) -> dict[str, Any]:
     """Lightning Pose's config as a dict."""
-    import yaml
+    import yaml  # imported on use: only configs of Lightning Pose need it
 
     try:
         config = yaml.safe_load(config_file.read_text(encoding="utf-8"))
@@ -120,7 +121,7 @@ def read_config(config_file: Path) -> dict[str, Any]:
 
 def read_graph(onnx_file: Path) -> _GraphInfo:
     """Read the inputs and outputs of an ONNX graph; check that its external weights are there."""
-    import onnx
+    import onnx  # heavy: imported when a graph is read
     from onnx.external_data_helper import uses_external_data
 
     try:
@@ -238,3 +239,60 @@ def _labelled_frame_size(data: dict[str, Any]) -> tuple[int, int] | None:
         return int(dims["height"]), int(dims["width"])
     except (KeyError, TypeError, ValueError):
         return None
+
+
+# --- the format ---------------------------------------------------------------------------------
+
+
+def lightning_decoding_text(description: ModelDescription) -> str:
+    """Return Lightning Pose's decoding and its downsample factor, in words."""
+    return (
+        "Lightning Pose's (upsample, soft-argmax), downsample_factor "
+        f"{description.downsample_factor}"
+    )
+
+
+class LightningPoseExport(ModelFormat):
+    """A Lightning Pose model folder with ``exports_onnx/``, or an ``.onnx`` inside it."""
+
+    name = "Lightning Pose export"
+
+    def recognises(self, path: Path) -> bool:
+        """Return True for a folder with config.yaml and exports_onnx/, or an export's .onnx."""
+        if path.is_dir():
+            return (path / CONFIG_FILE).is_file() and (path / EXPORT_FOLDER).is_dir()
+        return (
+            path.suffix == ".onnx"
+            and path.parent.name == EXPORT_FOLDER
+            and (path.parent.parent / CONFIG_FILE).is_file()
+        )
+
+    def load(
+        self, path: Path, frame_size: tuple[int, int] | None, precision: Precision
+    ) -> ModelDescription:
+        """Read the export's config and graph (it picks its precision by the file named)."""
+        return load_lightning_pose(path)
+
+    def pytorch_problem(self, path: Path) -> str | None:
+        """Say that the export is a graph; name the checkpoint that pytorch can run instead."""
+        folder = path if path.is_dir() else path.parent.parent
+        checkpoints = sorted((folder / "tb_logs").rglob("*.ckpt")) if folder.is_dir() else []
+        advice = (
+            f", or set MODEL_PATH to its checkpoint {checkpoints[0]} to run the network rebuilt "
+            "from it"
+            if checkpoints
+            else ""
+        )
+        return f"{super().pytorch_problem(path)}{advice}"
+
+    def describes(self, description: ModelDescription) -> bool:
+        """Return True for a Lightning Pose model that was not converted here."""
+        return description.framework == "lightning-pose" and description.source_file is None
+
+    def framework_text(self, description: ModelDescription) -> str:
+        """Return ``Lightning Pose ONNX export``."""
+        return "Lightning Pose ONNX export"
+
+    def decoding_text(self, description: ModelDescription) -> str:
+        """Return Lightning Pose's decoding and its downsample factor."""
+        return lightning_decoding_text(description)

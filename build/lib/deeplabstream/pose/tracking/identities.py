@@ -15,20 +15,36 @@ for a second, the model sees one animal, and when they part, motion cannot tell 
 * **Appearance.** Once a model of the animals' looks exists (:mod:`pose.tracking.appearance`,
   learned in the background from this session's samples), every detected track's patch
   (:mod:`pose.tracking.patches`) adds its evidence: the model's probabilities, clipped to
-  [:data:`EVIDENCE_CLIP`, 1 - :data:`EVIDENCE_CLIP`], raised to a weight (1 apart, 1/2 in
-  contact where the patch holds parts of the other animal, 1/10 for an animal lying over a
-  hidden one, whose patch shows both). For :data:`MERGE_MEMORY_S` after one animal was hidden
-  by another, the tracker also weighs each detection's looks against each track's beliefs when
-  it matches detections to tracks.
+  [:data:`EVIDENCE_CLIP`, 1 - :data:`EVIDENCE_CLIP`], while it is apart from the others
+  (in contact, or lying over a hidden one, its patch holds parts of the other animal, and
+  frame after frame the model can be confidently wrong about it: there motion decides). For
+  :data:`MERGE_MEMORY_S` after one animal was hidden by another, the tracker also weighs each
+  detection's looks against each track's beliefs when it matches detections to tracks, but
+  only in frames where every tracked animal is detected apart from the others (clean
+  patches): so when they part, the looks name them as soon as they are apart.
 * **Assignment.** Identities go to tracks by the most probable one-to-one assignment
   (the Hungarian algorithm on the beliefs), but the assignment in force changes only when
-  another is more probable by a factor :attr:`switch_odds` (100 by default): an identity is
-  reassigned only on strong evidence, never on one frame's.
+  another is more probable by a factor :attr:`switch_odds` (20 by default): an identity is
+  reassigned only on strong evidence, never on one frame's. That protects an assignment that
+  is sure; one left unsure by a merge gives way to one :data:`UNSURE_SWITCH_ODDS` times more
+  probable, so that parted animals are named by their looks at once, not after a detour.
 * **Confidence.** Each identity's confidence is the probability, over every one-to-one
   assignment weighed by the beliefs, that the track it is on is that animal: about 1 while the
   animals are apart and known, near 1 / A (1/2 for two) after a merge until their looks tell
   them apart, and near 1 / A for good when they look alike (unmarked animals: the model's
   calibration then makes its probabilities equal).
+* **Merged detections are named only when sure.** While one animal lies hidden next to
+  another, the model's one animal stands for two, and after a merge of a few tenths of a
+  second which one it is, is a guess. Its row goes to the pose tables and the experiments
+  under its identity only when that identity's confidence is at least
+  :data:`MERGED_MIN_CONFIDENCE`; below, the row is empty for that frame (the frames counted in
+  ``merged_unidentified``): a stimulus meant for one animal must not go to the other because
+  it happened to be on top. A miss, not a switch. An animal that went out of sight next to
+  another is presumed to lie under it and to move with it until it shows again (even once
+  the tracker has given its track up), so the merged detection's looks, which show both,
+  never count as proof of who it is. Animals both detected are always shown (a
+  contact trigger needs both, whoever they are), with their confidence: triggers that must
+  know who is who set ``MIN_IDENTITY_CONFIDENCE``.
 * **Learning.** At every frame (or every :attr:`sample_interval_s`), each track that is apart
   from the others and whose identity's confidence is at least :data:`LEARN_CONFIDENCE` hands
   its patch, labelled with that identity, to the learner. Before the first model there is
@@ -63,17 +79,19 @@ BELIEF_FLOOR = 1e-4
 APART_BODY_LENGTHS = 0.5
 """Tracks whose closest keypoints are farther apart than this many template lengths are apart."""
 DEFAULT_SWITCH_ODDS = 20.0
+MERGED_MIN_CONFIDENCE = 0.9
+"""A detection covering a hidden animal is shown under its identity only this sure of it."""
+UNSURE_SWITCH_ODDS = 3.0
+"""How much likelier another assignment must be to replace one that is unsure (after a merge)."""
+_LOG_UNSURE_ODDS = math.log(UNSURE_SWITCH_ODDS)
 MERGE_MEMORY_S = 1.0
 """For this long after one animal was hidden by another, the tracker weighs the animals' looks
 when it matches detections to tracks. Not otherwise: where both stay detected (a crossing)
 motion alone keeps them apart, and a patch in contact holds parts of both."""
 DEFAULT_MERGE_MIXING_S = 0.15
-DEFAULT_CONTACT_MIXING_S = 3.0
+DEFAULT_CONTACT_MIXING_S = 30.0
 DEFAULT_SAMPLE_INTERVAL_S = 0.0
 DEFAULT_REANCHOR_S = 1.0
-EVIDENCE_WEIGHT_APART = 1.0
-EVIDENCE_WEIGHT_CONTACT = 0.5
-EVIDENCE_WEIGHT_MERGED = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +112,9 @@ class KeeperCounts:
         Calls of :meth:`IdentityKeeper.update`.
     frames_with_model
         Of those, frames with an appearance model.
+    merged_unidentified
+        Frames where a detection covering a hidden animal was not sure enough of its identity
+        to be shown (its row left empty).
     reassignments
         Times the identities were moved between tracks on appearance evidence.
     restarts
@@ -108,6 +129,7 @@ class KeeperCounts:
 
     frames: int = 0
     frames_with_model: int = 0
+    merged_unidentified: int = 0
     reassignments: int = 0
     restarts: int = 0
     samples: int = 0
@@ -183,6 +205,9 @@ class IdentityKeeper:
         self._apart_since: float | None = None  # all tracks apart since (before the first model)
         self._model: AppearanceModel | None = None
         self.confidence = np.full(animals, np.nan)  # the last frame's, per identity (row)
+        self._apart: float | None = None  # _apart_px once the template is set
+        self._near_last = np.zeros(animals, bool)  # last frame: within _apart_px of another
+        self._under = np.zeros(animals, bool)  # lost next to another: presumed under it
 
     @property
     def model(self) -> AppearanceModel | None:
@@ -213,7 +238,7 @@ class IdentityKeeper:
         # P(detection d is the animal of track t) = sum_i P(d looks like i) P(t is i).
         scores = None
         merged = self._time is not None and self._time <= self._merged_until
-        if probabilities is not None and merged:
+        if probabilities is not None and merged and self._all_apart(instances, detections):
             scores = probabilities @ self._belief.T
         tracks = self.tracker.update(time_s, instances, scores)
         dt = 0.0 if self._time is None or time_s < self._time else time_s - self._time
@@ -222,9 +247,16 @@ class IdentityKeeper:
         seen = self._seen(tracks)
         active = self.tracker.active
         self._restart_tracks(active, seen)
-        gaps = self._gaps(tracks, seen, active)
-        self._mix(gaps, seen, active, dt)
-        if (active & ~seen & (gaps.min(axis=1) <= self._contact_px())).any():
+        present = self._presume_under(active)
+        gaps = self._gaps(tracks, seen, present)
+        self._mix(gaps, seen, present, dt)
+        # covering[t]: track t is seen next to an animal hidden under it (a merged detection).
+        apart_px = self._apart_px()
+        under = (gaps <= apart_px) & (present & ~seen)[None, :]  # [coverer, hidden]
+        covering = seen & under.any(axis=1)
+        self._carry_hidden(tracks, under & seen[:, None], gaps)
+        self._near_last = gaps.min(axis=1) <= apart_px
+        if covering.any():
             # One animal hidden by another: when they part, motion cannot say which is which.
             self._merged_until = time_s + MERGE_MEMORY_S
         looks = self._track_looks(tracks, instances, frame, seen, detections)
@@ -238,7 +270,71 @@ class IdentityKeeper:
         self._was_active = active.copy()
         out = np.empty_like(tracks)
         out[self._identity_of] = tracks
+        # A merged detection, and a fragment of a hidden animal next to another (fewer
+        # keypoints than a track needs to be seen: it has no confidence at all).
+        touching = covering | (active & ~seen & self._near_last)
+        self._hide_unsure_merges(out, touching)
         return out
+
+    def _carry_hidden(self, tracks: np.ndarray, under: np.ndarray, gaps: np.ndarray) -> None:
+        """Move each hidden animal with the detection it lies under (its nearest).
+
+        Where it was last seen soon lags behind where it is: left there, the animal over it
+        would soon count as apart from it, and the looks of that merged detection (both
+        animals) as proof of who it is.
+        """
+        for hidden in np.flatnonzero(under.any(axis=0)).tolist():
+            coverers = np.flatnonzero(under[:, hidden])
+            coverer = int(coverers[np.argmin(gaps[coverers, hidden])])
+            xy = tracks[coverer, :, :2]
+            self._last_xy[hidden] = np.where(np.isfinite(xy), xy, self._last_xy[hidden])
+
+    def _presume_under(self, active: np.ndarray) -> np.ndarray:
+        """Return (A,) the tracks present: tracked, or lost next to another (presumed under it).
+
+        An animal that lies under another for longer than the tracker's gap is given up by
+        the tracker, but it is still there: the detection over it still shows both, so its
+        looks prove nothing until the hidden animal shows again (a track starts anew).
+        """
+        lost = self._was_active & ~active
+        self._under |= lost & self._near_last
+        if (active & ~self._was_active).any():
+            self._under[:] = False  # the hidden animal reappeared
+        self._under &= ~active
+        return active | self._under
+
+    def _all_apart(self, instances: np.ndarray, detections: dict[int, _Look]) -> bool:
+        """Whether every tracked animal has a patch, each showing one animal only.
+
+        Only then do the looks weigh in the tracker's matching: a patch in contact holds parts
+        of the other animal (and a merged detection both), and the model's verdict on it can
+        be confidently wrong, where motion keeps two touching animals apart well.
+        """
+        if len(detections) < np.count_nonzero(self.tracker.active):
+            return False
+        rows = list(detections)
+        xy = instances[rows, :, :2].astype(np.float64)
+        for index in range(1, len(rows)):
+            diff = xy[index, :, None] - xy[:index, None]  # (K, i, K, 2)
+            closest = np.nanmin(np.hypot(diff[..., 0], diff[..., 1]), initial=np.inf)
+            if not closest > self._apart_px():
+                return False
+        return True
+
+    def _hide_unsure_merges(self, out: np.ndarray, touching: np.ndarray) -> None:
+        """Empty the rows of merged detections not sure of their identity (module doc).
+
+        ``touching``: (A,) the tracks covering a hidden animal, and fragments next to one.
+        Their confidence stays as it is (below :data:`MERGED_MIN_CONFIDENCE`): a trigger that
+        reads it sees an animal it cannot name.
+        """
+        if not touching.any():
+            return
+        identities = self._identity_of[touching]
+        unsure = identities[~(self.confidence[identities] >= MERGED_MIN_CONFIDENCE)]  # NaN too
+        if unsure.size:
+            out[unsure] = np.nan
+            self.counts.merged_unidentified += 1
 
     # --- the steps of an update ---------------------------------------------------------------
 
@@ -281,20 +377,32 @@ class IdentityKeeper:
 
     def _apart_px(self) -> float:
         """Distance beyond which a patch holds nothing of another animal."""
+        if self._apart is not None:
+            return self._apart
         template = self.patches.template if self.patches is not None else None
         if template is None:
             return self._contact_px()
-        return max(self._contact_px(), APART_BODY_LENGTHS * float(np.ptp(template[:, 0])))
+        # The template is kept for the session: computed once (this is asked a few times
+        # per frame, on the loop).
+        self._apart = max(self._contact_px(), APART_BODY_LENGTHS * float(np.ptp(template[:, 0])))
+        return self._apart
 
     def _mix(self, gaps: np.ndarray, seen: np.ndarray, active: np.ndarray, dt: float) -> None:
         """Mix the beliefs of tracks in contact, fast when one of the two is hidden."""
         if dt <= 0:
             return
-        near = gaps <= self._contact_px()
-        for first, second in zip(*np.nonzero(np.triu(near)), strict=True):
+        # Both seen: in contact. One hidden: it went out of sight not apart from the other
+        # (where it was last seen lags behind where it went under the other).
+        apart_px = self._apart_px()
+        if not (gaps <= apart_px).any():  # the usual case: nothing to mix
+            return
+        contact_px = self._contact_px()
+        for first, second in zip(*np.nonzero(np.triu(gaps <= apart_px)), strict=True):
             if not (active[first] and active[second]) or not (seen[first] or seen[second]):
                 continue
-            both = seen[first] and seen[second]
+            both = bool(seen[first] and seen[second])
+            if both and gaps[first, second] > contact_px:
+                continue
             constant = self.contact_mixing_s if both else self.merge_mixing_s
             share = 0.5 * -math.expm1(-dt / constant)  # -> 1/2: each the average of the two
             a, b = self._belief[first].copy(), self._belief[second].copy()
@@ -374,10 +482,12 @@ class IdentityKeeper:
         detection_of = self.tracker.last_detections
         for track in np.flatnonzero(seen).tolist():
             row = int(detection_of[track])
+            # The same values bit for bit (NaN included) when the tracker copied the row whole.
             if (
                 row >= 0
                 and row in detections
-                and np.array_equal(tracks[track], instances[row], equal_nan=True)
+                and tracks.dtype == instances.dtype
+                and tracks[track].tobytes() == instances[row].tobytes()
             ):
                 looks[track] = detections[row]
                 continue
@@ -387,35 +497,32 @@ class IdentityKeeper:
         return looks
 
     def _weigh_evidence(self, looks: dict[int, _Look], seen: np.ndarray, gaps: np.ndarray) -> None:
-        """Multiply each detected track's beliefs by what the model makes of its looks.
+        """Multiply the beliefs of each track apart from the others by its looks' probabilities.
 
-        Weighted (a frame is not independent of the last one, and in contact its patch may
-        hold parts of the other animal), then balanced again (every identity on one track in
-        all), so that evidence that one track is identity i is evidence that the others are
-        not: the hidden animal of a merge is the one the visible one is not.
+        Only apart: in contact a patch holds parts of the other animal (a small mouse lying
+        on a large one looks large), and frame after frame the model can be confidently wrong
+        about it; motion keeps touching animals apart better. Then balanced again (every
+        identity on one track in all), so that evidence that one track is identity i is
+        evidence that the others are not.
         """
         weighed = False
         apart = gaps.min(axis=1) > self._apart_px()
-        active = self.tracker.active
-        # A detected animal next to a hidden one: its patch may be both (a small mouse on a
-        # large one looks large), so its looks count for little until they part.
-        covering = (gaps <= self._contact_px()) & (active & ~seen)[None, :]
         for track, look in looks.items():
-            if look.probability is None or not seen[track]:
+            if look.probability is None or not (seen[track] and apart[track]):
                 continue
-            if covering[track].any():
-                weight = EVIDENCE_WEIGHT_MERGED
-            elif apart[track]:
-                weight = EVIDENCE_WEIGHT_APART
-            else:
-                weight = EVIDENCE_WEIGHT_CONTACT
-            self._belief[track] *= look.probability**weight
+            self._belief[track] *= look.probability
             weighed = True
         if weighed:
             self._belief = _balanced(self._belief)
 
     def _assign(self, active: np.ndarray) -> None:
-        """Reassign identities when another assignment is :attr:`switch_odds` times likelier."""
+        """Reassign identities when another assignment is :attr:`switch_odds` times likelier.
+
+        Only an assignment that is itself sure needs protecting from weak evidence; one left
+        unsure by a merge (an identity's confidence below :data:`MERGED_MIN_CONFIDENCE`) gives
+        way to one :data:`UNSURE_SWITCH_ODDS` times likelier, so the animals are named by
+        their looks from the first frames apart instead of after a detour.
+        """
         if np.count_nonzero(active) < 2:
             return
         cost = -np.log(self._belief)
@@ -427,7 +534,9 @@ class IdentityKeeper:
         # The mean log-belief per track: for two animals exactly the log-odds of the two
         # assignments (their beliefs are [[a, 1 - a], [1 - a, a]]).
         gain = float(cost[tracks, self._identity_of].sum() - cost[rows, best].sum())
-        if gain / np.count_nonzero(active) > self.log_switch_odds:
+        shown = self._belief[tracks[active], self._identity_of[active]]
+        odds = self.log_switch_odds if shown.min() >= MERGED_MIN_CONFIDENCE else _LOG_UNSURE_ODDS
+        if gain / np.count_nonzero(active) > odds:
             self._identity_of = best
             self.counts.reassignments += 1
 

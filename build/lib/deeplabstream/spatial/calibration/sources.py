@@ -26,10 +26,10 @@ from typing import Any
 
 import numpy as np
 
+from deeplabstream.core.errors import CalibrationError
 from deeplabstream.outputs.frames_table import FRAMES_TABLE_COLUMNS, FRAMES_TABLE_SUFFIX
 from deeplabstream.outputs.video import RECORDED_VIDEO_SUFFIXES
 from deeplabstream.spatial.calibration.detection import BoardDetection, BoardDetector
-from deeplabstream.spatial.calibration.errors import CalibrationInputError
 
 CLOCKS = ("auto", "camera", "host")
 FLOOR_SECONDS = 1.0
@@ -76,18 +76,18 @@ def plan_videos(paths: Sequence[Path], floor_seconds: float = FLOOR_SECONDS) -> 
 
     Raises
     ------
-    CalibrationInputError
+    CalibrationError
         Fewer than two videos, a missing or unreadable file, or two videos with one name.
     """
     if len(paths) < 2:
-        raise CalibrationInputError(
+        raise CalibrationError(
             f"3D calibration needs videos of two cameras or more, got {len(paths)}"
         )
     videos: dict[str, Path] = {}
     for path in map(Path, paths):
         name = path.name.split(".")[0]
         if name in videos:
-            raise CalibrationInputError(
+            raise CalibrationError(
                 f"{path}: a second video of camera {name!r} (after {videos[name]})"
             )
         videos[name] = path
@@ -107,7 +107,7 @@ def plan_session(
 
     Raises
     ------
-    CalibrationInputError
+    CalibrationError
         Not a folder, fewer than two cameras with a video and a frames table, a malformed table,
         a clock that cannot be used, or no frames that pair up.
     """
@@ -115,7 +115,7 @@ def plan_session(
     if clock not in CLOCKS:
         raise ValueError(f"clock {clock!r}: expected one of {', '.join(CLOCKS)}")
     if not folder.is_dir():
-        raise CalibrationInputError(f"{folder}: not a session folder (no such directory)")
+        raise CalibrationError(f"{folder}: not a session folder (no such directory)")
     videos = _session_videos(folder)
     tables = {name: _read_table(folder / (name + FRAMES_TABLE_SUFFIX)) for name in videos}
     chosen = _choose_clock(tables, clock, folder)
@@ -148,7 +148,7 @@ def _session_videos(folder: Path) -> dict[str, Path]:
         if found:
             videos[name] = found[0]
     if len(videos) < 2:
-        raise CalibrationInputError(
+        raise CalibrationError(
             f"{folder}: found {len(videos)} camera(s) with both a video (.mp4/.mkv) and a "
             f"{FRAMES_TABLE_SUFFIX} ({', '.join(videos) or 'none'}); 3D calibration needs two "
             "or more: record the calibration with every camera of the rig, or pass the videos"
@@ -163,7 +163,7 @@ def _read_table(path: Path) -> _Table:
         reader = csv.reader(file)
         header = next(reader, None)
         if header is None or tuple(header[:3]) != FRAMES_TABLE_COLUMNS:
-            raise CalibrationInputError(
+            raise CalibrationError(
                 f"{path}: expected the header {','.join(FRAMES_TABLE_COLUMNS)}, got {header}"
             )
         for line_number, row in enumerate(reader, start=2):
@@ -171,12 +171,12 @@ def _read_table(path: Path) -> _Table:
                 camera.append(float(row[1]) if row[1] else math.nan)
                 host.append(float(row[2]))
             except (IndexError, ValueError):
-                raise CalibrationInputError(
+                raise CalibrationError(
                     f"{path}, line {line_number}: expected frame_index,camera_timestamp,"
                     f"host_timestamp numbers, got {row}"
                 ) from None
     if len(host) < 2:
-        raise CalibrationInputError(f"{path}: {len(host)} frame(s); a calibration needs many")
+        raise CalibrationError(f"{path}: {len(host)} frame(s); a calibration needs many")
     return _Table(np.asarray(camera), np.asarray(host))
 
 
@@ -185,7 +185,7 @@ def _choose_clock(tables: dict[str, _Table], clock: str, folder: Path) -> str:
     complete = all(np.isfinite(t.camera_s).all() for t in tables.values())
     if clock == "camera" and not complete:
         missing = [name for name, t in tables.items() if not np.isfinite(t.camera_s).all()]
-        raise CalibrationInputError(
+        raise CalibrationError(
             f"{folder}: --clock camera, but the frames tables of {missing} lack camera "
             "timestamps; use --clock host"
         )
@@ -202,7 +202,7 @@ def _median_interval(name: str, stamps: np.ndarray, folder: Path) -> float:
     """Return the camera's median frame interval (s); an error if its times do not increase."""
     interval = float(np.median(np.diff(stamps)))
     if not interval > 0:
-        raise CalibrationInputError(
+        raise CalibrationError(
             f"{folder / (name + FRAMES_TABLE_SUFFIX)}: timestamps do not increase "
             f"(median interval {interval} s); is the table damaged?"
         )
@@ -233,7 +233,7 @@ def _open(path: Path) -> Any:
     try:
         return av.open(str(path))
     except (OSError, av.error.FFmpegError) as error:
-        raise CalibrationInputError(f"{path}: cannot open the video ({error})") from None
+        raise CalibrationError(f"{path}: cannot open the video ({error})") from None
 
 
 def _count_frames(path: Path) -> int:
@@ -302,5 +302,5 @@ def detect_in_plan(
             f"camera {name!r}: board found in {seen} of {len(set_of_frame)} frames ({path.name})"
         )
         if name not in sizes:
-            raise CalibrationInputError(f"{path}: no frame could be decoded")
+            raise CalibrationError(f"{path}: no frame could be decoded")
     return detections, sizes

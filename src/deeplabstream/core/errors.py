@@ -1,0 +1,91 @@
+"""The project's exceptions: one base, :class:`DeepLabStreamError`, and a few kinds under it.
+
+Every error raised for a person to read (a setting to fix, a model that cannot be used, a camera
+that stopped, a device that is absent, a file that cannot be written) is a
+:class:`DeepLabStreamError`. Its message names the file, section, key or device and what to do,
+so a command prints it as it is, without a traceback, and a catch site names the base or a kind
+instead of a list of unrelated classes. Errors of libraries and of the operating system (an
+``OSError`` from the disk, a codec's own error) are not wrapped: a catch site that must also
+catch them names them beside the kind, with the reason.
+
+The kinds are the places a lab looks for the cause:
+
+- :class:`SettingsError`: a settings file or an experiment config (file, section, key);
+- :class:`ModelError`: a pose model or a behaviour classifier (its files);
+- :class:`CameraError`: a camera (opening it, or frames that stop coming);
+- :class:`DeviceError`: a stimulation device, or a camera or device another session holds;
+- :class:`OutputError`: a file the session writes or exports (recordings, NWB, SLP, LSL);
+- :class:`CalibrationError`: a camera calibration (its file, or the recordings it is solved from);
+- :class:`ExperimentError`: an experiment that cannot start or run as configured;
+- :class:`LabelsError`: a file of labels (training data, behaviour labels).
+
+Modules define narrower classes under these where the narrower name adds meaning
+(``DeviceLostError``, ``ExperimentConfigError``...). Each class also stays the built-in exception
+it was before the kinds existed (``SettingsError`` is a ``ValueError``, ``CameraError`` a
+``RuntimeError``), so code that catches the built-in keeps working.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import ClassVar
+
+
+class DeepLabStreamError(Exception):
+    """An error of DeepLabStream whose message says what is wrong, where, and what to do."""
+
+
+class SettingsError(DeepLabStreamError, ValueError):
+    """One or more problems in a settings file; each line names file, section, key and value.
+
+    The message lists the problems under ``Invalid setting(s):``; a subclass whose problem is
+    one sentence of its own (an edit refused, a test the settings cannot run) sets
+    ``lists_problems = False`` and its message is that sentence as written.
+
+    Parameters
+    ----------
+    problems
+        The problems, one line each; a single string is one problem.
+    """
+
+    lists_problems: ClassVar[bool] = True
+
+    def __init__(self, problems: str | Iterable[str]) -> None:
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        if not self.lists_problems:
+            super().__init__("\n".join(self.problems))
+            return
+        header = "Invalid settings:" if len(self.problems) > 1 else "Invalid setting:"
+        super().__init__("\n".join([header, *(f"  - {p}" for p in self.problems)]))
+
+
+class ModelError(DeepLabStreamError, ValueError):
+    """A model file or folder is missing, unreadable or inconsistent; the message says which."""
+
+
+class CameraError(DeepLabStreamError, RuntimeError):
+    """A camera could not be opened or stopped delivering; the message says what to do."""
+
+
+class DeviceError(DeepLabStreamError, RuntimeError):
+    """A stimulation device failed, is absent or is held elsewhere; the message names it."""
+
+
+class OutputError(DeepLabStreamError):
+    """A file the session writes or exports cannot be made; the message names it."""
+
+
+class CalibrationError(DeepLabStreamError, ValueError):
+    """A calibration that cannot be used or solved; the message names the file or camera.
+
+    Raised for a calibration file that cannot be read or does not fit the cameras, and for
+    videos, tables or detections from which no calibration can be solved.
+    """
+
+
+class ExperimentError(DeepLabStreamError):
+    """An experiment that cannot start or run as configured; the message says what to change."""
+
+
+class LabelsError(DeepLabStreamError, ValueError):
+    """A labels file that cannot be read or used; the message names the file and what to do."""

@@ -1,0 +1,66 @@
+"""What the inference worker is given: its cameras and its job (both picklable).
+
+The session (``live/session/analysis.py``) builds a :class:`PoseJob` and starts
+``live.processes.inference.pose_main`` with it; every module of the worker reads it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+from deeplabstream.core.logs import LogTarget
+from deeplabstream.core.priority import ProcessPriority
+from deeplabstream.live.processes.depth import DepthSource
+from deeplabstream.live.processes.dispatch import EVENTS_FILE
+from deeplabstream.live.processes.messages import ExperimentSpec
+from deeplabstream.pose.runtime.cropping import CropSettings
+from deeplabstream.settings.sections import PoseSettings
+from deeplabstream.spatial.triangulation.live import TriangulationSpec
+from deeplabstream.transport.ring import RingSpec
+
+
+@dataclass(frozen=True)
+class WorkerCamera:
+    """One camera as the worker sees it."""
+
+    camera_id: int
+    name: str
+    ring: RingSpec
+    channel: Connection  # read end of the camera's ANALYSE pipe
+    flip: bool = False
+    model_path: Path | None = None  # this camera's own model; None: the shared [Pose] model
+    depth: DepthSource | None = None  # its aligned depth image: Observation.depth_m reads it
+    # Its dynamic cropping (pose.runtime.cropping.crop_settings of [Pose] and its [Camera] keys);
+    # None: [Pose]'s keys alone.
+    dynamic_crop: CropSettings | None = None
+    pixels_per_mm: float | None = None  # its PIXELS_PER_MM: Observation.pixels_per_mm
+    # Its deadline ([Experiment] DEADLINE_MS for its rate; core/deadline.py); None: off.
+    deadline_ns: int | None = None
+
+
+@dataclass(frozen=True)
+class PoseJob:
+    """Everything the worker process needs (picklable)."""
+
+    cameras: tuple[WorkerCamera, ...]
+    settings: PoseSettings
+    session_dir: Path
+    control: Connection
+    poses: Connection  # write end of the POSE pipe
+    log_target: LogTarget
+    experiment: ExperimentSpec | None = None
+    file_label: str = ""  # "" for the session's first analysis, ".run2" etc. for later ones
+    events_file: str = EVENTS_FILE  # for ``experiment``
+    ibl_naming: bool = False  # also write _ibl_<camera>Camera.dlc.pqt and .times.npy
+    priority: ProcessPriority | None = None  # its own cores (core/priority.py)
+    lsl: bool = False  # [Output] LSL = on: poses and events on LSL outlets (outputs/lsl.py)
+    lsl_wait_s: float = 0.0  # [Output] LSL_WAIT: wait this long for consumers before the first pose
+    # [Triangulation] with a calibration: the calibrated cameras' poses are triangulated after
+    # each batch into points3d.csv and Observations.points3d (spatial/triangulation/live.py).
+    triangulation: TriangulationSpec | None = None
+
+    def stem(self, camera: WorkerCamera) -> str:
+        """Return the name its files start with: ``<camera>`` or ``<camera>.run2`` etc."""
+        return f"{camera.name}{self.file_label}"

@@ -1,0 +1,203 @@
+"""The inference worker's models: each loaded once, warmed up, and its estimators cached.
+
+Cameras that share a model share one :class:`LoadedModel`; it keeps one estimator per input
+shape (a frame's, or a dynamic crop's, built on first use). A network with channel gates that
+crops gets its split graphs (:class:`CropGraphs`, pose.runtime.cropping).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deeplabstream.core.priority import inference_thread_count
+from deeplabstream.live.processes.pose_job import PoseJob, WorkerCamera
+from deeplabstream.pose.loading import load_model
+from deeplabstream.pose.model import ModelDescription, ModelError
+from deeplabstream.pose.runtime.backends import open_backend
+from deeplabstream.pose.runtime.cropping import (
+    ContextFeeder,
+    ContextRecorder,
+    CropSettings,
+    crop_settings,
+    input_multiple,
+    split_context_graphs,
+)
+from deeplabstream.pose.runtime.estimator import PoseEstimator
+from deeplabstream.pose.runtime.precision import int8_cost
+from deeplabstream.settings.sections import PoseSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LoadedModel:
+    """One model and its estimators, one per frame shape of the cameras that use it."""
+
+    key: str  # the model's path, "" for the bundled model
+    description: ModelDescription
+    backend: Any  # pose.runtime.backends.Backend
+    estimators: dict[tuple[int, ...], Any] = field(default_factory=dict)
+    max_batch: int = 1
+    input_multiple: int | None = None  # for dynamic cropping: crops start on its multiples
+    crop_graphs: CropGraphs | None = None  # for dynamic cropping of a network with gates
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        """Return what ``session.json`` says about the model."""
+        return model_summary(self.description, self.backend.provider)
+
+    def estimator(self, shape: tuple[int, ...]) -> Any:
+        """Return the estimator of frames (or crops) of ``shape``, built on first use.
+
+        A crop's shape is met at run time: its estimator is built then (buffers of that size;
+        the backend plans its memory for the new input shape on that first run, and keeps the
+        plan). Crop sizes are rounded (pose.runtime.cropping) so that only a few are ever built.
+        """
+        estimator = self.estimators.get(shape)
+        if estimator is None:
+            description = self.description
+            if description.any_input_size:  # DeepLabCut runs at the frame's (crop's) own size
+                description = description.at_input_size(*shape[:2])
+            estimator = PoseEstimator(description, self.backend, shape, self.max_batch)
+            self.estimators[shape] = estimator
+        return estimator
+
+
+@dataclass
+class CropGraphs:
+    """A network with channel gates (CSPNeXt), split for cameras that crop (pose.runtime.cropping).
+
+    ``full`` runs the graph that also outputs the gates (its backend a ContextRecorder), for
+    the cropping cameras' whole frames; ``crop`` the graph fed the gates of the camera's last
+    whole frame (a ContextFeeder). A cropping camera is analysed alone (its own gates).
+    """
+
+    full: LoadedModel
+    crop: LoadedModel
+
+
+def model_summary(description: ModelDescription, provider: str) -> dict[str, Any]:
+    """Return what ``session.json`` says about the model."""
+    return {
+        "name": description.name,
+        "framework": description.framework,
+        "file": str(description.model_file),
+        "keypoints": list(description.keypoints),
+        "input": [description.input_width, description.input_height],
+        "precision": description.precision,
+        "int8_cost": int8_cost(description),  # deviation from fp32 (pose.runtime.precision)
+        "decoder": description.decoder,
+        "provider": provider,
+        "max_animals": description.animals,
+        "skeleton": [list(pair) for pair in description.skeleton],
+    }
+
+
+def model_key(job: PoseJob, camera: WorkerCamera) -> str:
+    """Return the key of the model ``camera`` runs: its path, "" for the bundled model."""
+    path = camera.model_path or job.settings.model_path
+    return str(path) if path is not None else ""
+
+
+def load_models(job: PoseJob) -> dict[str, LoadedModel]:
+    """Every model the cameras use, each loaded once and warmed up on each frame shape."""
+    settings = job.settings
+    # Auto: leave one core to the capture and recording processes, use at most 4.
+    pinned = job.priority.cpus if job.priority is not None else None
+    threads = inference_thread_count(settings.threads, pinned)
+    models: dict[str, LoadedModel] = {}
+    for camera in job.cameras:
+        key = model_key(job, camera)
+        if key not in models:
+            description = load_model(
+                Path(key) if key else None,
+                frame_size=(camera.ring.geometry.height, camera.ring.geometry.width),
+                precision=settings.precision,
+                max_animals=settings.max_animals,
+            )
+            backend = open_backend(description, settings.backend, settings.device, threads)
+            backend.warm_up()
+            models[key] = LoadedModel(key, description, backend, max_batch=settings.max_batch)
+            log.info("model %s ready on %s", description.name, backend.provider)
+        model = models[key]
+        if camera_crop(job, camera).enabled and model.description.multi_animal:
+            raise ModelError(
+                f"camera {camera.name!r}: dynamic cropping follows one animal; "
+                f"{model.description.name} is a multi-animal model: set DYNAMIC_CROP = off in "
+                "[Pose] (and in the camera's section)"
+            )
+        if camera_crop(job, camera).enabled and model.input_multiple is None:
+            model.input_multiple = _crop_multiple(camera, model.description)
+            model.crop_graphs = _crop_graphs(model, settings, threads)
+        shape = camera.ring.geometry.shape
+        if shape not in model.estimators:
+            estimator = model.estimator(shape)
+            estimator.estimate([np.zeros(shape, np.uint8)])  # warm the whole path
+    return models
+
+
+def _crop_graphs(model: LoadedModel, settings: PoseSettings, threads: int) -> CropGraphs | None:
+    """Return the split graphs of a network with channel gates; None without gates or on pytorch.
+
+    The pytorch backend runs the rebuilt network, not a graph: its crops see their own
+    channel statistics (keypoints move more; docs/pose-models.md).
+    """
+    description = model.description
+    if settings.backend == "pytorch" or Path(description.model_file).suffix != ".onnx":
+        return None
+    try:
+        graphs = split_context_graphs(Path(description.model_file))
+    except OSError as error:  # the converted graph's folder is writable; this is unexpected
+        log.warning("crops of %s see their own channel statistics: %s", description.name, error)
+        return None
+    if graphs is None:
+        return None
+    full = dataclasses.replace(
+        description,
+        model_file=graphs.full,
+        output_names=(*description.output_names, *graphs.gates),
+    )
+    crop = dataclasses.replace(description, model_file=graphs.crop)
+    dtype = np.float16 if description.precision == "fp16" else np.float32
+    recorder = ContextRecorder(
+        open_backend(full, settings.backend, settings.device, threads),
+        graphs,
+        len(description.output_names),
+    )
+    feeder = ContextFeeder(
+        open_backend(crop, settings.backend, settings.device, threads), graphs, dtype
+    )
+    recorder.warm_up()
+    feeder.warm_up()
+    log.info("model %s: crops get the whole frame's channel gates", description.name)
+    return CropGraphs(
+        LoadedModel(f"{model.key}#full", full, recorder, max_batch=1),
+        LoadedModel(f"{model.key}#crop", crop, feeder, max_batch=1),
+    )
+
+
+def camera_crop(job: PoseJob, camera: WorkerCamera) -> CropSettings:
+    """Return a camera's dynamic-crop settings: its own, or ``[Pose]``'s."""
+    if camera.dynamic_crop is not None:
+        return camera.dynamic_crop
+    return crop_settings(job.settings)
+
+
+def _crop_multiple(camera: WorkerCamera, description: ModelDescription) -> int:
+    """Return the model's input multiple for cropping; a model of fixed input size is an error."""
+    try:
+        return input_multiple(description)
+    except ModelError as error:
+        raise ModelError(
+            f"camera {camera.name}: DYNAMIC_CROP = on, but its model {description.name} "
+            f"({description.framework}) runs at its fixed input size "
+            f"{description.input_width}x{description.input_height} only, so there is nothing "
+            f"to crop for: set DYNAMIC_CROP = off for it ([Camera {camera.name}] or [Pose]), "
+            f"or use a model that runs at any size (a DeepLabCut 3.0 export). ({error})"
+        ) from None

@@ -1,0 +1,72 @@
+"""Live triangulation in the inference worker: the calibrated cameras' poses to 3D points.
+
+After each batch the calibrated cameras' poses (the first animal's) go to the
+:class:`~deeplabstream.spatial.triangulation.live.LiveTriangulator`, before the experiment
+decides: ``Observation.points3d`` and ``points3d.csv`` read its newest set.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from deeplabstream.experiments.observation import Points3D
+from deeplabstream.live.processes.pose_job import PoseJob
+from deeplabstream.live.processes.pose_models import LoadedModel, model_key
+from deeplabstream.live.processes.pose_pipeline import CameraPipeline, frame_time_s
+from deeplabstream.spatial.triangulation.live import LiveTriangulator
+
+
+def open_triangulator(job: PoseJob, models: dict[str, LoadedModel]) -> LiveTriangulator | None:
+    """Return the live triangulation of ``job`` (None without a calibration).
+
+    The calibrated cameras must share one model (the same keypoints): checked here, before the
+    first frame, as the calibration's cameras are.
+    """
+    spec = job.triangulation
+    if spec is None:
+        return None
+    by_name = {camera.name: camera for camera in job.cameras}
+    missing = [name for name in spec.cameras if name not in by_name]
+    if missing:
+        raise ValueError(f"CAMERAS names {', '.join(missing)}, which pose estimation does not run")
+    keypoints = {
+        models[model_key(job, by_name[name])].description.keypoints for name in spec.cameras
+    }
+    if len(keypoints) != 1:
+        raise ValueError(
+            f"the calibrated cameras {', '.join(spec.cameras)} use models with different "
+            "keypoints; triangulation needs one model for all of them (MODEL_PATH)"
+        )
+    return LiveTriangulator(spec, keypoints.pop(), job.session_dir, job.file_label)
+
+
+def triangulate(
+    triangulator: LiveTriangulator | None,
+    group: list[CameraPipeline],
+    poses: list[np.ndarray],
+    common_clock: bool,
+) -> Points3D | None:
+    """Hand the group's poses (the first animal's) to the triangulator; return its new set."""
+    if triangulator is None:
+        return None
+    for pipeline, pose in zip(group, poses, strict=True):
+        record = pipeline.reader.record
+        assert record is not None
+        time_s = frame_time_s(record, common_clock)
+        triangulator.add(pipeline.camera.name, time_s, record.frame_index, pose)
+    return triangulator.triangulate()
+
+
+def finish_triangulation(
+    triangulator: LiveTriangulator | None, figures: dict[str, dict[str, Any]]
+) -> None:
+    """Close ``points3d.csv``; add the triangulation's figures to each calibrated camera's."""
+    if triangulator is None:
+        return
+    triangulator.close()
+    summary = triangulator.figures()
+    for camera in triangulator.cameras:
+        if camera in figures:
+            figures[camera]["triangulation"] = summary

@@ -1,0 +1,235 @@
+"""What a model format is, the registry of formats, and the checks formats share.
+
+A format is one kind of model on disk (a DeepLabCut 3.0 export, a Lightning Pose export or
+checkpoint, a sleap-nn export, this project's own model folder): one :class:`ModelFormat`
+subclass, defined in its framework's module of :mod:`pose.formats`, that says how to recognise
+its path, load it into a :class:`~pose.model.ModelDescription`, check it cheaply, and describe
+it. :data:`MODEL_FORMATS` is the kind's registry (:class:`~deeplabstream.core.plugins.Registry`):
+the built-in formats by name, in the order a path is tried, then the formats of installed
+packages (entry point group ``deeplabstream.model_formats``). Every format module is cheap to
+import (its framework's heavy libraries are imported when a model of it is loaded).
+
+This module sits below the formats and the runtime alike: the loader (:mod:`pose.loading`) and
+the backends and cropping of :mod:`pose.runtime` ask the registry for a description's format by
+name, without importing the format modules themselves.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from deeplabstream.core.plugins import PluginFailure, Registry, subclass_check
+from deeplabstream.pose.model import ModelDescription, ModelError
+
+Precision = Literal["fp32", "fp16"]
+
+log = logging.getLogger(__name__)
+
+
+class ModelFormat:
+    """One kind of model on disk; subclasses write ``recognises``, ``load`` and ``describes``."""
+
+    #: Short name for messages.
+    name: ClassVar[str]
+    #: Rebuilt from another framework's file and converted to ONNX here: ``precision`` applies,
+    #: the description has a ``source_file``, and :meth:`build_module` rebuilds the network.
+    converted: ClassVar[bool] = False
+
+    def recognises(self, path: Path) -> bool:
+        """Return True when ``path`` (an existing file or folder) is a model of this format."""
+        raise NotImplementedError
+
+    def load(
+        self, path: Path, frame_size: tuple[int, int] | None, precision: Precision
+    ) -> ModelDescription:
+        """Return the description of the model at ``path`` (see :func:`pose.loading.load_model`)."""
+        raise NotImplementedError
+
+    def check(self, path: Path) -> None:
+        """Check cheaply that ``path`` loads; by default by loading it (no conversion here)."""
+        self.load(path, None, "fp32")
+
+    def describes(self, description: ModelDescription) -> bool:
+        """Return True when ``description`` was loaded by this format."""
+        raise NotImplementedError
+
+    def keypoints(self, path: Path) -> tuple[str, ...]:
+        """Return the model's keypoint names without converting or running it.
+
+        By default from :meth:`load` (formats whose description is a small file); formats
+        converted here read the names from their file's config instead.
+        """
+        return self.load(path, None, "fp32").keypoints
+
+    # -- for [Pose] BACKEND = pytorch and dynamic cropping ---------------------------------
+
+    def pytorch_problem(self, path: Path) -> str | None:
+        """Return why the pytorch backend cannot run the model at ``path``; None when it can.
+
+        By default it cannot: the format is an ONNX graph, and the pytorch backend runs
+        TorchScript files and networks rebuilt from their framework's file, never a graph.
+        Formats converted here are rebuilt from their file, so it can.
+        """
+        if self.converted:
+            return None
+        return (
+            f"{path} is a {self.name} model, an ONNX graph only, which [Pose] BACKEND = pytorch "
+            "cannot run: set BACKEND = onnxruntime (or openvino)"
+        )
+
+    def torchscript_file(self, description: ModelDescription) -> Path | None:
+        """Return the TorchScript file the pytorch backend loads for ``description``, if any."""
+        return None
+
+    def input_multiple(self, description: ModelDescription) -> int | None:
+        """Return the network's total down-sampling for dynamic cropping; None: its stride's."""
+        return None
+
+    # -- for deeplabstream-inspect ---------------------------------------------------------
+
+    def framework_text(self, description: ModelDescription) -> str:
+        """Return the framework and its version, in words."""
+        return description.framework
+
+    def network_text(self, description: ModelDescription) -> str:
+        """Return what the network is, in words."""
+        return f"ONNX graph, outputs {', '.join(description.output_names)}"
+
+    def decoding_text(self, description: ModelDescription) -> str:
+        """Return how keypoints are read from the outputs, in words."""
+        return f"{description.decoder} on {description.output_kind}"
+
+    def build_module(self, source: Path) -> Any:
+        """Return the PyTorch module rebuilt from ``source`` (converted formats only)."""
+        raise ModelError(f"{source}: no rebuilt network for format {self.name!r}")
+
+    def comparison(self, description: ModelDescription) -> tuple[Any, dict[str, float]]:
+        """Return the comparison of graph and network, and its limits at the model's precision."""
+        raise ModelError(f"{description.model_file}: not a converted model (nothing to compare)")
+
+
+MODEL_FORMATS: Registry[type[ModelFormat]] = Registry(
+    "model format",
+    "deeplabstream.model_formats",
+    {
+        # The order a path is tried in: an export wins over its folder's checkpoint.
+        "lightning-pose-export": "deeplabstream.pose.formats.lightning:LightningPoseExport",
+        "lightning-pose-checkpoint": (
+            "deeplabstream.pose.formats.lightning_ckpt:LightningPoseCheckpoint"
+        ),
+        "deeplabstream": "deeplabstream.pose.formats.own_model:OwnModel",
+        "deeplabcut-3": "deeplabstream.pose.formats.dlc3:DeepLabCutExport",
+        "sleap-nn": "deeplabstream.pose.formats.sleap:SleapExport",
+    },
+    advice="Install the package that reads that format (its entry point in the group "
+    'deeplabstream.model_formats; docs/architecture.md, "Plugins").',
+    check=subclass_check(ModelFormat),
+)
+"""Every format by name, in the order a path is tried (built-ins first, then installed ones)."""
+
+
+def model_formats() -> tuple[list[ModelFormat], list[PluginFailure]]:
+    """Return one instance of every format that loads, in order, and those that do not.
+
+    A format that fails to import is logged once and left out: it never stops the others
+    from reading their models.
+    """
+    loaded, failures = MODEL_FORMATS.load_all()
+    for failure in failures:
+        if str(failure) not in _WARNED:
+            _WARNED.add(str(failure))
+            log.warning("%s", failure)
+    return [cls() for cls in loaded.values()], failures
+
+
+_WARNED: set[str] = set()
+
+
+def format_of(path: Path) -> ModelFormat | None:
+    """Return the format of the existing ``path``, or None when no format recognises it."""
+    formats, _ = model_formats()
+    return next((f for f in formats if f.recognises(path)), None)
+
+
+def format_of_description(description: ModelDescription) -> ModelFormat | None:
+    """Return the format that loaded ``description``, or None for one built elsewhere."""
+    formats, _ = model_formats()
+    return next((f for f in formats if f.describes(description)), None)
+
+
+def build_torch_module(description: ModelDescription) -> Any:
+    """Return the PyTorch module of a converted model, rebuilt from ``description.source_file``.
+
+    It returns the graph's outputs in the graph's order, in float32, and is in eval mode on
+    the CPU.
+
+    Raises
+    ------
+    ModelError
+        When the description has no source file, or its framework has no rebuilt network.
+    """
+    source = description.source_file
+    if source is None:
+        raise ModelError(f"{description.model_file}: not a converted model (no source file)")
+    model_format = format_of_description(description)
+    if model_format is None or not model_format.converted:
+        raise ModelError(f"{source}: no rebuilt network for framework {description.framework!r}")
+    return model_format.build_module(source)
+
+
+def unusable_formats() -> list[PluginFailure]:
+    """Return the installed formats that cannot be loaded (for a message on an unknown model)."""
+    return model_formats()[1]
+
+
+# --- what the formats share ---------------------------------------------------------------------
+
+
+def source_file(description: ModelDescription) -> Path:
+    """Return the file a converted model came from; ModelError for a model not converted here."""
+    if description.source_file is None:
+        raise ModelError(f"{description.model_file}: not a converted model (no source file)")
+    return Path(description.source_file)
+
+
+def unreadable(path: Path, advice: tuple[str, str], reason: str) -> ModelError:
+    """Return the error for a model file that cannot be read: what it is not, why, what to do."""
+    what, to_do = advice
+    return ModelError(f"{path}: {what} ({reason}). {to_do}")
+
+
+def check_torch_file(path: Path, advice: tuple[str, str]) -> None:
+    """Raise a ModelError unless ``path`` looks like a file of ``torch.save`` (torch not needed)."""
+    try:
+        if path.stat().st_size == 0:
+            raise unreadable(path, advice, "the file is empty")
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                if any(name.rsplit("/", 1)[-1] == "data.pkl" for name in archive.namelist()):
+                    return
+        else:
+            with path.open("rb") as file:
+                if file.read(1) == b"\x80":  # torch's legacy format starts with a pickle
+                    return
+    except (OSError, zipfile.BadZipFile) as error:
+        raise unreadable(path, advice, f"cannot be read: {error}") from error
+    raise unreadable(path, advice, "not a file written by torch.save")
+
+
+def unreadable_reason(error: BaseException) -> str:
+    """Return why ``torch.load(..., weights_only=True)`` refused a file, without PyTorch's advice.
+
+    PyTorch's message suggests loading with ``weights_only=False``, which runs any code the
+    file holds: never passed on. Its first line is kept only when it gives no such advice.
+    """
+    if isinstance(error, pickle.UnpicklingError):
+        return "it holds objects other than weights and settings, or is not a PyTorch file"
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    first = lines[0] if lines else ""
+    if not first or "weights_only" in first:
+        return f"PyTorch could not read it: {type(error).__name__}"
+    return f"PyTorch could not read it: {type(error).__name__}: {first}"

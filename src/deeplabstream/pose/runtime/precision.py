@@ -1,0 +1,167 @@
+"""``[Pose] PRECISION``: which graph of a model runs (fp32, fp16 or int8), and what int8 costs.
+
+- ``fp32``: the model's own graph (or the graph converted from its framework's file).
+- ``fp16``: a half-precision graph converted from a DeepLabCut export or Lightning Pose
+  checkpoint (:mod:`pose.formats.conversion`); other models are refused.
+- ``int8``: a graph quantized by ONNX Runtime's static quantization from the fp32 graph and
+  calibrated on frames of the user's own video, made beforehand by
+  ``python -m deeplabstream.pose.quantize MODEL VIDEO`` (:mod:`pose.quantize`). It is kept
+  beside the fp32 graph (or in the user cache where that folder is read-only), as
+  ``<graph stem>.int8.onnx`` with a record ``<...>.int8.onnx.json`` that holds the sha256 of the
+  fp32 graph it came from and its accuracy cost measured against fp32 on frames not used for
+  calibration. It is used only when ``PRECISION = int8`` asks for it, and only while the fp32
+  graph is still the one it was made from; otherwise the model is refused with what to run.
+
+Only the ``onnxruntime`` backend runs int8 graphs here (the pytorch backend runs the rebuilt
+float network; OpenVINO reads QDQ graphs but is not tested with them): the others are refused
+before the start.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+from deeplabstream.pose.formats.conversion import CACHE_ENV, files_digest, user_cache_folder
+from deeplabstream.pose.model import ModelDescription, ModelError
+
+PrecisionName = Literal["fp32", "fp16", "int8"]
+PRECISIONS: tuple[str, ...] = get_args(PrecisionName)
+
+#: Backends that run each precision (fp32 runs everywhere).
+PRECISION_BACKENDS: dict[str, tuple[str, ...]] = {
+    "fp16": ("onnxruntime", "pytorch", "openvino"),
+    "int8": ("onnxruntime",),
+}
+
+QUANTIZE_COMMAND = "python -m deeplabstream.pose.quantize"
+#: Raised whenever the quantize command's graphs change: older int8 graphs are made again.
+QUANTIZER_VERSION = 3
+INT8_SUFFIX = ".int8.onnx"
+
+
+def backend_problem(precision: str, backend: str) -> str | None:
+    """Return why ``backend`` cannot run ``precision`` (None when it can)."""
+    if precision not in PRECISIONS:
+        return f"precision {precision!r}: use {', '.join(PRECISIONS)}"
+    runs_on = PRECISION_BACKENDS.get(precision)
+    if runs_on is None or backend in runs_on:
+        return None
+    return (
+        f"PRECISION = {precision} runs on the {' or '.join(runs_on)} backend, not {backend}: "
+        f"set [Pose] BACKEND = {runs_on[0]}, or PRECISION = fp32"
+    )
+
+
+def int8_name(graph: Path) -> str:
+    """Return the file name of the int8 graph quantized from the fp32 ``graph``."""
+    return (graph.stem if graph.suffix else graph.name) + INT8_SUFFIX
+
+
+def int8_folders(graph: Path) -> list[Path]:
+    """Where an int8 graph of ``graph`` is looked for, in order (the forced cache alone)."""
+    forced = os.environ.get(CACHE_ENV)
+    if forced:
+        return [Path(forced)]
+    folders = [graph.parent, user_cache_folder()]
+    return folders[:1] if folders[0].resolve() == folders[1].resolve() else folders
+
+
+def record_path(int8_graph: Path) -> Path:
+    """Return the JSON record's path beside an int8 graph."""
+    return int8_graph.with_name(int8_graph.name + ".json")
+
+
+def find_int8(graph: Path) -> Path | None:
+    """Return the int8 graph of the fp32 ``graph`` (with its record), or None."""
+    name = int8_name(graph)
+    for folder in int8_folders(graph):
+        candidate = folder / name
+        if candidate.is_file() and record_path(candidate).is_file():
+            return candidate
+    return None
+
+
+def read_record(int8_graph: Path) -> dict[str, Any]:
+    """Read an int8 graph's record ({} when it cannot be read)."""
+    try:
+        record = json.loads(record_path(int8_graph).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def int8_model(fp32: ModelDescription, model_path: Path) -> ModelDescription:
+    """Return the int8 description of the model whose fp32 description is ``fp32``.
+
+    Parameters
+    ----------
+    fp32
+        The model loaded at fp32 (its ``model_file`` is the fp32 graph).
+    model_path
+        What MODEL_PATH named, for the message.
+
+    Raises
+    ------
+    ModelError
+        When the model was not quantized, or was quantized from another fp32 graph (the model
+        changed since): the message says which command makes it.
+    """
+    make = f"make it with `{QUANTIZE_COMMAND} {model_path} YOUR_VIDEO`, or set PRECISION = fp32"
+    if fp32.input_type != "float" or fp32.precision != "fp32":
+        raise ModelError(f"{model_path}: PRECISION = int8 needs a float32 graph to quantize")
+    found = find_int8(fp32.model_file)
+    if found is None:
+        where = " or ".join(str(f) for f in int8_folders(fp32.model_file))
+        raise ModelError(
+            f"{model_path}: PRECISION = int8 but no quantized model of it was found (looked for "
+            f"{int8_name(fp32.model_file)} in {where}): {make}"
+        )
+    record = read_record(found)
+    if record.get("quantizer_version") != QUANTIZER_VERSION:
+        raise ModelError(
+            f"{model_path}: the quantized model {found} was made by another version of the "
+            f"quantize command: {make}"
+        )
+    if record.get("fp32_graph_sha256") != files_digest([fp32.model_file]):
+        raise ModelError(
+            f"{model_path}: the quantized model {found} was made from another version of the "
+            f"model (its fp32 graph changed since): {make}"
+        )
+    return dataclasses.replace(fp32, model_file=found, precision="int8")
+
+
+def int8_cost(description: ModelDescription) -> dict[str, Any] | None:
+    """Return the measured accuracy cost of an int8 model (None for other precisions).
+
+    The figures of the quantize command: pixel deviation from the fp32 model on frames not
+    used for calibration (median, p99, max, and per keypoint), and what it was calibrated on.
+    """
+    if description.precision != "int8":
+        return None
+    record = read_record(description.model_file)
+    keys = ("deviation_px", "per_keypoint_px", "calibration", "evaluation", "quantization")
+    return {key: record[key] for key in keys if key in record}
+
+
+def cost_lines(cost: dict[str, Any]) -> list[str]:
+    """Return the accuracy cost as lines for a person (the inspect command, logs)."""
+    deviation = cost.get("deviation_px", {})
+    evaluation = cost.get("evaluation", {})
+    calibration = cost.get("calibration", {})
+    lines = [
+        f"deviation from fp32: median {deviation.get('median', float('nan')):.3f} px, "
+        f"p99 {deviation.get('p99', float('nan')):.3f} px, max "
+        f"{deviation.get('max', float('nan')):.3f} px on {evaluation.get('frames', '?')} frames "
+        "not used for calibration",
+        f"calibrated on {calibration.get('frames', '?')} frames of {calibration.get('video', '?')}",
+    ]
+    for name, figures in cost.get("per_keypoint_px", {}).items():
+        lines.append(
+            f"  {name}: median {figures.get('median', float('nan')):.3f} px, "
+            f"p99 {figures.get('p99', float('nan')):.3f} px"
+        )
+    return lines

@@ -1,0 +1,101 @@
+"""A command that needs an optional library which is not installed names the extra, exit 2.
+
+The library is hidden the way Python itself allows (``sys.modules[name] = None`` makes every
+``import name`` raise ``ModuleNotFoundError``), in a real subprocess running the console
+script's entry function.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from deeplabstream.core.optional import EXTRA_OF_MODULE, missing_extra
+from tests.support.paths import shared_data
+
+DLC_MODEL = (
+    "dlc3-openfield-cspnext_s/model/"
+    "DLC_openfield_NetType.CSPNEXT_S_iteration-0_shuffle-2_snapshot-best-60.pt"
+)
+
+
+def _run_with_hidden(
+    module: str, entry: str, argv: list[str], cwd: Path
+) -> subprocess.CompletedProcess:
+    script = (
+        f"import sys; sys.modules[{module!r}] = None; "
+        f"sys.argv = {argv!r}; "
+        f"from {entry.split(':')[0]} import {entry.split(':')[1]} as run; run()"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=cwd
+    )
+
+
+def test_every_extra_named_exists_in_pyproject() -> None:
+    pyproject = (Path(__file__).resolve().parents[3] / "pyproject.toml").read_text()
+    for extra in set(EXTRA_OF_MODULE.values()):
+        assert f"\n{extra} = [" in pyproject, extra
+
+
+def test_only_optional_libraries_are_explained() -> None:
+    assert missing_extra(ModuleNotFoundError("no", name="numpy")) is None
+    message = str(missing_extra(ModuleNotFoundError("no", name="pypylon.pylon")))
+    assert 'pip install "deeplabstream[basler]"' in message and "'pypylon'" in message
+
+
+def test_training_without_torch_names_the_extra_torch_hidden(tmp_path: Path) -> None:
+    result = _run_with_hidden(
+        "torch", "deeplabstream.offline.training.command:run", ["deeplabstream-train"], tmp_path
+    )
+    assert result.returncode == 2, result.stderr
+    assert 'pip install "deeplabstream[torch]"' in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_inspecting_a_deeplabcut_file_without_torch_names_the_extra_torch_hidden(
+    tmp_path: Path,
+) -> None:
+    model = shared_data(DLC_MODEL)
+    result = _run_with_hidden(
+        "torch",
+        "deeplabstream.pose.inspect:run",
+        ["deeplabstream-inspect", str(model)],
+        tmp_path,
+    )
+    assert result.returncode == 2, result.stderr
+    assert 'pip install "deeplabstream[torch]"' in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("library", ["torch"])
+def test_a_session_with_a_deeplabcut_file_without_torch_starts_nothing_torch_hidden(
+    tmp_path: Path, library: str
+) -> None:
+    model = shared_data(DLC_MODEL)
+    settings = tmp_path / "settings.ini"
+    settings.write_text(
+        f"[Camera arena]\nSOURCE = synthetic\n\n[Pose]\nMODEL_PATH = {model}\n"
+    )
+    result = _run_with_hidden(
+        library,
+        "deeplabstream.app.headless:run",
+        [
+            "deeplabstream",
+            "--settings",
+            str(settings),
+            "--pose-enabled",
+            "--frames",
+            "5",
+            "--output-dir",
+            str(tmp_path / "out"),
+        ],
+        tmp_path,
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f'pip install "deeplabstream[{library}]"' in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
