@@ -113,10 +113,30 @@ def load_results(folder: Path = RESULTS_DIR) -> dict[str, dict[str, Any]]:
     return results
 
 
-def render(results: dict[str, dict[str, Any]]) -> str:
-    """The whole page."""
+def previous_sections(page: str) -> dict[str, list[str]]:
+    """The sections of a page this module wrote before, by title (the lines under each)."""
+    sections: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in page.splitlines():
+        if line.startswith("## "):
+            current = sections.setdefault(line[3:].strip(), [])
+        elif current is not None:
+            current.append(line)
+    return sections
+
+
+def render(results: dict[str, dict[str, Any]], previous: str = "") -> str:
+    """The whole page; a benchmark without a results file keeps its section of ``previous``.
+
+    The results folder is not kept in the repository, so a run of some benchmarks (``run_all
+    --only``) on a fresh clone must not erase the figures of the others: their sections, each
+    with the date it ran, are carried over from the page as it was.
+    """
     lines = [INTRO]
+    kept = previous_sections(previous)
     machines = {_machine_line(r["machine"]) for r in results.values()}
+    if any(name not in results and TITLES[name] in kept for name in ORDER):
+        machines |= {m[2:] for m in kept.get("Machine", []) if m.startswith("- ")}
     if machines:
         lines.append("## Machine\n")
         lines += [f"- {machine}" for machine in sorted(machines)]
@@ -124,6 +144,12 @@ def render(results: dict[str, dict[str, Any]]) -> str:
     for name in ORDER:
         data = results.get(name)
         lines.append(f"## {TITLES[name]}\n")
+        if data is None and TITLES[name] in kept:
+            section = kept[TITLES[name]]
+            while section and not section[0].strip():
+                section = section[1:]
+            lines += section
+            continue
         if data is None:
             lines.append(f"Not run yet: `python -m benchmarks.{name}`.\n")
             continue
@@ -272,7 +298,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", type=Path, default=RESULTS_DIR)
     parser.add_argument("--output", type=Path, default=DOCS_PAGE)
     args = parser.parse_args(argv)
-    args.output.write_text(render(load_results(args.results)), encoding="utf-8")
+    previous = args.output.read_text(encoding="utf-8") if args.output.exists() else ""
+    args.output.write_text(render(load_results(args.results), previous), encoding="utf-8")
     print(f"wrote {args.output}")
     return 0
 

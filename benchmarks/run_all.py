@@ -67,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {name:<11} {state:<24} {path if path.exists() else '(no file)'}")
     from benchmarks.report import DOCS_PAGE, load_results, render
 
-    DOCS_PAGE.write_text(render(load_results()), encoding="utf-8")
+    previous = DOCS_PAGE.read_text(encoding="utf-8") if DOCS_PAGE.exists() else ""
+    DOCS_PAGE.write_text(render(load_results(), previous), encoding="utf-8")
     print(f"wrote {DOCS_PAGE}")
     return 0 if all(code == 0 for code in codes.values()) else 1
 

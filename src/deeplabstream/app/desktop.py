@@ -92,9 +92,13 @@ def main(argv: list[str] | None = None) -> int:
     window = MainWindow(args.settings, args.output_dir)
     pilot = Autopilot(window, parts, args.duration, print_status=offscreen)
     signals: list[int] = []  # Ctrl-C: the same as closing; remembered for the exit code
+    during_start_up: list[bool] = []
 
     def close_on(signum: int, frame: object) -> None:
         signals.append(signum)
+        # Judged when the signal arrives: the start it interrupted may still complete (its
+        # camera opened meanwhile) before the window has closed.
+        during_start_up.append(pilot.starting or window.controller.working)
         window.close()
 
     signal.signal(signal.SIGINT, close_on)
@@ -110,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     pilot.report()
     if pilot.errors:
         return EXIT_FAILED
-    if signals and window.controller.start_interrupted:  # stopped while the stream opened
+    if signals and (window.controller.start_interrupted or any(during_start_up[:1])):
         return EXIT_INTERRUPTED + signals[0]
     return EXIT_OK
 

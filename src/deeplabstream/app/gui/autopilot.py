@@ -52,6 +52,11 @@ class Autopilot(QObject):
         if self._print_status:
             self._status_timer.start()
 
+    @property
+    def starting(self) -> bool:
+        """Whether some of the parts to start have not started yet."""
+        return bool(self._pending)
+
     def _close_window(self) -> None:
         """Close the window (its ``close`` returns a bool, which a timer's callback may not)."""
         self.window.close()

@@ -1,1 +1,0 @@
-"""DeepLabStream: closed-loop behavioural experiments in real time."""

@@ -1,1 +1,0 @@
-"""The app: the command line, the desktop window and what they draw."""

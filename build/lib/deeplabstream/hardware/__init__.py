@@ -1,1 +1,0 @@
-"""Hardware plugins: cameras, stimulation devices, and the simulated rig behind them."""

@@ -1,1 +1,0 @@
-"""The simulated arena: a mouse simulator that renders frames and knows the true pose."""

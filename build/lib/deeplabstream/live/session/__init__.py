@@ -1,1 +1,0 @@
-"""One session: cameras, recordings, analysis, watchdogs and ``session.json``."""

@@ -1,1 +1,0 @@
-"""Offline tools: replay of recorded videos, training, the reference generators."""

@@ -1,1 +1,0 @@
-"""Network outputs to keypoints: each framework's decoding rules."""

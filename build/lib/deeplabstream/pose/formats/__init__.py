@@ -1,1 +1,0 @@
-"""Model formats: each framework's files read into one model description."""

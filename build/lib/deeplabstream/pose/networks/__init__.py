@@ -1,1 +1,0 @@
-"""Networks rebuilt here, so models trained elsewhere run without their frameworks."""

@@ -1,1 +1,0 @@
-"""Running a model: backends, pre-processing, the estimator, dynamic cropping."""

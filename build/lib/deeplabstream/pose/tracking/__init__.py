@@ -1,1 +1,0 @@
-"""Identities of several animals across frames: the live tracker and its offline switch counts."""

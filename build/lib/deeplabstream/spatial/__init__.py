@@ -1,1 +1,0 @@
-"""Space: calibrated cameras, their calibration, and live triangulation to 3D."""

@@ -1,1 +1,0 @@
-"""Live 3D: keypoints of synchronised views triangulated with a calibration."""

@@ -1,1 +1,0 @@
-"""Moving frames between processes: shared-memory rings, record pipes and frame readers."""
