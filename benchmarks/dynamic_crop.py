@@ -1,6 +1,8 @@
 """Dynamic cropping on the real open-field video: speed and keypoints against the full frame.
 
     python -m benchmarks.dynamic_crop [--frames N] [--threads T] [--margin PX] [--quick]
+    python -m benchmarks.dynamic_crop --live [--fps F] [--frames N] [--rounds R] [--threads T]
+                                             [--quick]
 
 DeepLabCut 3.0's ``cspnext_s`` export (../shared/data/dlc3-openfield-cspnext_s) on the first N
 frames of its open-field video (../shared/data/dlc-openfield/videos/m3v1mp4.mp4, 640x480), one
@@ -20,6 +22,10 @@ each block started with one untimed frame), so that other load on the machine af
 alike. Keypoints of the cropped frames (where tracking holds) are compared with the full frame's
 of the same run. Figures are printed side by side and saved to
 ``benchmarks/results/dynamic_crop.json``.
+
+``--live``: the app itself streaming the video at ``--fps`` (default 200) with
+``DYNAMIC_CROP = on`` beside ``off``, saved to ``dynamic_crop_live_<F>fps.json``
+(:mod:`benchmarks.dynamic_crop_live`).
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ import numpy as np
 
 from benchmarks.common import now_iso, print_table, save_result, summarize_ms
 from benchmarks.converted_models import CASES, SHARED_DATA
+from benchmarks.dynamic_crop_live import DEFAULT_FPS, DEFAULT_ROUNDS, main_live
 from deeplabstream.core.figures import Figure
 from deeplabstream.core.machine import machine_description, package_version
 from deeplabstream.pose.loading import load_model
@@ -53,6 +60,7 @@ from deeplabstream.pose.runtime.cropping import (
 from deeplabstream.pose.runtime.estimator import PoseEstimator
 
 BLOCK = 10  # frames per turn of a variant
+OFFLINE_FRAMES, OFFLINE_THREADS = 600, 2
 VIDEO = SHARED_DATA / "dlc-openfield/videos/m3v1mp4.mp4"
 MODEL = CASES[0].model  # DeepLabCut 3.0 cspnext_s
 GOAL_VS_EAGER = ">= 5x"
@@ -369,8 +377,18 @@ def figures_of(rows: dict[str, Any], labels: tuple[str, str, str]) -> list[Figur
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--frames", type=int, default=600, help="video frames (from the first)")
-    parser.add_argument("--threads", type=int, default=2, help="CPU threads of every backend")
+    parser.add_argument(
+        "--frames",
+        type=int,
+        help=f"video frames (from the first; default {OFFLINE_FRAMES}; --live: per run, "
+        "default the whole video)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        help=f"CPU threads of every backend (default {OFFLINE_THREADS}; --live: [Pose] THREADS, "
+        "default the app's)",
+    )
     parser.add_argument("--margin", type=int, default=CropSettings().margin, help="crop margin")
     parser.add_argument("--size-step", type=int, default=CropSettings().size_step)
     parser.add_argument("--likelihood", type=float, default=CropSettings().likelihood)
@@ -386,17 +404,34 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="also measure crops that see their own channel statistics (DeepLabCut-Live's way)",
     )
-    parser.add_argument("--quick", action="store_true", help="100 frames")
+    parser.add_argument(
+        "--live",
+        action="store_true",
+        help="the app streaming the video at --fps, DYNAMIC_CROP on vs off",
+    )
+    parser.add_argument(
+        "--fps", type=float, default=DEFAULT_FPS, help="--live: the camera's rate (default 200)"
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=DEFAULT_ROUNDS,
+        help=f"--live: rounds of off and on (default {DEFAULT_ROUNDS})",
+    )
+    parser.add_argument("--quick", action="store_true", help="100 frames (--live: 400 per run)")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.live:
+        return main_live(args, MODEL, VIDEO)
+    args.threads = OFFLINE_THREADS if args.threads is None else args.threads
     for needed in (MODEL, VIDEO):
         if not needed.is_file():
             print(f"the shared data folder is not beside the project: {needed} is absent")
             return 1
-    frames = 100 if args.quick else args.frames
+    frames = 100 if args.quick else (args.frames or OFFLINE_FRAMES)
     settings = CropSettings(
         True, args.margin, args.likelihood, None, args.size_step, refresh=args.refresh
     )

@@ -19,8 +19,9 @@ one frame at a time as the live loop does (batch 1):
   (the baseline, the same instances in the same run); identities against the simulator's, with
   identity switches counted the MOT way (:mod:`pose.tracking.switches`) and scaled to 10 minutes.
   Goal: at most 1 per 10 minutes free walking, marked; unmarked: measured, no goal. Beside
-  them the share of animal-frames under no identity (misses: the keeper leaves an animal in
-  contact unnamed while it is unsure who it is, and the model misses some).
+  them the share of animal-frames under no identity (misses: the keeper leaves an animal
+  unnamed while it is unsure who it is, after a merge, until its looks name it; and the model
+  misses some) and the share under a wrong identity (each animal's first kept).
 * **identity step**: the keeper's cost per frame on the loop (p50, p99; goal <= 1 ms p99) and
   the background learner's CPU time (per fit, and per second of video).
 * **keypoint error**: the median distance of every visible true keypoint to its tracked keypoint,
@@ -191,8 +192,8 @@ def _switches(tracked: np.ndarray, truth: np.ndarray, frames: int) -> dict[str, 
         "per_10_min": round(report.switches * 10 / minutes, 2),
         "animal_frames_matched": report.animal_frames_matched,
         "animal_frames": report.animal_frames,
-        # Misses (MOT): a true animal shown under no identity (an unsure animal in contact is
-        # left unnamed by the keeper rather than guessed), not switches.
+        # Misses (MOT): a true animal shown under no identity (an animal unsure of its
+        # identity is left unnamed by the keeper rather than guessed), not switches.
         "missed_pct": round(100 * (1 - report.matched_fraction), 2),
         "wrong_identity_pct": _wrong_share(tracked, truth),
     }

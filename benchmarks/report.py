@@ -26,6 +26,7 @@ ORDER = (
     "dlc_model",
     "dynamic_crop",
     "end_to_end",
+    "high_rate",
     "closed_loop",
     "latency_test",
     "profile_session",
@@ -50,6 +51,8 @@ TITLES = {
     "and int8 vs DeepLabCut-Live 1.1",
     "dynamic_crop": "Dynamic cropping on the open-field video (DeepLabCut 3.0 cspnext_s)",
     "end_to_end": "End to end: the benchmark mode (`DeepLabStream.py --benchmark-enabled`)",
+    "high_rate": "High camera rates (150-500 fps): the analysed rate against the model-bound "
+    "limit (benchmark mode, simulated arena)",
     "closed_loop": "Closed loop to the stimulus firmware (simavr)",
     "latency_test": "Latency self-test: the board's light-on -> command beside the app's stages "
     "(`--latency-test --simulated-board`)",
@@ -79,6 +82,7 @@ BASELINES = {
     "closed_loop": ("app", "naive loop, recording"),
     "latency_test": ("app's own account", "board (independent)"),
     "end_to_end": ("app", "naive loop, recording"),
+    "high_rate": ("app", "naive loop"),
     "profile_session": ("with priorities", "none"),
     "forward_prediction": ("predicted", "measured"),
     "gpu": ("GPU", "CPU"),
@@ -141,26 +145,121 @@ def render(results: dict[str, dict[str, Any]], previous: str = "") -> str:
         lines.append("## Machine\n")
         lines += [f"- {machine}" for machine in sorted(machines)]
         lines.append("")
+    shown: set[str] = set()
     for name in ORDER:
         data = results.get(name)
+        shown.add(name)
         lines.append(f"## {TITLES[name]}\n")
         if data is None and TITLES[name] in kept:
-            section = kept[TITLES[name]]
-            while section and not section[0].strip():
-                section = section[1:]
-            lines += section
-            continue
-        if data is None:
+            lines += _kept_section(kept[TITLES[name]])
+        elif data is None:
             lines.append(f"Not run yet: `python -m benchmarks.{name}`.\n")
-            continue
-        lines.append(_run_line(data))
-        project, baseline = BASELINES.get(name, ("app", "naive loop"))
-        lines += _figure_table(data, project, baseline)
-        lines += EXTRA_SECTIONS.get(name, lambda _data: [])(data)
-    for name in sorted(set(results) - set(ORDER)):  # benchmarks added later: their figures
+        else:
+            lines += _section(name, data)
+        for variant in _variants(name, results, kept):  # other options, series of runs
+            shown.add(variant)
+            title = variant_title(name, variant)
+            lines.append(f"## {title}\n")
+            data = results.get(variant)
+            if data is None:
+                lines += _kept_section(kept[title])
+            else:
+                lines += [f"{MARKER}{variant} -->", *_section(variant, data)]
+    for name in sorted(set(results) - shown):  # benchmarks added later: their figures
         data = results[name]
         lines += [f"## {name}\n", _run_line(data), *_figure_table(data, "project", "baseline")]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _kept_section(section: list[str]) -> list[str]:
+    while section and not section[0].strip():
+        section = section[1:]
+    return section
+
+
+def _section(name: str, data: dict[str, Any]) -> list[str]:
+    """One benchmark's results (or a series of its runs) below its title."""
+    if "runs" in data:
+        return series_section(data)
+    base = next((b for b in ORDER if name == b or name.startswith(f"{b}_")), name)
+    project, baseline = BASELINES.get(base, ("app", "naive loop"))
+    return [
+        _run_line(data),
+        *_figure_table(data, project, baseline),
+        *EXTRA_SECTIONS.get(name, lambda _data: [])(data),
+    ]
+
+
+def _variants(name: str, results: dict[str, Any], kept: dict[str, list[str]]) -> list[str]:
+    """The results of ``name`` run with other options (``<name>_<option>``) and its series
+    (``series_<name>[_<label>]``), from this run's files or the page before."""
+    found = {
+        variant
+        for variant in results
+        if variant.startswith((f"{name}_", f"series_{name}"))
+        and not any(variant.startswith(f"{other}") for other in ORDER if len(other) > len(name)
+                    and other.startswith(name))
+    }  # fmt: skip
+    prefix = f"{TITLES[name]}: "
+    for title, section in kept.items():
+        if title.startswith(prefix):
+            found |= {line[len(MARKER) : -4] for line in section if line.startswith(MARKER)}
+    return sorted(found, key=lambda v: (v.startswith("series_"), v))
+
+
+#: The first line of a variant's section names its results file, so that a later page keeps it.
+MARKER = "<!-- results: "
+
+
+def variant_title(name: str, variant: str) -> str:
+    """The title of a variant's section: its base's title and what differs."""
+    if variant.startswith("series_"):
+        label = variant[len(f"series_{name}") :].strip("_").replace("_", " ")
+        what = f"series of runs{f' ({label})' if label else ''}"
+    else:
+        what = variant[len(name) + 1 :].replace("_", " ")
+    return f"{TITLES[name]}: {what}"
+
+
+def series_section(data: dict[str, Any]) -> list[str]:
+    """A series: each run's figures (app / baseline) in a column, then the goals per run."""
+    runs = data["runs"]
+    arguments = " ".join(data.get("arguments") or [])
+    label = f" --label {data['label']}" if data.get("label") else ""
+    options = f" -- {arguments}" if arguments else ""
+    loads = ", ".join(str(run["machine"].get("load_average_1m_at_start")) for run in runs)
+    lines = [
+        f"Series started {data.get('started')}: `python -m benchmarks.series "
+        f"{data['series_of']} --runs {len(runs)}{label}{options}`; load average at the start "
+        f"of each run: {loads}.\n"
+    ]
+    names = BASELINES.get(data["series_of"], ("app", "baseline"))
+    header = ["figure", *(f"run {i}" for i in range(1, len(runs) + 1))]
+    rows = [header, ["---"] * len(header)]
+    for figure in runs[0].get("figures", []):
+        key = figure["key"]
+        label = f"{figure['label']} ({figure['unit']})" if figure.get("unit") else figure["label"]
+        cells = []
+        for run in runs:
+            mine, theirs = run["results"].get(key), run["baseline"].get(key)
+            cell = format_number(mine)
+            if theirs is not None:
+                cell += f" / {format_number(theirs)}"
+            cells.append(cell)
+        rows.append([label, *cells])
+    lines += [f"Each cell: {names[0]} / {names[1]} where both were measured.\n"]
+    lines += [_markdown_row(row) for row in rows] + [""]
+    goals = data.get("goals_met") or {}
+    if goals:
+        lines += [
+            _markdown_row(["goal", *header[1:], "met"]),
+            _markdown_row(["---"] * (len(runs) + 2)),
+        ]
+        for text, count in goals.items():
+            marks = ["-" if ok is None else ("yes" if ok else "**no**") for ok in count["each"]]
+            lines.append(_markdown_row([text, *marks, f"{count['met']} of {count['runs']}"]))
+        lines.append("")
+    return lines
 
 
 def _run_line(data: dict[str, Any]) -> str:

@@ -25,6 +25,7 @@ BENCHMARKS = (
     "dlc_model",
     "dynamic_crop",
     "end_to_end",
+    "high_rate",
     "closed_loop",
     "latency_test",
     "profile_session",

@@ -11,6 +11,13 @@ stream, analysis (photographed while the model loads: the progress line, Start R
 usable), recording and the experiment, and photographs each tab from the X server
 (``QScreen.grabWindow``: what the display shows, not a widget's own rendering). The Rig tab is
 also photographed at 1280x720, the size it must stay usable at.
+
+Last, a second window shows the keypoint mapping of docs/gui.md ("Mapping the experiment's
+keypoints onto the model's"): the example experiment, which reads ``nose``, on the lab's own
+DeepLabCut 3.0 model of ``../shared/data/dlc3-openfield-cspnext_s`` (copied into the rig
+folder with its open-field clip), whose keypoints are ``snout, leftear, rightear, tailbase``.
+Without that folder the bundled model stands in, with a copy of the example that reads
+``snout``, a keypoint the bundled model lacks.
 """
 
 from __future__ import annotations
@@ -23,20 +30,19 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-PROJECT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(PROJECT))
+from PyQt5.QtWidgets import QApplication, QComboBox, QListWidget, QScrollArea
 
-from PyQt5.QtWidgets import QApplication, QComboBox, QListWidget  # noqa: E402
+from deeplabstream.app.gui.main_window import MainWindow
+from deeplabstream.app.gui.preferences import STATE_ENV
+from deeplabstream.app.gui.session import Part
+from deeplabstream.core.device_lock import LOCK_ENV
+from deeplabstream.experiments.registry import CONFIG_FOLDER
 
-from deeplabstream.app.gui.main_window import MainWindow  # noqa: E402
-from deeplabstream.app.gui.preferences import STATE_ENV  # noqa: E402
-from deeplabstream.app.gui.session import Part  # noqa: E402
-from deeplabstream.core.device_lock import LOCK_ENV  # noqa: E402
-from deeplabstream.experiments.registry import CONFIG_FOLDER  # noqa: E402
-
+PROJECT = Path(__file__).resolve().parent.parent  # the repository: docs/images is written here
 IMAGES = PROJECT / "docs" / "images"
 RIG = Path.home() / "DeepLabStream-demo"
 TIMEOUT_S = 120.0
+DLC = PROJECT.parent / "shared" / "data" / "dlc3-openfield-cspnext_s"
 
 
 def main() -> int:
@@ -117,8 +123,62 @@ def main() -> int:
     window.close()
     wait_for(lambda: window.closed_down, "the window to close")
     app.processEvents()
+    shoot_keypoint_mapping(make_mapping_rig(RIG))
     print(f"pictures in {IMAGES}; sessions in {RIG / 'sessions'}")
     return 0
+
+
+def shoot_keypoint_mapping(settings: Path) -> None:
+    """Photograph the Rig tab offering to map the experiment's keypoints onto the model's."""
+    window = MainWindow(settings)
+    window.resize(1500, 940)
+    window.show()
+    pump(0.5)
+    rig = window.rig_panel
+    rig.wait_checked()
+    box = rig.keypoint_map
+    wait_for(lambda: box.isVisible() and bool(box.choices), "the keypoint mapping offered")
+    area = rig.findChild(QScrollArea, "rig_settings_area")
+    area.ensureWidgetVisible(box, 0, 0)  # scrolled to it, as a user would
+    pump(0.3)
+    shoot(window, "gui-keypoint-map.png")
+    window.close()
+    wait_for(lambda: window.closed_down, "the window to close")
+    QApplication.processEvents()
+
+
+def make_mapping_rig(folder: Path) -> Path:
+    """Write a settings file whose model lacks a keypoint the experiment reads; return it.
+
+    The lab's DeepLabCut model and its clip where ../shared/data has them (the example reads
+    ``nose``, the model says ``snout``), else the simulated arena and the bundled model with a
+    copy of the example that reads ``snout``.
+    """
+    models = sorted((DLC / "model").glob("*.pt")) if DLC.is_dir() else []
+    clip = DLC / "clip" / "m3v1mp4_first100.mp4"
+    if models and clip.is_file():
+        (folder / "models").mkdir(exist_ok=True)
+        model = folder / "models" / models[0].name
+        video = folder / "videos" / "openfield.mp4"
+        shutil.copyfile(models[0], model)
+        shutil.copyfile(clip, video)
+        camera = f"[Camera openfield]\nSOURCE = video\nPATH = {video}\nLOOP = true\n\n"
+        pose, experiment = f"[Pose]\nMODEL_PATH = {model}\n\n", "ExampleExperiment"
+    else:
+        print(f"{DLC} is absent: the bundled model with an experiment reading 'snout' instead")
+        copy = folder / "experiments" / "snout_experiment.ini"
+        text = (CONFIG_FOLDER / "ExampleExperiment.ini").read_text(encoding="utf-8")
+        copy.write_text(text.replace("KEYPOINT = nose", "KEYPOINT = snout"), encoding="utf-8")
+        camera = "[Camera arena]\nSOURCE = synthetic\nFRAMERATE = 30\nSEED = 4\n\n"
+        pose, experiment = "", str(copy)
+    settings = folder / "openfield.ini"
+    settings.write_text(
+        "; The lab's own model, wired to the example experiment (docs/gui.md)\n"
+        f"{camera}{pose}[Experiment]\nNAME = {experiment}\n\n"
+        "[Device stimulus_box]\nTYPE = log\n\n[Output]\nDIRECTORY = sessions\n",
+        encoding="utf-8",
+    )
+    return settings
 
 
 def make_rig(folder: Path) -> Path:

@@ -3,6 +3,14 @@
 The wheel is built from this checkout and installed into a folder of its own (``--target``, no
 dependencies: the test environment already has them), and its console scripts run from another
 folder, importing the installed copy, not this checkout.
+
+``pip install .[basler,nwb]`` into a fresh virtual environment: pip resolves every dependency
+and both extras offline (``--no-index``) against the distributions the project declares, linked
+from the test environment at their pinned versions and nothing else (tests/support/
+fresh_environment.py), then builds and installs the project; its console scripts then run from
+another folder, an emulated Basler camera streaming and ``session.nwb`` written. What this does
+not show: that an index (PyPI) offers those versions for the platform, or that the lowest
+versions the ranges allow work.
 """
 
 from __future__ import annotations
@@ -16,6 +24,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.files import write_settings
+from tests.support.fresh_environment import make_environment
 from tests.support.paths import PROJECT_ROOT
 
 pytestmark = pytest.mark.slow
@@ -108,3 +118,87 @@ def test_the_installed_commands_answer_help(installed: Path, tmp_path: Path) -> 
         result = _run(installed, tmp_path, command, "--help")
         assert result.returncode == 0, (command, result.stderr[-2000:])
         assert "usage" in result.stdout.lower()
+
+
+# -- pip install .[basler,nwb] into a fresh environment ------------------------------------------
+
+FRESH_EXTRAS = ("basler", "nwb")
+NEEDS_AN_EXTRA = {"deeplabstream-train": "torch"}  # its command line needs it (exit 2 without)
+
+
+@pytest.fixture(scope="module")
+def fresh(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A new virtual environment with ``pip install .[basler,nwb]`` done; returns its bin/."""
+    for module in ("pypylon", "pynwb", "ndx_pose"):  # the extras' libraries, linked from here
+        pytest.importorskip(module)
+    python = make_environment(
+        tmp_path_factory.mktemp("fresh"), PROJECT_ROOT / "pyproject.toml", FRESH_EXTRAS
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-index",
+         "--no-build-isolation", "--disable-pip-version-check", "-q",
+         f"{PROJECT_ROOT}[{','.join(FRESH_EXTRAS)}]"],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    return python.parent
+
+
+def _fresh_env() -> dict[str, str]:
+    """The environment of a command run from the fresh environment: no path of this checkout."""
+    return {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+
+
+def test_the_fresh_environment_imports_its_installed_copy(fresh: Path, tmp_path: Path) -> None:
+    where = subprocess.run(
+        [str(fresh / "python"), "-c", "import deeplabstream; print(deeplabstream.__file__)"],
+        cwd=tmp_path, env=_fresh_env(), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert where.returncode == 0, where.stderr[-2000:]
+    assert Path(where.stdout.strip()).is_relative_to(fresh.parent)  # the venv, not this checkout
+
+
+def test_the_fresh_install_streams_a_basler_camera_and_writes_nwb_from_another_folder(
+    fresh: Path, tmp_path: Path
+) -> None:
+    lab = tmp_path / "lab"
+    lab.mkdir()
+    settings = write_settings(
+        lab,
+        "[Camera top]\nSOURCE = basler\nSERIAL = 0815-0000\nWIDTH = 640\nHEIGHT = 480\n"
+        "[Device stimulus_box]\nTYPE = log\n[Output]\nNWB = on\n",
+    )
+    result = subprocess.run(
+        [str(fresh / "deeplabstream"), "--headless", "--pose-enabled", "--experiment-enabled",
+         "--frames", "30", "--settings", str(settings), "--output-dir", str(tmp_path / "out")],
+        cwd=lab, env={**_fresh_env(), "PYLON_CAMEMU": "1"},
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    (session,) = (tmp_path / "out").iterdir()
+    info = json.loads((session / "session.json").read_text())
+    assert info["status"] == "finished" and info["errors"] == []
+    assert info["cameras"]["top"]["frames_captured"] == 30
+    assert info["cameras"]["top"]["device"]["serial"] == "0815-0000"  # the basler extra
+    assert Path(info["pose"]["model"]["file"]).is_relative_to(fresh.parent)  # package data
+    assert info["experiment"]["name"] == "ExampleExperiment"
+    assert (session / "session.nwb").stat().st_size > 0  # the nwb extra
+
+
+def test_every_console_script_of_the_fresh_install_answers_help(
+    fresh: Path, tmp_path: Path
+) -> None:
+    scripts = sorted(path.name for path in fresh.glob("deeplabstream*"))
+    assert len(scripts) == 10, scripts  # [project.scripts]
+    for script in scripts:
+        result = subprocess.run(
+            [str(fresh / script), "--help"],
+            cwd=tmp_path, env=_fresh_env(), capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        extra = NEEDS_AN_EXTRA.get(script)
+        if extra is None:
+            assert result.returncode == 0, (script, result.stderr[-2000:])
+            assert "usage" in result.stdout.lower(), script
+        else:  # the extra is not installed: named, with the command that installs it
+            assert result.returncode == 2, (script, result.stderr[-2000:])
+            assert f'pip install "deeplabstream[{extra}]"' in result.stderr, script

@@ -1,31 +1,39 @@
 """The window answers within 100 ms at all times, on a real display (Xvfb + Qt's xcb plugin).
 
 ``tests/support/stall_probe.py`` drives the window as a user would with the lab's own
-DeepLabCut 3.0 model (../shared/data/dlc3-openfield-cspnext_s; skipped when absent): Detect,
-Inspect (the model converted on first use), Start Stream on its open-field clip, Start Analysis
-while streaming with Start and Stop Recording clicked during the model's load, and Stop Stream.
-The window's own stall monitor (app/gui/stall_monitor.py, a 15 ms timer) measures each phase.
+DeepLabCut 3.0 model (../shared/data/dlc3-openfield-cspnext_s; skipped when absent) and the
+example experiment: Detect, Inspect (the model converted on first use), Save mapping (the
+example's ``nose`` onto the model's ``snout``), Start Stream on its open-field clip, a region
+drawn on the live view and saved with a pulse, Start Analysis while streaming with Start and
+Stop Recording clicked during the model's load, Stop Stream, and the calibration of a recorded
+board session from the Rig tab. The window's own stall monitor (app/gui/stall_monitor.py, a
+15 ms timer) measures each phase.
 
 How the check stays independent of the machine's load. The raw gap between two ticks is what a
 user feels, but on a loaded machine most of it is time the window's thread waited for a
 processor that other programs had: measured beside other test suites (load average about 20 on
 2 cores), gaps reached 760 ms while the window computed 16 ms of them and waited 709 ms for a
-processor. So the test bounds the figures that do not grow with the load:
+processor; the rest was waits for the X server, which the same load starves (201 ms once,
+while the window computed at most 6 ms). So the test bounds the figures that do not grow with
+the load, each at the issue's 100 ms:
 
-- ``largest_busy_ms`` < 100 ms, the issue's bound: processor time the GUI thread used between
-  two ticks, the window's own work before it could answer a click (Detect's probes, reading or
-  converting a model, had they stayed on the GUI thread). Processor time is what the work costs,
-  whatever else runs.
-- during every stall, the processor time of the process's *other* threads < 100 ms: a
-  background thread computing while the window cannot answer is one holding Python's GIL, as
-  the in-process conversion did (the issue's 1.4-2.2 s freezes of Inspect).
-- ``largest_own_ms`` < 1 s: the gap less the time the thread waited for a processor
-  (``/proc/thread-self/schedstat``): its work plus any blocking call or wait for the GIL. It
-  still holds waits for the X server, which the same load starves (201 ms measured under that
-  load, while the window computed at most 6 ms), hence the generous bound: it catches a freeze
-  of a second or more (the issue's: 1.4-2.6 s) without failing on a busy machine.
+- ``largest_window_ms``: the window's own part of every stall, its work plus its blocking
+  calls. Per tick, the gap less the time the GUI thread waited for a processor, and less the
+  time the parties it may have waited for were themselves working or waiting for a processor
+  (the process's other threads: the GIL; the X server: its replies; read from
+  ``/proc/PID/task/TID/schedstat`` by the probe's ``WaitedFor``). What remains is the thread
+  computing, or sleeping on something nobody was working on: a child process, a pipe, a sleep,
+  a lock (Detect's probes or a model read had they stayed on the GUI thread, or a join of a
+  helper process). A loaded machine stretches the parts taken off, not this one.
+- ``largest_busy_ms``: processor time the GUI thread used between two ticks (part of the above,
+  kept for the record of what the window computed).
+- during every stall, the processor time of the process's *other* threads: a background thread
+  computing while the window cannot answer is one holding Python's GIL, as the in-process
+  conversion did (the issue's 1.4-2.2 s freezes of Inspect); the explanation above would
+  otherwise excuse it.
 
-The raw gaps are printed (``pytest -s``) for the record, not bounded: they measure the machine.
+The raw gaps, and the gap less the processor waits (``largest_own_ms``), are printed
+(``pytest -s``) for the record, not bounded: they measure the machine.
 """
 
 from __future__ import annotations
@@ -48,9 +56,11 @@ from tests.support.paths import PROJECT_ROOT, shared_data
 DLC = "dlc3-openfield-cspnext_s"
 EXPORT = "model/DLC_openfield_NetType.CSPNEXT_S_iteration-0_shuffle-2_snapshot-best-60.pt"
 CLIP = "clip/m3v1mp4_first100.mp4"
-BOUND_MS = 100.0  # the window's own work between two answers (processor time)
-OWN_BOUND_MS = 1000.0  # a stall less the waits for a processor: generous, see above
-PHASES = ("idle", "detect", "inspect", "start_stream", "load_while_streaming", "stop_stream")
+BOUND_MS = 100.0  # the window's own part of a stall: its work and its blocking calls
+PHASES = (
+    "idle", "detect", "inspect", "save_mapping", "start_stream", "save_regions",
+    "load_while_streaming", "stop_stream", "calibrate",
+)  # fmt: skip
 
 
 @pytest.mark.slow
@@ -77,13 +87,16 @@ def test_the_window_answers_within_100_ms_through_detect_inspect_and_a_model_loa
     assert result.returncode == 0, result.stderr[-4000:]
     figures = json.loads(out.read_text())
     assert figures["platform"] == "xcb"
-    assert figures["problems"] == []
+    assert any("keypoint 'nose'" in problem for problem in figures["unmapped"])
+    assert figures["offered"] == {"nose": "snout"}
+    assert figures["problems"] == []  # mapped: nothing stops a start
     for name in PHASES:  # the record: what was measured, phase by phase
         phase = figures["phases"][name]
         print(
             f"{name}: {phase['seconds']} s, largest stall {phase['largest_gap_ms']} ms (less the "
-            f"waits for a processor: {phase['largest_own_ms']} ms), largest GUI-thread work "
-            f"{phase['largest_busy_ms']} ms, {phase['ticks']} ticks"
+            f"waits for a processor: {phase['largest_own_ms']} ms), the window's own part "
+            f"{phase['largest_window_ms']} ms (GUI-thread work {phase['largest_busy_ms']} ms), "
+            f"{phase['ticks']} ticks"
         )
 
     # What each phase did: the probes found nothing here and said where they looked; the model
@@ -97,6 +110,13 @@ def test_the_window_answers_within_100_ms_through_detect_inspect_and_a_model_loa
     assert figures["analysing"], figures["banner"]
     session = Path(figures["session"])
     assert (session / "openfield.mp4").is_file() and (session / "openfield.pose.csv").is_file()
+    region = figures["region"]  # drawn on the clip's tile, reading the mapped keypoint
+    assert region["name"] and region["camera"] == region["expected_camera"] == "openfield"
+    assert region["keypoint"] == "snout"
+    config = Path(region["config"]).read_text(encoding="utf-8")
+    assert f"[Trigger {region['name']}]" in config and "KEYPOINT = nose" not in config
+    assert "calibration failed" not in figures["calibration"]
+    assert "wrote " in figures["calibration"] and "calibration.toml" in figures["calibration"]
 
     for name in PHASES:
         phase = figures["phases"][name]
@@ -105,4 +125,4 @@ def test_the_window_answers_within_100_ms_through_detect_inspect_and_a_model_loa
         for stall in phase["stalls"]:
             assert stall["other_threads_ms"] < BOUND_MS, (name, stall)
         if phase["queue_known"]:  # Linux says how long the thread waited for a processor
-            assert phase["largest_own_ms"] < OWN_BOUND_MS, (name, phase)
+            assert phase["largest_window_ms"] < BOUND_MS, (name, phase)

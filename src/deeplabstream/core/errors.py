@@ -5,8 +5,10 @@ that stopped, a device that is absent, a file that cannot be written) is a
 :class:`DeepLabStreamError`. Its message names the file, section, key or device and what to do,
 so a command prints it as it is, without a traceback, and a catch site names the base or a kind
 instead of a list of unrelated classes. Errors of libraries and of the operating system (an
-``OSError`` from the disk, a codec's own error) are not wrapped: a catch site that must also
-catch them names them beside the kind, with the reason.
+``OSError`` from the disk, a codec's own error) are wrapped where a kind's own reading code
+meets them (:func:`raised_as`: a model's files are read as ``ModelError``, with the library's
+message); elsewhere a catch site that must also catch them names them beside the kind, with the
+reason.
 
 The kinds are the places a lab looks for the cause:
 
@@ -27,7 +29,8 @@ it was before the kinds existed (``SettingsError`` is a ``ValueError``, ``Camera
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import ClassVar
 
 
@@ -89,3 +92,20 @@ class ExperimentError(DeepLabStreamError):
 
 class LabelsError(DeepLabStreamError, ValueError):
     """A labels file that cannot be read or used; the message names the file and what to do."""
+
+
+@contextmanager
+def raised_as(kind: type[DeepLabStreamError], *errors: type[Exception]) -> Iterator[None]:
+    """Raise ``errors`` met inside the block as ``kind``, with the same message.
+
+    For the reading code of a kind: the disk's ``OSError`` or a reader library's
+    ``ValueError`` reaches its callers as, say, a ``ModelError`` they catch by its kind; the
+    original stays the cause. A DeepLabStream error passes unchanged (a ``ModelError`` is a
+    ``ValueError`` too).
+    """
+    try:
+        yield
+    except DeepLabStreamError:
+        raise
+    except errors as error:
+        raise kind(str(error)) from error

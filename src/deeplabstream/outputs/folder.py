@@ -13,6 +13,7 @@ import logging
 import math
 import os
 import re
+import shutil
 import sys
 from datetime import datetime
 from importlib import metadata
@@ -66,6 +67,30 @@ def create_session_folder(output_dir: Path, started: datetime, label: str = "") 
             ) from None
         return folder
     raise FileExistsError(f"{output_dir}: too many sessions named {base}")
+
+
+def start_session_folder(output_dir: Path, started: datetime, label: str = "") -> Path:
+    """Make the session folder (:func:`create_session_folder`) with its space reserve.
+
+    Raises OSError saying how much space is free when the reserve cannot be written (a full
+    disk); the folder, empty then, is removed.
+    """
+    folder = create_session_folder(output_dir, started, label)
+    try:
+        reserve_space(folder)
+    except OSError as error:
+        free = shutil.disk_usage(folder).free
+        (folder / RESERVE_FILE).unlink(missing_ok=True)
+        try:
+            folder.rmdir()  # empty: nothing of this session was written
+        except OSError:
+            pass
+        raise OSError(
+            f"cannot start a session in {output_dir}: {error.strerror or error} "
+            f"({free / 2**20:.1f} MiB free; a session needs at least 1 MiB to start). "
+            "Free some space or choose another [Output] DIRECTORY / --output-dir."
+        ) from None
+    return folder
 
 
 def remove_preview_folder(folder: Path, cameras: list[str]) -> bool:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from deeplabstream.core.errors import raised_as
 from deeplabstream.pose.model import ModelDescription, ModelError
 from deeplabstream.pose.model_format import (
     Precision,
@@ -108,7 +109,9 @@ def load_model(
         )
     if model_format is not None:
         description = model_format.load(path, frame_size, precision)
-        if max_animals is not None and description.multi_animal:
+        # An identity model reports one animal per class, whatever MAX_ANIMALS says.
+        fixed = bool(description.identity_classes)
+        if max_animals is not None and description.multi_animal and not fixed:
             description = dataclasses.replace(description, max_animals=max_animals)
         return description
     if path.is_dir() and (path / "config.yaml").is_file() and (path / "tb_logs").is_dir():
@@ -209,9 +212,10 @@ def check_precision(path: Path | None, precision: PrecisionName, backend: str) -
 def model_animals(path: Path | None, max_animals: int) -> int:
     """Return how many animals the model at ``path`` reports per frame, cheaply (no conversion).
 
-    ``max_animals`` (``[Pose] MAX_ANIMALS``) for a multi-animal model, 1 for the others. The
-    models converted here (DeepLabCut 3.0, Lightning Pose checkpoints) are single-animal and
-    are not loaded. ModelError as :func:`check_model`.
+    ``max_animals`` (``[Pose] MAX_ANIMALS``) for a multi-animal model, its number of classes
+    for an identity model (one animal per class), 1 for the others. The models converted here
+    (DeepLabCut 3.0, Lightning Pose checkpoints) are single-animal and are not loaded.
+    ModelError as :func:`check_model`.
     """
     path = BUNDLED_MODEL if path is None else Path(path).expanduser()
     model_format = format_of(path)
@@ -219,6 +223,8 @@ def model_animals(path: Path | None, max_animals: int) -> int:
         check_model(path)
         return 1
     description = model_format.load(path, None, "fp32")
+    if description.identity_classes:  # one animal per class
+        return len(description.identity_classes)
     return max_animals if description.multi_animal else 1
 
 
@@ -227,21 +233,23 @@ def model_keypoints(path: Path | None) -> tuple[str, ...]:
 
     Nothing is converted or run (:meth:`pose.model_format.ModelFormat.keypoints`), and the
     answer is kept for as long as the model's files keep their size and modification time, so the
-    window can ask at every change. ModelError as :func:`check_model`.
+    window can ask at every change. ModelError as :func:`check_model`, and for files that cannot
+    be read (the disk's OSError, a reader library's ValueError, with their message).
     """
-    path = (BUNDLED_MODEL if path is None else Path(path).expanduser()).resolve()
-    if not path.exists():
-        load_model(path)  # raises its "model not found" message
-    key = (str(path), _stamp(path))
-    if key not in _KEYPOINTS:
-        model_format = format_of(path)
-        if model_format is None:
-            load_model(path)  # raises the message for what is there
-            raise ModelError(f"{path}: not a model this program knows")  # pragma: no cover
-        if len(_KEYPOINTS) >= _KEYPOINT_CACHE_SIZE:
-            _KEYPOINTS.pop(next(iter(_KEYPOINTS)))
-        _KEYPOINTS[key] = model_format.keypoints(path)
-    return _KEYPOINTS[key]
+    with raised_as(ModelError, OSError, ValueError):
+        path = (BUNDLED_MODEL if path is None else Path(path).expanduser()).resolve()
+        if not path.exists():
+            load_model(path)  # raises its "model not found" message
+        key = (str(path), _stamp(path))
+        if key not in _KEYPOINTS:
+            model_format = format_of(path)
+            if model_format is None:
+                load_model(path)  # raises the message for what is there
+                raise ModelError(f"{path}: not a model this program knows")  # pragma: no cover
+            if len(_KEYPOINTS) >= _KEYPOINT_CACHE_SIZE:
+                _KEYPOINTS.pop(next(iter(_KEYPOINTS)))
+            _KEYPOINTS[key] = model_format.keypoints(path)
+        return _KEYPOINTS[key]
 
 
 _KEYPOINTS: dict[tuple[str, tuple[int, ...]], tuple[str, ...]] = {}

@@ -18,7 +18,7 @@ from deeplabstream.core.errors import ModelError
 
 ColorOrder = Literal["rgb", "bgr", "gray"]
 OutputKind = Literal["heatmaps", "heatmaps+locref", "coordinates"]
-DecoderName = Literal["argmax", "lightning-pose", "sleap-bottomup", "paf-bottomup"]
+DecoderName = Literal["argmax", "lightning-pose", "sleap-bottomup", "sleap-classes", "paf-bottomup"]
 ResizeMethod = Literal["bilinear-float", "bicubic-uint8", "area"]
 InputType = Literal["float", "uint8"]
 InputLayout = Literal["nchw", "nhwc"]
@@ -107,6 +107,10 @@ class ModelDescription:
         (height, width) of the frames the model was exported for (sleap-nn's traced size) or
         trained on (Lightning Pose's labelled frames), when its files say; None otherwise.
         Frames of another size run, unvalidated: :func:`frame_size_warning` says so.
+    identity_classes
+        For a model that names the animals itself (a sleap-nn identity model, class maps):
+        its classes, in order. Row i of each frame's result is then always class i, and
+        ``max_animals`` is their number. Empty for the other models.
     """
 
     name: str
@@ -139,6 +143,7 @@ class ModelDescription:
     max_animals: int = 1
     decoding: Any = field(default=None, compare=False)
     trained_size: tuple[int, int] | None = None
+    identity_classes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         """Check what can be checked without loading the network."""
@@ -159,6 +164,11 @@ class ModelDescription:
         self._check_input_format()
         if self.max_animals < 1:
             raise ModelError(f"{self.model_file}: max_animals must be >= 1, not {self.max_animals}")
+        if self.identity_classes and len(self.identity_classes) != self.max_animals:
+            raise ModelError(
+                f"{self.model_file}: an identity model reports one animal per class: "
+                f"{len(self.identity_classes)} classes, max_animals {self.max_animals}"
+            )
         for a, b in self.skeleton:
             if a not in self.keypoints or b not in self.keypoints:
                 raise ModelError(
@@ -186,7 +196,11 @@ class ModelDescription:
     @property
     def multi_animal(self) -> bool:
         """True for a model that can report several animals per frame."""
-        return self.max_animals > 1 or self.decoder in ("sleap-bottomup", "paf-bottomup")
+        return self.max_animals > 1 or self.decoder in (
+            "sleap-bottomup",
+            "sleap-classes",
+            "paf-bottomup",
+        )
 
     @property
     def animals(self) -> int:

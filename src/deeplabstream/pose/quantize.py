@@ -43,6 +43,8 @@ from deeplabstream.core.optional import exit_with
 from deeplabstream.pose.formats.conversion import can_write_in, files_digest
 from deeplabstream.pose.loading import load_model
 from deeplabstream.pose.model import ModelDescription, ModelError
+from deeplabstream.pose.runtime.backends import open_backend
+from deeplabstream.pose.runtime.estimator import PoseEstimator
 from deeplabstream.pose.runtime.precision import (
     QUANTIZER_VERSION,
     cost_lines,
@@ -493,10 +495,6 @@ def _estimate(
     description: ModelDescription, frames: Sequence[np.ndarray], threads: int
 ) -> tuple[np.ndarray, float]:
     """Keypoints (N, A, K, 3) of ``frames`` by ``description`` on ONNX Runtime, and ms p50."""
-    # Imported here: onnxruntime and the backends cost --help a second, which it never needs.
-    from deeplabstream.pose.runtime.backends import open_backend
-    from deeplabstream.pose.runtime.estimator import PoseEstimator
-
     backend = open_backend(description, "onnxruntime", "cpu", threads)
     try:
         estimator = PoseEstimator(description, backend, frames[0].shape)

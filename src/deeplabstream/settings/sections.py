@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import math
 from collections.abc import Sequence
@@ -346,6 +347,14 @@ class PoseSettings:
         minimum=0,
         maximum=64,
     )
+    wait: Literal["auto", "block", "spin"] = setting(
+        "auto",
+        doc="How the inference worker waits for the next frame: `block` sleeps until a frame "
+        "wakes it (the least CPU); `spin` sleeps until shortly before the next frame is due and "
+        "then stays awake for it, so no wake-up delays the frame (0.1-0.5 ms on virtual "
+        "machines; about a tenth of a core at 200 fps); `auto` spins for cameras at 100 fps or "
+        "more. See docs/performance.md.",
+    )
     max_batch: int = setting(
         8,
         doc="Most frames analysed in one batch (the newest frame of each camera of the same "
@@ -467,6 +476,15 @@ def parse_deadline(text: str) -> float | Literal["auto", "off"]:
     return value
 
 
+def deadline_option(text: str) -> float | Literal["auto", "off"]:
+    """``--deadline`` of the commands: :func:`parse_deadline`, with argparse's error."""
+    try:
+        return parse_deadline(text)
+    except ValueError:
+        message = f"{text!r}: give a number of ms > 0, auto or off"
+        raise argparse.ArgumentTypeError(message) from None
+
+
 def parse_percent(text: str) -> float:
     """Parse a percentage from 0 to 100, with or without its ``%`` sign."""
     value = float(text.strip().removesuffix("%").strip())
@@ -501,9 +519,9 @@ class ExperimentSettings:
     )
     deadline_miss_tolerance: float = setting(
         1.0,
-        doc="Share of analysed frames that may miss the deadline. A session with an experiment "
-        "above it (and at least 3 misses) ends with an error naming the stage and the figure "
-        "(exit code 1); without an experiment, a warning (nothing acts on the poses in time).",
+        doc="Share of analysed frames that may miss the deadline. A session above it (and at "
+        "least 3 misses), with an experiment or estimating poses alone, ends with an error "
+        "naming the stage and the figure (exit code 1).",
         parse=parse_percent,
         allowed="a percentage from 0 to 100 (`1` or `1 %`)",
         unit="%",

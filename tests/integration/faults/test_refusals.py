@@ -19,7 +19,12 @@ import numpy as np
 import pytest
 import tomli_w
 
-from deeplabstream.core.pinhole import PinholeCamera, read_calibration, write_calibration
+from deeplabstream.core.pinhole import (
+    PinholeCamera,
+    matrix_to_rodrigues,
+    read_calibration,
+    write_calibration,
+)
 from tests.integration.faults.test_preflight import CAMERA, _assert_refused, _run
 from tests.support.models import bundled_model_with_torchscript
 from tests.support.paths import PROJECT_ROOT, shared_data
@@ -69,14 +74,28 @@ def _folding_lens(cameras: dict) -> list[PinholeCamera]:
     return [_with(cameras["front"], distortions=np.array([0.0, 0.0, 0.0, 0.0, -40.0]))]
 
 
+def _turned_away(cameras: dict) -> list[PinholeCamera]:
+    """``front`` turned round where it stands (180 degrees about its own vertical axis).
+
+    It looks away from the arena, so no point is in front of it and of another camera: a
+    calibration whose views were solved apart, or a camera mounted the other way.
+    """
+    front = cameras["front"]
+    rotation = np.diag([-1.0, 1.0, -1.0]) @ front.rotation_matrix
+    return [
+        _with(front, rotation=matrix_to_rodrigues(rotation), translation=-rotation @ front.center)
+    ]
+
+
 @pytest.mark.parametrize(
     ("change", "words"),
     [
         (_zero_focal_length, ("camera 'left'", "focal lengths fx = 0 px, fy = 0 px")),
         (_at_the_top_cameras_centre, ("cameras 'top' and 'front' are at the same centre",)),
         (_folding_lens, ("'top' and 'front' fail a reprojection round trip",)),
+        (_turned_away, ("camera(s) 'front' share no view with any other calibrated camera",)),
     ],
-    ids=["zero-focal-length", "one-centre", "round-trip"],
+    ids=["zero-focal-length", "one-centre", "round-trip", "no-shared-view"],
 )
 def test_a_calibration_that_cannot_triangulate_is_refused_before_the_start(
     tmp_path: Path, change, words: tuple[str, ...]

@@ -1,9 +1,10 @@
-"""Issue 25: Ctrl-C at any moment of the start-up stops cleanly.
+"""Issue 25: Ctrl-C (or SIGTERM) at any moment of the start-up stops cleanly.
 
 Each test runs a real program in its own process group and sends SIGINT to the whole group, as
-a terminal's Ctrl-C does, at a moment chosen on purpose: the process to catch waits there
-(``core/fault_hooks.py``: ``DEEPLABSTREAM_TEST_HOLD``) until the signal has been sent, so no
-test depends on the machine's speed. Every stop must give exit code 130, no traceback from any
+a terminal's Ctrl-C does (SIGTERM to the main process alone, as ``kill PID`` does), at a moment
+chosen on purpose: the process to catch waits there (``core/fault_hooks.py``:
+``DEEPLABSTREAM_TEST_HOLD``) until the signal has been sent, so no test depends on the
+machine's speed. Every stop must give exit code 130 (143 for SIGTERM), no traceback from any
 process, no child left running, and no session folder whose stop was an error: a folder with
 nothing recorded is removed (as the app removes a preview's), one with a recording is finalised.
 """
@@ -28,15 +29,22 @@ from tests.support.paths import PROJECT_ROOT
 SETTINGS = "[Camera arena]\nSOURCE = synthetic\nFRAMERATE = 30\n[Device stimulus_box]\nTYPE = log\n"
 HOLD_TIMEOUT_S = 120.0  # spawning and importing on a busy machine; never a bound on speed
 EXIT_CTRL_C = 130
+EXIT_SIGTERM = 143
 
 
 def _run_until_held(
-    tmp_path: Path, moment: str, command: list[str], release: bool = True, **env: str
+    tmp_path: Path,
+    moment: str,
+    command: list[str],
+    release: bool = True,
+    sigterm: bool = False,
+    **env: str,
 ) -> tuple[int, str, str, list[psutil.Process]]:
     """Run ``command`` until it holds at ``moment``; Ctrl-C its group; return what it left.
 
     With ``release``, the held process goes on as soon as the signal is sent; without, it stays
-    held (a camera or a model that takes minutes) and the program must end it itself.
+    held (a camera or a model that takes minutes) and the program must end it itself. With
+    ``sigterm``, SIGTERM goes to the main process alone (``kill PID``, a process manager's stop).
     """
     holds = tmp_path / "holds"
     holds.mkdir()
@@ -57,7 +65,10 @@ def _run_until_held(
                 pytest.fail(f"never held at {moment}: exit {process.returncode}\n{out}\n{err}")
             time.sleep(0.02)
         children = psutil.Process(process.pid).children(recursive=True)
-        os.killpg(process.pid, signal.SIGINT)
+        if sigterm:
+            os.kill(process.pid, signal.SIGTERM)
+        else:
+            os.killpg(process.pid, signal.SIGINT)
         if release:
             (holds / RELEASE_FILE).write_text("go\n")
         out, err = process.communicate(timeout=HOLD_TIMEOUT_S)
@@ -83,9 +94,9 @@ def _deeplabstream(tmp_path: Path, *options: str) -> list[str]:
 
 
 def _assert_stopped_cleanly(
-    code: int, out: str, err: str, children: list[psutil.Process]
+    code: int, out: str, err: str, children: list[psutil.Process], expected: int = EXIT_CTRL_C
 ) -> None:
-    assert code == EXIT_CTRL_C, (code, out, err)
+    assert code == expected, (code, out, err)
     assert "Traceback" not in out + err, out + err
     assert "KeyboardInterrupt" not in out + err, out + err
     assert "ended before" not in err, err  # not "its capture process ended before opening"
@@ -127,6 +138,26 @@ def test_ctrl_c_while_the_model_loads_exits_130_and_removes_the_empty_folder(
     _assert_stopped_cleanly(code, out, err, children)
     assert "Stopped: Ctrl-C received during start-up" in out
     assert "Nothing was recorded or analysed: its session folder" in out and "was removed" in out
+    assert _sessions(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    ("moment", "release", "said"),
+    [
+        ("main-before-start", True, "Stopped before the start: SIGTERM received; nothing was"),
+        ("capture-import", True, "Stopped: SIGTERM received during start-up"),
+        ("pose-load", False, "Stopped: SIGTERM received during start-up"),
+    ],
+    ids=["before-anything", "capture-importing", "model-loading"],
+)
+def test_sigterm_during_start_up_exits_143_and_makes_nothing(
+    tmp_path: Path, moment: str, release: bool, said: str
+) -> None:
+    # SIGTERM to the main process alone: it stops every child itself (none gets the signal).
+    command = _deeplabstream(tmp_path, "--pose-enabled")
+    code, out, err, children = _run_until_held(tmp_path, moment, command, release, sigterm=True)
+    _assert_stopped_cleanly(code, out, err, children, expected=EXIT_SIGTERM)
+    assert said in out
     assert _sessions(tmp_path) == []
 
 

@@ -35,3 +35,45 @@ def test_without_a_previous_page_a_missing_benchmark_is_not_run() -> None:
     page = render({})
     assert f"Not run yet: `python -m benchmarks.{PLAIN[0]}`." in page
     assert render({}, previous=page) == page  # a page of nothing stays nothing
+
+
+def _series(name: str, values: list[float], goals: dict[str, list[bool | None]]) -> dict:
+    runs = []
+    for value in values:
+        run = _result(name, value)
+        runs.append(run)
+    return {
+        "benchmark": f"series_{name}",
+        "series_of": name,
+        "label": "200fps",
+        "arguments": ["--fps", "200"],
+        "machine": runs[0]["machine"],
+        "started": "2026-11-24T10:00:00",
+        "runs": runs,
+        "goals_met": {
+            text: {"met": sum(ok is True for ok in each), "runs": len(each), "each": each}
+            for text, each in goals.items()
+        },
+    }
+
+
+def test_a_variant_and_a_series_get_sections_under_their_benchmark_and_are_kept() -> None:
+    variant = _result("latency_test_200fps", 4.25)
+    series = _series("latency_test", [5.5, 6.5], {"board p50 <= 6.0 ms": [True, False]})
+    page = render(
+        {
+            "latency_test": _result("latency_test", 9.0),
+            "latency_test_200fps": variant,
+            "series_latency_test_200fps": series,
+        }
+    )
+    base = page.index(f"## {TITLES['latency_test']}\n")
+    assert page.index(f"## {TITLES['latency_test']}: 200fps\n") > base
+    series_at = page.index(f"## {TITLES['latency_test']}: series of runs (200fps)\n")
+    assert "| run 1 | run 2 |" in page[series_at:]
+    assert "5.500 / 11" in page[series_at:]  # app / baseline of run 1
+    assert "| board p50 <= 6.0 ms | yes | **no** | 1 of 2 |" in page
+    # a later page made from other results keeps both sections, whole
+    again = render({"latency_test": _result("latency_test", 8.0)}, previous=page)
+    assert "4.250" in again and "| board p50 <= 6.0 ms | yes | **no** | 1 of 2 |" in again
+    assert again.count(f"## {TITLES['latency_test']}: 200fps\n") == 1

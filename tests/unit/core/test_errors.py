@@ -19,6 +19,7 @@ from deeplabstream.core.errors import (
     ModelError,
     OutputError,
     SettingsError,
+    raised_as,
 )
 
 SOURCE = Path(errors.__file__).resolve().parents[1]
@@ -79,7 +80,7 @@ def test_each_error_is_of_its_kind(module: str, name: str, kind: type[Exception]
 
 def test_the_two_labels_errors_are_one() -> None:
     behaviour = importlib.import_module("deeplabstream.behaviour.labels")
-    pose = importlib.import_module("deeplabstream.pose.labels")
+    pose = importlib.import_module("deeplabstream.offline.labels")
     assert behaviour.LabelsError is pose.LabelsError is LabelsError
 
 
@@ -105,3 +106,17 @@ def test_settings_errors_list_their_problems_and_an_edit_says_its_own_sentence()
     assert str(edit_error("no [Trigger x] section in the config")) == (
         "no [Trigger x] section in the config"
     )
+
+
+def test_raised_as_gives_a_kind_with_the_same_message_and_the_cause() -> None:
+    with pytest.raises(ModelError) as raised, raised_as(ModelError, OSError, ValueError):
+        raise FileNotFoundError(2, "No such file or directory", "model.json")
+    assert str(raised.value) == "[Errno 2] No such file or directory: 'model.json'"
+    assert isinstance(raised.value.__cause__, FileNotFoundError)
+
+
+def test_raised_as_lets_project_errors_and_other_errors_through() -> None:
+    with pytest.raises(SettingsError), raised_as(ModelError, ValueError):
+        raise SettingsError("[Pose] MODEL_PATH: empty")  # a ValueError, and a kind of its own
+    with pytest.raises(KeyError), raised_as(ModelError, ValueError):
+        raise KeyError("not named")

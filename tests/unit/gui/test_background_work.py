@@ -12,6 +12,7 @@ Analysis, which is what is paused); the tests skip when it is absent.
 from __future__ import annotations
 
 import os
+import re
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +30,7 @@ from deeplabstream.app.gui.session import Part
 from deeplabstream.core.device_lock import LOCK_ENV
 from deeplabstream.pose.formats.conversion import CACHE_ENV
 from tests.support.files import write_settings
+from tests.support.held_job import STAGE, held_job
 from tests.support.paths import shared_data
 
 START_TIMEOUT_MS = 120_000
@@ -104,6 +106,37 @@ def streaming(qtbot, dlc_rig: Path, tmp_path: Path) -> Iterator[MainWindow]:
     window.close()
     qtbot.waitUntil(lambda: window.closed_down, timeout=START_TIMEOUT_MS)
     window.deleteLater()
+
+
+# -- the progress line ---------------------------------------------------------------------------
+
+PROGRESS_LINE = re.compile(r"^(?P<what>[^:]+): (?P<stage>.+) \((?P<seconds>\d+) s\)$")
+
+
+def test_the_progress_line_says_the_stage_and_its_whole_seconds(qtbot, tmp_path: Path) -> None:
+    """Issue 28: slow work shows "what: stage (N s)", the seconds counting while it runs.
+
+    The job (a real helper process) stays in its stage until the test releases it, so the
+    line is watched for as long as the test needs, on any machine.
+    """
+    release = tmp_path / "release"
+    job = ProcessJob("Check", held_job, (str(release),))
+    shown: list[str] = []
+    job.progress.connect(shown.append)
+    job.start()
+    try:
+        qtbot.waitUntil(lambda: f"Check: {STAGE} (2 s)" in shown, timeout=60_000)
+    finally:
+        release.write_text("go\n")
+    with qtbot.waitSignal(job.finished, timeout=60_000) as ended:
+        pass
+    assert ended.args[0].value == "released" and ended.args[0].error == ""
+    lines = [PROGRESS_LINE.match(text) for text in shown]
+    assert all(lines), shown
+    assert shown[0] == "Check: starting its helper process (0 s)"
+    held = [int(line["seconds"]) for line in lines if line and line["stage"] == STAGE]
+    assert held[-1] >= 2 and held == sorted(set(held)), shown  # whole seconds, counting up
+    assert {line["what"] for line in lines if line} == {"Check"}
 
 
 # -- Detect --------------------------------------------------------------------------------------

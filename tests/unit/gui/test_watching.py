@@ -22,9 +22,9 @@ from deeplabstream.live.processes.messages import (
     EventView,
     ExperimentStatus,
     PoseReady,
+    PoseRecord,
     TriggerView,
 )
-from deeplabstream.live.processes.pose_records import PoseRecord
 from deeplabstream.live.session.analysis import Analysis
 from deeplabstream.live.session.runner import CameraFigures
 

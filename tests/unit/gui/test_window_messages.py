@@ -17,6 +17,7 @@ from PyQt5.QtWidgets import (
     QApplication,
     QCheckBox,
     QLabel,
+    QLineEdit,
     QMessageBox,
     QPushButton,
     QScrollArea,
@@ -29,7 +30,7 @@ from deeplabstream.app.gui.main_window import MainWindow
 from deeplabstream.app.gui.messages import AREA_HEIGHT_PX, SKIPPING_ADVICE
 from deeplabstream.app.gui.plots import SessionPlots
 from deeplabstream.app.gui.preferences import STATE_ENV
-from deeplabstream.app.gui.rig_panel import PROBLEM_COLOUR, RigPanel
+from deeplabstream.app.gui.rig_panel import MIN_AREA_PX, PROBLEM_COLOUR, RigPanel
 from deeplabstream.app.gui.session import Part, with_second_rig_hint
 from deeplabstream.core.device_lock import LOCK_ENV
 from deeplabstream.live.session.runner import CameraFigures
@@ -274,6 +275,35 @@ def test_the_rig_tab_is_usable_at_1280x720_and_its_areas_resize(qtbot, window: M
     assert splitter.sizes()[1] > total // 2
     body = window.findChild(QSplitter, "body_splitter")  # the figures give height too
     assert body.indexOf(window.status_panel) == 1
+
+
+USABLE_ROWS = 5  # rows of fields the settings area shows at least, at the smallest size
+
+
+def test_the_rig_tabs_settings_stay_usable_at_the_windows_smallest_size(
+    qtbot, window: MainWindow
+) -> None:
+    """Issue 28 #8: the Rig tab's settings area was 40 px tall at the window's smallest size."""
+    window.resize(1, 1)  # as small as the window lets itself be made
+    qtbot.waitUntil(lambda: window.size() == window.minimumSize())
+    smallest = window.size()
+    assert smallest.width() <= 1280 and smallest.height() <= 720, smallest
+    window.tabs.setCurrentWidget(window.rig_panel)
+    rig = window.rig_panel
+    settings_area = rig.findChild(QScrollArea, "rig_settings_area")
+    summary = rig.findChild(QWidget, "rig_summary_box")
+    row = QLineEdit().sizeHint().height()  # one field, in this display's font
+    assert settings_area.viewport().height() >= USABLE_ROWS * row, (
+        settings_area.viewport().height(), row
+    )
+    assert summary.height() >= MIN_AREA_PX
+    # Dragged as far as it goes either way, neither area is squeezed below its floor.
+    splitter = rig.findChild(QSplitter, "rig_splitter")
+    splitter.moveSplitter(0, 1)
+    assert settings_area.height() >= MIN_AREA_PX
+    splitter.moveSplitter(sum(splitter.sizes()), 1)
+    assert summary.height() >= MIN_AREA_PX
+    assert settings_area.viewport().height() >= USABLE_ROWS * row
 
 
 def test_keep_these_values_needs_a_stream(qtbot, window: MainWindow) -> None:

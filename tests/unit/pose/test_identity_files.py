@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from deeplabstream.live.processes.pose_records import (
+from deeplabstream.live.processes.messages import (
     PoseReader,
     PoseRecord,
     encode_pose,

@@ -43,6 +43,18 @@ def test_a_missing_model_is_the_model_checks_message(tmp_path: Path) -> None:
         model_keypoints(tmp_path / "nothing")
 
 
+def test_a_model_folder_the_disk_cannot_read_is_a_model_error_with_the_disks_message(
+    tmp_path: Path,
+) -> None:
+    model = tmp_path / "arena"
+    shutil.copytree(BUNDLED_MODEL, model)
+    (model / "gone.onnx").symlink_to(tmp_path / "nowhere")  # its stat fails: FileNotFoundError
+    with pytest.raises(ModelError) as raised:
+        model_keypoints(model)
+    assert isinstance(raised.value.__cause__, FileNotFoundError)
+    assert str(raised.value) == str(raised.value.__cause__)  # the message the user saw before
+
+
 def test_a_deeplabcut_export_is_read_without_converting_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

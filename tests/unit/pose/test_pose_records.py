@@ -7,7 +7,7 @@ import multiprocessing
 import numpy as np
 import pytest
 
-from deeplabstream.live.processes.pose_records import (
+from deeplabstream.live.processes.messages import (
     PoseReader,
     PoseRecord,
     encode_pose,

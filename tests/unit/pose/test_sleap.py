@@ -221,9 +221,8 @@ UNSUPPORTED: list[tuple[dict[str, Any], dict[str, Any], str]] = [
     ),
     ({"model_type": "centroid"}, {}, "centroid stage"),
     ({"model_type": "single_instance"}, {}, "single-instance model"),
-    ({"model_type": "multi_class_bottomup"}, {}, "identity (multi-class)"),
+    ({"model_type": "multi_class_topdown"}, {}, "top-down identity (multi-class)"),
     ({"model_type": None}, {"bottomup": None, "multi_class_topdown": {"x": 1}}, "identity"),
-    ({"n_classes": 2, "class_names": ["a", "b"]}, {}, "identity (multi-class)"),
 ]
 
 
@@ -237,13 +236,27 @@ def test_unsupported_model_types_are_named(
     assert expected in str(error.value)
 
 
-def test_an_identity_model_is_refused_with_what_to_do_instead(tmp_path: Path) -> None:
-    folder = _copy_export(tmp_path, {"model_type": "multi_class_bottomup"}, {})
+def test_a_top_down_identity_model_is_refused_with_what_to_do_instead(tmp_path: Path) -> None:
+    folder = _copy_export(tmp_path, {"model_type": "multi_class_topdown"}, {})
     with pytest.raises(ModelError) as error:
         load_model(folder)
     message = str(error.value)
-    assert "class maps" in message and "without identities" in message
+    assert "class maps" in message and "multi_class_bottomup" in message
     assert "docs/sleap-models.md" in message
+
+
+def test_metadata_that_contradicts_the_graph_is_refused(tmp_path: Path) -> None:
+    # Identity classes on a bottom-up model, and a bottom-up graph called an identity model
+    # (identity exports are tested with a real one in test_sleap_identity.py).
+    folder = _copy_export(tmp_path, {"n_classes": 2, "class_names": ["a", "b"]})
+    with pytest.raises(ModelError, match="names 2 identity classes"):
+        load_model(folder)
+    (tmp_path / "id").mkdir()
+    folder = _copy_export(
+        tmp_path / "id", {"model_type": "multi_class_bottomup", "class_names": ["a", "b"]}
+    )
+    with pytest.raises(ModelError, match=r"identity export outputs peaks, .*class_probs"):
+        load_model(folder)
 
 
 def test_missing_metadata_or_outputs_are_reported(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from deeplabstream.live.processes.pose_records import PoseReader
+from deeplabstream.live.processes.messages import PoseReader
 from deeplabstream.live.processes.pose_sinks import (
     AnalysedFrame,
     PoseFileSink,

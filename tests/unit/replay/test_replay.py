@@ -11,7 +11,10 @@ import pandas as pd
 import pytest
 
 from deeplabstream.hardware.simulator.arena import ArenaParams, SimulatedArena
+from deeplabstream.offline.replay.command import build_parser, options_from
+from deeplabstream.offline.replay.session import replay_settings
 from deeplabstream.offline.replay.videos import camera_name_for, find_videos
+from deeplabstream.settings import load_settings
 from tests.support.files import read_video, write_settings
 from tests.support.paths import shared_data
 from tests.support.processes import only_session, run_cli
@@ -37,7 +40,14 @@ def arena_video(path: Path, frames: int, fps: int = 30, seed: int = 3) -> Path:
 
 
 def analyse(*args: str, timeout: float = 300) -> tuple[int, str]:
-    """Run VideoAnalyzer; its exit code and everything it printed."""
+    """Run VideoAnalyzer; its exit code and everything it printed.
+
+    A ``--realtime`` replay is judged against the loop's deadline like a live camera; these
+    tests are not about timing, so unless one sets ``--deadline`` (or its settings do) it is
+    off, and a loaded machine cannot fail them.
+    """
+    if "--realtime" in args and "--deadline" not in args and "--settings" not in args:
+        args = (*args, "--deadline", "off")
     result = run_cli(*args, timeout=timeout, script=ANALYZER)
     return result.returncode, result.stdout + result.stderr
 
@@ -214,3 +224,14 @@ def test_videos_are_found_and_named_as_the_settings_allow(tmp_path: Path) -> Non
     assert [v.name for v in videos] == ["a.MKV", "b.mp4"] and len(problems) == 1
     assert camera_name_for(Path("mouse 3 (day 2).mp4")) == "mouse_3_day_2"
     assert camera_name_for(Path("...mp4")) == "video"
+
+
+def test_the_deadline_option_overrides_the_settings_of_every_replayed_video(tmp_path: Path) -> None:
+    text = "[Camera arena]\nSOURCE = synthetic\n[Experiment]\nDEADLINE_MS = 40\n"
+    settings = load_settings(write_settings(tmp_path, text))
+    video = tmp_path / "clip.mkv"
+    for option, expected in (("off", "off"), ("12.5", 12.5), ("auto", "auto")):
+        options = options_from(build_parser().parse_args([str(video), "--deadline", option]))
+        assert replay_settings(settings, video, options).experiment.deadline_ms == expected
+    options = options_from(build_parser().parse_args([str(video)]))
+    assert replay_settings(settings, video, options).experiment.deadline_ms == 40.0

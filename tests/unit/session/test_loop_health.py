@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from deeplabstream.live.processes.pose_records import PoseRecord
+from deeplabstream.live.processes.messages import PoseRecord
 from deeplabstream.live.session.analysis import LiveDeadline
 from deeplabstream.live.session.health import SessionHealth
 from deeplabstream.live.session.summary import summary_lines
@@ -111,11 +111,20 @@ def test_a_closed_loop_above_the_tolerance_is_an_error_naming_the_stage_and_its_
     assert health.verdict == "error"
 
 
-def test_pose_estimation_alone_late_is_a_warning_and_a_few_misses_are_nothing():
+def test_pose_estimation_alone_above_the_tolerance_is_an_error_naming_the_stage_and_its_figure():
     health = SessionHealth(ExperimentSettings(), live=True)
     (news,) = health.judge([analysis(300, 30, "inference")], [])
-    assert news.level == logging.WARNING and "in inference" in news.text
-    assert health.verdict == "warning"
+    assert news.level == logging.ERROR
+    assert news.text.startswith(
+        "camera 'arena': 30 of 300 analysed frames (10.0 %) missed the 66.7 ms deadline "
+        "(tolerance 1 %), 30 of them in inference; frame -> end of the loop p50 520.0 / "
+        "p99 640.0 / max 650.0 ms"
+    )
+    assert "warning" not in news.text
+    assert health.verdict == "error" and health.problems == [news.text]
+
+
+def test_a_few_misses_the_deadline_off_and_a_replay_are_nothing():
     assert (
         SessionHealth(ExperimentSettings(), live=True).judge([analysis(100, 2, "wait")], [UPDATE])
         == []

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from deeplabstream.hardware.simulator.arena import KEYPOINT_NAMES, ArenaParams, SimulatedArena
+from deeplabstream.offline.labels import LabelsError, hdf5_available, read_dlc_labels
 from deeplabstream.offline.training.data import (
     flip_permutation,
     frame_to_input,
@@ -24,7 +25,6 @@ from deeplabstream.offline.training.data import (
 )
 from deeplabstream.offline.training.metrics import decode_outputs
 from deeplabstream.pose.formats.own_model import load_own_model, read_model_json, torchscript_file
-from deeplabstream.pose.labels import LabelsError, hdf5_available, read_dlc_labels
 from deeplabstream.pose.model import ModelError
 from tests.support.paths import PACKAGE_ROOT, PROJECT_ROOT, shared_data
 

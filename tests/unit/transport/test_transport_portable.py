@@ -136,10 +136,11 @@ def test_a_stalled_reader_makes_the_writer_drop_and_count_never_block(
     writer.start()
     write_end.close()
     report_send.close()
+    # A send that waited for the reader would wait for ever: the reader never reads here. (Not
+    # a bound on how long a send takes: on a loaded machine one may be descheduled for longer.)
     assert report_end.poll(60), "the writer blocked on a reader that does not read"
     report = report_end.recv()
     assert report["refused"] > 0 and report["accepted"] + report["refused"] == 50_000
-    assert report["slowest_s"] < 0.1  # a send never waits for the reader
     assert report["ended"] is False  # no room for the end record either: refused after 0.3 s
     reader = ChannelReader(read_end, 0)
     seqs: list[int] = []

@@ -1,8 +1,8 @@
 """The window's slow work, run in a helper process: cameras, models, calibration.
 
 Detect cameras, describe or prepare a model, calibrate. No Qt here: :class:`app.gui.jobs.ProcessJob`
-starts :func:`child_main` in a ``spawn`` process, which imports only this module and what the
-job needs.
+starts :func:`child_main` in a ``spawn`` process, which imports this module and what its jobs use
+(no camera driver, no PyTorch: those load only when a job reaches them).
 
 Why a process and not a thread: converting a DeepLabCut model (PyTorch tracing, ONNX export)
 and importing PyTorch or a camera driver hold Python's GIL for up to seconds at a time, which
@@ -25,6 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from deeplabstream.core.errors import CalibrationError, DeepLabStreamError
+from deeplabstream.hardware.cameras.detect import detect_with_notes
+from deeplabstream.pose.inspect import facts
+from deeplabstream.pose.loading import BUNDLED_MODEL, load_model
+from deeplabstream.pose.model_format import format_of
+from deeplabstream.spatial.calibration.calibrate import CalibrationOptions, calibrate
 
 Say = Callable[[str], None]
 
@@ -43,20 +48,12 @@ class ModelFacts:
 
 def detect_cameras_job(say: Say) -> Any:
     """Return the cameras found (:class:`hardware.cameras.detect.Detection`) and why not others."""
-    # Imported in the job: its helper process loads only what the job needs (see above).
-    from deeplabstream.hardware.cameras.detect import detect_with_notes
-
     say("looking for Basler, RealSense and OpenCV cameras")
     return detect_with_notes(say)
 
 
 def describe_model_job(say: Say, path: str, precision: str) -> ModelFacts:
     """Load the model at ``path`` (converting it on first use) and describe it."""
-    # Imported in the job: its helper process loads only what the job needs (see above).
-    from deeplabstream.pose.inspect import facts
-    from deeplabstream.pose.loading import BUNDLED_MODEL, load_model
-    from deeplabstream.pose.model_format import format_of
-
     model = Path(path).expanduser() if path else None
     model_format = format_of(model or BUNDLED_MODEL) if (model or BUNDLED_MODEL).exists() else None
     if model_format is not None and model_format.converted:
@@ -73,9 +70,6 @@ def describe_model_job(say: Say, path: str, precision: str) -> ModelFacts:
 
 def prepare_models_job(say: Say, paths: list[str], precision: str) -> None:
     """Convert every model of ``paths`` that needs it, so the pose worker finds it cached."""
-    # Imported in the job: its helper process loads only what the job needs (see above).
-    from deeplabstream.pose.loading import load_model
-
     for path in paths:
         say(
             f"converting {Path(path).name} to ONNX (first use only: later starts reuse it; "
@@ -86,9 +80,6 @@ def prepare_models_job(say: Say, paths: list[str], precision: str) -> None:
 
 def calibrate_job(say: Say, folder: str) -> tuple[str, str]:
     """Calibrate from a recorded board session; return (calibration.toml or "", what to show)."""
-    # Imported in the job: its helper process loads only what the job needs (see above).
-    from deeplabstream.spatial.calibration.calibrate import CalibrationOptions, calibrate
-
     say(f"calibrating from {folder}")
     try:
         run = calibrate([Path(folder)], CalibrationOptions(), say)

@@ -171,7 +171,7 @@ def rig_keypoints(settings: Settings) -> RigKeypoints:
     for camera, path in models_by_camera(settings).items():
         try:
             by_camera[camera] = model_keypoints(path)
-        except (ModelError, OSError, ValueError):  # the disk's, a reader library's refusal too
+        except ModelError:  # unreadable files too (model_keypoints raises them as one)
             continue
     name = settings.experiment.name
     devices = tuple(settings.devices)

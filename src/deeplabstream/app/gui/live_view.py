@@ -36,8 +36,7 @@ from deeplabstream.app.display.overlay import (
 )
 from deeplabstream.app.gui.overlays import OverlayOptions
 from deeplabstream.app.gui.preview import to_qimage
-from deeplabstream.live.processes.messages import ExperimentStatus
-from deeplabstream.live.processes.pose_records import PoseRecord
+from deeplabstream.live.processes.messages import ExperimentStatus, PoseRecord
 from deeplabstream.live.session.analysis import Analysis
 from deeplabstream.live.session.live import LiveSession
 from deeplabstream.transport.readers import NewestFrameReader

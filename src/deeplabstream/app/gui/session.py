@@ -51,6 +51,7 @@ from deeplabstream.live.selftest.latency_run import (
     write_experiment,
 )
 from deeplabstream.live.session.analysis import PoseError
+from deeplabstream.live.session.analysis_plan import events_file_name
 from deeplabstream.live.session.device_locks import lock_session_devices
 from deeplabstream.live.session.live import LiveSession, SessionEvent
 from deeplabstream.live.session.preflight import check_before_start
@@ -104,11 +105,6 @@ def converted_models(settings: Settings) -> list[str]:
         if model_format is not None and model_format.converted:
             found.append(path)
     return found
-
-
-def events_file_name(run: int) -> str:
-    """Name the events file of a session's ``run``-th experiment (``live.session.live``'s rule)."""
-    return "events.csv" if run == 1 else f"events.run{run}.csv"
 
 
 @dataclass

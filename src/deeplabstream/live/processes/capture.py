@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
+from deeplabstream.core.collector import settle_after_start_up
 from deeplabstream.core.fault_hooks import hold_here
 from deeplabstream.core.frames import FrameGeometry
 from deeplabstream.core.lifetime import die_with_parent, leave_sigint_to_parent
@@ -72,7 +73,6 @@ LOCKSTEP_STALL_S = 60.0  # no model takes a minute per frame: the reader is stuc
 _LOCKSTEP_PAUSES_S = (0.0001, 0.002)  # first and longest sleep while waiting for the reader
 #: How often the loop looks for control requests: a person turning a knob cannot tell 50 ms.
 CONTROL_POLL_S = 0.05
-
 
 
 @dataclass(frozen=True)
@@ -177,6 +177,7 @@ def _announce_and_stream(
         camera.start_session(order.session_dir)
         if companions:  # recorded from the first frame when the camera itself is
             companions.start(order.session_dir, bool(ring.header["subscribed"][Channel.RECORD]))
+        settle_after_start_up()  # no full garbage collection between two frames later
         reason, message, frames = _stream(job, camera, ring, writers, companions)
         _finish_side_outputs(camera)
         ring.header["state"] = (
@@ -390,4 +391,3 @@ def _count_frame(header: Any, seq: int, frame_index: int, last_index: int, stamp
     header["last_frame_index"] = frame_index
     if not math.isnan(stamp.camera_timestamp):
         header["last_camera_ts"] = stamp.camera_timestamp
-

@@ -34,10 +34,11 @@ import logging
 import signal
 from collections import defaultdict
 from dataclasses import dataclass
-from multiprocessing.connection import wait
 from typing import Any
 
 from deeplabstream.core.clock import host_now_ns
+from deeplabstream.core.collector import settle_after_start_up
+from deeplabstream.core.errors import CalibrationError, DeepLabStreamError
 from deeplabstream.core.fault_hooks import hold_here
 from deeplabstream.core.lifetime import die_with_parent, leave_sigint_to_parent
 from deeplabstream.core.logs import add_log_file, configure_process_logging
@@ -47,6 +48,7 @@ from deeplabstream.live.processes.dispatch import (
     ExperimentSlot,
     ExperimentStartError,
 )
+from deeplabstream.live.processes.frame_wait import FrameWaiter, Waitable
 from deeplabstream.live.processes.messages import (
     ExperimentStopped,
     PoseFailed,
@@ -76,7 +78,6 @@ from deeplabstream.live.processes.pose_points3d import (
 )
 from deeplabstream.live.processes.pose_sinks import open_lsl
 from deeplabstream.outputs.folder import SESSION_LOG
-from deeplabstream.pose.model import ModelError
 from deeplabstream.spatial.triangulation.live import LiveTriangulator
 
 log = logging.getLogger(__name__)
@@ -92,7 +93,7 @@ def pose_main(job: PoseJob) -> None:
     try:
         hold_here("pose-load")  # a fault test's chosen moment (core/fault_hooks.py)
         models = load_models(job)
-    except (ModelError, OSError, RuntimeError, ValueError) as load_error:
+    except DeepLabStreamError as load_error:  # pose_models: every refusal is a ModelError
         job.control.send(PoseFailed(str(load_error)))
         return
     except Exception as load_error:  # a bug or an unexpected library error: say what it was
@@ -110,21 +111,25 @@ def pose_main(job: PoseJob) -> None:
         return
     try:
         triangulator = open_triangulator(job, models)
-    except (OSError, ValueError) as calibration_error:  # CalibrationError is a ValueError
+    except CalibrationError as calibration_error:
         slot.finish()
         outlets.close()
         job.control.send(PoseFailed(f"[Triangulation]: {calibration_error}"))
         return
     pipelines = subscribe(job, models, outlets)
+    settle_after_start_up()  # the model and the modules frozen: no full collection mid-frame
     job.control.send(ready_message(pipelines))
     error: str | None = None
+    waiter = FrameWaiter(job.settings.wait)
     try:
-        _analyse(job, pipelines, slot, triangulator)
+        _analyse(job, pipelines, slot, waiter, triangulator)
     except Exception as failure:  # the stream must hear why analysis stopped
         log.exception("pose estimation failed")
         error = f"pose estimation stopped: {failure!r}"
     finally:
         figures = finish(job, pipelines)
+        for camera_figures in figures.values():  # one worker waits for every camera
+            camera_figures["worker_wait"] = waiter.figures()
         finish_triangulation(triangulator, figures)
         run_error = slot.run.error if slot.run is not None else None
         slot.finish()
@@ -161,6 +166,7 @@ def _analyse(
     job: PoseJob,
     pipelines: list[CameraPipeline],
     slot: ExperimentSlot,
+    waiter: FrameWaiter,
     triangulator: LiveTriangulator | None = None,
 ) -> None:
     """Run the worker's loop: wait, poll, group, estimate, hand to the sinks, until told to stop."""
@@ -168,15 +174,18 @@ def _analyse(
     common_clock = len(pipelines) > 1
     seq = 0
     while active:
-        # wait() takes any object with fileno(); typeshed names only connections and sockets.
-        waitables: list[Any] = [*(p.reader for p in active), job.control]
+        waitables: list[Waitable] = [*(p.reader for p in active), job.control]
         worker_free_ns = host_now_ns()  # a frame that arrived before now waited for the worker
-        wait(waitables, timeout=1.0)
+        waiter.wait(waitables, [p.arrivals for p in active], timeout_s=1.0)
         # On a stop, one last turn: frames announced before it are analysed (the newest of each
         # camera) or counted as skipped, never left uncounted.
         stopping = not _handle_control(job, slot)
         picked_ns = host_now_ns()
         ready = [p for p in active if p.reader.poll()]
+        for pipeline in ready:
+            record = pipeline.reader.record
+            assert record is not None
+            pipeline.arrivals.arrived(record.seq, record.host_timestamp_ns)
         for pipeline in active:  # before this turn's pose: the frames passed over came first
             pipeline.write_not_analysed()
         active = [p for p in active if p.reader.ended is None]

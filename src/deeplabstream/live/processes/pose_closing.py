@@ -83,9 +83,15 @@ def _finish_camera(job: PoseJob, pipeline: CameraPipeline) -> dict[str, Any]:
 def _identity_figures(
     pipeline: CameraPipeline, looks: dict[str, Any] | None
 ) -> dict[str, Any] | None:
-    """Return what the tracker counted and the keeper did (multi-animal); None for one animal."""
+    """Return what the tracker counted and the keeper did (multi-animal); None for one animal.
+
+    For an identity model (no tracker: its classes are the identities), the classes and how
+    often each was found (:mod:`live.processes.class_identities`).
+    """
     if pipeline.tracker is None:
-        return None
+        if looks is None or looks.get("source") != "model classes":
+            return None
+        return {"max_animals": pipeline.model.description.max_animals, "model": looks}
     figures = {
         "max_animals": pipeline.model.description.max_animals,
         **dataclasses.asdict(pipeline.tracker.counts),

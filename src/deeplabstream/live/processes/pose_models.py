@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from deeplabstream.core.errors import raised_as
 from deeplabstream.core.priority import inference_thread_count
 from deeplabstream.live.processes.pose_job import PoseJob, WorkerCamera
 from deeplabstream.pose.loading import load_model
@@ -106,7 +107,20 @@ def model_key(job: PoseJob, camera: WorkerCamera) -> str:
 
 
 def load_models(job: PoseJob) -> dict[str, LoadedModel]:
-    """Every model the cameras use, each loaded once and warmed up on each frame shape."""
+    """Every model the cameras use, each loaded once and warmed up on each frame shape.
+
+    Raises
+    ------
+    ModelError
+        For every refusal of the model's files, the backend or the warm-up: the disk's OSError,
+        a library's RuntimeError or ValueError are raised as one, with their own message.
+    """
+    # The worker tells the user why the model cannot run, whoever refused it (pose_main).
+    with raised_as(ModelError, OSError, RuntimeError, ValueError):
+        return _load_models(job)
+
+
+def _load_models(job: PoseJob) -> dict[str, LoadedModel]:
     settings = job.settings
     # Auto: leave one core to the capture and recording processes, use at most 4.
     pinned = job.priority.cpus if job.priority is not None else None

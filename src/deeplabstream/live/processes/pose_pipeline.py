@@ -1,7 +1,8 @@
 """One camera's pose pipeline in the inference worker: read, crop, estimate, track.
 
 A :class:`CameraPipeline` holds what the worker keeps per camera: its reader of the ring's
-newest frame, its model, its dynamic crop, its identity tracker (and appearance identities),
+newest frame, its model, its dynamic crop, its identity tracker (and appearance identities;
+or, for a model that names the animals itself, its classes: live.processes.class_identities),
 its deadline account and its sinks (live.processes.pose_sinks). The worker's loop
 (live.processes.inference) groups the cameras' frames into batches and calls
 :func:`estimate_group` on each.
@@ -18,7 +19,9 @@ import numpy as np
 from deeplabstream.core.deadline import DeadlineAccount
 from deeplabstream.core.stats import DurationHistogram
 from deeplabstream.experiments.observation import Observation
+from deeplabstream.live.processes.class_identities import ClassIdentities
 from deeplabstream.live.processes.depth import FrameDepth, depth_reader
+from deeplabstream.live.processes.frame_wait import ArrivalClock
 from deeplabstream.live.processes.identities import CameraIdentities
 from deeplabstream.live.processes.messages import CameraModel, PoseReady
 from deeplabstream.live.processes.pose_job import PoseJob, WorkerCamera
@@ -68,9 +71,11 @@ class CameraPipeline:
     first_ready_ns: int = 0
     last_ready_ns: int = 0
     tracker: IdentityTracker | None = None  # a multi-animal model's identities across frames
-    # Its identities by motion and looks, their background learner and confidence file.
-    identities: CameraIdentities | None = None
+    # Its identities by motion and looks, their background learner and confidence file; or
+    # an identity model's classes and their confidence file (no tracker then).
+    identities: CameraIdentities | ClassIdentities | None = None
     deadline: DeadlineAccount = field(default_factory=lambda: DeadlineAccount(None))
+    arrivals: ArrivalClock = field(default_factory=ArrivalClock)  # when its next frame is due
 
     def analysed_region(self) -> Crop:
         """Return the crop of the frame read now: the cropper's, or the whole frame."""
@@ -114,7 +119,7 @@ def subscribe(
         )
         stem = job.stem(camera)
         tracker = _tracker(job, description)
-        identities = _identities(job, tracker, stem)
+        identities = _identities(job, tracker, stem) or _class_identities(job, description, stem)
         files = PoseFileSink(job.session_dir, stem, description, identities)
         sinks: list[PoseSink] = [
             files,
@@ -142,8 +147,11 @@ def subscribe(
 
 
 def _tracker(job: PoseJob, description: ModelDescription) -> IdentityTracker | None:
-    """Return the identity tracker of a multi-animal model's camera; None for a single animal."""
-    if not description.multi_animal:
+    """Return the identity tracker of a multi-animal model's camera.
+
+    None for a single animal, and for an identity model (its classes are the identities).
+    """
+    if not description.multi_animal or description.identity_classes:
         return None
     return IdentityTracker(
         description.max_animals,
@@ -166,6 +174,19 @@ def _identities(
         individual_names(tracker.max_animals),
         job.settings.likelihood_threshold,
         learn=job.settings.appearance_identity == "on",  # issue 30: the learner can be off
+    )
+
+
+def _class_identities(
+    job: PoseJob, description: ModelDescription, stem: str
+) -> ClassIdentities | None:
+    """Return an identity model's camera's class identities (None for other models)."""
+    if not description.identity_classes:
+        return None
+    return ClassIdentities(
+        job.session_dir / f"{stem}{IDENTITY_SUFFIX}",
+        individual_names(description.max_animals),
+        description.identity_classes,
     )
 
 
@@ -262,8 +283,13 @@ def estimate_group(
     )
     for pipeline, found_animals in zip(group, found, strict=True):
         region(pipeline).to_frame(found_animals)  # crop pixels to frame pixels (in place)
+    # An identity model's (N, A) identity confidences (None for other models).
+    confidence = getattr(estimator, "last_identity_confidence", None)
     # Identities first: every output (files, pipe, experiment) sees animal i as identity i.
-    animals = [_identified(p, a, common_clock) for p, a in zip(group, found, strict=True)]
+    animals = [
+        _identified(p, a, common_clock, None if confidence is None else confidence[i])
+        for i, (p, a) in enumerate(zip(group, found, strict=True))
+    ]
     for pipeline, found_animals in zip(group, animals, strict=True):
         _follow(pipeline, found_animals[0])  # the first animal: what single-animal code reads
     return animals
@@ -282,8 +308,18 @@ def _follow(pipeline: CameraPipeline, pose: np.ndarray) -> None:
         pipeline.cropper.update(pose)
 
 
-def _identified(pipeline: CameraPipeline, animals: np.ndarray, common_clock: bool) -> np.ndarray:
-    """Return a frame's animals (A, K, 3) in identity order (tracked), or as found."""
+def _identified(
+    pipeline: CameraPipeline,
+    animals: np.ndarray,
+    common_clock: bool,
+    confidence: np.ndarray | None = None,
+) -> np.ndarray:
+    """Return a frame's animals (A, K, 3) in identity order, or as found.
+
+    Identity order is the tracker's, or an identity model's classes (with its ``confidence``).
+    """
+    if isinstance(pipeline.identities, ClassIdentities):  # the model named them itself
+        return pipeline.identities.update(animals, confidence)
     if pipeline.tracker is None:
         return animals
     record = pipeline.reader.record
@@ -324,7 +360,7 @@ def observation(
         camera=pipeline.camera.name,
         frame_index=record.frame_index,
         keypoints=animals[0],
-        animals=animals if pipeline.tracker is not None else None,
+        animals=animals if pipeline.model.description.multi_animal else None,
         names=estimator.description.keypoints,
         frame=pipeline.reader.frame,  # for image features (motion energy); they copy what they keep
         host_time_s=record.host_timestamp_ns / 1e9,

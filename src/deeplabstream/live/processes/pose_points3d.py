@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from deeplabstream.core.errors import CalibrationError, raised_as
 from deeplabstream.experiments.observation import Points3D
 from deeplabstream.live.processes.pose_job import PoseJob
 from deeplabstream.live.processes.pose_models import LoadedModel, model_key
@@ -30,16 +31,19 @@ def open_triangulator(job: PoseJob, models: dict[str, LoadedModel]) -> LiveTrian
     by_name = {camera.name: camera for camera in job.cameras}
     missing = [name for name in spec.cameras if name not in by_name]
     if missing:
-        raise ValueError(f"CAMERAS names {', '.join(missing)}, which pose estimation does not run")
+        raise CalibrationError(
+            f"CAMERAS names {', '.join(missing)}, which pose estimation does not run"
+        )
     keypoints = {
         models[model_key(job, by_name[name])].description.keypoints for name in spec.cameras
     }
     if len(keypoints) != 1:
-        raise ValueError(
+        raise CalibrationError(
             f"the calibrated cameras {', '.join(spec.cameras)} use models with different "
             "keypoints; triangulation needs one model for all of them (MODEL_PATH)"
         )
-    return LiveTriangulator(spec, keypoints.pop(), job.session_dir, job.file_label)
+    with raised_as(CalibrationError, OSError, ValueError):  # the calibration file, read now
+        return LiveTriangulator(spec, keypoints.pop(), job.session_dir, job.file_label)
 
 
 def triangulate(

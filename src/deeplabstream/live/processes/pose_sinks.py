@@ -8,7 +8,7 @@ output is one class here and one line where the worker builds a camera's sinks
 
 - :class:`PoseFileSink`: ``<camera>.pose.csv``, ``.pose_times.csv``, ``.pose_timing.csv`` and
   a multi-animal camera's ``.identity.csv`` (outputs/pose_files.py);
-- :class:`PosePipeSink`: the POSE pipe to the main process (live.processes.pose_records);
+- :class:`PosePipeSink`: the POSE pipe to the main process (its records: live.processes.messages);
 - :class:`LslPoseSink`: the camera's LSL pose stream (``[Output] LSL = on``, outputs/lsl.py).
 
 Live triangulation is not a sink: the experiment's decision reads its 3D points, so it runs
@@ -25,9 +25,10 @@ from typing import Any, Protocol
 import numpy as np
 
 from deeplabstream.core.deadline import stage_name
+from deeplabstream.live.processes.class_identities import ClassIdentities
 from deeplabstream.live.processes.identities import CameraIdentities
+from deeplabstream.live.processes.messages import PoseRecord, encode_pose
 from deeplabstream.live.processes.pose_job import PoseJob
-from deeplabstream.live.processes.pose_records import PoseRecord, encode_pose
 from deeplabstream.outputs.lsl import LslOutlets, PoseOutlet
 from deeplabstream.outputs.pose_files import (
     POSE_CSV_SUFFIX,
@@ -99,7 +100,7 @@ class PoseFileSink:
         session_dir: Path,
         stem: str,
         description: ModelDescription,
-        identities: CameraIdentities | None,
+        identities: CameraIdentities | ClassIdentities | None,
     ) -> None:
         self.csv = PoseCsvWriter(
             session_dir / f"{stem}{POSE_CSV_SUFFIX}",
@@ -173,7 +174,7 @@ class PosePipeSink:
         camera_id: int,
         record_rows: int,
         record_animals: int,
-        identities: CameraIdentities | None,
+        identities: CameraIdentities | ClassIdentities | None,
     ) -> None:
         self._writer = writer
         self._camera_id = camera_id

@@ -25,6 +25,7 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
+from deeplabstream.core.collector import settle_after_start_up
 from deeplabstream.core.control import join_or_terminate, receive_within
 from deeplabstream.core.lifetime import (
     children_leave_sigint_to_parent,
@@ -42,7 +43,6 @@ from deeplabstream.transport.channel import ChannelReader, EndOfStream, FrameRec
 from deeplabstream.transport.ring import Channel, FrameRing, RingSpec
 
 log = logging.getLogger(__name__)
-
 
 
 @dataclass(frozen=True)
@@ -139,6 +139,7 @@ def recorder_main(job: RecorderJob) -> None:
         ring.set_subscribed(Channel.RECORD, True)
         recording = _Recording(job, ring)
         recording.first_seq = first_seq
+        settle_after_start_up()  # the encoder never stops mid-session for a full collection
         job.control.send(RecorderReady(first_seq, recording.video_name, recording.table_name))
         _record(job, reader, recording, first_seq)
     except OSError as failure:  # disk full, folder removed, ...

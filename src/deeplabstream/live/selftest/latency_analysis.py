@@ -15,6 +15,15 @@ the board's times (docs/latency-test.md has the formula)::
 - **transfer**: the answer line's bytes at the line speed (10 bits a byte).
 
 The agreement of a flash is app - board; ``agreement_ms`` gives percentiles of its size.
+
+Frame -> command splits further, from the answering frame's row of ``<camera>.pose_timing.csv``,
+into the model (pre-processing + network + decoding) and the pipeline around it
+(``pipeline_ms``: frame -> command less the model), itself split into ``delivery`` (exposure
+end -> the frame in the capture process), ``wait`` (the worker busy with an earlier frame),
+``transport`` (announcement, wake-up, pick-up), ``handover`` (copy out of the ring, batching,
+identities: pick-up -> pose ready less the model), ``experiment`` (pose ready -> decision) and
+``output`` (decision -> command written). The physical limit of the loop is sampling wait +
+model + transfer: ``pipeline_ms`` is what the app adds to it.
 """
 
 from __future__ import annotations
@@ -33,6 +42,7 @@ from deeplabstream.core.errors import DeepLabStreamError
 from deeplabstream.core.stats import percentiles
 from deeplabstream.hardware.cameras.clock import ClockFit
 from deeplabstream.hardware.stimulation.latency import FlashReport, read_board_reports, run_file
+from deeplabstream.outputs.pose_files import POSE_TIMING_SUFFIX
 
 LATENCY_FILE = "latency_test.json"
 #: A lit fraction above this in the frame before the answering one: the flash began there.
@@ -81,6 +91,31 @@ class FlashAccount:
     agreement_ms: float  # app - board
     lit_fraction: float  # of the first lit frame's exposure
     seen_one_frame_late: bool  # the flash began in the frame before the answering one
+    # The answering frame's model time and the pipeline's parts (ms; nan without its timing row)
+    model_ms: float = math.nan
+    pipeline_ms: float = math.nan  # frame -> command less the model
+    delivery_ms: float = math.nan
+    wait_ms: float = math.nan
+    transport_ms: float = math.nan
+    handover_ms: float = math.nan
+    experiment_ms: float = math.nan
+    output_ms: float = math.nan
+
+
+#: The parts of the pipeline around the model, in the order a frame passes them.
+PIPELINE_PARTS = ("delivery", "wait", "transport", "handover", "experiment", "output")
+
+
+@dataclass(frozen=True)
+class FrameTiming:
+    """One analysed frame's stage times on the host clock (s), from ``pose_timing.csv``."""
+
+    arrived_s: float
+    worker_free_s: float
+    picked_s: float
+    model_ms: float
+    ready_s: float
+    decided_s: float
 
 
 def analyse_session(
@@ -102,12 +137,13 @@ def analyse_session(
     answers = [row for row in events if row["kind"] == "action"]
     camera_name = answers[0]["camera"] if answers else _first_camera(info)
     timing = camera_timing(session_dir, info, camera_name, events)
+    frames = read_frame_timings(session_dir / f"{camera_name}{POSE_TIMING_SUFFIX}")
     accounts = []
     unmatched = 0
     for report in reports:
         if report.command_us is None:
             continue
-        account = _account(report, answers, events, timing, baudrate)
+        account = _account(report, answers, events, timing, baudrate, frames)
         if account is None:
             unmatched += 1
         else:
@@ -140,6 +176,13 @@ def summarise(
             "sampling_wait": percentiles_4([a.sampling_wait_ms for a in accounts]),
             "frame_to_command": percentiles_4([a.frame_to_command_ms for a in accounts]),
             "transfer": percentiles_4([a.transfer_ms for a in accounts]),
+            "model": _finite_percentiles([a.model_ms for a in accounts]),
+            "pipeline": _finite_percentiles([a.pipeline_ms for a in accounts]),
+        },
+        # What the app adds to the model, part by part (docs/latency-test.md).
+        "pipeline_parts_ms": {
+            part: _finite_percentiles([getattr(a, f"{part}_ms") for a in accounts])
+            for part in PIPELINE_PARTS
         },
         "seen_one_frame_late": sum(a.seen_one_frame_late for a in accounts),
         "camera": {
@@ -215,6 +258,7 @@ def _account(
     events: list[dict[str, str]],
     timing: CameraTiming,
     baudrate: int,
+    frames: dict[int, FrameTiming] | None = None,
 ) -> FlashAccount | None:
     """Return the app's account of one answered flash; None when its answer is not in events.csv."""
     if report.answer_written_ns is None or report.board_ms is None:
@@ -254,6 +298,7 @@ def _account(
     sampling_ms = (end_s - onset_s) * 1e3
     frame_to_command_ms = (written_s - end_s) * 1e3
     app_ms = sampling_ms + frame_to_command_ms + transfer_s * 1e3
+    parts = _pipeline_parts((frames or {}).get(frame_index), end_s, written_s)
     return FlashAccount(
         flash=report.flash,
         frame_index=frame_index,
@@ -265,7 +310,59 @@ def _account(
         agreement_ms=round(app_ms - report.board_ms, 4),
         lit_fraction=round(fraction, 4),
         seen_one_frame_late=late,
+        **parts,
     )
+
+
+def _pipeline_parts(
+    frame: FrameTiming | None, exposure_end_s: float, written_s: float
+) -> dict[str, float]:
+    """Split frame -> command into the model and the pipeline's parts (ms, 4 decimals)."""
+    if frame is None:
+        return {}
+    free_s = min(frame.worker_free_s, frame.picked_s)
+    wait_s = max(0.0, free_s - frame.arrived_s)
+    decided_s = frame.decided_s if math.isfinite(frame.decided_s) else frame.ready_s
+    parts_s = {
+        "delivery": frame.arrived_s - exposure_end_s,
+        "wait": wait_s,
+        "transport": frame.picked_s - frame.arrived_s - wait_s,
+        "handover": frame.ready_s - frame.picked_s - frame.model_ms / 1e3,
+        "experiment": decided_s - frame.ready_s,
+        "output": written_s - decided_s,
+    }
+    figures = {f"{part}_ms": round(value * 1e3, 4) for part, value in parts_s.items()}
+    figures["model_ms"] = round(frame.model_ms, 4)
+    figures["pipeline_ms"] = round((written_s - exposure_end_s) * 1e3 - frame.model_ms, 4)
+    return figures
+
+
+def read_frame_timings(path: Path) -> dict[int, FrameTiming]:
+    """Frame index -> its stage times, from a ``pose_timing.csv`` (empty when there is none)."""
+    if not path.exists():
+        return {}
+    timings = {}
+    with path.open(newline="", encoding="utf-8") as file:
+        for row in csv.DictReader(file):
+            try:
+                timings[int(row["frame_index"])] = FrameTiming(
+                    arrived_s=float(row["host_timestamp"]),
+                    worker_free_s=float(row["worker_free"] or row["picked_up"]),
+                    picked_s=float(row["picked_up"]),
+                    model_ms=sum(
+                        float(row[k]) for k in ("preprocess_ms", "inference_ms", "decode_ms")
+                    ),
+                    ready_s=float(row["pose_ready"]),
+                    decided_s=float(row["decided"]) if row.get("decided") else math.nan,
+                )
+            except (KeyError, ValueError):  # a row cut by a kill: the others still count
+                continue
+    return timings
+
+
+def _finite_percentiles(values: list[float]) -> dict[str, float] | None:
+    """:func:`percentiles_4` of the values that are known (not nan)."""
+    return percentiles_4([value for value in values if math.isfinite(value)])
 
 
 def _light_levels(
@@ -318,8 +415,6 @@ def _first_camera(info: dict[str, Any]) -> str:
     if not cameras:
         raise LatencyAnalysisError("session.json names no camera")
     return cameras[0]
-
-
 
 
 def percentiles_4(values: list[float]) -> dict[str, float] | None:

@@ -175,7 +175,6 @@ def note_simulated_board(session_dir: Path, board: SimulatedBoard) -> None:
     (session_dir / "board_scheduling.txt").write_text(board.scheduling + "\n", encoding="utf-8")
 
 
-
 def append_event_rows(events_path: Path, figures: dict[str, Any]) -> None:
     """One ``latency`` row per answered flash at the end of ``events.csv``."""
     if not events_path.exists():
@@ -214,6 +213,9 @@ def summary_lines(figures: dict[str, Any]) -> list[str]:
         ("  frame -> command written", figures["stages_ms"]["frame_to_command"]),
         ("  serial transfer", figures["stages_ms"]["transfer"]),
         ("|app - board|", figures["agreement_ms"]),
+        ("frame -> command: the model", figures["stages_ms"].get("model")),
+        ("  the pipeline around it", figures["stages_ms"].get("pipeline")),
+        *((f"    {part}", stats) for part, stats in figures.get("pipeline_parts_ms", {}).items()),
     ]
     for label, stats in rows:
         if stats:

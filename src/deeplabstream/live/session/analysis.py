@@ -42,14 +42,15 @@ from deeplabstream.live.processes.messages import (
     ExperimentStopped,
     PoseFailed,
     PoseFinished,
+    PoseReader,
     PoseReady,
+    PoseRecord,
     StartExperiment,
     StatusWanted,
     StopAnalysis,
     StopExperiment,
 )
 from deeplabstream.live.processes.pose_job import PoseJob, WorkerCamera
-from deeplabstream.live.processes.pose_records import PoseReader, PoseRecord
 from deeplabstream.outputs.pose_recovery import finish_events, how_it_ended, rebuild_camera_figures
 from deeplabstream.settings.sections import PoseSettings
 from deeplabstream.spatial.triangulation.live import TriangulationSpec
@@ -472,6 +473,16 @@ class Analysis:
         if any(model != self.ready.model for model in models.values()):
             summary["camera_models"] = models  # cameras with their own MODEL_PATH
         return summary
+
+    def file_errors(self) -> list[str]:
+        """Return the files the worker (and its experiments) could not write, one line each."""
+        errors = []
+        for name, figures in (self.summary() or {}).get("cameras", {}).items():
+            errors += [f"camera {name!r}: {error}" for error in figures.get("file_errors") or []]
+        for experiment in self.experiment_summaries:
+            written = (experiment or {}).get("file_errors") or []
+            errors += [f"experiment: {error}" for error in written]
+        return errors
 
     def experiment_summary(self) -> dict[str, Any] | None:
         """For ``session.json``: the last experiment's summary and action latencies, once ended."""

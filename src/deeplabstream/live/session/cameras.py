@@ -306,6 +306,12 @@ def branch_stats(branch: CameraBranch) -> dict[str, Any]:
     return stats
 
 
+def file_errors(branch: CameraBranch) -> list[str]:
+    """Return the side files the camera's capture process could not write, one line each."""
+    description = branch.finished.description if branch.finished else {}
+    return [f"camera {branch.name!r}: {error}" for error in description.get("file_errors") or []]
+
+
 def close_connections(branch: CameraBranch) -> None:
     """Close the main process's ends of the camera's pipes."""
     branch.control.close()

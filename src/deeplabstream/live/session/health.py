@@ -6,8 +6,8 @@ The inference worker judges every analysed frame against its camera's deadline
 ``session.json``'s ``health`` section and, when the session ends, says what was wrong:
 
 - a camera whose misses exceed ``[Experiment] DEADLINE_MISS_TOLERANCE`` (and number at least
-  :data:`MIN_MISSES`): an error when an experiment ran (a late decision is a late stimulus), a
-  warning otherwise (nothing acted on the poses in time; the skipped frames are counted anyway);
+  :data:`MIN_MISSES`): an error, with or without an experiment (a late decision is a late
+  stimulus; late poses are a loop that did not keep up with its camera);
 - a stall: an error, said when it ends (a warning with ``DEADLINE_MS = off``).
 
 Deadlines apply to live sessions only: a replay's frames come at the pace of the analysis.
@@ -144,18 +144,14 @@ class SessionHealth:
     ) -> list[HealthNews]:
         """Decide, at the session's end, whether its loop kept its deadline; say what was not.
 
-        Returns one error (an experiment ran) or warning (pose estimation alone) per camera
-        above the tolerance; stalls were said as they ended.
+        Returns one error per camera above the tolerance, whether an experiment ran or the
+        session estimated poses alone; stalls were said as they ended.
         """
         news = []
-        closed_loop = bool(experiments)
         for camera, figures in camera_health(analyses).items():
             text = self._late_text(camera, figures, experiments)
             if text is not None:
-                level = logging.ERROR if closed_loop else logging.WARNING
-                if not closed_loop:
-                    text += " (no experiment ran: a warning)"
-                news.append(HealthNews(level, text, camera))
+                news.append(HealthNews(logging.ERROR, text, camera))
         if self.stalls.count:
             news_level = logging.ERROR if self.deadline_on else logging.WARNING
             self._add_problem(news_level, self.stalls_text())

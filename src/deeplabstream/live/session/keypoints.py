@@ -82,7 +82,7 @@ def keypoint_mismatches(settings: Settings, experiment: Any) -> list[KeypointMis
     for path in dict.fromkeys(models.values()):
         try:
             known[path] = model_keypoints(path) or None  # no names: nothing to check against
-        except (ModelError, OSError, ValueError):  # the disk's, a reader library's refusal too
+        except ModelError:  # unreadable files too (model_keypoints raises them as one)
             known[path] = None
     readers: dict[tuple[Path | None, str], list[str]] = {}
     for reader, cameras, keypoint in keypoint_uses(experiment):

@@ -16,14 +16,10 @@ processes and no shared memory behind (a process that does not stop in time is t
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import multiprocessing
-import os
-import shutil
 import time
 from datetime import datetime
-from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any
 
@@ -36,27 +32,22 @@ from deeplabstream.core.control import (
     receive_within,
 )
 from deeplabstream.core.logs import LogTarget, add_log_file, remove_log_file
-from deeplabstream.core.machine import machine_description
 from deeplabstream.core.priority import (
     MainPlacement,
     inference_thread_count,
     main_process_priority,
-    observed_priorities,
     plan_priorities,
 )
-from deeplabstream.experiments.registry import resolved_name
 from deeplabstream.hardware.cameras.base import CameraControl, CameraError
 from deeplabstream.hardware.stimulation.latency import LatencyTestSpec
-from deeplabstream.live.processes.depth import depth_source
 from deeplabstream.live.processes.dispatch import EVENTS_FILE
-from deeplabstream.live.processes.messages import (
-    Abort,
-    ExperimentSpec,
-    Finished,
-    Start,
-)
-from deeplabstream.live.processes.pose_job import WorkerCamera
+from deeplabstream.live.processes.messages import Abort, Finished, Start
 from deeplabstream.live.session.analysis import Analysis, PoseError
+from deeplabstream.live.session.analysis_plan import (
+    events_file_name,
+    experiment_spec,
+    worker_cameras,
+)
 from deeplabstream.live.session.camera_access import (
     camera_controls,
     display_reader,
@@ -67,20 +58,18 @@ from deeplabstream.live.session.cameras import (
     OPEN_TIMEOUT_S,
     CameraBranch,
     await_opened,
-    branch_stats,
-    camera_entry,
     close_connections,
+    file_errors,
     ring_spec,
     spawn_capture,
 )
 from deeplabstream.live.session.exports import write_exports
 from deeplabstream.live.session.health import SessionHealth
+from deeplabstream.live.session.news import capture_news, wait_for_news
 from deeplabstream.live.session.record import (
-    SESSION_JSON_PERIOD_S,
     clean_up_after_killed_sessions,
     is_live,
     run_label,
-    session_metadata,
 )
 from deeplabstream.live.session.recordings import (
     RECORDER_STOP_TIMEOUT_S,
@@ -89,35 +78,32 @@ from deeplabstream.live.session.recordings import (
     check_free_space,
     recording_losses,
     spawn_recorder,
+    take_recorder_result,
+)
+from deeplabstream.live.session.reloading import reload
+from deeplabstream.live.session.status import (
+    SessionJson,
+    camera_figures,
+    experiment_summaries,
+    process_ids,
 )
 from deeplabstream.live.session.watchdogs import DiskWatch
 from deeplabstream.live.session.watching import (
     SessionEvent,
-    camera_lost,
     tell_health,
     watch_disk,
     watch_stalls,
 )
 from deeplabstream.outputs.folder import (
-    RESERVE_FILE,
-    SESSION_JSON,
     SESSION_LOG,
-    create_session_folder,
-    package_versions,
     release_reserve,
     remove_preview_folder,
-    reserve_space,
-    write_session_json,
+    start_session_folder,
 )
-from deeplabstream.pose.runtime.cropping import crop_settings
-from deeplabstream.settings.loader import settings_as_dict
 from deeplabstream.settings.sections import Settings
 from deeplabstream.transport.channel import Doorbell, EndReason, export_doorbell
 from deeplabstream.transport.readers import NewestFrameReader
-from deeplabstream.transport.ring import (
-    Channel,
-    FrameRing,
-)
+from deeplabstream.transport.ring import FrameRing
 
 log = logging.getLogger(__name__)
 
@@ -145,8 +131,8 @@ class LiveSession:
         self._log_level = log_level
         self._context = multiprocessing.get_context("spawn")
         self._branches: list[CameraBranch] = []
-        self._started_at = datetime.now().astimezone()
-        self._started_host_s = time.perf_counter()
+        self.started_at = datetime.now().astimezone()  # session.json's clock, with:
+        self.started_host_s = time.perf_counter()
         self._started = self._stopped = False
         self._disk_watch = DiskWatch(settings.recording)
         self.analysis: Analysis | None = None  # the current (or last) analysis
@@ -157,17 +143,14 @@ class LiveSession:
             inference_thread_count(settings.pose.threads),
             side_niceness=settings.streaming.side_niceness if is_live(settings) else 0,
         )
-        self._observed_priorities: dict[str, dict[str, Any]] = {}
         self._main_priority: MainPlacement | None = None
-        self._next_session_json = 0.0
-        self._static_info: dict[str, Any] | None = None  # versions, machine: read once
         self.cleanup: dict[str, Any] = {}  # what the start found left by killed sessions
         self.doorbell: Doorbell | None = None  # chosen when the session opens
         self._log_file: logging.Handler | None = None  # session.log, closed at the stop
         self.settings_reloads: list[dict[str, Any]] = []  # Start Analysis re-read the file
         # The deadline, stalls and the verdict at the end (live/session/health.py).
         self.health = SessionHealth(settings.experiment, is_live(settings))
-        self.record: dict[str, Any] | None = None  # session.json as last written: summaries
+        self._json = SessionJson()  # what session.json holds, and when it is written (status)
 
     # -- start -------------------------------------------------------------------------------
 
@@ -198,22 +181,16 @@ class LiveSession:
         try:
             problems = await_opened(self._branches, stop_requested)
         except StopRequested:
-            self._abort_all()
-            if self._main_priority is not None:
-                self._main_priority.restore()
+            self._abandon_start()
             raise
         if problems:
-            self._abort_all()
-            if self._main_priority is not None:
-                self._main_priority.restore()
+            self._abandon_start()
             raise CameraError("\n".join(problems))
         self.cleanup = clean_up_after_killed_sessions(self.output_dir)
         try:
             self._make_session_folder()
         except OSError:
-            self._abort_all()
-            if self._main_priority is not None:
-                self._main_priority.restore()
+            self._abandon_start()
             raise
         for branch in self._branches:
             branch.ring = FrameRing.create(ring_spec(branch, self.settings))
@@ -224,24 +201,9 @@ class LiveSession:
 
     def _make_session_folder(self) -> None:
         """Make the session folder, its log and its space reserve; a clear error on a full disk."""
-        self.session_dir = create_session_folder(
-            self.output_dir, self._started_at, self.settings.session.animal
+        self.session_dir = start_session_folder(
+            self.output_dir, self.started_at, self.settings.session.animal
         )
-        try:
-            reserve_space(self.session_dir)
-        except OSError as error:
-            free = shutil.disk_usage(self.session_dir).free
-            (self.session_dir / RESERVE_FILE).unlink(missing_ok=True)
-            try:
-                self.session_dir.rmdir()  # empty: nothing of this session was written
-            except OSError:
-                pass
-            self.session_dir = None
-            raise OSError(
-                f"cannot start a session in {self.output_dir}: {error.strerror or error} "
-                f"({free / 2**20:.1f} MiB free; a session needs at least 1 MiB to start). "
-                "Free some space or choose another [Output] DIRECTORY / --output-dir."
-            ) from None
         self._log_file = add_log_file(self.session_dir / SESSION_LOG)
 
     def start(self) -> None:
@@ -252,6 +214,12 @@ class LiveSession:
             branch.control.send(Start(branch.ring.spec, self.session_dir))
         self._started = True
         self.write_session_json("running")  # now with the recorders' process ids
+
+    def _abandon_start(self) -> None:
+        """End every capture process of a start that cannot go on; give back the cores."""
+        self._abort_all()
+        if self._main_priority is not None:
+            self._main_priority.restore()
 
     def _abort_all(self) -> None:
         # A camera still opening reads its Abort once open, and ends without streaming.
@@ -301,7 +269,7 @@ class LiveSession:
         for branch in branches:
             assert branch.recorder is not None
             if not branch.recorder.await_ready(deadline):
-                self._take_recorder_result(branch)
+                take_recorder_result(branch, self.report_error)
                 raise RecordingError(f"camera {branch.name!r}: the recorder did not start")
         self.priority_entry()  # each recorder set its priority before it said it was ready
         log.info("recording to %s", self.session_dir)
@@ -321,28 +289,13 @@ class LiveSession:
                 continue
             recorder.collect(deadline)
             if branch.recorder_entry is None:
-                self._take_recorder_result(branch)
+                take_recorder_result(branch, self.report_error)
             account_recording(branch, recorder, self.session_dir)
             branch.recorder, branch.recorder_entry = None, None
 
     def _report_recording_losses(self) -> None:
         for error in recording_losses(self._branches):
             self.report_error(error)
-
-    def _take_recorder_result(self, branch: CameraBranch) -> None:
-        """Add the finished recorder's result to the camera's recordings; report its losses."""
-        assert branch.recorder is not None and branch.recorder.finished is not None
-        message = branch.recorder.finished
-        branch.recorder_entry = len(branch.recordings)
-        branch.recordings.append(message)
-        if message.error:
-            self.report_error(f"camera {branch.name!r}: {message.error}")
-        if message.frames_lost:
-            log.warning(
-                "camera %r: %d frame(s) could not be recorded (recorder fell behind)",
-                branch.name,
-                message.frames_lost,
-            )
 
     # -- pose estimation ---------------------------------------------------------------------
 
@@ -374,33 +327,10 @@ class LiveSession:
         check_stop(stop_requested)  # asked before the worker starts: it is not started
         if self.analysis is not None:  # a worker that died: its frames are counted to now
             self.stop_analysis()
-        cameras = [
-            WorkerCamera(
-                branch.camera_id,
-                branch.name,
-                branch.ring.spec,
-                branch.channel_ends[Channel.ANALYSE],
-                branch.settings.common.flip,
-                branch.settings.common.model_path,
-                # A RealSense's aligned depth image: experiments read it (Observation.depth_m).
-                depth_source(
-                    branch.name,
-                    branch.opened.description if branch.opened else {},
-                    (branch.ring.spec.geometry.height, branch.ring.spec.geometry.width),
-                ),
-                # [Pose] DYNAMIC_CROP* with this camera's own overrides
-                dynamic_crop=crop_settings(self.settings.pose, branch.settings.common),
-                pixels_per_mm=branch.settings.common.pixels_per_mm,
-                deadline_ns=self.health.deadline_ns(
-                    branch.opened.nominal_fps if branch.opened else None
-                ),
-            )
-            for branch in self._branches
-            if not branch.ended and branch.ring is not None
-        ]
+        cameras = worker_cameras(self._branches, self.settings, self.health)
         if not cameras:
             raise PoseError("no camera is streaming any more: start a new stream")
-        spec = self._experiment_spec(experiment_name, latency_test) if experiment else None
+        spec = experiment_spec(self.settings, experiment_name, latency_test) if experiment else None
         run = len(self.analyses) + 1
         self.analysis = Analysis.start(
             self._context,
@@ -437,13 +367,8 @@ class LiveSession:
                 self.report_error(error)
             for news in self.health.end_analysis(self._branches):
                 tell_health(self, news)
-            cameras = (self.analysis.summary() or {}).get("cameras", {})
-            for name, figures in cameras.items():
-                for file_error in figures.get("file_errors") or []:
-                    self.report_error(f"camera {name!r}: {file_error}")
-            for experiment in self.analysis.experiment_summaries:
-                for file_error in (experiment or {}).get("file_errors") or []:
-                    self.report_error(f"experiment: {file_error}")
+            for file_error in self.analysis.file_errors():
+                self.report_error(file_error)
 
     # -- experiment --------------------------------------------------------------------------
 
@@ -465,7 +390,8 @@ class LiveSession:
         if self.experimenting:
             return
         self.analysis.start_experiment(
-            self._experiment_spec(experiment_name, latency_test), self._next_events_file()
+            experiment_spec(self.settings, experiment_name, latency_test),
+            self._next_events_file(),
         )
 
     def stop_experiment(self) -> None:
@@ -473,19 +399,10 @@ class LiveSession:
         if self.analysis is not None:
             self.analysis.stop_experiment()
 
-    def _experiment_spec(
-        self, name: str | None, latency_test: LatencyTestSpec | None
-    ) -> ExperimentSpec:
-        # The experiment process has no settings folder: a lab's config or module goes as its path.
-        chosen = resolved_name(
-            name or self.settings.experiment.name, self.settings.source_file.parent
-        )
-        return ExperimentSpec(chosen, dict(self.settings.devices), latency_test)
-
     def _next_events_file(self) -> str:
         """``events.csv`` for the session's first experiment, ``events.run2.csv`` and on after."""
         self._experiments_started += 1
-        return f"events{run_label(self._experiments_started)}.csv"
+        return events_file_name(self._experiments_started)
 
     # -- while running -----------------------------------------------------------------------
 
@@ -495,42 +412,20 @@ class LiveSession:
         Returns what the user should be told (camera ended or failed, disk filling up).
         """
         events: list[SessionEvent] = []
-        watched: dict[Any, tuple[CameraBranch, str]] = {}
-        for branch in self._branches:
-            if not branch.ended:
-                watched[branch.control] = (branch, "capture")
-                watched[branch.process.sentinel] = (branch, "capture")
-            if branch.recorder is not None and branch.recorder.running:
-                watched[branch.recorder.control] = (branch, "recorder")
-        analysis_objects = self.analysis.wait_objects() if self.analysis else []
-        if watched or analysis_objects:
-            for ready in wait([*watched, *analysis_objects], timeout=timeout):
-                if ready in analysis_objects:
-                    continue
-                branch, kind = watched[ready]
-                if kind == "capture" and not branch.ended:
-                    events += self._capture_news(branch)
-                elif kind == "recorder" and branch.recorder and branch.recorder.running:
-                    branch.recorder.take(receive(branch.recorder.control))
-                    if not branch.recorder.running:
-                        self._take_recorder_result(branch)
-        else:
-            time.sleep(timeout)
+        for branch, source in wait_for_news(self._branches, self.analysis, timeout):
+            if source == "capture" and not branch.ended:
+                events += capture_news(self, branch)
+            elif source == "recorder" and branch.recorder and branch.recorder.running:
+                branch.recorder.take(receive(branch.recorder.control))
+                if not branch.recorder.running:
+                    take_recorder_result(branch, self.report_error)
         events += self._analysis_news()
         events += watch_disk(self, self._disk_watch)
         events += watch_stalls(self)
         if self.analysing:
             events += [tell_health(self, news) for news in self.health.check(self._branches)]
-        self._keep_session_json_current()
+        self._json.write_when_due(self)  # a session killed hard still says how far it got
         return events
-
-    def _keep_session_json_current(self) -> None:
-        """Rewrite session.json every few seconds while running (a hard kill keeps the last)."""
-        now = time.monotonic()
-        if self.session_dir is None or self._stopped or now < self._next_session_json:
-            return
-        self._next_session_json = now + SESSION_JSON_PERIOD_S
-        self.write_session_json("running")
 
     def _analysis_news(self) -> list[SessionEvent]:
         if self.analysis is None or self.analysis.finished is not None:
@@ -542,35 +437,10 @@ class LiveSession:
             return [SessionEvent(logging.ERROR, error)]
         return []
 
-    def _capture_news(self, branch: CameraBranch) -> list[SessionEvent]:
-        message = receive(branch.control)
-        if isinstance(message, Finished):
-            branch.finished = message
-            if message.reason == EndReason.CAMERA_FAILED:
-                self.report_error(message.message)
-                event = SessionEvent(logging.ERROR, message.message, branch.name)
-                return [event, *camera_lost(self, branch)]
-            text = f"camera {branch.name!r}: {message.message} after {message.frames} frames"
-            log.info("%s", text)
-            return [SessionEvent(logging.INFO, text, branch.name)]
-        if not branch.process.is_alive() or message is None:
-            join_or_terminate(branch.process, 1.0)
-            text = (
-                f"camera {branch.name!r}: its capture process died (exit code "
-                f"{branch.process.exitcode}); this camera's files end at its last frame"
-            )
-            branch.failure = text
-            self.report_error(text)
-            return [SessionEvent(logging.ERROR, text, branch.name), *camera_lost(self, branch)]
-        return []
-
     def _judge_health(self) -> None:
         """At the end: report each camera above the deadline's tolerance (see session/health)."""
-        for news in self.health.judge(self.analyses, self._experiment_summaries()):
+        for news in self.health.judge(self.analyses, experiment_summaries(self.analyses)):
             tell_health(self, news)
-
-    def _experiment_summaries(self) -> list[dict[str, Any]]:
-        return [s for analysis in self.analyses for s in analysis.experiment_summaries]
 
     @property
     def stopped(self) -> bool:
@@ -623,19 +493,7 @@ class LiveSession:
 
     def camera_stats(self) -> dict[str, dict[str, Any]]:
         """Live per-camera figures read from the ring headers (cheap; call it often)."""
-        stats = {branch.name: branch_stats(branch) for branch in self._branches}
-        if self.analysis is not None:
-            analysis = self.analysis
-            experiment = bool(analysis.experiment_running or analysis.experiment_summaries)
-            for name, figures in stats.items():
-                figures["latency_ms"] = analysis.recent_latency_ms(name)
-                figures["loop_latency_ms"] = (
-                    analysis.recent_latency_ms(name, end_to_end=True) if experiment else None
-                )
-                live = analysis.live_deadline.get(name)
-                figures["late"] = live.misses if live is not None else 0
-                figures["stalled_s"] = self.health.stalled_s(name)
-        return stats
+        return camera_figures(self._branches, self.analysis, self.health)
 
     # -- stop --------------------------------------------------------------------------------
 
@@ -659,9 +517,8 @@ class LiveSession:
         self._judge_health()
         self._join_captures()
         for branch in self._branches:  # side files of the cameras that stopped early
-            description = branch.finished.description if branch.finished else {}
-            for file_error in description.get("file_errors") or []:
-                self.report_error(f"camera {branch.name!r}: {file_error}")
+            for file_error in file_errors(branch):
+                self.report_error(file_error)
         if self._main_priority is not None:
             self._main_priority.restore()
         final_stats = self.camera_stats()
@@ -718,34 +575,26 @@ class LiveSession:
         streaming, output and session keys were fixed when the stream started: they are listed
         in the returned notes and apply at the next Start Stream.
         """
-        old = self.settings
-        if settings == old:
+        if settings == self.settings:
             return []
-        fixed = ("cameras", "streaming", "output", "session")
-        notes = [
-            f"{name} changes apply at the next Start Stream"
-            for name in fixed
-            if getattr(settings, name) != getattr(old, name)
-        ]
-        taken = ("pose", "experiment", "devices", "latency_test", "recording")
-        changed = [name for name in taken if getattr(settings, name) != getattr(old, name)]
-        self.settings = dataclasses.replace(
-            old, **{name: getattr(settings, name) for name in taken}
-        )
+        taken = reload(self.settings, settings)
+        self.settings = taken.settings
         self._disk_watch = DiskWatch(self.settings.recording)
         self.health.settings = self.settings.experiment  # deadlines: from the next analysis
-        if changed:
+        if taken.changed:
             self.settings_reloads.append(
                 {
                     "at": datetime.now().astimezone().isoformat(timespec="seconds"),
-                    "changed": changed,
+                    "changed": list(taken.changed),
                 }
             )
-            self._static_info = None  # session.json shows the settings now in effect
+            self._json.forget_settings()  # session.json shows the settings now in effect
             log.info(
-                "settings re-read from %s: %s changed", settings.source_file, ", ".join(changed)
+                "settings re-read from %s: %s changed",
+                settings.source_file,
+                ", ".join(taken.changed),
             )
-        return notes
+        return list(taken.notes)
 
     def _collect_finished_captures(self) -> None:
         deadline = time.monotonic() + CAPTURE_STOP_TIMEOUT_S
@@ -794,87 +643,24 @@ class LiveSession:
 
     # -- session.json ------------------------------------------------------------------------
 
+    @property
+    def record(self) -> dict[str, Any] | None:
+        """``session.json`` as last written (the summaries read it); None before the first."""
+        return self._json.record
+
     def write_session_json(
         self, status: str, stats: dict[str, dict[str, Any]] | None = None
     ) -> None:
         """Write ``session.json`` with the current state of the session."""
-        assert self.session_dir is not None
-        stats = stats or self.camera_stats()
-        data = {
-            "format": "deeplabstream-session/1",
-            "status": status,
-            "stop_reason": self.stop_reason or None,
-            "started": self._started_at.isoformat(timespec="microseconds"),
-            "ended": datetime.now().astimezone().isoformat(timespec="microseconds")
-            if status != "running"
-            else None,
-            "clock": {
-                "host_clock": "time.perf_counter (system-wide monotonic), seconds",
-                "host_time_at_start": self._started_host_s,
-                "wall_time_at_start": self._started_at.isoformat(timespec="microseconds"),
-            },
-            "errors": list(self.errors),
-            "warnings": list(self.warnings),
-            "metadata": session_metadata(self.settings),
-            **self._static_session_info(),
-            "cameras": {b.name: camera_entry(b, stats[b.name]) for b in self._branches},
-            "pose": self.analysis.summary() if self.analysis else None,
-            "pose_runs": [analysis.summary() for analysis in self.analyses],
-            "experiment": self._last_experiment_summary(),
-            "experiment_runs": self._experiment_summaries(),
-            "health": self.health.section(
-                self.analyses, self._experiment_summaries(), round(self._started_host_s * 1e9)
-            ),
-            "processes": self.process_ids(),
-            "priority": self.priority_entry(),
-            "doorbell": self.doorbell.value if self.doorbell is not None else None,
-            "settings_reloads": list(self.settings_reloads),
-        }
-        self.record = data
-        try:
-            # The space reserve is for the final session.json only: an update while running
-            # must not free it (the pose and event files would then fill it unnoticed).
-            write_session_json(self.session_dir, data, use_reserve=status != "running")
-        except OSError as error:  # the previous complete session.json stays
-            log.error("could not update %s: %s", SESSION_JSON, error)
-
-    def _static_session_info(self) -> dict[str, Any]:
-        """Return the parts of session.json that never change during a session (read once)."""
-        if self._static_info is None:
-            self._static_info = {
-                "settings": settings_as_dict(self.settings),
-                "versions": package_versions(),
-                "machine": machine_description(),
-                "cleanup_at_start": self.cleanup,
-            }
-        return self._static_info
+        self._json.write(self, status, stats)
 
     def priority_entry(self) -> dict[str, Any]:
         """Return the placement plan and what each process was last seen running with."""
-        live: dict[str, int | None] = {
-            name: pid for name, pid in self.process_ids().items() if pid is not None
-        }
-        # Processes that ended keep the values last seen (the final session.json is written
-        # after every process has stopped).
-        self._observed_priorities.update(observed_priorities(live))
-        return {**self.priority_plan.describe(), "processes": dict(self._observed_priorities)}
-
-    def _last_experiment_summary(self) -> dict[str, Any] | None:
-        for analysis in reversed(self.analyses):
-            summary = analysis.experiment_summary()
-            if summary is not None:
-                return summary
-        return None
+        return self._json.priority_entry(self)
 
     def process_ids(self) -> dict[str, int | None]:
         """Return the process id of every process of the session, by process name."""
-        processes: dict[str, int | None] = {"main": os.getpid()}
-        for branch in self._branches:
-            processes[branch.process.name] = branch.process.pid
-            processes.update(branch.recorder_pids)
-        for run, analysis in enumerate(self.analyses, start=1):
-            processes[f"pose{run_label(run)}"] = analysis.process.pid
-        return processes
+        return process_ids(self._branches, self.analyses)
 
     def end_summary(self) -> str:
         """Why the cameras ended, in a few words (e.g. "frame limit reached")."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import shutil
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from multiprocessing.context import SpawnContext
 from pathlib import Path
@@ -99,6 +100,22 @@ def account_recording(
     branch.recordings[entry] = dataclasses.replace(
         message, frames_recorded=recorded, frames_lost=lost, last_seq=end_seq
     )
+
+
+def take_recorder_result(branch: CameraBranch, report_error: Callable[[str], None]) -> None:
+    """Add the finished recorder's result to the camera's recordings; report its losses."""
+    assert branch.recorder is not None and branch.recorder.finished is not None
+    message = branch.recorder.finished
+    branch.recorder_entry = len(branch.recordings)
+    branch.recordings.append(message)
+    if message.error:
+        report_error(f"camera {branch.name!r}: {message.error}")
+    if message.frames_lost:
+        log.warning(
+            "camera %r: %d frame(s) could not be recorded (recorder fell behind)",
+            branch.name,
+            message.frames_lost,
+        )
 
 
 def recording_losses(branches: list[CameraBranch]) -> list[str]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from deeplabstream.live.processes.pose_records import PoseRecord
+from deeplabstream.live.processes.messages import PoseRecord
 from deeplabstream.live.session.cameras import CameraBranch
 from deeplabstream.settings.sections import RecordingSettings, StreamingSettings
 

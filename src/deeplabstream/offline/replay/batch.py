@@ -71,8 +71,8 @@ def replay_in_this_process(video: Path, options: ReplayOptions, channel: Any) ->
 
     Never raises: a failure becomes a result that says what went wrong.
     """
-    # Imported here, not at the top: a replay process imports this module before its Ctrl-C
-    # handling is set (_local_child), and the live session's stack takes seconds to import.
+    # Imported here: the batch's main process never replays (its children and Ray tasks do),
+    # and would load the live session's stack (2 s, measured) for nothing.
     from deeplabstream.offline.replay.session import replay_video
 
     configure_process_logging(LogTarget(options.log_level), f"replay:{video.name}")

@@ -22,17 +22,17 @@ import signal
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from deeplabstream.app.arguments import positive_int
 from deeplabstream.core.errors import SettingsError
 from deeplabstream.core.optional import exit_with
+from deeplabstream.live.session.preflight import experiment_keypoint_problems
+from deeplabstream.offline.replay.batch import BatchStop, run_local, run_ray
 from deeplabstream.offline.replay.job import ReplayOptions, ReplayResult
 from deeplabstream.offline.replay.progress import ProgressView, failure_reason
 from deeplabstream.offline.replay.videos import ReplayError, find_videos
-
-if TYPE_CHECKING:
-    from deeplabstream.settings.sections import Settings
+from deeplabstream.settings import load_settings
+from deeplabstream.settings.sections import Settings, deadline_option
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_INTERRUPTED = 128  # + the signal's number (130: Ctrl-C, 143: SIGTERM), as a shell says
@@ -80,6 +80,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.set_defaults(mode="fast")
     parser.add_argument(
+        "--deadline",
+        type=deadline_option,
+        metavar="MS|auto|off",
+        help="the loop's deadline in ms, auto or off (overrides [Experiment] DEADLINE_MS); "
+        "judged in --realtime replays, where frames come at the video's rate",
+    )
+    parser.add_argument(
         "--annotated-video",
         action="store_true",
         help="also write <video>.annotated.mp4 with the keypoints drawn",
@@ -117,6 +124,7 @@ def options_from(args: argparse.Namespace) -> ReplayOptions:
         model=args.model.expanduser().resolve() if args.model else None,
         experiment=not args.no_experiment,
         experiment_name=args.experiment,
+        deadline_ms=args.deadline,
         annotated_video=args.annotated_video,
         output_dir=args.output_dir.expanduser().resolve() if args.output_dir else None,
         show=args.show,
@@ -127,10 +135,6 @@ def options_from(args: argparse.Namespace) -> ReplayOptions:
 
 def check_inputs(options: ReplayOptions) -> list[str]:
     """Problems that would fail every video (settings, model): found before anything starts."""
-    # Imported here, not at the top: the plugin registries behind the settings cost --help its
-    # speed.
-    from deeplabstream.settings import load_settings
-
     try:
         settings = load_settings(options.settings_file)
     except SettingsError as error:
@@ -142,9 +146,6 @@ def check_inputs(options: ReplayOptions) -> list[str]:
 
 def _keypoint_problems(settings: Settings, options: ReplayOptions) -> list[str]:
     """Return the keypoints the experiment reads that the model lacks (every video would fail)."""
-    # Imported here: the checks load the pose stack (seconds), which --help never needs.
-    from deeplabstream.live.session.preflight import experiment_keypoint_problems
-
     # A replay's one camera is the video, analysed by [Pose] MODEL_PATH (or --model).
     pose = settings.pose
     if options.model is not None:
@@ -168,9 +169,6 @@ def main(argv: list[str] | None = None) -> int:
     if not videos:
         print("\n".join(missing or ["no video given"]), file=sys.stderr)
         return EXIT_USAGE
-    # Imported here: the batch loads the whole live session (seconds), which --help never needs.
-    from deeplabstream.offline.replay.batch import BatchStop, run_local, run_ray
-
     view = ProgressView(videos)
     stop = BatchStop()
     try:

@@ -21,15 +21,25 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from deeplabstream.app.arguments import positive_int
 from deeplabstream.core.errors import ModelError
 from deeplabstream.core.optional import exit_with
-
-if TYPE_CHECKING:
-    from deeplabstream.offline.replay.images import ImageSet
-    from deeplabstream.pose.model import ModelDescription
+from deeplabstream.offline.replay.images import (
+    DLC_PCUTOFF,
+    ImagesError,
+    ImageSet,
+    find_images,
+    predict,
+    predictions_table,
+    score,
+    score_lines,
+    write_outputs,
+)
+from deeplabstream.pose.loading import load_model
+from deeplabstream.pose.model import ModelDescription
+from deeplabstream.pose.runtime.backends import open_backend
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -68,9 +78,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command; return the exit code."""
-    # Imported here, not at the top: the model stack takes seconds, and --help answers at once.
-    from deeplabstream.offline.replay.images import DLC_PCUTOFF, ImagesError, find_images
-
     args = build_parser().parse_args(argv)
     try:
         images = find_images(args.source)
@@ -91,9 +98,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def _load(path: Path) -> ModelDescription:
     """Return the model's description, or raise ModelError naming what is wrong."""
-    # Imported here, not at the top: the model stack takes seconds, and --help answers at once.
-    from deeplabstream.pose.loading import load_model
-
     if not path.exists():
         raise ModelError(f"{path}: model not found (--model); name a model folder or file")
     return load_model(path.expanduser().resolve())
@@ -103,16 +107,6 @@ def _run(
     args: argparse.Namespace, images: ImageSet, description: ModelDescription, pcutoff: float
 ) -> int:
     """Predict, score, write and print; return the exit code."""
-    # Imported here, not at the top: the model stack takes seconds, and --help answers at once.
-    from deeplabstream.offline.replay.images import (
-        predict,
-        predictions_table,
-        score,
-        score_lines,
-        write_outputs,
-    )
-    from deeplabstream.pose.runtime.backends import open_backend
-
     def opened(model: ModelDescription) -> Any:
         return open_backend(model, args.backend, args.device, args.threads)
 

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from deeplabstream.core.errors import DeepLabStreamError
-from deeplabstream.pose.labels import LabelsError, read_dlc_labels
+from deeplabstream.offline.labels import LabelsError, read_dlc_labels
 from deeplabstream.pose.model import ModelDescription
 from deeplabstream.pose.runtime.estimator import PoseEstimator
 

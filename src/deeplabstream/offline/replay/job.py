@@ -23,6 +23,8 @@ class ReplayOptions:
     model: Path | None = None  # overrides [Pose] MODEL_PATH
     experiment: bool = True  # run [Experiment] NAME on the poses
     experiment_name: str | None = None  # overrides [Experiment] NAME
+    # Overrides [Experiment] DEADLINE_MS: ms, auto or off (None: the settings' own).
+    deadline_ms: float | Literal["auto", "off"] | None = None
     annotated_video: bool = False
     output_dir: Path | None = None  # None: [Output] DIRECTORY
     show: bool = False  # the live view while it runs

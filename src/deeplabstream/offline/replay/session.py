@@ -61,6 +61,9 @@ def replay_settings(base: Settings, video: Path, options: ReplayOptions) -> Sett
     if options.experiment_name is not None:
         experiment = dataclasses.replace(settings.experiment, name=options.experiment_name)
         settings = dataclasses.replace(settings, experiment=experiment)
+    if options.deadline_ms is not None:
+        experiment = dataclasses.replace(settings.experiment, deadline_ms=options.deadline_ms)
+        settings = dataclasses.replace(settings, experiment=experiment)
     if options.log_devices:
         devices = {name: DeviceSettings(type="log") for name in settings.devices}
         settings = dataclasses.replace(settings, devices=devices)

@@ -27,7 +27,7 @@ import numpy as np
 
 from deeplabstream.hardware.simulator.arena import ArenaParams, ArenaRenderer, Pose, simulate_poses
 from deeplabstream.hardware.simulator.arena import keypoints_from_poses as arena_keypoints
-from deeplabstream.pose.labels import LabeledData
+from deeplabstream.offline.labels import LabeledData
 from deeplabstream.pose.model import IMAGENET_MEAN, IMAGENET_STD
 from deeplabstream.pose.networks.own import SIZE_MULTIPLE, STRIDE, InputFormat
 from deeplabstream.pose.runtime.transforms import letterbox_size

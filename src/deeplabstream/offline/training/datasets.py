@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 from deeplabstream.hardware.simulator.arena import KEYPOINT_NAMES
+from deeplabstream.offline.labels import read_dlc_labels
 from deeplabstream.offline.training.data import (
     ArenaPool,
     ArenaVariation,
@@ -22,7 +23,6 @@ from deeplabstream.offline.training.data import (
     load_label_samples,
     synthetic_seeds,
 )
-from deeplabstream.pose.labels import read_dlc_labels
 from deeplabstream.pose.networks.own import (
     check_input_size,
 )

@@ -59,6 +59,7 @@ import shutil
 from pathlib import Path
 from typing import Any, Final
 
+from deeplabstream.pose.decoding.bottomup import OUTPUT_NAMES, PafDecoding
 from deeplabstream.pose.model import ModelDescription, ModelError
 from deeplabstream.pose.model_format import ModelFormat, Precision
 
@@ -220,11 +221,6 @@ def _multi_animal(data: dict[str, Any], output: dict[str, Any], json_path: Path)
     """Read ``max_animals`` and the paf-bottomup settings (nothing for a single-animal model)."""
     if output.get("decoder") != PAF_DECODER:
         return {}
-    from deeplabstream.pose.decoding.bottomup import (  # numpy and scipy, only here
-        OUTPUT_NAMES,
-        PafDecoding,
-    )
-
     names = tuple(output.get("names", ()))
     if names != OUTPUT_NAMES:
         raise ModelError(

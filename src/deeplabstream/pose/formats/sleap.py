@@ -4,25 +4,29 @@ An export is a folder holding ``model.onnx``, ``export_metadata.json`` (node nam
 type, input scale, channels, ...) and the ``training_config.yaml`` of the model. Naming the
 folder or its ``model.onnx`` loads it.
 
-Supported: **bottom-up** multi-animal models (confidence maps + part-affinity fields). The graph
-takes the frame as uint8 pixels (N, C, H, W) at any size, normalises and scales it itself, finds
-the peaks and scores every candidate connection; the grouping of peaks into animals runs here
-(:mod:`pose.decoding.sleap`, sleap-nn's own rules). Top-down (centroid + centered-instance),
-single-instance and identity (multi-class) models are refused with a message that says so.
+Supported:
 
-Identity models. sleap-nn can export a bottom-up identity model (confidence maps and **class
-maps**, one map per animal identity that says whose each peak is: its
-``BottomUpMultiClassONNXWrapper``), which would give identities without tracking. It is refused
-here for now: no such export, with sleap-nn's own predictions to match it against, could be
-made or obtained on these machines, and this project runs a framework's models only where its
-outputs are shown equal to the framework's own. Identities of several animals come instead
-from the tracker and the animals' looks (:mod:`pose.tracking.identities`), whatever the model.
+- **bottom-up** multi-animal models (confidence maps + part-affinity fields). The graph takes
+  the frame as uint8 pixels (N, C, H, W) at any size, normalises and scales it itself, finds
+  the peaks and scores every candidate connection; the grouping of peaks into animals runs
+  here (:mod:`pose.decoding.sleap`, sleap-nn's own rules).
+- **bottom-up identity** models (``multi_class_bottomup``: confidence maps + **class maps**,
+  one map per identity class; sleap-nn's ``BottomUpMultiClassONNXWrapper``). The graph finds
+  the peaks and reads the class maps at each of them; the assignment of peaks to classes runs
+  here (:mod:`pose.decoding.sleap_classes`, sleap-nn's own rules). Each class is an animal:
+  row i of every frame is class i (``identity_classes``), with an identity confidence.
+
+Top-down (centroid + centered-instance), single-instance and top-down identity models are
+refused with a message that says so.
 
 What the description takes from where:
 
-- keypoint names, edges, model type, input scale, channels, ``max_instances``: the metadata;
+- keypoint names, edges, model type, input scale, channels, ``max_instances``, an identity
+  model's ``class_names`` and ``peak_threshold``: the metadata;
 - the grouping settings sleap-nn uses by default for an export (``min_line_scores`` 0.25,
   ``min_instance_peaks`` 0), unless the metadata names others;
+- an identity model's skeleton (to draw; it has no part-affinity fields, and its metadata no
+  edges): the first skeleton of the training config's ``data_config.skeletons``;
 - the size the graph was traced at: the metadata's ``max_height`` / ``max_width``, else the
   training config's ``data_config.preprocessing`` ones, else the frame size; the inference
   worker then runs it at each frame's own size (``any_input_size``), as sleap-nn does;
@@ -36,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from deeplabstream.pose.decoding.sleap import OUTPUTS, SleapDecoding
+from deeplabstream.pose.decoding.sleap_classes import CLASS_OUTPUTS, SleapClassDecoding
 from deeplabstream.pose.model import ModelDescription, ModelError
 from deeplabstream.pose.model_format import ModelFormat, Precision
 
@@ -49,23 +54,31 @@ DEFAULT_MAX_ANIMALS = 2
 DEFAULT_MIN_LINE_SCORES = 0.25
 DEFAULT_MIN_INSTANCE_PEAKS = 0.0
 
-SUPPORTED = "only bottom-up models (confidence maps + part-affinity fields) are supported"
-IDENTITY_MODELS = (
-    "Identity models (class maps or class vectors) are not run here yet: none could be checked "
-    "against sleap-nn's own predictions. Use a bottom-up model without identities: the "
-    "identities of several animals then come from the tracker and the animals' looks "
-    "(docs/sleap-models.md, 'Identities')."
+SUPPORTED = (
+    "bottom-up models (confidence maps + part-affinity fields) and bottom-up identity models "
+    "(confidence maps + class maps) are supported"
+)
+BOTTOMUP = "bottomup"
+IDENTITY_BOTTOMUP = "multi_class_bottomup"
+#: The peak threshold sleap-nn applies to an export whose metadata names none.
+DEFAULT_PEAK_THRESHOLD = 0.2
+TOPDOWN_IDENTITY = (
+    "Top-down identity models (class vectors) are not run here: export a bottom-up identity "
+    "model (`--pipeline multi_class_bottomup`, class maps) or a bottom-up model, whose "
+    "identities then come from the tracker and the animals' looks (docs/sleap-models.md, "
+    "'Identities')."
 )
 _UNSUPPORTED = {
     "topdown": "a top-down model (centroid + centered-instance)",
     "centroid": "a top-down model's centroid stage",
     "centered_instance": "a top-down model's centered-instance stage",
     "single_instance": "a single-instance model",
-    "multi_class_bottomup": "a bottom-up identity (multi-class) model with class maps",
     "multi_class_topdown": "a top-down identity (multi-class) model",
-    "bottomup_multiclass": "a bottom-up identity (multi-class) model with class maps",
+    "multi_class_topdown_combined": "a top-down identity (multi-class) model",
     "topdown_multiclass": "a top-down identity (multi-class) model",
 }
+#: Other names of the model types that are run here.
+_ALIASES = {"bottomup_multiclass": IDENTITY_BOTTOMUP}
 
 
 def is_export_folder(path: Path) -> bool:
@@ -80,7 +93,7 @@ def is_export_folder(path: Path) -> bool:
 
 
 def load_sleap(path: str | Path, frame_size: tuple[int, int] | None = None) -> ModelDescription:
-    """Describe a sleap-nn bottom-up ONNX export.
+    """Describe a sleap-nn bottom-up ONNX export, with or without identity classes.
 
     Parameters
     ----------
@@ -93,21 +106,23 @@ def load_sleap(path: str | Path, frame_size: tuple[int, int] | None = None) -> M
     Returns
     -------
     ModelDescription
-        ``framework="sleap-nn"``, ``decoder="sleap-bottomup"``, uint8 input normalised in the
-        graph, ``decoding`` a :class:`~pose.decoding.sleap.SleapDecoding`.
+        ``framework="sleap-nn"``, uint8 input normalised in the graph; a bottom-up model has
+        ``decoder="sleap-bottomup"`` and a :class:`~pose.decoding.sleap.SleapDecoding`, an
+        identity model ``decoder="sleap-classes"``, its ``identity_classes`` and a
+        :class:`~pose.decoding.sleap_classes.SleapClassDecoding`.
 
     Raises
     ------
     ModelError
-        When files are missing or unreadable, the model type is not bottom-up, or metadata and
-        graph disagree.
+        When files are missing or unreadable, the model type is not run here, or metadata
+        and graph disagree.
     """
     onnx_file, folder = _locate(Path(path))
     metadata = read_metadata(folder / METADATA_FILE)
     config = _read_config(folder / CONFIG_FILE)
-    _check_model_type(folder, metadata, config)
+    model_type = _check_model_type(folder, metadata, config)
     graph = _read_graph(onnx_file)
-    return _describe(onnx_file, folder, metadata, config, graph, frame_size)
+    return _describe(onnx_file, folder, metadata, config, graph, frame_size, model_type)
 
 
 def _locate(path: Path) -> tuple[Path, Path]:
@@ -158,31 +173,39 @@ def _heads(config: dict[str, Any]) -> list[str]:
     return [name for name, head in heads.items() if head] if isinstance(heads, dict) else []
 
 
-def _check_model_type(folder: Path, metadata: dict[str, Any], config: dict[str, Any]) -> None:
-    """Raise a ModelError unless the export is a bottom-up model without identities."""
+def _model_type(metadata: dict[str, Any], heads: list[str]) -> str:
+    """Return the model type the metadata names, else the one the training config's heads say."""
     model_type = str(metadata.get("model_type") or "").lower()
-    heads = _heads(config)
     if not model_type:
         model_type = "topdown" if {"centroid", "centered_instance"} & set(heads) else ""
         model_type = model_type or (heads[0] if len(heads) == 1 else "")
+    return _ALIASES.get(model_type, model_type)
+
+
+def _check_model_type(folder: Path, metadata: dict[str, Any], config: dict[str, Any]) -> str:
+    """Return ``bottomup`` or ``multi_class_bottomup``; raise a ModelError for other types."""
+    heads = _heads(config)
+    model_type = _model_type(metadata, heads)
     unsupported = [h for h in heads if h in _UNSUPPORTED]
     if model_type in _UNSUPPORTED or unsupported:
         found = _UNSUPPORTED.get(model_type) or _UNSUPPORTED[unsupported[0]]
-        hint = f" {IDENTITY_MODELS}" if "identity" in found else ""
+        hint = f" {TOPDOWN_IDENTITY}" if "identity" in found else ""
         raise ModelError(
             f"{folder}: {found} (model_type {model_type!r}, heads {', '.join(heads) or '?'}); "
-            f"{SUPPORTED}. Run it in SLEAP, or train a bottom-up model (`--pipeline bottomup`)."
-            f"{hint}"
+            f"only {SUPPORTED}. Run it in SLEAP, or train a bottom-up model (`--pipeline "
+            f"bottomup` or `--pipeline multi_class_bottomup`).{hint}"
         )
-    if metadata.get("n_classes") or metadata.get("class_names"):
+    if model_type == BOTTOMUP and (metadata.get("n_classes") or metadata.get("class_names")):
         raise ModelError(
-            f"{folder}: an identity (multi-class) model ({metadata.get('n_classes')} classes); "
-            f"{SUPPORTED}, without identities. {IDENTITY_MODELS}"
+            f"{folder}: model_type 'bottomup' in {METADATA_FILE}, but it names "
+            f"{metadata.get('n_classes')} identity classes; an identity model's export says "
+            f"model_type 'multi_class_bottomup'. Export the model again with `sleap-nn export`."
         )
-    if model_type != "bottomup":
+    if model_type not in (BOTTOMUP, IDENTITY_BOTTOMUP):
         raise ModelError(
-            f"{folder}: model_type {model_type or 'missing'!r} in {METADATA_FILE}; {SUPPORTED}"
+            f"{folder}: model_type {model_type or 'missing'!r} in {METADATA_FILE}; only {SUPPORTED}"
         )
+    return model_type
 
 
 def _read_graph(onnx_file: Path) -> tuple[str, tuple[Any, ...], str, tuple[str, ...]]:
@@ -230,49 +253,51 @@ def _describe(
     config: dict[str, Any],
     graph: tuple[str, tuple[Any, ...], str, tuple[str, ...]],
     frame_size: tuple[int, int] | None,
+    model_type: str = BOTTOMUP,
 ) -> ModelDescription:
     """Cross-check metadata and graph, and build the description."""
     metadata_file = folder / METADATA_FILE
-    input_name, shape, input_type, output_names = graph
+    input_name, shape, _, output_names = graph
     try:
         keypoints = tuple(str(n) for n in metadata["node_names"])
-        edges = tuple((int(s), int(d)) for s, d in metadata["edge_inds"])
+        edges = tuple((int(s), int(d)) for s, d in metadata["edge_inds"] or ())
         input_scale = float(metadata.get("input_scale") or 1.0)
         channels = int(metadata.get("input_channels") or 1)
     except (KeyError, TypeError, ValueError) as error:
         raise ModelError(f"{metadata_file}: incomplete metadata: {error!r}") from error
     if any(not (0 <= i < len(keypoints)) for edge in edges for i in edge):
         raise ModelError(f"{metadata_file}: edge_inds name nodes beyond the {len(keypoints)} nodes")
-    missing = [n for n in OUTPUTS if n not in output_names]
-    if missing:
-        raise ModelError(
-            f"{onnx_file}: a bottom-up export outputs {', '.join(OUTPUTS)}; this graph has "
-            f"{', '.join(output_names)} (missing {', '.join(missing)}). Export it again with "
-            "sleap-nn 0.3 or later."
-        )
-    if input_type != "UINT8" or len(shape) != 4 or shape[1] not in (1, 3, None):
-        raise ModelError(
-            f"{onnx_file}: input {input_name!r} is {input_type} {shape}; expected uint8 "
-            "(batch, channels, height, width) as sleap-nn exports"
-        )
-    if isinstance(shape[1], int) and shape[1] != channels:
-        raise ModelError(
-            f"{onnx_file}: the graph takes {shape[1]} channels but {metadata_file} says "
-            f"input_channels {channels}"
-        )
+    identity = model_type == IDENTITY_BOTTOMUP
+    if identity and not edges:  # no part-affinity fields: the labels' skeleton, for drawing
+        edges = _config_edges(config, keypoints)
+    _check_outputs(onnx_file, output_names, CLASS_OUTPUTS if identity else OUTPUTS, identity)
+    _check_input(onnx_file, metadata_file, graph, channels)
     size = _trace_size(metadata, config, frame_size)
     if size is None:
         raise ModelError(
             f"{metadata_file}: no input size (max_height/max_width) in the metadata or the "
             "training config; give the frame size"
         )
-    max_instances = metadata.get("max_instances")
-    decoding = SleapDecoding(
-        edges=edges,
-        input_scale=input_scale,
-        min_line_scores=float(metadata.get("min_line_scores", DEFAULT_MIN_LINE_SCORES)),
-        min_instance_peaks=float(metadata.get("min_instance_peaks", DEFAULT_MIN_INSTANCE_PEAKS)),
-    )
+    classes: tuple[str, ...] = ()
+    decoding: SleapDecoding | SleapClassDecoding
+    if identity:
+        classes = _class_names(metadata_file, metadata)
+        decoding = SleapClassDecoding(
+            class_names=classes,
+            peak_threshold=float(metadata.get("peak_threshold") or DEFAULT_PEAK_THRESHOLD),
+        )
+        animals = len(classes)
+    else:
+        decoding = SleapDecoding(
+            edges=edges,
+            input_scale=input_scale,
+            min_line_scores=float(metadata.get("min_line_scores", DEFAULT_MIN_LINE_SCORES)),
+            min_instance_peaks=float(
+                metadata.get("min_instance_peaks", DEFAULT_MIN_INSTANCE_PEAKS)
+            ),
+        )
+        max_instances = metadata.get("max_instances")
+        animals = int(max_instances) if max_instances else DEFAULT_MAX_ANIMALS
     gray = channels == 1
     return ModelDescription(
         name=str(metadata.get("model_name") or folder.name),
@@ -289,7 +314,7 @@ def _describe(
         resize="area",
         output_kind="coordinates",
         stride=float(metadata.get("output_stride") or 1) / input_scale,
-        decoder="sleap-bottomup",
+        decoder="sleap-classes" if identity else "sleap-bottomup",
         heatmaps_are_probabilities=False,
         input_name=input_name,
         output_names=output_names,
@@ -301,10 +326,83 @@ def _describe(
         input_type="uint8",
         input_layout="nchw",
         normalization="in-graph",
-        max_animals=int(max_instances) if max_instances else DEFAULT_MAX_ANIMALS,
+        max_animals=animals,
         decoding=decoding,
         trained_size=_stated_trace_size(metadata, config),
+        identity_classes=classes,
     )
+
+
+def _check_outputs(
+    onnx_file: Path, output_names: tuple[str, ...], expected: tuple[str, ...], identity: bool
+) -> None:
+    """Raise a ModelError unless the graph has every output its model type needs."""
+    missing = [n for n in expected if n not in output_names]
+    if missing:
+        kind = "bottom-up identity" if identity else "bottom-up"
+        raise ModelError(
+            f"{onnx_file}: a {kind} export outputs {', '.join(expected)}; this graph has "
+            f"{', '.join(output_names)} (missing {', '.join(missing)}). Export it again with "
+            "sleap-nn 0.3 or later."
+        )
+
+
+def _check_input(
+    onnx_file: Path,
+    metadata_file: Path,
+    graph: tuple[str, tuple[Any, ...], str, tuple[str, ...]],
+    channels: int,
+) -> None:
+    """Raise a ModelError unless the graph takes uint8 (N, C, H, W) of the metadata's channels."""
+    input_name, shape, input_type, _ = graph
+    if input_type != "UINT8" or len(shape) != 4 or shape[1] not in (1, 3, None):
+        raise ModelError(
+            f"{onnx_file}: input {input_name!r} is {input_type} {shape}; expected uint8 "
+            "(batch, channels, height, width) as sleap-nn exports"
+        )
+    if isinstance(shape[1], int) and shape[1] != channels:
+        raise ModelError(
+            f"{onnx_file}: the graph takes {shape[1]} channels but {metadata_file} says "
+            f"input_channels {channels}"
+        )
+
+
+def _config_edges(
+    config: dict[str, Any], keypoints: tuple[str, ...]
+) -> tuple[tuple[int, int], ...]:
+    """Return the edges of the training labels' first skeleton (names in ``keypoints``), or ()."""
+    skeletons = (config.get("data_config") or {}).get("skeletons") or []
+    if not isinstance(skeletons, list) or not skeletons or not isinstance(skeletons[0], dict):
+        return ()
+    edges = []
+    for edge in skeletons[0].get("edges") or []:
+        try:
+            names = (str(edge["source"]["name"]), str(edge["destination"]["name"]))
+        except (KeyError, TypeError):
+            continue
+        if names[0] in keypoints and names[1] in keypoints:
+            edges.append((keypoints.index(names[0]), keypoints.index(names[1])))
+    return tuple(edges)
+
+
+def _class_names(metadata_file: Path, metadata: dict[str, Any]) -> tuple[str, ...]:
+    """Return an identity model's classes (``class_names``, checked against ``n_classes``)."""
+    names = metadata.get("class_names") or ()
+    if not isinstance(names, list | tuple) or not names:
+        raise ModelError(
+            f"{metadata_file}: an identity model without class_names; export it again with "
+            "`sleap-nn export` from the trained model folder (its training_config.yaml names "
+            "the classes)"
+        )
+    classes = tuple(str(name) for name in names)
+    count = metadata.get("n_classes")
+    if count is not None and int(count) != len(classes):
+        raise ModelError(
+            f"{metadata_file}: n_classes {count} but {len(classes)} class_names {classes}"
+        )
+    if len(set(classes)) != len(classes):
+        raise ModelError(f"{metadata_file}: class names repeat: {classes}")
+    return classes
 
 
 # -- for deeplabstream-inspect (through SleapExport, below)
@@ -330,16 +428,31 @@ def network_text(description: ModelDescription) -> str:
     metadata = _metadata_of(description)
     backbone = metadata.get("backbone") or "?"
     edges = ", ".join(f"{a}->{b}" for a, b in description.skeleton)
+    kind = (
+        f"bottom-up identity model (confidence maps + class maps), classes "
+        f"{', '.join(description.identity_classes)}"
+        if description.identity_classes
+        else "bottom-up multi-animal model (confidence maps + part-affinity fields)"
+    )
     return (
-        f"bottom-up multi-animal model (confidence maps + part-affinity fields), backbone "
-        f"{backbone}, input scale {metadata.get('input_scale', '?')}; skeleton "
-        f"{len(description.skeleton)} edges: {edges}"
+        f"{kind}, backbone {backbone}, input scale {metadata.get('input_scale', '?')}; "
+        f"skeleton {len(description.skeleton)} edges: {edges}"
     )
 
 
 def decoding_text(description: ModelDescription) -> str:
     """Return the grouping settings and the animals kept per frame, in words."""
     decoding = description.decoding
+    if isinstance(decoding, SleapClassDecoding):
+        return (
+            f"peaks and class values in graph; sleap-nn's class assignment on the host "
+            f"(peak_threshold {decoding.peak_threshold:g}); one animal per class, "
+            f"{description.max_animals} per frame: "
+            + ", ".join(
+                f"animal{i} = {name}" for i, name in enumerate(decoding.class_names, start=1)
+            )
+            + " ([Pose] MAX_ANIMALS does not apply)"
+        )
     settings = ""
     if isinstance(decoding, SleapDecoding):
         settings = (
@@ -367,7 +480,7 @@ class SleapExport(ModelFormat):
     def load(
         self, path: Path, frame_size: tuple[int, int] | None, precision: Precision
     ) -> ModelDescription:
-        """Read the export's metadata and graph (bottom-up models only)."""
+        """Read the export's metadata and graph (bottom-up models, with or without classes)."""
         return load_sleap(path, frame_size)
 
     def describes(self, description: ModelDescription) -> bool:

@@ -9,6 +9,9 @@ model's :class:`~pose.model.ModelDescription` to pick the decoder:
 - ``output_kind="coordinates"``: the network's (N, K, 3) x, y, likelihood in input pixels;
 - ``decoder="sleap-bottomup"``: :func:`pose.decoding.sleap.decode_bottomup`, sleap-nn's grouping
   of peaks into animals (N, A, K, 3);
+- ``decoder="sleap-classes"``: :func:`pose.decoding.sleap_classes.decode_classes`, sleap-nn's
+  assignment of peaks to identity classes (N, C, K, 3), row c = class c; each animal's identity
+  confidence goes to :attr:`PoseEstimator.last_identity_confidence`;
 - ``decoder="paf-bottomup"``: :func:`pose.decoding.bottomup.decode_paf_bottomup`, this project's
   own multi-animal models (heatmaps with a peak per animal, and part-affinity fields).
 
@@ -27,6 +30,7 @@ from deeplabstream.pose.decoding.bottomup import decode_paf_bottomup
 from deeplabstream.pose.decoding.lightning import decode_lightning_pose
 from deeplabstream.pose.decoding.peaks import decode_argmax
 from deeplabstream.pose.decoding.sleap import decode_bottomup
+from deeplabstream.pose.decoding.sleap_classes import decode_classes
 from deeplabstream.pose.model import ModelDescription, ModelError
 from deeplabstream.pose.runtime.backends import InferenceBackend
 from deeplabstream.pose.runtime.preprocess import Preprocessor
@@ -54,6 +58,10 @@ class PoseEstimator:
     last_timings
         Seconds spent by the last :meth:`estimate` in ``preprocess``, ``inference`` and
         ``decode``.
+    last_identity_confidence
+        For a model that names the animals itself (``description.identity_classes``), the
+        (N, A) identity confidence of each animal of the frames of the last
+        :meth:`estimate_animals` (NaN for an animal not found); None for the other models.
     """
 
     def __init__(
@@ -69,6 +77,7 @@ class PoseEstimator:
         self.batch = description.batch_size or max_batch
         self.preprocessor = Preprocessor(description, frame_shape, self.batch, crop)
         self.last_timings: dict[str, float] = {"preprocess": 0.0, "inference": 0.0, "decode": 0.0}
+        self.last_identity_confidence: np.ndarray | None = None
 
     @property
     def animals(self) -> int:
@@ -113,19 +122,24 @@ class PoseEstimator:
         if len(flips) != n:
             raise ValueError(f"{len(flips)} flips for {n} frames")
         keypoints = np.empty((n, self.animals, len(self.description.keypoints), 3), np.float64)
+        classes = bool(self.description.identity_classes)
+        confidence = np.full((n, self.animals), np.nan) if classes else None
         timings = dict.fromkeys(("preprocess", "inference", "decode"), 0.0)
         for start in range(0, n, self.batch):
             stop = min(start + self.batch, n)
-            keypoints[start:stop] = self._estimate_batch(
+            keypoints[start:stop], batch_confidence = self._estimate_batch(
                 frames[start:stop], flips[start:stop], timings
             )
+            if confidence is not None and batch_confidence is not None:
+                confidence[start:stop] = batch_confidence
         self.last_timings = timings
+        self.last_identity_confidence = confidence
         return keypoints
 
     def _estimate_batch(
         self, frames: Sequence[np.ndarray], flips: Sequence[bool], timings: dict[str, float]
-    ) -> np.ndarray:
-        """Keypoints of at most one batch of frames; adds to ``timings``."""
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Keypoints and identity confidences of at most one batch; adds to ``timings``."""
         n = len(frames)
         t0 = time.perf_counter()
         # A graph of fixed batch size takes whole batches: the buffer's other slots pad it.
@@ -134,7 +148,7 @@ class PoseEstimator:
         t1 = time.perf_counter()
         outputs = self.backend.run(batch)
         t2 = time.perf_counter()
-        points = self._decode([o[:n] for o in outputs])
+        points, confidence = self._decode([o[:n] for o in outputs])
         if points.ndim == 3:  # a single-animal decoder: one animal per frame
             points = points[:, None]
         for i, transform in enumerate(transforms):
@@ -143,9 +157,19 @@ class PoseEstimator:
         timings["preprocess"] += t1 - t0
         timings["inference"] += t2 - t1
         timings["decode"] += t3 - t2
-        return points
+        return points, confidence
 
-    def _decode(self, outputs: list[np.ndarray]) -> np.ndarray:
+    def _decode(self, outputs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
+        """Network outputs to input pixels, and the identity confidences of an identity model.
+
+        The points are (n, K, 3), or (n, A, K, 3) for a multi-animal model; the confidences
+        (n, A), None for a model without identity classes.
+        """
+        if self.description.decoder == "sleap-classes":
+            return decode_classes(outputs, self.description)
+        return self._decode_points(outputs), None
+
+    def _decode_points(self, outputs: list[np.ndarray]) -> np.ndarray:
         """Network outputs to (n, K, 3), or (n, A, K, 3) for a multi-animal model, input pixels."""
         d = self.description
         first = outputs[0]

@@ -13,15 +13,28 @@ for a second, the model sees one animal, and when they part, motion cannot tell 
   a second, which is which is anybody's guess). A track started anew after the tracker lost it
   knows nothing (equal probabilities).
 * **Appearance.** Once a model of the animals' looks exists (:mod:`pose.tracking.appearance`,
-  learned in the background from this session's samples), every detected track's patch
-  (:mod:`pose.tracking.patches`) adds its evidence: the model's probabilities, clipped to
-  [:data:`EVIDENCE_CLIP`, 1 - :data:`EVIDENCE_CLIP`], while it is apart from the others
-  (in contact, or lying over a hidden one, its patch holds parts of the other animal, and
-  frame after frame the model can be confidently wrong about it: there motion decides). For
-  :data:`MERGE_MEMORY_S` after one animal was hidden by another, the tracker also weighs each
-  detection's looks against each track's beliefs when it matches detections to tracks, but
-  only in frames where every tracked animal is detected apart from the others (clean
-  patches): so when they part, the looks name them as soon as they are apart.
+  learned in the background from this session's samples), detected tracks' patches
+  (:mod:`pose.tracking.patches`) add their evidence, where it can be trusted
+  (:meth:`IdentityKeeper._weigh_evidence`):
+
+  - a track **apart** from every other animal for :data:`APART_HOLD_S`: its model
+    probabilities alone, clipped to [:data:`EVIDENCE_CLIP`, 1 - :data:`EVIDENCE_CLIP`].
+    "Apart" is judged on everything known of each animal (its row, its whole detection, and
+    the body the tracker remembers, :meth:`IdentityKeeper._reach`), not on the keypoints a
+    pose model happened to keep: models drop the keypoints where two animals touch, and a
+    patch cut there holds parts of both;
+  - animals **in contact**: a patch alone holds parts of the other animal and the model can
+    be confidently wrong about it, but the patches of *all* the animals of a group in contact,
+    weighed together, say which assignment is likelier, and a part of one animal in the
+    other's patch pulls both the same way (no assignment favoured). So they count when every
+    animal of the group has a patch, each clipped to :data:`CONTACT_EVIDENCE_CLIP`: animals
+    that part from a merge are named by two agreeing frames while they still touch;
+  - a detection over a hidden animal, or one animal of a group alone: nothing.
+
+  For :data:`MERGE_MEMORY_S` after one animal was hidden by another, the tracker also weighs
+  each detection's looks against each track's beliefs when it matches detections to tracks,
+  but only in frames where every tracked animal is detected apart from the others (clean
+  patches).
 * **Assignment.** Identities go to tracks by the most probable one-to-one assignment
   (the Hungarian algorithm on the beliefs), but the assignment in force changes only when
   another is more probable by a factor :attr:`switch_odds` (20 by default): an identity is
@@ -42,16 +55,24 @@ for a second, the model sees one animal, and when they part, motion cannot tell 
   it happened to be on top. A miss, not a switch. An animal that went out of sight next to
   another is presumed to lie under it and to move with it until it shows again (even once
   the tracker has given its track up), so the merged detection's looks, which show both,
-  never count as proof of who it is. Animals both detected are always shown (a
-  contact trigger needs both, whoever they are), with their confidence: triggers that must
-  know who is who set ``MIN_IDENTITY_CONFIDENCE``.
+  never count as proof of who it is.
+* **Unsure animals are not named while their looks can still tell.** After a merge (or a
+  track started anew), which animal is which is a guess until the looks have named them, a few
+  frames later for marked animals. Where the model can tell the animals apart (it passed its
+  held-out check), a detected animal that a merge (or a restart) left with its identity's
+  confidence below :data:`MERGED_MIN_CONFIDENCE` is left unnamed (its row empty, counted in
+  ``unsure_unidentified``), in contact or apart, until its looks name it: the identity shown
+  is right, or none is. Where the looks cannot tell (no model yet, unmarked animals), waiting
+  would hide the animals for good: motion's guess is shown with its confidence, and triggers
+  that must know who is who set ``MIN_IDENTITY_CONFIDENCE``. So is an animal whose
+  confidence dips with no merge (its looks disagreeing with motion).
 * **Learning.** At every frame (or every :attr:`sample_interval_s`), each track that is apart
-  from the others and whose identity's confidence is at least :data:`LEARN_CONFIDENCE` hands
-  its patch, labelled with that identity, to the learner. Before the first model there is
-  nothing but motion: when a merge has made identities uncertain before a model exists, the
-  samples so far can no longer be trusted, so once the animals are apart again the keeper
-  takes the tracker's identities as they are (counted in ``restarts``) and the learner starts
-  over.
+  from the others (for :data:`APART_HOLD_S`, as for the evidence) and whose identity's
+  confidence is at least :data:`LEARN_CONFIDENCE` hands its patch, labelled with that
+  identity, to the learner. Before the first model there is nothing but motion: when a merge
+  has made identities uncertain before a model exists, the samples so far can no longer be
+  trusted, so once the animals are apart again the keeper takes the tracker's identities as
+  they are (counted in ``restarts``) and the learner starts over.
 
 The live loop calls :meth:`IdentityKeeper.update` at every pose: the tracker, one patch per
 detected animal, a matrix product each, and a few operations on (A, A) arrays; the learning is
@@ -66,7 +87,11 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from deeplabstream.pose.tracking.appearance import AppearanceLearner, AppearanceModel
+from deeplabstream.pose.tracking.appearance import (
+    MIN_ACCURACY,
+    AppearanceLearner,
+    AppearanceModel,
+)
 from deeplabstream.pose.tracking.patches import MIN_KEYPOINTS, BodyPatches
 from deeplabstream.pose.tracking.tracker import IdentityTracker
 
@@ -78,6 +103,15 @@ BELIEF_FLOOR = 1e-4
 """No belief goes below this, so that evidence can always turn it round."""
 APART_BODY_LENGTHS = 0.5
 """Tracks whose closest keypoints are farther apart than this many template lengths are apart."""
+APART_HOLD_S = 0.1
+"""An animal's looks count alone (and are learned) once it has been apart this long: a pose
+model that drops the keypoints where two animals touch makes them look apart for a frame or
+two (three frames at 30 fps)."""
+CONTACT_EVIDENCE_CLIP = 0.2
+"""In contact, a model's probability is clipped to [this, 1 - this]: one frame's looks of two
+touching animals move an even belief to 0.8 at most (below :data:`MERGED_MIN_CONFIDENCE`), two
+that agree to 0.94: it takes two frames to name them, and one wrong frame (a rare pair of
+patches both misled) moves a sure belief (0.99) to 0.96 only."""
 DEFAULT_SWITCH_ODDS = 20.0
 MERGED_MIN_CONFIDENCE = 0.9
 """A detection covering a hidden animal is shown under its identity only this sure of it."""
@@ -115,6 +149,9 @@ class KeeperCounts:
     merged_unidentified
         Frames where a detection covering a hidden animal was not sure enough of its identity
         to be shown (its row left empty).
+    unsure_unidentified
+        Frames where a detected animal was left unnamed (its row empty) because a merge had
+        left it unsure of its identity and its looks could still settle it (marked animals).
     reassignments
         Times the identities were moved between tracks on appearance evidence.
     restarts
@@ -130,6 +167,7 @@ class KeeperCounts:
     frames: int = 0
     frames_with_model: int = 0
     merged_unidentified: int = 0
+    unsure_unidentified: int = 0
     reassignments: int = 0
     restarts: int = 0
     samples: int = 0
@@ -208,6 +246,9 @@ class IdentityKeeper:
         self._apart: float | None = None  # _apart_px once the template is set
         self._near_last = np.zeros(animals, bool)  # last frame: within _apart_px of another
         self._under = np.zeros(animals, bool)  # lost next to another: presumed under it
+        self._clear_since = np.full(animals, np.nan)  # apart from every other animal since
+        # Made unsure by a merge or a restart, and not named since (see _withhold_unsure).
+        self._shaken = np.zeros(animals, bool)
 
     @property
     def model(self) -> AppearanceModel | None:
@@ -259,11 +300,13 @@ class IdentityKeeper:
         if covering.any():
             # One animal hidden by another: when they part, motion cannot say which is which.
             self._merged_until = time_s + MERGE_MEMORY_S
+        reach, clear = self._reach(tracks, instances, seen, present)
+        settled = self._settled(time_s, clear)
         looks = self._track_looks(tracks, instances, frame, seen, detections)
-        self._weigh_evidence(looks, seen, gaps)
+        self._weigh_evidence(looks, seen, settled, reach <= apart_px)
         self._assign(active)
         self._set_confidence(active, seen)
-        self._learn(time_s, seen, gaps, looks)
+        self._learn(time_s, seen, settled, looks)
         self._last_xy[seen] = np.where(
             np.isfinite(tracks[seen, :, :2]), tracks[seen, :, :2], self._last_xy[seen]
         )
@@ -274,6 +317,7 @@ class IdentityKeeper:
         # keypoints than a track needs to be seen: it has no confidence at all).
         touching = covering | (active & ~seen & self._near_last)
         self._hide_unsure_merges(out, touching)
+        self._withhold_unsure(out, seen, seen & ~touching)
         return out
 
     def _carry_hidden(self, tracks: np.ndarray, under: np.ndarray, gaps: np.ndarray) -> None:
@@ -310,7 +354,8 @@ class IdentityKeeper:
         of the other animal (and a merged detection both), and the model's verdict on it can
         be confidently wrong, where motion keeps two touching animals apart well.
         """
-        if len(detections) < np.count_nonzero(self.tracker.active):
+        active = self.tracker.active
+        if len(detections) < np.count_nonzero(active):
             return False
         rows = list(detections)
         xy = instances[rows, :, :2].astype(np.float64)
@@ -319,7 +364,46 @@ class IdentityKeeper:
             closest = np.nanmin(np.hypot(diff[..., 0], diff[..., 1]), initial=np.inf)
             if not closest > self._apart_px():
                 return False
+        # The detections may lack the keypoints where two animals touch: their bodies as the
+        # tracker last knew them must be apart too.
+        bodies = self.tracker.bodies()[active]
+        for index in range(1, bodies.shape[0]):
+            diff = bodies[index, :, None] - bodies[:index, None]
+            closest = np.nanmin(np.hypot(diff[..., 0], diff[..., 1]), initial=np.inf)
+            if not closest > self._apart_px():
+                return False
         return True
+
+    def _looks_can_tell(self) -> bool:
+        """Whether the model in use tells the animals apart (passed its held-out check)."""
+        return self._model is not None and self._model.accuracy >= MIN_ACCURACY
+
+    def _withhold_unsure(self, out: np.ndarray, seen: np.ndarray, shown: np.ndarray) -> None:
+        """Empty the rows of animals a merge left unsure, while their looks can settle it.
+
+        After a merge (or a track started anew), motion's guess of who is who is a coin toss
+        until the looks have named the animals: two agreeing frames of both in contact, or
+        their first frames apart. Where the model can tell them apart (marked animals), that is
+        a few frames away, and a row shown meanwhile under a guessed identity would be another
+        animal's half the time: it is left empty instead (counted in ``unsure_unidentified``),
+        its confidence kept, until its identity's confidence reaches
+        :data:`MERGED_MIN_CONFIDENCE`. Where the looks cannot tell (no model yet, unmarked
+        animals), waiting would hide the animals for good: motion's guess is shown, with its
+        confidence, for ``MIN_IDENTITY_CONFIDENCE`` to judge. So is an animal that no merge
+        made unsure, whose confidence dips because its looks disagree with motion: motion is
+        no guess there, and a model can pass its check on cues that do not last (unmarked
+        animals, a model's first seconds).
+
+        ``seen``: (A,) the tracks detected; ``shown``: those whose rows are shown so far.
+        """
+        tracks = np.flatnonzero(seen)
+        sure = self.confidence[self._identity_of[tracks]] >= MERGED_MIN_CONFIDENCE
+        self._shaken[tracks[sure]] = False  # named again
+        unsure = shown & self._shaken
+        if not unsure.any() or not self._looks_can_tell():
+            return
+        out[self._identity_of[unsure]] = np.nan
+        self.counts.unsure_unidentified += 1
 
     def _hide_unsure_merges(self, out: np.ndarray, touching: np.ndarray) -> None:
         """Empty the rows of merged detections not sure of their identity (module doc).
@@ -353,6 +437,7 @@ class IdentityKeeper:
             return
         self._belief[started] = 1.0 / self.animals
         self._belief = _balanced(self._belief)  # they take what the others leave
+        self._shaken[started] = True
         self._last_xy[started & ~seen] = np.nan
 
     def _gaps(self, tracks: np.ndarray, seen: np.ndarray, active: np.ndarray) -> np.ndarray:
@@ -371,6 +456,82 @@ class IdentityKeeper:
         gaps[np.isnan(gaps)] = np.inf
         np.fill_diagonal(gaps, np.inf)
         return gaps
+
+    def _reach(
+        self, tracks: np.ndarray, instances: np.ndarray, seen: np.ndarray, present: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Return how close the animals come to each other, judged on everything known of them.
+
+        A track's row can lack keypoints its detection had (the tracker regroups keypoints of
+        animals in contact), and a detection lacks those the pose model missed, often where
+        another animal covers them: judged on either alone, two touching animals can look 30 px
+        apart, and a patch cut there holds parts of both. So each present animal is all of: its
+        row, the detection it was matched to (whole), and its body as the tracker remembers
+        it (:meth:`IdentityTracker.bodies`: the keypoints it missed, where motion puts them); a
+        hidden one, where it was last seen (under the animal over it). Detections no track took
+        (a fragment of a hidden animal) count as others too.
+
+        Returns
+        -------
+        tuple of numpy.ndarray
+            (A, A) the closest distances between present animals (inf on the diagonal and for
+            animals not present; where more than :meth:`_apart_px`, only a lower bound), and
+            (A,) which seen animals are farther than :meth:`_apart_px` from everything else in
+            the frame.
+        """
+        animals, keypoints = self.animals, self.tracker.keypoints
+        ok = np.isfinite(instances[..., 0]) & (instances[..., 2] >= self.min_likelihood)
+        points = np.where(ok[..., None], instances[..., :2], np.nan)  # (D, K, 2)
+        rows = self.tracker.last_detections
+        taken = seen & (rows >= 0)
+        left = np.ones(points.shape[0], bool)
+        left[rows[taken]] = False
+        # (A + U, 3, K, 2): each animal's row, its detection and its remembered body; then
+        # the detections no track took. NaN where nothing.
+        parts = np.full((animals + int(np.count_nonzero(left)), 3, keypoints, 2), np.nan)
+        # (Whole-array assignments first, then the few exceptions: fewer numpy calls, on the
+        # loop, in the usual case of every animal seen.)
+        parts[:animals, 0] = tracks[..., :2]
+        parts[:animals, 2] = self.tracker.bodies()
+        if not seen.all():
+            parts[:animals, 0][~seen] = self._last_xy[~seen]
+            parts[:animals, 2][~seen] = np.nan
+            parts[:animals, 0][~present] = np.nan
+        parts[:animals, 1][taken] = points[rows[taken]]
+        if left.any():
+            parts[animals:, 0] = points[left]
+        everything = parts.reshape(parts.shape[0], -1, 2)  # (N, 3K, 2)
+        apart_px = self._apart_px()
+        # Cheap first: boxes farther apart than apart_px along x or y (the usual case).
+        low, high = np.fmin.reduce(everything, axis=1), np.fmax.reduce(everything, axis=1)
+        closest = np.maximum(low[:, None] - high[None], low[None] - high[:, None]).max(axis=2)
+        closest[np.isnan(closest)] = np.inf  # animals with nothing known
+        np.fill_diagonal(closest, np.inf)
+        if not (closest <= apart_px).any():
+            return closest[:animals, :animals], seen.copy()
+        # Boxes overlap or come close: the closest keypoints, as complex numbers x + iy.
+        flat = np.ascontiguousarray(everything).view(np.complex128)[..., 0]  # (N, 3K)
+        distance = np.abs(flat[:, :, None, None] - flat[None, None])  # (N, 3K, N, 3K)
+        closest = np.fmin.reduce(np.fmin.reduce(distance, axis=3), axis=1)  # NaN: nothing
+        closest[np.isnan(closest)] = np.inf
+        np.fill_diagonal(closest, np.inf)
+        clear = seen & (closest[:animals].min(axis=1) > apart_px)
+        return closest[:animals, :animals], clear
+
+    def _settled(self, time_s: float, clear: np.ndarray) -> np.ndarray:
+        """Return (A,) the tracks apart from everything for :data:`APART_HOLD_S` or longer."""
+        settled = np.zeros(self.animals, bool)
+        since = self._clear_since
+        # At most A numbers: plain floats cost less than numpy calls here.
+        for track, is_clear in enumerate(clear.tolist()):
+            if not is_clear:
+                since[track] = math.nan
+                continue
+            if not since[track] <= time_s:  # NaN (newly apart), or a clock that started over
+                since[track] = time_s
+            # A hair of slack: frame times are k / fps, whose differences are not exact.
+            settled[track] = time_s - since[track] >= APART_HOLD_S - 1e-6
+        return settled
 
     def _contact_px(self) -> float:
         return self.tracker.contact_distance_px
@@ -404,6 +565,8 @@ class IdentityKeeper:
             if both and gaps[first, second] > contact_px:
                 continue
             constant = self.contact_mixing_s if both else self.merge_mixing_s
+            if not both:  # one under the other: who comes out is a guess until the looks say
+                self._shaken[[first, second]] = True
             share = 0.5 * -math.expm1(-dt / constant)  # -> 1/2: each the average of the two
             a, b = self._belief[first].copy(), self._belief[second].copy()
             self._belief[first] = (1.0 - share) * a + share * b
@@ -496,21 +659,50 @@ class IdentityKeeper:
                 looks[track] = look
         return looks
 
-    def _weigh_evidence(self, looks: dict[int, _Look], seen: np.ndarray, gaps: np.ndarray) -> None:
-        """Multiply the beliefs of each track apart from the others by its looks' probabilities.
+    def _weigh_evidence(
+        self,
+        looks: dict[int, _Look],
+        seen: np.ndarray,
+        settled: np.ndarray,
+        contact: np.ndarray,
+    ) -> None:
+        """Multiply the beliefs of tracks by their looks' probabilities, where they can be trusted.
 
-        Only apart: in contact a patch holds parts of the other animal (a small mouse lying
-        on a large one looks large), and frame after frame the model can be confidently wrong
-        about it; motion keeps touching animals apart better. Then balanced again (every
-        identity on one track in all), so that evidence that one track is identity i is
-        evidence that the others are not.
+        * A track apart from everything else for :data:`APART_HOLD_S` (``settled``): its
+          looks alone, whole (clipped to :data:`EVIDENCE_CLIP`).
+        * Animals in contact (``contact``: (A, A) within :meth:`_apart_px`): a patch then holds
+          parts of the other animal, and alone the model can be wrong about it, confidently
+          (a small mouse lying on a large one looks large; 2 to 10 % of such frames on the
+          simulated arena, docs/sleap-models.md). But the looks
+          of *all* the animals of a group in contact are weighed together: after balancing,
+          that is the likelihood of each assignment of the group's animals to identities,
+          and a part of one animal in the other's patch pulls both patches the same way,
+          which favours no assignment. So a group's looks count only when every one of its
+          animals is seen with a patch, each clipped to :data:`CONTACT_EVIDENCE_CLIP`: two
+          agreeing frames name animals that parted from a merge while they still touch.
+          One animal of a group alone (the other without a patch, or hidden) counts nothing.
+
+        Then balanced again (every identity on one track in all), so that evidence that one
+        track is identity i is evidence that the others are not.
         """
         weighed = False
-        apart = gaps.min(axis=1) > self._apart_px()
         for track, look in looks.items():
-            if look.probability is None or not (seen[track] and apart[track]):
-                continue
-            self._belief[track] *= look.probability
+            if look.probability is not None and seen[track] and settled[track]:
+                self._belief[track] *= look.probability
+                weighed = True
+        for group in _groups(contact):
+            found = [looks.get(track) for track in group.tolist()]
+            probabilities = [
+                look.probability
+                for look in found
+                if look is not None and look.probability is not None
+            ]
+            if len(probabilities) < group.size or not seen[group].all():
+                continue  # someone hidden, or without a patch (or no model yet)
+            for track, probability in zip(group.tolist(), probabilities, strict=True):
+                self._belief[track] *= np.clip(
+                    probability, CONTACT_EVIDENCE_CLIP, 1.0 - CONTACT_EVIDENCE_CLIP
+                )
             weighed = True
         if weighed:
             self._belief = _balanced(self._belief)
@@ -549,12 +741,12 @@ class IdentityKeeper:
         self.confidence = confidence
 
     def _learn(
-        self, time_s: float, seen: np.ndarray, gaps: np.ndarray, looks: dict[int, _Look]
+        self, time_s: float, seen: np.ndarray, settled: np.ndarray, looks: dict[int, _Look]
     ) -> None:
-        """Hand the patches of tracks apart and sure of their identity to the learner."""
+        """Hand the patches of tracks apart (``settled``) and sure of their identity over."""
         if self.learner is None or self.patches is None:
             return
-        apart = seen & (gaps.min(axis=1) > self._apart_px())
+        apart = seen & settled
         if self._model is None and self._reanchor(time_s, apart, seen):
             return
         due = apart & (time_s - self._last_sample >= self.sample_interval_s)
@@ -591,6 +783,27 @@ class IdentityKeeper:
         self._apart_since = None
         self.counts.restarts += 1
         return True
+
+
+def _groups(contact: np.ndarray) -> list[np.ndarray]:
+    """Return the groups (two or more tracks) connected by ``contact`` (A, A), in track order."""
+    groups: list[np.ndarray] = []
+    if not contact.any():  # the usual case
+        return groups
+    left = set(range(contact.shape[0]))
+    while left:
+        group: set[int] = set()
+        frontier = [min(left)]
+        while frontier:
+            track = frontier.pop()
+            if track in group:
+                continue
+            group.add(track)
+            frontier.extend(np.flatnonzero(contact[track]).tolist())
+        left -= group
+        if len(group) > 1:
+            groups.append(np.array(sorted(group)))
+    return groups
 
 
 def _sure(identity_of: np.ndarray) -> np.ndarray:

@@ -211,6 +211,21 @@ class IdentityTracker:
         """(A,) bool: the identities tracked as of the last update (not lost)."""
         return np.isfinite(self._last_seen)
 
+    def bodies(self) -> np.ndarray:
+        """Return (A, K, 2): where each identity's keypoints are as of the last update.
+
+        A keypoint seen in the last update is where it was remembered (in contact, on the body
+        moved as a whole); one not seen is where the motion model puts it now, until
+        ``max_gap_s``; NaN where unknown. The whole body, also the parts a pose model missed
+        because another animal covers them: what tells whether two animals touch when their
+        detections left out the keypoints between them.
+        """
+        if self._time is None:
+            return np.full_like(self._kp_xy, np.nan)
+        age = self._time - self._kp_time
+        where = self._kp_xy + self._vel[:, None, :] * age[..., None]
+        return np.where((age <= self.max_gap_s)[..., None], where, np.nan)
+
     def update(
         self, time_s: float, instances: np.ndarray, identity_scores: np.ndarray | None = None
     ) -> np.ndarray:
@@ -411,7 +426,8 @@ class IdentityTracker:
         Where two animals overlap, a bottom-up decoder can group the front of one with the back
         of the other (a chimera), and an instance-level match then gives one identity parts of
         both. So, between identities in contact (the closest keypoints of their detections, or
-        of their predictions for an identity without one, within ``contact_distance_px``), each
+        of their predictions for an identity without one, or of their whole predicted bodies,
+        within ``contact_distance_px``), each
         keypoint type is matched on its own by the Hungarian algorithm: the matched detections'
         keypoints of that type against the identities' predictions of it, a keypoint leaving
         its instance's identity costing ``regroup_margin_px`` more, so the decoder's grouping
@@ -445,9 +461,14 @@ class IdentityTracker:
         if tracked.size < 2:
             return None, None
         here = np.searchsorted(tracked, ids)  # each matched identity's place among the tracked
-        # Where each tracked identity is: its detection's keypoints, else its prediction.
-        where = predicted[tracked].copy()  # (T, K, 2)
-        where[here] = np.where(seen[rows][..., None], xy[rows], np.nan)
+        # Where each tracked identity is: its detection's keypoints, else its prediction; and
+        # its whole predicted body besides. A decoder near another animal often gives fragments
+        # (two keypoints of one animal, or of both) that leave out the keypoints between the
+        # two: judged on the fragments alone, animals whose bodies overlap look apart, and a
+        # chimera is not repaired.
+        body = np.where(known[tracked][..., None], predicted[tracked], np.nan)
+        where = np.concatenate([body, body], axis=1)  # (T, 2K, 2)
+        where[here, : self.keypoints] = np.where(seen[rows][..., None], xy[rows], np.nan)
         # Cheap first: identities whose bounding boxes are farther apart than the contact
         # distance along x or y are not in contact (the usual case).
         low, high = np.fmin.reduce(where, axis=1), np.fmax.reduce(where, axis=1)
@@ -460,7 +481,7 @@ class IdentityTracker:
         flat = where.reshape(-1, 2)
         gap = flat[:, None] - flat[None]
         gap = np.abs(gap.view(np.complex128)[..., 0]).reshape(
-            tracked.size, self.keypoints, tracked.size, self.keypoints
+            tracked.size, 2 * self.keypoints, tracked.size, 2 * self.keypoints
         )
         closest = np.fmin.reduce(np.fmin.reduce(gap, axis=3), axis=1)  # NaN: nothing known
         with np.errstate(invalid="ignore"):

@@ -1,5 +1,9 @@
 """DeepLabCut labels (``CollectedData_<scorer>.csv`` or ``.h5``) read into one typed form.
 
+Read by training (offline.training) and by the labelled-image predictions
+(offline.replay.images); the offline tools do not import each other, so the readers sit beside
+them, in the offline package (docs/architecture.md).
+
 DeepLabCut has written its labels in several layouts over the years, all of which are read:
 
 * **header rows**: ``scorer``, ``bodyparts``, ``coords`` (single animal), or ``scorer``,

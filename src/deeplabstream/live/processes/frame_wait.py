@@ -1,0 +1,156 @@
+"""How the inference worker waits for its next frame: asleep, or awake when the frame is due.
+
+A worker asleep in ``poll()`` is woken by the capture process's write to the doorbell pipe. The
+kernel then has to wake its core, and on a virtual machine (every cloud machine, and these) a
+sleeping virtual core is woken by the hypervisor: 0.1-0.5 ms that no part of the pipeline can
+shorten, paid on every frame, and more on a busy host. At 30 fps this is a small part of the
+loop; at 200 fps it is most of what the pipeline adds to the model.
+
+Cameras deliver on a grid: each camera's next frame is due one frame interval after its last.
+With ``[Pose] WAIT = spin`` the worker sleeps (``select`` with a microsecond timeout, woken
+early by any frame that comes sooner) until shortly before the soonest camera's next frame is
+due, then stays awake, polling its pipes without blocking, until a frame arrives or the frame
+is well overdue, and only then sleeps again. The frame finds the worker running: no wake-up.
+The cost is the awake window per frame (``SPIN_BEFORE`` + the frame's lateness, at most
+``SPIN_AFTER`` more): about a tenth of a core at 200 fps, a few per cent at 30 fps.
+``block`` always sleeps (the least CPU; laptops on battery). ``auto`` spins where it pays: a
+camera at :data:`AUTO_SPIN_FPS` or more.
+
+The interval is learnt from the arrivals themselves (nominal rates lie: a camera set to 200 fps
+may deliver 198.7), as the median of the last :data:`INTERVALS_KEPT` intervals per camera.
+"""
+
+from __future__ import annotations
+
+import select
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from statistics import median
+from typing import Literal, Protocol
+
+from deeplabstream.core.clock import host_now_ns
+
+WaitMode = Literal["auto", "block", "spin"]
+#: ``auto`` spins for cameras at this rate or more (their frame interval is short enough that a
+#: wake-up is a visible part of the loop).
+AUTO_SPIN_FPS = 100.0
+SPIN_BEFORE_NS = 300_000  # awake this long before a frame is due (arrival jitter)
+SPIN_AFTER_NS = 1_000_000  # and at most this long after, for a late frame, then asleep
+INTERVALS_KEPT = 15
+
+
+class Waitable(Protocol):
+    """Anything with a file descriptor that becomes readable."""
+
+    def fileno(self) -> int:
+        """Return the file descriptor to wait on."""
+        ...
+
+
+@dataclass
+class ArrivalClock:
+    """When one camera's frames arrive: its last arrival and its recent intervals."""
+
+    last_arrival_ns: int = 0
+    last_seq: int = -1
+    intervals: deque[int] = field(default_factory=lambda: deque(maxlen=INTERVALS_KEPT))
+    _interval_ns: int = 0
+
+    def arrived(self, seq: int, arrival_ns: int) -> None:
+        """Note a frame's announcement (its sequence number and host arrival time)."""
+        if self.last_seq >= 0 and seq > self.last_seq and arrival_ns > self.last_arrival_ns:
+            self.intervals.append((arrival_ns - self.last_arrival_ns) // (seq - self.last_seq))
+            self._interval_ns = int(median(self.intervals))
+        if seq > self.last_seq:
+            self.last_seq, self.last_arrival_ns = seq, arrival_ns
+
+    @property
+    def interval_ns(self) -> int:
+        """The camera's frame interval as delivered (0 until two frames arrived)."""
+        return self._interval_ns
+
+    def next_due_ns(self, now_ns: int) -> int | None:
+        """Return when its next frame is due (None until its interval is known).
+
+        That is the first time on its grid after the last arrival that is not long past.
+        """
+        if not self._interval_ns:
+            return None
+        due = self.last_arrival_ns + self._interval_ns
+        if due + SPIN_AFTER_NS < now_ns:  # frames overdue (a paused camera): on the grid ahead
+            missed = (now_ns - due) // self._interval_ns + 1
+            due += missed * self._interval_ns
+        return due
+
+
+def spins(mode: WaitMode, clocks: Sequence[ArrivalClock]) -> bool:
+    """Whether to stay awake before the next frame: ``spin``; ``auto`` for fast cameras."""
+    if mode == "spin":
+        return True
+    if mode == "block":
+        return False
+    fast = 1e9 / AUTO_SPIN_FPS
+    return any(0 < clock.interval_ns <= fast for clock in clocks)
+
+
+class FrameWaiter:
+    """Wait until one of ``waitables`` is readable, awake around the frames' due times.
+
+    Parameters
+    ----------
+    mode
+        ``[Pose] WAIT``: ``auto``, ``block`` or ``spin`` (see the module's text).
+    """
+
+    def __init__(self, mode: WaitMode = "auto") -> None:
+        self.mode = mode
+        self.spun_ns = 0  # time spent awake waiting (the cost, for session.json)
+        self.woken_awake = 0  # frames found while awake
+        self.woken_asleep = 0  # frames that had to wake the worker
+
+    def wait(
+        self, waitables: Sequence[Waitable], clocks: Sequence[ArrivalClock], timeout_s: float
+    ) -> bool:
+        """Return once something is readable (True) or ``timeout_s`` passed (False)."""
+        start = host_now_ns()
+        if not spins(self.mode, clocks):
+            return self._sleep(waitables, timeout_s)
+        dues = [due for clock in clocks if (due := clock.next_due_ns(start)) is not None]
+        if not dues:
+            return self._sleep(waitables, timeout_s)
+        wake_at = min(dues) - SPIN_BEFORE_NS
+        if wake_at > start and self._sleep(waitables, min(timeout_s, (wake_at - start) / 1e9)):
+            return True  # something came before the frame was due (a control message)
+        give_up = min(dues) + SPIN_AFTER_NS
+        while True:
+            now = host_now_ns()
+            if _readable(waitables, 0.0):
+                self.spun_ns += now - max(start, wake_at)
+                self.woken_awake += 1
+                return True
+            if now >= give_up:
+                self.spun_ns += now - max(start, wake_at)
+                left = timeout_s - (now - start) / 1e9
+                return left > 0 and self._sleep(waitables, left)
+
+    def _sleep(self, waitables: Sequence[Waitable], timeout_s: float) -> bool:
+        readable = _readable(waitables, timeout_s)
+        if readable:
+            self.woken_asleep += 1
+        return readable
+
+    def figures(self) -> dict[str, float | int | str]:
+        """Return the waits' cost and effect, for the worker's closing figures."""
+        return {
+            "mode": self.mode,
+            "awake_waiting_s": round(self.spun_ns / 1e9, 3),
+            "found_awake": self.woken_awake,
+            "woken": self.woken_asleep,
+        }
+
+
+def _readable(waitables: Sequence[Waitable], timeout_s: float) -> bool:
+    """``select`` with a microsecond timeout (``poll`` and ``epoll`` round up to milliseconds)."""
+    ready, _, _ = select.select(waitables, [], [], max(0.0, timeout_s))
+    return bool(ready)

@@ -1,0 +1,65 @@
+"""What a Start Analysis or Start Experiment hands the inference worker.
+
+Each streaming camera as a :class:`WorkerCamera` (its ring, channel, model and per-camera pose
+settings), the experiment as an :class:`ExperimentSpec`, and the name of the experiment's events
+file; ``LiveSession`` starts the worker with them (live.session.analysis).
+"""
+
+from __future__ import annotations
+
+from deeplabstream.experiments.registry import resolved_name
+from deeplabstream.hardware.stimulation.latency import LatencyTestSpec
+from deeplabstream.live.processes.depth import depth_source
+from deeplabstream.live.processes.messages import ExperimentSpec
+from deeplabstream.live.processes.pose_job import WorkerCamera
+from deeplabstream.live.session.cameras import CameraBranch
+from deeplabstream.live.session.health import SessionHealth
+from deeplabstream.live.session.record import run_label
+from deeplabstream.pose.runtime.cropping import crop_settings
+from deeplabstream.settings.sections import Settings
+from deeplabstream.transport.ring import Channel
+
+
+def worker_cameras(
+    branches: list[CameraBranch], settings: Settings, health: SessionHealth
+) -> list[WorkerCamera]:
+    """Return the cameras still streaming, as the inference worker analyses them."""
+    cameras = []
+    for branch in branches:
+        if branch.ended or branch.ring is None:
+            continue
+        description = branch.opened.description if branch.opened else {}
+        geometry = branch.ring.spec.geometry
+        cameras.append(
+            WorkerCamera(
+                branch.camera_id,
+                branch.name,
+                branch.ring.spec,
+                branch.channel_ends[Channel.ANALYSE],
+                branch.settings.common.flip,
+                branch.settings.common.model_path,
+                # A RealSense's aligned depth image: experiments read it (Observation.depth_m).
+                depth_source(branch.name, description, (geometry.height, geometry.width)),
+                # [Pose] DYNAMIC_CROP* with this camera's own overrides
+                dynamic_crop=crop_settings(settings.pose, branch.settings.common),
+                pixels_per_mm=branch.settings.common.pixels_per_mm,
+                deadline_ns=health.deadline_ns(
+                    branch.opened.nominal_fps if branch.opened else None
+                ),
+            )
+        )
+    return cameras
+
+
+def experiment_spec(
+    settings: Settings, name: str | None, latency_test: LatencyTestSpec | None
+) -> ExperimentSpec:
+    """Return the experiment ``name`` (None: ``[Experiment] NAME``) with the settings' devices."""
+    # The experiment process has no settings folder: a lab's config or module goes as its path.
+    chosen = resolved_name(name or settings.experiment.name, settings.source_file.parent)
+    return ExperimentSpec(chosen, dict(settings.devices), latency_test)
+
+
+def events_file_name(run: int) -> str:
+    """``events.csv`` for the session's first experiment, ``events.run2.csv`` and on after."""
+    return f"events{run_label(run)}.csv"

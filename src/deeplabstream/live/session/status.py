@@ -1,0 +1,195 @@
+"""What a session says about itself: ``session.json``, its processes and each camera's figures.
+
+:class:`SessionJson` builds ``session.json`` from the session (read through
+:class:`ReportedSession`) and writes it: at each change of state, and every
+``SESSION_JSON_PERIOD_S`` while the session runs, so that a session killed hard still says how
+far it got. :func:`camera_figures` and :func:`process_ids` are the live figures the window and
+the summary read.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from deeplabstream.core.machine import machine_description
+from deeplabstream.core.priority import PriorityPlan, observed_priorities
+from deeplabstream.live.session.analysis import Analysis
+from deeplabstream.live.session.cameras import CameraBranch, branch_stats, camera_entry
+from deeplabstream.live.session.health import SessionHealth
+from deeplabstream.live.session.record import SESSION_JSON_PERIOD_S, run_label, session_metadata
+from deeplabstream.outputs.folder import SESSION_JSON, package_versions, write_session_json
+from deeplabstream.settings.loader import settings_as_dict
+from deeplabstream.settings.sections import Settings
+from deeplabstream.transport.channel import Doorbell
+
+log = logging.getLogger(__name__)
+
+
+class ReportedSession(Protocol):
+    """What ``session.json`` reads of the session (live.session.live.LiveSession)."""
+
+    settings: Settings
+    session_dir: Path | None
+    stop_reason: str
+    errors: list[str]
+    warnings: list[str]
+    started_at: datetime  # wall-clock time at the start
+    started_host_s: float  # the host clock (time.perf_counter) at the same moment
+    analysis: Analysis | None
+    analyses: list[Analysis]
+    health: SessionHealth
+    priority_plan: PriorityPlan
+    doorbell: Doorbell | None
+    cleanup: dict[str, Any]
+    settings_reloads: list[dict[str, Any]]
+
+    @property
+    def branches(self) -> list[CameraBranch]: ...  # noqa: D102 (a protocol's member)
+
+    @property
+    def stopped(self) -> bool: ...  # noqa: D102
+
+
+def camera_figures(
+    branches: list[CameraBranch], analysis: Analysis | None, health: SessionHealth
+) -> dict[str, dict[str, Any]]:
+    """Return live per-camera figures read from the ring headers (cheap; call it often)."""
+    stats = {branch.name: branch_stats(branch) for branch in branches}
+    if analysis is not None:
+        experiment = bool(analysis.experiment_running or analysis.experiment_summaries)
+        for name, figures in stats.items():
+            figures["latency_ms"] = analysis.recent_latency_ms(name)
+            figures["loop_latency_ms"] = (
+                analysis.recent_latency_ms(name, end_to_end=True) if experiment else None
+            )
+            live = analysis.live_deadline.get(name)
+            figures["late"] = live.misses if live is not None else 0
+            figures["stalled_s"] = health.stalled_s(name)
+    return stats
+
+
+def process_ids(branches: list[CameraBranch], analyses: list[Analysis]) -> dict[str, int | None]:
+    """Return the process id of every process of the session, by process name."""
+    processes: dict[str, int | None] = {"main": os.getpid()}
+    for branch in branches:
+        processes[branch.process.name] = branch.process.pid
+        processes.update(branch.recorder_pids)
+    for run, analysis in enumerate(analyses, start=1):
+        processes[f"pose{run_label(run)}"] = analysis.process.pid
+    return processes
+
+
+def experiment_summaries(analyses: list[Analysis]) -> list[dict[str, Any]]:
+    """Return the summary of every experiment of the session's analyses, in order."""
+    return [summary for analysis in analyses for summary in analysis.experiment_summaries]
+
+
+def last_experiment_summary(analyses: list[Analysis]) -> dict[str, Any] | None:
+    """Return the summary of the session's last experiment; None when none ran."""
+    for analysis in reversed(analyses):
+        summary = analysis.experiment_summary()
+        if summary is not None:
+            return summary
+    return None
+
+
+class SessionJson:
+    """``session.json`` of one session: what it holds, and when it is written."""
+
+    def __init__(self) -> None:
+        self.record: dict[str, Any] | None = None  # as last written: the summaries read it
+        self._static: dict[str, Any] | None = None  # versions, machine, settings: read once
+        self._observed_priorities: dict[str, dict[str, Any]] = {}
+        self._next_write = 0.0
+
+    def forget_settings(self) -> None:
+        """Read the settings again at the next write (they were re-read while streaming)."""
+        self._static = None
+
+    def write(
+        self,
+        session: ReportedSession,
+        status: str,
+        stats: dict[str, dict[str, Any]] | None = None,
+    ) -> None:
+        """Write ``session.json`` with the current state of the session."""
+        assert session.session_dir is not None
+        stats = stats or camera_figures(session.branches, session.analysis, session.health)
+        data = self._document(session, status, stats)
+        self.record = data
+        try:
+            # The space reserve is for the final session.json only: an update while running
+            # must not free it (the pose and event files would then fill it unnoticed).
+            write_session_json(session.session_dir, data, use_reserve=status != "running")
+        except OSError as error:  # the previous complete session.json stays
+            log.error("could not update %s: %s", SESSION_JSON, error)
+
+    def write_when_due(self, session: ReportedSession) -> None:
+        """Rewrite session.json every few seconds while running (a hard kill keeps the last)."""
+        now = time.monotonic()
+        if session.session_dir is None or session.stopped or now < self._next_write:
+            return
+        self._next_write = now + SESSION_JSON_PERIOD_S
+        self.write(session, "running")
+
+    def priority_entry(self, session: ReportedSession) -> dict[str, Any]:
+        """Return the placement plan and what each process was last seen running with."""
+        pids = process_ids(session.branches, session.analyses)
+        live: dict[str, int | None] = {name: pid for name, pid in pids.items() if pid is not None}
+        # Processes that ended keep the values last seen (the final session.json is written
+        # after every process has stopped).
+        self._observed_priorities.update(observed_priorities(live))
+        return {**session.priority_plan.describe(), "processes": dict(self._observed_priorities)}
+
+    def _document(
+        self, session: ReportedSession, status: str, stats: dict[str, dict[str, Any]]
+    ) -> dict[str, Any]:
+        """Return session.json's content: the session's state now, with ``stats`` per camera."""
+        started_at = session.started_at.isoformat(timespec="microseconds")
+        experiments = experiment_summaries(session.analyses)
+        return {
+            "format": "deeplabstream-session/1",
+            "status": status,
+            "stop_reason": session.stop_reason or None,
+            "started": started_at,
+            "ended": datetime.now().astimezone().isoformat(timespec="microseconds")
+            if status != "running"
+            else None,
+            "clock": {
+                "host_clock": "time.perf_counter (system-wide monotonic), seconds",
+                "host_time_at_start": session.started_host_s,
+                "wall_time_at_start": started_at,
+            },
+            "errors": list(session.errors),
+            "warnings": list(session.warnings),
+            "metadata": session_metadata(session.settings),
+            **self._static_info(session),
+            "cameras": {b.name: camera_entry(b, stats[b.name]) for b in session.branches},
+            "pose": session.analysis.summary() if session.analysis else None,
+            "pose_runs": [analysis.summary() for analysis in session.analyses],
+            "experiment": last_experiment_summary(session.analyses),
+            "experiment_runs": experiments,
+            "health": session.health.section(
+                session.analyses, experiments, round(session.started_host_s * 1e9)
+            ),
+            "processes": process_ids(session.branches, session.analyses),
+            "priority": self.priority_entry(session),
+            "doorbell": session.doorbell.value if session.doorbell is not None else None,
+            "settings_reloads": list(session.settings_reloads),
+        }
+
+    def _static_info(self, session: ReportedSession) -> dict[str, Any]:
+        """Return the parts of session.json that never change during a session (read once)."""
+        if self._static is None:
+            self._static = {
+                "settings": settings_as_dict(session.settings),
+                "versions": package_versions(),
+                "machine": machine_description(),
+                "cleanup_at_start": session.cleanup,
+            }
+        return self._static

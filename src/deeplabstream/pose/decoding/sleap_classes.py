@@ -1,0 +1,267 @@
+"""sleap-nn's host-side decoding of its bottom-up identity (multi-class) ONNX exports.
+
+A bottom-up identity model (sleap-nn's ``multi_class_bottomup`` head: confidence maps and
+**class maps**, one map per identity class) is exported by ``sleap-nn export ... --format
+onnx``. Its graph finds the peaks of every node and reads the class maps at each peak; its
+four outputs are
+
+``peaks`` (B, K, P, 2)
+    up to P peaks per node, (x, y) in the pixels of the image given to the graph (the graph
+    scales them back from its scaled input itself);
+``peak_vals`` (B, K, P)
+    the confidence map at each peak (``-1e9`` in slots that hold no peak);
+``peak_mask`` (B, K, P)
+    which peaks are valid (a local maximum above the threshold baked into the graph);
+``class_probs`` (B, K, P, C)
+    the class maps (a sigmoid each, so each value is 0..1 and a row need not sum to 1)
+    sampled bilinearly at each peak; zero for invalid peaks.
+
+What sleap-nn does after the graph (``ExportedBottomUpMultiClassLayer`` then
+``group_class_peaks``), and :func:`group_classes` reproduces, for each frame:
+
+1. a peak is kept when the graph marked it valid and its confidence is above the export's
+   ``peak_threshold`` (sleap-nn's run-time gate; the graph's own mask already asks the same);
+2. for each node on its own, the kept peaks are matched to the classes one to one by the
+   Hungarian algorithm, maximising the sum of their class values (with more peaks than
+   classes some peaks stay unmatched, with fewer some classes get no point for that node);
+3. a match is then kept only when its class is the peak's own best class (its class value
+   equals the largest of the peak's values exactly): a peak is never given to a class that
+   it resembles less than another;
+4. the peak kept for class c and node k is point k of instance c. Instance c is identity c
+   (``class_names[c]``) in every frame: no grouping by part-affinity fields, no tracking; a
+   class with no point in a frame is absent from it.
+
+This module also gives each instance the number sleap-nn's checkpoint path stores as its
+``tracking_score``: the mean, over the instance's points, of the class value of its class.
+It is the instance's **identity confidence** here.
+
+:func:`decode_classes` turns that into the project's (N, C, K, 3) array (x, y, the point's
+confidence-map value; NaN for missing points and absent classes), row c = class c, and the
+(N, C) identity confidences (NaN for an absent class).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from deeplabstream.pose.model import ModelDescription, ModelError
+
+#: The graph's outputs that the grouping reads, by name.
+CLASS_OUTPUTS = ("peaks", "peak_vals", "peak_mask", "class_probs")
+
+
+@dataclass(frozen=True)
+class SleapClassDecoding:
+    """The decoding settings of a sleap-nn bottom-up identity export.
+
+    Attributes
+    ----------
+    class_names
+        The identity classes, in the order of the class maps (the training labels' track
+        names, or the head config's ``classes``).
+    peak_threshold
+        Peaks must have a confidence above this (the export's ``peak_threshold``).
+    point_scale
+        Points are the graph's peaks multiplied by this (1: the graph's peaks are already in
+        the pixels of its input image).
+    """
+
+    class_names: tuple[str, ...]
+    peak_threshold: float = 0.2
+    point_scale: float = 1.0
+
+
+@dataclass(frozen=True)
+class ClassInstances:
+    """One frame's instances, one per class (row c = class c).
+
+    Attributes
+    ----------
+    points
+        (C, K, 2) float64, NaN for missing points.
+    point_scores
+        (C, K) the confidence-map value of each point, NaN where missing.
+    class_scores
+        (C, K) each point's class value for its instance's class, NaN where missing.
+    """
+
+    points: np.ndarray
+    point_scores: np.ndarray
+    class_scores: np.ndarray
+
+    @property
+    def present(self) -> np.ndarray:
+        """(C,) bool: the classes with at least one point in this frame."""
+        return np.isfinite(self.point_scores).any(axis=1)
+
+    @property
+    def identity_confidence(self) -> np.ndarray:
+        """(C,) mean class value of each instance's points (NaN for an absent class)."""
+        scores = self.class_scores
+        counts = np.isfinite(scores).sum(axis=1)
+        sums = np.where(np.isfinite(scores), scores, 0.0).sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+
+
+def match_node_peaks(class_probs: np.ndarray) -> list[tuple[int, int]]:
+    """Return the (peak, class) pairs sleap-nn keeps for one node's peaks (rules 2 and 3).
+
+    Parameters
+    ----------
+    class_probs
+        (n, C) the class values of the node's kept peaks, in slot order.
+
+    Returns
+    -------
+    list
+        (row in ``class_probs``, class) pairs, by row.
+    """
+    if class_probs.size == 0:
+        return []
+    rows, classes = linear_sum_assignment(-class_probs)
+    best = class_probs[rows].max(axis=1)
+    return [
+        (int(r), int(c))
+        for r, c, top in zip(rows, classes, best, strict=True)
+        if class_probs[r, c] == top
+    ]
+
+
+def group_classes(
+    peaks: np.ndarray,
+    peak_vals: np.ndarray,
+    peak_mask: np.ndarray,
+    class_probs: np.ndarray,
+    *,
+    peak_threshold: float = 0.2,
+    point_scale: float = 1.0,
+) -> list[ClassInstances]:
+    """Group a batch of exported peaks into one instance per class, as sleap-nn does.
+
+    Parameters
+    ----------
+    peaks, peak_vals, peak_mask, class_probs
+        The graph's outputs for B frames (shapes in the module's docstring).
+    peak_threshold
+        Peaks must have a confidence above this.
+    point_scale
+        Points are ``peaks * point_scale``.
+
+    Returns
+    -------
+    list of ClassInstances
+        One per frame.
+    """
+    peaks, peak_vals = np.asarray(peaks), np.asarray(peak_vals)
+    class_probs = np.asarray(class_probs)
+    if class_probs.ndim != 4 or class_probs.shape[:3] != peak_vals.shape:
+        raise ModelError(
+            f"class_probs of shape {class_probs.shape}: expected (B, K, P, C) with (B, K, P) = "
+            f"{peak_vals.shape}, the shape of peak_vals"
+        )
+    kept = np.asarray(peak_mask, bool) & (peak_vals > peak_threshold)
+    return [
+        _group_frame(peaks[b], peak_vals[b], kept[b], class_probs[b], point_scale)
+        for b in range(len(peaks))
+    ]
+
+
+def _group_frame(
+    peaks: np.ndarray,
+    peak_vals: np.ndarray,
+    kept: np.ndarray,
+    class_probs: np.ndarray,
+    point_scale: float,
+) -> ClassInstances:
+    """One frame's instances by class (see :func:`group_classes`)."""
+    n_nodes, _, n_classes = class_probs.shape
+    points = np.full((n_classes, n_nodes, 2), np.nan)
+    point_scores = np.full((n_classes, n_nodes), np.nan)
+    class_scores = np.full((n_classes, n_nodes), np.nan)
+    for node in range(n_nodes):
+        slots = np.flatnonzero(kept[node])
+        probs = class_probs[node, slots]
+        for row, cls in match_node_peaks(probs):
+            slot = slots[row]
+            points[cls, node] = peaks[node, slot] * point_scale
+            point_scores[cls, node] = peak_vals[node, slot]
+            class_scores[cls, node] = probs[row, cls]
+    return ClassInstances(points, point_scores, class_scores)
+
+
+def class_decoding_of(description: ModelDescription) -> SleapClassDecoding:
+    """Return the identity-model settings a description carries."""
+    decoding = getattr(description, "decoding", None)
+    if not isinstance(decoding, SleapClassDecoding):
+        raise ModelError(
+            f"{description.model_file}: no sleap-nn identity-model settings in the "
+            "description; load the model with deeplabstream.pose.loading.load_model"
+        )
+    return decoding
+
+
+def class_outputs_by_name(
+    outputs: Sequence[np.ndarray], description: ModelDescription
+) -> dict[str, np.ndarray]:
+    """Return the graph's outputs by name (``description.output_names``), checked present."""
+    names = tuple(description.output_names)
+    if len(outputs) != len(names):
+        raise ModelError(f"{description.model_file}: {len(outputs)} outputs for the names {names}")
+    by_name = dict(zip(names, outputs, strict=True))
+    missing = [n for n in CLASS_OUTPUTS if n not in by_name]
+    if missing:
+        raise ModelError(
+            f"{description.model_file}: a sleap-nn bottom-up identity export outputs "
+            f"{', '.join(CLASS_OUTPUTS)}; missing {', '.join(missing)} (has {', '.join(names)})"
+        )
+    return by_name
+
+
+def decode_classes(
+    outputs: list[np.ndarray], description: ModelDescription
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return each frame's instances by class and their identity confidence.
+
+    Parameters
+    ----------
+    outputs
+        The graph's outputs in ``description.output_names`` order.
+    description
+        The model; ``decoding`` holds its :class:`SleapClassDecoding`.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        (N, C, K, 3) float64: x, y (pixels of the graph's input image) and the point's
+        confidence-map value, row c = class c; NaN (all three) for missing points and absent
+        classes. (N, C) float64: each instance's identity confidence, NaN for absent classes.
+    """
+    settings = class_decoding_of(description)
+    named = class_outputs_by_name(outputs, description)
+    frames = group_classes(
+        named["peaks"],
+        named["peak_vals"],
+        named["peak_mask"],
+        named["class_probs"],
+        peak_threshold=settings.peak_threshold,
+        point_scale=settings.point_scale,
+    )
+    n_classes, n_nodes = len(settings.class_names), len(description.keypoints)
+    points = np.full((len(frames), n_classes, n_nodes, 3), np.nan)
+    confidence = np.full((len(frames), n_classes), np.nan)
+    for i, frame in enumerate(frames):
+        if frame.points.shape[:2] != (n_classes, n_nodes):
+            raise ModelError(
+                f"{description.model_file}: the graph gives {frame.points.shape[0]} classes and "
+                f"{frame.points.shape[1]} nodes; the export names {n_classes} classes and "
+                f"{n_nodes} nodes"
+            )
+        points[i, :, :, :2] = frame.points
+        points[i, :, :, 2] = frame.point_scores
+        confidence[i] = frame.identity_confidence
+    return points, confidence
