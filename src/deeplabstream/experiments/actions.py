@@ -22,6 +22,7 @@ when the trial that switched them on ends, on pause, and when it finishes or sto
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 from dataclasses import dataclass
@@ -154,8 +155,16 @@ class Action:
         return None
 
     def with_reason(self, reason: str) -> Action:
-        """Return the same command with another ``reason``."""
-        return dataclasses.replace(self, reason=reason)
+        """Return the same command with another ``reason``.
+
+        Only the reason (free text) changes, so the command is not checked again: this runs
+        between a frame's decision and its command.
+        """
+        if reason == self.reason:
+            return self
+        clone = copy.copy(self)
+        object.__setattr__(clone, "reason", reason)  # frozen: set as dataclasses.replace would
+        return clone
 
     def describe(self) -> str:
         """Short text for the event log: ``pulse channel=2 duration_s=0.5 reason=...``."""

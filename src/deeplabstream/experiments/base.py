@@ -38,8 +38,9 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal
 
 from deeplabstream.experiments.actions import Action
@@ -295,6 +296,10 @@ class Experiment(ABC):
         self.trigger_counts: dict[str, int] = {}  # False -> True transitions per trigger
         self._states: dict[str, bool] = {}
         self._previous: dict[str, bool] = {}
+        self._event_targets: dict[int, _EventTarget] = {}  # by id(trigger): _event_target
+        # Set by a loop that settles the events itself once the update's commands are out
+        # (live.processes.dispatch); off, every event is made when it is logged.
+        self.defer_event_details = False
         self._counter = _Counter()
 
         self.trials: list[Trial] = []
@@ -410,7 +415,8 @@ class Experiment(ABC):
         Subclasses that know better (a config's rules) override it.
         """
         for name, trigger in self.triggers.items():
-            if self._states[name] != self._previous[name] and keypoint_of(trigger) is not None:
+            changed = self._states[name] != self._previous[name]
+            if changed and self._event_target(trigger).keypoint is not None:
                 return name
         return None
 
@@ -659,13 +665,12 @@ class Experiment(ABC):
                 source = self._source
                 if trigger.camera is not None and isinstance(observations, Observations):
                     source = observations.by_camera.get(trigger.camera, source)
-                measured = trigger.measurement()
                 self._log(
                     "trigger",
                     name,
-                    ("true" if now else "false") + (f" {measured}" if measured else ""),
+                    partial(_trigger_detail, trigger, now),
                     source=source,
-                    positions=self._positions(self._source_of(trigger), keypoint_of(trigger)),
+                    positions=partial(self._trigger_positions, trigger),
                 )
 
     def _advance_trials(self) -> None:
@@ -737,12 +742,16 @@ class Experiment(ABC):
         self._log(
             "action",
             action.device,
-            action.describe(),
+            action.describe,
             trial=trial,
             action=action,
-            positions=self._action_positions(action),
+            positions=partial(self._action_positions, action),
         )
         self._out.append(action)
+
+    def _trigger_positions(self, trigger: Trigger) -> dict[str, Any]:
+        """Return the events.csv positions of a trigger's change: of the keypoint it reads."""
+        return self._positions(self._source_of(trigger), self._event_target(trigger).keypoint)
 
     def _action_positions(self, action: Action) -> dict[str, Any]:
         """Return the events.csv positions of an action: of the trigger that decided it, if any."""
@@ -750,7 +759,7 @@ class Experiment(ABC):
         trigger = self.triggers.get(name) if name is not None else None
         if trigger is None:
             return self._positions(self._source, None)
-        return self._positions(self._source_of(trigger), keypoint_of(trigger))
+        return self._positions(self._source_of(trigger), self._event_target(trigger).keypoint)
 
     def _source_of(self, trigger: Trigger) -> Observation | None:
         """Return this update's observation of the keypoint that ``trigger`` names (keypoint_of).
@@ -758,14 +767,29 @@ class Experiment(ABC):
         A trigger of another animal than animal 1 (``ANIMAL = 2``, or a social trigger whose
         first animal is not 1) gets that animal's keypoints, so the logged position is its own.
         """
-        camera = camera_of(trigger)
+        target = self._event_target(trigger)
         source = self._source
-        if camera is not None and isinstance(self._current, Observations):
-            source = self._current.by_camera.get(camera, self._source)
-        animals = animals_of(trigger)
+        if target.camera is not None and isinstance(self._current, Observations):
+            source = self._current.by_camera.get(target.camera, self._source)
+        animals = target.animals
         if source is not None and animals and animals[0] != 1 and source.animals is not None:
             return source.for_animal(animals[0])
         return source
+
+    def _event_target(self, trigger: Trigger) -> _EventTarget:
+        """Return what ``trigger``'s events log: its keypoint, camera and animals (cached).
+
+        They never change while a trigger lives, and finding them walks the trigger's
+        attributes and children: done once, not on every event (an event is logged before
+        the update's decision, so its cost is the loop's).
+        """
+        target = self._event_targets.get(id(trigger))
+        if target is None or target.trigger is not trigger:
+            target = _EventTarget(
+                trigger, keypoint_of(trigger), camera_of(trigger), animals_of(trigger)
+            )
+            self._event_targets[id(trigger)] = target
+        return target
 
     def _positions(self, source: Observation | None, keypoint: str | None) -> dict[str, Any]:
         """``keypoint``'s measured and predicted position in ``source`` (event columns).
@@ -793,7 +817,7 @@ class Experiment(ABC):
     def _default_keypoint(self, source: Observation) -> str:
         """Return the first registered trigger's keypoint the camera has, else its first one."""
         for trigger in self.triggers.values():
-            found = keypoint_of(trigger)
+            found = self._event_target(trigger).keypoint
             if found is not None and found in source.names:
                 return found
         return source.names[0] if source.names else ""
@@ -806,32 +830,60 @@ class Experiment(ABC):
         self,
         kind: EventKind,
         name: str,
-        detail: str,
+        detail: str | Callable[[], str],
         *,
         trial: int | None = None,
         source: Observation | None = None,
         action: Action | None = None,
-        positions: dict[str, Any] | None = None,
+        positions: dict[str, Any] | Callable[[], dict[str, Any]] | None = None,
     ) -> None:
+        """Log an event; ``detail`` and ``positions`` may be given as functions that make them.
+
+        With :attr:`defer_event_details` (the live loop sets it), such functions run only when
+        the loop settles the events, after the update's commands are out: the decision does not
+        wait for formatting. They read the update's state, which holds until the next update.
+        """
         if trial is None and self.trial is not None:
             trial = self.trial.index
         source = source if source is not None else self._source
         time_s = self.now_s if self.now_s is not None else math.nan
-        self.events.record(
-            ExperimentEvent(
+
+        def make() -> ExperimentEvent:
+            where = positions() if callable(positions) else positions
+            return ExperimentEvent(
                 time_s,
                 kind,
                 name,
-                detail,
+                detail() if callable(detail) else detail,
                 trial,
                 camera=source.camera if source is not None else "",
                 frame_index=source.frame_index if source is not None else None,
                 camera_timestamp=source.time_s if source is not None else None,
                 host_timestamp=getattr(source, "host_time_s", None),
                 action=action,
-                **(positions or {}),
+                **(where or {}),
             )
-        )
+
+        if self.defer_event_details and (callable(detail) or callable(positions)):
+            self.events.defer(make)
+        else:
+            self.events.record(make())
+
+
+def _trigger_detail(trigger: Trigger, state: bool) -> str:
+    """``true``/``false`` and what the trigger measured (a light's levels...)."""
+    measured = trigger.measurement()
+    return ("true" if state else "false") + (f" {measured}" if measured else "")
+
+
+@dataclass(frozen=True)
+class _EventTarget:
+    """What a trigger's events name: its keypoint, its camera and the animals it reads."""
+
+    trigger: Trigger
+    keypoint: str | None
+    camera: str | None
+    animals: tuple[int, ...]
 
 
 def _finite(value: float) -> float | None:

@@ -27,7 +27,7 @@ import logging
 import math
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol, TextIO
@@ -307,14 +307,39 @@ class EventLog:
     """
 
     def __init__(self, writer: EventWriter | None = None) -> None:
-        self.events: list[ExperimentEvent] = []
+        self._events: list[ExperimentEvent | None] = []
         self.writer = writer
         self._committed = 0
+        # Events whose content is made later (:meth:`defer`): their place and their maker.
+        self._deferred: list[tuple[int, Callable[[], ExperimentEvent]]] = []
+
+    @property
+    def events(self) -> list[ExperimentEvent]:
+        """Every event so far, in order (deferred ones made now)."""
+        self.settle()
+        return self._events  # type: ignore[return-value]  # settled: no placeholder is left
 
     def record(self, event: ExperimentEvent) -> ExperimentEvent:
         """Add ``event`` (pending until the next :meth:`commit`)."""
-        self.events.append(event)
+        self._events.append(event)
         return event
+
+    def defer(self, make: Callable[[], ExperimentEvent]) -> None:
+        """Add an event whose content ``make`` gives later, in this place of the order.
+
+        For events logged between a frame's pose and its command: formatting them (levels,
+        positions) is left until :meth:`settle`, which the loop calls once the command is
+        out. ``make`` must read only what stays as it is until then.
+        """
+        self._deferred.append((len(self._events), make))
+        self._events.append(None)
+
+    def settle(self) -> None:
+        """Make the deferred events (every accessor does it first)."""
+        if self._deferred:
+            deferred, self._deferred = self._deferred, []
+            for index, make in deferred:
+                self._events[index] = make()
 
     @property
     def pending(self) -> list[ExperimentEvent]:
@@ -346,18 +371,19 @@ class EventLog:
             if value is not None
         }
         changed = 0
-        for index in range(self._committed, len(self.events)):
-            event = self.events[index]
+        events = self.events
+        for index in range(self._committed, len(events)):
+            event = events[index]
             if action is not None and event.action is not action:
                 continue
-            self.events[index] = dataclasses.replace(event, **times)
+            events[index] = dataclasses.replace(event, **times)
             changed += 1
         return changed
 
     def commit(self) -> int:
         """Hand the pending events to the writer (it may flush); return how many."""
         pending = self.pending
-        self._committed = len(self.events)
+        self._committed = len(self._events)
         if self.writer is not None:
             self.writer.write(pending)
         return len(pending)

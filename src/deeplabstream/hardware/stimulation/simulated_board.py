@@ -27,6 +27,12 @@ FIRMWARE = Path(__file__).resolve().parents[4] / "firmware"  # the repository's 
 SIMSTIM = FIRMWARE / "build" / "simstim"
 FIRMWARE_ELF = FIRMWARE / "build" / "stimulus.elf"
 PIN_LOG_FILE = "board_pins.log"
+#: How the simulated board's UART takes a line (docs/latency-test.md, "On the simulated rig"):
+#: simavr frames every byte with a parity bit even with parity off (11 bits a byte), and simstim
+#: hands the host's bytes to the UART when it polls the pty, every 100 us of board time (the
+#: first bit waits 0-100 us: 50 us on average).
+SIMULATED_BITS_PER_BYTE = 11
+SIMULATED_LINK_DELAY_MS = 0.05
 START_TIMEOUT_S = 10.0
 
 

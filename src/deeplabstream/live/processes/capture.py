@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
+from deeplabstream.core.clock import precise_timers
 from deeplabstream.core.collector import settle_after_start_up
 from deeplabstream.core.fault_hooks import hold_here
 from deeplabstream.core.frames import FrameGeometry
@@ -100,6 +101,7 @@ def capture_main(job: CaptureJob) -> None:
     die_with_parent(signal.SIGTERM)
     configure_process_logging(job.log_target, f"capture:{job.camera.name}")
     apply_process_priority(job.priority)  # before the camera's driver starts its threads
+    precise_timers()  # a paced camera sleeps until each frame is due: wake then, not later
     writers = [ChannelWriter(connection) for connection in job.channels]
     # Always wrapped: mirroring may be switched on while streaming (the Camera tab); while the
     # orientation is the identity, frames pass without a copy.

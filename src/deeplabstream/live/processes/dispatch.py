@@ -86,6 +86,8 @@ class ExperimentRun:
         latency_board: SerialStimulator | None = None,
     ) -> None:
         self.experiment = experiment
+        # Events are formatted after the commands are out (on_poses settles them).
+        experiment.defer_event_details = True
         self.devices = devices
         self.events_path = events_path
         self.latency_board = latency_board  # runs the board's latency self-test beside us
@@ -197,10 +199,12 @@ class ExperimentRun:
             self._fail(f"experiment {self.experiment.name!r} raised {error}")
             return
         decided_ns = self.last_decided_ns = host_now_ns()
-        self._update_ns.add(decided_ns - update_started_ns)
-        self._count_active()
         if actions:
             self._perform(actions, pose_ready_ns, decided_ns, newest)
+        # After the commands: the update's events take their final form, the figures count.
+        self.experiment.events.settle()
+        self._update_ns.add(decided_ns - update_started_ns)
+        self._count_active()
 
     def _count_active(self) -> None:
         """Add the frame time since the previous update to each trigger that was true then.
@@ -230,12 +234,15 @@ class ExperimentRun:
         self, actions: list[Action], pose_ready_ns: int, decided_ns: int, source: Observation
     ) -> None:
         events = self.experiment.events
-        for action in actions:
+        sent: list[tuple[Action, ActionRecord]] = []
+        failure_text = None
+        for action in actions:  # every command first; their bookkeeping after
             try:
-                record = _send(self.devices[action.device], action)
+                sent.append((action, _send(self.devices[action.device], action)))
             except _DEVICE_FAILURES as failure:
-                self._fail(f"device {action.device!r}: {failure}")
-                return
+                failure_text = f"device {action.device!r}: {failure}"
+                break
+        for action, record in sent:
             self._actions += 1
             events.fill_times(
                 action,
@@ -250,6 +257,8 @@ class ExperimentRun:
                 self._write_ns.add(round(latency_s * 1e9))
                 if self.experiment.prediction is not None:  # the auto lead follows it
                     self.experiment.prediction.lead.add_latency(latency_s)
+        if failure_text is not None:
+            self._fail(failure_text)
 
     def _fill_acknowledgements(self) -> None:
         """Put the acknowledgements that arrived into the events not yet written to the file."""

@@ -36,7 +36,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from deeplabstream.core.clock import host_now_ns
+from deeplabstream.core.clock import host_now_ns, precise_timers
 from deeplabstream.core.collector import settle_after_start_up
 from deeplabstream.core.errors import CalibrationError, DeepLabStreamError
 from deeplabstream.core.fault_hooks import hold_here
@@ -89,6 +89,7 @@ def pose_main(job: PoseJob) -> None:
     die_with_parent(signal.SIGTERM)  # never outlive the session (a killed main process)
     configure_process_logging(job.log_target, "pose")
     apply_process_priority(job.priority)  # before ONNX Runtime starts its thread pool
+    precise_timers()  # awake on time before a frame is due ([Pose] WAIT)
     add_log_file(job.session_dir / SESSION_LOG)
     try:
         hold_here("pose-load")  # a fault test's chosen moment (core/fault_hooks.py)

@@ -52,6 +52,21 @@ MATCH_TOLERANCE_S = 2e-6
 BITS_PER_BYTE = 10  # start bit, 8 data bits, stop bit
 
 
+@dataclass(frozen=True)
+class LineTiming:
+    """How an answer's bytes reach the board, for the transfer stage.
+
+    ``bits_per_byte``: start, data and stop bits (10 on a plain 8N1 line); ``link_delay_ms``:
+    the mean time before the first bit (a USB bridge's, or a simulator's polling), known from
+    the board's design. A real board's link delay is not known to the app: 0, and the
+    agreement's bias shows it.
+    """
+
+    bits_per_byte: int = BITS_PER_BYTE
+    link_delay_ms: float = 0.0
+    why: str = "a plain serial line: 10 bits a byte, no delay known"
+
+
 class LatencyAnalysisError(DeepLabStreamError, RuntimeError):
     """The session folder lacks what the analysis needs; the message says what."""
 
@@ -119,7 +134,10 @@ class FrameTiming:
 
 
 def analyse_session(
-    session_dir: Path, baudrate: int, events_file: str = "events.csv"
+    session_dir: Path,
+    baudrate: int,
+    events_file: str = "events.csv",
+    line: LineTiming = LineTiming(),
 ) -> dict[str, Any]:
     """Return the figures of a latency-test run (``latency_test.json``'s content).
 
@@ -143,12 +161,14 @@ def analyse_session(
     for report in reports:
         if report.command_us is None:
             continue
-        account = _account(report, answers, events, timing, baudrate, frames)
+        account = _account(report, answers, events, timing, baudrate, frames, line)
         if account is None:
             unmatched += 1
         else:
             accounts.append(account)
-    return summarise(reports, accounts, unmatched, timing, baudrate)
+    figures = summarise(reports, accounts, unmatched, timing, baudrate)
+    figures["line"] = asdict(line)
+    return figures
 
 
 def summarise(
@@ -259,6 +279,7 @@ def _account(
     timing: CameraTiming,
     baudrate: int,
     frames: dict[int, FrameTiming] | None = None,
+    line: LineTiming = LineTiming(),
 ) -> FlashAccount | None:
     """Return the app's account of one answered flash; None when its answer is not in events.csv."""
     if report.answer_written_ns is None or report.board_ms is None:
@@ -294,7 +315,8 @@ def _account(
     else:
         onset_s = end_s - fraction_now * exposure_s
         fraction = fraction_now
-    transfer_s = (len(report.answer_command or "") + 1) * BITS_PER_BYTE / baudrate
+    line_bytes = len(report.answer_command or "") + 1  # and its newline
+    transfer_s = line.link_delay_ms / 1e3 + line_bytes * line.bits_per_byte / baudrate
     sampling_ms = (end_s - onset_s) * 1e3
     frame_to_command_ms = (written_s - end_s) * 1e3
     app_ms = sampling_ms + frame_to_command_ms + transfer_s * 1e3

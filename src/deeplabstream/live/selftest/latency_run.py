@@ -20,7 +20,7 @@ import dataclasses
 import json
 import random
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,14 +32,21 @@ from deeplabstream.hardware.stimulation.protocol import ID_MAX
 from deeplabstream.hardware.stimulation.serial_device import SerialSettings
 from deeplabstream.hardware.stimulation.simulated_board import (
     PIN_LOG_FILE,
+    SIMULATED_BITS_PER_BYTE,
+    SIMULATED_LINK_DELAY_MS,
     SimulatedBoard,
     pin_name,
 )
-from deeplabstream.live.selftest.latency_analysis import analyse_session
+from deeplabstream.live.selftest.latency_analysis import LineTiming, analyse_session
 from deeplabstream.live.selftest.latency_plot import plot_histogram
 from deeplabstream.settings.sections import CameraSettings, DeviceSettings, Settings
 
 EXPERIMENT_FILE = "latency_test.ini"
+SIMULATED_LINE = LineTiming(
+    SIMULATED_BITS_PER_BYTE,
+    SIMULATED_LINK_DELAY_MS,
+    "the simulated board: simavr's 11-bit bytes and simstim's pty polling every 100 us",
+)
 SIMULATED_DEVICE = "latency_board"
 MIN_ON_S = 0.1
 
@@ -58,6 +65,7 @@ class LatencyTestPlan:
     spec: LatencyTestSpec
     camera: str
     baudrate: int
+    line: LineTiming = field(default_factory=LineTiming)  # how the answer reaches the board
 
 
 def plan_latency_test(settings: Settings, board: SimulatedBoard | None = None) -> LatencyTestPlan:
@@ -81,7 +89,9 @@ def plan_latency_test(settings: Settings, board: SimulatedBoard | None = None) -
         on_s=round(on_s, 3),
         seed=seed,
     )
-    return LatencyTestPlan(settings, spec, camera.name, settings.devices[device].options.baudrate)
+    baudrate = settings.devices[device].options.baudrate
+    line = LineTiming() if board is None else SIMULATED_LINE
+    return LatencyTestPlan(settings, spec, camera.name, baudrate, line)
 
 
 def experiment_config(plan: LatencyTestPlan) -> str:
@@ -127,7 +137,7 @@ def finish_latency_test(
     A second test in one session (``events.run2.csv``) writes ``latency_test.run2.json`` and
     ``latency_test.run2.png``.
     """
-    figures = analyse_session(session_dir, plan.baudrate, events_file)
+    figures = analyse_session(session_dir, plan.baudrate, events_file, plan.line)
     figures["test"] = dataclasses.asdict(plan.spec)
     json_file = run_file(events_file, "latency_test")
     figures["plot"] = json_file[: -len(".csv")] + ".png"
