@@ -87,6 +87,10 @@ class Board:
                 str(FIRMWARE / "build" / "simstim"),
                 "--quit-on-eof",
                 "--wait-open",
+                # Its pin log would go to stdout, which nobody reads after the PTY line: the
+                # pipe fills after about a minute of pulses and simstim stops reading its pty.
+                "--pins",
+                os.devnull,
                 str(FIRMWARE / "build" / "stimulus.elf"),
             ],
             stdin=subprocess.PIPE,

@@ -186,13 +186,26 @@ def summary(name: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def split_at_dashes(argv: list[str]) -> tuple[list[str], list[str]]:
+    """Split the command line into the series' options and the benchmark's own (after ``--``).
+
+    Split by hand: argparse gives a positional declared after the benchmark's name nothing once
+    options stand between them (``latency_test --runs 5 -- --fps 200``).
+    """
+    if "--" not in argv:
+        return argv, []
+    at = argv.index("--")
+    return argv[:at], argv[at + 1 :]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("name", choices=sorted(GOALS), help="the benchmark to repeat")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--label", default="", help="names the series (e.g. 200fps)")
-    parser.add_argument("arguments", nargs="*", help="the benchmark's own options, after --")
-    args = parser.parse_args(argv)
+    series_options, own_options = split_at_dashes(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(series_options)
+    args.arguments = own_options
     started, machine = now_iso(), machine_description()
     runs = []
     for number in range(1, args.runs + 1):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from benchmarks.series import judge, summary
+from benchmarks.series import judge, split_at_dashes, summary
 
 
 def _closed_loop(app: dict[str, float], naive: dict[str, float], duration_s: float = 30) -> dict:
@@ -66,3 +66,9 @@ def test_the_200_fps_self_test_reads_the_board_from_the_baseline_column() -> Non
 def test_at_30_fps_only_the_agreement_goal_applies_and_it_is_half_a_millisecond() -> None:
     run = {"results": {"details": {"fps": 30}, "agreement_p99": 0.45}, "baseline": {}}
     assert judge("latency_test", run) == {"|app - board| p99 <= 0.5 ms": True}
+
+
+def test_the_benchmarks_own_options_after_the_dashes_reach_it() -> None:
+    argv = ["latency_test", "--runs", "5", "--label", "200fps", "--", "--fps", "200", "--quick"]
+    assert split_at_dashes(argv) == (argv[:5], ["--fps", "200", "--quick"])
+    assert split_at_dashes(["end_to_end", "--runs", "2"]) == (["end_to_end", "--runs", "2"], [])
