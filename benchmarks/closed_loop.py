@@ -35,7 +35,7 @@ from benchmarks.common import now_iso, print_table, rig_locked, save_result
 from deeplabstream.core.clock import host_now_ns
 from deeplabstream.core.figures import Figure
 from deeplabstream.core.machine import machine_description
-from deeplabstream.core.priority import inference_thread_count, plan_priorities
+from deeplabstream.core.priority import AffinityMode, inference_thread_count, plan_priorities
 from deeplabstream.core.stats import percentiles
 from deeplabstream.experiments.observation import Observation
 from deeplabstream.experiments.registry import load_experiment
@@ -80,7 +80,7 @@ class Board:
     takes no time from the core that analyses and decides, as a real board would not.
     """
 
-    def __init__(self, affinity: str = "auto") -> None:
+    def __init__(self, affinity: AffinityMode = "auto") -> None:
         subprocess.run(["make", "-C", str(FIRMWARE), "all", "sim"], check=True, capture_output=True)
         self.process = subprocess.Popen(
             [
@@ -99,7 +99,7 @@ class Board:
         )
         assert self.process.stdout is not None
         self.port = self.process.stdout.readline().split()[1]
-        side_cores = plan_priorities(affinity, inference_thread_count(0)).other_cpus  # type: ignore[arg-type]
+        side_cores = plan_priorities(affinity, inference_thread_count(0)).other_cpus
         if side_cores:
             os.sched_setaffinity(self.process.pid, side_cores)
 
@@ -132,7 +132,7 @@ def app_run(
     duration_s: float,
     device: str = "cpu",
     wait: str = "auto",
-    affinity: str = "auto",
+    affinity: AffinityMode = "auto",
 ) -> dict[str, Any]:
     """The app with recording and the experiment; latencies from its own events.csv."""
     board = Board(affinity)
@@ -176,7 +176,7 @@ def naive_run(
     duration_s: float,
     folder: Path | None = None,
     pose_device: str = "cpu",
-    board_affinity: str = "auto",
+    board_affinity: AffinityMode = "auto",
 ) -> dict[str, Any]:
     """Grab -> preprocess -> infer -> decide -> write, in one thread, paced like the camera.
 
