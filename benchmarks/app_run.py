@@ -12,6 +12,7 @@ exit code (2: bad settings, 130: interrupted) or a run without its session folde
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
@@ -104,7 +105,7 @@ def run_app(
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env=None if env is None else dict(env),
+        env=_environment(root, env),
     )
     sessions = sorted(p for p in output_dir.iterdir() if p.is_dir()) if output_dir.is_dir() else []
     if completed.returncode not in ACCEPTED_EXIT_CODES or len(sessions) != 1:
@@ -114,3 +115,17 @@ def run_app(
             f"{len(sessions)} session folder(s) in {output_dir}; its last lines:\n{tail}"
         )
     return AppRun(completed.returncode, sessions[0], completed.stdout)
+
+
+def _environment(root: Path, env: Mapping[str, str] | None) -> dict[str, str] | None:
+    """The run's environment: another checkout's package first on the path.
+
+    The project is installed editable from this checkout: without ``PYTHONPATH``, an earlier
+    checkout's ``DeepLabStream.py`` would import this checkout's package, and "before" would
+    measure the code of now.
+    """
+    if root.resolve() == PROJECT_ROOT.resolve():
+        return None if env is None else dict(env)
+    base = dict(os.environ if env is None else env)
+    paths = [str(root / "src"), *filter(None, [base.get("PYTHONPATH")])]
+    return {**base, "PYTHONPATH": os.pathsep.join(paths)}

@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -37,9 +39,9 @@ STATS = ("p50", "p95", "p99", "max")
 HIGH_RATE_FPS = 150  # from here on, the physical-limit goals apply
 
 
-def settings_at(folder: Path, fps: float) -> Path:
-    """The shipped settings with the arena camera at ``fps``."""
-    text = (PROJECT_ROOT / "settings.ini").read_text(encoding="utf-8")
+def settings_at(folder: Path, fps: float, root: Path = PROJECT_ROOT) -> Path:
+    """The shipped settings (of the checkout ``root``) with the arena camera at ``fps``."""
+    text = (root / "settings.ini").read_text(encoding="utf-8")
     text, count = re.subn(r"(?m)^FRAMERATE = .*$", f"FRAMERATE = {fps:g}", text, count=1)
     if count != 1:
         raise SystemExit("settings.ini has no FRAMERATE line for the arena camera")
@@ -48,17 +50,21 @@ def settings_at(folder: Path, fps: float) -> Path:
     return path
 
 
-def run_test(duration_s: float, folder: Path, fps: float, recording: bool) -> dict[str, Any]:
-    """Run the app's latency test; its latency_test.json, with the session's health."""
+def run_test(
+    duration_s: float, folder: Path, fps: float, recording: bool, root: Path = PROJECT_ROOT
+) -> dict[str, Any]:
+    """Run the app's latency test (of the checkout ``root``); its latency_test.json and health."""
     command = [
-        sys.executable, str(PROJECT_ROOT / "DeepLabStream.py"), "--headless", "--latency-test",
+        sys.executable, str(root / "DeepLabStream.py"), "--headless", "--latency-test",
         "--simulated-board", "--duration", f"{duration_s:g}", "--settings",
-        str(settings_at(folder, fps)), "--output-dir", str(folder / "out"),
+        str(settings_at(folder, fps, root)), "--output-dir", str(folder / "out"),
         "--log-level", "WARNING",
     ]  # fmt: skip
     if recording:
         command.append("--recording-enabled")
-    result = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True)
+    result = subprocess.run(
+        command, cwd=root, capture_output=True, text=True, env=checkout_environment(root)
+    )
     print(result.stdout[-3000:])
     sessions = sorted((folder / "out").glob("*/latency_test.json"))
     if not sessions:
@@ -124,17 +130,106 @@ def result_name(fps: float, recording: bool) -> str:
     return f"latency_test_{fps:g}fps{'_recording' if recording else ''}"
 
 
+def checkout_environment(root: Path) -> dict[str, str] | None:
+    """Another checkout's package first on the path (this one is installed editable)."""
+    if root.resolve() == PROJECT_ROOT.resolve():
+        return None
+    paths = [str(root / "src"), *filter(None, [os.environ.get("PYTHONPATH")])]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+
+
+BEFORE_FIGURES = (
+    ("board_ms", "p50", "board: light on -> command p50"),
+    ("board_ms", "p99", "board: light on -> command p99"),
+    ("board_ms", "max", "board: light on -> command max"),
+    ("pipeline", "p50", "app: pipeline around the model p50"),
+    ("pipeline", "p99", "app: pipeline around the model p99"),
+    ("frame_to_command", "p50", "app: frame -> command p50"),
+    ("frame_to_command", "p99", "app: frame -> command p99"),
+    ("agreement_ms", "p99", "|app - board| p99"),
+)
+
+
+def compare_with_before(
+    before: Path, duration: float, fps: float, recording: bool, rounds: int
+) -> int:
+    """This checkout's self-test beside an earlier checkout's, taking turns (now, before, ...).
+
+    Each figure is the median over the rounds of each run's own percentile. Saved to
+    ``results/latency_test_vs_before.json``.
+    """
+    if not (before / "DeepLabStream.py").is_file():
+        raise SystemExit(f"--before {before}: no DeepLabStream.py there (give a checkout)")
+    started, machine = now_iso(), machine_description()
+    runs: dict[str, list[dict[str, Any]]] = {"now": [], "before": []}
+    for number in range(rounds):
+        for side, root in (("now", PROJECT_ROOT), ("before", before)):
+            print(f"round {number + 1} of {rounds}: {side} ({root}) ...", flush=True)
+            with tempfile.TemporaryDirectory(prefix="dls-latency-") as folder:
+                runs[side].append(run_test(duration, Path(folder), fps, recording, root))
+    figures = [
+        Figure(f"{group}_{stat}", label, _median_stat(runs["now"], group, stat),
+               _median_stat(runs["before"], group, stat), "ms")
+        for group, stat, label in BEFORE_FIGURES
+    ]  # fmt: skip
+    title = (
+        f"Latency self-test now vs before ({before}): {fps:g} fps, recording "
+        f"{'on' if recording else 'off'}, {duration:g} s, median of {rounds} runs each"
+    )
+    print_table(title, figures, machine, project="now", baseline="before")
+    details = {"before": str(before), "fps": fps, "recording": recording,
+               "duration_s": duration, "rounds": rounds,
+               "runs": {side: [_run_summary(run) for run in side_runs]
+                        for side, side_runs in runs.items()}}  # fmt: skip
+    path = save_result(
+        "latency_test_vs_before", figures, started=started, machine=machine, details=details
+    )
+    print(f"saved {path}")
+    return 0
+
+
+def _median_stat(runs: list[dict[str, Any]], group: str, stat: str) -> float | None:
+    values = []
+    for run in runs:
+        figures = run.get(group) or (run.get("stages_ms") or {}).get(group)
+        value = _stat(figures, stat)
+        if value is not None:
+            values.append(float(value))
+    return round(statistics.median(values), 3) if values else None
+
+
+def _run_summary(run: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "board_ms": run.get("board_ms"),
+        "pipeline_ms": (run.get("stages_ms") or {}).get("pipeline"),
+        "agreement_ms": run.get("agreement_ms"),
+        "events": run.get("events"),
+        "exit_code": run.get("exit_code"),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--duration", type=float, default=40.0, help="seconds (default 40)")
     parser.add_argument("--fps", type=float, default=30.0, help="the camera's rate (default 30)")
     parser.add_argument("--recording", choices=("on", "off"), default="on")
     parser.add_argument("--quick", action="store_true", help="20 s")
+    parser.add_argument(
+        "--before",
+        type=Path,
+        default=None,
+        help="a checkout of earlier code (git worktree add DIR COMMIT): run both, taking turns",
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="with --before: runs of each")
     args = parser.parse_args(argv)
     recording = args.recording == "on"
+    duration = 20.0 if args.quick else args.duration
+    if args.before is not None:
+        return compare_with_before(
+            args.before.resolve(), duration, args.fps, recording, args.rounds
+        )
     machine = machine_description()
     started = now_iso()
-    duration = 20.0 if args.quick else args.duration
     with tempfile.TemporaryDirectory(prefix="dls-latency-") as folder:
         data = run_test(duration, Path(folder), args.fps, recording)
     figures = figures_of(data, args.fps)

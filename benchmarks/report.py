@@ -183,6 +183,8 @@ def _section(name: str, data: dict[str, Any]) -> list[str]:
         return series_section(data)
     base = next((b for b in ORDER if name == b or name.startswith(f"{b}_")), name)
     project, baseline = BASELINES.get(base, ("app", "naive loop"))
+    if name.endswith("_vs_before"):  # the code now beside the code before a change
+        project, baseline = ("now", "before")
     return [
         _run_line(data),
         *_figure_table(data, project, baseline),

@@ -8,7 +8,8 @@ simulated arena, a copy of the example experiment), so that the pictures show th
 would have rather than temporary ones. Then it does what docs/gui.md tells a new user to do:
 adds the video as a second camera in the Rig tab, gives each region a camera, starts the
 stream, analysis (photographed while the model loads: the progress line, Start Recording
-usable), recording and the experiment, and photographs each tab from the X server
+usable), recording and the experiment, and photographs each tab (the Keypoints tab too) from
+the X server
 (``QScreen.grabWindow``: what the display shows, not a widget's own rendering). The Rig tab is
 also photographed at 1280x720, the size it must stay usable at.
 
@@ -119,6 +120,9 @@ def main() -> int:
     window.tabs.setCurrentWidget(window.camera_tab)
     pump(1.0)
     shoot(window, "gui-camera.png")
+    window.tabs.setCurrentWidget(window.keypoint_plot)
+    pump(3.0)
+    shoot(window, "gui-keypoints.png")
 
     window.close()
     wait_for(lambda: window.closed_down, "the window to close")

@@ -139,8 +139,9 @@ def test_a_missing_serial_port_names_the_port(tmp_path: Path) -> None:
         "--output-dir",
         str(tmp_path / "out"),
     )
-    assert result.returncode == 1
+    assert result.returncode == 2  # refused before the start (issue 37): nothing made
     assert "/dev/ttyNOPE9" in result.stderr and "[Device stimulus_box]" in result.stderr
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
 @pytest.mark.slow  # tens of seconds: CI's second step
@@ -205,11 +206,16 @@ def test_the_board_vanishing_mid_session_stops_the_experiment_not_the_stream(
     assert len(pulses) == 2
     assert pulses["acknowledged"].notna().tolist() == [True, False]
     assert pulses["written"].notna().tolist() == [True, False]
+    # ... and says it was never sent (issue 37): no row reads as a command that left.
+    not_sent = pulses["not_sent"].fillna("")
+    assert not_sent.iloc[0] == "" and not_sent.iloc[1].startswith("not sent: device gone (")
     pose = pd.read_csv(pose_file, header=[0, 1, 2], index_col=0)
     assert pose.index.max() > 280  # pose estimation went on to the end
     info = json.loads((session / "session.json").read_text())
     assert info["cameras"]["arena"]["frames_captured"] == 300
     assert info["experiment"]["error"].startswith("experiment stopped")
+    assert info["experiment"]["actions_not_sent"] == (events["not_sent"].fillna("") != "").sum()
+    assert info["experiment"]["actions_not_sent"] >= 1
 
 
 def test_the_on_screen_stimulus_in_the_loop_offscreen(tmp_path: Path) -> None:

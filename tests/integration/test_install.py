@@ -4,8 +4,8 @@ The wheel is built from this checkout and installed into a folder of its own (``
 dependencies: the test environment already has them), and its console scripts run from another
 folder, importing the installed copy, not this checkout.
 
-``pip install .[basler,nwb]`` into a fresh virtual environment: pip resolves every dependency
-and both extras offline (``--no-index``) against the distributions the project declares, linked
+``pip install .[cpu,basler,nwb]`` into a fresh virtual environment: pip resolves every dependency
+and the extras offline (``--no-index``) against the distributions the project declares, linked
 from the test environment at their pinned versions and nothing else (tests/support/
 fresh_environment.py), then builds and installs the project; its console scripts then run from
 another folder, an emulated Basler camera streaming and ``session.nwb`` written. What this does
@@ -120,15 +120,15 @@ def test_the_installed_commands_answer_help(installed: Path, tmp_path: Path) -> 
         assert "usage" in result.stdout.lower()
 
 
-# -- pip install .[basler,nwb] into a fresh environment ------------------------------------------
+# -- pip install .[cpu,basler,nwb] into a fresh environment --------------------------------------
 
-FRESH_EXTRAS = ("basler", "nwb")
+FRESH_EXTRAS = ("cpu", "basler", "nwb")  # cpu: the ONNX Runtime build
 NEEDS_AN_EXTRA = {"deeplabstream-train": "torch"}  # its command line needs it (exit 2 without)
 
 
 @pytest.fixture(scope="module")
 def fresh(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A new virtual environment with ``pip install .[basler,nwb]`` done; returns its bin/."""
+    """A new virtual environment with ``pip install .[cpu,basler,nwb]`` done; returns its bin/."""
     for module in ("pypylon", "pynwb", "ndx_pose"):  # the extras' libraries, linked from here
         pytest.importorskip(module)
     python = make_environment(

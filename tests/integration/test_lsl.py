@@ -198,13 +198,17 @@ def test_a_session_with_lsl_on_streams_every_analysed_pose_and_every_event(
             assert stamp == pytest.approx(float(when), abs=1e-5)  # events.csv keeps 6 decimals
 
 
-def test_lsl_is_off_by_default_and_off_opens_nothing() -> None:
+def test_lsl_is_off_by_default_and_off_opens_nothing(tmp_path: Path) -> None:
     from deeplabstream.live.processes.pose_job import PoseJob
     from deeplabstream.outputs.lsl import LslOutlets
+    from deeplabstream.settings import load_settings
+    from deeplabstream.settings.outputs import chosen_outputs
     from deeplabstream.settings.sections import OutputSettings
 
     assert OutputSettings().lsl == "off"
-    assert PoseJob.__dataclass_fields__["lsl"].default is False
+    assert PoseJob.__dataclass_fields__["outputs"].default == ()  # the pose files only
+    settings = load_settings(write_settings(tmp_path, "[Camera a]\nSOURCE = synthetic\n"))
+    assert [chosen.name for chosen in chosen_outputs(settings)] == ["pose"]
     outlets = LslOutlets.off()
     assert outlets.poses == {} and outlets.events is None and outlets.error is None
 

@@ -1,8 +1,22 @@
-"""Value types for the command lines of ``DeepLabStream.py`` and ``utils/VideoAnalyzer.py``."""
+"""What the command lines share: value types, and the settings file read without ``--settings``.
+
+For ``DeepLabStream.py``, ``app.py`` (and their installed commands) and ``utils/VideoAnalyzer.py``.
+"""
 
 from __future__ import annotations
 
 import argparse
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+from deeplabstream.core.errors import SettingsError
+from deeplabstream.settings.loader import (
+    CHECKOUT_SETTINGS_FILE,
+    PACKAGED_SETTINGS_FILE,
+    SETTINGS_FILE_NAME,
+    default_settings_file,
+)
 
 
 def positive_int(text: str) -> int:
@@ -19,3 +33,69 @@ def positive_float(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError("must be more than 0")
     return value
+
+
+def default_settings_text(script: str) -> str:
+    """Say which settings file a command started as ``script`` reads without ``--settings``.
+
+    What the help says is what :func:`default_settings` does: the installed commands used to
+    say "the settings.ini beside this script" while they read the current folder's.
+    """
+    launcher = _launcher(script)
+    if launcher is not None:
+        return (
+            f"the settings.ini beside {launcher.name} ({launcher.parent}), else the one in the "
+            "current folder"
+        )
+    if _is_checkout_file(CHECKOUT_SETTINGS_FILE):
+        return f"the source checkout's settings.ini, {CHECKOUT_SETTINGS_FILE}"
+    return (
+        "the settings.ini in the current folder (the embedded default is written there when "
+        "there is none)"
+    )
+
+
+def default_settings(script: str, announce: Callable[[str], None] = print) -> Path:
+    """Return the settings file a command started as ``script`` reads without ``--settings``.
+
+    A launcher run by its path (``python /lab/rig1/app.py``) reads the ``settings.ini`` beside
+    it, else the current folder's: a copy of ``app.py`` in a lab's folder used to open the
+    checkout's file silently. An installed command reads what
+    :func:`settings.loader.default_settings_file` says (the checkout's for a source install,
+    else the current folder's).
+    """
+    launcher = _launcher(script)
+    if launcher is None:
+        return default_settings_file(announce)
+    beside = launcher.parent / SETTINGS_FILE_NAME
+    if beside.is_file():
+        return beside
+    here = Path.cwd() / SETTINGS_FILE_NAME
+    if not here.is_file():
+        announce(
+            f"No {SETTINGS_FILE_NAME} beside {launcher} nor in {here.parent}: using "
+            f"{here} (the embedded default is written there)."
+        )
+        try:
+            shutil.copyfile(PACKAGED_SETTINGS_FILE, here)
+        except OSError as error:
+            raise SettingsError(
+                [
+                    f"{here.parent}: no {SETTINGS_FILE_NAME} here nor beside {launcher}, and "
+                    f"the default one cannot be written ({error.strerror or error}). Name a "
+                    "settings file (--settings PATH)."
+                ]
+            ) from None
+    return here
+
+
+def _launcher(script: str) -> Path | None:
+    """Return the launcher ``script`` (``app.py``, ``DeepLabStream.py``), None for a command."""
+    path = Path(script)
+    if path.suffix != ".py" or not path.is_file():
+        return None
+    return path.resolve()
+
+
+def _is_checkout_file(settings_file: Path) -> bool:
+    return settings_file.is_file() and (settings_file.parent / "src" / "deeplabstream").is_dir()

@@ -19,12 +19,14 @@ import signal
 import sys
 from pathlib import Path
 
+from deeplabstream.app.arguments import default_settings, default_settings_text
 from deeplabstream.app.display.screen import (
     has_display,
     missing_library_message,
     missing_xcb_libraries,
     uses_xcb,
 )
+from deeplabstream.core.errors import SettingsError
 from deeplabstream.core.optional import exit_with
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -46,7 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     """Return the command-line parser."""
     parser = argparse.ArgumentParser(description="Run an experiment session from one window.")
     parser.add_argument(
-        "--settings", type=Path, help="settings file (default: the settings.ini beside app.py)"
+        "--settings",
+        type=Path,
+        help=f"settings file (default: {default_settings_text(sys.argv[0])})",
     )
     parser.add_argument("--output-dir", type=Path, help="folder for the session folders")
     parser.add_argument(
@@ -89,7 +93,12 @@ def main(argv: list[str] | None = None) -> int:
 
     qInstallMessageHandler(_qt_message)
     app = QApplication.instance() or QApplication(sys.argv[:1])
-    window = MainWindow(args.settings, args.output_dir)
+    try:  # without --settings: the file beside this launcher, else the current folder's
+        settings = args.settings or default_settings(sys.argv[0])
+    except SettingsError as error:
+        print(error, file=sys.stderr)
+        return EXIT_USAGE
+    window = MainWindow(settings, args.output_dir)
     pilot = Autopilot(window, parts, args.duration, print_status=offscreen)
     signals: list[int] = []  # Ctrl-C: the same as closing; remembered for the exit code
     during_start_up: list[bool] = []

@@ -27,9 +27,10 @@ its LED into the simulated camera.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-from deeplabstream.app.arguments import positive_float, positive_int
+from deeplabstream.app.arguments import default_settings_text, positive_float, positive_int
 from deeplabstream.app.stop_requests import EXIT_INTERRUPTED, StopRequests
 from deeplabstream.core.optional import exit_with
 from deeplabstream.settings.sections import deadline_option
@@ -43,7 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Stream the cameras of a settings file; report rates; optionally record.",
     )
     parser.add_argument(
-        "--settings", type=Path, help="settings file (default: the settings.ini beside this script)"
+        "--settings",
+        type=Path,
+        help=f"settings file (default: {default_settings_text(sys.argv[0])})",
     )
     parser.add_argument("--headless", action="store_true", help="never open a window")
     parser.add_argument(

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from deeplabstream.app.arguments import default_settings
 from deeplabstream.app.display.screen import has_display
 from deeplabstream.app.stop_requests import StopRequests
 from deeplabstream.core.control import StopRequested
@@ -55,7 +56,9 @@ def run_checks(args: argparse.Namespace, stops: StopRequests) -> int:
     log_level = getattr(logging, args.log_level)
     configure_process_logging(LogTarget(log_level), "main")
     try:
-        settings = load_settings(args.settings)
+        # Without --settings: the file beside the launcher, else the current folder's.
+        file = args.settings if args.settings is not None else default_settings(sys.argv[0])
+        settings = load_settings(file)
     except SettingsError as error:
         print(error, file=sys.stderr)
         return EXIT_USAGE

@@ -96,10 +96,24 @@ class IniText:
         option.detach()
         return True
 
-    def add_section(self, section: str, items: dict[str, str], comment: str | None = None) -> None:
-        """Append ``[section]`` with ``items`` at the end (a blank line before it)."""
+    def add_section(
+        self,
+        section: str,
+        items: dict[str, str],
+        comment: str | None = None,
+        after: str | None = None,
+    ) -> None:
+        """Add ``[section]`` with ``items``: at the end, or right after ``[after]`` when given.
+
+        A blank line goes before it. After ``[after]`` (a new camera after the last camera),
+        the blank lines and comments that introduced the next section stay in front of that
+        section.
+        """
         if self.has_section(section):
             raise ValueError(f"[{section}] exists already")
+        if after is not None and self.has_section(after):
+            self._insert_after(after, section, items, comment)
+            return
         self._drop_trailing_blank_lines()
         lines = [""] if self._document.last_block is not None else []
         if not str(self._document).endswith("\n") and lines:
@@ -119,12 +133,12 @@ class IniText:
             return False
         removed = self._document[section]
         # Comments and blank lines after a section's last key introduce the next section; the
-        # parser files them under this one, so they are moved out before it goes.
-        trailing: list[Comment | Space] = []
-        for block in reversed(list(removed.iter_blocks())):
-            if not isinstance(block, Comment | Space):
-                break
-            trailing.insert(0, block)
+        # parser files them under this one, so they are moved out before it goes. A blank line
+        # is not moved where one is already: a removed camera left two blank lines behind.
+        trailing = _trailing_blocks(removed)
+        if _ends_blank(removed.previous_block):
+            while trailing and isinstance(trailing[0], Space):
+                trailing.pop(0)
         for block in trailing:
             before = removed.add_before
             if isinstance(block, Comment):
@@ -145,6 +159,30 @@ class IniText:
 
     # -- internals -----------------------------------------------------------------------------
 
+    def _insert_after(
+        self, after: str, section: str, items: dict[str, str], comment: str | None
+    ) -> None:
+        anchor: Section = self._document[after]
+        # What introduces the next section (blank lines, its comments) moves to after the new one.
+        moved = [(isinstance(b, Space), list(b.lines)) for b in _trailing_blocks(anchor)]
+        for block in _trailing_blocks(anchor):
+            block.detach()
+        builder = anchor.add_after.space(1)
+        if comment:
+            for line in comment.splitlines():
+                builder = builder.comment(line.rstrip())
+        builder.section(section)
+        new: Section = self._document[section]
+        for key, value in items.items():
+            new[key] = _one_line(value)
+        # Each block goes right after the new section: the last first, so the order is kept.
+        for is_space, lines in reversed(moved):
+            for line in reversed(lines):
+                if is_space:
+                    new.add_after.space(1)
+                else:
+                    new.add_after.comment(line.rstrip("\n"), comment_prefix=line.lstrip()[:1])
+
     def _option(self, section: str, key: str) -> Option | None:
         if not self.has_section(section):
             return None
@@ -156,6 +194,24 @@ class IniText:
         container = last if isinstance(last, Section) else self._document
         while isinstance(container.last_block, Space):
             container.last_block.detach()
+
+
+def _trailing_blocks(section: Section) -> list[Comment | Space]:
+    """Return the comments and blank lines after ``section``'s last key, in order."""
+    trailing: list[Comment | Space] = []
+    for block in reversed(list(section.iter_blocks())):
+        if not isinstance(block, Comment | Space):
+            break
+        trailing.insert(0, block)
+    return trailing
+
+
+def _ends_blank(block: object) -> bool:
+    """Whether the text up to and including ``block`` ends with a blank line (or is empty)."""
+    if block is None:
+        return True
+    last = block.last_block if isinstance(block, Section) else block
+    return isinstance(last, Space)
 
 
 def save_with_backup(path: Path, text: str) -> Path | None:

@@ -1,27 +1,26 @@
-"""Child processes die with their parent: no orphan keeps a camera, a model or a video busy.
+"""Child processes die with their parent, and stop in order when asked: on every platform alike.
 
-Every process this project starts (capture, pose worker, recorders, replay jobs) calls
-:func:`die_with_parent` first thing. On Linux it asks the kernel, with
-``prctl(PR_SET_PDEATHSIG)``, for a signal when its parent ends, however it ends (SIGKILL
-included), and then delivers ``sig`` (SIGTERM unless told otherwise) to itself. What ``sig`` does
-is the process's own business: a process without a handler for it ends at once; one that turns
-SIGTERM into an orderly stop (a replay job) stops its stream and finalises its files. The parent
-cannot finalise anything once it is dead, so no child may wait for it.
+**Parent death.** Every process this project starts (capture, pose worker, recorders, replay
+jobs) calls :func:`die_with_parent` first thing. It watches the parent through the *sentinel*
+that ``multiprocessing`` gives each child it starts (``multiprocessing.parent_process()``): on
+Linux and macOS the read end of a pipe whose only write end the parent holds, which the operating
+system closes when the parent ends, however it ends (SIGKILL included); on Windows a handle of
+the parent process, signalled when it ends. A small thread waits on it with
+:func:`multiprocessing.connection.wait`, the one wait that takes both. No ``getppid`` (Windows
+keeps reporting the dead parent's pid), no ``prctl`` (Linux only), no thread ownership quirks (a
+pipe belongs to the process, not to the thread that started the child).
 
-Why not ask the kernel for ``sig`` itself: the kernel's "parent" is the *thread* that started the
-process, not the process. The GUI starts its streams from a worker thread that ends once the
-stream is up; a plain ``PR_SET_PDEATHSIG = SIGTERM`` would kill every capture process right then.
-So the kernel sends a private real-time signal, and its handler checks that the parent process
-really is gone (``os.getppid()`` no longer the recorded parent) before it delivers ``sig``; when
-only the starting thread ended, the child is adopted by another thread of the parent, the signal
-stays armed and comes again when that one ends.
+When the parent is gone the process marks it (:func:`parent_ended`, which loops may check), and:
 
-The request only covers a parent that is alive when it is made: a parent that died between the
-child's start and the call is caught by comparing ``os.getppid()`` with the parent's pid recorded
-before (by ``multiprocessing`` in the child, or passed in); then the child ends at once.
+* a process that handles ``sig`` (SIGTERM unless told otherwise) with a handler of its own gets
+  ``sig`` raised in itself: its orderly stop (a replay job stops its stream and finishes its
+  files), then it is ended :data:`ORPHAN_GRACE_S` later if it is still there;
+* any other process ends at once: nobody is left to use what it would produce.
 
-Elsewhere (macOS, Windows) there is no such request: the call does nothing but say so in the
-debug log, and the processes' own checks (a capture process watches ``os.getppid()``) remain.
+**Orderly stop by message.** ``Process.terminate()`` is SIGTERM on POSIX but TerminateProcess, a
+hard kill, on Windows: files being written are cut. So a parent asks a child to stop with a
+:class:`StopLine` (an event the child's small thread waits on, which then raises ``sig`` in the
+child like the parent's death does), joins it, and terminates only what did not stop in time.
 
 Children also leave Ctrl-C to their parent, from their very first instruction: they are started
 inside :func:`children_leave_sigint_to_parent` and call :func:`leave_sigint_to_parent` first
@@ -31,22 +30,24 @@ thing, so a Ctrl-C at any moment of a start-up never kills one with a traceback.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import logging
 import multiprocessing
 import os
 import signal
-import sys
+import threading
 from collections.abc import Iterator
 from multiprocessing import resource_tracker
-from types import FrameType
+from multiprocessing.connection import wait as wait_for_objects
+from typing import Any, NoReturn
 
 log = logging.getLogger(__name__)
 
-PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
-#: Exit status of a child that found its parent already gone (128 + SIGTERM, as if signalled).
-ORPHAN_EXIT_CODE = 128 + signal.SIGTERM
+#: Exit status of a child whose parent ended (128 + SIGTERM, as if signalled, on every platform).
+ORPHAN_EXIT_CODE = 128 + int(signal.SIGTERM)
+#: How long an orphan with an orderly stop of its own gets to finish its files before it ends.
+ORPHAN_GRACE_S = 10.0
+
+_parent_gone = threading.Event()
 
 
 def recorded_parent_pid() -> int | None:
@@ -58,75 +59,120 @@ def recorded_parent_pid() -> int | None:
     return parent.pid if parent is not None else None
 
 
-def parent_alive(parent_pid: int | None = None) -> bool:
-    """Tell whether the parent (``parent_pid``, else the recorded one) is still this one's parent.
+def parent_ended() -> bool:
+    """Return whether :func:`die_with_parent`'s watch has seen the parent end (cheap: a flag)."""
+    return _parent_gone.is_set()
 
-    A process whose parent died is re-parented (to init or a subreaper), so its ``getppid()``
-    changes; with no recorded pid there is nothing to compare and it answers True.
+
+def parent_alive() -> bool:
+    """Tell whether the process that started this one still runs (True when none is known).
+
+    Asks the parent's sentinel directly (a zero-timeout wait), so it is right also before or
+    without :func:`die_with_parent`.
     """
-    expected = parent_pid if parent_pid is not None else recorded_parent_pid()
-    return expected is None or os.getppid() == expected
+    if _parent_gone.is_set():
+        return False
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return True
+    try:
+        return not wait_for_objects([parent.sentinel], timeout=0)
+    except (OSError, ValueError):  # the sentinel was closed: the parent's handle is gone
+        return False
 
 
-def die_with_parent(sig: int = signal.SIGTERM, parent_pid: int | None = None) -> bool:
-    """Have ``sig`` delivered to this process when its parent ends; end now if it already has.
+def die_with_parent(sig: int = signal.SIGTERM, grace_s: float = ORPHAN_GRACE_S) -> bool:
+    """Watch the parent; when it ends, stop this process in order (``sig``) or end it at once.
 
     Call it first thing in a child process's entry function, in its main thread.
 
     Parameters
     ----------
     sig
-        What this process gets when its parent ends (SIGTERM: the default action ends the
-        process; a process with an orderly-stop handler stops cleanly).
-    parent_pid
-        The parent's pid as recorded before this process started; None: the one
-        ``multiprocessing`` recorded (``multiprocessing.parent_process()``), else the current
-        parent.
+        Raised in this process when the parent ends, if the process handles it with a Python
+        handler of its own (an orderly stop); otherwise the process ends at once.
+    grace_s
+        How long the orderly stop may take before the process is ended regardless.
 
     Returns
     -------
     bool
-        True when the kernel will tell this process; False where that is not possible (not
-        Linux, no libc, not the main thread), which is logged at debug level only.
+        True when the parent is watched; False in a process ``multiprocessing`` did not start
+        (no sentinel to watch), which is logged at debug level.
     """
-    global _parent_pid, _signal_on_death
-    expected = parent_pid if parent_pid is not None else recorded_parent_pid()
-    if expected is None:
-        expected = os.getppid()
-    if not sys.platform.startswith("linux"):
-        log.debug(
-            "die_with_parent: not available on %s; the process may outlive its parent",
-            sys.platform,
-        )
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        log.debug("die_with_parent: not a multiprocessing child; no parent to watch")
         return False
-    try:
-        signal.signal(_DEATH_SIGNAL, _on_death_signal)
-        _parent_pid, _signal_on_death = expected, int(sig)
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        if libc.prctl(PR_SET_PDEATHSIG, int(_DEATH_SIGNAL), 0, 0, 0) != 0:
-            raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
-    except (OSError, AttributeError, ValueError) as error:  # ValueError: not the main thread
-        log.debug("die_with_parent: prctl(PR_SET_PDEATHSIG) not possible: %s", error)
-        return False
-    # The parent may have died before the request was made: then no signal will ever come.
-    if not parent_alive(expected):
-        log.warning("the parent process has ended already; this process ends too")
-        os._exit(ORPHAN_EXIT_CODE)  # nothing of ours is open yet: nothing to finalise
+    sentinel = parent.sentinel
+    watcher = threading.Thread(
+        target=_watch_parent, args=(sentinel, int(sig), grace_s), name="parent-watch", daemon=True
+    )
+    watcher.start()
     return True
 
 
-#: The kernel's signal to this process when the thread that started it ends (a real-time signal
-#: nothing else in the project uses; its default action would end the process too).
-_DEATH_SIGNAL = signal.SIGRTMIN + 3 if hasattr(signal, "SIGRTMIN") else signal.SIGTERM
-_parent_pid: int | None = None
-_signal_on_death = int(signal.SIGTERM)
+def _watch_parent(sentinel: Any, sig: int, grace_s: float) -> None:
+    try:
+        wait_for_objects([sentinel])
+    except (OSError, ValueError) as error:  # the sentinel is unusable: treat as the parent's end
+        log.debug("die_with_parent: the parent's sentinel failed: %s", error)
+    _parent_gone.set()
+    log.warning("the parent process has ended; this process stops too")
+    stop_this_process(sig, grace_s)
 
 
-def _on_death_signal(signum: int, frame: FrameType | None) -> None:
-    """Handle the starting thread's end: pass ``sig`` on if the whole parent has ended."""
-    if parent_alive(_parent_pid):
-        return  # another thread of the parent adopted this process; the signal stays armed
-    os.kill(os.getpid(), _signal_on_death)  # its handler, or its default action (the end)
+def stop_this_process(sig: int, grace_s: float) -> None:
+    """Raise ``sig`` in this process when it handles it (an orderly stop), else end it now.
+
+    Called from a helper thread. The handler runs in the main thread (Python's rule for
+    signal handlers, on every platform); a process that has not ended ``grace_s`` later is ended.
+    """
+    handler = signal.getsignal(sig)
+    if not callable(handler):  # SIG_DFL, SIG_IGN or unknown: nothing of its own to finish
+        _end_now()
+    signal.raise_signal(sig)
+    threading.Event().wait(grace_s)
+    log.warning("this process did not stop within %.0f s of being asked; ending it", grace_s)
+    _end_now()
+
+
+def _end_now() -> NoReturn:
+    logging.shutdown()  # whatever the handlers buffered reaches the log first
+    os._exit(ORPHAN_EXIT_CODE)
+
+
+class StopLine:
+    """An orderly stop asked of a child process, by message, on every platform.
+
+    The parent makes it before it starts the child and passes it with the child's arguments;
+    the child calls :meth:`obey` first thing; the parent calls :meth:`request`, then joins the
+    child, and terminates only what did not stop in time (``core.control.join_or_terminate``).
+    """
+
+    def __init__(self, context: Any = None) -> None:
+        self._event = (context or multiprocessing.get_context("spawn")).Event()
+
+    def request(self) -> None:
+        """Ask the child to stop (it raises its ``sig`` in itself: its orderly stop)."""
+        self._event.set()
+
+    @property
+    def requested(self) -> bool:
+        """Whether a stop was asked for."""
+        return bool(self._event.is_set())
+
+    def obey(self, sig: int = signal.SIGTERM, grace_s: float = ORPHAN_GRACE_S) -> None:
+        """In the child: raise ``sig`` in this process once the parent asks for the stop."""
+        thread = threading.Thread(
+            target=self._wait_then_stop, args=(int(sig), grace_s), name="stop-line", daemon=True
+        )
+        thread.start()
+
+    def _wait_then_stop(self, sig: int, grace_s: float) -> None:
+        self._event.wait()
+        log.info("stop asked by the parent process")
+        stop_this_process(sig, grace_s)
 
 
 @contextlib.contextmanager
@@ -134,15 +180,16 @@ def children_leave_sigint_to_parent() -> Iterator[None]:
     """Start child processes inside this block: Ctrl-C cannot reach them before they ignore it.
 
     Ctrl-C at a terminal goes to every process of its group. A child must leave it to the main
-    process, which stops everything in order; but a child started with ``spawn`` (or
-    ``forkserver``) imports its modules before its entry function can say so, and a Ctrl-C then
-    prints a ``KeyboardInterrupt`` traceback and kills it. So SIGINT is blocked in the starting
-    thread while children start: the block travels through ``fork`` and ``exec`` (a signal mask
-    is inherited, unlike a handler), a Ctrl-C waits in the child until
+    process, which stops everything in order; but a child started with ``spawn`` imports its
+    modules before its entry function can say so, and a Ctrl-C then prints a
+    ``KeyboardInterrupt`` traceback and kills it. So, where signal masks exist (POSIX), SIGINT is
+    blocked in the starting thread while children start: the block travels through ``fork`` and
+    ``exec`` (a signal mask is inherited, unlike a handler), a Ctrl-C waits in the child until
     :func:`leave_sigint_to_parent`, first thing in its entry function, ignores it (which drops
-    it). The parent's own Ctrl-C is not lost: it waits until the block ends (another thread of
-    the parent may take it meanwhile). Any thread may use it, not only the main one (the GUI
-    starts streams from a worker thread). Elsewhere than POSIX it does nothing.
+    it). The parent's own Ctrl-C is not lost: it waits until the block ends. Any thread may use
+    it, not only the main one (the GUI starts streams from a worker thread). Windows has no
+    signal masks: there a child's console Ctrl-C during its imports is the remaining window,
+    which the child's exit code then shows.
     """
     if not hasattr(signal, "pthread_sigmask"):
         yield
@@ -171,9 +218,13 @@ def leave_sigint_to_parent() -> None:
 
 __all__ = [
     "ORPHAN_EXIT_CODE",
+    "ORPHAN_GRACE_S",
+    "StopLine",
     "children_leave_sigint_to_parent",
     "die_with_parent",
     "leave_sigint_to_parent",
     "parent_alive",
+    "parent_ended",
     "recorded_parent_pid",
+    "stop_this_process",
 ]

@@ -10,13 +10,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import psutil
+
+#: Linux's description of the CPUs (macOS and Windows have none: :mod:`platform` answers there).
+CPUINFO = Path("/proc/cpuinfo")
 
 
 def cpu_model() -> str:
     """Return the CPU's model name from /proc/cpuinfo, else what :mod:`platform` knows."""
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text(encoding="utf-8", errors="replace").splitlines():
+    if CPUINFO.is_file():
+        for line in CPUINFO.read_text(encoding="utf-8", errors="replace").splitlines():
             key, _, value = line.partition(":")
             if key.strip() in ("model name", "Model", "Hardware") and value.strip():
                 return value.strip()
@@ -37,21 +40,35 @@ def machine_description() -> dict[str, Any]:
         "host": platform.node(),
         "cpu": cpu_model(),
         "cores": os.cpu_count(),
-        "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "usable_cores": _usable_cores(),
         "os": platform.platform(),
         "python": sys.version.split()[0],
         "numpy": np.__version__,
         "av": package_version("av"),
     }
-    if hasattr(os, "getloadavg"):  # other work on the machine disturbs the figures
-        description["load_average_1m_at_start"] = round(os.getloadavg()[0], 2)
-    try:
-        import psutil
-
-        description["memory_gb"] = round(psutil.virtual_memory().total / 1e9, 1)
-    except ImportError:
-        pass
+    # Other work on the machine disturbs the figures.
+    description["load_average_1m_at_start"] = load_average_1m()
+    description["memory_gb"] = round(psutil.virtual_memory().total / 1e9, 1)
     return description
+
+
+def load_average_1m() -> float | None:
+    """Return the 1-minute load average (psutil: the OS's on POSIX, estimated on Windows).
+
+    On Windows psutil starts estimating at the first call, so the first answer there is 0.0.
+    """
+    try:
+        return round(float(psutil.getloadavg()[0]), 2)
+    except (OSError, AttributeError, RuntimeError):
+        return None
+
+
+def _usable_cores() -> int | None:
+    """How many cores this process may use (its affinity where the OS has one)."""
+    try:
+        return len(psutil.Process().cpu_affinity())
+    except (AttributeError, psutil.Error, OSError):  # macOS has no affinity: every core
+        return os.cpu_count()
 
 
 def describe_machine_line(machine: dict[str, Any]) -> str:

@@ -1,10 +1,13 @@
 """Optional libraries: which extra of the package installs each, and commands that say so.
 
-The package installs what the embedded default needs (the simulated arena, the bundled model,
-ONNX Runtime). What only some labs need (torch for DeepLabCut and Lightning Pose files and for
-training, a camera's or a board's own library, NWB, LSL...) comes with an extra:
+The package installs what the embedded default needs (the simulated arena, the bundled model)
+but the ONNX Runtime build, which is one of two extras, ``cpu`` or ``gpu`` (never both: they
+install the same module). What only some labs need (torch for DeepLabCut and Lightning Pose files
+and for training, a camera's or a board's own library, NWB, LSL...) comes with an extra:
 ``pip install "deeplabstream[torch]"``. A command that reaches such a library without it stops
-with that sentence and exit code 2, not with a ``ModuleNotFoundError`` traceback.
+with that sentence and exit code 2, not with a ``ModuleNotFoundError`` traceback. An extra that
+cannot exist on this platform (RealSense and NI-DAQ on macOS) says so instead of an install
+command that would install nothing.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from deeplabstream.core.errors import DeepLabStreamError
 
 # top-level module -> the extra of pyproject.toml that installs it
 EXTRA_OF_MODULE: dict[str, str] = {
+    "onnxruntime": "cpu",  # or gpu: ONNX_RUNTIME_CHOICE
     "torch": "torch",
     "onnxscript": "torch",
     "pypylon": "basler",
@@ -35,26 +39,56 @@ EXTRA_OF_MODULE: dict[str, str] = {
 }
 
 
+# extra -> (platform as sys.platform names it, why the extra does not exist there); pyproject.toml
+# and requirements.txt leave these out on that platform with a `sys_platform` marker.
+UNAVAILABLE_ON: dict[str, tuple[str, str]] = {
+    "realsense": ("darwin", "Intel publishes no macOS build of pyrealsense2"),
+    "nidaq": ("darwin", "NI's NI-DAQmx driver exists for Windows and Linux only"),
+}
+PLATFORM_NAMES = {"darwin": "macOS", "win32": "Windows", "linux": "Linux"}
+ONNX_RUNTIME_CHOICE = (
+    'pip install "deeplabstream[cpu]" for the CPU build, or "deeplabstream[gpu]" for an NVIDIA '
+    "GPU (from a checkout: python scripts/setup.py [--gpu]); install one of them, never both"
+)
+
+
 class MissingExtraError(DeepLabStreamError, ImportError):
     """An optional library is not installed; the message names the extra that installs it."""
 
 
-def missing_extra(error: ModuleNotFoundError) -> MissingExtraError | None:
+def missing_extra(
+    error: ModuleNotFoundError, platform: str = sys.platform
+) -> MissingExtraError | None:
     """Return the clear error for a missing optional library, or None for any other module.
 
     Parameters
     ----------
     error
         The error Python raised on the import.
+    platform
+        ``sys.platform`` of the machine the message is for: an extra that does not exist there
+        is said to be unavailable rather than given an install command.
     """
     module = (error.name or "").split(".")[0]
     extra = EXTRA_OF_MODULE.get(module)
     if extra is None:
         return None
+    missing = f"This needs the optional library {module!r}, which is not installed."
+    if module == "onnxruntime":
+        return MissingExtraError(
+            f"{missing} ONNX Runtime comes in two builds: {ONNX_RUNTIME_CHOICE}."
+        )
+    where, why = UNAVAILABLE_ON.get(extra, ("", ""))
+    if where and platform.startswith(where):
+        return MissingExtraError(
+            f"{missing} The extra {extra!r} is not available on {PLATFORM_NAMES[where]}: {why}. "
+            "docs/install.md lists what each platform supports."
+        )
+    not_on = f" (not available on {PLATFORM_NAMES[where]}: {why})" if where else ""
     return MissingExtraError(
-        f"This needs the optional library {module!r}, which is not installed. Install it with: "
-        f'pip install "deeplabstream[{extra}]" (from a checkout: pip install ".[{extra}]"). '
-        "The README (Install) lists the extras."
+        f"{missing} Install it with: "
+        f'pip install "deeplabstream[{extra}]" (from a checkout: pip install ".[{extra}]")'
+        f"{not_on}. The README (Install) lists the extras."
     )
 
 

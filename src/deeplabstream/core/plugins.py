@@ -1,15 +1,16 @@
 """One registry for every kind of plugin: built-ins by name, entry points, the lab's own folder.
 
-DeepLabStream has six kinds of plugin, each with one small interface (docs/architecture.md,
-"Plugins"): cameras, stimulation devices, inference backends, model formats, triggers and
-experiments. Each kind has one :class:`Registry`, made where the kind's interface lives, and
-every registry works the same way:
+DeepLabStream has seven kinds of plugin, each with one small interface (docs/architecture.md,
+"Plugins"): cameras, stimulation devices, inference backends, model formats, triggers,
+experiments and outputs. Each kind has one :class:`Registry`, made where the kind's interface
+lives, and every registry works the same way:
 
 * **built-ins by name**: ``name -> "module:Class"`` strings, imported on first use, so a
   missing optional library (pypylon, nidaqmx, torch) matters only to the labs that use it;
 * **entry points**: an installed distribution adds one under the kind's group
   (``deeplabstream.cameras``, ``deeplabstream.devices``, ``deeplabstream.backends``,
-  ``deeplabstream.model_formats``, ``deeplabstream.triggers``, ``deeplabstream.experiments``),
+  ``deeplabstream.model_formats``, ``deeplabstream.triggers``, ``deeplabstream.experiments``,
+  ``deeplabstream.outputs``),
   ``name = "module:Class"`` in its ``pyproject.toml``, without a fork of this project;
 * **the lab's folder** (cameras and experiments only): ``cameras/NAME.py`` or
   ``experiments/NAME.py`` beside the settings file, named ``NAME`` or ``NAME:Class``;

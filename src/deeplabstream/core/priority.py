@@ -19,10 +19,16 @@ although its average work does not. Two measures, both possible without root:
   remain for it (3 or more cores), ``on`` pins on 2 cores too (right for light side work: one
   camera at 30 fps), ``off`` leaves placement to the OS.
 
+* **Priority class** (Windows). A user may raise a process to *above normal* there without
+  privileges, and a process started by another does not inherit it: the loop's processes
+  (capture, inference) raise themselves, the main process for the session's life (given back at
+  the stop). Linux and macOS need privileges to raise a priority: there the loop stays at the
+  normal priority, and ``session.json`` says so.
+
 Priorities are applied by each process to itself as its first act (:func:`apply_process_priority`),
-before it starts threads (ONNX Runtime's pool, the encoder's), which inherit them.
-The main process and the GUI thread keep the normal priority: the processes they start would
-inherit a lower one, and a process cannot raise its priority again without privileges.
+before it starts threads (ONNX Runtime's pool, the encoder's), which inherit them. Every call
+goes through ``psutil``, the same on every platform; what a platform cannot do (core affinity on
+macOS) is recorded as asked and not applied, with the reason, never silently dropped.
 
 :func:`observed_priorities` reads back what each process really runs with, for ``session.json``.
 """
@@ -34,7 +40,18 @@ import os
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import psutil
+
 log = logging.getLogger(__name__)
+
+#: The priority classes of Windows, where psutil has them (None elsewhere).
+ABOVE_NORMAL_CLASS: int | None = getattr(psutil, "ABOVE_NORMAL_PRIORITY_CLASS", None)
+BELOW_NORMAL_CLASS: int | None = getattr(psutil, "BELOW_NORMAL_PRIORITY_CLASS", None)
+IDLE_CLASS: int | None = getattr(psutil, "IDLE_PRIORITY_CLASS", None)
+NORMAL_CLASS: int | None = getattr(psutil, "NORMAL_PRIORITY_CLASS", None)
+#: A niceness this large or more is the lowest class (IDLE) where priorities are classes.
+_IDLE_NICENESS = 15
+_LOOP_ROLES: frozenset[str] = frozenset({"capture", "inference"})
 
 AffinityMode = Literal["auto", "on", "off"]
 Role = Literal["capture", "inference", "recorder"]
@@ -62,6 +79,7 @@ class ProcessPriority:
     role: Role
     niceness: int = 0
     cpus: tuple[int, ...] | None = None
+    above_normal: bool = False  # raise to the "above normal" class (Windows; see the module)
 
 
 @dataclass(frozen=True)
@@ -90,17 +108,32 @@ class PriorityPlan:
         """Return the priority a process of ``role`` applies to itself."""
         niceness = self.side_niceness if role in _SIDE_ROLES else 0
         cpus = self.inference_cpus if role == "inference" else self.other_cpus
-        return ProcessPriority(role, niceness, cpus or None)
+        return ProcessPriority(role, niceness, cpus or None, above_normal=role in _LOOP_ROLES)
 
     def describe(self) -> dict[str, Any]:
-        """Describe the plan, for ``session.json`` → ``priority``."""
+        """Describe the plan, for ``session.json`` → ``priority``: what was asked, and where."""
         return {
             "cpu_affinity": self.affinity,
             "cores_available": list(self.available),
             "inference_cores": list(self.inference_cpus) or None,
             "other_cores": list(self.other_cpus) or None,
             "side_niceness": self.side_niceness,
+            "loop_priority": loop_priority_support(),
+            "pinning": "available" if can_pin() else _NO_PINNING,
         }
+
+
+_NO_PINNING = "not available on this platform (macOS has no core affinity): the OS places work"
+
+
+def loop_priority_support() -> dict[str, str]:
+    """Return what the loop's processes ask for and get on this platform (``session.json``)."""
+    if ABOVE_NORMAL_CLASS is not None:
+        return {"asked": "above normal", "applied": "above normal (capture, inference, main)"}
+    return {
+        "asked": "above normal",
+        "applied": "normal: raising a priority needs privileges on this platform",
+    }
 
 
 def inference_thread_count(configured: int, pinned: tuple[int, ...] | None = None) -> int:
@@ -118,8 +151,11 @@ def inference_thread_count(configured: int, pinned: tuple[int, ...] | None = Non
 
 def available_cpus() -> tuple[int, ...]:
     """Return the cores this process may run on (all of them where the OS cannot say)."""
-    if hasattr(os, "sched_getaffinity"):
-        return tuple(sorted(os.sched_getaffinity(0)))
+    if can_pin():
+        try:
+            return tuple(sorted(psutil.Process().cpu_affinity()))
+        except (psutil.Error, OSError) as error:
+            log.debug("the cores of this process are unknown: %s", error)
     return tuple(range(os.cpu_count() or 1))
 
 
@@ -152,14 +188,42 @@ def plan_priorities(
     """
     usable = tuple(cpus) if cpus is not None else available_cpus()
     kept_for_side_work = 2 if affinity == "auto" else 1
-    if affinity == "off" or len(usable) <= kept_for_side_work or not _can_pin():
+    if affinity == "off" or len(usable) <= kept_for_side_work or not can_pin():
         return PriorityPlan(affinity, usable, side_niceness=side_niceness)
     worker = max(1, min(inference_threads, len(usable) - kept_for_side_work))
     return PriorityPlan(affinity, usable, usable[-worker:], usable[:-worker], side_niceness)
 
 
-def _can_pin() -> bool:
-    return hasattr(os, "sched_setaffinity")
+def can_pin() -> bool:
+    """Whether this platform lets a process choose its cores (Linux, Windows; not macOS)."""
+    return hasattr(psutil.Process, "cpu_affinity")
+
+
+def lower_priority(niceness: int, process: psutil.Process | None = None) -> int:
+    """Lower ``process`` (this one) by ``niceness`` steps; return what it now runs with.
+
+    Where priorities are niceness values (Linux, macOS) the niceness grows by ``niceness``; where
+    they are classes (Windows) a small step is *below normal*, a large one *idle*.
+    """
+    target = process or psutil.Process()
+    if BELOW_NORMAL_CLASS is not None and IDLE_CLASS is not None:
+        target.nice(IDLE_CLASS if niceness >= _IDLE_NICENESS else BELOW_NORMAL_CLASS)
+    else:
+        target.nice(min(19, target.nice() + niceness))
+    return int(target.nice())
+
+
+def raise_above_normal(process: psutil.Process | None = None) -> int | None:
+    """Raise ``process`` (this one) to the *above normal* class where a user may (Windows).
+
+    Returns the previous priority to give back at the end, or None where nothing was changed.
+    """
+    if ABOVE_NORMAL_CLASS is None:
+        return None
+    target = process or psutil.Process()
+    previous = int(target.nice())
+    target.nice(ABOVE_NORMAL_CLASS)
+    return previous
 
 
 def apply_process_priority(priority: ProcessPriority | None) -> dict[str, Any]:
@@ -171,59 +235,88 @@ def apply_process_priority(priority: ProcessPriority | None) -> dict[str, Any]:
     if priority is None:
         return {}
     applied: dict[str, Any] = {"role": priority.role}
+    not_applied: dict[str, str] = {}
+    this = psutil.Process()
     if priority.niceness:
         try:
-            applied["nice"] = os.nice(priority.niceness)
-        except OSError as error:  # a locked-down system: run on at the normal priority
+            applied["nice"] = lower_priority(priority.niceness, this)
+        except (psutil.Error, OSError) as error:  # a locked-down system: run on at normal
             log.warning("could not lower the priority of this %s process: %s", priority.role, error)
-    if priority.cpus is not None and _can_pin():
-        try:
-            os.sched_setaffinity(0, priority.cpus)
-            applied["cpus"] = list(priority.cpus)
-        except OSError as error:  # cores taken away (cgroups) meanwhile: run where allowed
-            log.warning(
-                "could not pin this %s process to cores %s: %s",
-                priority.role,
-                list(priority.cpus),
-                error,
-            )
+            not_applied["nice"] = str(error)
+    elif priority.above_normal:
+        if ABOVE_NORMAL_CLASS is None:
+            not_applied["above_normal"] = "raising a priority needs privileges on this platform"
+        else:
+            try:
+                raise_above_normal(this)
+                applied["nice"] = int(this.nice())
+            except (psutil.Error, OSError) as error:
+                log.warning(
+                    "could not raise the priority of this %s process: %s", priority.role, error
+                )
+                not_applied["above_normal"] = str(error)
+    if priority.cpus is not None:
+        if not can_pin():
+            not_applied["cpus"] = _NO_PINNING
+        else:
+            try:
+                this.cpu_affinity(list(priority.cpus))
+                applied["cpus"] = list(priority.cpus)
+            except (psutil.Error, OSError) as error:  # cores taken away (cgroups) meanwhile
+                log.warning(
+                    "could not pin this %s process to cores %s: %s",
+                    priority.role,
+                    list(priority.cpus),
+                    error,
+                )
+                not_applied["cpus"] = str(error)
+    if not_applied:
+        applied["not_applied"] = not_applied
     return applied
 
 
 @dataclass(frozen=True)
 class MainPlacement:
-    """The main process's cores before a stream moved it off the inference worker's cores."""
+    """The main process's cores and priority before a stream changed them, to give back."""
 
-    previous: tuple[int, ...]
+    previous: tuple[int, ...] | None
+    previous_priority: int | None = None
 
     def restore(self) -> None:
-        """Give the main process its cores back (a benchmark's naive loop runs after)."""
+        """Give the main process its cores and priority back (a naive loop may run after)."""
+        this = psutil.Process()
         try:
-            os.sched_setaffinity(0, self.previous)
-        except OSError as error:
-            log.warning("could not give the main process its cores back: %s", error)
+            if self.previous is not None:
+                this.cpu_affinity(list(self.previous))
+            if self.previous_priority is not None:
+                this.nice(self.previous_priority)
+        except (psutil.Error, OSError) as error:
+            log.warning("could not give the main process its cores or priority back: %s", error)
 
 
 def main_process_priority(plan: PriorityPlan) -> MainPlacement | None:
-    """Keep the main process (and a GUI's drawing) on ``plan.other_cpus``; None if not pinned.
+    """Keep the main process on ``plan.other_cpus`` and, on Windows, above normal; None if not.
 
     Its children set their own cores first thing, so the worker still gets its cores.
     """
-    if not plan.other_cpus or not _can_pin():
-        return None
+    previous_priority = None
+    try:
+        previous_priority = raise_above_normal()
+    except (psutil.Error, OSError) as error:
+        log.warning("could not raise the main process's priority: %s", error)
+    if not plan.other_cpus or not can_pin():
+        return None if previous_priority is None else MainPlacement(None, previous_priority)
     previous = available_cpus()
     try:
-        os.sched_setaffinity(0, plan.other_cpus)
-    except OSError as error:
+        psutil.Process().cpu_affinity(list(plan.other_cpus))
+    except (psutil.Error, OSError) as error:
         log.warning("could not pin the main process to cores %s: %s", list(plan.other_cpus), error)
-        return None
-    return MainPlacement(previous)
+        return None if previous_priority is None else MainPlacement(None, previous_priority)
+    return MainPlacement(previous, previous_priority)
 
 
 def observed_priorities(pids: dict[str, int | None]) -> dict[str, dict[str, Any]]:
     """Niceness and cores each live process really runs with (read from the OS), by name."""
-    import psutil
-
     observed: dict[str, dict[str, Any]] = {}
     for name, pid in pids.items():
         if pid is None:

@@ -46,6 +46,7 @@ from typing import Any, Literal
 from deeplabstream.experiments.actions import Action
 from deeplabstream.experiments.events import EventKind, EventLog, ExperimentEvent
 from deeplabstream.experiments.observation import (
+    DEFAULT_HOLD_S,
     DEFAULT_MIN_LIKELIHOOD,
     KeypointFilter,
     Observation,
@@ -217,10 +218,11 @@ class Experiment(ABC):
     session_duration_s
         The experiment finishes itself this long after its start (None: never).
     min_likelihood, policy, hold_s
-        Keypoints below ``min_likelihood`` are not seen; ``policy`` ``"missing"`` or ``"hold"``
-        (keep the last position for up to ``hold_s`` seconds), as in
-        :class:`~experiments.observation.KeypointFilter`. Offered to triggers via
-        :attr:`likelihood` and used by :meth:`point`.
+        Keypoints below ``min_likelihood`` are not seen; for ``hold_s`` seconds (default 0.5)
+        after a keypoint was last seen, a trigger keeps its state (``policy="missing"``) or
+        reads the last position (``"hold"``), as in :class:`~experiments.triggers.base.
+        KeypointTrigger`. Offered to triggers via :attr:`likelihood`; :meth:`point` applies
+        the :class:`~experiments.observation.KeypointFilter` (positions only).
     switch_off_at_trial_end
         Switch off, when a trial ends, the outputs it switched on (``on``, endless ``pattern``).
     name, description
@@ -251,7 +253,7 @@ class Experiment(ABC):
         session_duration_s: float | None = None,
         min_likelihood: float = DEFAULT_MIN_LIKELIHOOD,
         policy: Policy = "missing",
-        hold_s: float = 0.0,
+        hold_s: float = DEFAULT_HOLD_S,
         switch_off_at_trial_end: bool = True,
         name: str | None = None,
         description: str | None = None,
@@ -807,6 +809,8 @@ class Experiment(ABC):
             "keypoint": name,
             "measured_x": _finite(source.keypoints[row, 0]),
             "measured_y": _finite(source.keypoints[row, 1]),
+            # why a trigger saw it or not: below its MIN_LIKELIHOOD it was not seen
+            "likelihood": _finite(source.keypoints[row, 2]),
         }
         if source.predicted is not None and source.lead_s is not None:
             positions["predicted_x"] = _finite(source.predicted[row, 0])

@@ -31,6 +31,7 @@ from deeplabstream.core.schema import Where, parse_section, setting
 from deeplabstream.experiments.actions import Action
 from deeplabstream.experiments.base import Experiment
 from deeplabstream.experiments.events import EventLog
+from deeplabstream.experiments.observation import DEFAULT_HOLD_S
 from deeplabstream.experiments.prediction import (
     DEFAULT_LEAD_MARGIN_MS,
     DEFAULT_MAX_GAP_S,
@@ -160,13 +161,17 @@ class ExperimentSection:
     )
     policy: Literal["missing", "hold"] = setting(
         "missing",
-        doc="A keypoint not seen is `missing` (region, speed and direction triggers are false) "
-        "or `hold`s its last position for up to `HOLD` seconds. Applies to every keypoint "
-        "trigger that does not set its own `POLICY`.",
+        doc="A keypoint not seen is `missing` (a trigger keeps its state for `HOLD` seconds, "
+        "then region, speed and direction triggers are false) or `hold`s its last position for "
+        "up to `HOLD` seconds. Applies to every keypoint trigger that does not set its own "
+        "`POLICY`.",
     )
     hold: float = setting(
-        0.0,
-        doc="With `POLICY = hold`: how long a keypoint not seen keeps its last position.",
+        DEFAULT_HOLD_S,
+        doc="How long a keypoint not seen (below `MIN_LIKELIHOOD`) keeps a trigger's state "
+        "(`POLICY = missing`) or its last position (`POLICY = hold`): a blink of the model is "
+        "neither an exit nor a new entry. 0: every frame decides alone. Applies to every "
+        "trigger that reads keypoints and does not set its own `HOLD_S`.",
         minimum=0,
         unit="s",
     )
@@ -247,9 +252,7 @@ class ExperimentSection:
     )
 
     def __post_init__(self) -> None:
-        """``HOLD`` only with ``POLICY = hold``; ``PREDICT_*`` keys only with their method."""
-        if self.policy == "missing" and self.hold:
-            raise ValueError("HOLD is only used with POLICY = hold")
+        """``PREDICT_*`` keys only with their method."""
         defaults = ExperimentSection.__dataclass_fields__
         for name, methods in _PREDICT_ONLY.items():
             value = getattr(self, name)
@@ -801,12 +804,15 @@ def _with_defaults(spec: TriggerSpec, experiment: ExperimentSection) -> dict[str
     measured ones, because prediction follows animal 1 only.
     """
     params = dict(spec.params)
-    if trigger_kind(spec.kind).combines or "policy" not in parameters_of(spec.kind):
+    if trigger_kind(spec.kind).combines:
+        return params
+    kind_parameters = parameters_of(spec.kind)
+    if "hold_s" in kind_parameters:  # every kind that reads keypoints (3D, pupil too)
+        params.setdefault("hold_s", repr(experiment.hold))
+    if "policy" not in kind_parameters:
         return params
     params.setdefault("min_likelihood", repr(experiment.min_likelihood))
     params.setdefault("policy", experiment.policy)
-    if params["policy"] == "hold":
-        params.setdefault("hold_s", repr(experiment.hold))
     first_animal = params.get("animal", "1").strip() == "1"
     if experiment.predict != "off" and "predicted" in parameters_of(spec.kind) and first_animal:
         params.setdefault("predicted", "true")

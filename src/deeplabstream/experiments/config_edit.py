@@ -40,6 +40,7 @@ from deeplabstream.experiments.config import (
     ExperimentConfigError,
     parse_experiment_config,
 )
+from deeplabstream.experiments.observation import DEFAULT_HOLD_S
 from deeplabstream.experiments.triggers import file_parameters_of
 from deeplabstream.experiments.triggers.geometry import RegionShape, parse_shape
 from deeplabstream.experiments.triggers.kinds import TRIGGERS, keypoint_parameters
@@ -68,6 +69,10 @@ class RegionAction:
 
     ``command`` is ``pulse`` (``duration_s``) or ``pattern``, a train (``on_s``, ``off_s``,
     ``count``); :data:`NO_ACTION` asks :func:`edited_text` to remove the region's action.
+    ``hold_s`` is the region trigger's ``HOLD_S`` in effect (its own, else ``[Experiment]
+    HOLD``, else the default): how long a keypoint not seen keeps the region's state, so that a
+    blink of the model does not fire the rule again; it is written into the ``[Trigger]``
+    section only when it differs from what the trigger would inherit, or the trigger has one.
     ``rule`` and ``stimulation`` are the sections it is read from (empty for a new one).
     """
 
@@ -80,6 +85,7 @@ class RegionAction:
     count: int | None = None
     edge: str = "rising"
     refractory_s: float = 0.0
+    hold_s: float = DEFAULT_HOLD_S
     rule: str = ""
     stimulation: str = ""
 
@@ -107,6 +113,8 @@ class RegionAction:
         )
         if self.refractory_s:
             text += f", then {self.refractory_s:g} s refractory"
+        if self.hold_s != DEFAULT_HOLD_S:
+            text += f", holds {self.hold_s:g} s through a loss"
         return text
 
 
@@ -378,8 +386,24 @@ class ConfigText:
                 refractory = float(self.value(RULE_PREFIX + rule, "REFRACTORY") or 0)
             except ValueError:
                 continue
-            return replace(action, edge=edge, refractory_s=refractory, rule=rule)
+            return replace(
+                action, edge=edge, refractory_s=refractory, hold_s=self.hold(trigger), rule=rule
+            )
         return None
+
+    def inherited_hold(self) -> float:
+        """Return ``[Experiment] HOLD``, the hold of every trigger without its own ``HOLD_S``."""
+        try:
+            return float(self.value(EXPERIMENT_SECTION, "HOLD") or DEFAULT_HOLD_S)
+        except ValueError:  # the loader names it
+            return DEFAULT_HOLD_S
+
+    def hold(self, trigger: str) -> float:
+        """Return the ``HOLD_S`` in effect for ``trigger`` (its own, else the inherited one)."""
+        try:
+            return float(self.value(TRIGGER_PREFIX + trigger, "HOLD_S") or self.inherited_hold())
+        except ValueError:  # the loader names it
+            return self.inherited_hold()
 
     def _stimulation_action(self, name: str) -> RegionAction | None:
         """Return ``[Stimulation name]`` as an action when it is a pulse or a pattern."""
@@ -436,6 +460,9 @@ class ConfigText:
         self.set_section_key(section, "EDGE", action.edge)
         refractory = f"{action.refractory_s:g}" if action.refractory_s else None
         self.set_section_key(section, "REFRACTORY", refractory)
+        own_hold = self.value(TRIGGER_PREFIX + trigger, "HOLD_S") is not None
+        if own_hold or action.hold_s != self.inherited_hold():
+            self.set_key(trigger, "HOLD_S", f"{action.hold_s:g}")
 
     def is_action_only(self, action: RegionAction) -> bool:
         """Whether the action's rule does nothing else (no trials started or ended by it)."""

@@ -69,6 +69,8 @@ EVENT_COLUMNS: tuple[str, ...] = (
     "predicted_x",
     "predicted_y",
     "lead_ms",
+    "likelihood",
+    "not_sent",
 )
 """The columns of ``events.csv``, in order (documented in docs/experiments.md).
 
@@ -77,7 +79,9 @@ Columns are only ever added at the end, so that readers of older files keep work
 
 EVENT_COLUMN_DOCS: dict[str, str] = {
     "time_s": "s, frame time of the update it happened in: the prompting frame's time (camera "
-    "clock when the camera has one, else host arrival time); the experiment's only clock",
+    "clock when the camera has one, else host arrival time; with several cameras the host "
+    "clock), the experiment's only clock; the window's Log tab shows this same value as "
+    "`time_s`",
     "kind": "`start`, `trigger`, `trial_start`, `trial_end`, `action`, `pause`, `resume`, `finish`",
     "name": "the trigger (`trigger`), the rule or cause that started the trial (`trial_start`, "
     "`trial_end`), the device (`action`), the experiment (`start`, `finish`)",
@@ -111,6 +115,14 @@ EVENT_COLUMN_DOCS: dict[str, str] = {
     "predicted_y": "px, likewise",
     "lead_ms": "ms, with forward prediction: how far ahead of that frame's time the prediction "
     "looked (the lead used in that update); empty with `PREDICT = off`",
+    "likelihood": "0-1, that keypoint's likelihood in that frame, as the pose model gave it: "
+    "below the trigger's `MIN_LIKELIHOOD` the keypoint was not seen (a trigger keeps its state "
+    "through such a loss for `HOLD_S`, then decides on it); empty where `keypoint` is empty or "
+    "the camera has no such keypoint",
+    "not_sent": "`action` events: why the command was never sent, e.g. `not sent: device gone "
+    "(serial port ... vanished)` after a board vanished, or `not sent: an earlier command "
+    "failed`; empty for a command that was sent (its `written` time says when) and for other "
+    "events",
 }
 """What each column of ``events.csv`` holds (the table in docs/experiments.md)."""
 
@@ -146,10 +158,12 @@ class ExperimentEvent:
         arrival time (when the observation carries ``host_time_s``).
     pose_ready, decided, written, acknowledged
         Host-clock seconds, filled by whoever knows them.
-    keypoint, measured_x, measured_y, predicted_x, predicted_y, lead_ms
+    keypoint, measured_x, measured_y, predicted_x, predicted_y, lead_ms, likelihood
         ``trigger`` and ``action`` events: the keypoint that decided it, its measured position
-        in the causing frame, its forward-predicted position and the lead of that prediction
-        (ms); see :data:`EVENT_COLUMN_DOCS`.
+        in the causing frame, its forward-predicted position, the lead of that prediction
+        (ms) and its likelihood in the causing frame; see :data:`EVENT_COLUMN_DOCS`.
+    not_sent
+        ``action`` events whose command never left for the device: why (``not sent: ...``).
     action
         The action of an ``action`` event (not a column: ``detail`` describes it).
     """
@@ -174,6 +188,8 @@ class ExperimentEvent:
     predicted_x: float | None = None
     predicted_y: float | None = None
     lead_ms: float | None = None
+    likelihood: float | None = None
+    not_sent: str = ""
 
     def __post_init__(self) -> None:
         """Reject a kind that is not one of :data:`EVENT_KINDS`."""
@@ -379,6 +395,25 @@ class EventLog:
             events[index] = dataclasses.replace(event, **times)
             changed += 1
         return changed
+
+    def mark_not_sent(self, action: Action, why: str) -> int:
+        """Say in the pending ``action`` events of ``action`` that its command was never sent.
+
+        ``why`` is written as ``not sent: why`` in the ``not_sent`` column (the row stays, so
+        that the experiment's decision is kept); returns how many events were marked.
+        """
+        changed = 0
+        events = self.events
+        for index in range(self._committed, len(events)):
+            event = events[index]
+            if event.action is action:
+                events[index] = dataclasses.replace(event, not_sent=f"not sent: {why}")
+                changed += 1
+        return changed
+
+    def not_sent_count(self) -> int:
+        """Count the action events whose command was never sent."""
+        return sum(1 for event in self.events if event.not_sent)
 
     def commit(self) -> int:
         """Hand the pending events to the writer (it may flush); return how many."""

@@ -43,6 +43,18 @@ Policy = Literal["missing", "hold"]
 POLICIES: tuple[str, ...] = ("missing", "hold")
 DEFAULT_MIN_LIKELIHOOD = 0.5
 """Likelihood below which a keypoint counts as not seen, unless a trigger says otherwise."""
+DEFAULT_HOLD_S = 0.5
+"""How long a keypoint trigger keeps its state while what it reads is not seen (seconds).
+
+A pose model's likelihood dips below the threshold for a frame or a few while the animal is
+where it was (motion blur, a paw over the snout): on the real clips of docs/experiments.md
+("Short losses") the dips of a keypoint that stays put last 1 to 6 frames, 33 to 200 ms at
+30 fps (DeepLabCut's open-field snout) and 4 to 32 ms at 250 fps (Lightning Pose's mirror
+mouse), while a keypoint really out of sight (the head turned away) stays lost for about a
+second. Half a second bridges every such dip with room to spare, and is still short beside
+the seconds an animal spends in or out of a region, so a real exit is decided at most 0.5 s
+late (and only when the keypoint is not seen: a keypoint seen leaving is decided at once).
+"""
 DEPTH_RADIUS_PX = 2
 """Default half-width of the window :meth:`Observation.depth_m` takes the median of (5 x 5 px)."""
 
@@ -331,7 +343,9 @@ class KeypointFilter:
         where it was last seen, for at most ``hold_s`` seconds of frame time after that sighting;
         then it is missing.
     hold_s
-        How long ``"hold"`` holds a position (seconds, >= 0).
+        How long ``"hold"`` holds a position (seconds, >= 0). With ``"missing"`` the filter
+        holds nothing; the trigger that reads it keeps its state that long instead
+        (:class:`~experiments.triggers.base.LossHold`).
 
     The held state is per (camera, keypoint); :meth:`reset` forgets it. Time going backwards
     (a new replay) forgets the held position of that keypoint.
@@ -341,7 +355,7 @@ class KeypointFilter:
         self,
         min_likelihood: float = DEFAULT_MIN_LIKELIHOOD,
         policy: Policy = "missing",
-        hold_s: float = 0.0,
+        hold_s: float = DEFAULT_HOLD_S,
     ) -> None:
         if not 0.0 <= min_likelihood <= 1.0:
             raise ValueError(f"min_likelihood must be in [0, 1], not {min_likelihood!r}")
@@ -349,8 +363,6 @@ class KeypointFilter:
             raise ValueError(f"policy must be one of {', '.join(POLICIES)}, not {policy!r}")
         if not (hold_s >= 0.0 and math.isfinite(hold_s)):
             raise ValueError(f"hold_s must be a number of seconds >= 0, not {hold_s!r}")
-        if policy == "missing" and hold_s:
-            raise ValueError("hold_s is only used with policy 'hold'")
         self.min_likelihood = float(min_likelihood)
         self.policy: Policy = policy
         self.hold_s = float(hold_s)
@@ -392,10 +404,7 @@ class KeypointFilter:
 
     def describe(self) -> dict[str, Any]:
         """Return the filter's parameters, for the event log."""
-        described: dict[str, Any] = {"min_likelihood": self.min_likelihood, "policy": self.policy}
-        if self.policy == "hold":
-            described["hold_s"] = self.hold_s
-        return described
+        return {"min_likelihood": self.min_likelihood, "policy": self.policy, "hold_s": self.hold_s}
 
 
 @dataclass(frozen=True)

@@ -18,12 +18,21 @@ accepted.
 
 Only one animal is trained on for now: a multi-animal file with several individuals is refused
 unless one is chosen with ``individual=``; its unique bodyparts are then appended to that animal's.
+
+An ``.h5`` file is never allowed to run code when read (issue 37): pandas' HDF5 reader unpickles
+columns of Python objects, and PyTables unpickles pickled attributes, either of which a crafted
+file can use to run a command. So the file is first inspected with ``h5py`` (which never
+unpickles): a column of Python objects, or an attribute whose pickle would import or call
+anything (:data:`UNSAFE_PICKLE_OPCODES`), is refused with a message unless the user passes
+``trust_pickle`` (``--trust-pickle``). DeepLabCut's own files hold numbers and pickles of lists,
+tuples, dicts and strings only, and pass.
 """
 
 from __future__ import annotations
 
 import csv
 import importlib.util
+import pickletools
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
@@ -106,7 +115,9 @@ class LabeledData:
         return np.mean(np.isfinite(self.coordinates).all(axis=2), axis=0)
 
 
-def read_dlc_labels(path: str | Path, individual: str | None = None) -> LabeledData:
+def read_dlc_labels(
+    path: str | Path, individual: str | None = None, *, trust_pickle: bool = False
+) -> LabeledData:
     """Read DeepLabCut labels in any of its layouts.
 
     Parameters
@@ -116,6 +127,9 @@ def read_dlc_labels(path: str | Path, individual: str | None = None) -> LabeledD
     individual
         For multi-animal files: the individual to take. May be omitted when the file has a single
         individual (besides ``single``, the unique bodyparts).
+    trust_pickle
+        Read an ``.h5`` file even when it holds pickled Python objects (which run code when
+        read): only for a file the user trusts (``--trust-pickle``).
 
     Returns
     -------
@@ -125,8 +139,9 @@ def read_dlc_labels(path: str | Path, individual: str | None = None) -> LabeledD
     Raises
     ------
     LabelsError
-        When the file is missing or unreadable, its layout is not DeepLabCut's, or a multi-animal
-        file has several individuals and none (or an unknown one) was chosen.
+        When the file is missing or unreadable, its layout is not DeepLabCut's, a multi-animal
+        file has several individuals and none (or an unknown one) was chosen, or an ``.h5`` file
+        holds pickled objects and ``trust_pickle`` is not given.
     """
     path = Path(path)
     if not path.is_file():
@@ -135,7 +150,7 @@ def read_dlc_labels(path: str | Path, individual: str | None = None) -> LabeledD
     if suffix == ".csv":
         table = _read_csv(path)
     elif suffix in (".h5", ".hdf5", ".hdf"):
-        table = _read_h5(path)
+        table = _read_h5(path, trust_pickle)
     else:
         raise LabelsError(f"{path}: expected a DeepLabCut CollectedData_*.csv or .h5 file")
     return _labeled_data(path, table, individual)
@@ -200,7 +215,74 @@ def hdf5_available() -> bool:
     return importlib.util.find_spec("tables") is not None
 
 
-def _read_h5(path: Path) -> pd.DataFrame:
+#: Pickle opcodes that import, call or build objects: a pickle holding none of them can only
+#: make numbers, strings, lists, tuples, dicts and sets, and cannot run code.
+UNSAFE_PICKLE_OPCODES = frozenset(
+    {
+        "GLOBAL", "STACK_GLOBAL", "INST", "OBJ", "NEWOBJ", "NEWOBJ_EX", "REDUCE", "BUILD",
+        "EXT1", "EXT2", "EXT4", "PERSID", "BINPERSID",
+    }
+)  # fmt: skip
+TRUST_PICKLE_HINT = (
+    "reading it would unpickle Python objects, which can run any code the file's author put "
+    "there. Refused; if you made this file yourself or trust its source, pass --trust-pickle "
+    "(trust_pickle=True in Python), or use the .csv DeepLabCut writes beside it"
+)
+
+
+def pickle_problems(path: Path) -> list[str]:
+    """Return where an ``.h5`` file holds pickles that could run code (read with h5py only).
+
+    Two places: a dataset of Python objects (PyTables' ``object`` pseudo-atom, how pandas
+    stores an object column or index), and an attribute whose pickle imports or calls anything.
+    Nothing is unpickled here: attributes are parsed opcode by opcode (``pickletools``).
+    """
+    try:
+        import h5py
+    except ImportError:
+        return [f"{path}: the 'h5py' package, needed to check the file safely, is not installed"]
+    problems: list[str] = []
+
+    def look(name: str, node: object) -> None:
+        attributes = getattr(node, "attrs", {})
+        pseudo = attributes.get("PSEUDOATOM")
+        if pseudo is not None and bytes(pseudo) == b"object":
+            problems.append(f"{path}: /{name} is a column of pickled Python objects")
+        for key in attributes:
+            try:
+                value = attributes[key]
+            except (OSError, TypeError, ValueError):
+                continue  # a type h5py cannot read is no pickle either
+            if _unsafe_pickle(value):
+                problems.append(f"{path}: /{name} attribute {key!r} is a pickle that runs code")
+
+    try:
+        with h5py.File(path, "r") as file:
+            look("", file)
+            file.visititems(look)
+    except OSError as error:
+        raise LabelsError(f"{path}: cannot be read as HDF5: {error}") from None
+    return problems
+
+
+def _unsafe_pickle(value: object) -> bool:
+    """Return True when ``value`` is a pickle (bytes ending in '.') that imports or calls."""
+    if isinstance(value, np.ndarray) and value.dtype.kind == "S" and value.size == 1:
+        value = value.reshape(()).item()
+    if isinstance(value, np.bytes_):
+        value = bytes(value)
+    if not isinstance(value, bytes) or not value.endswith(b"."):
+        return False
+    try:
+        for opcode, _argument, _position in pickletools.genops(value):
+            if opcode.name in UNSAFE_PICKLE_OPCODES:
+                return True
+    except Exception:  # not a pickle after all (pickletools raises several kinds)
+        return False
+    return False
+
+
+def _read_h5(path: Path, trust_pickle: bool = False) -> pd.DataFrame:
     if not hdf5_available():
         csv_path = path.with_suffix(".csv")
         hint = (
@@ -212,9 +294,12 @@ def _read_h5(path: Path) -> pd.DataFrame:
             f"{path}: reading .h5 labels needs the 'tables' package (pip install tables), which "
             f"is not installed; {hint} instead"
         )
+    problems = [] if trust_pickle else pickle_problems(path)
+    if problems:
+        raise LabelsError("; ".join(problems[:3]) + f": {TRUST_PICKLE_HINT}")
     try:
         table = pd.read_hdf(path)
-    except (OSError, ValueError, KeyError, ImportError) as error:
+    except (OSError, ValueError, KeyError, ImportError, TypeError) as error:
         raise LabelsError(f"{path}: cannot be read as DeepLabCut labels: {error}") from None
     if not isinstance(table, pd.DataFrame) or not isinstance(table.columns, pd.MultiIndex):
         raise LabelsError(f"{path}: not a DeepLabCut labels table (no multi-level columns)")
@@ -235,7 +320,10 @@ def _labeled_data(path: Path, table: pd.DataFrame, individual: str | None) -> La
         keep, chosen = _columns_of_individual(path, table.columns, individual, layout)
     columns = table.columns[keep]
     keypoints = _keypoint_names(columns)
-    values = table.to_numpy(dtype=np.float64)[:, keep]
+    try:
+        values = table.to_numpy(dtype=np.float64)[:, keep]
+    except (TypeError, ValueError) as error:  # a column of objects or words, not coordinates
+        raise LabelsError(f"{path}: a coordinate is not a number: {error}") from None
     position: dict[tuple[str, str], int] = {}
     for i, (part, coord) in enumerate(
         zip(columns.get_level_values("bodyparts"), columns.get_level_values("coords"), strict=True)

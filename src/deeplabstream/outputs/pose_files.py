@@ -170,7 +170,9 @@ class PoseCsvWriter(_FrameRows):
         super().__init__(
             path, dlc_header(scorer, keypoints, individuals), ",nan" * (3 * values) + "\n"
         )
-        self._template = ",%.3f,%.3f,%.6f" * values + "\n"
+        # Likelihoods to 9 significant digits (a float32's whole precision): a tiny one
+        # (Lightning Pose writes 4e-20) stays itself, never 0.0 (whose log is -inf).
+        self._template = ",%.3f,%.3f,%.9g" * values + "\n"
         self.analysed = 0  # rows with a pose
 
     def write(self, frame_index: int, pose: np.ndarray) -> None:
@@ -212,10 +214,18 @@ class IdentityConfidenceWriter(_FrameRows):
 
 
 class PoseTimingWriter:
-    """``<camera>.pose_timing.csv``: the stages of every analysed frame."""
+    """``<camera>.pose_timing.csv``: the stages of every analysed frame.
 
-    def __init__(self, path: Path) -> None:
-        self._file = WholeRowsFile(path, ",".join(TIMING_COLUMNS) + "\n")
+    ``model_stages``: the stages of a model that runs in several (a sleap-nn top-down model:
+    ``centroid``, ``crop``, ``instance``, ``peaks``), each a ``<stage>_ms`` column after
+    :data:`TIMING_COLUMNS`, taken from the frame's timings (they are parts of ``inference_ms``
+    + ``decode_ms``, not added to them).
+    """
+
+    def __init__(self, path: Path, model_stages: tuple[str, ...] = ()) -> None:
+        columns = (*TIMING_COLUMNS, *(f"{stage}_ms" for stage in model_stages))
+        self._file = WholeRowsFile(path, ",".join(columns) + "\n")
+        self._model_stages = model_stages
 
     def write(
         self,
@@ -247,7 +257,9 @@ class PoseTimingWriter:
             f"{frame_index},{_seconds(host_ns)},{_seconds(picked_ns)},"
             f"{stages_ms[0]:.3f},{stages_ms[1]:.3f},{stages_ms[2]:.3f},{_seconds(ready_ns)},"
             f"{(ready_ns - host_ns) / 1e6:.3f},{batch_size},{experiment},{region},"
-            f"{_seconds(worker_free_ns)},{decided},{written},{deadline_stage}\n"
+            f"{_seconds(worker_free_ns)},{decided},{written},{deadline_stage}"
+            + "".join(f",{stages_s.get(s, 0.0) * 1e3:.3f}" for s in self._model_stages)
+            + "\n"
         )
 
     @property

@@ -13,7 +13,7 @@ The kind is detected from what is on disk, by the formats of the registry
 - a ``.pt`` / ``.pth`` file (not part of a model of this project): a DeepLabCut 3.0 export,
   rebuilt and converted to ONNX (:mod:`pose.formats.dlc3`);
 - a folder with ``export_metadata.json`` (and ``model.onnx``), or that ``.onnx``: a sleap-nn
-  ONNX export of a multi-animal bottom-up model (:mod:`pose.formats.sleap`).
+  ONNX export of a multi-animal bottom-up or top-down model (:mod:`pose.formats.sleap`).
 
 Converted graphs are cached by the hash of the files they come from
 (:mod:`pose.formats.conversion`): the first load of such a model takes seconds to tens of seconds,

@@ -18,7 +18,9 @@ from deeplabstream.core.errors import ModelError
 
 ColorOrder = Literal["rgb", "bgr", "gray"]
 OutputKind = Literal["heatmaps", "heatmaps+locref", "coordinates"]
-DecoderName = Literal["argmax", "lightning-pose", "sleap-bottomup", "sleap-classes", "paf-bottomup"]
+DecoderName = Literal[
+    "argmax", "lightning-pose", "sleap-bottomup", "sleap-classes", "sleap-topdown", "paf-bottomup"
+]
 ResizeMethod = Literal["bilinear-float", "bicubic-uint8", "area"]
 InputType = Literal["float", "uint8"]
 InputLayout = Literal["nchw", "nhwc"]
@@ -199,6 +201,7 @@ class ModelDescription:
         return self.max_animals > 1 or self.decoder in (
             "sleap-bottomup",
             "sleap-classes",
+            "sleap-topdown",
             "paf-bottomup",
         )
 

@@ -19,6 +19,8 @@ from deeplabstream.core.plugins import PluginError
 from deeplabstream.core.schema import Where, key_of, parse_section, settings_fields
 from deeplabstream.hardware.cameras import CAMERAS, camera_class
 from deeplabstream.hardware.stimulation import device_class
+from deeplabstream.outputs.plugin import ChosenOutput
+from deeplabstream.settings.outputs import OUTPUT_PREFIX, parse_output_section
 from deeplabstream.settings.sections import (
     CameraCommonSettings,
     CameraSettings,
@@ -94,8 +96,13 @@ def _is_checkout(settings_file: Path) -> bool:
     return settings_file.is_file() and (settings_file.parent / "src" / "deeplabstream").is_dir()
 
 
-def load_settings(path: Path | str | None = None) -> Settings:
-    """Read and validate a settings file (:func:`default_settings_file` when ``path`` is None)."""
+def load_settings(path: Path | str | None = None, *, cameras_required: bool = True) -> Settings:
+    """Read and validate a settings file (:func:`default_settings_file` when ``path`` is None).
+
+    A UTF-8 byte-order mark (Windows Notepad writes one) is accepted. ``cameras_required``
+    False: a file without a ``[Camera NAME]`` section is accepted (the offline replay, whose
+    videos are its cameras).
+    """
     file = Path(path) if path is not None else default_settings_file()
     file = file.expanduser().resolve()
     if not file.is_file():
@@ -106,31 +113,41 @@ def load_settings(path: Path | str | None = None) -> Settings:
             ]
         )
     try:
-        text = file.read_text(encoding="utf-8")
+        text = file.read_text(encoding="utf-8-sig")  # "-sig": a byte-order mark is dropped
     except UnicodeDecodeError as error:
-        raise SettingsError([f"{file}: cannot be read as an ini file: {error}"]) from None
-    return parse_settings_text(text, file)
+        raise SettingsError(
+            [
+                f"{file}: cannot be read as an ini file: {error}. Save it as UTF-8 (with or "
+                "without a byte-order mark)."
+            ]
+        ) from None
+    return parse_settings_text(text, file, cameras_required=cameras_required)
 
 
-def parse_settings_text(text: str, file: Path) -> Settings:
+def parse_settings_text(text: str, file: Path, *, cameras_required: bool = True) -> Settings:
     """Validate ``text`` as if it were the settings file ``file`` (paths relative to its folder).
 
-    The window checks an edited file this way before it writes anything.
+    The window checks an edited file this way before it writes anything. A leading byte-order
+    mark is dropped.
     """
+    text = text.removeprefix("\ufeff")
     parser = configparser.ConfigParser(interpolation=None, strict=True, empty_lines_in_values=False)
     parser.optionxform = str  # type: ignore[assignment, method-assign]  # keep the user's case
     try:
         parser.read_string(text, source=str(file))
     except configparser.Error as error:
         raise SettingsError([f"{file}: cannot be read as an ini file: {error}"]) from None
-    return _settings_from_parser(file, parser)
+    return _settings_from_parser(file, parser, cameras_required)
 
 
-def _settings_from_parser(file: Path, parser: configparser.ConfigParser) -> Settings:
+def _settings_from_parser(
+    file: Path, parser: configparser.ConfigParser, cameras_required: bool = True
+) -> Settings:
     problems: list[str] = []
     sections: dict[str, Any] = {}
     cameras: list[CameraSettings] = []
     devices: dict[str, DeviceSettings] = {}
+    outputs: list[ChosenOutput] = []
     for section in parser.sections():
         items = dict(parser.items(section))
         if section.startswith(CAMERA_PREFIX):
@@ -141,17 +158,21 @@ def _settings_from_parser(file: Path, parser: configparser.ConfigParser) -> Sett
             device = _parse_device(file, section, items, problems)
             if device is not None:
                 devices[section[len(DEVICE_PREFIX) :].strip()] = device
+        elif section.startswith(OUTPUT_PREFIX):
+            chosen = parse_output_section(file, section, items, problems)
+            if chosen is not None:
+                outputs.append(chosen)
         elif section in SECTION_CLASSES:
             sections[section] = parse_section(
                 SECTION_CLASSES[section], items, Where(file, section), problems
             )
         else:
-            allowed = ", ".join([*SECTION_CLASSES, "Camera NAME", "Device NAME"])
+            allowed = ", ".join([*SECTION_CLASSES, "Camera NAME", "Device NAME", "Output NAME"])
             problems.append(f"{file}: [{section}]: unknown section. Allowed sections: {allowed}")
     for name, cls in SECTION_CLASSES.items():
         if name not in parser.sections():
             sections[name] = cls()  # every key has a default
-    if not any(s.startswith(CAMERA_PREFIX) for s in parser.sections()):
+    if cameras_required and not any(s.startswith(CAMERA_PREFIX) for s in parser.sections()):
         problems.append(
             f"{file}: no camera. Declare at least one section [Camera NAME] with a SOURCE key "
             f"(one of: {', '.join(sorted(CAMERAS))})."
@@ -170,6 +191,7 @@ def _settings_from_parser(file: Path, parser: configparser.ConfigParser) -> Sett
         session=sections["Session"],
         triangulation=sections["Triangulation"],
         devices=devices,
+        outputs=tuple(outputs),
         sections_given=tuple(parser.sections()),
         # Only a NAME chooses the experiment: a section with the deadline's keys alone does not.
         experiment_named="Experiment" in parser
@@ -255,6 +277,11 @@ def settings_as_dict(settings: Settings) -> dict[str, Any]:
         name: {DEVICE_TYPE_KEY: device.type, **_plain(dataclasses.asdict(device.options))}
         for name, device in settings.devices.items()
     }
+    if settings.outputs:  # [Output NAME] sections (absent otherwise: session.json as before)
+        data["outputs"] = {
+            chosen.name: _plain(dataclasses.asdict(chosen.plugin().settings))
+            for chosen in settings.outputs
+        }
     return data
 
 

@@ -22,6 +22,7 @@ from deeplabstream.outputs.nwb_forms import (
     check_one_line,
     check_species,
 )
+from deeplabstream.outputs.plugin import ChosenOutput
 from deeplabstream.pose.runtime.backends import BACKENDS
 from deeplabstream.spatial.triangulation.live import TriangulationSpec
 
@@ -334,11 +335,13 @@ class PoseSettings:
         "`pip install -r requirements-openvino.txt`); see docs/pose-models.md for which is "
         "fastest.",
     )
-    device: Literal["cpu", "cuda", "tensorrt"] = setting(
+    device: Literal["cpu", "cuda", "tensorrt", "directml", "coreml"] = setting(
         "cpu",
-        doc="Where the network runs: ONNX Runtime's CPU, CUDA or TensorRT execution provider "
-        "(PyTorch: cpu or cuda). Asking for one that is not installed stops with a message "
-        "naming what to install.",
+        doc="Where the network runs: ONNX Runtime's CPU, CUDA, TensorRT, DirectML (Windows) or "
+        "CoreML (macOS) execution provider (PyTorch: cpu or cuda). Asking for one that is not "
+        "installed, or whose CUDA/cuDNN libraries are missing, stops before the start with a "
+        "message naming what is available and the command that installs it; it never falls "
+        "back to the CPU. Options and the TensorRT engine cache: docs/gpu.md.",
     )
     threads: int = setting(
         0,
@@ -520,8 +523,9 @@ class ExperimentSettings:
     deadline_miss_tolerance: float = setting(
         1.0,
         doc="Share of analysed frames that may miss the deadline. A session above it (and at "
-        "least 3 misses), with an experiment or estimating poses alone, ends with an error "
-        "naming the stage and the figure (exit code 1).",
+        "least 3 misses) ends with an error naming the stage and the figure (exit code 1) when "
+        "an experiment ran or DEADLINE_MS is a number; pose estimation alone on the `auto` "
+        "deadline (the experiment's) gets a warning instead.",
         parse=parse_percent,
         allowed="a percentage from 0 to 100 (`1` or `1 %`)",
         unit="%",
@@ -900,6 +904,9 @@ class Settings:
     latency_test: LatencyTestSettings = field(default_factory=LatencyTestSettings)
     session: SessionSettings = field(default_factory=SessionSettings)
     triangulation: TriangulationSettings = field(default_factory=TriangulationSettings)
+    #: The file's [Output NAME] sections, in order: each output plugin and its settings
+    #: (settings/outputs.py chooses the outputs from these and the [Output] keys).
+    outputs: tuple[ChosenOutput, ...] = ()
     #: The sections the file itself has (the others are all defaults).
     sections_given: tuple[str, ...] = ()
     experiment_named: bool = False  # the file's [Experiment] has a NAME

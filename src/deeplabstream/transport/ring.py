@@ -19,12 +19,14 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import shutil
 from dataclasses import dataclass
 from enum import IntEnum
 from multiprocessing import shared_memory
 from pathlib import Path
 
 import numpy as np
+import psutil
 
 from deeplabstream.core.frames import FrameGeometry
 
@@ -110,9 +112,27 @@ def ring_slots(nominal_fps: float | None, buffer_seconds: float, minimum: int = 
     return max(minimum, int(np.ceil(fps * buffer_seconds)))
 
 
+#: The longest shared-memory name every platform takes: macOS refuses names of 31 bytes or more
+#: (PSHMNAMLEN, with the leading "/" Python adds), Linux and Windows take far longer ones.
+SHARED_MEMORY_NAME_MAX = 30
+_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9]+")
+
+
+def short_shared_memory_name(label: str) -> str:
+    """Return a unique shared-memory name of at most :data:`SHARED_MEMORY_NAME_MAX` characters.
+
+    ``dls<pid>_<label>_<6 hex>``: the process id says whose it is (the clean-up of killed
+    sessions reads it), the label (letters and digits of ``label``, cut to what fits) whose
+    stream, the random part keeps two rings of one process apart.
+    """
+    head, tail = f"dls{os.getpid()}_", f"_{secrets.token_hex(3)}"
+    room = SHARED_MEMORY_NAME_MAX - len(head) - len(tail)
+    return f"{head}{_NAME_UNSAFE.sub('', label)[:room]}{tail}"
+
+
 def new_ring_name(camera_name: str) -> str:
-    """Return a unique shared-memory name that says whose it is (process id) in /dev/shm."""
-    return f"dls{os.getpid()}_{camera_name[:20]}_{secrets.token_hex(3)}"
+    """Return a camera ring's unique shared-memory name (see :func:`short_shared_memory_name`)."""
+    return short_shared_memory_name(camera_name)
 
 
 class FrameRing:
@@ -274,22 +294,17 @@ def remove_stale_rings(folder: Path = SHM_FOLDER) -> list[StaleRing]:
 
 
 def _has_shm_folder(folder: Path) -> bool:
-    """Return whether ``folder`` holds shared memory as files (Linux's /dev/shm; POSIX only).
+    """Return whether ``folder`` holds shared memory as files (Linux's /dev/shm).
 
-    ``os.kill(pid, 0)`` and ``os.statvfs`` below are POSIX calls; on Windows signal 0 would even
-    interrupt the process rather than probe it, so nothing here runs there.
+    macOS and Windows keep shared memory out of the file system: their rings vanish with the
+    last process that maps them, so there is nothing to clean up there.
     """
-    return os.name == "posix" and folder.is_dir()
+    return folder.is_dir()
 
 
 def _process_exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, another user's
-        return True
-    return True
+    """Whether a process with this id runs (psutil: no signal is sent, on any platform)."""
+    return bool(psutil.pid_exists(pid))
 
 
 def unlink_ring(name: str) -> None:
@@ -321,8 +336,7 @@ def _check_shared_memory_room(nbytes: int) -> None:
     """
     if not _has_shm_folder(SHM_FOLDER):
         return
-    stats = os.statvfs(SHM_FOLDER)
-    free = stats.f_bavail * stats.f_frsize
+    free = shutil.disk_usage(SHM_FOLDER).free
     if nbytes > free:
         raise MemoryError(
             f"shared memory (/dev/shm) has {free / 2**20:.0f} MiB free but a camera ring needs "

@@ -67,3 +67,30 @@ def test_the_basler_emulator_is_found_and_its_keys_open_it(tmp_path: Path) -> No
         assert camera.describe()["serial"] == "0815-0001"
     finally:
         camera.close()
+
+
+def test_elsewhere_than_linux_every_index_is_tried_mock_capture_emulated_platform(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """macOS and Windows have no /dev/videoN: every index is opened (sys.platform emulated)."""
+    import cv2
+
+    tried: list[object] = []
+
+    class Capture:  # records what would be opened; no camera is plugged in here
+        def __init__(self, index: object) -> None:
+            tried.append(index)
+
+        def isOpened(self) -> bool:  # noqa: N802 - OpenCV's name
+            return False
+
+        def release(self) -> None:
+            pass
+
+    monkeypatch.setattr(sys, "platform", "darwin")
+    monkeypatch.setattr(cv2, "VideoCapture", Capture)
+    assert detect.detect_opencv() == []
+    assert tried == list(range(detect.OPENCV_INDICES))
+    assert detect._opencv_absent() == (
+        f"no OpenCV device 0 to {detect.OPENCV_INDICES - 1} delivered a frame"
+    )

@@ -27,6 +27,7 @@ from deeplabstream.experiments.registry import EXPERIMENTS, load_experiment
 from deeplabstream.experiments.triggers.kinds import TRIGGERS, trigger_kind
 from deeplabstream.hardware.cameras import CAMERAS, Camera, camera_class
 from deeplabstream.hardware.stimulation import DEVICES
+from deeplabstream.outputs.plugin import OUTPUTS
 from deeplabstream.pose.model_format import MODEL_FORMATS
 from deeplabstream.pose.runtime.backends import BACKENDS
 
@@ -102,6 +103,7 @@ def test_a_missing_optional_library_matters_only_to_its_plugin(site: Path) -> No
         (MODEL_FORMATS, "model format", "deeplabcut-3, deeplabstream, lightning-pose-checkpoint"),
         (TRIGGERS, "trigger kind", "after, all, and, any, approach"),
         (EXPERIMENTS, "experiment", "examples:AlternatingReward"),
+        (OUTPUTS, "output", "ibl, lsl, nwb, pose, slp"),
     ],
 )
 def test_every_kind_says_unknown_names_in_one_wording(

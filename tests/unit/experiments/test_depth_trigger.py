@@ -106,7 +106,8 @@ def test_height_is_floor_minus_the_depth_under_the_keypoint_frame_by_frame(param
 def test_missing_keypoints_and_holes_make_the_height_unknown_and_hold_reads_the_current_frame() -> (
     None
 ):
-    above = Height(FLOOR_M, above_m=0.03, keypoint="nose", min_likelihood=0.5)
+    # HOLD_S = 0: every frame decides alone, a nose not seen is at once an unknown height.
+    above = Height(FLOOR_M, above_m=0.03, keypoint="nose", min_likelihood=0.5, hold_s=0.0)
     on_platform = (150.0, 90.0)
     assert above.update(observation(0, on_platform, scene_lookup(0)))
     assert above.last_height_m == pytest.approx(0.04)
@@ -114,6 +115,14 @@ def test_missing_keypoints_and_holes_make_the_height_unknown_and_hold_reads_the_
     assert above.last_height_m is None
     assert not above.update(observation(2, (310.0, 90.0), scene_lookup(2)))  # a hole
     assert above.last_height_m is None
+
+    # By default (HOLD_S = 0.5) a frame without the nose keeps the state: no decision on it.
+    bridged = Height(FLOOR_M, above_m=0.03, keypoint="nose", min_likelihood=0.5)
+    assert bridged.update(observation(0, on_platform, scene_lookup(0)))
+    assert bridged.update(observation(1, on_platform, scene_lookup(1), likelihood=0.2))
+    assert bridged.holding
+    assert not bridged.update(observation(20, on_platform, scene_lookup(20), likelihood=0.2))
+    assert not bridged.holding  # 20 frames later (over 0.5 s): decided, unknown height
 
     # Hold: the nose, unseen, is held on the platform; its height is read in the current frame.
     held = Height(FLOOR_M, above_m=0.1, keypoint="nose", policy="hold", hold_s=1.0)

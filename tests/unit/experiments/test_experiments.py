@@ -597,8 +597,13 @@ def test_likelihood_policy_of_the_experiment_and_per_trigger_override() -> None:
     likelihood[100:106, NOSE] = 0.3
     entry = rising_frames(inside_circle(keypoints[:, NOSE], 160, 240, 60))[0]
     stream = observations(keypoints, likelihood)
-    missing = load_experiment("ExampleExperiment")
-    assert sorted(run(missing, stream)) == [entry, 106]  # unseen, then "entered" again
+    # By default a loss of 0.2 s is bridged (HOLD = 0.5 s): the nose never left.
+    default = load_experiment("ExampleExperiment")
+    assert sorted(run(default, stream)) == [entry]
+    every_frame = variant("ExampleExperiment", {("Experiment", "HOLD"): "0"})
+    assert sorted(run(every_frame, stream)) == [entry, 106]  # unseen, then "entered" again
+    short = variant("ExampleExperiment", {("Experiment", "HOLD"): "0.1"})
+    assert sorted(run(short, stream)) == [entry, 106]  # 0.2 s is longer than the hold
     hold = variant(
         "ExampleExperiment", {("Experiment", "POLICY"): "hold", ("Experiment", "HOLD"): "0.5"}
     )
@@ -609,6 +614,7 @@ def test_likelihood_policy_of_the_experiment_and_per_trigger_override() -> None:
             ("Experiment", "POLICY"): "hold",
             ("Experiment", "HOLD"): "0.5",
             ("Trigger nose_in_left", "POLICY"): "missing",
+            ("Trigger nose_in_left", "HOLD_S"): "0",
         },
     )
     assert sorted(run(override, stream)) == [entry, 106]
@@ -876,9 +882,9 @@ CONFIG_ERRORS = [
         ["[Experiment] MAX_TRIAL: unknown key. Allowed in this section:", "MAX_TRIALS"],
     ),
     (
-        "hold without policy",
-        ("MAX_TRIALS = 5", "HOLD = 0.2"),
-        ["[Experiment]: HOLD is only used with POLICY = hold"],
+        "negative hold",
+        ("MAX_TRIALS = 5", "HOLD = -0.2"),
+        ["[Experiment] HOLD = '-0.2'"],
     ),
     (
         "pulse without duration",

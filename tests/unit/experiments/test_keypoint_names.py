@@ -227,3 +227,28 @@ def test_a_missing_keypoint_is_its_own_error_naming_the_model_keypoints() -> Non
         obs.point("nose")
     assert str(raised.value) == ("camera 'top' has no keypoint 'nose'; its keypoints are snout")
     assert isinstance(raised.value, KeyError)  # callers that catch KeyError still do
+
+
+def test_a_regions_hold_is_read_from_the_file_and_written_only_when_changed(config: Path) -> None:
+    regions = read_regions(config)
+    pulse = RegionAction("stimulus_box", "pulse", 0, 0.1)  # the default hold, 0.5 s
+    region = RegionSpec("region_1", "top", Circle(100, 100, 30), "snout", action=pulse)
+    save_regions(config, [*regions, region])
+    text = ConfigText(config.read_text())
+    assert text.value("Trigger region_1", "HOLD_S") is None  # nothing new: the default holds
+    read = text.region_action("region_1")
+    assert read is not None and read.hold_s == 0.5
+
+    shorter = replace(read, hold_s=0.2)  # the rule panel's "Hold through loss"
+    save_regions(config, [*regions, replace(region, action=shorter)])
+    text = ConfigText(config.read_text())
+    assert text.value("Trigger region_1", "HOLD_S") == "0.2"
+    assert text.region_action("region_1").hold_s == 0.2
+    experiment = load_experiment(str(config))
+    assert experiment.triggers["region_1"].describe()["hold_s"] == 0.2
+
+    # [Experiment] HOLD is what a region without its own HOLD_S shows, and writes nothing.
+    inherited = config.read_text().replace("[Experiment]\n", "[Experiment]\nHOLD = 0.3\n", 1)
+    text = ConfigText(inherited)
+    assert text.inherited_hold() == 0.3 and text.hold("nose_in_left") == 0.3
+    assert text.hold("region_1") == 0.2

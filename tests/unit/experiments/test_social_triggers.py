@@ -107,9 +107,14 @@ def test_distance_is_off_and_forgets_its_hysteresis_while_a_keypoint_is_not_seen
         frame(T0 + 0.3, mouse(265, 200), leader),  # on again
         frame(T0 + 0.4, hidden_nose, leader),  # animal 1's nose below the likelihood: off
     ]
-    trigger = AnimalDistance(below_px=40, release_px=50)
+    trigger = AnimalDistance(below_px=40, release_px=50, hold_s=0)  # every frame decides
     assert run(trigger, stream) == [True, False, False, True, False]
     assert trigger.measurement() == ""
+
+    # By default (HOLD_S = 0.5) the losses of 0.1 s keep the state and the hysteresis.
+    bridged = AnimalDistance(below_px=40, release_px=50)
+    assert run(bridged, stream) == [True, True, True, True, True]
+    assert bridged.holding  # the last frame (animal 1's nose not seen) was bridged
 
     held = AnimalDistance(below_px=40, release_px=50, policy="hold", hold_s=0.15)
     assert run(held, stream) == [True, True, True, True, True]  # the gaps are bridged
@@ -182,7 +187,7 @@ def test_closing_speed_window_and_replay() -> None:
 
 def test_approach_restarts_after_an_animal_is_not_seen() -> None:
     leader = mouse(500, 200, 180)
-    trigger = Approach(speed=60)
+    trigger = Approach(speed=60, hold_s=0)  # every frame decides alone
     stream = [
         frame(T0, mouse(100, 200), leader),
         frame(T0 + 0.1, mouse(120, 200), leader),  # closing 200 px/s
@@ -191,6 +196,8 @@ def test_approach_restarts_after_an_animal_is_not_seen() -> None:
         frame(T0 + 0.4, mouse(180, 200), leader),
     ]
     assert run(trigger, stream) == [False, True, False, False, True]
+    # By default the 0.1 s loss keeps the state and the history: closing all along.
+    assert run(Approach(speed=60), stream) == [False, True, True, True, True]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -241,7 +248,11 @@ def test_following_needs_both_moving_and_close_behind() -> None:
 def test_following_timer_resets_while_an_animal_is_not_seen() -> None:
     stream = following_stream()
     stream[40] = frame(stream[40].time_s, stream[40].animals[0], None)  # type: ignore[index]
-    trigger = Following(distance_px=20, duration_s=1.0)
+    bridged = Following(distance_px=20, duration_s=1.0)  # HOLD_S = 0.5: one frame is bridged
+    got = run(bridged, stream)
+    assert got[39] is True and all(got[39:]) and bridged.following_since is not None
+
+    trigger = Following(distance_px=20, duration_s=1.0, hold_s=0)  # every frame decides
     got = run(trigger, stream[:41])
     assert got[39] is True and got[40] is False and trigger.following_since is None
     got += run(trigger, stream[41:])
@@ -288,8 +299,9 @@ def test_region_with_animal_2_sees_the_second_animal() -> None:
     assert isinstance(second, ForAnimal) and second.update(obs)
     assert make_trigger("region", {"shape": zone, "animal": "1"}).update(obs) is False
     assert keypoint_of(second) == "nose" and second.shapes() == [Circle(100, 100, 30)]
-    # Animal 2 not seen: the region's keypoint is missing.
-    assert second.update(frame(T0 + 0.1, mouse(100, 100), None)) is False
+    # Animal 2 not seen: for HOLD_S (0.5 s) the state holds, then the keypoint is missing.
+    assert second.update(frame(T0 + 0.1, mouse(100, 100), None)) is True
+    assert second.update(frame(T0 + 0.7, mouse(100, 100), None)) is False
 
 
 def test_animal_applies_to_the_cameras_the_trigger_reads_and_to_speed_history() -> None:

@@ -49,7 +49,13 @@ def test_no_new_set_keeps_the_state_and_a_missing_keypoint_is_false() -> None:
     assert trigger.update(_update(0.0, (0, 0, 40)))
     assert trigger.update(_no_set(0.01))  # no 3D set in this update: no news
     assert trigger.update(Observation(0.02, "a", 2, np.zeros((2, 3)), NAMES))  # one camera alone
-    assert not trigger.update(_update(0.03, None))  # the nose not triangulated: unknown, false
+    # The nose not triangulated: for HOLD_S (0.5 s) after its last set the state holds...
+    assert trigger.update(_update(0.03, None)) and trigger.holding
+    assert not trigger.update(_update(0.6, None))  # ...then it is unknown: false
+    at_once = HeightAbove(30.0, hold_s=0)
+    assert at_once.update(_update(0.0, (0, 0, 40)))
+    assert not at_once.update(_update(0.03, None))
+    assert at_once.describe()["hold_s"] == 0.0
 
 
 def test_distance_to_a_point() -> None:

@@ -487,18 +487,24 @@ def test_likelihood_policies_missing_and_hold() -> None:
     circle = Circle(325, 270, 80)
     assert all(circle.contains(*k[NOSE]) for k in keypoints)
 
-    missing = run(Region(circle), observations)
+    missing = run(Region(circle, hold_s=0), observations)  # every frame decides alone
     assert frames_where(~missing) == [*range(40, 45), *range(80, 100)]
+    # By default (HOLD_S = 0.5) the state holds while (frame - 79) / 30 <= 0.5: to frame 94.
+    bridged = run(Region(circle), observations)
+    assert frames_where(~bridged) == list(range(95, 100))
     hold = run(Region(circle, policy="hold", hold_s=0.25), observations)
     # held while (frame - 79) / 30 <= 0.25: frames 80..86
     assert frames_where(~hold) == list(range(87, 100))
     # A dropout breaks "continuously inside" under "missing"; "hold" bridges it.
-    dwell_missing = run(Region(circle, min_dwell_s=0.19), observations)
+    dwell_missing = run(Region(circle, min_dwell_s=0.19, hold_s=0), observations)
     assert frames_where(dwell_missing[40:80]) == list(range(45 + 6 - 40, 40))
     dwell_hold = run(Region(circle, min_dwell_s=0.19, policy="hold", hold_s=0.25), observations)
     assert dwell_hold[6:87].all() and not dwell_hold[87:].any()
-    # A reappearance inside after a dropout is not an entry.
+    dwell_bridged = run(Region(circle, min_dwell_s=0.19), observations)
+    assert dwell_bridged[6:95].all() and not dwell_bridged[95:].any()
+    # A reappearance inside after a dropout is not an entry, bridged or not.
     assert not run(Region(circle, "entered"), observations).any()
+    assert not run(Region(circle, "entered", hold_s=0), observations).any()
 
     keypoint_filter = KeypointFilter(0.5, "hold", 0.11)
     points = [keypoint_filter.point(obs, "nose") for obs in observations[38:46]]
@@ -605,8 +611,19 @@ def test_pupil_diameter_on_ibl_data_matches_ibls_rule() -> None:
     full = values.copy()
     full[:, order] = damaged
     observations = [Observation(i / 60, "left", i, frame, names) for i, frame in enumerate(full)]
-    got = run(PupilDiameterBelow(threshold), observations)
+    got = run(PupilDiameterBelow(threshold, hold_s=0), observations)  # IBL's rule, frame by frame
     assert frames_where(got) == frames_where(np.nan_to_num(loop, nan=np.inf) < threshold)
+    # By default a frame without an estimate keeps the state for 0.5 s after the last estimate.
+    expected, state, last_known = [], False, None
+    for index, diameter in enumerate(loop):
+        t = index / 60
+        if np.isnan(diameter):
+            state = state if last_known is not None and t - last_known <= 0.5 else False
+        else:
+            state, last_known = bool(diameter < threshold), t
+        expected.append(state)
+    assert run(PupilDiameterBelow(threshold), observations).tolist() == expected
+    assert expected != (np.nan_to_num(loop, nan=np.inf) < threshold).tolist()  # a loss bridged
 
 
 def test_ibl_paws_two_cameras_paired_by_timestamp() -> None:
@@ -748,7 +765,7 @@ BAD = [
     ("region", {"shape": "circle 1 2 3", "radius": "3"}, ["no parameter 'radius'", "shape, mode"]),
     ("region", {"shape": "circle 1 2 3", "min_dwell_s": "-1"}, ["'min_dwell_s' = '-1'", ">= 0"]),
     ("region", {"shape": "circle 1 2 3", "policy": "keep"}, ["'policy' = 'keep'", "missing, hold"]),
-    ("region", {"shape": "circle 1 2 3", "hold_s": "0.2"}, ["hold_s", "policy 'hold'"]),
+    ("region", {"shape": "circle 1 2 3", "hold_s": "-0.2"}, ["hold_s", "'-0.2'", ">= 0"]),
     (
         "region",
         {"shape": "circle 1 2 3", "min_likelihood": "1.5"},

@@ -160,6 +160,10 @@ def test_a_python_experiment_is_told_to_rename_in_its_code(
     qtbot.addWidget(panel)
     panel.show()
     _checked(panel)
+    # The lab's Python is imported when the user asks (issue 37 #11), then its keypoints told.
+    assert panel.keypoint_map.report.mismatches == ()
+    panel.allow_experiment()
+    _checked(panel)
     intro = panel.findChild(QLabel, "keypoint_map_intro").text()
     assert "Python" in intro and "nose" in intro
     assert panel.keypoint_map.choices == {}

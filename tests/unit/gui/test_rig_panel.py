@@ -173,7 +173,8 @@ def test_a_detected_basler_camera_is_added_from_the_list(
     assert "Basler" in status.text()
     choices = panel.findChild(QComboBox, "rig_add_camera")
     labels = [choices.itemText(i) for i in range(choices.count())]
-    basler = [i for i, label in enumerate(labels) if label.startswith("Basler")]
+    # Two found, besides the kind a user adds by hand ("Basler camera (serial)...", issue 38)
+    basler = [i for i, label in enumerate(labels) if label.startswith("Basler Emulation")]
     assert len(basler) == 2, labels
     choices.setCurrentIndex(basler[0])
     qtbot.mouseClick(panel.findChild(QPushButton, "rig_add_camera_button"), Qt.LeftButton)

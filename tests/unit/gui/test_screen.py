@@ -31,8 +31,8 @@ def test_the_set_up_installs_every_library_of_the_xcb_plugin() -> None:
 
 
 def test_every_package_named_is_installed_by_the_set_up() -> None:
-    setup = (Path(__file__).resolve().parents[3] / "scripts" / "setup.sh").read_text()
-    for package in XCB_PACKAGES.values():
+    setup = (Path(__file__).resolve().parents[3] / "scripts" / "setup.py").read_text()
+    for package in XCB_PACKAGES.values():  # the set-up's Debian packages (setup.sh runs it)
         assert package in setup, package
 
 

@@ -1,4 +1,4 @@
-"""The inference worker's sinks: the pose files' rows, the POSE pipe's records, a sink of one's own.
+"""The inference worker's sinks: the pose files' rows, the POSE pipe's records, a lab's output.
 
 The sinks are driven here as the worker's loop drives them (live/processes/inference.py): one
 ``AnalysedFrame`` filled in place per analysed frame, ``write_not_analysed`` for the frames
@@ -19,25 +19,16 @@ import pandas as pd
 from deeplabstream.live.processes.messages import PoseReader
 from deeplabstream.live.processes.pose_sinks import (
     AnalysedFrame,
+    GuardedSink,
+    LiveOutputs,
     PoseFileSink,
     PosePipeSink,
     PoseSink,
 )
-from deeplabstream.pose.model import ModelDescription
+from deeplabstream.outputs.plugin import ChosenOutput, LiveOutput, OutputCamera, OutputSession
 from deeplabstream.transport.channel import ChannelWriter, FrameRecord
 
 KEYPOINTS = ("nose", "tail_base")
-
-
-def _model() -> ModelDescription:
-    return ModelDescription(
-        name="m",
-        framework="deeplabstream",
-        model_file=Path("m.onnx"),
-        keypoints=KEYPOINTS,
-        input_height=64,
-        input_width=64,
-    )
 
 
 def _record(index: int) -> FrameRecord:
@@ -74,7 +65,7 @@ class _Counting:
 def test_the_file_sink_writes_a_row_per_captured_frame_and_ends_at_the_last_index(
     tmp_path: Path,
 ) -> None:
-    files = PoseFileSink(tmp_path, "arena", _model(), None)
+    files = PoseFileSink(OutputCamera("arena", "arena", tmp_path, KEYPOINTS, "m"))
     counting = _Counting()
     sinks: list[PoseSink] = [files, counting]
     frame = AnalysedFrame()
@@ -91,6 +82,7 @@ def test_the_file_sink_writes_a_row_per_captured_frame_and_ends_at_the_last_inde
         "pose_file": "arena.pose.csv",
         "pose_rows": 8,
         "pose_times_file": "arena.pose_times.csv",
+        "pose_table": "arena.pose.pqt",  # written from the finished files at the close
     }
     assert files.errors == []
     assert counting.close(7) == {"counted": 5}
@@ -126,3 +118,54 @@ def test_the_pipe_sink_sends_records_padded_to_the_largest_model(tmp_path: Path)
     assert np.isnan(first.pose[2:]).all()  # the other model's keypoints: NaN
     assert first.late_stage == 2 and first.ready_ns - first.picked_up_ns == 5_000_000
     assert pipe.close(None) == {}
+
+
+class _Failing:
+    """A lab's sink that raises on its second analysed frame."""
+
+    def __init__(self) -> None:
+        self.written = 0
+
+    def write(self, frame: AnalysedFrame) -> None:
+        self.written += 1
+        if self.written == 2:
+            raise RuntimeError("the lab's disk is full")
+
+    def write_not_analysed(self, record: FrameRecord) -> None:
+        pass
+
+    def close(self, last_index: int | None) -> dict[str, Any]:
+        return {"lab_rows": self.written}
+
+
+class _LiveLab(LiveOutput):
+    def __init__(self) -> None:
+        self.sink = _Failing()
+
+    def camera_sink(self, camera: OutputCamera) -> PoseSink:
+        return self.sink
+
+
+def test_a_failing_output_is_reported_and_dropped_and_the_pose_files_go_on(
+    tmp_path: Path,
+) -> None:
+    camera = OutputCamera("arena", "arena", tmp_path, KEYPOINTS, "m")
+    session = OutputSession(tmp_path, "", (camera,))
+    pose = ChosenOutput("pose").plugin().open_live(session)
+    assert pose is not None
+    lab = _LiveLab()
+    outputs = LiveOutputs(session, [("pose", pose), ("lab_rows", lab)])
+    files, guarded = outputs.sinks(camera)
+    assert isinstance(files, PoseFileSink) and isinstance(guarded, GuardedSink)
+    frame = AnalysedFrame()
+    for index in range(4):
+        _fill(frame, index, seq=index)
+        for sink in (files, guarded):
+            sink.write(frame)  # the second frame's failure is kept, never raised
+    assert lab.sink.written == 2  # dropped after its failure: no more frames
+    assert files.close(None)["pose_rows"] == 4
+    assert guarded.close(None) == {"lab_rows": 2}  # closed all the same: its files end
+    assert outputs.error == (
+        "output 'lab_rows' of camera 'arena' failed while writing a frame: RuntimeError: the "
+        "lab's disk is full; the session goes on without it"
+    )

@@ -111,8 +111,8 @@ def test_a_closed_loop_above_the_tolerance_is_an_error_naming_the_stage_and_its_
     assert health.verdict == "error"
 
 
-def test_pose_estimation_alone_above_the_tolerance_is_an_error_naming_the_stage_and_its_figure():
-    health = SessionHealth(ExperimentSettings(), live=True)
+def test_pose_estimation_alone_above_a_set_deadline_is_an_error_naming_the_stage_and_its_figure():
+    health = SessionHealth(ExperimentSettings(deadline_ms=66.667), live=True)
     (news,) = health.judge([analysis(300, 30, "inference")], [])
     assert news.level == logging.ERROR
     assert news.text.startswith(
@@ -122,6 +122,26 @@ def test_pose_estimation_alone_above_the_tolerance_is_an_error_naming_the_stage_
     )
     assert "warning" not in news.text
     assert health.verdict == "error" and health.problems == [news.text]
+
+
+def test_pose_estimation_alone_is_only_warned_about_the_experiments_auto_deadline():
+    """Issue 38: without an experiment, the auto deadline (the experiment's) fails no session."""
+    health = SessionHealth(ExperimentSettings(), live=True)  # DEADLINE_MS = auto
+    (news,) = health.judge([analysis(300, 30, "inference")], [])
+    assert news.level == logging.WARNING
+    assert "no experiment ran, so this is a warning" in news.text
+    assert health.verdict == "warning" and health.loop_warnings == [news.text]
+
+
+def test_the_verdict_counts_every_error_and_warning_of_the_session():
+    """Issue 37: a session that ended with errors never reads "ok", whatever its loop did."""
+    health = SessionHealth(ExperimentSettings(), live=True)
+    assert health.judge([analysis(100, 0, "inference")], [UPDATE]) == []
+    section = health.section([], [], 0, errors=["the pose worker died (SIGKILL)"], warnings=[])
+    assert section["verdict"] == "error"
+    assert section["counted"] == {"errors": 1, "warnings": 0}
+    assert health.section([], [], 0, errors=[], warnings=["disk space low"])["verdict"] == "warning"
+    assert health.section([], [], 0, errors=[], warnings=[])["verdict"] == "ok"
 
 
 def test_a_few_misses_the_deadline_off_and_a_replay_are_nothing():

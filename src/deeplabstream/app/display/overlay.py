@@ -170,6 +170,24 @@ def draw_shape(canvas: np.ndarray, shape: Shape, colour: tuple[int, int, int]) -
         )  # fmt: skip
 
 
+def name_anchor(shape: Shape) -> tuple[float, float] | None:
+    """Return where a shape's name goes (frame pixels): the middle of its top edge.
+
+    On the edge, not the centre: a name at a region's centre hid the keypoint inside it, the
+    very thing the region watches. None for a line, marker or label.
+    """
+    if isinstance(shape, Circle):
+        return float(shape.cx), float(shape.cy - shape.r)
+    if isinstance(shape, Ellipse):
+        return float(shape.cx), float(shape.cy - max(shape.rx, shape.ry))
+    if isinstance(shape, Rectangle):
+        return (shape.x_min + shape.x_max) / 2, float(shape.y_min)
+    if isinstance(shape, Polygon) and shape.points:
+        xs, ys = zip(*shape.points, strict=True)
+        return sum(xs) / len(xs), float(min(ys))
+    return None
+
+
 def draw_triggers(canvas: np.ndarray, triggers: Sequence[TriggerView]) -> None:
     """Every trigger's shapes on ``canvas`` in place, coloured by the trigger's state."""
     for trigger in triggers:

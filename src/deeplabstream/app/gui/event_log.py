@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from PyQt5.QtGui import QBrush, QColor, QFont
+from PyQt5.QtCore import QTimer
+from PyQt5.QtGui import QBrush, QColor, QFont, QShowEvent
 from PyQt5.QtWidgets import (
     QAbstractItemView,
     QHeaderView,
@@ -23,10 +24,13 @@ from PyQt5.QtWidgets import (
     QWidget,
 )
 
+from deeplabstream.app.gui.fitting import ElidedLabel, shrinkable
+from deeplabstream.experiments.events import EVENT_COLUMNS as CSV_COLUMNS
 from deeplabstream.live.processes.messages import EventView, ExperimentStatus, TriggerView
 
 MAX_ROWS = 5000  # the table stays responsive; events.csv keeps everything
-EVENT_COLUMNS = ("time s", "kind", "name", "detail", "trial")  # time: since the first event
+# The first column is events.csv's own: the same name, the same clock (experiments/events.py).
+EVENT_COLUMNS = (CSV_COLUMNS[0], "kind", "name", "detail", "trial")
 REGION_COLUMNS = ("trigger", "camera", "entries", "time s", "% of session")
 # Row tints by kind (light, so the text stays readable): what the experimenter looks for.
 KIND_COLOURS = {
@@ -45,24 +49,28 @@ class EventLogPanel(QWidget):
         super().__init__()
         self.setObjectName("event_log")
         self._status: ExperimentStatus | None = None  # the last status shown
-        # Times are shown from the experiment's first event (its start), not the host clock.
-        self._origin_s: float | None = None
+        # Follow the newest row unless the user scrolled back to read (then stay there).
+        self.following = True
         self._received = 0  # events taken from statuses
         self._missed = 0  # events the statuses did not carry (count only)
         self._removed = 0  # rows removed from the top to keep MAX_ROWS
         self._seen_total = 0  # events_total of the last status
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        self.trial_summary = QLabel("no experiment")
+        self.trial_summary = shrinkable(QLabel("no experiment"))
         self.trial_summary.setObjectName("trial_summary")
-        self.trial_summary.setWordWrap(True)
         self.events = _table("event_table", EVENT_COLUMNS)
         _header(self.events).setSectionResizeMode(3, QHeaderView.Stretch)  # detail
-        self.note = QLabel("")
+        self.note = ElidedLabel("")
         self.note.setObjectName("event_log_note")
         self.regions = _table("region_table", REGION_COLUMNS)
         _header(self.regions).setSectionResizeMode(0, QHeaderView.Stretch)  # trigger
         self.regions.setMaximumHeight(160)
+        bar = self.events.verticalScrollBar()
+        assert bar is not None  # a table always has its scroll bars
+        # Only the user's own scrolling (wheel, drag, click, keys) decides whether to follow.
+        bar.actionTriggered.connect(lambda _action: self._user_scrolled())
+        bar.sliderReleased.connect(self._user_scrolled)
         for widget in (self.trial_summary, self.events, self.note, self.regions):
             layout.addWidget(widget)
         layout.setStretch(1, 1)
@@ -86,7 +94,7 @@ class EventLogPanel(QWidget):
     def clear(self) -> None:
         """Empty the log, the trial line and the regions: a new experiment starts from nothing."""
         self._status = None
-        self._origin_s = None
+        self.following = True
         self._received = self._missed = self._removed = self._seen_total = 0
         self.events.setRowCount(0)
         self.regions.setRowCount(0)
@@ -108,9 +116,6 @@ class EventLogPanel(QWidget):
         if not events:
             return
         table = self.events
-        bar = table.verticalScrollBar()
-        # At the bottom: keep following the newest; scrolled up to read: stay there.
-        following = bar is None or bar.value() >= bar.maximum()
         table.setUpdatesEnabled(False)
         try:
             for event in events:
@@ -125,17 +130,33 @@ class EventLogPanel(QWidget):
             table.setUpdatesEnabled(True)
         self._received += len(events)
         self._show_note()
-        if following:
+        if self.following:
             table.scrollToBottom()
+
+    def _user_scrolled(self) -> None:
+        """Follow again once the user is back at the newest row; stay where they read otherwise.
+
+        Judged after the scroll bar has moved (actionTriggered comes before), on the event loop.
+        """
+        QTimer.singleShot(0, self._judge_following)
+
+    def _judge_following(self) -> None:
+        bar = self.events.verticalScrollBar()
+        if bar is not None:
+            self.following = bar.value() >= bar.maximum()
+
+    def showEvent(self, event: QShowEvent | None) -> None:  # noqa: N802 - Qt's name
+        """Rows added while the tab was hidden: show the newest when following."""
+        super().showEvent(event)
+        if self.following:
+            self.events.scrollToBottom()
 
     def _add_row(self, event: EventView) -> None:
         table = self.events
         row = table.rowCount()
         table.insertRow(row)
-        if self._origin_s is None:
-            self._origin_s = event.time_s
         cells = (
-            f"{event.time_s - self._origin_s:.3f}",
+            f"{event.time_s:.3f}",  # as events.csv writes it: frame time, the stream's clock
             event.kind,
             event.name,
             event.detail,
@@ -166,6 +187,7 @@ class EventLogPanel(QWidget):
         if status.error:
             text += f"\n{status.error}"
         self.trial_summary.setText(text)
+        self.trial_summary.setToolTip(text)  # a device's error may hold a path wider than the tab
         loud = "color: #b71c1c; font-weight: bold"  # a failed device: the line turns red
         self.trial_summary.setStyleSheet(loud if status.error else "")
 

@@ -161,7 +161,7 @@ class RigKeypoints:
     devices: tuple[str, ...] = ()
 
 
-def rig_keypoints(settings: Settings) -> RigKeypoints:
+def rig_keypoints(settings: Settings, load_experiment_code: bool = True) -> RigKeypoints:
     """Return the keypoints of each camera's model and the experiment's mismatches.
 
     Cheap after the first call per model (:func:`pose.loading.model_keypoints` caches); an
@@ -175,7 +175,7 @@ def rig_keypoints(settings: Settings) -> RigKeypoints:
             continue
     name = settings.experiment.name
     devices = tuple(settings.devices)
-    if not settings.experiment_chosen:
+    if not settings.experiment_chosen or not load_experiment_code:  # the lab's code: not yet
         return RigKeypoints(by_camera, devices=devices)
     try:
         experiment = load_experiment(name, settings.source_file.parent)
@@ -200,13 +200,14 @@ class _Report(QThread):
 
     done = pyqtSignal(int, object)  # generation, RigKeypoints
 
-    def __init__(self, generation: int, settings: Settings) -> None:
+    def __init__(self, generation: int, settings: Settings, load_experiment_code: bool) -> None:
         super().__init__()
         self._generation, self._settings = generation, settings
+        self._load = load_experiment_code
 
     def run(self) -> None:  # QThread calls this on the new thread
         try:
-            report = rig_keypoints(self._settings)
+            report = rig_keypoints(self._settings, self._load)
         except Exception:  # a check that crashes must not take the window with it
             report = RigKeypoints()
         self.done.emit(self._generation, report)
@@ -265,7 +266,7 @@ class KeypointMapBox(QGroupBox):
         self._generation += 1
         if settings is None:
             return  # the settings cannot be read: the rig's problems say why
-        report = _Report(self._generation, settings)
+        report = _Report(self._generation, settings, self.rig.experiment_allowed())
         report.done.connect(self._looked)
         report.finished.connect(lambda r=report: _forget(self._reports, r))
         self._reports.append(report)

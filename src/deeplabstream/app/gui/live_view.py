@@ -28,17 +28,20 @@ from deeplabstream.app.display.occupancy import (
 from deeplabstream.app.display.overlay import (
     display_copy,
     draw_animals_on,
-    draw_caption,
     draw_flash,
     draw_pose_on,
     draw_triggers,
     identity_colour,
+    name_anchor,
 )
+from deeplabstream.app.display.rates import frame_time_s
+from deeplabstream.app.gui.keypoint_plot import KeypointPlot
 from deeplabstream.app.gui.overlays import OverlayOptions
 from deeplabstream.app.gui.preview import to_qimage
 from deeplabstream.live.processes.messages import ExperimentStatus, PoseRecord
 from deeplabstream.live.session.analysis import Analysis
 from deeplabstream.live.session.live import LiveSession
+from deeplabstream.transport.channel import FrameRecord
 from deeplabstream.transport.readers import NewestFrameReader
 
 FLASH_S = 0.3  # how long the border shows after an action fired
@@ -90,6 +93,11 @@ class CameraView(QWidget):
         self.image: QImage | None = None
         self.pose_frame_index: int | None = None  # the frame whose pose is drawn
         self.overlay: ViewOverlay | None = None
+        # Lines written at the bottom of the tile (the experiment's state, the pose's lag): in
+        # the widget, not on the frame, so they never cover the top of the arena.
+        self.captions: list[str] = []
+        # Names written on the shapes of a running experiment: (x, y) in frame pixels, text.
+        self.names: list[tuple[float, float, str]] = []
 
     def show_frame(self, frame: np.ndarray) -> None:
         """Show ``frame`` (BGR or mono) at the next paint."""
@@ -149,8 +157,28 @@ class CameraView(QWidget):
             painter.drawImage(self.image_rect(), self.image)
             if self.overlay is not None:
                 self.overlay.paint_overlay(self, painter)
+            else:
+                for x, y, text in self.names:
+                    paint_label(painter, self.to_widget(x, y), text)
             self._paint_name(painter)
+            self._paint_captions(painter)
         painter.end()
+
+    def _paint_captions(self, painter: QPainter) -> None:
+        """Write :attr:`captions` at the bottom left of the frame, the last one lowest."""
+        if not self.captions:
+            return
+        metrics = painter.fontMetrics()
+        rect = self.image_rect()
+        bottom = rect.bottom()
+        for text in reversed(self.captions):
+            shown = metrics.elidedText(text, Qt.ElideRight, max(int(rect.width()) - 12, 20))
+            width, height = metrics.horizontalAdvance(shown) + 12, metrics.height() + 6
+            box = QRectF(rect.left(), bottom - height, width, height)
+            painter.fillRect(box, LABEL_BACKGROUND)
+            painter.setPen(QColor("white"))
+            painter.drawText(box, Qt.AlignCenter, shown)
+            bottom -= height
 
     def _paint_name(self, painter: QPainter) -> None:
         """Write the camera's name at the tile's top right, on a dark strip (any floor)."""
@@ -217,6 +245,10 @@ class LiveView(QWidget):
         self._listening_to: Analysis | None = None  # the analysis whose poses feed them
         self._trail_rows: dict[str, tuple[int, float]] = {}  # keypoint row, threshold
         self._pose_frames: dict[str, np.ndarray] = {}  # per camera: the frame of its pose
+        # Host arrival minus camera time of each camera's frames (the least seen: the least
+        # delay), to give a pose, which carries its host arrival time, its camera time.
+        self._clock_offsets: dict[str, float] = {}
+        self.keypoint_plot: KeypointPlot | None = None  # fed every pose when set
         grid = QGridLayout(self)
         grid.setContentsMargins(0, 0, 0, 0)
         names = stream.camera_names
@@ -241,11 +273,13 @@ class LiveView(QWidget):
         for name, reader in self._readers.items():
             if not reader.poll():
                 continue
+            self._learn_clock(name, reader.last_seen)
             frame, behind = self._frame_of_pose(name, reader)
             canvas = self._annotated(name, frame, status, flashing)
-            if behind:
-                draw_caption(canvas, f"pose {behind} frame(s) behind this frame", bottom=True)
-            self.views[name].show_frame(canvas)
+            view = self.views[name]
+            view.captions = self._captions(status, behind)
+            view.names = _trigger_names(status, name)
+            view.show_frame(canvas)
 
     def _frame_of_pose(self, name: str, reader: NewestFrameReader) -> tuple[np.ndarray, int]:
         """Return the frame to draw ``name``'s newest pose on, and how many frames it lags."""
@@ -262,6 +296,34 @@ class LiveView(QWidget):
         if reader.copy_frame_index(record.frame_index, held) is not None:
             return held, 0
         return reader.frame, newest.frame_index - record.frame_index
+
+    def _learn_clock(self, name: str, record: FrameRecord | None) -> None:
+        if record is None:
+            return
+        offset = record.host_timestamp_ns / 1e9 - frame_time_s(
+            record.camera_timestamp, record.host_timestamp_ns
+        )
+        known = self._clock_offsets.get(name)
+        self._clock_offsets[name] = offset if known is None else min(known, offset)
+
+    def frame_time_of(self, camera: str, host_timestamp_ns: int) -> float:
+        """Return a frame's time as ``events.csv``'s ``time_s`` gives it.
+
+        With one camera its own clock (from the frame's arrival time less the camera's offset);
+        with several, the host arrival time, the clock they share (as the pose worker gives
+        the experiment: live/processes/pose_pipeline.py, ``frame_time_s``).
+        """
+        if len(self._readers) > 1:
+            return host_timestamp_ns / 1e9
+        return host_timestamp_ns / 1e9 - self._clock_offsets.get(camera, 0.0)
+
+    def newest_frames(self) -> dict[str, FrameRecord]:
+        """Return each camera's newest frame announced to the view (its stamps, its sequence)."""
+        newest = {}
+        for name, reader in self._readers.items():
+            if reader.last_seen is not None:
+                newest[name] = reader.last_seen
+        return newest
 
     def close_readers(self) -> None:
         """Let go of the display channels (before the stream stops and its rings go away)."""
@@ -293,6 +355,16 @@ class LiveView(QWidget):
 
     def _on_pose(self, camera: str, record: PoseRecord) -> None:
         """Add each animal's trail keypoint to its trail and the camera's occupancy (cheap)."""
+        plot, analysis = self.keypoint_plot, self._listening_to
+        if plot is not None and analysis is not None and camera in self._clock_offsets:
+            poses = record.animals if record.animals is not None else record.pose
+            plot.add_pose(
+                camera,
+                self.frame_time_of(camera, record.host_timestamp_ns),
+                poses,
+                tuple(analysis.keypoints_of(camera)),
+                self._stream.likelihood_threshold(camera),
+            )
         found = self._trail_rows.get(camera)
         if found is None:
             found = self._trail_rows[camera] = self._trail_row(camera)
@@ -365,9 +437,34 @@ class LiveView(QWidget):
             else:
                 draw_pose_on(canvas, record.pose, threshold, skeleton)
             self.views[name].pose_frame_index = record.frame_index
+        if status is not None and flashing:
+            draw_flash(canvas)
+        return canvas
+
+    @staticmethod
+    def _captions(status: ExperimentStatus | None, behind: int) -> list[str]:
+        """Return the lines under a tile: the experiment's state, then how far the pose lags."""
+        lines = []
         if status is not None:
             trial = f"trial {status.trial}" if status.trial is not None else "no trial"
-            draw_caption(canvas, f"{status.name}: {status.state}, {trial}, {status.trials} so far")
-            if flashing:
-                draw_flash(canvas)
-        return canvas
+            lines.append(f"{status.name}: {status.state}, {trial}, {status.trials} so far")
+        if behind:
+            lines.append(f"pose {behind} frame(s) behind this frame")
+        return lines
+
+
+def _trigger_names(status: ExperimentStatus | None, camera: str) -> list[tuple[float, float, str]]:
+    """Return where to write each trigger's name on ``camera``: on its first shape's top edge.
+
+    Region names were shown while editing and vanished once the experiment started.
+    """
+    if status is None:
+        return []
+    names = []
+    for trigger in status.triggers:
+        if trigger.camera not in (None, camera) or not trigger.shapes:
+            continue
+        anchor = name_anchor(trigger.shapes[0])
+        if anchor is not None:
+            names.append((anchor[0], anchor[1], trigger.name))
+    return names

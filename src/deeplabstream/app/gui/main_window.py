@@ -37,10 +37,11 @@ from __future__ import annotations
 import html
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from PyQt5.QtCore import Qt, QTimer, QUrl
-from PyQt5.QtGui import QCloseEvent, QDesktopServices
+from PyQt5.QtGui import QCloseEvent, QDesktopServices, QScreen
 from PyQt5.QtWidgets import (
     QApplication,
     QFileDialog,
@@ -56,10 +57,13 @@ from PyQt5.QtWidgets import (
     QWidget,
 )
 
+from deeplabstream.app.display.rates import CameraRates, StampSample, frame_time_s
 from deeplabstream.app.gui.button_row import ButtonRow
 from deeplabstream.app.gui.camera_controls import CameraControlsPanel
 from deeplabstream.app.gui.event_log import EventLogPanel
+from deeplabstream.app.gui.fitting import ElidedLabel, shrinkable
 from deeplabstream.app.gui.keypoint_map import connect_keypoints
+from deeplabstream.app.gui.keypoint_plot import KeypointPlot
 from deeplabstream.app.gui.live_view import LiveView
 from deeplabstream.app.gui.loss_alarm import LossBanner
 from deeplabstream.app.gui.messages import ADVICE_STYLE, SKIPPING_ADVICE, InfoBanner, MessageArea
@@ -72,6 +76,7 @@ from deeplabstream.app.gui.session import SETTINGS_CAUSE, Part, SessionControlle
 from deeplabstream.app.gui.stall_monitor import StallMonitor
 from deeplabstream.app.gui.status_panel import ErrorBanner, StatusPanel
 from deeplabstream.experiments.registry import config_file_of
+from deeplabstream.live.session.runner import CameraFigures
 from deeplabstream.settings import load_settings
 from deeplabstream.settings.loader import default_settings_file
 from deeplabstream.settings.sections import Settings
@@ -90,6 +95,32 @@ LATENCY_TEST_LABEL = "Latency test"
 CLOSING_TEXT = "closing: stopping and finalising files; the window closes by itself..."
 PART_CAUSES = frozenset(part.value for part in Part)
 TRAIL_KEY, HEATMAP_KEY = "view/trail", "view/heatmap"
+DEFAULT_SIZE = (1360, 860)
+SCREEN_SHARE = 0.92  # of a larger screen the window takes at first
+MAIN_SPLIT_KEY, BODY_SPLIT_KEY = "layout/main_splitter", "layout/body_splitter"
+VIEW_SHARE = 60  # percent of the width the live view takes at first (the tabs the rest)
+SPLIT_UNIT_PX = 10  # the splitter's first sizes are proportions; Qt scales them to the width
+FRAME_ALLOWANCE_PX = 16  # a window manager's borders and title bar (the height counts it twice)
+
+
+def initial_size(screen: QScreen | None) -> tuple[int, int]:
+    """Return the window's first size: most of the screen, never more than the screen has.
+
+    At 1280x720 the window used to open at 1360x860, its bottom and right edge off the screen;
+    on a larger screen it takes :data:`SCREEN_SHARE` of it (at least :data:`DEFAULT_SIZE`), so
+    the live view and the Rig tab have the room the screen offers.
+    """
+    width, height = DEFAULT_SIZE
+    if screen is None:
+        return width, height
+    free = screen.availableGeometry()
+    # A window manager adds a title bar and borders around the window: leave room for them.
+    most_width = free.width() - FRAME_ALLOWANCE_PX
+    most_height = free.height() - 2 * FRAME_ALLOWANCE_PX
+    return (
+        min(most_width, max(width, round(SCREEN_SHARE * free.width()))),
+        min(most_height, max(height, round(SCREEN_SHARE * free.height()))),
+    )
 
 
 class MainWindow(QMainWindow):
@@ -98,7 +129,7 @@ class MainWindow(QMainWindow):
     def __init__(self, settings_path: Path | None = None, output_dir: Path | None = None) -> None:
         super().__init__()
         self.setWindowTitle("DeepLabStream")
-        self.resize(1360, 860)
+        self.resize(*initial_size(QApplication.primaryScreen()))
         self.controller = SessionController(self._read_settings, output_dir=output_dir)
         self.controller.changed.connect(self._state_changed)
         self.controller.failed.connect(
@@ -128,6 +159,7 @@ class MainWindow(QMainWindow):
         self.messages = MessageArea([self.banner, self.loss_banner, self.advice, self.info])
         self.loss_banner.acknowledged.connect(self._advise)
         self.status_panel = StatusPanel()
+        self.camera_rates = CameraRates()
         self.buttons: dict[Part, QPushButton] = {}
         self.stall_monitor = StallMonitor(parent=self)
         self._build(settings_path)
@@ -174,11 +206,11 @@ class MainWindow(QMainWindow):
         )
         self.latency_button.clicked.connect(self.controller.start_latency_test)
         self.button_row.add_button(self.latency_button)
-        self.busy_label = QLabel("")
+        self.busy_label = ElidedLabel("")
         self.busy_label.setObjectName("busy")
         buttons_row.addWidget(self.busy_label, 1)
 
-        self.session_label = QLabel("no session yet")
+        self.session_label = ElidedLabel("no session yet", mode=Qt.ElideMiddle)
         self.session_label.setObjectName("session_folder")
         self.open_folder_button = QPushButton("Open folder")
         self.open_folder_button.setObjectName("open_folder")
@@ -193,6 +225,7 @@ class MainWindow(QMainWindow):
             "Set up the rig in the Rig tab, then press Start Stream to see the cameras."
         )
         self.placeholder.setAlignment(Qt.AlignCenter)
+        shrinkable(self.placeholder)  # wraps: the live view's side never asks for its length
         self.view_holder.addWidget(self.placeholder, 1)
         self.overlay_toggles = OverlayToggles()
         self.overlay_toggles.trail.setChecked(self.preferences.flag(TRAIL_KEY))
@@ -215,6 +248,7 @@ class MainWindow(QMainWindow):
         self.camera_controls.failed.connect(self._show_error)
         self.event_log = EventLogPanel()
         self.plots = SessionPlots()
+        self.keypoint_plot = KeypointPlot()
         self.tabs = QTabWidget()
         self.tabs.setObjectName("side_tabs")
         self.tabs.addTab(self.rig_panel, "Rig")
@@ -223,20 +257,33 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.camera_tab, "Camera")
         self.tabs.addTab(self.event_log, "Log")
         self.tabs.addTab(self.plots, "Plots")
-        splitter = QSplitter(Qt.Horizontal)
+        self.tabs.addTab(self.keypoint_plot, "Keypoints")
+        splitter = self.main_splitter = QSplitter(Qt.Horizontal)
         splitter.setObjectName("main_splitter")
         splitter.addWidget(view_side)
         splitter.addWidget(self.tabs)
         splitter.setStretchFactor(0, 3)
         splitter.setStretchFactor(1, 2)
+        # The live view takes most of the width at first; the tabs may be dragged away whole.
+        splitter.setSizes([VIEW_SHARE * SPLIT_UNIT_PX, (100 - VIEW_SHARE) * SPLIT_UNIT_PX])
+        splitter.setCollapsible(0, False)
         # The figures under the view can give their height to the view and the tabs.
-        body = QSplitter(Qt.Vertical)
+        body = self.body_splitter = QSplitter(Qt.Vertical)
         body.setObjectName("body_splitter")
         body.setChildrenCollapsible(False)
         body.addWidget(splitter)
         body.addWidget(self.status_panel)
         body.setStretchFactor(0, 1)
         body.setStretchFactor(1, 0)
+        for key, remembered in ((MAIN_SPLIT_KEY, splitter), (BODY_SPLIT_KEY, body)):
+            state = self.preferences.layout_state(key)
+            if state is not None:
+                remembered.restoreState(state)
+            remembered.splitterMoved.connect(
+                lambda _pos, _index, k=key, s=remembered: self.preferences.set_layout_state(
+                    k, s.saveState()
+                )
+            )
 
         layout = QVBoxLayout()
         layout.addLayout(settings_row)
@@ -247,7 +294,7 @@ class MainWindow(QMainWindow):
         central = QWidget()
         central.setLayout(layout)
         self.setCentralWidget(central)
-        self.notice_label = QLabel("")
+        self.notice_label = ElidedLabel("")
         self.notice_label.setObjectName("notice")
         status_bar = self.statusBar()
         assert status_bar is not None
@@ -271,12 +318,27 @@ class MainWindow(QMainWindow):
         controller = self.controller
         cancelling = part is Part.ANALYSIS and controller.loading is not None
         starting = controller.allowed(part) and not controller.running(part) and not cancelling
+        if starting and part is Part.STREAM:
+            self.forget_last_session()
+        if starting and part is not Part.RECORDING:
+            self.rig_panel.allow_experiment()  # a start loads the experiment: the Rig tab may
         if starting and part is not Part.RECORDING and not self._save_edits(part):
             return
         if starting and part is Part.EXPERIMENT:
             self.event_log.clear()  # a new experiment's log starts empty
             self.status_panel.clear_experiment()
         controller.toggle(part)
+
+    def forget_last_session(self) -> None:
+        """Clear the last session's messages and camera rows: a new Start Stream (docs/gui.md).
+
+        Its summary, warnings, losses and advice were about that session; what the new start
+        finds wrong is shown afresh.
+        """
+        for banner in (self.banner, self.loss_banner, self.advice, self.info):
+            banner.clear()
+        self._error_cause = ""
+        self.status_panel.show_cameras([])
 
     def _save_edits(self, part: Part) -> bool:
         """Save the rig panel's and the region editor's changes; False when they have problems."""
@@ -454,6 +516,8 @@ class MainWindow(QMainWindow):
         stream = self.controller.stream
         assert stream is not None
         self.live_view = LiveView(stream)
+        self.keypoint_plot.clear()
+        self.live_view.keypoint_plot = self.keypoint_plot
         self.overlay_toggles.use(self.live_view.overlays)
         self.placeholder.hide()
         self.view_holder.insertWidget(0, self.live_view, 1)
@@ -461,6 +525,7 @@ class MainWindow(QMainWindow):
         self._display_timer.start(max(1, round(1000 / rate)))
         self._stream_started = time.monotonic()
         self.plots.clear()
+        self.camera_rates.clear()
         self.loss_banner.clear()
         self.event_log.clear()
         self.status_panel.clear_experiment()
@@ -599,7 +664,7 @@ class MainWindow(QMainWindow):
         controller = self.controller
         runner = controller.runner
         if runner is not None:  # the runner refreshes its figures once a second when serviced
-            figures = runner.last_figures
+            figures = self._on_camera_clock(runner.last_figures)
             self.status_panel.show_cameras(figures)
             if figures and controller.busy is None:
                 since_start = time.monotonic() - self._stream_started
@@ -612,6 +677,32 @@ class MainWindow(QMainWindow):
         seconds = None if started is None else time.monotonic() - started
         self.status_panel.show_recording(seconds, controller.recording_size_bytes())
         self._show_latency_test()
+
+    def _on_camera_clock(self, figures: list[CameraFigures]) -> list[CameraFigures]:
+        """Return ``figures`` with their rates measured on each camera's own clock.
+
+        The runner's rates count frames between two host-timed refreshes: under load they read
+        above the camera's own rate (46 and 73 fps of a 30 fps camera). The newest frame's
+        stamps give the rate the camera delivered (:mod:`app.display.rates`).
+        """
+        if self.live_view is None:
+            return figures
+        newest = self.live_view.newest_frames()
+        measured = []
+        for camera in figures:
+            record = newest.get(camera.name)
+            if record is not None:
+                time_s = frame_time_s(record.camera_timestamp, record.host_timestamp_ns)
+                self.camera_rates.add(camera.name, StampSample(record.seq, time_s, camera.analysed))
+            capture = self.camera_rates.capture_fps(camera.name)
+            if capture is None:  # fewer than two frames seen yet
+                measured.append(camera)
+                continue
+            analysed = None
+            if camera.analysed_fps is not None:
+                analysed = self.camera_rates.analysed_fps(camera.name)
+            measured.append(replace(camera, capture_fps=capture, analysed_fps=analysed))
+        return measured
 
     def _advise(self) -> None:
         """While analysis skips too many frames (a latched alert), say what to do about it."""

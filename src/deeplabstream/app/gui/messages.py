@@ -21,7 +21,8 @@ from PyQt5.QtWidgets import QFrame, QLabel, QScrollArea, QVBoxLayout, QWidget
 
 from deeplabstream.app.gui.banner import Banner
 
-AREA_HEIGHT_PX = 64  # two lines of a banner: seen at a glance, small enough for 1280x720
+AREA_HEIGHT_PX = 64  # the least height: two lines of one banner (the font may ask for more)
+BANNER_MARGIN_PX = 2  # above and below a banner's text in the area
 INFO_SHOWN_S = 15.0
 INFO_STYLE = "background: #e3ecf5; color: #1c2833; padding: 2px;"
 ADVICE_STYLE = "background: #fff3e0; color: #3e2723; padding: 2px;"
@@ -87,7 +88,6 @@ class MessageArea(QScrollArea):
     def __init__(self, banners: Iterable[QWidget]) -> None:
         super().__init__()
         self.setObjectName("message_area")
-        self.setFixedHeight(AREA_HEIGHT_PX)
         self.setWidgetResizable(True)
         self.setFrameShape(QFrame.NoFrame)
         holder = QWidget()
@@ -104,12 +104,31 @@ class MessageArea(QScrollArea):
         for banner in banners:
             self.add(banner)
         self.setWidget(holder)
+        self.setFixedHeight(self._fixed_height())
+
+    def _fixed_height(self) -> int:
+        """Return a height that shows one banner whole and the next one's buttons.
+
+        Each banner shows at most :data:`app.gui.banner.BANNER_LINES` lines, so the height is
+        known from the font: it never changes afterwards (messages never move the controls).
+        """
+        tallest, button = AREA_HEIGHT_PX // 2, 0
+        for banner in self._banners:
+            if isinstance(banner, Banner):
+                text = banner.label.maximumHeight()
+                button = max(button, banner.button.sizeHint().height())
+                tallest = max(tallest, max(text, button) + 2 * BANNER_MARGIN_PX)
+        # One banner whole, and the next one's first line with its buttons (top-aligned).
+        second = button + BANNER_MARGIN_PX
+        height = tallest + self._layout.spacing() + second + 2 * self.frameWidth()
+        return max(AREA_HEIGHT_PX, height)
 
     def add(self, banner: QWidget) -> None:
         """Hold ``banner`` too, under the others."""
         layout = banner.layout()
         if isinstance(banner, Banner) and layout is not None:
-            layout.setContentsMargins(6, 2, 6, 2)  # compact: two lines fit the area
+            # compact: two banners fit the area
+            layout.setContentsMargins(6, BANNER_MARGIN_PX, 6, BANNER_MARGIN_PX)
         self._layout.insertWidget(self._layout.count() - 1, banner)
         self._banners.append(banner)
         banner.installEventFilter(self)
@@ -131,5 +150,5 @@ class MessageArea(QScrollArea):
             item = self._layout.itemAt(index)
             widget = item.widget() if item is not None else None
             if isinstance(widget, Banner) and not widget.isHidden():
-                texts.append(widget.label.text())
+                texts.append(widget.full_text())
         return texts

@@ -20,6 +20,8 @@ import pyqtgraph as pg
 from PyQt5.QtCore import Qt
 from PyQt5.QtWidgets import QGridLayout, QLabel, QVBoxLayout, QWidget
 
+from deeplabstream.app.gui.fitting import shrinkable
+from deeplabstream.app.gui.keypoint_plot import TEXT_COLOUR, style_axes
 from deeplabstream.live.session.runner import CameraFigures
 
 HISTORY_S = 600.0  # ten minutes on screen
@@ -76,18 +78,21 @@ class SessionPlots(QWidget):
         self.loud_plots: set[str] = set()  # plots tinted by a latched loss alert
         self.legend = QLabel("")
         self.legend.setObjectName("plots_legend")
-        self.legend.setWordWrap(True)
+        shrinkable(self.legend)
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
         outer.addWidget(self.legend)
         grid = QGridLayout()
         outer.addLayout(grid, 1)
         for position, (name, (title, unit, _)) in enumerate(PLOTS.items()):
-            plot = pg.PlotWidget(title=title)
+            plot = pg.PlotWidget()
             plot.setObjectName(name)
             plot.setBackground("w")
-            plot.setLabel("left", unit)
-            plot.setLabel("bottom", "s")
+            # Dark on white: pyqtgraph's light grey labels could hardly be read.
+            plot.setTitle(title, color=TEXT_COLOUR)
+            plot.setLabel("left", unit, color=TEXT_COLOUR)
+            plot.setLabel("bottom", "s since Start Stream", color=TEXT_COLOUR)
+            style_axes(plot)
             plot.showGrid(x=True, y=True, alpha=0.3)
             # Every figure is >= 0; without a floor, a flat 0 autoscales to +-0.5 "x0.001".
             plot.setLimits(yMin=0)

@@ -1,9 +1,12 @@
-"""What the window remembers between launches: view choices that are not part of a rig.
+r"""What the window remembers between launches: view choices that are not part of a rig.
 
-The trail and occupancy-heatmap toggles are how a user likes to watch, not settings of the rig
+The trail and occupancy-heatmap toggles, and where the splitters' handles are (how much of the
+window the live view takes), are how a user likes to watch, not settings of the rig
 (the settings file is the rig: it runs the same with or without a window), so they are kept
 apart, in an INI file of the user's: ``$DEEPLABSTREAM_WINDOW_STATE`` when set, else
-``~/.config/DeepLabStream/window.ini`` (``$XDG_CONFIG_HOME`` is honoured).
+``window.ini`` in the platform's folder of user preferences (``core/user_folders.py``: Linux
+``~/.config/DeepLabStream``, ``$XDG_CONFIG_HOME`` honoured; macOS ``~/Library/Application
+Support/DeepLabStream``; Windows ``%LOCALAPPDATA%\DeepLabStream``).
 """
 
 from __future__ import annotations
@@ -11,7 +14,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from PyQt5.QtCore import QSettings
+from PyQt5.QtCore import QByteArray, QSettings
+
+from deeplabstream.core.user_folders import user_config_folder
 
 STATE_ENV = "DEEPLABSTREAM_WINDOW_STATE"
 
@@ -21,8 +26,7 @@ def preferences_file() -> Path:
     forced = os.environ.get(STATE_ENV)
     if forced:
         return Path(forced)
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "DeepLabStream" / "window.ini"
+    return user_config_folder() / "window.ini"
 
 
 class WindowPreferences:
@@ -38,6 +42,16 @@ class WindowPreferences:
         if isinstance(value, str):
             return value.strip().lower() in ("true", "1", "yes", "on")
         return bool(value)
+
+    def layout_state(self, key: str) -> QByteArray | None:
+        """Return a remembered splitter state (None when never saved or unreadable)."""
+        value = self._store.value(key)
+        return value if isinstance(value, QByteArray) and not value.isEmpty() else None
+
+    def set_layout_state(self, key: str, state: QByteArray) -> None:
+        """Remember a splitter's state (its handles' positions)."""
+        self._store.setValue(key, state)
+        self._store.sync()
 
     def set_flag(self, key: str, value: bool) -> None:
         """Remember ``key`` (written to the file at once)."""

@@ -4,8 +4,10 @@ A region is a trigger (``[Trigger NAME]``, ``KIND = region``); this panel makes 
 editing the file by hand: which camera's pixels it is drawn in (a choice only on a rig of several
 cameras), which of the model's keypoints it watches, and optionally what it does: a pulse or a
 train (a ``pattern``) on a device the rig declares, on entry, while inside or on exit, with a
-refractory period (``[Rule NAME] REFRACTORY``). The region editor writes it into the config
-(:class:`experiments.config_edit.RegionAction`) when it saves.
+refractory period (``[Rule NAME] REFRACTORY``) and the time a keypoint not seen keeps the
+region's state (``[Trigger NAME] HOLD_S``, so that a blink of the model is no new entry). The
+region editor writes it into the config (:class:`experiments.config_edit.RegionAction`) when it
+saves.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from PyQt5.QtWidgets import (
 )
 
 from deeplabstream.experiments.config_edit import EDGE_WORDS, NO_ACTION, RegionAction
+from deeplabstream.experiments.observation import DEFAULT_HOLD_S
 
 ACTION_CHOICES = (("No action", NO_ACTION), ("Pulse", "pulse"), ("Train", "pattern"))
 DEFAULT_PULSE_MS = 100.0
@@ -90,12 +93,22 @@ class RegionRulePanel(QWidget):
         self.refractory_box.setSuffix(" s")
         self.refractory_box.setSpecialValueText("none")
         self.refractory_box.setToolTip("After it fires, the rule rests this long (frame time)")
+        self.hold_box = self._number("region_hold", "Hold through loss:", (0.0, 60.0))
+        self.hold_box.setDecimals(3)
+        self.hold_box.setSingleStep(0.1)
+        self.hold_box.setSuffix(" s")
+        self.hold_box.setToolTip(
+            "While the keypoint is not seen (likelihood below the threshold), the region keeps "
+            f"its state this long before it decides (HOLD_S; default {DEFAULT_HOLD_S:g} s): a "
+            "blink of the model is then no new entry. 0: every frame decides alone."
+        )
         for combo in (self.action_box, self.device_box, self.edge_box):
             combo.activated.connect(self._action_edited)
         for spin in (self.channel_box, self.duration_box, self.on_box, self.off_box):
             spin.valueChanged.connect(self._action_edited)
         self.count_box.valueChanged.connect(self._action_edited)
         self.refractory_box.valueChanged.connect(self._action_edited)
+        self.hold_box.valueChanged.connect(self._action_edited)
         self.show_region(None, RigChoices(), editable=False)
 
     # ---------------------------------------------------------------------------- building
@@ -136,7 +149,7 @@ class RegionRulePanel(QWidget):
         self.region, self.choices = region, choices
         widgets = [self.camera_box, self.keypoint_box, self.action_box, self.device_box]
         widgets += [self.channel_box, self.duration_box, self.on_box, self.off_box]
-        widgets += [self.count_box, self.edge_box, self.refractory_box]
+        widgets += [self.count_box, self.edge_box, self.refractory_box, self.hold_box]
         for widget in widgets:
             widget.blockSignals(True)
             widget.setEnabled(editable and region is not None)
@@ -185,7 +198,9 @@ class RegionRulePanel(QWidget):
         self.count_box.setValue(shown.count or DEFAULT_TRAIN[2])
         self.edge_box.setCurrentIndex(max(0, self.edge_box.findData(shown.edge)))
         self.refractory_box.setValue(shown.refractory_s)
-        for field in (self.device_box, self.channel_box, self.edge_box, self.refractory_box):
+        self.hold_box.setValue(shown.hold_s)
+        rule_rows = (self.device_box, self.channel_box, self.edge_box, self.refractory_box)
+        for field in (*rule_rows, self.hold_box):
             self._row_visible(field, on)
         self._row_visible(self.duration_box, pulse)
         for field in (self.on_box, self.off_box, self.count_box):
@@ -211,6 +226,7 @@ class RegionRulePanel(QWidget):
             count=None if pulse else self.count_box.value(),
             edge=self.edge_box.currentData() or "rising",
             refractory_s=self.refractory_box.value(),
+            hold_s=self.hold_box.value(),
         )
         if old is not None:
             action = replace(action, rule=old.rule, stimulation=old.stimulation)

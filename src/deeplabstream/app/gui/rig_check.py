@@ -11,7 +11,12 @@ from typing import Any
 
 from deeplabstream.core.errors import SettingsError
 from deeplabstream.experiments.config_edit import ConfigText
-from deeplabstream.experiments.registry import CONFIG_FOLDER
+from deeplabstream.experiments.registry import (
+    CONFIG_FOLDER,
+    EXPERIMENTS,
+    config_file_of,
+    lab_folder,
+)
 from deeplabstream.live.session.preflight import check_before_start
 from deeplabstream.settings.loader import parse_settings_text
 from deeplabstream.settings.sections import Settings
@@ -61,14 +66,55 @@ def editable_config(config: Path, settings_file: Path) -> Path:
     return target
 
 
-def check_text(text: str, settings_file: Path) -> tuple[Settings | None, list[str]]:
-    """Check a settings text as a start would; return the settings (None if unreadable)."""
+def lab_code_of(name: str, settings_folder: Path | None) -> str | None:
+    """Return the lab's code that loading experiment ``name`` imports (and so runs), or None.
+
+    None for a config and for a class shipped in the package: loading them runs nothing of the
+    lab's. Otherwise the ``.py`` file, the module of the lab's ``experiments/`` folder, or the
+    installed package's module. Decided from names and files alone, without importing.
+    """
+    text = name.strip()
+    if not text or config_file_of(text, settings_folder) is not None:
+        return None
+    lower = text.lower()
+    if lower.endswith(".py") or ".py:" in lower:
+        return text[: lower.index(".py") + 3]
+    registered = text
+    if ":" in registered:
+        for prefix in ("deeplabstream.", "experiments."):
+            registered = registered.removeprefix(prefix)
+    sources = EXPERIMENTS.sources()
+    found = sources.get(registered)
+    if found is None and ":" not in text:  # a class by its name alone
+        named = [source for key, source in sources.items() if key.rpartition(":")[2] == text]
+        found = named[0] if len(named) == 1 else None
+    if found is not None:
+        module = found.target.partition(":")[0]
+        return None if module.startswith("deeplabstream.") else f"the installed module {module}"
+    folder = lab_folder(settings_folder)
+    module = text.partition(":")[0]
+    if folder is not None and "." not in module and (folder / f"{module}.py").is_file():
+        return str(folder / f"{module}.py")
+    return None  # an unknown name imports nothing: the check says what exists
+
+
+def check_text(
+    text: str, settings_file: Path, allowed: frozenset[str] = frozenset()
+) -> tuple[Settings | None, list[str]]:
+    """Check a settings text as a start would; return the settings (None if unreadable).
+
+    An experiment that is the lab's code (:func:`lab_code_of`) is checked, so imported, only
+    when its name is in ``allowed`` (the user started, checked or chose it): opening a settings
+    file must not run a module it names.
+    """
     try:
         settings = parse_settings_text(text, settings_file)
     except SettingsError as error:
         return None, list(error.problems)
+    name = settings.experiment.name if settings.experiment_chosen else ""
+    load = bool(name) and (name in allowed or lab_code_of(name, settings_file.parent) is None)
     try:
-        problems = check_before_start(settings, pose=True, experiment=settings.experiment_chosen)
+        problems = check_before_start(settings, pose=True, experiment=load)
     except Exception as error:  # a check that crashes is a problem to show, not a crash
         problems = [f"the check failed: {type(error).__name__}: {error}"]
     return settings, problems

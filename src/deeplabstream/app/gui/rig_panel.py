@@ -37,6 +37,7 @@ from PyQt5.QtWidgets import (
     QWidget,
 )
 
+from deeplabstream.app.gui.fitting import shrinkable
 from deeplabstream.app.gui.job_targets import (
     ModelFacts,
     Outcome,
@@ -49,6 +50,7 @@ from deeplabstream.app.gui.keypoint_map import KeypointMapBox
 from deeplabstream.app.gui.rig_check import (
     check_text,
     experiment_name_for,
+    lab_code_of,
     relative_to_settings,
     summary_lines,
     trigger_line,
@@ -72,6 +74,28 @@ NEWS_COLOUR = "#37474f"  # saved, checking: information, not alarm
 MIN_AREA_PX = 60  # a splitter never squeezes the settings or the summary below this
 SPLIT_UNIT_PX = 100  # the splitter's first shares: proportions, scaled to the panel's height
 DETECT_TIMEOUT_S = 60.0  # a camera driver that hangs longer is stopped
+CHOICE_CHARACTERS = 16  # a list's width, in characters, whatever its items' length
+#: The Add list's kinds added by hand: label -> SOURCE.
+BY_HAND = {
+    "USB/OpenCV camera (index or URL)...": "opencv",
+    "Basler camera (serial)...": "basler",
+    "RealSense camera (serial)...": "realsense",
+}
+#: SOURCE -> the key that says which camera, and the question asked for it.
+HAND_QUESTIONS = {
+    "opencv": (
+        "DEVICE",
+        "Device index (0 is the first camera; on Linux N is /dev/videoN) or a stream URL "
+        "(rtsp://...):",
+    ),
+    "basler": ("SERIAL", "The Basler camera's serial number (on its label, or in pylon Viewer):"),
+    "realsense": ("SERIAL", "The RealSense camera's serial number (realsense-viewer shows it):"),
+}
+HAND_EXAMPLES = {
+    "opencv": "0 or rtsp://192.168.0.5/stream",
+    "basler": "21234567",
+    "realsense": "843112071234",
+}
 
 
 class _Check(QThread):
@@ -79,12 +103,13 @@ class _Check(QThread):
 
     done = pyqtSignal(int, object, object)  # generation, settings or None, problems
 
-    def __init__(self, generation: int, text: str, file: Path) -> None:
+    def __init__(self, generation: int, text: str, file: Path, allowed: frozenset[str]) -> None:
         super().__init__()
         self._generation, self._text, self._file = generation, text, file
+        self._allowed = allowed
 
     def run(self) -> None:  # QThread calls this on the new thread
-        settings, problems = check_text(self._text, self._file)
+        settings, problems = check_text(self._text, self._file, self._allowed)
         self.done.emit(self._generation, settings, problems)
 
 
@@ -109,6 +134,9 @@ class RigPanel(QWidget):
         self._checks: list[_Check] = []
         self._detection: ProcessJob | None = None
         self.output_override: Path | None = None  # app.py --output-dir: sessions go there
+        # Experiments of the lab's code the user started, checked or chose: only these are
+        # imported by the checks (opening a settings file must not run a module it names).
+        self.allowed_experiments: set[str] = set()
         self._check_timer = QTimer(self)
         self._check_timer.setSingleShot(True)
         self._check_timer.setInterval(CHECK_DELAY_MS)
@@ -133,13 +161,19 @@ class RigPanel(QWidget):
         scroll.setWidgetResizable(True)
         scroll.setWidget(content)
         scroll.setMinimumHeight(MIN_AREA_PX)
-        self.summary = QLabel("")
+        # Never narrower than its fields: a splitter that squeezed it scrolled Remove and
+        # Inspect out of sight sideways (what scrolls is the height, never the width).
+        bar = scroll.verticalScrollBar()
+        bar_width = bar.sizeHint().width() if bar is not None else 0
+        scroll.setMinimumWidth(
+            content.minimumSizeHint().width() + bar_width + 2 * scroll.frameWidth()
+        )
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        self.summary = shrinkable(QLabel(""))
         self.summary.setObjectName("rig_summary")
-        self.summary.setWordWrap(True)
         self.summary.setTextInteractionFlags(Qt.TextSelectableByMouse)
-        self.problem_label = QLabel("")
+        self.problem_label = shrinkable(QLabel(""))
         self.problem_label.setObjectName("rig_problems")
-        self.problem_label.setWordWrap(True)
         self.problem_label.setStyleSheet(f"color: {PROBLEM_COLOUR};")
         self.problem_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.save_button = QPushButton("Save settings")
@@ -185,10 +219,12 @@ class RigPanel(QWidget):
         group = QGroupBox("Cameras")
         self.camera_list = QListWidget()
         self.camera_list.setObjectName("rig_cameras")
-        self.camera_list.setMaximumHeight(90)
+        # Three names in sight (a rig has one to three cameras); more scroll.
+        self.camera_list.setMaximumHeight(3 * (self.camera_list.fontMetrics().height() + 6) + 6)
         self.camera_list.currentTextChanged.connect(self._show_camera)
         self.add_camera_choice = QComboBox()
         self.add_camera_choice.setObjectName("rig_add_camera")
+        narrow_choice(self.add_camera_choice)  # a long camera label must not widen the tab
         self.add_camera_button = QPushButton("Add")
         self.add_camera_button.setObjectName("rig_add_camera_button")
         self.add_camera_button.clicked.connect(self._add_chosen_camera)
@@ -285,6 +321,7 @@ class RigPanel(QWidget):
         self.experiment_choice = QComboBox()
         self.experiment_choice.setObjectName("rig_experiment")
         self.experiment_choice.setEditable(True)
+        narrow_choice(self.experiment_choice)
         self.experiment_choice.setToolTip(
             "A config of experiments/configs, a class module:Class, or the path of a .ini/.py"
         )
@@ -295,12 +332,20 @@ class RigPanel(QWidget):
         browse = QPushButton("Browse...")
         browse.setObjectName("rig_experiment_browse")
         browse.clicked.connect(self._browse_experiment)
+        self.check_experiment_button = QPushButton("Check experiment")
+        self.check_experiment_button.setObjectName("rig_check_experiment")
+        self.check_experiment_button.setToolTip(
+            "Import the experiment's module (your lab's code runs) and check its triggers, "
+            "cameras, devices and keypoints against the rig"
+        )
+        self.check_experiment_button.clicked.connect(self.allow_experiment)
+        self.check_experiment_button.hide()
         row = QHBoxLayout()
         row.addWidget(self.experiment_choice, 1)
         row.addWidget(browse)
-        self.experiment_info = QLabel("")
+        row.addWidget(self.check_experiment_button)
+        self.experiment_info = shrinkable(QLabel(""))
         self.experiment_info.setObjectName("rig_experiment_info")
-        self.experiment_info.setWordWrap(True)
         layout = QVBoxLayout(group)
         layout.addLayout(row)
         layout.addWidget(self.experiment_info)
@@ -498,6 +543,10 @@ class RigPanel(QWidget):
         self.add_camera_choice.clear()
         self.add_camera_choice.addItem("Simulated arena", {"SOURCE": "synthetic"})
         self.add_camera_choice.addItem("Video file...", None)
+        # Every kind by hand too: Detect may find nothing (a driver not yet installed, a camera
+        # on the network, another user's session holding it), and the lab knows its serial.
+        for label, source in BY_HAND.items():
+            self.add_camera_choice.addItem(label, source)
         for camera in detected:
             if camera.source != "synthetic":
                 self.add_camera_choice.addItem(camera.label, dict(camera.keys))
@@ -525,7 +574,10 @@ class RigPanel(QWidget):
             raise ValueError(f"camera name {name!r}: use letters, digits, '_' or '-'")
         if name in self.camera_names():
             raise ValueError(f"there is a camera {name!r} already")
-        self.document.add_section(CAMERA_PREFIX + name, keys)
+        cameras = self.camera_names()
+        # After the other cameras (the file reads as the rig), not after [Session] at the end.
+        after = CAMERA_PREFIX + cameras[-1] if cameras else None
+        self.document.add_section(CAMERA_PREFIX + name, keys, after=after)
         self._show_document()
         self.camera_list.setCurrentRow(self.camera_names().index(name))
         self._edited()
@@ -564,9 +616,30 @@ class RigPanel(QWidget):
         self._forget_other_model()
 
     def set_experiment(self, name: str) -> None:
-        """Run the experiment ``name`` (a config, module:Class or path)."""
+        """Run the experiment ``name`` (a config, module:Class or path): chosen, so checked."""
+        self.allowed_experiments.add(name.strip())
         self.experiment_choice.setCurrentText(name)
         self._set("Experiment", "NAME", name)
+
+    def experiment_name(self) -> str:
+        """Return ``[Experiment] NAME`` of the edited text ("" when none)."""
+        return (self.document.get("Experiment", "NAME", "") or "").strip()
+
+    def experiment_allowed(self) -> bool:
+        """Whether the checks may load the experiment named: not the lab's code, or allowed."""
+        name = self.experiment_name()
+        return name in self.allowed_experiments or not self.lab_code()
+
+    def lab_code(self) -> str | None:
+        """Return the lab's code the named experiment would import (None: the package's own)."""
+        return lab_code_of(self.experiment_name(), self.settings_file.parent)
+
+    def allow_experiment(self) -> None:
+        """Let the checks import the named experiment (Check experiment, a start, a choice)."""
+        name = self.experiment_name()
+        if name and name not in self.allowed_experiments:
+            self.allowed_experiments.add(name)
+            self.check_now()
 
     def _unique_camera_name(self, base: str) -> str:
         names = set(self.camera_names())
@@ -579,6 +652,9 @@ class RigPanel(QWidget):
 
     def _add_chosen_camera(self) -> None:
         keys = self.add_camera_choice.currentData()
+        if isinstance(keys, str):  # a kind by hand: ask what opens it
+            self._add_by_hand(keys)
+            return
         if keys is None:  # a video file: ask which
             path, _ = QFileDialog.getOpenFileName(
                 self, "Video file", str(self.settings_file.parent), VIDEO_FILTER
@@ -595,6 +671,32 @@ class RigPanel(QWidget):
             base = {"synthetic": "arena"}.get(keys.get("SOURCE", ""), keys.get("SOURCE", "cam"))
         safe = "".join(c if c.isalnum() or c in "_-" else "_" for c in base) or "camera"
         self.add_camera(self._unique_camera_name(safe[:32]), keys)
+
+    def _add_by_hand(self, source: str) -> None:
+        _, question = HAND_QUESTIONS[source]
+        text, ok = QInputDialog.getText(self, "Add a camera", question)
+        if ok and text.strip():
+            try:
+                self.add_camera_by_hand(source, text)
+            except ValueError as error:
+                self._say(str(error), problem=True)
+
+    def add_camera_by_hand(self, source: str, what: str) -> str:
+        """Add a camera of ``source`` opened by ``what`` (an index or URL, or a serial).
+
+        Returns the camera's name. The rig check then says whether it can be opened.
+        """
+        if source not in HAND_QUESTIONS:
+            raise ValueError(f"no camera kind {source!r}; choose from {', '.join(HAND_QUESTIONS)}")
+        key, _ = HAND_QUESTIONS[source]
+        value = what.strip()
+        if not value or "\n" in value:
+            raise ValueError(f"{key}: give one line, e.g. {HAND_EXAMPLES[source]}")
+        base = f"{source}_{value}" if source != "opencv" or value.isdigit() else "stream"
+        safe = "".join(c if c.isalnum() or c in "_-" else "_" for c in base)[:32] or "camera"
+        name = self._unique_camera_name(safe)
+        self.add_camera(name, {"SOURCE": source, key: value})
+        return name
 
     def add_video_camera(self, path: Path, name: str | None = None) -> str:
         """Add a video file as a camera paced at its own rate; return the camera's name."""
@@ -671,6 +773,7 @@ class RigPanel(QWidget):
         self._set(SESSION_SECTION, "PLANNED_DURATION", f"{minutes * 60:g}" if minutes else "")
 
     def _experiment_chosen(self) -> None:
+        self.allowed_experiments.add(self.experiment_choice.currentText().strip())
         self._set("Experiment", "NAME", self.experiment_choice.currentText())
 
     def _browse_model(self) -> None:
@@ -747,7 +850,12 @@ class RigPanel(QWidget):
         """Check the edited text as a whole, off the GUI thread; :attr:`checked` says when done."""
         self._check_timer.stop()
         self._generation += 1
-        check = _Check(self._generation, self.document.text(), self.settings_file)
+        check = _Check(
+            self._generation,
+            self.document.text(),
+            self.settings_file,
+            frozenset(self.allowed_experiments),
+        )
         check.done.connect(self._check_done)
         check.finished.connect(lambda c=check: self._checks.remove(c))
         self._checks.append(check)
@@ -781,6 +889,7 @@ class RigPanel(QWidget):
         """Write under the summary: problems in red, news (checking, saved) in a neutral colour."""
         self.problem_label.setStyleSheet(f"color: {PROBLEM_COLOUR if problem else NEWS_COLOUR};")
         self.problem_label.setText(text)
+        self.problem_label.setVisible(bool(text))  # empty, it left a blank first line
 
     def set_output_override(self, folder: Path | None) -> None:
         """Say that sessions go to ``folder`` (``app.py --output-dir``), not the settings' folder.
@@ -818,7 +927,18 @@ class RigPanel(QWidget):
         return [where if line.startswith("sessions go to:") else line for line in lines]
 
     def _show_experiment_info(self, settings: Settings | None) -> None:
+        lab_code = self.lab_code()
+        waiting = lab_code is not None and not self.experiment_allowed()
+        self.check_experiment_button.setVisible(waiting)
         if settings is None:
+            return
+        if waiting:
+            self.experiment_info.setText(
+                f"Not loaded yet: the experiment is your lab's code ({lab_code}), which runs "
+                "when it is imported. It is imported when you press Check experiment, choose "
+                "it, or press Start; until then its triggers, devices and keypoints are not "
+                "checked."
+            )
             return
 
         try:
@@ -962,11 +1082,16 @@ def _model_name(path: Path | None) -> str:
     return str(path) if path is not None else "the bundled arena model"
 
 
+def narrow_choice(choice: QComboBox) -> None:
+    """Let ``choice`` be narrower than its longest item (it shows it whole when opened)."""
+    choice.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+    choice.setMinimumContentsLength(CHOICE_CHARACTERS)
+
+
 def _status_line(name: str) -> QLabel:
     """Return a line for a job's progress and outcome (hidden until there is something to say)."""
-    label = QLabel("")
+    label = shrinkable(QLabel(""))
     label.setObjectName(name)
-    label.setWordWrap(True)
     label.setTextInteractionFlags(Qt.TextSelectableByMouse)
     label.hide()
     return label

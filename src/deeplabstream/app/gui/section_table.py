@@ -60,6 +60,9 @@ def _text(value: Any) -> str:
     return str(value)
 
 
+SHOWN_ROWS = 4  # in sight; the rest scrolls
+
+
 class SectionTable(QTableWidget):
     """The keys of one section: the value column is editable; empty means the default."""
 
@@ -74,6 +77,11 @@ class SectionTable(QTableWidget):
         header.setSectionResizeMode(0, QHeaderView.ResizeToContents)
         header.setStretchLastSection(True)
         vertical.setVisible(False)
+        # A few rows in sight, the rest scrolls: the Rig tab reaches the model without scrolling
+        # at 1600x1000 (the table asked for 192 px and pushed the model out of sight).
+        self.setMaximumHeight(
+            header.sizeHint().height() + SHOWN_ROWS * vertical.defaultSectionSize() + 4
+        )
         self._filling = False
         self.itemChanged.connect(self._changed)
 

@@ -8,13 +8,13 @@ from PyQt5.QtWidgets import (
     QFormLayout,
     QHBoxLayout,
     QHeaderView,
-    QLabel,
     QTableWidget,
     QTableWidgetItem,
     QWidget,
 )
 
 from deeplabstream.app.gui.banner import Banner
+from deeplabstream.app.gui.fitting import ElidedLabel
 from deeplabstream.live.processes.messages import ExperimentStatus
 from deeplabstream.live.session.runner import CameraFigures
 
@@ -119,16 +119,15 @@ class StatusPanel(QWidget):
         header.setStretchLastSection(True)
         self.table.setEditTriggers(QTableWidget.NoEditTriggers)
         self.table.setMaximumHeight(110)
-        self.recording = QLabel("not recording")
+        self.recording = ElidedLabel("not recording")
         self.recording.setObjectName("recording_status")
-        self.experiment = QLabel("not running")
+        self.experiment = ElidedLabel("not running")
         self.experiment.setObjectName("experiment_status")
-        self.last_event = QLabel("-")
+        self.last_event = ElidedLabel("-")
         self.last_event.setObjectName("last_event")
         self._loud: set[str] = set()  # cameras whose losses raised a latched alarm
-        self.latency_test = QLabel("not run")
+        self.latency_test = ElidedLabel("not run", mode=Qt.ElideMiddle)
         self.latency_test.setObjectName("latency_test_status")
-        self.latency_test.setTextInteractionFlags(Qt.TextSelectableByMouse)
         lines = QFormLayout()
         lines.addRow("Recording:", self.recording)
         lines.addRow("Experiment:", self.experiment)

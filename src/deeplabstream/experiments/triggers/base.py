@@ -19,6 +19,15 @@ event is never reported twice.
 
 Every trigger evaluates on every update; combinators update all their children every time (no
 short-circuit), so a child's memory (dwell timers, speed windows, edges) is always current.
+
+Short losses. A keypoint below its trigger's likelihood threshold is *not seen*: neither inside
+nor outside a region, neither fast nor slow. Every trigger that reads keypoints keeps its state
+through a loss for ``hold_s`` seconds of frame time after what it reads was last seen
+(:class:`LossHold`, default :data:`~experiments.observation.DEFAULT_HOLD_S`): a level trigger
+keeps its last value, an event trigger reports nothing, and its memory (a region's side, a
+dwell, a speed window) is left as it was. Only a loss longer than that is decided on, as the
+trigger decides a missing keypoint (false, continuity broken). Entries, exits and every other
+change therefore need the keypoint seen: a blink of the model is not a new entry.
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 from deeplabstream.experiments.observation import (
+    DEFAULT_HOLD_S,
     DEFAULT_MIN_LIKELIHOOD,
     FilteredPoint,
     KeypointFilter,
@@ -149,6 +159,45 @@ def check_choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
     return value
 
 
+class LossHold:
+    """How long a trigger keeps its state while what it reads is not seen (module docstring).
+
+    Parameters
+    ----------
+    hold_s
+        Seconds of frame time after the last sighting during which a loss is bridged (>= 0;
+        0: a loss is decided on at once, as before holds existed).
+
+    Feed it with :meth:`seen` on every observation in which the trigger's keypoints were seen;
+    :meth:`bridges` says whether a loss at time ``t`` is still within the hold. Time going
+    backwards (a new replay) forgets the last sighting.
+    """
+
+    __slots__ = ("hold_s", "last_seen_s")
+
+    def __init__(self, hold_s: float = DEFAULT_HOLD_S) -> None:
+        self.hold_s = check_number("hold_s", hold_s, 0.0)
+        self.last_seen_s: float | None = None
+
+    def seen(self, t: float) -> None:
+        """Note that what the trigger reads was seen at frame time ``t``."""
+        self.last_seen_s = t
+
+    def bridges(self, t: float) -> bool:
+        """Whether a loss at frame time ``t`` is within ``hold_s`` of the last sighting."""
+        last = self.last_seen_s
+        if last is None or self.hold_s <= 0.0:
+            return False
+        if t < last:  # time went backwards: a new replay
+            self.last_seen_s = None
+            return False
+        return t - last <= self.hold_s
+
+    def reset(self) -> None:
+        """Forget the last sighting."""
+        self.last_seen_s = None
+
+
 class Trigger(ABC):
     """A condition on the stream of observations that keeps its own state across them.
 
@@ -159,10 +208,14 @@ class Trigger(ABC):
 
     kind: ClassVar[str] = ""
     is_event: bool = False
+    #: Triggers that read keypoints set one (and implement :meth:`_inputs_seen`): a short loss
+    #: of what they read keeps their state (see the module docstring). None: no hold.
+    loss_hold: LossHold | None = None
 
     def __init__(self, camera: str | None = None) -> None:
         self.camera = camera
         self.state = False
+        self.holding = False  # the last update kept the state through a loss (LossHold)
 
     def cameras_read(self) -> tuple[str, ...] | None:
         """Return the cameras this trigger reads; None when it must be told (``camera=``).
@@ -193,12 +246,38 @@ class Trigger(ABC):
     def update(self, obs: AnyObservation) -> bool:
         """Feed the next observation; return the condition's state after it."""
         selected = select_camera(obs, self.camera, self._who())
-        if selected is None:
+        if selected is None or self._bridged(selected):
             if self.is_event:
-                self.state = False
+                self.state = False  # an event needs news, and its keypoints seen
             return self.state
         self.state = bool(self._step(selected))
         return self.state
+
+    def _bridged(self, obs: Observation) -> bool:
+        """Whether ``obs`` is a loss the :attr:`loss_hold` bridges (then no :meth:`_step`)."""
+        hold = self.loss_hold
+        if hold is None or hold.hold_s <= 0.0:  # nothing to bridge: no need to look
+            return False
+        if self._inputs_seen(obs):
+            hold.seen(obs.time_s)
+            self.holding = False
+        else:
+            self.holding = hold.bridges(obs.time_s)
+        return self.holding
+
+    def _inputs_seen(self, obs: Observation) -> bool:
+        """Whether what this trigger reads is seen in ``obs`` (for :attr:`loss_hold`)."""
+        return True
+
+    def end_hold(self) -> None:
+        """Decide the next loss at once: forget the last sighting (an animal's doubtful identity).
+
+        A loss bridged by the hold is a blink of the model on an animal that is where it was; an
+        animal whose identity is in doubt may be another one, and a stimulus waits rather than go
+        to it (:class:`~experiments.triggers.social.ForAnimal`).
+        """
+        if self.loss_hold is not None:
+            self.loss_hold.reset()
 
     @abstractmethod
     def _step(self, obs: Observation) -> bool:
@@ -207,6 +286,9 @@ class Trigger(ABC):
     def reset(self) -> None:
         """Forget all memory, as if just built."""
         self.state = False
+        self.holding = False
+        if self.loss_hold is not None:
+            self.loss_hold.reset()
         self._reset()
 
     def _reset(self) -> None:  # noqa: B027 - optional hook, nothing to forget by default
@@ -253,12 +335,17 @@ class KeypointTrigger(Trigger):
     camera
         Which camera's observations to use (None: see the module docstring).
     min_likelihood, policy, hold_s
-        The :class:`KeypointFilter`: keypoints below ``min_likelihood`` are missing
-        (``policy="missing"``) or held where last seen for up to ``hold_s`` seconds
-        (``policy="hold"``).
+        Keypoints below ``min_likelihood`` are not seen. For ``hold_s`` seconds after the
+        keypoints it reads were last seen (default 0.5), the trigger keeps its state
+        (``policy="missing"``: a :class:`LossHold`) or reads each keypoint where it was last
+        seen (``policy="hold"``, the :class:`KeypointFilter`); after that, a keypoint not seen
+        is missing. ``hold_s = 0`` decides on every frame alone.
     predicted
         Read the predicted positions (:attr:`Observation.predicted`, forward prediction) instead
         of the measured ones; the experiment must predict (else updating raises ValueError).
+
+    Subclasses whose keypoints are not simply :meth:`keypoints_read`, all seen, override
+    :meth:`_inputs_seen`.
     """
 
     def __init__(
@@ -266,14 +353,30 @@ class KeypointTrigger(Trigger):
         camera: str | None = None,
         min_likelihood: float = DEFAULT_MIN_LIKELIHOOD,
         policy: Policy = "missing",
-        hold_s: float = 0.0,
+        hold_s: float = DEFAULT_HOLD_S,
         predicted: bool = False,
     ) -> None:
         super().__init__(camera)
         self.filter = KeypointFilter(min_likelihood, policy, hold_s)
+        # With policy "hold" the filter bridges a loss (it reads the last position instead).
+        self.loss_hold: LossHold | None = LossHold(hold_s if policy == "missing" else 0.0)
         if not isinstance(predicted, bool):
             raise ValueError(f"predicted must be True or False, not {predicted!r}")
         self.predicted = predicted
+
+    def _inputs_seen(self, obs: Observation) -> bool:
+        """Whether every keypoint this trigger reads is seen in ``obs``.
+
+        Asked only with policy ``"missing"`` (the hold of ``"hold"`` is the filter's), so the
+        observation itself says it, without the filter's memory; on every update, hence short.
+        """
+        least, predicted = self.filter.min_likelihood, self.predicted
+        return all(obs.point(name, least, predicted) is not None for name in self.keypoints_read())
+
+    @property
+    def hold_s(self) -> float:
+        """Seconds a loss of its keypoints is bridged."""
+        return self.filter.hold_s
 
     def _lookup(self, obs: Observation, name: str) -> FilteredPoint | None:
         return self.filter.lookup(obs, name, self.predicted)
@@ -282,7 +385,7 @@ class KeypointTrigger(Trigger):
         return self.filter.point(obs, name, self.predicted)
 
     def reset(self) -> None:
-        """Forget all memory, held keypoints included."""
+        """Forget all memory, held keypoints and the last sighting included."""
         self.filter.reset()
         super().reset()
 

@@ -13,9 +13,10 @@ measurement are left out). The camera must deliver depth aligned to the analysed
 RealSense camera with ``DEPTH = true`` and ``ALIGN_DEPTH = true``, or an infrared main image);
 an observation of a camera without depth is an error, not a silent False.
 
-The height is unknown, and the trigger False, while the keypoint is missing (likelihood policy)
-or nothing around it was measured. With policy ``"hold"`` a held keypoint reads the depth of the
-current frame at its held position.
+A keypoint not seen keeps the trigger's state for ``hold_s`` seconds (default 0.5,
+:class:`~experiments.triggers.base.LossHold`); after that, and while nothing around it was
+measured, the height is unknown and the trigger False. With policy ``"hold"`` a held keypoint
+reads the depth of the current frame at its held position.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import math
 from typing import Any
 
 from deeplabstream.experiments.observation import (
+    DEFAULT_HOLD_S,
     DEFAULT_MIN_LIKELIHOOD,
     DEPTH_RADIUS_PX,
     Observation,
@@ -86,7 +88,7 @@ class Height(KeypointTrigger):
         camera: str | None = None,
         min_likelihood: float = DEFAULT_MIN_LIKELIHOOD,
         policy: Policy = "missing",
-        hold_s: float = 0.0,
+        hold_s: float = DEFAULT_HOLD_S,
         predicted: bool = False,
     ) -> None:
         super().__init__(camera, min_likelihood, policy, hold_s, predicted)
@@ -172,8 +174,8 @@ KINDS: tuple[TriggerKind, ...] = (
         "less than `BELOW_M`; both: a band), from the camera's depth image: height = `FLOOR_M` "
         "(the floor's distance from the camera) minus the depth under the keypoint (the median "
         "of the measured pixels within `RADIUS_PX`, default 2). Needs a RealSense camera with "
-        "`DEPTH = true` and `ALIGN_DEPTH = true`; false while the keypoint is missing or nothing "
-        "under it was measured.",
+        "`DEPTH = true` and `ALIGN_DEPTH = true`; false while nothing under the keypoint was "
+        "measured, or once it has not been seen for `HOLD_S` (0.5 s).",
         {
             "floor_m": number(
                 required=True, strict=True, unit="m, the floor's distance from the camera"

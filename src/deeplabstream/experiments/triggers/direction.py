@@ -20,7 +20,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from deeplabstream.experiments.observation import DEFAULT_MIN_LIKELIHOOD, Observation, Policy
+from deeplabstream.experiments.observation import (
+    DEFAULT_HOLD_S,
+    DEFAULT_MIN_LIKELIHOOD,
+    Observation,
+    Policy,
+)
 from deeplabstream.experiments.triggers.base import KeypointTrigger, check_choice, check_number
 from deeplabstream.experiments.triggers.geometry import Line, Marker, RegionShape, Shape
 from deeplabstream.experiments.triggers.kinds import (
@@ -154,7 +159,7 @@ class HeadDirection(_Bearing):
         camera: str | None = None,
         min_likelihood: float = DEFAULT_MIN_LIKELIHOOD,
         policy: Policy = "missing",
-        hold_s: float = 0.0,
+        hold_s: float = DEFAULT_HOLD_S,
         predicted: bool = False,
     ) -> None:
         super().__init__(target, origin, tip, camera, min_likelihood, policy, hold_s, predicted)
@@ -190,7 +195,7 @@ class TargetSide(_Bearing):
         camera: str | None = None,
         min_likelihood: float = DEFAULT_MIN_LIKELIHOOD,
         policy: Policy = "missing",
-        hold_s: float = 0.0,
+        hold_s: float = DEFAULT_HOLD_S,
         predicted: bool = False,
     ) -> None:
         super().__init__(target, origin, tip, camera, min_likelihood, policy, hold_s, predicted)

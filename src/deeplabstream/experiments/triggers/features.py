@@ -12,7 +12,10 @@ likelihood is below 0.9 are dropped, then the diameter is the median of the avai
 six estimates: top-bottom distance, left-right distance, and sqrt(2) times the distance of each of
 the four adjacent pairs (top-left, top-right, bottom-left, bottom-right), which for points on a
 circle is its diameter. NaN when no estimate is available. (IBL then smooths the series offline;
-live, use :class:`~experiments.triggers.combinators.Debounce` against flicker.)
+live, use :class:`~experiments.triggers.combinators.Debounce` against flicker.) A pupil trigger
+keeps its state for ``hold_s`` seconds (default 0.5) while no estimate is available (every
+keypoint dropped for a blink of the model), then it is false
+(:class:`~experiments.triggers.base.LossHold`).
 """
 
 from __future__ import annotations
@@ -23,10 +26,11 @@ from typing import Any
 
 import numpy as np
 
-from deeplabstream.experiments.observation import Observation
-from deeplabstream.experiments.triggers.base import Trigger, check_number
+from deeplabstream.experiments.observation import DEFAULT_HOLD_S, Observation
+from deeplabstream.experiments.triggers.base import LossHold, Trigger, check_number
 from deeplabstream.experiments.triggers.geometry import Rectangle, Shape
 from deeplabstream.experiments.triggers.kinds import (
+    HOLD,
     TriggerKind,
     identifier,
     keypoint_names,
@@ -209,8 +213,9 @@ class PupilDiameterAbove(Trigger):
         Dropping rule (IBL: 0.9).
     mm_per_px, camera
         Calibration; the camera to read.
-
-    False while no diameter estimate is available.
+    hold_s
+        While no diameter estimate is available, the state is kept this long after the last
+        estimate (seconds of frame time); then it is false.
     """
 
     kind = "pupil_above"
@@ -222,8 +227,12 @@ class PupilDiameterAbove(Trigger):
         min_likelihood: float = IBL_PUPIL_MIN_LIKELIHOOD,
         mm_per_px: float | None = None,
         camera: str | None = None,
+        hold_s: float = DEFAULT_HOLD_S,
     ) -> None:
         super().__init__(camera)
+        # Not the base's loss_hold: "seen" here is "a diameter could be estimated", which
+        # _step finds out anyway (the base would compute the diameter twice).
+        self._loss = LossHold(hold_s)
         self.threshold = check_number("threshold", threshold, 0.0)
         if len(keypoints) != 4:
             raise ValueError(f"keypoints must name top, right, bottom, left, not {keypoints!r}")
@@ -236,14 +245,32 @@ class PupilDiameterAbove(Trigger):
 
     def _reset(self) -> None:
         self.last_diameter = None
+        self._loss.reset()
 
     def _step(self, obs: Observation) -> bool:
         rows = [obs.index(name) for name in self.keypoints]
         diameter = float(pupil_diameter(obs.keypoints[rows], self.min_likelihood))
         if self.mm_per_px is not None:
             diameter *= self.mm_per_px
-        self.last_diameter = None if math.isnan(diameter) else diameter
-        return self.last_diameter is not None and self._holds(self.last_diameter)
+        if math.isnan(diameter):
+            self.holding = self._loss.bridges(obs.time_s)
+            if self.holding:
+                return self.state  # no estimate for a moment: the state holds
+            self.last_diameter = None
+            return False
+        self._loss.seen(obs.time_s)
+        self.holding = False
+        self.last_diameter = diameter
+        return self._holds(diameter)
+
+    def end_hold(self) -> None:
+        """Decide the next frame without an estimate at once."""
+        self._loss.reset()
+
+    @property
+    def hold_s(self) -> float:
+        """Seconds a frame without a diameter estimate keeps the state."""
+        return self._loss.hold_s
 
     def _holds(self, diameter: float) -> bool:
         return diameter > self.threshold
@@ -257,6 +284,7 @@ class PupilDiameterAbove(Trigger):
             "threshold": self.threshold,
             "keypoints": ",".join(self.keypoints),
             "min_likelihood": self.min_likelihood,
+            "hold_s": self.hold_s,
         }
         if self.mm_per_px is not None:
             params["mm_per_px"] = self.mm_per_px
@@ -290,6 +318,8 @@ _PUPIL_PARAMETERS = {
     "min_likelihood": number(maximum=1.0),
     "mm_per_px": number(strict=True),
     "camera": identifier(),
+    # How long a frame without a diameter estimate keeps the state (LossHold).
+    "hold_s": HOLD,
 }
 
 #: The trigger kinds of this module, by the names a config's KIND gives (registered by name

@@ -400,11 +400,17 @@ MIN_IDENTITY_CONFIDENCE = number(
 multi-animal model, an animal whose identity confidence (:mod:`pose.tracking.identities`) is lower
 is seen as missing, so that a stimulus never goes to an animal that may be the other one."""
 
+HOLD = number(
+    unit="seconds of frame time a keypoint not seen keeps the trigger's state; default 0.5, "
+    "0: decide on every frame alone"
+)
+"""``HOLD_S`` of every kind that reads keypoints (:class:`~experiments.triggers.base.LossHold`)."""
+
 FILTER: dict[str, SettingSpec] = {
     "camera": identifier(),
     "min_likelihood": number(maximum=1.0),
     "policy": choice(POLICIES),
-    "hold_s": number(unit=SECONDS),
+    "hold_s": HOLD,
     # Read forward-predicted positions (the experiment must predict: PREDICT in [Experiment]).
     "predicted": boolean(),
 }

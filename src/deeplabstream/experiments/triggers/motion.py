@@ -9,10 +9,13 @@ jitter from adding up with the frame rate. Until the history covers a whole wind
 the displacement since the first observation divided by the time since it. Units: px/s, or mm/s
 when ``mm_per_px`` (the calibration) is given, in which case thresholds are in mm/s.
 
-A missing keypoint (policy ``"missing"``) breaks the history: the speed is unknown (every speed
-trigger is False) until two new observations exist. With policy ``"hold"``, an observation whose
-keypoint is only held adds no sample and leaves the trigger's state as it was (a held position is
-not evidence that the animal stood still), for up to ``hold_s`` seconds.
+A keypoint not seen for up to ``hold_s`` seconds (default 0.5) leaves the trigger's state and
+its history as they were (:class:`~experiments.triggers.base.LossHold`): the next sighting
+measures the displacement across the gap, over the real time it took. With policy ``"hold"``,
+an observation whose keypoint is only held likewise adds no sample and leaves the state as it
+was (a held position is not evidence that the animal stood still). A keypoint missing for
+longer breaks the history: the speed is unknown (every speed trigger is False) until two new
+observations exist. Distances keep their state through a loss of either point likewise.
 
 Freezing. ``Freezing(threshold, duration_s)`` is True once the speed has been below ``threshold``
 for at least ``duration_s``. The freeze is dated from the start of the first slow window: the
@@ -33,6 +36,7 @@ from collections import deque
 from typing import Any
 
 from deeplabstream.experiments.observation import (
+    DEFAULT_HOLD_S,
     DEFAULT_MIN_LIKELIHOOD,
     Observation,
     Observations,
@@ -212,7 +216,7 @@ class SpeedAbove(_SpeedTrigger):
         camera: str | None = None,
         min_likelihood: float = DEFAULT_MIN_LIKELIHOOD,
         policy: Policy = "missing",
-        hold_s: float = 0.0,
+        hold_s: float = DEFAULT_HOLD_S,
         predicted: bool = False,
     ) -> None:
         super().__init__(
@@ -265,7 +269,7 @@ class Freezing(_SpeedTrigger):
         camera: str | None = None,
         min_likelihood: float = DEFAULT_MIN_LIKELIHOOD,
         policy: Policy = "missing",
-        hold_s: float = 0.0,
+        hold_s: float = DEFAULT_HOLD_S,
         predicted: bool = False,
     ) -> None:
         super().__init__(
@@ -373,7 +377,7 @@ class DistanceBelow(KeypointTrigger):
         mm_per_px: float | None = None,
         min_likelihood: float = DEFAULT_MIN_LIKELIHOOD,
         policy: Policy = "missing",
-        hold_s: float = 0.0,
+        hold_s: float = DEFAULT_HOLD_S,
         predicted: bool = False,
     ) -> None:
         if (camera_a is None) != (camera_b is None):
@@ -411,8 +415,16 @@ class DistanceBelow(KeypointTrigger):
         if obs_a is None or obs_b is None:
             self.last_distance, self._points = None, None
             self.state = False
-        else:
-            self.state = self._compare(self._point(obs_a, self.a), self._point(obs_b, self.b))
+            return self.state
+        pa, pb = self._point(obs_a, self.a), self._point(obs_b, self.b)
+        hold = self.loss_hold
+        if hold is not None and pa is not None and pb is not None:
+            hold.seen(obs.time_s)
+            self.holding = False
+        elif hold is not None and hold.bridges(obs.time_s):
+            self.holding = True  # a short loss of either point: the state holds
+            return self.state
+        self.state = self._compare(pa, pb)
         return self.state
 
     def _step(self, obs: Observation) -> bool:

@@ -5,10 +5,15 @@ The trigger follows which side of the region the keypoint is on, observation by 
 * Hysteresis (``margin_px``): a keypoint outside becomes *inside* when it is in the region (the
   boundary counts as in); once inside it stays inside until it is more than ``margin_px`` outside
   the boundary. A keypoint wandering along the edge therefore does not flicker in and out.
-* A keypoint that is missing (below the likelihood threshold, policy ``"missing"``) makes the side
-  unknown: every mode is False on that observation and continuity is broken (dwell restarts, the
-  next sighting is not a crossing). Policy ``"hold"`` bridges dropouts up to ``hold_s`` seconds
-  by keeping the last position.
+* A keypoint not seen (below the likelihood threshold) is neither inside nor outside. For
+  ``hold_s`` seconds after it was last seen (default 0.5) the trigger keeps its state and its
+  side (:class:`~experiments.triggers.base.LossHold`): ``inside`` stays true through a blink of
+  the model, and a keypoint seen inside again has not entered. Entries and exits need the
+  keypoint seen on both sides: seen outside before a short loss and inside after it is an
+  entry. A loss longer than ``hold_s`` makes the side unknown: every mode is False and
+  continuity is broken (dwell restarts, the next sighting is not a crossing). ``hold_s = 0``
+  decides on every frame alone. Policy ``"hold"`` bridges the loss by keeping the last position
+  instead.
 * Dwell (``min_dwell_s``): a side counts only once the keypoint has been on it continuously for at
   least that many seconds of frame time, measured from the first observation on that side.
 
@@ -31,7 +36,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from deeplabstream.experiments.observation import DEFAULT_MIN_LIKELIHOOD, Observation, Policy
+from deeplabstream.experiments.observation import (
+    DEFAULT_HOLD_S,
+    DEFAULT_MIN_LIKELIHOOD,
+    Observation,
+    Policy,
+)
 from deeplabstream.experiments.triggers.base import KeypointTrigger, check_choice, check_number
 from deeplabstream.experiments.triggers.geometry import RegionShape, Shape
 from deeplabstream.experiments.triggers.kinds import (
@@ -79,7 +89,7 @@ class Region(KeypointTrigger):
         camera: str | None = None,
         min_likelihood: float = DEFAULT_MIN_LIKELIHOOD,
         policy: Policy = "missing",
-        hold_s: float = 0.0,
+        hold_s: float = DEFAULT_HOLD_S,
         predicted: bool = False,
     ) -> None:
         super().__init__(camera, min_likelihood, policy, hold_s, predicted)
@@ -168,7 +178,8 @@ KINDS: tuple[TriggerKind, ...] = (
         Region,
         "A keypoint (default `nose`) relative to a circle, rectangle, ellipse or polygon: "
         "`MODE = inside` (default), `outside`, `entered` or `left` (one-update events). "
-        "`MIN_DWELL_S`: it must stay that long first; `MARGIN_PX`: hysteresis at the border.",
+        "`MIN_DWELL_S`: it must stay that long first; `MARGIN_PX`: hysteresis at the border; "
+        "`HOLD_S` (0.5 s): a keypoint not seen keeps the state that long (neither in nor out).",
         {
             "shape": GEOMETRY,
             "mode": choice(REGION_MODES),

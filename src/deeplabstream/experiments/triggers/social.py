@@ -30,13 +30,17 @@ Social triggers read two different animals, ``animals = (a, b)`` (default animal
     any keypoint of a within ``radius_px`` of any keypoint of b.
 
 Missing data. A keypoint is not seen when its likelihood is below ``min_likelihood``, a value is
-not finite, or its animal is not seen in that frame at all (its row all NaN). Then ``distance``
+not finite, or its animal is not seen in that frame at all (its row all NaN). For ``hold_s``
+seconds after they were last seen (default 0.5) a loss of the keypoints a trigger needs keeps its
+state, its hysteresis, its history and its timer as they were
+(:class:`~experiments.triggers.base.LossHold`; ``contact`` needs some keypoint of each animal).
+A longer loss is decided on: ``distance``
 is off and forgets its hysteresis (the next sighting must come closer than ``below_px`` again),
 ``approach`` is off and its closing-speed history restarts (it needs two new observations),
 ``following`` is off and its timer restarts; ``contact`` leaves the keypoints not seen out and is
 off when no seen pair touches. Policy ``"hold"`` bridges short dropouts, per animal, with the last
-seen position (``approach`` and ``following`` then keep their state and add no sample, as the
-speed triggers do: a held position is no evidence of movement).
+seen position instead (``approach`` and ``following`` then keep their state and add no sample, as
+the speed triggers do: a held position is no evidence of movement).
 
 Animals beyond the model's count: asking for animal 2 of a single-animal model (or animal 5 of
 a model reporting 4) is a ``ValueError`` on the first observation, naming the trigger and the
@@ -53,6 +57,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from deeplabstream.experiments.observation import (
+    DEFAULT_HOLD_S,
     DEFAULT_MIN_LIKELIHOOD,
     FilteredPoint,
     KeypointFilter,
@@ -60,7 +65,12 @@ from deeplabstream.experiments.observation import (
     Observations,
     Policy,
 )
-from deeplabstream.experiments.triggers.base import AnyObservation, Trigger, check_number
+from deeplabstream.experiments.triggers.base import (
+    AnyObservation,
+    LossHold,
+    Trigger,
+    check_number,
+)
 from deeplabstream.experiments.triggers.geometry import Line, Shape
 from deeplabstream.experiments.triggers.kinds import (
     FILTER,
@@ -158,9 +168,14 @@ class ForAnimal(Trigger):
 
     def _as_animal(self, obs: Observation) -> Observation:
         try:
-            return obs.for_animal(self.animal, self.min_identity_confidence)
+            view = obs.for_animal(self.animal, self.min_identity_confidence)
         except ValueError as error:
             raise ValueError(f"{self._who()}: {error}") from None
+        if self.min_identity_confidence > 0 and not (
+            obs.identity_confidence_of(self.animal) >= self.min_identity_confidence
+        ):
+            self.trigger.end_hold()  # a doubtful identity is decided at once, never bridged
+        return view
 
     def _step(self, obs: Observation) -> bool:  # pragma: no cover - update() is overridden
         raise NotImplementedError
@@ -246,6 +261,9 @@ class _TwoAnimals(Trigger):
             KeypointFilter(min_likelihood, policy, hold_s),
             KeypointFilter(min_likelihood, policy, hold_s),
         )
+        # A short loss of either animal's keypoints keeps the state (policy "hold": the filters
+        # bridge it with the last positions instead).
+        self.loss_hold: LossHold | None = LossHold(hold_s if policy == "missing" else 0.0)
         self.min_identity_confidence = 0.0
 
     def require_identity_confidence(self, minimum: float) -> None:
@@ -266,6 +284,32 @@ class _TwoAnimals(Trigger):
 
     def _lookup(self, view: Observation, which: int, name: str) -> FilteredPoint | None:
         return self.filters[which].lookup(view, name)
+
+    def _pair_keypoints(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """Return the keypoints of the first animal and of the second the state needs seen."""
+        raise NotImplementedError
+
+    def _doubtful(self, obs: Observation) -> bool:
+        """Whether either animal's identity confidence is below the minimum asked for."""
+        least = self.min_identity_confidence
+        return least > 0 and not all(
+            obs.identity_confidence_of(number) >= least for number in self.animals
+        )
+
+    def _bridged(self, obs: Observation) -> bool:
+        """As every trigger's, but a doubtful identity is decided at once, never bridged."""
+        if self._doubtful(obs):
+            self.end_hold()
+        return super()._bridged(obs)
+
+    def _inputs_seen(self, obs: Observation) -> bool:
+        """Whether the keypoints of both animals the state needs are seen (for the hold)."""
+        views = self._views(obs)
+        return all(
+            self._lookup(views[which], which, name) is not None
+            for which, names in enumerate(self._pair_keypoints())
+            for name in names
+        )
 
     def reset(self) -> None:
         """Forget all memory, held keypoints included."""
@@ -346,7 +390,7 @@ class AnimalDistance(_TwoAnimals):
         camera: str | None = None,
         min_likelihood: float = DEFAULT_MIN_LIKELIHOOD,
         policy: Policy = "missing",
-        hold_s: float = 0.0,
+        hold_s: float = DEFAULT_HOLD_S,
     ) -> None:
         super().__init__(animals, camera, min_likelihood, policy, hold_s)
         if (below_px is None) == (above_px is None):
@@ -393,6 +437,10 @@ class AnimalDistance(_TwoAnimals):
         if self.state:  # on: stay on until beyond the release distance
             return distance <= self.release_px if closer else distance >= self.release_px
         return distance < self.threshold if closer else distance > self.threshold
+
+    def _pair_keypoints(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """Return the keypoint of each animal."""
+        return (self.keypoints[0],), (self.keypoints[1],)
 
     def measurement(self) -> str:
         """Return the distance at the last update."""
@@ -499,7 +547,7 @@ class Approach(_TwoAnimals):
         camera: str | None = None,
         min_likelihood: float = DEFAULT_MIN_LIKELIHOOD,
         policy: Policy = "missing",
-        hold_s: float = 0.0,
+        hold_s: float = DEFAULT_HOLD_S,
     ) -> None:
         super().__init__(animals, camera, min_likelihood, policy, hold_s)
         self.speed = check_number("speed", speed, 0.0, strict=True)
@@ -535,6 +583,10 @@ class Approach(_TwoAnimals):
         if closing is None or not closing > self.speed:
             return False
         return self.within_px is None or distance <= self.within_px
+
+    def _pair_keypoints(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """Return the keypoint of each animal."""
+        return (self.keypoints[0],), (self.keypoints[1],)
 
     def measurement(self) -> str:
         """Return the closing speed and the distance at the last update."""
@@ -624,7 +676,7 @@ class Following(_TwoAnimals):
         camera: str | None = None,
         min_likelihood: float = DEFAULT_MIN_LIKELIHOOD,
         policy: Policy = "missing",
-        hold_s: float = 0.0,
+        hold_s: float = DEFAULT_HOLD_S,
     ) -> None:
         super().__init__(animals, camera, min_likelihood, policy, hold_s)
         self.distance_px = check_number("distance_px", distance_px, 0.0)
@@ -654,6 +706,10 @@ class Following(_TwoAnimals):
         self.last_speeds: tuple[float | None, float | None] = (None, None)
         self.last_angle_deg: float | None = None
         self._pair: tuple[Point, Point] | None = None
+
+    def _pair_keypoints(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """Return the head and tail of both animals."""
+        return (self.head, self.tail), (self.head, self.tail)
 
     def _body(self, view: Observation, which: int) -> tuple[FilteredPoint, FilteredPoint] | None:
         """Return an animal's head and tail, or None when either is not seen."""
@@ -751,7 +807,7 @@ class Contact(_TwoAnimals):
         camera: str | None = None,
         min_likelihood: float = DEFAULT_MIN_LIKELIHOOD,
         policy: Policy = "missing",
-        hold_s: float = 0.0,
+        hold_s: float = DEFAULT_HOLD_S,
     ) -> None:
         super().__init__(animals, camera, min_likelihood, policy, hold_s)
         self.radius_px = check_number("radius_px", radius_px, 0.0)
@@ -762,6 +818,13 @@ class Contact(_TwoAnimals):
     def _reset(self) -> None:
         self.last_gap: float | None = None
         self._pair: tuple[Point, Point] | None = None
+
+    def _inputs_seen(self, obs: Observation) -> bool:
+        """Whether some keypoint of each animal is seen (for the hold)."""
+        view_a, view_b = self._views(obs)
+        return bool(self._seen(view_a, 0, self.keypoints_a)) and bool(
+            self._seen(view_b, 1, self.keypoints_b)
+        )
 
     def _seen(self, view: Observation, which: int, names: tuple[str, ...] | None) -> list[Point]:
         found = (self._lookup(view, which, name) for name in names or view.names)

@@ -13,8 +13,10 @@ z = 0 and z pointing up. These triggers read it:
 
 An update without a new set (one camera's pose came, or the set's pairing error was above
 ``MAX_PAIRING_MS``) is no news: the trigger keeps its state. A set in which the keypoint was not
-triangulated (fewer than two cameras saw it well) makes the trigger false, as a missing
-keypoint makes a 2D trigger false. A session without a calibration refuses an experiment with
+triangulated (fewer than two cameras saw it well) is a loss: for ``hold_s`` seconds after the
+keypoint was last triangulated (default 0.5) the trigger keeps its state
+(:class:`~experiments.triggers.base.LossHold`), then it is false, as a missing keypoint makes a
+2D trigger false. A session without a calibration refuses an experiment with
 these triggers before it starts (``live/session/preflight.py``).
 """
 
@@ -25,9 +27,15 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from deeplabstream.experiments.observation import Observation, Observations
-from deeplabstream.experiments.triggers.base import AnyObservation, Trigger, check_number
+from deeplabstream.experiments.observation import DEFAULT_HOLD_S, Observation, Observations
+from deeplabstream.experiments.triggers.base import (
+    AnyObservation,
+    LossHold,
+    Trigger,
+    check_number,
+)
 from deeplabstream.experiments.triggers.kinds import (
+    HOLD,
     TriggerKind,
     keypoint_name,
     number,
@@ -80,11 +88,12 @@ class SpaceTrigger(Trigger):
     :meth:`_space_params`.
     """
 
-    def __init__(self, keypoint: str) -> None:
+    def __init__(self, keypoint: str, hold_s: float = DEFAULT_HOLD_S) -> None:
         super().__init__(None)
         if not isinstance(keypoint, str) or not keypoint:
             raise ValueError(f"keypoint must be a keypoint name, not {keypoint!r}")
         self.keypoint = keypoint
+        self.loss_hold: LossHold | None = LossHold(hold_s)
         self.last_xyz: tuple[float, float, float] | None = None
 
     def cameras_read(self) -> tuple[str, ...]:
@@ -96,9 +105,24 @@ class SpaceTrigger(Trigger):
         points = obs.points3d if isinstance(obs, Observations) else None
         if points is None:
             return self.state
-        self.last_xyz = points.point(self.keypoint)
-        self.state = False if self.last_xyz is None else bool(self._holds(self.last_xyz))
+        xyz = points.point(self.keypoint)
+        hold = self.loss_hold
+        assert hold is not None
+        if xyz is not None:
+            hold.seen(obs.time_s)
+            self.holding = False
+        elif hold.bridges(obs.time_s):
+            self.holding = True  # not triangulated for a moment: the state holds
+            return self.state
+        self.last_xyz = xyz
+        self.state = False if xyz is None else bool(self._holds(xyz))
         return self.state
+
+    @property
+    def hold_s(self) -> float:
+        """Seconds a loss of the keypoint's triangulation is bridged."""
+        assert self.loss_hold is not None
+        return self.loss_hold.hold_s
 
     def _step(self, obs: Observation) -> bool:
         return self.state  # a single camera's observation carries no 3D set: no news
@@ -114,7 +138,7 @@ class SpaceTrigger(Trigger):
         return (self.keypoint,)
 
     def _params(self) -> dict[str, Any]:
-        return {"keypoint": self.keypoint, **self._space_params()}
+        return {"keypoint": self.keypoint, **self._space_params(), "hold_s": self.hold_s}
 
     def _space_params(self) -> dict[str, Any]:
         raise NotImplementedError
@@ -138,9 +162,13 @@ class HeightAbove(SpaceTrigger):
     kind = "height_above"
 
     def __init__(
-        self, threshold_mm: float, keypoint: str = "nose", hysteresis_mm: float = 0.0
+        self,
+        threshold_mm: float,
+        keypoint: str = "nose",
+        hysteresis_mm: float = 0.0,
+        hold_s: float = DEFAULT_HOLD_S,
     ) -> None:
-        super().__init__(keypoint)
+        super().__init__(keypoint, hold_s)
         self.threshold_mm = check_number("threshold_mm", threshold_mm)
         self.hysteresis_mm = check_number("hysteresis_mm", hysteresis_mm, 0.0)
 
@@ -167,8 +195,9 @@ class Distance3DBelow(SpaceTrigger):
         point: str | Sequence[float],
         threshold_mm: float,
         keypoint: str = "nose",
+        hold_s: float = DEFAULT_HOLD_S,
     ) -> None:
-        super().__init__(keypoint)
+        super().__init__(keypoint, hold_s)
         self.point = _point("point", point)
         self.threshold_mm = check_number("threshold_mm", threshold_mm, 0.0)
         self.last_distance_mm: float | None = None
@@ -198,8 +227,10 @@ class InsideBox3D(SpaceTrigger):
 
     kind = "inside_box3d"
 
-    def __init__(self, box: str | Sequence[float], keypoint: str = "nose") -> None:
-        super().__init__(keypoint)
+    def __init__(
+        self, box: str | Sequence[float], keypoint: str = "nose", hold_s: float = DEFAULT_HOLD_S
+    ) -> None:
+        super().__init__(keypoint, hold_s)
         self.box = _box(box)
 
     def _holds(self, xyz: tuple[float, float, float]) -> bool:
@@ -216,9 +247,13 @@ class InsideSphere3D(SpaceTrigger):
     kind = "inside_sphere3d"
 
     def __init__(
-        self, center: str | Sequence[float], radius_mm: float, keypoint: str = "nose"
+        self,
+        center: str | Sequence[float],
+        radius_mm: float,
+        keypoint: str = "nose",
+        hold_s: float = DEFAULT_HOLD_S,
     ) -> None:
-        super().__init__(keypoint)
+        super().__init__(keypoint, hold_s)
         self.center = _point("center", center)
         self.radius_mm = check_number("radius_mm", radius_mm, 0.0, strict=True)
 
@@ -234,10 +269,12 @@ def _parse_point(text: str) -> tuple[float, float, float]:
 
 
 _POINT = trigger_parameter(_parse_point, "three numbers 'X, Y, Z' (mm)", required=True)
-_KEYPOINT = {"keypoint": keypoint_name()}
+# HOLD_S: how long a keypoint not triangulated keeps the state (LossHold).
+_KEYPOINT = {"keypoint": keypoint_name(), "hold_s": HOLD}
 _NEEDS = (
     " Needs `[Triangulation] CALIBRATION` in the settings (docs/3d.md); unknown (the state is "
-    "kept) while no new 3D set comes, false while the keypoint is not triangulated."
+    "kept) while no new 3D set comes, and for `HOLD_S` (0.5 s) while the keypoint is not "
+    "triangulated; false after that."
 )
 
 #: The trigger kinds of this module, by the names a config's KIND gives (registered by name

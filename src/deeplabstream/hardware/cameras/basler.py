@@ -68,6 +68,8 @@ _BAYER_PATTERN = {"BayerRG8": "RGGB", "BayerBG8": "BGGR", "BayerGR8": "GRBG", "B
 CONTROL_FEATURES: dict[str, tuple[str, tuple[str, ...], str, str, bool]] = {
     "exposure": ("Exposure", ("ExposureTime", "ExposureTimeAbs"), "µs", "EXPOSURE", True),
     "gain": ("Gain", ("Gain", "GainAbs"), "dB", "GAIN", True),
+    # The sensor's black level: the image's brightness, live, where the camera has it.
+    "brightness": ("Brightness (black level)", ("BlackLevel", "BlackLevelRaw"), "", "", True),
     "framerate": (
         "Frame rate",
         ("AcquisitionFrameRate", "AcquisitionFrameRateAbs"),
@@ -479,10 +481,10 @@ class BaslerCamera(Camera):
             self.settings = replace(self.settings, exposure=kept)
         elif name == "gain":
             self.settings = replace(self.settings, gain=kept)
-        else:
+        elif name == "framerate":
             self.settings = replace(self.settings, framerate=kept)
-        applied = {"exposure": "exposure_us", "gain": "gain_db", "framerate": "framerate"}[name]
-        self._applied[applied] = kept
+        applied = {"exposure": "exposure_us", "gain": "gain_db", "framerate": "framerate"}
+        self._applied[applied.get(name, name)] = kept
         return kept
 
     def _limits(

@@ -61,6 +61,9 @@ FIRST_FRAME_RETRY_S = 0.05
 CONTROL_PROPERTIES: dict[str, tuple[int, str, float, float, str, str, bool]] = {
     "exposure": (cv2.CAP_PROP_EXPOSURE, "Exposure", -20.0, 100_000.0, "", "", True),
     "gain": (cv2.CAP_PROP_GAIN, "Gain", 0.0, 1000.0, "", "", True),
+    # The driver's own scale (V4L2: often -64..64 or 0..255); offered only where it reports it.
+    "brightness": (cv2.CAP_PROP_BRIGHTNESS, "Brightness", -255.0, 255.0, "", "", True),
+    "white_balance": (cv2.CAP_PROP_WB_TEMPERATURE, "White balance", 1000.0, 10e3, "K", "", True),
     "framerate": (cv2.CAP_PROP_FPS, "Frame rate", 0.1, 1000.0, "Hz", "FRAMERATE", False),
     "width": (cv2.CAP_PROP_FRAME_WIDTH, "Width", 1.0, 16384.0, "px", "WIDTH", False),
     "height": (cv2.CAP_PROP_FRAME_HEIGHT, "Height", 1.0, 16384.0, "px", "HEIGHT", False),
@@ -287,14 +290,24 @@ class OpenCVCamera(Camera):
         )
 
     def set_control(self, name: str, value: float) -> float:
-        """Set exposure or gain on the capture thread; return the value the device reports."""
+        """Set a live control on the capture thread; return the value the device reports.
+
+        White balance switches the driver's automatic white balance off first, as exposure
+        and gain are taken as given.
+        """
         control = self.checked_control(name, value)
         capture = self._capture
         if capture is None:
             raise CameraError(f"{self._label}: set_control() before open() or after close()")
         prop = CONTROL_PROPERTIES[name][0]
+
+        def apply() -> tuple[bool, float]:
+            if name == "white_balance":
+                capture.set(cv2.CAP_PROP_AUTO_WB, 0.0)  # a driver without it ignores this
+            return capture.set(prop, float(value)), capture.get(prop)
+
         accepted, kept = self._on_thread(
-            lambda: (capture.set(prop, float(value)), capture.get(prop)),
+            apply,
             f"did not take {control.label}",
         )
         if not accepted:

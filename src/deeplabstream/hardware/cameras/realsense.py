@@ -55,6 +55,14 @@ HARDWARE_CLOCK_WRAP_US = 1 << 32
 CONTROL_OPTIONS: dict[str, tuple[str, str, str]] = {
     "exposure": ("Exposure", "µs", "EXPOSURE"),
     "gain": ("Gain", "", ""),
+    "brightness": ("Brightness", "", ""),
+    "white_balance": ("White balance", "K", ""),
+}
+# The automatic mode each control switches off first (the value would be overridden).
+AUTO_OPTIONS = {
+    "exposure": "enable_auto_exposure",
+    "gain": "enable_auto_exposure",
+    "white_balance": "enable_auto_white_balance",
 }
 
 
@@ -357,7 +365,7 @@ class RealSenseCamera(Camera):
         return tuple(found)
 
     def set_control(self, name: str, value: float) -> float:
-        """Set exposure or gain (auto exposure off first), rounded to the option's step."""
+        """Set a control (its automatic mode off first), rounded to the option's step."""
         control = self.checked_control(name, value)
         rs, sensor = self._rs, self._control_sensor()
         assert rs is not None and sensor is not None  # checked_control found the control
@@ -365,7 +373,9 @@ class RealSenseCamera(Camera):
         if control.step > 0:  # the SDK refuses a value between two steps
             value = control.minimum + round((value - control.minimum) / control.step) * control.step
             value = min(value, control.maximum)
-        _set_option(sensor, rs.option.enable_auto_exposure, 0)
+        auto = AUTO_OPTIONS.get(name)
+        if auto is not None and getattr(rs.option, auto, None) is not None:
+            _set_option(sensor, getattr(rs.option, auto), 0)
         try:
             sensor.set_option(option, value)
             kept = float(sensor.get_option(option))

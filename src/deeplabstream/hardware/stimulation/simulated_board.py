@@ -13,12 +13,14 @@ test's LED from that log). Building it needs ``gcc-avr``, ``avr-libc``, ``simavr
 from __future__ import annotations
 
 import os
-import select
 import shutil
 import subprocess
+import threading
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import IO, Self
+
+import psutil
 
 from deeplabstream.core.errors import DeviceError
 from deeplabstream.core.lifetime import children_leave_sigint_to_parent
@@ -113,8 +115,7 @@ class SimulatedBoard:
         with children_leave_sigint_to_parent():
             self._process = self._popen()
         assert self._process.stdout is not None
-        ready, _, _ = select.select([self._process.stdout], [], [], START_TIMEOUT_S)
-        line = self._process.stdout.readline() if ready else ""
+        line = _first_line_within(self._process.stdout, START_TIMEOUT_S)
         if not line.startswith("PTY "):
             self.stop()
             raise SimulatedBoardError(f"the simulated board did not start (simstim said {line!r})")
@@ -145,8 +146,8 @@ class SimulatedBoard:
 
     def keep_on(self, cpus: set[int]) -> None:
         """Run the simulator on these cores only (where the app keeps its side work)."""
-        if self._process is not None and cpus:
-            os.sched_setaffinity(self._process.pid, cpus)
+        if self._process is not None and cpus and hasattr(psutil.Process, "cpu_affinity"):
+            psutil.Process(self._process.pid).cpu_affinity(sorted(cpus))
 
     def stop(self) -> None:
         """End the simulator (closing its stdin ends it; killed after 10 s)."""
@@ -178,3 +179,16 @@ class SimulatedBoard:
     ) -> None:
         """Stop the simulated board at the end of the block."""
         self.stop()
+
+
+def _first_line_within(stream: IO[str], timeout_s: float) -> str:
+    """Return the first line of ``stream`` if it comes within ``timeout_s``, else "".
+
+    A thread reads it: ``select`` on a pipe exists on POSIX only. A reader left waiting ends
+    when the process behind ``stream`` is stopped (end of file).
+    """
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.append(stream.readline()), daemon=True)
+    reader.start()
+    reader.join(timeout_s)
+    return lines[0] if lines else ""

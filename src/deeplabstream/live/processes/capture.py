@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import signal
 import time
 from dataclasses import dataclass
@@ -45,7 +44,7 @@ from deeplabstream.core.clock import precise_timers
 from deeplabstream.core.collector import settle_after_start_up
 from deeplabstream.core.fault_hooks import hold_here
 from deeplabstream.core.frames import FrameGeometry
-from deeplabstream.core.lifetime import die_with_parent, leave_sigint_to_parent
+from deeplabstream.core.lifetime import die_with_parent, leave_sigint_to_parent, parent_ended
 from deeplabstream.core.logs import LogTarget, add_log_file, configure_process_logging
 from deeplabstream.core.priority import ProcessPriority, apply_process_priority
 from deeplabstream.hardware.cameras import Camera, CameraControl, CameraError
@@ -94,14 +93,16 @@ class CaptureJob:
 def capture_main(job: CaptureJob) -> None:
     """Entry point of a capture process.
 
-    It ends with the main process: SIGTERM when that one ends (:func:`die_with_parent`), whose
-    default action ends it at once; nobody is left to finalise the session, so nothing waits.
+    It ends with the main process (:func:`die_with_parent`): at once, since nobody is left to
+    finalise the session, so nothing waits.
     """
     leave_sigint_to_parent()  # the main process decides when to stop
     die_with_parent(signal.SIGTERM)
     configure_process_logging(job.log_target, f"capture:{job.camera.name}")
-    apply_process_priority(job.priority)  # before the camera's driver starts its threads
-    precise_timers()  # a paced camera sleeps until each frame is due: wake then, not later
+    scheduling = {
+        "priority": apply_process_priority(job.priority),  # before the driver's threads start
+        "timers": precise_timers(),  # a paced camera sleeps until each frame is due: wake then
+    }
     writers = [ChannelWriter(connection) for connection in job.channels]
     # Always wrapped: mirroring may be switched on while streaming (the Camera tab); while the
     # orientation is the identity, frames pass without a copy.
@@ -112,7 +113,7 @@ def capture_main(job: CaptureJob) -> None:
         common.mirror,
     )
     try:
-        _open_and_stream(job, camera, writers)
+        _open_and_stream(job, camera, writers, scheduling)
     finally:
         try:
             camera.close()
@@ -125,7 +126,12 @@ def capture_main(job: CaptureJob) -> None:
             job.controls.close()
 
 
-def _open_and_stream(job: CaptureJob, camera: Camera, writers: list[ChannelWriter]) -> None:
+def _open_and_stream(
+    job: CaptureJob,
+    camera: Camera,
+    writers: list[ChannelWriter],
+    scheduling: dict[str, Any],
+) -> None:
     try:
         geometry = camera.open()
     except CameraError as error:
@@ -148,7 +154,7 @@ def _open_and_stream(job: CaptureJob, camera: Camera, writers: list[ChannelWrite
         job.control.send(Failed(f"camera {job.camera.name!r}: companion streams: {error}"))
         return
     try:
-        _announce_and_stream(job, camera, writers, geometry, companions)
+        _announce_and_stream(job, camera, writers, geometry, companions, scheduling)
     finally:
         companions.close()
 
@@ -159,8 +165,10 @@ def _announce_and_stream(
     writers: list[ChannelWriter],
     geometry: FrameGeometry,
     companions: CompanionOutputs,
+    scheduling: dict[str, Any],
 ) -> None:
     description = camera.describe()
+    description["scheduling"] = scheduling  # what this process asked for and got: session.json
     if companions:
         description["companions"] = companions.describe()
     job.control.send(
@@ -212,7 +220,6 @@ def _stream(
     header["state"] = StreamState.STREAMING
     seq = 0
     last_index = -1
-    parent = os.getppid()
     # Lockstep needs the reader's counters to start at frame 0: it must have subscribed already.
     lockstep = _Lockstep(ring) if _wants_lockstep(camera, header) else None
     requests = _ControlRequests(job.controls, camera)
@@ -222,7 +229,7 @@ def _stream(
                 if lockstep is not None:
                     lockstep.wait_until_taken(seq)
                 return EndReason.STOPPED, "frame limit reached", seq
-            if os.getppid() != parent:  # the main process died: do not stream on as an orphan
+            if parent_ended():  # the main process died: do not stream on as an orphan
                 return EndReason.STOPPED, "main process ended", seq
             if lockstep is not None:
                 lockstep.wait_until_taken(seq)  # before the grab, so stamps exclude the wait

@@ -21,6 +21,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from deeplabstream.core.call_watchdog import CallStalled, time_limit
 from deeplabstream.core.clock import host_now_ns
 from deeplabstream.core.errors import DeviceError, ExperimentError
 from deeplabstream.core.stats import DurationHistogram
@@ -35,7 +36,7 @@ from deeplabstream.experiments.observation import (
 )
 from deeplabstream.experiments.registry import load_experiment
 from deeplabstream.hardware.stimulation import StimulationDevice
-from deeplabstream.hardware.stimulation.base import ActionRecord
+from deeplabstream.hardware.stimulation.base import ActionRecord, DeviceLostError
 from deeplabstream.hardware.stimulation.latency import (
     LatencyTestSpec,
     run_file,
@@ -51,7 +52,8 @@ from deeplabstream.live.processes.messages import (
     StartExperiment,
     TriggerView,
 )
-from deeplabstream.outputs.lsl import EventOutlet, marker_text
+from deeplabstream.outputs.lsl import marker_text
+from deeplabstream.outputs.plugin import EventMarkers
 from deeplabstream.settings.sections import DeviceSettings
 
 log = logging.getLogger(__name__)
@@ -69,6 +71,12 @@ STATUS_EVENTS = 200
 #: names the device), an OSError of a port or driver it did not wrap, a ValueError of a value the
 #: device refuses.
 _DEVICE_FAILURES = (DeviceError, OSError, ValueError)
+
+
+#: An experiment's update that has not returned after this long is stopped (it is stuck: a
+#: loop that never ends, a wait for something that never comes); a slow one (tenths of a
+#: second) is a late decision, judged by the deadline, not stopped.
+UPDATE_LIMIT_S = 3.0
 
 
 class ExperimentStartError(ExperimentError, RuntimeError):
@@ -100,6 +108,7 @@ class ExperimentRun:
         self._ack_ns = DurationHistogram()  # frame arrival -> device acknowledgement
         self._pairing_ns = DurationHistogram()  # several cameras: largest pairing error per update
         self._actions = 0
+        self._not_sent = 0  # actions decided whose command never left (events.csv not_sent)
         self._events_sent = 0  # events of the log already sent with a status
         self._seconds_active = dict.fromkeys(experiment.triggers, 0.0)
         self._true_since_last: set[str] = set()  # triggers true after the previous update
@@ -118,7 +127,7 @@ class ExperimentRun:
         session_dir: Path,
         events_file: str = EVENTS_FILE,
         latency_test: LatencyTestSpec | None = None,
-        markers: EventOutlet | None = None,
+        markers: EventMarkers | None = None,
     ) -> ExperimentRun:
         """Load the experiment, open every device it uses, and start its event file.
 
@@ -190,7 +199,13 @@ class ExperimentRun:
         self._report_elapsed(newest)
         update_started_ns = host_now_ns()
         try:
-            actions = self.experiment.update(subject)
+            # An update that never returns is interrupted (core/call_watchdog.py): the
+            # experiment is blamed and stopped; pose estimation and its files go on.
+            with time_limit(f"experiment {self.experiment.name!r}: its update", UPDATE_LIMIT_S):
+                actions = self.experiment.update(subject)
+        except CallStalled as stall:
+            self._fail(f"{stall} at frame {newest.frame_index} of camera {newest.camera!r}")
+            return
         except MissingKeypointError as error:  # a setting to fix, not a bug: no traceback
             self._fail(f"experiment {self.experiment.name!r}: {error}")
             return
@@ -236,11 +251,14 @@ class ExperimentRun:
         events = self.experiment.events
         sent: list[tuple[Action, ActionRecord]] = []
         failure_text = None
-        for action in actions:  # every command first; their bookkeeping after
+        for index, action in enumerate(actions):  # every command first; their bookkeeping after
             try:
                 sent.append((action, _send(self.devices[action.device], action)))
             except _DEVICE_FAILURES as failure:
                 failure_text = f"device {action.device!r}: {failure}"
+                self._mark_not_sent(action, _why_not_sent(failure))
+                for later in actions[index + 1 :]:  # the experiment stops: never tried
+                    self._mark_not_sent(later, "an earlier command failed")
                 break
         for action, record in sent:
             self._actions += 1
@@ -291,11 +309,16 @@ class ExperimentRun:
         # The finish row of events.csv says why, not only "stopped".
         for action in self.experiment.stop(reason=f"failed: {message}"):
             device = self.devices.get(action.device)
+            if device is None:
+                self._mark_not_sent(action, f"no device {action.device!r}")
+                continue
             try:
-                if device is not None:
-                    _send(device, action)
-            except _DEVICE_FAILURES:
-                pass  # already failing: the first failure is the one reported
+                record = _send(device, action)
+            except _DEVICE_FAILURES as failure:
+                # already failing: the first failure is the one reported, this one is logged
+                self._mark_not_sent(action, _why_not_sent(failure))
+                continue
+            self.experiment.events.fill_times(action, written=record.written_ns / 1e9)
         self.experiment.events.close()
 
     def stop(self) -> None:
@@ -310,6 +333,7 @@ class ExperimentRun:
                         record = _send(self.devices[action.device], action)
                     except _DEVICE_FAILURES as failure:
                         log.error("could not switch off %s: %s", action.device, failure)
+                        self._mark_not_sent(action, _why_not_sent(failure))
                         continue
                     self.experiment.events.fill_times(
                         action, decided=now / 1e9, written=record.written_ns / 1e9
@@ -344,10 +368,20 @@ class ExperimentRun:
         write_board_reports(self.events_path.parent / board_file, reports)
         log.info("latency test: the board reported %d flashes", len(reports))
 
+    def _mark_not_sent(self, action: Action, why: str) -> None:
+        """Log in events.csv that ``action``'s command never left (``not_sent``), and count it."""
+        self._not_sent += 1
+        self.experiment.events.mark_not_sent(action, why)
+
     @property
     def actions(self) -> int:
         """Actions performed so far."""
         return self._actions
+
+    @property
+    def actions_not_sent(self) -> int:
+        """Actions the experiment decided whose command never left for the device."""
+        return self._not_sent
 
     def status(self) -> ExperimentStatus:
         """Return what the live view shows of the experiment now, with the events since the last.
@@ -403,6 +437,8 @@ class ExperimentRun:
             **self.experiment.summary(),
             "events_file": self.events_path.name,
             "actions": self._actions,
+            # decided, but the command never left (the device was gone): events.csv not_sent
+            "actions_not_sent": self._not_sent,
             "error": self.error,
             "file_errors": [
                 e for e in (getattr(self.experiment.events.writer, "error", None),) if e
@@ -425,7 +461,7 @@ class MarkedWriter:
     the event's own time: LSL keeps a sample's time stamp, not its arrival.
     """
 
-    def __init__(self, file: EventCsvWriter, markers: EventOutlet) -> None:
+    def __init__(self, file: EventCsvWriter, markers: EventMarkers) -> None:
         self.file = file
         self.markers = markers
 
@@ -506,6 +542,13 @@ def _start_latency_test(
     return board
 
 
+def _why_not_sent(failure: Exception) -> str:
+    """Return why a command was not sent, for events.csv's ``not_sent`` (after ``not sent:``)."""
+    if isinstance(failure, DeviceLostError):
+        return f"device gone ({failure})"
+    return f"device failed ({failure})"
+
+
 def _send(device: StimulationDevice, action: Action) -> ActionRecord:
     """Issue ``action`` on ``device``; returns at once with the device's record."""
     if action.command == "on":
@@ -531,7 +574,7 @@ class ExperimentSlot:
     """
 
     def __init__(
-        self, control: Connection, session_dir: Path, markers: EventOutlet | None = None
+        self, control: Connection, session_dir: Path, markers: EventMarkers | None = None
     ) -> None:
         self.control = control
         self.session_dir = session_dir

@@ -7,12 +7,13 @@ shorten, paid on every frame, and more on a busy host. At 30 fps this is a small
 loop; at 200 fps it is most of what the pipeline adds to the model.
 
 Cameras deliver on a grid: each camera's next frame is due one frame interval after its last.
-With ``[Pose] WAIT = spin`` the worker sleeps (``select`` with a microsecond timeout, woken
-early by any frame that comes sooner) until shortly before the soonest camera's next frame is
-due, then stays awake, polling its pipes without blocking, until a frame arrives or the frame
-is well overdue, and only then sleeps again. The frame finds the worker running: no wake-up.
-The cost is the awake window per frame (``SPIN_BEFORE`` + the frame's lateness, at most
-``SPIN_AFTER`` more): about a tenth of a core at 200 fps, a few per cent at 30 fps.
+With ``[Pose] WAIT = spin`` the worker sleeps (:func:`core.waiting.wait_readable`, precise to
+the microsecond, woken early by any frame that comes sooner) until shortly before the soonest
+camera's next frame is due, then stays awake, polling its pipes without blocking, until a
+frame arrives or the frame is well overdue, and only then sleeps again. The frame finds the
+worker running: no wake-up. The cost is the awake window per frame (``SPIN_BEFORE`` + the
+frame's lateness, at most ``SPIN_AFTER`` more, and up to a millisecond of the precise sleep):
+about a tenth of a core at 200 fps, a few per cent at 30 fps.
 ``block`` always sleeps (the least CPU; laptops on battery). ``auto`` spins where it pays: a
 camera at :data:`AUTO_SPIN_FPS` or more.
 
@@ -22,7 +23,6 @@ may deliver 198.7), as the median of the last :data:`INTERVALS_KEPT` intervals p
 
 from __future__ import annotations
 
-import select
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -30,6 +30,7 @@ from statistics import median
 from typing import Literal, Protocol
 
 from deeplabstream.core.clock import host_now_ns
+from deeplabstream.core.waiting import wait_readable
 
 WaitMode = Literal["auto", "block", "spin"]
 #: ``auto`` spins for cameras at this rate or more (their frame interval is short enough that a
@@ -41,10 +42,10 @@ INTERVALS_KEPT = 15
 
 
 class Waitable(Protocol):
-    """Anything with a file descriptor that becomes readable."""
+    """Anything with a pipe's descriptor (a handle on Windows) that becomes readable."""
 
     def fileno(self) -> int:
-        """Return the file descriptor to wait on."""
+        """Return the descriptor or handle to wait on."""
         ...
 
 
@@ -120,7 +121,9 @@ class FrameWaiter:
         if not dues:
             return self._sleep(waitables, timeout_s)
         wake_at = min(dues) - SPIN_BEFORE_NS
-        if wake_at > start and self._sleep(waitables, min(timeout_s, (wake_at - start) / 1e9)):
+        if wake_at > start and self._sleep(
+            waitables, min(timeout_s, (wake_at - start) / 1e9), precise=True
+        ):
             return True  # something came before the frame was due (a control message)
         give_up = min(dues) + SPIN_AFTER_NS
         while True:
@@ -134,8 +137,10 @@ class FrameWaiter:
                 left = timeout_s - (now - start) / 1e9
                 return left > 0 and self._sleep(waitables, left)
 
-    def _sleep(self, waitables: Sequence[Waitable], timeout_s: float) -> bool:
-        readable = _readable(waitables, timeout_s)
+    def _sleep(
+        self, waitables: Sequence[Waitable], timeout_s: float, precise: bool = False
+    ) -> bool:
+        readable = _readable(waitables, timeout_s, precise)
         if readable:
             self.woken_asleep += 1
         return readable
@@ -150,7 +155,6 @@ class FrameWaiter:
         }
 
 
-def _readable(waitables: Sequence[Waitable], timeout_s: float) -> bool:
-    """``select`` with a microsecond timeout (``poll`` and ``epoll`` round up to milliseconds)."""
-    ready, _, _ = select.select(waitables, [], [], max(0.0, timeout_s))
-    return bool(ready)
+def _readable(waitables: Sequence[Waitable], timeout_s: float, precise: bool = False) -> bool:
+    """Whether one of ``waitables`` became readable within ``timeout_s`` (any platform)."""
+    return bool(wait_readable(waitables, timeout_s, precise))

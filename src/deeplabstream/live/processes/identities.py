@@ -29,8 +29,6 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-import os
-import secrets
 import signal
 import time
 from dataclasses import dataclass
@@ -38,18 +36,21 @@ from multiprocessing import shared_memory
 from typing import Any
 
 import numpy as np
+import psutil
 
 from deeplabstream.core.lifetime import (
     children_leave_sigint_to_parent,
     die_with_parent,
     leave_sigint_to_parent,
 )
+from deeplabstream.core.priority import lower_priority
 from deeplabstream.core.stats import DurationHistogram
 from deeplabstream.outputs.pose_files import IdentityConfidenceWriter
 from deeplabstream.pose.tracking.appearance import AppearanceModel, SampleBank, fit_appearance
 from deeplabstream.pose.tracking.identities import IdentityKeeper
 from deeplabstream.pose.tracking.patches import feature_count
 from deeplabstream.pose.tracking.tracker import IdentityTracker
+from deeplabstream.transport.ring import short_shared_memory_name
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +144,7 @@ class BackgroundLearner:
         """Create the shared memory and start the learner process (it returns at once)."""
         # Named as the rings are (dls<pid>_...): a killed worker's block is removed as a stale
         # ring when the next session starts (transport.ring.remove_stale_rings).
-        name = f"dls{os.getpid()}_identities_{secrets.token_hex(4)}"
+        name = short_shared_memory_name("id")
         spec = LearnerSpec(name, identities, features)
         shm = shared_memory.SharedMemory(name=spec.name, create=True, size=_Block.size(spec))
         block = _Block(spec, shm)
@@ -211,7 +212,7 @@ class BackgroundLearner:
         self._process.join(STOP_TIMEOUT_S)
         if self._process.is_alive():
             log.warning("the identity learner did not stop in %g s; terminated", STOP_TIMEOUT_S)
-            self._process.terminate()
+            self._process.terminate()  # last resort: it holds no file
             self._process.join(1.0)
         shm = self._block.shm
         self._block.release()
@@ -227,9 +228,9 @@ def learner_main(spec: LearnerSpec) -> None:
     leave_sigint_to_parent()
     die_with_parent(signal.SIGTERM)
     try:
-        os.nice(19)  # the loop first: the learner takes what the cores have left
-    except OSError:
-        pass
+        lower_priority(19)  # the loop first: the learner takes what the cores have left
+    except (psutil.Error, OSError) as error:
+        log.warning("the identity learner runs at the normal priority: %s", error)
     _one_blas_thread()
     block = _Block(spec, shared_memory.SharedMemory(name=spec.name))
     try:

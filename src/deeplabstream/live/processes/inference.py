@@ -76,7 +76,7 @@ from deeplabstream.live.processes.pose_points3d import (
     open_triangulator,
     triangulate,
 )
-from deeplabstream.live.processes.pose_sinks import open_lsl
+from deeplabstream.live.processes.pose_sinks import open_outputs
 from deeplabstream.outputs.folder import SESSION_LOG
 from deeplabstream.spatial.triangulation.live import LiveTriangulator
 
@@ -88,8 +88,10 @@ def pose_main(job: PoseJob) -> None:
     leave_sigint_to_parent()  # the main process decides when to stop
     die_with_parent(signal.SIGTERM)  # never outlive the session (a killed main process)
     configure_process_logging(job.log_target, "pose")
-    apply_process_priority(job.priority)  # before ONNX Runtime starts its thread pool
-    precise_timers()  # awake on time before a frame is due ([Pose] WAIT)
+    scheduling = {
+        "priority": apply_process_priority(job.priority),  # before ONNX Runtime's thread pool
+        "timers": precise_timers(),  # awake on time before a frame is due ([Pose] WAIT)
+    }
     add_log_file(job.session_dir / SESSION_LOG)
     try:
         hold_here("pose-load")  # a fault test's chosen moment (core/fault_hooks.py)
@@ -102,24 +104,26 @@ def pose_main(job: PoseJob) -> None:
         job.control.send(PoseFailed(f"the pose model could not be loaded: {load_error!r}"))
         return
     descriptions = {c.name: models[model_key(job, c)].description for c in job.cameras}
-    outlets = open_lsl(job, descriptions)
-    slot = ExperimentSlot(job.control, job.session_dir, outlets.events)
+    outputs = open_outputs(job, descriptions)  # the chosen outputs' live halves (LSL: its outlets)
+    slot = ExperimentSlot(job.control, job.session_dir, outputs.markers)
     try:
         slot.open(job.experiment, job.events_file)
     except ExperimentStartError as start_error:
-        outlets.close()
+        outputs.close()
         job.control.send(PoseFailed(str(start_error)))
         return
     try:
         triangulator = open_triangulator(job, models)
     except CalibrationError as calibration_error:
         slot.finish()
-        outlets.close()
+        outputs.close()
         job.control.send(PoseFailed(f"[Triangulation]: {calibration_error}"))
         return
-    pipelines = subscribe(job, models, outlets)
+    pipelines = subscribe(job, models, outputs)
     settle_after_start_up()  # the model and the modules frozen: no full collection mid-frame
-    job.control.send(ready_message(pipelines))
+    ready = ready_message(pipelines)
+    ready.model["scheduling"] = scheduling  # what this process asked for and got: session.json
+    job.control.send(ready)
     error: str | None = None
     waiter = FrameWaiter(job.settings.wait)
     try:
@@ -134,10 +138,10 @@ def pose_main(job: PoseJob) -> None:
         finish_triangulation(triangulator, figures)
         run_error = slot.run.error if slot.run is not None else None
         slot.finish()
-        outlets.close()  # after the experiment's last events
+        outputs.close()  # after the experiment's last events
     if run_error and not error:
         error = run_error
-    error = error or outlets.error  # LSL failures are reported, never stop the session
+    error = error or outputs.error  # output failures (LSL's) are reported, never fatal
     last = slot.summaries[-1] if slot.summaries else None
     try:
         job.control.send(PoseFinished(figures, error, last, tuple(slot.summaries)))
@@ -237,6 +241,7 @@ def _estimate_group(
             experiment_ms = (decided_ns - ready_ns) / 1e6
     timings = dict(estimator.last_timings)
     model_ns = round(sum(timings.values()) * 1e9)  # pre-processing, network, decoding
+    timings.update(getattr(estimator, "last_stage_timings", {}))  # two-stage parts: files only
     after_pose_us = ((written_ns or decided_ns) - ready_ns) // 1000 if decided_ns else 0
     seq = batch.seq
     for pipeline, found_animals in zip(group, animals, strict=True):

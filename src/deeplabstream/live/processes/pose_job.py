@@ -15,6 +15,7 @@ from deeplabstream.core.priority import ProcessPriority
 from deeplabstream.live.processes.depth import DepthSource
 from deeplabstream.live.processes.dispatch import EVENTS_FILE
 from deeplabstream.live.processes.messages import ExperimentSpec
+from deeplabstream.outputs.plugin import ChosenOutput
 from deeplabstream.pose.runtime.cropping import CropSettings
 from deeplabstream.settings.sections import PoseSettings
 from deeplabstream.spatial.triangulation.live import TriangulationSpec
@@ -53,10 +54,10 @@ class PoseJob:
     experiment: ExperimentSpec | None = None
     file_label: str = ""  # "" for the session's first analysis, ".run2" etc. for later ones
     events_file: str = EVENTS_FILE  # for ``experiment``
-    ibl_naming: bool = False  # also write _ibl_<camera>Camera.dlc.pqt and .times.npy
+    # The outputs chosen (settings/outputs.py), each by name with its settings: the worker
+    # opens their live halves (outputs/plugin.py). The pose files ("pose") are always among them.
+    outputs: tuple[ChosenOutput, ...] = ()
     priority: ProcessPriority | None = None  # its own cores (core/priority.py)
-    lsl: bool = False  # [Output] LSL = on: poses and events on LSL outlets (outputs/lsl.py)
-    lsl_wait_s: float = 0.0  # [Output] LSL_WAIT: wait this long for consumers before the first pose
     # [Triangulation] with a calibration: the calibrated cameras' poses are triangulated after
     # each batch into points3d.csv and Observations.points3d (spatial/triangulation/live.py).
     triangulation: TriangulationSpec | None = None

@@ -18,9 +18,10 @@ import numpy as np
 from deeplabstream.core.errors import raised_as
 from deeplabstream.core.priority import inference_thread_count
 from deeplabstream.live.processes.pose_job import PoseJob, WorkerCamera
+from deeplabstream.pose.formats.dlc3_topdown import open_topdown_estimator, topdown_decoding_of
 from deeplabstream.pose.loading import load_model
 from deeplabstream.pose.model import ModelDescription, ModelError
-from deeplabstream.pose.runtime.backends import open_backend
+from deeplabstream.pose.runtime.backends import open_backend, providers_of
 from deeplabstream.pose.runtime.cropping import (
     ContextFeeder,
     ContextRecorder,
@@ -51,7 +52,10 @@ class LoadedModel:
     @property
     def summary(self) -> dict[str, Any]:
         """Return what ``session.json`` says about the model."""
-        return model_summary(self.description, self.backend.provider)
+        # The providers and options asked for and applied (pose.runtime.providers).
+        return model_summary(self.description, self.backend.provider) | {
+            "providers": providers_of(self.backend)
+        }
 
     def estimator(self, shape: tuple[int, ...]) -> Any:
         """Return the estimator of frames (or crops) of ``shape``, built on first use.
@@ -65,7 +69,12 @@ class LoadedModel:
             description = self.description
             if description.any_input_size:  # DeepLabCut runs at the frame's (crop's) own size
                 description = description.at_input_size(*shape[:2])
-            estimator = PoseEstimator(description, self.backend, shape, self.max_batch)
+            if topdown_decoding_of(description) is not None:  # DeepLabCut: detector + pose
+                estimator = open_topdown_estimator(
+                    description, open_backend, self.backend, frame_shape=shape
+                )
+            else:
+                estimator = PoseEstimator(description, self.backend, shape, self.max_batch)
             self.estimators[shape] = estimator
         return estimator
 

@@ -10,6 +10,7 @@ its deadline account and its sinks (live.processes.pose_sinks). The worker's loo
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,12 +34,11 @@ from deeplabstream.live.processes.pose_models import (
 )
 from deeplabstream.live.processes.pose_sinks import (
     AnalysedFrame,
-    LslPoseSink,
+    LiveOutputs,
     PoseFileSink,
     PosePipeSink,
     PoseSink,
 )
-from deeplabstream.outputs.lsl import LslOutlets
 from deeplabstream.outputs.pose_files import IDENTITY_SUFFIX, individual_names
 from deeplabstream.pose.model import ModelDescription, frame_size_warning
 from deeplabstream.pose.runtime.cropping import Crop, DynamicCrop, full_crop
@@ -103,9 +103,9 @@ class CameraPipeline:
 
 
 def subscribe(
-    job: PoseJob, models: dict[str, LoadedModel], outlets: LslOutlets
+    job: PoseJob, models: dict[str, LoadedModel], outputs: LiveOutputs
 ) -> list[CameraPipeline]:
-    """Attach every camera's ring and build its pipeline and sinks (files, pipe, LSL)."""
+    """Attach every camera's ring and build its pipeline and sinks (the outputs' and the pipe)."""
     poses_out = ChannelWriter(job.poses)
     record_rows = max(len(models[model_key(job, c)].description.keypoints) for c in job.cameras)
     record_animals = max(models[model_key(job, c)].description.animals for c in job.cameras)
@@ -120,14 +120,13 @@ def subscribe(
         stem = job.stem(camera)
         tracker = _tracker(job, description)
         identities = _identities(job, tracker, stem) or _class_identities(job, description, stem)
-        files = PoseFileSink(job.session_dir, stem, description, identities)
-        sinks: list[PoseSink] = [
-            files,
-            PosePipeSink(poses_out, camera.camera_id, record_rows, record_animals, identities),
-        ]
-        outlet = outlets.poses.get(camera.name)
-        if outlet is not None:
-            sinks.append(LslPoseSink(outlet))
+        # The chosen outputs' sinks, the pose files first; the POSE pipe right after them.
+        files, *others = outputs.sinks(
+            dataclasses.replace(outputs.camera(camera.name), identities=identities)
+        )
+        assert isinstance(files, PoseFileSink)  # outputs.plugin.with_required: "pose" first
+        pipe = PosePipeSink(poses_out, camera.camera_id, record_rows, record_animals, identities)
+        sinks: list[PoseSink] = [files, pipe, *others]
         pipelines.append(
             CameraPipeline(
                 camera=camera,

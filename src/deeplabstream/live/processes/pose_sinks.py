@@ -1,168 +1,64 @@
 """Where each analysed frame goes: the inference worker's outputs behind one small interface.
 
-Every camera has a list of sinks; the worker hands each of them every frame it analysed
-(:meth:`PoseSink.write`, after the experiment's decision) and every frame it passed over
-(:meth:`PoseSink.write_not_analysed`), in frame order, and closes them when analysis ends. A new
-output is one class here and one line where the worker builds a camera's sinks
-(``live.processes.pose_pipeline.subscribe``).
+Every camera has a list of sinks (``outputs.plugin.PoseSink``); the worker hands each of them
+every frame it analysed (``write``, after the experiment's decision) and every frame it passed
+over (``write_not_analysed``), in frame order, and closes them when analysis ends. The sinks come
+from the outputs chosen for the session (``PoseJob.outputs``: the output plugins of
+outputs/plugin.py, built-in or installed), opened here once per analysis
+(:func:`open_outputs`), plus the POSE pipe to the main process, which is the session's own:
 
-- :class:`PoseFileSink`: ``<camera>.pose.csv``, ``.pose_times.csv``, ``.pose_timing.csv`` and
-  a multi-animal camera's ``.identity.csv`` (outputs/pose_files.py);
+- ``pose`` (outputs/pose_output.py): ``<camera>.pose.csv``, ``.pose_times.csv``,
+  ``.pose_timing.csv``, a multi-animal camera's ``.identity.csv``, and ``.pose.pqt`` at the close;
 - :class:`PosePipeSink`: the POSE pipe to the main process (its records: live.processes.messages);
-- :class:`LslPoseSink`: the camera's LSL pose stream (``[Output] LSL = on``, outputs/lsl.py).
+- ``ibl``, ``lsl`` and a lab's own outputs: their sinks, in the order they were chosen.
 
-Live triangulation is not a sink: the experiment's decision reads its 3D points, so it runs
-before the decision (live.processes.pose_points3d).
+A new output is an ``outputs.plugin.Output`` subclass, registered by name (a built-in in
+``outputs.plugin.OUTPUTS``, or an installed package's ``deeplabstream.outputs`` entry point);
+nothing here changes. Live triangulation is not a sink: the experiment's decision reads its 3D
+points, so it runs before the decision (live.processes.pose_points3d).
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
-from deeplabstream.core.deadline import stage_name
+from deeplabstream.core.plugins import error_text
 from deeplabstream.live.processes.class_identities import ClassIdentities
 from deeplabstream.live.processes.identities import CameraIdentities
 from deeplabstream.live.processes.messages import PoseRecord, encode_pose
-from deeplabstream.live.processes.pose_job import PoseJob
-from deeplabstream.outputs.lsl import LslOutlets, PoseOutlet
-from deeplabstream.outputs.pose_files import (
-    POSE_CSV_SUFFIX,
-    POSE_TIMES_SUFFIX,
-    POSE_TIMING_SUFFIX,
-    PoseCsvWriter,
-    PoseTimesWriter,
-    PoseTimingWriter,
-    individual_names,
+from deeplabstream.live.processes.pose_job import PoseJob, WorkerCamera
+from deeplabstream.outputs.lsl_output import LslPoseSink
+from deeplabstream.outputs.plugin import (
+    POSE_OUTPUT,
+    AnalysedFrame,
+    EventMarkers,
+    LiveOutput,
+    OutputCamera,
+    OutputSession,
+    PoseSink,
+    with_required,
 )
+from deeplabstream.outputs.pose_output import PoseFileSink
+from deeplabstream.pose.decoding.sleap_topdown import model_stages
+from deeplabstream.pose.formats.dlc3_topdown import topdown_stages
 from deeplabstream.pose.model import ModelDescription
 from deeplabstream.transport.channel import ChannelWriter, FrameRecord
 
+__all__ = [  # the sinks' interface and the built-in sinks, where the worker's modules find them
+    "AnalysedFrame",
+    "GuardedSink",
+    "LiveOutputs",
+    "LslPoseSink",
+    "PoseFileSink",
+    "PosePipeSink",
+    "PoseSink",
+    "open_outputs",
+]
+
 log = logging.getLogger(__name__)
-
-
-@dataclass(slots=True)
-class AnalysedFrame:
-    """One analysed frame of one camera, as its sinks see it.
-
-    Each camera has one, filled in place for every frame it analyses (no allocation per
-    frame): a sink reads it during :meth:`PoseSink.write` and keeps nothing of it.
-    """
-
-    record: Any = None  # transport.channel.FrameRecord: index, seq, host and camera times
-    animals: np.ndarray = field(default_factory=lambda: np.empty((1, 0, 3), np.float32))
-    seq: int = 0  # the worker's running count of poses sent
-    late: int = 0  # core.deadline: the stage that missed the deadline (0: none)
-    box: tuple[int, int, int, int] | None = None  # the analysed region (x, y, width, height)
-    picked_ns: int = 0  # the worker took the frame
-    ready_ns: int = 0  # its keypoints were ready
-    timings: dict[str, float] = field(default_factory=dict)  # pre-processing, network, decoding
-    batch_size: int = 1
-    experiment_ms: float | None = None  # the experiment's decision took this long
-    worker_free_ns: int = 0  # the worker finished its previous turn
-    decided_ns: int = 0  # the experiment decided (0: no experiment, or it decided nothing)
-    written_ns: int = 0  # its outputs were written
-    after_pose_us: int = 0  # keypoints ready -> decision written
-
-
-class PoseSink(Protocol):
-    """One output of a camera's poses."""
-
-    def write(self, frame: AnalysedFrame) -> None:
-        """Take one analysed frame (animals in identity order, in frame pixels)."""
-
-    def write_not_analysed(self, record: FrameRecord) -> None:
-        """Take one captured frame that was passed over (a newer one was analysed)."""
-
-    def close(self, last_index: int | None) -> dict[str, Any]:
-        """Finish; return the figures it adds to its camera's in ``session.json`` ({}: none).
-
-        ``last_index``: the stream's last frame index when frames were published after the
-        last one read (their announcements were refused), so that files can end there; None
-        otherwise.
-        """
-        ...
-
-
-class PoseFileSink:
-    """The camera's pose files: one pose and times row per captured frame, timing per analysed.
-
-    One row per captured frame keeps row i of the pose table frame first + i, the layout
-    DeepLabCut, Lightning Pose and movement expect; a row is a string, no array per frame.
-    """
-
-    def __init__(
-        self,
-        session_dir: Path,
-        stem: str,
-        description: ModelDescription,
-        identities: CameraIdentities | ClassIdentities | None,
-    ) -> None:
-        self.csv = PoseCsvWriter(
-            session_dir / f"{stem}{POSE_CSV_SUFFIX}",
-            f"deeplabstream_{description.name}",
-            description.keypoints,
-            individual_names(description.max_animals) if description.multi_animal else None,
-        )
-        self.timing = PoseTimingWriter(session_dir / f"{stem}{POSE_TIMING_SUFFIX}")
-        self.times = PoseTimesWriter(session_dir / f"{stem}{POSE_TIMES_SUFFIX}")
-        self.identities = identities  # writes <camera>.identity.csv beside the pose rows
-
-    def write(self, frame: AnalysedFrame) -> None:
-        """Append its pose row (and identities' confidences), its times and its timing."""
-        record = frame.record
-        self.csv.write(record.frame_index, frame.animals)  # (1, K, 3) for one animal
-        if self.identities is not None:
-            self.identities.write(record.frame_index)
-        self.times.write(
-            record.frame_index, record.host_timestamp_ns, record.camera_timestamp, True
-        )
-        self.timing.write(
-            record.frame_index,
-            record.host_timestamp_ns,
-            frame.picked_ns,
-            frame.timings,
-            frame.ready_ns,
-            frame.batch_size,
-            frame.experiment_ms,
-            frame.box,
-            frame.worker_free_ns,
-            frame.decided_ns,
-            frame.written_ns,
-            stage_name(frame.late),
-        )
-
-    def write_not_analysed(self, record: FrameRecord) -> None:
-        """Append its empty pose row and its times."""
-        self.csv.write_missing(record.frame_index)
-        self.times.write(
-            record.frame_index, record.host_timestamp_ns, record.camera_timestamp, False
-        )
-
-    def close(self, last_index: int | None) -> dict[str, Any]:
-        """Close the files (the identity file is closed with its learner, after them)."""
-        if last_index is not None:  # those frames go on one index each: their rows are there
-            self.csv.end_at(last_index)
-            self.times.end_at(last_index)
-            if self.identities is not None:
-                self.identities.end_at(last_index)
-        self.csv.close()
-        self.timing.close()
-        self.times.close()
-        return {
-            "pose_file": self.csv.path.name,
-            "pose_rows": self.csv.rows,  # one per frame index, analysed or not
-            "pose_times_file": self.times.path.name,
-        }
-
-    @property
-    def errors(self) -> list[str]:
-        """Say which files stopped early (a full disk): the session reports them as errors."""
-        return [error for error in (self.csv.error, self.timing.error, self.times.error) if error]
 
 
 class PosePipeSink:
@@ -230,57 +126,154 @@ class PosePipeSink:
         return out
 
 
-class LslPoseSink:
-    """The camera's LSL pose stream, each pose stamped with its frame's arrival time.
+class LiveOutputs:
+    """The live halves of an analysis's outputs: each camera's sinks, the events, their close."""
 
-    A single-animal camera sends its (K, 3) keypoints; a multi-animal one every identity's, in
-    identity order (A * K, 3). Its failures are kept by the outlets (reported, never fatal).
+    def __init__(self, session: OutputSession, opened: list[tuple[str, LiveOutput]]) -> None:
+        self.session = session
+        self._opened = opened
+        self._errors: list[str] = []
+
+    @property
+    def markers(self) -> EventMarkers | None:
+        """Where the experiment's events also go: the first output that takes them (LSL)."""
+        return next((live.markers for _, live in self._opened if live.markers is not None), None)
+
+    def camera(self, name: str) -> OutputCamera:
+        """Return the camera ``name`` as the outputs see it."""
+        return next(camera for camera in self.session.cameras if camera.name == name)
+
+    def sinks(self, camera: OutputCamera) -> list[PoseSink]:
+        """Return ``camera``'s sinks, one per output that takes its frames, in their order.
+
+        An output that cannot give one is reported (``error``) and left out; the others go on.
+        Every sink but the pose files' is guarded (:class:`GuardedSink`): one that raises is
+        reported and dropped, and the analysis goes on without it.
+        """
+        sinks: list[PoseSink] = []
+        for name, live in self._opened:
+            try:
+                sink = live.camera_sink(camera)
+            except Exception as error:  # a lab's output: reported, the session goes on
+                if name == POSE_OUTPUT:
+                    raise  # its files are the analysis's own record, as before outputs
+                self.report_failure(f"output {name!r} could not open camera {camera.name!r}", error)
+                continue
+            if sink is None:
+                continue
+            if name == POSE_OUTPUT:  # a failure of the pose files stops the analysis, as always
+                sinks.append(sink)
+            else:
+                sinks.append(GuardedSink(sink, f"output {name!r} of camera {camera.name!r}", self))
+        return sinks
+
+    def close(self) -> None:
+        """Close every output (after the experiment's last events); failures are reported."""
+        for name, live in self._opened:
+            try:
+                live.close()
+            except Exception as error:  # one output's close never stops the others'
+                self.report_failure(f"output {name!r} could not be closed", error)
+
+    @property
+    def error(self) -> str | None:
+        """Every output's failures in one message (reported in session.json), or None."""
+        messages = [*self._errors]
+        for _, live in self._opened:
+            try:
+                text = live.error
+            except Exception as error:  # a lab's output whose error property fails
+                text = error_text(error)
+            if text:
+                messages.append(text)
+        return "; ".join(messages) or None
+
+    def report_failure(self, what: str, error: Exception) -> None:
+        """Log and keep an output's failure; the session reports it and goes on without it."""
+        message = f"{what}: {error_text(error)}; the session goes on without it"
+        log.error("%s", message)
+        self._errors.append(message)
+
+
+class GuardedSink:
+    """An output's sink whose failure is reported and ends that sink only, never the analysis.
+
+    The first exception of ``write``, ``write_not_analysed`` or ``close`` is logged and kept
+    (``LiveOutputs.error``: in ``session.json`` -> ``errors``); the sink then gets no more frames.
     """
 
-    def __init__(self, outlet: PoseOutlet) -> None:
-        self._outlet = outlet
+    def __init__(self, sink: PoseSink, name: str, outputs: LiveOutputs) -> None:
+        self.sink = sink
+        self.name = name
+        self._outputs = outputs
+        self.failed = False
 
     def write(self, frame: AnalysedFrame) -> None:
-        """Push its animals' keypoints."""
-        self._outlet.push(frame.animals.reshape(-1, 3), frame.record.host_timestamp_ns / 1e9)
+        """Hand the frame on, unless the sink has failed."""
+        if not self.failed:
+            try:
+                self.sink.write(frame)
+            except Exception as error:  # a lab's output: the poses and the experiment go on
+                self._fail("failed while writing a frame", error)
 
     def write_not_analysed(self, record: FrameRecord) -> None:
-        """Nothing: a stream carries analysed poses only."""
+        """Hand the record on, unless the sink has failed."""
+        if not self.failed:
+            try:
+                self.sink.write_not_analysed(record)
+            except Exception as error:  # as above
+                self._fail("failed while writing a frame not analysed", error)
 
     def close(self, last_index: int | None) -> dict[str, Any]:
-        """Add nothing: the outlets close with the experiment's events, after the last."""
-        return {}  # the outlets close with the experiment's events, after the last of them
+        """Close the sink (a failed one too: its files end); its figures, or {}."""
+        try:
+            return self.sink.close(last_index)
+        except Exception as error:  # as above
+            self._fail("failed at its close", error)
+            return {}
+
+    def _fail(self, what: str, error: Exception) -> None:
+        if not self.failed:
+            self.failed = True
+            self._outputs.report_failure(f"{self.name} {what}", error)
 
 
-def open_lsl(job: PoseJob, descriptions: dict[str, ModelDescription]) -> LslOutlets:
-    """Open the LSL outlets with ``[Output] LSL = on`` (none otherwise); failures are kept.
+def open_outputs(job: PoseJob, descriptions: dict[str, ModelDescription]) -> LiveOutputs:
+    """Open the live half of every output chosen (the pose files always, first).
 
-    ``descriptions``: each camera's model, by camera name.
+    ``descriptions``: each camera's model, by camera name. An output that cannot be loaded or
+    opened is reported (in ``LiveOutputs.error``) and left out; the others go on.
     """
-    if not job.lsl:
-        return LslOutlets.off()
-    outlets = LslOutlets.open(
-        {name: _lsl_channels(description) for name, description in descriptions.items()}
+    session = OutputSession(
+        job.session_dir,
+        job.file_label,
+        tuple(_output_camera(job, camera, descriptions[camera.name]) for camera in job.cameras),
     )
-    if job.lsl_wait_s > 0:  # before any frame is analysed: a consumer gets every pose
-        waiting = outlets.wait_for_consumers(job.lsl_wait_s)
-        if waiting:
-            log.warning(
-                "LSL: no consumer after %g s on %s; sending anyway (LSL_WAIT)",
-                job.lsl_wait_s,
-                ", ".join(waiting),
-            )
-        else:
-            log.info("LSL: every outlet has a consumer")
-    return outlets
+    outputs = LiveOutputs(session, [])
+    for chosen in with_required(job.outputs):
+        try:
+            live = chosen.plugin().open_live(session)
+        except Exception as error:  # a lab's output, or its package gone since the check
+            if chosen.name == POSE_OUTPUT:
+                raise  # the pose files are the analysis's own record: no analysis without them
+            outputs.report_failure(f"output {chosen.name!r} could not be opened", error)
+            continue
+        if live is not None:
+            outputs._opened.append((chosen.name, live))
+    return outputs
 
 
-def _lsl_channels(description: ModelDescription) -> tuple[str, ...]:
-    """Return the channels of a camera's LSL pose stream (``animal1_nose``, ... for several)."""
-    if not description.multi_animal:
-        return description.keypoints
-    return tuple(
-        f"{animal}_{name}"
-        for animal in individual_names(description.max_animals)
-        for name in description.keypoints
+def _output_camera(
+    job: PoseJob, camera: WorkerCamera, description: ModelDescription
+) -> OutputCamera:
+    """Return a camera as the outputs see it: its name, stem and model's keypoints."""
+    return OutputCamera(
+        name=camera.name,
+        stem=job.stem(camera),
+        session_dir=job.session_dir,
+        keypoints=tuple(description.keypoints),
+        model_name=description.name,
+        multi_animal=description.multi_animal,
+        max_animals=description.max_animals,
+        timing_stages=model_stages(description) or topdown_stages(description),
     )

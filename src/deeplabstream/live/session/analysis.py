@@ -51,6 +51,7 @@ from deeplabstream.live.processes.messages import (
     StopExperiment,
 )
 from deeplabstream.live.processes.pose_job import PoseJob, WorkerCamera
+from deeplabstream.outputs.plugin import ChosenOutput
 from deeplabstream.outputs.pose_recovery import finish_events, how_it_ended, rebuild_camera_figures
 from deeplabstream.settings.sections import PoseSettings
 from deeplabstream.spatial.triangulation.live import TriangulationSpec
@@ -58,7 +59,16 @@ from deeplabstream.transport.ring import Channel, FrameRing
 
 log = logging.getLogger(__name__)
 
-READY_TIMEOUT_S = 300.0  # loading, and for TensorRT building, an engine can take minutes
+READY_TIMEOUT_S = 300.0  # loading and warming a model up
+#: What a first TensorRT start may take more: building its engines (cached for the next starts;
+#: the build logs its progress every few seconds, so a long wait is never a silent one).
+TENSORRT_BUILD_S = 1800.0
+
+
+def ready_timeout_s(settings: PoseSettings) -> float:
+    """How long the worker may take to be ready: longer where TensorRT may build engines."""
+    device = str(getattr(settings, "device", "")).lower()
+    return READY_TIMEOUT_S + (TENSORRT_BUILD_S if device == "tensorrt" else 0.0)
 STOP_TIMEOUT_S = 30.0
 EXPERIMENT_TIMEOUT_S = 60.0  # opening devices: an Arduino resets for ~2 s when its port opens
 #: The live latency figures cover the poses of the last RECENT_S seconds (at most RECENT_POSES):
@@ -103,6 +113,11 @@ def _end_loading_worker(process: Any, control: Connection) -> None:
     if process.is_alive():
         process.kill()
         process.join(5.0)
+
+
+def _start_up_s(outputs: tuple[ChosenOutput, ...]) -> float:
+    """Return how long the outputs may wait at the worker's start (LSL_WAIT), in all."""
+    return sum(chosen.plugin().start_up_s for chosen in outputs)
 
 
 @dataclass
@@ -163,10 +178,8 @@ class Analysis:
         experiment: ExperimentSpec | None = None,
         file_label: str = "",
         events_file: str = EVENTS_FILE,
-        ibl_naming: bool = False,
+        outputs: tuple[ChosenOutput, ...] = (),
         priority: ProcessPriority | None = None,
-        lsl: bool = False,
-        lsl_wait_s: float = 0.0,
         triangulation: TriangulationSpec | None = None,
         stop_requested: StopCheck | None = None,
     ) -> Analysis:
@@ -174,11 +187,13 @@ class Analysis:
 
         ``file_label`` goes between the camera name and the pose files' suffixes, so a second
         analysis in the same session writes ``cam.run2.pose.csv`` beside ``cam.pose.csv``.
-        ``lsl`` (``[Output] LSL = on``) opens the worker's LSL outlets (outputs/lsl.py);
-        ``lsl_wait_s`` (``LSL_WAIT``) is how long they wait for consumers before the first pose.
+        ``outputs``: the outputs chosen (settings/outputs.py), each by name with its settings;
+        the worker opens their live halves (outputs/plugin.py; the pose files always). The
+        wait for the worker includes what each may wait at its start (LSL: for consumers).
         ``stop_requested`` ends the wait with StopRequested (Ctrl-C while the model loads),
         after the worker has ended.
         """
+        start_up_s = _start_up_s(outputs)  # each output found by name: before any process
         control, child_control = context.Pipe(duplex=True)
         pose_read, pose_write = context.Pipe(duplex=False)
         job = PoseJob(
@@ -191,10 +206,8 @@ class Analysis:
             experiment,
             file_label,
             events_file,
-            ibl_naming,
+            outputs,
             priority,
-            lsl=lsl,
-            lsl_wait_s=lsl_wait_s,
             triangulation=triangulation,
         )
         process = context.Process(target=pose_main, args=(job,), name="pose")
@@ -202,7 +215,7 @@ class Analysis:
             process.start()
         child_control.close()
         pose_write.close()
-        deadline = time.monotonic() + READY_TIMEOUT_S + lsl_wait_s
+        deadline = time.monotonic() + ready_timeout_s(settings) + start_up_s
         try:
             message = receive_unless_stopped(control, deadline, stop_requested)
         except StopRequested:
@@ -470,7 +483,9 @@ class Analysis:
         cameras = self.finished.cameras if self.finished else {}
         summary: dict[str, Any] = {"model": self.ready.model, "cameras": cameras}
         models = {name: model.summary for name, model in self.ready.cameras.items()}
-        if any(model != self.ready.model for model in models.values()):
+        # The worker's own scheduling is in the shared model's entry only: not a model's.
+        shared = {key: value for key, value in self.ready.model.items() if key != "scheduling"}
+        if any(model != shared for model in models.values()):
             summary["camera_models"] = models  # cameras with their own MODEL_PATH
         return summary
 

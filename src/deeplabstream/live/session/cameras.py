@@ -260,11 +260,20 @@ def camera_entry(branch: CameraBranch, stats: dict[str, Any]) -> dict[str, Any]:
             for r in branch.recordings
         ]
         + running_recording(branch, stats),
-        "device": {
-            **(branch.opened.description if branch.opened else {}),
-            **(branch.finished.description if branch.finished else {}),  # final figures, clock
-        },
+        "device": _device_description(branch),
+        # What its capture process asked for and got: priority, cores, timers (issue 34).
+        "scheduling": (branch.opened.description if branch.opened else {}).get("scheduling"),
     }
+
+
+def _device_description(branch: CameraBranch) -> dict[str, Any]:
+    """Return what the camera said of itself when it opened, then its final figures, clock."""
+    description = {
+        **(branch.opened.description if branch.opened else {}),
+        **(branch.finished.description if branch.finished else {}),
+    }
+    description.pop("scheduling", None)  # the process's, not the device's: beside it
+    return description
 
 
 def running_recording(branch: CameraBranch, stats: dict[str, Any]) -> list[dict[str, Any]]:

@@ -6,9 +6,16 @@ The inference worker judges every analysed frame against its camera's deadline
 ``session.json``'s ``health`` section and, when the session ends, says what was wrong:
 
 - a camera whose misses exceed ``[Experiment] DEADLINE_MISS_TOLERANCE`` (and number at least
-  :data:`MIN_MISSES`): an error, with or without an experiment (a late decision is a late
-  stimulus; late poses are a loop that did not keep up with its camera);
+  :data:`MIN_MISSES`): an error with an experiment (a late decision is a late stimulus), or
+  without one when the user set ``DEADLINE_MS`` to a number (late poses are then a loop that
+  did not keep up with the deadline asked for); without an experiment the ``auto`` deadline
+  (the experiment's, three frame intervals) only warns (issue 38: pose estimation alone on a
+  slow model is not a failed session);
 - a stall: an error, said when it ends (a warning with ``DEADLINE_MS = off``).
+
+The verdict (``health.verdict``) is derived from everything that went wrong, not only from the
+loop's own figures: any error of the session (a killed worker, a full disk, a vanished board,
+an experiment that raised) makes it ``error``, any warning ``warning`` (:func:`verdict_of`).
 
 Deadlines apply to live sessions only: a replay's frames come at the pace of the analysis.
 """
@@ -64,8 +71,9 @@ class SessionHealth:
         self.settings = settings
         self.live = live
         self.stalls = AnalysisStallWatch()
-        self.problems: list[str] = []  # the verdict's texts (errors and warnings)
-        self.verdict = "ok"
+        self.problems: list[str] = []  # the loop's own texts (errors and warnings)
+        self.loop_warnings: list[str] = []  # those of ``problems`` that are warnings
+        self.verdict = "ok"  # the loop's own verdict; session.json's is :func:`verdict_of`
 
     @property
     def deadline_on(self) -> bool:
@@ -115,8 +123,15 @@ class SessionHealth:
         analyses: list[Analysis],
         experiments: list[dict[str, Any]],
         session_start_ns: int,
+        errors: list[str] | None = None,
+        warnings: list[str] | None = None,
     ) -> dict[str, Any]:
-        """Return ``session.json``'s ``health``: every analysis and experiment of the session."""
+        """Return ``session.json``'s ``health``: every analysis and experiment of the session.
+
+        ``errors`` and ``warnings`` are the session's own (``session.json``'s): the verdict
+        counts them with the loop's problems.
+        """
+        errors, warnings = list(errors or []), list(warnings or [])
         return {
             "deadline": {
                 "setting": self.settings.deadline_ms,
@@ -135,8 +150,10 @@ class SessionHealth:
                 for summary in experiments
             ],
             "stalls": self.stalls.figures(session_start_ns),
-            "verdict": self.verdict,
+            "verdict": verdict_of(self.verdict, errors, warnings),
             "problems": list(self.problems),
+            "loop_warnings": list(self.loop_warnings),
+            "counted": {"errors": len(errors), "warnings": len(warnings)},
         }
 
     def judge(
@@ -148,10 +165,20 @@ class SessionHealth:
         session estimated poses alone; stalls were said as they ended.
         """
         news = []
+        # The auto deadline is the experiment's (a stimulus due within three frames): pose
+        # estimation alone is only warned about it; a number the user set is judged always.
+        late_level = logging.ERROR
+        if not experiments and self.settings.deadline_ms == "auto":
+            late_level = logging.WARNING
         for camera, figures in camera_health(analyses).items():
             text = self._late_text(camera, figures, experiments)
             if text is not None:
-                news.append(HealthNews(logging.ERROR, text, camera))
+                if late_level == logging.WARNING:
+                    text += (
+                        "; no experiment ran, so this is a warning: the auto deadline is the "
+                        "experiment's (set DEADLINE_MS to a number to judge poses by it)"
+                    )
+                news.append(HealthNews(late_level, text, camera))
         if self.stalls.count:
             news_level = logging.ERROR if self.deadline_on else logging.WARNING
             self._add_problem(news_level, self.stalls_text())
@@ -171,7 +198,9 @@ class SessionHealth:
         self.problems.append(text)
         if level >= logging.ERROR:
             self.verdict = "error"
-        elif self.verdict == "ok":
+            return
+        self.loop_warnings.append(text)
+        if self.verdict == "ok":
             self.verdict = "warning"
 
     def _late_text(
@@ -192,6 +221,23 @@ class SessionHealth:
             "DEADLINE_MS to what the experiment allows, or make that stage faster "
             "(docs/performance.md)"
         )
+
+
+VERDICTS = ("ok", "warning", "error")
+
+
+def verdict_of(loop_verdict: str, errors: list[str], warnings: list[str]) -> str:
+    """Return the session's verdict: the worst of the loop's, its errors and its warnings.
+
+    ``ok`` only when nothing went wrong anywhere: a session that ended with errors (exit 1)
+    never reads ``ok``.
+    """
+    worst = VERDICTS.index(loop_verdict) if loop_verdict in VERDICTS else 0
+    if errors:
+        worst = max(worst, VERDICTS.index("error"))
+    elif warnings:
+        worst = max(worst, VERDICTS.index("warning"))
+    return VERDICTS[worst]
 
 
 def camera_health(analyses: list[Analysis]) -> dict[str, dict[str, Any]]:

@@ -66,6 +66,7 @@ from deeplabstream.live.session.cameras import (
 from deeplabstream.live.session.exports import write_exports
 from deeplabstream.live.session.health import SessionHealth
 from deeplabstream.live.session.news import capture_news, wait_for_news
+from deeplabstream.live.session.preflight import start_warnings
 from deeplabstream.live.session.record import (
     clean_up_after_killed_sessions,
     is_live,
@@ -87,7 +88,7 @@ from deeplabstream.live.session.status import (
     experiment_summaries,
     process_ids,
 )
-from deeplabstream.live.session.watchdogs import DiskWatch
+from deeplabstream.live.session.watchdogs import DiskWatch, truncated_videos
 from deeplabstream.live.session.watching import (
     SessionEvent,
     tell_health,
@@ -100,6 +101,7 @@ from deeplabstream.outputs.folder import (
     remove_preview_folder,
     start_session_folder,
 )
+from deeplabstream.settings.outputs import chosen_outputs
 from deeplabstream.settings.sections import Settings
 from deeplabstream.transport.channel import Doorbell, EndReason, export_doorbell
 from deeplabstream.transport.readers import NewestFrameReader
@@ -187,6 +189,10 @@ class LiveSession:
             self._abandon_start()
             raise CameraError("\n".join(problems))
         self.cleanup = clean_up_after_killed_sessions(self.output_dir)
+        for warning in self.cleanup.get("warnings", []):  # a damaged session.json moved aside
+            self.report_warning(warning)
+        for warning in start_warnings(self.settings):  # an exposure that lowers the rate
+            self.report_warning(warning)
         try:
             self._make_session_folder()
         except OSError:
@@ -341,10 +347,8 @@ class LiveSession:
             spec,
             file_label=run_label(run),
             events_file=self._next_events_file() if experiment else EVENTS_FILE,
-            ibl_naming=self.settings.output.naming == "ibl",
+            outputs=chosen_outputs(self.settings),
             priority=self.priority_plan.for_role("inference"),
-            lsl=self.settings.output.lsl == "on",
-            lsl_wait_s=self.settings.output.lsl_wait,
             triangulation=self.settings.triangulation.spec(
                 [camera.name for camera in self.settings.cameras], str(self.settings.source_file)
             ),
@@ -507,6 +511,8 @@ class LiveSession:
             if branch.ring is not None:
                 branch.ring.request_stop()
         self._collect_finished_captures()
+        for text in truncated_videos(self._branches):  # a video camera whose file is cut short
+            self.report_error(text)
         if not self._started:  # stopped during start-up: no frame, so no end-of-stream, comes
             for branch in self._branches:
                 if branch.recorder is not None:
@@ -531,8 +537,9 @@ class LiveSession:
             self.write_session_json("finished", final_stats)
             write_exports(
                 self.session_dir,
-                nwb=self.settings.output.nwb == "on" and not self.was_preview,
-                slp=self.settings.output.slp == "on" and bool(self.analyses),
+                chosen_outputs(self.settings),
+                analysed=bool(self.analyses),
+                preview=self.was_preview,
                 on_failure=lambda text: self._export_failed(text, final_stats),
             )
             release_reserve(self.session_dir)

@@ -11,12 +11,17 @@ is loaded as :func:`experiments.registry.load_experiment` does at the start (pur
 
 from __future__ import annotations
 
+import dataclasses
+import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
 from deeplabstream.core.errors import CalibrationError, ModelError
+from deeplabstream.core.frames import FrameGeometry
 from deeplabstream.core.optional import missing_extra
 from deeplabstream.core.pinhole import read_calibration
+from deeplabstream.core.schema import spec_of
 from deeplabstream.experiments.config import ExperimentConfigError
 from deeplabstream.experiments.registry import (
     ExperimentNotFoundError,
@@ -26,6 +31,7 @@ from deeplabstream.experiments.registry import (
 from deeplabstream.experiments.triggers.base import animal_problems, camera_problems
 from deeplabstream.experiments.triggers.space import reads_points3d
 from deeplabstream.hardware.stimulation import DEVICES
+from deeplabstream.hardware.stimulation.serial_device import describe_serial_ports
 from deeplabstream.live.session.keypoints import keypoint_mismatches, mismatch_problem
 from deeplabstream.pose.loading import (
     check_backend,
@@ -33,8 +39,10 @@ from deeplabstream.pose.loading import (
     check_precision,
     model_animals,
 )
+from deeplabstream.pose.runtime.backends import device_check
 from deeplabstream.pose.runtime.cropping import crop_settings
 from deeplabstream.settings.sections import Settings
+from deeplabstream.transport.ring import SHM_FOLDER, RingSpec, ring_slots
 
 #: A model that cannot be read, whatever the cause: ours (ModelError), the disk (OSError), a
 #: reader library's own refusal (ValueError). The checks that only need the model skip it:
@@ -61,17 +69,133 @@ def check_before_start(
     model_option, experiment_option
         ``--model`` and ``--experiment`` when given, so the messages name them.
     """
-    problems: list[str] = []
+    problems: list[str] = _shared_memory_problems(settings)
     if pose or experiment:
         problems += _model_problems(settings, model_option)
         problems += _crop_problems(settings) if not problems else []
         problems += _backend_problems(settings, model_option) if not problems else []
+        problems += _device_problems(settings) if not problems else []
         problems += _precision_problems(settings) if not problems else []
         # A calibration is checked for use once its cameras and sizes fit the settings.
         problems += _triangulation_problems(settings) or _calibration_problems(settings)
     if experiment:
         problems += _experiment_problems(settings, experiment_option)
+        problems += _serial_port_problems(settings)
     return problems
+
+
+def _serial_port_problems(settings: Settings) -> list[str]:
+    """Return the serial boards whose port does not exist, with the ports that do.
+
+    Found here, before any camera opens or a session folder is made (exit 2), instead of when
+    the experiment opens its devices. A port given as a pyserial URL (``socket://...``) is
+    left to the opening.
+    """
+    problems = []
+    for name, device in sorted(settings.devices.items()):
+        port = str(getattr(device.options, "port", "") or "").strip()
+        if device.type != "serial" or not port or "://" in port:
+            continue
+        if not serial_port_exists(port):
+            problems.append(
+                f"[Device {name}] PORT = {port} in {settings.source_file}: the serial port does "
+                f"not exist (board unplugged, or another name); {describe_serial_ports()}"
+            )
+    return problems
+
+
+def serial_port_exists(port: str) -> bool:
+    """Return True when ``port`` names a serial port present now (a path, or a COM name)."""
+    if sys.platform == "win32" or port.upper().startswith("COM"):
+        import serial.tools.list_ports
+
+        present = {info.device.upper() for info in serial.tools.list_ports.comports()}
+        return port.upper() in present
+    return Path(port).exists()
+
+
+#: Bytes a frame of a pixel format takes per pixel (a camera that does not say: colour).
+_PIXEL_BYTES = {"mono8": 1, "bgr8": 3}
+
+
+def _shared_memory_problems(settings: Settings) -> list[str]:
+    """Return the cameras whose rings would need more shared memory than the machine has.
+
+    Each camera's ring holds ``[Streaming] BUFFER_SECONDS`` of its frames at their size (from
+    the settings: a camera whose size is its own, known only once open, is not counted). The
+    figure is compared with the free shared memory (``/dev/shm`` where there is one) and the
+    memory available: more than that would fail at the start, or swap the machine.
+    """
+    needs: list[tuple[str, int, str]] = []
+    for camera in settings.cameras:
+        options = camera.options
+        width, height = getattr(options, "width", None), getattr(options, "height", None)
+        if not isinstance(width, int) or not isinstance(height, int):
+            continue
+        channels = _PIXEL_BYTES.get(str(getattr(options, "pixel_format", "bgr8")), 3)
+        fps = getattr(options, "framerate", None)
+        slots = ring_slots(float(fps) if fps else None, settings.streaming.buffer_seconds)
+        spec = RingSpec("size-only", FrameGeometry(height, width, channels), slots)
+        shape = f"{slots} frames of {width} x {height} x {channels}"
+        needs.append((camera.name, spec.total_bytes, shape))
+    total = sum(nbytes for _, nbytes, _ in needs)
+    available = available_shared_memory()
+    if not needs or available is None or total <= available:
+        return []
+    listed = "; ".join(
+        f"camera {name!r} {nbytes / 2**30:.2f} GiB ({shape})" for name, nbytes, shape in needs
+    )
+    return [
+        f"{settings.source_file}: the cameras' frame rings would need "
+        f"{total / 2**30:.2f} GiB of shared memory, and the machine has "
+        f"{available / 2**30:.2f} GiB free ({listed}). Lower the cameras' WIDTH and HEIGHT "
+        "or FRAMERATE, or [Streaming] BUFFER_SECONDS"
+    ]
+
+
+def available_shared_memory() -> int | None:
+    """Return the bytes of shared memory free now: /dev/shm's free space and the free memory."""
+    import psutil
+
+    available = int(psutil.virtual_memory().available)
+    if SHM_FOLDER.is_dir():  # Linux keeps shared memory in a size-limited folder
+        available = min(available, shutil.disk_usage(SHM_FOLDER).free)
+    return available
+
+
+def start_warnings(settings: Settings) -> list[str]:
+    """Return what is worth a warning before the start (``session.json`` and the summary).
+
+    A camera whose EXPOSURE (µs) is longer than its frame interval cannot deliver FRAMERATE:
+    it runs at the slower rate the exposure allows (a hardware trigger sets the rate itself).
+    """
+    warnings = []
+    for camera in settings.cameras:
+        options = camera.options
+        exposure, fps = getattr(options, "exposure", None), getattr(options, "framerate", None)
+        if not exposure or not fps or _exposure_unit(options) != "µs":
+            continue
+        if str(getattr(options, "trigger", "")).startswith("line"):
+            continue
+        limit = 1e6 / float(exposure)
+        if limit < float(fps):
+            warnings.append(
+                f"camera {camera.name!r}: EXPOSURE {exposure:g} µs allows at most "
+                f"{limit:.1f} fps, below its FRAMERATE {fps:g}: it will deliver at most "
+                f"{limit:.1f} fps. Shorten EXPOSURE to under {1e6 / float(fps):.0f} µs, or "
+                "lower FRAMERATE"
+            )
+    return warnings
+
+
+def _exposure_unit(options: Any) -> str:
+    """Return the unit of a camera's EXPOSURE setting ("" when it has none)."""
+    if not dataclasses.is_dataclass(options):
+        return ""
+    for entry in dataclasses.fields(options):
+        if entry.name == "exposure" and entry.metadata:
+            return spec_of(entry).unit
+    return ""
 
 
 def _model_problems(settings: Settings, model_option: Path | None) -> list[str]:
@@ -88,17 +212,43 @@ def _model_problems(settings: Settings, model_option: Path | None) -> list[str]:
     problems = []
     for path, places in uses.items():
         model = Path(path) if path else settings.pose.model_path
-        try:
-            check_model(model)
-        except ModelError as error:
-            named = " and ".join(places)
-            problems.append(f"{named}: {error}")
-        except ModuleNotFoundError as error:  # a model of a kind whose extra is not installed
-            clear = missing_extra(error) or f"{type(error).__name__}: {error}"
-            problems.append(f"{' and '.join(places)}: {model}: {clear}")
-        except Exception as error:  # an unexpected failure of a check is a problem too
-            problems.append(f"{' and '.join(places)}: {model}: {type(error).__name__}: {error}")
+        problems += model_problems(model, " and ".join(places))
     return problems
+
+
+def model_problems(model: Path | None, where: str) -> list[str]:
+    """Return why ``model`` (None: the bundled one) cannot be loaded; ``where`` names the key.
+
+    A folder no format knows that holds PyTorch files (a DeepLabCut 3.0 project's model or
+    training folder) gets the files named and what to choose instead.
+    """
+    try:
+        check_model(model)
+    except ModelError as error:
+        hint = _torch_folder_hint(model)
+        text = str(error).rstrip(".") + hint if hint else str(error)
+        return [f"{where}: {text}"]
+    except ModuleNotFoundError as error:  # a model of a kind whose extra is not installed
+        clear = missing_extra(error) or f"{type(error).__name__}: {error}"
+        return [f"{where}: {model}: {clear}"]
+    except Exception as error:  # an unexpected failure of a check is a problem too
+        return [f"{where}: {model}: {type(error).__name__}: {error}"]
+    return []
+
+
+def _torch_folder_hint(model: Path | None) -> str:
+    """Name the .pt files of a folder given as the model (a DeepLabCut 3.0 model folder)."""
+    if model is None or not model.is_dir():
+        return ""
+    files = sorted(model.rglob("*.pt"))[:3]
+    if not files:
+        return ""
+    named = ", ".join(str(file) for file in files)
+    return (
+        f". This folder holds PyTorch file(s) ({named}): for a DeepLabCut 3.0 model, name "
+        "its exported .pt file (deeplabcut.export_model writes it under "
+        "exported-models-pytorch/); a training snapshot (snapshot-*.pt) must be exported first"
+    )
 
 
 def _backend_problems(settings: Settings, model_option: Path | None) -> list[str]:
@@ -122,6 +272,22 @@ def _backend_problems(settings: Settings, model_option: Path | None) -> list[str
                 which = ""
             problems.append(f"{backend}{which}: {error}")
     return problems
+
+
+def _device_problems(settings: Settings) -> list[str]:
+    """Return why ``[Pose] DEVICE`` cannot be had here (a provider or CUDA library missing).
+
+    Named before any camera opens, with what is available and the command that installs it;
+    the run never falls back to the CPU (pose.runtime.providers).
+    """
+    problem = device_check(settings.pose.backend, settings.pose.device)
+    if problem is None:
+        return []
+    where = (
+        f"[Pose] DEVICE = {settings.pose.device} with BACKEND = {settings.pose.backend} in "
+        f"{settings.source_file}"
+    )
+    return [f"{where}: {problem}"]
 
 
 def _precision_problems(settings: Settings) -> list[str]:

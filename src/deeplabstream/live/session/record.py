@@ -18,7 +18,11 @@ SESSION_JSON_PERIOD_S = 2.0
 
 
 def clean_up_after_killed_sessions(output_dir: Path) -> dict[str, Any]:
-    """Remove the shared memory of dead sessions; mark their session folders ``interrupted``."""
+    """Remove the shared memory of dead sessions; mark their session folders ``interrupted``.
+
+    Its ``warnings`` (damaged ``session.json`` files moved aside) are the new session's to
+    report (``session.json`` -> ``warnings``).
+    """
     rings = remove_stale_rings()
     if rings:
         megabytes = sum(ring.nbytes for ring in rings) / 2**20
@@ -30,13 +34,16 @@ def clean_up_after_killed_sessions(output_dir: Path) -> dict[str, Any]:
             megabytes,
             ", ".join(map(str, owners)),
         )
-    sessions = recover_interrupted_sessions(output_dir)
-    for folder in sessions:
+    recovery = recover_interrupted_sessions(output_dir)
+    for folder in recovery.interrupted:
         log.warning("session %s was interrupted (killed); marked so in its session.json", folder)
     return {
         "stale_rings_removed": [ring.name for ring in rings],
         "stale_ring_bytes": sum(ring.nbytes for ring in rings),
-        "interrupted_sessions_marked": [str(folder) for folder in sessions],
+        "interrupted_sessions_marked": [str(folder) for folder in recovery.interrupted],
+        # session.json files that were not a session's record: renamed, never deleted
+        "damaged_session_files_moved": [str(path) for path in recovery.damaged],
+        "warnings": list(recovery.warnings),
     }
 
 

@@ -16,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from deeplabstream.core.liveness import process_start_time
 from deeplabstream.core.machine import machine_description
 from deeplabstream.core.priority import PriorityPlan, observed_priorities
 from deeplabstream.live.session.analysis import Analysis
@@ -175,7 +176,11 @@ class SessionJson:
             "experiment": last_experiment_summary(session.analyses),
             "experiment_runs": experiments,
             "health": session.health.section(
-                session.analyses, experiments, round(session.started_host_s * 1e9)
+                session.analyses,
+                experiments,
+                round(session.started_host_s * 1e9),
+                errors=session.errors,
+                warnings=session.warnings,
             ),
             "processes": process_ids(session.branches, session.analyses),
             "priority": self.priority_entry(session),
@@ -191,5 +196,9 @@ class SessionJson:
                 "versions": package_versions(),
                 "machine": machine_description(),
                 "cleanup_at_start": session.cleanup,
+                # With the main pid, its start time: a later start tells a pid reused by
+                # another process (after a reboot) from this session still running
+                # (core/liveness.py).
+                "main_process_started": process_start_time(os.getpid()),
             }
         return self._static

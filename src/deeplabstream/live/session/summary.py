@@ -21,7 +21,7 @@ def summary_lines(record: dict[str, Any], folder: Path | None = None) -> list[st
     folder
         The session folder, named on the second line (the record does not hold it).
     """
-    lines = [f"Stopped: {record.get('stop_reason') or 'stopped'}"]
+    lines = [_stop_line(record.get("stop_reason") or "stopped")]
     if folder is not None:
         lines.append(f"Session folder: {folder}")
     for name, camera in (record.get("cameras") or {}).items():
@@ -31,9 +31,25 @@ def summary_lines(record: dict[str, Any], folder: Path | None = None) -> list[st
             lines.append(f"  {name}: {_analysis_text(figures)}")
     for experiment in record.get("experiment_runs") or []:
         lines.append(f"  {_experiment_text(experiment)}")
-    lines += _health_lines(record.get("health") or {})
-    lines += [f"  error: {error}" for error in record.get("errors") or []]
+    errors = list(record.get("errors") or [])
+    lines += _health_lines(record.get("health") or {}, errors)
+    lines += [f"  warning: {warning}" for warning in record.get("warnings") or []]
+    lines += [f"  error: {error}" for error in errors]
     return lines
+
+
+#: Stop reasons that are the user's own choice (the window's Stop, Ctrl-C, q, closing): the
+#: summary says so plainly; such a stop is never an error (issue 38).
+USER_STOPS = ("stopped by the user", "Ctrl-C received", "q pressed", "window closed")
+
+
+def _stop_line(reason: str) -> str:
+    """Say why the session stopped; a user's own stop reads as one, not as a failure."""
+    if reason == USER_STOPS[0]:
+        return "Stopped by the user"
+    if reason in USER_STOPS:
+        return f"Stopped by the user ({reason})"
+    return f"Stopped: {reason}"
 
 
 def _camera_text(camera: dict[str, Any]) -> str:
@@ -87,8 +103,11 @@ def _experiment_text(experiment: dict[str, Any]) -> str:
     return text + f"; events in {experiment.get('events_file')}"
 
 
-def _health_lines(health: dict[str, Any]) -> list[str]:
-    """Say each camera's deadline and misses, the stalls, and the verdict's warnings."""
+def _health_lines(health: dict[str, Any], errors: list[str]) -> list[str]:
+    """Say each camera's deadline and misses, the stalls, and the loop's warnings.
+
+    The loop's problems that are errors are in ``errors`` (said once, as errors).
+    """
     lines = []
     for name, camera in (health.get("cameras") or {}).items():
         deadline = camera.get("deadline_ms")
@@ -111,6 +130,9 @@ def _health_lines(health: dict[str, Any]) -> list[str]:
             f"  analysis stalled {stalls['count']} time(s), the longest "
             f"{stalls['longest_s']:.1f} s: {stalls['frames_not_analysed']} frame(s) not analysed"
         )
-    if health.get("verdict") == "warning":
-        lines += [f"  warning: {problem}" for problem in health.get("problems") or []]
+    if "loop_warnings" in health:
+        warnings = health["loop_warnings"]
+    else:  # a record of an older version: its problems were warnings with that verdict
+        warnings = health.get("problems") or [] if health.get("verdict") == "warning" else []
+    lines += [f"  warning: {text}" for text in warnings if text not in errors]
     return lines

@@ -17,6 +17,7 @@ from typing import Any
 from deeplabstream.core.schema import describe_allowed, key_of, settings_fields, spec_of
 from deeplabstream.hardware.cameras import CAMERAS, camera_class
 from deeplabstream.hardware.stimulation import DEVICES, device_class
+from deeplabstream.outputs.plugin import OUTPUTS
 from deeplabstream.settings.loader import SECTION_CLASSES
 from deeplabstream.settings.sections import CameraCommonSettings
 
@@ -40,7 +41,8 @@ Invalid setting:
   - /lab/rig1.ini: [Camera left] FRAMERATE = 'fast': expected a number from 0.1 to 1000 Hz
 ```
 
-Sections: {sections}, one `[Camera NAME]` per camera and one `[Device NAME]` per device.
+Sections: {sections}, one `[Camera NAME]` per camera, one `[Device NAME]`
+per device and one `[Output NAME]` per output chosen by its own section.
 
 This page is generated from the code by `python -m deeplabstream.offline.reference.settings`; a test
 checks it is current.
@@ -110,6 +112,7 @@ def render_reference() -> str:
             "",
         ]
     parts += _device_sections()
+    parts += _output_sections()
     return "\n".join(parts).rstrip() + "\n"
 
 
@@ -138,6 +141,26 @@ def _device_sections() -> list[str]:
             *_table(settings_class),
             "",
         ]
+    return parts
+
+
+def _output_sections() -> list[str]:
+    """Return the ``[Output NAME]`` part: each built-in output and its own keys."""
+    parts = [
+        "## [Output NAME]",
+        "",
+        "Chooses the output `NAME` (a built-in below, or an installed package's: "
+        "docs/outputs.md, \"Outputs are plugins\") with its own keys. The built-ins are also "
+        "chosen by their `[Output]` keys (`NAMING = ibl`, `LSL = on` with `LSL_WAIT`, "
+        "`NWB = on`, `SLP = on`); a built-in's section wins over those keys. `pose` is always "
+        "written.",
+        "",
+    ]
+    for name in OUTPUTS.builtin_names():
+        output = OUTPUTS.get(name)
+        table = _table(output.settings_class)
+        parts += [f"### [Output {name}]", "", _docstring(output), ""]
+        parts += [*table, ""] if len(table) > 2 else ["No keys.", ""]
     return parts
 
 

@@ -31,6 +31,8 @@ from types import FrameType
 from typing import Any
 
 from deeplabstream.core.lifetime import (
+    ORPHAN_EXIT_CODE,
+    StopLine,
     children_leave_sigint_to_parent,
     die_with_parent,
     leave_sigint_to_parent,
@@ -83,17 +85,20 @@ def replay_in_this_process(video: Path, options: ReplayOptions, channel: Any) ->
         return ReplayResult(video, False, errors=(f"{type(error).__name__}: {error}",))
 
 
-def _local_child(video: Path, options: ReplayOptions, channel: Any) -> None:
+def _local_child(video: Path, options: ReplayOptions, channel: Any, stop: StopLine) -> None:
     """Entry point of a local replay process: the result goes on the queue last.
 
-    It ends with the batch's main process: SIGTERM when that one ends (however it ends), which
-    stops the replay as Ctrl-C does (the stream stops, the files are finalised). Nobody reads
-    the queue then, so nothing more goes on it and nothing waits for it to be read.
+    It ends with the batch's main process: SIGTERM raised in itself when that one ends (however
+    it ends), which stops the replay as Ctrl-C does (the stream stops, the files are finalised).
+    Nobody reads the queue then, so nothing more goes on it and nothing waits for it to be read.
+    A stop of the batch reaches it the same way, by message (``stop``): never a terminate, which
+    is a hard kill on Windows and would cut its files.
     """
     # Ctrl-C at a terminal reaches every process of the group; the main process passes the stop
     # on (SIGTERM), and the replay turns Ctrl-C into a clean stop once it can (no traceback).
     leave_sigint_to_parent()
     die_with_parent(signal.SIGTERM)
+    stop.obey(signal.SIGTERM, STOP_GRACE_S)
     result = replay_in_this_process(video, options, channel)
     if not parent_alive():
         channel.cancel_join_thread()  # a full pipe nobody reads would block this exit forever
@@ -106,6 +111,7 @@ def _local_child(video: Path, options: ReplayOptions, channel: Any) -> None:
 class _Running:
     video: Path
     process: BaseProcess
+    stop: StopLine
     result: ReplayResult | None = None
     killed: bool = False
 
@@ -113,7 +119,7 @@ class _Running:
 class BatchStop:
     """Turns Ctrl-C / SIGTERM into a request to stop the batch: no new replay starts.
 
-    :func:`run_local` passes the stop on to the running replay processes (SIGTERM: each stops its
+    :func:`run_local` passes the stop on to the running replay processes (by message: each stops its
     stream cleanly and keeps its files); a terminal's Ctrl-C reaches them directly as well.
     ``signum`` is the signal that stopped the batch (None: not stopped).
     """
@@ -172,12 +178,15 @@ def run_local(
         while waiting or running:
             while waiting and len(running) < jobs and not interrupt.requested:
                 video = waiting.pop(0)
+                stop_line = StopLine(context)
                 process = context.Process(
-                    target=_local_child, args=(video, options, channel), name=f"replay:{video}"
+                    target=_local_child,
+                    args=(video, options, channel, stop_line),
+                    name=f"replay:{video}",
                 )
                 with children_leave_sigint_to_parent():
                     process.start()
-                running.append(_Running(video, process))
+                running.append(_Running(video, process, stop_line))
             if interrupt.requested:
                 if stopped_at is None:
                     stopped_at = time.monotonic()
@@ -206,11 +215,11 @@ def run_local(
 
 
 def _pass_stop_on(running: list[_Running]) -> None:
-    """Ask every running replay process to stop (SIGTERM: it stops cleanly, keeping its files)."""
+    """Ask every running replay process to stop, by message: it stops cleanly, keeping its files."""
     for entry in running:
         if entry.process.is_alive():
             log.info("stopping the replay of %s", entry.video)
-            entry.process.terminate()
+            entry.stop.request()
 
 
 def _kill_stragglers(running: list[_Running]) -> None:
@@ -231,7 +240,7 @@ def _no_result(entry: _Running, stopping: bool) -> str:
     code = entry.process.exitcode
     if entry.killed:
         return "killed: it did not stop in time after the batch was stopped; its files may be cut"
-    if stopping and code is not None and code < 0:
+    if stopping and code is not None and (code < 0 or code == ORPHAN_EXIT_CODE):
         return "stopped with the batch before its stream started"
     return f"the replay process ended without a result (exit code {code}); see the log above"
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from deeplabstream.app.arguments import positive_int
 from deeplabstream.core.errors import SettingsError
 from deeplabstream.core.optional import exit_with
-from deeplabstream.live.session.preflight import experiment_keypoint_problems
+from deeplabstream.live.session.preflight import experiment_keypoint_problems, model_problems
 from deeplabstream.offline.replay.batch import BatchStop, run_local, run_ray
 from deeplabstream.offline.replay.job import ReplayOptions, ReplayResult
 from deeplabstream.offline.replay.progress import ProgressView, failure_reason
@@ -136,11 +136,19 @@ def options_from(args: argparse.Namespace) -> ReplayOptions:
 def check_inputs(options: ReplayOptions) -> list[str]:
     """Problems that would fail every video (settings, model): found before anything starts."""
     try:
-        settings = load_settings(options.settings_file)
+        settings = load_settings(options.settings_file, cameras_required=False)
     except SettingsError as error:
         return [str(error)]
     if options.model is not None and not options.model.exists():
         return [f"{options.model}: model not found (--model); name a model folder or file"]
+    # The model is checked before any video starts (issue 37): a folder no format knows is
+    # refused here, not by each video's worker after its session folder was made.
+    where = (
+        "--model" if options.model is not None else f"[Pose] MODEL_PATH in {settings.source_file}"
+    )
+    problems = model_problems(options.model or settings.pose.model_path, where)
+    if problems:
+        return problems
     return _keypoint_problems(settings, options) if options.experiment else []
 
 

@@ -73,6 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="likelihood cut-off of DeepLabCut's 'RMSE with p-cutoff' (default 0.6, DeepLabCut's)",
     )
+    parser.add_argument(
+        "--trust-pickle",
+        action="store_true",
+        help="read an .h5 labels file even when it holds pickled Python objects (they run "
+        "code when read): only for a file you trust",
+    )
     return parser
 
 
@@ -80,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command; return the exit code."""
     args = build_parser().parse_args(argv)
     try:
-        images = find_images(args.source)
+        images = find_images(args.source, trust_pickle=args.trust_pickle)
         description = _load(args.model)
     except (ImagesError, ModelError) as error:
         print(f"Error: {error}", file=sys.stderr)
@@ -107,6 +113,7 @@ def _run(
     args: argparse.Namespace, images: ImageSet, description: ModelDescription, pcutoff: float
 ) -> int:
     """Predict, score, write and print; return the exit code."""
+
     def opened(model: ModelDescription) -> Any:
         return open_backend(model, args.backend, args.device, args.threads)
 

@@ -34,6 +34,7 @@ import pandas as pd
 
 from deeplabstream.core.errors import DeepLabStreamError
 from deeplabstream.offline.labels import LabelsError, read_dlc_labels
+from deeplabstream.pose.formats.dlc3_topdown import open_topdown_estimator, topdown_decoding_of
 from deeplabstream.pose.model import ModelDescription
 from deeplabstream.pose.runtime.estimator import PoseEstimator
 
@@ -80,7 +81,7 @@ class ImageSet:
         return self.source.stem if self.source.is_file() else self.source.name
 
 
-def find_images(source: Path) -> ImageSet:
+def find_images(source: Path, *, trust_pickle: bool = False) -> ImageSet:
     """Return the images of a folder (sorted, not recursive) or of a labels file.
 
     Raises
@@ -101,13 +102,13 @@ def find_images(source: Path) -> ImageSet:
         return ImageSet(source, tuple(paths), names)
     if not source.is_file():
         raise ImagesError(f"{source}: no such file or folder; check the path")
-    return _labelled_images(source)
+    return _labelled_images(source, trust_pickle)
 
 
-def _labelled_images(source: Path) -> ImageSet:
+def _labelled_images(source: Path, trust_pickle: bool = False) -> ImageSet:
     """Return the images of a DeepLabCut-layout labels file, with their labels."""
     try:
-        labels = read_dlc_labels(source)
+        labels = read_dlc_labels(source, trust_pickle=trust_pickle)
     except LabelsError as error:
         raise ImagesError(str(error)) from None
     missing = labels.missing_images()
@@ -168,7 +169,7 @@ def predict(
     ``open_backend`` opens the network of a description (one per input size met).
     """
     model = image_description(description)
-    estimators: dict[tuple[int, ...], PoseEstimator] = {}
+    estimators: dict[tuple[int, ...], Any] = {}  # PoseEstimator, or a top-down one
     backends: dict[tuple[int, int], Any] = {}
     points = np.full((len(images.paths), model.animals, len(model.keypoints), 3), np.nan)
     try:
@@ -180,9 +181,12 @@ def predict(
                 size = (sized.input_height, sized.input_width)
                 if size not in backends:
                     backends[size] = open_backend(sized)
-                estimator = estimators[image.shape] = PoseEstimator(
-                    sized, backends[size], image.shape
-                )
+                if topdown_decoding_of(sized) is not None:  # DeepLabCut: detector + pose
+                    opener = lambda stage, *_: open_backend(stage)  # noqa: E731
+                    estimator = open_topdown_estimator(sized, opener, backends[size])
+                else:
+                    estimator = PoseEstimator(sized, backends[size], image.shape)
+                estimators[image.shape] = estimator
             points[index] = estimator.estimate_animals([image])[0]
             if report is not None:
                 report(index + 1)

@@ -28,6 +28,7 @@ from deeplabstream.core.errors import DeepLabStreamError
 from deeplabstream.core.lifetime import parent_alive
 from deeplabstream.core.logs import add_log_file
 from deeplabstream.hardware.cameras.video import VideoSettings
+from deeplabstream.hardware.cameras.video_length import AnnouncedLength, truncation_text
 from deeplabstream.live.session.device_locks import lock_session_devices
 from deeplabstream.live.session.live import LiveSession
 from deeplabstream.live.session.runner import SessionRunner, install_stop_signals
@@ -79,7 +80,9 @@ def replay_video(
     report(Progress(video, "starting", 0, None))
     try:
         info = probe_video(video)
-        settings = replay_settings(load_settings(options.settings_file), video, options)
+        settings = replay_settings(
+            load_settings(options.settings_file, cameras_required=False), video, options
+        )
     # ReplayError (the video) and SettingsError are ours; ValueError: a settings object's check
     except (DeepLabStreamError, ValueError) as error:
         return ReplayResult(video, False, errors=(str(error),), elapsed_s=time.monotonic() - began)
@@ -163,7 +166,7 @@ def _finish(
     if entry["status"] == "ended" and entry["end"] != END_OF_VIDEO and not errors:
         errors.append(f"stopped before the end of the video: {runner.stop_reason}")
     truncated = entry["end"] == END_OF_VIDEO and truncation(info, captured)
-    if truncated:
+    if truncated and truncated not in errors:  # the live session said it already
         errors.append(truncated)
     delivery = (entry.get("device") or {}).get("delivery")
     lag = lag_warning(video, delivery)
@@ -223,35 +226,13 @@ def lag_warning(video: Path, delivery: dict[str, Any] | None) -> str:
     )
 
 
-#: An estimated frame count (duration x rate) may be off by rounding and by the last frame's
-#: duration: a shortfall up to this many frames, or this fraction, is not called a truncation.
-ESTIMATE_SLACK_FRAMES = 2
-ESTIMATE_SLACK_FRACTION = 0.02
-
-
 def truncation(info: VideoInfo, frames_decoded: int) -> str:
     """Why the video counts as truncated (it ended before its container says), or "".
 
-    The count the container announces: the stream's frame count where the container states one
-    (MP4 with its index up front, AVI); that is exact, so any frame short is a truncation.
-    Otherwise (Matroska, and fragmented MP4, whose empty ``moov`` states no count:
-    ``streams.video[0].frames`` is 0) the count is the stream's duration x its rate. A fragmented
-    MP4 cut short still announces the whole duration of the fragment it was cut in (its ``moof``
-    lists every sample), so the estimate catches the cut; as an estimate, it is allowed a small
-    slack, and a cut of the last frame or two of such a file goes unnoticed.
+    The rules are a live video camera's too (hardware.cameras.video_length).
     """
-    expected = info.frames
-    if not expected or frames_decoded >= expected:
-        return ""
-    if not info.frames_exact:
-        slack = max(ESTIMATE_SLACK_FRAMES, round(expected * ESTIMATE_SLACK_FRACTION))
-        if frames_decoded >= expected - slack:
-            return ""
-    stated = "states" if info.frames_exact else "announces (duration x rate)"
-    return (
-        f"{info.path}: truncated: the video ended after {frames_decoded} of the {expected} "
-        f"frames its container {stated}; the file is probably cut short (an interrupted copy "
-        "or recording). The session has the frames that were there"
+    return truncation_text(
+        info.path, AnnouncedLength(info.frames, info.frames_exact), frames_decoded
     )
 
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 
 import av
 
 from deeplabstream.core.errors import DeepLabStreamError
+from deeplabstream.hardware.cameras.video_length import announced_frames
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".m4v", ".mpg", ".mpeg", ".webm", ".wmv")
 _NOT_IN_A_NAME = re.compile(r"[^A-Za-z0-9_-]+")
@@ -98,13 +98,8 @@ def _frame_count(
     stream: av.video.stream.VideoStream, container: av.container.InputContainer, fps: float | None
 ) -> tuple[int | None, bool]:
     """Frames as the container states them, else duration x rate (Matroska states no count)."""
-    if stream.frames:
-        return int(stream.frames), True
-    if fps and stream.duration and stream.time_base:
-        return round(float(stream.duration * Fraction(stream.time_base)) * fps), False
-    if fps and container.duration:
-        return round(container.duration / av.time_base * fps), False
-    return None, False
+    length = announced_frames(stream, container, fps)
+    return length.frames, length.exact
 
 
 def camera_name_for(video: Path) -> str:

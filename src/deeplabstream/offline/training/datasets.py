@@ -12,6 +12,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from deeplabstream.core.errors import LabelsError
 from deeplabstream.hardware.simulator.arena import KEYPOINT_NAMES
 from deeplabstream.offline.labels import read_dlc_labels
 from deeplabstream.offline.training.data import (
@@ -103,7 +104,14 @@ def split_indices(
 
 def labels_data_set(args: argparse.Namespace) -> DataSet:
     """Training, validation and test frames from DeepLabCut labels."""
-    labels = read_dlc_labels(args.labels, individual=args.individual)
+    try:
+        labels = read_dlc_labels(
+            args.labels,
+            individual=args.individual,
+            trust_pickle=getattr(args, "trust_pickle", False),
+        )
+    except LabelsError as error:
+        raise SystemExit(f"Error: {error}") from None
     missing = labels.missing_images()
     if missing:
         raise SystemExit(f"{len(missing)} labeled images are missing, e.g. {missing[0]}")

@@ -40,7 +40,6 @@ import argparse
 import dataclasses
 import json
 import math
-import os
 import shlex
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -55,6 +54,7 @@ from scipy.optimize import linear_sum_assignment
 from torch import nn
 from torch.nn import functional
 
+from deeplabstream.core.machine import load_average_1m
 from deeplabstream.hardware.simulator.arena import KEYPOINT_NAMES, ArenaParams, ArenaRenderer, Pose
 from deeplabstream.hardware.simulator.herd import (
     FreeHerdMotion,
@@ -975,7 +975,7 @@ def evaluate_pair(
         "found_fraction_by_scenario": by_kind,
         "arena_size": list(arena_size),
         "timing_ms": timing,
-        "load_average": os.getloadavg()[0],
+        "load_average": load_average_1m(),
     }
 
 

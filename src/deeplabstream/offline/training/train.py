@@ -76,6 +76,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from deeplabstream.core.machine import load_average_1m
 from deeplabstream.hardware.simulator.arena import ArenaParams, SimulatedArena
 from deeplabstream.offline.training.data import (
     Augmentation,
@@ -216,6 +217,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     labels = parser.add_argument_group("labels")
     labels.add_argument("--individual", help="the animal to take from multi-animal labels")
+    labels.add_argument(
+        "--trust-pickle",
+        action="store_true",
+        help="read an .h5 labels file even when it holds pickled Python objects (they run "
+        "code when read): only for a file you trust",
+    )
     split = labels.add_mutually_exclusive_group()
     split.add_argument(
         "--train-indices",
@@ -543,7 +550,7 @@ def evaluate_synthetic(
         "arena_size": list(arena_size),
         "timing_ms": timing,
         "inference_ms": timing["inference"],
-        "load_average": os.getloadavg()[0],
+        "load_average": load_average_1m(),
     }
 
 

@@ -7,7 +7,7 @@ checkpoint) is exported to ONNX on first use and the graph is kept for the next 
   :data:`CONVERTER_VERSION` (raised whenever the conversion's output changes);
 - the graph is written beside the model file (``<file>.<sha256[:16]>.<precision>.v<N>.onnx``)
   and, where that folder is read-only (a shared or packaged model), under the user's cache
-  folder (``$XDG_CACHE_HOME/deeplabstream/converted``, or ``~/.cache/...``), which the log says;
+  folder (``converted`` in the platform's user cache, ``core/user_folders.py``), which the log says;
 - every new graph is run by ONNX Runtime on a check input and compared with the PyTorch module
   it came from before it is kept: an exporter that silently changes the network (one did, on
   DeepLabCut's own module) is caught here, not in an experiment. The figures are written beside
@@ -35,6 +35,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from deeplabstream.core.user_folders import user_cache_folder as core_user_cache_folder
 from deeplabstream.pose.model import ModelError
 
 log = logging.getLogger(__name__)
@@ -123,8 +124,7 @@ def user_cache_folder() -> Path:
     forced = os.environ.get(CACHE_ENV)
     if forced:
         return Path(forced)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "deeplabstream" / "converted"
+    return core_user_cache_folder() / "converted"
 
 
 def cached_name(source: Path, digest: str, precision: Precision) -> str:

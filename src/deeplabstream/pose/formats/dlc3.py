@@ -11,8 +11,9 @@ Supported: single-animal, bottom-up (``method: bu``) models without a detector, 
 is ``CSPNeXt`` (``cspnext_s``, ``cspnext_m``, ``cspnext_x``, any width and depth of the ``P5`` or
 ``P6`` layout) or a timm ``ResNet`` (``resnet_50`` = ``resnet50_gn``, ``resnet_101`` =
 ``resnet101``, at their output stride), with one ``HeatmapHead`` (deconvolutions, optional
-final convolution, with or without location refinement). Anything else gets a message naming
-what the file holds.
+final convolution, with or without location refinement). Top-down exports (``method: td``, a
+``detector`` entry: an SSDLite detector + RTMPose) go to :mod:`pose.formats.dlc3_topdown`.
+Anything else gets a message naming what the file holds.
 
 Pre-processing (DeepLabCut's, read from its source and checked on a real export): the whole
 frame as RGB, no resize, crop or padding, normalised with ImageNet mean and std. DeepLabCut
@@ -48,6 +49,14 @@ from deeplabstream.pose.formats.conversion import (
     max_abs_differences,
     synthetic_input,
 )
+from deeplabstream.pose.formats.dlc3_heads import HeadSpec, head_spec
+from deeplabstream.pose.formats.dlc3_topdown import (
+    check_topdown,
+    is_topdown,
+    load_dlc_topdown,
+    topdown_decoding_of,
+    topdown_problems,
+)
 from deeplabstream.pose.model import IMAGENET_MEAN, IMAGENET_STD, ModelDescription, ModelError
 from deeplabstream.pose.model_format import (
     ModelFormat,
@@ -68,7 +77,10 @@ DEFAULT_FRAME_SIZE = (480, 640)  # height, width
 INPUT_NAME = "images"
 SUPPORTED = (
     "supported: single-animal bottom-up models (method bu, no detector) with a CSPNeXt "
-    "(cspnext_s/m/x) or ResNet (resnet_50, resnet_101) backbone and one HeatmapHead"
+    "(cspnext_s/m/x) or ResNet (resnet_50, resnet_101) backbone and one HeatmapHead, and "
+    "single-animal top-down models with an SSDLite detector and an RTMPose or a "
+    "CSPNeXt/ResNet HeatmapHead pose model (not yet: HRNet, DEKR, DLCRNet, multi-animal, "
+    "FasterRCNN detectors)"
 )
 # Inference transforms that change pixels or geometry, which this program does not apply.
 _UNSUPPORTED_TRANSFORMS = (
@@ -107,32 +119,6 @@ class DlcExport:
     def bodyparts(self) -> tuple[str, ...]:
         """Keypoint names, in the order of the heatmaps."""
         return tuple(str(b) for b in self.config.get("metadata", {}).get("bodyparts") or ())
-
-
-@dataclass(frozen=True)
-class DeconvSpec:
-    """One DeepLabCut ``DeconvModule``: transposed convolutions and an optional 1x1-ish conv."""
-
-    channels: tuple[int, ...]
-    kernels: tuple[int, ...]
-    strides: tuple[int, ...]
-    final_conv: tuple[int, int] | None  # (out_channels, kernel_size)
-
-    @property
-    def stride(self) -> int:
-        """Upsampling factor of the module."""
-        return int(np.prod(self.strides)) if self.strides else 1
-
-
-@dataclass(frozen=True)
-class HeadSpec:
-    """DeepLabCut's ``HeatmapHead`` and its ``HeatmapPredictor`` settings."""
-
-    heatmap: DeconvSpec
-    locref: DeconvSpec | None
-    apply_sigmoid: bool
-    clip_scores: bool
-    locref_std: float
 
 
 # --- reading and checking the file ------------------------------------------------------------
@@ -200,8 +186,23 @@ def check_export(path: str | Path) -> None:
     :func:`read_export` and :func:`check_supported`.
     """
     export = read_export(path, mmap=True)
+    if is_topdown(export.config, export.other_entries):
+        check_topdown_supported(export)  # a detector + a pose model (pose.formats.dlc3_topdown)
+        return
     check_supported(export)
     head_spec(export)
+
+
+def check_topdown_supported(export: DlcExport) -> None:
+    """Raise a ModelError naming what a top-down export holds when it is not supported."""
+    problems = topdown_problems(export)
+    if problems:
+        raise ModelError(
+            f"{export.path}: a DeepLabCut 3.0 export of {export.net_type} with a detector, "
+            f"which this program cannot run: method {export.config.get('method')!r}, "
+            f"{', '.join(problems)}; {SUPPORTED}. (The file holds {describe_holding(export)}.)"
+        )
+    check_topdown(export)
 
 
 def describe_holding(export: DlcExport) -> str:
@@ -266,47 +267,6 @@ def check_supported(export: DlcExport) -> None:
 
 
 # --- the network --------------------------------------------------------------------------------
-
-
-def _deconv_spec(section: Any, where: str, path: Path) -> DeconvSpec:
-    """Read a ``heatmap_config`` / ``locref_config`` section as a DeconvSpec."""
-    try:
-        channels = tuple(int(c) for c in section["channels"])
-        kernels = tuple(int(k) for k in section["kernel_size"])
-        strides = tuple(int(s) for s in section["strides"])
-        final = section.get("final_conv")
-        final_conv = (int(final["out_channels"]), int(final["kernel_size"])) if final else None
-    except (KeyError, TypeError, ValueError) as error:
-        raise ModelError(f"{path}: model.heads.bodypart.{where} is incomplete: {error!r}") from None
-    if not len(channels) == len(kernels) + 1 == len(strides) + 1:
-        raise ModelError(
-            f"{path}: model.heads.bodypart.{where} needs one more channel count than kernel "
-            f"sizes and strides, got {channels}, {kernels}, {strides}"
-        )
-    return DeconvSpec(channels, kernels, strides, final_conv)
-
-
-def head_spec(export: DlcExport) -> HeadSpec:
-    """Read the head and predictor settings of the export's config."""
-    path = export.path
-    head = export.config["model"]["heads"]["bodypart"]
-    predictor = head.get("predictor") or {}
-    heatmap = _deconv_spec(head.get("heatmap_config"), "heatmap_config", path)
-    refine = bool(predictor.get("location_refinement", True))
-    locref = None
-    if refine:
-        if not head.get("locref_config"):
-            raise ModelError(f"{path}: location_refinement is on but there is no locref_config")
-        locref = _deconv_spec(head["locref_config"], "locref_config", path)
-        if locref.stride != heatmap.stride:
-            raise ModelError(f"{path}: heatmap and locref heads upsample differently")
-    return HeadSpec(
-        heatmap=heatmap,
-        locref=locref,
-        apply_sigmoid=bool(predictor.get("apply_sigmoid", True)),
-        clip_scores=bool(predictor.get("clip_scores", False)),
-        locref_std=float(predictor.get("locref_std", 7.2801)),
-    )
 
 
 def build_backbone(export: DlcExport) -> Any:
@@ -447,6 +407,9 @@ def load_deeplabcut(
         conversion does not reproduce the network.
     """
     export = read_export(path)
+    if is_topdown(export.config, export.other_entries):  # a detector + a pose model
+        check_topdown_supported(export)
+        return load_dlc_topdown(export, frame_size or DEFAULT_FRAME_SIZE, precision)
     module = build_module(export)
     head = head_spec(export)
     height, width = frame_size or DEFAULT_FRAME_SIZE
@@ -516,7 +479,15 @@ class DeepLabCutExport(ModelFormat):
         return description.framework == FRAMEWORK and description.source_file is not None
 
     def input_multiple(self, description: ModelDescription) -> int | None:
-        """Return the backbone's total down-sampling, read from the export (dynamic cropping)."""
+        """Return the backbone's total down-sampling, read from the export (dynamic cropping).
+
+        A top-down model crops around its detector's box itself: dynamic cropping is refused.
+        """
+        if topdown_decoding_of(description) is not None:
+            raise ModelError(
+                f"{description.source_file}: a DeepLabCut top-down model crops around its "
+                "detector's box itself; set DYNAMIC_CROP = off for it"
+            )
         return input_multiple_of_export(source_file(description))
 
     def framework_text(self, description: ModelDescription) -> str:
@@ -530,16 +501,36 @@ class DeepLabCutExport(ModelFormat):
 
     def decoding_text(self, description: ModelDescription) -> str:
         """Return DeepLabCut's decoding (in the graph) and its locref scale."""
+        topdown = topdown_decoding_of(description)
+        if topdown is not None:
+            crop = topdown.crop
+            heatmap = "heatmaps" in topdown.pose_outputs
+            decoder = "argmax + location refinement" if heatmap else "SimCC argmax"
+            return (
+                f"two stages: {topdown.detector_type} detector (best box, frame size) -> "
+                f"crop {crop.width}x{crop.height} (margin {crop.margin}, with context "
+                f"{crop.with_context}, OpenCV bilinear) -> {topdown.net_type} ({decoder}, in "
+                f"graph) -> frame pixels; pose graph {topdown.pose_graph.name}"
+            )
         return (
             "DeepLabCut's argmax + location refinement "
             f"(locref_std {description.locref_std:g}), in graph"
         )
 
     def build_module(self, source: Path) -> Any:
-        """Return the DeepLabCut network rebuilt from the export."""
-        return build_module(read_export(source))
+        """Return the DeepLabCut network rebuilt from the export (a top-down one's detector)."""
+        export = read_export(source)
+        if is_topdown(export.config, export.other_entries):
+            from deeplabstream.pose.formats.dlc3_topdown import build_detector_module
+
+            return build_detector_module(export)
+        return build_module(export)
 
     def comparison(self, description: ModelDescription) -> tuple[Any, dict[str, float]]:
         """Return DeepLabCut's comparison and the limits at the model's precision."""
+        if topdown_decoding_of(description) is not None:
+            from deeplabstream.pose.formats import dlc3_topdown
+
+            return dlc3_topdown.compare_detector, dlc3_topdown.DETECTOR_TOLERANCES
         fp32 = description.precision == "fp32"
         return compare_outputs, TOLERANCES if fp32 else FP16_TOLERANCES

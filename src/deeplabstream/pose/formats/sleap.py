@@ -15,9 +15,17 @@ Supported:
   the peaks and reads the class maps at each of them; the assignment of peaks to classes runs
   here (:mod:`pose.decoding.sleap_classes`, sleap-nn's own rules). Each class is an animal:
   row i of every frame is class i (``identity_classes``), with an identity confidence.
+- **top-down** models (a centroid model + a centered-instance model, exported together by
+  ``sleap-nn export <centroid dir> <centered_instance dir> --format onnx`` as one graph:
+  sleap-nn's ``TopDownONNXWrapper``) and **top-down identity** models (a centroid model + a
+  ``multi_class_topdown`` model: ``TopDownMultiClassCombinedONNXWrapper``, class vectors).
+  The graph runs both stages, the crops between them included; the host keeps the valid
+  slots, and for an identity model matches them to the classes
+  (:mod:`pose.decoding.sleap_topdown`, sleap-nn's own rules).
 
-Top-down (centroid + centered-instance), single-instance and top-down identity models are
-refused with a message that says so.
+Single-instance models, and the stages of a top-down model exported alone (a centroid model,
+or a centered-instance model, whose export takes crops, not frames), are refused with a
+message that says so.
 
 What the description takes from where:
 
@@ -35,18 +43,31 @@ What the description takes from where:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
 
 from deeplabstream.pose.decoding.sleap import OUTPUTS, SleapDecoding
 from deeplabstream.pose.decoding.sleap_classes import CLASS_OUTPUTS, SleapClassDecoding
+from deeplabstream.pose.decoding.sleap_topdown import (
+    TOPDOWN_CLASS_OUTPUTS,
+    TOPDOWN_OUTPUTS,
+    SleapTopDownDecoding,
+)
+from deeplabstream.pose.formats.sleap_stages import CENTROID_OUTPUTS, split_topdown
 from deeplabstream.pose.model import ModelDescription, ModelError
 from deeplabstream.pose.model_format import ModelFormat, Precision
 
 FRAMEWORK = "sleap-nn"
 METADATA_FILE = "export_metadata.json"
 CONFIG_FILE = "training_config.yaml"
+#: A top-down export keeps each stage's training config (sleap-nn's ``_copy_training_config``).
+STAGE_CONFIG_FILES = (
+    "training_config_centroid.yaml",
+    "training_config_centered_instance.yaml",
+    "training_config_multi_class_topdown.yaml",
+)
 GRAPH_FILE = "model.onnx"
 #: Animals reported per frame when neither MAX_ANIMALS nor the export's max_instances says.
 DEFAULT_MAX_ANIMALS = 2
@@ -55,30 +76,41 @@ DEFAULT_MIN_LINE_SCORES = 0.25
 DEFAULT_MIN_INSTANCE_PEAKS = 0.0
 
 SUPPORTED = (
-    "bottom-up models (confidence maps + part-affinity fields) and bottom-up identity models "
-    "(confidence maps + class maps) are supported"
+    "bottom-up models (confidence maps + part-affinity fields), bottom-up identity models "
+    "(confidence maps + class maps), and top-down models (centroid + centered-instance, with "
+    "or without identity classes) exported with both stages together are supported"
 )
 BOTTOMUP = "bottomup"
 IDENTITY_BOTTOMUP = "multi_class_bottomup"
+TOPDOWN = "topdown"
+IDENTITY_TOPDOWN = "multi_class_topdown_combined"
+#: What to run instead of one stage of a top-down model exported alone.
+EXPORT_BOTH_STAGES = (
+    "A top-down model runs here from the export of both its stages together: `sleap-nn "
+    "export <centroid model folder> <centered_instance (or multi_class_topdown) model folder> "
+    "-o <export folder> --format onnx` (one graph: centroids, the crops around them and the "
+    "keypoints of each crop)."
+)
 #: The peak threshold sleap-nn applies to an export whose metadata names none.
 DEFAULT_PEAK_THRESHOLD = 0.2
-TOPDOWN_IDENTITY = (
-    "Top-down identity models (class vectors) are not run here: export a bottom-up identity "
-    "model (`--pipeline multi_class_bottomup`, class maps) or a bottom-up model, whose "
-    "identities then come from the tracker and the animals' looks (docs/sleap-models.md, "
-    "'Identities')."
-)
 _UNSUPPORTED = {
-    "topdown": "a top-down model (centroid + centered-instance)",
-    "centroid": "a top-down model's centroid stage",
-    "centered_instance": "a top-down model's centered-instance stage",
+    "centroid": (
+        "a top-down model's centroid stage exported alone (it finds one point per animal, "
+        "no keypoints)"
+    ),
+    "centered_instance": (
+        "a top-down model's centered-instance stage exported alone (its graph takes crops "
+        "centred on each animal, not frames: the centroid stage that finds them is missing)"
+    ),
+    "multi_class_topdown": (
+        "a top-down identity model's instance stage exported alone (its graph takes crops "
+        "centred on each animal, not frames: the centroid stage that finds them is missing)"
+    ),
     "single_instance": "a single-instance model",
-    "multi_class_topdown": "a top-down identity (multi-class) model",
-    "multi_class_topdown_combined": "a top-down identity (multi-class) model",
-    "topdown_multiclass": "a top-down identity (multi-class) model",
 }
 #: Other names of the model types that are run here.
-_ALIASES = {"bottomup_multiclass": IDENTITY_BOTTOMUP}
+_ALIASES = {"bottomup_multiclass": IDENTITY_BOTTOMUP, "topdown_multiclass": IDENTITY_TOPDOWN}
+_RUN_HERE = (BOTTOMUP, IDENTITY_BOTTOMUP, TOPDOWN, IDENTITY_TOPDOWN)
 
 
 def is_export_folder(path: Path) -> bool:
@@ -92,7 +124,9 @@ def is_export_folder(path: Path) -> bool:
     return path.suffix == ".onnx" and (path.parent / METADATA_FILE).is_file()
 
 
-def load_sleap(path: str | Path, frame_size: tuple[int, int] | None = None) -> ModelDescription:
+def load_sleap(
+    path: str | Path, frame_size: tuple[int, int] | None = None, *, stages: bool = True
+) -> ModelDescription:
     """Describe a sleap-nn bottom-up ONNX export, with or without identity classes.
 
     Parameters
@@ -102,6 +136,10 @@ def load_sleap(path: str | Path, frame_size: tuple[int, int] | None = None) -> M
     frame_size
         (height, width) of the frames, used as the input size when neither the metadata nor
         the training config names the size the graph was traced at.
+    stages
+        For a top-down model: run its two stages apart (sleap-nn's graph cut in two,
+        :mod:`pose.formats.sleap_stages`: the instance model only on the animals found, each
+        stage timed); False runs sleap-nn's one graph as it is (every slot cropped and run).
 
     Returns
     -------
@@ -120,8 +158,14 @@ def load_sleap(path: str | Path, frame_size: tuple[int, int] | None = None) -> M
     onnx_file, folder = _locate(Path(path))
     metadata = read_metadata(folder / METADATA_FILE)
     config = _read_config(folder / CONFIG_FILE)
+    configs = {name: _read_config(folder / name) for name in STAGE_CONFIG_FILES}
     model_type = _check_model_type(folder, metadata, config)
     graph = _read_graph(onnx_file)
+    if model_type in (TOPDOWN, IDENTITY_TOPDOWN):
+        description = _describe_topdown(
+            onnx_file, folder, metadata, configs, graph, frame_size, model_type
+        )
+        return _two_stages(description) if stages else description
     return _describe(onnx_file, folder, metadata, config, graph, frame_size, model_type)
 
 
@@ -183,17 +227,22 @@ def _model_type(metadata: dict[str, Any], heads: list[str]) -> str:
 
 
 def _check_model_type(folder: Path, metadata: dict[str, Any], config: dict[str, Any]) -> str:
-    """Return ``bottomup`` or ``multi_class_bottomup``; raise a ModelError for other types."""
+    """Return the model type if it runs here (``_RUN_HERE``); raise a ModelError otherwise."""
     heads = _heads(config)
     model_type = _model_type(metadata, heads)
+    if model_type in (TOPDOWN, IDENTITY_TOPDOWN):
+        return model_type
     unsupported = [h for h in heads if h in _UNSUPPORTED]
     if model_type in _UNSUPPORTED or unsupported:
         found = _UNSUPPORTED.get(model_type) or _UNSUPPORTED[unsupported[0]]
-        hint = f" {TOPDOWN_IDENTITY}" if "identity" in found else ""
+        hint = (
+            f" {EXPORT_BOTH_STAGES}"
+            if model_type != "single_instance"
+            else " Run it in SLEAP, or train a bottom-up or top-down model."
+        )
         raise ModelError(
             f"{folder}: {found} (model_type {model_type!r}, heads {', '.join(heads) or '?'}); "
-            f"only {SUPPORTED}. Run it in SLEAP, or train a bottom-up model (`--pipeline "
-            f"bottomup` or `--pipeline multi_class_bottomup`).{hint}"
+            f"only {SUPPORTED}.{hint}"
         )
     if model_type == BOTTOMUP and (metadata.get("n_classes") or metadata.get("class_names")):
         raise ModelError(
@@ -201,7 +250,7 @@ def _check_model_type(folder: Path, metadata: dict[str, Any], config: dict[str, 
             f"{metadata.get('n_classes')} identity classes; an identity model's export says "
             f"model_type 'multi_class_bottomup'. Export the model again with `sleap-nn export`."
         )
-    if model_type not in (BOTTOMUP, IDENTITY_BOTTOMUP):
+    if model_type not in _RUN_HERE:
         raise ModelError(
             f"{folder}: model_type {model_type or 'missing'!r} in {METADATA_FILE}; only {SUPPORTED}"
         )
@@ -333,13 +382,130 @@ def _describe(
     )
 
 
+def _describe_topdown(
+    onnx_file: Path,
+    folder: Path,
+    metadata: dict[str, Any],
+    stages: dict[str, dict[str, Any]],
+    graph: tuple[str, tuple[Any, ...], str, tuple[str, ...]],
+    frame_size: tuple[int, int] | None,
+    model_type: str,
+) -> ModelDescription:
+    """Describe a top-down export (both stages in one graph), with or without classes."""
+    metadata_file = folder / METADATA_FILE
+    input_name, shape, _, output_names = graph
+    centroid_config = stages[STAGE_CONFIG_FILES[0]]
+    instance_config = stages[STAGE_CONFIG_FILES[1]] or stages[STAGE_CONFIG_FILES[2]]
+    try:
+        keypoints = tuple(str(n) for n in metadata["node_names"])
+        edges = tuple((int(s), int(d)) for s, d in metadata.get("edge_inds") or ())
+        crop = metadata["crop_size"]
+        crop_size = (int(crop[0]), int(crop[1])) if isinstance(crop, list) else (int(crop),) * 2
+        slots = int(metadata["max_instances"])
+        channels = int(metadata.get("input_channels") or 1)
+        centroid_scale = float(metadata.get("input_scale") or 1.0)
+    except (KeyError, TypeError, ValueError, IndexError) as error:
+        raise ModelError(
+            f"{metadata_file}: incomplete top-down metadata (node_names, crop_size, "
+            f"max_instances): {error!r}; export the model again with `sleap-nn export`"
+        ) from error
+    if any(not (0 <= i < len(keypoints)) for edge in edges for i in edge):
+        raise ModelError(f"{metadata_file}: edge_inds name nodes beyond the {len(keypoints)} nodes")
+    if not edges:  # the instance model's labels' skeleton, for drawing
+        edges = _config_edges(instance_config, keypoints)
+    identity = model_type == IDENTITY_TOPDOWN
+    _check_outputs(
+        onnx_file, output_names, TOPDOWN_CLASS_OUTPUTS if identity else TOPDOWN_OUTPUTS,
+        "top-down identity" if identity else "top-down",
+    )  # fmt: skip
+    _check_input(onnx_file, metadata_file, graph, channels)
+    size = _trace_size(metadata, centroid_config, frame_size)
+    if size is None:
+        raise ModelError(
+            f"{metadata_file}: no input size (max_height/max_width) in the metadata or the "
+            "centroid model's training config; give the frame size"
+        )
+    classes = _class_names(metadata_file, metadata) if identity else ()
+    instance_preprocessing = (instance_config.get("data_config") or {}).get("preprocessing") or {}
+    decoding = SleapTopDownDecoding(
+        crop_size=crop_size,
+        max_instances=slots,
+        centroid_input_scale=centroid_scale,
+        instance_input_scale=float(instance_preprocessing.get("scale") or 1.0),
+        anchor_part=metadata.get("anchor_part"),
+        class_names=classes,
+        instance_stride=float(metadata.get("output_stride") or 1)
+        / float(instance_preprocessing.get("scale") or 1.0),
+        peak_threshold=float(metadata.get("peak_threshold") or DEFAULT_PEAK_THRESHOLD),
+    )
+    gray = channels == 1
+    return ModelDescription(
+        name=str(metadata.get("model_name") or folder.name),
+        framework=FRAMEWORK,
+        model_file=onnx_file,
+        keypoints=keypoints,
+        input_height=size[0],
+        input_width=size[1],
+        color_order="gray" if gray else "rgb",
+        mean=(0.0,) if gray else (0.0, 0.0, 0.0),
+        std=(1.0,) if gray else (1.0, 1.0, 1.0),
+        resize="area",  # frames are fed at their own size (any_input_size): never resized
+        output_kind="coordinates",
+        stride=float(metadata.get("output_stride") or 1) / decoding.instance_input_scale,
+        decoder="sleap-topdown",
+        heatmaps_are_probabilities=False,
+        input_name=input_name,
+        output_names=output_names,
+        batch_size=shape[0] if isinstance(shape[0], int) else None,
+        precision="fp32",
+        skeleton=tuple((keypoints[s], keypoints[d]) for s, d in edges),
+        any_input_size=True,
+        input_type="uint8",
+        input_layout="nchw",
+        normalization="in-graph",
+        max_animals=len(classes) if identity else min(slots, DEFAULT_MAX_ANIMALS),
+        decoding=decoding,
+        trained_size=_stated_trace_size(metadata, centroid_config),
+        identity_classes=classes,
+    )
+
+
+def _two_stages(description: ModelDescription) -> ModelDescription:
+    """Return the same top-down model run as two stages (centroid graph, then instance graph)."""
+    decoding = description.decoding
+    assert isinstance(decoding, SleapTopDownDecoding)
+    cut = split_topdown(Path(description.model_file), bool(decoding.class_names))
+    return dataclasses.replace(
+        description,
+        model_file=cut.centroid_graph,
+        output_names=CENTROID_OUTPUTS,
+        decoding=dataclasses.replace(
+            decoding,
+            instance_graph=cut.instance_graph,
+            crops_name=cut.crops_name,
+            instance_outputs=cut.instance_outputs,
+            export_graph=Path(description.model_file),
+        ),
+    )
+
+
 def _check_outputs(
-    onnx_file: Path, output_names: tuple[str, ...], expected: tuple[str, ...], identity: bool
+    onnx_file: Path,
+    output_names: tuple[str, ...],
+    expected: tuple[str, ...],
+    identity: bool | str,
 ) -> None:
-    """Raise a ModelError unless the graph has every output its model type needs."""
+    """Raise a ModelError unless the graph has every output its model type needs.
+
+    ``identity``: True / False for a bottom-up model with / without classes, or the kind in
+    words.
+    """
     missing = [n for n in expected if n not in output_names]
     if missing:
-        kind = "bottom-up identity" if identity else "bottom-up"
+        if isinstance(identity, str):
+            kind = identity
+        else:
+            kind = "bottom-up identity" if identity else "bottom-up"
         raise ModelError(
             f"{onnx_file}: a {kind} export outputs {', '.join(expected)}; this graph has "
             f"{', '.join(output_names)} (missing {', '.join(missing)}). Export it again with "
@@ -411,8 +577,11 @@ def _class_names(metadata_file: Path, metadata: dict[str, Any]) -> tuple[str, ..
 
 def _metadata_of(description: ModelDescription) -> dict[str, Any]:
     """Return the export metadata beside the description's graph ({} when unreadable)."""
+    graph = Path(description.model_file)
+    if isinstance(description.decoding, SleapTopDownDecoding) and description.decoding.export_graph:
+        graph = description.decoding.export_graph  # the stages live in the cache
     try:
-        return read_metadata(Path(description.model_file).parent / METADATA_FILE)
+        return read_metadata(graph.parent / METADATA_FILE)
     except ModelError:
         return {}
 
@@ -428,6 +597,9 @@ def network_text(description: ModelDescription) -> str:
     metadata = _metadata_of(description)
     backbone = metadata.get("backbone") or "?"
     edges = ", ".join(f"{a}->{b}" for a, b in description.skeleton)
+    if isinstance(description.decoding, SleapTopDownDecoding):
+        stages = _topdown_text(description.decoding, backbone)
+        return f"{stages}; skeleton {len(description.skeleton)} edges: {edges}"
     kind = (
         f"bottom-up identity model (confidence maps + class maps), classes "
         f"{', '.join(description.identity_classes)}"
@@ -440,9 +612,54 @@ def network_text(description: ModelDescription) -> str:
     )
 
 
+def _topdown_text(decoding: SleapTopDownDecoding, backbone: str) -> str:
+    """Return a top-down model's two stages, in words."""
+    kind = "top-down identity model" if decoding.class_names else "top-down model"
+    anchor = decoding.anchor_part or "the centre of the keypoints"
+    crop_h, crop_w = decoding.crop_size
+    where = (
+        f"sleap-nn's graph {decoding.export_graph} cut into 2 stages run apart (the instance "
+        f"stage: {decoding.instance_graph})"
+        if decoding.two_stages
+        else "2 stages in sleap-nn's one graph"
+    )
+    return (
+        f"{kind}, {where}: (1) centroid model on the frame scaled by "
+        f"{decoding.centroid_input_scale:g} (one point per animal: {anchor}), up to "
+        f"{decoding.max_instances} animals; (2) crops of {crop_w}x{crop_h} frame pixels around "
+        f"each {'valid ' if decoding.two_stages else ''}centroid -> centered-instance model "
+        f"(input {crop_w}x{crop_h} scaled by "
+        f"{decoding.instance_input_scale:g})"
+        + (" with class vectors" if decoding.class_names else "")
+        + f"; backbone {backbone}"
+    )
+
+
 def decoding_text(description: ModelDescription) -> str:
     """Return the grouping settings and the animals kept per frame, in words."""
     decoding = description.decoding
+    if isinstance(decoding, SleapTopDownDecoding):
+        where = (
+            "centroids in the first graph; the crops and each keypoint's highest point on the "
+            "host, the instance graph between them"
+            if decoding.two_stages
+            else "centroids, crops and keypoints in graph"
+        )
+        if decoding.class_names:
+            return (
+                f"{where}; sleap-nn's class assignment on the "
+                "host (softmax of each animal's class logits, Hungarian matching); one animal "
+                f"per class, {description.max_animals} per frame: "
+                + ", ".join(
+                    f"animal{i} = {name}" for i, name in enumerate(decoding.class_names, start=1)
+                )
+                + " ([Pose] MAX_ANIMALS does not apply)"
+            )
+        return (
+            f"{where}; the animals in decreasing centroid "
+            f"confidence, max animals {description.max_animals} per frame ([Pose] MAX_ANIMALS; "
+            f"the graph finds at most {decoding.max_instances})"
+        )
     if isinstance(decoding, SleapClassDecoding):
         return (
             f"peaks and class values in graph; sleap-nn's class assignment on the host "
@@ -480,7 +697,7 @@ class SleapExport(ModelFormat):
     def load(
         self, path: Path, frame_size: tuple[int, int] | None, precision: Precision
     ) -> ModelDescription:
-        """Read the export's metadata and graph (bottom-up models, with or without classes)."""
+        """Read the export's metadata and graph (bottom-up or top-down, classes or not)."""
         return load_sleap(path, frame_size)
 
     def describes(self, description: ModelDescription) -> bool:

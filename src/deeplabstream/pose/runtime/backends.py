@@ -3,10 +3,14 @@
 :func:`open_backend` opens one of the backends of :data:`BACKENDS` (the kind's registry, which
 also holds the backends of installed packages, entry point group ``deeplabstream.backends``):
 
-- ONNX Runtime (``.onnx``) on the CPU, CUDA or TensorRT execution provider;
+- ONNX Runtime (``.onnx``) on the CPU, CUDA, TensorRT, DirectML or CoreML execution provider,
+  with the options of :mod:`pose.runtime.providers` (recorded in ``session.json``), run through
+  IO binding (:mod:`pose.runtime.iobinding`), TensorRT's engines cached by
+  :mod:`pose.runtime.trt_cache`;
 - PyTorch (a TorchScript file, such as a model folder's ``model.pt``, or, for a model
   converted from DeepLabCut or Lightning Pose, the network rebuilt from its file) on the CPU or
-  CUDA; a module pickled whole with ``torch.save`` is never loaded (unpickling runs code);
+  CUDA (channels-last, fp16: :mod:`pose.runtime.torch_device`); a module pickled whole with
+  ``torch.save`` is never loaded (unpickling runs code);
 - OpenVINO (``.onnx``, read directly) on the CPU: the optional ``openvino`` package
   (``requirements-openvino.txt``).
 
@@ -21,39 +25,43 @@ running a network).
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Protocol, Self
+from typing import Any, ClassVar, Protocol, Self
 
 import numpy as np
 
 from deeplabstream.core.plugins import PluginError, Registry
 from deeplabstream.pose.model import ModelDescription, ModelError
 from deeplabstream.pose.model_format import build_torch_module, format_of_description
-
-DeviceName = Literal["cpu", "cuda", "tensorrt"]
+from deeplabstream.pose.runtime.iobinding import CudaGraphBinding, HostBinding, pinned_empty
+from deeplabstream.pose.runtime.providers import (
+    DeviceName,
+    ProviderPlan,
+    device_problem,
+    provider_plan,
+    providers_record,
+)
+from deeplabstream.pose.runtime.torch_device import (
+    TorchPlacement,
+    place_input,
+    place_module,
+    torch_placement,
+)
+from deeplabstream.pose.runtime.trt_cache import (
+    BuildProgress,
+    PreparedCache,
+    cache_root,
+    gpu_info,
+    make_key,
+    prepare_cache,
+    tensorrt_version,
+)
 
 WARM_UP_RUNS = 3
-
-_ORT_PROVIDERS: dict[str, list[str]] = {
-    "cpu": ["CPUExecutionProvider"],
-    # CPU stays in the list for the few nodes a GPU provider leaves to it (shape arithmetic);
-    # the check after opening makes sure the requested provider runs the graph.
-    "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
-    "tensorrt": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
-}
-
-_ORT_NEEDS = {
-    "CUDAExecutionProvider": (
-        "the `onnxruntime-gpu` package (instead of `onnxruntime`), an NVIDIA driver and the "
-        "CUDA and cuDNN libraries it was built for"
-    ),
-    "TensorrtExecutionProvider": (
-        "the `onnxruntime-gpu` package (instead of `onnxruntime`), an NVIDIA driver, CUDA, "
-        "cuDNN and the TensorRT libraries it was built for"
-    ),
-}
 
 
 class InferenceBackend(Protocol):
@@ -68,7 +76,11 @@ class InferenceBackend(Protocol):
     provider: str
 
     def run(self, batch: np.ndarray) -> list[np.ndarray]:
-        """Run the network on (N, C, H, W) input; outputs in ``description.output_names`` order."""
+        """Run the network on (N, C, H, W) input; outputs in ``description.output_names`` order.
+
+        The outputs may be buffers the backend reuses (ONNX Runtime's IO binding): valid until
+        its next run; a caller that keeps them copies them.
+        """
         ...
 
     def warm_up(self, batch_size: int | None = None) -> None:
@@ -97,7 +109,8 @@ def open_backend(
         model's rebuilt network), ``openvino`` (``.onnx`` files, CPU only), or the name of
         an installed package's backend (:data:`BACKENDS`).
     device
-        ``cpu``, ``cuda`` or ``tensorrt`` (ONNX Runtime only).
+        ``cpu``, ``cuda`` (ONNX Runtime, PyTorch), or ``tensorrt``, ``directml`` (Windows),
+        ``coreml`` (macOS): ONNX Runtime only.
     threads
         Threads for the CPU work of one inference (ONNX Runtime's ``intra_op_num_threads``,
         ``torch.set_num_threads``).
@@ -129,6 +142,18 @@ def open_backend(
     return kind.open(description, device, threads)
 
 
+def providers_of(backend: Any) -> dict[str, Any] | None:
+    """Return what ``session.json`` records of a backend's providers and options (or None).
+
+    A wrapper (the dynamic crop's recorder) answers for the backend it wraps.
+    """
+    inner = getattr(backend, "backend", None)
+    record = getattr(backend, "providers", None)
+    if record is None and inner is not None:
+        return providers_of(inner)
+    return record if isinstance(record, dict) else None
+
+
 def _dummy_batch(description: ModelDescription, batch_size: int | None) -> np.ndarray:
     """Zeros shaped and typed like a real input batch."""
     n = description.batch_size or batch_size or 1
@@ -136,23 +161,39 @@ def _dummy_batch(description: ModelDescription, batch_size: int | None) -> np.nd
 
 
 class OnnxRuntimeBackend:
-    """An ONNX Runtime session, built once.
+    """An ONNX Runtime session, built once, run through IO binding.
 
     Parameters
     ----------
     description
         The model; ``model_file`` must be an ``.onnx`` file.
     device
-        ``cpu``, ``cuda`` or ``tensorrt``.
+        ``cpu``, ``cuda``, ``tensorrt``, ``directml`` (Windows) or ``coreml`` (macOS): one
+        execution provider each, with the options of :func:`pose.runtime.providers.provider_plan`.
     threads
         ``intra_op_num_threads`` of the session.
     allow_spinning
         Let idle pool threads spin (ONNX Runtime's default; off here, see below). For
         measuring the difference.
+    io_binding
+        Run through IO binding (:mod:`pose.runtime.iobinding`: buffers allocated once per input
+        shape, outputs written in place); False runs ``session.run`` (new arrays every call),
+        for comparison.
+    progress
+        Gets the lines of a TensorRT engine build (the window's status); they are logged too.
+
+    Attributes
+    ----------
+    provider
+        The execution provider that runs the graph.
+    providers
+        What ``session.json`` records: the providers and options asked for and those ONNX
+        Runtime applied, the notes on options left off, the IO binding, the input memory and,
+        for TensorRT, the engine cache.
     """
 
     name: ClassVar[str] = "onnxruntime"
-    devices: ClassVar[tuple[DeviceName, ...]] = ("cpu", "cuda", "tensorrt")
+    devices: ClassVar[tuple[DeviceName, ...]] = ("cpu", "cuda", "tensorrt", "directml", "coreml")
 
     @classmethod
     def open(cls, description: ModelDescription, device: DeviceName, threads: int) -> Self:
@@ -166,43 +207,137 @@ class OnnxRuntimeBackend:
         threads: int,
         *,
         allow_spinning: bool = False,
+        io_binding: bool = True,
+        progress: Callable[[str], None] | None = None,
     ) -> None:
         import onnxruntime as ort  # heavy: imported when this backend opens
 
         path = Path(description.model_file)
         if path.suffix != ".onnx":
             raise ModelError(f"{path}: the onnxruntime backend needs an .onnx file")
-        wanted = _ORT_PROVIDERS[device]
-        available = ort.get_available_providers()
-        if wanted[0] not in available:
-            raise ModelError(_missing_provider_message(wanted[0], available))
+        # A provider missing from this build, or CUDA/cuDNN libraries missing: refused, named.
+        problem = device_problem(device)
+        if problem is not None:
+            raise ModelError(f"{path}: {problem}")
+        self._description = description
+        self._progress = progress
+        self._cache: PreparedCache | None = None
+        self._build_s: float | None = None
+        self._input_memory = "host memory (numpy)"
+        plan = self._plan(description, device, ort.__version__)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if device == "directml":  # DirectML needs these (ONNX Runtime's documentation)
+            options.enable_mem_pattern = False
+            options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         # Idle pool threads sleep instead of spinning. Spinning keeps a core busy between the
         # network's layers and between frames; on a small machine shared with capture and
         # recording it takes the CPU from them and from the pool's other threads
         # (benchmarks/converted_models.py measures both; the outputs are the same).
         spinning = "1" if allow_spinning else "0"
         options.add_session_config_entry("session.intra_op.allow_spinning", spinning)
-        try:
-            self._session = ort.InferenceSession(str(path), options, providers=wanted)
-        except Exception as error:  # ORT raises its own Fail, InvalidGraph, ... types
-            raise ModelError(f"{path}: ONNX Runtime cannot open it: {error}") from error
+        self._session, self._plan_used = self._open_session(ort, path, options, plan)
         # ONNX Runtime drops a provider whose libraries fail to load, with only a warning.
         running = self._session.get_providers()
-        if not running or running[0] != wanted[0]:
+        if not running or running[0] != plan.main:
             self._session = None
             raise ModelError(
-                f"{path}: {wanted[0]} is installed but did not start (running {running}); "
-                f"it needs {_ORT_NEEDS.get(wanted[0], 'its libraries')}"
+                f"{path}: {plan.main} is installed but did not start (running {running}); "
+                f"{device_problem(device) or 'its libraries did not load'}"
             )
         self.provider: str = running[0]
-        self._description = description
         self._input_name = description.input_name
         self._output_names = list(description.output_names)
         self._check_names(path)
+        device_id = int(self._plan_used.providers[0][1].get("device_id", 0))
+        self._binding: HostBinding | CudaGraphBinding | None = None
+        if self.provider == "CUDAExecutionProvider" and _asks_cuda_graph(self._plan_used):
+            self._binding = CudaGraphBinding(
+                self._session, self._input_name, self._output_names, device_id
+            )
+        elif io_binding:
+            self._binding = HostBinding(
+                self._session,
+                self._input_name,
+                self._output_names,
+                self.host_buffer,
+                synchronize=self.provider != "CPUExecutionProvider",
+            )
+
+    def _plan(self, description: ModelDescription, device: str, ort_version: str) -> ProviderPlan:
+        """Return the providers and options; for TensorRT, make its cache folder ready first."""
+        if device != "tensorrt":
+            return provider_plan(description, device)
+        key = make_key(description, gpu_info(), tensorrt_version(), ort_version)
+        model_file = Path(description.model_file)
+        self._cache = prepare_cache(cache_root(model_file), model_file, key)
+        folder = str(self._cache.folder) if self._cache.folder is not None else None
+        return provider_plan(
+            description, device, trt_cache_folder=folder, cache_note=self._cache.reason
+        )
+
+    def _open_session(
+        self, ort: Any, path: Path, options: Any, plan: ProviderPlan
+    ) -> tuple[Any, ProviderPlan]:
+        """Open the session; a CUDA graph the graph cannot take is left off (and noted)."""
+        try:
+            with self._build_progress(path):
+                session = ort.InferenceSession(
+                    str(path), options, providers=plan.names(), provider_options=plan.options()
+                )
+        except Exception as error:  # ORT raises its own Fail, InvalidGraph, ... types
+            if _asks_cuda_graph(plan):
+                # Some nodes run on the CPU, or the graph has data-dependent shapes.
+                retry = plan.without("enable_cuda_graph")
+                retry.notes.append(f"enable_cuda_graph off: ONNX Runtime refused it ({error})")
+                return self._open_session(ort, path, options, retry)
+            raise ModelError(f"{path}: ONNX Runtime cannot open it: {error}") from error
+        if _asks_cuda_graph(plan) and len(session.get_inputs()) > 1:
+            retry = plan.without("enable_cuda_graph")
+            retry.notes.append("enable_cuda_graph off: the graph takes more than the image")
+            return self._open_session(ort, path, options, retry)
+        return session, plan
+
+    def _build_progress(self, path: Path) -> contextlib.AbstractContextManager[Any]:
+        """Return a TensorRT build's progress lines around a block; nothing for the others."""
+        if self._cache is None:
+            return contextlib.nullcontext()
+        return BuildProgress(path.name, self._cache.state, callback=self._progress)
+
+    def host_buffer(self, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+        """Return a host array for the network's input: pinned memory on a GPU where it can be.
+
+        The pre-processing writes each batch into it (pose.runtime.preprocess), and IO binding
+        hands it to ONNX Runtime where it is: the only host copy of a frame's pixels.
+        """
+        if self.provider in ("CUDAExecutionProvider", "TensorrtExecutionProvider"):
+            pinned = pinned_empty(shape, dtype)
+            if pinned is not None:
+                self._input_memory = "pinned host memory (torch's allocator)"
+                return pinned
+            self._input_memory = "pageable host memory (no CUDA build of torch for pinned)"
+        return np.empty(shape, dtype)
+
+    @property
+    def providers(self) -> dict[str, Any]:
+        """What ``session.json`` records about the providers (see the class's attributes)."""
+        if self._session is None:
+            return {}
+        if isinstance(self._binding, CudaGraphBinding):
+            binding = "device buffers, CUDA graph per input shape"
+        elif self._binding is not None:
+            binding = "host buffers, allocated once per input shape"
+            unbound = [list(key[0]) for key, slot in self._binding.slots.items() if slot.unbound]
+            if unbound:  # outputs whose shape changes with the data (pose.runtime.iobinding)
+                binding += f"; off for inputs of shape {unbound} (outputs change shape)"
+        else:
+            binding = "off (session.run)"
+        extra: dict[str, Any] = {"io_binding": binding, "input_memory": self._input_memory}
+        if self._cache is not None:
+            extra["tensorrt_cache"] = self._cache.record() | {"build_s": self._build_s}
+        return providers_record(self._plan_used, self._session, extra)
 
     def _check_names(self, path: Path) -> None:
         """Check that the description's input and output names are the graph's."""
@@ -215,36 +350,81 @@ class OnnxRuntimeBackend:
             raise ModelError(f"{path}: no outputs named {unknown} (has {outputs})")
 
     def run(self, batch: np.ndarray) -> list[np.ndarray]:
-        """Run the session; outputs in ``description.output_names`` order."""
+        """Run the session; outputs in ``description.output_names`` order.
+
+        Through IO binding the outputs are this input shape's buffers, valid until the next run
+        (pose.runtime.iobinding).
+        """
+        if self._binding is not None:
+            return self._binding.run(batch)
         return self._session.run(self._output_names, {self._input_name: batch})
 
     def run_with(self, batch: np.ndarray, extra: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         """Run a graph with more inputs than the image (a crop graph's channel gates)."""
+        if isinstance(self._binding, HostBinding):
+            return self._binding.run(batch, extra)
         return self._session.run(self._output_names, {self._input_name: batch, **extra})
 
     def warm_up_with(self, extra: Mapping[str, np.ndarray]) -> None:
         """:meth:`warm_up` for a graph that takes ``extra`` inputs too."""
         dummy = _dummy_batch(self._description, 1)
-        for _ in range(WARM_UP_RUNS):
-            self.run_with(dummy, extra)
+        with self._build_progress(Path(self._description.model_file)) as progress:
+            for _ in range(WARM_UP_RUNS):
+                self.run_with(dummy, extra)
+        self._warmed(progress)
 
     def warm_up(self, batch_size: int | None = None) -> None:
-        """Run a few batches of zeros (ONNX Runtime allocates and tunes on the first runs)."""
+        """Run a few batches of zeros (ONNX Runtime allocates and tunes on the first runs).
+
+        Under TensorRT the first run builds the engine (or loads the cached one): its progress
+        is logged, and a finished build marks the cache reusable.
+        """
         dummy = _dummy_batch(self._description, batch_size)
-        for _ in range(WARM_UP_RUNS):
-            self.run(dummy)
+        with self._build_progress(Path(self._description.model_file)) as progress:
+            for _ in range(WARM_UP_RUNS):
+                self.run(dummy)
+        self._warmed(progress)
+
+    def _warmed(self, progress: Any) -> None:
+        """After a warm-up: a TensorRT cache's build is finished and may be reused."""
+        if self._cache is not None:
+            self._build_s = getattr(progress, "elapsed_s", None)
+            self._cache.mark_complete(self._build_s or 0.0)
 
     def close(self) -> None:
-        """Drop the session."""
+        """Drop the session and its buffers."""
+        self._binding = None
         self._session = None
 
 
-def _missing_provider_message(provider: str, available: list[str]) -> str:
-    """Why ``provider`` cannot be used and what to install."""
-    return (
-        f"ONNX Runtime has no {provider} here (available: {', '.join(available)}); it needs "
-        f"{_ORT_NEEDS.get(provider, 'a build of onnxruntime that includes it')}"
-    )
+def _asks_cuda_graph(plan: ProviderPlan) -> bool:
+    """Return True when the plan's first provider is CUDA with a CUDA graph."""
+    name, options = plan.providers[0]
+    return name == "CUDAExecutionProvider" and options.get("enable_cuda_graph") == "1"
+
+
+def device_check(backend: str, device: str) -> str | None:
+    """Why ``[Pose] BACKEND`` cannot run on ``[Pose] DEVICE`` here; None when it can.
+
+    Cheap, before the start: the onnxruntime backend's provider and its CUDA/cuDNN libraries
+    (:func:`pose.runtime.providers.device_problem`), the pytorch backend's CUDA device, the
+    other backends' devices. An installed package's backend says so itself when it opens.
+    """
+    try:
+        kind = BACKENDS.get(backend)
+    except PluginError as error:
+        return str(error)
+    if device not in kind.devices:
+        advice = "" if backend == "onnxruntime" else "; onnxruntime runs on cuda and tensorrt too"
+        return f"the {backend} backend runs on {' or '.join(kind.devices)}, not {device!r}{advice}"
+    if backend == "onnxruntime":
+        return device_problem(device)
+    if backend == "pytorch" and device == "cuda":
+        try:
+            torch_placement("cuda", "fp32")
+        except ModelError as error:
+            return str(error)
+    return None
 
 
 OPENVINO_INSTALL = "pip install -r requirements-openvino.txt"
@@ -388,27 +568,34 @@ class TorchBackend:
         import torch  # optional, heavy: only for this backend
 
         path = Path(description.model_file)
-        if device == "cuda" and not torch.cuda.is_available():
-            raise ModelError(
-                f"{path}: PyTorch sees no CUDA device (torch {torch.__version__}); it needs a "
-                f"CUDA build of torch and an NVIDIA driver"
-            )
+        try:
+            # cuda: the first GPU, channels-last, half weights for an fp16 model; refused
+            # (never the CPU instead) when PyTorch sees no CUDA device.
+            self._placement = torch_placement(device, description.precision)
+        except ModelError as error:
+            raise ModelError(f"{path}: {error}") from None
         torch.set_num_threads(threads)
         self._torch = torch
-        self._device = torch.device("cuda" if device == "cuda" else "cpu")
+        self._device = torch.device(self._placement.device)
         if description.source_file is not None:  # rebuilt from another framework's file
-            self._module = _rebuilt_module(description, self._device)
+            self._module = _rebuilt_module(description, self._placement)
         else:
-            self._module = _load_torch_module(_torchscript_of(description), self._device)
-        self._dtype = torch.float16 if description.precision == "fp16" else torch.float32
+            module = _load_torch_module(_torchscript_of(description), self._device)
+            # A TorchScript file keeps its own weights' precision; only the layout changes.
+            self._module = place_module(module, dataclasses.replace(self._placement, half=False))
         self._description = description
         self.provider = f"torch {self._device}"
+
+    @property
+    def providers(self) -> dict[str, Any]:
+        """What ``session.json`` records: the device, precision and memory format."""
+        return {"device": self._placement.device, "torch": self._placement.record()}
 
     def run(self, batch: np.ndarray) -> list[np.ndarray]:
         """Run the module; outputs in ``description.output_names`` order."""
         torch = self._torch
         with torch.inference_mode():
-            tensor = torch.from_numpy(np.ascontiguousarray(batch)).to(self._device, self._dtype)
+            tensor = place_input(torch.from_numpy(np.ascontiguousarray(batch)), self._placement)
             result = self._module(tensor)
         return [t.detach().cpu().numpy() for t in self._ordered(result)]
 
@@ -438,15 +625,14 @@ class TorchBackend:
             self._torch.cuda.empty_cache()
 
 
-def _rebuilt_module(description: ModelDescription, device: Any) -> Any:
+def _rebuilt_module(description: ModelDescription, placement: TorchPlacement) -> Any:
     """Rebuild the network of a converted model (DeepLabCut export, Lightning Pose checkpoint).
 
     Rebuilt from its framework's file rather than loaded from the ONNX graph, so that the
-    pytorch backend runs the original network; half precision for an fp16 description (its
-    outputs stay float32).
+    pytorch backend runs the original network; placed by ``placement`` (half precision for an
+    fp16 description, channels-last on a GPU).
     """
-    module = build_torch_module(description).to(device)
-    return (module.half() if description.precision == "fp16" else module).eval()
+    return place_module(build_torch_module(description), placement)
 
 
 def _torchscript_of(description: ModelDescription) -> Path:

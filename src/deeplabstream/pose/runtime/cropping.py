@@ -430,7 +430,8 @@ class ContextRecorder:
     def run(self, batch: np.ndarray) -> list[np.ndarray]:
         """Run the full graph; keep the gates."""
         results = self.backend.run(batch)
-        gates = results[self._outputs :]
+        # Copied: the backend's outputs are buffers it reuses on its next run (IO binding).
+        gates = [np.array(gate) for gate in results[self._outputs :]]
         self.context = dict(zip(self.graphs.gates, gates, strict=True))
         return results[: self._outputs]
 

@@ -12,6 +12,9 @@ model's :class:`~pose.model.ModelDescription` to pick the decoder:
 - ``decoder="sleap-classes"``: :func:`pose.decoding.sleap_classes.decode_classes`, sleap-nn's
   assignment of peaks to identity classes (N, C, K, 3), row c = class c; each animal's identity
   confidence goes to :attr:`PoseEstimator.last_identity_confidence`;
+- ``decoder="sleap-topdown"``: :func:`pose.decoding.sleap_topdown.decode_topdown`, the valid
+  animals of sleap-nn's top-down graph (N, A, K, 3), for an identity model matched to its
+  classes (row c = class c, confidences as above);
 - ``decoder="paf-bottomup"``: :func:`pose.decoding.bottomup.decode_paf_bottomup`, this project's
   own multi-animal models (heatmaps with a peak per animal, and part-affinity fields).
 
@@ -31,8 +34,13 @@ from deeplabstream.pose.decoding.lightning import decode_lightning_pose
 from deeplabstream.pose.decoding.peaks import decode_argmax
 from deeplabstream.pose.decoding.sleap import decode_bottomup
 from deeplabstream.pose.decoding.sleap_classes import decode_classes
+from deeplabstream.pose.decoding.sleap_topdown import (
+    decode_topdown,
+    decode_two_stages,
+    instance_stage_description,
+)
 from deeplabstream.pose.model import ModelDescription, ModelError
-from deeplabstream.pose.runtime.backends import InferenceBackend
+from deeplabstream.pose.runtime.backends import InferenceBackend, open_backend
 from deeplabstream.pose.runtime.preprocess import Preprocessor
 
 
@@ -75,9 +83,17 @@ class PoseEstimator:
         self.description = description
         self.backend = backend
         self.batch = description.batch_size or max_batch
-        self.preprocessor = Preprocessor(description, frame_shape, self.batch, crop)
+        # The backend's own host buffers (pinned memory on a GPU) where it has them: the frame
+        # is written once, where IO binding hands it to the network.
+        allocate = getattr(backend, "host_buffer", None)
+        self.preprocessor = Preprocessor(description, frame_shape, self.batch, crop, allocate)
         self.last_timings: dict[str, float] = {"preprocess": 0.0, "inference": 0.0, "decode": 0.0}
         self.last_identity_confidence: np.ndarray | None = None
+        # A two-stage model (sleap-nn top-down): the second network, on a backend of its own.
+        self.second_stage = open_second_stage(description, backend)
+        #: Seconds of the last estimate in each stage of a two-stage model (centroid, crop,
+        #: instance, peaks); empty for the others. Within ``last_timings``' inference + decode.
+        self.last_stage_timings: dict[str, float] = {}
 
     @property
     def animals(self) -> int:
@@ -148,7 +164,7 @@ class PoseEstimator:
         t1 = time.perf_counter()
         outputs = self.backend.run(batch)
         t2 = time.perf_counter()
-        points, confidence = self._decode([o[:n] for o in outputs])
+        points, confidence = self._decode([o[:n] for o in outputs], batch[:n], t2 - t1)
         if points.ndim == 3:  # a single-animal decoder: one animal per frame
             points = points[:, None]
         for i, transform in enumerate(transforms):
@@ -159,14 +175,24 @@ class PoseEstimator:
         timings["decode"] += t3 - t2
         return points, confidence
 
-    def _decode(self, outputs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
+    def _decode(
+        self, outputs: list[np.ndarray], inputs: np.ndarray, first_stage_s: float = 0.0
+    ) -> tuple[np.ndarray, np.ndarray | None]:
         """Network outputs to input pixels, and the identity confidences of an identity model.
 
         The points are (n, K, 3), or (n, A, K, 3) for a multi-animal model; the confidences
-        (n, A), None for a model without identity classes.
+        (n, A), None for a model without identity classes. ``inputs`` are what the network was
+        given (a two-stage model cuts its crops from them).
         """
         if self.description.decoder == "sleap-classes":
             return decode_classes(outputs, self.description)
+        if self.description.decoder == "sleap-topdown":  # with or without identity classes
+            if self.second_stage is None:  # sleap-nn's one graph
+                return decode_topdown(outputs, self.description)
+            stages = self.last_stage_timings = {"centroid": first_stage_s}
+            return decode_two_stages(
+                inputs, outputs, self.description, self.second_stage.run, stages
+            )
         return self._decode_points(outputs), None
 
     def _decode_points(self, outputs: list[np.ndarray]) -> np.ndarray:
@@ -194,3 +220,22 @@ class PoseEstimator:
         return decode_argmax(
             first, d.stride, heatmaps_are_probabilities=d.heatmaps_are_probabilities
         )
+
+
+def open_second_stage(
+    description: ModelDescription, backend: InferenceBackend
+) -> InferenceBackend | None:
+    """Open the second network of a two-stage model (None for the others).
+
+    It runs on ONNX Runtime's CPU provider with the first stage's thread count when that one is
+    an ONNX Runtime session, else one thread. (A second backend of the same kind and device as
+    the first is left to later work.)
+    """
+    stage = instance_stage_description(description)
+    if stage is None:
+        return None
+    threads = 1
+    session = getattr(backend, "_session", None)
+    if session is not None and hasattr(session, "get_session_options"):
+        threads = max(1, int(session.get_session_options().intra_op_num_threads))
+    return open_backend(stage, "onnxruntime", "cpu", threads)

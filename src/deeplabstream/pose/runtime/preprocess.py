@@ -39,7 +39,8 @@ The description also says how the graph takes its input (:class:`~pose.model.Mod
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
@@ -76,6 +77,10 @@ class Preprocessor:
     crop
         (x, y, width, height) of the region of each frame that is fed, or None for the whole
         frame.
+    allocate
+        Makes the array the network reads, given its shape and type (the backend's
+        ``host_buffer``: pinned memory on a GPU), so that IO binding hands it to the network
+        where it is; ``numpy.empty`` by default.
 
     Attributes
     ----------
@@ -91,6 +96,7 @@ class Preprocessor:
         frame_shape: tuple[int, ...],
         max_batch: int,
         crop: tuple[int, int, int, int] | None = None,
+        allocate: Callable[[tuple[int, ...], Any], np.ndarray] | None = None,
     ) -> None:
         if len(frame_shape) not in (2, 3) or (len(frame_shape) == 3 and frame_shape[2] != 3):
             raise ValueError(f"frames must be (H, W) or (H, W, 3), got shape {frame_shape}")
@@ -112,8 +118,14 @@ class Preprocessor:
         self._mean = np.asarray(d.mean, np.float32)
         self._std = np.asarray(d.std, np.float32)
         self._raw = d.normalization == "in-graph"
-        self.buffer = self._empty_buffer()
-        self._half = self.buffer.astype(np.float16) if d.precision == "fp16" else None
+        self._allocate = allocate
+        half = d.precision == "fp16"
+        # The array the network reads comes from ``allocate``: the fp16 copy, or the buffer.
+        self.buffer = self._empty_buffer(allocated=not half)
+        self._half: np.ndarray | None = None
+        if half:
+            self._half = self._zeros(self.buffer.shape, np.float16, allocated=True)
+            np.copyto(self._half, self.buffer, casting="same_kind")  # the letterbox's black
         shape = (height, width) if self._resize_channels == 1 else (height, width, 3)
         self._colour = np.empty(shape, np.uint8)  # the frame in the network's colour order
         self._float = np.empty(shape, np.float32)  # ... scaled to 0..1 (bilinear-float)
@@ -137,12 +149,20 @@ class Preprocessor:
             for flip in (False, True)
         }
 
-    def _empty_buffer(self) -> np.ndarray:
+    def _zeros(self, shape: tuple[int, ...], dtype: Any, allocated: bool) -> np.ndarray:
+        """Return zeros of ``shape``, from ``allocate`` when ``allocated`` and one was given."""
+        if not allocated or self._allocate is None:
+            return np.zeros(shape, dtype)
+        array = self._allocate(shape, dtype)
+        array.fill(0)
+        return array
+
+    def _empty_buffer(self, allocated: bool) -> np.ndarray:
         """Make the input buffer, its letterbox padding black once and for all."""
         d = self.description
         dtype = np.uint8 if d.input_type == "uint8" else np.float32
         # Zeros, so that slots padding a fixed-size batch hold defined numbers.
-        buffer = np.zeros(d.input_shape(self.max_batch), dtype)
+        buffer = self._zeros(d.input_shape(self.max_batch), dtype, allocated)
         if d.letterbox and not self._raw:
             # Black is 0 for a graph of raw pixels; normalised, it is -mean / std.
             for c in range(d.channels):

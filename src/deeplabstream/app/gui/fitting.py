@@ -1,0 +1,74 @@
+"""Text that fits the window instead of widening it: elided lines and wrapped labels that shrink.
+
+A QLabel asks for the width of its longest line (one line) or its longest word (wrapped), and a
+window gives every label what it asks: a session folder's path, a warning without a line break
+or a path in a wrapped message made the window 2198 px wide on a 1600 px screen, its buttons and
+plots off the screen. :class:`ElidedLabel` shows one line cut with "..." at the width it is
+given, the whole text on hover; :func:`shrinkable` lets a wrapped label be narrower than its
+longest word (that word is then clipped, the tooltip has it whole).
+"""
+
+from __future__ import annotations
+
+from PyQt5.QtCore import QSize, Qt
+from PyQt5.QtGui import QPainter, QPaintEvent
+from PyQt5.QtWidgets import QLabel, QSizePolicy, QWidget
+
+MIN_TEXT_WIDTH_PX = 40  # an elided line never asks for more than this
+
+
+class ElidedLabel(QLabel):
+    """One line of text, cut with "..." to the width it is given; hover it for all of it.
+
+    :meth:`text` is the whole text; only the painting is cut.
+    """
+
+    def __init__(
+        self,
+        text: str = "",
+        parent: QWidget | None = None,
+        mode: Qt.TextElideMode = Qt.ElideRight,
+    ) -> None:
+        super().__init__(parent)
+        self.mode = mode  # Qt.ElideMiddle for a path: its start and its file name stay
+        self.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
+        self.setTextInteractionFlags(Qt.NoTextInteraction)
+        self.setText(text)
+
+    def setText(self, text: str | None) -> None:  # noqa: N802 - Qt's name
+        """Show ``text`` (one line; line breaks become spaces), whole in the tooltip."""
+        whole = text or ""
+        super().setText(whole)
+        self.setToolTip(whole)
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt's name
+        """As narrow as :data:`MIN_TEXT_WIDTH_PX`: the text is cut, the window never widened."""
+        hint = super().minimumSizeHint()
+        return QSize(min(hint.width(), MIN_TEXT_WIDTH_PX), hint.height())
+
+    def elided(self) -> str:
+        """Return the text as painted at the current width."""
+        one_line = " ".join(self.text().split("\n"))
+        return self.fontMetrics().elidedText(one_line, self.mode, self.contentsRect().width())
+
+    def is_cut(self) -> bool:
+        """Whether the painted text is shorter than the whole text."""
+        return self.elided() != " ".join(self.text().split("\n"))
+
+    def paintEvent(self, event: QPaintEvent | None) -> None:  # noqa: N802 - Qt's name
+        """Paint the elided line (the style sheet's colours, the label's alignment)."""
+        painter = QPainter(self)
+        painter.setPen(self.palette().color(self.foregroundRole()))
+        align = int(self.alignment()) or int(Qt.AlignLeft | Qt.AlignVCenter)
+        painter.drawText(self.contentsRect(), align, self.elided())
+        painter.end()
+
+
+def shrinkable(label: QLabel) -> QLabel:
+    """Let a wrapped ``label`` be narrower than its longest word; its tooltip has the text.
+
+    Returns the label, for chaining.
+    """
+    label.setWordWrap(True)
+    label.setMinimumWidth(1)
+    return label

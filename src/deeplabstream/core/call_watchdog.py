@@ -1,0 +1,148 @@
+"""A time limit on a call of the main thread: a lab's code that never returns is interrupted.
+
+The inference worker runs the experiment's update in its loop (no process hop). An update that
+never returns (a ``while True``, a ``sleep`` of an hour, a lock never released) used to hold the
+whole worker: no pose analysed, the stop waiting for the worker until it was terminated, the
+rows already analysed but not flushed lost, and the worker blamed. :func:`time_limit` guards one
+call: a watchdog thread sees it run past its limit and raises :class:`CallStalled` in the main
+thread, inside the call, so the caller can name the culprit, stop it and go on.
+
+How the main thread is interrupted: where the platform has ``pthread_kill`` (Linux, macOS), a
+signal (``SIGUSR1``) whose handler raises the exception; the signal also wakes a blocking wait
+(``time.sleep``, a lock, ``select``). Elsewhere (Windows) ``PyThreadState_SetAsyncExc``, which
+interrupts Python code between two bytecodes but not a blocking C call. A call blocked inside C
+code that never returns to Python cannot be interrupted by either; the worker's stop then ends
+it as before.
+
+:class:`CallStalled` derives from ``BaseException``: a lab's ``except Exception`` around its own
+code does not swallow it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+#: How often the watchdog thread looks at the guarded call.
+CHECK_INTERVAL_S = 0.05
+_SIGNAL = getattr(signal, "SIGUSR1", None)
+
+
+class CallStalled(BaseException):
+    """Raised inside a guarded call that ran past its limit; ``elapsed_s`` says how long."""
+
+    def __init__(self, what: str, limit_s: float, elapsed_s: float) -> None:
+        super().__init__(
+            f"{what} did not return within {limit_s:g} s (stopped after {elapsed_s:.1f} s)"
+        )
+        self.what = what
+        self.limit_s = limit_s
+        self.elapsed_s = elapsed_s
+
+
+class _Watchdog:
+    """The one watchdog thread of a process and the call it guards now (main thread only)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._what = ""
+        self._limit_s = 0.0
+        self._started = 0.0
+        self._guarding = False  # the main thread is inside the guarded call
+        self._fired = False  # the exception was asked for, for this call
+        self._main = threading.main_thread()
+        self._thread: threading.Thread | None = None
+        self._use_signal = _SIGNAL is not None and hasattr(signal, "pthread_kill")
+        self._previous_handler: object = None
+
+    def enter(self, what: str, limit_s: float) -> None:
+        """Begin guarding a call of the main thread."""
+        if self._thread is None:
+            self._start()
+        with self._lock:
+            self._what, self._limit_s = what, limit_s
+            self._started = time.monotonic()
+            self._guarding, self._fired = True, False
+
+    def leave(self) -> None:
+        """End guarding the call (it returned or raised)."""
+        with self._lock:
+            self._guarding = False
+
+    def _start(self) -> None:
+        if self._use_signal:
+            assert _SIGNAL is not None
+            self._previous_handler = signal.signal(_SIGNAL, self._on_signal)
+        self._thread = threading.Thread(target=self._watch, name="call-watchdog", daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        while self._main.is_alive():
+            time.sleep(CHECK_INTERVAL_S)
+            with self._lock:
+                due = self._guarding and not self._fired
+                if not due or time.monotonic() - self._started <= self._limit_s:
+                    continue
+                self._fired = True
+            self._interrupt()
+
+    def _interrupt(self) -> None:
+        ident = self._main.ident
+        if ident is None:
+            return
+        if self._use_signal:
+            assert _SIGNAL is not None
+            signal.pthread_kill(ident, _SIGNAL)
+            return
+        set_async = ctypes.pythonapi.PyThreadState_SetAsyncExc
+        set_async(ctypes.c_ulong(ident), ctypes.py_object(_PendingStall))
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self.raise_if_stalled()
+
+    def raise_if_stalled(self) -> None:
+        """Raise CallStalled when the guarded call is still running past its limit."""
+        with self._lock:
+            if not (self._guarding and self._fired):
+                return  # it returned meanwhile: nothing to stop
+            self._guarding = False
+            stall = CallStalled(self._what, self._limit_s, time.monotonic() - self._started)
+        raise stall
+
+
+class _PendingStall(CallStalled):
+    """What ``PyThreadState_SetAsyncExc`` raises (it takes a class): turned into CallStalled."""
+
+    def __init__(self) -> None:
+        super().__init__("the guarded call", 0.0, 0.0)
+
+
+_WATCHDOG: _Watchdog | None = None
+
+
+@contextmanager
+def time_limit(what: str, limit_s: float) -> Iterator[None]:
+    """Guard the block (main thread): past ``limit_s`` seconds, CallStalled is raised in it.
+
+    ``what`` names the call in the exception's text ("experiment 'Hang': its update").
+    """
+    global _WATCHDOG
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread can be interrupted (and takes signals)
+        return
+    if _WATCHDOG is None:
+        _WATCHDOG = _Watchdog()
+    watchdog = _WATCHDOG
+    watchdog.enter(what, limit_s)
+    try:
+        yield
+    except _PendingStall:  # the portable way's exception, with the figures of this call
+        elapsed = time.monotonic() - watchdog._started
+        raise CallStalled(what, limit_s, elapsed) from None
+    finally:
+        watchdog.leave()

@@ -1,0 +1,53 @@
+"""Wait until a pipe, a connection or a process sentinel is readable: one call on every platform.
+
+``select.select`` takes only sockets on Windows (a pipe handle there fails with WinError 10038),
+so every wait of the project's processes on frames, control messages or processes goes through
+:func:`multiprocessing.connection.wait`, which takes ``Connection`` objects, anything with a
+``fileno()`` and process sentinels on Linux, macOS and Windows alike.
+
+Its timeout has millisecond steps (Linux's ``poll`` rounds up, Windows rounds to the nearest
+millisecond and its timers tick at the timer resolution the session sets). A wait that must end
+on time to the microsecond (the pose worker waking just before a frame is due) sleeps the whole
+milliseconds and looks without blocking for the rest: ``precise=True``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from multiprocessing.connection import wait as wait_for_objects
+from typing import Any
+
+from deeplabstream.core.clock import host_now_ns
+
+#: Taken off a timeout in milliseconds so that a rounding-up wait never sleeps past it.
+_ROUNDING_MARGIN_MS = 0.01
+
+
+def wait_readable(objects: Sequence[Any], timeout_s: float, precise: bool = False) -> list[Any]:
+    """Return those of ``objects`` that are readable, waiting at most ``timeout_s``.
+
+    Parameters
+    ----------
+    objects
+        ``multiprocessing`` connections, objects with ``fileno()`` (a pipe's end) or sentinels.
+    timeout_s
+        How long to wait at most (0: only look).
+    precise
+        End at ``timeout_s`` to the microsecond: sleep the whole milliseconds, then look without
+        blocking until the deadline (costs up to a millisecond of CPU per wait that times out).
+        Otherwise the wait may end up to a millisecond (a timer tick on Windows) late.
+    """
+    if timeout_s <= 0:
+        return list(wait_for_objects(objects, 0))
+    if not precise:
+        return list(wait_for_objects(objects, timeout_s))
+    deadline = host_now_ns() + int(timeout_s * 1e9)
+    whole_ms = int(timeout_s * 1000)
+    if whole_ms >= 1:
+        ready = wait_for_objects(objects, (whole_ms - _ROUNDING_MARGIN_MS) / 1000)
+        if ready:
+            return list(ready)
+    while True:
+        ready = wait_for_objects(objects, 0)
+        if ready or host_now_ns() >= deadline:
+            return list(ready)

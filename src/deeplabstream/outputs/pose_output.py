@@ -1,0 +1,193 @@
+"""The built-in outputs of the pose files: ``pose`` (always chosen) and ``ibl``.
+
+``pose``: per camera ``<camera>.pose.csv``, ``.pose_times.csv``, ``.pose_timing.csv`` (and a
+multi-animal camera's ``.identity.csv``) written live, one pose and times row per captured frame,
+and ``<camera>.pose.pqt`` from them at the close. Every other output, the session's figures and
+the recovery of a killed worker read these files, so this output is always chosen.
+
+``ibl`` (``[Output] NAMING = ibl``): ``_ibl_<camera>Camera.dlc.pqt`` and ``.times.npy``, copies
+of the pose table named as the International Brain Laboratory's pipeline names them, written at
+the close from the finished table.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from deeplabstream.core.deadline import stage_name
+from deeplabstream.outputs.plugin import (
+    AnalysedFrame,
+    LiveOutput,
+    Output,
+    OutputCamera,
+    OutputSession,
+    PoseSink,
+)
+from deeplabstream.outputs.pose_files import (
+    POSE_CSV_SUFFIX,
+    POSE_PARQUET_SUFFIX,
+    POSE_TIMES_SUFFIX,
+    POSE_TIMING_SUFFIX,
+    PoseCsvWriter,
+    PoseTimesWriter,
+    PoseTimingWriter,
+    ibl_stem,
+    write_ibl_pose_files,
+    write_pose_parquet,
+)
+from deeplabstream.transport.channel import FrameRecord
+
+log = logging.getLogger(__name__)
+
+
+class PoseFileSink:
+    """The camera's pose files: one pose and times row per captured frame, timing per analysed.
+
+    One row per captured frame keeps row i of the pose table frame first + i, the layout
+    DeepLabCut, Lightning Pose and movement expect; a row is a string, no array per frame.
+    """
+
+    def __init__(self, camera: OutputCamera) -> None:
+        self.camera = camera
+        directory = camera.session_dir
+        self.csv = PoseCsvWriter(
+            directory / f"{camera.stem}{POSE_CSV_SUFFIX}",
+            f"deeplabstream_{camera.model_name}",
+            camera.keypoints,
+            camera.individuals if camera.multi_animal else None,
+        )
+        self.timing = PoseTimingWriter(
+            directory / f"{camera.stem}{POSE_TIMING_SUFFIX}", camera.timing_stages
+        )
+        self.times = PoseTimesWriter(directory / f"{camera.stem}{POSE_TIMES_SUFFIX}")
+        self.identities = camera.identities  # writes <camera>.identity.csv beside the pose rows
+        self.looks: dict[str, Any] | None = None  # what the identity keeper did, once closed
+        self.table_errors: list[str] = []
+
+    def write(self, frame: AnalysedFrame) -> None:
+        """Append its pose row (and identities' confidences), its times and its timing."""
+        record = frame.record
+        self.csv.write(record.frame_index, frame.animals)  # (1, K, 3) for one animal
+        if self.identities is not None:
+            self.identities.write(record.frame_index)
+        self.times.write(
+            record.frame_index, record.host_timestamp_ns, record.camera_timestamp, True
+        )
+        self.timing.write(
+            record.frame_index,
+            record.host_timestamp_ns,
+            frame.picked_ns,
+            frame.timings,
+            frame.ready_ns,
+            frame.batch_size,
+            frame.experiment_ms,
+            frame.box,
+            frame.worker_free_ns,
+            frame.decided_ns,
+            frame.written_ns,
+            stage_name(frame.late),
+        )
+
+    def write_not_analysed(self, record: FrameRecord) -> None:
+        """Append its empty pose row and its times."""
+        self.csv.write_missing(record.frame_index)
+        self.times.write(
+            record.frame_index, record.host_timestamp_ns, record.camera_timestamp, False
+        )
+
+    def close(self, last_index: int | None) -> dict[str, Any]:
+        """Close the files and the identity keeper, then write ``<camera>.pose.pqt`` from them."""
+        if last_index is not None:  # those frames go on one index each: their rows are there
+            self.csv.end_at(last_index)
+            self.times.end_at(last_index)
+            if self.identities is not None:
+                self.identities.end_at(last_index)
+        self.csv.close()
+        self.timing.close()
+        self.times.close()
+        # The learner stopped and the confidence file closed before the table reads it.
+        self.looks = self.identities.close() if self.identities is not None else None
+        return {
+            "pose_file": self.csv.path.name,
+            "pose_rows": self.csv.rows,  # one per frame index, analysed or not
+            "pose_times_file": self.times.path.name,
+            "pose_table": self._table(),
+        }
+
+    @property
+    def errors(self) -> list[str]:
+        """Say which files stopped early (a full disk): the session reports them as errors."""
+        written = (self.csv.error, self.timing.error, self.times.error)
+        return [error for error in written if error] + self.table_errors
+
+    def _table(self) -> str | None:
+        """Write ``<stem>.pose.pqt`` from the finished CSVs; None (and an error kept) on failure."""
+        target = self.camera.session_dir / f"{self.camera.stem}{POSE_PARQUET_SUFFIX}"
+        identity = self.identities.file.path if self.identities is not None else None
+        try:
+            write_pose_parquet(self.csv.path, target, self.times.path, identity)
+        except (OSError, ValueError) as error:
+            message = f"could not write {target.name}: {error}"
+            log.error("%s", message)
+            self.table_errors.append(message)
+            target.unlink(missing_ok=True)  # never leave a cut (unreadable) table behind
+            return None
+        return target.name
+
+
+class PoseFilesOutput(Output):
+    """``pose``: the pose files of every camera and their table (always chosen)."""
+
+    def open_live(self, session: OutputSession) -> LiveOutput:
+        """Return the live half: a :class:`PoseFileSink` per camera."""
+        return _PoseFiles()
+
+
+class _PoseFiles(LiveOutput):
+    def camera_sink(self, camera: OutputCamera) -> PoseSink:
+        return PoseFileSink(camera)
+
+
+class IblSink:
+    """Writes the camera's IBL-named tables at the close, from its finished pose table."""
+
+    def __init__(self, camera: OutputCamera) -> None:
+        self.camera = camera
+
+    def write(self, frame: AnalysedFrame) -> None:
+        """Nothing: the IBL files are copies of the finished table."""
+
+    def write_not_analysed(self, record: FrameRecord) -> None:
+        """Nothing, as above."""
+
+    def close(self, last_index: int | None) -> dict[str, Any]:
+        """Write ``_ibl_<camera>Camera.dlc.pqt`` and ``.times.npy`` (no table: nothing).
+
+        ``ibl_files`` is None (the error logged) when they could not be written.
+        """
+        camera = self.camera
+        parquet = camera.session_dir / f"{camera.stem}{POSE_PARQUET_SUFFIX}"
+        if not parquet.is_file():  # the pose table failed: its error is reported already
+            return {}
+        timing = camera.session_dir / f"{camera.stem}{POSE_TIMING_SUFFIX}"
+        label = camera.stem[len(camera.name) :]  # "" or ".run2": after IBL's name, as the stem
+        stem = camera.session_dir / f"{ibl_stem(camera.name)}{label}"
+        try:
+            return {"ibl_files": list(write_ibl_pose_files(parquet, timing, stem))}
+        except (OSError, ValueError, KeyError) as error:
+            log.error("could not write the IBL-named files of %s: %s", camera.name, error)
+            return {"ibl_files": None}
+
+
+class IblOutput(Output):
+    """``ibl``: the pose tables also named as IBL's pipeline names them."""
+
+    def open_live(self, session: OutputSession) -> LiveOutput:
+        """Return the live half: an :class:`IblSink` per camera."""
+        return _IblFiles()
+
+
+class _IblFiles(LiveOutput):
+    def camera_sink(self, camera: OutputCamera) -> PoseSink:
+        return IblSink(camera)

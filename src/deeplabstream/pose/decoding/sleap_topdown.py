@@ -1,0 +1,455 @@
+"""sleap-nn's host-side decoding of its top-down ONNX exports (with or without identity classes).
+
+A top-down model is two networks: a **centroid** model finds one point per animal (its anchor
+part) on the whole frame, and a **centered-instance** model finds the animal's keypoints on a
+fixed-size crop centred on each centroid. ``sleap-nn export <centroid dir> <instance dir>
+--format onnx`` writes both as **one graph** (sleap-nn's ``TopDownONNXWrapper``): uint8
+pixels -> ``/ 255`` -> the centroid model (on the frame resized by its ``input_scale``) ->
+the top ``max_instances`` local peaks of its map (above the baked threshold) -> a crop of
+``crop_size`` around each peak (``GridSample``, bilinear) -> the instance model on every crop
+-> the global peak of each keypoint's map (NaN when below the threshold) -> crop to frame
+pixels. Its outputs:
+
+``centroids`` (B, I, 2)
+    each slot's centroid in frame pixels, slots in decreasing centroid confidence;
+``centroid_vals`` (B, I)
+    the centroid map at each;
+``peaks`` (B, I, K, 2)
+    each slot's keypoints in frame pixels (NaN where the keypoint's map stays below the
+    threshold);
+``peak_vals`` (B, I, K)
+    the keypoint map at each (0 where below the threshold);
+``instance_valid`` (B, I)
+    which slots hold a centroid above the threshold (the others are zero-filled);
+``class_logits`` (B, I, C)
+    an identity model only (``multi_class_topdown``, sleap-nn's
+    ``TopDownMultiClassCombinedONNXWrapper``): the class-vector head's raw logits per slot.
+
+What sleap-nn does after the graph (``ExportedTopDownLayer``, ``ExportedTopDownMultiClassLayer``),
+and :func:`decode_topdown` reproduces:
+
+- a plain top-down model: the valid slots, in the graph's order, are the instances; their
+  points and point scores as the graph gives them;
+- an identity model: the valid slots' logits are soft-maxed (per slot, over the classes) and
+  matched one to one to the classes by the Hungarian algorithm, maximising the sum of the
+  matched probabilities; the slot matched to class c is instance c (row c of every frame);
+  slots left unmatched (more animals than classes) are dropped. sleap-nn stores the matched
+  probability as the instance's identity score: here, its **identity confidence**.
+
+Rows: a plain model keeps the first ``max_animals`` valid slots (the highest centroid
+confidences, as sleap-nn's ``max_instances``); the other rows of a frame are NaN.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from deeplabstream.pose.model import ModelDescription, ModelError
+
+#: The outputs of a top-down export that the decoding reads, by name.
+TOPDOWN_OUTPUTS = ("centroids", "centroid_vals", "peaks", "peak_vals", "instance_valid")
+#: An identity (multi-class) top-down export adds its class logits.
+TOPDOWN_CLASS_OUTPUTS = (*TOPDOWN_OUTPUTS, "class_logits")
+
+
+@dataclass(frozen=True)
+class SleapTopDownDecoding:
+    """The settings of a sleap-nn top-down export (read from its metadata).
+
+    Attributes
+    ----------
+    crop_size
+        (height, width) of the crops the instance model sees, in frame pixels.
+    max_instances
+        The centroid slots baked into the graph (``--max-instances`` at export): the most
+        animals the graph can find per frame.
+    centroid_input_scale, instance_input_scale
+        The scale each network's input is resized by inside the graph.
+    anchor_part
+        The keypoint the centroid model was trained on (None: the centre of the keypoints).
+    class_names
+        An identity model's classes in the order of its logits; () for a plain model.
+    instance_stride
+        Crop pixels per confidence-map pixel of the instance model (its output stride divided
+        by its input scale).
+    peak_threshold
+        A keypoint whose map stays below this is missing (baked into sleap-nn's graph).
+    instance_graph, crops_name, instance_outputs
+        The instance stage cut from sleap-nn's graph (:mod:`pose.formats.sleap_stages`): its
+        file, input and outputs (maps, then class logits). None: the whole graph runs as one.
+    export_graph
+        sleap-nn's graph the stages were cut from (its export folder holds the metadata).
+    """
+
+    crop_size: tuple[int, int]
+    max_instances: int
+    centroid_input_scale: float = 1.0
+    instance_input_scale: float = 1.0
+    anchor_part: str | None = None
+    class_names: tuple[str, ...] = ()
+    instance_stride: float = 1.0
+    peak_threshold: float = 0.2
+    instance_graph: Path | None = field(default=None, compare=False)
+    crops_name: str = ""
+    instance_outputs: tuple[str, ...] = ()
+    export_graph: Path | None = field(default=None, compare=False)
+
+    @property
+    def two_stages(self) -> bool:
+        """True when the stages run apart (the centroid graph, host crops, the instance graph)."""
+        return self.instance_graph is not None
+
+
+def topdown_decoding_of(description: ModelDescription) -> SleapTopDownDecoding:
+    """Return the top-down settings a description carries."""
+    decoding = getattr(description, "decoding", None)
+    if not isinstance(decoding, SleapTopDownDecoding):
+        raise ModelError(
+            f"{description.model_file}: no sleap-nn top-down settings in the description; load "
+            "the model with deeplabstream.pose.loading.load_model"
+        )
+    return decoding
+
+
+def topdown_outputs_by_name(
+    outputs: Sequence[np.ndarray], description: ModelDescription
+) -> dict[str, np.ndarray]:
+    """Return the graph's outputs by name (``description.output_names``), checked present."""
+    names = tuple(description.output_names)
+    if len(outputs) != len(names):
+        raise ModelError(f"{description.model_file}: {len(outputs)} outputs for the names {names}")
+    by_name = dict(zip(names, outputs, strict=True))
+    classes = bool(topdown_decoding_of(description).class_names)
+    expected = TOPDOWN_CLASS_OUTPUTS if classes else TOPDOWN_OUTPUTS
+    missing = [n for n in expected if n not in by_name]
+    if missing:
+        raise ModelError(
+            f"{description.model_file}: a sleap-nn top-down export outputs "
+            f"{', '.join(expected)}; missing {', '.join(missing)} (has {', '.join(names)})"
+        )
+    return by_name
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Softmax over the last axis, in float32 as torch computes it."""
+    logits = np.asarray(logits, np.float32)
+    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return shifted / shifted.sum(axis=-1, keepdims=True)
+
+
+def match_classes(probabilities: np.ndarray) -> list[tuple[int, int]]:
+    """Return the (slot row, class) pairs sleap-nn's ``get_class_inds_from_vectors`` makes.
+
+    Parameters
+    ----------
+    probabilities
+        (n, C) the soft-maxed class vectors of a frame's valid slots.
+    """
+    if probabilities.size == 0:
+        return []
+    rows, classes = linear_sum_assignment(-np.asarray(probabilities, np.float64))
+    return [(int(r), int(c)) for r, c in zip(rows, classes, strict=True)]
+
+
+def decode_topdown(
+    outputs: list[np.ndarray], description: ModelDescription
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Return each frame's animals, and an identity model's identity confidences.
+
+    Parameters
+    ----------
+    outputs
+        The graph's outputs in ``description.output_names`` order.
+    description
+        The model; ``decoding`` holds its :class:`SleapTopDownDecoding`.
+
+    Returns
+    -------
+    tuple
+        (N, A, K, 3) float64: x, y (frame pixels) and the keypoint map's value, NaN (all
+        three) for missing points and empty rows, A = ``description.max_animals``; for an
+        identity model row c is class c, and the (N, C) identity confidences (the matched
+        class probability, NaN for a class not found); None for a plain model.
+    """
+    settings = topdown_decoding_of(description)
+    return _decode_named(topdown_outputs_by_name(outputs, description), description, settings)
+
+
+def _decode_named(
+    named: dict[str, np.ndarray], description: ModelDescription, settings: SleapTopDownDecoding
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """:func:`decode_topdown` on the combined graph's outputs by name."""
+    peaks = np.asarray(named["peaks"], np.float64)
+    values = np.asarray(named["peak_vals"], np.float64)
+    valid = np.asarray(named["instance_valid"]).astype(bool)
+    n_frames, _, n_nodes = values.shape
+    if n_nodes != len(description.keypoints) or peaks.shape[:3] != values.shape:
+        raise ModelError(
+            f"{description.model_file}: the graph gives peaks {peaks.shape} and peak_vals "
+            f"{values.shape}; the export names {len(description.keypoints)} keypoints"
+        )
+    rows = description.max_animals
+    points = np.full((n_frames, rows, n_nodes, 3), np.nan)
+    confidence = np.full((n_frames, rows), np.nan) if settings.class_names else None
+    for frame in range(n_frames):
+        slots = np.flatnonzero(valid[frame])
+        if confidence is None:
+            placed = list(enumerate(slots[:rows]))
+        else:
+            probabilities = softmax(np.asarray(named["class_logits"])[frame, slots])
+            pairs = match_classes(probabilities)
+            placed = [(cls, slots[row]) for row, cls in pairs if cls < rows]
+            for row, cls in pairs:
+                if cls < rows:
+                    confidence[frame, cls] = probabilities[row, cls]
+        for row, slot in placed:
+            points[frame, row, :, :2] = peaks[frame, slot]
+            points[frame, row, :, 2] = values[frame, slot]
+    # A keypoint below the threshold is NaN in x and y (sleap-nn's global peak rule): its
+    # score goes with it.
+    points[np.isnan(points[..., 0])] = np.nan
+    return points, confidence
+
+
+# --- the two stages apart ------------------------------------------------------------------------
+#
+# What sleap-nn's graph does between its two networks, on the host and for the valid centroids
+# only: the crops (``TopDownONNXWrapper._extract_crops``: GridSample, bilinear, zero padding,
+# align_corners) and the global peak of each keypoint's map (``_find_global_peaks``).
+
+InstanceRunner = Callable[[np.ndarray], list[np.ndarray]]
+
+
+def torch_linspace(start: float, end: float, steps: int) -> np.ndarray:
+    """``torch.linspace`` in float32: from both ends towards the middle, as torch computes it."""
+    step = np.float32((end - start) / (steps - 1)) if steps > 1 else np.float32(0.0)
+    index = np.arange(steps, dtype=np.float32)
+    half = steps // 2
+    low = np.float32(start) + step * index
+    high = np.float32(end) - step * (np.float32(steps - 1) - index)
+    return np.where(np.arange(steps) < half, low, high).astype(np.float32)
+
+
+def crop_positions(center: float, crop: int, size: int) -> np.ndarray:
+    """Return the frame coordinates the graph samples along one axis around ``center``.
+
+    sleap-nn's grid spans ``crop / size`` of the normalised frame around the normalised centre,
+    and ``GridSample`` (align_corners) maps it back by ``(size - 1) / 2``: the samples are
+    ``crop * (size - 1) / size / (crop - 1)`` pixels apart, not exactly 1.
+    """
+    f32 = np.float32
+    grid = torch_linspace(-1.0, 1.0, crop) * (f32(crop) / f32(size))
+    normalised = (f32(center) / f32(size - 1)) * f32(2.0) - f32(1.0)
+    return ((grid + normalised + f32(1.0)) / f32(2.0)) * f32(size - 1)
+
+
+def _axis_taps(positions: np.ndarray, size: int) -> tuple[np.ndarray, ...]:
+    """Return the two neighbours of each position and their weights (0 outside the frame)."""
+    low = np.floor(positions)
+    high_weight = (positions - low).astype(np.float32)
+    low_weight = (np.float32(1.0) - high_weight).astype(np.float32)
+    low_index = low.astype(np.int64)
+    high_index = low_index + 1
+    low_weight = np.where((low_index >= 0) & (low_index < size), low_weight, np.float32(0.0))
+    high_weight = np.where((high_index >= 0) & (high_index < size), high_weight, np.float32(0.0))
+    return (
+        np.clip(low_index, 0, size - 1),
+        np.clip(high_index, 0, size - 1),
+        low_weight.astype(np.float32),
+        high_weight.astype(np.float32),
+    )
+
+
+def cut_crop(image: np.ndarray, center: np.ndarray, crop_size: tuple[int, int]) -> np.ndarray:
+    """One crop as sleap-nn's graph cuts it, float32 0..1.
+
+    Parameters
+    ----------
+    image
+        (C, H, W) uint8, the frame as fed to the graph.
+    center
+        (x, y) the centroid, frame pixels.
+    crop_size
+        (height, width).
+
+    Returns
+    -------
+    numpy.ndarray
+        (C, h, w) float32: the frame / 255 sampled bilinearly (zero outside the frame).
+    """
+    _, height, width = image.shape
+    crop_h, crop_w = crop_size
+    y0, y1, wy0, wy1 = _axis_taps(crop_positions(float(center[1]), crop_h, height), height)
+    x0, x1, wx0, wx1 = _axis_taps(crop_positions(float(center[0]), crop_w, width), width)
+    # Only the window the crop covers is read (indices relative to its corner).
+    top_row, left = int(y0[0]), int(x0[0])
+    window = image[:, top_row : int(y1[-1]) + 1, left : int(x1[-1]) + 1]
+    y0, y1, x0, x1 = y0 - top_row, y1 - top_row, x0 - left, x1 - left
+    # Separable: the rows first, then the columns (the same weights as GridSample's four
+    # corners, summed in another order: within 1e-7). / 255 on the window only: the graph's
+    # values (it divides the whole frame) on h x w' pixels instead of H x W.
+    scale = np.float32(1.0 / 255.0)
+    rows = window[:, y0] * (wy0 * scale)[:, None] + window[:, y1] * (wy1 * scale)[:, None]
+    return (rows[:, :, x0] * wx0 + rows[:, :, x1] * wx1).astype(np.float32)
+
+
+def global_peaks(
+    confmaps: np.ndarray, threshold: float, stride: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each map's global maximum, as sleap-nn's ``_find_global_peaks`` (first on ties).
+
+    Returns (n, K, 2) points in crop pixels (``index * stride``; NaN below ``threshold``) and
+    (n, K) values (0 below ``threshold``).
+    """
+    n, k, height, width = confmaps.shape
+    flat = confmaps.reshape(n, k, height * width)
+    index = flat.argmax(axis=-1)
+    values = np.take_along_axis(flat, index[..., None], axis=-1)[..., 0].astype(np.float32)
+    points = np.stack([index % width, index // width], axis=-1).astype(np.float32)
+    points = points * np.float32(stride)
+    below = values < np.float32(threshold)
+    points[below] = np.nan
+    values = np.where(below, np.float32(0.0), values)
+    return points, values
+
+
+def run_instance_stage(
+    images: np.ndarray,
+    centroid_outputs: dict[str, np.ndarray],
+    settings: SleapTopDownDecoding,
+    run_instances: InstanceRunner,
+    timings: dict[str, float] | None = None,
+    n_nodes: int = 0,
+) -> dict[str, np.ndarray]:
+    """Cut the crops and run the instance stage: the combined graph's outputs, valid slots.
+
+    Parameters
+    ----------
+    images
+        (N, C, H, W) uint8, the frames fed to the centroid stage.
+    centroid_outputs
+        Its outputs by name (``centroids``, ``centroid_vals``, ``instance_valid``).
+    settings
+        The model's top-down settings.
+    run_instances
+        Runs the instance stage on (n, C, h, w) float32 crops (the cut graph, on a backend).
+    timings
+        Gets the seconds spent on ``crop``, ``instance`` and ``peaks`` added.
+    n_nodes
+        The keypoints per animal (the outputs' size when no animal was found).
+
+    Returns
+    -------
+    dict
+        ``peaks`` (N, I, K, 2), ``peak_vals`` (N, I, K), ``instance_valid`` (N, I) and, for an
+        identity model, ``class_logits`` (N, I, C): what sleap-nn's one graph outputs for the
+        valid slots (the others stay empty: they are never read).
+    """
+    t0 = time.perf_counter()
+    centroids = np.asarray(centroid_outputs["centroids"], np.float32)
+    valid = np.asarray(centroid_outputs["instance_valid"]).astype(bool)
+    frames, slots = np.nonzero(valid)
+    n_frames, n_slots = valid.shape
+    crop_h, crop_w = settings.crop_size
+    crops = np.empty((len(frames), images.shape[1], crop_h, crop_w), np.float32)
+    for row, (frame, slot) in enumerate(zip(frames, slots, strict=True)):
+        crops[row] = cut_crop(images[frame], centroids[frame, slot], settings.crop_size)
+    t1 = time.perf_counter()
+    outputs = run_instances(crops) if len(crops) else []
+    t2 = time.perf_counter()
+    result: dict[str, np.ndarray] = {"instance_valid": valid}
+    if outputs:
+        peaks, values = global_peaks(
+            np.asarray(outputs[0]), settings.peak_threshold, settings.instance_stride
+        )
+        offset = centroids[frames, slots] - np.array([crop_w / 2.0, crop_h / 2.0], np.float32)
+        peaks = peaks + offset[:, None, :]
+    else:  # no animal: nothing to run
+        peaks = np.empty((0, n_nodes, 2), np.float32)
+        values = np.empty((0, n_nodes), np.float32)
+    n_nodes = peaks.shape[1]
+    result["peaks"] = np.zeros((n_frames, n_slots, n_nodes, 2), np.float32)
+    result["peak_vals"] = np.zeros((n_frames, n_slots, n_nodes), np.float32)
+    result["peaks"][frames, slots] = peaks
+    result["peak_vals"][frames, slots] = values
+    if settings.class_names:
+        n_classes = len(settings.class_names)
+        result["class_logits"] = np.zeros((n_frames, n_slots, n_classes), np.float32)
+        if outputs:
+            result["class_logits"][frames, slots] = np.asarray(outputs[1]).reshape(-1, n_classes)
+    t3 = time.perf_counter()
+    if timings is not None:
+        timings["crop"] = timings.get("crop", 0.0) + (t1 - t0)
+        timings["instance"] = timings.get("instance", 0.0) + (t2 - t1)
+        timings["peaks"] = timings.get("peaks", 0.0) + (t3 - t2)
+    return result
+
+
+def decode_two_stages(
+    images: np.ndarray,
+    outputs: list[np.ndarray],
+    description: ModelDescription,
+    run_instances: InstanceRunner,
+    timings: dict[str, float] | None = None,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """:func:`decode_topdown` of a model whose stages run apart.
+
+    ``outputs`` are the centroid stage's (``description.output_names`` order), ``images`` the
+    frames it was given; the rest as :func:`run_instance_stage` and :func:`decode_topdown`.
+    """
+    settings = topdown_decoding_of(description)
+    named = dict(zip(description.output_names, outputs, strict=True))
+    combined = run_instance_stage(
+        images, named, settings, run_instances, timings, len(description.keypoints)
+    )
+    names = TOPDOWN_CLASS_OUTPUTS if settings.class_names else TOPDOWN_OUTPUTS
+    full = {**named, **combined}
+    return _decode_named({name: full[name] for name in names}, description, settings)
+
+
+def instance_stage_description(description: ModelDescription) -> ModelDescription | None:
+    """Return the instance stage of a two-stage top-down model as a model of its own, or None.
+
+    It takes the crops as float32 (n, C, h, w), 0..1 (normalised already), and gives the
+    confidence maps (and an identity model's class logits).
+    """
+    settings = getattr(description, "decoding", None)
+    if not isinstance(settings, SleapTopDownDecoding) or settings.instance_graph is None:
+        return None
+    crop_h, crop_w = settings.crop_size
+    gray = description.color_order == "gray"
+    return dataclasses.replace(
+        description,
+        name=f"{description.name} (instance stage)",
+        model_file=settings.instance_graph,
+        input_height=crop_h,
+        input_width=crop_w,
+        input_name=settings.crops_name,
+        output_names=settings.instance_outputs,
+        input_type="float",
+        normalization="outside",
+        resize="bilinear-float",
+        mean=(0.0,) if gray else (0.0, 0.0, 0.0),
+        std=(1.0,) if gray else (1.0, 1.0, 1.0),
+        decoder="argmax",
+        decoding=None,
+        identity_classes=(),
+        max_animals=1,
+        batch_size=None,
+    )
+
+
+#: The timed stages of a two-stage top-down model (``PoseEstimator.last_stage_timings``).
+STAGES = ("centroid", "crop", "instance", "peaks")
+
+
+def model_stages(description: ModelDescription) -> tuple[str, ...]:
+    """Return the stages a model's timing files show apart: :data:`STAGES`, or () for one stage."""
+    return STAGES if instance_stage_description(description) is not None else ()

@@ -1,0 +1,82 @@
+"""DeepLabCut 3.0's ``HeatmapHead`` settings, read from an export's config (no PyTorch).
+
+Shared by the bottom-up exports (:mod:`pose.formats.dlc3`) and the top-down ones
+(:mod:`pose.formats.dlc3_topdown`), whose pose model may carry the same head on its crops.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deeplabstream.pose.model import ModelError
+
+
+@dataclass(frozen=True)
+class DeconvSpec:
+    """One DeepLabCut ``DeconvModule``: transposed convolutions and an optional 1x1-ish conv."""
+
+    channels: tuple[int, ...]
+    kernels: tuple[int, ...]
+    strides: tuple[int, ...]
+    final_conv: tuple[int, int] | None  # (out_channels, kernel_size)
+
+    @property
+    def stride(self) -> int:
+        """Upsampling factor of the module."""
+        return int(np.prod(self.strides)) if self.strides else 1
+
+
+@dataclass(frozen=True)
+class HeadSpec:
+    """DeepLabCut's ``HeatmapHead`` and its ``HeatmapPredictor`` settings."""
+
+    heatmap: DeconvSpec
+    locref: DeconvSpec | None
+    apply_sigmoid: bool
+    clip_scores: bool
+    locref_std: float
+
+
+def _deconv_spec(section: Any, where: str, path: Path) -> DeconvSpec:
+    """Read a ``heatmap_config`` / ``locref_config`` section as a DeconvSpec."""
+    try:
+        channels = tuple(int(c) for c in section["channels"])
+        kernels = tuple(int(k) for k in section["kernel_size"])
+        strides = tuple(int(s) for s in section["strides"])
+        final = section.get("final_conv")
+        final_conv = (int(final["out_channels"]), int(final["kernel_size"])) if final else None
+    except (KeyError, TypeError, ValueError) as error:
+        raise ModelError(f"{path}: model.heads.bodypart.{where} is incomplete: {error!r}") from None
+    if not len(channels) == len(kernels) + 1 == len(strides) + 1:
+        raise ModelError(
+            f"{path}: model.heads.bodypart.{where} needs one more channel count than kernel "
+            f"sizes and strides, got {channels}, {kernels}, {strides}"
+        )
+    return DeconvSpec(channels, kernels, strides, final_conv)
+
+
+def head_spec(export: Any) -> HeadSpec:
+    """Read the head and predictor settings of the export's config."""
+    path = export.path
+    head = export.config["model"]["heads"]["bodypart"]
+    predictor = head.get("predictor") or {}
+    heatmap = _deconv_spec(head.get("heatmap_config"), "heatmap_config", path)
+    refine = bool(predictor.get("location_refinement", True))
+    locref = None
+    if refine:
+        if not head.get("locref_config"):
+            raise ModelError(f"{path}: location_refinement is on but there is no locref_config")
+        locref = _deconv_spec(head["locref_config"], "locref_config", path)
+        if locref.stride != heatmap.stride:
+            raise ModelError(f"{path}: heatmap and locref heads upsample differently")
+    return HeadSpec(
+        heatmap=heatmap,
+        locref=locref,
+        apply_sigmoid=bool(predictor.get("apply_sigmoid", True)),
+        clip_scores=bool(predictor.get("clip_scores", False)),
+        locref_std=float(predictor.get("locref_std", 7.2801)),
+    )

@@ -1,0 +1,647 @@
+"""DeepLabCut 3.0 top-down exports (a detector + a pose model), run without DeepLabCut.
+
+A top-down export (``method: td``) holds ``{config, pose, detector}``: the pose model's and the
+detector's state dicts. Here both networks are rebuilt (:mod:`pose.networks.ssdlite`,
+:mod:`pose.networks.rtmpose` on :mod:`pose.networks.cspnext`), loaded strictly, converted to
+ONNX and checked against the rebuilt modules, and run in two stages with DeepLabCut's own
+steps between them (read from DeepLabCut 3.0.2's ``apis/utils.py``, ``data/preprocessor.py``,
+``data/image.py``, ``data/postprocessor.py``):
+
+1. **detector** on the whole frame (RGB, ImageNet-normalised as DeepLabCut's albumentations
+   ``Normalize``, ``(pixel - 255 mean) * (1 / (255 std))``, inside both graphs): the
+   highest-scoring box, in frame pixels (a single-animal model keeps one detection;
+   torchvision's score threshold 0.001);
+2. **crop** (``top_down_crop``): the box (x, y, w, h) grown by ``top_down_crop.margin`` (0 by
+   default), widened or heightened to the crop's aspect ratio around its centre ("with
+   context"), corners rounded to whole pixels, the part outside the frame zero-padded, the
+   region resized to the crop size with OpenCV's ``INTER_LINEAR`` on the uint8 RGB pixels; the
+   crop's ``offset`` (its corner in the frame) and ``scale`` (frame pixels per crop pixel);
+3. **pose** on the crop (normalised as 1.), decoded by DeepLabCut's ``SimCCPredictor`` inside
+   the graph (:mod:`pose.networks.rtmpose`), keypoints mapped back as
+   ``xy * scale + offset`` (float32, as DeepLabCut's ``RescaleAndOffset``).
+
+A frame without a detection gives NaN (DeepLabCut writes -1 there). The time of each stage is
+in :attr:`DlcTopDownEstimator.last_stage_timings` (``detector``, ``crop``, ``pose``).
+
+Supported: single-animal top-down exports with an ``SSDLite`` detector and a pose model that
+is RTMPose (``rtmpose_s/m/x``: CSPNeXt + ``RTMCCHead``, SimCC decoding) or a CSPNeXt / ResNet
+with DeepLabCut's ``HeatmapHead`` (``top_down_cspnext_s``, ``top_down_resnet_50`` ...:
+argmax + location refinement, as the bottom-up exports). Other detectors (``FasterRCNN``) and
+backbones (HRNet) get a message.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deeplabstream.pose.formats.conversion import (
+    ConversionSpec,
+    Differences,
+    Precision,
+    convert,
+    load_weights,
+    max_abs_differences,
+    run_module,
+    synthetic_input,
+)
+from deeplabstream.pose.formats.dlc3_heads import head_spec
+from deeplabstream.pose.model import IMAGENET_MEAN, IMAGENET_STD, ModelDescription, ModelError
+
+DETECTOR_OUTPUTS = ("boxes", "scores")
+POSE_OUTPUTS = ("keypoints", "simcc_x", "simcc_y")  # RTMPose
+HEATMAP_POSE_OUTPUTS = ("keypoints", "heatmaps", "locref")  # a HeatmapHead (with locref)
+#: torchvision's SSD keeps boxes whose score is above this (``score_thresh``).
+SSD_SCORE_THRESHOLD = 0.001
+#: The stages of :attr:`DlcTopDownEstimator.last_stage_timings`, in order.
+STAGES = ("detector", "crop", "pose")
+DETECTOR_TOLERANCES: Differences = {"boxes": 1e-2, "scores": 1e-4}
+POSE_TOLERANCES: Differences = {"simcc_x": 1e-3, "simcc_y": 1e-3, "xy_px": 1e-2, "score": 1e-4}
+HEATMAP_POSE_TOLERANCES: Differences = {
+    "heatmaps": 1e-3,
+    "locref": 1e-2,
+    "xy_px": 1e-2,
+    "score": 1e-3,
+}
+# The graphs take RGB pixels 0..255 (float32) and normalise them inside.
+PIXEL_MEAN = (0.0, 0.0, 0.0)
+PIXEL_STD = (1 / 255, 1 / 255, 1 / 255)
+_HERE = Path(__file__).resolve().parent.parent / "networks"
+
+
+@dataclass(frozen=True)
+class CropSettings:
+    """DeepLabCut's ``data.inference.top_down_crop``."""
+
+    width: int
+    height: int
+    margin: int = 0
+    with_context: bool = True
+
+
+@dataclass(frozen=True)
+class DlcTopDownDecoding:
+    """What a top-down description carries besides the detector graph (its ``model_file``)."""
+
+    crop: CropSettings
+    pose_graph: Path
+    net_type: str
+    detector_type: str
+    score_threshold: float = SSD_SCORE_THRESHOLD
+    pose_outputs: tuple[str, ...] = POSE_OUTPUTS
+
+
+def is_topdown(config: dict[str, Any], entries: Sequence[str]) -> bool:
+    """Return True for an export of a top-down model (``method: td`` or a detector inside)."""
+    return str(config.get("method", "bu")).lower() == "td" or "detector" in entries
+
+
+def topdown_problems(export: Any) -> list[str]:
+    """Return what keeps a top-down export from running here ([]: nothing).
+
+    :func:`pose.formats.dlc3.check_export` turns them into the message (with what the file
+    holds and what is supported).
+    """
+    config = export.config
+    reasons = []
+    if "detector" not in export.other_entries:
+        reasons.append("no detector weights (export it with the detector snapshot)")
+    detector = ((config.get("detector") or {}).get("model") or {}).get("type")
+    if detector != "SSDLite":
+        reasons.append(f"a detector of type {detector} (only SSDLite is rebuilt here)")
+    individuals = (config.get("metadata") or {}).get("individuals") or []
+    if len(individuals) > 1:
+        reasons.append(f"{len(individuals)} individuals (multi-animal)")
+    if (config.get("metadata") or {}).get("unique_bodyparts"):
+        reasons.append("unique bodyparts")
+    model = config["model"]
+    heads = {name: (head or {}).get("type") for name, head in (model.get("heads") or {}).items()}
+    backbone = (model.get("backbone") or {}).get("type")
+    if heads not in ({"bodypart": "RTMCCHead"}, {"bodypart": "HeatmapHead"}):
+        reasons.append(f"pose heads {heads} (only RTMPose's RTMCCHead or one HeatmapHead)")
+    elif heads["bodypart"] == "RTMCCHead" and backbone != "CSPNeXt":
+        reasons.append(f"backbone {backbone} under RTMCCHead")
+    if backbone not in ("CSPNeXt", "ResNet"):
+        reasons.append(f"backbone {backbone}")
+    if model.get("neck"):
+        reasons.append("a neck")
+    return reasons
+
+
+def check_topdown(export: Any) -> None:
+    """Raise a ModelError for what the head's settings ask that is not rebuilt here.
+
+    Call it after :func:`topdown_problems` found nothing.
+    """
+    model = export.config["model"]
+    if not export.bodyparts:
+        raise ModelError(f"{export.path}: its config names no bodyparts (metadata.bodyparts)")
+    head = model["heads"]["bodypart"]
+    if head.get("type") == "HeatmapHead":
+        spec = head_spec(export)  # raises for an incomplete head
+        if spec.locref is None:
+            raise ModelError(
+                f"{export.path}: a top-down HeatmapHead without location refinement is not "
+                "supported here"
+            )
+        return
+    predictor = head.get("predictor") or {}
+    if predictor.get("normalize_outputs"):
+        raise ModelError(f"{export.path}: SimCCPredictor normalize_outputs is not supported")
+    if (head.get("gau_cfg") or {}).get("pos_enc"):
+        raise ModelError(f"{export.path}: RTMCCHead gau_cfg.pos_enc is not supported")
+
+
+def crop_settings(config: dict[str, Any]) -> CropSettings:
+    """Read ``data.inference.top_down_crop`` as DeepLabCut's ``get_inference_runners`` does."""
+    crop = (config.get("data", {}).get("inference") or {}).get("top_down_crop") or {}
+    return CropSettings(
+        width=int(crop.get("width", 256)),
+        height=int(crop.get("height", 256)),
+        margin=int(crop.get("margin", 0)),
+        with_context=bool(crop.get("crop_with_context", True)),
+    )
+
+
+def rtmcc_layout(export: Any) -> Any:
+    """Return the RTMCCHead settings of the export's config."""
+    from deeplabstream.pose.networks.rtmpose import RtmccLayout
+
+    head = export.config["model"]["heads"]["bodypart"]
+    gau = head.get("gau_cfg") or {}
+    predictor = head.get("predictor") or {}
+    sigma = predictor.get("sigma", 6.0)
+    sigma = (float(sigma), float(sigma)) if isinstance(sigma, int | float) else tuple(sigma)
+    try:
+        return RtmccLayout(
+            input_size=(int(head["input_size"][0]), int(head["input_size"][1])),
+            in_channels=int(head["in_channels"]),
+            keypoints=len(export.bodyparts),
+            featuremap_size=(
+                int(head["in_featuremap_size"][0]),
+                int(head["in_featuremap_size"][1]),
+            ),
+            split_ratio=float(head["simcc_split_ratio"]),
+            final_kernel=int(head["final_layer_kernel_size"]),
+            hidden_dims=int(gau["hidden_dims"]),
+            s=int(gau["s"]),
+            expansion_factor=float(gau["expansion_factor"]),
+            use_rel_bias=bool(gau.get("use_rel_bias", True)),
+            pos_enc=bool(gau.get("pos_enc", False)),
+            activation=str(gau.get("act_fn", "SiLU")),
+            sigma=(float(sigma[0]), float(sigma[1])),
+            decode_beta=float(predictor.get("decode_beta", 150.0)),
+            apply_softmax=bool(predictor.get("apply_softmax", False)),
+            normalize_outputs=bool(predictor.get("normalize_outputs", False)),
+        )
+    except (KeyError, TypeError, ValueError, IndexError) as error:
+        raise ModelError(f"{export.path}: model.heads.bodypart is incomplete: {error!r}") from None
+
+
+def with_normalisation(module: Any) -> Any:
+    """Wrap a network so that it takes RGB pixels 0..255 and normalises them itself.
+
+    The normalisation is DeepLabCut's (``(pixel - 255 mean) * (1 / (255 std))`` in float32),
+    the same two float32 operations in the graph as on the host, so the values are identical;
+    in the graph it costs the host nothing between the stages.
+    """
+    import torch
+
+    class Normalised(torch.nn.Module):
+        def __init__(self, network: Any) -> None:
+            super().__init__()
+            self.network = network
+            mean = np.array(IMAGENET_MEAN, np.float32) * np.float32(255.0)
+            inverse = np.float32(1.0) / (np.array(IMAGENET_STD, np.float32) * np.float32(255.0))
+            self.register_buffer("mean", torch.from_numpy(mean).reshape(1, 3, 1, 1), False)
+            self.register_buffer("inverse", torch.from_numpy(inverse).reshape(1, 3, 1, 1), False)
+
+        def forward(self, pixels: Any) -> Any:
+            return self.network((pixels - self.mean) * self.inverse)
+
+    return Normalised(module).eval()
+
+
+def is_heatmap_pose(config: dict[str, Any]) -> bool:
+    """Return True when the pose model has DeepLabCut's HeatmapHead (else RTMPose's head)."""
+    return bool(config["model"]["heads"]["bodypart"].get("type") == "HeatmapHead")
+
+
+def build_heatmap_pose_module(export: Any) -> Any:
+    """Build a HeatmapHead pose network with DeepLabCut's decoding (pose.networks.dlc)."""
+    from deeplabstream.pose.networks.dlc import (
+        DlcKeypointModel,
+        DlcPoseNetwork,
+        build_backbone,
+    )
+
+    head = head_spec(export)
+    backbone = build_backbone(export.config["model"]["backbone"], export.path)
+    network = DlcPoseNetwork(backbone, head)
+    load_weights(network, export.state_dict, export.path, f"a {export.net_type} pose network")
+    stride = backbone.stride / head.heatmap.stride
+    return with_normalisation(DlcKeypointModel(network, head, stride).eval())
+
+
+def build_pose_module(export: Any) -> Any:
+    """Build the pose network with its weights and decoding, eval mode (float32, CPU).
+
+    RTMPose (SimCC decoding), or a HeatmapHead (DeepLabCut's argmax + location refinement).
+    """
+    if is_heatmap_pose(export.config):
+        return build_heatmap_pose_module(export)
+    from deeplabstream.pose.networks.dlc import build_backbone
+    from deeplabstream.pose.networks.rtmpose import RtmPoseKeypoints, RtmPoseNetwork
+
+    layout = rtmcc_layout(export)
+    network = RtmPoseNetwork(
+        build_backbone(export.config["model"]["backbone"], export.path), layout
+    )
+    load_weights(network, export.state_dict, export.path, f"an {export.net_type} pose network")
+    return with_normalisation(RtmPoseKeypoints(network, layout).eval())
+
+
+def read_detector_weights(export: Any) -> dict[str, Any]:
+    """Return the export's ``detector`` state dict (read without running code)."""
+    import torch
+
+    data = torch.load(str(export.path), map_location="cpu", weights_only=True, mmap=True)
+    weights = data.get("detector") if isinstance(data, dict) else None
+    if not isinstance(weights, dict) or not all(
+        isinstance(v, torch.Tensor) for v in weights.values()
+    ):
+        raise ModelError(f"{export.path}: its 'detector' entry is not a state_dict of tensors")
+    return dict(weights)
+
+
+def build_detector_module(export: Any) -> Any:
+    """Build the SSDLite detector with its weights, keeping its best box (eval mode, CPU)."""
+    from deeplabstream.pose.networks.ssdlite import DlcSsdLite, TopBoxDetector
+
+    detector = DlcSsdLite()
+    load_weights(detector, read_detector_weights(export), export.path, "an SSDLite detector")
+    return with_normalisation(TopBoxDetector(detector.eval()).eval())
+
+
+def compare_detector(  # noqa: D103  (a Comparison of pose.formats.conversion)
+    reference: Sequence[np.ndarray], converted: Sequence[np.ndarray]
+) -> Differences:
+    return max_abs_differences(DETECTOR_OUTPUTS, reference, converted)
+
+
+def _compare_pose(reference: Sequence[np.ndarray], converted: Sequence[np.ndarray]) -> Differences:
+    names = POSE_OUTPUTS if len(reference[1].shape) == 3 else HEATMAP_POSE_OUTPUTS
+    differences = max_abs_differences(names, reference, converted)
+    differences.pop("keypoints")
+    delta = np.abs(np.asarray(reference[0]) - np.asarray(converted[0]))
+    return differences | {"xy_px": float(delta[..., :2].max()), "score": float(delta[..., 2].max())}
+
+
+def load_dlc_topdown(
+    export: Any, frame_size: tuple[int, int], precision: Precision = "fp32"
+) -> ModelDescription:
+    """Describe a top-down export, converting its two networks to ONNX on first use."""
+    if precision != "fp32":
+        raise ModelError(
+            f"{export.path}: DeepLabCut top-down models run at fp32 only here; set PRECISION = fp32"
+        )
+    problems = topdown_problems(export)
+    if problems:
+        raise ModelError(f"{export.path}: cannot run this top-down export: {', '.join(problems)}")
+    check_topdown(export)
+    crop = crop_settings(export.config)
+    height, width = frame_size
+    detector = build_detector_module(export)
+    # Each graph's cache key also covers the files that rebuild it: a change of the rebuild
+    # converts again (and the two graphs of one export get different names).
+    detector_spec = ConversionSpec(
+        sources=(export.path, _HERE / "ssdlite.py", Path(__file__)),
+        input_name="images",
+        output_names=DETECTOR_OUTPUTS,
+        example_shape=(1, 3, height, width),
+        dynamic_size=True,
+        compare=compare_detector,
+        tolerances=DETECTOR_TOLERANCES,
+    )
+    check = synthetic_input(height, width, PIXEL_MEAN, PIXEL_STD)  # RGB pixels 0..255
+    detector_graph = convert(detector, detector_spec, check).onnx_file
+    pose = build_pose_module(export)
+    heatmap = is_heatmap_pose(export.config)
+    pose_outputs = HEATMAP_POSE_OUTPUTS if heatmap else POSE_OUTPUTS
+    pose_spec = ConversionSpec(
+        sources=(export.path, _HERE / "rtmpose.py", Path(__file__)),
+        input_name="crops",
+        output_names=pose_outputs,
+        example_shape=(1, 3, crop.height, crop.width),
+        dynamic_size=False,
+        compare=_compare_pose,
+        tolerances=HEATMAP_POSE_TOLERANCES if heatmap else POSE_TOLERANCES,
+    )
+    crop_check = synthetic_input(crop.height, crop.width, PIXEL_MEAN, PIXEL_STD)
+    pose_graph = convert(pose, pose_spec, crop_check).onnx_file
+    detector_type = str(export.config["detector"]["model"]["type"])
+    return ModelDescription(
+        name=export.path.stem,
+        framework="deeplabcut",
+        model_file=detector_graph,
+        keypoints=export.bodyparts,
+        input_height=height,
+        input_width=width,
+        color_order="rgb",
+        mean=PIXEL_MEAN,
+        std=PIXEL_STD,
+        normalization="in-graph",
+        output_kind="coordinates",
+        stride=float(pose.network.stride)
+        if heatmap
+        else 1.0 / float(export.config["model"]["heads"]["bodypart"]["simcc_split_ratio"]),
+        input_name="images",
+        output_names=DETECTOR_OUTPUTS,
+        batch_size=None,
+        precision=precision,
+        source_file=export.path,
+        any_input_size=True,
+        decoding=DlcTopDownDecoding(
+            crop, pose_graph, export.net_type, detector_type, pose_outputs=pose_outputs
+        ),
+    )
+
+
+def topdown_decoding_of(description: ModelDescription) -> DlcTopDownDecoding | None:
+    """Return the top-down settings of a description, or None for any other model."""
+    decoding = getattr(description, "decoding", None)
+    return decoding if isinstance(decoding, DlcTopDownDecoding) else None
+
+
+def topdown_stages(description: ModelDescription) -> tuple[str, ...]:
+    """Return the stages a top-down model's timing files show apart (:data:`STAGES`), else ()."""
+    return STAGES if topdown_decoding_of(description) is not None else ()
+
+
+def pose_stage_description(description: ModelDescription) -> ModelDescription:
+    """Return the pose stage of a top-down description, as a model of its own (crops in)."""
+    decoding = topdown_decoding_of(description)
+    if decoding is None:
+        raise ModelError(f"{description.model_file}: not a DeepLabCut top-down model")
+    return dataclasses.replace(
+        description,
+        name=f"{description.name} (pose stage)",
+        model_file=decoding.pose_graph,
+        input_height=decoding.crop.height,
+        input_width=decoding.crop.width,
+        input_name="crops",
+        output_names=decoding.pose_outputs,
+        any_input_size=False,
+        decoding=None,
+    )
+
+
+# --- DeepLabCut's steps between the networks ---------------------------------------------------
+
+
+def pixels(image: np.ndarray, out: np.ndarray | None = None, *, bgr: bool = False) -> np.ndarray:
+    """(H, W, 3) uint8 -> (3, H, W) float32 RGB pixels 0..255 (the graphs normalise them).
+
+    ``bgr``: the image is BGR; its planes are taken in reverse order (no colour conversion:
+    DeepLabCut's crops and resizes treat the channels alike, so a BGR crop is the RGB crop).
+    """
+    planes = image.transpose(2, 0, 1)
+    if bgr:
+        planes = planes[::-1]
+    if out is None:
+        return planes.astype(np.float32)
+    np.copyto(out, planes, casting="unsafe")
+    return out
+
+
+def top_down_crop(
+    image: np.ndarray, box: Sequence[float], crop: CropSettings
+) -> tuple[np.ndarray, tuple[int, int], tuple[float, float]]:
+    """DeepLabCut's ``top_down_crop``: the crop (uint8), its offset and its scale.
+
+    ``box`` is (x, y, w, h) in frame pixels. Returns the (height, width, C) crop, the frame
+    position of its corner (offset x, y) and the frame pixels per crop pixel (scale x, y).
+    """
+    import cv2
+
+    image_h, image_w, channels = image.shape
+    out_w, out_h = crop.width, crop.height
+    # float32 scalars, as DeepLabCut's box array: its rounding of the corners is float32's.
+    x, y, w, h = (np.float32(v) for v in box)
+    cx, cy = x + w / 2, y + h / 2
+    w += 2 * crop.margin
+    h += 2 * crop.margin
+    if crop.with_context:
+        input_ratio, output_ratio = w / h, out_w / out_h
+        if input_ratio > output_ratio:
+            h = w / output_ratio
+        elif input_ratio < output_ratio:
+            w = h * output_ratio
+    # round() of a numpy float32 gives a Python int (half to even, as DeepLabCut's).
+    x1, y1 = round(cx - w / 2), round(cy - h / 2)
+    x2, y2 = round(cx + w / 2), round(cy + h / 2)
+    pad_left, pad_right, pad_top, pad_bottom = max(0, -x1), max(0, x2 - image_w), 0, 0
+    pad_top, pad_bottom = max(0, -y1), max(0, y2 - image_h)
+    x1, y1, x2, y2 = max(x1, 0), max(y1, 0), min(x2, image_w), min(y2, image_h)
+    w_int, h_int = x2 - x1, y2 - y1
+    if not crop.with_context:
+        input_ratio, output_ratio = w_int / h_int, out_w / out_h
+        if input_ratio > output_ratio:
+            extra = int(w_int - h_int * output_ratio) // 2
+            pad_top, pad_bottom = pad_top + extra, pad_bottom + extra
+        elif input_ratio < output_ratio:
+            extra = int(h_int - w_int / output_ratio) // 2
+            pad_left, pad_right = pad_left + extra, pad_right + extra
+    pad_x, pad_y = pad_left + pad_right, pad_top + pad_bottom
+    canvas = np.zeros((h_int + pad_y, w_int + pad_x, channels), image.dtype)
+    canvas[pad_top : pad_top + h_int, pad_left : pad_left + w_int] = image[y1:y2, x1:x2]
+    resized = cv2.resize(canvas, (out_w, out_h), interpolation=cv2.INTER_LINEAR)
+    offset = (x1 - pad_left, y1 - pad_top)
+    scale = ((w_int + pad_x) / out_w, (h_int + pad_y) / out_h)
+    return resized, offset, scale
+
+
+Runner = Callable[[np.ndarray], list[np.ndarray]]
+
+
+class DlcTopDownEstimator:
+    """Frames in, keypoints in frame pixels out, for a DeepLabCut top-down model.
+
+    The interface of :class:`pose.runtime.estimator.PoseEstimator` (``estimate``,
+    ``estimate_animals``, ``last_timings``, ``last_stage_timings``), so that the inference
+    worker runs it in its place. ``run_detector`` and ``run_pose`` run the two networks on
+    (N, 3, H, W) float32 batches (ONNX Runtime backends, or the rebuilt modules).
+    """
+
+    def __init__(
+        self,
+        description: ModelDescription,
+        run_detector: Runner,
+        run_pose: Runner,
+        frame_shape: tuple[int, ...] | None = None,
+    ) -> None:
+        decoding = topdown_decoding_of(description)
+        if decoding is None:
+            raise ModelError(f"{description.model_file}: not a DeepLabCut top-down model")
+        self.description = description
+        self.decoding = decoding
+        self.frame_shape = frame_shape
+        self.run_detector = run_detector
+        self.run_pose = run_pose
+        self.last_timings: dict[str, float] = {"preprocess": 0.0, "inference": 0.0, "decode": 0.0}
+        self.last_stage_timings: dict[str, float] = {}
+        self.last_identity_confidence: np.ndarray | None = None
+        #: The last frames' boxes (N, 4) x, y, w, h (NaN: none) and scores, for checks.
+        self._frames_buffer: np.ndarray | None = None
+        self.last_boxes = np.empty((0, 4))
+        self.last_box_scores = np.empty(0)
+
+    @property
+    def animals(self) -> int:
+        """One animal per frame (single-animal models only)."""
+        return 1
+
+    def estimate(
+        self,
+        frames: Sequence[np.ndarray],
+        flips: Sequence[bool] | None = None,
+        *,
+        rgb: bool = False,
+    ) -> np.ndarray:
+        """(N, K, 3) float64 keypoints of BGR (or, with ``rgb``, RGB) uint8 frames."""
+        return self.estimate_animals(frames, flips, rgb=rgb)[:, 0]
+
+    def estimate_animals(
+        self,
+        frames: Sequence[np.ndarray],
+        flips: Sequence[bool] | None = None,
+        *,
+        rgb: bool = False,
+    ) -> np.ndarray:
+        """(N, 1, K, 3) float64: x, y in frame pixels and the score; NaN without a detection."""
+        t0 = time.perf_counter()
+        bgr = not rgb
+        images = [frame[:, ::-1] if flips and flips[i] else frame for i, frame in enumerate(frames)]
+        detector_in = self._detector_input(images, bgr) if images else None
+        t_norm = time.perf_counter()
+        keypoints = np.full((len(images), 1, len(self.description.keypoints), 3), np.nan)
+        self.last_boxes = np.full((len(images), 4), np.nan)
+        self.last_box_scores = np.full(len(images), np.nan)
+        if detector_in is None:
+            return keypoints
+        boxes, scores = (np.asarray(o) for o in self.run_detector(detector_in)[:2])
+        t2 = time.perf_counter()
+        found = [i for i in range(len(images)) if float(scores[i]) > self.decoding.score_threshold]
+        crops, offsets, scales = [], [], []
+        for i in found:
+            # DeepLabCut's BboxToCoco, on its float32 array.
+            corners = np.asarray(boxes[i], np.float32)
+            box = (corners[0], corners[1], corners[2] - corners[0], corners[3] - corners[1])
+            self.last_boxes[i], self.last_box_scores[i] = box, float(scores[i])
+            crop, offset, scale = top_down_crop(images[i], box, self.decoding.crop)
+            crops.append(crop)
+            offsets.append(offset)
+            scales.append(scale)
+        if crops:
+            crop_in = np.empty((len(crops), 3, *crops[0].shape[:2]), np.float32)
+            for row, crop in enumerate(crops):
+                pixels(crop, crop_in[row], bgr=bgr)
+            t_crops = time.perf_counter()
+            points = np.asarray(self.run_pose(crop_in)[0], np.float32).copy()
+            for row, i in enumerate(found):
+                # RescaleAndOffset: float32 keypoints times float64 scales plus int offsets.
+                xy = points[row, :, :2] * np.asarray(scales[row]) + np.asarray(offsets[row])
+                keypoints[i, 0, :, :2] = xy
+                keypoints[i, 0, :, 2] = points[row, :, 2]
+                if flips and flips[i]:
+                    keypoints[i, 0, :, 0] = images[i].shape[1] - 1 - keypoints[i, 0, :, 0]
+        else:
+            t_crops = time.perf_counter()
+        t4 = time.perf_counter()
+        self.last_stage_timings = {
+            "detector": t2 - t_norm,
+            "crop": t_crops - t2,
+            "pose": t4 - t_crops,
+        }
+        self.last_timings = {"preprocess": t_norm - t0, "inference": t4 - t_norm, "decode": 0.0}
+        return keypoints
+
+    def _detector_input(self, images: list[np.ndarray], bgr: bool) -> np.ndarray:
+        """Return the frames as one (N, 3, H, W) float32 batch, in a buffer kept between calls."""
+        shape = (len(images), 3, *images[0].shape[:2])
+        if self._frames_buffer is None or self._frames_buffer.shape != shape:
+            self._frames_buffer = np.empty(shape, np.float32)
+        for row, image in enumerate(images):
+            pixels(image, self._frames_buffer[row], bgr=bgr)
+        return self._frames_buffer
+
+
+def _read_for_rebuild(description: ModelDescription) -> Any:
+    """Return the export behind a description, with what the builders read (``weights_only``)."""
+    from types import SimpleNamespace
+
+    import torch
+
+    path = description.source_file or description.model_file
+    data = torch.load(str(path), map_location="cpu", weights_only=True)
+    config = data["config"]
+    return SimpleNamespace(
+        path=Path(path),
+        config=config,
+        state_dict=data["pose"],
+        bodyparts=tuple(str(b) for b in config["metadata"]["bodyparts"]),
+        net_type=str(config.get("net_type", "?")),
+        other_entries=tuple(k for k in data if k not in ("config", "pose")),
+    )
+
+
+def open_topdown_estimator(
+    description: ModelDescription,
+    open_backend: Callable[..., Any] | None = None,
+    backend: Any = None,
+    *,
+    device: str = "cpu",
+    threads: int | None = None,
+    frame_shape: tuple[int, ...] | None = None,
+) -> DlcTopDownEstimator:
+    """Open a top-down estimator on ONNX Runtime, or on the rebuilt PyTorch modules.
+
+    Parameters
+    ----------
+    description
+        The model (:func:`load_dlc_topdown`).
+    open_backend
+        :func:`pose.runtime.backends.open_backend` (passed in: the formats sit below the
+        runtime). None runs both rebuilt PyTorch modules (as DeepLabCut runs them).
+    backend
+        The detector's opened backend (the worker's); None opens one.
+    device, threads
+        Of the backends opened here; ``threads`` None takes the detector session's count
+        (as the worker's second stages do), else 1.
+    frame_shape
+        The frames' shape, for the record.
+    """
+    if open_backend is None:
+        export = _read_for_rebuild(description)
+        detector, pose = build_detector_module(export), build_pose_module(export)
+        return DlcTopDownEstimator(
+            description,
+            lambda batch: run_module(detector, batch),
+            lambda batch: run_module(pose, batch),
+            frame_shape,
+        )
+    if threads is None:
+        session = getattr(backend, "_session", None)
+        threads = 1
+        if session is not None and hasattr(session, "get_session_options"):
+            threads = max(1, int(session.get_session_options().intra_op_num_threads))
+    if backend is None:
+        backend = open_backend(description, "onnxruntime", device, threads)
+    pose_backend = open_backend(pose_stage_description(description), "onnxruntime", device, threads)
+    return DlcTopDownEstimator(description, backend.run, pose_backend.run, frame_shape)

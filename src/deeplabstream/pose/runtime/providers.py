@@ -1,0 +1,353 @@
+"""``[Pose] DEVICE`` for ONNX Runtime: which execution provider, with which options, and why not.
+
+A device names one execution provider (:data:`DEVICE_PROVIDERS`). :func:`provider_plan` gives
+the provider list handed to ``InferenceSession`` with the options chosen for a model (the
+"asked" half of what ``session.json`` records; the session's own ``get_provider_options()`` is
+the "applied" half). :func:`device_problem` says, before the start, why a device cannot be had
+here: the provider is missing from this ONNX Runtime build, or, for CUDA and TensorRT, the CUDA
+or cuDNN libraries it loads are missing (found the documented way, ``onnxruntime.preload_dlls``).
+Each message names the provider, what is available, and the command that installs it. A
+request that cannot be met is refused; nothing ever falls back to the CPU silently.
+
+The options, and why (docs/gpu.md has the table):
+
+CUDA
+    ``device_id`` (0: the first GPU), ``cudnn_conv_algo_search = EXHAUSTIVE`` for a graph of
+    fixed input size (cuDNN times every convolution algorithm once per shape, then uses the
+    fastest) and ``HEURISTIC`` for one that runs at any size (every new crop or frame size would
+    pay a search), ``arena_extend_strategy = kSameAsRequested`` (the arena grows by what is
+    asked, not by powers of two: the memory of a long session stays what the model needs),
+    ``do_copy_in_default_stream = 1`` (copies and kernels on one stream: no race between the
+    input's copy and the first layer), ``enable_cuda_graph = 1`` for a graph of fixed input size
+    with one input (a CUDA graph replays the kernel launches; it needs fixed shapes and device
+    buffers, see :mod:`pose.runtime.iobinding`).
+TensorRT
+    ``trt_fp16_enable`` for an fp16 model, ``trt_int8_enable`` for an int8 one (the QDQ graph of
+    ``deeplabstream.pose.quantize`` carries its calibration as scales in the graph: no separate
+    calibration table applies), ``trt_engine_cache_enable`` + ``trt_engine_cache_path`` +
+    ``trt_timing_cache_enable`` + ``trt_timing_cache_path`` in a folder keyed by the GPU,
+    TensorRT, ONNX Runtime, the precision, the input shape and the model's bytes
+    (:mod:`pose.runtime.trt_cache`), ``trt_max_workspace_size`` (2 GiB), an optimisation
+    profile for batches of 1 to 8 (``trt_profile_min/opt/max_shapes``: one engine for every
+    number of cameras up to MAX_BATCH's default; a larger batch makes TensorRT build again), and
+    the CUDA provider's options for the nodes TensorRT leaves to it.
+
+None of the GPU paths has run on a GPU yet (docs/gpu.md).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import io
+import platform
+import re
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from deeplabstream.pose.model import ModelDescription
+
+DeviceName = Literal["cpu", "cuda", "tensorrt", "directml", "coreml"]
+
+#: The execution provider each ``[Pose] DEVICE`` of the onnxruntime backend asks for.
+DEVICE_PROVIDERS: dict[str, str] = {
+    "cpu": "CPUExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "tensorrt": "TensorrtExecutionProvider",
+    "directml": "DmlExecutionProvider",
+    "coreml": "CoreMLExecutionProvider",
+}
+
+#: How a lab gets each provider (docs/install.md says the same).
+GPU_INSTALL = "python scripts/setup.py --gpu"
+_GPU_BUILD = (
+    "it installs onnxruntime-gpu, the ONNX Runtime build with CUDA and TensorRT, in place of "
+    "onnxruntime"
+)
+INSTALL_COMMANDS: dict[str, str] = {
+    "CUDAExecutionProvider": f"`{GPU_INSTALL}` ({_GPU_BUILD})",
+    "TensorrtExecutionProvider": (
+        f"`{GPU_INSTALL}` ({_GPU_BUILD}), plus the TensorRT 10 libraries it was built for "
+        "(NVIDIA's `tensorrt` pip package or its installer, on the library path)"
+    ),
+    "DmlExecutionProvider": (
+        "on Windows: `pip uninstall -y onnxruntime` then `pip install onnxruntime-directml` "
+        "(DirectML is a Windows-only build of ONNX Runtime)"
+    ),
+    "CoreMLExecutionProvider": (
+        "on macOS: the ordinary `onnxruntime` wheel has it (`pip install onnxruntime`); CoreML "
+        "does not exist on other systems"
+    ),
+}
+
+#: The operating system each provider exists on (None: any).
+PROVIDER_SYSTEMS: dict[str, str] = {
+    "DmlExecutionProvider": "Windows",
+    "CoreMLExecutionProvider": "Darwin",
+}
+
+TRT_WORKSPACE_BYTES = 2 << 30
+#: The largest batch a TensorRT engine is built for ([Pose] MAX_BATCH's default).
+TRT_MAX_BATCH = 8
+
+
+@dataclass
+class ProviderPlan:
+    """The providers handed to ONNX Runtime for one model, and what was decided on the way.
+
+    Attributes
+    ----------
+    device
+        The ``[Pose] DEVICE`` asked for.
+    providers
+        ``[(name, options), ...]`` in ONNX Runtime's order of preference; the first runs the
+        graph, the others take the nodes it leaves (the CPU: shape arithmetic).
+    notes
+        Why an option is set as it is, or was left off (``session.json``).
+    """
+
+    device: str
+    providers: list[tuple[str, dict[str, str]]]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def main(self) -> str:
+        """The provider that must run the graph."""
+        return self.providers[0][0]
+
+    def names(self) -> list[str]:
+        """Return the provider names only."""
+        return [name for name, _ in self.providers]
+
+    def options(self) -> list[dict[str, str]]:
+        """Return the provider options only, in :meth:`names` order."""
+        return [dict(options) for _, options in self.providers]
+
+    def without(self, option: str) -> ProviderPlan:
+        """Return the same plan with ``option`` left out of every provider (a retry)."""
+        providers = [
+            (name, {k: v for k, v in options.items() if k != option})
+            for name, options in self.providers
+        ]
+        return ProviderPlan(self.device, providers, list(self.notes))
+
+
+def fixed_shapes(description: ModelDescription) -> bool:
+    """Return True when the graph always sees one input size (a CUDA graph then pays)."""
+    return not description.any_input_size
+
+
+def cuda_options(description: ModelDescription, device_id: int = 0) -> dict[str, str]:
+    """Return the CUDA provider's options for ``description`` (see the module's notes)."""
+    fixed = fixed_shapes(description)
+    options = {
+        "device_id": str(device_id),
+        "cudnn_conv_algo_search": "EXHAUSTIVE" if fixed else "HEURISTIC",
+        "arena_extend_strategy": "kSameAsRequested",
+        "do_copy_in_default_stream": "1",
+    }
+    if fixed:
+        options["enable_cuda_graph"] = "1"
+    return options
+
+
+def tensorrt_options(
+    description: ModelDescription, cache_folder: str | None, device_id: int = 0
+) -> dict[str, str]:
+    """Return the TensorRT provider's options; no caches when ``cache_folder`` is None."""
+    options = {
+        "device_id": str(device_id),
+        "trt_fp16_enable": "1" if description.precision == "fp16" else "0",
+        "trt_int8_enable": "1" if description.precision == "int8" else "0",
+        "trt_max_workspace_size": str(TRT_WORKSPACE_BYTES),
+    }
+    if description.batch_size is None:
+        # One engine for every batch from 1 camera to MAX_BATCH's default: without a profile
+        # TensorRT builds again, mid-session, the first time a larger batch comes.
+        def shape(batch: int) -> str:
+            dims = "x".join(str(d) for d in description.input_shape(batch))
+            return f"{description.input_name}:{dims}"
+
+        options |= {
+            "trt_profile_min_shapes": shape(1),
+            "trt_profile_opt_shapes": shape(1),
+            "trt_profile_max_shapes": shape(TRT_MAX_BATCH),
+        }
+    if cache_folder is not None:
+        options |= {
+            "trt_engine_cache_enable": "1",
+            "trt_engine_cache_path": cache_folder,
+            "trt_timing_cache_enable": "1",
+            "trt_timing_cache_path": cache_folder,
+        }
+    return options
+
+
+def provider_plan(
+    description: ModelDescription,
+    device: str,
+    *,
+    trt_cache_folder: str | None = None,
+    cache_note: str | None = None,
+    device_id: int = 0,
+) -> ProviderPlan:
+    """Return the providers and options that run ``description`` on ``device``.
+
+    Parameters
+    ----------
+    trt_cache_folder
+        TensorRT's engine and timing cache folder (:mod:`pose.runtime.trt_cache`); None turns
+        the caches off (``cache_note`` says why).
+    """
+    if device not in DEVICE_PROVIDERS:
+        raise ValueError(f"device {device!r}: one of {', '.join(DEVICE_PROVIDERS)}")
+    cpu: tuple[str, dict[str, str]] = ("CPUExecutionProvider", {})
+    notes: list[str] = []
+    if device == "cpu":
+        return ProviderPlan(device, [cpu])
+    if device == "cuda":
+        options = cuda_options(description, device_id)
+        if "enable_cuda_graph" not in options:
+            notes.append("enable_cuda_graph off: the graph runs at any input size")
+        return ProviderPlan(device, [("CUDAExecutionProvider", options), cpu], notes)
+    if device == "tensorrt":
+        trt = tensorrt_options(description, trt_cache_folder, device_id)
+        if trt_cache_folder is None:
+            notes.append(f"TensorRT engine and timing caches off: {cache_note or 'no folder'}")
+        # The CUDA provider runs what TensorRT does not take; no CUDA graph under TensorRT.
+        cuda = cuda_options(description, device_id)
+        cuda.pop("enable_cuda_graph", None)
+        if description.precision == "int8":
+            notes.append("int8: the QDQ graph's scales are its calibration (no table applies)")
+        return ProviderPlan(
+            device,
+            [("TensorrtExecutionProvider", trt), ("CUDAExecutionProvider", cuda), cpu],
+            notes,
+        )
+    # DirectML and CoreML: their defaults; DirectML wants no memory pattern (its documentation).
+    return ProviderPlan(device, [(DEVICE_PROVIDERS[device], {}), cpu], notes)
+
+
+def missing_provider_message(provider: str, available: list[str]) -> str:
+    """Why ``provider`` cannot be used here, what is available, and what installs it."""
+    system = PROVIDER_SYSTEMS.get(provider)
+    where = ""
+    if system is not None and platform.system() != system:
+        where = f"; it exists on {'macOS' if system == 'Darwin' else system} only"
+    install = INSTALL_COMMANDS.get(provider, "a build of onnxruntime that includes it")
+    return (
+        f"ONNX Runtime has no {provider} here (available: {', '.join(available)}){where}. "
+        f"To get it: {install}"
+    )
+
+
+def cuda_library_problems(provider: str) -> list[str]:
+    """Return the CUDA and cuDNN libraries ``provider`` needs that do not load (empty: all do).
+
+    Asks ONNX Runtime the documented way, ``onnxruntime.preload_dlls()``, which loads CUDA's
+    and cuDNN's libraries from NVIDIA's pip packages or the system's library path and prints
+    ``Failed to load NAME: ...`` for each it cannot (it does not raise); those lines are read
+    back. An ONNX Runtime without ``preload_dlls`` (older than 1.21), a CPU-only build, or a
+    system other than Linux and Windows gives an empty list: the session's own start is then
+    the check.
+    """
+    if provider not in ("CUDAExecutionProvider", "TensorrtExecutionProvider"):
+        return []
+    import onnxruntime as ort
+
+    preload = getattr(ort, "preload_dlls", None)
+    if preload is None or provider not in ort.get_available_providers():
+        return []  # no preload (older than 1.21), or a build without CUDA: nothing to load
+    printed = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(printed):
+            preload()
+    except (OSError, RuntimeError) as error:  # a bad directory, a library that crashes loading
+        return [f"{type(error).__name__}: {error}"]
+    missing = failed_libraries(printed.getvalue())
+    # preload_dlls passes over a missing cuDNN in silence; the CUDA provider cannot run without.
+    cudnn = CUDNN_LIBRARY.get(platform.system())
+    if cudnn is not None and not loads(cudnn):
+        missing.append(cudnn)
+    return missing
+
+
+#: cuDNN 9's main library (ONNX Runtime's GPU builds since 1.19 use cuDNN 9).
+CUDNN_LIBRARY = {"Linux": "libcudnn.so.9", "Windows": "cudnn64_9.dll"}
+
+
+def loads(library: str) -> bool:
+    """Return True when ``library`` loads by name (or was loaded already, e.g. by preload)."""
+    try:
+        ctypes.CDLL(library)
+    except OSError:
+        return False
+    return True
+
+
+_FAILED = re.compile(r"Failed to load (\S+?):? (.*)")
+
+
+def failed_libraries(printed: str) -> list[str]:
+    """Return the library names of ``preload_dlls``'s ``Failed to load NAME: why`` lines."""
+    names: list[str] = []
+    for line in printed.splitlines():
+        match = _FAILED.search(line)
+        if match:
+            name = match.group(1).rstrip(":").rsplit("/", 1)[-1].rsplit("\\", 1)[-1]
+            if name not in names:
+                names.append(name)
+    return names
+
+
+def device_problem(device: str, *, check_libraries: bool = True) -> str | None:
+    """Why the onnxruntime backend cannot run on ``device`` here; None when it can.
+
+    Cheap (no model is opened): the provider must be in this ONNX Runtime build, and for CUDA
+    and TensorRT the CUDA and cuDNN libraries must load (:func:`cuda_library_problems`).
+    """
+    provider = DEVICE_PROVIDERS.get(device)
+    if provider is None:
+        return f"DEVICE = {device!r}: one of {', '.join(DEVICE_PROVIDERS)}"
+    if provider == "CPUExecutionProvider":
+        return None  # every build has it; onnxruntime is not even imported
+    import onnxruntime as ort
+
+    available = list(ort.get_available_providers())
+    if provider not in available:
+        return missing_provider_message(provider, available)
+    if check_libraries:
+        missing = cuda_library_problems(provider)
+        if missing:
+            return (
+                f"{provider} is in ONNX Runtime {ort.__version__} but these CUDA/cuDNN libraries "
+                f"cannot be loaded: {', '.join(missing)}. To get them: {GPU_INSTALL} (NVIDIA's "
+                "CUDA and cuDNN pip packages), or install CUDA and cuDNN for "
+                f"onnxruntime-gpu {ort.__version__} and put them on the library path"
+            )
+    return None
+
+
+def applied_options(session: Any) -> dict[str, dict[str, str]]:
+    """Return the options each provider of a session runs with (ONNX Runtime's answer)."""
+    try:
+        applied = session.get_provider_options()
+    except (AttributeError, RuntimeError):
+        return {}
+    return {str(name): {str(k): str(v) for k, v in opts.items()} for name, opts in applied.items()}
+
+
+def providers_record(
+    plan: ProviderPlan, session: Any, extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Return what ``session.json`` says of the providers: asked, applied, and why."""
+    applied = applied_options(session)
+    running = list(session.get_providers()) if session is not None else []
+    asked = [{"name": name, "options": dict(options)} for name, options in plan.providers]
+    return {
+        "device": plan.device,
+        "asked": asked,
+        "applied": [{"name": name, "options": applied.get(name, {})} for name in running],
+        "notes": list(plan.notes),
+        **(extra or {}),
+    }

@@ -1,0 +1,62 @@
+"""Which outputs a session writes: the ``[Output]`` keys of the built-ins and ``[Output NAME]``.
+
+Every output is a plugin (outputs/plugin.py) with its own settings. The built-ins keep the keys
+they always had in ``[Output]`` (same names, same defaults): ``NAMING = ibl`` chooses ``ibl``,
+``LSL = on`` chooses ``lsl`` (with ``LSL_WAIT``), ``NWB = on`` ``nwb`` and ``SLP = on`` ``slp``.
+Any output, built-in or installed, is also chosen by a section of its name, ``[Output NAME]``,
+whose keys are its ``settings_class``'s (``[Output lsl]`` with ``WAIT = 2``). The pose files
+(``pose``) are always chosen, first.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from deeplabstream.core.plugins import PluginError
+from deeplabstream.core.schema import Where, parse_section
+from deeplabstream.outputs.plugin import OUTPUTS, ChosenOutput, with_required
+
+if TYPE_CHECKING:
+    from deeplabstream.settings.sections import Settings
+
+OUTPUT_PREFIX = "Output "
+
+
+def parse_output_section(
+    file: Path, section: str, items: dict[str, str], problems: list[str]
+) -> ChosenOutput | None:
+    """Parse ``[Output NAME]``: the output plugin ``NAME`` and its own keys (problems kept)."""
+    name = section[len(OUTPUT_PREFIX) :].strip().lower()
+    try:
+        settings_class = OUTPUTS.get(name).settings_class
+    except PluginError as error:
+        problems.append(f"{file}: [{section}]: {error}")
+        return None
+    settings = parse_section(settings_class, items, Where(file, section), problems)
+    return None if settings is None else ChosenOutput(name, settings)
+
+
+def chosen_outputs(settings: Settings) -> tuple[ChosenOutput, ...]:
+    """Return the outputs of a session, in order: ``pose``, the built-ins' keys, the sections."""
+    from deeplabstream.outputs.lsl_output import LslOutputSettings
+
+    sections = {chosen.name: chosen for chosen in settings.outputs}
+    output = settings.output
+    by_keys = {
+        "ibl": output.naming == "ibl",
+        "lsl": output.lsl == "on",
+        "nwb": output.nwb == "on",
+        "slp": output.slp == "on",
+    }
+    chosen: list[ChosenOutput] = []
+    if "pose" in sections:
+        chosen.append(sections.pop("pose"))
+    for name, on in by_keys.items():
+        if name in sections:  # its section's keys win over [Output]'s
+            chosen.append(sections.pop(name))
+        elif on:
+            keys = LslOutputSettings(wait=output.lsl_wait) if name == "lsl" else None
+            chosen.append(ChosenOutput(name, keys))
+    chosen += sections.values()  # a lab's own, in the file's order
+    return with_required(chosen)

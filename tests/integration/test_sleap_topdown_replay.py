@@ -1,0 +1,163 @@
+"""sleap-nn top-down exports end to end: a replay (``utils/VideoAnalyzer.py``) and a live session.
+
+Both run the real pipeline (video camera process, shared memory, the inference worker with the
+model's two stages, the tracker or the model's classes, the pose files) with the project's own
+top-down models (``tests/fixtures/sleap_topdown_flies``) on the shared 100-frame fly clip
+(``../shared/data/sleap-flies``, read in place). The poses must be sleap-nn's own predictions of
+the same frames, and ``pose_timing.csv`` must carry each stage's time.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from deeplabstream.outputs.pose_table import read_pose_table
+from tests.support.files import write_settings
+from tests.support.paths import PROJECT_ROOT, shared_data
+from tests.support.processes import only_session, run_cli
+from tests.unit.pose.test_sleap_topdown import FIXTURE, classes, reference, theirs
+
+CLIP = "sleap-flies/inference/flies_clip_first100.mp4"
+STAGE_COLUMNS = ["centroid_ms", "crop_ms", "instance_ms", "peaks_ms"]
+
+
+def _replay(tmp_path: Path, clip: Path, model: Path) -> Path:
+    """Run VideoAnalyzer on ``clip`` with ``model``; return the session folder."""
+    settings = tmp_path / "settings.ini"
+    settings.write_text(
+        "[Camera arena]\nSOURCE = synthetic\n[Pose]\nMAX_ANIMALS = 2\nLIKELIHOOD_THRESHOLD = 0.1\n"
+    )
+    result = subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / "utils" / "VideoAnalyzer.py"), str(clip), "--fast",
+         "--no-experiment", "--model", str(model), "--settings", str(settings),
+         "--output-dir", str(tmp_path / "out")],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    (session,) = [p.parent for p in (tmp_path / "out").glob("*/session.json")]
+    return session
+
+
+def _matched(ours: np.ndarray, expected: np.ndarray) -> np.ndarray:
+    """``ours`` (A, K, 3) in the order of animals nearest ``expected`` (A, K, 3) (the tracker's)."""
+
+    def cost(order: tuple[int, ...]) -> float:
+        candidate = ours[list(order)]
+        missing = np.isnan(candidate[..., 0]) != np.isnan(expected[..., 0])
+        return float(
+            np.nansum(np.abs(candidate[..., :2] - expected[..., :2])) + 1e6 * missing.sum()
+        )
+
+    best = min(itertools.permutations(range(len(ours))), key=cost)
+    return ours[list(best)]
+
+
+def _assert_poses_equal(kind: str, table_points: np.ndarray, frames: list[int]) -> float:
+    """Compare the analysed frames' rows with sleap-nn's; return the worst |dxy|."""
+    expected = theirs(kind, reference(kind))
+    worst = 0.0
+    for row, frame in zip(table_points, frames, strict=True):
+        mine = row if classes(kind) else _matched(row, expected[frame])  # classes: no reorder
+        want = expected[frame]
+        assert np.array_equal(np.isnan(mine[..., 0]), np.isnan(want[..., 0])), frame
+        seen = ~np.isnan(want[..., 0])
+        if seen.any():
+            worst = max(worst, float(np.abs(mine[..., :2][seen] - want[..., :2][seen]).max()))
+            assert np.abs(mine[..., 2][seen] - want[..., 2][seen]).max() <= 1e-3
+    assert worst <= 0.01, worst  # the CSV keeps 3 decimals: 0.0005 px of rounding
+    return worst
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["topdown", "idtopdown"])
+def test_a_top_down_export_replayed_gives_sleap_nns_predictions(tmp_path: Path, kind: str) -> None:
+    session = _replay(tmp_path, shared_data(CLIP), FIXTURE / f"export_{kind}")
+    info = json.loads((session / "session.json").read_text())
+    camera = next(iter(info["cameras"]))
+    figures = info["pose_runs"][0]["cameras"][camera]
+    assert figures["frames_analysed"] == 100
+    assert figures["identities"]["max_animals"] == 2
+    table = read_pose_table(session / figures["pose_file"])
+    assert table.individuals == ("animal1", "animal2")
+    assert list(table.frames) == list(range(100))
+    _assert_poses_equal(kind, table.points, list(range(100)))
+    if classes(kind):
+        model = figures["identities"]["model"]
+        assert model["classes"] == {"animal1": classes(kind)[0], "animal2": classes(kind)[1]}
+        # Each animal's identity confidence: the class probability sleap-nn matched it with.
+        found = pd.read_csv(session / model["confidence_file"])
+        assert list(found["frame_index"]) == list(range(100))
+        probabilities = reference(kind)["class_probs"]  # (N, C, C): slot c's probabilities
+        expected = probabilities[:, [0, 1], [0, 1]]
+        written = found[["animal1", "animal2"]].to_numpy()
+        assert np.allclose(written, expected, atol=5e-5, equal_nan=True)  # 4 decimals
+
+    timing = pd.read_csv(session / f"{camera}.pose_timing.csv")
+    assert list(timing.columns[-4:]) == STAGE_COLUMNS
+    assert len(timing) == 100 and (timing[STAGE_COLUMNS] >= 0).all().all()
+    assert (timing["instance_ms"] > 0).all()  # two flies in every frame
+    # The stages are parts of the model's time, never more than it.
+    parts = timing[STAGE_COLUMNS].sum(axis=1)
+    assert (parts <= timing["inference_ms"] + timing["decode_ms"] + 0.01).all()
+
+
+@pytest.mark.slow
+def test_a_top_down_export_runs_live_on_the_clip_as_a_camera(tmp_path: Path) -> None:
+    clip = shared_data(CLIP)
+    settings = write_settings(
+        tmp_path,
+        f"[Camera flies]\nSOURCE = video\nPATH = {clip}\nPACING = native\n"
+        "[Pose]\nMAX_ANIMALS = 2\nLIKELIHOOD_THRESHOLD = 0.1\n",
+    )
+    result = run_cli(
+        "--settings", str(settings), "--headless", "--pose-enabled",
+        "--model", str(FIXTURE / "export_topdown"), "--output-dir", str(tmp_path / "out"),
+        timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    session = only_session(tmp_path / "out")
+    info = json.loads((session / "session.json").read_text())
+    figures = info["pose"]["cameras"]["flies"]
+    table = read_pose_table(session / "flies.pose.csv")
+    analysed = ~np.isnan(table.points[..., 2]).all(axis=(1, 2))
+    frames = [int(f) for f in table.frames[analysed]]
+    assert figures["frames_analysed"] == len(frames) >= 2  # live: the newest frames
+    _assert_poses_equal("topdown", table.points[analysed], frames)
+    timing = pd.read_csv(session / "flies.pose_timing.csv")
+    assert timing["frame_index"].tolist() == frames
+    assert list(timing.columns[-4:]) == STAGE_COLUMNS
+
+
+def test_image_analyzer_predicts_frames_as_sleap_nn(tmp_path: Path) -> None:
+    """``utils/ImageAnalyzer.py`` on three clip frames written as PNG: sleap-nn's animals."""
+    import av
+    import cv2
+
+    images = tmp_path / "frames"
+    images.mkdir()
+    with av.open(str(shared_data(CLIP))) as clip:
+        for index, frame in enumerate(clip.decode(video=0)):
+            if index == 3:
+                break
+            cv2.imwrite(str(images / f"frame{index:03d}.png"), frame.to_ndarray(format="bgr24"))
+    result = run_cli(
+        str(images), "--model", str(FIXTURE / "export_topdown"), "--output-dir",
+        str(tmp_path / "out"), script="utils/ImageAnalyzer.py", timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    table = pd.read_csv(
+        tmp_path / "out" / "frames_predictions.csv", header=[0, 1, 2, 3], index_col=0
+    )
+    points = table.to_numpy(np.float64).reshape(3, 2, 13, 3)  # no tracker: sleap-nn's order
+    expected = theirs("topdown", reference("topdown"))[:3]
+    assert np.array_equal(np.isnan(points[..., 0]), np.isnan(expected[..., 0]))
+    seen = ~np.isnan(expected[..., 0])
+    assert np.abs(points[..., :2][seen] - expected[..., :2][seen]).max() <= 0.01

@@ -1,0 +1,190 @@
+"""Execution providers, their options and the device checks, without a GPU (issue 35).
+
+What runs here is real: ONNX Runtime's CPU build (its provider list, its ``preload_dlls``), the
+bundled model's session, settings files and the check before the start. The GPU paths
+themselves are in tests/gpu/ and skip without a GPU.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import platform
+from pathlib import Path
+
+import onnxruntime
+import pytest
+
+from deeplabstream.live.session.preflight import check_before_start
+from deeplabstream.pose.loading import load_model
+from deeplabstream.pose.model import ModelError
+from deeplabstream.pose.runtime.backends import (
+    OnnxRuntimeBackend,
+    device_check,
+    open_backend,
+    providers_of,
+)
+from deeplabstream.pose.runtime.providers import (
+    GPU_INSTALL,
+    cuda_library_problems,
+    device_problem,
+    failed_libraries,
+    loads,
+    provider_plan,
+)
+from deeplabstream.settings import load_settings
+from tests.support.files import write_settings
+
+AVAILABLE = onnxruntime.get_available_providers()
+NO_CUDA = "CUDAExecutionProvider" not in AVAILABLE
+
+
+@pytest.fixture(scope="module")
+def bundled():
+    return load_model(None)
+
+
+def test_cuda_options_for_a_graph_of_fixed_size(bundled) -> None:
+    plan = provider_plan(bundled, "cuda")
+    assert plan.names() == ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    options = plan.providers[0][1]
+    assert options == {
+        "device_id": "0",
+        "cudnn_conv_algo_search": "EXHAUSTIVE",
+        "arena_extend_strategy": "kSameAsRequested",
+        "do_copy_in_default_stream": "1",
+        "enable_cuda_graph": "1",
+    }
+    retry = plan.without("enable_cuda_graph")
+    assert "enable_cuda_graph" not in retry.providers[0][1]
+    assert "enable_cuda_graph" in plan.providers[0][1]  # the plan itself is unchanged
+
+
+def test_cuda_options_for_a_graph_of_any_size(bundled) -> None:
+    any_size = dataclasses.replace(bundled, any_input_size=True)
+    plan = provider_plan(any_size, "cuda")
+    options = plan.providers[0][1]
+    # Every new crop or frame size would pay an exhaustive search, and a CUDA graph per size.
+    assert options["cudnn_conv_algo_search"] == "HEURISTIC"
+    assert "enable_cuda_graph" not in options
+    assert any("enable_cuda_graph off" in note for note in plan.notes)
+
+
+def test_tensorrt_options_follow_precision_and_cache(bundled, tmp_path: Path) -> None:
+    plan = provider_plan(bundled, "tensorrt", trt_cache_folder=str(tmp_path))
+    assert plan.names() == [
+        "TensorrtExecutionProvider",
+        "CUDAExecutionProvider",
+        "CPUExecutionProvider",
+    ]
+    trt = plan.providers[0][1]
+    assert trt["trt_fp16_enable"] == "0" and trt["trt_int8_enable"] == "0"
+    assert trt["trt_engine_cache_enable"] == "1" and trt["trt_timing_cache_enable"] == "1"
+    assert trt["trt_engine_cache_path"] == trt["trt_timing_cache_path"] == str(tmp_path)
+    assert int(trt["trt_max_workspace_size"]) == 2 << 30
+    # One engine for 1 to 8 cameras in a batch, at the model's input size.
+    assert trt["trt_profile_min_shapes"] == "images:1x3x256x320"
+    assert trt["trt_profile_opt_shapes"] == "images:1x3x256x320"
+    assert trt["trt_profile_max_shapes"] == "images:8x3x256x320"
+    fixed = provider_plan(dataclasses.replace(bundled, batch_size=1), "tensorrt")
+    assert "trt_profile_max_shapes" not in fixed.providers[0][1]
+    assert "enable_cuda_graph" not in plan.providers[1][1]  # no CUDA graph under TensorRT
+    fp16 = provider_plan(dataclasses.replace(bundled, precision="fp16"), "tensorrt")
+    assert fp16.providers[0][1]["trt_fp16_enable"] == "1"
+    assert "trt_engine_cache_enable" not in fp16.providers[0][1]  # no folder: caches off
+    assert any("caches off" in note for note in fp16.notes)
+    int8 = provider_plan(dataclasses.replace(bundled, precision="int8"), "tensorrt")
+    assert int8.providers[0][1]["trt_int8_enable"] == "1"
+
+
+@pytest.mark.skipif(not NO_CUDA, reason="this ONNX Runtime has the CUDA provider")
+def test_a_missing_gpu_provider_is_named_with_what_is_available_and_the_install_command(
+    bundled,
+) -> None:
+    for device, provider in (("cuda", "CUDAExecutionProvider"), ("tensorrt", "Tensorrt")):
+        problem = device_problem(device)
+        assert problem is not None
+        assert provider in problem and "CPUExecutionProvider" in problem
+        assert GPU_INSTALL in problem
+        with pytest.raises(ModelError, match=rf"no {provider}.*available.*scripts/setup.py --gpu"):
+            open_backend(bundled, "onnxruntime", device)
+
+
+@pytest.mark.skipif(
+    "DmlExecutionProvider" in AVAILABLE or "CoreMLExecutionProvider" in AVAILABLE,
+    reason="this ONNX Runtime has DirectML or CoreML",
+)
+def test_directml_and_coreml_say_where_they_exist(bundled) -> None:
+    directml = device_problem("directml") or ""
+    coreml = device_problem("coreml") or ""
+    assert "DmlExecutionProvider" in directml and "onnxruntime-directml" in directml
+    assert "CoreMLExecutionProvider" in coreml
+    if platform.system() != "Windows":
+        assert "Windows only" in directml
+    if platform.system() != "Darwin":
+        assert "macOS only" in coreml
+    with pytest.raises(ModelError, match="DmlExecutionProvider"):
+        open_backend(bundled, "onnxruntime", "directml")
+
+
+def test_device_check_covers_every_backend() -> None:
+    assert device_check("onnxruntime", "cpu") is None
+    assert device_check("openvino", "cpu") is None
+    assert "not 'cuda'" in (device_check("openvino", "cuda") or "")
+    assert "not 'tensorrt'" in (device_check("pytorch", "tensorrt") or "")
+    assert "unknown inference backend" in (device_check("no_such_backend", "cpu") or "")
+
+
+def test_failed_libraries_are_read_from_preload_dlls_lines() -> None:
+    # The lines onnxruntime.preload_dlls prints (its source: "Failed to load {path}: {error}").
+    printed = (
+        "Failed to load /venv/lib/python3.11/site-packages/nvidia/cudnn/lib/libcudnn.so.9: "
+        "libcudnn.so.9: cannot open shared object file\n"
+        "Failed to load libcublasLt.so.12: libcublasLt.so.12: cannot open shared object file\n"
+        "Failed to load libcublasLt.so.12: again\n"
+        "Please follow https://onnxruntime.ai/docs/install/#cuda-and-cudnn to install CUDA.\n"
+    )
+    assert failed_libraries(printed) == ["libcudnn.so.9", "libcublasLt.so.12"]
+    assert failed_libraries("") == []
+
+
+def test_a_library_that_does_not_load_is_named() -> None:
+    assert loads("libc.so.6") if platform.system() == "Linux" else True
+    assert not loads("libdeeplabstream_no_such_library.so.1")
+
+
+def test_preload_dlls_of_a_cpu_build_reports_nothing_missing() -> None:
+    # The real call: a CPU build of ONNX Runtime has no CUDA to preload and prints nothing.
+    assert hasattr(onnxruntime, "preload_dlls")
+    assert cuda_library_problems("CPUExecutionProvider") == []
+    if NO_CUDA:
+        assert cuda_library_problems("CUDAExecutionProvider") == []
+
+
+def test_session_json_records_providers_asked_and_applied(bundled) -> None:
+    backend = open_backend(bundled, "onnxruntime", "cpu", 1)
+    record = providers_of(backend)
+    assert record is not None
+    assert record["device"] == "cpu"
+    assert record["asked"] == [{"name": "CPUExecutionProvider", "options": {}}]
+    assert [p["name"] for p in record["applied"]] == ["CPUExecutionProvider"]
+    assert record["io_binding"].startswith("host buffers")
+    assert "tensorrt_cache" not in record
+    backend.close()
+
+
+@pytest.mark.skipif(not NO_CUDA, reason="this ONNX Runtime has the CUDA provider")
+def test_the_check_before_the_start_names_a_missing_provider(tmp_path: Path) -> None:
+    text = "[Camera arena]\nSOURCE = synthetic\n[Pose]\nDEVICE = cuda\n"
+    settings = load_settings(write_settings(tmp_path, text))
+    [problem] = check_before_start(settings, True, False)
+    assert "[Pose] DEVICE = cuda with BACKEND = onnxruntime" in problem
+    assert "CUDAExecutionProvider" in problem and GPU_INSTALL in problem
+    cpu = load_settings(write_settings(tmp_path, text.replace("cuda", "cpu")))
+    assert check_before_start(cpu, True, False) == []
+
+
+def test_a_backend_without_io_binding_runs_session_run(bundled) -> None:
+    backend = OnnxRuntimeBackend(bundled, "cpu", 1, io_binding=False)
+    record = backend.providers
+    assert record["io_binding"] == "off (session.run)"
+    backend.close()
