@@ -7,6 +7,7 @@ Quick checks (the default suite); the sessions under the emulation are in
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -48,23 +49,22 @@ print(json.dumps(facts))
 """
 
 
-def probe(platform: str, tmp_path: Path) -> dict:
+def run_emulated(platform: str, code: str, tmp_path: Path) -> str:
+    """Run ``code`` in a fresh interpreter under ``platform``'s rules; its standard output."""
     result = subprocess.run(
-        [sys.executable, "-c", PROBE],
+        [sys.executable, "-c", code],
         cwd=PROJECT_ROOT,
-        env={**_base_env(), **emulated_env(platform, tmp_path / "locks")},
+        env={**os.environ, **emulated_env(platform, tmp_path / "locks")},
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return result.stdout
 
 
-def _base_env() -> dict[str, str]:
-    import os
-
-    return dict(os.environ)
+def probe(platform: str, tmp_path: Path) -> dict:
+    return json.loads(run_emulated(platform, PROBE, tmp_path).strip().splitlines()[-1])
 
 
 def test_windows_rules_hold_in_an_emulated_process(tmp_path: Path) -> None:
@@ -107,15 +107,7 @@ def test_the_workers_wait_uses_a_primitive_every_platform_has(
     platform: str, tmp_path: Path
 ) -> None:
     """Windows' select takes sockets only; the worker's wait does not need select."""
-    result = subprocess.run(
-        [sys.executable, "-c", SELECT_ON_A_PIPE],
-        cwd=PROJECT_ROOT,
-        env={**_base_env(), **emulated_env(platform, tmp_path / "locks")},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
+    output = run_emulated(platform, SELECT_ON_A_PIPE, tmp_path)
     if platform == "windows":
-        assert "refused:" in result.stdout and "10038" in result.stdout, result.stdout
-    assert "portable wait: True" in result.stdout, result.stdout
+        assert "refused:" in output and "10038" in output, output
+    assert "portable wait: True" in output, output

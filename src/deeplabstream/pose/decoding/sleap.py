@@ -44,6 +44,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from deeplabstream.pose.decoding.graph_outputs import named_outputs
 from deeplabstream.pose.model import ModelDescription, ModelError
 
 #: The graph's outputs that the grouping reads, by name.
@@ -262,17 +263,7 @@ def outputs_by_name(
     outputs: Sequence[np.ndarray], description: ModelDescription
 ) -> dict[str, np.ndarray]:
     """Return the graph's outputs by name (``description.output_names``), checked present."""
-    names = tuple(description.output_names)
-    if len(outputs) != len(names):
-        raise ModelError(f"{description.model_file}: {len(outputs)} outputs for the names {names}")
-    by_name = dict(zip(names, outputs, strict=True))
-    missing = [n for n in OUTPUTS if n not in by_name]
-    if missing:
-        raise ModelError(
-            f"{description.model_file}: a sleap-nn bottom-up export outputs {', '.join(OUTPUTS)}; "
-            f"missing {', '.join(missing)} (has {', '.join(names)})"
-        )
-    return by_name
+    return named_outputs(outputs, description, OUTPUTS, "a sleap-nn bottom-up export")
 
 
 def decode_bottomup(outputs: list[np.ndarray], description: ModelDescription) -> np.ndarray:

@@ -51,6 +51,7 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from deeplabstream.pose.decoding.graph_outputs import named_outputs
 from deeplabstream.pose.model import ModelDescription, ModelError
 
 #: The outputs of a top-down export that the decoding reads, by name.
@@ -122,19 +123,9 @@ def topdown_outputs_by_name(
     outputs: Sequence[np.ndarray], description: ModelDescription
 ) -> dict[str, np.ndarray]:
     """Return the graph's outputs by name (``description.output_names``), checked present."""
-    names = tuple(description.output_names)
-    if len(outputs) != len(names):
-        raise ModelError(f"{description.model_file}: {len(outputs)} outputs for the names {names}")
-    by_name = dict(zip(names, outputs, strict=True))
     classes = bool(topdown_decoding_of(description).class_names)
     expected = TOPDOWN_CLASS_OUTPUTS if classes else TOPDOWN_OUTPUTS
-    missing = [n for n in expected if n not in by_name]
-    if missing:
-        raise ModelError(
-            f"{description.model_file}: a sleap-nn top-down export outputs "
-            f"{', '.join(expected)}; missing {', '.join(missing)} (has {', '.join(names)})"
-        )
-    return by_name
+    return named_outputs(outputs, description, expected, "a sleap-nn top-down export")
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
