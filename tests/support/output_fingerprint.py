@@ -72,9 +72,15 @@ def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:16]
 
 
+# The checkout's own folder: text naming a bundled file (the model's path) differs by clone.
+_PROJECT = str(Path(__file__).resolve().parents[2])
+
+
 def normalised(text: str, root: str) -> str:
-    """``text`` with the run's folder (``root``) and its session folder's start time left out."""
-    return _FOLDER_TIME.sub("<started>", text.replace(root, "<root>") if root else text)
+    """``text`` with the run's folder (``root``), the checkout's folder and the session folder's
+    start time left out (each differs from run to run or clone to clone)."""
+    text = text.replace(root, "<root>") if root else text
+    return _FOLDER_TIME.sub("<started>", text.replace(_PROJECT, "<project>"))
 
 
 def table_fingerprint(table: pd.DataFrame) -> dict[str, Any]:
