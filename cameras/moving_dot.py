@@ -12,7 +12,7 @@ camera's SDK. A settings file beside this ``cameras/`` folder uses it by the mod
 ``SOURCE = moving_dot:MovingDotCamera``. The keys of the section are the fields of the
 ``settings_class`` (declared with ``setting(...)``, parsed and checked like every other key:
 a wrong value stops the start naming the file, section and key). docs/cameras.md, "A lab's own
-camera", walks through it; tests/unit/cameras/test_lab_cameras.py runs this file.
+camera", walks through it; tests/unit/hardware/cameras/test_lab_cameras.py runs this file.
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ def arena_settings(folder: Path) -> Path:
         "[Camera arena]\nSOURCE = synthetic\nFRAMERATE = 30\nSEED = 5\nMOTION = waypoints\n"
         "WAYPOINTS = 0: 320 240; 60: 320 240; 120: 150 240; 300: 150 240\n"
         # The benchmark measures; a loaded test machine may miss the loop's deadline (its tests
-        # are in tests/integration/faults/test_loop_health.py).
+        # are in tests/faults/test_loop_health.py).
         "[Experiment]\nNAME = ExampleExperiment\nDEADLINE_MS = off\n"
         "[Device stimulus_box]\nTYPE = log\n",
     )

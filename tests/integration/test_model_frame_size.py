@@ -3,7 +3,7 @@
 The sleap-nn export of ``../shared/data/sleap-flies`` was traced at 1024 x 1024; its clip,
 shrunk to 384 x 384 and replayed through the real pipeline, must be analysed with a warning in
 the log, in ``session.json`` -> ``warnings`` and in the command's report (the window shows the
-same warning: ``tests/unit/gui/test_model_size_warning.py``).
+same warning: ``tests/unit/app/gui/test_model_size_warning.py``).
 """
 
 from __future__ import annotations

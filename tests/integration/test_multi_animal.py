@@ -126,7 +126,7 @@ def test_done_when_two_simulated_mice_run_the_shipped_social_experiment_live(tmp
         "[Camera arena]\nSOURCE = synthetic\nANIMALS = 2\nSOCIAL = touch\nFRAMERATE = 30\n"
         f"[Pose]\nMODEL_PATH = {PAIR_MODEL}\nMAX_ANIMALS = 2\n"
         # Not a timing test: a loaded test machine may miss the loop's deadline (its tests are
-        # in tests/integration/faults/test_loop_health.py).
+        # in tests/faults/test_loop_health.py).
         "[Experiment]\nNAME = social_example\nDEADLINE_MS = off\n"
         "[Device stimulus_box]\nTYPE = log\n"
     )

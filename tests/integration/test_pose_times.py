@@ -17,7 +17,7 @@ import pandas as pd
 
 from tests.support.files import write_settings
 from tests.support.processes import only_session, run_cli
-from tests.unit.replay.test_replay import analyse, arena_video
+from tests.unit.offline.replay.test_replay import analyse, arena_video
 
 
 def _load_with_movement(path: Path, fps: float) -> list:

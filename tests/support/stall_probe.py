@@ -43,7 +43,7 @@ from deeplabstream.app.gui.main_window import MainWindow
 from deeplabstream.app.gui.session import Part
 from deeplabstream.app.gui.stall_monitor import queued_ns
 from tests.support.new_user_dlc import choose, drag, find
-from tests.unit.calibration.rig import rendered_views, rig_cameras, write_session
+from tests.unit.spatial.calibration.rig import rendered_views, rig_cameras, write_session
 
 TIMEOUT_S = 400.0  # a first conversion on a loaded 2-core machine, and then some
 

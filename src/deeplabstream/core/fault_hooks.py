@@ -1,6 +1,6 @@
 """A hook for the fault tests only: hold a process at a named moment of its start-up.
 
-The tests of Ctrl-C during start-up (``tests/integration/faults/test_start_up_stop.py``) must
+The tests of Ctrl-C during start-up (``tests/faults/test_start_up_stop.py``) must
 send the signal at a chosen moment, not after a sleep that depends on the machine's speed. With
 ``DEEPLABSTREAM_TEST_HOLD=<moment>`` and ``DEEPLABSTREAM_TEST_HOLD_DIR=<folder>`` in the
 environment, a process reaching :func:`hold_here` with that moment writes

@@ -3,9 +3,10 @@
 Unit tests feed the trigger observations whose depth is a known function of frame and pixel and
 compare, frame by frame, with the height computed here by plain arithmetic. The worker's binding
 of an observation to its frame's depth is tested on a real companion ring. The end-to-end test
-runs the whole pipeline on the SDK's software RealSense (tests/unit/cameras/test_realsense.py):
-injected colour and depth frames -> capture process -> depth companion ring -> pose worker (the
-bundled model) -> an experiment config with ``height`` triggers -> ``events.csv``, whose every
+runs the whole pipeline on the SDK's software RealSense
+(tests/unit/hardware/cameras/test_realsense.py): injected colour and depth frames -> capture
+process -> depth companion ring -> pose worker (the bundled model) -> an experiment config with
+``height`` triggers -> ``events.csv``, whose every
 trigger state is checked against the depth injected under the keypoint the model reported.
 """
 
@@ -305,7 +306,7 @@ def tile_depth(number: int, width: int, height: int) -> np.ndarray:
 
 
 try:  # the software RealSense rig; without pyrealsense2 only the end-to-end test is skipped
-    from tests.unit.cameras import test_realsense as rs_tests
+    from tests.unit.hardware.cameras import test_realsense as rs_tests
 except pytest.skip.Exception:
     rs_tests = None
 else:

@@ -21,7 +21,7 @@ from deeplabstream.experiments.events import EVENT_COLUMNS, EventCsvWriter
 from deeplabstream.experiments.observation import Observation
 from deeplabstream.hardware.stimulation.base import DeviceLostError
 from deeplabstream.live.processes.dispatch import ExperimentRun
-from tests.unit.stimulation.test_stimulation import open_against, ptys  # noqa: F401 - fixture
+from tests.unit.hardware.stimulation.test_stimulation import open_against, ptys  # noqa: F401 - fixture
 
 NAMES = ("nose", "tail_base")
 

@@ -368,7 +368,7 @@ def test_bundled_model_description_and_network() -> None:
 @pytest.fixture(scope="module")
 def tiny_separable(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A separable, letterboxed, uint8-NHWC model trained for a few steps on small frames."""
-    from tests.unit.training.test_training import run_training
+    from tests.unit.offline.training.test_training import run_training
 
     out = tmp_path_factory.mktemp("separable") / "tiny"
     run_training(

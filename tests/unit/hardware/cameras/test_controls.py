@@ -128,7 +128,7 @@ def _add_options(rig: Any) -> None:
 
 def _software_rig(options: bool) -> Any:
     """A software RealSense with a colour sensor; with ``options``, exposure and gain on it."""
-    from tests.unit.cameras.test_realsense import SoftwareRig
+    from tests.unit.hardware.cameras.test_realsense import SoftwareRig
 
     rig = SoftwareRig(width=320, height=240, fps=30)
     if options:
@@ -137,7 +137,7 @@ def _software_rig(options: bool) -> Any:
 
 
 if importlib.util.find_spec("pyrealsense2") is not None:
-    from tests.unit.cameras.test_realsense import SoftwareRealSense, SoftwareRig
+    from tests.unit.hardware.cameras.test_realsense import SoftwareRealSense, SoftwareRig
 
     class OptionsRig(SoftwareRig):
         """A software rig whose colour sensor has exposure and gain."""
@@ -206,7 +206,7 @@ def test_realsense_exposure_is_set_through_the_capture_process(
     from deeplabstream.live.session.live import LiveSession
     from deeplabstream.settings import load_settings
     from tests.support.files import write_settings
-    from tests.unit.cameras.test_realsense import SoftwareRealSenseSettings
+    from tests.unit.hardware.cameras.test_realsense import SoftwareRealSenseSettings
 
     settings = load_settings(
         write_settings(

@@ -11,7 +11,7 @@ from deeplabstream.core.pinhole import write_calibration
 from deeplabstream.live.session.preflight import check_before_start
 from deeplabstream.settings import SettingsError, load_settings
 from deeplabstream.settings.sections import Settings
-from tests.unit.triangulation.conftest import rig_cameras
+from tests.unit.spatial.triangulation.conftest import rig_cameras
 
 CAMERAS = """
 [Camera front]

@@ -19,8 +19,8 @@ import pytest
 
 from deeplabstream.core.call_watchdog import CallStalled, time_limit
 from deeplabstream.live.processes.dispatch import UPDATE_LIMIT_S
-from tests.integration.faults.test_loop_health import assert_summary_is_session_json, session_of
-from tests.integration.faults.test_session_faults import SETTINGS
+from tests.faults.test_loop_health import assert_summary_is_session_json, session_of
+from tests.faults.test_session_faults import SETTINGS
 from tests.support.files import write_settings
 from tests.support.paths import PROJECT_ROOT
 

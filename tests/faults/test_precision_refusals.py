@@ -15,7 +15,7 @@ import pytest
 
 from deeplabstream.pose.formats.conversion import CACHE_ENV
 from deeplabstream.pose.loading import BUNDLED_MODEL
-from tests.integration.faults.test_preflight import CAMERA, _assert_refused, _run
+from tests.faults.test_preflight import CAMERA, _assert_refused, _run
 from tests.support.processes import only_session, run_cli
 
 

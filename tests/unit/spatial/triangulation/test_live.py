@@ -11,7 +11,7 @@ import pytest
 from deeplabstream.core.pinhole import CalibrationError, write_calibration
 from deeplabstream.spatial.triangulation.files import read_points3d
 from deeplabstream.spatial.triangulation.live import LiveTriangulator, TriangulationSpec
-from tests.unit.triangulation.conftest import observe, random_points, rig_cameras
+from tests.unit.spatial.triangulation.conftest import observe, random_points, rig_cameras
 
 KEYPOINTS = ("nose", "left_ear", "right_ear", "body_center", "tail_base", "tail_tip")
 

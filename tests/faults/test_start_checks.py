@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from deeplabstream.live.session.preflight import available_shared_memory
-from tests.integration.faults.test_replay_faults import fragmented_mp4
+from tests.faults.test_replay_faults import fragmented_mp4
 from tests.support.files import write_settings
 from tests.support.paths import PROJECT_ROOT
 

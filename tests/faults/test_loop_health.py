@@ -25,12 +25,12 @@ from deeplabstream.core.deadline import STAGES
 from deeplabstream.live.selftest.benchmark_mode import tail_frames
 from deeplabstream.live.session.health import STAGE_WORDS
 from deeplabstream.live.session.summary import summary_lines
-from tests.integration.faults.test_disk_faults import (
+from tests.faults.test_disk_faults import (
     fill,
     small_disk,  # noqa: F401 (a fixture)
 )
-from tests.integration.faults.test_disk_faults import run as run_on_disk
-from tests.integration.faults.test_session_faults import SETTINGS, start, wait_for_session
+from tests.faults.test_disk_faults import run as run_on_disk
+from tests.faults.test_session_faults import SETTINGS, start, wait_for_session
 from tests.support.files import with_key, write_settings
 from tests.support.paths import PROJECT_ROOT
 

@@ -25,7 +25,7 @@ from deeplabstream.core.pinhole import (
     read_calibration,
     write_calibration,
 )
-from tests.integration.faults.test_preflight import CAMERA, _assert_refused, _run
+from tests.faults.test_preflight import CAMERA, _assert_refused, _run
 from tests.support.models import bundled_model_with_torchscript
 from tests.support.paths import PROJECT_ROOT, shared_data
 from tests.support.processes import only_session, run_cli

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from tests.integration.faults.test_preflight import CAMERA, DEVICE, _assert_refused, _run
+from tests.faults.test_preflight import CAMERA, DEVICE, _assert_refused, _run
 from tests.support.files import make_ffv1_video, write_settings
 from tests.support.paths import PROJECT_ROOT, shared_data
 from tests.support.processes import only_session

@@ -18,7 +18,7 @@ import pytest
 
 from deeplabstream.outputs.frames_table import count_table_rows
 from deeplabstream.outputs.video import count_decodable_frames
-from tests.integration.faults.test_session_faults import start, wait_for_session
+from tests.faults.test_session_faults import start, wait_for_session
 
 AHEAD_BY = 45  # frames the files get beyond session.json's last figures (1.5 s at 30 fps)
 

@@ -19,7 +19,7 @@ from deeplabstream.core.pinhole import (
 )
 from deeplabstream.spatial.triangulation.live import TriangulationSpec
 from deeplabstream.spatial.triangulation.usable import check_calibration
-from tests.unit.triangulation.conftest import rig_cameras
+from tests.unit.spatial.triangulation.conftest import rig_cameras
 
 FILE = Path("rig.toml")
 

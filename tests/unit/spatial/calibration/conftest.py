@@ -7,7 +7,7 @@ import pytest
 
 from deeplabstream.core.pinhole import PinholeCamera
 from deeplabstream.spatial.calibration.detection import BoardDetection, BoardDetector
-from tests.unit.calibration.rig import rendered_views, rig_cameras
+from tests.unit.spatial.calibration.rig import rendered_views, rig_cameras
 
 N_FRAMES = 75
 

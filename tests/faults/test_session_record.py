@@ -30,12 +30,12 @@ from deeplabstream.core.liveness import (
 )
 from deeplabstream.live.session.summary import summary_lines
 from deeplabstream.outputs.folder import RESERVE_FILE
-from tests.integration.faults.test_loop_health import (
+from tests.faults.test_loop_health import (
     assert_summary_is_session_json,
     cli,
     session_of,
 )
-from tests.integration.faults.test_session_faults import SETTINGS, start, wait_for_session
+from tests.faults.test_session_faults import SETTINGS, start, wait_for_session
 
 RAISING_EXPERIMENT = '''
 from deeplabstream.experiments.base import Experiment

@@ -11,7 +11,7 @@ import pytest
 
 from deeplabstream.core.pinhole import PinholeCamera, read_calibration, read_calibration_metadata
 from deeplabstream.spatial.calibration.calibrate import main
-from tests.unit.calibration.rig import write_session
+from tests.unit.spatial.calibration.rig import write_session
 
 
 @pytest.fixture(scope="module")

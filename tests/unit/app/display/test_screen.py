@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -13,6 +12,7 @@ from deeplabstream.app.display.screen import (
     missing_xcb_libraries,
     uses_xcb,
 )
+from tests.support.paths import PROJECT_ROOT
 
 
 def test_a_missing_library_is_named_with_its_package_and_the_set_up_command() -> None:
@@ -31,7 +31,7 @@ def test_the_set_up_installs_every_library_of_the_xcb_plugin() -> None:
 
 
 def test_every_package_named_is_installed_by_the_set_up() -> None:
-    setup = (Path(__file__).resolve().parents[3] / "scripts" / "setup.py").read_text()
+    setup = (PROJECT_ROOT / "scripts" / "setup.py").read_text()
     for package in XCB_PACKAGES.values():  # the set-up's Debian packages (setup.sh runs it)
         assert package in setup, package
 

@@ -206,7 +206,7 @@ def test_inspect_says_what_the_model_is(qtbot, panel: RigPanel) -> None:
 def test_a_recorded_board_session_is_calibrated_from_the_rig_tab(panel, qtbot, tmp_path) -> None:
     """The 3D calibration button's work: a real board session solved off the GUI thread."""
     from deeplabstream.core.pinhole import read_calibration
-    from tests.unit.calibration.rig import rendered_views, rig_cameras, write_session
+    from tests.unit.spatial.calibration.rig import rendered_views, rig_cameras, write_session
 
     folder = tmp_path / "board-session"
     write_session(folder, rendered_views(rig_cameras(), 60), {})

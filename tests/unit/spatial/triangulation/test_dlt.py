@@ -7,7 +7,7 @@ import pytest
 
 from deeplabstream.core.pinhole import PinholeCamera
 from deeplabstream.spatial.triangulation.dlt import Triangulator, solve_dlt, undistort_pixels
-from tests.unit.triangulation.conftest import observe, random_points, rig_cameras
+from tests.unit.spatial.triangulation.conftest import observe, random_points, rig_cameras
 
 
 @pytest.mark.parametrize("count", [2, 3])
