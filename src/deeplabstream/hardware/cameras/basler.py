@@ -83,6 +83,14 @@ CONTROL_FEATURES: dict[str, tuple[str, tuple[str, ...], str, str, bool]] = {
     "offset_y": ("Offset Y", ("OffsetY",), "px", "OFFSET_Y", False),
 }
 
+#: White balance of a colour camera: each channel's gain relative to green, chosen through
+#: BalanceRatioSelector (one feature, BalanceRatio, holds the ratio of the selected channel).
+WHITE_BALANCE_CHANNELS: dict[str, tuple[str, str]] = {
+    "white_balance_red": ("White balance red (ratio to green)", "Red"),
+    "white_balance_blue": ("White balance blue (ratio to green)", "Blue"),
+}
+BALANCE_RATIO = ("BalanceRatio", "BalanceRatioAbs")
+
 TriggerName = Literal["off", "software", "line1", "line2", "line3", "line4"]
 
 #: Files pylon's camera emulator can show (EMULATOR_IMAGES).
@@ -460,7 +468,31 @@ class BaslerCamera(Camera):
                 # A slower rate would leave more than TIMEOUT between frames: a lost camera.
                 low = max(low, math.ceil(2.0 / self.settings.timeout * 100) / 100)
             found.append(CameraControl(name, label, low, high, step, value, unit, live, key))
+        return tuple(found) + self._white_balance_controls()
+
+    def _white_balance_controls(self) -> tuple[CameraControl, ...]:
+        """Return the red and blue balance ratios of a colour camera that has them (live)."""
+        found = []
+        for name, (label, channel) in WHITE_BALANCE_CHANNELS.items():
+            if not self._select_balance_channel(channel):
+                continue
+            limits = self._limits(BALANCE_RATIO)
+            value = self._read_number(BALANCE_RATIO)
+            if limits is None or value is None:
+                continue
+            _, low, high, step = limits
+            found.append(CameraControl(name, label, low, high, step, value, "", True, ""))
         return tuple(found)
+
+    def _select_balance_channel(self, channel: str) -> bool:
+        """Point BalanceRatio at ``channel``; False when the camera has no such selector."""
+        selector = self._param("BalanceRatioSelector")
+        if selector is None or not self._writable(selector):
+            return False
+        if channel not in tuple(selector.Symbolics):
+            return False
+        selector.Value = channel
+        return True
 
     def set_control(self, name: str, value: float) -> float:
         """Set exposure, gain or frame rate between two grabs; return what the camera kept.
@@ -468,6 +500,8 @@ class BaslerCamera(Camera):
         Auto exposure or auto gain is switched off first, as at open.
         """
         control = self.checked_control(name, value)
+        if name in WHITE_BALANCE_CHANNELS:
+            return self._set_white_balance(name, value)
         _, features, unit, key, _ = CONTROL_FEATURES[name]
         if name in ("exposure", "gain"):
             self._set_enum((f"{control.label}Auto",), "Off", key, required=False)
@@ -485,6 +519,17 @@ class BaslerCamera(Camera):
             self.settings = replace(self.settings, framerate=kept)
         applied = {"exposure": "exposure_us", "gain": "gain_db", "framerate": "framerate"}
         self._applied[applied.get(name, name)] = kept
+        return kept
+
+    def _set_white_balance(self, name: str, value: float) -> float:
+        """Set one channel's balance ratio; automatic white balance goes off first."""
+        self._set_enum(("BalanceWhiteAuto",), "Off", "white balance", required=False)
+        channel = WHITE_BALANCE_CHANNELS[name][1]
+        self._select_balance_channel(channel)
+        self._set_number(BALANCE_RATIO, value, WHITE_BALANCE_CHANNELS[name][0], "")
+        kept = self._read_number(BALANCE_RATIO)
+        assert kept is not None  # checked_control found it readable
+        self._applied[name] = kept
         return kept
 
     def _limits(

@@ -34,7 +34,7 @@ def test_basler_offers_its_black_level_as_brightness_and_takes_it_while_grabbing
         controls = {control.name: control for control in camera.controls()}
         brightness = controls["brightness"]
         assert brightness.live and brightness.minimum < brightness.maximum
-        assert "white_balance" not in controls  # the emulator has no white balance
+        assert not {"white_balance_red", "white_balance_blue"} & set(controls)  # none on the emulator
         out = np.empty(geometry.shape, geometry.dtype)
         camera.grab(out)
         wanted = brightness.minimum + (brightness.maximum - brightness.minimum) / 2
@@ -63,3 +63,88 @@ def test_opencv_reads_brightness_and_white_balance_only_where_reported(tmp_path:
         capture.release()
     # What the backend does not know (-1) is left out; what it reports is offered as read.
     assert values["framerate"] == 25 and -1.0 not in values.values()
+
+
+class _Node:
+    """A GenICam feature as pylon shows one: a value, its limits, writable."""
+
+    def __init__(self, value: float | str, low: float = 0.0, high: float = 0.0, symbolics=()):
+        self.Value, self._low, self._high, self.Symbolics = value, low, high, tuple(symbolics)
+
+    def GetMin(self) -> float:  # noqa: N802 - pylon's names
+        return self._low
+
+    def GetMax(self) -> float:  # noqa: N802
+        return self._high
+
+    def HasInc(self) -> bool:  # noqa: N802
+        return False
+
+
+class _ColourCameraNodes:
+    """A colour Basler's white-balance features: one BalanceRatio behind a channel selector."""
+
+    def __init__(self) -> None:
+        self.ratios = {"Red": 1.2, "Green": 1.0, "Blue": 1.6}
+        self.selector = _Node("Red", symbolics=("Red", "Green", "Blue"))
+        self.auto = _Node("Continuous", symbolics=("Off", "Once", "Continuous"))
+        outer = self
+
+        class Ratio(_Node):
+            @property
+            def Value(self) -> float:  # noqa: N802
+                return outer.ratios[outer.selector.Value]
+
+            @Value.setter
+            def Value(self, value: float) -> None:  # noqa: N802
+                outer.ratios[outer.selector.Value] = value
+
+        self.nodes = {
+            "BalanceRatioSelector": self.selector,
+            "BalanceRatio": Ratio(0.0, 0.0, 15.98),  # (its start value went to the red channel)
+            "BalanceWhiteAuto": self.auto,
+        }
+        self.ratios = {"Red": 1.2, "Green": 1.0, "Blue": 1.6}
+
+    def GetNodeMap(self):  # noqa: N802
+        return self
+
+    def GetNode(self, name: str):  # noqa: N802
+        return self.nodes.get(name)
+
+
+class _GenICam:
+    GenericException = RuntimeError
+
+    @staticmethod
+    def IsAvailable(node) -> bool:  # noqa: N802
+        return node is not None
+
+    IsReadable = IsWritable = IsAvailable
+
+
+@needs_pylon
+def test_basler_white_balance_per_channel_where_the_camera_has_it_mock_node_map() -> None:
+    """A mock node map: pylon's emulator has no white balance, and no colour Basler is here.
+
+    The features and their behaviour (one BalanceRatio behind BalanceRatioSelector,
+    BalanceWhiteAuto) are those pylon documents for colour cameras.
+    """
+    from deeplabstream.hardware.cameras.basler import BaslerCamera, BaslerSettings
+
+    camera = BaslerCamera("cam", BaslerSettings(serial="0815-0000"))
+    nodes = _ColourCameraNodes()
+    camera._camera, camera._genicam = nodes, _GenICam
+    controls = {control.name: control for control in camera._white_balance_controls()}
+    assert set(controls) == {"white_balance_red", "white_balance_blue"}
+    assert controls["white_balance_red"].value == pytest.approx(1.2)
+    assert controls["white_balance_blue"].value == pytest.approx(1.6)
+    assert controls["white_balance_blue"].maximum == pytest.approx(15.98)
+    kept = camera._set_white_balance("white_balance_blue", 2.5)
+    assert kept == pytest.approx(2.5)
+    assert nodes.ratios == {"Red": 1.2, "Green": 1.0, "Blue": 2.5}  # only blue changed
+    assert nodes.auto.Value == "Off"  # automatic white balance would undo it
+    with pytest.raises(CameraError, match="White balance red"):
+        camera._set_white_balance("white_balance_red", 20.0)
+    del nodes.nodes["BalanceRatioSelector"]  # a mono camera
+    assert camera._white_balance_controls() == ()
