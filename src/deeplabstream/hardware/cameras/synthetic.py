@@ -21,6 +21,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, ClassVar, Literal, TextIO
 
+import cv2
 import numpy as np
 
 from deeplabstream.core.clock import host_now_ns
@@ -250,6 +251,15 @@ class SyntheticSettings:
         minimum=0,
         maximum=10000,
         unit="ms",
+    )
+    gain: float = setting(
+        0.0,
+        doc="Sensor gain: every pixel is multiplied by 10^(GAIN/20) (and clipped at 255), as a "
+        "real camera's gain brightens or darkens its image; live from the Camera tab. 0: the "
+        "frame as rendered.",
+        minimum=-20,
+        maximum=24,
+        unit="dB",
     )
     behaviours: tuple[str, ...] = setting(
         (),
@@ -895,6 +905,7 @@ class SyntheticCamera(Camera):
         self._grid: FrameGrid | None = None  # SYNC = on: the shared grid, once agreed
         self._first_grab_ns: int | None = None
         self._led: PinLogFollower | None = None
+        self._gain_lut: tuple[float, np.ndarray] | None = None  # (GAIN, its table)
         # Frame rate changes while streaming: (index, due host ns, camera s) of the frame the
         # current rate counts from, so pacing and camera time go on without a jump.
         self._rate_origin: tuple[int, int, float] = (0, 0, 0.0)
@@ -947,6 +958,8 @@ class SyntheticCamera(Camera):
             self._sleep_until_due(index)
         if self._led is not None:
             self._draw_led(out, self.exposure_end_ns(index))
+        if self._gain_table is not None:
+            cv2.LUT(out, self._gain_table, dst=out)
         origin_index, _, origin_s = self._rate_origin
         camera_s = origin_s + (index - origin_index) / self.settings.framerate
         return FrameStamp(
@@ -993,10 +1006,23 @@ class SyntheticCamera(Camera):
             while self._arena.next_frame_index < wanted:  # the flat arenas render to skip
                 self._arena.render_next(np.empty(self._arena.frame_shape, np.uint8))
 
+    @property
+    def _gain_table(self) -> np.ndarray | None:
+        """The 256-entry table that applies GAIN to a frame; None at 0 dB (nothing to do)."""
+        gain_db = self.settings.gain
+        if gain_db == 0.0:
+            return None
+        if self._gain_lut is None or self._gain_lut[0] != gain_db:
+            factor = 10.0 ** (gain_db / 20.0)
+            table = np.clip(np.round(np.arange(256) * factor), 0, 255).astype(np.uint8)
+            self._gain_lut = (gain_db, table)
+        return self._gain_lut[1]
+
     def controls(self) -> tuple[CameraControl, ...]:
-        """Frame rate and exposure (live); the frame size (at the next Start Stream)."""
+        """Frame rate, exposure and gain (live); the frame size (at the next Start Stream)."""
         s = self.settings
         return (
+            CameraControl("gain", "Gain", -20.0, 24.0, 0.0, s.gain, "dB", key="GAIN"),
             CameraControl(
                 "framerate",
                 "Frame rate",
@@ -1043,6 +1069,9 @@ class SyntheticCamera(Camera):
                 self._rate_origin = (index, self.exposure_end_ns(index), camera_s)
             self._replace_settings(framerate=float(value))
             return self.settings.framerate
+        if name == "gain":
+            self._replace_settings(gain=float(value))
+            return self.settings.gain
         self._replace_settings(exposure=float(value))
         return self.settings.exposure
 

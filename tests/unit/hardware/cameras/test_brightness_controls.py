@@ -34,7 +34,9 @@ def test_basler_offers_its_black_level_as_brightness_and_takes_it_while_grabbing
         controls = {control.name: control for control in camera.controls()}
         brightness = controls["brightness"]
         assert brightness.live and brightness.minimum < brightness.maximum
-        assert not {"white_balance_red", "white_balance_blue"} & set(controls)  # none on the emulator
+        assert not {"white_balance_red", "white_balance_blue"} & set(
+            controls
+        )  # none on the emulator
         out = np.empty(geometry.shape, geometry.dtype)
         camera.grab(out)
         wanted = brightness.minimum + (brightness.maximum - brightness.minimum) / 2
@@ -148,3 +150,34 @@ def test_basler_white_balance_per_channel_where_the_camera_has_it_mock_node_map(
         camera._set_white_balance("white_balance_red", 20.0)
     del nodes.nodes["BalanceRatioSelector"]  # a mono camera
     assert camera._white_balance_controls() == ()
+
+
+def test_the_simulated_arena_has_a_gain_that_scales_its_pixels_live() -> None:
+    """Frame 0 of the same seed at 0 dB and at +6 dB: every pixel times 10^(6/20), clipped."""
+    from deeplabstream.hardware.cameras.synthetic import SyntheticCamera, SyntheticSettings
+
+    def first_frames(gain_db: float, then_db: float | None = None) -> list[np.ndarray]:
+        settings = SyntheticSettings(width=96, height=64, seed=3, pacing="free", gain=gain_db)
+        camera = SyntheticCamera("arena", settings)
+        geometry = camera.open()
+        try:
+            frames = [np.empty(geometry.shape, geometry.dtype) for _ in range(2)]
+            camera.grab(frames[0])
+            if then_db is not None:
+                assert camera.set_control("gain", then_db) == then_db
+            camera.grab(frames[1])
+            return frames
+        finally:
+            camera.close()
+
+    plain = first_frames(0.0)
+    brighter = first_frames(6.0)
+    expected = np.clip(np.round(plain[0].astype(float) * 10 ** (6 / 20)), 0, 255)
+    assert np.array_equal(brighter[0], expected.astype(np.uint8))
+    assert brighter[0].mean() > plain[0].mean()
+    changed = first_frames(0.0, then_db=-6.0)  # live: the next frame is darker
+    assert np.array_equal(changed[0], plain[0])
+    darker = np.clip(np.round(plain[1].astype(float) * 10 ** (-6 / 20)), 0, 255)
+    assert np.array_equal(changed[1], darker.astype(np.uint8))
+    with pytest.raises(CameraError, match="Gain"):
+        first_frames(0.0, then_db=40.0)
