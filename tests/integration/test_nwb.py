@@ -252,6 +252,33 @@ def test_instant_trials_are_events_only_and_events_outside_trials_have_no_trial(
     assert np.allclose(sorted(actions["written"]), sorted(written - start))
 
 
+def test_the_events_table_carries_likelihoods_and_commands_not_sent(
+    session: Path, tmp_path: Path
+) -> None:
+    """events.csv's ``likelihood`` (issue 38) and ``not_sent`` (issue 37) are columns of the NWB
+    events table; ``not_sent`` only where a command was not sent (a board that went away)."""
+    from deeplabstream.outputs.nwb import write_session_nwb
+
+    events = _events(session)
+    assert pd.to_numeric(events["likelihood"], errors="coerce").notna().any()
+    _, table = _trials_and_events(session / "session.nwb")
+    assert np.allclose(
+        np.sort(table["likelihood"].to_numpy(dtype=float)),
+        np.sort(pd.to_numeric(events["likelihood"], errors="coerce").to_numpy(dtype=float)),
+        equal_nan=True,
+    )
+    assert "not_sent" not in table  # every command of this session was sent
+    copy = tmp_path / session.name
+    shutil.copytree(session, copy, ignore=shutil.ignore_patterns("*.nwb", "*.mp4"))
+    action = events.index[events["kind"] == "action"][-1]
+    events["not_sent"] = events["not_sent"].astype(object)
+    events.loc[action, "not_sent"] = "not sent: device gone (stimulus_box)"  # as a vanished board
+    events.to_csv(copy / "events.csv", index=False)
+    _, table = _trials_and_events(write_session_nwb(copy))
+    assert table["not_sent"].tolist().count("not sent: device gone (stimulus_box)") == 1
+    assert table["not_sent"].tolist().count("") == len(events) - 1
+
+
 def test_a_trial_that_lasts_is_in_the_trials_table(session: Path, tmp_path: Path) -> None:
     from deeplabstream.outputs.nwb import write_session_nwb
 

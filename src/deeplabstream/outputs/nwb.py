@@ -67,6 +67,7 @@ _EVENT_NUMBERS = (
     "predicted_x",
     "predicted_y",
     "lead_ms",
+    "likelihood",
 )
 
 
@@ -841,6 +842,12 @@ def _event_columns(events: pd.DataFrame, clock: TimeBase) -> dict[str, tuple[str
         if column in events:
             source = "name" if column == "event_name" else column
             columns[column] = (f"events.csv's {source}", [_text(v) for v in events[column]])
+    reasons = [_text(v) for v in events.get("not_sent", [])]
+    if any(reasons):  # only a session whose device went away has commands it did not send
+        columns["not_sent"] = (
+            "events.csv's not_sent: why an action's command was not sent",
+            reasons,
+        )
     trials = pd.to_numeric(events.get("trial", pd.Series(dtype=float)), errors="coerce")
     if trials.notna().any():  # blank outside trials, as in events.csv: NaN in a number column
         columns["trial"] = (
