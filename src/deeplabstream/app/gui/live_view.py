@@ -34,7 +34,7 @@ from deeplabstream.app.display.overlay import (
     identity_colour,
     name_anchor,
 )
-from deeplabstream.app.display.rates import frame_time_s
+from deeplabstream.live.session.rates import frame_time_s
 from deeplabstream.app.gui.keypoint_plot import KeypointPlot
 from deeplabstream.app.gui.overlays import OverlayOptions
 from deeplabstream.app.gui.preview import to_qimage

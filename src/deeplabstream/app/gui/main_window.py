@@ -57,7 +57,7 @@ from PyQt5.QtWidgets import (
     QWidget,
 )
 
-from deeplabstream.app.display.rates import CameraRates, StampSample, frame_time_s
+from deeplabstream.live.session.rates import CameraRates, StampSample, frame_time_s
 from deeplabstream.app.gui.button_row import ButtonRow
 from deeplabstream.app.gui.camera_controls import CameraControlsPanel
 from deeplabstream.app.gui.event_log import EventLogPanel
@@ -683,7 +683,7 @@ class MainWindow(QMainWindow):
 
         The runner's rates count frames between two host-timed refreshes: under load they read
         above the camera's own rate (46 and 73 fps of a 30 fps camera). The newest frame's
-        stamps give the rate the camera delivered (:mod:`app.display.rates`).
+        stamps give the rate the camera delivered (:mod:`live.session.rates`).
         """
         if self.live_view is None:
             return figures

@@ -310,6 +310,9 @@ def branch_stats(branch: CameraBranch) -> dict[str, Any]:
         "analysed": int(header["consumed"][Channel.ANALYSE]),
         "analysis_skipped": int(header["skipped"][Channel.ANALYSE]),
         "last_frame_index": int(header["last_frame_index"]),
+        # the newest frame's stamps: rates on the camera's own clock (live/session/rates.py)
+        "last_camera_ts": float(header["last_camera_ts"]),
+        "last_host_ns": int(header["last_host_ns"]) if captured else None,
     }
     branch.last_stats = stats
     return stats

@@ -13,9 +13,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
-from typing import TextIO
+from typing import Any, TextIO
 
 from deeplabstream.live.session.live import LiveSession, SessionEvent
+from deeplabstream.live.session.rates import CameraRates, StampSample, frame_time_s
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,9 @@ class SessionRunner:
         self._started = 0.0  # set at the first tick: the duration counts streaming time only
         self._next_status = 0.0
         self._previous: dict[str, tuple[float, int, int]] = {}  # time, captured, analysed
+        # Rates on each camera's own clock: a late status refresh under load must not read as
+        # a burst of frames (46 and 73 fps of a 30 fps camera, counted between host refreshes).
+        self.rates = CameraRates()
         self.last_status: list[str] = []
         self.last_figures: list[CameraFigures] = []
 
@@ -103,14 +107,18 @@ class SessionRunner:
             )
             interval = max(now - then, 1e-9)
             self._previous[name] = (now, captured, analysed)
+            capture_fps, analysed_fps = self._camera_clock_rates(name, stats)
+            if capture_fps is None:  # fewer than two frames' stamps yet: the refresh's count
+                capture_fps = (captured - captured_before) / interval
+                analysed_fps = (analysed - analysed_before) / interval
             figures.append(
                 CameraFigures(
                     name=name,
-                    capture_fps=(captured - captured_before) / interval,
+                    capture_fps=capture_fps,
                     captured=captured,
                     recorded=stats.get("recorded", 0),
                     dropped=stats["camera_gaps"] + stats.get("record_lost", 0),
-                    analysed_fps=(analysed - analysed_before) / interval if analysing else None,
+                    analysed_fps=analysed_fps if analysing else None,
                     skipped=stats.get("analysis_skipped", 0),
                     latency_ms=stats.get("latency_ms"),
                     record_lost=stats.get("record_lost", 0),
@@ -121,6 +129,20 @@ class SessionRunner:
                 )
             )
         return figures
+
+    def _camera_clock_rates(
+        self, name: str, stats: dict[str, Any]
+    ) -> tuple[float | None, float | None]:
+        """Return the capture and analysed rates over the camera's own stamps (None: too few).
+
+        The newest frame's camera timestamp (its host arrival for a camera without a clock) and
+        the frames published so far come from the ring header, as the frame was published.
+        """
+        if stats.get("last_host_ns") is None or not stats.get("captured"):
+            return None, None
+        time_s = frame_time_s(stats["last_camera_ts"], stats["last_host_ns"])
+        self.rates.add(name, StampSample(stats["captured"], time_s, stats.get("analysed", 0)))
+        return self.rates.capture_fps(name), self.rates.analysed_fps(name)
 
     def status_lines(self) -> list[str]:
         """One line per camera: rate over the last interval, totals, drops."""
