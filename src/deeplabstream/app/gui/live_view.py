@@ -34,13 +34,13 @@ from deeplabstream.app.display.overlay import (
     identity_colour,
     name_anchor,
 )
-from deeplabstream.live.session.rates import frame_time_s
 from deeplabstream.app.gui.keypoint_plot import KeypointPlot
 from deeplabstream.app.gui.overlays import OverlayOptions
 from deeplabstream.app.gui.preview import to_qimage
 from deeplabstream.live.processes.messages import ExperimentStatus, PoseRecord
 from deeplabstream.live.session.analysis import Analysis
 from deeplabstream.live.session.live import LiveSession
+from deeplabstream.live.session.rates import frame_time_s
 from deeplabstream.transport.channel import FrameRecord
 from deeplabstream.transport.readers import NewestFrameReader
 

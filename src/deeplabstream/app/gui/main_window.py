@@ -57,7 +57,6 @@ from PyQt5.QtWidgets import (
     QWidget,
 )
 
-from deeplabstream.live.session.rates import CameraRates, StampSample, frame_time_s
 from deeplabstream.app.gui.button_row import ButtonRow
 from deeplabstream.app.gui.camera_controls import CameraControlsPanel
 from deeplabstream.app.gui.event_log import EventLogPanel
@@ -76,6 +75,7 @@ from deeplabstream.app.gui.session import SETTINGS_CAUSE, Part, SessionControlle
 from deeplabstream.app.gui.stall_monitor import StallMonitor
 from deeplabstream.app.gui.status_panel import ErrorBanner, StatusPanel
 from deeplabstream.experiments.registry import config_file_of
+from deeplabstream.live.session.rates import CameraRates, StampSample, frame_time_s
 from deeplabstream.live.session.runner import CameraFigures
 from deeplabstream.settings import load_settings
 from deeplabstream.settings.loader import default_settings_file
