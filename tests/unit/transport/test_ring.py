@@ -94,9 +94,11 @@ def every_frame_reader(spec: RingSpec, connection, results, kind: Doorbell) -> N
     ring.close()
 
 
-def newest_frame_reader(spec: RingSpec, connection, results, kind: Doorbell) -> None:
+def newest_frame_reader(spec: RingSpec, connection, results, kind: Doorbell, ready=None) -> None:
     ring = FrameRing.attach(spec)
     reader = NewestFrameReader(ring, ChannelReader(connection, 0, kind=kind), Channel.ANALYSE)
+    if ready is not None:  # it takes frames from the ring's write position now on
+        ready.set()
     taken, torn, last, reordered = 0, 0, -1, 0
     accounted: list[int] = []  # seqs taken or handed over as passed over, in order
     while reader.ended is None:
@@ -137,12 +139,19 @@ def test_frames_are_never_torn_or_reordered_across_processes(
     ring.set_subscribed(Channel.ANALYSE, True)
     pipes = [SPAWN.Pipe(duplex=False) for _ in range(2)]
     results = SPAWN.Queue()
+    newest_ready = SPAWN.Event()
     readers = [
         SPAWN.Process(target=every_frame_reader, args=(spec, pipes[0][0], results, doorbell)),
-        SPAWN.Process(target=newest_frame_reader, args=(spec, pipes[1][0], results, doorbell)),
+        SPAWN.Process(
+            target=newest_frame_reader,
+            args=(spec, pipes[1][0], results, doorbell, newest_ready),
+        ),
     ]
     for process in readers:
         process.start()
+    # The newest-frame reader takes frames written after it attached: on a loaded machine its
+    # process can start after a writer that did not wait had written every frame.
+    assert newest_ready.wait(120)
     writer = SPAWN.Process(
         target=writer_process, args=(spec, [w for _, w in pipes], frames, doorbell)
     )
