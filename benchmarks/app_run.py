@@ -11,7 +11,6 @@ exit code (2: bad settings, 130: interrupted) or a run without its session folde
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -19,6 +18,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from deeplabstream.outputs.session_record import SessionRecord, read_session_record
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ACCEPTED_EXIT_CODES = (0, 1)  # 1: deadline missed, a stall, or a camera error (see health)
@@ -43,27 +44,26 @@ class AppRun:
 
     def health(self) -> dict[str, Any]:
         """Return the exit code with :func:`health_summary` of the session."""
-        session = json.loads((self.session / "session.json").read_text(encoding="utf-8"))
-        return {"exit_code": self.exit_code, **health_summary(session)}
+        return {"exit_code": self.exit_code, **health_summary(read_session_record(self.session))}
 
 
-def health_summary(session: Mapping[str, Any]) -> dict[str, Any]:
+def health_summary(session: SessionRecord | Mapping[str, Any]) -> dict[str, Any]:
     """Return a session's health verdict, its problems, errors and deadline misses per camera.
 
-    ``session`` is the content of ``session.json``; sessions from before the health check
-    give the verdict None.
+    ``session`` is the session's record (JSON data is read as one); sessions from before the
+    health check give the verdict None.
     """
-    health = session.get("health") or {}
-    cameras = health.get("cameras") or {}
+    if not isinstance(session, SessionRecord):
+        session = SessionRecord.from_json(dict(session))
+    health = session.health
+    cameras = health.cameras
     return {
-        "verdict": health.get("verdict"),
-        "problems": list(health.get("problems") or []),
-        "errors": list(session.get("errors") or []),
-        "deadline_ms": {name: camera.get("deadline_ms") for name, camera in cameras.items()},
-        "deadline_misses": {name: camera.get("misses") for name, camera in cameras.items()},
-        "deadline_miss_percent": {
-            name: camera.get("miss_percent") for name, camera in cameras.items()
-        },
+        "verdict": health.verdict if session.has("health") else None,
+        "problems": list(health.problems),
+        "errors": list(session.errors),
+        "deadline_ms": {name: camera.deadline_ms for name, camera in cameras.items()},
+        "deadline_misses": {name: camera.misses for name, camera in cameras.items()},
+        "deadline_miss_percent": {name: camera.miss_percent for name, camera in cameras.items()},
     }
 
 

@@ -42,10 +42,9 @@ docs/benchmarks.md. Without ``../shared`` the benchmark is skipped, saying why.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -58,6 +57,7 @@ from benchmarks.common import now_iso, print_table, save_result, summarize_ms
 from deeplabstream.core.figures import Figure
 from deeplabstream.core.machine import machine_description
 from deeplabstream.outputs.pose_files import POSE_TIMING_SUFFIX
+from deeplabstream.outputs.session_record import PoseCamera, SessionRecord, read_session_record
 
 CAMERA = "openfield"
 VARIANTS = ("off", "on")  # [Pose] DYNAMIC_CROP; "off" is the baseline
@@ -141,34 +141,36 @@ def run_once(folder: Path, settings: str, frames: int) -> dict[str, Any]:
         run = run_app(path, ["--pose-enabled", "--frames", str(frames)], folder / "out")
     except AppRunError as error:
         return {"error": str(error), "load_1m_at_start": load}
-    session = json.loads((run.session / "session.json").read_text(encoding="utf-8"))
+    session = read_session_record(run.session)
     timing_csv = run.session / f"{CAMERA}{POSE_TIMING_SUFFIX}"
     timing = pd.read_csv(timing_csv) if timing_csv.is_file() else pd.DataFrame()
     return run_figures(session, timing) | {"run": run.health(), "load_1m_at_start": load}
 
 
-def run_figures(session: dict[str, Any], timing: pd.DataFrame) -> dict[str, Any]:
+def run_figures(session: SessionRecord | Mapping[str, Any], timing: pd.DataFrame) -> dict[str, Any]:
     """Return one run's figures from its ``session.json`` and ``pose_timing.csv`` table.
 
     ``latency_ms`` and ``model_ms`` are per analysed frame (lists, pooled by
-    :func:`variant_figures`).
+    :func:`variant_figures`). JSON data is read as a :class:`SessionRecord`.
     """
-    camera = session["cameras"][CAMERA]
-    pose = ((session.get("pose") or {}).get("cameras") or {}).get(CAMERA) or {}
+    if not isinstance(session, SessionRecord):
+        session = SessionRecord.from_json(dict(session))
+    camera = session.cameras[CAMERA]
+    pose = (session.pose.cameras.get(CAMERA) if session.pose else None) or PoseCamera()
     if len(timing):
         latency = (timing["pose_ready"] - timing["host_timestamp"]).to_numpy(np.float64) * 1e3
         model = timing[list(MODEL_STAGES)].to_numpy(np.float64).sum(axis=1)
     else:
         latency = model = np.array([])
     return {
-        "captured": camera["frames_captured"],
-        "captured_fps": camera.get("measured_fps"),
-        "delivery": (camera.get("device") or {}).get("delivery"),
-        "analysed": pose.get("frames_analysed", 0),
-        "analysed_fps": pose.get("analysed_fps"),
-        "skipped": pose.get("frames_skipped", 0),
-        "cropped": pose.get("frames_cropped", 0),
-        "crop_sizes": (pose.get("dynamic_crop") or {}).get("sizes"),
+        "captured": camera.frames_captured,
+        "captured_fps": camera.measured_fps,
+        "delivery": camera.device.get("delivery"),  # the video camera's own description
+        "analysed": pose.frames_analysed or 0,
+        "analysed_fps": pose.analysed_fps,
+        "skipped": pose.frames_skipped or 0,
+        "cropped": pose.frames_cropped or 0,
+        "crop_sizes": (pose.dynamic_crop or {}).get("sizes"),
         "latency_ms": latency.round(3).tolist(),
         "model_ms": model.round(3).tolist(),
     }

@@ -33,6 +33,7 @@ from typing import Any
 from benchmarks.common import now_iso, print_table, save_result
 from deeplabstream.core.figures import Figure
 from deeplabstream.core.machine import machine_description
+from deeplabstream.outputs.session_record import read_session_record
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 STATS = ("p50", "p95", "p99", "max")
@@ -70,10 +71,10 @@ def run_test(
     if not sessions:
         raise SystemExit(f"the latency test failed ({result.returncode}):\n{result.stderr[-3000:]}")
     data: dict[str, Any] = json.loads(sessions[-1].read_text(encoding="utf-8"))
-    info = json.loads((sessions[-1].parent / "session.json").read_text(encoding="utf-8"))
+    info = read_session_record(sessions[-1].parent)
     data["exit_code"] = result.returncode
-    data["health"] = info.get("health")
-    data["session_cameras"] = info.get("cameras")
+    data["health"] = info.health.to_json() if info.has("health") else None
+    data["session_cameras"] = {name: camera.to_json() for name, camera in info.cameras.items()}
     return data
 
 

@@ -19,7 +19,6 @@ Run ``python -m benchmarks.recording [--duration S] [--codec h264|ffv1] [--quick
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import tempfile
@@ -40,6 +39,7 @@ from deeplabstream.core.machine import machine_description
 from deeplabstream.hardware.simulator.arena import SimulatedArena
 from deeplabstream.live.session.live import LiveSession
 from deeplabstream.live.session.runner import SessionRunner
+from deeplabstream.outputs.session_record import CameraRecord, read_session_record
 from deeplabstream.outputs.video import VideoWriter, video_file_name
 from deeplabstream.settings import load_settings
 from deeplabstream.settings.sections import CameraSettings, Settings
@@ -210,8 +210,8 @@ def process_labels(session: Path | None) -> dict[int, str]:
     """
     if session is None:
         return {}
-    info = json.loads((session / "session.json").read_text(encoding="utf-8"))
-    return {pid: name for name, pid in info.get("processes", {}).items() if pid is not None}
+    info = read_session_record(session)
+    return {pid: name for name, pid in info.processes.items() if pid is not None}
 
 
 def run_stream(settings: Settings, output: Path, duration_s: float, monitor: CpuMonitor) -> Path:
@@ -233,17 +233,17 @@ def run_stream(settings: Settings, output: Path, duration_s: float, monitor: Cpu
     return stream.session_dir
 
 
-def project_camera(session: Path, name: str, entry: dict[str, Any]) -> dict[str, Any]:
+def project_camera(session: Path, name: str, entry: CameraRecord) -> dict[str, Any]:
     """One camera's figures from ``session.json``, with its video's frames counted."""
-    videos = [session / r["video"] for r in entry["recordings"] if r["video"]]
+    videos = [session / r.video for r in entry.recordings if r.video]
     return {
-        "nominal_fps": entry["nominal_fps"],
-        "measured_fps": entry["measured_fps"],
-        "captured": entry["frames_captured"],
-        "recorded": entry["frames_recorded"],
-        "lost_in_recording": entry["frames_lost_in_recording"],
-        "dropped_by_camera": entry["frames_dropped_by_camera"],
-        "dropped_total": entry["frames_dropped"],
+        "nominal_fps": entry.nominal_fps,
+        "measured_fps": entry.measured_fps,
+        "captured": entry.frames_captured,
+        "recorded": entry.frames_recorded,
+        "lost_in_recording": entry.frames_lost_in_recording,
+        "dropped_by_camera": entry.frames_dropped_by_camera,
+        "dropped_total": entry.frames_dropped,
         "video_files": [v.name for v in videos],
         "video_frames": sum(count_video_frames(v) for v in videos),
     }
@@ -255,14 +255,14 @@ def run_project(folder: Path, settings: Settings, duration_s: float) -> dict[str
     began = time.monotonic()
     session = run_stream(settings, folder / "sessions", duration_s, monitor)
     wall_s = time.monotonic() - began
-    info = json.loads((session / "session.json").read_text(encoding="utf-8"))
+    info = read_session_record(session)
     return {
         "session_dir": str(session),
-        "status": info["status"],
-        "stop_reason": info["stop_reason"],
-        "errors": info["errors"],
+        "status": info.status,
+        "stop_reason": info.stop_reason,
+        "errors": list(info.errors),
         "wall_s_including_start_and_stop": round(wall_s, 1),
-        "cameras": {name: project_camera(session, name, e) for name, e in info["cameras"].items()},
+        "cameras": {name: project_camera(session, name, e) for name, e in info.cameras.items()},
         "cpu": monitor.summary(),
         "session_bytes": folder_bytes(session),
     }

@@ -18,7 +18,6 @@ Video: ``--video``, else the open-field video of ``../shared/data`` (2330 frames
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -35,6 +34,7 @@ from deeplabstream.live.selftest.naive_loop import worker_threads
 from deeplabstream.offline.replay.job import ReplayOptions
 from deeplabstream.offline.replay.session import replay_video
 from deeplabstream.offline.replay.videos import camera_name_for
+from deeplabstream.outputs.session_record import read_session_record
 from deeplabstream.settings import load_settings
 
 SHARED_VIDEO = (
@@ -73,16 +73,17 @@ def app_replay(video: Path, mode: str, model: Path | None, folder: Path) -> dict
     wall = time.perf_counter() - began
     if not result.ok or result.session_dir is None:
         raise RuntimeError(f"replay of {video} failed: {result.errors}")
-    session = json.loads((result.session_dir / "session.json").read_text())
-    figures = session["pose"]["cameras"][camera_name_for(video)]
+    session = read_session_record(result.session_dir)
+    assert session.pose is not None  # a replay always estimates poses
+    figures = session.pose.cameras[camera_name_for(video)]
     return {
         "analysed": result.frames_analysed,
         "skipped": result.frames_skipped,
         "captured": result.frames_captured,
-        "analysed_fps": figures["analysed_fps"],
+        "analysed_fps": figures.analysed_fps,
         "wall_fps": round(result.frames_analysed / wall, 3),
         "wall_s": round(wall, 3),
-        "latency_ms": figures["latency_ms"],
+        "latency_ms": figures.latency_ms.to_json() if figures.latency_ms else None,
     }
 
 
@@ -91,9 +92,11 @@ def naive_offline(video: Path, model: Path | None) -> dict[str, Any]:
     from deeplabstream.pose.loading import load_model
     from deeplabstream.pose.runtime.backends import open_backend
     from deeplabstream.pose.runtime.estimator import PoseEstimator
+    from deeplabstream.settings.effective import resolve_cameras
 
     settings = load_settings(None)
-    description = load_model(model if model is not None else settings.pose.model_path)
+    # The replayed video's camera runs the shared model: --model, else [Pose] MODEL_PATH.
+    description = load_model(resolve_cameras(settings, model=model).shared_model)
     began = time.perf_counter()
     backend = open_backend(description, "onnxruntime", "cpu", worker_threads(settings))
     backend.warm_up(1)

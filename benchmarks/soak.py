@@ -23,7 +23,6 @@ naming the device and its holder). Memory is judged only over at least
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -39,6 +38,7 @@ from benchmarks.common import now_iso, print_table, save_result
 from deeplabstream.core.device_lock import DeviceBusyError
 from deeplabstream.core.figures import Figure
 from deeplabstream.core.machine import machine_description
+from deeplabstream.outputs.session_record import SessionRecord, read_session_record
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 EMULATED = ("0815-0000", "0815-0001")
@@ -103,7 +103,7 @@ class SoakNotRunError(RuntimeError):
 
 
 def run_soak(folder: Path, minutes: float) -> tuple[dict[str, Any], dict[str, list]]:
-    """Run the session; its session.json and the RSS samples of each process (MB).
+    """Run the session; what it says of itself (:func:`soak_info`) and each process's RSS (MB).
 
     Raises
     ------
@@ -138,12 +138,36 @@ def run_soak(folder: Path, minutes: float) -> tuple[dict[str, Any], dict[str, li
             f"the session did not start (exit code {process.returncode}); its message is above"
         )
     session = sessions[0]
-    info = json.loads((session / "session.json").read_text(encoding="utf-8"))
-    info["exit_code"] = process.returncode
+    record = read_session_record(session)
     # Name each process by its role in the session (main, capture:left, recorder:left, pose).
-    roles = {str(pid): name for name, pid in info["processes"].items() if pid is not None}
+    roles = {str(pid): name for name, pid in record.processes.items() if pid is not None}
     named = {roles.get(pid, f"other:{pid}"): points for pid, points in samples.items()}
-    return info, named
+    return soak_info(record, process.returncode), named
+
+
+def soak_info(record: SessionRecord, exit_code: int | None) -> dict[str, Any]:
+    """Return what the soak judges of its session (read from the typed ``session.json``).
+
+    The soak's own summary: ``exit_code``, ``errors``, per camera its frame counts (under
+    session.json's names) and per camera the frames analysed (``pose``).
+    """
+    return {
+        "exit_code": exit_code,
+        "errors": list(record.errors),
+        "cameras": {
+            name: {
+                "frames_captured": camera.frames_captured,
+                "frames_recorded": camera.frames_recorded,
+                "frames_lost_in_recording": camera.frames_lost_in_recording,
+                "frames_dropped_by_camera": camera.frames_dropped_by_camera,
+            }
+            for name, camera in record.cameras.items()
+        },
+        "pose": {
+            name: figures.frames_analysed
+            for name, figures in (record.pose.cameras if record.pose else {}).items()
+        },
+    }
 
 
 def check_devices_free(settings_file: Path) -> None:
@@ -205,7 +229,10 @@ def _after_warm_up(points: list[tuple[float, float]]) -> list[tuple[float, float
 
 
 def losses_of(info: dict[str, Any]) -> dict[str, dict[str, int]]:
-    """Per camera: frames captured, recorded, lost in recording and dropped by the camera."""
+    """Per camera: frames captured, recorded, lost in recording and dropped by the camera.
+
+    ``info`` is the soak's summary (:func:`soak_info`), not ``session.json`` itself.
+    """
     return {
         name: {
             "captured": int(camera["frames_captured"]),
@@ -314,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
         "losses": losses_of(info),
         "rss_slope_mb_per_10min": {name: slope_mb_per_10min(points)
                                    for name, points in sorted(samples.items())},
-        "pose": {k: v.get("frames_analysed") for k, v in (info["pose"] or {})["cameras"].items()},
+        "pose": info["pose"],
         "rss_samples_mb": {name: points[:: max(1, len(points) // 60)]
                            for name, points in samples.items()},
     }  # fmt: skip

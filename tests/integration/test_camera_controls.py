@@ -139,6 +139,7 @@ def test_the_panel_applies_live_controls_and_keeps_the_others_for_saving(
     mirror.setChecked(True)  # live: the capture process mirrors from the next frame
     assert {c.name: c.value for c in streaming.camera_controls("arena")}["mirror_horizontal"] == 1
     assert panel.values_to_save("arena") == {
+        "GAIN": "0",
         "FRAMERATE": "50",
         "EXPOSURE": "5",
         "WIDTH": "128",

@@ -133,8 +133,7 @@ def test_without_the_distribution_the_output_is_refused_before_the_start(tmp_pat
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240,
     )  # fmt: skip
     assert result.returncode == 2, (result.stdout, result.stderr)
-    assert "[Output lab_frames]: unknown output 'lab_frames'; known: ibl, lsl, nwb, pose, slp" in (
-        result.stderr
-    )
+    known = "known: annotated_video, ibl, lsl, nwb, pose, slp"
+    assert f"[Output lab_frames]: unknown output 'lab_frames'; {known}" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())

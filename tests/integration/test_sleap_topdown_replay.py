@@ -101,7 +101,9 @@ def test_a_top_down_export_replayed_gives_sleap_nns_predictions(tmp_path: Path, 
         assert np.allclose(written, expected, atol=5e-5, equal_nan=True)  # 4 decimals
 
     timing = pd.read_csv(session / f"{camera}.pose_timing.csv")
-    assert list(timing.columns[-4:]) == STAGE_COLUMNS
+    # each stage's time, then the part of the model blamed for a miss (none: no deadline)
+    assert list(timing.columns[-5:]) == [*STAGE_COLUMNS, "deadline_part"]
+    assert timing["deadline_part"].isna().all()
     assert len(timing) == 100 and (timing[STAGE_COLUMNS] >= 0).all().all()
     assert (timing["instance_ms"] > 0).all()  # two flies in every frame
     # The stages are parts of the model's time, never more than it.
@@ -133,7 +135,7 @@ def test_a_top_down_export_runs_live_on_the_clip_as_a_camera(tmp_path: Path) -> 
     _assert_poses_equal("topdown", table.points[analysed], frames)
     timing = pd.read_csv(session / "flies.pose_timing.csv")
     assert timing["frame_index"].tolist() == frames
-    assert list(timing.columns[-4:]) == STAGE_COLUMNS
+    assert list(timing.columns[-5:]) == [*STAGE_COLUMNS, "deadline_part"]
 
 
 def test_image_analyzer_predicts_frames_as_sleap_nn(tmp_path: Path) -> None:
@@ -161,3 +163,42 @@ def test_image_analyzer_predicts_frames_as_sleap_nn(tmp_path: Path) -> None:
     assert np.array_equal(np.isnan(points[..., 0]), np.isnan(expected[..., 0]))
     seen = ~np.isnan(expected[..., 0])
     assert np.abs(points[..., :2][seen] - expected[..., :2][seen]).max() <= 0.01
+
+
+@pytest.mark.slow
+def test_live_previous_frame_crops_and_misses_blamed_on_the_models_parts(tmp_path: Path) -> None:
+    # CROP_FROM = previous_frame live on the clip, with a deadline no frame can keep (0.5 ms):
+    # every analysed frame is late on purpose; a miss in the model names its part.
+    clip = shared_data(CLIP)
+    settings = write_settings(
+        tmp_path,
+        f"[Camera flies]\nSOURCE = video\nPATH = {clip}\nPACING = native\n"
+        "[Pose]\nMAX_ANIMALS = 2\nLIKELIHOOD_THRESHOLD = 0.1\nCROP_FROM = previous_frame\n"
+        "[Experiment]\nDEADLINE_MS = 0.5\n",
+    )
+    result = run_cli(
+        "--settings", str(settings), "--headless", "--pose-enabled",
+        "--model", str(FIXTURE / "export_topdown"), "--output-dir", str(tmp_path / "out"),
+        timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr[-3000:]  # the deadline: missed on purpose
+    session = only_session(tmp_path / "out")
+    info = json.loads((session / "session.json").read_text())
+    figures = info["pose"]["cameras"]["flies"]
+    assert info["pose"]["model"]["crop_from"] == "previous_frame"
+    two_stage = figures["two_stage"]
+    assert two_stage["crop_from"] == "previous_frame"
+    assert two_stage["frames_crops_from_same"] >= 1  # the first frame: its own centroids
+    crops = two_stage["frames_crops_from_previous"] + two_stage["frames_crops_from_same"]
+    assert crops == figures["frames_analysed"] >= 3
+    timing = pd.read_csv(session / "flies.pose_timing.csv")
+    assert list(timing.columns[-6:]) == [*STAGE_COLUMNS, "refresh_ms", "deadline_part"]
+    assert timing["centroid_ms"].iloc[0] > 0 and timing["refresh_ms"].iloc[0] == 0
+    health = info["health"]["cameras"]["flies"]
+    assert health["misses"] == health["frames_checked"] == figures["frames_analysed"]
+    in_model = timing["deadline_stage"] == "inference"
+    parts = health["inference_misses_by_part"]
+    assert set(parts) == {"preprocess", "centroid", "crop", "instance", "peaks", "other"}
+    assert sum(parts.values()) == health["misses_by_stage"]["inference"] == in_model.sum()
+    assert timing.loc[in_model, "deadline_part"].isin(list(parts)).all()
+    assert timing.loc[~in_model, "deadline_part"].isna().all()

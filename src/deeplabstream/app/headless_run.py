@@ -46,7 +46,7 @@ from deeplabstream.live.session.live import LiveSession
 from deeplabstream.live.session.preflight import check_before_start
 from deeplabstream.live.session.runner import SessionRunner, install_stop_signals
 from deeplabstream.live.session.summary import summary_lines as session_summary_lines
-from deeplabstream.settings import load_settings
+from deeplabstream.settings import Settings, load_settings
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -71,9 +71,12 @@ def run_checks(args: argparse.Namespace, stops: StopRequests) -> int:
             settings,
             experiment=dataclasses.replace(settings.experiment, deadline_ms=args.deadline),
         )
-    if args.model is not None:
+    # --model replaces [Pose] MODEL_PATH (a camera's own MODEL_PATH still wins), for the session
+    # and session.json as for the checks, which name it (settings/effective.py)
+    model = args.model.resolve() if args.model is not None else None
+    if model is not None:
         settings = dataclasses.replace(
-            settings, pose=dataclasses.replace(settings.pose, model_path=args.model.resolve())
+            settings, pose=dataclasses.replace(settings.pose, model_path=model)
         )
     problems = check_before_start(
         settings,
@@ -84,7 +87,7 @@ def run_checks(args: argparse.Namespace, stops: StopRequests) -> int:
             or args.latency_test
         ),
         experiment=bool(args.experiment_enabled),
-        model_option=args.model,
+        model_option=model,
         experiment_option=args.experiment,
     )
     if problems:
@@ -254,7 +257,7 @@ def _naive_and_report(stream: LiveSession, args: argparse.Namespace) -> None:
 
 
 def _latency_test(
-    settings: Any, args: argparse.Namespace, log_level: int, stops: StopRequests
+    settings: Settings, args: argparse.Namespace, log_level: int, stops: StopRequests
 ) -> int:
     """``--latency-test``: stream with the board's test, then print and write the figures."""
     board_folder = Path(tempfile.mkdtemp(prefix="dls-board-"))

@@ -14,12 +14,17 @@ experiment  pose ready -> decision (live 3D and the experiment's update)
 output      decision -> the last command written (the devices), on frames with an action
 ==========  ================================================================================
 
-A miss is attributed to the stage that took the longest on that frame. Accounting a frame is a
-few integer operations and one histogram count; nothing grows with the session's length.
+A miss is attributed to the stage that took the longest on that frame. For a model that runs in
+parts (a two-stage model: a detector, the crops, the pose model on them), a miss blamed on
+``inference`` is also attributed to the **part** that took the longest (:func:`inference_parts`:
+``preprocess``, each stage on the frame's path, ``other`` for the rest), counted per part.
+Accounting a frame is a few integer operations and one histogram count; nothing grows with the
+session's length.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +34,42 @@ STAGES = ("wait", "transport", "inference", "experiment", "output")
 #: Which stage a frame's miss is attributed to, as ``pose_timing.csv`` and pose records carry
 #: it: 0 is "on time", i is ``STAGES[i - 1]``.
 ON_TIME = 0
+#: The code of a miss blamed on the model (``inference``).
+INFERENCE = STAGES.index("inference") + 1
+#: The parts of a two-stage model's time that are not stages of its own.
+PREPROCESS_PART, OTHER_PART = "preprocess", "other"
+#: Stages a model times that are off the frame's path (never blamed for its miss).
+OFF_PATH_STAGES = ("refresh",)
+
+
+def model_parts(stages: tuple[str, ...]) -> tuple[str, ...]:
+    """Return the parts a model's ``inference`` time splits into; () for a model of one stage.
+
+    ``stages`` are the model's timed stages (``last_stage_timings``: ``centroid``, ``crop``,
+    ``instance``, ``peaks`` for a sleap-nn top-down model, ``detector``, ``crop``, ``pose`` for
+    DeepLabCut's).
+    """
+    on_path = tuple(s for s in stages if s not in OFF_PATH_STAGES)
+    return (PREPROCESS_PART, *on_path, OTHER_PART) if on_path else ()
+
+
+def inference_parts(
+    timings: Mapping[str, float], stage_timings: Mapping[str, float]
+) -> dict[str, float]:
+    """Return a frame's model time (seconds) per part of :func:`model_parts`.
+
+    ``timings``: the model's ``preprocess``, ``inference`` and ``decode``; ``stage_timings``:
+    its stages, parts of ``inference`` + ``decode``. ``other`` is what the stages leave of those.
+    """
+    parts = {PREPROCESS_PART: timings.get("preprocess", 0.0)}
+    staged = 0.0
+    for stage, seconds in stage_timings.items():
+        if stage not in OFF_PATH_STAGES:
+            parts[stage] = seconds
+            staged += seconds
+    model = timings.get("inference", 0.0) + timings.get("decode", 0.0)
+    parts[OTHER_PART] = max(0.0, model - staged)
+    return parts
 
 
 def stage_times_ns(
@@ -75,6 +116,27 @@ class DeadlineAccount:
     misses: int = 0
     by_stage: list[int] = field(default_factory=lambda: [0] * len(STAGES))
     end_to_end: DurationHistogram = field(default_factory=DurationHistogram)
+    #: The model's parts (:func:`model_parts`), for a model in several stages; () for others.
+    parts: tuple[str, ...] = ()
+    #: The misses blamed on ``inference``, per part.
+    by_part: list[int] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        """Start every part's count at 0."""
+        self.by_part = [0] * len(self.parts)
+
+    def blame_part(self, parts_s: Mapping[str, float]) -> str:
+        """Count a miss blamed on ``inference`` for the part that took the longest; return it.
+
+        ``parts_s`` as :func:`inference_parts` gives them. Empty (nothing counted) for a model
+        without parts.
+        """
+        if not self.parts:
+            return ""
+        times = [parts_s.get(part, 0.0) for part in self.parts]
+        index = max(range(len(times)), key=times.__getitem__)
+        self.by_part[index] += 1
+        return self.parts[index]
 
     def add(
         self,
@@ -104,8 +166,14 @@ class DeadlineAccount:
 
     def figures(self) -> dict[str, Any]:
         """Return what ``session.json`` says about this camera's deadline."""
+        by_part = dict(zip(self.parts, self.by_part, strict=True)) if self.parts else None
         return deadline_figures(
-            self.deadline_ns, self.checked, self.misses, self.by_stage, self.end_to_end.figures()
+            self.deadline_ns,
+            self.checked,
+            self.misses,
+            self.by_stage,
+            self.end_to_end.figures(),
+            by_part,
         )
 
 
@@ -115,15 +183,23 @@ def deadline_figures(
     misses: int,
     by_stage: list[int],
     end_to_end_ms: dict[str, float] | None,
+    by_part: dict[str, int] | None = None,
 ) -> dict[str, Any]:
-    """Return a camera's deadline figures (the worker's, or rebuilt from its timing file)."""
-    return {
+    """Return a camera's deadline figures (the worker's, or rebuilt from its timing file).
+
+    ``by_part``: a model in several parts, its misses blamed on ``inference`` per part
+    (``inference_misses_by_part``; absent for other models).
+    """
+    figures = {
         "deadline_ms": None if deadline_ns is None else round(deadline_ns / 1e6, 3),
         "frames_checked": checked,
         "misses": misses,
         "misses_by_stage": dict(zip(STAGES, by_stage, strict=True)),
         "end_to_end_ms": end_to_end_ms,
     }
+    if by_part is not None:
+        figures["inference_misses_by_part"] = by_part
+    return figures
 
 
 def stage_name(code: int) -> str:

@@ -15,16 +15,10 @@ import os
 import re
 import shutil
 import sys
-from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
-
-from deeplabstream.core.errors import DeepLabStreamError
-from deeplabstream.core.liveness import is_same_process_running
-from deeplabstream.outputs.frames_table import count_table_rows, repair_frames_table
-from deeplabstream.outputs.video import count_decodable_frames
 
 log = logging.getLogger(__name__)
 
@@ -131,209 +125,39 @@ _SESSION_NAME = re.compile(r"^\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d(_[A-Za-z0-9_-]+)?(-
 DAMAGED_SUFFIX = ".damaged"
 
 
-@dataclass
-class Recovery:
-    """What the start found in the output folder: sessions marked, damaged files moved aside."""
-
-    interrupted: list[Path] = field(default_factory=list)  # session folders marked interrupted
-    damaged: list[Path] = field(default_factory=list)  # session.json files moved aside (new names)
-    warnings: list[str] = field(default_factory=list)  # one per damaged file, naming it
+def is_session_name(name: str) -> bool:
+    """Tell whether ``name`` is a session folder's (``2026-11-23_10-15-02[_label][-2]``)."""
+    return _SESSION_NAME.match(name) is not None
 
 
-class DamagedRecordError(DeepLabStreamError, ValueError):
-    """A ``session.json`` that is not what a session writes (its reason says where)."""
+def move_aside(path: Path, reason: str) -> tuple[Path | None, str]:
+    """Rename a damaged file (``.damaged``, ``.damaged-2``, ...); return its new path and why.
 
-
-def recover_interrupted_sessions(output_dir: Path) -> Recovery:
-    """Mark the sessions in ``output_dir`` whose processes were killed; free their reserve.
-
-    A session killed hard (SIGKILL, a power cut) never reaches its final ``session.json``: it
-    stays ``running`` and keeps its 1 MiB space reserve. When its main process no longer runs
-    (:func:`core.liveness.is_same_process_running`: the pid and its start time, so a pid now
-    used by another process does not count), its status becomes ``interrupted`` (with a note
-    in ``errors``) and the reserve is removed. A session whose main process still runs is left
-    alone.
-
-    A ``session.json`` that is not what a session writes (not JSON, not an object, a figure of
-    the wrong type) never stops the start: it is renamed ``session.json.damaged`` (never
-    deleted) and named in the returned warnings.
+    The text says what was done (for the log, already written, and the session's warnings);
+    the path is None when the file could not be renamed (it is then left where it is).
     """
-    recovery = Recovery()
-    if not output_dir.is_dir():
-        return recovery
-    for folder in sorted(output_dir.iterdir()):
-        if not _SESSION_NAME.match(folder.name) or not folder.is_dir():
-            continue
-        path = folder / SESSION_JSON
-        try:
-            if _recover_one(folder, path):
-                recovery.interrupted.append(folder)
-        except DamagedRecordError as damage:
-            _move_aside(path, str(damage), recovery)
-        except OSError as error:  # unreadable or unwritable: left as it is, said once
-            log.warning("%s: not checked for an interrupted session: %s", path, error)
-    return recovery
-
-
-def _recover_one(folder: Path, path: Path) -> bool:
-    """Mark one session interrupted when its process is gone; True when it was marked.
-
-    Raises DamagedRecordError for a file that is not a session's record, OSError for one that cannot
-    be read or written.
-    """
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return False
-    except UnicodeDecodeError as error:
-        raise DamagedRecordError(f"not UTF-8 text ({error.reason})") from None
-    try:
-        data = json.loads(text)
-    except ValueError as error:
-        raise DamagedRecordError(f"not valid JSON ({error})") from None
-    if not isinstance(data, dict):
-        raise DamagedRecordError(f"holds a JSON {type(data).__name__}, not an object")
-    if data.get("status") != "running":
-        return False
-    processes = data.get("processes")
-    if processes is not None and not isinstance(processes, dict):
-        raise DamagedRecordError(f"'processes' is a {type(processes).__name__}, not an object")
-    pid = (processes or {}).get("main")
-    started = data.get("main_process_started")
-    started = float(started) if isinstance(started, int | float) else None
-    if isinstance(pid, int) and is_same_process_running(pid, started):
-        return False
-    errors = data.setdefault("errors", [])
-    if not isinstance(errors, list):
-        raise DamagedRecordError(f"'errors' is a {type(errors).__name__}, not a list")
-    try:
-        _repair_recordings(folder, data)
-    except (TypeError, ValueError, AttributeError, KeyError) as error:
-        raise DamagedRecordError(
-            f"its recordings cannot be read: {type(error).__name__}: {error}"
-        ) from None
-    data["status"] = "interrupted"
-    errors.append(
-        f"the session was interrupted: its main process ({pid}) ended without finalising "
-        f"it (killed, or the machine stopped); found by the next start on "
-        f"{datetime.now().astimezone().isoformat(timespec='seconds')}. The figures here "
-        "are those of its last update; the files hold what was written until then."
-    )
-    write_json_atomic(path, data)
-    release_reserve(folder)
-    return True
-
-
-def _move_aside(path: Path, reason: str, recovery: Recovery) -> None:
-    """Rename a damaged ``session.json`` (``.damaged``, ``.damaged-2``, ...) and say so."""
     for attempt in range(1, 1000):
         target = path.with_name(
             path.name + DAMAGED_SUFFIX + ("" if attempt == 1 else f"-{attempt}")
         )
         if not target.exists():
             break
+    moved: Path | None = target
     try:
         os.replace(path, target)
     except OSError as error:
+        moved = None
         text = (
             f"{path} is damaged ({reason}) and could not be moved aside "
             f"({error.strerror or error}): it is ignored; remove or fix it by hand"
         )
     else:
-        recovery.damaged.append(target)
         text = (
             f"{path} is damaged ({reason}): moved aside to {target.name} and ignored; that "
             "session is not checked for an interruption (its videos and tables are untouched)"
         )
-    recovery.warnings.append(text)
     log.warning("%s", text)
-
-
-def _repair_recordings(folder: Path, data: dict[str, Any]) -> None:
-    """Cut each camera's frames table to the frames its video holds; re-derive the figures.
-
-    A killed recorder's table may name frames whose video data never reached the disk, and the
-    files went on growing after the last ``session.json`` update (up to 2 s of frames). So the
-    figures are taken from the files where they know more, keeping the rules of a finished
-    session: recorded + lost = captured while recording, and captured >= recorded + lost.
-
-    - recorded: the frames its video holds that have a row (the table is cut to them);
-    - captured while recording: the last update's recorded + lost, or, when larger, the
-      table's whole rows before the cut (each a frame the camera delivered and the recorder
-      took) + the last update's lost;
-    - lost: captured while recording - recorded;
-    - ``frames_captured``: the last update's, or the frames captured while recording when the
-      files show more (a recording that ran from the session's start: recorded + lost).
-
-    A record of the wrong shape raises TypeError, ValueError or AttributeError before any file
-    is changed (:func:`_check_recordings`).
-    """
-    cameras = data.get("cameras") or {}
-    _check_recordings(cameras)
-    for camera in cameras.values():
-        recordings = camera.get("recordings") or []
-        if not recordings:
-            continue
-        for recording in recordings:
-            _repair_recording(folder, recording)
-        recorded = sum(int(r.get("frames") or 0) for r in recordings)
-        lost = sum(int(r.get("lost") or 0) for r in recordings)
-        camera["frames_captured"] = max(int(camera.get("frames_captured") or 0), recorded + lost)
-        camera["frames_recorded"] = recorded
-        camera["frames_lost_in_recording"] = lost
-        camera["frames_dropped"] = int(camera.get("frames_dropped_by_camera") or 0) + lost
-        camera["repaired_from_files"] = True
-
-
-def _check_recordings(cameras: Any) -> None:
-    """Raise TypeError or ValueError when the cameras' figures are not what a session writes.
-
-    Checked before the repair touches a file: a damaged record never half-repairs a table.
-    """
-    if not isinstance(cameras, dict):
-        raise TypeError(f"'cameras' is a {type(cameras).__name__}, not an object")
-    for name, camera in cameras.items():
-        if not isinstance(camera, dict):
-            raise TypeError(f"cameras.{name} is a {type(camera).__name__}, not an object")
-        for key in ("frames_captured", "frames_dropped_by_camera"):
-            _count(camera.get(key), f"cameras.{name}.{key}")
-        recordings = camera.get("recordings") or []
-        if not isinstance(recordings, list):
-            raise TypeError(f"cameras.{name}.recordings is a {type(recordings).__name__}")
-        for index, recording in enumerate(recordings):
-            where = f"cameras.{name}.recordings[{index}]"
-            if not isinstance(recording, dict):
-                raise TypeError(f"{where} is a {type(recording).__name__}, not an object")
-            for key in ("frames", "lost"):
-                _count(recording.get(key), f"{where}.{key}")
-            for key in ("video", "frames_table"):
-                value = recording.get(key)
-                if value is not None and not isinstance(value, str):
-                    raise TypeError(f"{where}.{key} is a {type(value).__name__}, not a file name")
-
-
-def _count(value: Any, where: str) -> None:
-    """Raise TypeError unless ``value`` is a whole count (or missing)."""
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise TypeError(f"{where} is {value!r}, not a count of frames")
-
-
-def _repair_recording(folder: Path, recording: dict[str, Any]) -> None:
-    """Cut one recording's table to its video and re-derive its ``frames`` and ``lost``.
-
-    A recording whose files are gone keeps its figures (nothing to re-derive them from).
-    """
-    video, table = recording.get("video"), recording.get("frames_table")
-    if not (video and table and (folder / table).exists()):
-        return
-    frames, lost = int(recording.get("frames") or 0), int(recording.get("lost") or 0)
-    taken = count_table_rows(folder / table)  # before the cut: every frame the recorder took
-    recorded = repair_frames_table(folder / table, count_decodable_frames(folder / video))
-    captured = max(frames, taken) + lost
-    recording["frames"], recording["lost"] = recorded, captured - recorded
-    recording.pop("running", None)
+    return moved, text
 
 
 def reserve_space(folder: Path) -> None:

@@ -43,8 +43,17 @@ import pandas as pd
 from deeplabstream.core.errors import OutputError
 from deeplabstream.core.optional import exit_with
 from deeplabstream.outputs.nwb_forms import experimenters, parse_date_of_birth
-from deeplabstream.outputs.nwb_times import TimeBase, is_replay, video_frame_times
+from deeplabstream.outputs.nwb_times import TimeBase, video_frame_times
 from deeplabstream.outputs.pose_table import is_multi_animal_csv
+from deeplabstream.outputs.session_record import (
+    CameraRecord,
+    DamagedRecordError,
+    Metadata,
+    ModelRecord,
+    Recording,
+    SessionRecord,
+    read_session_record,
+)
 
 NWB_FILE = "session.nwb"
 SOURCE_SOFTWARE = "DeepLabStream"
@@ -130,19 +139,19 @@ def build_nwbfile(session_dir: Path, nwb_dir: Path | None = None) -> Any:
     from pynwb import NWBFile
 
     session = _read_session_json(session_dir)
-    started = datetime.fromisoformat(_required(session, "started", session_dir))
+    started = datetime.fromisoformat(_required(session.started, "started", session_dir))
     clock = _time_base(session_dir, session)
-    metadata = session.get("metadata") or {}
+    metadata = session.metadata
     nwbfile = NWBFile(
         session_description=_session_description(session_dir, session, clock),
         identifier=str(uuid.uuid4()),
         session_start_time=started,
         session_id=session_dir.name,
-        experimenter=experimenters(str(metadata.get("experimenter") or "")) or None,
-        notes=metadata.get("notes") or None,
+        experimenter=experimenters(metadata.experimenter) or None,
+        notes=metadata.notes or None,
         experiment_description=_experiment_description(metadata, session),
-        institution=metadata.get("institution") or None,
-        lab=metadata.get("lab") or None,
+        institution=metadata.institution or None,
+        lab=metadata.lab or None,
         data_collection=_settings_text(session),
     )
     nwbfile.subject = _subject(metadata)
@@ -159,61 +168,58 @@ def build_nwbfile(session_dir: Path, nwb_dir: Path | None = None) -> Any:
 # -- session.json --------------------------------------------------------------------------
 
 
-def _read_session_json(session_dir: Path) -> dict[str, Any]:
+def _read_session_json(session_dir: Path) -> SessionRecord:
     """Return ``session.json`` of the folder, or raise :class:`NwbError` naming what is wrong."""
     if not session_dir.is_dir():
         raise NwbError(f"{session_dir}: no such session folder")
     path = session_dir / "session.json"
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        return read_session_record(session_dir)
     except FileNotFoundError:
         raise NwbError(f"{session_dir}: missing session.json (is this a session folder?)") from None
-    except (OSError, ValueError) as error:
+    except (OSError, DamagedRecordError) as error:
         raise NwbError(f"{path}: cannot be read: {error}") from None
-    if not isinstance(data, dict):
-        raise NwbError(f"{path}: not a session description (a JSON object)")
-    return data
 
 
-def _required(session: dict[str, Any], key: str, session_dir: Path) -> Any:
-    """Return ``session[key]``; raise :class:`NwbError` when it is missing."""
-    value = session.get(key)
+def _required(value: Any, key: str, session_dir: Path) -> Any:
+    """Return ``value`` (the record's ``key``); raise :class:`NwbError` when it is empty."""
     if not value:
         raise NwbError(f"{session_dir / 'session.json'}: has no {key!r}")
     return value
 
 
-def _time_base(session_dir: Path, session: dict[str, Any]) -> TimeBase:
+def _time_base(session_dir: Path, session: SessionRecord) -> TimeBase:
     """Return the file's clock: the host clock live, the video's own times for a replay."""
-    clock_entry = _required(session, "clock", session_dir)
-    start = float(clock_entry["host_time_at_start"])
-    if not is_replay(session):
+    if not session.has("clock"):
+        raise NwbError(f"{session_dir / 'session.json'}: has no 'clock'")
+    start = float(session.clock.host_time_at_start)
+    if not session.is_replay():
         return TimeBase(start)
-    camera, entry = next(iter((session.get("cameras") or {}).items()))
+    camera, entry = next(iter(session.cameras.items()))
     times_file = session_dir / f"{camera}.pose_times.csv"
     if not times_file.is_file():  # no analysis (or an older session): frames alone give times
         return TimeBase(start, video=True)
     table = _read_csv(times_file, usecols=["frame_index", "host_timestamp", "camera_timestamp"])
     table = table.dropna(subset=["host_timestamp"])
-    video = video_frame_times(table, entry.get("nominal_fps"))
+    video = video_frame_times(table, entry.nominal_fps)
     host = table["host_timestamp"].to_numpy(dtype=float)
     order = np.argsort(host, kind="stable")
     return TimeBase(start, video=True, host_to_video=(host[order], video[order]))
 
 
-def _session_description(session_dir: Path, session: dict[str, Any], clock: TimeBase) -> str:
+def _session_description(session_dir: Path, session: SessionRecord, clock: TimeBase) -> str:
     """Return one sentence saying what the session was: its cameras, pose and experiment."""
-    cameras = ", ".join(session.get("cameras") or {}) or "no camera"
+    cameras = ", ".join(session.cameras) or "no camera"
     kind = "replay of a video" if clock.video else "session"
     parts = [f"DeepLabStream {kind} {session_dir.name}: cameras {cameras}"]
-    model = ((session.get("pose") or {}).get("model")) or {}
-    if model:
-        parts.append(f"pose model {model.get('name')} ({model.get('framework')})")
-    experiment = session.get("experiment") or {}
-    if experiment.get("name"):
-        parts.append(f"experiment {experiment['name']}")
-    if session.get("stop_reason"):
-        parts.append(f"ended: {session['stop_reason']}")
+    model = session.pose.model if session.pose is not None else None
+    if model is not None and model.to_json():
+        parts.append(f"pose model {model.name} ({model.framework})")
+    experiment = session.experiment
+    if experiment is not None and experiment.name:
+        parts.append(f"experiment {experiment.name}")
+    if session.stop_reason:
+        parts.append(f"ended: {session.stop_reason}")
     if clock.video:
         parts.append(
             "every time in this file is the replayed video's own time of a frame (its "
@@ -224,30 +230,33 @@ def _session_description(session_dir: Path, session: dict[str, Any], clock: Time
     return "; ".join(parts) + "."
 
 
-def _experiment_description(metadata: dict[str, Any], session: dict[str, Any]) -> str | None:
+def _experiment_description(metadata: Metadata, session: SessionRecord) -> str | None:
     """Return ``[Session] EXPERIMENT_DESCRIPTION``, with the experiment run; None without both."""
-    experiment = session.get("experiment") or {}
+    experiment = session.experiment
     run = ""
-    if experiment.get("name"):
-        description = experiment.get("description") or ""
-        run = f"{experiment['name']}: {description}" if description else str(experiment["name"])
-    given = str(metadata.get("experiment_description") or "")
+    if experiment is not None and experiment.name:
+        description = experiment.description or ""
+        run = f"{experiment.name}: {description}" if description else experiment.name
+    given = metadata.experiment_description
     if given and run:
         return f"{given} (experiment {run})"
     return given or run or None
 
 
-def _settings_text(session: dict[str, Any]) -> str:
+def _settings_text(session: SessionRecord) -> str:
     """Return the effective settings and versions of ``session.json`` as JSON text."""
     text = json.dumps(
-        {"settings": session.get("settings"), "versions": session.get("versions")},
+        {
+            "settings": session.settings if session.has("settings") else None,
+            "versions": session.versions if session.has("versions") else None,
+        },
         indent=1,
         default=str,
     )
     return "DeepLabStream settings in effect (session.json -> settings, versions):\n" + text
 
 
-def _subject(metadata: dict[str, Any]) -> Any:
+def _subject(metadata: Metadata) -> Any:
     """Return the subject, ``[Session] ANIMAL`` as its id; None without an animal.
 
     Species, age or date of birth, sex and strain come from their ``[Session]`` keys (checked
@@ -257,22 +266,19 @@ def _subject(metadata: dict[str, Any]) -> Any:
     """
     from pynwb.file import Subject
 
-    animal = str(metadata.get("animal") or "")
+    animal = metadata.animal
     if not animal:
         return None
-    known = metadata.get("subject") or {}
-    fields: dict[str, Any] = {
-        key: known[key] for key in ("species", "age", "strain") if known.get(key)
-    }
-    if known.get("date_of_birth"):
-        fields["date_of_birth"] = parse_date_of_birth(str(known["date_of_birth"]))
+    known = metadata.subject
+    given = {"species": known.species, "age": known.age, "strain": known.strain}
+    fields: dict[str, Any] = {key: value for key, value in given.items() if value}
+    if known.date_of_birth:
+        fields["date_of_birth"] = parse_date_of_birth(known.date_of_birth)
     description = "the animal of [Session] ANIMAL"
     subject_id = animal.replace("/", "-")
     if subject_id != animal:
         description += f" ({animal!r}: '/' written as '-')"
-    return Subject(
-        subject_id=subject_id, sex=known.get("sex") or "U", description=description, **fields
-    )
+    return Subject(subject_id=subject_id, sex=known.sex or "U", description=description, **fields)
 
 
 # -- cameras and videos --------------------------------------------------------------------
@@ -281,7 +287,7 @@ def _subject(metadata: dict[str, Any]) -> Any:
 def _add_cameras(
     nwbfile: Any,
     folders: tuple[Path, Path],
-    session: dict[str, Any],
+    session: SessionRecord,
     clock: TimeBase,
 ) -> dict[str, list[tuple[Any, np.ndarray]]]:
     """Add a Device per camera and an ImageSeries per video; return them, with their times.
@@ -290,11 +296,11 @@ def _add_cameras(
     """
     session_dir, _ = folders
     videos: dict[str, list[tuple[Any, np.ndarray]]] = {}
-    for name, entry in (session.get("cameras") or {}).items():
+    for name, entry in session.cameras.items():
         device = nwbfile.create_device(name=name, **_device_fields(entry))
-        fps = entry.get("nominal_fps")
-        found = [_recorded_video(session_dir, r, clock, fps) for r in entry.get("recordings") or []]
-        if not entry.get("recordings"):  # a replay: the video it replayed is the recording
+        fps = entry.nominal_fps
+        found = [_recorded_video(session_dir, r, clock, fps) for r in entry.recordings]
+        if not entry.recordings:  # a replay: the video it replayed is the recording
             found = [_replayed_video(session_dir, name, entry, clock)]
         videos[name] = []
         for video in filter(None, found):
@@ -315,10 +321,10 @@ class _Video:
 
 
 def _recorded_video(
-    session_dir: Path, recording: dict[str, Any], clock: TimeBase, fps: float | None
+    session_dir: Path, recording: Recording, clock: TimeBase, fps: float | None
 ) -> _Video | None:
     """Return one recording's video and frame times, or None without its files or frames."""
-    video, table = recording.get("video"), recording.get("frames_table")
+    video, table = recording.video, recording.frames_table
     if not video or not table:
         return None
     frames = _read_csv(session_dir / table)
@@ -332,21 +338,21 @@ def _recorded_video(
 
 
 def _replayed_video(
-    session_dir: Path, camera: str, entry: dict[str, Any], clock: TimeBase
+    session_dir: Path, camera: str, entry: CameraRecord, clock: TimeBase
 ) -> _Video | None:
     """Return the video a replay read, timed by ``<camera>.pose_times.csv``, or None.
 
     Only when that table times every frame of the video from its first (index 0 on): the
     ImageSeries' timestamps must be one per frame of the file.
     """
-    file = (entry.get("device") or {}).get("file")
+    file = entry.device.get("file")  # the video camera plugin's own description
     times_file = session_dir / f"{camera}.pose_times.csv"
     if not file or not Path(file).is_file() or not times_file.is_file():
         return None
     table = _read_csv(times_file, usecols=["frame_index", "host_timestamp", "camera_timestamp"])
     index = table["frame_index"].to_numpy()
     if clock.video:
-        times = video_frame_times(table, entry.get("nominal_fps"))
+        times = video_frame_times(table, entry.nominal_fps)
     else:
         times = clock.frame_times(table["host_timestamp"])
     if len(index) == 0 or np.isnan(times).any() or not np.array_equal(index, np.arange(len(index))):
@@ -354,13 +360,14 @@ def _replayed_video(
     return _Video(Path(file), times, times_file.name)
 
 
-def _device_fields(entry: dict[str, Any]) -> dict[str, Any]:
+def _device_fields(entry: CameraRecord) -> dict[str, Any]:
     """Return the Device's description, model and serial number from a camera's entry."""
-    device = entry.get("device") or {}
-    size = f"{entry.get('width')} x {entry.get('height')} px"
-    fps = entry.get("nominal_fps")
+    device = entry.device  # the camera plugin's own description of itself
+    size = f"{entry.width} x {entry.height} px"
+    fps = entry.nominal_fps
     kind = f" ({device['kind']})" if device.get("kind") else ""
-    description = f"{entry.get('source', 'a')} camera{kind}, {size}"
+    source = entry.source if entry.source is not None else "a"
+    description = f"{source} camera{kind}, {size}"
     if fps:
         description += f", {fps} fps"
     fields: dict[str, Any] = {"description": description}
@@ -374,7 +381,7 @@ def _device_fields(entry: dict[str, Any]) -> dict[str, Any]:
 def _video_series(
     camera_and_number: tuple[str, int],
     video: _Video,
-    entry: dict[str, Any],
+    entry: CameraRecord,
     device: Any,
     folders: tuple[Path, Path],
     clock: TimeBase,
@@ -397,7 +404,7 @@ def _video_series(
         external_file=[path],
         format="external",
         starting_frame=[0],
-        dimension=[int(entry.get("width") or 0), int(entry.get("height") or 0)],
+        dimension=[int(entry.width or 0), int(entry.height or 0)],
         unit="n.a.",
         device=device,
         num_samples=len(video.times),  # the file holds no frames to count
@@ -449,18 +456,10 @@ def _read_csv(path: Path, **options: Any) -> pd.DataFrame:
 # -- poses ---------------------------------------------------------------------------------
 
 
-def _pose_runs(session: dict[str, Any]) -> list[dict[str, Any]]:
-    """Return every analysis of the session (``pose_runs``; ``pose`` for older files)."""
-    runs = [run for run in session.get("pose_runs") or [] if run]
-    if not runs and session.get("pose"):
-        runs = [session["pose"]]
-    return runs
-
-
 def _add_poses(
     nwbfile: Any,
     session_dir: Path,
-    session: dict[str, Any],
+    session: SessionRecord,
     clock: TimeBase,
     videos: dict[str, list[tuple[Any, np.ndarray]]],
 ) -> None:
@@ -469,12 +468,12 @@ def _add_poses(
 
     estimates: list[Any] = []
     skeletons: list[Any] = []
-    for number, run in enumerate(_pose_runs(session), start=1):
-        for camera, figures in (run.get("cameras") or {}).items():
-            pose_file = (figures or {}).get("pose_file")
+    for number, run in enumerate(session.pose_runs, start=1):
+        for camera, figures in run.cameras.items():
+            pose_file = figures.pose_file
             if not pose_file:
                 continue
-            model = (run.get("camera_models") or {}).get(camera) or run.get("model") or {}
+            model = run.model_of(camera)
             name = camera if number == 1 else f"{camera}_run{number}"
             source = _PoseSource(
                 session_dir,
@@ -482,7 +481,7 @@ def _add_poses(
                 pose_file,
                 model,
                 clock,
-                ((session.get("cameras") or {}).get(camera) or {}).get("nominal_fps"),
+                _nominal_fps(session, camera),
             )
             for individual, pose in _pose_tables(session_dir / pose_file):
                 made = _pose_estimation(
@@ -531,7 +530,7 @@ class _PoseSource:
     session_dir: Path
     camera: str
     pose_file: str
-    model: dict[str, Any]
+    model: ModelRecord
     clock: TimeBase
     fps: float | None  # the camera's nominal rate: a video frame's time is index / fps
 
@@ -573,7 +572,7 @@ def _pose_estimation(
         series.append(
             PoseEstimationSeries(
                 name=keypoint,
-                description=f"{keypoint} as the model {model.get('name')} placed it",
+                description=f"{keypoint} as the model {model.name} placed it",
                 data=columns[["x", "y"]].to_numpy(dtype=float),
                 unit="pixels",
                 reference_frame=REFERENCE_FRAME,
@@ -643,9 +642,9 @@ def _same_camera(frames_table: str, camera: str) -> bool:
     return frames_table.split(".")[0] == camera
 
 
-def _edges(model: dict[str, Any], keypoints: list[str]) -> np.ndarray:
+def _edges(model: ModelRecord, keypoints: list[str]) -> np.ndarray:
     """Return the skeleton's edges as pairs of keypoint indices (uint8), none when unknown."""
-    pairs = model.get("skeleton")
+    pairs = model.skeleton
     if pairs is None:
         pairs = _skeleton_from_model_file(model)
     position = {keypoint: index for index, keypoint in enumerate(keypoints)}
@@ -654,13 +653,13 @@ def _edges(model: dict[str, Any], keypoints: list[str]) -> np.ndarray:
     return np.array(edges, dtype=dtype).reshape(-1, 2)
 
 
-def _skeleton_from_model_file(model: dict[str, Any]) -> list[tuple[str, str]]:
+def _skeleton_from_model_file(model: ModelRecord) -> list[tuple[str, str]]:
     """Return the skeleton of this project's model folder (``model.json``), or none.
 
     ``session.json``'s model description names the model file but not its skeleton; this
     project's model folders keep it in ``model.json`` beside the file.
     """
-    file = model.get("file")
+    file = model.file
     if not file:
         return []
     for folder in (Path(file), Path(file).parent):
@@ -681,14 +680,11 @@ def _source_video(videos: list[tuple[Any, np.ndarray]], times: np.ndarray) -> An
     return None
 
 
-def _model_text(model: dict[str, Any]) -> str:
+def _model_text(model: ModelRecord) -> str:
     """Return the model's name and framework, e.g. ``arena (deeplabstream, fp32)``."""
-    details = ", ".join(str(model[key]) for key in ("framework", "precision") if model.get(key))
-    return (
-        f"{model.get('name', 'unknown model')} ({details})"
-        if details
-        else str(model.get("name", "unknown model"))
-    )
+    details = ", ".join(str(value) for value in (model.framework, model.precision) if value)
+    name = model.name if model.name is not None else "unknown model"
+    return f"{name} ({details})" if details else str(name)
 
 
 def _pose_description(source: _PoseSource, individual: str | None) -> str:
@@ -702,8 +698,8 @@ def _pose_description(source: _PoseSource, individual: str | None) -> str:
     )
     return (
         f"keypoints of {animal}camera {source.camera} from {pose_file}, estimated by "
-        f"DeepLabStream with the model {_model_text(model)}; file {model.get('file')}, input "
-        f"{model.get('input')}, decoder {model.get('decoder')}. One row per row of {pose_file}: "
+        f"DeepLabStream with the model {_model_text(model)}; file {model.file}, input "
+        f"{model.input}, decoder {model.decoder}. One row per row of {pose_file}: "
         f"frames not analysed are NaN rows; times are {source.clock.words}."
     )
 
@@ -711,15 +707,18 @@ def _pose_description(source: _PoseSource, individual: str | None) -> str:
 # -- events and trials ---------------------------------------------------------------------
 
 
-def _events_files(session: dict[str, Any]) -> list[str]:
+def _events_files(session: SessionRecord) -> list[str]:
     """Return every events file of the session, in order (one per experiment run)."""
-    files = [run.get("events_file") for run in session.get("experiment_runs") or [] if run]
-    if not files and (session.get("experiment") or {}).get("events_file"):
-        files = [session["experiment"]["events_file"]]
-    return [file for file in files if file]
+    return [run.events_file for run in session.experiment_runs if run.events_file]
 
 
-def _read_events(session_dir: Path, session: dict[str, Any], clock: TimeBase) -> pd.DataFrame:
+def _nominal_fps(session: SessionRecord, camera: str) -> float | None:
+    """Return the camera's nominal rate (None when the record has no such camera)."""
+    entry = session.cameras.get(camera)
+    return entry.nominal_fps if entry is not None else None
+
+
+def _read_events(session_dir: Path, session: SessionRecord, clock: TimeBase) -> pd.DataFrame:
     """Return every event with ``time`` (the file's seconds), sorted by it.
 
     Live: the prompting frame's host arrival (or, without one, when it was decided or written),

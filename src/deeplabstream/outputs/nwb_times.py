@@ -74,14 +74,6 @@ class TimeBase:
         return placed
 
 
-def is_replay(session: dict[str, Any]) -> bool:
-    """Tell whether every camera of ``session.json`` was a video file (a replay)."""
-    cameras = session.get("cameras") or {}
-    return bool(cameras) and all(
-        (entry or {}).get("source") == "video" for entry in cameras.values()
-    )
-
-
 def video_frame_times(table: Any, fps: float | None) -> np.ndarray:
     """Return each row's video time: ``camera_timestamp``, else ``frame_index`` / ``fps``.
 

@@ -19,8 +19,9 @@ built-ins also keep their keys of ``[Output]``: ``NAMING``, ``LSL``, ``LSL_WAIT`
 the output's name and its settings (picklable); the worker finds the class by name again.
 
 The built-ins are outputs too: ``pose`` (the pose files and their table, always chosen),
-``ibl`` (IBL-named tables), ``lsl`` (Lab Streaming Layer), ``nwb`` (``session.nwb``) and ``slp``
-(SLEAP files). docs/outputs.md, "Adding an output", shows a plugin of a lab's own.
+``ibl`` (IBL-named tables), ``lsl`` (Lab Streaming Layer), ``nwb`` (``session.nwb``), ``slp``
+(SLEAP files) and ``annotated_video`` (each camera's video with its keypoints drawn).
+docs/outputs.md, "Adding an output", shows a plugin of a lab's own.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ class AnalysedFrame:
     animals: np.ndarray = field(default_factory=lambda: np.empty((1, 0, 3), np.float32))
     seq: int = 0  # the worker's running count of poses sent
     late: int = 0  # core.deadline: the stage that missed the deadline (0: none)
+    late_part: str = ""  # core.deadline: a miss in the model, the part of it blamed ("": none)
     box: tuple[int, int, int, int] | None = None  # the analysed region (x, y, width, height)
     picked_ns: int = 0  # the worker took the frame
     ready_ns: int = 0  # its keypoints were ready
@@ -212,6 +214,7 @@ OUTPUTS: Registry[type[Output]] = Registry(
         "lsl": "deeplabstream.outputs.lsl_output:LslOutput",
         "nwb": "deeplabstream.outputs.exports:NwbOutput",
         "slp": "deeplabstream.outputs.exports:SlpOutput",
+        "annotated_video": "deeplabstream.outputs.annotated_video:AnnotatedVideoOutput",
     },
     advice="Name an output of this list in an [Output NAME] section, or install the package "
     "that provides it (its entry point group is deeplabstream.outputs).",

@@ -219,11 +219,13 @@ class PoseTimingWriter:
     ``model_stages``: the stages of a model that runs in several (a sleap-nn top-down model:
     ``centroid``, ``crop``, ``instance``, ``peaks``), each a ``<stage>_ms`` column after
     :data:`TIMING_COLUMNS`, taken from the frame's timings (they are parts of ``inference_ms``
-    + ``decode_ms``, not added to them).
+    + ``decode_ms``, not added to them; ``refresh_ms`` is not: core.deadline), then
+    ``deadline_part``: the part of the model blamed for a miss in ``inference`` (core.deadline).
     """
 
     def __init__(self, path: Path, model_stages: tuple[str, ...] = ()) -> None:
-        columns = (*TIMING_COLUMNS, *(f"{stage}_ms" for stage in model_stages))
+        parts = ("deadline_part",) if model_stages else ()
+        columns = (*TIMING_COLUMNS, *(f"{stage}_ms" for stage in model_stages), *parts)
         self._file = WholeRowsFile(path, ",".join(columns) + "\n")
         self._model_stages = model_stages
 
@@ -241,12 +243,14 @@ class PoseTimingWriter:
         decided_ns: int = 0,
         written_ns: int = 0,
         deadline_stage: str = "",
+        deadline_part: str = "",
     ) -> None:
         """Append one analysed frame's timings (host clock, nanoseconds in; seconds out).
 
         ``crop`` is the analysed region (x, y, width, height) in frame pixels; None leaves the
         crop columns empty. ``decided_ns`` and ``written_ns`` are 0 (empty) where there was no
-        decision or command; ``deadline_stage`` names the stage blamed for a missed deadline.
+        decision or command; ``deadline_stage`` names the stage blamed for a missed deadline,
+        ``deadline_part`` the part of a model in stages blamed for a miss in ``inference``.
         """
         stages_ms = [stages_s.get(s, 0.0) * 1e3 for s in ("preprocess", "inference", "decode")]
         experiment = "" if experiment_ms is None else f"{experiment_ms:.3f}"
@@ -259,7 +263,7 @@ class PoseTimingWriter:
             f"{(ready_ns - host_ns) / 1e6:.3f},{batch_size},{experiment},{region},"
             f"{_seconds(worker_free_ns)},{decided},{written},{deadline_stage}"
             + "".join(f",{stages_s.get(s, 0.0) * 1e3:.3f}" for s in self._model_stages)
-            + "\n"
+            + (f",{deadline_part}\n" if self._model_stages else "\n")
         )
 
     @property

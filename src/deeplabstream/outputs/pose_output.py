@@ -87,6 +87,7 @@ class PoseFileSink:
             frame.decided_ns,
             frame.written_ns,
             stage_name(frame.late),
+            frame.late_part,
         )
 
     def write_not_analysed(self, record: FrameRecord) -> None:

@@ -162,10 +162,15 @@ def _last_row_index(path: Path) -> int | None:
 def _deadline_from_timing(timing_csv: Path, deadline_ns: int | None) -> dict[str, Any] | None:
     """Return a camera's deadline figures from the ``deadline_stage`` column of its timing file."""
     by_stage = [0] * len(STAGES)
+    by_part: dict[str, int] | None = None  # a two-stage model's file has a deadline_part column
     end_to_end = DurationHistogram()
     try:
         with timing_csv.open(newline="", encoding="utf-8") as file:
             for row in csv.DictReader(file):
+                if "deadline_part" in row:
+                    by_part = by_part if by_part is not None else {}
+                    if row["deadline_part"]:
+                        by_part[row["deadline_part"]] = by_part.get(row["deadline_part"], 0) + 1
                 end = row.get("command_written") or row.get("decided") or row["pose_ready"]
                 end_to_end.add(round((float(end) - float(row["host_timestamp"])) * 1e9))
                 stage = row.get("deadline_stage") or ""
@@ -174,7 +179,7 @@ def _deadline_from_timing(timing_csv: Path, deadline_ns: int | None) -> dict[str
     except (OSError, KeyError, ValueError):
         return None
     return deadline_figures(
-        deadline_ns, end_to_end.count, sum(by_stage), by_stage, end_to_end.figures()
+        deadline_ns, end_to_end.count, sum(by_stage), by_stage, end_to_end.figures(), by_part
     )
 
 

@@ -15,16 +15,21 @@ neither exists, a named placeholder SLEAP opens without pixels.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from deeplabstream.core.errors import OutputError
 from deeplabstream.outputs.pose_table import read_pose_table
+from deeplabstream.outputs.session_record import (
+    CameraRecord,
+    DamagedRecordError,
+    ModelRecord,
+    SessionRecord,
+    read_session_record,
+)
 
 SLP_SUFFIX = ".slp"
 
@@ -42,15 +47,15 @@ def write_session_slp(session_dir: Path) -> list[Path]:
         When ``session.json`` or a pose file it names is missing or unreadable.
     """
     session_dir = Path(session_dir)
-    session = _read_json(session_dir / "session.json")
+    session = _read_record(session_dir)
     written = []
-    for run in session.get("pose_runs") or ([session["pose"]] if session.get("pose") else []):
-        for camera, figures in ((run or {}).get("cameras") or {}).items():
-            pose_file = (figures or {}).get("pose_file")
+    for run in session.pose_runs:
+        for camera, figures in run.cameras.items():
+            pose_file = figures.pose_file
             if not pose_file:
                 continue
-            model = (run.get("camera_models") or {}).get(camera) or run.get("model") or {}
-            entry = (session.get("cameras") or {}).get(camera) or {}
+            model = run.model_of(camera)
+            entry = session.cameras.get(camera) or CameraRecord()
             target = session_dir / (pose_file.removesuffix(".pose.csv") + SLP_SUFFIX)
             written.append(_write_one(session_dir, camera, pose_file, model, entry, target))
     return written
@@ -60,8 +65,8 @@ def _write_one(
     session_dir: Path,
     camera: str,
     pose_file: str,
-    model: dict[str, Any],
-    entry: dict[str, Any],
+    model: ModelRecord,
+    entry: CameraRecord,
     target: Path,
 ) -> Path:
     """Write one pose file's ``.slp`` to ``target``."""
@@ -71,7 +76,7 @@ def _write_one(
     skeleton = sio.Skeleton(
         nodes=list(keypoints),
         edges=[list(pair) for pair in _skeleton(model, keypoints)],
-        name=str(model.get("name") or camera),
+        name=str(model.name or camera),
     )
     video_path, positions = _video_of(session_dir, camera, entry, frames)
     video = sio.Video(filename=str(video_path), open_backend=False)
@@ -109,14 +114,14 @@ def _write_one(
     return target
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def _read_record(session_dir: Path) -> SessionRecord:
+    path = session_dir / "session.json"
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        return read_session_record(session_dir)
     except FileNotFoundError:
         raise SlpError(f"{path.parent}: no {path.name}: not a session folder") from None
-    except (OSError, ValueError) as error:
+    except (OSError, DamagedRecordError) as error:
         raise SlpError(f"{path}: cannot be read: {error}") from None
-    return data if isinstance(data, dict) else {}
 
 
 def _read_pose_csv(
@@ -132,14 +137,14 @@ def _read_pose_csv(
     return table.frames, table.points, table.keypoints, table.individuals
 
 
-def _skeleton(model: dict[str, Any], keypoints: tuple[str, ...]) -> list[tuple[str, str]]:
+def _skeleton(model: ModelRecord, keypoints: tuple[str, ...]) -> list[tuple[str, str]]:
     """Return the model's skeleton pairs whose keypoints are in the file."""
-    pairs = model.get("skeleton") or []
+    pairs = model.skeleton or []
     return [(str(a), str(b)) for a, b in pairs if a in keypoints and b in keypoints]
 
 
 def _video_of(
-    session_dir: Path, camera: str, entry: dict[str, Any], frames: np.ndarray
+    session_dir: Path, camera: str, entry: CameraRecord, frames: np.ndarray
 ) -> tuple[Path, dict[int, int | None]]:
     """Return the camera's video and, per frame index, its frame number in that video.
 
@@ -147,16 +152,17 @@ def _video_of(
     table: a frame recorded in a later recording is left out of this file); the replayed
     video when the session was a replay; else a placeholder named after the camera.
     """
-    recordings = [r for r in entry.get("recordings") or [] if r.get("video")]
-    if recordings and recordings[0].get("frames_table"):
-        table = session_dir / recordings[0]["frames_table"]
+    recordings = [r for r in entry.recordings if r.video]
+    if recordings and recordings[0].frames_table:
+        table = session_dir / recordings[0].frames_table
         try:
             indices = pd.read_csv(table, usecols=["frame_index"])["frame_index"].to_numpy()
         except (OSError, ValueError) as error:
             raise SlpError(f"{table}: cannot be read: {error}") from None
         position = {int(index): row for row, index in enumerate(indices)}
-        return session_dir / recordings[0]["video"], {int(f): position.get(int(f)) for f in frames}
-    replayed = (entry.get("device") or {}).get("file")
+        video = session_dir / str(recordings[0].video)
+        return video, {int(f): position.get(int(f)) for f in frames}
+    replayed = entry.device.get("file")  # a video camera's own description: the file it read
     if replayed:
         return Path(replayed), {int(f): int(f) for f in frames}
     return session_dir / f"{camera} (not recorded)", {int(f): int(f) for f in frames}

@@ -41,6 +41,7 @@ import numpy as np
 
 from deeplabstream.core.optional import exit_with
 from deeplabstream.pose.formats.conversion import can_write_in, files_digest
+from deeplabstream.pose.formats.lightning_context import context_of
 from deeplabstream.pose.loading import load_model
 from deeplabstream.pose.model import ModelDescription, ModelError
 from deeplabstream.pose.runtime.backends import open_backend
@@ -238,6 +239,11 @@ def quantize_model(
     """
     if fp32.input_type != "float" or fp32.precision != "fp32":
         raise ModelError(f"{model_path}: only a float32 graph can be quantized")
+    if context_of(fp32) is not None:
+        raise ModelError(
+            f"{model_path}: a Lightning Pose context model (heatmap_mhcrnn) runs as two graphs "
+            "(backbone, heads), which this command does not quantize; run it at fp32 or fp16"
+        )
     target = output or _default_output(fp32.model_file)
     target.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()

@@ -455,6 +455,17 @@ class PoseSettings:
         maximum=100_000,
         unit="frames",
     )
+    crop_from: Literal["same_frame", "previous_frame"] = setting(
+        "same_frame",
+        doc="Two-stage models (a SLEAP top-down model, a DeepLabCut 3.0 top-down or RTMPose "
+        "model: a detector, then the pose model on crops): `same_frame` cuts each frame's crops "
+        "around what the detector found on that frame (the frameworks' own way); "
+        "`previous_frame` cuts them around the camera's previous frame's detections, and runs "
+        "the detector on the frame after its keypoints are out, so frame -> keypoints does not "
+        "wait for it (the worker's time per frame stays the same). A camera's first frame, and "
+        "a frame whose animal left its crop, use their own detections. Other models ignore it. "
+        "See docs/performance.md.",
+    )
 
 
 #: ``DEADLINE_MS = auto``: a frame may take this many frame intervals of its camera: one waiting

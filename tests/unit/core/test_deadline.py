@@ -5,7 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from deeplabstream.core.deadline import ON_TIME, STAGES, DeadlineAccount, stage_name, stage_times_ns
+from deeplabstream.core.deadline import (
+    ON_TIME,
+    STAGES,
+    DeadlineAccount,
+    inference_parts,
+    model_parts,
+    stage_name,
+    stage_times_ns,
+)
 from deeplabstream.core.stats import DurationHistogram
 from deeplabstream.settings.sections import ExperimentSettings, parse_deadline, parse_percent
 
@@ -95,3 +103,29 @@ def test_the_tolerance_is_a_percentage():
     assert parse_percent("1 %") == parse_percent("1") == 1.0
     with pytest.raises(ValueError):
         parse_percent("101")
+
+
+def test_a_two_stage_models_parts_are_its_stages_on_the_frames_path() -> None:
+    assert model_parts(("detector", "crop", "pose")) == (
+        "preprocess",
+        "detector",
+        "crop",
+        "pose",
+        "other",
+    )
+    assert model_parts(("centroid", "crop", "instance", "peaks", "refresh")) == (
+        "preprocess", "centroid", "crop", "instance", "peaks", "other",
+    )  # fmt: skip
+    assert model_parts(()) == ()
+    parts = inference_parts(
+        {"preprocess": 0.001, "inference": 0.010, "decode": 0.004},
+        {"centroid": 0.010, "crop": 0.0005, "instance": 0.003, "peaks": 0.0002, "refresh": 9.0},
+    )
+    assert parts["other"] == pytest.approx(0.0003) and "refresh" not in parts
+
+
+def test_models_of_one_stage_have_no_parts_in_their_figures() -> None:
+    account = DeadlineAccount(1 * MS)
+    account.add(0, 0, 0, 5 * MS, 6 * MS)
+    assert account.blame_part({"preprocess": 1.0}) == ""
+    assert "inference_misses_by_part" not in account.figures()

@@ -103,7 +103,7 @@ def test_a_missing_optional_library_matters_only_to_its_plugin(site: Path) -> No
         (MODEL_FORMATS, "model format", "deeplabcut-3, deeplabstream, lightning-pose-checkpoint"),
         (TRIGGERS, "trigger kind", "after, all, and, any, approach"),
         (EXPERIMENTS, "experiment", "examples:AlternatingReward"),
-        (OUTPUTS, "output", "ibl, lsl, nwb, pose, slp"),
+        (OUTPUTS, "output", "annotated_video, ibl, lsl, nwb, pose, slp"),
     ],
 )
 def test_every_kind_says_unknown_names_in_one_wording(

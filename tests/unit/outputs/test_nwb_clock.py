@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 
 from deeplabstream.outputs.nwb import external_path
-from deeplabstream.outputs.nwb_times import TimeBase, is_replay, video_frame_times
+from deeplabstream.outputs.nwb_times import TimeBase, video_frame_times
+from deeplabstream.outputs.session_record import SessionRecord
 
 
 def test_live_times_are_host_seconds_from_the_start() -> None:
@@ -33,6 +34,9 @@ def test_a_video_frame_without_a_timestamp_is_at_its_index_over_the_rate() -> No
 
 
 def test_a_session_is_a_replay_when_every_camera_is_a_video_file() -> None:
+    def is_replay(data: dict) -> bool:
+        return SessionRecord.from_json(data).is_replay()
+
     assert is_replay({"cameras": {"a": {"source": "video"}}})
     assert not is_replay({"cameras": {"a": {"source": "video"}, "b": {"source": "basler"}}})
     assert not is_replay({"cameras": {}})

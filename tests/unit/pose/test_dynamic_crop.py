@@ -39,6 +39,7 @@ from deeplabstream.pose.runtime.cropping import (
 )
 from deeplabstream.pose.runtime.estimator import PoseEstimator
 from deeplabstream.settings import load_settings
+from deeplabstream.settings.effective import EffectiveCamera
 from deeplabstream.settings.sections import CameraCommonSettings, PoseSettings
 from deeplabstream.transport.ring import RingSpec
 from tests.support.files import read_video, write_settings
@@ -330,10 +331,9 @@ def test_a_fixed_size_model_with_dynamic_crop_says_which_camera_and_what_to_do(
     """The bundled model runs at its fixed input size: cropping is refused, not ignored."""
     camera = WorkerCamera(
         camera_id=0,
-        name="arena",
         ring=RingSpec("unused", FrameGeometry(480, 640, 3), 8),
         channel=None,  # type: ignore[arg-type]  # load_models reads no frames
-        dynamic_crop=CropSettings(enabled=True),
+        effective=EffectiveCamera("arena", dynamic_crop=CropSettings(enabled=True)),
     )
     job = PoseJob(
         cameras=(camera,),

@@ -486,10 +486,10 @@ def _variant(tmp_path: Path, change: dict, name: str = "variant.pt") -> Path:
         ),
         (
             {
-                "net_type": "hrnet_w32",
-                "model.backbone": {"type": "HRNet", "model_name": "hrnet_w32"},
+                "net_type": "dlcrnet_stride16_ms5",
+                "model.backbone": {"type": "DLCRNet", "model_name": "resnet50_gn"},
             },
-            r"export of hrnet_w32 with backbone HRNet.*CSPNeXt",
+            r"export of dlcrnet_stride16_ms5 with backbone DLCRNet.*HRNet",
         ),
         (
             {"model.heads.bodypart.type": "DLCRNetHead"},

@@ -228,7 +228,7 @@ def _variant(tmp_path: Path, export_path: Path, change: dict) -> Path:
         ({"detector.model.type": "FasterRCNNMobileNetV3LargeFPN"}, "FasterRCNNMobileNetV3LargeFPN"),
         ({"metadata.individuals": ["a", "b"]}, "2 individuals"),
         ({"model.heads.bodypart.type": "DEKRHead"}, "only RTMPose"),
-        ({"model.backbone.type": "HRNet"}, "backbone HRNet"),
+        ({"model.backbone.type": "DLCRNet"}, "backbone DLCRNet"),
     ],
 )
 def test_unsupported_top_down_models_are_refused_with_what_they_hold(
@@ -297,20 +297,21 @@ def test_runs_live_in_the_app_with_stage_times_and_matches_deeplabcut(
     assert (analysed[stage_columns] >= 0).all().all()
 
 
-def test_hrnet_bottom_up_export_is_refused_with_a_message(tmp_path: Path) -> None:
-    """hrnet_w32 (DeepLabCut's HRNet backbone) is not rebuilt: the message says so."""
+def test_a_dekr_bottom_up_export_is_refused_with_a_message(tmp_path: Path) -> None:
+    """DEKR (HRNet + DEKRHead, multi-animal bottom-up) is not rebuilt: the message says so."""
     source = shared_data(
         "dlc3-openfield-cspnext_s/model/"
         "DLC_openfield_NetType.CSPNEXT_S_iteration-0_shuffle-2_snapshot-best-60.pt"
     )
     data = torch.load(str(source), map_location="cpu", weights_only=True)
-    data["config"]["net_type"] = "hrnet_w32"
+    data["config"]["net_type"] = "dekr_w32"
     data["config"]["model"]["backbone"] = {"type": "HRNet", "model_name": "hrnet_w32"}
-    path = tmp_path / "hrnet.pt"
+    data["config"]["model"]["heads"] = {"bodypart": {"type": "DEKRHead"}}
+    path = tmp_path / "dekr.pt"
     torch.save(data, path)
-    with pytest.raises(ModelError, match="backbone HRNet") as caught:
+    with pytest.raises(ModelError, match="DEKRHead") as caught:
         check_export(path)
-    assert "not yet: HRNet" in str(caught.value)
+    assert "not yet: DEKR" in str(caught.value)
 
 
 def test_dynamic_cropping_is_refused_for_a_top_down_model(description: ModelDescription) -> None:

@@ -320,3 +320,32 @@ def test_a_frame_without_animals_gives_empty_rows() -> None:
     runner = estimator(model, (1024, 1024, 3))
     result = runner.estimate_animals([np.zeros((1024, 1024, 3), np.uint8)])
     assert result.shape == (1, 2, 13, 3) and np.isnan(result).all()
+
+
+def test_previous_frame_crops_start_from_the_first_frames_own_centroids() -> None:
+    # [Pose] CROP_FROM = previous_frame: the first frame has no previous one (its own centroid
+    # stage, as same_frame); the next frames' crops come from the frame before, whose centroid
+    # stage ran after its keypoints (refresh), not on the frame's path.
+    model = load_model(export("topdown"))
+    frames = clip_frames(4)
+    same = estimator(model, frames[0].shape)
+    runner = PoseEstimator(
+        model, open_backend(model, "onnxruntime", "cpu", 2), frames[0].shape,
+        crop_from="previous_frame",
+    )  # fmt: skip
+    first = runner.estimate_animals([frames[0]], None, ["flies"])
+    assert np.array_equal(first, same.estimate_animals([frames[0]]), equal_nan=True)
+    assert runner.last_stage_timings["centroid"] > 0 and runner.last_stage_timings["refresh"] == 0
+    for index, frame in enumerate(frames[1:], start=1):
+        runner.refresh()  # what the worker does once the frame's keypoints are out
+        found = runner.estimate_animals([frame], None, ["flies"])
+        assert set(runner.last_stage_timings) == {*STAGES, "refresh"}
+        # the first frame's own centroids serve the second: the refresh runs from the second on
+        assert (runner.last_stage_timings["refresh"] > 0) == (index > 1)
+        # The flies moved less than a quarter crop between frames: no fall-back on this clip.
+        assert runner.last_stage_timings["centroid"] == 0
+        assert (~np.isnan(found[..., 0])).any()
+    assert runner.previous.counts == {"flies": [3, 1]}
+    assert runner.previous.figures("flies") == {
+        "frames_crops_from_previous": 3, "frames_crops_from_same": 1,
+    }  # fmt: skip

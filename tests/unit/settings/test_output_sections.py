@@ -46,7 +46,10 @@ def test_a_section_chooses_an_output_with_its_own_keys_and_wins_over_the_output_
     [
         ("[Output lsl]\nWAIT = 500\n", "[Output lsl] WAIT = '500': expected a number from 0"),
         ("[Output nwb]\nFILE = x\n", "[Output nwb] FILE: unknown key. Allowed in this section"),
-        ("[Output csv2]\n", "[Output csv2]: unknown output 'csv2'; known: ibl, lsl, nwb, pose"),
+        (
+            "[Output csv2]\n",
+            "[Output csv2]: unknown output 'csv2'; known: annotated_video, ibl, lsl, nwb, pose",
+        ),
     ],
 )  # fmt: skip
 def test_a_bad_output_section_is_refused_naming_the_section_and_key(

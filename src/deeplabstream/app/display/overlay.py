@@ -1,7 +1,7 @@
 """Drawing on a display copy of a frame (never on the frame that is recorded or analysed).
 
-Poses (keypoints coloured by likelihood, hidden below the threshold, and the skeleton), trigger
-shapes coloured by state, a flash when an action fires, and a caption line.
+Trigger shapes coloured by state, a flash when an action fires, and a caption line; the poses
+under them are drawn by :mod:`outputs.pose_drawing` (shared with the annotated video).
 """
 
 from __future__ import annotations
@@ -22,123 +22,12 @@ from deeplabstream.experiments.triggers.geometry import (
     Shape,
 )
 from deeplabstream.live.processes.messages import TriggerView
-
-
-def likelihood_colour(likelihood: float) -> tuple[int, int, int]:
-    """BGR colour from red (just above the threshold) to green (certain)."""
-    level = float(np.clip(likelihood, 0.0, 1.0))
-    return (0, int(255 * level), int(255 * (1 - level)))
-
-
-def draw_pose(
-    image: np.ndarray,
-    pose: np.ndarray,
-    threshold: float,
-    skeleton_indices: tuple[tuple[int, int], ...] = (),
-) -> np.ndarray:
-    """Draw keypoints (K, 3) above ``threshold`` on a BGR copy of ``image``; return the copy."""
-    canvas = display_copy(image)
-    draw_pose_on(canvas, pose, threshold, skeleton_indices)
-    return canvas
-
-
-def display_copy(image: np.ndarray) -> np.ndarray:
-    """Return a BGR copy of a BGR or mono frame, to draw on (the frame itself is never touched)."""
-    return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 else image.copy()
-
-
-def draw_pose_on(
-    canvas: np.ndarray,
-    pose: np.ndarray,
-    threshold: float,
-    skeleton_indices: tuple[tuple[int, int], ...] = (),
-) -> None:
-    """Draw keypoints (K, 3) above ``threshold`` and the skeleton on ``canvas`` in place."""
-    radius = max(2, round(min(canvas.shape[:2]) / 120))
-    visible = pose[:, 2] >= threshold
-    for a, b in skeleton_indices:
-        if visible[a] and visible[b]:
-            start = (round(float(pose[a, 0])), round(float(pose[a, 1])))
-            end = (round(float(pose[b, 0])), round(float(pose[b, 1])))
-            cv2.line(canvas, start, end, (255, 200, 0), 1, cv2.LINE_AA)
-    for x, y, likelihood in pose[visible]:
-        centre = (round(float(x)), round(float(y)))
-        cv2.circle(canvas, centre, radius, likelihood_colour(likelihood), -1, cv2.LINE_AA)
-
-
-# One colour per identity (BGR), distinct from the likelihood ramp and the trigger colours;
-# identities beyond the list reuse it in turn.
-IDENTITY_COLOURS = (
-    (255, 80, 255),  # magenta: animal 1
-    (255, 255, 0),  # cyan: animal 2
-    (0, 200, 255),  # yellow-orange: animal 3
-    (255, 120, 60),  # blue: animal 4
-    (120, 255, 120),  # light green: animal 5
-    (60, 60, 255),  # red: animal 6
-)
-
-
-def identity_colour(identity: int) -> tuple[int, int, int]:
-    """BGR colour of identity ``identity`` (0-based: animal 1 is identity 0)."""
-    return IDENTITY_COLOURS[identity % len(IDENTITY_COLOURS)]
-
-
-def draw_animals_on(
-    canvas: np.ndarray,
-    animals: np.ndarray,
-    threshold: float,
-    skeleton_indices: tuple[tuple[int, int], ...] = (),
-    confidence: np.ndarray | None = None,
-) -> None:
-    """Draw every animal (A, K, 3) in its identity's colour, numbered from 1, on ``canvas``.
-
-    Keypoints below ``threshold`` are hidden, as for one animal; the number is written beside
-    the animal's first visible keypoint, so a swap of identities shows as swapped numbers.
-    With ``confidence`` (A,), each identity's (:mod:`pose.tracking.identities`), the number is
-    followed by it in percent while it is below :data:`SURE_IDENTITY` (``2 ?62%``): after two
-    animals lay on each other, which is which is shown as uncertain until their looks tell.
-    """
-    radius = max(2, round(min(canvas.shape[:2]) / 120))
-    for identity, pose in enumerate(animals):
-        visible = np.isfinite(pose[:, 0]) & (pose[:, 2] >= threshold)
-        if not visible.any():
-            continue
-        colour = identity_colour(identity)
-        for a, b in skeleton_indices:
-            if visible[a] and visible[b]:
-                cv2.line(canvas, _point(*pose[a, :2]), _point(*pose[b, :2]), colour, 1, cv2.LINE_AA)
-        for x, y, _ in pose[visible]:
-            cv2.circle(canvas, _point(x, y), radius, colour, -1, cv2.LINE_AA)
-        x, y = pose[np.argmax(visible), :2]
-        label_at = (round(float(x)) + radius + 2, round(float(y)) - radius - 2)
-        cv2.putText(
-            canvas, _identity_label(identity, confidence), label_at, cv2.FONT_HERSHEY_SIMPLEX,
-            0.5, colour, 1, cv2.LINE_AA,
-        )  # fmt: skip
-
-
-SURE_IDENTITY = 0.95
-"""Identity confidence from which the live view shows an animal's number alone."""
-
-
-def _identity_label(identity: int, confidence: np.ndarray | None) -> str:
-    """Return ``"2"``, or ``"2 ?62%"`` while identity 2's confidence is below SURE_IDENTITY."""
-    if confidence is None or identity >= len(confidence):
-        return str(identity + 1)
-    value = float(confidence[identity])
-    if not np.isfinite(value) or value >= SURE_IDENTITY:
-        return str(identity + 1)
-    return f"{identity + 1} ?{round(100 * value)}%"
-
+from deeplabstream.outputs.pose_drawing import pixel_point as _point
 
 # Trigger colours (BGR): a true trigger stands out in orange, an idle one is a quiet blue.
 ACTIVE_COLOUR = (0, 140, 255)
 IDLE_COLOUR = (200, 120, 40)
 FLASH_COLOUR = (0, 255, 255)
-
-
-def _point(x: float, y: float) -> tuple[int, int]:
-    return round(float(x)), round(float(y))
 
 
 def draw_shape(canvas: np.ndarray, shape: Shape, colour: tuple[int, int, int]) -> None:
@@ -148,7 +37,10 @@ def draw_shape(canvas: np.ndarray, shape: Shape, colour: tuple[int, int, int]) -
         centre, radius = _point(shape.cx, shape.cy), round(shape.r)
         cv2.circle(canvas, centre, radius, colour, thickness, cv2.LINE_AA)
     elif isinstance(shape, Rectangle):
-        top_left, bottom_right = _point(shape.x_min, shape.y_min), _point(shape.x_max, shape.y_max)
+        top_left, bottom_right = (
+            _point(shape.x_min, shape.y_min),
+            _point(shape.x_max, shape.y_max),
+        )
         cv2.rectangle(canvas, top_left, bottom_right, colour, thickness, cv2.LINE_AA)
     elif isinstance(shape, Ellipse):
         axes = (round(shape.rx), round(shape.ry))
@@ -161,7 +53,9 @@ def draw_shape(canvas: np.ndarray, shape: Shape, colour: tuple[int, int, int]) -
         start, end = _point(shape.x0, shape.y0), _point(shape.x1, shape.y1)
         cv2.line(canvas, start, end, colour, thickness, cv2.LINE_AA)
     elif isinstance(shape, Marker):
-        cv2.drawMarker(canvas, _point(shape.x, shape.y), colour, cv2.MARKER_CROSS, 12, thickness)
+        cv2.drawMarker(
+            canvas, _point(shape.x, shape.y), colour, cv2.MARKER_CROSS, 12, thickness
+        )
     elif isinstance(shape, Label):
         scale = max(0.45, min(canvas.shape[:2]) / 900)
         cv2.putText(

@@ -49,9 +49,9 @@ from deeplabstream.live.session.keypoints import (
     KeypointMismatch,
     keypoint_mismatches,
     model_label,
-    models_by_camera,
 )
 from deeplabstream.pose.loading import model_keypoints
+from deeplabstream.settings.effective import resolve_cameras
 from deeplabstream.settings.sections import Settings
 
 NO_CHOICE = "(leave as it is)"
@@ -167,8 +167,9 @@ def rig_keypoints(settings: Settings, load_experiment_code: bool = True) -> RigK
     Cheap after the first call per model (:func:`pose.loading.model_keypoints` caches); an
     experiment or model that cannot be read gives no mismatch (the rig's problems name it).
     """
+    plan = resolve_cameras(settings)  # each camera's model (settings/effective.py)
     by_camera: dict[str | None, tuple[str, ...]] = {}
-    for camera, path in models_by_camera(settings).items():
+    for camera, path in plan.models_by_camera().items():
         try:
             by_camera[camera] = model_keypoints(path)
         except ModelError:  # unreadable files too (model_keypoints raises them as one)
@@ -181,7 +182,7 @@ def rig_keypoints(settings: Settings, load_experiment_code: bool = True) -> RigK
         experiment = load_experiment(name, settings.source_file.parent)
     except Exception:  # a broken experiment is the rig check's to say
         return RigKeypoints(by_camera, experiment=name, devices=devices)
-    mismatches = tuple(keypoint_mismatches(settings, experiment))
+    mismatches = tuple(keypoint_mismatches(plan, experiment))
     config_file = config_file_of(name, settings.source_file.parent)
     return RigKeypoints(by_camera, mismatches, config_file, name, devices)
 

@@ -25,15 +25,7 @@ from deeplabstream.app.display.occupancy import (
     draw_trail,
     trail_keypoint,
 )
-from deeplabstream.app.display.overlay import (
-    display_copy,
-    draw_animals_on,
-    draw_flash,
-    draw_pose_on,
-    draw_triggers,
-    identity_colour,
-    name_anchor,
-)
+from deeplabstream.app.display.overlay import draw_flash, draw_triggers, name_anchor
 from deeplabstream.app.gui.keypoint_plot import KeypointPlot
 from deeplabstream.app.gui.overlays import OverlayOptions
 from deeplabstream.app.gui.preview import to_qimage
@@ -41,6 +33,12 @@ from deeplabstream.live.processes.messages import ExperimentStatus, PoseRecord
 from deeplabstream.live.session.analysis import Analysis
 from deeplabstream.live.session.live import LiveSession
 from deeplabstream.live.session.rates import frame_time_s
+from deeplabstream.outputs.pose_drawing import (
+    display_copy,
+    draw_animals_on,
+    draw_pose_on,
+    identity_colour,
+)
 from deeplabstream.transport.channel import FrameRecord
 from deeplabstream.transport.readers import NewestFrameReader
 

@@ -14,9 +14,9 @@ from PyQt5.QtCore import Qt, QTimer
 from PyQt5.QtGui import QCloseEvent, QImage, QKeyEvent, QPixmap
 from PyQt5.QtWidgets import QApplication, QGridLayout, QLabel, QVBoxLayout, QWidget
 
-from deeplabstream.app.display.overlay import draw_pose
 from deeplabstream.live.session.live import LiveSession
 from deeplabstream.live.session.runner import SessionRunner
+from deeplabstream.outputs.pose_drawing import draw_pose
 from deeplabstream.transport.readers import NewestFrameReader
 
 

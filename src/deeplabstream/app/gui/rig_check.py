@@ -18,6 +18,7 @@ from deeplabstream.experiments.registry import (
     lab_folder,
 )
 from deeplabstream.live.session.preflight import check_before_start
+from deeplabstream.settings.effective import resolve_cameras
 from deeplabstream.settings.loader import parse_settings_text
 from deeplabstream.settings.sections import Settings
 
@@ -123,11 +124,17 @@ def check_text(
 def summary_lines(settings: Settings) -> list[str]:
     """Say in a few lines what Start would run with ``settings``."""
     lines = []
+    plan = resolve_cameras(settings)
     for camera in settings.cameras:
         record = "recorded" if camera.common.record else "not recorded"
-        lines.append(f"camera {camera.name}: {camera.source} {_camera_detail(camera)}, {record}")
+        detail = f"{camera.source} {_camera_detail(camera)}, {record}"
+        if plan.camera(camera.name).own_model:  # a rig whose cameras see different views
+            detail += f", its own model {plan.camera(camera.name).model}"
+        lines.append(f"camera {camera.name}: {detail}")
     model = settings.pose.model_path
-    lines.append(f"model: {model if model is not None else 'the bundled arena model'}")
+    shared = [c for c in settings.cameras if not plan.camera(c.name).own_model]
+    if shared or not settings.cameras:
+        lines.append(f"model: {model if model is not None else 'the bundled arena model'}")
     lines.append(f"experiment: {settings.experiment.name}")
     for name, device in settings.devices.items():
         lines.append(f"device {name}: {device.type}")

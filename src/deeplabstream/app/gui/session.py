@@ -60,6 +60,7 @@ from deeplabstream.live.session.runner import SessionRunner
 from deeplabstream.live.session.summary import summary_lines as session_summary_lines
 from deeplabstream.outputs.video import RECORDED_VIDEO_SUFFIXES
 from deeplabstream.pose.model_format import format_of
+from deeplabstream.settings.effective import CameraPlan
 from deeplabstream.settings.sections import Settings
 
 log = logging.getLogger(__name__)
@@ -96,11 +97,10 @@ def with_second_rig_hint(text: str) -> str:
     return f"{text} {SECOND_RIG_HINT}"
 
 
-def converted_models(settings: Settings) -> list[str]:
-    """Return the models of ``settings`` that are converted to ONNX on first use (paths)."""
-    paths = {camera.common.model_path or settings.pose.model_path for camera in settings.cameras}
+def converted_models(plan: CameraPlan) -> list[str]:
+    """Return the cameras' models that are converted to ONNX on first use (paths)."""
     found = []
-    for path in sorted(str(p) for p in paths if p is not None):
+    for path in sorted(str(p) for p in plan.models if p is not None):
         model_format = format_of(Path(path)) if Path(path).exists() else None
         if model_format is not None and model_format.converted:
             found.append(path)
@@ -479,7 +479,7 @@ class SessionController(QObject):
         stream = self.stream
         assert stream is not None
         load = self.loading = AnalysisLoad()
-        converted = converted_models(stream.settings)
+        converted = converted_models(stream.camera_plan)
         if converted:
             job = ProcessJob(
                 "converting the model",
@@ -671,7 +671,7 @@ class SessionController(QObject):
         if stream.record is None:
             return
         self.last_summary = session_summary_lines(stream.record, stream.session_dir)
-        if stream.record.get("errors"):
+        if stream.record.errors:
             self.failed.emit("The session ended with errors:\n" + "\n".join(self.last_summary))
         else:
             self.notice.emit(" | ".join(line.strip() for line in self.last_summary))

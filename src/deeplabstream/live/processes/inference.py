@@ -38,6 +38,7 @@ from typing import Any
 
 from deeplabstream.core.clock import host_now_ns, precise_timers
 from deeplabstream.core.collector import settle_after_start_up
+from deeplabstream.core.deadline import INFERENCE, inference_parts
 from deeplabstream.core.errors import CalibrationError, DeepLabStreamError
 from deeplabstream.core.fault_hooks import hold_here
 from deeplabstream.core.lifetime import die_with_parent, leave_sigint_to_parent
@@ -103,7 +104,7 @@ def pose_main(job: PoseJob) -> None:
         log.exception("the pose model could not be loaded")
         job.control.send(PoseFailed(f"the pose model could not be loaded: {load_error!r}"))
         return
-    descriptions = {c.name: models[model_key(job, c)].description for c in job.cameras}
+    descriptions = {c.name: models[model_key(c)].description for c in job.cameras}
     outputs = open_outputs(job, descriptions)  # the chosen outputs' live halves (LSL: its outlets)
     slot = ExperimentSlot(job.control, job.session_dir, outputs.markers)
     try:
@@ -257,6 +258,10 @@ def _estimate_group(
             decided_ns,
             written_ns,
         )
+        frame.late_part = ""
+        if frame.late == INFERENCE and pipeline.deadline.parts:  # which of the model's parts
+            parts = inference_parts(estimator.last_timings, estimator.last_stage_timings)
+            frame.late_part = pipeline.deadline.blame_part(parts)
         frame.record = record
         frame.animals = found_animals
         frame.seq = seq
@@ -276,4 +281,7 @@ def _estimate_group(
         pipeline.first_ready_ns = pipeline.first_ready_ns or ready_ns
         pipeline.last_ready_ns = ready_ns
         seq += 1
+    refresh = getattr(estimator, "refresh", None)
+    if refresh is not None:  # CROP_FROM = previous_frame: the detector, after the keypoints
+        refresh()
     return seq

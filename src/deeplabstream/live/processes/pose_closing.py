@@ -55,6 +55,8 @@ def _finish_camera(job: PoseJob, pipeline: CameraPipeline) -> dict[str, Any]:
         "identities": _identity_figures(pipeline, pipeline.files.looks),
         # The loop's deadline: misses per stage (core/deadline.py); the session judges.
         "deadline": pipeline.deadline.figures(),
+        # A two-stage model: where its crops came from ([Pose] CROP_FROM), frames each way.
+        "two_stage": _two_stage_figures(pipeline),
         "frames_not_analysed_worker_gone": 0,  # it ended normally (live/session/analysis.py)
     }
     figures.update(others)  # the other outputs' (ibl_files, a lab's own)
@@ -80,6 +82,21 @@ def _identity_figures(
     }
     if looks is not None:
         figures["appearance"] = looks  # pose.tracking.identities, live.processes.identities
+    return figures
+
+
+def _two_stage_figures(pipeline: CameraPipeline) -> dict[str, Any] | None:
+    """Return where a two-stage model's crops came from, and how often; None for other models."""
+    estimators = [e for e in pipeline.model.estimators.values() if getattr(e, "two_stage", False)]
+    if not estimators:
+        return None
+    crop_from = estimators[0].crop_from
+    figures: dict[str, Any] = {"crop_from": crop_from}
+    if crop_from == "previous_frame":  # pose.decoding.two_stage: the first frame, or moved
+        for estimator in estimators:
+            counts = estimator.previous.figures(pipeline.camera.camera_id)
+            for name, count in counts.items():
+                figures[name] = figures.get(name, 0) + count
     return figures
 
 

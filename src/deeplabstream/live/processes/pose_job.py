@@ -16,7 +16,7 @@ from deeplabstream.live.processes.depth import DepthSource
 from deeplabstream.live.processes.dispatch import EVENTS_FILE
 from deeplabstream.live.processes.messages import ExperimentSpec
 from deeplabstream.outputs.plugin import ChosenOutput
-from deeplabstream.pose.runtime.cropping import CropSettings
+from deeplabstream.settings.effective import EffectiveCamera
 from deeplabstream.settings.sections import PoseSettings
 from deeplabstream.spatial.triangulation.live import TriangulationSpec
 from deeplabstream.transport.ring import RingSpec
@@ -27,18 +27,19 @@ class WorkerCamera:
     """One camera as the worker sees it."""
 
     camera_id: int
-    name: str
     ring: RingSpec
     channel: Connection  # read end of the camera's ANALYSE pipe
-    flip: bool = False
-    model_path: Path | None = None  # this camera's own model; None: the shared [Pose] model
+    # Its settings, every fallback to [Pose] resolved once by the session (settings/effective.py):
+    # its model (its own MODEL_PATH, else [Pose]'s or --model), FLIP, dynamic crop, PIXELS_PER_MM.
+    effective: EffectiveCamera
     depth: DepthSource | None = None  # its aligned depth image: Observation.depth_m reads it
-    # Its dynamic cropping (pose.runtime.cropping.crop_settings of [Pose] and its [Camera] keys);
-    # None: [Pose]'s keys alone.
-    dynamic_crop: CropSettings | None = None
-    pixels_per_mm: float | None = None  # its PIXELS_PER_MM: Observation.pixels_per_mm
     # Its deadline ([Experiment] DEADLINE_MS for its rate; core/deadline.py); None: off.
     deadline_ns: int | None = None
+
+    @property
+    def name(self) -> str:
+        """The camera's name (``[Camera NAME]``)."""
+        return self.effective.name
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,8 @@ class PoseJob:
     """Everything the worker process needs (picklable)."""
 
     cameras: tuple[WorkerCamera, ...]
+    # [Pose]: backend, device, threads, tracking... A camera's model and crop are its own
+    # (WorkerCamera.effective), never read from here.
     settings: PoseSettings
     session_dir: Path
     control: Connection

@@ -18,15 +18,22 @@ import numpy as np
 from deeplabstream.core.errors import raised_as
 from deeplabstream.core.priority import inference_thread_count
 from deeplabstream.live.processes.pose_job import PoseJob, WorkerCamera
-from deeplabstream.pose.formats.dlc3_topdown import open_topdown_estimator, topdown_decoding_of
+from deeplabstream.pose.decoding.sleap_topdown import model_stages
+from deeplabstream.pose.decoding.two_stage import CropFrom
+from deeplabstream.pose.formats.dlc3_topdown import (
+    open_topdown_estimator,
+    topdown_decoding_of,
+    topdown_stages,
+)
+from deeplabstream.pose.formats.lightning_context import context_of, context_summary
 from deeplabstream.pose.loading import load_model
 from deeplabstream.pose.model import ModelDescription, ModelError
 from deeplabstream.pose.runtime.backends import open_backend, providers_of
+from deeplabstream.pose.runtime.context import ContextEstimator
 from deeplabstream.pose.runtime.cropping import (
     ContextFeeder,
     ContextRecorder,
     CropSettings,
-    crop_settings,
     input_multiple,
     split_context_graphs,
 )
@@ -47,15 +54,19 @@ class LoadedModel:
     estimators: dict[tuple[int, ...], Any] = field(default_factory=dict)
     max_batch: int = 1
     input_multiple: int | None = None  # for dynamic cropping: crops start on its multiples
+    crop_from: CropFrom = "same_frame"  # a two-stage model's crops: [Pose] CROP_FROM
     crop_graphs: CropGraphs | None = None  # for dynamic cropping of a network with gates
 
     @property
     def summary(self) -> dict[str, Any]:
         """Return what ``session.json`` says about the model."""
         # The providers and options asked for and applied (pose.runtime.providers).
-        return model_summary(self.description, self.backend.provider) | {
+        summary = model_summary(self.description, self.backend.provider) | {
             "providers": providers_of(self.backend)
         }
+        if two_stage(self.description):  # where its crops come from (pose.decoding.two_stage)
+            summary["crop_from"] = self.crop_from
+        return summary
 
     def estimator(self, shape: tuple[int, ...]) -> Any:
         """Return the estimator of frames (or crops) of ``shape``, built on first use.
@@ -71,10 +82,18 @@ class LoadedModel:
                 description = description.at_input_size(*shape[:2])
             if topdown_decoding_of(description) is not None:  # DeepLabCut: detector + pose
                 estimator = open_topdown_estimator(
-                    description, open_backend, self.backend, frame_shape=shape
+                    description,
+                    open_backend,
+                    self.backend,
+                    frame_shape=shape,
+                    crop_from=self.crop_from,
                 )
+            elif context_of(description) is not None:  # Lightning Pose: frames t-2 .. t+2
+                estimator = ContextEstimator(description, self.backend, shape, self.max_batch)
             else:
-                estimator = PoseEstimator(description, self.backend, shape, self.max_batch)
+                estimator = PoseEstimator(
+                    description, self.backend, shape, self.max_batch, crop_from=self.crop_from
+                )
             self.estimators[shape] = estimator
         return estimator
 
@@ -106,13 +125,17 @@ def model_summary(description: ModelDescription, provider: str) -> dict[str, Any
         "provider": provider,
         "max_animals": description.animals,
         "skeleton": [list(pair) for pair in description.skeleton],
-    }
+    } | context_summary(description)  # a context model: its frames and live mode
 
 
-def model_key(job: PoseJob, camera: WorkerCamera) -> str:
+def two_stage(description: ModelDescription) -> bool:
+    """Return True for a model in two stages (a detector, then the pose model on crops)."""
+    return bool(model_stages(description) or topdown_stages(description))
+
+
+def model_key(camera: WorkerCamera) -> str:
     """Return the key of the model ``camera`` runs: its path, "" for the bundled model."""
-    path = camera.model_path or job.settings.model_path
-    return str(path) if path is not None else ""
+    return camera.effective.model_key
 
 
 def load_models(job: PoseJob) -> dict[str, LoadedModel]:
@@ -136,26 +159,32 @@ def _load_models(job: PoseJob) -> dict[str, LoadedModel]:
     threads = inference_thread_count(settings.threads, pinned)
     models: dict[str, LoadedModel] = {}
     for camera in job.cameras:
-        key = model_key(job, camera)
+        key = model_key(camera)
         if key not in models:
             description = load_model(
-                Path(key) if key else None,
+                camera.effective.model,
                 frame_size=(camera.ring.geometry.height, camera.ring.geometry.width),
                 precision=settings.precision,
                 max_animals=settings.max_animals,
             )
             backend = open_backend(description, settings.backend, settings.device, threads)
             backend.warm_up()
-            models[key] = LoadedModel(key, description, backend, max_batch=settings.max_batch)
+            models[key] = LoadedModel(
+                key,
+                description,
+                backend,
+                max_batch=settings.max_batch,
+                crop_from=settings.crop_from,
+            )
             log.info("model %s ready on %s", description.name, backend.provider)
         model = models[key]
-        if camera_crop(job, camera).enabled and model.description.multi_animal:
+        if camera_crop(camera).enabled and model.description.multi_animal:
             raise ModelError(
                 f"camera {camera.name!r}: dynamic cropping follows one animal; "
                 f"{model.description.name} is a multi-animal model: set DYNAMIC_CROP = off in "
                 "[Pose] (and in the camera's section)"
             )
-        if camera_crop(job, camera).enabled and model.input_multiple is None:
+        if camera_crop(camera).enabled and model.input_multiple is None:
             model.input_multiple = _crop_multiple(camera, model.description)
             model.crop_graphs = _crop_graphs(model, settings, threads)
         shape = camera.ring.geometry.shape
@@ -205,11 +234,9 @@ def _crop_graphs(model: LoadedModel, settings: PoseSettings, threads: int) -> Cr
     )
 
 
-def camera_crop(job: PoseJob, camera: WorkerCamera) -> CropSettings:
-    """Return a camera's dynamic-crop settings: its own, or ``[Pose]``'s."""
-    if camera.dynamic_crop is not None:
-        return camera.dynamic_crop
-    return crop_settings(job.settings)
+def camera_crop(camera: WorkerCamera) -> CropSettings:
+    """Return a camera's dynamic-crop settings (its own keys over ``[Pose]``'s, resolved)."""
+    return camera.effective.dynamic_crop
 
 
 def _crop_multiple(camera: WorkerCamera, description: ModelDescription) -> int:

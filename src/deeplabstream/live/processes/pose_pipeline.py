@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from deeplabstream.core.deadline import DeadlineAccount
+from deeplabstream.core.deadline import DeadlineAccount, model_parts
 from deeplabstream.core.stats import DurationHistogram
 from deeplabstream.experiments.observation import Observation
 from deeplabstream.live.processes.class_identities import ClassIdentities
@@ -41,6 +41,7 @@ from deeplabstream.live.processes.pose_sinks import (
 )
 from deeplabstream.outputs.pose_files import IDENTITY_SUFFIX, individual_names
 from deeplabstream.pose.model import ModelDescription, frame_size_warning
+from deeplabstream.pose.runtime.context import ContextEstimator
 from deeplabstream.pose.runtime.cropping import Crop, DynamicCrop, full_crop
 from deeplabstream.pose.tracking.tracker import IdentityTracker
 from deeplabstream.transport.channel import ChannelReader, ChannelWriter
@@ -107,11 +108,11 @@ def subscribe(
 ) -> list[CameraPipeline]:
     """Attach every camera's ring and build its pipeline and sinks (the outputs' and the pipe)."""
     poses_out = ChannelWriter(job.poses)
-    record_rows = max(len(models[model_key(job, c)].description.keypoints) for c in job.cameras)
-    record_animals = max(models[model_key(job, c)].description.animals for c in job.cameras)
+    record_rows = max(len(models[model_key(c)].description.keypoints) for c in job.cameras)
+    record_animals = max(models[model_key(c)].description.animals for c in job.cameras)
     pipelines = []
     for camera in job.cameras:
-        model = models[model_key(job, camera)]
+        model = models[model_key(camera)]
         description = model.description
         ring = FrameRing.attach(camera.ring)
         reader = NewestFrameReader(
@@ -136,10 +137,12 @@ def subscribe(
                 files=files,
                 sinks=sinks,
                 depth=depth_reader(camera.depth),
-                cropper=_cropper(job, camera, model),
+                cropper=_cropper(camera, model),
                 tracker=tracker,
                 identities=identities,
-                deadline=DeadlineAccount(camera.deadline_ns),
+                deadline=DeadlineAccount(
+                    camera.deadline_ns, parts=model_parts(outputs.camera(camera.name).timing_stages)
+                ),
             )
         )
     return pipelines
@@ -189,9 +192,9 @@ def _class_identities(
     )
 
 
-def _cropper(job: PoseJob, camera: WorkerCamera, model: LoadedModel) -> DynamicCrop | None:
+def _cropper(camera: WorkerCamera, model: LoadedModel) -> DynamicCrop | None:
     """Return the camera's dynamic crop, None when it analyses whole frames."""
-    settings = camera_crop(job, camera)
+    settings = camera_crop(camera)
     if not settings.enabled:
         return None
     assert model.input_multiple is not None  # set by pose_models.load_models
@@ -200,7 +203,7 @@ def _cropper(job: PoseJob, camera: WorkerCamera, model: LoadedModel) -> DynamicC
         settings,
         len(model.description.keypoints),
         model.input_multiple,
-        camera.flip,
+        camera.effective.flip,
     )
 
 
@@ -277,9 +280,13 @@ def estimate_group(
 
     The keypoints are in frame pixels; every camera's next crop is set from its pose.
     """
-    found = estimator.estimate_animals(
-        [region(p).view(p.reader.frame) for p in group], [p.camera.flip for p in group]
-    )
+    frames = [region(p).view(p.reader.frame) for p in group]
+    flips = [p.camera.effective.flip for p in group]
+    keyed = getattr(estimator, "crop_from", "") == "previous_frame"  # each camera's last boxes
+    if isinstance(estimator, ContextEstimator) or keyed:  # keeps each camera's past frames
+        found = estimator.estimate_animals(frames, flips, [p.camera.camera_id for p in group])
+    else:
+        found = estimator.estimate_animals(frames, flips)
     for pipeline, found_animals in zip(group, found, strict=True):
         region(pipeline).to_frame(found_animals)  # crop pixels to frame pixels (in place)
     # An identity model's (N, A) identity confidences (None for other models).
@@ -365,7 +372,7 @@ def observation(
         host_time_s=record.host_timestamp_ns / 1e9,
         # the depth of this very frame (its seq), for cameras with aligned depth
         depth=FrameDepth(pipeline.depth, record.seq, depth.units_m) if depth is not None else None,
-        pixels_per_mm=pipeline.camera.pixels_per_mm,
+        pixels_per_mm=pipeline.camera.effective.pixels_per_mm,
         identity_confidence=(
             pipeline.identities.confidence if pipeline.identities is not None else None
         ),

@@ -34,9 +34,7 @@ def open_triangulator(job: PoseJob, models: dict[str, LoadedModel]) -> LiveTrian
         raise CalibrationError(
             f"CAMERAS names {', '.join(missing)}, which pose estimation does not run"
         )
-    keypoints = {
-        models[model_key(job, by_name[name])].description.keypoints for name in spec.cameras
-    }
+    keypoints = {models[model_key(by_name[name])].description.keypoints for name in spec.cameras}
     if len(keypoints) != 1:
         raise CalibrationError(
             f"the calibrated cameras {', '.join(spec.cameras)} use models with different "

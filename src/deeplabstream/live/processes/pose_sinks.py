@@ -44,6 +44,7 @@ from deeplabstream.outputs.plugin import (
 from deeplabstream.outputs.pose_output import PoseFileSink
 from deeplabstream.pose.decoding.sleap_topdown import model_stages
 from deeplabstream.pose.formats.dlc3_topdown import topdown_stages
+from deeplabstream.pose.formats.lightning_context import context_stages
 from deeplabstream.pose.model import ModelDescription
 from deeplabstream.transport.channel import ChannelWriter, FrameRecord
 
@@ -263,6 +264,17 @@ def open_outputs(job: PoseJob, descriptions: dict[str, ModelDescription]) -> Liv
     return outputs
 
 
+def _timing_stages(job: PoseJob, description: ModelDescription) -> tuple[str, ...]:
+    """Return the stages of a model timed apart in its timing file; () for a one-stage model.
+
+    With ``[Pose] CROP_FROM = previous_frame``, also ``refresh`` (pose.decoding.two_stage).
+    """
+    stages = model_stages(description) or topdown_stages(description)
+    if stages and job.settings.crop_from == "previous_frame":
+        return (*stages, "refresh")
+    return stages or context_stages(description)  # a Lightning Pose context model's graphs
+
+
 def _output_camera(
     job: PoseJob, camera: WorkerCamera, description: ModelDescription
 ) -> OutputCamera:
@@ -275,5 +287,5 @@ def _output_camera(
         model_name=description.name,
         multi_animal=description.multi_animal,
         max_animals=description.max_animals,
-        timing_stages=model_stages(description) or topdown_stages(description),
+        timing_stages=_timing_stages(job, description),
     )

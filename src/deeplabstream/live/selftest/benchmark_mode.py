@@ -9,7 +9,6 @@ same model and frames. Every key and how it is measured is in ``docs/outputs.md`
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,9 +20,11 @@ from deeplabstream.core.deadline import STAGES
 from deeplabstream.core.figures import Figure, format_number, table_lines
 from deeplabstream.core.machine import machine_description
 from deeplabstream.core.stats import percentiles
-from deeplabstream.outputs.folder import SESSION_JSON, write_json_atomic
+from deeplabstream.outputs.folder import write_json_atomic
 from deeplabstream.outputs.pose_files import POSE_CSV_SUFFIX, POSE_TIMING_SUFFIX
 from deeplabstream.outputs.pose_table import read_pose_table
+from deeplabstream.outputs.session_record import PoseCamera, SessionRecord, read_session_record
+from deeplabstream.settings.effective import resolve_cameras
 from deeplabstream.settings.sections import Settings
 
 BENCHMARK_JSON = "benchmark.json"
@@ -212,27 +213,28 @@ def gpu_names() -> list[str]:
 
 def session_figures(session_dir: Path, settings: Settings) -> dict[str, Any]:
     """Everything ``benchmark.json`` holds about the app's own run (not the baseline)."""
-    session = json.loads((session_dir / SESSION_JSON).read_text(encoding="utf-8"))
-    pose = session.get("pose") or {}
+    session = read_session_record(session_dir)
+    pose = session.pose.cameras if session.pose is not None else {}
     threshold = settings.pose.likelihood_threshold
+    plan = resolve_cameras(settings)  # a camera's own LIKELIHOOD_THRESHOLD, else [Pose]'s
     cameras: dict[str, dict[str, Any]] = {}
     timings: list[pd.DataFrame] = []
     lost = analysed_total = 0
-    for name, entry in session["cameras"].items():
-        figures = (pose.get("cameras") or {}).get(name) or {}
+    for name, entry in session.cameras.items():
+        figures = pose.get(name) or PoseCamera()
         camera = {
-            "captured": entry["frames_captured"],
-            "analysed": figures.get("frames_analysed", 0),
-            "skipped": figures.get("frames_skipped", 0),
-            "recorded": entry["frames_recorded"],
-            "analysed_fps": figures.get("analysed_fps"),
-            "nominal_fps": entry["nominal_fps"],
-            "measured_fps": entry["measured_fps"],
+            "captured": entry.frames_captured,
+            "analysed": figures.frames_analysed or 0,
+            "skipped": figures.frames_skipped or 0,
+            "recorded": entry.frames_recorded,
+            "analysed_fps": figures.analysed_fps,
+            "nominal_fps": entry.nominal_fps,
+            "measured_fps": entry.measured_fps,
             "tracking_lost_fraction": None,
         }
         pose_csv = session_dir / f"{name}{POSE_CSV_SUFFIX}"
         if pose_csv.is_file():
-            frames_lost, frames = tracking_lost(pose_csv, threshold)
+            frames_lost, frames = tracking_lost(pose_csv, plan.threshold(name))
             camera["tracking_lost_fraction"] = round(frames_lost / frames, 4) if frames else None
             lost, analysed_total = lost + frames_lost, analysed_total + frames
         timing_csv = session_dir / f"{name}{POSE_TIMING_SUFFIX}"
@@ -244,7 +246,7 @@ def session_figures(session_dir: Path, settings: Settings) -> dict[str, Any]:
         cameras[name] = camera
     return {
         "cameras": cameras,
-        "latency_ms": _latency(session_dir, timings, session.get("experiment") is not None),
+        "latency_ms": _latency(session_dir, timings, session.experiment is not None),
         "tracking_lost_fraction": round(lost / analysed_total, 4) if analysed_total else None,
         "likelihood_threshold": threshold,
         "session": session,
@@ -275,9 +277,10 @@ def _experiment_ms(timings: list[pd.DataFrame]) -> np.ndarray:
     return values[np.isfinite(values)]
 
 
-def model_entry(session: dict[str, Any], settings: Settings, threads: int) -> dict[str, Any]:
+def model_entry(session: SessionRecord, settings: Settings, threads: int) -> dict[str, Any]:
     """Return the model and how it ran: session.json's description plus the backend settings."""
-    model = dict((session.get("pose") or {}).get("model") or {})
+    described = session.pose.model if session.pose is not None else None
+    model = described.to_json() if described is not None else {}
     model.update(
         backend=settings.pose.backend,
         device=settings.pose.device,
@@ -325,14 +328,14 @@ def build_benchmark(
     ``naive_no_recording`` the same loop without recording, when the session recorded.
     """
     app = session_figures(session_dir, settings)
-    session = app.pop("session")
+    session: SessionRecord = app.pop("session")
     machine = machine_description()
     machine["gpu"] = gpu_names()
     data: dict[str, Any] = {
         "format": FORMAT,
         "session": session_dir.name,
-        "started": session.get("started"),
-        "stop_reason": session.get("stop_reason"),
+        "started": session.started if session.has("started") else None,
+        "stop_reason": session.stop_reason,
         "frames_requested": frames_requested,
         "machine": machine,
         "model": model_entry(session, settings, threads),
@@ -345,11 +348,11 @@ def build_benchmark(
     return data
 
 
-def _experiment_entry(session: dict[str, Any]) -> dict[str, Any] | None:
-    experiment = session.get("experiment")
+def _experiment_entry(session: SessionRecord) -> dict[str, Any] | None:
+    experiment = session.experiment
     if experiment is None:
         return None
-    return {"name": experiment.get("name"), "actions": experiment.get("actions")}
+    return {"name": experiment.name, "actions": experiment.actions}
 
 
 def write_benchmark(session_dir: Path, data: dict[str, Any]) -> Path:

@@ -29,7 +29,6 @@ model + transfer: ``pipeline_ms`` is what the app adds to it.
 from __future__ import annotations
 
 import csv
-import json
 import math
 import statistics
 from dataclasses import asdict, dataclass
@@ -43,6 +42,11 @@ from deeplabstream.core.stats import percentiles
 from deeplabstream.hardware.cameras.clock import ClockFit
 from deeplabstream.hardware.stimulation.latency import FlashReport, read_board_reports, run_file
 from deeplabstream.outputs.pose_files import POSE_TIMING_SUFFIX
+from deeplabstream.outputs.session_record import (
+    DamagedRecordError,
+    SessionRecord,
+    read_session_record,
+)
 
 LATENCY_FILE = "latency_test.json"
 #: A lit fraction above this in the frame before the answering one: the flash began there.
@@ -150,7 +154,10 @@ def analyse_session(
             f"{board_path} is missing: the board's latency test did not run (see session.log)"
         )
     reports = read_board_reports(board_path)
-    info = json.loads((session_dir / "session.json").read_text(encoding="utf-8"))
+    try:
+        info = read_session_record(session_dir)
+    except (OSError, DamagedRecordError) as error:
+        raise LatencyAnalysisError(f"{session_dir / 'session.json'}: {error}") from None
     events = _read_events(session_dir / events_file)
     answers = [row for row in events if row["kind"] == "action"]
     camera_name = answers[0]["camera"] if answers else _first_camera(info)
@@ -219,7 +226,7 @@ def summarise(
 
 
 def camera_timing(
-    session_dir: Path, info: dict[str, Any], camera: str, events: list[dict[str, str]]
+    session_dir: Path, info: SessionRecord, camera: str, events: list[dict[str, str]]
 ) -> CameraTiming:
     """Return the camera's frame interval, exposure and camera -> host time mapping."""
     # Every frame's times when the session recorded; else those of the frames that made events.
@@ -233,7 +240,8 @@ def camera_timing(
         raise LatencyAnalysisError(
             f"too few frames of camera {camera!r} with camera and host times to fit its clock"
         )
-    device = info.get("cameras", {}).get(camera, {}).get("device", {}) or {}
+    entry = info.cameras.get(camera)
+    device = entry.device if entry is not None else {}  # the camera plugin's own description
     if device.get("timestamp_clock") == "host":
         # Stamped on the host's own clock (a simulated camera): from the origin it names, or
         # else the least arrival delay finds the offset.
@@ -432,8 +440,8 @@ def _read_events(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(file))
 
 
-def _first_camera(info: dict[str, Any]) -> str:
-    cameras = list(info.get("cameras", {}))
+def _first_camera(info: SessionRecord) -> str:
+    cameras = list(info.cameras)
     if not cameras:
         raise LatencyAnalysisError("session.json names no camera")
     return cameras[0]

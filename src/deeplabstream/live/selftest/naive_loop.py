@@ -47,6 +47,7 @@ from deeplabstream.outputs.video import VideoWriter
 from deeplabstream.pose.loading import load_model
 from deeplabstream.pose.runtime.backends import open_backend
 from deeplabstream.pose.runtime.estimator import PoseEstimator
+from deeplabstream.settings.effective import resolve_cameras
 from deeplabstream.settings.sections import CameraSettings, RecordingSettings, Settings
 
 POOL_FRAMES = 100
@@ -62,6 +63,7 @@ class _Camera:
     fps: float
     flip: bool
     limit: int  # frames that fall due in the run (as many as the app captured)
+    model: Path | None = None  # its model (None: the bundled one)
     next_index: int = 0  # the first frame not yet due-and-passed
     writer: NaiveWriter | None = None  # records every due frame when the session recorded
     analysed: int = 0
@@ -151,11 +153,17 @@ def run_naive_loop(
     With ``record``, a writer thread per camera encodes every due frame (``recorded`` per
     camera).
     """
-    description = load_model(settings.pose.model_path)
-    backend = open_backend(
-        description, settings.pose.backend, settings.pose.device, worker_threads(settings)
-    )
-    backend.warm_up(1)
+    # Each camera's own model where it has one, as the app runs them (settings/effective.py).
+    plan = resolve_cameras(settings)
+    descriptions = {path: load_model(path) for path in plan.models}
+    backends = {
+        path: open_backend(
+            description, settings.pose.backend, settings.pose.device, worker_threads(settings)
+        )
+        for path, description in descriptions.items()
+    }
+    for backend in backends.values():
+        backend.warm_up(1)
     cameras: list[_Camera] = []
     for camera_settings in settings.cameras:
         due = frames_per_camera.get(camera_settings.name, 0)
@@ -163,9 +171,14 @@ def run_naive_loop(
         if frames:
             name = camera_settings.name
             limit = frames_per_camera[name]
-            cameras.append(_Camera(name, frames, fps, camera_settings.common.flip, limit))
+            model = plan.camera(name).model
+            cameras.append(
+                _Camera(name, frames, fps, camera_settings.common.flip, limit, model=model)
+            )
     estimators = {
-        c.frames[0].shape: PoseEstimator(description, backend, c.frames[0].shape, 1)
+        (c.model, c.frames[0].shape): PoseEstimator(
+            descriptions[c.model], backends[c.model], c.frames[0].shape, 1
+        )
         for c in cameras
     }
     stages: dict[str, list[float]] = {"preprocessing": [], "inference": [], "decoding": []}
@@ -178,13 +191,14 @@ def run_naive_loop(
                 shape = camera.frames[0].shape
                 camera.writer = NaiveWriter(path, shape, camera.fps, settings.recording)
         try:
-            elapsed = _loop(cameras, estimators, description, stages, run, stop_requested)
+            elapsed = _loop(cameras, estimators, stages, run, stop_requested)
         finally:
             summary = _close_experiment(run)
             for camera in cameras:
                 if camera.writer is not None:
                     recorded[camera.name] = camera.writer.close()
-    backend.close()
+    for backend in backends.values():
+        backend.close()
     analysed = sum(c.analysed for c in cameras)
     all_end_to_end = [v for c in cameras for v in c.end_to_end_ms]
     latency = {name: percentiles_ms(values) for name, values in stages.items()}
@@ -215,8 +229,7 @@ def run_naive_loop(
 
 def _loop(
     cameras: list[_Camera],
-    estimators: dict[tuple[int, ...], Any],
-    description: Any,
+    estimators: dict[tuple[Path | None, tuple[int, ...]], Any],
     stages: dict[str, list[float]],
     run: Any,
     stop_requested: Callable[[], bool],
@@ -245,7 +258,7 @@ def _loop(
             due_ns = _due_ns(camera, newest, start_ns)
             grabbed_ns = host_now_ns()
             frame = camera.frames[newest % len(camera.frames)].copy()  # the driver's copy
-            estimator = estimators[frame.shape]
+            estimator = estimators[camera.model, frame.shape]
             pose = estimator.estimate([frame], [camera.flip])[0]
             ready_ns = host_now_ns()
             for stage, key in (("preprocessing", "preprocess"), ("inference", "inference")):
@@ -257,7 +270,7 @@ def _loop(
                     camera=camera.name,
                     frame_index=newest,
                     keypoints=pose,
-                    names=description.keypoints,
+                    names=estimator.description.keypoints,
                     frame=frame,
                     host_time_s=due_ns / 1e9,
                 )

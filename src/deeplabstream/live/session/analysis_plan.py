@@ -1,8 +1,8 @@
 """What a Start Analysis or Start Experiment hands the inference worker.
 
-Each streaming camera as a :class:`WorkerCamera` (its ring, channel, model and per-camera pose
-settings), the experiment as an :class:`ExperimentSpec`, and the name of the experiment's events
-file; ``LiveSession`` starts the worker with them (live.session.analysis).
+Each streaming camera as a :class:`WorkerCamera` (its ring, channel and effective settings: model,
+flip, crop), the experiment as an :class:`ExperimentSpec`, and the name of the experiment's
+events file; ``LiveSession`` starts the worker with them (live.session.analysis).
 """
 
 from __future__ import annotations
@@ -15,15 +15,19 @@ from deeplabstream.live.processes.pose_job import WorkerCamera
 from deeplabstream.live.session.cameras import CameraBranch
 from deeplabstream.live.session.health import SessionHealth
 from deeplabstream.live.session.record import run_label
-from deeplabstream.pose.runtime.cropping import crop_settings
+from deeplabstream.settings.effective import CameraPlan
 from deeplabstream.settings.sections import Settings
 from deeplabstream.transport.ring import Channel
 
 
 def worker_cameras(
-    branches: list[CameraBranch], settings: Settings, health: SessionHealth
+    branches: list[CameraBranch], plan: CameraPlan, health: SessionHealth
 ) -> list[WorkerCamera]:
-    """Return the cameras still streaming, as the inference worker analyses them."""
+    """Return the cameras still streaming, as the inference worker analyses them.
+
+    Each carries its effective settings from ``plan`` (settings/effective.py): its model, FLIP,
+    dynamic crop and PIXELS_PER_MM, resolved once for the session.
+    """
     cameras = []
     for branch in branches:
         if branch.ended or branch.ring is None:
@@ -33,16 +37,11 @@ def worker_cameras(
         cameras.append(
             WorkerCamera(
                 branch.camera_id,
-                branch.name,
                 branch.ring.spec,
                 branch.channel_ends[Channel.ANALYSE],
-                branch.settings.common.flip,
-                branch.settings.common.model_path,
+                plan.camera(branch.name),
                 # A RealSense's aligned depth image: experiments read it (Observation.depth_m).
                 depth_source(branch.name, description, (geometry.height, geometry.width)),
-                # [Pose] DYNAMIC_CROP* with this camera's own overrides
-                dynamic_crop=crop_settings(settings.pose, branch.settings.common),
-                pixels_per_mm=branch.settings.common.pixels_per_mm,
                 deadline_ns=health.deadline_ns(
                     branch.opened.nominal_fps if branch.opened else None
                 ),

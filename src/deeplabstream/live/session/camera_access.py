@@ -1,14 +1,13 @@
 """A streaming session's cameras as the window reaches them: controls, display readers, names.
 
 ``LiveSession``'s camera methods (``camera_controls``, ``set_camera_control``,
-``display_reader``, ``likelihood_threshold``) read the session's camera branches through these.
+``display_reader``) read the session's camera branches through these.
 """
 
 from __future__ import annotations
 
 from deeplabstream.hardware.cameras.base import CameraControl, CameraError
 from deeplabstream.live.session.cameras import CameraBranch
-from deeplabstream.settings.sections import Settings
 from deeplabstream.transport.channel import ChannelReader
 from deeplabstream.transport.readers import NewestFrameReader
 from deeplabstream.transport.ring import Channel
@@ -56,14 +55,3 @@ def display_reader(branches: list[CameraBranch], camera_name: str) -> NewestFram
             reader = ChannelReader(branch.channel_ends[Channel.DISPLAY], branch.camera_id)
             return NewestFrameReader(branch.ring, reader, Channel.DISPLAY)
     raise KeyError(camera_name)
-
-
-def likelihood_threshold(
-    branches: list[CameraBranch], settings: Settings, camera_name: str
-) -> float:
-    """Return the camera's own LIKELIHOOD_THRESHOLD, else ``[Pose] LIKELIHOOD_THRESHOLD``."""
-    for branch in branches:
-        own = branch.settings.common.likelihood_threshold
-        if branch.name == camera_name and own is not None:
-            return own
-    return settings.pose.likelihood_threshold

@@ -26,6 +26,7 @@ from deeplabstream.live.processes.messages import (
     SetCameraControl,
 )
 from deeplabstream.live.processes.recorder import RecorderProcess
+from deeplabstream.outputs.session_record import CameraRecord, Recording
 from deeplabstream.settings.sections import CameraSettings, Settings
 from deeplabstream.transport.channel import EndReason
 from deeplabstream.transport.ring import (
@@ -220,7 +221,7 @@ def ring_spec(branch: CameraBranch, settings: Settings) -> RingSpec:
     return RingSpec(new_ring_name(branch.name), branch.opened.geometry, slots)
 
 
-def camera_entry(branch: CameraBranch, stats: dict[str, Any]) -> dict[str, Any]:
+def camera_entry(branch: CameraBranch, stats: dict[str, Any]) -> CameraRecord:
     """Return the camera's entry of session.json."""
     geometry = branch.opened.geometry if branch.opened else None
     recorded = sum(r.frames_recorded for r in branch.recordings)
@@ -233,37 +234,37 @@ def camera_entry(branch: CameraBranch, stats: dict[str, Any]) -> dict[str, Any]:
         status = "failed"
     elif branch.finished:
         status = "ended"
-    return {
-        "camera_id": branch.camera_id,
-        "source": branch.settings.source,
-        "record": branch.settings.common.record,  # false: never recorded, by choice
-        "status": status,
-        "end": branch.finished.message if branch.finished else branch.failure,
-        "width": geometry.width if geometry else None,
-        "height": geometry.height if geometry else None,
-        "channels": geometry.channels if geometry else None,
-        "nominal_fps": branch.opened.nominal_fps if branch.opened else None,
-        "measured_fps": stats["measured_fps"],
-        "frames_captured": stats["captured"],
-        "frames_dropped_by_camera": stats["camera_gaps"],
-        "frames_recorded": recorded,
-        "frames_lost_in_recording": lost,
-        "frames_dropped": stats["camera_gaps"] + lost,
-        "recordings": [
-            {
-                "video": r.video_file,
-                "frames_table": r.frames_table,
-                "frames": r.frames_recorded,
-                "lost": r.frames_lost,
-                "error": r.error,
-            }
-            for r in branch.recordings
-        ]
-        + running_recording(branch, stats),
-        "device": _device_description(branch),
+    finished = [
+        Recording(
+            video=r.video_file,
+            frames_table=r.frames_table,
+            frames=r.frames_recorded,
+            lost=r.frames_lost,
+            error=r.error,
+        )
+        for r in branch.recordings
+    ]
+    return CameraRecord(
+        camera_id=branch.camera_id,
+        source=branch.settings.source,
+        record=branch.settings.common.record,  # false: never recorded, by choice
+        status=status,
+        end=branch.finished.message if branch.finished else branch.failure,
+        width=geometry.width if geometry else None,
+        height=geometry.height if geometry else None,
+        channels=geometry.channels if geometry else None,
+        nominal_fps=branch.opened.nominal_fps if branch.opened else None,
+        measured_fps=stats["measured_fps"],
+        frames_captured=stats["captured"],
+        frames_dropped_by_camera=stats["camera_gaps"],
+        frames_recorded=recorded,
+        frames_lost_in_recording=lost,
+        frames_dropped=stats["camera_gaps"] + lost,
+        recordings=(*finished, *running_recording(branch, stats)),
+        device=_device_description(branch),
         # What its capture process asked for and got: priority, cores, timers (issue 34).
-        "scheduling": (branch.opened.description if branch.opened else {}).get("scheduling"),
-    }
+        scheduling=(branch.opened.description if branch.opened else {}).get("scheduling"),
+    )
 
 
 def _device_description(branch: CameraBranch) -> dict[str, Any]:
@@ -276,20 +277,20 @@ def _device_description(branch: CameraBranch) -> dict[str, Any]:
     return description
 
 
-def running_recording(branch: CameraBranch, stats: dict[str, Any]) -> list[dict[str, Any]]:
+def running_recording(branch: CameraBranch, stats: dict[str, Any]) -> list[Recording]:
     """Return the recording in progress, as far as it got (so a killed session names its files)."""
     recorder = branch.recorder
     if recorder is None or recorder.finished is not None or recorder.ready is None:
         return []
     return [
-        {
-            "video": recorder.ready.video_file,
-            "frames_table": recorder.ready.frames_table,
-            "frames": stats.get("recorded", 0),
-            "lost": stats.get("record_lost", 0),
-            "error": None,
-            "running": True,
-        }
+        Recording(
+            video=recorder.ready.video_file,
+            frames_table=recorder.ready.frames_table,
+            frames=stats.get("recorded", 0),
+            lost=stats.get("record_lost", 0),
+            error=None,
+            running=True,
+        )
     ]
 
 

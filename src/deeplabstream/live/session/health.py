@@ -23,6 +23,7 @@ Deadlines apply to live sessions only: a replay's frames come at the pace of the
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +31,16 @@ from deeplabstream.core.deadline import STAGES
 from deeplabstream.live.session.analysis import Analysis
 from deeplabstream.live.session.cameras import CameraBranch
 from deeplabstream.live.session.watchdogs import AnalysisStall, AnalysisStallWatch
+from deeplabstream.outputs.session_record import (
+    CameraHealth,
+    Counted,
+    DeadlineSetting,
+    ExperimentHealth,
+    ExperimentRun,
+    Health,
+    Stalls,
+    parse_or_keep,
+)
 from deeplabstream.settings.sections import ExperimentSettings
 
 log = logging.getLogger(__name__)
@@ -121,40 +132,41 @@ class SessionHealth:
     def section(
         self,
         analyses: list[Analysis],
-        experiments: list[dict[str, Any]],
+        experiments: Sequence[ExperimentRun],
         session_start_ns: int,
         errors: list[str] | None = None,
         warnings: list[str] | None = None,
-    ) -> dict[str, Any]:
+    ) -> Health:
         """Return ``session.json``'s ``health``: every analysis and experiment of the session.
 
         ``errors`` and ``warnings`` are the session's own (``session.json``'s): the verdict
         counts them with the loop's problems.
         """
         errors, warnings = list(errors or []), list(warnings or [])
-        return {
-            "deadline": {
-                "setting": self.settings.deadline_ms,
-                "applies": self.deadline_on,
-                "miss_tolerance_percent": self.settings.deadline_miss_tolerance,
-                "judged": "frame -> command on frames with an action, else frame -> decision "
+        return Health(
+            deadline=DeadlineSetting(
+                setting=self.settings.deadline_ms,
+                applies=self.deadline_on,
+                miss_tolerance_percent=self.settings.deadline_miss_tolerance,
+                judged="frame -> command on frames with an action, else frame -> decision "
                 "with an experiment, else frame -> pose ready",
+            ),
+            cameras={
+                name: parse_or_keep(CameraHealth, figures, f"health.cameras.{name}")
+                for name, figures in camera_health(analyses).items()
             },
-            "cameras": camera_health(analyses),
-            "experiments": [
-                {
-                    "name": summary.get("name"),
-                    "events_file": summary.get("events_file"),
-                    "update_ms": summary.get("update_ms"),
-                }
-                for summary in experiments
-            ],
-            "stalls": self.stalls.figures(session_start_ns),
-            "verdict": verdict_of(self.verdict, errors, warnings),
-            "problems": list(self.problems),
-            "loop_warnings": list(self.loop_warnings),
-            "counted": {"errors": len(errors), "warnings": len(warnings)},
-        }
+            experiments=tuple(
+                ExperimentHealth(
+                    name=run.name, events_file=run.events_file, update_ms=run.update_ms
+                )
+                for run in experiments
+            ),
+            stalls=parse_or_keep(Stalls, self.stalls.figures(session_start_ns), "health.stalls"),
+            verdict=verdict_of(self.verdict, errors, warnings),
+            problems=tuple(self.problems),
+            loop_warnings=tuple(self.loop_warnings),
+            counted=Counted(errors=len(errors), warnings=len(warnings)),
+        )
 
     def judge(
         self, analyses: list[Analysis], experiments: list[dict[str, Any]]
@@ -217,7 +229,8 @@ class SessionHealth:
             f"camera {camera!r}: {misses} of {checked} analysed frames "
             f"({100 * misses / checked:.1f} %) missed the {figures['deadline_ms']:.1f} ms deadline "
             f"(tolerance {tolerance:g} %), {by_stage[stage]} of them in "
-            f"{STAGE_WORDS[stage]}{_stage_figure(stage, figures, experiments)}. Set [Experiment] "
+            f"{STAGE_WORDS[stage]}{_part_words(stage, figures)}"
+            f"{_stage_figure(stage, figures, experiments)}. Set [Experiment] "
             "DEADLINE_MS to what the experiment allows, or make that stage faster "
             "(docs/performance.md)"
         )
@@ -276,10 +289,23 @@ def camera_health(analyses: list[Analysis]) -> dict[str, dict[str, Any]]:
             entry["misses"] += misses
             for stage in STAGES:
                 entry["misses_by_stage"][stage] += int(by_stage.get(stage, 0))
+            # a two-stage model: its misses in the model per part (core/deadline.py)
+            for part, count in ((own or {}).get("inference_misses_by_part") or {}).items():
+                parts = entry.setdefault("inference_misses_by_part", {})
+                parts[part] = parts.get(part, 0) + int(count)
     for entry in cameras.values():
         checked = entry["frames_checked"]
         entry["miss_percent"] = round(100 * entry["misses"] / checked, 3) if checked else 0.0
     return cameras
+
+
+def _part_words(stage: str, figures: dict[str, Any]) -> str:
+    """Return `` (its crop part: N)`` for misses in a two-stage model's parts, else nothing."""
+    parts: dict[str, int] = figures.get("inference_misses_by_part") or {}
+    if stage != "inference" or not any(parts.values()):
+        return ""
+    part = max(parts, key=lambda name: parts[name])
+    return f" (most in its {part} part: {parts[part]})"
 
 
 def _stage_figure(stage: str, figures: dict[str, Any], experiments: list[dict[str, Any]]) -> str:

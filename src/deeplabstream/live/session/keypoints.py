@@ -2,8 +2,9 @@
 
 Every trigger says which keypoints it reads (``Trigger.keypoints_read``, children included);
 ``[Experiment] EVENT_KEYPOINT`` names one more. Each is checked against the
-model of every camera the trigger reads (a camera's own ``MODEL_PATH``, else ``[Pose]
-MODEL_PATH``; a trigger without ``CAMERA`` reads any camera, so every camera's model). The model's
+model of every camera the trigger reads (its effective model, ``settings.effective``: its own
+``MODEL_PATH``, else ``[Pose] MODEL_PATH``; a trigger without ``CAMERA`` reads any camera, so
+every camera's model). The model's
 keypoint names are read without converting or running it and kept while its files do not change
 (:func:`pose.loading.model_keypoints`), so the window can ask at every change.
 
@@ -20,7 +21,7 @@ from typing import Any
 from deeplabstream.core.errors import ModelError
 from deeplabstream.experiments.triggers.base import keypoints_of
 from deeplabstream.pose.loading import model_keypoints
-from deeplabstream.settings.sections import Settings
+from deeplabstream.settings.effective import CameraPlan
 
 
 @dataclass(frozen=True)
@@ -48,16 +49,6 @@ class KeypointMismatch:
 EVENT_KEYPOINT_READER = "[Experiment] EVENT_KEYPOINT"
 
 
-def models_by_camera(settings: Settings) -> dict[str | None, Path | None]:
-    """Return each camera's model path (None: the bundled); ``{None: ...}`` without cameras."""
-    if not settings.cameras:
-        return {None: settings.pose.model_path}
-    return {
-        camera.name: camera.common.model_path or settings.pose.model_path
-        for camera in settings.cameras
-    }
-
-
 def keypoint_uses(experiment: Any) -> list[tuple[str, tuple[str, ...] | None, str]]:
     """Return (reader, cameras read or None for any, keypoint) for every keypoint read by name."""
     uses: list[tuple[str, tuple[str, ...] | None, str]] = []
@@ -71,13 +62,14 @@ def keypoint_uses(experiment: Any) -> list[tuple[str, tuple[str, ...] | None, st
     return uses
 
 
-def keypoint_mismatches(settings: Settings, experiment: Any) -> list[KeypointMismatch]:
+def keypoint_mismatches(plan: CameraPlan, experiment: Any) -> list[KeypointMismatch]:
     """Return the keypoints ``experiment`` reads that a model it reads from lacks.
 
+    ``plan``: the rig's cameras with their models (:func:`settings.effective.resolve_cameras`).
     A model that cannot be read is left out: the model check names it. A trigger naming a
     camera the settings do not declare is left out too: the camera check names it.
     """
-    models = models_by_camera(settings)
+    models = plan.models_by_camera()
     known: dict[Path | None, tuple[str, ...] | None] = {}
     for path in dict.fromkeys(models.values()):
         try:

@@ -51,7 +51,6 @@ from deeplabstream.live.session.analysis_plan import (
 from deeplabstream.live.session.camera_access import (
     camera_controls,
     display_reader,
-    likelihood_threshold,
     set_camera_control,
 )
 from deeplabstream.live.session.cameras import (
@@ -101,6 +100,8 @@ from deeplabstream.outputs.folder import (
     remove_preview_folder,
     start_session_folder,
 )
+from deeplabstream.outputs.session_record import Cleanup, SessionRecord, SettingsReload
+from deeplabstream.settings.effective import CameraPlan, resolve_cameras
 from deeplabstream.settings.outputs import chosen_outputs
 from deeplabstream.settings.sections import Settings
 from deeplabstream.transport.channel import Doorbell, EndReason, export_doorbell
@@ -124,6 +125,7 @@ class LiveSession:
         log_level: int = logging.INFO,
     ) -> None:
         self.settings = settings
+        self._plan: tuple[Settings, CameraPlan] | None = None  # camera_plan's, and its settings
         self.output_dir = output_dir or settings.output.directory
         self.max_frames = max_frames
         self.session_dir: Path | None = None
@@ -146,10 +148,10 @@ class LiveSession:
             side_niceness=settings.streaming.side_niceness if is_live(settings) else 0,
         )
         self._main_priority: MainPlacement | None = None
-        self.cleanup: dict[str, Any] = {}  # what the start found left by killed sessions
+        self.cleanup = Cleanup()  # what the start found left by killed sessions
         self.doorbell: Doorbell | None = None  # chosen when the session opens
         self._log_file: logging.Handler | None = None  # session.log, closed at the stop
-        self.settings_reloads: list[dict[str, Any]] = []  # Start Analysis re-read the file
+        self.settings_reloads: list[SettingsReload] = []  # Start Analysis re-read the file
         # The deadline, stalls and the verdict at the end (live/session/health.py).
         self.health = SessionHealth(settings.experiment, is_live(settings))
         self._json = SessionJson()  # what session.json holds, and when it is written (status)
@@ -189,7 +191,7 @@ class LiveSession:
             self._abandon_start()
             raise CameraError("\n".join(problems))
         self.cleanup = clean_up_after_killed_sessions(self.output_dir)
-        for warning in self.cleanup.get("warnings", []):  # a damaged session.json moved aside
+        for warning in self.cleanup.warnings:  # a damaged session.json moved aside
             self.report_warning(warning)
         for warning in start_warnings(self.settings):  # an exposure that lowers the rate
             self.report_warning(warning)
@@ -333,7 +335,7 @@ class LiveSession:
         check_stop(stop_requested)  # asked before the worker starts: it is not started
         if self.analysis is not None:  # a worker that died: its frames are counted to now
             self.stop_analysis()
-        cameras = worker_cameras(self._branches, self.settings, self.health)
+        cameras = worker_cameras(self._branches, self.camera_plan, self.health)
         if not cameras:
             raise PoseError("no camera is streaming any more: start a new stream")
         spec = experiment_spec(self.settings, experiment_name, latency_test) if experiment else None
@@ -461,9 +463,20 @@ class LiveSession:
         """The cameras' branches (process, ring, recorder), in settings order."""
         return self._branches
 
+    @property
+    def camera_plan(self) -> CameraPlan:
+        """Each camera's effective settings (settings/effective.py), resolved once per settings.
+
+        A settings file re-read while streaming (:meth:`reload_settings`) gives a new plan: its
+        ``[Pose]`` keys apply to the cameras without their own from the next use.
+        """
+        if self._plan is None or self._plan[0] is not self.settings:
+            self._plan = (self.settings, resolve_cameras(self.settings))
+        return self._plan[1]
+
     def likelihood_threshold(self, camera_name: str) -> float:
         """Return the camera's own LIKELIHOOD_THRESHOLD, else ``[Pose] LIKELIHOOD_THRESHOLD``."""
-        return likelihood_threshold(self._branches, self.settings, camera_name)
+        return self.camera_plan.threshold(camera_name)
 
     def display_reader(self, camera_name: str) -> NewestFrameReader:
         """Return a newest-frame reader on a camera's DISPLAY channel, for a window here."""
@@ -590,10 +603,10 @@ class LiveSession:
         self.health.settings = self.settings.experiment  # deadlines: from the next analysis
         if taken.changed:
             self.settings_reloads.append(
-                {
-                    "at": datetime.now().astimezone().isoformat(timespec="seconds"),
-                    "changed": list(taken.changed),
-                }
+                SettingsReload(
+                    at=datetime.now().astimezone().isoformat(timespec="seconds"),
+                    changed=tuple(taken.changed),
+                )
             )
             self._json.forget_settings()  # session.json shows the settings now in effect
             log.info(
@@ -651,7 +664,7 @@ class LiveSession:
     # -- session.json ------------------------------------------------------------------------
 
     @property
-    def record(self) -> dict[str, Any] | None:
+    def record(self) -> SessionRecord | None:
         """``session.json`` as last written (the summaries read it); None before the first."""
         return self._json.record
 

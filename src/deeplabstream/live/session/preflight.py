@@ -40,7 +40,7 @@ from deeplabstream.pose.loading import (
     model_animals,
 )
 from deeplabstream.pose.runtime.backends import device_check
-from deeplabstream.pose.runtime.cropping import crop_settings
+from deeplabstream.settings.effective import CameraPlan, resolve_cameras
 from deeplabstream.settings.sections import Settings
 from deeplabstream.transport.ring import SHM_FOLDER, RingSpec, ring_slots
 
@@ -67,19 +67,22 @@ def check_before_start(
     pose, experiment
         Which parts the command line runs (an experiment needs the models too).
     model_option, experiment_option
-        ``--model`` and ``--experiment`` when given, so the messages name them.
+        ``--model`` and ``--experiment`` when given, so the messages name them. ``--model`` is
+        the model the command wrote into ``settings``' ``[Pose] MODEL_PATH``.
     """
+    # Each camera's model, crop... resolved once, as the session will (settings/effective.py).
+    plan = resolve_cameras(settings, model=model_option)
     problems: list[str] = _shared_memory_problems(settings)
     if pose or experiment:
-        problems += _model_problems(settings, model_option)
-        problems += _crop_problems(settings) if not problems else []
-        problems += _backend_problems(settings, model_option) if not problems else []
+        problems += _model_problems(plan)
+        problems += _crop_problems(settings, plan) if not problems else []
+        problems += _backend_problems(settings, plan) if not problems else []
         problems += _device_problems(settings) if not problems else []
-        problems += _precision_problems(settings) if not problems else []
+        problems += _precision_problems(settings, plan) if not problems else []
         # A calibration is checked for use once its cameras and sizes fit the settings.
         problems += _triangulation_problems(settings) or _calibration_problems(settings)
     if experiment:
-        problems += _experiment_problems(settings, experiment_option)
+        problems += _experiment_problems(settings, plan, experiment_option)
         problems += _serial_port_problems(settings)
     return problems
 
@@ -198,20 +201,16 @@ def _exposure_unit(options: Any) -> str:
     return ""
 
 
-def _model_problems(settings: Settings, model_option: Path | None) -> list[str]:
-    where_global = (
-        "--model" if model_option is not None else f"[Pose] MODEL_PATH in {settings.source_file}"
-    )
-    uses: dict[str, list[str]] = {}  # model path ("" = the shared one) -> where it is named
-    for camera in settings.cameras:
-        if camera.common.model_path is not None:
-            where = f"[Camera {camera.name}] MODEL_PATH in {settings.source_file}"
-            uses.setdefault(str(camera.common.model_path), []).append(where)
-        else:
-            uses.setdefault("", [where_global])
+def _model_problems(plan: CameraPlan) -> list[str]:
+    # A camera's own model path, or "" for the shared one -> the model and where it is named
+    uses: dict[str, tuple[Path | None, list[str]]] = {}
+    for camera in plan.cameras:
+        group = str(camera.model) if camera.own_model else ""
+        _, places = uses.setdefault(group, (camera.model, []))
+        if camera.model_named_by not in places:
+            places.append(camera.model_named_by)
     problems = []
-    for path, places in uses.items():
-        model = Path(path) if path else settings.pose.model_path
+    for model, places in uses.values():
         problems += model_problems(model, " and ".join(places))
     return problems
 
@@ -251,22 +250,21 @@ def _torch_folder_hint(model: Path | None) -> str:
     )
 
 
-def _backend_problems(settings: Settings, model_option: Path | None) -> list[str]:
+def _backend_problems(settings: Settings, plan: CameraPlan) -> list[str]:
     """Return the models ``[Pose] BACKEND`` cannot run (pytorch and an ONNX graph only).
 
     Found here, the refusal comes before any camera opens, not from the worker after the
     start; the message names the model, the backend and what to set instead.
     """
     backend = f"[Pose] BACKEND = {settings.pose.backend} in {settings.source_file}"
-    paths = {camera.common.model_path or settings.pose.model_path for camera in settings.cameras}
     problems = []
-    for path in sorted(paths, key=str):
+    for path in sorted(plan.models, key=str):
         try:
             check_backend(path, settings.pose.backend)
         except ModelError as error:
             if path is None:
                 which = " for the bundled model ([Pose] MODEL_PATH is empty)"
-            elif model_option is not None and path == settings.pose.model_path:
+            elif plan.model_option and path == plan.shared_model:
                 which = " for --model"
             else:
                 which = ""
@@ -290,7 +288,7 @@ def _device_problems(settings: Settings) -> list[str]:
     return [f"{where}: {problem}"]
 
 
-def _precision_problems(settings: Settings) -> list[str]:
+def _precision_problems(settings: Settings, plan: CameraPlan) -> list[str]:
     """Return the models ``[Pose] PRECISION`` cannot apply to (pose.runtime.precision).
 
     An int8 model must have been quantized beforehand, and fp16 and int8 run only where the
@@ -300,9 +298,8 @@ def _precision_problems(settings: Settings) -> list[str]:
     if precision == "fp32":
         return []
     where = f"[Pose] PRECISION = {precision} in {settings.source_file}"
-    paths = {camera.common.model_path or settings.pose.model_path for camera in settings.cameras}
     problems = []
-    for path in sorted(paths, key=str):
+    for path in sorted(plan.models, key=str):
         try:
             check_precision(path, precision, settings.pose.backend)
         except ModelError as error:
@@ -310,13 +307,13 @@ def _precision_problems(settings: Settings) -> list[str]:
     return problems
 
 
-def _crop_problems(settings: Settings) -> list[str]:
+def _crop_problems(settings: Settings, plan: CameraPlan) -> list[str]:
     """Return the cameras that crop dynamically around one animal with a multi-animal model."""
     problems = []
-    for camera in settings.cameras:
-        if not crop_settings(settings.pose, camera.common).enabled:
+    for camera in plan.cameras:
+        if not camera.dynamic_crop.enabled:
             continue
-        path = camera.common.model_path or settings.pose.model_path
+        path = camera.model
         try:
             animals = model_animals(path, settings.pose.max_animals)
         except _UNREADABLE_MODEL:
@@ -330,14 +327,13 @@ def _crop_problems(settings: Settings) -> list[str]:
     return problems
 
 
-def _animal_problems(settings: Settings, triggers: Any) -> list[str]:
+def _animal_problems(settings: Settings, plan: CameraPlan, triggers: Any) -> list[str]:
     """Return the triggers that read an animal the cameras' models do not report.
 
     A model that cannot be read is left to :func:`_model_problems`, which names it.
     """
-    paths = {camera.common.model_path or settings.pose.model_path for camera in settings.cameras}
     try:
-        counts = [model_animals(path, settings.pose.max_animals) for path in paths]
+        counts = [model_animals(path, settings.pose.max_animals) for path in plan.models]
     except _UNREADABLE_MODEL:
         return []  # _model_problems names it
     return animal_problems(triggers, max(counts, default=1))
@@ -409,10 +405,13 @@ def _points3d_problems(settings: Settings, triggers: Any) -> list[str]:
     ]
 
 
-def experiment_keypoint_problems(settings: Settings, where: str) -> list[str]:
+def experiment_keypoint_problems(
+    settings: Settings, where: str, *, model: Path | None = None
+) -> list[str]:
     """Return the keypoints ``[Experiment] NAME`` reads that the models lack (offline replay).
 
-    ``where`` names the setting or option that chose the experiment. An experiment that cannot
+    ``where`` names the setting or option that chose the experiment; ``model`` is ``--model``
+    when given (settings without cameras: the videos' cameras run it). An experiment that cannot
     be loaded gives no problem here: loading it at the start says why.
     """
     name = settings.experiment.name
@@ -420,20 +419,25 @@ def experiment_keypoint_problems(settings: Settings, where: str) -> list[str]:
         loaded = load_experiment(name, settings.source_file.parent)
     except Exception:  # not this check's to report (see the docstring)
         return []
-    return [f"{where} ({name!r}): {p}" for p in _keypoint_problems(settings, loaded, name)]
+    plan = resolve_cameras(settings, model=model)
+    return [f"{where} ({name!r}): {p}" for p in _keypoint_problems(settings, plan, loaded, name)]
 
 
-def _keypoint_problems(settings: Settings, experiment: Any, name: str) -> list[str]:
+def _keypoint_problems(
+    settings: Settings, plan: CameraPlan, experiment: Any, name: str
+) -> list[str]:
     """Return each keypoint the experiment reads that the model of a camera it reads lacks.
 
     Found here, a wrong keypoint stops the start with the model's keypoints listed, instead of
     stopping the experiment at its first pose (``live/session/keypoints.py``).
     """
     config_file = config_file_of(name, settings.source_file.parent)
-    return [mismatch_problem(m, config_file) for m in keypoint_mismatches(settings, experiment)]
+    return [mismatch_problem(m, config_file) for m in keypoint_mismatches(plan, experiment)]
 
 
-def _experiment_problems(settings: Settings, experiment_option: str | None) -> list[str]:
+def _experiment_problems(
+    settings: Settings, plan: CameraPlan, experiment_option: str | None
+) -> list[str]:
     name = settings.experiment.name
     where = (
         "--experiment"
@@ -450,9 +454,10 @@ def _experiment_problems(settings: Settings, experiment_option: str | None) -> l
             f"{type(error).__name__}: {error}. Fix the file, or name another experiment."
         ]
     cameras = [camera.name for camera in settings.cameras]
-    found = camera_problems(loaded.triggers, cameras) + _animal_problems(settings, loaded.triggers)
+    found = camera_problems(loaded.triggers, cameras)
+    found += _animal_problems(settings, plan, loaded.triggers)
     found += _points3d_problems(settings, loaded.triggers)
-    found += _keypoint_problems(settings, loaded, name)
+    found += _keypoint_problems(settings, plan, loaded, name)
     problems = [f"{where} ({name!r}): {problem}" for problem in found]
     needed = sorted({device for device, _ in loaded.outputs})
     missing = [device for device in needed if device not in settings.devices]

@@ -1,6 +1,7 @@
 """What a session says about itself: ``session.json``, its processes and each camera's figures.
 
-:class:`SessionJson` builds ``session.json`` from the session (read through
+:class:`SessionJson` fills ``session.json``'s typed record (:mod:`outputs.session_record`, the
+one owner of its shape) from the session (read through
 :class:`ReportedSession`) and writes it: at each change of state, and every
 ``SESSION_JSON_PERIOD_S`` while the session runs, so that a session killed hard still says how
 far it got. :func:`camera_figures` and :func:`process_ids` are the live figures the window and
@@ -23,7 +24,18 @@ from deeplabstream.live.session.analysis import Analysis
 from deeplabstream.live.session.cameras import CameraBranch, branch_stats, camera_entry
 from deeplabstream.live.session.health import SessionHealth
 from deeplabstream.live.session.record import SESSION_JSON_PERIOD_S, run_label, session_metadata
-from deeplabstream.outputs.folder import SESSION_JSON, package_versions, write_session_json
+from deeplabstream.outputs.folder import SESSION_JSON, package_versions
+from deeplabstream.outputs.session_record import (
+    Cleanup,
+    Clock,
+    ExperimentRun,
+    PoseRun,
+    Priority,
+    SessionRecord,
+    SettingsReload,
+    parse_or_keep,
+    write_record,
+)
 from deeplabstream.settings.loader import settings_as_dict
 from deeplabstream.settings.sections import Settings
 from deeplabstream.transport.channel import Doorbell
@@ -46,8 +58,8 @@ class ReportedSession(Protocol):
     health: SessionHealth
     priority_plan: PriorityPlan
     doorbell: Doorbell | None
-    cleanup: dict[str, Any]
-    settings_reloads: list[dict[str, Any]]
+    cleanup: Cleanup
+    settings_reloads: list[SettingsReload]
 
     @property
     def branches(self) -> list[CameraBranch]: ...  # noqa: D102 (a protocol's member)
@@ -100,10 +112,15 @@ def last_experiment_summary(analyses: list[Analysis]) -> dict[str, Any] | None:
 
 
 class SessionJson:
-    """``session.json`` of one session: what it holds, and when it is written."""
+    """``session.json`` of one session: what it holds, and when it is written.
+
+    The record's shape is :class:`outputs.session_record.SessionRecord`'s; this class fills it
+    from the session. What child processes reported (the worker's figures, the experiments'
+    summaries) is read into its typed parts (:func:`parse_or_keep`).
+    """
 
     def __init__(self) -> None:
-        self.record: dict[str, Any] | None = None  # as last written: the summaries read it
+        self.record: SessionRecord | None = None  # as last written: the summaries read it
         self._static: dict[str, Any] | None = None  # versions, machine, settings: read once
         self._observed_priorities: dict[str, dict[str, Any]] = {}
         self._next_write = 0.0
@@ -121,12 +138,12 @@ class SessionJson:
         """Write ``session.json`` with the current state of the session."""
         assert session.session_dir is not None
         stats = stats or camera_figures(session.branches, session.analysis, session.health)
-        data = self._document(session, status, stats)
-        self.record = data
+        record = self._document(session, status, stats)
+        self.record = record
         try:
             # The space reserve is for the final session.json only: an update while running
             # must not free it (the pose and event files would then fill it unnoticed).
-            write_session_json(session.session_dir, data, use_reserve=status != "running")
+            write_record(session.session_dir, record, use_reserve=status != "running")
         except OSError as error:  # the previous complete session.json stays
             log.error("could not update %s: %s", SESSION_JSON, error)
 
@@ -149,44 +166,66 @@ class SessionJson:
 
     def _document(
         self, session: ReportedSession, status: str, stats: dict[str, dict[str, Any]]
-    ) -> dict[str, Any]:
+    ) -> SessionRecord:
         """Return session.json's content: the session's state now, with ``stats`` per camera."""
         started_at = session.started_at.isoformat(timespec="microseconds")
-        experiments = experiment_summaries(session.analyses)
-        return {
-            "format": "deeplabstream-session/1",
-            "status": status,
-            "stop_reason": session.stop_reason or None,
-            "started": started_at,
-            "ended": datetime.now().astimezone().isoformat(timespec="microseconds")
+        experiments = tuple(
+            parse_or_keep(ExperimentRun, summary, f"experiment_runs[{index}]")
+            for index, summary in enumerate(experiment_summaries(session.analyses))
+        )
+        pose_runs = tuple(
+            parse_or_keep(PoseRun, analysis.summary(), f"pose_runs[{index}]")
+            for index, analysis in enumerate(session.analyses)
+        )
+        last_pose = None
+        for run, analysis in zip(pose_runs, session.analyses, strict=True):
+            if analysis is session.analysis:
+                last_pose = run
+        if last_pose is None and session.analysis is not None:
+            last_pose = parse_or_keep(PoseRun, session.analysis.summary(), "pose")
+        last_experiment = last_experiment_summary(session.analyses)
+        static = self._static_info(session)
+        return SessionRecord(
+            status=status,
+            stop_reason=session.stop_reason or None,
+            started=started_at,
+            ended=datetime.now().astimezone().isoformat(timespec="microseconds")
             if status != "running"
             else None,
-            "clock": {
-                "host_clock": "time.perf_counter (system-wide monotonic), seconds",
-                "host_time_at_start": session.started_host_s,
-                "wall_time_at_start": started_at,
-            },
-            "errors": list(session.errors),
-            "warnings": list(session.warnings),
-            "metadata": session_metadata(session.settings),
-            **self._static_info(session),
-            "cameras": {b.name: camera_entry(b, stats[b.name]) for b in session.branches},
-            "pose": session.analysis.summary() if session.analysis else None,
-            "pose_runs": [analysis.summary() for analysis in session.analyses],
-            "experiment": last_experiment_summary(session.analyses),
-            "experiment_runs": experiments,
-            "health": session.health.section(
+            clock=Clock(
+                host_clock="time.perf_counter (system-wide monotonic), seconds",
+                host_time_at_start=session.started_host_s,
+                wall_time_at_start=started_at,
+            ),
+            errors=tuple(session.errors),
+            warnings=tuple(session.warnings),
+            metadata=session_metadata(session.settings),
+            settings=static["settings"],
+            versions=static["versions"],
+            machine=static["machine"],
+            cleanup_at_start=session.cleanup,
+            # With the main pid, its start time: a later start tells a pid reused by another
+            # process (after a reboot) from this session still running (core/liveness.py).
+            main_process_started=static["main_process_started"],
+            cameras={b.name: camera_entry(b, stats[b.name]) for b in session.branches},
+            pose=last_pose,
+            pose_runs=pose_runs,
+            experiment=None
+            if last_experiment is None
+            else parse_or_keep(ExperimentRun, last_experiment, "experiment"),
+            experiment_runs=experiments,
+            health=session.health.section(
                 session.analyses,
                 experiments,
                 round(session.started_host_s * 1e9),
                 errors=session.errors,
                 warnings=session.warnings,
             ),
-            "processes": process_ids(session.branches, session.analyses),
-            "priority": self.priority_entry(session),
-            "doorbell": session.doorbell.value if session.doorbell is not None else None,
-            "settings_reloads": list(session.settings_reloads),
-        }
+            processes=process_ids(session.branches, session.analyses),
+            priority=parse_or_keep(Priority, self.priority_entry(session), "priority"),
+            doorbell=session.doorbell.value if session.doorbell is not None else None,
+            settings_reloads=tuple(session.settings_reloads),
+        )
 
     def _static_info(self, session: ReportedSession) -> dict[str, Any]:
         """Return the parts of session.json that never change during a session (read once)."""
@@ -195,10 +234,6 @@ class SessionJson:
                 "settings": settings_as_dict(session.settings),
                 "versions": package_versions(),
                 "machine": machine_description(),
-                "cleanup_at_start": session.cleanup,
-                # With the main pid, its start time: a later start tells a pid reused by
-                # another process (after a reboot) from this session still running
-                # (core/liveness.py).
                 "main_process_started": process_start_time(os.getpid()),
             }
         return self._static

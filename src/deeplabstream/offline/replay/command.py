@@ -32,6 +32,7 @@ from deeplabstream.offline.replay.job import ReplayOptions, ReplayResult
 from deeplabstream.offline.replay.progress import ProgressView, failure_reason
 from deeplabstream.offline.replay.videos import ReplayError, find_videos
 from deeplabstream.settings import load_settings
+from deeplabstream.settings.effective import resolve_cameras
 from deeplabstream.settings.sections import Settings, deadline_option
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -142,11 +143,10 @@ def check_inputs(options: ReplayOptions) -> list[str]:
     if options.model is not None and not options.model.exists():
         return [f"{options.model}: model not found (--model); name a model folder or file"]
     # The model is checked before any video starts (issue 37): a folder no format knows is
-    # refused here, not by each video's worker after its session folder was made.
-    where = (
-        "--model" if options.model is not None else f"[Pose] MODEL_PATH in {settings.source_file}"
-    )
-    problems = model_problems(options.model or settings.pose.model_path, where)
+    # refused here, not by each video's worker after its session folder was made. A replay's
+    # cameras are its videos, which run the shared model: --model, else [Pose] MODEL_PATH.
+    plan = resolve_cameras(replace(settings, cameras=()), model=options.model)
+    problems = model_problems(plan.shared_model, plan.shared_model_named_by)
     if problems:
         return problems
     return _keypoint_problems(settings, options) if options.experiment else []
@@ -154,15 +154,12 @@ def check_inputs(options: ReplayOptions) -> list[str]:
 
 def _keypoint_problems(settings: Settings, options: ReplayOptions) -> list[str]:
     """Return the keypoints the experiment reads that the model lacks (every video would fail)."""
-    # A replay's one camera is the video, analysed by [Pose] MODEL_PATH (or --model).
-    pose = settings.pose
-    if options.model is not None:
-        pose = replace(pose, model_path=options.model)
     experiment, where = settings.experiment, f"[Experiment] NAME in {settings.source_file}"
     if options.experiment_name is not None:
         experiment, where = replace(experiment, name=options.experiment_name), "--experiment"
-    replayed = replace(settings, cameras=(), pose=pose, experiment=experiment)
-    return experiment_keypoint_problems(replayed, where)
+    # A replay's one camera is the video, analysed by [Pose] MODEL_PATH (or --model).
+    replayed = replace(settings, cameras=(), experiment=experiment)
+    return experiment_keypoint_problems(replayed, where, model=options.model)
 
 
 def main(argv: list[str] | None = None) -> int:

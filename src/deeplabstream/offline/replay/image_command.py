@@ -37,6 +37,7 @@ from deeplabstream.offline.replay.images import (
     score_lines,
     write_outputs,
 )
+from deeplabstream.pose.formats.lightning_context import IMAGES_CONTEXT_TEXT, context_of
 from deeplabstream.pose.loading import load_model
 from deeplabstream.pose.model import ModelDescription
 from deeplabstream.pose.runtime.backends import open_backend
@@ -130,6 +131,8 @@ def _run(
         print(f"Error: {folder}: the results could not be written: {error}", file=sys.stderr)
         return EXIT_FAILED
     print(f"Predicted {len(images.paths)} image(s) with {description.name}:")
+    if context_of(description) is not None:  # a Lightning Pose context model
+        print(f"  context of each image: {IMAGES_CONTEXT_TEXT}")
     for line in score_lines(scores) if scores is not None else []:
         print(f"  {line}")
     for path in written:

@@ -8,7 +8,10 @@ image by image with the model's own **image** pre-processing, which is not alway
   dataset), a video frame as float with bilinear interpolation (its video reader): a replay of
   the same pixels as a video gives other numbers;
 - DeepLabCut and sleap-nn take an image at its own size (no resize), as they do a video frame;
-- this project's own models resize as they always do (area).
+- this project's own models resize as they always do (area);
+- a Lightning Pose context model (``heatmap_mhcrnn``) takes as context, as Lightning Pose does,
+  the files numbered 2 below to 2 above the image's (``img07.png``: ``img05`` .. ``img09``), the
+  image itself where one is missing (:mod:`pose.formats.lightning_context`).
 
 Out come the predictions in the labels' layout (DeepLabCut's header rows, x / y / likelihood,
 indexed by the labels' image paths, as Lightning Pose's ``CollectedData_predictions.csv`` and
@@ -35,7 +38,14 @@ import pandas as pd
 from deeplabstream.core.errors import DeepLabStreamError
 from deeplabstream.offline.labels import LabelsError, read_dlc_labels
 from deeplabstream.pose.formats.dlc3_topdown import open_topdown_estimator, topdown_decoding_of
+from deeplabstream.pose.formats.lightning_context import (
+    CONTEXT_FRAMES,
+    context_image_paths,
+    context_of,
+    heads_description,
+)
 from deeplabstream.pose.model import ModelDescription
+from deeplabstream.pose.runtime.context import ContextEstimator
 from deeplabstream.pose.runtime.estimator import PoseEstimator
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -171,6 +181,7 @@ def predict(
     model = image_description(description)
     estimators: dict[tuple[int, ...], Any] = {}  # PoseEstimator, or a top-down one
     backends: dict[tuple[int, int], Any] = {}
+    others: list[Any] = []  # second graphs (a context model's heads)
     points = np.full((len(images.paths), model.animals, len(model.keypoints), 3), np.nan)
     try:
         for index, path in enumerate(images.paths):
@@ -184,16 +195,40 @@ def predict(
                 if topdown_decoding_of(sized) is not None:  # DeepLabCut: detector + pose
                     opener = lambda stage, *_: open_backend(stage)  # noqa: E731
                     estimator = open_topdown_estimator(sized, opener, backends[size])
+                elif context_of(sized) is not None:  # Lightning Pose context: its two graphs
+                    heads = open_backend(heads_description(sized))
+                    others.append(heads)
+                    estimator = ContextEstimator(
+                        sized, backends[size], image.shape, CONTEXT_FRAMES, heads
+                    )
                 else:
                     estimator = PoseEstimator(sized, backends[size], image.shape)
                 estimators[image.shape] = estimator
-            points[index] = estimator.estimate_animals([image])[0]
+            if isinstance(estimator, ContextEstimator):  # as Lightning Pose: neighbouring files
+                window = [
+                    image if other == path else _same_size(read_image(other), image, other)
+                    for other in context_image_paths(path)
+                ]
+                points[index] = estimator.estimate_windows([window])[0]
+            else:
+                points[index] = estimator.estimate_animals([image])[0]
             if report is not None:
                 report(index + 1)
     finally:
-        for backend in backends.values():
+        for backend in [*backends.values(), *others]:
             backend.close()
     return points
+
+
+def _same_size(image: np.ndarray, centre: np.ndarray, path: Path) -> np.ndarray:
+    """Return a context image; one of another size than its centre image is refused."""
+    if image.shape != centre.shape:
+        raise ImagesError(
+            f"{path}: a context image of the Lightning Pose context model is "
+            f"{image.shape[1]}x{image.shape[0]}, its labelled image "
+            f"{centre.shape[1]}x{centre.shape[0]}; context images must be the same size"
+        )
+    return image
 
 
 def _at_size(description: ModelDescription, size: tuple[int, int]) -> ModelDescription:

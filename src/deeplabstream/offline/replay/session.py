@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -32,17 +31,24 @@ from deeplabstream.hardware.cameras.video_length import AnnouncedLength, truncat
 from deeplabstream.live.session.device_locks import lock_session_devices
 from deeplabstream.live.session.live import LiveSession
 from deeplabstream.live.session.runner import SessionRunner, install_stop_signals
-from deeplabstream.offline.replay.annotate import ANNOTATED_SUFFIX, write_annotated_video
 from deeplabstream.offline.replay.job import Progress, ProgressSink, ReplayOptions, ReplayResult
 from deeplabstream.offline.replay.videos import VideoInfo, camera_name_for, probe_video
-from deeplabstream.outputs.folder import SESSION_JSON, SESSION_LOG, write_json_atomic
-from deeplabstream.pose.loading import load_model
+from deeplabstream.outputs.annotated_video import ANNOTATED_SUFFIX, annotate_session
+from deeplabstream.outputs.folder import SESSION_LOG
+from deeplabstream.outputs.session_record import (
+    PoseCamera,
+    Replay,
+    read_session_record,
+    write_record,
+)
 from deeplabstream.settings import load_settings
 from deeplabstream.settings.sections import CameraSettings, DeviceSettings, Settings
 
 log = logging.getLogger(__name__)
 
 REPORT_INTERVAL_S = 0.25
+#: Every key of ``replay`` is written, null or not (a reader may test any of them).
+REPLAY_KEYS = frozenset(field.name for field in dataclasses.fields(Replay)) - {"extra", "present"}
 END_OF_VIDEO = "end of source"  # the capture process's word for it (session.json "end")
 
 
@@ -155,49 +161,53 @@ def _finish(
     began: float,
 ) -> ReplayResult:
     """Read the session's figures, render the annotated video, note the replay in session.json."""
-    session = json.loads((session_dir / SESSION_JSON).read_text(encoding="utf-8"))
+    session = read_session_record(session_dir)
     camera = camera_name_for(video)
-    captured = session["cameras"][camera]["frames_captured"]
-    pose = ((session.get("pose") or {}).get("cameras") or {}).get(camera) or {}
+    entry = session.cameras[camera]
+    captured = entry.frames_captured
+    pose = (session.pose.cameras.get(camera) if session.pose else None) or PoseCamera()
     annotated = None
     if options.annotated_video and (session_dir / f"{camera}.pose.csv").is_file():
-        annotated = _annotate(video, info, settings, session_dir, camera, errors, report)
-    entry = session["cameras"][camera]
-    if entry["status"] == "ended" and entry["end"] != END_OF_VIDEO and not errors:
+        annotated = _annotate(video, info, session_dir, camera, errors, report)
+    if entry.status == "ended" and entry.end != END_OF_VIDEO and not errors:
         errors.append(f"stopped before the end of the video: {runner.stop_reason}")
-    truncated = entry["end"] == END_OF_VIDEO and truncation(info, captured)
+    truncated = entry.end == END_OF_VIDEO and truncation(info, captured)
     if truncated and truncated not in errors:  # the live session said it already
         errors.append(truncated)
-    delivery = (entry.get("device") or {}).get("delivery")
+    delivery = entry.device.get("delivery")  # the video camera's own description
     lag = lag_warning(video, delivery)
     warnings = [lag] if lag else []
     _log_in_session(session_dir, warnings)
     elapsed = time.monotonic() - began
-    session["replay"] = {
-        "video": str(video),
-        "mode": options.mode,
-        "frames_in_video": info.frames if info.frames_exact else None,
-        "frames_announced": info.frames,
-        "truncated": bool(truncated),
-        "annotated_video": annotated.name if annotated else None,
-        "elapsed_s": round(elapsed, 3),
-        # --realtime: how late the video's frames were delivered (hardware/cameras/video.py measures
-        # it)
-        "delivery": delivery,
-    }
-    recorded = session.setdefault("errors", [])
+    replay = Replay(
+        video=str(video),
+        mode=options.mode,
+        frames_in_video=info.frames if info.frames_exact else None,
+        frames_announced=info.frames,
+        truncated=bool(truncated),
+        annotated_video=annotated.name if annotated else None,
+        elapsed_s=round(elapsed, 3),
+        # --realtime: how late the video's frames were delivered (hardware/cameras/video.py
+        # measures it)
+        delivery=delivery,
+        present=REPLAY_KEYS,
+    )
+    recorded = [*session.errors]
     recorded += [error for error in errors if error not in recorded]  # the replay's own, too
-    noted = session.setdefault("warnings", [])  # the session's own (a model's frame size) too
+    noted = [*session.warnings]  # the session's own (a model's frame size) too
     noted += [warning for warning in warnings if warning not in noted]
-    write_json_atomic(session_dir / SESSION_JSON, session)
+    session = dataclasses.replace(
+        session, replay=replay, errors=tuple(recorded), warnings=tuple(noted)
+    )
+    write_record(session_dir, session)
     return ReplayResult(
         video,
         ok=not errors,
         session_dir=session_dir,
         frames_in_video=info.frames,
         frames_captured=captured,
-        frames_analysed=pose.get("frames_analysed", 0),
-        frames_skipped=pose.get("frames_skipped", 0),
+        frames_analysed=pose.frames_analysed or 0,
+        frames_skipped=pose.frames_skipped or 0,
         elapsed_s=elapsed,
         stop_reason=runner.stop_reason or "",
         errors=tuple(errors),
@@ -239,35 +249,29 @@ def truncation(info: VideoInfo, frames_decoded: int) -> str:
 def _annotate(
     video: Path,
     info: VideoInfo,
-    settings: Settings,
     session_dir: Path,
     camera: str,
     errors: list[str],
     report: ProgressSink,
 ) -> Path | None:
+    """Write the replay's annotated video through the ``annotated_video`` output, with progress.
+
+    A settings file that chose ``[Output annotated_video]`` had it written at the session's stop
+    already: it is not written twice.
+    """
     target = session_dir / f"{camera}{ANNOTATED_SUFFIX}"
+    if target.is_file():
+        return target
     try:
-        write_annotated_video(
-            video,
-            session_dir / f"{camera}.pose.csv",
-            target,
-            threshold=settings.pose.likelihood_threshold,
-            skeleton=_skeleton(settings),
-            report=lambda done: report(Progress(video, "annotating", done, info.frames)),
+        annotate_session(
+            session_dir,
+            cameras=(camera,),
+            report=lambda _, done: report(Progress(video, "annotating", done, info.frames)),
         )
     except (OSError, ValueError, KeyError) as error:  # av.FFmpegError is an OSError
         errors.append(f"{target}: the annotated video could not be written: {error}")
         return None
-    return target
-
-
-def _skeleton(settings: Settings) -> tuple[tuple[str, str], ...]:
-    """Return the model's skeleton (keypoint pairs), or none when the model does not say."""
-    try:
-        return tuple(load_model(settings.pose.model_path).skeleton)
-    except Exception:  # the skeleton is decoration: the video is still worth having without it
-        log.warning("the model's skeleton could not be read; the annotated video has none")
-        return ()
+    return target if target.is_file() else None
 
 
 class _ReplayRunner(SessionRunner):

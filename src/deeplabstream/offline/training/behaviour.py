@@ -39,6 +39,7 @@ from deeplabstream.behaviour.labels import NO_BEHAVIOUR, LabelsError, read_label
 from deeplabstream.core.errors import DeepLabStreamError
 from deeplabstream.core.optional import exit_with
 from deeplabstream.outputs.pose_table import read_pose_table
+from deeplabstream.outputs.session_record import DamagedRecordError, load_record
 
 INPUT_NAME = "features"
 LABEL_OUTPUT = "label"
@@ -86,18 +87,17 @@ def session_fps(pose_path: Path, fps: float | None) -> float:
             "to read the camera's rate from)"
         )
     try:
-        data = json.loads(record.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise TrainingError(f"{record}: not valid JSON ({error}); pass --fps") from None
-    cameras = data.get("cameras") or {}
-    entry = cameras.get(camera) if isinstance(cameras, dict) else None
-    rate = entry.get("nominal_fps") if isinstance(entry, dict) else None
-    if rate is None:
-        settings = ((data.get("settings") or {}).get("cameras") or {}).get(camera) or {}
+        data = load_record(record)
+    except (OSError, DamagedRecordError) as error:
+        raise TrainingError(f"{record}: not a session's record ({error}); pass --fps") from None
+    entry = data.cameras.get(camera)
+    rate: Any = entry.nominal_fps if entry is not None else None
+    if rate is None:  # the settings are their own JSON object: [Camera NAME] FRAMERATE
+        settings = (data.settings.get("cameras") or {}).get(camera) or {}
         rate = settings.get("FRAMERATE") if isinstance(settings, dict) else None
     if isinstance(rate, int | float) and not isinstance(rate, bool) and rate > 0:
         return float(rate)
-    known = sorted(cameras) if isinstance(cameras, dict) else []
+    known = sorted(data.cameras)
     raise TrainingError(
         f"{record}: no frame rate for camera '{camera}' (cameras in the file: {known}); pass --fps"
     )

@@ -52,6 +52,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from deeplabstream.pose.decoding.graph_outputs import named_outputs
+from deeplabstream.pose.decoding.two_stage import left_the_crop
 from deeplabstream.pose.model import ModelDescription, ModelError
 
 #: The outputs of a top-down export that the decoding reads, by name.
@@ -291,6 +292,83 @@ def cut_crop(image: np.ndarray, center: np.ndarray, crop_size: tuple[int, int]) 
     return (rows[:, :, x0] * wx0 + rows[:, :, x1] * wx1).astype(np.float32)
 
 
+class CropCutter:
+    """sleap-nn's crops of many centroids at once, equal to :func:`cut_crop` bit for bit.
+
+    :func:`cut_crop` is the reference (one crop, everything computed anew). Here the grid of
+    each (crop, frame) size is computed once, the sampling positions and weights of all the
+    frame's centroids in one pass (the same float32 operations, element by element), and each
+    crop is interpolated from its window in float32 (the same products and sums, in the same
+    order: the values are identical, not merely close) into a buffer kept between frames.
+
+    Parameters
+    ----------
+    crop_size
+        (height, width) of the crops.
+    """
+
+    def __init__(self, crop_size: tuple[int, int]) -> None:
+        self.crop_size = (int(crop_size[0]), int(crop_size[1]))
+        self._grids: dict[tuple[int, int], np.ndarray] = {}
+        self._crops = np.empty((0, 1, *self.crop_size), np.float32)
+
+    def _grid(self, crop: int, size: int) -> np.ndarray:
+        """``torch_linspace(-1, 1, crop) * (crop / size)`` in float32, computed once per size."""
+        grid = self._grids.get((crop, size))
+        if grid is None:
+            grid = torch_linspace(-1.0, 1.0, crop) * (np.float32(crop) / np.float32(size))
+            self._grids[(crop, size)] = grid
+        return grid
+
+    def _taps(self, centers: np.ndarray, crop: int, size: int) -> tuple[np.ndarray, ...]:
+        """:func:`crop_positions` and :func:`_axis_taps` of every centre (n,) at once."""
+        f32 = np.float32
+        normalised = (centers.astype(f32) / f32(size - 1)) * f32(2.0) - f32(1.0)
+        positions = (
+            (self._grid(crop, size)[None, :] + normalised[:, None] + f32(1.0)) / f32(2.0)
+        ) * f32(size - 1)
+        return _axis_taps(positions, size)
+
+    def cut(self, images: np.ndarray, frames: np.ndarray, centers: np.ndarray) -> np.ndarray:
+        """Return the crops (n, C, h, w) float32 of ``centers`` (n, 2) x, y in ``images[frames]``.
+
+        ``images`` is (N, C, H, W) uint8. The result is a view of the cutter's buffer: valid
+        until the next call.
+        """
+        n = len(frames)
+        _, channels, height, width = images.shape
+        crop_h, crop_w = self.crop_size
+        if self._crops.shape[0] < n or self._crops.shape[1] != channels:
+            self._crops = np.empty(
+                (max(n, 2 * self._crops.shape[0]), channels, crop_h, crop_w), np.float32
+            )
+        crops = self._crops[:n]
+        if n == 0:
+            return crops
+        centers = np.asarray(centers, np.float32)
+        ys0, ys1, wys0, wys1 = self._taps(centers[:, 1], crop_h, height)
+        xs0, xs1, wxs0, wxs1 = self._taps(centers[:, 0], crop_w, width)
+        scale = np.float32(1.0 / 255.0)
+        row_low, row_high = (wys0 * scale)[:, :, None], (wys1 * scale)[:, :, None]
+        for row in range(n):
+            y0, y1, x0, x1 = ys0[row], ys1[row], xs0[row], xs1[row]
+            top, left = int(y0[0]), int(x0[0])
+            window = images[frames[row], :, top : int(y1[-1]) + 1, left : int(x1[-1]) + 1]
+            pixels = window.astype(np.float32)  # exact: what uint8 * float32 computes with
+            # rows first, then columns: the reference's products and sums, in its order
+            rows = pixels[:, y0 - top]
+            rows *= row_low[row]
+            below = pixels[:, y1 - top]
+            below *= row_high[row]
+            rows += below
+            left_cols = rows[:, :, x0 - left]
+            left_cols *= wxs0[row]
+            right_cols = rows[:, :, x1 - left]
+            right_cols *= wxs1[row]
+            np.add(left_cols, right_cols, out=crops[row])
+        return crops
+
+
 def global_peaks(
     confmaps: np.ndarray, threshold: float, stride: float
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -318,6 +396,7 @@ def run_instance_stage(
     run_instances: InstanceRunner,
     timings: dict[str, float] | None = None,
     n_nodes: int = 0,
+    cutter: CropCutter | None = None,
 ) -> dict[str, np.ndarray]:
     """Cut the crops and run the instance stage: the combined graph's outputs, valid slots.
 
@@ -335,6 +414,8 @@ def run_instance_stage(
         Gets the seconds spent on ``crop``, ``instance`` and ``peaks`` added.
     n_nodes
         The keypoints per animal (the outputs' size when no animal was found).
+    cutter
+        Cuts the crops into its buffers (kept between frames); None makes one for this call.
 
     Returns
     -------
@@ -349,9 +430,8 @@ def run_instance_stage(
     frames, slots = np.nonzero(valid)
     n_frames, n_slots = valid.shape
     crop_h, crop_w = settings.crop_size
-    crops = np.empty((len(frames), images.shape[1], crop_h, crop_w), np.float32)
-    for row, (frame, slot) in enumerate(zip(frames, slots, strict=True)):
-        crops[row] = cut_crop(images[frame], centroids[frame, slot], settings.crop_size)
+    cutter = cutter if cutter is not None else CropCutter(settings.crop_size)
+    crops = cutter.cut(images, frames, centroids[frames, slots])
     t1 = time.perf_counter()
     outputs = run_instances(crops) if len(crops) else []
     t2 = time.perf_counter()
@@ -389,20 +469,51 @@ def decode_two_stages(
     description: ModelDescription,
     run_instances: InstanceRunner,
     timings: dict[str, float] | None = None,
+    cutter: CropCutter | None = None,
+    left: list[bool] | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """:func:`decode_topdown` of a model whose stages run apart.
 
     ``outputs`` are the centroid stage's (``description.output_names`` order), ``images`` the
     frames it was given; the rest as :func:`run_instance_stage` and :func:`decode_topdown`.
+    ``left``, when given, gets whether an animal may have left its crop appended
+    (:func:`crops_left`: crops cut around the previous frame's centroids).
     """
     settings = topdown_decoding_of(description)
     named = dict(zip(description.output_names, outputs, strict=True))
     combined = run_instance_stage(
-        images, named, settings, run_instances, timings, len(description.keypoints)
+        images, named, settings, run_instances, timings, len(description.keypoints), cutter
     )
+    if left is not None:
+        names = description.keypoints
+        anchor = names.index(settings.anchor_part) if settings.anchor_part in names else None
+        left.append(crops_left(named, combined, settings, anchor))
     names = TOPDOWN_CLASS_OUTPUTS if settings.class_names else TOPDOWN_OUTPUTS
     full = {**named, **combined}
     return _decode_named({name: full[name] for name in names}, description, settings)
+
+
+def crops_left(
+    centroid_outputs: dict[str, np.ndarray],
+    combined: dict[str, np.ndarray],
+    settings: SleapTopDownDecoding,
+    anchor: int | None = None,
+) -> bool:
+    """Return True when an animal may have left the crop cut around its (previous) centroid.
+
+    :func:`pose.decoding.two_stage.left_the_crop` of every valid slot: its anchor keypoint
+    (index ``anchor``; None: the median of the keypoints found) not found in the crop, or more
+    than a quarter of the crop from its centre.
+    """
+    centroids = np.asarray(centroid_outputs["centroids"], np.float32)
+    crop_h, crop_w = settings.crop_size
+    reach = np.array([crop_w, crop_h], np.float64) / 4.0
+    for frame, slot in zip(*np.nonzero(combined["instance_valid"]), strict=True):
+        points = combined["peaks"][frame, slot]
+        placing = points if anchor is None else points[anchor : anchor + 1]
+        if left_the_crop(placing, centroids[frame, slot], reach):
+            return True
+    return False
 
 
 def instance_stage_description(description: ModelDescription) -> ModelDescription | None:

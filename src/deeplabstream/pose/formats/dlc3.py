@@ -9,8 +9,10 @@ themselves.
 
 Supported: single-animal, bottom-up (``method: bu``) models without a detector, whose backbone
 is ``CSPNeXt`` (``cspnext_s``, ``cspnext_m``, ``cspnext_x``, any width and depth of the ``P5`` or
-``P6`` layout) or a timm ``ResNet`` (``resnet_50`` = ``resnet50_gn``, ``resnet_101`` =
-``resnet101``, at their output stride), with one ``HeatmapHead`` (deconvolutions, optional
+``P6`` layout), a timm ``ResNet`` (``resnet_50`` = ``resnet50_gn``, ``resnet_101`` =
+``resnet101``, at their output stride) or a timm ``HRNet`` (``hrnet_w18/32/48``: the stride-4
+branch, the frame padded to multiples of 32 as DeepLabCut's ``auto_padding``), with one
+``HeatmapHead`` (deconvolutions, optional
 final convolution, with or without location refinement). Top-down exports (``method: td``, a
 ``detector`` entry: an SSDLite detector + RTMPose) go to :mod:`pose.formats.dlc3_topdown`.
 Anything else gets a message naming what the file holds.
@@ -77,10 +79,10 @@ DEFAULT_FRAME_SIZE = (480, 640)  # height, width
 INPUT_NAME = "images"
 SUPPORTED = (
     "supported: single-animal bottom-up models (method bu, no detector) with a CSPNeXt "
-    "(cspnext_s/m/x) or ResNet (resnet_50, resnet_101) backbone and one HeatmapHead, and "
-    "single-animal top-down models with an SSDLite detector and an RTMPose or a "
-    "CSPNeXt/ResNet HeatmapHead pose model (not yet: HRNet, DEKR, DLCRNet, multi-animal, "
-    "FasterRCNN detectors)"
+    "(cspnext_s/m/x), ResNet (resnet_50, resnet_101) or HRNet (hrnet_w18/32/48) backbone and "
+    "one HeatmapHead, and single-animal top-down models with an SSDLite detector and an "
+    "RTMPose or a CSPNeXt/ResNet/HRNet HeatmapHead pose model (not yet: DEKR, DLCRNet, "
+    "multi-animal, FasterRCNN detectors)"
 )
 # Inference transforms that change pixels or geometry, which this program does not apply.
 _UNSUPPORTED_TRANSFORMS = (
@@ -244,7 +246,7 @@ def check_supported(export: DlcExport) -> None:
     if model.get("neck"):
         reasons.append("a neck")
     backbone = (model.get("backbone") or {}).get("type")
-    if backbone not in ("CSPNeXt", "ResNet"):
+    if backbone not in ("CSPNeXt", "ResNet", "HRNet"):
         reasons.append(f"backbone {backbone}")
     if reasons:
         raise ModelError(
@@ -256,6 +258,9 @@ def check_supported(export: DlcExport) -> None:
         raise ModelError(f"{path}: its config names no bodyparts (metadata.bodyparts)")
     transforms = config.get("data", {}).get("inference") or {}
     used = [name for name in _UNSUPPORTED_TRANSFORMS if transforms.get(name)]
+    if backbone == "HRNet" and "auto_padding" in used:
+        check_hrnet_padding(export, transforms["auto_padding"])
+        used.remove("auto_padding")  # HRNet pads inside the network, as DeepLabCut asks
     if used:
         raise ModelError(
             f"{path}: its inference pre-processing uses {', '.join(used)}, which this program "
@@ -264,6 +269,29 @@ def check_supported(export: DlcExport) -> None:
     colour = str(config.get("data", {}).get("colormode", "RGB")).upper()
     if colour not in ("RGB", "BGR"):
         raise ModelError(f"{path}: data.colormode {colour!r}, expected RGB or BGR")
+
+
+def check_hrnet_padding(export: DlcExport, padding: Any) -> None:
+    """Raise a ModelError unless ``auto_padding`` is HRNet's own (multiples of 32, reflect).
+
+    DeepLabCut's HRNet configs pad the frame to multiples of 32 with OpenCV's
+    ``reflect_101`` border; the rebuilt HRNet does that inside the network
+    (:class:`pose.networks.hrnet.DlcHRNet`). Other paddings are not applied here.
+    """
+    padding = padding if isinstance(padding, dict) else {}
+    divisors = (padding.get("pad_height_divisor"), padding.get("pad_width_divisor"))
+    mode = str(padding.get("border_mode") or "reflect_101")
+    if (
+        padding.get("min_height")
+        or padding.get("min_width")
+        or any(d not in (None, 32) for d in divisors)
+        or mode != "reflect_101"
+    ):
+        raise ModelError(
+            f"{export.path}: its inference auto_padding {padding} is not HRNet's (sides "
+            "padded to multiples of 32 with the reflect_101 border); this program applies "
+            "only that one"
+        )
 
 
 # --- the network --------------------------------------------------------------------------------
@@ -305,6 +333,8 @@ def input_multiple(export: DlcExport) -> int:
     ``P6``); DeepLabCut's ResNet stops halving at its output stride (dilation after that).
     """
     section = export.config["model"]["backbone"]
+    if section.get("type") == "HRNet":
+        return 32  # its lowest-resolution branch: stride 32
     if section.get("type") == "CSPNeXt":
         # torch: an optional, heavy dependency (the network's module holds its layouts).
         from deeplabstream.pose.networks.cspnext import ARCHITECTURES

@@ -24,23 +24,24 @@ A frame without a detection gives NaN (DeepLabCut writes -1 there). The time of 
 in :attr:`DlcTopDownEstimator.last_stage_timings` (``detector``, ``crop``, ``pose``).
 
 Supported: single-animal top-down exports with an ``SSDLite`` detector and a pose model that
-is RTMPose (``rtmpose_s/m/x``: CSPNeXt + ``RTMCCHead``, SimCC decoding) or a CSPNeXt / ResNet
-with DeepLabCut's ``HeatmapHead`` (``top_down_cspnext_s``, ``top_down_resnet_50`` ...:
-argmax + location refinement, as the bottom-up exports). Other detectors (``FasterRCNN``) and
-backbones (HRNet) get a message.
+is RTMPose (``rtmpose_s/m/x``: CSPNeXt + ``RTMCCHead``, SimCC decoding) or a CSPNeXt / ResNet /
+HRNet with DeepLabCut's ``HeatmapHead`` (``top_down_cspnext_s``, ``top_down_resnet_50``,
+``top_down_hrnet_w32`` ...: argmax + location refinement, as the bottom-up exports). Other
+detectors (``FasterRCNN``: not rebuilt yet) get a message.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from deeplabstream.pose.decoding.two_stage import CropFrom, PreviousDetections, left_the_crop
 from deeplabstream.pose.formats.conversion import (
     ConversionSpec,
     Differences,
@@ -59,6 +60,12 @@ POSE_OUTPUTS = ("keypoints", "simcc_x", "simcc_y")  # RTMPose
 HEATMAP_POSE_OUTPUTS = ("keypoints", "heatmaps", "locref")  # a HeatmapHead (with locref)
 #: torchvision's SSD keeps boxes whose score is above this (``score_thresh``).
 SSD_SCORE_THRESHOLD = 0.001
+#: ``crop_from = previous_frame``: the animal left a crop cut around the previous frame's box
+#: when its keypoints' median is farther than this fraction of the crop from the crop's centre
+#: (within a tenth of the crop of its border). A box is not centred on the keypoints (the
+#: detector frames the whole animal): a quarter, as for sleap-nn's crops centred on the anchor
+#: part, would refuse most boxes.
+LEFT_REACH = 0.4
 #: The stages of :attr:`DlcTopDownEstimator.last_stage_timings`, in order.
 STAGES = ("detector", "crop", "pose")
 DETECTOR_TOLERANCES: Differences = {"boxes": 1e-2, "scores": 1e-4}
@@ -112,8 +119,16 @@ def topdown_problems(export: Any) -> list[str]:
     reasons = []
     if "detector" not in export.other_entries:
         reasons.append("no detector weights (export it with the detector snapshot)")
-    detector = ((config.get("detector") or {}).get("model") or {}).get("type")
-    if detector != "SSDLite":
+    detector_model = (config.get("detector") or {}).get("model") or {}
+    detector = detector_model.get("type")
+    if detector == "FasterRCNN":
+        reasons.append(
+            f"a detector of type FasterRCNN ({detector_model.get('variant', '?')}), not rebuilt "
+            "here yet (DeepLabCut 3.0.2 runs it on a CPU; its region proposals and non-maximum "
+            "suppression are not in this program). Only SSDLite detectors run: make a shuffle "
+            'with detector_type="ssdlite" in DeepLabCut and train its detector'
+        )
+    elif detector != "SSDLite":
         reasons.append(f"a detector of type {detector} (only SSDLite is rebuilt here)")
     individuals = (config.get("metadata") or {}).get("individuals") or []
     if len(individuals) > 1:
@@ -127,7 +142,7 @@ def topdown_problems(export: Any) -> list[str]:
         reasons.append(f"pose heads {heads} (only RTMPose's RTMCCHead or one HeatmapHead)")
     elif heads["bodypart"] == "RTMCCHead" and backbone != "CSPNeXt":
         reasons.append(f"backbone {backbone} under RTMCCHead")
-    if backbone not in ("CSPNeXt", "ResNet"):
+    if backbone not in ("CSPNeXt", "ResNet", "HRNet"):
         reasons.append(f"backbone {backbone}")
     if model.get("neck"):
         reasons.append("a neck")
@@ -421,12 +436,19 @@ def pixels(image: np.ndarray, out: np.ndarray | None = None, *, bgr: bool = Fals
 
 
 def top_down_crop(
-    image: np.ndarray, box: Sequence[float], crop: CropSettings
+    image: np.ndarray,
+    box: Sequence[float],
+    crop: CropSettings,
+    out: np.ndarray | None = None,
 ) -> tuple[np.ndarray, tuple[int, int], tuple[float, float]]:
     """DeepLabCut's ``top_down_crop``: the crop (uint8), its offset and its scale.
 
     ``box`` is (x, y, w, h) in frame pixels. Returns the (height, width, C) crop, the frame
     position of its corner (offset x, y) and the frame pixels per crop pixel (scale x, y).
+    ``out``: a (height, width, C) uint8 buffer the crop is resized into (kept between frames).
+    A region inside the frame is resized in place (a view, no copy); only a region over the
+    frame's edge is copied onto a zero canvas first (DeepLabCut's padding). The pixels are
+    DeepLabCut's either way: OpenCV's resize reads the same values.
     """
     import cv2
 
@@ -459,9 +481,12 @@ def top_down_crop(
             extra = int(h_int - w_int / output_ratio) // 2
             pad_left, pad_right = pad_left + extra, pad_right + extra
     pad_x, pad_y = pad_left + pad_right, pad_top + pad_bottom
-    canvas = np.zeros((h_int + pad_y, w_int + pad_x, channels), image.dtype)
-    canvas[pad_top : pad_top + h_int, pad_left : pad_left + w_int] = image[y1:y2, x1:x2]
-    resized = cv2.resize(canvas, (out_w, out_h), interpolation=cv2.INTER_LINEAR)
+    if pad_x or pad_y:
+        canvas = np.zeros((h_int + pad_y, w_int + pad_x, channels), image.dtype)
+        canvas[pad_top : pad_top + h_int, pad_left : pad_left + w_int] = image[y1:y2, x1:x2]
+    else:
+        canvas = image[y1:y2, x1:x2]
+    resized = cv2.resize(canvas, (out_w, out_h), dst=out, interpolation=cv2.INTER_LINEAR)
     offset = (x1 - pad_left, y1 - pad_top)
     scale = ((w_int + pad_x) / out_w, (h_int + pad_y) / out_h)
     return resized, offset, scale
@@ -485,6 +510,7 @@ class DlcTopDownEstimator:
         run_detector: Runner,
         run_pose: Runner,
         frame_shape: tuple[int, ...] | None = None,
+        crop_from: CropFrom = "same_frame",
     ) -> None:
         decoding = topdown_decoding_of(description)
         if decoding is None:
@@ -501,6 +527,14 @@ class DlcTopDownEstimator:
         self._frames_buffer: np.ndarray | None = None
         self.last_boxes = np.empty((0, 4))
         self.last_box_scores = np.empty(0)
+        # The crops' buffers, kept between frames: the resized crop, the pose model's input.
+        crop = decoding.crop
+        self._resized = np.empty((crop.height, crop.width, 3), np.uint8)
+        self._crops = np.empty((1, 3, crop.height, crop.width), np.float32)
+        #: Where the crops come from (pose.decoding.two_stage), and each camera's last box.
+        self.two_stage = True
+        self.crop_from: CropFrom = crop_from
+        self.previous = PreviousDetections()
 
     @property
     def animals(self) -> int:
@@ -521,56 +555,143 @@ class DlcTopDownEstimator:
         self,
         frames: Sequence[np.ndarray],
         flips: Sequence[bool] | None = None,
+        keys: Sequence[Hashable] | None = None,
         *,
         rgb: bool = False,
     ) -> np.ndarray:
-        """(N, 1, K, 3) float64: x, y in frame pixels and the score; NaN without a detection."""
+        """(N, 1, K, 3) float64: x, y in frame pixels and the score; NaN without a detection.
+
+        ``keys``: per frame, its camera, for ``crop_from = previous_frame`` (each camera's
+        crops from its own previous frame's box); None: every frame's own box.
+        """
+        self.refresh()  # not called since the last frames (a caller that never does)
         t0 = time.perf_counter()
         bgr = not rgb
         images = [frame[:, ::-1] if flips and flips[i] else frame for i, frame in enumerate(frames)]
-        detector_in = self._detector_input(images, bgr) if images else None
-        t_norm = time.perf_counter()
         keypoints = np.full((len(images), 1, len(self.description.keypoints), 3), np.nan)
         self.last_boxes = np.full((len(images), 4), np.nan)
         self.last_box_scores = np.full(len(images), np.nan)
-        if detector_in is None:
+        stages = dict.fromkeys(STAGES, 0.0)
+        if self.crop_from == "previous_frame":
+            stages["refresh"], self.previous.refresh_s = self.previous.refresh_s, 0.0
+        self.last_stage_timings = stages
+        if not images:
             return keypoints
+        cameras = None if keys is None else tuple(keys)
+        previous = self.crop_from == "previous_frame" and self.previous.ready(cameras)
+        preprocess_s = 0.0
+        if previous:  # each camera's previous box: no detector on this frame's path
+            assert cameras is not None
+            boxes = np.stack([self.previous.detections[c][0] for c in cameras])
+            scores = np.array([self.previous.detections[c][1] for c in cameras])
+        else:
+            boxes, scores, preprocess_s = self._detect(images, bgr, stages)
+        left = self._crops_and_pose(images, boxes, scores, flips, bgr, keypoints, stages, previous)
+        if left:  # the animal left its crop: this frame's own box after all
+            keypoints[:] = np.nan
+            self.last_boxes[:], self.last_box_scores[:] = np.nan, np.nan
+            boxes, scores, again_s = self._detect(images, bgr, stages)
+            preprocess_s += again_s
+            self._crops_and_pose(images, boxes, scores, flips, bgr, keypoints, stages, False)
+            previous = False
+        if self.crop_from == "previous_frame" and cameras is not None:
+            self.previous.count(cameras, previous)
+            if previous:  # the detector on these frames once their keypoints are out
+                self.previous.pending.append((images, cameras, bgr))
+            else:  # their own boxes are the next frames'
+                self._keep_boxes(cameras, boxes, scores)
+        total = time.perf_counter() - t0
+        model_s = stages["detector"] + stages["crop"] + stages["pose"]
+        self.last_timings = {
+            "preprocess": preprocess_s + max(0.0, total - preprocess_s - model_s),
+            "inference": model_s,
+            "decode": 0.0,
+        }
+        return keypoints
+
+    def refresh(self) -> None:
+        """Run the detector on the last frames, for their cameras' next crops.
+
+        ``crop_from = previous_frame`` only (else nothing to do): the inference worker calls it
+        once the frames' keypoints are out. Its time goes to the next estimate's ``refresh``.
+        """
+        if not self.previous.pending:
+            return
+        started = time.perf_counter()
+        for images, cameras, bgr in self.previous.pending:
+            boxes, scores, _ = self._detect(images, bgr, {})
+            self._keep_boxes(cameras, boxes, scores)
+        self.previous.pending.clear()
+        self.previous.refresh_s = time.perf_counter() - started
+
+    def _keep_boxes(self, cameras: Sequence[Hashable], boxes: np.ndarray, scores: Any) -> None:
+        for row, camera in enumerate(cameras):
+            self.previous.detections[camera] = (np.array(boxes[row]), float(scores[row]))
+
+    def _detect(
+        self, images: list[np.ndarray], bgr: bool, stages: dict[str, float]
+    ) -> tuple[np.ndarray, np.ndarray, float]:
+        """Return the detector's best box (corners) and score per frame, and its input's time."""
+        t0 = time.perf_counter()
+        detector_in = self._detector_input(images, bgr)
+        t1 = time.perf_counter()
         boxes, scores = (np.asarray(o) for o in self.run_detector(detector_in)[:2])
-        t2 = time.perf_counter()
+        stages["detector"] = stages.get("detector", 0.0) + time.perf_counter() - t1
+        return boxes, scores, t1 - t0
+
+    def _crops_and_pose(
+        self,
+        images: list[np.ndarray],
+        boxes: np.ndarray,
+        scores: np.ndarray,
+        flips: Sequence[bool] | None,
+        bgr: bool,
+        keypoints: np.ndarray,
+        stages: dict[str, float],
+        check: bool,
+    ) -> bool:
+        """Cut the crops of the boxes, run the pose model, fill ``keypoints`` (N, 1, K, 3).
+
+        Returns True when ``check`` and the animal may have left a crop
+        (:func:`pose.decoding.two_stage.left_the_crop`).
+        """
+        t0 = time.perf_counter()
+        crop = self.decoding.crop
         found = [i for i in range(len(images)) if float(scores[i]) > self.decoding.score_threshold]
-        crops, offsets, scales = [], [], []
-        for i in found:
+        if check and len(found) < len(images):
+            return True
+        if self._crops.shape[0] < len(found):
+            self._crops = np.empty((len(found), 3, crop.height, crop.width), np.float32)
+        crop_in = self._crops[: len(found)]
+        offsets, scales = [], []
+        for row, i in enumerate(found):
             # DeepLabCut's BboxToCoco, on its float32 array.
             corners = np.asarray(boxes[i], np.float32)
             box = (corners[0], corners[1], corners[2] - corners[0], corners[3] - corners[1])
             self.last_boxes[i], self.last_box_scores[i] = box, float(scores[i])
-            crop, offset, scale = top_down_crop(images[i], box, self.decoding.crop)
-            crops.append(crop)
+            resized, offset, scale = top_down_crop(images[i], box, crop, self._resized)
+            pixels(resized, crop_in[row], bgr=bgr)
             offsets.append(offset)
             scales.append(scale)
-        if crops:
-            crop_in = np.empty((len(crops), 3, *crops[0].shape[:2]), np.float32)
-            for row, crop in enumerate(crops):
-                pixels(crop, crop_in[row], bgr=bgr)
-            t_crops = time.perf_counter()
-            points = np.asarray(self.run_pose(crop_in)[0], np.float32).copy()
-            for row, i in enumerate(found):
-                # RescaleAndOffset: float32 keypoints times float64 scales plus int offsets.
-                xy = points[row, :, :2] * np.asarray(scales[row]) + np.asarray(offsets[row])
-                keypoints[i, 0, :, :2] = xy
-                keypoints[i, 0, :, 2] = points[row, :, 2]
-                if flips and flips[i]:
-                    keypoints[i, 0, :, 0] = images[i].shape[1] - 1 - keypoints[i, 0, :, 0]
-        else:
-            t_crops = time.perf_counter()
-        t4 = time.perf_counter()
-        self.last_stage_timings = {
-            "detector": t2 - t_norm,
-            "crop": t_crops - t2,
-            "pose": t4 - t_crops,
-        }
-        self.last_timings = {"preprocess": t_norm - t0, "inference": t4 - t_norm, "decode": 0.0}
-        return keypoints
+        t1 = time.perf_counter()
+        stages["crop"] += t1 - t0
+        if not found:
+            return False
+        points = np.asarray(self.run_pose(crop_in)[0], np.float32).copy()
+        left = False
+        for row, i in enumerate(found):
+            # RescaleAndOffset: float32 keypoints times float64 scales plus int offsets.
+            xy = points[row, :, :2] * np.asarray(scales[row]) + np.asarray(offsets[row])
+            if check:  # every keypoint is placed (DeepLabCut has no "not found")
+                size = np.array([crop.width, crop.height]) * np.asarray(scales[row])
+                reach = size * LEFT_REACH
+                left = left or left_the_crop(xy, np.asarray(offsets[row]) + size / 2, reach)
+            keypoints[i, 0, :, :2] = xy
+            keypoints[i, 0, :, 2] = points[row, :, 2]
+            if flips and flips[i]:
+                keypoints[i, 0, :, 0] = images[i].shape[1] - 1 - keypoints[i, 0, :, 0]
+        stages["pose"] += time.perf_counter() - t1
+        return left
 
     def _detector_input(self, images: list[np.ndarray], bgr: bool) -> np.ndarray:
         """Return the frames as one (N, 3, H, W) float32 batch, in a buffer kept between calls."""
@@ -609,6 +730,7 @@ def open_topdown_estimator(
     device: str = "cpu",
     threads: int | None = None,
     frame_shape: tuple[int, ...] | None = None,
+    crop_from: CropFrom = "same_frame",
 ) -> DlcTopDownEstimator:
     """Open a top-down estimator on ONNX Runtime, or on the rebuilt PyTorch modules.
 
@@ -626,6 +748,8 @@ def open_topdown_estimator(
         (as the worker's second stages do), else 1.
     frame_shape
         The frames' shape, for the record.
+    crop_from
+        ``same_frame`` or ``previous_frame`` (:mod:`pose.decoding.two_stage`).
     """
     if open_backend is None:
         export = _read_for_rebuild(description)
@@ -635,6 +759,7 @@ def open_topdown_estimator(
             lambda batch: run_module(detector, batch),
             lambda batch: run_module(pose, batch),
             frame_shape,
+            crop_from,
         )
     if threads is None:
         session = getattr(backend, "_session", None)
@@ -644,4 +769,4 @@ def open_topdown_estimator(
     if backend is None:
         backend = open_backend(description, "onnxruntime", device, threads)
     pose_backend = open_backend(pose_stage_description(description), "onnxruntime", device, threads)
-    return DlcTopDownEstimator(description, backend.run, pose_backend.run, frame_shape)
+    return DlcTopDownEstimator(description, backend.run, pose_backend.run, frame_shape, crop_from)

@@ -177,6 +177,15 @@ def describe_model(
     except (KeyError, TypeError, ValueError) as error:
         raise ModelError(f"{config_file}: incomplete `data` section: {error!r}") from error
     model_type = str(config.get("model", {}).get("model_type", "heatmap"))
+    if model_type == "heatmap_mhcrnn":
+        checkpoints = sorted((config_file.parent / "tb_logs").rglob("*.ckpt"))
+        where = f" ({checkpoints[0]})" if checkpoints else ""
+        raise ModelError(
+            f"{onnx_file}: the ONNX export of a Lightning Pose context model (heatmap_mhcrnn) "
+            f"is not run (its one graph takes five frames and recomputes each frame's "
+            f"backbone five times); set MODEL_PATH to the model's checkpoint{where} instead: "
+            "it is rebuilt and run as two graphs, each frame's features kept"
+        )
     if model_type != "heatmap":
         raise ModelError(
             f"{config_file}: model_type {model_type!r} is not supported; only single-frame "

@@ -18,10 +18,13 @@ The network (``model_type: heatmap``):
   than the input (``d = data.downsample_factor``);
 - a spatial softmax over each map (temperature 1).
 
-Context models (``heatmap_mhcrnn``, several frames per prediction) and other backbones get a
-message. The checkpoint is a pickle that also holds Lightning's and OmegaConf's objects: it is
-read with PyTorch's ``weights_only`` unpickler, with inert stand-ins for those classes, so no
-code from the file runs and neither package is needed.
+Context models (``model_type: heatmap_mhcrnn``, five frames per prediction) are rebuilt as
+:class:`pose.networks.lightning.HeatmapTrackerMHCRNN` and converted to two graphs (backbone;
+heads) by :mod:`pose.formats.lightning_context`. Other backbones get a message.
+
+The checkpoint is a pickle that also holds Lightning's and OmegaConf's objects: it is read with
+PyTorch's ``weights_only`` unpickler, with inert stand-ins for those classes, so no code from
+the file runs and neither package is needed.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ from deeplabstream.pose.formats.conversion import (
     convert,
     load_weights,
     max_abs_differences,
+    run_module,
     synthetic_input,
 )
 from deeplabstream.pose.formats.lightning import (
@@ -76,9 +80,11 @@ LIGHTNING_CHECKPOINT_ADVICE = (
     "at its model folder.",
 )
 SUPPORTED = (
-    "supported: single-frame `heatmap` models with a ResNet backbone (resnet18, resnet34, "
-    "resnet50 and its variants, resnet101, resnet152)"
+    "supported: single-frame `heatmap` and context `heatmap_mhcrnn` models with a ResNet "
+    "backbone (resnet18, resnet34, resnet50 and its variants, resnet101, resnet152)"
 )
+MODEL_TYPES = ("heatmap", "heatmap_mhcrnn")
+CONTEXT_MODEL_TYPE = "heatmap_mhcrnn"
 # Harmless classes a Lightning checkpoint pickles besides its tensors.
 _SAFE_BUILTINS: dict[str, Any] = {
     "builtins.list": list,
@@ -141,6 +147,16 @@ class LightningCheckpoint:
     def downsample_factor(self) -> int:
         """``data.downsample_factor``: heatmaps are 2**d times smaller than the input."""
         return int(self.config["data"].get("downsample_factor", 2))
+
+    @property
+    def model_type(self) -> str:
+        """``model.model_type`` of the config (``heatmap`` when absent)."""
+        return str(self.config.get("model", {}).get("model_type", "heatmap"))
+
+    @property
+    def is_context(self) -> bool:
+        """True for a context model (``heatmap_mhcrnn``: frames t-2 .. t+2 per prediction)."""
+        return self.model_type == CONTEXT_MODEL_TYPE
 
 
 # --- finding and reading the files -----------------------------------------------------------
@@ -231,17 +247,15 @@ def check_supported(checkpoint: LightningCheckpoint) -> None:
     backbone = checkpoint.backbone
     version = config.get("model", {}).get("lightning_pose_version", "unknown")
     holding = f"a Lightning Pose {version} `{model_type}` model with backbone {backbone}"
-    if model_type != "heatmap":
-        detail = (
-            " (context models look at several frames per prediction)"
-            if "mhcrnn" in model_type
-            else ""
-        )
-        raise ModelError(
-            f"{path}: {holding}{detail}, which this program cannot run yet; {SUPPORTED}"
-        )
+    if model_type not in MODEL_TYPES:
+        raise ModelError(f"{path}: {holding}, which this program cannot run yet; {SUPPORTED}")
     if _resnet_depth(backbone) is None:
         raise ModelError(f"{path}: {holding}, which this program cannot run; {SUPPORTED}")
+    if model_type == CONTEXT_MODEL_TYPE and checkpoint.downsample_factor != 2:
+        raise ModelError(
+            f"{path}: {holding} and downsample_factor {checkpoint.downsample_factor}; Lightning "
+            "Pose builds context models with downsample_factor 2 only"
+        )
     if not checkpoint.keypoints:
         raise ModelError(f"{checkpoint.config_file}: no data.keypoint_names")
 
@@ -260,14 +274,16 @@ def _resnet_depth(backbone: str) -> int | None:
 def build_module(checkpoint: LightningCheckpoint) -> Any:
     """Build the checkpoint's network with its weights, in eval mode (float32, CPU)."""
     # torch: an optional, heavy dependency, imported only to rebuild a network.
-    from deeplabstream.pose.networks.lightning import HeatmapTracker
+    from deeplabstream.pose.networks.lightning import HeatmapTracker, HeatmapTrackerMHCRNN
 
     check_supported(checkpoint)
     depth = _resnet_depth(checkpoint.backbone)
     assert depth is not None
-    module = HeatmapTracker(depth, len(checkpoint.keypoints), checkpoint.downsample_factor)
+    kind = HeatmapTrackerMHCRNN if checkpoint.is_context else HeatmapTracker
+    module = kind(depth, len(checkpoint.keypoints), checkpoint.downsample_factor)
+    tracker = "context (heatmap_mhcrnn)" if checkpoint.is_context else "heatmap"
     what = (
-        f"a {checkpoint.backbone} heatmap tracker with {len(checkpoint.keypoints)} keypoints and "
+        f"a {checkpoint.backbone} {tracker} tracker with {len(checkpoint.keypoints)} keypoints and "
         f"downsample_factor {checkpoint.downsample_factor}, as {checkpoint.config_file.name} says"
     )
     network_keys = {
@@ -336,6 +352,9 @@ def load_lightning_checkpoint(path: str | Path, precision: Precision = "fp32") -
         what it is), the weights do not fit the config, or the conversion is wrong.
     """
     checkpoint = read_checkpoint(path)
+    if checkpoint.is_context:  # two graphs: backbone, heads (pose.formats.lightning_context)
+        check_supported(checkpoint)
+        return load_context_checkpoint(checkpoint, precision)
     module = build_module(checkpoint)
     height, width = checkpoint.input_size
     check = synthetic_input(height, width, IMAGENET_MEAN, IMAGENET_STD)
@@ -397,8 +416,12 @@ class LightningPoseCheckpoint(ModelFormat):
         return f"Lightning Pose {version} checkpoint (Lightning {checkpoint.lightning_version})"
 
     def network_text(self, description: ModelDescription) -> str:
-        """Return the tracker's backbone and downsample factor."""
+        """Return the tracker's backbone and downsample factor (and a context model's stages)."""
+        from deeplabstream.pose.formats.lightning_context import context_text
+
         checkpoint = read_checkpoint(source_file(description))
+        if checkpoint.is_context:
+            return context_text(description, checkpoint.backbone)
         return (
             f"heatmap tracker, backbone {checkpoint.backbone}, downsample_factor "
             f"{checkpoint.downsample_factor}"
@@ -409,10 +432,127 @@ class LightningPoseCheckpoint(ModelFormat):
         return lightning_decoding_text(description)
 
     def build_module(self, source: Path) -> Any:
-        """Return the heatmap tracker rebuilt from the checkpoint."""
-        return build_module(read_checkpoint(source))
+        """Return the heatmap tracker rebuilt from the checkpoint (a context model's backbone).
+
+        A context model's ``model_file`` is its backbone graph: the module returned is the
+        backbone, which that graph reproduces (the heads graph is checked at conversion).
+        """
+        checkpoint = read_checkpoint(source)
+        module = build_module(checkpoint)
+        if checkpoint.is_context:
+            from deeplabstream.pose.networks.lightning import ContextBackbone
+
+            return ContextBackbone(module).eval()
+        return module
 
     def comparison(self, description: ModelDescription) -> tuple[Any, dict[str, float]]:
         """Return Lightning Pose's comparison and the limits at the model's precision."""
+        from deeplabstream.pose.formats import lightning_context as context
+
+        if context.context_of(description) is not None:  # the backbone graph: its features
+            fp32 = description.precision == "fp32"
+            limits = context.FEATURE_TOLERANCES if fp32 else context.FEATURE_FP16_TOLERANCES
+            return context.features_comparison, limits
         limits = TOLERANCES if description.precision == "fp32" else FP16_TOLERANCES
         return compare_outputs(description.downsample_factor), limits
+
+    def pytorch_problem(self, path: Path) -> str | None:
+        """Refuse a context model: it runs on ONNX Runtime only (two graphs, features kept)."""
+        try:
+            checkpoint = read_checkpoint(path, mmap=True)
+        except ModelError:
+            return None  # the load says what is wrong with the file
+        if checkpoint.is_context:
+            return (
+                f"{path}: a Lightning Pose context model (heatmap_mhcrnn) runs on "
+                "[Pose] BACKEND = onnxruntime only (its backbone and heads are two graphs, each "
+                "frame's features kept for the next frames); set BACKEND = onnxruntime"
+            )
+        return super().pytorch_problem(path)
+
+
+# -- context models (heatmap_mhcrnn): two graphs, see pose.formats.lightning_context -----
+
+
+def load_context_checkpoint(checkpoint: Any, precision: Precision = "fp32") -> ModelDescription:
+    """Convert a context checkpoint (``LightningCheckpoint``) to its two graphs and describe it."""
+    from deeplabstream.pose.formats.lightning import _labelled_frame_size
+    from deeplabstream.pose.formats.lightning_context import (
+        CONTEXT_FRAMES,
+        FEATURE_FP16_TOLERANCES,
+        FEATURE_TOLERANCES,
+        FEATURES,
+        HEADS_FP16_TOLERANCES,
+        HEADS_OUTPUTS,
+        HEADS_TOLERANCES,
+        ContextStages,
+        features_comparison,
+        heads_comparison,
+    )
+    from deeplabstream.pose.networks.lightning import ContextBackbone, ContextHeads
+
+    tracker = build_module(checkpoint)
+    height, width = checkpoint.input_size
+    images = _check_images(height, width)
+    backbone = ContextBackbone(tracker).eval()
+    spec = ConversionSpec(
+        sources=(checkpoint.checkpoint_file, checkpoint.config_file),
+        input_name="images",
+        output_names=(FEATURES,),
+        example_shape=(1, 3, height, width),
+        dynamic_size=False,
+        compare=features_comparison,
+        tolerances=FEATURE_TOLERANCES,
+        fp16_tolerances=FEATURE_FP16_TOLERANCES,
+    )
+    backbone_graph = convert(backbone, spec, images[:1], precision).onnx_file
+    features = run_module(backbone, images)[0]  # (5, C, h, w)
+    channels, h, w = features.shape[1:]
+    stacked = features.reshape(1, CONTEXT_FRAMES * channels, h, w)
+    heads_spec = ConversionSpec(
+        # The config first: the heads graph is named after it (the backbone's after the
+        # checkpoint); both digests cover both files.
+        sources=(checkpoint.config_file, checkpoint.checkpoint_file),
+        input_name=FEATURES,
+        output_names=HEADS_OUTPUTS,
+        example_shape=(1, CONTEXT_FRAMES * channels, h, w),
+        dynamic_size=False,
+        compare=heads_comparison(checkpoint.downsample_factor),
+        tolerances=HEADS_TOLERANCES,
+        fp16_tolerances=HEADS_FP16_TOLERANCES,
+    )
+    heads_graph = convert(ContextHeads(tracker).eval(), heads_spec, stacked, precision).onnx_file
+    config = checkpoint.config
+    keypoints = checkpoint.keypoints
+    downsample = checkpoint.downsample_factor
+    return ModelDescription(
+        name=str(config.get("model", {}).get("model_name") or checkpoint.config_file.parent.name),
+        framework="lightning-pose",
+        model_file=backbone_graph,
+        keypoints=keypoints,
+        input_height=height,
+        input_width=width,
+        color_order="rgb",
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        resize="bilinear-float",
+        output_kind="heatmaps",
+        stride=float(2**downsample),
+        decoder="lightning-pose",
+        heatmaps_are_probabilities=True,
+        downsample_factor=downsample,
+        input_name="images",
+        output_names=(FEATURES,),
+        precision=precision,
+        source_file=checkpoint.checkpoint_file,
+        decoding=ContextStages(heads_graph, (int(channels), int(h), int(w))),
+        trained_size=_labelled_frame_size(config["data"]),
+    )
+
+
+def _check_images(height: int, width: int) -> np.ndarray:
+    """Five different image-like inputs (5, 3, H, W): the synthetic image, shifted."""
+    from deeplabstream.pose.formats.lightning_context import CONTEXT_FRAMES
+
+    image = synthetic_input(height, width, IMAGENET_MEAN, IMAGENET_STD)[0]
+    return np.stack([np.roll(image, (3 * i, 5 * i), axis=(1, 2)) for i in range(CONTEXT_FRAMES)])

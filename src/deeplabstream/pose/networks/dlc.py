@@ -1,7 +1,8 @@
 """DeepLabCut 3.0's network, rebuilt with DeepLabCut's state-dict names (PyTorch).
 
 The modules :mod:`pose.formats.dlc3` builds from an export: the backbone (:mod:`pose.networks.
-cspnext` or a timm-named ResNet of :mod:`pose.networks.resnet`), DeepLabCut's ``HeatmapHead``
+cspnext`, a timm-named ResNet of :mod:`pose.networks.resnet` or HRNet of
+:mod:`pose.networks.hrnet`), DeepLabCut's ``HeatmapHead``
 (deconvolutions, optional final convolution, location refinement) and its decoding inside the
 network (:class:`DlcKeypointModel`), so that the network's output is the keypoints themselves.
 The head's layout comes from the export's config, read by the format without PyTorch
@@ -20,6 +21,7 @@ from torch import nn
 
 from deeplabstream.pose.model import ModelError
 from deeplabstream.pose.networks.cspnext import CSPNeXt, CSPNeXtConfig
+from deeplabstream.pose.networks.hrnet import DlcHRNet, hrnet_width
 from deeplabstream.pose.networks.resnet import ResNet
 
 
@@ -188,6 +190,16 @@ def build_backbone(section: dict[str, Any], path: Path) -> nn.Module:
         except (TypeError, ValueError) as error:
             raise ModelError(f"{path}: model.backbone: {error}") from None
     name = str(section.get("model_name", ""))
+    if section["type"] == "HRNet":
+        width = hrnet_width(name)
+        if width is None:
+            raise ModelError(
+                f"{path}: HRNet backbone {name!r} is not supported; expected one of timm's "
+                "hrnet_w18, hrnet_w32, hrnet_w48 (hrnet_w30/40/44/64)"
+            )
+        if section.get("increased_channel_count"):
+            raise ModelError(f"{path}: HRNet increased_channel_count is not supported")
+        return DlcHRNet(width, bool(section.get("interpolate_branches")))
     match = re.fullmatch(r"resnet(\d+)(_gn)?", name)
     if not match or int(match.group(1)) not in (18, 34, 50, 101, 152):
         raise ModelError(

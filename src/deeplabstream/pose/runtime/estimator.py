@@ -25,7 +25,7 @@ them to frame pixels.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 
 import numpy as np
 
@@ -35,10 +35,13 @@ from deeplabstream.pose.decoding.peaks import decode_argmax
 from deeplabstream.pose.decoding.sleap import decode_bottomup
 from deeplabstream.pose.decoding.sleap_classes import decode_classes
 from deeplabstream.pose.decoding.sleap_topdown import (
+    CropCutter,
     decode_topdown,
     decode_two_stages,
     instance_stage_description,
+    topdown_decoding_of,
 )
+from deeplabstream.pose.decoding.two_stage import CropFrom, PreviousDetections
 from deeplabstream.pose.model import ModelDescription, ModelError
 from deeplabstream.pose.runtime.backends import InferenceBackend, open_backend
 from deeplabstream.pose.runtime.preprocess import Preprocessor
@@ -60,6 +63,9 @@ class PoseEstimator:
         batches of exactly that size instead (the last one padded).
     crop
         (x, y, width, height) of the region of each frame that is fed, or None.
+    crop_from
+        A two-stage model (sleap-nn top-down): the crops around the centroids of the same frame
+        or of the camera's previous frame (:mod:`pose.decoding.two_stage`); the others ignore it.
 
     Attributes
     ----------
@@ -79,6 +85,7 @@ class PoseEstimator:
         frame_shape: tuple[int, ...],
         max_batch: int = 1,
         crop: tuple[int, int, int, int] | None = None,
+        crop_from: CropFrom = "same_frame",
     ) -> None:
         self.description = description
         self.backend = backend
@@ -92,8 +99,20 @@ class PoseEstimator:
         # A two-stage model (sleap-nn top-down): the second network, on a backend of its own.
         self.second_stage = open_second_stage(description, backend)
         #: Seconds of the last estimate in each stage of a two-stage model (centroid, crop,
-        #: instance, peaks); empty for the others. Within ``last_timings``' inference + decode.
+        #: instance, peaks); empty for the others. Within ``last_timings``' inference + decode,
+        #: except ``refresh`` (``crop_from = previous_frame``: the centroid stage on the
+        #: previous frame, after its keypoints were out).
         self.last_stage_timings: dict[str, float] = {}
+        self.cutter: CropCutter | None = None
+        if self.second_stage is not None:  # the crops' buffers, kept between frames
+            self.cutter = CropCutter(topdown_decoding_of(description).crop_size)
+        #: True for a model in two stages (a detector, the pose model on crops).
+        self.two_stage = self.second_stage is not None
+        self.crop_from: CropFrom = crop_from if self.two_stage else "same_frame"
+        #: Each camera's last centroids (``crop_from = previous_frame``).
+        self.previous = PreviousDetections()
+        self._keys: tuple[Hashable, ...] | None = None
+        self._more = False
 
     @property
     def animals(self) -> int:
@@ -114,7 +133,10 @@ class PoseEstimator:
         return self.estimate_animals(frames, flips)[:, 0]
 
     def estimate_animals(
-        self, frames: Sequence[np.ndarray], flips: Sequence[bool] | None = None
+        self,
+        frames: Sequence[np.ndarray],
+        flips: Sequence[bool] | None = None,
+        keys: Sequence[Hashable] | None = None,
     ) -> np.ndarray:
         """Keypoints of every animal of each frame.
 
@@ -126,6 +148,9 @@ class PoseEstimator:
             Per frame, whether to flip it horizontally before the network (a right-side camera,
             so that one network serves both sides); keypoints come back in the unflipped frame's
             pixels. None flips none.
+        keys
+            Per frame, its camera (any hashable): with ``crop_from = previous_frame`` each
+            camera's crops come from its own previous frame. None: no previous frame.
 
         Returns
         -------
@@ -141,8 +166,16 @@ class PoseEstimator:
         classes = bool(self.description.identity_classes)
         confidence = np.full((n, self.animals), np.nan) if classes else None
         timings = dict.fromkeys(("preprocess", "inference", "decode"), 0.0)
+        if self.second_stage is not None:
+            self.refresh()  # not called since the last frames (a caller that never does)
+            refresh_s, self.previous.refresh_s = self.previous.refresh_s, 0.0
+            self.last_stage_timings = dict.fromkeys(("centroid", "crop", "instance", "peaks"), 0.0)
+            if self.crop_from == "previous_frame":
+                self.last_stage_timings["refresh"] = refresh_s
         for start in range(0, n, self.batch):
             stop = min(start + self.batch, n)
+            self._keys = None if keys is None else tuple(keys[start:stop])
+            self._more = stop < n  # the preprocessor's buffer is reused for the next batch
             keypoints[start:stop], batch_confidence = self._estimate_batch(
                 frames[start:stop], flips[start:stop], timings
             )
@@ -151,6 +184,25 @@ class PoseEstimator:
         self.last_timings = timings
         self.last_identity_confidence = confidence
         return keypoints
+
+    def refresh(self) -> None:
+        """Run the centroid stage on the last frames, for their cameras' next crops.
+
+        ``crop_from = previous_frame`` only (else nothing to do): the inference worker calls it
+        once the frames' keypoints are out. Its time goes to the next estimate's ``refresh``.
+        """
+        if not self.previous.pending:
+            return
+        started = time.perf_counter()
+        for batch, keys in self.previous.pending:
+            self._keep_centroids(keys, self.backend.run(batch))
+        self.previous.pending.clear()
+        self.previous.refresh_s = time.perf_counter() - started
+
+    def _keep_centroids(self, keys: Sequence[Hashable], outputs: list[np.ndarray]) -> None:
+        """Keep each frame's centroid outputs, by its camera."""
+        for row, key in enumerate(keys):
+            self.previous.detections[key] = [np.array(o[row : row + 1]) for o in outputs]
 
     def _estimate_batch(
         self, frames: Sequence[np.ndarray], flips: Sequence[bool], timings: dict[str, float]
@@ -162,9 +214,34 @@ class PoseEstimator:
         fixed = self.description.batch_size is not None
         batch, transforms = self.preprocessor.prepare(frames, flips, whole_buffer=fixed)
         t1 = time.perf_counter()
-        outputs = self.backend.run(batch)
+        keys = self._keys
+        previous = self.crop_from == "previous_frame" and self.previous.ready(keys)
+        if previous:  # the centroids of each camera's previous frame: no centroid stage now
+            assert keys is not None
+            kept = [self.previous.detections[key] for key in keys]
+            outputs = [np.concatenate(parts) for parts in zip(*kept, strict=True)]
+        else:
+            outputs = self.backend.run(batch)
         t2 = time.perf_counter()
-        points, confidence = self._decode([o[:n] for o in outputs], batch[:n], t2 - t1)
+        left: list[bool] | None = [] if previous else None
+        first_s = 0.0 if previous else t2 - t1  # the centroid stage on this frame's path
+        points, confidence = self._decode([o[:n] for o in outputs], batch[:n], first_s, left)
+        if left and any(left):  # an animal left its crop: this frame's own centroids after all
+            t_again = time.perf_counter()
+            outputs = self.backend.run(batch)
+            t_run = time.perf_counter()
+            points, confidence = self._decode([o[:n] for o in outputs], batch[:n], t_run - t_again)
+            previous = False
+        if self.crop_from == "previous_frame" and keys is not None:
+            self.previous.count(keys, previous)
+            if previous:  # the centroid stage on this frame once its keypoints are out
+                # the preprocessor's buffer (whole for a graph of fixed batch size): unchanged
+                # until the next frames
+                frames_in = batch if fixed else batch[:n]
+                copied = np.array(frames_in) if self._more else frames_in
+                self.previous.pending.append((copied, keys))
+            else:  # its own centroids are the next frame's
+                self._keep_centroids(keys, [o[:n] for o in outputs])
         if points.ndim == 3:  # a single-animal decoder: one animal per frame
             points = points[:, None]
         for i, transform in enumerate(transforms):
@@ -176,7 +253,11 @@ class PoseEstimator:
         return points, confidence
 
     def _decode(
-        self, outputs: list[np.ndarray], inputs: np.ndarray, first_stage_s: float = 0.0
+        self,
+        outputs: list[np.ndarray],
+        inputs: np.ndarray,
+        first_stage_s: float = 0.0,
+        left: list[bool] | None = None,
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """Network outputs to input pixels, and the identity confidences of an identity model.
 
@@ -189,9 +270,10 @@ class PoseEstimator:
         if self.description.decoder == "sleap-topdown":  # with or without identity classes
             if self.second_stage is None:  # sleap-nn's one graph
                 return decode_topdown(outputs, self.description)
-            stages = self.last_stage_timings = {"centroid": first_stage_s}
+            stages = self.last_stage_timings  # set anew by estimate_animals, added to here
+            stages["centroid"] = stages.get("centroid", 0.0) + first_stage_s
             return decode_two_stages(
-                inputs, outputs, self.description, self.second_stage.run, stages
+                inputs, outputs, self.description, self.second_stage.run, stages, self.cutter, left
             )
         return self._decode_points(outputs), None
 

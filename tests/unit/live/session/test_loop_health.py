@@ -138,10 +138,10 @@ def test_the_verdict_counts_every_error_and_warning_of_the_session():
     health = SessionHealth(ExperimentSettings(), live=True)
     assert health.judge([analysis(100, 0, "inference")], [UPDATE]) == []
     section = health.section([], [], 0, errors=["the pose worker died (SIGKILL)"], warnings=[])
-    assert section["verdict"] == "error"
-    assert section["counted"] == {"errors": 1, "warnings": 0}
-    assert health.section([], [], 0, errors=[], warnings=["disk space low"])["verdict"] == "warning"
-    assert health.section([], [], 0, errors=[], warnings=[])["verdict"] == "ok"
+    assert section.verdict == "error"
+    assert section.to_json()["counted"] == {"errors": 1, "warnings": 0}
+    assert health.section([], [], 0, errors=[], warnings=["disk space low"]).verdict == "warning"
+    assert health.section([], [], 0, errors=[], warnings=[]).verdict == "ok"
 
 
 def test_a_few_misses_the_deadline_off_and_a_replay_are_nothing():
