@@ -41,7 +41,6 @@ from deeplabstream.live.processes.pose_sinks import (
 )
 from deeplabstream.outputs.pose_files import IDENTITY_SUFFIX, individual_names
 from deeplabstream.pose.model import ModelDescription, frame_size_warning
-from deeplabstream.pose.runtime.context import ContextEstimator
 from deeplabstream.pose.runtime.cropping import Crop, DynamicCrop, full_crop
 from deeplabstream.pose.tracking.tracker import IdentityTracker
 from deeplabstream.transport.channel import ChannelReader, ChannelWriter
@@ -280,13 +279,13 @@ def estimate_group(
 
     The keypoints are in frame pixels; every camera's next crop is set from its pose.
     """
-    frames = [region(p).view(p.reader.frame) for p in group]
-    flips = [p.camera.effective.flip for p in group]
-    keyed = getattr(estimator, "crop_from", "") == "previous_frame"  # each camera's last boxes
-    if isinstance(estimator, ContextEstimator) or keyed:  # keeps each camera's past frames
-        found = estimator.estimate_animals(frames, flips, [p.camera.camera_id for p in group])
-    else:
-        found = estimator.estimate_animals(frames, flips)
+    # Each frame's camera: an estimator that keeps per-camera state (a context model's past
+    # frames, CROP_FROM = previous_frame's boxes) keys it by this; the others ignore it.
+    found = estimator.estimate_animals(
+        [region(p).view(p.reader.frame) for p in group],
+        [p.camera.effective.flip for p in group],
+        [p.camera.camera_id for p in group],
+    )
     for pipeline, found_animals in zip(group, found, strict=True):
         region(pipeline).to_frame(found_animals)  # crop pixels to frame pixels (in place)
     # An identity model's (N, A) identity confidences (None for other models).
