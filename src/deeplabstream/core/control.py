@@ -88,12 +88,13 @@ def receive_unless_stopped(
 
 
 def join_or_terminate(process: multiprocessing.process.BaseProcess, timeout: float) -> None:
-    """Wait for ``process`` to end; terminate it, then kill it, if it does not."""
+    """Wait for ``process`` to end; kill it if it does not.
+
+    Killed, not terminated: the project's children leave SIGTERM to their parent while it runs
+    (``core.lifetime.leave_stop_signals_to_parent``), and on Windows both are the same hard end.
+    """
     process.join(timeout)
     if process.is_alive():
-        log.warning("process %s did not stop in time; terminating it", process.name)
-        process.terminate()
-        process.join(5.0)
-    if process.is_alive():
+        log.warning("process %s did not stop in time; ending it", process.name)
         process.kill()
         process.join(5.0)

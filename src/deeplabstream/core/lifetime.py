@@ -20,11 +20,13 @@ When the parent is gone the process marks it (:func:`parent_ended`, which loops 
 **Orderly stop by message.** ``Process.terminate()`` is SIGTERM on POSIX but TerminateProcess, a
 hard kill, on Windows: files being written are cut. So a parent asks a child to stop with a
 :class:`StopLine` (an event the child's small thread waits on, which then raises ``sig`` in the
-child like the parent's death does), joins it, and terminates only what did not stop in time.
+child like the parent's death does), joins it, and kills only what did not stop in time.
 
-Children also leave Ctrl-C to their parent, from their very first instruction: they are started
-inside :func:`children_leave_sigint_to_parent` and call :func:`leave_sigint_to_parent` first
-thing, so a Ctrl-C at any moment of a start-up never kills one with a traceback.
+Children also leave Ctrl-C and SIGTERM to their parent, from their very first instruction: they
+are started inside :func:`children_leave_stop_signals_to_parent` and call
+:func:`leave_stop_signals_to_parent` first thing, so a Ctrl-C at any moment of a start-up never
+kills one with a traceback, and a SIGTERM to the whole process group (``timeout``, a service
+manager) stops the session in order instead of cutting a recorder or the pose worker short.
 """
 
 from __future__ import annotations
@@ -129,8 +131,8 @@ def stop_this_process(sig: int, grace_s: float) -> None:
     signal handlers, on every platform); a process that has not ended ``grace_s`` later is ended.
     """
     handler = signal.getsignal(sig)
-    if not callable(handler):  # SIG_DFL, SIG_IGN or unknown: nothing of its own to finish
-        _end_now()
+    if not callable(handler) or handler is _sigterm_in_a_child:
+        _end_now()  # SIG_DFL, SIG_IGN, unknown, or left to the parent: nothing of its own to finish
     signal.raise_signal(sig)
     threading.Event().wait(grace_s)
     log.warning("this process did not stop within %.0f s of being asked; ending it", grace_s)
@@ -147,7 +149,7 @@ class StopLine:
 
     The parent makes it before it starts the child and passes it with the child's arguments;
     the child calls :meth:`obey` first thing; the parent calls :meth:`request`, then joins the
-    child, and terminates only what did not stop in time (``core.control.join_or_terminate``).
+    child, and kills only what did not stop in time (``core.control.join_or_terminate``).
     """
 
     def __init__(self, context: Any = None) -> None:
@@ -175,21 +177,29 @@ class StopLine:
         stop_this_process(sig, grace_s)
 
 
-@contextlib.contextmanager
-def children_leave_sigint_to_parent() -> Iterator[None]:
-    """Start child processes inside this block: Ctrl-C cannot reach them before they ignore it.
+#: The signals a terminal or a process manager sends to a whole process group to stop a program:
+#: Ctrl-C (SIGINT) and ``kill -TERM -<group>`` / ``timeout`` / a service manager's stop (SIGTERM).
+STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
 
-    Ctrl-C at a terminal goes to every process of its group. A child must leave it to the main
-    process, which stops everything in order; but a child started with ``spawn`` imports its
-    modules before its entry function can say so, and a Ctrl-C then prints a
-    ``KeyboardInterrupt`` traceback and kills it. So, where signal masks exist (POSIX), SIGINT is
-    blocked in the starting thread while children start: the block travels through ``fork`` and
-    ``exec`` (a signal mask is inherited, unlike a handler), a Ctrl-C waits in the child until
-    :func:`leave_sigint_to_parent`, first thing in its entry function, ignores it (which drops
-    it). The parent's own Ctrl-C is not lost: it waits until the block ends. Any thread may use
-    it, not only the main one (the GUI starts streams from a worker thread). Windows has no
-    signal masks: there a child's console Ctrl-C during its imports is the remaining window,
-    which the child's exit code then shows.
+
+@contextlib.contextmanager
+def children_leave_stop_signals_to_parent() -> Iterator[None]:
+    """Start child processes inside this block: no stop signal reaches them before they leave it.
+
+    Ctrl-C at a terminal goes to every process of its group, and so does SIGTERM from
+    ``timeout``, ``kill -TERM -<group>`` or a service manager. A child must leave both to the
+    main process, which stops everything in order (cameras, then the analysis, then the
+    recordings); a child that ended at once on its own would cut its files and lose frames. But
+    a child started with ``spawn`` imports its modules before its entry function can say so, and
+    a signal then kills it (a ``KeyboardInterrupt`` traceback for Ctrl-C). So, where signal masks
+    exist (POSIX), both are blocked in the starting thread while children start: the block
+    travels through ``fork`` and ``exec`` (a signal mask is inherited, unlike a handler); a
+    signal waits in the child until :func:`leave_stop_signals_to_parent`, first thing in its
+    entry function, sets what the child does with it. The parent's own signal is not lost: it
+    waits until the block ends. Any thread may use it, not only the main one (the GUI starts
+    streams from a worker thread). Windows has no signal masks and no process groups to signal:
+    there a child's console Ctrl-C during its imports is the remaining window, which the child's
+    exit code then shows.
     """
     if not hasattr(signal, "pthread_sigmask"):
         yield
@@ -198,31 +208,53 @@ def children_leave_sigint_to_parent() -> Iterator[None]:
     # that start and then unblocking it: inside this block that would undo the block before
     # the child is spawned. Started here first, it is already running then.
     resource_tracker.ensure_running()
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     try:
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
-def leave_sigint_to_parent() -> None:
-    """Ignore Ctrl-C in this child process from now on (the main process decides when to stop).
+def leave_stop_signals_to_parent() -> None:
+    """Leave Ctrl-C and SIGTERM to the main process from now on: it decides when this one stops.
 
-    Call it first thing in a child's entry function, in its main thread. A Ctrl-C that came
-    while the child started (held back by :func:`children_leave_sigint_to_parent`) is dropped.
+    Call it first thing in a child's entry function, in its main thread. Ctrl-C is ignored.
+    SIGTERM is ignored while the parent runs (it got the same signal, or it stops its children
+    itself, by message); once the parent has ended, SIGTERM ends this process at once, as the
+    default action would, with :data:`ORPHAN_EXIT_CODE` (:func:`die_with_parent` raises it
+    then). A signal that came while the child started (held back by
+    :func:`children_leave_stop_signals_to_parent`) is handled by these rules as soon as they are
+    set. A child that needs an orderly stop of its own installs its SIGTERM handler afterwards.
+    A parent that must end such a child regardless kills it (``Process.kill``).
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _sigterm_in_a_child)
     if hasattr(signal, "pthread_sigmask"):
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+
+
+_sigterm_ignored_once = threading.Event()
+
+
+def _sigterm_in_a_child(signum: int, frame: object) -> None:
+    """SIGTERM in a child: the parent's to act on while it runs; the end once it is gone."""
+    del signum, frame
+    if parent_alive():
+        if not _sigterm_ignored_once.is_set():
+            _sigterm_ignored_once.set()
+            log.info("SIGTERM received: left to the main process, which stops this one in order")
+        return
+    _end_now()
 
 
 __all__ = [
     "ORPHAN_EXIT_CODE",
     "ORPHAN_GRACE_S",
+    "STOP_SIGNALS",
     "StopLine",
-    "children_leave_sigint_to_parent",
+    "children_leave_stop_signals_to_parent",
     "die_with_parent",
-    "leave_sigint_to_parent",
+    "leave_stop_signals_to_parent",
     "parent_alive",
     "parent_ended",
     "recorded_parent_pid",

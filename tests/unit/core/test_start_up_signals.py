@@ -1,8 +1,10 @@
-"""Children leave Ctrl-C to their parent from their first instruction; start-up waits can stop."""
+"""Children leave Ctrl-C and SIGTERM to their parent from their first instruction; start-up waits
+can stop."""
 
 from __future__ import annotations
 
 import multiprocessing
+import os
 import signal
 import sys
 import time
@@ -10,8 +12,13 @@ from multiprocessing.connection import Connection
 
 import pytest
 
+from deeplabstream.core import lifetime
 from deeplabstream.core.control import StopRequested, receive_unless_stopped
-from deeplabstream.core.lifetime import children_leave_sigint_to_parent, leave_sigint_to_parent
+from deeplabstream.core.lifetime import (
+    children_leave_stop_signals_to_parent,
+    die_with_parent,
+    leave_stop_signals_to_parent,
+)
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="reads the signal masks in /proc"
@@ -25,29 +32,71 @@ def _signal_set(prefix: str) -> int:
     return int(line.split()[1], 16)
 
 
+def _signal_states(signal_number: int) -> tuple[bool, bool, bool]:
+    """Whether ``signal_number`` is blocked, ignored, caught by a handler in this process."""
+    bit = 1 << (signal_number - 1)
+    return tuple(bool(_signal_set(prefix) & bit) for prefix in ("SigBlk:", "SigIgn:", "SigCgt:"))
+
+
 def _report_masks(answer: Connection) -> None:
-    """A child's entry: SIGINT's state before and after :func:`leave_sigint_to_parent`."""
-    bit = 1 << (signal.SIGINT - 1)
-    before = bool(_signal_set("SigBlk:") & bit)
-    leave_sigint_to_parent()
-    after = (
-        bool(_signal_set("SigBlk:") & bit),
-        bool(_signal_set("SigIgn:") & bit),
-    )
+    """A child's entry: SIGINT's and SIGTERM's states before and after leaving them."""
+    before = (_signal_states(signal.SIGINT)[0], _signal_states(signal.SIGTERM)[0])
+    leave_stop_signals_to_parent()
+    after = (_signal_states(signal.SIGINT), _signal_states(signal.SIGTERM))
     answer.send((before, after))
 
 
-def test_a_spawned_child_starts_with_sigint_blocked_then_ignores_it() -> None:
+def test_a_spawned_child_starts_with_stop_signals_blocked_then_leaves_them() -> None:
     context = multiprocessing.get_context("spawn")
     for _ in range(2):  # the first start also starts multiprocessing's resource tracker
         mine, theirs = context.Pipe()
         process = context.Process(target=_report_masks, args=(theirs,))
-        with children_leave_sigint_to_parent():
+        with children_leave_stop_signals_to_parent():
             process.start()
-        assert mine.recv() == (True, (False, True))  # blocked at entry; then ignored, unblocked
+        before, (sigint, sigterm) = mine.recv()
+        assert before == (True, True)  # both blocked at entry
+        assert sigint == (False, True, False)  # then unblocked and ignored
+        assert sigterm == (False, False, True)  # unblocked, caught: left to the parent
         process.join(30)
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, set())
-    assert signal.SIGINT not in mask  # the parent's mask is as it was
+    assert signal.SIGINT not in mask and signal.SIGTERM not in mask  # the parent's mask as it was
+
+
+def _serve_until_told(requests: Connection) -> None:
+    """A child's entry: answer whether it has left a SIGTERM to its parent, until told to end."""
+    leave_stop_signals_to_parent()
+    die_with_parent(signal.SIGTERM)
+    while (request := requests.recv()) != "end":
+        del request
+        requests.send(lifetime._sigterm_ignored_once.is_set())
+
+
+def test_a_child_outlives_sigterm_while_its_parent_runs_and_ends_when_told() -> None:
+    # A group SIGTERM (timeout, a service manager) reaches every child: it must wait for the
+    # main process's orderly stop instead of ending there and cutting its files.
+    context = multiprocessing.get_context("spawn")
+    mine, theirs = context.Pipe()
+    process = context.Process(target=_serve_until_told, args=(theirs,))
+    with children_leave_stop_signals_to_parent():
+        process.start()
+    try:
+        mine.send("ping")
+        assert mine.recv() is False  # running, nothing received yet
+        os.kill(process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 60  # until the signal has been handled; never a bound
+        seen = False
+        while not seen and time.monotonic() < deadline:
+            mine.send("ping")
+            seen = mine.recv()
+        assert seen, "the child never reported the SIGTERM"
+        assert process.is_alive()
+        mine.send("end")
+        process.join(30)
+        assert process.exitcode == 0
+    finally:
+        if process.is_alive():
+            process.kill()
+            process.join(5)
 
 
 def test_a_wait_ends_with_the_stop_reason() -> None:

@@ -23,7 +23,7 @@ from typing import IO, Self
 import psutil
 
 from deeplabstream.core.errors import DeviceError
-from deeplabstream.core.lifetime import children_leave_sigint_to_parent
+from deeplabstream.core.lifetime import children_leave_stop_signals_to_parent
 
 FIRMWARE = Path(__file__).resolve().parents[4] / "firmware"  # the repository's firmware/
 SIMSTIM = FIRMWARE / "build" / "simstim"
@@ -111,8 +111,9 @@ class SimulatedBoard:
         if not SIMSTIM.exists() or not FIRMWARE_ELF.exists():
             raise SimulatedBoardError(f"{SIMSTIM} or {FIRMWARE_ELF} is missing: make -C firmware")
         self.folder.mkdir(parents=True, exist_ok=True)
-        # Ctrl-C is the app's: it stops the session, then the board (closing its stdin).
-        with children_leave_sigint_to_parent():
+        # Ctrl-C and a group SIGTERM are the app's: it stops the session, then the board (closing
+        # its stdin). simstim never unblocks them, so they cannot end it before the session.
+        with children_leave_stop_signals_to_parent():
             self._process = self._popen()
         assert self._process.stdout is not None
         line = _first_line_within(self._process.stdout, START_TIMEOUT_S)

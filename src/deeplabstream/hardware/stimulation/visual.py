@@ -48,7 +48,10 @@ from pathlib import Path
 from typing import Any, Self
 
 from deeplabstream.core.clock import host_now_ns
-from deeplabstream.core.lifetime import children_leave_sigint_to_parent, leave_sigint_to_parent
+from deeplabstream.core.lifetime import (
+    children_leave_stop_signals_to_parent,
+    leave_stop_signals_to_parent,
+)
 from deeplabstream.core.schema import setting
 from deeplabstream.hardware.stimulation.base import (
     ActionRecord,
@@ -253,7 +256,7 @@ class VisualStimulator(StimulationDevice):
             name="visual stimulus display",
             daemon=True,
         )
-        with children_leave_sigint_to_parent():
+        with children_leave_stop_signals_to_parent():
             process.start()
         # Our copies of the child's ends go, so its death shows here as EOF / broken pipe.
         command_in.close()
@@ -320,15 +323,15 @@ class VisualStimulator(StimulationDevice):
         self._timing = None
 
     def _stop_process(self) -> None:
-        """Join the display process; terminate, then kill, one that does not quit in time."""
+        """Join the display process; kill one that does not quit in time.
+
+        Killed, not terminated: it leaves SIGTERM to this process (``core.lifetime``).
+        """
         process = self._process
         assert process is not None
         process.join(QUIT_TIMEOUT_S)
         if process.is_alive():
-            log.warning("visual: the display process did not quit; terminating it")
-            process.terminate()
-            process.join(2.0)
-        if process.is_alive():
+            log.warning("visual: the display process did not quit; ending it")
             process.kill()
             process.join(2.0)
 
@@ -499,7 +502,7 @@ def run_display(config: DisplayConfig, commands: Connection, events: Connection)
         ``("ready", info)`` or ``("error", text)`` at start, then ``("ack", ids, host_ns)``
         and ``("failed", id, text)``.
     """
-    leave_sigint_to_parent()  # the session closes the window in order
+    leave_stop_signals_to_parent()  # the session closes the window in order
     try:
         _run_window(config, commands, events)
     except _StartError as error:  # a message for the user, no traceback needed

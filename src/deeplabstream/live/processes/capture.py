@@ -44,7 +44,7 @@ from deeplabstream.core.clock import precise_timers
 from deeplabstream.core.collector import settle_after_start_up
 from deeplabstream.core.fault_hooks import hold_here
 from deeplabstream.core.frames import FrameGeometry
-from deeplabstream.core.lifetime import die_with_parent, leave_sigint_to_parent, parent_ended
+from deeplabstream.core.lifetime import die_with_parent, leave_stop_signals_to_parent, parent_ended
 from deeplabstream.core.logs import LogTarget, add_log_file, configure_process_logging
 from deeplabstream.core.priority import ProcessPriority, apply_process_priority
 from deeplabstream.hardware.cameras import Camera, CameraControl, CameraError
@@ -96,7 +96,7 @@ def capture_main(job: CaptureJob) -> None:
     It ends with the main process (:func:`die_with_parent`): at once, since nobody is left to
     finalise the session, so nothing waits.
     """
-    leave_sigint_to_parent()  # the main process decides when to stop
+    leave_stop_signals_to_parent()  # the main process decides when to stop
     die_with_parent(signal.SIGTERM)
     configure_process_logging(job.log_target, f"capture:{job.camera.name}")
     scheduling = {

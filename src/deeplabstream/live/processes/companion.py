@@ -36,7 +36,7 @@ import numpy as np
 
 from deeplabstream.core.control import receive
 from deeplabstream.core.frames import FrameGeometry, FrameStamp
-from deeplabstream.core.lifetime import die_with_parent, leave_sigint_to_parent
+from deeplabstream.core.lifetime import die_with_parent, leave_stop_signals_to_parent
 from deeplabstream.core.logs import LogTarget
 from deeplabstream.core.priority import SIDE_NICENESS, ProcessPriority
 from deeplabstream.hardware.cameras.base import CompanionStream
@@ -64,7 +64,7 @@ def companion_recorder_main(job: RecorderJob) -> None:
     SIGTERM when the capture process ends (killed with its main process); the default action
     ends the recorder at once: nobody is left to wait for its files.
     """
-    leave_sigint_to_parent()  # the main process decides when to stop
+    leave_stop_signals_to_parent()  # the main process decides when to stop
     die_with_parent(signal.SIGTERM)
     recorder_main(job)
 

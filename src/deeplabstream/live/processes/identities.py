@@ -39,9 +39,9 @@ import numpy as np
 import psutil
 
 from deeplabstream.core.lifetime import (
-    children_leave_sigint_to_parent,
+    children_leave_stop_signals_to_parent,
     die_with_parent,
-    leave_sigint_to_parent,
+    leave_stop_signals_to_parent,
 )
 from deeplabstream.core.priority import lower_priority
 from deeplabstream.core.stats import DurationHistogram
@@ -153,7 +153,7 @@ class BackgroundLearner:
         process = context.Process(
             target=learner_main, args=(spec,), name=f"identity-learner{label}", daemon=True
         )
-        with children_leave_sigint_to_parent():
+        with children_leave_stop_signals_to_parent():
             process.start()
         return cls(block, process)
 
@@ -211,8 +211,8 @@ class BackgroundLearner:
         self._block.header[_STOP] = 1
         self._process.join(STOP_TIMEOUT_S)
         if self._process.is_alive():
-            log.warning("the identity learner did not stop in %g s; terminated", STOP_TIMEOUT_S)
-            self._process.terminate()  # last resort: it holds no file
+            log.warning("the identity learner did not stop in %g s; ended", STOP_TIMEOUT_S)
+            self._process.kill()  # last resort: it holds no file, and leaves SIGTERM to us
             self._process.join(1.0)
         shm = self._block.shm
         self._block.release()
@@ -225,7 +225,7 @@ class BackgroundLearner:
 
 def learner_main(spec: LearnerSpec) -> None:
     """Entry point of the learner process: poll for samples, fit, publish, until told to stop."""
-    leave_sigint_to_parent()
+    leave_stop_signals_to_parent()
     die_with_parent(signal.SIGTERM)
     try:
         lower_priority(19)  # the loop first: the learner takes what the cores have left

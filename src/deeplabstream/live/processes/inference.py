@@ -41,7 +41,7 @@ from deeplabstream.core.collector import settle_after_start_up
 from deeplabstream.core.deadline import INFERENCE, inference_parts
 from deeplabstream.core.errors import CalibrationError, DeepLabStreamError
 from deeplabstream.core.fault_hooks import hold_here
-from deeplabstream.core.lifetime import die_with_parent, leave_sigint_to_parent
+from deeplabstream.core.lifetime import die_with_parent, leave_stop_signals_to_parent
 from deeplabstream.core.logs import add_log_file, configure_process_logging
 from deeplabstream.core.priority import apply_process_priority
 from deeplabstream.live.processes.dispatch import (
@@ -86,7 +86,7 @@ log = logging.getLogger(__name__)
 
 def pose_main(job: PoseJob) -> None:
     """Entry point of the inference worker process."""
-    leave_sigint_to_parent()  # the main process decides when to stop
+    leave_stop_signals_to_parent()  # the main process decides when to stop
     die_with_parent(signal.SIGTERM)  # never outlive the session (a killed main process)
     configure_process_logging(job.log_target, "pose")
     scheduling = {

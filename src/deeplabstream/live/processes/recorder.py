@@ -28,9 +28,9 @@ from typing import Any
 from deeplabstream.core.collector import settle_after_start_up
 from deeplabstream.core.control import join_or_terminate, receive_within
 from deeplabstream.core.lifetime import (
-    children_leave_sigint_to_parent,
+    children_leave_stop_signals_to_parent,
     die_with_parent,
-    leave_sigint_to_parent,
+    leave_stop_signals_to_parent,
 )
 from deeplabstream.core.logs import LogTarget, add_log_file, configure_process_logging
 from deeplabstream.core.priority import ProcessPriority, apply_process_priority
@@ -124,7 +124,7 @@ class _Recording:
 
 def recorder_main(job: RecorderJob) -> None:
     """Entry point of a recorder process."""
-    leave_sigint_to_parent()  # the main process decides when to stop
+    leave_stop_signals_to_parent()  # the main process decides when to stop
     die_with_parent(signal.SIGTERM)  # never outlive the session (a killed main process)
     configure_process_logging(job.log_target, f"recorder:{job.camera_name}")
     apply_process_priority(job.priority)  # before the encoder starts its threads
@@ -230,7 +230,7 @@ class RecorderProcess:
         control, child_control = context.Pipe(duplex=True)
         job = job_for(child_control)
         process = context.Process(target=target, args=(job,), name=name)
-        with children_leave_sigint_to_parent():
+        with children_leave_stop_signals_to_parent():
             process.start()
         child_control.close()  # ours closed: a dead recorder shows as end-of-file
         return cls(process, control, job.session_dir)

@@ -29,7 +29,7 @@ from deeplabstream.core.control import (
 )
 from deeplabstream.core.deadline import STAGES
 from deeplabstream.core.errors import DeepLabStreamError
-from deeplabstream.core.lifetime import children_leave_sigint_to_parent
+from deeplabstream.core.lifetime import children_leave_stop_signals_to_parent
 from deeplabstream.core.logs import LogTarget
 from deeplabstream.core.priority import ProcessPriority
 from deeplabstream.live.processes.dispatch import EVENTS_FILE
@@ -99,7 +99,7 @@ def _end_loading_worker(process: Any, control: Connection) -> None:
     """End a worker whose start was stopped: it stops by itself if it is ready, else it is ended.
 
     A worker that finishes loading meanwhile reads the StopAnalysis and ends as after any
-    analysis; one still loading is terminated (SIGTERM: it ends silently).
+    analysis; one still loading is killed (it holds no file yet).
     """
     try:
         control.send(StopAnalysis())
@@ -108,10 +108,7 @@ def _end_loading_worker(process: Any, control: Connection) -> None:
     process.join(LOADING_STOP_GRACE_S)
     if process.is_alive():
         log.info("the pose worker was still loading its model; ending it")
-        process.terminate()
-        process.join(5.0)
-    if process.is_alive():
-        process.kill()
+        process.kill()  # it leaves SIGTERM to this process (core.lifetime)
         process.join(5.0)
 
 
@@ -211,7 +208,7 @@ class Analysis:
             triangulation=triangulation,
         )
         process = context.Process(target=pose_main, args=(job,), name="pose")
-        with children_leave_sigint_to_parent():
+        with children_leave_stop_signals_to_parent():
             process.start()
         child_control.close()
         pose_write.close()

@@ -12,7 +12,7 @@ from multiprocessing.context import SpawnContext
 from typing import Any
 
 from deeplabstream.core.control import STOP_POLL_S, StopCheck, check_stop, receive, receive_within
-from deeplabstream.core.lifetime import children_leave_sigint_to_parent
+from deeplabstream.core.lifetime import children_leave_stop_signals_to_parent
 from deeplabstream.core.logs import LogTarget
 from deeplabstream.core.priority import PriorityPlan
 from deeplabstream.hardware.cameras.base import CameraControl, CameraError
@@ -139,7 +139,7 @@ def spawn_capture(
     process = context.Process(
         target=capture_main, args=(job,), name=f"capture:{camera.name}"
     )
-    with children_leave_sigint_to_parent():
+    with children_leave_stop_signals_to_parent():
         process.start()
     # Close our copies of the child's ends, so a dead child shows as end-of-file.
     child_control.close()

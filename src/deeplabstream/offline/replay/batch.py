@@ -33,9 +33,9 @@ from typing import Any
 from deeplabstream.core.lifetime import (
     ORPHAN_EXIT_CODE,
     StopLine,
-    children_leave_sigint_to_parent,
+    children_leave_stop_signals_to_parent,
     die_with_parent,
-    leave_sigint_to_parent,
+    leave_stop_signals_to_parent,
     parent_alive,
 )
 from deeplabstream.core.logs import LogTarget, configure_process_logging
@@ -96,7 +96,7 @@ def _local_child(video: Path, options: ReplayOptions, channel: Any, stop: StopLi
     """
     # Ctrl-C at a terminal reaches every process of the group; the main process passes the stop
     # on (SIGTERM), and the replay turns Ctrl-C into a clean stop once it can (no traceback).
-    leave_sigint_to_parent()
+    leave_stop_signals_to_parent()
     die_with_parent(signal.SIGTERM)
     stop.obey(signal.SIGTERM, STOP_GRACE_S)
     result = replay_in_this_process(video, options, channel)
@@ -184,7 +184,7 @@ def run_local(
                     args=(video, options, channel, stop_line),
                     name=f"replay:{video}",
                 )
-                with children_leave_sigint_to_parent():
+                with children_leave_stop_signals_to_parent():
                     process.start()
                 running.append(_Running(video, process, stop_line))
             if interrupt.requested:
