@@ -24,7 +24,7 @@ session's length.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,9 +96,14 @@ def stage_times_ns(
     return wait, transport, model_ns, experiment, output
 
 
+def longest(durations: Sequence[float]) -> int:
+    """Return the index of the longest of ``durations`` (the first of equals)."""
+    return max(range(len(durations)), key=durations.__getitem__)
+
+
 def blamed_stage(stages: tuple[int, ...]) -> int:
     """Return the code (1-based index in :data:`STAGES`) of the stage that took the longest."""
-    return 1 + max(range(len(stages)), key=stages.__getitem__)
+    return 1 + longest(stages)
 
 
 @dataclass
@@ -133,8 +138,7 @@ class DeadlineAccount:
         """
         if not self.parts:
             return ""
-        times = [parts_s.get(part, 0.0) for part in self.parts]
-        index = max(range(len(times)), key=times.__getitem__)
+        index = longest([parts_s.get(part, 0.0) for part in self.parts])
         self.by_part[index] += 1
         return self.parts[index]
 
