@@ -25,6 +25,7 @@ ORDER = (
     "converted_models",
     "dlc_model",
     "dynamic_crop",
+    "two_stage",
     "end_to_end",
     "high_rate",
     "closed_loop",
@@ -50,6 +51,8 @@ TITLES = {
     "dlc_model": "A user's DeepLabCut 3.0 model (cspnext_s, 640x480): the project at fp32, fp16 "
     "and int8 vs DeepLabCut-Live 1.1",
     "dynamic_crop": "Dynamic cropping on the open-field video (DeepLabCut 3.0 cspnext_s)",
+    "two_stage": "Two-stage models (sleap-nn top-down): the project's two stages vs sleap-nn's "
+    "one graph, each stage's time",
     "end_to_end": "End to end: the benchmark mode (`DeepLabStream.py --benchmark-enabled`)",
     "high_rate": "High camera rates (150-500 fps): the analysed rate against the model-bound "
     "limit (benchmark mode, simulated arena)",
@@ -81,6 +84,7 @@ BASELINES = {
     "dynamic_crop": ("dynamic crop", "full frame"),
     "closed_loop": ("app", "naive loop, recording"),
     "latency_test": ("app's own account", "board (independent)"),
+    "two_stage": ("project", "sleap-nn graph"),
     "end_to_end": ("app", "naive loop, recording"),
     "high_rate": ("app", "naive loop"),
     "profile_session": ("with priorities", "none"),

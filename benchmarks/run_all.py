@@ -24,6 +24,7 @@ BENCHMARKS = (
     "converted_models",
     "dlc_model",
     "dynamic_crop",
+    "two_stage",
     "end_to_end",
     "high_rate",
     "closed_loop",
