@@ -31,6 +31,7 @@ import numpy as np
 
 from deeplabstream.core.optional import exit_with
 from deeplabstream.pose.formats.conversion import run_graph, run_module, synthetic_input
+from deeplabstream.pose.formats.lightning_cropzoom import cropzoom_of
 from deeplabstream.pose.formats.own_model import OwnModel
 from deeplabstream.pose.loading import build_torch_module, load_model
 from deeplabstream.pose.model import ModelDescription, ModelError
@@ -62,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for label, value in facts(description):
         print(f"{label + ':':<13}{value}")
+    stages = cropzoom_of(description)
+    if stages is not None:  # a Lightning Pose crop-zoom pair: each stage checked as a model
+        return _check_stages((stages.detector, stages.pose), frame, args.threads)
     cost = int8_cost(description)
     if cost is not None:  # pose.runtime.precision: measured by the quantize command
         for line in ["int8 cost:", *cost_lines(cost)]:
@@ -168,6 +172,21 @@ def check(description: ModelDescription, frame: Frame, threads: int) -> int:
     what = "within the fp32 tolerances" if description.precision == "fp32" else "fp16, measured"
     print(f"result:      the converted graph reproduces the network ({what})")
     return 0
+
+
+def _check_stages(stages: tuple[ModelDescription, ...], frame: Frame | None, threads: int) -> int:
+    """Describe each stage of a two-stage pair and check its conversion; the worst status."""
+    status = 0
+    for label, stage in zip(("detector", "pose model"), stages, strict=True):
+        print(f"--- {label}: {stage.source_file or stage.model_file}")
+        for name, value in facts(stage):
+            print(f"  {name + ':':<13}{value}")
+        if stage.source_file is None:
+            print("  conversion:  none needed (an ONNX export)")
+            continue
+        # The whole frame checks the conversion (not the keypoints): any image will do.
+        status = max(status, check(stage, frame or _synthetic_frame(stage), threads))
+    return status
 
 
 def _comparison(description: ModelDescription) -> tuple[Any, dict[str, float]]:

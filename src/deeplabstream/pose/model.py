@@ -19,7 +19,13 @@ from deeplabstream.core.errors import ModelError
 ColorOrder = Literal["rgb", "bgr", "gray"]
 OutputKind = Literal["heatmaps", "heatmaps+locref", "coordinates"]
 DecoderName = Literal[
-    "argmax", "lightning-pose", "sleap-bottomup", "sleap-classes", "sleap-topdown", "paf-bottomup"
+    "argmax",
+    "lightning-pose",
+    "sleap-bottomup",
+    "sleap-classes",
+    "sleap-topdown",
+    "paf-bottomup",
+    "dlc-assembly",
 ]
 ResizeMethod = Literal["bilinear-float", "bicubic-uint8", "area"]
 InputType = Literal["float", "uint8"]
@@ -203,6 +209,7 @@ class ModelDescription:
             "sleap-classes",
             "sleap-topdown",
             "paf-bottomup",
+            "dlc-assembly",
         )
 
     @property

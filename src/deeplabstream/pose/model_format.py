@@ -116,7 +116,11 @@ MODEL_FORMATS: Registry[type[ModelFormat]] = Registry(
     "model format",
     "deeplabstream.model_formats",
     {
-        # The order a path is tried in: an export wins over its folder's checkpoint.
+        # The order a path is tried in: an export wins over its folder's checkpoint; a
+        # crop-zoom pair (cropzoom.yaml) first, as its description is a Lightning Pose one too.
+        "lightning-pose-cropzoom": (
+            "deeplabstream.pose.formats.lightning_cropzoom:LightningPoseCropZoom"
+        ),
         "lightning-pose-export": "deeplabstream.pose.formats.lightning:LightningPoseExport",
         "lightning-pose-checkpoint": (
             "deeplabstream.pose.formats.lightning_ckpt:LightningPoseCheckpoint"

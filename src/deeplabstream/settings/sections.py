@@ -458,7 +458,8 @@ class PoseSettings:
     crop_from: Literal["same_frame", "previous_frame"] = setting(
         "same_frame",
         doc="Two-stage models (a SLEAP top-down model, a DeepLabCut 3.0 top-down or RTMPose "
-        "model: a detector, then the pose model on crops): `same_frame` cuts each frame's crops "
+        "model, a Lightning Pose crop-zoom pair: a detector, then the pose model on crops): "
+        "`same_frame` cuts each frame's crops "
         "around what the detector found on that frame (the frameworks' own way); "
         "`previous_frame` cuts them around the camera's previous frame's detections, and runs "
         "the detector on the frame after its keypoints are out, so frame -> keypoints does not "

@@ -477,8 +477,14 @@ def _variant(tmp_path: Path, change: dict, name: str = "variant.pt") -> Path:
     ("change", "expected"),
     [
         (
-            {"method": "td", "detector": {"model": {"type": "FasterRCNN"}}},
-            r"method 'td'.*a detector.*supported: single-animal bottom-up",
+            {
+                "method": "td",
+                "detector": {
+                    "model": {"type": "FasterRCNN", "variant": "fasterrcnn_resnet50_fpn_v2"}
+                },
+            },
+            r"method 'td'.*FasterRCNN detector of variant fasterrcnn_resnet50_fpn_v2.*"
+            r"supported: single-animal bottom-up",
         ),
         (
             {"metadata.individuals": ["mouse1", "mouse2", "mouse3"]},

@@ -20,6 +20,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+import onnxruntime as ort
 import pytest
 
 from deeplabstream.core.deadline import (
@@ -39,7 +40,10 @@ from deeplabstream.pose.formats.dlc3_topdown import (
     pixels,
     top_down_crop,
 )
-from deeplabstream.pose.model import ModelDescription
+from deeplabstream.pose.loading import load_model
+from deeplabstream.pose.model import ModelDescription, ModelError
+from deeplabstream.pose.runtime.backends import open_backend, second_stage_device
+from deeplabstream.pose.runtime.estimator import PoseEstimator
 
 MS = 1_000_000
 
@@ -271,3 +275,32 @@ def test_previous_detections_count_each_camera() -> None:
     previous.count([1, 2], previous=False)
     assert previous.figures(1) == {"frames_crops_from_previous": 1, "frames_crops_from_same": 1}
     assert previous.figures(3) == {"frames_crops_from_previous": 0, "frames_crops_from_same": 0}
+
+
+# --- where the second network runs -------------------------------------------------------------
+
+SLEAP_TOPDOWN = Path(__file__).resolve().parents[2] / "fixtures" / "sleap_topdown_flies"
+
+
+def test_the_second_network_runs_where_an_onnx_runtime_first_one_runs() -> None:
+    # A GPU model's crops go to the GPU too; beside PyTorch or OpenVINO, ONNX Runtime's CPU.
+    assert second_stage_device("onnxruntime", "cuda") == "cuda"
+    assert second_stage_device("onnxruntime", "tensorrt") == "tensorrt"
+    assert second_stage_device("onnxruntime", "cpu") == "cpu"
+    assert second_stage_device("pytorch", "cuda") == "cpu"
+    assert second_stage_device("openvino", "cpu") == "cpu"
+
+
+def test_a_sleap_top_down_second_stage_is_opened_on_the_device_asked_for() -> None:
+    # Before, it always opened on the CPU whatever the first stage's device. Asking for CUDA on a
+    # machine without ONNX Runtime's CUDA provider must now fail the way the first stage does.
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("ONNX Runtime's CUDA provider is installed: CUDA would open")
+    description = load_model(SLEAP_TOPDOWN / "export_topdown")
+    backend = open_backend(description, "onnxruntime", "cpu", 1)
+    shape = (1024, 1024, 3)
+    on_cpu = PoseEstimator(description, backend, shape, stage_device="cpu")
+    assert on_cpu.second_stage is not None
+    assert on_cpu.second_stage.provider == "CPUExecutionProvider"
+    with pytest.raises(ModelError, match=r"(?i)cuda"):
+        PoseEstimator(description, backend, shape, stage_device="cuda")

@@ -26,9 +26,18 @@ from deeplabstream.pose.formats.dlc3_topdown import (
     topdown_stages,
 )
 from deeplabstream.pose.formats.lightning_context import context_of, context_summary
+from deeplabstream.pose.formats.lightning_cropzoom import (
+    cropzoom_of,
+    cropzoom_stages,
+    cropzoom_summary,
+)
 from deeplabstream.pose.loading import load_model
 from deeplabstream.pose.model import ModelDescription, ModelError
-from deeplabstream.pose.runtime.backends import open_backend, providers_of
+from deeplabstream.pose.runtime.backends import (
+    open_backend,
+    providers_of,
+    second_stage_device,
+)
 from deeplabstream.pose.runtime.context import ContextEstimator
 from deeplabstream.pose.runtime.cropping import (
     ContextFeeder,
@@ -37,8 +46,10 @@ from deeplabstream.pose.runtime.cropping import (
     input_multiple,
     split_context_graphs,
 )
+from deeplabstream.pose.runtime.cropzoom import open_cropzoom_estimator
 from deeplabstream.pose.runtime.estimator import PoseEstimator
 from deeplabstream.pose.runtime.precision import int8_cost
+from deeplabstream.pose.runtime.providers import DeviceName
 from deeplabstream.settings.sections import PoseSettings
 
 log = logging.getLogger(__name__)
@@ -55,6 +66,8 @@ class LoadedModel:
     max_batch: int = 1
     input_multiple: int | None = None  # for dynamic cropping: crops start on its multiples
     crop_from: CropFrom = "same_frame"  # a two-stage model's crops: [Pose] CROP_FROM
+    # A two-stage model's second network: where it runs (pose.runtime.backends.second_stage_device)
+    stage_device: DeviceName = "cpu"
     crop_graphs: CropGraphs | None = None  # for dynamic cropping of a network with gates
 
     @property
@@ -66,6 +79,7 @@ class LoadedModel:
         }
         if two_stage(self.description):  # where its crops come from (pose.decoding.two_stage)
             summary["crop_from"] = self.crop_from
+            summary["second_stage"] = {"backend": "onnxruntime", "device": self.stage_device}
         return summary
 
     def estimator(self, shape: tuple[int, ...]) -> Any:
@@ -85,6 +99,16 @@ class LoadedModel:
                     description,
                     open_backend,
                     self.backend,
+                    device=self.stage_device,
+                    frame_shape=shape,
+                    crop_from=self.crop_from,
+                )
+            elif cropzoom_of(description) is not None:  # Lightning Pose: detector + pose
+                estimator = open_cropzoom_estimator(
+                    description,
+                    open_backend,
+                    self.backend,
+                    device=self.stage_device,
                     frame_shape=shape,
                     crop_from=self.crop_from,
                 )
@@ -92,7 +116,12 @@ class LoadedModel:
                 estimator = ContextEstimator(description, self.backend, shape, self.max_batch)
             else:
                 estimator = PoseEstimator(
-                    description, self.backend, shape, self.max_batch, crop_from=self.crop_from
+                    description,
+                    self.backend,
+                    shape,
+                    self.max_batch,
+                    crop_from=self.crop_from,
+                    stage_device=self.stage_device,
                 )
             self.estimators[shape] = estimator
         return estimator
@@ -125,12 +154,15 @@ def model_summary(description: ModelDescription, provider: str) -> dict[str, Any
         "provider": provider,
         "max_animals": description.animals,
         "skeleton": [list(pair) for pair in description.skeleton],
+        **cropzoom_summary(description),  # a crop-zoom pair: its stages, rule and live mode
     } | context_summary(description)  # a context model: its frames and live mode
 
 
 def two_stage(description: ModelDescription) -> bool:
     """Return True for a model in two stages (a detector, then the pose model on crops)."""
-    return bool(model_stages(description) or topdown_stages(description))
+    return bool(
+        model_stages(description) or topdown_stages(description) or cropzoom_stages(description)
+    )
 
 
 def model_key(camera: WorkerCamera) -> str:
@@ -175,6 +207,7 @@ def _load_models(job: PoseJob) -> dict[str, LoadedModel]:
                 backend,
                 max_batch=settings.max_batch,
                 crop_from=settings.crop_from,
+                stage_device=second_stage_device(settings.backend, settings.device),
             )
             log.info("model %s ready on %s", description.name, backend.provider)
         model = models[key]

@@ -45,6 +45,7 @@ from deeplabstream.outputs.pose_output import PoseFileSink
 from deeplabstream.pose.decoding.sleap_topdown import model_stages
 from deeplabstream.pose.formats.dlc3_topdown import topdown_stages
 from deeplabstream.pose.formats.lightning_context import context_stages
+from deeplabstream.pose.formats.lightning_cropzoom import cropzoom_stages
 from deeplabstream.pose.model import ModelDescription
 from deeplabstream.transport.channel import ChannelWriter, FrameRecord
 
@@ -269,7 +270,9 @@ def _timing_stages(job: PoseJob, description: ModelDescription) -> tuple[str, ..
 
     With ``[Pose] CROP_FROM = previous_frame``, also ``refresh`` (pose.decoding.two_stage).
     """
-    stages = model_stages(description) or topdown_stages(description)
+    stages = (
+        model_stages(description) or topdown_stages(description) or cropzoom_stages(description)
+    )
     if stages and job.settings.crop_from == "previous_frame":
         return (*stages, "refresh")
     return stages or context_stages(description)  # a Lightning Pose context model's graphs

@@ -44,8 +44,10 @@ from deeplabstream.pose.formats.lightning_context import (
     context_of,
     heads_description,
 )
+from deeplabstream.pose.formats.lightning_cropzoom import cropzoom_of
 from deeplabstream.pose.model import ModelDescription
 from deeplabstream.pose.runtime.context import ContextEstimator
+from deeplabstream.pose.runtime.cropzoom import CropZoomEstimator, stage_descriptions
 from deeplabstream.pose.runtime.estimator import PoseEstimator
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -195,6 +197,10 @@ def predict(
                 if topdown_decoding_of(sized) is not None:  # DeepLabCut: detector + pose
                     opener = lambda stage, *_: open_backend(stage)  # noqa: E731
                     estimator = open_topdown_estimator(sized, opener, backends[size])
+                elif cropzoom_of(sized) is not None:  # Lightning Pose crop-zoom: two graphs
+                    pose_backend = open_backend(stage_descriptions(sized)[1])
+                    others.append(pose_backend)
+                    estimator = CropZoomEstimator(sized, backends[size], pose_backend, image.shape)
                 elif context_of(sized) is not None:  # Lightning Pose context: its two graphs
                     heads = open_backend(heads_description(sized))
                     others.append(heads)

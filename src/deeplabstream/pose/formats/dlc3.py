@@ -52,6 +52,14 @@ from deeplabstream.pose.formats.conversion import (
     synthetic_input,
 )
 from deeplabstream.pose.formats.dlc3_heads import HeadSpec, head_spec
+from deeplabstream.pose.formats.dlc3_multianimal import (
+    build_paf_module,
+    compare_paf_outputs,
+    is_paf_bottomup,
+    load_dlc_multianimal,
+    paf_head_spec,
+    paf_problems,
+)
 from deeplabstream.pose.formats.dlc3_topdown import (
     check_topdown,
     is_topdown,
@@ -80,9 +88,12 @@ INPUT_NAME = "images"
 SUPPORTED = (
     "supported: single-animal bottom-up models (method bu, no detector) with a CSPNeXt "
     "(cspnext_s/m/x), ResNet (resnet_50, resnet_101) or HRNet (hrnet_w18/32/48) backbone and "
-    "one HeatmapHead, and single-animal top-down models with an SSDLite detector and an "
-    "RTMPose or a CSPNeXt/ResNet/HRNet HeatmapHead pose model (not yet: DEKR, DLCRNet, "
-    "multi-animal, FasterRCNN detectors)"
+    "one HeatmapHead, and single-animal top-down models with an SSDLite or a FasterRCNN "
+    "(fasterrcnn_mobilenet_v3_large_fpn) detector and an "
+    "RTMPose or a CSPNeXt/ResNet/HRNet HeatmapHead pose model, and multi-animal bottom-up "
+    "models with a CSPNeXt/ResNet/HRNet backbone and DeepLabCut's part-affinity-field head "
+    "(DLCRNetHead) (not yet: DEKR, DLCRNet's own backbone, multi-animal top-down, unique "
+    "bodyparts, identity heads, FasterRCNN variants other than mobilenet_v3_large_fpn)"
 )
 # Inference transforms that change pixels or geometry, which this program does not apply.
 _UNSUPPORTED_TRANSFORMS = (
@@ -191,6 +202,9 @@ def check_export(path: str | Path) -> None:
     if is_topdown(export.config, export.other_entries):
         check_topdown_supported(export)  # a detector + a pose model (pose.formats.dlc3_topdown)
         return
+    if is_paf_bottomup(export.config):  # multi-animal (pose.formats.dlc3_multianimal)
+        check_paf_supported(export)
+        return
     check_supported(export)
     head_spec(export)
 
@@ -254,6 +268,26 @@ def check_supported(export: DlcExport) -> None:
             f"{', '.join(reasons)}, which this program cannot run; {SUPPORTED}. "
             f"(The file holds {describe_holding(export)}.)"
         )
+    check_preprocessing(export)
+
+
+def check_paf_supported(export: DlcExport) -> None:
+    """Raise a ModelError naming what a multi-animal PAF export holds when it is not supported."""
+    problems = paf_problems(export)
+    if problems:
+        raise ModelError(
+            f"{export.path}: a DeepLabCut 3.0 multi-animal export of {export.net_type} with "
+            f"{', '.join(problems)}, which this program cannot run; {SUPPORTED}. "
+            f"(The file holds {describe_holding(export)}.)"
+        )
+    check_preprocessing(export)
+    paf_head_spec(export)
+
+
+def check_preprocessing(export: DlcExport) -> None:
+    """Raise a ModelError for missing bodyparts or pre-processing this program does not apply."""
+    config, path = export.config, export.path
+    backbone = (config["model"].get("backbone") or {}).get("type")
     if not export.bodyparts:
         raise ModelError(f"{path}: its config names no bodyparts (metadata.bodyparts)")
     transforms = config.get("data", {}).get("inference") or {}
@@ -440,6 +474,10 @@ def load_deeplabcut(
     if is_topdown(export.config, export.other_entries):  # a detector + a pose model
         check_topdown_supported(export)
         return load_dlc_topdown(export, frame_size or DEFAULT_FRAME_SIZE, precision)
+    if is_paf_bottomup(export.config):  # multi-animal: peaks, fields, DeepLabCut's assembly
+        check_paf_supported(export)
+        size = frame_size or DEFAULT_FRAME_SIZE
+        return load_dlc_multianimal(export, size, precision, normalisation(export))
     module = build_module(export)
     head = head_spec(export)
     height, width = frame_size or DEFAULT_FRAME_SIZE
@@ -536,11 +574,24 @@ class DeepLabCutExport(ModelFormat):
             crop = topdown.crop
             heatmap = "heatmaps" in topdown.pose_outputs
             decoder = "argmax + location refinement" if heatmap else "SimCC argmax"
+            detector = f"{topdown.detector_type} detector"
+            if topdown.box_head_graph is not None:  # FasterRCNN: two graphs, steps between
+                head = topdown.box_head_graph.name
+                detector += (
+                    " (this graph: backbone + FPN + RPN head at 800 px short side; torchvision's"
+                    f" proposals, NMS and RoIAlign on the host; box head {head})"
+                )
             return (
-                f"two stages: {topdown.detector_type} detector (best box, frame size) -> "
+                f"two stages: {detector} (best box, frame size) -> "
                 f"crop {crop.width}x{crop.height} (margin {crop.margin}, with context "
                 f"{crop.with_context}, OpenCV bilinear) -> {topdown.net_type} ({decoder}, in "
                 f"graph) -> frame pixels; pose graph {topdown.pose_graph.name}"
+            )
+        if description.decoder == "dlc-assembly":
+            return (
+                "DeepLabCut's PartAffinityFieldPredictor: sigmoid, Gaussian smoothing and "
+                "max-pool peaks in graph; peaks, PAF costs and DeepLabCut's assembly of "
+                f"individuals on the host (up to {description.max_animals} per frame)"
             )
         return (
             "DeepLabCut's argmax + location refinement "
@@ -554,13 +605,24 @@ class DeepLabCutExport(ModelFormat):
             from deeplabstream.pose.formats.dlc3_topdown import build_detector_module
 
             return build_detector_module(export)
+        if is_paf_bottomup(export.config):
+            return build_paf_module(export)
         return build_module(export)
 
     def comparison(self, description: ModelDescription) -> tuple[Any, dict[str, float]]:
         """Return DeepLabCut's comparison and the limits at the model's precision."""
-        if topdown_decoding_of(description) is not None:
+        topdown = topdown_decoding_of(description)
+        if topdown is not None and topdown.box_head_graph is not None:  # FasterRCNN
+            from deeplabstream.pose.formats import dlc3_fasterrcnn
+
+            return dlc3_fasterrcnn.compare_proposals, dlc3_fasterrcnn.PROPOSAL_TOLERANCES
+        if topdown is not None:
             from deeplabstream.pose.formats import dlc3_topdown
 
             return dlc3_topdown.compare_detector, dlc3_topdown.DETECTOR_TOLERANCES
         fp32 = description.precision == "fp32"
+        if description.decoder == "dlc-assembly":
+            from deeplabstream.pose.formats import dlc3_multianimal as paf
+
+            return compare_paf_outputs, paf.TOLERANCES if fp32 else paf.FP16_TOLERANCES
         return compare_outputs, TOLERANCES if fp32 else FP16_TOLERANCES

@@ -23,11 +23,13 @@ steps between them (read from DeepLabCut 3.0.2's ``apis/utils.py``, ``data/prepr
 A frame without a detection gives NaN (DeepLabCut writes -1 there). The time of each stage is
 in :attr:`DlcTopDownEstimator.last_stage_timings` (``detector``, ``crop``, ``pose``).
 
-Supported: single-animal top-down exports with an ``SSDLite`` detector and a pose model that
+Supported: single-animal top-down exports with an ``SSDLite`` detector or a ``FasterRCNN``
+(``fasterrcnn_mobilenet_v3_large_fpn``: :mod:`pose.formats.dlc3_fasterrcnn`, two graphs and
+torchvision's steps between them on the host) and a pose model that
 is RTMPose (``rtmpose_s/m/x``: CSPNeXt + ``RTMCCHead``, SimCC decoding) or a CSPNeXt / ResNet /
 HRNet with DeepLabCut's ``HeatmapHead`` (``top_down_cspnext_s``, ``top_down_resnet_50``,
 ``top_down_hrnet_w32`` ...: argmax + location refinement, as the bottom-up exports). Other
-detectors (``FasterRCNN``: not rebuilt yet) get a message.
+detectors and FasterRCNN variants get a message.
 """
 
 from __future__ import annotations
@@ -102,6 +104,10 @@ class DlcTopDownDecoding:
     detector_type: str
     score_threshold: float = SSD_SCORE_THRESHOLD
     pose_outputs: tuple[str, ...] = POSE_OUTPUTS
+    #: FasterRCNN only: the box-head graph (``model_file`` is its proposal graph) and
+    #: torchvision's settings (:class:`pose.decoding.region_proposals.FasterRcnnSettings`).
+    box_head_graph: Path | None = None
+    detector_settings: Any = None
 
 
 def is_topdown(config: dict[str, Any], entries: Sequence[str]) -> bool:
@@ -122,14 +128,15 @@ def topdown_problems(export: Any) -> list[str]:
     detector_model = (config.get("detector") or {}).get("model") or {}
     detector = detector_model.get("type")
     if detector == "FasterRCNN":
-        reasons.append(
-            f"a detector of type FasterRCNN ({detector_model.get('variant', '?')}), not rebuilt "
-            "here yet (DeepLabCut 3.0.2 runs it on a CPU; its region proposals and non-maximum "
-            "suppression are not in this program). Only SSDLite detectors run: make a shuffle "
-            'with detector_type="ssdlite" in DeepLabCut and train its detector'
-        )
+        from deeplabstream.pose.formats.dlc3_fasterrcnn import faster_rcnn_problem
+
+        problem = faster_rcnn_problem(detector_model)
+        if problem is not None:
+            reasons.append(problem)
     elif detector != "SSDLite":
-        reasons.append(f"a detector of type {detector} (only SSDLite is rebuilt here)")
+        reasons.append(
+            f"a detector of type {detector} (only SSDLite and FasterRCNN are rebuilt here)"
+        )
     individuals = (config.get("metadata") or {}).get("individuals") or []
     if len(individuals) > 1:
         reasons.append(f"{len(individuals)} individuals (multi-animal)")
@@ -295,8 +302,22 @@ def read_detector_weights(export: Any) -> dict[str, Any]:
     return dict(weights)
 
 
+def is_faster_rcnn(config: dict[str, Any]) -> bool:
+    """Return True when the export's detector is a FasterRCNN (else SSDLite)."""
+    return bool(((config.get("detector") or {}).get("model") or {}).get("type") == "FasterRCNN")
+
+
 def build_detector_module(export: Any) -> Any:
-    """Build the SSDLite detector with its weights, keeping its best box (eval mode, CPU)."""
+    """Build the SSDLite detector with its weights, keeping its best box (eval mode, CPU).
+
+    A FasterRCNN's module is its proposal network (:mod:`pose.formats.dlc3_fasterrcnn`), the
+    graph the description names.
+    """
+    if is_faster_rcnn(export.config):
+        from deeplabstream.pose.formats import dlc3_fasterrcnn
+
+        detector = dlc3_fasterrcnn.build_detector(export, read_detector_weights(export))
+        return dlc3_fasterrcnn.proposal_module(detector)
     from deeplabstream.pose.networks.ssdlite import DlcSsdLite, TopBoxDetector
 
     detector = DlcSsdLite()
@@ -332,20 +353,38 @@ def load_dlc_topdown(
     check_topdown(export)
     crop = crop_settings(export.config)
     height, width = frame_size
-    detector = build_detector_module(export)
-    # Each graph's cache key also covers the files that rebuild it: a change of the rebuild
-    # converts again (and the two graphs of one export get different names).
-    detector_spec = ConversionSpec(
-        sources=(export.path, _HERE / "ssdlite.py", Path(__file__)),
-        input_name="images",
-        output_names=DETECTOR_OUTPUTS,
-        example_shape=(1, 3, height, width),
-        dynamic_size=True,
-        compare=compare_detector,
-        tolerances=DETECTOR_TOLERANCES,
-    )
-    check = synthetic_input(height, width, PIXEL_MEAN, PIXEL_STD)  # RGB pixels 0..255
-    detector_graph = convert(detector, detector_spec, check).onnx_file
+    faster_rcnn: dict[str, Any] = {}
+    detector_outputs: tuple[str, ...] = DETECTOR_OUTPUTS
+    if is_faster_rcnn(export.config):
+        from deeplabstream.pose.formats import dlc3_fasterrcnn
+
+        networks = dlc3_fasterrcnn.build_detector(export, read_detector_weights(export))
+        detector_graph, head_graph = dlc3_fasterrcnn.convert_detector(
+            export, networks, frame_size, (Path(__file__),)
+        )
+        settings = dlc3_fasterrcnn.settings_of(export.config)
+        detector_outputs = dlc3_fasterrcnn.PROPOSAL_OUTPUTS
+        faster_rcnn = {
+            "box_head_graph": head_graph,
+            "detector_settings": settings,
+            # The runner marks a frame without a box with score -1; any box scores above it.
+            "score_threshold": dlc3_fasterrcnn.NO_DETECTION,
+        }
+    else:
+        detector = build_detector_module(export)
+        # Each graph's cache key also covers the files that rebuild it: a change of the
+        # rebuild converts again (and the two graphs of one export get different names).
+        detector_spec = ConversionSpec(
+            sources=(export.path, _HERE / "ssdlite.py", Path(__file__)),
+            input_name="images",
+            output_names=DETECTOR_OUTPUTS,
+            example_shape=(1, 3, height, width),
+            dynamic_size=True,
+            compare=compare_detector,
+            tolerances=DETECTOR_TOLERANCES,
+        )
+        check = synthetic_input(height, width, PIXEL_MEAN, PIXEL_STD)  # RGB pixels 0..255
+        detector_graph = convert(detector, detector_spec, check).onnx_file
     pose = build_pose_module(export)
     heatmap = is_heatmap_pose(export.config)
     pose_outputs = HEATMAP_POSE_OUTPUTS if heatmap else POSE_OUTPUTS
@@ -377,13 +416,18 @@ def load_dlc_topdown(
         if heatmap
         else 1.0 / float(export.config["model"]["heads"]["bodypart"]["simcc_split_ratio"]),
         input_name="images",
-        output_names=DETECTOR_OUTPUTS,
+        output_names=detector_outputs,
         batch_size=None,
         precision=precision,
         source_file=export.path,
         any_input_size=True,
         decoding=DlcTopDownDecoding(
-            crop, pose_graph, export.net_type, detector_type, pose_outputs=pose_outputs
+            crop,
+            pose_graph,
+            export.net_type,
+            detector_type,
+            pose_outputs=pose_outputs,
+            **faster_rcnn,
         ),
     )
 
@@ -754,9 +798,12 @@ def open_topdown_estimator(
     if open_backend is None:
         export = _read_for_rebuild(description)
         detector, pose = build_detector_module(export), build_pose_module(export)
+        run_detector: Runner = lambda batch: run_module(detector, batch)  # noqa: E731
+        if is_faster_rcnn(export.config):
+            run_detector = _faster_rcnn_runner(description, export, run_detector, threads or 1)
         return DlcTopDownEstimator(
             description,
-            lambda batch: run_module(detector, batch),
+            run_detector,
             lambda batch: run_module(pose, batch),
             frame_shape,
             crop_from,
@@ -769,4 +816,32 @@ def open_topdown_estimator(
     if backend is None:
         backend = open_backend(description, "onnxruntime", device, threads)
     pose_backend = open_backend(pose_stage_description(description), "onnxruntime", device, threads)
-    return DlcTopDownEstimator(description, backend.run, pose_backend.run, frame_shape, crop_from)
+    run_detector = backend.run
+    decoding = topdown_decoding_of(description)
+    if decoding is not None and decoding.box_head_graph is not None:  # FasterRCNN
+        from deeplabstream.pose.formats.dlc3_fasterrcnn import (
+            FasterRcnnRunner,
+            box_head_description,
+        )
+
+        head = open_backend(box_head_description(description), "onnxruntime", device, threads)
+        run_detector = FasterRcnnRunner(
+            backend.run, head.run, decoding.detector_settings, threads
+        )
+    return DlcTopDownEstimator(description, run_detector, pose_backend.run, frame_shape, crop_from)
+
+
+def _faster_rcnn_runner(
+    description: ModelDescription, export: Any, run_proposals: Runner, threads: int
+) -> Runner:
+    """Return the rebuilt FasterRCNN (PyTorch modules) for :func:`open_topdown_estimator`."""
+    from deeplabstream.pose.formats import dlc3_fasterrcnn
+
+    networks = dlc3_fasterrcnn.build_detector(export, read_detector_weights(export))
+    head = dlc3_fasterrcnn.box_head_module(networks)
+    return dlc3_fasterrcnn.FasterRcnnRunner(
+        run_proposals,
+        lambda batch: run_module(head, batch),
+        dlc3_fasterrcnn.settings_of(export.config),
+        threads,
+    )

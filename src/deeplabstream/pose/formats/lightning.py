@@ -235,10 +235,23 @@ def describe_model(
         downsample_factor=downsample_factor,
         input_name=graph.input_name,
         output_names=graph.output_names[:1],
-        batch_size=shape[0] if isinstance(shape[0], int) else None,
+        batch_size=shape[0] if isinstance(shape[0], int) else _vit_export_batch(config),
         precision=precision,
         trained_size=_labelled_frame_size(data),
     )
+
+
+def _vit_export_batch(config: dict[str, Any]) -> int | None:
+    """Return 1 for a ViT model's export, whose graph runs one image at a time, else None.
+
+    Lightning Pose 2.4.3 exports its ViT backbones (Hugging Face ``transformers``) with a
+    symbolic batch, but a reshape in the graph keeps the traced batch of 1: ONNX Runtime fails
+    on 2 images ("The input tensor cannot be reshaped to the requested shape. Input
+    shape:{2,65,384}, requested shape:{65,384}"), and so does Lightning Pose's own ``litpose
+    predict --runtime onnx``. Taken as a fixed batch of 1, the graph runs frame by frame.
+    """
+    backbone = str(config.get("model", {}).get("backbone", ""))
+    return 1 if backbone.startswith("vit") else None
 
 
 def _labelled_frame_size(data: dict[str, Any]) -> tuple[int, int] | None:
@@ -301,6 +314,13 @@ class LightningPoseExport(ModelFormat):
     def framework_text(self, description: ModelDescription) -> str:
         """Return ``Lightning Pose ONNX export``."""
         return "Lightning Pose ONNX export"
+
+    def network_text(self, description: ModelDescription) -> str:
+        """Return the backbone the export's config names, and the graph's outputs."""
+        config_file = description.model_file.parent.parent / CONFIG_FILE  # <model>/exports_onnx/
+        model = read_config(config_file).get("model", {}) if config_file.is_file() else {}
+        backbone = model.get("backbone", "not named") if isinstance(model, dict) else "not named"
+        return f"ONNX graph, backbone {backbone}, outputs {', '.join(description.output_names)}"
 
     def decoding_text(self, description: ModelDescription) -> str:
         """Return Lightning Pose's decoding and its downsample factor."""

@@ -20,7 +20,10 @@ The network (``model_type: heatmap``):
 
 Context models (``model_type: heatmap_mhcrnn``, five frames per prediction) are rebuilt as
 :class:`pose.networks.lightning.HeatmapTrackerMHCRNN` and converted to two graphs (backbone;
-heads) by :mod:`pose.formats.lightning_context`. Other backbones get a message.
+heads) by :mod:`pose.formats.lightning_context`. Single-frame models with an EfficientNet
+(``efficientnet_b0/b1/b2``) or DINO ViT (``vits_dino``, ``vitb_dino``) backbone are rebuilt as
+:class:`pose.networks.lightning_backbones.BackboneHeatmapTracker`. Other backbones get a
+message.
 
 The checkpoint is a pickle that also holds Lightning's and OmegaConf's objects: it is read with
 PyTorch's ``weights_only`` unpickler, with inert stand-ins for those classes, so no code from
@@ -73,6 +76,14 @@ INPUT_NAME = "images"
 OUTPUT_NAME = "heatmaps"
 # The ResNet depths pose.networks.resnet builds (not imported here: it needs torch).
 RESNET_DEPTHS = (18, 34, 50, 101, 152)
+# The other backbones pose.networks.lightning_backbones rebuilds (single-frame models only).
+OTHER_BACKBONES = (
+    "efficientnet_b0",
+    "efficientnet_b1",
+    "efficientnet_b2",
+    "vits_dino",
+    "vitb_dino",
+)
 LIGHTNING_CHECKPOINT_ADVICE = (
     "not a readable Lightning checkpoint",
     "This program reads only checkpoints it can load safely (weights and settings, no code): "
@@ -81,7 +92,8 @@ LIGHTNING_CHECKPOINT_ADVICE = (
 )
 SUPPORTED = (
     "supported: single-frame `heatmap` and context `heatmap_mhcrnn` models with a ResNet "
-    "backbone (resnet18, resnet34, resnet50 and its variants, resnet101, resnet152)"
+    "backbone (resnet18, resnet34, resnet50 and its variants, resnet101, resnet152), and "
+    "single-frame `heatmap` models with efficientnet_b0/b1/b2, vits_dino or vitb_dino"
 )
 MODEL_TYPES = ("heatmap", "heatmap_mhcrnn")
 CONTEXT_MODEL_TYPE = "heatmap_mhcrnn"
@@ -249,8 +261,22 @@ def check_supported(checkpoint: LightningCheckpoint) -> None:
     holding = f"a Lightning Pose {version} `{model_type}` model with backbone {backbone}"
     if model_type not in MODEL_TYPES:
         raise ModelError(f"{path}: {holding}, which this program cannot run yet; {SUPPORTED}")
-    if _resnet_depth(backbone) is None:
+    if _resnet_depth(backbone) is None and not (
+        backbone in OTHER_BACKBONES and model_type != CONTEXT_MODEL_TYPE
+    ):
         raise ModelError(f"{path}: {holding}, which this program cannot run; {SUPPORTED}")
+    height, width = checkpoint.input_size
+    is_vit = backbone in OTHER_BACKBONES and backbone.startswith("vit")
+    if is_vit and height != width:
+        raise ModelError(
+            f"{path}: {holding} and image_resize_dims {height} x {width}; Lightning Pose "
+            "reshapes a ViT's tokens to a square map, so its ViT models take square images"
+        )
+    if is_vit and checkpoint.downsample_factor > 2:
+        raise ModelError(  # stride 16: PixelShuffle(2) and at least one transposed convolution
+            f"{path}: {holding} and downsample_factor {checkpoint.downsample_factor}; a ViT's "
+            "heatmap head has no upsampling layer left above downsample_factor 2"
+        )
     if model_type == CONTEXT_MODEL_TYPE and checkpoint.downsample_factor != 2:
         raise ModelError(
             f"{path}: {holding} and downsample_factor {checkpoint.downsample_factor}; Lightning "
@@ -278,9 +304,19 @@ def build_module(checkpoint: LightningCheckpoint) -> Any:
 
     check_supported(checkpoint)
     depth = _resnet_depth(checkpoint.backbone)
-    assert depth is not None
-    kind = HeatmapTrackerMHCRNN if checkpoint.is_context else HeatmapTracker
-    module = kind(depth, len(checkpoint.keypoints), checkpoint.downsample_factor)
+    module: Any
+    if depth is None:  # EfficientNet or ViT (check_supported let only those through)
+        from deeplabstream.pose.networks.lightning_backbones import BackboneHeatmapTracker
+
+        module = BackboneHeatmapTracker(
+            checkpoint.backbone,
+            len(checkpoint.keypoints),
+            checkpoint.downsample_factor,
+            checkpoint.input_size,
+        )
+    else:
+        kind = HeatmapTrackerMHCRNN if checkpoint.is_context else HeatmapTracker
+        module = kind(depth, len(checkpoint.keypoints), checkpoint.downsample_factor)
     tracker = "context (heatmap_mhcrnn)" if checkpoint.is_context else "heatmap"
     what = (
         f"a {checkpoint.backbone} {tracker} tracker with {len(checkpoint.keypoints)} keypoints and "

@@ -142,6 +142,19 @@ def open_backend(
     return kind.open(description, device, threads)
 
 
+def second_stage_device(backend: str, device: DeviceName) -> DeviceName:
+    """Return the device of a two-stage model's second network, given the first one's placement.
+
+    The second networks (a sleap-nn instance stage, a DeepLabCut pose stage or FasterRCNN box
+    head, a Lightning Pose crop-zoom pose model) are ONNX graphs cut or converted here, run on
+    ONNX Runtime. They run where the first network runs when that one runs on ONNX Runtime
+    (a GPU model's crops on the GPU too, not on the CPU beside it); with another backend
+    (``pytorch``, ``openvino``), ONNX Runtime's CPU provider, which is always installed, where
+    the CUDA provider may not be.
+    """
+    return device if backend == "onnxruntime" else "cpu"
+
+
 def providers_of(backend: Any) -> dict[str, Any] | None:
     """Return what ``session.json`` records of a backend's providers and options (or None).
 

@@ -16,7 +16,9 @@ model's :class:`~pose.model.ModelDescription` to pick the decoder:
   animals of sleap-nn's top-down graph (N, A, K, 3), for an identity model matched to its
   classes (row c = class c, confidences as above);
 - ``decoder="paf-bottomup"``: :func:`pose.decoding.bottomup.decode_paf_bottomup`, this project's
-  own multi-animal models (heatmaps with a peak per animal, and part-affinity fields).
+  own multi-animal models (heatmaps with a peak per animal, and part-affinity fields);
+- ``decoder="dlc-assembly"``: :func:`pose.decoding.dlc_assembly.decode_dlc_assembly`, DeepLabCut
+  3.0's peaks, PAF costs and assembly of individuals (N, A, K, 3).
 
 Every decoder gives input pixels; the frame's :class:`~pose.runtime.transforms.FrameTransform` maps
 them to frame pixels.
@@ -30,6 +32,7 @@ from collections.abc import Hashable, Sequence
 import numpy as np
 
 from deeplabstream.pose.decoding.bottomup import decode_paf_bottomup
+from deeplabstream.pose.decoding.dlc_assembly import decode_dlc_assembly
 from deeplabstream.pose.decoding.lightning import decode_lightning_pose
 from deeplabstream.pose.decoding.peaks import decode_argmax
 from deeplabstream.pose.decoding.sleap import decode_bottomup
@@ -45,6 +48,7 @@ from deeplabstream.pose.decoding.two_stage import CropFrom, PreviousDetections
 from deeplabstream.pose.model import ModelDescription, ModelError
 from deeplabstream.pose.runtime.backends import InferenceBackend, open_backend
 from deeplabstream.pose.runtime.preprocess import Preprocessor
+from deeplabstream.pose.runtime.providers import DeviceName
 
 
 class PoseEstimator:
@@ -86,6 +90,7 @@ class PoseEstimator:
         max_batch: int = 1,
         crop: tuple[int, int, int, int] | None = None,
         crop_from: CropFrom = "same_frame",
+        stage_device: DeviceName = "cpu",
     ) -> None:
         self.description = description
         self.backend = backend
@@ -97,7 +102,7 @@ class PoseEstimator:
         self.last_timings: dict[str, float] = {"preprocess": 0.0, "inference": 0.0, "decode": 0.0}
         self.last_identity_confidence: np.ndarray | None = None
         # A two-stage model (sleap-nn top-down): the second network, on a backend of its own.
-        self.second_stage = open_second_stage(description, backend)
+        self.second_stage = open_second_stage(description, backend, stage_device)
         #: Seconds of the last estimate in each stage of a two-stage model (centroid, crop,
         #: instance, peaks); empty for the others. Within ``last_timings``' inference + decode,
         #: except ``refresh`` (``crop_from = previous_frame``: the centroid stage on the
@@ -285,6 +290,8 @@ class PoseEstimator:
             return decode_bottomup(outputs, d)
         if d.decoder == "paf-bottomup":  # this project's own multi-animal models
             return decode_paf_bottomup(outputs, d)
+        if d.decoder == "dlc-assembly":  # DeepLabCut 3.0 multi-animal PAF models
+            return decode_dlc_assembly(outputs, d)
         if d.decoder == "lightning-pose":
             return decode_lightning_pose(first, d.downsample_factor)
         if d.output_kind == "coordinates":
@@ -305,13 +312,13 @@ class PoseEstimator:
 
 
 def open_second_stage(
-    description: ModelDescription, backend: InferenceBackend
+    description: ModelDescription, backend: InferenceBackend, device: DeviceName = "cpu"
 ) -> InferenceBackend | None:
     """Open the second network of a two-stage model (None for the others).
 
-    It runs on ONNX Runtime's CPU provider with the first stage's thread count when that one is
-    an ONNX Runtime session, else one thread. (A second backend of the same kind and device as
-    the first is left to later work.)
+    It runs on ONNX Runtime on ``device`` (:func:`pose.runtime.backends.second_stage_device`
+    of the first stage's placement) with the first stage's thread count when that one is an
+    ONNX Runtime session, else one thread.
     """
     stage = instance_stage_description(description)
     if stage is None:
@@ -320,4 +327,4 @@ def open_second_stage(
     session = getattr(backend, "_session", None)
     if session is not None and hasattr(session, "get_session_options"):
         threads = max(1, int(session.get_session_options().intra_op_num_threads))
-    return open_backend(stage, "onnxruntime", "cpu", threads)
+    return open_backend(stage, "onnxruntime", device, threads)

@@ -1,0 +1,281 @@
+"""Torchvision's Faster R-CNN steps around its networks, in NumPy (float32 as torchvision).
+
+The dense parts run as graphs (:mod:`pose.networks.fasterrcnn`); what depends on the data runs
+here, each step as torchvision 0.29.1 does it (read from ``GeneralizedRCNNTransform``,
+``AnchorGenerator``, ``RegionProposalNetwork.filter_proposals``, ``BoxCoder``,
+``RoIHeads.postprocess_detections``, ``nms``), because a CPU runs these small, branching steps
+faster on the host than an exported graph would (the graphs would need loops or
+torchvision's operators):
+
+1. :func:`resize_plan` / :func:`prepare_image`: torchvision's second ImageNet normalisation,
+   the bilinear resize (short side to ``min_size`` unless the long side would pass
+   ``max_size``; ``recompute_scale_factor``: output sides floored, the kernel's scale is
+   input / output) and the zero padding to a multiple of 32;
+2. :func:`anchors`: 15 per cell per level (ratio-major, rounded base anchors), a level's stride
+   is the padded image size floor-divided by its grid (61 px, not 64, for 25 rows of 800);
+3. :func:`proposals`: per level the top 1000 logits, box decoding (weights 1, 1, 1, 1, sizes
+   clamped at log(1000 / 16)), clipping to the resized image, boxes under 1e-3 px removed,
+   sigmoid scores under 0.05 removed, non-maximum suppression (0.7) per level, the best 1000;
+4. RoIAlign of the proposals (ONNX Runtime's ``RoiAlign``, see :mod:`pose.formats.dlc3_fasterrcnn`);
+5. :func:`best_detection`: box decoding (weights 10, 10, 5, 5), clipping, softmax, the animal
+   column, scores above ``box_score_thresh``, boxes under 1e-2 px removed; a single-animal
+   model keeps one detection, and torchvision's non-maximum suppression always keeps the
+   highest-scoring box first, so it is that box (the first on a tie), scaled back to the frame.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+#: torchvision's ``GeneralizedRCNNTransform`` normalisation (applied after DeepLabCut's own).
+TORCHVISION_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
+TORCHVISION_STD = np.array([0.229, 0.224, 0.225], np.float32)
+SIZE_DIVISIBLE = 32
+BOX_CLIP = math.log(1000.0 / 16)
+RPN_WEIGHTS = (1.0, 1.0, 1.0, 1.0)
+BOX_WEIGHTS = (10.0, 10.0, 5.0, 5.0)
+
+
+@dataclass(frozen=True)
+class FasterRcnnSettings:
+    """The settings torchvision's builder gives the mobilenet_v3_large_fpn variant."""
+
+    min_size: int = 800
+    max_size: int = 1333
+    pre_nms_top_n: int = 1000
+    post_nms_top_n: int = 1000
+    rpn_nms_threshold: float = 0.7
+    rpn_score_threshold: float = 0.05
+    rpn_min_size: float = 1e-3
+    box_score_threshold: float = 0.01
+    box_min_size: float = 1e-2
+    sizes: tuple[int, ...] = (32, 64, 128, 256, 512)
+    ratios: tuple[float, ...] = (0.5, 1.0, 2.0)
+
+
+@dataclass(frozen=True)
+class ResizePlan:
+    """Where a frame goes: its resized size (height, width) and the padded size."""
+
+    resized: tuple[int, int]
+    padded: tuple[int, int]
+
+
+def resize_plan(height: int, width: int, settings: FasterRcnnSettings) -> ResizePlan:
+    """Torchvision's ``_resize_image_and_masks`` sizes, and ``batch_images``' padding."""
+    scale = min(settings.min_size / min(height, width), settings.max_size / max(height, width))
+    # interpolate(scale_factor=..., recompute_scale_factor=True) floors input * scale (double).
+    out_h, out_w = math.floor(height * scale), math.floor(width * scale)
+    pad_h = int(math.ceil(out_h / SIZE_DIVISIBLE) * SIZE_DIVISIBLE)
+    pad_w = int(math.ceil(out_w / SIZE_DIVISIBLE) * SIZE_DIVISIBLE)
+    return ResizePlan((out_h, out_w), (pad_h, pad_w))
+
+
+def prepare_image(normalised: np.ndarray, plan: ResizePlan, out: np.ndarray) -> None:
+    """Fill ``out`` (3, padded h, padded w) from a (3, H, W) DeepLabCut-normalised image.
+
+    Torchvision normalises again, resizes bilinearly (``align_corners=False``, no
+    antialiasing) and pads with zeros at the bottom and right. OpenCV's ``INTER_LINEAR`` on
+    float32 samples the same points with the same weights, rounded otherwise: within 2e-5 of
+    the values' range of torch's kernel (a NumPy copy of the kernel's formula was no closer,
+    and six times slower).
+    """
+    image = (normalised - TORCHVISION_MEAN[:, None, None]) / TORCHVISION_STD[:, None, None]
+    out_h, out_w = plan.resized
+    out[:] = 0.0
+    for channel in range(3):
+        cv2.resize(
+            image[channel],
+            (out_w, out_h),
+            dst=out[channel, :out_h, :out_w],
+            interpolation=cv2.INTER_LINEAR,
+        )
+
+
+def feature_grids(padded: tuple[int, int]) -> list[tuple[int, int]]:
+    """Return the RPN levels' grids: two maps at stride 32, then the max-pooled one."""
+    rows, cols = padded[0] // 32, padded[1] // 32
+    return [(rows, cols), (rows, cols), ((rows - 1) // 2 + 1, (cols - 1) // 2 + 1)]
+
+
+def base_anchors(settings: FasterRcnnSettings) -> np.ndarray:
+    """``AnchorGenerator.generate_anchors``: (A, 4) centred, rounded, ratio-major."""
+    scales = np.array(settings.sizes, np.float32)
+    ratios = np.array(settings.ratios, np.float32)
+    h_ratios = np.sqrt(ratios)
+    w_ratios = np.float32(1.0) / h_ratios
+    ws = (w_ratios[:, None] * scales[None, :]).reshape(-1)
+    hs = (h_ratios[:, None] * scales[None, :]).reshape(-1)
+    return np.round(np.stack([-ws, -hs, ws, hs], axis=1) / np.float32(2.0)).astype(np.float32)
+
+
+def anchors(padded: tuple[int, int], settings: FasterRcnnSettings) -> np.ndarray:
+    """All levels' anchors (total, 4) x1 y1 x2 y2, torchvision's order."""
+    base = base_anchors(settings)
+    levels = []
+    for rows, cols in feature_grids(padded):
+        stride_h, stride_w = padded[0] // rows, padded[1] // cols
+        shift_x = np.arange(cols, dtype=np.float32) * np.float32(stride_w)
+        shift_y = np.arange(rows, dtype=np.float32) * np.float32(stride_h)
+        grid_y, grid_x = np.meshgrid(shift_y, shift_x, indexing="ij")
+        gx, gy = grid_x.reshape(-1), grid_y.reshape(-1)
+        shifts = np.stack([gx, gy, gx, gy], axis=1)
+        levels.append((shifts[:, None, :] + base[None, :, :]).reshape(-1, 4))
+    return np.concatenate(levels).astype(np.float32)
+
+
+def level_sizes(padded: tuple[int, int], settings: FasterRcnnSettings) -> list[int]:
+    """Return the number of anchors of each level."""
+    per_cell = len(settings.sizes) * len(settings.ratios)
+    return [rows * cols * per_cell for rows, cols in feature_grids(padded)]
+
+
+def decode(deltas: np.ndarray, boxes: np.ndarray, weights: tuple[float, ...]) -> np.ndarray:
+    """``BoxCoder.decode_single`` for one class: (R, 4) deltas on (R, 4) boxes, float32."""
+    widths = boxes[:, 2] - boxes[:, 0]
+    heights = boxes[:, 3] - boxes[:, 1]
+    ctr_x = boxes[:, 0] + np.float32(0.5) * widths
+    ctr_y = boxes[:, 1] + np.float32(0.5) * heights
+    wx, wy, ww, wh = (np.float32(w) for w in weights)
+    dx, dy = deltas[:, 0] / wx, deltas[:, 1] / wy
+    dw = np.minimum(deltas[:, 2] / ww, np.float32(BOX_CLIP))
+    dh = np.minimum(deltas[:, 3] / wh, np.float32(BOX_CLIP))
+    pred_x = dx * widths + ctr_x
+    pred_y = dy * heights + ctr_y
+    half_w = np.float32(0.5) * (np.exp(dw) * widths)
+    half_h = np.float32(0.5) * (np.exp(dh) * heights)
+    return np.stack([pred_x - half_w, pred_y - half_h, pred_x + half_w, pred_y + half_h], axis=1)
+
+
+def clip(boxes: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``clip_boxes_to_image``: x in [0, width], y in [0, height]."""
+    height, width = size
+    out = boxes.copy()
+    out[:, 0::2] = np.clip(out[:, 0::2], 0, width)
+    out[:, 1::2] = np.clip(out[:, 1::2], 0, height)
+    return out
+
+
+def not_small(boxes: np.ndarray, min_size: float) -> np.ndarray:
+    """``remove_small_boxes``' mask: width and height at least ``min_size``."""
+    return ((boxes[:, 2] - boxes[:, 0]) >= min_size) & ((boxes[:, 3] - boxes[:, 1]) >= min_size)
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> np.ndarray:
+    """Torchvision's CPU ``nms``: the kept indices, highest score first (float32 IoU)."""
+    order = np.argsort(-scores, kind="stable")
+    boxes = boxes[order]
+    x1, y1, x2, y2 = boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3]
+    areas = (x2 - x1) * (y2 - y1)
+    # Every pair's IoU at once (as the kernel computes each: float32, the same operations).
+    w = np.maximum(np.float32(0), np.minimum(x2[:, None], x2) - np.maximum(x1[:, None], x1))
+    h = np.maximum(np.float32(0), np.minimum(y2[:, None], y2) - np.maximum(y1[:, None], y1))
+    inter = w * h
+    with np.errstate(invalid="ignore", divide="ignore"):
+        over = (inter / (areas[:, None] + areas[None, :] - inter)) > np.float32(threshold)
+    suppressed = np.zeros(len(boxes), bool)
+    keep = []
+    for i in range(len(boxes)):
+        if suppressed[i]:
+            continue
+        keep.append(i)
+        suppressed |= over[i]
+    return order[np.array(keep, dtype=np.int64)]
+
+
+def batched_nms(
+    boxes: np.ndarray, scores: np.ndarray, groups: np.ndarray, threshold: float
+) -> np.ndarray:
+    """Torchvision's ``batched_nms``: kept indices by decreasing score.
+
+    Above 4000 coordinates (on a CPU) it runs ``nms`` per group; else once, on the boxes
+    shifted apart per group by the largest coordinate + 1 (its "coordinate trick", whose
+    float32 sums are copied too).
+    """
+    if len(boxes) == 0:
+        return np.empty(0, np.int64)
+    if boxes.size > 4000:
+        mask = np.zeros(len(boxes), bool)
+        for group in np.unique(groups):
+            members = np.flatnonzero(groups == group)
+            mask[members[nms(boxes[members], scores[members], threshold)]] = True
+        keep = np.flatnonzero(mask)
+        return keep[np.argsort(-scores[keep], kind="stable")]
+    offsets = groups.astype(np.float32) * (boxes.max() + np.float32(1.0))
+    return nms(boxes + offsets[:, None], scores, threshold)
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """float32 logistic function."""
+    return (np.float32(1.0) / (np.float32(1.0) + np.exp(-x))).astype(np.float32)
+
+
+def proposals(
+    objectness: np.ndarray,
+    deltas: np.ndarray,
+    all_anchors: np.ndarray,
+    sizes: list[int],
+    image_size: tuple[int, int],
+    settings: FasterRcnnSettings,
+) -> np.ndarray:
+    """``RegionProposalNetwork`` at inference for one image: (P, 4) boxes, best first."""
+    chosen, levels = [], []
+    start = 0
+    for level, count in enumerate(sizes):
+        logits = objectness[start : start + count]
+        top = min(settings.pre_nms_top_n, count)
+        # torch.topk's set: the largest values (ties broken by index, as its sort).
+        best = np.argsort(-logits, kind="stable")[:top]
+        chosen.append(best + start)
+        levels.append(np.full(top, level))
+        start += count
+    index = np.concatenate(chosen)
+    level_of = np.concatenate(levels)
+    boxes = decode(deltas[index], all_anchors[index], RPN_WEIGHTS)
+    scores = sigmoid(objectness[index])
+    boxes = clip(boxes, image_size)
+    keep = not_small(boxes, settings.rpn_min_size)
+    keep &= scores >= np.float32(settings.rpn_score_threshold)
+    boxes, scores, level_of = boxes[keep], scores[keep], level_of[keep]
+    kept = batched_nms(boxes, scores, level_of, settings.rpn_nms_threshold)
+    return boxes[kept[: settings.post_nms_top_n]]
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise float32 softmax."""
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    return (exp / exp.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def best_detection(
+    class_logits: np.ndarray,
+    box_deltas: np.ndarray,
+    boxes: np.ndarray,
+    image_size: tuple[int, int],
+    settings: FasterRcnnSettings,
+) -> tuple[np.ndarray, float] | None:
+    """Return the best animal box (x1, y1, x2, y2 in resized pixels) and its score."""
+    if len(boxes) == 0:
+        return None
+    animal = clip(decode(box_deltas[:, 4:8], boxes, BOX_WEIGHTS), image_size)
+    scores = softmax(class_logits)[:, 1]
+    valid = (scores > np.float32(settings.box_score_threshold)) & not_small(
+        animal, settings.box_min_size
+    )
+    if not valid.any():
+        return None
+    candidates = np.flatnonzero(valid)
+    best = candidates[np.argmax(scores[candidates])]
+    return animal[best], float(scores[best])
+
+
+def to_frame(box: np.ndarray, plan: ResizePlan, frame_size: tuple[int, int]) -> np.ndarray:
+    """``transform.postprocess``: x times frame width / resized width, y likewise (float32)."""
+    ratio_h = np.float32(frame_size[0]) / np.float32(plan.resized[0])
+    ratio_w = np.float32(frame_size[1]) / np.float32(plan.resized[1])
+    return (box * np.array([ratio_w, ratio_h, ratio_w, ratio_h], np.float32)).astype(np.float32)

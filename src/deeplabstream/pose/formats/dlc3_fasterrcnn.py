@@ -1,0 +1,305 @@
+"""DeepLabCut 3.0's FasterRCNN detector of a top-down export, run without torchvision.
+
+Two graphs converted from the rebuilt networks (:mod:`pose.networks.fasterrcnn`): the proposal
+network (backbone, FPN, RPN head) on the resized, padded frame, and the box head on the
+RoI-aligned proposals; between and after them torchvision's steps in NumPy
+(:mod:`pose.decoding.region_proposals`); RoIAlign itself is ONNX Runtime's ``RoiAlign``
+operator (``output_half_pixel``: torchvision's ``aligned=False``; 7 x 7, 2 samples per bin side,
+average), a graph of that one node made here: it samples each bin as torchvision's kernel
+does, in C++, where NumPy would gather 256 channels at 200 000 points a frame.
+
+:class:`FasterRcnnRunner` takes what the top-down estimator gives a detector (frames as RGB
+pixels 0..255, (N, 3, H, W) float32) and returns its best box per frame in frame pixels (x1,
+y1, x2, y2) and its score (-1 where no box passes torchvision's filters).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deeplabstream.pose.decoding import region_proposals as rp
+from deeplabstream.pose.formats.conversion import (
+    ConversionSpec,
+    Differences,
+    convert,
+    load_weights,
+    max_abs_differences,
+)
+from deeplabstream.pose.model import IMAGENET_MEAN, IMAGENET_STD, ModelDescription, ModelError
+from deeplabstream.pose.networks.fasterrcnn import POOLED_SIZE, VARIANTS
+
+PROPOSAL_OUTPUTS = ("features", "objectness", "deltas")
+BOX_HEAD_OUTPUTS = ("class_logits", "box_deltas")
+PROPOSAL_TOLERANCES: Differences = {"features": 1e-3, "objectness": 1e-3, "deltas": 1e-3}
+BOX_HEAD_TOLERANCES: Differences = {"class_logits": 1e-3, "box_deltas": 1e-3}
+#: DeepLabCut's ``FasterRCNN(box_score_thresh=0.01)`` default.
+DLC_BOX_SCORE_THRESHOLD = 0.01
+NO_DETECTION = -1.0
+#: The box head runs on the proposals padded to a multiple of this many rows: a few input
+#: shapes (ONNX Runtime's IO binding keeps buffers per shape) for a few percent more work.
+BOX_HEAD_ROWS = 50
+_NETWORKS = Path(__file__).resolve().parent.parent / "networks"
+
+Runner = Callable[[np.ndarray], list[np.ndarray]]
+
+
+def faster_rcnn_problem(detector_model: dict[str, Any]) -> str | None:
+    """Return why a FasterRCNN detector cannot run here, or None."""
+    variant = str(detector_model.get("variant", "fasterrcnn_mobilenet_v3_large_fpn"))
+    if variant not in VARIANTS:
+        return (
+            f"a FasterRCNN detector of variant {variant}: only "
+            f"{', '.join(VARIANTS)} is rebuilt here (make a shuffle with "
+            'detector_type="fasterrcnn_mobilenet_v3_large_fpn" or "ssdlite")'
+        )
+    return None
+
+
+def settings_of(config: dict[str, Any]) -> rp.FasterRcnnSettings:
+    """Return torchvision's settings of the detector (DeepLabCut gives ``box_score_thresh``)."""
+    model = (config.get("detector") or {}).get("model") or {}
+    threshold = model.get("box_score_thresh", DLC_BOX_SCORE_THRESHOLD)
+    return rp.FasterRcnnSettings(box_score_threshold=float(threshold))
+
+
+def build_detector(export: Any, weights: dict[str, Any]) -> Any:
+    """Return the rebuilt ``DlcFasterRcnn`` with the export's detector weights (eval mode)."""
+    from deeplabstream.pose.networks.fasterrcnn import DlcFasterRcnn, fill_frozen_batchnorm
+
+    detector = DlcFasterRcnn()
+    load_weights(detector, fill_frozen_batchnorm(weights), export.path, "a FasterRCNN detector")
+    return detector.eval()
+
+
+def proposal_module(detector: Any) -> Any:
+    """Return the proposal network (prepared images in), eval mode."""
+    from deeplabstream.pose.networks.fasterrcnn import ProposalNetwork
+
+    return ProposalNetwork(detector).eval()
+
+
+def box_head_module(detector: Any) -> Any:
+    """Return the box head (RoI-aligned proposals in), eval mode."""
+    from deeplabstream.pose.networks.fasterrcnn import BoxHead
+
+    return BoxHead(detector).eval()
+
+
+def _compare(names: tuple[str, ...]) -> Callable[..., Differences]:
+    def compare(reference: Sequence[np.ndarray], converted: Sequence[np.ndarray]) -> Differences:
+        return max_abs_differences(names, reference, converted)
+
+    return compare
+
+
+#: The proposal graph's comparison with its module (``deeplabstream-inspect --check``).
+compare_proposals = _compare(PROPOSAL_OUTPUTS)
+
+
+def convert_detector(
+    export: Any, detector: Any, frame_size: tuple[int, int], sources: tuple[Path, ...]
+) -> tuple[Path, Path]:
+    """Convert the two networks (cached beside the export): the proposal and box-head graphs."""
+    plan = rp.resize_plan(*frame_size, settings_of(export.config))
+    common = (export.path, _NETWORKS / "fasterrcnn.py", *sources, Path(__file__))
+    rng = np.random.default_rng(0)
+    proposal_spec = ConversionSpec(
+        # The backbone's blocks are ssdlite.py's (also a different cache name from the head's).
+        sources=(*common, _NETWORKS / "ssdlite.py"),
+        input_name="images",
+        output_names=PROPOSAL_OUTPUTS,
+        example_shape=(1, 3, *plan.padded),
+        dynamic_size=True,
+        compare=_compare(PROPOSAL_OUTPUTS),
+        tolerances=PROPOSAL_TOLERANCES,
+    )
+    check = rng.standard_normal((1, 3, *plan.padded)).astype(np.float32)
+    proposals = convert(proposal_module(detector), proposal_spec, check).onnx_file
+    head_spec = ConversionSpec(
+        sources=common,
+        input_name="pooled",
+        output_names=BOX_HEAD_OUTPUTS,
+        example_shape=(8, 256, POOLED_SIZE, POOLED_SIZE),
+        dynamic_size=False,
+        compare=_compare(BOX_HEAD_OUTPUTS),
+        tolerances=BOX_HEAD_TOLERANCES,
+    )
+    pooled = rng.standard_normal((8, 256, POOLED_SIZE, POOLED_SIZE)).astype(np.float32)
+    head = convert(box_head_module(detector), head_spec, pooled).onnx_file
+    return proposals, head
+
+
+def roi_align_graph(spatial_scale: float) -> bytes:
+    """Return an ONNX graph of one ``RoiAlign`` node: torchvision's ``roi_align(aligned=False)``."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    node = helper.make_node(
+        "RoiAlign",
+        ["features", "rois", "batch_indices"],
+        ["pooled"],
+        mode="avg",
+        output_height=POOLED_SIZE,
+        output_width=POOLED_SIZE,
+        sampling_ratio=2,
+        spatial_scale=float(spatial_scale),
+        coordinate_transformation_mode="output_half_pixel",
+    )
+    graph = helper.make_graph(
+        [node],
+        "roi_align",
+        [
+            helper.make_tensor_value_info("features", TensorProto.FLOAT, [1, None, None, None]),
+            helper.make_tensor_value_info("rois", TensorProto.FLOAT, [None, 4]),
+            helper.make_tensor_value_info("batch_indices", TensorProto.INT64, [None]),
+        ],
+        [helper.make_tensor_value_info("pooled", TensorProto.FLOAT, [None, None, None, None])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 16)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return bytes(model.SerializeToString())
+
+
+class RoiAligner:
+    """ONNX Runtime sessions of :func:`roi_align_graph`, one per spatial scale."""
+
+    def __init__(self, threads: int = 1) -> None:
+        self.threads = threads
+        self._sessions: dict[float, Any] = {}
+
+    def __call__(self, features: np.ndarray, boxes: np.ndarray, scale: float) -> np.ndarray:
+        """(R, C, 7, 7) of one image's (1, C, h, w) map at (R, 4) boxes in image pixels."""
+        session = self._sessions.get(scale)
+        if session is None:
+            import onnxruntime as ort
+
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = self.threads
+            session = ort.InferenceSession(
+                roi_align_graph(scale), options, providers=["CPUExecutionProvider"]
+            )
+            self._sessions[scale] = session
+        inputs = {
+            "features": np.ascontiguousarray(features, np.float32),
+            "rois": np.ascontiguousarray(boxes, np.float32),
+            "batch_indices": np.zeros(len(boxes), np.int64),
+        }
+        return np.asarray(session.run(None, inputs)[0])
+
+
+def infer_scale(feature_size: int, image_size: int) -> float:
+    """``MultiScaleRoIAlign``'s ``_infer_scale``: the nearest power of two of the ratio."""
+    return float(2.0 ** round(math.log2(feature_size / image_size)))
+
+
+class FasterRcnnRunner:
+    """Frames (RGB pixels 0..255, (N, 3, H, W) float32) -> best boxes (N, 4) and scores (N,).
+
+    ``run_proposals`` and ``run_box_head`` run the two graphs (ONNX Runtime backends, or the
+    rebuilt modules); the rest is torchvision's, on the host.
+    """
+
+    def __init__(
+        self,
+        run_proposals: Runner,
+        run_box_head: Runner,
+        settings: rp.FasterRcnnSettings,
+        threads: int = 1,
+    ) -> None:
+        self.run_proposals = run_proposals
+        self.run_box_head = run_box_head
+        self.settings = settings
+        self.roi_align = RoiAligner(threads)
+        self._mean = (np.array(IMAGENET_MEAN, np.float32) * np.float32(255.0))[:, None, None]
+        self._inverse = (
+            np.float32(1.0) / (np.array(IMAGENET_STD, np.float32) * np.float32(255.0))
+        )[:, None, None]
+        self._anchors: dict[tuple[int, int], np.ndarray] = {}
+        self._prepared: np.ndarray | None = None
+        #: The last frame's proposals (resized-image pixels), for checks.
+        self.last_proposals = np.empty((0, 4), np.float32)
+
+    def __call__(self, frames: np.ndarray) -> list[np.ndarray]:
+        """``boxes`` (N, 4) x1, y1, x2, y2 in frame pixels and ``scores`` (N,); -1: none."""
+        count, _, height, width = frames.shape
+        boxes = np.full((count, 4), np.nan, np.float32)
+        scores = np.full(count, NO_DETECTION, np.float32)
+        plan = rp.resize_plan(height, width, self.settings)
+        for row in range(count):
+            found = self.detect(frames[row], plan)
+            if found is not None:
+                boxes[row], scores[row] = rp.to_frame(found[0], plan, (height, width)), found[1]
+        return [boxes, scores]
+
+    def detect(self, frame: np.ndarray, plan: rp.ResizePlan) -> tuple[np.ndarray, float] | None:
+        """One frame's best box in resized pixels and its score (None: no box)."""
+        shape = (1, 3, *plan.padded)
+        if self._prepared is None or self._prepared.shape != shape:
+            self._prepared = np.empty(shape, np.float32)
+        normalised = (frame - self._mean) * self._inverse  # DeepLabCut's, float32
+        rp.prepare_image(normalised, plan, self._prepared[0])
+        features, objectness, deltas = self.run_proposals(self._prepared)[:3]
+        anchors = self._anchors.get(plan.padded)
+        if anchors is None:
+            anchors = self._anchors.setdefault(plan.padded, rp.anchors(plan.padded, self.settings))
+        sizes = rp.level_sizes(plan.padded, self.settings)
+        proposals = rp.proposals(
+            np.asarray(objectness)[0],
+            np.asarray(deltas)[0],
+            anchors,
+            sizes,
+            plan.resized,
+            self.settings,
+        )
+        self.last_proposals = proposals
+        if len(proposals) == 0:
+            return None
+        scale = infer_scale(np.asarray(features).shape[-2], plan.resized[0])
+        rows = len(proposals)
+        padded_rows = -(-rows // BOX_HEAD_ROWS) * BOX_HEAD_ROWS
+        rois = np.concatenate([proposals, np.repeat(proposals[:1], padded_rows - rows, axis=0)])
+        pooled = self.roi_align(np.asarray(features)[:1], rois, scale)
+        class_logits, box_deltas = self.run_box_head(pooled)[:2]
+        return rp.best_detection(
+            np.asarray(class_logits)[:rows],
+            np.asarray(box_deltas)[:rows],
+            proposals,
+            plan.resized,
+            self.settings,
+        )
+
+
+def box_head_description(description: ModelDescription) -> ModelDescription:
+    """Return the box-head graph of a FasterRCNN top-down description, as a model of its own.
+
+    Its input is (R, 256, 7, 7), which a description cannot say (three colour channels): it
+    keeps the frame's size, only :class:`FasterRcnnRunner` feeds it (never a warm-up's dummy).
+    """
+    decoding = getattr(description, "decoding", None)
+    head_graph = getattr(decoding, "box_head_graph", None)
+    if head_graph is None:
+        raise ModelError(f"{description.model_file}: not a FasterRCNN top-down model")
+    return dataclasses.replace(
+        description,
+        name=f"{description.name} (FasterRCNN box head)",
+        model_file=head_graph,
+        input_name="pooled",
+        output_names=BOX_HEAD_OUTPUTS,
+        any_input_size=False,
+        decoding=None,
+    )
+
+
+def check_variant(export: Any) -> None:
+    """Raise a ModelError for a FasterRCNN variant not rebuilt here."""
+    model = (export.config.get("detector") or {}).get("model") or {}
+    problem = faster_rcnn_problem(model)
+    if problem is not None:
+        raise ModelError(f"{export.path}: {problem}")

@@ -1,0 +1,274 @@
+"""DeepLabCut 3.0 multi-animal bottom-up exports with part-affinity fields, run without DeepLabCut.
+
+What ``deeplabcut.export_model`` writes for a multi-animal project trained with a backbone
+``net_type`` (``resnet_50``, ``resnet_101``, ``cspnext_*``, ``hrnet_w*``) and no detector:
+``config.model.heads`` is ``{"bodypart": DLCRNetHead}`` whose predictor is a
+``PartAffinityFieldPredictor`` (heatmaps, location refinement, part-affinity fields, and
+DeepLabCut's assembly of individuals). The network is rebuilt by
+:mod:`pose.networks.dlc_paf` on the backbones of :mod:`pose.formats.dlc3`, converted to ONNX
+with the per-pixel steps of the predictor inside (sigmoid, Gaussian smoothing, max-pool
+suppression), and the rest (peaks, PAF costs, assembly) runs on the host in
+:mod:`pose.decoding.dlc_assembly`.
+
+Refused with a message naming what the file holds: DLCRNet's own multi-scale backbone
+(``dlcrnet_*``), DEKR (``dekr_w*``), unique bodyparts (a second head), identity heads, and
+inference pre-processing this program does not apply.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from deeplabstream.pose.decoding.dlc_assembly import OUTPUT_NAMES, DlcAssemblySettings
+from deeplabstream.pose.formats.conversion import (
+    ConversionSpec,
+    Differences,
+    Precision,
+    convert,
+    load_weights,
+    max_abs_differences,
+    synthetic_input,
+)
+from deeplabstream.pose.formats.dlc3_heads import DeconvSpec, _deconv_spec
+from deeplabstream.pose.model import ModelDescription, ModelError
+
+FRAMEWORK = "deeplabcut"
+INPUT_NAME = "images"  # as the single-animal exports' graphs (pose.formats.dlc3)
+HEAD_TYPE = "DLCRNetHead"
+PREDICTOR_TYPE = "PartAffinityFieldPredictor"
+SUPPORTED_BACKBONES = ("ResNet", "CSPNeXt", "HRNet")
+# fp32: the graph's maps differ from PyTorch's by about 1e-6; a peak cell may flip only where
+# two neighbours tie within that, which the comparison leaves out (see compare_paf_outputs).
+TOLERANCES: Differences = {"peaks": 1e-3, "locref": 1e-2, "pafs": 1e-3}
+FP16_TOLERANCES: Differences = {"peaks": 0.05, "locref": 0.5, "pafs": 0.05}
+
+
+@dataclass(frozen=True)
+class PafHeadSpec:
+    """The ``DLCRNetHead`` layout, with input channels as DeepLabCut builds them."""
+
+    heatmap: DeconvSpec
+    locref: DeconvSpec
+    paf: DeconvSpec
+    num_stages: int
+    features_dim: int
+
+    @property
+    def stride(self) -> int:
+        """The head's upsampling: its deconvolutions, and one more with refinement stages."""
+        return self.heatmap.stride * (2 if self.num_stages > 0 else 1)
+
+
+@dataclass(frozen=True)
+class PafPredictorSpec:
+    """The ``PartAffinityFieldPredictor``'s per-pixel settings (the rest: the assembly's)."""
+
+    nms_radius: int
+    sigma: float
+    locref_std: float
+    apply_sigmoid: bool
+
+
+def is_paf_bottomup(config: dict[str, Any]) -> bool:
+    """Return True for an export whose bodypart head is DeepLabCut's ``DLCRNetHead``."""
+    heads = (config.get("model") or {}).get("heads") or {}
+    return (heads.get("bodypart") or {}).get("type") == HEAD_TYPE
+
+
+def paf_problems(export: Any) -> list[str]:
+    """Return what keeps a PAF export from running here ([]: nothing)."""
+    config = export.config
+    model = config["model"]
+    problems = []
+    heads = {name: (head or {}).get("type") for name, head in (model.get("heads") or {}).items()}
+    if set(heads) != {"bodypart"}:
+        problems.append(f"heads {heads} (unique bodyparts or identity: not rebuilt yet)")
+    predictor = (model["heads"]["bodypart"].get("predictor") or {}).get("type")
+    if predictor != PREDICTOR_TYPE:
+        problems.append(f"predictor {predictor}")
+    backbone = (model.get("backbone") or {}).get("type")
+    if backbone not in SUPPORTED_BACKBONES:
+        problems.append(
+            f"backbone {backbone} (DLCRNet's multi-scale backbone is not rebuilt yet; "
+            f"{', '.join(SUPPORTED_BACKBONES)} are)"
+        )
+    if model.get("neck"):
+        problems.append("a neck")
+    if (config.get("metadata") or {}).get("unique_bodyparts"):
+        problems.append("unique bodyparts")
+    return problems
+
+
+def paf_head_spec(export: Any) -> PafHeadSpec:
+    """Read the head's layout; input channels as DeepLabCut rewrites them when it builds it."""
+    head = export.config["model"]["heads"]["bodypart"]
+    path = export.path
+    heatmap = _deconv_spec(head.get("heatmap_config"), "heatmap_config", path)
+    locref = _deconv_spec(head.get("locref_config"), "locref_config", path)
+    paf = _deconv_spec(head.get("paf_config"), "paf_config", path)
+    stages = int(head.get("num_stages", 5))
+    features = int(head.get("features_dim", 128))
+    if stages > 0:  # the heads then take the last stage's concatenation, locref its own map
+        refined = features + heatmap.channels[-1] + paf.channels[-1]
+        heatmap = replace(heatmap, channels=(refined, *heatmap.channels[1:]))
+        paf = replace(paf, channels=(refined, *paf.channels[1:]))
+        locref = replace(locref, channels=(locref.channels[-1], *locref.channels[1:]))
+    if not heatmap.stride == locref.stride == paf.stride:
+        raise ModelError(f"{path}: the heatmap, locref and PAF heads upsample differently")
+    return PafHeadSpec(heatmap, locref, paf, stages, features)
+
+
+def predictor_spec(export: Any) -> PafPredictorSpec:
+    """Read the predictor's per-pixel settings (DeepLabCut's defaults where absent)."""
+    predictor = export.config["model"]["heads"]["bodypart"].get("predictor") or {}
+    return PafPredictorSpec(
+        nms_radius=int(predictor.get("nms_radius", 5)),
+        sigma=float(predictor.get("sigma", 1.0)),
+        locref_std=float(predictor.get("locref_stdev", 7.2801)),
+        apply_sigmoid=bool(predictor.get("apply_sigmoid", True)),
+    )
+
+
+def assembly_settings(export: Any, stride: float) -> DlcAssemblySettings:
+    """Read the assembly's settings: graph, edges kept, individuals, minimal affinity."""
+    predictor = export.config["model"]["heads"]["bodypart"].get("predictor") or {}
+    path = export.path
+    try:
+        graph = tuple((int(s), int(t)) for s, t in predictor["graph"])
+        kept = predictor.get("edges_to_keep")
+        edges = tuple(int(e) for e in kept) if kept is not None else tuple(range(len(graph)))
+        individuals = int(predictor.get("num_animals") or len(_individuals(export)))
+    except (KeyError, TypeError, ValueError) as error:
+        raise ModelError(
+            f"{path}: its PartAffinityFieldPredictor is incomplete: {error!r}"
+        ) from None
+    try:
+        return DlcAssemblySettings(
+            graph=graph,
+            edges_to_keep=edges,
+            individuals=individuals,
+            stride=stride,
+            min_affinity=float(predictor.get("min_affinity", 0.05)),
+            clip_scores=bool(predictor.get("clip_scores", False)),
+        )
+    except ModelError as error:
+        raise ModelError(f"{path}: {error}") from None
+
+
+def _individuals(export: Any) -> list[str]:
+    return list((export.config.get("metadata") or {}).get("individuals") or [])
+
+
+def build_paf_module(export: Any) -> Any:
+    """Build the export's network with its weights and the predictor's per-pixel steps."""
+    # torch: an optional, heavy dependency, imported only to rebuild a network.
+    from deeplabstream.pose.networks.dlc import build_backbone
+    from deeplabstream.pose.networks.dlc_paf import DlcPafKeypointModel, DlcPafNetwork
+
+    head = paf_head_spec(export)
+    backbone = build_backbone(export.config["model"]["backbone"], export.path)
+    network = DlcPafNetwork(backbone, head)
+    load_weights(network, export.state_dict, export.path, f"a {export.net_type} PAF network")
+    keypoints, fields = head.heatmap.channels[-1], head.paf.channels[-1]
+    graph = export.config["model"]["heads"]["bodypart"].get("predictor", {}).get("graph") or []
+    if keypoints != len(export.bodyparts) or fields != 2 * len(graph):
+        raise ModelError(
+            f"{export.path}: the head makes {keypoints} heatmaps and {fields} field channels; "
+            f"the config names {len(export.bodyparts)} bodyparts and {len(graph)} PAF edges"
+        )
+    predictor = predictor_spec(export)
+    return DlcPafKeypointModel(
+        network,
+        stride=backbone.stride / head.stride,
+        nms_radius=predictor.nms_radius,
+        sigma=predictor.sigma,
+        locref_std=predictor.locref_std,
+        apply_sigmoid=predictor.apply_sigmoid,
+    ).eval()
+
+
+def compare_paf_outputs(
+    reference: Sequence[np.ndarray], converted: Sequence[np.ndarray]
+) -> Differences:
+    """Largest differences of the maps; ``peaks`` where both call the cell a peak.
+
+    A cell that is a local maximum in one and ties with a neighbour in the other is a correct
+    conversion; the fraction of such cells is reported as ``peak_cells_differing``.
+    """
+    differences = max_abs_differences(OUTPUT_NAMES, reference, converted)
+    ours, theirs = reference[0], converted[0]
+    if ours.shape == theirs.shape:
+        both = (ours > 0) & (theirs > 0)
+        differences["peaks"] = float(np.abs(ours - theirs)[both].max()) if both.any() else 0.0
+        differences["peak_cells_differing"] = float(((ours > 0) != (theirs > 0)).mean())
+    return differences
+
+
+def load_dlc_multianimal(
+    export: Any,
+    frame_size: tuple[int, int],
+    precision: Precision,
+    normalisation: tuple[tuple[float, ...], tuple[float, ...]],
+) -> ModelDescription:
+    """Describe a PAF export, converting its network to ONNX on first use.
+
+    ``normalisation`` is the (mean, std) of the export's inference pre-processing, as
+    :func:`pose.formats.dlc3.normalisation` reads it.
+    """
+    module = build_paf_module(export)
+    height, width = frame_size
+    mean, std = normalisation
+    spec = ConversionSpec(
+        sources=(export.path,),
+        input_name=INPUT_NAME,
+        output_names=OUTPUT_NAMES,
+        example_shape=(1, 3, height, width),
+        dynamic_size=True,
+        compare=compare_paf_outputs,
+        tolerances=TOLERANCES,
+        fp16_tolerances=FP16_TOLERANCES,
+    )
+    conversion = convert(module, spec, synthetic_input(height, width, mean, std), precision)
+    settings = assembly_settings(export, module.stride)
+    colour = str(export.config.get("data", {}).get("colormode", "RGB")).lower()
+    keypoints = export.bodyparts
+    return ModelDescription(
+        name=export.path.stem,
+        framework=FRAMEWORK,
+        model_file=conversion.onnx_file,
+        keypoints=keypoints,
+        input_height=height,
+        input_width=width,
+        color_order="bgr" if colour == "bgr" else "rgb",
+        mean=mean,
+        std=std,
+        resize="bilinear-float",
+        output_kind="coordinates",
+        stride=module.stride,
+        decoder="dlc-assembly",
+        locref_std=module.locref_std,
+        input_name=INPUT_NAME,
+        output_names=OUTPUT_NAMES,
+        batch_size=None,
+        precision=precision,
+        skeleton=tuple((keypoints[s], keypoints[t]) for s, t in _skeleton(export)),
+        source_file=export.path,
+        any_input_size=True,
+        max_animals=settings.individuals,
+        decoding=settings,
+    )
+
+
+def _skeleton(export: Any) -> list[tuple[int, int]]:
+    """Return the skeleton the export's metadata names, else none.
+
+    DeepLabCut's PAF graph links every pair of keypoints (78 edges for 13), which is no skeleton
+    to draw; ``export_model`` writes no skeleton of the project.
+    """
+    names = list(export.bodyparts)
+    skeleton = (export.config.get("metadata") or {}).get("skeleton") or []
+    return [(names.index(a), names.index(b)) for a, b in skeleton if a in names and b in names]

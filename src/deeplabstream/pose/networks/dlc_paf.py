@@ -1,0 +1,180 @@
+"""DeepLabCut 3.0's multi-animal bottom-up network with part-affinity fields (PyTorch).
+
+DeepLabCut builds a multi-animal bottom-up model from a backbone (``resnet_50`` ...) and its
+``DLCRNetHead`` (state-dict names ``heads.bodypart.*``), rebuilt here from these facts:
+
+- ``convt1`` / ``convt2`` / ``convt3`` / ``convt4``: 3x3 transposed convolutions of stride 2
+  (padding 1, output padding 1: exactly twice the size) from the backbone's features to the
+  first-stage heatmaps (K), location refinement (2K), part-affinity fields (2E) and
+  ``features_dim`` features;
+- ``num_stages`` refinement stages: 3x3 "same" convolutions ``hm_ref_layers[i]`` and
+  ``paf_ref_layers[i]`` on the concatenation (heatmaps, fields, features); from the second
+  stage on, a stage's heatmaps add the previous stage's;
+- ``heatmap_head`` and ``paf_head`` (DeepLabCut's ``DeconvModule``, as the single-animal head's)
+  on the last stage's concatenation, ``locref_head`` on ``convt2``'s output.
+
+Without stages (``num_stages: 0``) the three ``DeconvModule`` heads take the features directly.
+
+:class:`DlcPafKeypointModel` appends the first steps of DeepLabCut's
+``PartAffinityFieldPredictor`` that are the same for every frame, so that the graph gives what
+the assembly (:mod:`pose.decoding.dlc_assembly`) needs: the sigmoid, the smoothing by its
+Gaussian kernel (``nms_radius * 2 + 1`` wide, softmax-normalised as DeepLabCut makes it), the
+max-pool non-maximum suppression (kernel ``nms_radius``), and the location refinement scaled
+by ``locref_std``.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import torch
+from torch import nn
+from torch.nn import functional
+
+from deeplabstream.pose.networks.dlc import DeconvLayout, DeconvModule
+
+
+class PafHeadLayout(Protocol):
+    """The ``DLCRNetHead`` settings of an export (read by :mod:`pose.formats.dlc3_multianimal`)."""
+
+    @property
+    def heatmap(self) -> DeconvLayout:
+        """The final heatmap ``DeconvModule`` (input channels as built, see the format)."""
+        ...
+
+    @property
+    def locref(self) -> DeconvLayout:
+        """The final location-refinement ``DeconvModule``."""
+        ...
+
+    @property
+    def paf(self) -> DeconvLayout:
+        """The final part-affinity-field ``DeconvModule``."""
+        ...
+
+    @property
+    def num_stages(self) -> int:
+        """Refinement stages (0: the heads take the backbone's features)."""
+        ...
+
+    @property
+    def features_dim(self) -> int:
+        """Channels of ``convt4``'s features."""
+        ...
+
+
+def _double_size(c_in: int, c_out: int) -> nn.ConvTranspose2d:
+    """DeepLabCut's "same padding" transposed convolution: exactly twice the size."""
+    return nn.ConvTranspose2d(c_in, c_out, 3, stride=2, padding=1, output_padding=1)
+
+
+class DlcrnetHead(nn.Module):
+    """DeepLabCut's ``DLCRNetHead``: heatmaps, location refinement and part-affinity fields."""
+
+    def __init__(self, spec: PafHeadLayout, in_channels: int) -> None:
+        super().__init__()
+        keypoints = spec.heatmap.channels[-1]
+        fields = spec.paf.channels[-1]
+        self.num_stages = spec.num_stages
+        self.heatmap_head = DeconvModule(spec.heatmap)
+        self.locref_head = DeconvModule(spec.locref)
+        self.paf_head = DeconvModule(spec.paf)
+        if self.num_stages > 0:
+            stage_channels = spec.features_dim + keypoints + fields
+            self.convt1 = _double_size(in_channels, keypoints)
+            self.convt2 = _double_size(in_channels, spec.locref.channels[-1])
+            self.convt3 = _double_size(in_channels, fields)
+            self.convt4 = _double_size(in_channels, spec.features_dim)
+            self.hm_ref_layers = nn.ModuleList(
+                nn.Conv2d(stage_channels, keypoints, 3, padding=1) for _ in range(self.num_stages)
+            )
+            self.paf_ref_layers = nn.ModuleList(
+                nn.Conv2d(stage_channels, fields, 3, padding=1) for _ in range(self.num_stages)
+            )
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(heatmap logits N x K, locref N x 2K, fields N x 2E), all at the head's stride."""
+        if self.num_stages == 0:
+            return self.heatmap_head(x), self.locref_head(x), self.paf_head(x)
+        heatmaps, fields, features = self.convt1(x), self.convt3(x), self.convt4(x)
+        stage_in = torch.cat((heatmaps, fields, features), dim=1)
+        for i, (to_heatmaps, to_fields) in enumerate(
+            zip(self.hm_ref_layers, self.paf_ref_layers, strict=True)
+        ):
+            previous = heatmaps
+            heatmaps = to_heatmaps(stage_in)
+            fields = to_fields(stage_in)
+            if i > 0:
+                heatmaps = heatmaps + previous
+            stage_in = torch.cat((heatmaps, fields, features), dim=1)
+        return (
+            self.heatmap_head(stage_in),
+            self.locref_head(self.convt2(x)),
+            self.paf_head(stage_in),
+        )
+
+
+class DlcPafNetwork(nn.Module):
+    """DeepLabCut's ``PoseModel`` with a ``DLCRNetHead``: ``backbone`` and ``heads.bodypart``."""
+
+    def __init__(self, backbone: nn.Module, head: PafHeadLayout) -> None:
+        super().__init__()
+        self.backbone = backbone
+        channels = int(getattr(backbone, "out_channels"))  # noqa: B009  (set by every backbone)
+        self.heads = nn.ModuleDict({"bodypart": DlcrnetHead(head, channels)})
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Return the head's three maps."""
+        head: DlcrnetHead = self.heads["bodypart"]
+        return head(self.backbone(x))
+
+
+def gaussian_kernel(sigma: float, size: int) -> torch.Tensor:
+    """DeepLabCut's smoothing kernel: a softmax over -d^2 / (2 sigma^2), outer product (float32)."""
+    d = torch.arange(-size // 2 + 1, size // 2 + 1, dtype=torch.float32) ** 2
+    k = torch.softmax(-d / (2 * sigma**2), dim=0)
+    return torch.einsum("i,j->ij", k, k)
+
+
+class DlcPafKeypointModel(nn.Module):
+    """The network and DeepLabCut's per-pixel predictor steps: frames in, peaks and fields out.
+
+    ``forward`` returns ``(peaks, locref, pafs)`` float32: ``peaks`` the smoothed sigmoid
+    heatmaps at their local maxima and 0 elsewhere (N, K, h, w), ``locref`` the offsets in
+    input pixels (N, 2K, h, w), ``pafs`` the fields (N, 2E, h, w).
+    """
+
+    def __init__(
+        self,
+        network: DlcPafNetwork,
+        *,
+        stride: float,
+        nms_radius: int,
+        sigma: float,
+        locref_std: float,
+        apply_sigmoid: bool,
+    ) -> None:
+        super().__init__()
+        self.network = network
+        self.stride = float(stride)
+        self.nms_radius = int(nms_radius)
+        self.locref_std = float(locref_std)
+        self.apply_sigmoid = apply_sigmoid
+        kernel = gaussian_kernel(sigma, 2 * self.nms_radius + 1)[None, None]
+        self.register_buffer("kernel", kernel, persistent=False)  # not in DeepLabCut's weights
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Peaks, scaled location refinement, fields."""
+        heatmaps, locref, pafs = self.network(images)
+        heatmaps, locref, pafs = heatmaps.float(), locref.float(), pafs.float()
+        if self.apply_sigmoid:
+            heatmaps = torch.sigmoid(heatmaps)
+        k = heatmaps.shape[1]
+        kernel: torch.Tensor = self.kernel
+        pad = self.nms_radius  # "same" padding of the (2r + 1)-wide kernel
+        smoothed = functional.conv2d(heatmaps, kernel.expand(k, 1, -1, -1), padding=pad, groups=k)
+        pooled = functional.max_pool2d(
+            smoothed, kernel_size=self.nms_radius, stride=1, padding=self.nms_radius // 2
+        )
+        peaks = smoothed * torch.eq(smoothed, pooled).float()
+        return peaks, locref * self.locref_std, pafs

@@ -1,0 +1,234 @@
+"""DeepLabCut 3.0's ``FasterRCNN`` detector (torchvision's Faster R-CNN), its dense parts rebuilt.
+
+DeepLabCut's ``FasterRCNN`` wraps torchvision's ``fasterrcnn_mobilenet_v3_large_fpn`` under the
+name ``model`` (``TorchvisionDetectorAdaptor``), its box predictor replaced by one for two
+classes (background, animal); the export's ``detector`` entry is that module's state dict. This
+file rebuilds the networks with the same state-dict names and no torchvision (facts read from
+torchvision 0.29.1, the version DeepLabCut 3.0.2 ran with); the data-dependent steps between
+them (anchors, proposals, non-maximum suppression, RoIAlign's boxes, the detections) are in
+:mod:`pose.decoding.region_proposals`.
+
+- :class:`ProposalNetwork` (one ONNX graph): MobileNetV3-Large (full tail; plain BatchNorm2d,
+  eps 1e-5, as torchvision's detection builder passes ``nn.BatchNorm2d`` instead of
+  MobileNetV3's own eps 0.001) whose outputs after ``features[13]`` (160 channels) and
+  ``features[16]`` (960) -- both at stride 32 -- feed a two-level FPN (256 channels, top-down
+  nearest upsampling, 3x3 output convolutions) plus a ``pool`` level (max pool, kernel 1,
+  stride 2); the RPN head (3x3 conv + ReLU, 15 objectness logits and 60 box deltas per cell:
+  5 sizes x 3 ratios) on the three levels. Outputs: the FPN's first map (``features``: the
+  only map RoIAlign reads, see below), and the objectness logits (N, anchors) and deltas
+  (N, anchors, 4) of all levels in torchvision's order (level, then cell row-major, then
+  anchor);
+- :class:`BoxHead` (one ONNX graph): ``TwoMLPHead`` (flatten 256 x 7 x 7, fc6, ReLU, fc7, ReLU)
+  and ``FastRCNNPredictor`` (class logits (R, 2), box deltas (R, 8)) on the RoI-aligned boxes.
+
+``MultiScaleRoIAlign(["0", "1", "2", "3"], 7, 2)`` reads only the maps of those names: here
+``0`` and ``1``, both at stride 32, so torchvision's level mapper (levels 5 to 5) sends every
+box to map ``0``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional
+
+from deeplabstream.pose.networks.ssdlite import ConvNormAct, InvertedResidual, _large_blocks
+
+#: torchvision's detection builders give the backbone plain ``nn.BatchNorm2d`` (eps 1e-5).
+BN_EPS = 1e-5
+FPN_CHANNELS = 256
+#: ``AnchorGenerator(((32, 64, 128, 256, 512),) * 3, ((0.5, 1.0, 2.0),) * 3)``.
+ANCHOR_SIZES = (32, 64, 128, 256, 512)
+ASPECT_RATIOS = (0.5, 1.0, 2.0)
+ANCHORS_PER_CELL = len(ANCHOR_SIZES) * len(ASPECT_RATIOS)
+#: The backbone's outputs that feed the FPN (``features`` indices), and their channels.
+RETURNED = (13, 16)
+RETURNED_CHANNELS = (160, 960)
+POOLED_SIZE = 7
+#: The variants rebuilt here (``detector.model.variant``).
+VARIANTS = ("fasterrcnn_mobilenet_v3_large_fpn",)
+
+
+def mobilenet_v3_large_features() -> nn.Sequential:
+    """Torchvision's ``mobilenet_v3_large().features`` (17 modules), BatchNorm eps 1e-5."""
+    blocks = _large_blocks(reduce=1)
+    last = blocks[-1].c_out
+    features = nn.Sequential(
+        ConvNormAct(3, 16, 3, nn.Hardswish, stride=2),
+        *(InvertedResidual(b) for b in blocks),
+        ConvNormAct(last, 6 * last, 1, nn.Hardswish),
+    )
+    for module in features.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.eps = BN_EPS
+    return features
+
+
+class FeaturePyramid(nn.Module):
+    """Torchvision's ``FeaturePyramidNetwork`` (no norm) with ``LastLevelMaxPool``."""
+
+    def __init__(self, in_channels: tuple[int, ...], channels: int = FPN_CHANNELS) -> None:
+        super().__init__()
+        self.inner_blocks = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(c, channels, 1)) for c in in_channels
+        )
+        self.layer_blocks = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1)) for _ in in_channels
+        )
+
+    def forward(self, maps: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Return the pyramid's maps, finest first, then the pooled level."""
+        inner = self.inner_blocks[-1](maps[-1])
+        results = [self.layer_blocks[-1](inner)]
+        for index in range(len(maps) - 2, -1, -1):
+            lateral = self.inner_blocks[index](maps[index])
+            top_down = functional.interpolate(inner, size=lateral.shape[-2:], mode="nearest")
+            inner = lateral + top_down
+            results.insert(0, self.layer_blocks[index](inner))
+        results.append(functional.max_pool2d(results[-1], kernel_size=1, stride=2))
+        return results
+
+
+class Backbone(nn.Module):
+    """``BackboneWithFPN``: ``body`` (the MobileNetV3 features) and ``fpn``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = mobilenet_v3_large_features()
+        self.fpn = FeaturePyramid(RETURNED_CHANNELS)
+
+    def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """Return the FPN's maps (``0``, ``1``, ``pool``)."""
+        returned = []
+        x = images
+        for index, module in enumerate(self.body):
+            x = module(x)
+            if index in RETURNED:
+                returned.append(x)
+        return self.fpn(returned)
+
+
+class RpnHead(nn.Module):
+    """Torchvision's ``RPNHead`` (one 3x3 conv + ReLU, then two 1x1 convs)."""
+
+    def __init__(self, channels: int = FPN_CHANNELS, anchors: int = ANCHORS_PER_CELL) -> None:
+        super().__init__()
+        self.conv = nn.Sequential(nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1)))
+        self.cls_logits = nn.Conv2d(channels, anchors, 1)
+        self.bbox_pred = nn.Conv2d(channels, anchors * 4, 1)
+
+    def forward(self, maps: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Objectness (N, anchors) and deltas (N, anchors, 4), torchvision's order."""
+        logits, deltas = [], []
+        for features in maps:
+            hidden = functional.relu(self.conv(features))
+            logits.append(_flatten_cells(self.cls_logits(hidden), 1)[..., 0])
+            deltas.append(_flatten_cells(self.bbox_pred(hidden), 4))
+        return torch.cat(logits, dim=1), torch.cat(deltas, dim=1)
+
+
+def _flatten_cells(out: torch.Tensor, columns: int) -> torch.Tensor:
+    """(N, A * columns, H, W) -> (N, H * W * A, columns) (``permute_and_flatten``)."""
+    n, _, h, w = out.shape
+    return out.view(n, -1, columns, h, w).permute(0, 3, 4, 1, 2).reshape(n, -1, columns)
+
+
+class Rpn(nn.Module):
+    """``RegionProposalNetwork``: only its ``head`` has weights."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.head = RpnHead()
+
+
+class TwoMlpHead(nn.Module):
+    """Torchvision's ``TwoMLPHead``."""
+
+    def __init__(self, in_features: int, hidden: int = 1024) -> None:
+        super().__init__()
+        self.fc6 = nn.Linear(in_features, hidden)
+        self.fc7 = nn.Linear(hidden, hidden)
+
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        """(R, C, 7, 7) -> (R, hidden)."""
+        return functional.relu(self.fc7(functional.relu(self.fc6(pooled.flatten(1)))))
+
+
+class BoxPredictor(nn.Module):
+    """Torchvision's ``FastRCNNPredictor``."""
+
+    def __init__(self, hidden: int = 1024, classes: int = 2) -> None:
+        super().__init__()
+        self.cls_score = nn.Linear(hidden, classes)
+        self.bbox_pred = nn.Linear(hidden, classes * 4)
+
+
+class RoiHeads(nn.Module):
+    """``RoIHeads``: ``box_head`` and ``box_predictor`` (the pooler has no weights)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.box_head = TwoMlpHead(FPN_CHANNELS * POOLED_SIZE * POOLED_SIZE)
+        self.box_predictor = BoxPredictor()
+
+
+class FasterRcnn(nn.Module):
+    """Torchvision's ``FasterRCNN`` of ``fasterrcnn_mobilenet_v3_large_fpn`` (names kept)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.backbone = Backbone()
+        self.rpn = Rpn()
+        self.roi_heads = RoiHeads()
+
+
+class DlcFasterRcnn(nn.Module):
+    """DeepLabCut's ``FasterRCNN``: the torchvision network under ``model``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.model = FasterRcnn()
+
+
+class ProposalNetwork(nn.Module):
+    """Normalised, resized, padded images -> RoIAlign's map and the RPN's outputs."""
+
+    def __init__(self, detector: DlcFasterRcnn) -> None:
+        super().__init__()
+        self.backbone = detector.model.backbone
+        self.head = detector.model.rpn.head
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``features`` (N, 256, H/32, W/32), ``objectness`` (N, A), ``deltas`` (N, A, 4)."""
+        maps = self.backbone(images)
+        objectness, deltas = self.head(maps)
+        return maps[0], objectness, deltas
+
+
+class BoxHead(nn.Module):
+    """RoI-aligned boxes (R, 256, 7, 7) -> class logits (R, 2) and box deltas (R, 8)."""
+
+    def __init__(self, detector: DlcFasterRcnn) -> None:
+        super().__init__()
+        self.box_head = detector.model.roi_heads.box_head
+        self.box_predictor = detector.model.roi_heads.box_predictor
+
+    def forward(self, pooled: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``class_logits`` and ``box_deltas``."""
+        hidden = self.box_head(pooled)
+        predictor = self.box_predictor
+        return predictor.cls_score(hidden), predictor.bbox_pred(hidden)
+
+
+def fill_frozen_batchnorm(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Add ``num_batches_tracked`` where a backbone had FrozenBatchNorm2d (none in its dict).
+
+    A detector trained from ImageNet weights has torchvision's ``FrozenBatchNorm2d`` (same
+    statistics and affine, eps 1e-5, no counter); the counter is unused at inference.
+    """
+    filled = dict(state_dict)
+    for key in state_dict:
+        if key.endswith(".running_var"):
+            counter = key[: -len("running_var")] + "num_batches_tracked"
+            filled.setdefault(counter, torch.zeros((), dtype=torch.long))
+    return filled
