@@ -231,7 +231,7 @@ def test_probing_every_model_format_needs_no_torch() -> None:
         "from deeplabstream.pose.loading import BUNDLED_MODEL, model_keypoints\n"
         "from deeplabstream.pose.model_format import format_of, model_formats\n"
         "formats, failures = model_formats()\n"
-        "assert len(formats) == 5 and not failures, failures\n"
+        "assert len(formats) == 6 and not failures, failures\n"
         "assert type(format_of(BUNDLED_MODEL)).__name__ == 'OwnModel'\n"
         "assert model_keypoints(None)[0] == 'nose'\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"

@@ -5,9 +5,10 @@ Three levels:
 - torchvision's steps (pose.decoding.region_proposals) and ONNX Runtime's ``RoiAlign`` against
   small hand-made cases and a loop written after torchvision's kernel;
 - the whole detector on seeded random weights against torchvision's own FasterRCNN (built as
-  DeepLabCut builds it) on three shared-data images: tests/fixtures/dlc3_fasterrcnn_random
-  (reference.json, made by make_reference.py in DeepLabCut's environment; the weights are
-  re-drawn here from NumPy's seeded generator);
+  DeepLabCut builds it; ``fasterrcnn_mobilenet_v3_large_fpn`` and ``fasterrcnn_resnet50_fpn_v2``)
+  on three shared-data images: tests/fixtures/dlc3_fasterrcnn_random (reference*.json, made by
+  make_reference.py in DeepLabCut's environment; the weights are re-drawn here from NumPy's
+  seeded generator);
 - a real DeepLabCut top-down export (``top_down_hrnet_w32`` + ``fasterrcnn_mobilenet_v3_large_fpn``,
   tests/fixtures/dlc3_topdown_hrnet_w32_fasterrcnn) against DeepLabCut's own boxes and keypoints;
   the export (195 MB) is not in the repository: ``$DEEPLABSTREAM_DLC3_TOPDOWN_HRNET`` or
@@ -37,7 +38,7 @@ from deeplabstream.pose.formats.dlc3 import check_export
 from deeplabstream.pose.formats.dlc3_topdown import open_topdown_estimator, topdown_problems
 from deeplabstream.pose.loading import load_model
 from deeplabstream.pose.model import ModelDescription
-from deeplabstream.pose.networks.fasterrcnn import DlcFasterRcnn
+from deeplabstream.pose.networks.fasterrcnn import MOBILENET, RESNET50_V2, DlcFasterRcnn
 from deeplabstream.pose.runtime.backends import open_backend
 from tests.support.files import read_video, write_settings
 from tests.support.paths import PROJECT_ROOT, shared_data
@@ -57,6 +58,7 @@ XY_TOLERANCE = 1e-2  # pixels (issue 36: fp32 <= 0.01 px)
 SCORE_TOLERANCE = 1e-5
 LIKELIHOOD_TOLERANCE = 1e-4
 SETTINGS = rp.FasterRcnnSettings()
+RANDOM_SCORE_TOLERANCE = 1e-6  # the best box's score against torchvision's, random weights
 
 
 # --- torchvision's steps -----------------------------------------------------------------------
@@ -186,7 +188,7 @@ def test_other_fasterrcnn_variants_are_refused_by_name() -> None:
     export = SimpleNamespace(
         config={
             "method": "td",
-            "detector": {"model": {"type": "FasterRCNN", "variant": "fasterrcnn_resnet50_fpn_v2"}},
+            "detector": {"model": {"type": "FasterRCNN", "variant": "fasterrcnn_resnet50_fpn"}},
             "model": {
                 "backbone": {"type": "HRNet"},
                 "heads": {"bodypart": {"type": "HeatmapHead"}},
@@ -196,8 +198,34 @@ def test_other_fasterrcnn_variants_are_refused_by_name() -> None:
     )
     problems = topdown_problems(export)
     assert any(
-        "fasterrcnn_resnet50_fpn_v2" in p and "mobilenet_v3_large_fpn" in p for p in problems
+        "variant fasterrcnn_resnet50_fpn:" in p
+        and "mobilenet_v3_large_fpn" in p
+        and "fasterrcnn_resnet50_fpn_v2" in p
+        for p in problems
     )
+    export.config["detector"]["model"]["variant"] = RESNET50_V2
+    assert topdown_problems(export) == []
+
+
+def test_resnet50_v2_anchors_have_one_size_per_level() -> None:
+    settings = rp.RESNET50_V2_SETTINGS
+    padded = (800, 1088)
+    sizes = rp.level_sizes(padded, settings)
+    grids = [(200, 272), (100, 136), (50, 68), (25, 34), (13, 17)]
+    assert sizes == [rows * cols * 3 for rows, cols in grids]
+    anchors = rp.anchors(padded, settings)
+    assert len(anchors) == sum(sizes)
+    # Level 0: size 32 at stride 4 (ratio 0.5 first); level 4 (pooled): size 512.
+    assert anchors[0].tolist() == [-23.0, -11.0, 23.0, 11.0]
+    assert (anchors[3] - anchors[0]).tolist() == [4.0, 0.0, 4.0, 0.0]
+    assert anchors[sum(sizes[:4]) + 1].tolist() == [-256.0, -256.0, 256.0, 256.0]
+
+
+def test_boxes_go_to_the_fpn_level_of_their_size() -> None:
+    # sqrt(area) 224 -> level 4 (map 2 of levels 2..5); 112 -> 3; 56 and smaller -> 2; 448+ -> 5.
+    side = np.array([224.0, 112.0, 56.0, 10.0, 448.0, 2000.0, 0.0], np.float32)
+    boxes = np.stack([np.zeros_like(side), np.zeros_like(side), side, side], axis=1)
+    assert rp.roi_levels(boxes, 2, 5).tolist() == [2, 1, 0, 0, 3, 3, 0]
 
 
 def test_detector_weights_of_a_frozen_batchnorm_backbone_load() -> None:
@@ -209,22 +237,29 @@ def test_detector_weights_of_a_frozen_batchnorm_backbone_load() -> None:
 # --- the whole detector on seeded random weights, against torchvision ----------------------------
 
 
-def _random_weights() -> dict:
+def _random_weights(variant: str = MOBILENET) -> dict:
     spec = importlib.util.spec_from_file_location("random_weights", RANDOM / "random_weights.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return dict(module.random_state_dict(DlcFasterRcnn().state_dict()))
+    return dict(module.random_state_dict(DlcFasterRcnn(variant).state_dict(), variant=variant))
 
 
 @pytest.mark.slow
-def test_the_rebuilt_detector_equals_torchvisions_on_random_weights() -> None:
-    reference = json.loads((RANDOM / "reference.json").read_text())["images"]
-    export = SimpleNamespace(path=Path("random.pt"), config={})
-    detector = dlc3_fasterrcnn.build_detector(export, _random_weights())
+@pytest.mark.parametrize(
+    ("variant", "reference_file"),
+    [(MOBILENET, "reference.json"), (RESNET50_V2, "reference_resnet50_fpn_v2.json")],
+)
+def test_the_rebuilt_detector_equals_torchvisions_on_random_weights(
+    variant: str, reference_file: str
+) -> None:
+    reference = json.loads((RANDOM / reference_file).read_text())["images"]
+    config = {"detector": {"model": {"variant": variant, "box_score_thresh": 0.0}}}
+    export = SimpleNamespace(path=Path("random.pt"), config=config)
+    detector = dlc3_fasterrcnn.build_detector(export, _random_weights(variant))
     proposals = dlc3_fasterrcnn.proposal_module(detector)
     head = dlc3_fasterrcnn.box_head_module(detector)
-    settings = rp.FasterRcnnSettings(box_score_threshold=0.0)
+    settings = dlc3_fasterrcnn.settings_of(config)
     runner = dlc3_fasterrcnn.FasterRcnnRunner(
         lambda batch: run_module(proposals, batch),
         lambda batch: run_module(head, batch),
@@ -239,7 +274,47 @@ def test_the_rebuilt_detector_equals_torchvisions_on_random_weights() -> None:
         box_error = np.abs(boxes[0] - np.asarray(expected["boxes"][0])).max()
         print(f"{name}: box {box_error:.2e} px, score {abs(scores[0] - expected['scores'][0]):.2e}")
         assert box_error <= XY_TOLERANCE
-        assert abs(scores[0] - expected["scores"][0]) <= SCORE_TOLERANCE
+        assert abs(scores[0] - expected["scores"][0]) <= RANDOM_SCORE_TOLERANCE
+
+
+def _onnx_runner(graph: Path) -> dlc3_fasterrcnn.Runner:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 2
+    session = ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    return lambda batch: list(session.run(None, {name: np.ascontiguousarray(batch)}))
+
+
+@pytest.mark.slow
+def test_the_converted_resnet50_v2_graphs_equal_torchvisions_on_random_weights(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The path a real export takes: both networks converted to ONNX, run by ONNX Runtime.
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    reference = json.loads((RANDOM / "reference_resnet50_fpn_v2.json").read_text())["images"]
+    config = {"detector": {"model": {"variant": RESNET50_V2, "box_score_thresh": 0.0}}}
+    export_file = tmp_path / "random.pt"
+    export_file.write_bytes(b"seeded random weights")
+    export = SimpleNamespace(path=export_file, config=config)
+    detector = dlc3_fasterrcnn.build_detector(export, _random_weights(RESNET50_V2))
+    proposal_graph, head_graph = dlc3_fasterrcnn.convert_detector(export, detector, (480, 640), ())
+    runner = dlc3_fasterrcnn.FasterRcnnRunner(
+        _onnx_runner(proposal_graph),
+        _onnx_runner(head_graph),
+        dlc3_fasterrcnn.settings_of(config),
+        threads=2,
+    )
+    name, expected = next(iter(reference.items()))
+    bgr = np.asarray(cv2.imread(str(shared_data(f"dlc3-openfield-cspnext_s/images/{name}"))))
+    boxes, scores = runner(bgr[:, :, ::-1].transpose(2, 0, 1)[None].astype(np.float32))
+    assert len(runner.last_proposals) == expected["proposals"]
+    box_error = np.abs(boxes[0] - np.asarray(expected["boxes"][0])).max()
+    score_error = abs(scores[0] - expected["scores"][0])
+    print(f"{name} (ONNX): box {box_error:.2e} px, score {score_error:.2e}")
+    assert box_error <= XY_TOLERANCE
+    assert score_error <= RANDOM_SCORE_TOLERANCE
 
 
 # --- a real DeepLabCut export -------------------------------------------------------------------

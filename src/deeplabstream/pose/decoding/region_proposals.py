@@ -42,7 +42,11 @@ BOX_WEIGHTS = (10.0, 10.0, 5.0, 5.0)
 
 @dataclass(frozen=True)
 class FasterRcnnSettings:
-    """The settings torchvision's builder gives the mobilenet_v3_large_fpn variant."""
+    """The settings torchvision's builder gives a variant (defaults: mobilenet_v3_large_fpn).
+
+    ``feature_strides``: the FPN maps before the pooled level; ``per_level_sizes``: level i
+    has the anchors of ``sizes[i]`` only (else every level has all ``sizes``).
+    """
 
     min_size: int = 800
     max_size: int = 1333
@@ -55,6 +59,19 @@ class FasterRcnnSettings:
     box_min_size: float = 1e-2
     sizes: tuple[int, ...] = (32, 64, 128, 256, 512)
     ratios: tuple[float, ...] = (0.5, 1.0, 2.0)
+    feature_strides: tuple[int, ...] = (32, 32)
+    per_level_sizes: bool = False
+
+    def level_anchor_sizes(self, level: int) -> tuple[int, ...]:
+        """Return the anchor sizes of one RPN level."""
+        return (self.sizes[level],) if self.per_level_sizes else self.sizes
+
+
+#: ``fasterrcnn_resnet50_fpn_v2``: ``_default_anchorgen`` (one size per level, 5 levels),
+#: FPN maps at strides 4 ... 32, the ``FasterRCNN`` default ``rpn_score_thresh`` 0.0.
+RESNET50_V2_SETTINGS = FasterRcnnSettings(
+    rpn_score_threshold=0.0, feature_strides=(4, 8, 16, 32), per_level_sizes=True
+)
 
 
 @dataclass(frozen=True)
@@ -96,15 +113,18 @@ def prepare_image(normalised: np.ndarray, plan: ResizePlan, out: np.ndarray) -> 
         )
 
 
-def feature_grids(padded: tuple[int, int]) -> list[tuple[int, int]]:
-    """Return the RPN levels' grids: two maps at stride 32, then the max-pooled one."""
-    rows, cols = padded[0] // 32, padded[1] // 32
-    return [(rows, cols), (rows, cols), ((rows - 1) // 2 + 1, (cols - 1) // 2 + 1)]
+def feature_grids(
+    padded: tuple[int, int], strides: tuple[int, ...] = (32, 32)
+) -> list[tuple[int, int]]:
+    """Return the RPN levels' grids: the FPN maps (``strides``), then the max-pooled one."""
+    grids = [(padded[0] // stride, padded[1] // stride) for stride in strides]
+    rows, cols = grids[-1]
+    return [*grids, ((rows - 1) // 2 + 1, (cols - 1) // 2 + 1)]
 
 
-def base_anchors(settings: FasterRcnnSettings) -> np.ndarray:
+def base_anchors(settings: FasterRcnnSettings, level: int = 0) -> np.ndarray:
     """``AnchorGenerator.generate_anchors``: (A, 4) centred, rounded, ratio-major."""
-    scales = np.array(settings.sizes, np.float32)
+    scales = np.array(settings.level_anchor_sizes(level), np.float32)
     ratios = np.array(settings.ratios, np.float32)
     h_ratios = np.sqrt(ratios)
     w_ratios = np.float32(1.0) / h_ratios
@@ -115,9 +135,9 @@ def base_anchors(settings: FasterRcnnSettings) -> np.ndarray:
 
 def anchors(padded: tuple[int, int], settings: FasterRcnnSettings) -> np.ndarray:
     """All levels' anchors (total, 4) x1 y1 x2 y2, torchvision's order."""
-    base = base_anchors(settings)
     levels = []
-    for rows, cols in feature_grids(padded):
+    for level, (rows, cols) in enumerate(feature_grids(padded, settings.feature_strides)):
+        base = base_anchors(settings, level)
         stride_h, stride_w = padded[0] // rows, padded[1] // cols
         shift_x = np.arange(cols, dtype=np.float32) * np.float32(stride_w)
         shift_y = np.arange(rows, dtype=np.float32) * np.float32(stride_h)
@@ -130,8 +150,11 @@ def anchors(padded: tuple[int, int], settings: FasterRcnnSettings) -> np.ndarray
 
 def level_sizes(padded: tuple[int, int], settings: FasterRcnnSettings) -> list[int]:
     """Return the number of anchors of each level."""
-    per_cell = len(settings.sizes) * len(settings.ratios)
-    return [rows * cols * per_cell for rows, cols in feature_grids(padded)]
+    grids = feature_grids(padded, settings.feature_strides)
+    return [
+        rows * cols * len(settings.level_anchor_sizes(level)) * len(settings.ratios)
+        for level, (rows, cols) in enumerate(grids)
+    ]
 
 
 def decode(deltas: np.ndarray, boxes: np.ndarray, weights: tuple[float, ...]) -> np.ndarray:
@@ -243,6 +266,20 @@ def proposals(
     boxes, scores, level_of = boxes[keep], scores[keep], level_of[keep]
     kept = batched_nms(boxes, scores, level_of, settings.rpn_nms_threshold)
     return boxes[kept[: settings.post_nms_top_n]]
+
+
+def roi_levels(boxes: np.ndarray, k_min: int, k_max: int) -> np.ndarray:
+    """``MultiScaleRoIAlign``'s ``LevelMapper``: each box's map (0 = the finest), float32.
+
+    Level ``floor(4 + log2(sqrt(area) / 224) + 1e-6)`` clamped to the maps' levels
+    (``k_min`` = -log2 of the finest map's scale, ``k_max`` of the coarsest).
+    """
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    with np.errstate(divide="ignore"):  # an empty box: log2(0) = -inf, the finest map
+        level = np.floor(
+            np.float32(4) + np.log2(np.sqrt(area) / np.float32(224)) + np.float32(1e-6)
+        )
+    return (np.clip(level, k_min, k_max).astype(np.int64) - k_min).astype(np.int64)
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

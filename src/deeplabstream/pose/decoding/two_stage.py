@@ -27,7 +27,8 @@ the frames the refresh runs on; it counts the frames cropped each way.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+import time
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -79,6 +80,21 @@ class PreviousDetections:
     counts: dict[Hashable, list[int]] = field(default_factory=dict)
     #: The seconds of the last refresh (the detector on the previous frame, after its pose).
     refresh_s: float = 0.0
+
+    def run_pending(self, detect_and_keep: Callable[..., None]) -> None:
+        """Run the detector on the frames waiting in :attr:`pending`, then empty it.
+
+        ``detect_and_keep`` gets one pending entry's items and keeps its cameras' detections.
+        The seconds it all took go to :attr:`refresh_s` (the next estimate's ``refresh``
+        stage); nothing waiting, nothing done. The estimators' ``refresh`` is this call.
+        """
+        if not self.pending:
+            return
+        started = time.perf_counter()
+        for entry in self.pending:
+            detect_and_keep(*entry)
+        self.pending.clear()
+        self.refresh_s = time.perf_counter() - started
 
     def ready(self, keys: Sequence[Hashable] | None) -> bool:
         """Return True when every key has a previous frame's detections."""

@@ -32,11 +32,25 @@ from deeplabstream.pose.formats.conversion import (
     max_abs_differences,
 )
 from deeplabstream.pose.model import IMAGENET_MEAN, IMAGENET_STD, ModelDescription, ModelError
-from deeplabstream.pose.networks.fasterrcnn import POOLED_SIZE, VARIANTS
+from deeplabstream.pose.networks.fasterrcnn import (
+    MOBILENET,
+    POOLED_SIZE,
+    RESNET50_V2,
+    ROI_MAPS,
+    VARIANTS,
+)
 
 PROPOSAL_OUTPUTS = ("features", "objectness", "deltas")
 BOX_HEAD_OUTPUTS = ("class_logits", "box_deltas")
-PROPOSAL_TOLERANCES: Differences = {"features": 1e-3, "objectness": 1e-3, "deltas": 1e-3}
+#: ``features_1`` ... ``features_3``: the other FPN maps of ``fasterrcnn_resnet50_fpn_v2``.
+PROPOSAL_TOLERANCES: Differences = {
+    "features": 1e-3,
+    "features_1": 1e-3,
+    "features_2": 1e-3,
+    "features_3": 1e-3,
+    "objectness": 1e-3,
+    "deltas": 1e-3,
+}
 BOX_HEAD_TOLERANCES: Differences = {"class_logits": 1e-3, "box_deltas": 1e-3}
 #: DeepLabCut's ``FasterRCNN(box_score_thresh=0.01)`` default.
 DLC_BOX_SCORE_THRESHOLD = 0.01
@@ -51,28 +65,43 @@ Runner = Callable[[np.ndarray], list[np.ndarray]]
 
 def faster_rcnn_problem(detector_model: dict[str, Any]) -> str | None:
     """Return why a FasterRCNN detector cannot run here, or None."""
-    variant = str(detector_model.get("variant", "fasterrcnn_mobilenet_v3_large_fpn"))
+    variant = str(detector_model.get("variant", MOBILENET))
     if variant not in VARIANTS:
         return (
             f"a FasterRCNN detector of variant {variant}: only "
-            f"{', '.join(VARIANTS)} is rebuilt here (make a shuffle with "
-            'detector_type="fasterrcnn_mobilenet_v3_large_fpn" or "ssdlite")'
+            f"{' and '.join(VARIANTS)} are rebuilt here (make a shuffle with "
+            f'detector_type="{MOBILENET}", "{RESNET50_V2}" or "ssdlite")'
         )
     return None
+
+
+def variant_of(config: dict[str, Any]) -> str:
+    """Return the export's FasterRCNN variant (DeepLabCut's default when unnamed)."""
+    model = (config.get("detector") or {}).get("model") or {}
+    return str(model.get("variant", MOBILENET))
 
 
 def settings_of(config: dict[str, Any]) -> rp.FasterRcnnSettings:
     """Return torchvision's settings of the detector (DeepLabCut gives ``box_score_thresh``)."""
     model = (config.get("detector") or {}).get("model") or {}
-    threshold = model.get("box_score_thresh", DLC_BOX_SCORE_THRESHOLD)
-    return rp.FasterRcnnSettings(box_score_threshold=float(threshold))
+    threshold = float(model.get("box_score_thresh", DLC_BOX_SCORE_THRESHOLD))
+    if variant_of(config) == RESNET50_V2:
+        return dataclasses.replace(rp.RESNET50_V2_SETTINGS, box_score_threshold=threshold)
+    return rp.FasterRcnnSettings(box_score_threshold=threshold)
+
+
+def proposal_outputs(config: dict[str, Any]) -> tuple[str, ...]:
+    """Return the proposal graph's outputs: the maps RoIAlign reads, objectness, deltas."""
+    maps = ROI_MAPS[variant_of(config)]
+    extra = tuple(f"features_{index}" for index in range(1, maps))
+    return (PROPOSAL_OUTPUTS[0], *extra, *PROPOSAL_OUTPUTS[1:])
 
 
 def build_detector(export: Any, weights: dict[str, Any]) -> Any:
     """Return the rebuilt ``DlcFasterRcnn`` with the export's detector weights (eval mode)."""
     from deeplabstream.pose.networks.fasterrcnn import DlcFasterRcnn, fill_frozen_batchnorm
 
-    detector = DlcFasterRcnn()
+    detector = DlcFasterRcnn(variant_of(export.config))
     load_weights(detector, fill_frozen_batchnorm(weights), export.path, "a FasterRCNN detector")
     return detector.eval()
 
@@ -98,8 +127,17 @@ def _compare(names: tuple[str, ...]) -> Callable[..., Differences]:
     return compare
 
 
-#: The proposal graph's comparison with its module (``deeplabstream-inspect --check``).
-compare_proposals = _compare(PROPOSAL_OUTPUTS)
+def compare_proposals(
+    reference: Sequence[np.ndarray], converted: Sequence[np.ndarray]
+) -> Differences:
+    """Compare the proposal graph with its module (``deeplabstream-inspect --check``).
+
+    Named by position: the maps (one, or four for ``fasterrcnn_resnet50_fpn_v2``), then the
+    objectness and deltas.
+    """
+    extra = tuple(f"features_{index}" for index in range(1, len(reference) - 2))
+    names = (PROPOSAL_OUTPUTS[0], *extra, *PROPOSAL_OUTPUTS[1:])
+    return max_abs_differences(names, reference, converted)
 
 
 def convert_detector(
@@ -109,15 +147,17 @@ def convert_detector(
     plan = rp.resize_plan(*frame_size, settings_of(export.config))
     common = (export.path, _NETWORKS / "fasterrcnn.py", *sources, Path(__file__))
     rng = np.random.default_rng(0)
+    outputs = proposal_outputs(export.config)
     proposal_spec = ConversionSpec(
-        # The backbone's blocks are ssdlite.py's (also a different cache name from the head's).
-        sources=(*common, _NETWORKS / "ssdlite.py"),
+        # The backbones' blocks are ssdlite.py's and resnet.py's (also a different cache name
+        # from the head's).
+        sources=(*common, _NETWORKS / "ssdlite.py", _NETWORKS / "resnet.py"),
         input_name="images",
-        output_names=PROPOSAL_OUTPUTS,
+        output_names=outputs,
         example_shape=(1, 3, *plan.padded),
         dynamic_size=True,
-        compare=_compare(PROPOSAL_OUTPUTS),
-        tolerances=PROPOSAL_TOLERANCES,
+        compare=_compare(outputs),
+        tolerances={name: PROPOSAL_TOLERANCES[name] for name in outputs},
     )
     check = rng.standard_normal((1, 3, *plan.padded)).astype(np.float32)
     proposals = convert(proposal_module(detector), proposal_spec, check).onnx_file
@@ -245,7 +285,7 @@ class FasterRcnnRunner:
             self._prepared = np.empty(shape, np.float32)
         normalised = (frame - self._mean) * self._inverse  # DeepLabCut's, float32
         rp.prepare_image(normalised, plan, self._prepared[0])
-        features, objectness, deltas = self.run_proposals(self._prepared)[:3]
+        *maps, objectness, deltas = self.run_proposals(self._prepared)
         anchors = self._anchors.get(plan.padded)
         if anchors is None:
             anchors = self._anchors.setdefault(plan.padded, rp.anchors(plan.padded, self.settings))
@@ -261,11 +301,13 @@ class FasterRcnnRunner:
         self.last_proposals = proposals
         if len(proposals) == 0:
             return None
-        scale = infer_scale(np.asarray(features).shape[-2], plan.resized[0])
         rows = len(proposals)
         padded_rows = -(-rows // BOX_HEAD_ROWS) * BOX_HEAD_ROWS
-        rois = np.concatenate([proposals, np.repeat(proposals[:1], padded_rows - rows, axis=0)])
-        pooled = self.roi_align(np.asarray(features)[:1], rois, scale)
+        pooled = np.empty(
+            (padded_rows, np.asarray(maps[0]).shape[1], POOLED_SIZE, POOLED_SIZE), np.float32
+        )
+        pooled[:rows] = self.pool(maps, proposals, plan.resized[0])
+        pooled[rows:] = pooled[:1]  # padding rows: copies of the first (their outputs unused)
         class_logits, box_deltas = self.run_box_head(pooled)[:2]
         return rp.best_detection(
             np.asarray(class_logits)[:rows],
@@ -274,6 +316,22 @@ class FasterRcnnRunner:
             plan.resized,
             self.settings,
         )
+
+    def pool(self, maps: list[np.ndarray], boxes: np.ndarray, image_height: int) -> np.ndarray:
+        """``MultiScaleRoIAlign``: each box on the map the level mapper picks (R, C, 7, 7)."""
+        scales = [infer_scale(np.asarray(m).shape[-2], image_height) for m in maps]
+        if len(maps) == 1:
+            return self.roi_align(np.asarray(maps[0])[:1], boxes, scales[0])
+        k_min, k_max = round(-math.log2(scales[0])), round(-math.log2(scales[-1]))
+        levels = rp.roi_levels(boxes, k_min, k_max)
+        pooled = np.empty(
+            (len(boxes), np.asarray(maps[0]).shape[1], POOLED_SIZE, POOLED_SIZE), np.float32
+        )
+        for level, (features, scale) in enumerate(zip(maps, scales, strict=True)):
+            members = np.flatnonzero(levels == level)
+            if len(members):
+                pooled[members] = self.roi_align(np.asarray(features)[:1], boxes[members], scale)
+        return pooled
 
 
 def box_head_description(description: ModelDescription) -> ModelDescription:

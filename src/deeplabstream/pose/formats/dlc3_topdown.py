@@ -24,7 +24,8 @@ A frame without a detection gives NaN (DeepLabCut writes -1 there). The time of 
 in :attr:`DlcTopDownEstimator.last_stage_timings` (``detector``, ``crop``, ``pose``).
 
 Supported: single-animal top-down exports with an ``SSDLite`` detector or a ``FasterRCNN``
-(``fasterrcnn_mobilenet_v3_large_fpn``: :mod:`pose.formats.dlc3_fasterrcnn`, two graphs and
+(``fasterrcnn_mobilenet_v3_large_fpn`` or ``fasterrcnn_resnet50_fpn_v2``:
+:mod:`pose.formats.dlc3_fasterrcnn`, two graphs and
 torchvision's steps between them on the host) and a pose model that
 is RTMPose (``rtmpose_s/m/x``: CSPNeXt + ``RTMCCHead``, SimCC decoding) or a CSPNeXt / ResNet /
 HRNet with DeepLabCut's ``HeatmapHead`` (``top_down_cspnext_s``, ``top_down_resnet_50``,
@@ -363,7 +364,7 @@ def load_dlc_topdown(
             export, networks, frame_size, (Path(__file__),)
         )
         settings = dlc3_fasterrcnn.settings_of(export.config)
-        detector_outputs = dlc3_fasterrcnn.PROPOSAL_OUTPUTS
+        detector_outputs = dlc3_fasterrcnn.proposal_outputs(export.config)
         faster_rcnn = {
             "box_head_graph": head_graph,
             "detector_settings": settings,
@@ -659,14 +660,14 @@ class DlcTopDownEstimator:
         ``crop_from = previous_frame`` only (else nothing to do): the inference worker calls it
         once the frames' keypoints are out. Its time goes to the next estimate's ``refresh``.
         """
-        if not self.previous.pending:
-            return
-        started = time.perf_counter()
-        for images, cameras, bgr in self.previous.pending:
-            boxes, scores, _ = self._detect(images, bgr, {})
-            self._keep_boxes(cameras, boxes, scores)
-        self.previous.pending.clear()
-        self.previous.refresh_s = time.perf_counter() - started
+        self.previous.run_pending(self._detect_and_keep)
+
+    def _detect_and_keep(
+        self, images: list[np.ndarray], cameras: Sequence[Hashable], bgr: bool
+    ) -> None:
+        """Run the detector on frames; keep each camera's box for its next frame's crop."""
+        boxes, scores, _ = self._detect(images, bgr, {})
+        self._keep_boxes(cameras, boxes, scores)
 
     def _keep_boxes(self, cameras: Sequence[Hashable], boxes: np.ndarray, scores: Any) -> None:
         for row, camera in enumerate(cameras):

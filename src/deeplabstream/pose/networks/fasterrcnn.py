@@ -24,6 +24,15 @@ them (anchors, proposals, non-maximum suppression, RoIAlign's boxes, the detecti
 ``MultiScaleRoIAlign(["0", "1", "2", "3"], 7, 2)`` reads only the maps of those names: here
 ``0`` and ``1``, both at stride 32, so torchvision's level mapper (levels 5 to 5) sends every
 box to map ``0``.
+
+``fasterrcnn_resnet50_fpn_v2`` (torchvision's builder, the same names): a ResNet-50 body
+(:class:`pose.networks.resnet.ResNet`: torchvision's names, plain BatchNorm2d -- the v2 builder
+never freezes it) whose ``layer1`` ... ``layer4`` (strides 4 to 32) feed an FPN whose 1x1 and
+3x3 convolutions have no bias and a BatchNorm2d each, plus the ``pool`` level; the RPN head has
+two 3x3 conv + ReLU (``conv_depth=2``) and 3 anchors per cell (one size per level: 32 ... 512);
+the box head is ``FastRCNNConvFCHead``: four 3x3 conv (no bias) + BatchNorm2d + ReLU, flatten,
+one fully connected layer (1024) + ReLU. RoIAlign reads all four FPN maps (the proposal graph
+outputs them, finest first), each box on the map the level mapper picks.
 """
 
 from __future__ import annotations
@@ -32,6 +41,7 @@ import torch
 from torch import nn
 from torch.nn import functional
 
+from deeplabstream.pose.networks.resnet import ResNet
 from deeplabstream.pose.networks.ssdlite import ConvNormAct, InvertedResidual, _large_blocks
 
 #: torchvision's detection builders give the backbone plain ``nn.BatchNorm2d`` (eps 1e-5).
@@ -45,8 +55,14 @@ ANCHORS_PER_CELL = len(ANCHOR_SIZES) * len(ASPECT_RATIOS)
 RETURNED = (13, 16)
 RETURNED_CHANNELS = (160, 960)
 POOLED_SIZE = 7
+MOBILENET = "fasterrcnn_mobilenet_v3_large_fpn"
+RESNET50_V2 = "fasterrcnn_resnet50_fpn_v2"
 #: The variants rebuilt here (``detector.model.variant``).
-VARIANTS = ("fasterrcnn_mobilenet_v3_large_fpn",)
+VARIANTS = (MOBILENET, RESNET50_V2)
+#: ResNet-50's stage outputs feeding the v2 FPN (``layer1`` ... ``layer4``).
+RESNET_CHANNELS = (256, 512, 1024, 2048)
+#: The FPN maps RoIAlign reads (``featmap_names`` present in the backbone's output).
+ROI_MAPS = {MOBILENET: 1, RESNET50_V2: 4}
 
 
 def mobilenet_v3_large_features() -> nn.Sequential:
@@ -64,16 +80,24 @@ def mobilenet_v3_large_features() -> nn.Sequential:
     return features
 
 
-class FeaturePyramid(nn.Module):
-    """Torchvision's ``FeaturePyramidNetwork`` (no norm) with ``LastLevelMaxPool``."""
+def _conv_maybe_norm(c_in: int, c_out: int, kernel: int, norm: bool) -> nn.Sequential:
+    """``Conv2dNormActivation`` without activation: a biased conv, or a bias-free conv + BN."""
+    conv = nn.Conv2d(c_in, c_out, kernel, padding=kernel // 2, bias=not norm)
+    return nn.Sequential(conv, nn.BatchNorm2d(c_out, eps=BN_EPS)) if norm else nn.Sequential(conv)
 
-    def __init__(self, in_channels: tuple[int, ...], channels: int = FPN_CHANNELS) -> None:
+
+class FeaturePyramid(nn.Module):
+    """Torchvision's ``FeaturePyramidNetwork`` (BatchNorm after each conv or none), max pool."""
+
+    def __init__(
+        self, in_channels: tuple[int, ...], channels: int = FPN_CHANNELS, norm: bool = False
+    ) -> None:
         super().__init__()
         self.inner_blocks = nn.ModuleList(
-            nn.Sequential(nn.Conv2d(c, channels, 1)) for c in in_channels
+            _conv_maybe_norm(c, channels, 1, norm) for c in in_channels
         )
         self.layer_blocks = nn.ModuleList(
-            nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1)) for _ in in_channels
+            _conv_maybe_norm(channels, channels, 3, norm) for _ in in_channels
         )
 
     def forward(self, maps: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -108,12 +132,38 @@ class Backbone(nn.Module):
         return self.fpn(returned)
 
 
-class RpnHead(nn.Module):
-    """Torchvision's ``RPNHead`` (one 3x3 conv + ReLU, then two 1x1 convs)."""
+class ResNetBackbone(nn.Module):
+    """``BackboneWithFPN`` of ``fasterrcnn_resnet50_fpn_v2``: ResNet-50 ``body``, normed ``fpn``."""
 
-    def __init__(self, channels: int = FPN_CHANNELS, anchors: int = ANCHORS_PER_CELL) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self.conv = nn.Sequential(nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1)))
+        self.body = ResNet(50, "batch")
+        self.fpn = FeaturePyramid(RESNET_CHANNELS, norm=True)
+
+    def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """Return the FPN's maps (``0`` ... ``3``, strides 4 to 32, then ``pool``)."""
+        body = self.body
+        x = body.maxpool(body.relu(body.bn1(body.conv1(images))))
+        returned = []
+        for stage in (body.layer1, body.layer2, body.layer3, body.layer4):
+            x = stage(x)
+            returned.append(x)
+        return self.fpn(returned)
+
+
+class RpnHead(nn.Module):
+    """Torchvision's ``RPNHead`` (``depth`` 3x3 conv + ReLU, then two 1x1 convs)."""
+
+    def __init__(
+        self, channels: int = FPN_CHANNELS, anchors: int = ANCHORS_PER_CELL, depth: int = 1
+    ) -> None:
+        super().__init__()
+        self.conv = nn.Sequential(
+            *(
+                nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU())
+                for _ in range(depth)
+            )
+        )
         self.cls_logits = nn.Conv2d(channels, anchors, 1)
         self.bbox_pred = nn.Conv2d(channels, anchors * 4, 1)
 
@@ -121,7 +171,7 @@ class RpnHead(nn.Module):
         """Objectness (N, anchors) and deltas (N, anchors, 4), torchvision's order."""
         logits, deltas = [], []
         for features in maps:
-            hidden = functional.relu(self.conv(features))
+            hidden = self.conv(features)
             logits.append(_flatten_cells(self.cls_logits(hidden), 1)[..., 0])
             deltas.append(_flatten_cells(self.bbox_pred(hidden), 4))
         return torch.cat(logits, dim=1), torch.cat(deltas, dim=1)
@@ -136,9 +186,9 @@ def _flatten_cells(out: torch.Tensor, columns: int) -> torch.Tensor:
 class Rpn(nn.Module):
     """``RegionProposalNetwork``: only its ``head`` has weights."""
 
-    def __init__(self) -> None:
+    def __init__(self, head: RpnHead) -> None:
         super().__init__()
-        self.head = RpnHead()
+        self.head = head
 
 
 class TwoMlpHead(nn.Module):
@@ -154,6 +204,22 @@ class TwoMlpHead(nn.Module):
         return functional.relu(self.fc7(functional.relu(self.fc6(pooled.flatten(1)))))
 
 
+class ConvFcHead(nn.Sequential):
+    """Torchvision's ``FastRCNNConvFCHead`` of the v2 builder (indices are its names)."""
+
+    def __init__(self, convs: int = 4, hidden: int = 1024) -> None:
+        blocks: list[nn.Module] = [
+            nn.Sequential(
+                nn.Conv2d(FPN_CHANNELS, FPN_CHANNELS, 3, padding=1, bias=False),
+                nn.BatchNorm2d(FPN_CHANNELS, eps=BN_EPS),
+                nn.ReLU(),
+            )
+            for _ in range(convs)
+        ]
+        flat = FPN_CHANNELS * POOLED_SIZE * POOLED_SIZE
+        super().__init__(*blocks, nn.Flatten(), nn.Linear(flat, hidden), nn.ReLU())
+
+
 class BoxPredictor(nn.Module):
     """Torchvision's ``FastRCNNPredictor``."""
 
@@ -166,28 +232,37 @@ class BoxPredictor(nn.Module):
 class RoiHeads(nn.Module):
     """``RoIHeads``: ``box_head`` and ``box_predictor`` (the pooler has no weights)."""
 
-    def __init__(self) -> None:
+    def __init__(self, box_head: nn.Module) -> None:
         super().__init__()
-        self.box_head = TwoMlpHead(FPN_CHANNELS * POOLED_SIZE * POOLED_SIZE)
+        self.box_head = box_head
         self.box_predictor = BoxPredictor()
 
 
 class FasterRcnn(nn.Module):
-    """Torchvision's ``FasterRCNN`` of ``fasterrcnn_mobilenet_v3_large_fpn`` (names kept)."""
+    """Torchvision's ``FasterRCNN`` of one of :data:`VARIANTS` (names kept)."""
 
-    def __init__(self) -> None:
+    def __init__(self, variant: str = MOBILENET) -> None:
         super().__init__()
-        self.backbone = Backbone()
-        self.rpn = Rpn()
-        self.roi_heads = RoiHeads()
+        if variant == MOBILENET:
+            self.backbone: nn.Module = Backbone()
+            self.rpn = Rpn(RpnHead())
+            box_head: nn.Module = TwoMlpHead(FPN_CHANNELS * POOLED_SIZE * POOLED_SIZE)
+        elif variant == RESNET50_V2:
+            self.backbone = ResNetBackbone()
+            self.rpn = Rpn(RpnHead(anchors=len(ASPECT_RATIOS), depth=2))
+            box_head = ConvFcHead()
+        else:
+            raise ValueError(f"no FasterRCNN variant {variant!r}; rebuilt: {', '.join(VARIANTS)}")
+        self.roi_heads = RoiHeads(box_head)
 
 
 class DlcFasterRcnn(nn.Module):
     """DeepLabCut's ``FasterRCNN``: the torchvision network under ``model``."""
 
-    def __init__(self) -> None:
+    def __init__(self, variant: str = MOBILENET) -> None:
         super().__init__()
-        self.model = FasterRcnn()
+        self.variant = variant
+        self.model = FasterRcnn(variant)
 
 
 class ProposalNetwork(nn.Module):
@@ -197,12 +272,13 @@ class ProposalNetwork(nn.Module):
         super().__init__()
         self.backbone = detector.model.backbone
         self.head = detector.model.rpn.head
+        self.roi_maps = ROI_MAPS[detector.variant]
 
-    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``features`` (N, 256, H/32, W/32), ``objectness`` (N, A), ``deltas`` (N, A, 4)."""
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Return the maps RoIAlign reads (N, 256, h, w) finest first, objectness, deltas."""
         maps = self.backbone(images)
         objectness, deltas = self.head(maps)
-        return maps[0], objectness, deltas
+        return (*maps[: self.roi_maps], objectness, deltas)
 
 
 class BoxHead(nn.Module):

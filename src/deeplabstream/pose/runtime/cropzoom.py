@@ -184,13 +184,11 @@ class CropZoomEstimator:
         ``crop_from = previous_frame`` only (else nothing to do): the inference worker calls it
         once the frames' keypoints are out. Its time goes to the next estimate's ``refresh``.
         """
-        if not self.previous.pending:
-            return
-        started = time.perf_counter()
-        for frames, cameras, flips in self.previous.pending:
-            self._keep_boxes(cameras, self._detect(frames, flips, {}))
-        self.previous.pending.clear()
-        self.previous.refresh_s = time.perf_counter() - started
+        self.previous.run_pending(
+            lambda frames, cameras, flips: self._keep_boxes(
+                cameras, self._detect(frames, flips, {})
+            )
+        )
 
     def _keep_boxes(self, cameras: Sequence[Hashable], boxes: np.ndarray) -> None:
         for row, camera in enumerate(cameras):

@@ -196,13 +196,9 @@ class PoseEstimator:
         ``crop_from = previous_frame`` only (else nothing to do): the inference worker calls it
         once the frames' keypoints are out. Its time goes to the next estimate's ``refresh``.
         """
-        if not self.previous.pending:
-            return
-        started = time.perf_counter()
-        for batch, keys in self.previous.pending:
-            self._keep_centroids(keys, self.backend.run(batch))
-        self.previous.pending.clear()
-        self.previous.refresh_s = time.perf_counter() - started
+        self.previous.run_pending(
+            lambda batch, keys: self._keep_centroids(keys, self.backend.run(batch))
+        )
 
     def _keep_centroids(self, keys: Sequence[Hashable], outputs: list[np.ndarray]) -> None:
         """Keep each frame's centroid outputs, by its camera."""

@@ -49,6 +49,18 @@ def wait_for_rise(sim: Simulator, count: int) -> None:
         time.sleep(0.0005)
 
 
+def falls(sim: Simulator) -> list[PinChange]:
+    return [change for change in sim.changes(LED_PIN) if change.level == 0]
+
+
+def wait_for_fall(sim: Simulator, count: int) -> None:
+    """Poll the pin log until the LED has gone off ``count`` times (on the simulator's clock)."""
+    deadline = time.monotonic() + WAIT_S
+    while len(falls(sim)) < count:
+        assert time.monotonic() < deadline, f"flash {count} never ended"
+        time.sleep(0.0005)
+
+
 def answer_flashes(sim: Simulator, port: serial.Serial, count: int) -> list[list[str]]:
     """Answer ``count`` flashes with SEEN; return the board's lines up to the last ACK."""
     lines = []
@@ -181,12 +193,15 @@ def test_pairs_stay_ordered_when_answers_come_late(sim, port):
     assert read_line(port)[:2] == ["ACK", "1"]
     for n in range(1, 4):
         wait_for_rise(sim, n)
-        time.sleep(0.02)  # answer well after the 2 ms flash ended
+        # Answer once the 2 ms flash has ended on the simulator's own clock: a host sleep would
+        # not do, simavr runs slower than real time on a busy machine.
+        wait_for_fall(sim, n)
         assert len(rises(sim)) == n  # no new flash before the answer
         send(port, f"{10 + n} SEEN")
         lat = read_line(port)
         assert lat[:2] == ["LAT", str(n)]
-        rise, fall = sim.changes(LED_PIN)[-2:]
+        # Flash n's own edges: once answered, flash n+1 may already have risen in the log.
+        rise, fall = rises(sim)[n - 1], falls(sim)[n - 1]
         offset_us = int(lat[2]) - rise.time_ns / 1000  # micros() starts after reset
         assert int(lat[3]) > fall.time_ns / 1000 + offset_us  # answered after the LED went off
         assert read_line(port)[:2] == ["ACK", str(10 + n)]
