@@ -150,19 +150,32 @@ class StopLine:
     The parent makes it before it starts the child and passes it with the child's arguments;
     the child calls :meth:`obey` first thing; the parent calls :meth:`request`, then joins the
     child, and kills only what did not stop in time (``core.control.join_or_terminate``).
+
+    The message goes through a one-way pipe, never a ``multiprocessing.Event``: setting an
+    event waits until every process sleeping on it has woken, so a child that ended while it
+    waited (a replay that stopped by itself on the same Ctrl-C) would hang its parent for ever.
+    Writing a few bytes to a pipe never waits, and a child that is gone is simply not told.
     """
 
     def __init__(self, context: Any = None) -> None:
-        self._event = (context or multiprocessing.get_context("spawn")).Event()
+        context = context or multiprocessing.get_context("spawn")
+        self._receiver, self._sender = context.Pipe(duplex=False)
+        self._requested = False
 
     def request(self) -> None:
         """Ask the child to stop (it raises its ``sig`` in itself: its orderly stop)."""
-        self._event.set()
+        if self._requested:
+            return
+        self._requested = True
+        try:
+            self._sender.send_bytes(b"stop")
+        except (OSError, ValueError):  # the child has gone, or the line was closed
+            log.debug("stop line: the child was not there to be told")
 
     @property
     def requested(self) -> bool:
-        """Whether a stop was asked for."""
-        return bool(self._event.is_set())
+        """Whether this side asked for the stop."""
+        return self._requested
 
     def obey(self, sig: int = signal.SIGTERM, grace_s: float = ORPHAN_GRACE_S) -> None:
         """In the child: raise ``sig`` in this process once the parent asks for the stop."""
@@ -172,7 +185,10 @@ class StopLine:
         thread.start()
 
     def _wait_then_stop(self, sig: int, grace_s: float) -> None:
-        self._event.wait()
+        try:
+            self._receiver.recv_bytes()
+        except (EOFError, OSError):  # the line is gone: the parent's end is die_with_parent's
+            return
         log.info("stop asked by the parent process")
         stop_this_process(sig, grace_s)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import threading
 import time
 from pathlib import Path
 from types import FrameType
@@ -112,8 +113,8 @@ def test_a_stop_line_stops_a_child_in_order_without_terminate(tmp_path: Path) ->
     child = context.Process(target=_obeys, args=(stop, str(tmp_path / "marker")))
     child.start()
     assert not stop.requested
-    time.sleep(0.5)
-    stop.request()
+    stop.request()  # whenever it comes: the message waits in the line until the child reads it
+    assert stop.requested
     child.join(GONE_WITHIN_S)
     assert child.exitcode == 0
     assert (tmp_path / "marker").read_text() == "finished its files"
@@ -133,6 +134,26 @@ def test_a_child_without_an_orderly_stop_ends_at_once_with_the_orphan_code() -> 
     stop.request()
     child.join(GONE_WITHIN_S)
     assert child.exitcode == ORPHAN_EXIT_CODE
+
+
+def _obeys_then_ends_by_itself(stop: StopLine) -> None:
+    stop.obey(signal.SIGTERM)  # its thread waits on the line when the process ends
+
+
+def test_asking_a_child_that_already_ended_does_not_hang_the_parent() -> None:
+    # A replay that stopped by itself on the same Ctrl-C ended while it waited on its stop line.
+    # With a multiprocessing.Event, setting it waited for ever for the dead sleeper to wake.
+    context = multiprocessing.get_context("spawn")
+    stop = StopLine(context)
+    child = context.Process(target=_obeys_then_ends_by_itself, args=(stop,))
+    child.start()
+    child.join(GONE_WITHIN_S)
+    assert child.exitcode == 0
+    asking = threading.Thread(target=stop.request, daemon=True)
+    asking.start()
+    asking.join(GONE_WITHIN_S)
+    assert not asking.is_alive(), "request() hung on a child that had ended"
+    assert stop.requested
 
 
 def test_the_main_process_has_no_parent_to_watch() -> None:

@@ -480,10 +480,10 @@ def _variant(tmp_path: Path, change: dict, name: str = "variant.pt") -> Path:
             {
                 "method": "td",
                 "detector": {
-                    "model": {"type": "FasterRCNN", "variant": "fasterrcnn_resnet50_fpn_v2"}
+                    "model": {"type": "FasterRCNN", "variant": "fasterrcnn_resnet50_fpn"}
                 },
             },
-            r"method 'td'.*FasterRCNN detector of variant fasterrcnn_resnet50_fpn_v2.*"
+            r"method 'td'.*FasterRCNN detector of variant fasterrcnn_resnet50_fpn\b.*"
             r"supported: single-animal bottom-up",
         ),
         (

@@ -89,11 +89,11 @@ SUPPORTED = (
     "supported: single-animal bottom-up models (method bu, no detector) with a CSPNeXt "
     "(cspnext_s/m/x), ResNet (resnet_50, resnet_101) or HRNet (hrnet_w18/32/48) backbone and "
     "one HeatmapHead, and single-animal top-down models with an SSDLite or a FasterRCNN "
-    "(fasterrcnn_mobilenet_v3_large_fpn) detector and an "
+    "(fasterrcnn_mobilenet_v3_large_fpn, fasterrcnn_resnet50_fpn_v2) detector and an "
     "RTMPose or a CSPNeXt/ResNet/HRNet HeatmapHead pose model, and multi-animal bottom-up "
     "models with a CSPNeXt/ResNet/HRNet backbone and DeepLabCut's part-affinity-field head "
     "(DLCRNetHead) (not yet: DEKR, DLCRNet's own backbone, multi-animal top-down, unique "
-    "bodyparts, identity heads, FasterRCNN variants other than mobilenet_v3_large_fpn)"
+    "bodyparts, identity heads, other FasterRCNN variants)"
 )
 # Inference transforms that change pixels or geometry, which this program does not apply.
 _UNSUPPORTED_TRANSFORMS = (
