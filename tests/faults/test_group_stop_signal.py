@@ -26,9 +26,12 @@ import pytest
 from tests.support.files import write_settings
 from tests.support.paths import PROJECT_ROOT
 
-pytestmark = pytest.mark.skipif(
-    not hasattr(os, "killpg"), reason="process groups are POSIX (Windows has no group SIGTERM)"
-)
+pytestmark = [
+    pytest.mark.slow,  # a whole recorded, tracked session (about 20 s): the default suite's budget
+    pytest.mark.skipif(
+        not hasattr(os, "killpg"), reason="process groups are POSIX (Windows has no group SIGTERM)"
+    ),
+]
 
 SETTINGS = "[Camera arena]\nSOURCE = synthetic\nFRAMERATE = 30\n[Device stimulus_box]\nTYPE = log\n"
 STREAM_TIMEOUT_S = 180.0  # spawning, loading and opening on a busy machine; never a speed bound
