@@ -42,8 +42,12 @@ from deeplabstream.pose.formats.dlc3_topdown import (
 )
 from deeplabstream.pose.loading import load_model
 from deeplabstream.pose.model import ModelDescription, ModelError
-from deeplabstream.pose.runtime.backends import open_backend, second_stage_device
-from deeplabstream.pose.runtime.estimator import PoseEstimator
+from deeplabstream.pose.runtime.backends import (
+    open_backend,
+    second_graph_device,
+    second_graph_threads,
+)
+from deeplabstream.pose.runtime.estimator import PoseEstimator, open_second_stage
 
 MS = 1_000_000
 
@@ -282,25 +286,36 @@ def test_previous_detections_count_each_camera() -> None:
 SLEAP_TOPDOWN = Path(__file__).resolve().parents[2] / "fixtures" / "sleap_topdown_flies"
 
 
-def test_the_second_network_runs_where_an_onnx_runtime_first_one_runs() -> None:
+class _StandInBackend:
+    """A mock: a first network's backend as it reports its provider (no GPU can run here)."""
+
+    def __init__(self, provider: str) -> None:
+        self.provider = provider
+
+
+def test_the_second_network_runs_where_an_onnx_runtime_first_one_runs_mock_backends() -> None:
     # A GPU model's crops go to the GPU too; beside PyTorch or OpenVINO, ONNX Runtime's CPU.
-    assert second_stage_device("onnxruntime", "cuda") == "cuda"
-    assert second_stage_device("onnxruntime", "tensorrt") == "tensorrt"
-    assert second_stage_device("onnxruntime", "cpu") == "cpu"
-    assert second_stage_device("pytorch", "cuda") == "cpu"
-    assert second_stage_device("openvino", "cpu") == "cpu"
+    assert second_graph_device(_StandInBackend("CUDAExecutionProvider")) == "cuda"
+    assert second_graph_device(_StandInBackend("TensorrtExecutionProvider")) == "tensorrt"
+    assert second_graph_device(_StandInBackend("DmlExecutionProvider")) == "directml"
+    assert second_graph_device(_StandInBackend("CoreMLExecutionProvider")) == "coreml"
+    assert second_graph_device(_StandInBackend("torch cuda:0")) == "cpu"
+    assert second_graph_device(_StandInBackend("openvino 2025.1 CPU")) == "cpu"
+    assert second_graph_threads(_StandInBackend("torch cuda:0")) == 1
 
 
-def test_a_sleap_top_down_second_stage_is_opened_on_the_device_asked_for() -> None:
-    # Before, it always opened on the CPU whatever the first stage's device. Asking for CUDA on a
-    # machine without ONNX Runtime's CUDA provider must now fail the way the first stage does.
+def test_a_sleap_top_down_second_stage_opens_beside_its_first_stage() -> None:
+    # Before, it always opened on the CPU whatever the first stage's device. A real CPU session
+    # gives a CPU second stage with its threads; a first stage that reports CUDA (a stand-in:
+    # no GPU here) makes the second ask for CUDA, which fails as the first stage's would.
     if "CUDAExecutionProvider" in ort.get_available_providers():
         pytest.skip("ONNX Runtime's CUDA provider is installed: CUDA would open")
     description = load_model(SLEAP_TOPDOWN / "export_topdown")
-    backend = open_backend(description, "onnxruntime", "cpu", 1)
+    backend = open_backend(description, "onnxruntime", "cpu", 2)
     shape = (1024, 1024, 3)
-    on_cpu = PoseEstimator(description, backend, shape, stage_device="cpu")
+    on_cpu = PoseEstimator(description, backend, shape)
     assert on_cpu.second_stage is not None
     assert on_cpu.second_stage.provider == "CPUExecutionProvider"
+    assert second_graph_threads(on_cpu.second_stage) == 2
     with pytest.raises(ModelError, match=r"(?i)cuda"):
-        PoseEstimator(description, backend, shape, stage_device="cuda")
+        open_second_stage(description, _StandInBackend("CUDAExecutionProvider"))  # type: ignore[arg-type]

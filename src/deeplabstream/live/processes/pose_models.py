@@ -36,7 +36,8 @@ from deeplabstream.pose.model import ModelDescription, ModelError
 from deeplabstream.pose.runtime.backends import (
     open_backend,
     providers_of,
-    second_stage_device,
+    second_graph_device,
+    second_graph_threads,
 )
 from deeplabstream.pose.runtime.context import ContextEstimator
 from deeplabstream.pose.runtime.cropping import (
@@ -49,7 +50,6 @@ from deeplabstream.pose.runtime.cropping import (
 from deeplabstream.pose.runtime.cropzoom import open_cropzoom_estimator
 from deeplabstream.pose.runtime.estimator import PoseEstimator
 from deeplabstream.pose.runtime.precision import int8_cost
-from deeplabstream.pose.runtime.providers import DeviceName
 from deeplabstream.settings.sections import PoseSettings
 
 log = logging.getLogger(__name__)
@@ -66,8 +66,6 @@ class LoadedModel:
     max_batch: int = 1
     input_multiple: int | None = None  # for dynamic cropping: crops start on its multiples
     crop_from: CropFrom = "same_frame"  # a two-stage model's crops: [Pose] CROP_FROM
-    # A two-stage model's second network: where it runs (pose.runtime.backends.second_stage_device)
-    stage_device: DeviceName = "cpu"
     crop_graphs: CropGraphs | None = None  # for dynamic cropping of a network with gates
 
     @property
@@ -79,7 +77,10 @@ class LoadedModel:
         }
         if two_stage(self.description):  # where its crops come from (pose.decoding.two_stage)
             summary["crop_from"] = self.crop_from
-            summary["second_stage"] = {"backend": "onnxruntime", "device": self.stage_device}
+            summary["second_stage"] = {
+                "backend": "onnxruntime",
+                "device": second_graph_device(self.backend),
+            }
         return summary
 
     def estimator(self, shape: tuple[int, ...]) -> Any:
@@ -99,7 +100,8 @@ class LoadedModel:
                     description,
                     open_backend,
                     self.backend,
-                    device=self.stage_device,
+                    device=second_graph_device(self.backend),  # its pose stage, beside it
+                    threads=second_graph_threads(self.backend),
                     frame_shape=shape,
                     crop_from=self.crop_from,
                 )
@@ -108,7 +110,6 @@ class LoadedModel:
                     description,
                     open_backend,
                     self.backend,
-                    device=self.stage_device,
                     frame_shape=shape,
                     crop_from=self.crop_from,
                 )
@@ -121,7 +122,6 @@ class LoadedModel:
                     shape,
                     self.max_batch,
                     crop_from=self.crop_from,
-                    stage_device=self.stage_device,
                 )
             self.estimators[shape] = estimator
         return estimator
@@ -158,11 +158,18 @@ def model_summary(description: ModelDescription, provider: str) -> dict[str, Any
     } | context_summary(description)  # a context model: its frames and live mode
 
 
+def two_stage_parts(description: ModelDescription) -> tuple[str, ...]:
+    """Return the timed stages of a two-stage model; () for a model of one stage.
+
+    The two-stage models: a detector, then the pose model on crops (sleap-nn top-down,
+    DeepLabCut top-down, Lightning Pose crop-zoom).
+    """
+    return model_stages(description) or topdown_stages(description) or cropzoom_stages(description)
+
+
 def two_stage(description: ModelDescription) -> bool:
     """Return True for a model in two stages (a detector, then the pose model on crops)."""
-    return bool(
-        model_stages(description) or topdown_stages(description) or cropzoom_stages(description)
-    )
+    return bool(two_stage_parts(description))
 
 
 def model_key(camera: WorkerCamera) -> str:
@@ -207,7 +214,6 @@ def _load_models(job: PoseJob) -> dict[str, LoadedModel]:
                 backend,
                 max_batch=settings.max_batch,
                 crop_from=settings.crop_from,
-                stage_device=second_stage_device(settings.backend, settings.device),
             )
             log.info("model %s ready on %s", description.name, backend.provider)
         model = models[key]

@@ -789,8 +789,9 @@ def open_topdown_estimator(
     backend
         The detector's opened backend (the worker's); None opens one.
     device, threads
-        Of the backends opened here; ``threads`` None takes the detector session's count
-        (as the worker's second stages do), else 1.
+        Of the backends opened here (``threads`` None: 1). The inference worker passes its
+        detector backend's (``pose.runtime.backends.second_graph_device`` / ``_threads``), so
+        that the pose stage runs beside it.
     frame_shape
         The frames' shape, for the record.
     crop_from
@@ -809,11 +810,7 @@ def open_topdown_estimator(
             frame_shape,
             crop_from,
         )
-    if threads is None:
-        session = getattr(backend, "_session", None)
-        threads = 1
-        if session is not None and hasattr(session, "get_session_options"):
-            threads = max(1, int(session.get_session_options().intra_op_num_threads))
+    threads = threads or 1
     if backend is None:
         backend = open_backend(description, "onnxruntime", device, threads)
     pose_backend = open_backend(pose_stage_description(description), "onnxruntime", device, threads)

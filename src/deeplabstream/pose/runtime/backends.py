@@ -142,17 +142,35 @@ def open_backend(
     return kind.open(description, device, threads)
 
 
-def second_stage_device(backend: str, device: DeviceName) -> DeviceName:
-    """Return the device of a two-stage model's second network, given the first one's placement.
+#: ONNX Runtime's execution providers by the ``[Pose] DEVICE`` that asks for them.
+_PROVIDER_DEVICES: tuple[tuple[str, DeviceName], ...] = (
+    ("CUDAExecutionProvider", "cuda"),
+    ("TensorrtExecutionProvider", "tensorrt"),
+    ("DmlExecutionProvider", "directml"),
+    ("CoreMLExecutionProvider", "coreml"),
+)
 
-    The second networks (a sleap-nn instance stage, a DeepLabCut pose stage or FasterRCNN box
-    head, a Lightning Pose crop-zoom pose model) are ONNX graphs cut or converted here, run on
-    ONNX Runtime. They run where the first network runs when that one runs on ONNX Runtime
-    (a GPU model's crops on the GPU too, not on the CPU beside it); with another backend
-    (``pytorch``, ``openvino``), ONNX Runtime's CPU provider, which is always installed, where
-    the CUDA provider may not be.
+
+def second_graph_device(backend: Any) -> DeviceName:
+    """Return where a model's second ONNX graph runs, beside the first one's opened ``backend``.
+
+    The second graphs (a sleap-nn instance stage, a DeepLabCut pose stage or FasterRCNN box
+    head, a Lightning Pose crop-zoom pose model or context heads) are ONNX graphs cut or
+    converted here, run on ONNX Runtime. They run where the first network runs when that one is
+    an ONNX Runtime session (a GPU model's crops on the GPU too, not on the CPU beside it), read
+    from its provider; beside another backend (``pytorch``, ``openvino``), on ONNX Runtime's
+    CPU provider, which is always installed, where the CUDA provider may not be.
     """
-    return device if backend == "onnxruntime" else "cpu"
+    provider = str(getattr(backend, "provider", ""))
+    return next((device for name, device in _PROVIDER_DEVICES if provider == name), "cpu")
+
+
+def second_graph_threads(backend: Any) -> int:
+    """Return the CPU threads of a second graph: the first one's ONNX Runtime session's, else 1."""
+    session = getattr(backend, "_session", None)
+    if session is not None and hasattr(session, "get_session_options"):
+        return max(1, int(session.get_session_options().intra_op_num_threads))
+    return 1
 
 
 def providers_of(backend: Any) -> dict[str, Any] | None:

@@ -212,17 +212,15 @@ class ContextEstimator:
 
 def open_heads(description: ModelDescription, backend: Any) -> Any:
     """Open the heads graph on the backbone's kind of backend (ONNX Runtime, its threads)."""
-    from deeplabstream.pose.runtime.backends import open_backend
+    from deeplabstream.pose.runtime.backends import (
+        open_backend,
+        second_graph_device,
+        second_graph_threads,
+    )
 
-    threads = 1
-    session = getattr(backend, "_session", None)
-    if session is not None and hasattr(session, "get_session_options"):
-        threads = max(1, int(session.get_session_options().intra_op_num_threads))
     name = getattr(backend, "name", "onnxruntime")
-    provider = str(getattr(backend, "provider", ""))
-    devices = {"CUDA": "cuda", "Tensorrt": "tensorrt", "Dml": "directml", "CoreML": "coreml"}
-    device = next((d for key, d in devices.items() if provider.startswith(key)), "cpu")
-    heads = open_backend(heads_description(description), name, device, threads)  # type: ignore[arg-type]
+    device, threads = second_graph_device(backend), second_graph_threads(backend)
+    heads = open_backend(heads_description(description), name, device, threads)
     # The backend's own warm-up feeds an image-shaped batch: the heads take features.
     stages = context_of(description)
     assert stages is not None

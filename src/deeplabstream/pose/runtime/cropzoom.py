@@ -45,6 +45,7 @@ from deeplabstream.pose.decoding.cropzoom import (
 from deeplabstream.pose.decoding.two_stage import CropFrom, PreviousDetections, left_the_crop
 from deeplabstream.pose.formats.lightning_cropzoom import STAGES, CropZoomStages, cropzoom_of
 from deeplabstream.pose.model import ModelDescription, ModelError
+from deeplabstream.pose.runtime.backends import second_graph_device, second_graph_threads
 from deeplabstream.pose.runtime.estimator import PoseEstimator
 
 #: ``crop_from = previous_frame``: the animal left a crop cut around the previous frame's box
@@ -278,19 +279,17 @@ def open_cropzoom_estimator(
 ) -> CropZoomEstimator:
     """Open a crop-zoom estimator: the detector on ``backend`` (opened here when None).
 
-    ``open_backend`` is :func:`pose.runtime.backends.open_backend`; the pose model's graph
-    runs on ONNX Runtime with the detector session's thread count (``threads`` None), as the
-    other two-stage models' second stages.
+    ``open_backend`` is :func:`pose.runtime.backends.open_backend`. A detector opened here runs
+    on ONNX Runtime on ``device`` with ``threads`` (None: 1); the pose model's graph runs beside
+    the detector's backend as the other two-stage models' second stages
+    (:func:`pose.runtime.backends.second_graph_device`, :func:`second_graph_threads`).
     """
-    if threads is None:
-        session = getattr(backend, "_session", None)
-        threads = 1
-        if session is not None and hasattr(session, "get_session_options"):
-            threads = max(1, int(session.get_session_options().intra_op_num_threads))
     detector, pose = stage_descriptions(description)
     if backend is None:
-        backend = open_backend(detector, "onnxruntime", device, threads)
-    pose_backend = open_backend(pose, "onnxruntime", device, threads)
+        backend = open_backend(detector, "onnxruntime", device, threads or 1)
+    pose_backend = open_backend(
+        pose, "onnxruntime", second_graph_device(backend), second_graph_threads(backend)
+    )
     return CropZoomEstimator(description, backend, pose_backend, frame_shape, crop_from)
 
 

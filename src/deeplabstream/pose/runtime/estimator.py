@@ -46,9 +46,13 @@ from deeplabstream.pose.decoding.sleap_topdown import (
 )
 from deeplabstream.pose.decoding.two_stage import CropFrom, PreviousDetections
 from deeplabstream.pose.model import ModelDescription, ModelError
-from deeplabstream.pose.runtime.backends import InferenceBackend, open_backend
+from deeplabstream.pose.runtime.backends import (
+    InferenceBackend,
+    open_backend,
+    second_graph_device,
+    second_graph_threads,
+)
 from deeplabstream.pose.runtime.preprocess import Preprocessor
-from deeplabstream.pose.runtime.providers import DeviceName
 
 
 class PoseEstimator:
@@ -90,7 +94,6 @@ class PoseEstimator:
         max_batch: int = 1,
         crop: tuple[int, int, int, int] | None = None,
         crop_from: CropFrom = "same_frame",
-        stage_device: DeviceName = "cpu",
     ) -> None:
         self.description = description
         self.backend = backend
@@ -102,7 +105,7 @@ class PoseEstimator:
         self.last_timings: dict[str, float] = {"preprocess": 0.0, "inference": 0.0, "decode": 0.0}
         self.last_identity_confidence: np.ndarray | None = None
         # A two-stage model (sleap-nn top-down): the second network, on a backend of its own.
-        self.second_stage = open_second_stage(description, backend, stage_device)
+        self.second_stage = open_second_stage(description, backend)
         #: Seconds of the last estimate in each stage of a two-stage model (centroid, crop,
         #: instance, peaks); empty for the others. Within ``last_timings``' inference + decode,
         #: except ``refresh`` (``crop_from = previous_frame``: the centroid stage on the
@@ -308,19 +311,16 @@ class PoseEstimator:
 
 
 def open_second_stage(
-    description: ModelDescription, backend: InferenceBackend, device: DeviceName = "cpu"
+    description: ModelDescription, backend: InferenceBackend
 ) -> InferenceBackend | None:
-    """Open the second network of a two-stage model (None for the others).
+    """Open the second network of a two-stage model (None for the others), beside ``backend``.
 
-    It runs on ONNX Runtime on ``device`` (:func:`pose.runtime.backends.second_stage_device`
-    of the first stage's placement) with the first stage's thread count when that one is an
-    ONNX Runtime session, else one thread.
+    On ONNX Runtime, on the first network's device and with its threads
+    (:func:`pose.runtime.backends.second_graph_device`, :func:`second_graph_threads`).
     """
     stage = instance_stage_description(description)
     if stage is None:
         return None
-    threads = 1
-    session = getattr(backend, "_session", None)
-    if session is not None and hasattr(session, "get_session_options"):
-        threads = max(1, int(session.get_session_options().intra_op_num_threads))
-    return open_backend(stage, "onnxruntime", device, threads)
+    return open_backend(
+        stage, "onnxruntime", second_graph_device(backend), second_graph_threads(backend)
+    )
