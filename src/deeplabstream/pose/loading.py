@@ -26,6 +26,9 @@ import dataclasses
 from pathlib import Path
 
 from deeplabstream.core.errors import raised_as
+from deeplabstream.pose.decoding.sleap_topdown import model_stages
+from deeplabstream.pose.formats.dlc3_topdown import topdown_stages
+from deeplabstream.pose.formats.lightning_cropzoom import cropzoom_stages
 from deeplabstream.pose.model import ModelDescription, ModelError
 from deeplabstream.pose.model_format import (
     Precision,
@@ -127,6 +130,15 @@ def load_model(
         "export folder (export_metadata.json + model.onnx), or an .onnx file inside one of them."
         + _unusable_formats_text()
     )
+
+
+def model_stage_names(description: ModelDescription) -> tuple[str, ...]:
+    """Return the timed stages of a loaded two-stage model; () for a model of one stage.
+
+    The two-stage models: a detector, then the pose model on its crops (sleap-nn top-down,
+    DeepLabCut top-down, Lightning Pose crop-zoom).
+    """
+    return model_stages(description) or topdown_stages(description) or cropzoom_stages(description)
 
 
 def _unusable_formats_text() -> str:

@@ -18,20 +18,17 @@ import numpy as np
 from deeplabstream.core.errors import raised_as
 from deeplabstream.core.priority import inference_thread_count
 from deeplabstream.live.processes.pose_job import PoseJob, WorkerCamera
-from deeplabstream.pose.decoding.sleap_topdown import model_stages
 from deeplabstream.pose.decoding.two_stage import CropFrom
 from deeplabstream.pose.formats.dlc3_topdown import (
     open_topdown_estimator,
     topdown_decoding_of,
-    topdown_stages,
 )
 from deeplabstream.pose.formats.lightning_context import context_of, context_summary
 from deeplabstream.pose.formats.lightning_cropzoom import (
     cropzoom_of,
-    cropzoom_stages,
     cropzoom_summary,
 )
-from deeplabstream.pose.loading import load_model
+from deeplabstream.pose.loading import load_model, model_stage_names
 from deeplabstream.pose.model import ModelDescription, ModelError
 from deeplabstream.pose.runtime.backends import (
     open_backend,
@@ -158,18 +155,9 @@ def model_summary(description: ModelDescription, provider: str) -> dict[str, Any
     } | context_summary(description)  # a context model: its frames and live mode
 
 
-def two_stage_parts(description: ModelDescription) -> tuple[str, ...]:
-    """Return the timed stages of a two-stage model; () for a model of one stage.
-
-    The two-stage models: a detector, then the pose model on crops (sleap-nn top-down,
-    DeepLabCut top-down, Lightning Pose crop-zoom).
-    """
-    return model_stages(description) or topdown_stages(description) or cropzoom_stages(description)
-
-
 def two_stage(description: ModelDescription) -> bool:
     """Return True for a model in two stages (a detector, then the pose model on crops)."""
-    return bool(two_stage_parts(description))
+    return bool(model_stage_names(description))
 
 
 def model_key(camera: WorkerCamera) -> str:

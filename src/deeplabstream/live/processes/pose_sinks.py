@@ -30,7 +30,6 @@ from deeplabstream.live.processes.class_identities import ClassIdentities
 from deeplabstream.live.processes.identities import CameraIdentities
 from deeplabstream.live.processes.messages import PoseRecord, encode_pose
 from deeplabstream.live.processes.pose_job import PoseJob, WorkerCamera
-from deeplabstream.live.processes.pose_models import two_stage_parts
 from deeplabstream.outputs.lsl_output import LslPoseSink
 from deeplabstream.outputs.plugin import (
     POSE_OUTPUT,
@@ -44,6 +43,7 @@ from deeplabstream.outputs.plugin import (
 )
 from deeplabstream.outputs.pose_output import PoseFileSink
 from deeplabstream.pose.formats.lightning_context import context_stages
+from deeplabstream.pose.loading import model_stage_names
 from deeplabstream.pose.model import ModelDescription
 from deeplabstream.transport.channel import ChannelWriter, FrameRecord
 
@@ -268,7 +268,7 @@ def _timing_stages(job: PoseJob, description: ModelDescription) -> tuple[str, ..
 
     With ``[Pose] CROP_FROM = previous_frame``, also ``refresh`` (pose.decoding.two_stage).
     """
-    stages = two_stage_parts(description)
+    stages = model_stage_names(description)
     if stages and job.settings.crop_from == "previous_frame":
         return (*stages, "refresh")
     return stages or context_stages(description)  # a Lightning Pose context model's graphs
