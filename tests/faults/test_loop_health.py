@@ -298,6 +298,7 @@ def test_the_summary_of_a_full_disk_recording_is_session_json_s(tmp_path, small_
     assert_summary_is_session_json(result.stdout, folder, info)
 
 
+@pytest.mark.slow  # the killed recorder's counts: test_session_faults, in the default suite
 def test_the_summary_of_a_killed_recorder_is_session_json_s(tmp_path):
     process = start(tmp_path, "--recording-enabled", "--frames", "240")
     session, running = wait_for_session(

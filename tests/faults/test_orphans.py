@@ -33,9 +33,11 @@ GONE_WITHIN_S = 90.0
 START_TIMEOUT_S = 120.0
 
 
-@pytest.fixture
-def videos(tmp_path: Path) -> list[Path]:
-    paths = [tmp_path / f"v{index}.mkv" for index in range(1, 4)]
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    # made once for the module (seconds each): the batches only read them
+    folder = tmp_path_factory.mktemp("orphan_videos")
+    paths = [folder / f"v{index}.mkv" for index in range(1, 4)]
     for path in paths:
         make_ffv1_video(path, FRAMES, width=64, height=48, fps=30)
     return paths

@@ -248,7 +248,17 @@ def _axis_taps(positions: np.ndarray, size: int) -> tuple[np.ndarray, ...]:
     high_weight = (positions - low).astype(np.float32)
     low_weight = (np.float32(1.0) - high_weight).astype(np.float32)
     low_index = low.astype(np.int64)
-    high_index = low_index + 1
+    return _axis_taps_at_border(low_index, low_index + 1, low_weight, high_weight, size)
+
+
+def _axis_taps_at_border(
+    low_index: np.ndarray,
+    high_index: np.ndarray,
+    low_weight: np.ndarray,
+    high_weight: np.ndarray,
+    size: int,
+) -> tuple[np.ndarray, ...]:
+    """Weigh the taps outside the frame 0 and clip them into it (:func:`_axis_taps`)."""
     low_weight = np.where((low_index >= 0) & (low_index < size), low_weight, np.float32(0.0))
     high_weight = np.where((high_index >= 0) & (high_index < size), high_weight, np.float32(0.0))
     return (
@@ -321,13 +331,29 @@ class CropCutter:
         return grid
 
     def _taps(self, centers: np.ndarray, crop: int, size: int) -> tuple[np.ndarray, ...]:
-        """:func:`crop_positions` and :func:`_axis_taps` of every centre (n,) at once."""
+        """:func:`crop_positions` and :func:`_axis_taps` of every centre (n,) at once.
+
+        The same float32 operations in the same order, with fewer numpy calls: on the loop this
+        runs right after the detector's network, with cold caches, where each call costs several
+        times what it costs in a tight loop (the crop stage's time is mostly calls, not bytes).
+        Crops inside the frame (the common case) skip the border weights and clipping.
+        """
         f32 = np.float32
-        normalised = (centers.astype(f32) / f32(size - 1)) * f32(2.0) - f32(1.0)
-        positions = (
-            (self._grid(crop, size)[None, :] + normalised[:, None] + f32(1.0)) / f32(2.0)
-        ) * f32(size - 1)
-        return _axis_taps(positions, size)
+        normalised = centers / f32(size - 1)
+        normalised *= f32(2.0)
+        normalised -= f32(1.0)
+        positions = self._grid(crop, size)[None, :] + normalised[:, None]
+        positions += f32(1.0)
+        positions /= f32(2.0)
+        positions *= f32(size - 1)
+        low = np.floor(positions)
+        high_weight = np.subtract(positions, low, out=positions)
+        low_weight = f32(1.0) - high_weight
+        low_index = low.astype(np.intp)
+        high_index = low_index + 1
+        if low_index.min() >= 0 and high_index.max() < size:
+            return low_index, high_index, low_weight, high_weight
+        return _axis_taps_at_border(low_index, high_index, low_weight, high_weight, size)
 
     def cut(self, images: np.ndarray, frames: np.ndarray, centers: np.ndarray) -> np.ndarray:
         """Return the crops (n, C, h, w) float32 of ``centers`` (n, 2) x, y in ``images[frames]``.
@@ -350,20 +376,29 @@ class CropCutter:
         xs0, xs1, wxs0, wxs1 = self._taps(centers[:, 0], crop_w, width)
         scale = np.float32(1.0 / 255.0)
         row_low, row_high = (wys0 * scale)[:, :, None], (wys1 * scale)[:, :, None]
-        for row in range(n):
-            y0, y1, x0, x1 = ys0[row], ys1[row], xs0[row], xs1[row]
-            top, left = int(y0[0]), int(x0[0])
-            window = images[frames[row], :, top : int(y1[-1]) + 1, left : int(x1[-1]) + 1]
-            pixels = window.astype(np.float32)  # exact: what uint8 * float32 computes with
+        tops, lefts = ys0[:, 0], xs0[:, 0]
+        # each crop's taps relative to its window, and the windows' corners, in a few calls
+        y0s, y1s = ys0 - tops[:, None], ys1 - tops[:, None]
+        x0s, x1s = xs0 - lefts[:, None], xs1 - lefts[:, None]
+        corners = zip(
+            frames.tolist(),
+            tops.tolist(),
+            (ys1[:, -1] + 1).tolist(),
+            lefts.tolist(),
+            (xs1[:, -1] + 1).tolist(),
+            strict=True,
+        )
+        for row, (frame, top, bottom, left, right) in enumerate(corners):
+            pixels = images[frame, :, top:bottom, left:right].astype(np.float32)  # exact
             # rows first, then columns: the reference's products and sums, in its order
-            rows = pixels[:, y0 - top]
+            rows = pixels[:, y0s[row]]
             rows *= row_low[row]
-            below = pixels[:, y1 - top]
+            below = pixels[:, y1s[row]]
             below *= row_high[row]
             rows += below
-            left_cols = rows[:, :, x0 - left]
+            left_cols = rows[:, :, x0s[row]]
             left_cols *= wxs0[row]
-            right_cols = rows[:, :, x1 - left]
+            right_cols = rows[:, :, x1s[row]]
             right_cols *= wxs1[row]
             np.add(left_cols, right_cols, out=crops[row])
         return crops
