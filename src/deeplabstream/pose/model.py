@@ -26,6 +26,7 @@ DecoderName = Literal[
     "sleap-topdown",
     "paf-bottomup",
     "dlc-assembly",
+    "dlc-dekr",
 ]
 ResizeMethod = Literal["bilinear-float", "bicubic-uint8", "area"]
 InputType = Literal["float", "uint8"]
@@ -210,6 +211,7 @@ class ModelDescription:
             "sleap-topdown",
             "paf-bottomup",
             "dlc-assembly",
+            "dlc-dekr",
         )
 
     @property

@@ -210,8 +210,8 @@ def test_the_check_before_a_start_accepts_the_paf_export(tmp_path: Path) -> None
     ("change", "expected"),
     [
         (
-            lambda c: c["model"]["backbone"].update(type="DLCRNet"),
-            r"backbone DLCRNet \(DLCRNet's multi-scale backbone is not rebuilt yet",
+            lambda c: c["model"]["backbone"].update(type="SomeOtherNet"),
+            r"backbone SomeOtherNet \(ResNet, CSPNeXt, HRNet, DLCRNet are\)",
         ),
         (
             lambda c: c["metadata"].update(unique_bodyparts=["arena_corner"]),
@@ -219,7 +219,7 @@ def test_the_check_before_a_start_accepts_the_paf_export(tmp_path: Path) -> None
         ),
         (
             lambda c: c["model"]["heads"].update(identity={"type": "HeatmapHead"}),
-            r"heads \{'bodypart': 'DLCRNetHead', 'identity': 'HeatmapHead'\}",
+            r"an identity head HeatmapHead with predictor None",
         ),
         (
             lambda c: c["data"]["inference"].update(resize={"height": 256, "width": 256}),

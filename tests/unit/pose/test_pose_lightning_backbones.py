@@ -169,11 +169,17 @@ def test_a_checkpoint_converts_and_runs_alike_on_both_backends(
 @pytest.mark.parametrize(
     ("backbone", "size", "change", "expected"),
     [
+        (  # context models run with these backbones (test_pose_lightning_context_backbones.py)
+            "vitb_sam",
+            (128, 128),
+            {"model__model_type": "heatmap_mhcrnn"},
+            r"`heatmap_mhcrnn` model with backbone vitb_sam, which this program cannot run",
+        ),
         (
-            "efficientnet_b0",
+            "vits_dino",
             (256, 128),
             {"model__model_type": "heatmap_mhcrnn"},
-            r"`heatmap_mhcrnn` model with backbone efficientnet_b0, which this program cannot run",
+            r"image_resize_dims 256 x 128; Lightning Pose reshapes a ViT's tokens to a square",
         ),
         (
             "vits_dino",

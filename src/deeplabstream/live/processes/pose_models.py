@@ -19,10 +19,8 @@ from deeplabstream.core.errors import raised_as
 from deeplabstream.core.priority import inference_thread_count
 from deeplabstream.live.processes.pose_job import PoseJob, WorkerCamera
 from deeplabstream.pose.decoding.two_stage import CropFrom
-from deeplabstream.pose.formats.dlc3_topdown import (
-    open_topdown_estimator,
-    topdown_decoding_of,
-)
+from deeplabstream.pose.formats.dlc3_topdown import topdown_decoding_of
+from deeplabstream.pose.formats.dlc3_topdown_animals import open_dlc_topdown_estimator
 from deeplabstream.pose.formats.lightning_context import context_of, context_summary
 from deeplabstream.pose.formats.lightning_cropzoom import (
     cropzoom_of,
@@ -93,7 +91,7 @@ class LoadedModel:
             if description.any_input_size:  # DeepLabCut runs at the frame's (crop's) own size
                 description = description.at_input_size(*shape[:2])
             if topdown_decoding_of(description) is not None:  # DeepLabCut: detector + pose
-                estimator = open_topdown_estimator(
+                estimator = open_dlc_topdown_estimator(  # one or several animals
                     description,
                     open_backend,
                     self.backend,

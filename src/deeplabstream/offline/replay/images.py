@@ -37,7 +37,8 @@ import pandas as pd
 
 from deeplabstream.core.errors import DeepLabStreamError
 from deeplabstream.offline.labels import LabelsError, read_dlc_labels
-from deeplabstream.pose.formats.dlc3_topdown import open_topdown_estimator, topdown_decoding_of
+from deeplabstream.pose.formats.dlc3_topdown import topdown_decoding_of
+from deeplabstream.pose.formats.dlc3_topdown_animals import open_dlc_topdown_estimator
 from deeplabstream.pose.formats.lightning_context import (
     CONTEXT_FRAMES,
     context_image_paths,
@@ -196,7 +197,7 @@ def predict(
                     backends[size] = open_backend(sized)
                 if topdown_decoding_of(sized) is not None:  # DeepLabCut: detector + pose
                     opener = lambda stage, *_: open_backend(stage)  # noqa: E731
-                    estimator = open_topdown_estimator(sized, opener, backends[size])
+                    estimator = open_dlc_topdown_estimator(sized, opener, backends[size])
                 elif cropzoom_of(sized) is not None:  # Lightning Pose crop-zoom: two graphs
                     pose_backend = open_backend(stage_descriptions(sized)[1])
                     others.append(pose_backend)

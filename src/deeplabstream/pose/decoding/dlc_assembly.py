@@ -46,11 +46,14 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from deeplabstream.pose.decoding.dlc_identity import DlcIdentitySettings, identify
 from deeplabstream.pose.decoding.graph_outputs import named_outputs
 from deeplabstream.pose.model import ModelDescription, ModelError
 
 #: The outputs of the graph, in order.
 OUTPUT_NAMES = ("peaks", "locref", "pafs")
+#: The fourth output of a model with an identity head (:mod:`pose.decoding.dlc_identity`).
+IDENTITY_OUTPUT = "identity"
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,8 @@ class DlcAssemblySettings:
         The model's number of individuals: the assembler's most animals per frame.
     stride
         Input pixels per heatmap cell.
+    identity
+        The identity head's settings (:mod:`pose.decoding.dlc_identity`); None without one.
     """
 
     graph: tuple[tuple[int, int], ...]
@@ -81,6 +86,7 @@ class DlcAssemblySettings:
     line_points: int = 10
     decimals: int = 3
     clip_scores: bool = False
+    identity: DlcIdentitySettings | None = None
 
     def __post_init__(self) -> None:
         """Check what the export's config gave."""
@@ -599,6 +605,8 @@ def decode_dlc_assembly(outputs: list[np.ndarray], description: ModelDescription
     """
     settings = settings_of(description)
     named = named_outputs(outputs, description, OUTPUT_NAMES, "a DeepLabCut PAF model's graph")
+    if settings.identity is not None:
+        return decode_dlc_identity(outputs, description)[0]
     animals = int(description.max_animals)
     frames = len(named["peaks"])
     result = np.full((frames, animals, len(description.keypoints), 3), np.nan)
@@ -607,3 +615,30 @@ def decode_dlc_assembly(outputs: list[np.ndarray], description: ModelDescription
         rows = min(animals, len(decoded))
         result[i, :rows] = decoded[:rows]
     return result
+
+
+def decode_dlc_identity(
+    outputs: list[np.ndarray], description: ModelDescription
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return each frame's animals by individual (N, I, K, 3) and their identity confidence.
+
+    A model with DeepLabCut's identity head: the assembly, then DeepLabCut's assignment of the
+    assembled animals to its individuals (:func:`pose.decoding.dlc_identity.identify`). Row i
+    is individual i in every frame (NaN where it was not found); the (N, I) confidences are
+    NaN there too.
+    """
+    settings = settings_of(description)
+    if settings.identity is None:
+        raise ModelError(f"{description.model_file}: the model has no identity head")
+    expected = (*OUTPUT_NAMES, IDENTITY_OUTPUT)
+    named = named_outputs(outputs, description, expected, "a DeepLabCut identity model's graph")
+    frames = len(named["peaks"])
+    individuals = len(settings.identity.individuals)
+    result = np.full((frames, individuals, len(description.keypoints), 3), np.nan)
+    confidence = np.full((frames, individuals), np.nan)
+    for i in range(frames):
+        decoded = decode_frame(named["peaks"][i], named["locref"][i], named["pafs"][i], settings)
+        identified = identify(decoded, named[IDENTITY_OUTPUT][i], settings.identity)
+        result[i] = identified.animals
+        confidence[i] = identified.confidence
+    return result, confidence

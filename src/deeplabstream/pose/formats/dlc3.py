@@ -51,10 +51,18 @@ from deeplabstream.pose.formats.conversion import (
     max_abs_differences,
     synthetic_input,
 )
+from deeplabstream.pose.formats.dlc3_dekr import (
+    build_dekr_module,
+    compare_dekr_outputs,
+    dekr_problems,
+    is_dekr,
+    load_dlc_dekr,
+)
 from deeplabstream.pose.formats.dlc3_heads import HeadSpec, head_spec
 from deeplabstream.pose.formats.dlc3_multianimal import (
     build_paf_module,
     compare_paf_outputs,
+    describe_identity,
     is_paf_bottomup,
     load_dlc_multianimal,
     paf_head_spec,
@@ -90,10 +98,12 @@ SUPPORTED = (
     "(cspnext_s/m/x), ResNet (resnet_50, resnet_101) or HRNet (hrnet_w18/32/48) backbone and "
     "one HeatmapHead, and single-animal top-down models with an SSDLite or a FasterRCNN "
     "(fasterrcnn_mobilenet_v3_large_fpn, fasterrcnn_resnet50_fpn_v2) detector and an "
-    "RTMPose or a CSPNeXt/ResNet/HRNet HeatmapHead pose model, and multi-animal bottom-up "
-    "models with a CSPNeXt/ResNet/HRNet backbone and DeepLabCut's part-affinity-field head "
-    "(DLCRNetHead) (not yet: DEKR, DLCRNet's own backbone, multi-animal top-down, unique "
-    "bodyparts, identity heads, other FasterRCNN variants)"
+    "RTMPose or a CSPNeXt/ResNet/HRNet HeatmapHead pose model, multi-animal top-down models "
+    "with a FasterRCNN detector, and multi-animal bottom-up "
+    "models with a CSPNeXt/ResNet/HRNet or DLCRNet (dlcrnet_stride16_ms5/stride32_ms5) "
+    "backbone and DeepLabCut's part-affinity-field head (DLCRNetHead), with or without an "
+    "identity head, or DEKR (dekr_w18/32/48) (not yet: multi-animal top-down with an "
+    "SSDLite detector, unique bodyparts, other FasterRCNN variants)"
 )
 # Inference transforms that change pixels or geometry, which this program does not apply.
 _UNSUPPORTED_TRANSFORMS = (
@@ -205,6 +215,9 @@ def check_export(path: str | Path) -> None:
     if is_paf_bottomup(export.config):  # multi-animal (pose.formats.dlc3_multianimal)
         check_paf_supported(export)
         return
+    if is_dekr(export.config):  # multi-animal DEKR (pose.formats.dlc3_dekr)
+        check_dekr_supported(export)
+        return
     check_supported(export)
     head_spec(export)
 
@@ -282,6 +295,18 @@ def check_paf_supported(export: DlcExport) -> None:
         )
     check_preprocessing(export)
     paf_head_spec(export)
+
+
+def check_dekr_supported(export: DlcExport) -> None:
+    """Raise a ModelError naming what a multi-animal DEKR export holds when it is not supported."""
+    problems = dekr_problems(export)
+    if problems:
+        raise ModelError(
+            f"{export.path}: a DeepLabCut 3.0 multi-animal DEKR export of {export.net_type} "
+            f"with {', '.join(problems)}, which this program cannot run; {SUPPORTED}. "
+            f"(The file holds {describe_holding(export)}.)"
+        )
+    check_preprocessing(export)
 
 
 def check_preprocessing(export: DlcExport) -> None:
@@ -478,6 +503,10 @@ def load_deeplabcut(
         check_paf_supported(export)
         size = frame_size or DEFAULT_FRAME_SIZE
         return load_dlc_multianimal(export, size, precision, normalisation(export))
+    if is_dekr(export.config):  # multi-animal DEKR: centres, offsets, DeepLabCut's pose NMS
+        check_dekr_supported(export)
+        size = frame_size or DEFAULT_FRAME_SIZE
+        return load_dlc_dekr(export, size, precision, normalisation(export))
     module = build_module(export)
     head = head_spec(export)
     height, width = frame_size or DEFAULT_FRAME_SIZE
@@ -581,17 +610,30 @@ class DeepLabCutExport(ModelFormat):
                     " (this graph: backbone + FPN + RPN head at 800 px short side; torchvision's"
                     f" proposals, NMS and RoIAlign on the host; box head {head})"
                 )
+            boxes = "best box"
+            if topdown.detection_limits is not None:  # pose.formats.dlc3_topdown_animals
+                boxes = (
+                    f"up to {description.max_animals} boxes, highest score first after "
+                    f"torchvision's NMS ({topdown.detection_limits.nms_threshold:g})"
+                )
             return (
-                f"two stages: {detector} (best box, frame size) -> "
+                f"two stages: {detector} ({boxes}, frame size) -> "
                 f"crop {crop.width}x{crop.height} (margin {crop.margin}, with context "
                 f"{crop.with_context}, OpenCV bilinear) -> {topdown.net_type} ({decoder}, in "
                 f"graph) -> frame pixels; pose graph {topdown.pose_graph.name}"
+            )
+        if description.decoder == "dlc-dekr":
+            return (
+                "DeepLabCut's DEKRPredictor: 5x5 max-pool peaks in graph; centres, poses "
+                "regressed from the offsets, matching to heatmap peaks and pose NMS on the "
+                f"host (up to {description.max_animals} per frame)"
             )
         if description.decoder == "dlc-assembly":
             return (
                 "DeepLabCut's PartAffinityFieldPredictor: sigmoid, Gaussian smoothing and "
                 "max-pool peaks in graph; peaks, PAF costs and DeepLabCut's assembly of "
                 f"individuals on the host (up to {description.max_animals} per frame)"
+                + describe_identity(description)
             )
         return (
             "DeepLabCut's argmax + location refinement "
@@ -607,6 +649,8 @@ class DeepLabCutExport(ModelFormat):
             return build_detector_module(export)
         if is_paf_bottomup(export.config):
             return build_paf_module(export)
+        if is_dekr(export.config):
+            return build_dekr_module(export)
         return build_module(export)
 
     def comparison(self, description: ModelDescription) -> tuple[Any, dict[str, float]]:
@@ -621,6 +665,10 @@ class DeepLabCutExport(ModelFormat):
 
             return dlc3_topdown.compare_detector, dlc3_topdown.DETECTOR_TOLERANCES
         fp32 = description.precision == "fp32"
+        if description.decoder == "dlc-dekr":
+            from deeplabstream.pose.formats import dlc3_dekr as dekr
+
+            return compare_dekr_outputs, dekr.TOLERANCES if fp32 else dekr.FP16_TOLERANCES
         if description.decoder == "dlc-assembly":
             from deeplabstream.pose.formats import dlc3_multianimal as paf
 

@@ -309,13 +309,22 @@ class FasterRcnnRunner:
         pooled[:rows] = self.pool(maps, proposals, plan.resized[0])
         pooled[rows:] = pooled[:1]  # padding rows: copies of the first (their outputs unused)
         class_logits, box_deltas = self.run_box_head(pooled)[:2]
-        return rp.best_detection(
-            np.asarray(class_logits)[:rows],
-            np.asarray(box_deltas)[:rows],
-            proposals,
-            plan.resized,
-            self.settings,
+        return self.boxes_of(
+            np.asarray(class_logits)[:rows], np.asarray(box_deltas)[:rows], proposals, plan
         )
+
+    def boxes_of(
+        self,
+        class_logits: np.ndarray,
+        box_deltas: np.ndarray,
+        proposals: np.ndarray,
+        plan: rp.ResizePlan,
+    ) -> Any:
+        """Return the best box of the box head's outputs and its score (None: none).
+
+        A multi-animal model's runner (:mod:`pose.formats.dlc3_topdown_animals`) keeps several.
+        """
+        return rp.best_detection(class_logits, box_deltas, proposals, plan.resized, self.settings)
 
     def pool(self, maps: list[np.ndarray], boxes: np.ndarray, image_height: int) -> np.ndarray:
         """``MultiScaleRoIAlign``: each box on the map the level mapper picks (R, C, 7, 7)."""

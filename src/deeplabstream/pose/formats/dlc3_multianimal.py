@@ -10,20 +10,33 @@ with the per-pixel steps of the predictor inside (sigmoid, Gaussian smoothing, m
 suppression), and the rest (peaks, PAF costs, assembly) runs on the host in
 :mod:`pose.decoding.dlc_assembly`.
 
-Refused with a message naming what the file holds: DLCRNet's own multi-scale backbone
-(``dlcrnet_*``), DEKR (``dekr_w*``), unique bodyparts (a second head), identity heads, and
-inference pre-processing this program does not apply.
+Also DeepLabCut's own multi-scale backbone ``DLCRNet`` (net types ``dlcrnet_stride16_ms5``,
+``dlcrnet_stride32_ms5``: :mod:`pose.networks.dlcrnet`) and an **identity head**
+(``heads.identity``, a project with ``identity: true``): its logits are a fourth output of the
+graph, and DeepLabCut's assignment of the assembled animals to its individuals runs on the
+host (:mod:`pose.decoding.dlc_identity`); row i is then individual i, with an identity
+confidence, as a sleap-nn identity model's classes.
+
+Refused with a message naming what the file holds: DEKR (``dekr_w*``), unique bodyparts (a
+``unique_bodypart`` head, not rebuilt), and inference pre-processing this program does not
+apply.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
-from deeplabstream.pose.decoding.dlc_assembly import OUTPUT_NAMES, DlcAssemblySettings
+from deeplabstream.pose.decoding.dlc_assembly import (
+    IDENTITY_OUTPUT,
+    OUTPUT_NAMES,
+    DlcAssemblySettings,
+)
+from deeplabstream.pose.decoding.dlc_identity import DlcIdentitySettings
 from deeplabstream.pose.formats.conversion import (
     ConversionSpec,
     Differences,
@@ -40,11 +53,15 @@ FRAMEWORK = "deeplabcut"
 INPUT_NAME = "images"  # as the single-animal exports' graphs (pose.formats.dlc3)
 HEAD_TYPE = "DLCRNetHead"
 PREDICTOR_TYPE = "PartAffinityFieldPredictor"
-SUPPORTED_BACKBONES = ("ResNet", "CSPNeXt", "HRNet")
+SUPPORTED_BACKBONES = ("ResNet", "CSPNeXt", "HRNet", "DLCRNet")
+IDENTITY_HEAD = "identity"
+IDENTITY_HEAD_TYPE = "HeatmapHead"
+IDENTITY_PREDICTOR = "IdentityPredictor"
 # fp32: the graph's maps differ from PyTorch's by about 1e-6; a peak cell may flip only where
 # two neighbours tie within that, which the comparison leaves out (see compare_paf_outputs).
-TOLERANCES: Differences = {"peaks": 1e-3, "locref": 1e-2, "pafs": 1e-3}
-FP16_TOLERANCES: Differences = {"peaks": 0.05, "locref": 0.5, "pafs": 0.05}
+# The identity head's logits (models with one) are compared as the fields are.
+TOLERANCES: Differences = {"peaks": 1e-3, "locref": 1e-2, "pafs": 1e-3, "identity": 1e-3}
+FP16_TOLERANCES: Differences = {"peaks": 0.05, "locref": 0.5, "pafs": 0.05, "identity": 0.5}
 
 
 @dataclass(frozen=True)
@@ -85,22 +102,48 @@ def paf_problems(export: Any) -> list[str]:
     model = config["model"]
     problems = []
     heads = {name: (head or {}).get("type") for name, head in (model.get("heads") or {}).items()}
-    if set(heads) != {"bodypart"}:
-        problems.append(f"heads {heads} (unique bodyparts or identity: not rebuilt yet)")
+    if "unique_bodypart" in heads:
+        problems.append(
+            "a unique_bodypart head (bodyparts that belong to no individual: not rebuilt yet)"
+        )
+    others = set(heads) - {"bodypart", "unique_bodypart", IDENTITY_HEAD}
+    if others:
+        problems.append(f"heads {heads}")
+    if IDENTITY_HEAD in heads:
+        problems.extend(_identity_problems(model["heads"][IDENTITY_HEAD]))
     predictor = (model["heads"]["bodypart"].get("predictor") or {}).get("type")
     if predictor != PREDICTOR_TYPE:
         problems.append(f"predictor {predictor}")
     backbone = (model.get("backbone") or {}).get("type")
     if backbone not in SUPPORTED_BACKBONES:
-        problems.append(
-            f"backbone {backbone} (DLCRNet's multi-scale backbone is not rebuilt yet; "
-            f"{', '.join(SUPPORTED_BACKBONES)} are)"
-        )
+        problems.append(f"backbone {backbone} ({', '.join(SUPPORTED_BACKBONES)} are)")
     if model.get("neck"):
         problems.append("a neck")
-    if (config.get("metadata") or {}).get("unique_bodyparts"):
-        problems.append("unique bodyparts")
+    if (config.get("metadata") or {}).get("unique_bodyparts") and "unique_bodypart" not in heads:
+        problems.append("unique bodyparts (not rebuilt yet)")
     return problems
+
+
+def _identity_problems(head: dict[str, Any]) -> list[str]:
+    """Return what keeps an identity head from running here ([]: nothing)."""
+    kind = (head or {}).get("type")
+    predictor = ((head or {}).get("predictor") or {}).get("type")
+    if kind != IDENTITY_HEAD_TYPE or predictor != IDENTITY_PREDICTOR:
+        return [f"an identity head {kind} with predictor {predictor}"]
+    if (head.get("heatmap_config") or {}).get("final_conv") or head.get("locref_config"):
+        return ["an identity head with a final convolution or location refinement"]
+    return []
+
+
+def has_identity_head(export: Any) -> bool:
+    """Return True for an export with DeepLabCut's identity head (``identity: true``)."""
+    return IDENTITY_HEAD in (export.config["model"].get("heads") or {})
+
+
+def identity_head_spec(export: Any) -> DeconvSpec:
+    """Read the identity head's ``DeconvModule`` layout."""
+    head = export.config["model"]["heads"][IDENTITY_HEAD]
+    return _deconv_spec(head.get("heatmap_config"), "identity.heatmap_config", export.path)
 
 
 def paf_head_spec(export: Any) -> PafHeadSpec:
@@ -129,6 +172,25 @@ def predictor_spec(export: Any) -> PafPredictorSpec:
         nms_radius=int(predictor.get("nms_radius", 5)),
         sigma=float(predictor.get("sigma", 1.0)),
         locref_std=float(predictor.get("locref_stdev", 7.2801)),
+        apply_sigmoid=bool(predictor.get("apply_sigmoid", True)),
+    )
+
+
+def identity_settings(export: Any, backbone_stride: float) -> DlcIdentitySettings | None:
+    """Read the identity head's individuals and stride (None: no identity head)."""
+    if not has_identity_head(export):
+        return None
+    spec = identity_head_spec(export)
+    predictor = export.config["model"]["heads"][IDENTITY_HEAD].get("predictor") or {}
+    individuals = tuple(_individuals(export))
+    if spec.channels[-1] != len(individuals):
+        raise ModelError(
+            f"{export.path}: its identity head makes {spec.channels[-1]} maps for "
+            f"{len(individuals)} individuals"
+        )
+    return DlcIdentitySettings(
+        individuals=individuals,
+        stride=backbone_stride / spec.stride,
         apply_sigmoid=bool(predictor.get("apply_sigmoid", True)),
     )
 
@@ -163,15 +225,34 @@ def _individuals(export: Any) -> list[str]:
     return list((export.config.get("metadata") or {}).get("individuals") or [])
 
 
-def build_paf_module(export: Any) -> Any:
-    """Build the export's network with its weights and the predictor's per-pixel steps."""
+def _build_backbone(section: dict[str, Any], path: Any) -> Any:
+    """Build the backbone: DLCRNet here, the others as single-animal exports do."""
     # torch: an optional, heavy dependency, imported only to rebuild a network.
     from deeplabstream.pose.networks.dlc import build_backbone
+
+    if section.get("type") != "DLCRNet":
+        return build_backbone(section, path)
+    from deeplabstream.pose.networks.dlcrnet import DlcrnetBackbone
+
+    name = str(section.get("model_name", "resnet50"))
+    match = re.fullmatch(r"resnet(50|101|152)(_gn)?", name)
+    stride = int(section.get("output_stride") or 32)
+    if not match or stride not in (16, 32):
+        raise ModelError(
+            f"{path}: DLCRNet on {name!r} at output stride {stride}; DeepLabCut's "
+            "dlcrnet_stride16_ms5 / dlcrnet_stride32_ms5 (resnet50, stride 16 or 32) are supported"
+        )
+    return DlcrnetBackbone(int(match.group(1)), "group" if match.group(2) else "batch", stride)
+
+
+def build_paf_module(export: Any) -> Any:
+    """Build the export's network with its weights and the predictor's per-pixel steps."""
     from deeplabstream.pose.networks.dlc_paf import DlcPafKeypointModel, DlcPafNetwork
 
     head = paf_head_spec(export)
-    backbone = build_backbone(export.config["model"]["backbone"], export.path)
-    network = DlcPafNetwork(backbone, head)
+    backbone = _build_backbone(export.config["model"]["backbone"], export.path)
+    identity = identity_head_spec(export) if has_identity_head(export) else None
+    network = DlcPafNetwork(backbone, head, identity)
     load_weights(network, export.state_dict, export.path, f"a {export.net_type} PAF network")
     keypoints, fields = head.heatmap.channels[-1], head.paf.channels[-1]
     graph = export.config["model"]["heads"]["bodypart"].get("predictor", {}).get("graph") or []
@@ -199,7 +280,7 @@ def compare_paf_outputs(
     A cell that is a local maximum in one and ties with a neighbour in the other is a correct
     conversion; the fraction of such cells is reported as ``peak_cells_differing``.
     """
-    differences = max_abs_differences(OUTPUT_NAMES, reference, converted)
+    differences = max_abs_differences((*OUTPUT_NAMES, IDENTITY_OUTPUT), reference, converted)
     ours, theirs = reference[0], converted[0]
     if ours.shape == theirs.shape:
         both = (ours > 0) & (theirs > 0)
@@ -222,10 +303,12 @@ def load_dlc_multianimal(
     module = build_paf_module(export)
     height, width = frame_size
     mean, std = normalisation
+    identity = identity_settings(export, float(module.network.backbone.stride))
+    output_names = OUTPUT_NAMES if identity is None else (*OUTPUT_NAMES, IDENTITY_OUTPUT)
     spec = ConversionSpec(
         sources=(export.path,),
         input_name=INPUT_NAME,
-        output_names=OUTPUT_NAMES,
+        output_names=output_names,
         example_shape=(1, 3, height, width),
         dynamic_size=True,
         compare=compare_paf_outputs,
@@ -233,7 +316,12 @@ def load_dlc_multianimal(
         fp16_tolerances=FP16_TOLERANCES,
     )
     conversion = convert(module, spec, synthetic_input(height, width, mean, std), precision)
-    settings = assembly_settings(export, module.stride)
+    settings = replace(assembly_settings(export, module.stride), identity=identity)
+    if identity is not None and settings.individuals != len(identity.individuals):
+        raise ModelError(  # DeepLabCut's assignment pairs pose rows with individuals
+            f"{export.path}: an identity head for {len(identity.individuals)} individuals with "
+            f"a predictor of {settings.individuals} animals; DeepLabCut assigns one to each"
+        )
     colour = str(export.config.get("data", {}).get("colormode", "RGB")).lower()
     keypoints = export.bodyparts
     return ModelDescription(
@@ -252,7 +340,7 @@ def load_dlc_multianimal(
         decoder="dlc-assembly",
         locref_std=module.locref_std,
         input_name=INPUT_NAME,
-        output_names=OUTPUT_NAMES,
+        output_names=output_names,
         batch_size=None,
         precision=precision,
         skeleton=tuple((keypoints[s], keypoints[t]) for s, t in _skeleton(export)),
@@ -260,6 +348,19 @@ def load_dlc_multianimal(
         any_input_size=True,
         max_animals=settings.individuals,
         decoding=settings,
+        # with an identity head, row i is always individual i (as sleap-nn's identity classes)
+        identity_classes=() if identity is None else identity.individuals,
+    )
+
+
+def describe_identity(description: ModelDescription) -> str:
+    """Describe the identity step of a PAF model for ``pose.inspect`` ('' without one)."""
+    if not description.identity_classes:
+        return ""
+    return (
+        "; DeepLabCut's identity head (logits in graph; resize, sigmoid and its assignment of "
+        f"the animals to {', '.join(description.identity_classes)} on the host: row i = "
+        "individual i, with an identity confidence)"
     )
 
 

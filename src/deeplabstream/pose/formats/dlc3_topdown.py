@@ -56,6 +56,11 @@ from deeplabstream.pose.formats.conversion import (
     synthetic_input,
 )
 from deeplabstream.pose.formats.dlc3_heads import head_spec
+from deeplabstream.pose.formats.dlc3_topdown_boxes import (
+    detection_limits,
+    individuals_of,
+    multi_animal_problem,
+)
 from deeplabstream.pose.model import IMAGENET_MEAN, IMAGENET_STD, ModelDescription, ModelError
 
 DETECTOR_OUTPUTS = ("boxes", "scores")
@@ -109,6 +114,9 @@ class DlcTopDownDecoding:
     #: torchvision's settings (:class:`pose.decoding.region_proposals.FasterRcnnSettings`).
     box_head_graph: Path | None = None
     detector_settings: Any = None
+    #: Several individuals (FasterRCNN only): the boxes kept per frame
+    #: (:class:`pose.decoding.box_detections.DetectionLimits`); None: the best box.
+    detection_limits: Any = None
 
 
 def is_topdown(config: dict[str, Any], entries: Sequence[str]) -> bool:
@@ -138,9 +146,9 @@ def topdown_problems(export: Any) -> list[str]:
         reasons.append(
             f"a detector of type {detector} (only SSDLite and FasterRCNN are rebuilt here)"
         )
-    individuals = (config.get("metadata") or {}).get("individuals") or []
-    if len(individuals) > 1:
-        reasons.append(f"{len(individuals)} individuals (multi-animal)")
+    several = multi_animal_problem(config)  # several individuals: a FasterRCNN only
+    if several is not None:
+        reasons.append(several)
     if (config.get("metadata") or {}).get("unique_bodyparts"):
         reasons.append("unique bodyparts")
     model = config["model"]
@@ -371,6 +379,9 @@ def load_dlc_topdown(
             # The runner marks a frame without a box with score -1; any box scores above it.
             "score_threshold": dlc3_fasterrcnn.NO_DETECTION,
         }
+        if individuals_of(export.config) > 1:  # several boxes: pose.formats.dlc3_topdown_animals
+            limits = detection_limits(export.config, individuals_of(export.config))
+            faster_rcnn["detection_limits"] = limits
     else:
         detector = build_detector_module(export)
         # Each graph's cache key also covers the files that rebuild it: a change of the
@@ -422,6 +433,7 @@ def load_dlc_topdown(
         precision=precision,
         source_file=export.path,
         any_input_size=True,
+        max_animals=individuals_of(export.config),
         decoding=DlcTopDownDecoding(
             crop,
             pose_graph,
@@ -797,6 +809,12 @@ def open_topdown_estimator(
     crop_from
         ``same_frame`` or ``previous_frame`` (:mod:`pose.decoding.two_stage`).
     """
+    decoding = topdown_decoding_of(description)
+    if decoding is not None and decoding.detection_limits is not None:
+        raise ModelError(
+            f"{description.source_file}: several animals: open it with "
+            "pose.formats.dlc3_topdown_animals.open_dlc_topdown_estimator"
+        )
     if open_backend is None:
         export = _read_for_rebuild(description)
         detector, pose = build_detector_module(export), build_pose_module(export)

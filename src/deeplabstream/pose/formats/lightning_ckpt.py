@@ -20,9 +20,10 @@ The network (``model_type: heatmap``):
 
 Context models (``model_type: heatmap_mhcrnn``, five frames per prediction) are rebuilt as
 :class:`pose.networks.lightning.HeatmapTrackerMHCRNN` and converted to two graphs (backbone;
-heads) by :mod:`pose.formats.lightning_context`. Single-frame models with an EfficientNet
+heads) by :mod:`pose.formats.lightning_context`. Models with an EfficientNet
 (``efficientnet_b0/b1/b2``) or DINO ViT (``vits_dino``, ``vitb_dino``) backbone are rebuilt as
-:class:`pose.networks.lightning_backbones.BackboneHeatmapTracker`. Other backbones get a
+:class:`pose.networks.lightning_backbones.BackboneHeatmapTracker` (single-frame) or by
+:func:`pose.networks.lightning_backbones.context_tracker` (context). Other backbones get a
 message.
 
 The checkpoint is a pickle that also holds Lightning's and OmegaConf's objects: it is read with
@@ -76,7 +77,7 @@ INPUT_NAME = "images"
 OUTPUT_NAME = "heatmaps"
 # The ResNet depths pose.networks.resnet builds (not imported here: it needs torch).
 RESNET_DEPTHS = (18, 34, 50, 101, 152)
-# The other backbones pose.networks.lightning_backbones rebuilds (single-frame models only).
+# The other backbones pose.networks.lightning_backbones rebuilds (single-frame and context).
 OTHER_BACKBONES = (
     "efficientnet_b0",
     "efficientnet_b1",
@@ -92,8 +93,8 @@ LIGHTNING_CHECKPOINT_ADVICE = (
 )
 SUPPORTED = (
     "supported: single-frame `heatmap` and context `heatmap_mhcrnn` models with a ResNet "
-    "backbone (resnet18, resnet34, resnet50 and its variants, resnet101, resnet152), and "
-    "single-frame `heatmap` models with efficientnet_b0/b1/b2, vits_dino or vitb_dino"
+    "backbone (resnet18, resnet34, resnet50 and its variants, resnet101, resnet152), "
+    "efficientnet_b0/b1/b2, vits_dino or vitb_dino"
 )
 MODEL_TYPES = ("heatmap", "heatmap_mhcrnn")
 CONTEXT_MODEL_TYPE = "heatmap_mhcrnn"
@@ -261,9 +262,7 @@ def check_supported(checkpoint: LightningCheckpoint) -> None:
     holding = f"a Lightning Pose {version} `{model_type}` model with backbone {backbone}"
     if model_type not in MODEL_TYPES:
         raise ModelError(f"{path}: {holding}, which this program cannot run yet; {SUPPORTED}")
-    if _resnet_depth(backbone) is None and not (
-        backbone in OTHER_BACKBONES and model_type != CONTEXT_MODEL_TYPE
-    ):
+    if _resnet_depth(backbone) is None and backbone not in OTHER_BACKBONES:
         raise ModelError(f"{path}: {holding}, which this program cannot run; {SUPPORTED}")
     height, width = checkpoint.input_size
     is_vit = backbone in OTHER_BACKBONES and backbone.startswith("vit")
@@ -304,19 +303,20 @@ def build_module(checkpoint: LightningCheckpoint) -> Any:
 
     check_supported(checkpoint)
     depth = _resnet_depth(checkpoint.backbone)
+    keypoints, downsample = len(checkpoint.keypoints), checkpoint.downsample_factor
     module: Any
     if depth is None:  # EfficientNet or ViT (check_supported let only those through)
-        from deeplabstream.pose.networks.lightning_backbones import BackboneHeatmapTracker
-
-        module = BackboneHeatmapTracker(
-            checkpoint.backbone,
-            len(checkpoint.keypoints),
-            checkpoint.downsample_factor,
-            checkpoint.input_size,
+        from deeplabstream.pose.networks.lightning_backbones import (
+            BackboneHeatmapTracker,
+            context_tracker,
         )
+
+        kind = context_tracker if checkpoint.is_context else BackboneHeatmapTracker
+        module = kind(checkpoint.backbone, keypoints, downsample, checkpoint.input_size)
+    elif checkpoint.is_context:
+        module = HeatmapTrackerMHCRNN.with_resnet(depth, keypoints, downsample)
     else:
-        kind = HeatmapTrackerMHCRNN if checkpoint.is_context else HeatmapTracker
-        module = kind(depth, len(checkpoint.keypoints), checkpoint.downsample_factor)
+        module = HeatmapTracker(depth, keypoints, downsample)
     tracker = "context (heatmap_mhcrnn)" if checkpoint.is_context else "heatmap"
     what = (
         f"a {checkpoint.backbone} {tracker} tracker with {len(checkpoint.keypoints)} keypoints and "
@@ -535,7 +535,9 @@ def load_context_checkpoint(checkpoint: Any, precision: Precision = "fp32") -> M
         sources=(checkpoint.checkpoint_file, checkpoint.config_file),
         input_name="images",
         output_names=(FEATURES,),
-        example_shape=(1, 3, height, width),
+        # An example batch of 2: the exporter fixes a batch of 1 in a ViT's graph (several
+        # frames and cameras go through the backbone at once).
+        example_shape=(2, 3, height, width),
         dynamic_size=False,
         compare=features_comparison,
         tolerances=FEATURE_TOLERANCES,
@@ -551,7 +553,7 @@ def load_context_checkpoint(checkpoint: Any, precision: Precision = "fp32") -> M
         sources=(checkpoint.config_file, checkpoint.checkpoint_file),
         input_name=FEATURES,
         output_names=HEADS_OUTPUTS,
-        example_shape=(1, CONTEXT_FRAMES * channels, h, w),
+        example_shape=(2, CONTEXT_FRAMES * channels, h, w),
         dynamic_size=False,
         compare=heads_comparison(checkpoint.downsample_factor),
         tolerances=HEADS_TOLERANCES,

@@ -1,8 +1,9 @@
 """Lightning Pose context models (``model_type: heatmap_mhcrnn``), run without Lightning Pose.
 
-A context model predicts frame t from frames t-2, t-1, t, t+1, t+2: a ResNet backbone turns
-each frame into features, a single-frame head (Lightning Pose's ``HeatmapHead``) gives heatmaps
-of frame t from its own features, and a multi-frame head (``UpsamplingCRNN``, a bidirectional
+A context model predicts frame t from frames t-2, t-1, t, t+1, t+2: a backbone (a ResNet,
+EfficientNet-B0/B1/B2 or DINO ViT, as for single-frame models) turns each frame into
+features, a single-frame head (Lightning Pose's ``HeatmapHead``) gives heatmaps of frame t
+from its own features, and a multi-frame head (``UpsamplingCRNN``, a bidirectional
 convolutional recurrence over the five frames) gives another set. Per keypoint, Lightning Pose
 keeps the multi-frame keypoint where its confidence is strictly greater than the single-frame
 one (``HeatmapTrackerMHCRNN.predict_step``). Both sets are decoded with Lightning Pose's own
@@ -12,8 +13,8 @@ The checkpoint is rebuilt (:class:`pose.networks.lightning.HeatmapTrackerMHCRNN`
 to **two** ONNX graphs, so that each frame's backbone runs once and its features are kept:
 
 - the *backbone graph* (``model_file`` of the description): ``images`` N x 3 x H x W ->
-  ``features`` N x C x H/32 x W/32, cached beside the checkpoint
-  (``<checkpoint>.<digest>.<precision>.v1.onnx``);
+  ``features`` N x C x H/s x W/s (s: the backbone's stride, 32; 16 for a ViT), cached beside
+  the checkpoint (``<checkpoint>.<digest>.<precision>.v1.onnx``);
 - the *heads graph*: ``features`` N x 5C x h x w (the five frames' features, t-2 first,
   stacked on the channel axis) -> ``heatmaps_sf``, ``heatmaps_mf`` (N x K x H/4 x W/4,
   soft-maxed), cached beside the model's ``config.yaml`` (``config.yaml.<digest>...``).

@@ -14,6 +14,8 @@ DeepLabCut builds a multi-animal bottom-up model from a backbone (``resnet_50`` 
   on the last stage's concatenation, ``locref_head`` on ``convt2``'s output.
 
 Without stages (``num_stages: 0``) the three ``DeconvModule`` heads take the features directly.
+A project with ``identity: true`` adds ``heads.identity``: DeepLabCut's ``HeatmapHead`` (one
+``DeconvModule``, one map per individual) on the same features (:class:`IdentityHead`).
 
 :class:`DlcPafKeypointModel` appends the first steps of DeepLabCut's
 ``PartAffinityFieldPredictor`` that are the same for every frame, so that the graph gives what
@@ -114,19 +116,54 @@ class DlcrnetHead(nn.Module):
         )
 
 
-class DlcPafNetwork(nn.Module):
-    """DeepLabCut's ``PoseModel`` with a ``DLCRNetHead``: ``backbone`` and ``heads.bodypart``."""
+class IdentityHead(nn.Module):
+    """DeepLabCut's identity ``HeatmapHead`` (``heads.identity``): one map per individual.
 
-    def __init__(self, backbone: nn.Module, head: PafHeadLayout) -> None:
+    A ``DeconvModule`` on the backbone's features, no location refinement; its
+    ``IdentityPredictor`` (resize, sigmoid) runs on the host
+    (:mod:`pose.decoding.dlc_identity`), at the animals' keypoints only.
+    """
+
+    def __init__(self, spec: DeconvLayout) -> None:
+        super().__init__()
+        self.heatmap_head = DeconvModule(spec)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Identity logits (N, individuals, h, w)."""
+        return self.heatmap_head(x)
+
+
+class DlcPafNetwork(nn.Module):
+    """DeepLabCut's ``PoseModel`` with a ``DLCRNetHead``: ``backbone`` and ``heads.bodypart``.
+
+    With ``identity`` (the export's ``heads.identity`` layout) also ``heads.identity``, whose
+    logits ``forward`` returns fourth.
+    """
+
+    def __init__(
+        self, backbone: nn.Module, head: PafHeadLayout, identity: DeconvLayout | None = None
+    ) -> None:
         super().__init__()
         self.backbone = backbone
         channels = int(getattr(backbone, "out_channels"))  # noqa: B009  (set by every backbone)
-        self.heads = nn.ModuleDict({"bodypart": DlcrnetHead(head, channels)})
+        heads: dict[str, nn.Module] = {"bodypart": DlcrnetHead(head, channels)}
+        if identity is not None:
+            heads["identity"] = IdentityHead(identity)
+        self.heads = nn.ModuleDict(heads)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Return the head's three maps."""
+    @property
+    def with_identity(self) -> bool:
+        """Whether the network has DeepLabCut's identity head."""
+        return "identity" in self.heads
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Return the head's three maps, and the identity logits with an identity head."""
+        features = self.backbone(x)
         head: DlcrnetHead = self.heads["bodypart"]
-        return head(self.backbone(x))
+        maps = head(features)
+        if self.with_identity:
+            return (*maps, self.heads["identity"](features))
+        return maps
 
 
 def gaussian_kernel(sigma: float, size: int) -> torch.Tensor:
@@ -141,7 +178,8 @@ class DlcPafKeypointModel(nn.Module):
 
     ``forward`` returns ``(peaks, locref, pafs)`` float32: ``peaks`` the smoothed sigmoid
     heatmaps at their local maxima and 0 elsewhere (N, K, h, w), ``locref`` the offsets in
-    input pixels (N, 2K, h, w), ``pafs`` the fields (N, 2E, h, w).
+    input pixels (N, 2K, h, w), ``pafs`` the fields (N, 2E, h, w); with an identity head a
+    fourth, ``identity``: its logits (N, individuals, h', w') at the identity head's stride.
     """
 
     def __init__(
@@ -163,9 +201,9 @@ class DlcPafKeypointModel(nn.Module):
         kernel = gaussian_kernel(sigma, 2 * self.nms_radius + 1)[None, None]
         self.register_buffer("kernel", kernel, persistent=False)  # not in DeepLabCut's weights
 
-    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Peaks, scaled location refinement, fields."""
-        heatmaps, locref, pafs = self.network(images)
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Peaks, scaled location refinement, fields (and identity logits, when present)."""
+        heatmaps, locref, pafs, *identity = self.network(images)
         heatmaps, locref, pafs = heatmaps.float(), locref.float(), pafs.float()
         if self.apply_sigmoid:
             heatmaps = torch.sigmoid(heatmaps)
@@ -177,4 +215,5 @@ class DlcPafKeypointModel(nn.Module):
             smoothed, kernel_size=self.nms_radius, stride=1, padding=self.nms_radius // 2
         )
         peaks = smoothed * torch.eq(smoothed, pooled).float()
-        return peaks, locref * self.locref_std, pafs
+        # DeepLabCut's IdentityPredictor resizes, then applies its sigmoid: both on the host
+        return (peaks, locref * self.locref_std, pafs, *(i.float() for i in identity))

@@ -43,6 +43,29 @@ class HeatmapTracker(nn.Module):
         return torch.softmax(maps.float().reshape(n, k, h * w), dim=2).reshape(n, k, h, w)
 
 
+def upsampling_layers(
+    channels: int, keypoints: int, stride: int, downsample_factor: int
+) -> nn.Sequential:
+    """``upsampling_layers`` of Lightning Pose's ``HeatmapHead`` for any backbone stride.
+
+    PixelShuffle(2), then ``log2(stride) - downsample_factor - 1`` transposed convolutions
+    (3x3, stride 2, padding 1, output padding 1; the first from ``channels / 4`` to the
+    keypoints, the others keypoints to keypoints), no activation between them.
+    """
+    count = int(np.log2(stride)) - downsample_factor - 1
+    if count < 1:
+        raise ModelError(
+            f"downsample_factor {downsample_factor} with a stride-{stride} backbone leaves no "
+            "upsampling layer (Lightning Pose cannot build that head either)"
+        )
+    layers: list[nn.Module] = [nn.PixelShuffle(2)]
+    in_channels = channels // 4
+    for _ in range(count):
+        layers.append(_upsampling_convolution(in_channels, keypoints))
+        in_channels = keypoints
+    return nn.Sequential(*layers)
+
+
 def upsampling_convolutions(downsample_factor: int) -> int:
     """Transposed convolutions after the PixelShuffle for a stride-32 backbone."""
     count = int(np.log2(BACKBONE_STRIDE)) - 1 - downsample_factor
@@ -55,13 +78,18 @@ def upsampling_convolutions(downsample_factor: int) -> int:
 
 CONTEXT_FRAMES = 5  # Lightning Pose's context: frames t-2, t-1, t, t+1, t+2
 CENTRE = CONTEXT_FRAMES // 2
+# Backbone stride -> the multi-frame head's ``upsampling_factor``: Lightning Pose adds ``W_pre``
+# (one more doubling before the recurrence) for stride-32 backbones only.
+CONTEXT_STRIDES = {32: 2, 16: 1}
 
 
 class UpsamplingCRNN(nn.Module):
     """Lightning Pose's ``UpsamplingCRNN`` (its multi-frame head) with its state-dict names.
 
     For a stride-32 backbone (``upsampling_factor`` 2): each frame's features go through
-    ``PixelShuffle(2)`` and ``W_pre``; a forward and a backward recurrence over the frames
+    ``PixelShuffle(2)`` and ``W_pre``; for a stride-16 one (``upsampling_factor`` 1, the ViTs)
+    through ``PixelShuffle(2)`` only, ``W_f`` / ``W_b`` then taking ``in_channels / 4``
+    channels. A forward and a backward recurrence over the frames
     (``x = W(frame) + H(x)``) give two maps per keypoint, averaged, then soft-maxed. The
     modules are also registered in ``layers`` (a ``ModuleList``), as Lightning Pose does, so the
     checkpoint names each weight twice.
@@ -124,21 +152,49 @@ class HeatmapTrackerMHCRNN(nn.Module):
     multi-frame ones (``head.head_mf``), both (N, K, H/2^d, W/2^d) and soft-maxed. For
     running live, :meth:`features` (one frame's backbone output) and :class:`ContextHeads` (the
     two heads on five frames' features) split it where each frame's work can be kept.
+
+    ``backbone`` is any module giving (N, ``channels``, H/stride, W/stride) features: a ResNet
+    (:meth:`with_resnet`), or an EfficientNet or DINO ViT
+    (:func:`pose.networks.lightning_backbones.context_tracker`). Lightning Pose gives a
+    stride-16 backbone (its ViTs) a multi-frame head without ``W_pre`` (``upsampling_factor``
+    1): PixelShuffle(2) alone already brings the features to H/8.
     """
 
-    def __init__(self, depth: int, keypoints: int, downsample_factor: int) -> None:
+    def __init__(
+        self,
+        backbone: nn.Module,
+        channels: int,
+        stride: int,
+        keypoints: int,
+        downsample_factor: int,
+    ) -> None:
         super().__init__()
         if downsample_factor != 2:
             raise ModelError(
                 f"a context model with downsample_factor {downsample_factor}: Lightning Pose "
                 "builds them with 2 only"
             )
-        single = HeatmapTracker(depth, keypoints, downsample_factor)
-        self.backbone = single.backbone
+        if stride not in CONTEXT_STRIDES:
+            raise ModelError(f"a context model with a stride-{stride} backbone (16 or 32 only)")
+        self.backbone = backbone
         self.head = nn.Module()
-        self.head.head_sf = single.head
-        in_channels = ResNet(depth, "batch", BACKBONE_STRIDE).out_channels
-        self.head.head_mf = UpsamplingCRNN(in_channels, keypoints)
+        self.head.head_sf = nn.Module()
+        self.head.head_sf.upsampling_layers = upsampling_layers(
+            channels, keypoints, stride, downsample_factor
+        )
+        self.head.head_mf = UpsamplingCRNN(
+            channels, keypoints, upsampling_factor=CONTEXT_STRIDES[stride]
+        )
+
+    @classmethod
+    def with_resnet(
+        cls, depth: int, keypoints: int, downsample_factor: int
+    ) -> HeatmapTrackerMHCRNN:
+        """Build a context tracker on a torchvision-named ResNet trunk (stride 32)."""
+        trunk = ResNet(depth, "batch", BACKBONE_STRIDE)
+        return cls(
+            trunk.as_sequential(), trunk.out_channels, BACKBONE_STRIDE, keypoints, downsample_factor
+        )
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """(N, C, h, w) backbone features of (N, 3, H, W) images."""

@@ -7,12 +7,11 @@ keypoints), then a spatial softmax over each map. Only the backbone's output cha
 stride differ: torchvision's EfficientNet-B0/B1/B2 (1280/1280/1408 channels, stride 32;
 :mod:`pose.networks.efficientnet`) and the DINO ViTs (384/768 channels, stride 16, the input
 square; :mod:`pose.networks.vit`). So a ViT with ``downsample_factor`` 2 has one transposed
-convolution, an EfficientNet two.
+convolution, an EfficientNet two. A context model (``heatmap_mhcrnn``) takes the same
+backbones per frame (:func:`context_tracker`).
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 from torch import nn
@@ -20,7 +19,11 @@ from torch import nn
 from deeplabstream.pose.model import ModelError
 from deeplabstream.pose.networks.efficientnet import OUTPUT_STRIDE as EFFICIENTNET_STRIDE
 from deeplabstream.pose.networks.efficientnet import SCALES, EfficientNet
-from deeplabstream.pose.networks.lightning import spatial_softmax
+from deeplabstream.pose.networks.lightning import (
+    HeatmapTrackerMHCRNN,
+    spatial_softmax,
+    upsampling_layers,
+)
 from deeplabstream.pose.networks.vit import DINO_VITS, DinoBackbone
 from deeplabstream.pose.networks.vit import OUTPUT_STRIDE as VIT_STRIDE
 
@@ -42,26 +45,6 @@ def build_backbone(name: str, input_size: tuple[int, int]) -> tuple[nn.Module, i
     raise ModelError(f"backbone {name!r} is not rebuilt here ({', '.join(EFFICIENTNETS + VITS)})")
 
 
-def upsampling_layers(
-    channels: int, keypoints: int, stride: int, downsample_factor: int
-) -> nn.Sequential:
-    """``head.upsampling_layers``: PixelShuffle(2), then the transposed convolutions."""
-    count = int(math.log2(stride)) - downsample_factor - 1
-    if count < 1:
-        raise ModelError(
-            f"downsample_factor {downsample_factor} with a stride-{stride} backbone leaves no "
-            "upsampling layer (Lightning Pose cannot build that head either)"
-        )
-    layers: list[nn.Module] = [nn.PixelShuffle(2)]
-    in_channels = channels // 4
-    for _ in range(count):
-        layers.append(
-            nn.ConvTranspose2d(in_channels, keypoints, 3, stride=2, padding=1, output_padding=1)
-        )
-        in_channels = keypoints
-    return nn.Sequential(*layers)
-
-
 class BackboneHeatmapTracker(nn.Module):
     """Lightning Pose's ``HeatmapTracker`` with a non-ResNet backbone, at inference."""
 
@@ -78,3 +61,11 @@ class BackboneHeatmapTracker(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Return (N, K, h, w) heatmaps, each summing to 1."""
         return spatial_softmax(self.head.upsampling_layers(self.backbone(images)))
+
+
+def context_tracker(
+    backbone: str, keypoints: int, downsample_factor: int, input_size: tuple[int, int]
+) -> HeatmapTrackerMHCRNN:
+    """Lightning Pose's context tracker (``heatmap_mhcrnn``) on an EfficientNet or DINO ViT."""
+    module, channels, stride = build_backbone(backbone, input_size)
+    return HeatmapTrackerMHCRNN(module, channels, stride, keypoints, downsample_factor)

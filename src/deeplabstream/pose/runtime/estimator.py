@@ -18,7 +18,11 @@ model's :class:`~pose.model.ModelDescription` to pick the decoder:
 - ``decoder="paf-bottomup"``: :func:`pose.decoding.bottomup.decode_paf_bottomup`, this project's
   own multi-animal models (heatmaps with a peak per animal, and part-affinity fields);
 - ``decoder="dlc-assembly"``: :func:`pose.decoding.dlc_assembly.decode_dlc_assembly`, DeepLabCut
-  3.0's peaks, PAF costs and assembly of individuals (N, A, K, 3).
+  3.0's peaks, PAF costs and assembly of individuals (N, A, K, 3); with an identity head
+  (``identity_classes``) :func:`~pose.decoding.dlc_assembly.decode_dlc_identity`, row i =
+  individual i, its identity confidence as for ``sleap-classes``;
+- ``decoder="dlc-dekr"``: :func:`pose.decoding.dlc_dekr.decode_dlc_dekr`, DeepLabCut 3.0's DEKR
+  centres, poses regressed from them and pose NMS (N, A, K, 3).
 
 Every decoder gives input pixels; the frame's :class:`~pose.runtime.transforms.FrameTransform` maps
 them to frame pixels.
@@ -32,7 +36,8 @@ from collections.abc import Hashable, Sequence
 import numpy as np
 
 from deeplabstream.pose.decoding.bottomup import decode_paf_bottomup
-from deeplabstream.pose.decoding.dlc_assembly import decode_dlc_assembly
+from deeplabstream.pose.decoding.dlc_assembly import decode_dlc_assembly, decode_dlc_identity
+from deeplabstream.pose.decoding.dlc_dekr import decode_dlc_dekr
 from deeplabstream.pose.decoding.lightning import decode_lightning_pose
 from deeplabstream.pose.decoding.peaks import decode_argmax
 from deeplabstream.pose.decoding.sleap import decode_bottomup
@@ -271,6 +276,8 @@ class PoseEstimator:
         """
         if self.description.decoder == "sleap-classes":
             return decode_classes(outputs, self.description)
+        if self.description.decoder == "dlc-assembly" and self.description.identity_classes:
+            return decode_dlc_identity(outputs, self.description)  # DeepLabCut's identity head
         if self.description.decoder == "sleap-topdown":  # with or without identity classes
             if self.second_stage is None:  # sleap-nn's one graph
                 return decode_topdown(outputs, self.description)
@@ -291,6 +298,8 @@ class PoseEstimator:
             return decode_paf_bottomup(outputs, d)
         if d.decoder == "dlc-assembly":  # DeepLabCut 3.0 multi-animal PAF models
             return decode_dlc_assembly(outputs, d)
+        if d.decoder == "dlc-dekr":  # DeepLabCut 3.0 multi-animal DEKR models
+            return decode_dlc_dekr(outputs, d)
         if d.decoder == "lightning-pose":
             return decode_lightning_pose(first, d.downsample_factor)
         if d.output_kind == "coordinates":

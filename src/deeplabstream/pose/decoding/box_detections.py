@@ -1,0 +1,71 @@
+"""A Faster R-CNN's several animal boxes per frame, as torchvision and DeepLabCut keep them.
+
+A multi-animal DeepLabCut 3.0 top-down model runs its detector's whole post-processing (read
+from torchvision 0.29.1's ``RoIHeads.postprocess_detections`` and DeepLabCut 3.0.2's
+``build_detector_postprocessor``), where a single-animal one only needs the best box
+(:func:`pose.decoding.region_proposals.best_detection`):
+
+1. the animal column's box deltas decoded on the proposals (weights 10, 10, 5, 5), clipped to
+   the resized image; its softmax score;
+2. scores above ``box_score_thresh`` kept, then boxes under 1e-2 px removed;
+3. ``batched_nms`` over the one animal class (IoU above ``box_nms_thresh``, 0.5 by default,
+   suppressed), so the boxes come highest score first; the first ``box_detections_per_img``
+   (100) kept;
+4. DeepLabCut's ``TrimOutputs``: the first ``max_individuals`` of them.
+
+The order is DeepLabCut's order of animals: its pose stage and its output rows follow it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from deeplabstream.pose.decoding import region_proposals as rp
+
+#: torchvision's ``FasterRCNN`` defaults (DeepLabCut passes neither unless ``model_kwargs`` do).
+BOX_NMS_THRESHOLD = 0.5
+DETECTIONS_PER_IMAGE = 100
+#: The class of the animal boxes (0 is the background), the group of ``batched_nms``.
+ANIMAL_CLASS = 1
+
+
+@dataclass(frozen=True)
+class DetectionLimits:
+    """How many boxes a frame keeps, and torchvision's overlap rule between them."""
+
+    max_individuals: int
+    nms_threshold: float = BOX_NMS_THRESHOLD
+    per_image: int = DETECTIONS_PER_IMAGE
+
+
+def animal_detections(
+    class_logits: np.ndarray,
+    box_deltas: np.ndarray,
+    proposals: np.ndarray,
+    image_size: tuple[int, int],
+    settings: rp.FasterRcnnSettings,
+    limits: DetectionLimits,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return the kept boxes (M, 4) x1, y1, x2, y2 in resized pixels and scores (M,), best first.
+
+    ``class_logits`` (R, 2) and ``box_deltas`` (R, 8) are the box head's outputs on the (R, 4)
+    ``proposals``; ``image_size`` is the resized image's (height, width).
+    """
+    empty = (np.empty((0, 4), np.float32), np.empty(0, np.float32))
+    if len(proposals) == 0:
+        return empty
+    animal = rp.clip(rp.decode(box_deltas[:, 4:8], proposals, rp.BOX_WEIGHTS), image_size)
+    scores = rp.softmax(class_logits)[:, ANIMAL_CLASS]
+    # torchvision removes the low scores first, then the small boxes (the order is kept).
+    above = np.flatnonzero(scores > np.float32(settings.box_score_threshold))
+    animal, scores = animal[above], scores[above]
+    large = np.flatnonzero(rp.not_small(animal, settings.box_min_size))
+    animal, scores = animal[large], scores[large]
+    if len(animal) == 0:
+        return empty
+    groups = np.full(len(animal), ANIMAL_CLASS, np.int64)
+    keep = rp.batched_nms(animal, scores, groups, limits.nms_threshold)
+    keep = keep[: min(limits.per_image, limits.max_individuals)]
+    return animal[keep], scores[keep]

@@ -1,0 +1,229 @@
+"""Several animals from DeepLabCut 3.0's DEKR models, as DeepLabCut's ``DEKRPredictor`` finds them.
+
+A DeepLabCut 3.0 DEKR model (HRNet + ``DEKRHead``) gives, through the graph this project builds
+from it (:mod:`pose.networks.dlc_dekr`):
+
+``heatmaps`` (N, K + 1, h, w)
+    the keypoint heatmaps and, last, the animals' centre map (after the predictor's sigmoid
+    when it applies one: DeepLabCut's DEKR configs do not);
+``peaks`` (N, K + 1, h, w)
+    the same where a cell equals its 5x5 neighbourhood's maximum, 0 elsewhere;
+``offsets`` (N, 2K, h, w)
+    each keypoint's offset from the cell, in cells: channels 2k, 2k + 1 x and y of keypoint k.
+
+The facts rebuilt here, read from DeepLabCut 3.0.2's ``DEKRPredictor.forward``; every step in
+float32, as DeepLabCut's tensors:
+
+1. **Centres**: the ``individuals`` highest cells of the centre map's peaks (``torch.topk``:
+   highest first), each cell's value the animal's centre score.
+2. **Pose**: keypoint k of the animal at cell (row, col) is at ``(col - dx_k, row - dy_k)``
+   cells, the offsets read at that cell.
+3. With ``use_heatmap``: the ``individuals`` highest peaks of each keypoint's map; a keypoint
+   takes the cell (integer col, row) of the nearest of them when it is nearer than
+   ``max_absorb_distance`` cells.
+4. **Score** (``keypoint_score_type``): ``center`` the centre score; ``heatmap`` the keypoint
+   map's value at the pose's cell (floor, clamped into the map); ``combined`` their product.
+   DeepLabCut's predictor zeroes the keypoint maps' non-peaks in place in step 3, so with
+   ``use_heatmap`` the value is read from ``peaks``, without it from ``heatmaps``.
+5. **Input pixels**: ``x * stride + stride / 2`` (the same for y); scores clipped to [0, 1]
+   with ``clip_scores``.
+6. **Pose NMS** (``apply_pose_nms``): animal j is dropped when an animal i before it (i < j)
+   has at least one keypoint within ``nms_threshold * sqrt(w_j^2 + h_j^2)`` pixels of j's same
+   keypoint (w_j, h_j: the extent of j's keypoints; the squared diagonal at least 1). DeepLabCut
+   then writes -1 in x, y and score of a dropped animal and orders its rows by
+   ``kept + (index + 1) / (individuals + 1)``, highest first: the kept animals in **reverse**
+   order of their centre scores, then the dropped ones.
+
+This project writes NaN where DeepLabCut writes -1 (a dropped animal's row), and keeps
+DeepLabCut's order of rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from deeplabstream.pose.decoding.graph_outputs import named_outputs
+from deeplabstream.pose.model import ModelDescription, ModelError
+
+#: The outputs of the graph, in order.
+OUTPUT_NAMES = ("heatmaps", "peaks", "offsets")
+SCORE_TYPES = ("heatmap", "center", "combined")
+
+
+@dataclass(frozen=True)
+class DekrSettings:
+    """DeepLabCut's ``DEKRPredictor`` settings of one model (the per-cell ones are in the graph).
+
+    Attributes
+    ----------
+    individuals
+        The predictor's ``num_animals``: how many centres it takes per frame.
+    stride
+        Input pixels per heatmap cell.
+    """
+
+    individuals: int
+    stride: float
+    use_heatmap: bool = True
+    keypoint_score_type: str = "combined"
+    clip_scores: bool = False
+    max_absorb_distance: float = 75.0
+    nms_threshold: float = 0.05
+    apply_pose_nms: bool = True
+
+    def __post_init__(self) -> None:
+        """Refuse settings DeepLabCut's predictor would refuse."""
+        if self.individuals < 1:
+            raise ModelError(f"DEKR num_animals must be >= 1, not {self.individuals}")
+        if self.keypoint_score_type not in SCORE_TYPES:
+            raise ModelError(
+                f"DEKR keypoint_score_type {self.keypoint_score_type!r}: one of {SCORE_TYPES}"
+            )
+
+
+def top_cells(values: np.ndarray, count: int) -> np.ndarray:
+    """Return the indices of the ``count`` highest values, highest first; ties by lower index first.
+
+    ``torch.topk`` does not document its order of ties; they only arise between cells of
+    exactly equal value (in practice the zeros of a map with fewer peaks than ``count``).
+    """
+    return np.argsort(-values, kind="stable")[:count]
+
+
+def regressed_poses(offsets: np.ndarray, centre_cells: np.ndarray, width: int) -> np.ndarray:
+    """Return (A, K, 2) float32 positions in cells: each centre cell minus its offsets."""
+    keypoints = offsets.shape[0] // 2
+    rows, cols = np.divmod(centre_cells, width)
+    flat = offsets.reshape(keypoints, 2, -1)[:, :, centre_cells]  # (K, 2, A)
+    x = cols.astype(np.float32)[None, :] - flat[:, 0]
+    y = rows.astype(np.float32)[None, :] - flat[:, 1]
+    return np.stack((x, y), axis=-1).transpose(1, 0, 2).astype(np.float32)
+
+
+def absorb_into_peaks(
+    poses: np.ndarray, keypoint_peaks: np.ndarray, settings: DekrSettings
+) -> np.ndarray:
+    """Step 3: move each keypoint to the nearest of its map's top peaks when near enough."""
+    keypoints, height, width = keypoint_peaks.shape
+    flat = keypoint_peaks.reshape(keypoints, height * width)
+    cells = np.stack([top_cells(row, settings.individuals) for row in flat])  # (K, A)
+    rows, cols = np.divmod(cells, width)
+    heat = np.stack((cols, rows), axis=-1).astype(np.float32)  # (K, A, 2)
+    difference = poses[:, :, None, :] - heat[None, :, :, :]  # (A, K, A, 2)
+    distance = np.sqrt((difference**2).sum(axis=-1, dtype=np.float32))
+    nearest = distance.argmin(axis=-1)  # the first minimum, as torch.argmin
+    nearest_distance = np.take_along_axis(distance, nearest[..., None], axis=-1)[..., 0]
+    taken = heat[np.arange(keypoints)[None, :], nearest]  # (A, K, 2)
+    absorbed = nearest_distance < settings.max_absorb_distance
+    return np.where(absorbed[..., None], taken, poses).astype(np.float32)
+
+
+def heat_values(poses: np.ndarray, keypoint_maps: np.ndarray) -> np.ndarray:
+    """Return (A, K): each keypoint map's value at its pose's cell (floor, clamped into it)."""
+    keypoints, height, width = keypoint_maps.shape
+    x = np.clip(np.floor(poses[..., 0]), 0, width - 1).astype(np.int64)
+    y = np.clip(np.floor(poses[..., 1]), 0, height - 1).astype(np.int64)
+    return keypoint_maps[np.arange(keypoints)[None, :], y, x]
+
+
+def suppressed_poses(poses: np.ndarray, threshold: float) -> np.ndarray:
+    """Step 6: (A,) True for an animal that shares a keypoint with an animal before it."""
+    xy = poses[..., :2]
+    extent = xy.max(axis=1) - xy.min(axis=1)  # (A, 2)
+    area = np.maximum((extent**2).sum(axis=-1, dtype=np.float32), np.float32(1.0))
+    limit = np.float32(threshold) * np.sqrt(area)  # (A,): of the later animal j
+    distance = np.sqrt(((xy[:, None] - xy[None, :]) ** 2).sum(axis=-1, dtype=np.float32))
+    close = (distance < limit[None, :, None]).sum(axis=-1) > threshold  # (A, A): [i, j]
+    return np.triu(close, k=1).any(axis=0)
+
+
+def nms_order(kept: np.ndarray) -> np.ndarray:
+    """DeepLabCut's order of rows after pose NMS: kept first, each group in reverse order."""
+    count = len(kept)
+    keys = kept.astype(np.float32) + (np.arange(count, dtype=np.float32) + 1) / (count + 1)
+    return np.argsort(-keys, kind="stable")
+
+
+def decode_frame(
+    heatmaps: np.ndarray,
+    peaks: np.ndarray,
+    offsets: np.ndarray,
+    settings: DekrSettings,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One frame's animals (A, K, 3) in input pixels and their centre scores (A,).
+
+    A = ``settings.individuals``, rows in DeepLabCut's order; an animal DeepLabCut drops (its
+    -1 row) is NaN, its centre score -inf.
+    """
+    heatmaps = np.asarray(heatmaps, np.float32)
+    peaks = np.asarray(peaks, np.float32)
+    offsets = np.asarray(offsets, np.float32)
+    width = heatmaps.shape[2]
+    centre_peaks = peaks[-1].reshape(-1)
+    centres = top_cells(centre_peaks, settings.individuals)
+    centre_scores = centre_peaks[centres]
+    poses = regressed_poses(offsets, centres, width)
+    if settings.use_heatmap:
+        poses = absorb_into_peaks(poses, peaks[:-1], settings)
+    scored_maps = peaks[:-1] if settings.use_heatmap else heatmaps[:-1]
+    kind = settings.keypoint_score_type
+    centre = np.broadcast_to(centre_scores[:, None], poses.shape[:2])
+    if kind == "center":
+        scores = centre.astype(np.float32)
+    elif kind == "heatmap":
+        scores = heat_values(poses, scored_maps)
+    else:
+        scores = centre * heat_values(poses, scored_maps)
+    stride = float(settings.stride)
+    xy = poses * stride + 0.5 * stride
+    if settings.clip_scores:
+        scores = np.clip(scores, 0.0, 1.0)
+    animals = np.concatenate((xy, scores[..., None]), axis=-1).astype(np.float32)
+    ranks = centre_scores.astype(np.float64)
+    if settings.apply_pose_nms and len(animals):
+        kept = ~suppressed_poses(animals, settings.nms_threshold)
+        order = nms_order(kept)
+        animals = np.where(kept[:, None, None], animals, np.nan)[order]
+        ranks = np.where(kept, ranks, -np.inf)[order]
+    return animals.astype(np.float64), ranks
+
+
+def settings_of(description: ModelDescription) -> DekrSettings:
+    """Return the DEKR settings a description carries."""
+    settings = getattr(description, "decoding", None)
+    if not isinstance(settings, DekrSettings):
+        raise ModelError(
+            f"{description.model_file}: no DeepLabCut DEKR settings in the description; "
+            "load the model with deeplabstream.pose.loading.load_model"
+        )
+    return settings
+
+
+def keep_best(animals: np.ndarray, ranks: np.ndarray, count: int) -> np.ndarray:
+    """Keep the ``count`` animals with the highest centre scores, in order; NaN rows added."""
+    result = np.full((count, *animals.shape[1:]), np.nan)
+    best = np.sort(np.argsort(-ranks, kind="stable")[:count])
+    result[: len(best)] = animals[best]
+    return result
+
+
+def decode_dlc_dekr(outputs: list[np.ndarray], description: ModelDescription) -> np.ndarray:
+    """Return each frame's animals (N, A, K, 3), A = ``description.max_animals``, input pixels.
+
+    DeepLabCut's ``num_animals`` candidates per frame, in its order; ``max_animals``
+    (``[Pose] MAX_ANIMALS``) below that keeps those with the highest centre scores (in
+    DeepLabCut's order), above it adds empty rows.
+    """
+    settings = settings_of(description)
+    named = named_outputs(outputs, description, OUTPUT_NAMES, "a DeepLabCut DEKR model's graph")
+    animals = int(description.max_animals)
+    frames = len(named["heatmaps"])
+    result = np.full((frames, animals, len(description.keypoints), 3), np.nan)
+    for i in range(frames):
+        found, ranks = decode_frame(
+            named["heatmaps"][i], named["peaks"][i], named["offsets"][i], settings
+        )
+        result[i] = keep_best(found, ranks, animals)
+    return result

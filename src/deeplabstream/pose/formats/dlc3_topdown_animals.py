@@ -1,0 +1,307 @@
+"""DeepLabCut 3.0 top-down exports with several individuals: one box and one crop per animal.
+
+DeepLabCut 3.0.2 runs a multi-animal top-down model (``method: td``, ``metadata.individuals``
+of two or more) as the single-animal one (:mod:`pose.formats.dlc3_topdown`), with more boxes
+(read from ``apis/utils.py`` ``get_inference_runners``, ``data/postprocessor.py``
+``build_detector_postprocessor`` / ``build_top_down_postprocessor``, ``apis/videos.py``):
+
+1. **detector**: torchvision's post-processing keeps the boxes above ``box_score_thresh``
+   after non-maximum suppression, highest score first; DeepLabCut keeps the first
+   ``max_individuals`` (the model's individuals; here ``[Pose] MAX_ANIMALS``)
+   (:mod:`pose.decoding.box_detections`);
+2. **crop** of each box, as for one animal (``top_down_crop``);
+3. **pose** on every crop (here one batched run of the pose graph for all the crops of the
+   frames), each animal's keypoints mapped back with its own crop's scale and offset;
+4. rows in the detector's order, padded to ``max_individuals`` (DeepLabCut pads with -1;
+   this project with NaN). ``analyze_videos`` stores these rows before any tracking
+   (``_full.pickle``: ``coordinates``, ``confidence``, ``bboxes``, ``bbox_scores``); its
+   tracking comes after and is not part of prediction. Here the identities are kept by the
+   project's tracker, as for the other multi-animal models.
+
+Only a FasterRCNN detector keeps several boxes here: the SSDLite graph keeps its best box
+only (a multi-animal SSDLite export is refused at load). ``[Pose] CROP_FROM =
+previous_frame`` is not implemented for several animals and is refused.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Hashable, Sequence
+from typing import Any
+
+import numpy as np
+
+from deeplabstream.pose.decoding import region_proposals as rp
+from deeplabstream.pose.decoding.box_detections import DetectionLimits, animal_detections
+from deeplabstream.pose.decoding.two_stage import CropFrom
+from deeplabstream.pose.formats.dlc3_fasterrcnn import (
+    NO_DETECTION,
+    FasterRcnnRunner,
+    box_head_description,
+)
+from deeplabstream.pose.formats.dlc3_topdown import (
+    STAGES,
+    DlcTopDownEstimator,
+    Runner,
+    open_topdown_estimator,
+    pixels,
+    pose_stage_description,
+    top_down_crop,
+    topdown_decoding_of,
+)
+from deeplabstream.pose.model import ModelDescription, ModelError
+
+
+class FasterRcnnAnimalsRunner(FasterRcnnRunner):
+    """Frames -> up to ``limits.max_individuals`` boxes per frame, DeepLabCut's order.
+
+    Returns ``boxes`` (N, A, 4) x1, y1, x2, y2 in frame pixels (NaN: no box) and ``scores``
+    (N, A) (``NO_DETECTION``: no box), A = ``limits.max_individuals``.
+    """
+
+    def __init__(
+        self,
+        run_proposals: Runner,
+        run_box_head: Runner,
+        settings: rp.FasterRcnnSettings,
+        limits: DetectionLimits,
+        threads: int = 1,
+    ) -> None:
+        super().__init__(run_proposals, run_box_head, settings, threads)
+        self.limits = limits
+
+    def __call__(self, frames: np.ndarray) -> list[np.ndarray]:
+        """``boxes`` (N, A, 4) in frame pixels and ``scores`` (N, A), best first per frame."""
+        count, _, height, width = frames.shape
+        animals = self.limits.max_individuals
+        boxes = np.full((count, animals, 4), np.nan, np.float32)
+        scores = np.full((count, animals), NO_DETECTION, np.float32)
+        plan = rp.resize_plan(height, width, self.settings)
+        for row in range(count):
+            found = self.detect(frames[row], plan)
+            if found is None:  # no proposal at all
+                continue
+            kept, kept_scores = found
+            boxes[row, : len(kept)] = rp.to_frame(kept, plan, (height, width))
+            scores[row, : len(kept)] = kept_scores
+        return [boxes, scores]
+
+    def boxes_of(
+        self,
+        class_logits: np.ndarray,
+        box_deltas: np.ndarray,
+        proposals: np.ndarray,
+        plan: rp.ResizePlan,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Every kept box (M, 4) in resized pixels and its score, best first."""
+        return animal_detections(
+            class_logits, box_deltas, proposals, plan.resized, self.settings, self.limits
+        )
+
+
+class DlcTopDownAnimalsEstimator(DlcTopDownEstimator):
+    """Frames in, (N, A, K, 3) keypoints out: one row per box, in DeepLabCut's order.
+
+    ``run_detector`` returns (N, A, 4) boxes and (N, A) scores (:class:`FasterRcnnAnimalsRunner`);
+    A is the description's ``max_animals``. ``last_boxes`` (N, A, 4) x, y, w, h and
+    ``last_box_scores`` (N, A), NaN where a frame has fewer boxes.
+    """
+
+    def __init__(
+        self,
+        description: ModelDescription,
+        run_detector: Runner,
+        run_pose: Runner,
+        frame_shape: tuple[int, ...] | None = None,
+        crop_from: CropFrom = "same_frame",
+    ) -> None:
+        if crop_from != "same_frame":
+            raise ModelError(
+                f"{description.source_file or description.model_file}: [Pose] CROP_FROM = "
+                f"{crop_from} is not implemented for a DeepLabCut top-down model with several "
+                "animals; set CROP_FROM = same_frame"
+            )
+        super().__init__(description, run_detector, run_pose, frame_shape, crop_from)
+
+    @property
+    def animals(self) -> int:
+        """The rows of each frame: the description's ``max_animals``."""
+        return int(self.description.max_animals)
+
+    def estimate_animals(
+        self,
+        frames: Sequence[np.ndarray],
+        flips: Sequence[bool] | None = None,
+        keys: Sequence[Hashable] | None = None,
+        *,
+        rgb: bool = False,
+    ) -> np.ndarray:
+        """(N, A, K, 3) float64: x, y in frame pixels and the score; NaN rows: no box."""
+        del keys  # each frame's own boxes (same_frame only)
+        t0 = time.perf_counter()
+        bgr = not rgb
+        images = [frame[:, ::-1] if flips and flips[i] else frame for i, frame in enumerate(frames)]
+        animals, count = self.animals, len(images)
+        keypoints = np.full((count, animals, len(self.description.keypoints), 3), np.nan)
+        self.last_boxes = np.full((count, animals, 4), np.nan)
+        self.last_box_scores = np.full((count, animals), np.nan)
+        stages = dict.fromkeys(STAGES, 0.0)
+        self.last_stage_timings = stages
+        if not images:
+            return keypoints
+        boxes, scores, preprocess_s = self._detect(images, bgr, stages)
+        self._crops_and_poses(images, boxes, scores, flips, bgr, keypoints, stages)
+        model_s = stages["detector"] + stages["crop"] + stages["pose"]
+        total = time.perf_counter() - t0
+        self.last_timings = {
+            "preprocess": preprocess_s + max(0.0, total - preprocess_s - model_s),
+            "inference": model_s,
+            "decode": 0.0,
+        }
+        return keypoints
+
+    def _crops_and_poses(
+        self,
+        images: list[np.ndarray],
+        boxes: np.ndarray,
+        scores: np.ndarray,
+        flips: Sequence[bool] | None,
+        bgr: bool,
+        keypoints: np.ndarray,
+        stages: dict[str, float],
+    ) -> None:
+        """Cut every box's crop, run the pose graph once on all of them, fill ``keypoints``."""
+        t0 = time.perf_counter()
+        crop = self.decoding.crop
+        threshold = self.decoding.score_threshold
+        found = [
+            (i, a)
+            for i in range(len(images))
+            for a in range(min(self.animals, scores.shape[1]))
+            if float(scores[i, a]) > threshold
+        ]
+        if self._crops.shape[0] < len(found):
+            self._crops = np.empty((len(found), 3, crop.height, crop.width), np.float32)
+        crop_in = self._crops[: len(found)]
+        offsets, scales = [], []
+        for row, (i, a) in enumerate(found):
+            # DeepLabCut's BboxToCoco, on its float32 array.
+            corners = np.asarray(boxes[i, a], np.float32)
+            box = (corners[0], corners[1], corners[2] - corners[0], corners[3] - corners[1])
+            self.last_boxes[i, a], self.last_box_scores[i, a] = box, float(scores[i, a])
+            resized, offset, scale = top_down_crop(images[i], box, crop, self._resized)
+            pixels(resized, crop_in[row], bgr=bgr)
+            offsets.append(offset)
+            scales.append(scale)
+        t1 = time.perf_counter()
+        stages["crop"] += t1 - t0  # all the crops of the frames
+        if not found:
+            return
+        points = np.asarray(self.run_pose(crop_in)[0], np.float32).copy()
+        for row, (i, a) in enumerate(found):
+            # RescaleAndOffset (KEYPOINT_TD): each crop's own scale and offset.
+            xy = points[row, :, :2] * np.asarray(scales[row]) + np.asarray(offsets[row])
+            keypoints[i, a, :, :2] = xy
+            keypoints[i, a, :, 2] = points[row, :, 2]
+            if flips and flips[i]:
+                keypoints[i, a, :, 0] = images[i].shape[1] - 1 - keypoints[i, a, :, 0]
+        stages["pose"] += time.perf_counter() - t1
+
+
+def open_dlc_topdown_estimator(
+    description: ModelDescription,
+    open_backend: Callable[..., Any] | None = None,
+    backend: Any = None,
+    *,
+    device: str = "cpu",
+    threads: int | None = None,
+    frame_shape: tuple[int, ...] | None = None,
+    crop_from: CropFrom = "same_frame",
+) -> DlcTopDownEstimator:
+    """Open any DeepLabCut top-down model: several animals here, one by ``open_topdown_estimator``.
+
+    The arguments are :func:`pose.formats.dlc3_topdown.open_topdown_estimator`'s.
+    """
+    decoding = topdown_decoding_of(description)
+    if decoding is None or decoding.detection_limits is None:  # one animal: its best box
+        return open_topdown_estimator(
+            description,
+            open_backend,
+            backend,
+            device=device,
+            threads=threads,
+            frame_shape=frame_shape,
+            crop_from=crop_from,
+        )
+    return open_animals_estimator(
+        description,
+        open_backend,
+        backend,
+        device=device,
+        threads=threads or 1,
+        frame_shape=frame_shape,
+        crop_from=crop_from,
+    )
+
+
+def open_animals_estimator(
+    description: ModelDescription,
+    open_backend: Callable[..., Any] | None,
+    backend: Any,
+    *,
+    device: str,
+    threads: int,
+    frame_shape: tuple[int, ...] | None,
+    crop_from: CropFrom,
+) -> DlcTopDownAnimalsEstimator:
+    """Open a multi-animal top-down estimator (for ``dlc3_topdown.open_topdown_estimator``).
+
+    ``open_backend`` None runs the rebuilt PyTorch modules; else ONNX Runtime backends (the
+    detector's ``backend`` given, or opened here).
+    """
+    from deeplabstream.pose.formats import dlc3_fasterrcnn, dlc3_topdown
+    from deeplabstream.pose.formats.conversion import run_module
+
+    decoding = topdown_decoding_of(description)
+    if decoding is None or decoding.box_head_graph is None:
+        raise ModelError(
+            f"{description.source_file or description.model_file}: several animals run with a "
+            "FasterRCNN detector only"
+        )
+    # [Pose] MAX_ANIMALS (the description's max_animals) plays DeepLabCut's max_individuals.
+    limits = dataclasses.replace(
+        decoding.detection_limits or DetectionLimits(1), max_individuals=description.max_animals
+    )
+    if open_backend is None:  # the rebuilt modules, as DeepLabCut runs them
+        export = dlc3_topdown._read_for_rebuild(description)
+        networks = dlc3_fasterrcnn.build_detector(
+            export, dlc3_topdown.read_detector_weights(export)
+        )
+        proposals = dlc3_fasterrcnn.proposal_module(networks)
+        head = dlc3_fasterrcnn.box_head_module(networks)
+        pose = dlc3_topdown.build_pose_module(export)
+        detector = FasterRcnnAnimalsRunner(
+            lambda batch: run_module(proposals, batch),
+            lambda batch: run_module(head, batch),
+            decoding.detector_settings,
+            limits,
+            threads,
+        )
+        return DlcTopDownAnimalsEstimator(
+            description,
+            detector,
+            lambda batch: run_module(pose, batch),
+            frame_shape,
+            crop_from,
+        )
+    if backend is None:
+        backend = open_backend(description, "onnxruntime", device, threads)
+    pose_backend = open_backend(pose_stage_description(description), "onnxruntime", device, threads)
+    head_backend = open_backend(box_head_description(description), "onnxruntime", device, threads)
+    detector = FasterRcnnAnimalsRunner(
+        backend.run, head_backend.run, decoding.detector_settings, limits, threads
+    )
+    return DlcTopDownAnimalsEstimator(
+        description, detector, pose_backend.run, frame_shape, crop_from
+    )

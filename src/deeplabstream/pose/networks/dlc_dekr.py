@@ -1,0 +1,305 @@
+"""DeepLabCut 3.0's DEKR head (disentangled keypoint regression), in PyTorch without torchvision.
+
+DeepLabCut's ``dekr_w18/32/48`` models are an HRNet backbone with ``interpolate_branches`` (all
+four branches resized to the stride-4 one and concatenated: ``15C`` channels) and a
+``DEKRHead`` (state-dict names ``heads.bodypart.*``), rebuilt here from these facts, read from
+DeepLabCut 3.0.2 (``models/heads/dekr.py``, ``models/modules/conv_block.py``):
+
+- ``heatmap_head``: ``transition_heatmap`` (1x1 conv without bias, BatchNorm, ReLU) to
+  ``channels[1]``; ``head_heatmap.0``: ``num_blocks`` residual basic blocks (two 3x3 convs
+  without bias, each followed by BatchNorm, dilation ``dilation_rate``); ``head_heatmap.1``: a
+  convolution (``final_conv_kernel``, bias) to K + 1 maps, the last one the animals' centres.
+- ``offset_head``: ``transition_offset`` (1x1 conv, BatchNorm, ReLU) to ``K * P`` channels
+  (P = ``num_offset_per_kpt``, 15); then, per keypoint k, its own P channels through
+  ``offset_feature_layers[k]`` (``num_blocks`` adaptive blocks) and ``offset_final_layer[k]``
+  (a convolution with bias to 2 channels: x, y); the K pairs concatenated in keypoint order.
+- An **adaptive block**: a 3x3 conv (bias) gives a 2x2 matrix ``T`` per cell, another 3x3 conv
+  (bias) a translation ``t``; the 3x3 kernel's sampling points ``R`` (rows (-1, -1, -1, 0, 0, 0,
+  1, 1, 1) and columns (-1, 0, 1, ...), the ``regular_matrix`` buffer) move by ``T R - R + t``;
+  torchvision's deformable convolution (no bias) samples the input there bilinearly (zero
+  outside the map), then BatchNorm, the block's input added, ReLU.
+
+The deformable convolution is not an ONNX operator: :func:`deformable_conv3x3` computes the
+same thing with standard operators: one ``grid_sample`` (bilinear, zeros outside,
+``align_corners=True`` so that a grid value maps to an exact pixel position) at the nine
+kernel points of every cell, then a 1x1 convolution with the kernel's weights. It agrees with
+torchvision's ``deform_conv2d`` to float32 rounding (the grid's normalisation round trip).
+
+:class:`DlcDekrKeypointModel` appends what DeepLabCut's ``DEKRPredictor`` does to every cell
+of every frame: the optional sigmoid and the max-pool peaks (a cell is kept where it equals
+the maximum of its 5x5 neighbourhood, else 0), so that the host
+(:mod:`pose.decoding.dlc_dekr`) only picks centres and reads a few cells.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import torch
+from torch import nn
+from torch.nn import functional
+
+#: DeepLabCut's DEKR predictor pools peaks over 5x5 cells (its ``pool2``).
+PEAK_POOL = 5
+
+
+class DekrHeadLayout(Protocol):
+    """The ``DEKRHead`` settings of an export (read by :mod:`pose.formats.dlc3_dekr`)."""
+
+    @property
+    def in_channels(self) -> int:
+        """Channels of the backbone's features."""
+        ...
+
+    @property
+    def heatmap_channels(self) -> int:
+        """Channels after ``transition_heatmap``."""
+        ...
+
+    @property
+    def heatmap_blocks(self) -> int:
+        """Basic blocks of the heatmap head."""
+        ...
+
+    @property
+    def heatmap_dilation(self) -> int:
+        """Dilation of the heatmap head's blocks."""
+        ...
+
+    @property
+    def heatmap_kernel(self) -> int:
+        """Kernel of the heatmap head's final convolution (1 or 3)."""
+        ...
+
+    @property
+    def keypoints(self) -> int:
+        """Keypoints K (the heatmap head gives K + 1 maps, the offsets 2K)."""
+        ...
+
+    @property
+    def offsets_per_keypoint(self) -> int:
+        """Channels of each keypoint's regression branch."""
+        ...
+
+    @property
+    def offset_blocks(self) -> int:
+        """Adaptive blocks of each keypoint's branch."""
+        ...
+
+    @property
+    def offset_dilation(self) -> int:
+        """Dilation of the adaptive blocks."""
+        ...
+
+    @property
+    def offset_kernel(self) -> int:
+        """Kernel of each branch's final convolution (1 or 3)."""
+        ...
+
+
+def _final_conv(c_in: int, c_out: int, kernel: int) -> nn.Conv2d:
+    """DeepLabCut's final convolutions: padding 1 for a 3x3 kernel, else none."""
+    return nn.Conv2d(c_in, c_out, kernel, stride=1, padding=1 if kernel == 3 else 0)
+
+
+def _transition(c_in: int, c_out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU())
+
+
+class DekrBasicBlock(nn.Module):
+    """DeepLabCut's ``BasicBlock`` as the DEKR heatmap head uses it (same channels in and out)."""
+
+    def __init__(self, channels: int, dilation: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, 3, 1, dilation, dilation, bias=False)
+        self.bn1 = nn.BatchNorm2d(channels)
+        self.conv2 = nn.Conv2d(channels, channels, 3, 1, dilation, dilation, bias=False)
+        self.bn2 = nn.BatchNorm2d(channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """conv-BN-ReLU-conv-BN, plus the input, ReLU."""
+        out = functional.relu(self.bn1(self.conv1(x)))
+        return functional.relu(self.bn2(self.conv2(out)) + x)
+
+
+def deformable_conv3x3(
+    x: torch.Tensor, offset: torch.Tensor, weight: torch.Tensor, dilation: int
+) -> torch.Tensor:
+    """Compute torchvision's ``deform_conv2d``: 3x3 kernel, stride 1, padding = dilation, no bias.
+
+    ``offset`` (N, 18, H, W): for kernel point k (row-major over the 3x3 kernel) channel 2k is
+    its row shift and 2k + 1 its column shift. The point of output cell (r, c) is sampled at
+    row ``r + (i - 1) * dilation + dy``, column ``c + (j - 1) * dilation + dx``, bilinearly,
+    corners outside the map counting 0.
+    """
+    n, channels, height, width = x.shape
+    rows = torch.arange(height, dtype=x.dtype, device=x.device).view(1, 1, height, 1)
+    cols = torch.arange(width, dtype=x.dtype, device=x.device).view(1, 1, 1, width)
+    kernel = torch.arange(-1, 2, dtype=x.dtype, device=x.device) * dilation
+    kernel_rows = kernel.repeat_interleave(3).view(1, 9, 1, 1)  # -1 -1 -1 0 0 0 1 1 1
+    kernel_cols = kernel.repeat(3).view(1, 9, 1, 1)  # -1 0 1 -1 0 1 -1 0 1
+    at_row = rows + kernel_rows + offset[:, 0::2]  # (N, 9, H, W)
+    at_col = cols + kernel_cols + offset[:, 1::2]
+    # grid_sample with align_corners=True maps -1 and 1 to the centres of the first and the
+    # last pixel: a position p is 2 p / (size - 1) - 1.
+    grid = torch.stack(
+        (at_col * (2.0 / max(width - 1, 1)) - 1.0, at_row * (2.0 / max(height - 1, 1)) - 1.0),
+        dim=-1,
+    )  # (N, 9, H, W, 2)
+    sampled = functional.grid_sample(
+        x,
+        grid.reshape(n, 9 * height, width, 2),
+        mode="bilinear",
+        padding_mode="zeros",
+        align_corners=True,
+    )  # (N, C, 9 * H, W): channel c, kernel point k at rows k * H ... (k + 1) * H
+    columns = sampled.reshape(n, channels * 9, height, width)
+    return functional.conv2d(columns, weight.reshape(weight.shape[0], channels * 9, 1, 1))
+
+
+class DeformConvWeights(nn.Module):
+    """torchvision's ``DeformConv2d`` parameters (``weight`` only: DEKR builds it without bias)."""
+
+    def __init__(self, c_in: int, c_out: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(c_out, c_in, 3, 3))
+
+
+class AdaptBlock(nn.Module):
+    """DeepLabCut's ``AdaptBlock``: a deformable 3x3 convolution, its points moved affinely."""
+
+    def __init__(self, channels: int, dilation: int) -> None:
+        super().__init__()
+        regular = torch.tensor(
+            [[-1, -1, -1, 0, 0, 0, 1, 1, 1], [-1, 0, 1, -1, 0, 1, -1, 0, 1]], dtype=torch.float32
+        )
+        self.register_buffer("regular_matrix", regular)  # in DeepLabCut's state dict
+        self.transform_matrix_conv = nn.Conv2d(channels, 4, 3, 1, 1, bias=True)
+        self.translation_conv = nn.Conv2d(channels, 2, 3, 1, 1, bias=True)
+        self.adapt_conv = DeformConvWeights(channels, channels)
+        self.bn = nn.BatchNorm2d(channels)
+        self.dilation = dilation
+
+    def kernel_offsets(self, x: torch.Tensor) -> torch.Tensor:
+        """Return the 18 offset channels (row, column per kernel point): ``T R - R + t``."""
+        n, _, height, width = x.shape
+        regular: torch.Tensor = self.regular_matrix
+        matrix = self.transform_matrix_conv(x).permute(0, 2, 3, 1).reshape(n, height, width, 2, 2)
+        moved = torch.matmul(matrix, regular) - regular  # (N, H, W, 2, 9): rows 0 (y) and 1 (x)
+        offset = moved.transpose(3, 4).reshape(n, height, width, 18).permute(0, 3, 1, 2)
+        translation = self.translation_conv(x)
+        shift = translation.repeat(1, 9, 1, 1)  # channels 2k <- t_y, 2k + 1 <- t_x
+        return offset + shift
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Deformable conv, BatchNorm, plus the input, ReLU."""
+        weight = self.adapt_conv.weight
+        out = deformable_conv3x3(x, self.kernel_offsets(x), weight, self.dilation)
+        return functional.relu(self.bn(out) + x)
+
+
+class DekrHeatmap(nn.Module):
+    """DeepLabCut's ``DEKRHeatmap``: K keypoint maps and the centre map (last)."""
+
+    def __init__(self, spec: DekrHeadLayout) -> None:
+        super().__init__()
+        c = spec.heatmap_channels
+        self.transition_heatmap = _transition(spec.in_channels, c)
+        blocks = nn.Sequential(
+            *(DekrBasicBlock(c, spec.heatmap_dilation) for _ in range(spec.heatmap_blocks))
+        )
+        final = _final_conv(c, spec.keypoints + 1, spec.heatmap_kernel)
+        self.head_heatmap = nn.ModuleList([blocks, final])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, K + 1, h, w)."""
+        blocks, final = self.head_heatmap
+        return final(blocks(self.transition_heatmap(x)))
+
+
+class DekrOffset(nn.Module):
+    """DeepLabCut's ``DEKROffset``: each keypoint's offset from the centre, by its own branch."""
+
+    def __init__(self, spec: DekrHeadLayout) -> None:
+        super().__init__()
+        per = spec.offsets_per_keypoint
+        self.per_keypoint = per
+        self.transition_offset = _transition(spec.in_channels, per * spec.keypoints)
+        self.offset_feature_layers = nn.ModuleList(
+            nn.Sequential(
+                *(AdaptBlock(per, spec.offset_dilation) for _ in range(spec.offset_blocks))
+            )
+            for _ in range(spec.keypoints)
+        )
+        self.offset_final_layer = nn.ModuleList(
+            _final_conv(per, 2, spec.offset_kernel) for _ in range(spec.keypoints)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 2K, h, w): channels 2k, 2k + 1 the x, y offset of keypoint k."""
+        features = self.transition_offset(x)
+        per = self.per_keypoint
+        branches = zip(self.offset_feature_layers, self.offset_final_layer, strict=True)
+        return torch.cat(
+            [
+                final(blocks(features[:, k * per : (k + 1) * per]))
+                for k, (blocks, final) in enumerate(branches)
+            ],
+            dim=1,
+        )
+
+
+class DekrHead(nn.Module):
+    """DeepLabCut's ``DEKRHead``: ``heatmap_head`` and ``offset_head``."""
+
+    def __init__(self, spec: DekrHeadLayout) -> None:
+        super().__init__()
+        self.heatmap_head = DekrHeatmap(spec)
+        self.offset_head = DekrOffset(spec)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(heatmaps N x (K + 1), offsets N x 2K), at the backbone's stride."""
+        return self.heatmap_head(x), self.offset_head(x)
+
+
+class DlcDekrNetwork(nn.Module):
+    """DeepLabCut's ``PoseModel`` with a ``DEKRHead``: ``backbone`` and ``heads.bodypart``."""
+
+    def __init__(self, backbone: nn.Module, head: DekrHeadLayout) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.heads = nn.ModuleDict({"bodypart": DekrHead(head)})
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return the head's two outputs."""
+        head: DekrHead = self.heads["bodypart"]
+        return head(self.backbone(x))
+
+
+def local_maxima(maps: torch.Tensor) -> torch.Tensor:
+    """Keep ``maps`` where a cell equals its 5x5 neighbourhood's maximum, else 0 (as DeepLabCut)."""
+    pooled = functional.max_pool2d(maps, PEAK_POOL, stride=1, padding=PEAK_POOL // 2)
+    return maps * torch.eq(pooled, maps).float()
+
+
+class DlcDekrKeypointModel(nn.Module):
+    """The network and DeepLabCut's per-cell DEKR predictor steps: frames in, maps out.
+
+    ``forward`` returns ``(heatmaps, peaks, offsets)`` float32: ``heatmaps`` (N, K + 1, h, w)
+    after the predictor's optional sigmoid (the centre map last), ``peaks`` the same kept only
+    at 5x5 local maxima, ``offsets`` (N, 2K, h, w) in heatmap cells.
+    """
+
+    def __init__(self, network: DlcDekrNetwork, *, stride: float, apply_sigmoid: bool) -> None:
+        super().__init__()
+        self.network = network
+        self.stride = float(stride)
+        self.apply_sigmoid = apply_sigmoid
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Heatmaps, their peaks, offsets."""
+        heatmaps, offsets = self.network(images)
+        heatmaps, offsets = heatmaps.float(), offsets.float()
+        if self.apply_sigmoid:
+            heatmaps = torch.sigmoid(heatmaps)
+        return heatmaps, local_maxima(heatmaps), offsets

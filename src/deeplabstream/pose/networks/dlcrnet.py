@@ -1,0 +1,108 @@
+"""DeepLabCut 3.0's DLCRNet backbone: a ResNet with multi-scale fusion (PyTorch).
+
+DeepLabCut's multi-animal net types ``dlcrnet_stride16_ms5`` and ``dlcrnet_stride32_ms5``
+(its default multi-animal network in 2.x) use the backbone type ``DLCRNet``: a timm ResNet
+(``model_name``, ``resnet50``: BatchNorm) at ``output_stride`` 16 or 32 (state-dict names
+``model.*``, as :class:`pose.networks.resnet.ResNet`) whose last features are concatenated
+with two earlier feature banks brought to their size. Rebuilt here from these facts, read from
+DeepLabCut 3.0.2 (``models/backbones/resnet.py``):
+
+- bank 1 is the output of ``layer1``'s third block (256 channels, stride 4), bank 2 the output
+  of ``layer2``'s third block (512 channels, stride 8; ``layer2`` has a fourth block after it);
+- ``conv_block1`` .. ``conv_block5``: each a convolution *without padding* (bias on), a
+  BatchNorm and a ReLU (state-dict names ``conv_blockN.0`` and ``conv_blockN.1``):
+  bank 2 through ``conv_block1`` (3x3, stride 2, 512 -> 512) and ``conv_block2`` (1x1, 512 ->
+  128); bank 1 through ``conv_block3`` (3x3, stride 2, 256 -> 256), ``conv_block4`` (3x3,
+  stride 2, 256 -> 256) and ``conv_block5`` (1x1, 256 -> 128);
+- both results resized to the last features' height and width with torchvision's tensor
+  ``resize`` (bilinear, ``antialias=True``: without padding the strided convolutions end one
+  cell short, so this is an upsampling at stride 16 and a downsampling at stride 32);
+- the output is ``cat(bank 1, bank 2, last features)``: 128 + 128 + 2048 = 2304 channels for a
+  ResNet-50, at the ResNet's output stride.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional
+
+from deeplabstream.pose.networks.resnet import NormKind, ResNet
+
+#: Channels each fused bank adds to the ResNet's features.
+BANK_CHANNELS = 128
+#: The block of ``layer1`` and ``layer2`` whose output DeepLabCut takes as a bank.
+BANK_BLOCK = 2
+
+
+def _conv_block(c_in: int, c_out: int, kernel: int, stride: int) -> nn.Sequential:
+    """Convolution (no padding) + BatchNorm + ReLU, with DeepLabCut's state-dict indices."""
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, kernel, stride=stride),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU(),
+    )
+
+
+def resize_bilinear_antialiased(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """Resize ``x`` to ``like``'s height and width as torchvision's tensor ``resize`` does."""
+    return functional.interpolate(
+        x, size=like.shape[-2:], mode="bilinear", align_corners=False, antialias=True
+    )
+
+
+class DlcrnetBackbone(nn.Module):
+    """DeepLabCut's ``DLCRNet`` backbone: ``model`` (the ResNet) and five fusion blocks.
+
+    Parameters
+    ----------
+    depth
+        The ResNet's depth (a bottleneck ResNet: 50, 101 or 152).
+    norm
+        The ResNet's normalisation (``batch``: timm's ``resnet50``; ``group``: ``resnet50_gn``).
+    output_stride
+        16 or 32 (DeepLabCut's ``dlcrnet_stride16_ms5`` / ``dlcrnet_stride32_ms5``).
+    """
+
+    def __init__(self, depth: int, norm: NormKind, output_stride: int) -> None:
+        super().__init__()
+        self.model = ResNet(depth, norm, output_stride)
+        if not self.model.spec.bottleneck or min(self.model.spec.blocks[:2]) <= BANK_BLOCK:
+            raise ValueError(f"DLCRNet needs a bottleneck ResNet (50 and up), not {depth}")
+        self.stride = output_stride
+        self.conv_block1 = _conv_block(512, 512, 3, 2)
+        self.conv_block2 = _conv_block(512, BANK_CHANNELS, 1, 1)
+        self.conv_block3 = _conv_block(256, 256, 3, 2)
+        self.conv_block4 = _conv_block(256, 256, 3, 2)
+        self.conv_block5 = _conv_block(256, BANK_CHANNELS, 1, 1)
+        self.out_channels = self.model.out_channels + 2 * BANK_CHANNELS
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return ``cat(bank 1, bank 2, last features)`` at the output stride."""
+        resnet = self.model
+        x = resnet.maxpool(resnet.relu(resnet.bn1(resnet.conv1(x))))
+        bank1 = _through_block(resnet.layer1, x, BANK_BLOCK)
+        bank1_out = _after_block(resnet.layer1, bank1, BANK_BLOCK)
+        bank2 = _through_block(resnet.layer2, bank1_out, BANK_BLOCK)
+        features = resnet.layer4(resnet.layer3(_after_block(resnet.layer2, bank2, BANK_BLOCK)))
+        fused2 = self.conv_block2(self.conv_block1(bank2))
+        fused1 = self.conv_block5(self.conv_block4(self.conv_block3(bank1)))
+        fused1 = resize_bilinear_antialiased(fused1, features)
+        fused2 = resize_bilinear_antialiased(fused2, features)
+        return torch.cat((fused1, fused2, features), dim=1)
+
+
+def _through_block(stage: nn.Module, x: torch.Tensor, last: int) -> torch.Tensor:
+    """Run a stage's blocks 0 .. ``last`` (the output DeepLabCut's forward hook takes)."""
+    assert isinstance(stage, nn.Sequential)
+    for block in list(stage)[: last + 1]:
+        x = block(x)
+    return x
+
+
+def _after_block(stage: nn.Module, x: torch.Tensor, last: int) -> torch.Tensor:
+    """Run the rest of a stage's blocks after ``last``."""
+    assert isinstance(stage, nn.Sequential)
+    for block in list(stage)[last + 1 :]:
+        x = block(x)
+    return x
