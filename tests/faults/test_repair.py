@@ -23,6 +23,7 @@ from tests.faults.test_session_faults import start, wait_for_session
 AHEAD_BY = 45  # frames the files get beyond session.json's last figures (1.5 s at 30 fps)
 
 
+@pytest.mark.slow  # a whole session: the slow step (the default suite's 15 minutes)
 def test_a_killed_session_is_repaired_from_its_files_and_keeps_the_invariants(tmp_path):
     process = start(tmp_path, "--recording-enabled", "--frames", "1800", new_session=True)
     session, _ = wait_for_session(

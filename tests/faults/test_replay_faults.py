@@ -50,6 +50,7 @@ def analyse(*args: str) -> tuple[int, str]:
     return result.returncode, result.stdout + result.stderr
 
 
+@pytest.mark.slow  # a whole session: the slow step (the default suite's 15 minutes)
 def test_a_truncated_fragmented_mp4_is_reported_as_truncated_with_exit_1(tmp_path: Path) -> None:
     whole = fragmented_mp4(tmp_path / "whole.mp4")
     data = whole.read_bytes()

@@ -83,6 +83,7 @@ def test_a_killed_recorder_counts_every_later_frame_lost_and_the_files_agree(tmp
     assert any("are not in the recording" in e for e in info["errors"])
 
 
+@pytest.mark.slow  # a whole session: the slow step (the default suite's 15 minutes)
 def test_session_json_is_current_while_running_and_a_killed_session_is_marked_by_the_next(
     tmp_path,
 ):

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
 
 from deeplabstream.core.liveness import (
     is_same_process_running,
@@ -211,6 +212,7 @@ def test_ctrl_c_after_the_start_ends_a_healthy_run_with_exit_0_and_says_so(tmp_p
     assert "Stopped by the user (Ctrl-C received)" in stdout.splitlines()
 
 
+@pytest.mark.slow  # a whole session: the slow step (the default suite's 15 minutes)
 def test_pose_alone_late_on_the_auto_deadline_is_a_warning_and_exit_0(tmp_path):
     """Issue 38: without an experiment, the experiment's auto deadline fails no session.
 

@@ -73,6 +73,7 @@ def test_a_settings_file_with_a_byte_order_mark_is_read(tmp_path):
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
 
 
+@pytest.mark.slow  # a whole session: the slow step (the default suite's 15 minutes)
 def test_a_truncated_video_as_a_live_camera_is_reported_truncated(tmp_path):
     whole = fragmented_mp4(tmp_path / "whole.mp4")
     cut = tmp_path / "cut.mp4"

@@ -129,6 +129,7 @@ def test_the_stages_of_each_frame_add_up_to_its_end_to_end_latency() -> None:
     np.testing.assert_allclose(total, stages["end_to_end"])
 
 
+@pytest.mark.slow  # a whole session: the slow step (the default suite's 15 minutes)
 def test_ctrl_c_ends_the_benchmark_early_with_what_it_has(tmp_path: Path) -> None:
     process = subprocess.Popen(
         [

@@ -218,6 +218,7 @@ def test_the_board_vanishing_mid_session_stops_the_experiment_not_the_stream(
     assert info["experiment"]["actions_not_sent"] >= 1
 
 
+@pytest.mark.slow  # a whole session: the slow step (the default suite's 15 minutes)
 def test_the_on_screen_stimulus_in_the_loop_offscreen(tmp_path: Path) -> None:
     settings = write_settings(
         tmp_path,

@@ -236,13 +236,17 @@ def test_unsupported_multi_animal_variants_are_named(
         check_export(_export_file(tmp_path, config))
 
 
-def test_dekr_is_refused_with_what_the_file_holds(tmp_path: Path) -> None:
+def test_a_dekr_export_without_its_predictor_is_refused_with_what_the_file_holds(
+    tmp_path: Path,
+) -> None:
+    # DEKR runs (test_pose_dlc3_dekr.py); an export whose config lacks its predictor does not
     config = _config()
     config["net_type"] = "dekr_w32"
     config["model"]["backbone"] = {"type": "HRNet", "model_name": "hrnet_w32"}
     config["model"]["heads"] = {"bodypart": {"type": "DEKRHead"}}
     with pytest.raises(
-        ModelError, match=r"export of dekr_w32 with .*heads \{'bodypart': 'DEKRHead'"
+        ModelError,
+        match=r"DEKR export of dekr_w32 with predictor None.*heads \{'bodypart': 'DEKRHead'",
     ):
         check_export(_export_file(tmp_path, config))
 

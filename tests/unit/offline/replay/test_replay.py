@@ -80,6 +80,7 @@ def test_fast_analyses_every_frame_of_the_real_open_field_video(tmp_path: Path) 
     assert not (session / "events.csv").exists()  # --no-experiment
 
 
+@pytest.mark.slow  # a whole session: the slow step (the default suite's 15 minutes)
 def test_realtime_analyses_a_subset_in_order_with_the_fast_keypoints(tmp_path: Path) -> None:
     video = arena_video(tmp_path / "walk.mkv", 60)
     code, output = analyse(
@@ -162,6 +163,7 @@ def test_an_experiment_replayed_on_the_arena_video_gives_the_live_events(tmp_pat
     np.testing.assert_allclose(live_events["time_s"], expected["time_s"], atol=0.002)
 
 
+@pytest.mark.slow  # a whole session: the slow step (the default suite's 15 minutes)
 def test_a_batch_goes_on_past_a_corrupt_file_and_says_so(tmp_path: Path) -> None:
     videos = tmp_path / "videos"
     videos.mkdir()
