@@ -297,8 +297,8 @@ def test_runs_live_in_the_app_with_stage_times_and_matches_deeplabcut(
     assert (analysed[stage_columns] >= 0).all().all()
 
 
-def test_a_dekr_bottom_up_export_is_refused_with_a_message(tmp_path: Path) -> None:
-    """DEKR (HRNet + DEKRHead, multi-animal bottom-up) is not rebuilt: the message says so."""
+def test_a_dekr_export_without_its_predictor_is_refused_with_what_it_holds(tmp_path: Path) -> None:
+    """DEKR runs (test_pose_dlc3_dekr.py); a DEKR config without its predictor gets a message."""
     source = shared_data(
         "dlc3-openfield-cspnext_s/model/"
         "DLC_openfield_NetType.CSPNEXT_S_iteration-0_shuffle-2_snapshot-best-60.pt"
@@ -309,9 +309,10 @@ def test_a_dekr_bottom_up_export_is_refused_with_a_message(tmp_path: Path) -> No
     data["config"]["model"]["heads"] = {"bodypart": {"type": "DEKRHead"}}
     path = tmp_path / "dekr.pt"
     torch.save(data, path)
-    with pytest.raises(ModelError, match="DEKRHead") as caught:
+    with pytest.raises(ModelError, match="DEKR export of dekr_w32 with predictor None") as caught:
         check_export(path)
-    assert "not yet: DEKR" in str(caught.value)
+    assert "heads {'bodypart': 'DEKRHead'}" in str(caught.value)
+    assert "or DEKR (dekr_w18/32/48)" in str(caught.value)  # the supported kinds
 
 
 def test_dynamic_cropping_is_refused_for_a_top_down_model(description: ModelDescription) -> None:
