@@ -96,6 +96,13 @@ SUPPORTED = (
     "backbone (resnet18, resnet34, resnet50 and its variants, resnet101, resnet152), "
     "efficientnet_b0/b1/b2, vits_dino or vitb_dino"
 )
+# Why Lightning Pose's other ViTs (SAM, SAM2, DINOv2, MAE ...) are not rebuilt: no reference model
+# could be made to check a rebuild against, Lightning Pose failing offline as quoted.
+UNMADE_VIT = (
+    ". Lightning Pose's other ViTs are not rebuilt: Lightning Pose 2.4.3 itself could not build "
+    "them without downloading their weights (\"OSError: We couldn't connect to "
+    "'https://huggingface.co' to load the files\"), so no model could be made to check one against"
+)
 MODEL_TYPES = ("heatmap", "heatmap_mhcrnn")
 CONTEXT_MODEL_TYPE = "heatmap_mhcrnn"
 # Harmless classes a Lightning checkpoint pickles besides its tensors.
@@ -263,7 +270,8 @@ def check_supported(checkpoint: LightningCheckpoint) -> None:
     if model_type not in MODEL_TYPES:
         raise ModelError(f"{path}: {holding}, which this program cannot run yet; {SUPPORTED}")
     if _resnet_depth(backbone) is None and backbone not in OTHER_BACKBONES:
-        raise ModelError(f"{path}: {holding}, which this program cannot run; {SUPPORTED}")
+        why = UNMADE_VIT if backbone.startswith("vit") else ""
+        raise ModelError(f"{path}: {holding}, which this program cannot run; {SUPPORTED}{why}")
     height, width = checkpoint.input_size
     is_vit = backbone in OTHER_BACKBONES and backbone.startswith("vit")
     if is_vit and height != width:
