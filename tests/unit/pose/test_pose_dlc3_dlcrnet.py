@@ -46,6 +46,13 @@ from deeplabstream.pose.model import ModelDescription, ModelError
 from deeplabstream.pose.networks.dlcrnet import DlcrnetBackbone
 from deeplabstream.pose.runtime.backends import open_backend
 from deeplabstream.pose.runtime.estimator import PoseEstimator
+from tests.support.dlc3_exports import (
+    assert_within,
+    converted_models_cache,
+    export_or_skip,
+    labelled_images_or_skip,
+    worst_differences,
+)
 from tests.support.files import write_settings
 from tests.support.paths import PROJECT_ROOT
 from tests.support.processes import only_session, run_cli
@@ -248,21 +255,12 @@ def test_what_still_does_not_run_is_named(
 
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    folder = tmp_path_factory.mktemp("converted")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(CACHE_ENV, str(folder))
-        yield folder
+    yield from converted_models_cache(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
 def export_path() -> Path:
-    path = Path(os.environ.get(ENV, DEFAULT_EXPORT))
-    if not path.is_file():
-        pytest.skip(
-            f"the DeepLabCut dlcrnet_stride16_ms5 identity export is not here ({path}; set "
-            f"{ENV}): see {FIXTURE / 'README.md'} for how it was made"
-        )
-    return path
+    return export_or_skip(ENV, DEFAULT_EXPORT, "DeepLabCut dlcrnet_stride16_ms5 identity", FIXTURE)
 
 
 @pytest.fixture(scope="module")
@@ -288,24 +286,8 @@ def _estimate(
         opened.close()
 
 
-def _worst(ours: np.ndarray, theirs: np.ndarray) -> dict[str, float]:
-    """Largest differences where DeepLabCut has a keypoint; the missing ones must agree."""
-    assert ours.shape == theirs.shape
-    seen = ~np.isnan(theirs[..., 0]) & ~np.isnan(ours[..., 0])
-    delta = np.abs(ours - theirs)
-    return {
-        "dx": float(delta[..., 0][seen].max()),
-        "dy": float(delta[..., 1][seen].max()),
-        "dlikelihood": float(delta[..., 2][seen].max()),
-        "keypoints_compared": int(seen.sum()),
-        "missing_disagree": int((np.isnan(ours[..., 0]) != np.isnan(theirs[..., 0])).sum()),
-    }
-
-
 def _assert_equal(worst: dict[str, float]) -> None:
-    assert worst["missing_disagree"] == 0
-    assert worst["dx"] <= XY_TOLERANCE and worst["dy"] <= XY_TOLERANCE
-    assert worst["dlikelihood"] <= LIKELIHOOD_TOLERANCE
+    assert_within(worst, XY_TOLERANCE, LIKELIHOOD_TOLERANCE)
 
 
 def _expected_confidence(animals: np.ndarray, scores: np.ndarray) -> np.ndarray:
@@ -367,7 +349,7 @@ def test_clip_matches_deeplabcut_in_its_identity_order(description: ModelDescrip
     """ONNX Runtime, every clip frame: DeepLabCut's animals, row i = individual i."""
     ours, confidence = _estimate(description, clip_frames(), "onnxruntime")
     theirs, scores = _reference("clip_assemblies.npz")
-    worst = _worst(ours, theirs)
+    worst = worst_differences(ours, theirs)
     expected = _expected_confidence(theirs, scores)
     confidence_diff = float(np.nanmax(np.abs(confidence - expected)))
     print(f"clip ({CLIP_FRAMES} frames), ONNX Runtime vs analyze_videos: {worst}, "
@@ -380,17 +362,14 @@ def test_clip_matches_deeplabcut_in_its_identity_order(description: ModelDescrip
 @pytest.mark.slow
 def test_clip_matches_deeplabcut_with_the_pytorch_backend(description: ModelDescription) -> None:
     ours, _ = _estimate(description, clip_frames()[::10], "pytorch")
-    worst = _worst(ours, _reference("clip_assemblies.npz")[0][::10])
+    worst = worst_differences(ours, _reference("clip_assemblies.npz")[0][::10])
     print(f"clip (every 10th frame), PyTorch vs analyze_videos: {worst}")
     _assert_equal(worst)
 
 
 def _labelled_images() -> list[Path]:
     names = [str(n) for n in np.load(FIXTURE / "reference" / "images_assemblies.npz")["names"]]
-    paths = [IMAGES_FOLDER / name for name in names]
-    if not all(p.is_file() for p in paths):
-        pytest.skip(f"the labelled PNGs are not here ({IMAGES_FOLDER})")
-    return paths
+    return labelled_images_or_skip(IMAGES_FOLDER, names)
 
 
 @pytest.mark.slow
@@ -398,7 +377,7 @@ def test_labelled_images_match_deeplabcut(description: ModelDescription) -> None
     frames = [np.asarray(cv2.imread(str(p))) for p in _labelled_images()]
     ours, confidence = _estimate(description, frames, "onnxruntime")
     theirs, scores = _reference("images_assemblies.npz")
-    worst = _worst(ours, theirs)
+    worst = worst_differences(ours, theirs)
     print(f"10 labelled frames, ONNX Runtime vs analyze_images: {worst}")
     _assert_equal(worst)
     expected = _expected_confidence(theirs, scores)
@@ -423,7 +402,7 @@ def test_video_analyzer_replays_the_clip_in_deeplabcuts_identity_order(
     assert list(table.frames) == list(range(CLIP_FRAMES))
     theirs, scores = _reference("clip_assemblies.npz")
     # no tracker: rows are DeepLabCut's individuals; the CSV keeps 3 (x, y) and 4 decimals
-    worst = _worst(table.points, theirs)
+    worst = worst_differences(table.points, theirs)
     print(f"VideoAnalyzer --fast, {CLIP_FRAMES} frames, row for row vs DeepLabCut: {worst}")
     assert worst["missing_disagree"] == 0
     assert max(worst["dx"], worst["dy"]) <= XY_TOLERANCE and worst["dlikelihood"] <= 1e-3
@@ -455,7 +434,7 @@ def test_runs_live_in_the_app_in_deeplabcuts_identity_order(
     frames = [int(f) for f in table.frames[analysed]]
     assert len(frames) >= 2  # live: the newest frames
     theirs, scores = _reference("clip_assemblies.npz")
-    worst = _worst(table.points[analysed], theirs[frames])
+    worst = worst_differences(table.points[analysed], theirs[frames])
     print(f"live, {len(frames)} frames analysed, row for row vs DeepLabCut: {worst}")
     assert worst["missing_disagree"] == 0
     assert max(worst["dx"], worst["dy"]) <= XY_TOLERANCE and worst["dlikelihood"] <= 1e-3
@@ -483,7 +462,7 @@ def test_image_analyzer_gives_deeplabcuts_animals(
     )
     table.index = [Path(str(i)).name for i in table.index]
     points = table.loc[[p.name for p in paths]].to_numpy(np.float64).reshape(len(paths), 2, 13, 3)
-    worst = _worst(points, _reference("images_assemblies.npz")[0])
+    worst = worst_differences(points, _reference("images_assemblies.npz")[0])
     print(f"ImageAnalyzer vs DeepLabCut analyze_images: {worst}")
     assert worst["missing_disagree"] == 0
     assert worst["dx"] <= XY_TOLERANCE and worst["dy"] <= XY_TOLERANCE

@@ -40,6 +40,7 @@ from deeplabstream.pose.loading import load_model
 from deeplabstream.pose.model import ModelDescription
 from deeplabstream.pose.networks.fasterrcnn import MOBILENET, RESNET50_V2, DlcFasterRcnn
 from deeplabstream.pose.runtime.backends import open_backend
+from tests.support.dlc3_exports import converted_models_cache
 from tests.support.files import read_video, write_settings
 from tests.support.paths import PROJECT_ROOT, shared_data
 from tests.support.processes import only_session, run_cli
@@ -333,10 +334,7 @@ def topdown_export() -> Path:
 
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    folder = tmp_path_factory.mktemp("converted")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(CACHE_ENV, str(folder))
-        yield folder
+    yield from converted_models_cache(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

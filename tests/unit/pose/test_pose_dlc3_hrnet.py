@@ -31,6 +31,7 @@ from deeplabstream.pose.networks.dlc import DlcPoseNetwork, build_backbone
 from deeplabstream.pose.networks.hrnet import HRNet
 from deeplabstream.pose.runtime.backends import open_backend
 from deeplabstream.pose.runtime.estimator import PoseEstimator
+from tests.support.dlc3_exports import converted_models_cache, export_or_skip
 from tests.support.files import read_video, write_settings
 from tests.support.paths import PROJECT_ROOT, shared_data
 from tests.support.processes import only_session, run_cli
@@ -50,21 +51,12 @@ LIKELIHOOD_TOLERANCE = 1e-4
 
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    folder = tmp_path_factory.mktemp("converted")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(CACHE_ENV, str(folder))
-        yield folder
+    yield from converted_models_cache(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
 def export_path() -> Path:
-    path = Path(os.environ.get(ENV, DEFAULT_EXPORT))
-    if not path.is_file():
-        pytest.skip(
-            f"the DeepLabCut hrnet_w32 export is not here ({path}; set {ENV}): see "
-            f"{FIXTURE / 'README.md'} for how it was made"
-        )
-    return path
+    return export_or_skip(ENV, DEFAULT_EXPORT, "DeepLabCut hrnet_w32", FIXTURE)
 
 
 @pytest.fixture(scope="module")

@@ -43,8 +43,14 @@ from deeplabstream.pose.formats.dlc3_multianimal import assembly_settings, paf_h
 from deeplabstream.pose.loading import load_model
 from deeplabstream.pose.model import ModelDescription, ModelError
 from deeplabstream.pose.networks.dlc_paf import DlcPafKeypointModel
-from deeplabstream.pose.runtime.backends import open_backend
-from deeplabstream.pose.runtime.estimator import PoseEstimator
+from tests.support.dlc3_exports import (
+    assert_within,
+    converted_models_cache,
+    estimate_animals,
+    export_or_skip,
+    labelled_images_or_skip,
+    worst_differences,
+)
 from tests.support.files import write_settings
 from tests.support.paths import PROJECT_ROOT, shared_data
 from tests.support.processes import only_session, run_cli
@@ -256,21 +262,12 @@ def test_a_dekr_export_without_its_predictor_is_refused_with_what_the_file_holds
 
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    folder = tmp_path_factory.mktemp("converted")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(CACHE_ENV, str(folder))
-        yield folder
+    yield from converted_models_cache(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
 def export_path() -> Path:
-    path = Path(os.environ.get(ENV, DEFAULT_EXPORT))
-    if not path.is_file():
-        pytest.skip(
-            f"the DeepLabCut multi-animal resnet_50 export is not here ({path}; set {ENV}): "
-            f"see {FIXTURE / 'README.md'} for how it was made"
-        )
-    return path
+    return export_or_skip(ENV, DEFAULT_EXPORT, "DeepLabCut multi-animal resnet_50", FIXTURE)
 
 
 @pytest.fixture(scope="module")
@@ -298,33 +295,8 @@ def _reference(name: str) -> np.ndarray:
         return data["animals"]
 
 
-def _estimate(description: ModelDescription, frames: list[np.ndarray], backend: str) -> np.ndarray:
-    opened = open_backend(description, backend, "cpu", threads=2)
-    try:  # BGR frames, as the cameras give them
-        return PoseEstimator(description, opened, frames[0].shape, 1).estimate_animals(frames)
-    finally:
-        opened.close()
-
-
-def _worst(ours: np.ndarray, theirs: np.ndarray) -> dict[str, float]:
-    """Largest differences where DeepLabCut has a keypoint; the missing ones must agree."""
-    assert ours.shape == theirs.shape
-    same_missing = np.isnan(ours[..., 0]) == np.isnan(theirs[..., 0])
-    seen = ~np.isnan(theirs[..., 0]) & ~np.isnan(ours[..., 0])
-    delta = np.abs(ours - theirs)
-    return {
-        "dx": float(delta[..., 0][seen].max()),
-        "dy": float(delta[..., 1][seen].max()),
-        "dlikelihood": float(delta[..., 2][seen].max()),
-        "keypoints_compared": int(seen.sum()),
-        "missing_disagree": int((~same_missing).sum()),
-    }
-
-
 def _assert_equal(worst: dict[str, float]) -> None:
-    assert worst["missing_disagree"] == 0
-    assert worst["dx"] <= XY_TOLERANCE and worst["dy"] <= XY_TOLERANCE
-    assert worst["dlikelihood"] <= LIKELIHOOD_TOLERANCE
+    assert_within(worst, XY_TOLERANCE, LIKELIHOOD_TOLERANCE)
 
 
 @pytest.mark.slow
@@ -338,35 +310,32 @@ def test_export_is_described(description: ModelDescription, export_path: Path) -
 @pytest.mark.slow
 def test_clip_matches_deeplabcuts_assemblies(description: ModelDescription) -> None:
     """ONNX Runtime, the estimator, every clip frame: DeepLabCut's animals in its own order."""
-    ours = _estimate(description, clip_frames(), "onnxruntime")
+    ours = estimate_animals(description, clip_frames(), "onnxruntime")
     theirs = _reference("clip_assemblies.npz")
     assert np.isfinite(theirs[..., 0]).any(axis=(1, 2)).all(), "frames without animals"
-    worst = _worst(ours, theirs)
+    worst = worst_differences(ours, theirs)
     print(f"clip ({CLIP_FRAMES} frames), ONNX Runtime vs DeepLabCut analyze_videos: {worst}")
     _assert_equal(worst)
 
 
 @pytest.mark.slow
 def test_clip_matches_deeplabcut_with_the_pytorch_backend(description: ModelDescription) -> None:
-    ours = _estimate(description, clip_frames()[::10], "pytorch")
-    worst = _worst(ours, _reference("clip_assemblies.npz")[::10])
+    ours = estimate_animals(description, clip_frames()[::10], "pytorch")
+    worst = worst_differences(ours, _reference("clip_assemblies.npz")[::10])
     print(f"clip (every 10th frame), PyTorch vs DeepLabCut analyze_videos: {worst}")
     _assert_equal(worst)
 
 
 def _labelled_images() -> list[Path]:
     names = [str(n) for n in np.load(FIXTURE / "reference" / "images_assemblies.npz")["names"]]
-    paths = [IMAGES_FOLDER / name for name in names]
-    if not all(p.is_file() for p in paths):
-        pytest.skip(f"the labelled PNGs are not here ({IMAGES_FOLDER})")
-    return paths
+    return labelled_images_or_skip(IMAGES_FOLDER, names)
 
 
 @pytest.mark.slow
 def test_labelled_images_match_deeplabcut(description: ModelDescription) -> None:
     frames = [np.asarray(cv2.imread(str(p))) for p in _labelled_images()]
-    worst = _worst(
-        _estimate(description, frames, "onnxruntime"), _reference("images_assemblies.npz")
+    worst = worst_differences(
+        estimate_animals(description, frames, "onnxruntime"), _reference("images_assemblies.npz")
     )
     print(f"10 labelled frames, ONNX Runtime vs DeepLabCut analyze_images: {worst}")
     _assert_equal(worst)
@@ -478,7 +447,9 @@ def test_image_analyzer_gives_deeplabcuts_animals(
     )
     table.index = [Path(str(i)).name for i in table.index]
     points = table.loc[[p.name for p in paths]].to_numpy(np.float64).reshape(len(paths), 2, 13, 3)
-    worst = _worst(points, _reference("images_assemblies.npz"))  # no tracker: DLC's order
+    worst = worst_differences(
+        points, _reference("images_assemblies.npz")
+    )  # no tracker: DLC's order
     print(f"ImageAnalyzer vs DeepLabCut analyze_images: {worst}")
     assert worst["missing_disagree"] == 0
     assert worst["dx"] <= XY_TOLERANCE and worst["dy"] <= XY_TOLERANCE

@@ -49,6 +49,7 @@ from deeplabstream.pose.formats.dlc3_topdown_boxes import detection_limits, mult
 from deeplabstream.pose.loading import load_model
 from deeplabstream.pose.model import ModelDescription, ModelError
 from deeplabstream.pose.runtime.backends import open_backend
+from tests.support.dlc3_exports import export_or_skip
 from tests.support.files import write_settings
 from tests.support.paths import PROJECT_ROOT, shared_data
 from tests.support.processes import only_session, run_cli
@@ -251,13 +252,9 @@ def cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 @pytest.fixture(scope="module")
 def export_path() -> Path:
-    path = Path(os.environ.get(ENV, DEFAULT_EXPORT))
-    if not path.is_file():
-        pytest.skip(
-            f"the DeepLabCut multi-animal top_down_resnet_50 export is not here ({path}; set "
-            f"{ENV}): see {FIXTURE / 'README.md'} for how it was made"
-        )
-    return path
+    return export_or_skip(
+        ENV, DEFAULT_EXPORT, "DeepLabCut multi-animal top_down_resnet_50", FIXTURE
+    )
 
 
 @pytest.fixture(scope="module")
