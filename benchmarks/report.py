@@ -26,6 +26,7 @@ ORDER = (
     "dlc_model",
     "dynamic_crop",
     "two_stage",
+    "sleap_single",
     "end_to_end",
     "high_rate",
     "closed_loop",
@@ -53,6 +54,8 @@ TITLES = {
     "dynamic_crop": "Dynamic cropping on the open-field video (DeepLabCut 3.0 cspnext_s)",
     "two_stage": "Two-stage models (sleap-nn top-down): the project's two stages vs sleap-nn's "
     "one graph, each stage's time",
+    "sleap_single": "sleap-nn single-instance models: the project (whole frame, dynamic crop) vs "
+    "sleap-nn's own graph",
     "end_to_end": "End to end: the benchmark mode (`DeepLabStream.py --benchmark-enabled`)",
     "high_rate": "High camera rates (150-500 fps): the analysed rate against the model-bound "
     "limit (benchmark mode, simulated arena)",
@@ -85,6 +88,7 @@ BASELINES = {
     "closed_loop": ("app", "naive loop, recording"),
     "latency_test": ("app's own account", "board (independent)"),
     "two_stage": ("project", "sleap-nn graph"),
+    "sleap_single": ("project", "sleap-nn graph"),
     "end_to_end": ("app", "naive loop, recording"),
     "high_rate": ("app", "naive loop"),
     "profile_session": ("with priorities", "none"),

@@ -25,6 +25,7 @@ BENCHMARKS = (
     "dlc_model",
     "dynamic_crop",
     "two_stage",
+    "sleap_single",
     "end_to_end",
     "high_rate",
     "closed_loop",

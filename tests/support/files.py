@@ -75,3 +75,21 @@ def read_video(path: Path, gray: bool = False) -> list[np.ndarray]:
             frame.to_ndarray(format="gray" if gray else "bgr24")
             for frame in container.decode(container.streams.video[0])
         ]
+
+
+def camera_frames(path: Path, count: int | None = None) -> list[np.ndarray]:
+    """A video's first ``count`` frames (all: None) as the app's video camera delivers them.
+
+    The camera plugin decodes with PyAV into BGR uint8 (mono for a gray stream), as live.
+    """
+    from deeplabstream.hardware.cameras.video import VideoCamera, VideoSettings
+
+    camera = VideoCamera("clip", VideoSettings(path=path, pacing="free"))
+    out = np.empty(camera.open().shape, np.uint8)
+    frames: list[np.ndarray] = []
+    try:
+        while (count is None or len(frames) < count) and camera.grab(out) is not None:
+            frames.append(out.copy())
+    finally:
+        camera.close()
+    return frames

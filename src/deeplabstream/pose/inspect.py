@@ -105,7 +105,7 @@ def facts(description: ModelDescription) -> list[tuple[str, str]]:
     if d.any_input_size:
         size += " (any size: runs at the frame's own size)"
     rows = [
-        ("model", str(d.source_file or d.model_file)),
+        ("model", _format(d).model_text(d)),
         ("framework", _framework(d)),
         ("network", _network(d)),
         ("keypoints", f"{len(d.keypoints)}: {', '.join(d.keypoints)}"),

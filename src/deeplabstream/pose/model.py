@@ -21,6 +21,7 @@ OutputKind = Literal["heatmaps", "heatmaps+locref", "coordinates"]
 DecoderName = Literal[
     "argmax",
     "lightning-pose",
+    "sleap-single",
     "sleap-bottomup",
     "sleap-classes",
     "sleap-topdown",

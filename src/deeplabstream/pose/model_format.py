@@ -91,6 +91,10 @@ class ModelFormat:
 
     # -- for deeplabstream-inspect ---------------------------------------------------------
 
+    def model_text(self, description: ModelDescription) -> str:
+        """Return the file the user named: the source of a converted model, else the graph."""
+        return str(description.source_file or description.model_file)
+
     def framework_text(self, description: ModelDescription) -> str:
         """Return the framework and its version, in words."""
         return description.framework

@@ -20,7 +20,6 @@ import numpy as np
 import pytest
 import yaml
 
-from deeplabstream.hardware.cameras.video import VideoCamera, VideoSettings
 from deeplabstream.pose.decoding.sleap import (
     OUTPUTS,
     bfs_edges,
@@ -34,6 +33,7 @@ from deeplabstream.pose.model import ModelDescription, ModelError
 from deeplabstream.pose.runtime.backends import open_backend
 from deeplabstream.pose.runtime.estimator import PoseEstimator
 from deeplabstream.pose.runtime.preprocess import Preprocessor
+from tests.support.files import camera_frames
 from tests.support.paths import PROJECT_ROOT, shared_data
 
 FLIES = "sleap-flies"
@@ -73,16 +73,7 @@ def predictions() -> dict[str, np.ndarray]:
 
 def _clip_frames(count: int | None = None) -> list[np.ndarray]:
     """The clip's frames as the app's video camera delivers them (PyAV, BGR uint8)."""
-    camera = VideoCamera("clip", VideoSettings(path=shared_data(CLIP), pacing="free"))
-    geometry = camera.open()
-    out = np.empty(geometry.shape, np.uint8)
-    frames: list[np.ndarray] = []
-    try:
-        while (count is None or len(frames) < count) and camera.grab(out) is not None:
-            frames.append(out.copy())
-    finally:
-        camera.close()
-    return frames
+    return camera_frames(shared_data(CLIP), count)
 
 
 def _group(outputs: Any, edges: Any, input_scale: float = 1.0) -> list[Any]:
@@ -217,7 +208,6 @@ def test_inspect_prints_the_model() -> None:
 UNSUPPORTED: list[tuple[dict[str, Any], dict[str, Any], str]] = [
     ({"model_type": "centroid"}, {}, "centroid stage exported alone"),
     ({"model_type": "centered_instance"}, {}, "centered-instance stage exported alone"),
-    ({"model_type": "single_instance"}, {}, "single-instance model"),
     ({"model_type": "multi_class_topdown"}, {}, "top-down identity model's instance stage"),
     ({"model_type": None}, {"bottomup": None, "multi_class_topdown": {"x": 1}}, "identity"),
 ]
@@ -228,9 +218,18 @@ def test_unsupported_model_types_are_named(
     tmp_path: Path, metadata: dict, heads: dict, expected: str
 ) -> None:
     folder = _copy_export(tmp_path, metadata, heads)
-    with pytest.raises(ModelError, match="only bottom-up models") as error:
+    with pytest.raises(ModelError, match="only single-instance models, bottom-up models") as error:
         load_model(folder)
     assert expected in str(error.value)
+
+
+def test_a_graph_that_does_not_give_one_point_per_keypoint_is_not_taken_as_single_instance(
+    tmp_path: Path,
+) -> None:
+    # The bottom-up graph has outputs named peaks and peak_vals too, but several peaks per node.
+    folder = _copy_export(tmp_path, {"model_type": "single_instance"}, {})
+    with pytest.raises(ModelError, match=r"a single-instance export gives peaks \(N, K, 2\)"):
+        load_model(folder)
 
 
 @pytest.mark.parametrize("stage", ["centered_instance", "multi_class_topdown", "centroid"])

@@ -20,7 +20,6 @@ from typing import Any
 import numpy as np
 import pytest
 
-from deeplabstream.hardware.cameras.video import VideoCamera, VideoSettings
 from deeplabstream.pose.decoding.sleap_classes import (
     CLASS_OUTPUTS,
     SleapClassDecoding,
@@ -32,6 +31,7 @@ from deeplabstream.pose.loading import load_model, model_animals
 from deeplabstream.pose.model import ModelDescription, ModelError
 from deeplabstream.pose.runtime.backends import open_backend
 from deeplabstream.pose.runtime.estimator import PoseEstimator
+from tests.support.files import camera_frames
 from tests.support.paths import PROJECT_ROOT, shared_data
 
 FIXTURE = PROJECT_ROOT / "tests" / "fixtures" / "sleap_id_flies"
@@ -70,16 +70,7 @@ def _raw(reference: dict[str, np.ndarray], frames: slice) -> list[np.ndarray]:
 
 def _clip_frames() -> list[np.ndarray]:
     """The clip's 100 frames as the app's video camera delivers them (PyAV, BGR uint8)."""
-    camera = VideoCamera("clip", VideoSettings(path=shared_data(CLIP), pacing="free"))
-    geometry = camera.open()
-    out = np.empty(geometry.shape, np.uint8)
-    frames: list[np.ndarray] = []
-    try:
-        while camera.grab(out) is not None:
-            frames.append(out.copy())
-    finally:
-        camera.close()
-    return frames
+    return camera_frames(shared_data(CLIP))
 
 
 def _theirs(reference: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -42,6 +42,7 @@ from deeplabstream.pose.loading import load_model, model_animals
 from deeplabstream.pose.model import ModelDescription, ModelError
 from deeplabstream.pose.runtime.backends import open_backend
 from deeplabstream.pose.runtime.estimator import PoseEstimator
+from tests.support.files import camera_frames
 from tests.support.paths import PROJECT_ROOT, shared_data
 
 FIXTURE = PROJECT_ROOT / "tests" / "fixtures" / "sleap_topdown_flies"
@@ -102,16 +103,7 @@ def assert_same(ours: np.ndarray, expected: np.ndarray) -> float:
 
 def clip_frames(count: int = 100) -> list[np.ndarray]:
     """The clip's frames as the app's video camera delivers them (PyAV, BGR uint8)."""
-    camera = VideoCamera("clip", VideoSettings(path=shared_data(CLIP), pacing="free"))
-    geometry = camera.open()
-    out = np.empty(geometry.shape, np.uint8)
-    frames: list[np.ndarray] = []
-    try:
-        while len(frames) < count and camera.grab(out) is not None:
-            frames.append(out.copy())
-    finally:
-        camera.close()
-    return frames
+    return camera_frames(shared_data(CLIP), count)
 
 
 def estimator(description: ModelDescription, shape: tuple[int, ...]) -> PoseEstimator:
@@ -143,7 +135,14 @@ def test_a_top_down_export_loads_as_two_stages(kind: str) -> None:
         assert model.max_animals == 2 and not model.identity_classes
         assert load_model(export(kind), max_animals=5).max_animals == 5
     whole = load_sleap(export(kind), stages=False)
-    assert whole.model_file == export(kind) / "model.onnx" and not whole.decoding.two_stages
+    assert not whole.decoding.two_stages
+    # sleap-nn's one graph, its resize of the frame made to follow the frame's size
+    # (pose.formats.sleap_resize), beside a copy of the export's metadata.
+    assert whole.model_file.name == "model.onnx" and whole.model_file != export(kind) / "model.onnx"
+    metadata = "export_metadata.json"
+    assert (whole.model_file.parent / metadata).read_bytes() == (
+        export(kind) / metadata
+    ).read_bytes()
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -23,9 +23,13 @@ Supported:
   slots, and for an identity model matches them to the classes
   (:mod:`pose.decoding.sleap_topdown`, sleap-nn's own rules).
 
-Single-instance models, and the stages of a top-down model exported alone (a centroid model,
-or a centered-instance model, whose export takes crops, not frames), are refused with a
-message that says so.
+- **single-instance** models (one animal per frame; sleap-nn's ``SingleInstanceONNXWrapper``).
+  The graph resizes the frame by its input scale and gives each keypoint's highest point
+  (NaN below the threshold); the host only puts them together
+  (:mod:`pose.decoding.sleap_single`).
+
+The stages of a top-down model exported alone (a centroid model, or a centered-instance
+model, whose export takes crops, not frames) are refused with a message that says so.
 
 What the description takes from where:
 
@@ -45,17 +49,24 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from pathlib import Path
 from typing import Any
 
 from deeplabstream.pose.decoding.sleap import OUTPUTS, SleapDecoding
 from deeplabstream.pose.decoding.sleap_classes import CLASS_OUTPUTS, SleapClassDecoding
+from deeplabstream.pose.decoding.sleap_single import SINGLE_OUTPUTS, SleapSingleDecoding
 from deeplabstream.pose.decoding.sleap_topdown import (
     TOPDOWN_CLASS_OUTPUTS,
     TOPDOWN_OUTPUTS,
     SleapTopDownDecoding,
 )
-from deeplabstream.pose.formats.sleap_stages import CENTROID_OUTPUTS, split_topdown
+from deeplabstream.pose.formats.sleap_resize import follow_frame_size
+from deeplabstream.pose.formats.sleap_stages import (
+    CENTROID_OUTPUTS,
+    cut_single_instance,
+    split_topdown,
+)
 from deeplabstream.pose.model import ModelDescription, ModelError
 from deeplabstream.pose.model_format import ModelFormat, Precision
 
@@ -76,7 +87,8 @@ DEFAULT_MIN_LINE_SCORES = 0.25
 DEFAULT_MIN_INSTANCE_PEAKS = 0.0
 
 SUPPORTED = (
-    "bottom-up models (confidence maps + part-affinity fields), bottom-up identity models "
+    "single-instance models, bottom-up models (confidence maps + part-affinity fields), "
+    "bottom-up identity models "
     "(confidence maps + class maps), and top-down models (centroid + centered-instance, with "
     "or without identity classes) exported with both stages together are supported"
 )
@@ -84,6 +96,7 @@ BOTTOMUP = "bottomup"
 IDENTITY_BOTTOMUP = "multi_class_bottomup"
 TOPDOWN = "topdown"
 IDENTITY_TOPDOWN = "multi_class_topdown_combined"
+SINGLE = "single_instance"
 #: What to run instead of one stage of a top-down model exported alone.
 EXPORT_BOTH_STAGES = (
     "A top-down model runs here from the export of both its stages together: `sleap-nn "
@@ -106,11 +119,10 @@ _UNSUPPORTED = {
         "a top-down identity model's instance stage exported alone (its graph takes crops "
         "centred on each animal, not frames: the centroid stage that finds them is missing)"
     ),
-    "single_instance": "a single-instance model",
 }
 #: Other names of the model types that are run here.
 _ALIASES = {"bottomup_multiclass": IDENTITY_BOTTOMUP, "topdown_multiclass": IDENTITY_TOPDOWN}
-_RUN_HERE = (BOTTOMUP, IDENTITY_BOTTOMUP, TOPDOWN, IDENTITY_TOPDOWN)
+_RUN_HERE = (SINGLE, BOTTOMUP, IDENTITY_BOTTOMUP, TOPDOWN, IDENTITY_TOPDOWN)
 
 
 def is_export_folder(path: Path) -> bool:
@@ -160,13 +172,31 @@ def load_sleap(
     config = _read_config(folder / CONFIG_FILE)
     configs = {name: _read_config(folder / name) for name in STAGE_CONFIG_FILES}
     model_type = _check_model_type(folder, metadata, config)
+    # The graph's resize by input_scale follows each frame's size (sleap-nn bakes the export's).
+    export_file = onnx_file  # the user's: what messages and inspect name
+    onnx_file = follow_frame_size(onnx_file, _input_scale(folder / METADATA_FILE, metadata))
     graph = _read_graph(onnx_file)
     if model_type in (TOPDOWN, IDENTITY_TOPDOWN):
         description = _describe_topdown(
             onnx_file, folder, metadata, configs, graph, frame_size, model_type
         )
-        return _two_stages(description) if stages else description
+        return _two_stages(description, export_file) if stages else description
+    if model_type == SINGLE:
+        return _describe_single(
+            onnx_file, folder, metadata, config, graph, frame_size, export_file
+        )
     return _describe(onnx_file, folder, metadata, config, graph, frame_size, model_type)
+
+
+def _input_scale(metadata_file: Path, metadata: dict[str, Any]) -> float:
+    """Return the metadata's ``input_scale`` (1 when absent)."""
+    try:
+        scale = float(metadata.get("input_scale") or 1.0)
+    except (TypeError, ValueError) as error:
+        raise ModelError(f"{metadata_file}: input_scale is not a number: {error}") from error
+    if not scale > 0:
+        raise ModelError(f"{metadata_file}: input_scale {scale} is not positive")
+    return scale
 
 
 def _locate(path: Path) -> tuple[Path, Path]:
@@ -235,14 +265,9 @@ def _check_model_type(folder: Path, metadata: dict[str, Any], config: dict[str, 
     unsupported = [h for h in heads if h in _UNSUPPORTED]
     if model_type in _UNSUPPORTED or unsupported:
         found = _UNSUPPORTED.get(model_type) or _UNSUPPORTED[unsupported[0]]
-        hint = (
-            f" {EXPORT_BOTH_STAGES}"
-            if model_type != "single_instance"
-            else " Run it in SLEAP, or train a bottom-up or top-down model."
-        )
         raise ModelError(
             f"{folder}: {found} (model_type {model_type!r}, heads {', '.join(heads) or '?'}); "
-            f"only {SUPPORTED}.{hint}"
+            f"only {SUPPORTED}. {EXPORT_BOTH_STAGES}"
         )
     if model_type == BOTTOMUP and (metadata.get("n_classes") or metadata.get("class_names")):
         raise ModelError(
@@ -306,7 +331,7 @@ def _describe(
 ) -> ModelDescription:
     """Cross-check metadata and graph, and build the description."""
     metadata_file = folder / METADATA_FILE
-    input_name, shape, _, output_names = graph
+    output_names = graph[3]
     try:
         keypoints = tuple(str(n) for n in metadata["node_names"])
         edges = tuple((int(s), int(d)) for s, d in metadata["edge_inds"] or ())
@@ -347,6 +372,33 @@ def _describe(
         )
         max_instances = metadata.get("max_instances")
         animals = int(max_instances) if max_instances else DEFAULT_MAX_ANIMALS
+    return _export_description(
+        onnx_file, folder, metadata, graph, keypoints, edges, channels, size,
+        trained_size=_stated_trace_size(metadata, config),
+        stride=float(metadata.get("output_stride") or 1) / input_scale,
+        decoder="sleap-classes" if identity else "sleap-bottomup",
+        max_animals=animals,
+        decoding=decoding,
+        identity_classes=classes,
+    )  # fmt: skip
+
+
+def _export_description(
+    onnx_file: Path,
+    folder: Path,
+    metadata: dict[str, Any],
+    graph: tuple[str, tuple[Any, ...], str, tuple[str, ...]],
+    keypoints: tuple[str, ...],
+    edges: tuple[tuple[int, int], ...],
+    channels: int,
+    size: tuple[int, int],
+    **kind: Any,
+) -> ModelDescription:
+    """Describe what every sleap-nn export shares; ``kind`` adds its model type's fields.
+
+    The graph takes the frame's uint8 pixels at their own size and normalises them itself.
+    """
+    input_name, shape, _, output_names = graph
     gray = channels == 1
     return ModelDescription(
         name=str(metadata.get("model_name") or folder.name),
@@ -362,8 +414,6 @@ def _describe(
         # applies to a crop fed at a fixed size.
         resize="area",
         output_kind="coordinates",
-        stride=float(metadata.get("output_stride") or 1) / input_scale,
-        decoder="sleap-classes" if identity else "sleap-bottomup",
         heatmaps_are_probabilities=False,
         input_name=input_name,
         output_names=output_names,
@@ -375,11 +425,98 @@ def _describe(
         input_type="uint8",
         input_layout="nchw",
         normalization="in-graph",
-        max_animals=animals,
-        decoding=decoding,
-        trained_size=_stated_trace_size(metadata, config),
-        identity_classes=classes,
+        **kind,
     )
+
+
+def _describe_single(
+    onnx_file: Path,
+    folder: Path,
+    metadata: dict[str, Any],
+    config: dict[str, Any],
+    graph: tuple[str, tuple[Any, ...], str, tuple[str, ...]],
+    frame_size: tuple[int, int] | None,
+    export_file: Path,
+) -> ModelDescription:
+    """Describe a single-instance export: one animal, each keypoint's highest map cell.
+
+    ``onnx_file`` is the graph to run (its resize following the frame's size); ``export_file``
+    the export's own, which messages name.
+    """
+    metadata_file = folder / METADATA_FILE
+    output_names = graph[3]
+    try:
+        keypoints = tuple(str(n) for n in metadata["node_names"])
+        edges = tuple((int(s), int(d)) for s, d in metadata.get("edge_inds") or ())
+        channels = int(metadata.get("input_channels") or 1)
+        decoding = SleapSingleDecoding(
+            input_scale=float(metadata.get("input_scale") or 1.0),
+            output_stride=float(metadata.get("output_stride") or 1),
+            peak_threshold=float(metadata.get("peak_threshold") or DEFAULT_PEAK_THRESHOLD),
+            max_stride=_backbone_max_stride(config),
+            export_graph=export_file,
+        )
+    except (KeyError, TypeError, ValueError) as error:
+        raise ModelError(
+            f"{metadata_file}: incomplete single-instance metadata (node_names): {error!r}; "
+            "export the model again with `sleap-nn export`"
+        ) from error
+    if not keypoints:
+        raise ModelError(f"{metadata_file}: node_names is empty; export the model again")
+    if any(not (0 <= i < len(keypoints)) for edge in edges for i in edge):
+        raise ModelError(f"{metadata_file}: edge_inds name nodes beyond the {len(keypoints)} nodes")
+    edges = edges or _config_edges(config, keypoints)
+    _check_outputs(onnx_file, output_names, SINGLE_OUTPUTS, "single-instance")
+    _check_single_output_ranks(onnx_file)
+    # Run up to the confidence maps: the exporter fixed the peak finding to the export size.
+    maps_graph, maps_name = cut_single_instance(onnx_file)
+    _check_input(onnx_file, metadata_file, graph, channels)
+    size = _trace_size(metadata, config, frame_size)
+    if size is None:
+        raise ModelError(
+            f"{metadata_file}: no input size (max_height/max_width) in the metadata or the "
+            "training config; give the frame size"
+        )
+    return _export_description(
+        maps_graph, folder, metadata, (graph[0], graph[1], graph[2], (maps_name,)), keypoints,
+        edges, channels, size,
+        trained_size=_stated_trace_size(metadata, config),
+        stride=decoding.grid_px,
+        decoder="sleap-single",
+        max_animals=1,
+        decoding=decoding,
+    )  # fmt: skip
+
+
+def _check_single_output_ranks(onnx_file: Path) -> None:
+    """Raise a ModelError unless ``peaks`` is (N, K, 2) and ``peak_vals`` (N, K).
+
+    Other exports name outputs ``peaks`` and ``peak_vals`` too (a bottom-up graph gives several
+    peaks per keypoint): a metadata file that says single-instance beside such a graph is caught
+    here, before the start.
+    """
+    import onnx  # heavy: imported when a graph is read
+
+    model = onnx.load(str(onnx_file), load_external_data=False)
+    ranks = {o.name: len(o.type.tensor_type.shape.dim) for o in model.graph.output}
+    if ranks.get("peaks") != 3 or ranks.get("peak_vals") != 2:
+        raise ModelError(
+            f"{onnx_file}: a single-instance export gives peaks (N, K, 2) and peak_vals (N, K); "
+            f"this graph's peaks have {ranks.get('peaks')} dimensions and peak_vals "
+            f"{ranks.get('peak_vals')}: it is another model type. Export it again with "
+            "`sleap-nn export`, which writes the model type it has into export_metadata.json."
+        )
+
+
+def _backbone_max_stride(config: dict[str, Any]) -> int | None:
+    """Return the training config's backbone ``max_stride`` (UNet, ConvNeXt, Swin), or None."""
+    backbones = (config.get("model_config") or {}).get("backbone_config") or {}
+    if not isinstance(backbones, dict):
+        return None
+    for backbone in backbones.values():
+        if isinstance(backbone, dict) and backbone.get("max_stride"):
+            return int(backbone["max_stride"])
+    return None
 
 
 def _describe_topdown(
@@ -393,7 +530,7 @@ def _describe_topdown(
 ) -> ModelDescription:
     """Describe a top-down export (both stages in one graph), with or without classes."""
     metadata_file = folder / METADATA_FILE
-    input_name, shape, _, output_names = graph
+    output_names = graph[3]
     centroid_config = stages[STAGE_CONFIG_FILES[0]]
     instance_config = stages[STAGE_CONFIG_FILES[1]] or stages[STAGE_CONFIG_FILES[2]]
     try:
@@ -438,39 +575,18 @@ def _describe_topdown(
         / float(instance_preprocessing.get("scale") or 1.0),
         peak_threshold=float(metadata.get("peak_threshold") or DEFAULT_PEAK_THRESHOLD),
     )
-    gray = channels == 1
-    return ModelDescription(
-        name=str(metadata.get("model_name") or folder.name),
-        framework=FRAMEWORK,
-        model_file=onnx_file,
-        keypoints=keypoints,
-        input_height=size[0],
-        input_width=size[1],
-        color_order="gray" if gray else "rgb",
-        mean=(0.0,) if gray else (0.0, 0.0, 0.0),
-        std=(1.0,) if gray else (1.0, 1.0, 1.0),
-        resize="area",  # frames are fed at their own size (any_input_size): never resized
-        output_kind="coordinates",
+    return _export_description(
+        onnx_file, folder, metadata, graph, keypoints, edges, channels, size,
+        trained_size=_stated_trace_size(metadata, centroid_config),
         stride=float(metadata.get("output_stride") or 1) / decoding.instance_input_scale,
         decoder="sleap-topdown",
-        heatmaps_are_probabilities=False,
-        input_name=input_name,
-        output_names=output_names,
-        batch_size=shape[0] if isinstance(shape[0], int) else None,
-        precision="fp32",
-        skeleton=tuple((keypoints[s], keypoints[d]) for s, d in edges),
-        any_input_size=True,
-        input_type="uint8",
-        input_layout="nchw",
-        normalization="in-graph",
         max_animals=len(classes) if identity else min(slots, DEFAULT_MAX_ANIMALS),
         decoding=decoding,
-        trained_size=_stated_trace_size(metadata, centroid_config),
         identity_classes=classes,
-    )
+    )  # fmt: skip
 
 
-def _two_stages(description: ModelDescription) -> ModelDescription:
+def _two_stages(description: ModelDescription, export_file: Path) -> ModelDescription:
     """Return the same top-down model run as two stages (centroid graph, then instance graph)."""
     decoding = description.decoding
     assert isinstance(decoding, SleapTopDownDecoding)
@@ -484,7 +600,7 @@ def _two_stages(description: ModelDescription) -> ModelDescription:
             instance_graph=cut.instance_graph,
             crops_name=cut.crops_name,
             instance_outputs=cut.instance_outputs,
-            export_graph=Path(description.model_file),
+            export_graph=export_file,
         ),
     )
 
@@ -578,8 +694,9 @@ def _class_names(metadata_file: Path, metadata: dict[str, Any]) -> tuple[str, ..
 def _metadata_of(description: ModelDescription) -> dict[str, Any]:
     """Return the export metadata beside the description's graph ({} when unreadable)."""
     graph = Path(description.model_file)
-    if isinstance(description.decoding, SleapTopDownDecoding) and description.decoding.export_graph:
-        graph = description.decoding.export_graph  # the stages live in the cache
+    decoding = description.decoding
+    if isinstance(decoding, SleapTopDownDecoding | SleapSingleDecoding) and decoding.export_graph:
+        graph = decoding.export_graph  # the graph run is a part of it, in the cache
     try:
         return read_metadata(graph.parent / METADATA_FILE)
     except ModelError:
@@ -600,6 +717,13 @@ def network_text(description: ModelDescription) -> str:
     if isinstance(description.decoding, SleapTopDownDecoding):
         stages = _topdown_text(description.decoding, backbone)
         return f"{stages}; skeleton {len(description.skeleton)} edges: {edges}"
+    if isinstance(description.decoding, SleapSingleDecoding):
+        return (
+            f"single-instance model (confidence maps, one animal), backbone {backbone}, input "
+            f"scale {description.decoding.input_scale:g}, output stride "
+            f"{description.decoding.output_stride:g}; sleap-nn's graph run up to its maps "
+            f"({description.model_file}); skeleton {len(description.skeleton)} edges: {edges}"
+        )
     kind = (
         f"bottom-up identity model (confidence maps + class maps), classes "
         f"{', '.join(description.identity_classes)}"
@@ -638,6 +762,12 @@ def _topdown_text(decoding: SleapTopDownDecoding, backbone: str) -> str:
 def decoding_text(description: ModelDescription) -> str:
     """Return the grouping settings and the animals kept per frame, in words."""
     decoding = description.decoding
+    if isinstance(decoding, SleapSingleDecoding):
+        return (
+            f"each keypoint's highest confidence-map cell on the host, by the graph's rule (no "
+            f"sub-pixel refinement: points on a {decoding.grid_px:g}-pixel grid of the frame; "
+            f"below peak_threshold {decoding.peak_threshold:g} not found); one animal per frame"
+        )
     if isinstance(decoding, SleapTopDownDecoding):
         where = (
             "centroids in the first graph; the crops and each keypoint's highest point on the "
@@ -703,6 +833,24 @@ class SleapExport(ModelFormat):
     def describes(self, description: ModelDescription) -> bool:
         """Return True for a model loaded from a sleap-nn export."""
         return description.framework == "sleap-nn"
+
+    def input_multiple(self, description: ModelDescription) -> int | None:
+        """Return a single-instance model's backbone down-sampling in frame pixels (None: unknown).
+
+        sleap-nn's graph pads nothing: a crop (``DYNAMIC_CROP``) whose size, once scaled by
+        the input scale, is not a multiple of the backbone's ``max_stride`` cannot run.
+        """
+        decoding = description.decoding
+        if isinstance(decoding, SleapSingleDecoding) and decoding.max_stride:
+            return math.ceil(decoding.max_stride / decoding.input_scale)
+        return None
+
+    def model_text(self, description: ModelDescription) -> str:
+        """Return the export's graph (the graph run is a part or a rewrite of it, in the cache)."""
+        decoding = description.decoding
+        if isinstance(decoding, SleapTopDownDecoding | SleapSingleDecoding):
+            return str(decoding.export_graph or description.model_file)
+        return str(description.model_file)
 
     def framework_text(self, description: ModelDescription) -> str:
         """Return the sleap-nn version the export names."""

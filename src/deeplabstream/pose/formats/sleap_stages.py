@@ -14,6 +14,12 @@ The crops of the valid centroids only are cut on the host between the two, and t
 of each map is found on the host (:mod:`pose.decoding.sleap_topdown`), with the graph's rules.
 Nothing of sleap-nn's network is changed: both stages are sub-graphs of sleap-nn's export
 (:class:`onnx.utils.Extractor`), cached in the user cache folder by the export's hash.
+
+A **single-instance** export is cut the same way before its peak finding
+(:func:`cut_single_instance`): the frame -> the confidence maps. sleap-nn's exporter traces the
+peak finding at the export size (the maps flattened to a constant ``h * w``, the column found
+modulo a constant width), so the whole graph runs only at that size; the maps part runs at any
+size, and the global peak of each map is found on the host with the graph's rules.
 """
 
 from __future__ import annotations
@@ -85,12 +91,85 @@ def split_topdown(onnx_file: Path, identity: bool) -> TopDownStages:
     return _cut(onnx_file, identity, folder, stem)
 
 
-def _read_record(path: Path) -> dict[str, Any]:
+def cut_single_instance(onnx_file: Path) -> tuple[Path, str]:
+    """Return a single-instance export's graph up to its confidence maps, and their name.
+
+    Cut now or taken from the cache (see the module docstring).
+
+    Raises
+    ------
+    ModelError
+        When the graph is not shaped as sleap-nn 0.3's single-instance export (one ``ArgMax``
+        reading the maps through a ``Reshape``).
+    """
+    digest = files_digest([onnx_file])[:16]
+    folder = user_cache_folder() / "sleap-single"
+    stem = f"{onnx_file.parent.name}.{digest}.v{SPLIT_VERSION}"
+    graph_file = folder / f"{stem}.maps.onnx"
+    record = _read_record(folder / f"{stem}.json", "maps_name")
+    if record and graph_file.is_file():
+        return graph_file, str(record["maps_name"])
+    import onnx  # heavy: imported when a graph is cut
+    from onnx.utils import Extractor
+
+    try:  # the shapes inferred: the extractor reads the maps' type from them
+        model = onnx.shape_inference.infer_shapes(onnx.load(str(onnx_file)))
+    except Exception as error:  # onnx raises DecodeError, OSError, InferenceError, ...
+        raise ModelError(f"{onnx_file}: cannot read the single-instance graph: {error}") from error
+    maps_name = _maps_before_argmax(onnx_file, model.graph, "single-instance")
+    input_name = next(i.name for i in model.graph.input)
+    try:
+        maps = Extractor(model).extract_model([input_name], [maps_name])
+    except Exception as error:  # ValueError for names the graph lacks
+        raise ModelError(f"{onnx_file}: cannot cut the graph before its peaks: {error}") from error
+    _any_map_size(maps.graph)
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=folder, prefix=".cutting-") as scratch:
+        onnx.save(maps, str(Path(scratch) / graph_file.name))
+        os.replace(Path(scratch) / graph_file.name, graph_file)
+        record_file = Path(scratch) / f"{stem}.json"
+        record = {"source": str(onnx_file), "maps_name": maps_name}
+        record_file.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        os.replace(record_file, folder / f"{stem}.json")  # the record last: the graph is whole
+    log.info("cut %s before its peak finding in %s", onnx_file, folder)
+    return graph_file, maps_name
+
+
+def _any_map_size(graph: Any) -> None:
+    """Drop the export size the tracer wrote into the graph's shapes: the maps follow the frame.
+
+    The intermediate shapes go (ONNX Runtime infers them), and the maps' height and width
+    become named dimensions.
+    """
+    del graph.value_info[:]
+    for output in graph.output:
+        dims = output.type.tensor_type.shape.dim
+        for dim, name in zip(dims[2:], ("map_height", "map_width"), strict=False):
+            dim.Clear()
+            dim.dim_param = name
+
+
+def _maps_before_argmax(onnx_file: Path, graph: Any, kind: str) -> str:
+    """Return the confidence maps that the graph's one ``ArgMax`` reads through a ``Reshape``."""
+    producers = {out: node for node in graph.node for out in node.output}
+    maxima = [n for n in graph.node if n.op_type == "ArgMax"]
+    if len(maxima) != 1:
+        raise ModelError(
+            f"{onnx_file}: expected sleap-nn's {kind} graph (one ArgMax finding the "
+            f"keypoints); found {len(maxima)}. Export it with sleap-nn 0.3."
+        )
+    flat = producers.get(maxima[0].input[0])
+    if flat is None or flat.op_type != "Reshape":
+        raise ModelError(f"{onnx_file}: the keypoints' ArgMax does not read reshaped maps")
+    return str(flat.input[0])
+
+
+def _read_record(path: Path, key: str = "crops_name") -> dict[str, Any]:
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
-    return record if isinstance(record, dict) and "crops_name" in record else {}
+    return record if isinstance(record, dict) and key in record else {}
 
 
 def _cut(onnx_file: Path, identity: bool, folder: Path, stem: str) -> TopDownStages:
@@ -155,10 +234,7 @@ def _cut_points(onnx_file: Path, graph: Any, identity: bool) -> tuple[str, tuple
     while len(consumers.get(crops, [])) == 1 and consumers[crops][0].op_type == "Reshape":
         crops = consumers[crops][0].output[0]
     # The confidence maps: flattened by a Reshape before the ArgMax of the global peaks.
-    flat = producers.get(maxima[0].input[0])
-    if flat is None or flat.op_type != "Reshape":
-        raise ModelError(f"{onnx_file}: the keypoints' ArgMax does not read reshaped maps")
-    outputs = [flat.input[0]]
+    outputs = [_maps_before_argmax(onnx_file, graph, "top-down")]
     if identity:
         outputs.append(_before_masking(onnx_file, producers, "class_logits"))
     return crops, tuple(outputs)

@@ -7,6 +7,8 @@ model's :class:`~pose.model.ModelDescription` to pick the decoder:
 - ``output_kind="heatmaps"`` / ``"heatmaps+locref"``: :func:`pose.decoding.peaks.decode_argmax`
   (with the location-refinement output as the second output);
 - ``output_kind="coordinates"``: the network's (N, K, 3) x, y, likelihood in input pixels;
+- ``decoder="sleap-single"``: :func:`pose.decoding.sleap_single.decode_single_instance`, the
+  keypoints of sleap-nn's single-instance graph (N, K, 3);
 - ``decoder="sleap-bottomup"``: :func:`pose.decoding.sleap.decode_bottomup`, sleap-nn's grouping
   of peaks into animals (N, A, K, 3);
 - ``decoder="sleap-classes"``: :func:`pose.decoding.sleap_classes.decode_classes`, sleap-nn's
@@ -42,6 +44,7 @@ from deeplabstream.pose.decoding.lightning import decode_lightning_pose
 from deeplabstream.pose.decoding.peaks import decode_argmax
 from deeplabstream.pose.decoding.sleap import decode_bottomup
 from deeplabstream.pose.decoding.sleap_classes import decode_classes
+from deeplabstream.pose.decoding.sleap_single import decode_single_instance
 from deeplabstream.pose.decoding.sleap_topdown import (
     CropCutter,
     decode_topdown,
@@ -292,6 +295,8 @@ class PoseEstimator:
         """Network outputs to (n, K, 3), or (n, A, K, 3) for a multi-animal model, input pixels."""
         d = self.description
         first = outputs[0]
+        if d.decoder == "sleap-single":
+            return decode_single_instance(outputs, d)
         if d.decoder == "sleap-bottomup":
             return decode_bottomup(outputs, d)
         if d.decoder == "paf-bottomup":  # this project's own multi-animal models

@@ -1,0 +1,100 @@
+"""sleap-nn's single-instance ONNX exports: one animal, every keypoint's highest point.
+
+``sleap-nn export <single_instance model dir> --format onnx`` wraps the network in sleap-nn's
+``SingleInstanceONNXWrapper``: uint8 pixels -> ``/ 255`` -> resized by the model's
+``input_scale`` (bilinear, antialiased) -> confidence maps -> per keypoint the first highest
+cell of its map (row-major) -> that cell times ``output_stride / input_scale`` (float32). A
+keypoint whose highest value is below the export's ``peak_threshold`` gets NaN coordinates and
+the value 0. Its outputs are ``peaks`` (B, K, 2), x, y in the pixels of the image given to the
+graph, and ``peak_vals`` (B, K); sleap-nn's own reader of the export
+(``ExportedSingleInstanceLayer``) takes them as they are, one instance per frame.
+
+The program runs the graph up to the confidence maps only
+(:func:`pose.formats.sleap_stages.cut_single_instance`: the exporter fixed the peak finding to
+the export size) and finds each map's global peak here with the graph's rules
+(:func:`pose.decoding.sleap_topdown.global_peaks`, the same as for a top-down model's instance
+maps), so the model runs at any frame or crop size with the export's own keypoints at its size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from deeplabstream.pose.decoding.sleap_topdown import global_peaks
+from deeplabstream.pose.model import ModelDescription, ModelError
+
+#: The outputs of a single-instance export, by name (the graph as sleap-nn wrote it).
+SINGLE_OUTPUTS = ("peaks", "peak_vals")
+
+
+@dataclass(frozen=True)
+class SleapSingleDecoding:
+    """How a single-instance export finds its keypoints, as its metadata says.
+
+    Attributes
+    ----------
+    input_scale
+        The scale the graph resizes its input by (``preprocessing.scale``).
+    output_stride
+        Input pixels (after that scale) per confidence-map cell.
+    peak_threshold
+        Keypoints whose highest map value is below it come back NaN.
+    max_stride
+        The backbone's total down-sampling (the training config's ``max_stride``), None when
+        not stated: the scaled input's sides must be multiples of it.
+    export_graph
+        sleap-nn's whole graph (the run graph is its part up to the maps); None when unknown.
+    """
+
+    input_scale: float = 1.0
+    output_stride: float = 1.0
+    peak_threshold: float = 0.2
+    max_stride: int | None = None
+    export_graph: Path | None = None
+
+    @property
+    def grid_px(self) -> float:
+        """The spacing of the points the graph can give, in frame pixels (no refinement)."""
+        return self.output_stride / self.input_scale
+
+
+def single_decoding_of(description: ModelDescription) -> SleapSingleDecoding:
+    """Return the description's single-instance settings; raise a ModelError for another model."""
+    decoding = description.decoding
+    if not isinstance(decoding, SleapSingleDecoding):
+        raise ModelError(f"{description.model_file}: not a sleap-nn single-instance model")
+    return decoding
+
+
+def decode_single_instance(outputs: list[np.ndarray], description: ModelDescription) -> np.ndarray:
+    """Return each frame's keypoints: (N, K, 3) float64 x, y (input pixels) and the map's value.
+
+    ``outputs[0]`` holds the confidence maps (N, K, h, w). A keypoint below the threshold is
+    NaN in all three (the graph gives NaN x, y and the value 0: the score goes with it, as for
+    sleap-nn's top-down models here).
+    """
+    settings = single_decoding_of(description)
+    maps = np.asarray(outputs[0])
+    n_keypoints = len(description.keypoints)
+    if maps.ndim != 4 or maps.shape[1] != n_keypoints:
+        raise ModelError(
+            f"{description.model_file}: the graph gives confidence maps {maps.shape}; a "
+            f"single-instance model of {n_keypoints} keypoints gives (N, {n_keypoints}, h, w)"
+        )
+    peaks, values = global_peaks(maps, settings.peak_threshold, settings.grid_px)
+    return single_instance_points(peaks, values)
+
+
+def single_instance_points(peaks: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """sleap-nn's ``peaks`` (N, K, 2) and ``peak_vals`` (N, K) as (N, K, 3) float64 x, y, value.
+
+    NaN in all three where the graph found no peak above its threshold.
+    """
+    points = np.concatenate(
+        [np.asarray(peaks, np.float64), np.asarray(values, np.float64)[..., None]], axis=-1
+    )
+    points[np.isnan(points[..., 0]) | np.isnan(points[..., 1])] = np.nan
+    return points
