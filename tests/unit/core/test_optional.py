@@ -99,3 +99,37 @@ def test_a_session_with_a_deeplabcut_file_without_torch_starts_nothing_torch_hid
     assert f'pip install "deeplabstream[{library}]"' in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def _console_scripts() -> dict[str, str]:
+    """``[project.scripts]`` of pyproject.toml: script name -> ``module:function``."""
+    pyproject = (Path(__file__).resolve().parents[3] / "pyproject.toml").read_text()
+    section = pyproject.split("[project.scripts]\n", 1)[1].split("\n\n", 1)[0]
+    scripts = {}
+    for line in section.splitlines():
+        name, _, entry = line.partition("=")
+        scripts[name.strip()] = entry.strip().strip('"')
+    return scripts
+
+
+def test_every_command_helps_without_torch_torch_hidden(tmp_path: Path) -> None:
+    """The base install has no torch: a module-level ``import torch`` reached from a command
+    (the Faster R-CNN constants once were) broke its --help and the default session."""
+    scripts = _console_scripts()
+    assert len(scripts) >= 10, scripts
+    for script, entry in scripts.items():
+        result = _run_with_hidden("torch", entry, [script, "--help"], tmp_path)
+        assert result.returncode == 0, (script, result.stderr[-2000:])
+        assert "usage" in result.stdout.lower(), script
+
+
+def test_the_default_session_runs_without_torch_torch_hidden(tmp_path: Path) -> None:
+    settings = tmp_path / "settings.ini"
+    settings.write_text("[Camera arena]\nSOURCE = synthetic\n[Device stimulus_box]\nTYPE = log\n")
+    argv = [
+        "deeplabstream", "--headless", "--pose-enabled", "--experiment-enabled",
+        "--frames", "10", "--settings", str(settings), "--output-dir", str(tmp_path / "out"),
+    ]  # fmt: skip
+    result = _run_with_hidden("torch", "deeplabstream.app.headless:run", argv, tmp_path)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    assert "10 frames analysed" in result.stdout, result.stdout[-2000:]

@@ -32,7 +32,7 @@ from deeplabstream.pose.formats.conversion import (
     max_abs_differences,
 )
 from deeplabstream.pose.model import IMAGENET_MEAN, IMAGENET_STD, ModelDescription, ModelError
-from deeplabstream.pose.networks.fasterrcnn import (
+from deeplabstream.pose.networks.fasterrcnn_variants import (
     MOBILENET,
     POOLED_SIZE,
     RESNET50_V2,

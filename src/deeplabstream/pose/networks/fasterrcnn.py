@@ -41,6 +41,13 @@ import torch
 from torch import nn
 from torch.nn import functional
 
+from deeplabstream.pose.networks.fasterrcnn_variants import (
+    MOBILENET,
+    POOLED_SIZE,
+    RESNET50_V2,
+    ROI_MAPS,
+    VARIANTS,
+)
 from deeplabstream.pose.networks.resnet import ResNet
 from deeplabstream.pose.networks.ssdlite import ConvNormAct, InvertedResidual, _large_blocks
 
@@ -54,15 +61,8 @@ ANCHORS_PER_CELL = len(ANCHOR_SIZES) * len(ASPECT_RATIOS)
 #: The backbone's outputs that feed the FPN (``features`` indices), and their channels.
 RETURNED = (13, 16)
 RETURNED_CHANNELS = (160, 960)
-POOLED_SIZE = 7
-MOBILENET = "fasterrcnn_mobilenet_v3_large_fpn"
-RESNET50_V2 = "fasterrcnn_resnet50_fpn_v2"
-#: The variants rebuilt here (``detector.model.variant``).
-VARIANTS = (MOBILENET, RESNET50_V2)
 #: ResNet-50's stage outputs feeding the v2 FPN (``layer1`` ... ``layer4``).
 RESNET_CHANNELS = (256, 512, 1024, 2048)
-#: The FPN maps RoIAlign reads (``featmap_names`` present in the backbone's output).
-ROI_MAPS = {MOBILENET: 1, RESNET50_V2: 4}
 
 
 def mobilenet_v3_large_features() -> nn.Sequential:

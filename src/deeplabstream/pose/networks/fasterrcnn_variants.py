@@ -1,0 +1,17 @@
+"""The Faster R-CNN variants rebuilt here, named as DeepLabCut 3.0 names them; no torch.
+
+Kept apart from :mod:`pose.networks.fasterrcnn` (which needs torch) so that reading a
+detector's configuration, and loading the converted graphs, works on an install without the
+``torch`` extra: only converting a checkpoint needs it.
+"""
+
+from __future__ import annotations
+
+#: RoIAlign's output size (``MultiScaleRoIAlign(..., 7, 2)``).
+POOLED_SIZE = 7
+MOBILENET = "fasterrcnn_mobilenet_v3_large_fpn"
+RESNET50_V2 = "fasterrcnn_resnet50_fpn_v2"
+#: The variants rebuilt here (``detector.model.variant``).
+VARIANTS = (MOBILENET, RESNET50_V2)
+#: The FPN maps RoIAlign reads (``featmap_names`` present in the backbone's output).
+ROI_MAPS = {MOBILENET: 1, RESNET50_V2: 4}
