@@ -19,6 +19,7 @@ from deeplabstream.app.display.screen import missing_xcb_libraries
 from tests.support.files import write_settings
 from tests.support.paths import PROJECT_ROOT
 from tests.support.processes import only_session, run_cli
+from tests.support.xvfb import xvfb_run
 
 
 @pytest.mark.skipif(shutil.which("xvfb-run") is None, reason="xvfb-run is not installed")
@@ -29,8 +30,7 @@ def test_the_window_runs_a_session_on_a_real_display_started_from_another_folder
     env = {**os.environ, "QT_QPA_PLATFORM": "xcb"}  # the real X11 plugin, on Xvfb's display
     result = subprocess.run(
         [
-            "xvfb-run",
-            "-a",
+            *xvfb_run(),
             sys.executable,
             str(PROJECT_ROOT / "app.py"),
             "--start",

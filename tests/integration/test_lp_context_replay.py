@@ -54,7 +54,9 @@ def test_a_replay_runs_the_context_model_causally(tmp_path: Path, monkeypatch) -
     timings = pd.read_csv(timing)
     assert {"backbone_ms", "heads_ms", "deadline_part"} <= set(timings.columns)
     assert (timings["backbone_ms"] > 0).all() and (timings["heads_ms"] > 0).all()
-    assert (timings["backbone_ms"] + timings["heads_ms"] <= timings["inference_ms"] + 1e-3).all()
+    # Each figure is written to 0.001 ms: two rounded parts can sum to 0.0015 ms over the total.
+    parts = timings["backbone_ms"] + timings["heads_ms"]
+    assert (parts <= timings["inference_ms"] + 2e-3).all()
     (poses,) = session.glob("*.pose.csv")
     table = pd.read_csv(poses, header=[0, 1, 2], index_col=0).dropna(how="all")
     assert list(table.index) == list(range(100))  # --fast: every frame analysed

@@ -26,6 +26,7 @@ from deeplabstream.app.display.screen import missing_xcb_libraries
 from deeplabstream.experiments.config import load_experiment_config
 from deeplabstream.experiments.registry import CONFIG_FOLDER
 from tests.support.paths import PROJECT_ROOT, shared_data
+from tests.support.xvfb import xvfb_run
 
 DRIVER = PROJECT_ROOT / "tests" / "support" / "new_user_dlc.py"
 HANG_S = 1200  # the driver gives up on any one step after 300 s; this only ends a hang
@@ -48,7 +49,7 @@ def test_a_new_user_wires_their_deeplabcut_model_to_a_region_pulse_from_the_wind
         "DEEPLABSTREAM_LOCK_FILE": str(tmp_path / "instance.lock"),
     }
     run = subprocess.run(
-        ["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", sys.executable, str(DRIVER),
+        [*xvfb_run("1600x1000"), sys.executable, str(DRIVER),
          str(settings), str(tmp_path / "out"), str(result_file)],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=HANG_S,
     )  # fmt: skip

@@ -20,6 +20,7 @@ import pytest
 
 from tests.support.files import write_settings
 from tests.support.paths import PROJECT_ROOT
+from tests.support.xvfb import xvfb_run
 
 # the smallest screen in the default suite (the tightest fit); the larger ones in the slow step
 SCREENS = [
@@ -39,7 +40,7 @@ def _measure(tmp_path: Path, screen: str) -> dict:
         "PYTHONPATH": str(PROJECT_ROOT),
     }
     result = subprocess.run(
-        ["xvfb-run", "-a", "-s", f"-screen 0 {screen}x24", sys.executable, "-m",
+        [*xvfb_run(screen), sys.executable, "-m",
          "tests.support.window_geometry", str(settings), str(tmp_path / "out"), str(report)],
         cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=240,
     )  # fmt: skip

@@ -52,6 +52,7 @@ from deeplabstream.app.gui.preferences import STATE_ENV
 from deeplabstream.core.device_lock import LOCK_ENV
 from deeplabstream.pose.formats.conversion import CACHE_ENV
 from tests.support.paths import PROJECT_ROOT, shared_data
+from tests.support.xvfb import xvfb_run
 
 DLC = "dlc3-openfield-cspnext_s"
 EXPORT = "model/DLC_openfield_NetType.CSPNEXT_S_iteration-0_shuffle-2_snapshot-best-60.pt"
@@ -80,7 +81,7 @@ def test_the_window_answers_within_100_ms_through_detect_inspect_and_a_model_loa
         CACHE_ENV: str(tmp_path / "cache"),
     }
     result = subprocess.run(
-        ["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", sys.executable, "-m",
+        [*xvfb_run("1600x1000"), sys.executable, "-m",
          "tests.support.stall_probe", str(out), str(export), str(clip), str(tmp_path / "work")],
         cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=1400,
     )  # fmt: skip
