@@ -125,3 +125,32 @@ def rig_locked(settings: Any, *, devices: bool = True) -> Iterator[None]:
         yield
     finally:
         locks.release()
+
+
+def video_frames(path: Path, count: int) -> list[np.ndarray]:
+    """A video's first ``count`` frames as the app's video camera delivers them (BGR uint8)."""
+    from deeplabstream.hardware.cameras.video import VideoCamera, VideoSettings
+
+    camera = VideoCamera(path.stem, VideoSettings(path=path, pacing="free"))
+    out = np.empty(camera.open().shape, np.uint8)
+    frames: list[np.ndarray] = []
+    try:
+        while len(frames) < count and camera.grab(out) is not None:
+            frames.append(out.copy())
+    finally:
+        camera.close()
+    return frames
+
+
+def onnx_cpu_session(model: Path, threads: int) -> Any:
+    """An ONNX Runtime CPU session with ``threads`` intra-op threads, as a framework opens one.
+
+    ONNX Runtime's defaults otherwise (idle pool threads spin): the baseline a framework's own
+    reader runs, not the project's tuned session.
+    """
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])

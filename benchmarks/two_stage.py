@@ -35,10 +35,16 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import now_iso, print_table, save_result, summarize_ms
+from benchmarks.common import (
+    now_iso,
+    onnx_cpu_session,
+    print_table,
+    save_result,
+    summarize_ms,
+    video_frames,
+)
 from deeplabstream.core.figures import Figure
 from deeplabstream.core.machine import load_average_1m, machine_description
-from deeplabstream.hardware.cameras.video import VideoCamera, VideoSettings
 from deeplabstream.pose.decoding.two_stage import CROP_FROM
 from deeplabstream.pose.loading import load_model
 from deeplabstream.pose.runtime.backends import open_backend
@@ -62,28 +68,12 @@ VARIANTS = ("sleap-nn graph", "same_frame", "previous_frame")
 
 def clip_frames(count: int) -> list[np.ndarray]:
     """The clip's first ``count`` frames as the app's video camera delivers them (BGR uint8)."""
-    camera = VideoCamera("clip", VideoSettings(path=CLIP, pacing="free"))
-    geometry = camera.open()
-    out = np.empty(geometry.shape, np.uint8)
-    frames: list[np.ndarray] = []
-    try:
-        while len(frames) < count and camera.grab(out) is not None:
-            frames.append(out.copy())
-    finally:
-        camera.close()
-    return frames
+    return video_frames(CLIP, count)
 
 
 def sleap_graph_runner(threads: int) -> Callable[[np.ndarray], np.ndarray]:
     """sleap-nn's whole graph on ONNX Runtime: a frame in, (instances, nodes, 3) out."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    session = ort.InferenceSession(
-        str(EXPORT / "model.onnx"), options, providers=["CPUExecutionProvider"]
-    )
+    session = onnx_cpu_session(EXPORT / "model.onnx", threads)
 
     def run(frame: np.ndarray) -> np.ndarray:
         grey = frame[:, :, :1] if frame.ndim == 3 else frame[:, :, None]
