@@ -50,6 +50,9 @@ def test_a_replay_runs_the_context_model_causally(tmp_path: Path, monkeypatch) -
     record = json.loads((session / "session.json").read_text())
     context = json.dumps(record)
     assert '"live_mode": "causal"' in context and '"delay_frames": 0' in context
+    model = record["pose"]["model"]
+    assert model["source_file"] == str(checkpoint)  # the checkpoint named, converted in cache
+    assert Path(model["file"]).is_relative_to(cache)
     (timing,) = session.glob("*.pose_timing.csv")
     timings = pd.read_csv(timing)
     assert {"backbone_ms", "heads_ms", "deadline_part"} <= set(timings.columns)

@@ -687,6 +687,13 @@ def _model_text(model: ModelRecord) -> str:
     return f"{name} ({details})" if details else str(name)
 
 
+def _model_files(model: ModelRecord) -> str:
+    """Return the model's file, and the file it was converted from where it was."""
+    if model.source_file:
+        return f"{model.file} (converted from {model.source_file})"
+    return str(model.file)
+
+
 def _pose_description(source: _PoseSource, individual: str | None) -> str:
     """Return what the PoseEstimation holds and where it came from."""
     model, pose_file = source.model, source.pose_file
@@ -698,7 +705,7 @@ def _pose_description(source: _PoseSource, individual: str | None) -> str:
     )
     return (
         f"keypoints of {animal}camera {source.camera} from {pose_file}, estimated by "
-        f"DeepLabStream with the model {_model_text(model)}; file {model.file}, input "
+        f"DeepLabStream with the model {_model_text(model)}; file {_model_files(model)}, input "
         f"{model.input}, decoder {model.decoder}. One row per row of {pose_file}: "
         f"frames not analysed are NaN rows; times are {source.clock.words}."
     )

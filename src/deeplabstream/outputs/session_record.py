@@ -464,7 +464,12 @@ class ModelRecord(Part):
     required_keys = False
     name: str | None = key("a short name", optional=True)
     framework: str | None = key("the framework that made it", optional=True)
-    file: str | None = key("its file", optional=True)
+    file: str | None = key("the graph that ran (converted: the cached graph)", optional=True)
+    source_file: str | None = key(
+        "the file the user named, where the graph was converted from it (a DeepLabCut 3.0 "
+        "export, a Lightning Pose checkpoint, a crop-zoom pair's yaml)",
+        optional=True,
+    )
     keypoints: tuple[str, ...] | None = key("its keypoints, in order", optional=True)
     input: Any = key("its input size [width, height]", optional=True)
     precision: str | None = key("fp32, fp16 or int8", optional=True)

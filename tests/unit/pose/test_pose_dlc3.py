@@ -337,6 +337,9 @@ def test_runs_live_in_the_app_and_matches_deeplabcut(tmp_path: Path, cache: Path
     print(f"live, {len(ours)} frames analysed, vs DeepLabCut: {diff}")
     assert diff["dx"] < XY_TOLERANCE and diff["dy"] < XY_TOLERANCE
     assert diff["dlikelihood"] < LIKELIHOOD_TOLERANCE
+    model = json.loads((session / "session.json").read_text())["pose"]["model"]
+    assert model["source_file"] == str(shared_data(f"{DLC}/{EXPORT}"))  # the file named
+    assert Path(model["file"]).is_relative_to(cache)  # the graph converted from it
 
 
 # --- a resnet_50 export with DeepLabCut's exact key layout (random weights) ----------------------

@@ -269,7 +269,7 @@ def test_a_bad_cropzoom_file_is_refused_with_what_is_wrong(pair: Path, tmp_path:
 
 
 @pytest.mark.slow  # both checkpoints converted: tens of seconds
-def test_the_pair_is_described_with_both_stages(description: ModelDescription) -> None:
+def test_the_pair_is_described_with_both_stages(description: ModelDescription, pair: Path) -> None:
     stages = cropzoom_of(description)
     assert stages is not None
     assert (stages.detector.input_width, stages.detector.input_height) == (128, 256)
@@ -277,7 +277,9 @@ def test_the_pair_is_described_with_both_stages(description: ModelDescription) -
     assert description.keypoints == stages.pose.keypoints
     assert cropzoom_stages(description) == ("detector", "crop", "pose")
     assert two_stage(description)
-    entry = model_summary(description, "CPUExecutionProvider")["cropzoom"]
+    summary = model_summary(description, "CPUExecutionProvider")
+    assert summary["source_file"] == str(pair / CROPZOOM_FILE)  # the file the lab named
+    entry = summary["cropzoom"]
     assert entry["live_mode"] == "same_frame_box" and entry["delay_frames"] == 0
     assert entry["crop_size"] == 200 and entry["anchor_keypoints"] == list(ANCHORS)
 

@@ -139,6 +139,7 @@ def test_session_json_model_entry_has_the_int8_cost(quantized: dict, cache: Path
     assert entry["precision"] == "int8"
     assert entry["int8_cost"]["deviation_px"] == quantized["record"]["deviation_px"]
     json.dumps(entry)  # it goes into session.json as it is
+    assert entry["source_file"] is None  # the graph is the model's own file, not converted
     assert model_summary(load_model(None), "CPUExecutionProvider")["int8_cost"] is None
 
 

@@ -141,6 +141,7 @@ def model_summary(description: ModelDescription, provider: str) -> dict[str, Any
         "name": description.name,
         "framework": description.framework,
         "file": str(description.model_file),
+        "source_file": _named_file(description),  # what the user pointed MODEL_PATH at
         "keypoints": list(description.keypoints),
         "input": [description.input_width, description.input_height],
         "precision": description.precision,
@@ -151,6 +152,19 @@ def model_summary(description: ModelDescription, provider: str) -> dict[str, Any
         "skeleton": [list(pair) for pair in description.skeleton],
         **cropzoom_summary(description),  # a crop-zoom pair: its stages, rule and live mode
     } | context_summary(description)  # a context model: its frames and live mode
+
+
+def _named_file(description: ModelDescription) -> str | None:
+    """Return the file a converted model was made from (None: ``file`` is the user's own).
+
+    A DeepLabCut export or a Lightning Pose checkpoint runs as the ONNX graph converted from
+    it, in the cache; a crop-zoom pair is its ``cropzoom.yaml``. The record names both, so a
+    lab can tell from ``session.json`` which of its files ran.
+    """
+    pair = cropzoom_of(description)
+    if pair is not None:
+        return str(pair.file)
+    return None if description.source_file is None else str(description.source_file)
 
 
 def two_stage(description: ModelDescription) -> bool:
