@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
 
 from deeplabstream.core.optional import EXTRA_OF_MODULE, missing_extra
-from tests.support.paths import shared_data
+from tests.support.paths import PROJECT_ROOT, shared_data
 
 DLC_MODEL = (
     "dlc3-openfield-cspnext_s/model/"
@@ -103,13 +104,8 @@ def test_a_session_with_a_deeplabcut_file_without_torch_starts_nothing_torch_hid
 
 def _console_scripts() -> dict[str, str]:
     """``[project.scripts]`` of pyproject.toml: script name -> ``module:function``."""
-    pyproject = (Path(__file__).resolve().parents[3] / "pyproject.toml").read_text()
-    section = pyproject.split("[project.scripts]\n", 1)[1].split("\n\n", 1)[0]
-    scripts = {}
-    for line in section.splitlines():
-        name, _, entry = line.partition("=")
-        scripts[name.strip()] = entry.strip().strip('"')
-    return scripts
+    with (PROJECT_ROOT / "pyproject.toml").open("rb") as file:
+        return dict(tomllib.load(file)["project"]["scripts"])
 
 
 def test_every_command_helps_without_torch_torch_hidden(tmp_path: Path) -> None:
