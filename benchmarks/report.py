@@ -54,8 +54,8 @@ TITLES = {
     "dynamic_crop": "Dynamic cropping on the open-field video (DeepLabCut 3.0 cspnext_s)",
     "two_stage": "Two-stage models (sleap-nn top-down): the project's two stages vs sleap-nn's "
     "one graph, each stage's time",
-    "sleap_single": "sleap-nn single-instance models: the project (whole frame, dynamic crop) vs "
-    "sleap-nn's own graph",
+    "sleap_single": "sleap-nn single-instance models: the project (whole frame, pool threads "
+    "sleeping or spinning; dynamic crop) vs sleap-nn's own graph",
     "end_to_end": "End to end: the benchmark mode (`DeepLabStream.py --benchmark-enabled`)",
     "high_rate": "High camera rates (150-500 fps): the analysed rate against the model-bound "
     "limit (benchmark mode, simulated arena)",
@@ -399,7 +399,26 @@ def _end_to_end_extra(data: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
-EXTRA_SECTIONS = {"inference": _inference_extra, "end_to_end": _end_to_end_extra}
+def _sleap_single_extra(data: dict[str, Any]) -> list[str]:
+    """How the frames came, and what the two thread settings mean."""
+    details = data.get("results", {}).get("details", {})
+    fps = details.get("fps")
+    pace = f"paced at {fps:g} fps, as a camera delivers them" if fps else "back to back"
+    return [
+        f"{details.get('frames', '?')} frames, {pace}, {details.get('threads', '?')} threads. "
+        "Sleeping: the project's ONNX Runtime pool threads sleep between layers and frames (a "
+        "worker sharing its cores with capture and recording); spinning: they spin, as where "
+        "the worker has cores of its own (`CPU_AFFINITY`) and as sleap-nn's session does. The "
+        "CPU time is the process's, pacing waits included.",
+        "",
+    ]
+
+
+EXTRA_SECTIONS = {
+    "inference": _inference_extra,
+    "end_to_end": _end_to_end_extra,
+    "sleap_single": _sleap_single_extra,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

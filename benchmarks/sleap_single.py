@@ -1,31 +1,36 @@
 """sleap-nn single-instance models: the project's path vs sleap-nn's own graph, and dynamic crops.
 
-    python -m benchmarks.sleap_single [--frames N] [--rounds R] [--threads T] [--quick]
+    python -m benchmarks.sleap_single [--frames N] [--rounds R] [--threads T] [--fps F] [--quick]
 
 The model is the sleap-nn single-instance export kept in the repository
 (``tests/fixtures/sleap_single_openfield/export``: DeepLabCut's open-field mouse, 4 keypoints,
 RGB, input scale 0.5), on the 100-frame open-field clip of ``../shared/data`` decoded as the
-app's video camera delivers them, one frame at a time as the live loop runs them, the clip
-played ``--rounds`` times (3: 300 frames for each figure). Three variants take turns on blocks
-of 10 frames (rotating the order, so that other load on the
-machine affects them alike):
+app's video camera delivers them, one frame at a time as the live loop runs them, paced at a
+camera's rate (``--fps``, 30; 0: back to back), the clip played ``--rounds`` times (3: 300
+frames for each figure). Four variants take turns on blocks of 10 frames (rotating the order,
+so that other load on the machine affects them alike), with a pause of 0.1 s between blocks
+(a spinning pool's threads spin about 40 ms after its last run: without the pause they would
+take a core from the next variant's first frames):
 
 - **baseline: sleap-nn's own graph**: the export's whole ONNX graph (its resize, the network and
   its peak finding, fixed to the export size) on ONNX Runtime with the same threads, fed the
   frame's RGB pixels as sleap-nn's own export reader feeds them: the same work, frame in,
   keypoints out. Its session is ONNX Runtime's default, as sleap-nn's: idle pool threads spin;
-  the project's sleep (:mod:`pose.runtime.backends`: spinning takes a core from capture and
-  recording on a small machine), which costs it at the tail when nothing else runs;
 - **project, whole frame**: :class:`pose.runtime.estimator.PoseEstimator` as the inference worker
   runs it (the graph up to the confidence maps, its resize following the frame's size, the
-  peaks found on the host);
+  peaks found on the host) where it shares its cores with capture and recording: idle pool
+  threads sleep (:func:`core.priority.inference_pool_may_spin`);
+- **project, whole frame, spinning**: the same where the worker has cores of its own (pinned:
+  ``CPU_AFFINITY``, 3 or more cores): idle pool threads spin, as the baseline's;
 - **project, dynamic crop**: the same, on the crop :class:`pose.runtime.cropping.DynamicCrop`
   chooses from the previous frame's keypoints (``[Pose] DYNAMIC_CROP = on``, margin 128,
   likelihood 0.2), each crop size's estimator built once as the worker does.
 
 Figures: frame -> keypoints p50/p99 of each beside the baseline's, the largest distance of the
-project's whole-frame keypoints from the baseline's (same frames; expected 0), and how many
-frames the dynamic crop cropped. Saved to ``benchmarks/results/sleap_single.json``.
+project's whole-frame keypoints from the baseline's (same frames; expected 0), how many frames
+the dynamic crop cropped, and the CPU time per frame of the sleeping and spinning variants
+(the process's, all threads, pacing waits included). Saved to
+``benchmarks/results/sleap_single.json``.
 """
 
 from __future__ import annotations
@@ -50,7 +55,7 @@ from deeplabstream.core.figures import Figure
 from deeplabstream.core.machine import load_average_1m, machine_description
 from deeplabstream.pose.loading import load_model
 from deeplabstream.pose.model import ModelDescription
-from deeplabstream.pose.runtime.backends import InferenceBackend, open_backend
+from deeplabstream.pose.runtime.backends import InferenceBackend, OnnxRuntimeBackend
 from deeplabstream.pose.runtime.cropping import CropSettings, DynamicCrop, input_multiple
 from deeplabstream.pose.runtime.estimator import PoseEstimator
 
@@ -65,7 +70,8 @@ CLIP = (
     / "m3v1mp4_first100.mp4"
 )
 BLOCK = 10
-VARIANTS = ("sleap-nn graph", "whole frame", "dynamic crop")
+PAUSE_S = 0.1  # between blocks: a spinning pool parks about 40 ms after its last run
+VARIANTS = ("sleap-nn graph", "whole frame", "whole frame, spinning", "dynamic crop")
 CROP = CropSettings(enabled=True, margin=128, likelihood=0.2)
 
 
@@ -113,47 +119,55 @@ class CroppedEstimator:
         return pose
 
 
-def measure(frames: list[np.ndarray], threads: int) -> dict[str, Any]:
+def measure(frames: list[np.ndarray], threads: int, fps: float) -> dict[str, Any]:
     """Run the variants in turns on blocks of frames; return each one's samples (ns)."""
     description = load_model(EXPORT)
     shape = frames[0].shape
-    whole = PoseEstimator(
-        description, open_backend(description, "onnxruntime", "cpu", threads), shape
-    )
-    cropped = CroppedEstimator(
-        description, open_backend(description, "onnxruntime", "cpu", threads), shape
-    )
+
+    def backend(spin: bool) -> InferenceBackend:
+        return OnnxRuntimeBackend(description, "cpu", threads, allow_spinning=spin)
+
+    whole = PoseEstimator(description, backend(False), shape)
+    spinning = PoseEstimator(description, backend(True), shape)
+    cropped = CroppedEstimator(description, backend(False), shape)
     graph = sleap_graph_runner(threads)
+    runners: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+        "sleap-nn graph": graph,
+        "whole frame": lambda frame: whole.estimate([frame])[0],
+        "whole frame, spinning": lambda frame: spinning.estimate([frame])[0],
+        "dynamic crop": cropped.estimate,
+    }
     for frame in frames[:3]:  # warm-up, off the record
-        whole.estimate([frame])
-        graph(frame)
+        for runner in runners.values():
+            runner(frame)
     samples: dict[str, list[int]] = {variant: [] for variant in VARIANTS}
+    cpu_s = dict.fromkeys(VARIANTS, 0.0)
     worst_px = 0.0
     loads: list[float] = []
     for number in range(0, len(frames), BLOCK):
         block = frames[number : number + BLOCK]
         turn = (number // BLOCK) % len(VARIANTS)
-        theirs: list[np.ndarray] = []
-        ours: list[np.ndarray] = []
+        points: dict[str, list[np.ndarray]] = {variant: [] for variant in VARIANTS}
         for variant in VARIANTS[turn:] + VARIANTS[:turn]:
+            time.sleep(PAUSE_S)
+            cpu_began = time.process_time()
+            due = time.perf_counter()
             for frame in block:
+                if fps > 0:  # the next frame arrives at the camera's rate
+                    due += 1.0 / fps
+                    time.sleep(max(0.0, due - time.perf_counter()))
                 began = time.perf_counter_ns()
-                if variant == "sleap-nn graph":
-                    theirs.append(graph(frame))
-                elif variant == "whole frame":
-                    ours.append(whole.estimate([frame])[0])
-                else:
-                    cropped.estimate(frame)
+                points[variant].append(runners[variant](frame))
                 samples[variant].append(time.perf_counter_ns() - began)
-        for mine, reference in zip(ours, theirs, strict=True):
-            seen = ~np.isnan(mine[:, 0]) & ~np.isnan(reference[:, 0])
-            if seen.any():
-                worst_px = max(worst_px, float(np.abs(mine[seen, :2] - reference[seen, :2]).max()))
+            cpu_s[variant] += time.process_time() - cpu_began
+        for variant in ("whole frame", "whole frame, spinning"):
+            worst_px = max(worst_px, largest_distance(points[variant], points["sleap-nn graph"]))
         load = load_average_1m()
         if load is not None:
             loads.append(load)
     return {
         "samples": samples,
+        "cpu_ms_per_frame": {v: 1e3 * cpu_s[v] / len(frames) for v in VARIANTS},
         "worst_px": worst_px,
         "cropped": cropped.cropped,
         "crop_sizes": sorted(cropped.estimators),
@@ -161,13 +175,23 @@ def measure(frames: list[np.ndarray], threads: int) -> dict[str, Any]:
     }
 
 
+def largest_distance(ours: list[np.ndarray], theirs: list[np.ndarray]) -> float:
+    """The largest x or y difference of keypoints both found, over frames (px)."""
+    worst = 0.0
+    for mine, reference in zip(ours, theirs, strict=True):
+        seen = ~np.isnan(mine[:, 0]) & ~np.isnan(reference[:, 0])
+        if seen.any():
+            worst = max(worst, float(np.abs(mine[seen, :2] - reference[seen, :2]).max()))
+    return worst
+
+
 def figures_of(measured: dict[str, Any], frames: int) -> list[Figure]:
     """The figures: each project variant's frame -> keypoints beside sleap-nn's graph."""
     summaries = {variant: summarize_ms(values) for variant, values in measured["samples"].items()}
     baseline = summaries["sleap-nn graph"]
     figures: list[Figure] = []
-    for variant in ("whole frame", "dynamic crop"):
-        key = variant.replace(" ", "_")
+    for variant in ("whole frame", "whole frame, spinning", "dynamic crop"):
+        key = variant.replace(", ", "_").replace(" ", "_")
         for percentile in ("p50", "p99"):
             figures.append(
                 Figure(
@@ -188,6 +212,18 @@ def figures_of(measured: dict[str, Any], frames: int) -> list[Figure]:
             compare=False,
         )
     )
+    cpu = measured["cpu_ms_per_frame"]
+    for variant in ("whole frame", "whole frame, spinning"):
+        figures.append(
+            Figure(
+                f"{variant.replace(', ', '_').replace(' ', '_')}_cpu_ms_per_frame",
+                f"CPU time per frame (all threads), {variant}",
+                round(cpu[variant], 2),
+                round(cpu["sleap-nn graph"], 2),
+                "ms",
+                compare=False,
+            )
+        )
     figures.append(
         Figure(
             "frames_cropped_percent",
@@ -201,12 +237,20 @@ def figures_of(measured: dict[str, Any], frames: int) -> list[Figure]:
     return figures
 
 
+def pace_text(fps: float) -> str:
+    """How the frames came: at a camera's rate, or back to back."""
+    return f"paced at {fps:g} fps" if fps > 0 else "back to back"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Measure, print and save; 0 when done, 2 when the clip or the model is missing."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--frames", type=int, default=100, help="frames of the clip (<= 100)")
     parser.add_argument("--rounds", type=int, default=3, help="times the clip is played")
     parser.add_argument("--threads", type=int, default=2, help="ONNX Runtime threads")
+    parser.add_argument(
+        "--fps", type=float, default=30.0, help="frames per second (0: back to back)"
+    )
     parser.add_argument("--quick", action="store_true", help="30 frames, once")
     args = parser.parse_args(argv)
     if not CLIP.is_file() or not EXPORT.is_dir():
@@ -215,11 +259,11 @@ def main(argv: list[str] | None = None) -> int:
     started = now_iso()
     machine = machine_description()
     frames = clip_frames(30 if args.quick else args.frames) * (1 if args.quick else args.rounds)
-    measured = measure(frames, args.threads)
+    measured = measure(frames, args.threads, args.fps)
     figures = figures_of(measured, len(frames))
     print_table(
         f"sleap-nn single-instance model (open-field mouse, 640x480, {len(frames)} frames, "
-        f"{args.threads} threads)",
+        f"{args.threads} threads, {pace_text(args.fps)})",
         figures,
         machine,
         project="project",
@@ -237,6 +281,7 @@ def main(argv: list[str] | None = None) -> int:
         details={
             "frames": len(frames),
             "threads": args.threads,
+            "fps": args.fps,
             "crop_sizes": [list(size) for size in measured["crop_sizes"]],
             "load_average_1m": {"min": min(loads, default=None), "max": max(loads, default=None)},
         },

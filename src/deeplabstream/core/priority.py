@@ -149,6 +149,23 @@ def inference_thread_count(configured: int, pinned: tuple[int, ...] | None = Non
     return max(1, min(4, len(available_cpus()) - 1))
 
 
+def inference_pool_may_spin(pinned: tuple[int, ...] | None, threads: int) -> bool:
+    """Whether the inference worker's idle pool threads may spin instead of sleeping.
+
+    A sleeping pool thread is woken for every layer of the network. Where waking a core is slow
+    (a virtual machine's sleeping core is woken by the hypervisor), a network run once per
+    camera frame, with the pool asleep in between, gets little from its second thread: 19.9 ms
+    instead of 10.7 ms p50 for sleap-nn's open-field model on 2 threads at 30 fps, the pool
+    sleeping vs spinning (docs/pose-models.md). Spinning keeps ``threads - 1`` cores busy
+    between frames, so it is allowed only where those cores are the worker's own: the worker
+    is pinned to them, or, where a platform cannot pin (macOS), the machine has two cores
+    beyond the worker's threads for capture and recording (``CPU_AFFINITY = auto``'s margin).
+    """
+    if pinned:
+        return True
+    return not can_pin() and len(available_cpus()) >= threads + 2
+
+
 def available_cpus() -> tuple[int, ...]:
     """Return the cores this process may run on (all of them where the OS cannot say)."""
     if can_pin():

@@ -70,8 +70,10 @@ class StreamingSettings:
         "work never pre-empts a pose estimate, but is confined to those cores. `auto` pins when "
         "at least two cores remain for the side work (machines with 3 or more cores); `on` pins "
         "on 2 cores too (one core each: enough for one camera at 30 fps, not for a 150 Hz "
-        "camera's recording); `off`: the operating system places every process. `session.json` "
-        "→ `priority` says what was applied (docs/performance.md).",
+        "camera's recording); `off`: the operating system places every process. Pinned, the "
+        "worker's ONNX Runtime threads also spin between frames instead of sleeping (lower "
+        "latency where waking a core is slow, at the cost of keeping the worker's cores busy). "
+        "`session.json` → `priority` says what was applied (docs/performance.md).",
     )
     side_niceness: int = setting(
         0,

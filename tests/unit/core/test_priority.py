@@ -10,10 +10,13 @@ from pathlib import Path
 import psutil
 import pytest
 
+from deeplabstream.core import priority as priority_rules
 from deeplabstream.core.priority import (
     SIDE_NICENESS,
     ProcessPriority,
     apply_process_priority,
+    can_pin,
+    inference_pool_may_spin,
     inference_thread_count,
     plan_priorities,
 )
@@ -52,6 +55,21 @@ def test_the_thread_count_rule_keeps_a_core_free() -> None:
     assert inference_thread_count(0, (4, 5)) == 2  # one per pinned core
     cores = len(os.sched_getaffinity(0))
     assert inference_thread_count(0) == max(1, min(4, cores - 1))
+
+
+def test_pool_threads_spin_only_on_cores_of_the_workers_own(monkeypatch) -> None:
+    assert inference_pool_may_spin((2, 3), 2)  # pinned: those cores are the worker's
+    if can_pin():  # this platform pins: unpinned (2 cores, or CPU_AFFINITY = off) sleeps
+        assert not inference_pool_may_spin(None, 2)
+        assert not inference_pool_may_spin((), 1)
+    # A platform that cannot pin (macOS) spins with two cores to spare beyond the threads;
+    # emulated here (a mock of the platform's answer and of its core count)
+    monkeypatch.setattr(priority_rules, "can_pin", lambda: False)
+    monkeypatch.setattr(priority_rules, "available_cpus", lambda: tuple(range(8)))
+    assert inference_pool_may_spin(None, 4) and inference_pool_may_spin(None, 6)
+    assert not inference_pool_may_spin(None, 7)
+    monkeypatch.setattr(priority_rules, "available_cpus", lambda: (0, 1))
+    assert not inference_pool_may_spin(None, 1)
 
 
 def _apply_and_report(priority: ProcessPriority, out: multiprocessing.Queue) -> None:
@@ -116,6 +134,8 @@ def test_a_recording_session_reports_the_priorities_its_processes_run_with(
     assert seen["pose"]["cpus"] == list(plan.inference_cpus)
     assert seen["recorder:arena"]["nice"] == os.nice(0) + 5
     assert seen["capture:arena"]["cpus"] == list(plan.other_cpus)
+    # the worker's own cores: its ONNX Runtime pool threads spin between frames
+    assert session["pose"]["model"]["providers"]["idle_threads"] == "spin"
 
 
 def test_live_sessions_nice_their_recorders_by_the_setting_and_offline_ones_do_not(

@@ -22,6 +22,7 @@ from deeplabstream.pose.runtime.backends import (
     device_check,
     open_backend,
     providers_of,
+    set_idle_threads_spin,
 )
 from deeplabstream.pose.runtime.providers import (
     GPU_INSTALL,
@@ -181,6 +182,26 @@ def test_the_check_before_the_start_names_a_missing_provider(tmp_path: Path) -> 
     assert "CUDAExecutionProvider" in problem and GPU_INSTALL in problem
     cpu = load_settings(write_settings(tmp_path, text.replace("cuda", "cpu")))
     assert check_before_start(cpu, True, False) == []
+
+
+def test_idle_pool_threads_sleep_unless_the_process_lets_them_spin(bundled) -> None:
+    # What session.json records is what ONNX Runtime's session was given.
+    def spinning(backend: OnnxRuntimeBackend) -> str:
+        options = backend._session.get_session_options()
+        return options.get_session_config_entry("session.intra_op.allow_spinning")
+
+    asleep = OnnxRuntimeBackend(bundled, "cpu", 2)
+    assert asleep.providers["idle_threads"] == "sleep" and spinning(asleep) == "0"
+    set_idle_threads_spin(True)
+    try:
+        awake = OnnxRuntimeBackend(bundled, "cpu", 2)
+        told = OnnxRuntimeBackend(bundled, "cpu", 2, allow_spinning=False)
+    finally:
+        set_idle_threads_spin(False)
+    assert awake.providers["idle_threads"] == "spin" and spinning(awake) == "1"
+    assert told.providers["idle_threads"] == "sleep" and spinning(told) == "0"
+    for backend in (asleep, awake, told):
+        backend.close()
 
 
 def test_a_backend_without_io_binding_runs_session_run(bundled) -> None:

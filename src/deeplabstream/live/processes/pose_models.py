@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from deeplabstream.core.errors import raised_as
-from deeplabstream.core.priority import inference_thread_count
+from deeplabstream.core.priority import inference_pool_may_spin, inference_thread_count
 from deeplabstream.live.processes.pose_job import PoseJob, WorkerCamera
 from deeplabstream.pose.decoding.two_stage import CropFrom
 from deeplabstream.pose.formats.dlc3_topdown import topdown_decoding_of
@@ -33,6 +33,7 @@ from deeplabstream.pose.runtime.backends import (
     providers_of,
     second_graph_device,
     second_graph_threads,
+    set_idle_threads_spin,
 )
 from deeplabstream.pose.runtime.context import ContextEstimator
 from deeplabstream.pose.runtime.cropping import (
@@ -196,6 +197,10 @@ def _load_models(job: PoseJob) -> dict[str, LoadedModel]:
     # Auto: leave one core to the capture and recording processes, use at most 4.
     pinned = job.priority.cpus if job.priority is not None else None
     threads = inference_thread_count(settings.threads, pinned)
+    # Pool threads on cores of the worker's own spin between layers and frames
+    # (core.priority.inference_pool_may_spin); elsewhere they sleep, leaving the cores to
+    # capture and recording.
+    set_idle_threads_spin(inference_pool_may_spin(pinned, threads))
     models: dict[str, LoadedModel] = {}
     for camera in job.cameras:
         key = model_key(camera)

@@ -63,6 +63,21 @@ from deeplabstream.pose.runtime.trt_cache import (
 
 WARM_UP_RUNS = 3
 
+#: Whether the pool threads of ONNX Runtime sessions opened from now on in this process spin
+#: when idle (:func:`set_idle_threads_spin`); they sleep unless the process says otherwise.
+_IDLE_THREADS_SPIN = {"spin": False}
+
+
+def set_idle_threads_spin(spin: bool) -> None:
+    """Let the idle pool threads of the ONNX Runtime sessions this process opens next spin.
+
+    The inference worker calls it once, before it opens its models, with
+    :func:`core.priority.inference_pool_may_spin`: spinning where the worker has cores of its
+    own. A process setting, not an argument of :func:`open_backend`, so that every session of
+    a model (a two-stage model's second graph, a crop's graph) follows it.
+    """
+    _IDLE_THREADS_SPIN["spin"] = spin
+
 
 class InferenceBackend(Protocol):
     """A network ready to run.
@@ -204,8 +219,8 @@ class OnnxRuntimeBackend:
     threads
         ``intra_op_num_threads`` of the session.
     allow_spinning
-        Let idle pool threads spin (ONNX Runtime's default; off here, see below). For
-        measuring the difference.
+        Let idle pool threads spin (ONNX Runtime's default) or make them sleep; None follows
+        :func:`set_idle_threads_spin` (sleep unless the process said otherwise; see below).
     io_binding
         Run through IO binding (:mod:`pose.runtime.iobinding`: buffers allocated once per input
         shape, outputs written in place); False runs ``session.run`` (new arrays every call),
@@ -237,7 +252,7 @@ class OnnxRuntimeBackend:
         device: DeviceName,
         threads: int,
         *,
-        allow_spinning: bool = False,
+        allow_spinning: bool | None = None,
         io_binding: bool = True,
         progress: Callable[[str], None] | None = None,
     ) -> None:
@@ -263,10 +278,14 @@ class OnnxRuntimeBackend:
         if device == "directml":  # DirectML needs these (ONNX Runtime's documentation)
             options.enable_mem_pattern = False
             options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        # Idle pool threads sleep instead of spinning. Spinning keeps a core busy between the
-        # network's layers and between frames; on a small machine shared with capture and
-        # recording it takes the CPU from them and from the pool's other threads
-        # (benchmarks/converted_models.py measures both; the outputs are the same).
+        # Idle pool threads sleep unless the worker has cores of its own. Spinning keeps a
+        # core busy between the network's layers and between frames; on a small machine shared
+        # with capture and recording it takes the CPU from them and from the pool's other
+        # threads. Sleeping costs a wake-up per layer, which on a virtual machine can take the
+        # second thread's gain (core.priority.inference_pool_may_spin; the outputs are the same).
+        if allow_spinning is None:
+            allow_spinning = _IDLE_THREADS_SPIN["spin"]
+        self.idle_threads_spin = allow_spinning
         spinning = "1" if allow_spinning else "0"
         options.add_session_config_entry("session.intra_op.allow_spinning", spinning)
         self._session, self._plan_used = self._open_session(ort, path, options, plan)
@@ -365,7 +384,11 @@ class OnnxRuntimeBackend:
                 binding += f"; off for inputs of shape {unbound} (outputs change shape)"
         else:
             binding = "off (session.run)"
-        extra: dict[str, Any] = {"io_binding": binding, "input_memory": self._input_memory}
+        extra: dict[str, Any] = {
+            "io_binding": binding,
+            "input_memory": self._input_memory,
+            "idle_threads": "spin" if self.idle_threads_spin else "sleep",
+        }
         if self._cache is not None:
             extra["tensorrt_cache"] = self._cache.record() | {"build_s": self._build_s}
         return providers_record(self._plan_used, self._session, extra)
