@@ -94,14 +94,16 @@ def test_session_json_is_current_while_running_and_a_killed_session_is_marked_by
     assert running["status"] == "running"
     assert running["cameras"]["arena"]["frames_recorded"] > 0
     pids = [process.pid, *(p.pid for p in psutil.Process(process.pid).children(recursive=True))]
+    # Its rings, read while it runs: once it is killed, any session that starts on this machine
+    # (the other test process's) removes them as stale, so they are not looked for in between.
+    rings = [p for p in Path("/dev/shm").glob(f"dls{process.pid}_*")]
+    assert rings, "a running session's ring is in /dev/shm"
     os.killpg(process.pid, signal.SIGKILL)  # the whole session, as a power cut of its group
     process.communicate(timeout=30)
     psutil.wait_procs([psutil.Process(p) for p in pids if psutil.pid_exists(p)], timeout=10)
     left = json.loads((session / "session.json").read_text())
     assert left["status"] == "running" and left["cameras"]["arena"]["frames_captured"] >= 90
     assert (session / RESERVE_FILE).exists()
-    rings = [p for p in Path("/dev/shm").glob(f"dls{process.pid}_*")]
-    assert rings, "a killed session leaves its ring (the next start removes it)"
 
     again = start(tmp_path, "--frames", "30")
     _, stderr = again.communicate(timeout=120)
