@@ -19,6 +19,10 @@ DeepLabCut 3.0 model of ``../shared/data/dlc3-openfield-cspnext_s`` (copied into
 folder with its open-field clip), whose keypoints are ``snout, leftear, rightear, tailbase``.
 Without that folder the bundled model stands in, with a copy of the example that reads
 ``snout``, a keypoint the bundled model lacks.
+
+Then a third shows a rule for several animals (docs/gui.md, the Regions tab's **Animal**): the
+two-fly clip of ``../shared/data/sleap-flies`` with its sleap-nn export, a region of ``ANIMAL =
+each`` on the lower half of the arena, its rule panel and each fly's state on the live view.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ IMAGES = PROJECT / "docs" / "images"
 RIG = Path.home() / "DeepLabStream-demo"
 TIMEOUT_S = 120.0
 DLC = PROJECT.parent / "shared" / "data" / "dlc3-openfield-cspnext_s"
+FLIES = PROJECT.parent / "shared" / "data" / "sleap-flies"
 
 
 def main() -> int:
@@ -128,6 +133,10 @@ def main() -> int:
     wait_for(lambda: window.closed_down, "the window to close")
     app.processEvents()
     shoot_keypoint_mapping(make_mapping_rig(RIG))
+    if FLIES.is_dir():
+        shoot_animals(make_animal_rig(RIG))
+    else:
+        print(f"{FLIES} is absent: gui-animals.png is left as it was")
     print(f"pictures in {IMAGES}; sessions in {RIG / 'sessions'}")
     return 0
 
@@ -149,6 +158,56 @@ def shoot_keypoint_mapping(settings: Path) -> None:
     window.close()
     wait_for(lambda: window.closed_down, "the window to close")
     QApplication.processEvents()
+
+
+def shoot_animals(settings: Path) -> None:
+    """Photograph a region of each animal: its rule panel, and each fly's state on the tile."""
+    window = MainWindow(settings)
+    window.resize(1500, 940)
+    window.show()
+    pump(0.5)
+    window.rig_panel.wait_checked()
+    window.rig_panel.keypoint_map.wait()
+    for part in (Part.STREAM, Part.ANALYSIS, Part.EXPERIMENT):
+        press(window, part)
+    editor = window.region_editor
+    window.tabs.setCurrentWidget(editor)
+    editor.findChild(QListWidget, "region_list").setCurrentRow(0)
+    view = window.live_view.views["flies"]
+    wait_for(lambda: any(": 1 " in text for _, _, text in view.names), "each fly's state")
+    pump(2.0)
+    shoot(window, "gui-animals.png")
+    window.close()
+    wait_for(lambda: window.closed_down, "the window to close")
+    QApplication.processEvents()
+
+
+def make_animal_rig(folder: Path) -> Path:
+    """Write a settings file for the two-fly clip and a region of each fly; return it."""
+    video = folder / "videos" / "flies.mp4"
+    shutil.copyfile(FLIES / "inference" / "flies_clip_first100.mp4", video)
+    experiment = folder / "experiments" / "fly_zone.ini"
+    experiment.write_text(
+        "# A light for each fly that walks into the lower half of the arena (docs/gui.md)\n"
+        "[Experiment]\nDESCRIPTION = A pulse each time a fly's thorax enters the lower half\n\n"
+        "[Trigger lower_half]\nKIND = region\nSHAPE = rect 100 600 924 1000\n"
+        "KEYPOINT = thorax\nANIMAL = each\nMODE = inside\n\n"
+        "[Stimulation light]\nDEVICE = stimulus_box\nCOMMAND = pulse\nDURATION = 0.5\n\n"
+        "[Rule lower_half_action]\nWHEN = lower_half\nEDGE = rising\nDO = light\n"
+        "REFRACTORY = 2\n",
+        encoding="utf-8",
+    )
+    model = FLIES / "onnx" / "flies_bottomup_tiny_onnx"
+    settings = folder / "flies.ini"
+    settings.write_text(
+        "; Two flies, one region watched for each (docs/gui.md)\n"
+        f"[Camera flies]\nSOURCE = video\nPATH = {video}\nLOOP = true\n\n"
+        f"[Pose]\nMODEL_PATH = {model}\nMAX_ANIMALS = 2\nLIKELIHOOD_THRESHOLD = 0.1\n\n"
+        f"[Experiment]\nNAME = {experiment}\n\n"
+        "[Device stimulus_box]\nTYPE = log\n\n[Output]\nDIRECTORY = sessions\n",
+        encoding="utf-8",
+    )
+    return settings
 
 
 def make_mapping_rig(folder: Path) -> Path:

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
+
+from deeplabstream.core.plugins import use_settings_folder
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -30,3 +35,14 @@ _private_file("DEEPLABSTREAM_WINDOW_STATE", "window.ini")
 
 
 pytest_plugins = ["tests.fixtures.processes", "tests.fixtures.firmware"]
+
+
+@pytest.fixture(autouse=True)
+def _no_settings_folder_after_the_test() -> Iterator[None]:
+    """Forget the settings folder a test's loaded settings made the process's (core/plugins.py).
+
+    Loading a settings file makes its folder where every registry finds the lab's plugins; a
+    later test must not find (or list) the lab modules of an earlier test's folder.
+    """
+    yield
+    use_settings_folder(None)

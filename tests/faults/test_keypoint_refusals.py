@@ -62,7 +62,8 @@ def test_the_example_experiment_on_a_deeplabcut_model_is_refused_before_the_star
 def test_a_python_experiments_keypoint_is_refused_with_what_to_do_in_code(
     tmp_path: Path,
 ) -> None:
-    code = tmp_path / "paw_zone.py"
+    (tmp_path / "experiments").mkdir()
+    code = tmp_path / "experiments" / "paw_zone.py"
     code.write_text(
         "from deeplabstream.experiments.base import Experiment\n"
         "from deeplabstream.experiments.triggers import Circle, Region\n\n\n"
@@ -73,7 +74,7 @@ def test_a_python_experiments_keypoint_is_refused_with_what_to_do_in_code(
         "    def on_update(self, obs, t):\n"
         "        return []\n"
     )
-    text = f"{CAMERA}{DEVICE}[Experiment]\nNAME = {code}\n"
+    text = f"{CAMERA}{DEVICE}[Experiment]\nNAME = {code.stem}\n"
     result = _run(tmp_path, text, "--experiment-enabled")
     _assert_refused(tmp_path, result, "keypoint 'paw'", "Python code", BUNDLED_KEYPOINTS)
 
@@ -97,7 +98,8 @@ def test_a_replay_of_an_experiment_reading_a_missing_keypoint_is_refused(
 def test_a_keypoint_named_only_in_code_stops_the_experiment_without_a_traceback(
     tmp_path: Path,
 ) -> None:
-    code = tmp_path / "reads_paw.py"
+    (tmp_path / "experiments").mkdir()
+    code = tmp_path / "experiments" / "reads_paw.py"
     code.write_text(
         "from deeplabstream.experiments.base import Experiment\n\n\n"
         "class ReadsPaw(Experiment):\n"
@@ -105,7 +107,7 @@ def test_a_keypoint_named_only_in_code_stops_the_experiment_without_a_traceback(
         "        obs.point('paw')  # not declared by any trigger: only the run finds it\n"
         "        return []\n"
     )
-    text = f"{CAMERA}{DEVICE}[Experiment]\nNAME = {code}\n"
+    text = f"{CAMERA}{DEVICE}[Experiment]\nNAME = {code.stem}\n"
     result = _run(tmp_path, text, "--experiment-enabled")
     session = only_session(tmp_path / "out")
     log = (session / "session.log").read_text()

@@ -94,9 +94,10 @@ def test_broken_experiment_config_is_refused(tmp_path: Path) -> None:
 
 
 def test_experiment_file_that_fails_to_import_is_refused(tmp_path: Path) -> None:
-    module = tmp_path / "broken_experiment.py"
+    (tmp_path / "experiments").mkdir()
+    module = tmp_path / "experiments" / "broken_experiment.py"
     module.write_text("import no_such_module_here\n")
-    text = f"{CAMERA}[Experiment]\nNAME = {module}\n{DEVICE}"
+    text = f"{CAMERA}[Experiment]\nNAME = broken_experiment\n{DEVICE}"
     result = _run(tmp_path, text, "--experiment-enabled")
     _assert_refused(tmp_path, result, "[Experiment] NAME", "no_such_module_here")
 

@@ -28,6 +28,7 @@ from deeplabstream.hardware.cameras.basler import BaslerCamera, BaslerSettings
 from deeplabstream.live.session.live import LiveSession, SessionEvent
 from deeplabstream.settings import load_settings
 from tests.support.files import read_video, write_settings
+from tests.support.lab_folders import lab_plugin
 from tests.support.processes import run_cli
 
 TICK_S = 0.25  # how often the command line services the stream (live/session/runner.py)
@@ -76,9 +77,9 @@ def faulty_settings(tmp_path: Path, policy: str, **fault: object):
     settings = load_settings(path)
     basler = settings.cameras[0]
     options = FaultySettings(**dataclasses.asdict(basler.options), **fault)  # type: ignore[arg-type]
-    faulty = dataclasses.replace(
-        basler, source=f"{Path(__file__)}:FaultyBasler", options=options
-    )
+    # The faulty camera as a lab's module beside the settings (settings never name a file).
+    source = lab_plugin(tmp_path, "cameras", FaultyBasler)
+    faulty = dataclasses.replace(basler, source=source, options=options)
     return dataclasses.replace(settings, cameras=(faulty, settings.cameras[1]))
 
 

@@ -12,7 +12,8 @@ The fixture was written once, from the code before the change; a deliberate chan
 means writing it again (``outputs_fingerprint`` of this replay's folder, as JSON). Written again
 since, each time for one deliberate change and checked to differ by it alone: the checkout's
 folder left out of texts (the NWB pose description names the bundled model's path); the NWB
-events table's ``likelihood`` column (events.csv's, issue 38).
+events table's ``likelihood`` column (events.csv's, issue 38); events.csv's ``animal`` column
+(empty here: a single-animal model; issue 43).
 """
 
 from __future__ import annotations

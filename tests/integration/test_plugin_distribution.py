@@ -78,6 +78,10 @@ def test_an_installed_camera_and_trigger_run_by_name(tmp_path: Path) -> None:
     session = only_session(tmp_path / "out")
     info = json.loads((session / "session.json").read_text())
     assert info["cameras"]["lab"]["frames_captured"] == FRAMES
+    # session.json names the installed plugins and their distribution.
+    assert info["plugins"]["camera"] == {"lab_gradient": "distribution dls-lab-plugins 0.1"}
+    trigger_origin = info["experiment"]["plugins"]["trigger"]["lab_every_nth"]
+    assert trigger_origin == "distribution dls-lab-plugins 0.1"
     events = pd.read_csv(session / "events.csv")
     ticks = events[(events["kind"] == "trigger") & (events["name"] == "tick")]
     fired = ticks[ticks["detail"] == "true"]

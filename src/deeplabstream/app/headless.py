@@ -2,7 +2,8 @@
 
     python DeepLabStream.py [--settings PATH] [--headless] [--recording-enabled]
                             [--frames N | --duration S] [--output-dir DIR]
-                            [--pose-enabled] [--experiment-enabled] [--benchmark-enabled]
+                            [--pose-enabled] [--experiment-enabled] [--experiment NAME]
+                            [--benchmark-enabled]
     python DeepLabStream.py --latency-test [--simulated-board] [--duration S] [--settings PATH]
                             [--output-dir DIR] [--recording-enabled]
 
@@ -12,6 +13,10 @@ recording failed (files up to the failure are kept), or the loop missed its dead
 (``session.json`` -> ``health``), 2 bad settings or command line, 130 (143 for
 SIGTERM) stopped by Ctrl-C during the start-up (before the cameras streamed: a folder with
 nothing recorded is removed, as the app removes a preview's; no child process prints a traceback).
+
+``--experiment-enabled`` runs the experiment of ``[Experiment] NAME``; ``--experiment NAME`` runs
+that one instead (a config, ``module:Class``, or a path), and is refused before anything starts,
+with what exists, when no experiment has that name.
 
 ``--benchmark-enabled`` streams ``--frames`` (default 3000) frames per camera with pose estimation,
 then runs the naive single-thread loop on the same model and frames, prints a table and writes
@@ -71,7 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the experiment of [Experiment] NAME on the poses (implies --pose-enabled)",
     )
     parser.add_argument(
-        "--experiment", help="experiment name or file (overrides [Experiment] NAME)"
+        "--experiment",
+        metavar="NAME",
+        help="run this experiment (a config, module:Class or a path; overrides [Experiment] "
+        "NAME; implies --experiment-enabled)",
     )
     parser.add_argument(
         "--deadline",
@@ -115,6 +123,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--latency-test runs for --duration S; not with --frames or --benchmark")
     if args.benchmark_enabled and args.frames is None and args.duration is None:
         args.frames = BENCHMARK_FRAMES
+    if args.experiment is not None:
+        if args.latency_test:
+            parser.error("--latency-test runs its own experiment; leave --experiment out")
+        # Naming an experiment is asking for it: without this, --experiment NAME alone ran none
+        # and said nothing.
+        args.experiment_enabled = True
 
     # Imported once Ctrl-C is taken: the session's stack takes 2 s to import (measured), and a
     # Ctrl-C meanwhile must stop the run cleanly (exit 130), not print a traceback.

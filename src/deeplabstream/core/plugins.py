@@ -12,17 +12,27 @@ lives, and every registry works the same way:
   ``deeplabstream.model_formats``, ``deeplabstream.triggers``, ``deeplabstream.experiments``,
   ``deeplabstream.outputs``),
   ``name = "module:Class"`` in its ``pyproject.toml``, without a fork of this project;
-* **the lab's folder** (cameras and experiments only): ``cameras/NAME.py`` or
-  ``experiments/NAME.py`` beside the settings file, named ``NAME`` or ``NAME:Class``;
-* **a file named explicitly**: ``PATH.py`` or ``PATH.py:Class``.
+* **the lab's folders**: one folder per kind beside the settings file (``cameras/``,
+  ``devices/``, ``triggers/``, ``outputs/``, ``backends/``, ``formats/``, ``experiments/``); the
+  module ``devices/NAME.py`` is the plugin ``NAME`` (or ``NAME:Class`` when it defines several).
 
-Python code is imported only from this package, from installed entry points, from the lab's
-folder beside the settings file, or from a file path named explicitly: settings are data, and a
-name in a settings file never reaches an arbitrary module. An unknown name is one
-:class:`UnknownPluginError` for every kind, worded ``unknown camera 'x'; known: a, b, c``
-followed by what to do. A plugin that fails to import is reported by its name, its
-distribution (or file) and the error (:class:`PluginLoadError`, :class:`PluginFailure`), and never
-stops the others from being listed (:meth:`Registry.load_all`).
+Python code is imported only from this package, from installed entry points and from the lab's
+folders: settings are data, and a name in a settings file or an experiment config never reaches
+an arbitrary module. A ``.py`` path there is refused (:class:`PluginPathError`), saying which
+lab folder the file belongs in; only the command line may name a file (:meth:`Registry.get_file`,
+``--experiment path.py``). An unknown name is one :class:`UnknownPluginError` for every kind,
+worded ``unknown camera 'x'; known: a, b, c; in /lab/cameras: d, e`` followed by what to do. A
+plugin that fails to import is reported by its name, its distribution (or file) and the error
+(:class:`PluginLoadError`, :class:`PluginFailure`), and never stops the others from being listed
+(:meth:`Registry.load_all`).
+
+**Every process finds the same lab folders.** The folder of the settings file is the process's
+*settings folder* (:func:`use_settings_folder`; loading a settings file sets it). A process that
+another one starts (the inference worker, a capture process; spawned on every platform) is given
+it by name and sets it first thing, so it imports a lab module from the same file, under the same
+module name (:func:`import_file`). Objects of a lab module's classes never cross between
+processes: their plugin's name and their field values do, and the other side rebuilds them
+(:func:`values_if_from_file`).
 """
 
 from __future__ import annotations
@@ -34,8 +44,10 @@ import importlib.util
 import inspect
 import re
 import sys
+import threading
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, fields, is_dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Generic, TypeVar
@@ -73,6 +85,52 @@ class UnknownPluginError(PluginError, KeyError):
 
 class PluginLoadError(PluginError, ImportError):
     """A plugin that is declared but cannot be imported, or is not what its kind expects."""
+
+
+class PluginPathError(UnknownPluginError):
+    """A name that is a path to Python code: settings are data and never name code.
+
+    An :class:`UnknownPluginError` (and so a ``KeyError``), so every caller that reports an
+    unknown name reports this one the same way, with its file, section and key.
+    """
+
+
+# -- the process's settings folder ------------------------------------------------------------
+
+_settings_folder: Path | None = None
+# A folder used inside a ``with using_settings_folder(...)`` block, by this thread only (the
+# window checks an edited settings file on a thread of its own).
+_this_thread = threading.local()
+
+
+def use_settings_folder(settings_folder: Path | str | None) -> None:
+    """Make ``settings_folder`` (the settings file's folder) where this process finds lab plugins.
+
+    Every registry looks for the lab's modules in its folder there (``devices/`` ...) when a
+    lookup names no folder of its own. Loading a settings file sets it; a process started by
+    another one sets it from what it was given, before it loads any plugin. None: no lab folders.
+    """
+    global _settings_folder
+    _settings_folder = None if settings_folder is None else Path(settings_folder).resolve()
+
+
+def settings_folder_in_use() -> Path | None:
+    """Return this thread's folder of :func:`using_settings_folder`, else the process's."""
+    scoped: list[Path | None] = getattr(_this_thread, "folders", [])
+    return scoped[-1] if scoped else _settings_folder
+
+
+@contextmanager
+def using_settings_folder(settings_folder: Path | str | None) -> Iterator[None]:
+    """Use ``settings_folder`` for lab plugins inside the ``with`` block, in this thread only."""
+    if not hasattr(_this_thread, "folders"):
+        _this_thread.folders = []
+    folder = None if settings_folder is None else Path(settings_folder).resolve()
+    _this_thread.folders.append(folder)
+    try:
+        yield
+    finally:
+        _this_thread.folders.pop()
 
 
 @dataclass(frozen=True)
@@ -133,14 +191,15 @@ class Registry(Generic[T]):
         should have been (a Camera subclass, ...). None: anything is accepted.
     lab_folder
         The folder beside the settings file where the lab keeps its own plugins of this kind
-        (``cameras``), or None for kinds that come only as built-ins and entry points.
+        (``cameras``), or None for a kind without one.
     normalise
         Turns a written name into a registered one (``str.lower``: ``SOURCE = Basler`` is
-        ``basler``). Names in the lab's folder and file paths are taken as written.
+        ``basler``). A lab module is found by its file's stem as written, else by the one stem
+        that matches it ignoring case.
     find_in_module
-        For a file or lab module named without ``:attribute``: returns the plugins it defines
-        (``{name: object}``); the name must then pick one, or the module must define exactly
-        one. None: the attribute must always be named.
+        For a lab module (or a file named on the command line) named without ``:attribute``:
+        returns the plugins it defines (``{name: object}``); the name must then pick one, or
+        the module must define exactly one. None: the attribute must always be named.
     select
         For a registered target that holds several plugins (a module's ``KINDS`` tuple of
         trigger kinds): ``select(obj, name)`` returns the one registered as ``name``, or raises
@@ -190,8 +249,10 @@ class Registry(Generic[T]):
         return tuple(self.sources())
 
     def __contains__(self, name: object) -> bool:
-        """Whether ``name`` is registered (after normalising), without importing anything."""
-        return isinstance(name, str) and self._normalise(name) in self.sources()
+        """Whether ``name`` is registered or a module of the lab's folder, without importing."""
+        if not isinstance(name, str):
+            return False
+        return self._normalise(name) in self.sources() or self._lab_file(name) is not None
 
     def __iter__(self) -> Iterator[str]:
         """Iterate over the registered names."""
@@ -201,8 +262,16 @@ class Registry(Generic[T]):
         """Return how many plugins are registered."""
         return len(self.sources())
 
-    def origin(self, name: str) -> str:
-        """Return where the registered plugin ``name`` comes from, in words."""
+    def origin(self, name: str, settings_folder: Path | None = None) -> str:
+        """Return where the plugin ``name`` comes from, in words.
+
+        ``built in``, ``distribution lab-cams 0.1``, or for a module of the lab's folder
+        ``lab folder: /rig/devices/lab_led.py`` (``settings_folder`` None: the process's).
+        """
+        if self._normalise(name) not in self.sources():
+            path = self._lab_file(name, settings_folder)
+            if path is not None:
+                return f"lab folder: {path}"
         return self._source(name).origin
 
     def problems(self) -> list[PluginFailure]:
@@ -216,18 +285,25 @@ class Registry(Generic[T]):
         self._entry_point_problems = []
         self._loaded = {}
 
-    def lab_modules(self, settings_folder: Path | None) -> list[Path]:
-        """Return the lab's modules of this kind beside the settings file, sorted by name."""
+    def lab_modules(self, settings_folder: Path | None = None) -> list[Path]:
+        """Return the lab's modules of this kind beside the settings file, sorted by name.
+
+        ``settings_folder`` None: the process's (:func:`use_settings_folder`).
+        """
         folder = self.lab_path(settings_folder)
         if folder is None or not folder.is_dir():
             return []
         return sorted(path for path in folder.glob("*.py") if not path.name.startswith("_"))
 
-    def lab_path(self, settings_folder: Path | None) -> Path | None:
-        """Return the lab's folder of this kind beside the settings file (None: it has none)."""
-        if self.lab_folder is None or settings_folder is None:
+    def lab_path(self, settings_folder: Path | None = None) -> Path | None:
+        """Return the lab's folder of this kind beside the settings file (None: it has none).
+
+        ``settings_folder`` None: the process's (:func:`use_settings_folder`).
+        """
+        folder = settings_folder if settings_folder is not None else settings_folder_in_use()
+        if self.lab_folder is None or folder is None:
             return None
-        return Path(settings_folder) / self.lab_folder
+        return Path(folder) / self.lab_folder
 
     # -- getting one ---------------------------------------------------------------------------
 
@@ -235,12 +311,15 @@ class Registry(Generic[T]):
         """Return the plugin ``name``, importing its module on first use.
 
         ``name`` is tried, in order, as a registered name (built-in or entry point), as a
-        ``.py`` file path (``PATH.py`` or ``PATH.py:Class``; a relative path from the current
-        folder, else from ``settings_folder``), as a module of the lab's folder beside the
-        settings file (``NAME`` or ``NAME:Class``), and as ``module:Class`` of this package.
+        module of the lab's folder beside the settings file (``NAME`` or ``NAME:Class``;
+        ``settings_folder`` None: the process's), and as ``module:Class`` of this package. It
+        comes from a settings file or an experiment config, so it never names a file.
 
         Raises
         ------
+        PluginPathError
+            ``name`` is a path (``x.py``, ``lab/x.py:Class``): the message says to put the file
+            in the lab's folder and write its name.
         UnknownPluginError
             Nothing of that name: the message lists the known names and says what to do.
         PluginLoadError
@@ -250,20 +329,39 @@ class Registry(Generic[T]):
         key = self._normalise(text)
         if key in self.sources():
             return self._load_registered(key)
-        python_file = _PYTHON_FILE.match(text)
-        if python_file:
-            path = self._file_path(python_file["path"], settings_folder)
-            return self._from_file(path, python_file["attr"] or "", text)
+        self._refuse_path(text, settings_folder)
         module_attr = _MODULE_ATTR.match(text)
         if module_attr:
-            lab = self.lab_path(settings_folder)
-            if lab is not None and "." not in module_attr["module"]:
-                path = lab / f"{module_attr['module']}.py"
-                if path.is_file():
-                    return self._from_file(path, module_attr["attr"] or "", text)
+            path = self._lab_file(module_attr["module"], settings_folder)
+            if path is not None:
+                return self._from_file(path, module_attr["attr"] or "", text)
             if module_attr["attr"] and module_attr["module"].split(".")[0] == PACKAGE:
                 return self._from_package(module_attr["module"], module_attr["attr"], text)
         raise UnknownPluginError(self.unknown_message(text, settings_folder))
+
+    def require(self, name: str, settings_folder: Path | None = None) -> None:
+        """Check, without importing anything, that a settings file may name ``name``.
+
+        Raises
+        ------
+        PluginPathError
+            ``name`` is a path to a Python file.
+        UnknownPluginError
+            ``name`` is neither registered nor a module of the lab's folder.
+        """
+        self._refuse_path(str(name).strip(), settings_folder)
+        if self._normalise(name) not in self.sources() and self._lab_file(
+            name, settings_folder
+        ) is None:
+            raise UnknownPluginError(self.unknown_message(name, settings_folder))
+
+    def get_file(self, path: Path | str, attr: str = "") -> T:
+        """Return the plugin in the Python file ``path`` that a person named on the command line.
+
+        Only the command line names files (``--experiment my_protocol.py``): a settings file or
+        an experiment config names plugins (:meth:`get`). ``attr`` picks one class of several.
+        """
+        return self._from_file(Path(path).expanduser().resolve(), attr, f"{Path(path)}")
 
     def unknown_message(
         self,
@@ -289,12 +387,16 @@ class Registry(Generic[T]):
             text += f" (not usable: {'; '.join(broken)})"
         return f"{text}. {self.advice}"
 
-    def load_all(self) -> tuple[dict[str, T], list[PluginFailure]]:
-        """Import every registered plugin; return those that loaded and those that did not.
+    def load_all(
+        self, settings_folder: Path | None = None
+    ) -> tuple[dict[str, T], list[PluginFailure]]:
+        """Import every plugin; return those that loaded and those that did not.
 
-        A plugin that fails is reported by name, origin and error, never stopping the others.
-        The lab's folder is not listed here (its modules are named by the lab;
-        :meth:`lab_modules` lists the files).
+        In order: the registered ones (built-ins in their order, then entry points), then the
+        lab's modules beside the settings file (``settings_folder`` None: the process's) sorted
+        by file name, each by its stem (``stem:Class`` for each plugin of a module that defines
+        several). A plugin that fails is reported by name, origin and error, never stopping the
+        others.
         """
         loaded: dict[str, T] = {}
         failures = self.problems()
@@ -303,6 +405,11 @@ class Registry(Generic[T]):
                 loaded[name] = self._load_registered(name)
             except PluginError as error:
                 failures.append(PluginFailure(self.kind, name, source.origin, _cause(error)))
+        for path in self.lab_modules(settings_folder):
+            try:
+                loaded.update(self._all_in_file(path))
+            except PluginError as error:
+                failures.append(PluginFailure(self.kind, path.stem, str(path), _cause(error)))
         return loaded, failures
 
     # -- inside --------------------------------------------------------------------------------
@@ -363,38 +470,90 @@ class Registry(Generic[T]):
         where = f"{self.kind} {text!r}"
         return self._checked(_attribute(module, attr, where), where)
 
-    def _file_path(self, text: str, settings_folder: Path | None) -> Path:
-        path = Path(text).expanduser()
-        if not path.is_absolute() and not path.is_file() and settings_folder is not None:
-            path = Path(settings_folder) / path
-        return path.resolve()
+    def _lab_file(self, module: str, settings_folder: Path | None = None) -> Path | None:
+        """Return the lab's module file ``module`` (``NAME`` or ``NAME:Class``), or None.
+
+        The stem as written, else the one stem equal to it ignoring case (a section name the
+        settings lower-cased, ``[Output MyRows]``).
+        """
+        stem = module.partition(":")[0].strip()
+        if not stem or not stem.isidentifier():
+            return None
+        modules = self.lab_modules(settings_folder)
+        exact = [path for path in modules if path.stem == stem]
+        by_case = [path for path in modules if path.stem.lower() == stem.lower()]
+        found = exact or by_case
+        return found[0] if len(found) == 1 else None
+
+    def _refuse_path(self, text: str, settings_folder: Path | None) -> None:
+        """Refuse a name that is a path to Python code, saying where its file belongs."""
+        python_file = _PYTHON_FILE.match(text)
+        if python_file is None:
+            return
+        stem = Path(python_file["path"]).stem
+        attr = python_file["attr"]
+        lab = self.lab_path(settings_folder) or Path(self.lab_folder or "the lab's folder")
+        write = f"{stem}:{attr}" if attr else stem
+        raise PluginPathError(
+            f"{self.kind} {text!r} names a Python file, and settings are data: a settings file "
+            f"or an experiment config never names code. Put the file in the lab's folder "
+            f"{lab / (stem + '.py')} beside the settings file and write {write}"
+        )
 
     def _from_file(self, path: Path, attr: str, text: str) -> T:
-        """Import the lab's module or a named file (again when it changed) and pick the plugin."""
+        """Import the lab's module or a named file (again when it changed) and pick the plugin.
+
+        A kind that selects (a trigger kind) gets the chosen object renamed to how it was
+        found: ``stem``, or ``stem:name`` for one of several.
+        """
         where = f"{self.kind} {text!r} ({path})"
         if not path.is_file():
             raise UnknownPluginError(f"{self.kind} file not found: {path}. {self.advice}")
         module = import_file(path, where)
-        # How the lab names one class of it: a file by its name, a lab module by its stem.
-        named_as = f"{path.name if _PYTHON_FILE.match(text) else path.stem}:Class"
+        # How the lab names one plugin of it: a file by its name, a lab module by its stem.
+        named_as = f"{path.name if _PYTHON_FILE.match(text) else path.stem}:" + (
+            "Class" if self._select is None else "name"
+        )
         if self._find_in_module is None:
             if not attr:
                 raise PluginLoadError(f"{where}: name the class as {named_as}")
             return self._checked(_attribute(module, attr, where), where)
         candidates = dict(self._find_in_module(module))
         listed = ", ".join(candidates) or "none"
-        if attr:
-            if attr not in candidates:
-                raise PluginLoadError(
-                    f"{where} has no {self.kind} class {attr!r}; it has: {listed}"
-                )
-            return self._checked(candidates[attr], where)
-        if len(candidates) != 1:
+        by_case = [name for name in candidates if name.lower() == attr.lower()]
+        if attr and attr not in candidates and len(by_case) == 1:  # a name lower-cased on the way
+            attr = by_case[0]
+        # What a module holds: classes (a camera class), or the kind's objects (trigger kinds).
+        one = self.kind if self._select is not None else f"{self.kind} class"
+        several = f"{self.kind}s" if self._select is not None else f"{self.kind} classes"
+        if attr and attr not in candidates:
+            raise PluginLoadError(f"{where} has no {one} {attr!r}; it has: {listed}")
+        if not candidates:  # a module that is not a plugin of this kind (an empty one...)
+            raise PluginLoadError(f"{where} defines no {one}: {self.advice}")
+        if not attr and len(candidates) != 1:
             raise PluginLoadError(
-                f"{where} defines {len(candidates)} {self.kind} classes ({listed}); name one as "
-                f"{named_as}"
+                f"{where} defines {len(candidates)} {several} ({listed}); name one as {named_as}"
             )
-        return self._checked(next(iter(candidates.values())), where)
+        chosen = candidates[attr] if attr else next(iter(candidates.values()))
+        if self._select is not None:
+            try:
+                chosen = self._select(chosen, f"{path.stem}:{attr}" if attr else path.stem)
+            except (TypeError, ValueError) as error:
+                raise PluginLoadError(f"{where} cannot be loaded: {error}") from None
+        return self._checked(chosen, where)
+
+    def _all_in_file(self, path: Path) -> dict[str, T]:
+        """Return every plugin of the lab module ``path``: by its stem, or ``stem:name`` each."""
+        where = f"{self.kind} {path.stem!r} ({path})"
+        if self._find_in_module is None:
+            raise PluginLoadError(f"{where}: name the class as {path.stem}:Class")
+        candidates = dict(self._find_in_module(import_file(path, where)))
+        if len(candidates) == 1:
+            return {path.stem: self._from_file(path, "", path.stem)}
+        return {
+            f"{path.stem}:{name}": self._from_file(path, name, f"{path.stem}:{name}")
+            for name in candidates
+        }
 
     def _checked(self, obj: Any, where: str) -> T:
         if self._check is not None:
@@ -439,6 +598,19 @@ def imported_from_file(module_name: str) -> bool:
     name: whoever sends them there sends their values and rebuilds them on the other side.
     """
     return module_name.startswith(_FILE_MODULE_PREFIX)
+
+
+def values_if_from_file(options: Any) -> dict[str, Any] | None:
+    """Return the field values of a dataclass whose class a lab module defines, else None.
+
+    A plugin's settings (a lab device's, output's or camera's ``settings_class`` instance)
+    cannot be unpickled in another process as an object: whoever sends them sends these values
+    with the plugin's name and the settings folder, and the other side rebuilds them with the
+    plugin's own settings class, found there by name.
+    """
+    if not (is_dataclass(options) and imported_from_file(type(options).__module__)):
+        return None
+    return {field.name: getattr(options, field.name) for field in fields(options)}
 
 
 def import_file(path: Path, where: str = "") -> ModuleType:
@@ -498,3 +670,23 @@ def subclass_check(base: type) -> Callable[[Any], None]:
             )
 
     return check
+
+
+def code_origin(obj: Any) -> str:
+    """Return where a plugin's class (or function) comes from, worded as :meth:`Registry.origin`.
+
+    ``built in`` (this package), ``lab folder: FILE`` (a module of a lab's folder, or a file
+    named on the command line), ``distribution NAME VERSION`` (an installed package), else
+    ``module NAME``.
+    """
+    module_name = getattr(obj, "__module__", None) or ""
+    if imported_from_file(module_name):
+        return f"lab folder: {getattr(sys.modules.get(module_name), '__file__', module_name)}"
+    top = module_name.split(".")[0]
+    if top == PACKAGE:
+        return "built in"
+    distributions = importlib.metadata.packages_distributions().get(top, [])
+    if distributions:
+        name = distributions[0]
+        return f"distribution {name} {importlib.metadata.version(name)}"
+    return f"module {module_name}"

@@ -60,6 +60,10 @@ class Action:
         ``pattern`` only: number of cycles (>= 1), or None to repeat until ``off``.
     reason
         What caused it (a rule, a trial, "stop"...), for the event log.
+    animal
+        The animal it is for (numbered from 1), for the event log only: never sent to a device.
+        A config rule whose trigger has ``ANIMAL = each`` sets it to the animal whose edge fired
+        it (:meth:`for_animal`); ``events.csv`` writes it in its ``animal`` column.
     """
 
     device: str
@@ -70,9 +74,14 @@ class Action:
     off_s: float | None = None
     count: int | None = None
     reason: str = ""
+    animal: int | None = None
 
     def __post_init__(self) -> None:
         """Check the command and that exactly its own timing fields are given."""
+        animal = self.animal
+        if animal is not None and (isinstance(animal, bool) or not isinstance(animal, int)
+                                   or animal < 1):  # fmt: skip
+            raise ValueError(f"animal must be a whole number >= 1 or None, not {animal!r}")
         device = self.device
         if not isinstance(device, str) or not device or any(c.isspace() for c in device):
             raise ValueError(f"device must be a device name without spaces, not {self.device!r}")
@@ -164,6 +173,17 @@ class Action:
             return self
         clone = copy.copy(self)
         object.__setattr__(clone, "reason", reason)  # frozen: set as dataclasses.replace would
+        return clone
+
+    def for_animal(self, animal: int | None) -> Action:
+        """Return the same command naming ``animal`` (metadata for the event log only)."""
+        if animal == self.animal:
+            return self
+        if animal is not None and (isinstance(animal, bool) or not isinstance(animal, int)
+                                   or animal < 1):  # fmt: skip
+            raise ValueError(f"animal must be a whole number >= 1 or None, not {animal!r}")
+        clone = copy.copy(self)
+        object.__setattr__(clone, "animal", animal)  # frozen: set as dataclasses.replace would
         return clone
 
     def describe(self) -> str:

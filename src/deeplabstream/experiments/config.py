@@ -462,6 +462,14 @@ class ConfiguredExperiment(Experiment):
     any of its ``WHEN`` triggers; then a ``STARTS_TRIAL`` rule starts a trial (and does its
     stimulations) only if one can start now; a ``DURING = trial`` rule acts only during a
     trial; an ``ENDS_TRIAL`` rule ends the trial after its stimulations.
+
+    Several animals. A ``WHEN`` trigger with ``ANIMAL = each`` fires the rule once for every
+    animal whose own edge happened, in animal order: each firing's actions name that animal
+    (:attr:`Action.animal`), and ``REFRACTORY`` counts per animal (animal 2 is not held back by
+    animal 1's firing). Trials stay the experiment's: a ``STARTS_TRIAL`` rule's first firing
+    that can start a trial starts it (its cause names the animal, ``rule (animal 2)``), and the
+    other animals' firings in that update find it started. With ``ANIMAL = any`` the rule fires
+    on the one state's edge, as for any trigger.
     """
 
     def __init__(self, config: ExperimentConfig, events: EventLog | None = None) -> None:
@@ -492,7 +500,8 @@ class ConfiguredExperiment(Experiment):
             self.declare_output(action.device, action.channel)
         self.rules = config.rules
         self._rules_by_name = {rule.name: rule for rule in config.rules}
-        self._fired_s: dict[str, float] = {}  # rule -> frame time it last fired
+        # (rule, animal) -> frame time it last fired; animal None: the rule as a whole
+        self._fired_s: dict[tuple[str, int | None], float] = {}
 
     def deciding_trigger(self, action: Action) -> str | None:
         """Return the ``WHEN`` trigger of the rule that sent ``action``, fired in this update."""
@@ -500,7 +509,7 @@ class ConfiguredExperiment(Experiment):
         if rule is None:  # a switch-off at a trial's end, pause or stop
             return super().deciding_trigger(action)
         for name in rule.when:
-            if self._edge(rule.edge, name):
+            if self._edge(rule.edge, name, action.animal):
                 return name
         return rule.when[0]
 
@@ -508,38 +517,63 @@ class ConfiguredExperiment(Experiment):
         """Apply the rules in order (see the class docstring)."""
         actions: list[Action] = []
         for rule in self.rules:
-            if not self._fires(rule) or self._resting(rule, t):
-                continue
-            if rule.starts_trial:
-                if not self.start_trial(rule.name):
-                    continue
-            elif rule.during == "trial" and not self.in_trial:
-                continue
-            self._fired_s[rule.name] = t
-            for name in rule.do:
-                action = self.stimulations[name]
-                if rule.edge == "while" and action.holds and self._holding(action, actions):
-                    continue  # already on: "while" holds it, it does not repeat it
-                actions.append(action.with_reason(rule.name))
-            if rule.ends_trial:
-                self.end_trial(f"rule {rule.name}")
+            for animal in self._firings(rule):
+                if not self._resting(rule, animal, t):
+                    self._fire(rule, animal, t, actions)
         return actions
 
-    def _resting(self, rule: Rule, t: float) -> bool:
-        """Whether ``rule`` fired less than its ``REFRACTORY`` seconds before frame time ``t``."""
-        fired = self._fired_s.get(rule.name)
+    def _fire(self, rule: Rule, animal: int | None, t: float, actions: list[Action]) -> None:
+        """Fire ``rule`` (for ``animal``'s own edge, or as a whole): trials, then its actions."""
+        if rule.starts_trial:
+            cause = rule.name if animal is None else f"{rule.name} (animal {animal})"
+            if not self.start_trial(cause):
+                return
+        elif rule.during == "trial" and not self.in_trial:
+            return
+        self._fired_s[(rule.name, animal)] = t
+        for name in rule.do:
+            action = self.stimulations[name]
+            if rule.edge == "while" and action.holds and self._holding(action, actions):
+                continue  # already on: "while" holds it, it does not repeat it
+            actions.append(action.with_reason(rule.name).for_animal(animal))
+        if rule.ends_trial:
+            self.end_trial(f"rule {rule.name}")
+
+    def _resting(self, rule: Rule, animal: int | None, t: float) -> bool:
+        """Whether ``rule`` fired (for ``animal``) less than ``REFRACTORY`` before time ``t``."""
+        fired = self._fired_s.get((rule.name, animal))
         return fired is not None and t - fired < rule.refractory
 
-    def _fires(self, rule: Rule) -> bool:
-        return any(self._edge(rule.edge, name) for name in rule.when)
+    def _firings(self, rule: Rule) -> list[int | None]:
+        """Return what ``rule`` fires for in this update: each animal, and/or None (as a whole).
 
-    def _edge(self, edge: str, name: str) -> bool:
+        An ``ANIMAL = each`` trigger fires it for every animal whose own edge happened; any
+        other trigger whose edge happened fires it once, as a whole (None).
+        """
+        found: dict[int | None, None] = {}
+        for name in rule.when:
+            if self.triggers[name].edges_per_animal:
+                found.update(dict.fromkeys(self._animal_edges(rule.edge, name)))
+            elif self._edge(rule.edge, name):
+                found[None] = None
+        return list(found)
+
+    def _animal_edges(self, edge: str, name: str) -> tuple[int, ...]:
+        """Return the animals of an ``ANIMAL = each`` trigger that show ``edge`` now."""
+        if edge == "rising":
+            return self.animals_rose(name)
+        if edge == "falling":
+            return self.animals_fell(name)
+        states = self.triggers[name].animal_states() or {}
+        return tuple(animal for animal, state in sorted(states.items()) if state)
+
+    def _edge(self, edge: str, name: str, animal: int | None = None) -> bool:
         """Whether trigger ``name`` shows ``edge`` (rising, falling, while) in this update."""
         if edge == "rising":
-            return self.rose(name)
+            return self.rose(name, animal)
         if edge == "falling":
-            return self.fell(name)
-        return self.is_true(name)
+            return self.fell(name, animal)
+        return self.is_true(name, animal)
 
     def _holding(self, action: Action, pending: list[Action]) -> bool:
         for earlier in reversed(pending):

@@ -11,12 +11,18 @@ trigger changes: a ``[Rule NAME]`` whose ``WHEN`` is the region alone and whose 
 ``[Stimulation NAME]`` with ``COMMAND = pulse`` or ``pattern`` (a train). The window reads it,
 edits its keys in place, writes a new pair of sections (``[Stimulation REGION_action]``,
 ``[Rule REGION_action]``) at the end of the file for a region that has none, and removes them
-when the action is taken away. Other rules are never touched.
+when the action is taken away. Other rules are touched only when the window deletes one
+(:meth:`ConfigText.delete_rule`): a rule that names a region must go before the region can.
+
+A region's ``ANIMAL`` (``N``, ``any`` or ``each``, :attr:`RegionSpec.animal`) is written into its
+``[Trigger NAME]`` section; animal 1, the default, is written only where the file had a key.
 
 :func:`save_keypoint_mapping` renames the keypoints a config reads (every trigger key that names
 keypoints, :func:`experiments.triggers.kinds.keypoint_parameters`, and ``[Experiment]
 EVENT_KEYPOINT``), writing a key where the trigger read its default (a region without
 ``KEYPOINT`` reads ``nose``): the mapping is in the file, visible, and needs no loader support.
+A ``DESCRIPTION`` that names a mapped keypoint says the new name too ("Count the nose's entries"
+becomes "Count the head's entries" after ``nose -> head``): :func:`rename_words`.
 
 :func:`save_regions` validates the new text with the loader before it touches the file: a text
 that would not load leaves the file as it was and raises :class:`ConfigEditError` with the
@@ -26,7 +32,7 @@ loader's message. The previous file is kept as ``NAME.ini.bak``.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -60,7 +66,22 @@ class ConfigEditError(SettingsError):
 
 EDGE_WORDS = {"rising": "on entry", "while": "while inside", "falling": "on exit"}
 """A rule's ``EDGE`` for a region that is true inside, in the window's words."""
+_EDGE_VERBS = {"rising": "becomes true", "while": "is true", "falling": "becomes false"}
+_TRUE_WORDS = ("1", "yes", "true", "on")  # configparser's booleans
 NO_ACTION = "none"
+FIRST_ANIMAL = "1"
+ANIMAL_CHOICES = ("any", "each")
+"""``ANIMAL`` besides a number: any animal (one state), each animal (a state and edges each)."""
+
+
+def animal_words(animal: str | None) -> str:
+    """Say a region's ``ANIMAL`` in words: ``animal 2``, ``any animal``, ``each animal``."""
+    value = (animal or FIRST_ANIMAL).strip().lower()
+    return f"{value} animal" if value in ANIMAL_CHOICES else f"animal {value}"
+
+
+def _same_animal(a: str | None, b: str | None) -> bool:
+    return (a or FIRST_ANIMAL).strip().lower() == (b or FIRST_ANIMAL).strip().lower()
 
 
 @dataclass(frozen=True)
@@ -127,7 +148,8 @@ class RegionSpec:
     """One region trigger of a config: its section name, camera, shape and keypoint.
 
     ``action``: None leaves the config's rules as they are; a :class:`RegionAction` is written
-    (or, with :data:`NO_ACTION`, removed) by :func:`edited_text`.
+    (or, with :data:`NO_ACTION`, removed) by :func:`edited_text`. ``animal``: which animal the
+    region watches (:data:`ANIMAL_CHOICES`).
     """
 
     trigger: str
@@ -136,6 +158,8 @@ class RegionSpec:
     keypoint: str | None
     kind: str = REGION_KIND
     action: RegionAction | None = None
+    animal: str | None = None
+    """``ANIMAL`` as written: a number, ``any`` or ``each``; None: not written (animal 1)."""
 
 
 @dataclass
@@ -249,7 +273,9 @@ class ConfigText:
                 shape = parse_shape(shape_key.value)
             except ValueError as error:
                 raise ConfigEditError(f"[{section.name}] SHAPE: {error}") from None
-            camera, keypoint, kind = (section.key(k) for k in ("CAMERA", "KEYPOINT", "KIND"))
+            camera, keypoint, kind, animal = (
+                section.key(k) for k in ("CAMERA", "KEYPOINT", "KIND", "ANIMAL")
+            )
             found.append(
                 RegionSpec(
                     trigger=name,
@@ -257,6 +283,7 @@ class ConfigText:
                     shape=shape,
                     keypoint=keypoint.value if keypoint is not None and keypoint.value else None,
                     kind=kind.value.lower() if kind is not None else REGION_KIND,
+                    animal=animal.value.strip().lower() if animal and animal.value else None,
                 )
             )
         return found
@@ -274,6 +301,47 @@ class ConfigText:
                 if key is not None and trigger in _names(key.value):
                     users.append(f"[{section.name}] {key.key} = {', '.join(_names(key.value))}")
         return users
+
+    def rules_of(self, trigger: str) -> list[str]:
+        """Return the names of the rules whose ``WHEN`` names ``trigger``, in file order."""
+        return [
+            rule
+            for rule in self.section_names(RULE_PREFIX)
+            if trigger in _names(self.value(RULE_PREFIX + rule, "WHEN") or "")
+        ]
+
+    def describe_rule(self, rule: str) -> str:
+        """Say rule ``rule`` in a line: ``left_entry: when nose_in_left becomes true, do ...``."""
+        section = RULE_PREFIX + rule
+        when = ", ".join(_names(self.value(section, "WHEN") or "")) or "?"
+        edge = (self.value(section, "EDGE") or "rising").strip().lower()
+        parts = [f"{rule}: when {when} {_EDGE_VERBS.get(edge, edge)}"]
+        do = _names(self.value(section, "DO") or "")
+        if do:
+            parts.append(f"do {', '.join(do)}")
+        for key, words in (("STARTS_TRIAL", "start a trial"), ("ENDS_TRIAL", "end the trial")):
+            if (self.value(section, key) or "").strip().lower() in _TRUE_WORDS:
+                parts.append(words)
+        return ", ".join(parts)
+
+    def delete_rule(self, rule: str) -> list[str]:
+        """Remove ``[Rule rule]`` and the stimulations it did that no other rule does.
+
+        Returns the sections removed (``[Rule left_entry]``, ``[Stimulation left_stimulus]``);
+        nothing for a rule that is not there (deleted already).
+        """
+        section = RULE_PREFIX + rule
+        if self._section(section) is None:
+            return []
+        stimulations = _names(self.value(section, "DO") or "")
+        self.delete_section(section)
+        removed = [f"[{section}]"]
+        for stimulation in dict.fromkeys(stimulations):
+            present = self._section(STIMULATION_PREFIX + stimulation) is not None
+            if present and not self._rules_doing(stimulation):
+                self.delete_section(STIMULATION_PREFIX + stimulation)
+                removed.append(f"[{STIMULATION_PREFIX}{stimulation}]")
+        return removed
 
     def set_key(self, trigger: str, key: str, value: str | None) -> None:
         """Set ``key`` of ``[Trigger trigger]`` to ``value``; None removes the key."""
@@ -315,6 +383,8 @@ class ConfigText:
             block.append(f"CAMERA = {spec.camera}")
         if spec.keypoint is not None:
             block.append(f"KEYPOINT = {spec.keypoint}")
+        if not _same_animal(spec.animal, None):
+            block.append(f"ANIMAL = {spec.animal}")
         block.append(f"MODE = {mode}")
         triggers = [s for s in sections if _trigger_name(s) is not None]
         if triggers:
@@ -506,7 +576,8 @@ class ConfigText:
         """Rename keypoints by ``mapping`` (old name -> new) wherever the config reads them.
 
         Returns what changed, one line each (``[Trigger x] KEYPOINT = snout (was nose)``). A key
-        left out but read by default (a region's ``nose``) is written with the new name.
+        left out but read by default (a region's ``nose``) is written with the new name; a
+        ``DESCRIPTION`` that names an old keypoint is rewritten with the new (:func:`rename_words`).
         """
         kinds = TRIGGERS
         changes: list[str] = []
@@ -529,6 +600,22 @@ class ConfigText:
                 self.set_section_key(section.name, parameter.upper(), value)
                 was = ",".join(names) + ("" if written is not None else ", its default")
                 changes.append(f"[{section.name}] {parameter.upper()} = {value} (was {was})")
+        return changes + self._map_descriptions(mapping)
+
+    def _map_descriptions(self, mapping: Mapping[str, str]) -> list[str]:
+        """Rewrite every section's ``DESCRIPTION`` that names a keypoint of ``mapping``."""
+        changes = []
+        for name in [section.name for section in _sections(self.lines)]:
+            section = self._section(name)  # read again: a rewrite above may move the lines
+            written = section.key("DESCRIPTION") if section is not None else None
+            if written is None:
+                continue
+            renamed = rename_words(written.value, mapping)
+            if renamed != written.value:
+                first, *more = renamed.split("\n")  # a value of several lines stays so
+                lines = [f"{written.key} = {first}", *(f"    {line}" for line in more)]
+                self.lines[written.start : written.end] = lines
+                changes.append(f"[{name}] {written.key} = {renamed} (was {written.value})")
         return changes
 
     def _content_end(self, section: _Section) -> int:
@@ -540,6 +627,30 @@ class ConfigText:
                 break
             end -= 1
         return max(end, section.keys[-1].end if section.keys else section.start + 1)
+
+
+def rename_words(text: str, mapping: Mapping[str, str]) -> str:
+    """Return ``text`` with each keypoint name of ``mapping`` written as its new name.
+
+    Whole words only, in one pass (``nose -> head, head -> neck`` does not make the nose a neck),
+    any case, and a name with ``_`` also as written with a space or ``-`` (``tail base``); a word
+    that began with a capital keeps it: "Nose in zone" becomes "Head in zone".
+    """
+    spellings: dict[str, str] = {}
+    for old, new in mapping.items():
+        if old and old != new:
+            for spelt in {old, *(old.replace("_", sep) for sep in (" ", "-"))}:
+                spellings[spelt.lower()] = new
+    if not spellings:
+        return text
+    alternatives = "|".join(re.escape(word) for word in sorted(spellings, key=len, reverse=True))
+    pattern = re.compile(rf"(?<![A-Za-z0-9_])({alternatives})(?![A-Za-z0-9_])", re.IGNORECASE)
+
+    def renamed(match: re.Match[str]) -> str:
+        new = spellings[match[0].lower()]
+        return new[:1].upper() + new[1:] if match[0][:1].isupper() else new
+
+    return pattern.sub(renamed, text)
 
 
 def _free(stem: str, taken: list[str]) -> str:
@@ -574,15 +685,23 @@ def read_regions(path: Path) -> list[RegionSpec]:
     return ConfigText(Path(path).read_text(encoding="utf-8")).regions()
 
 
-def edited_text(text: str, regions: list[RegionSpec], mode: str = DEFAULT_MODE) -> str:
+def edited_text(
+    text: str,
+    regions: list[RegionSpec],
+    mode: str = DEFAULT_MODE,
+    deleted_rules: Sequence[str] = (),
+) -> str:
     """Return ``text`` changed so that its region triggers are ``regions``.
 
-    Regions of ``text`` missing from ``regions`` are deleted with their own action (refused
-    while another rule or a combinator names them), changed ones get their new ``SHAPE``,
-    ``CAMERA`` and ``KEYPOINT`` lines, new ones are added as ``KIND = region`` sections with
+    The rules named in ``deleted_rules`` go first (:meth:`ConfigText.delete_rule`). Regions of
+    ``text`` missing from ``regions`` are deleted with their own action (refused while another
+    rule or a combinator names them), changed ones get their new ``SHAPE``, ``CAMERA``,
+    ``KEYPOINT`` and ``ANIMAL`` lines, new ones are added as ``KIND = region`` sections with
     ``MODE = mode``; a region whose ``action`` is given gets it written (or removed).
     """
     config = ConfigText(text)
+    for rule in deleted_rules:
+        config.delete_rule(rule)
     before = {spec.trigger: spec for spec in config.regions()}
     wanted = {spec.trigger: spec for spec in regions}
     for name in before:
@@ -602,13 +721,22 @@ def edited_text(text: str, regions: list[RegionSpec], mode: str = DEFAULT_MODE) 
                 config.set_camera(name, spec.camera)
             if old.keypoint != spec.keypoint and spec.keypoint is not None:
                 config.set_key(name, "KEYPOINT", spec.keypoint)
+            if not _same_animal(old.animal, spec.animal):  # the file has a key if it differs
+                config.set_key(name, "ANIMAL", spec.animal or FIRST_ANIMAL)
         if spec.action is not None:
             config.set_region_action(name, spec.action)
     return config.text
 
 
-def save_regions(path: Path, regions: list[RegionSpec], mode: str = DEFAULT_MODE) -> Path:
+def save_regions(
+    path: Path,
+    regions: list[RegionSpec],
+    mode: str = DEFAULT_MODE,
+    deleted_rules: Sequence[str] = (),
+) -> Path:
     """Write ``regions`` into the config at ``path``; keep the old file as ``NAME.ini.bak``.
+
+    ``deleted_rules``: the rules to remove first (see :func:`edited_text`).
 
     The new text is validated by the experiment loader first; the file is replaced in one step
     (a temporary file renamed over it), so a failure leaves it untouched.
@@ -626,7 +754,7 @@ def save_regions(path: Path, regions: list[RegionSpec], mode: str = DEFAULT_MODE
     """
     path = Path(path)
     text = path.read_text(encoding="utf-8")
-    new_text = edited_text(text, regions, mode)
+    new_text = edited_text(text, regions, mode, deleted_rules)
     try:
         parse_experiment_config(new_text, path)
     except ExperimentConfigError as error:

@@ -37,7 +37,7 @@ from deeplabstream.experiments.actions import Action
 log = logging.getLogger(__name__)
 
 EventKind = Literal[
-    "start", "trigger", "trial_start", "trial_end", "action", "pause", "resume", "finish"
+    "start", "trigger", "trial_start", "trial_end", "action", "pause", "resume", "finish", "note"
 ]
 EVENT_KINDS: tuple[str, ...] = (
     "start",
@@ -48,6 +48,7 @@ EVENT_KINDS: tuple[str, ...] = (
     "pause",
     "resume",
     "finish",
+    "note",
 )
 EVENT_COLUMNS: tuple[str, ...] = (
     "time_s",
@@ -71,6 +72,7 @@ EVENT_COLUMNS: tuple[str, ...] = (
     "lead_ms",
     "likelihood",
     "not_sent",
+    "animal",
 )
 """The columns of ``events.csv``, in order (documented in docs/experiments.md).
 
@@ -82,11 +84,14 @@ EVENT_COLUMN_DOCS: dict[str, str] = {
     "clock when the camera has one, else host arrival time; with several cameras the host "
     "clock), the experiment's only clock; the window's Log tab shows this same value as "
     "`time_s`",
-    "kind": "`start`, `trigger`, `trial_start`, `trial_end`, `action`, `pause`, `resume`, `finish`",
+    "kind": "`start`, `trigger`, `trial_start`, `trial_end`, `action`, `pause`, `resume`, "
+    "`finish`, `note` (written by the experiment's own `self.log(name, detail)`)",
     "name": "the trigger (`trigger`), the rule or cause that started the trial (`trial_start`, "
-    "`trial_end`), the device (`action`), the experiment (`start`, `finish`)",
+    "`trial_end`), the device (`action`), the experiment (`start`, `finish`), the note's name "
+    "(`note`)",
     "detail": "`true`/`false` (`trigger`); the command, e.g. `pulse channel=0 duration_s=0.5 "
-    "reason=stimulate` (`action`); why (`trial_end`, `finish`: `3 trials done`, `stopped`, ...)",
+    "reason=stimulate` (`action`); why (`trial_end`, `finish`: `3 trials done`, `stopped`, "
+    "...); the note's text (`note`)",
     "trial": "the trial it belongs to (1, 2, ...); empty outside trials",
     "camera": "the camera of the analysed frame that caused it (for a trigger that reads one "
     "camera, that camera)",
@@ -123,6 +128,14 @@ EVENT_COLUMN_DOCS: dict[str, str] = {
     "(serial port ... vanished)` after a board vanished, or `not sent: an earlier command "
     "failed`; empty for a command that was sent (its `written` time says when) and for other "
     "events",
+    "animal": "`trigger` and `action` events with a multi-animal model: the animal that made it, "
+    "numbered from 1 as configs number them. For a trigger with `ANIMAL = each`, one event per "
+    "animal's change, naming it; `ANIMAL = any`: the animal(s) whose change made it, joined "
+    "with `+` (`1+2`: both in the same update); `ANIMAL = N`: N; a social trigger: its two "
+    "`ANIMALS` (`1+2`); another trigger: 1 (the animal every trigger reads unless told). An "
+    "action: the animal its rule fired for (`Action.animal`), else that of the trigger that "
+    "decided it (whose keypoint it gives; none for a switch-off no trigger decided). Empty with "
+    "a single-animal model and for the other events (trials, start, finish)",
 }
 """What each column of ``events.csv`` holds (the table in docs/experiments.md)."""
 
@@ -164,6 +177,9 @@ class ExperimentEvent:
         (ms) and its likelihood in the causing frame; see :data:`EVENT_COLUMN_DOCS`.
     not_sent
         ``action`` events whose command never left for the device: why (``not sent: ...``).
+    animal
+        ``trigger`` and ``action`` events with a multi-animal model: the animal(s) that made it
+        (``"2"``, ``"1+2"``); empty otherwise (see :data:`EVENT_COLUMN_DOCS`).
     action
         The action of an ``action`` event (not a column: ``detail`` describes it).
     """
@@ -190,6 +206,7 @@ class ExperimentEvent:
     lead_ms: float | None = None
     likelihood: float | None = None
     not_sent: str = ""
+    animal: str = ""
 
     def __post_init__(self) -> None:
         """Reject a kind that is not one of :data:`EVENT_KINDS`."""

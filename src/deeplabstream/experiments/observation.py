@@ -85,6 +85,21 @@ class MissingKeypointError(ExperimentError, KeyError):
 class Observation:
     """One analysed frame of one camera: keypoints in frame pixels and the frame's own time.
 
+    What a trigger reads (docs/plugins.md, "Triggers"):
+
+    * :meth:`point` ``(name, min_likelihood=0.0)``: ``(x, y)`` of a keypoint, None when it is
+      not seen (below ``min_likelihood``, or not finite). A lab's trigger kind is given the
+      config's ``MIN_LIKELIHOOD`` already applied (a keypoint below it reads as None), so it
+      calls ``obs.point(name)``;
+    * :meth:`likelihood` ``(name)``: the model's confidence in it, 0 to 1;
+    * :attr:`time_s` (the frame's own time, seconds: every duration is measured on it),
+      :attr:`frame_index`, :attr:`camera`, :attr:`names` (the model's keypoints);
+    * several animals: :attr:`animal_count`, :meth:`for_animal` ``(number)`` (the same frame as
+      that animal alone; ``ANIMAL = N | any | each`` does this for a kind), :attr:`animals`
+      (A, K, 3) and :meth:`identity_confidence_of`;
+    * :meth:`depth_m` (a depth camera), :meth:`predicted_point` (forward prediction),
+      :attr:`frame` (the grey image, for image features), :attr:`pixels_per_mm`.
+
     Parameters
     ----------
     time_s
@@ -254,7 +269,11 @@ class Observation:
         return self.depth(x, y, radius)
 
     def likelihood(self, name: str) -> float:
-        """Return the likelihood of keypoint ``name``."""
+        """Return the likelihood of keypoint ``name`` (0 to 1: the model's confidence in it).
+
+        Raises :class:`MissingKeypointError` (a ``KeyError``) naming the model's keypoints when
+        it has no ``name``.
+        """
         return float(self.keypoints[self.index(name), 2])
 
     def point(

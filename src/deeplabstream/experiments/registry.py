@@ -13,12 +13,14 @@
   of the lab's ``experiments/`` folder (``"my_module"`` when it defines one experiment, or
   ``"my_module:MyClass"``), or just ``"AlternatingReward"`` when one registered class has that
   name;
-* a path named explicitly: ``PATH.ini`` (a config), ``PATH.py`` (the one :class:`Experiment`
-  subclass defined in it) or ``PATH.py:Class``.
+* a path named explicitly: ``PATH.ini`` (a config); on the command line only
+  (``--experiment``), ``PATH.py`` (the one :class:`Experiment` subclass defined in it) or
+  ``PATH.py:Class``. ``[Experiment] NAME`` never names a ``.py`` file (settings are data: the
+  settings refuse it, saying to put the module in the lab's ``experiments/`` folder).
 
 Python code is only imported from the package, from installed entry points, from the lab's
-``experiments/`` folder beside the settings file, or from a ``.py`` file named explicitly
-(settings are data). An unknown name lists what exists, in the wording every plugin kind uses.
+``experiments/`` folder beside the settings file, or from a ``.py`` file named on the command
+line. An unknown name lists what exists, in the wording every plugin kind uses.
 """
 
 from __future__ import annotations
@@ -73,7 +75,8 @@ EXPERIMENTS: Registry[type[Experiment]] = Registry(
     {"examples:AlternatingReward": "deeplabstream.experiments.examples:AlternatingReward"},
     advice="Set [Experiment] NAME (or --experiment) to one of them, to a config or module of the "
     "experiments/ folder beside the settings file (NAME = my_config, NAME = my_module:MyClass), "
-    "or to the path of an .ini or .py file (docs/experiments.md).",
+    "or to the path of an .ini file; --experiment may also name a .py file "
+    "(docs/experiments.md).",
     check=_check_experiment_class,
     lab_folder=LAB_FOLDER,
     normalise=_registered_name,
@@ -199,6 +202,8 @@ def load_experiment(name_or_path: str | Path, settings_folder: Path | None = Non
             f"{text!r} is not an experiment: a path must end in .ini or .py"
         )
     try:
+        if is_file:  # named on the command line (the settings refuse a .py NAME)
+            return _from_named_file(text, settings_folder)()
         return EXPERIMENTS.get(text, settings_folder)()
     except UnknownPluginError as error:
         if is_file:
@@ -209,6 +214,19 @@ def load_experiment(name_or_path: str | Path, settings_folder: Path | None = Non
         raise ExperimentNotFoundError(unknown_message(text, settings_folder)) from None
     except PluginError as error:  # a module or entry point that fails to import, a wrong class
         raise ExperimentNotFoundError(str(error)) from None
+
+
+def _from_named_file(text: str, settings_folder: Path | None) -> type[Experiment]:
+    """Return the experiment class of ``PATH.py`` or ``PATH.py:Class`` (from the command line).
+
+    A relative path is taken from the current folder, else from the settings file's folder.
+    """
+    lower = text.lower()
+    cut = lower.rindex(".py") + len(".py")
+    path, attr = Path(text[:cut]).expanduser(), text[cut:].removeprefix(":")
+    if not path.is_absolute() and not path.is_file() and settings_folder is not None:
+        path = Path(settings_folder) / path
+    return EXPERIMENTS.get_file(path, attr)
 
 
 def _by_class_name(text: str) -> type[Experiment] | None:

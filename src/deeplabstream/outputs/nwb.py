@@ -736,7 +736,8 @@ def _read_events(session_dir: Path, session: SessionRecord, clock: TimeBase) -> 
     tables = []
     for file in _events_files(session):
         table = _read_csv(
-            session_dir / file, dtype={"detail": str, "name": str, "kind": str, "keypoint": str}
+            session_dir / file,
+            dtype={"detail": str, "name": str, "kind": str, "keypoint": str, "animal": str},
         )
         table["events_file"] = file
         tables.append(table)
@@ -853,6 +854,13 @@ def _event_columns(events: pd.DataFrame, clock: TimeBase) -> dict[str, tuple[str
         columns["not_sent"] = (
             "events.csv's not_sent: why an action's command was not sent",
             reasons,
+        )
+    animals = [_text(v) for v in events.get("animal", [])]
+    if any(animals):  # only a multi-animal model's events name animals
+        columns["animal"] = (
+            "events.csv's animal: the animal(s) that made a trigger or action event, numbered "
+            "from 1 ('1+2': both); empty for events no animal made",
+            animals,
         )
     trials = pd.to_numeric(events.get("trial", pd.Series(dtype=float)), errors="coerce")
     if trials.notna().any():  # blank outside trials, as in events.csv: NaN in a number column

@@ -26,6 +26,7 @@ docs/outputs.md, "Adding an output", shows a plugin of a lab's own.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,9 +34,18 @@ from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
-from deeplabstream.core.plugins import Registry, subclass_check
+from deeplabstream.core.plugins import (
+    Registry,
+    subclass_check,
+    subclasses_in,
+    values_if_from_file,
+)
 from deeplabstream.outputs.pose_files import individual_names
 from deeplabstream.transport.channel import FrameRecord
+
+NO_FRAME = FrameRecord(camera_id=-1, slot=-1, seq=-1, frame_index=-1, camera_timestamp=math.nan,
+                       host_timestamp_ns=0)  # fmt: skip
+"""The record of an :class:`AnalysedFrame` before its first frame."""
 
 
 @dataclass(slots=True)
@@ -43,28 +53,72 @@ class AnalysedFrame:
     """One analysed frame of one camera, as its sinks see it.
 
     Each camera has one, filled in place for every frame it analyses (no allocation per
-    frame): a sink reads it during :meth:`PoseSink.write` and keeps nothing of it.
+    frame): a sink reads it during :meth:`PoseSink.write` and keeps nothing of it (copy what it
+    keeps: ``frame.animals.copy()``).
+
+    What a lab's output reads, mostly: :attr:`record` (``frame.record.frame_index``,
+    ``frame.record.host_timestamp_ns``, ``frame.record.camera_timestamp``) and :attr:`animals`
+    (``frame.animals[0, k]`` is animal 1's keypoint ``k``: x, y, likelihood); the rest is the
+    frame's timing, for the pose times file.
+
+    Attributes
+    ----------
+    record
+        The frame as its camera published it (:class:`~transport.channel.FrameRecord`: the
+        camera's frame index, its clock, the host time it arrived).
+    animals
+        Shape (A, K, 3), float32: x, y (frame pixels, x right, y down) and likelihood of each
+        of the model's K keypoints (:attr:`OutputCamera.keypoints`, in order) for each of A
+        animals in identity order (A = 1 for a single-animal model; NaN where an animal is
+        not seen).
+    seq
+        The worker's running count of poses sent.
+    late
+        The stage that missed the deadline (:mod:`core.deadline`; 0: none).
+    late_part
+        For a miss in the model, the part of it blamed ("": none).
+    box
+        The analysed region (x, y, width, height) with dynamic cropping; None: the whole frame.
+    picked_ns, ready_ns, decided_ns, written_ns, worker_free_ns
+        Host times (:func:`core.clock.host_now_ns`): the worker took the frame, its keypoints
+        were ready, the experiment decided (0: no experiment, or it decided nothing), its
+        outputs were written, the worker had finished its previous turn.
+    timings
+        Milliseconds of each step of the model (pre-processing, network, decoding).
+    batch_size
+        Frames analysed together with this one.
+    experiment_ms
+        How long the experiment's decision took (None: no experiment).
+    after_pose_us
+        Keypoints ready -> decision written, microseconds.
     """
 
-    record: Any = None  # transport.channel.FrameRecord: index, seq, host and camera times
+    record: FrameRecord = NO_FRAME
     animals: np.ndarray = field(default_factory=lambda: np.empty((1, 0, 3), np.float32))
-    seq: int = 0  # the worker's running count of poses sent
-    late: int = 0  # core.deadline: the stage that missed the deadline (0: none)
-    late_part: str = ""  # core.deadline: a miss in the model, the part of it blamed ("": none)
-    box: tuple[int, int, int, int] | None = None  # the analysed region (x, y, width, height)
-    picked_ns: int = 0  # the worker took the frame
-    ready_ns: int = 0  # its keypoints were ready
-    timings: dict[str, float] = field(default_factory=dict)  # pre-processing, network, decoding
+    seq: int = 0
+    late: int = 0
+    late_part: str = ""
+    box: tuple[int, int, int, int] | None = None
+    picked_ns: int = 0
+    ready_ns: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
     batch_size: int = 1
-    experiment_ms: float | None = None  # the experiment's decision took this long
-    worker_free_ns: int = 0  # the worker finished its previous turn
-    decided_ns: int = 0  # the experiment decided (0: no experiment, or it decided nothing)
-    written_ns: int = 0  # its outputs were written
-    after_pose_us: int = 0  # keypoints ready -> decision written
+    experiment_ms: float | None = None
+    worker_free_ns: int = 0
+    decided_ns: int = 0
+    written_ns: int = 0
+    after_pose_us: int = 0
 
 
 class PoseSink(Protocol):
-    """One output of a camera's poses, in the inference worker."""
+    """One output of a camera's poses, in the inference worker.
+
+    A lab's sink may subclass it (``class MySink(PoseSink)``) and write :meth:`write` only:
+    :meth:`write_not_analysed` then ignores the frames passed over and :meth:`close` adds no
+    figures. Every method runs in the inference worker's loop, between one frame's keypoints and
+    the next frame: it must be quick (append a row to a file; no waiting on a network or a
+    person), and it must not keep ``frame`` or its arrays (they are refilled in place).
+    """
 
     def write(self, frame: AnalysedFrame) -> None:
         """Take one analysed frame (animals in identity order, in frame pixels)."""
@@ -80,7 +134,7 @@ class PoseSink(Protocol):
         otherwise. The sinks of a camera close in the order of the chosen outputs, ``pose``
         first: a later one may read the finished pose files.
         """
-        ...
+        return {}
 
 
 class EventMarkers(Protocol):
@@ -160,8 +214,11 @@ class NoOutputSettings:
 class Output:
     """One output kind: its settings, its live half (in the worker), its export (after the stop).
 
-    A subclass overrides :meth:`open_live`, :meth:`export` or both. It is made with its
-    settings (an instance of :attr:`settings_class`) in the worker and in the main process.
+    A subclass overrides :meth:`camera_sink` (a sink per camera: the short way),
+    :meth:`open_live` (the whole live half), :meth:`export` (files written from the finished
+    session folder, in the main process), or several of them. It is made with its settings
+    (an instance of :attr:`settings_class`, the keys of its ``[Output NAME]`` section) in the
+    worker and in the main process. docs/plugins.md, "Outputs", has a whole one.
     """
 
     #: Its settings: a frozen dataclass of ``core.schema.setting`` fields, the keys of its
@@ -174,7 +231,21 @@ class Output:
         self.settings = settings if settings is not None else self.settings_class()
 
     def open_live(self, session: OutputSession) -> LiveOutput | None:
-        """Open its live half for one analysis (None: it has none)."""
+        """Open its live half for one analysis (None: it has none).
+
+        By default, an output that defines :meth:`camera_sink` gets a live half that asks it
+        for each camera's sink; one that needs more (the experiment's events, something
+        opened once for every camera) overrides this.
+        """
+        if type(self).camera_sink is Output.camera_sink:
+            return None
+        return _SinksOf(self)
+
+    def camera_sink(self, camera: OutputCamera) -> PoseSink | None:
+        """Return the sink of ``camera``'s poses for one analysis (None: none for this camera).
+
+        The short way to an output that writes per camera: define this, not :meth:`open_live`.
+        """
         return None
 
     @property
@@ -191,16 +262,52 @@ class Output:
         return []
 
 
+class _SinksOf(LiveOutput):
+    """The live half of an output that only defines :meth:`Output.camera_sink`."""
+
+    def __init__(self, output: Output) -> None:
+        self._output = output
+
+    def camera_sink(self, camera: OutputCamera) -> PoseSink | None:
+        """Return the output's sink of ``camera``."""
+        return self._output.camera_sink(camera)
+
+
 @dataclass(frozen=True)
 class ChosenOutput:
-    """An output a session uses: its registered name and its settings (None: the defaults)."""
+    """An output a session uses: its name and its settings (None: the defaults).
+
+    ``settings_folder`` is the settings file's folder, where a lab's ``outputs/NAME.py`` is
+    (None: the process's). A lab output's settings cross to the worker as their values and are
+    rebuilt there by its own settings class (:func:`core.plugins.values_if_from_file`).
+    """
 
     name: str
     settings: Any = None
+    settings_folder: Path | None = field(default=None, compare=False)  # where, not what
+
+    def output_class(self) -> type[Output]:
+        """Return the output's class, found by its name (registered, or in the lab's folder)."""
+        return OUTPUTS.get(self.name, self.settings_folder)
 
     def plugin(self) -> Output:
         """Return the output, made with its settings (its class found by name)."""
-        return OUTPUTS.get(self.name)(self.settings)
+        return self.output_class()(self.settings)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle a lab output's settings by value (their class is unknown to other processes)."""
+        values = values_if_from_file(self.settings)
+        settings = None if values is not None else self.settings
+        return (_chosen_output, (self.name, settings, self.settings_folder, values))
+
+
+def _chosen_output(
+    name: str, settings: Any, settings_folder: Path | None, values: dict[str, Any] | None
+) -> ChosenOutput:
+    """Rebuild a pickled :class:`ChosenOutput` (its settings from ``values`` when given)."""
+    if values is not None:
+        settings = OUTPUTS.get(name, settings_folder).settings_class(**values)
+    return ChosenOutput(name, settings, settings_folder)
 
 
 POSE_OUTPUT = "pose"
@@ -216,10 +323,14 @@ OUTPUTS: Registry[type[Output]] = Registry(
         "slp": "deeplabstream.outputs.exports:SlpOutput",
         "annotated_video": "deeplabstream.outputs.annotated_video:AnnotatedVideoOutput",
     },
-    advice="Name an output of this list in an [Output NAME] section, or install the package "
-    "that provides it (its entry point group is deeplabstream.outputs).",
+    advice="Name an output of this list in an [Output NAME] section; for the lab's own output, "
+    "put its module in the outputs/ folder beside the settings file ([Output module]), or "
+    "install the package that provides it (its entry point group is deeplabstream.outputs; "
+    "docs/plugins.md).",
     check=subclass_check(Output),
+    lab_folder="outputs",
     normalise=lambda name: name.strip().lower(),
+    find_in_module=lambda module: subclasses_in(module, Output),
 )
 
 

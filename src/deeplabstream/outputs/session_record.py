@@ -562,6 +562,11 @@ class ExperimentRun(Part):
         "events by kind ({count, by_kind}); a number when rebuilt from its file", optional=True
     )
     actions: int | None = key("commands sent", optional=True, minimum=0)
+    plugins: dict[str, dict[str, str]] | None = key(
+        "the experiment and its trigger kinds (kinds experiment, trigger): each name -> where "
+        "it comes from: built in, distribution NAME VERSION, or lab folder: FILE",
+        optional=True,
+    )
     actions_not_sent: int | None = key(
         "decided, never sent (the device was gone)", optional=True, minimum=0
     )
@@ -744,6 +749,12 @@ class SessionRecord(Part):
     processes: dict[str, int | None] = key("process ids by process name", factory=dict)
     priority: Priority = key("core placement and priorities", factory=Priority)
     doorbell: str | None = key("how frame records travel: pipe or portable")
+    plugins: dict[str, dict[str, str]] | None = key(
+        "the plugins the settings chose, by kind (camera, device, output; with an analysis "
+        "backend and model format): each name -> where it comes from: built in, distribution "
+        "NAME VERSION, or lab folder: FILE (an experiment's own and its triggers': in its run)",
+        optional=True,
+    )
     settings_reloads: tuple[SettingsReload, ...] = key(
         "settings re-read while streaming", factory=tuple
     )

@@ -22,7 +22,7 @@ import zipfile
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from deeplabstream.core.plugins import PluginFailure, Registry, subclass_check
+from deeplabstream.core.plugins import PluginFailure, Registry, subclass_check, subclasses_in
 from deeplabstream.pose.model import ModelDescription, ModelError
 
 Precision = Literal["fp32", "fp16"]
@@ -31,31 +31,66 @@ log = logging.getLogger(__name__)
 
 
 class ModelFormat:
-    """One kind of model on disk; subclasses write ``recognises``, ``load`` and ``describes``."""
+    """One kind of model on disk: how to recognise its path and load it into a description.
 
-    #: Short name for messages.
+    **What a format writes** (its core; docs/plugins.md, "Model formats", has a whole one):
+
+    * :attr:`name`: what messages call it;
+    * :meth:`recognises`: whether a path (``[Pose] MODEL_PATH``) is a model of this format;
+    * :meth:`load`: the :class:`~pose.model.ModelDescription` of the model at that path (its
+      ``model_file``, an ``.onnx`` graph the backends run, its keypoints, input size,
+      normalisation and how its outputs are decoded: the dataclass documents every field).
+
+    Everything else has a default that fits a format whose ``load`` is cheap and gives an ONNX
+    graph: :meth:`check` and :meth:`keypoints` load the model, :meth:`describes` compares the
+    description's ``framework`` with :attr:`name` (so ``load`` writes ``framework=self.name``),
+    and the texts of ``deeplabstream-inspect`` (:meth:`model_text`, :meth:`framework_text`,
+    :meth:`network_text`, :meth:`decoding_text`) read the description. The rest concerns
+    formats converted here from another framework's file (:attr:`converted`:
+    :meth:`build_module`, :meth:`comparison`, :meth:`pytorch_problem`), TorchScript files
+    (:meth:`torchscript_file`) and dynamic cropping (:meth:`input_multiple`).
+
+    Formats are probed in order, the built-ins first: a lab's format must not claim the paths
+    of another (recognise its own file name or suffix). It runs in the main process (checks,
+    the window) and in the inference worker (loading); ``load`` reads files, never runs a
+    network, and raises :class:`~pose.model.ModelError` naming the file and what is wrong.
+    """
+
+    #: Short name for messages; by default also the ``framework`` its descriptions carry.
     name: ClassVar[str]
     #: Rebuilt from another framework's file and converted to ONNX here: ``precision`` applies,
     #: the description has a ``source_file``, and :meth:`build_module` rebuilds the network.
     converted: ClassVar[bool] = False
 
+    # -- the core: what every format writes --------------------------------------------------
+
     def recognises(self, path: Path) -> bool:
         """Return True when ``path`` (an existing file or folder) is a model of this format."""
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} does not define recognises(path)")
 
     def load(
         self, path: Path, frame_size: tuple[int, int] | None, precision: Precision
     ) -> ModelDescription:
-        """Return the description of the model at ``path`` (see :func:`pose.loading.load_model`)."""
-        raise NotImplementedError
+        """Return the description of the model at ``path`` (see :func:`pose.loading.load_model`).
+
+        ``frame_size`` is the camera's (height, width) when known (a model that takes any input
+        size may be described at it; None: the model's own), ``precision`` what ``[Pose]
+        PRECISION`` asks of a converted model (others keep their graph's).
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not define load(path, ...)")
+
+    # -- defaults ------------------------------------------------------------------------------
 
     def check(self, path: Path) -> None:
         """Check cheaply that ``path`` loads; by default by loading it (no conversion here)."""
         self.load(path, None, "fp32")
 
     def describes(self, description: ModelDescription) -> bool:
-        """Return True when ``description`` was loaded by this format."""
-        raise NotImplementedError
+        """Return True when ``description`` was loaded by this format.
+
+        By default when its ``framework`` is this format's :attr:`name`.
+        """
+        return description.framework == self.name
 
     def keypoints(self, path: Path) -> tuple[str, ...]:
         """Return the model's keypoint names without converting or running it.
@@ -133,18 +168,24 @@ MODEL_FORMATS: Registry[type[ModelFormat]] = Registry(
         "deeplabcut-3": "deeplabstream.pose.formats.dlc3:DeepLabCutExport",
         "sleap-nn": "deeplabstream.pose.formats.sleap:SleapExport",
     },
-    advice="Install the package that reads that format (its entry point in the group "
-    'deeplabstream.model_formats; docs/architecture.md, "Plugins").',
+    advice="Put the lab's own format in the formats/ folder beside the settings file, or install "
+    "the package that reads that format (its entry point in the group "
+    "deeplabstream.model_formats; docs/plugins.md).",
     check=subclass_check(ModelFormat),
+    lab_folder="formats",
+    find_in_module=lambda module: subclasses_in(module, ModelFormat),
 )
-"""Every format by name, in the order a path is tried (built-ins first, then installed ones)."""
+"""Every format by name, in the order a path is tried: the built-ins (in this order), then the
+installed ones (sorted by name), then the lab's ``formats/`` modules beside the settings file
+(sorted by file name), so a lab's format never changes how a built-in one reads its models."""
 
 
 def model_formats() -> tuple[list[ModelFormat], list[PluginFailure]]:
     """Return one instance of every format that loads, in order, and those that do not.
 
-    A format that fails to import is logged once and left out: it never stops the others
-    from reading their models.
+    The order of :data:`MODEL_FORMATS`, with the lab's ``formats/`` modules of the process's
+    settings folder last (core/plugins.py, ``use_settings_folder``). A format that fails to
+    import is logged once and left out: it never stops the others from reading their models.
     """
     loaded, failures = MODEL_FORMATS.load_all()
     for failure in failures:

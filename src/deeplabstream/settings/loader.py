@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from deeplabstream.core.errors import SettingsError
-from deeplabstream.core.plugins import PluginError
+from deeplabstream.core.plugins import PluginError, use_settings_folder, using_settings_folder
 from deeplabstream.core.schema import Where, key_of, parse_section, settings_fields
 from deeplabstream.hardware.cameras import CAMERAS, camera_class
-from deeplabstream.hardware.stimulation import device_class
+from deeplabstream.hardware.stimulation import DEVICES, device_class
 from deeplabstream.outputs.plugin import ChosenOutput
 from deeplabstream.settings.outputs import OUTPUT_PREFIX, parse_output_section
 from deeplabstream.settings.sections import (
@@ -101,7 +101,8 @@ def load_settings(path: Path | str | None = None, *, cameras_required: bool = Tr
 
     A UTF-8 byte-order mark (Windows Notepad writes one) is accepted. ``cameras_required``
     False: a file without a ``[Camera NAME]`` section is accepted (the offline replay, whose
-    videos are its cameras).
+    videos are its cameras). Its folder becomes this process's settings folder, where every
+    plugin kind's lab folder is (``devices/``, ``triggers/`` ...; core/plugins.py).
     """
     file = Path(path) if path is not None else default_settings_file()
     file = file.expanduser().resolve()
@@ -121,7 +122,10 @@ def load_settings(path: Path | str | None = None, *, cameras_required: bool = Tr
                 "without a byte-order mark)."
             ]
         ) from None
-    return parse_settings_text(text, file, cameras_required=cameras_required)
+    settings = parse_settings_text(text, file, cameras_required=cameras_required)
+    # This process now works with these settings: its plugins come from their lab folders.
+    use_settings_folder(file.parent)
+    return settings
 
 
 def parse_settings_text(text: str, file: Path, *, cameras_required: bool = True) -> Settings:
@@ -137,7 +141,8 @@ def parse_settings_text(text: str, file: Path, *, cameras_required: bool = True)
         parser.read_string(text, source=str(file))
     except configparser.Error as error:
         raise SettingsError([f"{file}: cannot be read as an ini file: {error}"]) from None
-    return _settings_from_parser(file, parser, cameras_required)
+    with using_settings_folder(file.parent):  # its lab's plugins are checked by name, as data
+        return _settings_from_parser(file, parser, cameras_required)
 
 
 def _settings_from_parser(
@@ -217,7 +222,7 @@ def _parse_camera(
         )
         return None
     # A registered name in any case (SOURCE = Basler); a lab's module or file as written.
-    source = source.lower() if source.lower() in CAMERAS else source
+    source = source.lower() if source.lower() in CAMERAS.names() else source
     try:
         options_class = camera_class(source, file.parent).settings_class
     except PluginError as error:
@@ -244,7 +249,7 @@ def _parse_device(
     where = Where(file, section)
     kind = next((v.strip() for k, v in items.items() if k.upper() == DEVICE_TYPE_KEY), "log")
     try:
-        options_class = device_class(kind).settings_class
+        options_class = device_class(kind, file.parent).settings_class
     except PluginError as error:
         problems.append(f"{where.key(DEVICE_TYPE_KEY)} = {kind!r}: {error}")
         return None
@@ -252,7 +257,8 @@ def _parse_device(
     options = parse_section(options_class, rest, where, problems, extra_allowed={DEVICE_TYPE_KEY})
     if options is None:
         return None
-    return DeviceSettings(type=kind.lower(), options=options)
+    kind = kind.lower() if kind.lower() in DEVICES.names() else kind  # a lab's: as written
+    return DeviceSettings(type=kind, options=options, settings_folder=file.parent)
 
 
 def section_attribute(section: str) -> str:

@@ -27,14 +27,15 @@ def parse_output_section(
     file: Path, section: str, items: dict[str, str], problems: list[str]
 ) -> ChosenOutput | None:
     """Parse ``[Output NAME]``: the output plugin ``NAME`` and its own keys (problems kept)."""
-    name = section[len(OUTPUT_PREFIX) :].strip().lower()
+    name = section[len(OUTPUT_PREFIX) :].strip()
+    name = name.lower() if name.lower() in OUTPUTS.names() else name  # a lab's: as written
     try:
-        settings_class = OUTPUTS.get(name).settings_class
+        settings_class = OUTPUTS.get(name, file.parent).settings_class
     except PluginError as error:
         problems.append(f"{file}: [{section}]: {error}")
         return None
     settings = parse_section(settings_class, items, Where(file, section), problems)
-    return None if settings is None else ChosenOutput(name, settings)
+    return None if settings is None else ChosenOutput(name, settings, file.parent)
 
 
 def chosen_outputs(settings: Settings) -> tuple[ChosenOutput, ...]:

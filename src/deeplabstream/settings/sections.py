@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -11,10 +10,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 from deeplabstream.core.pinhole import CalibrationError, read_calibration
-from deeplabstream.core.plugins import imported_from_file
+from deeplabstream.core.plugins import PluginError, values_if_from_file
 from deeplabstream.core.schema import setting
 from deeplabstream.hardware.cameras import Camera, camera_class
-from deeplabstream.hardware.stimulation import StimulationDevice, device_class, device_from_settings
+from deeplabstream.hardware.stimulation import (
+    StimulationDevice,
+    device_class,
+    device_from_settings,
+)
 from deeplabstream.outputs.nwb_forms import (
     check_age,
     check_date_of_birth,
@@ -296,9 +299,11 @@ class SessionSettings:
 
 def _backend_name(text: str) -> str:
     """``[Pose] BACKEND``: a name of the backends' registry (lower case), else what is known."""
-    if text.lower() not in BACKENDS:
-        raise ValueError(BACKENDS.unknown_message(text))
-    return text.lower()
+    try:  # registered, or a module of the lab's backends/ folder (a path is refused)
+        BACKENDS.require(text)
+    except PluginError as error:
+        raise ValueError(str(error)) from None
+    return text.lower() if text.lower() in BACKENDS.names() else text.strip()
 
 
 @dataclass(frozen=True)
@@ -327,8 +332,9 @@ class PoseSettings:
     backend: str = setting(
         "onnxruntime",
         parse=_backend_name,
-        allowed="one of onnxruntime, pytorch, openvino, or the name of an installed package's "
-        "backend (entry point group deeplabstream.backends)",
+        allowed="one of onnxruntime, pytorch, openvino, a module of the backends/ folder beside "
+        "this file, or the name of an installed package's backend (entry point group "
+        "deeplabstream.backends)",
         doc="Inference library. `pytorch` runs a model of this project from its TorchScript file "
         "(`model.pt`, named in `model.json`), and DeepLabCut exports and Lightning Pose "
         "checkpoints as the network rebuilt from their file; an ONNX graph only (the bundled "
@@ -510,6 +516,21 @@ def parse_percent(text: str) -> float:
     return value
 
 
+def _experiment_name(text: str) -> str:
+    """``[Experiment] NAME``: a name or an ``.ini`` path, never a ``.py`` file (data only)."""
+    name = text.strip()
+    lower = name.lower()
+    if lower.endswith(".py") or ".py:" in lower:
+        stem = Path(name[: lower.rindex(".py")]).name
+        attr = name[lower.rindex(".py") + 3 :]
+        raise ValueError(
+            f"{name!r} names a Python file, and settings are data: a settings file never names "
+            f"code. Put the file in the lab's folder experiments/{stem}.py beside the settings "
+            f"file and write NAME = {stem}{attr}"
+        )
+    return name
+
+
 @dataclass(frozen=True)
 class ExperimentSettings:
     """``[Experiment]``: the closed-loop protocol run with `--experiment-enabled`."""
@@ -519,8 +540,12 @@ class ExperimentSettings:
         doc="The experiment: a config or module of the `experiments/` folder beside this "
         "settings file (`my_config` for `experiments/my_config.ini`, `my_module` or "
         "`my_module:MyClass`), a shipped config by name (`freezing_opto`), a shipped or "
-        "installed class (`examples:AlternatingReward`), or the path of an `.ini` or `.py` file. "
-        "See docs/experiments.md. `--experiment` overrides it.",
+        "installed class (`examples:AlternatingReward`), or the path of an `.ini` file. Never a "
+        "`.py` file: settings are data, so the lab's Python goes in the `experiments/` folder and "
+        "is named by its module (`--experiment` may name a `.py` file). See docs/experiments.md. "
+        "`--experiment` overrides it.",
+        parse=_experiment_name,
+        allowed="a name, or the path of an `.ini` file",
     )
     deadline_ms: float | Literal["auto", "off"] = setting(
         "auto",
@@ -662,15 +687,34 @@ class DeviceSettings:
 
     type: str = "log"
     options: Any = None
+    # The settings file's folder, where the lab's own devices/ folder is (None: the process's);
+    # the worker that opens the device finds a lab's device through it.
+    settings_folder: Path | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         """Fill in the type's default options, so that ``options`` is always its dataclass."""
         if self.options is None:
-            object.__setattr__(self, "options", device_class(self.type).settings_class())
+            options = device_class(self.type, self.settings_folder).settings_class()
+            object.__setattr__(self, "options", options)
 
     def create(self) -> StimulationDevice:
         """Return the device these settings describe, not yet opened."""
-        return device_from_settings(self.type, self.options)
+        return device_from_settings(self.type, self.options, self.settings_folder)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle a lab device's options by value (their class is unknown to other processes)."""
+        values = values_if_from_file(self.options)
+        options = None if values is not None else self.options
+        return (_device_settings, (self.type, options, self.settings_folder, values))
+
+
+def _device_settings(
+    kind: str, options: Any, settings_folder: Path | None, values: dict[str, Any] | None
+) -> DeviceSettings:
+    """Rebuild pickled :class:`DeviceSettings` (its options from ``values`` when given)."""
+    if values is not None:
+        options = device_class(kind, settings_folder).settings_class(**values)
+    return DeviceSettings(kind, options, settings_folder)
 
 
 @dataclass(frozen=True)
@@ -866,21 +910,14 @@ class CameraSettings:
         return self.name
 
     def __reduce__(self) -> tuple[Any, ...]:
-        """Pickle the options by value when their class comes from a file imported by path.
+        """Pickle the options by value when their class comes from a lab's module.
 
-        A lab's camera module (``cameras/`` beside the settings file, or a file named in
-        ``SOURCE``) is imported under a private name that a capture process does not know: its
-        options cross as field values, rebuilt there by the camera's own settings class.
+        A lab's camera module (``cameras/`` beside the settings file) is imported under a
+        private name that a capture process does not know: its options cross as field values,
+        rebuilt there by the camera's own settings class (found through ``settings_folder``).
         """
-        by_value = dataclasses.is_dataclass(self.options) and imported_from_file(
-            type(self.options).__module__
-        )
-        values = (
-            {f.name: getattr(self.options, f.name) for f in dataclasses.fields(self.options)}
-            if by_value
-            else None
-        )
-        options = None if by_value else self.options
+        values = values_if_from_file(self.options)
+        options = None if values is not None else self.options
         fields = (self.name, self.source, options, self.common, self.settings_folder, values)
         return (_camera_settings, fields)
 

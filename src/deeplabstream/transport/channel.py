@@ -163,7 +163,23 @@ class EndReason(IntEnum):
 
 @dataclass(frozen=True, slots=True)
 class FrameRecord:
-    """A frame published in a camera's ring."""
+    """A frame published in a camera's ring (what an output's sink reads of each frame).
+
+    Attributes
+    ----------
+    camera_id
+        The camera's index in the session.
+    slot, seq
+        Where the frame lies in the camera's ring, and the ring's running count of frames
+        published (from 0; gaps: frames the reader never got).
+    frame_index
+        The camera's own frame counter (a video file: the frame's position from 0).
+    camera_timestamp
+        The camera's clock in seconds; NaN when the camera has none.
+    host_timestamp_ns
+        The host clock (:func:`core.clock.host_now_ns`) when the frame arrived in the capture
+        process.
+    """
 
     camera_id: int
     slot: int

@@ -18,6 +18,7 @@ import pytest
 
 from deeplabstream.core.plugins import (
     PluginLoadError,
+    PluginPathError,
     Registry,
     UnknownPluginError,
     import_file,
@@ -192,14 +193,16 @@ class StripedCamera(SyntheticCamera):
 """
 
 
-def test_the_labs_folder_and_named_files_and_nothing_else(tmp_path: Path) -> None:
+def test_the_labs_folder_and_nothing_else(tmp_path: Path) -> None:
     lab = tmp_path / "cameras"
     lab.mkdir()
     write_module(lab, "striped", LAB_CAMERA)
     by_module = camera_class("striped", tmp_path)
     assert by_module.__name__ == "StripedCamera"
     assert camera_class("striped:StripedCamera", tmp_path) is by_module
-    assert camera_class(str(lab / "striped.py"), None) is by_module  # a file named explicitly
+    assert CAMERAS.get_file(lab / "striped.py") is by_module  # a file the command line names
+    with pytest.raises(PluginPathError, match=r"write striped$"):  # settings never name files
+        camera_class(str(lab / "striped.py"), None)
     with pytest.raises(UnknownPluginError, match=r"in .*cameras: striped\. Set SOURCE"):
         camera_class("spotted", tmp_path)
     with pytest.raises(PluginLoadError, match="has no camera class 'Nope'; it has: StripedCamera"):

@@ -329,7 +329,7 @@ else:
             return tile_depth(number, self.width, self.height)
 
     class TileRealSense(rs_tests.SoftwareRealSense):
-        """Made in the capture process as ``...experiments.test_depth_trigger:TileRealSense``."""
+        """Made in the capture process through the lab's ``cameras/`` module (below)."""
 
         rig_class = TileRig
 
@@ -362,6 +362,7 @@ def test_height_triggers_read_the_injected_depth_under_the_pose_models_keypoints
     from deeplabstream.live.session.live import LiveSession
     from deeplabstream.settings import load_settings
     from tests.support.files import write_settings
+    from tests.support.lab_folders import lab_plugin
 
     sections = "".join(
         f"[Trigger {name}]\nKIND = height\nKEYPOINT = {keypoint}\nFLOOR_M = {E2E_FLOOR_M}\n"
@@ -381,7 +382,8 @@ def test_height_triggers_read_the_injected_depth_under_the_pose_models_keypoints
     settings = load_settings(settings_path)
     camera = settings.cameras[0]
     options = rs_tests.SoftwareRealSenseSettings(**dataclasses.asdict(camera.options))
-    source = f"{Path(__file__)}:TileRealSense"  # a file: code is never imported by a name
+    # The camera as a lab's module beside the settings file (a name, never a file path).
+    source = lab_plugin(tmp_path, "cameras", TileRealSense)
     settings = dataclasses.replace(
         settings, cameras=(dataclasses.replace(camera, source=source, options=options),)
     )

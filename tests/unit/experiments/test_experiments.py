@@ -986,7 +986,7 @@ def test_registry_errors_list_what_exists(tmp_path: Path) -> None:
         load_experiment("freezing")
     text = str(info.value)
     assert "unknown experiment 'freezing'" in text
-    for name in (*SHIPPED, "examples:AlternatingReward", ".ini or .py"):
+    for name in (*SHIPPED, "examples:AlternatingReward", ".ini file; --experiment may also"):
         assert name in text
     with pytest.raises(
         ExperimentNotFoundError, match=r"unknown experiment 'examples:Nope'; known: .*Alternating"

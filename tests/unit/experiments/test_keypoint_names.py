@@ -79,18 +79,23 @@ def test_a_mapping_renames_keys_and_writes_defaults_keeping_everything_else(
     without = text.replace("KEYPOINT = nose\n", "", 1)  # nose_in_left reads its default
     config.write_text(without)
     changes = save_keypoint_mapping(config, {"nose": "snout", "neck": "head"})
-    assert changes == [
+    description = "Count the snout's entries into two regions; a 1 s stimulus per region at each"
+    assert changes[:2] == [
         "[Trigger nose_in_left] KEYPOINT = snout (was nose, its default)",
         "[Trigger nose_in_right] KEYPOINT = snout (was nose)",
     ]
+    assert changes[2].startswith(f"[Experiment] DESCRIPTION = {description}") and len(changes) == 3
     new = config.read_text()
     assert config.with_name("ExampleExperiment.ini.bak").read_text() == without
     assert [line for line in new.splitlines() if line not in without.splitlines()] == [
+        f"DESCRIPTION = {description} entry",  # the description follows (issue 43)
         "KEYPOINT = snout",  # written where the default was read
         "KEYPOINT = snout",  # changed in place
     ]
     assert [line for line in without.splitlines() if line not in new.splitlines()] == [
-        "KEYPOINT = nose"
+        "DESCRIPTION = Count the nose's entries into two regions; a 1 s stimulus per region at "
+        "each entry",
+        "KEYPOINT = nose",
     ]
     assert [ln for ln in new.splitlines() if ln.startswith("#")] == [
         ln for ln in text.splitlines() if ln.startswith("#")

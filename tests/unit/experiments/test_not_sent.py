@@ -67,7 +67,8 @@ def test_a_switch_off_after_the_board_vanished_is_logged_as_not_sent(ptys, tmp_p
 
     events = pd.read_csv(events_path, keep_default_na=False)
     assert list(events.columns) == list(EVENT_COLUMNS)
-    assert list(events.columns[-2:]) == ["likelihood", "not_sent"]  # appended at the end
+    # appended at the end, in the order they came
+    assert list(events.columns[-3:]) == ["likelihood", "not_sent", "animal"]
     actions = events[events["kind"] == "action"]
     assert actions["detail"].tolist() == [
         "on channel=0 reason=_LightOnAtStart",

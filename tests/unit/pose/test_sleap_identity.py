@@ -50,6 +50,8 @@ NODES = (
 POINT_TOLERANCE = 1e-3  # px
 #: Points sleap-nn's export path found on the clip (191 class instances).
 VISIBLE_POINTS = 1746
+# float32 rounding of the graph's scores between CPUs (largest seen 3.6e-7, AMD EPYC)
+ROUNDING = 2e-6
 
 
 @pytest.fixture(scope="module")
@@ -186,7 +188,7 @@ def _assert_same_as_sleap_nn(
     assert seen.sum() == VISIBLE_POINTS  # something to compare: 191 instances, 1746 points
     worst = float(np.abs(points[..., :2][seen] - their_points[seen]).max())
     assert worst <= POINT_TOLERANCE
-    assert np.array_equal(points[..., 2], their_scores, equal_nan=True)
+    assert np.allclose(points[..., 2], their_scores, rtol=0, atol=ROUNDING, equal_nan=True)
     assert np.allclose(confidence, their_confidence, atol=1e-6, equal_nan=True)
     return worst
 
@@ -227,8 +229,12 @@ def test_the_graph_gives_sleap_nns_outputs_on_the_clip(
     mask = reference["raw_peak_mask"][:4]
     assert np.array_equal(outputs["peak_mask"], mask)
     assert np.array_equal(outputs["peaks"][mask], reference["raw_peaks"][:4][mask])
-    assert np.array_equal(outputs["peak_vals"], reference["raw_peak_vals"][:4])
-    assert np.array_equal(outputs["class_probs"], reference["raw_class_probs"][:4])
+    # Values to float32 rounding: the same graph's sums end in other last bits on another
+    # CPU's kernels (2.5e-7 seen on an AMD EPYC); where the peaks are, exactly.
+    assert np.allclose(outputs["peak_vals"], reference["raw_peak_vals"][:4], rtol=0, atol=ROUNDING)
+    assert np.allclose(
+        outputs["class_probs"], reference["raw_class_probs"][:4], rtol=0, atol=ROUNDING
+    )
 
 
 def test_clip_parity_through_the_estimator(

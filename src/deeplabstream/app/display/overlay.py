@@ -82,6 +82,18 @@ def name_anchor(shape: Shape) -> tuple[float, float] | None:
     return None
 
 
+def trigger_label(trigger: TriggerView) -> str:
+    """Return what is written on a trigger's shape: its name, and each animal's own state.
+
+    Only a trigger with a state per animal (``ANIMAL = any | each``) has them: ``zone: 1 on,
+    2 off``. "on" is the trigger's true (orange) state: inside a region of ``MODE = inside``.
+    """
+    if not trigger.animal_states:
+        return trigger.name
+    states = ", ".join(f"{animal} {'on' if on else 'off'}" for animal, on in trigger.animal_states)
+    return f"{trigger.name}: {states}"
+
+
 def draw_triggers(canvas: np.ndarray, triggers: Sequence[TriggerView]) -> None:
     """Every trigger's shapes on ``canvas`` in place, coloured by the trigger's state."""
     for trigger in triggers:

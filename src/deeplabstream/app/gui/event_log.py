@@ -30,7 +30,7 @@ from deeplabstream.live.processes.messages import EventView, ExperimentStatus, T
 
 MAX_ROWS = 5000  # the table stays responsive; events.csv keeps everything
 # The first column is events.csv's own: the same name, the same clock (experiments/events.py).
-EVENT_COLUMNS = (CSV_COLUMNS[0], "kind", "name", "detail", "trial")
+EVENT_COLUMNS = (CSV_COLUMNS[0], "kind", "name", "detail", "trial", "animal")
 REGION_COLUMNS = ("trigger", "camera", "entries", "time s", "% of session")
 # Row tints by kind (light, so the text stays readable): what the experimenter looks for.
 KIND_COLOURS = {
@@ -161,6 +161,7 @@ class EventLogPanel(QWidget):
             event.name,
             event.detail,
             "" if event.trial is None else str(event.trial),
+            event.animal,  # events.csv's animal: who made it (several animals only)
         )
         tint = KIND_COLOURS.get(event.kind)
         for column, text in enumerate(cells):

@@ -5,8 +5,9 @@ A lab's model rarely names its keypoints as an example experiment does (``snout`
 asks, off the GUI thread, which keypoints the experiment reads that a model of the rig lacks
 (:func:`live.session.keypoints.keypoint_mismatches`; the model's names are read without loading it
 and cached). When there are any, it appears under the experiment with one row per keypoint, the
-model's likeliest keypoint already chosen (:func:`suggest_mapping`: synonyms such as nose / snout,
-spellings such as tail_base / tailbase / TailBase, sides such as left_ear / ear_left / l_ear), and
+model's likeliest keypoint already chosen (:func:`suggest_mapping`: spellings such as tail_base /
+tailbase / TailBase first, then synonyms such as nose / snout or centre / thorax, then a part that
+stands in for another such as head for nose; sides such as left_ear / ear_left / l_ear), and
 **Save mapping** writes the choice into the experiment's config
 (:func:`experiments.config_edit.save_keypoint_mapping`: the keys are rewritten, comments kept, a
 ``.bak`` kept). A config shipped with the program is copied beside the settings file first and
@@ -23,6 +24,7 @@ a check no longer finds it.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import re
 from collections.abc import Sequence
@@ -50,26 +52,40 @@ from deeplabstream.live.session.keypoints import (
     keypoint_mismatches,
     model_label,
 )
-from deeplabstream.pose.loading import model_keypoints
+from deeplabstream.pose.loading import model_animals, model_keypoints
 from deeplabstream.settings.effective import resolve_cameras
 from deeplabstream.settings.sections import Settings
 
 NO_CHOICE = "(leave as it is)"
 KEYPOINT_PROBLEM = "is not a keypoint of"  # in live.session.keypoints.mismatch_problem's sentences
 SIMILARITY = 0.75  # a spelling this close (difflib ratio) to a model's keypoint is suggested
+# How alike two names are, best first: the same word spelt alike (tail_base, TailBase), a word of
+# the same meaning (nose, snout), a part that stands in for another (a model with a head and no
+# nose), else their spellings' similarity (difflib ratio, below 1).
+SAME_SPELLING = 1.0
+SAME_MEANING = 0.95
+NEAR_MEANING = 0.8
 
-# Words for the same body part; each group's first word is its canonical name.
+# Words for the same body part; each group's first word is its canonical name. Names are
+# compared lower-case without separators: "tip of the head" is "tipofthehead".
 _SYNONYMS: tuple[tuple[str, ...], ...] = (
-    ("nose", "snout", "nosetip", "tipofnose", "rostrum"),
-    ("tailbase", "tailroot", "basetail", "baseoftail", "tailstart"),
+    ("nose", "snout", "nosetip", "tipofnose", "rostrum", "headtip", "tipofhead", "tipofthehead"),
+    ("tailbase", "tailroot", "basetail", "baseoftail", "tailstart", "tail1", "tail0"),
     ("tailtip", "tailend", "endoftail"),
     ("tailmid", "tailmiddle", "midtail", "tailcentre", "tailcenter"),
-    ("bodycenter", "bodycentre", "centroid", "center", "centre", "midbody", "body", "spine"),
+    (
+        "bodycenter", "bodycentre", "centroid", "center", "centre", "midbody", "body", "spine",
+        "midspine", "spinemid", "thorax", "torso", "mid",
+    ),
     ("head", "headcenter", "headcentre", "crown"),
-    ("forepaw", "frontpaw", "hand"),
-    ("hindpaw", "backpaw", "foot"),
-)
+    ("ear", "pinna", "earbase"),
+    ("forepaw", "frontpaw", "hand", "forelimb", "frontfoot", "forefoot"),
+    ("hindpaw", "backpaw", "foot", "hindlimb", "rearpaw", "hindfoot"),
+)  # fmt: skip
 _CANONICAL = {word: group[0] for group in _SYNONYMS for word in group}
+# Parts that are not the same but stand in for each other when the model lacks one: a region
+# that watched the nose watches the head of a model that has no nose (a fly's), and back.
+_NEAR: frozenset[frozenset[str]] = frozenset({frozenset({"nose", "head"})})
 _SIDES = {"left": "left", "l": "left", "right": "right", "r": "right"}
 
 
@@ -84,16 +100,14 @@ def _words(name: str) -> list[str]:
     return [w for w in re.split(r"[^a-z0-9]+", spaced.lower()) if w]
 
 
-def canonical(name: str) -> tuple[str, str]:
-    """Return (side, body part) of a keypoint name, spelling and synonyms set aside.
+def normalised(name: str) -> tuple[str, str]:
+    """Return (side, body part) of a keypoint name as spelt, case and separators set aside.
 
-    ``left_ear``, ``ear_left``, ``LeftEar``, ``l_ear`` and ``leftear`` all give ("left", "ear");
-    ``snout`` and ``nose`` give ("", "nose").
+    ``left_ear``, ``ear_left``, ``LeftEar``, ``l_ear`` and ``leftear`` all give ("left", "ear").
     """
-    words = _words(name)
     side = ""
     rest = []
-    for word in words:
+    for word in _words(name):
         if word in _SIDES and not side:
             side = _SIDES[word]
         else:
@@ -102,25 +116,41 @@ def canonical(name: str) -> tuple[str, str]:
     for word in ("left", "right"):  # a side run into the word: leftear, earleft
         if not side and part != word and (part.startswith(word) or part.endswith(word)):
             side, part = word, part.removeprefix(word).removesuffix(word)
+    return side, part
+
+
+def canonical(name: str) -> tuple[str, str]:
+    """Return (side, body part) of a keypoint name, spelling and synonyms set aside.
+
+    ``left_ear`` and ``EarLeft`` give ("left", "ear"); ``snout`` and ``nose`` ("", "nose").
+    """
+    side, part = normalised(name)
     return side, _CANONICAL.get(part, part)
 
 
-def _score(wanted: str, candidate: str) -> float:
-    """1 for the same body part (and side), else the spellings' similarity (0-1)."""
-    a, b = canonical(wanted), canonical(candidate)
-    if a == b:
-        return 1.0
-    if a[0] != b[0]:
+def likeness(wanted: str, candidate: str) -> float:
+    """How well ``candidate`` stands for ``wanted`` (0-1; see :data:`SAME_SPELLING` and after)."""
+    (side, part), (other_side, other_part) = normalised(wanted), normalised(candidate)
+    if side != other_side:
         return 0.0  # a left ear is never a right ear
-    return difflib.SequenceMatcher(None, a[1], b[1]).ratio()
+    if part == other_part:
+        return SAME_SPELLING
+    meaning, other_meaning = _CANONICAL.get(part, part), _CANONICAL.get(other_part, other_part)
+    if meaning == other_meaning:
+        return SAME_MEANING
+    if frozenset({meaning, other_meaning}) in _NEAR:
+        return NEAR_MEANING
+    spelling = difflib.SequenceMatcher(None, meaning, other_meaning).ratio()
+    return min(spelling, SAME_MEANING - 0.01)  # never above a name of the same meaning
 
 
 def suggest_mapping(wanted: Sequence[str], available: Sequence[str]) -> dict[str, str | None]:
     """Return, for each name in ``wanted``, the likeliest of ``available`` (None: no good one).
 
-    A name the model has maps onto itself. Otherwise the best score wins (the same body part by
-    its synonyms and spellings, else a spelling at least :data:`SIMILARITY` alike), each of
-    the model's keypoints taken at most once, best pairs first.
+    A name the model has maps onto itself. Otherwise the best :func:`likeness` wins: the same
+    name spelt otherwise, then a synonym (nose / snout, tail base / tail1, centre / thorax), then
+    a part that stands in for it (nose / head), else a spelling at least :data:`SIMILARITY`
+    alike; each of the model's keypoints is taken at most once, best pairs first.
     """
     found: dict[str, str | None] = {name: None for name in wanted}
     taken: set[str] = set()
@@ -130,7 +160,7 @@ def suggest_mapping(wanted: Sequence[str], available: Sequence[str]) -> dict[str
             taken.add(name)
     pairs = sorted(
         (
-            (-_score(name, candidate), index, name, candidate)
+            (-likeness(name, candidate), index, name, candidate)
             for index, name in enumerate(wanted)
             if found[name] is None
             for candidate in available
@@ -159,6 +189,9 @@ class RigKeypoints:
     config_file: Path | None = None
     experiment: str = ""
     devices: tuple[str, ...] = ()
+    animals: dict[str | None, int] = field(default_factory=dict)
+    """How many animals each camera's model reports (``[Pose] MAX_ANIMALS`` for a multi-animal
+    model, :func:`pose.loading.model_animals`); a rule of a region then chooses among them."""
 
 
 def rig_keypoints(settings: Settings, load_experiment_code: bool = True) -> RigKeypoints:
@@ -169,22 +202,27 @@ def rig_keypoints(settings: Settings, load_experiment_code: bool = True) -> RigK
     """
     plan = resolve_cameras(settings)  # each camera's model (settings/effective.py)
     by_camera: dict[str | None, tuple[str, ...]] = {}
+    animals: dict[str | None, int] = {}
     for camera, path in plan.models_by_camera().items():
         try:
             by_camera[camera] = model_keypoints(path)
         except ModelError:  # unreadable files too (model_keypoints raises them as one)
-            continue
+            continue  # the rig's problems name it
+        try:
+            animals[camera] = model_animals(path, settings.pose.max_animals)
+        except (ModelError, OSError, ValueError):  # its keypoints are still offered
+            continue  # the rig's problems name it
     name = settings.experiment.name
-    devices = tuple(settings.devices)
+    rig = RigKeypoints(by_camera, devices=tuple(settings.devices), animals=animals)
     if not settings.experiment_chosen or not load_experiment_code:  # the lab's code: not yet
-        return RigKeypoints(by_camera, devices=devices)
+        return rig
     try:
         experiment = load_experiment(name, settings.source_file.parent)
     except Exception:  # a broken experiment is the rig check's to say
-        return RigKeypoints(by_camera, experiment=name, devices=devices)
+        return dataclasses.replace(rig, experiment=name)
     mismatches = tuple(keypoint_mismatches(plan, experiment))
     config_file = config_file_of(name, settings.source_file.parent)
-    return RigKeypoints(by_camera, mismatches, config_file, name, devices)
+    return dataclasses.replace(rig, mismatches=mismatches, config_file=config_file, experiment=name)
 
 
 _RUNNING: set[QThread] = set()
@@ -312,14 +350,18 @@ class KeypointMapBox(QGroupBox):
             "keypoint for each, then Save mapping: the experiment's config is changed to read it."
         )
         self.save_button.show()
-        for keypoint, available in self._wanted(report).items():
-            suggested = suggest_mapping([keypoint], available)[keypoint]
+        wanted = self._wanted(report)
+        suggested: dict[str, str | None] = {}
+        for available in dict.fromkeys(wanted.values()):  # each model's rows together:
+            rows = [keypoint for keypoint, names in wanted.items() if names == available]
+            suggested.update(suggest_mapping(rows, available))  # no keypoint offered twice
+        for keypoint, available in wanted.items():
             box = QComboBox()
             box.setObjectName(f"keypoint_map_{keypoint}")
             box.addItem(NO_CHOICE, None)
             for name in available:
                 box.addItem(name, name)
-            box.setCurrentIndex(max(0, box.findData(suggested)))
+            box.setCurrentIndex(max(0, box.findData(suggested[keypoint])))
             self._form.addRow(QLabel(f"{keypoint} ->"), box)
             self.choices[keypoint] = box
 
@@ -369,15 +411,16 @@ class KeypointMapBox(QGroupBox):
 def connect_keypoints(window: Any) -> None:
     """Connect the Rig tab's keypoint box to the Regions tab and the error banner of ``window``.
 
-    The region editor gets each camera's model keypoints and the rig's devices after every
-    look, and copies a shipped config before its first save (as the mapping does); an error
+    The region editor gets each camera's model keypoints and animals and the rig's devices after
+    every look, and copies a shipped config before its first save (as the mapping does); an error
     banner about a keypoint the model lacks clears once a look finds none missing.
     """
     rig, editor = window.rig_panel, window.region_editor
     box: KeypointMapBox = rig.keypoint_map
 
     def looked(report: RigKeypoints) -> None:
-        editor.use_rig({c: list(k) for c, k in report.by_camera.items()}, list(report.devices))
+        keypoints = {camera: list(names) for camera, names in report.by_camera.items()}
+        editor.use_rig(keypoints, list(report.devices), dict(report.animals))
         banner = getattr(window, "banner", None)
         text = getattr(banner, "label", None)
         fixed = not report.mismatches and text is not None and KEYPOINT_PROBLEM in text.text()

@@ -25,7 +25,12 @@ from deeplabstream.app.display.occupancy import (
     draw_trail,
     trail_keypoint,
 )
-from deeplabstream.app.display.overlay import draw_flash, draw_triggers, name_anchor
+from deeplabstream.app.display.overlay import (
+    draw_flash,
+    draw_triggers,
+    name_anchor,
+    trigger_label,
+)
 from deeplabstream.app.gui.keypoint_plot import KeypointPlot
 from deeplabstream.app.gui.overlays import OverlayOptions
 from deeplabstream.app.gui.preview import to_qimage
@@ -454,7 +459,8 @@ class LiveView(QWidget):
 def _trigger_names(status: ExperimentStatus | None, camera: str) -> list[tuple[float, float, str]]:
     """Return where to write each trigger's name on ``camera``: on its first shape's top edge.
 
-    Region names were shown while editing and vanished once the experiment started.
+    Region names were shown while editing and vanished once the experiment started. A trigger
+    of any or each animal (``ANIMAL = any | each``) says each animal's state after its name.
     """
     if status is None:
         return []
@@ -464,5 +470,5 @@ def _trigger_names(status: ExperimentStatus | None, camera: str) -> list[tuple[f
             continue
         anchor = name_anchor(trigger.shapes[0])
         if anchor is not None:
-            names.append((anchor[0], anchor[1], trigger.name))
+            names.append((anchor[0], anchor[1], trigger_label(trigger)))
     return names

@@ -12,7 +12,8 @@ resizes it: a circle's radius, a rectangle's corners, a polygon's vertices, an e
 semi-axes), *circle* and *rectangle* (drag to draw; a click draws a default size), *polygon*
 (click the vertices; double-click or click the first vertex to close; Escape cancels). After a
 shape is drawn the select tool is back, so it can be moved at once. Delete (key or button)
-deletes the selected region; a region still named by a rule or combinator is refused.
+deletes the selected region; a region still named by a rule or combinator is refused: the rule
+panel lists the rules that name it, and **Delete rule** deletes one (Save writes it).
 
 Coordinates are the frame pixels of the region's camera, rounded to whole pixels. A region is
 drawn only on its own camera's tile; a region without ``CAMERA`` on every tile. A new region is
@@ -21,7 +22,8 @@ camera's pixels) and watches the model's first keypoint.
 
 Below the list, :class:`app.gui.region_rule_panel.RegionRulePanel` makes the selected region a rule:
 its camera (a choice only with several cameras), its keypoint (from the model's list, given by
-:meth:`RegionEditor.use_rig`) and its action (a pulse or train on one of the rig's devices), all
+:meth:`RegionEditor.use_rig`), its animal (a number, any or each; a choice only when the model
+reports several animals) and its action (a pulse or train on one of the rig's devices), all
 written by Save.
 """
 
@@ -50,11 +52,14 @@ from PyQt5.QtWidgets import (
 
 from deeplabstream.app.gui.live_view import CameraView, paint_label
 from deeplabstream.app.gui.region_rule_panel import RegionRulePanel, RigChoices
+from deeplabstream.experiments.config import RULE_PREFIX
 from deeplabstream.experiments.config_edit import (
+    FIRST_ANIMAL,
     ConfigEditError,
     ConfigText,
     RegionAction,
     RegionSpec,
+    animal_words,
     save_regions,
 )
 from deeplabstream.experiments.triggers.geometry import (
@@ -199,16 +204,22 @@ class Region:
     kind: str = "region"
     action: RegionAction | None = None
     action_changed: bool = False  # Save writes the action (else the file's rules stay as they are)
+    animal: str | None = None  # ANIMAL: a number, any or each (None: not written, animal 1)
 
     @classmethod
     def of(cls, spec: RegionSpec, action: RegionAction | None = None) -> Region:
         """Return the editor's copy of ``spec`` with the action the file gives it."""
-        return cls(spec.trigger, spec.camera, spec.shape, spec.keypoint, spec.kind, action)
+        return cls(
+            spec.trigger, spec.camera, spec.shape, spec.keypoint, spec.kind, action,
+            animal=spec.animal,
+        )  # fmt: skip
 
     def spec(self) -> RegionSpec:
         """Return the region as config data."""
         action = self.action if self.action_changed else None
-        return RegionSpec(self.name, self.camera, self.shape, self.keypoint, self.kind, action)
+        return RegionSpec(
+            self.name, self.camera, self.shape, self.keypoint, self.kind, action, self.animal
+        )
 
 
 @dataclass
@@ -261,6 +272,8 @@ class RegionEditor(QWidget):
         self.keypoints: list[str] = []
         self.devices: list[str] = []  # the rig's stimulation devices, for actions
         self._rig_keypoints: dict[str | None, list[str]] = {}  # each camera's model's keypoints
+        self._rig_animals: dict[str | None, int] = {}  # how many animals each camera's model has
+        self.deleted_rules: list[str] = []  # rules deleted in the panel, not saved yet
         self.before_save: Callable[[Path], Path] | None = None
         """Called with the config file before a save; returns the file to write (a copy)."""
         self.regions: list[Region] = []
@@ -304,6 +317,7 @@ class RegionEditor(QWidget):
         layout.addWidget(self.region_list, 1)
         self.rule_panel = RegionRulePanel()
         self.rule_panel.changed.connect(self._rule_changed)
+        self.rule_panel.rule_deleted.connect(self._rule_deleted)
         self.camera_box: QComboBox = self.rule_panel.camera_box
         self.camera_box.activated.connect(self._camera_chosen)
         layout.addWidget(self.rule_panel)
@@ -369,6 +383,7 @@ class RegionEditor(QWidget):
         self._drag = None
         self._draft = None
         self.selected = None
+        self.deleted_rules = []
         message = ""
         if self.config_path is None:
             self.regions = [Region.of(spec) for spec in running]
@@ -391,13 +406,21 @@ class RegionEditor(QWidget):
         self._set_dirty(False)
         self._refresh(message)
 
-    def use_rig(self, keypoints: dict[str | None, list[str]], devices: list[str]) -> None:
+    def use_rig(
+        self,
+        keypoints: dict[str | None, list[str]],
+        devices: list[str],
+        animals: dict[str | None, int] | None = None,
+    ) -> None:
         """Offer each camera's model's keypoints (None: a model for any camera) and the devices.
 
-        Called whenever the Rig tab's check finds them, before any stream: a region's keypoint
-        and action can then be chosen from the model's and the rig's lists.
+        ``animals``: how many animals each camera's model reports; with several, a region's
+        animal is a choice (a number, any or each). Called whenever the Rig tab's check finds
+        them, before any stream: a region's keypoint, animal and action can then be chosen from
+        the model's and the rig's lists.
         """
         self._rig_keypoints = {camera: list(names) for camera, names in keypoints.items()}
+        self._rig_animals = dict(animals or {})
         self.devices = list(devices)
         self._refresh()
 
@@ -416,6 +439,12 @@ class RegionEditor(QWidget):
         for names in self._rig_keypoints.values():
             return names
         return self.keypoints
+
+    def animals_for(self, camera: str | None) -> int:
+        """Return how many animals the model of ``camera`` reports (any camera's most; 1: none)."""
+        if camera in self._rig_animals:
+            return self._rig_animals[camera]
+        return max(self._rig_animals.values(), default=1)
 
     def set_tool(self, tool: str) -> None:
         """Choose a tool: one of :data:`TOOLS`."""
@@ -452,9 +481,10 @@ class RegionEditor(QWidget):
             return False
         users = self._users_in_file(region.name)
         if users:
+            rules = " (Rules, below: Delete rule)" if self._rules_in_file(region.name) else ""
             self._fail(
                 f"Cannot delete region {region.name!r}: it is used by {'; '.join(users)}. "
-                "Change or delete those first."
+                f"Change or delete those first{rules}."
             )
             return False
         self.regions.remove(region)
@@ -471,10 +501,12 @@ class RegionEditor(QWidget):
         try:
             if self.before_save is not None:  # a shipped config is copied beside the settings
                 self.config_path = self.before_save(self.config_path)
-            save_regions(self.config_path, [r.spec() for r in self.regions])
+            specs = [r.spec() for r in self.regions]
+            save_regions(self.config_path, specs, deleted_rules=self.deleted_rules)
         except (ConfigEditError, OSError) as error:  # OSError: the copy or the write failed
             self._fail(str(error))
             return False
+        self.deleted_rules = []
         for region in self.regions:  # the file now holds them: read them back as written
             region.action_changed = False
         self._reread_actions()
@@ -482,6 +514,46 @@ class RegionEditor(QWidget):
         self._refresh(f"Saved to {self.config_path} (previous file: {self.config_path.name}.bak)")
         self.saved.emit(self.config_path)
         return True
+
+    def delete_rule(self, rule: str) -> bool:
+        """Delete ``[Rule rule]`` (with the stimulations only it does) at the next Save.
+
+        A region's own action that is this rule shows "No action" from now on; once no rule
+        names a region, the region can be deleted.
+        """
+        text = self._file_text()
+        if self.read_only or text is None or rule in self.deleted_rules:
+            return False
+        if rule not in text.section_names(RULE_PREFIX):
+            self._fail(f"No rule {rule!r} in {self.config_path}: read the file again (Revert).")
+            return False
+        removed = text.delete_rule(rule)
+        self.deleted_rules.append(rule)
+        for region in self.regions:
+            if region.action is not None and region.action.rule == rule:
+                region.action, region.action_changed = RegionAction.removed(region.action), True
+        self._set_dirty(True)
+        self._refresh(f"Deleted {', '.join(removed)} (not saved yet)")
+        return True
+
+    def _file_text(self) -> ConfigText | None:
+        """Return the config file's text with the rules deleted but not saved yet taken out."""
+        if self.config_path is None:
+            return None
+        try:
+            text = ConfigText(self.config_path.read_text(encoding="utf-8"))
+        except OSError:
+            return None
+        for rule in self.deleted_rules:
+            text.delete_rule(rule)
+        return text
+
+    def _rules_in_file(self, name: str) -> tuple[tuple[str, str], ...]:
+        """Return the rules (name, in words) that name region ``name``, deleted ones left out."""
+        text = self._file_text()
+        if text is None or self.read_only:
+            return ()
+        return tuple((rule, text.describe_rule(rule)) for rule in text.rules_of(name))
 
     def _reread_actions(self) -> None:
         """Take the actions' section names from the file just written (new ones got names)."""
@@ -710,11 +782,8 @@ class RegionEditor(QWidget):
 
         A rule that is nothing but the region's action goes with the region when it is deleted.
         """
-        if self.config_path is None:
-            return []
-        try:
-            text = ConfigText(self.config_path.read_text(encoding="utf-8"))
-        except OSError:
+        text = self._file_text()
+        if text is None:
             return []
         users = text.users_of(name)
         own = text.region_action(name)
@@ -734,6 +803,9 @@ class RegionEditor(QWidget):
 
     def _delete_clicked(self) -> None:
         self.delete_selected()
+
+    def _rule_deleted(self, rule: str) -> None:
+        self.delete_rule(rule)  # the outcome is in the status line
 
     def _save_clicked(self) -> None:
         self.save()
@@ -768,6 +840,9 @@ class RegionEditor(QWidget):
         keypoint = region.keypoint or "nose"  # the region kind's default
         if keypoint not in self.keypoints_for(region.camera) and self._rig_keypoints:
             keypoint += " (not in the model)"
+        animal = (region.animal or FIRST_ANIMAL).strip().lower()
+        if self.animals_for(region.camera) > 1 or animal != FIRST_ANIMAL:
+            keypoint += f" of {animal_words(animal)}"
         action = region.action.describe() if region.action is not None else "no action"
         return f"{region.name}{camera}: {region.shape}, {keypoint}, {action}"
 
@@ -797,7 +872,11 @@ class RegionEditor(QWidget):
         region = self.region(self.selected or "")
         camera = region.camera if region is not None else None
         choices = RigChoices(
-            tuple(self.cameras), tuple(self.keypoints_for(camera)), tuple(self.devices)
+            tuple(self.cameras),
+            tuple(self.keypoints_for(camera)),
+            tuple(self.devices),
+            self.animals_for(camera),
+            self._rules_in_file(region.name) if region is not None else (),
         )
         self.rule_panel.show_region(region, choices, editable=not self.read_only)
 

@@ -1,13 +1,17 @@
-"""The selected region's rule in the Regions tab: its camera, its keypoint and its action.
+"""The selected region's rule in the Regions tab: its camera, keypoint, animal, action and rules.
 
 A region is a trigger (``[Trigger NAME]``, ``KIND = region``); this panel makes it a rule without
 editing the file by hand: which camera's pixels it is drawn in (a choice only on a rig of several
-cameras), which of the model's keypoints it watches, and optionally what it does: a pulse or a
-train (a ``pattern``) on a device the rig declares, on entry, while inside or on exit, with a
-refractory period (``[Rule NAME] REFRACTORY``) and the time a keypoint not seen keeps the
+cameras), which of the model's keypoints it watches, whose keypoint (``ANIMAL``: a number, ``any``
+or ``each``; a choice only when the model reports several animals), and optionally what it does:
+a pulse or a train (a ``pattern``) on a device the rig declares, on entry, while inside or on exit,
+with a refractory period (``[Rule NAME] REFRACTORY``) and the time a keypoint not seen keeps the
 region's state (``[Trigger NAME] HOLD_S``, so that a blink of the model is no new entry). The
 region editor writes it into the config (:class:`experiments.config_edit.RegionAction`) when it
 saves.
+
+Below, the config's rules that name the region (``WHEN``), each of which can be deleted
+(:attr:`RegionRulePanel.rule_deleted`): a region a rule names cannot be deleted until the rule is.
 """
 
 from __future__ import annotations
@@ -20,12 +24,20 @@ from PyQt5.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
     QFormLayout,
+    QHBoxLayout,
     QLabel,
     QSpinBox,
+    QToolButton,
     QWidget,
 )
 
-from deeplabstream.experiments.config_edit import EDGE_WORDS, NO_ACTION, RegionAction
+from deeplabstream.experiments.config_edit import (
+    EDGE_WORDS,
+    FIRST_ANIMAL,
+    NO_ACTION,
+    RegionAction,
+    animal_words,
+)
 from deeplabstream.experiments.observation import DEFAULT_HOLD_S
 
 ACTION_CHOICES = (("No action", NO_ACTION), ("Pulse", "pulse"), ("Train", "pattern"))
@@ -43,22 +55,47 @@ class EditedRegion(Protocol):
     keypoint: str | None
     action: RegionAction | None
     action_changed: bool
+    animal: str | None
 
 
 @dataclass(frozen=True)
 class RigChoices:
-    """What a region may choose from: the rig's cameras, the model's keypoints, its devices."""
+    """What a region may choose from: the rig's cameras, devices, the model's keypoints, animals.
+
+    ``rules``: the config's rules that name the region (name, in words), to delete one.
+    """
 
     cameras: tuple[str, ...] = ()
     keypoints: tuple[str, ...] = ()
     devices: tuple[str, ...] = ()
+    animals: int = 1
+    rules: tuple[tuple[str, str], ...] = ()
+
+
+def animal_options(animals: int, current: str | None) -> list[tuple[str, str]]:
+    """Return the animal choices (words, ``ANIMAL`` value) for a model of ``animals`` animals.
+
+    Each animal by number, then any and each; a value the region has that the model does not
+    report stays listed, so it is seen (and the rig check names it).
+    """
+    options = [(f"animal {number}", str(number)) for number in range(1, animals + 1)]
+    options += [("any animal", "any"), ("each animal (a rule per animal)", "each")]
+    value = (current or FIRST_ANIMAL).strip().lower()
+    if value not in {v for _, v in options}:
+        options.append((f"{animal_words(value)} (not in the model)", value))
+    return options
 
 
 class RegionRulePanel(QWidget):
-    """Camera, keypoint and action of one region; edits go straight into that region."""
+    """Camera, keypoint, animal and action of one region, and the rules that name it.
+
+    Edits go straight into the region; a rule to delete is signalled to the editor.
+    """
 
     changed = pyqtSignal(str)
-    """The region's keypoint or action changed: what, in words."""
+    """The region's keypoint, animal or action changed: what, in words."""
+    rule_deleted = pyqtSignal(str)
+    """Delete rule was clicked: the name of the rule (the editor deletes it; Save writes it)."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -73,6 +110,13 @@ class RegionRulePanel(QWidget):
             "The keypoint of the pose model whose position the region tests"
         )
         self.keypoint_box.activated.connect(self._keypoint_chosen)
+        self.animal_box = self._combo("region_animal", "Animal:")
+        self.animal_box.setToolTip(
+            "Whose keypoint the region tests (ANIMAL): one animal by its number; any animal (the "
+            "region is true while some animal is in it); or each animal (a state of its own for "
+            "each, and its rule fires on each animal's own entry and exit)"
+        )
+        self.animal_box.activated.connect(self._animal_chosen)
         self.action_box = self._combo("region_action", "Action:")
         for label, command in ACTION_CHOICES:
             self.action_box.addItem(label, command)
@@ -102,6 +146,7 @@ class RegionRulePanel(QWidget):
             f"its state this long before it decides (HOLD_S; default {DEFAULT_HOLD_S:g} s): a "
             "blink of the model is then no new entry. 0: every frame decides alone."
         )
+        self._add_rule_row()
         for combo in (self.action_box, self.device_box, self.edge_box):
             combo.activated.connect(self._action_edited)
         for spin in (self.channel_box, self.duration_box, self.on_box, self.off_box):
@@ -118,6 +163,26 @@ class RegionRulePanel(QWidget):
         box.setObjectName(name)
         self._form.addRow(QLabel(label), box)
         return box
+
+    def _add_rule_row(self) -> None:
+        """Add the row of the rules that name the region, with a button to delete the one chosen."""
+        self.rule_box = QComboBox()
+        self.rule_box.setObjectName("region_rules")
+        self.rule_box.setToolTip("The config's rules that name this region (WHEN)")
+        self.delete_rule_button = QToolButton()
+        self.delete_rule_button.setObjectName("region_rule_delete")
+        self.delete_rule_button.setText("Delete rule")
+        self.delete_rule_button.setToolTip(
+            "Delete the rule chosen (with its stimulations no other rule does); Save writes it. "
+            "A region is deleted only once no rule names it."
+        )
+        self.delete_rule_button.clicked.connect(self._delete_rule_clicked)
+        self._rule_row = QWidget()
+        row = QHBoxLayout(self._rule_row)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.rule_box, 1)
+        row.addWidget(self.delete_rule_button)
+        self._form.addRow(QLabel("Rules:"), self._rule_row)
 
     def _whole(self, name: str, label: str, lowest: int, highest: int) -> QSpinBox:
         box = QSpinBox()
@@ -150,11 +215,14 @@ class RegionRulePanel(QWidget):
         widgets = [self.camera_box, self.keypoint_box, self.action_box, self.device_box]
         widgets += [self.channel_box, self.duration_box, self.on_box, self.off_box]
         widgets += [self.count_box, self.edge_box, self.refractory_box, self.hold_box]
+        widgets += [self.animal_box, self.rule_box, self.delete_rule_button]
         for widget in widgets:
             widget.blockSignals(True)
             widget.setEnabled(editable and region is not None)
         self._show_camera(region, choices.cameras)
         self._fill(self.keypoint_box, choices.keypoints, region.keypoint if region else None)
+        self._show_animal(region, choices.animals)
+        self._show_rules(choices.rules if region is not None else ())
         action = region.action if region is not None else None
         command = action.command if action is not None else NO_ACTION
         self.action_box.setCurrentIndex(max(0, self.action_box.findData(command)))
@@ -175,6 +243,23 @@ class RegionRulePanel(QWidget):
         box.setCurrentIndex(max(0, box.findData(camera)))
         stray = camera is not None and camera not in cameras and bool(cameras)
         self._row_visible(box, len(cameras) > 1 or stray)
+
+    def _show_animal(self, region: EditedRegion | None, animals: int) -> None:
+        """List the animals; a model of one animal shows no choice (unless the region has one)."""
+        box = self.animal_box
+        box.clear()
+        current = region.animal if region is not None else None
+        for words, value in animal_options(animals, current):
+            box.addItem(words, value)
+        box.setCurrentIndex(max(0, box.findData((current or FIRST_ANIMAL).strip().lower())))
+        chosen = (current or FIRST_ANIMAL).strip().lower() != FIRST_ANIMAL
+        self._row_visible(box, region is not None and (animals > 1 or chosen))
+
+    def _show_rules(self, rules: tuple[tuple[str, str], ...]) -> None:
+        self.rule_box.clear()
+        for name, words in rules:
+            self.rule_box.addItem(words, name)
+        self._row_visible(self._rule_row, bool(rules))
 
     def _fill(self, box: QComboBox, names: tuple[str, ...], current: str | None) -> None:
         box.clear()
@@ -242,6 +327,21 @@ class RegionRulePanel(QWidget):
         if (action.command != NO_ACTION) != shown:
             self.show_region(region, self.choices, editable=True)  # the rows of the command
         self.changed.emit(f"{region.name}: {action.describe()}")
+
+    def _animal_chosen(self, index: int) -> None:
+        region = self.region
+        animal = self.animal_box.itemData(index)
+        if region is None or not animal:
+            return
+        if animal == (region.animal or FIRST_ANIMAL).strip().lower():
+            return
+        region.animal = animal
+        self.changed.emit(f"{region.name} now watches {animal_words(animal)}")
+
+    def _delete_rule_clicked(self) -> None:
+        rule = self.rule_box.currentData()
+        if self.region is not None and rule:
+            self.rule_deleted.emit(rule)
 
     def _keypoint_chosen(self, index: int) -> None:
         region = self.region

@@ -31,14 +31,19 @@ def relative_to_settings(path: Path, settings_file: Path) -> str:
         return str(path.resolve())
 
 
-def experiment_name_for(path: Path) -> str:
-    """Return what ``[Experiment] NAME`` says for ``path``: a shipped config's name, else the path.
+def experiment_name_for(path: Path, settings_file: Path | None = None) -> str:
+    """Return what ``[Experiment] NAME`` says for ``path``: its name where it has one, else it.
 
-    ``NAME`` is not a settings path (it may be a config name or a class), so a file outside
-    ``experiments/configs`` is written in full.
+    A shipped config and a config or module of the lab's ``experiments/`` folder beside
+    ``settings_file`` are named by their stem. ``NAME`` is not a settings path (it may be a
+    config name or a class), so another config is written in full; another ``.py`` file too,
+    which the check then refuses, saying to put it in the lab's folder (settings are data).
     """
     resolved = path.resolve()
     if resolved.suffix == ".ini" and resolved.parent == CONFIG_FOLDER.resolve():
+        return resolved.stem
+    lab = lab_folder(settings_file.parent) if settings_file is not None else None
+    if lab is not None and resolved.parent == lab.resolve() and resolved.suffix in (".ini", ".py"):
         return resolved.stem
     return str(resolved)
 

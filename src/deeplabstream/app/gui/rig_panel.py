@@ -58,8 +58,8 @@ from deeplabstream.app.gui.rig_check import (
 from deeplabstream.app.gui.section_table import KeyRow, SectionTable, camera_keys, device_keys
 from deeplabstream.app.gui.subject_fields import SubjectFields
 from deeplabstream.core.ini_text import IniText, save_with_backup
+from deeplabstream.core.plugins import PluginError
 from deeplabstream.experiments.registry import available_experiments, load_experiment
-from deeplabstream.hardware.cameras import CAMERAS
 from deeplabstream.hardware.cameras.detect import Detection
 from deeplabstream.hardware.stimulation import DEVICES
 from deeplabstream.settings.loader import CAMERA_NAME, CAMERA_PREFIX, DEVICE_PREFIX
@@ -442,8 +442,15 @@ class RigPanel(QWidget):
             self._unparsable = f"{settings_file}: not an ini file, fix it in an editor: {error}"
             self.problems = [self._unparsable]
         self.dirty = False
+        self._list_device_types()
         self._show_document()
         self.check_now()
+
+    def _list_device_types(self) -> None:
+        """Offer the registered device types, then the modules of the lab's ``devices/``."""
+        lab = [path.stem for path in DEVICES.lab_modules(self.settings_file.parent)]
+        self.device_type.clear()
+        self.device_type.addItems([*sorted(DEVICES.names()), *lab])
 
     def _show_document(self) -> None:
         doc = self.document
@@ -497,10 +504,12 @@ class RigPanel(QWidget):
         if not name:
             return
         section = CAMERA_PREFIX + name
-        source = (self.document.get(section, "SOURCE", "") or "").lower()
+        source = (self.document.get(section, "SOURCE", "") or "").strip()
         rows = [KeyRow("SOURCE", "", "The camera source (read-only here: add a camera instead)")]
-        if source in CAMERAS:
-            rows += camera_keys(source)
+        try:  # registered, or a module of the lab's cameras/ (the check has imported it)
+            rows += camera_keys(source, self.settings_file.parent)
+        except PluginError:  # unknown or broken: the check names it
+            pass
         self.camera_table.show_keys(rows, self.document.items(section))
         source_item = self.camera_table.item(0, 1)
         if source_item is not None:
@@ -510,10 +519,12 @@ class RigPanel(QWidget):
         if not name:
             return
         section = DEVICE_PREFIX + name
-        kind = (self.document.get(section, "TYPE", "log") or "log").lower()
-        if kind in DEVICES:
+        kind = (self.document.get(section, "TYPE", "log") or "log").strip()
+        kind = kind.lower() if kind.lower() in DEVICES.names() else kind  # a lab's: as written
+        if self.device_type.findText(kind) >= 0:  # registered, or a module of devices/
             self.device_type.setCurrentText(kind)
-            self.device_table.show_keys(device_keys(kind), self.document.items(section))
+            rows = device_keys(kind, self.settings_file.parent)
+            self.device_table.show_keys(rows, self.document.items(section))
 
     def _show_record_boxes(self) -> None:
         for box in self.record_boxes.values():
@@ -833,7 +844,7 @@ class RigPanel(QWidget):
             self, "Experiment", str(self.settings_file.parent), "Experiments (*.ini *.py)"
         )
         if path:
-            self.set_experiment(experiment_name_for(Path(path)))
+            self.set_experiment(experiment_name_for(Path(path), self.settings_file))
 
     def _browse_output(self) -> None:
         path = QFileDialog.getExistingDirectory(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from PyQt5.QtCore import Qt, pyqtSignal
@@ -41,15 +42,21 @@ def keys_of(section_class: type, skip: tuple[str, ...] = ()) -> list[KeyRow]:
     return rows
 
 
-def camera_keys(source: str) -> list[KeyRow]:
-    """Return every key a ``[Camera NAME]`` section of ``source`` takes (its own, then common)."""
-    own = keys_of(camera_class(source).settings_class)
+def camera_keys(source: str, settings_folder: Path | None = None) -> list[KeyRow]:
+    """Return every key a ``[Camera NAME]`` section of ``source`` takes (its own, then common).
+
+    ``settings_folder``: where the lab's ``cameras/`` is (None: the process's).
+    """
+    own = keys_of(camera_class(source, settings_folder).settings_class)
     return own + keys_of(CameraCommonSettings)
 
 
-def device_keys(kind: str) -> list[KeyRow]:
-    """Return every key a ``[Device NAME]`` section of TYPE ``kind`` takes."""
-    return keys_of(device_class(kind).settings_class)
+def device_keys(kind: str, settings_folder: Path | None = None) -> list[KeyRow]:
+    """Return every key a ``[Device NAME]`` section of TYPE ``kind`` takes.
+
+    ``settings_folder``: where the lab's ``devices/`` is (None: the process's).
+    """
+    return keys_of(device_class(kind, settings_folder).settings_class)
 
 
 def _text(value: Any) -> str:

@@ -20,6 +20,9 @@ module                    triggers
                           camera's image)
 ``combinators``           :class:`All`/``And``, :class:`AnyOf`/``Or``, :class:`Not`,
                           :class:`Debounce`, :class:`Rising`
+``social``                :class:`~social.ForAnimal` (one chosen animal), the two-animal kinds
+``animals``               :class:`AnyAnimal`, :class:`EachAnimal` (``ANIMAL = any`` / ``each``:
+                          one state for all animals, or a state and edges per animal)
 ``kinds``                 the registry :data:`TRIGGERS`: each module above declares its KINDS
 ``factory``               :func:`make_trigger` from config strings
 ========================  ==========================================================
@@ -31,6 +34,7 @@ own trigger needs no fork: its package declares the kind under the entry point g
 ``deeplabstream.triggers`` (docs/experiments.md, "A lab's own trigger").
 """
 
+from deeplabstream.experiments.triggers.animals import AnyAnimal, EachAnimal
 from deeplabstream.experiments.triggers.base import Condition, KeypointTrigger, Trigger
 from deeplabstream.experiments.triggers.combinators import (
     All,
@@ -89,12 +93,14 @@ __all__ = [
     "After",
     "All",
     "And",
+    "AnyAnimal",
     "AnyOf",
     "Circle",
     "Condition",
     "Debounce",
     "DistanceAbove",
     "DistanceBelow",
+    "EachAnimal",
     "Ellipse",
     "Every",
     "Freezing",

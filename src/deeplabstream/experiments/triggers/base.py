@@ -32,6 +32,7 @@ change therefore need the keypoint seen: a blink of the model is not a new entry
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
@@ -208,6 +209,10 @@ class Trigger(ABC):
 
     kind: ClassVar[str] = ""
     is_event: bool = False
+    #: True for a trigger whose every animal has its own edges (``ANIMAL = each``,
+    #: :class:`~experiments.triggers.animals.EachAnimal`): an experiment logs each animal's
+    #: change as its own event, and a config rule fires on each animal's own edge.
+    edges_per_animal: bool = False
     #: Triggers that read keypoints set one (and implement :meth:`_inputs_seen`): a short loss
     #: of what they read keeps their state (see the module docstring). None: no hold.
     loss_hold: LossHold | None = None
@@ -233,6 +238,14 @@ class Trigger(ABC):
         children (see :func:`animal_problems`).
         """
         return ()
+
+    def animal_states(self) -> dict[int, bool] | None:
+        """Return each animal's state after the last update, ``{animal number: state}``.
+
+        None for a trigger without a state per animal (every trigger but ``ANIMAL = any`` and
+        ``each``, :mod:`~experiments.triggers.animals`); the live view draws each animal's.
+        """
+        return None
 
     def keypoints_read(self) -> tuple[str, ...]:
         """Return the keypoint names this trigger itself reads (not its children's); none here.
@@ -458,3 +471,114 @@ class Condition(Trigger):
 
     def _params(self) -> dict[str, Any]:
         return {"name": self.name}
+
+
+class FilteredTrigger(Trigger):
+    """A trigger given the common likelihood keys it does not take itself (a lab's kind).
+
+    Every trigger kind takes ``MIN_LIKELIHOOD``, ``POLICY`` and ``HOLD_S`` (and the
+    ``[Experiment]`` defaults of them); a lab's kind whose class does not accept them as
+    keywords is wrapped in this by the factory (:mod:`experiments.triggers.factory`), so that they
+    apply to it all the same:
+
+    * the wrapped trigger sees every keypoint below ``min_likelihood`` (or not finite) as not
+      seen: x and y NaN, likelihood 0, so :meth:`Observation.point` gives None for it;
+    * ``policy="hold"``: a keypoint not seen is shown where it was last seen, for ``hold_s``
+      seconds after that (:class:`KeypointFilter`), with likelihood ``min_likelihood``;
+    * ``policy="missing"``: for ``hold_s`` seconds after the keypoints the trigger names
+      (:meth:`keypoints_read`) were last seen, a loss of them keeps its state (:class:`LossHold`);
+      a trigger that names none is never held.
+
+    :meth:`describe` is the wrapped trigger's with the three keys, so the factory rebuilds it.
+    """
+
+    def __init__(
+        self,
+        trigger: Trigger,
+        min_likelihood: float = DEFAULT_MIN_LIKELIHOOD,
+        policy: Policy = "missing",
+        hold_s: float = DEFAULT_HOLD_S,
+    ) -> None:
+        if not isinstance(trigger, Trigger):
+            raise ValueError(f"FilteredTrigger wraps a trigger, not {trigger!r}")
+        super().__init__(trigger.camera)
+        self.trigger = trigger
+        self.filter = KeypointFilter(min_likelihood, policy, hold_s)
+        self.loss_hold = LossHold(hold_s if policy == "missing" else 0.0)
+        self.is_event = trigger.is_event
+        # keypoints_of / keypoint_of / animals_of look through children.
+        self.children: tuple[Trigger, ...] = (trigger,)
+
+    @property
+    def kind(self) -> str:  # type: ignore[override]  # the wrapped kind, per instance
+        """The wrapped trigger's kind (what a config writes)."""
+        return self.trigger.kind
+
+    def cameras_read(self) -> tuple[str, ...] | None:
+        """Return the wrapped trigger's cameras."""
+        return self.trigger.cameras_read()
+
+    def update(self, obs: AnyObservation) -> bool:
+        """Feed the wrapped trigger ``obs`` with the filter applied (see the class docstring)."""
+        selected = _own_camera(obs, self.camera)
+        if selected is not None and self._bridged(selected):
+            if self.is_event:
+                self.state = False
+            return self.state
+        self.state = bool(self.trigger.update(self._view(obs)))
+        return self.state
+
+    def _inputs_seen(self, obs: Observation) -> bool:
+        least = self.filter.min_likelihood
+        return all(obs.point(name, least) is not None for name in keypoints_of(self.trigger))
+
+    def _view(self, obs: AnyObservation) -> AnyObservation:
+        if isinstance(obs, Observation):
+            return self._filtered(obs)
+        return Observations(
+            obs.time_s, {camera: self._filtered(one) for camera, one in obs.by_camera.items()}
+        )
+
+    def _filtered(self, obs: Observation) -> Observation:
+        """``obs`` with its keypoints after the filter (not seen: NaN, likelihood 0)."""
+        keypoints = obs.keypoints.copy()
+        for row, name in enumerate(obs.names):
+            found = self.filter.lookup(obs, name)
+            if found is None:
+                keypoints[row] = (math.nan, math.nan, 0.0)
+            elif found.held:
+                keypoints[row] = (found.x, found.y, self.filter.min_likelihood)
+        return dataclasses.replace(obs, keypoints=keypoints)
+
+    def _step(self, obs: Observation) -> bool:  # pragma: no cover - update() is overridden
+        raise NotImplementedError
+
+    def reset(self) -> None:
+        """Forget the held keypoints and the wrapped trigger's memory."""
+        self.filter.reset()
+        self.trigger.reset()
+        super().reset()
+
+    def describe(self) -> dict[str, Any]:
+        """Return the wrapped trigger's description with the filter's keys."""
+        return {**self.trigger.describe(), **self.filter.describe()}
+
+    def _params(self) -> dict[str, Any]:  # pragma: no cover - describe() is overridden
+        return {}
+
+    def shapes(self) -> list[Shape]:
+        """Return the wrapped trigger's shapes."""
+        return self.trigger.shapes()
+
+    def measurement(self) -> str:
+        """Return the wrapped trigger's measurement."""
+        return self.trigger.measurement()
+
+
+def _own_camera(obs: AnyObservation, camera: str | None) -> Observation | None:
+    """Return the observation of ``camera`` in ``obs`` (None: not there, or several, unnamed)."""
+    if isinstance(obs, Observation):
+        return obs if camera is None or obs.camera == camera else None
+    if camera is not None:
+        return obs.by_camera.get(camera)
+    return next(iter(obs.by_camera.values())) if len(obs) == 1 else None

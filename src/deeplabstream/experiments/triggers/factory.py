@@ -8,13 +8,23 @@ what is allowed; an unknown kind lists the kinds there are. Combinators (``all``
 ``children``. :meth:`Trigger.describe` gives parameters that this function reads back.
 
 Every kind that reads one animal (not the combinators, not the social kinds, which name their
-animals) also takes ``animal = N``: the trigger is then built as usual and wrapped in a
-:class:`~experiments.triggers.social.ForAnimal`, which feeds it animal N's keypoints
-(:meth:`~experiments.observation.Observation.for_animal`). This is done here, once, for every
-kind; the kinds do not declare it. Likewise every kind that reads animals (the one-animal kinds
-and the social ones) takes ``min_identity_confidence = P``: with a multi-animal model, an animal
-whose identity confidence is below P is seen as not there (a one-animal kind is then wrapped in
-a :class:`~experiments.triggers.social.ForAnimal` of animal 1 when no ``animal`` is given).
+animals) also takes ``animal = N | any | each``: the trigger is then built as usual and wrapped
+in a :class:`~experiments.triggers.social.ForAnimal`, which feeds it animal N's keypoints
+(:meth:`~experiments.observation.Observation.for_animal`), or in an
+:class:`~experiments.triggers.animals.AnyAnimal` or
+:class:`~experiments.triggers.animals.EachAnimal`, which hold one trigger per animal (built
+afresh by this factory for each). This is done here, once, for every kind; the kinds do not
+declare it. Likewise every kind that reads animals (the one-animal kinds and the social ones)
+takes ``min_identity_confidence = P``: with a multi-animal model, an animal whose identity
+confidence is below P is seen as not there (a one-animal kind is then wrapped in a
+:class:`~experiments.triggers.social.ForAnimal` of animal 1 when no ``animal`` is given).
+
+A lab's kind (one that is not built in) also takes, without declaring them, the common
+parameters of :data:`~experiments.triggers.kinds.LAB_COMMON`: ``camera``, ``min_likelihood``,
+``policy`` and ``hold_s``. Those its class accepts as keywords are passed to it; otherwise the
+factory applies them itself: ``camera`` through :attr:`Trigger.camera` (the base class reads only
+that camera's observations), the other three by wrapping it in a
+:class:`~experiments.triggers.base.FilteredTrigger`.
 
 The kinds and their parameters are declared by the trigger modules themselves, and by installed
 packages (:data:`experiments.triggers.kinds.TRIGGERS`); this module only reads the registry.
@@ -22,20 +32,23 @@ packages (:data:`experiments.triggers.kinds.TRIGGERS`); this module only reads t
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import inspect
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from deeplabstream.core.schema import SettingSpec, parse_setting
-from deeplabstream.experiments.triggers.base import Trigger
+from deeplabstream.experiments.triggers.animals import for_animals
+from deeplabstream.experiments.triggers.base import FilteredTrigger, Trigger
 from deeplabstream.experiments.triggers.kinds import (
     ANIMAL,
+    LAB_COMMON,
     MIN_IDENTITY_CONFIDENCE,
     TRIGGERS,
     TriggerKind,
     trigger_kind,
 )
-from deeplabstream.experiments.triggers.social import ForAnimal, require_identity_confidence
+from deeplabstream.experiments.triggers.social import require_identity_confidence
 
 TRIGGER_KINDS: tuple[str, ...] = tuple(sorted(TRIGGERS.builtin_names()))
 """Every built-in kind :func:`make_trigger` builds, sorted (installed ones: :data:`TRIGGERS`)."""
@@ -64,15 +77,23 @@ def file_parameters_of(kind: str) -> tuple[str, ...]:
     return tuple(name for name, param in trigger_kind(kind).parameters.items() if param.is_file)
 
 
+def is_lab_kind(entry: TriggerKind) -> bool:
+    """Whether ``entry`` is a lab's kind (not built in): it gets :data:`LAB_COMMON` too."""
+    return entry.name not in TRIGGER_KINDS
+
+
 def _parameters(entry: TriggerKind) -> Mapping[str, SettingSpec]:
-    """Return the parameters ``entry`` declares, with ``animal`` and ``min_identity_confidence``.
+    """Return the parameters ``entry`` declares, with the common ones it takes.
 
     ``animal`` where it reads one animal; ``min_identity_confidence`` where it reads animals
-    (every kind but the combinators).
+    (every kind but the combinators); for a lab's kind, :data:`LAB_COMMON` it does not declare.
     """
     if entry.combines:
         return entry.parameters
-    common = {"min_identity_confidence": MIN_IDENTITY_CONFIDENCE}
+    common: dict[str, SettingSpec] = {}
+    if is_lab_kind(entry):
+        common.update({k: v for k, v in LAB_COMMON.items() if k not in entry.parameters})
+    common["min_identity_confidence"] = MIN_IDENTITY_CONFIDENCE
     if entry.per_animal:
         common["animal"] = ANIMAL
     return {**entry.parameters, **common}
@@ -111,17 +132,63 @@ def make_trigger(kind: str, params: Mapping[str, str], children: Sequence[Trigge
             )
     elif children:
         raise ValueError(f"trigger {key!r} takes no child triggers (got {len(children)})")
+    applied = _lab_common(entry, kwargs)
+
+    def build() -> Trigger:
+        return _apply_common(entry.factory(*children, **kwargs), applied)
+
     try:
-        trigger = entry.factory(*children, **kwargs)
+        trigger = build()
         if not entry.per_animal:  # social kinds name their animals themselves
             if min_confidence:
                 require_identity_confidence(trigger, min_confidence)
             return trigger
-        if animal is None and not min_confidence:
-            return trigger
-        return ForAnimal(trigger, animal or 1, min_confidence)
+        return for_animals(trigger, animal, min_confidence, build)
     except ValueError as error:
         raise ValueError(f"trigger {key!r}: {error}") from None
+
+
+def _lab_common(entry: TriggerKind, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Take out of ``kwargs`` the common parameters a lab's class does not accept; return them.
+
+    Those it accepts as keywords (or through ``**kwargs``) stay in ``kwargs``.
+    """
+    if entry.combines or not is_lab_kind(entry):
+        return {}
+    accepted = _keywords_of(entry.factory)
+    return {
+        name: kwargs.pop(name)
+        for name in LAB_COMMON
+        if name in kwargs and name not in entry.parameters and not accepted(name)
+    }
+
+
+def _keywords_of(factory: Callable[..., Trigger]) -> Callable[[str], bool]:
+    """Return whether ``factory`` accepts a keyword of that name."""
+    try:
+        parameters = inspect.signature(factory).parameters
+    except (TypeError, ValueError):  # pragma: no cover - a builtin with no signature
+        return lambda name: False
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return lambda name: True
+    return lambda name: (
+        name in parameters
+        and parameters[name].kind
+        in (
+            inspect.Parameter.POSITIONAL_OR_KEYWORD,
+            inspect.Parameter.KEYWORD_ONLY,
+        )
+    )
+
+
+def _apply_common(trigger: Trigger, applied: Mapping[str, Any]) -> Trigger:
+    """Give a lab's ``trigger`` the common parameters its class did not take (module docstring)."""
+    if not isinstance(trigger, Trigger):
+        raise ValueError(f"its factory made {trigger!r}, not a Trigger")
+    if "camera" in applied:
+        trigger.camera = applied["camera"]
+    filtering = {k: applied[k] for k in ("min_likelihood", "policy", "hold_s") if k in applied}
+    return FilteredTrigger(trigger, **filtering) if filtering else trigger
 
 
 def _animal_hint(entry: TriggerKind, name: str) -> str:

@@ -25,6 +25,7 @@ import logging
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any
 
 from deeplabstream.core.plugins import PluginError, Registry
@@ -98,9 +99,14 @@ class TriggerKind:
         a trigger that takes none.
     per_animal
         Whether the factory gives this kind the common :data:`ANIMAL` parameter (read animal N
-        of a multi-animal model). True for every kind that reads one animal; False for kinds
-        that name their animals themselves (:mod:`~experiments.triggers.social`). Combinators
-        never take it: their children choose their animals.
+        of a multi-animal model, or ``any`` / ``each`` animal: :mod:`~experiments.triggers.
+        animals`). True for every kind that reads one animal; False for kinds that name their
+        animals themselves (:mod:`~experiments.triggers.social`). Combinators never take it:
+        their children choose their animals.
+
+    A lab's kind (not built in) also takes :data:`LAB_COMMON` (``camera``, ``min_likelihood``,
+    ``policy``, ``hold_s``) without declaring them: the factory applies those its class does not
+    accept (:mod:`~experiments.triggers.factory`).
     """
 
     name: str
@@ -156,6 +162,20 @@ def _select_kind(declared: Any, name: str) -> TriggerKind:
     )
 
 
+def _kinds_in(module: ModuleType) -> dict[str, TriggerKind]:
+    """Return the kinds a lab's ``triggers/`` module declares: its ``KINDS``, else its kinds.
+
+    ``KINDS`` (a tuple of :class:`TriggerKind`) when the module has one, else every
+    ``TriggerKind`` it holds at module level; by their names (``KIND = module:name`` picks one).
+    """
+    declared = getattr(module, "KINDS", None)
+    if declared is None:
+        declared = [value for key, value in vars(module).items() if not key.startswith("_")]
+    elif isinstance(declared, TriggerKind):
+        declared = [declared]
+    return {kind.name: kind for kind in declared if isinstance(kind, TriggerKind)}
+
+
 TRIGGERS: Registry[TriggerKind] = Registry(
     "trigger kind",
     "deeplabstream.triggers",
@@ -164,19 +184,23 @@ TRIGGERS: Registry[TriggerKind] = Registry(
         for module, names in _BUILTIN_MODULES.items()
         for name in names
     },
-    advice="Set KIND to one of them, or install the package that provides the trigger (its "
-    "entry point in the group deeplabstream.triggers; docs/experiments.md, \"A lab's own "
-    'trigger").',
+    advice="Set KIND to one of them; for the lab's own trigger, put its module (a TriggerKind, "
+    "or a KINDS tuple of them) in the triggers/ folder beside the settings file (KIND = module, "
+    "or module:kind), or install the package that provides it (its entry point in the group "
+    "deeplabstream.triggers; docs/plugins.md).",
+    lab_folder="triggers",
     normalise=lambda name: name.strip().lower().replace("-", "_"),
+    find_in_module=lambda module: _kinds_in(module),
     select=_select_kind,
 )
 """Every trigger kind by name: the built-ins (each module's ``KINDS``), then installed ones."""
 
 
 def registered_kinds() -> dict[str, TriggerKind]:
-    """Return every kind that loads, sorted by name (built-in and installed).
+    """Return every kind that loads, sorted by name (built-in, installed, the lab's folder).
 
-    An installed kind that fails to import is logged by name, distribution and error, and left
+    The lab's are the ``triggers/`` modules of the process's settings folder (core/plugins.py).
+    A kind that fails to import is logged by name, distribution (or file) and error, and left
     out: it never stops the others from being listed.
     """
     loaded, failures = TRIGGERS.load_all()
@@ -388,8 +412,30 @@ GEOMETRY = trigger_parameter(parse_shape, GEOMETRY_SYNTAX, required=True)
 MAX_ANIMAL_NUMBER = 16
 """The highest animal number a config may name ([Pose] MAX_ANIMALS allows at most 16)."""
 
-ANIMAL = whole(1, MAX_ANIMAL_NUMBER, "the animal, numbered from 1; default: animal 1")
-"""The common parameter of every one-animal kind: read that animal of a multi-animal model."""
+ANIMAL_WORDS: tuple[str, ...] = ("any", "each")
+"""What ``ANIMAL`` takes besides a number (:mod:`experiments.triggers.animals`)."""
+
+
+def _animal_parse(text: str) -> int | str:
+    word = text.strip().lower()
+    if word in ANIMAL_WORDS:
+        return word
+    try:
+        value = int(word)
+    except ValueError:
+        raise ValueError from None
+    if not 1 <= value <= MAX_ANIMAL_NUMBER:
+        raise ValueError
+    return value
+
+
+ANIMAL = trigger_parameter(
+    _animal_parse,
+    f"a whole number from 1 to {MAX_ANIMAL_NUMBER} (that animal), `any` (true while some animal "
+    "is) or `each` (a state and edges per animal); default: animal 1",
+)
+"""The common parameter of every one-animal kind: read animal N of a multi-animal model, or any
+animal (one state), or each animal (a state per animal)."""
 
 MIN_IDENTITY_CONFIDENCE = number(
     maximum=1.0,
@@ -415,3 +461,10 @@ FILTER: dict[str, SettingSpec] = {
     "predicted": boolean(),
 }
 """The keypoint filter every :class:`~experiments.triggers.base.KeypointTrigger` accepts."""
+
+LAB_COMMON: dict[str, SettingSpec] = {
+    key: FILTER[key] for key in ("camera", "min_likelihood", "policy", "hold_s")
+}
+"""The parameters every lab's kind takes without declaring them (besides ``ANIMAL`` and
+``MIN_IDENTITY_CONFIDENCE``, which every kind that reads animals takes): the factory passes them
+to a class that accepts them as keywords, and applies them itself to one that does not."""

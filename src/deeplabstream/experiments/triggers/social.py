@@ -5,7 +5,8 @@ the tracker (:attr:`Observation.animals`); configs number them from 1: animal 1 
 which is also what every trigger reads by default (:attr:`Observation.keypoints`). A
 single-animal model has only animal 1.
 
-Per-animal view (:class:`ForAnimal`): any one-animal trigger reads animal N's keypoints
+Per-animal view (:class:`ForAnimal`, defined in :mod:`~experiments.triggers.animals` beside
+``ANIMAL = any`` / ``each`` and re-exported here): any one-animal trigger reads animal N's keypoints
 instead of animal 1's: ``ForAnimal(Region(zone), 2)`` in Python, ``ANIMAL = 2`` in a config
 (the factory wraps every kind that reads one animal, see :mod:`experiments.triggers.factory`).
 Forward prediction follows animal 1 only, so ``ANIMAL`` >= 2 with ``PREDICTED = true`` is an
@@ -62,11 +63,15 @@ from deeplabstream.experiments.observation import (
     FilteredPoint,
     KeypointFilter,
     Observation,
-    Observations,
     Policy,
 )
+from deeplabstream.experiments.triggers.animals import (
+    AnyAnimal,
+    EachAnimal,
+    ForAnimal,
+    check_confidence,
+)
 from deeplabstream.experiments.triggers.base import (
-    AnyObservation,
     LossHold,
     Trigger,
     check_number,
@@ -86,132 +91,17 @@ from deeplabstream.experiments.triggers.motion import WindowSpeed
 
 Point = tuple[float, float]
 
-
-class ForAnimal(Trigger):
-    """Any one-animal trigger, fed the keypoints of animal ``animal`` (numbered from 1).
-
-    Parameters
-    ----------
-    trigger
-        The trigger to feed (not a combinator: give each child its own animal).
-    animal
-        The animal, numbered from 1 (:meth:`Observation.for_animal`).
-    min_identity_confidence
-        The animal counts as not seen while its identity confidence is lower (0: never).
-
-    Only the cameras ``trigger`` reads are seen as that animal; other cameras pass unchanged.
-    :meth:`describe` is the trigger's own, plus ``"animal"``, so the factory rebuilds it.
-
-    Raises
-    ------
-    ValueError
-        For an animal number that is not a whole number >= 1, an animal >= 2 with predicted
-        positions (forward prediction follows animal 1 only), and, on an update, an animal the
-        observation's model does not report.
-    """
-
-    def __init__(self, trigger: Trigger, animal: int, min_identity_confidence: float = 0.0) -> None:
-        if not isinstance(trigger, Trigger):
-            raise ValueError(f"ForAnimal wraps a trigger, not {trigger!r}")
-        if trigger.animals_read() or getattr(trigger, "children", ()):
-            # A combinator's children, or a social trigger, choose their animals themselves.
-            raise ValueError(
-                f"animal is for triggers that read one animal, not {trigger.kind!r} (give each "
-                "trigger a combinator combines its own animal; social triggers take animals)"
-            )
-        if isinstance(animal, bool) or not isinstance(animal, int) or animal < 1:
-            raise ValueError(
-                f"animal must be a whole number >= 1 (animals are numbered from 1), not {animal!r}"
-            )
-        if animal != 1 and getattr(trigger, "predicted", False):
-            raise ValueError(
-                f"animal {animal} with predicted = true: forward prediction follows animal 1 "
-                "only; set PREDICTED = false (or ANIMAL = 1)"
-            )
-        super().__init__(trigger.camera)
-        self.trigger = trigger
-        self.animal = animal
-        self.min_identity_confidence = _check_confidence(min_identity_confidence)
-        self.is_event = trigger.is_event
-        # keypoint_of / camera_of (the event log) look through children for the keypoint.
-        self.children: tuple[Trigger, ...] = (trigger,)
-
-    @property
-    def kind(self) -> str:  # type: ignore[override]  # the wrapped kind, per instance
-        """The wrapped trigger's kind (what a config writes)."""
-        return self.trigger.kind
-
-    def cameras_read(self) -> tuple[str, ...] | None:
-        """Return the wrapped trigger's cameras."""
-        return self.trigger.cameras_read()
-
-    def animals_read(self) -> tuple[int, ...]:
-        """Return the one animal it reads."""
-        return (self.animal,)
-
-    def update(self, obs: AnyObservation) -> bool:
-        """Feed the wrapped trigger this observation as seen for the animal; return its state."""
-        self.state = self.trigger.update(self._view(obs))
-        return self.state
-
-    def _view(self, obs: AnyObservation) -> AnyObservation:
-        read = self.trigger.cameras_read()
-        if isinstance(obs, Observation):
-            return obs if read and obs.camera not in read else self._as_animal(obs)
-        return Observations(
-            obs.time_s,
-            {
-                camera: one if read and camera not in read else self._as_animal(one)
-                for camera, one in obs.by_camera.items()
-            },
-        )
-
-    def _as_animal(self, obs: Observation) -> Observation:
-        try:
-            view = obs.for_animal(self.animal, self.min_identity_confidence)
-        except ValueError as error:
-            raise ValueError(f"{self._who()}: {error}") from None
-        if self.min_identity_confidence > 0 and not (
-            obs.identity_confidence_of(self.animal) >= self.min_identity_confidence
-        ):
-            self.trigger.end_hold()  # a doubtful identity is decided at once, never bridged
-        return view
-
-    def _step(self, obs: Observation) -> bool:  # pragma: no cover - update() is overridden
-        raise NotImplementedError
-
-    def reset(self) -> None:
-        """Reset the wrapped trigger."""
-        self.trigger.reset()
-        super().reset()
-
-    def describe(self) -> dict[str, Any]:
-        """Return the wrapped trigger's description with ``"animal"`` (and its confidence)."""
-        described = {**self.trigger.describe(), "animal": self.animal}
-        if self.min_identity_confidence:
-            described["min_identity_confidence"] = self.min_identity_confidence
-        return described
-
-    def _params(self) -> dict[str, Any]:  # pragma: no cover - describe() is overridden
-        return {}
-
-    def shapes(self) -> list[Shape]:
-        """Return the wrapped trigger's shapes."""
-        return self.trigger.shapes()
-
-    def measurement(self) -> str:
-        """Return the wrapped trigger's measurement."""
-        return self.trigger.measurement()
-
-    def _who(self) -> str:
-        return f"trigger {self.kind!r} (animal {self.animal})"
-
-
-def _check_confidence(value: float) -> float:
-    """``value`` as a probability in [0, 1], or ValueError saying what is allowed."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
-        raise ValueError(f"min_identity_confidence must be a number from 0 to 1, not {value!r}")
-    return float(value)
+# The one-animal views live in experiments.triggers.animals; re-exported here, where they were.
+__all__ = [
+    "AnimalDistance",
+    "AnyAnimal",
+    "Approach",
+    "Contact",
+    "EachAnimal",
+    "Following",
+    "ForAnimal",
+    "require_identity_confidence",
+]
 
 
 def _check_animals(animals: Sequence[int]) -> tuple[int, int]:
@@ -268,7 +158,7 @@ class _TwoAnimals(Trigger):
 
     def require_identity_confidence(self, minimum: float) -> None:
         """See an animal as missing while its identity confidence is below ``minimum``."""
-        self.min_identity_confidence = _check_confidence(minimum)
+        self.min_identity_confidence = check_confidence(minimum)
 
     def animals_read(self) -> tuple[int, ...]:
         """Return the two animals."""

@@ -44,10 +44,11 @@ def camera_class(source: str, settings_folder: Path | None = None) -> type[Camer
     ----------
     source
         A name of :data:`CAMERAS` (built in or installed), a module of the lab's ``cameras/``
-        folder (``module`` or ``module:Class``), a file (``path.py:Class``), or a
-        ``deeplabstream....:Class`` of this package.
+        folder (``module`` or ``module:Class``), or a ``deeplabstream....:Class`` of this
+        package; never a file's path (settings are data: refused).
     settings_folder
-        The folder of the settings file, where the lab's ``cameras/`` folder is (None: none).
+        The folder of the settings file, where the lab's ``cameras/`` folder is (None: the
+        process's, set when the settings were loaded; core/plugins.py).
 
     Raises
     ------

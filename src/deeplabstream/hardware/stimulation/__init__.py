@@ -1,10 +1,12 @@
 """Stimulation devices: the outputs an experiment switches (LEDs, lasers, valves) by name.
 
-Every device implements :class:`~hardware.stimulation.base.StimulationDevice`: ``open()``, ``on``,
-``off``, ``pulse``, ``pattern``, ``reset`` and ``close()``, each action returning an
-:class:`~hardware.stimulation.base.ActionRecord` at once. :data:`DEVICES` is the kind's registry
-(:class:`~deeplabstream.core.plugins.Registry`): the devices shipped here by name, and those of
-installed packages (entry point group ``deeplabstream.devices``); each module is imported only
+Every device is a :class:`~hardware.stimulation.base.StimulationDevice`: it writes ``open()``,
+``close()``, ``channel_count`` and ``perform(command)``; an experiment calls ``on``, ``off``,
+``pulse``, ``pattern`` and ``reset``, each action returning an
+:class:`~hardware.stimulation.base.ActionRecord` at once (docs/plugins.md, "Devices").
+:data:`DEVICES` is the kind's registry (:class:`~deeplabstream.core.plugins.Registry`): the
+devices shipped here by name, and those of installed packages (entry point group
+``deeplabstream.devices``); each module is imported only
 when its device is used, so a missing optional library (pyserial, gpiozero, nidaqmx) matters only
 to the labs that use that device. Each device class declares the keys of its ``[Device NAME]``
 section (``TYPE = name``) as its ``settings_class``, so a new device is one module and one line
@@ -19,9 +21,10 @@ here (or one entry point in a lab's own package).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from deeplabstream.core.plugins import Registry, subclass_check
+from deeplabstream.core.plugins import Registry, subclass_check, subclasses_in
 from deeplabstream.hardware.stimulation.base import (
     ActionRecord,
     DeviceLostError,
@@ -42,15 +45,21 @@ DEVICES: Registry[type[StimulationDevice]] = Registry(
         "gpio": "deeplabstream.hardware.stimulation.gpio:GpioStimulator",
         "visual": "deeplabstream.hardware.stimulation.visual:VisualStimulator",
     },
-    advice="Set TYPE to one of them, or install the package that provides the device (its "
-    'entry point in the group deeplabstream.devices; docs/architecture.md, "Plugins").',
+    advice="Set TYPE to one of them; for the lab's own device, put its module in the devices/ "
+    "folder beside the settings file (TYPE = module, or module:Class), or install the package "
+    'that provides it (its entry point in the group deeplabstream.devices; docs/plugins.md).',
     check=subclass_check(StimulationDevice),
+    lab_folder="devices",
     normalise=lambda name: name.strip().lower(),
+    find_in_module=lambda module: subclasses_in(module, StimulationDevice),
 )
 
 
-def device_class(name: str) -> type[StimulationDevice]:
-    """Return the device class registered as ``name`` (``TYPE = name``).
+def device_class(name: str, settings_folder: Path | None = None) -> type[StimulationDevice]:
+    """Return the device class ``TYPE = name`` names: registered, or a lab's ``devices/`` module.
+
+    ``settings_folder``: the settings file's folder (None: the process's, set when the
+    settings were loaded; core/plugins.py).
 
     Raises
     ------
@@ -59,7 +68,7 @@ def device_class(name: str) -> type[StimulationDevice]:
     deeplabstream.core.plugins.PluginLoadError
         A device whose module cannot be imported, or a class that is not a device.
     """
-    return DEVICES.get(name)
+    return DEVICES.get(name, settings_folder)
 
 
 def create_device(name: str, **options: Any) -> StimulationDevice:
@@ -71,15 +80,20 @@ def create_device(name: str, **options: Any) -> StimulationDevice:
     return device_class(name)(**options)
 
 
-def device_from_settings(name: str, settings: Any | None = None) -> StimulationDevice:
+def device_from_settings(
+    name: str, settings: Any | None = None, settings_folder: Path | None = None
+) -> StimulationDevice:
     """Return a new, not yet opened device of kind ``name`` built from its settings.
 
     Parameters
     ----------
     name
-        A key of :data:`DEVICES` (the section's ``TYPE``).
+        A key of :data:`DEVICES` or a module of the lab's ``devices/`` folder (the section's
+        ``TYPE``).
     settings
         An instance of the device's ``settings_class`` (None: its defaults).
+    settings_folder
+        The settings file's folder, where the lab's ``devices/`` is (None: the process's).
 
     Raises
     ------
@@ -88,7 +102,7 @@ def device_from_settings(name: str, settings: Any | None = None) -> StimulationD
     ValueError
         When the settings do not make a device (the message says which key).
     """
-    cls = device_class(name)
+    cls = device_class(name, settings_folder)
     return cls.from_settings(cls.settings_class() if settings is None else settings)
 
 

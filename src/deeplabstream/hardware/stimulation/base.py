@@ -8,8 +8,24 @@ times them itself; GPIO and DAQ outputs use host timer threads), never by the ca
 
 The record carries the host time the command was written and, filled in later by the device's
 reader thread, the host time of the acknowledgement and the board's own time, then how the
-pulse or pattern ended. A subclass writes :meth:`~StimulationDevice.open`,
-:meth:`~StimulationDevice.close` and :meth:`~StimulationDevice._perform`.
+pulse or pattern ended.
+
+What a device writes (docs/plugins.md, "Devices", has a whole one):
+
+* :meth:`~StimulationDevice.open` and :meth:`~StimulationDevice.close`;
+* :attr:`~StimulationDevice.channel_count`;
+* :meth:`~StimulationDevice.perform`: one method taking one :class:`DeviceCommand` (ON, OFF,
+  PULSE, PATTERN or RESET, already checked against the device's limits). **The acknowledgement
+  rule**: a ``perform`` that returns None has done the command when it returns, and the base
+  acknowledges it then (``acked_ns``: the host time ``perform`` returned). A device that answers
+  later (a board that confirms each line) returns its own :class:`ActionRecord` instead, and
+  acknowledges (:meth:`ActionRecord.acknowledge`) or fails (:meth:`ActionRecord.fail`) it when
+  the answer comes.
+
+Its settings are a dataclass (:attr:`~StimulationDevice.settings_class`), the keys of its
+``[Device NAME]`` section; by default each key is a keyword of the device's constructor
+(:meth:`~StimulationDevice.from_settings`). A device written before ``perform`` existed, with the
+private ``_perform(command) -> ActionRecord``, still works, with a DeprecationWarning.
 """
 
 from __future__ import annotations
@@ -17,6 +33,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import threading
+import warnings
 from abc import ABC, abstractmethod
 from collections import deque
 from dataclasses import dataclass
@@ -238,20 +255,47 @@ def check_count(count: int) -> int:
     return count
 
 
+@dataclass(frozen=True)
+class NoDeviceSettings:
+    """The settings of a device that has no keys besides ``TYPE``."""
+
+
 class StimulationDevice(ABC):
     """Digital outputs (channels 0..n-1) that switch, pulse and pattern on command.
 
     Every action returns at once with its :class:`ActionRecord`; a device that cannot take
     commands any more raises :class:`StimulationError` (or :class:`DeviceLostError`) from the
     action, with a message that names the device. Arguments out of range raise ValueError.
+
+    A subclass writes :meth:`open`, :meth:`close`, :attr:`channel_count` and :meth:`perform`
+    (the module docstring gives the acknowledgement rule). Where it runs: in the inference
+    worker process (the experiment's commands; the window's test buttons in the main process),
+    :meth:`perform` called from the loop that analyses the frames, so it must return at once:
+    a pulse is timed by the device or a thread of its own, never by sleeping in ``perform``.
     """
 
-    name: ClassVar[str]
-    #: The settings dataclass of this device's keys in a ``[Device NAME]`` section.
-    settings_class: ClassVar[type]
+    #: The ``TYPE`` it is registered as, for messages ("" : the class's name is used).
+    name: ClassVar[str] = ""
+    #: The settings dataclass of this device's keys in a ``[Device NAME]`` section; each key
+    #: is a keyword of the constructor (:meth:`from_settings`).
+    settings_class: ClassVar[type] = NoDeviceSettings
     # Shortest and longest PULSE or PATTERN phase the device times, in seconds.
     min_duration_s: ClassVar[float] = 1e-3
     max_duration_s: ClassVar[float] = 2e6
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Adapt a device written for the old private ``_perform`` (with a DeprecationWarning)."""
+        super().__init_subclass__(**kwargs)
+        if "_perform" in vars(cls) and "perform" not in vars(cls):
+            message = (
+                f"{cls.__module__}.{cls.__qualname__} implements the private "
+                "_perform(command) -> ActionRecord, which is deprecated: implement "
+                "perform(self, command: DeviceCommand) -> None instead (the device is "
+                "acknowledged when it returns; return an ActionRecord only if the device answers "
+                "later itself). docs/plugins.md, \"Devices\""
+            )
+            warnings.warn(message, DeprecationWarning, stacklevel=3)
+            cls.perform = _perform_through_legacy  # type: ignore[method-assign]
 
     def __init__(self) -> None:
         self._records: deque[ActionRecord] = deque(maxlen=RECORDS_KEPT)
@@ -294,8 +338,20 @@ class StimulationDevice(ABC):
         """Number of output channels (known after :meth:`open` for some devices)."""
 
     @abstractmethod
-    def _perform(self, action: DeviceCommand) -> ActionRecord:
-        """Start ``action`` (already checked) and return its record without waiting."""
+    def perform(self, command: DeviceCommand) -> ActionRecord | None:
+        """Carry out ``command`` (already checked against the channels and limits); never wait.
+
+        Return None when the command is done as this returns: the base then records it as
+        written just before the call and acknowledged when it returned. A device that is
+        answered later (a board confirming each line) returns its own :class:`ActionRecord`
+        (``ActionRecord(command.describe(), host_now_ns())`` made before it writes) and calls its
+        :meth:`~ActionRecord.acknowledge` or :meth:`~ActionRecord.fail` when the answer comes; a
+        PULSE or PATTERN it times may report its end with :meth:`~ActionRecord.finish`.
+
+        Raise :class:`StimulationError` when the device cannot take the command (any other
+        exception is turned into one that names the device): the experiment then stops, with
+        its outputs switched off where possible.
+        """
 
     # -- the actions ------------------------------------------------------------------------
 
@@ -362,8 +418,33 @@ class StimulationDevice(ABC):
     def _duration(self, seconds: float, what: str) -> float:
         return check_duration(seconds, self.min_duration_s, self.max_duration_s, what)
 
-    def _record(self, action: DeviceCommand) -> ActionRecord:
-        record = self._perform(action)
+    def _label(self) -> str:
+        return self.name or type(self).__name__
+
+    def _record(self, command: DeviceCommand) -> ActionRecord:
+        """Perform ``command``; return its record, acknowledged by :meth:`perform`'s rule."""
+        written_ns = host_now_ns()
+        try:
+            answered = self.perform(command)
+        except StimulationError:
+            raise
+        except Exception as error:  # the device's own code: named, and stops the experiment
+            raise StimulationError(
+                f"device {self._label()!r} failed on {command.describe()}: "
+                f"{type(error).__name__}: {error}"
+            ) from error
+        if answered is None:
+            record = ActionRecord(command.describe(), written_ns)
+            record.acknowledge(host_now_ns())
+        else:
+            record = answered
         with self._records_lock:
             self._records.append(record)
         return record
+
+
+def _perform_through_legacy(self: StimulationDevice, command: DeviceCommand) -> ActionRecord:
+    """``perform`` of a device written for the old ``_perform``: its record, as it made it."""
+    legacy: Any = self
+    record: ActionRecord = legacy._perform(command)
+    return record

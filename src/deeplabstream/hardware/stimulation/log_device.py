@@ -76,10 +76,15 @@ class LogStimulator(StimulationDevice):
             self._file = self.path.open("a", encoding="utf-8")
         self._open = True
 
-    def _perform(self, action: DeviceCommand) -> ActionRecord:
+    def perform(self, command: DeviceCommand) -> ActionRecord:
+        """Write the command to the log file (if any), stamped with its record's written time.
+
+        It makes its own record (rather than return None) so that the file's time is the
+        record's ``written_ns`` exactly; acknowledged at once.
+        """
         if not self._open:
             raise StimulationError("the log device is not open: call open() first")
-        record = ActionRecord(action.describe(), host_now_ns())
+        record = ActionRecord(command.describe(), host_now_ns())
         with self._lock:
             if self._file is not None:
                 self._file.write(f"{record.written_ns}\t{record.command}\n")

@@ -262,7 +262,8 @@ class SerialStimulator(StimulationDevice):
 
     # -- actions ------------------------------------------------------------------------------
 
-    def _perform(self, action: DeviceCommand) -> ActionRecord:
+    def perform(self, action: DeviceCommand) -> ActionRecord:
+        """Send ``action`` as a protocol line; its record is acknowledged when the board answers."""
         return self._send(lambda command_id: format_command(command_id, action), action.kind)
 
     def ping(self) -> ActionRecord:

@@ -164,7 +164,8 @@ class SoftwareTimedDevice(StimulationDevice):
 
     _timing: SoftwareTimedOutputs | None = None
 
-    def _perform(self, action: DeviceCommand) -> ActionRecord:
+    def perform(self, action: DeviceCommand) -> ActionRecord:
+        """Start ``action`` on the outputs; acknowledged once its first edge is made."""
         if self._timing is None:
             raise StimulationError(f"the {self.name} device is not open: call open() first")
         return self._timing.perform(action)

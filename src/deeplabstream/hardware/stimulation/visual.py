@@ -197,7 +197,7 @@ class VisualStimulator(StimulationDevice):
         self._timing: _FrameAckedOutputs | None = None
         self._levels = [False] * len(colors)
         self._send_lock = threading.Lock()  # levels and outbox order agree
-        self._deferred = threading.local()  # set while _perform makes a command's edges
+        self._deferred = threading.local()  # set while perform makes a command's edges
         self._pending: dict[int, ActionRecord] = {}
         self._pending_lock = threading.Lock()
         self._ids = itertools.count(1)
@@ -344,7 +344,8 @@ class VisualStimulator(StimulationDevice):
 
     # -- actions ----------------------------------------------------------------------------
 
-    def _perform(self, action: DeviceCommand) -> ActionRecord:
+    def perform(self, action: DeviceCommand) -> ActionRecord:
+        """Show ``action``'s state; its record is acknowledged when the display has drawn it."""
         self._check_usable()
         assert self._timing is not None
         command_id = next(self._ids)

@@ -24,6 +24,7 @@ from typing import Any
 from deeplabstream.core.call_watchdog import CallStalled, time_limit
 from deeplabstream.core.clock import host_now_ns
 from deeplabstream.core.errors import DeviceError, ExperimentError
+from deeplabstream.core.plugins import code_origin
 from deeplabstream.core.stats import DurationHistogram
 from deeplabstream.experiments.actions import Action
 from deeplabstream.experiments.base import Experiment
@@ -35,6 +36,7 @@ from deeplabstream.experiments.observation import (
     Points3D,
 )
 from deeplabstream.experiments.registry import load_experiment
+from deeplabstream.experiments.triggers.base import Trigger
 from deeplabstream.hardware.stimulation import StimulationDevice
 from deeplabstream.hardware.stimulation.base import ActionRecord, DeviceLostError
 from deeplabstream.hardware.stimulation.latency import (
@@ -394,7 +396,9 @@ class ExperimentRun:
         events = experiment.events.events
         first = max(self._events_sent, len(events) - STATUS_EVENTS)
         new_events = tuple(
-            EventView(event.time_s, event.kind, event.name, event.detail, event.trial)
+            EventView(
+                event.time_s, event.kind, event.name, event.detail, event.trial, event.animal
+            )
             for event in events[first:]
         )
         self._events_sent = len(events)
@@ -412,6 +416,7 @@ class ExperimentRun:
                 getattr(trigger, "camera", None),
                 experiment.trigger_counts.get(name, 0),
                 self._seconds_active.get(name, 0.0),
+                tuple(sorted((trigger.animal_states() or {}).items())),
             )
             for name, trigger in experiment.triggers.items()
         )
@@ -439,6 +444,7 @@ class ExperimentRun:
             "actions": self._actions,
             # decided, but the command never left (the device was gone): events.csv not_sent
             "actions_not_sent": self._not_sent,
+            "plugins": experiment_plugins(self.experiment),
             "error": self.error,
             "file_errors": [
                 e for e in (getattr(self.experiment.events.writer, "error", None),) if e
@@ -451,6 +457,24 @@ class ExperimentRun:
                 "camera_pairing_error": self._pairing_ns.figures(),
             },
         }
+
+
+def experiment_plugins(experiment: Experiment) -> dict[str, dict[str, str]]:
+    """Return the experiment's class and its triggers' kinds, each with where its code is from."""
+    kinds: dict[str, str] = {}
+    pending: list[Trigger] = list(experiment.triggers.values())
+    while pending:
+        trigger = pending.pop()
+        # A wrapper of one trigger: an experiment's named trigger, a filter, an animal's view.
+        inner = getattr(trigger, "inner", None) or getattr(trigger, "trigger", None)
+        children: tuple[Trigger, ...] = (
+            (inner,) if isinstance(inner, Trigger) else tuple(getattr(trigger, "children", ()))
+        )
+        pending.extend(children)
+        if trigger.kind and all(child.kind != trigger.kind for child in children):
+            kinds.setdefault(trigger.kind, code_origin(type(trigger)))  # not a wrapper's
+    found = {"experiment": {experiment.name: code_origin(type(experiment))}}
+    return found | ({"trigger": dict(sorted(kinds.items()))} if kinds else {})
 
 
 class MarkedWriter:

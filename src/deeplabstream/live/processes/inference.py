@@ -43,6 +43,7 @@ from deeplabstream.core.errors import CalibrationError, DeepLabStreamError
 from deeplabstream.core.fault_hooks import hold_here
 from deeplabstream.core.lifetime import die_with_parent, leave_stop_signals_to_parent
 from deeplabstream.core.logs import add_log_file, configure_process_logging
+from deeplabstream.core.plugins import use_settings_folder
 from deeplabstream.core.priority import apply_process_priority
 from deeplabstream.live.processes.dispatch import (
     ExperimentRun,
@@ -86,6 +87,7 @@ log = logging.getLogger(__name__)
 
 def pose_main(job: PoseJob) -> None:
     """Entry point of the inference worker process."""
+    use_settings_folder(job.settings_folder)  # before any plugin: the lab's, as the session's
     leave_stop_signals_to_parent()  # the main process decides when to stop
     die_with_parent(signal.SIGTERM)  # never outlive the session (a killed main process)
     configure_process_logging(job.log_target, "pose")

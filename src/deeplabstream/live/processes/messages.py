@@ -225,6 +225,9 @@ class TriggerView:
     camera: str | None = None  # the camera it watches (None: any; drawn on every camera)
     entries: int = 0  # False -> True transitions so far (entries into a region)
     seconds_active: float = 0.0  # frame time it was true so far
+    # ANIMAL = any / each: each animal's own state, (animal number, state) in animal order;
+    # empty for a trigger without a state per animal (Trigger.animal_states() is None)
+    animal_states: tuple[tuple[int, bool], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -236,6 +239,7 @@ class EventView:
     name: str
     detail: str
     trial: int | None
+    animal: str = ""  # the animal(s) that made it, as events.csv's animal column ("" for none)
 
 
 @dataclass(frozen=True)

@@ -64,6 +64,9 @@ class PoseJob:
     # [Triangulation] with a calibration: the calibrated cameras' poses are triangulated after
     # each batch into points3d.csv and Observations.points3d (spatial/triangulation/live.py).
     triangulation: TriangulationSpec | None = None
+    # The settings file's folder: the worker finds the lab's plugins there (devices/, triggers/,
+    # outputs/, backends/, formats/, experiments/), set first thing (core/plugins.py).
+    settings_folder: Path | None = None
 
     def stem(self, camera: WorkerCamera) -> str:
         """Return the name its files start with: ``<camera>`` or ``<camera>.run2`` etc."""

@@ -31,6 +31,7 @@ from deeplabstream.core.deadline import STAGES
 from deeplabstream.core.errors import DeepLabStreamError
 from deeplabstream.core.lifetime import children_leave_stop_signals_to_parent
 from deeplabstream.core.logs import LogTarget
+from deeplabstream.core.plugins import settings_folder_in_use
 from deeplabstream.core.priority import ProcessPriority
 from deeplabstream.live.processes.dispatch import EVENTS_FILE
 from deeplabstream.live.processes.inference import pose_main
@@ -179,6 +180,7 @@ class Analysis:
         priority: ProcessPriority | None = None,
         triangulation: TriangulationSpec | None = None,
         stop_requested: StopCheck | None = None,
+        settings_folder: Path | None = None,
     ) -> Analysis:
         """Spawn the worker; wait until its model is warm (and the experiment's devices open).
 
@@ -188,7 +190,8 @@ class Analysis:
         the worker opens their live halves (outputs/plugin.py; the pose files always). The
         wait for the worker includes what each may wait at its start (LSL: for consumers).
         ``stop_requested`` ends the wait with StopRequested (Ctrl-C while the model loads),
-        after the worker has ended.
+        after the worker has ended. ``settings_folder``: the settings file's folder, where the
+        worker finds the lab's plugins (core/plugins.py; None: this process's).
         """
         start_up_s = _start_up_s(outputs)  # each output found by name: before any process
         control, child_control = context.Pipe(duplex=True)
@@ -206,6 +209,7 @@ class Analysis:
             outputs,
             priority,
             triangulation=triangulation,
+            settings_folder=settings_folder or settings_folder_in_use(),
         )
         process = context.Process(target=pose_main, args=(job,), name="pose")
         with children_leave_stop_signals_to_parent():

@@ -355,6 +355,7 @@ class LiveSession:
                 [camera.name for camera in self.settings.cameras], str(self.settings.source_file)
             ),
             stop_requested=stop_requested,
+            settings_folder=self.settings.source_file.parent,  # the lab's plugin folders
         )
         self.analyses.append(self.analysis)
         for warning in self.analysis.ready.warnings:  # e.g. frames not the model's size

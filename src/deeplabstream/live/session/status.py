@@ -23,6 +23,7 @@ from deeplabstream.core.priority import PriorityPlan, observed_priorities
 from deeplabstream.live.session.analysis import Analysis
 from deeplabstream.live.session.cameras import CameraBranch, branch_stats, camera_entry
 from deeplabstream.live.session.health import SessionHealth
+from deeplabstream.live.session.plugins_used import plugins_named
 from deeplabstream.live.session.record import SESSION_JSON_PERIOD_S, run_label, session_metadata
 from deeplabstream.outputs.folder import SESSION_JSON, package_versions
 from deeplabstream.outputs.session_record import (
@@ -122,12 +123,22 @@ class SessionJson:
     def __init__(self) -> None:
         self.record: SessionRecord | None = None  # as last written: the summaries read it
         self._static: dict[str, Any] | None = None  # versions, machine, settings: read once
+        # The plugins the settings name, and whether the pose ones (backend, format) are in.
+        self._plugins: tuple[dict[str, dict[str, str]], bool] | None = None
         self._observed_priorities: dict[str, dict[str, Any]] = {}
         self._next_write = 0.0
 
     def forget_settings(self) -> None:
         """Read the settings again at the next write (they were re-read while streaming)."""
         self._static = None
+        self._plugins = None
+
+    def plugins_entry(self, session: ReportedSession) -> dict[str, dict[str, str]]:
+        """Return the plugins the settings name (the pose ones once an analysis started)."""
+        analysed = bool(session.analyses)
+        if self._plugins is None or (analysed and not self._plugins[1]):
+            self._plugins = (plugins_named(session.settings, pose=analysed), analysed)
+        return self._plugins[0]
 
     def write(
         self,
@@ -225,6 +236,7 @@ class SessionJson:
             priority=parse_or_keep(Priority, self.priority_entry(session), "priority"),
             doorbell=session.doorbell.value if session.doorbell is not None else None,
             settings_reloads=tuple(session.settings_reloads),
+            plugins=self.plugins_entry(session),
         )
 
     def _static_info(self, session: ReportedSession) -> dict[str, Any]:

@@ -127,8 +127,9 @@ def _device_sections() -> list[str]:
         "",
         "| Key | Default | Allowed | Meaning |",
         "|---|---|---|---|",
-        f"| `TYPE` | log | one of {', '.join(sorted(DEVICES.builtin_names()))}, or an installed "
-        "package's device (docs/architecture.md) | Kind of device. |",
+        f"| `TYPE` | log | one of {', '.join(sorted(DEVICES.builtin_names()))}, a module of the "
+        "`devices/` folder beside this file, or an installed package's device (docs/plugins.md) "
+        "| Kind of device. |",
         "",
     ]
     for kind in sorted(DEVICES.builtin_names()):
@@ -149,11 +150,11 @@ def _output_sections() -> list[str]:
     parts = [
         "## [Output NAME]",
         "",
-        "Chooses the output `NAME` (a built-in below, or an installed package's: "
-        "docs/outputs.md, \"Outputs are plugins\") with its own keys. The built-ins are also "
-        "chosen by their `[Output]` keys (`NAMING = ibl`, `LSL = on` with `LSL_WAIT`, "
-        "`NWB = on`, `SLP = on`); a built-in's section wins over those keys. `pose` is always "
-        "written.",
+        "Chooses the output `NAME` (a built-in below, a module of the `outputs/` folder beside "
+        "this file, or an installed package's: docs/plugins.md) with its own keys. The "
+        "built-ins are also chosen by their `[Output]` keys (`NAMING = ibl`, `LSL = on` with "
+        "`LSL_WAIT`, `NWB = on`, `SLP = on`); a built-in's section wins over those keys. `pose` "
+        "is always written.",
         "",
     ]
     for name in OUTPUTS.builtin_names():

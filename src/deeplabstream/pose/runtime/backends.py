@@ -27,9 +27,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import inspect
 import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from types import ModuleType
 from typing import Any, ClassVar, Protocol, Self
 
 import numpy as np
@@ -734,7 +736,15 @@ def _load_torch_module(path: Path, device: Any) -> Any:
 
 
 class BackendKind(Protocol):
-    """What the registry needs of a backend class: its name, its devices, how to open it."""
+    """What the registry needs of a backend class: its name, its devices, how to open it.
+
+    ``open`` gets the model's :class:`~pose.model.ModelDescription` (a frozen dataclass whose
+    fields its docstring documents). What a backend reads of it: ``model_file`` (the file to
+    load), ``input_name`` and ``output_names`` (the graph's, in the order :meth:`run` returns
+    them), ``input_shape(n)`` and ``input_dtype`` (a batch of ``n`` frames, as :meth:`run` gets
+    it), ``batch_size`` (None: any), ``precision`` (``fp32``, ``fp16`` or ``int8``) and
+    ``source_file`` (the framework's own file of a model converted here; None otherwise).
+    """
 
     name: str
     devices: tuple[DeviceName, ...]
@@ -746,6 +756,58 @@ class BackendKind(Protocol):
         ...
 
 
+class Backend:
+    """A base for a lab's own backend: write ``__init__`` (load the model) and :meth:`run`.
+
+    It gives what :class:`BackendKind` and :class:`InferenceBackend` ask besides: ``open``
+    (``cls(description, device, threads)``), :meth:`warm_up` (a few batches of zeros shaped by
+    the description), :meth:`close` (nothing to release) and :attr:`provider` (its ``name``
+    and device). ``[Pose] BACKEND = <name>`` chooses it; it runs in the inference worker
+    process, one frame batch at a time, and must raise :class:`~pose.model.ModelError` with a
+    message saying what to install or set when it cannot open the model. docs/plugins.md,
+    "Backends", has a whole one.
+
+    Parameters
+    ----------
+    description
+        The model (:class:`BackendKind` lists the fields a backend reads).
+    device
+        One of :attr:`devices` (``[Pose] DEVICE``; checked before ``open``).
+    threads
+        ``[Pose] THREADS``: threads for the CPU work of one inference.
+    """
+
+    #: ``[Pose] BACKEND`` names it by this (a lab folder's backend: the file's name).
+    name: ClassVar[str] = ""
+    #: The ``[Pose] DEVICE`` values it runs on.
+    devices: ClassVar[tuple[DeviceName, ...]] = ("cpu",)
+
+    def __init__(self, description: ModelDescription, device: DeviceName, threads: int) -> None:
+        self.description = description
+        self.device = device
+        self.threads = threads
+        #: What runs the network, in words (``session.json``'s model ``provider``).
+        self.provider = f"{self.name or type(self).__name__} {device}"
+
+    @classmethod
+    def open(cls, description: ModelDescription, device: DeviceName, threads: int) -> Self:
+        """Return the backend made with ``description``, ``device`` and ``threads``."""
+        return cls(description, device, threads)
+
+    def run(self, batch: np.ndarray) -> list[np.ndarray]:
+        """Run the network on ``batch``; outputs in ``description.output_names`` order."""
+        raise NotImplementedError(f"{type(self).__name__} does not define run(batch)")
+
+    def warm_up(self, batch_size: int | None = None) -> None:
+        """Run a few batches of zeros, so that the first real frame is not slow."""
+        dummy = _dummy_batch(self.description, batch_size)
+        for _ in range(WARM_UP_RUNS):
+            self.run(dummy)
+
+    def close(self) -> None:
+        """Release what it holds (nothing by default)."""
+
+
 def _check_backend(obj: Any) -> None:
     """Accept a backend class: ``name``, ``devices`` and a callable ``open`` (a BackendKind)."""
     missing = [attr for attr in ("name", "devices", "open") if not hasattr(obj, attr)]
@@ -754,6 +816,18 @@ def _check_backend(obj: Any) -> None:
             f"expected a backend class with name, devices and open(description, device, "
             f"threads), not {obj!r} (missing: {', '.join(missing) or 'a callable open'})"
         )
+
+
+def _backends_in(module: ModuleType) -> dict[str, type]:
+    """Return the backend classes (``name``, ``devices``, ``open``) a lab's module defines."""
+    return {
+        name: cls
+        for name, cls in vars(module).items()
+        if inspect.isclass(cls)
+        and cls.__module__ == module.__name__
+        and not name.startswith("_")
+        and all(hasattr(cls, attr) for attr in ("name", "devices", "open"))
+    }
 
 
 #: The backends ``[Pose] BACKEND`` names: the three shipped here, then those of installed
@@ -767,9 +841,11 @@ BACKENDS: Registry[BackendKind] = Registry(
         "pytorch": "deeplabstream.pose.runtime.backends:TorchBackend",
         "openvino": "deeplabstream.pose.runtime.backends:OpenVinoBackend",
     },
-    advice="Set [Pose] BACKEND to one of them, or install the package that provides the "
-    "backend (its entry point in the group deeplabstream.backends; docs/architecture.md, "
-    '"Plugins").',
+    advice="Set [Pose] BACKEND to one of them; for the lab's own backend, put its module in "
+    "the backends/ folder beside the settings file (BACKEND = module), or install the package "
+    "that provides it (its entry point in the group deeplabstream.backends; docs/plugins.md).",
     check=_check_backend,
+    lab_folder="backends",
     normalise=lambda name: name.strip().lower(),
+    find_in_module=lambda module: _backends_in(module),
 )

@@ -145,7 +145,8 @@ def test_mapping_a_shipped_experiment_writes_a_copy_and_the_check_passes(
 def test_a_python_experiment_is_told_to_rename_in_its_code(
     qtbot, tmp_path: Path, snout_model: Path
 ) -> None:
-    code = tmp_path / "zone.py"
+    (tmp_path / "experiments").mkdir()
+    code = tmp_path / "experiments" / "zone.py"
     code.write_text(
         "from deeplabstream.experiments.base import Experiment\n"
         "from deeplabstream.experiments.triggers import Circle, Region\n\n\n"
@@ -156,7 +157,7 @@ def test_a_python_experiment_is_told_to_rename_in_its_code(
         "    def on_update(self, obs, t):\n"
         "        return []\n"
     )
-    panel = RigPanel(_settings(tmp_path, snout_model, str(code)))
+    panel = RigPanel(_settings(tmp_path, snout_model, "zone"))
     qtbot.addWidget(panel)
     panel.show()
     _checked(panel)

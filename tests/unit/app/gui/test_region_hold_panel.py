@@ -19,6 +19,7 @@ class _Region:
     keypoint: str | None
     action: RegionAction | None
     action_changed: bool = False
+    animal: str | None = None
 
 
 def test_the_rule_panel_lists_the_hold_and_writes_it_into_the_action(qtbot) -> None:

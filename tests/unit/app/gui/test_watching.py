@@ -83,7 +83,7 @@ def test_the_log_appends_each_statuses_new_events_newest_at_the_bottom(log_panel
         (
             EventView(2.0, "trigger", "dwelling", "true", None),
             EventView(2.0, "trial_start", "reward", "", 1),
-            EventView(2.0, "action", "water_valve", "pulse channel=0", 1),
+            EventView(2.0, "action", "water_valve", "pulse channel=0", 1, animal="2"),
         ),
         total=4,
         trial=1,
@@ -92,9 +92,12 @@ def test_the_log_appends_each_statuses_new_events_newest_at_the_bottom(log_panel
     log_panel.show_status(second)  # the same status twice: nothing added
     log_panel.show_status(None)  # no experiment now: what is shown stays
     assert table.rowCount() == 4
-    assert _cells(table, 0) == ["0.000", "start", "reward_on_dwell", "water for staying", ""]
-    assert _cells(table, 3) == ["2.000", "action", "water_valve", "pulse channel=0", "1"]
-    assert [table.horizontalHeaderItem(c).text() for c in range(5)] == list(event_log.EVENT_COLUMNS)
+    assert _cells(table, 0) == ["0.000", "start", "reward_on_dwell", "water for staying", "", ""]
+    # the animal that made it (events.csv's animal column), with a multi-animal model
+    assert _cells(table, 3) == ["2.000", "action", "water_valve", "pulse channel=0", "1", "2"]
+    header = [table.horizontalHeaderItem(c).text() for c in range(table.columnCount())]
+    assert header == list(event_log.EVENT_COLUMNS)
+    assert header[-1] == "animal"
     summary = log_panel.findChild(QLabel, "trial_summary").text()
     assert "trial 1 in progress" in summary and "4 events" in summary
     assert log_panel.received == 4 and log_panel.missed == 0

@@ -23,6 +23,7 @@ from deeplabstream.hardware.cameras.base import Camera, CameraControl, CameraErr
 from deeplabstream.hardware.cameras.synthetic import SyntheticCamera, SyntheticSettings
 from deeplabstream.hardware.cameras.video import VideoCamera, VideoSettings
 from tests.support.files import make_ffv1_video
+from tests.support.lab_folders import lab_plugin
 
 needs_pylon = pytest.mark.skipif(
     importlib.util.find_spec("pypylon") is None, reason="pypylon is not installed"
@@ -216,7 +217,8 @@ def test_realsense_exposure_is_set_through_the_capture_process(
     )
     camera = settings.cameras[0]
     options = SoftwareRealSenseSettings(**dataclasses.asdict(camera.options))
-    source = f"{Path(__file__)}:SoftwareRealSenseWithOptions"  # a file: see core/plugins.py
+    # The camera as a lab's module beside the settings (settings never name a file).
+    source = lab_plugin(tmp_path, "cameras", SoftwareRealSenseWithOptions)
     camera = dataclasses.replace(camera, source=source, options=options)
     stream = LiveSession(dataclasses.replace(settings, cameras=(camera,)), output_dir=tmp_path)
     try:

@@ -35,6 +35,7 @@ from deeplabstream.live.session.live import LiveSession  # noqa: E402
 from deeplabstream.outputs.video import VideoWriter  # noqa: E402
 from deeplabstream.settings import load_settings  # noqa: E402
 from tests.support.files import read_video, write_settings  # noqa: E402
+from tests.support.lab_folders import lab_plugin  # noqa: E402
 
 FX = 400.0  # focal length of both imagers, pixels
 FLOOR_MM = 1000
@@ -440,7 +441,7 @@ def test_colour_and_depth_are_recorded_losslessly_and_read_by_experiments(
         cameras=(
             dataclasses.replace(
                 camera,
-                source=f"{Path(__file__)}:SoftwareRealSense",
+                source=lab_plugin(tmp_path, "cameras", SoftwareRealSense),
                 options=options,
             ),
         ),
