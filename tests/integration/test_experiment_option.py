@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from tests.support.files import write_settings
 from tests.support.paths import PROJECT_ROOT
@@ -78,6 +79,7 @@ def test_experiment_name_alone_runs_it(tmp_path: Path) -> None:
     _assert_ping_ran(tmp_path, _run(tmp_path, "--experiment", "ping"))
 
 
+@pytest.mark.slow  # a whole session; the default step runs the same session with the name alone
 def test_experiment_enabled_with_a_name_still_runs_it(tmp_path: Path) -> None:
     _assert_ping_ran(tmp_path, _run(tmp_path, "--experiment-enabled", "--experiment", "ping"))
 

@@ -315,11 +315,11 @@ class NoseLeft(Trigger):
     def keypoints_read(self) -> tuple[str, ...]:
         return ("nose",)
 
-    def _step(self, obs) -> bool:
+    def step(self, obs) -> bool:
         point = obs.point("nose")
         return point is not None and point[0] < self.x
 
-    def _params(self) -> dict[str, Any]:
+    def params(self) -> dict[str, Any]:
         return {"x": self.x}
 
 

@@ -451,6 +451,7 @@ def _clip_reference() -> np.ndarray:
     return table[columns].to_numpy(np.float64).reshape(len(table), len(KEYPOINTS), 3)
 
 
+@pytest.mark.slow  # two whole replays (24 s here): the default suite keeps under 15 minutes
 def test_replay_with_dynamic_crop_matches_the_full_frame(tmp_path: Path, cache: Path) -> None:
     """VideoAnalyzer --fast through the real worker: cropped frames, recorded and counted.
 

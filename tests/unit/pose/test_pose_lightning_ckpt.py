@@ -213,6 +213,7 @@ def test_inspect_checks_the_conversion_on_a_clip_frame(cache: Path) -> None:
     assert "reproduces the network" in out
 
 
+@pytest.mark.slow  # a whole live session (18 s here): the default suite keeps under 15 minutes
 def test_runs_live_from_the_checkpoint(tmp_path: Path, cache: Path) -> None:
     clip = shared_data(f"{LP}/{CLIP}")
     settings = write_settings(

@@ -39,9 +39,9 @@ from deeplabstream.experiments.triggers.base import (
     AnyObservation,
     FilteredTrigger,
     Trigger,
+    WrappingTrigger,
     select_camera,
 )
-from deeplabstream.experiments.triggers.geometry import Shape
 
 ANIMAL_CHOICES: tuple[str, ...] = ("any", "each")
 """The words a config's ``ANIMAL`` takes besides an animal number."""
@@ -49,7 +49,7 @@ ANIMAL_CHOICES: tuple[str, ...] = ("any", "each")
 TriggerMaker = Callable[[], Trigger]
 
 
-class ForAnimal(Trigger):
+class ForAnimal(WrappingTrigger):
     """Any one-animal trigger, fed the keypoints of animal ``animal`` (numbered from 1).
 
     Parameters
@@ -83,22 +83,9 @@ class ForAnimal(Trigger):
                 f"animal {animal} with predicted = true: forward prediction follows animal 1 "
                 "only; set PREDICTED = false (or ANIMAL = 1)"
             )
-        super().__init__(trigger.camera)
-        self.trigger = trigger
+        super().__init__(trigger)
         self.animal = animal
         self.min_identity_confidence = check_confidence(min_identity_confidence)
-        self.is_event = trigger.is_event
-        # keypoint_of / camera_of (the event log) look through children for the keypoint.
-        self.children: tuple[Trigger, ...] = (trigger,)
-
-    @property
-    def kind(self) -> str:  # type: ignore[override]  # the wrapped kind, per instance
-        """The wrapped trigger's kind (what a config writes)."""
-        return self.trigger.kind
-
-    def cameras_read(self) -> tuple[str, ...] | None:
-        """Return the wrapped trigger's cameras."""
-        return self.trigger.cameras_read()
 
     def animals_read(self) -> tuple[int, ...]:
         """Return the one animal it reads."""
@@ -132,34 +119,22 @@ class ForAnimal(Trigger):
             self.trigger.end_hold()  # a doubtful identity is decided at once, never bridged
         return view
 
-    def _step(self, obs: Observation) -> bool:  # pragma: no cover - update() is overridden
-        raise NotImplementedError
-
-    def reset(self) -> None:
-        """Reset the wrapped trigger."""
-        self.trigger.reset()
-        super().reset()
-
     def describe(self) -> dict[str, Any]:
         """Return the wrapped trigger's description with ``"animal"`` (and its confidence)."""
-        described = {**self.trigger.describe(), "animal": self.animal}
-        if self.min_identity_confidence:
-            described["min_identity_confidence"] = self.min_identity_confidence
-        return described
-
-    def _params(self) -> dict[str, Any]:  # pragma: no cover - describe() is overridden
-        return {}
-
-    def shapes(self) -> list[Shape]:
-        """Return the wrapped trigger's shapes."""
-        return self.trigger.shapes()
-
-    def measurement(self) -> str:
-        """Return the wrapped trigger's measurement."""
-        return self.trigger.measurement()
+        return _described_for(self.trigger, self.animal, self.min_identity_confidence)
 
     def _who(self) -> str:
         return f"trigger {self.kind!r} (animal {self.animal})"
+
+
+def _described_for(
+    trigger: Trigger, animal: int | str, min_identity_confidence: float
+) -> dict[str, Any]:
+    """Return ``trigger``'s description with its ``animal`` (and its identity confidence)."""
+    described = {**trigger.describe(), "animal": animal}
+    if min_identity_confidence:
+        described["min_identity_confidence"] = min_identity_confidence
+    return described
 
 
 def check_one_animal_trigger(trigger: Trigger, who: str) -> None:
@@ -186,7 +161,7 @@ def check_confidence(value: float) -> float:
     return float(value)
 
 
-class _PerAnimal(Trigger):
+class _PerAnimal(WrappingTrigger):
     """Shared parts: the copies per animal, their states and edges (see the module docstring).
 
     Parameters
@@ -218,25 +193,12 @@ class _PerAnimal(Trigger):
             )
         # Checked here, once, by the ForAnimal every copy is made as.
         ForAnimal(trigger, 1, min_identity_confidence)
-        super().__init__(trigger.camera)
-        self.trigger = trigger
+        super().__init__(trigger)
         self.min_identity_confidence = float(min_identity_confidence)
         self._make: TriggerMaker = make or (lambda: copy.deepcopy(trigger))
-        self.is_event = trigger.is_event
-        # keypoint_of / camera_of / keypoints_of (event log, checks) look through children.
-        self.children: tuple[Trigger, ...] = (trigger,)
         self.copies: dict[int, ForAnimal] = {}
         self._states: dict[int, bool] = {}
         self._previous: dict[int, bool] = {}
-
-    @property
-    def kind(self) -> str:  # type: ignore[override]  # the wrapped kind, per instance
-        """The wrapped trigger's kind (what a config writes)."""
-        return self.trigger.kind
-
-    def cameras_read(self) -> tuple[str, ...] | None:
-        """Return the wrapped trigger's cameras."""
-        return self.trigger.cameras_read()
 
     def update(self, obs: AnyObservation) -> bool:
         """Feed every animal's copy; return the combined state (see the subclasses)."""
@@ -286,9 +248,6 @@ class _PerAnimal(Trigger):
         parts = [f"animal {n}: {self.measurement_of(n)}" for n in shown if self.measurement_of(n)]
         return "; ".join(parts)
 
-    def _step(self, obs: Any) -> bool:  # pragma: no cover - update() is overridden
-        raise NotImplementedError
-
     def reset(self) -> None:
         """Forget every animal's memory and state (the copies stay, as fresh)."""
         for one in self.copies.values():
@@ -303,17 +262,7 @@ class _PerAnimal(Trigger):
 
     def describe(self) -> dict[str, Any]:
         """Return the wrapped trigger's description with ``"animal": "any"`` or ``"each"``."""
-        described = {**self.trigger.describe(), "animal": self.choice}
-        if self.min_identity_confidence:
-            described["min_identity_confidence"] = self.min_identity_confidence
-        return described
-
-    def _params(self) -> dict[str, Any]:  # pragma: no cover - describe() is overridden
-        return {}
-
-    def shapes(self) -> list[Shape]:
-        """Return the wrapped trigger's shapes (the same for every animal)."""
-        return self.trigger.shapes()
+        return _described_for(self.trigger, self.choice, self.min_identity_confidence)
 
     def _who(self) -> str:
         return f"trigger {self.kind!r} (animal {self.choice})"

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from abc import ABC, abstractmethod
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
@@ -50,6 +50,10 @@ from deeplabstream.experiments.observation import (
 from deeplabstream.experiments.triggers.geometry import Shape
 
 AnyObservation = Observation | Observations
+
+_PACKAGE = __name__.split(".")[0]
+_OLD_HOOKS = {"_step": "step(obs)", "_params": "params()", "_reset": "forget()"}
+"""The hooks a kind wrote before the public names, and what to write now."""
 
 
 def observation_time(obs: AnyObservation) -> float:
@@ -199,12 +203,14 @@ class LossHold:
         self.last_seen_s = None
 
 
-class Trigger(ABC):
+class Trigger:
     """A condition on the stream of observations that keeps its own state across them.
 
-    Subclasses implement :meth:`_step` (one observation of their camera -> the new state) and
-    :meth:`_params`; those with memory extend :meth:`_reset`. ``is_event`` marks triggers whose
-    True lasts one observation (a transition), which are False on observations not for them.
+    A kind writes :meth:`step` (one observation of its camera -> the new state), :meth:`params`
+    (what rebuilds it) and :meth:`keypoints_read`; one with memory writes :meth:`forget`. The
+    built-in kinds write the same hooks as ``_step``, ``_params`` and ``_reset`` (a lab's kind
+    that does is warned: :meth:`__init_subclass__`). ``is_event`` marks triggers whose True lasts
+    one observation (a transition), which are False on observations not for them.
     """
 
     kind: ClassVar[str] = ""
@@ -216,6 +222,22 @@ class Trigger(ABC):
     #: Triggers that read keypoints set one (and implement :meth:`_inputs_seen`): a short loss
     #: of what they read keeps their state (see the module docstring). None: no hold.
     loss_hold: LossHold | None = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Warn a lab's kind written with the underscore hooks of the built-ins."""
+        super().__init_subclass__(**kwargs)
+        if cls.__module__.split(".")[0] == _PACKAGE:
+            return  # the built-in kinds keep their names
+        old = [name for name in _OLD_HOOKS if name in vars(cls)]
+        if old:
+            new = ", ".join(_OLD_HOOKS[name] for name in old)
+            warnings.warn(
+                f"trigger class {cls.__qualname__} ({cls.__module__}) defines "
+                f"{', '.join(old)}: write {new} instead (docs/plugins.md, Triggers); the "
+                "underscore names still work",
+                DeprecationWarning,
+                stacklevel=2,
+            )
 
     def __init__(self, camera: str | None = None) -> None:
         self.camera = camera
@@ -292,9 +314,17 @@ class Trigger(ABC):
         if self.loss_hold is not None:
             self.loss_hold.reset()
 
-    @abstractmethod
+    def step(self, obs: Observation) -> bool:
+        """Return the state after one observation of this trigger's camera: a kind writes it.
+
+        Called on every update with news for the trigger (its camera's observation, what it
+        reads seen or its loss past ``HOLD_S``); a few operations, never a wait.
+        """
+        raise NotImplementedError(f"{type(self).__name__} must define step(obs) -> bool")
+
     def _step(self, obs: Observation) -> bool:
-        """Return the state after one observation of this trigger's camera."""
+        """:meth:`step` under the name the built-in kinds (and older lab kinds) write."""
+        return self.step(obs)
 
     def reset(self) -> None:
         """Forget all memory, as if just built."""
@@ -304,8 +334,12 @@ class Trigger(ABC):
             self.loss_hold.reset()
         self._reset()
 
-    def _reset(self) -> None:  # noqa: B027 - optional hook, nothing to forget by default
-        """Forget subclass memory."""
+    def forget(self) -> None:
+        """Forget the kind's own memory (a count, a timer): a kind with memory writes it."""
+
+    def _reset(self) -> None:
+        """:meth:`forget` under the name the built-in kinds (and older lab kinds) write."""
+        self.forget()
 
     def describe(self) -> dict[str, Any]:
         """``{"kind": ..., **parameters}`` for the event log (factory-compatible)."""
@@ -315,9 +349,17 @@ class Trigger(ABC):
         described.update(self._params())
         return described
 
-    @abstractmethod
+    def params(self) -> dict[str, Any]:
+        """Return the parameters that rebuild this trigger (numbers, names): a kind writes it.
+
+        The event log and ``session.json`` show them; the factory rebuilds the trigger from
+        them (:meth:`describe`). None by default.
+        """
+        return {}
+
     def _params(self) -> dict[str, Any]:
-        """Return the parameters that define this trigger (numbers, names, geometry text)."""
+        """:meth:`params` under the name the built-in kinds (and older lab kinds) write."""
+        return self.params()
 
     def shapes(self) -> list[Shape]:
         """Return what to draw for this trigger, in frame pixels (nothing by default)."""
@@ -473,7 +515,52 @@ class Condition(Trigger):
         return {"name": self.name}
 
 
-class FilteredTrigger(Trigger):
+class WrappingTrigger(Trigger):
+    """A trigger that changes what one other trigger sees, and is otherwise that trigger.
+
+    Its kind, cameras, shapes and measurement are the wrapped trigger's, and the event log and
+    the checks before a start look through :attr:`children` to it (its keypoints, its camera).
+    The wrappers are :class:`FilteredTrigger` (a lab kind's likelihood keys) and the animal
+    choices of :mod:`~experiments.triggers.animals`; each implements :meth:`update` and
+    :meth:`describe`.
+    """
+
+    def __init__(self, trigger: Trigger) -> None:
+        super().__init__(trigger.camera)
+        self.trigger = trigger
+        self.is_event = trigger.is_event
+        self.children: tuple[Trigger, ...] = (trigger,)
+
+    @property
+    def kind(self) -> str:  # type: ignore[override]  # the wrapped kind, per instance
+        """The wrapped trigger's kind (what a config writes)."""
+        return self.trigger.kind
+
+    def cameras_read(self) -> tuple[str, ...] | None:
+        """Return the wrapped trigger's cameras."""
+        return self.trigger.cameras_read()
+
+    def _step(self, obs: Observation) -> bool:  # pragma: no cover - update() is overridden
+        raise NotImplementedError
+
+    def reset(self) -> None:
+        """Forget the wrapped trigger's memory and this one's."""
+        self.trigger.reset()
+        super().reset()
+
+    def _params(self) -> dict[str, Any]:  # pragma: no cover - describe() is overridden
+        return {}
+
+    def shapes(self) -> list[Shape]:
+        """Return the wrapped trigger's shapes."""
+        return self.trigger.shapes()
+
+    def measurement(self) -> str:
+        """Return the wrapped trigger's measurement."""
+        return self.trigger.measurement()
+
+
+class FilteredTrigger(WrappingTrigger):
     """A trigger given the common likelihood keys it does not take itself (a lab's kind).
 
     Every trigger kind takes ``MIN_LIKELIHOOD``, ``POLICY`` and ``HOLD_S`` (and the
@@ -501,22 +588,9 @@ class FilteredTrigger(Trigger):
     ) -> None:
         if not isinstance(trigger, Trigger):
             raise ValueError(f"FilteredTrigger wraps a trigger, not {trigger!r}")
-        super().__init__(trigger.camera)
-        self.trigger = trigger
+        super().__init__(trigger)
         self.filter = KeypointFilter(min_likelihood, policy, hold_s)
         self.loss_hold = LossHold(hold_s if policy == "missing" else 0.0)
-        self.is_event = trigger.is_event
-        # keypoints_of / keypoint_of / animals_of look through children.
-        self.children: tuple[Trigger, ...] = (trigger,)
-
-    @property
-    def kind(self) -> str:  # type: ignore[override]  # the wrapped kind, per instance
-        """The wrapped trigger's kind (what a config writes)."""
-        return self.trigger.kind
-
-    def cameras_read(self) -> tuple[str, ...] | None:
-        """Return the wrapped trigger's cameras."""
-        return self.trigger.cameras_read()
 
     def update(self, obs: AnyObservation) -> bool:
         """Feed the wrapped trigger ``obs`` with the filter applied (see the class docstring)."""
@@ -550,29 +624,14 @@ class FilteredTrigger(Trigger):
                 keypoints[row] = (found.x, found.y, self.filter.min_likelihood)
         return dataclasses.replace(obs, keypoints=keypoints)
 
-    def _step(self, obs: Observation) -> bool:  # pragma: no cover - update() is overridden
-        raise NotImplementedError
-
     def reset(self) -> None:
         """Forget the held keypoints and the wrapped trigger's memory."""
         self.filter.reset()
-        self.trigger.reset()
         super().reset()
 
     def describe(self) -> dict[str, Any]:
         """Return the wrapped trigger's description with the filter's keys."""
         return {**self.trigger.describe(), **self.filter.describe()}
-
-    def _params(self) -> dict[str, Any]:  # pragma: no cover - describe() is overridden
-        return {}
-
-    def shapes(self) -> list[Shape]:
-        """Return the wrapped trigger's shapes."""
-        return self.trigger.shapes()
-
-    def measurement(self) -> str:
-        """Return the wrapped trigger's measurement."""
-        return self.trigger.measurement()
 
 
 def _own_camera(obs: AnyObservation, camera: str | None) -> Observation | None:

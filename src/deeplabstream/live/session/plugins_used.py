@@ -20,6 +20,7 @@ from deeplabstream.pose.loading import BUNDLED_MODEL
 from deeplabstream.pose.model import ModelError
 from deeplabstream.pose.model_format import MODEL_FORMATS, format_of
 from deeplabstream.pose.runtime.backends import BACKENDS
+from deeplabstream.settings.effective import resolve_cameras
 from deeplabstream.settings.outputs import chosen_outputs
 from deeplabstream.settings.sections import Settings
 
@@ -48,20 +49,22 @@ def plugins_named(settings: Settings, pose: bool = True) -> dict[str, dict[str, 
     if pose:
         backend = settings.pose.backend
         named["backend"] = {backend: origin_of(BACKENDS, backend, folder)}
-        model_format = _model_format(settings.pose.model_path or BUNDLED_MODEL, folder)
-        if model_format is not None:
-            named["model format"] = model_format
+        # Every camera's model (its own MODEL_PATH, else [Pose]'s; None: the bundled one).
+        formats: dict[str, str] = {}
+        for model in resolve_cameras(settings).models:
+            formats.update(_model_format(model if model is not None else BUNDLED_MODEL, folder))
+        named["model format"] = formats
     return {kind: names for kind, names in named.items() if names}
 
 
-def _model_format(model_path: Path, settings_folder: Path) -> dict[str, str] | None:
-    """Return ``{registered name: origin}`` of the format that reads ``model_path`` (or None)."""
+def _model_format(model_path: Path, settings_folder: Path) -> dict[str, str]:
+    """Return ``{registered name: origin}`` of the format that reads ``model_path`` (or none)."""
     try:
         found = format_of(Path(model_path))
     except (OSError, ModelError):
-        return None
+        return {}
     if found is None:
-        return None
+        return {}
     for name, cls in MODEL_FORMATS.load_all(settings_folder)[0].items():
         if type(found) is cls:
             return {name: origin_of(MODEL_FORMATS, name, settings_folder)}
