@@ -23,7 +23,14 @@ from deeplabstream.outputs.pose_table import read_pose_table
 from tests.support.files import write_settings
 from tests.support.paths import PROJECT_ROOT, shared_data
 from tests.support.processes import only_session, run_cli
-from tests.unit.pose.test_sleap_topdown import FIXTURE, classes, reference, theirs
+from tests.unit.pose.test_sleap_topdown import (
+    FIXTURE,
+    GRID_CELL_PX,
+    MAX_NEAR_TIES,
+    classes,
+    reference,
+    theirs,
+)
 
 CLIP = "sleap-flies/inference/flies_clip_first100.mp4"
 STAGE_COLUMNS = ["centroid_ms", "crop_ms", "instance_ms", "peaks_ms"]
@@ -61,19 +68,27 @@ def _matched(ours: np.ndarray, expected: np.ndarray) -> np.ndarray:
 
 
 def _assert_poses_equal(kind: str, table_points: np.ndarray, frames: list[int]) -> float:
-    """Compare the analysed frames' rows with sleap-nn's; return the worst |dxy|."""
+    """Compare the analysed frames' rows with sleap-nn's; return the worst |dxy|.
+
+    Points within 0.01 px (the CSV keeps 3 decimals: 0.0005 px of rounding), but for the rare
+    near-ties of the unit test's ``assert_same``: one grid cell away at the same score, where
+    another CPU's float32 rounding picks the other of two equal cells.
+    """
     expected = theirs(kind, reference(kind))
-    worst = 0.0
+    distances: list[np.ndarray] = []
     for row, frame in zip(table_points, frames, strict=True):
         mine = row if classes(kind) else _matched(row, expected[frame])  # classes: no reorder
         want = expected[frame]
         assert np.array_equal(np.isnan(mine[..., 0]), np.isnan(want[..., 0])), frame
         seen = ~np.isnan(want[..., 0])
         if seen.any():
-            worst = max(worst, float(np.abs(mine[..., :2][seen] - want[..., :2][seen]).max()))
+            distances.append(np.abs(mine[..., :2][seen] - want[..., :2][seen]).max(axis=-1))
             assert np.abs(mine[..., 2][seen] - want[..., 2][seen]).max() <= 1e-3
-    assert worst <= 0.01, worst  # the CSV keeps 3 decimals: 0.0005 px of rounding
-    return worst
+    distance = np.concatenate(distances)
+    near_ties = distance > 0.01
+    assert near_ties.sum() <= MAX_NEAR_TIES * len(distance), distance[near_ties]
+    assert (distance[near_ties] <= GRID_CELL_PX + 0.01).all(), distance[near_ties]
+    return float(distance[~near_ties].max())
 
 
 @pytest.mark.slow

@@ -268,7 +268,10 @@ class Registry(Generic[T]):
         ``built in``, ``distribution lab-cams 0.1``, or for a module of the lab's folder
         ``lab folder: /rig/devices/lab_led.py`` (``settings_folder`` None: the process's).
         """
-        if self._normalise(name) not in self.sources():
+        key = self._normalise(name)
+        if key in self._builtins:  # no entry point may take a built-in's name: none read
+            return self._builtins[key].origin
+        if key not in self.sources():
             path = self._lab_file(name, settings_folder)
             if path is not None:
                 return f"lab folder: {path}"

@@ -210,6 +210,22 @@ def format_of_description(description: ModelDescription) -> ModelFormat | None:
     return next((f for f in formats if f.describes(description)), None)
 
 
+def format_entry(description: ModelDescription) -> dict[str, str]:
+    """Return ``{registered name: origin}`` of the format that loaded ``description`` (or none).
+
+    For ``session.json``'s ``plugins``; asked where the model was loaded (the inference worker),
+    which has the formats imported already: probing them elsewhere costs their imports.
+    """
+    found = format_of_description(description)
+    if found is None:
+        return {}
+    loaded, _ = MODEL_FORMATS.load_all()  # the lab's formats too, by their files' names
+    for name, cls in loaded.items():
+        if type(found) is cls:
+            return {name: MODEL_FORMATS.origin(name)}
+    return {found.name: "unknown"}
+
+
 def build_torch_module(description: ModelDescription) -> Any:
     """Return the PyTorch module of a converted model, rebuilt from ``description.source_file``.
 

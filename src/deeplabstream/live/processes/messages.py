@@ -148,6 +148,8 @@ class PoseReady:
     first_seq: dict[str, int] = field(default_factory=dict)
     # What the session should warn about (a camera's frames not the size its model was made for)
     warnings: tuple[str, ...] = ()
+    # {registered name: origin} of the model formats that loaded the models (session.json)
+    model_formats: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

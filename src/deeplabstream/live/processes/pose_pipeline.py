@@ -41,6 +41,7 @@ from deeplabstream.live.processes.pose_sinks import (
 )
 from deeplabstream.outputs.pose_files import IDENTITY_SUFFIX, individual_names
 from deeplabstream.pose.model import ModelDescription, frame_size_warning
+from deeplabstream.pose.model_format import format_entry
 from deeplabstream.pose.runtime.cropping import Crop, DynamicCrop, full_crop
 from deeplabstream.pose.tracking.tracker import IdentityTracker
 from deeplabstream.transport.channel import ChannelReader, ChannelWriter
@@ -227,6 +228,11 @@ def ready_message(pipelines: list[CameraPipeline]) -> PoseReady:
         max(model.animals for model in cameras.values()),
         {p.camera.name: p.reader.first_seq for p in pipelines},
         _frame_size_warnings(pipelines),
+        {
+            name: origin
+            for p in pipelines
+            for name, origin in format_entry(p.model.description).items()
+        },
     )
 
 

@@ -9,6 +9,7 @@ A name that cannot be placed (a plugin gone since the check) is recorded with wh
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +17,7 @@ from deeplabstream.core.plugins import PluginError, Registry
 from deeplabstream.hardware.cameras import CAMERAS
 from deeplabstream.hardware.stimulation import DEVICES
 from deeplabstream.outputs.plugin import OUTPUTS
-from deeplabstream.pose.loading import BUNDLED_MODEL
-from deeplabstream.pose.model import ModelError
-from deeplabstream.pose.model_format import MODEL_FORMATS, format_of
 from deeplabstream.pose.runtime.backends import BACKENDS
-from deeplabstream.settings.effective import resolve_cameras
 from deeplabstream.settings.outputs import chosen_outputs
 from deeplabstream.settings.sections import Settings
 
@@ -33,10 +30,14 @@ def origin_of(registry: Registry[Any], name: str, settings_folder: Path | None) 
         return f"unknown: {error}"
 
 
-def plugins_named(settings: Settings, pose: bool = True) -> dict[str, dict[str, str]]:
+def plugins_named(
+    settings: Settings, pose: bool = True, model_formats: Mapping[str, str] | None = None
+) -> dict[str, dict[str, str]]:
     """Return ``{kind: {name: origin}}`` of the plugins the settings choose.
 
-    The cameras, devices and outputs; with ``pose``, the backend and the model format too.
+    The cameras, devices and outputs; with ``pose``, the backend too, and ``model_formats``
+    (``{registered name: origin}``), which the inference worker says of the models it loaded
+    (``PoseReady.model_formats``): probing the formats here would import them all.
     """
     folder = settings.source_file.parent
     named: dict[str, dict[str, str]] = {
@@ -49,23 +50,5 @@ def plugins_named(settings: Settings, pose: bool = True) -> dict[str, dict[str, 
     if pose:
         backend = settings.pose.backend
         named["backend"] = {backend: origin_of(BACKENDS, backend, folder)}
-        # Every camera's model (its own MODEL_PATH, else [Pose]'s; None: the bundled one).
-        formats: dict[str, str] = {}
-        for model in resolve_cameras(settings).models:
-            formats.update(_model_format(model if model is not None else BUNDLED_MODEL, folder))
-        named["model format"] = formats
+        named["model format"] = dict(model_formats or {})
     return {kind: names for kind, names in named.items() if names}
-
-
-def _model_format(model_path: Path, settings_folder: Path) -> dict[str, str]:
-    """Return ``{registered name: origin}`` of the format that reads ``model_path`` (or none)."""
-    try:
-        found = format_of(Path(model_path))
-    except (OSError, ModelError):
-        return {}
-    if found is None:
-        return {}
-    for name, cls in MODEL_FORMATS.load_all(settings_folder)[0].items():
-        if type(found) is cls:
-            return {name: origin_of(MODEL_FORMATS, name, settings_folder)}
-    return {found.name: "unknown"}

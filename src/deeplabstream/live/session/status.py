@@ -137,7 +137,12 @@ class SessionJson:
         """Return the plugins the settings name (the pose ones once an analysis started)."""
         analysed = bool(session.analyses)
         if self._plugins is None or (analysed and not self._plugins[1]):
-            self._plugins = (plugins_named(session.settings, pose=analysed), analysed)
+            formats = {
+                name: origin
+                for analysis in session.analyses
+                for name, origin in analysis.ready.model_formats.items()
+            }
+            self._plugins = (plugins_named(session.settings, analysed, formats), analysed)
         return self._plugins[0]
 
     def write(

@@ -7,6 +7,8 @@ from pathlib import Path
 from deeplabstream.core.plugins import code_origin, import_file, using_settings_folder
 from deeplabstream.experiments.examples import AlternatingReward
 from deeplabstream.live.session.plugins_used import plugins_named
+from deeplabstream.pose.loading import BUNDLED_MODEL, load_model
+from deeplabstream.pose.model_format import format_entry
 from deeplabstream.settings import load_settings
 
 LAB_DEVICE = '''
@@ -38,7 +40,8 @@ def test_built_ins_and_a_lab_module_are_named_with_their_origin(tmp_path: Path) 
     )
     with using_settings_folder(None):
         settings = load_settings(settings_file)
-        named = plugins_named(settings)
+        # The worker says which format loaded the model: the bundled model's, here.
+        named = plugins_named(settings, model_formats=format_entry(load_model(BUNDLED_MODEL)))
         without_pose = plugins_named(settings, pose=False)
     lab_file = (tmp_path / "devices" / "buzzer.py").resolve()
     assert named == {
