@@ -114,12 +114,13 @@ class Board:
 
 def session_settings(folder: Path, port: str, extra: str = "") -> Path:
     """The benchmark session's settings file: the arena, the pulse experiment, the board."""
-    experiment_file = folder / "bench_experiment.py"
+    experiment_file = folder / "experiments" / "bench_experiment.py"  # the lab's folder
+    experiment_file.parent.mkdir(exist_ok=True)
     experiment_file.write_text(EXPERIMENT, encoding="utf-8")
     settings_file = folder / "settings.ini"
     settings_file.write_text(
         "[Camera arena]\nSOURCE = synthetic\nFRAMERATE = 30\nSEED = 123\n"
-        f"[Experiment]\nNAME = {experiment_file}:PulseEveryUpdate\n"
+        "[Experiment]\nNAME = bench_experiment:PulseEveryUpdate\n"
         f"[Device board]\nTYPE = serial\nPORT = {port}\n"
         "[Recording]\nMIN_FREE_SPACE = 0\nWARN_FREE_SPACE = 0\n" + extra,
         encoding="utf-8",
