@@ -47,6 +47,7 @@ PROJECT = Path(__file__).resolve().parent.parent  # the repository: docs/images 
 IMAGES = PROJECT / "docs" / "images"
 RIG = Path.home() / "DeepLabStream-demo"
 TIMEOUT_S = 120.0
+HEALTHY_QUIET_S = 10.0  # no loss for this long before the README's picture is taken
 DLC = PROJECT.parent / "shared" / "data" / "dlc3-openfield-cspnext_s"
 FLIES = PROJECT.parent / "shared" / "data" / "sleap-flies"
 
@@ -114,14 +115,18 @@ def main() -> int:
     window.overlay_toggles.heatmap.setChecked(True)
     window.tabs.setCurrentWidget(window.event_log)
     pump(25.0)
-    shoot(window, "gui-log.png")
-    window.tabs.setCurrentWidget(window.plots)
-    pump(2.0)
-    shoot(window, "gui-plots.png")
     if window.loss_banner.isVisible():  # a loaded machine loses frames: the alarm's picture
+        window.tabs.setCurrentWidget(window.plots)
+        pump(2.0)
         shoot(window, "gui-losses.png")
     else:
         print("no losses this time: gui-losses.png is left as it was")
+    window.tabs.setCurrentWidget(window.event_log)
+    # The README's first picture: a healthy session, never one losing frames (issue 44).
+    healthy = shoot_healthy(window, "gui-log.png")
+    window.tabs.setCurrentWidget(window.plots)
+    pump(2.0)
+    shoot(window, "gui-plots.png")
     window.tabs.setCurrentWidget(window.camera_tab)
     pump(1.0)
     shoot(window, "gui-camera.png")
@@ -138,7 +143,7 @@ def main() -> int:
     else:
         print(f"{FLIES} is absent: gui-animals.png is left as it was")
     print(f"pictures in {IMAGES}; sessions in {RIG / 'sessions'}")
-    return 0
+    return 0 if healthy else 1
 
 
 def shoot_keypoint_mapping(settings: Path) -> None:
@@ -309,6 +314,30 @@ def pump(seconds: float) -> None:
     while time.monotonic() < end:
         QApplication.processEvents()
         time.sleep(0.01)
+
+
+def shoot_healthy(
+    window: MainWindow, name: str, quiet_s: float = HEALTHY_QUIET_S, timeout_s: float = 120.0
+) -> bool:
+    """Photograph ``name`` once the session has lost nothing for ``quiet_s`` seconds.
+
+    The losses seen so far (the model's start-up) are acknowledged, as a user who saw them
+    would; any new loss starts the wait again. A machine that never settles leaves the old
+    picture, and says so (False).
+    """
+    window.loss_banner.acknowledge()
+    quiet_since = time.monotonic()
+    deadline = quiet_since + timeout_s
+    while time.monotonic() < deadline:
+        pump(1.0)
+        if window.loss_banner.isVisible():
+            window.loss_banner.acknowledge()
+            quiet_since = time.monotonic()
+        elif time.monotonic() - quiet_since >= quiet_s:
+            shoot(window, name)
+            return True
+    print(f"the session kept losing frames: {name} is left as it was", file=sys.stderr)
+    return False
 
 
 def shoot(window: MainWindow, name: str) -> None:

@@ -79,7 +79,24 @@ def pickled_attribute_file(tmp_path: Path, marker: Path) -> Path:
     return path
 
 
-CRAFTED = [object_column_file, pickled_attribute_file]
+def text_attribute_file(tmp_path: Path, marker: Path) -> Path:
+    """The pickle as a variable-length ASCII string attribute (issue 44, 1).
+
+    h5py returns it as ``str``; PyTables returns it as bytes and unpickles it, whatever the
+    attribute's name, as soon as pandas opens the group.
+    """
+    import pickle
+
+    folder, names = project(tmp_path)
+    path = folder / "CollectedData_me.h5"
+    labels_table(names).to_hdf(path, key="df_with_missing", mode="w", format="table")
+    text = pickle.dumps(Marker(marker), 0).decode("ascii")
+    with h5py.File(path, "r+") as file:
+        file["df_with_missing"].attrs.create("note", text, dtype=h5py.string_dtype("ascii"))
+    return path
+
+
+CRAFTED = [object_column_file, pickled_attribute_file, text_attribute_file]
 
 
 @pytest.mark.parametrize("craft", CRAFTED)
@@ -113,6 +130,96 @@ def test_the_commands_refuse_it_and_run_nothing(tmp_path, craft):
     assert train.returncode != 0
     assert "--trust-pickle" in train.stderr and "Traceback" not in train.stderr, train.stderr
     assert not marker.exists()
+
+
+def _pickle_of(marker: Path) -> bytes:
+    import pickle
+
+    return pickle.dumps(Marker(marker), 0)
+
+
+#: Every form in which h5py hands an attribute back, each holding the marker's pickle: where
+#: it sits (a node of the file) and how it is stored.
+ATTRIBUTE_FORMS = {
+    "vlen utf-8 text": ("df_with_missing", lambda p: (p.decode(), h5py.string_dtype("utf-8"))),
+    "vlen bytes": ("df_with_missing", lambda p: (p, h5py.string_dtype("ascii"))),
+    "fixed bytes on the table": ("df_with_missing/table", lambda p: (np.bytes_(p), None)),
+    "text on the root": ("/", lambda p: (p.decode(), h5py.string_dtype("ascii"))),
+    "array of vlen text": (
+        "df_with_missing",
+        lambda p: (np.array(["fine", p.decode()], dtype=object), h5py.string_dtype("utf-8")),
+    ),
+    "array of fixed bytes": ("df_with_missing", lambda p: (np.array([b"a", p]), None)),
+    "2-d array of vlen bytes": (
+        "df_with_missing",
+        lambda p: (np.array([[b"a", p]], dtype=object), h5py.string_dtype("ascii")),
+    ),
+    "opaque bytes": ("df_with_missing", lambda p: (np.void(p), None)),
+    "compound with a text field": (
+        "df_with_missing",
+        lambda p: (
+            np.array([(1, p)], dtype=[("n", "i4"), ("s", h5py.string_dtype("ascii"))]),
+            None,
+        ),
+    ),
+}
+
+
+@pytest.mark.parametrize("form", list(ATTRIBUTE_FORMS))
+def test_a_pickle_in_any_form_of_attribute_is_refused(tmp_path, form):
+    marker = tmp_path / "code-ran"
+    folder, names = project(tmp_path)
+    path = folder / "CollectedData_me.h5"
+    labels_table(names).to_hdf(path, key="df_with_missing", mode="w", format="table")
+    node, make = ATTRIBUTE_FORMS[form]
+    value, dtype = make(_pickle_of(marker))
+    with h5py.File(path, "r+") as file:
+        file[node].attrs.create("crafted", value, dtype=dtype)
+    with pytest.raises(LabelsError) as refused:
+        read_dlc_labels(path)
+    assert "'crafted'" in str(refused.value) and "--trust-pickle" in str(refused.value)
+    assert not marker.exists()
+
+
+def test_a_pseudo_atom_stored_as_text_is_still_seen(tmp_path):
+    """PyTables unpickles every row of a dataset whose PSEUDOATOM says object, in any form."""
+    marker = tmp_path / "code-ran"
+    path = object_column_file(tmp_path, marker)
+    with h5py.File(path, "r+") as file:
+
+        def retype(name, node):
+            if isinstance(node, h5py.Dataset) and "PSEUDOATOM" in node.attrs:
+                del node.attrs["PSEUDOATOM"]
+                node.attrs.create("PSEUDOATOM", "object", dtype=h5py.string_dtype("ascii"))
+
+        file.visititems(retype)
+    with pytest.raises(LabelsError, match="pickled Python objects"):
+        read_dlc_labels(path)
+    assert not marker.exists()
+
+
+def test_an_attribute_h5py_cannot_read_is_refused_not_passed(tmp_path):
+    """What the inspection cannot read, PyTables might: refused, never waved through.
+
+    An HDF5 time attribute (H5T_UNIX_D32LE) has no NumPy equivalent: h5py cannot read it.
+    """
+    folder, names = project(tmp_path)
+    path = folder / "CollectedData_me.h5"
+    labels_table(names).to_hdf(path, key="df_with_missing", mode="w", format="table")
+    with h5py.File(path, "r+") as file:
+        space = h5py.h5s.create(h5py.h5s.SCALAR)
+        h5py.h5a.create(file["df_with_missing"].id, b"crafted", h5py.h5t.UNIX_D32LE, space)
+    with pytest.raises(LabelsError, match="'crafted' cannot be inspected"):
+        read_dlc_labels(path)
+    assert read_dlc_labels(path, trust_pickle=True).keypoints == ("snout", "tail")
+
+
+def test_trust_pickle_runs_the_text_attribute_too(tmp_path):
+    """The issue's file is a real threat: read with trust, PyTables unpickles the text."""
+    marker = tmp_path / "code-ran"
+    path = text_attribute_file(tmp_path, marker)
+    read_dlc_labels(path, trust_pickle=True)
+    assert marker.exists()
 
 
 def test_trust_pickle_reads_it_and_the_code_runs(tmp_path):

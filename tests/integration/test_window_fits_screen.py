@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from deeplabstream.app.gui.messages import AREA_SHARE
 from tests.support.files import write_settings
 from tests.support.paths import PROJECT_ROOT
 from tests.support.xvfb import xvfb_run
@@ -74,9 +75,11 @@ def test_the_window_stays_on_the_screen_with_the_longest_messages(
     assert after["outside_window"] == []
     width, height = after["minimum_size_hint"]
     assert width <= after["screen"][2] and height <= after["screen"][3]
-    # The area keeps its height, and every banner has its whole text or Show all, its button
-    # in sight (the first two without scrolling), and its whole text on hover.
-    assert after["message_area_height"] == before["message_area_height"]
+    # With nothing to say the area takes no room (issue 44); with messages at most its share
+    # of the window. Every banner has its whole text or Show all, its button in sight (the
+    # first two without scrolling), and its whole text on hover.
+    assert not before["message_area_visible"]
+    assert after["message_area_height"] <= AREA_SHARE * after["frame"][3] + 1
     banners = after["banners"]
     assert set(banners) == {"error_banner", "loss_banner", "advice_banner", "info_banner"}
     assert banners["error_banner"]["button_visible"] and banners["loss_banner"]["button_visible"]

@@ -191,6 +191,7 @@ def measure(window: MainWindow) -> dict[str, Any]:
         "scrolled_sideways": sideways,
         "model_in_sight": model_in_sight,
         "message_area_height": area.height(),
+        "message_area_visible": area.isVisible(),
         "screen": _rect(screen),
         "frame": _rect(frame),
         "outside_window": outside,

@@ -7,15 +7,16 @@ order and finalises the files. ``--start stream,analysis,experiment`` presses th
 once; ``--duration`` closes the window after S seconds. Under ``QT_QPA_PLATFORM=offscreen`` (no
 screen) the embedded default starts stream, analysis and experiment by itself and prints the
 status once a second, so the app runs on a server too. Exit codes: 0 done, 1 an error was shown,
-2 bad command line or no display, 130 (143 for SIGTERM) Ctrl-C while the stream was opening (its
-cameras stop at once; no session folder is made).
+2 bad command line or no display, 130 (143 for SIGTERM) Ctrl-C before or while the stream was
+opening: from the first instant (the launcher takes it before Qt is imported), while the window
+is made or shown, or while its cameras open (they stop at once; no session folder is made).
+Later, Ctrl-C and SIGTERM close the window, and the session records them as its stop reason.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
 from pathlib import Path
 
@@ -26,11 +27,12 @@ from deeplabstream.app.display.screen import (
     missing_xcb_libraries,
     uses_xcb,
 )
+from deeplabstream.app.stop_requests import StopRequests, take_stop_signals
 from deeplabstream.core.errors import SettingsError
+from deeplabstream.core.fault_hooks import hold_here
 from deeplabstream.core.optional import exit_with
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-EXIT_INTERRUPTED = 128  # + the signal's number: 130 for Ctrl-C while the stream opened
 PART_NAMES = ("stream", "analysis", "recording", "experiment")
 OFFSCREEN_DEFAULT = ("stream", "analysis", "experiment")
 
@@ -74,6 +76,8 @@ def _parts(text: str) -> tuple[str, ...]:
 
 def main(argv: list[str] | None = None) -> int:
     """Show the window until it is closed; return the exit code."""
+    # The launcher took them first thing (deeplabstream.launch); a stop since is in there.
+    stops = take_stop_signals()
     args = build_parser().parse_args(argv)
     if not has_display():
         print(NO_DISPLAY_MESSAGE, file=sys.stderr)
@@ -91,6 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     from deeplabstream.app.gui.autopilot import Autopilot
     from deeplabstream.app.gui.main_window import MainWindow
 
+    hold_here("command-import")  # a fault test's chosen moment (core/fault_hooks.py)
+    if stops.reason is not None:
+        return _stopped_before_the_start(stops)
     qInstallMessageHandler(_qt_message)
     app = QApplication.instance() or QApplication(sys.argv[:1])
     try:  # without --settings: the file beside this launcher, else the current folder's
@@ -99,33 +106,44 @@ def main(argv: list[str] | None = None) -> int:
         print(error, file=sys.stderr)
         return EXIT_USAGE
     window = MainWindow(settings, args.output_dir)
+    hold_here("window-built")
+    if stops.reason is not None:
+        window.close()  # nothing runs yet: its timers stop
+        return _stopped_before_the_start(stops)
     pilot = Autopilot(window, parts, args.duration, print_status=offscreen)
-    signals: list[int] = []  # Ctrl-C: the same as closing; remembered for the exit code
     during_start_up: list[bool] = []
 
-    def close_on(signum: int, frame: object) -> None:
-        signals.append(signum)
+    def close_on(reason: str) -> None:
         # Judged when the signal arrives: the start it interrupted may still complete (its
         # camera opened meanwhile) before the window has closed.
         during_start_up.append(pilot.starting or window.controller.working)
-        window.close()
+        window.close_for(reason)  # the session records the signal as its stop reason
 
-    signal.signal(signal.SIGINT, close_on)
-    signal.signal(signal.SIGTERM, close_on)
     # Python runs signal handlers only between bytecodes: a timer gives it the chance.
     wake = QTimer()
     wake.setInterval(200)
     wake.timeout.connect(lambda: None)
     wake.start()
     window.show()
+    hold_here("window-shown")
+    stops.forward_to(close_on)  # a stop so far: at once
+    if window.closed_down:  # stopped before any Start was pressed: no event loop to run
+        return _stopped_before_the_start(stops)
     pilot.begin()
     app.exec_()
     pilot.report()
     if pilot.errors:
         return EXIT_FAILED
-    if signals and (window.controller.start_interrupted or any(during_start_up[:1])):
-        return EXIT_INTERRUPTED + signals[0]
+    if stops.signum is not None and (
+        window.controller.start_interrupted or any(during_start_up[:1])
+    ):
+        return stops.exit_code
     return EXIT_OK
+
+
+def _stopped_before_the_start(stops: StopRequests) -> int:
+    print(stops.said)
+    return stops.exit_code
 
 
 # What Qt's offscreen platform says about every window: true, and of no use to a user.

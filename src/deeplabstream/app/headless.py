@@ -36,7 +36,7 @@ import sys
 from pathlib import Path
 
 from deeplabstream.app.arguments import default_settings_text, positive_float, positive_int
-from deeplabstream.app.stop_requests import EXIT_INTERRUPTED, StopRequests
+from deeplabstream.app.stop_requests import EXIT_INTERRUPTED, take_stop_signals
 from deeplabstream.core.optional import exit_with
 from deeplabstream.settings.sections import deadline_option
 
@@ -113,8 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command; return the exit code."""
-    stops = StopRequests()
-    stops.install()  # before anything slow: imports, settings, cameras, the model
+    # The launcher took them first thing (deeplabstream.launch); a stop since is in there.
+    stops = take_stop_signals()
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.simulated_board and not args.latency_test:
@@ -134,6 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     # Ctrl-C meanwhile must stop the run cleanly (exit 130), not print a traceback.
     from deeplabstream.app.headless_run import run_checks
 
+    if stops.reason is not None:  # during the imports: nothing is read, checked or started
+        print(stops.said)
+        return stops.exit_code
     return run_checks(args, stops)
 
 

@@ -43,10 +43,12 @@ from deeplabstream.live.selftest.latency_run import (
 from deeplabstream.live.selftest.naive_loop import run_naive_loop, worker_threads
 from deeplabstream.live.session.device_locks import lock_session_devices
 from deeplabstream.live.session.live import LiveSession
-from deeplabstream.live.session.preflight import check_before_start
+from deeplabstream.live.session.preflight import absent_device_problems, check_before_start
 from deeplabstream.live.session.runner import SessionRunner, install_stop_signals
 from deeplabstream.live.session.summary import summary_lines as session_summary_lines
 from deeplabstream.settings import Settings, load_settings
+
+hold_here("command-import")  # a fault test's chosen moment: the command's stack is imported
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -98,7 +100,7 @@ def run_checks(args: argparse.Namespace, stops: StopRequests) -> int:
 
     hold_here("main-before-start")  # a fault test's chosen moment (core/fault_hooks.py)
     if stops.reason is not None:
-        print(f"Stopped before the start: {stops.reason}; nothing was started")
+        print(stops.said)
         return stops.exit_code
 
     # Every camera and device this run opens is locked: a second rig with its own cameras and
@@ -110,6 +112,15 @@ def run_checks(args: argparse.Namespace, stops: StopRequests) -> int:
     except DeviceBusyError as error:
         print(f"Error: {error}", file=sys.stderr)
         return EXIT_FAILED
+    # Locked, the experiment's devices are asked whether they are there (a board's HELLO):
+    # an absent one is refused now, before a camera opens or a session folder is made.
+    absent = absent_device_problems(settings) if args.experiment_enabled else []
+    if absent:
+        lock.release()
+        print("Error: cannot start; nothing was started:", file=sys.stderr)
+        for problem in absent:
+            print(f"  {problem}", file=sys.stderr)
+        return EXIT_USAGE
     if args.latency_test:
         try:
             return _latency_test(settings, args, log_level, stops)
@@ -118,6 +129,8 @@ def run_checks(args: argparse.Namespace, stops: StopRequests) -> int:
     stream = LiveSession(
         settings, output_dir=args.output_dir, max_frames=args.frames, log_level=log_level
     )
+    for warning in stream.start_warnings():  # said before anything starts; session.json too
+        print(f"Warning: {warning}", flush=True)
     # --frames alone means "this many frames": [Session] PLANNED_DURATION does not cut it short.
     planned = None if args.frames is not None else settings.session.planned_duration
     runner = SessionRunner(stream, duration_s=args.duration or planned)

@@ -1,8 +1,15 @@
 """Ctrl-C and SIGTERM of a command, taken from its very start and passed on to its run.
 
-The headless command installs them before it imports the session's stack, opens the cameras or
-loads the model: a stop then is remembered and honoured by the run (the waits for the cameras
-and the model look at it), never a ``KeyboardInterrupt`` traceback.
+Every command (``DeepLabStream.py``, ``app.py``, ``utils/VideoAnalyzer.py`` and their installed
+scripts, :mod:`deeplabstream.launch`) calls :func:`take_stop_signals` first thing, before it
+imports numpy, Qt, the pose runtimes or the session's stack (seconds): a stop then is
+remembered and honoured by the run (each phase looks at it: before the start, the waits for the
+cameras and the model, the window), never a ``KeyboardInterrupt`` traceback and never lost. It
+is taken even where the command was started with Ctrl-C ignored (a script's ``cmd &``), as the
+run's later handlers always did: one rule from the first instant to the end.
+
+This module imports only the standard library's ``signal`` before the handlers are in place:
+it is what a launcher imports before anything else.
 """
 
 from __future__ import annotations
@@ -57,3 +64,35 @@ class StopRequests:
             if signum == signal.SIGINT
             else f"{signal.Signals(signum).name} received"
         )
+
+    @property
+    def said(self) -> str:
+        """What the command prints when it stops before anything started."""
+        return f"Stopped before the start: {self.reason}; nothing was started"
+
+
+_PROCESS_STOPS: StopRequests | None = None
+
+
+def take_stop_signals() -> StopRequests:
+    """Take Ctrl-C and SIGTERM for this process from now on; the one :class:`StopRequests`.
+
+    Call it first thing in a command (again later: the same object, already taken). Only in
+    the main thread (Python's rule for signal handlers).
+    """
+    global _PROCESS_STOPS
+    if _PROCESS_STOPS is not None:
+        _PROCESS_STOPS.install()  # again: a run in this process may have put its own since
+    else:
+        _PROCESS_STOPS = StopRequests()
+        _PROCESS_STOPS.install()
+        # Imported once the signals are taken: it imports multiprocessing (tens of ms).
+        from deeplabstream.core.fault_hooks import hold_here
+
+        hold_here("stop-signals-taken")  # a fault test's chosen moment (core/fault_hooks.py)
+    return _PROCESS_STOPS
+
+
+def stop_signal_received() -> int | None:
+    """Return the stop signal received since :func:`take_stop_signals`, else None."""
+    return _PROCESS_STOPS.signum if _PROCESS_STOPS is not None else None

@@ -11,8 +11,12 @@ How the main thread is interrupted: where the platform has ``pthread_kill`` (Lin
 signal (``SIGUSR1``) whose handler raises the exception; the signal also wakes a blocking wait
 (``time.sleep``, a lock, ``select``). Elsewhere (Windows) ``PyThreadState_SetAsyncExc``, which
 interrupts Python code between two bytecodes but not a blocking C call. A call blocked inside C
-code that never returns to Python cannot be interrupted by either; the worker's stop then ends
-it as before.
+code that never returns to Python (a driver that blocks signals, Windows' ``Sleep``) cannot be
+interrupted by either: :data:`STUCK_GRACE_S` after the interruption was asked for, the handler
+set with :func:`when_stuck` runs once, in the watchdog's thread (the process's last chance to
+keep what it has and say who is stuck: the inference worker flushes its rows, names the call
+to the main process and ends itself). A C call that also holds the GIL stops every thread of
+the process; only the main process's stop can end it then.
 
 :class:`CallStalled` derives from ``BaseException``: a lab's ``except Exception`` around its own
 code does not swallow it.
@@ -24,7 +28,7 @@ import ctypes
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 
@@ -32,6 +36,9 @@ from types import FrameType
 #: GIL from the loop's thread (at 50 ms the 200 fps self-test's pipeline p99 grew; a stuck
 #: update is still stopped within a quarter of a second of its limit).
 CHECK_INTERVAL_S = 0.25
+#: How long after its interruption was asked for a call still running counts as stuck in C code
+#: that never returns to Python (an interrupted call ends within a check or two).
+STUCK_GRACE_S = 1.0
 _SIGNAL = getattr(signal, "SIGUSR1", None)
 
 
@@ -47,6 +54,21 @@ class CallStalled(BaseException):
         self.elapsed_s = elapsed_s
 
 
+class CallStuck(CallStalled):
+    """A guarded call that ran past its limit and could not be interrupted (stuck in C code)."""
+
+    def __init__(self, what: str, limit_s: float, elapsed_s: float) -> None:
+        super().__init__(what, limit_s, elapsed_s)
+        self.args = (
+            f"{what} did not return within {limit_s:g} s and could not be interrupted (still "
+            f"inside code that never returned to Python after {elapsed_s:.1f} s)",
+        )
+
+
+StuckHandler = Callable[[CallStuck], None]
+_Outer = tuple[str, float, float]  # a guarded call's name, limit and start
+
+
 class _Watchdog:
     """The one watchdog thread of a process and the call it guards now (main thread only)."""
 
@@ -57,24 +79,37 @@ class _Watchdog:
         self._started = 0.0
         self._guarding = False  # the main thread is inside the guarded call
         self._fired = False  # the exception was asked for, for this call
+        self._fired_at = 0.0
+        self._stuck_told = False  # the stuck handler ran, for this call
+        self.on_stuck: StuckHandler | None = None
         self._main = threading.main_thread()
         self._thread: threading.Thread | None = None
         self._use_signal = _SIGNAL is not None and hasattr(signal, "pthread_kill")
         self._previous_handler: object = None
 
-    def enter(self, what: str, limit_s: float) -> None:
-        """Begin guarding a call of the main thread."""
+    def enter(self, what: str, limit_s: float) -> _Outer | None:
+        """Begin guarding a call of the main thread; return the call it is inside, if guarded.
+
+        A guarded call inside another (an output's marker inside the experiment's update) is
+        watched alone until it ends (so it is the one named), then the outer one again.
+        """
         if self._thread is None:
             self._start()
         with self._lock:
+            outer = (self._what, self._limit_s, self._started) if self._guarding else None
             self._what, self._limit_s = what, limit_s
             self._started = time.monotonic()
-            self._guarding, self._fired = True, False
+            self._guarding, self._fired, self._stuck_told = True, False, False
+        return outer
 
-    def leave(self) -> None:
-        """End guarding the call (it returned or raised)."""
+    def leave(self, outer: _Outer | None = None) -> None:
+        """End guarding the call (it returned or raised); guard ``outer`` again, if given."""
         with self._lock:
-            self._guarding = False
+            if outer is None:
+                self._guarding = False
+                return
+            self._what, self._limit_s, self._started = outer
+            self._guarding, self._fired, self._stuck_told = True, False, False
 
     def _start(self) -> None:
         if self._use_signal:
@@ -87,11 +122,26 @@ class _Watchdog:
         while self._main.is_alive():
             time.sleep(CHECK_INTERVAL_S)
             with self._lock:
+                now = time.monotonic()
+                stuck = self._stuck_call(now)
                 due = self._guarding and not self._fired
-                if not due or time.monotonic() - self._started <= self._limit_s:
-                    continue
-                self._fired = True
-            self._interrupt()
+                if due and now - self._started > self._limit_s:
+                    self._fired, self._fired_at = True, now
+                else:
+                    due = False
+            if stuck is not None and self.on_stuck is not None:
+                self.on_stuck(stuck)
+            if due:
+                self._interrupt()
+
+    def _stuck_call(self, now: float) -> CallStuck | None:
+        """Return the guarded call once it outlived its interruption by STUCK_GRACE_S (locked)."""
+        if not (self._guarding and self._fired) or self._stuck_told:
+            return None
+        if now - self._fired_at < STUCK_GRACE_S:
+            return None
+        self._stuck_told = True
+        return CallStuck(self._what, self._limit_s, now - self._started)
 
     def _interrupt(self) -> None:
         ident = self._main.ident
@@ -127,24 +177,37 @@ class _PendingStall(CallStalled):
 _WATCHDOG: _Watchdog | None = None
 
 
+def _watchdog() -> _Watchdog:
+    global _WATCHDOG
+    if _WATCHDOG is None:
+        _WATCHDOG = _Watchdog()
+    return _WATCHDOG
+
+
+def when_stuck(handler: StuckHandler | None) -> None:
+    """Run ``handler`` (in the watchdog's thread) for a guarded call that cannot be interrupted.
+
+    The main thread is then stuck for good: the handler keeps what the process has (flushes its
+    files), names the call (:class:`CallStuck`'s text) and may end the process.
+    """
+    _watchdog().on_stuck = handler
+
+
 @contextmanager
 def time_limit(what: str, limit_s: float) -> Iterator[None]:
     """Guard the block (main thread): past ``limit_s`` seconds, CallStalled is raised in it.
 
     ``what`` names the call in the exception's text ("experiment 'Hang': its update").
     """
-    global _WATCHDOG
     if threading.current_thread() is not threading.main_thread():
         yield  # only the main thread can be interrupted (and takes signals)
         return
-    if _WATCHDOG is None:
-        _WATCHDOG = _Watchdog()
-    watchdog = _WATCHDOG
-    watchdog.enter(what, limit_s)
+    watchdog = _watchdog()
+    outer = watchdog.enter(what, limit_s)
+    started = time.monotonic()
     try:
         yield
     except _PendingStall:  # the portable way's exception, with the figures of this call
-        elapsed = time.monotonic() - watchdog._started
-        raise CallStalled(what, limit_s, elapsed) from None
+        raise CallStalled(what, limit_s, time.monotonic() - started) from None
     finally:
-        watchdog.leave()
+        watchdog.leave(outer)

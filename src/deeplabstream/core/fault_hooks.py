@@ -10,6 +10,11 @@ environment, a process reaching :func:`hold_here` with that moment writes
 Without the variable (every real run) :func:`hold_here` returns at once. The moments, where
 the code calls it:
 
+- ``stop-signals-taken``: a command (``DeepLabStream.py``, ``app.py``, ``utils/VideoAnalyzer.py``)
+  at its first line, Ctrl-C and SIGTERM just taken, before it imports numpy or Qt;
+- ``command-import``: a command with its heavy modules imported, before it uses them;
+- ``window-built`` / ``window-shown``: ``app.py``'s window made, not yet shown / shown, before
+  any Start is pressed;
 - ``main-before-start``: ``DeepLabStream.py`` after its checks, before anything starts;
 - ``start-up-step-N``: ``DeepLabStream.py`` before the N-th step of its start-up (1: open the
   cameras, then start the analysis, the recording, the stream, as the command line asks);

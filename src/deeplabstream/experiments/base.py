@@ -946,15 +946,20 @@ class Experiment(ABC):
         with self._hook_running():
             return list(self.on_trial_end(trial) or ())
 
-    def _log_action(self, action: Action, trial: int | None) -> None:
-        """Log an ``action`` event, with the positions of the trigger that decided it."""
+    def _log_action(self, action: Action, trial: int | None, from_pose: bool = True) -> None:
+        """Log an ``action`` event, with the positions of the trigger that decided it.
+
+        One the machine made itself (``from_pose`` False: a finish's, pause's or stop's
+        switch-off) was decided by no pose: no keypoint, position or animal is logged for it.
+        """
         self._log(
             "action",
             action.device,
             action.describe,
             trial=trial,
             action=action,
-            positions=partial(self._action_positions, action),
+            positions=partial(self._action_positions, action) if from_pose else {},
+            animal=None if from_pose else "",
         )
 
     def _update_triggers(self, observations: AnyObservation) -> None:
@@ -997,6 +1002,10 @@ class Experiment(ABC):
                 positions=partial(self._trigger_positions, trigger, animal),
                 animal=animal_label((animal,), source),
             )
+
+    def _animal_of(self, action: Action | None) -> str | Callable[[], str]:
+        """Return the ``animal`` cell of an event: an action's (made later), else empty."""
+        return partial(self._action_animal, action) if action is not None else ""
 
     def _action_animal(self, action: Action) -> str:
         """Return the ``animal`` cell of an action: its own, else its deciding trigger's."""
@@ -1041,11 +1050,11 @@ class Experiment(ABC):
         source: Observation | None = None,
         action: Action | None = None,
         positions: dict[str, Any] | Callable[[], dict[str, Any]] | None = None,
-        animal: str = "",
+        animal: str | None = None,
     ) -> None:
         """Log an event now, in the trial in progress (experiments.recording.EventRecorder).
 
-        ``animal``: the ``animal`` column (an action's is found from the action when not given).
+        ``animal``: the ``animal`` column (None: an action's is found from the action).
         """
         if trial is None and self.trial is not None:
             trial = self.trial.index
@@ -1058,7 +1067,7 @@ class Experiment(ABC):
             source=source,
             action=action,
             positions=positions,
-            animal=animal or (partial(self._action_animal, action) if action is not None else ""),
+            animal=animal if animal is not None else self._animal_of(action),
         )
 
 

@@ -247,7 +247,8 @@ class ExperimentSection:
     event_keypoint: str | None = setting(
         None,
         doc="The keypoint whose measured and predicted positions `events.csv` gives for events "
-        "no keypoint trigger decided (a timing trigger, a switch-off). Empty: the first "
+        "no keypoint trigger decided (a timing trigger, a trial end's switch-off; a finish's, "
+        "pause's or stop's switch-off gives none: no pose decided it). Empty: the first "
         "keypoint a trigger reads.",
     )
 

@@ -109,8 +109,10 @@ EVENT_COLUMN_DOCS: dict[str, str] = {
     "give. For a trigger, the keypoint it reads (`tip` for head direction and target side, `A` "
     "for distance, a combinator's first child's); for an action, that of the trigger that "
     "decided it (the rule's `WHEN` trigger that fired; in a Python experiment the first trigger "
-    "that changed in that update); otherwise (a timing trigger, a switch-off) `EVENT_KEYPOINT`, "
-    "else the first keypoint the experiment's triggers read, else the camera's first keypoint",
+    "that changed in that update); otherwise (a timing trigger, a trial end's switch-off) "
+    "`EVENT_KEYPOINT`, else the first keypoint the experiment's triggers read, else the "
+    "camera's first keypoint. Empty for a finish's, pause's or stop's switch-off (`reason=finish`, "
+    "`pause`, `stop`): no pose decided it, so it gives no position and no `animal`",
     "measured_x": "px, that keypoint in the frame that caused the event, as the pose model gave "
     "it (whatever its likelihood, which `<camera>.pose.csv` holds)",
     "measured_y": "px, likewise (y down)",

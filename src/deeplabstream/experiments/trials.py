@@ -119,7 +119,7 @@ class TrialMachine:
         switch_off_at_trial_end: bool,
         name: Callable[[], str],
         log: LogEvent,
-        log_action: Callable[[Action, int | None], None],
+        log_action: Callable[[Action, int | None, bool], None],
         trial_ended: Callable[[Trial], Iterable[Action]],
     ) -> None:
         self.max_trials = check_max_trials(max_trials)
@@ -277,7 +277,7 @@ class TrialMachine:
         self.end_trial(reason)
         self.state = "finished"  # before closing trials: no second finish for max_trials
         self.close_ended_trials()
-        self.switch_off(list(self.held), "finish")
+        self.switch_off(list(self.held), "finish", from_pose=False)
         self.finish_reason = reason
         self.ended_s = self.now_s
         self.end_requested = None
@@ -293,7 +293,7 @@ class TrialMachine:
         self.end_trial("paused")
         self.close_ended_trials()
         if self.state != "finished":
-            self.switch_off(list(self.held), "pause")
+            self.switch_off(list(self.held), "pause", from_pose=False)
             self.state = "paused"
 
     def resume(self) -> None:
@@ -308,19 +308,32 @@ class TrialMachine:
         if self.state != "finished":
             self.finish(reason)
         done = {a.output for a in self._out if a.command == "off"}
-        self.switch_off([o for o in self.outputs if o not in done], "stop")
+        self.switch_off([o for o in self.outputs if o not in done], "stop", from_pose=False)
 
     # ----------------------------------------------------------------------------------------
     # Actions and outputs
     # ----------------------------------------------------------------------------------------
 
-    def switch_off(self, outputs: list[Output], reason: str, trial: int | None = None) -> None:
-        """Emit an ``off`` for each of ``outputs``."""
-        for device, channel in outputs:
-            self.emit(Action.off(device, channel, reason=reason), trial)
+    def switch_off(
+        self,
+        outputs: list[Output],
+        reason: str,
+        trial: int | None = None,
+        from_pose: bool = True,
+    ) -> None:
+        """Emit an ``off`` for each of ``outputs``.
 
-    def emit(self, action: Action, trial: int | None = None) -> None:
-        """Log ``action``, follow which outputs it holds, and queue it for this call's return."""
+        ``from_pose`` False: the machine's own switch-off (at a finish, pause or stop), which no
+        pose decided: its event carries no keypoint, position or animal.
+        """
+        for device, channel in outputs:
+            self.emit(Action.off(device, channel, reason=reason), trial, from_pose)
+
+    def emit(self, action: Action, trial: int | None = None, from_pose: bool = True) -> None:
+        """Log ``action``, follow which outputs it holds, and queue it for this call's return.
+
+        ``from_pose``: whether a pose decided it (its event carries the deciding keypoint).
+        """
         if trial is None:
             if self.trial is not None:
                 trial = self.trial.index
@@ -333,7 +346,7 @@ class TrialMachine:
         else:
             self.held.pop(output, None)
         self.action_count += 1
-        self._log_action(action, trial)
+        self._log_action(action, trial, from_pose)
         self._out.append(action)
 
     def default_reason(self, name: str) -> str:

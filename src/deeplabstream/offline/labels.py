@@ -21,9 +21,11 @@ unless one is chosen with ``individual=``; its unique bodyparts are then appende
 
 An ``.h5`` file is never allowed to run code when read (issue 37): pandas' HDF5 reader unpickles
 columns of Python objects, and PyTables unpickles pickled attributes, either of which a crafted
-file can use to run a command. So the file is first inspected with ``h5py`` (which never
-unpickles): a column of Python objects, or an attribute whose pickle would import or call
-anything (:data:`UNSAFE_PICKLE_OPCODES`), is refused with a message unless the user passes
+file can use to run a command. So every node of the file is first inspected with ``h5py``
+(which never unpickles; :func:`pickle_problems`): a column of Python objects, an attribute of
+any type (bytes or text, fixed or variable length, arrays of them; issue 44) holding a pickle
+that would import or call anything (:data:`UNSAFE_PICKLE_OPCODES`), an attribute h5py cannot
+read, or a link into another file is refused with a message unless the user passes
 ``trust_pickle`` (``--trust-pickle``). DeepLabCut's own files hold numbers and pickles of lists,
 tuples, dicts and strings only, and pass.
 """
@@ -223,6 +225,9 @@ UNSAFE_PICKLE_OPCODES = frozenset(
         "EXT1", "EXT2", "EXT4", "PERSID", "BINPERSID",
     }
 )  # fmt: skip
+#: The opcodes that import (a module, or a callable registered with copyreg): nothing can be
+#: called without one of them first.
+IMPORT_PICKLE_OPCODES = frozenset({"GLOBAL", "STACK_GLOBAL", "INST", "EXT1", "EXT2", "EXT4"})
 TRUST_PICKLE_HINT = (
     "reading it would unpickle Python objects, which can run any code the file's author put "
     "there. Refused; if you made this file yourself or trust its source, pass --trust-pickle "
@@ -230,12 +235,27 @@ TRUST_PICKLE_HINT = (
 )
 
 
+#: PyTables' pseudo-atoms whose rows are text, never unpickled; any other (``object``: every row
+#: a pickle) is refused.
+SAFE_PSEUDO_ATOMS = frozenset({b"vlstring", b"vlunicode"})
+
+
 def pickle_problems(path: Path) -> list[str]:
     """Return where an ``.h5`` file holds pickles that could run code (read with h5py only).
 
-    Two places: a dataset of Python objects (PyTables' ``object`` pseudo-atom, how pandas
-    stores an object column or index), and an attribute whose pickle imports or calls anything.
-    Nothing is unpickled here: attributes are parsed opcode by opcode (``pickletools``).
+    Every node (the root, groups, datasets, named types) is inspected before pandas or PyTables
+    open the file:
+
+    - every attribute, in whatever form h5py hands it back (bytes, text, fixed or variable
+      length, arrays of any shape, compound or opaque values): each piece of text or bytes in
+      it that parses as a pickle which imports or calls anything is refused. PyTables hands
+      text attributes to ``pickle.loads`` as bytes, whatever their name and h5py's type;
+    - an attribute h5py cannot read is refused too: PyTables might read it;
+    - every dataset whose PyTables pseudo-atom (``PSEUDOATOM``, in any form) is not text: its
+      rows are pickles (how pandas stores a column or index of objects);
+    - a link into another file, which the inspection does not follow.
+
+    Nothing is unpickled here: values are parsed opcode by opcode (``pickletools``).
     """
     try:
         import h5py
@@ -244,42 +264,91 @@ def pickle_problems(path: Path) -> list[str]:
     problems: list[str] = []
 
     def look(name: str, node: object) -> None:
-        attributes = getattr(node, "attrs", {})
-        pseudo = attributes.get("PSEUDOATOM")
-        if pseudo is not None and bytes(pseudo) == b"object":
-            problems.append(f"{path}: /{name} is a column of pickled Python objects")
-        for key in attributes:
-            try:
-                value = attributes[key]
-            except (OSError, TypeError, ValueError):
-                continue  # a type h5py cannot read is no pickle either
-            if _unsafe_pickle(value):
-                problems.append(f"{path}: /{name} attribute {key!r} is a pickle that runs code")
+        problems.extend(f"{path}: /{name} {problem}" for problem in _node_problems(node))
+
+    def look_at_link(name: str, link: object) -> None:
+        if isinstance(link, h5py.ExternalLink):
+            problems.append(
+                f"{path}: /{name} links into another file ({link.filename}), which is not checked"
+            )
 
     try:
         with h5py.File(path, "r") as file:
             look("", file)
             file.visititems(look)
+            file.visititems_links(look_at_link)
     except OSError as error:
         raise LabelsError(f"{path}: cannot be read as HDF5: {error}") from None
     return problems
 
 
-def _unsafe_pickle(value: object) -> bool:
-    """Return True when ``value`` is a pickle (bytes ending in '.') that imports or calls."""
-    if isinstance(value, np.ndarray) and value.dtype.kind == "S" and value.size == 1:
-        value = value.reshape(()).item()
-    if isinstance(value, np.bytes_):
-        value = bytes(value)
-    if not isinstance(value, bytes) or not value.endswith(b"."):
-        return False
+def _node_problems(node: object) -> list[str]:
+    """Return what in one node of an HDF5 file could run code when PyTables reads it."""
+    attributes = getattr(node, "attrs", None)
+    if attributes is None:
+        return []
+    problems = []
+    for key in attributes:
+        try:
+            value = attributes[key]
+        except (OSError, TypeError, ValueError, KeyError) as error:  # a type h5py cannot map
+            problems.append(f"attribute {key!r} cannot be inspected ({error})")
+            continue
+        texts = _texts(value)
+        if key == "PSEUDOATOM" and not set(texts) <= SAFE_PSEUDO_ATOMS:
+            problems.append("is a column of pickled Python objects")
+        elif any(_unsafe_pickle(text) for text in texts):
+            problems.append(f"attribute {key!r} is a pickle that runs code")
+    return problems
+
+
+def _texts(value: object) -> list[bytes]:
+    """Every piece of text or bytes in an attribute's value, as bytes (what PyTables sees).
+
+    Walks scalars, arrays of any shape and dtype (text, bytes, objects), compound values field
+    by field and opaque values as their bytes; numbers hold no text.
+    """
+    found: list[bytes] = []
+    pending = [value]
+    while pending:  # a loop, not recursion: an object array may hold arrays
+        item = pending.pop()
+        if isinstance(item, str):
+            found.append(item.encode("utf-8", "surrogateescape"))
+        elif isinstance(item, bytes | bytearray | memoryview):
+            found.append(bytes(item))
+        elif isinstance(item, np.void):  # compound: field by field; opaque: its raw bytes
+            names = item.dtype.names
+            if names is None:
+                found.append(item.tobytes())
+            else:
+                pending.extend(item[name] for name in names)
+        elif isinstance(item, np.ndarray) and item.dtype.kind in "SUOV":
+            pending.extend(item.reshape(-1))
+        elif isinstance(item, np.generic) and item.dtype.kind in "SU":
+            pending.append(item.item())
+        elif isinstance(item, list | tuple):
+            pending.extend(item)
+    return found
+
+
+def _unsafe_pickle(value: bytes) -> bool:
+    """Return True when unpickling ``value`` could import or call anything.
+
+    A whole pickle (parsed up to its STOP) is unsafe when it holds any of
+    :data:`UNSAFE_PICKLE_OPCODES`. The unpickler runs each opcode as it reads it, so a value
+    that is no whole pickle is still unsafe when an import (:data:`IMPORT_PICKLE_OPCODES`, the
+    only way to reach code) comes before the first opcode that is not valid. Plain text such
+    as ``Range Values`` (``R`` is REDUCE) is no pickle: it fails before anything is imported.
+    """
+    seen: set[str] = set()
     try:
         for opcode, _argument, _position in pickletools.genops(value):
-            if opcode.name in UNSAFE_PICKLE_OPCODES:
+            seen.add(opcode.name)
+            if opcode.name in IMPORT_PICKLE_OPCODES:
                 return True
-    except Exception:  # not a pickle after all (pickletools raises several kinds)
+    except Exception:  # not a whole pickle (pickletools raises several kinds)
         return False
-    return False
+    return bool(seen & UNSAFE_PICKLE_OPCODES)
 
 
 def _read_h5(path: Path, trust_pickle: bool = False) -> pd.DataFrame:

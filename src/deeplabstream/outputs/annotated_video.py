@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -47,6 +47,9 @@ DEFAULT_THRESHOLD = 0.5  # [Pose] LIKELIHOOD_THRESHOLD's default, for a record w
 
 #: Told the frames written so far, a few times a second.
 FrameReport = Callable[[int], None]
+#: Draws on a video frame (BGR, in place) under the keypoints: a replay's regions, which the
+#: replay draws with the live view's own code (this layer knows no experiment).
+FrameOverlay = Callable[[np.ndarray], None]
 
 
 @dataclass(frozen=True)
@@ -92,11 +95,13 @@ def annotate_session(
     threshold: float | None = None,
     cameras: tuple[str, ...] | None = None,
     report: Callable[[VideoToAnnotate, int], None] | None = None,
+    overlays: Mapping[str, FrameOverlay] | None = None,
 ) -> list[Path]:
     """Write the annotated video of each camera (of ``cameras``, or all) of a finished session.
 
     ``threshold`` None: each camera's own (from the record's settings). ``report`` is told the
-    video and the frames written so far, a few times a second.
+    video and the frames written so far, a few times a second. ``overlays`` draws on each
+    frame of a camera under its keypoints (the experiment's regions).
     """
     record = read_session_record(session_dir)
     written = []
@@ -111,6 +116,7 @@ def annotate_session(
             skeleton=model_skeleton(record, job.camera),
             frame_indices=job.frame_indices,
             report=None if report is None else _reporting(report, job),
+            overlay=(overlays or {}).get(job.camera),
         )
         written.append(job.target)
     return written
@@ -208,12 +214,14 @@ def write_annotated_video(
     skeleton: tuple[tuple[str, str], ...] = (),
     frame_indices: np.ndarray | None = None,
     report: FrameReport | None = None,
+    overlay: FrameOverlay | None = None,
 ) -> int:
     """Write ``target`` (H.264): ``video`` with the keypoints of ``pose_csv``; return its frames.
 
     ``threshold`` hides keypoints of a lower likelihood; ``skeleton`` names the keypoint pairs
     joined by lines. ``frame_indices`` gives the camera's frame index of each video frame (a
     recording's frames table); None: video frame ``i`` is frame index ``i`` (a replayed file).
+    ``overlay`` draws on every frame first, under the keypoints (as the live view's regions).
     """
     indices, poses, names = read_pose_csv(pose_csv)
     position = {name: i for i, name in enumerate(names)}
@@ -231,7 +239,10 @@ def write_annotated_video(
             index = _frame_index(frame_indices, written)
             while row + 1 < len(indices) and indices[row + 1] <= index:
                 row += 1
-            image = _drawn(frame.to_ndarray(format="bgr24"), poses, row, threshold, lines)
+            image = frame.to_ndarray(format="bgr24")  # a new array: drawn on in place
+            if overlay is not None:
+                overlay(image)
+            image = _drawn(image, poses, row, threshold, lines)
             out = av.VideoFrame.from_ndarray(_even_sized(image), format="bgr24")
             out.pts = written
             sink.mux(encoded.encode(out))

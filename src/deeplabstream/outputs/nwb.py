@@ -53,6 +53,7 @@ from deeplabstream.outputs.session_record import (
     Recording,
     SessionRecord,
     read_session_record,
+    repair_interrupted_session,
 )
 
 NWB_FILE = "session.nwb"
@@ -65,6 +66,8 @@ REFERENCE_FRAME = (
 )
 # events.csv's host-clock columns, written to the events table as session seconds.
 _EVENT_TIMES = ("pose_ready", "decided", "written", "acknowledged")
+# The columns of the frames and pose times tables that hold numbers.
+_TIME_COLUMNS = ("frame_index", "camera_timestamp", "host_timestamp")
 # events.csv's "name" becomes "event_name": a table's own attribute is called "name".
 _EVENT_TEXT = ("kind", "event_name", "detail", "camera", "keypoint", "events_file")
 _EVENT_NUMBERS = (
@@ -82,6 +85,18 @@ _EVENT_NUMBERS = (
 
 class NwbError(OutputError):
     """The session folder lacks a file the NWB file needs, or a file cannot be read."""
+
+
+class NwbIncompleteError(NwbError):
+    """The NWB file was written, but some of the folder's data could not be put in it.
+
+    ``path`` is the file written, ``left_out`` names each part not in it: never left out
+    silently (the command exits 1, a session's export reports it as an error).
+    """
+
+    def __init__(self, path: Path, left_out: list[str]) -> None:
+        self.path, self.left_out = path, left_out
+        super().__init__(f"{path} was written, but these were left out: {'; '.join(left_out)}")
 
 
 def write_session_nwb(session_dir: Path, path: Path | None = None) -> Path:
@@ -103,12 +118,15 @@ def write_session_nwb(session_dir: Path, path: Path | None = None) -> Path:
     ------
     NwbError
         When a file the NWB file needs is missing or unreadable (the message names it).
+    NwbIncompleteError
+        When the file was written without some of the folder's data (the message names it).
     """
     from pynwb import NWBHDF5IO
 
     session_dir = Path(session_dir)
     target = Path(path) if path is not None else session_dir / NWB_FILE
-    nwbfile = build_nwbfile(session_dir, target.parent)
+    left_out: list[str] = []
+    nwbfile = build_nwbfile(session_dir, target.parent, left_out)
     partial = target.with_name(f".{target.stem}.partial.nwb")
     try:
         with NWBHDF5IO(str(partial), mode="w") as io:
@@ -116,10 +134,14 @@ def write_session_nwb(session_dir: Path, path: Path | None = None) -> Path:
         partial.replace(target)  # a reader never sees half a file under the final name
     finally:
         partial.unlink(missing_ok=True)
+    if left_out:
+        raise NwbIncompleteError(target, left_out)
     return target
 
 
-def build_nwbfile(session_dir: Path, nwb_dir: Path | None = None) -> Any:
+def build_nwbfile(
+    session_dir: Path, nwb_dir: Path | None = None, left_out: list[str] | None = None
+) -> Any:
     """Return the ``pynwb.NWBFile`` of ``session_dir``; video paths are relative to ``nwb_dir``.
 
     Parameters
@@ -130,6 +152,9 @@ def build_nwbfile(session_dir: Path, nwb_dir: Path | None = None) -> Any:
         The folder the NWB file will be in (``session_dir`` when None): external videos inside
         the session folder are named relative to it, as NWB's best practices ask; others by
         their absolute path (:func:`external_path`).
+    left_out
+        Gets a line for each part of the folder's data the file cannot hold (pose rows no file
+        times, pose and events files ``session.json`` names no run of); None: not told.
 
     Returns
     -------
@@ -138,7 +163,8 @@ def build_nwbfile(session_dir: Path, nwb_dir: Path | None = None) -> Any:
     """
     from pynwb import NWBFile
 
-    session = _read_session_json(session_dir)
+    left_out = left_out if left_out is not None else []
+    session = _finished_record(session_dir)
     started = datetime.fromisoformat(_required(session.started, "started", session_dir))
     clock = _time_base(session_dir, session)
     metadata = session.metadata
@@ -157,12 +183,28 @@ def build_nwbfile(session_dir: Path, nwb_dir: Path | None = None) -> Any:
     nwbfile.subject = _subject(metadata)
     nwb_dir = Path(nwb_dir) if nwb_dir is not None else session_dir
     videos = _add_cameras(nwbfile, (session_dir, nwb_dir), session, clock)
-    _add_poses(nwbfile, session_dir, session, clock, videos)
+    exported = _add_poses(nwbfile, session_dir, session, clock, videos, left_out)
     events = _read_events(session_dir, session, clock)
     if not events.empty:
         _add_trials(nwbfile, events)
         _add_events(nwbfile, events, clock)
+    left_out += _files_not_exported(session_dir, exported | set(_events_files(session)))
     return nwbfile
+
+
+def _files_not_exported(session_dir: Path, exported: set[str]) -> list[str]:
+    """Name the folder's pose and events files that no run of ``session.json`` wrote.
+
+    Its analyses and experiments are found through the record; a file it does not name (one
+    copied in, or a run the record lost) would otherwise be left out without a word.
+    """
+    found = sorted({*session_dir.glob("*.pose.csv"), *session_dir.glob("events*.csv")})
+    return [
+        f"{path.name} (session.json names no analysis or experiment that wrote it: move it "
+        "out of the session folder if it is not this session's)"
+        for path in found
+        if path.name not in exported
+    ]
 
 
 # -- session.json --------------------------------------------------------------------------
@@ -179,6 +221,30 @@ def _read_session_json(session_dir: Path) -> SessionRecord:
         raise NwbError(f"{session_dir}: missing session.json (is this a session folder?)") from None
     except (OSError, DamagedRecordError) as error:
         raise NwbError(f"{path}: cannot be read: {error}") from None
+
+
+def _finished_record(session_dir: Path) -> SessionRecord:
+    """Return the folder's record; a killed session's first counted from its files.
+
+    A killed session's record says nothing of its analysis or experiment (their figures come
+    at their end): a ``running`` one whose process is gone, or an ``interrupted`` one an older
+    version marked, is repaired as the next start does
+    (:func:`outputs.session_record.repair_interrupted_session`), so the file holds every pose
+    row and event. One whose session still runs is refused: its files are still growing.
+    """
+    session = _read_session_json(session_dir)
+    if session.status not in ("running", "interrupted"):
+        return session
+    try:
+        repaired = repair_interrupted_session(session_dir)
+    except (OSError, DamagedRecordError) as error:
+        raise NwbError(f"{session_dir / 'session.json'}: cannot be repaired: {error}") from None
+    if session.status == "running" and not repaired:
+        raise NwbError(
+            f"{session_dir}: the session is still running (process {session.processes.get('main')})"
+            "; export it once it has stopped"
+        )
+    return _read_session_json(session_dir) if repaired else session
 
 
 def _required(value: Any, key: str, session_dir: Path) -> Any:
@@ -443,14 +509,60 @@ def _timing(times: np.ndarray) -> dict[str, Any]:
     return {"timestamps": times}
 
 
-def _read_csv(path: Path, **options: Any) -> pd.DataFrame:
-    """Return the table at ``path``; raise :class:`NwbError` naming a missing or bad file."""
+def _read_csv(
+    path: Path, numbers: tuple[str, ...] | None = _TIME_COLUMNS, **options: Any
+) -> pd.DataFrame:
+    """Return the table at ``path``; raise :class:`NwbError` naming a missing or bad file.
+
+    Every cell of the columns ``numbers`` (None: of every column and the index) must be a
+    number or empty: a cell that is not names its file, line and column (:func:`_numbers_only`).
+    """
     try:
-        return pd.read_csv(path, **options)
+        table = pd.read_csv(path, **options)
     except FileNotFoundError:
         raise NwbError(f"{path.parent}: missing {path.name}") from None
     except (OSError, ValueError) as error:
         raise NwbError(f"{path}: cannot be read: {error}") from None
+    header = options.get("header", 0)
+    _numbers_only(table, path, numbers, len(header) if isinstance(header, list) else header + 1)
+    return table
+
+
+def _numbers_only(
+    table: pd.DataFrame, path: Path, numbers: tuple[str, ...] | None, header_lines: int
+) -> None:
+    """Raise :class:`NwbError` at the first cell of ``numbers`` that is text, not a number.
+
+    pandas would read such a column as text, and the conversion later fails naming neither
+    the file nor the row (or, with ``errors="coerce"``, the value is silently lost).
+    """
+    columns: list[tuple[str, pd.Series | pd.Index]] = []
+    if numbers is None:
+        if not isinstance(table.index, pd.RangeIndex):
+            columns.append(("the frame index (first column)", table.index))
+        columns += [(_column_words(c), table[c]) for c in table.columns]
+    else:
+        columns += [(str(c), table[c]) for c in numbers if c in table.columns]
+    for name, values in columns:
+        if pd.api.types.is_numeric_dtype(values.dtype):
+            continue
+        text = pd.Series(np.asarray(values, dtype=object))
+        bad = (pd.to_numeric(text, errors="coerce").isna() & text.notna()).to_numpy()
+        if bad.any():
+            row = int(np.argmax(bad))
+            raise NwbError(
+                f"{path}: line {header_lines + row + 1}, column {name!r}: {text.iloc[row]!r} "
+                "is not a number. The session writes numbers there, so the file was edited or "
+                "damaged: restore it from a copy, or correct that cell (or delete its row), "
+                "then export again"
+            )
+
+
+def _column_words(column: Any) -> str:
+    """Return a column's name in words: a pose CSV's (scorer, keypoint, coord) as ``nose x``."""
+    if isinstance(column, tuple):
+        return " ".join(str(part) for part in column[1:])
+    return str(column)
 
 
 # -- poses ---------------------------------------------------------------------------------
@@ -462,17 +574,24 @@ def _add_poses(
     session: SessionRecord,
     clock: TimeBase,
     videos: dict[str, list[tuple[Any, np.ndarray]]],
-) -> None:
-    """Add one PoseEstimation per camera, analysis and animal to the ``behavior`` module."""
+    left_out: list[str],
+) -> set[str]:
+    """Add one PoseEstimation per camera, analysis and animal to the ``behavior`` module.
+
+    Returns the pose files exported; ``left_out`` gets the rows with keypoints that no file
+    times (an NWB series needs a time for each row).
+    """
     from ndx_pose import Skeletons
 
     estimates: list[Any] = []
     skeletons: list[Any] = []
+    exported: set[str] = set()
     for number, run in enumerate(session.pose_runs, start=1):
         for camera, figures in run.cameras.items():
             pose_file = figures.pose_file
             if not pose_file:
                 continue
+            exported.add(pose_file)
             model = run.model_of(camera)
             name = camera if number == 1 else f"{camera}_run{number}"
             source = _PoseSource(
@@ -489,18 +608,19 @@ def _add_poses(
                     source,
                     (name if individual is None else f"{name}_{individual}", individual, pose),
                     videos.get(camera, []),
+                    left_out,
                 )
                 if made is not None:  # None: no pose row (the worker ended at once)
                     estimates.append(made[0])
                     skeletons.append(made[1])
-    if not estimates:
-        return
-    module = nwbfile.create_processing_module(
-        name=BEHAVIOR_MODULE, description="pose estimation by DeepLabStream (ndx-pose)"
-    )
-    module.add(Skeletons(skeletons=skeletons))
-    for estimate in estimates:
-        module.add(estimate)
+    if estimates:
+        module = nwbfile.create_processing_module(
+            name=BEHAVIOR_MODULE, description="pose estimation by DeepLabStream (ndx-pose)"
+        )
+        module.add(Skeletons(skeletons=skeletons))
+        for estimate in estimates:
+            module.add(estimate)
+    return exported
 
 
 def _pose_tables(path: Path) -> list[tuple[str | None, pd.DataFrame]]:
@@ -517,8 +637,8 @@ def _pose_tables(path: Path) -> list[tuple[str | None, pd.DataFrame]]:
     except OSError as error:
         raise NwbError(f"{path}: cannot be read: {error}") from None
     if not multi:
-        return [(None, _read_csv(path, header=[0, 1, 2], index_col=0))]
-    table = _read_csv(path, header=[0, 1, 2, 3], index_col=0)
+        return [(None, _read_csv(path, None, header=[0, 1, 2], index_col=0))]
+    table = _read_csv(path, None, header=[0, 1, 2, 3], index_col=0)
     individuals = list(dict.fromkeys(table.columns.get_level_values(1)))
     return [(str(i), table.xs(i, axis=1, level=1, drop_level=True)) for i in individuals]
 
@@ -540,6 +660,7 @@ def _pose_estimation(
     source: _PoseSource,
     animal: tuple[str, str | None, pd.DataFrame],
     videos: list[tuple[Any, np.ndarray]],
+    left_out: list[str],
 ) -> tuple[Any, Any] | None:
     """Return the PoseEstimation of one pose CSV (or animal) and its Skeleton; None without rows.
 
@@ -553,6 +674,13 @@ def _pose_estimation(
     model = source.model
     times = _pose_times(source, pose.index.to_numpy())
     known = ~np.isnan(times)
+    untimed = pose.index[~known & pose.notna().any(axis=1).to_numpy()]
+    if len(untimed):  # an empty row without a time holds nothing: only posed rows count
+        left_out.append(
+            f"{len(untimed)} row(s) with keypoints of {source.pose_file} ({name}; frames "
+            f"{untimed[0]} to {untimed[-1]}): no file gives their frames' times "
+            f"({source.camera}.pose_times.csv, .pose_timing.csv or .frames.csv)"
+        )
     pose, times = pose[known], times[known]
     if pose.empty:
         return None
@@ -617,7 +745,9 @@ def _pose_times(source: _PoseSource, frame_indices: np.ndarray) -> np.ndarray:
         path = session_dir / name
         if not path.is_file() or (name.endswith(".frames.csv") and not _same_camera(name, camera)):
             continue
-        table = _read_csv(path, usecols=lambda c: c in ("frame_index", column))
+        table = _read_csv(
+            path, (*_TIME_COLUMNS, column), usecols=lambda c: c in ("frame_index", column)
+        )
         if column not in table:  # pose_timing.csv has host times only
             continue
         table = table.dropna()
@@ -737,6 +867,7 @@ def _read_events(session_dir: Path, session: SessionRecord, clock: TimeBase) -> 
     for file in _events_files(session):
         table = _read_csv(
             session_dir / file,
+            ("host_timestamp", "trial", *_EVENT_NUMBERS, *_EVENT_TIMES),
             dtype={"detail": str, "name": str, "kind": str, "keypoint": str, "animal": str},
         )
         table["events_file"] = file

@@ -3,7 +3,8 @@
 NWB files (``session.nwb``) and the tools that check them (nwbinspector, DANDI) want the
 species as a Latin binomial or an NCBI taxonomy link, the age as an ISO 8601 duration, the
 experimenter as "Last, First"; a value in another form is refused when the settings are read,
-naming the key and the form expected, rather than found wanting in the file afterwards.
+naming the key and the form expected, rather than found wanting in the file afterwards (the
+experimenter's form only when ``session.nwb`` is written: settings/loader.py).
 """
 
 from __future__ import annotations

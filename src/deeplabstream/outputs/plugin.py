@@ -257,7 +257,8 @@ class Output:
         """Write its files from the finished session folder; return them ([]: nothing to do).
 
         Runs after ``session.json`` is final. An exception is reported in ``session.json`` as
-        ``<export_files> could not be written: <error>``; the session's own files stand.
+        ``output 'NAME': <export_files> could not be written: <error>``; the session's own
+        files stand.
         """
         return []
 

@@ -83,6 +83,9 @@ def rebuild_camera_figures(
     figures["frames_skipped"] = max(0, rows - figures["frames_analysed"])  # the empty rows
     figures["pose_rows"] = max(0, rows)  # one per frame index, analysed or not
     figures["pose_file"] = pose_csv.name
+    if times_csv.exists():
+        figures["pose_times_file"] = times_csv.name
+    figures["analysed_fps"] = _analysed_fps(timing_csv)
     figures["latency_ms"] = _latency_percentiles(timing_csv)
     figures["deadline"] = _deadline_from_timing(timing_csv, deadline_ns)
     parquet = session_dir / f"{stem}{POSE_PARQUET_SUFFIX}"
@@ -96,8 +99,14 @@ def rebuild_camera_figures(
     return figures
 
 
-def finish_events(events_path: Path, why: str) -> dict[str, Any] | None:
-    """End an experiment's events file the worker could not end; its summary, or None."""
+def finish_events(
+    events_path: Path, why: str, time_s: float | None = None
+) -> dict[str, Any] | None:
+    """End an experiment's events file the worker could not end; its summary, or None.
+
+    ``time_s``: the finish row's time (the experiment's latest frame time, where the worker
+    could say it); None: the last row's.
+    """
     if not events_path.exists():
         return None
     rows = cut_to_whole_rows(events_path) - 1
@@ -111,6 +120,8 @@ def finish_events(events_path: Path, why: str) -> dict[str, Any] | None:
         if last is not None:
             row.update(zip(header, last, strict=False))  # the last frame's time and camera
         row.update(kind="finish", name="experiment", detail=why, trial="")
+        if time_s is not None:
+            row["time_s"] = f"{time_s:.6f}"
         for column in ("pose_ready", "decided", "written", "acknowledged", "keypoint"):
             row[column] = ""
         with events_path.open("a", newline="", encoding="utf-8") as file:
@@ -207,6 +218,17 @@ def _rows_with_pose(pose_csv: Path) -> int:
         lines = file.read().splitlines()[_header_rows(pose_csv) :]
     # An empty row is the index and then "nan" (or, in older files, nothing) in every field.
     return sum(1 for line in lines if any(f not in ("", "nan") for f in line.split(",")[1:]))
+
+
+def _analysed_fps(timing_csv: Path) -> float | None:
+    """Return analysed frames per second, first to last pose (the worker's own figure)."""
+    try:
+        with timing_csv.open(newline="", encoding="utf-8") as file:
+            ready = [float(row["pose_ready"]) for row in csv.DictReader(file) if row["pose_ready"]]
+    except (OSError, KeyError, ValueError):
+        return None
+    span_s = ready[-1] - ready[0] if len(ready) > 1 else 0.0
+    return round((len(ready) - 1) / span_s, 3) if span_s > 0 else None
 
 
 def _latency_percentiles(timing_csv: Path) -> dict[str, float] | None:

@@ -24,9 +24,13 @@ checks every key they read. Its parts are frozen dataclasses with ``from_json`` 
 from __future__ import annotations
 
 import argparse
+import csv
 import dataclasses
 import json
 import logging
+import os
+import re
+import stat
 import sys
 import types
 import typing
@@ -46,6 +50,7 @@ from deeplabstream.outputs.folder import (
     write_session_json,
 )
 from deeplabstream.outputs.frames_table import count_table_rows, repair_frames_table
+from deeplabstream.outputs.pose_recovery import finish_events, rebuild_camera_figures
 from deeplabstream.outputs.video import count_decodable_frames
 
 log = logging.getLogger(__name__)
@@ -55,6 +60,12 @@ log = logging.getLogger(__name__)
 SCHEMA_VERSION = 2
 #: The ``format`` key every session.json has had (kept as it was: readers may test it).
 FORMAT = "deeplabstream-session/1"
+#: The largest ``session.json`` read (a real one is tens of kB): a larger file is no session's
+#: record and is never read whole into memory.
+MAX_RECORD_BYTES = 32 * 2**20
+#: The deepest nesting of lists and objects read (a real record nests 6 deep; Python's own
+#: recursion limit is about 1000, which a crafted file would reach).
+MAX_RECORD_NESTING = 100
 STATUSES = ("running", "finished", "interrupted")
 CAMERA_STATUSES = ("streaming", "ended", "failed")
 VERDICTS = ("ok", "warning", "error")
@@ -75,14 +86,19 @@ def key(
     name: str | None = None,
     optional: bool = False,
     minimum: float | None = None,
+    maximum: float | None = None,
     enum: tuple[str, ...] | None = None,
 ) -> Any:
     """Declare one key of a part: its documentation, default and checks.
 
     ``optional``: the key is written only when it has a value (or was in the file read);
-    ``name``: the key in the file when it differs from the attribute's name.
+    ``name``: the key in the file when it differs from the attribute's name; ``maximum``: in
+    the published schema only (a reader keeps a later version's record; ``--check`` refuses it).
     """
-    metadata = {"doc": doc, "optional": optional, "minimum": minimum, "enum": enum, "key": name}
+    metadata = {
+        "doc": doc, "optional": optional, "minimum": minimum, "maximum": maximum, "enum": enum,
+        "key": name,
+    }  # fmt: skip
     if factory is not None:
         return field(default_factory=factory, metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -298,6 +314,8 @@ def _schema(hint: Any, meta: Any, definitions: dict[str, Any]) -> dict[str, Any]
     schema: dict[str, Any] = {"type": simple[hint]}
     if meta.get("minimum") is not None:
         schema["minimum"] = meta["minimum"]
+    if meta.get("maximum") is not None:
+        schema["maximum"] = meta["maximum"]
     if meta.get("enum"):
         schema["enum"] = list(meta["enum"])
     return schema
@@ -510,6 +528,9 @@ class PoseCamera(Part):
     frames_not_analysed_worker_gone: int | None = key(
         "frames captured after the worker died", optional=True, minimum=0
     )
+    frames_no_animal: int | None = key(
+        "analysed frames in which the model found no animal", optional=True, minimum=0
+    )
     rebuilt_from_files: bool | None = key(
         "true when the worker died and these figures were rebuilt from its files", optional=True
     )
@@ -719,7 +740,9 @@ class Replay(Part):
 class SessionRecord(Part):
     """``session.json``: what a session says about itself (rewritten every 2 s, final at stop)."""
 
-    schema_version: int = key("this record's version (absent: 1)", SCHEMA_VERSION, minimum=1)
+    schema_version: int = key(
+        "this record's version (absent: 1)", SCHEMA_VERSION, minimum=1, maximum=SCHEMA_VERSION
+    )
     format: str = key("deeplabstream-session/1, as every session.json has said", FORMAT)
     status: str = key("running, finished or interrupted (killed)", "running", enum=STATUSES)
     stop_reason: str | None = key("why the run ended")
@@ -790,28 +813,108 @@ class SessionRecord(Part):
 
 def parse_record(text: str, where: str = SESSION_JSON) -> SessionRecord:
     """Read ``session.json``'s text; raise :class:`DamagedRecordError` naming what is wrong."""
-    try:
-        data = json.loads(text)
-    except ValueError as error:
-        raise DamagedRecordError(f"not valid JSON ({error})") from None
-    return SessionRecord.from_json(data, where)
+    return SessionRecord.from_json(_parsed_json(text), where)
 
 
 def load_record(path: Path) -> SessionRecord:
-    """Read ``path`` (a ``session.json``).
+    """Read ``path`` (a ``session.json``; see :func:`read_record_data`).
 
     Raises
     ------
     DamagedRecordError
-        When it is not a session's record (not UTF-8, not JSON, a key of the wrong type).
+        When it is not a session's record (not a regular file, too large, not UTF-8, not JSON,
+        nested too deep, a key of the wrong type).
     OSError
         When it cannot be read (FileNotFoundError when it is missing).
     """
+    return SessionRecord.from_json(read_record_data(path), SESSION_JSON)
+
+
+def read_record_data(path: Path) -> Any:
+    """Return the JSON data of a ``session.json``, read so that no file can stop the reader.
+
+    The one way every reader reads the file (the start's repair, ``--check``, the exports):
+    only a regular file is opened (a FIFO blocks ``open()`` until a writer comes, deaf to
+    Ctrl-C; a device may never end), at most :data:`MAX_RECORD_BYTES` are read, and nesting
+    deeper than :data:`MAX_RECORD_NESTING` is refused (Python's JSON parser recurses).
+
+    Raises
+    ------
+    DamagedRecordError
+        When it is not a session's record: not a regular file, larger than the limit, not
+        UTF-8, not JSON, nested too deep.
+    OSError
+        When it cannot be read (FileNotFoundError when it is missing).
+    """
+    return _parsed_json(_record_text(path))
+
+
+def _record_text(path: Path) -> str:
+    """Return a regular file's text, read only when it is no larger than a record can be."""
+    _refuse_unless_regular(os.stat(path))
+    # O_NONBLOCK: a file swapped for a FIFO after the check still opens at once (the check
+    # below refuses it); Windows has no O_NONBLOCK, and no FIFO in its file system.
+    descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(descriptor, "rb") as file:
+        _refuse_unless_regular(os.fstat(file.fileno()))
+        data = file.read(MAX_RECORD_BYTES + 1)  # never more: the file may still grow
+    if len(data) > MAX_RECORD_BYTES:
+        raise DamagedRecordError(_too_large())
     try:
-        text = path.read_text(encoding="utf-8")
+        return data.decode("utf-8")
     except UnicodeDecodeError as error:
         raise DamagedRecordError(f"not UTF-8 text ({error.reason})") from None
-    return parse_record(text)
+
+
+def _refuse_unless_regular(status: os.stat_result) -> None:
+    """Raise DamagedRecordError for a file that is not regular, or too large to be a record."""
+    kinds = {
+        stat.S_ISFIFO: "a FIFO", stat.S_ISDIR: "a folder", stat.S_ISCHR: "a character device",
+        stat.S_ISBLK: "a block device", stat.S_ISSOCK: "a socket",
+    }  # fmt: skip
+    if not stat.S_ISREG(status.st_mode):
+        kind = next((words for test, words in kinds.items() if test(status.st_mode)), "special")
+        raise DamagedRecordError(f"not a regular file ({kind})")
+    if status.st_size > MAX_RECORD_BYTES:
+        raise DamagedRecordError(_too_large(status.st_size))
+
+
+def _too_large(size: int | None = None) -> str:
+    found = "" if size is None else f"{size / 2**20:.0f} MiB, "
+    return (
+        f"{found}larger than {MAX_RECORD_BYTES // 2**20} MiB: more than any session writes; "
+        "not read"
+    )
+
+
+def _parsed_json(text: str) -> Any:
+    """Return the JSON data of ``text``; DamagedRecordError when it is no JSON or too deep."""
+    too_deep = f"nested deeper than {MAX_RECORD_NESTING} lists and objects"
+    try:
+        data = json.loads(text)
+    except RecursionError:  # Python's parser recurses: far deeper than the limit
+        raise DamagedRecordError(too_deep) from None
+    except ValueError as error:
+        raise DamagedRecordError(f"not valid JSON ({error})") from None
+    if _nesting_exceeds(data, MAX_RECORD_NESTING):
+        raise DamagedRecordError(too_deep)  # writing it back (json, _write) would recurse
+    return data
+
+
+def _nesting_exceeds(data: Any, limit: int) -> bool:
+    """Tell whether lists and objects in ``data`` nest deeper than ``limit`` (no recursion)."""
+    pending = [(data, 1)]
+    while pending:
+        item, depth = pending.pop()
+        children = (
+            item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        )
+        if children is None:
+            continue
+        if depth > limit:
+            return True
+        pending.extend((child, depth + 1) for child in children)
+    return False
 
 
 def read_session_record(session_dir: Path) -> SessionRecord:
@@ -879,15 +982,9 @@ def _recover_one(folder: Path, path: Path) -> bool:
     be read or written.
     """
     try:
-        text = path.read_text(encoding="utf-8")
+        data = read_record_data(path)
     except FileNotFoundError:
         return False
-    except UnicodeDecodeError as error:
-        raise DamagedRecordError(f"not UTF-8 text ({error.reason})") from None
-    try:
-        data = json.loads(text)
-    except ValueError as error:
-        raise DamagedRecordError(f"not valid JSON ({error})") from None
     if not isinstance(data, dict):
         raise DamagedRecordError(f"holds {_json_kind(data)}, not an object")
     if data.get("status") != "running":
@@ -896,17 +993,18 @@ def _recover_one(folder: Path, path: Path) -> bool:
     pid = record.processes.get("main")
     if pid is not None and is_same_process_running(pid, record.main_process_started):
         return False
-    cameras = {name: _repaired_camera(folder, camera) for name, camera in record.cameras.items()}
     note = (
-        f"the session was interrupted: its main process ({pid}) ended without finalising "
-        f"it (killed, or the machine stopped); found by the next start on "
-        f"{datetime.now().astimezone().isoformat(timespec='seconds')}. The figures here "
-        "are those of its last update; the files hold what was written until then."
+        f"{_INTERRUPTED}: its main process ({pid}) ended without finalising "
+        f"it (killed, or the machine stopped); found on "
+        f"{datetime.now().astimezone().isoformat(timespec='seconds')}. Its cameras' "
+        "recordings, analyses and experiments are counted from its files (what was written "
+        "until then); its other figures are those of its last update."
     )
+    cameras = {name: _repaired_camera(folder, camera) for name, camera in record.cameras.items()}
     record = dataclasses.replace(
         record, status="interrupted", errors=(*record.errors, note), cameras=cameras
     )
-    write_json_atomic(path, record.to_json())
+    write_json_atomic(path, _counted_or_said(folder, record).to_json())
     release_reserve(folder)
     return True
 
@@ -951,8 +1049,10 @@ def _repaired_recording(folder: Path, recording: Recording) -> Recording:
     A recording whose files are gone keeps its figures (nothing to re-derive them from).
     """
     video, table = recording.video, recording.frames_table
-    if not (video and table and (folder / table).exists()):
+    if not (video and table and (folder / table).is_file()):
         return recording
+    if (folder / video).exists() and not (folder / video).is_file():
+        return recording  # a FIFO or a device: opening it could block the start for ever
     taken = count_table_rows(folder / table)  # before the cut: every frame the recorder took
     recorded = repair_frames_table(folder / table, count_decodable_frames(folder / video))
     captured = max(recording.frames, taken) + recording.lost
@@ -962,6 +1062,173 @@ def _repaired_recording(folder: Path, recording: Recording) -> Recording:
     )
 
 
+def repair_interrupted_session(folder: Path) -> bool:
+    """Make a killed session's record say what its files hold; True when it was rewritten.
+
+    For a reader of one folder (the NWB export): a ``running`` record whose process is gone
+    is marked interrupted as the next start would (:func:`recover_interrupted_sessions`); an
+    ``interrupted`` one marked by an older version (its analysis and experiment uncounted) is
+    counted from its files (:func:`counted_from_files`). Any other record is left as it is.
+    Raises DamagedRecordError or OSError as :func:`recover_interrupted_sessions` reports them.
+    """
+    path = folder / SESSION_JSON
+    if _recover_one(folder, path):
+        log.warning("session %s was interrupted (killed); marked so in its session.json", folder)
+        return True
+    record = load_record(path)
+    if record.status != "interrupted":
+        return False
+    counted = counted_from_files(folder, record)
+    if counted == record:
+        return False
+    write_json_atomic(path, counted.to_json())
+    log.warning("session %s was interrupted: counted from its files in its session.json", folder)
+    return True
+
+
+# -- a killed session's record, counted from its files -----------------------------------------
+
+#: What goes between a camera's name and ``.pose.csv`` for the n-th analysis (``.run2``), and
+#: into ``events<label>.csv`` for the n-th experiment: live.session.record.run_label's names.
+_RUN_LABEL = re.compile(r"(?:\.run(\d+))?")
+#: How the interruption's error begins (:func:`_recover_one`'s note).
+_INTERRUPTED = "the session was interrupted"
+
+
+def counted_from_files(folder: Path, record: SessionRecord) -> SessionRecord:
+    """Return an interrupted session's record with what its files hold, judged again.
+
+    Its last update was written while it ran: the analysis's figures come from the worker at
+    its end, an experiment's summary at the experiment's end, and the verdict was judged
+    before the interruption (an error). So it is judged and counted as a finished session's:
+    each analysis's figures from its pose files, each experiment's events from its events
+    file (finished with a ``finish`` row naming the interruption), the verdict and ``counted``
+    from its errors and warnings. What the record already counts is kept: counting again
+    changes nothing.
+    """
+    pose_runs = _repaired_pose_runs(folder, record)
+    why = next((e for e in record.errors if e.startswith(_INTERRUPTED)), _INTERRUPTED)
+    experiment_runs = _repaired_experiment_runs(folder, record, why.split(";")[0])
+    return dataclasses.replace(
+        record,
+        pose=pose_runs[-1] if pose_runs else record.pose,
+        pose_runs=pose_runs,
+        experiment=experiment_runs[-1] if experiment_runs else record.experiment,
+        experiment_runs=experiment_runs,
+        health=_judged_again(record.health, record.errors, record.warnings),
+    )
+
+
+def _counted_or_said(folder: Path, record: SessionRecord) -> SessionRecord:
+    """Return :func:`counted_from_files`; a file it cannot read is an error of the record.
+
+    A killed session's files may be damaged past their last whole row (a power cut): that
+    never stops the start, which marks the session all the same.
+    """
+    try:
+        return counted_from_files(folder, record)
+    except (ValueError, csv.Error) as error:
+        errors = (*record.errors, f"its analyses and experiments were not counted: {error}")
+        health = _judged_again(record.health, errors, record.warnings)
+        return dataclasses.replace(record, errors=errors, health=health)
+
+
+def _judged_again(health: Health, errors: tuple[str, ...], warnings: tuple[str, ...]) -> Health:
+    """Return ``health`` with the verdict and ``counted`` of these errors and warnings.
+
+    The same rule as the live session's (live.session.health.verdict_of): the worst of the
+    loop's verdict, an error for any error, a warning for any warning.
+    """
+    worst = VERDICTS.index(health.verdict)
+    if errors:
+        worst = VERDICTS.index("error")
+    elif warnings:
+        worst = max(worst, VERDICTS.index("warning"))
+    counted = Counted(errors=len(errors), warnings=len(warnings))
+    return dataclasses.replace(health, verdict=VERDICTS[worst], counted=counted)
+
+
+def _repaired_pose_runs(folder: Path, record: SessionRecord) -> tuple[PoseRun, ...]:
+    """Return every analysis, each camera's figures read from its pose files where it has none.
+
+    A running analysis has no figures (its worker reports them at its end); one that began
+    after the last update is not in the record at all, only its files (``<camera>.run2...``).
+    """
+    runs = list(record.pose_runs)
+    while _pose_files_of_run(folder, record, len(runs) + 1):
+        runs.append(PoseRun())
+    repaired = []
+    for number, run in enumerate(runs, start=1):
+        cameras = dict(run.cameras)
+        for camera, pose_csv in _pose_files_of_run(folder, record, number).items():
+            if camera not in cameras:
+                cameras[camera] = _pose_figures_from_files(folder, camera, pose_csv)
+        repaired.append(dataclasses.replace(run, cameras=cameras))
+    return tuple(repaired)
+
+
+def _pose_files_of_run(folder: Path, record: SessionRecord, number: int) -> dict[str, Path]:
+    """Return the pose CSV of each of the record's cameras in the ``number``-th analysis."""
+    label = "" if number == 1 else f".run{number}"
+    files = {name: folder / f"{name}{label}.pose.csv" for name in record.cameras}
+    return {name: path for name, path in files.items() if path.is_file()}
+
+
+def _pose_figures_from_files(folder: Path, camera: str, pose_csv: Path) -> PoseCamera:
+    """Return one camera's analysis figures rebuilt from its pose files (whole rows kept).
+
+    What the files cannot tell is left out rather than guessed: the frames lost or not
+    analysed (counted by the worker, which is gone) and the deadline (the session's own).
+    """
+    label = pose_csv.name.removeprefix(camera).removesuffix(".pose.csv")
+    figures = rebuild_camera_figures(folder, camera, label)
+    for unknown in ("deadline", "frames_lost", "frames_not_analysed_worker_gone"):
+        figures.pop(unknown, None)
+    return parse_or_keep(PoseCamera, figures, f"pose.cameras.{camera}")
+
+
+def _repaired_experiment_runs(
+    folder: Path, record: SessionRecord, why: str
+) -> tuple[ExperimentRun, ...]:
+    """Return every experiment, with those whose events file no summary names rebuilt from it.
+
+    An experiment's summary comes at its end: the one running at the kill has only its events
+    file (``events.csv``, ``events.run2.csv``, ...), which is finished here with a ``finish``
+    row, as a dead worker's is (outputs.pose_recovery.finish_events).
+    """
+    named = {run.events_file for run in record.experiment_runs}
+    rebuilt = []
+    for path in _events_files(folder):
+        if path.name in named:
+            continue
+        summary = finish_events(path, why)
+        if summary is not None:
+            summary.update(name=_experiment_name(path), state="interrupted")
+            rebuilt.append(parse_or_keep(ExperimentRun, summary, f"experiment.{path.name}"))
+    return (*record.experiment_runs, *rebuilt)
+
+
+def _events_files(folder: Path) -> list[Path]:
+    """Return the folder's events files in run order: events.csv, events.run2.csv, ..."""
+    found = {}
+    for path in folder.glob("events*.csv"):
+        if not path.is_file():  # a FIFO would block the start: only regular files are read
+            continue
+        match = _RUN_LABEL.fullmatch(path.name.removeprefix("events").removesuffix(".csv"))
+        if match is not None:
+            found[int(match.group(1) or 1)] = path
+    return [found[number] for number in sorted(found)]
+
+
+def _experiment_name(events_csv: Path) -> str | None:
+    """Return the experiment's name from its events file's ``start`` row (None: no such row)."""
+    with events_csv.open(newline="", encoding="utf-8") as file:
+        for row in csv.DictReader(file):
+            if row.get("kind") == "start":
+                return row.get("name") or None
+    return None
+
+
 # -- the published schema ----------------------------------------------------------------------
 
 
@@ -969,15 +1236,12 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m deeplabstream.outputs.session_record --schema [PATH]``: write the schema."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
     parser.add_argument("--schema", nargs="?", const="-", help="write the JSON Schema (- : stdout)")
-    parser.add_argument("--check", type=Path, help="read a session.json, say whether it is whole")
+    parser.add_argument(
+        "--check", type=Path, help="read a session.json, say whether the published schema takes it"
+    )
     args = parser.parse_args(argv)
-    if args.check is not None:
-        try:
-            record = load_record(args.check)
-        except (DamagedRecordError, OSError) as error:
-            print(f"{args.check}: {error}", file=sys.stderr)
-            return 1
-        print(f"{args.check}: schema version {record.schema_version}, status {record.status}")
+    if args.check is not None and not _check(args.check):
+        return 1
     if args.schema is not None:
         text = schema_text()
         if args.schema == "-":
@@ -985,6 +1249,126 @@ def main(argv: list[str] | None = None) -> int:
         else:
             Path(args.schema).write_text(text, encoding="utf-8")
     return 0
+
+
+def _check(path: Path) -> bool:
+    """Say whether ``path`` is a whole record that the published schema takes; True if so.
+
+    Each problem is printed on its own line, naming the file and the key.
+    """
+    try:
+        data = read_record_data(path)
+        record = SessionRecord.from_json(data, SESSION_JSON)
+    except (DamagedRecordError, OSError) as error:
+        print(f"{path}: {error}", file=sys.stderr)
+        return False
+    problems = schema_problems(data)
+    for problem in problems[:20]:
+        print(f"{path}: {problem} (docs/session.schema.json)", file=sys.stderr)
+    if len(problems) > 20:
+        print(f"{path}: and {len(problems) - 20} more problems", file=sys.stderr)
+    if problems:
+        return False
+    print(f"{path}: schema version {record.schema_version}, status {record.status}")
+    return True
+
+
+def schema_problems(data: Any, where: str = SESSION_JSON) -> list[str]:
+    """Return every way ``data`` breaks the published schema (:func:`json_schema`), by key.
+
+    The reader is lenient (defaults for missing keys, a later version's record kept); this is
+    the strict check of ``--check``. It knows the parts of JSON Schema that :func:`json_schema`
+    writes: types, enums, minimum, maximum, required and nested keys, lists, ``anyOf``, ``$ref``.
+    The data is nested no deeper than :data:`MAX_RECORD_NESTING` (the reader refuses deeper).
+    """
+    schema = json_schema()
+    problems: list[str] = []
+    _schema_walk(data, schema, schema["$defs"], where, problems)
+    return problems
+
+
+def _schema_walk(
+    value: Any, schema: dict[str, Any], definitions: dict[str, Any], where: str, out: list[str]
+) -> None:
+    """Add to ``out`` how ``value`` at ``where`` breaks ``schema``."""
+    if "$ref" in schema:
+        schema = definitions[schema["$ref"].rsplit("/", 1)[-1]]
+    if "anyOf" in schema:
+        options: list[list[str]] = []
+        for option in schema["anyOf"]:
+            found: list[str] = []
+            _schema_walk(value, option, definitions, where, found)
+            if not found:
+                return
+            options.append(found)
+        nearest: list[str] = min(options, key=len)  # the option it came nearest to
+        out.extend(nearest)
+        return
+    kinds = schema.get("type")
+    if kinds is not None and not any(_is_kind(value, kind) for kind in _as_list(kinds)):
+        words = " or ".join(_KIND_WORDS[kind] for kind in _as_list(kinds))
+        out.append(f"{where} is {_json_kind(value)}, not {words}")
+        return
+    if "enum" in schema and value not in schema["enum"]:
+        allowed = ", ".join("null" if v is None else str(v) for v in schema["enum"])
+        out.append(f"{where} is {value!r}, not one of {allowed}")
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if "minimum" in schema and value < schema["minimum"]:
+            out.append(f"{where} is {value!r}, below its minimum {schema['minimum']}")
+        if "maximum" in schema and value > schema["maximum"]:
+            out.append(f"{where} is {value!r}, above its maximum {schema['maximum']}")
+    if isinstance(value, dict):
+        _object_walk(value, schema, definitions, where, out)
+    elif isinstance(value, list) and "items" in schema:
+        for index, item in enumerate(value):
+            _schema_walk(item, schema["items"], definitions, f"{where}[{index}]", out)
+
+
+def _object_walk(
+    value: dict[str, Any],
+    schema: dict[str, Any],
+    definitions: dict[str, Any],
+    where: str,
+    out: list[str],
+) -> None:
+    """Add to ``out`` the required keys ``value`` lacks and how its keys break ``schema``."""
+    for name in schema.get("required", ()):
+        if name not in value:
+            out.append(f"{where}: the required key {name!r} is missing")
+    properties = schema.get("properties", {})
+    others = schema.get("additionalProperties", True)
+    for name, item in value.items():
+        below = properties.get(name, others)
+        if below is False:
+            out.append(f"{where}: the key {name!r} is not allowed")
+        elif isinstance(below, dict):
+            _schema_walk(item, below, definitions, f"{where}.{name}", out)
+
+
+_KIND_WORDS = {
+    "string": "a string",
+    "integer": "a whole number",
+    "number": "a number",
+    "boolean": "true or false",
+    "array": "a list",
+    "object": "an object",
+    "null": "null",
+}
+
+
+def _as_list(kinds: str | list[str]) -> list[str]:
+    return [kinds] if isinstance(kinds, str) else kinds
+
+
+def _is_kind(value: Any, kind: str) -> bool:
+    """Tell whether ``value`` is of the JSON Schema type ``kind`` (a boolean is no number)."""
+    if kind in ("integer", "number") and isinstance(value, bool):
+        return False
+    python: dict[str, Any] = {
+        "string": str, "integer": int, "number": int | float, "boolean": bool, "array": list,
+        "object": dict, "null": type(None),
+    }  # fmt: skip
+    return isinstance(value, python[kind])
 
 
 def schema_text() -> str:

@@ -19,6 +19,7 @@ from deeplabstream.core.plugins import PluginError, use_settings_folder, using_s
 from deeplabstream.core.schema import Where, key_of, parse_section, settings_fields
 from deeplabstream.hardware.cameras import CAMERAS, camera_class
 from deeplabstream.hardware.stimulation import DEVICES, device_class
+from deeplabstream.outputs.nwb_forms import check_experimenters
 from deeplabstream.outputs.plugin import ChosenOutput
 from deeplabstream.settings.outputs import OUTPUT_PREFIX, parse_output_section
 from deeplabstream.settings.sections import (
@@ -182,6 +183,7 @@ def _settings_from_parser(
             f"{file}: no camera. Declare at least one section [Camera NAME] with a SOURCE key "
             f"(one of: {', '.join(sorted(CAMERAS))})."
         )
+    problems += _nwb_form_problems(file, sections, outputs)
     if problems:
         raise SettingsError(problems)
     return Settings(
@@ -202,6 +204,27 @@ def _settings_from_parser(
         experiment_named="Experiment" in parser
         and any(key.upper() == "NAME" for key in parser["Experiment"]),
     )
+
+
+def _nwb_form_problems(
+    file: Path, sections: dict[str, Any], outputs: list[ChosenOutput]
+) -> list[str]:
+    """Refuse an experimenter not in NWB's form "Last, First", when ``session.nwb`` is written.
+
+    Without an NWB output the key is only ``session.json``'s text: a session must not be
+    refused for a form it does not need (issue 44: ``EXPERIMENTER = nu`` blocked saving).
+    """
+    session, output = sections.get("Session"), sections.get("Output")
+    if session is None or output is None:
+        return []
+    if output.nwb != "on" and not any(chosen.name == "nwb" for chosen in outputs):
+        return []
+    try:
+        check_experimenters(session.experimenter)
+    except ValueError as error:
+        where = Where(file, "Session").key("EXPERIMENTER")
+        return [f"{where} = {session.experimenter!r}: {error} (session.nwb is written)"]
+    return []
 
 
 def _parse_camera(

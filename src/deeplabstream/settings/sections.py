@@ -21,7 +21,6 @@ from deeplabstream.hardware.stimulation import (
 from deeplabstream.outputs.nwb_forms import (
     check_age,
     check_date_of_birth,
-    check_experimenters,
     check_one_line,
     check_species,
 )
@@ -243,10 +242,11 @@ class SessionSettings:
     )
     experimenter: str = setting(
         "",
-        doc="Who runs the session, as 'Last, First' (`Doe, Jane`; several separated by `;`), "
-        "the form NWB and DANDI ask for (`session.json`, `session.nwb`).",
-        check=check_experimenters,
-        allowed="'Last, First', several separated by `;`, or empty",
+        doc="Who runs the session (`session.json`, `session.nwb`). With `[Output] NWB = on` it "
+        "must be 'Last, First' (`Doe, Jane`; several separated by `;`), the form NWB and DANDI "
+        "ask for; without an NWB output any one line is taken.",
+        check=check_one_line,
+        allowed="one line; 'Last, First' (several separated by `;`) when NWB is written",
     )
     notes: str = setting("", doc="Free text about the session, one line (`session.json`).")
     # -- the subject and the lab, for session.nwb (settings/subject.py checks their forms) --

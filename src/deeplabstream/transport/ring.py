@@ -57,6 +57,8 @@ HEADER_DTYPE = np.dtype(
         ("write_seq", "<i8"),  # frames published so far; the next frame gets this number
         ("captured", "<i8"),
         ("camera_gaps", "<i8"),  # frames missing from the camera's own index sequence
+        ("last_gap_first", "<i8"),  # the latest run of them: its first and last frame index
+        ("last_gap_last", "<i8"),
         ("first_host_ns", "<i8"),
         ("last_host_ns", "<i8"),
         ("last_frame_index", "<i8"),

@@ -40,11 +40,14 @@ def test_keys_in_nwbs_forms_are_taken(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("line", "expected"),
     [
-        (
-            "EXPERIMENTER = Jane Doe",
+        (  # NWB's form is asked for when session.nwb is written (issue 44)
+            "EXPERIMENTER = Jane Doe\n[Output]\nNWB = on",
             "[Session] EXPERIMENTER = 'Jane Doe': 'Jane Doe': expected 'Last, First'",
         ),
-        ("EXPERIMENTER = Doe, Jane; R. Roe", "'R. Roe': expected 'Last, First'"),
+        (
+            "EXPERIMENTER = Doe, Jane; R. Roe\n[Output]\nNWB = on",
+            "'R. Roe': expected 'Last, First'",
+        ),
         ("SPECIES = mouse", "[Session] SPECIES = 'mouse': expected a Latin binomial"),
         ("AGE = 12 weeks", "[Session] AGE = '12 weeks': expected an ISO 8601 duration"),
         ("AGE = /P10W", "[Session] AGE = '/P10W': expected an ISO 8601 duration"),
@@ -60,3 +63,10 @@ def test_a_value_in_another_form_is_refused_naming_the_key_and_the_form(
         _session(tmp_path, line + "\n")
     assert expected in str(refused.value)
     assert "settings.ini" in str(refused.value)
+
+
+def test_an_experimenter_in_another_form_is_taken_without_an_nwb_output(tmp_path: Path) -> None:
+    """Issue 44: ``EXPERIMENTER = nu`` was refused though no NWB output was chosen."""
+    assert _session(tmp_path, "EXPERIMENTER = nu\n").experimenter == "nu"
+    with pytest.raises(SettingsError, match="must be one line"):
+        _session(tmp_path, "EXPERIMENTER = a\n  b\n")

@@ -1,11 +1,12 @@
 """A coloured bar across the window with a message and its buttons: errors, losses, news.
 
-A bar never grows past :data:`BANNER_LINES` lines, whatever it is told: a session's summary of
-nine lines, or four cameras' losses, used to fill the message area and push the bar's button
-out of sight. The first lines show; when there is more, a **Show all** button (beside the bar's
-own button, both at its top, always in sight) opens the whole text, and hovering the bar shows
-it too. Its text never widens the window: a long path is clipped at the bar's edge, not a reason
-for the window to grow past the screen.
+A bar shows its whole text when the message area has room for it (:mod:`app.gui.messages`
+shares the area's height among the bars shown); when it has not, the bar shows as many *whole*
+lines as it is given (:meth:`BannerText.limit_to`: never a line cut in half, as the stop
+summary's third line was at 1920x1080), and a **Show all** button (beside the bar's own button,
+both at its top, always in sight) opens the whole text; hovering the bar shows it too. Its text
+never widens the window: a long path is clipped at the bar's edge, not a reason for the window
+to grow past the screen.
 """
 
 from __future__ import annotations
@@ -16,8 +17,7 @@ from PyQt5.QtCore import Qt
 from PyQt5.QtGui import QResizeEvent, QShowEvent
 from PyQt5.QtWidgets import QHBoxLayout, QLabel, QMessageBox, QPushButton, QWidget
 
-BANNER_LINES = 2  # lines a bar shows; the rest is one click (Show all) or a hover away
-TEXT_PADDING_PX = 14  # the style sheets' padding above and below the text, and a margin
+UNLIMITED_PX = 16_777_215  # Qt's QWIDGETSIZE_MAX: no maximum height
 
 
 class Banner(QWidget):
@@ -44,7 +44,7 @@ class Banner(QWidget):
         super().__init__()
         self.setObjectName(name)
         self.setStyleSheet(style)
-        self.label = BannerText(self._fit)
+        self.label = BannerText(self.refresh_show_all)
         self.show_all = QPushButton("Show all")
         self.show_all.setObjectName(f"{name}_show_all")
         self.show_all.setToolTip("The whole message, in a window of its own (it can be copied)")
@@ -69,7 +69,7 @@ class Banner(QWidget):
         """Show ``text`` (its first lines; all of it on hover and with Show all)."""
         self.label.setText(text)
         self.setToolTip(text)
-        self._fit()
+        self.refresh_show_all()
 
     def open_whole_text(self) -> None:
         """Show the whole message in a window of its own (not modal: the session goes on)."""
@@ -86,17 +86,18 @@ class Banner(QWidget):
         width = max(label.width(), 1)
         return label.heightForWidth(width) > label.maximumHeight()
 
-    def _fit(self) -> None:
+    def refresh_show_all(self) -> None:
+        """Offer Show all when the bar shows only part of its message."""
         self.show_all.setVisible(bool(self.label.text()) and self.overflows())
 
     def showEvent(self, event: QShowEvent | None) -> None:  # noqa: N802 - Qt's name
         """Decide Show all once the bar has its width."""
         super().showEvent(event)
-        self._fit()
+        self.refresh_show_all()
 
 
 class BannerText(QLabel):
-    """A bar's text: wraps, shows at most :data:`BANNER_LINES` lines, never widens the window."""
+    """A bar's text: wraps, shows whole lines only, never widens the window."""
 
     def __init__(self, on_resize: Callable[[], None] | None = None) -> None:
         super().__init__("")
@@ -105,9 +106,62 @@ class BannerText(QLabel):
         self.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.setAlignment(Qt.AlignLeft | Qt.AlignTop)  # clipped at the bottom, read from the top
         self.setMinimumWidth(1)  # a long word (a path) is clipped, never a wider window
-        lines = self.fontMetrics().lineSpacing()
-        # the bar's style sheet pads its children too (4 px above and below)
-        self.setMaximumHeight(BANNER_LINES * lines + TEXT_PADDING_PX)
+        self._metrics: dict[str, tuple[int, int]] = {}  # style sheet -> (line, padding) px
+
+    def needed_height(self, width: int | None = None) -> int:
+        """Return the height the whole text takes at ``width`` (the label's own by default)."""
+        return self.heightForWidth(max(1, self.width() if width is None else width))
+
+    def limit_to(self, height_px: int, width: int | None = None) -> int:
+        """Show the whole text if it fits ``height_px``, else the whole lines that fit.
+
+        At least one line shows. Returns the height the label then takes.
+        """
+        needed = self.needed_height(width)
+        if needed <= height_px:
+            limit = UNLIMITED_PX
+        else:
+            line, padding = self._line_metrics()
+            limit = padding + max(1, (height_px - padding) // line) * line
+        if limit != self.maximumHeight():
+            self.setMaximumHeight(limit)
+        return min(needed, limit)
+
+    def shown_height(self, width: int) -> int:
+        """Return the height the label takes at ``width``: its text's, at most its maximum."""
+        return min(self.needed_height(width), self.maximumHeight())
+
+    def drop_a_line(self, shown_px: int) -> bool:
+        """Show one whole line less than ``shown_px`` shows (never less than one line).
+
+        Returns False when it shows one line already.
+        """
+        line, padding = self._line_metrics()
+        lines = (shown_px - padding) // line
+        if lines <= 1:
+            return False
+        self.setMaximumHeight(padding + (lines - 1) * line)
+        return True
+
+    def _line_metrics(self) -> tuple[int, int]:
+        """Return one wrapped line's height and the padding around the text, in pixels.
+
+        Measured on a hidden label under the same style sheets (the bar's padding applies to
+        its children), so the bar's colours and padding, and the font, are all counted.
+        """
+        window = self.window()
+        key = "|".join(w.styleSheet() for w in (self, self.parentWidget(), window) if w)
+        if key not in self._metrics:
+            probe = QLabel(self)
+            probe.hide()
+            probe.setWordWrap(True)
+            probe.setText("x")
+            one = probe.heightForWidth(1000)
+            probe.setText("x\nx")
+            line = max(1, probe.heightForWidth(1000) - one)
+            probe.deleteLater()
+            self._metrics[key] = (line, max(0, one - line))
+        return self._metrics[key]
 
     def setText(self, text: str | None) -> None:  # noqa: N802 - Qt's name
         """Show ``text``; its whole text is also the tooltip."""

@@ -44,7 +44,19 @@ class ElidedLabel(QLabel):
     def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt's name
         """As narrow as :data:`MIN_TEXT_WIDTH_PX`: the text is cut, the window never widened."""
         hint = super().minimumSizeHint()
-        return QSize(min(hint.width(), MIN_TEXT_WIDTH_PX), hint.height())
+        return QSize(min(hint.width(), MIN_TEXT_WIDTH_PX), self._one_line_height())
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt's name
+        """Return one line's height whatever the text (it is painted as one line).
+
+        A message of seven lines in the status bar made the window 100 px taller than a
+        1366x768 screen.
+        """
+        return QSize(super().sizeHint().width(), self._one_line_height())
+
+    def _one_line_height(self) -> int:
+        margins = self.contentsMargins()
+        return self.fontMetrics().height() + margins.top() + margins.bottom() + 2 * self.margin()
 
     def elided(self) -> str:
         """Return the text as painted at the current width."""

@@ -17,7 +17,10 @@ last ``window_s`` seconds the alarm compares what was lost with what was capture
 - ``stalled``: the analysis produced nothing while frames arrived (the figures' ``stalled_s``).
 
 An alert latches: it stays in :attr:`LossAlarm.alerts` until :meth:`LossAlarm.acknowledge`, so a
-burst of losses while nobody looked is still on screen afterwards. :class:`LossAlarm` is pure
+burst of losses while nobody looked is still on screen afterwards. While its condition holds its
+line says "in the last 10 s" with the window's figures; once it no longer holds the line turns
+past tense, saying until when it held ("... up to 0:02:10 of the stream; not since"): a live
+claim that stopped being true stayed on screen for minutes (issue 44). :class:`LossAlarm` is pure
 Python; :class:`LossBanner` is the loud bar the window shows it in.
 """
 
@@ -25,7 +28,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from PyQt5.QtCore import pyqtSignal
@@ -80,7 +83,12 @@ class LossAlert:
     lost: int  # frames lost in the window
     frames: int  # frames captured in the window
     time_s: float  # when it was raised (the time given to update)
-    message: str
+    message: str  # while it holds: "... in the last 10 s"
+    past: str = ""  # once it no longer holds: until when it held, and "not since"
+
+    def text(self, holds: bool) -> str:
+        """Return the line to show: live while the condition ``holds``, past tense after."""
+        return self.message if holds or not self.past else f"{self.past}; not since"
 
 
 @dataclass(frozen=True)
@@ -108,6 +116,7 @@ class LossAlarm:
         self.thresholds = thresholds or LossThresholds()
         self._history: dict[str, deque[_Sample]] = {}
         self._alerts: dict[tuple[str, str], LossAlert] = {}
+        self._holding: set[tuple[str, str]] = set()  # latched alerts whose condition holds now
 
     @property
     def alerts(self) -> list[LossAlert]:
@@ -120,8 +129,12 @@ class LossAlarm:
         return bool(self._alerts)
 
     def message(self) -> str:
-        """Return one line per latched alert (empty when all is well), for a banner."""
-        return "\n".join(alert.message for alert in self._alerts.values())
+        """Return one line per latched alert (empty when all is well), for a banner.
+
+        An alert whose condition still holds says so in the present; one that no longer holds
+        says until when it held.
+        """
+        return "\n".join(alert.text(key in self._holding) for key, alert in self._alerts.items())
 
     def update(self, figures: Sequence[LossFigures], time_s: float) -> list[LossAlert]:
         """Take every camera's counters at ``time_s`` (seconds); return the alerts newly raised."""
@@ -143,16 +156,33 @@ class LossAlarm:
                 history.clear()  # a new stream: its counters start again from zero
             history.append(sample)
             self._forget_before(history, sample.time_s - self.thresholds.window_s)
-            for alert in self._check(camera.name, history[0], sample):
-                key = (alert.camera, alert.figure)
-                if key not in self._alerts:
-                    self._alerts[key] = alert
-                    raised.append(alert)
+            found = self._check(camera.name, history[0], sample)
+            raised += self._latch(camera.name, found)
+        return raised
+
+    def _latch(self, camera: str, found: list[LossAlert]) -> list[LossAlert]:
+        """Latch ``found`` (this camera's alerts now); return those newly raised.
+
+        A latched alert that holds again takes the newest figures; one not found now stays,
+        in the past tense.
+        """
+        raised = []
+        self._holding = {key for key in self._holding if key[0] != camera}
+        for alert in found:
+            key = (alert.camera, alert.figure)
+            latched = self._alerts.get(key)
+            if latched is None:
+                raised.append(alert)
+            else:  # the newest figures, raised when it first was
+                alert = replace(alert, time_s=latched.time_s)
+            self._alerts[key] = alert
+            self._holding.add(key)
         return raised
 
     def acknowledge(self) -> None:
         """Clear the alerts (the user has seen them); losses before now are not raised again."""
         self._alerts.clear()
+        self._holding.clear()
         for history in self._history.values():
             while len(history) > 1:
                 history.popleft()  # the newest sample is the new baseline
@@ -161,6 +191,7 @@ class LossAlarm:
         """Forget everything: a new session starts quiet."""
         self._history.clear()
         self._alerts.clear()
+        self._holding.clear()
 
     @staticmethod
     def _forget_before(history: deque[_Sample], start_s: float) -> None:
@@ -187,6 +218,8 @@ class LossAlarm:
                     last.time_s,
                     f"camera {camera!r}: {dropped} frames dropped of {frames + dropped} "
                     f"({share:.1%}) in the last {seconds:.0f} s",
+                    f"camera {camera!r}: {dropped} frames dropped of {frames + dropped} "
+                    f"({share:.1%}) in the {seconds:.0f} s {_up_to(last.time_s)}",
                 )
             )
         record_lost = last.record_lost - first.record_lost
@@ -200,6 +233,8 @@ class LossAlarm:
                     last.time_s,
                     f"camera {camera!r}: the recorder lost {record_lost} frames in the last "
                     f"{seconds:.0f} s (the video has holes)",
+                    f"camera {camera!r}: the recorder lost {record_lost} frames in the "
+                    f"{seconds:.0f} s {_up_to(last.time_s)} (the video has holes there)",
                 )
             )
         skipped = last.skipped - first.skipped
@@ -213,6 +248,8 @@ class LossAlarm:
                     last.time_s,
                     f"camera {camera!r}: pose estimation skipped {skipped} of {frames} frames "
                     f"({skipped / frames:.0%}) in the last {seconds:.0f} s",
+                    f"camera {camera!r}: pose estimation skipped {skipped} of {frames} frames "
+                    f"({skipped / frames:.0%}) in the {seconds:.0f} s {_up_to(last.time_s)}",
                 )
             )
         found += self._loop_alerts(camera, first, last)
@@ -234,6 +271,8 @@ class LossAlarm:
                     last.time_s,
                     f"camera {camera!r}: {late} of {analysed} analysed frames missed the loop's "
                     f"deadline in the last {seconds:.0f} s",
+                    f"camera {camera!r}: {late} of {analysed} analysed frames missed the loop's "
+                    f"deadline in the {seconds:.0f} s {_up_to(last.time_s)}",
                 )
             )
         if last.stalled_s is not None:
@@ -246,9 +285,18 @@ class LossAlarm:
                     last.time_s,
                     f"camera {camera!r}: analysis stalled for {last.stalled_s:.1f} s: its frames "
                     "are not analysed",
+                    f"camera {camera!r}: analysis stalled for {last.stalled_s:.1f} s "
+                    f"{_up_to(last.time_s)}: those frames were not analysed",
                 )
             )
         return found
+
+
+def _up_to(time_s: float) -> str:
+    """Say until when a loss held, on the stream's clock: "up to 0:02:10 of the stream"."""
+    whole = int(time_s)
+    clock = f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
+    return f"up to {clock} of the stream"
 
 
 def _went_back(before: _Sample, now: _Sample) -> bool:

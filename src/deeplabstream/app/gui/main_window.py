@@ -27,9 +27,11 @@ answering (:attr:`MainWindow.stall_monitor`). Closing the window stops every par
 background thread (the window says so and keeps painting) and goes away once the session's
 files are final.
 
-Messages go to one fixed-height area under the buttons (:class:`app.gui.messages.MessageArea`),
-so a message never moves the controls: errors in red (gone when their cause is fixed: the part
-starts well, or the rig checks clean), lost frames in orange, information in neutral colours.
+Messages go to one area under the live view and the tabs (:class:`app.gui.messages.MessageArea`),
+hidden when there is nothing to say and as tall as its messages otherwise (up to a share of the
+window), so a message never moves the buttons, the tabs or the live view's top: errors in red
+(gone when their cause is fixed: the part starts well, or the rig checks clean), lost frames in
+orange, information in neutral colours.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from PyQt5.QtCore import Qt, QTimer, QUrl
-from PyQt5.QtGui import QCloseEvent, QDesktopServices, QScreen
+from PyQt5.QtGui import QCloseEvent, QDesktopServices, QResizeEvent, QScreen
 from PyQt5.QtWidgets import (
     QApplication,
     QFileDialog,
@@ -74,6 +76,7 @@ from deeplabstream.app.gui.rig_panel import RigPanel
 from deeplabstream.app.gui.session import SETTINGS_CAUSE, Part, SessionController
 from deeplabstream.app.gui.stall_monitor import StallMonitor
 from deeplabstream.app.gui.status_panel import ErrorBanner, StatusPanel
+from deeplabstream.app.gui.wheel_guard import WheelGuard, install_wheel_guard, remove_wheel_guard
 from deeplabstream.experiments.registry import config_file_of
 from deeplabstream.live.session.rates import CameraRates, StampSample, frame_time_s
 from deeplabstream.live.session.runner import CameraFigures
@@ -128,6 +131,8 @@ class MainWindow(QMainWindow):
 
     def __init__(self, settings_path: Path | None = None, output_dir: Path | None = None) -> None:
         super().__init__()
+        # before any widget is polished: the wheel never changes a value it passes over
+        self.wheel_guard: WheelGuard | None = install_wheel_guard(self)
         self.setWindowTitle("DeepLabStream")
         self.resize(*initial_size(QApplication.primaryScreen()))
         self.controller = SessionController(self._read_settings, output_dir=output_dir)
@@ -137,12 +142,14 @@ class MainWindow(QMainWindow):
         )
         self.controller.resolved.connect(self._resolve)
         self.controller.notice.connect(self._show_notice)
+        self.controller.warned.connect(self._show_stop_with_losses)
         self.controller.ended.connect(self._stream_ended)
         self.controller.shut_down.connect(self._shut_down)
         self.controller.stream_closing.connect(self._drop_live_view)
         self.controller.latency_finished.connect(self._show_latency_result)
         self.closing = False  # the window was asked to close: it goes once the files are final
         self.closed_down = False  # everything stopped: the window may go
+        self.close_reason = "window closed"  # the session's stop reason when it closes
         self._stream_started = 0.0  # time.monotonic() when the live view appeared
         self._regions_attached = False  # the region editor draws on the tiles
         self.latency_result: QMessageBox | None = None
@@ -239,6 +246,7 @@ class MainWindow(QMainWindow):
         self.rig_panel = RigPanel(Path(self.settings_edit.text()).expanduser())
         self.rig_panel.set_output_override(self.output_dir)
         self.rig_panel.saved.connect(lambda path: self._show_notice(f"Settings saved to {path}"))
+        self.rig_panel.saved.connect(lambda _path: self._show_rig_unsaved())
         self.rig_panel.checked.connect(self._rig_checked)
         self.region_editor = RegionEditor()
         self.region_editor.failed.connect(lambda text: self._show_error(text, "regions"))
@@ -288,8 +296,10 @@ class MainWindow(QMainWindow):
         layout = QVBoxLayout()
         layout.addLayout(settings_row)
         layout.addWidget(self.button_row)
-        layout.addWidget(self.messages)  # fixed height: messages never move the controls
         layout.addWidget(body, 1)
+        # Under the view and the tabs: a message that comes or goes never moves them, and
+        # with none the area is hidden (the tabs get its height).
+        layout.addWidget(self.messages)
         layout.addLayout(session_row)
         central = QWidget()
         central.setLayout(layout)
@@ -355,11 +365,30 @@ class MainWindow(QMainWindow):
                 )
                 self.tabs.setCurrentWidget(rig)
                 return False
-            rig.save()
+            changes = rig.unsaved_changes()
+            if rig.save() is None and rig.dirty:
+                return False  # not written: the Rig tab says why
+            self._say_saved_for_start(part, changes)
         if self.region_editor.dirty and not self.region_editor.save():
             self.tabs.setCurrentWidget(self.region_editor)
             return False
         return True
+
+    def _say_saved_for_start(self, part: Part, changes: list[str]) -> None:
+        """Say which Rig tab edits a start saved, each one (status bar and message area).
+
+        A start reads the settings file, so the Rig tab's edits are saved first; a change the
+        user did not notice (the wheel switched the experiment, issue 44) must not be saved and
+        run without a word. The Rig tab's title says "(unsaved)" while there are edits, and
+        what the start saved is said key by key.
+        """
+        if changes:
+            lines = "\n".join(f"  {change}" for change in changes)
+            self._show_notice(
+                f"Start {BUTTON_LABELS[part]} saved the Rig tab's changes to "
+                f"{self.rig_panel.settings_file}:\n{lines}",
+                stay=True,
+            )
 
     def _open_session_folder(self) -> None:
         folder = self.controller.session_dir
@@ -397,6 +426,14 @@ class MainWindow(QMainWindow):
         """Show information (neutral colours) in the message area and the status bar."""
         self.notice_label.setText(text)
         self.info.show_text(text, stay)
+
+    def _show_stop_with_losses(self, summary: str) -> None:
+        """Show a user's stop of a session with losses: its summary in the warning colour.
+
+        The losses are in their own words; never the error red (the stop was asked for).
+        """
+        self.notice_label.setText(summary.split("\n", 1)[0])
+        self.info.show_text(summary, stay=True, warning=True)
 
     def _stream_ended(self, reason: str) -> None:
         """Say why the stream stopped by itself, until dismissed (its summary follows)."""
@@ -583,8 +620,10 @@ class MainWindow(QMainWindow):
         """Before a stream: the Regions tab lists the regions of the experiment the rig names.
 
         Their cameras can be chosen there from the list before any frame is seen, which a rig
-        of several cameras needs before it may start.
+        of several cameras needs before it may start. The Rig tab's title says when it has
+        unsaved changes.
         """
+        self._show_rig_unsaved()
         if not self.rig_panel.problems:
             self._resolve(SETTINGS_CAUSE)
         if not self.controller.streaming and self.controller.session_dir is None:
@@ -601,6 +640,11 @@ class MainWindow(QMainWindow):
             self.rig_panel.camera_names() != self.region_editor.cameras
         ):
             self.region_editor.load(path, self.rig_panel.camera_names(), [])
+
+    def _show_rig_unsaved(self) -> None:
+        index = self.tabs.indexOf(self.rig_panel)
+        if index >= 0:
+            self.tabs.setTabText(index, "Rig (unsaved)" if self.rig_panel.dirty else "Rig")
 
     def _regions_saved(self, path: Path) -> None:
         self._show_notice(f"Regions saved to {path}")
@@ -693,7 +737,9 @@ class MainWindow(QMainWindow):
             record = newest.get(camera.name)
             if record is not None:
                 time_s = frame_time_s(record.camera_timestamp, record.host_timestamp_ns)
-                self.camera_rates.add(camera.name, StampSample(record.seq, time_s, camera.analysed))
+                host_s = record.host_timestamp_ns / 1e9  # the lower rate is shown (rates.py)
+                sample = StampSample(record.seq, time_s, camera.analysed, host_s)
+                self.camera_rates.add(camera.name, sample)
             capture = self.camera_rates.capture_fps(camera.name)
             if capture is None:  # fewer than two frames seen yet
                 measured.append(camera)
@@ -712,6 +758,11 @@ class MainWindow(QMainWindow):
         elif not skipping and not self.advice.isHidden():
             self.advice.clear()
 
+    def resizeEvent(self, event: QResizeEvent | None) -> None:  # noqa: N802 - Qt's name
+        """Fit the message area again: its cap is a share of the window's height."""
+        super().resizeEvent(event)
+        self.messages.fit()
+
     def closeEvent(self, event: QCloseEvent | None) -> None:  # noqa: N802 - Qt's name
         """Stop every part in order, off the GUI thread, then let the window go.
 
@@ -724,6 +775,8 @@ class MainWindow(QMainWindow):
             self._status_timer.stop()
             self.stall_monitor.stop()
             log.info("%s", self.stall_monitor.summary())
+            remove_wheel_guard(self.wheel_guard)  # before Qt destroys the widgets
+            self.wheel_guard = None
             self.closed_down = True
             if event is not None:
                 event.accept()
@@ -735,7 +788,12 @@ class MainWindow(QMainWindow):
             for button in [*self.buttons.values(), self.latency_button]:
                 button.setEnabled(False)
             self.busy_label.setText(CLOSING_TEXT)
-            controller.request_shutdown()
+            controller.request_shutdown(self.close_reason)
+
+    def close_for(self, reason: str) -> None:
+        """Close the window for ``reason`` (Ctrl-C received): the session's stop reason."""
+        self.close_reason = reason
+        self.close()
 
     def _shut_down(self) -> None:
         self.closed_down = True

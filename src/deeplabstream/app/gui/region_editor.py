@@ -68,6 +68,7 @@ from deeplabstream.experiments.triggers.geometry import (
     Polygon,
     Rectangle,
     RegionShape,
+    points_on_one_line,
 )
 from deeplabstream.live.processes.messages import ExperimentStatus
 
@@ -76,6 +77,8 @@ HANDLE_PX = 7.0  # how near (widget pixels) a press must be to grab a handle
 EDGE_PX = 4.0  # a press this near a region's border still selects it
 MIN_DRAG_PX = 4.0  # a shorter drag with a drawing tool is a click: a default-size shape
 Point = tuple[float, float]
+#: Why a polygon was not drawn or its vertex stopped: as the config check says (its area is 0).
+NO_AREA_TEXT = "a polygon needs an area: at least 3 points not on one line"
 _REGION_TYPES = (Circle, Rectangle, Ellipse, Polygon)
 
 _REGION_PEN = QColor(0, 220, 255)
@@ -128,7 +131,9 @@ def moved(shape: RegionShape, dx: float, dy: float) -> RegionShape:
 def resized(shape: RegionShape, handle: int, x: float, y: float) -> RegionShape:
     """Return ``shape`` with handle number ``handle`` (of :func:`handles`) dragged to (x, y).
 
-    The result is never degenerate: a radius, semi-axis or side is at least one pixel.
+    The result is never degenerate: a radius, semi-axis or side is at least one pixel; a
+    polygon whose vertex would put every point on one line (no area) is returned as it was,
+    the same object.
     """
     if isinstance(shape, Circle):
         return Circle(shape.cx, shape.cy, max(1.0, math.hypot(x - shape.cx, y - shape.cy)))
@@ -147,7 +152,7 @@ def resized(shape: RegionShape, handle: int, x: float, y: float) -> RegionShape:
         return replace(shape, ry=max(1.0, abs(-dx * sin + dy * cos)))
     points = list(shape.points)
     points[handle] = (x, y)
-    return Polygon(tuple(points))
+    return shape if points_on_one_line(points) else Polygon(tuple(points))
 
 
 def rounded(shape: RegionShape) -> RegionShape:
@@ -166,7 +171,8 @@ def rounded(shape: RegionShape) -> RegionShape:
             max(1, round(shape.ry)),
             round(shape.angle_deg, 1),
         )
-    return Polygon(tuple((round(x), round(y)) for x, y in shape.points))
+    points = [(round(x), round(y)) for x, y in shape.points]
+    return shape if points_on_one_line(points) else Polygon(tuple(points))  # a sliver stays
 
 
 def unique_name(taken: Sequence[str], stem: str = "region") -> str:
@@ -232,6 +238,7 @@ class _Drag:
     original: RegionShape | None = None
     handle: int = 0
     changed: bool = False
+    no_area: bool = False  # the pointer is where the polygon would have no area: it stopped
 
 
 @dataclass
@@ -681,7 +688,10 @@ class RegionEditor(QWidget):
             if drag.action == "move":
                 region.shape = moved(drag.original, x - drag.start[0], y - drag.start[1])
             else:
-                region.shape = resized(drag.original, drag.handle, x, y)
+                shape = resized(drag.original, drag.handle, x, y)
+                drag.no_area = shape is drag.original and isinstance(shape, Polygon)
+                if not drag.no_area:  # else the vertex stays where the polygon had an area
+                    region.shape = shape
             drag.changed = True
         view.update()
 
@@ -707,7 +717,12 @@ class RegionEditor(QWidget):
             region.shape = rounded(region.shape)
             self._set_dirty(True)
             verb = "Moved" if drag.action == "move" else "Resized"
-            self._refresh(f"{verb} {region.name}: {region.shape}")
+            stopped = (
+                f"; the vertex stopped where the polygon still has an area ({NO_AREA_TEXT})"
+                if drag.no_area
+                else ""
+            )
+            self._refresh(f"{verb} {region.name}: {region.shape}{stopped}")
 
     def _double_click(self, view: CameraView, point: Point) -> None:
         draft = self._draft
@@ -738,6 +753,12 @@ class RegionEditor(QWidget):
             return
         if len(draft.points) < 3:
             self._refresh("A polygon needs at least 3 vertices: click more, then double-click.")
+            return
+        if points_on_one_line(draft.points):  # the draft stays: a vertex off the line closes it
+            self._refresh(
+                f"Not added: this polygon has no area (its points lie on one line); "
+                f"{NO_AREA_TEXT}. Click a vertex off that line, then double-click."
+            )
             return
         self._draft = None
         self._add(view, Polygon(tuple(draft.points)))

@@ -62,6 +62,7 @@ from deeplabstream.core.plugins import PluginError
 from deeplabstream.experiments.registry import available_experiments, load_experiment
 from deeplabstream.hardware.cameras.detect import Detection
 from deeplabstream.hardware.stimulation import DEVICES
+from deeplabstream.outputs.nwb_forms import check_experimenters
 from deeplabstream.settings.loader import CAMERA_NAME, CAMERA_PREFIX, DEVICE_PREFIX
 from deeplabstream.settings.sections import Settings
 
@@ -387,6 +388,7 @@ class RigPanel(QWidget):
         group = QGroupBox("Session")
         form = QFormLayout(group)
         self.session_fields: dict[str, QLineEdit] = {}
+        self.session_reasons: dict[str, QLabel] = {}
         for key, label in (
             ("ANIMAL", "Animal"),
             ("EXPERIMENTER", "Experimenter"),
@@ -399,6 +401,16 @@ class RigPanel(QWidget):
             )
             form.addRow(f"{label}:", edit)
             self.session_fields[key] = edit
+            # The reason a field is refused, under it: in sight where the field is edited.
+            reason = QLabel(
+                ""
+            )  # wraps at the field's width (a 1 px least width made it 500 px tall)
+            reason.setWordWrap(True)
+            reason.setObjectName(f"session_{key.lower()}_problem")
+            reason.setTextInteractionFlags(Qt.TextSelectableByMouse)
+            reason.hide()
+            form.addRow("", reason)
+            self.session_reasons[key] = reason
         self.subject = SubjectFields(lambda key, value: self._set(SESSION_SECTION, key, value))
         form.addRow(self.subject)
         self.output_edit = QLineEdit()
@@ -894,7 +906,30 @@ class RigPanel(QWidget):
         self.summary.setText("\n".join(self._summary(settings)) if settings else "-")
         self.save_button.setEnabled(not problems and self.dirty)
         self._show_experiment_info(settings)
+        self._mark_session_fields(problems)
         self.checked.emit()
+
+    def _mark_session_fields(self, problems: list[str]) -> None:
+        """Mark each session field a problem names: red border, the reason under it and as tip.
+
+        An experimenter not in NWB's form, without an NWB output, gets a hint only.
+        """
+        for key, field in self.session_fields.items():
+            named = f"[{SESSION_SECTION}] {key} ="
+            problem = next((p for p in problems if named in p), None)
+            reason, colour = None, NEWS_COLOUR
+            if problem is not None:
+                reason, colour = problem[problem.index(named) :], PROBLEM_COLOUR
+            elif key == "EXPERIMENTER":
+                reason = nwb_experimenter_hint(field.text())
+            field.setStyleSheet(
+                f"QLineEdit {{ border: 2px solid {PROBLEM_COLOUR}; }}" if problem else ""
+            )
+            field.setToolTip(reason or "")
+            label = self.session_reasons[key]
+            label.setStyleSheet(f"color: {colour};")
+            label.setText(reason or "")
+            label.setVisible(reason is not None)
 
     def _say(self, text: str, *, problem: bool) -> None:
         """Write under the summary: problems in red, news (checking, saved) in a neutral colour."""
@@ -961,6 +996,10 @@ class RigPanel(QWidget):
         parts = [trigger_line(name, t, cameras) for name, t in experiment.triggers.items()]
         text = f"{experiment.description}\n" if experiment.description else ""
         self.experiment_info.setText(text + "triggers: " + ("; ".join(parts) or "none"))
+
+    def unsaved_changes(self) -> list[str]:
+        """Return the edits not in the file yet, one line each ("[Experiment] NAME: a -> b")."""
+        return describe_changes(_read_keys(self.settings_file), _keys_of(self.document.text()))
 
     def _save_clicked(self) -> None:
         self.save()  # the outcome is shown in the panel
@@ -1106,3 +1145,49 @@ def _status_line(name: str) -> QLabel:
     label.setTextInteractionFlags(Qt.TextSelectableByMouse)
     label.hide()
     return label
+
+
+def _keys_of(text: str) -> dict[tuple[str, str], str]:
+    """Return ``{(section, KEY): value}`` of a settings text (empty when it does not parse)."""
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.optionxform = str.upper  # type: ignore[assignment,method-assign]
+    try:
+        parser.read_string(text)
+    except configparser.Error:
+        return {}
+    return {(name, key): value for name in parser.sections() for key, value in parser[name].items()}
+
+
+def _read_keys(path: Path) -> dict[tuple[str, str], str]:
+    try:
+        return _keys_of(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError):
+        return {}
+
+
+def describe_changes(
+    saved: dict[tuple[str, str], str], edited: dict[tuple[str, str], str]
+) -> list[str]:
+    """Say each key that differs between the ``saved`` file and the ``edited`` text."""
+    lines = []
+    for section, key in sorted(saved.keys() | edited.keys()):
+        before, after = saved.get((section, key)), edited.get((section, key))
+        if before == after:
+            continue
+        where = f"[{section}] {key}"
+        if before is None:
+            lines.append(f"{where}: added, {after}")
+        elif after is None:
+            lines.append(f"{where}: removed (was {before})")
+        else:
+            lines.append(f"{where}: {before} -> {after}")
+    return lines
+
+
+def nwb_experimenter_hint(value: str) -> str | None:
+    """Say, as a hint, that ``value`` is not in NWB's form (None when it is, or is empty)."""
+    try:
+        check_experimenters(value)
+    except ValueError as error:
+        return f"{error}; needed only when session.nwb is written ([Output] NWB = on)"
+    return None

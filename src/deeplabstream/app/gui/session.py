@@ -57,6 +57,7 @@ from deeplabstream.live.session.live import LiveSession, SessionEvent
 from deeplabstream.live.session.preflight import check_before_start
 from deeplabstream.live.session.recordings import RecordingError
 from deeplabstream.live.session.runner import SessionRunner
+from deeplabstream.live.session.summary import USER_STOPS
 from deeplabstream.live.session.summary import summary_lines as session_summary_lines
 from deeplabstream.outputs.video import RECORDED_VIDEO_SUFFIXES
 from deeplabstream.pose.model_format import format_of
@@ -210,6 +211,7 @@ class SessionController(QObject):
     failed = pyqtSignal(str)
     resolved = pyqtSignal(str)  # a part started well: its earlier failures are history
     notice = pyqtSignal(str)  # worth a line in the status bar, not a banner
+    warned = pyqtSignal(str)  # a user's stop whose session had losses: its summary
     ended = pyqtSignal(str)  # the stream stopped by itself (sources ended, planned duration)
     shut_down = pyqtSignal()  # after request_shutdown: everything stopped, files final
     stream_closing = pyqtSignal()  # the stream is about to stop: let go of its display readers
@@ -240,6 +242,7 @@ class SessionController(QObject):
         self._latency_summary = ""
         self._experiments_started = 0  # of this stream, counted as the stream counts them
         self._closing = False  # request_shutdown was called: stop, then say shut_down
+        self._closing_reason = "window closed"  # the stop reason it gave (Ctrl-C received)
         self.start_interrupted = False  # the window closed (Ctrl-C) while the stream opened
 
     # -- state ---------------------------------------------------------------------------------
@@ -417,17 +420,20 @@ class SessionController(QObject):
             after=lambda error: self._latency_started(run, error),
         )
 
-    def request_shutdown(self) -> None:
+    def request_shutdown(self, reason: str | None = None) -> None:
         """Stop everything on a background thread; ``shut_down`` is emitted when all is final.
 
         Closing the window calls this: stopping finalises files for seconds, and the window
-        keeps painting (and saying so) meanwhile instead of freezing.
+        keeps painting (and saying so) meanwhile instead of freezing. ``reason`` is the
+        session's stop reason ("window closed" unless said: "Ctrl-C received").
         """
         self._closing = True
+        if reason is not None:
+            self._closing_reason = reason
         if self.busy is not None:
             return  # _task_done carries on when the task in progress ends
         if self.stream is not None:
-            self._stop_stream_soon("window closed")
+            self._stop_stream_soon(self._closing_reason)
             return
         self.shut_down.emit()
 
@@ -603,7 +609,10 @@ class SessionController(QObject):
 
     def _stop_requested(self) -> str | None:
         """Why a start-up wait should end (the window is closing), else None: any thread."""
-        return "the window was closed" if self._closing else None
+        if not self._closing:
+            return None
+        closed = self._closing_reason == "window closed"
+        return "the window was closed" if closed else self._closing_reason
 
     def _start_experiment(
         self, experiment_name: str | None = None, latency_test: Any = None
@@ -665,13 +674,19 @@ class SessionController(QObject):
     def _say_summary(self, stream: LiveSession) -> None:
         """Show the session's summary, rendered from its session.json (as the CLI prints it).
 
-        A session that ended with errors (losses, a missed deadline, a stall) gets the red
-        banner; otherwise the status bar.
+        A session that ended by itself with errors (a camera lost, a worker gone) gets the red
+        banner. A user's own stop is never shown as an error (issue 44: it read "The session
+        ended with errors: Stopped by the user"): when the session had errors (losses, a missed
+        deadline) its summary says so in the warning colour, each in its own words
+        (:attr:`warned`). Otherwise the status bar.
         """
-        if stream.record is None:
+        record = stream.record
+        if record is None:
             return
-        self.last_summary = session_summary_lines(stream.record, stream.session_dir)
-        if stream.record.errors:
+        self.last_summary = session_summary_lines(record, stream.session_dir)
+        if record.errors and (record.stop_reason or "") in USER_STOPS:
+            self.warned.emit("\n".join(self.last_summary))
+        elif record.errors:
             self.failed.emit("The session ended with errors:\n" + "\n".join(self.last_summary))
         else:
             self.notice.emit(" | ".join(line.strip() for line in self.last_summary))

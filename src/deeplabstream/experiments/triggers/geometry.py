@@ -18,12 +18,13 @@ Euclidean distance to the region), which hysteresis uses. Each has a text form,
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
 GEOMETRY_SYNTAX = (
     "'circle CX CY R', 'rect X_MIN Y_MIN X_MAX Y_MAX', 'ellipse CX CY RX RY [ANGLE_DEG]' "
-    "or 'polygon X,Y X,Y X,Y ...' (at least 3 points), in frame pixels"
+    "or 'polygon X,Y X,Y X,Y ...' (at least 3 points, not all on one line), in frame pixels"
 )
 
 
@@ -185,10 +186,15 @@ class Polygon:
     points: tuple[tuple[float, float], ...]
 
     def __post_init__(self) -> None:
-        """Keep the points as a tuple of float pairs; reject fewer than 3."""
+        """Keep the points as a tuple of float pairs; reject fewer than 3, or no area."""
         points = tuple((float(x), float(y)) for x, y in self.points)
         if len(points) < 3:
             raise ValueError(f"polygon needs at least 3 points, got {len(points)}")
+        if points_on_one_line(points):  # as a circle of radius 0: nothing can ever be inside
+            raise ValueError(
+                "polygon has no area: its points lie on one line or on one another; "
+                "give at least 3 points not on one line"
+            )
         object.__setattr__(self, "points", points)
 
     @property
@@ -230,6 +236,22 @@ class Polygon:
     def __str__(self) -> str:
         """``polygon X,Y X,Y ...``."""
         return "polygon " + " ".join(f"{_num(x)},{_num(y)}" for x, y in self.points)
+
+
+def points_on_one_line(points: Sequence[tuple[float, float]]) -> bool:
+    """Whether every point lies on one line (repeated points and a single point included).
+
+    The line runs from the first point to the one farthest from it; a point counts as on it
+    within a billionth of that length (rounding, never a visible pixel).
+    """
+    x0, y0 = points[0]
+    far_x, far_y = max(points, key=lambda p: math.hypot(p[0] - x0, p[1] - y0))
+    length = math.hypot(far_x - x0, far_y - y0)
+    if length == 0.0:
+        return True
+    # the distance of each point from the line: |cross product| / length
+    offsets = (abs((far_x - x0) * (y - y0) - (far_y - y0) * (x - x0)) for x, y in points)
+    return max(offsets) / length <= 1e-9 * length
 
 
 def _segment_distance(x: float, y: float, x0: float, y0: float, x1: float, y1: float) -> float:

@@ -143,6 +143,17 @@ class Camera(ABC):
         """
         return False
 
+    @property
+    def paced(self) -> bool:
+        """True when the camera delivers frames at :attr:`nominal_fps` on its own.
+
+        Such a camera's delivered rate is judged against its rate (``live/session/delivery.py``):
+        one that delivers fewer frames is warned about. A camera paced by something else (a
+        file read as fast as it decodes, lockstep with the analysis, a hardware trigger) says
+        False. A lab's camera is paced unless it says otherwise.
+        """
+        return not self.waits_for_analysis
+
     def companions(self) -> tuple[CompanionStream, ...]:
         """Extra images delivered with every frame (valid after :meth:`open`); none by default."""
         return ()

@@ -376,6 +376,11 @@ class BaslerCamera(Camera):
         """A real camera (or pylon's emulator): watched for stalls."""
         return True
 
+    @property
+    def paced(self) -> bool:
+        """False with a hardware trigger: its pulses, not the camera, set the pace."""
+        return not self.settings.trigger.startswith("line")
+
     def grab(self, out: np.ndarray) -> FrameStamp | None:
         """Wait for the next frame and write it into ``out``.
 

@@ -253,6 +253,11 @@ class OpenCVCamera(Camera):
         """A device or stream (watched for stalls); not when DEVICE is a video file."""
         return not self._is_file
 
+    @property
+    def paced(self) -> bool:
+        """A device or stream; not a video file, read as fast as it decodes."""
+        return not self._is_file
+
     def grab(self, out: np.ndarray) -> FrameStamp | None:
         """Wait for the next frame and write it into ``out``.
 

@@ -114,6 +114,11 @@ class OrientedCamera(Camera):
         """Whether the camera is a device that can stall."""
         return self.inner.live
 
+    @property
+    def paced(self) -> bool:
+        """Whether the camera delivers its frames at its own rate."""
+        return self.inner.paced
+
     def companions(self) -> tuple[CompanionStream, ...]:
         """Return the camera's companion streams (never turned: see :meth:`open`)."""
         return self.inner.companions()

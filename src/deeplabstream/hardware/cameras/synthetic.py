@@ -55,6 +55,11 @@ from deeplabstream.hardware.simulator.rig3d import (
 
 log = logging.getLogger(__name__)
 
+#: A realtime frame later than this is not delivered: the camera skips to the frame due now
+#: (a real camera's buffer drops what nobody took), so a stall never ends in a burst of old
+#: frames stamped as if on time. A shorter lateness is caught up, none skipped.
+CATCH_UP_LIMIT_S = 1.0
+
 #: Grey levels of the LED spot when off for the whole exposure and when on for all of it; the
 #: spot is drawn without noise, so its mean tells the lit fraction to 1 / 240 of an exposure.
 LED_OFF_LEVEL = 10
@@ -873,7 +878,11 @@ class SyntheticCamera(Camera):
     One mouse is simulated by :class:`hardware.simulator.arena.SimulatedArena`, several by
     :class:`hardware.simulator.herd.SimulatedHerd`. Frame ``i`` is rendered into the capture loop's
     slot and, with ``PACING = realtime``, delivered at ``t0 + i / FRAMERATE`` (``t0`` = the first
-    grab; a late frame is delivered at once and no index is skipped). The stream never ends. Between
+    grab). A frame up to :data:`CATCH_UP_LIMIT_S` late is delivered at once (a host's hiccup is
+    caught up, as a camera's frame buffer would hold its frames); after a longer stall (its process
+    stopped, frames too large to render at FRAMERATE) the camera goes on with the frame due now,
+    never in a burst: the frames due meanwhile were not delivered, their indices are skipped and
+    counted as dropped by the camera. The stream never ends. Between
     :meth:`start_session` and :meth:`close` each frame's true keypoints are appended to
     ``<session>/<name>.truth.csv``.
 
@@ -941,6 +950,11 @@ class SyntheticCamera(Camera):
         """True with ``PACING = lockstep`` (the capture process does the waiting)."""
         return self.settings.pacing == "lockstep"
 
+    @property
+    def paced(self) -> bool:
+        """True with ``PACING = realtime``: a frame is due every 1 / FRAMERATE s."""
+        return self.settings.pacing == "realtime"
+
     def grab(self, out: np.ndarray) -> FrameStamp:
         """Render the next frame into ``out``, record its truth, and wait until it is due."""
         if self._arena is None:
@@ -950,6 +964,8 @@ class SyntheticCamera(Camera):
         elif self._first_grab_ns is None:
             self._first_grab_ns = host_now_ns()
             self._rate_origin = (0, self._first_grab_ns, 0.0)
+        elif self.settings.pacing == "realtime":
+            self._skip_after_stall()
         index = self._render_and_record(out)
         self._last_index = index
         if self._labels is not None and isinstance(self._arena, SimulatedArena | SimulatedRigView):
@@ -1000,11 +1016,18 @@ class SyntheticCamera(Camera):
         wanted = self._grid.frame_at_or_after(host_now_ns())
         if self.settings.pacing != "realtime" or wanted < self._arena.next_frame_index:
             return  # free pacing renders every frame; an early call waits for its frame
-        if isinstance(self._arena, SimulatedRigView | SimulatedBoardView):
-            self._arena.skip_to(wanted)
-        else:
-            while self._arena.next_frame_index < wanted:  # the flat arenas render to skip
-                self._arena.render_next(np.empty(self._arena.frame_shape, np.uint8))
+        self._arena.skip_to(wanted)
+
+    def _skip_after_stall(self) -> None:
+        """Go on with the frame due now when the next one is over CATCH_UP_LIMIT_S late."""
+        assert self._arena is not None
+        now_ns = host_now_ns()
+        late_ns = now_ns - self.exposure_end_ns(self._arena.next_frame_index)
+        if late_ns <= CATCH_UP_LIMIT_S * 1e9:
+            return
+        origin_index, origin_ns, _ = self._rate_origin
+        due_now = origin_index + math.ceil((now_ns - origin_ns) * self.settings.framerate / 1e9)
+        self._arena.skip_to(due_now)
 
     @property
     def _gain_table(self) -> np.ndarray | None:

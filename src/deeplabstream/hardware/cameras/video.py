@@ -364,6 +364,11 @@ class VideoCamera(Camera):
         """
         return self.settings.pacing == "lockstep"
 
+    @property
+    def paced(self) -> bool:
+        """True with ``PACING = native``: frames are due at their timestamps' pace."""
+        return self.settings.pacing == "native"
+
     def grab(self, out: np.ndarray) -> FrameStamp | None:
         """Deliver the next frame into ``out``; None at the end of the file (unless LOOP).
 

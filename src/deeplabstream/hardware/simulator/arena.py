@@ -1317,3 +1317,14 @@ class SimulatedArena:
         self.renderer.render(pose, index, out)
         self.next_frame_index = index + 1
         return index, keypoints_from_poses(np.asarray(pose), self.params.body_length_px)
+
+    def skip_to(self, frame_index: int) -> None:
+        """Move the mouse on, unrendered, so that the next frame rendered is ``frame_index``.
+
+        Frames before the next one are never rendered again: an earlier index does nothing.
+        """
+        while self.next_frame_index < frame_index:
+            self.motion.step()
+            self.next_frame_index += 1
+        if isinstance(self.motion, BehaviourMotion):
+            self.behaviour = self.motion.behaviour

@@ -576,6 +576,15 @@ class SimulatedHerd:
         self.next_frame_index = index + 1
         return index, truth_from_poses(poses, self.params.arena, marks)
 
+    def skip_to(self, frame_index: int) -> None:
+        """Move the animals on, unrendered, so that the next frame rendered is ``frame_index``.
+
+        Frames before the next one are never rendered again: an earlier index does nothing.
+        """
+        while self.next_frame_index < frame_index:
+            self.motion.step()
+            self.next_frame_index += 1
+
     def truth_at(self, frame_index: int) -> np.ndarray:
         """Return the truth of any frame without rendering, shape (A, 6, 3).
 

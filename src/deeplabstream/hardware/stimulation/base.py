@@ -322,6 +322,15 @@ class StimulationDevice(ABC):
         """
         return (f"{cls.__module__}.{cls.__qualname__}:*",)
 
+    def check_present(self) -> None:  # noqa: B027 (optional: most devices cannot tell)
+        """Raise :class:`DeviceNotFoundError` when its hardware, driver or library is absent.
+
+        Called before a session starts (once its devices are locked), so that an absent device
+        is refused before anything starts rather than when the experiment opens it; it must
+        leave nothing open. The default checks nothing: a device that can tell without side
+        effects (the board's HELLO, a driver's device list) overrides it.
+        """
+
     # -- to write in a subclass ------------------------------------------------------------
 
     @abstractmethod

@@ -90,6 +90,12 @@ class GpioStimulator(SoftwareTimedDevice):
         """The gpiozero ``DigitalOutputDevice`` of each channel (empty until :meth:`open`)."""
         return list(self._outputs)
 
+    def check_present(self) -> None:
+        """Claim every pin (driven off) and release it: gpiozero, a pin factory, pins free."""
+        if self._timing is None:
+            self.open()
+            self.close()
+
     def open(self) -> None:
         """Claim every pin as an output driven off; DeviceNotFoundError says why it cannot."""
         if self._timing is not None:

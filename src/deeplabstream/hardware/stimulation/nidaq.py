@@ -116,6 +116,10 @@ class NidaqStimulator(SoftwareTimedDevice):
         """The digital lines, plus the analog output if there is one."""
         return len(self.lines) + (self.analog_output is not None)
 
+    def check_present(self) -> None:
+        """Check that nidaqmx, NI's driver and every channel's device are there; opens nothing."""
+        _check_devices(_import_nidaqmx(), [*self.lines, *filter(None, [self.analog_output])])
+
     def open(self) -> None:
         """Check the driver and devices, then create one output task per channel, all off."""
         if self._timing is not None:

@@ -218,6 +218,16 @@ class SerialStimulator(StimulationDevice):
         )
         self._reader.start()
 
+    def check_present(self) -> None:
+        """Open the port and wait for the board's HELLO, then close it (outputs off).
+
+        The board answers or the message says what to do; a board that restarts when its port
+        opens (an Uno) restarts once more when the session opens it.
+        """
+        if self._serial is None:
+            self.open()
+            self.close()
+
     def _wait_for_hello(self, port: serial.Serial) -> Reply:
         self._buffer.clear()  # nothing left over from an earlier session
         start = time.monotonic()

@@ -172,7 +172,14 @@ def _announce_and_stream(
     if companions:
         description["companions"] = companions.describe()
     job.control.send(
-        Opened(geometry, camera.nominal_fps, description, camera.live, _controls_of(camera))
+        Opened(
+            geometry,
+            camera.nominal_fps,
+            description,
+            camera.live,
+            _controls_of(camera),
+            paced=camera.paced,
+        )
     )
     try:
         order = job.control.recv()
@@ -395,6 +402,8 @@ def _count_frame(header: Any, seq: int, frame_index: int, last_index: int, stamp
         header["first_camera_ts"] = stamp.camera_timestamp
     elif frame_index > last_index + 1:
         header["camera_gaps"] += frame_index - last_index - 1
+        header["last_gap_first"] = last_index + 1  # which frames: a stall is named by them
+        header["last_gap_last"] = frame_index - 1
     header["captured"] = seq + 1
     header["last_host_ns"] = stamp.host_timestamp_ns
     header["last_frame_index"] = frame_index

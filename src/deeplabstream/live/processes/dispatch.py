@@ -15,6 +15,7 @@ until a command has been measured), and after each action, its latency frame -> 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Sequence
 from multiprocessing.connection import Connection
@@ -79,6 +80,14 @@ _DEVICE_FAILURES = (DeviceError, OSError, ValueError)
 #: loop that never ends, a wait for something that never comes); a slow one (tenths of a
 #: second) is a late decision, judged by the deadline, not stopped.
 UPDATE_LIMIT_S = 3.0
+#: A device's command (its ``perform``) or close that has not returned after this long is
+#: stopped: a command returns at once (a pulse is timed by the device), so seconds mean it hangs
+#: (a driver call that never returns); the experiment stops, the device gets no more commands.
+PERFORM_LIMIT_S = 3.0
+
+
+class DeviceHungError(DeviceError):
+    """A device's call did not return within :data:`PERFORM_LIMIT_S` and was interrupted."""
 
 
 class ExperimentStartError(ExperimentError, RuntimeError):
@@ -111,6 +120,7 @@ class ExperimentRun:
         self._pairing_ns = DurationHistogram()  # several cameras: largest pairing error per update
         self._actions = 0
         self._not_sent = 0  # actions decided whose command never left (events.csv not_sent)
+        self._hung: set[str] = set()  # devices whose call had to be interrupted: no more calls
         self._events_sent = 0  # events of the log already sent with a status
         self._seconds_active = dict.fromkeys(experiment.triggers, 0.0)
         self._true_since_last: set[str] = set()  # triggers true after the previous update
@@ -142,18 +152,7 @@ class ExperimentRun:
             experiment = load_experiment(name)
         except Exception as error:  # a config or class error must reach the user as a message
             raise ExperimentStartError(f"experiment {name!r}: {error}") from None
-        needed = sorted({device for device, _ in experiment.outputs})
-        if latency_test is not None and latency_test.device not in needed:
-            needed.append(latency_test.device)
-        missing = [device for device in needed if device not in device_settings]
-        if missing:
-            declared = ", ".join(sorted(device_settings)) or "none"
-            raise ExperimentStartError(
-                f"experiment {name!r} uses the device(s) {', '.join(missing)}, which settings.ini "
-                f"does not declare (declared: {declared}). Add a section [Device NAME] with "
-                "TYPE = log, serial, nidaq or gpio for each (docs/settings.md)."
-            )
-        devices = _open_devices({n: device_settings[n] for n in needed or device_settings})
+        devices = _open_devices(devices_to_open(experiment, device_settings, latency_test))
         board = None
         if latency_test is not None:
             board = _start_latency_test(devices, latency_test)
@@ -206,7 +205,8 @@ class ExperimentRun:
             with time_limit(f"experiment {self.experiment.name!r}: its update", UPDATE_LIMIT_S):
                 actions = self.experiment.update(subject)
         except CallStalled as stall:
-            self._fail(f"{stall} at frame {newest.frame_index} of camera {newest.camera!r}")
+            where = f"at frame {newest.frame_index} of camera {newest.camera!r}"
+            self._fail(f"{stall} {where}{_trigger_stalled(stall)}")
             return
         except MissingKeypointError as error:  # a setting to fix, not a bug: no traceback
             self._fail(f"experiment {self.experiment.name!r}: {error}")
@@ -222,6 +222,34 @@ class ExperimentRun:
         self.experiment.events.settle()
         self._update_ns.add(decided_ns - update_started_ns)
         self._count_active()
+
+    def _send(self, action: Action) -> ActionRecord:
+        """Issue ``action`` on its device under the watchdog; a hung device gets no more.
+
+        Raises DeviceHungError when the call had to be interrupted (or the device hung before).
+        """
+        name = action.device
+        if name in self._hung:
+            raise DeviceHungError(f"device {name!r} hung earlier: no more commands go to it")
+        try:
+            with time_limit(f"device {name!r}: its {action.command}", PERFORM_LIMIT_S):
+                return _send(self.devices[name], action)
+        except CallStalled as stall:
+            self._hung.add(name)
+            raise DeviceHungError(str(stall)) from None
+
+    def _stop_experiment(self, time_s: float | None, reason: str) -> list[Action]:
+        """Stop the experiment under the watchdog (a trial's end runs the lab's hook).
+
+        A stop that hangs gives no switch-off actions: closing the devices switches them off.
+        """
+        name = self.experiment.name
+        try:
+            with time_limit(f"experiment {name!r}: its stop", UPDATE_LIMIT_S):
+                return self.experiment.stop(time_s, reason)
+        except CallStalled as stall:
+            log.error("%s; its devices are switched off by their close", stall)
+            return []
 
     def _count_active(self) -> None:
         """Add the frame time since the previous update to each trigger that was true then.
@@ -255,9 +283,9 @@ class ExperimentRun:
         failure_text = None
         for index, action in enumerate(actions):  # every command first; their bookkeeping after
             try:
-                sent.append((action, _send(self.devices[action.device], action)))
+                sent.append((action, self._send(action)))
             except _DEVICE_FAILURES as failure:
-                failure_text = f"device {action.device!r}: {failure}"
+                failure_text = _failure_text(action.device, failure)
                 self._mark_not_sent(action, _why_not_sent(failure))
                 for later in actions[index + 1 :]:  # the experiment stops: never tried
                     self._mark_not_sent(later, "an earlier command failed")
@@ -309,17 +337,17 @@ class ExperimentRun:
         self.error = f"experiment stopped: {message}"
         log.error("%s", self.error)
         # The finish row of events.csv says why, not only "stopped".
-        for action in self.experiment.stop(reason=f"failed: {message}"):
-            device = self.devices.get(action.device)
-            if device is None:
+        for action in self._stop_experiment(None, f"failed: {message}"):
+            if action.device not in self.devices:
                 self._mark_not_sent(action, f"no device {action.device!r}")
                 continue
             try:
-                record = _send(device, action)
+                record = self._send(action)
             except _DEVICE_FAILURES as failure:
                 # already failing: the first failure is the one reported, this one is logged
                 self._mark_not_sent(action, _why_not_sent(failure))
                 continue
+            self._actions += 1  # a command sent: counted as the update's are
             self.experiment.events.fill_times(action, written=record.written_ns / 1e9)
         self.experiment.events.close()
 
@@ -327,16 +355,17 @@ class ExperimentRun:
         """End the experiment: switch outputs off, wait briefly for acknowledgements, close all."""
         if self.error is None:
             latest = max((o.time_s for o in self._latest.values()), default=None)
-            actions = self.experiment.stop(latest)
+            actions = self._stop_experiment(latest, "stopped")
             if actions:
                 now = host_now_ns()
                 for action in actions:
                     try:
-                        record = _send(self.devices[action.device], action)
+                        record = self._send(action)
                     except _DEVICE_FAILURES as failure:
                         log.error("could not switch off %s: %s", action.device, failure)
                         self._mark_not_sent(action, _why_not_sent(failure))
                         continue
+                    self._actions += 1  # the switch-offs are commands sent, as the update's
                     self.experiment.events.fill_times(
                         action, decided=now / 1e9, written=record.written_ns / 1e9
                     )
@@ -350,7 +379,10 @@ class ExperimentRun:
         self._finish_latency_test()
         for name, device in self.devices.items():
             try:
-                device.close()
+                with time_limit(f"device {name!r}: its close", PERFORM_LIMIT_S):
+                    device.close()
+            except CallStalled as stall:  # a hung driver must not hold the stop
+                log.error("%s", stall)
             except Exception as failure:  # closing one device must not keep others open
                 log.error("device %s did not close cleanly: %s", name, failure)
 
@@ -374,6 +406,12 @@ class ExperimentRun:
         """Log in events.csv that ``action``'s command never left (``not_sent``), and count it."""
         self._not_sent += 1
         self.experiment.events.mark_not_sent(action, why)
+
+    def flush_events(self) -> None:
+        """Push the events written so far to ``events.csv`` (the worker is about to end)."""
+        flush = getattr(self.experiment.events.writer, "flush", None)
+        if flush is not None:
+            flush()
 
     @property
     def actions(self) -> int:
@@ -510,6 +548,10 @@ class MarkedWriter:
                 marker_time_s(event),
             )
 
+    def flush(self) -> None:
+        """Push the rows written so far to the file."""
+        self.file.flush()
+
     def close(self) -> None:
         """Close the file (the outlet belongs to the worker)."""
         self.file.close()
@@ -526,6 +568,49 @@ def marker_time_s(event: ExperimentEvent) -> float | None:
     return event.host_timestamp
 
 
+def devices_to_open(
+    experiment: Experiment,
+    device_settings: dict[str, DeviceSettings],
+    latency_test: LatencyTestSpec | None = None,
+) -> dict[str, DeviceSettings]:
+    """Return the devices a start of ``experiment`` opens: those it uses (none named: all).
+
+    ExperimentStartError names the devices it uses that the settings do not declare.
+    """
+    needed = sorted({device for device, _ in experiment.outputs})
+    if latency_test is not None and latency_test.device not in needed:
+        needed.append(latency_test.device)
+    missing = [device for device in needed if device not in device_settings]
+    if missing:
+        declared = ", ".join(sorted(device_settings)) or "none"
+        raise ExperimentStartError(
+            f"experiment {experiment.name!r} uses the device(s) {', '.join(missing)}, which "
+            f"settings.ini does not declare (declared: {declared}). Add a section [Device NAME] "
+            "with TYPE = log, serial, nidaq or gpio for each (docs/settings.md)."
+        )
+    return {name: device_settings[name] for name in needed or device_settings}
+
+
+def absent_devices(settings: dict[str, DeviceSettings]) -> list[str]:
+    """Return, for each device whose hardware, driver or library is absent, what to tell the user.
+
+    Each device checks itself (:meth:`StimulationDevice.check_present`: the board's HELLO, the
+    NI driver and DAQ, the Pi's pins) and leaves nothing open; run it before the start, once
+    the devices are locked, so that an absent device is refused before anything starts.
+    """
+    problems = []
+    for name, device_settings in settings.items():
+        try:
+            device_settings.create().check_present()
+        except (*_DEVICE_FAILURES, ImportError) as error:  # ImportError: its driver's package
+            problems.append(_device_problem(name, device_settings, error))
+    return problems
+
+
+def _device_problem(name: str, settings: DeviceSettings, error: Exception) -> str:
+    return f"[Device {name}] (TYPE = {settings.type}): {error}"
+
+
 def _open_devices(settings: dict[str, DeviceSettings]) -> dict[str, StimulationDevice]:
     devices: dict[str, StimulationDevice] = {}
     for name, device_settings in settings.items():
@@ -535,9 +620,7 @@ def _open_devices(settings: dict[str, DeviceSettings]) -> dict[str, StimulationD
         except (*_DEVICE_FAILURES, ImportError) as error:  # ImportError: its driver's package
             for opened in devices.values():
                 opened.close()
-            raise ExperimentStartError(
-                f"[Device {name}] (TYPE = {device_settings.type}): {error}"
-            ) from None
+            raise ExperimentStartError(_device_problem(name, device_settings, error)) from None
         devices[name] = device
     return devices
 
@@ -566,10 +649,35 @@ def _start_latency_test(
     return board
 
 
+def _trigger_stalled(stall: CallStalled) -> str:
+    """Say which trigger's code the stalled update was in (a lab's kind's step), else "".
+
+    Read from where the interruption landed (its traceback): the innermost trigger, the one
+    whose own code runs there (wrappers of it are outer).
+    """
+    found = ""
+    frame = stall.__traceback__
+    while frame is not None:
+        owner = frame.tb_frame.f_locals.get("self")
+        if isinstance(owner, Trigger):
+            named = getattr(owner, "name", None)
+            found = f", in trigger kind {owner.kind!r}" + (f" ({named!r})" if named else "")
+        frame = frame.tb_next
+    return found
+
+
+def _failure_text(device: str, failure: Exception) -> str:
+    """Return a device's failure for the error: its name first, once."""
+    text = str(failure)
+    return text if text.startswith(f"device {device!r}") else f"device {device!r}: {text}"
+
+
 def _why_not_sent(failure: Exception) -> str:
     """Return why a command was not sent, for events.csv's ``not_sent`` (after ``not sent:``)."""
     if isinstance(failure, DeviceLostError):
         return f"device gone ({failure})"
+    if isinstance(failure, DeviceHungError):
+        return f"device hung ({failure})"
     return f"device failed ({failure})"
 
 
@@ -608,35 +716,66 @@ class ExperimentSlot:
         self.status_wanted = True
         self._next_status_ns = 0
         self._last_actions = -1
+        self._opening: _Opening | None = None  # an experiment whose devices open now
 
     def open(self, spec: ExperimentSpec | None, events_file: str) -> None:
         """Open ``spec``'s experiment and devices (nothing when None); ExperimentStartError."""
         if spec is not None:
-            self.run = ExperimentRun.open(
-                spec.name,
-                spec.devices,
-                self.session_dir,
-                events_file,
-                latency_test=spec.latency_test,
-                markers=self.markers,
-            )
+            self.run = self.opened(spec, events_file)
+
+    def opened(self, spec: ExperimentSpec, events_file: str) -> ExperimentRun:
+        """Return ``spec``'s experiment with its devices open; ExperimentStartError if it cannot."""
+        return ExperimentRun.open(
+            spec.name,
+            spec.devices,
+            self.session_dir,
+            events_file,
+            latency_test=spec.latency_test,
+            markers=self.markers,
+        )
 
     def start(self, message: StartExperiment) -> None:
-        """Start an experiment while analysis runs; answer ExperimentStarted or ExperimentFailed."""
-        if self.run is not None:
-            name = self.run.experiment.name
+        """Start an experiment while analysis runs, its devices opened on a thread of their own.
+
+        Opening a device can take seconds (a board restarts when its port opens, and one that
+        never answers is waited for): the loop goes on analysing meanwhile, and
+        :meth:`take_opened` answers ExperimentStarted or ExperimentFailed once it is done.
+        """
+        if self.run is not None or self._opening is not None:
+            name = self.run.experiment.name if self.run is not None else message.spec.name
             self.control.send(ExperimentFailed(f"experiment {name!r} runs already"))
             return
-        try:
-            self.open(message.spec, message.events_file)
-        except ExperimentStartError as error:
-            self.control.send(ExperimentFailed(str(error)))
+        self._opening = _Opening(self, message)
+
+    def take_opened(self) -> None:
+        """Call every loop turn: once the experiment started by :meth:`start` opened, answer."""
+        opening = self._opening
+        if opening is None or opening.is_alive():
             return
+        self._opening = None
+        if opening.error is not None:
+            self.control.send(ExperimentFailed(opening.error))
+            return
+        self.run = opening.result
         self._last_actions = -1  # the first status goes out at once
-        self.control.send(ExperimentStarted(message.spec.name, message.events_file))
+        spec = opening.message.spec
+        self.control.send(ExperimentStarted(spec.name, opening.message.events_file))
 
     def finish(self) -> dict[str, Any] | None:
-        """Stop the running experiment (if any); keep and return its summary."""
+        """Stop the running experiment (if any, or the one opening); keep and return its summary."""
+        opening, self._opening = self._opening, None
+        if opening is not None:  # stopped while it opened: wait for it, then stop it
+            opening.join(OPENING_WAIT_AT_STOP_S)
+            if opening.is_alive():
+                log.error(
+                    "the experiment's devices did not open within %g s of the stop; they are "
+                    "left to the end of the process",
+                    OPENING_WAIT_AT_STOP_S,
+                )
+            elif opening.result is not None:
+                self.run = opening.result
+            else:
+                log.error("the experiment stopped while it opened: %s", opening.error)
         run, self.run = self.run, None
         if run is None:
             return None
@@ -668,3 +807,30 @@ class ExperimentSlot:
         self._next_status_ns = now + STATUS_INTERVAL_NS
         self._last_actions = run.actions
         self.control.send(run.status())
+
+
+#: A stop that comes while an experiment's devices open waits this long for them (a board's
+#: HELLO wait is 4 s), so that they are closed with their outputs off.
+OPENING_WAIT_AT_STOP_S = 10.0
+
+
+class _Opening(threading.Thread):
+    """Open an experiment and its devices beside the loop (the slot's :meth:`start`)."""
+
+    def __init__(self, slot: ExperimentSlot, message: StartExperiment) -> None:
+        super().__init__(name=f"opening experiment {message.spec.name}", daemon=True)
+        self.slot = slot
+        self.message = message
+        self.result: ExperimentRun | None = None
+        self.error: str | None = None
+        self.start()
+
+    def run(self) -> None:
+        """Open the experiment; keep it, or the message that says why it could not start."""
+        try:
+            self.result = self.slot.opened(self.message.spec, self.message.events_file)
+        except ExperimentStartError as error:
+            self.error = str(error)
+        except Exception as error:  # a bug must reach the window as a message, not end a thread
+            log.exception("the experiment could not be opened")
+            self.error = f"experiment {self.message.spec.name!r} could not start: {error!r}"

@@ -31,11 +31,13 @@ frame goes: files, the POSE pipe, LSL) and ``pose_closing`` (tables and figures 
 from __future__ import annotations
 
 import logging
+import os
 import signal
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+from deeplabstream.core.call_watchdog import CallStuck, when_stuck
 from deeplabstream.core.clock import host_now_ns, precise_timers
 from deeplabstream.core.collector import settle_after_start_up
 from deeplabstream.core.deadline import INFERENCE, inference_parts
@@ -55,6 +57,7 @@ from deeplabstream.live.processes.messages import (
     ExperimentStopped,
     PoseFailed,
     PoseFinished,
+    PoseStuck,
     StartExperiment,
     StatusWanted,
     StopAnalysis,
@@ -80,9 +83,13 @@ from deeplabstream.live.processes.pose_points3d import (
 )
 from deeplabstream.live.processes.pose_sinks import open_outputs
 from deeplabstream.outputs.folder import SESSION_LOG
+from deeplabstream.outputs.whole_rows import flush_open_files
 from deeplabstream.spatial.triangulation.live import LiveTriangulator
 
 log = logging.getLogger(__name__)
+
+#: The worker's exit status when it ended itself, its loop stuck in a call it could not interrupt.
+EXIT_STUCK = 3
 
 
 def pose_main(job: PoseJob) -> None:
@@ -129,6 +136,9 @@ def pose_main(job: PoseJob) -> None:
     job.control.send(ready)
     error: str | None = None
     waiter = FrameWaiter(job.settings.wait)
+    # A lab's call stuck for good in C code: keep the rows, name it, end (the main process
+    # finishes the files and counts the frames, as for a worker that died).
+    when_stuck(lambda stuck: _end_stuck(job, slot, stuck))
     try:
         _analyse(job, pipelines, slot, waiter, triangulator)
     except Exception as failure:  # the stream must hear why analysis stopped
@@ -150,6 +160,29 @@ def pose_main(job: PoseJob) -> None:
         job.control.send(PoseFinished(figures, error, last, tuple(slot.summaries)))
     except OSError:
         pass
+
+
+def _end_stuck(job: PoseJob, slot: ExperimentSlot, stuck: CallStuck) -> None:
+    """End the worker whose loop is stuck in a lab's call (the watchdog's thread runs this).
+
+    The loop's thread never comes back, so this thread keeps what it can: every pose row
+    analysed so far and the events written reach their files, the main process is told which
+    call is stuck (and the experiment's time, for the finish row it writes), then the process
+    ends: the main process accounts for it as for a worker that died, naming the call.
+    """
+    log.error("%s: the pose worker ends here, its files flushed", stuck)
+    flush_open_files()
+    run = slot.run
+    name = time_s = None
+    if run is not None:
+        run.flush_events()
+        name, time_s = run.experiment.name, run.experiment.now_s
+    try:
+        job.control.send(PoseStuck(str(stuck), name, time_s))
+    except (OSError, ValueError):  # the main process is gone: nothing to tell
+        pass
+    logging.shutdown()  # the log's last lines reach session.log
+    os._exit(EXIT_STUCK)  # the loop's thread cannot be joined: end the process from here
 
 
 def _handle_control(job: PoseJob, slot: ExperimentSlot) -> bool:
@@ -188,6 +221,7 @@ def _analyse(
         # On a stop, one last turn: frames announced before it are analysed (the newest of each
         # camera) or counted as skipped, never left uncounted.
         stopping = not _handle_control(job, slot)
+        slot.take_opened()  # an experiment started meanwhile: its devices open beside the loop
         picked_ns = host_now_ns()
         ready = [p for p in active if p.reader.poll()]
         for pipeline in ready:

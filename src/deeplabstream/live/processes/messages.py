@@ -38,6 +38,8 @@ class Opened:
     description: dict[str, Any]
     live: bool = False  # a device that can be lost: the main process watches it for stalls
     controls: tuple[CameraControl, ...] = ()  # its settings with limits (camera.controls())
+    # It delivers at nominal_fps on its own: the main process judges the rate it delivers.
+    paced: bool = False
 
 
 @dataclass(frozen=True)
@@ -157,6 +159,20 @@ class PoseFailed:
     """The model could not be loaded or run; the message says why and what to do."""
 
     message: str
+
+
+@dataclass(frozen=True)
+class PoseStuck:
+    """A lab's call on the loop cannot be interrupted: the worker flushed its rows and ends.
+
+    ``message`` names the call (core/call_watchdog.py's CallStuck); ``experiment`` and
+    ``experiment_time_s``: the running experiment's name and latest frame time (its events'
+    clock), None without one.
+    """
+
+    message: str
+    experiment: str | None = None
+    experiment_time_s: float | None = None
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,9 @@ def _finish_camera(job: PoseJob, pipeline: CameraPipeline) -> dict[str, Any]:
         # cropped; the crop of every frame is in <camera>.pose_timing.csv.
         "frames_full_frame": analysed - pipeline.frames_cropped,
         "frames_cropped": pipeline.frames_cropped,
+        # Frames in which the model found no animal at all: the session warns when that is
+        # (nearly) every frame (an empty arena, a model that does not fit the camera).
+        "frames_no_animal": pipeline.frames_no_animal,
         "dynamic_crop": _crop_figures(pipeline),
         # pose_file, pose_rows (one per frame index), pose_times_file, pose_table
         **files,

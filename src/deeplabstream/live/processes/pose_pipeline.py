@@ -65,6 +65,7 @@ class CameraPipeline:
     crop: Crop | None = None  # the region of this turn's frame that is analysed
     context: dict[str, np.ndarray] | None = None  # channel gates of its last full frame
     frames_cropped: int = 0
+    frames_no_animal: int = 0  # analysed frames in which the model found no keypoint at all
     crop_sizes: set[tuple[int, int]] = field(default_factory=set)  # (width, height) used
     # Frame arrival -> keypoints of every analysed frame, in fixed bins: a list of every value
     # grew the worker by tens of bytes a frame (MBs an hour at 100 frames/s).
@@ -294,6 +295,8 @@ def estimate_group(
     )
     for pipeline, found_animals in zip(group, found, strict=True):
         region(pipeline).to_frame(found_animals)  # crop pixels to frame pixels (in place)
+        if not found_any_animal(found_animals):
+            pipeline.frames_no_animal += 1
     # An identity model's (N, A) identity confidences (None for other models).
     confidence = getattr(estimator, "last_identity_confidence", None)
     # Identities first: every output (files, pipe, experiment) sees animal i as identity i.
@@ -304,6 +307,16 @@ def estimate_group(
     for pipeline, found_animals in zip(group, animals, strict=True):
         _follow(pipeline, found_animals[0])  # the first animal: what single-animal code reads
     return animals
+
+
+def found_any_animal(animals: np.ndarray) -> bool:
+    """Return True when the model placed any keypoint of any animal (A, K, 3) in the frame.
+
+    A keypoint not found is NaN in x (a top-down model whose centroid stage found nothing gives
+    every animal so), or has no likelihood at all.
+    """
+    placed = np.isfinite(animals[..., 0]) & (np.nan_to_num(animals[..., 2]) > 0)
+    return bool(placed.any())
 
 
 def _follow(pipeline: CameraPipeline, pose: np.ndarray) -> None:

@@ -21,10 +21,12 @@ points, so it runs before the decision (live.processes.pose_points3d).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from deeplabstream.core.call_watchdog import CallStalled, time_limit
 from deeplabstream.core.plugins import error_text
 from deeplabstream.live.processes.class_identities import ClassIdentities
 from deeplabstream.live.processes.identities import CameraIdentities
@@ -49,6 +51,7 @@ from deeplabstream.transport.channel import ChannelWriter, FrameRecord
 
 __all__ = [  # the sinks' interface and the built-in sinks, where the worker's modules find them
     "AnalysedFrame",
+    "GuardedMarkers",
     "GuardedSink",
     "LiveOutputs",
     "LslPoseSink",
@@ -59,6 +62,11 @@ __all__ = [  # the sinks' interface and the built-in sinks, where the worker's m
 ]
 
 log = logging.getLogger(__name__)
+
+#: An output's call (``write``, ``write_not_analysed``, ``close``) that has not returned after
+#: this long is stopped: a sink appends a row, so seconds mean it hangs (a network share that
+#: never answers, a lock never released), never that it is slow.
+WRITE_LIMIT_S = 3.0
 
 
 class PosePipeSink:
@@ -136,8 +144,15 @@ class LiveOutputs:
 
     @property
     def markers(self) -> EventMarkers | None:
-        """Where the experiment's events also go: the first output that takes them (LSL)."""
-        return next((live.markers for _, live in self._opened if live.markers is not None), None)
+        """Where the experiment's events also go: the first output that takes them (LSL).
+
+        Guarded (:class:`GuardedMarkers`): a failing or hung ``push`` ends that output's
+        markers, never the experiment.
+        """
+        for name, live in self._opened:
+            if live.markers is not None:
+                return GuardedMarkers(live.markers, f"output {name!r}", self)
+        return None
 
     def camera(self, name: str) -> OutputCamera:
         """Return the camera ``name`` as the outputs see it."""
@@ -171,7 +186,10 @@ class LiveOutputs:
         """Close every output (after the experiment's last events); failures are reported."""
         for name, live in self._opened:
             try:
-                live.close()
+                with time_limit(f"output {name!r}: its close", WRITE_LIMIT_S):
+                    live.close()
+            except CallStalled as stall:  # a hung close never holds the worker's end
+                self.report(f"{stall}; its files may end early")
             except Exception as error:  # one output's close never stops the others'
                 self.report_failure(f"output {name!r} could not be closed", error)
 
@@ -190,7 +208,10 @@ class LiveOutputs:
 
     def report_failure(self, what: str, error: Exception) -> None:
         """Log and keep an output's failure; the session reports it and goes on without it."""
-        message = f"{what}: {error_text(error)}; the session goes on without it"
+        self.report(f"{what}: {error_text(error)}; the session goes on without it")
+
+    def report(self, message: str) -> None:
+        """Log and keep one message of an output's failure (``session.json`` -> ``errors``)."""
         log.error("%s", message)
         self._errors.append(message)
 
@@ -200,6 +221,9 @@ class GuardedSink:
 
     The first exception of ``write``, ``write_not_analysed`` or ``close`` is logged and kept
     (``LiveOutputs.error``: in ``session.json`` -> ``errors``); the sink then gets no more frames.
+    Each call runs under the worker's watchdog (core/call_watchdog.py): one that has not
+    returned after :data:`WRITE_LIMIT_S` is interrupted and counts as the sink's failure, so a
+    hung output never holds the poses, the experiment or the stop.
     """
 
     def __init__(self, sink: PoseSink, name: str, outputs: LiveOutputs) -> None:
@@ -211,31 +235,71 @@ class GuardedSink:
     def write(self, frame: AnalysedFrame) -> None:
         """Hand the frame on, unless the sink has failed."""
         if not self.failed:
-            try:
-                self.sink.write(frame)
-            except Exception as error:  # a lab's output: the poses and the experiment go on
-                self._fail("failed while writing a frame", error)
+            self._guarded("write", "failed while writing a frame", self.sink.write, frame)
 
     def write_not_analysed(self, record: FrameRecord) -> None:
         """Hand the record on, unless the sink has failed."""
         if not self.failed:
-            try:
-                self.sink.write_not_analysed(record)
-            except Exception as error:  # as above
-                self._fail("failed while writing a frame not analysed", error)
+            self._guarded(
+                "write_not_analysed",
+                "failed while writing a frame not analysed",
+                self.sink.write_not_analysed,
+                record,
+            )
 
     def close(self, last_index: int | None) -> dict[str, Any]:
         """Close the sink (a failed one too: its files end); its figures, or {}."""
+        figures = self._guarded("close", "failed at its close", self.sink.close, last_index)
+        return figures if isinstance(figures, dict) else {}
+
+    def _guarded(self, call: str, what: str, method: Callable[[Any], Any], argument: Any) -> Any:
+        """Run one of the sink's calls under the watchdog; its failure ends the sink."""
         try:
-            return self.sink.close(last_index)
-        except Exception as error:  # as above
-            self._fail("failed at its close", error)
-            return {}
+            with time_limit(f"{self.name}: its {call}", WRITE_LIMIT_S):
+                return method(argument)
+        except CallStalled as stall:  # hung: stopped, and never called again
+            self._stop(f"{stall}", "no more frames go to it")
+        except Exception as error:  # a lab's output: the poses and the experiment go on
+            self._fail(what, error)
+        return None
 
     def _fail(self, what: str, error: Exception) -> None:
         if not self.failed:
             self.failed = True
             self._outputs.report_failure(f"{self.name} {what}", error)
+
+    def _stop(self, message: str, consequence: str) -> None:
+        self.failed = True
+        self._outputs.report(f"{message}; {consequence}, the session goes on without it")
+
+
+class GuardedMarkers:
+    """An output's event markers whose failure (an exception, a hung push) ends them only.
+
+    ``push`` runs while the experiment's events are written (inside its update): a marker that
+    fails is reported as the output's (``session.json`` -> ``errors``), and the experiment goes
+    on without its markers.
+    """
+
+    def __init__(self, markers: EventMarkers, name: str, outputs: LiveOutputs) -> None:
+        self.markers = markers
+        self.name = name
+        self._outputs = outputs
+        self.failed = False
+
+    def push(self, text: str, host_time_s: float | None = None) -> None:
+        """Send the marker, unless the markers have failed."""
+        if self.failed:
+            return
+        try:
+            with time_limit(f"{self.name}: its marker", WRITE_LIMIT_S):
+                self.markers.push(text, host_time_s)
+        except CallStalled as stall:  # hung: stopped, and never called again
+            self.failed = True
+            self._outputs.report(f"{stall}; no more markers go to it, the session goes on")
+        except Exception as error:  # a lab's output: the experiment goes on
+            self.failed = True
+            self._outputs.report_failure(f"{self.name} failed while sending a marker", error)
 
 
 def open_outputs(job: PoseJob, descriptions: dict[str, ModelDescription]) -> LiveOutputs:

@@ -46,6 +46,7 @@ from deeplabstream.live.processes.messages import (
     PoseReader,
     PoseReady,
     PoseRecord,
+    PoseStuck,
     StartExperiment,
     StatusWanted,
     StopAnalysis,
@@ -415,18 +416,31 @@ class Analysis:
                 if summary not in self.experiment_summaries:
                     self.experiment_summaries.append(summary)
             return message.error
-        self.finished = self._rebuilt_after_death(experiment_was_running)
+        stuck = message if isinstance(message, PoseStuck) else None
+        self.finished = self._rebuilt_after_death(experiment_was_running, stuck)
         return self.finished.error
 
-    def _rebuilt_after_death(self, experiment_was_running: bool) -> PoseFinished:
-        """Return the worker died without its summary: finish its files, rebuild what they hold."""
+    def _rebuilt_after_death(
+        self, experiment_was_running: bool, stuck: PoseStuck | None = None
+    ) -> PoseFinished:
+        """Return the worker died without its summary: finish its files, rebuild what they hold.
+
+        ``stuck``: it ended itself, its loop stuck in a lab's call (named), its rows flushed.
+        """
         join_or_terminate(self.process, 2.0)
-        how = how_it_ended(self.process.exitcode)
-        error = (
-            f"the pose worker ended unexpectedly ({how}); its pose files and events were "
-            "finished from what it had written (at most the last second is missing); the "
-            "frames captured after it are counted as not analysed"
-        )
+        if stuck is not None:
+            error = (
+                f"{stuck.message}: pose estimation ended there; the pose files and events keep "
+                "every pose analysed before it; the frames captured after it are counted as not "
+                "analysed"
+            )
+        else:
+            how = how_it_ended(self.process.exitcode)
+            error = (
+                f"the pose worker ended unexpectedly ({how}); its pose files and events were "
+                "finished from what it had written (at most the last second is missing); the "
+                "frames captured after it are counted as not analysed"
+            )
         log.error("%s", error)
         self._died = True
         files = self.files
@@ -435,7 +449,13 @@ class Analysis:
         self.finished = PoseFinished({}, error)
         self._account_dead_worker(final=False)
         if experiment_was_running and files.events_file is not None:
-            summary = finish_events(files.session_dir / files.events_file, error)
+            summary = finish_events(
+                files.session_dir / files.events_file,
+                error,
+                stuck.experiment_time_s if stuck is not None else None,
+            )
+            if summary is not None and stuck is not None and stuck.experiment:
+                summary["name"] = stuck.experiment  # its worker could say which it was
             if summary is not None:
                 self.experiment_summaries.append(summary)
         return self.finished

@@ -42,12 +42,14 @@ def write_export(
     except PluginError as error:  # checked before the start; an uninstalled package since
         on_failure(f"output {chosen.name!r} could not be loaded: {error}")
         return
-    what = output.export_files or f"the files of output {chosen.name!r}"
+    what = output.export_files or "its files"
     began = time.monotonic()
     try:
         paths = output.export(context)
     except Exception as error:  # an export is a copy (or a lab's code): the session's files stand
-        on_failure(f"{what} could not be written: {error}")
+        # Named by the output (the settings' [Output NAME]): its files' words alone may not
+        # tell which of the chosen outputs failed, nor where to look.
+        on_failure(f"output {chosen.name!r}: {what} could not be written: {error}")
         return
     if paths:
         names = ", ".join(path.name for path in paths)

@@ -238,6 +238,29 @@ class SessionHealth:
 
 VERDICTS = ("ok", "warning", "error")
 
+#: A camera whose model found no animal in at least this share of its analysed frames is
+#: warned about: an empty arena, a camera the model does not fit, a top-down model whose first
+#: stage finds nothing. (An animal put in later, or leaving for a while, is below it.)
+NO_ANIMAL_SHARE = 0.95
+
+
+def no_animal_warnings(cameras: dict[str, Any]) -> list[str]:
+    """Return a warning for each camera whose model found no animal in (nearly) every frame.
+
+    ``cameras`` is an analysis's figures by camera (``session.json``'s ``pose_runs``).
+    """
+    warnings = []
+    for name, figures in cameras.items():
+        analysed = int(figures.get("frames_analysed") or 0)
+        empty = int(figures.get("frames_no_animal") or 0)
+        if analysed and empty >= NO_ANIMAL_SHARE * analysed:
+            warnings.append(
+                f"camera {name!r}: the model found no animal in {empty} of {analysed} analysed "
+                f"frames ({100 * empty / analysed:.0f} %): check that the animal is in view and "
+                "lit, and that the model ([Pose] MODEL_PATH) was trained for this camera's view"
+            )
+    return warnings
+
 
 def verdict_of(loop_verdict: str, errors: list[str], warnings: list[str]) -> str:
     """Return the session's verdict: the worst of the loop's, its errors and its warnings.

@@ -62,8 +62,9 @@ from deeplabstream.live.session.cameras import (
     ring_spec,
     spawn_capture,
 )
+from deeplabstream.live.session.delivery import DeliveryNews, DeliveryWatch
 from deeplabstream.live.session.exports import write_exports
-from deeplabstream.live.session.health import SessionHealth
+from deeplabstream.live.session.health import SessionHealth, no_animal_warnings
 from deeplabstream.live.session.news import capture_news, wait_for_news
 from deeplabstream.live.session.preflight import start_warnings
 from deeplabstream.live.session.record import (
@@ -132,6 +133,7 @@ class LiveSession:
         self.stop_reason = ""
         self.errors: list[str] = []
         self.warnings: list[str] = []  # worth knowing, not a failure: session.json "warnings"
+        self._start_warnings: list[str] | None = None  # found before the start, once
         self._log_level = log_level
         self._context = multiprocessing.get_context("spawn")
         self._branches: list[CameraBranch] = []
@@ -154,6 +156,8 @@ class LiveSession:
         self.settings_reloads: list[SettingsReload] = []  # Start Analysis re-read the file
         # The deadline, stalls and the verdict at the end (live/session/health.py).
         self.health = SessionHealth(settings.experiment, is_live(settings))
+        # Each paced camera's delivered rate against its FRAMERATE, and stalls (delivery.py).
+        self.delivery = DeliveryWatch(round(self.started_host_s * 1e9))
         self._json = SessionJson()  # what session.json holds, and when it is written (status)
 
     # -- start -------------------------------------------------------------------------------
@@ -193,7 +197,7 @@ class LiveSession:
         self.cleanup = clean_up_after_killed_sessions(self.output_dir)
         for warning in self.cleanup.warnings:  # a damaged session.json moved aside
             self.report_warning(warning)
-        for warning in start_warnings(self.settings):  # an exposure that lowers the rate
+        for warning in self.start_warnings():  # an exposure that lowers the rate, rings
             self.report_warning(warning)
         try:
             self._make_session_folder()
@@ -206,6 +210,15 @@ class LiveSession:
         log.info("session folder: %s", self.session_dir)
         assert self.session_dir is not None  # made above, or an OSError was raised
         return self.session_dir
+
+    def start_warnings(self) -> list[str]:
+        """Return the warnings found before the start (preflight.start_warnings), found once.
+
+        A command says them before anything starts; the same texts go to ``session.json``.
+        """
+        if self._start_warnings is None:
+            self._start_warnings = start_warnings(self.settings)
+        return list(self._start_warnings)
 
     def _make_session_folder(self) -> None:
         """Make the session folder, its log and its space reserve; a clear error on a full disk."""
@@ -376,6 +389,8 @@ class LiveSession:
                 tell_health(self, news)
             for file_error in self.analysis.file_errors():
                 self.report_error(file_error)
+            for warning in no_animal_warnings(self.analysis.summary()["cameras"]):
+                self.report_warning(warning)
 
     # -- experiment --------------------------------------------------------------------------
 
@@ -396,10 +411,14 @@ class LiveSession:
             raise PoseError("pose estimation is not running: start analysis first")
         if self.experimenting:
             return
-        self.analysis.start_experiment(
-            experiment_spec(self.settings, experiment_name, latency_test),
-            self._next_events_file(),
-        )
+        try:
+            self.analysis.start_experiment(
+                experiment_spec(self.settings, experiment_name, latency_test),
+                self._next_events_file(),
+            )
+        except PoseError as error:  # the device's own words, kept for session.json too
+            self.report_error(str(error))
+            raise
 
     def stop_experiment(self) -> None:
         """Stop the running experiment; analysis, streaming and recording go on."""
@@ -429,6 +448,7 @@ class LiveSession:
         events += self._analysis_news()
         events += watch_disk(self, self._disk_watch)
         events += watch_stalls(self)
+        events += self._tell_delivery(self.delivery.check(self._branches))
         if self.analysing:
             events += [tell_health(self, news) for news in self.health.check(self._branches)]
         self._json.write_when_due(self)  # a session killed hard still says how far it got
@@ -443,6 +463,17 @@ class LiveSession:
             self.report_error(error)
             return [SessionEvent(logging.ERROR, error)]
         return []
+
+    def _tell_delivery(self, news: list[DeliveryNews]) -> list[SessionEvent]:
+        """Keep what the delivery watch found in ``warnings``; return it for the user."""
+        events = []
+        for item in news:
+            if item.warning is not None:
+                self.replace_warning(item.replaces, item.warning)
+            if item.live != item.warning:  # (a kept warning was logged as it was kept)
+                log.log(item.level, "%s", item.live)
+            events.append(SessionEvent(item.level, item.live, item.camera))
+        return events
 
     def _judge_health(self) -> None:
         """At the end: report each camera above the deadline's tolerance (see session/health)."""
@@ -511,7 +542,11 @@ class LiveSession:
 
     def camera_stats(self) -> dict[str, dict[str, Any]]:
         """Live per-camera figures read from the ring headers (cheap; call it often)."""
-        return camera_figures(self._branches, self.analysis, self.health)
+        stats = camera_figures(self._branches, self.analysis, self.health)
+        for name, figures in stats.items():  # what the delivery watch says now
+            figures["below_framerate"] = self.delivery.below_rate(name)
+            figures["no_frame_s"] = self.delivery.silent_s(name)
+        return stats
 
     # -- stop --------------------------------------------------------------------------------
 
@@ -525,6 +560,7 @@ class LiveSession:
             if branch.ring is not None:
                 branch.ring.request_stop()
         self._collect_finished_captures()
+        self._tell_delivery(self.delivery.close(self._branches))
         for text in truncated_videos(self._branches):  # a video camera whose file is cut short
             self.report_error(text)
         if not self._started:  # stopped during start-up: no frame, so no end-of-stream, comes
@@ -653,6 +689,14 @@ class LiveSession:
         if text not in self.warnings:
             self.warnings.append(text)
             log.warning("%s", text)
+
+    def replace_warning(self, old: str | None, text: str) -> None:
+        """Put ``text`` in place of the warning ``old`` (a figure that grew); else add it."""
+        if old is not None and old in self.warnings and text not in self.warnings:
+            self.warnings[self.warnings.index(old)] = text
+            log.warning("%s", text)
+        else:
+            self.report_warning(text)
 
     def __enter__(self) -> LiveSession:
         """Return the session, to be stopped when the block ends."""

@@ -32,6 +32,7 @@ from deeplabstream.experiments.triggers.base import animal_problems, camera_prob
 from deeplabstream.experiments.triggers.space import reads_points3d
 from deeplabstream.hardware.stimulation import DEVICES
 from deeplabstream.hardware.stimulation.serial_device import describe_serial_ports
+from deeplabstream.live.processes.dispatch import absent_devices, devices_to_open
 from deeplabstream.live.session.keypoints import keypoint_mismatches, mismatch_problem
 from deeplabstream.pose.loading import (
     check_backend,
@@ -117,17 +118,39 @@ def serial_port_exists(port: str) -> bool:
     return Path(port).exists()
 
 
+def absent_device_problems(settings: Settings) -> list[str]:
+    """Return the devices the experiment would open whose hardware, driver or library is absent.
+
+    Each device checks itself (the board is asked for its HELLO, NI's driver and DAQ and the
+    Pi's pins are looked for), so that a start is refused before anything starts (exit 2)
+    instead of failing once the session runs. Call it once the session's devices are locked:
+    a board is opened to be heard, never while another session holds it. An experiment that
+    cannot be loaded is :func:`check_before_start`'s to report: nothing is found here then.
+    """
+    try:
+        experiment = load_experiment(settings.experiment.name, settings.source_file.parent)
+        wanted = devices_to_open(experiment, settings.devices)
+    except Exception:  # reported by check_before_start, with what to do
+        return []
+    return absent_devices(wanted)
+
+
 #: Bytes a frame of a pixel format takes per pixel (a camera that does not say: colour).
 _PIXEL_BYTES = {"mono8": 1, "bgr8": 3}
 
 
-def _shared_memory_problems(settings: Settings) -> list[str]:
-    """Return the cameras whose rings would need more shared memory than the machine has.
+#: Rings needing more than this share of the shared memory free now, or more than
+#: RING_WARN_GIB in all, are worth a word before the start (more than all of it is refused):
+#: the machine's other work, and the recorders and the model, need memory too.
+RING_WARN_SHARE = 0.5
+RING_WARN_GIB = 4.0
+
+
+def _ring_needs(settings: Settings) -> list[tuple[str, int, str]]:
+    """Return each camera's ring: its name, its bytes and its shape in words.
 
     Each camera's ring holds ``[Streaming] BUFFER_SECONDS`` of its frames at their size (from
-    the settings: a camera whose size is its own, known only once open, is not counted). The
-    figure is compared with the free shared memory (``/dev/shm`` where there is one) and the
-    memory available: more than that would fail at the start, or swap the machine.
+    the settings: a camera whose size is its own, known only once open, is not counted).
     """
     needs: list[tuple[str, int, str]] = []
     for camera in settings.cameras:
@@ -141,6 +164,17 @@ def _shared_memory_problems(settings: Settings) -> list[str]:
         spec = RingSpec("size-only", FrameGeometry(height, width, channels), slots)
         shape = f"{slots} frames of {width} x {height} x {channels}"
         needs.append((camera.name, spec.total_bytes, shape))
+    return needs
+
+
+def _shared_memory_problems(settings: Settings) -> list[str]:
+    """Return the cameras whose rings would need more shared memory than the machine has.
+
+    The rings' figure (:func:`_ring_needs`) is compared with the free shared memory
+    (``/dev/shm`` where there is one) and the memory available: more than that would fail at
+    the start, or swap the machine.
+    """
+    needs = _ring_needs(settings)
     total = sum(nbytes for _, nbytes, _ in needs)
     available = available_shared_memory()
     if not needs or available is None or total <= available:
@@ -171,7 +205,46 @@ def start_warnings(settings: Settings) -> list[str]:
 
     A camera whose EXPOSURE (µs) is longer than its frame interval cannot deliver FRAMERATE:
     it runs at the slower rate the exposure allows (a hardware trigger sets the rate itself).
+    Frame rings that take much of the shared memory free (:func:`_ring_warnings`).
     """
+    return _exposure_warnings(settings) + _ring_warnings(settings)
+
+
+def _ring_warnings(settings: Settings) -> list[str]:
+    """Return a warning when the rings need a large part of the shared memory free now.
+
+    More than :data:`RING_WARN_SHARE` of it, or more than :data:`RING_WARN_GIB`; more than all
+    of it is refused before the start (:func:`_shared_memory_problems`).
+    """
+    needs = _ring_needs(settings)
+    total = sum(nbytes for _, nbytes, _ in needs)
+    available = available_shared_memory()
+    if not needs or available is None or total > available:
+        return []
+    if total <= RING_WARN_SHARE * available and total <= RING_WARN_GIB * 2**30:
+        return []
+    buffer = f"[Streaming] BUFFER_SECONDS = {settings.streaming.buffer_seconds:g}"
+    if len(needs) == 1:
+        ((name, _, shape),) = needs
+        what = f"camera {name!r}: its frame ring needs {total / 2**30:.2f} GiB of shared memory"
+        what += f" ({shape}, {buffer})"
+    else:
+        listed = "; ".join(
+            f"camera {name!r} {nbytes / 2**30:.2f} GiB ({shape})" for name, nbytes, shape in needs
+        )
+        what = (
+            f"the cameras' frame rings need {total / 2**30:.2f} GiB of shared memory ({listed}; "
+            f"{buffer})"
+        )
+    return [
+        f"{what}, {100 * total / available:.0f} % of the {available / 2**30:.2f} GiB free now: "
+        "the recorders, the model and the machine's other work need memory too. Lower WIDTH "
+        "and HEIGHT, FRAMERATE or BUFFER_SECONDS if this is more than meant"
+    ]
+
+
+def _exposure_warnings(settings: Settings) -> list[str]:
+    """Return the cameras whose EXPOSURE allows fewer frames per second than FRAMERATE."""
     warnings = []
     for camera in settings.cameras:
         options = camera.options

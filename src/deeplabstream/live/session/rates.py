@@ -6,12 +6,20 @@ and a 30 fps camera read 46 and 73 fps. Here a rate is the frames the camera pub
 the time its own stamps span, over a window of a few seconds: ``(seq_last - seq_first) /
 (t_last - t_first)``, where ``t`` is the newest frame's camera timestamp (the host arrival
 time, stamped as the frame came in, for a camera without a clock). A late refresh changes
-neither, so the rate is what the camera delivered. The analysed rate is taken over the same
-span and never shown above the capture rate: analysis cannot take frames the camera never gave.
+neither. The analysed rate is taken over the same span and never shown above the capture rate:
+analysis cannot take frames the camera never gave.
+
+A camera's stamps may follow its schedule rather than its delivery: the simulated camera and a
+video file stamp frame k at k / FRAMERATE however late it comes (a 30 fps camera delivering 1 fps
+read 30.0). So the rate shown is the lower of that rate and the same frames over their host
+arrival stamps (each stamped as it was published, so a late refresh still changes nothing): a
+burst the host collected late reads at the camera's rate, a camera slower than its schedule at
+what it delivered (issue 44).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import deque
 from dataclasses import dataclass
@@ -26,6 +34,7 @@ class StampSample:
     seq: int  # frames the camera published so far (the ring's sequence number)
     time_s: float  # that frame's time on the camera's clock (host arrival without one)
     analysed: int  # frames analysed so far
+    host_s: float = math.nan  # that frame's host arrival (NaN: not known, the clock's rate only)
 
 
 def frame_time_s(camera_timestamp: float, host_timestamp_ns: int) -> float:
@@ -49,19 +58,28 @@ class CameraRates:
             samples.clear()  # a new stream, or a video that looped: its clock started again
         if samples and sample.seq == samples[-1].seq:
             # No new frame: keep the analysed count current, not a second point of time.
-            samples[-1] = StampSample(sample.seq, samples[-1].time_s, sample.analysed)
+            samples[-1] = dataclasses.replace(samples[-1], analysed=sample.analysed)
             return
         samples.append(sample)
         while len(samples) > 2 and samples[1].time_s <= sample.time_s - self.window_s:
             samples.popleft()
 
     def capture_fps(self, camera: str) -> float | None:
-        """Return frames per second of the camera's clock, None before two frames' stamps."""
+        """Return the frames per second delivered, None before two frames' stamps.
+
+        The camera clock's rate, or the host arrivals' where that is lower (the module's
+        docstring).
+        """
         span = self._span(camera)
         if span is None:
             return None
         first, last = span
-        return (last.seq - first.seq) / (last.time_s - first.time_s)
+        frames = last.seq - first.seq
+        rate = frames / (last.time_s - first.time_s)
+        host_span_s = last.host_s - first.host_s
+        if host_span_s > 0:  # NaN (not known) compares False
+            rate = min(rate, frames / host_span_s)
+        return rate
 
     def analysed_fps(self, camera: str) -> float | None:
         """Return analysed frames per second of the camera's clock, at most the capture rate."""

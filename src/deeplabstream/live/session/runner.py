@@ -41,6 +41,9 @@ class CameraFigures:
     stalled_s: float | None = None  # how long its analysis has been stalled; None: it is not
     # frame -> decision or command p50, p99 over the recent poses; None without an experiment
     loop_latency_ms: tuple[float, float] | None = None
+    # Its FRAMERATE while it delivers below it (live/session/delivery.py); None: it keeps it
+    below_framerate: float | None = None
+    no_frame_s: float | None = None  # how long it has delivered no frame (a stall); None: it does
 
 
 class SessionRunner:
@@ -126,6 +129,8 @@ class SessionRunner:
                     late=stats.get("late", 0),
                     stalled_s=stats.get("stalled_s"),
                     loop_latency_ms=stats.get("loop_latency_ms"),
+                    below_framerate=stats.get("below_framerate"),
+                    no_frame_s=stats.get("no_frame_s"),
                 )
             )
         return figures
@@ -141,7 +146,10 @@ class SessionRunner:
         if stats.get("last_host_ns") is None or not stats.get("captured"):
             return None, None
         time_s = frame_time_s(stats["last_camera_ts"], stats["last_host_ns"])
-        self.rates.add(name, StampSample(stats["captured"], time_s, stats.get("analysed", 0)))
+        host_s = stats["last_host_ns"] / 1e9
+        self.rates.add(
+            name, StampSample(stats["captured"], time_s, stats.get("analysed", 0), host_s)
+        )
         return self.rates.capture_fps(name), self.rates.analysed_fps(name)
 
     def status_lines(self) -> list[str]:
@@ -151,6 +159,10 @@ class SessionRunner:
 
     def _line(self, figures: CameraFigures) -> str:
         text = f"{figures.name}: {figures.capture_fps:6.1f} fps, {figures.captured} frames"
+        if figures.no_frame_s is not None:
+            text += f" (NO FRAME for {figures.no_frame_s:.1f} s)"
+        elif figures.below_framerate is not None:
+            text += f" (BELOW FRAMERATE {figures.below_framerate:g})"
         if self.stream.recording or figures.recorded:
             text += f", recorded {figures.recorded}"
         text += f", dropped {figures.dropped}"

@@ -90,6 +90,8 @@ def _analysis_text(figures: PoseCamera) -> str:
     )
     if figures.frames_lost:
         text += f", {figures.frames_lost} lost"
+    if figures.frames_no_animal:
+        text += f", {figures.frames_no_animal} with no animal found"
     gone = figures.frames_not_analysed_worker_gone
     if gone:
         text += f", {gone} not analysed (the pose worker was gone)"
@@ -102,8 +104,9 @@ def _analysis_text(figures: PoseCamera) -> str:
 def _experiment_text(experiment: ExperimentRun) -> str:
     """Say an experiment's actions, frame-to-command latency, update time, events file."""
     if experiment.rebuilt_from_files:  # its worker died: what its events file holds
+        named = f"experiment {experiment.name}" if experiment.name else "experiment"
         return (
-            f"experiment: {experiment.events or 0} events in "
+            f"{named}: {experiment.events or 0} events in "
             f"{experiment.events_file} (its worker died; rebuilt from the file)"
         )
     text = f"experiment {experiment.name}: {experiment.actions or 0} actions"

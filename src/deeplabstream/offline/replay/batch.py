@@ -30,6 +30,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from deeplabstream.app.stop_requests import stop_signal_received
 from deeplabstream.core.lifetime import (
     ORPHAN_EXIT_CODE,
     StopLine,
@@ -134,12 +135,14 @@ class BatchStop:
         return self.signum is not None
 
     def __enter__(self) -> BatchStop:
-        """Install the stop's handlers for SIGINT and SIGTERM."""
+        """Install the stop's handlers for SIGINT and SIGTERM (a stop already taken counts)."""
         for number in (signal.SIGINT, signal.SIGTERM):
             try:
                 self._previous[number] = signal.signal(number, self._handle)
             except ValueError:  # not the main thread: Ctrl-C is the caller's business
                 pass
+        if self.signum is None:  # since the command's start (app.stop_requests), before these
+            self.signum = stop_signal_received()
         return self
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:

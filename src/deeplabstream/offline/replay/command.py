@@ -24,7 +24,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from deeplabstream.app.arguments import positive_int
+from deeplabstream.app.stop_requests import take_stop_signals
 from deeplabstream.core.errors import SettingsError
+from deeplabstream.core.fault_hooks import hold_here
 from deeplabstream.core.optional import exit_with
 from deeplabstream.live.session.preflight import experiment_keypoint_problems, model_problems
 from deeplabstream.offline.replay.batch import BatchStop, run_local, run_ray
@@ -34,6 +36,8 @@ from deeplabstream.offline.replay.videos import ReplayError, find_videos
 from deeplabstream.settings import load_settings
 from deeplabstream.settings.effective import resolve_cameras
 from deeplabstream.settings.sections import Settings, deadline_option
+
+hold_here("command-import")  # a fault test's chosen moment: the command's stack is imported
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_INTERRUPTED = 128  # + the signal's number (130: Ctrl-C, 143: SIGTERM), as a shell says
@@ -164,7 +168,12 @@ def _keypoint_problems(settings: Settings, options: ReplayOptions) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command; return the exit code."""
+    # The launcher took them first thing (deeplabstream.launch); a stop since is in there.
+    early = take_stop_signals()
     args = build_parser().parse_args(argv)
+    if early.reason is not None:  # during the imports: no video is looked at
+        print(early.said)
+        return early.exit_code
     options = options_from(args)
     problems = check_inputs(options)
     if problems:

@@ -32,8 +32,13 @@ from deeplabstream.live.session.device_locks import lock_session_devices
 from deeplabstream.live.session.live import LiveSession
 from deeplabstream.live.session.runner import SessionRunner, install_stop_signals
 from deeplabstream.offline.replay.job import Progress, ProgressSink, ReplayOptions, ReplayResult
+from deeplabstream.offline.replay.regions import region_overlay
 from deeplabstream.offline.replay.videos import VideoInfo, camera_name_for, probe_video
-from deeplabstream.outputs.annotated_video import ANNOTATED_SUFFIX, annotate_session
+from deeplabstream.outputs.annotated_video import (
+    ANNOTATED_SUFFIX,
+    FrameOverlay,
+    annotate_session,
+)
 from deeplabstream.outputs.folder import SESSION_LOG
 from deeplabstream.outputs.session_record import (
     PoseCamera,
@@ -168,7 +173,8 @@ def _finish(
     pose = (session.pose.cameras.get(camera) if session.pose else None) or PoseCamera()
     annotated = None
     if options.annotated_video and (session_dir / f"{camera}.pose.csv").is_file():
-        annotated = _annotate(video, info, session_dir, camera, errors, report)
+        overlay = region_overlay(settings, camera) if options.experiment else None
+        annotated = _annotate(video, info, session_dir, camera, errors, report, overlay)
     if entry.status == "ended" and entry.end != END_OF_VIDEO and not errors:
         errors.append(f"stopped before the end of the video: {runner.stop_reason}")
     truncated = entry.end == END_OF_VIDEO and truncation(info, captured)
@@ -253,8 +259,11 @@ def _annotate(
     camera: str,
     errors: list[str],
     report: ProgressSink,
+    overlay: FrameOverlay | None = None,
 ) -> Path | None:
     """Write the replay's annotated video through the ``annotated_video`` output, with progress.
+
+    ``overlay``: the experiment's regions (:mod:`offline.replay.regions`), under the keypoints.
 
     A settings file that chose ``[Output annotated_video]`` had it written at the session's stop
     already: it is not written twice.
@@ -267,6 +276,7 @@ def _annotate(
             session_dir,
             cameras=(camera,),
             report=lambda _, done: report(Progress(video, "annotating", done, info.frames)),
+            overlays={camera: overlay} if overlay is not None else None,
         )
     except (OSError, ValueError, KeyError) as error:  # av.FFmpegError is an OSError
         errors.append(f"{target}: the annotated video could not be written: {error}")

@@ -55,3 +55,11 @@ def test_the_rate_follows_the_last_seconds_and_starts_again_with_a_new_stream() 
     assert rates.capture_fps("nobody") is None
     rates.clear()
     assert rates.capture_fps("arena") is None
+
+
+def test_a_camera_stamping_its_schedule_reads_at_the_rate_its_frames_arrived() -> None:
+    # Frame k stamped k / 30 s (the simulated camera, a video), but one arrives every second.
+    rates = CameraRates(window_s=5.0)
+    for seq in range(6):
+        rates.add("slow", StampSample(seq, seq / FPS, 0, host_s=100.0 + seq))
+    assert rates.capture_fps("slow") == pytest.approx(1.0)

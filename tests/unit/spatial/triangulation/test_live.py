@@ -141,6 +141,7 @@ def test_the_experiment_reads_the_set_and_pulses_the_laser(tmp_path: Path) -> No
         run.on_poses(observations, 0, found)
     run.stop()
     live.close()
-    assert run.error is None and run.actions == 1  # one rising edge above 30 mm: one pulse
+    # one rising edge above 30 mm: one pulse; and the stop's switch-off, a command sent too
+    assert run.error is None and run.actions == 2
     events = pd.read_csv(tmp_path / "events.csv")
     assert {"rearing", "laser"} <= set(events["name"].astype(str))

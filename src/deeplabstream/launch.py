@@ -1,0 +1,38 @@
+"""The commands' entry points: Ctrl-C and SIGTERM are taken before anything heavy is imported.
+
+``DeepLabStream.py``, ``app.py``, ``utils/VideoAnalyzer.py`` and the installed scripts
+(``deeplabstream``, ``deeplabstream-app``, ``deeplabstream-replay``) start here. Each takes the
+stop signals first (:func:`~deeplabstream.app.stop_requests.take_stop_signals`), then imports
+its command, which loads numpy, OpenCV, Qt or the pose runtimes (seconds): a Ctrl-C during those
+imports is remembered and honoured when the command looks (exit 130, nothing started), instead
+of a ``KeyboardInterrupt`` traceback, or nothing at all for a command started with Ctrl-C
+ignored. The commands are imported inside the functions for that reason.
+"""
+
+from __future__ import annotations
+
+from deeplabstream.app.stop_requests import take_stop_signals
+
+
+def headless() -> None:
+    """``DeepLabStream.py``: the headless command (:mod:`deeplabstream.app.headless`)."""
+    take_stop_signals()
+    from deeplabstream.app.headless import run
+
+    run()
+
+
+def desktop() -> None:
+    """``app.py``: the desktop window (:mod:`deeplabstream.app.desktop`)."""
+    take_stop_signals()
+    from deeplabstream.app.desktop import run
+
+    run()
+
+
+def replay() -> None:
+    """``utils/VideoAnalyzer.py``: offline replay (:mod:`deeplabstream.offline.replay.command`)."""
+    take_stop_signals()
+    from deeplabstream.offline.replay.command import run
+
+    run()
