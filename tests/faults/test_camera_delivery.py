@@ -141,6 +141,7 @@ def _ring_filling_settings(available: int) -> tuple[str, float] | None:
     return text, slots * width * height * 3 / 2**30
 
 
+@pytest.mark.slow  # a whole session: the slow step (the default suite keeps under 15 min)
 def test_rings_needing_most_of_the_free_shared_memory_are_warned_before_the_start(tmp_path):
     available = available_shared_memory()
     planned = None if available is None else _ring_filling_settings(available)

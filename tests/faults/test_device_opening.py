@@ -60,6 +60,7 @@ def assert_refused_before_start(tmp_path: Path, result: subprocess.CompletedProc
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow  # a whole session: the slow step (the default suite keeps under 15 min)
 def test_a_serial_port_where_no_firmware_answers_is_refused_before_the_start(
     tmp_path: Path, silent_port: str
 ) -> None:

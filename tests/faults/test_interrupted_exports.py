@@ -244,6 +244,7 @@ class BrokenSummary(Output):
 '''
 
 
+@pytest.mark.slow  # a whole session: the slow step (the default suite keeps under 15 min)
 def test_a_failing_export_is_reported_with_its_outputs_name(tmp_path):
     (tmp_path / "outputs").mkdir()
     (tmp_path / "outputs" / "broken_summary.py").write_text(LAB_OUTPUT)

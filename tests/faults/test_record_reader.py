@@ -203,6 +203,7 @@ def test_check_accepts_a_whole_record(tmp_path):
     assert "status finished" in check.stdout
 
 
+@pytest.mark.slow  # a whole session: the slow step (the default suite keeps under 15 min)
 @fifo_only
 def test_a_replay_into_a_folder_with_a_fifo_record_goes_on(tmp_path):
     """The replay starts as a session does: the FIFO is moved aside, the video replayed."""

@@ -97,6 +97,7 @@ def assert_every_analysed_row_kept(folder: Path, info: dict) -> dict:
     return figures
 
 
+@pytest.mark.slow  # a whole session: the slow step (the default suite keeps under 15 min)
 def test_an_output_whose_write_hangs_is_stopped_and_named_and_no_row_is_lost(tmp_path: Path):
     (tmp_path / "outputs").mkdir()
     (tmp_path / "outputs" / "hang_csv.py").write_text(HANGING_OUTPUT, encoding="utf-8")
@@ -268,6 +269,7 @@ class Switching(Experiment):
 '''
 
 
+@pytest.mark.slow  # a whole session: the slow step (the default suite keeps under 15 min)
 def test_the_stop_switch_offs_carry_no_pose_and_every_action_is_counted_once(tmp_path: Path):
     """Issue 44: the stop's ``off`` rows carried animal 1's keypoint; the summary said 0."""
     experiment = tmp_path / "switching.py"

@@ -86,7 +86,10 @@ def test_a_short_benchmark_writes_every_figure(tmp_path: Path) -> None:
     events = pd.read_csv(session / "events.csv")
     pulses = events[(events["kind"] == "action") & events["detail"].str.startswith("pulse")]
     assert latency["closed_loop"]["count"] == len(pulses) == 1
-    assert data["experiment"] == {"name": "ExampleExperiment", "actions": 1}
+    # Every command sent counts, the stop's own switch-offs included: one per action row sent.
+    sent = events[(events["kind"] == "action") & events["not_sent"].isna()]
+    assert data["experiment"] == {"name": "ExampleExperiment", "actions": len(sent)}
+    assert len(sent) > len(pulses)  # the stop switched both channels off after the pulse
 
     # Tracking lost, by its definition: any keypoint under the likelihood threshold.
     likelihood = pose.loc[:, pose.columns.get_level_values(2) == "likelihood"].to_numpy()

@@ -300,6 +300,7 @@ def test_a_trial_that_lasts_is_in_the_trials_table(session: Path, tmp_path: Path
     assert row["cause"] == begun["name"].iloc[0]
 
 
+@pytest.mark.slow  # a whole replay or window session (the default suite keeps under 15 min)
 def test_a_replay_writes_it_with_the_replayed_video(session: Path, tmp_path: Path) -> None:
     video = tmp_path / "clip.mp4"
     shutil.copyfile(session / "arena.mp4", video)
@@ -344,6 +345,7 @@ REPLAY_FRAMES = 100
 
 # --realtime without the experiment: a 250 fps replay on a loaded machine may miss the loop's
 # deadline, which with an experiment is an error (issue 25) and not what is tested here.
+@pytest.mark.slow  # a whole replay or window session (the default suite keeps under 15 min)
 @pytest.mark.parametrize("options", [("--fast",), ("--realtime", "--no-experiment")])
 def test_a_replays_nwb_spans_the_video_on_the_videos_own_clock(
     tmp_path: Path, options: tuple[str, ...]
@@ -381,6 +383,7 @@ def test_a_replays_nwb_spans_the_video_on_the_videos_own_clock(
     assert dataset.sizes["time"] == REPLAY_FRAMES
 
 
+@pytest.mark.slow  # a whole replay or window session (the default suite keeps under 15 min)
 def test_a_replays_video_path_survives_moving_the_session_folder(tmp_path: Path) -> None:
     """The replayed video is outside the session folder: named by its absolute path."""
     video = tmp_path / "clip.mkv"

@@ -13,7 +13,10 @@ means writing it again (``outputs_fingerprint`` of this replay's folder, as JSON
 since, each time for one deliberate change and checked to differ by it alone: the checkout's
 folder left out of texts (the NWB pose description names the bundled model's path); the NWB
 events table's ``likelihood`` column (events.csv's, issue 38); events.csv's ``animal`` column
-(empty here: a single-animal model; issue 43).
+(empty here: a single-animal model; issue 43); the stop's own switch-offs carry no keypoint,
+position or likelihood (so the NWB events table has no measured columns here: every event of this
+replay is the start, the finish or a stop's switch-off) and the annotated video draws the
+experiment's regions (issue 44).
 """
 
 from __future__ import annotations

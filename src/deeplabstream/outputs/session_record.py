@@ -267,15 +267,7 @@ def _read(hint: Any, value: Any, where: str, item: dataclasses.Field[Any] | None
 
 
 def _schema_words(hint: Any) -> str:
-    kinds = {
-        "string": "a string",
-        "integer": "a whole number",
-        "number": "a number",
-        "boolean": "true or false",
-        "array": "a list",
-        "object": "an object",
-        "null": "null",
-    }
+    kinds = _KIND_WORDS
     schema = _schema(hint, {}, {})
     found = schema.get("type")
     names = found if isinstance(found, list) else [found] if found else ["an object"]

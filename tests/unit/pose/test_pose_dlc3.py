@@ -630,6 +630,7 @@ def test_an_export_with_detector_weights_is_named(tmp_path: Path) -> None:
         load_model(path)
 
 
+@pytest.mark.slow  # a whole replay or window session (the default suite keeps under 15 min)
 def test_runs_live_in_the_gui_from_the_file_as_deeplabcut_wrote_it(
     qtbot, tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

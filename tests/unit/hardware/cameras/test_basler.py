@@ -477,6 +477,7 @@ def test_done_when_two_emulated_baslers_and_the_arena_stream_analyse_and_record(
     _check_three_cameras(only_session(tmp_path / "out"))
 
 
+@pytest.mark.slow  # a whole replay or window session (the default suite keeps under 15 min)
 def test_done_when_the_same_rig_runs_in_the_app(
     qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
