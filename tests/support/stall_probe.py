@@ -318,4 +318,12 @@ def pump(seconds: float) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    code = main(sys.argv[1:])
+    # The figures are written: end without the interpreter's finalisation. In the slow step this
+    # process aborted there ("terminate called without an active exception", exit 134) after its
+    # work was done and its file written, in 2 of 3 runs under load since issue 44; the cause is
+    # not found yet (known defect in the issue's note). The app's own exit is tested by
+    # tests/integration/test_app_window.py, not here.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
