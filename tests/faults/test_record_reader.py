@@ -223,3 +223,16 @@ def test_a_replay_into_a_folder_with_a_fifo_record_goes_on(tmp_path):
     assert stat.S_ISFIFO(os.stat(folder / "session.json.damaged").st_mode) and not path.exists()
     info = json.loads((out / "clip" / "session.json").read_text(encoding="utf-8"))
     assert any(str(path) in w and "a FIFO" in w for w in info["warnings"]), info["warnings"]
+
+
+def test_the_reader_works_where_the_os_has_no_o_nonblock(tmp_path, monkeypatch):
+    """Windows' ``os`` has no ``O_NONBLOCK`` (and no FIFO): the reader opens the file plainly."""
+    from deeplabstream.outputs.session_record import read_record_data
+
+    monkeypatch.delattr(os, "O_NONBLOCK", raising=False)
+    record = tmp_path / "session.json"
+    record.write_text(json.dumps({"status": "finished", "errors": []}), encoding="utf-8")
+    assert read_record_data(record) == {"status": "finished", "errors": []}
+    record.write_bytes(b" " * (MAX_RECORD_BYTES + 1))
+    with pytest.raises(DamagedRecordError):
+        read_record_data(record)

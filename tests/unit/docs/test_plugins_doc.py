@@ -8,6 +8,7 @@ an example, or an example that drifts from the code, fails here.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ from deeplabstream.experiments.triggers import make_trigger
 from deeplabstream.experiments.triggers.base import keypoints_of
 from deeplabstream.hardware.cameras import camera_class
 from deeplabstream.hardware.stimulation import device_from_settings
+from deeplabstream.hardware.stimulation.base import DeviceNotFoundError
 from deeplabstream.outputs.plugin import AnalysedFrame, OutputCamera, OutputSession
 from deeplabstream.pose.model_format import format_of
 from deeplabstream.pose.runtime.backends import open_backend
@@ -74,6 +76,19 @@ def test_the_device_gets_each_command_and_is_acknowledged(lab: tuple[Path, Setti
     assert all(r.ok and r.acked_ns is not None and r.acked_ns >= r.written_ns for r in records)
     with pytest.raises(ValueError, match=r"outside 0\.\.1"):
         device.on(2)  # CHANNELS = 2: checked before perform
+
+
+def test_the_device_says_before_the_start_whether_its_box_is_there(
+    lab: tuple[Path, Settings],
+) -> None:
+    folder, settings = lab
+    chosen = settings.devices["led"]
+    device_from_settings(chosen.type, chosen.options).check_present()  # its folder is there
+    gone = dataclasses.replace(chosen.options, path=folder / "gone" / "led_box.txt")
+    absent = device_from_settings(chosen.type, gone)
+    with pytest.raises(DeviceNotFoundError, match="no such folder"):
+        absent.check_present()
+    assert not (folder / "gone").exists()  # nothing was opened or made
 
 
 def test_the_output_writes_a_row_per_analysed_frame(lab: tuple[Path, Settings]) -> None:
