@@ -88,6 +88,9 @@ class _Stall:
     last_frame: int
     gaps_before: int
     warning: str
+    # (host ns, frames published) of the first frame back when it skipped nothing: the frame
+    # in hand when the stall began comes late, and the frames skipped show only with the next
+    back: tuple[int, int] | None = None
 
 
 @dataclass
@@ -143,6 +146,10 @@ class DeliveryWatch:
         news = []
         for branch in branches:
             camera = self._cameras.get(branch.name)
+            stall = camera.stall if camera is not None else None
+            header = branch.ring.header if branch.ring is not None else None
+            if stall is not None and stall.back is not None and header is not None:
+                news.append(self._stall_ended(branch.name, stall, stall.back[0], header))
             if camera is not None and camera.slowness.since is not None:
                 last_ns, published = camera.samples[-1]  # its newest frame judged
                 news.append(self._end_slowness(branch.name, camera, last_ns, published, False))
@@ -159,7 +166,7 @@ class DeliveryWatch:
     def silent_s(self, camera: str) -> float | None:
         """Return how long the camera's stall has lasted; None when it delivers."""
         followed = self._cameras.get(camera)
-        if followed is None or followed.stall is None:
+        if followed is None or followed.stall is None or followed.stall.back is not None:
             return None
         return (time.perf_counter_ns() - followed.stall.since_ns) / 1e9
 
@@ -186,9 +193,12 @@ class DeliveryWatch:
         limit_s = max(STALL_MIN_S, STALL_FRAME_INTERVALS * interval_s)
         stall = camera.stall
         if stall is not None and last_ns > stall.since_ns:  # frames came back
+            if not self._stall_over(stall, header, last_ns, now_ns, limit_s):
+                return []
             camera.stall = None
             camera.restart(now_ns)
-            return [self._stall_ended(branch.name, stall, last_ns, header)]
+            back_ns = stall.back[0] if stall.back is not None else last_ns
+            return [self._stall_ended(branch.name, stall, back_ns, header)]
         if stall is not None or (now_ns - last_ns) / 1e9 < limit_s:
             if camera.judge_from_ns is None:
                 camera.restart(now_ns)
@@ -210,6 +220,23 @@ class DeliveryWatch:
         )
         camera.stall = _Stall(last_ns, last_frame, int(header["camera_gaps"]), text)
         return [*ended, DeliveryNews(branch.name, logging.WARNING, text, warning=text)]
+
+    @staticmethod
+    def _stall_over(stall: _Stall, header: Any, last_ns: int, now_ns: int, limit_s: float) -> bool:
+        """Return whether a stall whose frames came back can be said as ended now.
+
+        The first frame back may be the one the camera held when it stalled (grabbed, then
+        stopped): it comes late and skips nothing, and the frames the camera skipped show with
+        the frame after it. So a first frame back that skipped nothing waits for one more frame
+        (or ``limit_s``, should none come).
+        """
+        if int(header["camera_gaps"]) > stall.gaps_before:
+            return True
+        published = int(header["captured"])
+        if stall.back is None:
+            stall.back = (last_ns, published)
+            return False
+        return published > stall.back[1] or (now_ns - stall.back[0]) / 1e9 >= limit_s
 
     def _stall_ended(self, name: str, stall: _Stall, back_ns: int, header: Any) -> DeliveryNews:
         """Say a stall that ended: how long, and the frames it cost (the ring header's gaps)."""

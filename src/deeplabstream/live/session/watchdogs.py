@@ -150,6 +150,9 @@ class _Pace:
     last_index: int  # the last frame analysed
     recent: deque[int] = field(default_factory=lambda: deque(maxlen=RECENT_POSES_FOR_PACE))
     declared: bool = False  # the live warning was given for the silence now
+    # (silent since ns, silence ns) of a silence that ended with the frame the worker held
+    # through it: the frames that arrived meanwhile show as skipped with the next pose
+    held: tuple[int, int] | None = None
 
     def limit_ns(self) -> int:
         """Return how long a silence may last before it is a stall."""
@@ -216,16 +219,23 @@ class AnalysisStallWatch:
         # The pose is sent after the experiment's update: silence is measured from its end.
         gap_ns = record.end_ns - pace.silent_since_ns
         missing = record.frame_index - pace.last_index - 1
-        if missing > 0 and gap_ns > pace.limit_ns():
+        limit_ns = pace.limit_ns()
+        silence = (pace.silent_since_ns, gap_ns) if gap_ns > limit_ns else pace.held
+        pace.held = None
+        if missing > 0 and silence is not None:
             stall = AnalysisStall(
-                camera,
-                pace.silent_since_ns,
-                gap_ns / 1e9,
-                pace.last_index + 1,
-                record.frame_index - 1,
+                camera, silence[0], silence[1] / 1e9, pace.last_index + 1, record.frame_index - 1
             )
             self._count(stall)
             self._news.append(stall)
+        elif (
+            silence is not None
+            and gap_ns > limit_ns
+            and record.end_ns - record.picked_up_ns > limit_ns
+        ):
+            # The worker (or the experiment) held this frame through the silence: the frames
+            # that arrived meanwhile are skipped after it, and show with the next pose.
+            pace.held = silence
         pace.recent.append(record.end_ns)
         pace.silent_since_ns = record.end_ns
         pace.last_index = record.frame_index
@@ -274,7 +284,14 @@ class AnalysisStallWatch:
             if pace is None or arrived is None or arrived <= pace.last_index:
                 continue
             silent_ns = now_ns - pace.silent_since_ns
-            if pace.declared:  # said live and not over (a stall just begun is not counted)
+            if pace.held is not None:  # it ended with a held frame; no pose came after it
+                since_ns, held_ns = pace.held
+                stall = AnalysisStall(
+                    branch.name, since_ns, held_ns / 1e9, pace.last_index + 1, arrived
+                )
+                self._count(stall)
+                ended.append(stall)
+            elif pace.declared:  # said live and not over (a stall just begun is not counted)
                 stall = AnalysisStall(
                     branch.name, pace.silent_since_ns, silent_ns / 1e9, pace.last_index + 1, arrived
                 )

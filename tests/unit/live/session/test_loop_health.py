@@ -24,8 +24,9 @@ def branch(last_index: int):
     return SimpleNamespace(name="arena", ended=False, ring=SimpleNamespace(header=header))
 
 
-def pose(frame: int, ready_ns: int) -> PoseRecord:
-    return PoseRecord(0, frame, ready_ns - 3_000_000, ready_ns - 2_000_000, ready_ns, frame,
+def pose(frame: int, ready_ns: int, picked_up_ns: int | None = None) -> PoseRecord:
+    picked_up_ns = ready_ns - 2_000_000 if picked_up_ns is None else picked_up_ns
+    return PoseRecord(0, frame, ready_ns - 3_000_000, picked_up_ns, ready_ns, frame,
                       np.zeros((1, 3), np.float32))  # fmt: skip
 
 
@@ -75,6 +76,38 @@ def test_a_stall_going_on_when_the_analysis_stops_is_counted_to_the_newest_frame
     camera.ended = True  # the stream ended meanwhile
     (stall,) = watch.close([camera])
     assert (stall.first_frame, stall.last_frame) == (1, 90)
+
+
+def test_a_stall_that_ends_with_the_frame_the_worker_held_counts_the_frames_skipped_after_it():
+    """The worker stopped with frame 5 in hand: its pose comes 4 s late, then frame 126."""
+    watch = AnalysisStallWatch()
+    watch.watch("arena", 30.0, None, -1)
+    now = time.perf_counter_ns()
+    for frame in range(5):
+        watch.on_pose("arena", pose(frame, now - 5 * S + frame * 33_000_000))
+    # picked up before the silence, finished after it
+    watch.on_pose("arena", pose(5, now, picked_up_ns=now - 4 * S))
+    assert watch.count == 0  # nothing skipped yet: the frames that came meanwhile follow
+    watch.on_pose("arena", pose(126, now + 10_000_000))
+    (stall,) = watch.check([branch(126)])[1]
+    assert (stall.first_frame, stall.last_frame, stall.frames) == (6, 125, 120)
+    assert stall.duration_s > 4.0
+
+
+def test_a_late_frame_that_skipped_nothing_is_no_stall_and_a_held_one_at_the_end_counts():
+    watch = AnalysisStallWatch()
+    watch.watch("arena", 30.0, None, -1)
+    now = time.perf_counter_ns()
+    watch.on_pose("arena", pose(0, now - 5 * S))
+    watch.on_pose("arena", pose(1, now))  # the camera was silent: frame 1 came late, taken at once
+    watch.on_pose("arena", pose(2, now + 33_000_000))
+    assert watch.count == 0
+    # held from 40 ms to 12 s: beyond 4 x the pace of these poses (2.5 s)
+    watch.on_pose("arena", pose(3, now + 12 * S, picked_up_ns=now + 40_000_000))
+    camera = branch(150)
+    camera.ended = True  # the stream ended before another pose
+    (stall,) = watch.close([camera])
+    assert (stall.first_frame, stall.last_frame) == (4, 150)
 
 
 def analysis(checked: int, misses: int, stage: str, deadline_ms: float = 66.667):
