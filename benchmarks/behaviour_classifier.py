@@ -44,7 +44,7 @@ from deeplabstream.experiments.triggers.classifier import (
 )
 from deeplabstream.hardware.simulator.truth import read_behaviours
 from deeplabstream.offline.training.behaviour_arena import FPS, open_estimator, write_session
-from deeplabstream.outputs.pose_table import read_pose_table
+from deeplabstream.outputs.pose.table import read_pose_table
 
 MODEL = (
     Path(deeplabstream.__file__).resolve().parent

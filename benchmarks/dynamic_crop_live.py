@@ -56,7 +56,7 @@ from benchmarks.app_run import AppRunError, run_app
 from benchmarks.common import now_iso, print_table, save_result, summarize_ms
 from deeplabstream.core.figures import Figure
 from deeplabstream.core.machine import machine_description
-from deeplabstream.outputs.pose_files import POSE_TIMING_SUFFIX
+from deeplabstream.outputs.pose.files import POSE_TIMING_SUFFIX
 from deeplabstream.outputs.session_record import PoseCamera, SessionRecord, read_session_record
 
 CAMERA = "openfield"

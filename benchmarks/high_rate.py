@@ -53,7 +53,7 @@ from benchmarks.common import now_iso, print_table, save_result
 from deeplabstream.core.figures import Figure
 from deeplabstream.core.machine import machine_description
 from deeplabstream.live.selftest.benchmark_mode import BENCHMARK_JSON
-from deeplabstream.outputs.pose_files import POSE_TIMING_SUFFIX
+from deeplabstream.outputs.pose.files import POSE_TIMING_SUFFIX
 
 CAMERA = "arena"
 DEFAULT_RATES = (150.0, 200.0, 300.0, 500.0)

@@ -233,7 +233,7 @@ def test_a_bad_cell_in_a_frames_table_is_named_by_file_row_and_column(killed, tm
 LAB_OUTPUT = '''
 """A lab's output whose export fails."""
 
-from deeplabstream.outputs.plugin import Output
+from deeplabstream.outputs.interface import Output
 
 
 class BrokenSummary(Output):

@@ -23,8 +23,8 @@ import pytest
 
 from deeplabstream.core.deadline import STAGES
 from deeplabstream.live.selftest.benchmark_mode import tail_frames
-from deeplabstream.live.session.health import STAGE_WORDS
-from deeplabstream.live.session.summary import summary_lines
+from deeplabstream.live.session.report.health import STAGE_WORDS
+from deeplabstream.live.session.report.summary import summary_lines
 from tests.faults.test_disk_faults import (
     fill,
     small_disk,  # noqa: F401 (a fixture)

@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from deeplabstream.outputs.pose_files import PoseCsvWriter, write_pose_parquet
-from deeplabstream.outputs.pose_table import PoseTableError, read_pose_table
+from deeplabstream.outputs.pose.files import PoseCsvWriter, write_pose_parquet
+from deeplabstream.outputs.pose.table import PoseTableError, read_pose_table
 from tests.support.files import make_ffv1_video, write_settings
 from tests.support.paths import PROJECT_ROOT, shared_data
 

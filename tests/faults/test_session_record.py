@@ -29,7 +29,7 @@ from deeplabstream.core.liveness import (
     looks_like_python,
     process_start_time,
 )
-from deeplabstream.live.session.summary import summary_lines
+from deeplabstream.live.session.report.summary import summary_lines
 from deeplabstream.outputs.folder import RESERVE_FILE
 from tests.faults.test_loop_health import (
     assert_summary_is_session_json,

@@ -27,7 +27,7 @@ from deeplabstream.experiments.events import EventCsvWriter
 from deeplabstream.experiments.observation import Observation
 from deeplabstream.experiments.triggers.base import Trigger
 from deeplabstream.live.processes.dispatch import PERFORM_LIMIT_S, ExperimentRun
-from deeplabstream.live.processes.pose_sinks import WRITE_LIMIT_S
+from deeplabstream.live.processes.sinks import WRITE_LIMIT_S
 from tests.faults.test_loop_health import assert_summary_is_session_json, session_of
 from tests.faults.test_session_faults import SETTINGS
 from tests.support.files import write_settings
@@ -41,7 +41,7 @@ HANGING_OUTPUT = '''
 
 import time
 
-from deeplabstream.outputs.plugin import Output, PoseSink
+from deeplabstream.outputs.interface import Output, PoseSink
 
 
 class HangCsv(Output):

@@ -266,7 +266,7 @@ def test_the_wheel_over_a_drop_down_never_changes_it_unless_focused(
     experiment (ExampleExperiment -> freezing_opto) unnoticed."""
     _size(window, qtbot, "1366x768")
     rig = window.rig_panel
-    choice = rig.experiment_choice
+    choice = rig.experiment_box.experiment_choice
     assert choice.count() > 1
     window.setFocus()
     guarded = [
@@ -274,7 +274,7 @@ def test_the_wheel_over_a_drop_down_never_changes_it_unless_focused(
         for w in window.findChildren((QComboBox, QAbstractSpinBox))
         if _in_scroll_area(w) and w.isEnabled()
     ]
-    assert choice in guarded and rig.duration in guarded
+    assert choice in guarded and rig.session_box.duration in guarded
     for widget in guarded:
         assert widget.focusPolicy() == Qt.StrongFocus, widget.objectName()
         before = widget.currentIndex() if isinstance(widget, QComboBox) else widget.text()
@@ -299,8 +299,8 @@ def test_start_stream_says_each_unsaved_change_it_saves(qtbot, window: MainWindo
     """
     rig = window.rig_panel
     before = rig.settings_file.read_text()
-    rig.duration.setValue(5.0)  # what a wheel over the field used to do
-    rig.duration.editingFinished.emit()
+    rig.session_box.duration.setValue(5.0)  # what a wheel over the field used to do
+    rig.session_box.duration.editingFinished.emit()
     rig.wait_checked()
     assert rig.dirty and rig.problems == []
     assert "unsaved" in window.tabs.tabText(0).lower()  # the Rig tab says so
@@ -320,7 +320,7 @@ def test_start_stream_says_each_unsaved_change_it_saves(qtbot, window: MainWindo
 
 
 def _type_experimenter(rig, text: str) -> None:
-    field = rig.session_fields["EXPERIMENTER"]
+    field = rig.session_box.session_fields["EXPERIMENTER"]
     field.setText(text)
     field.editingFinished.emit()
     rig.wait_checked()
@@ -333,13 +333,13 @@ def test_an_experimenter_not_in_nwbs_form_blocks_only_an_nwb_output_and_is_marke
     though no NWB output was chosen; the field was not marked."""
     _size(window, qtbot, "1366x768")
     rig = window.rig_panel
-    field = rig.session_fields["EXPERIMENTER"]
+    field = rig.session_box.session_fields["EXPERIMENTER"]
     _type_experimenter(rig, "nu")
     assert rig.problems == []  # no NWB output: saving is allowed
     assert rig.save_button.isEnabled()
     assert "Last, First" in field.toolTip()  # a soft hint
     assert "#b00020" not in field.styleSheet()
-    rig._set("Output", "NWB", "on")
+    rig.file.set("Output", "NWB", "on")
     rig.wait_checked()
     assert any("EXPERIMENTER" in p and "Last, First" in p for p in rig.problems), rig.problems
     assert not rig.save_button.isEnabled()

@@ -27,7 +27,7 @@ from deeplabstream.experiments.config import load_experiment_config
 from deeplabstream.experiments.triggers.classifier import BoutFilter, bout_decisions
 from deeplabstream.hardware.simulator.arena import BEHAVIOUR_NAMES, ArenaParams, simulate_behaviours
 from deeplabstream.hardware.simulator.truth import read_behaviours
-from deeplabstream.outputs.pose_table import read_pose_table
+from deeplabstream.outputs.pose.table import read_pose_table
 from tests.support.paths import PACKAGE_ROOT
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]

@@ -28,7 +28,7 @@ import pandas as pd
 import pytest
 
 from deeplabstream.hardware.simulator.truth import read_truth
-from deeplabstream.outputs.pose_table import read_pose_table
+from deeplabstream.outputs.pose.table import read_pose_table
 from deeplabstream.pose.tracking.switches import match_identities
 from tests.support.paths import PACKAGE_ROOT, PROJECT_ROOT
 

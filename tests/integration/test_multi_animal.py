@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from deeplabstream.outputs.pose_table import read_pose_table
+from deeplabstream.outputs.pose.table import read_pose_table
 from tests.support.paths import PACKAGE_ROOT, PROJECT_ROOT, shared_data
 
 FLIES = "sleap-flies"

@@ -425,7 +425,7 @@ def test_two_animals_of_a_sleap_replay_merge_in_movement_as_two_individuals(
     """
     import xarray as xr
 
-    from deeplabstream.outputs.pose_table import read_pose_table
+    from deeplabstream.outputs.pose.table import read_pose_table
 
     session, _ = replay_flies(tmp_path, 12)
     path = session / "session.nwb"

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from deeplabstream.outputs.pose_table import read_pose_table
+from deeplabstream.outputs.pose.table import read_pose_table
 from tests.support.paths import PROJECT_ROOT, shared_data
 
 FIXTURE = PROJECT_ROOT / "tests" / "fixtures" / "sleap_id_flies"

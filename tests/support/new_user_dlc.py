@@ -70,24 +70,24 @@ def main(argv: list[str]) -> int:
     window.resize(1500, 940)
     window.show()
     rig = window.rig_panel
-    wait_for(lambda: window.isVisible() and not rig._checks, "the first check of the rig")
+    wait_for(lambda: window.isVisible() and not rig.checker.running, "the first check of the rig")
 
     # Rig tab: the clip replaces the simulated arena, looping so the mouse comes back.
-    select_row(rig.camera_list, "arena")
+    select_row(rig.camera_box.camera_list, "arena")
     answer_next_dialog(press_yes)  # Remove asks first
-    click(rig.remove_camera_button)
+    click(rig.camera_box.remove_camera_button)
     wait_for(lambda: rig.camera_names() == [], "the arena removed")
-    choose(rig.add_camera_choice, "Video file...")
+    choose(rig.camera_box.add_camera_choice, "Video file...")
     answer_next_dialog(lambda dialog: choose_file(dialog, CLIP))
-    click(rig.add_camera_button)
+    click(rig.camera_box.add_camera_button)
     wait_for(lambda: len(rig.camera_names()) == 1, "the clip added as a camera")
     camera = rig.camera_names()[0]
-    rig.camera_table.set_value("LOOP", "true")
+    rig.camera_box.camera_table.set_value("LOOP", "true")
 
     # The lab's model, through Browse... and its file dialog.
     answer_next_dialog(lambda dialog: choose_file(dialog, MODEL))
     click(find(rig, QAbstractButton, "rig_model_browse"))
-    wait_for(lambda: rig.model_edit.text().endswith(MODEL.name), "the model chosen")
+    wait_for(lambda: rig.model_box.model_edit.text().endswith(MODEL.name), "the model chosen")
 
     # The example reads "nose"; the keypoint box offers the model's "snout" for it.
     box = rig.keypoint_map
@@ -95,7 +95,7 @@ def main(argv: list[str]) -> int:
     rig_problem = next(p for p in rig.problems if "'nose'" in p)
     offered = box.choices["nose"].currentText()
     click(find(box, QAbstractButton, "keypoint_map_save"))
-    wait_for(lambda: not box.isVisible() and not rig.problems and not rig._checks, "mapped")
+    wait_for(lambda: not box.isVisible() and not rig.problems and not rig.checker.running, "mapped")
 
     # Start Stream; the clip shows on its tile.
     press(window, Part.STREAM)

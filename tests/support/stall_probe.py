@@ -77,16 +77,16 @@ def main(argv: list[str]) -> int:
     probe.phase("idle", lambda: None, lambda: True, settle_s=2.0)
     detect = rig.findChild(QPushButton, "rig_detect_cameras")
     probe.phase("detect", lambda: click(detect), detect.isEnabled)
-    results["detect_line"] = rig.detect_status.text()
+    results["detect_line"] = rig.camera_box.detect_status.text()
     inspect = rig.findChild(QPushButton, "rig_model_inspect")
-    probe.phase("inspect", lambda: click(inspect), lambda: rig._inspection is None)
-    results["inspect_text"] = rig.model_info.toPlainText()
+    probe.phase("inspect", lambda: click(inspect), lambda: rig.model_box._inspection is None)
+    results["inspect_text"] = rig.model_box.model_info.toPlainText()
     box = rig.keypoint_map
     results["offered"] = {name: choice.currentText() for name, choice in box.choices.items()}
     probe.phase(
         "save_mapping",
         lambda: click(find(box, QAbstractButton, "keypoint_map_save")),
-        lambda: not box.isVisible() and not rig._checks,
+        lambda: not box.isVisible() and not rig.checker.running,
     )
     results["problems"] = list(rig.problems)
     probe.phase(
@@ -99,7 +99,7 @@ def main(argv: list[str]) -> int:
     probe.phase(
         "save_regions",
         lambda: draw_and_save_region(window, results["region"]),
-        lambda: not window.region_editor.dirty and not rig._checks,
+        lambda: not window.region_editor.dirty and not rig.checker.running,
     )
     window.tabs.setCurrentWidget(rig)
     results["load"] = {}
@@ -119,10 +119,13 @@ def main(argv: list[str]) -> int:
     results["session"] = str(controller.session_dir)
     probe.phase(
         "calibrate",
-        lambda: rig.calibrate_session(board_session),
-        lambda: rig._calibration is not None and rig._calibration.outcome is not None,
+        lambda: rig.calibration_box.calibrate_session(board_session),
+        lambda: (
+            rig.calibration_box._calibration is not None
+            and rig.calibration_box._calibration.outcome is not None
+        ),
     )
-    results["calibration"] = rig.calibration_info.toPlainText()
+    results["calibration"] = rig.calibration_box.calibration_info.toPlainText()
     results["phases"] = probe.figures
     window.close()
     wait_for(lambda: window.closed_down)

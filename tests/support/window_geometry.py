@@ -127,12 +127,12 @@ def longest_messages(window: MainWindow) -> None:
             events, 30, 30.0,
         )
     )  # fmt: skip
-    window.rig_panel.detect_status.setText(
+    window.rig_panel.camera_box.detect_status.setText(
         "No camera found. pypylon is not installed (pip install pypylon). pyrealsense2 is not "
         "installed. No /dev/video* device: OpenCV found no camera at index 0-3. The simulated "
         "arena and video files can always be added."
     )
-    window.rig_panel.detect_status.show()
+    window.rig_panel.camera_box.detect_status.show()
 
 
 def measure(window: MainWindow) -> dict[str, Any]:
@@ -179,7 +179,7 @@ def measure(window: MainWindow) -> dict[str, Any]:
     settings_view = settings_area.viewport()
     model_in_sight = window.tabs.currentWidget() is window.rig_panel and _global_rect(
         settings_view
-    ).contains(_global_rect(window.rig_panel.model_edit))
+    ).contains(_global_rect(window.rig_panel.model_box.model_edit))
     sideways = [
         f"{_name(area_)}: {area_.horizontalScrollBar().maximum()} px"
         for area_ in window.findChildren(QAbstractScrollArea)

@@ -43,10 +43,11 @@ from deeplabstream.live.selftest.latency_run import (
 from deeplabstream.live.selftest.naive_loop import run_naive_loop, worker_threads
 from deeplabstream.live.session.device_locks import lock_session_devices
 from deeplabstream.live.session.live import LiveSession
-from deeplabstream.live.session.preflight import absent_device_problems, check_before_start
+from deeplabstream.live.session.preflight import absent_device_problems, check_plan
+from deeplabstream.live.session.report.summary import summary_lines as session_summary_lines
 from deeplabstream.live.session.runner import SessionRunner, install_stop_signals
-from deeplabstream.live.session.summary import summary_lines as session_summary_lines
 from deeplabstream.settings import Settings, load_settings
+from deeplabstream.settings.effective import resolve_cameras
 
 hold_here("command-import")  # a fault test's chosen moment: the command's stack is imported
 
@@ -73,15 +74,14 @@ def run_checks(args: argparse.Namespace, stops: StopRequests) -> int:
             settings,
             experiment=dataclasses.replace(settings.experiment, deadline_ms=args.deadline),
         )
-    # --model replaces [Pose] MODEL_PATH (a camera's own MODEL_PATH still wins), for the session
-    # and session.json as for the checks, which name it (settings/effective.py)
+    # The run's plan, made once here where the command line meets the file: --model replaces
+    # [Pose] MODEL_PATH (a camera's own MODEL_PATH still wins) in the plan's settings, which the
+    # session and session.json take, and the checks name it (settings/effective.py).
     model = args.model.resolve() if args.model is not None else None
-    if model is not None:
-        settings = dataclasses.replace(
-            settings, pose=dataclasses.replace(settings.pose, model_path=model)
-        )
-    problems = check_before_start(
-        settings,
+    plan = resolve_cameras(settings, model=model)
+    settings = plan.settings
+    problems = check_plan(
+        plan,
         pose=bool(
             args.pose_enabled
             or args.experiment_enabled
@@ -89,7 +89,6 @@ def run_checks(args: argparse.Namespace, stops: StopRequests) -> int:
             or args.latency_test
         ),
         experiment=bool(args.experiment_enabled),
-        model_option=model,
         experiment_option=args.experiment,
     )
     if problems:
@@ -127,7 +126,7 @@ def run_checks(args: argparse.Namespace, stops: StopRequests) -> int:
         finally:
             lock.release()
     stream = LiveSession(
-        settings, output_dir=args.output_dir, max_frames=args.frames, log_level=log_level
+        settings, output_dir=args.output_dir, max_frames=args.frames, log_level=log_level, plan=plan
     )
     for warning in stream.start_warnings():  # said before anything starts; session.json too
         print(f"Warning: {warning}", flush=True)
@@ -249,7 +248,7 @@ def _naive_and_report(stream: LiveSession, args: argparse.Namespace) -> None:
             flush=True,
         )
         naive_runs[record] = run_naive_loop(
-            stream.settings,
+            stream.camera_plan,
             captured,
             args.experiment_enabled,
             stop_requested=lambda: bool(stop),
@@ -257,7 +256,7 @@ def _naive_and_report(stream: LiveSession, args: argparse.Namespace) -> None:
         )
     data = build_benchmark(
         stream.session_dir,
-        stream.settings,
+        stream.camera_plan,
         frames_requested=args.frames,
         naive=naive_runs[recorded],
         naive_no_recording=naive_runs[False] if recorded else None,
@@ -343,7 +342,7 @@ def _latency_test(
 
 
 def _print_summary(stream: LiveSession) -> None:
-    """Print the summary, rendered from the figures session.json holds (live/session/summary.py)."""
+    """Print the summary, rendered from session.json's figures (live/session/report/summary.py)."""
     if stream.record is not None:
         print("\n".join(session_summary_lines(stream.record, stream.session_dir)))
         return

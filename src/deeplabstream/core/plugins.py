@@ -3,7 +3,7 @@
 DeepLabStream has seven kinds of plugin, each with one small interface (docs/architecture.md,
 "Plugins"): cameras, stimulation devices, inference backends, model formats, triggers,
 experiments and outputs. Each kind has one :class:`Registry`, made where the kind's interface
-lives, and every registry works the same way:
+lives (``settings/plugin_kinds.py`` names all seven), and every registry works the same way:
 
 * **built-ins by name**: ``name -> "module:Class"`` strings, imported on first use, so a
   missing optional library (pypylon, nidaqmx, torch) matters only to the labs that use it;
@@ -20,7 +20,9 @@ Python code is imported only from this package, from installed entry points and 
 folders: settings are data, and a name in a settings file or an experiment config never reaches
 an arbitrary module. A ``.py`` path there is refused (:class:`PluginPathError`), saying which
 lab folder the file belongs in; only the command line may name a file (:meth:`Registry.get_file`,
-``--experiment path.py``). An unknown name is one :class:`UnknownPluginError` for every kind,
+``--experiment path.py``, :meth:`Registry.find`). A kind may also have plugins written as data
+(:class:`DataFiles`: an experiment's ``.ini`` configs), found by their stem in the lab's folder
+before the package's own. An unknown name is one :class:`UnknownPluginError` for every kind,
 worded ``unknown camera 'x'; known: a, b, c; in /lab/cameras: d, e`` followed by what to do. A
 plugin that fails to import is reported by its name, its distribution (or file) and the error
 (:class:`PluginLoadError`, :class:`PluginFailure`), and never stops the others from being listed
@@ -150,6 +152,72 @@ class PluginSource:
     name: str
     target: str
     origin: str
+    file: Path | None = None  # a module of the lab's folder: its file
+
+
+@dataclass(frozen=True)
+class DataFiles:
+    """A kind's plugins written as data, not code: files named by their stem (``.ini`` configs).
+
+    A name finds the lab's file (in the kind's lab folder) before the one shipped in the
+    package; both are listed as known names and in the unknown-name message.
+
+    Attributes
+    ----------
+    suffix
+        The files' suffix, lower case (``.ini``).
+    shipped
+        The package's folder of them (examples a lab copies into its own folder).
+    noun
+        The files in words, for messages (``config``: ``experiment config file not found``).
+    """
+
+    suffix: str
+    shipped: Path
+    noun: str
+
+    def shipped_names(self) -> list[str]:
+        """Return the stems of the files shipped in the package, sorted."""
+        return sorted(path.stem for path in self.shipped.glob(f"*{self.suffix}"))
+
+    def lab_names(self, lab: Path | None) -> list[str]:
+        """Return the stems of the files in the lab's folder ``lab``, sorted ([]: none)."""
+        if lab is None or not lab.is_dir():
+            return []
+        return sorted(path.stem for path in lab.glob(f"*{self.suffix}"))
+
+    def names_path(self, name_or_path: str | Path) -> bool:
+        """Whether ``name_or_path`` is a path of such a file (a :class:`Path`, or its suffix)."""
+        return isinstance(name_or_path, Path) or str(name_or_path).strip().lower().endswith(
+            self.suffix
+        )
+
+    def file_of(self, name_or_path: str | Path, lab: Path | None) -> Path | None:
+        """Return the file a name or path reads, or None (a plugin's name, or nothing).
+
+        A name is a stem: the lab's file (in ``lab``) before the shipped one. A path is taken
+        as it is, else by its file's name.
+        """
+        text = str(name_or_path).strip()
+        lower = text.lower()
+        if lower.endswith(".py") or ".py:" in lower:
+            return None
+        if self.names_path(name_or_path):
+            path = Path(text).expanduser()
+            if not path.is_file() and path.name == text:  # "freezing_opto.ini": by its name
+                path = self.named(path.stem, lab) or path
+            return path.resolve() if path.is_file() else None
+        if ":" in text or "/" in text or "\\" in text:
+            return None
+        return self.named(text, lab)
+
+    def named(self, stem: str, lab: Path | None) -> Path | None:
+        """Return the file ``stem``: the lab's (in ``lab``) before the shipped one, or None."""
+        name = f"{stem}{self.suffix}"
+        for candidate in (lab / name if lab else None, self.shipped / name):
+            if candidate is not None and candidate.is_file():
+                return candidate.resolve()
+        return None
 
 
 @dataclass(frozen=True)
@@ -204,6 +272,11 @@ class Registry(Generic[T]):
         For a registered target that holds several plugins (a module's ``KINDS`` tuple of
         trigger kinds): ``select(obj, name)`` returns the one registered as ``name``, or raises
         TypeError or ValueError. None: the target is the plugin itself.
+    data_files
+        The kind's plugins written as data (an experiment's configs), or None.
+    by_class_name
+        Whether a bare name also finds the one registered ``module:Class`` whose class it names
+        (``AlternatingReward`` for ``examples:AlternatingReward``).
     """
 
     def __init__(
@@ -218,6 +291,8 @@ class Registry(Generic[T]):
         normalise: Callable[[str], str] = str.strip,
         find_in_module: Callable[[ModuleType], Mapping[str, Any]] | None = None,
         select: Callable[[Any, str], Any] | None = None,
+        data_files: DataFiles | None = None,
+        by_class_name: bool = False,
     ) -> None:
         self.kind = kind
         self.group = group
@@ -230,6 +305,8 @@ class Registry(Generic[T]):
         self._normalise = normalise
         self._find_in_module = find_in_module
         self._select = select
+        self.data_files = data_files
+        self._by_class_name = by_class_name
         self._entry_points: dict[str, PluginSource] | None = None
         self._entry_point_problems: list[PluginFailure] = []
         self._loaded: dict[str, Any] = {}
@@ -247,6 +324,15 @@ class Registry(Generic[T]):
     def names(self) -> tuple[str, ...]:
         """Return the registered names: built-ins in their order, then entry points sorted."""
         return tuple(self.sources())
+
+    def settings_name(self, name: str) -> str:
+        """Return the name as the settings keep it: registered ones normalised, others as written.
+
+        ``SOURCE = Basler`` is the registered ``basler``; a module of the lab's folder keeps the
+        case of its file's name.
+        """
+        key = self._normalise(name)
+        return key if key in self.sources() else name
 
     def __contains__(self, name: object) -> bool:
         """Whether ``name`` is registered or a module of the lab's folder, without importing."""
@@ -328,7 +414,10 @@ class Registry(Generic[T]):
         PluginLoadError
             It exists but cannot be imported, or is not a plugin of this kind.
         """
-        text = str(name).strip()
+        return self._get(str(name).strip(), settings_folder, with_data_files=False)
+
+    def _get(self, text: str, settings_folder: Path | None, *, with_data_files: bool) -> T:
+        """:meth:`get`; an unknown name's message lists the data files ``with_data_files``."""
         key = self._normalise(text)
         if key in self.sources():
             return self._load_registered(key)
@@ -339,8 +428,11 @@ class Registry(Generic[T]):
             if path is not None:
                 return self._from_file(path, module_attr["attr"] or "", text)
             if module_attr["attr"] and module_attr["module"].split(".")[0] == PACKAGE:
-                return self._from_package(module_attr["module"], module_attr["attr"], text)
-        raise UnknownPluginError(self.unknown_message(text, settings_folder))
+                return self._from_package(module_attr, text, settings_folder, with_data_files)
+        by_class = self._by_class_name_of(text)
+        if by_class is not None:
+            return self._load_registered(by_class)
+        raise UnknownPluginError(self.unknown_message(text, settings_folder, with_data_files))
 
     def require(self, name: str, settings_folder: Path | None = None) -> None:
         """Check, without importing anything, that a settings file may name ``name``.
@@ -353,9 +445,10 @@ class Registry(Generic[T]):
             ``name`` is neither registered nor a module of the lab's folder.
         """
         self._refuse_path(str(name).strip(), settings_folder)
-        if self._normalise(name) not in self.sources() and self._lab_file(
-            name, settings_folder
-        ) is None:
+        if (
+            self._normalise(name) not in self.sources()
+            and self._lab_file(name, settings_folder) is None
+        ):
             raise UnknownPluginError(self.unknown_message(name, settings_folder))
 
     def get_file(self, path: Path | str, attr: str = "") -> T:
@@ -367,21 +460,18 @@ class Registry(Generic[T]):
         return self._from_file(Path(path).expanduser().resolve(), attr, f"{Path(path)}")
 
     def unknown_message(
-        self,
-        name: str,
-        settings_folder: Path | None = None,
-        *,
-        also_known: tuple[str, ...] | list[str] = (),
-        also_in_lab: tuple[str, ...] | list[str] = (),
+        self, name: str, settings_folder: Path | None = None, with_data_files: bool = False
     ) -> str:
         """Return the one wording of an unknown name: what is known, and what to do.
 
-        ``also_known`` and ``also_in_lab`` add names the kind knows besides its plugins (an
-        experiment's configs, shipped and in the lab's folder).
+        ``with_data_files``: the data files (:class:`DataFiles`, shipped and in the lab's
+        folder) are listed first, as :meth:`find`, which reads them, says.
         """
-        known = [*also_known, *sorted(self.names())]
         lab = self.lab_path(settings_folder)
-        lab_names = [*also_in_lab, *(path.stem for path in self.lab_modules(settings_folder))]
+        data = self.data_files if with_data_files else None
+        shipped, in_lab = (data.shipped_names(), data.lab_names(lab)) if data else ([], [])
+        known = [*shipped, *sorted(self.names())]
+        lab_names = [*in_lab, *(path.stem for path in self.lab_modules(settings_folder))]
         text = f"unknown {self.kind} {name!r}; known: {', '.join(known) or 'none'}"
         if lab is not None:
             text += f"; in {lab}: {', '.join(lab_names) or 'none'}"
@@ -415,7 +505,119 @@ class Registry(Generic[T]):
                 failures.append(PluginFailure(self.kind, path.stem, str(path), _cause(error)))
         return loaded, failures
 
+    # -- names and paths of the command line, data files ----------------------------------------
+
+    def find(self, name_or_path: str | Path, settings_folder: Path | None = None) -> T | Path:
+        """Return what a name or a path of the command line names: a data file, else the plugin.
+
+        Tried in order: a data file (:meth:`DataFiles.file_of`: a name or a path); a Python file
+        (``PATH.py`` or ``PATH.py:Class``, relative to the current folder, else to the settings
+        folder; only the command line names one, the settings refuse it); a name (:meth:`get`).
+
+        Raises
+        ------
+        UnknownPluginError
+            A data file's path that is not a file, a path that is neither kind of file, an
+            unknown name (the message lists what exists).
+        PluginLoadError
+            A plugin that cannot be imported, or is not of this kind.
+        """
+        data = self.data_files
+        data_file = data.file_of(name_or_path, self.lab_path(settings_folder)) if data else None
+        if data_file is not None:
+            return data_file
+        text = str(name_or_path).strip()
+        lower = text.lower()
+        if data is not None and data.names_path(name_or_path):
+            raise UnknownPluginError(
+                f"{self.kind} {data.noun} file not found: {Path(text).expanduser().resolve()}"
+            )
+        if lower.endswith(".py") or ".py:" in lower:
+            return self._command_line_file(text, settings_folder)
+        if "/" in text or "\\" in text:
+            endings = f"{data.suffix} or .py" if data is not None else ".py"
+            article = "an" if self.kind[:1] in "aeiou" else "a"
+            raise UnknownPluginError(
+                f"{text!r} is not {article} {self.kind}: a path must end in {endings}"
+            )
+        return self._get(text, settings_folder, with_data_files=True)
+
+    def source_of(self, name: str, settings_folder: Path | None = None) -> PluginSource | None:
+        """Return where :meth:`get` would import ``name`` from, without importing; None: unknown.
+
+        A module of the lab's folder has its :attr:`PluginSource.file`.
+        """
+        text = str(name).strip()
+        key = self._normalise(text)
+        if key in self.sources():
+            return self.sources()[key]
+        path = self._lab_file(text, settings_folder)
+        if path is not None:
+            return PluginSource(text, str(path), f"lab folder: {path}", path)
+        by_class = self._by_class_name_of(text, quiet=True)
+        return None if by_class is None else self.sources()[by_class]
+
+    def available(self, settings_folder: Path | None = None) -> list[str]:
+        """Return every name :meth:`find` accepts without a path.
+
+        The lab's data files and modules first (``settings_folder`` None: the process's), then
+        the shipped data files the lab's do not hide, then the registered names.
+        """
+        data = self.data_files
+        lab_data = data.lab_names(self.lab_path(settings_folder)) if data else []
+        lab_modules = [path.stem for path in self.lab_modules(settings_folder)]
+        shipped = [name for name in data.shipped_names() if name not in lab_data] if data else []
+        return [*lab_data, *lab_modules, *shipped, *self.names()]
+
+    def resolved_name(self, name: str, settings_folder: Path | None) -> str:
+        """Return ``name`` as another process finds it without the settings file's folder.
+
+        A data file or module of the lab's folder becomes its path (``/lab/experiments/x.ini``,
+        ``/lab/experiments/m.py:Class``); any other name is returned unchanged.
+        """
+        text = name.strip()
+        folder = self.lab_path(settings_folder)
+        suffixes = (".py", *((self.data_files.suffix,) if self.data_files else ()))
+        if folder is None or "/" in text or "\\" in text or text.lower().endswith(suffixes):
+            return name
+        if self.data_files is not None and ":" not in text:
+            data_file = folder / f"{text}{self.data_files.suffix}"
+            if data_file.is_file():
+                return str(data_file.resolve())
+        module, _, attr = text.partition(":")
+        path = folder / f"{module}.py"
+        if "." not in module and path.is_file():
+            return f"{path.resolve()}:{attr}" if attr else str(path.resolve())
+        return name
+
     # -- inside --------------------------------------------------------------------------------
+
+    def _command_line_file(self, text: str, settings_folder: Path | None) -> T:
+        """Return the plugin of ``PATH.py`` or ``PATH.py:Class``, named on the command line.
+
+        A relative path is taken from the current folder, else from the settings file's folder.
+        """
+        cut = text.lower().rindex(".py") + len(".py")
+        path, attr = Path(text[:cut]).expanduser(), text[cut:].removeprefix(":")
+        if not path.is_absolute() and not path.is_file() and settings_folder is not None:
+            path = Path(settings_folder) / path
+        return self.get_file(path, attr)
+
+    def _by_class_name_of(self, text: str, quiet: bool = False) -> str | None:
+        """Return the one registered ``module:Class`` whose class ``text`` names, else None.
+
+        Only for a kind made ``by_class_name``. Several: raises :class:`UnknownPluginError`
+        saying which (``quiet``: None).
+        """
+        if not self._by_class_name or ":" in text:
+            return None
+        matches = [name for name in self.names() if name.rpartition(":")[2] == text]
+        if len(matches) > 1 and not quiet:
+            raise UnknownPluginError(
+                f"{text!r} names several {self.kind} classes: {', '.join(matches)}; "
+                "give one of them"
+            )
+        return matches[0] if len(matches) == 1 else None
 
     def _source(self, name: str) -> PluginSource:
         key = self._normalise(name)
@@ -465,13 +667,20 @@ class Registry(Generic[T]):
         self._loaded[key] = self._checked(obj, where)
         return self._loaded[key]
 
-    def _from_package(self, module_name: str, attr: str, text: str) -> T:
+    def _from_package(
+        self,
+        module_attr: re.Match[str],
+        text: str,
+        settings_folder: Path | None,
+        with_data_files: bool,
+    ) -> T:
         try:
-            module = importlib.import_module(module_name)
+            module = importlib.import_module(module_attr["module"])
         except ModuleNotFoundError:
-            raise UnknownPluginError(self.unknown_message(text)) from None
+            message = self.unknown_message(text, settings_folder, with_data_files)
+            raise UnknownPluginError(message) from None
         where = f"{self.kind} {text!r}"
-        return self._checked(_attribute(module, attr, where), where)
+        return self._checked(_attribute(module, module_attr["attr"], where), where)
 
     def _lab_file(self, module: str, settings_folder: Path | None = None) -> Path | None:
         """Return the lab's module file ``module`` (``NAME`` or ``NAME:Class``), or None.

@@ -1,9 +1,12 @@
 """What an experiment asks the stimulation hardware to do: :class:`Action`.
 
 An experiment never touches a device. It returns actions, and a dispatcher (in the inference
-worker, right after pose estimation) hands each one to the device named by :attr:`Action.device`
-(the name of a configured stimulation device). Every command returns at once: a pulse's or a
-pattern's timing is kept by the device, never by sleeping in the loop.
+worker, right after pose estimation) hands each one's :attr:`Action.device_command` (the
+device-level :class:`~deeplabstream.hardware.stimulation.base.DeviceCommand`, made once when the
+action is made) to :meth:`StimulationDevice.send
+<deeplabstream.hardware.stimulation.base.StimulationDevice.send>` of the device named by
+:attr:`Action.device` (the name of a configured stimulation device). Every command returns at
+once: a pulse's or a pattern's timing is kept by the device, never by sleeping in the loop.
 
 Commands
 --------
@@ -23,13 +26,16 @@ when the trial that switched them on ends, on pause, and when it finishes or sto
 from __future__ import annotations
 
 import copy
-import dataclasses
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal
+
+from deeplabstream.hardware.stimulation.base import DeviceCommand
 
 Command = Literal["on", "off", "pulse", "pattern"]
 COMMANDS: tuple[str, ...] = ("on", "off", "pulse", "pattern")
+#: The device-level kind of the commands without timing.
+_SWITCH_KINDS: dict[str, Literal["ON", "OFF"]] = {"on": "ON", "off": "OFF"}
 
 
 def _seconds(name: str, value: Any, command: str) -> float:
@@ -64,6 +70,13 @@ class Action:
         The animal it is for (numbered from 1), for the event log only: never sent to a device.
         A config rule whose trigger has ``ANIMAL = each`` sets it to the animal whose edge fired
         it (:meth:`for_animal`); ``events.csv`` writes it in its ``animal`` column.
+
+    Attributes
+    ----------
+    device_command
+        What the device performs (:class:`DeviceCommand`: ``pulse`` is ``PULSE`` with ``on_s``
+        = ``duration_s``, an endless ``pattern`` has ``count`` 0), made once when the action is
+        made, so that sending it costs no translation between the decision and the device.
     """
 
     device: str
@@ -75,9 +88,11 @@ class Action:
     count: int | None = None
     reason: str = ""
     animal: int | None = None
+    # Derived from the fields above (so neither compared, shown nor given to the constructor).
+    device_command: DeviceCommand = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        """Check the command and that exactly its own timing fields are given."""
+        """Check the command and its timing fields, and make its :attr:`device_command`."""
         animal = self.animal
         if animal is not None and (isinstance(animal, bool) or not isinstance(animal, int)
                                    or animal < 1):  # fmt: skip
@@ -102,15 +117,24 @@ class Action:
             takes = ", ".join(sorted(allowed)) if allowed else "no timing"
             raise ValueError(f"{self.command} takes {takes}, not {extra}")
         if self.command == "pulse":
-            object.__setattr__(self, "duration_s", _seconds("duration_s", self.duration_s, "pulse"))
+            duration_s = _seconds("duration_s", self.duration_s, "pulse")
+            object.__setattr__(self, "duration_s", duration_s)
+            command = DeviceCommand("PULSE", self.channel, on_s=duration_s)
         elif self.command == "pattern":
-            object.__setattr__(self, "on_s", _seconds("on_s", self.on_s, "pattern"))
-            object.__setattr__(self, "off_s", _seconds("off_s", self.off_s, "pattern"))
+            on_s = _seconds("on_s", self.on_s, "pattern")
+            off_s = _seconds("off_s", self.off_s, "pattern")
+            object.__setattr__(self, "on_s", on_s)
+            object.__setattr__(self, "off_s", off_s)
             count = self.count
             if count is not None and (
                 isinstance(count, bool) or not isinstance(count, int) or count < 1
             ):
                 raise ValueError(f"pattern: count must be a whole number >= 1, not {count!r}")
+            # The device counts 0 as "until stopped", the action None.
+            command = DeviceCommand("PATTERN", self.channel, on_s, off_s, count or 0)
+        else:
+            command = DeviceCommand(_SWITCH_KINDS[self.command], self.channel)
+        object.__setattr__(self, "device_command", command)
 
     # Constructors that read like the command ------------------------------------------------
 
@@ -200,5 +224,10 @@ class Action:
         return " ".join(parts)
 
     def as_dict(self) -> dict[str, Any]:
-        """Return the fields that are set, for JSON."""
-        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None and v != ""}
+        """Return the fields that are set, for JSON (not the derived :attr:`device_command`)."""
+        values = ((name, getattr(self, name)) for name in _GIVEN_FIELDS)
+        return {name: value for name, value in values if value is not None and value != ""}
+
+
+#: The fields an action is made from, in their order (what :meth:`Action.as_dict` writes).
+_GIVEN_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Action) if f.init)

@@ -2,7 +2,7 @@
 
 An output plugin (``annotated_video``) of the export kind. After the session has stopped it
 renders, for every camera with a pose file, its video with the keypoints of the pose file drawn
-by :mod:`outputs.pose_drawing` (what the live view draws), as ``<camera>.annotated.mp4``:
+by :mod:`outputs.pose.drawing` (what the live view draws), as ``<camera>.annotated.mp4``:
 
 * a live session: each recording of the camera (``<video>.annotated.mp4`` when it has several),
   each video frame matched to its pose through the recording's frames table (``frame_index``),
@@ -34,9 +34,9 @@ import numpy as np
 import pandas as pd
 
 from deeplabstream.core.schema import setting
-from deeplabstream.outputs.plugin import ExportContext, Output
-from deeplabstream.outputs.pose_drawing import display_copy, draw_animals_on, draw_pose
-from deeplabstream.outputs.pose_table import read_pose_table
+from deeplabstream.outputs.interface import ExportContext, Output
+from deeplabstream.outputs.pose.drawing import display_copy, draw_animals_on, draw_pose
+from deeplabstream.outputs.pose.table import read_pose_table
 from deeplabstream.outputs.session_record import SessionRecord, read_session_record
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from deeplabstream.outputs.plugin import ExportContext, Output
+from deeplabstream.outputs.interface import ExportContext, Output
 
 
 class NwbOutput(Output):

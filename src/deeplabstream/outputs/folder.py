@@ -30,6 +30,11 @@ _FOLDER_FORMAT = "%Y-%m-%d_%H-%M-%S"
 _PACKAGES = ("numpy", "av", "opencv-python-headless", "PyQt5", "pandas", "pyarrow")
 
 
+def run_label(run: int) -> str:
+    """Return what goes into the file names of a session's ``run``-th analysis or experiment."""
+    return "" if run == 1 else f".run{run}"
+
+
 def folder_label(text: str) -> str:
     """Return ``text`` made safe as part of a folder name (``mouse 12/a`` -> ``mouse-12-a``)."""
     return re.sub(r"[^A-Za-z0-9_-]+", "-", text.strip()).strip("-")[:64]

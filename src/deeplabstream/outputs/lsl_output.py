@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from deeplabstream.core.schema import setting
-from deeplabstream.outputs.lsl import LslOutlets, PoseOutlet
-from deeplabstream.outputs.plugin import (
+from deeplabstream.outputs.interface import (
     AnalysedFrame,
     EventMarkers,
     LiveOutput,
@@ -22,6 +21,7 @@ from deeplabstream.outputs.plugin import (
     OutputSession,
     PoseSink,
 )
+from deeplabstream.outputs.lsl import LslOutlets, PoseOutlet
 from deeplabstream.transport.channel import FrameRecord
 
 log = logging.getLogger(__name__)

@@ -44,7 +44,7 @@ from deeplabstream.core.errors import OutputError
 from deeplabstream.core.optional import exit_with
 from deeplabstream.outputs.nwb_forms import experimenters, parse_date_of_birth
 from deeplabstream.outputs.nwb_times import TimeBase, video_frame_times
-from deeplabstream.outputs.pose_table import is_multi_animal_csv
+from deeplabstream.outputs.pose.table import is_multi_animal_csv
 from deeplabstream.outputs.session_record import (
     CameraRecord,
     DamagedRecordError,
@@ -53,8 +53,8 @@ from deeplabstream.outputs.session_record import (
     Recording,
     SessionRecord,
     read_session_record,
-    repair_interrupted_session,
 )
+from deeplabstream.outputs.session_repair import repair_interrupted_session
 
 NWB_FILE = "session.nwb"
 SOURCE_SOFTWARE = "DeepLabStream"
@@ -229,7 +229,7 @@ def _finished_record(session_dir: Path) -> SessionRecord:
     A killed session's record says nothing of its analysis or experiment (their figures come
     at their end): a ``running`` one whose process is gone, or an ``interrupted`` one an older
     version marked, is repaired as the next start does
-    (:func:`outputs.session_record.repair_interrupted_session`), so the file holds every pose
+    (:func:`outputs.session_repair.repair_interrupted_session`), so the file holds every pose
     row and event. One whose session still runs is refused: its files are still growing.
     """
     session = _read_session_json(session_dir)

@@ -16,7 +16,7 @@ import logging
 from typing import Any
 
 from deeplabstream.core.deadline import stage_name
-from deeplabstream.outputs.plugin import (
+from deeplabstream.outputs.interface import (
     AnalysedFrame,
     LiveOutput,
     Output,
@@ -24,7 +24,7 @@ from deeplabstream.outputs.plugin import (
     OutputSession,
     PoseSink,
 )
-from deeplabstream.outputs.pose_files import (
+from deeplabstream.outputs.pose.files import (
     POSE_CSV_SUFFIX,
     POSE_PARQUET_SUFFIX,
     POSE_TIMES_SUFFIX,

@@ -1,10 +1,10 @@
 """``session.json``: the one typed, versioned record a session writes about itself.
 
-This module owns the record's shape. The live session fills it (``live/session/status.py``),
-every reader (the summary, ``session.nwb``, the ``.slp`` files, the benchmark mode, the replay,
-the latency self-test, the training tools) reads it through :class:`SessionRecord`, so mypy
-checks every key they read. Its parts are frozen dataclasses with ``from_json`` and
-``to_json``:
+This module owns the record's shape. The live session fills it
+(``live/session/report/session_json.py``), every reader (the summary, ``session.nwb``, the
+``.slp`` files, the benchmark mode, the replay, the latency self-test, the training tools) reads
+it through :class:`SessionRecord`, so mypy checks every key they read. Its parts are frozen
+dataclasses with ``from_json`` and ``to_json``:
 
 - **Versioned.** The file says its ``schema_version`` (:data:`SCHEMA_VERSION`); a file without
   one is version 1, the shape written before the record was typed, and is read as such (an
@@ -12,7 +12,8 @@ checks every key they read. Its parts are frozen dataclasses with ``from_json`` 
 - **Tolerant of damage.** A file that is not what a session writes (not UTF-8, not JSON, a list
   instead of an object, a figure of the wrong type) raises :class:`DamagedRecordError` naming
   the key, never a bare ``KeyError`` or ``TypeError``; the start moves such a file aside
-  (:func:`recover_interrupted_sessions`, with ``outputs.folder.move_aside``).
+  (:func:`outputs.session_repair.recover_interrupted_sessions`, with
+  ``outputs.folder.move_aside``).
 - **Open.** Keys a part does not know (a plugin's, a later version's) are kept in its
   ``extra`` and written back as they were, so a round trip loses nothing.
 - **Published.** :func:`json_schema` derives the JSON Schema from these classes; it is
@@ -24,34 +25,25 @@ checks every key they read. Its parts are frozen dataclasses with ``from_json`` 
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
 import json
 import logging
 import os
-import re
 import stat
 import sys
 import types
 import typing
 from dataclasses import dataclass, field, fields
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Self, TypeVar
 
 from deeplabstream.core.errors import DeepLabStreamError
-from deeplabstream.core.liveness import is_same_process_running
 from deeplabstream.outputs.folder import (
     SESSION_JSON,
-    is_session_name,
-    move_aside,
-    release_reserve,
-    write_json_atomic,
     write_session_json,
 )
-from deeplabstream.outputs.frames_table import count_table_rows, repair_frames_table
-from deeplabstream.outputs.pose_recovery import finish_events, rebuild_camera_figures
-from deeplabstream.outputs.video import count_decodable_frames
+from deeplabstream.outputs.schema_check import KIND_WORDS, json_kind
+from deeplabstream.outputs.schema_check import schema_problems as check_against_schema
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +111,7 @@ class Part:
     def from_json(cls, data: Any, where: str = "session.json") -> Self:
         """Read this part from JSON data; raise :class:`DamagedRecordError` naming a bad key."""
         if not isinstance(data, dict):
-            raise DamagedRecordError(f"{where} is {_json_kind(data)}, not an object")
+            raise DamagedRecordError(f"{where} is {json_kind(data)}, not an object")
         values: dict[str, Any] = {}
         known: set[str] = set()
         hints = _hints(cls)
@@ -204,20 +196,6 @@ def _default_of(item: dataclasses.Field[Any]) -> Any:
     return item.default
 
 
-def _json_kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return f"a boolean ({value!r})"
-    if isinstance(value, int | float):
-        return f"a number ({value!r})"
-    if isinstance(value, str):
-        return f"a string ({value[:40]!r})"
-    if isinstance(value, list):
-        return "a list"
-    return "an object" if isinstance(value, dict) else type(value).__name__
-
-
 def _read(hint: Any, value: Any, where: str, item: dataclasses.Field[Any] | None) -> Any:
     """Return ``value`` read as ``hint``; raise :class:`DamagedRecordError` when it is not."""
     meta = item.metadata if item is not None else {}
@@ -235,39 +213,39 @@ def _read(hint: Any, value: Any, where: str, item: dataclasses.Field[Any] | None
                 problems.append(str(error))
         if len(problems) == 1:
             raise DamagedRecordError(problems[0])
-        raise DamagedRecordError(f"{where} is {_json_kind(value)}, not {_schema_words(hint)}")
+        raise DamagedRecordError(f"{where} is {json_kind(value)}, not {_schema_words(hint)}")
     if isinstance(hint, type) and issubclass(hint, Part):
         return hint.from_json(value, where)
     if origin is tuple:
         if not isinstance(value, list):
-            raise DamagedRecordError(f"{where} is {_json_kind(value)}, not a list")
+            raise DamagedRecordError(f"{where} is {json_kind(value)}, not a list")
         return tuple(_read(args[0], v, f"{where}[{i}]", None) for i, v in enumerate(value))
     if origin is dict:
         if not isinstance(value, dict):
-            raise DamagedRecordError(f"{where} is {_json_kind(value)}, not an object")
+            raise DamagedRecordError(f"{where} is {json_kind(value)}, not an object")
         return {k: _read(args[1], v, f"{where}.{k}", None) for k, v in value.items()}
     if hint is bool:
         if not isinstance(value, bool):
-            raise DamagedRecordError(f"{where} is {_json_kind(value)}, not true or false")
+            raise DamagedRecordError(f"{where} is {json_kind(value)}, not true or false")
         return value
     if hint is int or hint is float:
         number = int if hint is int else int | float
         if isinstance(value, bool) or not isinstance(value, number):
             words = "a whole number" if hint is int else "a number"
-            raise DamagedRecordError(f"{where} is {_json_kind(value)}, not {words}")
+            raise DamagedRecordError(f"{where} is {json_kind(value)}, not {words}")
         minimum = meta.get("minimum")
         if minimum is not None and value < minimum:
             raise DamagedRecordError(f"{where} is {value!r}, below its minimum {minimum}")
         return value
     if hint is str:
         if not isinstance(value, str):
-            raise DamagedRecordError(f"{where} is {_json_kind(value)}, not a string")
+            raise DamagedRecordError(f"{where} is {json_kind(value)}, not a string")
         return value
     raise TypeError(f"{where}: no reader for {hint!r}")  # a programming error, not damage
 
 
 def _schema_words(hint: Any) -> str:
-    kinds = _KIND_WORDS
+    kinds = KIND_WORDS
     schema = _schema(hint, {}, {})
     found = schema.get("type")
     names = found if isinstance(found, list) else [found] if found else ["an object"]
@@ -919,308 +897,6 @@ def write_record(folder: Path, record: SessionRecord, use_reserve: bool = True) 
     write_session_json(folder, record.to_json(), use_reserve=use_reserve)
 
 
-# -- killed sessions: marked interrupted at the next start -------------------------------------
-
-
-@dataclass
-class Recovery:
-    """What the start found in the output folder: sessions marked, damaged files moved aside."""
-
-    interrupted: list[Path] = field(default_factory=list)  # session folders marked interrupted
-    damaged: list[Path] = field(default_factory=list)  # session.json files moved aside (new names)
-    warnings: list[str] = field(default_factory=list)  # one per damaged file, naming it
-
-
-def recover_interrupted_sessions(output_dir: Path) -> Recovery:
-    """Mark the sessions in ``output_dir`` whose processes were killed; free their reserve.
-
-    A session killed hard (SIGKILL, a power cut) never reaches its final ``session.json``: it
-    stays ``running`` and keeps its 1 MiB space reserve. When its main process no longer runs
-    (:func:`core.liveness.is_same_process_running`: the pid and its start time, so a pid now
-    used by another process does not count), its status becomes ``interrupted`` (with a note
-    in ``errors``) and the reserve is removed. A session whose main process still runs is left
-    alone.
-
-    A ``session.json`` that is not what a session writes (not JSON, not an object, a figure of
-    the wrong type in a running record) never stops the start: it is renamed
-    ``session.json.damaged`` (never deleted, ``outputs.folder.move_aside``) and named in the
-    returned warnings.
-    """
-    recovery = Recovery()
-    if not output_dir.is_dir():
-        return recovery
-    for folder in sorted(output_dir.iterdir()):
-        if not is_session_name(folder.name) or not folder.is_dir():
-            continue
-        path = folder / SESSION_JSON
-        try:
-            if _recover_one(folder, path):
-                recovery.interrupted.append(folder)
-        except DamagedRecordError as damage:
-            target, text = move_aside(path, str(damage))
-            if target is not None:
-                recovery.damaged.append(target)
-            recovery.warnings.append(text)
-        except OSError as error:  # unreadable or unwritable: left as it is, said once
-            log.warning("%s: not checked for an interrupted session: %s", path, error)
-    return recovery
-
-
-def _recover_one(folder: Path, path: Path) -> bool:
-    """Mark one session interrupted when its process is gone; True when it was marked.
-
-    Only a ``running`` record is read whole (a finished one is left as it is). Raises
-    DamagedRecordError for a file that is not a session's record, OSError for one that cannot
-    be read or written.
-    """
-    try:
-        data = read_record_data(path)
-    except FileNotFoundError:
-        return False
-    if not isinstance(data, dict):
-        raise DamagedRecordError(f"holds {_json_kind(data)}, not an object")
-    if data.get("status") != "running":
-        return False
-    record = SessionRecord.from_json(data, "session.json")
-    pid = record.processes.get("main")
-    if pid is not None and is_same_process_running(pid, record.main_process_started):
-        return False
-    note = (
-        f"{_INTERRUPTED}: its main process ({pid}) ended without finalising "
-        f"it (killed, or the machine stopped); found on "
-        f"{datetime.now().astimezone().isoformat(timespec='seconds')}. Its cameras' "
-        "recordings, analyses and experiments are counted from its files (what was written "
-        "until then); its other figures are those of its last update."
-    )
-    cameras = {name: _repaired_camera(folder, camera) for name, camera in record.cameras.items()}
-    record = dataclasses.replace(
-        record, status="interrupted", errors=(*record.errors, note), cameras=cameras
-    )
-    write_json_atomic(path, _counted_or_said(folder, record).to_json())
-    release_reserve(folder)
-    return True
-
-
-def _repaired_camera(folder: Path, camera: CameraRecord) -> CameraRecord:
-    """Cut each of the camera's frames tables to the frames its video holds; re-derive figures.
-
-    A killed recorder's table may name frames whose video data never reached the disk, and the
-    files went on growing after the last ``session.json`` update (up to 2 s of frames). So the
-    figures are taken from the files where they know more, keeping the rules of a finished
-    session: recorded + lost = captured while recording, and captured >= recorded + lost.
-
-    - recorded: the frames its video holds that have a row (the table is cut to them);
-    - captured while recording: the last update's recorded + lost, or, when larger, the
-      table's whole rows before the cut (each a frame the camera delivered and the recorder
-      took) + the last update's lost;
-    - lost: captured while recording - recorded;
-    - ``frames_captured``: the last update's, or the frames captured while recording when the
-      files show more (a recording that ran from the session's start: recorded + lost).
-
-    The record was read whole before (a damaged one never half-repairs a table).
-    """
-    if not camera.recordings:
-        return camera
-    recordings = tuple(_repaired_recording(folder, r) for r in camera.recordings)
-    recorded = sum(r.frames for r in recordings)
-    lost = sum(r.lost for r in recordings)
-    return dataclasses.replace(
-        camera,
-        recordings=recordings,
-        frames_captured=max(camera.frames_captured, recorded + lost),
-        frames_recorded=recorded,
-        frames_lost_in_recording=lost,
-        frames_dropped=camera.frames_dropped_by_camera + lost,
-        repaired_from_files=True,
-    )
-
-
-def _repaired_recording(folder: Path, recording: Recording) -> Recording:
-    """Cut one recording's table to its video and re-derive its ``frames`` and ``lost``.
-
-    A recording whose files are gone keeps its figures (nothing to re-derive them from).
-    """
-    video, table = recording.video, recording.frames_table
-    if not (video and table and (folder / table).is_file()):
-        return recording
-    if (folder / video).exists() and not (folder / video).is_file():
-        return recording  # a FIFO or a device: opening it could block the start for ever
-    taken = count_table_rows(folder / table)  # before the cut: every frame the recorder took
-    recorded = repair_frames_table(folder / table, count_decodable_frames(folder / video))
-    captured = max(recording.frames, taken) + recording.lost
-    present = None if recording.present is None else recording.present - {"running"}
-    return dataclasses.replace(
-        recording, frames=recorded, lost=captured - recorded, running=None, present=present
-    )
-
-
-def repair_interrupted_session(folder: Path) -> bool:
-    """Make a killed session's record say what its files hold; True when it was rewritten.
-
-    For a reader of one folder (the NWB export): a ``running`` record whose process is gone
-    is marked interrupted as the next start would (:func:`recover_interrupted_sessions`); an
-    ``interrupted`` one marked by an older version (its analysis and experiment uncounted) is
-    counted from its files (:func:`counted_from_files`). Any other record is left as it is.
-    Raises DamagedRecordError or OSError as :func:`recover_interrupted_sessions` reports them.
-    """
-    path = folder / SESSION_JSON
-    if _recover_one(folder, path):
-        log.warning("session %s was interrupted (killed); marked so in its session.json", folder)
-        return True
-    record = load_record(path)
-    if record.status != "interrupted":
-        return False
-    counted = counted_from_files(folder, record)
-    if counted == record:
-        return False
-    write_json_atomic(path, counted.to_json())
-    log.warning("session %s was interrupted: counted from its files in its session.json", folder)
-    return True
-
-
-# -- a killed session's record, counted from its files -----------------------------------------
-
-#: What goes between a camera's name and ``.pose.csv`` for the n-th analysis (``.run2``), and
-#: into ``events<label>.csv`` for the n-th experiment: live.session.record.run_label's names.
-_RUN_LABEL = re.compile(r"(?:\.run(\d+))?")
-#: How the interruption's error begins (:func:`_recover_one`'s note).
-_INTERRUPTED = "the session was interrupted"
-
-
-def counted_from_files(folder: Path, record: SessionRecord) -> SessionRecord:
-    """Return an interrupted session's record with what its files hold, judged again.
-
-    Its last update was written while it ran: the analysis's figures come from the worker at
-    its end, an experiment's summary at the experiment's end, and the verdict was judged
-    before the interruption (an error). So it is judged and counted as a finished session's:
-    each analysis's figures from its pose files, each experiment's events from its events
-    file (finished with a ``finish`` row naming the interruption), the verdict and ``counted``
-    from its errors and warnings. What the record already counts is kept: counting again
-    changes nothing.
-    """
-    pose_runs = _repaired_pose_runs(folder, record)
-    why = next((e for e in record.errors if e.startswith(_INTERRUPTED)), _INTERRUPTED)
-    experiment_runs = _repaired_experiment_runs(folder, record, why.split(";")[0])
-    return dataclasses.replace(
-        record,
-        pose=pose_runs[-1] if pose_runs else record.pose,
-        pose_runs=pose_runs,
-        experiment=experiment_runs[-1] if experiment_runs else record.experiment,
-        experiment_runs=experiment_runs,
-        health=_judged_again(record.health, record.errors, record.warnings),
-    )
-
-
-def _counted_or_said(folder: Path, record: SessionRecord) -> SessionRecord:
-    """Return :func:`counted_from_files`; a file it cannot read is an error of the record.
-
-    A killed session's files may be damaged past their last whole row (a power cut): that
-    never stops the start, which marks the session all the same.
-    """
-    try:
-        return counted_from_files(folder, record)
-    except (ValueError, csv.Error) as error:
-        errors = (*record.errors, f"its analyses and experiments were not counted: {error}")
-        health = _judged_again(record.health, errors, record.warnings)
-        return dataclasses.replace(record, errors=errors, health=health)
-
-
-def _judged_again(health: Health, errors: tuple[str, ...], warnings: tuple[str, ...]) -> Health:
-    """Return ``health`` with the verdict and ``counted`` of these errors and warnings.
-
-    The same rule as the live session's (live.session.health.verdict_of): the worst of the
-    loop's verdict, an error for any error, a warning for any warning.
-    """
-    worst = VERDICTS.index(health.verdict)
-    if errors:
-        worst = VERDICTS.index("error")
-    elif warnings:
-        worst = max(worst, VERDICTS.index("warning"))
-    counted = Counted(errors=len(errors), warnings=len(warnings))
-    return dataclasses.replace(health, verdict=VERDICTS[worst], counted=counted)
-
-
-def _repaired_pose_runs(folder: Path, record: SessionRecord) -> tuple[PoseRun, ...]:
-    """Return every analysis, each camera's figures read from its pose files where it has none.
-
-    A running analysis has no figures (its worker reports them at its end); one that began
-    after the last update is not in the record at all, only its files (``<camera>.run2...``).
-    """
-    runs = list(record.pose_runs)
-    while _pose_files_of_run(folder, record, len(runs) + 1):
-        runs.append(PoseRun())
-    repaired = []
-    for number, run in enumerate(runs, start=1):
-        cameras = dict(run.cameras)
-        for camera, pose_csv in _pose_files_of_run(folder, record, number).items():
-            if camera not in cameras:
-                cameras[camera] = _pose_figures_from_files(folder, camera, pose_csv)
-        repaired.append(dataclasses.replace(run, cameras=cameras))
-    return tuple(repaired)
-
-
-def _pose_files_of_run(folder: Path, record: SessionRecord, number: int) -> dict[str, Path]:
-    """Return the pose CSV of each of the record's cameras in the ``number``-th analysis."""
-    label = "" if number == 1 else f".run{number}"
-    files = {name: folder / f"{name}{label}.pose.csv" for name in record.cameras}
-    return {name: path for name, path in files.items() if path.is_file()}
-
-
-def _pose_figures_from_files(folder: Path, camera: str, pose_csv: Path) -> PoseCamera:
-    """Return one camera's analysis figures rebuilt from its pose files (whole rows kept).
-
-    What the files cannot tell is left out rather than guessed: the frames lost or not
-    analysed (counted by the worker, which is gone) and the deadline (the session's own).
-    """
-    label = pose_csv.name.removeprefix(camera).removesuffix(".pose.csv")
-    figures = rebuild_camera_figures(folder, camera, label)
-    for unknown in ("deadline", "frames_lost", "frames_not_analysed_worker_gone"):
-        figures.pop(unknown, None)
-    return parse_or_keep(PoseCamera, figures, f"pose.cameras.{camera}")
-
-
-def _repaired_experiment_runs(
-    folder: Path, record: SessionRecord, why: str
-) -> tuple[ExperimentRun, ...]:
-    """Return every experiment, with those whose events file no summary names rebuilt from it.
-
-    An experiment's summary comes at its end: the one running at the kill has only its events
-    file (``events.csv``, ``events.run2.csv``, ...), which is finished here with a ``finish``
-    row, as a dead worker's is (outputs.pose_recovery.finish_events).
-    """
-    named = {run.events_file for run in record.experiment_runs}
-    rebuilt = []
-    for path in _events_files(folder):
-        if path.name in named:
-            continue
-        summary = finish_events(path, why)
-        if summary is not None:
-            summary.update(name=_experiment_name(path), state="interrupted")
-            rebuilt.append(parse_or_keep(ExperimentRun, summary, f"experiment.{path.name}"))
-    return (*record.experiment_runs, *rebuilt)
-
-
-def _events_files(folder: Path) -> list[Path]:
-    """Return the folder's events files in run order: events.csv, events.run2.csv, ..."""
-    found = {}
-    for path in folder.glob("events*.csv"):
-        if not path.is_file():  # a FIFO would block the start: only regular files are read
-            continue
-        match = _RUN_LABEL.fullmatch(path.name.removeprefix("events").removesuffix(".csv"))
-        if match is not None:
-            found[int(match.group(1) or 1)] = path
-    return [found[number] for number in sorted(found)]
-
-
-def _experiment_name(events_csv: Path) -> str | None:
-    """Return the experiment's name from its events file's ``start`` row (None: no such row)."""
-    with events_csv.open(newline="", encoding="utf-8") as file:
-        for row in csv.DictReader(file):
-            if row.get("kind") == "start":
-                return row.get("name") or None
-    return None
-
-
 # -- the published schema ----------------------------------------------------------------------
 
 
@@ -1269,98 +945,10 @@ def schema_problems(data: Any, where: str = SESSION_JSON) -> list[str]:
     """Return every way ``data`` breaks the published schema (:func:`json_schema`), by key.
 
     The reader is lenient (defaults for missing keys, a later version's record kept); this is
-    the strict check of ``--check``. It knows the parts of JSON Schema that :func:`json_schema`
-    writes: types, enums, minimum, maximum, required and nested keys, lists, ``anyOf``, ``$ref``.
-    The data is nested no deeper than :data:`MAX_RECORD_NESTING` (the reader refuses deeper).
+    the strict check of ``--check`` (outputs/schema_check.py). The data is nested no deeper
+    than :data:`MAX_RECORD_NESTING` (the reader refuses deeper).
     """
-    schema = json_schema()
-    problems: list[str] = []
-    _schema_walk(data, schema, schema["$defs"], where, problems)
-    return problems
-
-
-def _schema_walk(
-    value: Any, schema: dict[str, Any], definitions: dict[str, Any], where: str, out: list[str]
-) -> None:
-    """Add to ``out`` how ``value`` at ``where`` breaks ``schema``."""
-    if "$ref" in schema:
-        schema = definitions[schema["$ref"].rsplit("/", 1)[-1]]
-    if "anyOf" in schema:
-        options: list[list[str]] = []
-        for option in schema["anyOf"]:
-            found: list[str] = []
-            _schema_walk(value, option, definitions, where, found)
-            if not found:
-                return
-            options.append(found)
-        nearest: list[str] = min(options, key=len)  # the option it came nearest to
-        out.extend(nearest)
-        return
-    kinds = schema.get("type")
-    if kinds is not None and not any(_is_kind(value, kind) for kind in _as_list(kinds)):
-        words = " or ".join(_KIND_WORDS[kind] for kind in _as_list(kinds))
-        out.append(f"{where} is {_json_kind(value)}, not {words}")
-        return
-    if "enum" in schema and value not in schema["enum"]:
-        allowed = ", ".join("null" if v is None else str(v) for v in schema["enum"])
-        out.append(f"{where} is {value!r}, not one of {allowed}")
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        if "minimum" in schema and value < schema["minimum"]:
-            out.append(f"{where} is {value!r}, below its minimum {schema['minimum']}")
-        if "maximum" in schema and value > schema["maximum"]:
-            out.append(f"{where} is {value!r}, above its maximum {schema['maximum']}")
-    if isinstance(value, dict):
-        _object_walk(value, schema, definitions, where, out)
-    elif isinstance(value, list) and "items" in schema:
-        for index, item in enumerate(value):
-            _schema_walk(item, schema["items"], definitions, f"{where}[{index}]", out)
-
-
-def _object_walk(
-    value: dict[str, Any],
-    schema: dict[str, Any],
-    definitions: dict[str, Any],
-    where: str,
-    out: list[str],
-) -> None:
-    """Add to ``out`` the required keys ``value`` lacks and how its keys break ``schema``."""
-    for name in schema.get("required", ()):
-        if name not in value:
-            out.append(f"{where}: the required key {name!r} is missing")
-    properties = schema.get("properties", {})
-    others = schema.get("additionalProperties", True)
-    for name, item in value.items():
-        below = properties.get(name, others)
-        if below is False:
-            out.append(f"{where}: the key {name!r} is not allowed")
-        elif isinstance(below, dict):
-            _schema_walk(item, below, definitions, f"{where}.{name}", out)
-
-
-_KIND_WORDS = {
-    "string": "a string",
-    "integer": "a whole number",
-    "number": "a number",
-    "boolean": "true or false",
-    "array": "a list",
-    "object": "an object",
-    "null": "null",
-}
-
-
-def _as_list(kinds: str | list[str]) -> list[str]:
-    return [kinds] if isinstance(kinds, str) else kinds
-
-
-def _is_kind(value: Any, kind: str) -> bool:
-    """Tell whether ``value`` is of the JSON Schema type ``kind`` (a boolean is no number)."""
-    if kind in ("integer", "number") and isinstance(value, bool):
-        return False
-    python: dict[str, Any] = {
-        "string": str, "integer": int, "number": int | float, "boolean": bool, "array": list,
-        "object": dict, "null": type(None),
-    }  # fmt: skip
-    return isinstance(value, python[kind])
+    return check_against_schema(data, json_schema(), where)
 
 
 def schema_text() -> str:

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from deeplabstream.core.errors import OutputError
-from deeplabstream.outputs.pose_table import read_pose_table
+from deeplabstream.outputs.pose.table import read_pose_table
 from deeplabstream.outputs.session_record import (
     CameraRecord,
     DamagedRecordError,

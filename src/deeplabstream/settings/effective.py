@@ -1,22 +1,26 @@
-"""Each camera's effective settings: its own ``[Camera NAME]`` keys where set, else ``[Pose]``'s.
+"""A run's settings resolved once: a camera's own ``[Camera NAME]`` keys, else ``[Pose]``'s.
 
 A ``[Camera NAME]`` section may name its own pose model (``MODEL_PATH``), likelihood threshold
 and dynamic cropping; where it does not, ``[Pose]``'s apply, and a command line's ``--model``
 stands in for ``[Pose] MODEL_PATH`` (never for a camera's own). That rule is written here once:
-:func:`resolve_cameras` turns a loaded :class:`~deeplabstream.settings.sections.Settings` into a
-:class:`CameraPlan`, one :class:`EffectiveCamera` per camera, and every reader takes its values
-from it: the checks before the start (``live/session/preflight.py``, ``keypoints.py``), the
-session (``LiveSession.camera_plan``: the live view's thresholds, what the inference worker is
-given), the worker (``WorkerCamera.effective``: its model, flip and crop), the window (the models
-to convert before Start Analysis, the keypoints of each camera's model) and the offline replay,
-whose video camera has no keys of its own.
+:func:`resolve_cameras` is where a command line (or the window) meets the settings file. It
+applies ``--model`` (into the plan's settings, which the session and ``session.json`` take) and
+turns the settings into a :class:`CameraPlan`, one :class:`EffectiveCamera` per camera, each
+value with its :class:`Origin`. The plan is made once per run and handed down: the checks before
+the start (``live/session/preflight.py``, ``keypoints.py``), the session (``LiveSession``'s
+``plan``: the live view's thresholds, what the inference worker is given), the worker
+(``WorkerCamera.effective``: its model, flip and crop), the self-tests (the naive loop, the
+benchmark's figures), the window (the models to convert before Start Analysis, the keypoints of
+each camera's model) and the offline replay, whose video camera has no keys of its own.
 
 Both are frozen and picklable: a camera's crosses to the inference worker as it is.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 
 from deeplabstream.pose.runtime.cropping import CropSettings, crop_settings
@@ -24,6 +28,15 @@ from deeplabstream.settings.sections import CameraSettings, PoseSettings, Settin
 
 #: How messages name the command line's model (``--model``), which replaces ``[Pose] MODEL_PATH``.
 MODEL_OPTION = "--model"
+
+
+class Origin(Enum):
+    """Where an effective value came from."""
+
+    CAMERA = "[Camera NAME]"  # the camera's own key
+    POSE = "[Pose]"  # [Pose]'s key (its default where the file leaves it out)
+    MODEL_OPTION = MODEL_OPTION  # the command line's --model, in place of [Pose] MODEL_PATH
+    DEFAULT = "default"  # named nowhere: the bundled model
 
 
 @dataclass(frozen=True)
@@ -43,13 +56,16 @@ class EffectiveCamera:
         The key (or option) that named ``model``, with the settings file, for messages:
         ``[Camera left] MODEL_PATH in /lab/rig.ini``, ``[Pose] MODEL_PATH in ...`` or
         ``--model``.
-    own_model
-        The camera names its own model (``[Camera NAME] MODEL_PATH``).
+    model_origin
+        Where ``model`` came from: the camera's own ``MODEL_PATH``, ``[Pose]``'s, ``--model``,
+        or nowhere (the bundled model).
     flip
         ``FLIP``: frames mirrored left-right before pose estimation.
     likelihood_threshold
         Its ``LIKELIHOOD_THRESHOLD``, else ``[Pose]``'s: keypoints below it are not seen (the
         live view, tracking lost).
+    threshold_origin
+        Where ``likelihood_threshold`` came from: the camera's own key or ``[Pose]``'s.
     dynamic_crop
         Its dynamic cropping: ``[Pose] DYNAMIC_CROP*`` with its own overrides.
     pixels_per_mm
@@ -59,11 +75,17 @@ class EffectiveCamera:
     name: str
     model: Path | None = None
     model_named_by: str = "[Pose] MODEL_PATH"
-    own_model: bool = False
+    model_origin: Origin = Origin.DEFAULT
     flip: bool = False
     likelihood_threshold: float = PoseSettings.likelihood_threshold
+    threshold_origin: Origin = Origin.POSE
     dynamic_crop: CropSettings = field(default_factory=CropSettings)
     pixels_per_mm: float | None = None
+
+    @property
+    def own_model(self) -> bool:
+        """Whether the camera names its own model (``[Camera NAME] MODEL_PATH``)."""
+        return self.model_origin is Origin.CAMERA
 
     @property
     def model_key(self) -> str:
@@ -73,10 +95,13 @@ class EffectiveCamera:
 
 @dataclass(frozen=True)
 class CameraPlan:
-    """The effective settings of every camera of one settings file (and command line).
+    """One run's effective settings: its settings file and command line, resolved once.
 
     Attributes
     ----------
+    settings
+        The settings the run takes, the command line's ``--model`` applied as ``[Pose]
+        MODEL_PATH`` (what the session runs and ``session.json`` records).
     cameras
         One :class:`EffectiveCamera` per ``[Camera NAME]``, in the file's order.
     shared_model
@@ -84,19 +109,23 @@ class CameraPlan:
         (None: the bundled model). A replay's video camera runs it.
     shared_model_named_by
         ``--model`` or ``[Pose] MODEL_PATH in FILE``, for messages.
+    shared_model_origin
+        Where ``shared_model`` came from: ``--model``, ``[Pose]``, or nowhere (bundled).
     likelihood_threshold
         ``[Pose] LIKELIHOOD_THRESHOLD``: a camera without its own, or one not in the plan.
     """
 
+    settings: Settings
     cameras: tuple[EffectiveCamera, ...]
     shared_model: Path | None
     shared_model_named_by: str
+    shared_model_origin: Origin
     likelihood_threshold: float
 
     @property
     def model_option(self) -> bool:
         """Whether ``--model`` replaced ``[Pose] MODEL_PATH``."""
-        return self.shared_model_named_by == MODEL_OPTION
+        return self.shared_model_origin is Origin.MODEL_OPTION
 
     @property
     def models(self) -> tuple[Path | None, ...]:
@@ -129,48 +158,75 @@ class CameraPlan:
 
 
 def resolve_cameras(settings: Settings, *, model: Path | None = None) -> CameraPlan:
-    """Return the effective settings of every camera of ``settings``: the one place they resolve.
+    """Return the run's plan: the one place its settings and command line meet and resolve.
 
     Parameters
     ----------
     settings
-        The loaded settings (a replay's: its video cameras in place of the file's).
+        The loaded settings (a replay's: its video cameras in place of the file's), with the
+        command line's other overrides applied.
     model
         The command line's ``--model``, when given: it replaces ``[Pose] MODEL_PATH`` for every
-        camera without a ``MODEL_PATH`` of its own, and messages name it ``--model``. A command
-        that also writes it into ``settings`` (for ``session.json``) passes the same path.
+        camera without a ``MODEL_PATH`` of its own, in the plan's ``settings`` too (so the
+        session and ``session.json`` take it), and messages name it ``--model``.
     """
     where = settings.source_file
-    shared: Path | None = model
-    shared_named_by = MODEL_OPTION
-    if model is None:
-        shared, shared_named_by = settings.pose.model_path, f"[Pose] MODEL_PATH in {where}"
-    cameras = tuple(
-        _effective(camera, settings.pose, shared, shared_named_by, where)
-        for camera in settings.cameras
+    if model is not None:
+        settings = dataclasses.replace(
+            settings, pose=dataclasses.replace(settings.pose, model_path=model)
+        )
+    shared = _shared_model(settings.pose, model)
+    cameras = tuple(_effective(camera, settings.pose, shared, where) for camera in settings.cameras)
+    return CameraPlan(
+        settings,
+        cameras,
+        shared.model,
+        shared.named_by(where),
+        shared.origin,
+        settings.pose.likelihood_threshold,
     )
-    return CameraPlan(cameras, shared, shared_named_by, settings.pose.likelihood_threshold)
+
+
+@dataclass(frozen=True)
+class _SharedModel:
+    """The model of every camera without its own, and where it came from."""
+
+    model: Path | None
+    origin: Origin
+
+    def named_by(self, where: Path) -> str:
+        """Return the key or option that named it, for messages (``[Pose]``'s even when empty)."""
+        return (
+            MODEL_OPTION if self.origin is Origin.MODEL_OPTION else f"[Pose] MODEL_PATH in {where}"
+        )
+
+
+def _shared_model(pose: PoseSettings, model: Path | None) -> _SharedModel:
+    if model is not None:
+        return _SharedModel(model, Origin.MODEL_OPTION)
+    if pose.model_path is not None:
+        return _SharedModel(pose.model_path, Origin.POSE)
+    return _SharedModel(None, Origin.DEFAULT)
 
 
 def _effective(
-    camera: CameraSettings,
-    pose: PoseSettings,
-    shared_model: Path | None,
-    shared_named_by: str,
-    where: Path,
+    camera: CameraSettings, pose: PoseSettings, shared: _SharedModel, where: Path
 ) -> EffectiveCamera:
     common = camera.common
     own_model = common.model_path is not None
-    threshold = common.likelihood_threshold
+    own_threshold = common.likelihood_threshold
     return EffectiveCamera(
         name=camera.name,
-        model=common.model_path if common.model_path is not None else shared_model,
+        model=common.model_path if own_model else shared.model,
         model_named_by=(
-            f"[Camera {camera.name}] MODEL_PATH in {where}" if own_model else shared_named_by
+            f"[Camera {camera.name}] MODEL_PATH in {where}" if own_model else shared.named_by(where)
         ),
-        own_model=own_model,
+        model_origin=Origin.CAMERA if own_model else shared.origin,
         flip=common.flip,
-        likelihood_threshold=threshold if threshold is not None else pose.likelihood_threshold,
+        likelihood_threshold=(
+            own_threshold if own_threshold is not None else pose.likelihood_threshold
+        ),
+        threshold_origin=Origin.CAMERA if own_threshold is not None else Origin.POSE,
         # [Pose] DYNAMIC_CROP* with this camera's own overrides (pose.runtime.cropping)
         dynamic_crop=crop_settings(pose, common),
         pixels_per_mm=common.pixels_per_mm,

@@ -19,8 +19,8 @@ from deeplabstream.core.plugins import PluginError, use_settings_folder, using_s
 from deeplabstream.core.schema import Where, key_of, parse_section, settings_fields
 from deeplabstream.hardware.cameras import CAMERAS, camera_class
 from deeplabstream.hardware.stimulation import DEVICES, device_class
+from deeplabstream.outputs.interface import ChosenOutput
 from deeplabstream.outputs.nwb_forms import check_experimenters
-from deeplabstream.outputs.plugin import ChosenOutput
 from deeplabstream.settings.outputs import OUTPUT_PREFIX, parse_output_section
 from deeplabstream.settings.sections import (
     CameraCommonSettings,
@@ -245,7 +245,7 @@ def _parse_camera(
         )
         return None
     # A registered name in any case (SOURCE = Basler); a lab's module or file as written.
-    source = source.lower() if source.lower() in CAMERAS.names() else source
+    source = CAMERAS.settings_name(source)
     try:
         options_class = camera_class(source, file.parent).settings_class
     except PluginError as error:
@@ -280,7 +280,7 @@ def _parse_device(
     options = parse_section(options_class, rest, where, problems, extra_allowed={DEVICE_TYPE_KEY})
     if options is None:
         return None
-    kind = kind.lower() if kind.lower() in DEVICES.names() else kind  # a lab's: as written
+    kind = DEVICES.settings_name(kind)  # a lab's: as written
     return DeviceSettings(type=kind, options=options, settings_folder=file.parent)
 
 

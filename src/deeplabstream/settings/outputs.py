@@ -1,6 +1,6 @@
 """Which outputs a session writes: the ``[Output]`` keys of the built-ins and ``[Output NAME]``.
 
-Every output is a plugin (outputs/plugin.py) with its own settings. The built-ins keep the keys
+Every output is a plugin (outputs/interface.py) with its own settings. The built-ins keep the keys
 they always had in ``[Output]`` (same names, same defaults): ``NAMING = ibl`` chooses ``ibl``,
 ``LSL = on`` chooses ``lsl`` (with ``LSL_WAIT``), ``NWB = on`` ``nwb`` and ``SLP = on`` ``slp``.
 Any output, built-in or installed, is also chosen by a section of its name, ``[Output NAME]``,
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from deeplabstream.core.plugins import PluginError
 from deeplabstream.core.schema import Where, parse_section
-from deeplabstream.outputs.plugin import OUTPUTS, ChosenOutput, with_required
+from deeplabstream.outputs.interface import OUTPUTS, ChosenOutput, with_required
 
 if TYPE_CHECKING:
     from deeplabstream.settings.sections import Settings
@@ -28,7 +28,7 @@ def parse_output_section(
 ) -> ChosenOutput | None:
     """Parse ``[Output NAME]``: the output plugin ``NAME`` and its own keys (problems kept)."""
     name = section[len(OUTPUT_PREFIX) :].strip()
-    name = name.lower() if name.lower() in OUTPUTS.names() else name  # a lab's: as written
+    name = OUTPUTS.settings_name(name)  # a lab's: as written
     try:
         settings_class = OUTPUTS.get(name, file.parent).settings_class
     except PluginError as error:

@@ -18,13 +18,13 @@ from deeplabstream.hardware.stimulation import (
     device_class,
     device_from_settings,
 )
+from deeplabstream.outputs.interface import ChosenOutput
 from deeplabstream.outputs.nwb_forms import (
     check_age,
     check_date_of_birth,
     check_one_line,
     check_species,
 )
-from deeplabstream.outputs.plugin import ChosenOutput
 from deeplabstream.pose.runtime.backends import BACKENDS
 from deeplabstream.spatial.triangulation.live import TriangulationSpec
 
@@ -303,7 +303,7 @@ def _backend_name(text: str) -> str:
         BACKENDS.require(text)
     except PluginError as error:
         raise ValueError(str(error)) from None
-    return text.lower() if text.lower() in BACKENDS.names() else text.strip()
+    return BACKENDS.settings_name(text.strip())
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from deeplabstream.offline.training.behaviour import (
     read_session_pose,
     session_fps,
 )
-from deeplabstream.outputs.pose_table import read_pose_table
+from deeplabstream.outputs.pose.table import read_pose_table
 from tests.support.paths import PROJECT_ROOT
 from tests.unit.behaviour.synthetic import BEHAVIOURS, FPS, KEYPOINTS, PIXELS_PER_MM, write_session
 

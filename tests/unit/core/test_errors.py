@@ -68,7 +68,7 @@ def test_every_project_error_is_a_deeplabstream_error(module: str, name: str) ->
         ("deeplabstream.outputs.nwb", "NwbError", OutputError),
         ("deeplabstream.outputs.slp", "SlpError", OutputError),
         ("deeplabstream.outputs.lsl", "LslError", OutputError),
-        ("deeplabstream.live.session.recordings", "RecordingError", OutputError),
+        ("deeplabstream.live.session.video_recordings", "RecordingError", OutputError),
         ("deeplabstream.core.pinhole", "CalibrationError", CalibrationError),
         ("deeplabstream.experiments.observation", "MissingKeypointError", ExperimentError),
         ("deeplabstream.live.processes.dispatch", "ExperimentStartError", ExperimentError),

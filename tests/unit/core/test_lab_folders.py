@@ -31,7 +31,7 @@ from deeplabstream.experiments.registry import EXPERIMENTS, load_experiment
 from deeplabstream.experiments.triggers.kinds import TRIGGERS, TriggerKind, trigger_kind
 from deeplabstream.hardware.cameras import CAMERAS
 from deeplabstream.hardware.stimulation import DEVICES
-from deeplabstream.outputs.plugin import OUTPUTS, ChosenOutput
+from deeplabstream.outputs.interface import OUTPUTS, ChosenOutput
 from deeplabstream.pose.model_format import MODEL_FORMATS, format_of, model_formats
 from deeplabstream.pose.runtime.backends import BACKENDS
 from deeplabstream.settings.loader import load_settings
@@ -78,7 +78,7 @@ PLUGINS: dict[str, str] = {
         from dataclasses import dataclass
 
         from deeplabstream.core.schema import setting
-        from deeplabstream.outputs.plugin import Output
+        from deeplabstream.outputs.interface import Output
 
         @dataclass(frozen=True)
         class LabRowsSettings:

@@ -28,7 +28,7 @@ from deeplabstream.experiments.registry import EXPERIMENTS, load_experiment
 from deeplabstream.experiments.triggers.kinds import TRIGGERS, trigger_kind
 from deeplabstream.hardware.cameras import CAMERAS, Camera, camera_class
 from deeplabstream.hardware.stimulation import DEVICES
-from deeplabstream.outputs.plugin import OUTPUTS
+from deeplabstream.outputs.interface import OUTPUTS
 from deeplabstream.pose.model_format import MODEL_FORMATS
 from deeplabstream.pose.runtime.backends import BACKENDS
 

@@ -25,7 +25,7 @@ from deeplabstream.experiments.triggers.base import keypoints_of
 from deeplabstream.hardware.cameras import camera_class
 from deeplabstream.hardware.stimulation import device_from_settings
 from deeplabstream.hardware.stimulation.base import DeviceNotFoundError
-from deeplabstream.outputs.plugin import AnalysedFrame, OutputCamera, OutputSession
+from deeplabstream.outputs.interface import AnalysedFrame, OutputCamera, OutputSession
 from deeplabstream.pose.model_format import format_of
 from deeplabstream.pose.runtime.backends import open_backend
 from deeplabstream.settings import load_settings

@@ -24,7 +24,7 @@ from deeplabstream.experiments.prediction import (
 )
 from deeplabstream.experiments.triggers import Circle, Region
 from deeplabstream.hardware.simulator.arena import KEYPOINT_NAMES
-from deeplabstream.hardware.stimulation.base import ActionRecord
+from deeplabstream.hardware.stimulation.base import ActionRecord, DeviceCommand
 from deeplabstream.live.processes.dispatch import ExperimentRun
 from tests.support.files import write_settings
 from tests.support.processes import only_session, run_cli
@@ -206,14 +206,8 @@ class _FakeDevice:
     def _record(self, command: str) -> ActionRecord:
         return ActionRecord(command, round((self.frame_host_s + self.latency_s) * 1e9))
 
-    def pulse(self, channel: int, duration_s: float) -> ActionRecord:
-        return self._record(f"pulse {channel} {duration_s}")
-
-    def on(self, channel: int) -> ActionRecord:
-        return self._record(f"on {channel}")
-
-    def off(self, channel: int) -> ActionRecord:
-        return self._record(f"off {channel}")
+    def send(self, command: DeviceCommand) -> ActionRecord:
+        return self._record(command.describe())
 
     def close(self) -> None:
         pass

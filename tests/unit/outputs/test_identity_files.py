@@ -13,7 +13,7 @@ from deeplabstream.live.processes.messages import (
     encode_pose,
     pose_record_size,
 )
-from deeplabstream.outputs.pose_files import (
+from deeplabstream.outputs.pose.files import (
     IdentityConfidenceWriter,
     PoseCsvWriter,
     individual_names,

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from deeplabstream.outputs.pose_files import PoseCsvWriter, individual_names, write_pose_parquet
-from deeplabstream.outputs.pose_table import is_multi_animal_csv, read_pose_table
+from deeplabstream.outputs.pose.files import PoseCsvWriter, individual_names, write_pose_parquet
+from deeplabstream.outputs.pose.table import is_multi_animal_csv, read_pose_table
 from tests.support.paths import shared_data
 
 KEYPOINTS = ("nose", "tail_base")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from deeplabstream.outputs.pose_drawing import IDENTITY_COLOURS, draw_animals_on, identity_colour
+from deeplabstream.outputs.pose.drawing import IDENTITY_COLOURS, draw_animals_on, identity_colour
 
 
 def _animal(x: float, y: float, likelihood: float = 0.9) -> np.ndarray:

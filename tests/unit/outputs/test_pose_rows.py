@@ -1,4 +1,4 @@
-"""One pose row per frame index (outputs.pose_files): empty rows, times beside it, IBL, recovery."""
+"""One pose row per frame index (outputs.pose.files): empty rows, times beside it, IBL, recovery."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from deeplabstream.outputs.pose_files import (
+from deeplabstream.outputs.pose.files import (
     PoseCsvWriter,
     PoseTimesWriter,
     write_ibl_pose_files,
     write_pose_parquet,
 )
-from deeplabstream.outputs.pose_recovery import rebuild_camera_figures
+from deeplabstream.outputs.pose.recovery import rebuild_camera_figures
 
 POSE = np.array([[1.0, 2.0, 0.9], [3.0, 4.0, 0.8]], np.float32)
 FPS = 250.0

@@ -13,7 +13,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from deeplabstream.live.session.summary import summary_lines
+from deeplabstream.live.session.report.summary import summary_lines
 from deeplabstream.outputs.folder import RESERVE_FILE
 from deeplabstream.outputs.session_record import (
     SCHEMA_VERSION,
@@ -27,9 +27,9 @@ from deeplabstream.outputs.session_record import (
     json_schema,
     load_record,
     parse_record,
-    recover_interrupted_sessions,
     schema_text,
 )
+from deeplabstream.outputs.session_repair import recover_interrupted_sessions
 from tests.support.paths import PROJECT_ROOT
 
 SCHEMA_FILE = PROJECT_ROOT / "docs" / "session.schema.json"

@@ -2,7 +2,7 @@
 
 A model in two stages (a detector, then the pose model on crops) writes its stages' times after
 the common columns, then ``deadline_part``; a worker that died has its deadline figures rebuilt
-from that file, the parts included (outputs/pose_recovery.py).
+from that file, the parts included (outputs/pose/recovery.py).
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from deeplabstream.outputs.pose_files import TIMING_COLUMNS, PoseTimingWriter
-from deeplabstream.outputs.pose_recovery import _deadline_from_timing
+from deeplabstream.outputs.pose.files import TIMING_COLUMNS, PoseTimingWriter
+from deeplabstream.outputs.pose.recovery import _deadline_from_timing
 
 STAGES = ("detector", "crop", "pose")
 

@@ -18,9 +18,9 @@ import pytest
 
 from deeplabstream.core.frames import FrameGeometry
 from deeplabstream.core.logs import LogTarget
-from deeplabstream.live.processes.pose_job import PoseJob, WorkerCamera
-from deeplabstream.live.processes.pose_models import load_models
-from deeplabstream.outputs.pose_files import TIMING_COLUMNS, PoseTimingWriter
+from deeplabstream.live.processes.job import PoseJob, WorkerCamera
+from deeplabstream.live.processes.models import load_models
+from deeplabstream.outputs.pose.files import TIMING_COLUMNS, PoseTimingWriter
 from deeplabstream.pose.formats.conversion import CACHE_ENV
 from deeplabstream.pose.loading import load_model
 from deeplabstream.pose.model import ModelDescription, ModelError

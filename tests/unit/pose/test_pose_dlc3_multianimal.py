@@ -35,7 +35,7 @@ import pytest
 import torch
 import yaml
 
-from deeplabstream.outputs.pose_table import read_pose_table
+from deeplabstream.outputs.pose.table import read_pose_table
 from deeplabstream.pose.decoding import dlc_assembly
 from deeplabstream.pose.formats.conversion import CACHE_ENV
 from deeplabstream.pose.formats.dlc3 import check_export, read_export

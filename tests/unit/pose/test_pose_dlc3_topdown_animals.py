@@ -35,7 +35,7 @@ import pytest
 import torch
 import yaml
 
-from deeplabstream.outputs.pose_table import read_pose_table
+from deeplabstream.outputs.pose.table import read_pose_table
 from deeplabstream.pose.decoding import region_proposals as rp
 from deeplabstream.pose.decoding.box_detections import DetectionLimits, animal_detections
 from deeplabstream.pose.formats.conversion import CACHE_ENV

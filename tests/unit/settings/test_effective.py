@@ -23,6 +23,7 @@ from deeplabstream.settings.effective import (
     MODEL_OPTION,
     CameraPlan,
     EffectiveCamera,
+    Origin,
     resolve_cameras,
 )
 from tests.support.files import write_settings
@@ -170,6 +171,8 @@ REDERIVED = {
     "the worker's shared model": re.compile(r"\bjob\.settings\.model_path\b"),
     # a crop made from [Pose] and a camera's keys outside the plan
     "a crop resolved again": re.compile(r"cropping import (\([^)]*|[^\n(]*)\bcrop_settings\b"),
+    # --model written into the settings outside the plan (it goes one way: resolve_cameras)
+    "--model applied again": re.compile(r"replace\(\s*[\w.]*pose,\s*model_path="),
 }
 
 
@@ -202,6 +205,61 @@ def test_the_guard_sees_what_it_looks_for() -> None:
         "from deeplabstream.pose.runtime.cropping import crop_settings",
         "from deeplabstream.pose.runtime.cropping import CropSettings, crop_settings",
         "from pose.runtime.cropping import (\n    CropSettings,\n    crop_settings,\n)",
+        "settings = replace(settings, pose=replace(settings.pose, model_path=model))",
+        "pose = dataclasses.replace(settings.pose, model_path=options.model)",
     ]
     for line in before:
         assert any(p.search(line) for p in REDERIVED.values()), line
+
+
+# --- made once per run, where the command line (or the window) meets the file ---------------------
+
+#: The modules that make a run's plan: where settings enter a run. Every other module is handed
+#: the plan (the checks before the start, the session, the worker, the self-tests).
+PLAN_MADE_IN = {
+    RESOLVER,
+    Path("src/deeplabstream/app/headless_run.py"),  # DeepLabStream.py's run, with --model
+    Path("src/deeplabstream/app/gui/session.py"),  # the window's Start Stream
+    Path("src/deeplabstream/app/gui/rig_check.py"),  # the Rig tab's summary of a settings text
+    Path("src/deeplabstream/app/gui/keypoint_map.py"),  # the Rig tab's keypoints of each model
+    Path("src/deeplabstream/offline/replay/command.py"),  # the replay batch's checks, --model
+    Path("src/deeplabstream/offline/replay/session.py"),  # each replayed video, --model
+    Path("src/deeplabstream/live/session/preflight.py"),  # check_before_start: settings alone
+    Path("src/deeplabstream/live/session/live.py"),  # a settings file re-read while streaming
+    Path("benchmarks/replay.py"),  # the replay benchmark's model, --model
+}
+
+
+def test_the_plan_is_made_only_where_settings_enter_a_run() -> None:
+    made = re.compile(r"\bresolve_cameras\(")
+    found = sorted(
+        f"{path.relative_to(PROJECT_ROOT)}:{text.count(chr(10), 0, match.start()) + 1}"
+        for path in _sources()
+        if path.relative_to(PROJECT_ROOT) not in PLAN_MADE_IN
+        for text in [path.read_text(encoding="utf-8")]
+        for match in made.finditer(text)
+    )
+    assert not found, "take the plan you are handed instead:\n" + "\n".join(found)
+
+
+def test_the_origin_of_each_value_is_recorded(tmp_path: Path) -> None:
+    left, right = _plan(tmp_path).cameras
+    assert (left.model_origin, right.model_origin) == (Origin.CAMERA, Origin.POSE)
+    assert (left.threshold_origin, right.threshold_origin) == (Origin.CAMERA, Origin.POSE)
+    option = tmp_path / "option.onnx"
+    plan = _plan(tmp_path, model=option)
+    assert plan.camera("right").model_origin is plan.shared_model_origin is Origin.MODEL_OPTION
+    # --model goes one way: into the plan's settings, which the session and session.json take
+    assert plan.settings.pose.model_path == option
+    bare = _plan(tmp_path, "[Camera arena]\nSOURCE = synthetic\n")
+    assert bare.camera("arena").model_origin is bare.shared_model_origin is Origin.DEFAULT
+
+
+def test_a_session_runs_the_plan_it_is_handed(tmp_path: Path) -> None:
+    from deeplabstream.live.session.live import LiveSession
+
+    option = tmp_path / "option.onnx"
+    plan = _plan(tmp_path, model=option)
+    stream = LiveSession(plan.settings, output_dir=tmp_path / "sessions", plan=plan)
+    assert stream.camera_plan is plan
+    assert stream.camera_plan.camera("right").model == option

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from deeplabstream.core.errors import SettingsError
+from deeplabstream.outputs.interface import OUTPUTS, ChosenOutput, Output, with_required
 from deeplabstream.outputs.lsl_output import LslOutputSettings
-from deeplabstream.outputs.plugin import OUTPUTS, ChosenOutput, Output, with_required
 from deeplabstream.settings import load_settings
 from deeplabstream.settings.outputs import chosen_outputs
 from tests.support.files import write_settings

@@ -1,7 +1,7 @@
 """Drawing on a display copy of a frame (never on the frame that is recorded or analysed).
 
 Trigger shapes coloured by state, a flash when an action fires, and a caption line; the poses
-under them are drawn by :mod:`outputs.pose_drawing` (shared with the annotated video).
+under them are drawn by :mod:`outputs.pose.drawing` (shared with the annotated video).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from deeplabstream.experiments.triggers.geometry import (
     Shape,
 )
 from deeplabstream.live.processes.messages import TriggerView
-from deeplabstream.outputs.pose_drawing import pixel_point as _point
+from deeplabstream.outputs.pose.drawing import pixel_point as _point
 
 # Trigger colours (BGR): a true trigger stands out in orange, an idle one is a quiet blue.
 ACTIVE_COLOUR = (0, 140, 255)

@@ -37,8 +37,8 @@ from deeplabstream.app.gui.preview import to_qimage
 from deeplabstream.live.processes.messages import ExperimentStatus, PoseRecord
 from deeplabstream.live.session.analysis import Analysis
 from deeplabstream.live.session.live import LiveSession
-from deeplabstream.live.session.rates import frame_time_s
-from deeplabstream.outputs.pose_drawing import (
+from deeplabstream.live.session.report.rates import frame_time_s
+from deeplabstream.outputs.pose.drawing import (
     display_copy,
     draw_animals_on,
     draw_pose_on,
@@ -314,7 +314,7 @@ class LiveView(QWidget):
 
         With one camera its own clock (from the frame's arrival time less the camera's offset);
         with several, the host arrival time, the clock they share (as the pose worker gives
-        the experiment: live/processes/pose_pipeline.py, ``frame_time_s``).
+        the experiment: live/processes/pipeline.py, ``frame_time_s``).
         """
         if len(self._readers) > 1:
             return host_timestamp_ns / 1e9

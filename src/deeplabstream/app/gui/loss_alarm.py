@@ -71,7 +71,7 @@ class LossThresholds:
     skipped_fraction: float = 0.5
     any_recorder_loss: bool = True
     late_fraction: float = 0.01  # as DEADLINE_MISS_TOLERANCE's default
-    min_late: int = 3  # as live/session/health.py's MIN_MISSES
+    min_late: int = 3  # as live/session/report/health.py's MIN_MISSES
 
 
 @dataclass(frozen=True)

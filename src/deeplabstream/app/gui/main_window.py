@@ -78,7 +78,7 @@ from deeplabstream.app.gui.stall_monitor import StallMonitor
 from deeplabstream.app.gui.status_panel import ErrorBanner, StatusPanel
 from deeplabstream.app.gui.wheel_guard import WheelGuard, install_wheel_guard, remove_wheel_guard
 from deeplabstream.experiments.registry import config_file_of
-from deeplabstream.live.session.rates import CameraRates, StampSample, frame_time_s
+from deeplabstream.live.session.report.rates import CameraRates, StampSample, frame_time_s
 from deeplabstream.live.session.runner import CameraFigures
 from deeplabstream.settings import load_settings
 from deeplabstream.settings.loader import default_settings_file
@@ -727,7 +727,7 @@ class MainWindow(QMainWindow):
 
         The runner's rates count frames between two host-timed refreshes: under load they read
         above the camera's own rate (46 and 73 fps of a 30 fps camera). The newest frame's
-        stamps give the rate the camera delivered (:mod:`live.session.rates`).
+        stamps give the rate the camera delivered (:mod:`live.session.report.rates`).
         """
         if self.live_view is None:
             return figures

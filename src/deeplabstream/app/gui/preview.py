@@ -16,7 +16,7 @@ from PyQt5.QtWidgets import QApplication, QGridLayout, QLabel, QVBoxLayout, QWid
 
 from deeplabstream.live.session.live import LiveSession
 from deeplabstream.live.session.runner import SessionRunner
-from deeplabstream.outputs.pose_drawing import draw_pose
+from deeplabstream.outputs.pose.drawing import draw_pose
 from deeplabstream.transport.readers import NewestFrameReader
 
 

@@ -85,23 +85,13 @@ def lab_code_of(name: str, settings_folder: Path | None) -> str | None:
     lower = text.lower()
     if lower.endswith(".py") or ".py:" in lower:
         return text[: lower.index(".py") + 3]
-    registered = text
-    if ":" in registered:
-        for prefix in ("deeplabstream.", "experiments."):
-            registered = registered.removeprefix(prefix)
-    sources = EXPERIMENTS.sources()
-    found = sources.get(registered)
-    if found is None and ":" not in text:  # a class by its name alone
-        named = [source for key, source in sources.items() if key.rpartition(":")[2] == text]
-        found = named[0] if len(named) == 1 else None
-    if found is not None:
-        module = found.target.partition(":")[0]
-        return None if module.startswith("deeplabstream.") else f"the installed module {module}"
-    folder = lab_folder(settings_folder)
-    module = text.partition(":")[0]
-    if folder is not None and "." not in module and (folder / f"{module}.py").is_file():
-        return str(folder / f"{module}.py")
-    return None  # an unknown name imports nothing: the check says what exists
+    source = EXPERIMENTS.source_of(text, settings_folder)
+    if source is None:
+        return None  # an unknown name imports nothing: the check says what exists
+    if source.file is not None:
+        return str(source.file)
+    module = source.target.partition(":")[0]
+    return None if module.startswith("deeplabstream.") else f"the installed module {module}"
 
 
 def check_text(
@@ -136,7 +126,7 @@ def summary_lines(settings: Settings) -> list[str]:
         if plan.camera(camera.name).own_model:  # a rig whose cameras see different views
             detail += f", its own model {plan.camera(camera.name).model}"
         lines.append(f"camera {camera.name}: {detail}")
-    model = settings.pose.model_path
+    model = plan.shared_model
     shared = [c for c in settings.cameras if not plan.camera(c.name).own_model]
     if shared or not settings.cameras:
         lines.append(f"model: {model if model is not None else 'the bundled arena model'}")

@@ -54,14 +54,14 @@ from deeplabstream.live.session.analysis import PoseError
 from deeplabstream.live.session.analysis_plan import events_file_name
 from deeplabstream.live.session.device_locks import lock_session_devices
 from deeplabstream.live.session.live import LiveSession, SessionEvent
-from deeplabstream.live.session.preflight import check_before_start
-from deeplabstream.live.session.recordings import RecordingError
+from deeplabstream.live.session.preflight import check_before_start, check_plan
+from deeplabstream.live.session.report.summary import USER_STOPS
+from deeplabstream.live.session.report.summary import summary_lines as session_summary_lines
 from deeplabstream.live.session.runner import SessionRunner
-from deeplabstream.live.session.summary import USER_STOPS
-from deeplabstream.live.session.summary import summary_lines as session_summary_lines
+from deeplabstream.live.session.video_recordings import RecordingError
 from deeplabstream.outputs.video import RECORDED_VIDEO_SUFFIXES
 from deeplabstream.pose.model_format import format_of
-from deeplabstream.settings.effective import CameraPlan
+from deeplabstream.settings.effective import CameraPlan, resolve_cameras
 from deeplabstream.settings.sections import Settings
 
 log = logging.getLogger(__name__)
@@ -230,7 +230,8 @@ class SessionController(QObject):
         self.runner: SessionRunner | None = None
         self.busy: str | None = None  # what the background task is doing, e.g. "starting stream"
         self.last_session: Path | None = None
-        self.last_summary: list[str] = []  # the last session's summary (live/session/summary.py)
+        # the last session's summary (live/session/report/summary.py)
+        self.last_summary: list[str] = []
         self.recording_started: float | None = None  # time.monotonic() at Start Recording
         self._locks: DeviceLocks | None = None  # the rig's cameras and devices, while streaming
         self._task: _Task | None = None
@@ -582,7 +583,9 @@ class SessionController(QObject):
         # Everything a start would find wrong is found now, before a camera opens or a session
         # folder is made: the model and the experiment the file names (with its cameras and
         # devices). A file without [Experiment] has chosen none: Start Experiment checks it.
-        problems = check_before_start(settings, pose=True, experiment=settings.experiment_chosen)
+        # The run's plan is made once here, and the session is handed it (settings/effective.py).
+        plan = resolve_cameras(settings)
+        problems = check_plan(plan, pose=True, experiment=settings.experiment_chosen)
         if problems:
             self._fail("Cannot start the stream:\n" + "\n".join(problems), SETTINGS_CAUSE)
             return
@@ -591,7 +594,7 @@ class SessionController(QObject):
         except DeviceBusyError as error:  # another session uses a camera or device: a banner
             self._fail(with_second_rig_hint(str(error)), Part.STREAM.value)
             return
-        self.stream = LiveSession(settings, output_dir=self.output_dir)
+        self.stream = LiveSession(settings, output_dir=self.output_dir, plan=plan)
         self._experiments_started = 0
         self.latency = None
         self.runner = SessionRunner(

@@ -128,17 +128,18 @@ def _sample_time(sample: tuple[float, float, float]) -> float:
 
 
 class _SpeedTrigger(KeypointTrigger):
+    # SpeedAbove's (and SpeedBelow's) signature: see SpeedAbove for the parameters.
     def __init__(
         self,
         threshold: float,
-        keypoint: str,
-        window_s: float,
-        mm_per_px: float | None,
-        camera: str | None,
-        min_likelihood: float,
-        policy: Policy,
-        hold_s: float,
-        predicted: bool,
+        keypoint: str = "body_center",
+        window_s: float = 0.2,
+        mm_per_px: float | None = None,
+        camera: str | None = None,
+        min_likelihood: float = DEFAULT_MIN_LIKELIHOOD,
+        policy: Policy = "missing",
+        hold_s: float = DEFAULT_HOLD_S,
+        predicted: bool = False,
     ) -> None:
         super().__init__(camera, min_likelihood, policy, hold_s, predicted)
         self.threshold = check_number("threshold", threshold, 0.0)
@@ -206,30 +207,6 @@ class SpeedAbove(_SpeedTrigger):
     """
 
     kind = "speed_above"
-
-    def __init__(
-        self,
-        threshold: float,
-        keypoint: str = "body_center",
-        window_s: float = 0.2,
-        mm_per_px: float | None = None,
-        camera: str | None = None,
-        min_likelihood: float = DEFAULT_MIN_LIKELIHOOD,
-        policy: Policy = "missing",
-        hold_s: float = DEFAULT_HOLD_S,
-        predicted: bool = False,
-    ) -> None:
-        super().__init__(
-            threshold,
-            keypoint,
-            window_s,
-            mm_per_px,
-            camera,
-            min_likelihood,
-            policy,
-            hold_s,
-            predicted,
-        )
 
     def _step(self, obs: Observation) -> bool:
         speed = self._measure(obs)

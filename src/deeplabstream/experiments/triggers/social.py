@@ -134,8 +134,11 @@ class _TwoAnimals(Trigger):
     """Shared parts: the two animals, a likelihood filter per animal, the views of a frame.
 
     One :class:`KeypointFilter` per animal, because a held position is kept per (camera,
-    keypoint): the same keypoint of two animals must not share it.
+    keypoint): the same keypoint of two animals must not share it. Subclasses keep ``_pair``,
+    the two points they measured at the last update (None while unseen), which they draw.
     """
+
+    _pair: tuple[Point, Point] | None
 
     def __init__(
         self,
@@ -217,6 +220,14 @@ class _TwoAnimals(Trigger):
     def _animals_param(self) -> dict[str, Any]:
         return {"animals": f"{self.animals[0]},{self.animals[1]}"}
 
+    def shapes(self) -> list[Shape]:
+        """Return the segment between the two points measured at the last update.
+
+        The two keypoints (``distance``, ``approach``), the follower's head and the leader's
+        tail (``following``), the closest pair of keypoints (``contact``); none while unseen.
+        """
+        return _pair_line(self._pair)
+
     def _who(self) -> str:
         return f"trigger {self.kind!r} (animals {self.animals[0]},{self.animals[1]})"
 
@@ -245,7 +256,24 @@ def _pair_line(pair: tuple[Point, Point] | None) -> list[Shape]:
     return [Line(x0, y0, x1, y1)]
 
 
-class AnimalDistance(_TwoAnimals):
+class _KeypointPair(_TwoAnimals):
+    """Shared parts of the triggers on one keypoint of each animal (``distance``, ``approach``).
+
+    Subclasses set ``keypoints``: the first animal's, the second's.
+    """
+
+    keypoints: tuple[str, str]
+
+    def _pair_keypoints(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """Return the keypoint of each animal."""
+        return (self.keypoints[0],), (self.keypoints[1],)
+
+    def keypoints_read(self) -> tuple[str, ...]:
+        """Return the keypoint of each animal."""
+        return tuple(dict.fromkeys(self.keypoints))
+
+
+class AnimalDistance(_KeypointPair):
     """Two animals' keypoints closer than ``below_px`` (or further than ``above_px``), hysteresis.
 
     Parameters
@@ -311,7 +339,7 @@ class AnimalDistance(_TwoAnimals):
 
     def _reset(self) -> None:
         self.last_distance: float | None = None
-        self._pair: tuple[Point, Point] | None = None
+        self._pair = None
 
     def _step(self, obs: Observation) -> bool:
         view_a, view_b = self._views(obs)
@@ -328,17 +356,9 @@ class AnimalDistance(_TwoAnimals):
             return distance <= self.release_px if closer else distance >= self.release_px
         return distance < self.threshold if closer else distance > self.threshold
 
-    def _pair_keypoints(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        """Return the keypoint of each animal."""
-        return (self.keypoints[0],), (self.keypoints[1],)
-
     def measurement(self) -> str:
         """Return the distance at the last update."""
         return "" if self.last_distance is None else f"distance {self.last_distance:.1f} px"
-
-    def keypoints_read(self) -> tuple[str, ...]:
-        """Return the keypoint of each animal."""
-        return tuple(dict.fromkeys(self.keypoints))
 
     def _params(self) -> dict[str, Any]:
         params: dict[str, Any] = self._animals_param()
@@ -349,10 +369,6 @@ class AnimalDistance(_TwoAnimals):
             params["above_px"] = self.above_px
         params["release_px"] = self.release_px
         return params
-
-    def shapes(self) -> list[Shape]:
-        """Return the segment between the two keypoints at the last update."""
-        return _pair_line(self._pair)
 
 
 class ClosingSpeed:
@@ -405,7 +421,7 @@ def _sample_time(sample: tuple[float, float]) -> float:
     return sample[0]
 
 
-class Approach(_TwoAnimals):
+class Approach(_KeypointPair):
     """The first animal closing in on the second: their distance shrinks faster than ``speed``.
 
     Parameters
@@ -455,7 +471,7 @@ class Approach(_TwoAnimals):
         self._closing.reset()
         self.last_distance: float | None = None
         self.last_closing_speed: float | None = None
-        self._pair: tuple[Point, Point] | None = None
+        self._pair = None
 
     def _step(self, obs: Observation) -> bool:
         view_a, view_b = self._views(obs)
@@ -474,19 +490,11 @@ class Approach(_TwoAnimals):
             return False
         return self.within_px is None or distance <= self.within_px
 
-    def _pair_keypoints(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        """Return the keypoint of each animal."""
-        return (self.keypoints[0],), (self.keypoints[1],)
-
     def measurement(self) -> str:
         """Return the closing speed and the distance at the last update."""
         if self.last_closing_speed is None or self.last_distance is None:
             return ""
         return f"closing {self.last_closing_speed:.1f} px/s at {self.last_distance:.1f} px"
-
-    def keypoints_read(self) -> tuple[str, ...]:
-        """Return the keypoint of each animal."""
-        return tuple(dict.fromkeys(self.keypoints))
 
     def _params(self) -> dict[str, Any]:
         params: dict[str, Any] = self._animals_param()
@@ -494,10 +502,6 @@ class Approach(_TwoAnimals):
         if self.within_px is not None:
             params["within_px"] = self.within_px
         return params
-
-    def shapes(self) -> list[Shape]:
-        """Return the segment between the two keypoints at the last update."""
-        return _pair_line(self._pair)
 
 
 def _axis(body: tuple[FilteredPoint, FilteredPoint]) -> Point:
@@ -595,7 +599,7 @@ class Following(_TwoAnimals):
         self._since: float | None = None
         self.last_speeds: tuple[float | None, float | None] = (None, None)
         self.last_angle_deg: float | None = None
-        self._pair: tuple[Point, Point] | None = None
+        self._pair = None
 
     def _pair_keypoints(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """Return the head and tail of both animals."""
@@ -665,10 +669,6 @@ class Following(_TwoAnimals):
             "tail": self.tail,
         }
 
-    def shapes(self) -> list[Shape]:
-        """Return the segment from the follower's head to the leader's tail."""
-        return _pair_line(self._pair)
-
 
 class Contact(_TwoAnimals):
     """Any keypoint of the first animal within ``radius_px`` of any keypoint of the second.
@@ -707,7 +707,7 @@ class Contact(_TwoAnimals):
 
     def _reset(self) -> None:
         self.last_gap: float | None = None
-        self._pair: tuple[Point, Point] | None = None
+        self._pair = None
 
     def _inputs_seen(self, obs: Observation) -> bool:
         """Whether some keypoint of each animal is seen (for the hold)."""
@@ -747,10 +747,6 @@ class Contact(_TwoAnimals):
         if self.keypoints_b is not None:
             params["keypoints_b"] = ",".join(self.keypoints_b)
         return params
-
-    def shapes(self) -> list[Shape]:
-        """Return the segment between the closest pair of keypoints at the last update."""
-        return _pair_line(self._pair)
 
 
 def _names(name: str, names: Sequence[str]) -> tuple[str, ...]:

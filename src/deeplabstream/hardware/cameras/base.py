@@ -147,10 +147,10 @@ class Camera(ABC):
     def paced(self) -> bool:
         """True when the camera delivers frames at :attr:`nominal_fps` on its own.
 
-        Such a camera's delivered rate is judged against its rate (``live/session/delivery.py``):
-        one that delivers fewer frames is warned about. A camera paced by something else (a
-        file read as fast as it decodes, lockstep with the analysis, a hardware trigger) says
-        False. A lab's camera is paced unless it says otherwise.
+        Such a camera's delivered rate is judged against its rate
+        (``live/session/report/delivery.py``): one that delivers fewer frames is warned about.
+        A camera paced by something else (a file read as fast as it decodes, lockstep with the
+        analysis, a hardware trigger) says False. A lab's camera is paced unless it says otherwise.
         """
         return not self.waits_for_analysis
 

@@ -1269,8 +1269,42 @@ def _make_noise_bank(params: ArenaParams, rng: np.random.Generator) -> np.ndarra
 # --------------------------------------------------------------------------------------------------
 
 
+class Stepping(Protocol):
+    """A motion of one animal or of several: what :meth:`FrameSimulation.skip_to` steps on."""
+
+    def step(self) -> object:
+        """Return what the next frame shows (frame 0 on the first call)."""
+        ...
+
+
+class FrameSimulation:
+    """What a simulation rendered frame by frame shares: its renderer, its motion, its next frame.
+
+    The base of :class:`SimulatedArena` and :class:`~hardware.simulator.herd.SimulatedHerd`,
+    which set these attributes (as dataclass fields of their own).
+    """
+
+    motion: Stepping
+    renderer: ArenaRenderer
+    next_frame_index: int
+
+    @property
+    def frame_shape(self) -> tuple[int, ...]:
+        """Shape of one frame: (H, W, 3) for colour, (H, W) for mono."""
+        return self.renderer.frame_shape
+
+    def skip_to(self, frame_index: int) -> None:
+        """Move the animals on, unrendered, so that the next frame rendered is ``frame_index``.
+
+        Frames before the next one are never rendered again: an earlier index does nothing.
+        """
+        while self.next_frame_index < frame_index:
+            self.motion.step()
+            self.next_frame_index += 1
+
+
 @dataclass
-class SimulatedArena:
+class SimulatedArena(FrameSimulation):
     """Motion and rendering together: each call renders the next frame and returns its truth.
 
     Parameters
@@ -1290,11 +1324,6 @@ class SimulatedArena:
         """Build the motion model and the renderer (the renderer precomputes its images)."""
         self.motion = make_motion(self.params)
         self.renderer = ArenaRenderer(self.params)
-
-    @property
-    def frame_shape(self) -> tuple[int, ...]:
-        """Shape of one frame: (H, W, 3) for colour, (H, W) for mono."""
-        return self.renderer.frame_shape
 
     def render_next(self, out: np.ndarray) -> tuple[int, np.ndarray]:
         """Render the next frame into ``out``.
@@ -1323,8 +1352,6 @@ class SimulatedArena:
 
         Frames before the next one are never rendered again: an earlier index does nothing.
         """
-        while self.next_frame_index < frame_index:
-            self.motion.step()
-            self.next_frame_index += 1
+        super().skip_to(frame_index)
         if isinstance(self.motion, BehaviourMotion):
             self.behaviour = self.motion.behaviour

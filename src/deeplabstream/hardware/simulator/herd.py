@@ -45,6 +45,7 @@ from deeplabstream.hardware.simulator.arena import (
     TAIL_THICKNESSES,
     ArenaParams,
     ArenaRenderer,
+    FrameSimulation,
     Pose,
     _cv2,
     _tail_points,
@@ -524,7 +525,7 @@ def _on_tail(pose: Pose, points: np.ndarray, params: ArenaParams, length: float)
 
 
 @dataclass
-class SimulatedHerd:
+class SimulatedHerd(FrameSimulation):
     """Motion, rendering and truth of several animals: each call renders the next frame.
 
     Parameters
@@ -551,23 +552,11 @@ class SimulatedHerd:
         """The identities, in the order of the animal axis: ``animal1``, ``animal2``, ..."""
         return animal_names(self.params.animals)
 
-    @property
-    def frame_shape(self) -> tuple[int, ...]:
-        """Shape of one frame: (H, W, 3) for colour, (H, W) for mono."""
-        return self.renderer.frame_shape
-
     def render_next(self, out: np.ndarray) -> tuple[int, np.ndarray]:
-        """Render the next frame into ``out``.
+        """Render the next frame into ``out``, as :meth:`SimulatedArena.render_next` does.
 
-        Parameters
-        ----------
-        out
-            C-contiguous uint8 array of :attr:`frame_shape` (for example a shared-memory slot).
-
-        Returns
-        -------
-        tuple of (int, numpy.ndarray)
-            The frame index (from 0) and its truth, shape (A, 6, 3) as :func:`truth_from_poses`.
+        Returns the frame index (from 0) and its truth, shape (A, 6, 3) as
+        :func:`truth_from_poses`.
         """
         index = self.next_frame_index
         poses = self.motion.step()
@@ -575,15 +564,6 @@ class SimulatedHerd:
         render_herd(self.renderer, self.params.arena, poses, marks, index, out)
         self.next_frame_index = index + 1
         return index, truth_from_poses(poses, self.params.arena, marks)
-
-    def skip_to(self, frame_index: int) -> None:
-        """Move the animals on, unrendered, so that the next frame rendered is ``frame_index``.
-
-        Frames before the next one are never rendered again: an earlier index does nothing.
-        """
-        while self.next_frame_index < frame_index:
-            self.motion.step()
-            self.next_frame_index += 1
 
     def truth_at(self, frame_index: int) -> np.ndarray:
         """Return the truth of any frame without rendering, shape (A, 6, 3).

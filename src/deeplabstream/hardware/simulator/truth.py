@@ -71,8 +71,7 @@ def read_truth(path: Path | str) -> Truth:
         Naming the file and what in its header is not as expected.
     """
     path = Path(path)
-    with path.open(newline="", encoding="utf-8") as file:
-        rows = list(csv.reader(file))
+    rows = _csv_rows(path)
     header = _header(path, rows)
     columns = list(zip(*(row[1:] for row in header.values()), strict=True))
     animals, keypoints = _names(path, columns, multi="individuals" in header)
@@ -152,7 +151,7 @@ def read_behaviours(path: Path | str) -> BehaviourLabels:
     Parameters
     ----------
     path
-        The file.
+        The file the simulated camera wrote beside its truth.
 
     Returns
     -------
@@ -165,8 +164,7 @@ def read_behaviours(path: Path | str) -> BehaviourLabels:
         Naming the file and the first row that is not as expected.
     """
     path = Path(path)
-    with path.open(newline="", encoding="utf-8") as file:
-        rows = [row for row in csv.reader(file) if row]
+    rows = [row for row in _csv_rows(path) if row]
     if not rows or rows[0] != _BEHAVIOUR_HEADER:
         found = ",".join(rows[0]) if rows else "an empty file"
         raise ValueError(f"{path}: expected the header frame,behaviour, found {found}")
@@ -178,3 +176,9 @@ def read_behaviours(path: Path | str) -> BehaviourLabels:
         frames.append(int(row[0]))
         labels.append(row[1])
     return BehaviourLabels(np.array(frames, dtype=np.int64), np.array(labels, dtype=str))
+
+
+def _csv_rows(path: Path) -> list[list[str]]:
+    """Return every row of the CSV file at ``path`` (UTF-8), empty rows included."""
+    with path.open(newline="", encoding="utf-8") as file:
+        return list(csv.reader(file))

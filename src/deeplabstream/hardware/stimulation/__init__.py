@@ -1,8 +1,9 @@
 """Stimulation devices: the outputs an experiment switches (LEDs, lasers, valves) by name.
 
 Every device is a :class:`~hardware.stimulation.base.StimulationDevice`: it writes ``open()``,
-``close()``, ``channel_count`` and ``perform(command)``; an experiment calls ``on``, ``off``,
-``pulse``, ``pattern`` and ``reset``, each action returning an
+``close()``, ``channel_count`` and ``perform(command)``; every command comes in through its
+``send(command)`` (an experiment's action carries its ``DeviceCommand``; ``on``, ``off``,
+``pulse``, ``pattern`` and ``reset`` build one), returning an
 :class:`~hardware.stimulation.base.ActionRecord` at once (docs/plugins.md, "Devices").
 :data:`DEVICES` is the kind's registry (:class:`~deeplabstream.core.plugins.Registry`): the
 devices shipped here by name, and those of installed packages (entry point group

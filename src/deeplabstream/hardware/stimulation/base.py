@@ -1,10 +1,13 @@
 """The stimulation device interface: what every output device (board, DAQ, GPIO, log) provides.
 
-An experiment drives a device through five actions, each of which returns at once with an
-:class:`ActionRecord`: :meth:`StimulationDevice.on`, :meth:`~StimulationDevice.off`,
-:meth:`~StimulationDevice.pulse`, :meth:`~StimulationDevice.pattern` and
-:meth:`~StimulationDevice.reset`. Pulses and patterns are timed by the device (the Arduino board
-times them itself; GPIO and DAQ outputs use host timer threads), never by the caller sleeping.
+Every command reaches a device through one method, :meth:`StimulationDevice.send`, which takes
+a :class:`DeviceCommand`, checks it against the device's channels and limits, has the device
+perform it and returns at once with an :class:`ActionRecord`. An experiment's action carries its
+command, made when the action was made (``Action.device_command``); the five actions
+:meth:`~StimulationDevice.on`, :meth:`~StimulationDevice.off`, :meth:`~StimulationDevice.pulse`,
+:meth:`~StimulationDevice.pattern` and :meth:`~StimulationDevice.reset` build one and send it.
+Pulses and patterns are timed by the device (the Arduino board times them itself; GPIO and DAQ
+outputs use host timer threads), never by the caller sleeping.
 
 The record carries the host time the command was written and, filled in later by the device's
 reader thread, the host time of the acknowledgement and the board's own time, then how the
@@ -44,6 +47,7 @@ from deeplabstream.core.clock import host_now_ns
 from deeplabstream.core.errors import DeviceError
 
 ActionKind = Literal["ON", "OFF", "PULSE", "PATTERN", "RESET"]
+ACTION_KINDS: tuple[ActionKind, ...] = ("ON", "OFF", "PULSE", "PATTERN", "RESET")
 EndKind = Literal["DONE", "CANCEL", "LOST"]
 
 # The board counts PATTERN on-phases in 16 bits; other devices keep the same limit.
@@ -71,8 +75,9 @@ class DeviceCommand:
     """One command for a device's outputs, checked against the device's limits.
 
     The device-level form of an experiment's ``Action`` (:mod:`experiments.actions`), which
-    also names the device and the reason: the dispatcher turns each such action into a call of
-    :meth:`StimulationDevice.on`, ``off``, ``pulse`` or ``pattern``, which builds this.
+    holds one (``Action.device_command``, made with the action) beside the device's name and
+    the reason: the dispatcher hands it to :meth:`StimulationDevice.send`, as
+    :meth:`StimulationDevice.on`, ``off``, ``pulse``, ``pattern`` and ``reset`` do with theirs.
 
     ``on_s`` is the PULSE length or the PATTERN on-phase, ``off_s`` the PATTERN off-phase,
     ``count`` the number of PATTERN on-phases (0 = until stopped; 1 for a PULSE).
@@ -227,7 +232,7 @@ class ActionRecord:
         self._ended.set()
 
 
-def check_channel(channel: int, channel_count: int) -> int:
+def check_channel(channel: int | None, channel_count: int) -> int:
     """``channel`` as an int in ``0 .. channel_count - 1``; ValueError otherwise."""
     if isinstance(channel, bool) or not isinstance(channel, int):
         raise ValueError(f"channel must be an int, not {channel!r}")
@@ -362,25 +367,49 @@ class StimulationDevice(ABC):
         its outputs switched off where possible.
         """
 
+    # -- the one way in ------------------------------------------------------------------------
+
+    def send(self, command: DeviceCommand) -> ActionRecord:
+        """Check ``command`` against the channels and limits, perform it, return its record.
+
+        Every command takes this way (the dispatcher's, with the command an experiment's action
+        carries; the five actions below): it returns at once, with the record acknowledged by
+        :meth:`perform`'s rule. ValueError when the command is outside the device's channels or
+        limits; :class:`StimulationError` (naming the device) when the device fails on it.
+        """
+        command = self._checked(command)
+        written_ns = host_now_ns()
+        try:
+            answered = self.perform(command)
+        except StimulationError:
+            raise
+        except Exception as error:  # the device's own code: named, and stops the experiment
+            raise StimulationError(
+                f"device {self._label()!r} failed on {command.describe()}: "
+                f"{type(error).__name__}: {error}"
+            ) from error
+        if answered is None:
+            record = ActionRecord(command.describe(), written_ns)
+            record.acknowledge(host_now_ns())
+        else:
+            record = answered
+        with self._records_lock:
+            self._records.append(record)
+        return record
+
     # -- the actions ------------------------------------------------------------------------
 
     def on(self, channel: int) -> ActionRecord:
         """Drive ``channel`` high until told otherwise (ends a PULSE or PATTERN on it)."""
-        return self._record(DeviceCommand("ON", check_channel(channel, self.channel_count)))
+        return self.send(DeviceCommand("ON", channel))
 
     def off(self, channel: int) -> ActionRecord:
         """Drive ``channel`` low (ends a PULSE or PATTERN on it)."""
-        return self._record(DeviceCommand("OFF", check_channel(channel, self.channel_count)))
+        return self.send(DeviceCommand("OFF", channel))
 
     def pulse(self, channel: int, duration_s: float) -> ActionRecord:
         """Drive ``channel`` high now and low after ``duration_s`` seconds, timed by the device."""
-        return self._record(
-            DeviceCommand(
-                "PULSE",
-                check_channel(channel, self.channel_count),
-                on_s=self._duration(duration_s, "pulse duration"),
-            )
-        )
+        return self.send(DeviceCommand("PULSE", channel, on_s=duration_s))
 
     def pattern(self, channel: int, on_s: float, off_s: float, count: int) -> ActionRecord:
         """``count`` pulses of ``on_s`` seconds, ``off_s`` apart (count 0: until stopped).
@@ -388,19 +417,11 @@ class StimulationDevice(ABC):
         The pattern starts with its first on-phase now and ends with the last on-phase's
         falling edge (no trailing off-phase).
         """
-        return self._record(
-            DeviceCommand(
-                "PATTERN",
-                check_channel(channel, self.channel_count),
-                on_s=self._duration(on_s, "on-phase"),
-                off_s=self._duration(off_s, "off-phase"),
-                count=check_count(count),
-            )
-        )
+        return self.send(DeviceCommand("PATTERN", channel, on_s=on_s, off_s=off_s, count=count))
 
     def reset(self) -> ActionRecord:
         """Every channel low, every PULSE and PATTERN ended."""
-        return self._record(DeviceCommand("RESET"))
+        return self.send(DeviceCommand("RESET"))
 
     @property
     def records(self) -> list[ActionRecord]:
@@ -424,32 +445,37 @@ class StimulationDevice(ABC):
 
     # -- helpers ------------------------------------------------------------------------------
 
+    def _checked(self, command: DeviceCommand) -> DeviceCommand:
+        """Return ``command`` once checked against this device's channels and limits.
+
+        ValueError, in the order and with the words the five actions always had, when it is
+        outside them. A duration given as an int (``pulse(0, 1)``) comes back as a float, as
+        :meth:`perform` has always been given; an action's command has floats already, so it
+        comes back itself (``float`` of a float is that float: no copy on the way to a device).
+        """
+        kind = command.kind
+        if kind == "RESET":
+            return command
+        if kind not in ACTION_KINDS:
+            raise ValueError(f"command kind must be one of {', '.join(ACTION_KINDS)}, not {kind!r}")
+        check_channel(command.channel, self.channel_count)
+        if kind == "PULSE":
+            on_s = self._duration(command.on_s, "pulse duration")
+            if on_s is not command.on_s:
+                return dataclasses.replace(command, on_s=on_s)
+        elif kind == "PATTERN":
+            on_s = self._duration(command.on_s, "on-phase")
+            off_s = self._duration(command.off_s, "off-phase")
+            check_count(command.count)
+            if on_s is not command.on_s or off_s is not command.off_s:
+                return dataclasses.replace(command, on_s=on_s, off_s=off_s)
+        return command
+
     def _duration(self, seconds: float, what: str) -> float:
         return check_duration(seconds, self.min_duration_s, self.max_duration_s, what)
 
     def _label(self) -> str:
         return self.name or type(self).__name__
-
-    def _record(self, command: DeviceCommand) -> ActionRecord:
-        """Perform ``command``; return its record, acknowledged by :meth:`perform`'s rule."""
-        written_ns = host_now_ns()
-        try:
-            answered = self.perform(command)
-        except StimulationError:
-            raise
-        except Exception as error:  # the device's own code: named, and stops the experiment
-            raise StimulationError(
-                f"device {self._label()!r} failed on {command.describe()}: "
-                f"{type(error).__name__}: {error}"
-            ) from error
-        if answered is None:
-            record = ActionRecord(command.describe(), written_ns)
-            record.acknowledge(host_now_ns())
-        else:
-            record = answered
-        with self._records_lock:
-            self._records.append(record)
-        return record
 
 
 def _perform_through_legacy(self: StimulationDevice, command: DeviceCommand) -> ActionRecord:

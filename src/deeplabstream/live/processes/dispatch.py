@@ -1,11 +1,12 @@
 """An experiment at run time: its devices, its event file, and the latency of every action.
 
 The inference worker owns one :class:`ExperimentRun` and calls :meth:`ExperimentRun.on_poses`
-right after each batch of poses, in the same process, so a decision costs no extra hop. Actions
-go to the devices at once; a device returns immediately (a pulse's length is kept by the device
-or its timer, never by sleeping here). Every action's times land in ``events.csv``: the source
-frame's host arrival time, when its pose was ready, when the decision was taken, when the command
-was written, and when the device acknowledged it (where it does).
+right after each batch of poses, in the same process, so a decision costs no extra hop. Each
+action's command (made with the action) goes to its device's ``send`` at once, as it is; a device
+returns immediately (a pulse's length is kept by the device or its timer, never by sleeping
+here). Every action's times land in ``events.csv``: the source frame's host arrival time, when
+its pose was ready, when the decision was taken, when the command was written, and when the
+device acknowledged it (where it does).
 
 With forward prediction on (:mod:`experiments.prediction`), the run feeds the experiment's lead
 estimator: before each update, the time from the prompting frame's arrival to now (the lead
@@ -55,8 +56,8 @@ from deeplabstream.live.processes.messages import (
     StartExperiment,
     TriggerView,
 )
+from deeplabstream.outputs.interface import EventMarkers
 from deeplabstream.outputs.lsl import marker_text
-from deeplabstream.outputs.plugin import EventMarkers
 from deeplabstream.settings.sections import DeviceSettings
 
 log = logging.getLogger(__name__)
@@ -224,8 +225,10 @@ class ExperimentRun:
         self._count_active()
 
     def _send(self, action: Action) -> ActionRecord:
-        """Issue ``action`` on its device under the watchdog; a hung device gets no more.
+        """Send ``action``'s command to its device under the watchdog; a hung device gets no more.
 
+        The action carries the command its device performs (made with the action): it goes to
+        the device's one way in, :meth:`StimulationDevice.send`, as it is.
         Raises DeviceHungError when the call had to be interrupted (or the device hung before).
         """
         name = action.device
@@ -233,7 +236,7 @@ class ExperimentRun:
             raise DeviceHungError(f"device {name!r} hung earlier: no more commands go to it")
         try:
             with time_limit(f"device {name!r}: its {action.command}", PERFORM_LIMIT_S):
-                return _send(self.devices[name], action)
+                return self.devices[name].send(action.device_command)
         except CallStalled as stall:
             self._hung.add(name)
             raise DeviceHungError(str(stall)) from None
@@ -679,19 +682,6 @@ def _why_not_sent(failure: Exception) -> str:
     if isinstance(failure, DeviceHungError):
         return f"device hung ({failure})"
     return f"device failed ({failure})"
-
-
-def _send(device: StimulationDevice, action: Action) -> ActionRecord:
-    """Issue ``action`` on ``device``; returns at once with the device's record."""
-    if action.command == "on":
-        return device.on(action.channel)
-    if action.command == "off":
-        return device.off(action.channel)
-    if action.command == "pulse":
-        assert action.duration_s is not None  # checked when the action was made
-        return device.pulse(action.channel, action.duration_s)
-    assert action.on_s is not None and action.off_s is not None  # checked when made
-    return device.pattern(action.channel, action.on_s, action.off_s, action.count or 0)
 
 
 STATUS_INTERVAL_NS = 100_000_000  # experiment status to the GUI at most 10 times a second

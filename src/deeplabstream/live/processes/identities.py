@@ -1,13 +1,22 @@
-"""Identities in the inference worker: the keeper on the loop, the learner in a process beside it.
+"""Identities in the inference worker: which animal is which, per multi-animal camera.
 
-:class:`CameraIdentities` is what the worker holds per multi-animal camera: the identity keeper
-(:mod:`pose.tracking.identities`), its background learner, and the ``<camera>.identity.csv`` file of
-each frame's identity confidence (:mod:`outputs.pose_files`).
+A camera's identities are of one of two kinds, and go to the same places (the
+``<camera>.identity.csv`` file of each frame's identity confidence (:mod:`outputs.pose.files`),
+the pose records (live view, experiments) and ``session.json``):
 
-The identity keeper runs at every pose on the worker's loop; it
-hands labelled patches to a learner and asks it, at every frame, for the newest model. Fitting
-a model (:func:`pose.tracking.appearance.fit_appearance`, a fraction of a second) must never hold
-the loop up, nor contend with it for Python's interpreter lock, so it runs in a process of its
+* :class:`CameraIdentities`, by motion and looks: the identity keeper
+  (:mod:`pose.tracking.identities`) on the loop, its background learner in a process beside it;
+* :class:`ClassIdentities`, by the model's own classes: a sleap-nn identity model
+  (:mod:`pose.decoding.sleap_classes`) names each animal it finds by one of its classes, in every
+  frame on its own. Its decoder's row c is always class c, so no motion tracking and no
+  appearance learning is needed (nor wanted: they would overrule the model). The identities are
+  the classes (``animal1`` is the first class, ...), each frame's identity confidence is the
+  model's (the mean class value of the animal's points).
+
+The identity keeper (the first kind) runs at every pose on the worker's loop; it hands labelled
+patches to a learner and asks it, at every frame, for the newest model. Fitting a model
+(:func:`pose.tracking.appearance.fit_appearance`, a fraction of a second) must never hold the loop
+up, nor contend with it for Python's interpreter lock, so it runs in a process of its
 own, at the lowest CPU priority (``nice 19``, one BLAS thread): on a machine with two cores the
 loop's own work comes first, and the learner takes what is left.
 
@@ -33,6 +42,7 @@ import signal
 import time
 from dataclasses import dataclass
 from multiprocessing import shared_memory
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -45,7 +55,7 @@ from deeplabstream.core.lifetime import (
 )
 from deeplabstream.core.priority import lower_priority
 from deeplabstream.core.stats import DurationHistogram
-from deeplabstream.outputs.pose_files import IdentityConfidenceWriter
+from deeplabstream.outputs.pose.files import IdentityConfidenceWriter
 from deeplabstream.pose.tracking.appearance import AppearanceModel, SampleBank, fit_appearance
 from deeplabstream.pose.tracking.identities import IdentityKeeper
 from deeplabstream.pose.tracking.patches import feature_count
@@ -363,6 +373,68 @@ class CameraIdentities:
             "learner": learner,  # None: APPEARANCE_IDENTITY = off
         }
         figures["identity_step_ms"] = self.step.figures()
+        if self.file.error:
+            figures["file_error"] = self.file.error
+        return figures
+
+
+class ClassIdentities:
+    """One camera's identities from its model's classes, and their confidence file.
+
+    Parameters
+    ----------
+    path
+        Its ``<camera>.identity.csv``.
+    individuals
+        The identities' names in the pose files (``animal1``, ...), one per class.
+    classes
+        The model's class names, in order: ``individuals[i]`` is ``classes[i]``.
+    """
+
+    def __init__(self, path: Path, individuals: tuple[str, ...], classes: tuple[str, ...]) -> None:
+        if len(individuals) != len(classes):
+            raise ValueError(f"{len(individuals)} individuals for {len(classes)} classes")
+        self.classes = classes
+        self.individuals = individuals
+        self.file = IdentityConfidenceWriter(path, individuals)
+        self.confidence = np.full(len(classes), np.nan)  # the last frame's, per identity
+        self.frames = 0
+        self.frames_seen = np.zeros(len(classes), np.int64)  # frames each class was found in
+
+    def update(self, animals: np.ndarray, confidence: np.ndarray | None) -> np.ndarray:
+        """Return the frame's animals (A, K, 3), already in class order; keep their confidence.
+
+        ``confidence`` is the model's (A,) identity confidence (NaN: the class was not found);
+        None (no figures from the model) leaves every confidence NaN.
+        """
+        self.frames += 1
+        if confidence is None:
+            self.confidence = np.full(len(self.classes), np.nan)
+        else:
+            self.confidence = np.asarray(confidence, np.float64).copy()
+        self.frames_seen += np.isfinite(self.confidence)
+        return animals
+
+    def write(self, frame_index: int) -> None:
+        """Write the last frame's confidences as frame ``frame_index``'s row."""
+        self.file.write(frame_index, self.confidence)
+
+    def end_at(self, last_index: int) -> None:
+        """Write the empty rows of the frames up to ``last_index`` (as the pose CSV's)."""
+        self.file.end_at(last_index)
+
+    def close(self) -> dict[str, Any]:
+        """Close the file; return the figures for ``session.json``."""
+        self.file.close()
+        figures: dict[str, Any] = {
+            "source": "model classes",
+            "confidence_file": self.file.path.name,
+            "classes": dict(zip(self.individuals, self.classes, strict=True)),
+            "frames": self.frames,
+            "frames_seen": dict(
+                zip(self.individuals, (int(n) for n in self.frames_seen), strict=True)
+            ),
+        }
         if self.file.error:
             figures["file_error"] = self.file.error
         return figures

@@ -22,10 +22,13 @@ Control messages (small, pickled)::
 The status credit (``StatusWanted``) means a main process that is busy (or a window that froze)
 can never fill the pipe and block the worker: the loop never waits on the display.
 
-The worker's modules: this one (its entry and loop), ``pose_job`` (what it is given),
-``pose_models`` (models loaded once, estimators cached), ``pose_pipeline`` (one camera's crop,
-estimate and track), ``pose_points3d`` (live triangulation), ``pose_sinks`` (where each analysed
-frame goes: files, the POSE pipe, LSL) and ``pose_closing`` (tables and figures after the stop).
+The worker's modules: this one (its entry, its control messages and its loop: wait, read,
+group), ``pipeline`` (one camera's pipeline and a batch's journey from the model to the
+experiment's decision and the sinks, in the order it goes), ``job`` (what it is given),
+``models`` (models loaded once, estimators cached), ``identities`` (which animal is which),
+``points3d`` (live triangulation opened and closed), ``sinks`` (where each analysed frame goes:
+files, the POSE pipe, LSL), ``closing`` (tables and figures after the stop) and ``frame_wait``
+(how it waits).
 """
 
 from __future__ import annotations
@@ -34,25 +37,20 @@ import logging
 import os
 import signal
 from collections import defaultdict
-from dataclasses import dataclass
-from typing import Any
 
 from deeplabstream.core.call_watchdog import CallStuck, when_stuck
 from deeplabstream.core.clock import host_now_ns, precise_timers
 from deeplabstream.core.collector import settle_after_start_up
-from deeplabstream.core.deadline import INFERENCE, inference_parts
 from deeplabstream.core.errors import CalibrationError, DeepLabStreamError
 from deeplabstream.core.fault_hooks import hold_here
 from deeplabstream.core.lifetime import die_with_parent, leave_stop_signals_to_parent
 from deeplabstream.core.logs import add_log_file, configure_process_logging
 from deeplabstream.core.plugins import use_settings_folder
 from deeplabstream.core.priority import apply_process_priority
-from deeplabstream.live.processes.dispatch import (
-    ExperimentRun,
-    ExperimentSlot,
-    ExperimentStartError,
-)
+from deeplabstream.live.processes.closing import finish
+from deeplabstream.live.processes.dispatch import ExperimentSlot, ExperimentStartError
 from deeplabstream.live.processes.frame_wait import FrameWaiter, Waitable
+from deeplabstream.live.processes.job import PoseJob
 from deeplabstream.live.processes.messages import (
     ExperimentStopped,
     PoseFailed,
@@ -63,25 +61,17 @@ from deeplabstream.live.processes.messages import (
     StopAnalysis,
     StopExperiment,
 )
-from deeplabstream.live.processes.pose_closing import finish
-from deeplabstream.live.processes.pose_job import PoseJob
-from deeplabstream.live.processes.pose_models import load_models, model_key
-from deeplabstream.live.processes.pose_pipeline import (
+from deeplabstream.live.processes.models import load_models, model_key
+from deeplabstream.live.processes.pipeline import (
+    BatchKey,
     CameraPipeline,
-    estimate_group,
-    group_estimator,
-    group_key,
-    observation,
+    Turn,
+    analyse_batch,
+    open_pipelines,
     ready_message,
-    region,
-    subscribe,
 )
-from deeplabstream.live.processes.pose_points3d import (
-    finish_triangulation,
-    open_triangulator,
-    triangulate,
-)
-from deeplabstream.live.processes.pose_sinks import open_outputs
+from deeplabstream.live.processes.points3d import finish_triangulation, open_triangulator
+from deeplabstream.live.processes.sinks import open_outputs
 from deeplabstream.outputs.folder import SESSION_LOG
 from deeplabstream.outputs.whole_rows import flush_open_files
 from deeplabstream.spatial.triangulation.live import LiveTriangulator
@@ -106,7 +96,7 @@ def pose_main(job: PoseJob) -> None:
     try:
         hold_here("pose-load")  # a fault test's chosen moment (core/fault_hooks.py)
         models = load_models(job)
-    except DeepLabStreamError as load_error:  # pose_models: every refusal is a ModelError
+    except DeepLabStreamError as load_error:  # models: every refusal is a ModelError
         job.control.send(PoseFailed(str(load_error)))
         return
     except Exception as load_error:  # a bug or an unexpected library error: say what it was
@@ -129,7 +119,7 @@ def pose_main(job: PoseJob) -> None:
         outputs.close()
         job.control.send(PoseFailed(f"[Triangulation]: {calibration_error}"))
         return
-    pipelines = subscribe(job, models, outputs)
+    pipelines = open_pipelines(job, models, outputs)
     settle_after_start_up()  # the model and the modules frozen: no full collection mid-frame
     ready = ready_message(pipelines)
     ready.model["scheduling"] = scheduling  # what this process asked for and got: session.json
@@ -210,7 +200,11 @@ def _analyse(
     waiter: FrameWaiter,
     triangulator: LiveTriangulator | None = None,
 ) -> None:
-    """Run the worker's loop: wait, poll, group, estimate, hand to the sinks, until told to stop."""
+    """Run the worker's loop: wait, read, group, hand each batch on, until told to stop.
+
+    Each batch's way from the model to the experiment's decision and the sinks is
+    :func:`live.processes.pipeline.analyse_batch`.
+    """
     active = list(pipelines)
     common_clock = len(pipelines) > 1
     seq = 0
@@ -223,101 +217,17 @@ def _analyse(
         stopping = not _handle_control(job, slot)
         slot.take_opened()  # an experiment started meanwhile: its devices open beside the loop
         picked_ns = host_now_ns()
-        ready = [p for p in active if p.reader.poll()]
-        for pipeline in ready:
-            record = pipeline.reader.record
-            assert record is not None
-            pipeline.arrivals.arrived(record.seq, record.host_timestamp_ns)
+        ready = [p for p in active if p.read()]
         for pipeline in active:  # before this turn's pose: the frames passed over came first
             pipeline.write_not_analysed()
         active = [p for p in active if p.reader.ended is None]
-        groups: dict[tuple[str, tuple[int, ...], int], list[CameraPipeline]] = defaultdict(list)
+        groups: dict[BatchKey, list[CameraPipeline]] = defaultdict(list)
         for pipeline in ready:  # one batch per model and input size (the frame's, or its crop's)
-            groups[group_key(pipeline)].append(pipeline)
+            groups[pipeline.batch_key()].append(pipeline)
         for (_, shape, _), group in groups.items():
-            batch = _Batch(picked_ns, seq, common_clock, triangulator, worker_free_ns)
-            seq = _estimate_group(group_estimator(group[0], shape), group, batch, slot.run)
+            turn = Turn(picked_ns, seq, common_clock, triangulator, worker_free_ns)
+            seq = analyse_batch(group, shape, turn, slot.run)
         if stopping:
             return
         if ready:
             slot.send_status()
-
-
-@dataclass(frozen=True)
-class _Batch:
-    """What every group of one loop turn shares."""
-
-    picked_ns: int
-    seq: int
-    common_clock: bool  # several cameras: experiments see host time, the clock they share
-    triangulator: LiveTriangulator | None = None  # live 3D of the calibrated cameras
-    worker_free_ns: int = 0  # when the worker finished its previous turn (core/deadline.py)
-
-
-def _estimate_group(
-    estimator: Any, group: list[CameraPipeline], batch: _Batch, run: ExperimentRun | None
-) -> int:
-    """Estimate one batch, let the experiment decide, hand each frame to its camera's sinks.
-
-    Return the running count of poses sent after this batch.
-    """
-    animals = estimate_group(estimator, group, batch.common_clock)
-    ready_ns = host_now_ns()
-    experiment_ms = None
-    decided_ns = written_ns = 0
-    poses = [a[0] for a in animals]  # the first animal: what single-animal code reads
-    points3d = triangulate(batch.triangulator, group, poses, batch.common_clock)
-    if run is not None:  # the decision first: files and pipes can wait a few microseconds
-        observations = [
-            observation(p, a, estimator, batch.common_clock)
-            for p, a in zip(group, animals, strict=True)
-        ]
-        run.on_poses(observations, ready_ns, points3d)
-        decided_ns, written_ns = run.last_decided_ns, run.last_written_ns
-        if decided_ns:  # 0: the experiment had stopped (an error) and decided nothing
-            experiment_ms = (decided_ns - ready_ns) / 1e6
-    timings = dict(estimator.last_timings)
-    model_ns = round(sum(timings.values()) * 1e9)  # pre-processing, network, decoding
-    timings.update(getattr(estimator, "last_stage_timings", {}))  # two-stage parts: files only
-    after_pose_us = ((written_ns or decided_ns) - ready_ns) // 1000 if decided_ns else 0
-    seq = batch.seq
-    for pipeline, found_animals in zip(group, animals, strict=True):
-        record = pipeline.reader.record
-        assert record is not None
-        frame = pipeline.frame  # filled in place: no allocation per frame
-        frame.late = pipeline.deadline.add(
-            record.host_timestamp_ns,
-            batch.worker_free_ns,
-            batch.picked_ns,
-            model_ns,
-            ready_ns,
-            decided_ns,
-            written_ns,
-        )
-        frame.late_part = ""
-        if frame.late == INFERENCE and pipeline.deadline.parts:  # which of the model's parts
-            parts = inference_parts(estimator.last_timings, estimator.last_stage_timings)
-            frame.late_part = pipeline.deadline.blame_part(parts)
-        frame.record = record
-        frame.animals = found_animals
-        frame.seq = seq
-        frame.box = region(pipeline).box
-        frame.batch_size = len(group)
-        frame.timings = timings
-        frame.picked_ns = batch.picked_ns
-        frame.ready_ns = ready_ns
-        frame.worker_free_ns = batch.worker_free_ns
-        frame.experiment_ms = experiment_ms
-        frame.decided_ns = decided_ns
-        frame.written_ns = written_ns
-        frame.after_pose_us = after_pose_us
-        for sink in pipeline.sinks:
-            sink.write(frame)
-        pipeline.latency.add(ready_ns - record.host_timestamp_ns)
-        pipeline.first_ready_ns = pipeline.first_ready_ns or ready_ns
-        pipeline.last_ready_ns = ready_ns
-        seq += 1
-    refresh = getattr(estimator, "refresh", None)
-    if refresh is not None:  # CROP_FROM = previous_frame: the detector, after the keypoints
-        refresh()
-    return seq

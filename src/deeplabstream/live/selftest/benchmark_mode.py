@@ -21,10 +21,10 @@ from deeplabstream.core.figures import Figure, format_number, table_lines
 from deeplabstream.core.machine import machine_description
 from deeplabstream.core.stats import percentiles
 from deeplabstream.outputs.folder import write_json_atomic
-from deeplabstream.outputs.pose_files import POSE_CSV_SUFFIX, POSE_TIMING_SUFFIX
-from deeplabstream.outputs.pose_table import read_pose_table
+from deeplabstream.outputs.pose.files import POSE_CSV_SUFFIX, POSE_TIMING_SUFFIX
+from deeplabstream.outputs.pose.table import read_pose_table
 from deeplabstream.outputs.session_record import PoseCamera, SessionRecord, read_session_record
-from deeplabstream.settings.effective import resolve_cameras
+from deeplabstream.settings.effective import CameraPlan
 from deeplabstream.settings.sections import Settings
 
 BENCHMARK_JSON = "benchmark.json"
@@ -211,12 +211,14 @@ def gpu_names() -> list[str]:
     return [line.strip() for line in listed.stdout.splitlines() if line.strip()]
 
 
-def session_figures(session_dir: Path, settings: Settings) -> dict[str, Any]:
-    """Everything ``benchmark.json`` holds about the app's own run (not the baseline)."""
+def session_figures(session_dir: Path, plan: CameraPlan) -> dict[str, Any]:
+    """Everything ``benchmark.json`` holds about the app's own run (not the baseline).
+
+    ``plan`` is the session's (settings/effective.py): each camera's likelihood threshold.
+    """
     session = read_session_record(session_dir)
     pose = session.pose.cameras if session.pose is not None else {}
-    threshold = settings.pose.likelihood_threshold
-    plan = resolve_cameras(settings)  # a camera's own LIKELIHOOD_THRESHOLD, else [Pose]'s
+    threshold = plan.likelihood_threshold  # [Pose]'s
     cameras: dict[str, dict[str, Any]] = {}
     timings: list[pd.DataFrame] = []
     lost = analysed_total = 0
@@ -315,7 +317,7 @@ def comparison(app: dict[str, Any], naive: dict[str, Any]) -> list[Figure]:
 
 def build_benchmark(
     session_dir: Path,
-    settings: Settings,
+    plan: CameraPlan,
     *,
     frames_requested: int | None,
     naive: dict[str, Any] | None,
@@ -327,7 +329,7 @@ def build_benchmark(
     ``naive`` is the naive loop doing the session's work (recording when the session recorded);
     ``naive_no_recording`` the same loop without recording, when the session recorded.
     """
-    app = session_figures(session_dir, settings)
+    app = session_figures(session_dir, plan)
     session: SessionRecord = app.pop("session")
     machine = machine_description()
     machine["gpu"] = gpu_names()
@@ -338,7 +340,7 @@ def build_benchmark(
         "stop_reason": session.stop_reason,
         "frames_requested": frames_requested,
         "machine": machine,
-        "model": model_entry(session, settings, threads),
+        "model": model_entry(session, plan.settings, threads),
         "experiment": _experiment_entry(session),
         **app,
         "naive": naive,

@@ -41,7 +41,7 @@ from deeplabstream.core.errors import DeepLabStreamError
 from deeplabstream.core.stats import percentiles
 from deeplabstream.hardware.cameras.clock import ClockFit
 from deeplabstream.hardware.stimulation.latency import FlashReport, read_board_reports, run_file
-from deeplabstream.outputs.pose_files import POSE_TIMING_SUFFIX
+from deeplabstream.outputs.pose.files import POSE_TIMING_SUFFIX
 from deeplabstream.outputs.session_record import (
     DamagedRecordError,
     SessionRecord,

@@ -47,7 +47,7 @@ from deeplabstream.outputs.video import VideoWriter
 from deeplabstream.pose.loading import load_model
 from deeplabstream.pose.runtime.backends import open_backend
 from deeplabstream.pose.runtime.estimator import PoseEstimator
-from deeplabstream.settings.effective import resolve_cameras
+from deeplabstream.settings.effective import CameraPlan
 from deeplabstream.settings.sections import CameraSettings, RecordingSettings, Settings
 
 POOL_FRAMES = 100
@@ -139,7 +139,7 @@ def frame_pool(camera: CameraSettings, count: int) -> tuple[list[np.ndarray], fl
 
 
 def run_naive_loop(
-    settings: Settings,
+    plan: CameraPlan,
     frames_per_camera: dict[str, int],
     experiment: bool,
     stop_requested: Callable[[], bool] = lambda: False,
@@ -148,13 +148,13 @@ def run_naive_loop(
 ) -> dict[str, Any]:
     """Run the naive loop for as many due frames per camera as the app captured.
 
-    Returns its figures: ``analysed_fps`` (all cameras), ``latency_ms`` per stage, per camera
-    counts, and with ``experiment`` the latency of its actions (frame due -> command written).
-    With ``record``, a writer thread per camera encodes every due frame (``recorded`` per
-    camera).
+    ``plan`` is the session's (settings/effective.py): each camera runs its model and flip, as
+    the app runs them. Returns its figures: ``analysed_fps`` (all cameras), ``latency_ms`` per
+    stage, per camera counts, and with ``experiment`` the latency of its actions (frame due ->
+    command written). With ``record``, a writer thread per camera encodes every due frame
+    (``recorded`` per camera).
     """
-    # Each camera's own model where it has one, as the app runs them (settings/effective.py).
-    plan = resolve_cameras(settings)
+    settings = plan.settings
     descriptions = {path: load_model(path) for path in plan.models}
     backends = {
         path: open_backend(
@@ -171,10 +171,8 @@ def run_naive_loop(
         if frames:
             name = camera_settings.name
             limit = frames_per_camera[name]
-            model = plan.camera(name).model
-            cameras.append(
-                _Camera(name, frames, fps, camera_settings.common.flip, limit, model=model)
-            )
+            effective = plan.camera(name)
+            cameras.append(_Camera(name, frames, fps, effective.flip, limit, model=effective.model))
     estimators = {
         (c.model, c.frames[0].shape): PoseEstimator(
             descriptions[c.model], backends[c.model], c.frames[0].shape, 1

@@ -35,6 +35,7 @@ from deeplabstream.core.plugins import settings_folder_in_use
 from deeplabstream.core.priority import ProcessPriority
 from deeplabstream.live.processes.dispatch import EVENTS_FILE
 from deeplabstream.live.processes.inference import pose_main
+from deeplabstream.live.processes.job import PoseJob, WorkerCamera
 from deeplabstream.live.processes.messages import (
     ExperimentFailed,
     ExperimentSpec,
@@ -52,9 +53,8 @@ from deeplabstream.live.processes.messages import (
     StopAnalysis,
     StopExperiment,
 )
-from deeplabstream.live.processes.pose_job import PoseJob, WorkerCamera
-from deeplabstream.outputs.plugin import ChosenOutput
-from deeplabstream.outputs.pose_recovery import finish_events, how_it_ended, rebuild_camera_figures
+from deeplabstream.outputs.interface import ChosenOutput
+from deeplabstream.outputs.pose.recovery import finish_events, how_it_ended, rebuild_camera_figures
 from deeplabstream.settings.sections import PoseSettings
 from deeplabstream.spatial.triangulation.live import TriangulationSpec
 from deeplabstream.transport.ring import Channel, FrameRing
@@ -188,7 +188,7 @@ class Analysis:
         ``file_label`` goes between the camera name and the pose files' suffixes, so a second
         analysis in the same session writes ``cam.run2.pose.csv`` beside ``cam.pose.csv``.
         ``outputs``: the outputs chosen (settings/outputs.py), each by name with its settings;
-        the worker opens their live halves (outputs/plugin.py; the pose files always). The
+        the worker opens their live halves (outputs/interface.py; the pose files always). The
         wait for the worker includes what each may wait at its start (LSL: for consumers).
         ``stop_requested`` ends the wait with StopRequested (Ctrl-C while the model loads),
         after the worker has ended. ``settings_folder``: the settings file's folder, where the

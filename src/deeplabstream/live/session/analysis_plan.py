@@ -10,11 +10,11 @@ from __future__ import annotations
 from deeplabstream.experiments.registry import resolved_name
 from deeplabstream.hardware.stimulation.latency import LatencyTestSpec
 from deeplabstream.live.processes.depth import depth_source
+from deeplabstream.live.processes.job import WorkerCamera
 from deeplabstream.live.processes.messages import ExperimentSpec
-from deeplabstream.live.processes.pose_job import WorkerCamera
 from deeplabstream.live.session.cameras import CameraBranch
-from deeplabstream.live.session.health import SessionHealth
-from deeplabstream.live.session.record import run_label
+from deeplabstream.live.session.report.health import SessionHealth
+from deeplabstream.outputs.folder import run_label
 from deeplabstream.settings.effective import CameraPlan
 from deeplabstream.settings.sections import Settings
 from deeplabstream.transport.ring import Channel

@@ -6,18 +6,27 @@ import dataclasses
 import logging
 import multiprocessing
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from multiprocessing.context import SpawnContext
 from typing import Any
 
-from deeplabstream.core.control import STOP_POLL_S, StopCheck, check_stop, receive, receive_within
+from deeplabstream.core.control import (
+    STOP_POLL_S,
+    StopCheck,
+    check_stop,
+    join_or_terminate,
+    receive,
+    receive_within,
+)
 from deeplabstream.core.lifetime import children_leave_stop_signals_to_parent
 from deeplabstream.core.logs import LogTarget
 from deeplabstream.core.priority import PriorityPlan
 from deeplabstream.hardware.cameras.base import CameraControl, CameraError
 from deeplabstream.live.processes.capture import CaptureJob, capture_main
 from deeplabstream.live.processes.messages import (
+    Abort,
     CameraControlSet,
     Failed,
     Finished,
@@ -41,6 +50,7 @@ from deeplabstream.transport.ring import (
 log = logging.getLogger(__name__)
 
 OPEN_TIMEOUT_S = 60.0  # spawning a process and opening a camera; generous for slow machines
+CAPTURE_STOP_TIMEOUT_S = 10.0
 
 
 @dataclass
@@ -311,7 +321,7 @@ def branch_stats(branch: CameraBranch) -> dict[str, Any]:
         "analysed": int(header["consumed"][Channel.ANALYSE]),
         "analysis_skipped": int(header["skipped"][Channel.ANALYSE]),
         "last_frame_index": int(header["last_frame_index"]),
-        # the newest frame's stamps: rates on the camera's own clock (live/session/rates.py)
+        # the newest frame's stamps: rates on the camera's own clock (live/session/report/rates.py)
         "last_camera_ts": float(header["last_camera_ts"]),
         "last_host_ns": int(header["last_host_ns"]) if captured else None,
     }
@@ -332,3 +342,69 @@ def close_connections(branch: CameraBranch) -> None:
         branch.controls_pipe.close()
     for end in branch.channel_ends:
         end.close()
+
+
+def is_live(settings: Settings) -> bool:
+    """Return False when a camera delivers frames as fast as they are taken (a replayed video)."""
+    return not any(
+        getattr(camera.options, "pacing", "realtime") in ("free", "lockstep")
+        for camera in settings.cameras
+    )
+
+
+# -- the capture processes' end -------------------------------------------------------------
+
+
+def collect_finished_captures(
+    branches: list[CameraBranch], report_error: Callable[[str], None]
+) -> None:
+    """Take each streaming camera's end (its Finished message); report a failed or stuck one."""
+    deadline = time.monotonic() + CAPTURE_STOP_TIMEOUT_S
+    for branch in branches:
+        if branch.ended:
+            continue
+        message = receive_within(branch.control, deadline)
+        if isinstance(message, Finished):
+            branch.finished = message
+            if message.reason == EndReason.CAMERA_FAILED:
+                report_error(message.message)
+        else:
+            branch.failure = f"camera {branch.name!r}: capture process did not stop cleanly"
+            report_error(branch.failure)
+
+
+def join_captures(branches: list[CameraBranch], started: bool) -> None:
+    """Join every capture process (one that does not stop in time is terminated).
+
+    Before the start, an opened camera waits for Start or Abort: it is told to abort first.
+    """
+    if not started:
+        for branch in branches:
+            if branch.process.is_alive() and branch.opened is not None:
+                _send_abort(branch)
+    for branch in branches:
+        join_or_terminate(branch.process, CAPTURE_STOP_TIMEOUT_S)
+
+
+def abort_captures(branches: list[CameraBranch]) -> None:
+    """End every capture process of a start that cannot go on; close their pipes."""
+    # A camera still opening reads its Abort once open, and ends without streaming.
+    for branch in branches:
+        if branch.process.is_alive():
+            _send_abort(branch)
+    join_captures(branches, started=False)
+    for branch in branches:
+        close_connections(branch)
+
+
+def _send_abort(branch: CameraBranch) -> None:
+    try:
+        branch.control.send(Abort())
+    except OSError:  # the process is gone already: nothing to tell
+        pass
+
+
+def end_summary(branches: list[CameraBranch]) -> str:
+    """Say why the cameras ended, in a few words (e.g. "frame limit reached")."""
+    reasons = [b.finished.message if b.finished else b.failure or "" for b in branches]
+    return ", ".join(dict.fromkeys(r for r in reasons if r))

@@ -1,7 +1,7 @@
 """The outputs written after a session's stop: each chosen output's export, in order.
 
 They are built from the finished session folder (``session.json`` and the pose files), so they
-come last (``session.nwb``, the ``.slp`` files, a lab's own: outputs/plugin.py). A failure is
+come last (``session.nwb``, the ``.slp`` files, a lab's own: outputs/interface.py). A failure is
 handed to ``on_failure`` (the session reports it and rewrites ``session.json``), never raised:
 the session's own files stand.
 """
@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from deeplabstream.core.plugins import PluginError
-from deeplabstream.outputs.plugin import ChosenOutput, ExportContext
+from deeplabstream.outputs.interface import ChosenOutput, ExportContext
 
 log = logging.getLogger(__name__)
 

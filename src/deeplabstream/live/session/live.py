@@ -27,9 +27,7 @@ from deeplabstream.core.control import (
     StopCheck,
     StopRequested,
     check_stop,
-    join_or_terminate,
     receive,
-    receive_within,
 )
 from deeplabstream.core.logs import LogTarget, add_log_file, remove_log_file
 from deeplabstream.core.priority import (
@@ -41,7 +39,7 @@ from deeplabstream.core.priority import (
 from deeplabstream.hardware.cameras.base import CameraControl, CameraError
 from deeplabstream.hardware.stimulation.latency import LatencyTestSpec
 from deeplabstream.live.processes.dispatch import EVENTS_FILE
-from deeplabstream.live.processes.messages import Abort, Finished, Start
+from deeplabstream.live.processes.messages import Start
 from deeplabstream.live.session.analysis import Analysis, PoseError
 from deeplabstream.live.session.analysis_plan import (
     events_file_name,
@@ -54,64 +52,51 @@ from deeplabstream.live.session.camera_access import (
     set_camera_control,
 )
 from deeplabstream.live.session.cameras import (
-    OPEN_TIMEOUT_S,
     CameraBranch,
+    abort_captures,
     await_opened,
     close_connections,
+    collect_finished_captures,
+    end_summary,
     file_errors,
+    is_live,
+    join_captures,
     ring_spec,
     spawn_capture,
 )
-from deeplabstream.live.session.delivery import DeliveryNews, DeliveryWatch
 from deeplabstream.live.session.exports import write_exports
-from deeplabstream.live.session.health import SessionHealth, no_animal_warnings
-from deeplabstream.live.session.news import capture_news, wait_for_news
 from deeplabstream.live.session.preflight import start_warnings
-from deeplabstream.live.session.record import (
-    clean_up_after_killed_sessions,
-    is_live,
-    run_label,
-)
-from deeplabstream.live.session.recordings import (
-    RECORDER_STOP_TIMEOUT_S,
-    RecordingError,
-    account_recording,
-    check_free_space,
-    recording_losses,
-    spawn_recorder,
-    take_recorder_result,
-)
 from deeplabstream.live.session.reloading import reload
-from deeplabstream.live.session.status import (
-    SessionJson,
-    camera_figures,
-    experiment_summaries,
-    process_ids,
-)
-from deeplabstream.live.session.watchdogs import DiskWatch, truncated_videos
-from deeplabstream.live.session.watching import (
-    SessionEvent,
-    tell_health,
-    watch_disk,
-    watch_stalls,
+from deeplabstream.live.session.report.events import SessionEvent
+from deeplabstream.live.session.report.figures import process_ids
+from deeplabstream.live.session.report.health import SessionHealth
+from deeplabstream.live.session.report.news import capture_news, wait_for_news
+from deeplabstream.live.session.report.session_report import SessionReport
+from deeplabstream.live.session.video_recordings import (
+    RecordingError,
+    collect_recorders,
+    is_recording,
+    recording_losses,
+    request_stops,
+    start_recordings,
+    take_recorder_result,
 )
 from deeplabstream.outputs.folder import (
     SESSION_LOG,
     release_reserve,
     remove_preview_folder,
+    run_label,
     start_session_folder,
 )
-from deeplabstream.outputs.session_record import Cleanup, SessionRecord, SettingsReload
+from deeplabstream.outputs.session_record import SessionRecord
 from deeplabstream.settings.effective import CameraPlan, resolve_cameras
 from deeplabstream.settings.outputs import chosen_outputs
 from deeplabstream.settings.sections import Settings
-from deeplabstream.transport.channel import Doorbell, EndReason, export_doorbell
+from deeplabstream.transport.channel import Doorbell, export_doorbell
 from deeplabstream.transport.readers import NewestFrameReader
 from deeplabstream.transport.ring import FrameRing
 
 log = logging.getLogger(__name__)
-
-CAPTURE_STOP_TIMEOUT_S = 10.0
 
 
 class LiveSession:
@@ -124,9 +109,12 @@ class LiveSession:
         output_dir: Path | None = None,
         max_frames: int | None = None,
         log_level: int = logging.INFO,
+        plan: CameraPlan | None = None,
     ) -> None:
         self.settings = settings
-        self._plan: tuple[Settings, CameraPlan] | None = None  # camera_plan's, and its settings
+        # The run's plan (settings/effective.py), made where the command line met the file;
+        # None: resolved from ``settings`` at first use (camera_plan).
+        self._plan = plan
         self.output_dir = output_dir or settings.output.directory
         self.max_frames = max_frames
         self.session_dir: Path | None = None
@@ -140,7 +128,6 @@ class LiveSession:
         self.started_at = datetime.now().astimezone()  # session.json's clock, with:
         self.started_host_s = time.perf_counter()
         self._started = self._stopped = False
-        self._disk_watch = DiskWatch(settings.recording)
         self.analysis: Analysis | None = None  # the current (or last) analysis
         self.analyses: list[Analysis] = []  # every analysis of this session, in order
         self._experiments_started = 0
@@ -150,15 +137,10 @@ class LiveSession:
             side_niceness=settings.streaming.side_niceness if is_live(settings) else 0,
         )
         self._main_priority: MainPlacement | None = None
-        self.cleanup = Cleanup()  # what the start found left by killed sessions
         self.doorbell: Doorbell | None = None  # chosen when the session opens
         self._log_file: logging.Handler | None = None  # session.log, closed at the stop
-        self.settings_reloads: list[SettingsReload] = []  # Start Analysis re-read the file
-        # The deadline, stalls and the verdict at the end (live/session/health.py).
-        self.health = SessionHealth(settings.experiment, is_live(settings))
-        # Each paced camera's delivered rate against its FRAMERATE, and stalls (delivery.py).
-        self.delivery = DeliveryWatch(round(self.started_host_s * 1e9))
-        self._json = SessionJson()  # what session.json holds, and when it is written (status)
+        # The one owner of watching this session and saying what it saw (live/session/report/).
+        self.report = SessionReport(settings, self.started_host_s)
 
     # -- start -------------------------------------------------------------------------------
 
@@ -194,9 +176,7 @@ class LiveSession:
         if problems:
             self._abandon_start()
             raise CameraError("\n".join(problems))
-        self.cleanup = clean_up_after_killed_sessions(self.output_dir)
-        for warning in self.cleanup.warnings:  # a damaged session.json moved aside
-            self.report_warning(warning)
+        self.report.clean_up_at_start(self, self.output_dir)  # a damaged session.json: warned
         for warning in self.start_warnings():  # an exposure that lowers the rate, rings
             self.report_warning(warning)
         try:
@@ -238,85 +218,38 @@ class LiveSession:
 
     def _abandon_start(self) -> None:
         """End every capture process of a start that cannot go on; give back the cores."""
-        self._abort_all()
+        abort_captures(self._branches)
+        self._stopped = True
         if self._main_priority is not None:
             self._main_priority.restore()
-
-    def _abort_all(self) -> None:
-        # A camera still opening reads its Abort once open, and ends without streaming.
-        for branch in self._branches:
-            if branch.process.is_alive():
-                try:
-                    branch.control.send(Abort())
-                except OSError:
-                    pass
-        self._join_captures()
-        for branch in self._branches:
-            close_connections(branch)
-        self._stopped = True
 
     # -- recording ---------------------------------------------------------------------------
 
     @property
     def recording(self) -> bool:
         """True while any camera's recorder runs."""
-        return any(b.recorder is not None and b.recorder.running for b in self._branches)
+        return is_recording(self._branches)
 
     def start_recording(self) -> None:
         """Start a recorder per streaming camera; returns once all of them are subscribed."""
         if self.session_dir is None or self._stopped:
             raise RecordingError("the stream is not running: start the stream first")
-        check_free_space(self.session_dir, self.settings.recording)
-        branches = [
-            b
-            for b in self._branches
-            if not b.ended and b.recorder is None and b.settings.common.record
-        ]
-        if not branches and not self.recording:
-            raise RecordingError(
-                "no camera to record: every camera has RECORD = false (the Session form's "
-                "Record boxes) or has ended"
-            )
-        for branch in branches:
-            branch.recorder = spawn_recorder(
-                self._context,
-                branch,
-                self.session_dir,
-                self.settings.recording,
-                self._log_level,
-                self.priority_plan.for_role("recorder"),
-            )
-        deadline = time.monotonic() + OPEN_TIMEOUT_S
-        for branch in branches:
-            assert branch.recorder is not None
-            if not branch.recorder.await_ready(deadline):
-                take_recorder_result(branch, self.report_error)
-                raise RecordingError(f"camera {branch.name!r}: the recorder did not start")
+        start_recordings(
+            self._context,
+            self._branches,
+            self.session_dir,
+            self.settings.recording,
+            self._log_level,
+            self.priority_plan.for_role("recorder"),
+            self.report_error,
+        )
         self.priority_entry()  # each recorder set its priority before it said it was ready
         log.info("recording to %s", self.session_dir)
 
     def stop_recording(self) -> None:
         """Finish every recording: frames announced so far are written, files are closed."""
-        for branch in self._branches:
-            if branch.recorder is not None:
-                branch.recorder.request_stop()
-        self._collect_recorders()
-
-    def _collect_recorders(self) -> None:
-        deadline = time.monotonic() + RECORDER_STOP_TIMEOUT_S
-        for branch in self._branches:
-            recorder = branch.recorder
-            if recorder is None:
-                continue
-            recorder.collect(deadline)
-            if branch.recorder_entry is None:
-                take_recorder_result(branch, self.report_error)
-            account_recording(branch, recorder, self.session_dir)
-            branch.recorder, branch.recorder_entry = None, None
-
-    def _report_recording_losses(self) -> None:
-        for error in recording_losses(self._branches):
-            self.report_error(error)
+        request_stops(self._branches)
+        collect_recorders(self._branches, self.session_dir, self.report_error)
 
     # -- pose estimation ---------------------------------------------------------------------
 
@@ -385,12 +318,7 @@ class LiveSession:
             error = self.analysis.stop()
             if error:
                 self.report_error(error)
-            for news in self.health.end_analysis(self._branches):
-                tell_health(self, news)
-            for file_error in self.analysis.file_errors():
-                self.report_error(file_error)
-            for warning in no_animal_warnings(self.analysis.summary()["cameras"]):
-                self.report_warning(warning)
+            self.report.analysis_ended(self, self.analysis)  # a stall, its files, no animal
 
     # -- experiment --------------------------------------------------------------------------
 
@@ -446,12 +374,7 @@ class LiveSession:
                 if not branch.recorder.running:
                     take_recorder_result(branch, self.report_error)
         events += self._analysis_news()
-        events += watch_disk(self, self._disk_watch)
-        events += watch_stalls(self)
-        events += self._tell_delivery(self.delivery.check(self._branches))
-        if self.analysing:
-            events += [tell_health(self, news) for news in self.health.check(self._branches)]
-        self._json.write_when_due(self)  # a session killed hard still says how far it got
+        events += self.report.look(self)  # disk, lost cameras, delivery, health, session.json
         return events
 
     def _analysis_news(self) -> list[SessionEvent]:
@@ -464,21 +387,10 @@ class LiveSession:
             return [SessionEvent(logging.ERROR, error)]
         return []
 
-    def _tell_delivery(self, news: list[DeliveryNews]) -> list[SessionEvent]:
-        """Keep what the delivery watch found in ``warnings``; return it for the user."""
-        events = []
-        for item in news:
-            if item.warning is not None:
-                self.replace_warning(item.replaces, item.warning)
-            if item.live != item.warning:  # (a kept warning was logged as it was kept)
-                log.log(item.level, "%s", item.live)
-            events.append(SessionEvent(item.level, item.live, item.camera))
-        return events
-
-    def _judge_health(self) -> None:
-        """At the end: report each camera above the deadline's tolerance (see session/health)."""
-        for news in self.health.judge(self.analyses, experiment_summaries(self.analyses)):
-            tell_health(self, news)
+    @property
+    def health(self) -> SessionHealth:
+        """The loop's deadline, stalls and verdict (the report's, live/session/report/health.py)."""
+        return self.report.health
 
     @property
     def stopped(self) -> bool:
@@ -499,12 +411,13 @@ class LiveSession:
     def camera_plan(self) -> CameraPlan:
         """Each camera's effective settings (settings/effective.py), resolved once per settings.
 
-        A settings file re-read while streaming (:meth:`reload_settings`) gives a new plan: its
-        ``[Pose]`` keys apply to the cameras without their own from the next use.
+        The plan the session was given, while its settings are the session's; a settings file
+        re-read while streaming (:meth:`reload_settings`) gives a new plan: its ``[Pose]`` keys
+        apply to the cameras without their own from the next use.
         """
-        if self._plan is None or self._plan[0] is not self.settings:
-            self._plan = (self.settings, resolve_cameras(self.settings))
-        return self._plan[1]
+        if self._plan is None or self._plan.settings is not self.settings:
+            self._plan = resolve_cameras(self.settings)
+        return self._plan
 
     def likelihood_threshold(self, camera_name: str) -> float:
         """Return the camera's own LIKELIHOOD_THRESHOLD, else ``[Pose] LIKELIHOOD_THRESHOLD``."""
@@ -542,11 +455,7 @@ class LiveSession:
 
     def camera_stats(self) -> dict[str, dict[str, Any]]:
         """Live per-camera figures read from the ring headers (cheap; call it often)."""
-        stats = camera_figures(self._branches, self.analysis, self.health)
-        for name, figures in stats.items():  # what the delivery watch says now
-            figures["below_framerate"] = self.delivery.below_rate(name)
-            figures["no_frame_s"] = self.delivery.silent_s(name)
-        return stats
+        return self.report.camera_stats(self)
 
     # -- stop --------------------------------------------------------------------------------
 
@@ -559,19 +468,18 @@ class LiveSession:
         for branch in self._branches:
             if branch.ring is not None:
                 branch.ring.request_stop()
-        self._collect_finished_captures()
-        self._tell_delivery(self.delivery.close(self._branches))
-        for text in truncated_videos(self._branches):  # a video camera whose file is cut short
-            self.report_error(text)
+        if self._started:  # before the start no camera streamed: none has an end to say
+            collect_finished_captures(self._branches, self.report_error)
+        self.report.cameras_ended(self, self._branches)  # delivery's last word, cut videos
         if not self._started:  # stopped during start-up: no frame, so no end-of-stream, comes
-            for branch in self._branches:
-                if branch.recorder is not None:
-                    branch.recorder.request_stop()
-        self._collect_recorders()  # recorders end on the end-of-stream record
-        self._report_recording_losses()
+            request_stops(self._branches)
+        # recorders end on the end-of-stream record
+        collect_recorders(self._branches, self.session_dir, self.report_error)
+        for error in recording_losses(self._branches):
+            self.report_error(error)
         self.stop_analysis()  # so does the inference worker
-        self._judge_health()
-        self._join_captures()
+        self.report.judge(self)
+        join_captures(self._branches, self._started)
         for branch in self._branches:  # side files of the cameras that stopped early
             for file_error in file_errors(branch):
                 self.report_error(file_error)
@@ -636,47 +544,14 @@ class LiveSession:
             return []
         taken = reload(self.settings, settings)
         self.settings = taken.settings
-        self._disk_watch = DiskWatch(self.settings.recording)
-        self.health.settings = self.settings.experiment  # deadlines: from the next analysis
+        self.report.settings_reloaded(self.settings, tuple(taken.changed))
         if taken.changed:
-            self.settings_reloads.append(
-                SettingsReload(
-                    at=datetime.now().astimezone().isoformat(timespec="seconds"),
-                    changed=tuple(taken.changed),
-                )
-            )
-            self._json.forget_settings()  # session.json shows the settings now in effect
             log.info(
                 "settings re-read from %s: %s changed",
                 settings.source_file,
                 ", ".join(taken.changed),
             )
         return list(taken.notes)
-
-    def _collect_finished_captures(self) -> None:
-        deadline = time.monotonic() + CAPTURE_STOP_TIMEOUT_S
-        for branch in self._branches:
-            if branch.ended or not self._started:
-                continue
-            message = receive_within(branch.control, deadline)
-            if isinstance(message, Finished):
-                branch.finished = message
-                if message.reason == EndReason.CAMERA_FAILED:
-                    self.report_error(message.message)
-            else:
-                branch.failure = f"camera {branch.name!r}: capture process did not stop cleanly"
-                self.report_error(branch.failure)
-
-    def _join_captures(self) -> None:
-        if not self._started:
-            for branch in self._branches:
-                if branch.process.is_alive() and branch.opened is not None:
-                    try:
-                        branch.control.send(Abort())
-                    except OSError:
-                        pass
-        for branch in self._branches:
-            join_or_terminate(branch.process, CAPTURE_STOP_TIMEOUT_S)
 
     def report_error(self, text: str) -> None:
         """Record an error for the summary and session.json, and log it."""
@@ -711,17 +586,17 @@ class LiveSession:
     @property
     def record(self) -> SessionRecord | None:
         """``session.json`` as last written (the summaries read it); None before the first."""
-        return self._json.record
+        return self.report.record
 
     def write_session_json(
         self, status: str, stats: dict[str, dict[str, Any]] | None = None
     ) -> None:
         """Write ``session.json`` with the current state of the session."""
-        self._json.write(self, status, stats)
+        self.report.write(self, status, stats)
 
     def priority_entry(self) -> dict[str, Any]:
         """Return the placement plan and what each process was last seen running with."""
-        return self._json.priority_entry(self)
+        return self.report.priority_entry(self)
 
     def process_ids(self) -> dict[str, int | None]:
         """Return the process id of every process of the session, by process name."""
@@ -729,5 +604,4 @@ class LiveSession:
 
     def end_summary(self) -> str:
         """Why the cameras ended, in a few words (e.g. "frame limit reached")."""
-        reasons = [b.finished.message if b.finished else b.failure or "" for b in self._branches]
-        return ", ".join(dict.fromkeys(r for r in reasons if r))
+        return end_summary(self._branches)

@@ -14,11 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from deeplabstream.core.plugins import PluginError, Registry
-from deeplabstream.hardware.cameras import CAMERAS
-from deeplabstream.hardware.stimulation import DEVICES
-from deeplabstream.outputs.plugin import OUTPUTS
-from deeplabstream.pose.runtime.backends import BACKENDS
 from deeplabstream.settings.outputs import chosen_outputs
+from deeplabstream.settings.plugin_kinds import PLUGIN_KINDS
 from deeplabstream.settings.sections import Settings
 
 
@@ -39,16 +36,18 @@ def plugins_named(
     (``{registered name: origin}``), which the inference worker says of the models it loaded
     (``PoseReady.model_formats``): probing the formats here would import them all.
     """
-    folder = settings.source_file.parent
-    named: dict[str, dict[str, str]] = {
-        "camera": {c.source: origin_of(CAMERAS, c.source, folder) for c in settings.cameras},
-        "device": {
-            d.type: origin_of(DEVICES, d.type, folder) for d in settings.devices.values()
-        },
-        "output": {o.name: origin_of(OUTPUTS, o.name, folder) for o in chosen_outputs(settings)},
+    chosen: dict[str, list[str]] = {
+        "camera": [camera.source for camera in settings.cameras],
+        "device": [device.type for device in settings.devices.values()],
+        "output": [output.name for output in chosen_outputs(settings)],
     }
     if pose:
-        backend = settings.pose.backend
-        named["backend"] = {backend: origin_of(BACKENDS, backend, folder)}
+        chosen["backend"] = [settings.pose.backend]
+    folder = settings.source_file.parent
+    named = {
+        kind: {name: origin_of(PLUGIN_KINDS[kind], name, folder) for name in names}
+        for kind, names in chosen.items()
+    }
+    if pose:
         named["model format"] = dict(model_formats or {})
     return {kind: names for kind, names in named.items() if names}

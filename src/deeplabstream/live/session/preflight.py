@@ -59,20 +59,32 @@ def check_before_start(
     model_option: Path | None = None,
     experiment_option: str | None = None,
 ) -> list[str]:
-    """Return the problems that would stop the run; empty when none is found.
+    """Return the problems that would stop a run of ``settings``; empty when none is found.
+
+    For a caller that holds the settings alone (the window's checks): they are resolved here
+    into the run's plan (settings/effective.py) and checked as :func:`check_plan` does.
+    ``model_option`` is ``--model`` when given; the other parameters are :func:`check_plan`'s.
+    """
+    plan = resolve_cameras(settings, model=model_option)
+    return check_plan(plan, pose, experiment, experiment_option=experiment_option)
+
+
+def check_plan(
+    plan: CameraPlan, pose: bool, experiment: bool, *, experiment_option: str | None = None
+) -> list[str]:
+    """Return the problems that would stop the run ``plan`` resolves; empty when none is found.
 
     Parameters
     ----------
-    settings
-        The run's settings, with the command line's overrides applied.
+    plan
+        The run's plan (settings/effective.py): its settings, with the command line's overrides
+        applied, and each camera's model, crop... as the session will run them.
     pose, experiment
         Which parts the command line runs (an experiment needs the models too).
-    model_option, experiment_option
-        ``--model`` and ``--experiment`` when given, so the messages name them. ``--model`` is
-        the model the command wrote into ``settings``' ``[Pose] MODEL_PATH``.
+    experiment_option
+        ``--experiment`` when given, so the messages name it; ``--model`` is named by the plan.
     """
-    # Each camera's model, crop... resolved once, as the session will (settings/effective.py).
-    plan = resolve_cameras(settings, model=model_option)
+    settings = plan.settings
     problems: list[str] = _shared_memory_problems(settings)
     if pose or experiment:
         problems += _model_problems(plan)
@@ -478,21 +490,20 @@ def _points3d_problems(settings: Settings, triggers: Any) -> list[str]:
     ]
 
 
-def experiment_keypoint_problems(
-    settings: Settings, where: str, *, model: Path | None = None
-) -> list[str]:
+def experiment_keypoint_problems(plan: CameraPlan, where: str) -> list[str]:
     """Return the keypoints ``[Experiment] NAME`` reads that the models lack (offline replay).
 
-    ``where`` names the setting or option that chose the experiment; ``model`` is ``--model``
-    when given (settings without cameras: the videos' cameras run it). An experiment that cannot
-    be loaded gives no problem here: loading it at the start says why.
+    ``plan`` is the replay's (settings without cameras: the videos' cameras run its shared
+    model, ``--model`` when given); ``where`` names the setting or option that chose the
+    experiment. An experiment that cannot be loaded gives no problem here: loading it at the
+    start says why.
     """
+    settings = plan.settings
     name = settings.experiment.name
     try:
         loaded = load_experiment(name, settings.source_file.parent)
     except Exception:  # not this check's to report (see the docstring)
         return []
-    plan = resolve_cameras(settings, model=model)
     return [f"{where} ({name!r}): {p}" for p in _keypoint_problems(settings, plan, loaded, name)]
 
 

@@ -16,7 +16,7 @@ from types import FrameType
 from typing import Any, TextIO
 
 from deeplabstream.live.session.live import LiveSession, SessionEvent
-from deeplabstream.live.session.rates import CameraRates, StampSample, frame_time_s
+from deeplabstream.live.session.report.rates import CameraRates, StampSample, frame_time_s
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +37,11 @@ class CameraFigures:
     latency_ms: tuple[float, float] | None  # frame-to-pose p50, p99 over the recent poses
     record_lost: int = 0  # of ``dropped``: frames the recorder could not take
     analysed: int = 0  # frames analysed so far
-    late: int = 0  # analysed frames that missed the deadline so far (live/session/health.py)
+    late: int = 0  # analysed frames that missed the deadline so far (live/session/report/health.py)
     stalled_s: float | None = None  # how long its analysis has been stalled; None: it is not
     # frame -> decision or command p50, p99 over the recent poses; None without an experiment
     loop_latency_ms: tuple[float, float] | None = None
-    # Its FRAMERATE while it delivers below it (live/session/delivery.py); None: it keeps it
+    # Its FRAMERATE while it delivers below it (live/session/report/delivery.py); None: it keeps it
     below_framerate: float | None = None
     no_frame_s: float | None = None  # how long it has delivered no frame (a stall); None: it does
 

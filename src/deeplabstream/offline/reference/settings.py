@@ -17,7 +17,7 @@ from typing import Any
 from deeplabstream.core.schema import describe_allowed, key_of, settings_fields, spec_of
 from deeplabstream.hardware.cameras import CAMERAS, camera_class
 from deeplabstream.hardware.stimulation import DEVICES, device_class
-from deeplabstream.outputs.plugin import OUTPUTS
+from deeplabstream.outputs.interface import OUTPUTS
 from deeplabstream.settings.loader import SECTION_CLASSES
 from deeplabstream.settings.sections import CameraCommonSettings
 

@@ -34,7 +34,7 @@ from deeplabstream.offline.replay.job import ReplayOptions, ReplayResult
 from deeplabstream.offline.replay.progress import ProgressView, failure_reason
 from deeplabstream.offline.replay.videos import ReplayError, find_videos
 from deeplabstream.settings import load_settings
-from deeplabstream.settings.effective import resolve_cameras
+from deeplabstream.settings.effective import CameraPlan, resolve_cameras
 from deeplabstream.settings.sections import Settings, deadline_option
 
 hold_here("command-import")  # a fault test's chosen moment: the command's stack is imported
@@ -149,21 +149,28 @@ def check_inputs(options: ReplayOptions) -> list[str]:
     # The model is checked before any video starts (issue 37): a folder no format knows is
     # refused here, not by each video's worker after its session folder was made. A replay's
     # cameras are its videos, which run the shared model: --model, else [Pose] MODEL_PATH.
-    plan = resolve_cameras(replace(settings, cameras=()), model=options.model)
+    plan = _batch_plan(settings, options)
     problems = model_problems(plan.shared_model, plan.shared_model_named_by)
-    if problems:
+    if problems or not options.experiment:
         return problems
-    return _keypoint_problems(settings, options) if options.experiment else []
+    # The experiment's keypoints must be the model's: a mismatch would fail every video.
+    return experiment_keypoint_problems(plan, _experiment_named_by(plan.settings, options))
 
 
-def _keypoint_problems(settings: Settings, options: ReplayOptions) -> list[str]:
-    """Return the keypoints the experiment reads that the model lacks (every video would fail)."""
-    experiment, where = settings.experiment, f"[Experiment] NAME in {settings.source_file}"
+def _batch_plan(settings: Settings, options: ReplayOptions) -> CameraPlan:
+    """Return the plan every video of the batch shares: no camera of its own, the options'."""
+    experiment = settings.experiment
     if options.experiment_name is not None:
-        experiment, where = replace(experiment, name=options.experiment_name), "--experiment"
-    # A replay's one camera is the video, analysed by [Pose] MODEL_PATH (or --model).
-    replayed = replace(settings, cameras=(), experiment=experiment)
-    return experiment_keypoint_problems(replayed, where, model=options.model)
+        experiment = replace(experiment, name=options.experiment_name)
+    batch = replace(settings, cameras=(), experiment=experiment)
+    return resolve_cameras(batch, model=options.model)
+
+
+def _experiment_named_by(settings: Settings, options: ReplayOptions) -> str:
+    """Return the option or setting that chose the experiment, for messages."""
+    if options.experiment_name is not None:
+        return "--experiment"
+    return f"[Experiment] NAME in {settings.source_file}"
 
 
 def main(argv: list[str] | None = None) -> int:

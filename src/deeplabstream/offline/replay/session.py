@@ -47,6 +47,7 @@ from deeplabstream.outputs.session_record import (
     write_record,
 )
 from deeplabstream.settings import load_settings
+from deeplabstream.settings.effective import CameraPlan, resolve_cameras
 from deeplabstream.settings.sections import CameraSettings, DeviceSettings, Settings
 
 log = logging.getLogger(__name__)
@@ -57,8 +58,12 @@ REPLAY_KEYS = frozenset(field.name for field in dataclasses.fields(Replay)) - {"
 END_OF_VIDEO = "end of source"  # the capture process's word for it (session.json "end")
 
 
-def replay_settings(base: Settings, video: Path, options: ReplayOptions) -> Settings:
-    """Return ``base`` with one ``video`` camera playing ``video`` instead of its cameras."""
+def replay_plan(base: Settings, video: Path, options: ReplayOptions) -> CameraPlan:
+    """Return the replay's plan: ``base`` with one camera playing ``video``, the options applied.
+
+    The video's camera replaces the file's cameras (their own models too); ``--model`` is
+    applied where the plan resolves (settings/effective.py).
+    """
     camera = CameraSettings(
         name=camera_name_for(video),
         source="video",
@@ -67,9 +72,6 @@ def replay_settings(base: Settings, video: Path, options: ReplayOptions) -> Sett
         ),
     )
     settings = dataclasses.replace(base, cameras=(camera,))
-    if options.model is not None:
-        pose = dataclasses.replace(settings.pose, model_path=options.model)
-        settings = dataclasses.replace(settings, pose=pose)
     if options.experiment_name is not None:
         experiment = dataclasses.replace(settings.experiment, name=options.experiment_name)
         settings = dataclasses.replace(settings, experiment=experiment)
@@ -79,7 +81,12 @@ def replay_settings(base: Settings, video: Path, options: ReplayOptions) -> Sett
     if options.log_devices:
         devices = {name: DeviceSettings(type="log") for name in settings.devices}
         settings = dataclasses.replace(settings, devices=devices)
-    return settings
+    return resolve_cameras(settings, model=options.model)
+
+
+def replay_settings(base: Settings, video: Path, options: ReplayOptions) -> Settings:
+    """Return the settings of :func:`replay_plan`: what the replay's session runs."""
+    return replay_plan(base, video, options).settings
 
 
 def replay_video(
@@ -91,29 +98,30 @@ def replay_video(
     report(Progress(video, "starting", 0, None))
     try:
         info = probe_video(video)
-        settings = replay_settings(
+        plan = replay_plan(
             load_settings(options.settings_file, cameras_required=False), video, options
         )
     # ReplayError (the video) and SettingsError are ours; ValueError: a settings object's check
     except (DeepLabStreamError, ValueError) as error:
         return ReplayResult(video, False, errors=(str(error),), elapsed_s=time.monotonic() - began)
-    return _run(video, info, settings, options, report, began)
+    return _run(video, info, plan, options, report, began)
 
 
 def _run(
     video: Path,
     info: VideoInfo,
-    settings: Settings,
+    plan: CameraPlan,
     options: ReplayOptions,
     report: ProgressSink,
     began: float,
 ) -> ReplayResult:
+    settings = plan.settings
     output_dir = options.output_dir or settings.output.directory
     try:  # a video takes no lock; the experiment's real devices (without --log-devices) do
         locks = lock_session_devices(settings, devices=options.experiment)
     except DeviceBusyError as error:
         return ReplayResult(video, False, errors=(str(error),), elapsed_s=time.monotonic() - began)
-    stream = LiveSession(settings, output_dir=output_dir, log_level=options.log_level)
+    stream = LiveSession(settings, output_dir=output_dir, log_level=options.log_level, plan=plan)
     runner = _ReplayRunner(stream, video, info.frames, report)
     _install_signals(runner.request_stop)
     errors: list[str] = []

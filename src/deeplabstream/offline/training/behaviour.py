@@ -38,7 +38,7 @@ from deeplabstream.behaviour.features import (
 from deeplabstream.behaviour.labels import NO_BEHAVIOUR, LabelsError, read_labels
 from deeplabstream.core.errors import DeepLabStreamError
 from deeplabstream.core.optional import exit_with
-from deeplabstream.outputs.pose_table import read_pose_table
+from deeplabstream.outputs.pose.table import read_pose_table
 from deeplabstream.outputs.session_record import DamagedRecordError, load_record
 
 INPUT_NAME = "features"

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from deeplabstream.hardware.simulator.arena import BEHAVIOUR_NAMES, ArenaParams, SimulatedArena
-from deeplabstream.outputs.pose_files import PoseCsvWriter
+from deeplabstream.outputs.pose.files import PoseCsvWriter
 from deeplabstream.pose.loading import BUNDLED_MODEL, load_model
 from deeplabstream.pose.runtime.backends import open_backend
 from deeplabstream.pose.runtime.estimator import PoseEstimator

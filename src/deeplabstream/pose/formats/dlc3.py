@@ -43,14 +43,12 @@ from typing import Any
 import numpy as np
 
 from deeplabstream.pose.formats.conversion import (
-    ConversionSpec,
     Differences,
     Precision,
-    convert,
     load_weights,
     max_abs_differences,
-    synthetic_input,
 )
+from deeplabstream.pose.formats.dlc3_bottomup import FRAMEWORK, Normalisation, WholeFrameGraph
 from deeplabstream.pose.formats.dlc3_dekr import (
     build_dekr_module,
     compare_dekr_outputs,
@@ -58,7 +56,7 @@ from deeplabstream.pose.formats.dlc3_dekr import (
     is_dekr,
     load_dlc_dekr,
 )
-from deeplabstream.pose.formats.dlc3_heads import HeadSpec, head_spec
+from deeplabstream.pose.formats.dlc3_heads import HeadSpec, head_spec, head_types
 from deeplabstream.pose.formats.dlc3_multianimal import (
     build_paf_module,
     compare_paf_outputs,
@@ -84,7 +82,6 @@ from deeplabstream.pose.model_format import (
     unreadable_reason,
 )
 
-FRAMEWORK = "deeplabcut"
 DEEPLABCUT_EXPORT_ADVICE = (
     "not a readable DeepLabCut 3.0 export",
     "This program reads only DeepLabCut 3.0 exports it can load safely (weights and settings, "
@@ -92,7 +89,6 @@ DEEPLABCUT_EXPORT_ADVICE = (
     "--model) to the .pt file it writes.",
 )
 DEFAULT_FRAME_SIZE = (480, 640)  # height, width
-INPUT_NAME = "images"
 SUPPORTED = (
     "supported: single-animal bottom-up models (method bu, no detector) with a CSPNeXt "
     "(cspnext_s/m/x), ResNet (resnet_50, resnet_101) or HRNet (hrnet_w18/32/48) backbone and "
@@ -239,7 +235,7 @@ def describe_holding(export: DlcExport) -> str:
     config = export.config
     model = config["model"]
     backbone = model.get("backbone") or {}
-    heads = {name: (head or {}).get("type") for name, head in (model.get("heads") or {}).items()}
+    heads = head_types(model)
     individuals = config.get("metadata", {}).get("individuals") or []
     return (
         f"net_type {export.net_type}, method {config.get('method')!r}, backbone "
@@ -255,7 +251,7 @@ def describe_holding(export: DlcExport) -> str:
 
 def check_supported(export: DlcExport) -> None:
     """Raise a ModelError naming what the export holds when it is not supported."""
-    config, path = export.config, export.path
+    config = export.config
     model = config["model"]
     reasons = []
     if str(config.get("method", "bu")).lower() != "bu":
@@ -267,7 +263,7 @@ def check_supported(export: DlcExport) -> None:
         reasons.append(f"{len(individuals)} individuals (multi-animal)")
     if config.get("metadata", {}).get("unique_bodyparts"):
         reasons.append("unique bodyparts")
-    heads = {name: (head or {}).get("type") for name, head in (model.get("heads") or {}).items()}
+    heads = head_types(model)
     if heads != {"bodypart": "HeatmapHead"}:
         reasons.append(f"heads {heads}")
     if model.get("neck"):
@@ -275,38 +271,31 @@ def check_supported(export: DlcExport) -> None:
     backbone = (model.get("backbone") or {}).get("type")
     if backbone not in ("CSPNeXt", "ResNet", "HRNet"):
         reasons.append(f"backbone {backbone}")
-    if reasons:
-        raise ModelError(
-            f"{path}: a DeepLabCut 3.0 export of {export.net_type} with "
-            f"{', '.join(reasons)}, which this program cannot run; {SUPPORTED}. "
-            f"(The file holds {describe_holding(export)}.)"
-        )
+    refuse_problems(export, "export", reasons)
     check_preprocessing(export)
 
 
 def check_paf_supported(export: DlcExport) -> None:
     """Raise a ModelError naming what a multi-animal PAF export holds when it is not supported."""
-    problems = paf_problems(export)
-    if problems:
-        raise ModelError(
-            f"{export.path}: a DeepLabCut 3.0 multi-animal export of {export.net_type} with "
-            f"{', '.join(problems)}, which this program cannot run; {SUPPORTED}. "
-            f"(The file holds {describe_holding(export)}.)"
-        )
+    refuse_problems(export, "multi-animal export", paf_problems(export))
     check_preprocessing(export)
     paf_head_spec(export)
 
 
 def check_dekr_supported(export: DlcExport) -> None:
     """Raise a ModelError naming what a multi-animal DEKR export holds when it is not supported."""
-    problems = dekr_problems(export)
+    refuse_problems(export, "multi-animal DEKR export", dekr_problems(export))
+    check_preprocessing(export)
+
+
+def refuse_problems(export: DlcExport, kind: str, problems: list[str]) -> None:
+    """Raise a ModelError naming the ``problems`` of a ``kind`` of export ([]: return)."""
     if problems:
         raise ModelError(
-            f"{export.path}: a DeepLabCut 3.0 multi-animal DEKR export of {export.net_type} "
-            f"with {', '.join(problems)}, which this program cannot run; {SUPPORTED}. "
+            f"{export.path}: a DeepLabCut 3.0 {kind} of {export.net_type} with "
+            f"{', '.join(problems)}, which this program cannot run; {SUPPORTED}. "
             f"(The file holds {describe_holding(export)}.)"
         )
-    check_preprocessing(export)
 
 
 def check_preprocessing(export: DlcExport) -> None:
@@ -416,7 +405,7 @@ def output_names(head: HeadSpec) -> tuple[str, ...]:
     return ("keypoints", "heatmaps") if head.locref is None else ("keypoints", "heatmaps", "locref")
 
 
-def normalisation(export: DlcExport) -> tuple[tuple[float, ...], tuple[float, ...]]:
+def normalisation(export: DlcExport) -> Normalisation:
     """Mean and std (in 0..1 pixel units) of the export's inference pre-processing."""
     transforms = export.config.get("data", {}).get("inference") or {}
     if transforms.get("normalize_images", True):
@@ -447,22 +436,6 @@ def compare_outputs(
     delta = np.abs(ours - theirs)
     xy = float(delta[..., :2][clear].max()) if clear.any() else 0.0
     return differences | {"xy_px": xy, "likelihood": float(delta[..., 2].max())}
-
-
-def conversion_spec(
-    export: DlcExport, head: HeadSpec, input_size: tuple[int, int]
-) -> ConversionSpec:
-    """How to export the module (dynamic batch, height and width)."""
-    return ConversionSpec(
-        sources=(export.path,),
-        input_name=INPUT_NAME,
-        output_names=output_names(head),
-        example_shape=(1, 3, *input_size),
-        dynamic_size=True,
-        compare=compare_outputs,
-        tolerances=TOLERANCES,
-        fp16_tolerances=FP16_TOLERANCES,
-    )
 
 
 def load_deeplabcut(
@@ -496,46 +469,29 @@ def load_deeplabcut(
         conversion does not reproduce the network.
     """
     export = read_export(path)
+    size = frame_size or DEFAULT_FRAME_SIZE
     if is_topdown(export.config, export.other_entries):  # a detector + a pose model
         check_topdown_supported(export)
-        return load_dlc_topdown(export, frame_size or DEFAULT_FRAME_SIZE, precision)
+        return load_dlc_topdown(export, size, precision)
     if is_paf_bottomup(export.config):  # multi-animal: peaks, fields, DeepLabCut's assembly
         check_paf_supported(export)
-        size = frame_size or DEFAULT_FRAME_SIZE
         return load_dlc_multianimal(export, size, precision, normalisation(export))
     if is_dekr(export.config):  # multi-animal DEKR: centres, offsets, DeepLabCut's pose NMS
         check_dekr_supported(export)
-        size = frame_size or DEFAULT_FRAME_SIZE
         return load_dlc_dekr(export, size, precision, normalisation(export))
     module = build_module(export)
     head = head_spec(export)
-    height, width = frame_size or DEFAULT_FRAME_SIZE
-    mean, std = normalisation(export)
-    check = synthetic_input(height, width, mean, std)
-    conversion = convert(module, conversion_spec(export, head, (height, width)), check, precision)
-    colour = str(export.config.get("data", {}).get("colormode", "RGB")).lower()
-    return ModelDescription(
-        name=export.path.stem,
-        framework=FRAMEWORK,
-        model_file=conversion.onnx_file,
-        keypoints=export.bodyparts,
-        input_height=height,
-        input_width=width,
-        color_order="bgr" if colour == "bgr" else "rgb",
-        mean=mean,
-        std=std,
-        resize="bilinear-float",
-        output_kind="coordinates",
-        stride=module.stride,
+    graph = WholeFrameGraph(export, size, normalisation(export), precision)
+    conversion = graph.convert(
+        module, output_names(head), compare_outputs, TOLERANCES, FP16_TOLERANCES
+    )
+    return graph.describe(
+        conversion,
+        module.stride,
         decoder="argmax",
         heatmaps_are_probabilities=not head.apply_sigmoid,
         locref_std=head.locref_std,
-        input_name=INPUT_NAME,
         output_names=("keypoints",),
-        batch_size=None,
-        precision=precision,
-        source_file=export.path,
-        any_input_size=True,
     )
 
 

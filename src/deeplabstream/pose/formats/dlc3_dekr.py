@@ -22,19 +22,11 @@ from typing import Any
 import numpy as np
 
 from deeplabstream.pose.decoding.dlc_dekr import OUTPUT_NAMES, DekrSettings
-from deeplabstream.pose.formats.conversion import (
-    ConversionSpec,
-    Differences,
-    Precision,
-    convert,
-    load_weights,
-    max_abs_differences,
-    synthetic_input,
-)
+from deeplabstream.pose.formats.conversion import Differences, Precision, load_weights
+from deeplabstream.pose.formats.dlc3_bottomup import WholeFrameGraph, map_differences, skeleton_of
+from deeplabstream.pose.formats.dlc3_heads import bodypart_head_type, head_types
 from deeplabstream.pose.model import ModelDescription, ModelError
 
-FRAMEWORK = "deeplabcut"
-INPUT_NAME = "images"  # as the other DeepLabCut graphs (pose.formats.dlc3)
 HEAD_TYPE = "DEKRHead"
 PREDICTOR_TYPE = "DEKRPredictor"
 # fp32: the graph's maps differ from PyTorch's by about 1e-6 (the offsets, through the
@@ -61,8 +53,7 @@ class DekrHeadSpec:
 
 def is_dekr(config: dict[str, Any]) -> bool:
     """Return True for an export whose bodypart head is DeepLabCut's ``DEKRHead``."""
-    heads = (config.get("model") or {}).get("heads") or {}
-    return (heads.get("bodypart") or {}).get("type") == HEAD_TYPE
+    return bodypart_head_type(config) == HEAD_TYPE
 
 
 def dekr_problems(export: Any) -> list[str]:
@@ -70,7 +61,7 @@ def dekr_problems(export: Any) -> list[str]:
     config = export.config
     model = config["model"]
     problems = []
-    heads = {name: (head or {}).get("type") for name, head in (model.get("heads") or {}).items()}
+    heads = head_types(model)
     if set(heads) != {"bodypart"}:
         problems.append(f"heads {heads} (unique bodyparts or identity: not rebuilt yet)")
     predictor = (model["heads"]["bodypart"].get("predictor") or {}).get("type")
@@ -184,18 +175,12 @@ def build_dekr_module(export: Any) -> Any:
 def compare_dekr_outputs(
     reference: Sequence[np.ndarray], converted: Sequence[np.ndarray]
 ) -> Differences:
-    """Largest differences of the maps; ``peaks`` where both call the cell a peak.
+    """Largest differences of the maps; ``peaks`` where both call the cell a peak (not 0)."""
+    return map_differences(OUTPUT_NAMES, reference, converted, 1, _nonzero)
 
-    A cell that is a local maximum in one and ties with a neighbour in the other is a correct
-    conversion; the fraction of such cells is reported as ``peak_cells_differing``.
-    """
-    differences = max_abs_differences(OUTPUT_NAMES, reference, converted)
-    ours, theirs = reference[1], converted[1]
-    if ours.shape == theirs.shape:
-        both = (ours != 0) & (theirs != 0)
-        differences["peaks"] = float(np.abs(ours - theirs)[both].max()) if both.any() else 0.0
-        differences["peak_cells_differing"] = float(((ours != 0) != (theirs != 0)).mean())
-    return differences
+
+def _nonzero(peaks: np.ndarray) -> np.ndarray:
+    return peaks != 0  # the graph's peak map: the heatmap at a 5x5 maximum, 0 elsewhere
 
 
 def load_dlc_dekr(
@@ -210,50 +195,17 @@ def load_dlc_dekr(
     :func:`pose.formats.dlc3.normalisation` reads it.
     """
     module = build_dekr_module(export)
-    height, width = frame_size
-    mean, std = normalisation
-    spec = ConversionSpec(
-        sources=(export.path,),
-        input_name=INPUT_NAME,
-        output_names=OUTPUT_NAMES,
-        example_shape=(1, 3, height, width),
-        dynamic_size=True,
-        compare=compare_dekr_outputs,
-        tolerances=TOLERANCES,
-        fp16_tolerances=FP16_TOLERANCES,
+    graph = WholeFrameGraph(export, frame_size, normalisation, precision)
+    conversion = graph.convert(
+        module, OUTPUT_NAMES, compare_dekr_outputs, TOLERANCES, FP16_TOLERANCES
     )
-    conversion = convert(module, spec, synthetic_input(height, width, mean, std), precision)
     settings = dekr_settings(export, module.stride)
-    colour = str(export.config.get("data", {}).get("colormode", "RGB")).lower()
-    keypoints = export.bodyparts
-    return ModelDescription(
-        name=export.path.stem,
-        framework=FRAMEWORK,
-        model_file=conversion.onnx_file,
-        keypoints=keypoints,
-        input_height=height,
-        input_width=width,
-        color_order="bgr" if colour == "bgr" else "rgb",
-        mean=mean,
-        std=std,
-        resize="bilinear-float",
-        output_kind="coordinates",
-        stride=module.stride,
+    return graph.describe(
+        conversion,
+        module.stride,
         decoder="dlc-dekr",
-        input_name=INPUT_NAME,
         output_names=OUTPUT_NAMES,
-        batch_size=None,
-        precision=precision,
-        skeleton=tuple((keypoints[s], keypoints[t]) for s, t in _skeleton(export)),
-        source_file=export.path,
-        any_input_size=True,
+        skeleton=skeleton_of(export),
         max_animals=settings.individuals,
         decoding=settings,
     )
-
-
-def _skeleton(export: Any) -> list[tuple[int, int]]:
-    """Return the skeleton the export's metadata names, else none."""
-    names = list(export.bodyparts)
-    skeleton = (export.config.get("metadata") or {}).get("skeleton") or []
-    return [(names.index(a), names.index(b)) for a, b in skeleton if a in names and b in names]

@@ -1,6 +1,8 @@
-"""DeepLabCut 3.0's ``HeatmapHead`` settings, read from an export's config (no PyTorch).
+"""DeepLabCut 3.0's heads, read from an export's config (no PyTorch).
 
-Shared by the bottom-up exports (:mod:`pose.formats.dlc3`) and the top-down ones
+Which heads an export has (what tells its formats apart: :mod:`pose.formats.dlc3`,
+:mod:`pose.formats.dlc3_multianimal`, :mod:`pose.formats.dlc3_dekr`), and the ``HeatmapHead``
+settings shared by the bottom-up exports (:mod:`pose.formats.dlc3`) and the top-down ones
 (:mod:`pose.formats.dlc3_topdown`), whose pose model may carry the same head on its crops.
 """
 
@@ -39,6 +41,17 @@ class HeadSpec:
     apply_sigmoid: bool
     clip_scores: bool
     locref_std: float
+
+
+def head_types(model: dict[str, Any]) -> dict[str, Any]:
+    """Return the ``type`` of each head of the config's ``model`` section, by head name."""
+    return {name: (head or {}).get("type") for name, head in (model.get("heads") or {}).items()}
+
+
+def bodypart_head_type(config: dict[str, Any]) -> Any:
+    """Return the ``type`` of the export's bodypart head (None: it has none)."""
+    heads = (config.get("model") or {}).get("heads") or {}
+    return (heads.get("bodypart") or {}).get("type")
 
 
 def _deconv_spec(section: Any, where: str, path: Path) -> DeconvSpec:

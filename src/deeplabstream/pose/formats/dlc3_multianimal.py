@@ -37,20 +37,16 @@ from deeplabstream.pose.decoding.dlc_assembly import (
     DlcAssemblySettings,
 )
 from deeplabstream.pose.decoding.dlc_identity import DlcIdentitySettings
-from deeplabstream.pose.formats.conversion import (
-    ConversionSpec,
-    Differences,
-    Precision,
-    convert,
-    load_weights,
-    max_abs_differences,
-    synthetic_input,
+from deeplabstream.pose.formats.conversion import Differences, Precision, load_weights
+from deeplabstream.pose.formats.dlc3_bottomup import WholeFrameGraph, map_differences, skeleton_of
+from deeplabstream.pose.formats.dlc3_heads import (
+    DeconvSpec,
+    _deconv_spec,
+    bodypart_head_type,
+    head_types,
 )
-from deeplabstream.pose.formats.dlc3_heads import DeconvSpec, _deconv_spec
 from deeplabstream.pose.model import ModelDescription, ModelError
 
-FRAMEWORK = "deeplabcut"
-INPUT_NAME = "images"  # as the single-animal exports' graphs (pose.formats.dlc3)
 HEAD_TYPE = "DLCRNetHead"
 PREDICTOR_TYPE = "PartAffinityFieldPredictor"
 SUPPORTED_BACKBONES = ("ResNet", "CSPNeXt", "HRNet", "DLCRNet")
@@ -92,8 +88,7 @@ class PafPredictorSpec:
 
 def is_paf_bottomup(config: dict[str, Any]) -> bool:
     """Return True for an export whose bodypart head is DeepLabCut's ``DLCRNetHead``."""
-    heads = (config.get("model") or {}).get("heads") or {}
-    return (heads.get("bodypart") or {}).get("type") == HEAD_TYPE
+    return bodypart_head_type(config) == HEAD_TYPE
 
 
 def paf_problems(export: Any) -> list[str]:
@@ -101,7 +96,7 @@ def paf_problems(export: Any) -> list[str]:
     config = export.config
     model = config["model"]
     problems = []
-    heads = {name: (head or {}).get("type") for name, head in (model.get("heads") or {}).items()}
+    heads = head_types(model)
     if "unique_bodypart" in heads:
         problems.append(
             "a unique_bodypart head (bodyparts that belong to no individual: not rebuilt yet)"
@@ -275,18 +270,13 @@ def build_paf_module(export: Any) -> Any:
 def compare_paf_outputs(
     reference: Sequence[np.ndarray], converted: Sequence[np.ndarray]
 ) -> Differences:
-    """Largest differences of the maps; ``peaks`` where both call the cell a peak.
+    """Largest differences of the maps; ``peaks`` where both call the cell a peak (above 0)."""
+    names = (*OUTPUT_NAMES, IDENTITY_OUTPUT)
+    return map_differences(names, reference, converted, 0, _positive)
 
-    A cell that is a local maximum in one and ties with a neighbour in the other is a correct
-    conversion; the fraction of such cells is reported as ``peak_cells_differing``.
-    """
-    differences = max_abs_differences((*OUTPUT_NAMES, IDENTITY_OUTPUT), reference, converted)
-    ours, theirs = reference[0], converted[0]
-    if ours.shape == theirs.shape:
-        both = (ours > 0) & (theirs > 0)
-        differences["peaks"] = float(np.abs(ours - theirs)[both].max()) if both.any() else 0.0
-        differences["peak_cells_differing"] = float(((ours > 0) != (theirs > 0)).mean())
-    return differences
+
+def _positive(peaks: np.ndarray) -> np.ndarray:
+    return peaks > 0  # the graph's peak map: the smoothed heatmap at a maximum, 0 elsewhere
 
 
 def load_dlc_multianimal(
@@ -301,51 +291,27 @@ def load_dlc_multianimal(
     :func:`pose.formats.dlc3.normalisation` reads it.
     """
     module = build_paf_module(export)
-    height, width = frame_size
-    mean, std = normalisation
     identity = identity_settings(export, float(module.network.backbone.stride))
     output_names = OUTPUT_NAMES if identity is None else (*OUTPUT_NAMES, IDENTITY_OUTPUT)
-    spec = ConversionSpec(
-        sources=(export.path,),
-        input_name=INPUT_NAME,
-        output_names=output_names,
-        example_shape=(1, 3, height, width),
-        dynamic_size=True,
-        compare=compare_paf_outputs,
-        tolerances=TOLERANCES,
-        fp16_tolerances=FP16_TOLERANCES,
+    graph = WholeFrameGraph(export, frame_size, normalisation, precision)
+    conversion = graph.convert(
+        module, output_names, compare_paf_outputs, TOLERANCES, FP16_TOLERANCES
     )
-    conversion = convert(module, spec, synthetic_input(height, width, mean, std), precision)
     settings = replace(assembly_settings(export, module.stride), identity=identity)
     if identity is not None and settings.individuals != len(identity.individuals):
         raise ModelError(  # DeepLabCut's assignment pairs pose rows with individuals
             f"{export.path}: an identity head for {len(identity.individuals)} individuals with "
             f"a predictor of {settings.individuals} animals; DeepLabCut assigns one to each"
         )
-    colour = str(export.config.get("data", {}).get("colormode", "RGB")).lower()
-    keypoints = export.bodyparts
-    return ModelDescription(
-        name=export.path.stem,
-        framework=FRAMEWORK,
-        model_file=conversion.onnx_file,
-        keypoints=keypoints,
-        input_height=height,
-        input_width=width,
-        color_order="bgr" if colour == "bgr" else "rgb",
-        mean=mean,
-        std=std,
-        resize="bilinear-float",
-        output_kind="coordinates",
-        stride=module.stride,
+    return graph.describe(
+        conversion,
+        module.stride,
         decoder="dlc-assembly",
         locref_std=module.locref_std,
-        input_name=INPUT_NAME,
         output_names=output_names,
-        batch_size=None,
-        precision=precision,
-        skeleton=tuple((keypoints[s], keypoints[t]) for s, t in _skeleton(export)),
-        source_file=export.path,
-        any_input_size=True,
+        # only a skeleton the metadata names: DeepLabCut's PAF graph links every pair of
+        # keypoints (78 edges for 13), which is no skeleton to draw
+        skeleton=skeleton_of(export),
         max_animals=settings.individuals,
         decoding=settings,
         # with an identity head, row i is always individual i (as sleap-nn's identity classes)
@@ -362,14 +328,3 @@ def describe_identity(description: ModelDescription) -> str:
         f"the animals to {', '.join(description.identity_classes)} on the host: row i = "
         "individual i, with an identity confidence)"
     )
-
-
-def _skeleton(export: Any) -> list[tuple[int, int]]:
-    """Return the skeleton the export's metadata names, else none.
-
-    DeepLabCut's PAF graph links every pair of keypoints (78 edges for 13), which is no skeleton
-    to draw; ``export_model`` writes no skeleton of the project.
-    """
-    names = list(export.bodyparts)
-    skeleton = (export.config.get("metadata") or {}).get("skeleton") or []
-    return [(names.index(a), names.index(b)) for a, b in skeleton if a in names and b in names]

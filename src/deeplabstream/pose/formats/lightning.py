@@ -217,10 +217,40 @@ def describe_model(
     if precision is None:
         raise ModelError(f"{onnx_file}: input type {graph.input_type}, expected FLOAT or FLOAT16")
     stride = height / out[2] if isinstance(out[2], int) else 2.0**downsample_factor
+    return lightning_description(
+        config,
+        config_file,
+        onnx_file,
+        keypoints,
+        (height, width),
+        downsample_factor,
+        stride=stride,
+        input_name=graph.input_name,
+        output_names=graph.output_names[:1],
+        batch_size=shape[0] if isinstance(shape[0], int) else _vit_export_batch(config),
+        precision=precision,
+    )
+
+
+def lightning_description(
+    config: dict[str, Any],
+    config_file: Path,
+    model_file: Path,
+    keypoints: tuple[str, ...],
+    size: tuple[int, int],
+    downsample_factor: int,
+    **graph: Any,
+) -> ModelDescription:
+    """Describe a Lightning Pose graph: the video path's pre-processing, its heatmap decoding.
+
+    ``size`` is the config's (height, width) ``image_resize_dims``; ``graph``: what the graph
+    itself decides (``stride``, ``input_name``, ``output_names``, ``precision``, ...).
+    """
+    height, width = size
     return ModelDescription(
         name=str(config.get("model", {}).get("model_name") or config_file.parent.name),
         framework="lightning-pose",
-        model_file=onnx_file,
+        model_file=model_file,
         keypoints=keypoints,
         input_height=height,
         input_width=width,
@@ -229,15 +259,11 @@ def describe_model(
         std=IMAGENET_STD,
         resize="bilinear-float",
         output_kind="heatmaps",
-        stride=stride,
         decoder="lightning-pose",
         heatmaps_are_probabilities=True,
         downsample_factor=downsample_factor,
-        input_name=graph.input_name,
-        output_names=graph.output_names[:1],
-        batch_size=shape[0] if isinstance(shape[0], int) else _vit_export_batch(config),
-        precision=precision,
-        trained_size=_labelled_frame_size(data),
+        trained_size=_labelled_frame_size(config["data"]),
+        **graph,
     )
 
 

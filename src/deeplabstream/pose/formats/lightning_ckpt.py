@@ -60,6 +60,7 @@ from deeplabstream.pose.formats.lightning import (
     LightningPoseExport,
     describe_model,
     lightning_decoding_text,
+    lightning_description,
     read_config,
     read_graph,
 )
@@ -520,7 +521,6 @@ class LightningPoseCheckpoint(ModelFormat):
 
 def load_context_checkpoint(checkpoint: Any, precision: Precision = "fp32") -> ModelDescription:
     """Convert a context checkpoint (``LightningCheckpoint``) to its two graphs and describe it."""
-    from deeplabstream.pose.formats.lightning import _labelled_frame_size
     from deeplabstream.pose.formats.lightning_context import (
         CONTEXT_FRAMES,
         FEATURE_FP16_TOLERANCES,
@@ -568,31 +568,20 @@ def load_context_checkpoint(checkpoint: Any, precision: Precision = "fp32") -> M
         fp16_tolerances=HEADS_FP16_TOLERANCES,
     )
     heads_graph = convert(ContextHeads(tracker).eval(), heads_spec, stacked, precision).onnx_file
-    config = checkpoint.config
-    keypoints = checkpoint.keypoints
     downsample = checkpoint.downsample_factor
-    return ModelDescription(
-        name=str(config.get("model", {}).get("model_name") or checkpoint.config_file.parent.name),
-        framework="lightning-pose",
-        model_file=backbone_graph,
-        keypoints=keypoints,
-        input_height=height,
-        input_width=width,
-        color_order="rgb",
-        mean=IMAGENET_MEAN,
-        std=IMAGENET_STD,
-        resize="bilinear-float",
-        output_kind="heatmaps",
+    return lightning_description(
+        checkpoint.config,
+        checkpoint.config_file,
+        backbone_graph,
+        checkpoint.keypoints,
+        (height, width),
+        downsample,
         stride=float(2**downsample),
-        decoder="lightning-pose",
-        heatmaps_are_probabilities=True,
-        downsample_factor=downsample,
         input_name="images",
         output_names=(FEATURES,),
         precision=precision,
         source_file=checkpoint.checkpoint_file,
         decoding=ContextStages(heads_graph, (int(channels), int(h), int(w))),
-        trained_size=_labelled_frame_size(config["data"]),
     )
 
 

@@ -310,6 +310,34 @@ def _trace_size(
     return _stated_trace_size(metadata, config) or frame_size
 
 
+def _input_size(
+    metadata_file: Path,
+    metadata: dict[str, Any],
+    config: dict[str, Any],
+    frame_size: tuple[int, int] | None,
+    config_named: str,
+) -> tuple[int, int]:
+    """Return :func:`_trace_size`, or raise a ModelError naming where none was found.
+
+    ``config_named``: the training config that was read, as the message names it.
+    """
+    size = _trace_size(metadata, config, frame_size)
+    if size is None:
+        raise ModelError(
+            f"{metadata_file}: no input size (max_height/max_width) in the metadata or "
+            f"{config_named}; give the frame size"
+        )
+    return size
+
+
+def _check_edges(
+    metadata_file: Path, edges: tuple[tuple[int, int], ...], keypoints: tuple[str, ...]
+) -> None:
+    """Raise a ModelError when the metadata's ``edge_inds`` name nodes beyond its keypoints."""
+    if any(not (0 <= i < len(keypoints)) for edge in edges for i in edge):
+        raise ModelError(f"{metadata_file}: edge_inds name nodes beyond the {len(keypoints)} nodes")
+
+
 def _stated_trace_size(metadata: dict[str, Any], config: dict[str, Any]) -> tuple[int, int] | None:
     """Return the traced size the metadata or the training config states, or None."""
     preprocessing = ((config.get("data_config") or {}).get("preprocessing")) or {}
@@ -339,19 +367,13 @@ def _describe(
         channels = int(metadata.get("input_channels") or 1)
     except (KeyError, TypeError, ValueError) as error:
         raise ModelError(f"{metadata_file}: incomplete metadata: {error!r}") from error
-    if any(not (0 <= i < len(keypoints)) for edge in edges for i in edge):
-        raise ModelError(f"{metadata_file}: edge_inds name nodes beyond the {len(keypoints)} nodes")
+    _check_edges(metadata_file, edges, keypoints)
     identity = model_type == IDENTITY_BOTTOMUP
     if identity and not edges:  # no part-affinity fields: the labels' skeleton, for drawing
         edges = _config_edges(config, keypoints)
     _check_outputs(onnx_file, output_names, CLASS_OUTPUTS if identity else OUTPUTS, identity)
     _check_input(onnx_file, metadata_file, graph, channels)
-    size = _trace_size(metadata, config, frame_size)
-    if size is None:
-        raise ModelError(
-            f"{metadata_file}: no input size (max_height/max_width) in the metadata or the "
-            "training config; give the frame size"
-        )
+    size = _input_size(metadata_file, metadata, config, frame_size, "the training config")
     classes: tuple[str, ...] = ()
     decoding: SleapDecoding | SleapClassDecoding
     if identity:
@@ -463,20 +485,14 @@ def _describe_single(
         ) from error
     if not keypoints:
         raise ModelError(f"{metadata_file}: node_names is empty; export the model again")
-    if any(not (0 <= i < len(keypoints)) for edge in edges for i in edge):
-        raise ModelError(f"{metadata_file}: edge_inds name nodes beyond the {len(keypoints)} nodes")
+    _check_edges(metadata_file, edges, keypoints)
     edges = edges or _config_edges(config, keypoints)
     _check_outputs(onnx_file, output_names, SINGLE_OUTPUTS, "single-instance")
     _check_single_output_ranks(onnx_file)
     # Run up to the confidence maps: the exporter fixed the peak finding to the export size.
     maps_graph, maps_name = cut_single_instance(onnx_file)
     _check_input(onnx_file, metadata_file, graph, channels)
-    size = _trace_size(metadata, config, frame_size)
-    if size is None:
-        raise ModelError(
-            f"{metadata_file}: no input size (max_height/max_width) in the metadata or the "
-            "training config; give the frame size"
-        )
+    size = _input_size(metadata_file, metadata, config, frame_size, "the training config")
     return _export_description(
         maps_graph, folder, metadata, (graph[0], graph[1], graph[2], (maps_name,)), keypoints,
         edges, channels, size,
@@ -546,8 +562,7 @@ def _describe_topdown(
             f"{metadata_file}: incomplete top-down metadata (node_names, crop_size, "
             f"max_instances): {error!r}; export the model again with `sleap-nn export`"
         ) from error
-    if any(not (0 <= i < len(keypoints)) for edge in edges for i in edge):
-        raise ModelError(f"{metadata_file}: edge_inds name nodes beyond the {len(keypoints)} nodes")
+    _check_edges(metadata_file, edges, keypoints)
     if not edges:  # the instance model's labels' skeleton, for drawing
         edges = _config_edges(instance_config, keypoints)
     identity = model_type == IDENTITY_TOPDOWN
@@ -556,12 +571,9 @@ def _describe_topdown(
         "top-down identity" if identity else "top-down",
     )  # fmt: skip
     _check_input(onnx_file, metadata_file, graph, channels)
-    size = _trace_size(metadata, centroid_config, frame_size)
-    if size is None:
-        raise ModelError(
-            f"{metadata_file}: no input size (max_height/max_width) in the metadata or the "
-            "centroid model's training config; give the frame size"
-        )
+    size = _input_size(
+        metadata_file, metadata, centroid_config, frame_size, "the centroid model's training config"
+    )
     classes = _class_names(metadata_file, metadata) if identity else ()
     instance_preprocessing = (instance_config.get("data_config") or {}).get("preprocessing") or {}
     decoding = SleapTopDownDecoding(

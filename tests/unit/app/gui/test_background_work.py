@@ -153,7 +153,7 @@ def test_detect_runs_beside_the_window_and_says_where_it_looked(
     status = rig.findChild(QLabel, "rig_detect_status")
     qtbot.mouseClick(button, Qt.LeftButton)
     # The click returns at once: the search runs in a helper process, the line says so.
-    assert rig._detection is not None and rig._detection.running
+    assert rig.camera_box._detection is not None and rig.camera_box._detection.running
     assert not button.isEnabled() and status.text().startswith("Detect: ")
     qtbot.waitUntil(lambda: button.isEnabled(), timeout=60_000)
     if status.text().startswith("Found"):
@@ -176,25 +176,25 @@ def test_inspect_always_describes_the_model_named(qtbot, tmp_path: Path) -> None
     info = rig.findChild(QPlainTextEdit, "rig_model_info")
     status = rig.findChild(QLabel, "rig_model_status")
     qtbot.mouseClick(rig.findChild(QPushButton, "rig_model_inspect"), Qt.LeftButton)
-    old = rig._inspection
+    old = rig.model_box._inspection
     pid = _paused(old)  # the bundled model's description is held back...
     assert info.toPlainText().startswith("model: the bundled arena model")
     assert status.text().startswith("Inspect: ")
-    rig.set_model("elsewhere/other_model")  # ...while the user names another model
+    rig.model_box.set_model("elsewhere/other_model")  # ...while the user names another model
     assert info.toPlainText() == (
         f"model: {tmp_path / 'elsewhere/other_model'}\nPress Inspect to see its network and "
         "keypoints."
     )
     assert old is not None and old.outcome is not None and old.outcome.error == "cancelled"
     qtbot.waitUntil(lambda: _gone(pid), timeout=10_000)  # its helper process was ended
-    assert rig.model_facts is None and status.isHidden()
+    assert rig.model_box.model_facts is None and status.isHidden()
 
-    rig.set_model("")  # the bundled model again: inspected now, it is the one described
+    rig.model_box.set_model("")  # the bundled model again: inspected now, it is the one described
     qtbot.mouseClick(rig.findChild(QPushButton, "rig_model_inspect"), Qt.LeftButton)
-    qtbot.waitUntil(lambda: rig.model_facts is not None, timeout=60_000)
+    qtbot.waitUntil(lambda: rig.model_box.model_facts is not None, timeout=60_000)
     assert info.toPlainText().startswith("model: the bundled arena model\n")
     assert "keypoints:" in info.toPlainText() and "tail_base" in info.toPlainText()
-    assert rig.model_facts.path == "" and "nose" in rig.model_facts.keypoints
+    assert rig.model_box.model_facts.path == "" and "nose" in rig.model_box.model_facts.keypoints
 
 
 # -- a model loading while the stream runs -------------------------------------------------------

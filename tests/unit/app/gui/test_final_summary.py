@@ -11,7 +11,7 @@ import pytest
 
 from deeplabstream.app.gui.session import Part, SessionController
 from deeplabstream.core.device_lock import LOCK_ENV
-from deeplabstream.live.session.summary import summary_lines
+from deeplabstream.live.session.report.summary import summary_lines
 from deeplabstream.settings import load_settings
 from tests.support.files import write_settings
 from tests.support.processes import only_session

@@ -100,8 +100,8 @@ def test_a_new_user_sets_up_two_cameras_moves_a_region_and_runs_everything(
 ) -> None:
     # Rig tab: the video becomes a second camera; the example's regions now need a camera.
     rig = window.rig_panel
-    assert rig.add_video_camera(tmp_path / "side.mkv") == "side"
-    rig.camera_table.set_value("LOOP", "true")
+    assert rig.camera_box.add_video_camera(tmp_path / "side.mkv") == "side"
+    rig.camera_box.camera_table.set_value("LOOP", "true")
     rig.wait_checked()
     assert any("nose_in_left" in p and "CAMERA" in p for p in rig.problems), rig.problems
     _press(qtbot, window, Part.STREAM)  # refused, and the banner says why

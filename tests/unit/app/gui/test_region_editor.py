@@ -304,7 +304,8 @@ def test_qtest_clicks_work_and_deleted_tiles_are_let_go(
 
 
 def test_shape_handles_move_resize_and_round() -> None:
-    from deeplabstream.app.gui.region_editor import handles, moved, resized, rounded, unique_name
+    from deeplabstream.app.gui.region_drawing import handles, moved, resized, rounded
+    from deeplabstream.app.gui.region_editor import unique_name
 
     rectangle = Rectangle(10, 20, 110, 220)
     assert resized(rectangle, 0, 200, 300) == Rectangle(110, 220, 200, 300)  # crossed over

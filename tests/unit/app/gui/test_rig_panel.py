@@ -64,7 +64,7 @@ def test_a_file_that_is_no_ini_file_is_named_and_never_saved_over(qtbot, tmp_pat
     qtbot.addWidget(rig)
     rig.wait_checked()
     assert "not an ini file" in _problems(rig) and str(path) in _problems(rig)
-    rig.add_device("box", "log")  # an edit of the empty document shown instead
+    rig.device_box.add_device("box", "log")  # an edit of the empty document shown instead
     rig.wait_checked()
     assert "not an ini file" in _problems(rig)  # the check of the edit keeps the problem
     before = path.read_text()
@@ -77,7 +77,7 @@ def test_a_second_camera_needs_a_camera_per_region_and_saving_waits_for_it(
 ) -> None:
     video = tmp_path / "side.mkv"
     make_ffv1_video(video, frames=10)
-    assert panel.add_video_camera(video) == "side"
+    assert panel.camera_box.add_video_camera(video) == "side"
     panel.wait_checked()
     assert "nose_in_left" in _problems(panel) and "CAMERA" in _problems(panel)
     before = panel.settings_file.read_text()
@@ -115,8 +115,8 @@ def test_session_fields_and_record_boxes_are_written_to_the_file(qtbot, panel: R
     _edit(qtbot, panel, "session_animal", "mouse 12")
     _edit(qtbot, panel, "session_experimenter", "Lab, A.")
     panel.findChild(QCheckBox, "record_arena").setChecked(False)
-    panel.duration.setValue(1.5)
-    panel.duration.editingFinished.emit()
+    panel.session_box.duration.setValue(1.5)
+    panel.session_box.duration.editingFinished.emit()
     panel.wait_checked()
     assert panel.problems == []
     panel.save()
@@ -129,9 +129,10 @@ def test_session_fields_and_record_boxes_are_written_to_the_file(qtbot, panel: R
 
 
 def test_the_subject_and_lab_keys_are_edited_folded_and_checked(qtbot, panel: RigPanel) -> None:
-    assert not panel.subject.form_widget.isVisibleTo(panel)  # folded: the usual fields in sight
-    panel.subject.toggle.setChecked(True)
-    assert panel.subject.form_widget.isVisibleTo(panel)
+    # folded: the usual fields in sight
+    assert not panel.session_box.subject.form_widget.isVisibleTo(panel)
+    panel.session_box.subject.toggle.setChecked(True)
+    assert panel.session_box.subject.form_widget.isVisibleTo(panel)
     _edit(qtbot, panel, "session_age", "90 days")  # not an ISO 8601 duration
     assert "AGE" in _problems(panel)
     _edit(qtbot, panel, "session_age", "P90D")
@@ -148,13 +149,13 @@ def test_the_subject_and_lab_keys_are_edited_folded_and_checked(qtbot, panel: Ri
     assert session.institution == "Some University"
     panel.load(panel.settings_file)  # read back into the fields, and the fold opens for them
     assert panel.findChild(QLineEdit, "session_species").text() == "Mus musculus"
-    assert sex.currentText() == "F" and panel.subject.toggle.isChecked()
+    assert sex.currentText() == "F" and panel.session_box.subject.toggle.isChecked()
 
 def test_camera_keys_are_edited_in_the_table(qtbot, panel: RigPanel) -> None:
-    panel.camera_table.set_value("FRAMERATE", "fast")
+    panel.camera_box.camera_table.set_value("FRAMERATE", "fast")
     panel.wait_checked()
     assert "FRAMERATE" in _problems(panel)
-    panel.camera_table.set_value("FRAMERATE", "60")
+    panel.camera_box.camera_table.set_value("FRAMERATE", "60")
     panel.wait_checked()
     assert panel.problems == []
     panel.save()
@@ -210,23 +211,26 @@ def test_a_recorded_board_session_is_calibrated_from_the_rig_tab(panel, qtbot, t
 
     folder = tmp_path / "board-session"
     write_session(folder, rendered_views(rig_cameras(), 60), {})
-    panel.calibrate_session(folder)
+    panel.calibration_box.calibrate_session(folder)
     # It runs in a helper process; a line says its stage and the time so far (issue 28).
     status = panel.findChild(QLabel, "rig_calibration_status")
     assert status.isVisibleTo(panel)
     assert re.fullmatch(r"Calibration: .+ \(\d+ s\)", status.text()), status.text()
-    qtbot.waitUntil(lambda: panel.calibration_edit.text() != "", timeout=280_000)
-    assert panel.document.get("Triangulation", "CALIBRATION") == panel.calibration_edit.text()
+    qtbot.waitUntil(lambda: panel.calibration_box.calibration_edit.text() != "", timeout=280_000)
+    assert (
+        panel.document.get("Triangulation", "CALIBRATION")
+        == panel.calibration_box.calibration_edit.text()
+    )
     written = folder / "calibration.toml"
     assert set(read_calibration(written)) == {"top", "left", "right"}
-    assert f"wrote {written}" in panel.calibration_info.toPlainText()
+    assert f"wrote {written}" in panel.calibration_box.calibration_info.toPlainText()
 
 
 def test_a_session_without_the_board_says_so_and_changes_nothing(panel, qtbot, tmp_path) -> None:
     folder = tmp_path / "empty"
     folder.mkdir()
-    panel.calibrate_session(folder)
-    qtbot.waitUntil(lambda: "calibration failed" in panel.calibration_info.toPlainText(),
-                    timeout=60_000)  # fmt: skip
-    assert panel.calibration_edit.text() == ""
+    panel.calibration_box.calibrate_session(folder)
+    info = panel.calibration_box.calibration_info
+    qtbot.waitUntil(lambda: "calibration failed" in info.toPlainText(), timeout=60_000)
+    assert panel.calibration_box.calibration_edit.text() == ""
     assert panel.document.get("Triangulation", "CALIBRATION") in (None, "")

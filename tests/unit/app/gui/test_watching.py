@@ -405,7 +405,7 @@ def test_the_live_view_feeds_trail_and_heatmap_from_every_pose_and_draws_them(qt
 
 def test_several_animals_each_get_a_trail_in_their_identitys_colour(qtbot) -> None:
     from deeplabstream.live.processes.messages import CameraModel
-    from deeplabstream.outputs.pose_drawing import identity_colour
+    from deeplabstream.outputs.pose.drawing import identity_colour
 
     stream = _Stream()
     skeleton = (("nose", "body_center"),)

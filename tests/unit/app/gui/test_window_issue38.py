@@ -273,20 +273,21 @@ def test_the_add_list_offers_every_camera_kind_by_hand(qtbot, tmp_path: Path) ->
     rig = RigPanel(settings)
     qtbot.addWidget(rig)
     rig.wait_checked()
-    labels = [rig.add_camera_choice.itemText(i) for i in range(rig.add_camera_choice.count())]
+    choice = rig.camera_box.add_camera_choice
+    labels = [choice.itemText(i) for i in range(choice.count())]
     assert any("OpenCV" in label for label in labels)
     assert any("Basler" in label for label in labels) and any("RealSense" in x for x in labels)
-    usb = rig.add_camera_by_hand("opencv", "2")
-    basler = rig.add_camera_by_hand("basler", "21234567")
-    stream = rig.add_camera_by_hand("opencv", "rtsp://10.0.0.5/live")
+    usb = rig.camera_box.add_camera_by_hand("opencv", "2")
+    basler = rig.camera_box.add_camera_by_hand("basler", "21234567")
+    stream = rig.camera_box.add_camera_by_hand("opencv", "rtsp://10.0.0.5/live")
     assert rig.document.items(f"Camera {usb}") == {"SOURCE": "opencv", "DEVICE": "2"}
     assert rig.document.items(f"Camera {basler}") == {"SOURCE": "basler", "SERIAL": "21234567"}
     assert rig.document.get(f"Camera {stream}", "DEVICE") == "rtsp://10.0.0.5/live"
     with pytest.raises(ValueError, match="no camera kind"):
-        rig.add_camera_by_hand("firewire", "1")
+        rig.camera_box.add_camera_by_hand("firewire", "1")
     sections = rig.document.sections()
     assert sections.index(f"Camera {stream}") < sections.index("Session")
-    rig.remove_camera("side")
+    rig.camera_box.remove_camera("side")
     text = rig.document.text()
     assert "\n\n\n" not in text
     assert text.index(f"[Camera {usb}]") > text.index("[Camera arena]")

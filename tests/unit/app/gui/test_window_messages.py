@@ -30,7 +30,8 @@ from deeplabstream.app.gui.main_window import MainWindow
 from deeplabstream.app.gui.messages import SKIPPING_ADVICE
 from deeplabstream.app.gui.plots import SessionPlots
 from deeplabstream.app.gui.preferences import STATE_ENV
-from deeplabstream.app.gui.rig_panel import MIN_AREA_PX, PROBLEM_COLOUR, RigPanel
+from deeplabstream.app.gui.rig.parts import PROBLEM_COLOUR
+from deeplabstream.app.gui.rig_panel import MIN_AREA_PX, RigPanel
 from deeplabstream.app.gui.session import Part, with_second_rig_hint
 from deeplabstream.core.device_lock import LOCK_ENV
 from deeplabstream.live.session.runner import CameraFigures
@@ -87,7 +88,7 @@ def test_messages_never_move_the_tabs_or_the_live_view(qtbot, window: MainWindow
     """Issue 28 #6: banners pushed the tabs and live view down 45-60 px (a click landed in the
     wrong table cell). Issue 44: an empty area reserved 80 px above them. The area is under
     them, hidden when empty: the tops of the tabs, their tables and the live view never move."""
-    watched = [window.tabs, window.placeholder, window.rig_panel.camera_table]
+    watched = [window.tabs, window.placeholder, window.rig_panel.camera_box.camera_table]
     before = [_top(widget) for widget in watched]
     assert not window.messages.isVisible()  # nothing to say: no room taken
     window._show_error("Cannot start the stream:\n" + "\n".join(f"problem {i}" for i in range(8)))
@@ -124,7 +125,7 @@ def test_success_and_information_are_not_in_the_error_colour(
     colour = window.info.palette().color(window.info.backgroundRole())
     assert colour != QColor(PROBLEM_COLOUR)
     assert "#b00020" not in window.info.styleSheet() and "#e65100" not in window.info.styleSheet()
-    rig.camera_table.set_value("FRAMERATE", "fast")  # a problem is still red
+    rig.camera_box.camera_table.set_value("FRAMERATE", "fast")  # a problem is still red
     rig.wait_checked()
     assert PROBLEM_COLOUR in saved.styleSheet() and "FRAMERATE" in saved.text()
 
@@ -135,7 +136,7 @@ def test_a_settings_error_goes_once_the_rig_is_fixed(qtbot, tmp_path: Path) -> N
     window = _open(qtbot, settings, tmp_path / "out")
     window.buttons[Part.STREAM].click()
     assert window.banner.isVisible() and "FRAMERATE" in window.banner.label.text()
-    window.rig_panel.camera_table.set_value("FRAMERATE", "30")  # fixed in the Rig tab
+    window.rig_panel.camera_box.camera_table.set_value("FRAMERATE", "30")  # fixed in the Rig tab
     window.rig_panel.wait_checked()
     assert window.rig_panel.problems == []
     assert window.banner.isHidden()
@@ -177,7 +178,7 @@ def test_the_folder_sessions_go_to_is_the_one_shown(qtbot, tmp_path: Path) -> No
     summary = window.rig_panel.findChild(QLabel, "rig_summary").text()
     assert f"sessions go to: {out} (app.py --output-dir" in summary
     assert str(out) in window.session_label.text()
-    assert window.rig_panel.output_edit.isReadOnly()
+    assert window.rig_panel.session_box.output_edit.isReadOnly()
     window.buttons[Part.STREAM].click()
     qtbot.waitUntil(lambda: window.controller.session_dir is not None, timeout=START_TIMEOUT_MS)
     assert window.controller.session_dir.parent == out
@@ -335,7 +336,7 @@ def test_remove_asks_before_a_camera_is_taken_out(qtbot, tmp_path: Path) -> None
     rig = RigPanel(write_settings(tmp_path, ARENA + "[Camera side]\nSOURCE = synthetic\n"))
     qtbot.addWidget(rig)
     rig.show()
-    rig.camera_list.setCurrentRow(1)
+    rig.camera_box.camera_list.setCurrentRow(1)
     answers = []
 
     def answer(button: QMessageBox.StandardButton) -> None:
@@ -359,7 +360,7 @@ def test_a_broken_video_file_is_refused_at_the_rig_check(qtbot, tmp_path: Path) 
     broken.write_bytes(np.random.default_rng(1).integers(0, 256, 100_000, np.uint8).tobytes())
     rig = RigPanel(write_settings(tmp_path, ARENA))
     qtbot.addWidget(rig)
-    rig.add_video_camera(broken)
+    rig.camera_box.add_video_camera(broken)
     rig.wait_checked()
     text = "\n".join(rig.problems)
     assert "[Camera broken] PATH" in text or ("broken" in text and "PATH" in text), text

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from types import SimpleNamespace
 
-from deeplabstream.live.session.delivery import DeliveryWatch
+from deeplabstream.live.session.report.delivery import DeliveryWatch
 
 S = 1_000_000_000
 

@@ -10,9 +10,9 @@ import numpy as np
 
 from deeplabstream.live.processes.messages import PoseRecord
 from deeplabstream.live.session.analysis import LiveDeadline
-from deeplabstream.live.session.health import SessionHealth
-from deeplabstream.live.session.summary import summary_lines
-from deeplabstream.live.session.watchdogs import AnalysisStallWatch
+from deeplabstream.live.session.report.health import SessionHealth
+from deeplabstream.live.session.report.stalls import AnalysisStallWatch
+from deeplabstream.live.session.report.summary import summary_lines
 from deeplabstream.settings.sections import ExperimentSettings
 
 S = 1_000_000_000

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from deeplabstream.live.session.rates import CameraRates, StampSample, frame_time_s
+from deeplabstream.live.session.report.rates import CameraRates, StampSample, frame_time_s
 
 FPS = 30.0
 

@@ -3,7 +3,7 @@
 :func:`wait_for_news` waits on every capture process (its control pipe and its end), every
 running recorder and the inference worker at once, and names the branches with news;
 :func:`capture_news` handles a capture process's: a camera that ended, failed or whose process
-died (``[Streaming] ON_CAMERA_LOST`` then applies, live.session.watching).
+died (``[Streaming] ON_CAMERA_LOST`` then applies, report/camera_loss.py).
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from deeplabstream.core.control import join_or_terminate, receive
 from deeplabstream.live.processes.messages import Finished
 from deeplabstream.live.session.analysis import Analysis
 from deeplabstream.live.session.cameras import CameraBranch
-from deeplabstream.live.session.watching import SessionEvent, WatchedSession, camera_lost
+from deeplabstream.live.session.report.camera_loss import camera_lost
+from deeplabstream.live.session.report.events import SessionEvent, WatchedSession
 from deeplabstream.transport.channel import EndReason
 
 log = logging.getLogger(__name__)

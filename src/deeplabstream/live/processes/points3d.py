@@ -1,21 +1,18 @@
-"""Live triangulation in the inference worker: the calibrated cameras' poses to 3D points.
+"""The inference worker's live 3D: its triangulation opened before the first frame, closed after.
 
 After each batch the calibrated cameras' poses (the first animal's) go to the
 :class:`~deeplabstream.spatial.triangulation.live.LiveTriangulator`, before the experiment
-decides: ``Observation.points3d`` and ``points3d.csv`` read its newest set.
+decides (live.processes.pipeline, ``triangulate``): ``Observation.points3d`` and
+``points3d.csv`` read its newest set.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from deeplabstream.core.errors import CalibrationError, raised_as
-from deeplabstream.experiments.observation import Points3D
-from deeplabstream.live.processes.pose_job import PoseJob
-from deeplabstream.live.processes.pose_models import LoadedModel, model_key
-from deeplabstream.live.processes.pose_pipeline import CameraPipeline, frame_time_s
+from deeplabstream.live.processes.job import PoseJob
+from deeplabstream.live.processes.models import LoadedModel, model_key
 from deeplabstream.spatial.triangulation.live import LiveTriangulator
 
 
@@ -42,23 +39,6 @@ def open_triangulator(job: PoseJob, models: dict[str, LoadedModel]) -> LiveTrian
         )
     with raised_as(CalibrationError, OSError, ValueError):  # the calibration file, read now
         return LiveTriangulator(spec, keypoints.pop(), job.session_dir, job.file_label)
-
-
-def triangulate(
-    triangulator: LiveTriangulator | None,
-    group: list[CameraPipeline],
-    poses: list[np.ndarray],
-    common_clock: bool,
-) -> Points3D | None:
-    """Hand the group's poses (the first animal's) to the triangulator; return its new set."""
-    if triangulator is None:
-        return None
-    for pipeline, pose in zip(group, poses, strict=True):
-        record = pipeline.reader.record
-        assert record is not None
-        time_s = frame_time_s(record, common_clock)
-        triangulator.add(pipeline.camera.name, time_s, record.frame_index, pose)
-    return triangulator.triangulate()
 
 
 def finish_triangulation(

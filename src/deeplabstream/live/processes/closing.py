@@ -12,8 +12,8 @@ import dataclasses
 import logging
 from typing import Any
 
-from deeplabstream.live.processes.pose_job import PoseJob
-from deeplabstream.live.processes.pose_pipeline import CameraPipeline
+from deeplabstream.live.processes.job import PoseJob
+from deeplabstream.live.processes.pipeline import CameraPipeline
 from deeplabstream.transport.ring import Channel
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,7 @@ def _identity_figures(
     """Return what the tracker counted and the keeper did (multi-animal); None for one animal.
 
     For an identity model (no tracker: its classes are the identities), the classes and how
-    often each was found (:mod:`live.processes.class_identities`).
+    often each was found (:mod:`live.processes.identities`).
     """
     if pipeline.tracker is None:
         if looks is None or looks.get("source") != "model classes":

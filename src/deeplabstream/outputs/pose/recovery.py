@@ -19,14 +19,14 @@ import numpy as np
 
 from deeplabstream.core.deadline import STAGES, deadline_figures
 from deeplabstream.core.stats import DurationHistogram
-from deeplabstream.outputs.pose_files import (
+from deeplabstream.outputs.pose.files import (
     POSE_CSV_SUFFIX,
     POSE_PARQUET_SUFFIX,
     POSE_TIMES_SUFFIX,
     POSE_TIMING_SUFFIX,
     write_pose_parquet,
 )
-from deeplabstream.outputs.pose_table import is_multi_animal_csv
+from deeplabstream.outputs.pose.table import is_multi_animal_csv
 
 log = logging.getLogger(__name__)
 

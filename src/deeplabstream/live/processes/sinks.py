@@ -1,10 +1,10 @@
 """Where each analysed frame goes: the inference worker's outputs behind one small interface.
 
-Every camera has a list of sinks (``outputs.plugin.PoseSink``); the worker hands each of them
+Every camera has a list of sinks (``outputs.interface.PoseSink``); the worker hands each of them
 every frame it analysed (``write``, after the experiment's decision) and every frame it passed
 over (``write_not_analysed``), in frame order, and closes them when analysis ends. The sinks come
 from the outputs chosen for the session (``PoseJob.outputs``: the output plugins of
-outputs/plugin.py, built-in or installed), opened here once per analysis
+outputs/interface.py, built-in or installed), opened here once per analysis
 (:func:`open_outputs`), plus the POSE pipe to the main process, which is the session's own:
 
 - ``pose`` (outputs/pose_output.py): ``<camera>.pose.csv``, ``.pose_times.csv``,
@@ -12,10 +12,10 @@ outputs/plugin.py, built-in or installed), opened here once per analysis
 - :class:`PosePipeSink`: the POSE pipe to the main process (its records: live.processes.messages);
 - ``ibl``, ``lsl`` and a lab's own outputs: their sinks, in the order they were chosen.
 
-A new output is an ``outputs.plugin.Output`` subclass, registered by name (a built-in in
-``outputs.plugin.OUTPUTS``, or an installed package's ``deeplabstream.outputs`` entry point);
+A new output is an ``outputs.interface.Output`` subclass, registered by name (a built-in in
+``outputs.interface.OUTPUTS``, or an installed package's ``deeplabstream.outputs`` entry point);
 nothing here changes. Live triangulation is not a sink: the experiment's decision reads its 3D
-points, so it runs before the decision (live.processes.pose_points3d).
+points, so it runs before the decision (live.processes.pipeline, its batch's journey).
 """
 
 from __future__ import annotations
@@ -28,12 +28,10 @@ import numpy as np
 
 from deeplabstream.core.call_watchdog import CallStalled, time_limit
 from deeplabstream.core.plugins import error_text
-from deeplabstream.live.processes.class_identities import ClassIdentities
-from deeplabstream.live.processes.identities import CameraIdentities
+from deeplabstream.live.processes.identities import CameraIdentities, ClassIdentities
+from deeplabstream.live.processes.job import PoseJob, WorkerCamera
 from deeplabstream.live.processes.messages import PoseRecord, encode_pose
-from deeplabstream.live.processes.pose_job import PoseJob, WorkerCamera
-from deeplabstream.outputs.lsl_output import LslPoseSink
-from deeplabstream.outputs.plugin import (
+from deeplabstream.outputs.interface import (
     POSE_OUTPUT,
     AnalysedFrame,
     EventMarkers,
@@ -43,6 +41,7 @@ from deeplabstream.outputs.plugin import (
     PoseSink,
     with_required,
 )
+from deeplabstream.outputs.lsl_output import LslPoseSink
 from deeplabstream.outputs.pose_output import PoseFileSink
 from deeplabstream.pose.formats.lightning_context import context_stages
 from deeplabstream.pose.loading import model_stage_names

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from deeplabstream.outputs.pose_table import is_multi_animal_csv
+from deeplabstream.outputs.pose.table import is_multi_animal_csv
 from deeplabstream.outputs.whole_rows import WholeRowsFile
 
 log = logging.getLogger(__name__)

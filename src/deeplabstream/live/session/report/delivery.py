@@ -14,12 +14,12 @@ frame, as it was published: a late look changes nothing).
   ``session.json`` one warning per camera gives the rate delivered, for how long, how often.
 - **Stalled**: no frame for the longest of :data:`STALL_MIN_S` and :data:`STALL_FRAME_INTERVALS`
   frame intervals. Files and simulations only: a device's silence is ``[Streaming]
-  CAMERA_LOST_AFTER``'s (:func:`live.session.watchdogs.find_stalls`). Said live when it begins;
-  when frames come back, ``session.json`` gets a warning naming the camera, how long, the last
-  frame before it and the frames not delivered meanwhile (the simulated camera skips them:
+  CAMERA_LOST_AFTER``'s (:func:`live.session.report.camera_loss.find_stalls`). Said live when it
+  begins; when frames come back, ``session.json`` gets a warning naming the camera, how long, the
+  last frame before it and the frames not delivered meanwhile (the simulated camera skips them:
   dropped by the camera), or that they came late.
 
-The watch only looks and words what it saw; the session reports it (``LiveSession.service``).
+The watch only looks and words what it saw; the report tells it (``SessionReport.look``).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 The inference worker judges every analysed frame against its camera's deadline
 (:mod:`core.deadline`); the main process follows the poses for stalls
-(:class:`live.session.watchdogs.AnalysisStallWatch`). :class:`SessionHealth` gathers both into
+(:class:`live.session.report.stalls.AnalysisStallWatch`). :class:`SessionHealth` gathers both into
 ``session.json``'s ``health`` section and, when the session ends, says what was wrong:
 
 - a camera whose misses exceed ``[Experiment] DEADLINE_MISS_TOLERANCE`` (and number at least
@@ -30,7 +30,8 @@ from typing import Any
 from deeplabstream.core.deadline import STAGES
 from deeplabstream.live.session.analysis import Analysis
 from deeplabstream.live.session.cameras import CameraBranch
-from deeplabstream.live.session.watchdogs import AnalysisStall, AnalysisStallWatch
+from deeplabstream.live.session.report.events import SessionEvent, WatchedSession
+from deeplabstream.live.session.report.stalls import AnalysisStall, AnalysisStallWatch
 from deeplabstream.outputs.session_record import (
     CameraHealth,
     Counted,
@@ -344,3 +345,12 @@ def _stage_figure(stage: str, figures: dict[str, Any], experiments: list[dict[st
 
 def _p50_p99_max(figures: dict[str, float]) -> str:
     return f"p50 {figures['p50']:.1f} / p99 {figures['p99']:.1f} / max {figures['max']:.1f} ms"
+
+
+def tell_health(session: WatchedSession, news: HealthNews) -> SessionEvent:
+    """Log (an error: report) what the health watch found; return it for the user."""
+    if news.level >= logging.ERROR:
+        session.report_error(news.text)
+    else:
+        log.warning("%s", news.text)
+    return SessionEvent(news.level, news.text, news.camera)

@@ -1,7 +1,8 @@
-"""The recordings of a session: recorder processes, and the accounting of what they wrote.
+"""A session's video recordings: one recorder process per camera, started, stopped, accounted.
 
 Every frame captured while recording is in the files or counted lost: recorded + lost =
-captured while the recording was on, even when a recorder dies or its disk fills.
+captured while the recording was on, even when a recorder dies or its disk fills. The recorder
+process itself is live/processes/recorder.py.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import shutil
+import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from multiprocessing.context import SpawnContext
@@ -19,7 +21,7 @@ from deeplabstream.core.logs import LogTarget
 from deeplabstream.core.priority import ProcessPriority
 from deeplabstream.live.processes.messages import RecorderFinished
 from deeplabstream.live.processes.recorder import RecorderJob, RecorderProcess
-from deeplabstream.live.session.cameras import CameraBranch
+from deeplabstream.live.session.cameras import OPEN_TIMEOUT_S, CameraBranch
 from deeplabstream.outputs.frames_table import repair_frames_table
 from deeplabstream.outputs.video import count_decodable_frames
 from deeplabstream.settings.sections import RecordingSettings
@@ -33,6 +35,69 @@ _GB = 1e9
 
 class RecordingError(OutputError, RuntimeError):
     """Recording cannot start (not enough disk space, stream not running)."""
+
+
+def is_recording(branches: list[CameraBranch]) -> bool:
+    """Return True while any camera's recorder runs."""
+    return any(b.recorder is not None and b.recorder.running for b in branches)
+
+
+def start_recordings(
+    context: SpawnContext,
+    branches: list[CameraBranch],
+    session_dir: Path,
+    settings: RecordingSettings,
+    log_level: int,
+    priority: ProcessPriority | None,
+    report_error: Callable[[str], None],
+) -> None:
+    """Start a recorder per streaming camera to record; return once all of them are subscribed.
+
+    Raises RecordingError when the disk is too full, no camera is to be recorded, or a recorder
+    did not start.
+    """
+    check_free_space(session_dir, settings)
+    starting = [
+        b for b in branches if not b.ended and b.recorder is None and b.settings.common.record
+    ]
+    if not starting and not is_recording(branches):
+        raise RecordingError(
+            "no camera to record: every camera has RECORD = false (the Session form's "
+            "Record boxes) or has ended"
+        )
+    for branch in starting:
+        branch.recorder = spawn_recorder(
+            context, branch, session_dir, settings, log_level, priority
+        )
+    deadline = time.monotonic() + OPEN_TIMEOUT_S
+    for branch in starting:
+        assert branch.recorder is not None
+        if not branch.recorder.await_ready(deadline):
+            take_recorder_result(branch, report_error)
+            raise RecordingError(f"camera {branch.name!r}: the recorder did not start")
+
+
+def request_stops(branches: list[CameraBranch]) -> None:
+    """Ask every running recorder to finish (frames announced so far are still written)."""
+    for branch in branches:
+        if branch.recorder is not None:
+            branch.recorder.request_stop()
+
+
+def collect_recorders(
+    branches: list[CameraBranch], session_dir: Path | None, report_error: Callable[[str], None]
+) -> None:
+    """Wait for every recorder asked to stop; account what each wrote (recorded + lost)."""
+    deadline = time.monotonic() + RECORDER_STOP_TIMEOUT_S
+    for branch in branches:
+        recorder = branch.recorder
+        if recorder is None:
+            continue
+        recorder.collect(deadline)
+        if branch.recorder_entry is None:
+            take_recorder_result(branch, report_error)
+        account_recording(branch, recorder, session_dir)
+        branch.recorder, branch.recorder_entry = None, None
 
 
 def spawn_recorder(

@@ -15,7 +15,7 @@ from deeplabstream.core.priority import ProcessPriority
 from deeplabstream.live.processes.depth import DepthSource
 from deeplabstream.live.processes.dispatch import EVENTS_FILE
 from deeplabstream.live.processes.messages import ExperimentSpec
-from deeplabstream.outputs.plugin import ChosenOutput
+from deeplabstream.outputs.interface import ChosenOutput
 from deeplabstream.settings.effective import EffectiveCamera
 from deeplabstream.settings.sections import PoseSettings
 from deeplabstream.spatial.triangulation.live import TriangulationSpec
@@ -58,7 +58,7 @@ class PoseJob:
     file_label: str = ""  # "" for the session's first analysis, ".run2" etc. for later ones
     events_file: str = EVENTS_FILE  # for ``experiment``
     # The outputs chosen (settings/outputs.py), each by name with its settings: the worker
-    # opens their live halves (outputs/plugin.py). The pose files ("pose") are always among them.
+    # opens their live halves (outputs/interface.py). The pose files ("pose") are always among them.
     outputs: tuple[ChosenOutput, ...] = ()
     priority: ProcessPriority | None = None  # its own cores (core/priority.py)
     # [Triangulation] with a calibration: the calibrated cameras' poses are triangulated after

@@ -17,7 +17,7 @@ import numpy as np
 
 from deeplabstream.core.errors import raised_as
 from deeplabstream.core.priority import inference_pool_may_spin, inference_thread_count
-from deeplabstream.live.processes.pose_job import PoseJob, WorkerCamera
+from deeplabstream.live.processes.job import PoseJob, WorkerCamera
 from deeplabstream.pose.decoding.two_stage import CropFrom
 from deeplabstream.pose.formats.dlc3_topdown import topdown_decoding_of
 from deeplabstream.pose.formats.dlc3_topdown_animals import open_dlc_topdown_estimator

@@ -1,11 +1,11 @@
-"""What a session says about itself: ``session.json``, its processes and each camera's figures.
+"""``session.json`` as the session fills it: when it is written, and what goes in.
 
 :class:`SessionJson` fills ``session.json``'s typed record (:mod:`outputs.session_record`, the
-one owner of its shape) from the session (read through
-:class:`ReportedSession`) and writes it: at each change of state, and every
-``SESSION_JSON_PERIOD_S`` while the session runs, so that a session killed hard still says how
-far it got. :func:`camera_figures` and :func:`process_ids` are the live figures the window and
-the summary read.
+one owner of its shape) from the session (read through :class:`ReportedSession`) and the report
+(:class:`ReportParts`), and writes it: at each change of state, and every
+:data:`SESSION_JSON_PERIOD_S` while the session runs, so that a session killed hard still says
+how far it got. :func:`session_metadata` is its ``metadata``; :func:`clean_up_after_killed_sessions`
+its ``cleanup_at_start``.
 """
 
 from __future__ import annotations
@@ -21,27 +21,40 @@ from deeplabstream.core.liveness import process_start_time
 from deeplabstream.core.machine import machine_description
 from deeplabstream.core.priority import PriorityPlan, observed_priorities
 from deeplabstream.live.session.analysis import Analysis
-from deeplabstream.live.session.cameras import CameraBranch, branch_stats, camera_entry
-from deeplabstream.live.session.health import SessionHealth
+from deeplabstream.live.session.cameras import CameraBranch, camera_entry
 from deeplabstream.live.session.plugins_used import plugins_named
-from deeplabstream.live.session.record import SESSION_JSON_PERIOD_S, run_label, session_metadata
+from deeplabstream.live.session.report.figures import (
+    camera_figures,
+    experiment_summaries,
+    last_experiment_summary,
+    process_ids,
+)
+from deeplabstream.live.session.report.health import SessionHealth
 from deeplabstream.outputs.folder import SESSION_JSON, package_versions
 from deeplabstream.outputs.session_record import (
     Cleanup,
     Clock,
     ExperimentRun,
+    Metadata,
     PoseRun,
     Priority,
     SessionRecord,
     SettingsReload,
+    Subject,
     parse_or_keep,
     write_record,
 )
+from deeplabstream.outputs.session_repair import recover_interrupted_sessions
 from deeplabstream.settings.loader import settings_as_dict
 from deeplabstream.settings.sections import Settings
 from deeplabstream.transport.channel import Doorbell
+from deeplabstream.transport.ring import remove_stale_rings
 
 log = logging.getLogger(__name__)
+
+#: session.json is rewritten (atomically) this often while the session runs, so that a session
+#: killed hard still says how far it got.
+SESSION_JSON_PERIOD_S = 2.0
 
 
 class ReportedSession(Protocol):
@@ -56,11 +69,8 @@ class ReportedSession(Protocol):
     started_host_s: float  # the host clock (time.perf_counter) at the same moment
     analysis: Analysis | None
     analyses: list[Analysis]
-    health: SessionHealth
     priority_plan: PriorityPlan
     doorbell: Doorbell | None
-    cleanup: Cleanup
-    settings_reloads: list[SettingsReload]
 
     @property
     def branches(self) -> list[CameraBranch]: ...  # noqa: D102 (a protocol's member)
@@ -69,47 +79,12 @@ class ReportedSession(Protocol):
     def stopped(self) -> bool: ...  # noqa: D102
 
 
-def camera_figures(
-    branches: list[CameraBranch], analysis: Analysis | None, health: SessionHealth
-) -> dict[str, dict[str, Any]]:
-    """Return live per-camera figures read from the ring headers (cheap; call it often)."""
-    stats = {branch.name: branch_stats(branch) for branch in branches}
-    if analysis is not None:
-        experiment = bool(analysis.experiment_running or analysis.experiment_summaries)
-        for name, figures in stats.items():
-            figures["latency_ms"] = analysis.recent_latency_ms(name)
-            figures["loop_latency_ms"] = (
-                analysis.recent_latency_ms(name, end_to_end=True) if experiment else None
-            )
-            live = analysis.live_deadline.get(name)
-            figures["late"] = live.misses if live is not None else 0
-            figures["stalled_s"] = health.stalled_s(name)
-    return stats
+class ReportParts(Protocol):
+    """What ``session.json`` reads of the report (report.session_report.SessionReport)."""
 
-
-def process_ids(branches: list[CameraBranch], analyses: list[Analysis]) -> dict[str, int | None]:
-    """Return the process id of every process of the session, by process name."""
-    processes: dict[str, int | None] = {"main": os.getpid()}
-    for branch in branches:
-        processes[branch.process.name] = branch.process.pid
-        processes.update(branch.recorder_pids)
-    for run, analysis in enumerate(analyses, start=1):
-        processes[f"pose{run_label(run)}"] = analysis.process.pid
-    return processes
-
-
-def experiment_summaries(analyses: list[Analysis]) -> list[dict[str, Any]]:
-    """Return the summary of every experiment of the session's analyses, in order."""
-    return [summary for analysis in analyses for summary in analysis.experiment_summaries]
-
-
-def last_experiment_summary(analyses: list[Analysis]) -> dict[str, Any] | None:
-    """Return the summary of the session's last experiment; None when none ran."""
-    for analysis in reversed(analyses):
-        summary = analysis.experiment_summary()
-        if summary is not None:
-            return summary
-    return None
+    health: SessionHealth
+    cleanup: Cleanup
+    settings_reloads: list[SettingsReload]
 
 
 class SessionJson:
@@ -148,13 +123,14 @@ class SessionJson:
     def write(
         self,
         session: ReportedSession,
+        parts: ReportParts,
         status: str,
         stats: dict[str, dict[str, Any]] | None = None,
     ) -> None:
         """Write ``session.json`` with the current state of the session."""
         assert session.session_dir is not None
-        stats = stats or camera_figures(session.branches, session.analysis, session.health)
-        record = self._document(session, status, stats)
+        stats = stats or camera_figures(session.branches, session.analysis, parts.health)
+        record = self._document(session, parts, status, stats)
         self.record = record
         try:
             # The space reserve is for the final session.json only: an update while running
@@ -163,13 +139,13 @@ class SessionJson:
         except OSError as error:  # the previous complete session.json stays
             log.error("could not update %s: %s", SESSION_JSON, error)
 
-    def write_when_due(self, session: ReportedSession) -> None:
+    def write_when_due(self, session: ReportedSession, parts: ReportParts) -> None:
         """Rewrite session.json every few seconds while running (a hard kill keeps the last)."""
         now = time.monotonic()
         if session.session_dir is None or session.stopped or now < self._next_write:
             return
         self._next_write = now + SESSION_JSON_PERIOD_S
-        self.write(session, "running")
+        self.write(session, parts, "running")
 
     def priority_entry(self, session: ReportedSession) -> dict[str, Any]:
         """Return the placement plan and what each process was last seen running with."""
@@ -181,7 +157,11 @@ class SessionJson:
         return {**session.priority_plan.describe(), "processes": dict(self._observed_priorities)}
 
     def _document(
-        self, session: ReportedSession, status: str, stats: dict[str, dict[str, Any]]
+        self,
+        session: ReportedSession,
+        parts: ReportParts,
+        status: str,
+        stats: dict[str, dict[str, Any]],
     ) -> SessionRecord:
         """Return session.json's content: the session's state now, with ``stats`` per camera."""
         started_at = session.started_at.isoformat(timespec="microseconds")
@@ -219,7 +199,7 @@ class SessionJson:
             settings=static["settings"],
             versions=static["versions"],
             machine=static["machine"],
-            cleanup_at_start=session.cleanup,
+            cleanup_at_start=parts.cleanup,
             # With the main pid, its start time: a later start tells a pid reused by another
             # process (after a reboot) from this session still running (core/liveness.py).
             main_process_started=static["main_process_started"],
@@ -230,7 +210,7 @@ class SessionJson:
             if last_experiment is None
             else parse_or_keep(ExperimentRun, last_experiment, "experiment"),
             experiment_runs=experiments,
-            health=session.health.section(
+            health=parts.health.section(
                 session.analyses,
                 experiments,
                 round(session.started_host_s * 1e9),
@@ -240,7 +220,7 @@ class SessionJson:
             processes=process_ids(session.branches, session.analyses),
             priority=parse_or_keep(Priority, self.priority_entry(session), "priority"),
             doorbell=session.doorbell.value if session.doorbell is not None else None,
-            settings_reloads=tuple(session.settings_reloads),
+            settings_reloads=tuple(parts.settings_reloads),
             plugins=self.plugins_entry(session),
         )
 
@@ -254,3 +234,56 @@ class SessionJson:
                 "main_process_started": process_start_time(os.getpid()),
             }
         return self._static
+
+
+def session_metadata(settings: Settings) -> Metadata:
+    """Return ``session.json``'s ``metadata``: the ``[Session]`` keys the user filled in."""
+    session = settings.session
+    return Metadata(
+        animal=session.animal,
+        experimenter=session.experimenter,
+        notes=session.notes,
+        planned_duration_s=session.planned_duration,
+        recorded_cameras=tuple(c.name for c in settings.cameras if c.common.record),
+        # the subject and the lab (issue 29), for session.nwb: NWB's forms, checked in settings
+        subject=Subject(
+            species=session.species,
+            age=session.age,
+            date_of_birth=session.date_of_birth,
+            sex=session.sex,
+            strain=session.strain,
+        ),
+        institution=session.institution,
+        lab=session.lab,
+        experiment_description=session.experiment_description,
+    )
+
+
+def clean_up_after_killed_sessions(output_dir: Path) -> Cleanup:
+    """Remove the shared memory of dead sessions; mark their session folders ``interrupted``.
+
+    Its ``warnings`` (damaged ``session.json`` files moved aside) are the new session's to
+    report (``session.json`` -> ``warnings``).
+    """
+    rings = remove_stale_rings()
+    if rings:
+        megabytes = sum(ring.nbytes for ring in rings) / 2**20
+        owners = sorted({ring.owner_pid for ring in rings})
+        log.warning(
+            "removed %d shared-memory ring(s) (%.0f MB) left in /dev/shm by killed session(s) "
+            "(process ids %s)",
+            len(rings),
+            megabytes,
+            ", ".join(map(str, owners)),
+        )
+    recovery = recover_interrupted_sessions(output_dir)
+    for folder in recovery.interrupted:
+        log.warning("session %s was interrupted (killed); marked so in its session.json", folder)
+    return Cleanup(
+        stale_rings_removed=tuple(ring.name for ring in rings),
+        stale_ring_bytes=sum(ring.nbytes for ring in rings),
+        interrupted_sessions_marked=tuple(str(folder) for folder in recovery.interrupted),
+        # session.json files that were not a session's record: renamed, never deleted
+        damaged_session_files_moved=tuple(str(path) for path in recovery.damaged),
+        warnings=tuple(recovery.warnings),
+    )

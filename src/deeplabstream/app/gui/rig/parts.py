@@ -1,0 +1,39 @@
+"""Small pieces the Rig tab's boxes share.
+
+The colours, a job's status line, a narrow drop-down and a yes/no question.
+"""
+
+from __future__ import annotations
+
+from PyQt5.QtCore import Qt
+from PyQt5.QtWidgets import QComboBox, QLabel, QMessageBox, QWidget
+
+from deeplabstream.app.gui.fitting import shrinkable
+
+PROBLEM_COLOUR = "#b00020"
+NEWS_COLOUR = "#37474f"  # saved, checking: information, not alarm
+CHOICE_CHARACTERS = 16  # a list's width, in characters, whatever its items' length
+
+
+def narrow_choice(choice: QComboBox) -> None:
+    """Let ``choice`` be narrower than its longest item (it shows it whole when opened)."""
+    choice.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+    choice.setMinimumContentsLength(CHOICE_CHARACTERS)
+
+
+def status_line(name: str) -> QLabel:
+    """Return a line for a job's progress and outcome (hidden until there is something to say)."""
+    label = shrinkable(QLabel(""))
+    label.setObjectName(name)
+    label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+    label.hide()
+    return label
+
+
+def confirm(parent: QWidget, title: str, question: str) -> bool:
+    """Ask a yes/no question (No is the default); True when the user says yes."""
+    box = QMessageBox(QMessageBox.Question, title, question, parent=parent)
+    box.setObjectName("rig_confirm")
+    box.setStandardButtons(QMessageBox.Yes | QMessageBox.No)
+    box.setDefaultButton(QMessageBox.No)
+    return box.exec_() == QMessageBox.Yes

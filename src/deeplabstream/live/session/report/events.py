@@ -1,0 +1,50 @@
+"""What the user hears while the stream runs (:class:`SessionEvent`), and what a watch may do.
+
+Every watch of the report returns :class:`SessionEvent` items for the CLI and the window;
+:class:`WatchedSession` is what a watch reads of the session and may do to it (stop recording
+on a full disk, stop the session on a lost camera).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from deeplabstream.live.session.cameras import CameraBranch
+from deeplabstream.settings.sections import Settings
+
+
+@dataclass(frozen=True)
+class SessionEvent:
+    """Something the user should hear about, raised while the stream runs."""
+
+    level: int  # logging level
+    message: str
+    camera: str | None = None
+
+
+class WatchedSession(Protocol):
+    """What the watch reads and does of the session (live.session.live.LiveSession)."""
+
+    settings: Settings
+    session_dir: Path | None
+    stop_reason: str
+
+    @property
+    def branches(self) -> list[CameraBranch]: ...  # noqa: D102 (a protocol's member)
+
+    @property
+    def stopped(self) -> bool: ...  # noqa: D102
+
+    @property
+    def recording(self) -> bool: ...  # noqa: D102
+
+    @property
+    def analysing(self) -> bool: ...  # noqa: D102
+
+    def report_error(self, text: str) -> None: ...  # noqa: D102
+
+    def stop_recording(self) -> None: ...  # noqa: D102
+
+    def stop_analysis(self) -> None: ...  # noqa: D102

@@ -1,0 +1,31 @@
+"""A video played as a camera that ended before its file says it should: a truncated file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from deeplabstream.hardware.cameras.video_length import read_announced_frames, truncation_text
+from deeplabstream.live.session.cameras import CameraBranch
+from deeplabstream.transport.channel import EndReason
+
+
+def truncated_videos(branches: list[CameraBranch]) -> list[str]:
+    """Return, for each video camera that ended before its file says it should, why.
+
+    A video played as a camera (``SOURCE = video``, not looping) that reached its end with fewer
+    frames than its container announces is a file cut short: said as the offline replay says
+    it ("truncated"), not as a plain end of source (hardware.cameras.video_length).
+    """
+    found = []
+    for branch in branches:
+        finished = branch.finished
+        options = branch.settings.options
+        if branch.settings.source != "video" or getattr(options, "loop", False):
+            continue
+        if finished is None or finished.reason != EndReason.END_OF_SOURCE:
+            continue
+        path = Path(getattr(options, "path", ""))
+        text = truncation_text(path, read_announced_frames(path), finished.frames)
+        if text:  # the replay's very words: a replayed file's error is said once
+            found.append(text)
+    return found

@@ -1,0 +1,347 @@
+"""Killed sessions: their ``session.json`` marked ``interrupted`` and counted from their files.
+
+A session killed hard leaves its record ``running``. The next start (or its NWB export) finds
+it (:func:`recover_interrupted_sessions`), cuts its frames tables to what its videos hold and
+counts and judges it from its files as a finished session is judged (:func:`counted_from_files`);
+a damaged record is moved aside, never deleted. The record's shape is
+:mod:`outputs.session_record`'s.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import logging
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from deeplabstream.core.liveness import is_same_process_running
+from deeplabstream.outputs.folder import (
+    SESSION_JSON,
+    is_session_name,
+    move_aside,
+    release_reserve,
+    write_json_atomic,
+)
+from deeplabstream.outputs.frames_table import count_table_rows, repair_frames_table
+from deeplabstream.outputs.pose.recovery import finish_events, rebuild_camera_figures
+from deeplabstream.outputs.schema_check import json_kind
+from deeplabstream.outputs.session_record import (
+    VERDICTS,
+    CameraRecord,
+    Counted,
+    DamagedRecordError,
+    ExperimentRun,
+    Health,
+    PoseCamera,
+    PoseRun,
+    Recording,
+    SessionRecord,
+    load_record,
+    parse_or_keep,
+    read_record_data,
+)
+from deeplabstream.outputs.video import count_decodable_frames
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Recovery:
+    """What the start found in the output folder: sessions marked, damaged files moved aside."""
+
+    interrupted: list[Path] = field(default_factory=list)  # session folders marked interrupted
+    damaged: list[Path] = field(default_factory=list)  # session.json files moved aside (new names)
+    warnings: list[str] = field(default_factory=list)  # one per damaged file, naming it
+
+
+def recover_interrupted_sessions(output_dir: Path) -> Recovery:
+    """Mark the sessions in ``output_dir`` whose processes were killed; free their reserve.
+
+    A session killed hard (SIGKILL, a power cut) never reaches its final ``session.json``: it
+    stays ``running`` and keeps its 1 MiB space reserve. When its main process no longer runs
+    (:func:`core.liveness.is_same_process_running`: the pid and its start time, so a pid now
+    used by another process does not count), its status becomes ``interrupted`` (with a note
+    in ``errors``) and the reserve is removed. A session whose main process still runs is left
+    alone.
+
+    A ``session.json`` that is not what a session writes (not JSON, not an object, a figure of
+    the wrong type in a running record) never stops the start: it is renamed
+    ``session.json.damaged`` (never deleted, ``outputs.folder.move_aside``) and named in the
+    returned warnings.
+    """
+    recovery = Recovery()
+    if not output_dir.is_dir():
+        return recovery
+    for folder in sorted(output_dir.iterdir()):
+        if not is_session_name(folder.name) or not folder.is_dir():
+            continue
+        path = folder / SESSION_JSON
+        try:
+            if _recover_one(folder, path):
+                recovery.interrupted.append(folder)
+        except DamagedRecordError as damage:
+            target, text = move_aside(path, str(damage))
+            if target is not None:
+                recovery.damaged.append(target)
+            recovery.warnings.append(text)
+        except OSError as error:  # unreadable or unwritable: left as it is, said once
+            log.warning("%s: not checked for an interrupted session: %s", path, error)
+    return recovery
+
+
+def _recover_one(folder: Path, path: Path) -> bool:
+    """Mark one session interrupted when its process is gone; True when it was marked.
+
+    Only a ``running`` record is read whole (a finished one is left as it is). Raises
+    DamagedRecordError for a file that is not a session's record, OSError for one that cannot
+    be read or written.
+    """
+    try:
+        data = read_record_data(path)
+    except FileNotFoundError:
+        return False
+    if not isinstance(data, dict):
+        raise DamagedRecordError(f"holds {json_kind(data)}, not an object")
+    if data.get("status") != "running":
+        return False
+    record = SessionRecord.from_json(data, "session.json")
+    pid = record.processes.get("main")
+    if pid is not None and is_same_process_running(pid, record.main_process_started):
+        return False
+    note = (
+        f"{_INTERRUPTED}: its main process ({pid}) ended without finalising "
+        f"it (killed, or the machine stopped); found on "
+        f"{datetime.now().astimezone().isoformat(timespec='seconds')}. Its cameras' "
+        "recordings, analyses and experiments are counted from its files (what was written "
+        "until then); its other figures are those of its last update."
+    )
+    cameras = {name: _repaired_camera(folder, camera) for name, camera in record.cameras.items()}
+    record = dataclasses.replace(
+        record, status="interrupted", errors=(*record.errors, note), cameras=cameras
+    )
+    write_json_atomic(path, _counted_or_said(folder, record).to_json())
+    release_reserve(folder)
+    return True
+
+
+def _repaired_camera(folder: Path, camera: CameraRecord) -> CameraRecord:
+    """Cut each of the camera's frames tables to the frames its video holds; re-derive figures.
+
+    A killed recorder's table may name frames whose video data never reached the disk, and the
+    files went on growing after the last ``session.json`` update (up to 2 s of frames). So the
+    figures are taken from the files where they know more, keeping the rules of a finished
+    session: recorded + lost = captured while recording, and captured >= recorded + lost.
+
+    - recorded: the frames its video holds that have a row (the table is cut to them);
+    - captured while recording: the last update's recorded + lost, or, when larger, the
+      table's whole rows before the cut (each a frame the camera delivered and the recorder
+      took) + the last update's lost;
+    - lost: captured while recording - recorded;
+    - ``frames_captured``: the last update's, or the frames captured while recording when the
+      files show more (a recording that ran from the session's start: recorded + lost).
+
+    The record was read whole before (a damaged one never half-repairs a table).
+    """
+    if not camera.recordings:
+        return camera
+    recordings = tuple(_repaired_recording(folder, r) for r in camera.recordings)
+    recorded = sum(r.frames for r in recordings)
+    lost = sum(r.lost for r in recordings)
+    return dataclasses.replace(
+        camera,
+        recordings=recordings,
+        frames_captured=max(camera.frames_captured, recorded + lost),
+        frames_recorded=recorded,
+        frames_lost_in_recording=lost,
+        frames_dropped=camera.frames_dropped_by_camera + lost,
+        repaired_from_files=True,
+    )
+
+
+def _repaired_recording(folder: Path, recording: Recording) -> Recording:
+    """Cut one recording's table to its video and re-derive its ``frames`` and ``lost``.
+
+    A recording whose files are gone keeps its figures (nothing to re-derive them from).
+    """
+    video, table = recording.video, recording.frames_table
+    if not (video and table and (folder / table).is_file()):
+        return recording
+    if (folder / video).exists() and not (folder / video).is_file():
+        return recording  # a FIFO or a device: opening it could block the start for ever
+    taken = count_table_rows(folder / table)  # before the cut: every frame the recorder took
+    recorded = repair_frames_table(folder / table, count_decodable_frames(folder / video))
+    captured = max(recording.frames, taken) + recording.lost
+    present = None if recording.present is None else recording.present - {"running"}
+    return dataclasses.replace(
+        recording, frames=recorded, lost=captured - recorded, running=None, present=present
+    )
+
+
+def repair_interrupted_session(folder: Path) -> bool:
+    """Make a killed session's record say what its files hold; True when it was rewritten.
+
+    For a reader of one folder (the NWB export): a ``running`` record whose process is gone
+    is marked interrupted as the next start would (:func:`recover_interrupted_sessions`); an
+    ``interrupted`` one marked by an older version (its analysis and experiment uncounted) is
+    counted from its files (:func:`counted_from_files`). Any other record is left as it is.
+    Raises DamagedRecordError or OSError as :func:`recover_interrupted_sessions` reports them.
+    """
+    path = folder / SESSION_JSON
+    if _recover_one(folder, path):
+        log.warning("session %s was interrupted (killed); marked so in its session.json", folder)
+        return True
+    record = load_record(path)
+    if record.status != "interrupted":
+        return False
+    counted = counted_from_files(folder, record)
+    if counted == record:
+        return False
+    write_json_atomic(path, counted.to_json())
+    log.warning("session %s was interrupted: counted from its files in its session.json", folder)
+    return True
+
+
+# -- a killed session's record, counted from its files -----------------------------------------
+
+#: What goes between a camera's name and ``.pose.csv`` for the n-th analysis (``.run2``), and
+#: into ``events<label>.csv`` for the n-th experiment: outputs.folder.run_label's names.
+_RUN_LABEL = re.compile(r"(?:\.run(\d+))?")
+#: How the interruption's error begins (:func:`_recover_one`'s note).
+_INTERRUPTED = "the session was interrupted"
+
+
+def counted_from_files(folder: Path, record: SessionRecord) -> SessionRecord:
+    """Return an interrupted session's record with what its files hold, judged again.
+
+    Its last update was written while it ran: the analysis's figures come from the worker at
+    its end, an experiment's summary at the experiment's end, and the verdict was judged
+    before the interruption (an error). So it is judged and counted as a finished session's:
+    each analysis's figures from its pose files, each experiment's events from its events
+    file (finished with a ``finish`` row naming the interruption), the verdict and ``counted``
+    from its errors and warnings. What the record already counts is kept: counting again
+    changes nothing.
+    """
+    pose_runs = _repaired_pose_runs(folder, record)
+    why = next((e for e in record.errors if e.startswith(_INTERRUPTED)), _INTERRUPTED)
+    experiment_runs = _repaired_experiment_runs(folder, record, why.split(";")[0])
+    return dataclasses.replace(
+        record,
+        pose=pose_runs[-1] if pose_runs else record.pose,
+        pose_runs=pose_runs,
+        experiment=experiment_runs[-1] if experiment_runs else record.experiment,
+        experiment_runs=experiment_runs,
+        health=_judged_again(record.health, record.errors, record.warnings),
+    )
+
+
+def _counted_or_said(folder: Path, record: SessionRecord) -> SessionRecord:
+    """Return :func:`counted_from_files`; a file it cannot read is an error of the record.
+
+    A killed session's files may be damaged past their last whole row (a power cut): that
+    never stops the start, which marks the session all the same.
+    """
+    try:
+        return counted_from_files(folder, record)
+    except (ValueError, csv.Error) as error:
+        errors = (*record.errors, f"its analyses and experiments were not counted: {error}")
+        health = _judged_again(record.health, errors, record.warnings)
+        return dataclasses.replace(record, errors=errors, health=health)
+
+
+def _judged_again(health: Health, errors: tuple[str, ...], warnings: tuple[str, ...]) -> Health:
+    """Return ``health`` with the verdict and ``counted`` of these errors and warnings.
+
+    The same rule as the live session's (live.session.report.health.verdict_of): the worst of
+    the loop's verdict, an error for any error, a warning for any warning.
+    """
+    worst = VERDICTS.index(health.verdict)
+    if errors:
+        worst = VERDICTS.index("error")
+    elif warnings:
+        worst = max(worst, VERDICTS.index("warning"))
+    counted = Counted(errors=len(errors), warnings=len(warnings))
+    return dataclasses.replace(health, verdict=VERDICTS[worst], counted=counted)
+
+
+def _repaired_pose_runs(folder: Path, record: SessionRecord) -> tuple[PoseRun, ...]:
+    """Return every analysis, each camera's figures read from its pose files where it has none.
+
+    A running analysis has no figures (its worker reports them at its end); one that began
+    after the last update is not in the record at all, only its files (``<camera>.run2...``).
+    """
+    runs = list(record.pose_runs)
+    while _pose_files_of_run(folder, record, len(runs) + 1):
+        runs.append(PoseRun())
+    repaired = []
+    for number, run in enumerate(runs, start=1):
+        cameras = dict(run.cameras)
+        for camera, pose_csv in _pose_files_of_run(folder, record, number).items():
+            if camera not in cameras:
+                cameras[camera] = _pose_figures_from_files(folder, camera, pose_csv)
+        repaired.append(dataclasses.replace(run, cameras=cameras))
+    return tuple(repaired)
+
+
+def _pose_files_of_run(folder: Path, record: SessionRecord, number: int) -> dict[str, Path]:
+    """Return the pose CSV of each of the record's cameras in the ``number``-th analysis."""
+    label = "" if number == 1 else f".run{number}"
+    files = {name: folder / f"{name}{label}.pose.csv" for name in record.cameras}
+    return {name: path for name, path in files.items() if path.is_file()}
+
+
+def _pose_figures_from_files(folder: Path, camera: str, pose_csv: Path) -> PoseCamera:
+    """Return one camera's analysis figures rebuilt from its pose files (whole rows kept).
+
+    What the files cannot tell is left out rather than guessed: the frames lost or not
+    analysed (counted by the worker, which is gone) and the deadline (the session's own).
+    """
+    label = pose_csv.name.removeprefix(camera).removesuffix(".pose.csv")
+    figures = rebuild_camera_figures(folder, camera, label)
+    for unknown in ("deadline", "frames_lost", "frames_not_analysed_worker_gone"):
+        figures.pop(unknown, None)
+    return parse_or_keep(PoseCamera, figures, f"pose.cameras.{camera}")
+
+
+def _repaired_experiment_runs(
+    folder: Path, record: SessionRecord, why: str
+) -> tuple[ExperimentRun, ...]:
+    """Return every experiment, with those whose events file no summary names rebuilt from it.
+
+    An experiment's summary comes at its end: the one running at the kill has only its events
+    file (``events.csv``, ``events.run2.csv``, ...), which is finished here with a ``finish``
+    row, as a dead worker's is (outputs.pose.recovery.finish_events).
+    """
+    named = {run.events_file for run in record.experiment_runs}
+    rebuilt = []
+    for path in _events_files(folder):
+        if path.name in named:
+            continue
+        summary = finish_events(path, why)
+        if summary is not None:
+            summary.update(name=_experiment_name(path), state="interrupted")
+            rebuilt.append(parse_or_keep(ExperimentRun, summary, f"experiment.{path.name}"))
+    return (*record.experiment_runs, *rebuilt)
+
+
+def _events_files(folder: Path) -> list[Path]:
+    """Return the folder's events files in run order: events.csv, events.run2.csv, ..."""
+    found = {}
+    for path in folder.glob("events*.csv"):
+        if not path.is_file():  # a FIFO would block the start: only regular files are read
+            continue
+        match = _RUN_LABEL.fullmatch(path.name.removeprefix("events").removesuffix(".csv"))
+        if match is not None:
+            found[int(match.group(1) or 1)] = path
+    return [found[number] for number in sorted(found)]
+
+
+def _experiment_name(events_csv: Path) -> str | None:
+    """Return the experiment's name from its events file's ``start`` row (None: no such row)."""
+    with events_csv.open(newline="", encoding="utf-8") as file:
+        for row in csv.DictReader(file):
+            if row.get("kind") == "start":
+                return row.get("name") or None
+    return None
