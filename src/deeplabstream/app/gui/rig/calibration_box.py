@@ -12,15 +12,13 @@ from PyQt5.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLineEdit,
-    QPlainTextEdit,
     QPushButton,
-    QVBoxLayout,
 )
 
 from deeplabstream.app.gui.job_targets import Outcome, calibrate_job
 from deeplabstream.app.gui.jobs import ProcessJob
 from deeplabstream.app.gui.rig.edited_file import EditedFile
-from deeplabstream.app.gui.rig.parts import status_line
+from deeplabstream.app.gui.rig.parts import job_box, status_line
 from deeplabstream.app.gui.rig_check import relative_to_settings
 
 
@@ -48,14 +46,7 @@ class CalibrationBox(QGroupBox):
         row.addWidget(self.calibration_edit, 1)
         row.addWidget(run)
         self.calibration_status = status_line("rig_calibration_status")
-        self.calibration_info = QPlainTextEdit()
-        self.calibration_info.setObjectName("rig_calibration_info")
-        self.calibration_info.setReadOnly(True)
-        self.calibration_info.setMaximumHeight(120)
-        layout = QVBoxLayout(self)
-        layout.addLayout(row)
-        layout.addWidget(self.calibration_status)
-        layout.addWidget(self.calibration_info)
+        self.calibration_info = job_box(self, row, self.calibration_status, "rig_calibration_info")
         self._calibration: ProcessJob | None = None
 
     def show_document(self) -> None:

@@ -10,15 +10,13 @@ from PyQt5.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLineEdit,
-    QPlainTextEdit,
     QPushButton,
-    QVBoxLayout,
 )
 
 from deeplabstream.app.gui.job_targets import ModelFacts, Outcome, describe_model_job
 from deeplabstream.app.gui.jobs import ProcessJob
 from deeplabstream.app.gui.rig.edited_file import EditedFile
-from deeplabstream.app.gui.rig.parts import status_line
+from deeplabstream.app.gui.rig.parts import job_box, status_line
 from deeplabstream.app.gui.rig_check import relative_to_settings
 
 MODEL_FILTER = "Models (*.pt *.ckpt *.onnx *.json *.yaml);;All files (*)"
@@ -51,14 +49,7 @@ class ModelBox(QGroupBox):
         row.addWidget(browse)
         row.addWidget(self.inspect_button)
         self.inspect_status = status_line("rig_model_status")
-        self.model_info = QPlainTextEdit()
-        self.model_info.setObjectName("rig_model_info")
-        self.model_info.setReadOnly(True)
-        self.model_info.setMaximumHeight(120)
-        layout = QVBoxLayout(self)
-        layout.addLayout(row)
-        layout.addWidget(self.inspect_status)
-        layout.addWidget(self.model_info)
+        self.model_info = job_box(self, row, self.inspect_status, "rig_model_info")
         self._inspection: ProcessJob | None = None
         self._described: str | None = None  # the model the box describes ("": the bundled)
         self.model_facts: ModelFacts | None = None  # of the model the field names, once inspected

@@ -6,7 +6,15 @@ The colours, a job's status line, a narrow drop-down and a yes/no question.
 from __future__ import annotations
 
 from PyQt5.QtCore import Qt
-from PyQt5.QtWidgets import QComboBox, QLabel, QMessageBox, QWidget
+from PyQt5.QtWidgets import (
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QMessageBox,
+    QPlainTextEdit,
+    QVBoxLayout,
+    QWidget,
+)
 
 from deeplabstream.app.gui.fitting import shrinkable
 
@@ -28,6 +36,22 @@ def status_line(name: str) -> QLabel:
     label.setTextInteractionFlags(Qt.TextSelectableByMouse)
     label.hide()
     return label
+
+
+def job_box(box: QWidget, row: QHBoxLayout, status: QLabel, info_name: str) -> QPlainTextEdit:
+    """Lay out a job's box: its row, the job's status line, what the job found (returned).
+
+    What it found is a short read-only text named ``info_name``.
+    """
+    info = QPlainTextEdit()
+    info.setObjectName(info_name)
+    info.setReadOnly(True)
+    info.setMaximumHeight(120)
+    layout = QVBoxLayout(box)
+    layout.addLayout(row)
+    layout.addWidget(status)
+    layout.addWidget(info)
+    return info
 
 
 def confirm(parent: QWidget, title: str, question: str) -> bool:
