@@ -1,8 +1,11 @@
 """The earlier path of the output plugin interface, kept for the outputs labs wrote against it.
 
 The interface is :mod:`deeplabstream.outputs.interface` (docs/outputs.md, docs/plugins.md);
-``from deeplabstream.outputs.plugin import Output`` keeps working in a lab's existing output.
+``from deeplabstream.outputs.plugin import Output`` keeps working in a lab's existing output,
+with a DeprecationWarning naming the new path. Nothing in the package imports this module.
 """
+
+import warnings
 
 from deeplabstream.outputs.interface import (
     OUTPUTS,
@@ -17,6 +20,13 @@ from deeplabstream.outputs.interface import (
     OutputCamera,
     OutputSession,
     PoseSink,
+)
+
+warnings.warn(
+    "deeplabstream.outputs.plugin is deprecated: import the output interface from "
+    "deeplabstream.outputs.interface (docs/plugins.md, \"Outputs\")",
+    DeprecationWarning,
+    stacklevel=2,
 )
 
 __all__ = [
