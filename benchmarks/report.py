@@ -36,6 +36,7 @@ ORDER = (
     "gpu",
     "recording",
     "replay",
+    "verify",
     "lsl",
     "multi_animal",
     "behaviour_classifier",
@@ -68,6 +69,8 @@ TITLES = {
     "gpu": "A ResNet-50-class network on the GPU (640x480, batch 1)",
     "recording": "Recording two cameras",
     "replay": "Replay throughput (`utils/VideoAnalyzer.py`)",
+    "verify": "Verification (`deeplabstream-verify`) per minute of a lossless recording vs a "
+    "plain `--fast` replay of it",
     "lsl": "Lab Streaming Layer outlets: the cost of a push in the loop (`[Output] LSL = on`)",
     "multi_animal": "Several animals: two mice through the multi-animal path (simulated arena, "
     "640x480)",

@@ -16,7 +16,8 @@ events table's ``likelihood`` column (events.csv's, issue 38); events.csv's ``an
 (empty here: a single-animal model; issue 43); the stop's own switch-offs carry no keypoint,
 position or likelihood (so the NWB events table has no measured columns here: every event of this
 replay is the start, the finish or a stop's switch-off) and the annotated video draws the
-experiment's regions (issue 44).
+experiment's regions (issue 44); ``left.pose_exact.csv`` added, every other file unchanged
+(issue 46: the full-precision keypoints deeplabstream-verify compares).
 """
 
 from __future__ import annotations

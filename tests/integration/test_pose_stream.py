@@ -133,8 +133,11 @@ def test_models_not_supported_yet_say_what_to_do(tmp_path: Path) -> None:
     (lp / "config.yaml").write_text("data: {}\n")
     with pytest.raises(ModelError, match="litpose export"):
         load_model(lp)
+    with pytest.raises(ModelError, match="2 models in this folder"):
+        load_model(tmp_path)  # the two above, listed
+    (tmp_path / "nothing").mkdir()
     with pytest.raises(ModelError, match="not a model this program knows"):
-        load_model(tmp_path)
+        load_model(tmp_path / "nothing")
 
 
 def _median_errors(session: Path, camera: str) -> dict[str, float]:

@@ -45,6 +45,22 @@ class FramesTable:
         self._file.close()
 
 
+def recorded_frames(video: Path) -> int | None:
+    """Return the frames of a recording of this program, from its frames table beside it.
+
+    The table has one row per frame in the file, so its rows are the exact count, where the
+    container's duration x rate overstates it when the recorder lost frames (their timestamps
+    leave gaps: no truncation). None for a video without a table (not a recording of ours).
+    """
+    table = video.with_name(f"{video.stem}{FRAMES_TABLE_SUFFIX}")
+    try:
+        with table.open("rb") as file:
+            rows = sum(1 for _ in file) - 1  # less the header
+    except OSError:
+        return None
+    return rows if rows > 0 else None
+
+
 def repair_frames_table(path: Path, frames_in_video: int) -> int:
     """Cut a frames table to the frames its video holds; returns the rows it kept.
 

@@ -1,9 +1,10 @@
 """The built-in outputs of the pose files: ``pose`` (always chosen) and ``ibl``.
 
-``pose``: per camera ``<camera>.pose.csv``, ``.pose_times.csv``, ``.pose_timing.csv`` (and a
-multi-animal camera's ``.identity.csv``) written live, one pose and times row per captured frame,
-and ``<camera>.pose.pqt`` from them at the close. Every other output, the session's figures and
-the recovery of a killed worker read these files, so this output is always chosen.
+``pose``: per camera ``<camera>.pose.csv``, ``.pose_times.csv``, ``.pose_timing.csv``,
+``.pose_exact.csv`` (and a multi-animal camera's ``.identity.csv``) written live, one pose and
+times row per captured frame, and ``<camera>.pose.pqt`` from them at the close. Every other
+output, the session's figures and the recovery of a killed worker read these files, so this
+output is always chosen.
 
 ``ibl`` (``[Output] NAMING = ibl``): ``_ibl_<camera>Camera.dlc.pqt`` and ``.times.npy``, copies
 of the pose table named as the International Brain Laboratory's pipeline names them, written at
@@ -26,9 +27,11 @@ from deeplabstream.outputs.interface import (
 )
 from deeplabstream.outputs.pose.files import (
     POSE_CSV_SUFFIX,
+    POSE_EXACT_SUFFIX,
     POSE_PARQUET_SUFFIX,
     POSE_TIMES_SUFFIX,
     POSE_TIMING_SUFFIX,
+    ExactPoseWriter,
     PoseCsvWriter,
     PoseTimesWriter,
     PoseTimingWriter,
@@ -61,6 +64,11 @@ class PoseFileSink:
             directory / f"{camera.stem}{POSE_TIMING_SUFFIX}", camera.timing_stages
         )
         self.times = PoseTimesWriter(directory / f"{camera.stem}{POSE_TIMES_SUFFIX}")
+        self.exact = ExactPoseWriter(
+            directory / f"{camera.stem}{POSE_EXACT_SUFFIX}",
+            camera.keypoints,
+            camera.individuals if camera.multi_animal else None,
+        )
         self.identities = camera.identities  # writes <camera>.identity.csv beside the pose rows
         self.looks: dict[str, Any] | None = None  # what the identity keeper did, once closed
         self.table_errors: list[str] = []
@@ -69,6 +77,7 @@ class PoseFileSink:
         """Append its pose row (and identities' confidences), its times and its timing."""
         record = frame.record
         self.csv.write(record.frame_index, frame.animals)  # (1, K, 3) for one animal
+        self.exact.write(record.frame_index, frame.animals)
         if self.identities is not None:
             self.identities.write(record.frame_index)
         self.times.write(
@@ -105,6 +114,7 @@ class PoseFileSink:
             if self.identities is not None:
                 self.identities.end_at(last_index)
         self.csv.close()
+        self.exact.close()
         self.timing.close()
         self.times.close()
         # The learner stopped and the confidence file closed before the table reads it.
@@ -119,7 +129,7 @@ class PoseFileSink:
     @property
     def errors(self) -> list[str]:
         """Say which files stopped early (a full disk): the session reports them as errors."""
-        written = (self.csv.error, self.timing.error, self.times.error)
+        written = (self.csv.error, self.exact.error, self.timing.error, self.times.error)
         return [error for error in written if error] + self.table_errors
 
     def _table(self) -> str | None:

@@ -458,6 +458,17 @@ class ModelRecord(Part):
         "export, a Lightning Pose checkpoint, a crop-zoom pair's yaml)",
         optional=True,
     )
+    model_path: str | None = key(
+        "what MODEL_PATH named when that was a framework's folder around the model (a "
+        "DeepLabCut project or exported-models-pytorch folder, a sleap-nn training folder, "
+        "...); null when it named the model itself",
+        optional=True,
+    )
+    model_found: str | None = key(
+        "with model_path: the model found in that folder, the one that ran (a DeepLabCut .pt "
+        "export, a sleap-nn export folder, a Lightning Pose checkpoint, ...)",
+        optional=True,
+    )
     keypoints: tuple[str, ...] | None = key("its keypoints, in order", optional=True)
     input: Any = key("its input size [width, height]", optional=True)
     precision: str | None = key("fp32, fp16 or int8", optional=True)

@@ -4,18 +4,23 @@
                                 [--precision fp32|fp16|int8] [--threads N]
 
 PATH is anything ``MODEL_PATH`` takes. The command prints the framework and its version, the
-network, keypoints, input size, stride and parameter count; converts a DeepLabCut 3.0 export or
-a Lightning Pose checkpoint to ONNX (or reuses the cached graph); and runs the converted graph
-(ONNX Runtime, CPU) and the rebuilt PyTorch network on one frame, printing their largest
-differences. Give a frame of your own camera with ``--frame`` (an image, or a video and
-``--frame-index``); without it a synthetic image is used, which proves less.
+network, keypoints, input size, stride and parameter count (per stage for a model of two
+networks); converts a DeepLabCut 3.0 export or a Lightning Pose checkpoint to ONNX (or reuses
+the cached graphs); and runs every converted graph (ONNX Runtime, CPU) and the rebuilt PyTorch
+network on one frame, printing their largest differences. A model that runs several graphs (a
+DeepLabCut top-down model: detector, then pose network on the crop; a Lightning Pose context
+model: backbone, then heads on five frames) has each graph checked on its own input and then the
+whole model end to end, its keypoints in frame pixels (:mod:`pose.stage_check`). Give a frame of
+your own camera with ``--frame`` (an image, or a video and ``--frame-index``: a context model
+takes the frames two before to two after it); without it a synthetic image is used, which
+proves less.
 
 With ``--precision int8`` it shows the quantized model ``deeplabstream-quantize`` made and the
 accuracy cost that command measured against fp32 (no conversion check: the int8 graph is not
 meant to reproduce the network exactly).
 
-Exit status: 0 when the graph reproduces the network (or there is nothing to convert), 1 when
-it does not, 2 when the model cannot be loaded (the message says why).
+Exit status: 0 when every graph reproduces the network (or there is nothing to convert), 1 when
+one does not (the message names it), 2 when the model cannot be loaded (the message says why).
 """
 
 from __future__ import annotations
@@ -38,14 +43,28 @@ from deeplabstream.pose.model import ModelDescription, ModelError
 from deeplabstream.pose.model_format import ModelFormat, format_of_description
 from deeplabstream.pose.runtime.precision import PRECISIONS, cost_lines, int8_cost
 from deeplabstream.pose.runtime.preprocess import Preprocessor
+from deeplabstream.pose.stage_check import StageCheck, check_stages, has_stages, stage_parameters
+
+#: Frames before and after the checked one a context model takes (t-2 .. t+2).
+CONTEXT_REACH = 2
 
 
 @dataclass(frozen=True)
 class Frame:
-    """A BGR uint8 frame and where it came from."""
+    """A BGR uint8 frame, where it came from, and the frames around it (a context model's)."""
 
     pixels: np.ndarray
     origin: str
+    #: The video's frames two before to two after it, as far as the video has them (the
+    #: frame itself alone for an image).
+    window: tuple[np.ndarray, ...] = ()
+    #: The frame's place in ``window``.
+    centre: int = 0
+
+    @property
+    def frames(self) -> tuple[np.ndarray, ...]:
+        """The frames a check runs on: the window, or the frame itself."""
+        return self.window or (self.pixels,)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'conversion:':<13}{how}; loaded in {seconds:.1f} s")
     if frame is None:
         frame = _synthetic_frame(description)
-    return check(description, frame, args.threads)
+    return check_converted(description, frame, args.threads)
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -117,7 +136,7 @@ def facts(description: ModelDescription) -> list[tuple[str, str]]:
     ]
     parameters = _parameters(d)
     if parameters is not None:
-        rows.insert(3, ("parameters", f"{parameters:,}"))
+        rows.insert(3, ("parameters", parameters))
     return rows
 
 
@@ -138,15 +157,63 @@ def _decoding(d: ModelDescription) -> str:
     return _format(d).decoding_text(d)
 
 
-def _parameters(d: ModelDescription) -> int | None:
-    """Parameters of the rebuilt network (None for models that are only a graph)."""
+def _parameters(d: ModelDescription) -> str | None:
+    """Parameters of the rebuilt network, per stage where it has two (None: only a graph)."""
     if d.source_file is None:
         return None
-
-    return int(sum(p.numel() for p in build_torch_module(d).parameters()))
+    stages = stage_parameters(d)
+    if stages is not None:
+        each = ", ".join(f"{stage} {count:,}" for stage, count in stages)
+        return f"{sum(count for _, count in stages):,} in all: {each}"
+    return f"{int(sum(p.numel() for p in build_torch_module(d).parameters())):,}"
 
 
 # --- the check ----------------------------------------------------------------------------------
+
+
+def check_converted(description: ModelDescription, frame: Frame, threads: int) -> int:
+    """Check every graph of a converted model on ``frame``; print the figures; the status."""
+    if has_stages(description):
+        return check_each_graph(description, frame, threads)
+    return check(description, frame, threads)
+
+
+def check_each_graph(description: ModelDescription, frame: Frame, threads: int) -> int:
+    """Check each graph of a model that runs several, and the whole model (pose.stage_check)."""
+    checks = check_stages(description, frame.frames, frame.centre, threads)
+    height, width = frame.pixels.shape[:2]
+    shown = f"{len(frame.frames)} frames around " if len(frame.frames) > 1 else ""
+    print(
+        f"check on:    {shown}{frame.origin} ({width}x{height}), ONNX Runtime CPU vs the "
+        "rebuilt PyTorch networks, each graph then the whole model"
+    )
+    for stage in checks:
+        _print_stage(stage)
+    failed = [stage for stage in checks if stage.failed]
+    for stage in failed:
+        graphs = ", ".join(str(g) for g in stage.graphs)
+        beyond = ", ".join(stage.failed)
+        print(
+            f"result:      {stage.subject} does NOT reproduce the network ({beyond} beyond "
+            f"their limits): {graphs}"
+        )
+    if failed:
+        return 1
+    what = "within the fp32 tolerances" if description.precision == "fp32" else "fp16, measured"
+    print(
+        "result:      each converted graph reproduces the network, and together they give its "
+        f"keypoints ({what})"
+    )
+    return 0
+
+
+def _print_stage(stage: StageCheck) -> None:
+    names = ", ".join(g.name for g in stage.graphs)
+    print(f"  {stage.stage} ({names}): {stage.compared}")
+    for name, value in stage.differences.items():
+        limit = stage.limits.get(name)
+        bound = f" (allowed {limit:g})" if limit is not None else ""
+        print(f"    max |difference| {name:<11}{value:.3g}{bound}")
 
 
 def check(description: ModelDescription, frame: Frame, threads: int) -> int:
@@ -185,7 +252,7 @@ def _check_stages(stages: tuple[ModelDescription, ...], frame: Frame | None, thr
             print("  conversion:  none needed (an ONNX export)")
             continue
         # The whole frame checks the conversion (not the keypoints): any image will do.
-        status = max(status, check(stage, frame or _synthetic_frame(stage), threads))
+        status = max(status, check_converted(stage, frame or _synthetic_frame(stage), threads))
     return status
 
 
@@ -205,14 +272,20 @@ def _read_frame(path: Path, index: int) -> Frame:
         return Frame(image, str(path))
     import av
 
+    window: list[np.ndarray] = []  # frames index - 2 .. index + 2, where the video has them
     try:
         with av.open(str(path)) as container:
             for number, decoded in enumerate(container.decode(container.streams.video[0])):
-                if number == index:
-                    return Frame(decoded.to_ndarray(format="bgr24"), f"{path} frame {index}")
+                if number >= index - CONTEXT_REACH:
+                    window.append(decoded.to_ndarray(format="bgr24"))
+                if number >= index + CONTEXT_REACH:
+                    break
     except (av.error.FFmpegError, IndexError) as error:
         raise ModelError(f"{path}: neither an image nor a readable video: {error}") from error
-    raise ModelError(f"{path}: has no frame {index}")
+    if index < 0 or len(window) <= index - max(0, index - CONTEXT_REACH):
+        raise ModelError(f"{path}: has no frame {index}")
+    middle = index - max(0, index - CONTEXT_REACH)
+    return Frame(window[middle], f"{path} frame {index}", tuple(window), middle)
 
 
 def _synthetic_frame(description: ModelDescription) -> Frame:

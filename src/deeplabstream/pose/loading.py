@@ -13,7 +13,12 @@ The kind is detected from what is on disk, by the formats of the registry
 - a ``.pt`` / ``.pth`` file (not part of a model of this project): a DeepLabCut 3.0 export,
   rebuilt and converted to ONNX (:mod:`pose.formats.dlc3`);
 - a folder with ``export_metadata.json`` (and ``model.onnx``), or that ``.onnx``: a sleap-nn
-  ONNX export of a multi-animal bottom-up or top-down model (:mod:`pose.formats.sleap`).
+  ONNX export of a multi-animal bottom-up or top-down model (:mod:`pose.formats.sleap`);
+- a folder a framework wrote around its models (a DeepLabCut project, ``exported-models-pytorch``
+  or ``train/`` folder, a sleap-nn training folder, a folder of Lightning Pose's ``tb_logs/``):
+  the one model inside it, or a refusal naming the command that makes one
+  (:mod:`pose.formats.framework_folders`); the description's ``named_path`` keeps the folder,
+  its ``found_model`` the model taken from it.
 
 Converted graphs are cached by the hash of the files they come from
 (:mod:`pose.formats.conversion`): the first load of such a model takes seconds to tens of seconds,
@@ -28,6 +33,7 @@ from pathlib import Path
 from deeplabstream.core.errors import raised_as
 from deeplabstream.pose.decoding.sleap_topdown import model_stages
 from deeplabstream.pose.formats.dlc3_topdown import topdown_stages
+from deeplabstream.pose.formats.framework_folders import resolve_model_path
 from deeplabstream.pose.formats.lightning_cropzoom import cropzoom_stages
 from deeplabstream.pose.model import ModelDescription, ModelError
 from deeplabstream.pose.model_format import (
@@ -55,9 +61,11 @@ __all__ = [
     "check_model",
     "check_precision",
     "check_torch_file",
+    "converted_on_first_use",
     "load_model",
     "model_animals",
     "model_keypoints",
+    "model_to_load",
     "unreadable",
 ]
 
@@ -74,7 +82,9 @@ def load_model(
     Parameters
     ----------
     path
-        A model folder or file of any supported kind, or None.
+        A model folder or file of any supported kind, a framework's folder holding one
+        (:mod:`pose.formats.framework_folders`; the description's ``named_path`` is then
+        ``path``, its ``found_model`` the model inside), or None.
     frame_size
         (height, width) of the frames the model will see. Used by models that run at any size
         (DeepLabCut's, which it runs at the frame's own size); others resize frames to their
@@ -101,6 +111,12 @@ def load_model(
         )
     if precision not in PRECISIONS:
         raise ModelError(f"precision {precision!r}; expected {', '.join(PRECISIONS)}")
+    model = resolve_model_path(path)
+    if model != path:  # a framework's folder around the model: the record names both
+        inner = load_model(
+            model, frame_size=frame_size, precision=precision, max_animals=max_animals
+        )
+        return dataclasses.replace(inner, named_path=path, found_model=model)
     if precision == "int8":  # the fp32 model, then its quantized graph (pose.runtime.precision)
         fp32 = load_model(path, frame_size=frame_size, precision="fp32", max_animals=max_animals)
         return int8_model(fp32, path)
@@ -117,19 +133,39 @@ def load_model(
         if max_animals is not None and description.multi_animal and not fixed:
             description = dataclasses.replace(description, max_animals=max_animals)
         return description
-    if path.is_dir() and (path / "config.yaml").is_file() and (path / "tb_logs").is_dir():
-        raise ModelError(
-            f"{path}: a Lightning Pose model folder without a checkpoint (.ckpt) under tb_logs/ "
-            f"or an ONNX export in exports_onnx/: copy the checkpoint back, or export the model "
-            f"with `litpose export {path} --runtime onnx`"
-        )
     raise ModelError(
         f"{path}: not a model this program knows. Expected a folder with model.json (this "
         "project's models), a Lightning Pose model folder (config.yaml + exports_onnx/ or "
-        "tb_logs/), a Lightning Pose .ckpt, a DeepLabCut 3.0 export (.pt), a sleap-nn ONNX "
-        "export folder (export_metadata.json + model.onnx), or an .onnx file inside one of them."
-        + _unusable_formats_text()
+        "tb_logs/), a Lightning Pose .ckpt, a DeepLabCut 3.0 export (.pt) or a folder holding "
+        "one (the project, exported-models-pytorch/), a sleap-nn ONNX export folder "
+        "(export_metadata.json + model.onnx) or the training folder holding one, or an .onnx "
+        "file inside one of them." + _unusable_formats_text()
     )
+
+
+def model_to_load(path: Path | None) -> Path:
+    """Return the model file or folder that ``path`` names (None: the bundled model).
+
+    ``path`` itself, or the one model inside a framework's folder
+    (:mod:`pose.formats.framework_folders`). ModelError as :func:`load_model` for a folder
+    that holds none or several, naming the command to run or the models to choose from.
+    """
+    path = BUNDLED_MODEL if path is None else Path(path).expanduser()
+    return resolve_model_path(path) if path.exists() else path
+
+
+def converted_on_first_use(path: Path | None) -> bool:
+    """Return True when the model at ``path`` is converted to ONNX on its first load.
+
+    For messages before a load ("converting ..."); a path that is no model, or a folder that
+    is refused, gives False (the load says why).
+    """
+    try:
+        model = model_to_load(path)
+    except ModelError:
+        return False
+    model_format = format_of(model) if model.exists() else None
+    return model_format is not None and model_format.converted
 
 
 def model_stage_names(description: ModelDescription) -> tuple[str, ...]:
@@ -168,6 +204,7 @@ def check_model(path: Path | None) -> None:
     path = BUNDLED_MODEL if path is None else Path(path).expanduser()
     if not path.exists():
         load_model(path)  # raises its "model not found" message
+    path = resolve_model_path(path)  # a framework's folder: its model, or what to run
     model_format = format_of(path)
     if model_format is None:
         load_model(path)  # raises the message for what is there
@@ -190,7 +227,7 @@ def check_backend(path: Path | None, backend: str) -> None:
     """
     if backend != "pytorch":
         return
-    path = BUNDLED_MODEL if path is None else Path(path).expanduser()
+    path = model_to_load(path)
     model_format = format_of(path) if path.exists() else None
     problem = model_format.pytorch_problem(path) if model_format is not None else None
     if problem is not None:
@@ -212,7 +249,7 @@ def check_precision(path: Path | None, precision: PrecisionName, backend: str) -
     problem = backend_problem(precision, backend)
     if problem is not None:
         raise ModelError(problem)
-    path = BUNDLED_MODEL if path is None else Path(path).expanduser()
+    path = model_to_load(path)
     if precision == "fp16":
         model_format = format_of(path) if path.exists() else None
         if not (model_format is not None and model_format.converted):
@@ -229,8 +266,8 @@ def model_animals(path: Path | None, max_animals: int) -> int:
     (DeepLabCut 3.0, Lightning Pose checkpoints) are single-animal and are not loaded.
     ModelError as :func:`check_model`.
     """
-    path = BUNDLED_MODEL if path is None else Path(path).expanduser()
-    model_format = format_of(path)
+    path = model_to_load(path)
+    model_format = format_of(path) if path.exists() else None
     if model_format is None or model_format.converted:
         check_model(path)
         return 1
@@ -254,6 +291,7 @@ def model_keypoints(path: Path | None) -> tuple[str, ...]:
             load_model(path)  # raises its "model not found" message
         key = (str(path), _stamp(path))
         if key not in _KEYPOINTS:
+            path = resolve_model_path(path)  # a framework's folder: its model, or what to run
             model_format = format_of(path)
             if model_format is None:
                 load_model(path)  # raises the message for what is there

@@ -121,6 +121,12 @@ class ModelDescription:
         For a model that names the animals itself (a sleap-nn identity model, class maps):
         its classes, in order. Row i of each frame's result is then always class i, and
         ``max_animals`` is their number. Empty for the other models.
+    named_path, found_model
+        What ``[Pose] MODEL_PATH`` (or ``--model``) named when that was a framework's folder
+        around the model (a DeepLabCut project, a sleap-nn training folder, ...:
+        :mod:`pose.formats.framework_folders`), and the model found in it and loaded (a
+        DeepLabCut ``.pt`` export, a sleap-nn export folder, ...). None when the path named the
+        model itself.
     """
 
     name: str
@@ -154,6 +160,8 @@ class ModelDescription:
     decoding: Any = field(default=None, compare=False)
     trained_size: tuple[int, int] | None = None
     identity_classes: tuple[str, ...] = ()
+    named_path: Path | None = field(default=None, compare=False)
+    found_model: Path | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         """Check what can be checked without loading the network."""

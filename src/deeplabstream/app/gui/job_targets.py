@@ -27,8 +27,7 @@ from typing import Any
 from deeplabstream.core.errors import CalibrationError, DeepLabStreamError
 from deeplabstream.hardware.cameras.detect import detect_with_notes
 from deeplabstream.pose.inspect import facts
-from deeplabstream.pose.loading import BUNDLED_MODEL, load_model
-from deeplabstream.pose.model_format import format_of
+from deeplabstream.pose.loading import converted_on_first_use, load_model
 from deeplabstream.spatial.calibration.calibrate import CalibrationOptions, calibrate
 
 Say = Callable[[str], None]
@@ -55,8 +54,7 @@ def detect_cameras_job(say: Say) -> Any:
 def describe_model_job(say: Say, path: str, precision: str) -> ModelFacts:
     """Load the model at ``path`` (converting it on first use) and describe it."""
     model = Path(path).expanduser() if path else None
-    model_format = format_of(model or BUNDLED_MODEL) if (model or BUNDLED_MODEL).exists() else None
-    if model_format is not None and model_format.converted:
+    if converted_on_first_use(model):  # a framework's folder: the model inside it
         say(
             "converting the model to ONNX (first use only: later loads reuse the converted "
             "graph; can take a minute)"

@@ -16,6 +16,8 @@ time.
 
 Beside the Start/Stop buttons, "Latency test" runs the stimulus board's latency self-test as an
 experiment of the running stream (``[LatencyTest]``, docs/latency-test.md) and shows its figures.
+Beside Open folder, "Verify" (:class:`app.gui.verify_button.VerifyButton`) checks the session
+just ended against an offline analysis of its recording, in a process of its own.
 
 Timers drive everything on the GUI thread: the display timer (``[Streaming] DISPLAY_RATE``)
 paints the newest frames, the service timer (every 50 ms) lets the stream handle its processes'
@@ -76,6 +78,7 @@ from deeplabstream.app.gui.rig_panel import RigPanel
 from deeplabstream.app.gui.session import SETTINGS_CAUSE, Part, SessionController
 from deeplabstream.app.gui.stall_monitor import StallMonitor
 from deeplabstream.app.gui.status_panel import ErrorBanner, StatusPanel
+from deeplabstream.app.gui.verify_button import VerifyButton
 from deeplabstream.app.gui.wheel_guard import WheelGuard, install_wheel_guard, remove_wheel_guard
 from deeplabstream.experiments.registry import config_file_of
 from deeplabstream.live.session.report.rates import CameraRates, StampSample, frame_time_s
@@ -226,6 +229,8 @@ class MainWindow(QMainWindow):
         session_row.addWidget(QLabel("Session:"))
         session_row.addWidget(self.session_label, 1)
         session_row.addWidget(self.open_folder_button)
+        self.verify_button = VerifyButton()  # the finished session against its recording
+        session_row.addWidget(self.verify_button)
 
         self.view_holder = QVBoxLayout()
         self.placeholder = QLabel(
@@ -309,6 +314,10 @@ class MainWindow(QMainWindow):
         status_bar = self.statusBar()
         assert status_bar is not None
         status_bar.addWidget(self.notice_label, 1)
+        self.verify_button.progress.connect(self.notice_label.setText)
+        self.verify_button.reported.connect(lambda text: self._show_notice(text, stay=True))
+        self.verify_button.failed.connect(lambda text: self._show_error(text, "verify"))
+        self.verify_button.started.connect(lambda: self._resolve("verify"))
 
     # -- reactions -----------------------------------------------------------------------------
 
@@ -470,6 +479,8 @@ class MainWindow(QMainWindow):
         folder = controller.session_dir
         self.session_label.setText(str(folder) if folder else self._no_session_text())
         self.open_folder_button.setEnabled(folder is not None)
+        busy = controller.streaming or controller.working or self.closing
+        self.verify_button.follow(folder, busy)
         stream = controller.stream
         opened = stream is not None and stream.session_dir is not None
         if self.live_view is None and opened and controller.busy is None:
@@ -770,6 +781,7 @@ class MainWindow(QMainWindow):
         and closes itself when the controller says everything stopped.
         """
         controller = self.controller
+        self.verify_button.stop()  # never left running behind the window
         if self.closed_down or (not controller.streaming and not controller.working):
             self._service_timer.stop()
             self._status_timer.stop()

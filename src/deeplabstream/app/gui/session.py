@@ -60,7 +60,7 @@ from deeplabstream.live.session.report.summary import summary_lines as session_s
 from deeplabstream.live.session.runner import SessionRunner
 from deeplabstream.live.session.video_recordings import RecordingError
 from deeplabstream.outputs.video import RECORDED_VIDEO_SUFFIXES
-from deeplabstream.pose.model_format import format_of
+from deeplabstream.pose.loading import converted_on_first_use
 from deeplabstream.settings.effective import CameraPlan, resolve_cameras
 from deeplabstream.settings.sections import Settings
 
@@ -102,8 +102,7 @@ def converted_models(plan: CameraPlan) -> list[str]:
     """Return the cameras' models that are converted to ONNX on first use (paths)."""
     found = []
     for path in sorted(str(p) for p in plan.models if p is not None):
-        model_format = format_of(Path(path)) if Path(path).exists() else None
-        if model_format is not None and model_format.converted:
+        if converted_on_first_use(Path(path)):  # a framework's folder: the model inside it
             found.append(path)
     return found
 

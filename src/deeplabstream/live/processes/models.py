@@ -143,6 +143,9 @@ def model_summary(description: ModelDescription, provider: str) -> dict[str, Any
         "framework": description.framework,
         "file": str(description.model_file),
         "source_file": _named_file(description),  # what the user pointed MODEL_PATH at
+        # a framework's folder MODEL_PATH named, and the model found in it (the one that ran)
+        "model_path": _text(description.named_path),
+        "model_found": _text(description.found_model),
         "keypoints": list(description.keypoints),
         "input": [description.input_width, description.input_height],
         "precision": description.precision,
@@ -153,6 +156,10 @@ def model_summary(description: ModelDescription, provider: str) -> dict[str, Any
         "skeleton": [list(pair) for pair in description.skeleton],
         **cropzoom_summary(description),  # a crop-zoom pair: its stages, rule and live mode
     } | context_summary(description)  # a context model: its frames and live mode
+
+
+def _text(path: Path | None) -> str | None:
+    return None if path is None else str(path)
 
 
 def _named_file(description: ModelDescription) -> str | None:

@@ -107,6 +107,28 @@ def replay_video(
     return _run(video, info, plan, options, report, began)
 
 
+def replay_with_plan(
+    video: Path,
+    plan: CameraPlan,
+    options: ReplayOptions,
+    progress: ProgressSink | None = None,
+    folder_name: str | None = None,
+) -> ReplayResult:
+    """Replay a plan made by the caller (its cameras play videos, ``video`` the first one).
+
+    ``deeplabstream-verify`` replays a session's recordings under the session's own camera
+    names; the folder is named ``folder_name`` (default: the video's name).
+    """
+    began = time.monotonic()
+    report = progress or (lambda _update: None)
+    report(Progress(video, "starting", 0, None))
+    try:
+        info = probe_video(video)
+    except (DeepLabStreamError, ValueError) as error:
+        return ReplayResult(video, False, errors=(str(error),), elapsed_s=time.monotonic() - began)
+    return _run(video, info, plan, options, report, began, folder_name)
+
+
 def _run(
     video: Path,
     info: VideoInfo,
@@ -114,6 +136,7 @@ def _run(
     options: ReplayOptions,
     report: ProgressSink,
     began: float,
+    folder_name: str | None = None,
 ) -> ReplayResult:
     settings = plan.settings
     output_dir = options.output_dir or settings.output.directory
@@ -156,7 +179,7 @@ def _run(
     if stream.session_dir is None:  # nothing started: the camera or the folder failed
         return ReplayResult(video, False, errors=tuple(errors), elapsed_s=time.monotonic() - began)
     _detach_session_log(stream.session_dir)
-    session_dir = _rename_session(stream.session_dir, camera_name_for(video))
+    session_dir = _rename_session(stream.session_dir, folder_name or camera_name_for(video))
     if session_dir != stream.session_dir:
         _log_final_folder(stream.session_dir, session_dir)
     return _finish(video, info, settings, options, session_dir, runner, errors, report, began)
@@ -175,7 +198,7 @@ def _finish(
 ) -> ReplayResult:
     """Read the session's figures, render the annotated video, note the replay in session.json."""
     session = read_session_record(session_dir)
-    camera = camera_name_for(video)
+    camera = settings.cameras[0].name  # the video's camera (camera_name_for(video) in a replay)
     entry = session.cameras[camera]
     captured = entry.frames_captured
     pose = (session.pose.cameras.get(camera) if session.pose else None) or PoseCamera()

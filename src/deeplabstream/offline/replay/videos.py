@@ -15,6 +15,7 @@ import av
 
 from deeplabstream.core.errors import DeepLabStreamError
 from deeplabstream.hardware.cameras.video_length import announced_frames
+from deeplabstream.outputs.frames_table import recorded_frames
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".m4v", ".mpg", ".mpeg", ".webm", ".wmv")
 _NOT_IN_A_NAME = re.compile(r"[^A-Za-z0-9_-]+")
@@ -82,7 +83,10 @@ def probe_video(path: Path) -> VideoInfo:
             stream = container.streams.video[0]
             rate = stream.average_rate or stream.guessed_rate
             fps = float(rate) if rate else None
-            frames, exact = _frame_count(stream, container, fps)
+            recorded = recorded_frames(path)  # a recording of ours: its frames table counts
+            frames, exact = (
+                (recorded, True) if recorded is not None else _frame_count(stream, container, fps)
+            )
             return VideoInfo(
                 path, frames, exact, fps, stream.codec_context.width, stream.codec_context.height
             )

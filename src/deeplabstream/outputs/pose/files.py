@@ -21,6 +21,10 @@
   pose CSV, empty where the animal was not seen or the frame not analysed. A file of its own, so
   that the pose CSV stays exactly DeepLabCut's layout (movement, DeepLabCut and pandas read it
   as ever); the multi-animal ``.pose.pqt`` has it as the ``identity_confidence`` column.
+- ``<camera>.pose_exact.csv``: one row per analysed frame, ``frame_index`` and every value of the
+  pose CSV's row written in full (Python's shortest exact form of the float), where the pose CSV
+  rounds coordinates to 0.001 px: the keypoints exactly as the experiment saw them, which
+  ``deeplabstream-verify`` compares to the bit with an offline analysis of the recording.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ POSE_CSV_SUFFIX = ".pose.csv"
 POSE_PARQUET_SUFFIX = ".pose.pqt"
 POSE_TIMING_SUFFIX = ".pose_timing.csv"
 POSE_TIMES_SUFFIX = ".pose_times.csv"
+POSE_EXACT_SUFFIX = ".pose_exact.csv"
 IDENTITY_SUFFIX = ".identity.csv"
 TIMES_COLUMNS = ("frame_index", "host_timestamp", "camera_timestamp", "analysed")
 TIMING_COLUMNS = (
@@ -183,6 +188,41 @@ class PoseCsvWriter(_FrameRows):
     def write_missing(self, frame_index: int) -> None:
         """Append the empty row of a frame that was captured but not analysed."""
         self._row(frame_index, self._empty)
+
+
+class ExactPoseWriter:
+    """``<camera>.pose_exact.csv``: each analysed frame's values in full, one row per frame.
+
+    ``repr`` of a float is its shortest exact decimal form, so the file reads back to the very
+    bits the experiment saw (the pose CSV keeps 0.001 px). Frames not analysed have no row.
+    """
+
+    def __init__(
+        self, path: Path, keypoints: tuple[str, ...], individuals: tuple[str, ...] | None = None
+    ) -> None:
+        prefixes = [f"{name}_" for name in individuals] if individuals else [""]
+        columns = [
+            f"{prefix}{keypoint}_{coord}"
+            for prefix in prefixes
+            for keypoint in keypoints
+            for coord in ("x", "y", "likelihood")
+        ]
+        self._file = WholeRowsFile(path, ",".join(["frame_index", *columns]) + "\n")
+        self.path = path
+
+    def write(self, frame_index: int, pose: np.ndarray) -> None:
+        """Append the values (K, 3) or (A, K, 3) of one analysed frame."""
+        values = ",".join(map(repr, pose.ravel().tolist()))
+        self._file.write_row(f"{frame_index},{values}\n")
+
+    @property
+    def error(self) -> str | None:
+        """Why the file stopped early (a disk error), or None."""
+        return self._file.error
+
+    def close(self) -> None:
+        """Flush and close."""
+        self._file.close()
 
 
 class PoseTimesWriter(_FrameRows):

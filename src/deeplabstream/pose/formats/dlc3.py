@@ -56,6 +56,7 @@ from deeplabstream.pose.formats.dlc3_dekr import (
     is_dekr,
     load_dlc_dekr,
 )
+from deeplabstream.pose.formats.dlc3_folders import snapshot_refusal
 from deeplabstream.pose.formats.dlc3_heads import HeadSpec, head_spec, head_types
 from deeplabstream.pose.formats.dlc3_multianimal import (
     build_paf_module,
@@ -158,6 +159,8 @@ def read_export(path: str | Path, *, mmap: bool = False) -> DlcExport:
         data = torch.load(str(path), map_location="cpu", weights_only=True, mmap=mmap)
     except Exception as error:  # a damaged zip, a pickle with code in it, not a torch file...
         raise unreadable(path, DEEPLABCUT_EXPORT_ADVICE, unreadable_reason(error)) from error
+    if isinstance(data, dict) and "model" in data and "pose" not in data:
+        raise ModelError(snapshot_refusal(path))  # a training snapshot: say what to export
     if not isinstance(data, dict) or not {"config", "pose"} <= set(data):
         found = sorted(data) if isinstance(data, dict) else type(data).__name__
         raise ModelError(

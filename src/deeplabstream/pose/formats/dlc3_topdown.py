@@ -340,7 +340,8 @@ def compare_detector(  # noqa: D103  (a Comparison of pose.formats.conversion)
     return max_abs_differences(DETECTOR_OUTPUTS, reference, converted)
 
 
-def _compare_pose(reference: Sequence[np.ndarray], converted: Sequence[np.ndarray]) -> Differences:
+def compare_pose(reference: Sequence[np.ndarray], converted: Sequence[np.ndarray]) -> Differences:
+    """Differences of the pose graph's outputs and of its keypoints (crop pixels) and scores."""
     names = POSE_OUTPUTS if len(reference[1].shape) == 3 else HEATMAP_POSE_OUTPUTS
     differences = max_abs_differences(names, reference, converted)
     differences.pop("keypoints")
@@ -406,7 +407,7 @@ def load_dlc_topdown(
         output_names=pose_outputs,
         example_shape=(1, 3, crop.height, crop.width),
         dynamic_size=False,
-        compare=_compare_pose,
+        compare=compare_pose,
         tolerances=HEATMAP_POSE_TOLERANCES if heatmap else POSE_TOLERANCES,
     )
     crop_check = synthetic_input(crop.height, crop.width, PIXEL_MEAN, PIXEL_STD)

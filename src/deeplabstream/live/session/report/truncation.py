@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from deeplabstream.hardware.cameras.video_length import read_announced_frames, truncation_text
+from deeplabstream.hardware.cameras.video_length import (
+    AnnouncedLength,
+    read_announced_frames,
+    truncation_text,
+)
 from deeplabstream.live.session.cameras import CameraBranch
+from deeplabstream.outputs.frames_table import recorded_frames
 from deeplabstream.transport.channel import EndReason
 
 
@@ -25,7 +30,13 @@ def truncated_videos(branches: list[CameraBranch]) -> list[str]:
         if finished is None or finished.reason != EndReason.END_OF_SOURCE:
             continue
         path = Path(getattr(options, "path", ""))
-        text = truncation_text(path, read_announced_frames(path), finished.frames)
+        text = truncation_text(path, _announced(path), finished.frames)
         if text:  # the replay's very words: a replayed file's error is said once
             found.append(text)
     return found
+
+
+def _announced(path: Path) -> AnnouncedLength:
+    """Return the frames a video announces: a recording of ours by its frames table."""
+    recorded = recorded_frames(path)
+    return AnnouncedLength(recorded, True) if recorded is not None else read_announced_frames(path)

@@ -1,0 +1,112 @@
+"""Verification time: ``deeplabstream-verify`` per minute of recording vs a plain replay of it.
+
+    python -m benchmarks.verify [--seconds S] [--quick]
+
+1. A session of the simulated arena with the bundled model and the example experiment, recorded
+   losslessly (``CODEC = ffv1``), ``--seconds`` long (default 60; ``--quick`` 20).
+2. **Verify**: ``python -m deeplabstream.offline.verify`` on its folder, as a process (the
+   offline analysis of every frame, the comparison, summary.json and the report).
+3. **Baseline**, in the same run: ``deeplabstream-replay --fast`` of the same recording with
+   the same settings and experiment (every frame analysed, no comparison).
+
+Both are wall-clock seconds per minute of recording, start-up included. Saved to
+``benchmarks/results/verify.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.common import now_iso, print_table, save_result
+from deeplabstream.core.figures import Figure
+from deeplabstream.core.machine import machine_description
+
+ROOT = Path(__file__).resolve().parent.parent
+SETTINGS = """
+[Camera arena]
+SOURCE = synthetic
+FRAMERATE = 30
+SEED = 1
+[Recording]
+CODEC = ffv1
+MIN_FREE_SPACE = 0
+WARN_FREE_SPACE = 0
+[Experiment]
+NAME = ExampleExperiment
+DEADLINE_MS = off
+[Device stimulus_box]
+TYPE = log
+"""
+
+
+def record_session(folder: Path, seconds: float) -> Path:
+    """Run the default closed loop with a lossless recording; return its session folder."""
+    settings = folder / "settings.ini"
+    settings.write_text(SETTINGS, encoding="utf-8")
+    subprocess.run(
+        [sys.executable, str(ROOT / "DeepLabStream.py"), "--settings", str(settings),
+         "--headless", "--recording-enabled", "--experiment-enabled",
+         "--frames", str(round(seconds * 30)), "--output-dir", str(folder / "sessions")],
+        cwd=ROOT, check=False, capture_output=True, timeout=seconds * 10 + 120,
+    )  # fmt: skip
+    (session,) = (folder / "sessions").glob("*/session.json")
+    return session.parent
+
+
+def timed(command: list[str]) -> tuple[float, int]:
+    """Wall-clock seconds of ``command`` and its exit code."""
+    began = time.perf_counter()
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=3600)
+    return time.perf_counter() - began, result.returncode
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--quick", action="store_true", help="a 20 s recording")
+    args = parser.parse_args(argv)
+    seconds = 20.0 if args.quick else args.seconds
+    started, machine = now_iso(), machine_description()
+    machine["load_average_at_start"] = [round(x, 2) for x in os.getloadavg()]
+    with tempfile.TemporaryDirectory(prefix="dls-verify-bench-") as temp:
+        folder = Path(temp)
+        session = record_session(folder, seconds)
+        video = next(session.glob("arena.mkv"))
+        record = json.loads((session / "session.json").read_text())
+        recorded = record["cameras"]["arena"]["frames_recorded"]
+        verify_s, verify_code = timed([sys.executable, "-m", "deeplabstream.offline.verify",
+                                       str(session), "--quiet"])  # fmt: skip
+        replay_s, replay_code = timed(
+            [sys.executable, str(ROOT / "utils" / "VideoAnalyzer.py"), "--fast",
+             "--settings", str(folder / "settings.ini"), "--output-dir",
+             str(folder / "replay"), str(video)]
+        )  # fmt: skip
+        summary = json.loads((session / "verify" / "summary.json").read_text())
+    minutes = recorded / 30 / 60
+    figures = [
+        Figure("s_per_recorded_minute", "wall s per minute of recording", verify_s / minutes,
+               replay_s / minutes, "s"),
+        Figure("wall_s", "wall s, whole command", verify_s, replay_s, "s", compare=False),
+    ]  # fmt: skip
+    details = {
+        "frames_recorded": recorded,
+        "verify_exit_code": verify_code,
+        "verdict": summary["verdict"],
+        "frames_compared": summary["cameras"]["arena"]["frames_compared"],
+        "frames_equal_to_the_bit": summary["cameras"]["arena"]["frames_equal_to_the_bit"],
+    }
+    print_table("deeplabstream-verify vs a plain --fast replay", figures, machine)
+    print(json.dumps(details))
+    save_result("verify", figures, started=started, machine=machine, details=details,
+                baseline_details={"replay_exit_code": replay_code})  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

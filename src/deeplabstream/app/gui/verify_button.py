@@ -1,0 +1,170 @@
+"""The Verify button beside Open folder: the session just ended, checked against its recording.
+
+Enabled when the last session is finished (no stream runs, nothing starts or stops) and its
+folder holds a recording that ``session.json`` names; its tooltip says why not otherwise. A
+click runs ``deeplabstream-verify`` on the folder (:class:`app.gui.verify_run.VerifyProcess`);
+meanwhile the button reads **Stop verify (N s)** and stops it when clicked, and each progress line
+goes to the status bar. A stream that starts, or the window that closes, stops it. At the end a
+window of its own (not modal) shows the verdict, the reasons, and **Open report** opens
+``verify/report.html``; the message area says the verdict, or the error when it could not verify.
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+from PyQt5.QtCore import Qt, QTimer, QUrl, pyqtSignal
+from PyQt5.QtGui import QDesktopServices
+from PyQt5.QtWidgets import QApplication, QMessageBox, QPushButton, QWidget
+
+from deeplabstream.app.gui.verify_run import (
+    PROGRESS_PREFIX,
+    VerifyOutcome,
+    VerifyProcess,
+    why_not_verifiable,
+)
+
+VERIFY_LABEL = "Verify"
+OPEN_REPORT_LABEL = "Open report"
+STREAMING_REASON = (
+    "stop the stream first: verify re-analyses the finished session's recording offline"
+)
+ELAPSED_INTERVAL_MS = 1000
+MOST_REASONS_SHOWN = 20  # more are in the report and summary.json
+
+
+class VerifyButton(QPushButton):
+    """The button, its run and its result window.
+
+    ``progress`` carries a line for the status bar, ``reported`` the verdict for the message
+    area, ``failed`` why it could not verify (the window's error banner), ``started`` a new run.
+    """
+
+    progress = pyqtSignal(str)
+    reported = pyqtSignal(str)
+    failed = pyqtSignal(str)
+    started = pyqtSignal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(VERIFY_LABEL, parent)
+        self.setObjectName("verify_session")
+        self.run = VerifyProcess(self)
+        self.run.progress.connect(self._say_progress)
+        self.run.finished.connect(self._show_outcome)
+        self.result_box: QMessageBox | None = None
+        self.session_dir: Path | None = None
+        self._elapsed = QTimer(self)
+        self._elapsed.setInterval(ELAPSED_INTERVAL_MS)
+        self._elapsed.timeout.connect(self._show_running)
+        self.clicked.connect(self._clicked)
+        self.follow(None, busy=False)
+
+    def follow(self, session_dir: Path | None, busy: bool) -> None:
+        """Follow the window's state: the last session's folder, and whether a stream is busy.
+
+        ``busy``: a stream runs, a part starts or stops, or the window closes. A verify that
+        runs then is stopped: it must never compete with a live session for the machine.
+        """
+        if busy and self.run.running:
+            self.stop()
+            self.reported.emit("Verify stopped: a stream started. Verify again after it.")
+        self.session_dir = session_dir
+        if self.run.running:
+            return
+        reason = STREAMING_REASON if busy else why_not_verifiable(session_dir)
+        self.setText(VERIFY_LABEL)
+        self.setEnabled(reason is None)
+        offer = f"Check {session_dir} against an offline analysis of its recording"
+        self.setToolTip(reason or offer)
+
+    def stop(self) -> None:
+        """Stop a running verify (the window closes, a stream starts); nothing when none runs."""
+        self.run.stop()
+
+    # -- reactions -------------------------------------------------------------------------
+
+    def _clicked(self) -> None:
+        if self.run.running:
+            self.stop()
+            return
+        folder = self.session_dir
+        if folder is None or why_not_verifiable(folder) is not None:
+            return
+        self.started.emit()
+        self.run.start(folder)
+        self._show_running()
+        self._elapsed.start()
+        self.setToolTip(f"Verifying {folder}; click to stop")
+        self.progress.emit(f"Verify: checking {folder} against an offline analysis...")
+
+    def _show_running(self) -> None:
+        self.setText(f"Stop verify ({self.run.elapsed_s():.0f} s)")
+
+    def _say_progress(self, line: str) -> None:
+        stage = line.removeprefix(PROGRESS_PREFIX).strip()
+        self.progress.emit(f"Verify ({self.run.elapsed_s():.0f} s): {stage}")
+
+    def _show_outcome(self, outcome: VerifyOutcome) -> None:
+        self._elapsed.stop()
+        self.follow(self.session_dir, busy=False)
+        if outcome.stopped:
+            self.progress.emit(outcome.headline())
+            return
+        if outcome.verdict is None:
+            self.failed.emit(outcome.headline())
+            return
+        reasons = "".join(f"\n  {reason}" for reason in outcome.reasons[:MOST_REASONS_SHOWN])
+        self.reported.emit(outcome.headline() + reasons)
+        self._show_result_box(outcome)
+
+    def _show_result_box(self, outcome: VerifyOutcome) -> None:
+        """Show the verdict, the reasons and Open report in a window of its own (not modal)."""
+        if self.result_box is not None:
+            self.result_box.close()
+        box = QMessageBox(self.window())
+        box.setObjectName("verify_result")
+        box.setWindowTitle("Verify")
+        box.setIcon(QMessageBox.Information if outcome.agrees else QMessageBox.Warning)
+        box.setTextFormat(Qt.PlainText)
+        verdict = outcome.headline().removeprefix("Verify: ")
+        box.setText(verdict[:1].upper() + verdict[1:])
+        box.setInformativeText(_details(outcome))
+        box.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        if outcome.report is not None:
+            report = outcome.report
+            button = box.addButton(OPEN_REPORT_LABEL, QMessageBox.ActionRole)
+            assert button is not None  # Qt returns the button it made
+            button.setObjectName("open_verify_report")
+            button.setToolTip(str(report))
+            button.clicked.connect(lambda _checked=False: self._open_report(report))
+        box.addButton(QMessageBox.Close)
+        box.setModal(False)
+        box.show()
+        self.result_box = box
+
+    def _open_report(self, report: Path) -> None:
+        if QDesktopServices.openUrl(QUrl.fromLocalFile(str(report))):
+            return
+        clipboard = QApplication.clipboard()
+        if clipboard is not None:
+            clipboard.setText(str(report))
+        self.failed.emit(
+            f"No browser could open {report}. Its path is copied to the clipboard: open it in "
+            "your browser."
+        )
+
+
+def _details(outcome: VerifyOutcome) -> str:
+    """Return the reasons (the first :data:`MOST_REASONS_SHOWN`) and the report's path as HTML.
+
+    HTML always (a paragraph): Qt would guess plain or rich text from a reason's own words.
+    """
+    lines = list(outcome.reasons[:MOST_REASONS_SHOWN])
+    if len(outcome.reasons) > MOST_REASONS_SHOWN:
+        lines.append(f"... and {len(outcome.reasons) - MOST_REASONS_SHOWN} more in the report")
+    if outcome.report is not None:
+        lines.append(f"Report: {outcome.report}")
+    else:
+        lines.append(f"No report was written in {outcome.session_dir / 'verify'}")
+    return "<p>" + "<br>".join(html.escape(line) for line in lines) + "</p>"

@@ -1,0 +1,139 @@
+"""The frames of one camera, live and offline, on the live stream's frame index.
+
+Live: ``<camera>.pose_times.csv`` says which frame indices were captured and analysed;
+``<camera>.pose_exact.csv`` holds each analysed frame's keypoints in full (older sessions: the
+pose CSV's 0.001 px); ``<camera>.pose_timing.csv`` the region analysed and the batch size.
+Offline: the same files of the reference analysis, indexed by video frame, placed on the live
+index through the recording's frames table (row i: the live index of video frame i). A live
+frame that is not in the recording (the recorder lost it) is counted, never guessed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from deeplabstream.outputs.pose.table import read_pose_table
+
+
+@dataclass
+class PoseSeries:
+    """Keypoints per frame index: ``points[i]`` (A, K, 3) is frame ``frames[i]``."""
+
+    frames: np.ndarray  # int64, ascending
+    points: np.ndarray  # (N, A, K, 3) float64
+    keypoints: tuple[str, ...]
+    exact: bool  # full precision (pose_exact) or 0.001 px (pose CSV)
+    crops: dict[int, tuple[int, int, int, int]] = field(default_factory=dict)
+    batch_sizes: dict[int, int] = field(default_factory=dict)
+
+    def index_of(self) -> dict[int, int]:
+        """Frame index -> row."""
+        return {int(frame): row for row, frame in enumerate(self.frames)}
+
+
+def read_exact_poses(path: Path, keypoints: int) -> tuple[np.ndarray, np.ndarray]:
+    """Read ``<camera>.pose_exact.csv``: frame indices and (N, A, K, 3) values."""
+    with path.open(encoding="utf-8") as file:
+        values_per_row = len(file.readline().split(",")) - 1
+    animals = max(1, values_per_row // (3 * keypoints))
+    data = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2, dtype=np.float64)
+    if data.size == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros((0, animals, keypoints, 3))
+    return data[:, 0].astype(np.int64), data[:, 1:].reshape(len(data), animals, keypoints, 3)
+
+
+def live_poses(
+    exact: Path | None, csv: Path | None, timing: Path | None, keypoints: tuple[str, ...]
+) -> PoseSeries | None:
+    """Return the keypoints of every analysed frame (None: no pose file)."""
+    if exact is not None:
+        frames, points = read_exact_poses(exact, len(keypoints))
+        series = PoseSeries(frames, points, keypoints, exact=True)
+    elif csv is not None:
+        table = read_pose_table(csv, analysed_only=True)
+        series = PoseSeries(
+            table.frames.astype(np.int64), table.points, table.keypoints, exact=False
+        )
+    else:
+        return None
+    if timing is not None:
+        series.crops, series.batch_sizes = read_timing(timing)
+    return series
+
+
+def read_timing(path: Path) -> tuple[dict[int, tuple[int, int, int, int]], dict[int, int]]:
+    """Each analysed frame's region (x, y, width, height) and batch size from pose_timing.csv."""
+    import csv
+
+    crops: dict[int, tuple[int, int, int, int]] = {}
+    batches: dict[int, int] = {}
+    with path.open(encoding="utf-8", newline="") as file:
+        for row in csv.DictReader(file):
+            frame = int(row["frame_index"])
+            if row.get("crop_width"):
+                crops[frame] = (
+                    int(row["crop_x"]),
+                    int(row["crop_y"]),
+                    int(row["crop_width"]),
+                    int(row["crop_height"]),
+                )
+            if row.get("batch_size"):
+                batches[frame] = int(row["batch_size"])
+    return crops, batches
+
+
+def captured_frames(pose_times: Path | None) -> tuple[np.ndarray, np.ndarray]:
+    """Live frame indices captured and whether each was analysed (pose_times.csv)."""
+    if pose_times is None:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool)
+    data = np.genfromtxt(pose_times, delimiter=",", skip_header=1, usecols=(0, 1, 3), ndmin=2)
+    if data.size == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool)
+    delivered = ~np.isnan(data[:, 1])  # indices the camera never delivered have no times
+    return data[delivered, 0].astype(np.int64), data[delivered, 2] == 1
+
+
+def video_to_live(frames_table: Path | None, count: int) -> np.ndarray:
+    """Return the live frame index of each of the first ``count`` video frames.
+
+    No frames table (a replay's own video): video frame i was live frame i.
+    """
+    if frames_table is None:
+        return np.arange(count, dtype=np.int64)
+    data = np.loadtxt(frames_table, delimiter=",", skiprows=1, usecols=(0,), ndmin=1)
+    return data.astype(np.int64)[:count]
+
+
+def place_offline(series: PoseSeries, live_index: np.ndarray) -> PoseSeries:
+    """``series`` (indexed by video frame) re-indexed by the live frame index."""
+    inside = series.frames < len(live_index)
+    frames = live_index[series.frames[inside]]
+    moved = PoseSeries(frames, series.points[inside], series.keypoints, series.exact)
+    moved.crops = {
+        int(live_index[f]): box for f, box in series.crops.items() if f < len(live_index)
+    }
+    moved.batch_sizes = {
+        int(live_index[f]): size for f, size in series.batch_sizes.items() if f < len(live_index)
+    }
+    return moved
+
+
+def merge(parts: list[PoseSeries]) -> PoseSeries | None:
+    """One series from the offline analyses of a stream recorded in several parts."""
+    if not parts:
+        return None
+    merged = PoseSeries(
+        np.concatenate([p.frames for p in parts]),
+        np.concatenate([p.points for p in parts]),
+        parts[0].keypoints,
+        all(p.exact for p in parts),
+    )
+    for part in parts:
+        merged.crops.update(part.crops)
+        merged.batch_sizes.update(part.batch_sizes)
+    order = np.argsort(merged.frames, kind="stable")
+    merged.frames, merged.points = merged.frames[order], merged.points[order]
+    return merged

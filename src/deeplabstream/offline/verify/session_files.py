@@ -1,0 +1,219 @@
+"""What a session folder holds for verification: its settings, recordings and live results.
+
+:func:`read_session` reads ``session.json`` and finds, per camera, the videos that hold its
+frames (the recordings, or the video a replay played), each with the table that names the live
+frame index of every video frame, and the live pose files. A folder that cannot be verified is
+refused with a :class:`VerifyError` that says why and what to do.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from deeplabstream.core.errors import DeepLabStreamError
+from deeplabstream.core.plugins import use_settings_folder
+from deeplabstream.outputs.frames_table import FRAMES_TABLE_SUFFIX
+from deeplabstream.outputs.pose.files import (
+    POSE_CSV_SUFFIX,
+    POSE_EXACT_SUFFIX,
+    POSE_TIMES_SUFFIX,
+    POSE_TIMING_SUFFIX,
+)
+from deeplabstream.settings.recorded import settings_from_record
+from deeplabstream.settings.sections import Settings
+
+SESSION_JSON = "session.json"
+LOSSLESS_SUFFIXES = (".mkv",)  # CODEC = ffv1 (outputs/video.py): every pixel as captured
+
+
+class VerifyError(DeepLabStreamError, ValueError):
+    """A session folder that cannot be verified; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class VideoPart:
+    """One video holding a camera's frames, and where its frames sat in the live stream.
+
+    ``frames_table``: ``<camera>.frames.csv`` (row i: the live frame index of video frame i);
+    None for a replay's own video, whose frame i was live frame i.
+    """
+
+    video: Path
+    frames_table: Path | None
+
+    @property
+    def lossless(self) -> bool:
+        """True when the reference sees the pixels the live loop saw, to the bit.
+
+        An FFV1 recording; or a replay's own video, which the reference decodes as the replay
+        did (whatever its codec, the replay analysed the decoded frames, not the camera's).
+        """
+        return self.frames_table is None or self.video.suffix.lower() in LOSSLESS_SUFFIXES
+
+
+@dataclass(frozen=True)
+class CameraFiles:
+    """A camera's videos and its live pose files."""
+
+    name: str
+    videos: tuple[VideoPart, ...]
+    pose_exact: Path | None  # <camera>.pose_exact.csv: full precision (newer sessions)
+    pose_csv: Path | None  # <camera>.pose.csv: 0.001 px (sessions before pose_exact)
+    pose_times: Path | None
+    pose_timing: Path | None
+    truth: Path | None  # <camera>.truth.csv of the simulated arena: where the animal was
+
+
+@dataclass(frozen=True)
+class SessionFiles:
+    """A session folder ready to verify."""
+
+    folder: Path
+    record: dict[str, Any]
+    settings: Settings
+    cameras: tuple[CameraFiles, ...]
+    events: Path | None  # events.csv; None without an experiment
+    experiment: str | None  # the experiment's name as the session ran it
+
+    @property
+    def recording_sets(self) -> int:
+        """How many recordings each camera has (a stream recorded in several parts)."""
+        return max(len(camera.videos) for camera in self.cameras)
+
+
+def read_session(folder: Path) -> SessionFiles:
+    """Read ``folder``'s ``session.json`` and find what verification needs.
+
+    Raises
+    ------
+    VerifyError
+        Not a session folder, a session without poses, or one without a recording of any
+        analysed camera: the message names the folder and what would make it verifiable.
+    """
+    folder = folder.expanduser().resolve()
+    record = _session_json(folder)
+    if not record.get("pose"):
+        raise VerifyError(
+            f"{folder}: the session estimated no poses, so there is nothing to verify. Verify "
+            "a session run with pose estimation (the window's Start Analysis; on the command "
+            "line --pose-enabled or --experiment-enabled)."
+        )
+    settings = _settings(folder, record)
+    cameras = tuple(
+        camera
+        for camera in (_camera_files(folder, record, name) for name in _pose_cameras(record))
+        if camera is not None
+    )
+    if not cameras:
+        raise VerifyError(
+            f"{folder}: no camera of this session was recorded, so its frames cannot be "
+            "analysed again. Record the session to verify it (the window's Start Recording; "
+            "on the command line --recording-enabled; [Camera NAME] RECORD = true)."
+        )
+    experiment = record.get("experiment") or {}
+    events = folder / (experiment.get("events_file") or "events.csv")
+    return SessionFiles(
+        folder=folder,
+        record=record,
+        settings=settings,
+        cameras=cameras,
+        events=events if experiment.get("name") and events.is_file() else None,
+        experiment=experiment.get("name"),
+    )
+
+
+def _settings(folder: Path, record: dict[str, Any]) -> Settings:
+    """Return the settings the session ran, read in its settings file's folder.
+
+    That folder becomes this process's settings folder, as when the session started; when it
+    is gone, the session folder stands in (built-in plugins only).
+    """
+    recorded = record.get("settings") or {}
+    original = Path(recorded["file"]) if recorded.get("file") else None
+    usable = original is not None and original.parent.is_dir()
+    place = original if usable and original is not None else folder / SESSION_JSON
+    try:
+        settings = settings_from_record(recorded, place)
+    except ValueError as error:  # SettingsError: a key this version no longer reads
+        raise VerifyError(
+            f"{folder / SESSION_JSON}: the settings the session ran with cannot be read back: "
+            f"{error}"
+        ) from None
+    use_settings_folder(place.parent)
+    return settings
+
+
+def _session_json(folder: Path) -> dict[str, Any]:
+    path = folder / SESSION_JSON
+    if not folder.is_dir():
+        raise VerifyError(
+            f"{folder}: no such folder. Give a session folder (it holds session.json)."
+        )
+    if not path.is_file():
+        raise VerifyError(
+            f"{folder}: no {SESSION_JSON} here, so this is not a session folder. Give the folder "
+            "a session wrote (Session folder: ... in its output)."
+        )
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise VerifyError(f"{path}: cannot be read: {error}") from None
+    if not isinstance(data, dict):
+        raise VerifyError(f"{path}: not a session record (a JSON object)")
+    return data
+
+
+def _pose_cameras(record: dict[str, Any]) -> list[str]:
+    """Return the cameras with poses, in the session's order (every pose run's)."""
+    names: list[str] = []
+    runs = [record.get("pose") or {}, *(record.get("pose_runs") or [])]
+    for run in runs:
+        for name in (run or {}).get("cameras") or {}:
+            if name not in names:
+                names.append(name)
+    return names
+
+
+def _camera_files(folder: Path, record: dict[str, Any], name: str) -> CameraFiles | None:
+    videos = _videos(folder, record, name)
+    if not videos:
+        return None
+
+    def beside(suffix: str) -> Path | None:
+        path = folder / f"{name}{suffix}"
+        return path if path.is_file() else None
+
+    return CameraFiles(
+        name=name,
+        videos=videos,
+        pose_exact=beside(POSE_EXACT_SUFFIX),
+        pose_csv=beside(POSE_CSV_SUFFIX),
+        pose_times=beside(POSE_TIMES_SUFFIX),
+        pose_timing=beside(POSE_TIMING_SUFFIX),
+        truth=beside(".truth.csv"),
+    )
+
+
+def _videos(folder: Path, record: dict[str, Any], name: str) -> tuple[VideoPart, ...]:
+    """Return the camera's recordings; for a replay, its video (live frame i = video frame i)."""
+    camera = (record.get("cameras") or {}).get(name) or {}
+    parts = []
+    for recording in camera.get("recordings") or []:
+        video = recording.get("video")
+        if not video or not (folder / video).is_file():
+            continue
+        table = recording.get("frames_table") or f"{name}{FRAMES_TABLE_SUFFIX}"
+        table_path = folder / table
+        if not table_path.is_file():
+            raise VerifyError(
+                f"{folder / video}: its frames table {table} is missing, so its frames cannot be "
+                "placed in the live stream. Keep the session folder whole."
+            )
+        parts.append(VideoPart(folder / video, table_path))
+    replay = record.get("replay") or {}
+    if not parts and replay.get("video") and Path(replay["video"]).is_file():
+        parts.append(VideoPart(Path(replay["video"]), None))
+    return tuple(parts)

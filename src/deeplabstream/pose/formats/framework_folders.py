@@ -1,0 +1,107 @@
+"""The model inside a folder a framework wrote, or the command that makes one.
+
+Labs point ``[Pose] MODEL_PATH`` at whatever folder their framework left: a DeepLabCut project,
+its ``exported-models-pytorch/`` or a shuffle's ``train/`` folder, a sleap-nn training folder,
+a folder of Lightning Pose's ``tb_logs/``. :func:`resolve_model_path` turns such a path into the
+model a format of :data:`pose.model_format.MODEL_FORMATS` loads when the folder holds exactly one
+(:mod:`pose.formats.dlc3_folders`, :mod:`pose.formats.sleap_folders`,
+:mod:`pose.formats.lightning_folders`), and refuses it otherwise with a
+:class:`~pose.model.ModelError` that names what is there and the framework's command that makes
+what this program runs (``deeplabcut.export_model(...)``, ``sleap-nn export``, ``litpose
+export``), or the models to choose from.
+
+The frameworks' folders are read before the formats: a DeepLabCut training snapshot is a
+``.pt`` and a sleap-nn checkpoint a ``.ckpt``, which the formats of DeepLabCut exports and
+Lightning Pose checkpoints would otherwise take for theirs. A folder that neither a framework
+nor a format knows is searched two levels down for models: one is used, several are refused,
+listed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from deeplabstream.pose.formats import dlc3_folders, lightning_folders, sleap_folders
+from deeplabstream.pose.model import ModelError
+from deeplabstream.pose.model_format import format_of
+
+# (claims, model_in) of each framework's folders, in the order they are asked.
+FolderReader = tuple[Callable[[Path], bool], Callable[[Path], Path]]
+READERS: tuple[FolderReader, ...] = (
+    (dlc3_folders.claims, dlc3_folders.deeplabcut_model_in),
+    (sleap_folders.claims, sleap_folders.sleap_model_in),
+    (lightning_folders.claims, lightning_folders.lightning_model_in),
+)
+_MOST_FOLDERS_SEARCHED = 400  # a folder that is not a model's is searched this far, no further
+_MOST_LISTED = 8
+
+
+def resolve_model_path(path: Path) -> Path:
+    """Return the model to load for ``path``: ``path`` itself, or the one model inside it.
+
+    A path that nothing knows is returned as it is (the loader then says what it expects).
+
+    Raises
+    ------
+    ModelError
+        For a framework's folder that holds no model this program runs, or several: its
+        message names the folder, what it is, and the command to run or the models to choose.
+    """
+    for _ in range(4):  # a framework's folder gives a model, or a folder of a format, at most
+        inner = _model_inside(path)
+        if inner == path:
+            return path
+        path = inner
+    return path
+
+
+def _model_inside(path: Path) -> Path:
+    for claims, model_in in READERS:
+        if claims(path):
+            return model_in(path)
+    if not path.is_dir() or format_of(path) is not None:
+        return path
+    found = _models_below(path)
+    if len(found) == 1:
+        return found[0]
+    if len(found) > 1:
+        shown = "; ".join(str(f) for f in found[:_MOST_LISTED])
+        more = f" and {len(found) - _MOST_LISTED} more" if len(found) > _MOST_LISTED else ""
+        raise ModelError(
+            f"{path}: {len(found)} models in this folder ({shown}{more}): set MODEL_PATH (or "
+            "--model) to the one to run"
+        )
+    return path
+
+
+def _models_below(folder: Path) -> list[Path]:
+    """Return the models one and two levels below ``folder`` (not searching inside them)."""
+    found: list[Path] = []
+    level = [folder]
+    searched = 0
+    for _ in range(2):
+        below: list[Path] = []
+        for parent in level:
+            for child in _children(parent):
+                searched += 1
+                if searched > _MOST_FOLDERS_SEARCHED:
+                    return found
+                if _is_model(child):
+                    found.append(child)
+                elif child.is_dir():
+                    below.append(child)
+        level = below
+    return found
+
+
+def _children(folder: Path) -> list[Path]:
+    try:
+        return sorted(c for c in folder.iterdir() if not c.name.startswith("."))
+    except OSError:
+        return []
+
+
+def _is_model(path: Path) -> bool:
+    """Return True for a model, or a framework's folder around one (or several)."""
+    return any(claims(path) for claims, _ in READERS) or format_of(path) is not None

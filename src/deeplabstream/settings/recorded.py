@@ -1,0 +1,90 @@
+"""The settings a session ran with, read back from its ``session.json``.
+
+``session.json`` -> ``settings`` holds every key's effective value (:func:`settings_as_dict`).
+:func:`settings_from_record` writes them back as settings-file text and parses that text as the
+settings file would be parsed, so a later run (``deeplabstream-verify``) runs what the session
+ran, even when the lab's settings file has changed since. A key recorded as null was left at
+its default (or inherits ``[Pose]``), so it is left out again.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from deeplabstream.settings.loader import (
+    CAMERA_PREFIX,
+    DEVICE_PREFIX,
+    SECTION_CLASSES,
+    parse_settings_text,
+)
+from deeplabstream.settings.outputs import OUTPUT_PREFIX
+from deeplabstream.settings.sections import Settings
+
+
+def settings_from_record(recorded: dict[str, Any], place: Path) -> Settings:
+    """Return the :class:`Settings` of ``session.json``'s ``settings`` object.
+
+    ``place`` stands for the file in messages and is the folder relative paths (none are
+    recorded relative) would be taken from: the session's ``session.json``.
+    """
+    return parse_settings_text(settings_text(recorded), place)
+
+
+def settings_text(recorded: dict[str, Any]) -> str:
+    """Return ``session.json``'s ``settings`` as the text of a settings file.
+
+    ``[Output] DIRECTORY`` is kept as written, relative to the settings file's folder: it is
+    made absolute against that folder here, so the text means it wherever it is read.
+    """
+    recorded = _with_absolute_output(recorded)
+    blocks = [_section(name, recorded[name]) for name in SECTION_CLASSES if name in recorded]
+    blocks += [
+        _section(f"{CAMERA_PREFIX}{name}", keys)
+        for name, keys in (recorded.get("cameras") or {}).items()
+    ]
+    blocks += [
+        _section(f"{DEVICE_PREFIX}{name}", keys)
+        for name, keys in (recorded.get("devices") or {}).items()
+    ]
+    blocks += [
+        _section(f"{OUTPUT_PREFIX}{name}", keys)
+        for name, keys in (recorded.get("outputs") or {}).items()
+    ]
+    return "\n".join(blocks)
+
+
+def _with_absolute_output(recorded: dict[str, Any]) -> dict[str, Any]:
+    output = dict(recorded.get("Output") or {})
+    directory, file = output.get("DIRECTORY"), recorded.get("file")
+    if directory and file and not Path(directory).expanduser().is_absolute():
+        output["DIRECTORY"] = str(Path(file).parent / directory)
+        return {**recorded, "Output": output}
+    return recorded
+
+
+def _section(name: str, keys: dict[str, Any]) -> str:
+    lines = [f"[{name}]"]
+    for key, value in keys.items():
+        text = _value_text(value)
+        if text is not None:
+            lines.append(f"{key} = {text}")
+    return "\n".join(lines) + "\n"
+
+
+def _value_text(value: Any) -> str | None:
+    """Return a recorded value as a settings file writes it; None for a key left at default."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list) and value and all(isinstance(item, list) for item in value):
+        # The one nested value, the simulated arena's WAYPOINTS: "FRAME: X Y; FRAME: X Y".
+        rows = [[_value_text(part) or "" for part in row] for row in value]
+        return "; ".join(f"{row[0]}: {' '.join(row[1:])}" for row in rows if row)
+    if isinstance(value, list):
+        items = [_value_text(item) for item in value]
+        return ", ".join(item for item in items if item is not None)
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
