@@ -40,7 +40,8 @@ def test_an_early_action_within_the_prediction_lead_is_put_down_to_prediction() 
     result = compare_events(live, offline, FACTS, window=8)
     assert result.matched[0]["explained_by"] == "prediction"
     far, _ = compared_events([_row("action", 16, lead_ms="50")])
-    result = compare_events(far, offline, FACTS, window=8)
+    nothing_skipped = {"arena": FrameFacts(set(), set(), frame_interval_ms=33.3)}
+    result = compare_events(far, offline, nothing_skipped, window=8)
     assert result.matched[0]["explained_by"] is None  # 7 frames early, 50 ms lead: no cause
     assert "without a cause" in result.reasons()[0]
 
@@ -127,3 +128,27 @@ def test_a_session_from_before_pose_exact_is_compared_as_its_pose_csv_wrote() ->
         "arena", live, PoseSeries(np.array([0]), values + 0.01, ("nose",), True), captured,
         facts, 1.0,
     ).reasons()[0]  # fmt: skip
+
+
+def test_a_decision_moved_by_frames_skipped_earlier_is_put_down_to_them() -> None:
+    skipped_earlier = {"arena": FrameFacts(skipped={30, 31}, explained_difference=set(),
+                                           frame_interval_ms=33.3)}  # fmt: skip
+    live, _ = compared_events([_row("trigger", 50, "false")])
+    offline, _ = compared_events([_row("trigger", 54, "false")])
+    result = compare_events(live, offline, skipped_earlier, window=8)
+    assert result.matched[0]["explained_by"] == "skipped earlier"  # a hold ran out sooner
+    long_ago = {"arena": FrameFacts(skipped={3}, explained_difference=set(),
+                                    frame_interval_ms=33.3)}  # fmt: skip
+    result = compare_events(live, offline, long_ago, window=8)
+    assert result.matched[0]["explained_by"] is None  # 1.7 s before: no trigger remembers it
+
+
+def test_an_animal_seen_on_one_side_only_is_counted() -> None:
+    a = np.ones((2, 2, 2, 3))
+    b = a.copy()
+    b[1, 1] = np.nan  # frame 1: the second animal not found offline
+    facts = CameraFacts(True, False, False, False, 2, False, 0.5)
+    captured = (np.arange(2), np.ones(2, dtype=bool))
+    result = compare_keypoints("arena", _series([0, 1], a), _series([0, 1], b), captured,
+                               facts, 1.0)  # fmt: skip
+    assert result.frames_animal_only_live == 1 and result.frames_animal_only_offline == 0

@@ -11,6 +11,10 @@ and why:
 ``skipped``
     Live was late because it did not analyse the frames between (the model was busy), or the
     offline decision fell on a frame live skipped.
+``skipped earlier``
+    Live skipped frames in the ``MEMORY_S`` (1 s) before the decision, and a trigger with
+    memory (``HOLD_S``, a dwell, a speed over a window) saw another history live than offline:
+    its decision may move either way by more than the frames skipped right before it.
 ``not recorded``
     The frames between are not in the recording (the recorder lost them): the reference
     decided on the first recorded frame after them, so live was early, or live's own event
@@ -41,6 +45,7 @@ from typing import Any
 COMPARED_KINDS = ("trigger", "trial_start", "trial_end", "action")
 CLOSING_REASONS = ("reason=finish", "reason=pause", "reason=stop")
 MIN_WINDOW_FRAMES = 3
+MEMORY_S = 1.0  # how far back frames skipped live may have moved a trigger with memory
 
 
 @dataclass(frozen=True)
@@ -275,6 +280,8 @@ def _matched(live: Event, offline: Event, facts: dict[str, FrameFacts]) -> dict[
         f in camera.explained_difference for f in (*between, live.frame, offline.frame)
     ):
         explained = "keypoints"
+    elif camera is not None and _skipped_before(camera, max(live.frame, offline.frame)):
+        explained = "skipped earlier"
     return {
         **_describe(live),
         "offline_frame": offline.frame,
@@ -311,6 +318,14 @@ def _matched_across_cameras(
         "latency_ms": live.latency_ms() if live.kind == "action" else None,
         "lead_ms": live.lead_ms(),
     }
+
+
+def _skipped_before(camera: FrameFacts, frame: int) -> bool:
+    """Return True when live skipped (or the recorder lost) a frame in MEMORY_S before ``frame``."""
+    if camera.frame_interval_ms <= 0:
+        return False
+    reach = math.ceil(MEMORY_S * 1000.0 / camera.frame_interval_ms)
+    return any(f in camera.skipped or f in camera.unrecorded for f in range(frame - reach, frame))
 
 
 def _within_lead(event: Event, frames_early: int, camera: FrameFacts) -> bool:

@@ -78,6 +78,9 @@ class KeypointComparison:
     likelihood_difference: dict[str, float | None] = field(default_factory=dict)
     seen_only_live: int = 0  # keypoints above threshold live, below (or missing) offline
     seen_only_offline: int = 0
+    # Frames where an animal has no keypoint seen on one side and some on the other.
+    frames_animal_only_live: int = 0
+    frames_animal_only_offline: int = 0
     identity_swaps: int = 0  # frames whose animals match offline only in another order
     identity_swaps_unexplained: int = 0
     codec_p99_px: float | None = None
@@ -159,6 +162,9 @@ def compare_keypoints(
     seen_b = b[..., 2] >= facts.likelihood_threshold
     result.seen_only_live = int((seen_a & ~seen_b).sum())
     result.seen_only_offline = int((~seen_a & seen_b).sum())
+    animal_a, animal_b = np.any(seen_a, axis=2), np.any(seen_b, axis=2)  # (N, A): an animal seen
+    result.frames_animal_only_live = int(np.any(animal_a & ~animal_b, axis=1).sum())
+    result.frames_animal_only_offline = int(np.any(~animal_a & animal_b, axis=1).sum())
     _split(result, frames, equal, causes, distance, seen_a & seen_b, swapped)
     _per_keypoint(result, live.keypoints, distance, a, b, animals)
     flat = np.where(np.isfinite(distance), distance, 0.0).reshape(len(rows), -1)

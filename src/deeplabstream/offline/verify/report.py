@@ -93,6 +93,8 @@ def _camera_table(cameras: dict[str, Any]) -> str:
             c["frames_equal_to_the_bit"],
             c["unexplained_frames"],
             c["identity_swaps"],
+            c["frames_animal_only_live"],
+            c["frames_animal_only_offline"],
             (c.get("truth") or {}).get("live", {}).get("median_px"),
             (c.get("truth") or {}).get("offline", {}).get("median_px"),
         ]
@@ -108,6 +110,8 @@ def _camera_table(cameras: dict[str, Any]) -> str:
             "equal to the bit",
             "unexplained",
             "identity swaps",
+            "frames with an animal seen live only",
+            "offline only",
             "live vs truth, median px",
             "offline vs truth, median px",
         ],
