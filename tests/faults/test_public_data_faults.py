@@ -1,7 +1,8 @@
 """Faults found by trying public data as a lab would (issue 37, 12).
 
-- A DeepLabCut 3.0 model folder given as the model is refused before the start (exit 2, no
-  session folder), naming the .pt file to choose, by ``DeepLabStream.py`` and by
+- A DeepLabCut 3.0 model folder given as the model runs the one export inside it, named in
+  ``session.json`` (issue 47; it was refused before); a folder of two exports is refused before
+  the start (exit 2, no session folder), naming both, by ``DeepLabStream.py`` and by
   ``utils/VideoAnalyzer.py`` (which checked only that the path existed).
 - ``utils/VideoAnalyzer.py`` with a settings file without a camera section works: the videos
   are the cameras (and a UTF-8 byte-order mark in it is accepted).
@@ -35,7 +36,7 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_a_deeplabcut_model_folder_is_refused_before_the_start_naming_its_export(tmp_path):
+def test_a_deeplabcut_model_folder_runs_its_one_export_and_names_it(tmp_path):
     folder = shared_data(DLC3_MODEL)
     (export,) = folder.glob("*.pt")
     settings = write_settings(tmp_path, CAMERA)
@@ -44,8 +45,27 @@ def test_a_deeplabcut_model_folder_is_refused_before_the_start_naming_its_export
         "--output-dir", str(tmp_path / "out"), "--pose-enabled", "--frames", "10",
         "--model", str(folder),
     )  # fmt: skip
+    assert live.returncode == 0, live.stdout[-2000:] + live.stderr[-2000:]
+    (record,) = (tmp_path / "out").glob("*/session.json")
+    model = json.loads(record.read_text())["pose"]["model"]
+    assert model["model_path"] == str(folder) and model["model_found"] == str(export)
+
+
+def test_a_folder_of_two_exports_is_refused_before_the_start_naming_both(tmp_path):
+    (export,) = shared_data(DLC3_MODEL).glob("*.pt")
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    for name in ("first.pt", "second.pt"):
+        (folder / name).symlink_to(export)
+    settings = write_settings(tmp_path, CAMERA)
+    live = run(
+        str(PROJECT_ROOT / "DeepLabStream.py"), "--headless", "--settings", str(settings),
+        "--output-dir", str(tmp_path / "out"), "--pose-enabled", "--frames", "10",
+        "--model", str(folder),
+    )  # fmt: skip
     assert live.returncode == 2, live.stdout[-2000:] + live.stderr[-2000:]
-    assert "nothing was started" in live.stderr and str(export) in live.stderr
+    assert "nothing was started" in live.stderr
+    assert str(folder / "first.pt") in live.stderr and str(folder / "second.pt") in live.stderr
     assert not (tmp_path / "out").exists()
     video = tmp_path / "clip.mkv"
     make_ffv1_video(video, 5)
@@ -55,7 +75,7 @@ def test_a_deeplabcut_model_folder_is_refused_before_the_start_naming_its_export
         str(video),
     )  # fmt: skip
     assert replay.returncode == 2, replay.stdout[-2000:] + replay.stderr[-2000:]
-    assert str(export) in replay.stderr and "Traceback" not in replay.stderr
+    assert str(folder / "first.pt") in replay.stderr and "Traceback" not in replay.stderr
     assert not (tmp_path / "replays").exists()
 
 

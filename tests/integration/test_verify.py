@@ -310,3 +310,59 @@ def test_frames_the_recording_lost_are_counted_and_never_compared(tmp_path: Path
     for item in summary["events"]["matched"] + summary["events"]["live_only"]:
         assert item["explained_by"] is not None, item
     assert code == 0, output
+
+
+TWO_CAMERAS = """
+[Camera top]
+SOURCE = synthetic
+FRAMERATE = 30
+SEED = 1
+WIDTH = 320
+HEIGHT = 240
+[Camera side]
+SOURCE = synthetic
+FRAMERATE = 15
+SEED = 2
+WIDTH = 320
+HEIGHT = 240
+MOTION = waypoints
+WAYPOINTS = 0: 160 120; 15: 160 120; 45: 60 120; 60: 160 120; 90: 260 120; 105: 160 120
+[Recording]
+CODEC = ffv1
+MIN_FREE_SPACE = 0
+WARN_FREE_SPACE = 0
+[Experiment]
+NAME = side_entries
+[Device stimulus_box]
+TYPE = log
+"""
+
+
+def test_two_cameras_at_their_own_rates_verify_each_on_its_own_frames(tmp_path: Path) -> None:
+    lab = tmp_path / "lab"
+    (lab / "experiments").mkdir(parents=True)
+    config = EXPERIMENT.format(experiment_keys="", extra="")
+    config = config.replace("KEYPOINT = nose", "KEYPOINT = nose\nCAMERA = side")
+    config = config.replace("circle 160 240 60", "circle 60 120 30")
+    config = config.replace("circle 480 240 60", "circle 260 120 30")
+    (lab / "experiments" / "side_entries.ini").write_text(config, encoding="utf-8")
+    settings = write_settings(lab, TWO_CAMERAS)
+    out = tmp_path / "out"
+    subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / "DeepLabStream.py"), "--settings", str(settings),
+         "--headless", "--recording-enabled", "--experiment-enabled", "--duration", "8",
+         "--output-dir", str(out)],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    (session,) = (path.parent for path in out.glob("*/session.json"))
+    code, summary, output = _verify(session)
+    assert set(summary["cameras"]) == {"top", "side"}, output
+    for camera in summary["cameras"].values():
+        assert camera["frames_compared"] > 0
+        assert camera["frames_equal_to_the_bit"] == camera["frames_compared"]
+    actions = summary["actions"]
+    assert len(actions) >= 2, output  # the side camera's animal enters both regions
+    # Live logs an action at whichever camera's update came next; it is compared at the frame
+    # of the side camera's trigger that decided it.
+    assert all(action["explained_by"] is not None for action in actions)
+    assert code == 0, output

@@ -224,6 +224,7 @@ PLAN_MADE_IN = {
     Path("src/deeplabstream/app/gui/keypoint_map.py"),  # the Rig tab's keypoints of each model
     Path("src/deeplabstream/offline/replay/command.py"),  # the replay batch's checks, --model
     Path("src/deeplabstream/offline/replay/session.py"),  # each replayed video, --model
+    Path("src/deeplabstream/offline/verify/reanalysis.py"),  # verify's reference run of a session
     Path("src/deeplabstream/live/session/preflight.py"),  # check_before_start: settings alone
     Path("src/deeplabstream/live/session/live.py"),  # a settings file re-read while streaming
     Path("benchmarks/replay.py"),  # the replay benchmark's model, --model

@@ -149,17 +149,27 @@ def compared_events(
     rows: list[dict[str, str]],
     frame_map: dict[str, Any] | None = None,
     host_times: dict[str, dict[int, float]] | None = None,
+    anchor_s: float = 0.0,
 ) -> tuple[list[Event], int]:
-    """Return the events compared (offline: placed on the live index) and the closing count."""
+    """Return the events compared (offline: placed on the live index) and the closing count.
+
+    An action or trial logged within ``anchor_s`` after a trigger change is placed at that
+    trigger's frame: with several cameras the experiment logs it at whichever camera's update
+    came next, which differs between live and a lockstep replay, while the trigger's frame is
+    the pose that decided it.
+    """
     events, closing = [], 0
+    last_trigger: tuple[float, str, str] | None = None  # (time_s, camera, frame_index)
     for row in rows:
         if row.get("kind") not in COMPARED_KINDS or not row.get("frame_index"):
             continue
         if any(reason in (row.get("detail") or "") for reason in CLOSING_REASONS):
             closing += 1
             continue
-        camera = row.get("camera") or ""
-        frame = int(row["frame_index"])
+        camera, index = _deciding_frame(row, last_trigger, anchor_s)
+        if row["kind"] == "trigger":
+            last_trigger = (_float(row.get("time_s")), camera, index)
+        frame = int(index)
         if frame_map is not None:
             placed = frame_map.get(camera)
             if placed is None or frame >= len(placed):
@@ -179,6 +189,24 @@ def compared_events(
             )
         )
     return events, closing
+
+
+def _deciding_frame(
+    row: dict[str, str], last_trigger: tuple[float, str, str] | None, anchor_s: float
+) -> tuple[str, str]:
+    """Return the (camera, frame index) of the pose that decided ``row``."""
+    own = (row.get("camera") or "", row["frame_index"])
+    if row["kind"] == "trigger" or last_trigger is None:
+        return own
+    since = _float(row.get("time_s")) - last_trigger[0]
+    return (last_trigger[1], last_trigger[2]) if 0 <= since <= anchor_s else own
+
+
+def _float(text: str | None) -> float:
+    try:
+        return float(text) if text else math.nan
+    except ValueError:
+        return math.nan
 
 
 def compare_events(

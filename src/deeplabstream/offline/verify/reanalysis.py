@@ -22,7 +22,7 @@ from deeplabstream.hardware.cameras.video import VideoSettings
 from deeplabstream.offline.replay.job import ProgressSink, ReplayOptions, ReplayResult
 from deeplabstream.offline.replay.session import replay_with_plan
 from deeplabstream.offline.verify.session_files import SessionFiles, VerifyError
-from deeplabstream.settings.effective import resolve_cameras
+from deeplabstream.settings.effective import CameraPlan, resolve_cameras
 from deeplabstream.settings.sections import CameraSettings, DeviceSettings, Settings
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,7 @@ class OfflineRun:
     folder: Path
     result: ReplayResult
     prediction_removed: bool  # the experiment predicted live; the reference does not
+    plan: CameraPlan  # each camera's effective settings: the session's, the recording its source
 
 
 def analyse_offline(
@@ -54,8 +55,9 @@ def analyse_offline(
         folder = target / ("offline" if part == 0 else f"offline-{part + 1}")
         if folder.exists():
             shutil.rmtree(folder)  # an earlier verify's: this one replaces it
-        result = _replay(settings, session, folder, progress)
-        runs.append(OfflineRun(part, folder, result, removed))
+        plan = resolve_cameras(settings)  # verify's run: the plan is made here, once
+        result = _replay(plan, session, folder, progress)
+        runs.append(OfflineRun(part, folder, result, removed, plan))
     return runs
 
 
@@ -147,9 +149,9 @@ def _settings_folder(session: SessionFiles) -> Path | None:
 
 
 def _replay(
-    settings: Settings, session: SessionFiles, folder: Path, progress: ProgressSink | None
+    plan: CameraPlan, session: SessionFiles, folder: Path, progress: ProgressSink | None
 ) -> ReplayResult:
-    plan = resolve_cameras(settings)
+    settings = plan.settings
     options = ReplayOptions(
         mode="fast",
         experiment=session.experiment is not None,

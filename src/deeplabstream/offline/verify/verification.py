@@ -125,19 +125,23 @@ def _model_record(session: SessionFiles, camera: str) -> dict[str, Any]:
     return per_camera or pose.get("model") or {}
 
 
-def _camera_facts(session: SessionFiles, camera: CameraFiles) -> CameraFacts:
+def _camera_facts(
+    session: SessionFiles, camera: CameraFiles, runs: list[OfflineRun]
+) -> CameraFacts:
+    """Return what decides the causes of a camera's differences, from the reference's plan.
+
+    The reference runs the session's settings of each camera (its own threshold and dynamic
+    crop, else ``[Pose]``'s), resolved in its plan: they are read there, not derived again.
+    """
+    effective = next((c for run in runs for c in run.plan.cameras if c.name == camera.name), None)
     settings = session.settings
-    common = next((c.common for c in settings.cameras if c.name == camera.name), None)
     model = _model_record(session, camera.name)
-    threshold = (common.likelihood_threshold if common else None) or (
-        settings.pose.likelihood_threshold
-    )
-    dynamic = (common.dynamic_crop if common else None) or settings.pose.dynamic_crop
+    threshold = effective.likelihood_threshold if effective else settings.pose.likelihood_threshold
     return CameraFacts(
         lossless=all(part.lossless for part in camera.videos),
         context_model="context" in model,
         crop_from_previous=settings.pose.crop_from == "previous_frame",
-        dynamic_crop=dynamic == "on",
+        dynamic_crop=bool(effective and effective.dynamic_crop.enabled),
         animals=int(model.get("max_animals") or 1),
         gpu=model.get("provider") not in CPU_PROVIDERS,
         likelihood_threshold=float(threshold),
@@ -151,7 +155,7 @@ def _compare_camera(
     frame_maps: dict[int, dict[str, np.ndarray]],
     tolerance_px: float,
 ) -> tuple[KeypointComparison | None, FrameFacts]:
-    facts = _camera_facts(session, camera)
+    facts = _camera_facts(session, camera, runs)
     keypoints = tuple(_model_record(session, camera.name).get("keypoints") or ())
     captured = captured_frames(camera.pose_times)
     skipped = {int(f) for f, done in zip(*captured, strict=True) if not done}
@@ -231,12 +235,15 @@ def _compare_events(
     facts: dict[str, FrameFacts],
 ) -> EventComparison:
     host_times = {camera.name: _host_times(camera) for camera in session.cameras}
-    live, closing = compared_events(read_events(session.events), host_times=host_times)
+    # An action logged within one frame of the slowest camera after a trigger change is that
+    # change's decision (events.compared_events).
+    anchor_s = max((f.frame_interval_ms for f in facts.values()), default=0.0) / 1000.0
+    live, closing = compared_events(read_events(session.events), None, host_times, anchor_s)
     offline = []
     for run in runs:
         folder = run.result.session_dir or run.folder
         rows = read_events(folder / "events.csv")
-        events, _ = compared_events(rows, frame_maps[run.part], host_times)
+        events, _ = compared_events(rows, frame_maps[run.part], host_times, anchor_s)
         offline += events
     longest_gap = max(
         (max(_longest_run(f.skipped | f.unrecorded), 0) for f in facts.values()), default=0
