@@ -1,0 +1,163 @@
+"""Sessions of the simulated arena for deeplabstream-verify's tests, and the command run on them.
+
+``make_session`` runs ``DeepLabStream.py`` (recording, the bundled model, a two-region
+experiment) as a process; frames are skipped on purpose by a lab trigger that stalls the
+experiment on chosen frames, and forward prediction is made early on purpose with a fixed lead.
+``run_verify`` runs ``python -m deeplabstream.offline.verify`` on a folder.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.support.files import write_settings
+from tests.support.paths import PROJECT_ROOT
+
+REGIONS = {"left": (160.0, 240.0, 60.0), "right": (480.0, 240.0, 60.0)}
+
+EXPERIMENT = """
+[Experiment]
+DESCRIPTION = nose entries into two regions{experiment_keys}
+MAX_TRIALS =
+INTER_TRIAL_INTERVAL = 0
+TRIAL_DURATION = 0
+
+[Trigger nose_in_left]
+KIND = region
+SHAPE = circle 160 240 60
+MODE = inside
+KEYPOINT = nose
+
+[Trigger nose_in_right]
+KIND = region
+SHAPE = circle 480 240 60
+MODE = inside
+KEYPOINT = nose
+
+[Stimulation left_stimulus]
+DEVICE = stimulus_box
+COMMAND = pulse
+CHANNEL = 1
+DURATION = 0.1
+
+[Stimulation right_stimulus]
+DEVICE = stimulus_box
+COMMAND = pulse
+CHANNEL = 2
+DURATION = 0.1
+
+[Rule left_entry]
+WHEN = nose_in_left
+EDGE = rising
+DO = left_stimulus
+
+[Rule right_entry]
+WHEN = nose_in_right
+EDGE = rising
+DO = right_stimulus
+{extra}
+"""
+
+# A lab trigger that stalls the experiment (so the worker) on every 15th frame for 150 ms: at
+# 30 fps the frames that arrive meanwhile are skipped, live only. It never fires.
+STALL_TRIGGER = """
+import time
+
+from deeplabstream.experiments.observation import Observation
+from deeplabstream.experiments.triggers.base import Trigger
+from deeplabstream.experiments.triggers.kinds import TriggerKind
+
+
+class Stall(Trigger):
+    kind = "stall"
+
+    def keypoints_read(self):
+        return ()
+
+    def step(self, obs: Observation) -> bool:
+        if obs.frame_index % 15 == 7:
+            time.sleep(0.15)
+        return False
+
+    def params(self):
+        return {}
+
+
+STALL = TriggerKind("stall", Stall, "Sleeps 150 ms on every 15th frame.", {})
+"""
+
+STALL_RULE = """
+[Trigger stall]
+KIND = stall
+
+[Rule stall_rule]
+WHEN = stall
+EDGE = rising
+DO = left_stimulus
+"""
+
+# A path that crosses both regions several times (waypoints: frame: x y, at 30 fps).
+WAYPOINTS = (
+    "0: 320 240; 30: 320 240; 90: 100 240; 120: 320 240; 180: 540 240; 210: 320 240; "
+    "270: 100 250; 300: 320 240; 360: 540 230; 389: 320 240"
+)
+
+
+def make_session(
+    tmp_path: Path,
+    codec: str = "ffv1",
+    stall: bool = False,
+    predict: bool = False,
+    frames: int = 390,
+) -> Path:
+    lab = tmp_path / "lab"
+    (lab / "experiments").mkdir(parents=True)
+    experiment_keys = "\nPREDICT = constant-velocity\nPREDICT_LEAD = 150" if predict else ""
+    config = EXPERIMENT.format(experiment_keys=experiment_keys, extra=STALL_RULE if stall else "")
+    (lab / "experiments" / "entries.ini").write_text(config, encoding="utf-8")
+    if stall:
+        (lab / "triggers").mkdir()
+        (lab / "triggers" / "stall.py").write_text(STALL_TRIGGER, encoding="utf-8")
+    settings = write_settings(
+        lab,
+        "[Camera arena]\nSOURCE = synthetic\nFRAMERATE = 30\nSEED = 3\nMOTION = waypoints\n"
+        f"WAYPOINTS = {WAYPOINTS}\n"
+        f"[Recording]\nCODEC = {codec}\nMIN_FREE_SPACE = 0\nWARN_FREE_SPACE = 0\n"
+        "[Experiment]\nNAME = entries\n[Device stimulus_box]\nTYPE = log\n",
+    )
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / "DeepLabStream.py"), "--settings", str(settings),
+         "--headless", "--recording-enabled", "--experiment-enabled", "--frames", str(frames),
+         "--output-dir", str(out)],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    sessions = sorted(out.glob("*/session.json"))
+    assert sessions, result.stdout[-3000:] + result.stderr[-3000:]
+    return sessions[0].parent
+
+
+def run_verify(session: Path, *options: str) -> tuple[int, dict, str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "deeplabstream.offline.verify", str(session), *options],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    summary_file = session / "verify" / "summary.json"
+    summary = json.loads(summary_file.read_text()) if summary_file.is_file() else {}
+    return result.returncode, summary, result.stdout + result.stderr
+
+
+def truth_nose(session: Path) -> dict[int, tuple[float, float]]:
+    with (session / "arena.truth.csv").open(encoding="utf-8") as file:
+        rows = list(csv.reader(file))[3:]
+    return {int(row[0]): (float(row[1]), float(row[2])) for row in rows}
+
+
+def inside(point: tuple[float, float], region: str, margin: float = 0.0) -> bool:
+    x, y, radius = REGIONS[region]
+    return math.hypot(point[0] - x, point[1] - y) <= radius + margin
