@@ -98,6 +98,7 @@ BASELINES = {
     "forward_prediction": ("predicted", "measured"),
     "gpu": ("GPU", "CPU"),
     "lsl": ("push", "loop without push"),
+    "verify": ("deeplabstream-verify", "plain --fast replay"),
     "multi_animal": ("two mice", "motion only / one mouse"),
     "behaviour_classifier": ("incremental window", "window recomputed"),
     "triangulation": ("vectorised", "per keypoint"),

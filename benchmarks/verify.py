@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -73,8 +72,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="a 20 s recording")
     args = parser.parse_args(argv)
     seconds = 20.0 if args.quick else args.seconds
-    started, machine = now_iso(), machine_description()
-    machine["load_average_at_start"] = [round(x, 2) for x in os.getloadavg()]
+    started, machine = now_iso(), machine_description()  # with the load average at the start
     with tempfile.TemporaryDirectory(prefix="dls-verify-bench-") as temp:
         folder = Path(temp)
         session = record_session(folder, seconds)

@@ -115,12 +115,9 @@ def reference_experiment(session: SessionFiles, target: Path) -> tuple[str | Non
             upper = key.upper()
             if upper in PREDICTION_KEYS or upper.startswith("PREDICT_"):
                 parser.remove_option(section, key)
-            elif (
-                (config.parent / parser[section][key].strip()).exists()
-                and not Path(parser[section][key].strip()).is_absolute()
-                and parser[section][key].strip()
-            ):
-                parser[section][key] = str(config.parent / parser[section][key].strip())
+            else:
+                parser[section][key] = _absolute_if_a_file(parser[section][key], config.parent)
+    target.mkdir(parents=True, exist_ok=True)
     copy = target / f"{config.stem}.reference.ini"
     with copy.open("w", encoding="utf-8") as file:
         file.write(
@@ -129,6 +126,14 @@ def reference_experiment(session: SessionFiles, target: Path) -> tuple[str | Non
         )
         parser.write(file)
     return str(copy), True
+
+
+def _absolute_if_a_file(value: str, folder: Path) -> str:
+    """Return ``value`` made absolute when it names a file beside the config; else as it is."""
+    text = value.strip()
+    if not text or Path(text).is_absolute() or not (folder / text).exists():
+        return value
+    return str(folder / text)
 
 
 def _read_config(path: Path) -> configparser.ConfigParser:
