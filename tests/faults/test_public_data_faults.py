@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -36,15 +37,19 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _ten_frames(settings: Path, model: Path, out: Path) -> subprocess.CompletedProcess[str]:
+    """``DeepLabStream.py`` on 10 frames of the settings' camera with ``--model``."""
+    return run(
+        str(PROJECT_ROOT / "DeepLabStream.py"), "--headless", "--settings", str(settings),
+        "--output-dir", str(out), "--pose-enabled", "--frames", "10", "--model", str(model),
+    )  # fmt: skip
+
+
 def test_a_deeplabcut_model_folder_runs_its_one_export_and_names_it(tmp_path):
     folder = shared_data(DLC3_MODEL)
     (export,) = folder.glob("*.pt")
     settings = write_settings(tmp_path, CAMERA)
-    live = run(
-        str(PROJECT_ROOT / "DeepLabStream.py"), "--headless", "--settings", str(settings),
-        "--output-dir", str(tmp_path / "out"), "--pose-enabled", "--frames", "10",
-        "--model", str(folder),
-    )  # fmt: skip
+    live = _ten_frames(settings, folder, tmp_path / "out")
     assert live.returncode == 0, live.stdout[-2000:] + live.stderr[-2000:]
     (record,) = (tmp_path / "out").glob("*/session.json")
     model = json.loads(record.read_text())["pose"]["model"]
@@ -58,11 +63,7 @@ def test_a_folder_of_two_exports_is_refused_before_the_start_naming_both(tmp_pat
     for name in ("first.pt", "second.pt"):
         (folder / name).symlink_to(export)
     settings = write_settings(tmp_path, CAMERA)
-    live = run(
-        str(PROJECT_ROOT / "DeepLabStream.py"), "--headless", "--settings", str(settings),
-        "--output-dir", str(tmp_path / "out"), "--pose-enabled", "--frames", "10",
-        "--model", str(folder),
-    )  # fmt: skip
+    live = _ten_frames(settings, folder, tmp_path / "out")
     assert live.returncode == 2, live.stdout[-2000:] + live.stderr[-2000:]
     assert "nothing was started" in live.stderr
     assert str(folder / "first.pt") in live.stderr and str(folder / "second.pt") in live.stderr

@@ -96,15 +96,16 @@ def captured_frames(pose_times: Path | None) -> tuple[np.ndarray, np.ndarray]:
     return data[delivered, 0].astype(np.int64), data[delivered, 2] == 1
 
 
-def video_to_live(frames_table: Path | None, count: int) -> np.ndarray:
-    """Return the live frame index of each of the first ``count`` video frames.
+def video_to_live(frames_table: Path | None, frames_in_video: int) -> np.ndarray:
+    """Return the live frame index of each video frame.
 
-    No frames table (a replay's own video): video frame i was live frame i.
+    A recording's frames table names them (row i: video frame i). No table (a replay's own
+    video): video frame i was live frame i, for the ``frames_in_video`` the reference decoded.
     """
     if frames_table is None:
-        return np.arange(count, dtype=np.int64)
+        return np.arange(frames_in_video, dtype=np.int64)
     data = np.loadtxt(frames_table, delimiter=",", skiprows=1, usecols=(0,), ndmin=1)
-    return data.astype(np.int64)[:count]
+    return data.astype(np.int64)
 
 
 def place_offline(series: PoseSeries, live_index: np.ndarray) -> PoseSeries:

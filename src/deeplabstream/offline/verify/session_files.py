@@ -22,11 +22,12 @@ from deeplabstream.outputs.pose.files import (
     POSE_TIMES_SUFFIX,
     POSE_TIMING_SUFFIX,
 )
+from deeplabstream.outputs.video import CODEC_FILE_SUFFIX
 from deeplabstream.settings.recorded import settings_from_record
 from deeplabstream.settings.sections import Settings
 
 SESSION_JSON = "session.json"
-LOSSLESS_SUFFIXES = (".mkv",)  # CODEC = ffv1 (outputs/video.py): every pixel as captured
+LOSSLESS_SUFFIX = CODEC_FILE_SUFFIX["ffv1"]  # every pixel as captured
 
 
 class VerifyError(DeepLabStreamError, ValueError):
@@ -51,7 +52,7 @@ class VideoPart:
         An FFV1 recording; or a replay's own video, which the reference decodes as the replay
         did (whatever its codec, the replay analysed the decoded frames, not the camera's).
         """
-        return self.frames_table is None or self.video.suffix.lower() in LOSSLESS_SUFFIXES
+        return self.frames_table is None or self.video.suffix.lower() == LOSSLESS_SUFFIX
 
 
 @dataclass(frozen=True)

@@ -100,8 +100,7 @@ def verify_session(
     events = _compare_events(session, runs, frame_maps, facts)
     summary = _summary(session, runs, comparisons, events, tolerance_px, began)
     (target / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    verification = Verification(session.folder, summary, comparisons, events)
-    return verification
+    return Verification(session.folder, summary, comparisons, events)
 
 
 def _frame_maps(session: SessionFiles, runs: list[OfflineRun]) -> dict[int, dict[str, np.ndarray]]:
@@ -111,11 +110,8 @@ def _frame_maps(session: SessionFiles, runs: list[OfflineRun]) -> dict[int, dict
         maps[run.part] = {}
         for camera in session.cameras:
             if run.part < len(camera.videos):
-                part = camera.videos[run.part]
-                # A frames table has its own length; a replay's own video (its one camera) has
-                # the frames the reference captured (not 10**9: an 8 GB identity map).
-                count = 10**9 if part.frames_table is not None else run.result.frames_captured
-                maps[run.part][camera.name] = video_to_live(part.frames_table, count)
+                table = camera.videos[run.part].frames_table
+                maps[run.part][camera.name] = video_to_live(table, run.result.frames_captured)
     return maps
 
 
@@ -177,7 +173,7 @@ def _compare_camera(
         )
         if cause and not equal
     }
-    recorded = {int(f) for f in offline.frames.tolist()} | _recorded_frames(camera, frame_maps)
+    recorded = _recorded_frames(camera, frame_maps)
     unrecorded = {int(f) for f in captured[0].tolist()} - recorded
     return comparison, FrameFacts(skipped, explained, interval, unrecorded)
 
@@ -187,7 +183,7 @@ def _recorded_frames(camera: CameraFiles, frame_maps: dict[int, dict[str, np.nda
     return {
         int(f)
         for maps in frame_maps.values()
-        if camera.name in maps and camera.videos[0].frames_table is not None
+        if camera.name in maps
         for f in maps[camera.name].tolist()
     }
 
