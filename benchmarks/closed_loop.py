@@ -39,6 +39,7 @@ from deeplabstream.core.priority import AffinityMode, inference_thread_count, pl
 from deeplabstream.core.stats import percentiles
 from deeplabstream.experiments.observation import Observation
 from deeplabstream.experiments.registry import load_experiment
+from deeplabstream.experiments.runtime import ExperimentRuntime
 from deeplabstream.hardware.simulator.arena import ArenaParams, SimulatedArena
 from deeplabstream.hardware.stimulation import create_device
 from deeplabstream.live.selftest.benchmark_mode import tail_frames, tail_lines
@@ -195,7 +196,7 @@ def naive_run(
     backend = open_backend(description, "onnxruntime", pose_device, threads)
     backend.warm_up(1)
     estimator = PoseEstimator(description, backend, (480, 640, 3), max_batch=1)
-    experiment = load_experiment("ExampleExperiment")  # only for its machinery: same cost
+    experiment = ExperimentRuntime(load_experiment("ExampleExperiment"))  # the same machinery
     experiment.start()
     arena = SimulatedArena(ArenaParams(width=640, height=480, seed=123))
     frame = np.empty((480, 640, 3), np.uint8)

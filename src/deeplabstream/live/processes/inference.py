@@ -13,6 +13,7 @@ Control messages (small, pickled)::
     worker -> main   ExperimentStarted(...) | ExperimentFailed(message)
     main -> worker   StopExperiment()                       outputs off, events.csv closed
     worker -> main   ExperimentStopped(summary)
+    worker -> main   ExperimentEndsSession(name, reason)  end_session, its duration
     worker -> main   ExperimentStatus(...)                  state, trials, triggers, at most
     main -> worker   StatusWanted()                         one in flight: the next is sent
                                                             only after the main process asks
@@ -48,7 +49,7 @@ from deeplabstream.core.logs import add_log_file, configure_process_logging
 from deeplabstream.core.plugins import use_settings_folder
 from deeplabstream.core.priority import apply_process_priority
 from deeplabstream.live.processes.closing import finish
-from deeplabstream.live.processes.dispatch import ExperimentSlot, ExperimentStartError
+from deeplabstream.live.processes.experiment_slot import ExperimentSlot, ExperimentStartError
 from deeplabstream.live.processes.frame_wait import FrameWaiter, Waitable
 from deeplabstream.live.processes.job import PoseJob
 from deeplabstream.live.processes.messages import (
@@ -166,7 +167,7 @@ def _end_stuck(job: PoseJob, slot: ExperimentSlot, stuck: CallStuck) -> None:
     name = time_s = None
     if run is not None:
         run.flush_events()
-        name, time_s = run.experiment.name, run.experiment.now_s
+        name, time_s = run.runtime.name, run.runtime.now_s
     try:
         job.control.send(PoseStuck(str(stuck), name, time_s))
     except (OSError, ValueError):  # the main process is gone: nothing to tell
@@ -230,4 +231,4 @@ def _analyse(
         if stopping:
             return
         if ready:
-            slot.send_status()
+            slot.after_turn()  # its status, and an end of session it asked for

@@ -204,6 +204,14 @@ class ExperimentFailed:
 
 
 @dataclass(frozen=True)
+class ExperimentEndsSession:
+    """The experiment asked to end the whole session (``end_session``, its session duration)."""
+
+    name: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class StopExperiment:
     """Stop the running experiment: outputs off, its events file closed; analysis goes on."""
 

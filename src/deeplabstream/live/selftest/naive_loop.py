@@ -41,7 +41,8 @@ from deeplabstream.core.clock import host_now_ns
 from deeplabstream.core.frames import FrameGeometry
 from deeplabstream.core.priority import inference_thread_count
 from deeplabstream.experiments.observation import Observation
-from deeplabstream.live.processes.dispatch import ExperimentRun
+from deeplabstream.live.processes.experiment_report import run_summary
+from deeplabstream.live.processes.experiment_slot import open_experiment_run
 from deeplabstream.live.selftest.benchmark_mode import percentiles_ms
 from deeplabstream.outputs.video import VideoWriter
 from deeplabstream.pose.loading import load_model
@@ -288,11 +289,12 @@ def _newest_due(camera: _Camera, start_ns: int, now_ns: int) -> int:
 
 
 def _open_experiment(settings: Settings, folder: Path) -> Any:
-    return ExperimentRun.open(settings.experiment.name, dict(settings.devices), folder)
+    return open_experiment_run(settings.experiment.name, dict(settings.devices), folder)
 
 
 def _close_experiment(run: Any) -> dict[str, Any] | None:
     if run is None:
         return None
     run.stop()
-    return run.summary()
+    run.close_devices()
+    return run_summary(run)

@@ -37,6 +37,7 @@ from deeplabstream.live.processes.dispatch import EVENTS_FILE
 from deeplabstream.live.processes.inference import pose_main
 from deeplabstream.live.processes.job import PoseJob, WorkerCamera
 from deeplabstream.live.processes.messages import (
+    ExperimentEndsSession,
     ExperimentFailed,
     ExperimentSpec,
     ExperimentStarted,
@@ -160,6 +161,8 @@ class Analysis:
         self.experiment_status: ExperimentStatus | None = None
         self.experiment_running = False
         self.experiment_summaries: list[dict[str, Any]] = []
+        #: Why an experiment asked to end the session (None: none asked); the runner stops.
+        self.session_ended_by: str | None = None
         self._reply: Any = None  # the answer to the request in flight (start/stop experiment)
         self.files: _WorkerFiles | None = None  # where its files are, to finish them if it dies
         # Called with (camera, record) for every pose drain() takes (the window's trail and
@@ -339,6 +342,9 @@ class Analysis:
             self._send(StatusWanted())
         elif isinstance(message, (ExperimentStarted, ExperimentFailed, ExperimentStopped)):
             self._reply = message
+        elif isinstance(message, ExperimentEndsSession):
+            ended = f"experiment {message.name!r} ended the session: {message.reason}"
+            self.session_ended_by = ended
         else:
             return self._take_finished(message)
         return None

@@ -398,6 +398,11 @@ class LiveSession:
         return self._stopped
 
     @property
+    def session_ended_by(self) -> str | None:
+        """Why the running experiment asked to end the session (None: it did not)."""
+        return self.analysis.session_ended_by if self.analysis is not None else None
+
+    @property
     def all_ended(self) -> bool:
         """True when no camera is streaming any more."""
         return bool(self._branches) and all(b.ended for b in self._branches)

@@ -32,7 +32,7 @@ from deeplabstream.experiments.triggers.base import animal_problems, camera_prob
 from deeplabstream.experiments.triggers.space import reads_points3d
 from deeplabstream.hardware.stimulation import DEVICES
 from deeplabstream.hardware.stimulation.serial_device import describe_serial_ports
-from deeplabstream.live.processes.dispatch import absent_devices, devices_to_open
+from deeplabstream.live.processes.experiment_slot import absent_devices, devices_to_open
 from deeplabstream.live.session.keypoints import keypoint_mismatches, mismatch_problem
 from deeplabstream.pose.loading import (
     check_backend,
@@ -543,7 +543,7 @@ def _experiment_problems(
     found += _points3d_problems(settings, loaded.triggers)
     found += _keypoint_problems(settings, plan, loaded, name)
     problems = [f"{where} ({name!r}): {problem}" for problem in found]
-    needed = sorted({device for device, _ in loaded.outputs})
+    needed = sorted({device for device, _ in loaded.declared_outputs})
     missing = [device for device in needed if device not in settings.devices]
     if not missing:
         return problems

@@ -62,6 +62,9 @@ class SessionRunner:
         self.status_out = status_out
         self.on_event = on_event
         self.stop_reason: str | None = None
+        #: Whether an experiment's end_session (or session duration) ends this run (a replay
+        #: goes on to the video's end).
+        self.ends_with_experiment = True
         self._started = 0.0  # set at the first tick: the duration counts streaming time only
         self._next_status = 0.0
         self._previous: dict[str, tuple[float, int, int]] = {}  # time, captured, analysed
@@ -86,6 +89,9 @@ class SessionRunner:
                 self._say(event)
         if self.duration_s is not None and time.monotonic() - self._started >= self.duration_s:
             self.request_stop(f"duration of {self.duration_s:g} s reached")
+        ended_by = self.stream.session_ended_by
+        if ended_by is not None and self.ends_with_experiment:
+            self.request_stop(ended_by)
         if self.stream.all_ended:
             self.request_stop(f"every camera has ended ({self.stream.end_summary()})")
         if time.monotonic() >= self._next_status:

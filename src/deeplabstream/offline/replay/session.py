@@ -326,6 +326,7 @@ class _ReplayRunner(SessionRunner):
         self, stream: LiveSession, video: Path, total: int | None, report: ProgressSink
     ) -> None:
         super().__init__(stream, status_out=None)
+        self.ends_with_experiment = False  # the poses of the whole video, whatever it decides
         self._video = video
         self._total = total
         self._report = report

@@ -1,0 +1,98 @@
+"""An experiment's options: its trial timing, likelihood policy and prediction, each default once.
+
+A class experiment passes them to ``super().__init__(...)``; a config file's ``[Experiment]``
+section names the same options in its own keys (``INTER_TRIAL_INTERVAL`` is
+``inter_trial_interval_s``), whose defaults are these. :class:`ExperimentOptions` checks every
+value when it is made, so a wrong one is refused where it is written, not at the first update.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from deeplabstream.experiments.observation import (
+    DEFAULT_HOLD_S,
+    DEFAULT_MIN_LIKELIHOOD,
+    KeypointFilter,
+    Policy,
+)
+from deeplabstream.experiments.prediction import PredictionSettings
+from deeplabstream.experiments.trials import check_max_trials, check_seconds
+
+
+@dataclass(frozen=True)
+class ExperimentOptions:
+    """How an experiment runs its trials and reads keypoints (see ``Experiment.__init__``).
+
+    Attributes
+    ----------
+    max_trials
+        Finish after this many trials (None: no limit).
+    inter_trial_interval_s
+        After a trial ends, no new trial before this many seconds of frame time.
+    trial_duration_s
+        A trial ends this long after it started. 0: a trial is one moment (it ends in the
+        update it started in). None: it lasts until ``end_trial`` (or the end).
+    session_duration_s
+        The session ends this long after the experiment's start (None: never).
+    min_likelihood, policy, hold_s
+        The keypoint filter offered to triggers (``Experiment.likelihood``) and used by
+        ``Experiment.point``.
+    switch_off_at_trial_end
+        Switch off, when a trial ends, the outputs it switched on.
+    prediction
+        Forward prediction (off by default).
+    event_keypoint
+        The keypoint ``events.csv`` gives positions of for events no keypoint trigger decided.
+    """
+
+    max_trials: int | None = None
+    inter_trial_interval_s: float = 0.0
+    trial_duration_s: float | None = 0.0
+    session_duration_s: float | None = None
+    min_likelihood: float = DEFAULT_MIN_LIKELIHOOD
+    policy: Policy = "missing"
+    hold_s: float = DEFAULT_HOLD_S
+    switch_off_at_trial_end: bool = True
+    prediction: PredictionSettings = field(default_factory=PredictionSettings)
+    event_keypoint: str | None = None
+
+    def __post_init__(self) -> None:
+        """Check every value; ValueError names the option and what it must be."""
+        check_max_trials(self.max_trials)
+        for name, allow_none, positive in (
+            ("inter_trial_interval_s", False, False),
+            ("trial_duration_s", True, False),
+            ("session_duration_s", True, True),
+        ):
+            value = check_seconds(name, getattr(self, name), allow_none, positive)
+            object.__setattr__(self, name, value)
+        object.__setattr__(self, "switch_off_at_trial_end", bool(self.switch_off_at_trial_end))
+        KeypointFilter(self.min_likelihood, self.policy, self.hold_s)  # checks the three
+        event_keypoint = self.event_keypoint
+        if event_keypoint is not None and not (isinstance(event_keypoint, str) and event_keypoint):
+            raise ValueError(f"event_keypoint must be a keypoint name, not {event_keypoint!r}")
+
+    @classmethod
+    def of(
+        cls, prediction: PredictionSettings | str | None = None, **options: Any
+    ) -> ExperimentOptions:
+        """Return the options, ``prediction`` also given as a method name or None (off)."""
+        if isinstance(prediction, str):
+            prediction = PredictionSettings(prediction)  # type: ignore[arg-type]
+        return cls(prediction=prediction or PredictionSettings(), **options)
+
+    def keypoint_filter(self) -> KeypointFilter:
+        """Return the likelihood threshold, policy and hold as a keypoint filter."""
+        return KeypointFilter(self.min_likelihood, self.policy, self.hold_s)
+
+    def trial_timing(self) -> dict[str, Any]:
+        """Return the trial machine's options, for session.json."""
+        return {
+            "max_trials": self.max_trials,
+            "inter_trial_interval_s": self.inter_trial_interval_s,
+            "trial_duration_s": self.trial_duration_s,
+            "session_duration_s": self.session_duration_s,
+            "switch_off_at_trial_end": self.switch_off_at_trial_end,
+        }

@@ -1,0 +1,307 @@
+"""The experiment the inference worker runs now: opened with its devices, stopped, reported.
+
+Experiments are started and stopped by messages from the main process while analysis goes on.
+:class:`ExperimentSlot` answers them: it opens the experiment and its devices on a thread of its
+own (a board restarts when its port opens), so the loop goes on analysing meanwhile; it sends
+the experiment's status when the main process has taken the last one (a credit, so a slow GUI
+never fills the pipe) and there is news; it passes an experiment's wish to end the session on;
+and it keeps the summaries of the experiments it ran.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from deeplabstream.core.clock import host_now_ns
+from deeplabstream.core.errors import ExperimentError
+from deeplabstream.experiments.base import Experiment
+from deeplabstream.experiments.events import EventCsvWriter
+from deeplabstream.experiments.registry import load_experiment
+from deeplabstream.experiments.runtime import ExperimentRuntime
+from deeplabstream.hardware.stimulation import StimulationDevice
+from deeplabstream.hardware.stimulation.latency import LatencyTestSpec
+from deeplabstream.hardware.stimulation.serial_device import SerialStimulator
+from deeplabstream.live.processes.dispatch import (
+    DEVICE_FAILURES,
+    EVENTS_FILE,
+    ExperimentRun,
+)
+from deeplabstream.live.processes.experiment_report import StatusReporter, run_summary
+from deeplabstream.live.processes.latency_board import finish_latency_test, start_latency_test
+from deeplabstream.live.processes.markers import MarkedWriter
+from deeplabstream.live.processes.messages import (
+    ExperimentEndsSession,
+    ExperimentFailed,
+    ExperimentSpec,
+    ExperimentStarted,
+    StartExperiment,
+)
+from deeplabstream.outputs.interface import EventMarkers
+from deeplabstream.settings.sections import DeviceSettings
+
+log = logging.getLogger(__name__)
+
+STATUS_INTERVAL_NS = 100_000_000  # experiment status to the GUI at most 10 times a second
+#: A stop that comes while an experiment's devices open waits this long for them (a board's
+#: HELLO wait is 4 s), so that they are closed with their outputs off.
+OPENING_WAIT_AT_STOP_S = 10.0
+
+
+class ExperimentStartError(ExperimentError, RuntimeError):
+    """The experiment or one of its devices could not start; the message says what to do."""
+
+
+class OpenRun:
+    """A run with what its opening started beside it: the latency self-test's board, if any."""
+
+    def __init__(self, run: ExperimentRun, board: SerialStimulator | None = None) -> None:
+        self.run = run
+        self.board = board
+        self.status = StatusReporter(run)
+
+    def stop(self) -> dict[str, Any]:
+        """Stop the experiment, the latency test and the devices; return the run's summary."""
+        try:
+            self.run.stop()
+        except Exception:  # the pose files and the figures must still be reported
+            log.exception("the experiment did not stop cleanly")
+        if self.board is not None:
+            finish_latency_test(self.board, self.run.events_path)
+        self.run.close_devices()
+        return run_summary(self.run)
+
+
+def open_run(
+    spec: ExperimentSpec,
+    session_dir: Path,
+    events_file: str = EVENTS_FILE,
+    markers: EventMarkers | None = None,
+) -> OpenRun:
+    """Load the experiment, open every device it uses, and start its event file.
+
+    With ``spec.latency_test``, its board runs the latency self-test from now until the stop,
+    which writes the board's reports. With ``markers`` (``[Output] LSL = on``), every event
+    written to the file is also sent as an LSL marker. ExperimentStartError says what failed.
+    """
+    try:
+        runtime = ExperimentRuntime(load_experiment(spec.name))
+    except Exception as error:  # a config or class error must reach the user as a message
+        raise ExperimentStartError(f"experiment {spec.name!r}: {error}") from None
+    test = spec.latency_test
+    devices = _open_devices(devices_to_open(runtime.experiment, spec.devices, test))
+    board = None
+    if test is not None:
+        try:
+            board = start_latency_test(devices, test)
+        except ExperimentError as error:
+            _close_all(devices)
+            raise ExperimentStartError(str(error)) from None
+    writer = EventCsvWriter(session_dir / events_file)
+    runtime.events.attach(writer if markers is None else MarkedWriter(writer, markers))
+    runtime.start()  # the session's clock starts at the first pose update
+    log.info("experiment %s ready with devices %s", spec.name, ", ".join(devices) or "none")
+    return OpenRun(ExperimentRun(runtime, devices, session_dir / events_file), board)
+
+
+def open_experiment_run(
+    name: str,
+    devices: dict[str, DeviceSettings],
+    session_dir: Path,
+    events_file: str = EVENTS_FILE,
+) -> ExperimentRun:
+    """Return experiment ``name`` running with its devices open (the naive loop's, tests')."""
+    return open_run(ExperimentSpec(name, devices), session_dir, events_file).run
+
+
+def devices_to_open(
+    experiment: Experiment,
+    device_settings: dict[str, DeviceSettings],
+    latency_test: LatencyTestSpec | None = None,
+) -> dict[str, DeviceSettings]:
+    """Return the devices a start of ``experiment`` opens: those it declares (none: all).
+
+    ExperimentStartError names the devices it uses that the settings do not declare.
+    """
+    needed = sorted({device for device, _ in experiment.declared_outputs})
+    if latency_test is not None and latency_test.device not in needed:
+        needed.append(latency_test.device)
+    missing = [device for device in needed if device not in device_settings]
+    if missing:
+        declared = ", ".join(sorted(device_settings)) or "none"
+        raise ExperimentStartError(
+            f"experiment {experiment.name!r} uses the device(s) {', '.join(missing)}, which "
+            f"settings.ini does not declare (declared: {declared}). Add a section [Device NAME] "
+            "with TYPE = log, serial, nidaq or gpio for each (docs/settings.md)."
+        )
+    return {name: device_settings[name] for name in needed or device_settings}
+
+
+def absent_devices(settings: dict[str, DeviceSettings]) -> list[str]:
+    """Return, for each device whose hardware, driver or library is absent, what to tell the user.
+
+    Each device checks itself (:meth:`StimulationDevice.check_present`: the board's HELLO, the
+    NI driver and DAQ, the Pi's pins) and leaves nothing open; run it before the start, once
+    the devices are locked, so that an absent device is refused before anything starts.
+    """
+    problems = []
+    for name, device_settings in settings.items():
+        try:
+            device_settings.create().check_present()
+        except (*DEVICE_FAILURES, ImportError) as error:  # ImportError: its driver's package
+            problems.append(_device_problem(name, device_settings, error))
+    return problems
+
+
+def _device_problem(name: str, settings: DeviceSettings, error: Exception) -> str:
+    return f"[Device {name}] (TYPE = {settings.type}): {error}"
+
+
+def _open_devices(settings: dict[str, DeviceSettings]) -> dict[str, StimulationDevice]:
+    devices: dict[str, StimulationDevice] = {}
+    for name, device_settings in settings.items():
+        try:
+            device = device_settings.create()
+            device.open()
+        except (*DEVICE_FAILURES, ImportError) as error:  # ImportError: its driver's package
+            _close_all(devices)
+            raise ExperimentStartError(_device_problem(name, device_settings, error)) from None
+        devices[name] = device
+    return devices
+
+
+def _close_all(devices: dict[str, StimulationDevice]) -> None:
+    for device in devices.values():
+        device.close()
+
+
+class ExperimentSlot:
+    """The experiment the inference worker runs now (if any), and the summaries of those it ran."""
+
+    def __init__(
+        self, control: Connection, session_dir: Path, markers: EventMarkers | None = None
+    ) -> None:
+        self.control = control
+        self.session_dir = session_dir
+        self.markers = markers  # every experiment's events also go out as LSL markers
+        self.open_run: OpenRun | None = None
+        self.summaries: list[dict[str, Any]] = []
+        self.status_wanted = True
+        self._next_status_ns = 0
+        self._last_actions = -1
+        self._session_end_passed = False
+        self._opening: _Opening | None = None  # an experiment whose devices open now
+
+    @property
+    def run(self) -> ExperimentRun | None:
+        """The experiment running now (None: none)."""
+        return self.open_run.run if self.open_run is not None else None
+
+    def open(self, spec: ExperimentSpec | None, events_file: str) -> None:
+        """Open ``spec``'s experiment and devices (nothing when None); ExperimentStartError."""
+        if spec is not None:
+            self.open_run = open_run(spec, self.session_dir, events_file, self.markers)
+
+    def start(self, message: StartExperiment) -> None:
+        """Start an experiment while analysis runs, its devices opened on a thread of their own.
+
+        :meth:`take_opened` answers ExperimentStarted or ExperimentFailed once it is done.
+        """
+        if self.open_run is not None or self._opening is not None:
+            run = self.run
+            name = run.runtime.name if run is not None else message.spec.name
+            self.control.send(ExperimentFailed(f"experiment {name!r} runs already"))
+            return
+        self._opening = _Opening(self, message)
+
+    def take_opened(self) -> None:
+        """Call every loop turn: once the experiment started by :meth:`start` opened, answer."""
+        opening = self._opening
+        if opening is None or opening.is_alive():
+            return
+        self._opening = None
+        if opening.error is not None:
+            self.control.send(ExperimentFailed(opening.error))
+            return
+        self.open_run = opening.result
+        self._last_actions = -1  # the first status goes out at once
+        self._session_end_passed = False
+        spec = opening.message.spec
+        self.control.send(ExperimentStarted(spec.name, opening.message.events_file))
+
+    def finish(self) -> dict[str, Any] | None:
+        """Stop the running experiment (if any, or the one opening); keep and return its summary."""
+        opening, self._opening = self._opening, None
+        if opening is not None:  # stopped while it opened: wait for it, then stop it
+            opening.join(OPENING_WAIT_AT_STOP_S)
+            if opening.is_alive():
+                log.error(
+                    "the experiment's devices did not open within %g s of the stop; they are "
+                    "left to the end of the process",
+                    OPENING_WAIT_AT_STOP_S,
+                )
+            elif opening.result is not None:
+                self.open_run = opening.result
+            else:
+                log.error("the experiment stopped while it opened: %s", opening.error)
+        current, self.open_run = self.open_run, None
+        if current is None:
+            return None
+        summary = current.stop()
+        try:  # the status after the stop, whatever the credit: the GUI's log gets the finish
+            self.control.send(current.status.status())
+        except (OSError, ValueError):  # the main process is gone or its pipe closed
+            pass
+        self.summaries.append(summary)
+        return summary
+
+    def after_turn(self) -> None:
+        """Call after each loop turn that analysed: pass news on (status, an end of session)."""
+        current = self.open_run
+        if current is None:
+            return
+        reason = current.run.runtime.session_end_requested
+        if reason is not None and not self._session_end_passed:
+            self._session_end_passed = True
+            self.control.send(ExperimentEndsSession(current.run.runtime.name, reason))
+        self._send_status(current)
+
+    def _send_status(self, current: OpenRun) -> None:
+        """Send the experiment's status if the main process wants one and there is news."""
+        if not self.status_wanted:
+            return
+        now = host_now_ns()
+        if now < self._next_status_ns and current.run.actions == self._last_actions:
+            return  # an action is news at once (the live view flashes); otherwise 10 Hz
+        self.status_wanted = False
+        self._next_status_ns = now + STATUS_INTERVAL_NS
+        self._last_actions = current.run.actions
+        self.control.send(current.status.status())
+
+
+class _Opening(threading.Thread):
+    """Open an experiment and its devices beside the loop (the slot's :meth:`start`)."""
+
+    def __init__(self, slot: ExperimentSlot, message: StartExperiment) -> None:
+        super().__init__(name=f"opening experiment {message.spec.name}", daemon=True)
+        self.slot = slot
+        self.message = message
+        self.result: OpenRun | None = None
+        self.error: str | None = None
+        self.start()
+
+    def run(self) -> None:
+        """Open the experiment; keep it, or the message that says why it could not start."""
+        slot = self.slot
+        try:
+            self.result = open_run(
+                self.message.spec, slot.session_dir, self.message.events_file, slot.markers
+            )
+        except ExperimentStartError as error:
+            self.error = str(error)
+        except Exception as error:  # a bug must reach the window as a message, not end a thread
+            log.exception("the experiment could not be opened")
+            self.error = f"experiment {self.message.spec.name!r} could not start: {error!r}"
