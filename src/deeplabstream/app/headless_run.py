@@ -65,10 +65,6 @@ def run_checks(args: argparse.Namespace, stops: StopRequests) -> int:
     except SettingsError as error:
         print(error, file=sys.stderr)
         return EXIT_USAGE
-    if args.experiment is not None:
-        settings = dataclasses.replace(
-            settings, experiment=dataclasses.replace(settings.experiment, name=args.experiment)
-        )
     if args.deadline is not None:
         settings = dataclasses.replace(
             settings,
@@ -78,7 +74,7 @@ def run_checks(args: argparse.Namespace, stops: StopRequests) -> int:
     # [Pose] MODEL_PATH (a camera's own MODEL_PATH still wins) in the plan's settings, which the
     # session and session.json take, and the checks name it (settings/effective.py).
     model = args.model.resolve() if args.model is not None else None
-    plan = resolve_cameras(settings, model=model)
+    plan = resolve_cameras(settings, model=model, experiment=args.experiment)
     settings = plan.settings
     problems = check_plan(
         plan,
@@ -113,7 +109,7 @@ def run_checks(args: argparse.Namespace, stops: StopRequests) -> int:
         return EXIT_FAILED
     # Locked, the experiment's devices are asked whether they are there (a board's HELLO):
     # an absent one is refused now, before a camera opens or a session folder is made.
-    absent = absent_device_problems(settings) if args.experiment_enabled else []
+    absent = absent_device_problems(plan) if args.experiment_enabled else []
     if absent:
         lock.release()
         print("Error: cannot start; nothing was started:", file=sys.stderr)
@@ -145,7 +141,10 @@ def run_checks(args: argparse.Namespace, stops: StopRequests) -> int:
         if args.pose_enabled or args.experiment_enabled or args.benchmark_enabled:
             steps.append(
                 lambda: stream.start_analysis(
-                    experiment=args.experiment_enabled, stop_requested=stopping
+                    experiment=args.experiment_enabled,
+                    stop_requested=stopping,
+                    # the experiment as the checks read it: one plan, read once
+                    experiment_plan=plan.experiment_plan() if args.experiment_enabled else None,
                 )
             )
         if args.recording_enabled:

@@ -31,11 +31,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 from deeplabstream.experiments.actions import Action
 from deeplabstream.experiments.events import EventLog
-from deeplabstream.experiments.observation import (
-    DEFAULT_HOLD_S,
-    DEFAULT_MIN_LIKELIHOOD,
-    Policy,
-)
+from deeplabstream.experiments.observation import Policy
 from deeplabstream.experiments.options import ExperimentOptions
 from deeplabstream.experiments.prediction import PredictionSettings
 from deeplabstream.experiments.trials import (
@@ -132,19 +128,19 @@ class Experiment(ABC):
     def __init__(
         self,
         *,
-        max_trials: int | None = None,
+        max_trials: int | None = ExperimentOptions.max_trials,
         inter_trial_interval_s: float = ExperimentOptions.inter_trial_interval_s,
         trial_duration_s: float | None = ExperimentOptions.trial_duration_s,
-        session_duration_s: float | None = None,
-        min_likelihood: float = DEFAULT_MIN_LIKELIHOOD,
-        policy: Policy = "missing",
-        hold_s: float = DEFAULT_HOLD_S,
-        switch_off_at_trial_end: bool = True,
+        session_duration_s: float | None = ExperimentOptions.session_duration_s,
+        min_likelihood: float = ExperimentOptions.min_likelihood,
+        policy: Policy = ExperimentOptions.policy,
+        hold_s: float = ExperimentOptions.hold_s,
+        switch_off_at_trial_end: bool = ExperimentOptions.switch_off_at_trial_end,
         name: str | None = None,
         description: str | None = None,
         events: EventLog | None = None,
         prediction: PredictionSettings | str | None = None,
-        event_keypoint: str | None = None,
+        event_keypoint: str | None = ExperimentOptions.event_keypoint,
     ) -> None:
         self.__options = ExperimentOptions.of(
             prediction,

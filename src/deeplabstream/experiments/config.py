@@ -31,7 +31,7 @@ from deeplabstream.core.schema import Where, parse_section, setting
 from deeplabstream.experiments.actions import Action
 from deeplabstream.experiments.base import Experiment
 from deeplabstream.experiments.events import EventLog
-from deeplabstream.experiments.observation import DEFAULT_HOLD_S
+from deeplabstream.experiments.options import ExperimentOptions
 from deeplabstream.experiments.prediction import (
     DEFAULT_LEAD_MARGIN_MS,
     DEFAULT_MAX_GAP_S,
@@ -106,6 +106,15 @@ def _lead(value: str) -> None:
         raise ValueError(f"expected {_LEAD_ALLOWED}")
 
 
+_PREDICT_ONLY_SUFFIXES = (
+    "lead",
+    "lead_margin",
+    "max_gap",
+    "min_likelihood",
+    "window",
+    "process_noise",
+    "measurement_noise",
+)
 # Keys that mean something only with one prediction method (checked in ExperimentSection).
 _PREDICT_ONLY: dict[str, tuple[str, ...]] = {
     "predict_lead": ("constant-velocity", "kalman"),
@@ -129,13 +138,13 @@ class ExperimentSection:
         minimum=1,
     )
     inter_trial_interval: float = setting(
-        0.0,
+        ExperimentOptions.inter_trial_interval_s,
         doc="After a trial ends, no new trial starts before this many seconds (frame time).",
         minimum=0,
         unit="s",
     )
     trial_duration: float | None = setting(
-        0.0,
+        ExperimentOptions.trial_duration_s,
         doc="A trial ends this long after it started. 0: a trial is one moment (it ends in the "
         "update it started in; right for pulses). Empty: it lasts until a rule with "
         "`ENDS_TRIAL = true` fires (or the session ends).",
@@ -153,7 +162,7 @@ class ExperimentSection:
         allowed=_POSITIVE_SECONDS,
     )
     min_likelihood: float = setting(
-        0.5,
+        ExperimentOptions.min_likelihood,
         doc="Keypoints with a lower likelihood are not seen. Applies to every keypoint trigger "
         "that does not set its own `MIN_LIKELIHOOD`.",
         minimum=0,
@@ -167,7 +176,7 @@ class ExperimentSection:
         "`POLICY`.",
     )
     hold: float = setting(
-        DEFAULT_HOLD_S,
+        ExperimentOptions.hold_s,
         doc="How long a keypoint not seen (below `MIN_LIKELIHOOD`) keeps a trigger's state "
         "(`POLICY = missing`) or its last position (`POLICY = hold`): a blink of the model is "
         "neither an exit nor a new entry. 0: every frame decides alone. Applies to every "
@@ -176,7 +185,7 @@ class ExperimentSection:
         unit="s",
     )
     switch_off_at_trial_end: bool = setting(
-        True,
+        ExperimentOptions.switch_off_at_trial_end,
         doc="When a trial ends, switch off the outputs it switched on (`on`, endless "
         "`pattern`). Outputs still on are always switched off on pause, finish and stop.",
     )
@@ -440,6 +449,21 @@ class Rule:
     refractory: float = 0.0
 
 
+#: Each experiment option (ExperimentOptions' field) and the ``[Experiment]`` keys that set it.
+EXPERIMENT_KEYS: dict[str, tuple[str, ...]] = {
+    "max_trials": ("MAX_TRIALS",),
+    "inter_trial_interval_s": ("INTER_TRIAL_INTERVAL",),
+    "trial_duration_s": ("TRIAL_DURATION",),
+    "session_duration_s": ("SESSION_DURATION",),
+    "min_likelihood": ("MIN_LIKELIHOOD",),
+    "policy": ("POLICY",),
+    "hold_s": ("HOLD",),
+    "switch_off_at_trial_end": ("SWITCH_OFF_AT_TRIAL_END",),
+    "prediction": ("PREDICT", *(f"PREDICT_{key.upper()}" for key in _PREDICT_ONLY_SUFFIXES)),
+    "event_keypoint": ("EVENT_KEYPOINT",),
+}
+
+
 @dataclass(frozen=True)
 class ExperimentConfig:
     """A validated experiment config file (plain data; :meth:`build` makes the experiment)."""
@@ -450,6 +474,7 @@ class ExperimentConfig:
     triggers: dict[str, TriggerSpec]
     stimulations: dict[str, StimulationSection]
     rules: tuple[Rule, ...]
+    experiment_keys: frozenset[str] = frozenset()  # the [Experiment] keys the file sets
 
     def build(self, events: EventLog | None = None) -> ConfiguredExperiment:
         """Return a fresh experiment (new triggers, no history) following this config."""
@@ -608,6 +633,7 @@ def parse_experiment_config(text: str, file: Path | str = Path("<text>")) -> Exp
 
     problems: list[str] = []
     experiment = ExperimentSection()
+    experiment_keys: frozenset[str] = frozenset()
     triggers: dict[str, TriggerSpec] = {}
     stimulations: dict[str, StimulationSection] = {}
     rules: list[Rule] = []
@@ -616,6 +642,7 @@ def parse_experiment_config(text: str, file: Path | str = Path("<text>")) -> Exp
         items = dict(parser.items(section))
         where = Where(file, section)
         if section == EXPERIMENT_SECTION:
+            experiment_keys = frozenset(key.upper() for key in items)
             parsed = parse_section(ExperimentSection, items, where, problems)
             experiment = parsed if parsed is not None else experiment
             continue
@@ -669,6 +696,7 @@ def parse_experiment_config(text: str, file: Path | str = Path("<text>")) -> Exp
         triggers=triggers,
         stimulations=stimulations,
         rules=tuple(rules),
+        experiment_keys=experiment_keys,
     )
 
 

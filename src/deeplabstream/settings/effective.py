@@ -24,6 +24,7 @@ from enum import Enum
 from pathlib import Path
 
 from deeplabstream.pose.runtime.cropping import CropSettings, crop_settings
+from deeplabstream.settings.experiment_plan import ExperimentPlan, resolve_experiment
 from deeplabstream.settings.sections import CameraSettings, PoseSettings, Settings
 
 #: How messages name the command line's model (``--model``), which replaces ``[Pose] MODEL_PATH``.
@@ -121,6 +122,25 @@ class CameraPlan:
     shared_model_named_by: str
     shared_model_origin: Origin
     likelihood_threshold: float
+    experiment_named_by: str = "[Experiment] NAME"
+    _experiment: list[ExperimentPlan] = field(default_factory=list, compare=False, repr=False)
+
+    def experiment_plan(self) -> ExperimentPlan:
+        """Return the run's experiment (``[Experiment] NAME``), resolved once per plan.
+
+        Raises what :func:`~settings.experiment_plan.resolve_experiment` raises (an unknown
+        name, a config's problems); the checks before the start report it.
+        """
+        if not self._experiment:
+            settings = self.settings
+            self._experiment.append(
+                resolve_experiment(
+                    settings.experiment.name,
+                    settings.source_file.parent,
+                    self.experiment_named_by,
+                )
+            )
+        return self._experiment[0]
 
     @property
     def model_option(self) -> bool:
@@ -157,7 +177,9 @@ class CameraPlan:
         return {camera.name: camera.model for camera in self.cameras}
 
 
-def resolve_cameras(settings: Settings, *, model: Path | None = None) -> CameraPlan:
+def resolve_cameras(
+    settings: Settings, *, model: Path | None = None, experiment: str | None = None
+) -> CameraPlan:
     """Return the run's plan: the one place its settings and command line meet and resolve.
 
     Parameters
@@ -169,12 +191,21 @@ def resolve_cameras(settings: Settings, *, model: Path | None = None) -> CameraP
         The command line's ``--model``, when given: it replaces ``[Pose] MODEL_PATH`` for every
         camera without a ``MODEL_PATH`` of its own, in the plan's ``settings`` too (so the
         session and ``session.json`` take it), and messages name it ``--model``.
+    experiment
+        The command line's ``--experiment``, when given: it replaces ``[Experiment] NAME`` in
+        the plan's settings, and messages name it ``--experiment``.
     """
     where = settings.source_file
     if model is not None:
         settings = dataclasses.replace(
             settings, pose=dataclasses.replace(settings.pose, model_path=model)
         )
+    named_by = f"[Experiment] NAME in {where}"
+    if experiment is not None:
+        settings = dataclasses.replace(
+            settings, experiment=dataclasses.replace(settings.experiment, name=experiment)
+        )
+        named_by = "--experiment"
     shared = _shared_model(settings.pose, model)
     cameras = tuple(_effective(camera, settings.pose, shared, where) for camera in settings.cameras)
     return CameraPlan(
@@ -184,6 +215,7 @@ def resolve_cameras(settings: Settings, *, model: Path | None = None) -> CameraP
         shared.named_by(where),
         shared.origin,
         settings.pose.likelihood_threshold,
+        named_by,
     )
 
 

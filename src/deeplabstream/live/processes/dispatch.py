@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
+from typing import Any
 
 from deeplabstream.core.call_watchdog import CallStalled, time_limit
 from deeplabstream.core.clock import host_now_ns
@@ -64,9 +65,14 @@ class ExperimentRun:
     """One experiment's runtime with its open devices, driven by pose updates."""
 
     def __init__(
-        self, runtime: ExperimentRuntime, devices: dict[str, StimulationDevice], events_path: Path
+        self,
+        runtime: ExperimentRuntime,
+        devices: dict[str, StimulationDevice],
+        events_path: Path,
+        plan: dict[str, Any] | None = None,
     ) -> None:
         self.runtime = runtime
+        self.plan = plan  # the experiment's plan as session.json records it (settings layer)
         runtime.defer_event_details = True  # events are formatted after the commands are out
         self.devices = devices
         self.events_path = events_path

@@ -91,6 +91,8 @@ def run_summary(run: ExperimentRun) -> dict[str, Any]:
         # decided, but the command never left (the device was gone): events.csv not_sent
         "actions_not_sent": run.not_sent,
         "plugins": experiment_plugins(runtime),
+        # what ran: its file, content (a config's text), SHA-256 and options with their origins
+        "plan": run.plan,
         "error": run.error,
         "file_errors": [writer_error] if writer_error else [],
         # The experiment's update alone, on every update (docs/outputs.md, health).

@@ -20,7 +20,6 @@ from deeplabstream.core.clock import host_now_ns
 from deeplabstream.core.errors import ExperimentError
 from deeplabstream.experiments.base import Experiment
 from deeplabstream.experiments.events import EventCsvWriter
-from deeplabstream.experiments.registry import load_experiment
 from deeplabstream.experiments.runtime import ExperimentRuntime
 from deeplabstream.hardware.stimulation import StimulationDevice
 from deeplabstream.hardware.stimulation.latency import LatencyTestSpec
@@ -41,6 +40,7 @@ from deeplabstream.live.processes.messages import (
     StartExperiment,
 )
 from deeplabstream.outputs.interface import EventMarkers
+from deeplabstream.settings.experiment_plan import resolve_experiment
 from deeplabstream.settings.sections import DeviceSettings
 
 log = logging.getLogger(__name__)
@@ -88,7 +88,7 @@ def open_run(
     written to the file is also sent as an LSL marker. ExperimentStartError says what failed.
     """
     try:
-        runtime = ExperimentRuntime(load_experiment(spec.name))
+        runtime = ExperimentRuntime(spec.plan.build())
     except Exception as error:  # a config or class error must reach the user as a message
         raise ExperimentStartError(f"experiment {spec.name!r}: {error}") from None
     test = spec.latency_test
@@ -104,7 +104,8 @@ def open_run(
     runtime.events.attach(writer if markers is None else MarkedWriter(writer, markers))
     runtime.start()  # the session's clock starts at the first pose update
     log.info("experiment %s ready with devices %s", spec.name, ", ".join(devices) or "none")
-    return OpenRun(ExperimentRun(runtime, devices, session_dir / events_file), board)
+    run = ExperimentRun(runtime, devices, session_dir / events_file, spec.plan.record())
+    return OpenRun(run, board)
 
 
 def open_experiment_run(
@@ -112,9 +113,11 @@ def open_experiment_run(
     devices: dict[str, DeviceSettings],
     session_dir: Path,
     events_file: str = EVENTS_FILE,
+    settings_folder: Path | None = None,
 ) -> ExperimentRun:
     """Return experiment ``name`` running with its devices open (the naive loop's, tests')."""
-    return open_run(ExperimentSpec(name, devices), session_dir, events_file).run
+    plan = resolve_experiment(name, settings_folder, name)
+    return open_run(ExperimentSpec(plan, devices), session_dir, events_file).run
 
 
 def devices_to_open(

@@ -22,6 +22,7 @@ from deeplabstream.core.frames import FrameGeometry
 from deeplabstream.experiments.triggers.geometry import Shape
 from deeplabstream.hardware.cameras.base import CameraControl
 from deeplabstream.hardware.stimulation.latency import LatencyTestSpec
+from deeplabstream.settings.experiment_plan import ExperimentPlan
 from deeplabstream.settings.sections import DeviceSettings
 from deeplabstream.transport.channel import ChannelReader, EndReason
 from deeplabstream.transport.ring import RingSpec
@@ -111,12 +112,17 @@ class RecorderFinished:
 
 @dataclass(frozen=True)
 class ExperimentSpec:
-    """The experiment to run on the poses, and the devices settings.ini declares."""
+    """The experiment to run on the poses (its plan), and the devices settings.ini declares."""
 
-    name: str
+    plan: ExperimentPlan
     devices: dict[str, DeviceSettings]
     # The board's latency self-test, run beside the experiment (DeepLabStream.py --latency-test).
     latency_test: LatencyTestSpec | None = None
+
+    @property
+    def name(self) -> str:
+        """The experiment's name, as the settings or the command line give it."""
+        return self.plan.name
 
 
 @dataclass(frozen=True)

@@ -289,7 +289,12 @@ def _newest_due(camera: _Camera, start_ns: int, now_ns: int) -> int:
 
 
 def _open_experiment(settings: Settings, folder: Path) -> Any:
-    return open_experiment_run(settings.experiment.name, dict(settings.devices), folder)
+    return open_experiment_run(
+        settings.experiment.name,
+        dict(settings.devices),
+        folder,
+        settings_folder=settings.source_file.parent,
+    )
 
 
 def _close_experiment(run: Any) -> dict[str, Any] | None:

@@ -7,7 +7,6 @@ events file; ``LiveSession`` starts the worker with them (live.session.analysis)
 
 from __future__ import annotations
 
-from deeplabstream.experiments.registry import resolved_name
 from deeplabstream.hardware.stimulation.latency import LatencyTestSpec
 from deeplabstream.live.processes.depth import depth_source
 from deeplabstream.live.processes.job import WorkerCamera
@@ -16,6 +15,7 @@ from deeplabstream.live.session.cameras import CameraBranch
 from deeplabstream.live.session.report.health import SessionHealth
 from deeplabstream.outputs.folder import run_label
 from deeplabstream.settings.effective import CameraPlan
+from deeplabstream.settings.experiment_plan import ExperimentPlan, resolve_experiment
 from deeplabstream.settings.sections import Settings
 from deeplabstream.transport.ring import Channel
 
@@ -51,12 +51,21 @@ def worker_cameras(
 
 
 def experiment_spec(
-    settings: Settings, name: str | None, latency_test: LatencyTestSpec | None
+    settings: Settings,
+    name: str | None,
+    latency_test: LatencyTestSpec | None,
+    plan: ExperimentPlan | None = None,
 ) -> ExperimentSpec:
-    """Return the experiment ``name`` (None: ``[Experiment] NAME``) with the settings' devices."""
-    # The experiment process has no settings folder: a lab's config or module goes as its path.
-    chosen = resolved_name(name or settings.experiment.name, settings.source_file.parent)
-    return ExperimentSpec(chosen, dict(settings.devices), latency_test)
+    """Return experiment ``name`` (None: ``[Experiment] NAME``) with the settings' devices.
+
+    The experiment is read now (its plan: the config's text, the module's hash), unless the
+    caller resolved it already (``plan``: the checks before a headless start did).
+    """
+    if plan is None:
+        chosen = name or settings.experiment.name
+        named_by = f"[Experiment] NAME in {settings.source_file}" if name is None else chosen
+        plan = resolve_experiment(chosen, settings.source_file.parent, named_by)
+    return ExperimentSpec(plan, dict(settings.devices), latency_test)
 
 
 def events_file_name(run: int) -> str:

@@ -90,6 +90,7 @@ from deeplabstream.outputs.folder import (
 )
 from deeplabstream.outputs.session_record import SessionRecord
 from deeplabstream.settings.effective import CameraPlan, resolve_cameras
+from deeplabstream.settings.experiment_plan import ExperimentPlan
 from deeplabstream.settings.outputs import chosen_outputs
 from deeplabstream.settings.sections import Settings
 from deeplabstream.transport.channel import Doorbell, export_doorbell
@@ -264,8 +265,12 @@ class LiveSession:
         experiment_name: str | None = None,
         latency_test: LatencyTestSpec | None = None,
         stop_requested: StopCheck | None = None,
+        experiment_plan: ExperimentPlan | None = None,
     ) -> None:
         """Start the inference worker for every streaming camera; returns once it is warmed up.
+
+        ``experiment_plan``: the experiment as the checks before the start resolved it (else it
+        is read now).
 
         With ``experiment``, the worker also runs ``[Experiment] NAME`` (or ``experiment_name``)
         on the poses, with the devices of the settings' ``[Device NAME]`` sections opened first;
@@ -284,7 +289,11 @@ class LiveSession:
         cameras = worker_cameras(self._branches, self.camera_plan, self.health)
         if not cameras:
             raise PoseError("no camera is streaming any more: start a new stream")
-        spec = experiment_spec(self.settings, experiment_name, latency_test) if experiment else None
+        spec = (
+            experiment_spec(self.settings, experiment_name, latency_test, experiment_plan)
+            if experiment
+            else None
+        )
         run = len(self.analyses) + 1
         self.analysis = Analysis.start(
             self._context,

@@ -25,8 +25,6 @@ from deeplabstream.core.schema import spec_of
 from deeplabstream.experiments.config import ExperimentConfigError
 from deeplabstream.experiments.registry import (
     ExperimentNotFoundError,
-    config_file_of,
-    load_experiment,
 )
 from deeplabstream.experiments.triggers.base import animal_problems, camera_problems
 from deeplabstream.experiments.triggers.space import reads_points3d
@@ -42,6 +40,7 @@ from deeplabstream.pose.loading import (
 )
 from deeplabstream.pose.runtime.backends import device_check
 from deeplabstream.settings.effective import CameraPlan, resolve_cameras
+from deeplabstream.settings.experiment_plan import ExperimentPlan
 from deeplabstream.settings.sections import Settings
 from deeplabstream.transport.ring import SHM_FOLDER, RingSpec, ring_slots
 
@@ -130,7 +129,7 @@ def serial_port_exists(port: str) -> bool:
     return Path(port).exists()
 
 
-def absent_device_problems(settings: Settings) -> list[str]:
+def absent_device_problems(plan: CameraPlan) -> list[str]:
     """Return the devices the experiment would open whose hardware, driver or library is absent.
 
     Each device checks itself (the board is asked for its HELLO, NI's driver and DAQ and the
@@ -140,8 +139,8 @@ def absent_device_problems(settings: Settings) -> list[str]:
     cannot be loaded is :func:`check_before_start`'s to report: nothing is found here then.
     """
     try:
-        experiment = load_experiment(settings.experiment.name, settings.source_file.parent)
-        wanted = devices_to_open(experiment, settings.devices)
+        experiment = plan.experiment_plan().experiment()
+        wanted = devices_to_open(experiment, plan.settings.devices)
     except Exception:  # reported by check_before_start, with what to do
         return []
     return absent_devices(wanted)
@@ -498,25 +497,24 @@ def experiment_keypoint_problems(plan: CameraPlan, where: str) -> list[str]:
     experiment. An experiment that cannot be loaded gives no problem here: loading it at the
     start says why.
     """
-    settings = plan.settings
-    name = settings.experiment.name
+    name = plan.settings.experiment.name
     try:
-        loaded = load_experiment(name, settings.source_file.parent)
+        experiment = plan.experiment_plan()
+        experiment.experiment()
     except Exception:  # not this check's to report (see the docstring)
         return []
-    return [f"{where} ({name!r}): {p}" for p in _keypoint_problems(settings, plan, loaded, name)]
+    return [f"{where} ({name!r}): {p}" for p in _keypoint_problems(plan, experiment)]
 
 
-def _keypoint_problems(
-    settings: Settings, plan: CameraPlan, experiment: Any, name: str
-) -> list[str]:
+def _keypoint_problems(plan: CameraPlan, experiment: ExperimentPlan) -> list[str]:
     """Return each keypoint the experiment reads that the model of a camera it reads lacks.
 
     Found here, a wrong keypoint stops the start with the model's keypoints listed, instead of
     stopping the experiment at its first pose (``live/session/keypoints.py``).
     """
-    config_file = config_file_of(name, settings.source_file.parent)
-    return [mismatch_problem(m, config_file) for m in keypoint_mismatches(plan, experiment)]
+    config_file = experiment.file if experiment.kind == "config" else None
+    loaded = experiment.experiment()
+    return [mismatch_problem(m, config_file) for m in keypoint_mismatches(plan, loaded)]
 
 
 def _experiment_problems(
@@ -529,7 +527,8 @@ def _experiment_problems(
         else f"[Experiment] NAME in {settings.source_file}"
     )
     try:
-        loaded = load_experiment(name, settings.source_file.parent)
+        experiment = plan.experiment_plan()
+        loaded = experiment.experiment()
     except (ExperimentNotFoundError, ExperimentConfigError) as error:
         return [f"{where} ({name!r}): {error}"]
     except Exception as error:  # a .py that fails to import, a class that fails to build
@@ -541,7 +540,7 @@ def _experiment_problems(
     found = camera_problems(loaded.triggers, cameras)
     found += _animal_problems(settings, plan, loaded.triggers)
     found += _points3d_problems(settings, loaded.triggers)
-    found += _keypoint_problems(settings, plan, loaded, name)
+    found += _keypoint_problems(plan, experiment)
     problems = [f"{where} ({name!r}): {problem}" for problem in found]
     needed = sorted({device for device, _ in loaded.declared_outputs})
     missing = [device for device in needed if device not in settings.devices]
