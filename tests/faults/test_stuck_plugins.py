@@ -25,6 +25,7 @@ from deeplabstream.core.call_watchdog import CallStalled, CallStuck, time_limit,
 from deeplabstream.experiments.base import Experiment
 from deeplabstream.experiments.events import EventCsvWriter
 from deeplabstream.experiments.observation import Observation
+from deeplabstream.experiments.runtime import ExperimentRuntime
 from deeplabstream.experiments.triggers.base import Trigger
 from deeplabstream.live.processes.dispatch import PERFORM_LIMIT_S, ExperimentRun
 from deeplabstream.live.processes.sinks import WRITE_LIMIT_S
@@ -353,11 +354,11 @@ class _WithHangingTrigger(Experiment):
 
 def test_a_trigger_kind_whose_step_hangs_is_named_with_the_experiment(tmp_path: Path):
     """A kind's step runs inside the experiment's update: its watchdog names both."""
-    experiment = _WithHangingTrigger()
+    runtime = ExperimentRuntime(_WithHangingTrigger())
     events_path = tmp_path / "events.csv"
-    experiment.events.attach(EventCsvWriter(events_path))
-    run = ExperimentRun(experiment, {}, events_path)
-    experiment.start()
+    runtime.events.attach(EventCsvWriter(events_path))
+    run = ExperimentRun(runtime, {}, events_path)
+    runtime.start()
     keypoints = np.array([[100.0, 100.0, 0.9]])
     run.on_poses([Observation(0.5, "arena", 15, keypoints, ("nose",))], time.perf_counter_ns())
     run.stop()

@@ -20,6 +20,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from deeplabstream.core.digest import file_sha256
+
 log = logging.getLogger(__name__)
 
 SESSION_JSON = "session.json"
@@ -163,6 +165,32 @@ def move_aside(path: Path, reason: str) -> tuple[Path | None, str]:
         )
     log.warning("%s", text)
     return moved, text
+
+
+#: What a session's file digests leave out: session.json itself (it holds them), the space
+#: reserve, damaged copies moved aside, and what verify writes later (``verify/``).
+_NOT_DIGESTED = ("session.json", ".space-reserve")
+
+
+def file_digests(folder: Path) -> dict[str, tuple[str, int]]:
+    """Return every file of a finished session folder: relative path -> (SHA-256, bytes).
+
+    Taken at the session's close, after the exports: ``session.json`` records them and
+    ``deeplabstream-verify`` takes them again ("pose.csv changed after the session").
+    """
+    digests: dict[str, tuple[str, int]] = {}
+    for path in sorted(folder.rglob("*")):
+        relative = path.relative_to(folder)
+        if (
+            not path.is_file()
+            or path.is_symlink()
+            or relative.parts[0] == "verify"
+            or path.name in _NOT_DIGESTED
+            or path.name.endswith(DAMAGED_SUFFIX)
+        ):
+            continue
+        digests[relative.as_posix()] = (file_sha256(path), path.stat().st_size)
+    return digests
 
 
 def reserve_space(folder: Path) -> None:

@@ -93,6 +93,14 @@ class AnalysedFrame:
         How long the experiment's decision took (None: no experiment).
     after_pose_us
         Keypoints ready -> decision written, microseconds.
+    batch
+        The worker's count of batches so far (frames analysed together share it): the order in
+        which the experiment was given the poses.
+    time_s
+        The frame's time as the experiment and the identity tracker read it (the camera's
+        clock with one camera, the host's with several).
+    lead_s
+        The experiment's forward-prediction lead at this update (None: no prediction).
     """
 
     record: FrameRecord = NO_FRAME
@@ -110,6 +118,9 @@ class AnalysedFrame:
     decided_ns: int = 0
     written_ns: int = 0
     after_pose_us: int = 0
+    batch: int = 0
+    time_s: float = 0.0
+    lead_s: float | None = None
 
 
 class PoseSink(Protocol):

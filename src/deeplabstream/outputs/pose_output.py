@@ -68,6 +68,7 @@ class PoseFileSink:
             directory / f"{camera.stem}{POSE_EXACT_SUFFIX}",
             camera.keypoints,
             camera.individuals if camera.multi_animal else None,
+            identities=camera.identities is not None,
         )
         self.identities = camera.identities  # writes <camera>.identity.csv beside the pose rows
         self.looks: dict[str, Any] | None = None  # what the identity keeper did, once closed
@@ -77,7 +78,15 @@ class PoseFileSink:
         """Append its pose row (and identities' confidences), its times and its timing."""
         record = frame.record
         self.csv.write(record.frame_index, frame.animals)  # (1, K, 3) for one animal
-        self.exact.write(record.frame_index, frame.animals)
+        identities = self.identities
+        self.exact.write(
+            record.frame_index,
+            frame.animals,
+            frame.batch,
+            frame.time_s,
+            frame.lead_s,
+            identities.confidence if identities is not None else None,
+        )
         if self.identities is not None:
             self.identities.write(record.frame_index)
         self.times.write(

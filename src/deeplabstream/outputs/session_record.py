@@ -476,6 +476,10 @@ class ModelRecord(Part):
     provider: str | None = key("the execution provider it ran on", optional=True)
     max_animals: int | None = key("animals it finds at most", optional=True)
     skeleton: Any = key("its skeleton's edges (keypoint name or index pairs)", optional=True)
+    sha256: str | None = key("SHA-256 of the graph that ran (file)", optional=True)
+    source_sha256: str | None = key(
+        "SHA-256 of source_file, the file the user named (converted models)", optional=True
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -535,6 +539,14 @@ class PoseRun(Part):
 
 
 @dataclass(frozen=True, kw_only=True)
+class FileDigest(Part):
+    """One file of the session as it was at its close."""
+
+    sha256: str = key("the SHA-256 of its bytes (hex)", "")
+    bytes: int = key("its size", 0, minimum=0)
+
+
+@dataclass(frozen=True, kw_only=True)
 class ExperimentLatency(Part):
     """An experiment's action latencies, host clock, from the source frame's arrival."""
 
@@ -578,6 +590,16 @@ class ExperimentRun(Part):
     latency_ms: ExperimentLatency | None = key("action latencies", optional=True)
     rebuilt_from_files: bool | None = key(
         "true when its worker died and this was rebuilt from its events file", optional=True
+    )
+    plan: dict[str, Any] | None = key(
+        "the experiment as it ran: its file, kind, origin, SHA-256 of its content, a config's "
+        "whole text, and every option with its origin (settings/experiment_plan.py)",
+        optional=True,
+    )
+    updates: dict[str, int] | None = key(
+        "the updates it was given: count, and the inference worker's first_batch and last_batch "
+        "(pose_exact.csv's batch column)",
+        optional=True,
     )
 
 
@@ -763,6 +785,11 @@ class SessionRecord(Part):
         "settings re-read while streaming", factory=tuple
     )
     replay: Replay | None = key("a replay of a video: what was replayed, how", optional=True)
+    files: dict[str, FileDigest] | None = key(
+        "every file the session wrote (path within the folder -> its SHA-256 and size), taken "
+        "at its close; deeplabstream-verify takes them again (null while running)",
+        optional=True,
+    )
 
     @classmethod
     def from_json(cls, data: Any, where: str = "session.json") -> Self:

@@ -39,8 +39,9 @@ from typing import Any
 
 import numpy as np
 
+from deeplabstream.core.digest import files_digest
 from deeplabstream.core.optional import exit_with
-from deeplabstream.pose.formats.conversion import can_write_in, files_digest
+from deeplabstream.pose.formats.conversion import can_write_in
 from deeplabstream.pose.formats.lightning_context import context_of
 from deeplabstream.pose.loading import load_model
 from deeplabstream.pose.model import ModelDescription, ModelError

@@ -13,12 +13,12 @@ may have changed since), ``session.json`` (the plan is recorded with each experi
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import inspect
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from deeplabstream.core.digest import file_sha256, text_sha256
 from deeplabstream.core.plugins import PluginError, code_origin
 from deeplabstream.experiments.base import Experiment
 from deeplabstream.experiments.config import (
@@ -204,7 +204,7 @@ def _config_plan(name: str, named_by: str, locator: str, file: Path) -> Experime
         locator=str(file),
         file=file,
         origin="built in" if shipped else f"file: {file}",
-        sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+        sha256=text_sha256(text),
         config_text=text,
         options=_options(experiment.options, config.experiment_keys, f"in {file}"),
     )
@@ -252,15 +252,6 @@ def _options(
             origin = where if value != getattr(defaults, option.name) else "default"
         planned.append(PlannedOption(option.name, value, origin))
     return tuple(planned)
-
-
-def file_sha256(path: Path) -> str:
-    """Return the SHA-256 of a file's bytes (hex)."""
-    digest = hashlib.sha256()
-    with path.open("rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _plain(value: Any) -> Any:

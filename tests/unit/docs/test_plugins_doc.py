@@ -20,6 +20,7 @@ import pytest
 from deeplabstream.core.plugins import using_settings_folder
 from deeplabstream.experiments.observation import Observation
 from deeplabstream.experiments.registry import load_experiment
+from deeplabstream.experiments.runtime import ExperimentRuntime
 from deeplabstream.experiments.triggers import make_trigger
 from deeplabstream.experiments.triggers.base import keypoints_of
 from deeplabstream.hardware.cameras import camera_class
@@ -162,9 +163,9 @@ def test_the_trigger_reads_the_nose_with_the_common_parameters(lab: tuple[Path, 
 
 def test_the_config_fires_the_rule_on_the_lab_trigger(lab: tuple[Path, Settings]) -> None:
     folder, _ = lab
-    experiment = load_experiment("left_flash", folder)
-    experiment.start(0.0)
-    sent = [experiment.update(_seen(x, 0.9, t / 10)) for t, x in enumerate([150, 50, 50, 150, 60])]
+    runtime = ExperimentRuntime(load_experiment("left_flash", folder))
+    runtime.start(0.0)
+    sent = [runtime.update(_seen(x, 0.9, t / 10)) for t, x in enumerate([150, 50, 50, 150, 60])]
     pulses = [(t, a.device, a.duration_s) for t, actions in enumerate(sent) for a in actions]
     assert pulses == [(1, "led", 0.1), (4, "led", 0.1)]
 
@@ -172,13 +173,13 @@ def test_the_config_fires_the_rule_on_the_lab_trigger(lab: tuple[Path, Settings]
 def test_the_experiment_pulses_on_each_entry_and_ends_itself(lab: tuple[Path, Settings]) -> None:
     folder, settings = lab
     assert settings.experiment.name == "lab_protocol"
-    experiment = load_experiment(settings.experiment.name, folder)
-    experiment.start(0.0)
+    runtime = ExperimentRuntime(load_experiment(settings.experiment.name, folder))
+    runtime.start(0.0)
     xs = [150, 50, 150, 50, 150, 50, 150, 50]  # four entries: the third ends the session
-    sent = [experiment.update(_seen(x, 0.9, t / 10)) for t, x in enumerate(xs)]
+    sent = [runtime.update(_seen(x, 0.9, t / 10)) for t, x in enumerate(xs)]
     pulses = [t for t, actions in enumerate(sent) for a in actions if a.command == "pulse"]
-    assert pulses == [1, 3, 5] and experiment.finished
-    notes = [e for e in experiment.events.events if e.kind == "note"]
+    assert pulses == [1, 3, 5] and runtime.finished
+    notes = [e for e in runtime.events.events if e.kind == "note"]
     assert [(e.name, e.detail) for e in notes] == [("pulse", "1"), ("pulse", "2"), ("pulse", "3")]
 
 

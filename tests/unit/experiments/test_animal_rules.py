@@ -22,6 +22,7 @@ from deeplabstream.experiments.base import Experiment
 from deeplabstream.experiments.config import parse_experiment_config
 from deeplabstream.experiments.events import EVENT_COLUMNS, EventCsvWriter
 from deeplabstream.experiments.observation import Observation, Observations
+from deeplabstream.experiments.runtime import ExperimentRuntime
 from deeplabstream.experiments.triggers import Region, make_trigger, parameters_of
 from deeplabstream.experiments.triggers.animals import AnyAnimal, EachAnimal
 from deeplabstream.experiments.triggers.base import FilteredTrigger
@@ -82,15 +83,15 @@ def config(animal: str, refractory: float = 0.0, extra: str = "", edge: str = "r
 
 def run(text: str, frames: Iterable[Observation | Observations]) -> tuple[list, pd.DataFrame]:
     """Run a config over ``frames``; return (actions in order, events.csv as a table)."""
-    experiment = parse_experiment_config(text).build()
+    runtime = ExperimentRuntime(parse_experiment_config(text).build())
     buffer = io.StringIO()
-    experiment.events.attach(EventCsvWriter(buffer))
-    experiment.start()
+    runtime.events.attach(EventCsvWriter(buffer))
+    runtime.start()
     actions: list[tuple[float, Action]] = []
     for obs in frames:
-        actions += [(obs.time_s, a) for a in experiment.update(obs)]
-    experiment.stop()
-    experiment.events.close()
+        actions += [(obs.time_s, a) for a in runtime.update(obs)]
+    runtime.stop()
+    runtime.events.close()
     table = pd.read_csv(io.StringIO(buffer.getvalue()), keep_default_na=False, dtype=str)
     return actions, table
 
@@ -244,8 +245,9 @@ class _PerAnimalPulses(Experiment):
 
 def test_python_experiments_read_each_animals_edges() -> None:
     experiment = _PerAnimalPulses()
-    experiment.start()
-    sent = [a for obs in walk(*ALTERNATING) for a in experiment.update(obs)]
+    runtime = ExperimentRuntime(experiment)
+    runtime.start()
+    sent = [a for obs in walk(*ALTERNATING) for a in runtime.update(obs)]
     expected = sorted((n, a + 1) for a, p in enumerate(ALTERNATING) for n in entries(p))
     assert [(a.channel + 1) for a in sent] == [animal for _, animal in expected]
     rose_frames = [(n, animals) for n, animals, *_ in experiment.seen if animals]
@@ -253,8 +255,8 @@ def test_python_experiments_read_each_animals_edges() -> None:
     assert all(rose == bool(animals) for _, animals, rose, *_ in experiment.seen)
     inside_2 = [n for n, _, _, inside, _ in experiment.seen if inside]
     assert inside_2 == [n for n, c in enumerate(ALTERNATING[1]) if c == "i"]
-    assert experiment.summary()["triggers"]["zone"]["times_true"] == len(expected)
-    rows = experiment.events.of_kind("action")
+    assert runtime.summary()["triggers"]["zone"]["times_true"] == len(expected)
+    rows = runtime.events.of_kind("action")
     assert [row.animal for row in rows] == [str(a) for _, a in expected]
 
 

@@ -1,8 +1,8 @@
 """Events logged between a pose and its commands are formatted after the commands (issue 27).
 
-The live loop sets ``defer_event_details``: a trigger's levels and an action's positions are
-made when the loop settles the update's events, once its commands are written. The events must
-be exactly those made at once, in the same order.
+The live loop sets its runtime's ``defer_event_details``: a trigger's levels and an action's
+positions are made when the loop settles the update's events, once its commands are written. The
+events must be exactly those made at once, in the same order.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import numpy as np
 
 from deeplabstream.experiments.observation import Observation
 from deeplabstream.experiments.registry import load_experiment
+from deeplabstream.experiments.runtime import ExperimentRuntime
 
 NAMES = ("nose", "left_ear", "right_ear", "neck", "body_center", "tail_base")
 CONFIG = """[Experiment]
@@ -60,18 +61,19 @@ def _run(tmp_path: Path, deferred: bool) -> list[tuple]:
     path = tmp_path / str(deferred) / "experiment.ini"  # one name: the start event names it
     path.parent.mkdir()
     path.write_text(CONFIG, encoding="utf-8")
-    experiment = load_experiment(str(path))
-    experiment.defer_event_details = deferred
-    experiment.start()
+    runtime = ExperimentRuntime(load_experiment(str(path)))
+    runtime.defer_event_details = deferred
+    assert runtime.defer_event_details is deferred
+    runtime.start()
     actions = 0
     for observation in _observations(200):
-        actions += len(experiment.update(observation))
+        actions += len(runtime.update(observation))
         if deferred:
-            experiment.events.settle()  # as the loop does, once the commands are out
+            runtime.events.settle()  # as the loop does, once the commands are out
     assert actions > 4  # both rules fired several times
     return [
         (e.time_s, e.kind, e.name, e.detail, e.frame_index, e.keypoint, e.measured_x, e.measured_y)
-        for e in experiment.events.events
+        for e in runtime.events.events
     ]
 
 
@@ -87,15 +89,15 @@ def test_deferred_events_are_the_events_made_at_once(tmp_path: Path) -> None:
 def test_a_deferred_event_is_made_only_when_settled(tmp_path: Path) -> None:
     path = tmp_path / "e.ini"
     path.write_text(CONFIG, encoding="utf-8")
-    experiment = load_experiment(str(path))
-    experiment.defer_event_details = True
-    experiment.start()
+    runtime = ExperimentRuntime(load_experiment(str(path)))
+    runtime.defer_event_details = True
+    runtime.start()
     for observation in _observations(40):
-        if experiment.update(observation):  # the frame whose change fired a rule
-            assert experiment.events._deferred, "its events were formatted before the command"
-            experiment.events.settle()
-            assert not experiment.events._deferred
-            assert experiment.events.pending[-1].kind == "action"
+        if runtime.update(observation):  # the frame whose change fired a rule
+            assert runtime.events._deferred, "its events were formatted before the command"
+            runtime.events.settle()
+            assert not runtime.events._deferred
+            assert runtime.events.pending[-1].kind == "action"
             return
-        experiment.events.settle()
+        runtime.events.settle()
     raise AssertionError("no rule fired")

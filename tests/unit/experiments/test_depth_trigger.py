@@ -29,7 +29,7 @@ from deeplabstream.experiments.triggers import Height, make_trigger
 from deeplabstream.hardware.simulator.arena import ArenaParams, ArenaRenderer, WaypointMotion
 from deeplabstream.live.processes.companion import CompanionReader
 from deeplabstream.live.processes.depth import DepthSource, FrameDepth, depth_source
-from deeplabstream.live.processes.dispatch import ExperimentRun
+from deeplabstream.live.processes.experiment_slot import open_experiment_run
 from deeplabstream.transport.ring import FrameRing, RingSpec, new_ring_name
 
 NAMES = ("nose", "tail_base")
@@ -143,7 +143,7 @@ def test_a_camera_without_depth_is_a_clear_error_not_a_silent_false(tmp_path: Pa
     # Running: the experiment stops with that message (tracking goes on), naming the camera.
     config = tmp_path / "rearing.ini"
     config.write_text("[Trigger rearing]\nKIND = height\nFLOOR_M = 0.8\nABOVE_M = 0.05\n")
-    run = ExperimentRun.open(str(config), {}, tmp_path)
+    run = open_experiment_run(str(config), {}, tmp_path)
     run.on_poses([plain], 0)
     assert run.error is not None
     assert "camera 'top' delivers no depth image" in run.error

@@ -2,12 +2,15 @@
 
 A staircase with memory, written only against the documented surface (``on_start``,
 ``on_update``, ``on_trial_end``; ``add_trigger``, ``rose``, ``start_trial``, ``end_trial``,
-``end_session``, ``log``; ``in_trial``), is fed synthetic observations: it ends itself after N
-reversals, and ``events.csv`` (a real :class:`EventCsvWriter` file, read back) logs exactly the
-actions it returned, every one of them sent when a real dispatcher (:class:`ExperimentRun` with a
-real log device) performs them. Ending early from an update (``end_session``, or ``stop()``
-inside ``on_update``, the bug of the issue) sends the update's actions, then the switch-offs.
-A lab's attribute cannot shadow the machinery; the shipped examples still run.
+``end_session``, ``log``; ``in_trial``), is run by its :class:`ExperimentRuntime` on synthetic
+observations: it ends itself after N reversals, and ``events.csv`` (a real :class:`EventCsvWriter`
+file, read back) logs exactly the actions it returned, every one of them sent when a real
+dispatcher (:class:`ExperimentRun` with a real log device) performs them. Ending early from an
+update (``end_experiment``, ``end_session``, or ``stop()`` inside ``on_update``, the bug of the
+issue) sends the update's actions, then the switch-offs; ``end_session`` (and ``stop()``, its
+deprecated alias) also asks the loop to end the whole session. Issue 55: the runtime holds the
+lab's experiment, so a lab may name its attributes freely (``events``, ``update``...); the loop's
+calls on the lab's object say to use the runtime; the shipped examples still run.
 """
 
 from __future__ import annotations
@@ -26,9 +29,13 @@ from deeplabstream.experiments.base import Experiment, Trial
 from deeplabstream.experiments.events import EventCsvWriter
 from deeplabstream.experiments.observation import Observation
 from deeplabstream.experiments.registry import load_experiment
-from deeplabstream.experiments.triggers import Circle, Region
+from deeplabstream.experiments.runtime import ExperimentRuntime
+from deeplabstream.experiments.triggers import AnyOf, Circle, Region
+from deeplabstream.experiments.triggers.base import Trigger
+from deeplabstream.experiments.triggers.combinators import All
 from deeplabstream.hardware.stimulation.log_device import LogStimulator
 from deeplabstream.live.processes.dispatch import ExperimentRun
+from deeplabstream.live.processes.experiment_report import run_summary
 
 NAMES = ("nose", "tail_base")
 FPS = 30
@@ -105,9 +112,10 @@ def _run_live(experiment: Experiment, observations: list[Observation], tmp_path:
     device = LogStimulator(channels=4)
     device.open()
     events_path = tmp_path / "events.csv"
-    experiment.events.attach(EventCsvWriter(events_path))
-    run = ExperimentRun(experiment, {name: device for name in ("light", "box")}, events_path)
-    experiment.start()
+    runtime = ExperimentRuntime(experiment)
+    runtime.events.attach(EventCsvWriter(events_path))
+    run = ExperimentRun(runtime, {name: device for name in ("light", "box")}, events_path)
+    runtime.start()
     for observation in observations:
         run.on_poses([observation], time.perf_counter_ns())
     run.stop()
@@ -130,16 +138,20 @@ def test_a_staircase_ends_itself_after_n_reversals_and_logs_what_it_returned(
     tmp_path: Path,
 ) -> None:
     experiment = Staircase(reversals=4)
+    runtime = ExperimentRuntime(experiment)
     path = tmp_path / "events.csv"
-    experiment.events.attach(EventCsvWriter(path))
-    experiment.start()
+    runtime.events.attach(EventCsvWriter(path))
+    runtime.start()
     returned: list[Action] = []
     for observation in _visits(OUTCOMES):
-        returned += experiment.update(observation)
-    returned += experiment.stop()
-    experiment.events.close()
+        returned += runtime.update(observation)
+    returned += runtime.stop()
+    runtime.events.close()
 
-    assert experiment.state == "finished" and experiment.finish_reason == "4 reversals"
+    assert runtime.state == "finished" and runtime.finish_reason == "4 reversals"
+    assert experiment.state == "finished"  # the lab's read-only view is the runtime's
+    # end_session (issue 55): the whole session is asked to end, for the same reason
+    assert runtime.session_end_requested == "4 reversals"
     assert len(experiment.trials) == 7
     assert [t.end_reason == "success" for t in experiment.trials] == [
         outcome == "S" for outcome in OUTCOMES[:7]
@@ -172,11 +184,13 @@ def test_the_staircase_through_the_live_dispatcher_logs_only_what_was_sent(
     _assert_every_action_row_was_sent(events, device)
     pulses = [d for d in _action_rows(events) if d.startswith("pulse")]
     assert len(pulses) == len(CUES_SENT)
-    assert run.summary()["actions_not_sent"] == 0
+    summary = run_summary(run)
+    assert summary["actions_not_sent"] == 0
+    assert summary["session_end_requested"] == "4 reversals"
 
 
 class _StopsInsideUpdate(Experiment):
-    """The issue's bug: ``self.stop()`` (or ``end_session``) inside on_update, with actions."""
+    """The issue's bug: ``self.stop()`` (or an end call) inside on_update, with actions."""
 
     def __init__(self, how: str) -> None:
         super().__init__()
@@ -189,24 +203,30 @@ class _StopsInsideUpdate(Experiment):
     def on_update(self, obs: object, t: float) -> Iterable[Action]:
         self.updates += 1
         if self.updates == 5:
-            if self.how == "stop":
+            if self.how == "stop":  # the previous release's way: end_session's alias now
                 self.stop()
+            elif self.how == "end_experiment":
+                self.end_experiment("enough")
             else:
                 self.end_session("enough")
             return [Action.pulse("box", 0, 0.1, reason="last pulse")]
         return []
 
 
-@pytest.mark.parametrize("how", ["stop", "end_session"])
+@pytest.mark.parametrize("how", ["stop", "end_experiment", "end_session"])
 def test_ending_inside_on_update_sends_its_actions_then_the_switch_offs(
     how: str, tmp_path: Path
 ) -> None:
     experiment = _StopsInsideUpdate(how)
     observations = [_observation(frame, CENTRE) for frame in range(12)]
-    _, device, events = _run_live(experiment, observations, tmp_path)
+    run, device, events = _run_live(experiment, observations, tmp_path)
+    runtime = run.runtime
 
     assert experiment.updates == 5  # it acted no more after ending
-    assert experiment.finish_reason == ("stopped" if how == "stop" else "enough")
+    assert runtime.finish_reason == ("stopped" if how == "stop" else "enough")
+    # end_experiment ends the experiment alone; end_session (and stop, its alias) the session too
+    session_end = {"stop": "stopped", "end_experiment": None, "end_session": "enough"}[how]
+    assert runtime.session_end_requested == session_end
     _assert_every_action_row_was_sent(events, device)
     rows = list(zip(events["kind"], events["detail"], events["frame_index"], strict=True))
     finish = next(i for i, (kind, *_) in enumerate(rows) if kind == "finish")
@@ -214,23 +234,55 @@ def test_ending_inside_on_update_sends_its_actions_then_the_switch_offs(
     assert in_the_update == [
         ("action", "pulse channel=0 duration_s=0.1 reason=last pulse"),  # the update's own
         ("action", "off channel=1 reason=finish"),  # then the held output's switch-off
-        ("finish", experiment.finish_reason),
+        ("finish", runtime.finish_reason),
     ]
     # the live loop's stop at the end switches every output used off, and sends it
     assert _action_rows(events)[-2:] == ["off channel=1 reason=stop", "off channel=0 reason=stop"]
 
 
-def test_end_session_outside_an_update_finishes_at_the_next_one() -> None:
+@pytest.mark.parametrize("how", ["end_experiment", "end_session"])
+def test_an_end_outside_an_update_finishes_at_the_next_one(how: str) -> None:
     experiment = _StopsInsideUpdate("none")
-    experiment.start()
-    assert experiment.update(_observation(0, CENTRE)) == [
+    runtime = ExperimentRuntime(experiment)
+    runtime.start()
+    assert runtime.update(_observation(0, CENTRE)) == [
         Action.on("box", 1, reason="_StopsInsideUpdate")  # no reason given: the experiment's
     ]
-    experiment.end_session("the window asked")
-    assert experiment.state != "finished"
-    assert experiment.update(_observation(1, CENTRE)) == [Action.off("box", 1, reason="finish")]
-    assert experiment.finished and experiment.finish_reason == "the window asked"
+    getattr(experiment, how)("the window asked")
+    assert runtime.state != "finished"
+    assert runtime.update(_observation(1, CENTRE)) == [Action.off("box", 1, reason="finish")]
+    assert runtime.finished and runtime.finish_reason == "the window asked"
     assert experiment.updates == 1
+    expected = "the window asked" if how == "end_session" else None
+    assert runtime.session_end_requested == expected
+
+
+def test_end_experiment_before_the_start_says_to_end_from_a_hook() -> None:
+    runtime = ExperimentRuntime(_StopsInsideUpdate("none"))
+    with pytest.raises(RuntimeError, match="has not started; end it from a hook"):
+        runtime.experiment.end_experiment("too early")
+    assert runtime.state == "idle" and runtime.session_end_requested is None
+
+
+def test_the_session_duration_ends_the_experiment_and_asks_for_the_sessions_end() -> None:
+    class Timed(Experiment):
+        def __init__(self) -> None:
+            super().__init__(session_duration_s=1.0)
+            self.updates = 0
+
+        def on_update(self, obs: object, t: float) -> list[Action]:
+            self.updates += 1
+            return []
+
+    experiment = Timed()
+    runtime = ExperimentRuntime(experiment)
+    runtime.start()
+    for frame in range(2 * FPS):
+        runtime.update(_observation(frame, CENTRE))
+    assert runtime.finished and runtime.session_end_requested == runtime.finish_reason
+    assert runtime.finish_reason == "session duration of 1 s reached"
+    assert experiment.updates == FPS  # frames 0..29: the update at 1.0 s ends it, unseen
+    assert runtime.summary()["session_end_requested"] == runtime.finish_reason
 
 
 def test_log_and_end_trial_are_rows_of_the_event_log() -> None:
@@ -246,12 +298,13 @@ def test_log_and_end_trial_are_rows_of_the_event_log() -> None:
             return []
 
     experiment = Notes()
+    runtime = ExperimentRuntime(experiment)
     with pytest.raises(RuntimeError, match="has not started"):
         experiment.log("early", "")
-    experiment.start()
+    runtime.start()
     for frame in range(3):
-        experiment.update(_observation(frame, CENTRE))
-    rows = [(e.kind, e.name, e.detail, e.trial) for e in experiment.events]
+        runtime.update(_observation(frame, CENTRE))
+    rows = [(e.kind, e.name, e.detail, e.trial) for e in runtime.events]
     assert ("note", "block", "A", 1) in rows
     assert ("trial_end", "first frame", "one frame is enough", 1) in rows
     with pytest.raises(ValueError, match="name must be a non-empty text"):
@@ -259,22 +312,69 @@ def test_log_and_end_trial_are_rows_of_the_event_log() -> None:
 
 
 # --------------------------------------------------------------------------------------------------
-# A lab's attribute cannot shadow the machinery
+# The runtime holds the lab's experiment: a lab's names are its own
 # --------------------------------------------------------------------------------------------------
 
 
+class _NamesLikeTheMachinery(Experiment):
+    """A lab's experiment whose own names were the machinery's before issue 55 (then refused)."""
+
+    def __init__(self) -> None:
+        super().__init__(max_trials=2)
+        self.events: list[float] = []  # its own record of update times
+        self.finished = "not yet"
+        self.trigger_counts = {"mine": 0}
+        self.add_trigger("cue", Region(Circle(*CUE, 60), "inside", "nose"))
+
+    def update(self, *args: object) -> None:  # helpers of its own: the runtime never calls them
+        raise AssertionError("the runtime called the lab's own update")
+
+    def start(self, *args: object) -> None:
+        raise AssertionError("the runtime called the lab's own start")
+
+    def pause(self, *args: object) -> None:
+        raise AssertionError("the runtime called the lab's own pause")
+
+    def summary(self) -> str:
+        return "the lab's own summary"
+
+    def on_update(self, obs: object, t: float) -> list[Action]:
+        self.events.append(t)
+        if self.rose("cue") and self.start_trial("cue"):
+            self.trigger_counts["mine"] += 1
+            return [Action.pulse("box", 0, 0.1)]
+        return []
+
+
+def test_a_labs_attributes_and_methods_named_as_the_runtimes_break_nothing() -> None:
+    experiment = _NamesLikeTheMachinery()
+    runtime = ExperimentRuntime(experiment)
+    runtime.start()
+    visits = _visits("FF")
+    returned: list[Action] = []
+    for observation in visits:
+        returned += runtime.update(observation)
+        if observation.frame_index == 10:
+            assert runtime.pause() == [] and runtime.resume() == []  # the runtime's, not the lab's
+    returned += runtime.stop()
+
+    # the lab's own names kept the lab's values
+    assert experiment.finished == "not yet" and experiment.trigger_counts == {"mine": 2}
+    assert experiment.summary() == "the lab's own summary"
+    assert 0 < len(experiment.events) < len(visits)  # its updates until the second trial ended
+    # the machinery's are the runtime's
+    assert runtime.finished and len(runtime.trials) == 2 and runtime.trigger_counts == {"cue": 2}
+    assert runtime.summary()["trials"]["count"] == 2
+    assert [a.command for a in returned].count("pulse") == 2
+    assert len(runtime.events.of_kind("action")) == len(returned)
+
+
 @pytest.mark.parametrize(
-    ("attribute", "value", "advice"),
-    [
-        ("events", [], "self.log(name, detail)"),
-        ("trials", 0, "len(self.trials)"),
-        ("state", "left", "self.phase"),
-        ("now_s", 3.0, "on_update's t"),
-        ("update", None, "on_update"),
-    ],
+    ("attribute", "value"),
+    [("trials", 0), ("state", "left"), ("now_s", 3.0), ("in_trial", True), ("triggers", {})],
 )
-def test_assigning_a_machinery_name_is_refused_with_what_to_use(
-    attribute: str, value: object, advice: str
+def test_assigning_over_a_read_only_property_is_pythons_own_error(
+    attribute: str, value: object
 ) -> None:
     class Lab(Experiment):
         def __init__(self) -> None:
@@ -284,24 +384,39 @@ def test_assigning_a_machinery_name_is_refused_with_what_to_use(
         def on_update(self, obs: object, t: float) -> list[Action]:
             return []
 
-    with pytest.raises(AttributeError) as info:
+    with pytest.raises(AttributeError, match=attribute):
         Lab()
-    message = str(info.value)
-    assert f"self.{attribute} cannot be assigned" in message and advice in message
-    assert f"self.my_{attribute}" in message
 
 
-@pytest.mark.parametrize(
-    ("method", "advice"),
-    [("update", "on_update"), ("stop", "end_session(reason)"), ("summary", "self.log")],
-)
-def test_a_subclass_defining_a_machinery_method_is_refused(method: str, advice: str) -> None:
-    body = {"on_update": lambda self, obs, t: [], method: lambda self, *args: None}
-    with pytest.raises(TypeError) as info:
-        type("Lab", (Experiment,), body)
+@pytest.mark.parametrize("call", ["start", "update", "pause", "resume", "summary", "events"])
+def test_the_loops_calls_on_the_labs_object_say_to_use_the_runtime(call: str) -> None:
+    experiment = _StopsInsideUpdate("none")
+    with pytest.raises(AttributeError) as info:
+        getattr(experiment, call)
     message = str(info.value)
-    assert f"Lab defines {method!r}, which Experiment reserves" in message
-    assert advice in message and f"my_{method}" in message
+    assert "runtime = ExperimentRuntime(experiment)" in message
+    assert f"runtime.{call}(" in message and "_StopsInsideUpdate" in message
+    with pytest.raises(AttributeError, match="has no attribute 'nothing_of_the_kind'"):
+        experiment.nothing_of_the_kind  # noqa: B018 - a missing name is Python's plain error
+
+
+def test_an_experiment_no_runtime_holds_says_how_to_run_it() -> None:
+    experiment = _StopsInsideUpdate("none")
+    for ask in (lambda: experiment.state, lambda: experiment.is_true("cue"), experiment.stop):
+        with pytest.raises(RuntimeError, match=r"not running.*ExperimentRuntime\(experiment\)"):
+            ask()
+
+
+def test_a_runtime_takes_an_experiment_once_after_its_triggers() -> None:
+    experiment = _StopsInsideUpdate("none")
+    runtime = ExperimentRuntime(experiment)
+    assert runtime.experiment is experiment and runtime.name == "_StopsInsideUpdate"
+    with pytest.raises(RuntimeError, match="run by another runtime already"):
+        ExperimentRuntime(experiment)
+    with pytest.raises(RuntimeError, match="add triggers in __init__"):
+        experiment.add_trigger("late", Region(Circle(*CUE, 60), "inside", "nose"))
+    with pytest.raises(TypeError, match="runs an Experiment"):
+        ExperimentRuntime(object())  # type: ignore[arg-type]
 
 
 def test_a_labs_own_attributes_and_the_hooks_are_free() -> None:
@@ -324,15 +439,66 @@ def test_a_labs_own_attributes_and_the_hooks_are_free() -> None:
             return "cue"
 
     experiment = Lab()
-    experiment.start()
+    runtime = ExperimentRuntime(experiment)
+    runtime.start()
     for frame, observation in enumerate(_visits("FF")):
-        experiment.update(observation)
+        runtime.update(observation)
         if frame == 3:
             with pytest.raises(AttributeError):
                 experiment.trials = []  # type: ignore[misc]
     assert experiment._state_of_my_own == {"count": 2} and experiment.phase == "A"
     assert len(experiment.trials) == 2 and experiment.state == "finished"
     assert experiment.description == "its own description"
+
+
+class _CountsSteps(Trigger):
+    """Always true; counts how often it is stepped."""
+
+    kind = "counts_steps"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.steps = 0
+
+    def step(self, obs: Observation) -> bool:
+        self.steps += 1
+        return True
+
+    def params(self) -> dict[str, object]:
+        return {}
+
+
+class _SharedChild(Experiment):
+    """A registered trigger read by two combinators, each registered too."""
+
+    def __init__(self, share_the_named: bool) -> None:
+        super().__init__()
+        self.counted = _CountsSteps()
+        named = self.add_trigger("seen", self.counted)
+        child = named if share_the_named else self.counted  # the raw one: the documented mistake
+        both = self.add_trigger("both", All(child, Region(Circle(*CUE, 60), "inside", "nose")))
+        self.add_trigger("either", AnyOf(child, both))
+
+    def on_update(self, obs: object, t: float) -> list[Action]:
+        return []
+
+
+@pytest.mark.parametrize(("share_the_named", "steps_per_update"), [(True, 1), (False, 3)])
+def test_a_named_trigger_shared_by_two_combinators_is_updated_once_per_update(
+    share_the_named: bool, steps_per_update: int
+) -> None:
+    experiment = _SharedChild(share_the_named)
+    runtime = ExperimentRuntime(experiment)
+    runtime.start()
+    for frame in range(10):
+        if frame == 4:
+            runtime.pause()  # triggers keep updating while paused, still once per update
+        if frame == 7:
+            runtime.resume()
+        runtime.update(_observation(frame, CENTRE))
+    assert experiment.counted.steps == 10 * steps_per_update
+    assert runtime.trigger_counts == {"seen": 1, "both": 0, "either": 1}
+    assert experiment.is_true("seen") and experiment.is_true("either")
 
 
 def test_forgetting_super_init_says_so() -> None:
@@ -354,14 +520,14 @@ def test_forgetting_super_init_says_so() -> None:
 
 @pytest.mark.parametrize("name", ["AlternatingReward", "ExampleExperiment", "reward_on_dwell"])
 def test_shipped_examples_still_run(name: str) -> None:
-    experiment = load_experiment(name)
-    experiment.start()
+    runtime = ExperimentRuntime(load_experiment(name))
+    runtime.start()
     actions = []
     for observation in _visits("SFS"):
-        actions += experiment.update(observation)
-    actions += experiment.stop()
-    assert experiment.state == "finished"
-    assert len(experiment.events.of_kind("action")) == len(actions)
+        actions += runtime.update(observation)
+    actions += runtime.stop()
+    assert runtime.state == "finished"
+    assert len(runtime.events.of_kind("action")) == len(actions)
 
 
 def _docs_example() -> str:
@@ -384,8 +550,8 @@ def test_the_documented_example_is_a_working_staircase(tmp_path: Path) -> None:
     experiment = documented(
         cue=Circle(*CUE, 60), target=Circle(*TARGET, 60), light="light", reversals=4
     )
-    _, device, events = _run_live(experiment, _visits(OUTCOMES), tmp_path)
-    assert experiment.finish_reason == "4 reversals" and len(experiment.trials) == 7
+    run, device, events = _run_live(experiment, _visits(OUTCOMES), tmp_path)
+    assert run.runtime.finish_reason == "4 reversals" and len(experiment.trials) == 7
     _assert_every_action_row_was_sent(events, device)
     pulses = [d for d in _action_rows(events) if d.startswith("pulse")]
     assert [float(re.search(r"duration_s=([\d.]+)", p)[1]) for p in pulses] == CUES_SENT  # type: ignore[index]

@@ -36,6 +36,7 @@ from deeplabstream.experiments.registry import (
     config_names,
     load_experiment,
 )
+from deeplabstream.experiments.runtime import ExperimentRuntime
 from deeplabstream.experiments.triggers import COMBINATOR_KINDS, TRIGGER_KINDS, Circle, Region
 from deeplabstream.hardware.simulator.arena import KEYPOINT_NAMES, ArenaParams, simulate_keypoints
 from tests.support.paths import shared_data
@@ -87,21 +88,26 @@ def observations(
 
 
 def run(
-    experiment: Experiment, stream: Sequence[Observation | Observations], start: bool = True
+    runtime: ExperimentRuntime, stream: Sequence[Observation | Observations], start: bool = True
 ) -> dict[int, list[Action]]:
     """Feed every observation; frame (position in the stream) -> the actions it returned."""
     if start:
-        experiment.start()
+        runtime.start()
     got: dict[int, list[Action]] = {}
     for index, obs in enumerate(stream):
-        actions = experiment.update(obs)
+        actions = runtime.update(obs)
         if actions:
             got[index] = actions
     return got
 
 
-def variant(name: str, changes: dict[tuple[str, str], str]) -> Experiment:
-    """A shipped config with some keys changed (section, KEY) -> value."""
+def runtime_of(name: str) -> ExperimentRuntime:
+    """The runtime of the shipped experiment ``name``, as the loop holds it."""
+    return ExperimentRuntime(load_experiment(name))
+
+
+def variant(name: str, changes: dict[tuple[str, str], str]) -> ExperimentRuntime:
+    """The runtime of a shipped config with some keys changed (section, KEY) -> value."""
     parser = configparser.ConfigParser(interpolation=None)
     parser.optionxform = str  # type: ignore[assignment, method-assign]
     parser.read(CONFIG_FOLDER / f"{name}.ini", encoding="utf-8")
@@ -109,7 +115,7 @@ def variant(name: str, changes: dict[tuple[str, str], str]) -> Experiment:
         parser[section][key] = value
     text = io.StringIO()
     parser.write(text)
-    return parse_experiment_config(text.getvalue(), Path(f"{name}.ini")).build()
+    return ExperimentRuntime(parse_experiment_config(text.getvalue(), Path(f"{name}.ini")).build())
 
 
 def inside_circle(points: np.ndarray, cx: float, cy: float, r: float) -> np.ndarray:
@@ -167,8 +173,8 @@ def test_example_experiment_acts_on_the_frames_of_each_entry(path: str) -> None:
     assert sum(ch == 1 for ch in expected.values()) >= max(fewest, 2)
     assert sum(ch == 2 for ch in expected.values()) >= fewest
 
-    experiment = load_experiment("ExampleExperiment")
-    got = run(experiment, observations(keypoints))
+    runtime = runtime_of("ExampleExperiment")
+    got = run(runtime, observations(keypoints))
 
     assert sorted(got) == list(expected)
     for frame, channel in expected.items():
@@ -176,7 +182,7 @@ def test_example_experiment_acts_on_the_frames_of_each_entry(path: str) -> None:
         assert action == Action.pulse(
             "stimulus_box", channel, 1.0, reason="left_entry" if channel == 1 else "right_entry"
         )
-    summary = experiment.summary()
+    summary = runtime.summary()
     assert summary["trials"]["count"] == len(expected)
     counts = {name: t["times_true"] for name, t in summary["triggers"].items()}
     assert counts == {
@@ -184,27 +190,28 @@ def test_example_experiment_acts_on_the_frames_of_each_entry(path: str) -> None:
         "nose_in_right": sum(ch == 2 for ch in expected.values()),
     }
     # Trial starts and the action events name the frame that caused them.
-    starts = experiment.events.of_kind("trial_start")
+    starts = runtime.events.of_kind("trial_start")
     assert [e.frame_index for e in starts] == list(expected)
     assert [e.time_s for e in starts] == [T0 + f / FPS for f in expected]
-    stop = experiment.stop()
+    stop = runtime.stop()
     assert {a.output for a in stop} == {("stimulus_box", 1), ("stimulus_box", 2)}
     assert all(a.command == "off" and a.reason == "stop" for a in stop)
-    assert experiment.stop() == []
+    assert runtime.stop() == []
 
 
 def test_max_trials_caps_the_actions_and_finishes() -> None:
     keypoints = random_walk(120)
     entries = list(example_entries(keypoints))
-    experiment = variant("ExampleExperiment", {("Experiment", "MAX_TRIALS"): "3"})
-    got = run(experiment, observations(keypoints))
+    runtime = variant("ExampleExperiment", {("Experiment", "MAX_TRIALS"): "3"})
+    got = run(runtime, observations(keypoints))
     assert sorted(got) == entries[:3]
-    assert experiment.state == "finished"
-    assert experiment.finish_reason == "3 trials done"
-    (finish,) = experiment.events.of_kind("finish")
+    assert runtime.state == "finished"
+    assert runtime.finish_reason == "3 trials done"
+    assert runtime.session_end_requested is None  # the experiment ended, not the session
+    (finish,) = runtime.events.of_kind("finish")
     assert finish.frame_index == entries[2]
     # Nothing is evaluated after the finish: no trigger events later than it.
-    assert max(e.frame_index for e in experiment.events.of_kind("trigger")) <= entries[2]
+    assert max(e.frame_index for e in runtime.events.of_kind("trigger")) <= entries[2]
 
 
 def test_inter_trial_interval_blocks_new_trials_for_exactly_the_interval() -> None:
@@ -214,77 +221,80 @@ def test_inter_trial_interval_blocks_new_trials_for_exactly_the_interval() -> No
     inside = inside_circle(keypoints[:, NOSE], 160, 240, 60)
     first = int(np.argmax(inside))
     last = int(np.flatnonzero(inside)[-1])
-    experiment = variant(
+    runtime = variant(
         "ExampleExperiment",
         {("Experiment", "INTER_TRIAL_INTERVAL"): "1", ("Rule left_entry", "EDGE"): "while"},
     )
-    got = run(experiment, observations(keypoints))
+    got = run(runtime, observations(keypoints))
     assert sorted(got) == list(range(first, last + 1, 30))
     assert len(got) >= 4
 
     # Rising edges within the interval are lost, not postponed.
     keypoints = random_walk(120)
     entries = list(example_entries(keypoints))
-    experiment = variant("ExampleExperiment", {("Experiment", "INTER_TRIAL_INTERVAL"): "5"})
-    got = run(experiment, observations(keypoints))
+    runtime = variant("ExampleExperiment", {("Experiment", "INTER_TRIAL_INTERVAL"): "5"})
+    got = run(runtime, observations(keypoints))
     expected = apply_iti(entries, 5.0)
     assert len(expected) < len(entries)
     assert sorted(got) == expected
 
 
-def test_session_duration_ends_the_experiment() -> None:
+def test_session_duration_ends_the_experiment_and_the_session() -> None:
     keypoints = random_walk(30)
     entries = list(example_entries(keypoints))
-    experiment = variant("ExampleExperiment", {("Experiment", "SESSION_DURATION"): "12.5"})
-    got = run(experiment, observations(keypoints))
+    runtime = variant("ExampleExperiment", {("Experiment", "SESSION_DURATION"): "12.5"})
+    got = run(runtime, observations(keypoints))
     end = int(12.5 * FPS)
     assert sorted(got) == [f for f in entries if f < end]
     assert any(f >= end for f in entries)  # entries after the end were ignored
-    (finish,) = experiment.events.of_kind("finish")
+    (finish,) = runtime.events.of_kind("finish")
     assert finish.frame_index == end and finish.detail == "session duration of 12.5 s reached"
-    assert experiment.state == "finished"
-    assert experiment.events.events[-1] is finish
+    assert runtime.state == "finished"
+    assert runtime.events.events[-1] is finish
+    # the loop is asked to end the whole session, for the same reason (issue 55)
+    assert runtime.session_end_requested == "session duration of 12.5 s reached"
 
 
 def test_pause_stops_actions_until_resume() -> None:
     keypoints = random_walk(120)
     entries = list(example_entries(keypoints))
     pause_at, resume_at = entries[2] - 5, entries[5] - 5
-    experiment = load_experiment("ExampleExperiment")
-    experiment.start()
+    runtime = runtime_of("ExampleExperiment")
+    runtime.start()
     got: dict[int, list[Action]] = {}
     for frame, obs in enumerate(observations(keypoints)):
         if frame == pause_at:
-            assert experiment.pause() == []
-            assert experiment.state == "paused"
+            assert runtime.pause() == []
+            assert runtime.state == "paused"
         if frame == resume_at:
-            experiment.resume()
-        actions = experiment.update(obs)
+            runtime.resume()
+        actions = runtime.update(obs)
         if actions:
             got[frame] = actions
     assert sorted(got) == [f for f in entries if f < pause_at or f >= resume_at]
-    (pause,) = experiment.events.of_kind("pause")
-    (resume,) = experiment.events.of_kind("resume")
+    (pause,) = runtime.events.of_kind("pause")
+    (resume,) = runtime.events.of_kind("resume")
     assert pause.frame_index == pause_at - 1 and resume.frame_index == resume_at - 1
     # Triggers kept updating while paused: their entries were still counted.
-    counts = experiment.summary()["triggers"]
+    counts = runtime.summary()["triggers"]
     assert sum(t["times_true"] for t in counts.values()) == len(entries)
 
 
 def test_pause_switches_held_outputs_off_and_ends_the_trial() -> None:
     experiment = load_experiment("head_direction_opto")
+    runtime = ExperimentRuntime(experiment)
     keypoints = random_walk(120)
-    experiment.start()
+    runtime.start()
     for obs in observations(keypoints):
-        experiment.update(obs)
+        runtime.update(obs)
         if experiment.is_held("laser", 0):
             break
     assert experiment.in_trial
     trial = experiment.trial.index
-    assert experiment.pause() == [Action.off("laser", 0, reason=f"trial {trial} ended")]
+    assert runtime.pause() == [Action.off("laser", 0, reason=f"trial {trial} ended")]
     assert experiment.trials[-1].end_reason == "paused"
-    assert experiment.pause() == []  # already paused
-    assert experiment.resume() == []
+    assert runtime.pause() == []  # already paused
+    assert runtime.resume() == []
     assert experiment.state == "inter_trial"
 
 
@@ -301,8 +311,7 @@ def test_freezing_protocol_fires_when_the_true_stop_has_lasted_the_duration() ->
     keypoints = scripted([(0, 100, 240), (stop, 400, 240)], 300)
     assert np.allclose(keypoints[stop:, CENTER], keypoints[stop, CENTER])
     assert not np.allclose(keypoints[stop - 1, CENTER], keypoints[stop, CENTER])
-    experiment = load_experiment("freezing_opto")
-    got = run(experiment, observations(keypoints))
+    got = run(runtime_of("freezing_opto"), observations(keypoints))
     assert list(got) == [stop + int(2 * FPS)]
     (action,) = got[stop + 60]
     assert action == Action.pattern("laser", 0, 0.01, 0.04, 20, reason="stimulate")
@@ -320,16 +329,15 @@ def test_reward_on_dwell_rewards_after_two_seconds_inside_and_holds_brief_dropou
     entries = rising_frames(inside)
     assert len(entries) == 2
     likelihood[entries[0] + 25 : entries[0] + 28, NOSE] = 0.1
-    experiment = load_experiment("reward_on_dwell")
-    got = run(experiment, observations(keypoints, likelihood))
+    got = run(runtime_of("reward_on_dwell"), observations(keypoints, likelihood))
     assert sorted(got) == [entries[0] + 60, entries[1] + 60]
     assert all(a == [Action.pulse("water_valve", 0, 0.05, reason="reward")] for a in got.values())
 
     # With POLICY = missing the dropout restarts the dwell timer: the first reward comes later.
-    experiment = variant(
+    runtime = variant(
         "reward_on_dwell", {("Experiment", "POLICY"): "missing", ("Experiment", "HOLD"): "0"}
     )
-    got = run(experiment, observations(keypoints, likelihood))
+    got = run(runtime, observations(keypoints, likelihood))
     assert sorted(got)[0] == entries[0] + 28 + 60
 
 
@@ -361,11 +369,11 @@ def test_head_direction_opto_follows_the_true_head_direction(trial_duration: flo
     assert timeouts >= 1 or trial_duration == 5.0
 
     if trial_duration == 5.0:
-        experiment = load_experiment("head_direction_opto")
+        runtime = runtime_of("head_direction_opto")
     else:
         changes = {("Experiment", "TRIAL_DURATION"): str(trial_duration)}
-        experiment = variant("head_direction_opto", changes)
-    got = run(experiment, observations(keypoints))
+        runtime = variant("head_direction_opto", changes)
+    got = run(runtime, observations(keypoints))
     assert {f: [a.command for a in actions] for f, actions in got.items()} == {
         f: [command] for f, command in expected.items()
     }
@@ -411,11 +419,11 @@ def test_ibl_two_camera_config_on_real_paw_data() -> None:
             expected.append(frame)
     assert len(expected) >= 3
 
-    experiment = load_experiment("ibl_paw_two_cameras")
-    got = run(experiment, paired)
+    runtime = runtime_of("ibl_paw_two_cameras")
+    got = run(runtime, paired)
     assert sorted(got) == expected
     assert all(a == [Action.pulse("sound", 0, 0.1, reason="tone_when_both")] for a in got.values())
-    starts = experiment.events.of_kind("trial_start")
+    starts = runtime.events.of_kind("trial_start")
     assert [(e.camera, e.frame_index) for e in starts] == [("right", f) for f in expected]
 
 
@@ -437,8 +445,7 @@ def test_ibl_two_camera_config_runs_on_two_unequal_synthetic_streams() -> None:
         p["left"].time_s - T0 >= 1 and p["left"].time_s - T0 < 2 and p["right"].time_s - T0 >= 1.5
         for p in paired
     ]
-    experiment = load_experiment("ibl_paw_two_cameras")
-    got = run(experiment, paired)
+    got = run(runtime_of("ibl_paw_two_cameras"), paired)
     assert list(got) == [on.index(True)]
 
 
@@ -453,15 +460,16 @@ def test_every_shipped_config_loads_runs_and_leaves_nothing_on() -> None:
         # IBL keypoint names on two cameras; two animals (test_social_triggers runs it)
         if name in ("ibl_paw_two_cameras", "social_example"):
             continue
-        got = run(experiment, stream)
-        actions = [a for frame in got.values() for a in frame] + experiment.stop()
+        runtime = ExperimentRuntime(experiment)
+        got = run(runtime, stream)
+        actions = [a for frame in got.values() for a in frame] + runtime.stop()
         devices = {s.device for s in config.stimulations.values()}
         assert {a.device for a in actions} <= devices
-        assert not any(experiment.is_held(*output) for output in experiment._outputs)
-        assert experiment.state == "finished"
-        summary = experiment.summary()
+        assert not any(experiment.is_held(*output) for output in runtime.outputs)
+        assert runtime.state == "finished"
+        summary = runtime.summary()
         json.dumps(summary)  # session.json takes it as it is
-        assert summary["events"]["count"] == len(experiment.events)
+        assert summary["events"]["count"] == len(runtime.events)
         assert summary["actions"]["count"] == len(actions)
 
 
@@ -484,7 +492,7 @@ def test_alternating_reward_example_rewards_only_alternations() -> None:
     assert list(entries.values()) == [1, 1, 2, 2, 1]
     experiment = load_experiment("AlternatingReward")
     assert isinstance(experiment, AlternatingReward)
-    got = run(experiment, observations(keypoints))
+    got = run(ExperimentRuntime(experiment), observations(keypoints))
     frames = list(entries)
     assert sorted(got) == [frames[0], frames[2], frames[4]]
     assert [got[f][0].channel for f in sorted(got)] == [0, 1, 0]
@@ -528,7 +536,8 @@ def test_python_subclass_trials_hold_and_switch_off() -> None:
     falls = rising_frames(~inside & np.concatenate(([False], inside[:-1])))
     assert len(rises) == 2 and falls[1] - rises[1] < 30
     experiment = HoldWhileInside()
-    got = run(experiment, observations(keypoints))
+    runtime = ExperimentRuntime(experiment)
+    got = run(runtime, observations(keypoints))
     timeout = first_in + 30  # 1 s after the trial started
     assert [a.command for a in got[first_in]] == ["on"]
     assert got[timeout] == [
@@ -546,7 +555,7 @@ def test_python_subclass_trials_hold_and_switch_off() -> None:
         "left the circle",
     ]
     assert experiment.state in ("waiting", "inter_trial")
-    stop = experiment.stop()
+    stop = runtime.stop()
     assert {a.output for a in stop} == {("light", 3), ("tone", 0), ("click", 1)}
 
 
@@ -562,20 +571,21 @@ class Minimal(Experiment):
 
 
 def test_lifecycle_errors_and_clock() -> None:
-    experiment = HoldWhileInside()
+    runtime = ExperimentRuntime(HoldWhileInside())
     obs = observations(scripted([(0, 320, 80)], 3))
     with pytest.raises(RuntimeError, match="start"):
-        experiment.update(obs[0])
-    assert experiment.stop() == []
+        runtime.update(obs[0])
+    assert runtime.stop() == []
     experiment = HoldWhileInside()
-    experiment.start(T0 - 1)
+    runtime = ExperimentRuntime(experiment)
+    runtime.start(T0 - 1)
     with pytest.raises(RuntimeError, match="started already"):
-        experiment.start()
-    with pytest.raises(RuntimeError, match="before start"):
+        runtime.start()
+    with pytest.raises(RuntimeError, match="add triggers in __init__, before the experiment runs"):
         experiment.add_trigger("late", Region(Circle(1, 1, 1)))
-    experiment.update(obs[2])
-    experiment.update(obs[1])  # an older frame (another camera's) does not turn the clock back
-    assert experiment.now_s == obs[2].time_s
+    runtime.update(obs[2])
+    runtime.update(obs[1])  # an older frame (another camera's) does not turn the clock back
+    assert experiment.now_s == runtime.now_s == obs[2].time_s
     with pytest.raises(KeyError, match="triggers: inside"):
         experiment.rose("outside")
     with pytest.raises(ValueError, match="max_trials"):
@@ -585,7 +595,7 @@ def test_lifecycle_errors_and_clock() -> None:
     with pytest.raises(ValueError, match="session_duration_s must be > 0"):
         Minimal(session_duration_s=0)
     with pytest.raises(TypeError, match="not an Action"):
-        bad = Minimal(returns=["laser on"])
+        bad = ExperimentRuntime(Minimal(returns=["laser on"]))
         bad.start()
         bad.update(obs[0])
 
@@ -598,7 +608,7 @@ def test_likelihood_policy_of_the_experiment_and_per_trigger_override() -> None:
     entry = rising_frames(inside_circle(keypoints[:, NOSE], 160, 240, 60))[0]
     stream = observations(keypoints, likelihood)
     # By default a loss of 0.2 s is bridged (HOLD = 0.5 s): the nose never left.
-    default = load_experiment("ExampleExperiment")
+    default = runtime_of("ExampleExperiment")
     assert sorted(run(default, stream)) == [entry]
     every_frame = variant("ExampleExperiment", {("Experiment", "HOLD"): "0"})
     assert sorted(run(every_frame, stream)) == [entry, 106]  # unseen, then "entered" again
@@ -656,11 +666,11 @@ DO = tick
 """
     keypoints = scripted(EXAMPLE_PATH, 280)
     entries = [f for f, ch in example_entries(keypoints).items() if ch == 1]
-    experiment = parse_experiment_config(text, Path("shared.ini")).build()
-    got = run(experiment, observations(keypoints))
+    runtime = ExperimentRuntime(parse_experiment_config(text, Path("shared.ini")).build())
+    got = run(runtime, observations(keypoints))
     assert sorted(got) == entries
     assert all(len(actions) == 2 for actions in got.values())
-    assert experiment.trigger_counts["entered"] == len(entries)
+    assert runtime.trigger_counts["entered"] == len(entries)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -672,26 +682,26 @@ def test_events_csv_is_written_incrementally_and_read_by_pandas(tmp_path: Path) 
     path = tmp_path / "events.csv"
     keypoints = scripted(EXAMPLE_PATH, 280)
     entries = list(example_entries(keypoints))
-    experiment = load_experiment("ExampleExperiment")
-    experiment.events.attach(EventCsvWriter(path, flush_interval_s=0))
-    experiment.start()
+    runtime = runtime_of("ExampleExperiment")
+    runtime.events.attach(EventCsvWriter(path, flush_interval_s=0))
+    runtime.start()
     stream = observations(keypoints)
     middle = (entries[1] + entries[2]) // 2
     for frame, obs in enumerate(stream):
-        actions = experiment.update(obs)
+        actions = runtime.update(obs)
         for action in actions:  # the dispatcher fills in what it knows
-            experiment.events.fill_times(action, written=frame + 0.25, acknowledged=frame + 0.5)
+            runtime.events.fill_times(action, written=frame + 0.25, acknowledged=frame + 0.5)
         if actions:
-            experiment.events.fill_times(pose_ready=frame + 0.0625, decided=frame + 0.125)
+            runtime.events.fill_times(pose_ready=frame + 0.0625, decided=frame + 0.125)
         if frame == middle:
             partial = pd.read_csv(path)
             assert list(partial.columns) == list(EVENT_COLUMNS)
-            assert len(partial) == len(experiment.events) - len(experiment.events.pending)
+            assert len(partial) == len(runtime.events) - len(runtime.events.pending)
             assert (partial["kind"] == "action").sum() == 2
-    experiment.stop()
-    experiment.events.close()
+    runtime.stop()
+    runtime.events.close()
     table = pd.read_csv(path)
-    assert len(table) == len(experiment.events)
+    assert len(table) == len(runtime.events)
     assert set(table["kind"]) == {
         "start",
         "trigger",
@@ -725,15 +735,15 @@ def test_events_csv_flushes_at_least_once_a_second(tmp_path: Path, monkeypatch) 
     monkeypatch.setattr("deeplabstream.experiments.events._monotonic", lambda: clock[0])
     path = tmp_path / "events.csv"
     log = EventLog(EventCsvWriter(path))
-    experiment = load_experiment("ExampleExperiment")
-    experiment.events = log
-    experiment.start(T0)
+    runtime = ExperimentRuntime(load_experiment("ExampleExperiment"), events=log)
+    assert runtime.events is log
+    runtime.start(T0)
     stream = observations(scripted(EXAMPLE_PATH, 60))
     for obs in stream[:10]:
-        experiment.update(obs)
+        runtime.update(obs)
     assert path.read_text() == ""  # buffered: less than a second has passed
     clock[0] += 1.0
-    experiment.update(stream[10])
+    runtime.update(stream[10])
     assert len(pd.read_csv(path)) == len(log) - len(log.pending)
     with pytest.raises(FileExistsError):
         EventCsvWriter(path)  # a session's file is never overwritten
@@ -974,8 +984,9 @@ def test_registry_loads_by_name_class_and_path(tmp_path: Path) -> None:
     )
     blink = load_experiment(str(module))
     assert type(blink).__name__ == "Blink"
-    blink.start()
-    assert blink.update(observations(scripted([(0, 1, 1)], 1))[0]) == [
+    runtime = ExperimentRuntime(blink)
+    runtime.start()
+    assert runtime.update(observations(scripted([(0, 1, 1)], 1))[0]) == [
         Action.pulse("led", 0, 0.1, reason="trial 1")
     ]
     assert type(load_experiment(f"{module}:Blink")).__name__ == "Blink"
@@ -1051,7 +1062,7 @@ DO = light_off
     ins = rising_frames(inside)
     outs = rising_frames(~inside & np.concatenate(([False], inside[:-1])))
     experiment = parse_experiment_config(text, Path("hold.ini")).build()
-    got = run(experiment, observations(keypoints))
+    got = run(ExperimentRuntime(experiment), observations(keypoints))
     expected = {f: [Action.on("box", 4, reason="hold_on")] for f in ins}
     expected.update({f: [Action.off("box", 4, reason="release")] for f in outs})
     assert got == expected

@@ -23,6 +23,7 @@ from deeplabstream.experiments.config_edit import (
 )
 from deeplabstream.experiments.observation import MissingKeypointError, Observation
 from deeplabstream.experiments.registry import CONFIG_FOLDER, load_experiment
+from deeplabstream.experiments.runtime import ExperimentRuntime
 from deeplabstream.experiments.triggers import TRIGGER_KINDS
 from deeplabstream.experiments.triggers.base import keypoints_of
 from deeplabstream.experiments.triggers.geometry import Circle
@@ -214,14 +215,14 @@ def test_a_rule_rests_for_its_refractory_period() -> None:
         "[Stimulation p]\nDEVICE = box\nCOMMAND = pulse\nDURATION = 0.01\n\n"
         "[Rule r]\nWHEN = inside\nEDGE = while\nDO = p\nREFRACTORY = 0.25\n"
     )
-    experiment = parse_experiment_config(text).build()
-    experiment.start()
+    runtime = ExperimentRuntime(parse_experiment_config(text).build())
+    runtime.start()
     names = ("nose",)
     fired = []
     for frame in range(30):  # inside for 1 s at 30 fps: a pulse every 0.25 s (frame time)
         time_s = frame / 30
         obs = Observation(time_s, "top", frame, np.array([[100.0, 100.0, 1.0]]), names)
-        if experiment.update(obs):
+        if runtime.update(obs):
             fired.append(frame)
     assert fired == [0, 8, 16, 24]  # each 0.25 s after the previous firing, or the next frame
 

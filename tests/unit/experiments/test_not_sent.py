@@ -19,8 +19,10 @@ from deeplabstream.experiments.actions import Action
 from deeplabstream.experiments.base import Experiment
 from deeplabstream.experiments.events import EVENT_COLUMNS, EventCsvWriter
 from deeplabstream.experiments.observation import Observation
+from deeplabstream.experiments.runtime import ExperimentRuntime
 from deeplabstream.hardware.stimulation.base import DeviceLostError
 from deeplabstream.live.processes.dispatch import ExperimentRun
+from deeplabstream.live.processes.experiment_report import run_summary
 from tests.unit.hardware.stimulation.test_stimulation import open_against, ptys  # noqa: F401 - fixture
 
 NAMES = ("nose", "tail_base")
@@ -40,16 +42,16 @@ def _observation(frame: int) -> Observation:
 
 def test_a_switch_off_after_the_board_vanished_is_logged_as_not_sent(ptys, tmp_path: Path) -> None:  # noqa: F811
     box, device = open_against(ptys.box, ptys.host)
-    experiment = _LightOnAtStart()
+    runtime = ExperimentRuntime(_LightOnAtStart())
     events_path = tmp_path / "events.csv"
-    experiment.events.attach(EventCsvWriter(events_path))
-    run = ExperimentRun(experiment, {"box": device}, events_path)
+    runtime.events.attach(EventCsvWriter(events_path))
+    run = ExperimentRun(runtime, {"box": device}, events_path)
     try:
-        experiment.start()
+        runtime.start()
         run.on_poses([_observation(0)], time.perf_counter_ns())
-        switched_on = experiment.events.of_kind("action")[0]
+        switched_on = runtime.events.of_kind("action")[0]
         frame, deadline = 1, time.monotonic() + 10
-        while experiment.events.of_kind("action")[0].acknowledged is None:  # the board answers
+        while runtime.events.of_kind("action")[0].acknowledged is None:  # the board answers
             assert time.monotonic() < deadline, "the board never acknowledged the on"
             time.sleep(0.01)
             run.on_poses([_observation(frame)], time.perf_counter_ns())
@@ -79,5 +81,6 @@ def test_a_switch_off_after_the_board_vanished_is_logged_as_not_sent(ptys, tmp_p
     assert off["written"] == "" and off["acknowledged"] == ""
     assert off["not_sent"].startswith("not sent: device gone (")
     assert ptys.host in off["not_sent"] and "vanished" in off["not_sent"]
-    summary = run.summary()
+    assert run.actions == 1 and run.not_sent == 1
+    summary = run_summary(run)
     assert summary["actions"] == 1 and summary["actions_not_sent"] == 1

@@ -22,6 +22,7 @@ from deeplabstream.experiments.prediction import (
     LeadEstimator,
     PredictionSettings,
 )
+from deeplabstream.experiments.runtime import ExperimentRuntime
 from deeplabstream.experiments.triggers import Circle, Region
 from deeplabstream.hardware.simulator.arena import KEYPOINT_NAMES
 from deeplabstream.hardware.stimulation.base import ActionRecord, DeviceCommand
@@ -214,35 +215,37 @@ class _FakeDevice:
 
 
 class _PulseEveryUpdate(Experiment):
-    def __init__(self) -> None:
-        super().__init__(prediction=PredictionSettings("constant-velocity"))
+    def __init__(self, prediction: PredictionSettings | None = None) -> None:
+        super().__init__(prediction=prediction or PredictionSettings("constant-velocity"))
+        self.last_seen: object = None  # what on_update was given, its predictions applied
 
     def on_update(self, obs, t):
+        self.last_seen = obs
         return [Action.pulse("box", 0, 0.005)]
 
 
 def test_the_run_feeds_the_lead_with_each_commands_measured_latency(tmp_path: Path) -> None:
-    experiment = _PulseEveryUpdate()
+    runtime = ExperimentRuntime(_PulseEveryUpdate())
     device = _FakeDevice()
-    run = ExperimentRun(experiment, {"box": device}, tmp_path / "events.csv")  # type: ignore[dict-item]
-    experiment.start()
+    run = ExperimentRun(runtime, {"box": device}, tmp_path / "events.csv")  # type: ignore[dict-item]
+    runtime.start()
     # The first update: nothing measured yet, so frame -> now plus the margin (1 ms). The frame
     # arrived 40 ms before the update on the host clock.
     first_host = host_now_ns() / 1e9 - 0.040
     device.frame_host_s, device.latency_s = first_host, 0.030
     run.on_poses([_observation(0.0, 10.0, 10.0, host_time_s=first_host)], host_now_ns())
-    first = experiment.events.of_kind("action")[-1]
+    first = runtime.events.of_kind("action")[-1]
     assert first.lead_ms is not None and first.lead_ms >= 41.0
-    assert experiment.prediction is not None and experiment.prediction.lead.measured == 1
+    assert runtime.prediction is not None and runtime.prediction.lead.measured == 1
     # From then on: the median of the measured latencies (30, 18, 18, 18 ms -> 18 ms).
     for frame, latency in zip((1, 2, 3, 4), (0.018, 0.018, 0.018, 0.025), strict=True):
         host = 100.0 + frame / 30
         device.frame_host_s, device.latency_s = host, latency
         run.on_poses([_observation(frame / 30, 10.0, 10.0, host_time_s=host)], host_now_ns())
-        lead_ms = experiment.events.pending[-1].lead_ms
+        lead_ms = runtime.events.pending[-1].lead_ms
         measured = [0.030, 0.018, 0.018, 0.018][:frame]
         assert lead_ms == pytest.approx(float(np.median(measured)) * 1e3)
-    assert experiment.summary()["parameters"]["prediction"]["lead_source"] == "measured"
+    assert runtime.summary()["parameters"]["prediction"]["lead_source"] == "measured"
     run.stop()
 
 
@@ -274,14 +277,14 @@ DO = light
 """
 
 
-def _run_linear(config_text: str, speed: float = 300.0, frames: int = 40) -> Experiment:
+def _run_linear(config_text: str, speed: float = 300.0, frames: int = 40) -> ExperimentRuntime:
     """The nose moving right at ``speed`` px/s from x = 200, fed to a config experiment."""
-    experiment = parse_experiment_config(config_text, Path("linear.ini")).build()
-    experiment.start()
+    runtime = ExperimentRuntime(parse_experiment_config(config_text, Path("linear.ini")).build())
+    runtime.start()
     for frame in range(frames):
         t = frame / 30
-        experiment.update(_observation(t, 200.0 + speed * t, 240.0))
-    return experiment
+        runtime.update(_observation(t, 200.0 + speed * t, 240.0))
+    return runtime
 
 
 def test_a_predicting_config_acts_a_lead_earlier_and_logs_both_positions() -> None:
@@ -313,15 +316,15 @@ def test_a_predicting_config_acts_a_lead_earlier_and_logs_both_positions() -> No
 
 
 def test_a_trigger_can_keep_measured_positions_in_a_predicting_experiment() -> None:
-    experiment = _run_linear(
+    runtime = _run_linear(
         _LINEAR_CONFIG.format(
             experiment="PREDICT = kalman\nPREDICT_LEAD = 50", trigger="PREDICTED = false"
         )
     )
-    (action,) = experiment.events.of_kind("action")
+    (action,) = runtime.events.of_kind("action")
     assert action.frame_index == 10  # as without prediction
     assert action.predicted_x is not None  # but the prediction is logged all the same
-    assert "predicted" not in experiment.triggers["zone"].describe()
+    assert "predicted" not in runtime.experiment.triggers["zone"].describe()
 
 
 def test_event_keypoint_names_the_keypoint_of_undecided_events() -> None:
@@ -345,12 +348,12 @@ DURATION = 0.01
 WHEN = tick
 DO = light
 """
-    experiment = parse_experiment_config(text, Path("tick.ini")).build()
-    experiment.start()
+    runtime = ExperimentRuntime(parse_experiment_config(text, Path("tick.ini")).build())
+    runtime.start()
     keypoints = _keypoints(0.0, 0.0)
     keypoints[KEYPOINT_NAMES.index("tail_base")] = [33.0, 44.0, 1.0]
-    experiment.update(Observation(0.0, "top", 0, keypoints, KEYPOINT_NAMES))
-    (action,) = experiment.events.of_kind("action")
+    runtime.update(Observation(0.0, "top", 0, keypoints, KEYPOINT_NAMES))
+    (action,) = runtime.events.of_kind("action")
     assert (action.keypoint, action.measured_x, action.measured_y) == ("tail_base", 33.0, 44.0)
 
 
@@ -375,15 +378,16 @@ class _PredictedPoints(Experiment):
 
 def test_python_experiments_read_predictions_from_the_observation() -> None:
     experiment = _PredictedPoints("kalman")
-    experiment.start()
+    runtime = ExperimentRuntime(experiment)
+    runtime.start()
     for frame in range(20):
         t = frame / 30
-        experiment.update(_observation(t, 100.0 + 60.0 * t, 240.0))
+        runtime.update(_observation(t, 100.0 + 60.0 * t, 240.0))
     measured, predicted, helper = experiment.seen[-1]
     assert predicted == helper
     assert predicted[0] == pytest.approx(measured[0] + 6.0, abs=0.3)  # 60 px/s, 100 ms ahead
     # Without prediction a trigger that asks for it says what to do.
-    plain = _PredictedPoints(None)
+    plain = ExperimentRuntime(_PredictedPoints(None))
     plain.start()
     with pytest.raises(ValueError, match="PREDICT = constant-velocity or kalman"):
         plain.update(_observation(0.0, 1.0, 1.0))
@@ -392,22 +396,21 @@ def test_python_experiments_read_predictions_from_the_observation() -> None:
 def test_existing_experiments_see_no_prediction() -> None:
     observation = _observation(0.0, 1.0, 2.0)
     assert observation.predicted is None and observation.predicted_time_s is None
-    experiment = _run_linear(_LINEAR_CONFIG.format(experiment="", trigger=""))
-    assert experiment.prediction is None
-    assert "prediction" not in experiment.summary()["parameters"]
+    runtime = _run_linear(_LINEAR_CONFIG.format(experiment="", trigger=""))
+    assert runtime.prediction is None
+    assert "prediction" not in runtime.summary()["parameters"]
 
 
 def test_several_cameras_are_predicted_at_one_moment() -> None:
-    experiment = _PulseEveryUpdate()
-    experiment.prediction_settings = PredictionSettings("constant-velocity", lead_ms=20.0)
-    experiment.prediction = type(experiment.prediction)(experiment.prediction_settings, 0.5)  # type: ignore[misc]
-    experiment.start()
+    experiment = _PulseEveryUpdate(PredictionSettings("constant-velocity", lead_ms=20.0))
+    runtime = ExperimentRuntime(experiment)
+    runtime.start()
     side = Observation(0.1, "side", 3, _keypoints(0.0, 0.0), KEYPOINT_NAMES)
     for frame in range(6):
         t = frame / 30
         top = Observation(t, "top", frame, _keypoints(30.0 * frame, 0.0), KEYPOINT_NAMES)
-        experiment.update(Observations(t, {"top": top, "side": side}))
-    current = experiment._current
+        runtime.update(Observations(t, {"top": top, "side": side}))
+    current = experiment.last_seen
     assert isinstance(current, Observations)
     # The same moment for both: the older frame of the side camera looks further ahead.
     assert current["top"].predicted_time_s == pytest.approx(5 / 30 + 0.02)

@@ -16,6 +16,7 @@ import pytest
 
 from deeplabstream.experiments.config import parse_experiment_config
 from deeplabstream.experiments.observation import DEFAULT_HOLD_S, Observation, Observations
+from deeplabstream.experiments.runtime import ExperimentRuntime
 from deeplabstream.experiments.triggers import (
     Circle,
     DistanceBelow,
@@ -272,18 +273,18 @@ WHEN = zone
 EDGE = rising
 DO = flash
 """
-    experiment = parse_experiment_config(text, "zone.ini").build()
-    experiment.start()
+    runtime = ExperimentRuntime(parse_experiment_config(text, "zone.ini").build())
+    runtime.start()
     for obs in frames(30, [(3, OUTSIDE, SEEN), (3, INSIDE, 0.7), (1, INSIDE, 0.3)]):
-        experiment.update(obs)
-    changes = experiment.events.of_kind("trigger")
+        runtime.update(obs)
+    changes = runtime.events.of_kind("trigger")
     assert [(e.detail, e.keypoint, e.likelihood) for e in changes] == [
         ("true", "nose", pytest.approx(0.7)),
         ("false", "nose", pytest.approx(0.3)),  # inside, but not seen: the likelihood says why
     ]
     assert changes[1].measured_x == 100.0  # the coordinates alone looked inside
-    action = experiment.events.of_kind("action")[0]
+    action = runtime.events.of_kind("action")[0]
     assert action.likelihood == pytest.approx(0.7)
-    header, *rows = experiment.events.to_csv_text().splitlines()
+    header, *rows = runtime.events.to_csv_text().splitlines()
     row = dict(zip(header.split(","), rows[2].split(","), strict=True))
     assert row["kind"] == "action" and row["likelihood"] == "0.700000"

@@ -37,6 +37,7 @@ from deeplabstream.experiments.config_edit import (
 from deeplabstream.experiments.events import ExperimentEvent
 from deeplabstream.experiments.observation import Observation
 from deeplabstream.experiments.registry import CONFIG_FOLDER, load_experiment
+from deeplabstream.experiments.runtime import ExperimentRuntime
 from deeplabstream.experiments.triggers import Circle, Region
 from tests.support.paths import shared_data
 
@@ -109,12 +110,13 @@ def _on_entry_experiment(folder: Path, hold: str | None) -> Experiment:
 
 
 def _pulses(experiment: Experiment, stream: list[Observation]) -> list[ExperimentEvent]:
-    experiment.start()
+    runtime = ExperimentRuntime(experiment)
+    runtime.start()
     for obs in stream:
-        experiment.update(obs)
+        runtime.update(obs)
     return [
         event
-        for event in experiment.events.of_kind("action")
+        for event in runtime.events.of_kind("action")
         if event.detail.startswith("pulse channel=0") and f"reason={REGION}_action" in event.detail
     ]
 

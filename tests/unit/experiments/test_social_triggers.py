@@ -21,6 +21,7 @@ from deeplabstream.experiments.config import (
 )
 from deeplabstream.experiments.observation import Observation, Observations
 from deeplabstream.experiments.registry import CONFIG_FOLDER
+from deeplabstream.experiments.runtime import ExperimentRuntime
 from deeplabstream.experiments.triggers import Circle, Region, Trigger, make_trigger, parameters_of
 from deeplabstream.experiments.triggers.base import animal_problems, keypoint_of
 from deeplabstream.experiments.triggers.social import (
@@ -447,17 +448,17 @@ def test_social_example_config_loads_and_pulses_at_the_touch() -> None:
     assert config.experiment.description
     kinds = {spec.kind for spec in config.triggers.values()}
     assert {"approach", "contact"} <= kinds
-    experiment = config.build()
-    experiment.start()
+    runtime = ExperimentRuntime(config.build())
+    runtime.start()
     stream = two_mice_stream()
-    fired = {i: a for i, obs in enumerate(stream) if (a := experiment.update(obs))}
+    fired = {i: a for i, obs in enumerate(stream) if (a := runtime.update(obs))}
     # Nose to nose: 305 px at the start, closing at 150 px/s; contact (any two keypoints
     # <= 20 px apart: here the noses) once 405 - x <= 20.
     touch = next(f for f in range(len(stream)) if 405 - (100 + 150 * min(f / FPS, 2.0)) <= 20)
     assert list(fired) == [touch]
     (action,) = fired[touch]
     assert (action.device, action.command, action.channel) == ("stimulus_box", "pulse", 1)
-    experiment.stop()
+    runtime.stop()
 
 
 CONFIG = """
@@ -491,11 +492,11 @@ def config_text(animal: str = "2", extra: str = "", of_extra: str = "") -> str:
 
 
 def test_config_animal_key_and_its_mistakes() -> None:
-    experiment = parse_experiment_config(config_text(), Path("zone.ini")).build()
-    experiment.start()
-    assert experiment.update(frame(T0, mouse(400, 400), mouse(100, 100)))
+    runtime = ExperimentRuntime(parse_experiment_config(config_text(), Path("zone.ini")).build())
+    runtime.start()
+    assert runtime.update(frame(T0, mouse(400, 400), mouse(100, 100)))
     # The event log gives the position of the animal the trigger read (2), not animal 1's.
-    (action,) = experiment.events.of_kind("action")
+    (action,) = runtime.events.of_kind("action")
     assert (action.measured_x, action.measured_y) == (100.0, 100.0)
     with pytest.raises(ExperimentConfigError) as caught:
         parse_experiment_config(config_text("0", of_extra="ANIMAL = 2"), Path("zone.ini"))

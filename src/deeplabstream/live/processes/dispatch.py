@@ -88,6 +88,7 @@ class ExperimentRun:
         self.actions = 0  # commands sent
         self.not_sent = 0  # actions decided whose command never left (events.csv not_sent)
         self.updates = 0  # updates the experiment was given
+        self.batches = (0, 0)  # the worker's batch counts of its first and last update
         self._hung: set[str] = set()  # devices whose call had to be interrupted: no more calls
         # The last update's decision and its last command written (host clock, ns; 0: none),
         # which the worker reads to time the frame against the deadline (core/deadline.py).
@@ -99,17 +100,21 @@ class ExperimentRun:
         observations: list[Observation],
         pose_ready_ns: int,
         points3d: Points3D | None = None,
+        batch: int = 0,
     ) -> None:
         """Feed the poses of one batch to the experiment and perform its actions at once.
 
         ``points3d``: the calibrated cameras' set triangulated after this batch (live 3D), which
         the experiment reads as :attr:`Observations.points3d`; None when there is none.
-        Afterwards :attr:`last_decided_ns` and :attr:`last_written_ns` say when it decided and
-        wrote its last command (0: no decision, or no action).
+        ``batch``: the worker's batch count (the run keeps its first and last: which updates
+        were its own, for ``deeplabstream-verify``). Afterwards :attr:`last_decided_ns` and
+        :attr:`last_written_ns` say when it decided and wrote its last command (0: no
+        decision, or no action).
         """
         self.last_decided_ns = self.last_written_ns = 0
         if self.error is not None or not observations:
             return
+        self.batches = (self.batches[0] or batch, batch)
         self._fill_acknowledgements()
         subject, newest = self._subject(observations, points3d)
         self._report_elapsed(newest)
@@ -164,6 +169,12 @@ class ExperimentRun:
         if points3d is not None:  # the 3D set rides on the paired form, even with one camera
             return Observations(newest.time_s, {newest.camera: newest}, points3d), newest
         return newest, newest
+
+    @property
+    def lead_s(self) -> float | None:
+        """The forward-prediction lead of the last update, s (None: the experiment predicts not)."""
+        prediction = self.runtime.prediction
+        return prediction.last_lead_s if prediction is not None else None
 
     def _report_elapsed(self, newest: Observation) -> None:
         """Tell the lead estimator how old the prompting frame is now (auto lead, at first)."""

@@ -88,6 +88,13 @@ def run_summary(run: ExperimentRun) -> dict[str, Any]:
         **runtime.summary(),
         "events_file": run.events_path.name,
         "actions": run.actions,
+        # the worker's batch counts of its first and last update, and how many it was given:
+        # which rows of pose_exact.csv it decided on (deeplabstream-verify re-runs them)
+        "updates": {
+            "count": run.updates,
+            "first_batch": run.batches[0],
+            "last_batch": run.batches[1],
+        },
         # decided, but the command never left (the device was gone): events.csv not_sent
         "actions_not_sent": run.not_sent,
         "plugins": experiment_plugins(runtime),

@@ -208,7 +208,7 @@ def _analyse(
     """
     active = list(pipelines)
     common_clock = len(pipelines) > 1
-    seq = 0
+    seq = batch = 0
     while active:
         waitables: list[Waitable] = [*(p.reader for p in active), job.control]
         worker_free_ns = host_now_ns()  # a frame that arrived before now waited for the worker
@@ -227,7 +227,8 @@ def _analyse(
             groups[pipeline.batch_key()].append(pipeline)
         for (_, shape, _), group in groups.items():
             turn = Turn(picked_ns, seq, common_clock, triangulator, worker_free_ns)
-            seq = analyse_batch(group, shape, turn, slot.run)
+            batch += 1
+            seq = analyse_batch(group, shape, turn, slot.run, batch)
         if stopping:
             return
         if ready:

@@ -8,6 +8,7 @@ crops gets its split graphs (:class:`CropGraphs`, pose.runtime.cropping).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from deeplabstream.core.digest import file_sha256
 from deeplabstream.core.errors import raised_as
 from deeplabstream.core.priority import inference_pool_may_spin, inference_thread_count
 from deeplabstream.live.processes.job import PoseJob, WorkerCamera
@@ -154,8 +156,26 @@ def model_summary(description: ModelDescription, provider: str) -> dict[str, Any
         "provider": provider,
         "max_animals": description.animals,
         "skeleton": [list(pair) for pair in description.skeleton],
+        # what proves which model ran (deeplabstream-verify): the graph's bytes, and the file
+        # the user named where the graph was converted from it
+        "sha256": _digest(str(description.model_file)),
+        "source_sha256": _digest(_named_file(description)),
         **cropzoom_summary(description),  # a crop-zoom pair: its stages, rule and live mode
     } | context_summary(description)  # a context model: its frames and live mode
+
+
+def _digest(path: str | None) -> str | None:
+    """Return the SHA-256 of a model file (None: no file), taken once per file and change."""
+    if path is None or not Path(path).is_file():
+        return None
+    stat = Path(path).stat()
+    return _cached_digest(path, stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=16)
+def _cached_digest(path: str, size: int, mtime_ns: int) -> str:
+    """Return the digest of ``path`` as it is at this size and time (the cache key)."""
+    return file_sha256(Path(path))
 
 
 def _text(path: Path | None) -> str | None:

@@ -229,13 +229,18 @@ class Turn:
 
 
 def analyse_batch(
-    group: list[CameraPipeline], shape: tuple[int, ...], turn: Turn, run: ExperimentRun | None
+    group: list[CameraPipeline],
+    shape: tuple[int, ...],
+    turn: Turn,
+    run: ExperimentRun | None,
+    batch: int = 0,
 ) -> int:
     """Take one batch from its frames to its sinks; return the running count of poses sent.
 
     ``group``: the cameras of one :data:`BatchKey`, ``shape`` its input shape; ``run``: the
-    experiment running, if any. The decision comes first: files and pipes can wait a few
-    microseconds.
+    experiment running, if any; ``batch``: the worker's count of batches (``pose_exact.csv``
+    keeps it: the order of the experiment's updates). The decision comes first: files and
+    pipes can wait a few microseconds.
     """
     estimator = group[0].estimator(shape)
     found = estimate(estimator, group)
@@ -248,8 +253,11 @@ def analyse_batch(
         observations = [
             p.observe(a, names, turn.common_clock) for p, a in zip(group, animals, strict=True)
         ]
-        run.on_poses(observations, ready_ns, points3d)  # it decides; its commands go out now
+        run.on_poses(observations, ready_ns, points3d, batch)  # it decides; commands go out
         decided_ns, written_ns = run.last_decided_ns, run.last_written_ns
+    lead_s = run.lead_s if run is not None else None
+    for pipeline in group:  # what pose_exact.csv keeps of the update (the decisions' inputs)
+        pipeline.frame.batch, pipeline.frame.lead_s = batch, lead_s
     seq = hand_to_sinks(group, animals, estimator, turn, ready_ns, decided_ns, written_ns)
     refresh = getattr(estimator, "refresh", None)
     if refresh is not None:  # CROP_FROM = previous_frame: the detector, after the keypoints
@@ -375,6 +383,7 @@ def hand_to_sinks(
             parts = inference_parts(estimator.last_timings, estimator.last_stage_timings)
             frame.late_part = pipeline.deadline.blame_part(parts)
         frame.record = record
+        frame.time_s = frame_time_s(record, turn.common_clock)
         frame.animals = found_animals
         frame.seq = seq
         frame.box = pipeline.crop.box

@@ -519,6 +519,9 @@ class LiveSession:
         if self._log_file is not None:
             remove_log_file(self._log_file)
             self._log_file = None
+        if self.session_dir is not None and self.session_dir.is_dir():
+            # Last, once nothing writes any more: every file's digest (deeplabstream-verify).
+            self.report.prove_files(self, final_stats)
 
     def _export_failed(self, text: str, final_stats: dict[str, dict[str, Any]]) -> None:
         """Report an export that failed (live.session.exports); session.json then says so."""

@@ -21,11 +21,15 @@
   pose CSV, empty where the animal was not seen or the frame not analysed. A file of its own, so
   that the pose CSV stays exactly DeepLabCut's layout (movement, DeepLabCut and pandas read it
   as ever); the multi-animal ``.pose.pqt`` has it as the ``identity_confidence`` column.
-- ``<camera>.pose_exact.csv``: one row per analysed frame, ``frame_index`` and every value of the
-  pose CSV's row written in full (9 significant digits for float32 values, 17 for float64: each
-  reads back to its own bits), where the pose CSV rounds coordinates to 0.001 px: the keypoints
-  exactly as the experiment saw them, which ``deeplabstream-verify`` compares to the bit with an
-  offline analysis of the recording.
+- ``<camera>.pose_exact.csv``: one row per analysed frame: ``frame_index``; ``batch`` (the
+  worker's batch count: frames analysed together share it, and it orders the experiment's
+  updates); ``time_s`` (the frame time the experiment and the tracker read); ``lead_s`` (the
+  experiment's forward-prediction lead at that update; empty without prediction); every value of
+  the pose CSV's row written in full (9 significant digits for float32 values, 17 for float64:
+  each reads back to its own bits), where the pose CSV rounds coordinates to 0.001 px; and, for
+  several animals with identities, each identity's confidence (``identity_<animal>``). The
+  keypoints exactly as the experiment saw them: ``deeplabstream-verify`` re-derives the
+  decisions from them and compares them to the bit with an offline analysis of the recording.
 """
 
 from __future__ import annotations
@@ -48,6 +52,8 @@ POSE_TIMING_SUFFIX = ".pose_timing.csv"
 POSE_TIMES_SUFFIX = ".pose_times.csv"
 POSE_EXACT_SUFFIX = ".pose_exact.csv"
 IDENTITY_SUFFIX = ".identity.csv"
+#: The columns of ``pose_exact.csv`` before the keypoints' values.
+EXACT_LEADING_COLUMNS = ("frame_index", "batch", "time_s", "lead_s")
 TIMES_COLUMNS = ("frame_index", "host_timestamp", "camera_timestamp", "analysed")
 TIMING_COLUMNS = (
     "frame_index",
@@ -201,7 +207,11 @@ class ExactPoseWriter:
     """
 
     def __init__(
-        self, path: Path, keypoints: tuple[str, ...], individuals: tuple[str, ...] | None = None
+        self,
+        path: Path,
+        keypoints: tuple[str, ...],
+        individuals: tuple[str, ...] | None = None,
+        identities: bool = False,
     ) -> None:
         prefixes = [f"{name}_" for name in individuals] if individuals else [""]
         columns = [
@@ -210,15 +220,35 @@ class ExactPoseWriter:
             for keypoint in keypoints
             for coord in ("x", "y", "likelihood")
         ]
-        self._file = WholeRowsFile(path, ",".join(["frame_index", *columns]) + "\n")
+        confidences = [f"identity_{name}" for name in individuals or ()] if identities else []
+        header = [*EXACT_LEADING_COLUMNS, *columns, *confidences]
+        self._file = WholeRowsFile(path, ",".join(header) + "\n")
         self.path = path
-        self._float32_row = "%d" + ",%.9g" * len(columns) + "\n"  # exact for float32
-        self._float64_row = "%d" + ",%.17g" * len(columns) + "\n"  # exact for float64
+        self._values = len(columns)
+        self._confidences = len(confidences)
+        self._float32_row = ",%.9g" * len(columns)  # exact for float32
+        self._float64_row = ",%.17g" * len(columns)  # exact for float64
 
-    def write(self, frame_index: int, pose: np.ndarray) -> None:
-        """Append the values (K, 3) or (A, K, 3) of one analysed frame."""
-        row = self._float32_row if pose.dtype == np.float32 else self._float64_row
-        self._file.write_row(row % (frame_index, *pose.ravel().tolist()))
+    def write(
+        self,
+        frame_index: int,
+        pose: np.ndarray,
+        batch: int = 0,
+        time_s: float = math.nan,
+        lead_s: float | None = None,
+        confidence: np.ndarray | None = None,
+    ) -> None:
+        """Append one analysed frame: its values (K, 3) or (A, K, 3), update and confidences."""
+        values = self._float32_row if pose.dtype == np.float32 else self._float64_row
+        lead = "" if lead_s is None else repr(float(lead_s))
+        row = f"{frame_index},{batch},{float(time_s)!r},{lead}" + values % tuple(
+            pose.ravel().tolist()
+        )
+        if self._confidences:
+            cells = confidence.tolist() if confidence is not None else []
+            cells = (cells + [math.nan] * self._confidences)[: self._confidences]
+            row += "".join(f",{value!r}" if math.isfinite(value) else "," for value in cells)
+        self._file.write_row(row + "\n")
 
     @property
     def error(self) -> str | None:

@@ -21,7 +21,6 @@ outputs; their difference to the fp32 module is measured and recorded, and only 
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import logging
 import os
@@ -35,6 +34,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from deeplabstream.core.digest import files_digest
 from deeplabstream.core.user_folders import user_cache_folder as core_user_cache_folder
 from deeplabstream.pose.model import ModelError
 
@@ -46,7 +46,6 @@ Differences = dict[str, float]
 # (reference outputs, converted outputs) -> the largest difference per compared quantity.
 Comparison = Callable[[Sequence[np.ndarray], Sequence[np.ndarray]], Differences]
 
-_HASH_CHUNK = 1 << 20
 # When set, converted graphs are read from and written to this folder only (tests, packaging).
 CACHE_ENV = "DEEPLABSTREAM_CACHE"
 # Loggers of the exporter's passes, quiet during an export (progress, not news to the user).
@@ -107,16 +106,6 @@ class Conversion:
     reused: bool
     differences: Differences
     seconds: float
-
-
-def files_digest(files: Sequence[Path]) -> str:
-    """sha256 over the bytes of ``files``, in order (hex)."""
-    digest = hashlib.sha256()
-    for path in files:
-        with open(path, "rb") as stream:
-            while chunk := stream.read(_HASH_CHUNK):
-                digest.update(chunk)
-    return digest.hexdigest()
 
 
 def user_cache_folder() -> Path:

@@ -31,7 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from deeplabstream.pose.formats.conversion import files_digest, user_cache_folder
+from deeplabstream.core.digest import files_digest
+from deeplabstream.pose.formats.conversion import user_cache_folder
 from deeplabstream.pose.model import ModelError
 
 log = logging.getLogger(__name__)

@@ -25,7 +25,8 @@ import os
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from deeplabstream.pose.formats.conversion import CACHE_ENV, files_digest, user_cache_folder
+from deeplabstream.core.digest import files_digest
+from deeplabstream.pose.formats.conversion import CACHE_ENV, user_cache_folder
 from deeplabstream.pose.model import ModelDescription, ModelError
 
 PrecisionName = Literal["fp32", "fp16", "int8"]

@@ -43,7 +43,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
 
-from deeplabstream.pose.formats.conversion import files_digest, user_cache_folder
+from deeplabstream.core.digest import files_digest
+from deeplabstream.pose.formats.conversion import user_cache_folder
 from deeplabstream.pose.model import ModelDescription
 from deeplabstream.pose.runtime.providers import TRT_MAX_BATCH
 

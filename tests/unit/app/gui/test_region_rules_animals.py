@@ -2,7 +2,8 @@
 animal a region watches (1..N, any, each) and each animal's state on the live view.
 
 Real widgets (offscreen), real config files saved and loaded back, a real experiment run by the
-worker's :class:`ExperimentRun` for the states, and the real two-fly SLEAP model for the rig.
+worker's :class:`ExperimentRun` (its status made by :class:`StatusReporter`) for the states, and
+the real two-fly SLEAP model for the rig.
 """
 
 from __future__ import annotations
@@ -24,8 +25,10 @@ from deeplabstream.experiments.config import load_experiment_config, parse_exper
 from deeplabstream.experiments.config_edit import NO_ACTION, ConfigText
 from deeplabstream.experiments.observation import Observation
 from deeplabstream.experiments.registry import CONFIG_FOLDER
+from deeplabstream.experiments.runtime import ExperimentRuntime
 from deeplabstream.experiments.triggers.animals import EachAnimal
 from deeplabstream.live.processes.dispatch import ExperimentRun
+from deeplabstream.live.processes.experiment_report import StatusReporter
 from tests.support.files import write_settings
 from tests.support.paths import shared_data
 
@@ -166,18 +169,18 @@ def test_each_animals_state_reaches_the_live_views_label(tmp_path: Path) -> None
         "KEYPOINT = nose\n\n[Rule count]\nWHEN = zone, plain\nSTARTS_TRIAL = true\n",
         tmp_path / "zone.ini",
     )
-    experiment = config.build()
-    run = ExperimentRun(experiment, {}, tmp_path / "events.csv")
+    runtime = ExperimentRuntime(config.build())
+    run = ExperimentRun(runtime, {}, tmp_path / "events.csv")
     animals = np.array(
         [[[100.0, 100.0, 0.9], [0.0, 0.0, 0.9]], [[300.0, 300.0, 0.9], [0.0, 0.0, 0.9]]]
     )  # animal 1's nose in the zone, animal 2's not
-    experiment.start()
+    runtime.start()
     observation = Observation(
         0.0, "arena", 0, animals[0], tuple(KEYPOINTS), host_time_s=time.perf_counter(),
         animals=animals,
     )  # fmt: skip
     run.on_poses([observation], time.perf_counter_ns())
-    status = run.status()
+    status = StatusReporter(run).status()
     views = {trigger.name: trigger for trigger in status.triggers}
     assert views["zone"].animal_states == ((1, True), (2, False))
     assert views["zone"].active  # true while some animal is in it

@@ -1,4 +1,9 @@
-"""The experiment's status carries its new events and each trigger's entries and active time."""
+"""The experiment's status carries its new events and each trigger's entries and active time.
+
+The status is made by the run's :class:`StatusReporter` (live/processes/experiment_report.py); the
+slot (experiment_slot.py) sends it after a loop turn, and passes an experiment's wish to end the
+session on, once.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +13,17 @@ import numpy as np
 import pytest
 
 from deeplabstream.experiments.observation import Observation
+from deeplabstream.experiments.registry import CONFIG_FOLDER
 from deeplabstream.hardware.simulator.arena import KEYPOINT_NAMES
-from deeplabstream.live.processes import dispatch
+from deeplabstream.live.processes import experiment_report
 from deeplabstream.live.processes.dispatch import ExperimentRun
-from deeplabstream.live.processes.messages import ExperimentStatus
+from deeplabstream.live.processes.experiment_slot import ExperimentSlot, OpenRun, open_run
+from deeplabstream.live.processes.messages import (
+    ExperimentEndsSession,
+    ExperimentSpec,
+    ExperimentStatus,
+)
+from deeplabstream.settings.experiment_plan import resolve_experiment
 from deeplabstream.settings.sections import DeviceSettings
 
 FPS = 30.0
@@ -32,21 +44,33 @@ def _feed(run: ExperimentRun, start: int, seconds: float, point: tuple[float, fl
     return end
 
 
+def _open(session_dir: Path, name: str = "reward_on_dwell") -> OpenRun:
+    """Open experiment ``name`` as the worker does, its valve a log device."""
+    devices = {"water_valve": DeviceSettings("log")}
+    return open_run(ExperimentSpec(resolve_experiment(name, None, name), devices), session_dir)
+
+
 @pytest.fixture
-def run(tmp_path: Path):
-    opened = ExperimentRun.open("reward_on_dwell", {"water_valve": DeviceSettings("log")}, tmp_path)
+def opened(tmp_path: Path):
+    opened = _open(tmp_path)
     yield opened
     opened.stop()
 
 
-def test_each_status_carries_the_events_since_the_previous_one(run: ExperimentRun) -> None:
+@pytest.fixture
+def run(opened: OpenRun) -> ExperimentRun:
+    return opened.run
+
+
+def test_each_status_carries_the_events_since_the_previous_one(opened: OpenRun) -> None:
+    run = opened.run
     frame = _feed(run, 0, 1.0, OUTSIDE)
-    first = run.status()
+    first = opened.status.status()
     assert [e.kind for e in first.new_events] == ["start"]
     assert first.events_total == 1
-    assert run.status().new_events == ()  # nothing new: nothing sent twice
+    assert opened.status.status().new_events == ()  # nothing new: nothing sent twice
     frame = _feed(run, frame, 3.0, INSIDE)  # dwell 2 s: trigger, trial, water
-    second = run.status()
+    second = opened.status.status()
     kinds = [e.kind for e in second.new_events]
     assert kinds[0] == "trigger" and "trial_start" in kinds and "action" in kinds
     assert second.events_total == 1 + len(kinds)
@@ -58,32 +82,33 @@ def test_each_status_carries_the_events_since_the_previous_one(run: ExperimentRu
     assert second.elapsed_s == pytest.approx(4.0 - 1 / FPS)
 
 
-def test_trigger_entries_and_seconds_active(run: ExperimentRun) -> None:
+def test_trigger_entries_and_seconds_active(opened: OpenRun, run: ExperimentRun) -> None:
     frame = _feed(run, 0, 1.0, OUTSIDE)
     frame = _feed(run, frame, 3.0, INSIDE)  # true from t = 3 s (2 s dwell) to 4 s
     frame = _feed(run, frame, 1.0, OUTSIDE)
     frame = _feed(run, frame, 2.5, INSIDE)  # true again for the last 0.5 s
-    view = run.status().triggers[0]
+    view = opened.status.status().triggers[0]
     assert view.name == "dwelling"
     assert view.entries == 2
     # Time while true: from the update it rose in to the update it fell in (frame time).
     assert view.seconds_active == pytest.approx(1.0 + 0.5 - 1 / FPS, abs=1.5 / FPS)
     assert view.active
+    assert view.seconds_active == run.runtime.seconds_active["dwelling"]  # the runtime's count
 
 
 def test_a_status_carries_only_the_newest_events_and_counts_them_all(
-    run: ExperimentRun, monkeypatch: pytest.MonkeyPatch
+    opened: OpenRun, run: ExperimentRun, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(dispatch, "STATUS_EVENTS", 3)
+    monkeypatch.setattr(experiment_report, "STATUS_EVENTS", 3)
     frame = 0
     for _ in range(4):  # each entry and exit: a trigger event (plus the trial and the water)
         frame = _feed(run, frame, 2.2, INSIDE)
         frame = _feed(run, frame, 0.3, OUTSIDE)
-    status = run.status()
+    status = opened.status.status()
     assert len(status.new_events) == 3
     assert status.events_total > 3
-    assert status.events_total == len(run.experiment.events)
-    newest = run.experiment.events.events[-3:]
+    assert status.events_total == len(run.runtime.events)
+    newest = run.runtime.events.events[-3:]
     assert [(e.kind, e.name, e.time_s) for e in status.new_events] == [
         (e.kind, e.name, e.time_s) for e in newest
     ]
@@ -96,12 +121,11 @@ def test_the_slot_sends_a_last_status_with_the_finish_event(tmp_path: Path) -> N
         def send(self, message: object) -> None:
             sent.append(message)
 
-    slot = dispatch.ExperimentSlot(_Control(), tmp_path)  # type: ignore[arg-type]
-    slot.run = ExperimentRun.open(
-        "reward_on_dwell", {"water_valve": DeviceSettings("log")}, tmp_path
-    )
+    slot = ExperimentSlot(_Control(), tmp_path)  # type: ignore[arg-type]
+    slot.open_run = _open(tmp_path)
+    assert slot.run is slot.open_run.run
     _feed(slot.run, 0, 0.5, OUTSIDE)
-    slot.send_status()
+    slot.after_turn()
     summary = slot.finish()
     assert summary is not None
     statuses = [m for m in sent if isinstance(m, ExperimentStatus)]
@@ -110,3 +134,32 @@ def test_the_slot_sends_a_last_status_with_the_finish_event(tmp_path: Path) -> N
     last = statuses[-1].new_events  # the finish and the switch-off of the valve at the stop
     assert [e.kind for e in last] == ["finish", "action"]
     assert last[0].detail == "stopped" and last[1].detail.startswith("off")
+    assert not [m for m in sent if isinstance(m, ExperimentEndsSession)]  # it never asked
+
+
+def test_the_slot_passes_the_session_durations_end_on_once(tmp_path: Path) -> None:
+    sent: list[object] = []
+
+    class _Control:
+        def send(self, message: object) -> None:
+            sent.append(message)
+
+    config = tmp_path / "short.ini"
+    reward = (CONFIG_FOLDER / "reward_on_dwell.ini").read_text(encoding="utf-8")
+    shorter = reward.replace("[Experiment]\n", "[Experiment]\nSESSION_DURATION = 0.5\n", 1)
+    assert shorter != reward
+    config.write_text(shorter, encoding="utf-8")
+    slot = ExperimentSlot(_Control(), tmp_path)  # type: ignore[arg-type]
+    slot.open_run = _open(tmp_path, str(config))
+    for frame in range(30):  # 1 s of frames; the session's 0.5 s end in the 16th
+        slot.run.on_poses([_observation(frame, OUTSIDE)], 0)
+        slot.status_wanted = True  # the main process took each status
+        slot.after_turn()
+    runtime = slot.run.runtime
+    assert runtime.finished and runtime.finish_reason == "session duration of 0.5 s reached"
+    assert runtime.session_end_requested == runtime.finish_reason
+    ends = [m for m in sent if isinstance(m, ExperimentEndsSession)]
+    assert ends == [ExperimentEndsSession("short", "session duration of 0.5 s reached")]
+    summary = slot.finish()
+    assert summary is not None
+    assert summary["session_end_requested"] == "session duration of 0.5 s reached"

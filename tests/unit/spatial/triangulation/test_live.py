@@ -122,11 +122,11 @@ def test_a_camera_the_calibration_lacks_is_named(tmp_path: Path) -> None:
 
 def test_the_experiment_reads_the_set_and_pulses_the_laser(tmp_path: Path) -> None:
     from deeplabstream.experiments.observation import Observation
-    from deeplabstream.live.processes.dispatch import ExperimentRun
+    from deeplabstream.live.processes.experiment_slot import open_experiment_run
     from deeplabstream.settings.sections import DeviceSettings
 
     live = _triangulator(tmp_path)
-    run = ExperimentRun.open("rearing_3d", {"laser": DeviceSettings("log")}, tmp_path)
+    run = open_experiment_run("rearing_3d", {"laser": DeviceSettings("log")}, tmp_path)
     heights = [5.0, 10.0, 40.0, 45.0, 10.0]
     for frame, height in enumerate(heights):
         points = random_points(len(KEYPOINTS), seed=frame)

@@ -30,11 +30,12 @@ from deeplabstream.live.session.report.figures import (
     process_ids,
 )
 from deeplabstream.live.session.report.health import SessionHealth
-from deeplabstream.outputs.folder import SESSION_JSON, package_versions
+from deeplabstream.outputs.folder import SESSION_JSON, file_digests, package_versions
 from deeplabstream.outputs.session_record import (
     Cleanup,
     Clock,
     ExperimentRun,
+    FileDigest,
     Metadata,
     PoseRun,
     Priority,
@@ -102,6 +103,7 @@ class SessionJson:
         self._plugins: tuple[dict[str, dict[str, str]], bool] | None = None
         self._observed_priorities: dict[str, dict[str, Any]] = {}
         self._next_write = 0.0
+        self.files: dict[str, FileDigest] | None = None  # taken at the close (prove_files)
 
     def forget_settings(self) -> None:
         """Read the settings again at the next write (they were re-read while streaming)."""
@@ -138,6 +140,22 @@ class SessionJson:
             write_record(session.session_dir, record, use_reserve=status != "running")
         except OSError as error:  # the previous complete session.json stays
             log.error("could not update %s: %s", SESSION_JSON, error)
+
+    def prove_files(
+        self, session: ReportedSession, parts: ReportParts, stats: dict[str, dict[str, Any]]
+    ) -> None:
+        """Take the digest of every file the finished session wrote; write session.json again."""
+        assert session.session_dir is not None
+        try:
+            digests = file_digests(session.session_dir)
+        except OSError as error:  # a file that vanished or cannot be read: said, not hidden
+            session.errors.append(f"the session's files could not all be digested: {error}")
+            self.write(session, parts, "finished", stats)
+            return
+        self.files = {
+            name: FileDigest(sha256=sha256, bytes=size) for name, (sha256, size) in digests.items()
+        }
+        self.write(session, parts, "finished", stats)
 
     def write_when_due(self, session: ReportedSession, parts: ReportParts) -> None:
         """Rewrite session.json every few seconds while running (a hard kill keeps the last)."""
@@ -222,6 +240,7 @@ class SessionJson:
             doorbell=session.doorbell.value if session.doorbell is not None else None,
             settings_reloads=tuple(parts.settings_reloads),
             plugins=self.plugins_entry(session),
+            files=self.files,
         )
 
     def _static_info(self, session: ReportedSession) -> dict[str, Any]:

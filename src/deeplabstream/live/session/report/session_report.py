@@ -161,6 +161,10 @@ class SessionReport:
         """Write ``session.json`` with the current state of the session."""
         self._json.write(session, self, status, stats)
 
+    def prove_files(self, session: ReportedSession, stats: dict[str, dict[str, Any]]) -> None:
+        """At the very end: record every file's digest in ``session.json`` (written again)."""
+        self._json.prove_files(session, self, stats)
+
     def priority_entry(self, session: ReportedSession) -> dict[str, Any]:
         """Return the placement plan and what each process was last seen running with."""
         return self._json.priority_entry(session)

@@ -1,0 +1,34 @@
+"""SHA-256 digests of files: what a session records of its files, models and experiment.
+
+A digest proves a file unchanged since it was taken: ``session.json`` keeps one of every file a
+session wrote, of the model that ran and of the experiment's content, and
+``deeplabstream-verify`` takes them again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+
+_CHUNK = 1 << 20  # read a file in 1 MiB pieces: any size, little memory
+
+
+def files_digest(files: Sequence[Path]) -> str:
+    """Return the SHA-256 (hex) over the bytes of ``files``, in order."""
+    digest = hashlib.sha256()
+    for path in files:
+        with open(path, "rb") as stream:
+            while chunk := stream.read(_CHUNK):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    """Return the SHA-256 (hex) of one file's bytes."""
+    return files_digest([path])
+
+
+def text_sha256(text: str) -> str:
+    """Return the SHA-256 (hex) of a text's UTF-8 bytes."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
