@@ -180,7 +180,10 @@ def parse_value(text: str, annotation: Any, spec: SettingSpec, base_dir: Path) -
         path = Path(text).expanduser()
         return path if path.is_absolute() else (base_dir / path)
     if origin is tuple:
-        return tuple(item.strip() for item in text.split(",") if item.strip())
+        items = tuple(item.strip() for item in text.split(",") if item.strip())
+        if get_args(base)[:1] == (int,):  # tuple[int, ...]: whole numbers
+            return tuple(int(item) for item in items)
+        return items
     if base is str:
         return text
     raise TypeError(f"unsupported settings type {annotation!r}")

@@ -27,7 +27,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, NoReturn, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, Protocol
 
 from deeplabstream.experiments.actions import Action
 from deeplabstream.experiments.events import EventLog
@@ -124,6 +124,11 @@ class Experiment(ABC):
 
     description: str = ""
     """One line saying what the experiment does (default: the docstring's first line)."""
+
+    reads: ClassVar[tuple[str, ...]] = ()
+    """What ``on_update`` reads of an observation besides keypoints: ``"frame"`` (the image),
+    ``"depth"``; ``deeplabstream-verify`` re-derives decisions from the recorded keypoints and
+    says what it could not re-derive."""
 
     def __init__(
         self,

@@ -531,3 +531,33 @@ def pair_nearest(
             continue
         paired[camera] = found
     return Observations(float(t), paired)
+
+
+#: A camera without a pose for this long is not paired with the others (it ended or stalled).
+STALE_PAIRING_S = 0.5
+
+
+def paired_update(
+    latest: dict[str, Observation], batch: list[Observation], points3d: Points3D | None = None
+) -> tuple[Observation | Observations, Observation]:
+    """Return what an experiment is given for one batch of poses, and the batch's newest pose.
+
+    ``latest`` (each camera's newest pose so far) is updated with ``batch``. One camera: its
+    observation (with a 3D set, in the paired form). Several: each other camera's newest pose,
+    the nearest in time that exists yet (the loop never waits for a future frame), paired at the
+    newest one's time; a camera whose newest pose is older than :data:`STALE_PAIRING_S` is left
+    out. The live loop and ``deeplabstream-verify``'s re-derivation pair the same way.
+    """
+    for observation in batch:
+        latest[observation.camera] = observation
+    newest = max(batch, key=lambda o: o.time_s)
+    if len(latest) > 1:
+        fresh = {
+            camera: obs
+            for camera, obs in latest.items()
+            if newest.time_s - obs.time_s <= STALE_PAIRING_S
+        }
+        return Observations(newest.time_s, fresh, points3d), newest
+    if points3d is not None:  # the 3D set rides on the paired form, even with one camera
+        return Observations(newest.time_s, {newest.camera: newest}, points3d), newest
+    return newest, newest

@@ -183,8 +183,18 @@ class LeadEstimator:
         self._latencies: deque[float] = deque(maxlen=int(window))
         self._median_s: float | None = None
         self._elapsed_s: float | None = None
+        self._replayed_s: float | None = None
         self.source = "fixed" if self.fixed_s is not None else "margin"
         """Where the last :meth:`current_s` came from: fixed, measured, elapsed or margin."""
+
+    def replay(self, seconds: float) -> None:
+        """Give the next updates the lead a live session used (``pose_exact.csv``'s lead_s).
+
+        ``deeplabstream-verify`` re-derives the decisions with the leads the live loop had, to
+        the bit; the live loop never calls this.
+        """
+        self._replayed_s = float(seconds)
+        self.source = "recorded"
 
     def add_latency(self, seconds: float) -> None:
         """One measured latency: a frame's arrival -> its command written (host clock)."""
@@ -211,6 +221,8 @@ class LeadEstimator:
 
     def current_s(self) -> float:
         """Return the lead for the update in progress, seconds (0 to :data:`MAX_LEAD_MS`)."""
+        if self._replayed_s is not None:
+            return self._replayed_s
         if self.fixed_s is not None:
             return self.fixed_s
         measured = self.median_latency_s()

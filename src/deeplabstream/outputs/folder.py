@@ -29,7 +29,7 @@ SESSION_LOG = "session.log"
 RESERVE_FILE = ".space-reserve"  # freed when the disk is full, so session.json can be finalised
 RESERVE_BYTES = 1 << 20
 _FOLDER_FORMAT = "%Y-%m-%d_%H-%M-%S"
-_PACKAGES = ("numpy", "av", "opencv-python-headless", "PyQt5", "pandas", "pyarrow")
+_PACKAGES = ("deeplabstream", "numpy", "av", "opencv-python-headless", "PyQt5", "pandas", "pyarrow")
 
 
 def run_label(run: int) -> str:

@@ -133,6 +133,8 @@ class PoseFileSink:
             "pose_rows": self.csv.rows,  # one per frame index, analysed or not
             "pose_times_file": self.times.path.name,
             "pose_table": self._table(),
+            # how pose_exact.csv's values read back to their bits (float32 or float64)
+            "pose_exact_dtype": self.exact.dtype,
         }
 
     @property

@@ -471,6 +471,7 @@ class ModelRecord(Part):
     )
     keypoints: tuple[str, ...] | None = key("its keypoints, in order", optional=True)
     input: Any = key("its input size [width, height]", optional=True)
+    stride: float | None = key("its output grid, in input pixels", optional=True)
     precision: str | None = key("fp32, fp16 or int8", optional=True)
     decoder: str | None = key("how keypoints are read from its output", optional=True)
     provider: str | None = key("the execution provider it ran on", optional=True)

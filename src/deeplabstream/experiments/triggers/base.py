@@ -222,6 +222,10 @@ class Trigger:
     #: Triggers that read keypoints set one (and implement :meth:`_inputs_seen`): a short loss
     #: of what they read keeps their state (see the module docstring). None: no hold.
     loss_hold: LossHold | None = None
+    #: What a kind reads besides keypoints: ``"frame"`` (the image: motion energy, a light),
+    #: ``"depth"``. ``deeplabstream-verify`` re-derives decisions from the recorded keypoints;
+    #: a kind that reads more must say so here (a lab's kind too), so that it is told apart.
+    reads: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """Warn a lab's kind written with the underscore hooks of the built-ins."""

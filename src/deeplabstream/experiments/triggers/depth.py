@@ -22,7 +22,7 @@ reads the depth of the current frame at its held position.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 from deeplabstream.experiments.observation import (
     DEFAULT_HOLD_S,
@@ -75,6 +75,8 @@ class Height(KeypointTrigger):
         Bad parameters; on update, an observation of a camera without a depth image (the message
         names the camera and what it needs).
     """
+
+    reads: ClassVar[tuple[str, ...]] = ("depth",)  # besides keypoints
 
     kind = "height"
 

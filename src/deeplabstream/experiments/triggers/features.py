@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -148,6 +148,8 @@ class MotionEnergyAbove(Trigger):
     Needs :attr:`Observation.frame`; an observation without a frame (or of another size) is
     False and restarts the difference. The first frame is False (nothing to compare).
     """
+
+    reads: ClassVar[tuple[str, ...]] = ("frame",)  # besides keypoints
 
     kind = "motion_energy_above"
 

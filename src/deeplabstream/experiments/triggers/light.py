@@ -17,7 +17,7 @@ SEARCH_ROUNDS`` is an error that says what to set.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -74,6 +74,8 @@ class LightOn(Trigger):
     camera
         The camera to watch (needed with several cameras).
     """
+
+    reads: ClassVar[tuple[str, ...]] = ("frame",)  # besides keypoints
 
     kind = "light"
 

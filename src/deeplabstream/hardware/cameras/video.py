@@ -91,6 +91,14 @@ class VideoSettings:
         doc="Decoder: `pyav` (FFmpeg through PyAV, multithreaded) or `opencv` "
         "(`cv2.VideoCapture`, the decoder DeepLabCut uses). Both number frames the same way.",
     )
+    frames: tuple[int, ...] = setting(
+        (),
+        doc="Deliver only these frames of the file (positions from 0, ascending), each with its "
+        "own position as its frame index; the stream ends after the last. Empty: every frame. "
+        "`deeplabstream-verify` plays a recording on the live session's schedule with it (the "
+        "frames the live loop analysed, and only those).",
+        allowed="a comma-separated list of frame positions from 0, ascending",
+    )
 
 
 class _FrameDecodeError(Exception):
@@ -324,6 +332,7 @@ class VideoCamera(Camera):
     def _rewind_playback(self) -> None:
         """Forget what was delivered: the next frame is the first of the file, index 0."""
         self._next_index = 0  # position of the next frame in the file, across loops
+        self._scheduled = 0  # with FRAMES: how many of them were delivered
         self._loop_offset_s = 0.0  # length of the completed loops
         self._last_timestamp_s = math.nan  # of the frame delivered last, loop offset included
         self._first_frame_ready = False  # open() decoded the first frame; grab() delivers it
@@ -378,7 +387,7 @@ class VideoCamera(Camera):
             A frame does not decode; the message names the file and the frame index.
         """
         reader = self._require_open()
-        timestamp = self._advance(reader)
+        timestamp = self._advance_to_scheduled(reader)
         if timestamp is None:
             return None
         try:
@@ -448,6 +457,28 @@ class VideoCamera(Camera):
         if self._reader is None:
             raise CameraError(f"camera '{self.name}': grab() before open() or after close()")
         return self._reader
+
+    def _advance_to_scheduled(self, reader: _FrameReader) -> float | None:
+        """Decode up to the next frame to deliver (``FRAMES``: skip the others); its timestamp."""
+        schedule = self.settings.frames
+        if not schedule:
+            return self._advance(reader)
+        while self._scheduled < len(schedule):
+            wanted = schedule[self._scheduled]
+            timestamp = self._advance(reader)
+            if timestamp is None:
+                return None
+            if self._next_index == wanted:
+                self._scheduled += 1
+                return timestamp
+            if self._next_index > wanted:  # a position listed twice or out of order: refuse
+                raise CameraError(
+                    f"{self.settings.path}: FRAMES must list positions in ascending order "
+                    f"(position {wanted} after {self._next_index})"
+                )
+            self._next_index += 1  # decoded, not delivered
+            self._last_timestamp_s = timestamp
+        return None
 
     def _advance(self, reader: _FrameReader) -> float | None:
         """Decode the frame to deliver next; its timestamp with loop offset, None at the end."""

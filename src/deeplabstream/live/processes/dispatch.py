@@ -32,6 +32,7 @@ from deeplabstream.experiments.observation import (
     Observation,
     Observations,
     Points3D,
+    paired_update,
 )
 from deeplabstream.experiments.runtime import ExperimentRuntime
 from deeplabstream.experiments.triggers.base import Trigger
@@ -42,7 +43,6 @@ log = logging.getLogger(__name__)
 
 EVENTS_FILE = "events.csv"
 ACK_WAIT_AT_STOP_S = 1.0
-STALE_PAIRING_S = 0.5  # a camera without a pose for this long is not paired with the others
 #: What a device's command or opening may raise: the device's own error (DeviceError, its message
 #: names the device), an OSError of a port or driver it did not wrap, a ValueError of a value the
 #: device refuses.
@@ -147,28 +147,11 @@ class ExperimentRun:
     def _subject(
         self, observations: list[Observation], points3d: Points3D | None
     ) -> tuple[Observation | Observations, Observation]:
-        """Return what the experiment is given for this batch, and the batch's newest pose.
-
-        Each other camera's newest pose is the nearest in time that exists yet (the loop never
-        waits for a future frame); the pairing error is kept for session.json. A camera whose
-        newest pose is stale (it ended or stalled) is left out, not paired.
-        """
-        for observation in observations:
-            self.latest[observation.camera] = observation
-        newest = max(observations, key=lambda o: o.time_s)
-        if len(self.latest) > 1:
-            fresh = {
-                camera: obs
-                for camera, obs in self.latest.items()
-                if newest.time_s - obs.time_s <= STALE_PAIRING_S
-            }
-            paired = Observations(newest.time_s, fresh, points3d)
-            if len(fresh) > 1:
-                self.pairing_ns.add(round(paired.max_error_s * 1e9))
-            return paired, newest
-        if points3d is not None:  # the 3D set rides on the paired form, even with one camera
-            return Observations(newest.time_s, {newest.camera: newest}, points3d), newest
-        return newest, newest
+        """Return what the experiment is given for this batch, and the batch's newest pose."""
+        subject, newest = paired_update(self.latest, observations, points3d)
+        if isinstance(subject, Observations) and len(subject) > 1:
+            self.pairing_ns.add(round(subject.max_error_s * 1e9))  # kept for session.json
+        return subject, newest
 
     @property
     def lead_s(self) -> float | None:

@@ -150,6 +150,9 @@ def model_summary(description: ModelDescription, provider: str) -> dict[str, Any
         "model_found": _text(description.found_model),
         "keypoints": list(description.keypoints),
         "input": [description.input_width, description.input_height],
+        # the output grid, in input pixels: how far apart two places the model can name are
+        # (deeplabstream-verify's bound on a lossy recording)
+        "stride": description.stride,
         "precision": description.precision,
         "int8_cost": int8_cost(description),  # deviation from fp32 (pose.runtime.precision)
         "decoder": description.decoder,

@@ -1,8 +1,9 @@
 """``deeplabstream-verify SESSION_FOLDER``: check a session against its own recording.
 
-Exit codes: 0 the live session agrees with the offline analysis within tolerance, 1 it does not
-(the reasons are printed and in ``verify/summary.json``), 2 it cannot be verified (no such
-session, no recording, no poses: the message says what to do).
+Exit codes: 0 agrees (everything checked agrees), 1 differs (the reasons are printed and in
+``verify/summary.json``), 2 it cannot be verified at all (no such session, no recording, no
+poses: the message says what to do), 3 agrees in part (nothing differs, but some of it could not
+be checked: printed, with why).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from deeplabstream.core.errors import DeepLabStreamError
 from deeplabstream.offline.replay.job import Progress, ProgressSink
+from deeplabstream.offline.verify.keypoints import CATEGORIES
 from deeplabstream.offline.verify.report import write_report
 from deeplabstream.offline.verify.verification import (
     DEFAULT_TOLERANCE_PX,
@@ -25,7 +27,8 @@ from deeplabstream.offline.verify.verification import (
     verify_session,
 )
 
-EXIT_AGREES, EXIT_DIFFERS, EXIT_CANNOT = 0, 1, 2
+EXIT_AGREES, EXIT_DIFFERS, EXIT_CANNOT, EXIT_IN_PART = 0, 1, 2, 3
+EXIT_CODES = {"agrees": EXIT_AGREES, "differs": EXIT_DIFFERS, "agrees in part": EXIT_IN_PART}
 Say = Callable[[str], None]
 
 
@@ -34,10 +37,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="deeplabstream-verify",
         description=(
-            "Analyse a session's recordings again, every frame, with the session's own model, "
-            "settings and experiment, and compare the live keypoints and events with it. "
-            f"Writes {VERIFY_FOLDER}/{SUMMARY_FILE} and {VERIFY_FOLDER}/{REPORT_FILE} in the "
-            "session folder. Exit 0: agrees; 1: differs (why is printed); 2: cannot verify."
+            "Check a session against its own recording: every file against the digest recorded "
+            "at its close, the decisions re-derived by its recorded experiment from its live "
+            "keypoints (exactly), the keypoints re-derived by its model from its recording on "
+            "the live schedule (to the bit when lossless). Writes "
+            f"{VERIFY_FOLDER}/{SUMMARY_FILE} and {VERIFY_FOLDER}/{REPORT_FILE} in the session "
+            "folder. Exit 0: agrees; 1: differs (why is printed); 2: cannot verify; 3: agrees "
+            "in part (what was not checked is printed)."
         ),
     )
     parser.add_argument("session", type=Path, help="the session folder (it holds session.json)")
@@ -45,9 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--tolerance-px",
         type=float,
         default=DEFAULT_TOLERANCE_PX,
-        help="with a lossy (H.264) recording: the largest p99 keypoint difference, px, on frames "
-        f"whose only difference is the compression (default {DEFAULT_TOLERANCE_PX}); frames with "
-        "no cause to differ must always agree to the bit",
+        help="with a lossy (H.264) recording: the codec's share of each frame's bound, px "
+        f"(default {DEFAULT_TOLERANCE_PX}); the model's output grid in frame pixels is added "
+        "per camera. A lossless recording is checked to the bit.",
     )
     parser.add_argument("--quiet", action="store_true", help="print only the verdict")
     return parser
@@ -65,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"deeplabstream-verify: cannot verify: {error}", file=sys.stderr, flush=True)
         return EXIT_CANNOT
     _print_result(verification, say)
-    return EXIT_AGREES if verification.agrees else EXIT_DIFFERS
+    return EXIT_CODES[verification.verdict]
 
 
 def _progress(say: Say) -> ProgressSink:
@@ -85,31 +91,32 @@ def _progress(say: Say) -> ProgressSink:
 def _print_result(verification: Verification, say: Say) -> None:
     summary = verification.summary
     lines = [f"verify: {verification.folder}"]
-    for name, camera in summary["cameras"].items():
-        lines.append(
-            f"  {name}: {camera['frames_compared']} frames compared, "
-            f"{camera['frames_equal_to_the_bit']} equal to the bit, "
-            f"{camera['frames_skipped_live']} skipped live, "
-            f"{camera['frames_not_in_recording']} not in the recording"
+    for name, counts in summary["coverage"]["keypoints"].items():
+        shares = ", ".join(
+            f"{counts[c]['frames']} {c.replace('_', ' ')}"
+            for c in CATEGORIES
+            if counts[c]["frames"]
         )
-    events = summary["events"]
-    for kind, counts in events["counts"].items():
-        lines.append(
-            f"  {kind}: {counts['matched']} matched ({counts['exact']} on the same frame), "
-            f"{counts['live_only']} live only, {counts['offline_only']} offline only"
-        )
-    lines.append(
-        f"  offline decisions on frames skipped live: "
-        f"{events['offline_decisions_on_frames_skipped_live']}"
-    )
+        lines.append(f"  {name} keypoints: {shares or 'no frame analysed'}")
+    for run in summary["decisions"]:
+        if run["not_re_derived"]:
+            lines.append(f"  {run['events_file']}: not re-derived: {run['not_re_derived']}")
+        else:
+            lines.append(
+                f"  {run['events_file']}: {run['rows_equal']} of {run['rows_live']} decision rows "
+                f"equal to the re-derived ones ({run['updates_re_derived']} updates re-run)"
+            )
+    files = summary["files"]
+    lines.append(f"  files: {files['proven']} of {files['recorded']} unchanged since the close")
     lines += [f"  note: {note}" for note in summary["notes"]]
-    report = verification.folder / VERIFY_FOLDER / REPORT_FILE
-    lines.append(f"  report: {report}")
+    lines.append(f"  report: {verification.folder / VERIFY_FOLDER / REPORT_FILE}")
     for line in lines:
         say(line)
     print(f"verdict: {summary['verdict']}", flush=True)
     for reason in summary["reasons"]:
-        print(f"  why: {reason}", flush=True)
+        print(f"  differs: {reason}", flush=True)
+    for item in summary["not_checked"]:
+        print(f"  not checked: {item}", flush=True)
 
 
 def run() -> None:

@@ -34,15 +34,57 @@ class PoseSeries:
         return {int(frame): row for row, frame in enumerate(self.frames)}
 
 
-def read_exact_poses(path: Path, keypoints: int) -> tuple[np.ndarray, np.ndarray]:
-    """Read ``<camera>.pose_exact.csv``: frame indices and (N, A, K, 3) values."""
+@dataclass
+class ExactRows:
+    """``<camera>.pose_exact.csv`` read back: every analysed frame as the experiment saw it.
+
+    ``points`` (N, A, K, 3) in the values' own type (float32 or float64: to the bit);
+    ``batches``, ``times`` and ``leads`` are the update's (NaN lead: no prediction; batch 0 and
+    NaN time in files from before they were written); ``identity`` (N, A) or None.
+    """
+
+    frames: np.ndarray
+    batches: np.ndarray
+    times: np.ndarray
+    leads: np.ndarray
+    points: np.ndarray
+    identity: np.ndarray | None
+    multi_animal: bool
+
+
+def read_exact_rows(path: Path, keypoints: tuple[str, ...], dtype: str | None) -> ExactRows:
+    """Read ``<camera>.pose_exact.csv`` (either layout: with the update's columns or without)."""
     with path.open(encoding="utf-8") as file:
-        values_per_row = len(file.readline().split(",")) - 1
-    animals = max(1, values_per_row // (3 * keypoints))
-    data = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2, dtype=np.float64)
+        header = file.readline().strip().split(",")
+    leading = 4 if header[1:4] == ["batch", "time_s", "lead_s"] else 1
+    confidences = sum(1 for name in header if name.startswith("identity_"))
+    values = len(header) - leading - confidences
+    animals = max(1, values // (3 * len(keypoints)))
+    multi = header[leading] != f"{keypoints[0]}_x" if keypoints else animals > 1
+    data = np.genfromtxt(path, delimiter=",", skip_header=1, dtype=np.float64, ndmin=2)
     if data.size == 0:
-        return np.zeros(0, dtype=np.int64), np.zeros((0, animals, keypoints, 3))
-    return data[:, 0].astype(np.int64), data[:, 1:].reshape(len(data), animals, keypoints, 3)
+        data = np.zeros((0, len(header)))
+    rows = len(data)
+    points = data[:, leading : leading + values].reshape(rows, animals, len(keypoints), 3)
+    if dtype == "float32":  # written with 9 digits: they read back to the float32's bits
+        points = points.astype(np.float32)
+    nan = np.full(rows, np.nan)
+    return ExactRows(
+        frames=data[:, 0].astype(np.int64),
+        batches=data[:, 1].astype(np.int64) if leading == 4 else np.zeros(rows, np.int64),
+        times=data[:, 2] if leading == 4 else nan,
+        leads=data[:, 3] if leading == 4 else nan,
+        points=points,
+        identity=data[:, leading + values :] if confidences else None,
+        multi_animal=multi,
+    )
+
+
+def read_exact_poses(path: Path, keypoints: int) -> tuple[np.ndarray, np.ndarray]:
+    """Read ``<camera>.pose_exact.csv``: frame indices and (N, A, K, 3) values (float64)."""
+    names = tuple(f"k{i}" for i in range(keypoints))
+    rows = read_exact_rows(path, names, None)
+    return rows.frames, rows.points.astype(np.float64)
 
 
 def live_poses(

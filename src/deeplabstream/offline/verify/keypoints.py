@@ -1,33 +1,37 @@
-"""Live keypoints against the offline reference, frame by frame, with the cause of each difference.
+"""Live keypoints against the reference, frame by frame: checked, explained, or not verifiable.
 
-Every frame analysed live that the recording holds is compared with the reference's keypoints
-of the same frame. A difference is *explained* when one of these applies to the frame (the first
-that applies names it in the split by cause):
+The reference analysed the recording on the live schedule (:mod:`.reanalysis`), so every frame
+the live loop analysed and the recording holds was analysed offline after the same frames. Each
+such frame is judged on its own and counted once:
 
-``lossy_codec``
-    The recording is H.264: the reference saw the decoded, compressed frame, live the raw one.
-``dynamic_crop``
-    Live analysed another region of the frame than the reference (the crop follows the poses
-    of the frames before, and live skipped some).
-``skipped_before``
-    A context model (the last two analysed frames are its context) or ``CROP_FROM =
-    previous_frame`` (the crop comes from the last analysed frame), and live skipped one of the
-    two frames before (or the recording lacks it, so the reference did not see it).
-``tracking_history``
-    Several animals: identities follow the frames before, and live (or the recording) skipped
-    some of them.
-``batched``
-    Live analysed the frame in a batch of another size (batched kernels may round otherwise).
-``gpu``
-    The model ran on a GPU provider, whose kernels need not repeat to the bit.
+``to_the_bit``
+    A lossless recording: live and reference equal to the bit (every value, likelihoods too).
+``within_bound``
+    A lossy (H.264) recording: every keypoint seen on both sides within the camera's bound, the
+    codec's noise (``--tolerance-px``) plus the model's output grid in frame pixels (a heatmap
+    cell: where a near-tie moves a peak). The bound is stated per camera in the report.
+``explained``
+    A lossless recording, not equal, for a recorded cause (the first that applies):
+    ``history_not_recorded`` (a frame analysed live before it, which a context model, a
+    previous-frame crop, a dynamic crop or the identity tracker follows, is not in the
+    recording, so the reference's history differs), ``identity_order`` (equal to the bit
+    with the animals in another order: the appearance learner runs beside the loop and is not
+    repeated), ``batched`` (analysed in a batch of another size), ``gpu`` (a GPU provider's
+    kernels need not repeat to the bit).
+``differs``
+    Lossless and not equal with no cause; or lossy and a keypoint beyond the bound.
+``not_verifiable``
+    Analysed live but not in the recording (before it started, or lost by the recorder), or on a
+    lossy recording with no keypoint seen (above the likelihood threshold) on both sides.
 
-A frame none applies to must agree to the bit (lossless recording, full-precision live file):
-the first one that does not is named. With the lossy codec alone the keypoints must agree
-within ``tolerance_px`` at the 99th percentile.
+A lossy recording can show that the keypoints are consistent with the video up to compression;
+only a lossless one proves them to the bit. A keypoint difference never explains a decision:
+decisions are re-derived from the live keypoints (:mod:`.decisions`).
 """
 
 from __future__ import annotations
 
+import bisect
 import itertools
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,20 +40,14 @@ import numpy as np
 
 from deeplabstream.offline.verify.frames import PoseSeries
 
-CAUSES = (
-    "lossy_codec",
-    "dynamic_crop",
-    "skipped_before",
-    "tracking_history",
-    "batched",
-    "gpu",
-)
+CATEGORIES = ("to_the_bit", "within_bound", "explained", "differs", "not_verifiable")
+CAUSES = ("history_not_recorded", "identity_order", "batched", "gpu")
 CONTEXT_FRAMES_BEFORE = 2  # a context model's causal context; a previous-frame crop needs 1
 
 
 @dataclass(frozen=True)
 class CameraFacts:
-    """What decides which causes can apply to a camera's frames."""
+    """What decides which causes can apply to a camera's frames, and its lossy bound."""
 
     lossless: bool
     context_model: bool
@@ -58,126 +56,216 @@ class CameraFacts:
     animals: int
     gpu: bool
     likelihood_threshold: float
+    bound_px: float  # lossy: codec noise + the model's output grid in frame pixels
+    grid_px: float
 
 
 @dataclass
 class KeypointComparison:
-    """One camera's keypoints, live against offline."""
+    """One camera's keypoints, live against the reference."""
 
     camera: str
     exact_live_file: bool
+    lossless: bool = True
+    bound_px: float | None = None
+    grid_px: float | None = None
     frames_analysed_live: int = 0
-    frames_not_in_recording: int = 0  # analysed live, but the recording lost the frame
-    frames_compared: int = 0
-    frames_equal_to_the_bit: int = 0
-    frames_without_cause: int = 0
-    first_unexplained_frame: int | None = None
-    unexplained_frames: int = 0
-    by_cause: dict[str, dict[str, Any]] = field(default_factory=dict)
+    frames: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CATEGORIES, 0))
+    by_cause: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CAUSES, 0))
+    not_verifiable: dict[str, int] = field(default_factory=dict)  # why -> frames
+    unverifiable_frames: list[int] = field(default_factory=list, repr=False)
+    first_differing_frame: int | None = None
+    differing_frames: list[int] = field(default_factory=list)
+    stats: dict[str, Any] = field(default_factory=dict)  # px over the compared keypoints
     per_keypoint: list[dict[str, Any]] = field(default_factory=list)
     likelihood_difference: dict[str, float | None] = field(default_factory=dict)
-    seen_only_live: int = 0  # keypoints above threshold live, below (or missing) offline
-    seen_only_offline: int = 0
-    # Frames where an animal has no keypoint seen on one side and some on the other.
-    frames_animal_only_live: int = 0
-    frames_animal_only_offline: int = 0
-    identity_swaps: int = 0  # frames whose animals match offline only in another order
-    identity_swaps_unexplained: int = 0
-    codec_p99_px: float | None = None
-    tolerance_px: float = 0.0
+    identity_swaps: int = 0
     truth: dict[str, Any] | None = None
     series: dict[str, list[Any]] = field(default_factory=dict, repr=False)
 
+    @property
+    def frames_compared(self) -> int:
+        """Frames judged against the reference (all but the not verifiable)."""
+        return sum(n for c, n in self.frames.items() if c != "not_verifiable")
+
     def reasons(self) -> list[str]:
         """Why this camera does not agree (empty: it agrees)."""
-        reasons = []
-        if self.first_unexplained_frame is not None:
-            what = "to the bit" if self.exact_live_file else "to the pose CSV's 0.001 px"
-            reasons.append(
-                f"{self.camera}: {self.unexplained_frames} frame(s) with no cause to differ "
-                f"differ from the offline analysis (not equal {what}); the first is frame "
-                f"{self.first_unexplained_frame}"
+        count = self.frames["differs"]
+        if not count:
+            return []
+        if self.lossless:
+            how = (
+                "not equal to the bit, with no recorded cause"
+                if self.exact_live_file
+                else ("not equal to the pose CSV's 0.001 px, with no recorded cause")
             )
-        if self.identity_swaps_unexplained:
-            reasons.append(
-                f"{self.camera}: {self.identity_swaps_unexplained} frame(s) have the animals' "
-                "identities swapped against the offline analysis with no skipped frame before"
-            )
-        if self.codec_p99_px is not None and self.codec_p99_px > self.tolerance_px:
-            reasons.append(
-                f"{self.camera}: keypoints differ by {self.codec_p99_px:.3f} px (p99) on frames "
-                f"whose only difference is the lossy recording, above the tolerance of "
-                f"{self.tolerance_px} px (--tolerance-px)"
-            )
-        return reasons
+        else:
+            how = f"a keypoint beyond the lossy recording's bound of {self.bound_px:.2f} px"
+        return [
+            f"{self.camera}: {count} frame(s) differ from the reference ({how}); the first is "
+            f"frame {self.first_differing_frame}"
+        ]
 
 
 def compare_keypoints(
     camera: str,
     live: PoseSeries,
     offline: PoseSeries,
-    analysed_live: tuple[np.ndarray, np.ndarray],
+    recorded: set[int],
+    first_recorded: int | None,
     facts: CameraFacts,
-    tolerance_px: float,
     truth: np.ndarray | None = None,
     truth_frames: np.ndarray | None = None,
 ) -> KeypointComparison:
-    """Compare every frame ``live`` analysed with ``offline``'s keypoints of the same frame.
+    """Judge every frame ``live`` analysed against ``offline``'s of the same frame.
 
-    ``analysed_live``: the live frame indices in capture order with whether each was analysed.
+    ``recorded``: the live frame indices the recording holds; ``first_recorded`` the first.
     """
-    result = KeypointComparison(camera, live.exact, tolerance_px=tolerance_px)
+    result = KeypointComparison(
+        camera,
+        live.exact,
+        lossless=facts.lossless,
+        bound_px=None if facts.lossless else facts.bound_px,
+        grid_px=facts.grid_px,
+    )
     result.frames_analysed_live = len(live.frames)
     offline_rows = offline.index_of()
-    # A frame captured live that the recording lacks (lost by the recorder, or before the
-    # recording started) is one the reference never saw: the frames after it have another
-    # history offline, as after a frame live skipped.
-    skipped = _skipped_set(analysed_live) | {
-        int(f) for f in analysed_live[0].tolist() if int(f) not in offline_rows
-    }
-    first_skip = min(skipped) if skipped else None
+    analysed = [int(f) for f in live.frames.tolist()]
+    missing = sorted(f for f in analysed if f not in recorded or f not in offline_rows)
     rows: list[tuple[int, int, int]] = []
-    for live_row, frame in enumerate(live.frames):
-        offline_row = offline_rows.get(int(frame))
-        if offline_row is None:
-            result.frames_not_in_recording += 1
+    for live_row, frame in enumerate(analysed):
+        offline_row = offline_rows.get(frame)
+        if offline_row is None or frame not in recorded:
+            before = first_recorded is None or frame < first_recorded
+            why = "before the recording started" if before else "not in the recording"
+            _count_unverifiable(result, why, frame)
             continue
-        rows.append((int(frame), live_row, offline_row))
+        rows.append((frame, live_row, offline_row))
     if not rows:
         return result
     frames = np.array([r[0] for r in rows])
-    a = live.points[[r[1] for r in rows]]
-    b = offline.points[[r[2] for r in rows]]
+    a = live.points[[r[1] for r in rows]].astype(np.float64)
+    b = offline.points[[r[2] for r in rows]].astype(np.float64)
     animals = min(a.shape[1], b.shape[1])
     a, b = a[:, :animals], b[:, :animals]
     if not live.exact:  # live read from the pose CSV: the reference as that file writes it
         b = _as_pose_csv_writes(b)
-    swapped = _identity_swaps(a, b, facts.likelihood_threshold) if animals > 1 else None
-    causes = [_cause(int(f), live, offline, skipped, first_skip, facts) for f in frames.tolist()]
     equal = np.array([_same(x, y) for x, y in zip(a, b, strict=True)])
-    result.frames_compared = len(rows)
-    result.frames_equal_to_the_bit = int(equal.sum())
     distance = np.hypot(a[..., 0] - b[..., 0], a[..., 1] - b[..., 1])  # (N, A, K)
-    seen_a = a[..., 2] >= facts.likelihood_threshold
-    seen_b = b[..., 2] >= facts.likelihood_threshold
-    result.seen_only_live = int((seen_a & ~seen_b).sum())
-    result.seen_only_offline = int((~seen_a & seen_b).sum())
-    animal_a, animal_b = np.any(seen_a, axis=2), np.any(seen_b, axis=2)  # (N, A): an animal seen
-    result.frames_animal_only_live = int(np.any(animal_a & ~animal_b, axis=1).sum())
-    result.frames_animal_only_offline = int(np.any(~animal_a & animal_b, axis=1).sum())
-    _split(result, frames, equal, causes, distance, seen_a & seen_b, swapped)
+    seen = (a[..., 2] >= facts.likelihood_threshold) & (b[..., 2] >= facts.likelihood_threshold)
+    reordered = _equal_in_another_order(a, b) if animals > 1 else np.zeros(len(a), dtype=bool)
+    result.identity_swaps = int(reordered.sum())
+    categories = []
+    for i, frame in enumerate(frames.tolist()):
+        category, cause = _judge(
+            int(frame),
+            bool(equal[i]),
+            bool(reordered[i]),
+            distance[i],
+            seen[i],
+            live,
+            offline,
+            missing,
+            facts,
+        )
+        categories.append(category)
+        if category == "not_verifiable":
+            _count_unverifiable(result, "no keypoint seen on both sides (lossy recording)", frame)
+            continue
+        result.frames[category] += 1
+        if cause is not None:
+            result.by_cause[cause] += 1
+        if category == "differs":
+            result.differing_frames.append(int(frame))
+    if result.differing_frames:
+        result.first_differing_frame = result.differing_frames[0]
+    compared = distance[seen & np.isfinite(distance)]
+    result.stats = _px_stats(compared)
+    result.stats["frames_equal_to_the_bit"] = int(equal.sum())
     _per_keypoint(result, live.keypoints, distance, a, b, animals)
-    flat = np.where(np.isfinite(distance), distance, 0.0).reshape(len(rows), -1)
+    flat = np.where(seen & np.isfinite(distance), distance, 0.0).reshape(len(rows), -1)
     frame_max = flat.max(axis=1) if flat.shape[1] else np.zeros(len(rows))
     result.series = {
         "frame": frames.tolist(),
         "max_px": [float(x) for x in frame_max],
-        "cause": [c or "" for c in causes],
-        "equal": [bool(e) for e in equal],
+        "category": categories,
     }
     if truth is not None and truth_frames is not None:
         result.truth = _against_truth(frames, a, b, truth, truth_frames, facts)
     return result
+
+
+def _count_unverifiable(result: KeypointComparison, why: str, frame: int) -> None:
+    result.frames["not_verifiable"] += 1
+    result.unverifiable_frames.append(int(frame))
+    result.not_verifiable[why] = result.not_verifiable.get(why, 0) + 1
+
+
+def _judge(
+    frame: int,
+    equal: bool,
+    reordered: bool,
+    distance: np.ndarray,
+    seen: np.ndarray,
+    live: PoseSeries,
+    offline: PoseSeries,
+    missing: list[int],
+    facts: CameraFacts,
+) -> tuple[str, str | None]:
+    """Return a frame's category and, when explained, its cause."""
+    if not facts.lossless:
+        if not seen.any():
+            return "not_verifiable", None
+        within = bool(np.all(distance[seen] <= facts.bound_px))
+        return ("within_bound" if within else "differs"), None
+    if equal:
+        return "to_the_bit", None
+    cause = _cause(frame, reordered, live, offline, missing, facts)
+    return ("explained", cause) if cause is not None else ("differs", None)
+
+
+def _cause(
+    frame: int,
+    reordered: bool,
+    live: PoseSeries,
+    offline: PoseSeries,
+    missing: list[int],
+    facts: CameraFacts,
+) -> str | None:
+    """Return the first recorded cause (in :data:`CAUSES` order) that applies, or None.
+
+    ``missing``: the frames analysed live that the recording lacks, ascending.
+    """
+    earlier = bisect.bisect_left(missing, frame)
+    if earlier:
+        follows_all = facts.dynamic_crop or facts.animals > 1  # crop and tracker: every frame
+        if follows_all or _within_context(frame, missing[earlier - 1], live, facts):
+            return "history_not_recorded"
+    if reordered:
+        return "identity_order"
+    if live.batch_sizes.get(frame, 1) != offline.batch_sizes.get(frame, 1):
+        return "batched"
+    if facts.gpu:
+        return "gpu"
+    return None
+
+
+def _within_context(frame: int, missing: int, live: PoseSeries, facts: CameraFacts) -> bool:
+    """Whether ``missing`` was among the analysed frames a context or previous crop reads."""
+    if not (facts.context_model or facts.crop_from_previous):
+        return False
+    before = CONTEXT_FRAMES_BEFORE if facts.context_model else 1
+    row = int(np.searchsorted(live.frames, frame))  # live.frames ascending
+    return missing in live.frames[max(0, row - before) : row].tolist()
+
+
+def _equal_in_another_order(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per frame: True when the animals are equal to the bit in some other order."""
+    orders = list(itertools.permutations(range(a.shape[1])))[1:]
+    found = np.zeros(len(a), dtype=bool)
+    for i in range(len(a)):
+        found[i] = any(_same(a[i], b[i, list(order)]) for order in orders)
+    return found
 
 
 def _as_pose_csv_writes(points: np.ndarray) -> np.ndarray:
@@ -193,77 +281,9 @@ def _as_pose_csv_writes(points: np.ndarray) -> np.ndarray:
     return rounded
 
 
-def _skipped_set(analysed_live: tuple[np.ndarray, np.ndarray]) -> set[int]:
-    """Live frame indices captured but not analysed."""
-    frames, analysed = analysed_live
-    return {int(f) for f, done in zip(frames.tolist(), analysed.tolist(), strict=True) if not done}
-
-
-def _cause(
-    frame: int,
-    live: PoseSeries,
-    offline: PoseSeries,
-    skipped: set[int],
-    first_skip: int | None,
-    facts: CameraFacts,
-) -> str | None:
-    """Return the first cause (in :data:`CAUSES` order) that applies to ``frame``, or None."""
-    if not facts.lossless:
-        return "lossy_codec"
-    if facts.dynamic_crop and live.crops.get(frame) != offline.crops.get(frame):
-        return "dynamic_crop"
-    before = CONTEXT_FRAMES_BEFORE if facts.context_model else 1
-    if (facts.context_model or facts.crop_from_previous) and any(
-        frame - step in skipped for step in range(1, before + 1)
-    ):
-        return "skipped_before"
-    if facts.animals > 1 and first_skip is not None and first_skip < frame:
-        return "tracking_history"
-    if live.batch_sizes.get(frame, 1) != offline.batch_sizes.get(frame, 1):
-        return "batched"
-    if facts.gpu:
-        return "gpu"
-    return None
-
-
 def _same(x: np.ndarray, y: np.ndarray) -> bool:
     """Equal to the bit, NaN where NaN (an animal not seen)."""
     return bool(np.array_equal(x, y, equal_nan=True))
-
-
-def _split(
-    result: KeypointComparison,
-    frames: np.ndarray,
-    equal: np.ndarray,
-    causes: list[str | None],
-    distance: np.ndarray,
-    seen: np.ndarray,
-    swapped: np.ndarray | None,
-) -> None:
-    """Fill the split by cause, the unexplained frames and the codec-only percentile."""
-    for cause in [*CAUSES, None]:
-        mask = np.array([c == cause for c in causes])
-        if not mask.any():
-            continue
-        name = cause or "none"
-        values = distance[mask][seen[mask]]
-        result.by_cause[name] = {
-            "frames": int(mask.sum()),
-            "frames_equal_to_the_bit": int(equal[mask].sum()),
-            **_px_stats(values),
-        }
-        if cause is None:
-            result.frames_without_cause = int(mask.sum())
-            differing = mask & ~equal
-            result.unexplained_frames = int(differing.sum())
-            if differing.any():
-                result.first_unexplained_frame = int(frames[np.argmax(differing)])
-            if swapped is not None:
-                result.identity_swaps_unexplained = int((swapped & mask).sum())
-        if cause == "lossy_codec" and values.size:
-            result.codec_p99_px = float(np.percentile(values, 99))
-    if swapped is not None:
-        result.identity_swaps = int(swapped.sum())
 
 
 def _px_stats(values: np.ndarray) -> dict[str, float | None]:
@@ -303,27 +323,6 @@ def _per_keypoint(
                 "likelihood_max_difference": float(lk.max()) if lk.size else None,
             }
         )
-
-
-def _identity_swaps(a: np.ndarray, b: np.ndarray, threshold: float) -> np.ndarray:
-    """Per frame: True when the live animals match the offline ones best in another order."""
-    animals = a.shape[1]
-    orders = list(itertools.permutations(range(animals)))
-    swapped = np.zeros(len(a), dtype=bool)
-    for i in range(len(a)):
-        costs = [_order_cost(a[i], b[i, list(order)], threshold) for order in orders]
-        finite = [c for c in costs if np.isfinite(c)]
-        if finite and costs[0] > min(finite):
-            swapped[i] = True
-    return swapped
-
-
-def _order_cost(a: np.ndarray, b: np.ndarray, threshold: float) -> float:
-    seen = (a[..., 2] >= threshold) & (b[..., 2] >= threshold)
-    if not seen.any():
-        return float("inf")
-    distance = np.hypot(a[..., 0] - b[..., 0], a[..., 1] - b[..., 1])
-    return float(distance[seen].mean())
 
 
 def _against_truth(

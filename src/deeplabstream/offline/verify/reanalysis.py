@@ -1,33 +1,31 @@
-"""The offline reference: the session's recordings analysed again, every frame, as it ran.
+"""The keypoints reference: the recording analysed again on the live session's own schedule.
 
-Each camera becomes a ``video`` camera playing its recording in lockstep (every frame analysed,
-none skipped), with the session's own settings (its model, thresholds, dynamic crop, crop
-source, flip), its experiment, and its devices replaced by ``log`` (nothing is switched).
-ROTATE and MIRROR are left out: the recording holds the frames after them. The one deliberate
-change: forward prediction is off offline, so the reference decides on where the animal *was*;
-live decisions made early by prediction are then seen as early (:mod:`offline.verify.events`).
+Each camera becomes a ``video`` camera playing its recording in lockstep, delivering exactly the
+frames the live loop analysed and only those, in order (``FRAMES``): a context model, the
+identity tracker and a dynamic crop see what they saw live, and a frame the live loop skipped is
+skipped again. The session's own settings run it (its model, thresholds, dynamic crop, crop
+source, flip); ROTATE and MIRROR are left out (the recording holds the frames after them). No
+experiment runs: the decisions are re-derived from the live keypoints (:mod:`.decisions`), never
+from this reference.
 """
 
 from __future__ import annotations
 
-import configparser
 import dataclasses
 import logging
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from deeplabstream.experiments.registry import config_file_of
 from deeplabstream.hardware.cameras.video import VideoSettings
 from deeplabstream.offline.replay.job import ProgressSink, ReplayOptions, ReplayResult
 from deeplabstream.offline.replay.session import replay_with_plan
+from deeplabstream.offline.verify.frames import ExactRows
 from deeplabstream.offline.verify.session_files import SessionFiles, VerifyError
 from deeplabstream.settings.effective import CameraPlan, resolve_cameras
-from deeplabstream.settings.sections import CameraSettings, DeviceSettings, Settings
+from deeplabstream.settings.sections import CameraSettings, Settings
 
 log = logging.getLogger(__name__)
-
-PREDICTION_KEYS = ("PREDICT", "PREDICTED")  # and every PREDICT_* key
 
 
 @dataclass(frozen=True)
@@ -37,19 +35,22 @@ class OfflineRun:
     part: int
     folder: Path
     result: ReplayResult
-    prediction_removed: bool  # the experiment predicted live; the reference does not
     plan: CameraPlan  # each camera's effective settings: the session's, the recording its source
+    scheduled: dict[str, int]  # per camera: the frames of this part the live loop analysed
 
 
 def analyse_offline(
-    session: SessionFiles, target: Path, progress: ProgressSink | None = None
+    session: SessionFiles,
+    target: Path,
+    live: dict[str, ExactRows],
+    progress: ProgressSink | None = None,
 ) -> list[OfflineRun]:
-    """Analyse every recording of ``session`` into ``target/offline[-N]``; one run per part."""
+    """Analyse every recording of ``session`` on the live schedule into ``target/offline[-N]``."""
     target.mkdir(parents=True, exist_ok=True)
-    experiment, removed = reference_experiment(session, target)
     runs = []
     for part in range(session.recording_sets):
-        settings = offline_settings(session, part, experiment)
+        schedule = _schedule(session, part, live)
+        settings = offline_settings(session, part, schedule)
         if not settings.cameras:
             continue
         folder = target / ("offline" if part == 0 else f"offline-{part + 1}")
@@ -57,23 +58,53 @@ def analyse_offline(
             shutil.rmtree(folder)  # an earlier verify's: this one replaces it
         plan = resolve_cameras(settings)  # verify's run: the plan is made here, once
         result = _replay(plan, session, folder, progress)
-        runs.append(OfflineRun(part, folder, result, removed, plan))
+        scheduled = {camera: len(frames) for camera, frames in schedule.items()}
+        runs.append(OfflineRun(part, folder, result, plan, scheduled))
     return runs
 
 
-def offline_settings(session: SessionFiles, part: int, experiment: str | None) -> Settings:
-    """Return the session's settings with recording ``part`` of each camera as its source."""
-    settings = session.settings
-    cameras = []
+def _schedule(
+    session: SessionFiles, part: int, live: dict[str, ExactRows]
+) -> dict[str, tuple[int, ...]]:
+    """Per camera: the positions in recording ``part`` of the frames the live loop analysed."""
+    schedule: dict[str, tuple[int, ...]] = {}
     for camera in session.cameras:
         if part >= len(camera.videos):
+            continue
+        rows = live.get(camera.name)
+        table = camera.videos[part].live_index()
+        if rows is None or table is None:
+            schedule[camera.name] = ()  # no schedule known: every frame
+            continue
+        position = {int(frame): i for i, frame in enumerate(table.tolist())}
+        analysed = sorted({position[int(f)] for f in rows.frames.tolist() if int(f) in position})
+        schedule[camera.name] = tuple(analysed) if analysed else (-1,)
+    return schedule
+
+
+def offline_settings(
+    session: SessionFiles, part: int, schedule: dict[str, tuple[int, ...]] | None = None
+) -> Settings:
+    """Return the session's settings with recording ``part`` of each camera as its source.
+
+    ``schedule``: per camera, the recording's frames to analyse (empty: every frame); a camera
+    none of whose recorded frames was analysed live is left out.
+    """
+    settings = session.settings
+    schedule = schedule or {}
+    cameras = []
+    for camera in session.cameras:
+        frames = schedule.get(camera.name, ())
+        if part >= len(camera.videos) or frames == (-1,):
             continue
         original = next((c for c in settings.cameras if c.name == camera.name), None)
         common = original.common if original is not None else None
         replay_camera = CameraSettings(
             name=camera.name,
             source="video",
-            options=VideoSettings(path=camera.videos[part].video, pacing="lockstep", loop=False),
+            options=VideoSettings(
+                path=camera.videos[part].video, pacing="lockstep", loop=False, frames=frames
+            ),
             settings_folder=original.settings_folder if original is not None else None,
         )
         if common is not None:  # the frames in the video are already rotated and mirrored
@@ -82,88 +113,14 @@ def offline_settings(session: SessionFiles, part: int, experiment: str | None) -
                 common=dataclasses.replace(common, rotate=0, mirror="off", record=False),
             )
         cameras.append(replay_camera)
-    devices = {name: DeviceSettings(type="log") for name in settings.devices}
-    changed = dataclasses.replace(settings, cameras=tuple(cameras), devices=devices)
-    if experiment is not None:
-        changed = dataclasses.replace(
-            changed, experiment=dataclasses.replace(changed.experiment, name=experiment)
-        )
-    return changed
-
-
-def reference_experiment(session: SessionFiles, target: Path) -> tuple[str | None, bool]:
-    """Return the experiment the reference runs, and whether prediction was taken out of it.
-
-    A config file that predicts is copied into ``target`` with ``PREDICT = off`` and without
-    its ``PREDICT_*`` and triggers' ``PREDICTED`` keys; its relative file paths are made
-    absolute, so the copy reads what the original read. A class experiment runs as it is.
-    """
-    name = session.experiment and session.settings.experiment.name
-    if not name:
-        return None, False
-    settings_folder = _settings_folder(session)
-    config = config_file_of(name, settings_folder)
-    if config is None or not config.is_file():
-        return name, False
-    parser = _read_config(config)
-    if not parser.has_section("Experiment"):
-        return name, False
-    if parser.get("Experiment", "PREDICT", fallback="off").strip().lower() == "off":
-        return name, False
-    for section in parser.sections():
-        for key in list(parser[section]):
-            upper = key.upper()
-            if upper in PREDICTION_KEYS or upper.startswith("PREDICT_"):
-                parser.remove_option(section, key)
-            else:
-                parser[section][key] = _absolute_if_a_file(parser[section][key], config.parent)
-    target.mkdir(parents=True, exist_ok=True)
-    copy = target / f"{config.stem}.reference.ini"
-    with copy.open("w", encoding="utf-8") as file:
-        file.write(
-            f"# {config} without forward prediction: deeplabstream-verify's reference decides "
-            "on the measured keypoints.\n"
-        )
-        parser.write(file)
-    return str(copy), True
-
-
-def _absolute_if_a_file(value: str, folder: Path) -> str:
-    """Return ``value`` made absolute when it names a file beside the config; else as it is."""
-    text = value.strip()
-    if not text or Path(text).is_absolute() or not (folder / text).exists():
-        return value
-    return str(folder / text)
-
-
-def _read_config(path: Path) -> configparser.ConfigParser:
-    parser = configparser.ConfigParser(interpolation=None, strict=True)
-    parser.optionxform = str  # type: ignore[assignment, method-assign]  # keep the keys' case
-    try:
-        parser.read(path, encoding="utf-8-sig")
-    except configparser.Error as error:
-        raise VerifyError(f"{path}: the session's experiment cannot be read: {error}") from None
-    return parser
-
-
-def _settings_folder(session: SessionFiles) -> Path | None:
-    """Return the session's settings file's folder, where its lab's plugins are (if there)."""
-    recorded = (session.record.get("settings") or {}).get("file")
-    folder = Path(recorded).parent if recorded else None
-    return folder if folder is not None and folder.is_dir() else None
+    return dataclasses.replace(settings, cameras=tuple(cameras), devices={})
 
 
 def _replay(
     plan: CameraPlan, session: SessionFiles, folder: Path, progress: ProgressSink | None
 ) -> ReplayResult:
-    settings = plan.settings
-    options = ReplayOptions(
-        mode="fast",
-        experiment=session.experiment is not None,
-        log_devices=True,
-        output_dir=folder.parent,
-    )
-    first = settings.cameras[0].options.path
+    options = ReplayOptions(mode="fast", experiment=False, output_dir=folder.parent)
+    first = plan.settings.cameras[0].options.path
     result = replay_with_plan(first, plan, options, progress, folder_name=folder.name)
     if result.session_dir is None:
         raise VerifyError(

@@ -1,9 +1,12 @@
-"""``verify/report.html``: one page a lab attaches to its methods, with its two figures as PNG.
+"""``verify/report.html``: one page a reviewer reads in a minute, with its figures as PNG.
 
-The page holds the verdict and its reasons, the summary table per camera, the split of keypoint
-differences by cause, the events table, each action's latency beside the frames it lagged, and
-two figures (also written beside it, ``keypoints.png`` and ``events.png``): the keypoint
-difference over time with the frames live skipped, and the event raster live against offline.
+At the top: the verdict, the coverage (every analysed frame counted once, every decision row)
+and the provenance (software, model and experiment with their hashes, codec, bounds, dates).
+Then what differs, each with its frame and cause; what could not be checked; every decision row
+that differs, with the keypoints that decided it, live and re-derived; the keypoints per camera
+by category and cause; the files. The figures (also written beside it, ``keypoints.png`` and
+``decisions.png``) are drawn from the very numbers of the tables: each frame's largest keypoint
+difference coloured by its category, and the decision rows live against re-derived.
 """
 
 from __future__ import annotations
@@ -13,16 +16,29 @@ import html
 from pathlib import Path
 from typing import Any
 
+from deeplabstream.offline.verify.keypoints import CATEGORIES
 from deeplabstream.offline.verify.verification import Verification
 
 KEYPOINTS_FIGURE = "keypoints.png"
-EVENTS_FIGURE = "events.png"
+DECISIONS_FIGURE = "decisions.png"
 STYLE = (
-    "body{font-family:sans-serif;max-width:60em;margin:2em auto;color:#222}"
+    "body{font-family:sans-serif;max-width:64em;margin:2em auto;color:#222}"
     "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #bbb;padding:.2em .5em;"
     "text-align:right}th{background:#eee}td.l,th.l{text-align:left}"
-    ".agrees{color:#176e2c}.differs{color:#b00020}img{max-width:100%}"
+    ".agrees{color:#176e2c}.differs{color:#b00020}.part{color:#8a5a00}img{max-width:100%}"
 )
+VERDICT_WORDS = {
+    "agrees": "The session agrees with its recording.",
+    "agrees in part": "Nothing differs, but not everything could be checked (below).",
+    "differs": "The session differs from its recording (below: what, and where).",
+}
+CATEGORY_COLOURS = {
+    "to_the_bit": "tab:green",
+    "within_bound": "tab:olive",
+    "explained": "tab:blue",
+    "differs": "tab:red",
+    "not_verifiable": "tab:gray",
+}
 
 
 def write_report(verification: Verification, target: Path) -> None:
@@ -30,30 +46,35 @@ def write_report(verification: Verification, target: Path) -> None:
     folder = target.parent
     figures = [
         _keypoint_figure(verification, folder / KEYPOINTS_FIGURE),
-        _event_figure(verification, folder / EVENTS_FIGURE),
+        _decision_figure(verification, folder / DECISIONS_FIGURE),
     ]
     summary = verification.summary
+    verdict = summary["verdict"]
+    css = {"agrees": "agrees", "differs": "differs"}.get(verdict, "part")
+    name = html.escape(verification.folder.name)
     parts = [
-        f"<!doctype html><html><head><meta charset='utf-8'><title>Verification of "
-        f"{html.escape(verification.folder.name)}</title><style>{STYLE}</style></head><body>",
-        f"<h1>Verification of {html.escape(verification.folder.name)}</h1>",
-        f"<p class='{summary['verdict']}'><b>The live session {summary['verdict']} with the "
-        "offline analysis of its recording.</b></p>",
-        _list("Why", summary["reasons"]),
+        f"<!doctype html><html><head><meta charset='utf-8'><title>Verification of {name}"
+        f"</title><style>{STYLE}</style></head><body><h1>Verification of {name}</h1>",
+        f"<p class='{css}'><b>Verdict: {html.escape(verdict)}.</b> {VERDICT_WORDS[verdict]}</p>",
+        _coverage_table(summary["coverage"]),
+        _provenance(summary["provenance"]),
+        _list("What differs", summary["reasons"]),
+        _list("What could not be checked", summary["not_checked"]),
         _list("Notes", summary["notes"]),
-        "<h2>Keypoints</h2>",
-        _camera_table(summary["cameras"]),
-        _cause_table(summary["cameras"]),
-        "<h2>Triggers, trials and actions</h2>",
-        _event_table(summary["events"]),
-        "<h2>Actions: latency and lag</h2>",
-        _action_table(summary["actions"]),
+        "<h2>Decisions: the experiment re-run on the live keypoints</h2>",
+        _decision_table(summary["decisions"]),
+        _differences(summary["decisions"]),
+        "<h2>Keypoints: the recording analysed again on the live schedule</h2>",
+        _keypoint_table(summary["keypoints"]),
+        "<h2>Files</h2>",
+        _files(summary["files"]),
         *[_image(figure) for figure in figures if figure is not None],
-        "<p>Made by deeplabstream-verify: every frame of the recording analysed again with the "
-        "session's model, settings and experiment (devices as log, forward prediction off), "
-        "compared frame by frame with what the live loop saw and decided.</p></body></html>",
+        "<p>Made by deeplabstream-verify (docs/verify.md): decisions re-derived by the session's "
+        "recorded experiment from its recorded keypoints, keypoints re-derived by its model from "
+        "its recording on the live schedule, every file taken against the digest recorded at "
+        "the session's close.</p></body></html>",
     ]
-    target.write_text("\n".join(parts), encoding="utf-8")
+    target.write_text("\n".join(part for part in parts if part), encoding="utf-8")
 
 
 def _list(title: str, items: list[str]) -> str:
@@ -64,6 +85,8 @@ def _list(title: str, items: list[str]) -> str:
 
 
 def _table(header: list[str], rows: list[list[Any]]) -> str:
+    if not rows:
+        return ""
     head = "".join(f"<th class='l'>{html.escape(h)}</th>" for h in header[:1])
     head += "".join(f"<th>{html.escape(h)}</th>" for h in header[1:])
     body = ""
@@ -78,86 +101,152 @@ def _text(value: Any) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
-        return f"{value:.4g}"
+        return f"{value:.3g}"
+    if isinstance(value, list):
+        return ", ".join(_text(v) for v in value) or "-"
     return str(value)
 
 
-def _camera_table(cameras: dict[str, Any]) -> str:
-    rows = [
+def _coverage_table(coverage: dict[str, Any]) -> str:
+    rows = []
+    for camera, counts in coverage["keypoints"].items():
+        row: list[Any] = [f"{camera}: frames"]
+        for category in CATEGORIES:
+            entry = counts[category]
+            row.append(f"{entry['frames']} ({entry['share'] * 100:.1f} %)")
+        rows.append(row)
+    keypoints = _table(["", *[c.replace("_", " ") for c in CATEGORIES]], rows)
+    decisions = _table(
+        ["events file", "updates", "re-derived", "rows", "rows equal"],
         [
-            name,
-            c["frames_analysed_live"],
-            c["frames_skipped_live"],
-            c["frames_not_in_recording"],
-            c["frames_compared"],
-            c["frames_equal_to_the_bit"],
-            c["unexplained_frames"],
-            c["identity_swaps"],
-            c["frames_animal_only_live"],
-            c["frames_animal_only_offline"],
-            (c.get("truth") or {}).get("live", {}).get("median_px"),
-            (c.get("truth") or {}).get("offline", {}).get("median_px"),
-        ]
-        for name, c in cameras.items()
+            [name, d["updates"], d["updates_re_derived"], d["rows"], d["rows_equal"]]
+            for name, d in coverage["decisions"].items()
+        ],
+    )
+    return f"<h2>Coverage</h2>{keypoints}{decisions}"
+
+
+def _provenance(provenance: dict[str, Any]) -> str:
+    rows: list[list[Any]] = [
+        ["verified at", provenance["verified_at"]],
+        ["verified with", provenance["verified_with"]],
+        ["session started", provenance["session_started"]],
+        ["session's software", provenance["session_software"]],
+        ["tolerance (codec, px)", provenance["tolerance_px"]],
     ]
+    for camera, bound in provenance["bounds_px"].items():
+        rows.append([f"{camera}: bound per frame (px)", bound])
+    for model in provenance["models"]:
+        digest = (model.get("recorded_sha256") or "")[:16]
+        rows.append(
+            [f"{model['camera']}: model", f"{model.get('name')} {model.get('file')} {digest}"]
+        )
+    for run in provenance["experiments"]:
+        digest = (run.get("sha256") or "")[:16]
+        rows.append(
+            [
+                f"experiment ({run.get('events_file')})",
+                f"{run.get('name')} ({run.get('kind')}, {run.get('origin')}) {digest}",
+            ]
+        )
+    for camera, parts in provenance["recordings"].items():
+        words = [f"{p['video']} ({'lossless' if p['lossless'] else 'lossy'})" for p in parts]
+        rows.append([f"{camera}: recording", ", ".join(words)])
+    return "<h2>Provenance</h2>" + _table(["", "value"], rows)
+
+
+def _decision_table(decisions: list[dict[str, Any]]) -> str:
+    return _table(
+        ["events file", "experiment", "agrees", "rows equal", "rows live", "re-derived", "note"],
+        [
+            [
+                d["events_file"],
+                d["experiment"],
+                "yes" if d["agrees"] else "no",
+                d["rows_equal"],
+                d["rows_live"],
+                d["rows_re_derived"],
+                d["not_re_derived"] or "; ".join(d["explained"]) or "",
+            ]
+            for d in decisions
+        ],
+    )
+
+
+def _differences(decisions: list[dict[str, Any]]) -> str:
+    rows = []
+    for run in decisions:
+        for item in run["differences"]:
+            live, again = item.get("live") or {}, item.get("re_derived") or {}
+            columns = item.get("columns_differing") or []
+            rows.append(
+                [
+                    run["events_file"],
+                    item["change"],
+                    item.get("frame_index"),
+                    item.get("camera"),
+                    f"{item.get('kind')} {item.get('name')} {item.get('detail')}",
+                    ", ".join(columns),
+                    _where(live),
+                    _where(again),
+                ]
+            )
+    return _table(
+        ["events file", "what", "frame", "camera", "row", "columns", "live", "re-derived"],
+        rows,
+    )
+
+
+def _where(row: dict[str, Any]) -> str:
+    """Return the keypoint that decided a row and where it was, as one side gives it."""
+    if not row:
+        return "-"
+    point = row.get("keypoint") or ""
+    x, y = row.get("measured_x") or "", row.get("measured_y") or ""
+    return f"{point} ({x}, {y}) t={row.get('time_s')}" if point else f"t={row.get('time_s')}"
+
+
+def _keypoint_table(cameras: dict[str, Any]) -> str:
+    rows = []
+    for camera, data in cameras.items():
+        stats = data["stats"]
+        causes = ", ".join(f"{k} {v}" for k, v in data["by_cause"].items() if v) or "-"
+        unverifiable = ", ".join(f"{k} {v}" for k, v in data["not_verifiable"].items()) or "-"
+        rows.append(
+            [
+                camera,
+                data["frames_analysed_live"],
+                data["frames_compared"],
+                "lossless" if data["lossless"] else f"lossy, {data['bound_px']:.2f} px",
+                stats.get("median_px"),
+                stats.get("p99_px"),
+                stats.get("max_px"),
+                causes,
+                unverifiable,
+                data["first_differing_frame"],
+            ]
+        )
     return _table(
         [
             "camera",
             "analysed live",
-            "skipped live",
-            "not in recording",
             "compared",
-            "equal to the bit",
-            "unexplained",
-            "identity swaps",
-            "frames with an animal seen live only",
-            "offline only",
-            "live vs truth, median px",
-            "offline vs truth, median px",
+            "recording",
+            "median px",
+            "p99 px",
+            "max px",
+            "explained by",
+            "not verifiable",
+            "first differing frame",
         ],
         rows,
     )
 
 
-def _cause_table(cameras: dict[str, Any]) -> str:
-    rows = [
-        [
-            f"{name}: {cause}",
-            figures["frames"],
-            figures["frames_equal_to_the_bit"],
-            figures["median_px"],
-            figures["p99_px"],
-            figures["max_px"],
-        ]
-        for name, c in cameras.items()
-        for cause, figures in c["by_cause"].items()
-    ]
-    return _table(
-        ["camera: cause", "frames", "equal to the bit", "median px", "p99 px", "max px"], rows
-    )
-
-
-def _event_table(events: dict[str, Any]) -> str:
-    rows = [
-        [kind, c["matched"], c["exact"], c["live_only"], c["offline_only"]]
-        for kind, c in events["counts"].items()
-    ]
-    table = _table(["kind", "matched", "same frame", "live only", "offline only"], rows)
-    return table + (
-        f"<p>Offline decisions that fell on frames live skipped: "
-        f"{events['offline_decisions_on_frames_skipped_live']}. Switch-offs at the session's "
-        f"end (not compared): {events['closing_switch_offs_not_compared']}.</p>"
-    )
-
-
-def _action_table(actions: list[dict[str, Any]]) -> str:
-    rows = [
-        [a["detail"], a["frame"], a["frames_late"], a["latency_ms"], a["explained_by"]]
-        for a in actions
-    ]
-    return _table(
-        ["action", "live frame", "frames late", "frame -> command, ms", "explained by"], rows
-    )
+def _files(files: dict[str, Any]) -> str:
+    proven, recorded = files["proven"], files["recorded"]
+    text = f"<p>{proven} of {recorded} files recorded at the close are unchanged.</p>"
+    return text + _list("Files that do not match", files["problems"])
 
 
 def _image(path: Path) -> str:
@@ -177,10 +266,20 @@ def _keypoint_figure(verification: Verification, target: Path) -> Path | None:
     figure, axes = pyplot.subplots(count, 1, figsize=(9, 2.6 * count), squeeze=False)
     for axis, camera in zip(axes[:, 0], verification.keypoints, strict=True):
         series = camera.series
-        axis.plot(series.get("frame", []), series.get("max_px", []), lw=0.8, label="live - offline")
-        skipped = series.get("skipped", [])
-        if skipped:
-            axis.plot(skipped, [0] * len(skipped), "|", color="tab:red", label="skipped live")
+        frames, largest = series.get("frame", []), series.get("max_px", [])
+        for category in CATEGORIES:
+            pick = [i for i, c in enumerate(series.get("category", [])) if c == category]
+            if pick:
+                axis.plot(
+                    [frames[i] for i in pick],
+                    [largest[i] for i in pick],
+                    ".",
+                    ms=3,
+                    color=CATEGORY_COLOURS[category],
+                    label=f"{category.replace('_', ' ')} ({camera.frames[category]})",
+                )
+        if camera.bound_px is not None:
+            axis.axhline(camera.bound_px, color="tab:red", lw=0.6, ls="--", label="bound")
         axis.set_title(f"{camera.camera}: largest keypoint difference per frame")
         axis.set_xlabel("frame")
         axis.set_ylabel("px")
@@ -191,33 +290,31 @@ def _keypoint_figure(verification: Verification, target: Path) -> Path | None:
     return target
 
 
-def _event_figure(verification: Verification, target: Path) -> Path | None:
-    events = verification.events
-    items = [
-        *[(m["frame"], m["offline_frame"], m) for m in events.matched],
-        *[(m["frame"], None, m) for m in events.live_only],
-        *[(None, m["frame"], m) for m in events.offline_only],
+def _decision_figure(verification: Verification, target: Path) -> Path | None:
+    items = [(item, run.events_file) for run in verification.decisions for item in run.differences]
+    counts = [
+        (run.events_file, run.rows_equal, len(run.differences)) for run in verification.decisions
     ]
-    if not items:
+    if not counts:
         return None
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot
 
-    names = sorted({f"{m['kind']} {m['name']}" for _, _, m in items})
-    row = {name: i for i, name in enumerate(names)}
-    figure, axis = pyplot.subplots(figsize=(9, 0.5 + 0.45 * len(names)))
-    for live, offline, m in items:
-        y = row[f"{m['kind']} {m['name']}"]
-        if offline is not None:
-            axis.plot([offline], [y - 0.15], "v", color="tab:blue", ms=5)
-        if live is not None:
-            colour = "tab:green" if m.get("explained_by") else "tab:red"
-            axis.plot([live], [y + 0.15], "^", color=colour, ms=5)
-    axis.set_yticks(range(len(names)), names, fontsize="small")
-    axis.set_xlabel("frame (blue: offline decision; green/red: live, explained/unexplained)")
-    axis.set_title("events: live against offline")
+    figure, axis = pyplot.subplots(figsize=(9, 2.2))
+    names = [name for name, _, _ in counts]
+    axis.barh(names, [equal for _, equal, _ in counts], color="tab:green", label="rows equal")
+    axis.barh(
+        names,
+        [differ for _, _, differ in counts],
+        left=[equal for _, equal, _ in counts],
+        color="tab:red",
+        label="rows differing",
+    )
+    axis.set_xlabel(f"decision rows ({len(items)} differing)")
+    axis.set_title("decisions: events.csv against the experiment re-run")
+    axis.legend(loc="lower right", fontsize="small")
     figure.tight_layout()
     figure.savefig(target, dpi=90)
     pyplot.close(figure)

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from deeplabstream.core.errors import DeepLabStreamError
 from deeplabstream.core.plugins import use_settings_folder
 from deeplabstream.outputs.frames_table import FRAMES_TABLE_SUFFIX
@@ -44,6 +46,13 @@ class VideoPart:
 
     video: Path
     frames_table: Path | None
+
+    def live_index(self) -> np.ndarray | None:
+        """Return the live frame index of each video frame (None: a replay's own video)."""
+        if self.frames_table is None:
+            return None
+        data = np.loadtxt(self.frames_table, delimiter=",", skiprows=1, usecols=(0,), ndmin=1)
+        return data.astype(np.int64)
 
     @property
     def lossless(self) -> bool:
@@ -83,6 +92,12 @@ class SessionFiles:
     def recording_sets(self) -> int:
         """How many recordings each camera has (a stream recorded in several parts)."""
         return max(len(camera.videos) for camera in self.cameras)
+
+    def model_record(self, camera: str) -> dict[str, Any]:
+        """Return what session.json says of ``camera``'s model (its own, else the shared one)."""
+        pose = self.record.get("pose") or {}
+        own = (pose.get("camera_models") or {}).get(camera)
+        return own or pose.get("model") or {}
 
 
 def read_session(folder: Path) -> SessionFiles:
@@ -134,7 +149,10 @@ def _settings(folder: Path, record: dict[str, Any]) -> Settings:
     """
     recorded = record.get("settings") or {}
     original = Path(recorded["file"]) if recorded.get("file") else None
-    usable = original is not None and original.parent.is_dir()
+    # Only an absolute path that still names a folder is the lab's: a relative one would be
+    # read against the current folder (``cd SESSION; deeplabstream-verify .`` must not take the
+    # session folder, or any other, for the lab's), so it is not taken.
+    usable = original is not None and original.is_absolute() and original.parent.is_dir()
     place = original if usable and original is not None else folder / SESSION_JSON
     try:
         settings = settings_from_record(recorded, place)
@@ -143,7 +161,8 @@ def _settings(folder: Path, record: dict[str, Any]) -> Settings:
             f"{folder / SESSION_JSON}: the settings the session ran with cannot be read back: "
             f"{error}"
         ) from None
-    use_settings_folder(place.parent)
+    # The lab's plugin folders are its settings file's, never the session folder checked.
+    use_settings_folder(place.parent if usable and place.parent != folder else None)
     return settings
 
 

@@ -228,6 +228,7 @@ class ExactPoseWriter:
         self._confidences = len(confidences)
         self._float32_row = ",%.9g" * len(columns)  # exact for float32
         self._float64_row = ",%.17g" * len(columns)  # exact for float64
+        self.dtype: str | None = None  # the values' type (float32 or float64), once written
 
     def write(
         self,
@@ -240,6 +241,7 @@ class ExactPoseWriter:
     ) -> None:
         """Append one analysed frame: its values (K, 3) or (A, K, 3), update and confidences."""
         values = self._float32_row if pose.dtype == np.float32 else self._float64_row
+        self.dtype = pose.dtype.name
         lead = "" if lead_s is None else repr(float(lead_s))
         row = f"{frame_index},{batch},{float(time_s)!r},{lead}" + values % tuple(
             pose.ravel().tolist()

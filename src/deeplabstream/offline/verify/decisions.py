@@ -1,0 +1,348 @@
+"""The decisions re-derived: the recorded experiment run again on the live keypoints.
+
+For each experiment run of the session, its plan as ``session.json`` recorded it (a config's
+whole text, a class checked by its module's SHA-256; never the file on disk today) is run by the
+same :class:`~experiments.runtime.ExperimentRuntime` the live loop ran, fed exactly what the live
+loop fed it: the rows of ``<camera>.pose_exact.csv`` of its updates (``batch`` from the run's
+``updates.first_batch`` to ``last_batch``), grouped and ordered by batch, paired across cameras as
+the live loop pairs them, each with the frame time and the prediction lead the live loop used.
+Frames skipped live are skipped again, because they have no row. How the run ended is recorded
+too (a stop, or a failure and its message), and it is ended the same way.
+
+Its events must then equal ``events.csv`` row for row, whatever the recording's codec: every
+column but the host clock's (``host_timestamp``, ``pose_ready``, ``decided``, ``written``,
+``acknowledged``) and ``not_sent`` (what the devices did), which are facts of the live run, not
+decisions. A difference is explained only by a recorded fact: an update the live loop had to
+interrupt (stuck), a worker that died. What the runtime cannot re-derive from keypoints (a
+trigger or experiment that reads the image or depth) is said, never assumed equal.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deeplabstream.core.call_watchdog import CallStalled, time_limit
+from deeplabstream.experiments.events import EventLog
+from deeplabstream.experiments.observation import Observation, paired_update
+from deeplabstream.experiments.runtime import ExperimentRuntime
+from deeplabstream.experiments.triggers.base import Trigger
+from deeplabstream.offline.verify.frames import ExactRows, read_exact_rows
+from deeplabstream.offline.verify.session_files import SessionFiles
+from deeplabstream.settings.experiment_plan import ExperimentPlan
+
+#: The columns of events.csv that are decisions (compared exactly); the others are the live
+#: run's own facts (host times, what the devices did).
+DECISION_COLUMNS = (
+    "time_s",
+    "kind",
+    "name",
+    "detail",
+    "trial",
+    "camera",
+    "frame_index",
+    "camera_timestamp",
+    "keypoint",
+    "measured_x",
+    "measured_y",
+    "predicted_x",
+    "predicted_y",
+    "lead_ms",
+    "likelihood",
+    "animal",
+)
+#: An update that the live loop interrupted (stuck) is interrupted here after this long too.
+UPDATE_LIMIT_S = 3.0
+FAILED_PREFIX = "experiment stopped: "
+
+
+@dataclass
+class RunCheck:
+    """One experiment run's decisions, live against re-derived."""
+
+    events_file: str
+    name: str
+    plan: dict[str, Any] | None
+    updates_live: int = 0
+    updates_rederived: int = 0
+    rows_live: int = 0
+    rows_rederived: int = 0
+    rows_equal: int = 0
+    differences: list[dict[str, Any]] = field(default_factory=list)
+    not_re_derived: str | None = None  # why the decisions could not be re-derived at all
+    explained: list[str] = field(default_factory=list)  # recorded facts that bound the check
+    not_sent: int = 0  # live action rows whose command never left (a device failed)
+
+    @property
+    def agrees(self) -> bool:
+        """True when every decision row equals its re-derived row."""
+        return self.not_re_derived is None and not self.differences
+
+    def reasons(self) -> list[str]:
+        """Why this run's decisions differ (empty: they agree)."""
+        if self.not_re_derived is not None or not self.differences:
+            return []
+        first = self.differences[0]
+        return [
+            f"{self.events_file}: {len(self.differences)} decision row(s) differ from the "
+            f"experiment re-run on the live keypoints; the first: {first['change']} at frame "
+            f"{first.get('frame_index') or '?'} ({first.get('kind')} {first.get('name')} "
+            f"{first.get('detail')})".rstrip()
+        ]
+
+
+def check_decisions(session: SessionFiles, rows: dict[str, ExactRows]) -> list[RunCheck]:
+    """Re-derive every experiment run of ``session`` and compare it with its events file.
+
+    ``rows``: each camera's ``pose_exact.csv`` (:func:`exact_rows_of`).
+    """
+    runs = session.record.get("experiment_runs") or []
+    if not runs and session.record.get("experiment"):
+        runs = [session.record["experiment"]]
+    return [_check_run(session, run, rows) for run in runs if run]
+
+
+def exact_rows_of(session: SessionFiles) -> dict[str, ExactRows]:
+    """Each camera's pose_exact.csv, read to the bit."""
+    found = {}
+    pose = session.record.get("pose") or {}
+    for camera in session.cameras:
+        if camera.pose_exact is None:
+            continue
+        figures = (pose.get("cameras") or {}).get(camera.name) or {}
+        keypoints = tuple(session.model_record(camera.name).get("keypoints") or ())
+        found[camera.name] = read_exact_rows(
+            camera.pose_exact, keypoints, figures.get("pose_exact_dtype")
+        )
+    return found
+
+
+def _check_run(session: SessionFiles, run: dict[str, Any], rows: dict[str, ExactRows]) -> RunCheck:
+    events_file = str(run.get("events_file") or "events.csv")
+    check = RunCheck(events_file, str(run.get("name") or "?"), run.get("plan"))
+    live_path = session.folder / events_file
+    live = _read_rows(live_path) if live_path.is_file() else []
+    check.rows_live = len(live)
+    check.not_sent = sum(1 for row in live if row.get("not_sent"))
+    updates = run.get("updates") or {}
+    check.updates_live = int(updates.get("count") or 0)
+    why = _why_not_re_derivable(session, run, rows, live_path)
+    if why is not None:
+        check.not_re_derived = why
+        return check
+    plan = ExperimentPlan.from_record(run["plan"])
+    try:
+        runtime = ExperimentRuntime(plan.build())
+    except Exception as error:  # the recorded plan no longer builds: say so, do not guess
+        check.not_re_derived = f"the recorded experiment cannot be built now: {error}"
+        return check
+    reads = _reads_besides_keypoints(runtime)
+    if reads:
+        check.not_re_derived = (
+            f"the experiment reads {', '.join(reads)} besides keypoints, which the recorded "
+            "keypoints do not hold"
+        )
+        return check
+    rederived = _run_again(session, runtime, run, rows, check)
+    _compare(check, live, rederived)
+    return check
+
+
+def _why_not_re_derivable(
+    session: SessionFiles, run: dict[str, Any], rows: dict[str, ExactRows], events: Path
+) -> str | None:
+    if not events.is_file():
+        return f"{events.name} is missing"
+    if not run.get("plan"):
+        return "the session recorded no plan of its experiment (made before plans were recorded)"
+    updates = run.get("updates") or {}
+    if not updates.get("first_batch"):
+        return "the session recorded no batches of its updates (made before they were recorded)"
+    if run.get("rebuilt_from_files"):
+        return "its inference worker died: the events after its death were never decided"
+    if not rows:
+        return "no pose_exact.csv: the live keypoints are not kept to the bit"
+    return None
+
+
+def _reads_besides_keypoints(runtime: ExperimentRuntime) -> list[str]:
+    """Return what the experiment's triggers or its own code read besides keypoints."""
+    reads = set(type(runtime.experiment).reads)
+    pending: list[Trigger] = list(runtime.triggers.values())
+    while pending:
+        trigger = pending.pop()
+        inner = getattr(trigger, "inner", None) or getattr(trigger, "trigger", None)
+        pending.extend(
+            (inner,) if isinstance(inner, Trigger) else tuple(getattr(trigger, "children", ()))
+        )
+        reads.update(type(trigger).reads)
+    return sorted(reads)
+
+
+def _run_again(
+    session: SessionFiles,
+    runtime: ExperimentRuntime,
+    run: dict[str, Any],
+    rows: dict[str, ExactRows],
+    check: RunCheck,
+) -> list[dict[str, str]]:
+    """Feed the runtime the live updates of ``run``; return its events as events.csv's rows."""
+    updates = run["updates"]
+    first, last = int(updates["first_batch"]), int(updates["last_batch"])
+    runtime.defer_event_details = True  # as live: made when the update settles
+    runtime.start()
+    latest: dict[str, Observation] = {}
+    error = str(run.get("error") or "")
+    stuck = "did not return within" in error
+    for batch, observations, lead in _updates(session, rows, first, last):
+        if runtime.prediction is not None and math.isfinite(lead):
+            runtime.prediction.lead.replay(lead)
+        subject, _ = paired_update(latest, observations)
+        check.updates_rederived += 1
+        if stuck and batch == last:  # interrupted live: its events are not decisions
+            check.explained.append(
+                f"the update of batch {batch} did not return live ({error}); its rows are not "
+                "compared"
+            )
+            break
+        try:
+            with time_limit(f"experiment {runtime.name!r}: its update", UPDATE_LIMIT_S):
+                runtime.update(subject)
+        except CallStalled:
+            break
+        except Exception:
+            break
+        runtime.events.settle()
+    latest_s = max((o.time_s for o in latest.values()), default=None)
+    if error:
+        runtime.stop(None, f"failed: {error.removeprefix(FAILED_PREFIX)}")
+    else:
+        runtime.stop(latest_s, "stopped")
+    runtime.events.settle()
+    runtime.events.commit()
+    return _rows_of(runtime.events)
+
+
+def _updates(
+    session: SessionFiles, rows: dict[str, ExactRows], first: int, last: int
+) -> list[tuple[int, list[Observation], float]]:
+    """Return the live updates from batch ``first`` to ``last``: each batch's observations."""
+    by_batch: dict[int, list[tuple[str, int]]] = {}
+    for camera, exact in rows.items():
+        inside = np.nonzero((exact.batches >= first) & (exact.batches <= last))[0]
+        for row in inside.tolist():
+            by_batch.setdefault(int(exact.batches[row]), []).append((camera, row))
+    plan = {c.name: c for c in session.settings.cameras}
+    host = {camera.name: _host_times(camera.pose_times) for camera in session.cameras}
+    updates = []
+    for batch in sorted(by_batch):
+        observations, lead = [], math.nan
+        for camera, row in by_batch[batch]:
+            exact = rows[camera]
+            observations.append(
+                _observation(session, camera, exact, row, host[camera], plan.get(camera))
+            )
+            if math.isfinite(exact.leads[row]):
+                lead = float(exact.leads[row])
+        updates.append((batch, observations, lead))
+    return updates
+
+
+def _observation(
+    session: SessionFiles,
+    camera: str,
+    exact: ExactRows,
+    row: int,
+    host: dict[int, float],
+    settings: Any,
+) -> Observation:
+    frame_index = int(exact.frames[row])
+    animals = exact.points[row]
+    keypoints = tuple(session.model_record(camera).get("keypoints") or ())
+    confidence = exact.identity[row] if exact.identity is not None else None
+    common = getattr(settings, "common", None)
+    return Observation(
+        time_s=float(exact.times[row]),
+        camera=camera,
+        frame_index=frame_index,
+        keypoints=animals[0],
+        names=keypoints,
+        host_time_s=host.get(frame_index),
+        animals=animals if exact.multi_animal else None,
+        pixels_per_mm=getattr(common, "pixels_per_mm", None),
+        identity_confidence=confidence,
+    )
+
+
+def _host_times(path: Path | None) -> dict[int, float]:
+    if path is None:
+        return {}
+    data = np.genfromtxt(path, delimiter=",", skip_header=1, usecols=(0, 1), ndmin=2)
+    known = ~np.isnan(data[:, 1]) if data.size else np.zeros(0, dtype=bool)
+    return {int(f): float(t) for f, t in data[known]}
+
+
+def _rows_of(events: EventLog) -> list[dict[str, str]]:
+    return list(csv.DictReader(events.to_csv_text().splitlines()))
+
+
+def _read_rows(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8", newline="") as file:
+        return list(csv.DictReader(file))
+
+
+def _decision(row: dict[str, str]) -> tuple[str, ...]:
+    return tuple(row.get(column) or "" for column in DECISION_COLUMNS)
+
+
+def _compare(check: RunCheck, live: list[dict[str, str]], rederived: list[dict[str, str]]) -> None:
+    """Match the rows in order; list every row added, missing or changed, with its frame."""
+    check.rows_rederived = len(rederived)
+    a = [_decision(row) for row in live]
+    b = [_decision(row) for row in rederived]
+    matcher = difflib.SequenceMatcher(a=a, b=b, autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "equal":
+            check.rows_equal += i2 - i1
+            continue
+        changed = min(i2 - i1, j2 - j1) if tag == "replace" else 0
+        for offset in range(changed):
+            pair = live[i1 + offset], rederived[j1 + offset]
+            check.differences.append(_difference("changed", *pair))
+        for row in live[i1 + changed : i2]:
+            check.differences.append(_difference("in events.csv, not re-derived", row, None))
+        for row in rederived[j1 + changed : j2]:
+            check.differences.append(_difference("re-derived, not in events.csv", None, row))
+
+
+def _difference(
+    change: str, live: dict[str, str] | None, rederived: dict[str, str] | None
+) -> dict[str, Any]:
+    """One row that differs: where it is, and both sides' decision columns."""
+    either = live if live is not None else rederived
+    assert either is not None
+    columns = [
+        column
+        for column in DECISION_COLUMNS
+        if live is not None and rederived is not None and live.get(column) != rederived.get(column)
+    ]
+    return {
+        "change": change,
+        "kind": either.get("kind"),
+        "name": either.get("name"),
+        "detail": either.get("detail"),
+        "camera": either.get("camera"),
+        "frame_index": either.get("frame_index"),
+        "time_s": either.get("time_s"),
+        "columns_differing": columns,
+        "live": {c: live.get(c) for c in DECISION_COLUMNS} if live is not None else None,
+        "re_derived": (
+            {c: rederived.get(c) for c in DECISION_COLUMNS} if rederived is not None else None
+        ),
+    }
