@@ -33,8 +33,9 @@ COMMAND_NAME = "deeplabstream-verify"  # how its messages start
 VERIFY_FOLDER = "verify"  # what the command writes in the session folder
 SUMMARY_NAME = "summary.json"
 PROGRESS_PREFIX = "verify:"
-AGREES, DIFFERS = "agrees", "differs"
-EXIT_AGREES, EXIT_DIFFERS, EXIT_CANNOT = 0, 1, 2
+AGREES, DIFFERS, IN_PART = "agrees", "differs", "agrees in part"
+EXIT_AGREES, EXIT_DIFFERS, EXIT_CANNOT, EXIT_IN_PART = 0, 1, 2, 3
+VERDICT_OF_EXIT = {EXIT_AGREES: AGREES, EXIT_DIFFERS: DIFFERS, EXIT_IN_PART: IN_PART}
 STOP_GRACE_MS = 3000  # after SIGTERM, how long the command may take to exit before it is killed
 KEPT_LINES = 200  # the newest stdout lines kept: the reasons when summary.json cannot be read
 KEPT_ERROR_CHARS = 4000  # the end of stderr kept for the message
@@ -100,7 +101,7 @@ class VerifyOutcome:
 
     session_dir: Path
     exit_code: int | None  # None: it crashed or was stopped
-    verdict: str | None = None  # AGREES or DIFFERS; None when it could not verify
+    verdict: str | None = None  # AGREES, IN_PART or DIFFERS; None when it could not verify
     reasons: tuple[str, ...] = ()
     report: Path | None = None  # verify/report.html when it was written
     error: str = ""  # why there is no verdict
@@ -114,9 +115,11 @@ class VerifyOutcome:
     def headline(self) -> str:
         """One line: the verdict, or why there is none."""
         if self.verdict == AGREES:
-            return "Verify: the live session agrees with the offline analysis of its recording"
+            return "Verify: the session agrees with its recording"
+        if self.verdict == IN_PART:
+            return "Verify: nothing differs, but not everything could be checked"
         if self.verdict == DIFFERS:
-            return "Verify: the live session differs from the offline analysis of its recording"
+            return "Verify: the session differs from its recording"
         if self.stopped:
             return "Verify stopped before it finished"
         error = self.error.removeprefix(f"{COMMAND_NAME}: ")
@@ -130,11 +133,12 @@ def read_outcome(
 ) -> VerifyOutcome:
     """Turn a finished command's exit code and output into its :class:`VerifyOutcome`.
 
-    Exit 0 agrees, 1 differs (``summary.json``'s reasons, else the last lines of stdout), 2
-    could not verify (stderr says why); anything else is a failure of the command itself.
+    Exit 0 agrees, 1 differs (``summary.json``'s reasons, else the last lines of stdout), 3
+    agrees in part (what was not checked), 2 could not verify (stderr says why); anything else
+    is a failure of the command itself.
     """
     error = stderr.strip()[-KEPT_ERROR_CHARS:]
-    if exit_code not in (EXIT_AGREES, EXIT_DIFFERS):
+    if exit_code not in VERDICT_OF_EXIT:
         if exit_code == EXIT_CANNOT:
             return VerifyOutcome(session_dir, exit_code, error=error or "no reason given")
         said = f"; it said: {error}" if error else ""
@@ -142,8 +146,8 @@ def read_outcome(
         return VerifyOutcome(session_dir, exit_code, error=f"the verify command {what}{said}")
     folder = session_dir / VERIFY_FOLDER
     summary = _read_summary(folder / SUMMARY_NAME)
-    verdict = AGREES if exit_code == EXIT_AGREES else DIFFERS
-    reasons = _reasons(summary)
+    verdict = VERDICT_OF_EXIT[exit_code]
+    reasons = _reasons(summary, verdict)
     if reasons is None:  # no summary to read: the reasons are the last lines it printed
         printed = [line for line in stdout_lines if line and not line.startswith(PROGRESS_PREFIX)]
         reasons = tuple(printed[-10:]) if verdict == DIFFERS else ()
@@ -166,8 +170,9 @@ def _read_summary(path: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _reasons(summary: dict[str, Any]) -> tuple[str, ...] | None:
-    reasons = summary.get("reasons")
+def _reasons(summary: dict[str, Any], verdict: str = DIFFERS) -> tuple[str, ...] | None:
+    """Return what differs (``reasons``), or for "agrees in part" what was not checked."""
+    reasons = summary.get("not_checked" if verdict == IN_PART else "reasons")
     if not isinstance(reasons, list):
         return None
     return tuple(str(reason) for reason in reasons)

@@ -55,6 +55,13 @@ def build_parser() -> argparse.ArgumentParser:
         f"(default {DEFAULT_TOLERANCE_PX}); the model's output grid in frame pixels is added "
         "per camera. A lossless recording is checked to the bit.",
     )
+    parser.add_argument(
+        "--decisions-only",
+        action="store_true",
+        help="check the files and re-derive the decisions only (seconds for an hour-long "
+        "session); the recording is not analysed again, so the verdict is at best 'agrees in "
+        "part'",
+    )
     parser.add_argument("--quiet", action="store_true", help="print only the verdict")
     return parser
 
@@ -65,7 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     say: Say = (lambda _text: None) if args.quiet else (lambda text: print(text, flush=True))
     try:
-        verification = verify_session(args.session, args.tolerance_px, _progress(say))
+        verification = verify_session(
+            args.session, args.tolerance_px, _progress(say), keypoints=not args.decisions_only
+        )
         write_report(verification, verification.folder / VERIFY_FOLDER / REPORT_FILE)
     except (DeepLabStreamError, OSError, ValueError) as error:
         print(f"deeplabstream-verify: cannot verify: {error}", file=sys.stderr, flush=True)

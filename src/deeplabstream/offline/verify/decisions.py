@@ -302,7 +302,12 @@ def _decision(row: dict[str, str]) -> tuple[str, ...]:
 
 
 def _compare(check: RunCheck, live: list[dict[str, str]], rederived: list[dict[str, str]]) -> None:
-    """Match the rows in order; list every row added, missing or changed, with its frame."""
+    """Match the rows in order; list every row added, missing or changed, with its frame.
+
+    Where the two differ, a live row and a re-derived row are one event changed (moved to
+    another frame, another position) when they have the same kind, name and detail; any other
+    row is only on its own side.
+    """
     check.rows_rederived = len(rederived)
     a = [_decision(row) for row in live]
     b = [_decision(row) for row in rederived]
@@ -311,14 +316,30 @@ def _compare(check: RunCheck, live: list[dict[str, str]], rederived: list[dict[s
         if tag == "equal":
             check.rows_equal += i2 - i1
             continue
-        changed = min(i2 - i1, j2 - j1) if tag == "replace" else 0
-        for offset in range(changed):
-            pair = live[i1 + offset], rederived[j1 + offset]
-            check.differences.append(_difference("changed", *pair))
-        for row in live[i1 + changed : i2]:
-            check.differences.append(_difference("in events.csv, not re-derived", row, None))
-        for row in rederived[j1 + changed : j2]:
-            check.differences.append(_difference("re-derived, not in events.csv", None, row))
+        unmatched = list(range(j1, j2))
+        for i in range(i1, i2):
+            j = next((j for j in unmatched if _same_event(live[i], rederived[j])), None)
+            if j is None:
+                check.differences.append(
+                    _difference("in events.csv, not re-derived", live[i], None)
+                )
+                continue
+            unmatched.remove(j)
+            check.differences.append(_difference("changed", live[i], rederived[j]))
+        for j in unmatched:
+            check.differences.append(
+                _difference("re-derived, not in events.csv", None, rederived[j])
+            )
+    check.differences.sort(key=_frame_order)
+
+
+def _same_event(live: dict[str, str], rederived: dict[str, str]) -> bool:
+    return all(live.get(c) == rederived.get(c) for c in ("kind", "name", "detail"))
+
+
+def _frame_order(difference: dict[str, Any]) -> float:
+    frame = difference.get("frame_index")
+    return float(frame) if frame not in (None, "") else math.inf
 
 
 def _difference(

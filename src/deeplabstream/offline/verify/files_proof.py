@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from deeplabstream.core.digest import file_sha256
+from deeplabstream.core.digest import file_sha256, text_sha256
 from deeplabstream.offline.verify.frames import ExactRows
 from deeplabstream.offline.verify.session_files import SessionFiles
 from deeplabstream.outputs.pose.table import read_pose_table
@@ -108,9 +108,11 @@ def _model(session: SessionFiles, proof: FileProof) -> None:
 
 
 def _experiments(session: SessionFiles, proof: FileProof) -> None:
-    """Each run's experiment: a class's module must still be the code that ran."""
-    for run in session.record.get("experiment_runs") or []:
-        plan = (run or {}).get("plan") or {}
+    """Check each run's experiment: named as its plan, a class's module still the code that ran."""
+    runs = [run for run in session.record.get("experiment_runs") or [] if run]
+    _named_as_planned(session, runs, proof)
+    for run in runs:
+        plan = run.get("plan") or {}
         if not plan:
             continue
         entry = {
@@ -122,9 +124,16 @@ def _experiments(session: SessionFiles, proof: FileProof) -> None:
         }
         proof.experiments.append(entry)
         file = plan.get("file")
-        if plan.get("kind") != "class" or not file:
-            continue  # a config is re-run from the text session.json holds
+        if not file:
+            continue
         path = Path(file)
+        if plan.get("kind") == "config":  # re-run from the text session.json holds
+            if path.is_file() and text_sha256(_text(path)) != plan.get("sha256"):
+                proof.notes.append(
+                    f"the experiment config {file} was edited since the session: verify re-runs "
+                    "the text session.json recorded, the one that ran"
+                )
+            continue
         if not path.is_file():
             proof.problems.append(
                 f"the experiment {plan.get('name')!r}: its file {file} is gone: its decisions "
@@ -135,6 +144,25 @@ def _experiments(session: SessionFiles, proof: FileProof) -> None:
                 f"the experiment {plan.get('name')!r}: {file} was edited after the session (its "
                 "SHA-256 differs): its decisions are not re-derived with other code"
             )
+
+
+def _named_as_planned(
+    session: SessionFiles, runs: list[dict[str, Any]], proof: FileProof
+) -> None:
+    """Check that the settings' ``[Experiment] NAME`` is the last run's (no re-read settings)."""
+    if not runs or session.record.get("settings_reloads"):
+        return
+    plan = runs[-1].get("plan") or {}
+    named = ((session.record.get("settings") or {}).get("Experiment") or {}).get("NAME")
+    if plan.get("name") and named and named != plan["name"]:
+        proof.problems.append(
+            f"session.json's [Experiment] NAME is {named!r}, but the experiment that ran (its "
+            f"recorded plan) is {plan['name']!r}: session.json was changed"
+        )
+
+
+def _text(path: Path) -> str:
+    return path.read_text(encoding="utf-8-sig")
 
 
 def _pose_csv_agrees(camera: str, pose_csv: Path, exact: ExactRows, proof: FileProof) -> None:
