@@ -114,12 +114,18 @@ def make_session(
     stall: bool = False,
     predict: bool = False,
     frames: int = 390,
+    lab_module: tuple[str, str] | None = None,
 ) -> Path:
+    """Run a session; ``lab_module`` (name, code): a class experiment of the lab's folder."""
     lab = tmp_path / "lab"
     (lab / "experiments").mkdir(parents=True)
     experiment_keys = "\nPREDICT = constant-velocity\nPREDICT_LEAD = 150" if predict else ""
     config = EXPERIMENT.format(experiment_keys=experiment_keys, extra=STALL_RULE if stall else "")
     (lab / "experiments" / "entries.ini").write_text(config, encoding="utf-8")
+    name = "entries"
+    if lab_module is not None:
+        name = lab_module[0]
+        (lab / "experiments" / f"{name}.py").write_text(lab_module[1], encoding="utf-8")
     if stall:
         (lab / "triggers").mkdir()
         (lab / "triggers" / "stall.py").write_text(STALL_TRIGGER, encoding="utf-8")
@@ -128,7 +134,7 @@ def make_session(
         "[Camera arena]\nSOURCE = synthetic\nFRAMERATE = 30\nSEED = 3\nMOTION = waypoints\n"
         f"WAYPOINTS = {WAYPOINTS}\n"
         f"[Recording]\nCODEC = {codec}\nMIN_FREE_SPACE = 0\nWARN_FREE_SPACE = 0\n"
-        "[Experiment]\nNAME = entries\n[Device stimulus_box]\nTYPE = log\n",
+        f"[Experiment]\nNAME = {name}\n[Device stimulus_box]\nTYPE = log\n",
     )
     out = tmp_path / "out"
     result = subprocess.run(

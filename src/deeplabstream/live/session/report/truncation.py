@@ -30,7 +30,11 @@ def truncated_videos(branches: list[CameraBranch]) -> list[str]:
         if finished is None or finished.reason != EndReason.END_OF_SOURCE:
             continue
         path = Path(getattr(options, "path", ""))
-        text = truncation_text(path, _announced(path), finished.frames)
+        schedule = tuple(getattr(options, "frames", ()) or ())
+        # Asked for some frames only (FRAMES): it ends after the last, by design; it is short
+        # only when it delivered fewer of them.
+        length = AnnouncedLength(len(schedule), True) if schedule else _announced(path)
+        text = truncation_text(path, length, finished.frames)
         if text:  # the replay's very words: a replayed file's error is said once
             found.append(text)
     return found
