@@ -75,7 +75,7 @@ class VerifyButton(QPushButton):
         reason = STREAMING_REASON if busy else why_not_verifiable(session_dir)
         self.setText(VERIFY_LABEL)
         self.setEnabled(reason is None)
-        offer = f"Check {session_dir} against an offline analysis of its recording"
+        offer = f"Check {session_dir} against its own recording and files"
         self.setToolTip(reason or offer)
 
     def stop(self) -> None:

@@ -109,7 +109,7 @@ class VerifyOutcome:
 
     @property
     def agrees(self) -> bool:
-        """Whether the live session agrees with the offline analysis within tolerance."""
+        """Whether the session agrees with its recording (everything checked)."""
         return self.verdict == AGREES
 
     def headline(self) -> str:

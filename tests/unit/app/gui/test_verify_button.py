@@ -11,6 +11,7 @@ the way the command's contract says, and exits 0 (agrees), 1 (differs) or 2 (can
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 import sys
@@ -243,10 +244,10 @@ def test_an_agreeing_session_shows_the_verdict_with_a_stand_in_verify_command(
     _verify(window)
     box = window.verify_button.result_box
     assert box is not None and box.isVisible()
-    assert box.text() == "The live session agrees with the offline analysis of its recording"
+    assert box.text() == "The session agrees with its recording"
     report = fresh.folder / "verify" / "report.html"
     assert str(report) in box.informativeText()
-    assert "agrees with the offline analysis" in window.info.full_text()
+    assert "agrees with its recording" in window.info.full_text()
     assert window.banner.isHidden()
     open_report = next(b for b in box.buttons() if b.text() == OPEN_REPORT_LABEL)
     open_report.click()
@@ -262,7 +263,7 @@ def test_a_differing_session_shows_its_reasons_with_a_stand_in_verify_command(
     _verify(window)
     box = window.verify_button.result_box
     assert box is not None and box.isVisible()
-    assert "differs from the offline analysis" in box.text()
+    assert "differs from its recording" in box.text()
     assert box.icon() == box.Warning
     for reason in REASONS:  # each reason, its < > shown as written
         assert reason.replace("<", "&lt;").replace(">", "&gt;") in box.informativeText()
@@ -345,10 +346,22 @@ def test_a_difference_without_summary_json_gives_the_last_lines_it_printed(tmp_p
     assert outcome.report is None
 
 
+def test_agrees_in_part_shows_what_was_not_checked(tmp_path: Path) -> None:
+    folder = tmp_path / "verify"
+    folder.mkdir()
+    not_checked = ["events.csv: 2 decision(s) rest on frames the recording does not check"]
+    summary = {"verdict": "agrees in part", "reasons": [], "not_checked": not_checked}
+    (folder / "summary.json").write_text(json.dumps(summary))
+    outcome = verify_run.read_outcome(tmp_path, verify_run.EXIT_IN_PART, [], "")
+    assert outcome.verdict == verify_run.IN_PART and not outcome.agrees
+    assert outcome.reasons == tuple(not_checked)
+    assert "not everything could be checked" in outcome.headline()
+
+
 def test_an_exit_code_outside_the_contract_is_an_error_naming_it(tmp_path: Path) -> None:
-    outcome = verify_run.read_outcome(tmp_path, 3, [], "Traceback ...\nMemoryError\n")
+    outcome = verify_run.read_outcome(tmp_path, 4, [], "Traceback ...\nMemoryError\n")
     assert outcome.verdict is None
-    assert "exit code 3" in outcome.error and "MemoryError" in outcome.error
+    assert "exit code 4" in outcome.error and "MemoryError" in outcome.error
     crashed = verify_run.read_outcome(tmp_path, None, [], "")
     assert "crashed" in crashed.headline() and str(tmp_path) in crashed.headline()
 
