@@ -12,6 +12,7 @@ import argparse
 import dataclasses
 import logging
 import shutil
+import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
@@ -171,7 +172,27 @@ def run_checks(args: argparse.Namespace, stops: StopRequests) -> int:
     _print_summary(stream)
     if args.benchmark_enabled:
         _benchmark(stream, args)
+    if settings.session.verify == "after":
+        _verify_after(stream)
     return EXIT_FAILED if stream.errors else EXIT_OK
+
+
+def _verify_after(stream: LiveSession) -> None:
+    """``[Session] VERIFY = after``: verify the recorded session now, and print its verdict.
+
+    A session that recorded nothing has nothing to verify (said so). The verdict is verify's
+    own (``verify/summary.json``); it does not change this command's exit code.
+    """
+    folder = stream.session_dir
+    if folder is None or not stream.recorded_anything:
+        print("Verify (VERIFY = after): nothing was recorded, so there is nothing to verify")
+        return
+    print(f"Verify (VERIFY = after): checking {folder} against its recording...", flush=True)
+    verify = [sys.executable, "-m", "deeplabstream.offline.verify", "--quiet", str(folder)]
+    try:
+        subprocess.run(verify, check=False, timeout=None)
+    except KeyboardInterrupt:  # Ctrl-C: the session is kept whole; verify it later
+        print(f"Verify stopped; run deeplabstream-verify {folder} to check it later")
 
 
 def _stop_at_error(stream: LiveSession, error: Exception) -> int:

@@ -295,6 +295,14 @@ class SessionSettings:
         minimum=1,
         unit="s",
     )
+    verify: Literal["off", "after"] = setting(
+        "off",
+        doc="`after`: verify each recorded session when it ends (`deeplabstream-verify`: its "
+        "files, its decisions re-derived, its keypoints re-analysed from its recording), the "
+        "verdict written to `verify/` beside `session.json` and shown (the window: in the "
+        "background; `DeepLabStream.py`: after the session's summary, Ctrl-C stops it). "
+        "docs/verify.md.",
+    )
 
 
 def _backend_name(text: str) -> str:

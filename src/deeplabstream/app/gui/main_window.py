@@ -80,6 +80,7 @@ from deeplabstream.app.gui.stall_monitor import StallMonitor
 from deeplabstream.app.gui.status_panel import ErrorBanner, StatusPanel
 from deeplabstream.app.gui.verify_button import VerifyButton
 from deeplabstream.app.gui.wheel_guard import WheelGuard, install_wheel_guard, remove_wheel_guard
+from deeplabstream.core.errors import DeepLabStreamError
 from deeplabstream.experiments.registry import config_file_of
 from deeplabstream.live.session.report.rates import CameraRates, StampSample, frame_time_s
 from deeplabstream.live.session.runner import CameraFigures
@@ -230,6 +231,7 @@ class MainWindow(QMainWindow):
         session_row.addWidget(self.session_label, 1)
         session_row.addWidget(self.open_folder_button)
         self.verify_button = VerifyButton()  # the finished session against its recording
+        self.verify_button.after_each_session = self._verify_after_each_session
         session_row.addWidget(self.verify_button)
 
         self.view_holder = QVBoxLayout()
@@ -323,6 +325,13 @@ class MainWindow(QMainWindow):
 
     def _read_settings(self) -> Settings:
         return load_settings(Path(self.settings_edit.text()).expanduser())
+
+    def _verify_after_each_session(self) -> bool:
+        """``[Session] VERIFY = after`` in the settings file (a file that does not read: no)."""
+        try:
+            return self._read_settings().session.verify == "after"
+        except (DeepLabStreamError, OSError):
+            return False
 
     def _choose_settings(self) -> None:
         path, _ = QFileDialog.getOpenFileName(

@@ -12,6 +12,7 @@ window of its own (not modal) shows the verdict, the reasons, and **Open report*
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 from pathlib import Path
 
 from PyQt5.QtCore import Qt, QTimer, QUrl, pyqtSignal
@@ -54,6 +55,9 @@ class VerifyButton(QPushButton):
         self.run.finished.connect(self._show_outcome)
         self.result_box: QMessageBox | None = None
         self.session_dir: Path | None = None
+        #: Asked once per finished session: ``[Session] VERIFY = after`` (verify it at once).
+        self.after_each_session: Callable[[], bool] = lambda: False
+        self._asked_for: Path | None = None
         self._elapsed = QTimer(self)
         self._elapsed.setInterval(ELAPSED_INTERVAL_MS)
         self._elapsed.timeout.connect(self._show_running)
@@ -77,6 +81,10 @@ class VerifyButton(QPushButton):
         self.setEnabled(reason is None)
         offer = f"Check {session_dir} against its own recording and files"
         self.setToolTip(reason or offer)
+        if reason is None and session_dir != self._asked_for:
+            self._asked_for = session_dir  # once per session, whatever comes of it
+            if self.after_each_session():
+                self._clicked()
 
     def stop(self) -> None:
         """Stop a running verify (the window closes, a stream starts); nothing when none runs."""

@@ -529,10 +529,14 @@ class LiveSession:
         self.write_session_json("finished", final_stats)  # now with that error
 
     @property
+    def recorded_anything(self) -> bool:
+        """True when a camera of the session was recorded."""
+        return any(b.recordings or b.recorder is not None for b in self._branches)
+
+    @property
     def was_preview(self) -> bool:
         """True when the session only streamed: nothing recorded, analysed or gone wrong."""
-        recorded = any(b.recordings or b.recorder is not None for b in self._branches)
-        return not (recorded or self.analyses or self.errors)
+        return not (self.recorded_anything or self.analyses or self.errors)
 
     def discard_preview(self) -> bool:
         """Remove the folder of a stopped preview (:attr:`was_preview`); True when removed.

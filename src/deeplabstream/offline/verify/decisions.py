@@ -339,7 +339,7 @@ def _same_event(live: dict[str, str], rederived: dict[str, str]) -> bool:
 
 def _frame_order(difference: dict[str, Any]) -> float:
     frame = difference.get("frame_index")
-    return float(frame) if frame not in (None, "") else math.inf
+    return float(frame) if isinstance(frame, str) and frame else math.inf
 
 
 def _difference(

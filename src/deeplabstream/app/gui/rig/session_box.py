@@ -87,6 +87,16 @@ class SessionBox(QGroupBox):
         self.record_row = QHBoxLayout()
         self.record_boxes: dict[str, QCheckBox] = {}
         form.addRow("Record:", self.record_row)
+        self.verify_after = QCheckBox("check each recorded session against its recording")
+        self.verify_after.setObjectName("session_verify_after")
+        self.verify_after.setToolTip(
+            "[Session] VERIFY = after: when a recorded session ends, deeplabstream-verify runs "
+            "in the background and its verdict is shown (docs/verify.md)"
+        )
+        self.verify_after.toggled.connect(
+            lambda on: self._file.set(SESSION_SECTION, "VERIFY", "after" if on else "")
+        )
+        form.addRow("Verify:", self.verify_after)
 
     # -- showing -------------------------------------------------------------------------------
 
@@ -103,6 +113,10 @@ class SessionBox(QGroupBox):
         except ValueError:
             self.duration.setValue(0)
         self._show_record_boxes()
+        verify = (document.get(SESSION_SECTION, "VERIFY", "") or "").strip().lower()
+        self.verify_after.blockSignals(True)  # showing the file is no edit of it
+        self.verify_after.setChecked(verify == "after")
+        self.verify_after.blockSignals(False)
 
     def _show_record_boxes(self) -> None:
         for box in self.record_boxes.values():
