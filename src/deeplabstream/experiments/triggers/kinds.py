@@ -196,19 +196,6 @@ TRIGGERS: Registry[TriggerKind] = Registry(
 """Every trigger kind by name: the built-ins (each module's ``KINDS``), then installed ones."""
 
 
-def registered_kinds() -> dict[str, TriggerKind]:
-    """Return every kind that loads, sorted by name (built-in, installed, the lab's folder).
-
-    The lab's are the ``triggers/`` modules of the process's settings folder (core/plugins.py).
-    A kind that fails to import is logged by name, distribution (or file) and error, and left
-    out: it never stops the others from being listed.
-    """
-    loaded, failures = TRIGGERS.load_all()
-    for failure in failures:
-        log.warning("%s", failure)
-    return dict(sorted(loaded.items()))
-
-
 def trigger_kind(kind: str) -> TriggerKind:
     """Return the kind a config's ``KIND = kind`` names (case and ``-``/``_`` do not matter).
 

@@ -26,7 +26,7 @@ from typing import Any
 from deeplabstream.core.call_watchdog import CallStalled, time_limit
 from deeplabstream.core.clock import host_now_ns
 from deeplabstream.core.errors import DeviceError, ExperimentError
-from deeplabstream.core.plugins import code_origin
+from deeplabstream.core.plugins import code_origin, plugin_files_entry
 from deeplabstream.core.stats import DurationHistogram
 from deeplabstream.experiments.actions import Action
 from deeplabstream.experiments.base import Experiment
@@ -37,7 +37,7 @@ from deeplabstream.experiments.observation import (
     Observations,
     Points3D,
 )
-from deeplabstream.experiments.registry import load_experiment
+from deeplabstream.experiments.registry import experiment_origin, load_experiment
 from deeplabstream.experiments.triggers.base import Trigger
 from deeplabstream.hardware.stimulation import StimulationDevice
 from deeplabstream.hardware.stimulation.base import ActionRecord, DeviceLostError
@@ -486,6 +486,8 @@ class ExperimentRun:
             # decided, but the command never left (the device was gone): events.csv not_sent
             "actions_not_sent": self._not_sent,
             "plugins": experiment_plugins(self.experiment),
+            # its lab files' paths and SHA-256, as this process ran them (core/plugins.py)
+            "plugin_files": plugin_files_entry(experiment_plugins(self.experiment)),
             "error": self.error,
             "file_errors": [
                 e for e in (getattr(self.experiment.events.writer, "error", None),) if e
@@ -514,7 +516,7 @@ def experiment_plugins(experiment: Experiment) -> dict[str, dict[str, str]]:
         pending.extend(children)
         if trigger.kind and all(child.kind != trigger.kind for child in children):
             kinds.setdefault(trigger.kind, code_origin(type(trigger)))  # not a wrapper's
-    found = {"experiment": {experiment.name: code_origin(type(experiment))}}
+    found = {"experiment": {experiment.name: experiment_origin(experiment)}}
     return found | ({"trigger": dict(sorted(kinds.items()))} if kinds else {})
 
 
