@@ -66,6 +66,7 @@ import stat
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields, is_dataclass
@@ -1173,10 +1174,27 @@ def plugin_notices() -> list[str]:
 
 
 def notice(text: str) -> None:
-    """Say ``text`` about a plugin once in this process: logged, and kept for the session."""
+    """Keep ``text`` about a plugin, once, for whoever says it (:func:`plugin_notices`).
+
+    A session says them once in the console and in ``session.json`` (its start warnings); a
+    command without a session prints them itself. Logged here at debug level only, so that the
+    console does not hear each twice.
+    """
     if text not in _NOTICES:
         _NOTICES.append(text)
-        log.warning("%s", text)
+        log.debug("plugin notice: %s", text)
+
+
+def deprecated(text: str, stacklevel: int = 2) -> None:
+    """Say that a plugin uses an interface that changed: once, in the console and the session.
+
+    Python's default filter hides a ``DeprecationWarning`` outside ``__main__``, so a lab would
+    never read it: it is a :func:`notice` too (``session.json`` -> ``warnings``), and still a
+    ``DeprecationWarning`` for tools that look for one (``stacklevel`` as for
+    :func:`warnings.warn`, from the caller).
+    """
+    notice(text)
+    warnings.warn(text, DeprecationWarning, stacklevel=stacklevel + 1)
 
 
 def _running_as_root() -> bool:
@@ -1184,38 +1202,52 @@ def _running_as_root() -> bool:
     return geteuid is not None and geteuid() == 0
 
 
-def _check_who_may_write(path: Path, what: str) -> None:
-    """Say (or, as root, refuse) a lab file that users other than its owner and root may change.
+def writers_problem(path: Path, as_root: bool) -> tuple[str, bool] | None:
+    """Return what to say of a lab file users other than its owner and root may change.
 
-    POSIX permissions only: a file, or a folder it is in (up to the root), that every user may
-    write to (a folder with the sticky bit, such as /tmp, lets them add files but not replace
-    this one) lets anyone on the machine run code in this process. Run as root, that is refused;
-    otherwise it is said. A file of another user imported by root is said too. Windows keeps
-    its permissions in access lists, which are not read here.
+    ``(text, refused)``, or None when nothing is to be said. POSIX permissions only: a file,
+    or a folder it is in (up to the root), that every user may write to (a folder with the
+    sticky bit, such as /tmp, lets them add files but not replace this one) lets anyone on the
+    machine run code in this process: in a process running as root (``as_root``) that is
+    refused, otherwise said. A file of another user imported by root is said too. Windows
+    keeps its permissions in access lists, which are not read here (None).
     """
     if os.name == "nt":
-        return
+        return None
     writable = _writable_by_everyone(path)
-    root = _running_as_root()
     if writable is not None:
         fix = f"chmod o-w {writable}"
-        if root:
-            raise PluginLoadError(
-                f"{what}: refused: {writable} may be written by every user of this machine, and "
-                f"this process runs as root: anyone could run code as root through {path.name}. "
-                f"Run `{fix}`, or run as a normal user"
+        if as_root:
+            return (
+                f"refused: {writable} may be written by every user of this machine, and this "
+                f"process runs as root: anyone could run code as root through {path.name}. "
+                f"Run `{fix}`, or run as a normal user",
+                True,
             )
-        notice(
+        return (
             f"{path}: {writable} may be written by every user of this machine: anyone can run "
-            f"code in this program through it. Run `{fix}`"
+            f"code in this program through it. Run `{fix}`",
+            False,
         )
-    elif root:
-        owner = path.stat().st_uid
-        if owner != 0:
-            notice(
-                f"{path} belongs to user id {owner} and is run by root: that user can run code "
-                "as root through it. Keep root's plugins in folders only root can write"
-            )
+    owner = path.stat().st_uid
+    if as_root and owner != 0:
+        return (
+            f"{path} belongs to user id {owner} and is run by root: that user can run code as "
+            "root through it. Keep root's plugins in folders only root can write",
+            False,
+        )
+    return None
+
+
+def _check_who_may_write(path: Path, what: str) -> None:
+    """Refuse or say a lab file others may change (:func:`writers_problem`)."""
+    problem = writers_problem(path, _running_as_root())
+    if problem is None:
+        return
+    text, refused = problem
+    if refused:
+        raise PluginLoadError(f"{what}: {text}")
+    notice(text)
 
 
 def _writable_by_everyone(path: Path) -> Path | None:

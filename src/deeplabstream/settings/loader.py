@@ -179,8 +179,8 @@ def _settings_from_parser(
             allowed = ", ".join([*SECTION_CLASSES, "Camera NAME", "Device NAME", "Output NAME"])
             problems.append(f"{file}: [{section}]: unknown section. Allowed sections: {allowed}")
     for name, cls in SECTION_CLASSES.items():
-        if name not in parser.sections():
-            sections[name] = cls()  # every key has a default
+        if name not in parser.sections():  # every key has a default (paths: beside the file)
+            sections[name] = parse_section(cls, {}, Where(file, name), problems)
     if cameras_required and not any(s.startswith(CAMERA_PREFIX) for s in parser.sections()):
         problems.append(
             f"{file}: no camera. Declare at least one section [Camera NAME] with a SOURCE key "
