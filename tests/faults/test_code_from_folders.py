@@ -44,11 +44,13 @@ from deeplabstream.core.plugins import (
     Registry,
     import_file,
     import_recorded_file,
+    plugin_files_entry,
     using_settings_folder,
     writers_problem,
 )
 from deeplabstream.experiments.config import ExperimentConfigError, load_experiment_config
 from deeplabstream.experiments.registry import CONFIG_FOLDER, experiment_origin, load_experiment
+from deeplabstream.experiments.triggers.kinds import kind_origin, trigger_kind
 from deeplabstream.pose.loading import BUNDLED_MODEL, load_model
 from deeplabstream.pose.model import ModelError
 from deeplabstream.pose.model_format import MODEL_FORMATS, format_of, use_lab_formats
@@ -510,6 +512,19 @@ def test_a_recorded_file_is_imported_only_while_its_sha256_matches(tmp_path: Pat
         REGISTRIES["devices"].get_recorded("lab_box", path, digest)
     assert not list((tmp_path / "devices").glob("*.imported"))  # neither it nor its sibling ran
     assert sibling.exists()
+
+
+def test_a_lab_trigger_kind_is_recorded_by_its_own_file(tmp_path: Path) -> None:
+    """A lab's kind that reuses a built-in trigger class is still the lab file's."""
+    path = write_plugin(tmp_path, "triggers", "lab_trigger", PLUGINS["triggers"])
+    with using_settings_folder(tmp_path):
+        origin = kind_origin("lab_trigger", trigger_kind("lab_trigger").factory)
+        assert kind_origin("region", trigger_kind("region").factory) == "built in"
+    assert origin == f"lab folder: {path.resolve()}"
+    assert plugin_files_entry({"trigger": {"lab_trigger": origin}}) == [
+        {"kind": "trigger", "name": "lab_trigger", "file": str(path.resolve()),
+         "sha256": hashlib.sha256(path.read_bytes()).hexdigest()},
+    ]  # fmt: skip
 
 
 # -- 6. a path default is beside the settings file ---------------------------------------------

@@ -185,9 +185,7 @@ def _unusable_formats_text() -> str:
     One of them may be this model's: a lab's format is tried only when named.
     """
     failures = unusable_formats()
-    text = (
-        (" Formats that cannot be loaded: " + "; ".join(map(str, failures))) if failures else ""
-    )
+    text = (" Formats that cannot be loaded: " + "; ".join(map(str, failures))) if failures else ""
     untried = untried_lab_formats()
     if untried:
         text += (

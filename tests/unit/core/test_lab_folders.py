@@ -393,7 +393,9 @@ def test_the_window_names_a_lab_experiment_it_browses_to_by_its_module(tmp_path:
     settings.write_text(
         SETTINGS + f"[Experiment]\nNAME = {experiment_name_for(outside, settings)}\n"
     )
-    with pytest.raises(SettingsError, match=r"Put the file in the lab's folder \S*experiments/theirs\.py"):
+    with pytest.raises(
+        SettingsError, match=r"Put the file in the lab's folder \S*experiments/theirs\.py"
+    ):
         load_settings(settings)
 
 

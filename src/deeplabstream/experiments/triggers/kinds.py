@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
-from deeplabstream.core.plugins import PluginError, Registry
+from deeplabstream.core.plugins import PluginError, Registry, code_origin
 from deeplabstream.core.schema import SettingSpec
 from deeplabstream.experiments.observation import POLICIES
 from deeplabstream.experiments.triggers.base import Trigger
@@ -194,6 +194,19 @@ TRIGGERS: Registry[TriggerKind] = Registry(
     select=_select_kind,
 )
 """Every trigger kind by name: the built-ins (each module's ``KINDS``), then installed ones."""
+
+
+def kind_origin(kind: str, factory: type) -> str:
+    """Return where the trigger kind ``kind`` comes from, in ``core.plugins.code_origin``'s words.
+
+    The kind's own module (``lab folder: /lab/triggers/x.py`` for a lab kind, even one that
+    reuses a built-in trigger class), found by name without importing anything; its trigger
+    class's module when the name is not found so (a kind made in code).
+    """
+    try:
+        return TRIGGERS.origin(kind)
+    except PluginError:
+        return code_origin(factory)
 
 
 def trigger_kind(kind: str) -> TriggerKind:

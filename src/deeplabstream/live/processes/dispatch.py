@@ -26,7 +26,7 @@ from typing import Any
 from deeplabstream.core.call_watchdog import CallStalled, time_limit
 from deeplabstream.core.clock import host_now_ns
 from deeplabstream.core.errors import DeviceError, ExperimentError
-from deeplabstream.core.plugins import code_origin, plugin_files_entry
+from deeplabstream.core.plugins import plugin_files_entry
 from deeplabstream.core.stats import DurationHistogram
 from deeplabstream.experiments.actions import Action
 from deeplabstream.experiments.base import Experiment
@@ -39,6 +39,7 @@ from deeplabstream.experiments.observation import (
 )
 from deeplabstream.experiments.registry import experiment_origin, load_experiment
 from deeplabstream.experiments.triggers.base import Trigger
+from deeplabstream.experiments.triggers.kinds import kind_origin
 from deeplabstream.hardware.stimulation import StimulationDevice
 from deeplabstream.hardware.stimulation.base import ActionRecord, DeviceLostError
 from deeplabstream.hardware.stimulation.latency import (
@@ -514,8 +515,8 @@ def experiment_plugins(experiment: Experiment) -> dict[str, dict[str, str]]:
             (inner,) if isinstance(inner, Trigger) else tuple(getattr(trigger, "children", ()))
         )
         pending.extend(children)
-        if trigger.kind and all(child.kind != trigger.kind for child in children):
-            kinds.setdefault(trigger.kind, code_origin(type(trigger)))  # not a wrapper's
+        if trigger.kind and all(child.kind != trigger.kind for child in children):  # no wrapper
+            kinds.setdefault(trigger.kind, kind_origin(trigger.kind, type(trigger)))
     found = {"experiment": {experiment.name: experiment_origin(experiment)}}
     return found | ({"trigger": dict(sorted(kinds.items()))} if kinds else {})
 
