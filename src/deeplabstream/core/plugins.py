@@ -58,7 +58,6 @@ import importlib.metadata
 import importlib.util
 import inspect
 import logging
-import multiprocessing
 import os
 import re
 import signal
@@ -1272,11 +1271,12 @@ def _writable_by_everyone(path: Path) -> Path | None:
 def import_watch(what: str) -> Iterator[None]:
     """Watch an import of a plugin's module: name it when slow, and let a stop abandon it.
 
-    After :data:`SLOW_IMPORT_S` a warning names ``what``. In the main thread of a process that
-    no ``multiprocessing`` parent started (a command's), Ctrl-C and SIGTERM, whose handlers only
-    note a stop there, also raise :class:`ImportStopped` inside the import: a module that loops
-    or waits at import never holds a command past the stop. (A child process leaves both to its
-    parent, which ends it.) The handlers are put back when the import ends.
+    After :data:`SLOW_IMPORT_S` a warning names ``what``. In the main thread of a command that
+    asked for it (:func:`abandon_imports_on_stop`), Ctrl-C and SIGTERM, whose handlers only note
+    a stop there, also raise :class:`ImportStopped` inside the import: a module that loops or
+    waits at import never holds the command past the stop. (A child process leaves both to its
+    parent, which ends it; the window's event loop would abort on an exception, so it does not
+    ask.) The handlers are put back when the import ends.
     """
     started = time.monotonic()
     finished = threading.Event()
@@ -1301,12 +1301,23 @@ def import_watch(what: str) -> Iterator[None]:
             signal.signal(signum, handler)
 
 
+_abandon_on_stop = False
+
+
+def abandon_imports_on_stop(enabled: bool = True) -> None:
+    """Let Ctrl-C and SIGTERM abandon a plugin's import in this process (:func:`import_watch`).
+
+    For a command whose handlers only note a stop (``app.stop_requests``), called once they are
+    taken: the headless command and the replay. A stop then ends the command with
+    :class:`ImportStopped`, which its entry reports (``core.optional.exit_with``).
+    """
+    global _abandon_on_stop
+    _abandon_on_stop = enabled
+
+
 def _stops_abandon_import(what: str, started: float) -> dict[int, Any]:
     """Make Ctrl-C and SIGTERM raise ImportStopped here; return the handlers they had."""
-    if (
-        threading.current_thread() is not threading.main_thread()
-        or multiprocessing.parent_process() is not None
-    ):
+    if not _abandon_on_stop or threading.current_thread() is not threading.main_thread():
         return {}
     replaced: dict[int, Any] = {}
     for signum in (signal.SIGINT, signal.SIGTERM):
