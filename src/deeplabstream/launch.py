@@ -17,9 +17,20 @@ from deeplabstream.app.stop_requests import take_stop_signals
 def headless() -> None:
     """``DeepLabStream.py``: the headless command (:mod:`deeplabstream.app.headless`)."""
     take_stop_signals()
+    _stops_abandon_plugin_imports()
     from deeplabstream.app.headless import run
 
     run()
+
+
+def _stops_abandon_plugin_imports() -> None:
+    """Let a stop during a lab plugin's import abandon it (core/plugins.py, ``import_watch``).
+
+    Not in the window: an exception inside Qt's event loop would abort the program.
+    """
+    from deeplabstream.core.plugins import abandon_imports_on_stop
+
+    abandon_imports_on_stop()
 
 
 def desktop() -> None:
@@ -33,6 +44,7 @@ def desktop() -> None:
 def replay() -> None:
     """``utils/VideoAnalyzer.py``: offline replay (:mod:`deeplabstream.offline.replay.command`)."""
     take_stop_signals()
+    _stops_abandon_plugin_imports()
     from deeplabstream.offline.replay.command import run
 
     run()

@@ -1,17 +1,22 @@
-"""A crafted DeepLabCut labels ``.h5`` never runs code when read (issue 37, 7).
+"""A crafted DeepLabCut labels ``.h5`` never runs code when read, whatever its bytes (issue 53, 1).
 
-pandas' HDF5 reader unpickles object columns, and PyTables unpickles pickled attributes: a
-crafted ``CollectedData_x.h5`` whose pickle opens (creates) a marker file would run through
-``utils/ImageAnalyzer.py``, ``deeplabstream-train --labels`` and ``read_dlc_labels``. Each is
-refused with a message naming the file and ``--trust-pickle``, and the marker never appears;
-with ``--trust-pickle`` (a file the user trusts) the code does run, which shows the crafted
-file is a real threat and the check the only thing in its way.
+pandas' HDF5 reader unpickles object columns and PyTables unpickles attributes that look like
+pickles; a check that parses a pickle before either reads it was defeated (a LONG opcode written
+in base 16, ``L0x1L``, stops ``pickletools`` before the ``GLOBAL``). So labels are read with h5py
+into arrays and strings, and the few attributes PyTables pickled by an unpickler that refuses
+every global (``offline/labels_hdf5.py``). Each crafted file below holds a pickle that would
+create a marker file; the marker never appears, through ``read_dlc_labels``,
+``utils/ImageAnalyzer.py`` and ``deeplabstream-train --labels``; DeepLabCut's own files (every
+layout pandas writes, and a real project's labels) still read, equal to the CSV beside them.
 """
 
 from __future__ import annotations
 
+import copyreg
+import pickle
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -22,9 +27,8 @@ import pytest
 
 from deeplabstream.core.errors import LabelsError
 from deeplabstream.offline.labels import read_dlc_labels
-from tests.support.paths import PROJECT_ROOT
-
-pytest.importorskip("tables")
+from deeplabstream.offline.labels_hdf5 import CodeRefused, plain_value
+from tests.support.paths import PROJECT_ROOT, shared_data
 
 
 class Marker:
@@ -56,6 +60,151 @@ def project(tmp_path: Path) -> tuple[Path, list[str]]:
     return folder, names
 
 
+def labels_file(tmp_path: Path, layout: str = "table") -> Path:
+    folder, names = project(tmp_path)
+    path = folder / "CollectedData_me.h5"
+    labels_table(names).to_hdf(path, key="df_with_missing", mode="w", format=layout)
+    return path
+
+
+# -- pickles that reach code, each written by hand where pickle.dumps would not -----------------
+
+
+def long_base16_global(marker: Path) -> bytes:
+    """The issue's pickle: a protocol-0 LONG in base 16 first, which stops pickletools."""
+    return b"L0x1L\n0cbuiltins\nopen\n(V" + str(marker).encode() + b"\nVw\ntR."
+
+
+def protocol_0_global(marker: Path) -> bytes:
+    return pickle.dumps(Marker(marker), 0)
+
+
+def stack_global(marker: Path) -> bytes:
+    return pickle.dumps(Marker(marker), 4)
+
+
+def inst(marker: Path) -> bytes:
+    """INST: the class (here a function) named inline, called with the marked arguments."""
+    return b"(V" + str(marker).encode() + b"\nVw\nibuiltins\nopen\n."
+
+
+def extension_code(marker: Path) -> bytes:
+    """EXT1: a callable registered with copyreg (registered by the test around the read)."""
+    return (
+        b"\x80\x02\x82\xf0(X"
+        + len(str(marker)).to_bytes(4, "little")
+        + str(marker).encode()
+        + b"X\x01\x00\x00\x00wtR."
+    )
+
+
+def persistent_id(marker: Path) -> bytes:
+    return b"P" + str(marker).encode() + b"\n."
+
+
+def global_then_garbage(marker: Path) -> bytes:
+    """No whole pickle: the import comes before the first byte that is not valid."""
+    return b"cbuiltins\nopen\n(V" + str(marker).encode() + b"\nVw\ntR\xff\xff"
+
+
+TRICKS: dict[str, Callable[[Path], bytes]] = {
+    "LONG in base 16 before GLOBAL": long_base16_global,
+    "protocol 0 GLOBAL + REDUCE": protocol_0_global,
+    "protocol 4 STACK_GLOBAL": stack_global,
+    "INST": inst,
+    "EXT1 (copyreg extension)": extension_code,
+    "persistent id": persistent_id,
+    "GLOBAL then garbage": global_then_garbage,
+}
+
+
+@pytest.fixture
+def open_as_extension():
+    """Register builtins.open as copyreg extension 240 (what an EXT1 pickle names)."""
+    copyreg.add_extension("builtins", "open", 240)
+    try:
+        yield
+    finally:
+        copyreg.remove_extension("builtins", "open", 240)
+
+
+@pytest.mark.parametrize("trick", list(TRICKS))
+def test_the_unpickler_refuses_every_way_to_code(tmp_path, trick, open_as_extension):
+    marker = tmp_path / "code-ran"
+    data = TRICKS[trick](marker)
+    with pytest.raises(pickle.UnpicklingError):
+        plain_value(data)
+    assert not marker.exists()
+    if trick != "persistent id":  # the real unpickler runs each of them: the threat is real
+        try:
+            pickle.loads(data)
+        except Exception:
+            pass
+        assert marker.exists(), f"{trick}: not a pickle that runs code"
+
+
+def test_plain_values_read_as_pytables_wrote_them():
+    """What DeepLabCut's files hold: lists, tuples, dicts of text and numbers (old LONGs too)."""
+    assert plain_value(b"(lp0\n(L0L\nVindex\np1\ntp2\na.") == [(0, "index")]
+    assert plain_value(b"N.") is None
+    assert plain_value(pickle.dumps({1: {"names": ["a", "b"]}}, 2)) == {1: {"names": ["a", "b"]}}
+    with pytest.raises(CodeRefused, match=r"names Python code \((io|builtins)\.open\)"):
+        plain_value(protocol_0_global(Path("x")))
+
+
+# -- crafted files: every attribute the reader reads, and the ones it never reads -------------
+
+#: (layout, node, attribute): the attributes of pandas' layouts that the reader reads.
+READ_ATTRIBUTES = [
+    ("table", "df_with_missing", "non_index_axes"),
+    ("table", "df_with_missing", "info"),
+    ("table", "df_with_missing", "index_cols"),
+    ("table", "df_with_missing", "values_cols"),
+    ("table", "df_with_missing/table", "values_block_0_kind"),
+    ("fixed", "df_with_missing/axis0_level1", "name"),
+    ("fixed", "df_with_missing/axis1", "name"),
+]
+
+
+@pytest.mark.parametrize("trick", list(TRICKS))
+@pytest.mark.parametrize(("layout", "node", "attribute"), READ_ATTRIBUTES)
+def test_a_pickle_in_an_attribute_that_is_read_is_refused(
+    tmp_path, trick, layout, node, attribute, open_as_extension
+):
+    marker = tmp_path / "code-ran"
+    path = labels_file(tmp_path, layout)
+    with h5py.File(path, "r+") as file:
+        file[node].attrs[attribute] = np.bytes_(TRICKS[trick](marker))
+    with pytest.raises(LabelsError) as refused:
+        read_dlc_labels(path)
+    assert str(path) in str(refused.value)
+    assert not marker.exists()
+
+
+#: Forms in which a pickle can sit in an attribute that is never read: text, bytes, arrays.
+UNREAD_FORMS = {
+    "fixed bytes": lambda p: (np.bytes_(p), None),
+    "vlen text": lambda p: (p.decode("latin-1"), h5py.string_dtype("utf-8")),
+    "vlen bytes": lambda p: (p, h5py.string_dtype("ascii")),
+    "array of fixed bytes": lambda p: (np.array([b"a", p]), None),
+    "opaque bytes": lambda p: (np.void(p), None),
+}
+
+
+@pytest.mark.parametrize("form", list(UNREAD_FORMS))
+@pytest.mark.parametrize("node", ["/", "df_with_missing", "df_with_missing/table"])
+def test_a_pickle_anywhere_else_is_never_unpickled(tmp_path, form, node):
+    """The issue's file: PyTables unpickled it as soon as pandas opened the group."""
+    marker = tmp_path / "code-ran"
+    path = labels_file(tmp_path)
+    value, dtype = UNREAD_FORMS[form](long_base16_global(marker))
+    with h5py.File(path, "r+") as file:
+        file[node].attrs.create("metadata", value, dtype=dtype)
+    labels = read_dlc_labels(path)
+    assert labels.keypoints == ("snout", "tail")
+    assert not marker.exists()
+
+
 def object_column_file(tmp_path: Path, marker: Path) -> Path:
     """Labels with one more column of Python objects, one of them the marker's pickle."""
     folder, names = project(tmp_path)
@@ -67,174 +216,124 @@ def object_column_file(tmp_path: Path, marker: Path) -> Path:
     return path
 
 
-def pickled_attribute_file(tmp_path: Path, marker: Path) -> Path:
-    """Labels as DeepLabCut writes them (table format), one attribute swapped for the pickle."""
-    import pickle
+def test_a_column_of_python_objects_is_refused(tmp_path):
+    marker = tmp_path / "code-ran"
+    path = object_column_file(tmp_path, marker)
+    with pytest.raises(LabelsError, match=r"block1_values holds Python objects, not coordinates"):
+        read_dlc_labels(path)
+    assert not marker.exists()
 
-    folder, names = project(tmp_path)
-    path = folder / "CollectedData_me.h5"
-    labels_table(names).to_hdf(path, key="df_with_missing", mode="w", format="table")
+
+def test_a_link_into_another_file_is_refused(tmp_path):
+    path = labels_file(tmp_path, "fixed")
     with h5py.File(path, "r+") as file:
-        file["df_with_missing"].attrs["metadata"] = np.bytes_(pickle.dumps(Marker(marker), 0))
-    return path
+        del file["df_with_missing/block0_values"]
+        file["df_with_missing/block0_values"] = h5py.ExternalLink("elsewhere.h5", "/x")
+    with pytest.raises(LabelsError, match=r"block0_values is a link \(ExternalLink\)"):
+        read_dlc_labels(path)
 
 
-def text_attribute_file(tmp_path: Path, marker: Path) -> Path:
-    """The pickle as a variable-length ASCII string attribute (issue 44, 1).
-
-    h5py returns it as ``str``; PyTables returns it as bytes and unpickles it, whatever the
-    attribute's name, as soon as pandas opens the group.
-    """
-    import pickle
-
-    folder, names = project(tmp_path)
-    path = folder / "CollectedData_me.h5"
-    labels_table(names).to_hdf(path, key="df_with_missing", mode="w", format="table")
-    text = pickle.dumps(Marker(marker), 0).decode("ascii")
+def issue_file(tmp_path: Path, marker: Path) -> Path:
+    """The issue's file: the base-16 LONG pickle as a text attribute PyTables unpickles."""
+    path = labels_file(tmp_path)
     with h5py.File(path, "r+") as file:
+        text = long_base16_global(marker).decode("latin-1")
         file["df_with_missing"].attrs.create("note", text, dtype=h5py.string_dtype("ascii"))
     return path
 
 
-CRAFTED = [object_column_file, pickled_attribute_file, text_attribute_file]
-
-
-@pytest.mark.parametrize("craft", CRAFTED)
-def test_read_dlc_labels_refuses_a_pickle_that_would_run_code(tmp_path, craft):
+def test_pandas_would_have_run_the_issues_file(tmp_path):
+    """The threat is real: pandas' own reader (never used by the project) runs the pickle."""
+    pytest.importorskip("tables")
     marker = tmp_path / "code-ran"
-    path = craft(tmp_path, marker)
-    with pytest.raises(LabelsError) as refused:
-        read_dlc_labels(path)
-    text = str(refused.value)
-    assert str(path) in text and "--trust-pickle" in text and "run" in text
-    assert not marker.exists()
+    path = issue_file(tmp_path, marker)
+    try:
+        pd.read_hdf(path)
+    except Exception:
+        pass
+    assert marker.exists()
 
 
-@pytest.mark.parametrize("craft", CRAFTED)
-def test_the_commands_refuse_it_and_run_nothing(tmp_path, craft):
+@pytest.mark.parametrize("craft", ["issue", "object column"])
+def test_the_commands_run_nothing(tmp_path, craft):
     marker = tmp_path / "code-ran"
-    path = craft(tmp_path, marker)
+    path = (
+        issue_file(tmp_path, marker) if craft == "issue" else object_column_file(tmp_path, marker)
+    )
     images = subprocess.run(
         [sys.executable, str(PROJECT_ROOT / "utils" / "ImageAnalyzer.py"), str(path),
          "--model", str(tmp_path / "no-model")],
         cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=240,
     )  # fmt: skip
-    assert images.returncode == 2, images.stdout + images.stderr
-    assert "--trust-pickle" in images.stderr and "Traceback" not in images.stderr
-    assert not marker.exists()
+    assert images.returncode == 2 and "Traceback" not in images.stderr, images.stderr
+    expected = "no-model" if craft == "issue" else "holds Python objects"
+    assert expected in images.stderr
     train = subprocess.run(
         [sys.executable, "-m", "deeplabstream.offline.training.train", "--labels", str(path),
-         "--out", str(tmp_path / "model"), "--steps", "1"],
+         "--out", str(tmp_path / "model"), "--train-indices", "0-5"],
         cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=240,
     )  # fmt: skip
-    assert train.returncode != 0
-    assert "--trust-pickle" in train.stderr and "Traceback" not in train.stderr, train.stderr
+    assert "Traceback" not in train.stderr, train.stderr
+    # The issue's file reads (its two frames counted, then the made-up split is refused).
+    expected = "beyond the 2 labeled ones" if craft == "issue" else "holds Python objects"
+    assert train.returncode != 0 and expected in train.stderr
     assert not marker.exists()
 
 
-def _pickle_of(marker: Path) -> bytes:
-    import pickle
-
-    return pickle.dumps(Marker(marker), 0)
+# -- DeepLabCut's own files still read --------------------------------------------------------
 
 
-#: Every form in which h5py hands an attribute back, each holding the marker's pickle: where
-#: it sits (a node of the file) and how it is stored.
-ATTRIBUTE_FORMS = {
-    "vlen utf-8 text": ("df_with_missing", lambda p: (p.decode(), h5py.string_dtype("utf-8"))),
-    "vlen bytes": ("df_with_missing", lambda p: (p, h5py.string_dtype("ascii"))),
-    "fixed bytes on the table": ("df_with_missing/table", lambda p: (np.bytes_(p), None)),
-    "text on the root": ("/", lambda p: (p.decode(), h5py.string_dtype("ascii"))),
-    "array of vlen text": (
-        "df_with_missing",
-        lambda p: (np.array(["fine", p.decode()], dtype=object), h5py.string_dtype("utf-8")),
-    ),
-    "array of fixed bytes": ("df_with_missing", lambda p: (np.array([b"a", p]), None)),
-    "2-d array of vlen bytes": (
-        "df_with_missing",
-        lambda p: (np.array([[b"a", p]], dtype=object), h5py.string_dtype("ascii")),
-    ),
-    "opaque bytes": ("df_with_missing", lambda p: (np.void(p), None)),
-    "compound with a text field": (
-        "df_with_missing",
-        lambda p: (
-            np.array([(1, p)], dtype=[("n", "i4"), ("s", h5py.string_dtype("ascii"))]),
-            None,
-        ),
-    ),
-}
+def _tables(single: bool, three_column_index: bool) -> pd.DataFrame:
+    levels = [["me"], ["snout", "tail"], ["x", "y"]]
+    names = ["scorer", "bodyparts", "coords"]
+    if not single:
+        levels.insert(1, ["mouse1", "single"])
+        names.insert(1, "individuals")
+    columns = pd.MultiIndex.from_product(levels, names=names)
+    values = np.arange(3 * len(columns), dtype=np.float64).reshape(3, -1)
+    values[1, 2] = np.nan
+    paths = [("labeled-data", "video", f"img{i}.png") for i in range(3)]
+    index = pd.MultiIndex.from_tuples(paths) if three_column_index else ["/".join(p) for p in paths]
+    return pd.DataFrame(values, index=index, columns=columns)
 
 
-@pytest.mark.parametrize("form", list(ATTRIBUTE_FORMS))
-def test_a_pickle_in_any_form_of_attribute_is_refused(tmp_path, form):
-    marker = tmp_path / "code-ran"
-    folder, names = project(tmp_path)
-    path = folder / "CollectedData_me.h5"
-    labels_table(names).to_hdf(path, key="df_with_missing", mode="w", format="table")
-    node, make = ATTRIBUTE_FORMS[form]
-    value, dtype = make(_pickle_of(marker))
-    with h5py.File(path, "r+") as file:
-        file[node].attrs.create("crafted", value, dtype=dtype)
-    with pytest.raises(LabelsError) as refused:
-        read_dlc_labels(path)
-    assert "'crafted'" in str(refused.value) and "--trust-pickle" in str(refused.value)
-    assert not marker.exists()
+@pytest.mark.parametrize("layout", ["fixed", "table"])
+@pytest.mark.parametrize("single", [True, False])
+@pytest.mark.parametrize("three_column_index", [False, True])
+def test_every_layout_pandas_writes_reads_as_pandas_reads_it(
+    tmp_path, layout, single, three_column_index
+):
+    pytest.importorskip("tables")
+    table = _tables(single, three_column_index)
+    path = tmp_path / "CollectedData_me.h5"
+    try:
+        table.to_hdf(path, key="keypoints", mode="w", format=layout)
+    except ValueError:  # pandas cannot write a 3-level index with multi-level columns as table
+        pytest.skip("pandas writes no such file")
+    from deeplabstream.offline.labels_hdf5 import read_labels_table
+
+    pd.testing.assert_frame_equal(read_labels_table(path), pd.read_hdf(path))
 
 
-def test_a_pseudo_atom_stored_as_text_is_still_seen(tmp_path):
-    """PyTables unpickles every row of a dataset whose PSEUDOATOM says object, in any form."""
-    marker = tmp_path / "code-ran"
-    path = object_column_file(tmp_path, marker)
-    with h5py.File(path, "r+") as file:
-
-        def retype(name, node):
-            if isinstance(node, h5py.Dataset) and "PSEUDOATOM" in node.attrs:
-                del node.attrs["PSEUDOATOM"]
-                node.attrs.create("PSEUDOATOM", "object", dtype=h5py.string_dtype("ascii"))
-
-        file.visititems(retype)
-    with pytest.raises(LabelsError, match="pickled Python objects"):
-        read_dlc_labels(path)
-    assert not marker.exists()
-
-
-def test_an_attribute_h5py_cannot_read_is_refused_not_passed(tmp_path):
-    """What the inspection cannot read, PyTables might: refused, never waved through.
-
-    An HDF5 time attribute (H5T_UNIX_D32LE) has no NumPy equivalent: h5py cannot read it.
-    """
-    folder, names = project(tmp_path)
-    path = folder / "CollectedData_me.h5"
-    labels_table(names).to_hdf(path, key="df_with_missing", mode="w", format="table")
-    with h5py.File(path, "r+") as file:
-        space = h5py.h5s.create(h5py.h5s.SCALAR)
-        h5py.h5a.create(file["df_with_missing"].id, b"crafted", h5py.h5t.UNIX_D32LE, space)
-    with pytest.raises(LabelsError, match="'crafted' cannot be inspected"):
-        read_dlc_labels(path)
-    assert read_dlc_labels(path, trust_pickle=True).keypoints == ("snout", "tail")
-
-
-def test_trust_pickle_runs_the_text_attribute_too(tmp_path):
-    """The issue's file is a real threat: read with trust, PyTables unpickles the text."""
-    marker = tmp_path / "code-ran"
-    path = text_attribute_file(tmp_path, marker)
-    read_dlc_labels(path, trust_pickle=True)
-    assert marker.exists()
-
-
-def test_trust_pickle_reads_it_and_the_code_runs(tmp_path):
-    """The crafted file is a real threat: read with trust, its pickle runs."""
-    marker = tmp_path / "code-ran"
-    path = object_column_file(tmp_path, marker)
-    with pytest.raises(LabelsError):  # the object column is no coordinate
-        read_dlc_labels(path, trust_pickle=True)
-    assert marker.exists()
-
-
-def test_deeplabcuts_own_h5_labels_still_read(tmp_path):
-    folder, names = project(tmp_path)
-    path = folder / "CollectedData_me.h5"
-    labels_table(names).to_hdf(path, key="df_with_missing", mode="w", format="table")
-    labels = read_dlc_labels(path)
-    assert labels.keypoints == ("snout", "tail") and labels.coordinates.shape == (2, 2, 2)
-    np.testing.assert_array_equal(labels.coordinates[1, 1], [16, 17])
+@pytest.mark.parametrize("layout", ["fixed", "table"])
+@pytest.mark.parametrize("name", ["dlc_testdata_v2.csv", "madlc_testdata.csv"])
+def test_the_dlc_fixtures_as_h5_read_as_their_csv(tmp_path, layout, name):
+    pytest.importorskip("tables")
+    folder = shared_data("dlc-format-fixtures/labeled-data/video")
+    csv = folder / name
+    header = [0, 1, 2, 3] if name.startswith("ma") else [0, 1, 2]
+    index = [0, 1, 2] if "_v2" in name else 0
+    table = pd.read_csv(csv, header=header, index_col=index)
+    copy = tmp_path / "labeled-data" / "video"
+    copy.mkdir(parents=True)
+    h5 = copy / csv.with_suffix(".h5").name
+    try:
+        table.to_hdf(h5, key="df_with_missing", mode="w", format=layout)
+    except ValueError:
+        pytest.skip("pandas writes no such file")
+    (copy / name).write_bytes(csv.read_bytes())
+    individual = "Animal1" if name.startswith("ma") else None
+    from_h5, from_csv = (read_dlc_labels(copy / f, individual) for f in (h5.name, name))
+    assert from_h5.keypoints == from_csv.keypoints
+    assert from_h5.image_paths == from_csv.image_paths
+    np.testing.assert_array_equal(from_h5.coordinates, from_csv.coordinates)

@@ -112,7 +112,8 @@ def lab_folders(root: Path) -> Path:
     settings.write_text(
         "[Camera lab]\nSOURCE = lab_gradient\nWIDTH = 320\nHEIGHT = 240\nFRAMERATE = 30\n\n"
         f"[Device led]\nTYPE = lab_led\nFILE = {root / 'led.txt'}\n\n"
-        f"[Pose]\nBACKEND = lab_runtime\nMODEL_PATH = {root / 'arena.labmodel'}\n\n"
+        f"[Pose]\nBACKEND = lab_runtime\nMODEL_FORMATS = lab_pointer\n"
+        f"MODEL_PATH = {root / 'arena.labmodel'}\n\n"
         "[Experiment]\nNAME = flash\n\n[Output lab_frames]\nEVERY = 3\n",
         encoding="utf-8",
     )

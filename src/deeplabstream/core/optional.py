@@ -17,6 +17,8 @@ from collections.abc import Callable
 from typing import NoReturn
 
 from deeplabstream.core.errors import DeepLabStreamError
+from deeplabstream.core.import_path import keep_current_folder_off_path
+from deeplabstream.core.plugins import ImportStopped
 
 # top-level module -> the extra of pyproject.toml that installs it
 EXTRA_OF_MODULE: dict[str, str] = {
@@ -96,10 +98,16 @@ def exit_with(main: Callable[[], int]) -> NoReturn:
     """Run a command's ``main`` and exit with its code; a missing optional library exits 2.
 
     Every console script of the package ends in this, so a lab that installed only the base
-    package reads which extra to install instead of a traceback.
+    package reads which extra to install instead of a traceback. First the current folder is
+    taken off the module path (:func:`~core.import_path.keep_current_folder_off_path`); a stop
+    during a plugin's import (:class:`~core.plugins.ImportStopped`) exits 128 + its signal.
     """
+    keep_current_folder_off_path()  # before any child process starts (core/import_path.py)
     try:
         code = main()
+    except ImportStopped as stop:  # Ctrl-C while a plugin's module was imported
+        print(f"Stopped: {stop}", file=sys.stderr)
+        code = 128 + stop.signum
     except ModuleNotFoundError as error:
         clear = missing_extra(error)
         if clear is None:

@@ -18,14 +18,17 @@ lives (``settings/plugin_kinds.py`` names all seven), and every registry works t
 
 Python code is imported only from this package, from installed entry points and from the lab's
 folders: settings are data, and a name in a settings file or an experiment config never reaches
-an arbitrary module. A ``.py`` path there is refused (:class:`PluginPathError`), saying which
-lab folder the file belongs in; only the command line may name a file (:meth:`Registry.get_file`,
-``--experiment path.py``, :meth:`Registry.find`). A kind may also have plugins written as data
-(:class:`DataFiles`: an experiment's ``.ini`` configs), found by their stem in the lab's folder
-before the package's own. An unknown name is one :class:`UnknownPluginError` for every kind,
-worded ``unknown camera 'x'; known: a, b, c; in /lab/cameras: d, e`` followed by what to do. A
-plugin that fails to import is reported by its name, its distribution (or file) and the error
-(:class:`PluginLoadError`, :class:`PluginFailure`), and never stops the others from being listed
+an arbitrary module. A ``.py`` path or a module's import path (``package.module:Class``) there
+is refused (:class:`PluginPathError`), saying which lab folder the file belongs in; only the
+command line may name a file (:meth:`Registry.get_file`, ``--experiment path.py``,
+:meth:`Registry.find`). A lab module named like a registered plugin (``cameras/synthetic.py``)
+is refused when that name is used (:class:`PluginClashError`), saying what to rename. A kind may
+also have plugins written as data (:class:`DataFiles`: an experiment's ``.ini`` configs),
+found by their stem in the lab's folder before the package's own. An unknown name is one
+:class:`UnknownPluginError` for every kind, worded ``unknown camera 'x'; known: a, b, c; in
+/lab/cameras: d, e`` followed by what to do. A plugin that fails to import is reported by its
+name, its distribution (or file) and the error (:class:`PluginLoadError`,
+:class:`PluginFailure`), and never stops the others from being listed
 (:meth:`Registry.load_all`).
 
 **Every process finds the same lab folders.** The folder of the settings file is the process's
@@ -35,6 +38,16 @@ it by name and sets it first thing, so it imports a lab module from the same fil
 module name (:func:`import_file`). Objects of a lab module's classes never cross between
 processes: their plugin's name and their field values do, and the other side rebuilds them
 (:func:`values_if_from_file`).
+
+**Importing a lab's file** (:func:`import_file`): only a regular file is opened (a FIFO, a device
+or a socket is refused unopened); its bytes are read once, hashed (SHA-256) and compiled, so what
+ran is what the record says (:func:`imported_lab_files`, ``session.json`` -> ``plugin_files``) and
+:func:`import_recorded_file` can import the same file again later only while its hash matches.
+The import runs under a watch: a module still importing after :data:`SLOW_IMPORT_S` is named in a
+warning, and in a command's main process Ctrl-C or SIGTERM abandons it
+(:class:`ImportStopped`). A file or folder other users may write to is said
+(:func:`plugin_notices`), and refused in a process running as root. Its module is named
+``lab.<folder>.<stem>`` (``lab.devices.tcp_stim``), which its logger takes.
 """
 
 from __future__ import annotations
@@ -44,22 +57,33 @@ import importlib
 import importlib.metadata
 import importlib.util
 import inspect
+import logging
+import os
 import re
+import signal
+import stat
 import sys
 import threading
-from collections.abc import Callable, Iterator, Mapping
+import time
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields, is_dataclass
 from pathlib import Path
-from types import ModuleType
+from types import FrameType, ModuleType
 from typing import Any, Generic, TypeVar
 
 from deeplabstream.core.errors import DeepLabStreamError
 
 T = TypeVar("T")
 
+log = logging.getLogger(__name__)
+
+#: How an origin names a file of the lab's (``lab folder: /lab/devices/x.py``).
+LAB_ORIGIN = "lab folder: "
+
 PACKAGE = "deeplabstream"
-"""The one package whose modules a ``module:Class`` name may import."""
+"""This project's package: code of it is ``built in``."""
 
 _PYTHON_FILE = re.compile(
     r"^(?P<path>.+\.py)(?::(?P<attr>[A-Za-z_][A-Za-z0-9_]*))?$", re.IGNORECASE
@@ -90,10 +114,18 @@ class PluginLoadError(PluginError, ImportError):
 
 
 class PluginPathError(UnknownPluginError):
-    """A name that is a path to Python code: settings are data and never name code.
+    """A name that is a path to Python code or a module's import path: settings never name code.
 
     An :class:`UnknownPluginError` (and so a ``KeyError``), so every caller that reports an
     unknown name reports this one the same way, with its file, section and key.
+    """
+
+
+class PluginClashError(PluginError):
+    """A lab module named like a registered plugin: which one is meant cannot be told.
+
+    ``cameras/synthetic.py`` beside a settings file naming ``SOURCE = synthetic``: the message
+    names the file and says what to rename it to.
     """
 
 
@@ -355,12 +387,13 @@ class Registry(Generic[T]):
         ``lab folder: /rig/devices/lab_led.py`` (``settings_folder`` None: the process's).
         """
         key = self._normalise(name)
+        self._refuse_clash(str(name).strip(), settings_folder)
         if key in self._builtins:  # no entry point may take a built-in's name: none read
             return self._builtins[key].origin
         if key not in self.sources():
             path = self._lab_file(name, settings_folder)
             if path is not None:
-                return f"lab folder: {path}"
+                return f"{LAB_ORIGIN}{path.resolve()}"
         return self._source(name).origin
 
     def problems(self) -> list[PluginFailure]:
@@ -399,16 +432,19 @@ class Registry(Generic[T]):
     def get(self, name: str, settings_folder: Path | None = None) -> T:
         """Return the plugin ``name``, importing its module on first use.
 
-        ``name`` is tried, in order, as a registered name (built-in or entry point), as a
+        ``name`` is tried, in order, as a registered name (built-in or entry point) and as a
         module of the lab's folder beside the settings file (``NAME`` or ``NAME:Class``;
-        ``settings_folder`` None: the process's), and as ``module:Class`` of this package. It
-        comes from a settings file or an experiment config, so it never names a file.
+        ``settings_folder`` None: the process's). It comes from a settings file or an
+        experiment config, so it never names a file or a module to import.
 
         Raises
         ------
         PluginPathError
-            ``name`` is a path (``x.py``, ``lab/x.py:Class``): the message says to put the file
-            in the lab's folder and write its name.
+            ``name`` is a path (``x.py``, ``lab/x.py:Class``) or an import path
+            (``package.module:Class``): the message says to put the file in the lab's folder
+            and write its name.
+        PluginClashError
+            ``name`` is registered and the lab's folder has a module of that name too.
         UnknownPluginError
             Nothing of that name: the message lists the known names and says what to do.
         PluginLoadError
@@ -419,6 +455,7 @@ class Registry(Generic[T]):
     def _get(self, text: str, settings_folder: Path | None, *, with_data_files: bool) -> T:
         """:meth:`get`; an unknown name's message lists the data files ``with_data_files``."""
         key = self._normalise(text)
+        self._refuse_clash(text, settings_folder)
         if key in self.sources():
             return self._load_registered(key)
         self._refuse_path(text, settings_folder)
@@ -427,8 +464,6 @@ class Registry(Generic[T]):
             path = self._lab_file(module_attr["module"], settings_folder)
             if path is not None:
                 return self._from_file(path, module_attr["attr"] or "", text)
-            if module_attr["attr"] and module_attr["module"].split(".")[0] == PACKAGE:
-                return self._from_package(module_attr, text, settings_folder, with_data_files)
         by_class = self._by_class_name_of(text)
         if by_class is not None:
             return self._load_registered(by_class)
@@ -440,10 +475,13 @@ class Registry(Generic[T]):
         Raises
         ------
         PluginPathError
-            ``name`` is a path to a Python file.
+            ``name`` is a path to a Python file or a module's import path.
+        PluginClashError
+            ``name`` is registered and the lab's folder has a module of that name too.
         UnknownPluginError
             ``name`` is neither registered nor a module of the lab's folder.
         """
+        self._refuse_clash(str(name).strip(), settings_folder)
         self._refuse_path(str(name).strip(), settings_folder)
         if (
             self._normalise(name) not in self.sources()
@@ -481,15 +519,17 @@ class Registry(Generic[T]):
         return f"{text}. {self.advice}"
 
     def load_all(
-        self, settings_folder: Path | None = None
+        self, settings_folder: Path | None = None, lab_names: Sequence[str] = ()
     ) -> tuple[dict[str, T], list[PluginFailure]]:
-        """Import every plugin; return those that loaded and those that did not.
+        """Import every registered plugin and the lab's named ones; return what loaded and not.
 
         In order: the registered ones (built-ins in their order, then entry points), then the
-        lab's modules beside the settings file (``settings_folder`` None: the process's) sorted
-        by file name, each by its stem (``stem:Class`` for each plugin of a module that defines
-        several). A plugin that fails is reported by name, origin and error, never stopping the
-        others.
+        modules of the lab's folder beside the settings file (``settings_folder`` None: the
+        process's) that ``lab_names`` names (``stem``, or ``stem:Class`` for one plugin of a
+        module), in that order, each by its stem (``stem:Class`` for each plugin of a module
+        that defines several). No other file of the lab's folder is opened: only the plugins a
+        session names run. A plugin that fails is reported by name, origin and error, never
+        stopping the others.
         """
         loaded: dict[str, T] = {}
         failures = self.problems()
@@ -498,11 +538,21 @@ class Registry(Generic[T]):
                 loaded[name] = self._load_registered(name)
             except PluginError as error:
                 failures.append(PluginFailure(self.kind, name, source.origin, _cause(error)))
-        for path in self.lab_modules(settings_folder):
+        for name in lab_names:
+            module, _, attr = name.strip().partition(":")
+            path = self._lab_file(module, settings_folder)
+            origin = str(path) if path is not None else str(self.lab_path(settings_folder))
             try:
-                loaded.update(self._all_in_file(path))
+                if path is None:
+                    raise UnknownPluginError(self.unknown_message(name, settings_folder))
+                found = (
+                    {name.strip(): self._from_file(path, attr.strip(), name.strip())}
+                    if attr
+                    else self._all_in_file(path)
+                )
+                loaded.update(found)
             except PluginError as error:
-                failures.append(PluginFailure(self.kind, path.stem, str(path), _cause(error)))
+                failures.append(PluginFailure(self.kind, name, origin, _cause(error)))
         return loaded, failures
 
     # -- names and paths of the command line, data files ----------------------------------------
@@ -549,11 +599,12 @@ class Registry(Generic[T]):
         """
         text = str(name).strip()
         key = self._normalise(text)
+        self._refuse_clash(text, settings_folder)
         if key in self.sources():
             return self.sources()[key]
         path = self._lab_file(text, settings_folder)
         if path is not None:
-            return PluginSource(text, str(path), f"lab folder: {path}", path)
+            return PluginSource(text, str(path), f"{LAB_ORIGIN}{path.resolve()}", path)
         by_class = self._by_class_name_of(text, quiet=True)
         return None if by_class is None else self.sources()[by_class]
 
@@ -655,7 +706,8 @@ class Registry(Generic[T]):
         module_name, _, attr = source.target.partition(":")
         where = f"{self.kind} {key!r} ({source.origin}, {source.target})"
         try:
-            module = importlib.import_module(module_name.strip())
+            with import_watch(where):
+                module = importlib.import_module(module_name.strip())
         except Exception as error:  # a plugin's import error of any kind is reported, not raised
             raise PluginLoadError(f"{where} cannot be loaded: {error_text(error)}") from error
         obj = _attribute(module, attr.strip(), where) if attr else module
@@ -666,21 +718,6 @@ class Registry(Generic[T]):
                 raise PluginLoadError(f"{where} cannot be loaded: {error}") from None
         self._loaded[key] = self._checked(obj, where)
         return self._loaded[key]
-
-    def _from_package(
-        self,
-        module_attr: re.Match[str],
-        text: str,
-        settings_folder: Path | None,
-        with_data_files: bool,
-    ) -> T:
-        try:
-            module = importlib.import_module(module_attr["module"])
-        except ModuleNotFoundError:
-            message = self.unknown_message(text, settings_folder, with_data_files)
-            raise UnknownPluginError(message) from None
-        where = f"{self.kind} {text!r}"
-        return self._checked(_attribute(module, module_attr["attr"], where), where)
 
     def _lab_file(self, module: str, settings_folder: Path | None = None) -> Path | None:
         """Return the lab's module file ``module`` (``NAME`` or ``NAME:Class``), or None.
@@ -697,31 +734,96 @@ class Registry(Generic[T]):
         found = exact or by_case
         return found[0] if len(found) == 1 else None
 
+    def refuse_code(self, name: str, settings_folder: Path | None = None) -> None:
+        """Refuse a name that is no plugin's name but code to import; nothing is imported.
+
+        For names checked as text where the settings are read (``[Experiment] NAME``): a path
+        to a Python file, or a module's import path (``package.module:Class``) that is not
+        registered. Raises :class:`PluginPathError` saying what to write instead.
+        """
+        self._refuse_path(str(name).strip(), settings_folder)
+
     def _refuse_path(self, text: str, settings_folder: Path | None) -> None:
-        """Refuse a name that is a path to Python code, saying where its file belongs."""
+        """Refuse a path to Python code or a module's import path, saying what to write."""
         python_file = _PYTHON_FILE.match(text)
-        if python_file is None:
+        if python_file is not None:
+            stem = Path(python_file["path"]).stem
+            attr = python_file["attr"]
+            lab = self.lab_path(settings_folder) or Path(self.lab_folder or "the lab's folder")
+            write = f"{stem}:{attr}" if attr else stem
+            raise PluginPathError(
+                f"{self.kind} {text!r} names a Python file, and settings are data: a settings "
+                f"file or an experiment config never names code. Put the file in the lab's "
+                f"folder {lab / (stem + '.py')} beside the settings file and write {write}"
+            )
+        module_attr = _MODULE_ATTR.match(text)
+        data = self.data_files
+        if (
+            module_attr is not None
+            and "." in module_attr["module"]
+            and self._normalise(text) not in self.sources()
+            and not (data is not None and data.names_path(text))
+        ):
+            raise PluginPathError(
+                f"{self.kind} {text!r} is a module's import path, and settings are data: a "
+                "settings file or an experiment config names plugins only (a registered name, "
+                "a module of the lab's folder by its file's name, an installed package's entry "
+                "point), never a module to import. "
+                + self.unknown_message(text, settings_folder).partition("; ")[2]
+            )
+
+    def _refuse_clash(self, text: str, settings_folder: Path | None) -> None:
+        """Refuse a registered name that a module of the lab's folder also has.
+
+        The lab's file would be ignored (the registered plugin is found first): the lab could
+        not tell which one ran. Named ``NAME:Class``, a lab module is meant and is used.
+        """
+        key = self._normalise(text)
+        source = self.sources().get(key)
+        if source is None:
             return
-        stem = Path(python_file["path"]).stem
-        attr = python_file["attr"]
-        lab = self.lab_path(settings_folder) or Path(self.lab_folder or "the lab's folder")
-        write = f"{stem}:{attr}" if attr else stem
-        raise PluginPathError(
-            f"{self.kind} {text!r} names a Python file, and settings are data: a settings file "
-            f"or an experiment config never names code. Put the file in the lab's folder "
-            f"{lab / (stem + '.py')} beside the settings file and write {write}"
+        path = self._lab_file(text, settings_folder)
+        if path is None:
+            return
+        stem = path.stem
+        raise PluginClashError(
+            f"{path} is named like the {source.origin} {self.kind} {key!r}, and both cannot "
+            f"be meant by {text!r}. Rename the file (e.g. to lab_{stem}.py) and write "
+            f"lab_{stem} where the lab's one is meant; {key!r} then stays the "
+            f"{source.origin} one"
         )
 
-    def _from_file(self, path: Path, attr: str, text: str) -> T:
+    def get_recorded(self, name: str, file: Path | str, sha256: str) -> T:
+        """Return the plugin ``name`` from the lab's file a session recorded, if unchanged.
+
+        ``name`` as ``session.json`` -> ``plugin_files`` has it (``stem`` or ``stem:Class``),
+        ``file`` and ``sha256`` its file and digest there. Only that file is imported
+        (:func:`import_recorded_file`), never another of its folder, and only while its
+        SHA-256 is the one recorded.
+
+        Raises
+        ------
+        PluginError
+            The file is gone or changed (the message names it and both digests), or it does
+            not define ``name`` as a plugin of this kind.
+        """
+        attr = name.partition(":")[2].strip() if ":" in name else ""
+        return self._from_file(Path(file), attr, name, sha256=sha256)
+
+    def _from_file(self, path: Path, attr: str, text: str, sha256: str | None = None) -> T:
         """Import the lab's module or a named file (again when it changed) and pick the plugin.
 
         A kind that selects (a trigger kind) gets the chosen object renamed to how it was
-        found: ``stem``, or ``stem:name`` for one of several.
+        found: ``stem``, or ``stem:name`` for one of several. ``sha256``: only if the file's
+        bytes still have that digest (:func:`import_recorded_file`).
         """
         where = f"{self.kind} {text!r} ({path})"
-        if not path.is_file():
+        if sha256 is not None:
+            module = import_recorded_file(path, sha256, where)
+        elif not path.exists():
             raise UnknownPluginError(f"{self.kind} file not found: {path}. {self.advice}")
-        module = import_file(path, where)
+        else:
+            module = import_file(path, where)
         # How the lab names one plugin of it: a file by its name, a lab module by its stem.
         named_as = f"{path.name if _PYTHON_FILE.match(text) else path.stem}:" + (
             "Class" if self._select is None else "name"
@@ -799,8 +901,61 @@ def _distribution_of(point: importlib.metadata.EntryPoint) -> str:
     return f"distribution {dist.name} {dist.version}"
 
 
-_FILE_MODULES: dict[Path, tuple[int, ModuleType]] = {}
-_FILE_MODULE_PREFIX = "_dls_plugin_"
+# -- importing a lab's file --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LabFile:
+    """A lab's Python file as this process imported it.
+
+    Attributes
+    ----------
+    path
+        The file (absolute, symbolic links resolved).
+    sha256
+        The SHA-256 of the bytes that were compiled and ran (hexadecimal).
+    module
+        Its module's name (``lab.devices.tcp_stim``), which its logger takes.
+    """
+
+    path: Path
+    sha256: str
+    module: str
+
+
+@dataclass
+class _Imported:
+    stamp: tuple[int, int, int]  # the file's (inode, size, mtime) when read
+    module: ModuleType
+    record: LabFile
+
+
+#: The lab's files imported in this process, by path: the same module while the file is unchanged.
+_FILE_MODULES: dict[Path, _Imported] = {}
+#: Module name -> the lab's file it was made from (a name taken stays that file's).
+_LAB_MODULE_NAMES: dict[str, Path] = {}
+#: The readable names of the lab's modules: ``lab.<folder>.<stem>``.
+LAB_MODULE_PREFIX = "lab."
+
+#: A lab's module still importing after this long is named in a warning: a module that loops or
+#: waits at import holds whatever imports it (Ctrl-C stops it, in a command's main process).
+SLOW_IMPORT_S = 5.0
+
+
+class ImportStopped(BaseException):
+    """Ctrl-C or SIGTERM came while a plugin's module was imported: the import was abandoned.
+
+    A ``BaseException``: neither the module's own ``except Exception`` nor a caller's turns it
+    into a plugin's failure, and the command ends on it (exit 128 + :attr:`signum`).
+    """
+
+    def __init__(self, what: str, signum: int, elapsed_s: float) -> None:
+        name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+        super().__init__(
+            f"{name} received while importing {what} ({elapsed_s:.1f} s into its import); "
+            "the import was abandoned"
+        )
+        self.signum = signum
 
 
 def imported_from_file(module_name: str) -> bool:
@@ -809,7 +964,7 @@ def imported_from_file(module_name: str) -> bool:
     Objects of its classes cannot be unpickled in another process, which imports modules by
     name: whoever sends them there sends their values and rebuilds them on the other side.
     """
-    return module_name.startswith(_FILE_MODULE_PREFIX)
+    return module_name in _LAB_MODULE_NAMES
 
 
 def values_if_from_file(options: Any) -> dict[str, Any] | None:
@@ -828,34 +983,354 @@ def values_if_from_file(options: Any) -> dict[str, Any] | None:
 def import_file(path: Path, where: str = "") -> ModuleType:
     """Import the Python file ``path`` as a module of its own; again only when it has changed.
 
-    The module is named after the file and its folder (``_dls_plugin_<stem>_<hash>``), so two
-    files of one name never share a module; classes stay the same objects while the file is
-    unchanged (its modification time), and a lab that edits the file gets the new code.
+    Only a regular file is opened (a FIFO, device or socket would hang or act when opened: it
+    is refused unopened). Its bytes are read once, hashed and compiled (:func:`imported_lab_files`
+    records what ran). The module is named ``lab.<folder>.<stem>`` (the folder it is in: a
+    kind's lab folder, ``lab.devices.tcp_stim``), with a suffix only when another file of
+    this process took that name; its classes stay the same objects while the file is unchanged,
+    and a lab that edits the file gets the new code. The import runs under a watch
+    (:data:`SLOW_IMPORT_S`, :class:`ImportStopped`).
 
     Raises
     ------
     PluginLoadError
-        When the file fails to import; the message names it and gives the error.
+        When the file is no regular file, cannot be read, is writable by other users in a
+        process running as root, or fails to import; the message names it and says why.
+    ImportStopped
+        Ctrl-C or SIGTERM came during the import (a command's main process).
     """
-    path = path.resolve()
-    stamp = path.stat().st_mtime_ns
+    path = Path(path).resolve()
+    stamp = _stamp_of(path, where)
     cached = _FILE_MODULES.get(path)
-    if cached is not None and cached[0] == stamp:
-        return cached[1]
-    digest = hashlib.sha1(str(path).encode()).hexdigest()[:12]
-    module_name = f"{_FILE_MODULE_PREFIX}{re.sub(r'[^A-Za-z0-9_]', '_', path.stem)}_{digest}"
+    if cached is not None and cached.stamp == stamp:
+        return cached.module
+    source = _read_source(path, where)
+    return _module_from(path, source, where)
+
+
+def import_recorded_file(path: Path | str, sha256: str, where: str = "") -> ModuleType:
+    """Import the lab's file ``path`` only if its bytes still have the SHA-256 ``sha256``.
+
+    For whoever repeats what a session did (``deeplabstream-verify``): the file a session
+    recorded (``session.json`` -> ``plugin_files``) is imported from where it was, alone (no
+    other file of its folder is read), and only unchanged. The bytes hashed are the bytes run.
+
+    Raises
+    ------
+    PluginError
+        The file is gone, is no regular file, or its content changed since (both digests
+        given); nothing of it was run.
+    PluginLoadError
+        As :func:`import_file`, when the unchanged file fails to import.
+    """
+    path = Path(path).expanduser().resolve()
+    what = where or str(path)
+    if not path.exists():
+        raise PluginError(f"{what}: the recorded file {path} is gone; nothing was imported")
+    stamp = _stamp_of(path, where)
+    cached = _FILE_MODULES.get(path)
+    if cached is not None and cached.stamp == stamp and cached.record.sha256 == sha256:
+        return cached.module
+    source = _read_source(path, where)
+    digest = hashlib.sha256(source).hexdigest()
+    if digest != sha256.strip().lower():
+        raise PluginError(
+            f"{what}: {path} has changed since it was recorded (SHA-256 now {digest}, recorded "
+            f"{sha256}); it was not imported. Put back the file the session ran, or use one "
+            "whose record names this file"
+        )
+    return _module_from(path, source, where)
+
+
+def imported_lab_files() -> list[LabFile]:
+    """Return every lab file this process imported, as it was last imported, by path."""
+    return [_FILE_MODULES[path].record for path in sorted(_FILE_MODULES)]
+
+
+def lab_file_of(obj: Any) -> LabFile | None:
+    """Return the lab file that defines ``obj`` (a class, function or instance), else None."""
+    module_name = str(getattr(obj, "__module__", None) or getattr(type(obj), "__module__", ""))
+    path = _LAB_MODULE_NAMES.get(module_name)
+    imported = _FILE_MODULES.get(path) if path is not None else None
+    return imported.record if imported is not None else None
+
+
+def file_sha256(path: Path) -> str:
+    """Return the SHA-256 of a regular file's bytes (a data file's, a lab module's)."""
+    return hashlib.sha256(_read_source(Path(path).resolve(), "")).hexdigest()
+
+
+def _stamp_of(path: Path, where: str) -> tuple[int, int, int]:
+    """Return what tells a file's change cheaply (inode, size, mtime); refuse a special file."""
+    what = where or str(path)
+    try:
+        status = path.stat()
+    except OSError as error:
+        raise PluginLoadError(f"{what}: {path} cannot be read: {error.strerror or error}") from None
+    if not stat.S_ISREG(status.st_mode):
+        raise PluginLoadError(f"{what}: {path} {_not_regular(status.st_mode)}")
+    return (status.st_ino, status.st_size, status.st_mtime_ns)
+
+
+def _not_regular(mode: int) -> str:
+    """Say what a file that is not a regular file is, and that it is never opened as code."""
+    kinds = [
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+    ]
+    kind = next((text for test, text in kinds if test(mode)), "not a regular file")
+    return f"is {kind}, not a Python file: it is never opened as code. Replace it with the module"
+
+
+def _read_source(path: Path, where: str) -> bytes:
+    """Return the bytes of the regular file ``path``, opened so that nothing else can block.
+
+    Opened without waiting (``O_NONBLOCK`` where it exists: a FIFO put in the file's place since
+    its check opens at once) and checked again on the open file before it is read.
+    """
+    what = where or str(path)
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        descriptor = os.open(path, flags)
+    except OSError as error:
+        raise PluginLoadError(f"{what}: {path} cannot be read: {error.strerror or error}") from None
+    with os.fdopen(descriptor, "rb") as file:
+        mode = os.fstat(file.fileno()).st_mode
+        if not stat.S_ISREG(mode):
+            raise PluginLoadError(f"{what}: {path} {_not_regular(mode)}")
+        return file.read()
+
+
+def _module_from(path: Path, source: bytes, where: str) -> ModuleType:
+    """Run ``source`` (the bytes of the file ``path``) as a new module; record what ran."""
+    what = where or str(path)
+    _check_who_may_write(path, what)
+    digest = hashlib.sha256(source).hexdigest()
+    module_name = _module_name(path)
     spec = importlib.util.spec_from_file_location(module_name, path)
-    if spec is None or spec.loader is None:  # pragma: no cover - a .py file always has a loader
-        raise PluginLoadError(f"{where or path}: cannot be imported")
+    if spec is None:  # pragma: no cover - a .py path always has a spec
+        raise PluginLoadError(f"{what}: cannot be imported")
     module = importlib.util.module_from_spec(spec)
+    previous = sys.modules.get(module_name)
     sys.modules[module_name] = module  # dataclasses and pickling look modules up by name
     try:
-        spec.loader.exec_module(module)
+        code = compile(source, str(path), "exec", dont_inherit=True)
+        with import_watch(what):
+            exec(code, module.__dict__)  # the lab's own module, named by the lab
     except Exception as error:  # the lab's code: any error is reported with the file's name
-        sys.modules.pop(module_name, None)
-        raise PluginLoadError(f"{where or path} cannot be loaded: {error_text(error)}") from error
-    _FILE_MODULES[path] = (stamp, module)
+        _restore_module(module_name, previous)
+        raise PluginLoadError(f"{what} cannot be loaded: {error_text(error)}") from error
+    except BaseException:  # a stop (ImportStopped, KeyboardInterrupt): nothing kept of it
+        _restore_module(module_name, previous)
+        raise
+    _LAB_MODULE_NAMES[module_name] = path
+    record = LabFile(path, digest, module_name)
+    _FILE_MODULES[path] = _Imported(_stamp_of(path, where), module, record)
     return module
+
+
+def _restore_module(name: str, previous: ModuleType | None) -> None:
+    if previous is None:
+        sys.modules.pop(name, None)
+    else:
+        sys.modules[name] = previous
+
+
+def _module_name(path: Path) -> str:
+    """Return ``lab.<folder>.<stem>`` for ``path``; with a short hash when another file has it.
+
+    The folder is the one the file is in (``devices``), so its logger reads
+    ``lab.devices.tcp_stim``. A file imported before keeps the name it had.
+    """
+    for name, owner in _LAB_MODULE_NAMES.items():
+        if owner == path:
+            return name
+    readable = LAB_MODULE_PREFIX + ".".join(
+        re.sub(r"\W", "_", part) or "_" for part in (path.parent.name, path.stem)
+    )
+    if readable not in _LAB_MODULE_NAMES and readable not in sys.modules:
+        return readable
+    digest = hashlib.sha1(str(path).encode()).hexdigest()[:8]
+    return f"{readable}_{digest}"
+
+
+# -- who may change a lab's code ---------------------------------------------------------------
+
+_NOTICES: list[str] = []
+
+
+def plugin_notices() -> list[str]:
+    """Return what this process's plugins gave a lab to read, once each, in order.
+
+    A lab file or folder others may write to (:func:`import_file`), a plugin written for an
+    interface that changed (:func:`notice`): a session says them in the console and in
+    ``session.json`` -> ``warnings``.
+    """
+    return list(_NOTICES)
+
+
+def notice(text: str) -> None:
+    """Keep ``text`` about a plugin, once, for whoever says it (:func:`plugin_notices`).
+
+    A session says them once in the console and in ``session.json`` (its start warnings); a
+    command without a session prints them itself. Logged here at debug level only, so that the
+    console does not hear each twice.
+    """
+    if text not in _NOTICES:
+        _NOTICES.append(text)
+        log.debug("plugin notice: %s", text)
+
+
+def deprecated(text: str, stacklevel: int = 2) -> None:
+    """Say that a plugin uses an interface that changed: once, in the console and the session.
+
+    Python's default filter hides a ``DeprecationWarning`` outside ``__main__``, so a lab would
+    never read it: it is a :func:`notice` too (``session.json`` -> ``warnings``), and still a
+    ``DeprecationWarning`` for tools that look for one (``stacklevel`` as for
+    :func:`warnings.warn`, from the caller).
+    """
+    notice(text)
+    warnings.warn(text, DeprecationWarning, stacklevel=stacklevel + 1)
+
+
+def _running_as_root() -> bool:
+    geteuid = getattr(os, "geteuid", None)
+    return geteuid is not None and geteuid() == 0
+
+
+def writers_problem(path: Path, as_root: bool) -> tuple[str, bool] | None:
+    """Return what to say of a lab file users other than its owner and root may change.
+
+    ``(text, refused)``, or None when nothing is to be said. POSIX permissions only: a file,
+    or a folder it is in (up to the root), that every user may write to (a folder with the
+    sticky bit, such as /tmp, lets them add files but not replace this one) lets anyone on the
+    machine run code in this process: in a process running as root (``as_root``) that is
+    refused, otherwise said. A file of another user imported by root is said too. Windows
+    keeps its permissions in access lists, which are not read here (None).
+    """
+    if os.name == "nt":
+        return None
+    writable = _writable_by_everyone(path)
+    if writable is not None:
+        fix = f"chmod o-w {writable}"
+        if as_root:
+            return (
+                f"refused: {writable} may be written by every user of this machine, and this "
+                f"process runs as root: anyone could run code as root through {path.name}. "
+                f"Run `{fix}`, or run as a normal user",
+                True,
+            )
+        return (
+            f"{path}: {writable} may be written by every user of this machine: anyone can run "
+            f"code in this program through it. Run `{fix}`",
+            False,
+        )
+    owner = path.stat().st_uid
+    if as_root and owner != 0:
+        return (
+            f"{path} belongs to user id {owner} and is run by root: that user can run code as "
+            "root through it. Keep root's plugins in folders only root can write",
+            False,
+        )
+    return None
+
+
+def _check_who_may_write(path: Path, what: str) -> None:
+    """Refuse or say a lab file others may change (:func:`writers_problem`)."""
+    problem = writers_problem(path, _running_as_root())
+    if problem is None:
+        return
+    text, refused = problem
+    if refused:
+        raise PluginLoadError(f"{what}: {text}")
+    notice(text)
+
+
+def _writable_by_everyone(path: Path) -> Path | None:
+    """Return the first of ``path`` and its folders that every user may write to, or None."""
+    for place in (path, *path.parents):
+        try:
+            mode = place.stat().st_mode
+        except OSError:
+            continue
+        if not mode & stat.S_IWOTH:
+            continue
+        if place != path and mode & stat.S_ISVTX:  # sticky: others cannot replace what is here
+            continue
+        return place
+    return None
+
+
+# -- a watch over an import ------------------------------------------------------------------
+
+
+@contextmanager
+def import_watch(what: str) -> Iterator[None]:
+    """Watch an import of a plugin's module: name it when slow, and let a stop abandon it.
+
+    After :data:`SLOW_IMPORT_S` a warning names ``what``. In the main thread of a command that
+    asked for it (:func:`abandon_imports_on_stop`), Ctrl-C and SIGTERM, whose handlers only note
+    a stop there, also raise :class:`ImportStopped` inside the import: a module that loops or
+    waits at import never holds the command past the stop. (A child process leaves both to its
+    parent, which ends it; the window's event loop would abort on an exception, so it does not
+    ask.) The handlers are put back when the import ends.
+    """
+    started = time.monotonic()
+    finished = threading.Event()
+
+    def warn_when_slow() -> None:
+        if not finished.wait(SLOW_IMPORT_S):
+            log.warning(
+                "still importing %s after %.0f s: a module that never finishes importing holds "
+                "the start (Ctrl-C stops it)",
+                what,
+                SLOW_IMPORT_S,
+            )
+
+    watcher = threading.Thread(target=warn_when_slow, name="import-watch", daemon=True)
+    watcher.start()
+    replaced = _stops_abandon_import(what, started)
+    try:
+        yield
+    finally:
+        finished.set()
+        for signum, handler in replaced.items():
+            signal.signal(signum, handler)
+
+
+_abandon_on_stop = False
+
+
+def abandon_imports_on_stop(enabled: bool = True) -> None:
+    """Let Ctrl-C and SIGTERM abandon a plugin's import in this process (:func:`import_watch`).
+
+    For a command whose handlers only note a stop (``app.stop_requests``), called once they are
+    taken: the headless command and the replay. A stop then ends the command with
+    :class:`ImportStopped`, which its entry reports (``core.optional.exit_with``).
+    """
+    global _abandon_on_stop
+    _abandon_on_stop = enabled
+
+
+def _stops_abandon_import(what: str, started: float) -> dict[int, Any]:
+    """Make Ctrl-C and SIGTERM raise ImportStopped here; return the handlers they had."""
+    if not _abandon_on_stop or threading.current_thread() is not threading.main_thread():
+        return {}
+    replaced: dict[int, Any] = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        handler = signal.getsignal(signum)
+        if not callable(handler) or handler is signal.default_int_handler:
+            continue  # ignored, the default, or KeyboardInterrupt: nothing held back
+
+        def abandon(number: int, frame: FrameType | None, noted: Any = handler) -> None:
+            noted(number, frame)  # the command notes its stop as it always does
+            raise ImportStopped(what, number, time.monotonic() - started)
+
+        replaced[signum] = signal.signal(signum, abandon)
+    return replaced
 
 
 def subclasses_in(module: ModuleType, base: type) -> dict[str, type]:
@@ -884,6 +1359,35 @@ def subclass_check(base: type) -> Callable[[Any], None]:
     return check
 
 
+def plugin_files_entry(
+    plugins: Mapping[str, Mapping[str, str]], reported: Mapping[str, str] | None = None
+) -> list[dict[str, str | None]]:
+    """Return the lab's files among ``plugins``' origins, with their SHA-256 (``plugin_files``).
+
+    ``plugins`` is ``{kind: {name: origin}}`` (``session.json`` -> ``plugins``, an experiment
+    run's ``plugins``); each name whose origin is ``lab folder: FILE`` gives ``{kind, name,
+    file, sha256}``. The digest is of the bytes that ran: as another process reported them
+    (``reported``: path -> SHA-256), else as this process imported them, else the file's now
+    (a data file, such as an experiment's config); None when it cannot be read.
+    :func:`import_recorded_file` imports such a file again only while its digest matches.
+    """
+    ran = {str(record.path): record.sha256 for record in imported_lab_files()}
+    entries: list[dict[str, str | None]] = []
+    for kind, names in plugins.items():
+        for name, origin in names.items():
+            if not origin.startswith(LAB_ORIGIN):
+                continue
+            file = origin.removeprefix(LAB_ORIGIN)
+            digest = (reported or {}).get(file) or ran.get(file)
+            if digest is None:
+                try:
+                    digest = file_sha256(Path(file))
+                except PluginError:
+                    digest = None
+            entries.append({"kind": kind, "name": name, "file": file, "sha256": digest})
+    return entries
+
+
 def code_origin(obj: Any) -> str:
     """Return where a plugin's class (or function) comes from, worded as :meth:`Registry.origin`.
 
@@ -893,7 +1397,7 @@ def code_origin(obj: Any) -> str:
     """
     module_name = getattr(obj, "__module__", None) or ""
     if imported_from_file(module_name):
-        return f"lab folder: {getattr(sys.modules.get(module_name), '__file__', module_name)}"
+        return f"{LAB_ORIGIN}{_LAB_MODULE_NAMES[module_name]}"
     top = module_name.split(".")[0]
     if top == PACKAGE:
         return "built in"

@@ -230,7 +230,9 @@ def parse_section(
     """Build ``cls`` from the raw ``items`` of one ini section; append problems, never raise.
 
     ``fixed`` supplies fields that do not come from the file (a camera's name, for example).
-    Returns None when there was a problem in this section.
+    Returns None when there was a problem in this section. A key left out takes its default;
+    a relative path default (``setting(Path("led_box.txt"), ...)``) is relative to the settings
+    file's folder, as a path written in the file is.
     """
     hints = typing.get_type_hints(cls)
     fields = {key_of(f): f for f in settings_fields(cls)}
@@ -247,6 +249,9 @@ def parse_section(
         if raw is None:
             if field.default is dataclasses.MISSING:
                 problems.append(f"{where.key(key)}: missing; expected {_allowed(field, hints)}")
+            elif isinstance(field.default, Path) and not field.default.is_absolute():
+                # A relative default is relative to the settings file too, like a value given
+                values[field.name] = where.file.parent / field.default.expanduser()
             continue
         try:
             value = parse_setting(raw, hints[field.name], spec_of(field), where.file.parent)

@@ -34,7 +34,14 @@ import inspect
 from pathlib import Path
 from typing import Any
 
-from deeplabstream.core.plugins import DataFiles, PluginError, Registry, subclasses_in
+from deeplabstream.core.plugins import (
+    LAB_ORIGIN,
+    DataFiles,
+    PluginError,
+    Registry,
+    code_origin,
+    subclasses_in,
+)
 from deeplabstream.experiments.base import Experiment
 from deeplabstream.experiments.config import load_experiment_config
 
@@ -126,6 +133,20 @@ def resolved_name(name: str, settings_folder: Path | None) -> str:
     ``/lab/experiments/m.py:Class``); any other name is returned unchanged.
     """
     return EXPERIMENTS.resolved_name(name, settings_folder)
+
+
+def experiment_origin(experiment: Experiment) -> str:
+    """Return where an experiment comes from, in :func:`~core.plugins.code_origin`'s words.
+
+    A config's experiment by its config file: ``built in`` for one shipped in the package,
+    ``lab folder: FILE`` for the lab's (also when it has a shipped one's name) or one named by
+    its path; any other by its class.
+    """
+    config_file = getattr(getattr(experiment, "config", None), "file", None)
+    if config_file is None:
+        return code_origin(type(experiment))
+    path = Path(config_file).resolve()
+    return "built in" if path.parent == CONFIG_FOLDER else f"{LAB_ORIGIN}{path}"
 
 
 def load_experiment(name_or_path: str | Path, settings_folder: Path | None = None) -> Experiment:

@@ -19,22 +19,16 @@ accepted.
 Only one animal is trained on for now: a multi-animal file with several individuals is refused
 unless one is chosen with ``individual=``; its unique bodyparts are then appended to that animal's.
 
-An ``.h5`` file is never allowed to run code when read (issue 37): pandas' HDF5 reader unpickles
-columns of Python objects, and PyTables unpickles pickled attributes, either of which a crafted
-file can use to run a command. So every node of the file is first inspected with ``h5py``
-(which never unpickles; :func:`pickle_problems`): a column of Python objects, an attribute of
-any type (bytes or text, fixed or variable length, arrays of them; issue 44) holding a pickle
-that would import or call anything (:data:`UNSAFE_PICKLE_OPCODES`), an attribute h5py cannot
-read, or a link into another file is refused with a message unless the user passes
-``trust_pickle`` (``--trust-pickle``). DeepLabCut's own files hold numbers and pickles of lists,
-tuples, dicts and strings only, and pass.
+An ``.h5`` file never runs code when read, whatever its bytes (issues 37, 44, 53): pandas' and
+PyTables' readers unpickle parts of a file, so they are not used. The file is read with h5py
+into arrays and strings (:mod:`offline.labels_hdf5`); the few attributes PyTables pickled are
+read by an unpickler that refuses every global. DeepLabCut's own files (fixed and table layouts,
+old and new pandas) read as before.
 """
 
 from __future__ import annotations
 
 import csv
-import importlib.util
-import pickletools
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
@@ -42,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from deeplabstream.core.errors import LabelsError
+from deeplabstream.offline.labels_hdf5 import read_labels_table
 
 UNIQUE_INDIVIDUAL = "single"
 """The name DeepLabCut gives the pseudo-individual that holds the unique bodyparts."""
@@ -117,21 +112,16 @@ class LabeledData:
         return np.mean(np.isfinite(self.coordinates).all(axis=2), axis=0)
 
 
-def read_dlc_labels(
-    path: str | Path, individual: str | None = None, *, trust_pickle: bool = False
-) -> LabeledData:
+def read_dlc_labels(path: str | Path, individual: str | None = None) -> LabeledData:
     """Read DeepLabCut labels in any of its layouts.
 
     Parameters
     ----------
     path
-        ``CollectedData_<scorer>.csv`` or ``.h5`` (the ``.h5`` needs the ``tables`` package).
+        ``CollectedData_<scorer>.csv`` or ``.h5`` (the ``.h5`` needs the ``h5py`` package).
     individual
         For multi-animal files: the individual to take. May be omitted when the file has a single
         individual (besides ``single``, the unique bodyparts).
-    trust_pickle
-        Read an ``.h5`` file even when it holds pickled Python objects (which run code when
-        read): only for a file the user trusts (``--trust-pickle``).
 
     Returns
     -------
@@ -143,7 +133,7 @@ def read_dlc_labels(
     LabelsError
         When the file is missing or unreadable, its layout is not DeepLabCut's, a multi-animal
         file has several individuals and none (or an unknown one) was chosen, or an ``.h5`` file
-        holds pickled objects and ``trust_pickle`` is not given.
+        holds what labels never do (Python objects, a pickle naming code, a link out of it).
     """
     path = Path(path)
     if not path.is_file():
@@ -152,7 +142,7 @@ def read_dlc_labels(
     if suffix == ".csv":
         table = _read_csv(path)
     elif suffix in (".h5", ".hdf5", ".hdf"):
-        table = _read_h5(path, trust_pickle)
+        table = _checked_table(path, read_labels_table(path))
     else:
         raise LabelsError(f"{path}: expected a DeepLabCut CollectedData_*.csv or .h5 file")
     return _labeled_data(path, table, individual)
@@ -212,165 +202,9 @@ def _read_csv_cells(path: Path) -> pd.DataFrame:
     return pd.DataFrame([row + [""] * (width - len(row)) for row in rows], dtype=str)
 
 
-def hdf5_available() -> bool:
-    """Whether pandas can read ``.h5`` labels (it needs the ``tables`` package)."""
-    return importlib.util.find_spec("tables") is not None
-
-
-#: Pickle opcodes that import, call or build objects: a pickle holding none of them can only
-#: make numbers, strings, lists, tuples, dicts and sets, and cannot run code.
-UNSAFE_PICKLE_OPCODES = frozenset(
-    {
-        "GLOBAL", "STACK_GLOBAL", "INST", "OBJ", "NEWOBJ", "NEWOBJ_EX", "REDUCE", "BUILD",
-        "EXT1", "EXT2", "EXT4", "PERSID", "BINPERSID",
-    }
-)  # fmt: skip
-#: The opcodes that import (a module, or a callable registered with copyreg): nothing can be
-#: called without one of them first.
-IMPORT_PICKLE_OPCODES = frozenset({"GLOBAL", "STACK_GLOBAL", "INST", "EXT1", "EXT2", "EXT4"})
-TRUST_PICKLE_HINT = (
-    "reading it would unpickle Python objects, which can run any code the file's author put "
-    "there. Refused; if you made this file yourself or trust its source, pass --trust-pickle "
-    "(trust_pickle=True in Python), or use the .csv DeepLabCut writes beside it"
-)
-
-
-#: PyTables' pseudo-atoms whose rows are text, never unpickled; any other (``object``: every row
-#: a pickle) is refused.
-SAFE_PSEUDO_ATOMS = frozenset({b"vlstring", b"vlunicode"})
-
-
-def pickle_problems(path: Path) -> list[str]:
-    """Return where an ``.h5`` file holds pickles that could run code (read with h5py only).
-
-    Every node (the root, groups, datasets, named types) is inspected before pandas or PyTables
-    open the file:
-
-    - every attribute, in whatever form h5py hands it back (bytes, text, fixed or variable
-      length, arrays of any shape, compound or opaque values): each piece of text or bytes in
-      it that parses as a pickle which imports or calls anything is refused. PyTables hands
-      text attributes to ``pickle.loads`` as bytes, whatever their name and h5py's type;
-    - an attribute h5py cannot read is refused too: PyTables might read it;
-    - every dataset whose PyTables pseudo-atom (``PSEUDOATOM``, in any form) is not text: its
-      rows are pickles (how pandas stores a column or index of objects);
-    - a link into another file, which the inspection does not follow.
-
-    Nothing is unpickled here: values are parsed opcode by opcode (``pickletools``).
-    """
-    try:
-        import h5py
-    except ImportError:
-        return [f"{path}: the 'h5py' package, needed to check the file safely, is not installed"]
-    problems: list[str] = []
-
-    def look(name: str, node: object) -> None:
-        problems.extend(f"{path}: /{name} {problem}" for problem in _node_problems(node))
-
-    def look_at_link(name: str, link: object) -> None:
-        if isinstance(link, h5py.ExternalLink):
-            problems.append(
-                f"{path}: /{name} links into another file ({link.filename}), which is not checked"
-            )
-
-    try:
-        with h5py.File(path, "r") as file:
-            look("", file)
-            file.visititems(look)
-            file.visititems_links(look_at_link)
-    except OSError as error:
-        raise LabelsError(f"{path}: cannot be read as HDF5: {error}") from None
-    return problems
-
-
-def _node_problems(node: object) -> list[str]:
-    """Return what in one node of an HDF5 file could run code when PyTables reads it."""
-    attributes = getattr(node, "attrs", None)
-    if attributes is None:
-        return []
-    problems = []
-    for key in attributes:
-        try:
-            value = attributes[key]
-        except (OSError, TypeError, ValueError, KeyError) as error:  # a type h5py cannot map
-            problems.append(f"attribute {key!r} cannot be inspected ({error})")
-            continue
-        texts = _texts(value)
-        if key == "PSEUDOATOM" and not set(texts) <= SAFE_PSEUDO_ATOMS:
-            problems.append("is a column of pickled Python objects")
-        elif any(_unsafe_pickle(text) for text in texts):
-            problems.append(f"attribute {key!r} is a pickle that runs code")
-    return problems
-
-
-def _texts(value: object) -> list[bytes]:
-    """Every piece of text or bytes in an attribute's value, as bytes (what PyTables sees).
-
-    Walks scalars, arrays of any shape and dtype (text, bytes, objects), compound values field
-    by field and opaque values as their bytes; numbers hold no text.
-    """
-    found: list[bytes] = []
-    pending = [value]
-    while pending:  # a loop, not recursion: an object array may hold arrays
-        item = pending.pop()
-        if isinstance(item, str):
-            found.append(item.encode("utf-8", "surrogateescape"))
-        elif isinstance(item, bytes | bytearray | memoryview):
-            found.append(bytes(item))
-        elif isinstance(item, np.void):  # compound: field by field; opaque: its raw bytes
-            names = item.dtype.names
-            if names is None:
-                found.append(item.tobytes())
-            else:
-                pending.extend(item[name] for name in names)
-        elif isinstance(item, np.ndarray) and item.dtype.kind in "SUOV":
-            pending.extend(item.reshape(-1))
-        elif isinstance(item, np.generic) and item.dtype.kind in "SU":
-            pending.append(item.item())
-        elif isinstance(item, list | tuple):
-            pending.extend(item)
-    return found
-
-
-def _unsafe_pickle(value: bytes) -> bool:
-    """Return True when unpickling ``value`` could import or call anything.
-
-    A whole pickle (parsed up to its STOP) is unsafe when it holds any of
-    :data:`UNSAFE_PICKLE_OPCODES`. The unpickler runs each opcode as it reads it, so a value
-    that is no whole pickle is still unsafe when an import (:data:`IMPORT_PICKLE_OPCODES`, the
-    only way to reach code) comes before the first opcode that is not valid. Plain text such
-    as ``Range Values`` (``R`` is REDUCE) is no pickle: it fails before anything is imported.
-    """
-    seen: set[str] = set()
-    try:
-        for opcode, _argument, _position in pickletools.genops(value):
-            seen.add(opcode.name)
-            if opcode.name in IMPORT_PICKLE_OPCODES:
-                return True
-    except Exception:  # not a whole pickle (pickletools raises several kinds)
-        return False
-    return bool(seen & UNSAFE_PICKLE_OPCODES)
-
-
-def _read_h5(path: Path, trust_pickle: bool = False) -> pd.DataFrame:
-    if not hdf5_available():
-        csv_path = path.with_suffix(".csv")
-        hint = (
-            f"use {csv_path.name} beside it"
-            if csv_path.is_file()
-            else "use the .csv DeepLabCut writes"
-        )
-        raise LabelsError(
-            f"{path}: reading .h5 labels needs the 'tables' package (pip install tables), which "
-            f"is not installed; {hint} instead"
-        )
-    problems = [] if trust_pickle else pickle_problems(path)
-    if problems:
-        raise LabelsError("; ".join(problems[:3]) + f": {TRUST_PICKLE_HINT}")
-    try:
-        table = pd.read_hdf(path)
-    except (OSError, ValueError, KeyError, ImportError, TypeError) as error:
-        raise LabelsError(f"{path}: cannot be read as DeepLabCut labels: {error}") from None
-    if not isinstance(table, pd.DataFrame) or not isinstance(table.columns, pd.MultiIndex):
+def _checked_table(path: Path, table: pd.DataFrame) -> pd.DataFrame:
+    """Return ``table`` when it has DeepLabCut's multi-level columns; LabelsError otherwise."""
+    if not isinstance(table.columns, pd.MultiIndex):
         raise LabelsError(f"{path}: not a DeepLabCut labels table (no multi-level columns)")
     return table
 

@@ -5,8 +5,7 @@ The interface is :mod:`deeplabstream.outputs.interface` (docs/outputs.md, docs/p
 with a DeprecationWarning naming the new path. Nothing in the package imports this module.
 """
 
-import warnings
-
+from deeplabstream.core.plugins import deprecated
 from deeplabstream.outputs.interface import (
     OUTPUTS,
     POSE_OUTPUT,
@@ -22,10 +21,9 @@ from deeplabstream.outputs.interface import (
     PoseSink,
 )
 
-warnings.warn(
+deprecated(
     "deeplabstream.outputs.plugin is deprecated: import the output interface from "
     "deeplabstream.outputs.interface (docs/plugins.md, \"Outputs\")",
-    DeprecationWarning,
     stacklevel=2,
 )
 

@@ -562,6 +562,26 @@ class ExperimentLatency(Part):
 
 
 @dataclass(frozen=True, kw_only=True)
+class PluginFile(Part):
+    """A lab's file a session used: where it was, and the SHA-256 of what ran.
+
+    ``deeplabstream-verify`` imports such a file again only while its digest matches
+    (``core.plugins.import_recorded_file``).
+    """
+
+    required_keys = False
+    kind: str | None = key(
+        "the plugin kind: camera, device, output, backend, model format, experiment, trigger",
+        optional=True,
+    )
+    name: str | None = key("the name the settings or the config gave it", optional=True)
+    file: str | None = key("its absolute path", optional=True)
+    sha256: str | None = key(
+        "SHA-256 of its bytes as they ran (a config's: as read; null: unreadable)", optional=True
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
 class ExperimentRun(Part):
     """One experiment of the session: its summary (trials, events, triggers) and latencies."""
 
@@ -580,6 +600,11 @@ class ExperimentRun(Part):
     plugins: dict[str, dict[str, str]] | None = key(
         "the experiment and its trigger kinds (kinds experiment, trigger): each name -> where "
         "it comes from: built in, distribution NAME VERSION, or lab folder: FILE",
+        optional=True,
+    )
+    plugin_files: tuple[PluginFile, ...] | None = key(
+        "the lab's files among plugins (its module or config, its trigger kinds' modules), "
+        "with the SHA-256 of what ran",
         optional=True,
     )
     actions_not_sent: int | None = key(
@@ -780,6 +805,11 @@ class SessionRecord(Part):
         "the plugins the settings chose, by kind (camera, device, output; with an analysis "
         "backend and model format): each name -> where it comes from: built in, distribution "
         "NAME VERSION, or lab folder: FILE (an experiment's own and its triggers': in its run)",
+        optional=True,
+    )
+    plugin_files: tuple[PluginFile, ...] | None = key(
+        "the lab's files among plugins, each with the SHA-256 of what ran (an experiment's: in "
+        "its run)",
         optional=True,
     )
     settings_reloads: tuple[SettingsReload, ...] = key(

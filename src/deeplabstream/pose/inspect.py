@@ -68,8 +68,16 @@ class Frame:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command; return its exit status."""
-    args = _parse(argv)
+    """Run the command (without a lab's settings: the built-in and installed formats only)."""
+    return inspect(build_parser().parse_args(argv))
+
+
+def inspect(args: argparse.Namespace) -> int:
+    """Describe the model ``args.path`` and check its conversion; return the exit status.
+
+    ``args`` as :func:`build_parser` reads them. The lab's own formats are those of the
+    process's settings (``deeplabstream-inspect --settings``: app/inspect.py).
+    """
     try:
         frame = _read_frame(args.frame, args.frame_index) if args.frame else None
         size = frame.pixels.shape[:2] if frame is not None else None
@@ -102,16 +110,22 @@ def main(argv: list[str] | None = None) -> int:
     return check_converted(description, frame, args.threads)
 
 
-def _parse(argv: list[str] | None) -> argparse.Namespace:
+def build_parser(path_required: bool = True) -> argparse.ArgumentParser:
+    """Return the command line's parser (``path_required`` False: PATH may be left out)."""
     parser = argparse.ArgumentParser(
         prog="deeplabstream-inspect", description=__doc__.split("\n\n")[0]
     )
-    parser.add_argument("path", type=Path, help="model file or folder (as MODEL_PATH)")
+    parser.add_argument(
+        "path",
+        type=Path,
+        nargs=None if path_required else "?",
+        help="model file or folder (as MODEL_PATH)",
+    )
     parser.add_argument("--frame", type=Path, help="an image, or a video (see --frame-index)")
     parser.add_argument("--frame-index", type=int, default=0, help="frame of the video to use")
     parser.add_argument("--precision", choices=PRECISIONS, default="fp32")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for the check")
-    return parser.parse_args(argv)
+    return parser
 
 
 # --- what the model is --------------------------------------------------------------------------

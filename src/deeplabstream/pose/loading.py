@@ -37,11 +37,13 @@ from deeplabstream.pose.formats.framework_folders import resolve_model_path
 from deeplabstream.pose.formats.lightning_cropzoom import cropzoom_stages
 from deeplabstream.pose.model import ModelDescription, ModelError
 from deeplabstream.pose.model_format import (
+    LAB_FORMATS_KEY,
     Precision,
     build_torch_module,
     check_torch_file,
     format_of,
     unreadable,
+    untried_lab_formats,
     unusable_formats,
 )
 from deeplabstream.pose.runtime.precision import (
@@ -178,13 +180,20 @@ def model_stage_names(description: ModelDescription) -> tuple[str, ...]:
 
 
 def _unusable_formats_text() -> str:
-    """Name the installed formats that could not be loaded (one of them may be this model's)."""
+    """Name the formats that could not be loaded, and the lab's that were not tried.
+
+    One of them may be this model's: a lab's format is tried only when named.
+    """
     failures = unusable_formats()
-    return (
-        (" Installed formats that cannot be loaded: " + "; ".join(map(str, failures)))
-        if failures
-        else ""
-    )
+    text = (" Formats that cannot be loaded: " + "; ".join(map(str, failures))) if failures else ""
+    untried = untried_lab_formats()
+    if untried:
+        text += (
+            f" The lab's formats/ folder has {', '.join(untried)}, not tried: only the formats "
+            f"{LAB_FORMATS_KEY} names are imported. If one of them reads this model, set "
+            f"{LAB_FORMATS_KEY} = {untried[0]}"
+        )
+    return text
 
 
 def check_model(path: Path | None) -> None:

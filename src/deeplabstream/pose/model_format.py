@@ -9,6 +9,10 @@ the built-in formats by name, in the order a path is tried, then the formats of 
 packages (entry point group ``deeplabstream.model_formats``). Every format module is cheap to
 import (its framework's heavy libraries are imported when a model of it is loaded).
 
+A lab's own formats (modules of the ``formats/`` folder beside the settings file) are tried only
+when ``[Pose] MODEL_FORMATS`` names them (:func:`use_lab_formats`): no other file of that folder
+is ever imported.
+
 This module sits below the formats and the runtime alike: the loader (:mod:`pose.loading`) and
 the backends and cropping of :mod:`pose.runtime` ask the registry for a description's format by
 name, without importing the format modules themselves.
@@ -19,10 +23,17 @@ from __future__ import annotations
 import logging
 import pickle
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from deeplabstream.core.plugins import PluginFailure, Registry, subclass_check, subclasses_in
+from deeplabstream.core.plugins import (
+    PluginFailure,
+    Registry,
+    settings_folder_in_use,
+    subclass_check,
+    subclasses_in,
+)
 from deeplabstream.pose.model import ModelDescription, ModelError
 
 Precision = Literal["fp32", "fp16"]
@@ -176,18 +187,46 @@ MODEL_FORMATS: Registry[type[ModelFormat]] = Registry(
     find_in_module=lambda module: subclasses_in(module, ModelFormat),
 )
 """Every format by name, in the order a path is tried: the built-ins (in this order), then the
-installed ones (sorted by name), then the lab's ``formats/`` modules beside the settings file
-(sorted by file name), so a lab's format never changes how a built-in one reads its models."""
+installed ones (sorted by name), then the lab's ``formats/`` modules that ``[Pose]
+MODEL_FORMATS`` names (in its order), so a lab's format never changes how a built-in one reads
+its models."""
+
+#: The key that names the lab's formats, for messages.
+LAB_FORMATS_KEY = "[Pose] MODEL_FORMATS"
+
+# The lab's formats named, and the settings folder they were named for.
+_lab_formats: tuple[Path | None, tuple[str, ...]] = (None, ())
+
+
+def use_lab_formats(names: Sequence[str]) -> None:
+    """Make the lab's formats ``names`` (``[Pose] MODEL_FORMATS``) the ones this process tries.
+
+    Modules of the ``formats/`` folder of the process's settings folder (core/plugins.py,
+    ``use_settings_folder``, called first), tried after the built-in and installed formats,
+    for as long as that folder is the process's. Loading a settings file sets them; the
+    inference worker sets them from its job. No other lab format is imported.
+    """
+    global _lab_formats
+    _lab_formats = (
+        settings_folder_in_use(),
+        tuple(name.strip() for name in names if name.strip()),
+    )
+
+
+def lab_formats_in_use() -> tuple[str, ...]:
+    """Return the lab's formats this process tries now (none once its settings folder changed)."""
+    folder, names = _lab_formats
+    return names if folder is not None and folder == settings_folder_in_use() else ()
 
 
 def model_formats() -> tuple[list[ModelFormat], list[PluginFailure]]:
     """Return one instance of every format that loads, in order, and those that do not.
 
-    The order of :data:`MODEL_FORMATS`, with the lab's ``formats/`` modules of the process's
-    settings folder last (core/plugins.py, ``use_settings_folder``). A format that fails to
-    import is logged once and left out: it never stops the others from reading their models.
+    The order of :data:`MODEL_FORMATS`, with the lab's formats named by ``[Pose]
+    MODEL_FORMATS`` last (:func:`use_lab_formats`). A format that fails to import is logged
+    once and left out: it never stops the others from reading their models.
     """
-    loaded, failures = MODEL_FORMATS.load_all()
+    loaded, failures = MODEL_FORMATS.load_all(lab_names=lab_formats_in_use())
     for failure in failures:
         if str(failure) not in _WARNED:
             _WARNED.add(str(failure))
@@ -219,7 +258,7 @@ def format_entry(description: ModelDescription) -> dict[str, str]:
     found = format_of_description(description)
     if found is None:
         return {}
-    loaded, _ = MODEL_FORMATS.load_all()  # the lab's formats too, by their files' names
+    loaded, _ = MODEL_FORMATS.load_all(lab_names=lab_formats_in_use())  # by their files' names
     for name, cls in loaded.items():
         if type(found) is cls:
             return {name: MODEL_FORMATS.origin(name)}
@@ -249,6 +288,16 @@ def build_torch_module(description: ModelDescription) -> Any:
 def unusable_formats() -> list[PluginFailure]:
     """Return the installed formats that cannot be loaded (for a message on an unknown model)."""
     return model_formats()[1]
+
+
+def untried_lab_formats() -> list[str]:
+    """Return the ``formats/`` modules beside the settings file that no setting names (stems).
+
+    For the message on a model no format recognises: one of them may be the lab's format for
+    it, which ``[Pose] MODEL_FORMATS`` must name to be tried.
+    """
+    named = {name.partition(":")[0] for name in lab_formats_in_use()}
+    return [path.stem for path in MODEL_FORMATS.lab_modules() if path.stem not in named]
 
 
 # --- what the formats share ---------------------------------------------------------------------

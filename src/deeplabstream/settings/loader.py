@@ -21,6 +21,7 @@ from deeplabstream.hardware.cameras import CAMERAS, camera_class
 from deeplabstream.hardware.stimulation import DEVICES, device_class
 from deeplabstream.outputs.interface import ChosenOutput
 from deeplabstream.outputs.nwb_forms import check_experimenters
+from deeplabstream.pose.model_format import use_lab_formats
 from deeplabstream.settings.outputs import OUTPUT_PREFIX, parse_output_section
 from deeplabstream.settings.sections import (
     CameraCommonSettings,
@@ -124,8 +125,10 @@ def load_settings(path: Path | str | None = None, *, cameras_required: bool = Tr
             ]
         ) from None
     settings = parse_settings_text(text, file, cameras_required=cameras_required)
-    # This process now works with these settings: its plugins come from their lab folders.
+    # This process now works with these settings: its plugins come from their lab folders,
+    # and only the lab's model formats they name are tried.
     use_settings_folder(file.parent)
+    use_lab_formats(settings.pose.model_formats)
     return settings
 
 
@@ -176,8 +179,8 @@ def _settings_from_parser(
             allowed = ", ".join([*SECTION_CLASSES, "Camera NAME", "Device NAME", "Output NAME"])
             problems.append(f"{file}: [{section}]: unknown section. Allowed sections: {allowed}")
     for name, cls in SECTION_CLASSES.items():
-        if name not in parser.sections():
-            sections[name] = cls()  # every key has a default
+        if name not in parser.sections():  # every key has a default (paths: beside the file)
+            sections[name] = parse_section(cls, {}, Where(file, name), problems)
     if cameras_required and not any(s.startswith(CAMERA_PREFIX) for s in parser.sections()):
         problems.append(
             f"{file}: no camera. Declare at least one section [Camera NAME] with a SOURCE key "

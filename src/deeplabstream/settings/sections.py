@@ -12,6 +12,7 @@ from typing import Any, Literal
 from deeplabstream.core.pinhole import CalibrationError, read_calibration
 from deeplabstream.core.plugins import PluginError, values_if_from_file
 from deeplabstream.core.schema import setting
+from deeplabstream.experiments.registry import EXPERIMENTS
 from deeplabstream.hardware.cameras import Camera, camera_class
 from deeplabstream.hardware.stimulation import (
     StimulationDevice,
@@ -25,6 +26,7 @@ from deeplabstream.outputs.nwb_forms import (
     check_one_line,
     check_species,
 )
+from deeplabstream.pose.model_format import MODEL_FORMATS
 from deeplabstream.pose.runtime.backends import BACKENDS
 from deeplabstream.spatial.triangulation.live import TriangulationSpec
 
@@ -305,6 +307,23 @@ class SessionSettings:
     )
 
 
+def _lab_format_names(text: str) -> tuple[str, ...]:
+    """``[Pose] MODEL_FORMATS``: modules of the lab's ``formats/`` folder (nothing imported)."""
+    names = tuple(item.strip() for item in text.split(",") if item.strip())
+    for name in names:
+        if MODEL_FORMATS.settings_name(name) in MODEL_FORMATS.names():
+            raise ValueError(
+                f"{name!r} is a format of the program or an installed package, tried on every "
+                "model already: MODEL_FORMATS names the lab's own formats (modules of the "
+                "formats/ folder beside this file)"
+            )
+        try:  # a module of the lab's formats/ folder (a path or import path is refused)
+            MODEL_FORMATS.require(name)
+        except PluginError as error:
+            raise ValueError(str(error)) from None
+    return names
+
+
 def _backend_name(text: str) -> str:
     """``[Pose] BACKEND``: a name of the backends' registry (lower case), else what is known."""
     try:  # registered, or a module of the lab's backends/ folder (a path is refused)
@@ -326,6 +345,16 @@ class PoseSettings:
         "`.ckpt` file, or one exported `.onnx` file. The kind is detected; DeepLabCut and "
         "checkpoint models are converted to ONNX once and cached (docs/pose-models.md). Empty: "
         "the bundled model of the simulated arena. `--model` overrides it.",
+    )
+    model_formats: tuple[str, ...] = setting(
+        (),
+        parse=_lab_format_names,
+        allowed="modules of the formats/ folder beside this file, by name, comma-separated",
+        doc="The lab's own model formats, tried on MODEL_PATH (and each camera's own) after the "
+        "built-in and installed ones: modules of the `formats/` folder beside this settings "
+        "file, by their file's name (`my_format`, or `my_format:MyFormat` for one class of "
+        "several), comma-separated. Only the formats named here are imported; empty: none of "
+        "the lab's. See docs/plugins.md, Model formats.",
     )
     precision: Literal["fp32", "fp16", "int8"] = setting(
         "fp32",
@@ -525,17 +554,16 @@ def parse_percent(text: str) -> float:
 
 
 def _experiment_name(text: str) -> str:
-    """``[Experiment] NAME``: a name or an ``.ini`` path, never a ``.py`` file (data only)."""
+    """``[Experiment] NAME``: a name or an ``.ini`` path, never code (nothing imported here).
+
+    A ``.py`` file or an import path such as ``package.module:Class`` is refused: settings are
+    data.
+    """
     name = text.strip()
-    lower = name.lower()
-    if lower.endswith(".py") or ".py:" in lower:
-        stem = Path(name[: lower.rindex(".py")]).name
-        attr = name[lower.rindex(".py") + 3 :]
-        raise ValueError(
-            f"{name!r} names a Python file, and settings are data: a settings file never names "
-            f"code. Put the file in the lab's folder experiments/{stem}.py beside the settings "
-            f"file and write NAME = {stem}{attr}"
-        )
+    try:
+        EXPERIMENTS.refuse_code(name)
+    except PluginError as error:
+        raise ValueError(str(error)) from None
     return name
 
 

@@ -32,7 +32,12 @@ from deeplabstream.experiments.triggers.kinds import TRIGGERS, TriggerKind, trig
 from deeplabstream.hardware.cameras import CAMERAS
 from deeplabstream.hardware.stimulation import DEVICES
 from deeplabstream.outputs.interface import OUTPUTS, ChosenOutput
-from deeplabstream.pose.model_format import MODEL_FORMATS, format_of, model_formats
+from deeplabstream.pose.model_format import (
+    MODEL_FORMATS,
+    format_of,
+    model_formats,
+    use_lab_formats,
+)
 from deeplabstream.pose.runtime.backends import BACKENDS
 from deeplabstream.settings.loader import load_settings
 
@@ -166,13 +171,14 @@ def test_each_kind_is_found_by_its_modules_name_in_its_lab_folder(tmp_path: Path
     assert registry.lab_folder == kind
     write_plugin(tmp_path, kind, f"lab_{kind}", PLUGINS[kind])
     found = registry.get(f"lab_{kind}", tmp_path)
-    assert found.__module__.startswith("_dls_plugin_lab_") or isinstance(found, TriggerKind)
+    assert found.__module__ == f"lab.{kind}.lab_{kind}" or isinstance(found, TriggerKind)
     assert f"lab_{kind}" not in registry  # no settings folder: the lab's modules are not known
     with using_settings_folder(tmp_path):  # the process's settings folder (loaded settings)
         assert f"lab_{kind}" in registry
         assert registry.get(f"lab_{kind}") == found  # the same module: imported once
-        loaded, failures = registry.load_all()
+        loaded, failures = registry.load_all(lab_names=[f"lab_{kind}"])  # named: imported
         assert loaded[f"lab_{kind}"] == found and not failures
+        assert f"lab_{kind}" not in registry.load_all()[0]  # not named: not imported
         assert list(loaded)[-1] == f"lab_{kind}"  # after the built-ins and installed ones
     if isinstance(found, TriggerKind):  # a lab kind is named as it is found
         assert found.name == "lab_triggers"
@@ -196,7 +202,7 @@ def test_a_module_with_several_plugins_is_named_module_colon_name(tmp_path: Path
     assert TRIGGERS.get("pair:late", tmp_path).name == "pair:late"
     with using_settings_folder(tmp_path):
         assert trigger_kind("pair:often").factory is trigger_kind("every").factory
-        assert {"pair:often", "pair:late"} <= set(TRIGGERS.load_all()[0])
+        assert {"pair:often", "pair:late"} <= set(TRIGGERS.load_all(lab_names=["pair"])[0])
 
 
 def test_a_lab_format_is_probed_after_the_built_in_ones(tmp_path: Path):
@@ -205,9 +211,14 @@ def test_a_lab_format_is_probed_after_the_built_in_ones(tmp_path: Path):
     model.write_text("")
     assert format_of(model) is None  # no settings folder: the lab's formats are not probed
     with using_settings_folder(tmp_path):
-        formats, failures = model_formats()
-        assert [type(f).__name__ for f in formats][-1] == "LabFormat" and not failures
-        assert type(format_of(model)).__name__ == "LabFormat"
+        assert format_of(model) is None  # not named in [Pose] MODEL_FORMATS: not imported
+        use_lab_formats(["lab_format"])
+        try:
+            formats, failures = model_formats()
+            assert [type(f).__name__ for f in formats][-1] == "LabFormat" and not failures
+            assert type(format_of(model)).__name__ == "LabFormat"
+        finally:
+            use_lab_formats([])
 
 
 @pytest.mark.parametrize("kind", list(PLUGINS))
@@ -232,7 +243,7 @@ def test_a_lab_module_that_fails_to_import_names_its_file_and_the_error(tmp_path
         registry.get("broken", tmp_path)
     assert str(path) in str(info.value)
     assert "ValueError: math domain error" in str(info.value)
-    loaded, failures = registry.load_all(tmp_path)  # the others are still listed
+    loaded, failures = registry.load_all(tmp_path, ["broken", "fine"])  # the others still load
     assert "fine" in loaded
     assert [(f.name, f.origin) for f in failures] == [("broken", str(path))]
     assert "ValueError: math domain error" in failures[0].error
@@ -361,8 +372,10 @@ def test_a_spawned_process_finds_the_labs_plugins_by_name(tmp_path: Path):
     finally:
         child.join(timeout=60)
     assert child.exitcode == 0
-    # The same file under the same module name as here: one way to import a lab module.
-    assert answers["device"] == ("LabDevice", type(device.create()).__module__, "LabDeviceSettings")
+    # The same file, under its readable name there (here too, unless another test's file of
+    # that name took it first: then with a suffix).
+    assert answers["device"] == ("LabDevice", "lab.devices.lab_box", "LabDeviceSettings")
+    assert type(device.create()).__module__.startswith("lab.devices.lab_box")
     assert answers["label"] == "left"  # the lab's settings crossed as values, rebuilt there
     assert answers["output"] == ("LabRows", 3)
     assert answers["trigger"] == ("lab_trigger", True)
@@ -380,7 +393,9 @@ def test_the_window_names_a_lab_experiment_it_browses_to_by_its_module(tmp_path:
     settings.write_text(
         SETTINGS + f"[Experiment]\nNAME = {experiment_name_for(outside, settings)}\n"
     )
-    with pytest.raises(SettingsError, match=r"Put the file in the lab's folder experiments/theirs"):
+    with pytest.raises(
+        SettingsError, match=r"Put the file in the lab's folder \S*experiments/theirs\.py"
+    ):
         load_settings(settings)
 
 

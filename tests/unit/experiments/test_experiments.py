@@ -1009,8 +1009,8 @@ def test_registry_errors_list_what_exists(tmp_path: Path) -> None:
         load_experiment("nowhere:Thing")
     with pytest.raises(ExperimentNotFoundError, match="unknown experiment 'base:Experiment'"):
         load_experiment("base:Experiment")  # the package's other modules are not experiments
-    with pytest.raises(ExperimentNotFoundError, match="not a usable experiment"):
-        load_experiment("deeplabstream.experiments.base:Experiment")
+    with pytest.raises(ExperimentNotFoundError, match="is a module's import path"):
+        load_experiment("deeplabstream.experiments.base:Experiment")  # never imported
     with pytest.raises(ExperimentNotFoundError, match="not found"):
         load_experiment(tmp_path / "absent.ini")
     with pytest.raises(ExperimentNotFoundError, match="not found"):

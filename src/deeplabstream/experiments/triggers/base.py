@@ -34,10 +34,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import warnings
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
+from deeplabstream.core.plugins import deprecated
 from deeplabstream.experiments.observation import (
     DEFAULT_HOLD_S,
     DEFAULT_MIN_LIKELIHOOD,
@@ -235,11 +235,10 @@ class Trigger:
         old = [name for name in _OLD_HOOKS if name in vars(cls)]
         if old:
             new = ", ".join(_OLD_HOOKS[name] for name in old)
-            warnings.warn(
+            deprecated(
                 f"trigger class {cls.__qualname__} ({cls.__module__}) defines "
                 f"{', '.join(old)}: write {new} instead (docs/plugins.md, Triggers); the "
                 "underscore names still work",
-                DeprecationWarning,
                 stacklevel=2,
             )
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
-from deeplabstream.core.plugins import PluginError, Registry
+from deeplabstream.core.plugins import PluginError, Registry, code_origin
 from deeplabstream.core.schema import SettingSpec
 from deeplabstream.experiments.observation import POLICIES
 from deeplabstream.experiments.triggers.base import Trigger
@@ -196,17 +196,17 @@ TRIGGERS: Registry[TriggerKind] = Registry(
 """Every trigger kind by name: the built-ins (each module's ``KINDS``), then installed ones."""
 
 
-def registered_kinds() -> dict[str, TriggerKind]:
-    """Return every kind that loads, sorted by name (built-in, installed, the lab's folder).
+def kind_origin(kind: str, factory: type) -> str:
+    """Return where the trigger kind ``kind`` comes from, in ``core.plugins.code_origin``'s words.
 
-    The lab's are the ``triggers/`` modules of the process's settings folder (core/plugins.py).
-    A kind that fails to import is logged by name, distribution (or file) and error, and left
-    out: it never stops the others from being listed.
+    The kind's own module (``lab folder: /lab/triggers/x.py`` for a lab kind, even one that
+    reuses a built-in trigger class), found by name without importing anything; its trigger
+    class's module when the name is not found so (a kind made in code).
     """
-    loaded, failures = TRIGGERS.load_all()
-    for failure in failures:
-        log.warning("%s", failure)
-    return dict(sorted(loaded.items()))
+    try:
+        return TRIGGERS.origin(kind)
+    except PluginError:
+        return code_origin(factory)
 
 
 def trigger_kind(kind: str) -> TriggerKind:

@@ -36,7 +36,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import threading
-import warnings
 from abc import ABC, abstractmethod
 from collections import deque
 from dataclasses import dataclass
@@ -45,6 +44,7 @@ from typing import Any, ClassVar, Literal, Self
 
 from deeplabstream.core.clock import host_now_ns
 from deeplabstream.core.errors import DeviceError
+from deeplabstream.core.plugins import deprecated
 
 ActionKind = Literal["ON", "OFF", "PULSE", "PATTERN", "RESET"]
 ACTION_KINDS: tuple[ActionKind, ...] = ("ON", "OFF", "PULSE", "PATTERN", "RESET")
@@ -299,7 +299,7 @@ class StimulationDevice(ABC):
                 "acknowledged when it returns; return an ActionRecord only if the device answers "
                 "later itself). docs/plugins.md, \"Devices\""
             )
-            warnings.warn(message, DeprecationWarning, stacklevel=3)
+            deprecated(message, stacklevel=3)
             cls.perform = _perform_through_legacy  # type: ignore[method-assign]
 
     def __init__(self) -> None:

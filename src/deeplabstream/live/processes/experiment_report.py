@@ -7,9 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from deeplabstream.core.plugins import code_origin
+from deeplabstream.core.plugins import plugin_files_entry
+from deeplabstream.experiments.registry import experiment_origin
 from deeplabstream.experiments.runtime import ExperimentRuntime
 from deeplabstream.experiments.triggers.base import Trigger
+from deeplabstream.experiments.triggers.kinds import kind_origin
 from deeplabstream.live.processes.dispatch import ExperimentRun
 from deeplabstream.live.processes.messages import EventView, ExperimentStatus, TriggerView
 
@@ -98,6 +100,8 @@ def run_summary(run: ExperimentRun) -> dict[str, Any]:
         # decided, but the command never left (the device was gone): events.csv not_sent
         "actions_not_sent": run.not_sent,
         "plugins": experiment_plugins(runtime),
+        # its lab files' paths and SHA-256, as this process ran them (core/plugins.py)
+        "plugin_files": plugin_files_entry(experiment_plugins(runtime)),
         # what ran: its file, content (a config's text), SHA-256 and options with their origins
         "plan": run.plan,
         "error": run.error,
@@ -124,7 +128,7 @@ def experiment_plugins(runtime: ExperimentRuntime) -> dict[str, dict[str, str]]:
             (inner,) if isinstance(inner, Trigger) else tuple(getattr(trigger, "children", ()))
         )
         pending.extend(children)
-        if trigger.kind and all(child.kind != trigger.kind for child in children):
-            kinds.setdefault(trigger.kind, code_origin(type(trigger)))  # not a wrapper's
-    found = {"experiment": {runtime.name: code_origin(type(runtime.experiment))}}
+        if trigger.kind and all(child.kind != trigger.kind for child in children):  # no wrapper
+            kinds.setdefault(trigger.kind, kind_origin(trigger.kind, type(trigger)))
+    found = {"experiment": {runtime.name: experiment_origin(runtime.experiment)}}
     return found | ({"trigger": dict(sorted(kinds.items()))} if kinds else {})

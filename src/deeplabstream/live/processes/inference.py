@@ -75,6 +75,7 @@ from deeplabstream.live.processes.points3d import finish_triangulation, open_tri
 from deeplabstream.live.processes.sinks import open_outputs
 from deeplabstream.outputs.folder import SESSION_LOG
 from deeplabstream.outputs.whole_rows import flush_open_files
+from deeplabstream.pose.model_format import use_lab_formats
 from deeplabstream.spatial.triangulation.live import LiveTriangulator
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,7 @@ EXIT_STUCK = 3
 def pose_main(job: PoseJob) -> None:
     """Entry point of the inference worker process."""
     use_settings_folder(job.settings_folder)  # before any plugin: the lab's, as the session's
+    use_lab_formats(job.settings.model_formats)  # the lab's formats the settings name, only
     leave_stop_signals_to_parent()  # the main process decides when to stop
     die_with_parent(signal.SIGTERM)  # never outlive the session (a killed main process)
     configure_process_logging(job.log_target, "pose")

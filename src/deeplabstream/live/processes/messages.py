@@ -158,6 +158,8 @@ class PoseReady:
     warnings: tuple[str, ...] = ()
     # {registered name: origin} of the model formats that loaded the models (session.json)
     model_formats: dict[str, str] = field(default_factory=dict)
+    # {path: SHA-256} of every lab file this process imported, as it ran them (plugin_files)
+    lab_files: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ import numpy as np
 
 from deeplabstream.core.clock import host_now_ns
 from deeplabstream.core.deadline import INFERENCE, DeadlineAccount, inference_parts, model_parts
+from deeplabstream.core.plugins import imported_lab_files, plugin_notices
 from deeplabstream.core.stats import DurationHistogram
 from deeplabstream.experiments.observation import Observation, Points3D
 from deeplabstream.live.processes.depth import FrameDepth, depth_reader
@@ -532,12 +533,14 @@ def ready_message(pipelines: list[CameraPipeline]) -> PoseReady:
         max(len(model.keypoints) for model in cameras.values()),
         max(model.animals for model in cameras.values()),
         {p.camera.name: p.reader.first_seq for p in pipelines},
-        _frame_size_warnings(pipelines),
+        # and what the plugins imported here gave the lab to read (core/plugins.py)
+        _frame_size_warnings(pipelines) + tuple(plugin_notices()),
         {
             name: origin
             for p in pipelines
             for name, origin in format_entry(p.model.description).items()
         },
+        {str(record.path): record.sha256 for record in imported_lab_files()},
     )
 
 

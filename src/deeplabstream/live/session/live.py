@@ -30,6 +30,7 @@ from deeplabstream.core.control import (
     receive,
 )
 from deeplabstream.core.logs import LogTarget, add_log_file, remove_log_file
+from deeplabstream.core.plugins import plugin_notices
 from deeplabstream.core.priority import (
     MainPlacement,
     inference_thread_count,
@@ -198,7 +199,8 @@ class LiveSession:
         A command says them before anything starts; the same texts go to ``session.json``.
         """
         if self._start_warnings is None:
-            self._start_warnings = start_warnings(self.settings)
+            # and what the plugins imported so far gave the lab to read (core/plugins.py)
+            self._start_warnings = start_warnings(self.settings) + plugin_notices()
         return list(self._start_warnings)
 
     def _make_session_folder(self) -> None:

@@ -74,12 +74,6 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="likelihood cut-off of DeepLabCut's 'RMSE with p-cutoff' (default 0.6, DeepLabCut's)",
     )
-    parser.add_argument(
-        "--trust-pickle",
-        action="store_true",
-        help="read an .h5 labels file even when it holds pickled Python objects (they run "
-        "code when read): only for a file you trust",
-    )
     return parser
 
 
@@ -87,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command; return the exit code."""
     args = build_parser().parse_args(argv)
     try:
-        images = find_images(args.source, trust_pickle=args.trust_pickle)
+        images = find_images(args.source)
         description = _load(args.model)
     except (ImagesError, ModelError) as error:
         print(f"Error: {error}", file=sys.stderr)

@@ -94,7 +94,7 @@ class ImageSet:
         return self.source.stem if self.source.is_file() else self.source.name
 
 
-def find_images(source: Path, *, trust_pickle: bool = False) -> ImageSet:
+def find_images(source: Path) -> ImageSet:
     """Return the images of a folder (sorted, not recursive) or of a labels file.
 
     Raises
@@ -115,13 +115,13 @@ def find_images(source: Path, *, trust_pickle: bool = False) -> ImageSet:
         return ImageSet(source, tuple(paths), names)
     if not source.is_file():
         raise ImagesError(f"{source}: no such file or folder; check the path")
-    return _labelled_images(source, trust_pickle)
+    return _labelled_images(source)
 
 
-def _labelled_images(source: Path, trust_pickle: bool = False) -> ImageSet:
+def _labelled_images(source: Path) -> ImageSet:
     """Return the images of a DeepLabCut-layout labels file, with their labels."""
     try:
-        labels = read_dlc_labels(source, trust_pickle=trust_pickle)
+        labels = read_dlc_labels(source)
     except LabelsError as error:
         raise ImagesError(str(error)) from None
     missing = labels.missing_images()

@@ -105,11 +105,7 @@ def split_indices(
 def labels_data_set(args: argparse.Namespace) -> DataSet:
     """Training, validation and test frames from DeepLabCut labels."""
     try:
-        labels = read_dlc_labels(
-            args.labels,
-            individual=args.individual,
-            trust_pickle=getattr(args, "trust_pickle", False),
-        )
+        labels = read_dlc_labels(args.labels, individual=args.individual)
     except LabelsError as error:
         raise SystemExit(f"Error: {error}") from None
     missing = labels.missing_images()

@@ -217,12 +217,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     labels = parser.add_argument_group("labels")
     labels.add_argument("--individual", help="the animal to take from multi-animal labels")
-    labels.add_argument(
-        "--trust-pickle",
-        action="store_true",
-        help="read an .h5 labels file even when it holds pickled Python objects (they run "
-        "code when read): only for a file you trust",
-    )
     split = labels.add_mutually_exclusive_group()
     split.add_argument(
         "--train-indices",

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from deeplabstream.core.liveness import process_start_time
 from deeplabstream.core.machine import machine_description
+from deeplabstream.core.plugins import plugin_files_entry
 from deeplabstream.core.priority import PriorityPlan, observed_priorities
 from deeplabstream.live.session.analysis import Analysis
 from deeplabstream.live.session.cameras import CameraBranch, camera_entry
@@ -37,6 +38,7 @@ from deeplabstream.outputs.session_record import (
     ExperimentRun,
     FileDigest,
     Metadata,
+    PluginFile,
     PoseRun,
     Priority,
     SessionRecord,
@@ -121,6 +123,19 @@ class SessionJson:
             }
             self._plugins = (plugins_named(session.settings, analysed, formats), analysed)
         return self._plugins[0]
+
+    def plugin_files_entry(self, session: ReportedSession) -> list[dict[str, str | None]]:
+        """Return the lab's files among the plugins, with the SHA-256 of what ran.
+
+        As the inference worker imported them (its ready message) where it did, else as this
+        process did (core/plugins.py, ``plugin_files_entry``).
+        """
+        reported = {
+            file: digest
+            for analysis in session.analyses
+            for file, digest in analysis.ready.lab_files.items()
+        }
+        return plugin_files_entry(self.plugins_entry(session), reported)
 
     def write(
         self,
@@ -241,6 +256,10 @@ class SessionJson:
             settings_reloads=tuple(parts.settings_reloads),
             plugins=self.plugins_entry(session),
             files=self.files,
+            plugin_files=tuple(
+                parse_or_keep(PluginFile, entry, "plugin_files")
+                for entry in self.plugin_files_entry(session)
+            ),
         )
 
     def _static_info(self, session: ReportedSession) -> dict[str, Any]:

@@ -1,0 +1,60 @@
+"""The folder a command runs in never shadows a module of Python or of the project.
+
+A lab runs a command from its rig's folder, beside its settings file (``cd rig``, ``deeplabstream
+--settings settings.ini``), or starts ``python app.py`` beside the checkout's ``settings.ini``.
+Python puts such a folder first on the module path in two places: a launcher's own folder for
+``python DeepLabStream.py`` and ``python app.py``, and the current folder for every child process
+that ``multiprocessing`` starts with ``spawn`` (every platform: it runs ``python -c ...``, and
+``-c`` puts the current folder first before even ``multiprocessing`` is imported). A ``pickle.py``,
+``signal.py`` or ``multiprocessing.py`` there then ran in every process, and a session failed with
+"capture process ended before opening" (issue 53, 4). Code comes only from the package, installed
+packages and the lab's named plugins (core/plugins.py), so :func:`keep_current_folder_off_path`,
+called first by every command (``core.optional.exit_with``), takes those folders off the path,
+for this process and, through the environment (``PYTHONSAFEPATH``, Python 3.11), for every
+process it starts. ``DeepLabStream.py`` and ``app.py`` take their own folder off before they
+import anything of the project.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+#: Python's own switch (3.11): a process started with it set puts no unsafe folder on its path.
+SAFE_PATH_VARIABLE = "PYTHONSAFEPATH"
+
+#: The folder that holds this package (``src`` of a checkout, or site-packages): always kept.
+_PACKAGE_PARENT = Path(__file__).resolve().parents[2]
+
+
+def keep_current_folder_off_path(launcher: str | None = None) -> list[str]:
+    """Take the current folder and the launcher's folder off ``sys.path``, here and in children.
+
+    ``launcher`` is the command's script (``sys.argv[0]`` by default). Removed: every entry
+    that is the current folder (``''`` and ``'.'`` included) or the launcher's folder, except
+    the folder the package itself is imported from (a checkout run from ``src``). Child
+    processes get ``PYTHONSAFEPATH=1`` in their environment, so the current folder is never
+    first on their path, and this process's path as it is now.
+
+    Returns
+    -------
+    list[str]
+        The entries removed, for a message.
+    """
+    os.environ[SAFE_PATH_VARIABLE] = "1"
+    script = launcher if launcher is not None else (sys.argv[0] if sys.argv else "")
+    unsafe = {_resolved(os.getcwd())}
+    if script and Path(script).is_file():
+        unsafe.add(_resolved(str(Path(script).parent)))
+    unsafe.discard(_PACKAGE_PARENT)
+    removed = [entry for entry in sys.path if _resolved(entry) in unsafe]
+    sys.path[:] = [entry for entry in sys.path if entry not in removed]
+    return removed
+
+
+def _resolved(entry: str) -> Path:
+    try:
+        return Path(entry or ".").resolve()
+    except OSError:
+        return Path(entry)
