@@ -344,3 +344,22 @@ def test_two_cameras_at_their_own_rates_pair_and_agree(tmp_path: Path) -> None:
     (run,) = summary["decisions"]
     assert run["rows_equal"] == run["rows_live"] >= 4, output  # the side animal enters twice
     _assert_agrees(code, summary, session, output)
+
+
+def test_a_lab_trigger_changed_since_the_session_is_not_run_again(
+    skipping_session: Path,
+) -> None:
+    run = _record(skipping_session)["experiment_runs"][0]
+    (stall,) = [entry for entry in run["plugin_files"] if entry["name"] == "stall"]
+    module = Path(stall["file"])
+    original = module.read_text(encoding="utf-8")
+    marker = skipping_session.parent / "ran"
+    try:
+        module.write_text(original + f"\nopen({str(marker)!r}, 'w')\n", encoding="utf-8")
+        code, summary, output = run_verify(skipping_session, "--decisions-only")
+    finally:
+        module.write_text(original, encoding="utf-8")
+    assert not marker.exists(), output  # the changed file was never imported
+    assert code == 1, output
+    assert any("'stall'" in r and "changed since the session" in r for r in summary["reasons"])
+    assert "changed since the session" in summary["decisions"][0]["not_re_derived"]

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from deeplabstream.core.errors import DeepLabStreamError
+from deeplabstream.core.optional import exit_with
 from deeplabstream.offline.replay.job import Progress, ProgressSink
 from deeplabstream.offline.verify.keypoints import CATEGORIES
 from deeplabstream.offline.verify.report import write_report
@@ -129,5 +130,5 @@ def _print_result(verification: Verification, say: Say) -> None:
 
 
 def run() -> None:
-    """Console-script entry point."""
-    sys.exit(main())
+    """Console-script entry point (the current folder off the module path, as every command)."""
+    exit_with(main)

@@ -34,7 +34,7 @@ from deeplabstream.experiments.observation import Observation, paired_update
 from deeplabstream.experiments.runtime import ExperimentRuntime
 from deeplabstream.experiments.triggers.base import Trigger
 from deeplabstream.offline.verify.frames import ExactRows, read_exact_rows
-from deeplabstream.offline.verify.session_files import SessionFiles
+from deeplabstream.offline.verify.session_files import SessionFiles, changed_lab_files
 from deeplabstream.settings.experiment_plan import ExperimentPlan
 
 #: The columns of events.csv that are decisions (compared exactly); the others are the live
@@ -166,6 +166,9 @@ def _why_not_re_derivable(
         return "the session recorded no batches of its updates (made before they were recorded)"
     if run.get("rebuilt_from_files"):
         return "its inference worker died: the events after its death were never decided"
+    changed = changed_lab_files(run.get("plugin_files") or [])
+    if changed:
+        return "; ".join(changed)
     if not rows:
         return "no pose_exact.csv: the live keypoints are not kept to the bit"
     return None

@@ -19,7 +19,7 @@ import numpy as np
 
 from deeplabstream.core.digest import file_sha256, text_sha256
 from deeplabstream.offline.verify.frames import ExactRows
-from deeplabstream.offline.verify.session_files import SessionFiles
+from deeplabstream.offline.verify.session_files import SessionFiles, changed_lab_files
 from deeplabstream.outputs.pose.table import read_pose_table
 
 #: The pose CSV writes x and y with 3 decimals: a value off by more than half of the last one
@@ -50,6 +50,12 @@ def prove_files(session: SessionFiles, exact: dict[str, ExactRows]) -> FileProof
     _digests(session, proof)
     _model(session, proof)
     _experiments(session, proof)
+    recorded = list(session.record.get("plugin_files") or [])
+    for run in session.record.get("experiment_runs") or []:
+        recorded += (run or {}).get("plugin_files") or []
+    for problem in changed_lab_files(recorded):
+        if problem not in proof.problems:  # a file several runs used: said once
+            proof.problems.append(problem)
     for camera in session.cameras:
         rows = exact.get(camera.name)
         if rows is not None and camera.pose_csv is not None:
@@ -215,3 +221,4 @@ def _frames_tables(session: SessionFiles, camera: str, proof: FileProof) -> None
             f"{camera}: its frames tables hold {counted} frames, session.json says {recorded} "
             "were recorded: frames were removed from the recording and its table"
         )
+

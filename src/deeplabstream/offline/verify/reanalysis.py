@@ -21,7 +21,7 @@ from deeplabstream.hardware.cameras.video import VideoSettings
 from deeplabstream.offline.replay.job import ProgressSink, ReplayOptions, ReplayResult
 from deeplabstream.offline.replay.session import replay_with_plan
 from deeplabstream.offline.verify.frames import ExactRows
-from deeplabstream.offline.verify.session_files import SessionFiles, VerifyError
+from deeplabstream.offline.verify.session_files import SessionFiles, VerifyError, changed_lab_files
 from deeplabstream.settings.effective import CameraPlan, resolve_cameras
 from deeplabstream.settings.sections import CameraSettings, Settings
 
@@ -47,6 +47,14 @@ def analyse_offline(
 ) -> list[OfflineRun]:
     """Analyse every recording of ``session`` on the live schedule into ``target/offline[-N]``."""
     target.mkdir(parents=True, exist_ok=True)
+    used = [
+        entry
+        for entry in session.record.get("plugin_files") or []
+        if (entry or {}).get("kind") in ("model format", "backend")
+    ]
+    changed = changed_lab_files(used)
+    if changed:  # the reference would run other code than the session ran
+        raise VerifyError(f"{session.folder}: " + "; ".join(changed))
     runs = []
     for part in range(session.recording_sets):
         schedule = _schedule(session, part, live)

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from deeplabstream.core.digest import file_sha256
 from deeplabstream.core.errors import DeepLabStreamError
 from deeplabstream.core.plugins import use_settings_folder
 from deeplabstream.outputs.frames_table import FRAMES_TABLE_SUFFIX
@@ -25,6 +26,7 @@ from deeplabstream.outputs.pose.files import (
     POSE_TIMING_SUFFIX,
 )
 from deeplabstream.outputs.video import CODEC_FILE_SUFFIX
+from deeplabstream.pose.model_format import use_lab_formats
 from deeplabstream.settings.recorded import settings_from_record
 from deeplabstream.settings.sections import Settings
 
@@ -163,6 +165,7 @@ def _settings(folder: Path, record: dict[str, Any]) -> Settings:
         ) from None
     # The lab's plugin folders are its settings file's, never the session folder checked.
     use_settings_folder(place.parent if usable and place.parent != folder else None)
+    use_lab_formats(settings.pose.model_formats)  # the formats the session named, no other
     return settings
 
 
@@ -237,3 +240,25 @@ def _videos(folder: Path, record: dict[str, Any], name: str) -> tuple[VideoPart,
     if not parts and replay.get("video") and Path(replay["video"]).is_file():
         parts.append(VideoPart(Path(replay["video"]), None))
     return tuple(parts)
+
+
+def changed_lab_files(recorded: list[dict[str, Any]]) -> list[str]:
+    """Say which of the lab's files a session ran (recorded with their SHA-256) are gone or changed.
+
+    Verify imports a lab's plugin only from where the session found it, and only while it is the
+    code that ran: a file named here is not imported (core/plugins.py ``import_recorded_file``).
+    """
+    problems = []
+    for entry in recorded:
+        file, digest = (entry or {}).get("file"), (entry or {}).get("sha256")
+        if not file or not digest:
+            continue
+        what = f"the lab's {entry.get('kind') or 'plugin'} {entry.get('name')!r} ({file})"
+        path = Path(file)
+        if not path.is_file():
+            problems.append(f"{what} is gone: what it did cannot be re-derived")
+        elif file_sha256(path) != digest:
+            problems.append(
+                f"{what} changed since the session (its SHA-256 differs): it is not run again"
+            )
+    return problems
