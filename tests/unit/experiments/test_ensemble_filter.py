@@ -45,7 +45,7 @@ def test_the_spread_is_read_beside_the_likelihood() -> None:
     assert obs.point("nose", max_ensemble_std=3.0) == (100.0, 100.0)
     assert obs.point("nose", max_ensemble_std=2.0) is None
     one_model = Observation(0.0, "cam", 0, np.array([[1.0, 2.0, 0.9]]), ("nose",))
-    with pytest.raises(ValueError, match="runs one pose model.*MODEL_PATH"):
+    with pytest.raises(ValueError, match=r"runs one pose model.*MODEL_PATH"):
         one_model.spread("nose")
     with pytest.raises(ValueError, match="ENSEMBLE_SMOOTHING = causal"):
         one_model.smoothed_point("nose")
@@ -70,7 +70,8 @@ def test_a_region_rule_fires_only_where_the_models_agree() -> None:
     states = [region.update(_ensemble(100.0, s, n / FPS)) for n, s in enumerate(spreads)]
     assert states == [True, True, False, False, True]
     assert region.describe()["max_ensemble_std"] == 4.0
-    rebuilt = make_trigger("region", {k: str(v) for k, v in region.describe().items() if k != "kind"})
+    described = {k: str(v) for k, v in region.describe().items() if k != "kind"}
+    rebuilt = make_trigger("region", described)
     assert rebuilt.describe() == region.describe()
 
 
