@@ -476,6 +476,15 @@ class ModelRecord(Part):
     provider: str | None = key("the execution provider it ran on", optional=True)
     max_animals: int | None = key("animals it finds at most", optional=True)
     skeleton: Any = key("its skeleton's edges (keypoint name or index pairs)", optional=True)
+    ensemble: tuple[dict[str, Any], ...] | None = key(
+        "an ensemble (MODEL_PATH names several models): each model's record, in order; the "
+        "first's keypoints are the ensemble's (docs/ensembles.md)",
+        optional=True,
+    )
+    keypoint_map: str | None = key(
+        "an ensemble's KEYPOINT_MAP: the other models' keypoint names mapped onto the first's",
+        optional=True,
+    )
 
 
 @dataclass(frozen=True, kw_only=True)

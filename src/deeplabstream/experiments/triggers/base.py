@@ -118,6 +118,51 @@ def animal_problems(triggers: Mapping[str, Trigger], animal_count: int) -> list[
     return problems
 
 
+def ensemble_problems(
+    triggers: Mapping[str, Trigger],
+    cameras: list[str],
+    ensembles: set[str],
+    smoothed: set[str],
+) -> list[str]:
+    """Return the triggers that read an ensemble's spread or smoothed positions where there is none.
+
+    ``cameras``: every camera analysed; ``ensembles``: those that run an ensemble; ``smoothed``:
+    those whose ensemble runs the causal filter (``[Pose] ENSEMBLE_SMOOTHING = causal``).
+    Without this check the trigger fails on its first observation instead.
+    """
+    problems = []
+    for name, trigger in triggers.items():
+        spread, positions = _ensemble_needs(trigger)
+        read = trigger.cameras_read() or tuple(cameras)
+        lacking = [camera for camera in read if camera not in ensembles]
+        if spread and lacking:
+            problems.append(
+                f"trigger {name!r} asks for MAX_ENSEMBLE_STD, but camera "
+                f"{', '.join(lacking)} runs one pose model: the spread needs an ensemble; name "
+                "several models in MODEL_PATH ([Pose] or the camera's section), or remove "
+                "MAX_ENSEMBLE_STD (docs/ensembles.md)"
+            )
+        unsmoothed = [camera for camera in read if camera not in smoothed]
+        if positions and unsmoothed:
+            problems.append(
+                f"trigger {name!r} reads SMOOTHED positions, but camera "
+                f"{', '.join(unsmoothed)} has none: name several models in MODEL_PATH and set "
+                "[Pose] ENSEMBLE_SMOOTHING = causal, or remove SMOOTHED (docs/ensembles.md)"
+            )
+    return problems
+
+
+def _ensemble_needs(trigger: Trigger) -> tuple[bool, bool]:
+    """Return whether ``trigger`` or a child reads the spread, and smoothed positions."""
+    keypoint_filter = getattr(trigger, "filter", None)
+    spread = getattr(keypoint_filter, "max_ensemble_std", None) is not None
+    positions = bool(getattr(trigger, "smoothed", False))
+    for child in getattr(trigger, "children", ()):
+        child_spread, child_positions = _ensemble_needs(child)
+        spread, positions = spread or child_spread, positions or child_positions
+    return spread, positions
+
+
 def _least_identity_confidence(trigger: Trigger) -> float:
     """Return the highest MIN_IDENTITY_CONFIDENCE ``trigger`` or any of its children asks for."""
     found = float(getattr(trigger, "min_identity_confidence", 0.0))

@@ -58,26 +58,46 @@ def member_rows(
     ------
     ModelError
         When the member lacks one of the ensemble's keypoints (after the map), or two of its
-        keypoints are mapped onto one: the message lists both models' keypoints and the key.
+        keypoints are mapped onto one (:func:`mapping_problem`): the message lists both models'
+        keypoints and the key.
     """
+    problem = mapping_problem(ensemble, member.keypoints, keypoint_map)
+    if problem:
+        raise ModelError(f"{which}: {problem}")
+    renamed = _renamed(member.keypoints, keypoint_map)
+    return np.array([renamed.index(name) for name in ensemble], dtype=np.intp)
+
+
+def _renamed(keypoints: Sequence[str], keypoint_map: KeypointMap) -> list[str]:
     mapping = dict(keypoint_map)
-    renamed = [mapping.get(name, name) for name in member.keypoints]
+    return [mapping.get(name, name) for name in keypoints]
+
+
+def mapping_problem(
+    ensemble: Sequence[str], keypoints: Sequence[str], keypoint_map: KeypointMap
+) -> str:
+    """Return why a model of ``keypoints`` cannot be read as the ensemble's ("" when it can).
+
+    It must have every keypoint of ``ensemble`` (the first model's), by name or after
+    ``keypoint_map``, and no two of its keypoints may become one.
+    """
+    renamed = _renamed(keypoints, keypoint_map)
     doubled = sorted({name for name in renamed if renamed.count(name) > 1 and name in ensemble})
     if doubled:
-        raise ModelError(
-            f"{which}: two of its keypoints ({', '.join(member.keypoints)}) are the ensemble's "
+        return (
+            f"two of its keypoints ({', '.join(keypoints)}) are the ensemble's "
             f"{', '.join(doubled)} after KEYPOINT_MAP; map only one of them"
         )
     missing = [name for name in ensemble if name not in renamed]
     if missing:
-        raise ModelError(
-            f"{which} has no keypoint {', '.join(missing)} of the ensemble (the first model's "
-            f"keypoints: {', '.join(ensemble)}; this model's: {', '.join(member.keypoints)}). "
-            "Name the models of an ensemble by the same keypoints, or map this model's names "
-            "onto the first's with KEYPOINT_MAP = MODEL_NAME=ENSEMBLE_NAME, ... in [Pose] (or the "
+        return (
+            f"it has no keypoint {', '.join(missing)} of the ensemble (the first model's "
+            f"keypoints: {', '.join(ensemble)}; this model's: {', '.join(keypoints)}). Name the "
+            "models of an ensemble by the same keypoints, or map this model's names onto the "
+            "first's with KEYPOINT_MAP = MODEL_NAME=ENSEMBLE_NAME, ... in [Pose] (or the "
             "camera's section); docs/ensembles.md"
         )
-    return np.array([renamed.index(name) for name in ensemble], dtype=np.intp)
+    return ""
 
 
 def check_member(description: ModelDescription, which: str) -> None:
