@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -312,6 +313,55 @@ class EnsembleCsvWriter(_FrameRows):
     def write_missing(self, frame_index: int) -> None:
         """Append the empty row of a frame that was captured but not analysed."""
         self._row(frame_index, self._empty)
+
+
+@dataclass(frozen=True)
+class EnsembleExact:
+    """An ensemble camera's ``pose_exact.csv`` read back: every analysed frame's models' values.
+
+    Attributes
+    ----------
+    frames
+        (T,) the analysed frames' indices, in order.
+    members
+        (T, M, K, 3): each model's x, y, likelihood of the ensemble's keypoints, in full.
+    keypoints
+        The ensemble's K keypoint names.
+    """
+
+    frames: np.ndarray
+    members: np.ndarray
+    keypoints: tuple[str, ...]
+
+
+def read_ensemble_exact(path: Path) -> EnsembleExact | None:
+    """Read the models' values of an ensemble's ``<camera>.pose_exact.csv`` (None: one model).
+
+    Raises
+    ------
+    ValueError
+        When the header is not the pose_exact layout (``frame_index``, then x, y, likelihood per
+        keypoint for the ensemble and for each model).
+    """
+    with path.open(encoding="utf-8") as file:
+        columns = file.readline().strip().split(",")
+    models = 0
+    while any(c.startswith(MEMBER_PREFIX.format(models + 1)) for c in columns):
+        models += 1
+    if models == 0:
+        return None
+    values = len(columns) - 1
+    if columns[0] != "frame_index" or values % (3 * (models + 1)):
+        raise ValueError(f"{path}: not a pose_exact.csv of an ensemble (its header: {columns[:4]})")
+    keypoints = tuple(
+        name.removesuffix("_x") for name in columns[1 : values // (models + 1) + 1 : 3]
+    )
+    data = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2, dtype=np.float64)
+    rows = len(data)
+    members = data[:, 1:].reshape(rows, models + 1, len(keypoints), 3)[:, 1:] if rows else None
+    if members is None:
+        members = np.zeros((0, models, len(keypoints), 3))
+    return EnsembleExact(data[:, 0].astype(np.int64), members, keypoints)
 
 
 class PoseTimesWriter(_FrameRows):
