@@ -19,7 +19,6 @@ import numpy as np
 from deeplabstream.hardware.simulator.arena import ArenaParams, SimulatedArena
 from deeplabstream.pose.loading import BUNDLED_MODEL
 
-
 _WEIGHTED = ("Conv", "ConvTranspose", "Gemm", "MatMul", "BatchNormalization")
 
 
