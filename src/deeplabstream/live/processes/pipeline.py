@@ -84,7 +84,7 @@ class CameraEnsemble:
         """Keep this frame's models' keypoints (M, K, 3) and their ensemble; filter them."""
         self.values = EnsembleValues(members, frame.variance, frame.std)
         if self.causal is not None:
-            step = self.causal.update(members)
+            step = self.causal.update(members, frame)
             self.values.smoothed = step.mean
             self.values.smoothed_variance = step.variance
             self.values.observation_variance = step.observation_variance

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from deeplabstream.pose.ensemble.statistics import (
+    EnsembleFrame,
     VarMode,
     eks_observation_variance,
     ensemble_frame,
@@ -120,11 +121,15 @@ class CausalEks:
         self.variance[:] = np.nan
         self._started[:] = False
 
-    def update(self, members: np.ndarray) -> CausalStep:
-        """Take one frame's models' keypoints (M, K, 3); return the filter after it."""
-        median = ensemble_frame(members).keypoints[:, :2]
+    def update(self, members: np.ndarray, frame: EnsembleFrame | None = None) -> CausalStep:
+        """Take one frame's models' keypoints (M, K, 3); return the filter after it.
+
+        ``frame``: their :func:`~pose.ensemble.statistics.ensemble_frame`, when already known.
+        """
+        frame = frame or ensemble_frame(members)
+        median = frame.keypoints[:, :2]
         noise = np.clip(
-            eks_observation_variance(members, self.var_mode), MIN_OBSERVATION_VARIANCE, None
+            eks_observation_variance(members, self.var_mode, frame), MIN_OBSERVATION_VARIANCE, None
         )
         placed = np.isfinite(median).all(axis=1)
         starting = ~self._started & (placed | (self._prior_mean is not None))

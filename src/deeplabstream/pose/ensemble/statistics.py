@@ -80,14 +80,16 @@ def _median(xy: np.ndarray, count: np.ndarray) -> np.ndarray:
     return np.where(count > 0, (low + high) / 2.0, np.nan)
 
 
-def eks_observation_variance(members: np.ndarray, var_mode: VarMode) -> np.ndarray:
+def eks_observation_variance(
+    members: np.ndarray, var_mode: VarMode, frame: EnsembleFrame | None = None
+) -> np.ndarray:
     """Return EKS's observation variance of x and y (K, 2) for one frame's ``members``.
 
     As ``eks.core.ensemble`` computes it: with one model, one over its likelihood; else the
     models' variance, divided by their mean likelihood with ``confidence_weighted_var``; NaN
     replaced by :data:`EKS_NAN_VARIANCE` (an infinite one by the largest float, as
     ``numpy.nan_to_num`` does there). The mean likelihood is the sum over all models divided by
-    their number, as EKS sums it.
+    their number, as EKS sums it. ``frame``: the members' :func:`ensemble_frame`, when known.
     """
     models = len(members)
     mean_likelihood = members[:, :, 2].sum(axis=0) / models
@@ -95,7 +97,7 @@ def eks_observation_variance(members: np.ndarray, var_mode: VarMode) -> np.ndarr
         single = 1.0 / np.maximum(mean_likelihood, 1e-5)
         variance = np.stack([single, single], axis=1)
     else:
-        variance = ensemble_frame(members).variance
+        variance = (frame or ensemble_frame(members)).variance
         if var_mode == "confidence_weighted_var":
             variance = variance / mean_likelihood[:, None]
     return np.nan_to_num(variance, nan=EKS_NAN_VARIANCE)
