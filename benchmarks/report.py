@@ -39,6 +39,7 @@ ORDER = (
     "verify",
     "lsl",
     "multi_animal",
+    "ensembles",
     "behaviour_classifier",
     "triangulation",
     "soak",
@@ -74,6 +75,8 @@ TITLES = {
     "lsl": "Lab Streaming Layer outlets: the cost of a push in the loop (`[Output] LSL = on`)",
     "multi_animal": "Several animals: two mice through the multi-animal path (simulated arena, "
     "640x480)",
+    "ensembles": "Ensembles: 3 and 5 models of the bundled size on every frame beside one model "
+    "(models alone, and live at 30 fps with a rule gated on their spread)",
     "behaviour_classifier": "Behaviour classifier: the decision at every pose, and its scores "
     "(simulated arena, bundled pose model)",
     "triangulation": "Live 3D: triangulating a synchronised set, and the simulated rig's 3D error "
@@ -100,6 +103,7 @@ BASELINES = {
     "lsl": ("push", "loop without push"),
     "verify": ("deeplabstream-verify", "plain --fast replay"),
     "multi_animal": ("two mice", "motion only / one mouse"),
+    "ensembles": ("ensemble", "one model"),
     "behaviour_classifier": ("incremental window", "window recomputed"),
     "triangulation": ("vectorised", "per keypoint"),
     "soak": ("measured", "-"),

@@ -36,6 +36,7 @@ BENCHMARKS = (
     "cameras",
     "lsl",
     "multi_animal",
+    "ensembles",
     "behaviour_classifier",
     "triangulation",
 )

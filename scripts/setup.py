@@ -3,6 +3,7 @@ r"""Set up this project on Windows, macOS or Linux: a virtual environment with t
     python scripts/setup.py               the app: ONNX Runtime's CPU build
     python scripts/setup.py --gpu         the app: ONNX Runtime's GPU build (NVIDIA; Linux, Windows)
     python scripts/setup.py --tests       and the test and lint tools (CI: scripts/setup.sh --tests)
+    python scripts/setup.py --ensembles   and the Ensemble Kalman Smoother (docs/ensembles.md)
 
 What it does, on every platform:
 
@@ -13,7 +14,10 @@ What it does, on every platform:
    ``--gpu``, ``requirements-gpu.txt`` (both include ``requirements.txt``), plus
    ``requirements-dev.txt`` with ``--tests``. A build of the other kind already in ``.venv`` is
    removed first: both install the same ``onnxruntime`` module.
-4. Installs the project itself editable (``src/deeplabstream``), then prints the commands to run
+4. With ``--ensembles`` (and ``--tests``, whose tests compare with it): the
+   ``ensemble-kalman-smoother`` package, ``requirements-ensembles.txt`` with ``--no-deps`` (the
+   file says why: a second OpenCV build would break the window).
+5. Installs the project itself editable (``src/deeplabstream``), then prints the commands to run
    next with this platform's paths (``.venv\Scripts\python.exe`` on Windows).
 
 docs/install.md describes each platform, its cameras and devices, and CUDA on Windows.
@@ -204,6 +208,12 @@ def main(argv: list[str] | None = None) -> int:
         "--tests", action="store_true", help="also the test and lint tools (requirements-dev.txt)"
     )
     parser.add_argument(
+        "--ensembles",
+        action="store_true",
+        help="also the Ensemble Kalman Smoother for deeplabstream-eks (requirements-ensembles.txt; "
+        "always with --tests)",
+    )
+    parser.add_argument(
         "--gpu",
         action="store_true",
         help="ONNX Runtime's NVIDIA GPU build (requirements-gpu.txt) instead of "
@@ -257,6 +267,10 @@ def main(argv: list[str] | None = None) -> int:
                 *build_lines,
             ]
         )
+    if arguments.ensembles or arguments.tests:
+        # Every package it needs is listed there; --no-deps keeps aniposelib's second OpenCV out.
+        files.append("requirements-ensembles.txt")
+        run([python, "-m", "pip", "install", *PIP_QUIET, "--no-deps", "-r", files[-1]])
     # The project itself, editable: `import deeplabstream` works from any folder and the console
     # scripts are in the environment. Its pinned dependencies and build tools came from the
     # requirement files above (no download here).

@@ -38,7 +38,17 @@ EXTRA_OF_MODULE: dict[str, str] = {
     "sleap_io": "sleap",
     "sklearn": "behaviour",
     "skl2onnx": "behaviour",
+    "eks": "ensembles",
+    "jax": "ensembles",
+    "dynamax": "ensembles",
+    "aniposelib": "ensembles",
 }
+ENSEMBLES_INSTALL = (
+    "pip install --no-deps -r requirements-ensembles.txt (from a checkout; or pip install "
+    '"deeplabstream[ensembles]" then pip install --no-deps ensemble-kalman-smoother==4.6.2 '
+    "aniposelib==0.8.0): --no-deps keeps out aniposelib's second OpenCV build, which would "
+    "break the window (docs/ensembles.md)"
+)
 
 
 # extra -> (platform as sys.platform names it, why the extra does not exist there); pyproject.toml
@@ -80,6 +90,8 @@ def missing_extra(
         return MissingExtraError(
             f"{missing} ONNX Runtime comes in two builds: {ONNX_RUNTIME_CHOICE}."
         )
+    if extra == "ensembles":
+        return MissingExtraError(f"{missing} The Ensemble Kalman Smoother: {ENSEMBLES_INSTALL}.")
     where, why = UNAVAILABLE_ON.get(extra, ("", ""))
     if where and platform.startswith(where):
         return MissingExtraError(

@@ -116,6 +116,11 @@ def describe_allowed(annotation: Any, spec: SettingSpec) -> str:
         text = kind + _range_text(spec)
     elif base is Path:
         text = "a file or folder path (relative paths are relative to the settings file)"
+    elif _is_path_list(base):
+        text = (
+            "a file or folder path, or several separated by ; or on lines of their own "
+            "(relative paths are relative to the settings file), or empty for none"
+        )
     elif origin is tuple:
         text = "a comma-separated list"
     else:
@@ -177,8 +182,9 @@ def parse_value(text: str, annotation: Any, spec: SettingSpec, base_dir: Path) -
     if base is Path:
         if text == "":
             raise ValueError
-        path = Path(text).expanduser()
-        return path if path.is_absolute() else (base_dir / path)
+        return _path_in(text, base_dir)
+    if _is_path_list(base):
+        return tuple(_path_in(item, base_dir) for item in split_path_list(text))
     if origin is tuple:
         items = tuple(item.strip() for item in text.split(",") if item.strip())
         if get_args(base)[:1] == (int,):  # tuple[int, ...]: whole numbers
@@ -187,6 +193,25 @@ def parse_value(text: str, annotation: Any, spec: SettingSpec, base_dir: Path) -
     if base is str:
         return text
     raise TypeError(f"unsupported settings type {annotation!r}")
+
+
+def _is_path_list(annotation: Any) -> bool:
+    """Whether ``annotation`` is ``tuple[Path, ...]``: one path or several (``MODEL_PATH``)."""
+    return get_origin(annotation) is tuple and get_args(annotation) == (Path, Ellipsis)
+
+
+def split_path_list(text: str) -> list[str]:
+    """Return the paths of a key that takes several: separated by ``;`` or on lines of their own.
+
+    Not by commas, which folder names hold; ``;`` separates paths on Windows, macOS and Linux.
+    """
+    return [item.strip() for line in text.splitlines() for item in line.split(";") if item.strip()]
+
+
+def _path_in(text: str, base_dir: Path) -> Path:
+    """Return ``text`` as a path, a relative one taken from ``base_dir``."""
+    path = Path(text).expanduser()
+    return path if path.is_absolute() else (base_dir / path)
 
 
 def parse_setting(text: str, annotation: Any, spec: SettingSpec, base_dir: Path) -> Any:

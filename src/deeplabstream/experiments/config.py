@@ -184,6 +184,18 @@ class ExperimentSection:
         minimum=0,
         unit="s",
     )
+    max_ensemble_std: float | None = setting(
+        None,
+        doc="A camera that runs an ensemble of models (several in `MODEL_PATH`): a keypoint whose "
+        "spread across the models is larger than this many pixels is not seen, as one below "
+        "`MIN_LIKELIHOOD` (the same `POLICY` and `HOLD`), so rules act only where the models "
+        "agree. Applies to every keypoint trigger that does not set its own `MAX_ENSEMBLE_STD`. "
+        "Empty: the spread is not looked at. See docs/ensembles.md.",
+        minimum=0,
+        unit="px",
+        check=_positive_number,
+        allowed="a number > 0 (px), or empty for none",
+    )
     switch_off_at_trial_end: bool = setting(
         ExperimentOptions.switch_off_at_trial_end,
         doc="When a trial ends, switch off the outputs it switched on (`on`, endless "
@@ -876,6 +888,8 @@ def _with_defaults(spec: TriggerSpec, experiment: ExperimentSection) -> dict[str
         return params
     params.setdefault("min_likelihood", repr(experiment.min_likelihood))
     params.setdefault("policy", experiment.policy)
+    if experiment.max_ensemble_std is not None and "max_ensemble_std" in kind_parameters:
+        params.setdefault("max_ensemble_std", repr(experiment.max_ensemble_std))
     first_animal = params.get("animal", "1").strip() == "1"
     if experiment.predict != "off" and "predicted" in parameters_of(spec.kind) and first_animal:
         params.setdefault("predicted", "true")

@@ -18,6 +18,14 @@ observation :attr:`Observation.predicted`, each keypoint where it is predicted t
 command is written (:attr:`Observation.lead_s` after the frame); :meth:`Observation.
 predicted_point` reads it, and keypoint triggers built with ``predicted=True`` use it.
 
+A camera that runs an ensemble (several models in ``MODEL_PATH``, docs/ensembles.md) gives its
+observations the ensemble's median as :attr:`Observation.keypoints`, each keypoint's spread
+across the models (:meth:`Observation.spread`, pixels, beside :meth:`Observation.likelihood`),
+every model's own values (:attr:`Observation.members`) and, with ``[Pose] ENSEMBLE_SMOOTHING =
+causal``, the causal Ensemble Kalman filter's positions (:meth:`Observation.smoothed_point`;
+keypoint triggers built with ``smoothed=True`` read them). A :class:`KeypointFilter` with
+``max_ensemble_std`` sees a keypoint whose spread is larger as not seen.
+
 Several cameras run at their own, unequal rates. :func:`pair_nearest` picks from each camera's
 stream the observation nearest to a reference time and keeps the pairing error, giving an
 :class:`Observations` mapping that multi-camera triggers read.
@@ -30,7 +38,7 @@ import dataclasses
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, TypedDict
 
 import numpy as np
 
@@ -98,7 +106,10 @@ class Observation:
       that animal alone; ``ANIMAL = N | any | each`` does this for a kind), :attr:`animals`
       (A, K, 3) and :meth:`identity_confidence_of`;
     * :meth:`depth_m` (a depth camera), :meth:`predicted_point` (forward prediction),
-      :attr:`frame` (the grey image, for image features), :attr:`pixels_per_mm`.
+      :attr:`frame` (the grey image, for image features), :attr:`pixels_per_mm`;
+    * an ensemble of models (docs/ensembles.md): :meth:`spread` ``(name)`` (how far the
+      models disagree, pixels), :attr:`members` (each model's values), :meth:`smoothed_point`
+      (the causal Ensemble Kalman filter's position).
 
     Parameters
     ----------
@@ -138,6 +149,19 @@ class Observation:
         Shape (A,) with :attr:`animals`: the probability (0 to 1) that row ``i`` is really
         animal ``i + 1`` (:mod:`pose.tracking.identities`); NaN where that animal is not seen. None
         for a single-animal model.
+    ensemble_std
+        Shape (K,), for a camera that runs an ensemble: each keypoint's spread across the
+        models, pixels: the mean of the x and the y standard deviation of the models' positions
+        (Lightning Pose's "ensemble std dev"), NaN where fewer than two models placed it. None
+        for a camera that runs one model.
+    members
+        Shape (M, K, 3), for an ensemble: each of its M models' x, y and likelihood of the
+        keypoints (in the ensemble's keypoint order). :attr:`keypoints` is their median (x, y)
+        and mean likelihood. None for one model.
+    smoothed
+        Shape (K, 3), with ``[Pose] ENSEMBLE_SMOOTHING = causal``: the causal Ensemble Kalman
+        filter's x, y of each keypoint (its value at this frame from this frame and the ones
+        before) and the ensemble's likelihood. None otherwise.
     """
 
     time_s: float
@@ -153,6 +177,9 @@ class Observation:
     animals: np.ndarray | None = field(default=None, compare=False, repr=False)
     pixels_per_mm: float | None = field(default=None, compare=False)
     identity_confidence: np.ndarray | None = field(default=None, compare=False, repr=False)
+    ensemble_std: np.ndarray | None = field(default=None, compare=False, repr=False)
+    members: np.ndarray | None = field(default=None, compare=False, repr=False)
+    smoothed: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         """Check that the keypoints fit the names (a wrong model or config is caught here)."""
@@ -188,6 +215,27 @@ class Observation:
                     f"shape {confidence.shape}"
                 )
             object.__setattr__(self, "identity_confidence", confidence)
+        self._check_ensemble(keypoints.shape)
+
+    def _check_ensemble(self, shape: tuple[int, ...]) -> None:
+        """Check the ensemble's arrays against the keypoints' shape (K, 3)."""
+        if self.ensemble_std is not None:
+            spread = np.asarray(self.ensemble_std, dtype=np.float64)
+            if spread.shape != shape[:1]:
+                raise ValueError(f"ensemble_std must have shape ({shape[0]},), not {spread.shape}")
+            object.__setattr__(self, "ensemble_std", spread)
+        if self.members is not None:
+            members = np.asarray(self.members, dtype=np.float64)
+            if members.ndim != 3 or members.shape[1:] != shape:
+                raise ValueError(f"members must have shape (M, {shape[0]}, 3), not {members.shape}")
+            object.__setattr__(self, "members", members)
+        if self.smoothed is not None:
+            smoothed = np.asarray(self.smoothed, dtype=np.float64)
+            if smoothed.shape != shape:
+                raise ValueError(
+                    f"smoothed keypoints must have shape {shape}, not {smoothed.shape}"
+                )
+            object.__setattr__(self, "smoothed", smoothed)
 
     @property
     def animal_count(self) -> int:
@@ -228,7 +276,7 @@ class Observation:
             unseen[:, 2] = 0.0
             return dataclasses.replace(
                 self, keypoints=unseen, animals=None, predicted=None, lead_s=None,
-                identity_confidence=None,
+                identity_confidence=None, ensemble_std=None, members=None, smoothed=None,
             )  # fmt: skip
         if self.animals is None or number == 1:
             return dataclasses.replace(self, animals=None, identity_confidence=None)
@@ -239,6 +287,9 @@ class Observation:
             predicted=None,
             lead_s=None,
             identity_confidence=None,
+            ensemble_std=None,
+            members=None,
+            smoothed=None,
         )
 
     @property
@@ -276,20 +327,60 @@ class Observation:
         """
         return float(self.keypoints[self.index(name), 2])
 
+    def spread(self, name: str) -> float:
+        """Return how far the ensemble's models disagree on keypoint ``name``, in pixels.
+
+        The mean of the x and the y standard deviation of the models' positions (Lightning
+        Pose's "ensemble std dev"; docs/ensembles.md): a few pixels where the models agree, tens
+        where the keypoint is ambiguous. NaN where fewer than two models placed it.
+
+        Raises
+        ------
+        ValueError
+            When the camera runs one model (there is no spread: name several in MODEL_PATH).
+        """
+        row = self.index(name)
+        if self.ensemble_std is None:
+            raise ValueError(
+                f"camera {self.camera!r} runs one pose model: the spread of its keypoints needs "
+                "an ensemble; name several models in MODEL_PATH ([Pose] or the camera's own; "
+                "docs/ensembles.md)"
+            )
+        return float(self.ensemble_std[row])
+
     def point(
-        self, name: str, min_likelihood: float = 0.0, predicted: bool = False
+        self,
+        name: str,
+        min_likelihood: float = 0.0,
+        predicted: bool = False,
+        *,
+        smoothed: bool = False,
+        max_ensemble_std: float | None = None,
     ) -> tuple[float, float] | None:
         """``(x, y)`` of keypoint ``name``, or None when not seen (policy ``"missing"``).
 
-        A keypoint is not seen when its likelihood is below ``min_likelihood`` or any of its
-        values is not finite. For the ``"hold"`` policy, which needs memory across frames, use a
-        :class:`KeypointFilter`. ``predicted=True`` reads the predicted position instead (see
-        :meth:`predicted_point`).
+        A keypoint is not seen when its likelihood is below ``min_likelihood``, any of its
+        values is not finite, or (with ``max_ensemble_std``, an ensemble's cameras only) the
+        models' spread of it (:meth:`spread`) is larger or unknown. For the ``"hold"`` policy,
+        which needs memory across frames, use a :class:`KeypointFilter`. ``predicted=True``
+        reads the predicted position instead (see :meth:`predicted_point`), ``smoothed=True``
+        the causal Ensemble Kalman filter's (:meth:`smoothed_point`).
         """
-        x, y, likelihood = self._rows(predicted)[self.index(name)]
+        x, y, likelihood = self._rows(predicted, smoothed)[self.index(name)]
         if not (likelihood >= min_likelihood and math.isfinite(x) and math.isfinite(y)):
             return None
+        if max_ensemble_std is not None and not self.spread(name) <= max_ensemble_std:
+            return None  # the models disagree (or too few placed it): not seen
         return (float(x), float(y))
+
+    def smoothed_point(self, name: str, min_likelihood: float = 0.0) -> tuple[float, float] | None:
+        """Where the causal Ensemble Kalman filter puts keypoint ``name`` at this frame, or None.
+
+        None when the keypoint is not seen in this frame (likelihood below ``min_likelihood``)
+        or the filter has no estimate of it yet. ``ValueError`` when the camera's ensemble is
+        not smoothed (``[Pose] ENSEMBLE_SMOOTHING = causal`` with several models).
+        """
+        return self.point(name, min_likelihood, smoothed=True)
 
     def predicted_point(self, name: str, min_likelihood: float = 0.0) -> tuple[float, float] | None:
         """Where keypoint ``name`` is predicted to be at :attr:`predicted_time_s`, or None.
@@ -300,8 +391,19 @@ class Observation:
         """
         return self.point(name, min_likelihood, predicted=True)
 
-    def _rows(self, predicted: bool) -> np.ndarray:
-        """Return the measured keypoints, or the predicted ones (which must exist)."""
+    def _rows(self, predicted: bool, smoothed: bool = False) -> np.ndarray:
+        """Return the measured keypoints, or the predicted or smoothed ones (which must exist)."""
+        if smoothed:
+            if predicted:
+                raise ValueError("read predicted or smoothed positions, not both")
+            if self.smoothed is None:
+                raise ValueError(
+                    f"camera {self.camera!r}: smoothed positions were asked for, but its "
+                    "keypoints are not smoothed; name several models in MODEL_PATH and set "
+                    "[Pose] ENSEMBLE_SMOOTHING = causal (docs/ensembles.md), or read measured "
+                    "positions"
+                )
+            return self.smoothed
         if not predicted:
             return self.keypoints
         if self.predicted is None:
@@ -350,8 +452,26 @@ class FilteredPoint(NamedTuple):
     seen_time_s: float
 
 
+class FilterOptions(TypedDict, total=False):
+    """The keypoint filter's keywords, as a rule passes them on (:class:`KeypointFilter`).
+
+    Declared once, with their one default each in :class:`KeypointFilter`; every keypoint
+    trigger takes them as ``**options`` and hands them to its filter, so a new one is added
+    here and in the filter alone.
+    """
+
+    min_likelihood: float
+    policy: Policy
+    hold_s: float
+    max_ensemble_std: float | None
+
+
 class KeypointFilter:
     """Likelihood threshold with a policy for keypoints that are not seen, kept across frames.
+
+    The one declaration of the keypoint filter's parameters and their defaults: every keypoint
+    trigger, the experiment's own filter and a lab's kind (wrapped) take these keywords
+    (:class:`FilterOptions`).
 
     Parameters
     ----------
@@ -365,6 +485,11 @@ class KeypointFilter:
         How long ``"hold"`` holds a position (seconds, >= 0). With ``"missing"`` the filter
         holds nothing; the trigger that reads it keeps its state that long instead
         (:class:`~experiments.triggers.base.LossHold`).
+    max_ensemble_std
+        A camera that runs an ensemble: a keypoint whose spread across the models
+        (:meth:`Observation.spread`, pixels) is larger, or unknown, is not seen, with the same
+        policy and hold as one below ``min_likelihood``. None: the spread is not looked at.
+        On a camera that runs one model, reading a keypoint raises ValueError.
 
     The held state is per (camera, keypoint); :meth:`reset` forgets it. Time going backwards
     (a new replay) forgets the held position of that keypoint.
@@ -375,6 +500,7 @@ class KeypointFilter:
         min_likelihood: float = DEFAULT_MIN_LIKELIHOOD,
         policy: Policy = "missing",
         hold_s: float = DEFAULT_HOLD_S,
+        max_ensemble_std: float | None = None,
     ) -> None:
         if not 0.0 <= min_likelihood <= 1.0:
             raise ValueError(f"min_likelihood must be in [0, 1], not {min_likelihood!r}")
@@ -382,21 +508,46 @@ class KeypointFilter:
             raise ValueError(f"policy must be one of {', '.join(POLICIES)}, not {policy!r}")
         if not (hold_s >= 0.0 and math.isfinite(hold_s)):
             raise ValueError(f"hold_s must be a number of seconds >= 0, not {hold_s!r}")
+        if max_ensemble_std is not None and not (
+            max_ensemble_std > 0.0 and math.isfinite(max_ensemble_std)
+        ):
+            raise ValueError(
+                f"max_ensemble_std must be a number of pixels > 0, not {max_ensemble_std!r}"
+            )
         self.min_likelihood = float(min_likelihood)
         self.policy: Policy = policy
         self.hold_s = float(hold_s)
-        self._last_seen: dict[tuple[str, str, bool], FilteredPoint] = {}
+        self.max_ensemble_std = None if max_ensemble_std is None else float(max_ensemble_std)
+        self._last_seen: dict[tuple[str, str, bool, bool], FilteredPoint] = {}
 
-    def lookup(self, obs: Observation, name: str, predicted: bool = False) -> FilteredPoint | None:
+    def sees(
+        self, obs: Observation, name: str, predicted: bool = False, smoothed: bool = False
+    ) -> tuple[float, float] | None:
+        """``(x, y)`` of the keypoint in this frame alone when it passes the filter, else None.
+
+        The likelihood and the ensemble's spread, without the policy's memory.
+        """
+        return obs.point(
+            name,
+            self.min_likelihood,
+            predicted,
+            smoothed=smoothed,
+            max_ensemble_std=self.max_ensemble_std,
+        )
+
+    def lookup(
+        self, obs: Observation, name: str, predicted: bool = False, smoothed: bool = False
+    ) -> FilteredPoint | None:
         """Return the keypoint after the policy, with whether it is held; None when missing.
 
-        ``predicted=True``: its predicted position (:attr:`Observation.predicted`), held apart
-        from the measured one.
+        ``predicted=True``: its predicted position (:attr:`Observation.predicted`),
+        ``smoothed=True``: the causal Ensemble Kalman filter's (:attr:`Observation.smoothed`),
+        each held apart from the measured one.
         """
-        seen = obs.point(name, self.min_likelihood, predicted)
+        seen = self.sees(obs, name, predicted, smoothed)
         if self.policy == "missing":
             return None if seen is None else FilteredPoint(*seen, False, obs.time_s)
-        key = (obs.camera, name, predicted)
+        key = (obs.camera, name, predicted, smoothed)
         if seen is not None:
             point = FilteredPoint(*seen, False, obs.time_s)
             self._last_seen[key] = point
@@ -411,19 +562,31 @@ class KeypointFilter:
         return last._replace(held=True) if age <= self.hold_s else None
 
     def point(
-        self, obs: Observation, name: str, predicted: bool = False
+        self, obs: Observation, name: str, predicted: bool = False, smoothed: bool = False
     ) -> tuple[float, float] | None:
-        """``(x, y)`` of the keypoint (predicted, or measured) after the policy, or None."""
-        found = self.lookup(obs, name, predicted)
+        """``(x, y)`` of the keypoint (measured, predicted, smoothed) after the policy, or None."""
+        found = self.lookup(obs, name, predicted, smoothed)
         return None if found is None else (found.x, found.y)
 
     def reset(self) -> None:
         """Forget every held position."""
         self._last_seen.clear()
 
+    def options(self) -> FilterOptions:
+        """Return the filter's parameters as the keywords that rebuild it."""
+        return {
+            "min_likelihood": self.min_likelihood,
+            "policy": self.policy,
+            "hold_s": self.hold_s,
+            "max_ensemble_std": self.max_ensemble_std,
+        }
+
     def describe(self) -> dict[str, Any]:
-        """Return the filter's parameters, for the event log."""
-        return {"min_likelihood": self.min_likelihood, "policy": self.policy, "hold_s": self.hold_s}
+        """Return the filter's parameters, for the event log (``max_ensemble_std`` when set)."""
+        described: dict[str, Any] = dict(self.options())
+        if self.max_ensemble_std is None:
+            del described["max_ensemble_std"]
+        return described
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,34 @@ NO_FRAME = FrameRecord(camera_id=-1, slot=-1, seq=-1, frame_index=-1, camera_tim
 
 
 @dataclass(slots=True)
+class EnsembleValues:
+    """One frame of a camera that runs an ensemble of models (docs/ensembles.md).
+
+    Attributes
+    ----------
+    members
+        (M, K, 3): each of the M models' x, y and likelihood of the ensemble's keypoints (the
+        frame's :attr:`AnalysedFrame.animals` is their median x, y and mean likelihood).
+    variance
+        (K, 2): the models' variance of x and of y (px²).
+    std
+        (K,): the spread, the mean of the x and y standard deviations (px; NaN where fewer than
+        two models placed the keypoint): what ``MAX_ENSEMBLE_STD`` compares.
+    smoothed, smoothed_variance, observation_variance
+        (K, 2) each, with ``[Pose] ENSEMBLE_SMOOTHING = causal``: the causal Ensemble Kalman
+        filter's x, y, their posterior variance, and the observation variance it took (EKS's
+        ``x_ens_var``); None otherwise.
+    """
+
+    members: np.ndarray
+    variance: np.ndarray
+    std: np.ndarray
+    smoothed: np.ndarray | None = None
+    smoothed_variance: np.ndarray | None = None
+    observation_variance: np.ndarray | None = None
+
+
+@dataclass(slots=True)
 class AnalysedFrame:
     """One analysed frame of one camera, as its sinks see it.
 
@@ -101,6 +129,9 @@ class AnalysedFrame:
         clock with one camera, the host's with several).
     lead_s
         The experiment's forward-prediction lead at this update (None: no prediction).
+    ensemble
+        A camera that runs an ensemble: every model's values and their spread
+        (:class:`EnsembleValues`); None for one model.
     """
 
     record: FrameRecord = NO_FRAME
@@ -121,6 +152,7 @@ class AnalysedFrame:
     batch: int = 0
     time_s: float = 0.0
     lead_s: float | None = None
+    ensemble: EnsembleValues | None = None
 
 
 class PoseSink(Protocol):
@@ -173,6 +205,10 @@ class OutputCamera:
     # Its identity keeper (live.processes.identities), None for one
     # animal: the pose files write its confidences beside each row and close it.
     identities: Any = None
+    # An ensemble's models (their names, in order); () for one model.
+    ensemble: tuple[str, ...] = ()
+    # With ENSEMBLE_SMOOTHING = causal: the causal filter's file is written too.
+    causal_eks: bool = False
 
     @property
     def individuals(self) -> tuple[str, ...]:

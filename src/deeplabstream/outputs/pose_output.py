@@ -1,7 +1,8 @@
 """The built-in outputs of the pose files: ``pose`` (always chosen) and ``ibl``.
 
 ``pose``: per camera ``<camera>.pose.csv``, ``.pose_times.csv``, ``.pose_timing.csv``,
-``.pose_exact.csv`` (and a multi-animal camera's ``.identity.csv``) written live, one pose and
+``.pose_exact.csv`` (and a multi-animal camera's ``.identity.csv``, an ensemble's
+``.ensemble.csv`` and ``.eks_causal.csv``) written live, one pose and
 times row per captured frame, and ``<camera>.pose.pqt`` from them at the close. Every other
 output, the session's figures and the recovery of a killed worker read these files, so this
 output is always chosen.
@@ -16,9 +17,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import numpy as np
+
 from deeplabstream.core.deadline import stage_name
 from deeplabstream.outputs.interface import (
     AnalysedFrame,
+    EnsembleValues,
     LiveOutput,
     Output,
     OutputCamera,
@@ -26,11 +30,14 @@ from deeplabstream.outputs.interface import (
     PoseSink,
 )
 from deeplabstream.outputs.pose.files import (
+    EKS_CAUSAL_SUFFIX,
+    ENSEMBLE_SUFFIX,
     POSE_CSV_SUFFIX,
     POSE_EXACT_SUFFIX,
     POSE_PARQUET_SUFFIX,
     POSE_TIMES_SUFFIX,
     POSE_TIMING_SUFFIX,
+    EnsembleCsvWriter,
     ExactPoseWriter,
     PoseCsvWriter,
     PoseTimesWriter,
@@ -69,7 +76,23 @@ class PoseFileSink:
             camera.keypoints,
             camera.individuals if camera.multi_animal else None,
             identities=camera.identities is not None,
+            members=len(camera.ensemble),
         )
+        # An ensemble's spread, and its causal filter's output (docs/ensembles.md).
+        self.ensemble = self.causal = None
+        if camera.ensemble:
+            self.ensemble = EnsembleCsvWriter(
+                directory / f"{camera.stem}{ENSEMBLE_SUFFIX}",
+                f"deeplabstream_ensemble_{camera.model_name}",
+                camera.keypoints,
+            )
+        if camera.ensemble and camera.causal_eks:
+            self.causal = EnsembleCsvWriter(
+                directory / f"{camera.stem}{EKS_CAUSAL_SUFFIX}",
+                "deeplabstream_causal_eks",
+                camera.keypoints,
+                smoothed=True,
+            )
         self.identities = camera.identities  # writes <camera>.identity.csv beside the pose rows
         self.looks: dict[str, Any] | None = None  # what the identity keeper did, once closed
         self.table_errors: list[str] = []
@@ -79,6 +102,7 @@ class PoseFileSink:
         record = frame.record
         self.csv.write(record.frame_index, frame.animals)  # (1, K, 3) for one animal
         identities = self.identities
+        ensemble = frame.ensemble
         self.exact.write(
             record.frame_index,
             frame.animals,
@@ -86,7 +110,10 @@ class PoseFileSink:
             frame.time_s,
             frame.lead_s,
             identities.confidence if identities is not None else None,
+            None if ensemble is None else ensemble.members,
         )
+        if ensemble is not None:
+            self._write_ensemble(record.frame_index, frame.animals[0], ensemble)
         if self.identities is not None:
             self.identities.write(record.frame_index)
         self.times.write(
@@ -108,9 +135,23 @@ class PoseFileSink:
             frame.late_part,
         )
 
+    def _write_ensemble(self, index: int, keypoints: np.ndarray, ensemble: EnsembleValues) -> None:
+        """Append an ensemble's rows: its spread, and its causal filter's output."""
+        median = keypoints[:, :2]
+        if self.ensemble is not None:
+            self.ensemble.write(index, keypoints, median, ensemble.variance)
+        if self.causal is not None and ensemble.smoothed is not None:
+            assert ensemble.observation_variance is not None  # set with smoothed
+            smoothed = np.column_stack([ensemble.smoothed, keypoints[:, 2]])
+            self.causal.write(
+                index, smoothed, median, ensemble.observation_variance, ensemble.smoothed_variance
+            )
+
     def write_not_analysed(self, record: FrameRecord) -> None:
         """Append its empty pose row and its times."""
         self.csv.write_missing(record.frame_index)
+        for rows in self._ensemble_files:
+            rows.write_missing(record.frame_index)
         self.times.write(
             record.frame_index, record.host_timestamp_ns, record.camera_timestamp, False
         )
@@ -122,6 +163,10 @@ class PoseFileSink:
             self.times.end_at(last_index)
             if self.identities is not None:
                 self.identities.end_at(last_index)
+            for rows in self._ensemble_files:
+                rows.end_at(last_index)
+        for rows in self._ensemble_files:
+            rows.close()
         self.csv.close()
         self.exact.close()
         self.timing.close()
@@ -138,17 +183,24 @@ class PoseFileSink:
         }
 
     @property
+    def _ensemble_files(self) -> list[EnsembleCsvWriter]:
+        """An ensemble's files (none for one model)."""
+        return [rows for rows in (self.ensemble, self.causal) if rows is not None]
+
+    @property
     def errors(self) -> list[str]:
         """Say which files stopped early (a full disk): the session reports them as errors."""
         written = (self.csv.error, self.exact.error, self.timing.error, self.times.error)
-        return [error for error in written if error] + self.table_errors
+        ensemble = tuple(rows.error for rows in self._ensemble_files)
+        return [error for error in (*written, *ensemble) if error] + self.table_errors
 
     def _table(self) -> str | None:
         """Write ``<stem>.pose.pqt`` from the finished CSVs; None (and an error kept) on failure."""
         target = self.camera.session_dir / f"{self.camera.stem}{POSE_PARQUET_SUFFIX}"
         identity = self.identities.file.path if self.identities is not None else None
         try:
-            write_pose_parquet(self.csv.path, target, self.times.path, identity)
+            ensemble = self.ensemble.path if self.ensemble is not None else None
+            write_pose_parquet(self.csv.path, target, self.times.path, identity, ensemble)
         except (OSError, ValueError) as error:
             message = f"could not write {target.name}: {error}"
             log.error("%s", message)

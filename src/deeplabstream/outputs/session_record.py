@@ -481,6 +481,15 @@ class ModelRecord(Part):
     source_sha256: str | None = key(
         "SHA-256 of source_file, the file the user named (converted models)", optional=True
     )
+    ensemble: tuple[dict[str, Any], ...] | None = key(
+        "an ensemble (MODEL_PATH names several models): each model's record, in order; the "
+        "first's keypoints are the ensemble's (docs/ensembles.md)",
+        optional=True,
+    )
+    keypoint_map: str | None = key(
+        "an ensemble's KEYPOINT_MAP: the other models' keypoint names mapped onto the first's",
+        optional=True,
+    )
 
 
 @dataclass(frozen=True, kw_only=True)

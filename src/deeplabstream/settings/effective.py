@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
+from deeplabstream.pose.ensemble.members import KeypointMap, keypoint_map_text
 from deeplabstream.pose.runtime.cropping import CropSettings, crop_settings
 from deeplabstream.settings.experiment_plan import ExperimentPlan, resolve_experiment
 from deeplabstream.settings.sections import CameraSettings, PoseSettings, Settings
@@ -71,6 +72,11 @@ class EffectiveCamera:
         Its dynamic cropping: ``[Pose] DYNAMIC_CROP*`` with its own overrides.
     pixels_per_mm
         ``PIXELS_PER_MM`` (``Observation.pixels_per_mm``); None: not calibrated.
+    ensemble
+        Every model of an ensemble, in order (``model`` is the first, whose keypoints are the
+        ensemble's), when its ``MODEL_PATH`` names several; () for one model.
+    keypoint_map
+        The ensemble's ``KEYPOINT_MAP``: its own, else ``[Pose]``'s.
     """
 
     name: str
@@ -82,6 +88,13 @@ class EffectiveCamera:
     threshold_origin: Origin = Origin.POSE
     dynamic_crop: CropSettings = field(default_factory=CropSettings)
     pixels_per_mm: float | None = None
+    ensemble: tuple[Path, ...] = ()
+    keypoint_map: KeypointMap = ()
+
+    @property
+    def models(self) -> tuple[Path | None, ...]:
+        """Every model it runs: the ensemble's, else its one model."""
+        return self.ensemble or (self.model,)
 
     @property
     def own_model(self) -> bool:
@@ -90,7 +103,13 @@ class EffectiveCamera:
 
     @property
     def model_key(self) -> str:
-        """The key of its model among the session's: its path, "" for the bundled model."""
+        """The key of its model among the session's: its path, "" for the bundled model.
+
+        An ensemble's: its models' paths and its keypoint map (cameras that run the same
+        models with the same map share them).
+        """
+        if self.ensemble:
+            return ";".join(map(str, self.ensemble)) + "|" + keypoint_map_text(self.keypoint_map)
         return str(self.model) if self.model is not None else ""
 
 
@@ -149,8 +168,8 @@ class CameraPlan:
 
     @property
     def models(self) -> tuple[Path | None, ...]:
-        """Every model the cameras run, once each, in the order of the first camera to run it."""
-        return tuple(dict.fromkeys(camera.model for camera in self.cameras))
+        """Every model the cameras run (each of an ensemble's too), once each, in order."""
+        return tuple(dict.fromkeys(model for camera in self.cameras for model in camera.models))
 
     def camera(self, name: str) -> EffectiveCamera:
         """Return the camera called ``name``; KeyError for a camera the settings lack."""
@@ -198,7 +217,7 @@ def resolve_cameras(
     where = settings.source_file
     if model is not None:
         settings = dataclasses.replace(
-            settings, pose=dataclasses.replace(settings.pose, model_path=model)
+            settings, pose=dataclasses.replace(settings.pose, model_path=(model,))
         )
     named_by = f"[Experiment] NAME in {where}"
     if experiment is not None:
@@ -221,10 +240,15 @@ def resolve_cameras(
 
 @dataclass(frozen=True)
 class _SharedModel:
-    """The model of every camera without its own, and where it came from."""
+    """The model of every camera without its own (or an ensemble's), and where it came from."""
 
-    model: Path | None
+    models: tuple[Path, ...]
     origin: Origin
+
+    @property
+    def model(self) -> Path | None:
+        """The model (an ensemble's first); None: the bundled model."""
+        return self.models[0] if self.models else None
 
     def named_by(self, where: Path) -> str:
         """Return the key or option that named it, for messages (``[Pose]``'s even when empty)."""
@@ -235,21 +259,24 @@ class _SharedModel:
 
 def _shared_model(pose: PoseSettings, model: Path | None) -> _SharedModel:
     if model is not None:
-        return _SharedModel(model, Origin.MODEL_OPTION)
-    if pose.model_path is not None:
+        return _SharedModel((model,), Origin.MODEL_OPTION)
+    if pose.model_path:
         return _SharedModel(pose.model_path, Origin.POSE)
-    return _SharedModel(None, Origin.DEFAULT)
+    return _SharedModel((), Origin.DEFAULT)
 
 
 def _effective(
     camera: CameraSettings, pose: PoseSettings, shared: _SharedModel, where: Path
 ) -> EffectiveCamera:
     common = camera.common
-    own_model = common.model_path is not None
+    own_model = bool(common.model_path)
+    models = common.model_path if own_model else shared.models
     own_threshold = common.likelihood_threshold
     return EffectiveCamera(
         name=camera.name,
-        model=common.model_path if own_model else shared.model,
+        model=models[0] if models else None,
+        ensemble=models if len(models) > 1 else (),
+        keypoint_map=common.keypoint_map if common.keypoint_map is not None else pose.keypoint_map,
         model_named_by=(
             f"[Camera {camera.name}] MODEL_PATH in {where}" if own_model else shared.named_by(where)
         ),

@@ -26,6 +26,7 @@ from deeplabstream.outputs.nwb_forms import (
     check_one_line,
     check_species,
 )
+from deeplabstream.pose.ensemble.members import KEYPOINT_MAP_SYNTAX, parse_keypoint_map
 from deeplabstream.pose.model_format import MODEL_FORMATS
 from deeplabstream.pose.runtime.backends import BACKENDS
 from deeplabstream.spatial.triangulation.live import TriangulationSpec
@@ -324,6 +325,14 @@ def _lab_format_names(text: str) -> tuple[str, ...]:
     return names
 
 
+def parse_smooth_param(text: str) -> tuple[float, ...]:
+    """Parse ``EKS_SMOOTH_PARAM``: one number > 0, or several, comma-separated."""
+    values = tuple(float(word) for word in text.split(",") if word.strip())
+    if not values or not all(math.isfinite(v) and v > 0 for v in values):
+        raise ValueError
+    return values
+
+
 def _backend_name(text: str) -> str:
     """``[Pose] BACKEND``: a name of the backends' registry (lower case), else what is known."""
     try:  # registered, or a module of the lab's backends/ folder (a path is refused)
@@ -337,14 +346,48 @@ def _backend_name(text: str) -> str:
 class PoseSettings:
     """``[Pose]``: the pose-estimation model and how it runs (with `--pose-enabled`)."""
 
-    model_path: Path | None = setting(
-        None,
+    model_path: tuple[Path, ...] = setting(
+        (),
         doc="Pose model: this project's model folder (with `model.json`); a DeepLabCut 3.0 "
         "export (the `.pt` file of `deeplabcut.export_model`); a Lightning Pose model folder "
         "(`config.yaml` with its `tb_logs/.../*.ckpt` checkpoint, or with `exports_onnx/`), a "
         "`.ckpt` file, or one exported `.onnx` file. The kind is detected; DeepLabCut and "
         "checkpoint models are converted to ONNX once and cached (docs/pose-models.md). Empty: "
-        "the bundled model of the simulated arena. `--model` overrides it.",
+        "the bundled model of the simulated arena. `--model` overrides it. Several models of the "
+        "same keypoints (separated by `;`, or one per line) run as an ensemble: on every frame, "
+        "their median is the keypoints and their spread a confidence (docs/ensembles.md).",
+    )
+    keypoint_map: tuple[tuple[str, str], ...] = setting(
+        (),
+        parse=parse_keypoint_map,
+        allowed=KEYPOINT_MAP_SYNTAX,
+        doc="An ensemble's models named the same body part differently: `snout=nose` reads a "
+        "model's `snout` as the ensemble's `nose` (the ensemble's keypoints are the first "
+        "model's). Empty: every model names them as the first does.",
+    )
+    ensemble_smoothing: Literal["off", "causal"] = setting(
+        "off",
+        doc="An ensemble: `causal` runs the Ensemble Kalman Smoother's forward filter live on "
+        "each camera (the model of the `ensemble-kalman-smoother` package, `EKS_SMOOTH_PARAM`, "
+        "`EKS_VAR_MODE`): its positions go to `<camera>.eks_causal.csv` and to rules that read "
+        "`SMOOTHED = true`. See docs/ensembles.md for how far it lags behind the offline "
+        "smoother.",
+    )
+    eks_smooth_param: tuple[float, ...] = setting(
+        (10.0,),
+        parse=parse_smooth_param,
+        allowed="a number > 0 (px² per frame), or one per keypoint of the ensemble, "
+        "comma-separated",
+        doc="`ENSEMBLE_SMOOTHING = causal`: EKS's smoothing parameter `s`, how far a keypoint may "
+        "move from one analysed frame to the next (the random walk's variance): smaller "
+        "smooths more and lags more. `deeplabstream-eks` fits it on a recorded session and "
+        "prints the line to paste here.",
+    )
+    eks_var_mode: Literal["confidence_weighted_var", "var"] = setting(
+        "confidence_weighted_var",
+        doc="`ENSEMBLE_SMOOTHING = causal` (and `deeplabstream-eks`): EKS's observation noise, "
+        "the models' variance divided by their mean likelihood (`confidence_weighted_var`, the "
+        "package's default) or the plain variance (`var`).",
     )
     model_formats: tuple[str, ...] = setting(
         (),
@@ -794,11 +837,18 @@ class CameraCommonSettings:
         doc="Record this camera at Start Recording (`false`: it is streamed, shown and analysed "
         "but no video is written).",
     )
-    model_path: Path | None = setting(
+    model_path: tuple[Path, ...] = setting(
+        (),
+        doc="This camera's own pose model (any kind `[Pose] MODEL_PATH` takes, or several: an "
+        "ensemble), for rigs whose cameras see different views. Empty: the shared model of "
+        "`[Pose] MODEL_PATH`. Each model is loaded once, however many cameras use it.",
+    )
+    keypoint_map: tuple[tuple[str, str], ...] | None = setting(
         None,
-        doc="This camera's own pose model (any kind `[Pose] MODEL_PATH` takes), for rigs whose "
-        "cameras see different views. Empty: the shared model of `[Pose] MODEL_PATH`. Each "
-        "model is loaded once, however many cameras use it.",
+        parse=parse_keypoint_map,
+        allowed=KEYPOINT_MAP_SYNTAX,
+        doc="This camera's ensemble: its models' keypoint names mapped onto the first model's "
+        "(as `[Pose] KEYPOINT_MAP`). Empty: `[Pose] KEYPOINT_MAP`.",
     )
     likelihood_threshold: float | None = setting(
         None,

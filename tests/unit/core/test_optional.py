@@ -129,3 +129,13 @@ def test_the_default_session_runs_without_torch_torch_hidden(tmp_path: Path) -> 
     result = _run_with_hidden("torch", "deeplabstream.app.headless:run", argv, tmp_path)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     assert "10 frames analysed" in result.stdout, result.stdout[-2000:]
+
+
+def test_the_ensemble_kalman_smoother_is_installed_without_its_second_opencv() -> None:
+    message = str(missing_extra(ModuleNotFoundError("no", name="eks.singlecam_smoother")))
+    assert "pip install --no-deps -r requirements-ensembles.txt" in message
+    assert "opencv" in message.lower() or "OpenCV" in message
+    lines = (Path(__file__).resolve().parents[3] / "requirements-ensembles.txt").read_text()
+    pins = [line.split("==")[0] for line in lines.splitlines() if "==" in line]
+    assert "ensemble-kalman-smoother" in pins and "aniposelib" in pins
+    assert not any(pin.startswith("opencv") for pin in pins)  # the project's headless cv2 stays

@@ -114,7 +114,7 @@ def test_the_output_writes_a_row_per_analysed_frame(lab: tuple[Path, Settings]) 
 
 def test_the_format_and_the_backend_run_the_arena_model(lab: tuple[Path, Settings]) -> None:
     folder, settings = lab
-    model_path = settings.pose.model_path
+    (model_path,) = settings.pose.model_path
     assert model_path == folder / "models" / "arena.labmodel.json"
     model_format = format_of(model_path)
     assert model_format is not None and model_format.name == "lab-json"

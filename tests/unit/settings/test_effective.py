@@ -129,7 +129,7 @@ def test_the_checks_name_the_key_that_named_each_model(tmp_path: Path) -> None:
     ]
     option = tmp_path / "missing.onnx"
     with_option = dataclasses.replace(
-        settings, pose=dataclasses.replace(settings.pose, model_path=option)
+        settings, pose=dataclasses.replace(settings.pose, model_path=(option,))
     )
     problems = check_before_start(with_option, pose=True, experiment=False, model_option=option)
     assert [p.split(":")[0] for p in problems] == [
@@ -251,7 +251,7 @@ def test_the_origin_of_each_value_is_recorded(tmp_path: Path) -> None:
     plan = _plan(tmp_path, model=option)
     assert plan.camera("right").model_origin is plan.shared_model_origin is Origin.MODEL_OPTION
     # --model goes one way: into the plan's settings, which the session and session.json take
-    assert plan.settings.pose.model_path == option
+    assert plan.settings.pose.model_path == (option,)
     bare = _plan(tmp_path, "[Camera arena]\nSOURCE = synthetic\n")
     assert bare.camera("arena").model_origin is bare.shared_model_origin is Origin.DEFAULT
 

@@ -8,6 +8,10 @@ one row appended); the curves are redrawn a few times a second, and only while t
 Times are ``events.csv``'s ``time_s``: with one camera the frame's time on its camera's clock
 (the host's arrival time for a camera without a clock), with several the host's arrival time,
 the clock they share. One clock for the Log, this plot and the files.
+
+A camera that runs an ensemble of models (docs/ensembles.md) adds a fourth plot: each keypoint's
+spread across the models (pixels), what a rule's ``MAX_ENSEMBLE_STD`` compares; it shows only
+while the chosen camera has one.
 """
 
 from __future__ import annotations
@@ -37,7 +41,12 @@ KEYPOINT_PALETTE = (
     "#bcbd22", "#17becf",
 )  # fmt: skip
 TEXT_COLOUR = "#212121"  # axes, ticks and labels: dark on the white plots
-PLOTTED = (("x", "x (px)"), ("y", "y (px)"), ("likelihood", "likelihood"))
+PLOTTED = (
+    ("x", "x (px)"),
+    ("y", "y (px)"),
+    ("likelihood", "likelihood"),
+    ("spread", "ensemble std (px)"),  # an ensemble's cameras only
+)
 
 
 @dataclass
@@ -46,7 +55,8 @@ class _Track:
 
     keypoints: tuple[str, ...]
     times: deque[float] = field(default_factory=lambda: deque(maxlen=MAX_ROWS))
-    poses: deque[np.ndarray] = field(default_factory=lambda: deque(maxlen=MAX_ROWS))
+    poses: deque[np.ndarray] = field(default_factory=lambda: deque(maxlen=MAX_ROWS))  # (K, 4)
+    spread: bool = False  # an ensemble: the fourth column is each keypoint's spread
 
 
 class KeypointPlot(QWidget):
@@ -96,6 +106,7 @@ class KeypointPlot(QWidget):
             layout.addWidget(plot, 1)
             self.plots[name] = plot
         self.plots["likelihood"].setYRange(0, 1.05)
+        self.plots["spread"].setVisible(False)  # until the chosen camera runs an ensemble
         self._curves: dict[str, list[pg.PlotDataItem]] = {name: [] for name, _ in PLOTTED}
         self._threshold_line = pg.InfiniteLine(
             angle=0, pen=pg.mkPen("#b00020", style=Qt.DashLine)
@@ -113,8 +124,12 @@ class KeypointPlot(QWidget):
         poses: np.ndarray,
         keypoints: tuple[str, ...],
         threshold: float,
+        spread: np.ndarray | None = None,
     ) -> None:
-        """Take one analysed frame: ``poses`` (A, K, 3) or (K, 3), at ``time_s``."""
+        """Take one analysed frame: ``poses`` (A, K, 3) or (K, 3), at ``time_s``.
+
+        ``spread`` (K,): an ensemble's spread of each keypoint (pixels); None for one model.
+        """
         animals = poses[None] if poses.ndim == 2 else poses
         self._threshold[camera] = threshold
         for animal, pose in enumerate(animals):
@@ -123,8 +138,13 @@ class KeypointPlot(QWidget):
             if track is None or track.keypoints != keypoints:
                 track = self._tracks[key] = _Track(keypoints)
                 self._offer(camera, animal)
+            row = np.full((len(pose), 4), np.nan)
+            row[:, :3] = pose[:, :3]
+            if spread is not None and animal == 0:  # an ensemble is of one animal
+                row[:, 3] = spread[: len(pose)]
+                track.spread = True
             track.times.append(float(time_s))
-            track.poses.append(np.array(pose[:, :3], dtype=float))
+            track.poses.append(row)
         self._changed = True
 
     def clear(self) -> None:
@@ -140,9 +160,18 @@ class KeypointPlot(QWidget):
 
     def series(self, camera: str, animal: int, keypoint: str) -> tuple[np.ndarray, np.ndarray]:
         """Return times and (N, 3) x, y, likelihood of one keypoint (for tests)."""
+        times, values = self._series(camera, animal, keypoint)
+        return times, values[:, :3]
+
+    def spread_series(self, camera: str, keypoint: str) -> tuple[np.ndarray, np.ndarray]:
+        """Return times and (N,) spreads of one keypoint of an ensemble's camera (for tests)."""
+        times, values = self._series(camera, 0, keypoint)
+        return times, values[:, 3]
+
+    def _series(self, camera: str, animal: int, keypoint: str) -> tuple[np.ndarray, np.ndarray]:
         track = self._tracks.get((camera, animal))
         if track is None:
-            return np.empty(0), np.empty((0, 3))
+            return np.empty(0), np.empty((0, 4))
         row = track.keypoints.index(keypoint)
         return np.fromiter(track.times, float), np.array([p[row] for p in track.poses])
 
@@ -158,6 +187,7 @@ class KeypointPlot(QWidget):
         poses = np.stack(track.poses)
         keep = times >= times[-1] - self.span.value()
         times, poses = times[keep], poses[keep]
+        self.plots["spread"].setVisible(track.spread)
         self._ensure_curves(track.keypoints)
         for column, (name, _) in enumerate(PLOTTED):
             for row, curve in enumerate(self._curves[name]):

@@ -367,6 +367,7 @@ class LiveView(QWidget):
                 poses,
                 tuple(analysis.keypoints_of(camera)),
                 self._stream.likelihood_threshold(camera),
+                record.ensemble_std,  # an ensemble's spread (None: one model)
             )
         found = self._trail_rows.get(camera)
         if found is None:

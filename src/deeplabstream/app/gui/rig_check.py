@@ -128,7 +128,11 @@ def summary_lines(settings: Settings) -> list[str]:
         lines.append(f"camera {camera.name}: {detail}")
     model = plan.shared_model
     shared = [c for c in settings.cameras if not plan.camera(c.name).own_model]
-    if shared or not settings.cameras:
+    ensemble = plan.camera(shared[0].name).ensemble if shared else ()
+    if ensemble:  # several models, one estimate (docs/ensembles.md)
+        names = ", ".join(str(path) for path in ensemble)
+        lines.append(f"models: an ensemble of {len(ensemble)} ({names})")
+    elif shared or not settings.cameras:
         lines.append(f"model: {model if model is not None else 'the bundled arena model'}")
     lines.append(f"experiment: {settings.experiment.name}")
     for name, device in settings.devices.items():

@@ -35,17 +35,16 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypedDict, Unpack
 
 from deeplabstream.core.plugins import deprecated
 from deeplabstream.experiments.observation import (
     DEFAULT_HOLD_S,
-    DEFAULT_MIN_LIKELIHOOD,
     FilteredPoint,
+    FilterOptions,
     KeypointFilter,
     Observation,
     Observations,
-    Policy,
 )
 from deeplabstream.experiments.triggers.geometry import Shape
 
@@ -119,6 +118,51 @@ def animal_problems(triggers: Mapping[str, Trigger], animal_count: int) -> list[
     return problems
 
 
+def ensemble_problems(
+    triggers: Mapping[str, Trigger],
+    cameras: list[str],
+    ensembles: set[str],
+    smoothed: set[str],
+) -> list[str]:
+    """Return the triggers that read an ensemble's spread or smoothed positions where there is none.
+
+    ``cameras``: every camera analysed; ``ensembles``: those that run an ensemble; ``smoothed``:
+    those whose ensemble runs the causal filter (``[Pose] ENSEMBLE_SMOOTHING = causal``).
+    Without this check the trigger fails on its first observation instead.
+    """
+    problems = []
+    for name, trigger in triggers.items():
+        spread, positions = _ensemble_needs(trigger)
+        read = trigger.cameras_read() or tuple(cameras)
+        lacking = [camera for camera in read if camera not in ensembles]
+        if spread and lacking:
+            problems.append(
+                f"trigger {name!r} asks for MAX_ENSEMBLE_STD, but camera "
+                f"{', '.join(lacking)} runs one pose model: the spread needs an ensemble; name "
+                "several models in MODEL_PATH ([Pose] or the camera's section), or remove "
+                "MAX_ENSEMBLE_STD (docs/ensembles.md)"
+            )
+        unsmoothed = [camera for camera in read if camera not in smoothed]
+        if positions and unsmoothed:
+            problems.append(
+                f"trigger {name!r} reads SMOOTHED positions, but camera "
+                f"{', '.join(unsmoothed)} has none: name several models in MODEL_PATH and set "
+                "[Pose] ENSEMBLE_SMOOTHING = causal, or remove SMOOTHED (docs/ensembles.md)"
+            )
+    return problems
+
+
+def _ensemble_needs(trigger: Trigger) -> tuple[bool, bool]:
+    """Return whether ``trigger`` or a child reads the spread, and smoothed positions."""
+    keypoint_filter = getattr(trigger, "filter", None)
+    spread = getattr(keypoint_filter, "max_ensemble_std", None) is not None
+    positions = bool(getattr(trigger, "smoothed", False))
+    for child in getattr(trigger, "children", ()):
+        child_spread, child_positions = _ensemble_needs(child)
+        spread, positions = spread or child_spread, positions or child_positions
+    return spread, positions
+
+
 def _least_identity_confidence(trigger: Trigger) -> float:
     """Return the highest MIN_IDENTITY_CONFIDENCE ``trigger`` or any of its children asks for."""
     found = float(getattr(trigger, "min_identity_confidence", 0.0))
@@ -164,6 +208,29 @@ def check_choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
     return value
 
 
+class KeypointOptions(FilterOptions, total=False):
+    """What every keypoint trigger takes besides its own parameters, as ``**options``.
+
+    The keypoint filter's keywords (:class:`~experiments.observation.FilterOptions`:
+    ``min_likelihood``, ``policy``, ``hold_s``, ``max_ensemble_std``, their defaults in
+    :class:`~experiments.observation.KeypointFilter`) and which positions it reads.
+    """
+
+    predicted: bool  # forward-predicted positions (the experiment must predict)
+    smoothed: bool  # the causal Ensemble Kalman filter's positions (an ensemble's cameras)
+
+
+class HoldOptions(TypedDict, total=False):
+    """What a trigger that reads keypoints without a filter takes: only ``hold_s``."""
+
+    hold_s: float
+
+
+#: The order in which :class:`KeypointTrigger` took the filter's keywords positionally before
+#: they were declared once (a lab's subclass calling ``super().__init__(camera, 0.5, ...)``).
+_POSITIONAL_OPTIONS = ("min_likelihood", "policy", "hold_s", "predicted")
+
+
 class LossHold:
     """How long a trigger keeps its state while what it reads is not seen (module docstring).
 
@@ -180,9 +247,14 @@ class LossHold:
 
     __slots__ = ("hold_s", "last_seen_s")
 
-    def __init__(self, hold_s: float = DEFAULT_HOLD_S) -> None:
+    def __init__(self, hold_s: float) -> None:
         self.hold_s = check_number("hold_s", hold_s, 0.0)
         self.last_seen_s: float | None = None
+
+    @classmethod
+    def of(cls, options: HoldOptions) -> LossHold:
+        """Return the hold a trigger's ``hold_s`` keyword asks for (the filter's default)."""
+        return cls(options.get("hold_s", DEFAULT_HOLD_S))
 
     def seen(self, t: float) -> None:
         """Note that what the trigger reads was seen at frame time ``t``."""
@@ -392,35 +464,51 @@ class KeypointTrigger(Trigger):
     ----------
     camera
         Which camera's observations to use (None: see the module docstring).
-    min_likelihood, policy, hold_s
-        Keypoints below ``min_likelihood`` are not seen. For ``hold_s`` seconds after the
-        keypoints it reads were last seen (default 0.5), the trigger keeps its state
-        (``policy="missing"``: a :class:`LossHold`) or reads each keypoint where it was last
-        seen (``policy="hold"``, the :class:`KeypointFilter`); after that, a keypoint not seen
-        is missing. ``hold_s = 0`` decides on every frame alone.
-    predicted
-        Read the predicted positions (:attr:`Observation.predicted`, forward prediction) instead
-        of the measured ones; the experiment must predict (else updating raises ValueError).
+    **options
+        :class:`KeypointOptions`, each with the :class:`KeypointFilter`'s default:
+        ``min_likelihood``, ``policy``, ``hold_s``: keypoints below ``min_likelihood`` are not
+        seen; for ``hold_s`` seconds after the keypoints it reads were last seen (default 0.5),
+        the trigger keeps its state (``policy="missing"``: a :class:`LossHold`) or reads each
+        keypoint where it was last seen (``policy="hold"``, the filter); after that, a keypoint
+        not seen is missing. ``hold_s = 0`` decides on every frame alone.
+        ``max_ensemble_std``: on a camera that runs an ensemble, a keypoint whose spread across
+        the models is larger (pixels) is not seen either, with the same policy and hold.
+        ``predicted``: read the predicted positions (:attr:`Observation.predicted`, forward
+        prediction) instead of the measured ones; the experiment must predict (else updating
+        raises ValueError). ``smoothed``: read the causal Ensemble Kalman filter's positions
+        (:attr:`Observation.smoothed`; ``[Pose] ENSEMBLE_SMOOTHING = causal``).
 
     Subclasses whose keypoints are not simply :meth:`keypoints_read`, all seen, override
-    :meth:`_inputs_seen`.
+    :meth:`_inputs_seen`. Every kind passes its own ``camera`` and ``**options`` on; a subclass
+    written before the options were declared once, passing them positionally in the order
+    ``min_likelihood, policy, hold_s, predicted``, still works.
     """
 
     def __init__(
-        self,
-        camera: str | None = None,
-        min_likelihood: float = DEFAULT_MIN_LIKELIHOOD,
-        policy: Policy = "missing",
-        hold_s: float = DEFAULT_HOLD_S,
-        predicted: bool = False,
+        self, camera: str | None = None, *positional: Any, **options: Unpack[KeypointOptions]
     ) -> None:
         super().__init__(camera)
-        self.filter = KeypointFilter(min_likelihood, policy, hold_s)
+        if len(positional) > len(_POSITIONAL_OPTIONS):
+            raise TypeError(
+                f"{type(self).__name__}: at most {len(_POSITIONAL_OPTIONS) + 1} positional "
+                f"arguments (camera, {', '.join(_POSITIONAL_OPTIONS)}); give the rest by name"
+            )
+        merged: dict[str, Any] = dict(zip(_POSITIONAL_OPTIONS, positional, strict=False))
+        merged.update(options)
+        predicted = merged.pop("predicted", False)
+        smoothed = merged.pop("smoothed", False)
+        self.filter = KeypointFilter(**merged)
         # With policy "hold" the filter bridges a loss (it reads the last position instead).
-        self.loss_hold: LossHold | None = LossHold(hold_s if policy == "missing" else 0.0)
-        if not isinstance(predicted, bool):
-            raise ValueError(f"predicted must be True or False, not {predicted!r}")
+        self.loss_hold: LossHold | None = LossHold(
+            self.filter.hold_s if self.filter.policy == "missing" else 0.0
+        )
+        for name, value in (("predicted", predicted), ("smoothed", smoothed)):
+            if not isinstance(value, bool):
+                raise ValueError(f"{name} must be True or False, not {value!r}")
+        if predicted and smoothed:
+            raise ValueError("read predicted or smoothed positions, not both")
         self.predicted = predicted
+        self.smoothed = smoothed
 
     def _inputs_seen(self, obs: Observation) -> bool:
         """Whether every keypoint this trigger reads is seen in ``obs``.
@@ -428,8 +516,10 @@ class KeypointTrigger(Trigger):
         Asked only with policy ``"missing"`` (the hold of ``"hold"`` is the filter's), so the
         observation itself says it, without the filter's memory; on every update, hence short.
         """
-        least, predicted = self.filter.min_likelihood, self.predicted
-        return all(obs.point(name, least, predicted) is not None for name in self.keypoints_read())
+        sees, predicted, smoothed = self.filter.sees, self.predicted, self.smoothed
+        return all(
+            sees(obs, name, predicted, smoothed) is not None for name in self.keypoints_read()
+        )
 
     @property
     def hold_s(self) -> float:
@@ -437,10 +527,10 @@ class KeypointTrigger(Trigger):
         return self.filter.hold_s
 
     def _lookup(self, obs: Observation, name: str) -> FilteredPoint | None:
-        return self.filter.lookup(obs, name, self.predicted)
+        return self.filter.lookup(obs, name, self.predicted, self.smoothed)
 
     def _point(self, obs: Observation, name: str) -> tuple[float, float] | None:
-        return self.filter.point(obs, name, self.predicted)
+        return self.filter.point(obs, name, self.predicted, self.smoothed)
 
     def reset(self) -> None:
         """Forget all memory, held keypoints and the last sighting included."""
@@ -448,10 +538,12 @@ class KeypointTrigger(Trigger):
         super().reset()
 
     def describe(self) -> dict[str, Any]:
-        """Return the parameters, the likelihood policy's included (and ``predicted`` when set)."""
+        """Return the parameters, the filter's too (and ``predicted``, ``smoothed`` when set)."""
         described = {**super().describe(), **self.filter.describe()}
         if self.predicted:
             described["predicted"] = True
+        if self.smoothed:
+            described["smoothed"] = True
         return described
 
 
@@ -566,34 +658,29 @@ class WrappingTrigger(Trigger):
 class FilteredTrigger(WrappingTrigger):
     """A trigger given the common likelihood keys it does not take itself (a lab's kind).
 
-    Every trigger kind takes ``MIN_LIKELIHOOD``, ``POLICY`` and ``HOLD_S`` (and the
-    ``[Experiment]`` defaults of them); a lab's kind whose class does not accept them as
-    keywords is wrapped in this by the factory (:mod:`experiments.triggers.factory`), so that they
-    apply to it all the same:
+    Every trigger kind takes ``MIN_LIKELIHOOD``, ``POLICY``, ``HOLD_S`` and
+    ``MAX_ENSEMBLE_STD`` (and the ``[Experiment]`` defaults of them); a lab's kind whose class
+    does not accept them as keywords is wrapped in this by the factory
+    (:mod:`experiments.triggers.factory`), so that they apply to it all the same:
 
-    * the wrapped trigger sees every keypoint below ``min_likelihood`` (or not finite) as not
-      seen: x and y NaN, likelihood 0, so :meth:`Observation.point` gives None for it;
+    * the wrapped trigger sees every keypoint below ``min_likelihood`` (or not finite, or
+      whose ensemble spread is above ``max_ensemble_std``) as not seen: x and y NaN,
+      likelihood 0, so :meth:`Observation.point` gives None for it;
     * ``policy="hold"``: a keypoint not seen is shown where it was last seen, for ``hold_s``
       seconds after that (:class:`KeypointFilter`), with likelihood ``min_likelihood``;
     * ``policy="missing"``: for ``hold_s`` seconds after the keypoints the trigger names
       (:meth:`keypoints_read`) were last seen, a loss of them keeps its state (:class:`LossHold`);
       a trigger that names none is never held.
 
-    :meth:`describe` is the wrapped trigger's with the three keys, so the factory rebuilds it.
+    :meth:`describe` is the wrapped trigger's with the filter's keys, so the factory rebuilds it.
     """
 
-    def __init__(
-        self,
-        trigger: Trigger,
-        min_likelihood: float = DEFAULT_MIN_LIKELIHOOD,
-        policy: Policy = "missing",
-        hold_s: float = DEFAULT_HOLD_S,
-    ) -> None:
+    def __init__(self, trigger: Trigger, **filtering: Unpack[FilterOptions]) -> None:
         if not isinstance(trigger, Trigger):
             raise ValueError(f"FilteredTrigger wraps a trigger, not {trigger!r}")
         super().__init__(trigger)
-        self.filter = KeypointFilter(min_likelihood, policy, hold_s)
-        self.loss_hold = LossHold(hold_s if policy == "missing" else 0.0)
+        self.filter = KeypointFilter(**filtering)
+        self.loss_hold = LossHold(self.filter.hold_s if self.filter.policy == "missing" else 0.0)
 
     def update(self, obs: AnyObservation) -> bool:
         """Feed the wrapped trigger ``obs`` with the filter applied (see the class docstring)."""
@@ -606,8 +693,8 @@ class FilteredTrigger(WrappingTrigger):
         return self.state
 
     def _inputs_seen(self, obs: Observation) -> bool:
-        least = self.filter.min_likelihood
-        return all(obs.point(name, least) is not None for name in keypoints_of(self.trigger))
+        sees = self.filter.sees
+        return all(sees(obs, name) is not None for name in keypoints_of(self.trigger))
 
     def _view(self, obs: AnyObservation) -> AnyObservation:
         if isinstance(obs, Observation):

@@ -22,16 +22,13 @@ reads the depth of the current frame at its held position.
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Unpack
 
 from deeplabstream.experiments.observation import (
-    DEFAULT_HOLD_S,
-    DEFAULT_MIN_LIKELIHOOD,
     DEPTH_RADIUS_PX,
     Observation,
-    Policy,
 )
-from deeplabstream.experiments.triggers.base import KeypointTrigger, check_number
+from deeplabstream.experiments.triggers.base import KeypointOptions, KeypointTrigger, check_number
 from deeplabstream.experiments.triggers.kinds import (
     FILTER,
     TriggerKind,
@@ -64,7 +61,7 @@ class Height(KeypointTrigger):
     radius_px
         Half-width of the square of depth pixels whose median is the keypoint's depth (0-20;
         default 2: 5 x 5 pixels).
-    camera, min_likelihood, policy, hold_s, predicted
+    camera, **options
         See :class:`~experiments.triggers.base.KeypointTrigger`.
 
     :attr:`last_height_m` is the height after the last update (None: unknown).
@@ -88,12 +85,9 @@ class Height(KeypointTrigger):
         keypoint: str = "nose",
         radius_px: int = DEPTH_RADIUS_PX,
         camera: str | None = None,
-        min_likelihood: float = DEFAULT_MIN_LIKELIHOOD,
-        policy: Policy = "missing",
-        hold_s: float = DEFAULT_HOLD_S,
-        predicted: bool = False,
+        **options: Unpack[KeypointOptions],
     ) -> None:
-        super().__init__(camera, min_likelihood, policy, hold_s, predicted)
+        super().__init__(camera, **options)
         self.floor_m = check_number("floor_m", floor_m, 0.0, strict=True)
         if above_m is None and below_m is None:
             raise ValueError(

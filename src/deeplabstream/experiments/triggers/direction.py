@@ -18,15 +18,17 @@ negative bearing. (A camera looking *up* at the animal, from below, mirrors this
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Unpack
 
 from deeplabstream.experiments.observation import (
-    DEFAULT_HOLD_S,
-    DEFAULT_MIN_LIKELIHOOD,
     Observation,
-    Policy,
 )
-from deeplabstream.experiments.triggers.base import KeypointTrigger, check_choice, check_number
+from deeplabstream.experiments.triggers.base import (
+    KeypointOptions,
+    KeypointTrigger,
+    check_choice,
+    check_number,
+)
 from deeplabstream.experiments.triggers.geometry import Line, Marker, RegionShape, Shape
 from deeplabstream.experiments.triggers.kinds import (
     FILTER,
@@ -77,12 +79,9 @@ class _Bearing(KeypointTrigger):
         origin: str,
         tip: str,
         camera: str | None,
-        min_likelihood: float,
-        policy: Policy,
-        hold_s: float,
-        predicted: bool,
+        options: KeypointOptions,
     ) -> None:
-        super().__init__(camera, min_likelihood, policy, hold_s, predicted)
+        super().__init__(camera, **options)
         if not hasattr(target, "contains"):
             try:
                 x, y = (float(v) for v in target)
@@ -142,7 +141,7 @@ class HeadDirection(_Bearing):
         Half-width of the cone, degrees in (0, 180]: True when ``|bearing| <= angle_deg``.
     origin, tip
         The head vector's keypoints (default neck -> nose); the target vector starts at origin.
-    camera, min_likelihood, policy, hold_s, predicted
+    camera, **options
         See :class:`~experiments.triggers.base.KeypointTrigger`.
 
     False when a keypoint is missing or the head vector has zero length.
@@ -157,12 +156,9 @@ class HeadDirection(_Bearing):
         origin: str = "neck",
         tip: str = "nose",
         camera: str | None = None,
-        min_likelihood: float = DEFAULT_MIN_LIKELIHOOD,
-        policy: Policy = "missing",
-        hold_s: float = DEFAULT_HOLD_S,
-        predicted: bool = False,
+        **options: Unpack[KeypointOptions],
     ) -> None:
-        super().__init__(target, origin, tip, camera, min_likelihood, policy, hold_s, predicted)
+        super().__init__(target, origin, tip, camera, options)
         self.angle_deg = check_number("angle_deg", angle_deg, 0.0, strict=True)
         if self.angle_deg > 180.0:
             raise ValueError(f"angle_deg must be <= 180, not {angle_deg!r}")
@@ -193,12 +189,9 @@ class TargetSide(_Bearing):
         tip: str = "nose",
         max_angle_deg: float = 180.0,
         camera: str | None = None,
-        min_likelihood: float = DEFAULT_MIN_LIKELIHOOD,
-        policy: Policy = "missing",
-        hold_s: float = DEFAULT_HOLD_S,
-        predicted: bool = False,
+        **options: Unpack[KeypointOptions],
     ) -> None:
-        super().__init__(target, origin, tip, camera, min_likelihood, policy, hold_s, predicted)
+        super().__init__(target, origin, tip, camera, options)
         self.side = check_choice("side", side, SIDES)
         self.max_angle_deg = check_number("max_angle_deg", max_angle_deg, 0.0, strict=True)
         if self.max_angle_deg > 180.0:

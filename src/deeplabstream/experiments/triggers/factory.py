@@ -21,9 +21,9 @@ confidence is below P is seen as not there (a one-animal kind is then wrapped in
 
 A lab's kind (one that is not built in) also takes, without declaring them, the common
 parameters of :data:`~experiments.triggers.kinds.LAB_COMMON`: ``camera``, ``min_likelihood``,
-``policy`` and ``hold_s``. Those its class accepts as keywords are passed to it; otherwise the
-factory applies them itself: ``camera`` through :attr:`Trigger.camera` (the base class reads only
-that camera's observations), the other three by wrapping it in a
+``policy``, ``hold_s`` and ``max_ensemble_std``. Those its class accepts as keywords are passed
+to it; otherwise the factory applies them itself: ``camera`` through :attr:`Trigger.camera` (the
+base class reads only that camera's observations), the others by wrapping it in a
 :class:`~experiments.triggers.base.FilteredTrigger`.
 
 The kinds and their parameters are declared by the trigger modules themselves, and by installed
@@ -187,7 +187,7 @@ def _apply_common(trigger: Trigger, applied: Mapping[str, Any]) -> Trigger:
         raise ValueError(f"its factory made {trigger!r}, not a Trigger")
     if "camera" in applied:
         trigger.camera = applied["camera"]
-    filtering = {k: applied[k] for k in ("min_likelihood", "policy", "hold_s") if k in applied}
+    filtering = {k: v for k, v in applied.items() if k != "camera"}
     return FilteredTrigger(trigger, **filtering) if filtering else trigger
 
 

@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Unpack
 
 import numpy as np
 
-from deeplabstream.experiments.observation import DEFAULT_HOLD_S, Observation
-from deeplabstream.experiments.triggers.base import LossHold, Trigger, check_number
+from deeplabstream.experiments.observation import Observation
+from deeplabstream.experiments.triggers.base import HoldOptions, LossHold, Trigger, check_number
 from deeplabstream.experiments.triggers.geometry import Rectangle, Shape
 from deeplabstream.experiments.triggers.kinds import (
     HOLD,
@@ -229,12 +229,12 @@ class PupilDiameterAbove(Trigger):
         min_likelihood: float = IBL_PUPIL_MIN_LIKELIHOOD,
         mm_per_px: float | None = None,
         camera: str | None = None,
-        hold_s: float = DEFAULT_HOLD_S,
+        **options: Unpack[HoldOptions],
     ) -> None:
         super().__init__(camera)
         # Not the base's loss_hold: "seen" here is "a diameter could be estimated", which
         # _step finds out anyway (the base would compute the diameter twice).
-        self._loss = LossHold(hold_s)
+        self._loss = LossHold.of(options)
         self.threshold = check_number("threshold", threshold, 0.0)
         if len(keypoints) != 4:
             raise ValueError(f"keypoints must name top, right, bottom, left, not {keypoints!r}")

@@ -30,7 +30,7 @@ from typing import Any
 
 from deeplabstream.core.plugins import PluginError, Registry, code_origin
 from deeplabstream.core.schema import SettingSpec
-from deeplabstream.experiments.observation import POLICIES
+from deeplabstream.experiments.observation import DEFAULT_HOLD_S, POLICIES
 from deeplabstream.experiments.triggers.base import Trigger
 from deeplabstream.experiments.triggers.geometry import (
     GEOMETRY_SYNTAX,
@@ -105,8 +105,8 @@ class TriggerKind:
         their children choose their animals.
 
     A lab's kind (not built in) also takes :data:`LAB_COMMON` (``camera``, ``min_likelihood``,
-    ``policy``, ``hold_s``) without declaring them: the factory applies those its class does not
-    accept (:mod:`~experiments.triggers.factory`).
+    ``policy``, ``hold_s``, ``max_ensemble_std``) without declaring them: the factory applies
+    those its class does not accept (:mod:`~experiments.triggers.factory`).
     """
 
     name: str
@@ -447,23 +447,36 @@ multi-animal model, an animal whose identity confidence (:mod:`pose.tracking.ide
 is seen as missing, so that a stimulus never goes to an animal that may be the other one."""
 
 HOLD = number(
-    unit="seconds of frame time a keypoint not seen keeps the trigger's state; default 0.5, "
-    "0: decide on every frame alone"
+    unit=f"seconds of frame time a keypoint not seen keeps the trigger's state; default "
+    f"{DEFAULT_HOLD_S:g}, 0: decide on every frame alone"
 )
 """``HOLD_S`` of every kind that reads keypoints (:class:`~experiments.triggers.base.LossHold`)."""
+
+MAX_ENSEMBLE_STD = number(
+    minimum=0.0,
+    strict=True,
+    unit="px; a camera running an ensemble of models: a keypoint whose spread across them is "
+    "larger is not seen (held like one below MIN_LIKELIHOOD); default: the spread is not looked at",
+)
+"""``MAX_ENSEMBLE_STD`` of every kind that reads keypoints (docs/ensembles.md)."""
 
 FILTER: dict[str, SettingSpec] = {
     "camera": identifier(),
     "min_likelihood": number(maximum=1.0),
     "policy": choice(POLICIES),
     "hold_s": HOLD,
+    "max_ensemble_std": MAX_ENSEMBLE_STD,
     # Read forward-predicted positions (the experiment must predict: PREDICT in [Experiment]).
     "predicted": boolean(),
+    # Read the causal Ensemble Kalman filter's positions ([Pose] ENSEMBLE_SMOOTHING = causal).
+    "smoothed": boolean(),
 }
-"""The keypoint filter every :class:`~experiments.triggers.base.KeypointTrigger` accepts."""
+"""The keypoint filter every :class:`~experiments.triggers.base.KeypointTrigger` accepts: the one
+spec list of the :class:`~experiments.observation.KeypointFilter`'s keywords (their defaults are
+the filter's) with the camera and the positions read."""
 
 LAB_COMMON: dict[str, SettingSpec] = {
-    key: FILTER[key] for key in ("camera", "min_likelihood", "policy", "hold_s")
+    key: FILTER[key] for key in ("camera", "min_likelihood", "policy", "hold_s", "max_ensemble_std")
 }
 """The parameters every lab's kind takes without declaring them (besides ``ANIMAL`` and
 ``MIN_IDENTITY_CONFIDENCE``, which every kind that reads animals takes): the factory passes them

@@ -33,16 +33,18 @@ from __future__ import annotations
 import bisect
 import math
 from collections import deque
-from typing import Any
+from typing import Any, Unpack
 
 from deeplabstream.experiments.observation import (
-    DEFAULT_HOLD_S,
-    DEFAULT_MIN_LIKELIHOOD,
     Observation,
     Observations,
-    Policy,
 )
-from deeplabstream.experiments.triggers.base import AnyObservation, KeypointTrigger, check_number
+from deeplabstream.experiments.triggers.base import (
+    AnyObservation,
+    KeypointOptions,
+    KeypointTrigger,
+    check_number,
+)
 from deeplabstream.experiments.triggers.geometry import Line, Shape
 from deeplabstream.experiments.triggers.kinds import (
     FILTER,
@@ -136,12 +138,9 @@ class _SpeedTrigger(KeypointTrigger):
         window_s: float = 0.2,
         mm_per_px: float | None = None,
         camera: str | None = None,
-        min_likelihood: float = DEFAULT_MIN_LIKELIHOOD,
-        policy: Policy = "missing",
-        hold_s: float = DEFAULT_HOLD_S,
-        predicted: bool = False,
+        **options: Unpack[KeypointOptions],
     ) -> None:
-        super().__init__(camera, min_likelihood, policy, hold_s, predicted)
+        super().__init__(camera, **options)
         self.threshold = check_number("threshold", threshold, 0.0)
         self.keypoint = keypoint
         self.mm_per_px = (
@@ -202,7 +201,7 @@ class SpeedAbove(_SpeedTrigger):
         The speed window in seconds of frame time (> 0).
     mm_per_px
         Calibration; None keeps pixels.
-    camera, min_likelihood, policy, hold_s, predicted
+    camera, **options
         See :class:`~experiments.triggers.base.KeypointTrigger`.
     """
 
@@ -244,10 +243,7 @@ class Freezing(_SpeedTrigger):
         window_s: float = 0.2,
         mm_per_px: float | None = None,
         camera: str | None = None,
-        min_likelihood: float = DEFAULT_MIN_LIKELIHOOD,
-        policy: Policy = "missing",
-        hold_s: float = DEFAULT_HOLD_S,
-        predicted: bool = False,
+        **options: Unpack[KeypointOptions],
     ) -> None:
         super().__init__(
             threshold,
@@ -255,10 +251,7 @@ class Freezing(_SpeedTrigger):
             window_s,
             mm_per_px,
             camera,
-            min_likelihood,
-            policy,
-            hold_s,
-            predicted,
+            **options,
         )
         self.duration_s = check_number("duration_s", duration_s, 0.0)
         self._run_start: float | None = None
@@ -335,7 +328,7 @@ class DistanceBelow(KeypointTrigger):
         :class:`~experiments.observation.Observations` (paired by time); a single-camera
         observation then brings no news (the state is kept). Their pixels must share a
         coordinate frame for the distance to mean anything.
-    mm_per_px, min_likelihood, policy, hold_s, predicted
+    mm_per_px, **options
         Calibration, the likelihood policy, and whether to read predicted positions (see
         :class:`~experiments.triggers.base.KeypointTrigger`). False while either point is
         missing.
@@ -352,10 +345,7 @@ class DistanceBelow(KeypointTrigger):
         camera_a: str | None = None,
         camera_b: str | None = None,
         mm_per_px: float | None = None,
-        min_likelihood: float = DEFAULT_MIN_LIKELIHOOD,
-        policy: Policy = "missing",
-        hold_s: float = DEFAULT_HOLD_S,
-        predicted: bool = False,
+        **options: Unpack[KeypointOptions],
     ) -> None:
         if (camera_a is None) != (camera_b is None):
             raise ValueError("camera_a and camera_b go together: give both or neither")
@@ -363,7 +353,7 @@ class DistanceBelow(KeypointTrigger):
             raise ValueError("give either camera or camera_a and camera_b, not both")
         if camera_a is not None and camera_a == camera_b:
             camera, camera_a, camera_b = camera_a, None, None
-        super().__init__(camera, min_likelihood, policy, hold_s, predicted)
+        super().__init__(camera, **options)
         self.a, self.b = a, b
         self.camera_a, self.camera_b = camera_a, camera_b
         self.threshold = check_number("threshold", threshold, 0.0)

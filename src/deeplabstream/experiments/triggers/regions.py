@@ -34,15 +34,17 @@ Modes, for the state :meth:`Trigger.update` returns:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Unpack
 
 from deeplabstream.experiments.observation import (
-    DEFAULT_HOLD_S,
-    DEFAULT_MIN_LIKELIHOOD,
     Observation,
-    Policy,
 )
-from deeplabstream.experiments.triggers.base import KeypointTrigger, check_choice, check_number
+from deeplabstream.experiments.triggers.base import (
+    KeypointOptions,
+    KeypointTrigger,
+    check_choice,
+    check_number,
+)
 from deeplabstream.experiments.triggers.geometry import RegionShape, Shape
 from deeplabstream.experiments.triggers.kinds import (
     FILTER,
@@ -73,7 +75,7 @@ class Region(KeypointTrigger):
         Seconds of frame time the keypoint must stay on a side before it counts (>= 0).
     margin_px
         Hysteresis: once inside, inside until more than this far outside the boundary (>= 0).
-    camera, min_likelihood, policy, hold_s, predicted
+    camera, **options
         See :class:`~experiments.triggers.base.KeypointTrigger`.
     """
 
@@ -87,12 +89,9 @@ class Region(KeypointTrigger):
         min_dwell_s: float = 0.0,
         margin_px: float = 0.0,
         camera: str | None = None,
-        min_likelihood: float = DEFAULT_MIN_LIKELIHOOD,
-        policy: Policy = "missing",
-        hold_s: float = DEFAULT_HOLD_S,
-        predicted: bool = False,
+        **options: Unpack[KeypointOptions],
     ) -> None:
-        super().__init__(camera, min_likelihood, policy, hold_s, predicted)
+        super().__init__(camera, **options)
         if not hasattr(shape, "contains"):
             raise ValueError(f"shape must be a circle, rect, ellipse or polygon, not {shape!r}")
         self.shape = shape

@@ -55,15 +55,13 @@ import bisect
 import math
 from collections import deque
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Unpack
 
 from deeplabstream.experiments.observation import (
-    DEFAULT_HOLD_S,
-    DEFAULT_MIN_LIKELIHOOD,
     FilteredPoint,
+    FilterOptions,
     KeypointFilter,
     Observation,
-    Policy,
 )
 from deeplabstream.experiments.triggers.animals import (
     AnyAnimal,
@@ -144,19 +142,17 @@ class _TwoAnimals(Trigger):
         self,
         animals: Sequence[int],
         camera: str | None,
-        min_likelihood: float,
-        policy: Policy,
-        hold_s: float,
+        filtering: FilterOptions,
     ) -> None:
         super().__init__(camera)
         self.animals = _check_animals(animals)
-        self.filters = (
-            KeypointFilter(min_likelihood, policy, hold_s),
-            KeypointFilter(min_likelihood, policy, hold_s),
-        )
+        self.filters = (KeypointFilter(**filtering), KeypointFilter(**filtering))
         # A short loss of either animal's keypoints keeps the state (policy "hold": the filters
         # bridge it with the last positions instead).
-        self.loss_hold: LossHold | None = LossHold(hold_s if policy == "missing" else 0.0)
+        first = self.filters[0]
+        self.loss_hold: LossHold | None = LossHold(
+            first.hold_s if first.policy == "missing" else 0.0
+        )
         self.min_identity_confidence = 0.0
 
     def require_identity_confidence(self, minimum: float) -> None:
@@ -290,7 +286,7 @@ class AnimalDistance(_KeypointPair):
         The two animals (numbered from 1), default 1 and 2.
     keypoints
         The keypoint of the first animal and that of the second (default nose, nose).
-    camera, min_likelihood, policy, hold_s
+    camera, **filtering
         See :class:`~experiments.triggers.base.KeypointTrigger` (per animal, measured positions).
 
     Off while either keypoint is not seen; the hysteresis then starts afresh.
@@ -306,11 +302,9 @@ class AnimalDistance(_KeypointPair):
         animals: Sequence[int] = (1, 2),
         keypoints: Sequence[str] = ("nose", "nose"),
         camera: str | None = None,
-        min_likelihood: float = DEFAULT_MIN_LIKELIHOOD,
-        policy: Policy = "missing",
-        hold_s: float = DEFAULT_HOLD_S,
+        **filtering: Unpack[FilterOptions],
     ) -> None:
-        super().__init__(animals, camera, min_likelihood, policy, hold_s)
+        super().__init__(animals, camera, filtering)
         if (below_px is None) == (above_px is None):
             raise ValueError(
                 "give one of below_px (true while closer) or above_px (true while further), "
@@ -434,7 +428,7 @@ class Approach(_KeypointPair):
         The window, seconds of frame time (> 0, default 0.2).
     within_px
         Only while the keypoints are no further apart than this (px); None: at any distance.
-    animals, keypoints, camera, min_likelihood, policy, hold_s
+    animals, keypoints, camera, **filtering
         As :class:`AnimalDistance`.
 
     Off while either keypoint is not seen; the history then restarts (two new observations are
@@ -451,11 +445,9 @@ class Approach(_KeypointPair):
         animals: Sequence[int] = (1, 2),
         keypoints: Sequence[str] = ("nose", "nose"),
         camera: str | None = None,
-        min_likelihood: float = DEFAULT_MIN_LIKELIHOOD,
-        policy: Policy = "missing",
-        hold_s: float = DEFAULT_HOLD_S,
+        **filtering: Unpack[FilterOptions],
     ) -> None:
-        super().__init__(animals, camera, min_likelihood, policy, hold_s)
+        super().__init__(animals, camera, filtering)
         self.speed = check_number("speed", speed, 0.0, strict=True)
         self.within_px = None if within_px is None else check_number("within_px", within_px, 0.0)
         self.keypoints = _check_pair("keypoints", keypoints)
@@ -548,7 +540,7 @@ class Following(_TwoAnimals):
         Keypoint names (default the simulated mouse's ``nose`` and ``tail_base``).
     animals
         The follower, then the leader (default 1 follows 2).
-    camera, min_likelihood, policy, hold_s
+    camera, **filtering
         As :class:`AnimalDistance`.
 
     Off, with its timer and speed histories restarted, while any of the four keypoints is not
@@ -568,11 +560,9 @@ class Following(_TwoAnimals):
         tail: str = "tail_base",
         animals: Sequence[int] = (1, 2),
         camera: str | None = None,
-        min_likelihood: float = DEFAULT_MIN_LIKELIHOOD,
-        policy: Policy = "missing",
-        hold_s: float = DEFAULT_HOLD_S,
+        **filtering: Unpack[FilterOptions],
     ) -> None:
-        super().__init__(animals, camera, min_likelihood, policy, hold_s)
+        super().__init__(animals, camera, filtering)
         self.distance_px = check_number("distance_px", distance_px, 0.0)
         self.angle_deg = check_number("angle_deg", angle_deg, 0.0, strict=True)
         if self.angle_deg > 180.0:
@@ -679,7 +669,7 @@ class Contact(_TwoAnimals):
         Largest distance that counts as contact (px, >= 0, default 10).
     keypoints_a, keypoints_b
         The keypoints of each animal that count (default: all the model has).
-    animals, camera, min_likelihood, policy, hold_s
+    animals, camera, **filtering
         As :class:`AnimalDistance`.
 
     Keypoints not seen are left out: off when no pair of seen keypoints is close enough, in
@@ -695,11 +685,9 @@ class Contact(_TwoAnimals):
         keypoints_b: Sequence[str] | None = None,
         animals: Sequence[int] = (1, 2),
         camera: str | None = None,
-        min_likelihood: float = DEFAULT_MIN_LIKELIHOOD,
-        policy: Policy = "missing",
-        hold_s: float = DEFAULT_HOLD_S,
+        **filtering: Unpack[FilterOptions],
     ) -> None:
-        super().__init__(animals, camera, min_likelihood, policy, hold_s)
+        super().__init__(animals, camera, filtering)
         self.radius_px = check_number("radius_px", radius_px, 0.0)
         self.keypoints_a = None if keypoints_a is None else _names("keypoints_a", keypoints_a)
         self.keypoints_b = None if keypoints_b is None else _names("keypoints_b", keypoints_b)
@@ -792,7 +780,13 @@ ANIMALS = trigger_parameter(
     f"two different animal numbers 'A,B' from 1 to {MAX_ANIMAL_NUMBER} (default 1,2)",
 )
 PIXELS = "px"
-_SOCIAL_FILTER = {key: param for key, param in FILTER.items() if key != "predicted"}
+# Measured positions of several animals: an ensemble (and so its spread and smoothing) is of
+# single-animal models, and forward prediction follows animal 1 only.
+_SOCIAL_FILTER = {
+    key: param
+    for key, param in FILTER.items()
+    if key not in ("predicted", "smoothed", "max_ensemble_std")
+}
 # Forward prediction follows animal 1 only: the social kinds read measured positions.
 _PAIR = {
     "animals": ANIMALS,

@@ -25,11 +25,12 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Unpack
 
-from deeplabstream.experiments.observation import DEFAULT_HOLD_S, Observation, Observations
+from deeplabstream.experiments.observation import Observation, Observations
 from deeplabstream.experiments.triggers.base import (
     AnyObservation,
+    HoldOptions,
     LossHold,
     Trigger,
     check_number,
@@ -88,12 +89,12 @@ class SpaceTrigger(Trigger):
     :meth:`_space_params`.
     """
 
-    def __init__(self, keypoint: str, hold_s: float = DEFAULT_HOLD_S) -> None:
+    def __init__(self, keypoint: str, **options: Unpack[HoldOptions]) -> None:
         super().__init__(None)
         if not isinstance(keypoint, str) or not keypoint:
             raise ValueError(f"keypoint must be a keypoint name, not {keypoint!r}")
         self.keypoint = keypoint
-        self.loss_hold: LossHold | None = LossHold(hold_s)
+        self.loss_hold: LossHold | None = LossHold.of(options)
         self.last_xyz: tuple[float, float, float] | None = None
 
     def cameras_read(self) -> tuple[str, ...]:
@@ -166,9 +167,9 @@ class HeightAbove(SpaceTrigger):
         threshold_mm: float,
         keypoint: str = "nose",
         hysteresis_mm: float = 0.0,
-        hold_s: float = DEFAULT_HOLD_S,
+        **options: Unpack[HoldOptions],
     ) -> None:
-        super().__init__(keypoint, hold_s)
+        super().__init__(keypoint, **options)
         self.threshold_mm = check_number("threshold_mm", threshold_mm)
         self.hysteresis_mm = check_number("hysteresis_mm", hysteresis_mm, 0.0)
 
@@ -195,9 +196,9 @@ class Distance3DBelow(SpaceTrigger):
         point: str | Sequence[float],
         threshold_mm: float,
         keypoint: str = "nose",
-        hold_s: float = DEFAULT_HOLD_S,
+        **options: Unpack[HoldOptions],
     ) -> None:
-        super().__init__(keypoint, hold_s)
+        super().__init__(keypoint, **options)
         self.point = _point("point", point)
         self.threshold_mm = check_number("threshold_mm", threshold_mm, 0.0)
         self.last_distance_mm: float | None = None
@@ -228,9 +229,9 @@ class InsideBox3D(SpaceTrigger):
     kind = "inside_box3d"
 
     def __init__(
-        self, box: str | Sequence[float], keypoint: str = "nose", hold_s: float = DEFAULT_HOLD_S
+        self, box: str | Sequence[float], keypoint: str = "nose", **options: Unpack[HoldOptions]
     ) -> None:
-        super().__init__(keypoint, hold_s)
+        super().__init__(keypoint, **options)
         self.box = _box(box)
 
     def _holds(self, xyz: tuple[float, float, float]) -> bool:
@@ -251,9 +252,9 @@ class InsideSphere3D(SpaceTrigger):
         center: str | Sequence[float],
         radius_mm: float,
         keypoint: str = "nose",
-        hold_s: float = DEFAULT_HOLD_S,
+        **options: Unpack[HoldOptions],
     ) -> None:
-        super().__init__(keypoint, hold_s)
+        super().__init__(keypoint, **options)
         self.center = _point("center", center)
         self.radius_mm = check_number("radius_mm", radius_mm, 0.0, strict=True)
 

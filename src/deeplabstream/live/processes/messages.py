@@ -133,6 +133,7 @@ class CameraModel:
     skeleton: tuple[tuple[str, str], ...]
     summary: dict[str, Any]
     animals: int = 1  # the most animals per frame (1: a single-animal model)
+    ensemble: int = 0  # an ensemble's number of models (0: one model)
 
 
 @dataclass(frozen=True)
@@ -160,6 +161,8 @@ class PoseReady:
     model_formats: dict[str, str] = field(default_factory=dict)
     # {path: SHA-256} of every lab file this process imported, as it ran them (plugin_files)
     lab_files: dict[str, str] = field(default_factory=dict)
+    # A camera runs an ensemble: every record carries each keypoint's spread (NaN for others)
+    record_spread: bool = False
 
 
 @dataclass(frozen=True)
@@ -323,7 +326,9 @@ class CameraControlSet:
 # A record holds the source frame's camera id, frame index and host timestamp, when the worker
 # picked the frame up and when the pose was ready, and A x K x (x, y, likelihood) as float32 (A
 # animals, 1 for single-animal models; row i is the animal with identity i), and for several
-# animals each identity's confidence (A float32, pose.tracking.identities). Records of one
+# animals each identity's confidence (A float32, pose.tracking.identities), and in a session
+# where a camera runs an ensemble each keypoint's spread across its models (K float32, NaN for
+# a camera of one model). Records of one
 # session all have the same size (A and K are fixed by the models), are written non-blocking
 # (a reader that stops reading never slows the worker) and atomically (smaller than PIPE_BUF).
 
@@ -356,6 +361,8 @@ class PoseRecord:
     after_pose_us: int = 0
     # (A,) each identity's confidence for several animals (NaN: not seen); None for one
     identity_confidence: np.ndarray | None = None
+    # (K,) an ensemble's spread of each keypoint, px (Observation.spread); None: no ensemble
+    ensemble_std: np.ndarray | None = None
 
     @property
     def end_ns(self) -> int:
@@ -368,9 +375,10 @@ class PoseRecord:
         return (self.ready_ns - self.host_timestamp_ns) / 1e6 + self.after_pose_us / 1e3
 
 
-def pose_record_size(keypoints: int, animals: int = 1) -> int:
-    """Bytes of one record for ``animals`` animals of ``keypoints`` keypoints."""
+def pose_record_size(keypoints: int, animals: int = 1, spread: bool = False) -> int:
+    """Bytes of one record for ``animals`` animals of ``keypoints`` keypoints (and spreads)."""
     size = _HEAD.size + 12 * keypoints * animals + (4 * animals if animals > 1 else 0)
+    size += 4 * keypoints if spread else 0
     if size > _MAX_RECORD:
         raise ValueError(
             f"{animals} animal(s) of {keypoints} keypoints do not fit an atomic pipe record; "
@@ -391,25 +399,31 @@ def encode_pose(record: PoseRecord) -> bytes:
         record.ready_ns,
         record.seq,
     )
+    spread = b""
+    if record.ensemble_std is not None:
+        spread = np.ascontiguousarray(record.ensemble_std, dtype="<f4").tobytes()
     if record.animals is None:
-        return head + np.ascontiguousarray(record.pose, dtype="<f4").tobytes()
+        return head + np.ascontiguousarray(record.pose, dtype="<f4").tobytes() + spread
     confidence = record.identity_confidence
     if confidence is None:
         confidence = np.full(len(record.animals), np.nan)
     points = np.ascontiguousarray(record.animals, dtype="<f4").tobytes()
-    return head + points + np.ascontiguousarray(confidence, dtype="<f4").tobytes()
+    return head + points + np.ascontiguousarray(confidence, dtype="<f4").tobytes() + spread
 
 
 class PoseReader:
     """Read every pose record that has arrived, without blocking."""
 
-    def __init__(self, connection: Connection, keypoints: int, animals: int = 1) -> None:
+    def __init__(
+        self, connection: Connection, keypoints: int, animals: int = 1, spread: bool = False
+    ) -> None:
         # The worker writes poses through a ChannelWriter: read them through this process's
         # doorbell (pipe or portable), which undoes its framing.
         self._channel = ChannelReader(connection, 0)
-        self._size = pose_record_size(keypoints, animals)
+        self._size = pose_record_size(keypoints, animals, spread)
         self._keypoints = keypoints
         self._animals = animals
+        self._spread = spread
 
     @property
     def at_eof(self) -> bool:
@@ -430,16 +444,17 @@ class PoseReader:
         points = np.frombuffer(
             data, dtype="<f4", count=3 * self._keypoints * self._animals, offset=offset + _HEAD.size
         ).reshape(self._animals, self._keypoints, 3)
-        if self._animals == 1:
-            return PoseRecord(
-                camera_id, index, host, picked, ready, seq, points[0], None, late, after_us
-            )
-        confidence = np.frombuffer(
-            data, dtype="<f4", count=self._animals, offset=offset + _HEAD.size + points.nbytes
-        )
+        after = offset + _HEAD.size + points.nbytes
+        confidence = None
+        if self._animals > 1:
+            confidence = np.frombuffer(data, dtype="<f4", count=self._animals, offset=after)
+            after += confidence.nbytes
+        spread = None
+        if self._spread:
+            spread = np.frombuffer(data, dtype="<f4", count=self._keypoints, offset=after)
         return PoseRecord(
-            camera_id, index, host, picked, ready, seq, points[0], points, late, after_us,
-            confidence,
+            camera_id, index, host, picked, ready, seq, points[0],
+            points if self._animals > 1 else None, late, after_us, confidence, spread,
         )  # fmt: skip
 
     def close(self) -> None:

@@ -2,7 +2,10 @@
 
 Cameras that share a model share one :class:`LoadedModel`; it keeps one estimator per input
 shape (a frame's, or a dynamic crop's, built on first use). A network with channel gates that
-crops gets its split graphs (:class:`CropGraphs`, pose.runtime.cropping).
+crops gets its split graphs (:class:`CropGraphs`, pose.runtime.cropping). A camera whose
+``MODEL_PATH`` names several models runs them as an ensemble (:class:`LoadedEnsemble`): each
+model is a :class:`LoadedModel` of its own (one backend session per model, shared with any camera
+that runs it alone), their estimators combined per input shape (pose.ensemble.estimator).
 """
 
 from __future__ import annotations
@@ -21,6 +24,14 @@ from deeplabstream.core.errors import raised_as
 from deeplabstream.core.priority import inference_pool_may_spin, inference_thread_count
 from deeplabstream.live.processes.job import PoseJob, WorkerCamera
 from deeplabstream.pose.decoding.two_stage import CropFrom
+from deeplabstream.pose.ensemble.estimator import EnsembleEstimator
+from deeplabstream.pose.ensemble.members import (
+    KeypointMap,
+    check_member,
+    keypoint_map_text,
+    member_name,
+    member_rows,
+)
 from deeplabstream.pose.formats.dlc3_topdown import topdown_decoding_of
 from deeplabstream.pose.formats.dlc3_topdown_animals import open_dlc_topdown_estimator
 from deeplabstream.pose.formats.lightning_context import context_of, context_summary
@@ -126,6 +137,49 @@ class LoadedModel:
 
 
 @dataclass
+class LoadedEnsemble:
+    """Several models of the same keypoints, run on each frame as one (docs/ensembles.md).
+
+    Its :attr:`description` is its first model's (whose keypoints are the ensemble's); each
+    member's keypoints are read in that order (``rows``, pose.ensemble.members).
+    """
+
+    key: str
+    members: list[LoadedModel]
+    rows: list[np.ndarray]
+    keypoint_map: KeypointMap = ()
+    estimators: dict[tuple[int, ...], Any] = field(default_factory=dict)
+    input_multiple: int | None = None  # never set: an ensemble analyses whole frames
+    crop_graphs: CropGraphs | None = None
+
+    @property
+    def description(self) -> ModelDescription:
+        """The ensemble's description: its first model's."""
+        return self.members[0].description
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        """What ``session.json`` says: the first model's record, every model's in ``ensemble``."""
+        return self.members[0].summary | {
+            "ensemble": [member.summary for member in self.members],
+            "keypoint_map": keypoint_map_text(self.keypoint_map),
+        }
+
+    def estimator(self, shape: tuple[int, ...]) -> EnsembleEstimator:
+        """Return the ensemble's estimator of frames of ``shape`` (its members', combined)."""
+        estimator = self.estimators.get(shape)
+        if estimator is None:
+            members = [member.estimator(shape) for member in self.members]
+            estimator = EnsembleEstimator(self.description, members, self.rows)
+            self.estimators[shape] = estimator
+        return estimator
+
+
+AnyModel = LoadedModel | LoadedEnsemble
+"""What a camera runs: one model, or an ensemble of several."""
+
+
+@dataclass
 class CropGraphs:
     """A network with channel gates (CSPNeXt), split for cameras that crop (pose.runtime.cropping).
 
@@ -208,7 +262,7 @@ def model_key(camera: WorkerCamera) -> str:
     return camera.effective.model_key
 
 
-def load_models(job: PoseJob) -> dict[str, LoadedModel]:
+def load_models(job: PoseJob) -> dict[str, AnyModel]:
     """Every model the cameras use, each loaded once and warmed up on each frame shape.
 
     Raises
@@ -222,7 +276,7 @@ def load_models(job: PoseJob) -> dict[str, LoadedModel]:
         return _load_models(job)
 
 
-def _load_models(job: PoseJob) -> dict[str, LoadedModel]:
+def _load_models(job: PoseJob) -> dict[str, AnyModel]:
     settings = job.settings
     # Auto: leave one core to the capture and recording processes, use at most 4.
     pinned = job.priority.cpus if job.priority is not None else None
@@ -231,34 +285,29 @@ def _load_models(job: PoseJob) -> dict[str, LoadedModel]:
     # (core.priority.inference_pool_may_spin); elsewhere they sleep, leaving the cores to
     # capture and recording.
     set_idle_threads_spin(inference_pool_may_spin(pinned, threads))
-    models: dict[str, LoadedModel] = {}
+    models: dict[str, AnyModel] = {}
     for camera in job.cameras:
         key = model_key(camera)
         if key not in models:
-            description = load_model(
-                camera.effective.model,
-                frame_size=(camera.ring.geometry.height, camera.ring.geometry.width),
-                precision=settings.precision,
-                max_animals=settings.max_animals,
-            )
-            backend = open_backend(description, settings.backend, settings.device, threads)
-            backend.warm_up()
-            models[key] = LoadedModel(
-                key,
-                description,
-                backend,
-                max_batch=settings.max_batch,
-                crop_from=settings.crop_from,
-            )
-            log.info("model %s ready on %s", description.name, backend.provider)
+            if camera.effective.ensemble:
+                models[key] = _load_ensemble(job, camera, models, threads)
+            else:
+                models[key] = _load_one(job, camera, camera.effective.model, threads)
         model = models[key]
+        if camera_crop(camera).enabled and isinstance(model, LoadedEnsemble):
+            raise ModelError(
+                f"camera {camera.name!r}: dynamic cropping runs one model, and this camera runs "
+                f"an ensemble of {len(model.members)} ({camera.effective.model_named_by}): set "
+                "DYNAMIC_CROP = off in [Pose] (and in the camera's section), or name one model"
+            )
         if camera_crop(camera).enabled and model.description.multi_animal:
             raise ModelError(
                 f"camera {camera.name!r}: dynamic cropping follows one animal; "
                 f"{model.description.name} is a multi-animal model: set DYNAMIC_CROP = off in "
                 "[Pose] (and in the camera's section)"
             )
-        if camera_crop(camera).enabled and model.input_multiple is None:
+        crops = camera_crop(camera).enabled
+        if crops and isinstance(model, LoadedModel) and model.input_multiple is None:
             model.input_multiple = _crop_multiple(camera, model.description)
             model.crop_graphs = _crop_graphs(model, settings, threads)
         shape = camera.ring.geometry.shape
@@ -266,6 +315,67 @@ def _load_models(job: PoseJob) -> dict[str, LoadedModel]:
             estimator = model.estimator(shape)
             estimator.estimate([np.zeros(shape, np.uint8)])  # warm the whole path
     return models
+
+
+def _load_one(job: PoseJob, camera: WorkerCamera, path: Path | None, threads: int) -> LoadedModel:
+    """Load one model (``path``; None: the bundled one), open its backend and warm it up."""
+    settings = job.settings
+    description = load_model(
+        path,
+        frame_size=(camera.ring.geometry.height, camera.ring.geometry.width),
+        precision=settings.precision,
+        max_animals=settings.max_animals,
+    )
+    backend = open_backend(description, settings.backend, settings.device, threads)
+    backend.warm_up()
+    log.info("model %s ready on %s", description.name, backend.provider)
+    return LoadedModel(
+        str(path) if path is not None else "",
+        description,
+        backend,
+        max_batch=settings.max_batch,
+        crop_from=settings.crop_from,
+    )
+
+
+def _load_ensemble(
+    job: PoseJob, camera: WorkerCamera, models: dict[str, AnyModel], threads: int
+) -> LoadedEnsemble:
+    """Load an ensemble's models (each once: shared with a camera that runs it alone).
+
+    Raises
+    ------
+    ModelError
+        A model that finds several animals, or whose keypoints are not the first model's (after
+        ``KEYPOINT_MAP``): the message names the model, its keypoints and the key to set.
+    """
+    effective = camera.effective
+    members: list[LoadedModel] = []
+    for index, path in enumerate(effective.ensemble):
+        which = f"camera {camera.name!r}: {member_name(index, path)} of {effective.model_named_by}"
+        known = models.get(str(path))
+        member = known if isinstance(known, LoadedModel) else None
+        if member is None:
+            member = models[str(path)] = _load_one(job, camera, path, threads)
+        check_member(member.description, which)
+        members.append(member)
+    keypoints = members[0].description.keypoints
+    rows = [
+        member_rows(
+            keypoints,
+            member.description,
+            effective.keypoint_map if index else (),
+            f"camera {camera.name!r}: {member_name(index, effective.ensemble[index])}",
+        )
+        for index, member in enumerate(members)
+    ]
+    log.info(
+        "camera %s: an ensemble of %d models (%s)",
+        camera.name,
+        len(members),
+        ", ".join(m.description.name for m in members),
+    )
+    return LoadedEnsemble(model_key(camera), members, rows, effective.keypoint_map)
 
 
 def _crop_graphs(model: LoadedModel, settings: PoseSettings, threads: int) -> CropGraphs | None:

@@ -41,15 +41,25 @@ from deeplabstream.live.processes.frame_wait import ArrivalClock
 from deeplabstream.live.processes.identities import CameraIdentities, ClassIdentities
 from deeplabstream.live.processes.job import PoseJob, WorkerCamera
 from deeplabstream.live.processes.messages import CameraModel, PoseReady
-from deeplabstream.live.processes.models import CropGraphs, LoadedModel, camera_crop, model_key
+from deeplabstream.live.processes.models import (
+    AnyModel,
+    CropGraphs,
+    LoadedEnsemble,
+    LoadedModel,
+    camera_crop,
+    model_key,
+)
 from deeplabstream.live.processes.sinks import (
     AnalysedFrame,
+    EnsembleValues,
     LiveOutputs,
     PoseFileSink,
     PosePipeSink,
     PoseSink,
 )
 from deeplabstream.outputs.pose.files import IDENTITY_SUFFIX, individual_names
+from deeplabstream.pose.ensemble.causal import CausalEks
+from deeplabstream.pose.ensemble.statistics import EnsembleFrame
 from deeplabstream.pose.model import ModelDescription, frame_size_warning
 from deeplabstream.pose.model_format import format_entry
 from deeplabstream.pose.runtime.cropping import Crop, DynamicCrop, full_crop
@@ -65,11 +75,34 @@ BatchKey = tuple[str, tuple[int, ...], int]
 
 
 @dataclass
+class CameraEnsemble:
+    """A camera's ensemble between frames: its models' last values, spread and causal filter."""
+
+    causal: CausalEks | None = None  # [Pose] ENSEMBLE_SMOOTHING = causal
+    values: EnsembleValues | None = None  # this frame's (the sinks and the experiment read it)
+
+    def take(self, members: np.ndarray, frame: EnsembleFrame) -> None:
+        """Keep this frame's models' keypoints (M, K, 3) and their ensemble; filter them."""
+        self.values = EnsembleValues(members, frame.variance, frame.std)
+        if self.causal is not None:
+            step = self.causal.update(members, frame)
+            self.values.smoothed = step.mean
+            self.values.smoothed_variance = step.variance
+            self.values.observation_variance = step.observation_variance
+
+    def smoothed(self, keypoints: np.ndarray) -> np.ndarray | None:
+        """Return the filter's x, y with the ensemble's likelihood (K, 3); None without it."""
+        if self.values is None or self.values.smoothed is None:
+            return None
+        return np.column_stack([self.values.smoothed, keypoints[:, 2]])
+
+
+@dataclass
 class CameraPipeline:
     """One camera as the worker keeps it between frames; its methods in the frame's order."""
 
     camera: WorkerCamera
-    model: LoadedModel
+    model: AnyModel
     reader: NewestFrameReader
     ring: FrameRing
     files: PoseFileSink  # its pose files (also in ``sinks``): the closing figures read them
@@ -94,6 +127,7 @@ class CameraPipeline:
     identities: CameraIdentities | ClassIdentities | None = None
     deadline: DeadlineAccount = field(default_factory=lambda: DeadlineAccount(None))
     arrivals: ArrivalClock = field(default_factory=ArrivalClock)  # when its next frame is due
+    ensemble: CameraEnsemble | None = None  # a camera that runs several models
 
     def __post_init__(self) -> None:
         """Start with the region its first frame is analysed in."""
@@ -187,6 +221,7 @@ class CameraPipeline:
         record = self.reader.record
         assert record is not None
         depth = self.camera.depth
+        ensemble = self.ensemble
         return Observation(
             time_s=frame_time_s(record, common_clock),
             camera=self.camera.name,
@@ -202,6 +237,10 @@ class CameraPipeline:
             identity_confidence=(
                 self.identities.confidence if self.identities is not None else None
             ),
+            # an ensemble's spread, its models' values and its causal filter's positions
+            ensemble_std=ensemble.values.std if ensemble and ensemble.values else None,
+            members=ensemble.values.members if ensemble and ensemble.values else None,
+            smoothed=ensemble.smoothed(animals[0]) if ensemble is not None else None,
         )
 
     # --- after the last frame -----------------------------------------------------------------
@@ -278,10 +317,14 @@ def estimate(estimator: Any, group: list[CameraPipeline]) -> list[np.ndarray]:
         [p.camera.effective.flip for p in group],
         [p.camera.camera_id for p in group],
     )
-    for pipeline, found_animals in zip(group, found, strict=True):
+    # An ensemble's models' own values of each frame, and their spread (none for one model).
+    members = getattr(estimator, "last_members", None)
+    for index, (pipeline, found_animals) in enumerate(zip(group, found, strict=True)):
         pipeline.crop.to_frame(found_animals)  # crop pixels to frame pixels (in place)
         if not found_any_animal(found_animals):
             pipeline.frames_no_animal += 1
+        if pipeline.ensemble is not None and members is not None:
+            pipeline.ensemble.take(members[index], estimator.last_frames[index])
     return found
 
 
@@ -397,6 +440,7 @@ def hand_to_sinks(
         frame.decided_ns = decided_ns
         frame.written_ns = written_ns
         frame.after_pose_us = after_pose_us
+        frame.ensemble = pipeline.ensemble.values if pipeline.ensemble is not None else None
         for sink in pipeline.sinks:
             sink.write(frame)
         pipeline.latency.add(ready_ns - record.host_timestamp_ns)
@@ -410,12 +454,13 @@ def hand_to_sinks(
 
 
 def open_pipelines(
-    job: PoseJob, models: dict[str, LoadedModel], outputs: LiveOutputs
+    job: PoseJob, models: dict[str, AnyModel], outputs: LiveOutputs
 ) -> list[CameraPipeline]:
     """Attach every camera's ring and build its pipeline and sinks (the outputs' and the pipe)."""
     poses_out = ChannelWriter(job.poses)
     record_rows = max(len(models[model_key(c)].description.keypoints) for c in job.cameras)
     record_animals = max(models[model_key(c)].description.animals for c in job.cameras)
+    record_spread = any(c.effective.ensemble for c in job.cameras)  # a camera's ensemble
     pipelines = []
     for camera in job.cameras:
         model = models[model_key(camera)]
@@ -432,7 +477,9 @@ def open_pipelines(
             dataclasses.replace(outputs.camera(camera.name), identities=identities)
         )
         assert isinstance(files, PoseFileSink)  # outputs.interface.with_required: "pose" first
-        pipe = PosePipeSink(poses_out, camera.camera_id, record_rows, record_animals, identities)
+        pipe = PosePipeSink(
+            poses_out, camera.camera_id, record_rows, record_animals, identities, record_spread
+        )
         sinks: list[PoseSink] = [files, pipe, *others]
         pipelines.append(
             CameraPipeline(
@@ -449,9 +496,21 @@ def open_pipelines(
                 deadline=DeadlineAccount(
                     camera.deadline_ns, parts=model_parts(outputs.camera(camera.name).timing_stages)
                 ),
+                ensemble=_ensemble(job, model),
             )
         )
     return pipelines
+
+
+def _ensemble(job: PoseJob, model: AnyModel) -> CameraEnsemble | None:
+    """Return a camera's ensemble state (its causal filter with ``causal``); None for one model."""
+    if not isinstance(model, LoadedEnsemble):
+        return None
+    settings = job.settings
+    if settings.ensemble_smoothing != "causal":
+        return CameraEnsemble()
+    keypoints = len(model.description.keypoints)
+    return CameraEnsemble(CausalEks(keypoints, settings.eks_smooth_param, settings.eks_var_mode))
 
 
 def _tracker(job: PoseJob, description: ModelDescription) -> IdentityTracker | None:
@@ -498,7 +557,7 @@ def _class_identities(
     )
 
 
-def _cropper(camera: WorkerCamera, model: LoadedModel) -> DynamicCrop | None:
+def _cropper(camera: WorkerCamera, model: AnyModel) -> DynamicCrop | None:
     """Return the camera's dynamic crop, None when it analyses whole frames."""
     settings = camera_crop(camera)
     if not settings.enabled:
@@ -522,6 +581,7 @@ def ready_message(pipelines: list[CameraPipeline]) -> PoseReady:
             p.model.description.skeleton,
             p.model.summary,
             p.model.description.animals,
+            len(p.camera.effective.ensemble),
         )
         for p in pipelines
     }
@@ -538,10 +598,17 @@ def ready_message(pipelines: list[CameraPipeline]) -> PoseReady:
         {
             name: origin
             for p in pipelines
-            for name, origin in format_entry(p.model.description).items()
+            for model in _single_models(p.model)
+            for name, origin in format_entry(model.description).items()
         },
         {str(record.path): record.sha256 for record in imported_lab_files()},
+        record_spread=any(p.ensemble is not None for p in pipelines),
     )
+
+
+def _single_models(model: AnyModel) -> list[LoadedModel]:
+    """Return the models a camera runs: an ensemble's members, else the one model."""
+    return model.members if isinstance(model, LoadedEnsemble) else [model]
 
 
 def _frame_size_warnings(pipelines: list[CameraPipeline]) -> tuple[str, ...]:

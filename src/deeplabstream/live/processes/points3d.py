@@ -12,11 +12,11 @@ from typing import Any
 
 from deeplabstream.core.errors import CalibrationError, raised_as
 from deeplabstream.live.processes.job import PoseJob
-from deeplabstream.live.processes.models import LoadedModel, model_key
+from deeplabstream.live.processes.models import AnyModel, model_key
 from deeplabstream.spatial.triangulation.live import LiveTriangulator
 
 
-def open_triangulator(job: PoseJob, models: dict[str, LoadedModel]) -> LiveTriangulator | None:
+def open_triangulator(job: PoseJob, models: dict[str, AnyModel]) -> LiveTriangulator | None:
     """Return the live triangulation of ``job`` (None without a calibration).
 
     The calibrated cameras must share one model (the same keypoints): checked here, before the

@@ -34,6 +34,7 @@ from deeplabstream.live.processes.messages import PoseRecord, encode_pose
 from deeplabstream.outputs.interface import (
     POSE_OUTPUT,
     AnalysedFrame,
+    EnsembleValues,
     EventMarkers,
     LiveOutput,
     OutputCamera,
@@ -43,6 +44,7 @@ from deeplabstream.outputs.interface import (
 )
 from deeplabstream.outputs.lsl_output import LslPoseSink
 from deeplabstream.outputs.pose_output import PoseFileSink
+from deeplabstream.pose.ensemble.estimator import MEMBER_STAGE
 from deeplabstream.pose.formats.lightning_context import context_stages
 from deeplabstream.pose.loading import model_stage_names
 from deeplabstream.pose.model import ModelDescription
@@ -50,6 +52,7 @@ from deeplabstream.transport.channel import ChannelWriter, FrameRecord
 
 __all__ = [  # the sinks' interface and the built-in sinks, where the worker's modules find them
     "AnalysedFrame",
+    "EnsembleValues",
     "GuardedMarkers",
     "GuardedSink",
     "LiveOutputs",
@@ -78,12 +81,14 @@ class PosePipeSink:
         record_rows: int,
         record_animals: int,
         identities: CameraIdentities | ClassIdentities | None,
+        record_spread: bool = False,
     ) -> None:
         self._writer = writer
         self._camera_id = camera_id
         self._rows = record_rows  # rows of a pose record (the most keypoints of any model)
         self._animals = record_animals  # animals of a pose record (the most of any model)
         self._identities = identities
+        self._spread = record_spread  # a camera of the session runs an ensemble
 
     def write(self, frame: AnalysedFrame) -> None:
         """Send its pose record (the record's size: the largest model's, NaN-padded)."""
@@ -103,9 +108,17 @@ class PosePipeSink:
                     frame.late,
                     frame.after_pose_us,
                     self._confidence(),
+                    self._spread_of(frame) if self._spread else None,
                 )
             )
         )
+
+    def _spread_of(self, frame: AnalysedFrame) -> np.ndarray:
+        """Return the frame's spread per keypoint (record rows,): NaN without an ensemble."""
+        out = np.full(self._rows, np.nan, np.float32)
+        if frame.ensemble is not None:
+            out[: len(frame.ensemble.std)] = frame.ensemble.std
+        return out
 
     def write_not_analysed(self, record: FrameRecord) -> None:
         """Nothing: the main process counts frames passed over from the ring's header."""
@@ -326,11 +339,16 @@ def open_outputs(job: PoseJob, descriptions: dict[str, ModelDescription]) -> Liv
     return outputs
 
 
-def _timing_stages(job: PoseJob, description: ModelDescription) -> tuple[str, ...]:
+def _timing_stages(
+    job: PoseJob, camera: WorkerCamera, description: ModelDescription
+) -> tuple[str, ...]:
     """Return the stages of a model timed apart in its timing file; () for a one-stage model.
 
-    With ``[Pose] CROP_FROM = previous_frame``, also ``refresh`` (pose.decoding.two_stage).
+    With ``[Pose] CROP_FROM = previous_frame``, also ``refresh`` (pose.decoding.two_stage). An
+    ensemble's stages are its models: ``model1``, ``model2``...
     """
+    if camera.effective.ensemble:
+        return tuple(MEMBER_STAGE.format(i + 1) for i in range(len(camera.effective.ensemble)))
     stages = model_stage_names(description)
     if stages and job.settings.crop_from == "previous_frame":
         return (*stages, "refresh")
@@ -349,5 +367,7 @@ def _output_camera(
         model_name=description.name,
         multi_animal=description.multi_animal,
         max_animals=description.max_animals,
-        timing_stages=_timing_stages(job, description),
+        timing_stages=_timing_stages(job, camera, description),
+        ensemble=tuple(str(path) for path in camera.effective.ensemble),
+        causal_eks=bool(camera.effective.ensemble) and job.settings.ensemble_smoothing == "causal",
     )

@@ -45,10 +45,12 @@ from deeplabstream.live.processes.experiment_report import run_summary
 from deeplabstream.live.processes.experiment_slot import open_experiment_run
 from deeplabstream.live.selftest.benchmark_mode import percentiles_ms
 from deeplabstream.outputs.video import VideoWriter
+from deeplabstream.pose.ensemble.estimator import EnsembleEstimator
+from deeplabstream.pose.ensemble.members import member_rows
 from deeplabstream.pose.loading import load_model
 from deeplabstream.pose.runtime.backends import open_backend
 from deeplabstream.pose.runtime.estimator import PoseEstimator
-from deeplabstream.settings.effective import CameraPlan
+from deeplabstream.settings.effective import CameraPlan, EffectiveCamera
 from deeplabstream.settings.sections import CameraSettings, RecordingSettings, Settings
 
 POOL_FRAMES = 100
@@ -64,7 +66,7 @@ class _Camera:
     fps: float
     flip: bool
     limit: int  # frames that fall due in the run (as many as the app captured)
-    model: Path | None = None  # its model (None: the bundled one)
+    model: EffectiveCamera | None = None  # its model(s), as the app runs them (None: bundled)
     next_index: int = 0  # the first frame not yet due-and-passed
     writer: NaiveWriter | None = None  # records every due frame when the session recorded
     analysed: int = 0
@@ -139,6 +141,32 @@ def frame_pool(camera: CameraSettings, count: int) -> tuple[list[np.ndarray], fl
     return frames, fps
 
 
+def _key(camera: _Camera) -> str:
+    """Return the key of a camera's model(s): cameras that run the same share an estimator."""
+    return camera.model.model_key if camera.model is not None else ""
+
+
+def _estimator(
+    camera: _Camera, descriptions: dict[Path | None, Any], backends: dict[Path | None, Any]
+) -> Any:
+    """Return a camera's estimator: its model's, or its ensemble's (as the app runs it)."""
+    shape = camera.frames[0].shape
+    effective = camera.model
+    paths = effective.models if effective is not None else (None,)
+    alone = [PoseEstimator(descriptions[path], backends[path], shape, 1) for path in paths]
+    if len(alone) == 1:
+        return alone[0]
+    assert effective is not None
+    ensemble = descriptions[paths[0]].keypoints
+    rows = [
+        member_rows(
+            ensemble, descriptions[path], effective.keypoint_map if index else (), str(path)
+        )
+        for index, path in enumerate(paths)
+    ]
+    return EnsembleEstimator(descriptions[paths[0]], alone, rows)
+
+
 def run_naive_loop(
     plan: CameraPlan,
     frames_per_camera: dict[str, int],
@@ -173,12 +201,9 @@ def run_naive_loop(
             name = camera_settings.name
             limit = frames_per_camera[name]
             effective = plan.camera(name)
-            cameras.append(_Camera(name, frames, fps, effective.flip, limit, model=effective.model))
+            cameras.append(_Camera(name, frames, fps, effective.flip, limit, model=effective))
     estimators = {
-        (c.model, c.frames[0].shape): PoseEstimator(
-            descriptions[c.model], backends[c.model], c.frames[0].shape, 1
-        )
-        for c in cameras
+        (_key(c), c.frames[0].shape): _estimator(c, descriptions, backends) for c in cameras
     }
     stages: dict[str, list[float]] = {"preprocessing": [], "inference": [], "decoding": []}
     recorded: dict[str, int] = {}
@@ -228,7 +253,7 @@ def run_naive_loop(
 
 def _loop(
     cameras: list[_Camera],
-    estimators: dict[tuple[Path | None, tuple[int, ...]], Any],
+    estimators: dict[tuple[str, tuple[int, ...]], Any],
     stages: dict[str, list[float]],
     run: Any,
     stop_requested: Callable[[], bool],
@@ -257,8 +282,11 @@ def _loop(
             due_ns = _due_ns(camera, newest, start_ns)
             grabbed_ns = host_now_ns()
             frame = camera.frames[newest % len(camera.frames)].copy()  # the driver's copy
-            estimator = estimators[camera.model, frame.shape]
+            estimator = estimators[_key(camera), frame.shape]
             pose = estimator.estimate([frame], [camera.flip])[0]
+            ensemble = (
+                estimator.last_frames[0] if isinstance(estimator, EnsembleEstimator) else None
+            )
             ready_ns = host_now_ns()
             for stage, key in (("preprocessing", "preprocess"), ("inference", "inference")):
                 stages[stage].append(estimator.last_timings[key] * 1e3)
@@ -272,6 +300,7 @@ def _loop(
                     names=estimator.description.keypoints,
                     frame=frame,
                     host_time_s=due_ns / 1e9,
+                    ensemble_std=None if ensemble is None else ensemble.std,
                 )
                 run.on_poses([observation], ready_ns)
             camera.analysed += 1

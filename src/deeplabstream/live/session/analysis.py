@@ -72,6 +72,8 @@ def ready_timeout_s(settings: PoseSettings) -> float:
     """How long the worker may take to be ready: longer where TensorRT may build engines."""
     device = str(getattr(settings, "device", "")).lower()
     return READY_TIMEOUT_S + (TENSORRT_BUILD_S if device == "tensorrt" else 0.0)
+
+
 STOP_TIMEOUT_S = 30.0
 EXPERIMENT_TIMEOUT_S = 60.0  # opening devices: an Arduino resets for ~2 s when its port opens
 #: The live latency figures cover the poses of the last RECENT_S seconds (at most RECENT_POSES):
@@ -239,7 +241,10 @@ class Analysis:
                 f"{process.exitcode}); see session.log"
             )
         reader = PoseReader(
-            pose_read, message.record_keypoints or len(message.keypoints), message.record_animals
+            pose_read,
+            message.record_keypoints or len(message.keypoints),
+            message.record_animals,
+            message.record_spread,  # an ensemble's spread per keypoint (docs/ensembles.md)
         )
         names = {camera.camera_id: camera.name for camera in cameras}
         log.info("pose estimation running: %s", message.model)

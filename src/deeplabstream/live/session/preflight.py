@@ -26,17 +26,23 @@ from deeplabstream.experiments.config import ExperimentConfigError
 from deeplabstream.experiments.registry import (
     ExperimentNotFoundError,
 )
-from deeplabstream.experiments.triggers.base import animal_problems, camera_problems
+from deeplabstream.experiments.triggers.base import (
+    animal_problems,
+    camera_problems,
+    ensemble_problems,
+)
 from deeplabstream.experiments.triggers.space import reads_points3d
 from deeplabstream.hardware.stimulation import DEVICES
 from deeplabstream.hardware.stimulation.serial_device import describe_serial_ports
 from deeplabstream.live.processes.experiment_slot import absent_devices, devices_to_open
 from deeplabstream.live.session.keypoints import keypoint_mismatches, mismatch_problem
+from deeplabstream.pose.ensemble.members import mapping_problem, member_name
 from deeplabstream.pose.loading import (
     check_backend,
     check_model,
     check_precision,
     model_animals,
+    model_keypoints,
 )
 from deeplabstream.pose.runtime.backends import device_check
 from deeplabstream.settings.effective import CameraPlan, resolve_cameras
@@ -286,16 +292,53 @@ def _exposure_unit(options: Any) -> str:
 
 
 def _model_problems(plan: CameraPlan) -> list[str]:
-    # A camera's own model path, or "" for the shared one -> the model and where it is named
-    uses: dict[str, tuple[Path | None, list[str]]] = {}
+    # A camera's own model, or a shared one (each of an ensemble's) -> where it is named
+    uses: dict[tuple[str, bool], tuple[Path | None, list[str]]] = {}
     for camera in plan.cameras:
-        group = str(camera.model) if camera.own_model else ""
-        _, places = uses.setdefault(group, (camera.model, []))
-        if camera.model_named_by not in places:
-            places.append(camera.model_named_by)
+        for model in camera.models:
+            _, places = uses.setdefault((str(model), camera.own_model), (model, []))
+            if camera.model_named_by not in places:
+                places.append(camera.model_named_by)
     problems = []
     for model, places in uses.values():
         problems += model_problems(model, " and ".join(places))
+    return problems or _ensemble_problems(plan)
+
+
+def _ensemble_problems(plan: CameraPlan) -> list[str]:
+    """Return what stops a camera's ensemble: a multi-animal model, keypoints not the first's.
+
+    Also dynamic cropping, which follows one model's crop. Named before any camera opens, with
+    the model, its keypoints and the key to set (pose.ensemble.members).
+    """
+    problems = []
+    for camera in plan.cameras:
+        if not camera.ensemble:
+            continue
+        where = camera.model_named_by
+        if camera.dynamic_crop.enabled:
+            problems.append(
+                f"{where}: camera {camera.name!r} runs an ensemble of {len(camera.ensemble)} "
+                "models, and dynamic cropping runs one; set DYNAMIC_CROP = off in [Pose] (and "
+                "in the camera's section), or name one model"
+            )
+        try:
+            names = [model_keypoints(path) for path in camera.ensemble]
+            animals = [
+                model_animals(path, plan.settings.pose.max_animals) for path in camera.ensemble
+            ]
+        except _UNREADABLE_MODEL:
+            continue  # _model_problems names it
+        for index, path in enumerate(camera.ensemble):
+            which = f"{where}: {member_name(index, path)}"
+            if animals[index] > 1:
+                problems.append(
+                    f"{which} finds several animals; an ensemble is of single-animal "
+                    "models (docs/ensembles.md)"
+                )
+            elif index and names[0] and names[index]:
+                problem = mapping_problem(names[0], names[index], camera.keypoint_map)
+                problems += [f"{which}: {problem}"] if problem else []
     return problems
 
 
@@ -538,6 +581,9 @@ def _experiment_problems(
         ]
     cameras = [camera.name for camera in settings.cameras]
     found = camera_problems(loaded.triggers, cameras)
+    ensembles = {camera.name for camera in plan.cameras if camera.ensemble}
+    smoothed = ensembles if settings.pose.ensemble_smoothing == "causal" else set()
+    found += ensemble_problems(loaded.triggers, cameras, ensembles, smoothed)
     found += _animal_problems(settings, plan, loaded.triggers)
     found += _points3d_problems(settings, loaded.triggers)
     found += _keypoint_problems(plan, experiment)

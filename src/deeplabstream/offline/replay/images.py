@@ -37,6 +37,14 @@ import pandas as pd
 
 from deeplabstream.core.errors import DeepLabStreamError
 from deeplabstream.offline.labels import LabelsError, read_dlc_labels
+from deeplabstream.outputs.pose.files import ENSEMBLE_COORDS
+from deeplabstream.pose.ensemble.members import (
+    KeypointMap,
+    check_member,
+    member_name,
+    member_rows,
+)
+from deeplabstream.pose.ensemble.statistics import ensemble_frame
 from deeplabstream.pose.formats.dlc3_topdown import topdown_decoding_of
 from deeplabstream.pose.formats.dlc3_topdown_animals import open_dlc_topdown_estimator
 from deeplabstream.pose.formats.lightning_context import (
@@ -55,6 +63,8 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 #: DeepLabCut's default ``pcutoff``: its "RMSE with p-cutoff" leaves out predictions below it.
 DLC_PCUTOFF = 0.6
 PREDICTIONS_SUFFIX = "_predictions.csv"
+ENSEMBLE_PREDICTIONS_SUFFIX = "_predictions_ensemble.csv"  # an ensemble's spread, EKS's columns
+MEMBER_PREDICTIONS_SUFFIX = "_predictions_model{}.csv"  # each model's own (EKS's input files)
 PIXEL_ERROR_SUFFIX = "_predictions_pixel_error.csv"
 SCORES_SUFFIX = "_predictions_scores.json"
 
@@ -241,6 +251,84 @@ def _same_size(image: np.ndarray, centre: np.ndarray, path: Path) -> np.ndarray:
 def _at_size(description: ModelDescription, size: tuple[int, int]) -> ModelDescription:
     """Return the model fed at an image's own size when it takes any size, else as it is."""
     return description.at_input_size(*size) if description.any_input_size else description
+
+
+@dataclass(frozen=True)
+class EnsemblePredictions:
+    """An ensemble's predictions of the images (docs/ensembles.md).
+
+    Attributes
+    ----------
+    members
+        (M, N, K, 3): each model's x, y, likelihood of the ensemble's keypoints.
+    points
+        (N, 1, K, 3): the ensemble's: the models' median x, y and mean likelihood.
+    variance
+        (N, K, 2): the models' variance of x and of y (px²).
+    std
+        (N, K): the spread, the mean of the x and y standard deviations (px).
+    """
+
+    members: np.ndarray
+    points: np.ndarray
+    variance: np.ndarray
+    std: np.ndarray
+
+
+def predict_ensemble(
+    images: ImageSet,
+    descriptions: list[ModelDescription],
+    open_backend: Callable[[ModelDescription], Any],
+    keypoint_map: KeypointMap = (),
+    report: Callable[[int], None] | None = None,
+) -> EnsemblePredictions:
+    """Return an ensemble's predictions: each model predicts every image as :func:`predict` does.
+
+    Each model with its own framework's image pre-processing; the first model's keypoints are
+    the ensemble's, the others' read through ``keypoint_map`` (pose.ensemble.members).
+
+    Raises
+    ------
+    ModelError
+        A model that finds several animals, or lacks one of the first's keypoints.
+    """
+    ensemble = descriptions[0].keypoints
+    rows = []
+    for index, description in enumerate(descriptions):
+        which = member_name(index, description.model_file)
+        check_member(description, which)
+        rows.append(member_rows(ensemble, description, keypoint_map if index else (), which))
+    members = np.stack(
+        [
+            predict(images, description, open_backend, report)[:, 0, row]
+            for description, row in zip(descriptions, rows, strict=True)
+        ]
+    )
+    frames = [ensemble_frame(members[:, n]) for n in range(members.shape[1])]
+    return EnsemblePredictions(
+        members,
+        np.stack([frame.keypoints for frame in frames])[:, None],
+        np.stack([frame.variance for frame in frames]),
+        np.stack([frame.std for frame in frames]),
+    )
+
+
+def ensemble_table(
+    images: ImageSet, ensemble: EnsemblePredictions, keypoints: Iterable[str], scorer: str
+) -> pd.DataFrame:
+    """Return the ensemble's predictions in Lightning Pose's and EKS's columns, by image name.
+
+    Per keypoint: ``x``, ``y``, ``likelihood`` (the ensemble's), ``x_ens_median``,
+    ``y_ens_median``, ``x_ens_var``, ``y_ens_var`` (as ``<camera>.ensemble.csv``).
+    """
+    names = list(keypoints)
+    points = ensemble.points[:, 0]
+    values = np.concatenate([points, points[..., :2], ensemble.variance], axis=-1)
+    columns = pd.MultiIndex.from_tuples(
+        [(scorer, k, c) for k in names for c in ENSEMBLE_COORDS],
+        names=["scorer", "bodyparts", "coords"],
+    )
+    return pd.DataFrame(values.reshape(len(points), -1), index=list(images.names), columns=columns)
 
 
 # -- the files ------------------------------------------------------------------------------

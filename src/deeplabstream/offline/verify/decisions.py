@@ -20,6 +20,7 @@ trigger or experiment that reads the image or depth) is said, never assumed equa
 from __future__ import annotations
 
 import csv
+import dataclasses
 import difflib
 import math
 from dataclasses import dataclass, field
@@ -35,6 +36,8 @@ from deeplabstream.experiments.runtime import ExperimentRuntime
 from deeplabstream.experiments.triggers.base import Trigger
 from deeplabstream.offline.verify.frames import ExactRows, read_exact_rows
 from deeplabstream.offline.verify.session_files import SessionFiles, changed_lab_files
+from deeplabstream.pose.ensemble.causal import CausalEks
+from deeplabstream.pose.ensemble.statistics import ensemble_frame
 from deeplabstream.settings.experiment_plan import ExperimentPlan
 
 #: The columns of events.csv that are decisions (compared exactly); the others are the live
@@ -243,14 +246,22 @@ def _updates(
             by_batch.setdefault(int(exact.batches[row]), []).append((camera, row))
     plan = {c.name: c for c in session.settings.cameras}
     host = {camera.name: _host_times(camera.pose_times) for camera in session.cameras}
+    ensembles = {camera: _ensemble(session, exact) for camera, exact in rows.items()}
     updates = []
     for batch in sorted(by_batch):
         observations, lead = [], math.nan
         for camera, row in by_batch[batch]:
             exact = rows[camera]
-            observations.append(
-                _observation(session, camera, exact, row, host[camera], plan.get(camera))
-            )
+            observation = _observation(session, camera, exact, row, host[camera], plan.get(camera))
+            ensemble = ensembles[camera]
+            if ensemble is not None:  # its spread, its models' values, its causal filter's
+                observation = dataclasses.replace(
+                    observation,
+                    ensemble_std=ensemble.std[row],
+                    members=exact.members[row] if exact.members is not None else None,
+                    smoothed=ensemble.smoothed_at(row, observation.keypoints),
+                )
+            observations.append(observation)
             if math.isfinite(exact.leads[row]):
                 lead = float(exact.leads[row])
         updates.append((batch, observations, lead))
@@ -281,6 +292,41 @@ def _observation(
         pixels_per_mm=getattr(common, "pixels_per_mm", None),
         identity_confidence=confidence,
     )
+
+
+@dataclass
+class _Ensemble:
+    """A camera's ensemble as the live loop made it for each analysed row, in order."""
+
+    std: np.ndarray  # (N, K)
+    smoothed: np.ndarray | None  # (N, K, 2): the causal filter's positions; None: off
+
+    def smoothed_at(self, row: int, keypoints: np.ndarray) -> np.ndarray | None:
+        if self.smoothed is None:
+            return None
+        return np.column_stack([self.smoothed[row], keypoints[:, 2]])
+
+
+def _ensemble(session: SessionFiles, exact: ExactRows) -> _Ensemble | None:
+    """Recompute a camera's ensemble statistics and causal filter over every analysed row.
+
+    The live loop filtered every frame it analysed, in order, from the analysis' start: the
+    same functions run on the same models' values (``pose_exact.csv``'s ``model<i>_``) give the
+    same spread and positions.
+    """
+    if exact.members is None:
+        return None
+    pose = session.settings.pose
+    frames = [ensemble_frame(members) for members in exact.members]
+    std = np.stack([frame.std for frame in frames]) if frames else np.zeros((0, 0))
+    if pose.ensemble_smoothing != "causal":
+        return _Ensemble(std, None)
+    causal = CausalEks(exact.members.shape[2], pose.eks_smooth_param, pose.eks_var_mode)
+    means = [
+        causal.update(members, frame).mean
+        for members, frame in zip(exact.members, frames, strict=True)
+    ]
+    return _Ensemble(std, np.stack(means) if means else None)
 
 
 def _host_times(path: Path | None) -> dict[int, float]:

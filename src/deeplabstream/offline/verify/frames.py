@@ -10,6 +10,7 @@ frame that is not in the recording (the recorder lost it) is counted, never gues
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,6 +51,7 @@ class ExactRows:
     points: np.ndarray
     identity: np.ndarray | None
     multi_animal: bool
+    members: np.ndarray | None = None  # an ensemble's models' own values (N, M, K, 3)
 
 
 def read_exact_rows(path: Path, keypoints: tuple[str, ...], dtype: str | None) -> ExactRows:
@@ -58,16 +60,19 @@ def read_exact_rows(path: Path, keypoints: tuple[str, ...], dtype: str | None) -
         header = file.readline().strip().split(",")
     leading = 4 if header[1:4] == ["batch", "time_s", "lead_s"] else 1
     confidences = sum(1 for name in header if name.startswith("identity_"))
-    values = len(header) - leading - confidences
+    member_columns = sum(1 for name in header if _MEMBER.match(name))
+    values = len(header) - leading - confidences - member_columns
     animals = max(1, values // (3 * len(keypoints)))
     multi = header[leading] != f"{keypoints[0]}_x" if keypoints else animals > 1
     data = np.genfromtxt(path, delimiter=",", skip_header=1, dtype=np.float64, ndmin=2)
     if data.size == 0:
         data = np.zeros((0, len(header)))
-    rows = len(data)
-    points = data[:, leading : leading + values].reshape(rows, animals, len(keypoints), 3)
+    rows, k = len(data), len(keypoints)
+    points = data[:, leading : leading + values].reshape(rows, animals, k, 3)
+    start = leading + values
+    members = data[:, start : start + member_columns].reshape(rows, -1, k, 3)
     if dtype == "float32":  # written with 9 digits: they read back to the float32's bits
-        points = points.astype(np.float32)
+        points, members = points.astype(np.float32), members.astype(np.float32)
     nan = np.full(rows, np.nan)
     return ExactRows(
         frames=data[:, 0].astype(np.int64),
@@ -75,9 +80,13 @@ def read_exact_rows(path: Path, keypoints: tuple[str, ...], dtype: str | None) -
         times=data[:, 2] if leading == 4 else nan,
         leads=data[:, 3] if leading == 4 else nan,
         points=points,
-        identity=data[:, leading + values :] if confidences else None,
+        identity=data[:, start + member_columns :] if confidences else None,
         multi_animal=multi,
+        members=members if member_columns else None,
     )
+
+
+_MEMBER = re.compile(r"^model\d+_")  # an ensemble's model's column (outputs/pose/files.py)
 
 
 def read_exact_poses(path: Path, keypoints: int) -> tuple[np.ndarray, np.ndarray]:

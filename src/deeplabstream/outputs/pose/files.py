@@ -26,16 +26,31 @@
   updates); ``time_s`` (the frame time the experiment and the tracker read); ``lead_s`` (the
   experiment's forward-prediction lead at that update; empty without prediction); every value of
   the pose CSV's row written in full (9 significant digits for float32 values, 17 for float64:
-  each reads back to its own bits), where the pose CSV rounds coordinates to 0.001 px; and, for
-  several animals with identities, each identity's confidence (``identity_<animal>``). The
-  keypoints exactly as the experiment saw them: ``deeplabstream-verify`` re-derives the
-  decisions from them and compares them to the bit with an offline analysis of the recording.
+  each reads back to its own bits), where the pose CSV rounds coordinates to 0.001 px; a camera
+  that runs an ensemble adds every model's values after the ensemble's
+  (``model1_<keypoint>_x``, ``model1_<keypoint>_y``, ``model1_<keypoint>_likelihood``, then
+  ``model2_...``, docs/ensembles.md); and, for several animals with identities, each identity's
+  confidence (``identity_<animal>``). The keypoints exactly as the experiment saw them:
+  ``deeplabstream-verify`` re-derives the decisions from them and compares them to the bit with
+  an offline analysis of the recording.
+- ``<camera>.ensemble.csv`` (an ensemble): Lightning Pose's and EKS's columns, DeepLabCut's header
+  rows with the coords ``x``, ``y``, ``likelihood`` (the ensemble's: the models' median and mean
+  likelihood, as in the pose CSV), ``x_ens_median``, ``y_ens_median``, ``x_ens_var``,
+  ``y_ens_var`` (the models' variance), one row per row of the pose CSV. A file of its own, so
+  that the pose CSV stays DeepLabCut's layout; the ``.pose.pqt`` has its columns too
+  (``{bodypart}_x_ens_median``, ...).
+- ``<camera>.eks_causal.csv`` (``[Pose] ENSEMBLE_SMOOTHING = causal``): the causal Ensemble
+  Kalman filter's output in the columns ``deeplabstream-eks`` (the package's smoother) writes to
+  ``<camera>.eks.csv``: ``x``, ``y`` (filtered), ``likelihood``, ``x_ens_median``,
+  ``y_ens_median``, ``x_ens_var``, ``y_ens_var`` (the observation variance it took),
+  ``x_posterior_var``, ``y_posterior_var``.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +69,16 @@ POSE_EXACT_SUFFIX = ".pose_exact.csv"
 IDENTITY_SUFFIX = ".identity.csv"
 #: The columns of ``pose_exact.csv`` before the keypoints' values.
 EXACT_LEADING_COLUMNS = ("frame_index", "batch", "time_s", "lead_s")
+ENSEMBLE_SUFFIX = ".ensemble.csv"
+EKS_CAUSAL_SUFFIX = ".eks_causal.csv"
+EKS_SUFFIX = ".eks.csv"  # the package's smoother, offline (deeplabstream-eks)
+#: The coords of each keypoint in an ensemble's file (Lightning Pose's and EKS's names).
+ENSEMBLE_COORDS = ("x", "y", "likelihood", "x_ens_median", "y_ens_median", "x_ens_var", "y_ens_var")
+#: The coords of each keypoint in EKS's output (its single-camera smoother's, in its order).
+EKS_COORDS = (*ENSEMBLE_COORDS, "x_posterior_var", "y_posterior_var")
+#: The ensemble's columns the pose table (``.pose.pqt``) takes from ``.ensemble.csv``.
+ENSEMBLE_TABLE_COORDS = ENSEMBLE_COORDS[3:]
+MEMBER_PREFIX = "model{}_"
 TIMES_COLUMNS = ("frame_index", "host_timestamp", "camera_timestamp", "analysed")
 TIMING_COLUMNS = (
     "frame_index",
@@ -83,21 +108,27 @@ TIMING_COLUMNS = (
 
 
 def dlc_header(
-    scorer: str, keypoints: tuple[str, ...], individuals: tuple[str, ...] | None = None
+    scorer: str,
+    keypoints: tuple[str, ...],
+    individuals: tuple[str, ...] | None = None,
+    coords: tuple[str, ...] = ("x", "y", "likelihood"),
 ) -> str:
     """Return the header rows of a DeepLabCut pose CSV.
 
     Three rows (scorer, bodyparts, coords) for one animal; with ``individuals``, DeepLabCut's
     multi-animal layout: four rows (scorer, individuals, bodyparts, coords), each individual's
-    keypoints in turn.
+    keypoints in turn. ``coords``: each keypoint's values (EKS's files have more).
     """
     animals = individuals or ("",)
-    triples = [name for _ in animals for name in keypoints for _ in range(3)]
-    rows = [["scorer", *[scorer] * len(triples)]]
+    width = len(coords)
+    columns = [name for _ in animals for name in keypoints for _ in range(width)]
+    rows = [["scorer", *[scorer] * len(columns)]]
     if individuals:
-        rows.append(["individuals", *[a for a in individuals for _ in range(3 * len(keypoints))]])
-    rows.append(["bodyparts", *triples])
-    rows.append(["coords", *["x", "y", "likelihood"] * (len(keypoints) * len(animals))])
+        rows.append(
+            ["individuals", *[a for a in individuals for _ in range(width * len(keypoints))]]
+        )
+    rows.append(["bodyparts", *columns])
+    rows.append(["coords", *list(coords) * (len(keypoints) * len(animals))])
     return "".join(",".join(row) + "\n" for row in rows)
 
 
@@ -203,7 +234,8 @@ class ExactPoseWriter:
     Written with as many significant digits as the values' type holds (9 for float32, 17 for
     float64), so the file reads back to the very bits the experiment saw (the pose CSV keeps
     0.001 px). Frames not analysed have no row. One ``%`` format per row: about the pose CSV
-    row's cost (8-9 us for 18 values on the project's machine).
+    row's cost (8-9 us for 18 values on the project's machine). ``members``: an ensemble's
+    number of models, whose values follow the ensemble's (``model1_<keypoint>_x``, ...).
     """
 
     def __init__(
@@ -212,8 +244,10 @@ class ExactPoseWriter:
         keypoints: tuple[str, ...],
         individuals: tuple[str, ...] | None = None,
         identities: bool = False,
+        members: int = 0,
     ) -> None:
         prefixes = [f"{name}_" for name in individuals] if individuals else [""]
+        prefixes += [MEMBER_PREFIX.format(index + 1) for index in range(members)]
         columns = [
             f"{prefix}{keypoint}_{coord}"
             for prefix in prefixes
@@ -238,8 +272,16 @@ class ExactPoseWriter:
         time_s: float = math.nan,
         lead_s: float | None = None,
         confidence: np.ndarray | None = None,
+        members: np.ndarray | None = None,
     ) -> None:
-        """Append one analysed frame: its values (K, 3) or (A, K, 3), update and confidences."""
+        """Append one analysed frame: its values (K, 3) or (A, K, 3), update and confidences.
+
+        ``members``: an ensemble's models' values (M, K, 3), written after the ensemble's.
+        """
+        if members is not None:
+            pose = np.concatenate([pose.reshape(-1, 3), members.reshape(-1, 3)]).astype(
+                np.result_type(pose, members)
+            )
         values = self._float32_row if pose.dtype == np.float32 else self._float64_row
         self.dtype = pose.dtype.name
         lead = "" if lead_s is None else repr(float(lead_s))
@@ -260,6 +302,105 @@ class ExactPoseWriter:
     def close(self) -> None:
         """Flush and close."""
         self._file.close()
+
+
+class EnsembleCsvWriter(_FrameRows):
+    """``<camera>.ensemble.csv``: an ensemble's keypoints and spread, one row per frame index.
+
+    ``smoothed``: the causal Ensemble Kalman filter's file (``.eks_causal.csv``, EKS's columns)
+    instead: the filter's x, y, the likelihood, the median, the observation variance and the
+    posterior variance.
+    """
+
+    def __init__(
+        self, path: Path, scorer: str, keypoints: tuple[str, ...], smoothed: bool = False
+    ) -> None:
+        coords = EKS_COORDS if smoothed else ENSEMBLE_COORDS
+        super().__init__(
+            path,
+            dlc_header(scorer, keypoints, coords=coords),
+            ",nan" * (len(coords) * len(keypoints)) + "\n",
+        )
+        # Positions to 0.001 px as in the pose CSV; likelihoods and variances in full.
+        self._template = (",%.3f,%.3f,%.9g,%.3f,%.3f" + ",%.9g" * (len(coords) - 5)) * len(
+            keypoints
+        ) + "\n"
+
+    def write(
+        self,
+        frame_index: int,
+        keypoints: np.ndarray,
+        median: np.ndarray,
+        variance: np.ndarray,
+        posterior: np.ndarray | None = None,
+    ) -> None:
+        """Append one analysed frame: x, y, likelihood (K, 3), the median and variance (K, 2).
+
+        ``posterior`` (K, 2): the smoothed file's posterior variance.
+        """
+        parts = [keypoints[:, :3], median, variance]
+        if posterior is not None:
+            parts.append(posterior)
+        values = np.concatenate(parts, axis=1)
+        self._row(frame_index, self._template % tuple(values.ravel().tolist()))
+
+    def write_missing(self, frame_index: int) -> None:
+        """Append the empty row of a frame that was captured but not analysed."""
+        self._row(frame_index, self._empty)
+
+
+@dataclass(frozen=True)
+class EnsembleExact:
+    """An ensemble camera's ``pose_exact.csv`` read back: every analysed frame's models' values.
+
+    Attributes
+    ----------
+    frames
+        (T,) the analysed frames' indices, in order.
+    members
+        (T, M, K, 3): each model's x, y, likelihood of the ensemble's keypoints, in full.
+    keypoints
+        The ensemble's K keypoint names.
+    """
+
+    frames: np.ndarray
+    members: np.ndarray
+    keypoints: tuple[str, ...]
+
+
+def read_ensemble_exact(path: Path) -> EnsembleExact | None:
+    """Read the models' values of an ensemble's ``<camera>.pose_exact.csv`` (None: one model).
+
+    Raises
+    ------
+    ValueError
+        When the header is not the pose_exact layout (``frame_index``, then x, y, likelihood per
+        keypoint for the ensemble and for each model).
+    """
+    with path.open(encoding="utf-8") as file:
+        columns = file.readline().strip().split(",")
+    models = 0
+    while any(c.startswith(MEMBER_PREFIX.format(models + 1)) for c in columns):
+        models += 1
+    if models == 0:
+        return None
+    # The update's columns (batch, time_s, lead_s) before the values, in newer files.
+    leading = len(EXACT_LEADING_COLUMNS) if columns[1:4] == list(EXACT_LEADING_COLUMNS[1:]) else 1
+    values = len(columns) - leading
+    if columns[0] != "frame_index" or values % (3 * (models + 1)):
+        raise ValueError(f"{path}: not a pose_exact.csv of an ensemble (its header: {columns[:4]})")
+    keypoints = tuple(
+        name.removesuffix("_x")
+        for name in columns[leading : leading + values // (models + 1) : 3]
+    )
+    data = np.genfromtxt(path, delimiter=",", skip_header=1, ndmin=2, dtype=np.float64)
+    rows = len(data) if data.size else 0
+    members = (
+        data[:, leading:].reshape(rows, models + 1, len(keypoints), 3)[:, 1:] if rows else None
+    )
+    if members is None:
+        members = np.zeros((0, models, len(keypoints), 3))
+    return EnsembleExact(data[:, 0].astype(np.int64), members, keypoints)
 
 
 class PoseTimesWriter(_FrameRows):
@@ -363,6 +504,7 @@ def write_pose_parquet(
     parquet_path: Path,
     times_path: Path | None = None,
     identity_path: Path | None = None,
+    ensemble_path: Path | None = None,
 ) -> int:
     """Convert a finished pose CSV to the IBL layout; return the number of rows.
 
@@ -370,7 +512,9 @@ def write_pose_parquet(
     ``.pose_times.csv``, gives each row its ``host_timestamp`` and ``camera_timestamp``
     (seconds); without it (or for rows it lacks) they are NaN. ``identity_path``, a
     multi-animal camera's ``.identity.csv``, gives each row (frame and individual) its
-    ``identity_confidence`` (NaN where it has none).
+    ``identity_confidence`` (NaN where it has none). ``ensemble_path``, an ensemble's
+    ``.ensemble.csv``, gives each row its ``{bodypart}_x_ens_median``, ``_y_ens_median``,
+    ``_x_ens_var`` and ``_y_ens_var``.
     """
     import pandas as pd
 
@@ -389,6 +533,8 @@ def write_pose_parquet(
         flat = pd.concat(parts).sort_values("frame_index", kind="stable")
         if identity_path is not None and identity_path.is_file():
             flat["identity_confidence"] = _identity_confidence(identity_path, flat)
+    if ensemble_path is not None and ensemble_path.is_file():
+        flat = _with_ensemble(flat, ensemble_path)
     times = _row_times(times_path, pd.Index(flat["frame_index"]))
     flat["host_timestamp"] = times["host_timestamp"].to_numpy(dtype=np.float64)
     flat["camera_timestamp"] = times["camera_timestamp"].to_numpy(dtype=np.float64)
@@ -405,6 +551,20 @@ def _flat_table(table: Any, columns: Any) -> Any:
     )
     flat.insert(0, "frame_index", table.index.astype("int64"))
     return flat
+
+
+def _with_ensemble(flat: Any, ensemble_path: Path) -> Any:
+    """Return ``flat`` with the ensemble's median and variance columns, row by frame index."""
+    import pandas as pd
+
+    table = pd.read_csv(ensemble_path, header=[0, 1, 2], index_col=0)
+    table = table[~table.index.duplicated(keep="last")]
+    columns = [c for c in table.columns if c[-1] in ENSEMBLE_TABLE_COORDS]
+    extra = pd.DataFrame(
+        {f"{column[-2]}_{column[-1]}": table[column] for column in columns}, index=table.index
+    )
+    values = extra.reindex(pd.Index(flat["frame_index"])).to_numpy(dtype=np.float64)
+    return pd.concat([flat, pd.DataFrame(values, columns=extra.columns, index=flat.index)], axis=1)
 
 
 def _identity_confidence(identity_path: Path, flat: Any) -> np.ndarray:

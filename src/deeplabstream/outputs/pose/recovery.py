@@ -20,6 +20,8 @@ import numpy as np
 from deeplabstream.core.deadline import STAGES, deadline_figures
 from deeplabstream.core.stats import DurationHistogram
 from deeplabstream.outputs.pose.files import (
+    EKS_CAUSAL_SUFFIX,
+    ENSEMBLE_SUFFIX,
     POSE_CSV_SUFFIX,
     POSE_PARQUET_SUFFIX,
     POSE_TIMES_SUFFIX,
@@ -76,9 +78,18 @@ def rebuild_camera_figures(
     rows = cut_to_whole_rows(pose_csv) - _header_rows(pose_csv)
     cut_to_whole_rows(timing_csv)
     cut_to_whole_rows(times_csv)
+    # An ensemble's files: its spread and its causal filter, one row per pose row as well.
+    ensemble_files = [
+        session_dir / f"{stem}{suffix}" for suffix in (ENSEMBLE_SUFFIX, EKS_CAUSAL_SUFFIX)
+    ]
+    ensemble_files = [path for path in ensemble_files if path.exists()]
+    for path in ensemble_files:
+        cut_to_whole_rows(path)
     if last_index is not None:
         rows += end_rows_at(pose_csv, last_index, empty_pose_row(pose_csv))
         end_rows_at(times_csv, last_index, ",,,0\n")
+        for path in ensemble_files:
+            end_rows_at(path, last_index, empty_pose_row(path))
     figures["frames_analysed"] = _rows_with_pose(pose_csv)
     figures["frames_skipped"] = max(0, rows - figures["frames_analysed"])  # the empty rows
     figures["pose_rows"] = max(0, rows)  # one per frame index, analysed or not
@@ -90,7 +101,8 @@ def rebuild_camera_figures(
     figures["deadline"] = _deadline_from_timing(timing_csv, deadline_ns)
     parquet = session_dir / f"{stem}{POSE_PARQUET_SUFFIX}"
     try:
-        write_pose_parquet(pose_csv, parquet, times_csv)
+        ensemble = session_dir / f"{stem}{ENSEMBLE_SUFFIX}"
+        write_pose_parquet(pose_csv, parquet, times_csv, ensemble_path=ensemble)
         figures["pose_table"] = parquet.name
     except (OSError, ValueError) as error:
         log.error("could not write %s from %s: %s", parquet.name, pose_csv.name, error)

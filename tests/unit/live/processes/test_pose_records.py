@@ -16,9 +16,11 @@ from deeplabstream.live.processes.messages import (
 from deeplabstream.transport.channel import ChannelWriter
 
 
-def _send(records: list[PoseRecord], animals: int, keypoints: int) -> list[PoseRecord]:
+def _send(
+    records: list[PoseRecord], animals: int, keypoints: int, spread: bool = False
+) -> list[PoseRecord]:
     read_end, write_end = multiprocessing.Pipe(duplex=False)
-    reader = PoseReader(read_end, keypoints, animals)
+    reader = PoseReader(read_end, keypoints, animals, spread)
     writer = ChannelWriter(write_end)
     for record in records:
         writer.send(encode_pose(record))
@@ -51,3 +53,17 @@ def test_a_single_animal_record_has_no_animals():
 def test_too_many_animals_for_one_atomic_record_names_the_setting():
     with pytest.raises(ValueError, match="MAX_ANIMALS"):
         pose_record_size(keypoints=100, animals=16)
+
+
+def test_a_record_of_an_ensembles_session_carries_each_keypoints_spread():
+    pose = np.ones((3, 3), np.float32)
+    spread = np.array([0.5, np.nan, 7.25], np.float32)  # NaN: fewer than two models placed it
+    sent = [
+        PoseRecord(0, 4, 1, 2, 3, 0, pose, ensemble_std=spread),
+        PoseRecord(1, 9, 1, 2, 3, 1, pose, ensemble_std=np.full(3, np.nan, np.float32)),
+    ]
+    got = _send(sent, animals=1, keypoints=3, spread=True)
+    np.testing.assert_array_equal(got[0].ensemble_std, spread)
+    assert np.isnan(got[1].ensemble_std).all()  # a camera of one model in the same session
+    np.testing.assert_array_equal(got[1].pose, pose)
+    assert pose_record_size(3, 1, spread=True) == pose_record_size(3, 1) + 12

@@ -18,6 +18,7 @@ from deeplabstream.app.gui.jobs import ProcessJob
 from deeplabstream.app.gui.rig.edited_file import EditedFile
 from deeplabstream.app.gui.rig.parts import job_box, status_line
 from deeplabstream.app.gui.rig_check import relative_to_settings
+from deeplabstream.core.schema import split_path_list
 
 MODEL_FILTER = "Models (*.pt *.ckpt *.onnx *.json *.yaml);;All files (*)"
 
@@ -73,12 +74,22 @@ class ModelBox(QGroupBox):
             self.set_model(relative_to_settings(Path(path), self._file.path))
 
     def model_path_now(self) -> Path | None:
-        """Return the model the field names, as a start would read it (None: the bundled one)."""
-        text = self.model_edit.text().strip()
-        if not text:
+        """Return the model the field names, as a start would read it (None: the bundled one).
+
+        An ensemble's (several paths separated by ``;``, docs/ensembles.md): its first model,
+        whose keypoints are the ensemble's.
+        """
+        paths = split_path_list(self.model_edit.text())
+        if not paths:
             return None
-        path = Path(text).expanduser()
+        path = Path(paths[0]).expanduser()
         return path if path.is_absolute() else self._file.folder / path
+
+    def _heading(self) -> str:
+        """Return the description's first line: the model, and whether it leads an ensemble."""
+        models = len(split_path_list(self.model_edit.text()))
+        ensemble = f" (the first of an ensemble of {models} models)" if models > 1 else ""
+        return f"model: {_model_name(self.model_path_now())}{ensemble}"
 
     def inspect_model(self) -> None:
         """Describe the model the field names, in a helper process (a conversion takes long).
@@ -109,7 +120,7 @@ class ModelBox(QGroupBox):
             return  # an inspection of a model no longer named (cancelled)
         self._inspection = None
         self.inspect_status.hide()
-        heading = f"model: {_model_name(self.model_path_now())}"
+        heading = self._heading()
         if outcome.error:
             self.model_info.setPlainText(f"{heading}\ncannot load the model: {outcome.error}")
             return

@@ -1,0 +1,105 @@
+"""Smooth a session's (or replay's) ensemble predictions with the Ensemble Kalman Smoother.
+
+    deeplabstream-eks SESSION_FOLDER [--smooth-param S[,S...]] [--var-mode MODE]
+
+Every camera of the session folder that ran an ensemble of models (its ``pose_exact.csv`` holds
+each model's values) is smoothed by the ``ensemble-kalman-smoother`` package's single-camera
+smoother (offline/eks/smoothing.py): ``<camera>.eks.csv`` in the package's columns and
+``<camera>.eks.json`` with the parameters, written beside the raw files; the fitted smoothing
+parameter is printed as the settings line that gives the live causal filter the same one.
+Needs the package (docs/ensembles.md: ``pip install --no-deps -r requirements-ensembles.txt``).
+Exit codes: 0 done, 1 a camera could not be smoothed, 2 a bad command line or folder, or no
+ensemble in it, or the package missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from deeplabstream.core.optional import exit_with
+from deeplabstream.offline.eks.smoothing import ensemble_files, smooth_camera
+from deeplabstream.pose.ensemble.statistics import VAR_MODES
+from deeplabstream.settings.sections import parse_smooth_param
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _smooth_param(text: str) -> tuple[float, ...]:
+    try:
+        return parse_smooth_param(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give a number > 0, or one per keypoint, comma-separated"
+        ) from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the command-line parser."""
+    parser = argparse.ArgumentParser(
+        prog="deeplabstream-eks",
+        description="Smooth a session's ensemble predictions with the Ensemble Kalman Smoother "
+        "(the ensemble-kalman-smoother package), beside its pose files.",
+    )
+    parser.add_argument("session", type=Path, help="a session (or replay) folder")
+    parser.add_argument(
+        "--smooth-param",
+        type=_smooth_param,
+        default=None,
+        help="EKS's smoothing parameter s (one, or one per keypoint); default: fitted by the "
+        "package",
+    )
+    parser.add_argument(
+        "--var-mode",
+        choices=VAR_MODES,
+        default="confidence_weighted_var",
+        help="EKS's observation variance (default: the package's, confidence_weighted_var)",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command; return the exit code."""
+    args = build_parser().parse_args(argv)
+    folder: Path = args.session.expanduser()
+    if not folder.is_dir():
+        print(f"Error: {folder}: no such session folder", file=sys.stderr)
+        return EXIT_USAGE
+    files = ensemble_files(folder)
+    failed = smoothed = 0
+    for exact in files:
+        try:
+            camera = smooth_camera(exact, args.smooth_param, args.var_mode)
+        except (OSError, ValueError) as error:
+            print(f"Error: {error}", file=sys.stderr)
+            failed += 1
+            continue
+        if camera is None:
+            continue
+        smoothed += 1
+        left = f", {camera.left_out} left out (no keypoint placed)" if camera.left_out else ""
+        values = ", ".join(f"{value:.6g}" for value in camera.smooth_param)
+        print(f"{camera.stem}: {camera.frames} analysed frames smoothed{left}")
+        print(f"  wrote {camera.table}")
+        print(f"  wrote {camera.record}")
+        print(f"  the live causal filter with the same parameter: EKS_SMOOTH_PARAM = {values}")
+    if failed:
+        return EXIT_FAILED
+    if not smoothed:
+        print(
+            f"Error: {folder}: no camera ran an ensemble (no pose_exact.csv with the models' "
+            "values); name several models in MODEL_PATH (docs/ensembles.md)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    return EXIT_OK
+
+
+def run() -> None:
+    """Run as the console script (2: the package is missing, with how to install it)."""
+    exit_with(main)
+
+
+if __name__ == "__main__":
+    run()

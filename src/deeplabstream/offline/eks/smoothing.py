@@ -1,0 +1,166 @@
+"""A session's ensemble predictions smoothed by the ``ensemble-kalman-smoother`` package itself.
+
+For each camera that ran an ensemble, the models' values of every analysed frame
+(``<camera>.pose_exact.csv``, in full precision) go to the package's single-camera smoother,
+``eks.singlecam_smoother.ensemble_kalman_smoother_singlecam``, as the package's own command does
+with the models' prediction files: the same model (a random walk per keypoint, observed through
+the ensemble's median with the ensemble's variance), its smoothing parameter fitted by the
+package unless given. Nothing of the package is copied here: its call's output is written as it
+is, in its own columns (``x``, ``y``, ``likelihood``, ``x_ens_median``, ``y_ens_median``,
+``x_ens_var``, ``y_ens_var``, ``x_posterior_var``, ``y_posterior_var``), one row per frame index
+as the pose CSV (frames not analysed: NaN), in ``<camera>.eks.csv``; what was fitted goes to
+``<camera>.eks.json`` with the settings line that gives the live causal filter the same parameter.
+
+The smoother takes the analysed frames in order, as the causal filter does live (a frame the
+live session skipped is not a step of either). A frame where the ensemble placed no keypoint at
+all cannot be smoothed by the package (its mean would be undefined): such frames are left out
+and counted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deeplabstream.outputs.pose.files import (
+    EKS_SUFFIX,
+    POSE_EXACT_SUFFIX,
+    EnsembleExact,
+    read_ensemble_exact,
+)
+from deeplabstream.pose.ensemble.statistics import VarMode, ensemble_frame
+
+log = logging.getLogger(__name__)
+
+PACKAGE = "ensemble-kalman-smoother"
+EKS_RECORD_SUFFIX = ".eks.json"
+
+
+@dataclass(frozen=True)
+class SmoothedCamera:
+    """What the smoother did for one camera's files."""
+
+    stem: str
+    table: Path
+    record: Path
+    frames: int  # analysed frames smoothed
+    left_out: int  # analysed frames the package cannot take (no keypoint placed)
+    smooth_param: tuple[float, ...]  # per keypoint, fitted or given
+
+
+def smoothable(exact: EnsembleExact) -> np.ndarray:
+    """Return which analysed frames the package can smooth: the ensemble placed every keypoint."""
+    medians = [ensemble_frame(members).keypoints[:, :2] for members in exact.members]
+    return np.array([bool(np.isfinite(m).all()) for m in medians], dtype=bool)
+
+
+def eks_smooth(
+    members: np.ndarray,
+    keypoints: Sequence[str],
+    smooth_param: float | Sequence[float] | None = None,
+    var_mode: VarMode = "confidence_weighted_var",
+) -> tuple[Any, np.ndarray]:
+    """Return the package's smoother output (its DataFrame) and smoothing parameters.
+
+    ``members``: (T, M, K, 3), each model's x, y, likelihood of each frame. The package's own
+    call, ``ensemble_kalman_smoother_singlecam``, on its ``MarkerArray`` of shape (models,
+    cameras = 1, frames, keypoints, fields).
+    """
+    from eks.marker_array import MarkerArray
+    from eks.singlecam_smoother import ensemble_kalman_smoother_singlecam
+
+    array = np.ascontiguousarray(np.transpose(members, (1, 0, 2, 3))[:, None])
+    marker_array = MarkerArray(array, data_fields=["x", "y", "likelihood"])
+    table, parameters = ensemble_kalman_smoother_singlecam(
+        marker_array,
+        list(keypoints),
+        smooth_param=None if smooth_param is None else _as_list(smooth_param),
+        var_mode=var_mode,
+    )
+    return table, np.asarray(parameters, dtype=np.float64)
+
+
+def _as_list(value: float | Sequence[float]) -> float | list[float]:
+    return float(value) if isinstance(value, int | float) else [float(v) for v in value]
+
+
+def smooth_camera(
+    exact_path: Path,
+    smooth_param: float | Sequence[float] | None = None,
+    var_mode: VarMode = "confidence_weighted_var",
+) -> SmoothedCamera | None:
+    """Smooth one camera's ensemble (its ``pose_exact.csv``); None for a camera of one model.
+
+    Raises
+    ------
+    ValueError
+        A damaged file, or fewer than two frames to smooth.
+    """
+    exact = read_ensemble_exact(exact_path)
+    if exact is None:
+        return None
+    usable = smoothable(exact)
+    if usable.sum() < 2:
+        raise ValueError(
+            f"{exact_path}: {int(usable.sum())} analysed frame(s) with every keypoint placed; "
+            "the smoother needs at least two"
+        )
+    table, parameters = eks_smooth(exact.members[usable], exact.keypoints, smooth_param, var_mode)
+    frames = exact.frames[usable]
+    table.index = frames
+    every = np.arange(int(exact.frames.min()), int(exact.frames.max()) + 1)
+    table = table[~table.index.duplicated(keep="last")].reindex(every)
+    table.index.name = None  # as the package writes it: an unnamed first column
+    stem = exact_path.name.removesuffix(POSE_EXACT_SUFFIX)
+    target = exact_path.with_name(stem + EKS_SUFFIX)
+    table.to_csv(target)
+    record = exact_path.with_name(stem + EKS_RECORD_SUFFIX)
+    smoothed = SmoothedCamera(
+        stem, target, record, int(usable.sum()), int((~usable).sum()), tuple(parameters.tolist())
+    )
+    record.write_text(
+        json.dumps(_record(smoothed, exact, var_mode, smooth_param), indent=1) + "\n",
+        encoding="utf-8",
+    )
+    return smoothed
+
+
+def _record(
+    smoothed: SmoothedCamera,
+    exact: EnsembleExact,
+    var_mode: VarMode,
+    given: float | Sequence[float] | None,
+) -> dict[str, Any]:
+    """Return what ``<camera>.eks.json`` says: the package, its parameters, the frames."""
+    values = ", ".join(f"{value:.6g}" for value in smoothed.smooth_param)
+    return {
+        "package": PACKAGE,
+        "version": metadata.version(PACKAGE),
+        "call": "eks.singlecam_smoother.ensemble_kalman_smoother_singlecam",
+        "models": int(exact.members.shape[1]),
+        "keypoints": list(exact.keypoints),
+        "smooth_param": list(smoothed.smooth_param),
+        "smooth_param_fitted": given is None,
+        "var_mode": var_mode,
+        "frames_smoothed": smoothed.frames,
+        "frames_left_out": smoothed.left_out,
+        "table": smoothed.table.name,
+        # the live causal filter with the same parameters (docs/ensembles.md)
+        "settings": [
+            "ENSEMBLE_SMOOTHING = causal",
+            f"EKS_SMOOTH_PARAM = {values}",
+            f"EKS_VAR_MODE = {var_mode}",
+        ],
+    }
+
+
+def ensemble_files(folder: Path) -> list[Path]:
+    """Return the ``pose_exact.csv`` files of ``folder`` (one per camera and analysis)."""
+    return sorted(folder.glob(f"*{POSE_EXACT_SUFFIX}"))

@@ -1,0 +1,167 @@
+"""The Ensemble Kalman Smoother's forward filter: the live half of EKS's single-camera model.
+
+The ``ensemble-kalman-smoother`` package (``eks.singlecam_smoother``) smooths an ensemble's
+predictions offline with one linear-Gaussian model per keypoint:
+
+- the state is the keypoint's (x, y), a random walk: ``x_t = x_{t-1} + w_t``, ``w_t ~ N(0, s I)``
+  with ``s`` the smoothing parameter (smaller: smoother);
+- the observation is the ensemble's median, ``y_t = x_t + v_t``, ``v_t ~ N(0, R_t)`` with
+  ``R_t`` the ensemble's variance of that frame (:func:`~pose.ensemble.statistics.
+  eks_observation_variance`; by default divided by the models' mean likelihood);
+- the prior of the first frame is the mean of the stretch's medians, with their variance.
+
+The smoother runs the Kalman filter forward and the Rauch-Tung-Striebel pass back. The backward
+pass changes nothing at the last frame: there the smoother's value is the filter's. This module
+is that filter, frame by frame, so a rule can act on it live: :class:`CausalEks` run over a
+stretch with the same model and parameters (the same ``s``, ``var_mode`` and first-frame prior,
+:func:`package_prior`) gives at the stretch's last frame the package's own smoother output at
+that frame (tests/unit/pose/test_ensemble_eks.py checks it against the package). Every earlier
+frame it gives the filtered value, which has not yet seen the frames after it: it lags behind
+the smoother (docs/ensembles.md says by how much). Since x and y have diagonal matrices, each is
+a scalar filter.
+
+Live, the stretch's mean and variance are not known at its first frame: without a prior given,
+a keypoint's filter starts at its first placed median with that frame's observation variance.
+A frame where the ensemble did not place a keypoint is a prediction step only (the keypoint
+keeps its value, its variance grows by ``s``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from deeplabstream.pose.ensemble.statistics import (
+    EnsembleFrame,
+    VarMode,
+    eks_observation_variance,
+    ensemble_frame,
+)
+
+MIN_OBSERVATION_VARIANCE = 1e-12
+"""EKS clips the observation variance to this from below (``eks.utils.build_R_from_vars``)."""
+
+
+@dataclass(frozen=True)
+class CausalStep:
+    """The filter after one frame, (K, 2) each (x, y): what the causal EKS file writes.
+
+    Attributes
+    ----------
+    mean
+        The filtered x, y (NaN for a keypoint the ensemble has not placed yet).
+    variance
+        Their posterior variance (EKS's ``x_posterior_var``, ``y_posterior_var``).
+    observation_variance
+        The frame's observation variance used (EKS's ``x_ens_var``, ``y_ens_var``).
+    median
+        The frame's ensemble median (EKS's ``x_ens_median``, ``y_ens_median``).
+    """
+
+    mean: np.ndarray
+    variance: np.ndarray
+    observation_variance: np.ndarray
+    median: np.ndarray
+
+
+def smoothing_parameters(value: float | Sequence[float], keypoints: int) -> np.ndarray:
+    """Return ``s`` per keypoint from one value for all, or one per keypoint (ValueError)."""
+    values = np.atleast_1d(np.asarray(value, dtype=np.float64))
+    if values.size == 1:
+        values = np.full(keypoints, float(values[0]))
+    if values.shape != (keypoints,):
+        raise ValueError(
+            f"EKS_SMOOTH_PARAM gives {values.size} values for {keypoints} keypoints: give one "
+            "for all, or one per keypoint in the ensemble's order"
+        )
+    if not np.all(np.isfinite(values) & (values > 0)):
+        raise ValueError(f"EKS_SMOOTH_PARAM must be numbers > 0, not {value!r}")
+    return values
+
+
+class CausalEks:
+    """EKS's forward filter over one camera's frames (see the module docstring).
+
+    Parameters
+    ----------
+    keypoints
+        How many keypoints the ensemble has.
+    smooth_param
+        EKS's ``s``: one for every keypoint, or one per keypoint.
+    var_mode
+        How the observation variance is made (EKS's ``var_mode``).
+    prior_mean, prior_variance
+        (K, 2): the first frame's prior, as the package sets it for a stretch
+        (:func:`package_prior`); None: each keypoint starts at its first placed median.
+    """
+
+    def __init__(
+        self,
+        keypoints: int,
+        smooth_param: float | Sequence[float],
+        var_mode: VarMode = "confidence_weighted_var",
+        prior_mean: np.ndarray | None = None,
+        prior_variance: np.ndarray | None = None,
+    ) -> None:
+        self.smooth_param = smoothing_parameters(smooth_param, keypoints)
+        self.var_mode: VarMode = var_mode
+        self._prior_mean = None if prior_mean is None else np.array(prior_mean, np.float64)
+        self._prior_variance = (
+            None if prior_variance is None else np.array(prior_variance, np.float64)
+        )
+        self.mean = np.full((keypoints, 2), np.nan)
+        self.variance = np.full((keypoints, 2), np.nan)
+        self._started = np.zeros(keypoints, dtype=bool)
+
+    def reset(self) -> None:
+        """Forget every keypoint's state (a new stretch)."""
+        self.mean[:] = np.nan
+        self.variance[:] = np.nan
+        self._started[:] = False
+
+    def update(self, members: np.ndarray, frame: EnsembleFrame | None = None) -> CausalStep:
+        """Take one frame's models' keypoints (M, K, 3); return the filter after it.
+
+        ``frame``: their :func:`~pose.ensemble.statistics.ensemble_frame`, when already known.
+        """
+        frame = frame or ensemble_frame(members)
+        median = frame.keypoints[:, :2]
+        noise = np.clip(
+            eks_observation_variance(members, self.var_mode, frame), MIN_OBSERVATION_VARIANCE, None
+        )
+        placed = np.isfinite(median).all(axis=1)
+        starting = ~self._started & (placed | (self._prior_mean is not None))
+        # The prior of the frame: the last state moved one step of the random walk, or the
+        # first frame's prior (the package's, or this frame's own median and noise).
+        predicted_mean = self.mean.copy()
+        predicted_variance = self.variance + self.smooth_param[:, None]
+        if starting.any():
+            first_mean = median if self._prior_mean is None else self._prior_mean
+            first_variance = noise if self._prior_variance is None else self._prior_variance
+            predicted_mean[starting] = first_mean[starting]
+            predicted_variance[starting] = first_variance[starting]
+            self._started |= starting
+        gain = predicted_variance / (predicted_variance + noise)
+        update = placed[:, None] & self._started[:, None]
+        self.mean = np.where(
+            update, predicted_mean + gain * (median - predicted_mean), predicted_mean
+        )
+        self.variance = np.where(update, (1.0 - gain) * predicted_variance, predicted_variance)
+        return CausalStep(self.mean.copy(), self.variance.copy(), noise, median)
+
+    def run(self, stretch: np.ndarray) -> list[CausalStep]:
+        """Filter a whole stretch (T, M, K, 3), frame after frame; return every step."""
+        return [self.update(members) for members in stretch]
+
+
+def package_prior(stretch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return the first-frame prior the package gives a stretch (T, M, K, 3): mean, variance.
+
+    ``eks.singlecam_smoother`` centres each keypoint's medians on their mean over the stretch
+    and starts its filter at 0 with their variance over the stretch: in frame pixels, the mean
+    of the medians and their variance (each (K, 2)).
+    """
+    medians = np.stack([ensemble_frame(members).keypoints[:, :2] for members in stretch])
+    return medians.mean(axis=0), np.nanvar(medians, axis=0)

@@ -1,0 +1,112 @@
+"""Several models of the same keypoints run as one estimator, frames sent together to each.
+
+:class:`EnsembleEstimator` has the estimators' interface (``estimate_animals``, ``estimate``,
+``refresh``, ``description``, ``last_timings``, ``last_stage_timings``), so the inference worker,
+ImageAnalyzer and the naive loop run an ensemble where they run one model. Each member is the
+estimator its model would have alone (its own backend, one ONNX Runtime session per model;
+a two-stage or context model with its stages), and is handed the whole batch of frames at once,
+as the batch of one model is. The members' keypoints are taken in the ensemble's order
+(:func:`~pose.ensemble.members.member_rows`); the result is the ensemble's
+(:func:`~pose.ensemble.statistics.ensemble_frame`: the median, the mean likelihood), and each
+member's own values stay in :attr:`EnsembleEstimator.last_members` with the spread of the last
+frames in :attr:`EnsembleEstimator.last_frames`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from typing import Any
+
+import numpy as np
+
+from deeplabstream.pose.ensemble.statistics import EnsembleFrame, ensemble_frame
+from deeplabstream.pose.model import ModelDescription
+
+#: The stage of the pose timing file (and of the deadline's blame) that is model ``i``'s
+#: estimate: ``model1``, ``model2``...
+MEMBER_STAGE = "model{}"
+
+
+class EnsembleEstimator:
+    """The ensemble's keypoints of frames, in the frames' pixels (see the module docstring).
+
+    Parameters
+    ----------
+    description
+        The ensemble's description: its first model's, whose keypoints are the ensemble's.
+    members
+        Each model's estimator, built for the same frame shape, in the ensemble's order.
+    rows
+        Per member, the rows of its keypoints that are the ensemble's, in the ensemble's order.
+
+    Attributes
+    ----------
+    last_members
+        (N, M, K, 3): each member's x, y, likelihood of the frames of the last estimate.
+    last_frames
+        The ensemble of each frame of the last estimate (median, variance, spread).
+    """
+
+    def __init__(
+        self, description: ModelDescription, members: Sequence[Any], rows: Sequence[np.ndarray]
+    ) -> None:
+        if len(members) < 2 or len(rows) != len(members):
+            raise ValueError("an ensemble has at least two models, each with its keypoint rows")
+        self.description = description
+        self.members = list(members)
+        self.rows = [np.asarray(r, dtype=np.intp) for r in rows]
+        self.last_timings: dict[str, float] = {"preprocess": 0.0, "inference": 0.0, "decode": 0.0}
+        self.last_stage_timings: dict[str, float] = {}
+        self.last_identity_confidence: np.ndarray | None = None  # single-animal models only
+        keypoints = len(description.keypoints)
+        self.last_members = np.empty((0, len(members), keypoints, 3))
+        self.last_frames: list[EnsembleFrame] = []
+
+    @property
+    def animals(self) -> int:
+        """One animal: an ensemble is of single-animal models."""
+        return 1
+
+    def estimate(
+        self, frames: Sequence[np.ndarray], flips: Sequence[bool] | None = None
+    ) -> np.ndarray:
+        """Keypoints of each frame (N, K, 3): the ensemble's median x, y and mean likelihood."""
+        return self.estimate_animals(frames, flips)[:, 0]
+
+    def estimate_animals(
+        self,
+        frames: Sequence[np.ndarray],
+        flips: Sequence[bool] | None = None,
+        keys: Sequence[Hashable] | None = None,
+    ) -> np.ndarray:
+        """Return (N, 1, K, 3) float64: the ensemble's keypoints of each frame, in frame pixels.
+
+        Every member gets all ``frames`` in one call (``flips`` and ``keys`` as a single model's
+        estimator takes them); their timings add up in :attr:`last_timings`, each member's
+        network and decoding is its stage ``model<i>`` in :attr:`last_stage_timings`.
+        """
+        timings = dict.fromkeys(("preprocess", "inference", "decode"), 0.0)
+        stages: dict[str, float] = {}
+        members = np.empty((len(frames), len(self.members), len(self.description.keypoints), 3))
+        for index, (member, rows) in enumerate(zip(self.members, self.rows, strict=True)):
+            found = member.estimate_animals(frames, flips, keys)
+            members[:, index] = found[:, 0, rows]
+            for name, seconds in member.last_timings.items():
+                timings[name] = timings.get(name, 0.0) + seconds
+            # Its network and decoding: a part of the ensemble's (pre-processing is apart).
+            own = member.last_timings
+            stages[MEMBER_STAGE.format(index + 1)] = own.get("inference", 0.0) + own.get(
+                "decode", 0.0
+            )
+        self.last_timings = timings
+        self.last_stage_timings = stages
+        self.last_members = members
+        self.last_frames = [ensemble_frame(frame_members) for frame_members in members]
+        return np.stack([frame.keypoints for frame in self.last_frames])[:, None]
+
+    def refresh(self) -> None:
+        """Refresh the members that crop from the previous frame (two-stage models)."""
+        for member in self.members:
+            refresh = getattr(member, "refresh", None)
+            if refresh is not None:
+                refresh()

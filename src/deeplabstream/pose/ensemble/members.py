@@ -1,0 +1,122 @@
+"""An ensemble's models and their keypoints: the first model's names, the others' mapped onto them.
+
+Models trained by different frameworks name the same body part differently (DeepLabCut's
+``snout``, Lightning Pose's ``nose``) and list them in their own order. The ensemble's keypoints
+are its first model's, in its order; every other model must have each of them, by the same name
+or by the name ``KEYPOINT_MAP`` gives it (``snout=nose``: a model's ``snout`` is the ensemble's
+``nose``). Keypoints a model has beyond the ensemble's are not read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from deeplabstream.pose.model import ModelDescription, ModelError
+
+#: ``(a model's keypoint, the ensemble's keypoint)`` pairs, as ``KEYPOINT_MAP`` writes them.
+KeypointMap = tuple[tuple[str, str], ...]
+
+KEYPOINT_MAP_SYNTAX = (
+    "pairs MODEL_NAME=ENSEMBLE_NAME, comma-separated (snout=nose, tailbase=tail_base): a model's "
+    "keypoint MODEL_NAME is the ensemble's ENSEMBLE_NAME (the first model's name)"
+)
+
+
+def parse_keypoint_map(text: str) -> KeypointMap:
+    """Return the pairs of a ``KEYPOINT_MAP`` text; ValueError saying what is wrong.
+
+    ``"snout=nose, tailbase = tail_base"`` -> ``(("snout", "nose"), ("tailbase", "tail_base"))``.
+    """
+    pairs: list[tuple[str, str]] = []
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        source, equals, target = (word.strip() for word in item.partition("="))
+        if not equals or not source or not target or any(c.isspace() for c in source + target):
+            raise ValueError(f"{item!r} is not MODEL_NAME=ENSEMBLE_NAME")
+        if source in dict(pairs):
+            raise ValueError(f"{source!r} is mapped twice")
+        pairs.append((source, target))
+    return tuple(pairs)
+
+
+def keypoint_map_text(keypoint_map: KeypointMap) -> str:
+    """Return ``keypoint_map`` as ``KEYPOINT_MAP`` text (:func:`parse_keypoint_map` reads it)."""
+    return ", ".join(f"{source}={target}" for source, target in keypoint_map)
+
+
+def member_rows(
+    ensemble: Sequence[str], member: ModelDescription, keypoint_map: KeypointMap, which: str
+) -> np.ndarray:
+    """Return the rows of ``member``'s keypoints that are the ensemble's, in the ensemble's order.
+
+    ``which`` names the member for messages (``model 2 (/lab/lp/model.onnx)``).
+
+    Raises
+    ------
+    ModelError
+        When the member lacks one of the ensemble's keypoints (after the map), or two of its
+        keypoints are mapped onto one (:func:`mapping_problem`): the message lists both models'
+        keypoints and the key.
+    """
+    problem = mapping_problem(ensemble, member.keypoints, keypoint_map)
+    if problem:
+        raise ModelError(f"{which}: {problem}")
+    renamed = _renamed(member.keypoints, keypoint_map)
+    return np.array([renamed.index(name) for name in ensemble], dtype=np.intp)
+
+
+def _renamed(keypoints: Sequence[str], keypoint_map: KeypointMap) -> list[str]:
+    mapping = dict(keypoint_map)
+    return [mapping.get(name, name) for name in keypoints]
+
+
+def mapping_problem(
+    ensemble: Sequence[str], keypoints: Sequence[str], keypoint_map: KeypointMap
+) -> str:
+    """Return why a model of ``keypoints`` cannot be read as the ensemble's ("" when it can).
+
+    It must have every keypoint of ``ensemble`` (the first model's), by name or after
+    ``keypoint_map``, and no two of its keypoints may become one.
+    """
+    renamed = _renamed(keypoints, keypoint_map)
+    doubled = sorted({name for name in renamed if renamed.count(name) > 1 and name in ensemble})
+    if doubled:
+        return (
+            f"two of its keypoints ({', '.join(keypoints)}) are the ensemble's "
+            f"{', '.join(doubled)} after KEYPOINT_MAP; map only one of them"
+        )
+    missing = [name for name in ensemble if name not in renamed]
+    if missing:
+        return (
+            f"it has no keypoint {', '.join(missing)} of the ensemble (the first model's "
+            f"keypoints: {', '.join(ensemble)}; this model's: {', '.join(keypoints)}). Name the "
+            "models of an ensemble by the same keypoints, or map this model's names onto the "
+            "first's with KEYPOINT_MAP = MODEL_NAME=ENSEMBLE_NAME, ... in [Pose] (or the "
+            "camera's section); docs/ensembles.md"
+        )
+    return ""
+
+
+def check_member(description: ModelDescription, which: str) -> None:
+    """Refuse a model an ensemble cannot hold: one that finds several animals.
+
+    Raises
+    ------
+    ModelError
+        Naming the model and what to do.
+    """
+    if description.multi_animal or description.identity_classes:
+        raise ModelError(
+            f"{which} ({description.name}, {description.framework}) finds several animals; an "
+            "ensemble is of single-animal models (each model's animals would first have to be "
+            "matched to the others'): name one multi-animal model in MODEL_PATH, or an ensemble "
+            "of single-animal models (docs/ensembles.md)"
+        )
+
+
+def member_name(index: int, path: object) -> str:
+    """Return how messages name an ensemble's member: ``model 2 (/lab/lp/model.onnx)``."""
+    return f"model {index + 1} ({path if path is not None else 'the bundled model'})"
