@@ -133,7 +133,7 @@ def run_checks(args: argparse.Namespace, stops: StopRequests) -> int:
     # --frames alone means "this many frames": [Session] PLANNED_DURATION does not cut it short.
     planned = None if args.frames is not None else settings.session.planned_duration
     runner = SessionRunner(stream, duration_s=args.duration or planned)
-    stops.forward_to(runner.request_stop)
+    stops.forward_to(runner.signal_stop)
     started = False
     try:
         # Each step blocks (cameras opening, the model loading); a stop request made meanwhile
@@ -286,7 +286,7 @@ def _latency_test(
     duration = args.duration or settings.latency_test.duration
     stream = LiveSession(plan.settings, output_dir=args.output_dir, log_level=log_level)
     runner = SessionRunner(stream, duration_s=duration)
-    stops.forward_to(runner.request_stop)
+    stops.forward_to(runner.signal_stop)
     print(
         f"Latency test for {duration:g} s: LED on channel {plan.spec.channel} of "
         f"{plan.spec.device}, camera {plan.camera}, flashes of {plan.spec.on_s * 1e3:g} ms "

@@ -67,6 +67,7 @@ from deeplabstream.live.session.cameras import (
 from deeplabstream.live.session.exports import write_exports
 from deeplabstream.live.session.preflight import start_warnings
 from deeplabstream.live.session.reloading import reload
+from deeplabstream.live.session.report.camera_loss import camera_lost
 from deeplabstream.live.session.report.events import SessionEvent
 from deeplabstream.live.session.report.figures import process_ids
 from deeplabstream.live.session.report.health import SessionHealth
@@ -88,6 +89,7 @@ from deeplabstream.outputs.folder import (
     run_label,
     start_session_folder,
 )
+from deeplabstream.outputs.pose.recovery import how_it_ended
 from deeplabstream.outputs.session_record import SessionRecord
 from deeplabstream.settings.effective import CameraPlan, resolve_cameras
 from deeplabstream.settings.outputs import chosen_outputs
@@ -128,6 +130,7 @@ class LiveSession:
         self.started_at = datetime.now().astimezone()  # session.json's clock, with:
         self.started_host_s = time.perf_counter()
         self._started = self._stopped = False
+        self._hurry = False  # the stop was asked for again: wait for no process that finishes
         self.analysis: Analysis | None = None  # the current (or last) analysis
         self.analyses: list[Analysis] = []  # every analysis of this session, in order
         self._experiments_started = 0
@@ -208,13 +211,35 @@ class LiveSession:
         self._log_file = add_log_file(self.session_dir / SESSION_LOG)
 
     def start(self) -> None:
-        """Let every camera begin publishing frames."""
+        """Let every camera begin publishing frames.
+
+        A capture process that ended since its camera opened (killed while the model loaded) is
+        named and its camera marked failed, as one that dies while streaming
+        (``[Streaming] ON_CAMERA_LOST`` applies); the others start.
+        """
         assert self.session_dir is not None, "open() first"
+        gone = []
         for branch in self._branches:
             assert branch.ring is not None
-            branch.control.send(Start(branch.ring.spec, self.session_dir))
+            try:
+                branch.control.send(Start(branch.ring.spec, self.session_dir))
+            except OSError:  # its end of the pipe is closed: the process has ended
+                gone.append(branch)
         self._started = True
+        for branch in gone:
+            self._capture_gone_before_start(branch)
         self.write_session_json("running")  # now with the recorders' process ids
+
+    def _capture_gone_before_start(self, branch: CameraBranch) -> None:
+        """Report a capture process that ended after its camera opened, before the stream."""
+        branch.process.join(1.0)
+        branch.failure = (
+            f"camera {branch.name!r}: its capture process ended before the stream started "
+            f"({how_it_ended(branch.process.exitcode)}), after its camera had opened: nothing of "
+            "this camera was streamed or recorded"
+        )
+        self.report_error(branch.failure)
+        camera_lost(self, branch)  # [Streaming] ON_CAMERA_LOST: the others go on, or all stop
 
     def _abandon_start(self) -> None:
         """End every capture process of a start that cannot go on; give back the cores."""
@@ -249,7 +274,7 @@ class LiveSession:
     def stop_recording(self) -> None:
         """Finish every recording: frames announced so far are written, files are closed."""
         request_stops(self._branches)
-        collect_recorders(self._branches, self.session_dir, self.report_error)
+        collect_recorders(self._branches, self.session_dir, self.report_error, self._hurried)
 
     # -- pose estimation ---------------------------------------------------------------------
 
@@ -315,7 +340,7 @@ class LiveSession:
     def stop_analysis(self) -> None:
         """Stop the inference worker; its pose files (and a running experiment's) are finalised."""
         if self.analysis is not None and self.analysis.process.pid is not None:
-            error = self.analysis.stop()
+            error = self.analysis.stop(self._hurried)
             if error:
                 self.report_error(error)
             self.report.analysis_ended(self, self.analysis)  # a stall, its files, no animal
@@ -473,8 +498,10 @@ class LiveSession:
         self.report.cameras_ended(self, self._branches)  # delivery's last word, cut videos
         if not self._started:  # stopped during start-up: no frame, so no end-of-stream, comes
             request_stops(self._branches)
+        else:  # a camera whose capture process died sends no end-of-stream to its recorder
+            request_stops([branch for branch in self._branches if branch.failure is not None])
         # recorders end on the end-of-stream record
-        collect_recorders(self._branches, self.session_dir, self.report_error)
+        collect_recorders(self._branches, self.session_dir, self.report_error, self._hurried)
         for error in recording_losses(self._branches):
             self.report_error(error)
         self.stop_analysis()  # so does the inference worker
@@ -505,6 +532,17 @@ class LiveSession:
         if self._log_file is not None:
             remove_log_file(self._log_file)
             self._log_file = None
+
+    def hurry_stop(self) -> None:
+        """Stop waiting for processes that still finish (the stop was asked for again).
+
+        Callable from a signal handler: the stop's waits look at it, and end what still runs
+        within a second or two (what it had not written is counted lost).
+        """
+        self._hurry = True
+
+    def _hurried(self) -> bool:
+        return self._hurry
 
     def _export_failed(self, text: str, final_stats: dict[str, dict[str, Any]]) -> None:
         """Report an export that failed (live.session.exports); session.json then says so."""

@@ -17,6 +17,7 @@ from multiprocessing.context import SpawnContext
 from pathlib import Path
 
 from deeplabstream.core.errors import OutputError
+from deeplabstream.core.heartbeat import Heartbeat
 from deeplabstream.core.logs import LogTarget
 from deeplabstream.core.priority import ProcessPriority
 from deeplabstream.live.processes.messages import RecorderFinished
@@ -29,7 +30,9 @@ from deeplabstream.transport.ring import Channel
 
 log = logging.getLogger(__name__)
 
-RECORDER_STOP_TIMEOUT_S = 120.0  # a recorder may have a ring's worth of frames to encode
+#: How long the stop waits for recorders that keep writing (a ring's worth of frames to encode);
+#: one that gives no sign of life is ended within seconds (live.processes.recorder).
+RECORDER_STOP_TIMEOUT_S = 120.0
 _GB = 1e9
 
 
@@ -85,15 +88,22 @@ def request_stops(branches: list[CameraBranch]) -> None:
 
 
 def collect_recorders(
-    branches: list[CameraBranch], session_dir: Path | None, report_error: Callable[[str], None]
+    branches: list[CameraBranch],
+    session_dir: Path | None,
+    report_error: Callable[[str], None],
+    hurry: Callable[[], bool] | None = None,
 ) -> None:
-    """Wait for every recorder asked to stop; account what each wrote (recorded + lost)."""
+    """Wait for every recorder asked to stop; account what each wrote (recorded + lost).
+
+    Bounded whatever a recorder does (RecorderProcess.collect): one silent for seconds, or
+    still writing once ``hurry`` says the stop was asked for again, is ended by the app.
+    """
     deadline = time.monotonic() + RECORDER_STOP_TIMEOUT_S
     for branch in branches:
         recorder = branch.recorder
         if recorder is None:
             continue
-        recorder.collect(deadline)
+        recorder.collect(deadline, hurry)
         if branch.recorder_entry is None:
             take_recorder_result(branch, report_error)
         account_recording(branch, recorder, session_dir)
@@ -112,7 +122,7 @@ def spawn_recorder(
     assert branch.ring is not None and branch.opened is not None
     ring, nominal_fps = branch.ring.spec, branch.opened.nominal_fps
 
-    def job_for(control: Connection) -> RecorderJob:
+    def job_for(control: Connection, heartbeat: Heartbeat) -> RecorderJob:
         return RecorderJob(
             camera_id=branch.camera_id,
             camera_name=branch.name,
@@ -124,6 +134,7 @@ def spawn_recorder(
             nominal_fps=nominal_fps,
             log_target=LogTarget(log_level),
             priority=priority,
+            heartbeat=heartbeat,
         )
 
     recorder = RecorderProcess.start(context, job_for, f"recorder:{branch.name}")

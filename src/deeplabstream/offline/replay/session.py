@@ -146,7 +146,7 @@ def _run(
         return ReplayResult(video, False, errors=(str(error),), elapsed_s=time.monotonic() - began)
     stream = LiveSession(settings, output_dir=output_dir, log_level=options.log_level, plan=plan)
     runner = _ReplayRunner(stream, video, info.frames, report)
-    _install_signals(runner.request_stop)
+    _install_signals(runner.signal_stop)
     errors: list[str] = []
     interrupted = False
     try:
