@@ -29,7 +29,13 @@ from deeplabstream.core.control import (
     check_stop,
     receive,
 )
-from deeplabstream.core.logs import LogTarget, add_log_file, remove_log_file
+from deeplabstream.core.logs import (
+    LogTarget,
+    add_log_file,
+    drop_held_log_lines,
+    hold_log_lines,
+    remove_log_file,
+)
 from deeplabstream.core.priority import (
     MainPlacement,
     inference_thread_count,
@@ -155,6 +161,7 @@ class LiveSession:
         then nothing is left running and no session folder is made.
         """
         check_stop(stop_requested)  # asked before anything starts: nothing is started
+        hold_log_lines()  # the cameras open before session.log exists: its first lines
         # Every process's channel ends must agree: the choice travels in the environment.
         self.doorbell = export_doorbell(self.settings.streaming.doorbell)
         # The main process (and a GUI's drawing) keeps off the inference worker's cores while
@@ -244,6 +251,7 @@ class LiveSession:
     def _abandon_start(self) -> None:
         """End every capture process of a start that cannot go on; give back the cores."""
         abort_captures(self._branches)
+        drop_held_log_lines()  # no session.log comes
         self._stopped = True
         if self._main_priority is not None:
             self._main_priority.restore()
