@@ -43,7 +43,11 @@ from deeplabstream.live.selftest.latency_run import (
 from deeplabstream.live.selftest.naive_loop import run_naive_loop, worker_threads
 from deeplabstream.live.session.device_locks import lock_session_devices
 from deeplabstream.live.session.live import LiveSession
-from deeplabstream.live.session.preflight import absent_device_problems, check_plan
+from deeplabstream.live.session.preflight import (
+    absent_device_problems,
+    check_plan,
+    recording_space_problems,
+)
 from deeplabstream.live.session.report.summary import summary_lines as session_summary_lines
 from deeplabstream.live.session.runner import SessionRunner, install_stop_signals
 from deeplabstream.settings import Settings, load_settings
@@ -91,6 +95,8 @@ def run_checks(args: argparse.Namespace, stops: StopRequests) -> int:
         experiment=bool(args.experiment_enabled),
         experiment_option=args.experiment,
     )
+    if args.recording_enabled:  # a disk too full to record is refused before anything starts
+        problems += recording_space_problems(settings, args.output_dir)
     if problems:
         print("Error: cannot start; nothing was started:", file=sys.stderr)
         for problem in problems:

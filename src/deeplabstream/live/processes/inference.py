@@ -149,7 +149,9 @@ def pose_main(job: PoseJob) -> None:
     error = error or outputs.error  # output failures (LSL's) are reported, never fatal
     last = slot.summaries[-1] if slot.summaries else None
     try:
-        job.control.send(PoseFinished(figures, error, last, tuple(slot.summaries)))
+        job.control.send(
+            PoseFinished(figures, error, last, tuple(slot.summaries), outputs.warnings)
+        )
     except OSError:
         pass
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import shutil
 import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
@@ -23,6 +22,7 @@ from deeplabstream.core.priority import ProcessPriority
 from deeplabstream.live.processes.messages import RecorderFinished
 from deeplabstream.live.processes.recorder import RecorderJob, RecorderProcess
 from deeplabstream.live.session.cameras import OPEN_TIMEOUT_S, CameraBranch
+from deeplabstream.outputs.folder import too_little_space
 from deeplabstream.outputs.frames_table import repair_frames_table
 from deeplabstream.outputs.video import count_decodable_frames
 from deeplabstream.settings.sections import RecordingSettings
@@ -33,7 +33,6 @@ log = logging.getLogger(__name__)
 #: How long the stop waits for recorders that keep writing (a ring's worth of frames to encode);
 #: one that gives no sign of life is ended within seconds (live.processes.recorder).
 RECORDER_STOP_TIMEOUT_S = 120.0
-_GB = 1e9
 
 
 class RecordingError(OutputError, RuntimeError):
@@ -210,14 +209,9 @@ def recording_losses(branches: list[CameraBranch]) -> list[str]:
 
 def check_free_space(session_dir: Path, settings: RecordingSettings) -> None:
     """Raise RecordingError when the disk has less than ``[Recording] MIN_FREE_SPACE`` free."""
-    free = shutil.disk_usage(session_dir).free / _GB
-    needed = settings.min_free_space
-    if free < needed:
-        raise RecordingError(
-            f"only {free:.2f} GB free on the disk of {session_dir}; [Recording] "
-            f"MIN_FREE_SPACE is {needed:g} GB. Free some space or choose another "
-            "[Output] DIRECTORY / --output-dir."
-        )
+    problem = too_little_space(session_dir, settings.min_free_space)
+    if problem is not None:
+        raise RecordingError(problem)
 
 
 def verify_recording(session_dir: Path, message: RecorderFinished) -> int:

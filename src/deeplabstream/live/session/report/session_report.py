@@ -140,6 +140,8 @@ class SessionReport:
             tell_health(session, news)
         for file_error in analysis.file_errors():
             session.report_error(file_error)
+        for warning in analysis.finished.warnings if analysis.finished is not None else ():
+            session.report_warning(warning)  # e.g. an LSL stream nobody heard
         for warning in no_animal_warnings(analysis.summary()["cameras"]):
             session.report_warning(warning)
 
