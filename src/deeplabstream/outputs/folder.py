@@ -113,7 +113,7 @@ def too_little_space(folder: Path, needed_gb: float) -> str | None:
         return None
     return (
         f"only {free:.2f} GB free on the disk of {folder}; [Recording] MIN_FREE_SPACE is "
-        f"{needed_gb:g} GB. Free some space or choose another [Output] DIRECTORY / --output-dir."
+        f"{needed_gb:.12g} GB. Free some space or choose another [Output] DIRECTORY / --output-dir."
     )
 
 

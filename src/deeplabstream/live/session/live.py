@@ -502,7 +502,7 @@ class LiveSession:
             if branch.ring is not None:
                 branch.ring.request_stop()
         if self._started:  # before the start no camera streamed: none has an end to say
-            collect_finished_captures(self._branches, self.report_error)
+            collect_finished_captures(self._branches, self.report_error, self._hurried)
         self.report.cameras_ended(self, self._branches)  # delivery's last word, cut videos
         if not self._started:  # stopped during start-up: no frame, so no end-of-stream, comes
             request_stops(self._branches)
