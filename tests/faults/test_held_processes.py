@@ -34,8 +34,11 @@ from deeplabstream.live.processes.recorder import (
     cause_to_end,
 )
 from deeplabstream.live.session.analysis import HELD_AFTER_S, TAKE_STOP_S, held_reason
+from deeplabstream.live.session.cameras import CameraBranch
+from deeplabstream.live.session.report.recorders import SILENT_WARN_S, RecorderWatch
 from deeplabstream.outputs.frames_table import count_table_rows
 from deeplabstream.outputs.video import count_decodable_frames
+from deeplabstream.settings.sections import CameraSettings
 from tests.faults.test_loop_health import assert_summary_is_session_json, session_of
 from tests.faults.test_session_faults import SETTINGS, start, wait_for_session
 from tests.support.files import write_settings
@@ -114,6 +117,33 @@ def test_a_recorder_is_ended_when_silent_or_when_the_stop_is_asked_again(tmp_pat
     assert "the recorder did not answer for" in finished.error
     assert "it was stopped by the app" in finished.error
     assert not held.process.is_alive()
+
+
+def test_a_recorder_silent_then_answering_again_is_said_live_and_kept_as_a_warning(tmp_path):
+    recorder = _recorder(tmp_path, _never_answers)
+    branch = CameraBranch(0, CameraSettings("cam", "synthetic", None), None, None, ())
+    branch.recorder = recorder
+    watch = RecorderWatch(host_now_ns())
+    try:
+        assert watch.check([branch]) == []  # it beats
+        os.kill(recorder.process.pid, signal.SIGSTOP)
+        deadline = time.monotonic() + WAIT_LIMIT_S
+        while not (news := watch.check([branch])) and time.monotonic() < deadline:
+            time.sleep(0.05)  # until its silence passes SILENT_WARN_S
+        ((event, kept),) = news
+        assert event.message.startswith("camera 'cam': its recorder has given no sign of life")
+        assert kept is None  # said live; not a warning of the session (yet)
+        assert watch.silent_s("cam", [branch]) >= SILENT_WARN_S
+        os.kill(recorder.process.pid, signal.SIGCONT)
+        while not (news := watch.check([branch])) and time.monotonic() < deadline:
+            time.sleep(0.05)  # until it beats again
+        ((event, kept),) = news
+        assert kept == event.message and "its recorder gave no sign of life for" in kept
+        assert "counted in frames_lost_in_recording" in kept
+        assert watch.silent_s("cam", [branch]) is None
+    finally:
+        recorder.process.kill()
+        recorder.process.join()
 
 
 def test_the_rules_that_end_a_recorder():
