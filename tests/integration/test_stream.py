@@ -326,11 +326,11 @@ def test_recording_refused_when_the_disk_is_too_full(tmp_path: Path) -> None:
         "--output-dir",
         str(tmp_path / "out"),
     )
-    assert result.returncode == 1
-    assert "MIN_FREE_SPACE" in result.stderr
-    session = only_session(tmp_path / "out")
-    assert not list(session.glob("*.mp4"))
-    assert "MIN_FREE_SPACE" in _session_json(session)["errors"][0]
+    # Refused before anything starts (issue 53): no camera opened, no session folder made.
+    assert result.returncode == 2, result.stderr
+    assert "cannot start; nothing was started" in result.stderr
+    assert "[Recording] MIN_FREE_SPACE is 1000000 GB" in result.stderr
+    assert not (tmp_path / "out").exists()
 
 
 def test_the_window_path_runs_offscreen(tmp_path: Path) -> None:

@@ -44,7 +44,11 @@ from deeplabstream.live.selftest.latency_run import (
 from deeplabstream.live.selftest.naive_loop import run_naive_loop, worker_threads
 from deeplabstream.live.session.device_locks import lock_session_devices
 from deeplabstream.live.session.live import LiveSession
-from deeplabstream.live.session.preflight import absent_device_problems, check_plan
+from deeplabstream.live.session.preflight import (
+    absent_device_problems,
+    check_plan,
+    recording_space_problems,
+)
 from deeplabstream.live.session.report.summary import summary_lines as session_summary_lines
 from deeplabstream.live.session.runner import SessionRunner, install_stop_signals
 from deeplabstream.settings import Settings, load_settings
@@ -88,6 +92,8 @@ def run_checks(args: argparse.Namespace, stops: StopRequests) -> int:
         experiment=bool(args.experiment_enabled),
         experiment_option=args.experiment,
     )
+    if args.recording_enabled:  # a disk too full to record is refused before anything starts
+        problems += recording_space_problems(settings, args.output_dir)
     if problems:
         print("Error: cannot start; nothing was started:", file=sys.stderr)
         for problem in problems:
@@ -130,7 +136,7 @@ def run_checks(args: argparse.Namespace, stops: StopRequests) -> int:
     # --frames alone means "this many frames": [Session] PLANNED_DURATION does not cut it short.
     planned = None if args.frames is not None else settings.session.planned_duration
     runner = SessionRunner(stream, duration_s=args.duration or planned)
-    stops.forward_to(runner.request_stop)
+    stops.forward_to(runner.signal_stop)
     started = False
     try:
         # Each step blocks (cameras opening, the model loading); a stop request made meanwhile
@@ -306,7 +312,7 @@ def _latency_test(
     duration = args.duration or settings.latency_test.duration
     stream = LiveSession(plan.settings, output_dir=args.output_dir, log_level=log_level)
     runner = SessionRunner(stream, duration_s=duration)
-    stops.forward_to(runner.request_stop)
+    stops.forward_to(runner.signal_stop)
     print(
         f"Latency test for {duration:g} s: LED on channel {plan.spec.channel} of "
         f"{plan.spec.device}, camera {plan.camera}, flashes of {plan.spec.on_s * 1e3:g} ms "

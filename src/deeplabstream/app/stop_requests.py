@@ -8,14 +8,19 @@ cameras and the model, the window), never a ``KeyboardInterrupt`` traceback and 
 is taken even where the command was started with Ctrl-C ignored (a script's ``cmd &``), as the
 run's later handlers always did: one rule from the first instant to the end.
 
-This module imports only the standard library's ``signal`` before the handlers are in place:
-it is what a launcher imports before anything else.
+This module imports only the standard library's ``signal`` before the handlers are in place
+(not ``typing``, whose imports take longer than Python's own start: a Ctrl-C then would be
+Python's ``KeyboardInterrupt``): it is what a launcher imports before anything else.
 """
 
 from __future__ import annotations
 
 import signal
-from typing import Any
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see the docstring)
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from types import FrameType
 
 EXIT_INTERRUPTED = 128  # + the signal's number (130: Ctrl-C, 143: SIGTERM) during start-up
 
@@ -31,7 +36,7 @@ class StopRequests:
     def __init__(self) -> None:
         self.reason: str | None = None
         self.signum: int | None = None
-        self._forward: Any = None
+        self._forward: Callable[[str], object] | None = None
 
     @property
     def exit_code(self) -> int:
@@ -43,7 +48,7 @@ class StopRequests:
         signal.signal(signal.SIGINT, self._handler)
         signal.signal(signal.SIGTERM, self._handler)
 
-    def forward_to(self, on_stop: Any) -> None:
+    def forward_to(self, on_stop: Callable[[str], object]) -> None:
         """Pass this and later requests to ``on_stop`` (a request already made: at once)."""
         self._forward = on_stop
         if self.reason is not None:
@@ -56,7 +61,7 @@ class StopRequests:
         if self._forward is not None:
             self._forward(reason)
 
-    def _handler(self, signum: int, frame: Any) -> None:
+    def _handler(self, signum: int, frame: FrameType | None) -> None:
         if self.signum is None:
             self.signum = signum
         self(

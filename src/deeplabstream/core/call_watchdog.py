@@ -16,7 +16,8 @@ interrupted by either: :data:`STUCK_GRACE_S` after the interruption was asked fo
 set with :func:`when_stuck` runs once, in the watchdog's thread (the process's last chance to
 keep what it has and say who is stuck: the inference worker flushes its rows, names the call
 to the main process and ends itself). A C call that also holds the GIL stops every thread of
-the process; only the main process's stop can end it then.
+the process, the watchdog's too: a process that publishes its guarded calls (:func:`publish_to`,
+core/heartbeat.py) is then seen held by its parent, which names the call and ends the process.
 
 :class:`CallStalled` derives from ``BaseException``: a lab's ``except Exception`` around its own
 code does not swallow it.
@@ -31,6 +32,9 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
+
+from deeplabstream.core.clock import host_now_ns
+from deeplabstream.core.heartbeat import Heartbeat
 
 #: How often the watchdog thread looks at the guarded call: rarely, since each look takes the
 #: GIL from the loop's thread (at 50 ms the 200 fps self-test's pipeline p99 grew; a stuck
@@ -86,6 +90,7 @@ class _Watchdog:
         self._thread: threading.Thread | None = None
         self._use_signal = _SIGNAL is not None and hasattr(signal, "pthread_kill")
         self._previous_handler: object = None
+        self.heartbeat: Heartbeat | None = None  # where the guarded call is published
 
     def enter(self, what: str, limit_s: float) -> _Outer | None:
         """Begin guarding a call of the main thread; return the call it is inside, if guarded.
@@ -100,6 +105,7 @@ class _Watchdog:
             self._what, self._limit_s = what, limit_s
             self._started = time.monotonic()
             self._guarding, self._fired, self._stuck_told = True, False, False
+            self._publish()
         return outer
 
     def leave(self, outer: _Outer | None = None) -> None:
@@ -107,9 +113,23 @@ class _Watchdog:
         with self._lock:
             if outer is None:
                 self._guarding = False
+                if self.heartbeat is not None:
+                    self.heartbeat.leave()
                 return
             self._what, self._limit_s, self._started = outer
             self._guarding, self._fired, self._stuck_told = True, False, False
+            self._publish()
+
+    def _publish(self) -> None:
+        """Publish the guarded call to the parent (locked; core/heartbeat.py)."""
+        if self.heartbeat is not None:
+            started_ns = host_now_ns() - round((time.monotonic() - self._started) * 1e9)
+            self.heartbeat.enter(self._what, self._limit_s, started_ns)
+
+    def start(self) -> None:
+        """Start the watchdog's thread now (else at the first guarded call)."""
+        if self._thread is None:
+            self._start()
 
     def _start(self) -> None:
         if self._use_signal:
@@ -121,6 +141,8 @@ class _Watchdog:
     def _watch(self) -> None:
         while self._main.is_alive():
             time.sleep(CHECK_INTERVAL_S)
+            if self.heartbeat is not None:  # a held process stops beating: its parent sees it
+                self.heartbeat.beat()
             with self._lock:
                 now = time.monotonic()
                 stuck = self._stuck_call(now)
@@ -191,6 +213,18 @@ def when_stuck(handler: StuckHandler | None) -> None:
     files), names the call (:class:`CallStuck`'s text) and may end the process.
     """
     _watchdog().on_stuck = handler
+
+
+def publish_to(heartbeat: Heartbeat) -> None:
+    """Publish every guarded call to ``heartbeat`` and beat it from the watchdog's thread.
+
+    The thread starts now: from here on the process beats every :data:`CHECK_INTERVAL_S`
+    while its interpreter runs, so a parent sees a process held whole (by a C call that keeps
+    the interpreter's lock, or a stop signal) and the guarded call that holds it.
+    """
+    watchdog = _watchdog()
+    watchdog.heartbeat = heartbeat
+    watchdog.start()
 
 
 @contextmanager

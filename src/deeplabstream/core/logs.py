@@ -1,17 +1,24 @@
 """Logging, configured once per process: console (stderr) and the session's log file.
 
 Child processes are spawned fresh, so each configures itself from a small picklable
-:class:`LogTarget`; every line names the process it came from.
+:class:`LogTarget` (:func:`current_log_target`: where the process starting it logs now);
+every line names the process it came from. A process that logs before the session's log file
+exists (a capture process opens its camera before the session folder is made; the main process
+opens the cameras) holds its lines (:func:`hold_log_lines`) and writes them to the file first
+thing when it gets it (:func:`add_log_file`), so ``session.log`` has every line of the session.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
 _FORMAT = "%(asctime)s %(levelname)-7s [%(processName)s] %(name)s: %(message)s"
+#: Lines a process holds, at most, until its session's log file exists (the newest are kept).
+HELD_LINES = 2000
 
 
 @dataclass(frozen=True)
@@ -46,14 +53,91 @@ def configure_process_logging(target: LogTarget, process_name: str) -> None:
 def add_log_file(path: Path) -> logging.Handler:
     """Also log to ``path`` (appending: every process of a session shares one file).
 
+    The lines held until now (:func:`hold_log_lines`) are written first, with their own times.
     Returns the handler, for :func:`remove_log_file` when the session ends in a process that
     lives on (the window starts one session after another).
     """
     handler = logging.FileHandler(path, mode="a", encoding="utf-8")
     handler.setFormatter(logging.Formatter(_FORMAT))
     handler.setLevel(logging.INFO)
+    held = _take_held_lines()
+    if held is not None:
+        if held.dropped:
+            handler.handle(held.note_dropped())
+        for record in held.records:
+            handler.handle(record)
     logging.getLogger().addHandler(handler)
     return handler
+
+
+class _HeldLines(logging.Handler):
+    """The process's log lines kept until its session's log file exists (newest kept)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.records: deque[logging.LogRecord] = deque(maxlen=HELD_LINES)
+        self.dropped = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if len(self.records) == self.records.maxlen:
+            self.dropped += 1
+        self.records.append(record)
+
+    def note_dropped(self) -> logging.LogRecord:
+        """Return a line that says how many earlier lines were not kept."""
+        first = self.records[0]
+        return logging.makeLogRecord(
+            {
+                "name": __name__,
+                "levelno": logging.WARNING,
+                "levelname": "WARNING",
+                "msg": f"{self.dropped} earlier line(s) of this process were not kept",
+                "created": first.created,
+                "msecs": first.msecs,
+                "processName": first.processName,
+            }
+        )
+
+
+def hold_log_lines() -> None:
+    """Hold this process's log lines (INFO and up) until :func:`add_log_file` writes them.
+
+    For a process that logs before its session's log file exists; at most :data:`HELD_LINES`
+    are kept. :func:`drop_held_log_lines` forgets them (a start that made no session).
+    """
+    root = logging.getLogger()
+    if not any(isinstance(handler, _HeldLines) for handler in root.handlers):
+        root.addHandler(_HeldLines())
+
+
+def drop_held_log_lines() -> None:
+    """Forget the lines held by :func:`hold_log_lines` (no session log file will come)."""
+    _take_held_lines()
+
+
+def _take_held_lines() -> _HeldLines | None:
+    """Remove the holder of this process's lines; return it (None: none was held)."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if isinstance(handler, _HeldLines):
+            root.removeHandler(handler)
+            return handler
+    return None
+
+
+def current_log_target() -> LogTarget:
+    """Return where this process logs now: its console level and its session's log file.
+
+    A process it starts configures itself from it, so the child's lines reach the same file.
+    """
+    root = logging.getLogger()
+    level, file = logging.INFO, None
+    for handler in root.handlers:
+        if isinstance(handler, logging.FileHandler):
+            file = Path(handler.baseFilename)
+        elif isinstance(handler, logging.StreamHandler):
+            level = handler.level or logging.INFO
+    return LogTarget(level, file)
 
 
 def remove_log_file(handler: logging.Handler) -> None:

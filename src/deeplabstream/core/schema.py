@@ -16,6 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
+from deeplabstream.core.regular_files import kind_of
+
 _META_KEY = "dls_setting"
 
 _TRUE_WORDS = {"1", "true", "yes", "on"}
@@ -312,3 +314,6 @@ def existing_file(path: Path) -> None:
         )
     if path.is_dir():
         raise ValueError(f"{path} is a folder; expected a file")
+    kind = kind_of(path.stat().st_mode)
+    if kind is not None:  # a FIFO would block whoever opens it (core/regular_files.py)
+        raise ValueError(f"{path} is not a regular file ({kind}); expected a file")

@@ -33,6 +33,7 @@ import av
 import numpy as np
 import pandas as pd
 
+from deeplabstream.core.regular_files import regular_file
 from deeplabstream.core.schema import setting
 from deeplabstream.outputs.interface import ExportContext, Output
 from deeplabstream.outputs.pose.drawing import display_copy, draw_animals_on, draw_pose
@@ -164,7 +165,8 @@ def _video_frame_indices(
     if not path.is_file():
         log.warning("%s is missing: the video's frame i is drawn with frame index i", path)
         return None
-    return pd.read_csv(path, usecols=["frame_index"])["frame_index"].to_numpy(dtype=np.int64)
+    table = pd.read_csv(regular_file(path), usecols=["frame_index"])
+    return table["frame_index"].to_numpy(dtype=np.int64)
 
 
 def camera_threshold(record: SessionRecord, camera: str) -> float:
@@ -230,7 +232,7 @@ def write_annotated_video(
     )
     written = 0
     next_report = time.monotonic() + _REPORT_INTERVAL_S
-    with av.open(str(video)) as source, av.open(str(target), "w") as sink:
+    with av.open(str(regular_file(video))) as source, av.open(str(target), "w") as sink:
         decoded = source.streams.video[0]
         decoded.thread_type = "AUTO"
         encoded = _output_stream(sink, decoded)

@@ -24,6 +24,8 @@ from deeplabstream.core.digest import file_sha256
 
 log = logging.getLogger(__name__)
 
+_GB = 1e9
+
 SESSION_JSON = "session.json"
 SESSION_LOG = "session.log"
 RESERVE_FILE = ".space-reserve"  # freed when the disk is full, so session.json can be finalised
@@ -95,6 +97,26 @@ def start_session_folder(output_dir: Path, started: datetime, label: str = "") -
             "Free some space or choose another [Output] DIRECTORY / --output-dir."
         ) from None
     return folder
+
+
+def too_little_space(folder: Path, needed_gb: float) -> str | None:
+    """Say why ``folder``'s disk cannot take a recording: less than ``needed_gb`` free.
+
+    ``folder`` need not exist yet (a session's output folder before its first session): its
+    nearest existing parent's disk is measured. None when there is room (or nothing is needed).
+    """
+    if needed_gb <= 0:
+        return None
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    free = shutil.disk_usage(existing).free / _GB
+    if free >= needed_gb:
+        return None
+    return (
+        f"only {free:.2f} GB free on the disk of {folder}; [Recording] MIN_FREE_SPACE is "
+        f"{needed_gb:.12g} GB. Free some space or choose another [Output] DIRECTORY / --output-dir."
+    )
 
 
 def remove_preview_folder(folder: Path, cameras: list[str]) -> bool:

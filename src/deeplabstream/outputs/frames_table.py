@@ -14,6 +14,8 @@ import math
 import os
 from pathlib import Path
 
+from deeplabstream.core.regular_files import open_regular
+
 FRAMES_TABLE_SUFFIX = ".frames.csv"
 FRAMES_TABLE_COLUMNS = ("frame_index", "camera_timestamp", "host_timestamp")
 
@@ -54,7 +56,7 @@ def recorded_frames(video: Path) -> int | None:
     """
     table = video.with_name(f"{video.stem}{FRAMES_TABLE_SUFFIX}")
     try:
-        with table.open("rb") as file:
+        with open_regular(table, "rb") as file:
             rows = sum(1 for _ in file) - 1  # less the header
     except OSError:
         return None
@@ -68,7 +70,8 @@ def repair_frames_table(path: Path, frames_in_video: int) -> int:
     frames whose video data never reached the file: a table must never claim a frame the video
     does not hold. Rows beyond ``frames_in_video`` and any unfinished last row are removed.
     """
-    text = path.read_text(encoding="ascii", errors="replace")
+    with open_regular(path, "rb") as file:
+        text = file.read().decode("ascii", errors="replace")
     lines = text.split("\n")
     header, rows = lines[0], [line for line in lines[1:-1] if line]  # [-1]: cut or empty
     kept = rows[: max(0, frames_in_video)]
@@ -81,7 +84,8 @@ def repair_frames_table(path: Path, frames_in_video: int) -> int:
 def count_table_rows(path: Path) -> int:
     """Whole rows in a frames table (a cut last row does not count); 0 if it is missing."""
     try:
-        text = path.read_text(encoding="ascii", errors="replace")
+        with open_regular(path, "rb") as file:
+            text = file.read().decode("ascii", errors="replace")
     except FileNotFoundError:
         return 0
     return max(0, text.count("\n") - 1)

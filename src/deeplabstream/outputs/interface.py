@@ -245,6 +245,11 @@ class LiveOutput:
         """Return what failed while it ran (reported in ``session.json``, never fatal); None."""
         return None
 
+    @property
+    def warning(self) -> str | None:
+        """Return what is worth knowing of its run, no failure (``session.json`` warnings)."""
+        return None
+
 
 @dataclass(frozen=True)
 class ExportContext:

@@ -47,6 +47,9 @@ SAME_CLOCK_S = 1e-3
 CLOCK_READINGS = 9
 #: Seconds a closing outlet with connected consumers waits for liblsl to send its last samples.
 LINGER_S = 0.2
+#: An outlet looks whether a consumer is connected at its first sample and every this many
+#: samples after, until it sees one (a liblsl call: cheap, but not for every sample).
+CONSUMER_LOOK_EVERY = 32
 
 
 class LslError(OutputError, RuntimeError):
@@ -180,6 +183,19 @@ class _Outlet:
         self.samples = 0  # pushed (whether or not anyone listened)
         self.failures = 0
         self.error: str | None = None  # the first failed push's message
+        self.consumer_seen = False  # a consumer was seen connected (looked at now and then)
+
+    def _look_for_consumer(self) -> None:
+        """Look whether a consumer is connected, every CONSUMER_LOOK_EVERY samples until one is."""
+        if not self.consumer_seen and self.samples % CONSUMER_LOOK_EVERY == 0:
+            self.consumer_seen = self.consumers
+
+    @property
+    def unheard(self) -> str | None:
+        """Say that no consumer was seen while it sent samples (they went nowhere); else None."""
+        if self.consumer_seen or not self.samples:
+            return None
+        return f"{self.name!r} ({self.samples} samples)"
 
     def _failed(self, error: Exception) -> None:
         self.failures += 1
@@ -195,6 +211,8 @@ class _Outlet:
 
     def close(self, linger: bool = True) -> None:
         """Stop the stream; with ``linger``, connected consumers get the last samples first."""
+        if self._outlet is not None and not self.consumer_seen:
+            self.consumer_seen = self.consumers  # one connected at the end got samples too
         outlet, self._outlet = self._outlet, None
         if outlet is None:
             return
@@ -256,6 +274,7 @@ class PoseOutlet(_Outlet):
         """
         if self._outlet is None:
             return
+        self._look_for_consumer()
         try:
             values = np.ascontiguousarray(pose, np.float32)  # no copy for a worker's pose
             if values.size != self.channel_count:
@@ -300,6 +319,7 @@ class EventOutlet(_Outlet):
         """Send one marker stamped with the host time it describes (None: now). Never blocks."""
         if self._outlet is None:
             return
+        self._look_for_consumer()
         try:
             stamp = host_now_ns() / 1e9 if host_time_s is None else host_time_s
             self._outlet.push_sample([text], self.clock.to_lsl(stamp))
@@ -405,6 +425,26 @@ class LslOutlets:
             if inner is None or not inner.wait_for_consumers(remaining):
                 waiting.append(outlet.name)
         return waiting
+
+    @property
+    def warning(self) -> str | None:
+        """Say which streams sent samples while no consumer was seen connected; else None.
+
+        LSL keeps no history: their samples reached nobody, and a recording of the streams
+        (LabRecorder) lacks them. Worth knowing, never a failure.
+        """
+        outlets: list[_Outlet] = [*self.poses.values()]
+        if self.events is not None:
+            outlets.append(self.events)
+        unheard = [text for outlet in outlets if (text := outlet.unheard) is not None]
+        if not unheard:
+            return None
+        return (
+            f"LSL: no consumer (LabRecorder, an inlet) was seen connected to {', '.join(unheard)}"
+            f" while it sent them (looked every {CONSUMER_LOOK_EVERY} samples): LSL keeps no "
+            "history, so those samples reached nobody. Start the consumer before the analysis, "
+            "or give [Output lsl] WAIT seconds to wait for it"
+        )
 
     @property
     def error(self) -> str | None:

@@ -107,6 +107,10 @@ class _LiveLsl(LiveOutput):
     def error(self) -> str | None:
         return self.outlets.error
 
+    @property
+    def warning(self) -> str | None:
+        return self.outlets.warning
+
 
 def lsl_channels(camera: OutputCamera) -> tuple[str, ...]:
     """Return the channels of a camera's LSL pose stream (``animal1_nose``, ... for several)."""

@@ -42,6 +42,7 @@ import pandas as pd
 
 from deeplabstream.core.errors import OutputError
 from deeplabstream.core.optional import exit_with
+from deeplabstream.core.regular_files import SpecialFileError, open_regular, regular_file
 from deeplabstream.outputs.nwb_forms import experimenters, parse_date_of_birth
 from deeplabstream.outputs.nwb_times import TimeBase, video_frame_times
 from deeplabstream.outputs.pose.table import is_multi_animal_csv
@@ -518,9 +519,11 @@ def _read_csv(
     number or empty: a cell that is not names its file, line and column (:func:`_numbers_only`).
     """
     try:
-        table = pd.read_csv(path, **options)
+        table = pd.read_csv(regular_file(path), **options)
     except FileNotFoundError:
         raise NwbError(f"{path.parent}: missing {path.name}") from None
+    except SpecialFileError as error:  # a FIFO there would block the export
+        raise NwbError(str(error)) from None
     except (OSError, ValueError) as error:
         raise NwbError(f"{path}: cannot be read: {error}") from None
     header = options.get("header", 0)
@@ -795,7 +798,8 @@ def _skeleton_from_model_file(model: ModelRecord) -> list[tuple[str, str]]:
     for folder in (Path(file), Path(file).parent):
         path = folder / "model.json"
         try:
-            pairs = json.loads(path.read_text(encoding="utf-8")).get("skeleton") or []
+            with open_regular(path, encoding="utf-8") as description:
+                pairs = json.load(description).get("skeleton") or []
         except (OSError, ValueError, AttributeError):
             continue
         return [(str(a), str(b)) for a, b in pairs]

@@ -29,7 +29,6 @@ import dataclasses
 import json
 import logging
 import os
-import stat
 import sys
 import types
 import typing
@@ -38,6 +37,7 @@ from pathlib import Path
 from typing import Any, Self, TypeVar
 
 from deeplabstream.core.errors import DeepLabStreamError
+from deeplabstream.core.regular_files import SpecialFileError, open_regular
 from deeplabstream.outputs.folder import (
     SESSION_JSON,
     write_session_json,
@@ -899,12 +899,14 @@ def read_record_data(path: Path) -> Any:
 
 def _record_text(path: Path) -> str:
     """Return a regular file's text, read only when it is no larger than a record can be."""
-    _refuse_unless_regular(os.stat(path))
-    # O_NONBLOCK: a file swapped for a FIFO after the check still opens at once (the check
-    # below refuses it); Windows has no O_NONBLOCK, and no FIFO in its file system.
-    descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    with os.fdopen(descriptor, "rb") as file:
-        _refuse_unless_regular(os.fstat(file.fileno()))
+    try:
+        file = open_regular(path, "rb")  # core/regular_files.py: a FIFO never blocks the read
+    except SpecialFileError as error:
+        raise DamagedRecordError(f"not a regular file ({error.kind})") from None
+    with file:
+        size = os.fstat(file.fileno()).st_size
+        if size > MAX_RECORD_BYTES:
+            raise DamagedRecordError(_too_large(size))
         data = file.read(MAX_RECORD_BYTES + 1)  # never more: the file may still grow
     if len(data) > MAX_RECORD_BYTES:
         raise DamagedRecordError(_too_large())
@@ -912,19 +914,6 @@ def _record_text(path: Path) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError as error:
         raise DamagedRecordError(f"not UTF-8 text ({error.reason})") from None
-
-
-def _refuse_unless_regular(status: os.stat_result) -> None:
-    """Raise DamagedRecordError for a file that is not regular, or too large to be a record."""
-    kinds = {
-        stat.S_ISFIFO: "a FIFO", stat.S_ISDIR: "a folder", stat.S_ISCHR: "a character device",
-        stat.S_ISBLK: "a block device", stat.S_ISSOCK: "a socket",
-    }  # fmt: skip
-    if not stat.S_ISREG(status.st_mode):
-        kind = next((words for test, words in kinds.items() if test(status.st_mode)), "special")
-        raise DamagedRecordError(f"not a regular file ({kind})")
-    if status.st_size > MAX_RECORD_BYTES:
-        raise DamagedRecordError(_too_large(status.st_size))
 
 
 def _too_large(size: int | None = None) -> str:

@@ -18,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 
 from deeplabstream.core.liveness import is_same_process_running
+from deeplabstream.core.regular_files import regular_file
 from deeplabstream.outputs.folder import (
     SESSION_JSON,
     is_session_name,
@@ -340,7 +341,7 @@ def _events_files(folder: Path) -> list[Path]:
 
 def _experiment_name(events_csv: Path) -> str | None:
     """Return the experiment's name from its events file's ``start`` row (None: no such row)."""
-    with events_csv.open(newline="", encoding="utf-8") as file:
+    with regular_file(events_csv).open(newline="", encoding="utf-8") as file:
         for row in csv.DictReader(file):
             if row.get("kind") == "start":
                 return row.get("name") or None

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from deeplabstream.core.errors import OutputError
+from deeplabstream.core.regular_files import regular_file
 from deeplabstream.outputs.pose.table import read_pose_table
 from deeplabstream.outputs.session_record import (
     CameraRecord,
@@ -156,7 +157,8 @@ def _video_of(
     if recordings and recordings[0].frames_table:
         table = session_dir / recordings[0].frames_table
         try:
-            indices = pd.read_csv(table, usecols=["frame_index"])["frame_index"].to_numpy()
+            rows = pd.read_csv(regular_file(table), usecols=["frame_index"])
+            indices = rows["frame_index"].to_numpy()
         except (OSError, ValueError) as error:
             raise SlpError(f"{table}: cannot be read: {error}") from None
         position = {int(index): row for row, index in enumerate(indices)}

@@ -18,6 +18,7 @@ import av
 import numpy as np
 
 from deeplabstream.core.frames import FrameGeometry
+from deeplabstream.core.regular_files import regular_file
 
 TIME_BASE = Fraction(1, 90_000)  # the usual MPEG clock: 11 us resolution
 
@@ -159,7 +160,7 @@ def count_decodable_frames(path: Path) -> int:
     """
     frames = 0
     try:
-        with av.open(str(path)) as container:
+        with av.open(str(regular_file(path))) as container:
             stream = container.streams.video[0]
             for _ in container.decode(stream):
                 frames += 1

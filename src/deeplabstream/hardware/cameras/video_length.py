@@ -21,6 +21,8 @@ from typing import Any
 
 import av
 
+from deeplabstream.core.regular_files import regular_file
+
 #: An estimated frame count (duration x rate) may be off by rounding and by the last frame's
 #: duration: a shortfall up to this many frames, or this fraction, is not called a truncation.
 ESTIMATE_SLACK_FRAMES = 2
@@ -51,7 +53,7 @@ def announced_frames(stream: Any, container: Any, fps: float | None) -> Announce
 def read_announced_frames(path: Path) -> AnnouncedLength:
     """Open ``path`` (no decoding) and return its announced length; unknown when unreadable."""
     try:
-        with av.open(str(path)) as container:
+        with av.open(str(regular_file(path))) as container:
             if not container.streams.video:
                 return AnnouncedLength(None, False)
             stream = container.streams.video[0]

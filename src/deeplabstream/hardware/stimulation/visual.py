@@ -52,6 +52,7 @@ from deeplabstream.core.lifetime import (
     children_leave_stop_signals_to_parent,
     leave_stop_signals_to_parent,
 )
+from deeplabstream.core.logs import LogTarget, configure_process_logging, current_log_target
 from deeplabstream.core.schema import setting
 from deeplabstream.hardware.stimulation.base import (
     ActionRecord,
@@ -252,7 +253,7 @@ class VisualStimulator(StimulationDevice):
         event_in, event_out = context.Pipe(duplex=False)
         process = context.Process(
             target=run_display,
-            args=(self.config, command_in, event_out),
+            args=(self.config, command_in, event_out, current_log_target()),
             name="visual stimulus display",
             daemon=True,
         )
@@ -490,7 +491,12 @@ def _check_display_available() -> None:
 # -- the display process ------------------------------------------------------------------------
 
 
-def run_display(config: DisplayConfig, commands: Connection, events: Connection) -> None:
+def run_display(
+    config: DisplayConfig,
+    commands: Connection,
+    events: Connection,
+    log_target: LogTarget | None = None,
+) -> None:
     """Entry point of the display process: the window, until told to quit or the host goes.
 
     Parameters
@@ -502,8 +508,12 @@ def run_display(config: DisplayConfig, commands: Connection, events: Connection)
     events : Connection
         ``("ready", info)`` or ``("error", text)`` at start, then ``("ack", ids, host_ns)``
         and ``("failed", id, text)``.
+    log_target : LogTarget, optional
+        Where it logs: the process that opened the device's (its lines reach session.log).
     """
     leave_stop_signals_to_parent()  # the session closes the window in order
+    if log_target is not None:
+        configure_process_logging(log_target, "visual stimulus display")
     try:
         _run_window(config, commands, events)
     except _StartError as error:  # a message for the user, no traceback needed

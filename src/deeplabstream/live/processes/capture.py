@@ -45,7 +45,12 @@ from deeplabstream.core.collector import settle_after_start_up
 from deeplabstream.core.fault_hooks import hold_here
 from deeplabstream.core.frames import FrameGeometry
 from deeplabstream.core.lifetime import die_with_parent, leave_stop_signals_to_parent, parent_ended
-from deeplabstream.core.logs import LogTarget, add_log_file, configure_process_logging
+from deeplabstream.core.logs import (
+    LogTarget,
+    add_log_file,
+    configure_process_logging,
+    hold_log_lines,
+)
 from deeplabstream.core.priority import ProcessPriority, apply_process_priority
 from deeplabstream.hardware.cameras import Camera, CameraControl, CameraError
 from deeplabstream.hardware.cameras.orientation import OrientedCamera
@@ -99,6 +104,7 @@ def capture_main(job: CaptureJob) -> None:
     leave_stop_signals_to_parent()  # the main process decides when to stop
     die_with_parent(signal.SIGTERM)
     configure_process_logging(job.log_target, f"capture:{job.camera.name}")
+    hold_log_lines()  # the camera opens before the session folder exists: written at Start
     scheduling = {
         "priority": apply_process_priority(job.priority),  # before the driver's threads start
         "timers": precise_timers(),  # a paced camera sleeps until each frame is due: wake then

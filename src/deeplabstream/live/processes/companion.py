@@ -36,6 +36,7 @@ import numpy as np
 
 from deeplabstream.core.control import receive
 from deeplabstream.core.frames import FrameGeometry, FrameStamp
+from deeplabstream.core.heartbeat import Heartbeat
 from deeplabstream.core.lifetime import die_with_parent, leave_stop_signals_to_parent
 from deeplabstream.core.logs import LogTarget
 from deeplabstream.core.priority import SIDE_NICENESS, ProcessPriority
@@ -302,7 +303,7 @@ class CompanionOutputs:
         if output.recorder is not None:  # an earlier recording has not finished yet
             self._finish_recorder(output, time.monotonic() + RECORDER_FINISH_TIMEOUT_S)
 
-        def job_for(control: Connection) -> RecorderJob:
+        def job_for(control: Connection, heartbeat: Heartbeat) -> RecorderJob:
             return RecorderJob(
                 camera_id=self.camera_id,
                 camera_name=output.name,
@@ -315,6 +316,7 @@ class CompanionOutputs:
                 log_target=self._log_target,
                 # Side work like every recorder; it keeps the cores of the capture that starts it.
                 priority=ProcessPriority("recorder", self._recorder_niceness),
+                heartbeat=heartbeat,
             )
 
         output.recorder = RecorderProcess.start(

@@ -143,22 +143,6 @@ def devices_to_open(
     return {name: device_settings[name] for name in needed or device_settings}
 
 
-def absent_devices(settings: dict[str, DeviceSettings]) -> list[str]:
-    """Return, for each device whose hardware, driver or library is absent, what to tell the user.
-
-    Each device checks itself (:meth:`StimulationDevice.check_present`: the board's HELLO, the
-    NI driver and DAQ, the Pi's pins) and leaves nothing open; run it before the start, once
-    the devices are locked, so that an absent device is refused before anything starts.
-    """
-    problems = []
-    for name, device_settings in settings.items():
-        try:
-            device_settings.create().check_present()
-        except (*DEVICE_FAILURES, ImportError) as error:  # ImportError: its driver's package
-            problems.append(_device_problem(name, device_settings, error))
-    return problems
-
-
 def _device_problem(name: str, settings: DeviceSettings, error: Exception) -> str:
     return f"[Device {name}] (TYPE = {settings.type}): {error}"
 

@@ -40,7 +40,7 @@ import logging
 import multiprocessing
 import signal
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing import shared_memory
 from pathlib import Path
 from typing import Any
@@ -53,6 +53,7 @@ from deeplabstream.core.lifetime import (
     die_with_parent,
     leave_stop_signals_to_parent,
 )
+from deeplabstream.core.logs import LogTarget, configure_process_logging, current_log_target
 from deeplabstream.core.priority import lower_priority
 from deeplabstream.core.stats import DurationHistogram
 from deeplabstream.outputs.pose.files import IdentityConfidenceWriter
@@ -87,6 +88,8 @@ class LearnerSpec:
     identities: int
     features: int
     capacity: int = CAPACITY
+    # Where it logs: the worker's console level and session.log (core/logs.py)
+    log_target: LogTarget = field(default_factory=LogTarget)
 
 
 class _Block:
@@ -155,7 +158,7 @@ class BackgroundLearner:
         # Named as the rings are (dls<pid>_...): a killed worker's block is removed as a stale
         # ring when the next session starts (transport.ring.remove_stale_rings).
         name = short_shared_memory_name("id")
-        spec = LearnerSpec(name, identities, features)
+        spec = LearnerSpec(name, identities, features, log_target=current_log_target())
         shm = shared_memory.SharedMemory(name=spec.name, create=True, size=_Block.size(spec))
         block = _Block(spec, shm)
         block.header[:] = 0
@@ -237,6 +240,7 @@ def learner_main(spec: LearnerSpec) -> None:
     """Entry point of the learner process: poll for samples, fit, publish, until told to stop."""
     leave_stop_signals_to_parent()
     die_with_parent(signal.SIGTERM)
+    configure_process_logging(spec.log_target, multiprocessing.current_process().name)
     try:
         lower_priority(19)  # the loop first: the learner takes what the cores have left
     except (psutil.Error, OSError) as error:

@@ -39,7 +39,7 @@ import os
 import signal
 from collections import defaultdict
 
-from deeplabstream.core.call_watchdog import CallStuck, when_stuck
+from deeplabstream.core.call_watchdog import CallStuck, publish_to, when_stuck
 from deeplabstream.core.clock import host_now_ns, precise_timers
 from deeplabstream.core.collector import settle_after_start_up
 from deeplabstream.core.errors import CalibrationError, DeepLabStreamError
@@ -96,6 +96,8 @@ def pose_main(job: PoseJob) -> None:
         "timers": precise_timers(),  # awake on time before a frame is due ([Pose] WAIT)
     }
     add_log_file(job.session_dir / SESSION_LOG)
+    if job.heartbeat is not None:  # held whole (a C call keeping the GIL), the session sees it
+        publish_to(job.heartbeat)
     try:
         hold_here("pose-load")  # a fault test's chosen moment (core/fault_hooks.py)
         models = load_models(job)
@@ -150,7 +152,9 @@ def pose_main(job: PoseJob) -> None:
     error = error or outputs.error  # output failures (LSL's) are reported, never fatal
     last = slot.summaries[-1] if slot.summaries else None
     try:
-        job.control.send(PoseFinished(figures, error, last, tuple(slot.summaries)))
+        job.control.send(
+            PoseFinished(figures, error, last, tuple(slot.summaries), outputs.warnings)
+        )
     except OSError:
         pass
 
@@ -215,9 +219,13 @@ def _analyse(
         waitables: list[Waitable] = [*(p.reader for p in active), job.control]
         worker_free_ns = host_now_ns()  # a frame that arrived before now waited for the worker
         waiter.wait(waitables, [p.arrivals for p in active], timeout_s=1.0)
+        if job.heartbeat is not None:
+            job.heartbeat.turned()
         # On a stop, one last turn: frames announced before it are analysed (the newest of each
         # camera) or counted as skipped, never left uncounted.
         stopping = not _handle_control(job, slot)
+        if stopping and job.heartbeat is not None:
+            job.heartbeat.stopping()  # the session waits for the files while it beats
         slot.take_opened()  # an experiment started meanwhile: its devices open beside the loop
         picked_ns = host_now_ns()
         ready = [p for p in active if p.read()]

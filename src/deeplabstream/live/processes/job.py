@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 
+from deeplabstream.core.heartbeat import Heartbeat
 from deeplabstream.core.logs import LogTarget
 from deeplabstream.core.priority import ProcessPriority
 from deeplabstream.live.processes.depth import DepthSource
@@ -67,6 +68,9 @@ class PoseJob:
     # The settings file's folder: the worker finds the lab's plugins there (devices/, triggers/,
     # outputs/, backends/, formats/, experiments/), set first thing (core/plugins.py).
     settings_folder: Path | None = None
+    # Its signs of life and the lab's call it is inside, read by the session (core/heartbeat.py):
+    # a worker held whole is named and ended there.
+    heartbeat: Heartbeat | None = None
 
     def stem(self, camera: WorkerCamera) -> str:
         """Return the name its files start with: ``<camera>`` or ``<camera>.run2`` etc."""

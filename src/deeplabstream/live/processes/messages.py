@@ -247,6 +247,7 @@ class PoseFinished:
     error: str | None = None
     experiment: dict[str, Any] | None = None  # the last experiment's summary
     experiments: tuple[dict[str, Any], ...] = ()  # every experiment of this analysis, in order
+    warnings: tuple[str, ...] = ()  # worth knowing, no failure (an LSL stream nobody heard)
 
 
 # --- live.processes.dispatch ----------------------------------------

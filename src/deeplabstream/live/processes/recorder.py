@@ -25,8 +25,10 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
+from deeplabstream.core.clock import host_now_ns
 from deeplabstream.core.collector import settle_after_start_up
 from deeplabstream.core.control import join_or_terminate, receive_within
+from deeplabstream.core.heartbeat import Heartbeat
 from deeplabstream.core.lifetime import (
     children_leave_stop_signals_to_parent,
     die_with_parent,
@@ -44,6 +46,17 @@ from deeplabstream.transport.ring import Channel, FrameRing, RingSpec
 
 log = logging.getLogger(__name__)
 
+#: A recorder beats at least this often while it runs: each turn of its loop (whose wait ends
+#: after a second without news) and each frame it writes.
+LOOP_WAIT_S = 1.0
+#: A recorder that gave no sign of life this long is held (stopped, or stuck in its encoder or
+#: disk): at the stop it is ended by the app, its recording counted to what its files hold.
+SILENT_LIMIT_S = 5.0
+#: A stop asked for again (Ctrl-C again) while a recorder still writes gives it this long more.
+HURRY_GRACE_S = 1.0
+#: How often the stop's wait looks at the recorder's signs of life.
+LOOK_S = 0.1
+
 
 @dataclass(frozen=True)
 class RecorderJob:
@@ -59,6 +72,8 @@ class RecorderJob:
     nominal_fps: float | None
     log_target: LogTarget
     priority: ProcessPriority | None = None  # side work: a lower priority (core/priority.py)
+    # Its signs of life, read by the process that started it (core/heartbeat.py).
+    heartbeat: Heartbeat | None = None
 
 
 class _Recording:
@@ -161,7 +176,9 @@ def _record(job: RecorderJob, reader: ChannelReader, recording: _Recording, firs
     while True:
         # wait() takes any object with fileno(); typeshed names only connections and sockets.
         waitables: list[Any] = [reader, job.control]
-        wait(waitables, timeout=1.0)
+        wait(waitables, timeout=LOOP_WAIT_S)
+        if job.heartbeat is not None:
+            job.heartbeat.turned()
         if job.control.poll():
             try:
                 stopping = isinstance(job.control.recv(), StopRecording) or stopping
@@ -178,6 +195,8 @@ def _record(job: RecorderJob, reader: ChannelReader, recording: _Recording, firs
                 recording.write(record)
                 header["consumed"][Channel.RECORD] = recording.table.rows
                 header["lost"][Channel.RECORD] = recording.lost
+                if job.heartbeat is not None:
+                    job.heartbeat.beat()
         if ended or stopping:
             return
 
@@ -203,6 +222,29 @@ def _finish(job: RecorderJob, recording: _Recording | None, error: str | None) -
     return error
 
 
+def cause_to_end(
+    silent_s: float, now: float, deadline: float, hurried_at: float | None
+) -> str | None:
+    """Say why the app must end a recorder it waits for now; None: wait on.
+
+    ``silent_s``: how long it has given no sign of life; ``now`` and ``deadline`` (the stop's
+    whole wait) on ``time.monotonic``; ``hurried_at``: when the stop was asked for again.
+    """
+    if silent_s >= SILENT_LIMIT_S:
+        return (
+            f"the recorder did not answer for {silent_s:.1f} s (no frame written, no reply to "
+            "the stop: its process was stopped or is stuck); it was stopped by the app"
+        )
+    if hurried_at is not None and now - hurried_at >= HURRY_GRACE_S:
+        return (
+            "the recorder was still writing when the stop was asked for again; it was stopped "
+            "by the app"
+        )
+    if now >= deadline:
+        return "the recorder did not finish in time; it was stopped by the app"
+    return None
+
+
 @dataclass
 class RecorderProcess:
     """A recorder process seen from the process that started it: the one recorder life cycle.
@@ -215,6 +257,7 @@ class RecorderProcess:
     process: BaseProcess
     control: Connection
     session_dir: Path
+    heartbeat: Heartbeat | None = None  # its signs of life
     ready: RecorderReady | None = None  # its first frame and file names
     finished: RecorderFinished | None = None
 
@@ -222,18 +265,28 @@ class RecorderProcess:
     def start(
         cls,
         context: SpawnContext,
-        job_for: Callable[[Connection], RecorderJob],
+        job_for: Callable[[Connection, Heartbeat], RecorderJob],
         name: str,
         target: Callable[[RecorderJob], None] = recorder_main,
     ) -> RecorderProcess:
-        """Start a recorder; ``job_for`` builds its job around the child's control connection."""
+        """Start a recorder; ``job_for`` builds its job around the child's control connection.
+
+        The job carries the :class:`Heartbeat` it is given, so the recorder's silence is seen.
+        """
         control, child_control = context.Pipe(duplex=True)
-        job = job_for(child_control)
+        heartbeat = Heartbeat(context)
+        job = job_for(child_control, heartbeat)
         process = context.Process(target=target, args=(job,), name=name)
         with children_leave_stop_signals_to_parent():
             process.start()
         child_control.close()  # ours closed: a dead recorder shows as end-of-file
-        return cls(process, control, job.session_dir)
+        return cls(process, control, job.session_dir, heartbeat)
+
+    def silent_s(self) -> float:
+        """Return how long the running recorder has given no sign of life (0: it lives)."""
+        if self.heartbeat is None or self.finished is not None:
+            return 0.0
+        return self.heartbeat.silent_s(host_now_ns())
 
     @property
     def running(self) -> bool:
@@ -257,7 +310,13 @@ class RecorderProcess:
             self.finished = message
         else:
             join_or_terminate(self.process, 1.0)
-            self.finished = self.died_without_result()
+            code = self.process.exitcode
+            how = f"exit code {code}"
+            if code is not None and code < 0:
+                how = f"killed by signal {-code}"
+            self.finished = self.without_result(
+                f"the recorder process ended unexpectedly ({how}); the recording stopped there"
+            )
 
     def request_stop(self) -> None:
         """Ask the recorder to record the frames announced so far, then close its files."""
@@ -267,23 +326,43 @@ class RecorderProcess:
             except OSError:  # already gone: collect() says so
                 pass
 
-    def collect(self, deadline: float) -> RecorderFinished:
-        """Wait (until ``deadline``) for the recorder's result, join it, close the connection."""
+    def collect(
+        self, deadline: float, hurry: Callable[[], bool] | None = None
+    ) -> RecorderFinished:
+        """Wait for the recorder's result, join it, close the connection; bounded.
+
+        It is waited for while it writes (it beats with each frame) until ``deadline``; one that
+        gave no sign of life for :data:`SILENT_LIMIT_S` (stopped, stuck), one still writing
+        :data:`HURRY_GRACE_S` after ``hurry`` says the stop was asked for again, or one past
+        ``deadline`` is ended by the app, and its result says so: its recording then holds what
+        its files hold, the rest counted lost (live.session.video_recordings).
+        """
+        hurried_at: float | None = None
         while self.finished is None:
-            message = receive_within(self.control, deadline)
-            self.take(message)
-            if message is None:
-                break
-        join_or_terminate(self.process, max(0.1, deadline - time.monotonic()))
+            message = receive_within(self.control, min(deadline, time.monotonic() + LOOK_S))
+            if message is not None or not self.process.is_alive():
+                self.take(message or receive_within(self.control, time.monotonic()))
+                continue
+            now = time.monotonic()
+            if hurried_at is None and hurry is not None and hurry():
+                hurried_at = now
+            why = cause_to_end(self.silent_s(), now, deadline, hurried_at)
+            if why is not None:
+                self.end(why)
+        join_or_terminate(self.process, max(0.1, min(deadline - time.monotonic(), LOOK_S * 20)))
         self.control.close()
-        assert self.finished is not None  # take(None) always sets it
+        assert self.finished is not None  # take(None) and end() always set it
         return self.finished
 
-    def died_without_result(self) -> RecorderFinished:
-        """Return what is known of a recording whose process ended without a word."""
-        code = self.process.exitcode
-        how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
-        error = f"the recorder process ended unexpectedly ({how}); the recording stopped there"
+    def end(self, why: str) -> None:
+        """End the recorder now (it cannot end itself); its result says ``why``."""
+        log.error("%s: %s", self.process.name, why)
+        self.process.kill()  # it leaves SIGTERM to its parent (core.lifetime)
+        self.process.join(5.0)
+        self.finished = self.without_result(f"{why}; the recording stopped there")
+
+    def without_result(self, error: str) -> RecorderFinished:
+        """Return what is known of a recording whose process ended without a word (``error``)."""
         ready = self.ready
         if ready is None:
             return RecorderFinished("", "", 0, 0, error)

@@ -218,6 +218,19 @@ class LiveOutputs:
                 messages.append(text)
         return "; ".join(messages) or None
 
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """Every output's warning (after :meth:`close`: LSL streams nobody heard)."""
+        found = []
+        for name, live in self._opened:
+            try:
+                text = getattr(live, "warning", None)  # a lab's half may not have one
+            except Exception as error:  # a lab's output whose warning property fails
+                text = f"output {name!r}: its warning could not be read: {error_text(error)}"
+            if text:
+                found.append(text)
+        return tuple(found)
+
     def report_failure(self, what: str, error: Exception) -> None:
         """Log and keep an output's failure; the session reports it and goes on without it."""
         self.report(f"{what}: {error_text(error)}; the session goes on without it")

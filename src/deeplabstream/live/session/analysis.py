@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from deeplabstream.core.call_watchdog import STUCK_GRACE_S
 from deeplabstream.core.clock import host_now_ns
 from deeplabstream.core.control import (
     StopCheck,
@@ -29,6 +30,7 @@ from deeplabstream.core.control import (
 )
 from deeplabstream.core.deadline import STAGES
 from deeplabstream.core.errors import DeepLabStreamError
+from deeplabstream.core.heartbeat import Heartbeat
 from deeplabstream.core.lifetime import children_leave_stop_signals_to_parent
 from deeplabstream.core.logs import LogTarget
 from deeplabstream.core.plugins import settings_folder_in_use
@@ -74,7 +76,20 @@ def ready_timeout_s(settings: PoseSettings) -> float:
     return READY_TIMEOUT_S + (TENSORRT_BUILD_S if device == "tensorrt" else 0.0)
 
 
+#: How long a stopping worker may take to finish its files (its pose tables), while it beats.
 STOP_TIMEOUT_S = 30.0
+#: A worker that gives no sign of life this long (core/heartbeat.py) is held whole: stopped
+#: (SIGSTOP), or inside a C call that keeps Python's interpreter lock, where neither its watchdog
+#: nor a message reaches it. At the stop it is then ended; while it runs, when a guarded call
+#: (the experiment's update, a device's command, an output's write) holds it past its limit.
+HELD_AFTER_S = 3.0
+#: After StopAnalysis, the worker's loop takes it at its next turn (a wait of at most 1 s and a
+#: batch): a loop that has not taken it this long is stuck, and is ended, named.
+TAKE_STOP_S = 10.0
+#: A stop asked for again while the worker finishes (Ctrl-C again) gives it this long more.
+HURRY_GRACE_S = 2.0
+#: How often the stop's wait looks at the worker's signs of life.
+LOOK_S = 0.1
 EXPERIMENT_TIMEOUT_S = 60.0  # opening devices: an Arduino resets for ~2 s when its port opens
 #: The live latency figures cover the poses of the last RECENT_S seconds (at most RECENT_POSES):
 #: a loop that stops producing shows no latency, never the last one it had.
@@ -117,6 +132,51 @@ def _end_loading_worker(process: Any, control: Connection) -> None:
         process.join(5.0)
 
 
+def held_reason(heartbeat: Heartbeat, now_ns: int, stop_sent_ns: int | None) -> str | None:
+    """Say what holds the inference worker when it must be ended by the app; None while not.
+
+    ``heartbeat`` is the worker's (core/heartbeat.py), read at ``now_ns``; ``stop_sent_ns``:
+    when StopAnalysis was sent (None: it runs). While it runs, only a guarded call that outlived
+    its limit and its interruption, in a worker giving no sign of life, is cause to end it (a
+    worker stopped by SIGSTOP alone is a stall, said by the stall watch, and may go on). After
+    the stop was sent: a worker giving no sign of life for :data:`HELD_AFTER_S`, or whose loop
+    has not taken the stop in :data:`TAKE_STOP_S`.
+    """
+    silent_s = heartbeat.silent_s(now_ns)
+    call = heartbeat.call()
+    overdue = call is not None and call.elapsed_s(now_ns) > (
+        call.limit_s + STUCK_GRACE_S + HELD_AFTER_S
+    )
+    if call is not None and silent_s >= HELD_AFTER_S and (overdue or stop_sent_ns):
+        elapsed_s = call.elapsed_s(now_ns)
+        held = (
+            f"did not return within {call.limit_s:g} s and held the whole pose worker"
+            if elapsed_s >= call.limit_s
+            else f"held the whole pose worker for {elapsed_s:.1f} s (its limit: "
+            f"{call.limit_s:g} s) when the session stopped"
+        )
+        return (
+            f"{call.what} {held} (no sign of life for {silent_s:.1f} s: inside code that keeps "
+            "Python's interpreter lock, which neither the worker's watchdog nor its stop can "
+            f"interrupt); the app ended the pose worker after {elapsed_s:.1f} s"
+        )
+    if stop_sent_ns is None:
+        return None
+    if silent_s >= HELD_AFTER_S:
+        return (
+            f"the pose worker gave no sign of life for {silent_s:.1f} s after the stop (stopped, "
+            "or inside code that keeps Python's interpreter lock); the app ended it"
+        )
+    waited_s = (now_ns - stop_sent_ns) / 1e9
+    if heartbeat.stopping_since_ns is None and waited_s >= TAKE_STOP_S:
+        inside = f" (inside {call.what} for {call.elapsed_s(now_ns):.1f} s)" if call else ""
+        return (
+            f"the pose worker's loop did not take the stop within {TAKE_STOP_S:g} s{inside}; it "
+            f"last came round {heartbeat.unturned_s(now_ns):.1f} s before; the app ended it"
+        )
+    return None
+
+
 def _start_up_s(outputs: tuple[ChosenOutput, ...]) -> float:
     """Return how long the outputs may wait at the worker's start (LSL_WAIT), in all."""
     return sum(chosen.plugin().start_up_s for chosen in outputs)
@@ -141,8 +201,11 @@ class Analysis:
         reader: PoseReader,
         ready: PoseReady,
         names: dict[int, str],
+        heartbeat: Heartbeat | None = None,
     ) -> None:
         self.process = process
+        self.heartbeat = heartbeat  # its signs of life and the guarded call it is inside
+        self._untold_error: str | None = None  # the worker's end found by a request
         self.control = control
         self.reader = reader
         self.ready = ready
@@ -202,6 +265,7 @@ class Analysis:
         start_up_s = _start_up_s(outputs)  # each output found by name: before any process
         control, child_control = context.Pipe(duplex=True)
         pose_read, pose_write = context.Pipe(duplex=False)
+        heartbeat = Heartbeat(context)
         job = PoseJob(
             tuple(cameras),
             settings,
@@ -216,6 +280,7 @@ class Analysis:
             priority,
             triangulation=triangulation,
             settings_folder=settings_folder or settings_folder_in_use(),
+            heartbeat=heartbeat,
         )
         process = context.Process(target=pose_main, args=(job,), name="pose")
         with children_leave_stop_signals_to_parent():
@@ -248,7 +313,7 @@ class Analysis:
         )
         names = {camera.camera_id: camera.name for camera in cameras}
         log.info("pose estimation running: %s", message.model)
-        analysis = cls(process, control, reader, message, names)
+        analysis = cls(process, control, reader, message, names, heartbeat)
         analysis.experiment_running = experiment is not None
         analysis.files = _WorkerFiles(session_dir, file_label, events_file if experiment else None)
         return analysis
@@ -333,12 +398,34 @@ class Analysis:
         return float(p50), float(p99)
 
     def check_finished(self) -> str | None:
-        """Handle the worker's messages; return an error message if it ended with one."""
+        """Handle the worker's messages; return an error message if it ended with one.
+
+        A worker held whole by a guarded call past its limit (core/heartbeat.py) is ended here,
+        the call named: its own watchdog cannot run to do it.
+        """
+        if self._untold_error is not None:
+            untold, self._untold_error = self._untold_error, None
+            return untold
         while self.finished is None and self.control.poll():
             error = self._handle(receive_within(self.control, time.monotonic()))
             if error:
                 return error
-        return None
+        held = self._held(None) if self.finished is None else None
+        return self._end_held(held) if held else None
+
+    def _held(self, stop_sent_ns: int | None) -> str | None:
+        """Say what holds the worker when it must be ended (:func:`held_reason`); else None."""
+        if self.heartbeat is None:
+            return None
+        return held_reason(self.heartbeat, host_now_ns(), stop_sent_ns)
+
+    def _end_held(self, why: str) -> str | None:
+        """End a worker that cannot end itself (``why``); finish its files; the error to report."""
+        log.error("%s", why)
+        self.process.kill()  # it leaves SIGTERM to this process (core.lifetime)
+        self.process.join(5.0)
+        name = self.experiment_status.name if self.experiment_status is not None else None
+        return self._take_finished(PoseStuck(why, name), ended_by_app=True)
 
     def _handle(self, message: Any) -> str | None:
         """Take one control message from the worker; an error message if it ended with one."""
@@ -361,15 +448,21 @@ class Analysis:
             pass
 
     def _request(self, message: Any, timeout_s: float) -> Any:
-        """Send a request and handle messages until its answer arrives (or the worker ends)."""
+        """Send a request and handle messages until its answer arrives (or the worker ends).
+
+        A worker held whole by a guarded call meanwhile is ended (:meth:`_held`): no answer.
+        """
         self._reply = None
         self._send(message)
         deadline = time.monotonic() + timeout_s
         while self._reply is None and self.finished is None:
-            answer = receive_within(self.control, deadline)
-            if answer is None:
+            answer = receive_within(self.control, min(deadline, time.monotonic() + LOOK_S))
+            if answer is not None:
+                self._handle(answer)
+            elif not self.process.is_alive() or time.monotonic() >= deadline:
                 break
-            self._handle(answer)
+            elif held := self._held(None):
+                self._untold_error = self._end_held(held)  # said at the next look or the stop
         return self._reply
 
     def start_experiment(self, spec: ExperimentSpec, events_file: str) -> None:
@@ -395,30 +488,63 @@ class Analysis:
         if isinstance(answer, ExperimentStopped) and answer.summary is not None:
             self.experiment_summaries.append(answer.summary)
 
-    def stop(self) -> str | None:
-        """Ask the worker to stop, collect its figures, join it; return an error message if any."""
+    def stop(self, hurry: Callable[[], bool] | None = None) -> str | None:
+        """Ask the worker to stop, collect its figures, join it; return an error message if any.
+
+        The wait is bounded whatever the worker does: one held whole or whose loop does not take
+        the stop is ended within seconds, named (:meth:`_held`); one that finishes its files
+        is waited for while it beats, up to :data:`STOP_TIMEOUT_S`, or :data:`HURRY_GRACE_S`
+        once ``hurry`` says the stop was asked for again (Ctrl-C again).
+        """
         if self._stopped:
             return None
         self._stopped = True
-        error = None
+        error, self._untold_error = self._untold_error, None
         if self.finished is None:
-            self._send(StopAnalysis())
-            deadline = time.monotonic() + STOP_TIMEOUT_S
-            while self.finished is None:
-                message = receive_within(self.control, deadline)
-                error = self._handle(message)
-                if message is None:
-                    break
+            error = self._await_finished(hurry)
         self.experiment_running = False
         self.drain()
-        join_or_terminate(self.process, STOP_TIMEOUT_S)
+        join_or_terminate(self.process, HURRY_GRACE_S + HELD_AFTER_S)
         self.control.close()
         self.reader.close()
         if self._died:
             self._account_dead_worker(final=True)
         return error
 
-    def _take_finished(self, message: Any) -> str | None:
+    def _await_finished(self, hurry: Callable[[], bool] | None) -> str | None:
+        """Send StopAnalysis; wait for the worker's figures (bounded, see :meth:`stop`)."""
+        self._send(StopAnalysis())
+        sent_ns = host_now_ns()
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        hurried_at: float | None = None
+        error: str | None = None
+        while self.finished is None:
+            message = receive_within(self.control, min(deadline, time.monotonic() + LOOK_S))
+            if message is None and not self.process.is_alive():
+                message = receive_within(self.control, time.monotonic())  # its last words
+                if message is None:
+                    return self._handle(None)  # it died: rebuilt from its files
+            if message is not None:
+                error = self._handle(message)
+                continue
+            now = time.monotonic()
+            if hurried_at is None and hurry is not None and hurry():
+                hurried_at = now
+            if held := self._held(sent_ns):
+                error = self._end_held(held)
+            elif hurried_at is not None and now - hurried_at >= HURRY_GRACE_S:
+                error = self._end_held(
+                    "the pose worker was still finishing its files when the stop was asked for "
+                    "again; the app ended it"
+                )
+            elif now >= deadline:
+                error = self._end_held(
+                    f"the pose worker did not finish its files within {STOP_TIMEOUT_S:g} s of the "
+                    "stop; the app ended it"
+                )
+        return error
+
+    def _take_finished(self, message: Any, ended_by_app: bool = False) -> str | None:
         experiment_was_running = self.experiment_running
         self.experiment_running = False
         if isinstance(message, PoseFinished):
@@ -428,18 +554,29 @@ class Analysis:
                     self.experiment_summaries.append(summary)
             return message.error
         stuck = message if isinstance(message, PoseStuck) else None
-        self.finished = self._rebuilt_after_death(experiment_was_running, stuck)
+        self.finished = self._rebuilt_after_death(experiment_was_running, stuck, ended_by_app)
         return self.finished.error
 
     def _rebuilt_after_death(
-        self, experiment_was_running: bool, stuck: PoseStuck | None = None
+        self,
+        experiment_was_running: bool,
+        stuck: PoseStuck | None = None,
+        ended_by_app: bool = False,
     ) -> PoseFinished:
         """Return the worker died without its summary: finish its files, rebuild what they hold.
 
-        ``stuck``: it ended itself, its loop stuck in a lab's call (named), its rows flushed.
+        ``stuck``: it ended itself, its loop stuck in a lab's call (named), its rows flushed;
+        with ``ended_by_app``, the app ended it (held whole: nothing was flushed), ``stuck``
+        saying why.
         """
         join_or_terminate(self.process, 2.0)
-        if stuck is not None:
+        if stuck is not None and ended_by_app:
+            error = (
+                f"{stuck.message}: pose estimation ended there; its pose files and events were "
+                "finished from what it had written (at most the last second is missing); the "
+                "frames captured after it are counted as not analysed"
+            )
+        elif stuck is not None:
             error = (
                 f"{stuck.message}: pose estimation ended there; the pose files and events keep "
                 "every pose analysed before it; the frames captured after it are counted as not "

@@ -51,6 +51,8 @@ log = logging.getLogger(__name__)
 
 OPEN_TIMEOUT_S = 60.0  # spawning a process and opening a camera; generous for slow machines
 CAPTURE_STOP_TIMEOUT_S = 10.0
+#: A stop asked for again (Ctrl-C again) gives a capture process this long more.
+HURRY_GRACE_S = 1.0
 
 
 @dataclass
@@ -356,14 +358,27 @@ def is_live(settings: Settings) -> bool:
 
 
 def collect_finished_captures(
-    branches: list[CameraBranch], report_error: Callable[[str], None]
+    branches: list[CameraBranch],
+    report_error: Callable[[str], None],
+    hurry: Callable[[], bool] | None = None,
 ) -> None:
-    """Take each streaming camera's end (its Finished message); report a failed or stuck one."""
+    """Take each streaming camera's end (its Finished message); report a failed or stuck one.
+
+    Waited for up to :data:`CAPTURE_STOP_TIMEOUT_S` (a camera blocked in its driver), or
+    :data:`HURRY_GRACE_S` once ``hurry`` says the stop was asked for again (Ctrl-C again).
+    """
     deadline = time.monotonic() + CAPTURE_STOP_TIMEOUT_S
     for branch in branches:
         if branch.ended:
             continue
-        message = receive_within(branch.control, deadline)
+        message = None
+        while message is None and time.monotonic() < deadline:
+            message = receive_within(branch.control, min(deadline, time.monotonic() + STOP_POLL_S))
+            if message is None and not branch.process.is_alive():
+                message = receive_within(branch.control, time.monotonic())  # its last words
+                break
+            if message is None and hurry is not None and hurry():
+                deadline = min(deadline, time.monotonic() + HURRY_GRACE_S)
         if isinstance(message, Finished):
             branch.finished = message
             if message.reason == EndReason.CAMERA_FAILED:
@@ -374,16 +389,19 @@ def collect_finished_captures(
 
 
 def join_captures(branches: list[CameraBranch], started: bool) -> None:
-    """Join every capture process (one that does not stop in time is terminated).
+    """Join every capture process (one that does not stop in time is ended).
 
-    Before the start, an opened camera waits for Start or Abort: it is told to abort first.
+    Before the start, an opened camera waits for Start or Abort: it is told to abort first. One
+    that did not report its end (:func:`collect_finished_captures` waited for it already) is
+    given :data:`HURRY_GRACE_S` more.
     """
     if not started:
         for branch in branches:
             if branch.process.is_alive() and branch.opened is not None:
                 _send_abort(branch)
     for branch in branches:
-        join_or_terminate(branch.process, CAPTURE_STOP_TIMEOUT_S)
+        unanswered = started and branch.failure is not None and branch.finished is None
+        join_or_terminate(branch.process, HURRY_GRACE_S if unanswered else CAPTURE_STOP_TIMEOUT_S)
 
 
 def abort_captures(branches: list[CameraBranch]) -> None:

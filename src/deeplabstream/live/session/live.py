@@ -29,7 +29,13 @@ from deeplabstream.core.control import (
     check_stop,
     receive,
 )
-from deeplabstream.core.logs import LogTarget, add_log_file, remove_log_file
+from deeplabstream.core.logs import (
+    LogTarget,
+    add_log_file,
+    drop_held_log_lines,
+    hold_log_lines,
+    remove_log_file,
+)
 from deeplabstream.core.plugins import plugin_notices
 from deeplabstream.core.priority import (
     MainPlacement,
@@ -68,6 +74,7 @@ from deeplabstream.live.session.cameras import (
 from deeplabstream.live.session.exports import write_exports
 from deeplabstream.live.session.preflight import start_warnings
 from deeplabstream.live.session.reloading import reload
+from deeplabstream.live.session.report.camera_loss import camera_lost
 from deeplabstream.live.session.report.events import SessionEvent
 from deeplabstream.live.session.report.figures import process_ids
 from deeplabstream.live.session.report.health import SessionHealth
@@ -89,6 +96,7 @@ from deeplabstream.outputs.folder import (
     run_label,
     start_session_folder,
 )
+from deeplabstream.outputs.pose.recovery import how_it_ended
 from deeplabstream.outputs.session_record import SessionRecord
 from deeplabstream.settings.effective import CameraPlan, resolve_cameras
 from deeplabstream.settings.experiment_plan import ExperimentPlan
@@ -130,6 +138,7 @@ class LiveSession:
         self.started_at = datetime.now().astimezone()  # session.json's clock, with:
         self.started_host_s = time.perf_counter()
         self._started = self._stopped = False
+        self._hurry = False  # the stop was asked for again: wait for no process that finishes
         self.analysis: Analysis | None = None  # the current (or last) analysis
         self.analyses: list[Analysis] = []  # every analysis of this session, in order
         self._experiments_started = 0
@@ -154,6 +163,7 @@ class LiveSession:
         then nothing is left running and no session folder is made.
         """
         check_stop(stop_requested)  # asked before anything starts: nothing is started
+        hold_log_lines()  # the cameras open before session.log exists: its first lines
         # Every process's channel ends must agree: the choice travels in the environment.
         self.doorbell = export_doorbell(self.settings.streaming.doorbell)
         # The main process (and a GUI's drawing) keeps off the inference worker's cores while
@@ -211,17 +221,40 @@ class LiveSession:
         self._log_file = add_log_file(self.session_dir / SESSION_LOG)
 
     def start(self) -> None:
-        """Let every camera begin publishing frames."""
+        """Let every camera begin publishing frames.
+
+        A capture process that ended since its camera opened (killed while the model loaded) is
+        named and its camera marked failed, as one that dies while streaming
+        (``[Streaming] ON_CAMERA_LOST`` applies); the others start.
+        """
         assert self.session_dir is not None, "open() first"
+        gone = []
         for branch in self._branches:
             assert branch.ring is not None
-            branch.control.send(Start(branch.ring.spec, self.session_dir))
+            try:
+                branch.control.send(Start(branch.ring.spec, self.session_dir))
+            except OSError:  # its end of the pipe is closed: the process has ended
+                gone.append(branch)
         self._started = True
+        for branch in gone:
+            self._capture_gone_before_start(branch)
         self.write_session_json("running")  # now with the recorders' process ids
+
+    def _capture_gone_before_start(self, branch: CameraBranch) -> None:
+        """Report a capture process that ended after its camera opened, before the stream."""
+        branch.process.join(1.0)
+        branch.failure = (
+            f"camera {branch.name!r}: its capture process ended before the stream started "
+            f"({how_it_ended(branch.process.exitcode)}), after its camera had opened: nothing of "
+            "this camera was streamed or recorded"
+        )
+        self.report_error(branch.failure)
+        camera_lost(self, branch)  # [Streaming] ON_CAMERA_LOST: the others go on, or all stop
 
     def _abandon_start(self) -> None:
         """End every capture process of a start that cannot go on; give back the cores."""
         abort_captures(self._branches)
+        drop_held_log_lines()  # no session.log comes
         self._stopped = True
         if self._main_priority is not None:
             self._main_priority.restore()
@@ -252,7 +285,7 @@ class LiveSession:
     def stop_recording(self) -> None:
         """Finish every recording: frames announced so far are written, files are closed."""
         request_stops(self._branches)
-        collect_recorders(self._branches, self.session_dir, self.report_error)
+        collect_recorders(self._branches, self.session_dir, self.report_error, self._hurried)
 
     # -- pose estimation ---------------------------------------------------------------------
 
@@ -326,7 +359,7 @@ class LiveSession:
     def stop_analysis(self) -> None:
         """Stop the inference worker; its pose files (and a running experiment's) are finalised."""
         if self.analysis is not None and self.analysis.process.pid is not None:
-            error = self.analysis.stop()
+            error = self.analysis.stop(self._hurried)
             if error:
                 self.report_error(error)
             self.report.analysis_ended(self, self.analysis)  # a stall, its files, no animal
@@ -485,12 +518,14 @@ class LiveSession:
             if branch.ring is not None:
                 branch.ring.request_stop()
         if self._started:  # before the start no camera streamed: none has an end to say
-            collect_finished_captures(self._branches, self.report_error)
+            collect_finished_captures(self._branches, self.report_error, self._hurried)
         self.report.cameras_ended(self, self._branches)  # delivery's last word, cut videos
         if not self._started:  # stopped during start-up: no frame, so no end-of-stream, comes
             request_stops(self._branches)
+        else:  # a camera whose capture process died sends no end-of-stream to its recorder
+            request_stops([branch for branch in self._branches if branch.failure is not None])
         # recorders end on the end-of-stream record
-        collect_recorders(self._branches, self.session_dir, self.report_error)
+        collect_recorders(self._branches, self.session_dir, self.report_error, self._hurried)
         for error in recording_losses(self._branches):
             self.report_error(error)
         self.stop_analysis()  # so does the inference worker
@@ -524,6 +559,17 @@ class LiveSession:
         if self.session_dir is not None and self.session_dir.is_dir():
             # Last, once nothing writes any more: every file's digest (deeplabstream-verify).
             self.report.prove_files(self, final_stats)
+
+    def hurry_stop(self) -> None:
+        """Stop waiting for processes that still finish (the stop was asked for again).
+
+        Callable from a signal handler: the stop's waits look at it, and end what still runs
+        within a second or two (what it had not written is counted lost).
+        """
+        self._hurry = True
+
+    def _hurried(self) -> bool:
+        return self._hurry
 
     def _export_failed(self, text: str, final_stats: dict[str, dict[str, Any]]) -> None:
         """Report an export that failed (live.session.exports); session.json then says so."""

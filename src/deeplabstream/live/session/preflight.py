@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from deeplabstream.core.errors import CalibrationError, ModelError
+from deeplabstream.core.errors import CalibrationError, DeviceError, ModelError
 from deeplabstream.core.frames import FrameGeometry
 from deeplabstream.core.optional import missing_extra
 from deeplabstream.core.pinhole import read_calibration
@@ -34,8 +34,9 @@ from deeplabstream.experiments.triggers.base import (
 from deeplabstream.experiments.triggers.space import reads_points3d
 from deeplabstream.hardware.stimulation import DEVICES
 from deeplabstream.hardware.stimulation.serial_device import describe_serial_ports
-from deeplabstream.live.processes.experiment_slot import absent_devices, devices_to_open
+from deeplabstream.live.processes.experiment_slot import devices_to_open
 from deeplabstream.live.session.keypoints import keypoint_mismatches, mismatch_problem
+from deeplabstream.outputs.folder import too_little_space
 from deeplabstream.pose.ensemble.members import mapping_problem, member_name
 from deeplabstream.pose.loading import (
     check_backend,
@@ -125,6 +126,19 @@ def _serial_port_problems(settings: Settings) -> list[str]:
     return problems
 
 
+def recording_space_problems(settings: Settings, output_dir: Path | None) -> list[str]:
+    """Return why a recording could not start on the output folder's disk, found before the start.
+
+    Less free than ``[Recording] MIN_FREE_SPACE`` is refused here, before a camera opens, the
+    model loads or a session folder is made (the recorders check again when they start, and
+    the disk is watched while they run). ``output_dir``: ``--output-dir``, else ``[Output]
+    DIRECTORY``.
+    """
+    folder = output_dir if output_dir is not None else settings.output.directory
+    problem = too_little_space(Path(folder), settings.recording.min_free_space)
+    return [problem] if problem is not None else []
+
+
 def serial_port_exists(port: str) -> bool:
     """Return True when ``port`` names a serial port present now (a path, or a COM name)."""
     if sys.platform == "win32" or port.upper().startswith("COM"):
@@ -136,20 +150,65 @@ def serial_port_exists(port: str) -> bool:
 
 
 def absent_device_problems(plan: CameraPlan) -> list[str]:
-    """Return the devices the experiment would open whose hardware, driver or library is absent.
+    """Return the devices the experiment would open that are absent, or lack its channels.
 
     Each device checks itself (the board is asked for its HELLO, NI's driver and DAQ and the
     Pi's pins are looked for), so that a start is refused before anything starts (exit 2)
-    instead of failing once the session runs. Call it once the session's devices are locked:
-    a board is opened to be heard, never while another session holds it. An experiment that
-    cannot be loaded is :func:`check_before_start`'s to report: nothing is found here then.
+    instead of failing once the session runs; then every channel the experiment drives must be
+    one the device has (a board says its count in its HELLO). Call it once the session's
+    devices are locked: a board is opened to be heard, never while another session holds it.
+    An experiment that cannot be loaded is :func:`check_before_start`'s to report: nothing is
+    found here then.
     """
     try:
-        experiment = plan.experiment_plan().experiment()
+        planned = plan.experiment_plan()
+        experiment = planned.experiment()
         wanted = devices_to_open(experiment, plan.settings.devices)
     except Exception:  # reported by check_before_start, with what to do
         return []
-    return absent_devices(wanted)
+    where = planned.file if planned.kind == "config" else None
+    problems = []
+    for name, device_settings in wanted.items():
+        heading = f"[Device {name}] (TYPE = {device_settings.type})"
+        try:
+            device = device_settings.create()
+            device.check_present()
+        except (DeviceError, OSError, ValueError, ImportError) as error:  # ImportError: a driver
+            problems.append(f"{heading}: {error}")
+            continue
+        used = sorted({ch for owner, ch in experiment.declared_outputs if owner == name})
+        problems += channel_problems(heading, _channel_count(device), used, experiment.name, where)
+    return problems
+
+
+def _channel_count(device: Any) -> int | None:
+    """Return a device's channel count once checked; None where it cannot say (0: unknown)."""
+    try:
+        count = int(device.channel_count)
+    except Exception:  # a lab's device that knows its channels only when open
+        return None
+    return count or None
+
+
+def channel_problems(
+    heading: str, count: int | None, used: list[int], experiment: str, where: Path | None
+) -> list[str]:
+    """Return the problem of an experiment driving channels a device does not have (or none).
+
+    ``heading`` names the device's section; ``count`` its channels (None: unknown, not judged);
+    ``used`` the channels the experiment drives; ``where`` its config file, if it has one.
+    """
+    if count is None:
+        return []
+    beyond = [channel for channel in used if not 0 <= channel < count]
+    if not beyond:
+        return []
+    file = f" in {where}" if where is not None else ""
+    channels = ", ".join(str(channel) for channel in beyond)
+    return [
+        f"{heading} has {count} channel(s), 0 to {count - 1}; experiment {experiment!r} drives "
+        f"channel {channels}{file}: set each CHANNEL{file} to a channel the device has"
+    ]
 
 
 #: Bytes a frame of a pixel format takes per pixel (a camera that does not say: colour).

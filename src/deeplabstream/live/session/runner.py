@@ -44,6 +44,9 @@ class CameraFigures:
     # Its FRAMERATE while it delivers below it (live/session/report/delivery.py); None: it keeps it
     below_framerate: float | None = None
     no_frame_s: float | None = None  # how long it has delivered no frame (a stall); None: it does
+    # How long its recorder has given no sign of life (report/recorders.py); None: it answers
+    recorder_silent_s: float | None = None
+    record_waiting: int = 0  # frames captured that its silent recorder has not taken
 
 
 class SessionRunner:
@@ -78,6 +81,17 @@ class SessionRunner:
         """Ask the run to end at the next tick (callable from a signal handler)."""
         if self.stop_reason is None:
             self.stop_reason = reason
+
+    def signal_stop(self, reason: str) -> None:
+        """Take a stop signal (Ctrl-C, SIGTERM): the first ends the run, as :meth:`request_stop`.
+
+        One more while the run ends (Ctrl-C again) tells the stream's stop to wait no more for
+        processes still finishing (:meth:`LiveSession.hurry_stop`).
+        """
+        if self.stop_reason is None:
+            self.request_stop(reason)
+        else:
+            self.stream.hurry_stop()
 
     def tick(self, timeout: float) -> bool:
         """Service the stream for up to ``timeout`` s; False once the run should end."""
@@ -137,6 +151,8 @@ class SessionRunner:
                     loop_latency_ms=stats.get("loop_latency_ms"),
                     below_framerate=stats.get("below_framerate"),
                     no_frame_s=stats.get("no_frame_s"),
+                    recorder_silent_s=stats.get("recorder_silent_s"),
+                    record_waiting=stats.get("record_waiting", 0),
                 )
             )
         return figures
@@ -171,6 +187,11 @@ class SessionRunner:
             text += f" (BELOW FRAMERATE {figures.below_framerate:g})"
         if self.stream.recording or figures.recorded:
             text += f", recorded {figures.recorded}"
+        if figures.recorder_silent_s is not None:  # never the last figures of a held recorder
+            text += (
+                f" (RECORDER SILENT for {figures.recorder_silent_s:.1f} s, "
+                f"{figures.record_waiting} waiting)"
+            )
         text += f", dropped {figures.dropped}"
         if figures.analysed_fps is not None:
             text += f"; analysed {figures.analysed_fps:5.1f} fps, skipped {figures.skipped}"

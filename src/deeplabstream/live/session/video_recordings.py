@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import shutil
 import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
@@ -17,11 +16,13 @@ from multiprocessing.context import SpawnContext
 from pathlib import Path
 
 from deeplabstream.core.errors import OutputError
+from deeplabstream.core.heartbeat import Heartbeat
 from deeplabstream.core.logs import LogTarget
 from deeplabstream.core.priority import ProcessPriority
 from deeplabstream.live.processes.messages import RecorderFinished
 from deeplabstream.live.processes.recorder import RecorderJob, RecorderProcess
 from deeplabstream.live.session.cameras import OPEN_TIMEOUT_S, CameraBranch
+from deeplabstream.outputs.folder import too_little_space
 from deeplabstream.outputs.frames_table import repair_frames_table
 from deeplabstream.outputs.video import count_decodable_frames
 from deeplabstream.settings.sections import RecordingSettings
@@ -29,8 +30,9 @@ from deeplabstream.transport.ring import Channel
 
 log = logging.getLogger(__name__)
 
-RECORDER_STOP_TIMEOUT_S = 120.0  # a recorder may have a ring's worth of frames to encode
-_GB = 1e9
+#: How long the stop waits for recorders that keep writing (a ring's worth of frames to encode);
+#: one that gives no sign of life is ended within seconds (live.processes.recorder).
+RECORDER_STOP_TIMEOUT_S = 120.0
 
 
 class RecordingError(OutputError, RuntimeError):
@@ -85,15 +87,22 @@ def request_stops(branches: list[CameraBranch]) -> None:
 
 
 def collect_recorders(
-    branches: list[CameraBranch], session_dir: Path | None, report_error: Callable[[str], None]
+    branches: list[CameraBranch],
+    session_dir: Path | None,
+    report_error: Callable[[str], None],
+    hurry: Callable[[], bool] | None = None,
 ) -> None:
-    """Wait for every recorder asked to stop; account what each wrote (recorded + lost)."""
+    """Wait for every recorder asked to stop; account what each wrote (recorded + lost).
+
+    Bounded whatever a recorder does (RecorderProcess.collect): one silent for seconds, or
+    still writing once ``hurry`` says the stop was asked for again, is ended by the app.
+    """
     deadline = time.monotonic() + RECORDER_STOP_TIMEOUT_S
     for branch in branches:
         recorder = branch.recorder
         if recorder is None:
             continue
-        recorder.collect(deadline)
+        recorder.collect(deadline, hurry)
         if branch.recorder_entry is None:
             take_recorder_result(branch, report_error)
         account_recording(branch, recorder, session_dir)
@@ -112,7 +121,7 @@ def spawn_recorder(
     assert branch.ring is not None and branch.opened is not None
     ring, nominal_fps = branch.ring.spec, branch.opened.nominal_fps
 
-    def job_for(control: Connection) -> RecorderJob:
+    def job_for(control: Connection, heartbeat: Heartbeat) -> RecorderJob:
         return RecorderJob(
             camera_id=branch.camera_id,
             camera_name=branch.name,
@@ -124,6 +133,7 @@ def spawn_recorder(
             nominal_fps=nominal_fps,
             log_target=LogTarget(log_level),
             priority=priority,
+            heartbeat=heartbeat,
         )
 
     recorder = RecorderProcess.start(context, job_for, f"recorder:{branch.name}")
@@ -199,14 +209,9 @@ def recording_losses(branches: list[CameraBranch]) -> list[str]:
 
 def check_free_space(session_dir: Path, settings: RecordingSettings) -> None:
     """Raise RecordingError when the disk has less than ``[Recording] MIN_FREE_SPACE`` free."""
-    free = shutil.disk_usage(session_dir).free / _GB
-    needed = settings.min_free_space
-    if free < needed:
-        raise RecordingError(
-            f"only {free:.2f} GB free on the disk of {session_dir}; [Recording] "
-            f"MIN_FREE_SPACE is {needed:g} GB. Free some space or choose another "
-            "[Output] DIRECTORY / --output-dir."
-        )
+    problem = too_little_space(session_dir, settings.min_free_space)
+    if problem is not None:
+        raise RecordingError(problem)
 
 
 def verify_recording(session_dir: Path, message: RecorderFinished) -> int:

@@ -2,15 +2,18 @@
 
     python utils/VideoAnalyzer.py VIDEO_OR_FOLDER... [--settings PATH] [--model PATH]
         [--experiment NAME | --no-experiment] [--fast | --realtime] [--annotated-video]
-        [--output-dir DIR] [--show] [--jobs N | --ray [ADDRESS]]
+        [--output-dir DIR] [--show] [--camera NAME] [--jobs N | --ray [ADDRESS]]
 
 ``--fast`` (the default) analyses every frame as fast as the machine allows; ``--realtime`` plays
 each video at its own rate and analyses the newest frame, as live (the frames it skips are those
 live would skip). Every video gets the session folder a live run makes (pose CSV and parquet,
 ``events.csv``, ``session.json``), named after the video, and with ``--annotated-video`` a copy of
-the video with the keypoints drawn. A broken file fails alone; the batch goes on and the report
-at the end names it. Exit codes: 0 every video done, 1 some video failed (a broken or truncated
-file included), 2 bad command line or settings, 130 / 143 stopped by Ctrl-C / SIGTERM (the running
+the video with the keypoints drawn. A video plays as a camera named after it (``trial_03.mp4``:
+``trial_03``), or ``--camera NAME``'s: an experiment whose triggers read another camera (regions
+drawn on the live camera ``arena``) is refused before anything starts, saying so. A broken file
+fails alone; the batch goes on and the report at the end names it. Exit codes: 0 every video
+done, 1 some video failed (a broken or truncated file included), 2 bad command line or settings
+(an experiment reading another camera), 130 / 143 stopped by Ctrl-C / SIGTERM (the running
 replays stop cleanly and keep their files; every process of the batch ends with the main one).
 """
 
@@ -32,7 +35,8 @@ from deeplabstream.live.session.preflight import experiment_keypoint_problems, m
 from deeplabstream.offline.replay.batch import BatchStop, run_local, run_ray
 from deeplabstream.offline.replay.job import ReplayOptions, ReplayResult
 from deeplabstream.offline.replay.progress import ProgressView, failure_reason
-from deeplabstream.offline.replay.videos import ReplayError, find_videos
+from deeplabstream.offline.replay.regions import region_camera_problems
+from deeplabstream.offline.replay.videos import ReplayError, camera_name_for, find_videos
 from deeplabstream.settings import load_settings
 from deeplabstream.settings.effective import CameraPlan, resolve_cameras
 from deeplabstream.settings.sections import Settings, deadline_option
@@ -99,6 +103,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--output-dir", type=Path, help="folder for the session folders")
     parser.add_argument("--show", action="store_true", help="show the live view while it runs")
     parser.add_argument(
+        "--camera",
+        type=camera_name,
+        metavar="NAME",
+        help="play every video as the camera NAME (default: a camera named after each video): "
+        "the live camera whose regions the experiment's triggers read",
+    )
+    parser.add_argument(
         "--log-devices",
         action="store_true",
         help="replace every [Device] by a log-only device (a dry run: no hardware is driven)",
@@ -135,7 +146,29 @@ def options_from(args: argparse.Namespace) -> ReplayOptions:
         show=args.show,
         log_devices=args.log_devices,
         log_level=getattr(logging, args.log_level),
+        camera=args.camera,
     )
+
+
+def camera_name(text: str) -> str:
+    """``--camera``: a camera's name as settings write it (letters, digits, ``_`` and ``-``)."""
+    if not text or camera_name_for(Path(text)) != text:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a camera name: use letters, digits, _ and - (as [Camera NAME])"
+        )
+    return text
+
+
+def camera_problems(videos: list[Path], options: ReplayOptions) -> list[str]:
+    """Return each video whose camera the experiment's triggers do not read (found at once)."""
+    if not options.experiment:
+        return []
+    settings = _batch_plan(load_settings(options.settings_file, cameras_required=False), options)
+    problems = []
+    for video in videos:
+        camera = options.camera or camera_name_for(video)
+        problems += region_camera_problems(settings.settings, camera, video)
+    return problems
 
 
 def check_inputs(options: ReplayOptions) -> list[str]:
@@ -189,6 +222,10 @@ def main(argv: list[str] | None = None) -> int:
     videos, missing = find_videos(args.videos)
     if not videos:
         print("\n".join(missing or ["no video given"]), file=sys.stderr)
+        return EXIT_USAGE
+    mismatched = camera_problems(videos, options)  # regions that would see no pose: refused
+    if mismatched:
+        print("\n".join(mismatched), file=sys.stderr)
         return EXIT_USAGE
     view = ProgressView(videos)
     stop = BatchStop()

@@ -30,6 +30,7 @@ class ReplayOptions:
     show: bool = False  # the live view while it runs
     log_devices: bool = False  # every [Device] becomes TYPE = log (a dry run)
     log_level: int = logging.WARNING  # console; session.log always gets INFO
+    camera: str | None = None  # every video plays as this camera (None: named after the video)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,12 @@
-"""The experiment's regions on a replay's annotated video, drawn as the live view draws them.
+"""The experiment's regions in a replay: bound to its camera (checked), drawn on its video.
+
+A trigger bound to a camera (its ``CAMERA``) sees only that camera's poses. A replay's camera is
+named after its video (``trial_03.mp4`` plays as camera ``trial_03``) unless ``--camera`` names
+it: regions drawn for the live camera ``arena`` would see no pose of it, and the replay would
+end with nothing evaluated, no event and exit 0. :func:`region_camera_problems` refuses that
+before the replay starts, naming the regions' cameras and how to map the video to them.
+
+The experiment's regions on a replay's annotated video, drawn as the live view draws them.
 
 The live view draws every trigger's shapes on its tiles (``app.display.overlay``); a replay's
 annotated video is written after the session from the files it left, where the experiment's
@@ -11,6 +19,7 @@ polygons): a line or marker follows the pose and would be wrong drawn still.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numpy as np
 
@@ -23,6 +32,43 @@ from deeplabstream.outputs.annotated_video import FrameOverlay
 from deeplabstream.settings.sections import Settings
 
 log = logging.getLogger(__name__)
+
+
+def region_camera_problems(settings: Settings, camera: str, video: Path) -> list[str]:
+    """Return why the experiment's triggers would see no pose of the replay's ``camera``.
+
+    ``camera`` is the camera ``video`` plays as. A trigger that names another camera is a
+    problem (a trigger that names none reads the one camera a replay has). An experiment that
+    cannot be loaded gives none here (the replay's other checks say why).
+    """
+    try:
+        experiment = load_experiment(settings.experiment.name, settings.source_file.parent)
+    except (DeepLabStreamError, ValueError, ImportError):
+        return []
+    others: dict[str, list[str]] = {}
+    for name, trigger in experiment.triggers.items():
+        for read in trigger.cameras_read() or ():
+            if read != camera:
+                others.setdefault(read, []).append(name)
+    if not others:
+        return []
+    triggers = "; ".join(f"camera {c!r}: {', '.join(names)}" for c, names in others.items())
+    if len(others) == 1:
+        (only,) = others
+        fix = (
+            f"Replay it as that camera with --camera {only} (every video of the batch then "
+            f"plays as camera {only!r}), or name the video {only}{video.suffix}"
+        )
+    else:
+        fix = (
+            "A replay plays one video as one camera: replay each camera's video with --camera "
+            "NAME and an experiment whose triggers read that camera"
+        )
+    return [
+        f"{video}: the experiment's triggers read camera(s) {', '.join(map(repr, others))} "
+        f"({triggers}), but this replay's camera is {camera!r}: they would see no pose of it, "
+        f"so nothing would be evaluated or drawn. {fix}"
+    ]
 
 REGION_SHAPES = (Circle, Rectangle, Ellipse, Polygon)
 

@@ -32,7 +32,7 @@ from deeplabstream.live.session.device_locks import lock_session_devices
 from deeplabstream.live.session.live import LiveSession
 from deeplabstream.live.session.runner import SessionRunner, install_stop_signals
 from deeplabstream.offline.replay.job import Progress, ProgressSink, ReplayOptions, ReplayResult
-from deeplabstream.offline.replay.regions import region_overlay
+from deeplabstream.offline.replay.regions import region_camera_problems, region_overlay
 from deeplabstream.offline.replay.videos import VideoInfo, camera_name_for, probe_video
 from deeplabstream.outputs.annotated_video import (
     ANNOTATED_SUFFIX,
@@ -65,7 +65,7 @@ def replay_plan(base: Settings, video: Path, options: ReplayOptions) -> CameraPl
     applied where the plan resolves (settings/effective.py).
     """
     camera = CameraSettings(
-        name=camera_name_for(video),
+        name=options.camera or camera_name_for(video),
         source="video",
         options=VideoSettings(
             path=video, pacing="lockstep" if options.mode == "fast" else "native", loop=False
@@ -104,6 +104,11 @@ def replay_video(
     # ReplayError (the video) and SettingsError are ours; ValueError: a settings object's check
     except (DeepLabStreamError, ValueError) as error:
         return ReplayResult(video, False, errors=(str(error),), elapsed_s=time.monotonic() - began)
+    camera = plan.settings.cameras[0].name
+    mismatch = region_camera_problems(plan.settings, camera, video) if options.experiment else []
+    if mismatch:  # never a replay whose regions silently see nothing
+        elapsed_s = time.monotonic() - began
+        return ReplayResult(video, False, errors=tuple(mismatch), elapsed_s=elapsed_s)
     return _run(video, info, plan, options, report, began)
 
 
@@ -146,7 +151,7 @@ def _run(
         return ReplayResult(video, False, errors=(str(error),), elapsed_s=time.monotonic() - began)
     stream = LiveSession(settings, output_dir=output_dir, log_level=options.log_level, plan=plan)
     runner = _ReplayRunner(stream, video, info.frames, report)
-    _install_signals(runner.request_stop)
+    _install_signals(runner.signal_stop)
     errors: list[str] = []
     interrupted = False
     try:

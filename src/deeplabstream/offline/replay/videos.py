@@ -14,6 +14,7 @@ from pathlib import Path
 import av
 
 from deeplabstream.core.errors import DeepLabStreamError
+from deeplabstream.core.regular_files import SpecialFileError, regular_file
 from deeplabstream.hardware.cameras.video_length import announced_frames
 from deeplabstream.outputs.frames_table import recorded_frames
 
@@ -74,8 +75,12 @@ def probe_video(path: Path) -> VideoInfo:
     ReplayError
         The file is missing, is not a video, or has no video stream.
     """
-    if not path.is_file():
-        raise ReplayError(f"{path}: no such file; check the path")
+    try:
+        regular_file(path)  # a FIFO in a video's place would block the open
+    except FileNotFoundError:
+        raise ReplayError(f"{path}: no such file; check the path") from None
+    except SpecialFileError as error:
+        raise ReplayError(str(error)) from None
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:

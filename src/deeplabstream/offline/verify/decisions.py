@@ -130,7 +130,7 @@ def _check_run(session: SessionFiles, run: dict[str, Any], rows: dict[str, Exact
     events_file = str(run.get("events_file") or "events.csv")
     check = RunCheck(events_file, str(run.get("name") or "?"), run.get("plan"))
     live_path = session.folder / events_file
-    live = _read_rows(live_path) if live_path.is_file() else []
+    live = _read_rows(live_path) if live_path.is_file() else []  # a FIFO is no file: not read
     check.rows_live = len(live)
     check.not_sent = sum(1 for row in live if row.get("not_sent"))
     updates = run.get("updates") or {}

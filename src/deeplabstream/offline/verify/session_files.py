@@ -18,6 +18,7 @@ import numpy as np
 from deeplabstream.core.digest import file_sha256
 from deeplabstream.core.errors import DeepLabStreamError
 from deeplabstream.core.plugins import use_settings_folder
+from deeplabstream.core.regular_files import regular_file
 from deeplabstream.outputs.frames_table import FRAMES_TABLE_SUFFIX
 from deeplabstream.outputs.pose.files import (
     POSE_CSV_SUFFIX,
@@ -131,6 +132,14 @@ def read_session(folder: Path) -> SessionFiles:
             "analysed again. Record the session to verify it (the window's Start Recording; "
             "on the command line --recording-enabled; [Camera NAME] RECORD = true)."
         )
+    for camera in cameras:  # a FIFO or device where a file should be would hang the reading
+        for path in (camera.pose_exact, camera.pose_csv, camera.pose_times, camera.pose_timing):
+            if path is not None:
+                regular_file(path)
+        for part in camera.videos:
+            regular_file(part.video)
+            if part.frames_table is not None:
+                regular_file(part.frames_table)
     experiment = record.get("experiment") or {}
     events = folder / (experiment.get("events_file") or "events.csv")
     return SessionFiles(
@@ -181,7 +190,7 @@ def _session_json(folder: Path) -> dict[str, Any]:
             "a session wrote (Session folder: ... in its output)."
         )
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(regular_file(path).read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
         raise VerifyError(f"{path}: cannot be read: {error}") from None
     if not isinstance(data, dict):
@@ -251,8 +260,8 @@ def changed_lab_files(recorded: list[dict[str, Any]]) -> list[str]:
     problems = []
     for entry in recorded:
         file, digest = (entry or {}).get("file"), (entry or {}).get("sha256")
-        if not file or not digest:
-            continue
+        if not file or not digest or Path(file).suffix.lower() == ".ini":
+            continue  # a config is data: its run's plan holds the text that ran
         what = f"the lab's {entry.get('kind') or 'plugin'} {entry.get('name')!r} ({file})"
         path = Path(file)
         if not path.is_file():

@@ -56,6 +56,7 @@ from typing import Any
 
 import numpy as np
 
+from deeplabstream.core.regular_files import regular_file
 from deeplabstream.outputs.pose.table import is_multi_animal_csv
 from deeplabstream.outputs.whole_rows import WholeRowsFile
 
@@ -519,10 +520,10 @@ def write_pose_parquet(
     import pandas as pd
 
     if not is_multi_animal_csv(csv_path):
-        table = pd.read_csv(csv_path, header=[0, 1, 2], index_col=0)
+        table = pd.read_csv(regular_file(csv_path), header=[0, 1, 2], index_col=0)
         flat = _flat_table(table, table.columns)
     else:  # one row per frame and individual, the individual in a column of its own
-        table = pd.read_csv(csv_path, header=[0, 1, 2, 3], index_col=0)
+        table = pd.read_csv(regular_file(csv_path), header=[0, 1, 2, 3], index_col=0)
         individuals = list(dict.fromkeys(table.columns.get_level_values(1)))
         parts = []
         for individual in individuals:
@@ -571,7 +572,7 @@ def _identity_confidence(identity_path: Path, flat: Any) -> np.ndarray:
     """Each (frame, individual) row's confidence from an ``.identity.csv`` (NaN where none)."""
     import pandas as pd
 
-    table = pd.read_csv(identity_path, index_col="frame_index")
+    table = pd.read_csv(regular_file(identity_path), index_col="frame_index")
     table = table[~table.index.duplicated(keep="last")]
     long = table.stack(future_stack=True)  # (frame_index, individual) -> confidence
     rows = pd.MultiIndex.from_arrays([flat["frame_index"], flat["individual"]])
@@ -585,7 +586,7 @@ def _row_times(times_path: Path | None, index: Any) -> Any:
     columns = ["host_timestamp", "camera_timestamp"]
     if times_path is None or not times_path.is_file():
         return pd.DataFrame(np.nan, index=index, columns=columns)
-    times = pd.read_csv(times_path, index_col="frame_index")
+    times = pd.read_csv(regular_file(times_path), index_col="frame_index")
     times = times[~times.index.duplicated(keep="last")]
     return times.reindex(index)[columns]
 
@@ -615,13 +616,13 @@ def write_ibl_pose_files(parquet_path: Path, timing_path: Path, stem: Path) -> t
     pose_target = stem.with_name(stem.name + IBL_POSE_SUFFIX)
     times_target = stem.with_name(stem.name + IBL_TIMES_SUFFIX)
     shutil.copyfile(parquet_path, pose_target)
-    table = pd.read_parquet(parquet_path)
+    table = pd.read_parquet(regular_file(parquet_path))
     if "individual" in table.columns:  # several animals: one time per frame, not per row
         table = table.drop_duplicates("frame_index")
     if "host_timestamp" in table.columns:
         times = table["host_timestamp"]
     else:
-        timing = pd.read_csv(timing_path)
+        timing = pd.read_csv(regular_file(timing_path))
         times = timing.set_index("frame_index")["host_timestamp"].reindex(table["frame_index"])
     np.save(times_target, times.to_numpy(dtype=np.float64))
     return pose_target.name, times_target.name

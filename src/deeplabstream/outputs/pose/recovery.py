@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from deeplabstream.core.deadline import STAGES, deadline_figures
+from deeplabstream.core.regular_files import regular_file
 from deeplabstream.core.stats import DurationHistogram
 from deeplabstream.outputs.pose.files import (
     EKS_CAUSAL_SUFFIX,
@@ -122,7 +123,7 @@ def finish_events(
     if not events_path.exists():
         return None
     rows = cut_to_whole_rows(events_path) - 1
-    with events_path.open(newline="", encoding="utf-8") as file:
+    with regular_file(events_path).open(newline="", encoding="utf-8") as file:
         reader = csv.reader(file)
         header = next(reader, [])
         rows_read = list(reader)
@@ -136,7 +137,7 @@ def finish_events(
             row["time_s"] = f"{time_s:.6f}"
         for column in ("pose_ready", "decided", "written", "acknowledged", "keypoint"):
             row[column] = ""
-        with events_path.open("a", newline="", encoding="utf-8") as file:
+        with regular_file(events_path).open("a", newline="", encoding="utf-8") as file:
             csv.writer(file, lineterminator="\n").writerow([row[c] for c in header])
     return {
         "events_file": events_path.name,
@@ -155,14 +156,14 @@ def end_rows_at(path: Path, last_index: int, empty: str) -> int:
     last_row = _last_row_index(path)
     if last_row is None or last_index <= last_row:
         return 0
-    with path.open("a", encoding="utf-8") as file:
+    with regular_file(path).open("a", encoding="utf-8") as file:
         file.writelines(f"{index}{empty}" for index in range(last_row + 1, last_index + 1))
     return last_index - last_row
 
 
 def empty_pose_row(pose_csv: Path) -> str:
     """Return the text after the index of a pose CSV's row of a frame not analysed."""
-    with pose_csv.open(encoding="utf-8") as file:
+    with regular_file(pose_csv).open(encoding="utf-8") as file:
         values = next(file).count(",")  # the scorer row: one field per value
     return ",nan" * values + "\n"
 
@@ -170,7 +171,7 @@ def empty_pose_row(pose_csv: Path) -> str:
 def _last_row_index(path: Path) -> int | None:
     """Return the frame index of a table's last row; None when it has none (or no file)."""
     try:
-        with path.open("rb") as file:
+        with regular_file(path).open("rb") as file:
             file.seek(0, 2)
             file.seek(max(0, file.tell() - 65536))
             lines = file.read().splitlines()
@@ -188,7 +189,7 @@ def _deadline_from_timing(timing_csv: Path, deadline_ns: int | None) -> dict[str
     by_part: dict[str, int] | None = None  # a two-stage model's file has a deadline_part column
     end_to_end = DurationHistogram()
     try:
-        with timing_csv.open(newline="", encoding="utf-8") as file:
+        with regular_file(timing_csv).open(newline="", encoding="utf-8") as file:
             for row in csv.DictReader(file):
                 if "deadline_part" in row:
                     by_part = by_part if by_part is not None else {}
@@ -209,7 +210,7 @@ def _deadline_from_timing(timing_csv: Path, deadline_ns: int | None) -> dict[str
 def cut_to_whole_rows(path: Path) -> int:
     """Drop a cut last row of a text table; returns the lines it keeps (0 if missing)."""
     try:
-        with path.open("rb+") as file:
+        with regular_file(path).open("rb+") as file:
             data = file.read()
             end = data.rfind(b"\n") + 1
             if end != len(data):
@@ -226,7 +227,7 @@ def _header_rows(pose_csv: Path) -> int:
 
 def _rows_with_pose(pose_csv: Path) -> int:
     """Count the rows of a pose CSV that hold a pose (frames not analysed are empty rows)."""
-    with pose_csv.open(encoding="utf-8") as file:
+    with regular_file(pose_csv).open(encoding="utf-8") as file:
         lines = file.read().splitlines()[_header_rows(pose_csv) :]
     # An empty row is the index and then "nan" (or, in older files, nothing) in every field.
     return sum(1 for line in lines if any(f not in ("", "nan") for f in line.split(",")[1:]))
@@ -235,7 +236,7 @@ def _rows_with_pose(pose_csv: Path) -> int:
 def _analysed_fps(timing_csv: Path) -> float | None:
     """Return analysed frames per second, first to last pose (the worker's own figure)."""
     try:
-        with timing_csv.open(newline="", encoding="utf-8") as file:
+        with regular_file(timing_csv).open(newline="", encoding="utf-8") as file:
             ready = [float(row["pose_ready"]) for row in csv.DictReader(file) if row["pose_ready"]]
     except (OSError, KeyError, ValueError):
         return None
@@ -245,7 +246,7 @@ def _analysed_fps(timing_csv: Path) -> float | None:
 
 def _latency_percentiles(timing_csv: Path) -> dict[str, float] | None:
     try:
-        with timing_csv.open(newline="", encoding="utf-8") as file:
+        with regular_file(timing_csv).open(newline="", encoding="utf-8") as file:
             values = [float(row["latency_ms"]) for row in csv.DictReader(file) if row["latency_ms"]]
     except (OSError, KeyError, ValueError):
         return None

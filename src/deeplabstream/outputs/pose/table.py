@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from deeplabstream.core.errors import DeepLabStreamError
+from deeplabstream.core.regular_files import regular_file
 
 COORDS = ("x", "y", "likelihood")
 
@@ -23,7 +24,7 @@ class PoseTableError(DeepLabStreamError, ValueError):
 
 def is_multi_animal_csv(csv_path: Path) -> bool:
     """Return True when a DeepLabCut-style CSV has the multi-animal header (``individuals``)."""
-    with csv_path.open(encoding="utf-8") as file:
+    with regular_file(csv_path).open(encoding="utf-8") as file:
         file.readline()
         return file.readline().startswith("individuals,")
 

@@ -83,6 +83,7 @@ def test_the_file_sink_writes_a_row_per_captured_frame_and_ends_at_the_last_inde
         "pose_rows": 8,
         "pose_times_file": "arena.pose_times.csv",
         "pose_table": "arena.pose.pqt",  # written from the finished files at the close
+        "pose_exact_dtype": "float32",  # how pose_exact.csv reads back to the bit
     }
     assert files.errors == []
     assert counting.close(7) == {"counted": 5}

@@ -12,6 +12,8 @@ frame, as it was published: a late look changes nothing).
   first frame (opening and the first frames are not a rate) and again that long after a stall
   (a stall is said as one, not as a rate). Said live when it begins and when it ends; in
   ``session.json`` one warning per camera gives the rate delivered, for how long, how often.
+  A camera whose window never filled (a session shorter than it) is judged at the end over all
+  it delivered since its start-up, when that spans :data:`WHOLE_MIN_S` or more.
 - **Stalled**: no frame for the longest of :data:`STALL_MIN_S` and :data:`STALL_FRAME_INTERVALS`
   frame intervals. Files and simulations only: a device's silence is ``[Streaming]
   CAMERA_LOST_AFTER``'s (:func:`live.session.report.camera_loss.find_stalls`). Said live when it
@@ -39,6 +41,8 @@ RATE_WINDOW_S = 5.0
 RATE_TOLERANCE = 0.9
 #: After a camera's first frame (and after a stall), its rate is judged only this much later.
 START_UP_S = 1.0
+#: A camera whose window never filled is judged whole at the end over at least this long.
+WHOLE_MIN_S = 2.0
 #: A file's or a simulation's silence is a stall after the longest of these.
 STALL_MIN_S = 2.0
 STALL_FRAME_INTERVALS = 10
@@ -102,6 +106,7 @@ class _Camera:
     samples: deque[tuple[int, int]] = field(default_factory=deque)  # (host ns, published)
     slowness: _Slowness = field(default_factory=_Slowness)
     stall: _Stall | None = None
+    window_whole: bool = False  # a whole window was judged once: a short session's is not
 
     def restart(self, now_ns: int) -> None:
         """Judge the rate afresh, from :data:`START_UP_S` after now."""
@@ -153,8 +158,30 @@ class DeliveryWatch:
             if camera is not None and camera.slowness.since is not None:
                 last_ns, published = camera.samples[-1]  # its newest frame judged
                 news.append(self._end_slowness(branch.name, camera, last_ns, published, False))
+            elif camera is not None and not camera.window_whole and camera.stall is None:
+                news += self._judged_whole(branch.name, camera)
         self._cameras.clear()
         return news
+
+    def _judged_whole(self, name: str, camera: _Camera) -> list[DeliveryNews]:
+        """Judge a camera whose window never filled over all it delivered since its start-up."""
+        if len(camera.samples) < 2:
+            return []
+        (first_ns, first), (last_ns, published) = camera.samples[0], camera.samples[-1]
+        span_s = (last_ns - first_ns) / 1e9
+        if span_s < WHOLE_MIN_S:
+            return []
+        delivered = (published - first) / span_s
+        if delivered >= RATE_TOLERANCE * camera.nominal_fps:
+            return []
+        text = (
+            f"camera {name!r} delivered {delivered:.1f} fps, below its FRAMERATE "
+            f"{camera.nominal_fps:g} ({100 * delivered / camera.nominal_fps:.0f} % of it), over "
+            f"the {span_s:.1f} s it was judged (the session was shorter than the "
+            f"{RATE_WINDOW_S:g} s window, so it was judged whole, {self._at_s(first_ns):.1f} s "
+            f"into the session to its end): {ADVICE}"
+        )
+        return [DeliveryNews(name, logging.WARNING, text, warning=text)]
 
     def below_rate(self, camera: str) -> float | None:
         """Return the camera's FRAMERATE while it delivers below it; None when it does not."""
@@ -275,6 +302,7 @@ class DeliveryWatch:
         start_ns, start_published = samples[0]
         if last_ns - start_ns < window_ns:
             return []  # the window is not whole yet
+        camera.window_whole = True
         delivered = (published - start_published) / ((last_ns - start_ns) / 1e9)
         slow = delivered < RATE_TOLERANCE * camera.nominal_fps
         slowness = camera.slowness

@@ -28,6 +28,7 @@ from deeplabstream.live.session.report.health import (
     no_animal_warnings,
     tell_health,
 )
+from deeplabstream.live.session.report.recorders import RecorderWatch, frames_waiting
 from deeplabstream.live.session.report.session_json import (
     ReportedSession,
     SessionJson,
@@ -64,6 +65,7 @@ class SessionReport:
         self.health = SessionHealth(settings.experiment, is_live(settings))
         # Each paced camera's delivered rate against its FRAMERATE, and stalls (delivery.py).
         self.delivery = DeliveryWatch(round(started_host_s * 1e9))
+        self.recorders = RecorderWatch(round(started_host_s * 1e9))  # a recorder gone silent
         self.disk = DiskWatch(settings.recording)
         self.cleanup = Cleanup()  # what the start found left by killed sessions
         self.settings_reloads: list[SettingsReload] = []  # Start Analysis re-read the file
@@ -84,6 +86,12 @@ class SessionReport:
         events = watch_disk(session, self.disk)
         events += watch_stalls(session)
         events += self.tell_delivery(session, self.delivery.check(session.branches))
+        for event, warning in self.recorders.check(session.branches):
+            if warning is not None:
+                session.report_warning(warning)
+            else:
+                log.warning("%s", event.message)
+            events.append(event)
         if session.analysing:
             events += [tell_health(session, news) for news in self.health.check(session.branches)]
         self._json.write_when_due(session, self)  # a session killed hard still says how far
@@ -108,6 +116,10 @@ class SessionReport:
         for name, figures in stats.items():  # what the delivery watch says now
             figures["below_framerate"] = self.delivery.below_rate(name)
             figures["no_frame_s"] = self.delivery.silent_s(name)
+        for branch in session.branches:  # a recorder gone silent, and the frames it leaves
+            silent_s = self.recorders.silent_s(branch.name, session.branches)
+            stats[branch.name]["recorder_silent_s"] = silent_s
+            stats[branch.name]["record_waiting"] = frames_waiting(branch) if silent_s else 0
         return stats
 
     def settings_reloaded(self, settings: Settings, changed: tuple[str, ...]) -> None:
@@ -128,6 +140,8 @@ class SessionReport:
             tell_health(session, news)
         for file_error in analysis.file_errors():
             session.report_error(file_error)
+        for warning in analysis.finished.warnings if analysis.finished is not None else ():
+            session.report_warning(warning)  # e.g. an LSL stream nobody heard
         for warning in no_animal_warnings(analysis.summary()["cameras"]):
             session.report_warning(warning)
 

@@ -1,0 +1,90 @@
+"""Files a command reads from a folder it did not write just now: regular files only.
+
+A session folder is data: anything may stand in place of ``events.csv`` or ``arena.pose.csv``.
+A FIFO blocks ``open()`` until a writer comes (deaf to Ctrl-C: the process waits inside the
+system call), a character device may never end. Every reader of a session's files goes through
+:func:`regular_file` (for a library that opens the path itself: pandas, PyAV, pyarrow) or
+:func:`open_regular` (for our own reads), which refuse anything but a regular file, naming it and
+what it is, with :class:`SpecialFileError` (an ``OSError``, so every reader's handling of an
+unreadable file applies).
+
+Windows has no FIFO in its file system and no ``O_NONBLOCK``: the check is the same there.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+from typing import IO, Any
+
+from deeplabstream.core.errors import DeepLabStreamError
+
+_KINDS = (
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+class SpecialFileError(DeepLabStreamError, OSError):
+    """A path that is not a regular file where one was to be read; the message names both."""
+
+    def __init__(self, path: Path, kind: str) -> None:
+        super().__init__(
+            f"{path} is not a regular file ({kind}); it was not opened: a session writes only "
+            "regular files there, so something else was put in its place. Move it away"
+        )
+        self.path = path
+        self.kind = kind
+
+
+def kind_of(mode: int) -> str | None:
+    """Return what a file of ``mode`` is in words ("a FIFO"); None for a regular file."""
+    if stat.S_ISREG(mode):
+        return None
+    return next((words for test, words in _KINDS if test(mode)), "a special file")
+
+
+def regular_file(path: Path | str) -> Path:
+    """Return ``path`` when it is a regular file (links followed); else raise.
+
+    Raises
+    ------
+    SpecialFileError
+        It is a FIFO, a device, a socket or a folder.
+    FileNotFoundError
+        It does not exist.
+    """
+    path = Path(path)
+    kind = kind_of(os.stat(path).st_mode)
+    if kind is not None:
+        raise SpecialFileError(path, kind)
+    return path
+
+
+def open_regular(path: Path | str, mode: str = "r", **options: Any) -> IO[Any]:
+    """Open ``path`` for reading (``mode`` "r" or "rb") only if it is a regular file.
+
+    The file is opened without blocking (a FIFO put there after a check opens at once and is
+    refused), then checked on its descriptor: nothing can make the open wait.
+
+    Raises
+    ------
+    SpecialFileError
+        It is not a regular file.
+    """
+    if mode not in ("r", "rb"):
+        raise ValueError(f"open_regular reads: mode 'r' or 'rb', not {mode!r}")
+    path = Path(regular_file(path))
+    descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        kind = kind_of(os.fstat(descriptor).st_mode)
+        if kind is not None:
+            raise SpecialFileError(path, kind)
+        return os.fdopen(descriptor, mode, **options)
+    except BaseException:
+        os.close(descriptor)
+        raise
