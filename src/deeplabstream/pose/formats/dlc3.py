@@ -35,13 +35,15 @@ inside the graph in float32, so the graph outputs ``keypoints`` (N, K, 3) in inp
 from __future__ import annotations
 
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from deeplabstream.pose.formats import dlc3_dekr as dekr
+from deeplabstream.pose.formats import dlc3_multianimal as paf
 from deeplabstream.pose.formats.conversion import (
     Differences,
     Precision,
@@ -581,23 +583,7 @@ class DeepLabCutExport(ModelFormat):
                 f"{crop.with_context}, OpenCV bilinear) -> {topdown.net_type} ({decoder}, in "
                 f"graph) -> frame pixels; pose graph {topdown.pose_graph.name}"
             )
-        if description.decoder == "dlc-dekr":
-            return (
-                "DeepLabCut's DEKRPredictor: 5x5 max-pool peaks in graph; centres, poses "
-                "regressed from the offsets, matching to heatmap peaks and pose NMS on the "
-                f"host (up to {description.max_animals} per frame)"
-            )
-        if description.decoder == "dlc-assembly":
-            return (
-                "DeepLabCut's PartAffinityFieldPredictor: sigmoid, Gaussian smoothing and "
-                "max-pool peaks in graph; peaks, PAF costs and DeepLabCut's assembly of "
-                f"individuals on the host (up to {description.max_animals} per frame)"
-                + describe_identity(description)
-            )
-        return (
-            "DeepLabCut's argmax + location refinement "
-            f"(locref_std {description.locref_std:g}), in graph"
-        )
+        return _WHOLE_FRAME[description.decoder].text(description)
 
     def build_module(self, source: Path) -> Any:
         """Return the DeepLabCut network rebuilt from the export (a top-down one's detector)."""
@@ -623,13 +609,54 @@ class DeepLabCutExport(ModelFormat):
             from deeplabstream.pose.formats import dlc3_topdown
 
             return dlc3_topdown.compare_detector, dlc3_topdown.DETECTOR_TOLERANCES
+        family = _WHOLE_FRAME[description.decoder]
         fp32 = description.precision == "fp32"
-        if description.decoder == "dlc-dekr":
-            from deeplabstream.pose.formats import dlc3_dekr as dekr
+        return family.compare, family.tolerances if fp32 else family.fp16_tolerances
 
-            return compare_dekr_outputs, dekr.TOLERANCES if fp32 else dekr.FP16_TOLERANCES
-        if description.decoder == "dlc-assembly":
-            from deeplabstream.pose.formats import dlc3_multianimal as paf
 
-            return compare_paf_outputs, paf.TOLERANCES if fp32 else paf.FP16_TOLERANCES
-        return compare_outputs, TOLERANCES if fp32 else FP16_TOLERANCES
+# --- the whole-frame families, by decoder -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _WholeFrameFamily:
+    """How a whole-frame DeepLabCut model of one decoder decodes, and compares with DeepLabCut."""
+
+    text: Callable[[ModelDescription], str]
+    compare: Callable[[Sequence[np.ndarray], Sequence[np.ndarray]], Differences]
+    tolerances: Differences
+    fp16_tolerances: Differences
+
+
+def _dekr_text(description: ModelDescription) -> str:
+    return (
+        "DeepLabCut's DEKRPredictor: 5x5 max-pool peaks in graph; centres, poses "
+        "regressed from the offsets, matching to heatmap peaks and pose NMS on the "
+        f"host (up to {description.max_animals} per frame)"
+    )
+
+
+def _assembly_text(description: ModelDescription) -> str:
+    return (
+        "DeepLabCut's PartAffinityFieldPredictor: sigmoid, Gaussian smoothing and "
+        "max-pool peaks in graph; peaks, PAF costs and DeepLabCut's assembly of "
+        f"individuals on the host (up to {description.max_animals} per frame)"
+        + describe_identity(description)
+    )
+
+
+def _argmax_text(description: ModelDescription) -> str:
+    return (
+        "DeepLabCut's argmax + location refinement "
+        f"(locref_std {description.locref_std:g}), in graph"
+    )
+
+
+_WHOLE_FRAME: dict[str, _WholeFrameFamily] = {
+    "dlc-dekr": _WholeFrameFamily(
+        _dekr_text, compare_dekr_outputs, dekr.TOLERANCES, dekr.FP16_TOLERANCES
+    ),
+    "dlc-assembly": _WholeFrameFamily(
+        _assembly_text, compare_paf_outputs, paf.TOLERANCES, paf.FP16_TOLERANCES
+    ),
+    "argmax": _WholeFrameFamily(_argmax_text, compare_outputs, TOLERANCES, FP16_TOLERANCES),
+}
