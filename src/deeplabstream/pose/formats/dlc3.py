@@ -583,7 +583,13 @@ class DeepLabCutExport(ModelFormat):
                 f"{crop.with_context}, OpenCV bilinear) -> {topdown.net_type} ({decoder}, in "
                 f"graph) -> frame pixels; pose graph {topdown.pose_graph.name}"
             )
-        return _WHOLE_FRAME[description.decoder].text(description)
+        on_host = _HOST_DECODING.get(description.decoder)
+        if on_host is None:
+            return (
+                "DeepLabCut's argmax + location refinement "
+                f"(locref_std {description.locref_std:g}), in graph"
+            )
+        return on_host.format(animals=description.max_animals) + describe_identity(description)
 
     def build_module(self, source: Path) -> Any:
         """Return the DeepLabCut network rebuilt from the export (a top-down one's detector)."""
@@ -609,54 +615,22 @@ class DeepLabCutExport(ModelFormat):
             from deeplabstream.pose.formats import dlc3_topdown
 
             return dlc3_topdown.compare_detector, dlc3_topdown.DETECTOR_TOLERANCES
-        family = _WHOLE_FRAME[description.decoder]
-        fp32 = description.precision == "fp32"
-        return family.compare, family.tolerances if fp32 else family.fp16_tolerances
+        compare, fp32_limits, fp16_limits = _COMPARISONS[description.decoder]
+        return compare, fp32_limits if description.precision == "fp32" else fp16_limits
 
 
-# --- the whole-frame families, by decoder -------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _WholeFrameFamily:
-    """How a whole-frame DeepLabCut model of one decoder decodes, and compares with DeepLabCut."""
-
-    text: Callable[[ModelDescription], str]
-    compare: Callable[[Sequence[np.ndarray], Sequence[np.ndarray]], Differences]
-    tolerances: Differences
-    fp16_tolerances: Differences
-
-
-def _dekr_text(description: ModelDescription) -> str:
-    return (
-        "DeepLabCut's DEKRPredictor: 5x5 max-pool peaks in graph; centres, poses "
-        "regressed from the offsets, matching to heatmap peaks and pose NMS on the "
-        f"host (up to {description.max_animals} per frame)"
-    )
-
-
-def _assembly_text(description: ModelDescription) -> str:
-    return (
-        "DeepLabCut's PartAffinityFieldPredictor: sigmoid, Gaussian smoothing and "
-        "max-pool peaks in graph; peaks, PAF costs and DeepLabCut's assembly of "
-        f"individuals on the host (up to {description.max_animals} per frame)"
-        + describe_identity(description)
-    )
-
-
-def _argmax_text(description: ModelDescription) -> str:
-    return (
-        "DeepLabCut's argmax + location refinement "
-        f"(locref_std {description.locref_std:g}), in graph"
-    )
-
-
-_WHOLE_FRAME: dict[str, _WholeFrameFamily] = {
-    "dlc-dekr": _WholeFrameFamily(
-        _dekr_text, compare_dekr_outputs, dekr.TOLERANCES, dekr.FP16_TOLERANCES
-    ),
-    "dlc-assembly": _WholeFrameFamily(
-        _assembly_text, compare_paf_outputs, paf.TOLERANCES, paf.FP16_TOLERANCES
-    ),
-    "argmax": _WholeFrameFamily(_argmax_text, compare_outputs, TOLERANCES, FP16_TOLERANCES),
+# The whole-frame multi-animal families, by decoder: what decodes on the host (besides the
+# graph) and how a conversion is compared with DeepLabCut (limits at fp32 and at fp16).
+_HOST_DECODING = {
+    "dlc-dekr": "DeepLabCut's DEKRPredictor: 5x5 max-pool peaks in graph; centres, poses "
+    "regressed from the offsets, matching to heatmap peaks and pose NMS on the host (up to "
+    "{animals} per frame)",
+    "dlc-assembly": "DeepLabCut's PartAffinityFieldPredictor: sigmoid, Gaussian smoothing and "
+    "max-pool peaks in graph; peaks, PAF costs and DeepLabCut's assembly of individuals on the "
+    "host (up to {animals} per frame)",
+}
+_COMPARISONS: dict[str, tuple[Callable[..., Differences], Differences, Differences]] = {
+    "dlc-dekr": (compare_dekr_outputs, dekr.TOLERANCES, dekr.FP16_TOLERANCES),
+    "dlc-assembly": (compare_paf_outputs, paf.TOLERANCES, paf.FP16_TOLERANCES),
+    "argmax": (compare_outputs, TOLERANCES, FP16_TOLERANCES),
 }
