@@ -17,8 +17,8 @@ from typing import TextIO
 
 from deeplabstream.core.clock import host_now_ns
 from deeplabstream.core.schema import setting
+from deeplabstream.hardware.stimulation.action import Action
 from deeplabstream.hardware.stimulation.base import (
-    Action,
     ActionRecord,
     StimulationDevice,
     StimulationError,

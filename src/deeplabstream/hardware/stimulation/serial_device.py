@@ -25,8 +25,8 @@ import serial.tools.list_ports
 
 from deeplabstream.core.clock import host_now_ns
 from deeplabstream.core.schema import setting
+from deeplabstream.hardware.stimulation.action import Action
 from deeplabstream.hardware.stimulation.base import (
-    Action,
     ActionRecord,
     DeviceLostError,
     DeviceNotFoundError,

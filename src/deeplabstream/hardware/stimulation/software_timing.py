@@ -17,8 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from deeplabstream.core.clock import host_now_ns
+from deeplabstream.hardware.stimulation.action import Action
 from deeplabstream.hardware.stimulation.base import (
-    Action,
     ActionRecord,
     StimulationDevice,
     StimulationError,

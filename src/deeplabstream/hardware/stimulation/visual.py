@@ -53,8 +53,8 @@ from deeplabstream.core.lifetime import (
     leave_stop_signals_to_parent,
 )
 from deeplabstream.core.schema import setting
+from deeplabstream.hardware.stimulation.action import Action
 from deeplabstream.hardware.stimulation.base import (
-    Action,
     ActionRecord,
     DeviceLostError,
     DeviceNotFoundError,
