@@ -356,12 +356,11 @@ def test_a_lab_file_others_may_write_is_said_in_a_users_process(shared_folder: P
 # -- 4, 5, 8, 9 in a session: the lab folder a headless session runs in -----------------------
 
 OLD_DEVICE = '''
-"""A lab's device written for the old interface (the private _perform, deprecated)."""
+"""A lab's device written for the previous release's interface (a DeviceCommand, deprecated)."""
 
 import logging
 
-from deeplabstream.core.clock import host_now_ns
-from deeplabstream.hardware.stimulation.base import ActionRecord, StimulationDevice
+from deeplabstream.hardware.stimulation.base import DeviceCommand, StimulationDevice
 
 log = logging.getLogger(__name__)
 
@@ -377,10 +376,8 @@ class OldBox(StimulationDevice):
     def channel_count(self):
         return 4
 
-    def _perform(self, command):
-        record = ActionRecord(command.describe(), host_now_ns())
-        record.acknowledge(host_now_ns(), 0)
-        return record
+    def perform(self, command: DeviceCommand) -> None:
+        log.info("old box %s", command.describe())
 '''
 
 #: Modules of Python's own names beside the settings file, where the session runs.
@@ -447,7 +444,7 @@ def test_the_lab_formats_nobody_named_are_never_opened(rig_session) -> None:
 
 def test_an_old_interface_is_said_once_in_the_console_and_in_session_json(rig_session) -> None:
     root, result = rig_session
-    said = "OldBox implements the private _perform(command) -> ActionRecord, which is deprecated"
+    said = "OldBox.perform takes the previous release's DeviceCommand, which is deprecated"
     warnings = [text for text in _record(root)["warnings"] if said in text]
     assert len(warnings) == 1 and warnings[0].startswith("lab.devices.old_box.OldBox")
     assert result.stdout.count(f"Warning: lab.devices.old_box.{said}") == 1  # before the start

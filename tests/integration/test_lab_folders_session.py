@@ -149,9 +149,12 @@ def test_the_labs_plugins_run_from_their_folders_in_spawned_processes(
     fired = fired[fired["detail"] == "true"]
     assert len(fired) >= 3  # the lab's trigger kind, built in the worker from its config
     # The lab's device, opened in the worker from its settings crossed as values: a line per
-    # pulse the rule sent (and the channel switched off at the end).
+    # pulse the rule sent (and the channel switched off at the end), as events.csv says it.
     written = [line.split("\t")[1] for line in (tmp_path / "led.txt").read_text().splitlines()]
-    assert [line for line in written if line != "OFF 0"] == ["PULSE 0 0.05 s"] * len(fired)
+    sent = events[(events["kind"] == "action") & events["written"].notna()]
+    assert written == sent["detail"].tolist()
+    pulses = [line for line in written if line.startswith("pulse channel=0 duration_s=0.05 ")]
+    assert len(pulses) == len(fired)
     rows = pd.read_csv(session / "lab.lab_frames.csv")  # the lab's output, live in the worker
     assert len(rows) == info["pose"]["cameras"]["lab"]["frames_analysed"] // 3 > 0
     assert json.loads((session / "lab_frames.json").read_text())["every"] == 3  # and its export

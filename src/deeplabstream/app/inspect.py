@@ -42,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
             print(error, file=sys.stderr)
             return EXIT_USAGE
         if args.path is None:  # its MODEL_PATH (None: the bundled model, as load_model reads)
-            args.path = settings.pose.model_path
+            # an ensemble's first model: its keypoints are the ensemble's (docs/ensembles.md)
+            args.path = settings.pose.model_path[0] if settings.pose.model_path else None
     elif args.path is None:
         parser.error("name a model (PATH), or a settings file whose [Pose] MODEL_PATH names one")
     status = model_inspection.inspect(args)

@@ -23,8 +23,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from deeplabstream.core.errors import LabelsError
 
 NO_BEHAVIOUR = "none"
@@ -349,8 +347,3 @@ def read_labels(
     if kind == "boris":
         return read_boris(path, fps)
     return read_simba(path, behaviours)
-
-
-def label_array(labels: FrameLabels, frames: np.ndarray) -> np.ndarray:
-    """Return the labels of ``frames`` as an object array, None where unlabelled."""
-    return np.array(labels.for_frames(frames.tolist()), dtype=object)

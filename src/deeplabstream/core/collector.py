@@ -26,8 +26,3 @@ def settle_after_start_up() -> float:
     gc.collect()
     gc.freeze()
     return (time.perf_counter() - started) * 1e3
-
-
-def frozen_objects() -> int:
-    """Return how many objects are in the permanent generation (for session figures)."""
-    return gc.get_freeze_count()

@@ -430,10 +430,6 @@ class EventLog:
                 changed += 1
         return changed
 
-    def not_sent_count(self) -> int:
-        """Count the action events whose command was never sent."""
-        return sum(1 for event in self.events if event.not_sent)
-
     def commit(self) -> int:
         """Hand the pending events to the writer (it may flush); return how many."""
         pending = self.pending

@@ -414,34 +414,6 @@ class Observation:
             )
         return self.predicted
 
-    @classmethod
-    def from_pose_record(
-        cls,
-        record: Any,
-        camera: str,
-        names: Sequence[str],
-        camera_time_s: float | None = None,
-        frame: np.ndarray | None = None,
-    ) -> Observation:
-        """Return an observation from a pose record (host clock unless given).
-
-        Parameters
-        ----------
-        record
-            Has ``frame_index``, ``host_timestamp_ns`` and ``pose`` (K, 3).
-        camera, names
-            The camera's name and its model's keypoint names.
-        camera_time_s
-            The frame's camera-clock time when the camera has one; it takes precedence.
-        frame
-            The grayscale image, for image features.
-        """
-        host_s = record.host_timestamp_ns / 1e9
-        time_s = camera_time_s if camera_time_s is not None else host_s
-        return cls(
-            float(time_s), camera, int(record.frame_index), record.pose, tuple(names), frame, host_s
-        )
-
 
 class FilteredPoint(NamedTuple):
     """A keypoint after a :class:`KeypointFilter`: where, and whether it is a held position."""

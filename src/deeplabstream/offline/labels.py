@@ -107,10 +107,6 @@ class LabeledData:
         """Image paths that do not exist on disk."""
         return [path for path in self.image_paths if not path.is_file()]
 
-    def labeled_fraction(self) -> np.ndarray:
-        """Fraction of images in which each keypoint is labeled, shape (K,)."""
-        return np.mean(np.isfinite(self.coordinates).all(axis=2), axis=0)
-
 
 def read_dlc_labels(path: str | Path, individual: str | None = None) -> LabeledData:
     """Read DeepLabCut labels in any of its layouts.

@@ -53,7 +53,7 @@ from deeplabstream.outputs.session_record import (
     ModelRecord,
     Recording,
     SessionRecord,
-    read_session_record,
+    read_session_folder,
 )
 from deeplabstream.outputs.session_repair import repair_interrupted_session
 
@@ -213,15 +213,7 @@ def _files_not_exported(session_dir: Path, exported: set[str]) -> list[str]:
 
 def _read_session_json(session_dir: Path) -> SessionRecord:
     """Return ``session.json`` of the folder, or raise :class:`NwbError` naming what is wrong."""
-    if not session_dir.is_dir():
-        raise NwbError(f"{session_dir}: no such session folder")
-    path = session_dir / "session.json"
-    try:
-        return read_session_record(session_dir)
-    except FileNotFoundError:
-        raise NwbError(f"{session_dir}: missing session.json (is this a session folder?)") from None
-    except (OSError, DamagedRecordError) as error:
-        raise NwbError(f"{path}: cannot be read: {error}") from None
+    return read_session_folder(session_dir, NwbError)
 
 
 def _finished_record(session_dir: Path) -> SessionRecord:

@@ -959,6 +959,23 @@ def read_session_record(session_dir: Path) -> SessionRecord:
     return load_record(Path(session_dir) / SESSION_JSON)
 
 
+def read_session_folder(session_dir: Path, error: type[Exception]) -> SessionRecord:
+    """Read a session folder's ``session.json``, or raise ``error`` saying what is wrong.
+
+    A missing folder, a folder without ``session.json`` (not a session folder) and a record
+    that cannot be read (damaged, a disk error) each have their message, naming the path.
+    """
+    session_dir = Path(session_dir)
+    if not session_dir.is_dir():
+        raise error(f"{session_dir}: no such session folder")
+    try:
+        return read_session_record(session_dir)
+    except FileNotFoundError:
+        raise error(f"{session_dir}: no {SESSION_JSON}: not a session folder") from None
+    except (OSError, DamagedRecordError) as problem:
+        raise error(f"{session_dir / SESSION_JSON}: cannot be read: {problem}") from None
+
+
 def write_record(folder: Path, record: SessionRecord, use_reserve: bool = True) -> None:
     """Write ``record`` as the folder's ``session.json`` (atomically; see write_session_json)."""
     write_session_json(folder, record.to_json(), use_reserve=use_reserve)

@@ -26,10 +26,8 @@ from deeplabstream.core.regular_files import regular_file
 from deeplabstream.outputs.pose.table import read_pose_table
 from deeplabstream.outputs.session_record import (
     CameraRecord,
-    DamagedRecordError,
     ModelRecord,
-    SessionRecord,
-    read_session_record,
+    read_session_folder,
 )
 
 SLP_SUFFIX = ".slp"
@@ -48,7 +46,7 @@ def write_session_slp(session_dir: Path) -> list[Path]:
         When ``session.json`` or a pose file it names is missing or unreadable.
     """
     session_dir = Path(session_dir)
-    session = _read_record(session_dir)
+    session = read_session_folder(session_dir, SlpError)
     written = []
     for run in session.pose_runs:
         for camera, figures in run.cameras.items():
@@ -113,16 +111,6 @@ def _write_one(
     finally:
         partial.unlink(missing_ok=True)
     return target
-
-
-def _read_record(session_dir: Path) -> SessionRecord:
-    path = session_dir / "session.json"
-    try:
-        return read_session_record(session_dir)
-    except FileNotFoundError:
-        raise SlpError(f"{path.parent}: no {path.name}: not a session folder") from None
-    except (OSError, DamagedRecordError) as error:
-        raise SlpError(f"{path}: cannot be read: {error}") from None
 
 
 def _read_pose_csv(

@@ -2,12 +2,15 @@
 
 Every model kind (the project's own, a Lightning Pose export, later DeepLabCut exports) is turned
 into one :class:`ModelDescription` by its loader; everything downstream (pre-processing, backends,
-decoding, the inference worker) reads only this description.
+decoding, the inference worker) reads only this description. Its ``decoder`` names how its
+outputs become keypoints: a :class:`Decoder` of :data:`DECODERS`, the decoders' registry (each
+one lives with its framework's rules in :mod:`pose.decoding`, imported when a model needs it).
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -15,20 +18,13 @@ from typing import Any, Literal
 import numpy as np
 
 from deeplabstream.core.errors import ModelError
+from deeplabstream.core.plugins import Registry
 
 ColorOrder = Literal["rgb", "bgr", "gray"]
 OutputKind = Literal["heatmaps", "heatmaps+locref", "coordinates"]
-DecoderName = Literal[
-    "argmax",
-    "lightning-pose",
-    "sleap-single",
-    "sleap-bottomup",
-    "sleap-classes",
-    "sleap-topdown",
-    "paf-bottomup",
-    "dlc-assembly",
-    "dlc-dekr",
-]
+#: Where a model puts pixel (0, 0): its centre at whole numbers (this project, DeepLabCut,
+#: SLEAP) or its corner (Lightning Pose's pure scale); see :mod:`pose.runtime.transforms`.
+Convention = Literal["centres", "corners"]
 ResizeMethod = Literal["bilinear-float", "bicubic-uint8", "area"]
 InputType = Literal["float", "uint8"]
 InputLayout = Literal["nchw", "nhwc"]
@@ -67,8 +63,10 @@ class ModelDescription:
     stride
         Input pixels per heatmap pixel.
     decoder
-        ``argmax`` (peak with sub-pixel refinement) or ``lightning-pose`` (Lightning Pose's
-        upsample + soft-argmax + window confidence).
+        The name of its :class:`Decoder` in :data:`DECODERS`: ``argmax`` (peak with sub-pixel
+        refinement, or the network's own coordinates), ``lightning-pose`` (Lightning Pose's
+        upsample + soft-argmax + window confidence), ``sleap-single``, ``sleap-bottomup``,
+        ``sleap-classes``, ``sleap-topdown``, ``paf-bottomup``, ``dlc-assembly``, ``dlc-dekr``.
     heatmaps_are_probabilities
         True when the network already applies a (spatial) softmax or sigmoid.
     locref_std
@@ -141,7 +139,7 @@ class ModelDescription:
     resize: ResizeMethod = "bilinear-float"
     output_kind: OutputKind = "heatmaps"
     stride: float = 4.0
-    decoder: DecoderName = "argmax"
+    decoder: str = "argmax"
     heatmaps_are_probabilities: bool = True
     locref_std: float = 7.2801
     downsample_factor: int = 2
@@ -180,6 +178,11 @@ class ModelDescription:
                 f"{len(self.mean)} and {len(self.std)}"
             )
         self._check_input_format()
+        if self.decoder not in DECODERS:
+            raise ModelError(
+                f"{self.model_file}: unknown decoder {self.decoder!r}; known: "
+                f"{', '.join(DECODERS.names())}"
+            )
         if self.max_animals < 1:
             raise ModelError(f"{self.model_file}: max_animals must be >= 1, not {self.max_animals}")
         if self.identity_classes and len(self.identity_classes) != self.max_animals:
@@ -214,14 +217,7 @@ class ModelDescription:
     @property
     def multi_animal(self) -> bool:
         """True for a model that can report several animals per frame."""
-        return self.max_animals > 1 or self.decoder in (
-            "sleap-bottomup",
-            "sleap-classes",
-            "sleap-topdown",
-            "paf-bottomup",
-            "dlc-assembly",
-            "dlc-dekr",
-        )
+        return self.max_animals > 1 or decoder_of(self).multi_animal
 
     @property
     def animals(self) -> int:
@@ -293,3 +289,77 @@ def frame_size_warning(
         f"at {trained_width}x{trained_height}, but the camera's frames are {width}x{height}: "
         f"its keypoints at this size are not validated; {advice}"
     )
+
+
+# --- decoders ------------------------------------------------------------------------------------
+
+#: What a decoder returns: the points, (n, K, 3) for a single-animal model or (n, A, K, 3), in
+#: the pixels of the network's input, and an identity model's (n, A) identity confidences (None
+#: for the other models).
+Decoded = tuple[np.ndarray, np.ndarray | None]
+
+
+@dataclass(frozen=True)
+class Decoder:
+    """How the outputs of one family of networks become keypoints (``ModelDescription.decoder``).
+
+    Attributes
+    ----------
+    decode
+        ``decode(outputs, description) -> (points, identity confidences or None)``: the
+        network's outputs (in ``description.output_names`` order) for a batch of frames.
+    multi_animal
+        Whether its points are animals (n, A, K, 3), even for a model of one animal.
+    convention
+        Where its points put pixel (0, 0) (:data:`Convention`).
+    """
+
+    decode: Callable[[list[np.ndarray], ModelDescription], Decoded]
+    multi_animal: bool = False
+    convention: Convention = "centres"
+
+    @classmethod
+    def of_points(
+        cls,
+        decode: Callable[[Any, ModelDescription], np.ndarray],
+        multi_animal: bool = False,
+        convention: Convention = "centres",
+    ) -> Decoder:
+        """Return the decoder of ``decode``, which gives the points only (no identities)."""
+
+        def decode_points(outputs: list[np.ndarray], description: ModelDescription) -> Decoded:
+            return decode(outputs, description), None
+
+        return cls(decode_points, multi_animal, convention)
+
+
+def _check_decoder(obj: Any) -> None:
+    if not isinstance(obj, Decoder):
+        raise TypeError(f"expected a deeplabstream.pose.model.Decoder, not {obj!r}")
+
+
+#: The decoders by name: ``ModelDescription.decoder`` chooses one (:func:`decoder_of`). Each
+#: module of :mod:`pose.decoding` declares its own, imported when a model names it.
+DECODERS: Registry[Decoder] = Registry(
+    "pose decoder",
+    "deeplabstream.decoders",
+    {
+        "argmax": "deeplabstream.pose.decoding.peaks:ARGMAX",
+        "lightning-pose": "deeplabstream.pose.decoding.lightning:LIGHTNING_POSE",
+        "sleap-single": "deeplabstream.pose.decoding.sleap_single:SLEAP_SINGLE",
+        "sleap-bottomup": "deeplabstream.pose.decoding.sleap:SLEAP_BOTTOMUP",
+        "sleap-classes": "deeplabstream.pose.decoding.sleap_classes:SLEAP_CLASSES",
+        "sleap-topdown": "deeplabstream.pose.decoding.sleap_topdown:SLEAP_TOPDOWN",
+        "paf-bottomup": "deeplabstream.pose.decoding.bottomup:PAF_BOTTOMUP",
+        "dlc-assembly": "deeplabstream.pose.decoding.dlc_assembly:DLC_ASSEMBLY",
+        "dlc-dekr": "deeplabstream.pose.decoding.dlc_dekr:DLC_DEKR",
+    },
+    advice="A model format sets ModelDescription.decoder to one of them (docs/plugins.md, "
+    '"Model formats").',
+    check=_check_decoder,
+)
+
+
+def decoder_of(description: ModelDescription) -> Decoder:
+    """Return the :class:`Decoder` that ``description.decoder`` names."""
+    return DECODERS.get(description.decoder)

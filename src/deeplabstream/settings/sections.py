@@ -990,11 +990,6 @@ class CameraSettings:
     # in code); a process that opens the camera finds a lab's camera through it.
     settings_folder: Path | None = None
 
-    @property
-    def file_stem(self) -> str:
-        """Stem of this camera's files in the session folder (``<camera>.mp4`` ...)."""
-        return self.name
-
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickle the options by value when their class comes from a lab's module.
 

@@ -432,25 +432,3 @@ def test_a_lab_module_without_a_plugin_of_its_kind_says_so(tmp_path: Path, kind:
     with pytest.raises(PluginLoadError) as info:
         registry.get("helpers", tmp_path)
     assert str(info.value).startswith(f"{registry.kind} 'helpers' ({path}) defines no ")
-
-
-def test_an_output_written_for_the_last_release_loads_with_a_deprecation_warning(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """``deeplabstream.outputs.plugin`` moved to ``outputs.interface`` (issue 45): the old path
-    still gives a lab's output its base class, and says where it went."""
-    import sys
-
-    monkeypatch.delitem(sys.modules, "deeplabstream.outputs.plugin", raising=False)
-    write_plugin(tmp_path, "outputs", "old_rows", """
-        from deeplabstream.outputs.plugin import Output
-
-        class OldRows(Output):
-            name = "old_rows"
-    """)  # fmt: skip
-    with pytest.warns(DeprecationWarning, match=r"import the output interface from "
-                      r"deeplabstream\.outputs\.interface"):  # fmt: skip
-        found = OUTPUTS.get("old_rows", tmp_path)
-    from deeplabstream.outputs.interface import Output
-
-    assert issubclass(found, Output) and found.__name__ == "OldRows"

@@ -73,7 +73,12 @@ def test_the_device_gets_each_command_and_is_acknowledged(lab: tuple[Path, Setti
         records = [device.on(0), device.pulse(1, 0.5), device.pattern(1, 0.1, 0.2, 3)]
         records.append(device.reset())
     lines = (folder / "led_box.txt").read_text(encoding="utf-8").splitlines()
-    assert lines == ["ON 0", "PULSE 1 0.5 s", "PATTERN 1 0.1 s 0.2 s x3", "RESET"]
+    assert lines == [
+        "on channel=0",
+        "pulse channel=1 duration_s=0.5",
+        "pattern channel=1 on_s=0.1 off_s=0.2 count=3",
+        "reset",
+    ]
     assert all(r.ok and r.acked_ns is not None and r.acked_ns >= r.written_ns for r in records)
     with pytest.raises(ValueError, match=r"outside 0\.\.1"):
         device.on(2)  # CHANNELS = 2: checked before perform

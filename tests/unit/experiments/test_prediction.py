@@ -25,7 +25,7 @@ from deeplabstream.experiments.prediction import (
 from deeplabstream.experiments.runtime import ExperimentRuntime
 from deeplabstream.experiments.triggers import Circle, Region
 from deeplabstream.hardware.simulator.arena import KEYPOINT_NAMES
-from deeplabstream.hardware.stimulation.base import ActionRecord, DeviceCommand
+from deeplabstream.hardware.stimulation.base import ActionRecord
 from deeplabstream.live.processes.dispatch import ExperimentRun
 from tests.support.files import write_settings
 from tests.support.processes import only_session, run_cli
@@ -207,8 +207,8 @@ class _FakeDevice:
     def _record(self, command: str) -> ActionRecord:
         return ActionRecord(command, round((self.frame_host_s + self.latency_s) * 1e9))
 
-    def send(self, command: DeviceCommand) -> ActionRecord:
-        return self._record(command.describe())
+    def send(self, action: Action) -> ActionRecord:
+        return self._record(action.describe())
 
     def close(self) -> None:
         pass

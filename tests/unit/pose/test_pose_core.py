@@ -11,7 +11,7 @@ import pytest
 
 from deeplabstream.pose.decoding.lightning import decode_lightning_pose
 from deeplabstream.pose.decoding.peaks import decode_argmax
-from deeplabstream.pose.model import ModelDescription, ModelError
+from deeplabstream.pose.model import DECODERS, Decoder, ModelDescription, ModelError, decoder_of
 from deeplabstream.pose.runtime.backends import open_backend
 from deeplabstream.pose.runtime.estimator import PoseEstimator
 from deeplabstream.pose.runtime.preprocess import Preprocessor
@@ -42,6 +42,43 @@ def _blobs(centres: np.ndarray, h: int, w: int, sigma: float) -> np.ndarray:
 
 
 # --- decoders ---------------------------------------------------------------------------------
+
+MULTI_ANIMAL_DECODERS = {
+    "sleap-bottomup", "sleap-classes", "sleap-topdown", "paf-bottomup", "dlc-assembly", "dlc-dekr"
+}  # fmt: skip
+
+
+def test_every_decoder_is_chosen_by_its_name_in_one_registry() -> None:
+    assert set(DECODERS.builtin_names()) == {
+        "argmax", "lightning-pose", "sleap-single", *MULTI_ANIMAL_DECODERS
+    }  # fmt: skip
+    for name in DECODERS.builtin_names():
+        decoder = DECODERS.get(name)
+        assert isinstance(decoder, Decoder) and decoder is decoder_of(_description(decoder=name))
+        assert decoder.multi_animal == (name in MULTI_ANIMAL_DECODERS), name
+        assert decoder.convention == ("corners" if name == "lightning-pose" else "centres"), name
+    one_animal = _description(decoder="sleap-bottomup")  # max_animals 1: still animals
+    assert one_animal.multi_animal and one_animal.animals == 1
+    assert not _description().multi_animal
+
+
+def test_an_unknown_decoder_is_refused_naming_the_known_ones() -> None:
+    refused = r"model\.onnx: unknown decoder 'softargmax'; known: argmax, lightning-pose"
+    with pytest.raises(ModelError, match=refused):
+        _description(decoder="softargmax")  # it never falls through to another decoder
+
+
+def test_the_argmax_decoder_reads_the_output_kind() -> None:
+    heatmaps = _blobs(np.array([[[3.0, 2.0], [5.0, 4.0], [1.0, 6.0]]]), 8, 12, 1.0)
+    argmax = DECODERS.get("argmax")
+    points, identities = argmax.decode([heatmaps], _description(stride=4.0))
+    assert identities is None
+    np.testing.assert_array_equal(points, decode_argmax(heatmaps, 4.0))
+    with pytest.raises(ModelError, match=r"heatmaps\+locref needs two outputs"):
+        argmax.decode([heatmaps], _description(output_kind="heatmaps+locref"))
+    coordinates = np.arange(9, dtype=np.float32).reshape(1, 9)
+    points, _ = argmax.decode([coordinates], _description(output_kind="coordinates"))
+    assert points.shape == (1, 3, 3) and points.dtype == np.float64
 
 
 def test_argmax_finds_sub_pixel_peaks() -> None:

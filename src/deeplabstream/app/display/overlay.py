@@ -107,18 +107,3 @@ def draw_flash(canvas: np.ndarray) -> None:
     border = max(4, round(min(canvas.shape[:2]) / 40))
     height, width = canvas.shape[:2]
     cv2.rectangle(canvas, (0, 0), (width - 1, height - 1), FLASH_COLOUR, border)
-
-
-def draw_caption(canvas: np.ndarray, text: str, bottom: bool = False) -> None:
-    """Draw a line of white text on a dark strip at the top left, readable on any floor.
-
-    ``bottom`` puts it at the bottom left instead (a second line that never hides the first).
-    """
-    scale = max(0.45, min(canvas.shape[:2]) / 900)
-    (width, height), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
-    top = canvas.shape[0] - (height + baseline + 10) if bottom else 0
-    cv2.rectangle(canvas, (0, top), (width + 12, top + height + baseline + 10), (40, 40, 40), -1)
-    origin = (6, top + height + 5)
-    cv2.putText(
-        canvas, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA
-    )

@@ -65,12 +65,6 @@ class Banner(QWidget):
         """Return the whole message (the bar may show only its first lines)."""
         return self.label.text()
 
-    def set_message(self, text: str) -> None:
-        """Show ``text`` (its first lines; all of it on hover and with Show all)."""
-        self.label.setText(text)
-        self.setToolTip(text)
-        self.refresh_show_all()
-
     def open_whole_text(self) -> None:
         """Show the whole message in a window of its own (not modal: the session goes on)."""
         box = QMessageBox(QMessageBox.Information, "Message", self.full_text(), parent=self)

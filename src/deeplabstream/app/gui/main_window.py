@@ -75,7 +75,7 @@ from deeplabstream.app.gui.plots import SessionPlots
 from deeplabstream.app.gui.preferences import WindowPreferences
 from deeplabstream.app.gui.region_editor import RegionEditor
 from deeplabstream.app.gui.rig_panel import RigPanel
-from deeplabstream.app.gui.session import SETTINGS_CAUSE, Part, SessionController
+from deeplabstream.app.gui.session import BUTTON_LABELS, SETTINGS_CAUSE, Part, SessionController
 from deeplabstream.app.gui.stall_monitor import StallMonitor
 from deeplabstream.app.gui.status_panel import ErrorBanner, StatusPanel
 from deeplabstream.app.gui.verify_button import VerifyButton
@@ -92,12 +92,6 @@ log = logging.getLogger(__name__)
 
 SERVICE_INTERVAL_MS = 50
 STATUS_INTERVAL_MS = 1000
-BUTTON_LABELS = {
-    Part.STREAM: "Stream",
-    Part.ANALYSIS: "Analysis",
-    Part.RECORDING: "Recording",
-    Part.EXPERIMENT: "Experiment",
-}
 LATENCY_TEST_LABEL = "Latency test"
 CLOSING_TEXT = "closing: stopping and finalising files; the window closes by itself..."
 PART_CAUSES = frozenset(part.value for part in Part)

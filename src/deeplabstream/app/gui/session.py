@@ -76,8 +76,8 @@ class Part(Enum):
     EXPERIMENT = "experiment"
 
 
-#: How a click is named in a message: "Start Analysis: wait until ..."
-BUTTON_VERBS = {
+#: Each part's name on its button ("Start Analysis") and in messages ("Analysis: wait until ...").
+BUTTON_LABELS = {
     Part.STREAM: "Stream",
     Part.ANALYSIS: "Analysis",
     Part.RECORDING: "Recording",
@@ -332,7 +332,7 @@ class SessionController(QObject):
         """
         reason = self.why_not(part)
         if reason is not None:
-            self.notice.emit(f"{BUTTON_VERBS[part]}: {reason}")
+            self.notice.emit(f"{BUTTON_LABELS[part]}: {reason}")
             return
         if part is Part.ANALYSIS and self.loading is not None:
             self.cancel_analysis_load()

@@ -1,9 +1,9 @@
 """Stimulation devices: the outputs an experiment switches (LEDs, lasers, valves) by name.
 
 Every device is a :class:`~hardware.stimulation.base.StimulationDevice`: it writes ``open()``,
-``close()``, ``channel_count`` and ``perform(command)``; every command comes in through its
-``send(command)`` (an experiment's action carries its ``DeviceCommand``; ``on``, ``off``,
-``pulse``, ``pattern`` and ``reset`` build one), returning an
+``close()``, ``channel_count`` and ``perform(action)``; every command comes in through its
+``send(action)``, an :class:`~hardware.stimulation.action.Action` (an experiment's, as it is;
+``on``, ``off``, ``pulse``, ``pattern`` and ``reset`` make one), returning an
 :class:`~hardware.stimulation.base.ActionRecord` at once (docs/plugins.md, "Devices").
 :data:`DEVICES` is the kind's registry (:class:`~deeplabstream.core.plugins.Registry`): the
 devices shipped here by name, and those of installed packages (entry point group
@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from deeplabstream.core.plugins import Registry, subclass_check, subclasses_in
+from deeplabstream.hardware.stimulation.action import Action
 from deeplabstream.hardware.stimulation.base import (
     ActionRecord,
     DeviceLostError,
@@ -109,6 +110,7 @@ def device_from_settings(
 
 __all__ = [
     "DEVICES",
+    "Action",
     "ActionRecord",
     "DeviceLostError",
     "DeviceNotFoundError",

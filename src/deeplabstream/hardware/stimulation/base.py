@@ -1,13 +1,14 @@
 """The stimulation device interface: what every output device (board, DAQ, GPIO, log) provides.
 
 Every command reaches a device through one method, :meth:`StimulationDevice.send`, which takes
-a :class:`DeviceCommand`, checks it against the device's channels and limits, has the device
-perform it and returns at once with an :class:`ActionRecord`. An experiment's action carries its
-command, made when the action was made (``Action.device_command``); the five actions
-:meth:`~StimulationDevice.on`, :meth:`~StimulationDevice.off`, :meth:`~StimulationDevice.pulse`,
-:meth:`~StimulationDevice.pattern` and :meth:`~StimulationDevice.reset` build one and send it.
-Pulses and patterns are timed by the device (the Arduino board times them itself; GPIO and DAQ
-outputs use host timer threads), never by the caller sleeping.
+an :class:`~hardware.stimulation.action.Action` (the one command type, from an experiment's rule
+to the wire), checks it against the device's channels and limits, has the device perform it and
+returns at once with an :class:`ActionRecord`. The dispatcher sends an experiment's actions as
+they are; the five actions :meth:`~StimulationDevice.on`, :meth:`~StimulationDevice.off`,
+:meth:`~StimulationDevice.pulse`, :meth:`~StimulationDevice.pattern` and
+:meth:`~StimulationDevice.reset` make one and send it. Pulses and patterns are timed by the
+device (the Arduino board times them itself; GPIO and DAQ outputs use host timer threads),
+never by the caller sleeping.
 
 The record carries the host time the command was written and, filled in later by the device's
 reader thread, the host time of the acknowledgement and the board's own time, then how the
@@ -17,18 +18,19 @@ What a device writes (docs/plugins.md, "Devices", has a whole one):
 
 * :meth:`~StimulationDevice.open` and :meth:`~StimulationDevice.close`;
 * :attr:`~StimulationDevice.channel_count`;
-* :meth:`~StimulationDevice.perform`: one method taking one :class:`DeviceCommand` (ON, OFF,
-  PULSE, PATTERN or RESET, already checked against the device's limits). **The acknowledgement
-  rule**: a ``perform`` that returns None has done the command when it returns, and the base
-  acknowledges it then (``acked_ns``: the host time ``perform`` returned). A device that answers
-  later (a board that confirms each line) returns its own :class:`ActionRecord` instead, and
-  acknowledges (:meth:`ActionRecord.acknowledge`) or fails (:meth:`ActionRecord.fail`) it when
-  the answer comes.
+* :meth:`~StimulationDevice.perform`: one method taking one :class:`Action` (``command`` on,
+  off, pulse, pattern or reset, already checked against the device's limits). **The
+  acknowledgement rule**: a ``perform`` that returns None has done the command when it
+  returns, and the base acknowledges it then (``acked_ns``: the host time ``perform``
+  returned). A device that answers later (a board that confirms each line) returns its own
+  :class:`ActionRecord` instead, and acknowledges (:meth:`ActionRecord.acknowledge`) or fails
+  it (:meth:`ActionRecord.fail`) when the answer comes.
 
 Its settings are a dataclass (:attr:`~StimulationDevice.settings_class`), the keys of its
 ``[Device NAME]`` section; by default each key is a keyword of the device's constructor
-(:meth:`~StimulationDevice.from_settings`). A device written before ``perform`` existed, with the
-private ``_perform(command) -> ActionRecord``, still works, with a DeprecationWarning.
+(:meth:`~StimulationDevice.from_settings`). A device written for the previous release, whose
+``perform`` takes a ``DeviceCommand``, still works for this release, with a DeprecationWarning
+(:mod:`hardware.stimulation.legacy`).
 """
 
 from __future__ import annotations
@@ -44,10 +46,12 @@ from typing import Any, ClassVar, Literal, Self
 
 from deeplabstream.core.clock import host_now_ns
 from deeplabstream.core.errors import DeviceError
-from deeplabstream.core.plugins import deprecated
+from deeplabstream.hardware.stimulation.action import Action
 
-ActionKind = Literal["ON", "OFF", "PULSE", "PATTERN", "RESET"]
-ACTION_KINDS: tuple[ActionKind, ...] = ("ON", "OFF", "PULSE", "PATTERN", "RESET")
+# DeviceCommand: where devices of the previous release import it from (for this release).
+from deeplabstream.hardware.stimulation.legacy import DeviceCommand as DeviceCommand
+from deeplabstream.hardware.stimulation.legacy import adapt_if_previous
+
 EndKind = Literal["DONE", "CANCEL", "LOST"]
 
 # The board counts PATTERN on-phases in 16 bits; other devices keep the same limit.
@@ -55,7 +59,6 @@ PATTERN_COUNT_MAX = 65535
 #: The newest action records a device keeps (:attr:`StimulationDevice.records`); every action
 #: is in events.csv. Keeping all of them grew a long experiment by about a kilobyte an action.
 RECORDS_KEPT = 1000
-
 
 
 class StimulationError(DeviceError):
@@ -68,36 +71,6 @@ class DeviceNotFoundError(StimulationError):
 
 class DeviceLostError(StimulationError):
     """The device vanished during the session (unplugged, port closed by the other end)."""
-
-
-@dataclass(frozen=True)
-class DeviceCommand:
-    """One command for a device's outputs, checked against the device's limits.
-
-    The device-level form of an experiment's ``Action`` (:mod:`experiments.actions`), which
-    holds one (``Action.device_command``, made with the action) beside the device's name and
-    the reason: the dispatcher hands it to :meth:`StimulationDevice.send`, as
-    :meth:`StimulationDevice.on`, ``off``, ``pulse``, ``pattern`` and ``reset`` do with theirs.
-
-    ``on_s`` is the PULSE length or the PATTERN on-phase, ``off_s`` the PATTERN off-phase,
-    ``count`` the number of PATTERN on-phases (0 = until stopped; 1 for a PULSE).
-    """
-
-    kind: ActionKind
-    channel: int | None = None
-    on_s: float = 0.0
-    off_s: float = 0.0
-    count: int = 1
-
-    def describe(self) -> str:
-        """Return a readable form, e.g. ``PULSE 2 0.5 s``, for devices without a wire protocol."""
-        if self.kind in ("ON", "OFF"):
-            return f"{self.kind} {self.channel}"
-        if self.kind == "PULSE":
-            return f"PULSE {self.channel} {self.on_s:g} s"
-        if self.kind == "PATTERN":
-            return f"PATTERN {self.channel} {self.on_s:g} s {self.off_s:g} s x{self.count}"
-        return self.kind
 
 
 class ActionRecord:
@@ -241,7 +214,7 @@ def check_channel(channel: int | None, channel_count: int) -> int:
     return channel
 
 
-def check_duration(seconds: float, minimum_s: float, maximum_s: float, what: str) -> float:
+def check_duration(seconds: float | None, minimum_s: float, maximum_s: float, what: str) -> float:
     """``seconds`` as a float within the device's limits; ValueError otherwise."""
     if isinstance(seconds, bool) or not isinstance(seconds, int | float):
         raise ValueError(f"{what} must be a number of seconds, not {seconds!r}")
@@ -289,18 +262,9 @@ class StimulationDevice(ABC):
     max_duration_s: ClassVar[float] = 2e6
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
-        """Adapt a device written for the old private ``_perform`` (with a DeprecationWarning)."""
+        """Adapt a device written for the previous release's ``DeviceCommand`` (warned)."""
         super().__init_subclass__(**kwargs)
-        if "_perform" in vars(cls) and "perform" not in vars(cls):
-            message = (
-                f"{cls.__module__}.{cls.__qualname__} implements the private "
-                "_perform(command) -> ActionRecord, which is deprecated: implement "
-                "perform(self, command: DeviceCommand) -> None instead (the device is "
-                "acknowledged when it returns; return an ActionRecord only if the device answers "
-                "later itself). docs/plugins.md, \"Devices\""
-            )
-            deprecated(message, stacklevel=3)
-            cls.perform = _perform_through_legacy  # type: ignore[method-assign]
+        adapt_if_previous(cls)
 
     def __init__(self) -> None:
         self._records: deque[ActionRecord] = deque(maxlen=RECORDS_KEPT)
@@ -352,15 +316,18 @@ class StimulationDevice(ABC):
         """Number of output channels (known after :meth:`open` for some devices)."""
 
     @abstractmethod
-    def perform(self, command: DeviceCommand) -> ActionRecord | None:
-        """Carry out ``command`` (already checked against the channels and limits); never wait.
+    def perform(self, action: Action) -> ActionRecord | None:
+        """Carry out ``action`` (already checked against the channels and limits); never wait.
 
-        Return None when the command is done as this returns: the base then records it as
-        written just before the call and acknowledged when it returned. A device that is
-        answered later (a board confirming each line) returns its own :class:`ActionRecord`
-        (``ActionRecord(command.describe(), host_now_ns())`` made before it writes) and calls its
-        :meth:`~ActionRecord.acknowledge` or :meth:`~ActionRecord.fail` when the answer comes; a
-        PULSE or PATTERN it times may report its end with :meth:`~ActionRecord.finish`.
+        ``action.command`` is ``on``, ``off``, ``pulse`` (``duration_s``), ``pattern``
+        (``on_s``, ``off_s``, ``count``: None until stopped) or ``reset``; ``action.channel``
+        the output (:class:`~hardware.stimulation.action.Action`). Return None when the command
+        is done as this returns: the base then records it as written just before the call and
+        acknowledged when it returned. A device that is answered later (a board confirming each
+        line) returns its own :class:`ActionRecord` (``ActionRecord(action.describe(),
+        host_now_ns())`` made before it writes) and calls its :meth:`~ActionRecord.acknowledge`
+        or :meth:`~ActionRecord.fail` when the answer comes; a pulse or pattern it times may
+        report its end with :meth:`~ActionRecord.finish`.
 
         Raise :class:`StimulationError` when the device cannot take the command (any other
         exception is turned into one that names the device): the experiment then stops, with
@@ -369,27 +336,27 @@ class StimulationDevice(ABC):
 
     # -- the one way in ------------------------------------------------------------------------
 
-    def send(self, command: DeviceCommand) -> ActionRecord:
-        """Check ``command`` against the channels and limits, perform it, return its record.
+    def send(self, action: Action) -> ActionRecord:
+        """Check ``action`` against the channels and limits, perform it, return its record.
 
-        Every command takes this way (the dispatcher's, with the command an experiment's action
-        carries; the five actions below): it returns at once, with the record acknowledged by
-        :meth:`perform`'s rule. ValueError when the command is outside the device's channels or
+        Every command takes this way (the dispatcher's, with an experiment's action as it is;
+        the five actions below): it returns at once, with the record acknowledged by
+        :meth:`perform`'s rule. ValueError when the action is outside the device's channels or
         limits; :class:`StimulationError` (naming the device) when the device fails on it.
         """
-        command = self._checked(command)
+        self._check(action)
         written_ns = host_now_ns()
         try:
-            answered = self.perform(command)
+            answered = self.perform(action)
         except StimulationError:
             raise
         except Exception as error:  # the device's own code: named, and stops the experiment
             raise StimulationError(
-                f"device {self._label()!r} failed on {command.describe()}: "
+                f"device {self._label()!r} failed on {action.describe()}: "
                 f"{type(error).__name__}: {error}"
             ) from error
         if answered is None:
-            record = ActionRecord(command.describe(), written_ns)
+            record = ActionRecord(action.describe(), written_ns)
             record.acknowledge(host_now_ns())
         else:
             record = answered
@@ -400,28 +367,33 @@ class StimulationDevice(ABC):
     # -- the actions ------------------------------------------------------------------------
 
     def on(self, channel: int) -> ActionRecord:
-        """Drive ``channel`` high until told otherwise (ends a PULSE or PATTERN on it)."""
-        return self.send(DeviceCommand("ON", channel))
+        """Drive ``channel`` high until told otherwise (ends a pulse or pattern on it)."""
+        return self.send(Action(self._own_name(), "on", channel))
 
     def off(self, channel: int) -> ActionRecord:
-        """Drive ``channel`` low (ends a PULSE or PATTERN on it)."""
-        return self.send(DeviceCommand("OFF", channel))
+        """Drive ``channel`` low (ends a pulse or pattern on it)."""
+        return self.send(Action(self._own_name(), "off", channel))
 
     def pulse(self, channel: int, duration_s: float) -> ActionRecord:
         """Drive ``channel`` high now and low after ``duration_s`` seconds, timed by the device."""
-        return self.send(DeviceCommand("PULSE", channel, on_s=duration_s))
+        return self.send(Action(self._own_name(), "pulse", channel, duration_s=duration_s))
 
-    def pattern(self, channel: int, on_s: float, off_s: float, count: int) -> ActionRecord:
-        """``count`` pulses of ``on_s`` seconds, ``off_s`` apart (count 0: until stopped).
+    def pattern(
+        self, channel: int, on_s: float, off_s: float, count: int | None = None
+    ) -> ActionRecord:
+        """``count`` pulses of ``on_s`` seconds, ``off_s`` apart (None: until stopped).
 
-        The pattern starts with its first on-phase now and ends with the last on-phase's
-        falling edge (no trailing off-phase).
+        ``count`` 0, the board's word for "until stopped", is taken as None. The pattern
+        starts with its first on-phase now and ends with the last on-phase's falling edge (no
+        trailing off-phase).
         """
-        return self.send(DeviceCommand("PATTERN", channel, on_s=on_s, off_s=off_s, count=count))
+        action = Action(self._own_name(), "pattern", channel, on_s=on_s, off_s=off_s,
+                        count=count or None)  # fmt: skip
+        return self.send(action)
 
     def reset(self) -> ActionRecord:
-        """Every channel low, every PULSE and PATTERN ended."""
-        return self.send(DeviceCommand("RESET"))
+        """Every channel low, every pulse and pattern ended."""
+        return self.send(Action(self._own_name(), "reset"))
 
     @property
     def records(self) -> list[ActionRecord]:
@@ -445,41 +417,29 @@ class StimulationDevice(ABC):
 
     # -- helpers ------------------------------------------------------------------------------
 
-    def _checked(self, command: DeviceCommand) -> DeviceCommand:
-        """Return ``command`` once checked against this device's channels and limits.
+    def _check(self, action: Action) -> None:
+        """Raise ValueError when ``action`` is outside this device's channels or limits.
 
-        ValueError, in the order and with the words the five actions always had, when it is
-        outside them. A duration given as an int (``pulse(0, 1)``) comes back as a float, as
-        :meth:`perform` has always been given; an action's command has floats already, so it
-        comes back itself (``float`` of a float is that float: no copy on the way to a device).
+        The action has checked its own fields (a known command, durations > 0 s, as floats);
+        this checks what only the device knows, in the words the five actions always had.
         """
-        kind = command.kind
-        if kind == "RESET":
-            return command
-        if kind not in ACTION_KINDS:
-            raise ValueError(f"command kind must be one of {', '.join(ACTION_KINDS)}, not {kind!r}")
-        check_channel(command.channel, self.channel_count)
-        if kind == "PULSE":
-            on_s = self._duration(command.on_s, "pulse duration")
-            if on_s is not command.on_s:
-                return dataclasses.replace(command, on_s=on_s)
-        elif kind == "PATTERN":
-            on_s = self._duration(command.on_s, "on-phase")
-            off_s = self._duration(command.off_s, "off-phase")
-            check_count(command.count)
-            if on_s is not command.on_s or off_s is not command.off_s:
-                return dataclasses.replace(command, on_s=on_s, off_s=off_s)
-        return command
+        command = action.command
+        if command == "reset":
+            return
+        check_channel(action.channel, self.channel_count)
+        if command == "pulse":
+            self._duration(action.duration_s, "pulse duration")
+        elif command == "pattern":
+            self._duration(action.on_s, "on-phase")
+            self._duration(action.off_s, "off-phase")
+            check_count(action.count or 0)
 
-    def _duration(self, seconds: float, what: str) -> float:
+    def _duration(self, seconds: float | None, what: str) -> float:
         return check_duration(seconds, self.min_duration_s, self.max_duration_s, what)
 
     def _label(self) -> str:
         return self.name or type(self).__name__
 
-
-def _perform_through_legacy(self: StimulationDevice, command: DeviceCommand) -> ActionRecord:
-    """``perform`` of a device written for the old ``_perform``: its record, as it made it."""
-    legacy: Any = self
-    record: ActionRecord = legacy._perform(command)
-    return record
+    def _own_name(self) -> str:
+        """Return the device name the five actions' :class:`Action` carries (without spaces)."""
+        return "_".join(self._label().split())

@@ -2,7 +2,8 @@
 
 Every action is acknowledged at once (host time, no board time) and kept in
 :attr:`~hardware.stimulation.base.StimulationDevice.records`; with a ``path`` each one is also
-written as a line ``<written_ns> TAB <command>`` so that a dry run leaves a trace beside its
+written as a line ``<written_ns> TAB <action.describe()>`` (``pulse channel=1
+duration_s=0.5 reason=...``, as in ``events.csv``) so that a dry run leaves a trace beside its
 recording. Pulses and patterns are not timed and never report an end.
 """
 
@@ -16,9 +17,9 @@ from typing import TextIO
 
 from deeplabstream.core.clock import host_now_ns
 from deeplabstream.core.schema import setting
+from deeplabstream.hardware.stimulation.action import Action
 from deeplabstream.hardware.stimulation.base import (
     ActionRecord,
-    DeviceCommand,
     StimulationDevice,
     StimulationError,
 )
@@ -76,15 +77,15 @@ class LogStimulator(StimulationDevice):
             self._file = self.path.open("a", encoding="utf-8")
         self._open = True
 
-    def perform(self, command: DeviceCommand) -> ActionRecord:
-        """Write the command to the log file (if any), stamped with its record's written time.
+    def perform(self, action: Action) -> ActionRecord:
+        """Write the action to the log file (if any), stamped with its record's written time.
 
         It makes its own record (rather than return None) so that the file's time is the
         record's ``written_ns`` exactly; acknowledged at once.
         """
         if not self._open:
             raise StimulationError("the log device is not open: call open() first")
-        record = ActionRecord(command.describe(), host_now_ns())
+        record = ActionRecord(action.describe(), host_now_ns())
         with self._lock:
             if self._file is not None:
                 self._file.write(f"{record.written_ns}\t{record.command}\n")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from deeplabstream.hardware.stimulation.base import DeviceCommand
+from deeplabstream.hardware.stimulation.action import Action
 
 ID_MAX = 2**32 - 1  # ids are unsigned 32-bit numbers on the board
 BOARD_TIME_MODULUS = 2**32  # the board's microsecond clock wraps every 71.6 minutes
@@ -36,17 +36,25 @@ def format_duration_ms(seconds: float) -> str:
     return f"{whole}.{fraction:03d}".rstrip("0")
 
 
-def format_command(command_id: int, action: DeviceCommand) -> str:
-    """Return the line for ``action`` with ``command_id``, without its newline."""
+def format_command(command_id: int, action: Action) -> str:
+    """Return the line for ``action`` with ``command_id``, without its newline.
+
+    The board's words are the commands in capitals; a pulse's length is its one duration, an
+    endless pattern's count 0: ``17 PULSE 2 500``, ``18 PATTERN 0 10 90 0``, ``19 RESET``.
+    """
     if not 0 <= command_id <= ID_MAX:
         raise ValueError(f"command id {command_id} is outside 0..{ID_MAX}")
-    words = [str(command_id), action.kind]
-    if action.kind in ("ON", "OFF", "PULSE", "PATTERN"):
+    words = [str(command_id), action.command.upper()]
+    if action.command != "reset":
         words.append(str(action.channel))
-    if action.kind in ("PULSE", "PATTERN"):
-        words.append(format_duration_ms(action.on_s))
-    if action.kind == "PATTERN":
-        words += [format_duration_ms(action.off_s), str(action.count)]
+    if action.command == "pulse":
+        words.append(format_duration_ms(action.duration_s))  # type: ignore[arg-type]
+    elif action.command == "pattern":
+        words += [
+            format_duration_ms(action.on_s),  # type: ignore[arg-type]
+            format_duration_ms(action.off_s),  # type: ignore[arg-type]
+            str(action.count or 0),
+        ]
     return " ".join(words)
 
 

@@ -25,9 +25,9 @@ import serial.tools.list_ports
 
 from deeplabstream.core.clock import host_now_ns
 from deeplabstream.core.schema import setting
+from deeplabstream.hardware.stimulation.action import Action
 from deeplabstream.hardware.stimulation.base import (
     ActionRecord,
-    DeviceCommand,
     DeviceLostError,
     DeviceNotFoundError,
     StimulationDevice,
@@ -272,13 +272,14 @@ class SerialStimulator(StimulationDevice):
 
     # -- actions ------------------------------------------------------------------------------
 
-    def perform(self, action: DeviceCommand) -> ActionRecord:
+    def perform(self, action: Action) -> ActionRecord:
         """Send ``action`` as a protocol line; its record is acknowledged when the board answers."""
-        return self._send(lambda command_id: format_command(command_id, action), action.kind)
+        timed = action.command in ("pulse", "pattern")
+        return self._send(lambda command_id: format_command(command_id, action), timed=timed)
 
     def ping(self) -> ActionRecord:
         """Return a PING: its record's ACK gives the round trip and a host/board clock pair."""
-        return self._send(lambda command_id: format_query(command_id, "PING"), "PING")
+        return self._send(lambda command_id: format_query(command_id, "PING"))
 
     def start_latency_test(self, spec: LatencyTestSpec, count: int = 0) -> ActionRecord:
         """Start the board's latency self-test (``LATENCY``); reports go to :attr:`flash_reports`.
@@ -299,18 +300,17 @@ class SerialStimulator(StimulationDevice):
                 count,
                 spec.seed,
             ),
-            "LATENCY",
         )
         self._latency_test_id = record.command_id
         return record
 
     def stop_latency_test(self) -> ActionRecord:
         """``STOP``: end the latency test; flashes after it are not reported."""
-        record = self._send(lambda command_id: format_query(command_id, "STOP"), "STOP")
+        record = self._send(lambda command_id: format_query(command_id, "STOP"))
         self._latency_test_running = False
         return record
 
-    def _send(self, make_line: Callable[[int], str], kind: str) -> ActionRecord:
+    def _send(self, make_line: Callable[[int], str], *, timed: bool = False) -> ActionRecord:
         with self._write_lock:
             port = self._check_usable()
             command_id = self._next_id()
@@ -321,7 +321,7 @@ class SerialStimulator(StimulationDevice):
                     raise DeviceLostError(self._losing)
                 # Registered before the write: the reply can come before write() returns.
                 self._pending[command_id] = record
-                if kind in ("PULSE", "PATTERN"):
+                if timed:  # a pulse or pattern: its end (DONE, CANCEL) is awaited too
                     self._running[command_id] = record
                 if self._latency_test_running:
                     self._sent[command_id] = record

@@ -20,8 +20,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
 
-import psutil
-
 from deeplabstream.core.errors import DeviceError
 from deeplabstream.core.lifetime import children_leave_stop_signals_to_parent
 
@@ -144,11 +142,6 @@ class SimulatedBoard:
     def pid(self) -> int | None:
         """The simulator's process id while it runs."""
         return None if self._process is None else self._process.pid
-
-    def keep_on(self, cpus: set[int]) -> None:
-        """Run the simulator on these cores only (where the app keeps its side work)."""
-        if self._process is not None and cpus and hasattr(psutil.Process, "cpu_affinity"):
-            psutil.Process(self._process.pid).cpu_affinity(sorted(cpus))
 
     def stop(self) -> None:
         """End the simulator (closing its stdin ends it; killed after 10 s)."""

@@ -1,7 +1,7 @@
 """Pulses and patterns timed by host threads, for outputs without a clock of their own.
 
 GPIO pins and DAQ lines written on demand only switch when told; this module turns the
-protocol's actions into level changes: ON/OFF/RESET at once, PULSE and PATTERN by one worker
+actions into level changes: on, off and reset at once, a pulse or pattern by one worker
 thread per running sequence. Edges are planned from the first edge (no drift over a long
 pattern); each lands within the operating system's timer and scheduling jitter (typically well
 under a millisecond on an idle Linux machine, several milliseconds on a loaded one). A board
@@ -17,9 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from deeplabstream.core.clock import host_now_ns
+from deeplabstream.hardware.stimulation.action import Action
 from deeplabstream.hardware.stimulation.base import (
     ActionRecord,
-    DeviceCommand,
     StimulationDevice,
     StimulationError,
 )
@@ -31,7 +31,7 @@ SetLevel = Callable[[int, bool], None]
 
 @dataclass
 class _Sequence:
-    """A PULSE or PATTERN running on one channel."""
+    """A pulse or pattern running on one channel."""
 
     record: ActionRecord
     cancelled: threading.Event = field(default_factory=threading.Event)
@@ -46,7 +46,7 @@ class SoftwareTimedOutputs:
         Channels 0 .. channel_count - 1.
     set_level : callable
         Drives one channel; called with the channel's lock held, from the caller's thread
-        (ON, OFF, RESET, the first edge) or a worker thread (later edges).
+        (on, off, reset, the first edge) or a worker thread (later edges).
     name : str
         The device's name, for thread names and messages.
     """
@@ -58,22 +58,24 @@ class SoftwareTimedOutputs:
         self._running: list[_Sequence | None] = [None] * channel_count
         self.error: StimulationError | None = None  # a failure in a worker thread
 
-    def perform(self, action: DeviceCommand) -> ActionRecord:
+    def perform(self, action: Action) -> ActionRecord:
         """Start ``action`` and return its record, acknowledged once the first edge is made."""
-        if self.error is not None:
-            raise self.error
         record = ActionRecord(action.describe(), host_now_ns())
-        if action.kind == "RESET":
-            for channel in range(len(self._locks)):
-                self._switch(channel, False)
-        elif action.kind in ("ON", "OFF"):
-            assert action.channel is not None
-            self._switch(action.channel, action.kind == "ON")
-        else:
-            assert action.channel is not None
-            self._start(action, record)
+        self.start(action, record)
         record.acknowledge(host_now_ns())
         return record
+
+    def start(self, action: Action, record: ActionRecord) -> None:
+        """Make the first edge of ``action`` (and start its timer thread) for ``record``."""
+        if self.error is not None:
+            raise self.error
+        if action.command == "reset":
+            for channel in range(len(self._locks)):
+                self._switch(channel, False)
+        elif action.command in ("on", "off"):
+            self._switch(action.channel, action.command == "on")
+        else:
+            self._start(action, record)
 
     def stop(self) -> None:
         """End every sequence and drive every channel low (errors are logged, not raised)."""
@@ -88,9 +90,8 @@ class SoftwareTimedOutputs:
             self._cancel(channel)
             self._drive(channel, high)
 
-    def _start(self, action: DeviceCommand, record: ActionRecord) -> None:
+    def _start(self, action: Action, record: ActionRecord) -> None:
         channel = action.channel
-        assert channel is not None
         sequence = _Sequence(record)
         with self._locks[channel]:
             self._cancel(channel)
@@ -122,11 +123,16 @@ class SoftwareTimedOutputs:
                 f"{self._name}: cannot drive channel {channel} {level}: {error}"
             ) from error
 
-    def _run(self, channel: int, sequence: _Sequence, start_ns: int, action: DeviceCommand) -> None:
+    def _run(self, channel: int, sequence: _Sequence, start_ns: int, action: Action) -> None:
         """Worker: make the edges after the first one, at planned times, until done or cut."""
-        on_ns, off_ns = round(action.on_s * 1e9), round(action.off_s * 1e9)
-        forever = action.kind == "PATTERN" and action.count == 0
-        on_left = 0 if forever else action.count - 1
+        count: int | None = 1
+        if action.command == "pulse":  # one on-phase
+            on_ns, off_ns = round(action.duration_s * 1e9), 0  # type: ignore[operator]
+        else:
+            on_ns, off_ns = round(action.on_s * 1e9), round(action.off_s * 1e9)  # type: ignore[operator]
+            count = action.count
+        forever = count is None
+        on_left = 0 if count is None else count - 1
         edge_ns, high = start_ns, True
         while True:
             edge_ns += on_ns if high else off_ns
@@ -164,7 +170,7 @@ class SoftwareTimedDevice(StimulationDevice):
 
     _timing: SoftwareTimedOutputs | None = None
 
-    def perform(self, action: DeviceCommand) -> ActionRecord:
+    def perform(self, action: Action) -> ActionRecord:
         """Start ``action`` on the outputs; acknowledged once its first edge is made."""
         if self._timing is None:
             raise StimulationError(f"the {self.name} device is not open: call open() first")

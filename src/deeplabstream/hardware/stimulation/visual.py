@@ -54,9 +54,9 @@ from deeplabstream.core.lifetime import (
 )
 from deeplabstream.core.logs import LogTarget, configure_process_logging, current_log_target
 from deeplabstream.core.schema import setting
+from deeplabstream.hardware.stimulation.action import Action
 from deeplabstream.hardware.stimulation.base import (
     ActionRecord,
-    DeviceCommand,
     DeviceLostError,
     DeviceNotFoundError,
     StimulationDevice,
@@ -80,28 +80,6 @@ class DisplayConfig:
     screen: int
     fullscreen: bool
     window_size: tuple[int, int]
-
-
-class _FrameAckedOutputs(SoftwareTimedOutputs):
-    """Host-timed channels whose records are acknowledged by the display, not at once.
-
-    :meth:`SoftwareTimedOutputs.perform` acknowledges a record as soon as its first edge is
-    made; here the first edge is only a message, and the acknowledgement comes with the painted
-    frame, so the record is made by the device and handed in.
-    """
-
-    def start(self, action: DeviceCommand, record: ActionRecord) -> None:
-        """Make the first edge of ``action`` (and start its timer thread) for ``record``."""
-        if self.error is not None:
-            raise self.error
-        if action.kind == "RESET":
-            for channel in range(len(self._locks)):
-                self._switch(channel, False)
-        elif action.kind in ("ON", "OFF"):
-            assert action.channel is not None
-            self._switch(action.channel, action.kind == "ON")
-        else:
-            self._start(action, record)
 
 
 @dataclass(frozen=True)
@@ -195,7 +173,7 @@ class VisualStimulator(StimulationDevice):
         self._events: Connection | None = None  # from it: ready, acks, errors
         self._outbox: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
-        self._timing: _FrameAckedOutputs | None = None
+        self._timing: SoftwareTimedOutputs | None = None
         self._levels = [False] * len(colors)
         self._send_lock = threading.Lock()  # levels and outbox order agree
         self._deferred = threading.local()  # set while perform makes a command's edges
@@ -272,7 +250,7 @@ class VisualStimulator(StimulationDevice):
         self._closing, self._error = False, None
         self._outbox = queue.SimpleQueue()
         self._levels = [False] * self.channel_count
-        self._timing = _FrameAckedOutputs(self.channel_count, self._set_level, "visual")
+        self._timing = SoftwareTimedOutputs(self.channel_count, self._set_level, "visual")
         self._threads = [
             threading.Thread(target=self._send_loop, name="visual sender", daemon=True),
             threading.Thread(target=self._read_loop, name="visual reader", daemon=True),
@@ -345,7 +323,7 @@ class VisualStimulator(StimulationDevice):
 
     # -- actions ----------------------------------------------------------------------------
 
-    def perform(self, action: DeviceCommand) -> ActionRecord:
+    def perform(self, action: Action) -> ActionRecord:
         """Show ``action``'s state; its record is acknowledged when the display has drawn it."""
         self._check_usable()
         assert self._timing is not None

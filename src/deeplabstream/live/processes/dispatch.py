@@ -169,6 +169,8 @@ class ExperimentRun:
     def _send(self, action: Action) -> ActionRecord:
         """Send ``action``'s command to its device under the watchdog; a hung device gets no more.
 
+        The action is the command its device performs: it goes to the device's one way in,
+        :meth:`StimulationDevice.send`, as it is.
         Raises DeviceHungError when the call had to be interrupted (or the device hung before).
         """
         name = action.device
@@ -176,7 +178,7 @@ class ExperimentRun:
             raise DeviceHungError(f"device {name!r} hung earlier: no more commands go to it")
         try:
             with time_limit(f"device {name!r}: its {action.command}", PERFORM_LIMIT_S):
-                return self.devices[name].send(action.device_command)
+                return self.devices[name].send(action)
         except CallStalled as stall:
             self._hung.add(name)
             raise DeviceHungError(str(stall)) from None

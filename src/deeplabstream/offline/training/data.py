@@ -430,12 +430,17 @@ def augment(
     sample: Sample,
     augmentation: Augmentation,
     permutation: np.ndarray,
+    focus: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Crop a sample with a random transform: float32 BGR image and keypoints in crop pixels."""
+    """Crop a sample with a random transform: float32 BGR image and keypoints in crop pixels.
+
+    The crop is placed near ``focus`` (keypoints; None: all of the sample's).
+    """
     height, width = sample.image.shape[:2]
     side = augmentation.crop
     out_size = (side, side) if side else (width, height)
-    matrix, mirrored = random_affine(rng, augmentation, sample.keypoints, (width, height), out_size)
+    near = sample.keypoints if focus is None else focus
+    matrix, mirrored = random_affine(rng, augmentation, near, (width, height), out_size)
     border = cv2.mean(sample.image)[:3]  # the mean colour (numpy's mean is ~20x slower)
     image = cv2.warpAffine(
         sample.image,

@@ -148,25 +148,41 @@ def labels_data_set(args: argparse.Namespace) -> DataSet:
 
 def synthetic_data_set(args: argparse.Namespace) -> DataSet:
     """Training arenas (varied), validation arenas (varied) and test arenas (camera defaults)."""
-    arena_size = args.arena_size
-    letterbox = args.letterbox
-    input_size = args.input_size or default_input_size(arena_size, letterbox)
+    input_size = args.input_size or default_input_size(args.arena_size, args.letterbox)
     check_input_size(input_size[1], input_size[0])
+    return arena_data_set(args, input_size, ArenaPool, {"kind": "synthetic"})
+
+
+def arena_data_set(
+    args: argparse.Namespace,
+    input_size: Size,
+    make_pool: Callable[..., Any],
+    described: dict[str, Any],
+    notes: dict[str, str] | None = None,
+) -> DataSet:
+    """Training arenas (varied), validation arenas (varied) and test arenas (camera defaults).
+
+    ``make_pool(seeds, variation=, walk_frames=, arena_size=, input_size=, letterbox=)`` makes
+    the arenas (:class:`ArenaPool`, or arenas of several animals); the description starts with
+    ``described`` and ends with ``notes``.
+    """
+    arena_size, letterbox = args.arena_size, args.letterbox
     variation = ArenaVariation()
     train_seeds = synthetic_seeds(args.seed, "train", args.arenas)
     validation_seeds = synthetic_seeds(args.seed, "validation", 8)
     test_seeds = synthetic_seeds(args.seed, "test", 8)
     pool = {"arena_size": arena_size, "input_size": input_size, "letterbox": letterbox}
-    train_pool = ArenaPool(train_seeds, variation=variation, **pool)
-    validation = ArenaPool(validation_seeds, variation=variation, walk_frames=3000, **pool)
-    test = ArenaPool(test_seeds, variation=None, walk_frames=3000, **pool)
+    train_pool = make_pool(train_seeds, variation=variation, **pool)
+    validation = make_pool(validation_seeds, variation=variation, walk_frames=3000, **pool)
+    test = make_pool(test_seeds, variation=None, walk_frames=3000, **pool)
     description = {
-        "kind": "synthetic",
+        **described,
         "arena_size": list(arena_size),
         "train_seeds": [train_seeds[0], train_seeds[-1]],
         "validation_seeds": [validation_seeds[0], validation_seeds[-1]],
         "test_seeds": [test_seeds[0], test_seeds[-1]],
         "variation": asdict(variation),
+        **(notes or {}),
         "test_arenas": "the synthetic camera's defaults (noise, lighting, body size)",
     }
     return DataSet(

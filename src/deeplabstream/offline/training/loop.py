@@ -28,6 +28,7 @@ from deeplabstream.offline.training.data import (
 from deeplabstream.offline.training.loss import LossSettings, pose_loss
 from deeplabstream.offline.training.metrics import decode_outputs, pixel_errors, torch_outputs
 from deeplabstream.pose.networks.own import (
+    InputFormat,
     NetworkConfig,
     PoseNet,
     parameter_count,
@@ -143,27 +144,26 @@ def training_batches(
     config: TrainConfig,
     permutation: np.ndarray,
     rng: np.random.Generator,
-) -> Generator[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], None, None]:
+) -> Iterator[tuple[torch.Tensor, ...]]:
     """Endless augmented batches: images, heatmaps, offsets, offset masks."""
     fmt = (config.network or NetworkConfig(num_keypoints=1)).input
     while True:
-        images, heatmaps, offsets, masks = [], [], [], []
+        examples = []
         for _ in range(config.batch_size):
             image, keypoints = augment(rng, draw(rng), config.augmentation, permutation)
             size = (image.shape[1], image.shape[0])
-            heat, offset, mask = make_targets(
-                keypoints, size, config.loss.sigma, config.loss.locref_radius
-            )
-            images.append(image)
-            heatmaps.append(heat)
-            offsets.append(offset)
-            masks.append(mask)
-        yield (
-            torch.from_numpy(network_input(np.stack(images), fmt)),
-            torch.from_numpy(np.stack(heatmaps)),
-            torch.from_numpy(np.stack(offsets)),
-            torch.from_numpy(np.stack(masks)),
-        )
+            targets = make_targets(keypoints, size, config.loss.sigma, config.loss.locref_radius)
+            examples.append((image, *targets))
+        yield stacked_batch(examples, fmt)
+
+
+def stacked_batch(
+    examples: Sequence[tuple[np.ndarray, ...]], fmt: InputFormat
+) -> tuple[torch.Tensor, ...]:
+    """One batch of ``(image, *targets)`` examples: the network's input, then each target."""
+    images, *targets = zip(*examples, strict=True)
+    network = torch.from_numpy(network_input(np.stack(images), fmt))
+    return (network, *(torch.from_numpy(np.stack(target)) for target in targets))
 
 
 _T = TypeVar("_T")

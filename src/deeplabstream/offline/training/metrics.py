@@ -157,3 +157,14 @@ class OnnxPredictor:
                 keypoints[:, :2] = input_to_frame(keypoints[:, :2], frame_size, scaled)
             results.append(decoded)
         return np.concatenate(results)
+
+
+def rounded(value: Any) -> Any:
+    """Return the floats rounded to 4 decimals inside nested dicts and lists (a readable report)."""
+    if isinstance(value, float):
+        return round(value, 4)
+    if isinstance(value, dict):
+        return {k: rounded(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [rounded(v) for v in value]
+    return value

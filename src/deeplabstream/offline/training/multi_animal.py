@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import math
 import shlex
@@ -47,7 +48,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
@@ -55,7 +55,7 @@ from torch import nn
 from torch.nn import functional
 
 from deeplabstream.core.machine import load_average_1m
-from deeplabstream.hardware.simulator.arena import KEYPOINT_NAMES, ArenaParams, ArenaRenderer, Pose
+from deeplabstream.hardware.simulator.arena import ArenaParams, ArenaRenderer, Pose
 from deeplabstream.hardware.simulator.herd import (
     FreeHerdMotion,
     HerdParams,
@@ -72,19 +72,22 @@ from deeplabstream.offline.training.data import (
     Sample,
     Size,
     arena_params,
+    augment,
     default_input_size,
     flip_permutation,
     make_sample,
     make_targets,
     network_input,
-    photometric,
-    random_affine,
-    synthetic_seeds,
 )
-from deeplabstream.offline.training.datasets import ARENA_SKELETON, DataSet
+from deeplabstream.offline.training.datasets import DataSet, arena_data_set
 from deeplabstream.offline.training.export import export_model, model_description
-from deeplabstream.offline.training.loop import TrainConfig, TrainResult
-from deeplabstream.offline.training.metrics import error_summary, format_errors, torch_outputs
+from deeplabstream.offline.training.loop import TrainConfig, TrainResult, stacked_batch
+from deeplabstream.offline.training.metrics import (
+    error_summary,
+    format_errors,
+    rounded,
+    torch_outputs,
+)
 from deeplabstream.pose.decoding.bottomup import OUTPUT_NAMES, PafDecoding, decode_pafs
 from deeplabstream.pose.formats.own_model import PAF_DECODER, save_own_model
 from deeplabstream.pose.loading import load_model
@@ -447,27 +450,12 @@ def augment_pair(
         The float32 BGR crop and the keypoints (A, K, 2) in crop pixels (left/right swapped
         for a mirrored crop).
     """
-    height, width = sample.image.shape[:2]
-    side = augmentation.crop
-    out_size = (side, side) if side else (width, height)
     per_animal = sample.keypoints.reshape(animals, -1, 2)
     focus = per_animal[int(rng.integers(animals))]
     if not np.isfinite(focus).any():
         focus = sample.keypoints
-    matrix, mirrored = random_affine(rng, augmentation, focus, (width, height), out_size)
-    border = cv2.mean(sample.image)[:3]
-    image = cv2.warpAffine(
-        sample.image,
-        matrix,
-        out_size,
-        flags=cv2.INTER_LINEAR,
-        borderMode=cv2.BORDER_CONSTANT,
-        borderValue=border,
-    )
-    keypoints = sample.keypoints @ matrix[:, :2].T + matrix[:, 2]
-    if mirrored:
-        keypoints = keypoints[permutation]
-    return photometric(rng, image, augmentation), keypoints.reshape(animals, -1, 2)
+    image, keypoints = augment(rng, sample, augmentation, permutation, focus)
+    return image, keypoints.reshape(animals, -1, 2)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -595,7 +583,7 @@ class PafTask:
         k = len(self.keypoints)
         permutation = np.concatenate([single + a * k for a in range(self.animals)])
         while True:
-            images, heatmaps, fields = [], [], []
+            examples = []
             for _ in range(config.batch_size):
                 image, keypoints = augment_pair(
                     rng, draw(rng), config.augmentation, permutation, self.animals
@@ -604,14 +592,8 @@ class PafTask:
                 heat, paf = pair_targets(
                     keypoints, size, self.edges, self.settings.sigma, self.settings.paf_width
                 )
-                images.append(image)
-                heatmaps.append(heat)
-                fields.append(paf)
-            yield (
-                torch.from_numpy(network_input(np.stack(images), fmt)),
-                torch.from_numpy(np.stack(heatmaps)),
-                torch.from_numpy(np.stack(fields)),
-            )
+                examples.append((image, heat, paf))
+            yield stacked_batch(examples, fmt)
 
     def loss(
         self, outputs: Sequence[torch.Tensor], targets: Sequence[torch.Tensor], config: TrainConfig
@@ -650,47 +632,19 @@ class PafTask:
 
 def pair_data_set(args: argparse.Namespace) -> DataSet:
     """Training arenas (varied), validation arenas (varied) and test arenas (camera defaults)."""
-    arena_size = args.arena_size
-    letterbox = args.letterbox
-    input_size = args.input_size or default_input_size(arena_size, letterbox)
-    variation = ArenaVariation()
-    train_seeds = synthetic_seeds(args.seed, "train", args.arenas)
-    validation_seeds = synthetic_seeds(args.seed, "validation", 8)
-    test_seeds = synthetic_seeds(args.seed, "test", 8)
-    pool = {
-        "arena_size": arena_size,
-        "input_size": input_size,
-        "letterbox": letterbox,
-        "animals": args.animals,
-        "scenarios": TRAINING_SCENARIOS,
-    }
-    train_pool = HerdPool(train_seeds, variation=variation, **pool)
-    validation = HerdPool(validation_seeds, variation=variation, walk_frames=3000, **pool)
-    test = HerdPool(test_seeds, variation=None, walk_frames=3000, **pool)
-    description = {
+    input_size = args.input_size or default_input_size(args.arena_size, args.letterbox)
+    pools = functools.partial(HerdPool, animals=args.animals, scenarios=TRAINING_SCENARIOS)
+    described = {
         "kind": "synthetic-herd",
         "animals": args.animals,
         "scenarios": list(TRAINING_SCENARIOS),
-        "arena_size": list(arena_size),
-        "train_seeds": [train_seeds[0], train_seeds[-1]],
-        "validation_seeds": [validation_seeds[0], validation_seeds[-1]],
-        "test_seeds": [test_seeds[0], test_seeds[-1]],
-        "variation": asdict(variation),
+    }
+    notes = {
         "hidden_keypoints": "unlabeled (no heatmap peak where the other mouse covers them)",
         "marks": "every other arena's mice carry marks drawn at random (training_marks); the "
         "others none",
-        "test_arenas": "the synthetic camera's defaults (noise, lighting, body size)",
     }
-    return DataSet(
-        keypoints=KEYPOINT_NAMES,
-        input_size=input_size,
-        draw=train_pool.random,
-        validation=validation.spread(args.val_frames),
-        test=test.spread(args.test_frames),
-        description=description,
-        skeleton=ARENA_SKELETON,
-        letterbox=letterbox,
-    )
+    return arena_data_set(args, input_size, pools, described, notes)
 
 
 def pair_task(
@@ -796,7 +750,7 @@ def finish_pair(
         "training_seconds": round(elapsed, 1),
         "command": "python -m deeplabstream.offline.training.train " + shlex.join(argv),
         "torch": torch.__version__,
-        "validation": _rounded(result.best_validation),
+        "validation": rounded(result.best_validation),
         "decoder": PAF_DECODER,
     }
     network = {**config.network.to_dict(), "pafs": 2 * len(task.edges)} if config.network else None
@@ -818,7 +772,7 @@ def finish_pair(
         "augmentation": asdict(config.augmentation),
         "targets_and_loss": asdict(task.settings),
         "grouping": task.decoding.to_dict(),
-        "history": _rounded(result.history),
+        "history": rounded(result.history),
     }
     (out / "training_report.json").write_text(json.dumps(report, indent=2) + "\n", "utf-8")
     print(format_pair_summary(accuracy))
@@ -1020,13 +974,3 @@ def run_pair_evaluation(args: argparse.Namespace) -> dict[str, Any]:
     )
     return summary
 
-
-def _rounded(value: Any) -> Any:
-    """Floats rounded to 4 decimals inside nested dicts and lists (a readable report)."""
-    if isinstance(value, float):
-        return round(value, 4)
-    if isinstance(value, dict):
-        return {k: _rounded(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_rounded(v) for v in value]
-    return value

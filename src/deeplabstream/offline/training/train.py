@@ -98,6 +98,7 @@ from deeplabstream.offline.training.metrics import (
     error_summary,
     format_errors,
     pixel_errors,
+    rounded,
 )
 from deeplabstream.offline.training.multi_animal import (
     finish_pair,
@@ -421,7 +422,7 @@ def finish(
         "command": "python -m deeplabstream.offline.training.train " + shlex.join(argv),
         "torch": torch.__version__,
         "accuracy": accuracy,
-        "validation": _rounded(result.best_validation),
+        "validation": rounded(result.best_validation),
         "decoder": "locref" if result.use_locref else "parabola",
     }
     description = model_description(
@@ -448,7 +449,7 @@ def finish(
         "export_max_difference": differences,
         "augmentation": asdict(config.augmentation),
         "loss": asdict(config.loss),
-        "history": _rounded(result.history),
+        "history": rounded(result.history),
     }
     (out / "training_report.json").write_text(json.dumps(report, indent=2) + "\n", "utf-8")
     if accuracy:
@@ -561,16 +562,6 @@ def time_estimator(estimator: Any, frames: Sequence[np.ndarray], count: int) -> 
             stages[stage].append(estimator.last_timings[stage])
     return {stage: float(np.median(values)) * 1e3 for stage, values in stages.items()}
 
-
-def _rounded(value: Any) -> Any:
-    """Floats rounded to 4 decimals inside nested dicts and lists (a readable report)."""
-    if isinstance(value, float):
-        return round(value, 4)
-    if isinstance(value, dict):
-        return {k: _rounded(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_rounded(v) for v in value]
-    return value
 
 
 def main() -> None:

@@ -43,7 +43,7 @@ import numpy as np
 
 from deeplabstream.pose.decoding.peaks import heatmap_to_input_coordinate
 from deeplabstream.pose.decoding.sleap import bfs_edges, group_bottomup, select_instances
-from deeplabstream.pose.model import ModelDescription, ModelError
+from deeplabstream.pose.model import Decoder, ModelDescription, ModelError
 
 #: The outputs of a paf-bottomup model, in order.
 OUTPUT_NAMES = ("heatmaps", "pafs")
@@ -458,3 +458,7 @@ def decode_paf_bottomup(outputs: Sequence[np.ndarray], description: ModelDescrip
     return decode_pafs(
         named["heatmaps"], named["pafs"], description.stride, settings, description.max_animals
     )
+
+
+#: ``decoder = "paf-bottomup"``: this project's own multi-animal models.
+PAF_BOTTOMUP = Decoder.of_points(decode_paf_bottomup, multi_animal=True)

@@ -48,7 +48,7 @@ from scipy.optimize import linear_sum_assignment
 
 from deeplabstream.pose.decoding.dlc_identity import DlcIdentitySettings, identify
 from deeplabstream.pose.decoding.graph_outputs import named_outputs
-from deeplabstream.pose.model import ModelDescription, ModelError
+from deeplabstream.pose.model import Decoded, Decoder, ModelDescription, ModelError
 
 #: The outputs of the graph, in order.
 OUTPUT_NAMES = ("peaks", "locref", "pafs")
@@ -642,3 +642,14 @@ def decode_dlc_identity(
         result[i] = identified.animals
         confidence[i] = identified.confidence
     return result, confidence
+
+
+def decode_dlc(outputs: list[np.ndarray], description: ModelDescription) -> Decoded:
+    """DeepLabCut's assembly, and with an identity head its individuals and their confidences."""
+    if description.identity_classes:
+        return decode_dlc_identity(outputs, description)
+    return decode_dlc_assembly(outputs, description), None
+
+
+#: ``decoder = "dlc-assembly"``: DeepLabCut 3.0's multi-animal PAF models (identity head or not).
+DLC_ASSEMBLY = Decoder(decode_dlc, multi_animal=True)

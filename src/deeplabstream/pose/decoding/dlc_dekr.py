@@ -45,7 +45,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from deeplabstream.pose.decoding.graph_outputs import named_outputs
-from deeplabstream.pose.model import ModelDescription, ModelError
+from deeplabstream.pose.model import Decoder, ModelDescription, ModelError
 
 #: The outputs of the graph, in order.
 OUTPUT_NAMES = ("heatmaps", "peaks", "offsets")
@@ -227,3 +227,7 @@ def decode_dlc_dekr(outputs: list[np.ndarray], description: ModelDescription) ->
         )
         result[i] = keep_best(found, ranks, animals)
     return result
+
+
+#: ``decoder = "dlc-dekr"``: DeepLabCut 3.0's multi-animal DEKR models.
+DLC_DEKR = Decoder.of_points(decode_dlc_dekr, multi_animal=True)

@@ -26,8 +26,12 @@ softmax (a float32 version of this module lands no closer to them).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import cv2
 import numpy as np
+
+from deeplabstream.pose.model import Decoder, ModelDescription
 
 SOFTMAX_TEMPERATURE = 1000.0
 CONFIDENCE_WINDOW = 5
@@ -133,3 +137,11 @@ def _window_sum(probabilities: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.n
     ]
     inside = row_inside[:, :, None] & col_inside[:, None, :]  # zero padding
     return np.where(inside, window, 0.0).sum(axis=(1, 2))
+
+
+def _decode_outputs(outputs: Sequence[np.ndarray], description: ModelDescription) -> np.ndarray:
+    return decode_lightning_pose(outputs[0], description.downsample_factor)
+
+
+#: ``decoder = "lightning-pose"``: its keypoints map to frames by a pure scale (``corners``).
+LIGHTNING_POSE = Decoder.of_points(_decode_outputs, convention="corners")

@@ -15,7 +15,11 @@ Everything is vectorised over the batch and the keypoints.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
+
+from deeplabstream.pose.model import Decoder, ModelDescription, ModelError
 
 
 def heatmap_to_input_coordinate(index: np.ndarray, stride: float) -> np.ndarray:
@@ -81,3 +85,33 @@ def _parabola_offset(
         offset = np.where(curvature < 0, 0.5 * (before - after) / curvature, 0.0)
     offset = np.where((centre == 0) | (centre == size - 1), 0.0, offset)  # no neighbour
     return np.clip(offset, -0.5, 0.5)
+
+
+def decode_network_outputs(
+    outputs: Sequence[np.ndarray], description: ModelDescription
+) -> np.ndarray:
+    """Keypoints (N, K, 3) of a model of ``decoder = "argmax"``, by its ``output_kind``.
+
+    ``coordinates``: the network's own x, y, likelihood; ``heatmaps+locref``: the peaks refined
+    by the second output (:func:`decode_argmax` with ``locref``); ``heatmaps``: the peaks
+    refined by a parabola.
+    """
+    d = description
+    first = outputs[0]
+    if d.output_kind == "coordinates":
+        return np.asarray(first, np.float64).reshape(len(first), len(d.keypoints), 3)
+    if d.output_kind == "heatmaps+locref":
+        if len(outputs) < 2:
+            raise ModelError(f"{d.model_file}: heatmaps+locref needs two outputs")
+        return decode_argmax(
+            first,
+            d.stride,
+            locref=outputs[1],
+            locref_std=d.locref_std,
+            heatmaps_are_probabilities=d.heatmaps_are_probabilities,
+        )
+    return decode_argmax(first, d.stride, heatmaps_are_probabilities=d.heatmaps_are_probabilities)
+
+
+#: ``decoder = "argmax"``: this project's models, DeepLabCut's single-animal models.
+ARGMAX = Decoder.of_points(decode_network_outputs)

@@ -45,7 +45,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from deeplabstream.pose.decoding.graph_outputs import named_outputs
-from deeplabstream.pose.model import ModelDescription, ModelError
+from deeplabstream.pose.model import Decoder, ModelDescription, ModelError
 
 #: The graph's outputs that the grouping reads, by name.
 OUTPUTS = ("peaks", "peak_vals", "peak_mask", "line_scores", "candidate_mask")
@@ -314,3 +314,7 @@ def select_instances(instance_scores: np.ndarray, animals: int) -> np.ndarray:
         return np.arange(n)
     # sleap-nn sorts by score, descending, and truncates (a stable sort keeps ties in order).
     return np.argsort(-np.asarray(instance_scores), kind="stable")[:animals]
+
+
+#: ``decoder = "sleap-bottomup"``: sleap-nn's bottom-up models.
+SLEAP_BOTTOMUP = Decoder.of_points(decode_bottomup, multi_animal=True)

@@ -49,7 +49,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from deeplabstream.pose.decoding.graph_outputs import named_outputs
-from deeplabstream.pose.model import ModelDescription, ModelError
+from deeplabstream.pose.model import Decoder, ModelDescription, ModelError
 
 #: The graph's outputs that the grouping reads, by name.
 CLASS_OUTPUTS = ("peaks", "peak_vals", "peak_mask", "class_probs")
@@ -258,3 +258,7 @@ def decode_classes(
         points[i, :, :, 2] = frame.point_scores
         confidence[i] = frame.identity_confidence
     return points, confidence
+
+
+#: ``decoder = "sleap-classes"``: sleap-nn's bottom-up identity models (class maps).
+SLEAP_CLASSES = Decoder(decode_classes, multi_animal=True)

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from deeplabstream.pose.decoding.sleap_topdown import global_peaks
-from deeplabstream.pose.model import ModelDescription, ModelError
+from deeplabstream.pose.model import Decoder, ModelDescription, ModelError
 
 #: The outputs of a single-instance export, by name (the graph as sleap-nn wrote it).
 SINGLE_OUTPUTS = ("peaks", "peak_vals")
@@ -98,3 +98,7 @@ def single_instance_points(peaks: np.ndarray, values: np.ndarray) -> np.ndarray:
     )
     points[np.isnan(points[..., 0]) | np.isnan(points[..., 1])] = np.nan
     return points
+
+
+#: ``decoder = "sleap-single"``: sleap-nn's single-instance models.
+SLEAP_SINGLE = Decoder.of_points(decode_single_instance)

@@ -53,7 +53,7 @@ from scipy.optimize import linear_sum_assignment
 
 from deeplabstream.pose.decoding.graph_outputs import named_outputs
 from deeplabstream.pose.decoding.two_stage import left_the_crop
-from deeplabstream.pose.model import ModelDescription, ModelError
+from deeplabstream.pose.model import Decoder, ModelDescription, ModelError
 
 #: The outputs of a top-down export that the decoding reads, by name.
 TOPDOWN_OUTPUTS = ("centroids", "centroid_vals", "peaks", "peak_vals", "instance_valid")
@@ -590,3 +590,8 @@ STAGES = ("centroid", "crop", "instance", "peaks")
 def model_stages(description: ModelDescription) -> tuple[str, ...]:
     """Return the stages a model's timing files show apart: :data:`STAGES`, or () for one stage."""
     return STAGES if instance_stage_description(description) is not None else ()
+
+
+#: ``decoder = "sleap-topdown"``: sleap-nn's top-down models in one graph, identity classes or
+#: not (cut into two stages, the estimator runs :func:`decode_two_stages` instead).
+SLEAP_TOPDOWN = Decoder(decode_topdown, multi_animal=True)

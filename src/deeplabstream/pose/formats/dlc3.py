@@ -35,13 +35,15 @@ inside the graph in float32, so the graph outputs ``keypoints`` (N, K, 3) in inp
 from __future__ import annotations
 
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from deeplabstream.pose.formats import dlc3_dekr as dekr
+from deeplabstream.pose.formats import dlc3_multianimal as paf
 from deeplabstream.pose.formats.conversion import (
     Differences,
     Precision,
@@ -581,23 +583,13 @@ class DeepLabCutExport(ModelFormat):
                 f"{crop.with_context}, OpenCV bilinear) -> {topdown.net_type} ({decoder}, in "
                 f"graph) -> frame pixels; pose graph {topdown.pose_graph.name}"
             )
-        if description.decoder == "dlc-dekr":
+        on_host = _HOST_DECODING.get(description.decoder)
+        if on_host is None:
             return (
-                "DeepLabCut's DEKRPredictor: 5x5 max-pool peaks in graph; centres, poses "
-                "regressed from the offsets, matching to heatmap peaks and pose NMS on the "
-                f"host (up to {description.max_animals} per frame)"
+                "DeepLabCut's argmax + location refinement "
+                f"(locref_std {description.locref_std:g}), in graph"
             )
-        if description.decoder == "dlc-assembly":
-            return (
-                "DeepLabCut's PartAffinityFieldPredictor: sigmoid, Gaussian smoothing and "
-                "max-pool peaks in graph; peaks, PAF costs and DeepLabCut's assembly of "
-                f"individuals on the host (up to {description.max_animals} per frame)"
-                + describe_identity(description)
-            )
-        return (
-            "DeepLabCut's argmax + location refinement "
-            f"(locref_std {description.locref_std:g}), in graph"
-        )
+        return on_host.format(animals=description.max_animals) + describe_identity(description)
 
     def build_module(self, source: Path) -> Any:
         """Return the DeepLabCut network rebuilt from the export (a top-down one's detector)."""
@@ -623,13 +615,22 @@ class DeepLabCutExport(ModelFormat):
             from deeplabstream.pose.formats import dlc3_topdown
 
             return dlc3_topdown.compare_detector, dlc3_topdown.DETECTOR_TOLERANCES
-        fp32 = description.precision == "fp32"
-        if description.decoder == "dlc-dekr":
-            from deeplabstream.pose.formats import dlc3_dekr as dekr
+        compare, fp32_limits, fp16_limits = _COMPARISONS[description.decoder]
+        return compare, fp32_limits if description.precision == "fp32" else fp16_limits
 
-            return compare_dekr_outputs, dekr.TOLERANCES if fp32 else dekr.FP16_TOLERANCES
-        if description.decoder == "dlc-assembly":
-            from deeplabstream.pose.formats import dlc3_multianimal as paf
 
-            return compare_paf_outputs, paf.TOLERANCES if fp32 else paf.FP16_TOLERANCES
-        return compare_outputs, TOLERANCES if fp32 else FP16_TOLERANCES
+# The whole-frame multi-animal families, by decoder: what decodes on the host (besides the
+# graph) and how a conversion is compared with DeepLabCut (limits at fp32 and at fp16).
+_HOST_DECODING = {
+    "dlc-dekr": "DeepLabCut's DEKRPredictor: 5x5 max-pool peaks in graph; centres, poses "
+    "regressed from the offsets, matching to heatmap peaks and pose NMS on the host (up to "
+    "{animals} per frame)",
+    "dlc-assembly": "DeepLabCut's PartAffinityFieldPredictor: sigmoid, Gaussian smoothing and "
+    "max-pool peaks in graph; peaks, PAF costs and DeepLabCut's assembly of individuals on the "
+    "host (up to {animals} per frame)",
+}
+_COMPARISONS: dict[str, tuple[Callable[..., Differences], Differences, Differences]] = {
+    "dlc-dekr": (compare_dekr_outputs, dekr.TOLERANCES, dekr.FP16_TOLERANCES),
+    "dlc-assembly": (compare_paf_outputs, paf.TOLERANCES, paf.FP16_TOLERANCES),
+    "argmax": (compare_outputs, TOLERANCES, FP16_TOLERANCES),
+}

@@ -362,11 +362,3 @@ def box_head_description(description: ModelDescription) -> ModelDescription:
         any_input_size=False,
         decoding=None,
     )
-
-
-def check_variant(export: Any) -> None:
-    """Raise a ModelError for a FasterRCNN variant not rebuilt here."""
-    model = (export.config.get("detector") or {}).get("model") or {}
-    problem = faster_rcnn_problem(model)
-    if problem is not None:
-        raise ModelError(f"{export.path}: {problem}")

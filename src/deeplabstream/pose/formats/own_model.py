@@ -304,7 +304,7 @@ def _check_graph(description: ModelDescription, onnx_path: Path) -> None:
         if len(description.output_names) < 2:
             raise ModelError(f"{onnx_path}: heatmaps+locref needs two output names")
         wanted[description.output_names[1]] = 2 * k
-    if description.decoder == PAF_DECODER:
+    if isinstance(description.decoding, PafDecoding):  # a multi-animal model: its PAF output
         wanted[description.output_names[1]] = 2 * len(description.decoding.edges)
     for name, channels_wanted in wanted.items():
         if name not in outputs:
@@ -441,7 +441,7 @@ def model_json(
         "network": network or {},
         "training": training or {},
     }
-    if description.decoder == PAF_DECODER:
+    if isinstance(description.decoding, PafDecoding):
         # Only multi-animal files get the new keys: single-animal files stay as they were.
         data["max_animals"] = description.max_animals
         data["output"]["paf"] = description.decoding.to_dict()

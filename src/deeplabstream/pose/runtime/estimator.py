@@ -1,30 +1,17 @@
 """Frames in, keypoints in frame pixels out: pre-processing, a backend, a decoder.
 
 :class:`PoseEstimator` is what the inference worker calls per batch of frames. It reads only the
-model's :class:`~pose.model.ModelDescription` to pick the decoder:
-
-- ``decoder="lightning-pose"``: :func:`pose.decoding.lightning.decode_lightning_pose`;
-- ``output_kind="heatmaps"`` / ``"heatmaps+locref"``: :func:`pose.decoding.peaks.decode_argmax`
-  (with the location-refinement output as the second output);
-- ``output_kind="coordinates"``: the network's (N, K, 3) x, y, likelihood in input pixels;
-- ``decoder="sleap-single"``: :func:`pose.decoding.sleap_single.decode_single_instance`, the
-  keypoints of sleap-nn's single-instance graph (N, K, 3);
-- ``decoder="sleap-bottomup"``: :func:`pose.decoding.sleap.decode_bottomup`, sleap-nn's grouping
-  of peaks into animals (N, A, K, 3);
-- ``decoder="sleap-classes"``: :func:`pose.decoding.sleap_classes.decode_classes`, sleap-nn's
-  assignment of peaks to identity classes (N, C, K, 3), row c = class c; each animal's identity
-  confidence goes to :attr:`PoseEstimator.last_identity_confidence`;
-- ``decoder="sleap-topdown"``: :func:`pose.decoding.sleap_topdown.decode_topdown`, the valid
-  animals of sleap-nn's top-down graph (N, A, K, 3), for an identity model matched to its
-  classes (row c = class c, confidences as above);
-- ``decoder="paf-bottomup"``: :func:`pose.decoding.bottomup.decode_paf_bottomup`, this project's
-  own multi-animal models (heatmaps with a peak per animal, and part-affinity fields);
-- ``decoder="dlc-assembly"``: :func:`pose.decoding.dlc_assembly.decode_dlc_assembly`, DeepLabCut
-  3.0's peaks, PAF costs and assembly of individuals (N, A, K, 3); with an identity head
-  (``identity_classes``) :func:`~pose.decoding.dlc_assembly.decode_dlc_identity`, row i =
-  individual i, its identity confidence as for ``sleap-classes``;
-- ``decoder="dlc-dekr"``: :func:`pose.decoding.dlc_dekr.decode_dlc_dekr`, DeepLabCut 3.0's DEKR
-  centres, poses regressed from them and pose NMS (N, A, K, 3).
+model's :class:`~pose.model.ModelDescription`: its ``decoder`` names the
+:class:`~pose.model.Decoder` (:data:`pose.model.DECODERS`) that turns the network's outputs into
+keypoints: ``argmax`` (:func:`pose.decoding.peaks.decode_network_outputs`: peaks of
+``heatmaps``, refined by the location-refinement output with ``heatmaps+locref``, or the
+network's own ``coordinates``), ``lightning-pose``, ``sleap-single`` (N, K, 3), the
+multi-animal ``sleap-bottomup``, ``sleap-classes``, ``sleap-topdown``, ``paf-bottomup``,
+``dlc-assembly`` and ``dlc-dekr`` (N, A, K, 3); an identity model's decoder (``sleap-classes``,
+``sleap-topdown`` with classes, ``dlc-assembly`` with an identity head) gives row a = identity a
+and each animal's identity confidence (:attr:`PoseEstimator.last_identity_confidence`). A
+sleap-nn top-down model cut into its two stages runs its second network on the crops of the
+first one's centroids (:func:`pose.decoding.sleap_topdown.decode_two_stages`).
 
 Every decoder gives input pixels; the frame's :class:`~pose.runtime.transforms.FrameTransform` maps
 them to frame pixels.
@@ -37,23 +24,14 @@ from collections.abc import Hashable, Sequence
 
 import numpy as np
 
-from deeplabstream.pose.decoding.bottomup import decode_paf_bottomup
-from deeplabstream.pose.decoding.dlc_assembly import decode_dlc_assembly, decode_dlc_identity
-from deeplabstream.pose.decoding.dlc_dekr import decode_dlc_dekr
-from deeplabstream.pose.decoding.lightning import decode_lightning_pose
-from deeplabstream.pose.decoding.peaks import decode_argmax
-from deeplabstream.pose.decoding.sleap import decode_bottomup
-from deeplabstream.pose.decoding.sleap_classes import decode_classes
-from deeplabstream.pose.decoding.sleap_single import decode_single_instance
 from deeplabstream.pose.decoding.sleap_topdown import (
     CropCutter,
-    decode_topdown,
     decode_two_stages,
     instance_stage_description,
     topdown_decoding_of,
 )
 from deeplabstream.pose.decoding.two_stage import CropFrom, PreviousDetections
-from deeplabstream.pose.model import ModelDescription, ModelError
+from deeplabstream.pose.model import Decoded, ModelDescription, decoder_of
 from deeplabstream.pose.runtime.backends import (
     InferenceBackend,
     open_backend,
@@ -113,6 +91,7 @@ class PoseEstimator:
         self.last_timings: dict[str, float] = {"preprocess": 0.0, "inference": 0.0, "decode": 0.0}
         self.last_identity_confidence: np.ndarray | None = None
         # A two-stage model (sleap-nn top-down): the second network, on a backend of its own.
+        self.decoder = decoder_of(description)
         self.second_stage = open_second_stage(description, backend)
         #: Seconds of the last estimate in each stage of a two-stage model (centroid, crop,
         #: instance, peaks); empty for the others. Within ``last_timings``' inference + decode,
@@ -270,58 +249,20 @@ class PoseEstimator:
         inputs: np.ndarray,
         first_stage_s: float = 0.0,
         left: list[bool] | None = None,
-    ) -> tuple[np.ndarray, np.ndarray | None]:
+    ) -> Decoded:
         """Network outputs to input pixels, and the identity confidences of an identity model.
 
         The points are (n, K, 3), or (n, A, K, 3) for a multi-animal model; the confidences
         (n, A), None for a model without identity classes. ``inputs`` are what the network was
         given (a two-stage model cuts its crops from them).
         """
-        if self.description.decoder == "sleap-classes":
-            return decode_classes(outputs, self.description)
-        if self.description.decoder == "dlc-assembly" and self.description.identity_classes:
-            return decode_dlc_identity(outputs, self.description)  # DeepLabCut's identity head
-        if self.description.decoder == "sleap-topdown":  # with or without identity classes
-            if self.second_stage is None:  # sleap-nn's one graph
-                return decode_topdown(outputs, self.description)
+        if self.second_stage is not None:  # sleap-nn's top-down model cut into two stages
             stages = self.last_stage_timings  # set anew by estimate_animals, added to here
             stages["centroid"] = stages.get("centroid", 0.0) + first_stage_s
             return decode_two_stages(
                 inputs, outputs, self.description, self.second_stage.run, stages, self.cutter, left
             )
-        return self._decode_points(outputs), None
-
-    def _decode_points(self, outputs: list[np.ndarray]) -> np.ndarray:
-        """Network outputs to (n, K, 3), or (n, A, K, 3) for a multi-animal model, input pixels."""
-        d = self.description
-        first = outputs[0]
-        if d.decoder == "sleap-single":
-            return decode_single_instance(outputs, d)
-        if d.decoder == "sleap-bottomup":
-            return decode_bottomup(outputs, d)
-        if d.decoder == "paf-bottomup":  # this project's own multi-animal models
-            return decode_paf_bottomup(outputs, d)
-        if d.decoder == "dlc-assembly":  # DeepLabCut 3.0 multi-animal PAF models
-            return decode_dlc_assembly(outputs, d)
-        if d.decoder == "dlc-dekr":  # DeepLabCut 3.0 multi-animal DEKR models
-            return decode_dlc_dekr(outputs, d)
-        if d.decoder == "lightning-pose":
-            return decode_lightning_pose(first, d.downsample_factor)
-        if d.output_kind == "coordinates":
-            return np.asarray(first, np.float64).reshape(len(first), len(d.keypoints), 3)
-        if d.output_kind == "heatmaps+locref":
-            if len(outputs) < 2:
-                raise ModelError(f"{d.model_file}: heatmaps+locref needs two outputs")
-            return decode_argmax(
-                first,
-                d.stride,
-                locref=outputs[1],
-                locref_std=d.locref_std,
-                heatmaps_are_probabilities=d.heatmaps_are_probabilities,
-            )
-        return decode_argmax(
-            first, d.stride, heatmaps_are_probabilities=d.heatmaps_are_probabilities
-        )
+        return self.decoder.decode(outputs, self.description)
 
 
 def open_second_stage(

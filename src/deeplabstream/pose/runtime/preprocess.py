@@ -45,9 +45,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from deeplabstream.pose.model import ModelDescription
+from deeplabstream.pose.model import Convention, ModelDescription, decoder_of
 from deeplabstream.pose.runtime.transforms import (
-    Convention,
     FrameTransform,
     letterbox_size,
     make_transform,
@@ -57,10 +56,11 @@ from deeplabstream.pose.runtime.transforms import (
 def coordinate_convention(description: ModelDescription) -> Convention:
     """Return the coordinate convention of a model's keypoints (see :mod:`pose.runtime.transforms`).
 
-    Lightning Pose maps keypoints to frames by a pure scale (``corners``); every other model
-    follows this project's convention of pixel centres at whole numbers (``centres``).
+    Its decoder's: Lightning Pose maps keypoints to frames by a pure scale (``corners``); every
+    other model follows this project's convention of pixel centres at whole numbers
+    (``centres``).
     """
-    return "corners" if description.decoder == "lightning-pose" else "centres"
+    return decoder_of(description).convention
 
 
 class Preprocessor:

@@ -36,11 +36,10 @@ is resized to 320x240 (exactly half), and ``x -> (x + 0.5) / 2 - 0.5`` on both a
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 
-Convention = Literal["centres", "corners"]
+from deeplabstream.pose.model import Convention
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ detections cannot pull the solution.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -254,8 +254,3 @@ def refine_poses(
     ]
     refined_boards = [pose_matrix(p[:3], p[3:]) for p in board_parameters]
     return refined_cameras, refined_lenses, refined_boards
-
-
-def pose_table(transforms: Mapping[str, np.ndarray], order: Sequence[str]) -> list[np.ndarray]:
-    """Return the transforms of ``order``'s names, in that order."""
-    return [transforms[name] for name in order]

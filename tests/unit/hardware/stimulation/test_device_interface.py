@@ -1,8 +1,9 @@
-"""The public device extension point: ``perform(command)``, its acknowledgement rule, old devices.
+"""The public device extension point: ``perform(action)``, its acknowledgement rule, old devices.
 
-A device written against today's interface implements ``perform(command) -> None`` and is
+A device written against today's interface implements ``perform(action) -> None`` and is
 acknowledged when it returns; a device answered later returns its own record; a device written
-for the old private ``_perform`` still works, with a DeprecationWarning that names ``perform``.
+for the previous release (``perform(command: DeviceCommand)``, the old vocabulary) still works,
+with a DeprecationWarning that names what to change.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ import pytest
 
 from deeplabstream.core.clock import host_now_ns
 from deeplabstream.core.schema import setting
+from deeplabstream.experiments.actions import Action as ExperimentAction
 from deeplabstream.hardware.stimulation.base import (
+    Action,
     ActionRecord,
     DeviceCommand,
     StimulationDevice,
@@ -36,7 +39,7 @@ class PinDevice(StimulationDevice):
     def __init__(self, channels: int = 2) -> None:
         super().__init__()
         self.channels = channels
-        self.seen: list[tuple[int, DeviceCommand, int]] = []
+        self.seen: list[tuple[int, Action, int]] = []
 
     @property
     def channel_count(self) -> int:
@@ -48,9 +51,9 @@ class PinDevice(StimulationDevice):
     def close(self) -> None:
         pass
 
-    def perform(self, command: DeviceCommand) -> None:
+    def perform(self, action: Action) -> None:
         started = host_now_ns()
-        self.seen.append((started, command, host_now_ns()))
+        self.seen.append((started, action, host_now_ns()))
 
 
 def test_a_device_that_returns_none_is_acknowledged_when_perform_returns() -> None:
@@ -59,10 +62,11 @@ def test_a_device_that_returns_none_is_acknowledged_when_perform_returns() -> No
     before = host_now_ns()
     record = device.pulse(2, 0.25)
     (started, command, ended), = device.seen
-    assert command == DeviceCommand("PULSE", 2, on_s=0.25)
+    assert command == Action("PinDevice", "pulse", 2, duration_s=0.25)
     assert before <= record.written_ns <= started  # written: just before perform
     assert record.acked_ns is not None and ended <= record.acked_ns <= host_now_ns()
-    assert record.ok and record.command == "PULSE 2 0.25 s" and device.records == [record]
+    assert record.command == "pulse channel=2 duration_s=0.25"
+    assert record.ok and device.records == [record]
     with pytest.raises(ValueError, match=r"channel 3 is outside 0\.\.2"):
         device.on(3)  # checked before perform: perform sees only valid commands
     assert len(device.seen) == 1
@@ -71,8 +75,8 @@ def test_a_device_that_returns_none_is_acknowledged_when_perform_returns() -> No
 class AnsweringDevice(PinDevice):
     """Answered later, from another thread: returns its own record and acknowledges it then."""
 
-    def perform(self, command: DeviceCommand) -> ActionRecord:
-        record = ActionRecord(command.describe(), host_now_ns())
+    def perform(self, action: Action) -> ActionRecord:
+        record = ActionRecord(action.describe(), host_now_ns())
         threading.Timer(0.05, record.acknowledge, args=(host_now_ns() + 1, 777)).start()
         return record
 
@@ -85,37 +89,97 @@ def test_a_device_that_answers_itself_returns_its_record_and_acknowledges_it_lat
 
 
 class BrokenDevice(PinDevice):
-    def perform(self, command: DeviceCommand) -> None:
+    def perform(self, action: Action) -> None:
         raise RuntimeError("the relay is stuck")
 
 
 def test_an_exception_in_perform_is_a_stimulation_error_naming_the_device() -> None:
-    failure = r"'BrokenDevice' failed on ON 0: RuntimeError: the relay is stuck"
+    failure = r"'BrokenDevice' failed on on channel=0: RuntimeError: the relay is stuck"
     with pytest.raises(StimulationError, match=failure):
         BrokenDevice().on(0)
 
 
-def test_a_device_written_for_the_old_private_perform_still_works_with_a_warning() -> None:
-    with pytest.warns(DeprecationWarning, match=r"implement perform\(self, command") as caught:
+def test_an_experiments_action_reaches_perform_as_it_is() -> None:
+    """One type from the rule to the wire: the dispatcher's send hands the action itself."""
+    assert ExperimentAction is Action
+    device = PinDevice()
+    action = Action.pattern("led", 1, 0.01, 0.02, reason="cue").for_animal(2)
+    record = device.send(action)
+    assert device.seen[0][1] is action
+    assert record.command == "pattern channel=1 on_s=0.01 off_s=0.02 count=until_off reason=cue"
+    with pytest.raises(ValueError, match=r"on-phase 0\.0001 s is outside 0\.001"):
+        device.send(Action.pattern("led", 0, 1e-4, 0.02))  # the device's own limits
+    assert device.pattern(0, 0.01, 0.01, 0).command.endswith("count=until_off")  # the board's 0
 
-        class OldDevice(PinDevice):
-            def _perform(self, action: DeviceCommand) -> ActionRecord:
-                record = ActionRecord(action.describe(), host_now_ns())
-                record.acknowledge(record.written_ns)
-                return record
 
+def test_an_unknown_command_never_reaches_a_device() -> None:
+    with pytest.raises(ValueError, match="command must be one of on, off, pulse, pattern, reset"):
+        Action("led", "PULSE", 0, duration_s=0.1)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="reset takes no timing, not duration_s"):
+        Action("led", "reset", duration_s=0.1)
+    assert Action("led", "reset", reason="stop").describe() == "reset reason=stop"
+
+
+class PreviousReleaseDevice(StimulationDevice):
+    """A lab device as docs/plugins.md wrote it for the previous release (its box's lines)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+        self.kinds: list[tuple[str, int | None, float, int]] = []
+
+    @property
+    def channel_count(self) -> int:
+        return 4
+
+    def open(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_device_written_for_the_previous_release_still_works_with_a_warning() -> None:
+    previous = r"takes the previous release's DeviceCommand"
+    with pytest.warns(DeprecationWarning, match=previous) as caught:
+
+        class OldDevice(PreviousReleaseDevice):
+            def perform(self, command: DeviceCommand) -> None:
+                self.lines.append(command.describe())
+                self.kinds.append((command.kind, command.channel, command.on_s, command.count))
+
+    warning = str(caught[0].message)
+    for change in ("perform(self, action: Action)", "action.duration_s (was on_s)",
+                   "count is None (was 0)", "docs/plugins.md"):  # fmt: skip
+        assert change in warning
     assert caught[0].filename == __file__  # the warning points at the lab's class
     device = OldDevice()
-    record = device.off(1)
-    assert record.ok and record.acked_ns == record.written_ns and device.records == [record]
-    assert device.seen == []  # its _perform ran, not the parent's perform
+    records = [device.pulse(2, 0.5), device.pattern(1, 0.01, 0.02, 0), device.off(1)]
+    device.send(Action.pattern("led", 3, 0.01, 0.02, count=4))
+    device.reset()
+    assert device.lines == ["PULSE 2 0.5 s", "PATTERN 1 0.01 s 0.02 s x0", "OFF 1",
+                            "PATTERN 3 0.01 s 0.02 s x4", "RESET"]  # fmt: skip
+    assert device.kinds[0] == ("PULSE", 2, 0.5, 1) and device.kinds[-1][:2] == ("RESET", None)
+    assert all(record.ok for record in records)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
 
         class Later(OldDevice):  # a subclass of an old device is not warned about again
             pass
 
-    assert Later().on(0).ok
+    assert Later().on(0).ok and Later.perform is OldDevice.perform
+
+
+def test_an_unannotated_perform_in_a_module_importing_device_command_is_adapted() -> None:
+    with pytest.warns(DeprecationWarning, match="DeviceCommand"):
+
+        class Unannotated(PreviousReleaseDevice):
+            def perform(self, command):  # type: ignore[no-untyped-def]
+                self.lines.append(command.describe())
+
+    device = Unannotated()
+    device.on(3)
+    assert device.lines == ["ON 3"]
 
 
 def test_a_device_without_perform_cannot_be_made() -> None:

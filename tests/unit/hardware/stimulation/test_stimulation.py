@@ -29,8 +29,8 @@ from deeplabstream.hardware.stimulation import (
     device_class,
 )
 from deeplabstream.hardware.stimulation.base import (
+    Action,
     ActionRecord,
-    DeviceCommand,
     check_channel,
     check_count,
     check_duration,
@@ -63,14 +63,15 @@ def test_durations_outside_the_boards_range_are_refused(seconds):
 
 
 def test_command_lines_for_every_action():
-    assert format_command(17, DeviceCommand("PULSE", 2, on_s=0.5)) == "17 PULSE 2 500"
-    assert format_command(1, DeviceCommand("ON", 0)) == "1 ON 0"
-    assert format_command(2, DeviceCommand("OFF", 11)) == "2 OFF 11"
-    assert format_command(3, DeviceCommand("RESET")) == "3 RESET"
-    pattern = DeviceCommand("PATTERN", 4, on_s=0.01, off_s=0.0205, count=0)
+    assert format_command(17, Action.pulse("box", 2, 0.5)) == "17 PULSE 2 500"
+    assert format_command(1, Action.on("box", 0)) == "1 ON 0"
+    assert format_command(2, Action.off("box", 11)) == "2 OFF 11"
+    assert format_command(3, Action("box", "reset")) == "3 RESET"
+    pattern = Action.pattern("box", 4, on_s=0.01, off_s=0.0205)  # until stopped: count 0
     assert format_command(4294967295, pattern) == "4294967295 PATTERN 4 10 20.5 0"
+    assert format_command(5, Action.pattern("box", 4, 0.01, 0.0205, 7)) == "5 PATTERN 4 10 20.5 7"
     with pytest.raises(ValueError):
-        format_command(2**32, DeviceCommand("RESET"))
+        format_command(2**32, Action("box", "reset"))
 
 
 def test_replies_are_parsed_and_anything_else_is_other():
@@ -169,11 +170,11 @@ def test_log_device_records_actions_for_a_dry_run(tmp_path):
         with pytest.raises(ValueError):
             device.on(4)
     assert [r.command for r in records] == [
-        "ON 0",
-        "PULSE 1 0.5 s",
-        "PATTERN 2 0.01 s 0.02 s x3",
-        "OFF 0",
-        "RESET",
+        "on channel=0",
+        "pulse channel=1 duration_s=0.5",
+        "pattern channel=2 on_s=0.01 off_s=0.02 count=3",
+        "off channel=0",
+        "reset",
     ]
     assert all(r.ok and r.board_time_us is None for r in records)
     assert device.records == records

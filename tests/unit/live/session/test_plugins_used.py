@@ -12,7 +12,7 @@ from deeplabstream.pose.model_format import format_entry
 from deeplabstream.settings import load_settings
 
 LAB_DEVICE = '''
-from deeplabstream.hardware.stimulation.base import DeviceCommand, StimulationDevice
+from deeplabstream.hardware.stimulation.base import Action, StimulationDevice
 
 
 class Buzzer(StimulationDevice):
@@ -24,7 +24,7 @@ class Buzzer(StimulationDevice):
     def close(self) -> None:
         pass
 
-    def perform(self, command: DeviceCommand) -> None:
+    def perform(self, action: Action) -> None:
         pass
 '''
 
