@@ -33,6 +33,7 @@ from deeplabstream.experiments.runtime import ExperimentRuntime
 from deeplabstream.experiments.triggers import AnyOf, Circle, Region
 from deeplabstream.experiments.triggers.base import Trigger
 from deeplabstream.experiments.triggers.combinators import All
+from deeplabstream.hardware.simulator.arena import KEYPOINT_NAMES
 from deeplabstream.hardware.stimulation.log_device import LogStimulator
 from deeplabstream.live.processes.dispatch import ExperimentRun
 from deeplabstream.live.processes.experiment_report import run_summary
@@ -551,3 +552,21 @@ def test_the_documented_example_is_a_working_staircase(tmp_path: Path) -> None:
     _assert_every_action_row_was_sent(events, device)
     pulses = [d for d in _action_rows(events) if d.startswith("pulse")]
     assert [float(re.search(r"duration_s=([\d.]+)", p)[1]) for p in pulses] == CUES_SENT  # type: ignore[index]
+
+
+def test_the_pages_code_blocks_that_drive_a_runtime_run_as_written() -> None:
+    """docs/experiments.md's first example and its offline test run as a lab copies them."""
+    if not DOCS.is_file():
+        pytest.skip(f"{DOCS} is not in this checkout")
+    text = DOCS.read_text(encoding="utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+    offline = [block for block in blocks if "simulate_keypoints(" in block]
+    first = next(block for block in blocks if "zone_wall_freeze_laser" in block)
+    assert len(offline) == 1
+    keypoints = np.tile([320.0, 240.0, 1.0], (len(KEYPOINT_NAMES), 1))
+    observations = [Observation(i / 30, "top", i, keypoints, KEYPOINT_NAMES) for i in range(30)]
+    namespace: dict[str, object] = {"observations": observations}
+    exec(compile(first, str(DOCS), "exec"), namespace)  # the page's own code
+    exec(compile(offline[0], str(DOCS), "exec"), {})
+    runtime = namespace["runtime"]
+    assert isinstance(runtime, ExperimentRuntime) and runtime.state == "finished"
