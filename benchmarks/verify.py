@@ -4,10 +4,14 @@
 
 1. A session of the simulated arena with the bundled model and the example experiment, recorded
    losslessly (``CODEC = ffv1``), ``--seconds`` long (default 60; ``--quick`` 20).
-2. **Verify**: ``python -m deeplabstream.offline.verify`` on its folder, as a process (the
-   offline analysis of every frame, the comparison, summary.json and the report).
+2. **Verify**: ``python -m deeplabstream.offline.verify`` on its folder, as a process (the files
+   proven, the decisions re-derived, the recording re-analysed on the live schedule, the
+   comparison, summary.json and the report).
 3. **Baseline**, in the same run: ``deeplabstream-replay --fast`` of the same recording with
    the same settings and experiment (every frame analysed, no comparison).
+4. **The decisions alone** (``--decisions-only``): the seconds it takes, and per hour of updates
+   at the session's rate, from the updates it re-ran (the check is one runtime update per
+   recorded row: linear in the updates).
 
 Both are wall-clock seconds per minute of recording, start-up included. Saved to
 ``benchmarks/results/verify.json``.
@@ -87,22 +91,38 @@ def main(argv: list[str] | None = None) -> None:
              str(folder / "replay"), str(video)]
         )  # fmt: skip
         summary = json.loads((session / "verify" / "summary.json").read_text())
+        only = ["--quiet", "--decisions-only"]
+        decisions_s, decisions_code = timed(
+            [sys.executable, "-m", "deeplabstream.offline.verify", str(session), *only]
+        )
+        alone = json.loads((session / "verify" / "summary.json").read_text())
     minutes = recorded / 30 / 60
+    updates = sum(run["updates_re_derived"] for run in alone["decisions"]) or 1
+    per_hour = alone["decisions_elapsed_s"] / updates * 30 * 3600  # the runtime's share
     figures = [
         Figure("s_per_recorded_minute", "wall s per minute of recording", verify_s / minutes,
                replay_s / minutes, "s"),
         Figure("wall_s", "wall s, whole command", verify_s, replay_s, "s", compare=False),
     ]  # fmt: skip
+    camera = summary["keypoints"]["arena"]
     details = {
         "frames_recorded": recorded,
         "verify_exit_code": verify_code,
         "verdict": summary["verdict"],
-        "frames_compared": summary["cameras"]["arena"]["frames_compared"],
-        "frames_equal_to_the_bit": summary["cameras"]["arena"]["frames_equal_to_the_bit"],
+        "frames_compared": camera["frames_compared"],
+        "frames_to_the_bit": camera["frames"]["to_the_bit"],
+        "decision_rows_equal": [run["rows_equal"] for run in summary["decisions"]],
         # Inside verify: its offline analysis (a replay) and the rest (reading, comparing,
         # summary; the report is drawn after, in the command's wall time only).
         "verify_offline_analysis_s": summary["offline"][0]["elapsed_s"],
         "verify_until_summary_s": summary["elapsed_s"],
+        # The decisions alone: the whole command, the re-derivation inside it, and that share
+        # per hour of updates at 30 per second (linear in the updates).
+        "decisions_only_wall_s": round(decisions_s, 3),
+        "decisions_only_exit_code": decisions_code,
+        "decisions_rederived_s": alone["decisions_elapsed_s"],
+        "decisions_updates": updates,
+        "decisions_s_per_hour_at_30fps": round(per_hour, 2),
     }
     print_table("deeplabstream-verify vs a plain --fast replay", figures, machine)
     print(json.dumps(details))
