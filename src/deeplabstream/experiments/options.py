@@ -8,6 +8,7 @@ value when it is made, so a wrong one is refused where it is written, not at the
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +19,6 @@ from deeplabstream.experiments.observation import (
     Policy,
 )
 from deeplabstream.experiments.prediction import PredictionSettings
-from deeplabstream.experiments.trials import check_max_trials, check_seconds
 
 
 @dataclass(frozen=True)
@@ -96,3 +96,25 @@ class ExperimentOptions:
             "session_duration_s": self.session_duration_s,
             "switch_off_at_trial_end": self.switch_off_at_trial_end,
         }
+
+
+def check_seconds(
+    name: str, value: float | None, allow_none: bool, positive: bool = False
+) -> float | None:
+    """Return ``value`` as seconds, or raise ValueError naming the parameter and what it needs."""
+    if value is None:
+        if allow_none:
+            return None
+        raise ValueError(f"{name} must be a number of seconds, not None")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number of seconds, not {value!r}")
+    if value < 0 or (positive and value == 0):
+        raise ValueError(f"{name} must be {'> 0' if positive else '>= 0'} s, not {value!r}")
+    return float(value)
+
+
+def check_max_trials(value: int | None) -> int | None:
+    """Return ``max_trials``: a whole number >= 1, or None (no limit)."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise ValueError(f"max_trials must be a whole number >= 1 or None, not {value!r}")
+    return value

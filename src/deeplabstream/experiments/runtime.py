@@ -9,32 +9,11 @@ the inference worker live (:mod:`live.processes.dispatch`), a replay (the same w
     runtime = ExperimentRuntime(load_experiment("reward_on_dwell"))
     runtime.start(time_s=None)           # None: the session starts at the first update
     actions = runtime.update(obs)        # once per pose update: Observation or Observations
-    actions = runtime.pause()            # switches held outputs off; triggers keep updating
-    actions = runtime.resume()
     actions = runtime.stop()             # switches every output it used off
 
-States: ``idle`` (before :meth:`ExperimentRuntime.start`), ``waiting`` (a trial may start),
-``in_trial``, ``inter_trial`` (a trial ended less than ``inter_trial_interval_s`` ago), ``paused``
-and ``finished`` (``max_trials`` trials done, ``session_duration_s`` reached, ``end_experiment``,
-``end_session``, or stopped).
-
-One update, in order:
-
-1. If ``session_duration_s`` has passed since the start, the experiment finishes and asks for
-   the session's end: nothing else.
-2. Every named trigger is updated exactly once (also while paused, so that dwell timers and speed
-   windows stay current); each change of state is logged.
-3. Paused: nothing more. Otherwise trial timing: a trial that has lasted ``trial_duration_s``
-   ends; after ``inter_trial_interval_s`` the state goes from ``inter_trial`` to ``waiting``.
-4. ``on_start`` (the first time only), then ``on_update`` return actions, and may start and end
-   trials, the experiment or the session.
-5. A trial with ``trial_duration_s = 0`` ends in the update it started in. Outputs that a trial
-   switched on (``on``, endless ``pattern``) are switched off when it ends. After ``max_trials``
-   trials have ended, or when the experiment asked to end, it finishes: its held outputs are
-   switched off after the update's own actions.
-
-Durations compare with a tolerance of 1 ns, so that "30 s after" is exactly 30 s of frame time
-despite floating-point sums.
+The states and the order of one update's steps are docs/experiments.md's ("Trials, outputs and
+the lifecycle"). Durations compare with a tolerance of 1 ns, so that "30 s after" is exactly 30 s
+of frame time despite floating-point sums.
 """
 
 from __future__ import annotations
@@ -81,11 +60,7 @@ class ExperimentRuntime:
         self.experiment = experiment
         self.keypoint_filter: KeypointFilter = options.keypoint_filter()
         self.machine = TrialMachine(
-            max_trials=options.max_trials,
-            inter_trial_interval_s=options.inter_trial_interval_s,
-            trial_duration_s=options.trial_duration_s,
-            session_duration_s=options.session_duration_s,
-            switch_off_at_trial_end=options.switch_off_at_trial_end,
+            options,
             name=lambda: experiment.name,
             log=self._log,
             log_action=self._log_action,
@@ -150,26 +125,6 @@ class ExperimentRuntime:
         return self.machine.now_s
 
     @property
-    def started_s(self) -> float | None:
-        """Frame time of the start (None until the first update)."""
-        return self.machine.started_s
-
-    @property
-    def ended_s(self) -> float | None:
-        """Frame time the experiment finished (None while it runs)."""
-        return self.machine.ended_s
-
-    @property
-    def finish_reason(self) -> str:
-        """Why it finished (empty while it runs)."""
-        return self.machine.finish_reason
-
-    @property
-    def finished(self) -> bool:
-        """Whether the experiment has finished (it acts no more)."""
-        return self.machine.finished
-
-    @property
     def trial(self) -> Trial | None:
         """The trial in progress (None between trials)."""
         return self.machine.trial
@@ -183,11 +138,6 @@ class ExperimentRuntime:
     def can_start_trial(self) -> bool:
         """Whether a trial could start now."""
         return self.machine.can_start_trial
-
-    @property
-    def outputs(self) -> tuple[Output, ...]:
-        """Every (device, channel) used or declared so far (config experiments declare all)."""
-        return tuple(self.machine.outputs)
 
     # --- the loop's calls ----------------------------------------------------------------------
 
@@ -289,9 +239,9 @@ class ExperimentRuntime:
             "name": self.name,
             "description": self.experiment.description,
             "state": self.state,
-            "finish_reason": self.finish_reason,
-            "started_s": self.started_s,
-            "ended_s": self.ended_s,
+            "finish_reason": self.machine.finish_reason,
+            "started_s": self.machine.started_s,
+            "ended_s": self.machine.ended_s,
             "parameters": {
                 **self.experiment.options.trial_timing(),
                 **self.keypoint_filter.describe(),

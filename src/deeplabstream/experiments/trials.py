@@ -23,6 +23,7 @@ from typing import Any, Literal, Protocol
 
 from deeplabstream.experiments.actions import Action
 from deeplabstream.experiments.events import EventKind
+from deeplabstream.experiments.options import ExperimentOptions
 
 ExperimentState = Literal["idle", "waiting", "in_trial", "inter_trial", "paused", "finished"]
 STATES: tuple[str, ...] = ("idle", "waiting", "in_trial", "inter_trial", "paused", "finished")
@@ -69,36 +70,13 @@ class LogEvent(Protocol):
         ...
 
 
-def check_seconds(
-    name: str, value: float | None, allow_none: bool, positive: bool = False
-) -> float | None:
-    """Return ``value`` as seconds, or raise ValueError naming the parameter and what it needs."""
-    if value is None:
-        if allow_none:
-            return None
-        raise ValueError(f"{name} must be a number of seconds, not None")
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number of seconds, not {value!r}")
-    if value < 0 or (positive and value == 0):
-        raise ValueError(f"{name} must be {'> 0' if positive else '>= 0'} s, not {value!r}")
-    return float(value)
-
-
-def check_max_trials(value: int | None) -> int | None:
-    """Return ``max_trials``: a whole number >= 1, or None (no limit)."""
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-        raise ValueError(f"max_trials must be a whole number >= 1 or None, not {value!r}")
-    return value
-
-
 class TrialMachine:
     """States, trials, timing and held outputs of one experiment (see the module docstring).
 
     Parameters
     ----------
-    max_trials, inter_trial_interval_s, trial_duration_s, session_duration_s,
-    switch_off_at_trial_end
-        As :class:`~experiments.base.Experiment` documents them (checked here).
+    options
+        The experiment's options (checked when they were made): the trial timing.
     name
         Returns the experiment's name (its ``finish`` event names it).
     log
@@ -111,26 +89,18 @@ class TrialMachine:
 
     def __init__(
         self,
+        options: ExperimentOptions,
         *,
-        max_trials: int | None,
-        inter_trial_interval_s: float,
-        trial_duration_s: float | None,
-        session_duration_s: float | None,
-        switch_off_at_trial_end: bool,
         name: Callable[[], str],
         log: LogEvent,
         log_action: Callable[[Action, int | None, bool], None],
         trial_ended: Callable[[Trial], Iterable[Action]],
     ) -> None:
-        self.max_trials = check_max_trials(max_trials)
-        self.inter_trial_interval_s: float = check_seconds(  # type: ignore[assignment]
-            "inter_trial_interval_s", inter_trial_interval_s, False
-        )
-        self.trial_duration_s = check_seconds("trial_duration_s", trial_duration_s, True)
-        self.session_duration_s = check_seconds(
-            "session_duration_s", session_duration_s, True, positive=True
-        )
-        self.switch_off_at_trial_end = bool(switch_off_at_trial_end)
+        self.max_trials = options.max_trials
+        self.inter_trial_interval_s = options.inter_trial_interval_s
+        self.trial_duration_s = options.trial_duration_s
+        self.session_duration_s = options.session_duration_s
+        self.switch_off_at_trial_end = options.switch_off_at_trial_end
         self._name = name
         self._log = log
         self._log_action = log_action
@@ -366,13 +336,3 @@ class TrialMachine:
     def declare_output(self, output: Output) -> None:
         """Count ``output`` as used: :meth:`stop` switches it off."""
         self.outputs[output] = None
-
-    def describe(self) -> dict[str, Any]:
-        """Return the trial parameters, for session.json."""
-        return {
-            "max_trials": self.max_trials,
-            "inter_trial_interval_s": self.inter_trial_interval_s,
-            "trial_duration_s": self.trial_duration_s,
-            "session_duration_s": self.session_duration_s,
-            "switch_off_at_trial_end": self.switch_off_at_trial_end,
-        }

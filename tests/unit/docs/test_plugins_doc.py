@@ -183,7 +183,7 @@ def test_the_experiment_pulses_on_each_entry_and_ends_itself(lab: tuple[Path, Se
     xs = [150, 50, 150, 50, 150, 50, 150, 50]  # four entries: the third ends the session
     sent = [runtime.update(_seen(x, 0.9, t / 10)) for t, x in enumerate(xs)]
     pulses = [t for t, actions in enumerate(sent) for a in actions if a.command == "pulse"]
-    assert pulses == [1, 3, 5] and runtime.finished
+    assert pulses == [1, 3, 5] and runtime.machine.finished
     notes = [e for e in runtime.events.events if e.kind == "note"]
     assert [(e.name, e.detail) for e in notes] == [("pulse", "1"), ("pulse", "2"), ("pulse", "3")]
 

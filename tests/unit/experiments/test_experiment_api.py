@@ -145,7 +145,7 @@ def test_a_staircase_ends_itself_after_n_reversals_and_logs_what_it_returned(
     returned += runtime.stop()
     runtime.events.close()
 
-    assert runtime.state == "finished" and runtime.finish_reason == "4 reversals"
+    assert runtime.state == "finished" and runtime.machine.finish_reason == "4 reversals"
     assert experiment.state == "finished"  # the lab's read-only view is the runtime's
     # end_session (issue 55): the whole session is asked to end, for the same reason
     assert runtime.session_end_requested == "4 reversals"
@@ -220,7 +220,7 @@ def test_ending_inside_on_update_sends_its_actions_then_the_switch_offs(
     runtime = run.runtime
 
     assert experiment.updates == 5  # it acted no more after ending
-    assert runtime.finish_reason == ("stopped" if how == "stop" else "enough")
+    assert runtime.machine.finish_reason == ("stopped" if how == "stop" else "enough")
     # end_experiment ends the experiment alone; end_session (and stop, its alias) the session too
     session_end = {"stop": "stopped", "end_experiment": None, "end_session": "enough"}[how]
     assert runtime.session_end_requested == session_end
@@ -231,7 +231,7 @@ def test_ending_inside_on_update_sends_its_actions_then_the_switch_offs(
     assert in_the_update == [
         ("action", "pulse channel=0 duration_s=0.1 reason=last pulse"),  # the update's own
         ("action", "off channel=1 reason=finish"),  # then the held output's switch-off
-        ("finish", runtime.finish_reason),
+        ("finish", runtime.machine.finish_reason),
     ]
     # the live loop's stop at the end switches every output used off, and sends it
     assert _action_rows(events)[-2:] == ["off channel=1 reason=stop", "off channel=0 reason=stop"]
@@ -248,7 +248,7 @@ def test_an_end_outside_an_update_finishes_at_the_next_one(how: str) -> None:
     getattr(experiment, how)("the window asked")
     assert runtime.state != "finished"
     assert runtime.update(_observation(1, CENTRE)) == [Action.off("box", 1, reason="finish")]
-    assert runtime.finished and runtime.finish_reason == "the window asked"
+    assert runtime.machine.finished and runtime.machine.finish_reason == "the window asked"
     assert experiment.updates == 1
     expected = "the window asked" if how == "end_session" else None
     assert runtime.session_end_requested == expected
@@ -276,10 +276,12 @@ def test_the_session_duration_ends_the_experiment_and_asks_for_the_sessions_end(
     runtime.start()
     for frame in range(2 * FPS):
         runtime.update(_observation(frame, CENTRE))
-    assert runtime.finished and runtime.session_end_requested == runtime.finish_reason
-    assert runtime.finish_reason == "session duration of 1 s reached"
+    assert (
+        runtime.machine.finished and runtime.session_end_requested == runtime.machine.finish_reason
+    )
+    assert runtime.machine.finish_reason == "session duration of 1 s reached"
     assert experiment.updates == FPS  # frames 0..29: the update at 1.0 s ends it, unseen
-    assert runtime.summary()["session_end_requested"] == runtime.finish_reason
+    assert runtime.summary()["session_end_requested"] == runtime.machine.finish_reason
 
 
 def test_log_and_end_trial_are_rows_of_the_event_log() -> None:
@@ -360,7 +362,11 @@ def test_a_labs_attributes_and_methods_named_as_the_runtimes_break_nothing() -> 
     assert experiment.summary() == "the lab's own summary"
     assert 0 < len(experiment.events) < len(visits)  # its updates until the second trial ended
     # the machinery's are the runtime's
-    assert runtime.finished and len(runtime.trials) == 2 and runtime.trigger_counts == {"cue": 2}
+    assert (
+        runtime.machine.finished
+        and len(runtime.trials) == 2
+        and runtime.trigger_counts == {"cue": 2}
+    )
     assert runtime.summary()["trials"]["count"] == 2
     assert [a.command for a in returned].count("pulse") == 2
     assert len(runtime.events.of_kind("action")) == len(returned)
@@ -548,7 +554,7 @@ def test_the_documented_example_is_a_working_staircase(tmp_path: Path) -> None:
         cue=Circle(*CUE, 60), target=Circle(*TARGET, 60), light="light", reversals=4
     )
     run, device, events = _run_live(experiment, _visits(OUTCOMES), tmp_path)
-    assert run.runtime.finish_reason == "4 reversals" and len(experiment.trials) == 7
+    assert run.runtime.machine.finish_reason == "4 reversals" and len(experiment.trials) == 7
     _assert_every_action_row_was_sent(events, device)
     pulses = [d for d in _action_rows(events) if d.startswith("pulse")]
     assert [float(re.search(r"duration_s=([\d.]+)", p)[1]) for p in pulses] == CUES_SENT  # type: ignore[index]

@@ -206,7 +206,7 @@ def test_max_trials_caps_the_actions_and_finishes() -> None:
     got = run(runtime, observations(keypoints))
     assert sorted(got) == entries[:3]
     assert runtime.state == "finished"
-    assert runtime.finish_reason == "3 trials done"
+    assert runtime.machine.finish_reason == "3 trials done"
     assert runtime.session_end_requested is None  # the experiment ended, not the session
     (finish,) = runtime.events.of_kind("finish")
     assert finish.frame_index == entries[2]
@@ -465,7 +465,7 @@ def test_every_shipped_config_loads_runs_and_leaves_nothing_on() -> None:
         actions = [a for frame in got.values() for a in frame] + runtime.stop()
         devices = {s.device for s in config.stimulations.values()}
         assert {a.device for a in actions} <= devices
-        assert not any(experiment.is_held(*output) for output in runtime.outputs)
+        assert not any(experiment.is_held(*output) for output in runtime.machine.outputs)
         assert runtime.state == "finished"
         summary = runtime.summary()
         json.dumps(summary)  # session.json takes it as it is

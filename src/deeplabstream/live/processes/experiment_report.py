@@ -42,7 +42,7 @@ class StatusReporter:
             EventView(e.time_s, e.kind, e.name, e.detail, e.trial, e.animal) for e in events[first:]
         )
         self._events_sent = len(events)
-        started, now = runtime.started_s, runtime.now_s
+        started, now = runtime.machine.started_s, runtime.now_s
         return ExperimentStatus(
             name=runtime.name,
             state=runtime.state,

@@ -156,8 +156,11 @@ def test_the_slot_passes_the_session_durations_end_on_once(tmp_path: Path) -> No
         slot.status_wanted = True  # the main process took each status
         slot.after_turn()
     runtime = slot.run.runtime
-    assert runtime.finished and runtime.finish_reason == "session duration of 0.5 s reached"
-    assert runtime.session_end_requested == runtime.finish_reason
+    assert (
+        runtime.machine.finished
+        and runtime.machine.finish_reason == "session duration of 0.5 s reached"
+    )
+    assert runtime.session_end_requested == runtime.machine.finish_reason
     ends = [m for m in sent if isinstance(m, ExperimentEndsSession)]
     assert ends == [ExperimentEndsSession("short", "session duration of 0.5 s reached")]
     summary = slot.finish()
