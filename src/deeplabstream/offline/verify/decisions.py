@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from deeplabstream.core.call_watchdog import CallStalled, time_limit
-from deeplabstream.experiments.events import EventLog
+from deeplabstream.experiments.events import EVENT_COLUMNS, EventLog
 from deeplabstream.experiments.observation import Observation, paired_update
 from deeplabstream.experiments.runtime import ExperimentRuntime
 from deeplabstream.experiments.triggers.base import Trigger
@@ -40,26 +40,10 @@ from deeplabstream.pose.ensemble.causal import CausalEks
 from deeplabstream.pose.ensemble.statistics import ensemble_frame
 from deeplabstream.settings.experiment_plan import ExperimentPlan
 
-#: The columns of events.csv that are decisions (compared exactly); the others are the live
-#: run's own facts (host times, what the devices did).
-DECISION_COLUMNS = (
-    "time_s",
-    "kind",
-    "name",
-    "detail",
-    "trial",
-    "camera",
-    "frame_index",
-    "camera_timestamp",
-    "keypoint",
-    "measured_x",
-    "measured_y",
-    "predicted_x",
-    "predicted_y",
-    "lead_ms",
-    "likelihood",
-    "animal",
-)
+#: The columns of events.csv that are the live run's own facts, not decisions: host times, and
+#: what a device did. Every other column is compared exactly.
+LIVE_FACTS = ("host_timestamp", "pose_ready", "decided", "written", "acknowledged", "not_sent")
+DECISION_COLUMNS = tuple(column for column in EVENT_COLUMNS if column not in LIVE_FACTS)
 #: An update that the live loop interrupted (stuck) is interrupted here after this long too.
 UPDATE_LIMIT_S = 3.0
 FAILED_PREFIX = "experiment stopped: "
