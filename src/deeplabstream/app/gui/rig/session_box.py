@@ -87,7 +87,7 @@ class SessionBox(QGroupBox):
         self.record_row = QHBoxLayout()
         self.record_boxes: dict[str, QCheckBox] = {}
         form.addRow("Record:", self.record_row)
-        self.verify_after = QCheckBox("check each recorded session against its recording")
+        self.verify_after = QCheckBox("each session")
         self.verify_after.setObjectName("session_verify_after")
         self.verify_after.setToolTip(
             "[Session] VERIFY = after: when a recorded session ends, deeplabstream-verify runs "
