@@ -137,7 +137,8 @@ class PoseFileSink:
         target = self.camera.session_dir / f"{self.camera.stem}{POSE_PARQUET_SUFFIX}"
         identity = self.identities.file.path if self.identities is not None else None
         try:
-            write_pose_parquet(self.csv.path, target, self.times.path, identity)
+            method = self.identities.method() if self.identities is not None else None
+            write_pose_parquet(self.csv.path, target, self.times.path, identity, method)
         except (OSError, ValueError) as error:
             message = f"could not write {target.name}: {error}"
             log.error("%s", message)

@@ -355,6 +355,17 @@ class CameraIdentities:
         self.step.add(time.perf_counter_ns() - started)
         return identified
 
+    def named(self, animals: np.ndarray) -> np.ndarray:
+        """Return the last frame's animals as the experiments see them (unsure ones empty)."""
+        return self.keeper.named(animals)
+
+    def method(self) -> dict[str, str]:
+        """How the pose files' rows were assigned: for the pose table's metadata."""
+        return {
+            "identities": "motion and looks" if self.learner is not None else "motion",
+            "merged_instance_repair": "on" if self.keeper.tracker.regroup else "off",
+        }
+
     def write(self, frame_index: int) -> None:
         """Write the last frame's confidences as frame ``frame_index``'s row."""
         self.file.write(frame_index, self.keeper.confidence)
@@ -414,6 +425,10 @@ class ClassIdentities:
             self.confidence = np.asarray(confidence, np.float64).copy()
         self.frames_seen += np.isfinite(self.confidence)
         return animals
+
+    def method(self) -> dict[str, str]:
+        """How the pose files' rows were assigned: for the pose table's metadata."""
+        return {"identities": "model classes", "merged_instance_repair": "off"}
 
     def write(self, frame_index: int) -> None:
         """Write the last frame's confidences as frame ``frame_index``'s row."""

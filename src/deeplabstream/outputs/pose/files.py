@@ -30,6 +30,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from pathlib import Path
@@ -48,6 +49,8 @@ POSE_TIMING_SUFFIX = ".pose_timing.csv"
 POSE_TIMES_SUFFIX = ".pose_times.csv"
 POSE_EXACT_SUFFIX = ".pose_exact.csv"
 IDENTITY_SUFFIX = ".identity.csv"
+#: The ``.pose.pqt`` metadata key that says how a multi-animal camera's rows got their identities.
+IDENTITIES_METADATA_KEY = "deeplabstream.identities"
 TIMES_COLUMNS = ("frame_index", "host_timestamp", "camera_timestamp", "analysed")
 TIMING_COLUMNS = (
     "frame_index",
@@ -331,6 +334,7 @@ def write_pose_parquet(
     parquet_path: Path,
     times_path: Path | None = None,
     identity_path: Path | None = None,
+    identities: dict[str, str] | None = None,
 ) -> int:
     """Convert a finished pose CSV to the IBL layout; return the number of rows.
 
@@ -338,7 +342,9 @@ def write_pose_parquet(
     ``.pose_times.csv``, gives each row its ``host_timestamp`` and ``camera_timestamp``
     (seconds); without it (or for rows it lacks) they are NaN. ``identity_path``, a
     multi-animal camera's ``.identity.csv``, gives each row (frame and individual) its
-    ``identity_confidence`` (NaN where it has none).
+    ``identity_confidence`` (NaN where it has none). ``identities``, how a multi-animal
+    camera's rows were assigned (``identities``, ``merged_instance_repair``), goes in the
+    table's metadata under :data:`IDENTITIES_METADATA_KEY` (JSON).
     """
     import pandas as pd
 
@@ -360,8 +366,30 @@ def write_pose_parquet(
     times = _row_times(times_path, pd.Index(flat["frame_index"]))
     flat["host_timestamp"] = times["host_timestamp"].to_numpy(dtype=np.float64)
     flat["camera_timestamp"] = times["camera_timestamp"].to_numpy(dtype=np.float64)
-    flat.reset_index(drop=True).to_parquet(parquet_path, index=False)
+    _write_parquet(flat.reset_index(drop=True), parquet_path, identities)
     return len(flat)
+
+
+def _write_parquet(table: Any, path: Path, identities: dict[str, str] | None) -> None:
+    """Write ``table`` as parquet, with ``identities`` (JSON) in its key-value metadata."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    arrow = pa.Table.from_pandas(table, preserve_index=False)
+    if identities is not None:
+        metadata = dict(arrow.schema.metadata or {})
+        metadata[IDENTITIES_METADATA_KEY.encode()] = json.dumps(identities).encode()
+        arrow = arrow.replace_schema_metadata(metadata)
+    pq.write_table(arrow, path)
+
+
+def read_identities_metadata(path: Path) -> dict[str, str] | None:
+    """Return how a ``.pose.pqt``'s animals were given identities (None: not recorded)."""
+    import pyarrow.parquet as pq
+
+    metadata = pq.read_schema(path).metadata or {}
+    value = metadata.get(IDENTITIES_METADATA_KEY.encode())
+    return None if value is None else dict(json.loads(value))
 
 
 def _flat_table(table: Any, columns: Any) -> Any:
