@@ -237,12 +237,12 @@ def test_the_images_command_gives_deeplabcuts_animals(tmp_path: Path, cache: Pat
 # --- replay and live: through the identity tracker, on the shipped settings --------------------
 
 
-def _replay(tmp_path: Path, cache: Path, pose_settings: str = "") -> Path:
-    """Replay the clip (``--fast``); return its session folder."""
+def replay_clip(tmp_path: Path, cache: Path, pose_settings: str = "", model: Path = EXPORT) -> Path:
+    """Replay the clip (``--fast``) with ``model``; return its session folder."""
     settings = tmp_path / "settings.ini"
     settings.write_text(f"[Camera arena]\nSOURCE = synthetic\n[Pose]\n{pose_settings}")
     result = run_cli(
-        str(_write_clip(tmp_path)), "--fast", "--no-experiment", "--model", str(EXPORT),
+        str(_write_clip(tmp_path)), "--fast", "--no-experiment", "--model", str(model),
         "--settings", str(settings), "--output-dir", str(tmp_path / "out"),
         script="utils/VideoAnalyzer.py", timeout=900, env={CACHE_ENV: str(cache)},
     )  # fmt: skip
@@ -259,7 +259,7 @@ def _identities(session: Path) -> dict:
 
 @pytest.mark.slow
 def test_a_replay_writes_deeplabcuts_animals_whole(tmp_path: Path, cache: Path) -> None:
-    session = _replay(tmp_path, cache)  # the shipped settings: LIKELIHOOD_THRESHOLD 0.5
+    session = replay_clip(tmp_path, cache)  # the shipped settings: LIKELIHOOD_THRESHOLD 0.5
     (exact,) = session.glob("*.pose_exact.csv")
     frames, points = read_exact(exact)
     assert list(frames) == list(range(CLIP_FRAMES))
@@ -279,7 +279,7 @@ def test_a_replay_writes_deeplabcuts_animals_whole(tmp_path: Path, cache: Path) 
 
 @pytest.mark.slow
 def test_a_replay_with_the_repair_on_names_and_counts_it(tmp_path: Path, cache: Path) -> None:
-    session = _replay(tmp_path, cache, "MERGED_INSTANCE_REPAIR = on\nLIKELIHOOD_THRESHOLD = 0.1\n")
+    session = replay_clip(tmp_path, cache, "MERGED_INSTANCE_REPAIR = on\nLIKELIHOOD_THRESHOLD = 0.1\n")
     identities = _identities(session)
     assert identities["merged_instance_repair"] == "on"
     (table,) = session.glob("*.pose.pqt")

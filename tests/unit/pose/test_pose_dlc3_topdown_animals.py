@@ -45,7 +45,7 @@ from deeplabstream.pose.formats.dlc3_topdown_animals import (
     DlcTopDownAnimalsEstimator,
     open_dlc_topdown_estimator,
 )
-from deeplabstream.pose.formats.dlc3_topdown_boxes import detection_limits, multi_animal_problem
+from deeplabstream.pose.formats.dlc3_topdown_boxes import detection_limits
 from deeplabstream.pose.loading import load_model
 from deeplabstream.pose.model import ModelDescription, ModelError
 from deeplabstream.pose.runtime.backends import open_backend
@@ -136,16 +136,17 @@ def _config() -> dict:
 
 def test_the_export_config_gives_two_individuals_and_torchvisions_limits() -> None:
     config = _config()
-    assert multi_animal_problem(config) is None
     limits = detection_limits(config, 2)
     assert limits == DetectionLimits(2, 0.5, 100)
 
 
-def test_several_individuals_with_an_ssdlite_detector_are_refused_by_name() -> None:
+def test_an_ssdlite_detector_keeps_torchvisions_ssdlite_limits() -> None:
+    # DeepLabCut 3's default detector: torchvision's ssdlite320 post-processing (its
+    # box_score_thresh never reaches the SSD), DeepLabCut's max_individuals on top.
     config = _config()
-    config["detector"]["model"] = {"type": "SSDLite"}
-    problem = multi_animal_problem(config)
-    assert problem is not None and "2 individuals" in problem and "SSDLite" in problem
+    config["detector"]["model"] = {"type": "SSDLite", "box_score_thresh": 0.5}
+    limits = detection_limits(config, 3)
+    assert limits == DetectionLimits(3, 0.55, 300, candidates=300)
 
 
 def _export_file(tmp_path: Path, config: dict) -> Path:
@@ -155,11 +156,13 @@ def _export_file(tmp_path: Path, config: dict) -> Path:
     return path
 
 
-def test_the_check_before_a_start_accepts_it_and_refuses_an_ssdlite_one(tmp_path: Path) -> None:
+def test_the_check_before_a_start_accepts_it_with_either_detector(tmp_path: Path) -> None:
     config = _config()
     check_export(_export_file(tmp_path, config))
     config["detector"]["model"] = {"type": "SSDLite"}
-    with pytest.raises(ModelError, match=r"2 individuals \(multi-animal\) with the SSDLite"):
+    check_export(_export_file(tmp_path, config))
+    config["detector"]["model"] = {"type": "RetinaNet"}
+    with pytest.raises(ModelError, match=r"a detector of type RetinaNet"):
         check_export(_export_file(tmp_path, config))
 
 
