@@ -18,7 +18,6 @@ these tests run wherever ``../shared`` has the sleap-flies clip.
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,9 +32,12 @@ from deeplabstream.pose.formats.conversion import CACHE_ENV
 from deeplabstream.pose.loading import load_model
 from deeplabstream.pose.model import ModelDescription
 from tests.support.dlc3_exports import (
+    assert_whole_animals,
     assert_within,
     converted_models_cache,
     estimate_animals,
+    frame_differences,
+    whole_animal_differences,
     worst_differences,
 )
 from tests.support.files import write_settings
@@ -107,51 +109,8 @@ def _write_clip(folder: Path) -> Path:
     return path
 
 
-def _differences(mine: np.ndarray, want: np.ndarray) -> dict[str, float] | None:
-    """Largest |differences| of two frames' animals (A, K, 3); None where NaNs differ."""
-    if not np.array_equal(np.isnan(mine[..., 0]), np.isnan(want[..., 0])):
-        return None
-    seen = ~np.isnan(want[..., 0])
-    delta = np.abs(mine[seen] - want[seen])
-    if delta.size == 0:
-        return {"dx": 0.0, "dy": 0.0, "dlikelihood": 0.0, "keypoints_compared": 0}
-    dx, dy, dl = (float(v) for v in delta.max(axis=0))
-    return {"dx": dx, "dy": dy, "dlikelihood": dl, "keypoints_compared": int(seen.sum())}
-
-
-def whole_animal_differences(ours: np.ndarray, theirs: np.ndarray) -> dict[str, float]:
-    """Compare each frame's animals (A, K, 3) with DeepLabCut's up to the order of whole animals.
-
-    Each frame takes the order of DeepLabCut's animals that fits best; within it, every
-    keypoint must be where DeepLabCut has one (else ``frames_missing_disagree``: a keypoint
-    dropped or added), and the largest differences are returned, with the frames whose best
-    order is off by more than the bound (``frames_regrouped``: a keypoint moved between
-    animals).
-    """
-    worst = {"dx": 0.0, "dy": 0.0, "dlikelihood": 0.0, "keypoints_compared": 0}
-    missing = regrouped = 0
-    for mine, want in zip(ours, theirs, strict=True):
-        best: dict[str, float] | None = None
-        for order in itertools.permutations(range(want.shape[0])):
-            trial = _differences(mine, want[list(order)])
-            if trial is not None and (
-                best is None or max(trial["dx"], trial["dy"]) < max(best["dx"], best["dy"])
-            ):
-                best = trial
-        if best is None:
-            missing += 1
-            continue
-        if max(best["dx"], best["dy"]) > XY_TOLERANCE:
-            regrouped += 1
-        for key in ("dx", "dy", "dlikelihood"):
-            worst[key] = max(worst[key], best[key])
-        worst["keypoints_compared"] += best["keypoints_compared"]
-    return worst | {"frames_missing_disagree": missing, "frames_regrouped": regrouped}
-
-
 def _assert_whole(worst: dict[str, float], xy: float, likelihood: float) -> None:
-    assert worst["frames_missing_disagree"] == 0 and worst["frames_regrouped"] == 0, worst
-    assert worst["dx"] <= xy and worst["dy"] <= xy and worst["dlikelihood"] <= likelihood
+    assert_whole_animals(worst, xy, likelihood)
 
 
 def read_exact(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -230,7 +189,7 @@ def test_the_images_command_gives_deeplabcuts_animals(tmp_path: Path, cache: Pat
     _assert_whole(worst, XY_TOLERANCE, 1e-3)  # the CSV keeps the likelihood to 4 decimals
     # No tracker there: DeepLabCut's own order, row for row.
     for mine, want in zip(points, theirs, strict=True):
-        row_for_row = _differences(mine, want)
+        row_for_row = frame_differences(mine, want)
         assert row_for_row is not None and row_for_row["dx"] <= XY_TOLERANCE
 
 
@@ -279,7 +238,8 @@ def test_a_replay_writes_deeplabcuts_animals_whole(tmp_path: Path, cache: Path) 
 
 @pytest.mark.slow
 def test_a_replay_with_the_repair_on_names_and_counts_it(tmp_path: Path, cache: Path) -> None:
-    session = replay_clip(tmp_path, cache, "MERGED_INSTANCE_REPAIR = on\nLIKELIHOOD_THRESHOLD = 0.1\n")
+    repair = "MERGED_INSTANCE_REPAIR = on\nLIKELIHOOD_THRESHOLD = 0.1\n"
+    session = replay_clip(tmp_path, cache, repair)
     identities = _identities(session)
     assert identities["merged_instance_repair"] == "on"
     (table,) = session.glob("*.pose.pqt")

@@ -367,8 +367,8 @@ class CameraIdentities:
         }
 
     def write(self, frame_index: int) -> None:
-        """Write the last frame's confidences as frame ``frame_index``'s row."""
-        self.file.write(frame_index, self.keeper.confidence)
+        """Write the last frame's confidences (and unnamed animals) as frame ``frame_index``'s."""
+        self.file.write(frame_index, self.keeper.confidence, self.keeper.unnamed)
 
     def end_at(self, last_index: int) -> None:
         """Write the empty rows of the frames up to ``last_index`` (as the pose CSV's)."""

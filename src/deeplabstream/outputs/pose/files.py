@@ -18,9 +18,11 @@
 - ``<camera>.identity.csv`` (multi-animal models): ``frame_index`` and each identity's
   confidence (``animal1``, ``animal2``, ...: the probability, 0 to 1, that the animal in that
   column of the pose CSV is that animal; :mod:`pose.tracking.identities`), one row per row of the
-  pose CSV, empty where the animal was not seen or the frame not analysed. A file of its own, so
-  that the pose CSV stays exactly DeepLabCut's layout (movement, DeepLabCut and pandas read it
-  as ever); the multi-animal ``.pose.pqt`` has it as the ``identity_confidence`` column.
+  pose CSV, empty where the animal was not seen or the frame not analysed; then ``unnamed``:
+  the identities whose animal the experiments did not see in that frame (unsure after a
+  merge). A file of its own, so that the pose CSV stays exactly DeepLabCut's layout (movement,
+  DeepLabCut and pandas read it as ever); the multi-animal ``.pose.pqt`` has it as the
+  ``identity_confidence`` column.
 - ``<camera>.pose_exact.csv``: one row per analysed frame, ``frame_index`` and every value of the
   pose CSV's row written in full (9 significant digits for float32 values, 17 for float64: each
   reads back to its own bits), where the pose CSV rounds coordinates to 0.001 px: the keypoints
@@ -51,6 +53,8 @@ POSE_EXACT_SUFFIX = ".pose_exact.csv"
 IDENTITY_SUFFIX = ".identity.csv"
 #: The ``.pose.pqt`` metadata key that says how a multi-animal camera's rows got their identities.
 IDENTITIES_METADATA_KEY = "deeplabstream.identities"
+#: ``<camera>.identity.csv``'s last column: the identities the experiments did not see.
+UNNAMED_COLUMN = "unnamed"
 TIMES_COLUMNS = ("frame_index", "host_timestamp", "camera_timestamp", "analysed")
 TIMING_COLUMNS = (
     "frame_index",
@@ -248,17 +252,29 @@ class PoseTimesWriter(_FrameRows):
 
 
 class IdentityConfidenceWriter(_FrameRows):
-    """``<camera>.identity.csv``: each identity's confidence, one row per pose CSV row."""
+    """``<camera>.identity.csv``: each identity's confidence, one row per pose CSV row.
+
+    The last column, ``unnamed``, lists (space-separated) the identities whose animal the
+    experiments did not see in that frame although the pose CSV has it: an animal whose
+    identity a merge left unsure (:attr:`pose.tracking.identities.IdentityKeeper.unnamed`).
+    """
 
     def __init__(self, path: Path, individuals: tuple[str, ...]) -> None:
-        header = ",".join(("frame_index", *individuals)) + "\n"
-        super().__init__(path, header, "," * len(individuals) + "\n")
-        self._individuals = len(individuals)
+        header = ",".join(("frame_index", *individuals, UNNAMED_COLUMN)) + "\n"
+        super().__init__(path, header, "," * (len(individuals) + 1) + "\n")
+        self._individuals = individuals
 
-    def write(self, frame_index: int, confidence: np.ndarray) -> None:
-        """Append one analysed frame's confidences (A,); NaN (an animal not seen) stays empty."""
+    def write(
+        self, frame_index: int, confidence: np.ndarray, unnamed: np.ndarray | None = None
+    ) -> None:
+        """Append one analysed frame's confidences (A,) and its unnamed identities (A,) bool.
+
+        NaN (an animal not seen) stays empty.
+        """
         cells = [f"{value:.4f}" if math.isfinite(value) else "" for value in confidence.tolist()]
-        self._row(frame_index, "," + ",".join(cells) + "\n")
+        hidden = unnamed.tolist() if unnamed is not None else [False] * len(self._individuals)
+        names = " ".join(n for n, out in zip(self._individuals, hidden, strict=True) if out)
+        self._row(frame_index, "," + ",".join(cells) + "," + names + "\n")
 
 
 class PoseTimingWriter:
@@ -409,6 +425,7 @@ def _identity_confidence(identity_path: Path, flat: Any) -> np.ndarray:
 
     table = pd.read_csv(identity_path, index_col="frame_index")
     table = table[~table.index.duplicated(keep="last")]
+    table = table.drop(columns=[UNNAMED_COLUMN], errors="ignore")  # older files lack it
     long = table.stack(future_stack=True)  # (frame_index, individual) -> confidence
     rows = pd.MultiIndex.from_arrays([flat["frame_index"], flat["individual"]])
     return long.reindex(rows).to_numpy(dtype=np.float64)

@@ -7,23 +7,27 @@ x, y (pixels, x right, y down) and likelihood per keypoint, with all-NaN rows fo
 Each identity predicts where its keypoints are now (a constant-velocity motion model, see
 :class:`IdentityTracker`), the detections are matched to the predictions by the Hungarian
 algorithm on the mean keypoint distance (gated at ``max_distance_px``), and detections left over
-take free identities. Where animals touch, each identity's remembered body moves as a whole
-(:meth:`IdentityTracker._move_rigidly`), so that motion holds through the contact.
+take free identities. Where animals touch (a bottom-up decoder's instances can then be
+chimeras, the front of one animal grouped with the back of the other), the keypoints are
+re-assigned to the identities one keypoint type at a time for what each identity remembers, and
+each identity's remembered body moves as a whole (:meth:`IdentityTracker._regroup` and
+:meth:`IdentityTracker._move_rigidly`), so that the identities hold through the contact.
 
 **Whole animals.** By default the output is the framework's animals as it assembled them, in
 identity order: each output row is one input row whole (every keypoint, whatever its likelihood,
 as given) or empty, and every input row with a keypoint is in one output row as long as there
 are rows for them (at most ``max_animals``). Nothing is moved between animals, dropped or
-invented; a keypoint below ``min_likelihood`` only counts as unseen for the motion model. A
+invented; a keypoint below ``min_likelihood`` only counts as unseen for the motion model.
+Where animals touch, each instance goes whole to the identity that most of its keypoints were
+re-assigned to (a chimera to the animal most of it is: :meth:`IdentityTracker._whole_animals`). A
 detection beyond the gate of every identity left takes one anyway (its motion starts over
 there: ``counts.identities_restarted``); one with no keypoint seen takes a row left, without
 touching any identity's motion.
 
 **The merged-instance repair** (``regroup=True``, off by default: ``[Pose]
-MERGED_INSTANCE_REPAIR``) changes the framework's animals. Where animals touch, a bottom-up
-decoder's instances can be chimeras (the front of one animal grouped with the back of the
-other); the repair re-assigns seen keypoints to identities one keypoint type at a time
-(:meth:`IdentityTracker._regroup`), so an output row may hold keypoints of several instances.
+MERGED_INSTANCE_REPAIR``) changes the framework's animals: the output rows follow the
+keypoint-by-keypoint re-assignment too, so an output row may hold keypoints of several
+instances.
 What it did is counted (``counts.repair_points_moved``, ``repair_points_dropped``,
 ``repair_frames``).
 
@@ -144,11 +148,12 @@ class IdentityTracker:
     free for a later detection.
 
     Contact: while an identity's keypoints (detected, or predicted if it has no detection) come
-    within ``contact_distance_px`` of another's, what it remembers is its predicted body moved
-    rigidly (shifted and turned) onto the majority of its keypoints, so it keeps its shape
-    through the contact (:meth:`_move_rigidly`). Its output row is its instance whole; with
-    ``regroup``, its keypoints are re-assigned one keypoint type at a time first (repairing
-    chimeric instances, :meth:`_regroup`).
+    within ``contact_distance_px`` of another's, its keypoints are re-assigned one keypoint type
+    at a time (:meth:`_regroup`), and what it remembers is its predicted body moved rigidly
+    (shifted and turned) onto the majority of its keypoints, so it keeps its shape through the
+    contact (:meth:`_move_rigidly`). Its output row is the instance most of its keypoints came
+    from, whole (:meth:`_whole_animals`); with ``regroup``, the re-assigned keypoints
+    themselves (repairing chimeric instances).
 
     Parameters
     ----------
@@ -338,17 +343,17 @@ class IdentityTracker:
         if instances.shape[0]:
             rows, ids, predicted, distance, known = self._match(time_s, xy, seen, scores)
             new_rows, new_ids = self._take_free(rows, instances, seen, scores)
+            if rows.size:
+                ids = self._follow_matched(
+                    time_s, previous, out, instances, xy, seen, scores, rows, ids,
+                    (predicted, distance, known),
+                )  # fmt: skip
             self.last_detections[ids] = given[rows]
             self.last_detections[new_ids] = given[new_rows]
             taken[ids] = taken[new_ids] = True
             unplaced = np.ones(given.size, bool)
             unplaced[rows] = unplaced[new_rows] = False
             left = given[unplaced]
-            if rows.size:
-                self._follow_matched(
-                    time_s, previous, out, instances, xy, seen, scores, rows, ids,
-                    (predicted, distance, known),
-                )  # fmt: skip
             if new_rows.size:
                 out[new_ids] = instances[new_rows]
                 self._start(time_s, xy[new_rows], seen[new_rows], new_ids)
@@ -368,21 +373,27 @@ class IdentityTracker:
         rows: np.ndarray,
         ids: np.ndarray,
         matched: tuple[np.ndarray, np.ndarray, np.ndarray],
-    ) -> None:
+    ) -> np.ndarray:
         """Write the matched instances to their identities' rows and move the identities on.
 
-        ``matched``: the predictions, distances and known keypoints of :meth:`_match`.
+        ``matched``: the predictions, distances and known keypoints of :meth:`_match`. Returns
+        the identity each of ``rows`` was written under (``ids``, unless animals in contact
+        moved an instance whole to another identity).
         """
         predicted, distance, known = matched
         moved = previous is None or time_s > previous
         source, in_contact = self._regroup(
             xy, seen, scores, predicted, known, rows, ids, distance
         )
-        out[ids] = instances[rows]
-        if source is None:  # every keypoint stays with its instance (always without regroup)
+        placed = ids
+        if source is not None and not self.regroup:  # whole animals, by their keypoints' votes
+            placed = self._whole_animals(rows, ids, source)
+        out[placed] = instances[rows]
+        if source is None:  # every keypoint stays with its instance
             kp_xy, kp_seen = xy[rows], seen[rows]
         else:
-            self._repair(out, instances, seen, rows, ids, source)
+            if self.regroup:
+                self._repair(out, instances, seen, rows, ids, source)
             ids = np.flatnonzero((source >= 0).any(axis=1))
             source = source[ids]
             taken = source >= 0
@@ -393,6 +404,22 @@ class IdentityTracker:
                 kp_xy, kp_seen, in_contact[ids], predicted[ids], known[ids]
             )
         self._follow(time_s, kp_xy, kp_seen, ids, kp_xy - predicted[ids], moved)
+        return placed
+
+    def _whole_animals(self, rows: np.ndarray, ids: np.ndarray, source: np.ndarray) -> np.ndarray:
+        """Return the identity of each matched instance ``rows``, whole, from the keypoints' votes.
+
+        ``source`` (A, K) is each identity's keypoints' instance row as :meth:`_regroup`
+        re-assigned them (what the identities remember). Each instance goes whole to the
+        identity that took most of its keypoints (a chimera to the animal most of it is), one
+        instance per identity (the Hungarian algorithm on the votes; a tie keeps the match).
+        """
+        votes = np.count_nonzero(source[None] == rows[:, None, None], axis=2).astype(np.float64)
+        votes[np.arange(rows.size), ids] += 0.5
+        sub_rows, sub_ids = linear_sum_assignment(-votes)
+        placed = ids.copy()
+        placed[sub_rows] = sub_ids
+        return placed
 
     def _repair(
         self,
@@ -603,7 +630,9 @@ class IdentityTracker:
         stands unless another identity predicts the keypoint clearly better. An identity in
         contact without a detection this frame can take keypoints too (the decoder may have
         merged it into the other's instance). Apart, every keypoint stays with its instance.
-        Without ``regroup`` (the default) only the contact is judged: every keypoint stays.
+        This is what the identities remember either way; the output rows follow it only with
+        ``regroup`` (else each instance goes whole to the identity most of its keypoints went
+        to: :meth:`_whole_animals`).
         With identity scores, each keypoint costs its instance's identity term too (an ID
         model's word on the instance holds for its keypoints).
 
@@ -661,8 +690,6 @@ class IdentityTracker:
             return None, None
         in_contact = np.zeros(self.max_animals, bool)
         in_contact[tracked] = near.any(axis=1)
-        if not self.regroup:  # whole animals: the contact only moves the bodies rigidly
-            return None, in_contact
         # (m, T, K): each matched detection's keypoints against each tracked identity.
         cost = distance[np.ix_(rows, tracked)]
         own = ids[:, None] == tracked[None]  # (m, T)
