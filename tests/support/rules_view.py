@@ -21,8 +21,8 @@ def rules_view(
 ) -> np.ndarray:
     """Return ``points`` (N, A, K, 3) of ``frames`` with the unnamed animals NaN."""
     assert individuals is not None, "a multi-animal pose table names its individuals"
-    table = pd.read_csv(identity_csv, index_col="frame_index", keep_default_na=False, dtype=str)
-    unnamed = table["unnamed"]
+    table = pd.read_csv(identity_csv, keep_default_na=False, dtype=str)
+    unnamed = dict(zip(table["frame_index"].astype(int), table["unnamed"], strict=True))
     shown = np.array(points, dtype=np.float64, copy=True)
     for row, frame in enumerate(np.asarray(frames).tolist()):
         names = unnamed.get(int(frame), "").split()

@@ -592,3 +592,38 @@ def test_bodies_are_the_seen_keypoints_and_the_unseen_ones_where_motion_puts_the
     np.testing.assert_allclose(bodies[1], pose(300, 50)[:, :2])
     tracker.update(1.0, frame(partial, pose(300, 50)))  # the nose unseen for longer than the gap
     assert np.isnan(tracker.bodies()[0, 0]).all()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_whatever_the_frames_the_output_is_the_input_animals_whole(seed: int) -> None:
+    # Any model's animals (never more than max_animals): random walks that meet and cross,
+    # random missing keypoints, likelihoods on both sides of the threshold, animals with no
+    # keypoint above it, chimeras where they touch, jumps beyond the gate, shuffled rows. Every
+    # frame's output must be a permutation of its input rows (every animal whole, none dropped,
+    # none invented), whatever the tracker believes.
+    rng = np.random.default_rng(seed)
+    animals, frames = 3, 300
+    centres = np.cumsum(rng.normal(0, 6, (frames, animals, 2)), axis=0) + [[100, 100]] * animals
+    centres[:, 1] += 40  # the second animal starts next to the first: they touch
+    tracker = IdentityTracker(animals, K, min_likelihood=0.5)
+    for t in range(frames):
+        rows = []
+        for b in range(animals):
+            if rng.random() < 0.1:
+                continue  # not detected in this frame
+            one = pose(*centres[t, b], heading=float(rng.uniform(-3, 3)))
+            one[:, 2] = rng.uniform(0.0, 1.0, K)
+            one[rng.random(K) < 0.2, :2] = np.nan
+            if rng.random() < 0.05:
+                one[:, :2] += 300.0  # a jump beyond the gate
+            rows.append(one)
+        if len(rows) >= 2 and rng.random() < 0.2:  # a chimera: two animals' halves swapped
+            rows[0][2:], rows[1][2:] = rows[1][2:].copy(), rows[0][2:].copy()
+        given = frame(*rows, slots=animals)
+        given = given[rng.permutation(animals)]
+        out = tracker.update(t / FPS, given)
+        placed = sorted(r.tobytes() for r in out if np.isfinite(r[:, :2]).any())
+        wanted = sorted(r.tobytes() for r in given if np.isfinite(r[:, :2]).any())
+        assert placed == wanted, t
+    assert tracker.counts.detections_dropped == 0
+    assert tracker.counts.repair_points_moved == 0
