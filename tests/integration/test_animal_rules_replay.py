@@ -48,6 +48,7 @@ from deeplabstream.outputs.pose.table import read_pose_table
 from tests.support.files import write_settings
 from tests.support.paths import PROJECT_ROOT, shared_data
 from tests.support.processes import only_session, run_cli
+from tests.support.rules_view import rules_view
 
 if TYPE_CHECKING:
     import torch
@@ -140,10 +141,14 @@ def _sides(session: Path, zone: str) -> Sides:
     rows = {int(frame): row for row, frame in enumerate(table.frames)}
     head = table.keypoints.index("head")
     shape = parse_shape(zone)
+    # The pose file holds the model's animals whole; those the experiment did not see (unsure
+    # after a merge) are listed in identity.csv.
+    (identity_csv,) = session.glob("*.identity.csv")
+    points = rules_view(table.points, table.frames, table.individuals, identity_csv)
     sides = []
     for frame in analysed:
         row = []
-        for x, y, likelihood in table.points[rows[frame], :, head]:
+        for x, y, likelihood in points[rows[frame], :, head]:
             seen = np.isfinite(x) and np.isfinite(y) and likelihood >= MIN_LIKELIHOOD
             row.append(bool(shape.contains(float(x), float(y))) if seen else None)
         sides.append(row)

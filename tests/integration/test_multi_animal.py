@@ -28,9 +28,10 @@ FLIES = "sleap-flies"
 def _replay(tmp_path: Path, clip: Path, model: Path) -> Path:
     """Run VideoAnalyzer on ``clip`` with ``model``; return the session folder."""
     settings = tmp_path / "settings.ini"
-    # VideoAnalyzer replaces the cameras by the video; the file must still declare one.
+    # VideoAnalyzer replaces the cameras by the video; the file must still declare one. The
+    # shipped LIKELIHOOD_THRESHOLD: sleap-nn's animals reach the files whole whatever it is.
     settings.write_text(
-        "[Camera arena]\nSOURCE = synthetic\n[Pose]\nMAX_ANIMALS = 2\nLIKELIHOOD_THRESHOLD = 0.1\n"
+        "[Camera arena]\nSOURCE = synthetic\n[Pose]\nMAX_ANIMALS = 2\n"
         "[Output]\nNWB = on\nSLP = on\n"
     )
     result = subprocess.run(
@@ -69,6 +70,9 @@ def test_done_when_a_sleap_export_replayed_equals_sleap_nns_own_predictions(tmp_
     figures = info["pose_runs"][0]["cameras"][camera]
     assert figures["frames_analysed"] == 100
     assert figures["identities"]["max_animals"] == 2
+    # Whole animals (issue 54): sleap-nn's instances, nothing moved, dropped or added.
+    assert figures["identities"]["merged_instance_repair"] == "off"
+    assert figures["identities"]["detections_dropped"] == 0
 
     table = read_pose_table(session / figures["pose_file"])
     assert table.individuals == ("animal1", "animal2")

@@ -8,6 +8,7 @@ DeepLabCut are in the fixture folders.
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -79,3 +80,53 @@ def assert_within(worst: dict[str, float], xy: float, likelihood: float) -> None
     assert worst["missing_disagree"] == 0
     assert worst["dx"] <= xy and worst["dy"] <= xy
     assert worst["dlikelihood"] <= likelihood
+
+
+def frame_differences(mine: np.ndarray, want: np.ndarray) -> dict[str, float] | None:
+    """Largest |differences| of two frames' animals (A, K, 3); None where NaNs differ."""
+    if not np.array_equal(np.isnan(mine[..., 0]), np.isnan(want[..., 0])):
+        return None
+    seen = ~np.isnan(want[..., 0])
+    delta = np.abs(mine[seen] - want[seen])
+    if delta.size == 0:
+        return {"dx": 0.0, "dy": 0.0, "dlikelihood": 0.0, "keypoints_compared": 0}
+    dx, dy, dl = (float(v) for v in delta.max(axis=0))
+    return {"dx": dx, "dy": dy, "dlikelihood": dl, "keypoints_compared": int(seen.sum())}
+
+
+def whole_animal_differences(
+    ours: np.ndarray, theirs: np.ndarray, xy: float = 1e-2
+) -> dict[str, float]:
+    """Compare each frame's animals (A, K, 3) with DeepLabCut's up to the order of whole animals.
+
+    Each frame takes the order of DeepLabCut's animals that fits best; within it, every
+    keypoint must be where DeepLabCut has one (else ``frames_missing_disagree``: a keypoint
+    dropped or added), and the largest differences are returned, with the frames whose best
+    order is off by more than ``xy`` px (``frames_regrouped``: a keypoint moved between
+    animals).
+    """
+    worst = {"dx": 0.0, "dy": 0.0, "dlikelihood": 0.0, "keypoints_compared": 0}
+    missing = regrouped = 0
+    for mine, want in zip(ours, theirs, strict=True):
+        best: dict[str, float] | None = None
+        for order in itertools.permutations(range(want.shape[0])):
+            trial = frame_differences(mine, want[list(order)])
+            if trial is not None and (
+                best is None or max(trial["dx"], trial["dy"]) < max(best["dx"], best["dy"])
+            ):
+                best = trial
+        if best is None:
+            missing += 1
+            continue
+        if max(best["dx"], best["dy"]) > xy:
+            regrouped += 1
+        for key in ("dx", "dy", "dlikelihood"):
+            worst[key] = max(worst[key], best[key])
+        worst["keypoints_compared"] += best["keypoints_compared"]
+    return worst | {"frames_missing_disagree": missing, "frames_regrouped": regrouped}
+
+
+def assert_whole_animals(worst: dict[str, float], xy: float, likelihood: float) -> None:
+    """Assert each frame holds the reference's animals whole, within ``xy`` px, ``likelihood``."""
+    assert worst["frames_missing_disagree"] == 0 and worst["frames_regrouped"] == 0, worst
+    assert worst["dx"] <= xy and worst["dy"] <= xy and worst["dlikelihood"] <= likelihood

@@ -200,7 +200,10 @@ class PoseFileSink:
         identity = self.identities.file.path if self.identities is not None else None
         try:
             ensemble = self.ensemble.path if self.ensemble is not None else None
-            write_pose_parquet(self.csv.path, target, self.times.path, identity, ensemble)
+            method = self.identities.method() if self.identities is not None else None
+            write_pose_parquet(
+                self.csv.path, target, self.times.path, identity, ensemble, identities=method
+            )
         except (OSError, ValueError) as error:
             message = f"could not write {target.name}: {error}"
             log.error("%s", message)

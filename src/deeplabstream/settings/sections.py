@@ -485,6 +485,16 @@ class PoseSettings:
         "(the identity confidence is still written, and animals in contact that it is unsure "
         "of are still left unnamed). See docs/sleap-models.md, Identities.",
     )
+    merged_instance_repair: Literal["off", "on"] = setting(
+        "off",
+        doc="Multi-animal models: `off`: the pose files hold the model's animals exactly as its "
+        "framework assembled them, each whole under its identity (nothing moved between "
+        "animals, dropped or added). `on`: where animals touch, the tracker re-assigns "
+        "keypoints between them one keypoint type at a time (repairing a bottom-up decoder's "
+        "merged instances: the front of one animal grouped with the back of the other); what it "
+        "moved is counted in session.json and named in the pose table. See docs/pose-models.md, "
+        "Several animals.",
+    )
     likelihood_threshold: float = setting(
         0.5,
         doc="Keypoints with a lower likelihood count as not seen: hidden in the live view and "

@@ -17,6 +17,7 @@ from deeplabstream.outputs.pose.files import (
     IdentityConfidenceWriter,
     PoseCsvWriter,
     individual_names,
+    read_identities_metadata,
     write_pose_parquet,
 )
 
@@ -31,7 +32,8 @@ def _session(tmp_path: Path) -> tuple[Path, Path]:
             pose.write_missing(frame)
             continue
         pose.write(frame, rng.uniform(0, 100, (2, 2, 3)))
-        identity.write(frame, np.array([0.999, np.nan if frame == 4 else 0.5]))
+        unnamed = np.array([False, frame == 5])  # animal2 unsure after a merge: unnamed
+        identity.write(frame, np.array([0.999, np.nan if frame == 4 else 0.5]), unnamed)
     pose.end_at(7)
     identity.end_at(7)
     pose.close()
@@ -46,7 +48,9 @@ def test_the_confidence_file_has_a_row_per_pose_row_and_leaves_the_pose_csv_as_d
     confidence = pd.read_csv(identity_path, index_col="frame_index")
     table = pd.read_csv(pose_path, header=[0, 1, 2, 3], index_col=0)
     assert list(confidence.index) == list(table.index) == list(range(8))
-    assert list(confidence.columns) == ["animal1", "animal2"]
+    assert list(confidence.columns) == ["animal1", "animal2", "unnamed"]
+    # The animals the experiments did not see: listed by name, in the frames they were not.
+    assert confidence["unnamed"].fillna("").tolist() == ["", "", "", "", "", "animal2", "", ""]
     assert confidence.loc[0, "animal1"] == 0.999 and np.isnan(confidence.loc[4, "animal2"])
     assert confidence.loc[2].isna().all()  # not analysed
     # movement reads the pose CSV as DeepLabCut's, unchanged.
@@ -64,6 +68,16 @@ def test_the_multi_animal_table_carries_each_rows_identity_confidence(tmp_path: 
     assert table.loc[(0, "animal1"), "identity_confidence"] == 0.999
     assert table.loc[(1, "animal2"), "identity_confidence"] == 0.5
     assert np.isnan(table.loc[(4, "animal2"), "identity_confidence"])
+
+
+def test_the_multi_animal_table_names_how_its_identities_were_given(tmp_path: Path) -> None:
+    pose_path, identity_path = _session(tmp_path)
+    method = {"identities": "motion", "merged_instance_repair": "on"}
+    write_pose_parquet(pose_path, tmp_path / "top.pose.pqt", None, identity_path, identities=method)
+    assert read_identities_metadata(tmp_path / "top.pose.pqt") == method
+    assert len(pd.read_parquet(tmp_path / "top.pose.pqt")) == 16  # the table itself unchanged
+    write_pose_parquet(pose_path, tmp_path / "plain.pose.pqt")  # one animal: nothing named
+    assert read_identities_metadata(tmp_path / "plain.pose.pqt") is None
 
 
 def test_pose_records_carry_the_confidence_of_each_identity() -> None:

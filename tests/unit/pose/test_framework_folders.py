@@ -158,8 +158,11 @@ def test_the_iteration_prefix_and_detector_are_filled_in(tmp_path: Path) -> None
     names = ("snapshot-100.pt", "snapshot-best-150.pt", "snapshot-detector-best-020.pt")
     project = dlc_project(tmp_path, names, iteration_in_config=1)
     message = refusal(train_folder(project))
+    # deeplabcut.export_model has no detector_snapshot_index in DeepLabCut 3.0.x (TypeError):
+    # the PyTorch engine's own export_model has (test_printed_commands.py checks both).
     expected = (
-        f"deeplabcut.export_model({json.dumps(str(project / 'config.yaml'))}, shuffle=2, "
+        "deeplabcut.pose_estimation_pytorch.apis.export_model("
+        f"{json.dumps(str(project / 'config.yaml'))}, shuffle=2, "
         "trainingsetindex=1, snapshotindex=1, detector_snapshot_index=0, iteration=0)"
     )
     assert f"`{expected}`" in message, message

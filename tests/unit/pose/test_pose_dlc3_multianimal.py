@@ -14,9 +14,8 @@ and DeepLabCut's own predictions were made with DeepLabCut 3.0.2
   ``utils/ImageAnalyzer.py`` and ``deeplabstream-inspect``.
 
 Animals are compared row for row: the estimator keeps DeepLabCut's order of assemblies (no
-tracker in between); the app's pose files go through the tracker, which keeps identities and may
-move a keypoint to the other animal where animals touch, so there each keypoint's values over the
-animals are compared with DeepLabCut's as a set.
+tracker in between); the app's pose files go through the tracker, which keeps identities by
+whole animals, so there each frame's animals must be DeepLabCut's, whole, in some order.
 """
 
 from __future__ import annotations
@@ -44,11 +43,13 @@ from deeplabstream.pose.loading import load_model
 from deeplabstream.pose.model import ModelDescription, ModelError
 from deeplabstream.pose.networks.dlc_paf import DlcPafKeypointModel
 from tests.support.dlc3_exports import (
+    assert_whole_animals,
     assert_within,
     converted_models_cache,
     estimate_animals,
     export_or_skip,
     labelled_images_or_skip,
+    whole_animal_differences,
     worst_differences,
 )
 from tests.support.files import write_settings
@@ -341,29 +342,15 @@ def test_labelled_images_match_deeplabcut(description: ModelDescription) -> None
     _assert_equal(worst)
 
 
-def _per_keypoint(animals: np.ndarray) -> np.ndarray:
-    """(A, K, 3) with each keypoint's animals sorted by x (NaN last): order-free per keypoint."""
-    order = np.argsort(np.where(np.isnan(animals[..., 0]), np.inf, animals[..., 0]), axis=0)
-    return np.take_along_axis(animals, order[..., None], axis=0)
-
-
 def _assert_table_matches(points: np.ndarray, frames: list[int], expected: np.ndarray) -> float:
-    """Each analysed frame's keypoints vs DeepLabCut's, per keypoint; return the worst |dxy|.
+    """Each analysed frame's animals vs DeepLabCut's, whole, in some order; the worst |dxy|.
 
-    The app's pose files hold the tracker's animals: it keeps identities (rows permuted) and,
-    where animals touch, may give a keypoint to the other animal (its regrouping; this barely
-    trained model's assemblies sometimes join a leg of the other fly). So each keypoint's
-    values over the animals are compared as a set with DeepLabCut's.
+    The app's pose files hold the framework's animals whole in identity order (issue 54): a
+    permutation of DeepLabCut's rows per frame, nothing moved, dropped or added.
     """
-    worst = 0.0
-    for row, frame in zip(points, frames, strict=True):
-        mine, want = _per_keypoint(row), _per_keypoint(expected[frame])
-        assert np.array_equal(np.isnan(mine[..., 0]), np.isnan(want[..., 0])), frame
-        seen = ~np.isnan(want[..., 0])
-        worst = max(worst, float(np.abs(mine[..., :2][seen] - want[..., :2][seen]).max()))
-        assert np.abs(mine[..., 2][seen] - want[..., 2][seen]).max() <= 1e-3  # 4 decimals
-    assert worst <= XY_TOLERANCE, worst  # the CSV keeps 3 decimals
-    return worst
+    worst = whole_animal_differences(points, expected[frames], XY_TOLERANCE)
+    assert_whole_animals(worst, XY_TOLERANCE, 1e-3)  # the CSV keeps 3 and 4 decimals
+    return max(worst["dx"], worst["dy"])
 
 
 def _write_clip(folder: Path) -> Path:
@@ -382,11 +369,8 @@ def test_video_analyzer_replays_the_clip_as_deeplabcut(
     tmp_path: Path, cache: Path, export_path: Path, description: ModelDescription
 ) -> None:
     settings = tmp_path / "settings.ini"
-    # The tracker counts keypoints under LIKELIHOOD_THRESHOLD as unseen and may regroup them
-    # away when animals touch; this model's are 0.42 and up: 0.1 keeps every one DeepLabCut has.
-    settings.write_text(
-        "[Camera arena]\nSOURCE = synthetic\n[Pose]\nMAX_ANIMALS = 2\nLIKELIHOOD_THRESHOLD = 0.1\n"
-    )
+    # The shipped settings: the tracker writes DeepLabCut's animals whole (issue 54).
+    settings.write_text("[Camera arena]\nSOURCE = synthetic\n[Pose]\nMAX_ANIMALS = 2\n")
     result = run_cli(
         str(_write_clip(tmp_path)), "--fast", "--no-experiment", "--model", str(export_path),
         "--settings", str(settings), "--output-dir", str(tmp_path / "out"),
@@ -411,7 +395,7 @@ def test_runs_live_in_the_app_and_matches_deeplabcut(
     settings = write_settings(
         tmp_path,
         f"[Camera flies]\nSOURCE = video\nPATH = {clip}\nPACING = native\n"
-        "[Pose]\nMAX_ANIMALS = 2\nLIKELIHOOD_THRESHOLD = 0.1\n",  # as the replay's
+        "[Pose]\nMAX_ANIMALS = 2\n",  # as the replay's
     )
     result = run_cli(
         "--settings", str(settings), "--headless", "--pose-enabled", "--model",

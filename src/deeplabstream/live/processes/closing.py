@@ -81,6 +81,8 @@ def _identity_figures(
         return {"max_animals": pipeline.model.description.max_animals, "model": looks}
     figures = {
         "max_animals": pipeline.model.description.max_animals,
+        # Whole animals as the framework assembled them, unless the lab turned the repair on.
+        "merged_instance_repair": "on" if pipeline.tracker.regroup else "off",
         **dataclasses.asdict(pipeline.tracker.counts),
     }
     if looks is not None:

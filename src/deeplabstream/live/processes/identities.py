@@ -359,9 +359,20 @@ class CameraIdentities:
         self.step.add(time.perf_counter_ns() - started)
         return identified
 
+    def named(self, animals: np.ndarray) -> np.ndarray:
+        """Return the last frame's animals as the experiments see them (unsure ones empty)."""
+        return self.keeper.named(animals)
+
+    def method(self) -> dict[str, str]:
+        """How the pose files' rows were assigned: for the pose table's metadata."""
+        return {
+            "identities": "motion and looks" if self.learner is not None else "motion",
+            "merged_instance_repair": "on" if self.keeper.tracker.regroup else "off",
+        }
+
     def write(self, frame_index: int) -> None:
-        """Write the last frame's confidences as frame ``frame_index``'s row."""
-        self.file.write(frame_index, self.keeper.confidence)
+        """Write the last frame's confidences (and unnamed animals) as frame ``frame_index``'s."""
+        self.file.write(frame_index, self.keeper.confidence, self.keeper.unnamed)
 
     def end_at(self, last_index: int) -> None:
         """Write the empty rows of the frames up to ``last_index`` (as the pose CSV's)."""
@@ -418,6 +429,10 @@ class ClassIdentities:
             self.confidence = np.asarray(confidence, np.float64).copy()
         self.frames_seen += np.isfinite(self.confidence)
         return animals
+
+    def method(self) -> dict[str, str]:
+        """How the pose files' rows were assigned: for the pose table's metadata."""
+        return {"identities": "model classes", "merged_instance_repair": "off"}
 
     def write(self, frame_index: int) -> None:
         """Write the last frame's confidences as frame ``frame_index``'s row."""

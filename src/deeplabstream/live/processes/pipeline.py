@@ -221,6 +221,8 @@ class CameraPipeline:
         record = self.reader.record
         assert record is not None
         depth = self.camera.depth
+        if isinstance(self.identities, CameraIdentities):  # an animal it cannot name: unseen
+            animals = self.identities.named(animals)
         ensemble = self.ensemble
         return Observation(
             time_s=frame_time_s(record, common_clock),
@@ -526,6 +528,7 @@ def _tracker(job: PoseJob, description: ModelDescription) -> IdentityTracker | N
         max_distance_px=job.settings.track_max_distance,
         max_gap_s=job.settings.track_max_gap,
         min_likelihood=job.settings.likelihood_threshold,
+        regroup=job.settings.merged_instance_repair == "on",  # issue 54: whole animals unless on
     )
 
 

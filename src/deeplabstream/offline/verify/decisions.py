@@ -36,6 +36,7 @@ from deeplabstream.experiments.runtime import ExperimentRuntime
 from deeplabstream.experiments.triggers.base import Trigger
 from deeplabstream.offline.verify.frames import ExactRows, read_exact_rows
 from deeplabstream.offline.verify.session_files import SessionFiles, changed_lab_files
+from deeplabstream.outputs.pose.files import IDENTITY_SUFFIX, UNNAMED_COLUMN
 from deeplabstream.pose.ensemble.causal import CausalEks
 from deeplabstream.pose.ensemble.statistics import ensemble_frame
 from deeplabstream.settings.experiment_plan import ExperimentPlan
@@ -230,6 +231,7 @@ def _updates(
             by_batch.setdefault(int(exact.batches[row]), []).append((camera, row))
     plan = {c.name: c for c in session.settings.cameras}
     host = {camera.name: _host_times(camera.pose_times) for camera in session.cameras}
+    unnamed = {camera.name: _unnamed(session.folder, camera.name) for camera in session.cameras}
     ensembles = {camera: _ensemble(session, exact) for camera, exact in rows.items()}
     updates = []
     for batch in sorted(by_batch):
@@ -237,6 +239,9 @@ def _updates(
         for camera, row in by_batch[batch]:
             exact = rows[camera]
             observation = _observation(session, camera, exact, row, host[camera], plan.get(camera))
+            hidden = unnamed[camera].get(int(exact.frames[row]))
+            if hidden:  # animals the live rules did not see (unsure after a merge): empty
+                observation = _without(observation, hidden)
             ensemble = ensembles[camera]
             if ensemble is not None:  # its spread, its models' values, its causal filter's
                 observation = dataclasses.replace(
@@ -311,6 +316,35 @@ def _ensemble(session: SessionFiles, exact: ExactRows) -> _Ensemble | None:
         for members, frame in zip(exact.members, frames, strict=True)
     ]
     return _Ensemble(std, np.stack(means) if means else None)
+
+
+def _unnamed(folder: Path, camera: str) -> dict[int, list[int]]:
+    """Per frame, the animals (rows) the live rules did not see: ``identity.csv``'s ``unnamed``."""
+    path = folder / f"{camera}{IDENTITY_SUFFIX}"
+    if not path.is_file():
+        return {}
+    found: dict[int, list[int]] = {}
+    with path.open(encoding="utf-8", newline="") as file:
+        reader = csv.reader(file)
+        header = next(reader, [])
+        if not header or header[-1] != UNNAMED_COLUMN:
+            return {}
+        individuals = header[1:-1]
+        for row in reader:
+            if row and row[-1].strip():
+                names = row[-1].split()
+                found[int(row[0])] = [individuals.index(n) for n in names if n in individuals]
+    return found
+
+
+def _without(observation: Observation, hidden: list[int]) -> Observation:
+    """Return the observation with the ``hidden`` animals empty, as the live rules saw it."""
+    animals = observation.animals
+    if animals is None:
+        return observation
+    shown = np.array(animals, copy=True)
+    shown[hidden] = np.nan
+    return dataclasses.replace(observation, animals=shown, keypoints=shown[0])
 
 
 def _host_times(path: Path | None) -> dict[int, float]:

@@ -18,9 +18,11 @@
 - ``<camera>.identity.csv`` (multi-animal models): ``frame_index`` and each identity's
   confidence (``animal1``, ``animal2``, ...: the probability, 0 to 1, that the animal in that
   column of the pose CSV is that animal; :mod:`pose.tracking.identities`), one row per row of the
-  pose CSV, empty where the animal was not seen or the frame not analysed. A file of its own, so
-  that the pose CSV stays exactly DeepLabCut's layout (movement, DeepLabCut and pandas read it
-  as ever); the multi-animal ``.pose.pqt`` has it as the ``identity_confidence`` column.
+  pose CSV, empty where the animal was not seen or the frame not analysed; then ``unnamed``:
+  the identities whose animal the experiments did not see in that frame (unsure after a
+  merge). A file of its own, so that the pose CSV stays exactly DeepLabCut's layout (movement,
+  DeepLabCut and pandas read it as ever); the multi-animal ``.pose.pqt`` has it as the
+  ``identity_confidence`` column.
 - ``<camera>.pose_exact.csv``: one row per analysed frame: ``frame_index``; ``batch`` (the
   worker's batch count: frames analysed together share it, and it orders the experiment's
   updates); ``time_s`` (the frame time the experiment and the tracker read); ``lead_s`` (the
@@ -48,6 +50,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from dataclasses import dataclass
@@ -80,6 +83,10 @@ EKS_COORDS = (*ENSEMBLE_COORDS, "x_posterior_var", "y_posterior_var")
 #: The ensemble's columns the pose table (``.pose.pqt``) takes from ``.ensemble.csv``.
 ENSEMBLE_TABLE_COORDS = ENSEMBLE_COORDS[3:]
 MEMBER_PREFIX = "model{}_"
+#: The ``.pose.pqt`` metadata key that says how a multi-animal camera's rows got their identities.
+IDENTITIES_METADATA_KEY = "deeplabstream.identities"
+#: ``<camera>.identity.csv``'s last column: the identities the experiments did not see.
+UNNAMED_COLUMN = "unnamed"
 TIMES_COLUMNS = ("frame_index", "host_timestamp", "camera_timestamp", "analysed")
 TIMING_COLUMNS = (
     "frame_index",
@@ -391,8 +398,7 @@ def read_ensemble_exact(path: Path) -> EnsembleExact | None:
     if columns[0] != "frame_index" or values % (3 * (models + 1)):
         raise ValueError(f"{path}: not a pose_exact.csv of an ensemble (its header: {columns[:4]})")
     keypoints = tuple(
-        name.removesuffix("_x")
-        for name in columns[leading : leading + values // (models + 1) : 3]
+        name.removesuffix("_x") for name in columns[leading : leading + values // (models + 1) : 3]
     )
     data = np.genfromtxt(path, delimiter=",", skip_header=1, ndmin=2, dtype=np.float64)
     rows = len(data) if data.size else 0
@@ -419,17 +425,29 @@ class PoseTimesWriter(_FrameRows):
 
 
 class IdentityConfidenceWriter(_FrameRows):
-    """``<camera>.identity.csv``: each identity's confidence, one row per pose CSV row."""
+    """``<camera>.identity.csv``: each identity's confidence, one row per pose CSV row.
+
+    The last column, ``unnamed``, lists (space-separated) the identities whose animal the
+    experiments did not see in that frame although the pose CSV has it: an animal whose
+    identity a merge left unsure (:attr:`pose.tracking.identities.IdentityKeeper.unnamed`).
+    """
 
     def __init__(self, path: Path, individuals: tuple[str, ...]) -> None:
-        header = ",".join(("frame_index", *individuals)) + "\n"
-        super().__init__(path, header, "," * len(individuals) + "\n")
-        self._individuals = len(individuals)
+        header = ",".join(("frame_index", *individuals, UNNAMED_COLUMN)) + "\n"
+        super().__init__(path, header, "," * (len(individuals) + 1) + "\n")
+        self._individuals = individuals
 
-    def write(self, frame_index: int, confidence: np.ndarray) -> None:
-        """Append one analysed frame's confidences (A,); NaN (an animal not seen) stays empty."""
+    def write(
+        self, frame_index: int, confidence: np.ndarray, unnamed: np.ndarray | None = None
+    ) -> None:
+        """Append one analysed frame's confidences (A,) and its unnamed identities (A,) bool.
+
+        NaN (an animal not seen) stays empty.
+        """
         cells = [f"{value:.4f}" if math.isfinite(value) else "" for value in confidence.tolist()]
-        self._row(frame_index, "," + ",".join(cells) + "\n")
+        hidden = unnamed.tolist() if unnamed is not None else [False] * len(self._individuals)
+        names = " ".join(n for n, out in zip(self._individuals, hidden, strict=True) if out)
+        self._row(frame_index, "," + ",".join(cells) + "," + names + "\n")
 
 
 class PoseTimingWriter:
@@ -506,6 +524,7 @@ def write_pose_parquet(
     times_path: Path | None = None,
     identity_path: Path | None = None,
     ensemble_path: Path | None = None,
+    identities: dict[str, str] | None = None,
 ) -> int:
     """Convert a finished pose CSV to the IBL layout; return the number of rows.
 
@@ -515,7 +534,9 @@ def write_pose_parquet(
     multi-animal camera's ``.identity.csv``, gives each row (frame and individual) its
     ``identity_confidence`` (NaN where it has none). ``ensemble_path``, an ensemble's
     ``.ensemble.csv``, gives each row its ``{bodypart}_x_ens_median``, ``_y_ens_median``,
-    ``_x_ens_var`` and ``_y_ens_var``.
+    ``_x_ens_var`` and ``_y_ens_var``. ``identities``, how a multi-animal camera's rows were
+    assigned (``identities``, ``merged_instance_repair``), goes in the
+    table's metadata under :data:`IDENTITIES_METADATA_KEY` (JSON).
     """
     import pandas as pd
 
@@ -539,8 +560,30 @@ def write_pose_parquet(
     times = _row_times(times_path, pd.Index(flat["frame_index"]))
     flat["host_timestamp"] = times["host_timestamp"].to_numpy(dtype=np.float64)
     flat["camera_timestamp"] = times["camera_timestamp"].to_numpy(dtype=np.float64)
-    flat.reset_index(drop=True).to_parquet(parquet_path, index=False)
+    _write_parquet(flat.reset_index(drop=True), parquet_path, identities)
     return len(flat)
+
+
+def _write_parquet(table: Any, path: Path, identities: dict[str, str] | None) -> None:
+    """Write ``table`` as parquet, with ``identities`` (JSON) in its key-value metadata."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    arrow = pa.Table.from_pandas(table, preserve_index=False)
+    if identities is not None:
+        metadata = dict(arrow.schema.metadata or {})
+        metadata[IDENTITIES_METADATA_KEY.encode()] = json.dumps(identities).encode()
+        arrow = arrow.replace_schema_metadata(metadata)
+    pq.write_table(arrow, path)
+
+
+def read_identities_metadata(path: Path) -> dict[str, str] | None:
+    """Return how a ``.pose.pqt``'s animals were given identities (None: not recorded)."""
+    import pyarrow.parquet as pq
+
+    metadata = pq.read_schema(path).metadata or {}
+    value = metadata.get(IDENTITIES_METADATA_KEY.encode())
+    return None if value is None else dict(json.loads(value))
 
 
 def _flat_table(table: Any, columns: Any) -> Any:
@@ -574,6 +617,7 @@ def _identity_confidence(identity_path: Path, flat: Any) -> np.ndarray:
 
     table = pd.read_csv(regular_file(identity_path), index_col="frame_index")
     table = table[~table.index.duplicated(keep="last")]
+    table = table.drop(columns=[UNNAMED_COLUMN], errors="ignore")  # older files lack it
     long = table.stack(future_stack=True)  # (frame_index, individual) -> confidence
     rows = pd.MultiIndex.from_arrays([flat["frame_index"], flat["individual"]])
     return long.reindex(rows).to_numpy(dtype=np.float64)

@@ -1,4 +1,6 @@
-"""A Faster R-CNN's several animal boxes per frame, as torchvision and DeepLabCut keep them.
+"""A detector's several animal boxes per frame, as torchvision and DeepLabCut keep them.
+
+Faster R-CNN (:func:`animal_detections`) and SSDLite (:func:`ssd_animal_detections`).
 
 A multi-animal DeepLabCut 3.0 top-down model runs its detector's whole post-processing (read
 from torchvision 0.29.1's ``RoIHeads.postprocess_detections`` and DeepLabCut 3.0.2's
@@ -29,6 +31,15 @@ BOX_NMS_THRESHOLD = 0.5
 DETECTIONS_PER_IMAGE = 100
 #: The class of the animal boxes (0 is the background), the group of ``batched_nms``.
 ANIMAL_CLASS = 1
+#: torchvision's ``ssdlite320_mobilenet_v3_large`` defaults, which DeepLabCut 3.0.2's ``SSDLite``
+#: keeps: its ``box_score_thresh`` reaches torchvision's ``GeneralizedRCNNTransform`` as an unused
+#: keyword, not the SSD's ``score_thresh``.
+SSD_SCORE_THRESHOLD = 0.001
+SSD_NMS_THRESHOLD = 0.55
+SSD_DETECTIONS_PER_IMAGE = 300
+SSD_TOP_CANDIDATES = 300
+#: SSDLite's input size (torchvision resizes every frame to it).
+SSD_SIZE = 320
 
 
 @dataclass(frozen=True)
@@ -38,6 +49,17 @@ class DetectionLimits:
     max_individuals: int
     nms_threshold: float = BOX_NMS_THRESHOLD
     per_image: int = DETECTIONS_PER_IMAGE
+    #: SSD only: the best boxes kept before the suppression (``topk_candidates``).
+    candidates: int | None = None
+
+
+#: What a multi-animal SSDLite keeps (``max_individuals`` set per model).
+SSD_LIMITS = DetectionLimits(
+    max_individuals=1,
+    nms_threshold=SSD_NMS_THRESHOLD,
+    per_image=SSD_DETECTIONS_PER_IMAGE,
+    candidates=SSD_TOP_CANDIDATES,
+)
 
 
 def animal_detections(
@@ -69,3 +91,41 @@ def animal_detections(
     keep = rp.batched_nms(animal, scores, groups, limits.nms_threshold)
     keep = keep[: min(limits.per_image, limits.max_individuals)]
     return animal[keep], scores[keep]
+
+
+def ssd_animal_detections(
+    boxes: np.ndarray, scores: np.ndarray, frame_size: tuple[int, int], limits: DetectionLimits
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return an SSDLite's kept boxes (M, 4) x1, y1, x2, y2 in frame pixels and scores, best first.
+
+    ``boxes`` (B, 4) are every default box decoded and clipped in the detector's 320 x 320
+    pixels and ``scores`` (B,) their animal scores
+    (:class:`pose.networks.ssdlite.AllBoxesDetector`);
+    ``frame_size`` is the frame's (height, width). Torchvision 0.29.1's
+    ``SSD.postprocess_detections`` and ``transform.postprocess``, then DeepLabCut's
+    ``TrimOutputs``:
+
+    1. scores above :data:`SSD_SCORE_THRESHOLD` kept, then the best ``limits.candidates``
+       (``topk``, highest first);
+    2. ``batched_nms`` over the one animal class (IoU above ``limits.nms_threshold``
+       suppressed); the first ``limits.per_image`` kept;
+    3. the first ``limits.max_individuals`` of them (DeepLabCut);
+    4. scaled from 320 x 320 to the frame (``resize_boxes``: float32 ratios frame / 320).
+    """
+    boxes = np.asarray(boxes, np.float32)
+    scores = np.asarray(scores, np.float32)
+    above = np.flatnonzero(scores > np.float32(SSD_SCORE_THRESHOLD))
+    order = above[np.argsort(-scores[above], kind="stable")]
+    if limits.candidates is not None:
+        order = order[: limits.candidates]
+    if order.size == 0:
+        return np.empty((0, 4), np.float32), np.empty(0, np.float32)
+    kept_boxes, kept_scores = boxes[order], scores[order]
+    groups = np.full(len(kept_boxes), ANIMAL_CLASS, np.int64)
+    keep = rp.batched_nms(kept_boxes, kept_scores, groups, limits.nms_threshold)
+    keep = keep[: min(limits.per_image, limits.max_individuals)]
+    height, width = frame_size
+    ratio_w = np.float32(width) / np.float32(SSD_SIZE)
+    ratio_h = np.float32(height) / np.float32(SSD_SIZE)
+    scale = np.array([ratio_w, ratio_h, ratio_w, ratio_h], np.float32)
+    return kept_boxes[keep] * scale, kept_scores[keep]

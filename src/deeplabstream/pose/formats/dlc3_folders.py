@@ -255,13 +255,22 @@ def _project_config(project: Path | None) -> dict[str, Any]:
     return config if isinstance(config, dict) else {}
 
 
+#: DeepLabCut's export function, and its PyTorch engine's own: only the latter takes the
+#: detector's snapshot (``deeplabcut.export_model`` of DeepLabCut 3.0.x has no
+#: ``detector_snapshot_index``: TypeError), under the same other keywords.
+EXPORT_FUNCTION = "deeplabcut.export_model"
+TOPDOWN_EXPORT_FUNCTION = "deeplabcut.pose_estimation_pytorch.apis.export_model"
+
+
 def export_command(training: TrainingFolder, snapshot: Path | None = None) -> str:
-    """Return the ``deeplabcut.export_model`` call that exports ``snapshot`` of ``training``.
+    """Return the DeepLabCut call that exports ``snapshot`` of ``training``.
 
     ``snapshot`` None: the best snapshot (DeepLabCut's last), else the last one. A detector
     snapshot exports the best pose snapshot with that detector. Arguments that DeepLabCut
     reads from the project's config.yaml by default (training-set index 0, the config's
-    iteration) are written only where they differ.
+    iteration) are written only where they differ. A top-down shuffle (with detector
+    snapshots) gets :data:`TOPDOWN_EXPORT_FUNCTION`, the one that takes
+    ``detector_snapshot_index``; the others ``deeplabcut.export_model``.
     """
     config = _project_config(training.project)
     config_file = (
@@ -284,7 +293,8 @@ def export_command(training: TrainingFolder, snapshot: Path | None = None) -> st
         arguments.append(f"iteration={training.iteration}")
     if training.modelprefix:
         arguments.append(f"modelprefix={json.dumps(training.modelprefix)}")
-    return f"deeplabcut.export_model({', '.join(arguments)})"
+    function = TOPDOWN_EXPORT_FUNCTION if detector is not None else EXPORT_FUNCTION
+    return f"{function}({', '.join(arguments)})"
 
 
 def _chosen(training: TrainingFolder, snapshot: Path | None) -> tuple[Path | None, Path | None]:

@@ -23,14 +23,15 @@ steps between them (read from DeepLabCut 3.0.2's ``apis/utils.py``, ``data/prepr
 A frame without a detection gives NaN (DeepLabCut writes -1 there). The time of each stage is
 in :attr:`DlcTopDownEstimator.last_stage_timings` (``detector``, ``crop``, ``pose``).
 
-Supported: single-animal top-down exports with an ``SSDLite`` detector or a ``FasterRCNN``
+Supported: top-down exports with an ``SSDLite`` detector or a ``FasterRCNN``
 (``fasterrcnn_mobilenet_v3_large_fpn`` or ``fasterrcnn_resnet50_fpn_v2``:
 :mod:`pose.formats.dlc3_fasterrcnn`, two graphs and
 torchvision's steps between them on the host) and a pose model that
 is RTMPose (``rtmpose_s/m/x``: CSPNeXt + ``RTMCCHead``, SimCC decoding) or a CSPNeXt / ResNet /
 HRNet with DeepLabCut's ``HeatmapHead`` (``top_down_cspnext_s``, ``top_down_resnet_50``,
 ``top_down_hrnet_w32`` ...: argmax + location refinement, as the bottom-up exports). Other
-detectors and FasterRCNN variants get a message.
+detectors and FasterRCNN variants get a message. Several individuals (either detector) run in
+:mod:`pose.formats.dlc3_topdown_animals`.
 """
 
 from __future__ import annotations
@@ -56,11 +57,7 @@ from deeplabstream.pose.formats.conversion import (
     synthetic_input,
 )
 from deeplabstream.pose.formats.dlc3_heads import head_spec
-from deeplabstream.pose.formats.dlc3_topdown_boxes import (
-    detection_limits,
-    individuals_of,
-    multi_animal_problem,
-)
+from deeplabstream.pose.formats.dlc3_topdown_boxes import detection_limits, individuals_of
 from deeplabstream.pose.model import IMAGENET_MEAN, IMAGENET_STD, ModelDescription, ModelError
 
 DETECTOR_OUTPUTS = ("boxes", "scores")
@@ -146,9 +143,6 @@ def topdown_problems(export: Any) -> list[str]:
         reasons.append(
             f"a detector of type {detector} (only SSDLite and FasterRCNN are rebuilt here)"
         )
-    several = multi_animal_problem(config)  # several individuals: a FasterRCNN only
-    if several is not None:
-        reasons.append(several)
     if (config.get("metadata") or {}).get("unique_bodyparts"):
         reasons.append("unique bodyparts")
     model = config["model"]
@@ -317,7 +311,10 @@ def is_faster_rcnn(config: dict[str, Any]) -> bool:
 
 
 def build_detector_module(export: Any) -> Any:
-    """Build the SSDLite detector with its weights, keeping its best box (eval mode, CPU).
+    """Build the SSDLite detector with its weights (eval mode, CPU).
+
+    A single-animal export's graph keeps its best box; a multi-animal one's gives every box
+    and score (:class:`pose.networks.ssdlite.AllBoxesDetector`), kept on the host.
 
     A FasterRCNN's module is its proposal network (:mod:`pose.formats.dlc3_fasterrcnn`), the
     graph the description names.
@@ -327,10 +324,12 @@ def build_detector_module(export: Any) -> Any:
 
         detector = dlc3_fasterrcnn.build_detector(export, read_detector_weights(export))
         return dlc3_fasterrcnn.proposal_module(detector)
-    from deeplabstream.pose.networks.ssdlite import DlcSsdLite, TopBoxDetector
+    from deeplabstream.pose.networks.ssdlite import AllBoxesDetector, DlcSsdLite, TopBoxDetector
 
     detector = DlcSsdLite()
     load_weights(detector, read_detector_weights(export), export.path, "an SSDLite detector")
+    if individuals_of(export.config) > 1:  # several boxes: kept on the host (box_detections)
+        return with_normalisation(AllBoxesDetector(detector.eval()).eval())
     return with_normalisation(TopBoxDetector(detector.eval()).eval())
 
 
@@ -363,7 +362,7 @@ def load_dlc_topdown(
     check_topdown(export)
     crop = crop_settings(export.config)
     height, width = frame_size
-    faster_rcnn: dict[str, Any] = {}
+    detector_decoding: dict[str, Any] = {}
     detector_outputs: tuple[str, ...] = DETECTOR_OUTPUTS
     if is_faster_rcnn(export.config):
         from deeplabstream.pose.formats import dlc3_fasterrcnn
@@ -374,7 +373,7 @@ def load_dlc_topdown(
         )
         settings = dlc3_fasterrcnn.settings_of(export.config)
         detector_outputs = dlc3_fasterrcnn.proposal_outputs(export.config)
-        faster_rcnn = {
+        detector_decoding = {
             "box_head_graph": head_graph,
             "detector_settings": settings,
             # The runner marks a frame without a box with score -1; any box scores above it.
@@ -382,9 +381,13 @@ def load_dlc_topdown(
         }
         if individuals_of(export.config) > 1:  # several boxes: pose.formats.dlc3_topdown_animals
             limits = detection_limits(export.config, individuals_of(export.config))
-            faster_rcnn["detection_limits"] = limits
+            detector_decoding["detection_limits"] = limits
     else:
         detector = build_detector_module(export)
+        if individuals_of(export.config) > 1:  # pose.formats.dlc3_topdown_animals
+            detector_decoding["detection_limits"] = detection_limits(
+                export.config, individuals_of(export.config)
+            )
         # Each graph's cache key also covers the files that rebuild it: a change of the
         # rebuild converts again (and the two graphs of one export get different names).
         detector_spec = ConversionSpec(
@@ -441,7 +444,7 @@ def load_dlc_topdown(
             export.net_type,
             detector_type,
             pose_outputs=pose_outputs,
-            **faster_rcnn,
+            **detector_decoding,
         ),
     )
 

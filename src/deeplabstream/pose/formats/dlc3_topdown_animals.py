@@ -5,10 +5,13 @@ of two or more) as the single-animal one (:mod:`pose.formats.dlc3_topdown`), wit
 (read from ``apis/utils.py`` ``get_inference_runners``, ``data/postprocessor.py``
 ``build_detector_postprocessor`` / ``build_top_down_postprocessor``, ``apis/videos.py``):
 
-1. **detector**: torchvision's post-processing keeps the boxes above ``box_score_thresh``
+1. **detector**: torchvision's post-processing keeps the boxes above its score threshold
    after non-maximum suppression, highest score first; DeepLabCut keeps the first
    ``max_individuals`` (the model's individuals; here ``[Pose] MAX_ANIMALS``)
-   (:mod:`pose.decoding.box_detections`);
+   (:mod:`pose.decoding.box_detections`). A FasterRCNN runs as two graphs with torchvision's
+   steps between them on the host (:class:`FasterRcnnAnimalsRunner`); an SSDLite as one graph
+   giving every default box and score, and torchvision's ``postprocess_detections`` on the host
+   (:class:`SsdLiteAnimalsRunner`: score above 0.001, the best 300, suppression at IoU 0.55);
 2. **crop** of each box, as for one animal (``top_down_crop``);
 3. **pose** on every crop (here one batched run of the pose graph for all the crops of the
    frames), each animal's keypoints mapped back with its own crop's scale and offset;
@@ -18,9 +21,7 @@ of two or more) as the single-animal one (:mod:`pose.formats.dlc3_topdown`), wit
    tracking comes after and is not part of prediction. Here the identities are kept by the
    project's tracker, as for the other multi-animal models.
 
-Only a FasterRCNN detector keeps several boxes here: the SSDLite graph keeps its best box
-only (a multi-animal SSDLite export is refused at load). ``[Pose] CROP_FROM =
-previous_frame`` is not implemented for several animals and is refused.
+``[Pose] CROP_FROM = previous_frame`` is not implemented for several animals and is refused.
 """
 
 from __future__ import annotations
@@ -33,7 +34,11 @@ from typing import Any
 import numpy as np
 
 from deeplabstream.pose.decoding import region_proposals as rp
-from deeplabstream.pose.decoding.box_detections import DetectionLimits, animal_detections
+from deeplabstream.pose.decoding.box_detections import (
+    DetectionLimits,
+    animal_detections,
+    ssd_animal_detections,
+)
 from deeplabstream.pose.decoding.two_stage import CropFrom
 from deeplabstream.pose.formats.dlc3_fasterrcnn import (
     NO_DETECTION,
@@ -98,6 +103,34 @@ class FasterRcnnAnimalsRunner(FasterRcnnRunner):
         return animal_detections(
             class_logits, box_deltas, proposals, plan.resized, self.settings, self.limits
         )
+
+
+class SsdLiteAnimalsRunner:
+    """Frames -> up to ``limits.max_individuals`` SSDLite boxes per frame, DeepLabCut's order.
+
+    ``run_graph`` gives every default box (N, B, 4) in 320 x 320 pixels and its score (N, B)
+    (:class:`pose.networks.ssdlite.AllBoxesDetector`); returns ``boxes`` (N, A, 4) x1, y1, x2,
+    y2 in frame pixels (NaN: no box) and ``scores`` (N, A) (``NO_DETECTION``: no box).
+    """
+
+    def __init__(self, run_graph: Runner, limits: DetectionLimits) -> None:
+        self.run_graph = run_graph
+        self.limits = limits
+
+    def __call__(self, frames: np.ndarray) -> list[np.ndarray]:
+        """``boxes`` (N, A, 4) in frame pixels and ``scores`` (N, A), best first per frame."""
+        count, _, height, width = frames.shape
+        animals = self.limits.max_individuals
+        boxes = np.full((count, animals, 4), np.nan, np.float32)
+        scores = np.full((count, animals), NO_DETECTION, np.float32)
+        every_box, every_score = (np.asarray(o) for o in self.run_graph(frames)[:2])
+        for row in range(count):
+            kept, kept_scores = ssd_animal_detections(
+                every_box[row], every_score[row], (height, width), self.limits
+            )
+            boxes[row, : len(kept)] = kept
+            scores[row, : len(kept)] = kept_scores
+        return [boxes, scores]
 
 
 class DlcTopDownAnimalsEstimator(DlcTopDownEstimator):
@@ -264,15 +297,18 @@ def open_animals_estimator(
     from deeplabstream.pose.formats.conversion import run_module
 
     decoding = topdown_decoding_of(description)
-    if decoding is None or decoding.box_head_graph is None:
+    if decoding is None or decoding.detection_limits is None:
         raise ModelError(
-            f"{description.source_file or description.model_file}: several animals run with a "
-            "FasterRCNN detector only"
+            f"{description.source_file or description.model_file}: not a DeepLabCut top-down "
+            "model of several animals"
         )
     # [Pose] MAX_ANIMALS (the description's max_animals) plays DeepLabCut's max_individuals.
-    limits = dataclasses.replace(
-        decoding.detection_limits or DetectionLimits(1), max_individuals=description.max_animals
-    )
+    limits = dataclasses.replace(decoding.detection_limits, max_individuals=description.max_animals)
+    if decoding.box_head_graph is None:  # SSDLite: one graph, torchvision's steps on the host
+        return _open_ssdlite_animals(
+            description, open_backend, backend, limits, device=device, threads=threads,
+            frame_shape=frame_shape, crop_from=crop_from,
+        )  # fmt: skip
     if open_backend is None:  # the rebuilt modules, as DeepLabCut runs them
         export = dlc3_topdown._read_for_rebuild(description)
         networks = dlc3_fasterrcnn.build_detector(
@@ -304,4 +340,42 @@ def open_animals_estimator(
     )
     return DlcTopDownAnimalsEstimator(
         description, detector, pose_backend.run, frame_shape, crop_from
+    )
+
+
+def _open_ssdlite_animals(
+    description: ModelDescription,
+    open_backend: Callable[..., Any] | None,
+    backend: Any,
+    limits: DetectionLimits,
+    *,
+    device: str,
+    threads: int,
+    frame_shape: tuple[int, ...] | None,
+    crop_from: CropFrom,
+) -> DlcTopDownAnimalsEstimator:
+    """Open a multi-animal top-down estimator whose detector is an SSDLite (as above)."""
+    from deeplabstream.pose.formats import dlc3_topdown
+    from deeplabstream.pose.formats.conversion import run_module
+
+    if open_backend is None:  # the rebuilt modules, as DeepLabCut runs them
+        export = dlc3_topdown._read_for_rebuild(description)
+        detector = dlc3_topdown.build_detector_module(export)
+        pose = dlc3_topdown.build_pose_module(export)
+        return DlcTopDownAnimalsEstimator(
+            description,
+            SsdLiteAnimalsRunner(lambda batch: run_module(detector, batch), limits),
+            lambda batch: run_module(pose, batch),
+            frame_shape,
+            crop_from,
+        )
+    if backend is None:
+        backend = open_backend(description, "onnxruntime", device, threads)
+    pose_backend = open_backend(pose_stage_description(description), "onnxruntime", device, threads)
+    return DlcTopDownAnimalsEstimator(
+        description,
+        SsdLiteAnimalsRunner(backend.run, limits),
+        pose_backend.run,
+        frame_shape,
+        crop_from,
     )

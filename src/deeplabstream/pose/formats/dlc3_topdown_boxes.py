@@ -7,11 +7,13 @@ the other both ways.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from deeplabstream.pose.decoding.box_detections import (
     BOX_NMS_THRESHOLD,
     DETECTIONS_PER_IMAGE,
+    SSD_LIMITS,
     DetectionLimits,
 )
 
@@ -21,26 +23,17 @@ def individuals_of(config: dict[str, Any]) -> int:
     return max(1, len((config.get("metadata") or {}).get("individuals") or []))
 
 
-def multi_animal_problem(config: dict[str, Any]) -> str | None:
-    """Return why a top-down export with several individuals cannot run here, or None."""
-    individuals = individuals_of(config)
-    detector = ((config.get("detector") or {}).get("model") or {}).get("type")
-    if individuals > 1 and detector != "FasterRCNN":
-        return (
-            f"{individuals} individuals (multi-animal) with the {detector} detector (several "
-            "animals run here with a FasterRCNN detector only: this program's SSDLite keeps "
-            "its best box)"
-        )
-    return None
-
-
 def detection_limits(config: dict[str, Any], max_individuals: int) -> DetectionLimits:
     """Return the boxes kept per frame: torchvision's rule, as the export's detector sets it.
 
     DeepLabCut's ``FasterRCNN`` gives torchvision only ``box_score_thresh`` (its
-    ``model_kwargs`` may add ``box_nms_thresh`` and ``box_detections_per_img``).
+    ``model_kwargs`` may add ``box_nms_thresh`` and ``box_detections_per_img``). Its
+    ``SSDLite`` gives torchvision's ``ssdlite320_mobilenet_v3_large`` nothing that changes its
+    post-processing (:data:`pose.decoding.box_detections.SSD_LIMITS`).
     """
     model = (config.get("detector") or {}).get("model") or {}
+    if model.get("type") == "SSDLite":
+        return dataclasses.replace(SSD_LIMITS, max_individuals=max_individuals)
     kwargs = model.get("model_kwargs") or {}
     return DetectionLimits(
         max_individuals=max_individuals,

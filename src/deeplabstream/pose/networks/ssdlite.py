@@ -21,7 +21,11 @@ A single-animal model keeps one detection (``max_individuals`` 1): torchvision's
 suppression always keeps the highest-scoring box and puts it first, so the detection is the
 box of the highest animal score over all default boxes (the first on a tie), scaled from 320 x
 320 to the frame. :class:`TopBoxDetector` outputs it: ``boxes`` (N, 4) x1, y1, x2, y2 in frame
-pixels and ``scores`` (N,).
+pixels and ``scores`` (N,). A multi-animal model keeps up to ``max_individuals`` boxes:
+:class:`AllBoxesDetector` outputs every default box (320 x 320 pixels) and its animal score,
+and the rest of torchvision's ``postprocess_detections`` (score threshold, top candidates,
+non-maximum suppression, scaling to the frame) runs on the host
+(:func:`pose.decoding.box_detections.ssd_animal_detections`).
 """
 
 from __future__ import annotations
@@ -322,3 +326,23 @@ class TopBoxDetector(nn.Module):
         ratio_h = torch.tensor(1.0) * height / SIZE
         scale = torch.stack((ratio_w, ratio_h, ratio_w, ratio_h)).to(box.dtype)
         return box * scale, score
+
+
+class AllBoxesDetector(nn.Module):
+    """Frames (ImageNet-normalised, any size) -> every default box and its animal score.
+
+    ``boxes`` (N, B, 4) x1, y1, x2, y2 in the detector's 320 x 320 pixels (decoded and clipped
+    as torchvision does) and ``scores`` (N, B) the animal class's softmax, B = 3234 default
+    boxes: what torchvision's ``postprocess_detections`` starts from.
+    """
+
+    def __init__(self, detector: DlcSsdLite) -> None:
+        super().__init__()
+        self.detector = detector
+
+    def forward(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``boxes`` (N, B, 4) in 320 x 320 pixels and ``scores`` (N, B)."""
+        x = (frames - 0.5) / 0.5
+        x = functional.interpolate(x, size=(SIZE, SIZE), mode="bilinear", align_corners=False)
+        boxes, scores = self.detector.model(x)
+        return boxes, scores[..., 1]

@@ -48,11 +48,14 @@ for a second, the model sees one animal, and when they part, motion cannot tell 
   calibration then makes its probabilities equal).
 * **Merged detections are named only when sure.** While one animal lies hidden next to
   another, the model's one animal stands for two, and after a merge of a few tenths of a
-  second which one it is, is a guess. Its row goes to the pose tables and the experiments
-  under its identity only when that identity's confidence is at least
-  :data:`MERGED_MIN_CONFIDENCE`; below, the row is empty for that frame (the frames counted in
+  second which one it is, is a guess. Its row goes to the experiments under its identity only
+  when that identity's confidence is at least :data:`MERGED_MIN_CONFIDENCE`; below, it is
+  **unnamed** for that frame (:attr:`IdentityKeeper.unnamed`; the frames counted in
   ``merged_unidentified``): a stimulus meant for one animal must not go to the other because
-  it happened to be on top. A miss, not a switch. An animal that went out of sight next to
+  it happened to be on top. A miss, not a switch. The pose files keep the animal as the
+  framework gave it, under the identity shown, with its low confidence beside it
+  (``<camera>.identity.csv``): they hold the framework's animals whole, whoever the rules may
+  name. An animal that went out of sight next to
   another is presumed to lie under it and to move with it until it shows again (even once
   the tracker has given its track up), so the merged detection's looks, which show both,
   never count as proof of who it is.
@@ -60,7 +63,7 @@ for a second, the model sees one animal, and when they part, motion cannot tell 
   track started anew), which animal is which is a guess until the looks have named them, a few
   frames later for marked animals. Where the model can tell the animals apart (it passed its
   held-out check), a detected animal that a merge (or a restart) left with its identity's
-  confidence below :data:`MERGED_MIN_CONFIDENCE` is left unnamed (its row empty, counted in
+  confidence below :data:`MERGED_MIN_CONFIDENCE` is left unnamed (counted in
   ``unsure_unidentified``), in contact or apart, until its looks name it: the identity shown
   is right, or none is. Where the looks cannot tell (no model yet, unmarked animals), waiting
   would hide the animals for good: motion's guess is shown with its confidence, and triggers
@@ -148,10 +151,10 @@ class KeeperCounts:
         Of those, frames with an appearance model.
     merged_unidentified
         Frames where a detection covering a hidden animal was not sure enough of its identity
-        to be shown (its row left empty).
+        to be named to the rules (:attr:`IdentityKeeper.unnamed`).
     unsure_unidentified
-        Frames where a detected animal was left unnamed (its row empty) because a merge had
-        left it unsure of its identity and its looks could still settle it (marked animals).
+        Frames where a detected animal was left unnamed because a merge had left it unsure of
+        its identity and its looks could still settle it (marked animals).
     reassignments
         Times the identities were moved between tracks on appearance evidence.
     restarts
@@ -249,6 +252,8 @@ class IdentityKeeper:
         self._clear_since = np.full(animals, np.nan)  # apart from every other animal since
         # Made unsure by a merge or a restart, and not named since (see _withhold_unsure).
         self._shaken = np.zeros(animals, bool)
+        # The identities (rows) of the last frame that the rules must not name (module doc).
+        self.unnamed = np.zeros(animals, bool)
 
     @property
     def model(self) -> AppearanceModel | None:
@@ -271,7 +276,9 @@ class IdentityKeeper:
         Returns
         -------
         numpy.ndarray
-            (A, K, 3): row i is identity i's keypoints, all-NaN when it is not seen.
+            (A, K, 3): row i is identity i's animal (the tracker's row: the framework's animal
+            whole unless its repair is on), all-NaN when it is not seen. The rows the rules
+            must not name in this frame are in :attr:`unnamed` (:meth:`named`).
         """
         instances = np.asarray(instances)
         detections, probabilities = self._look(instances, frame)
@@ -316,9 +323,22 @@ class IdentityKeeper:
         # A merged detection, and a fragment of a hidden animal next to another (fewer
         # keypoints than a track needs to be seen: it has no confidence at all).
         touching = covering | (active & ~seen & self._near_last)
-        self._hide_unsure_merges(out, touching)
-        self._withhold_unsure(out, seen, seen & ~touching)
+        self.unnamed = np.zeros(self.animals, bool)
+        self._hide_unsure_merges(touching)
+        self._withhold_unsure(seen, seen & ~touching)
         return out
+
+    def named(self, animals: np.ndarray) -> np.ndarray:
+        """Return the last frame's ``animals`` (A, K, 3) as the rules see them.
+
+        The rows in :attr:`unnamed` are empty (NaN): the experiments do not act on an animal
+        whose identity is a guess (a merge). ``animals`` itself is returned when none is.
+        """
+        if not self.unnamed.any():
+            return animals
+        shown = animals.copy()
+        shown[self.unnamed] = np.nan
+        return shown
 
     def _carry_hidden(self, tracks: np.ndarray, under: np.ndarray, gaps: np.ndarray) -> None:
         """Move each hidden animal with the detection it lies under (its nearest).
@@ -378,14 +398,14 @@ class IdentityKeeper:
         """Whether the model in use tells the animals apart (passed its held-out check)."""
         return self._model is not None and self._model.accuracy >= MIN_ACCURACY
 
-    def _withhold_unsure(self, out: np.ndarray, seen: np.ndarray, shown: np.ndarray) -> None:
-        """Empty the rows of animals a merge left unsure, while their looks can settle it.
+    def _withhold_unsure(self, seen: np.ndarray, shown: np.ndarray) -> None:
+        """Leave animals a merge left unsure unnamed, while their looks can settle it.
 
         After a merge (or a track started anew), motion's guess of who is who is a coin toss
         until the looks have named the animals: two agreeing frames of both in contact, or
         their first frames apart. Where the model can tell them apart (marked animals), that is
         a few frames away, and a row shown meanwhile under a guessed identity would be another
-        animal's half the time: it is left empty instead (counted in ``unsure_unidentified``),
+        animal's half the time: it is left unnamed instead (counted in ``unsure_unidentified``),
         its confidence kept, until its identity's confidence reaches
         :data:`MERGED_MIN_CONFIDENCE`. Where the looks cannot tell (no model yet, unmarked
         animals), waiting would hide the animals for good: motion's guess is shown, with its
@@ -394,7 +414,7 @@ class IdentityKeeper:
         no guess there, and a model can pass its check on cues that do not last (unmarked
         animals, a model's first seconds).
 
-        ``seen``: (A,) the tracks detected; ``shown``: those whose rows are shown so far.
+        ``seen``: (A,) the tracks detected; ``shown``: those not judged as merges.
         """
         tracks = np.flatnonzero(seen)
         sure = self.confidence[self._identity_of[tracks]] >= MERGED_MIN_CONFIDENCE
@@ -402,11 +422,11 @@ class IdentityKeeper:
         unsure = shown & self._shaken
         if not unsure.any() or not self._looks_can_tell():
             return
-        out[self._identity_of[unsure]] = np.nan
+        self.unnamed[self._identity_of[unsure]] = True
         self.counts.unsure_unidentified += 1
 
-    def _hide_unsure_merges(self, out: np.ndarray, touching: np.ndarray) -> None:
-        """Empty the rows of merged detections not sure of their identity (module doc).
+    def _hide_unsure_merges(self, touching: np.ndarray) -> None:
+        """Leave merged detections not sure of their identity unnamed (module doc).
 
         ``touching``: (A,) the tracks covering a hidden animal, and fragments next to one.
         Their confidence stays as it is (below :data:`MERGED_MIN_CONFIDENCE`): a trigger that
@@ -417,7 +437,7 @@ class IdentityKeeper:
         identities = self._identity_of[touching]
         unsure = identities[~(self.confidence[identities] >= MERGED_MIN_CONFIDENCE)]  # NaN too
         if unsure.size:
-            out[unsure] = np.nan
+            self.unnamed[unsure] = True
             self.counts.merged_unidentified += 1
 
     # --- the steps of an update ---------------------------------------------------------------

@@ -7,13 +7,33 @@ x, y (pixels, x right, y down) and likelihood per keypoint, with all-NaN rows fo
 Each identity predicts where its keypoints are now (a constant-velocity motion model, see
 :class:`IdentityTracker`), the detections are matched to the predictions by the Hungarian
 algorithm on the mean keypoint distance (gated at ``max_distance_px``), and detections left over
-take free identities. Where animals touch (a bottom-up decoder's instances can then be chimeras,
-the front of one animal grouped with the back of the other), the keypoints are re-assigned to
-the identities one keypoint type at a time, and each identity's remembered body moves as a whole
-(see :meth:`IdentityTracker._regroup` and :meth:`IdentityTracker._move_rigidly`). It runs at
-every pose update of the live loop, so it is a few dozen vectorised numpy calls on (A, A, K)
-arrays, at about a microsecond each whatever A <= 4 and K <= 20: some 70 µs per update on one
-core with the animals apart, 150 to 300 µs while they touch.
+take free identities. Where animals touch (a bottom-up decoder's instances can then be
+chimeras, the front of one animal grouped with the back of the other), the keypoints are
+re-assigned to the identities one keypoint type at a time for what each identity remembers, and
+each identity's remembered body moves as a whole (:meth:`IdentityTracker._regroup` and
+:meth:`IdentityTracker._move_rigidly`), so that the identities hold through the contact.
+
+**Whole animals.** By default the output is the framework's animals as it assembled them, in
+identity order: each output row is one input row whole (every keypoint, whatever its likelihood,
+as given) or empty, and every input row with a keypoint is in one output row as long as there
+are rows for them (at most ``max_animals``). Nothing is moved between animals, dropped or
+invented; a keypoint below ``min_likelihood`` only counts as unseen for the motion model.
+Where animals touch, each instance goes whole to the identity that most of its keypoints were
+re-assigned to (a chimera to the animal most of it is: :meth:`IdentityTracker._whole_animals`). A
+detection beyond the gate of every identity left takes one anyway (its motion starts over
+there: ``counts.identities_restarted``); one with no keypoint seen takes a row left, without
+touching any identity's motion.
+
+**The merged-instance repair** (``regroup=True``, off by default: ``[Pose]
+MERGED_INSTANCE_REPAIR``) changes the framework's animals: the output rows follow the
+keypoint-by-keypoint re-assignment too, so an output row may hold keypoints of several
+instances.
+What it did is counted (``counts.repair_points_moved``, ``repair_points_dropped``,
+``repair_frames``).
+
+It runs at every pose update of the live loop, so it is a few dozen vectorised numpy calls on
+(A, A, K) arrays, at about a microsecond each whatever A <= 4 and K <= 20: some 70 µs per update
+on one core with the animals apart, 150 to 300 µs while they touch.
 """
 
 from __future__ import annotations
@@ -61,20 +81,35 @@ class TrackerCounts:
     identities_reacquired
         Identities taken by a detection again after being lost.
     detections_dropped
-        Detections left without an identity because every identity was taken.
+        Detections left without an identity because every identity was taken (more
+        detections in a frame than ``max_animals``).
+    identities_restarted
+        Detections beyond the gate of every identity left, given one of them anyway (its
+        motion restarted there) so that no animal of the framework is dropped.
     ambiguous_assignments
         Frames whose best and second-best assignments cost nearly the same: a likely identity
         switch (see :meth:`IdentityTracker.update`).
     time_resets
         Frames whose time was before the previous frame's: every identity was forgotten.
+    repair_frames
+        The merged-instance repair (``regroup``): frames in which it moved a keypoint.
+    repair_points_moved
+        Keypoints it wrote under another identity than their instance's.
+    repair_points_dropped
+        Keypoints of the framework's animals it left out of every row (a keypoint below the
+        likelihood threshold whose place another identity's keypoint took).
     """
 
     frames: int = 0
     identities_lost: int = 0
     identities_reacquired: int = 0
     detections_dropped: int = 0
+    identities_restarted: int = 0
     ambiguous_assignments: int = 0
     time_resets: int = 0
+    repair_frames: int = 0
+    repair_points_moved: int = 0
+    repair_points_dropped: int = 0
 
     def as_dict(self) -> dict[str, int]:
         """Return the counts by name (for ``session.json``)."""
@@ -114,10 +149,11 @@ class IdentityTracker:
 
     Contact: while an identity's keypoints (detected, or predicted if it has no detection) come
     within ``contact_distance_px`` of another's, its keypoints are re-assigned one keypoint type
-    at a time (repairing chimeric instances, :meth:`_regroup`), and what it remembers is its
-    predicted body moved rigidly (shifted and turned) onto the majority of its keypoints, so it
-    keeps its shape through the contact (:meth:`_move_rigidly`). Its output row is still the
-    keypoints it was given, as detected.
+    at a time (:meth:`_regroup`), and what it remembers is its predicted body moved rigidly
+    (shifted and turned) onto the majority of its keypoints, so it keeps its shape through the
+    contact (:meth:`_move_rigidly`). Its output row is the instance most of its keypoints came
+    from, whole (:meth:`_whole_animals`); with ``regroup``, the re-assigned keypoints
+    themselves (repairing chimeric instances).
 
     Parameters
     ----------
@@ -144,6 +180,9 @@ class IdentityTracker:
         be than its instance's identity's for the keypoint to move to it.
     contact_distance_px
         Identities whose closest keypoints are within this are in contact.
+    regroup
+        The merged-instance repair: in contact, re-assign keypoints between the framework's
+        animals (module docstring). Off: whole animals only.
     """
 
     def __init__(
@@ -159,6 +198,7 @@ class IdentityTracker:
         ambiguity_margin: float = DEFAULT_AMBIGUITY_MARGIN,
         regroup_margin_px: float = DEFAULT_REGROUP_MARGIN_PX,
         contact_distance_px: float = DEFAULT_CONTACT_DISTANCE_PX,
+        regroup: bool = False,
     ) -> None:
         self.max_animals = _check_count("max_animals", max_animals)
         self.keypoints = _check_count("keypoints", keypoints)
@@ -178,6 +218,7 @@ class IdentityTracker:
             "regroup_margin_px", regroup_margin_px, allow_zero=True
         )
         self.contact_distance_px = _check_positive("contact_distance_px", contact_distance_px)
+        self.regroup = bool(regroup)
         # Larger than any sum of admissible costs, so the Hungarian algorithm first makes as many
         # admissible matches as it can, then the cheapest; a gated pair is never kept.
         largest = self.max_distance_px - self.identity_weight_px * math.log(MIN_PROBABILITY)
@@ -250,10 +291,11 @@ class IdentityTracker:
         Returns
         -------
         numpy.ndarray
-            A new (A, K, 3) array: row i is identity i's instance as given, all-NaN when identity
-            i was not seen in this frame. For identities in contact, row i is the keypoints
-            re-assigned to identity i, each as given (NaN where it got none), which may come from
-            several instances.
+            A new (A, K, 3) array: row i is identity i's instance whole, as given (every
+            keypoint, whatever its likelihood), all-NaN when identity i has none in this frame.
+            With ``regroup``, for identities in contact, row i is the keypoints re-assigned to
+            identity i, each as given (NaN where it got none), which may come from several
+            instances.
         """
         time_s = float(time_s)
         if not math.isfinite(time_s):
@@ -284,46 +326,200 @@ class IdentityTracker:
         # views of the instances, and each pair viewed as one complex number takes one call
         # where x and y would take two (finiteness here, distances in _match).
         xy = np.ascontiguousarray(instances[..., :2], dtype=np.float64)
-        seen = np.isfinite(xy.view(np.complex128)[..., 0])  # both x and y finite
-        seen &= instances[..., 2] >= self.min_likelihood
+        finite = np.isfinite(xy.view(np.complex128)[..., 0])  # both x and y finite
+        seen = finite & (instances[..., 2] >= self.min_likelihood)
         present = seen.sum(axis=1)
+        # Rows with keypoints but none seen: written whole in a row left, never tracked.
+        faint = np.flatnonzero((present == 0) & finite.any(axis=1))
+        whole = instances, xy, seen  # every input row, for the rows placed last
         given = np.arange(present.size)  # the input row of each instance kept
         if np.count_nonzero(present) < present.size:  # drop the empty slots
             rows = given = np.flatnonzero(present)
             instances, xy, seen = instances[rows], xy[rows], seen[rows]
             if scores is not None:
                 scores = scores[rows]
-        if instances.shape[0] == 0:
-            return out
-
-        rows, ids, predicted, distance, known = self._match(time_s, xy, seen, scores)
-        new_rows, new_ids = self._take_free(rows, instances, seen, scores)
-        self.last_detections[ids] = given[rows]
-        self.last_detections[new_ids] = given[new_rows]
-        if rows.size:
-            moved = previous is None or time_s > previous
-            source, in_contact = self._regroup(
-                xy, seen, scores, predicted, known, rows, ids, distance
-            )
-            if source is None:  # every keypoint stays with its instance (the usual case)
-                out[ids] = instances[rows]
-                kp_xy, kp_seen = xy[rows], seen[rows]
-            else:
-                ids = np.flatnonzero((source >= 0).any(axis=1))
-                source = source[ids]
-                taken = source >= 0
-                pick = np.maximum(source, 0), np.arange(self.keypoints)
-                out[ids] = np.where(taken[..., None], instances[pick], np.nan)
-                kp_xy, kp_seen = xy[pick], taken
-            if in_contact is not None and in_contact[ids].any():
-                kp_xy, kp_seen = self._move_rigidly(
-                    kp_xy, kp_seen, in_contact[ids], predicted[ids], known[ids]
-                )
-            self._follow(time_s, kp_xy, kp_seen, ids, kp_xy - predicted[ids], moved)
-        if new_rows.size:
-            out[new_ids] = instances[new_rows]
-            self._start(time_s, xy[new_rows], seen[new_rows], new_ids)
+        taken = np.zeros(self.max_animals, bool)  # identities given a row in this frame
+        left = given[:0]
+        if instances.shape[0]:
+            rows, ids, predicted, distance, known = self._match(time_s, xy, seen, scores)
+            new_rows, new_ids = self._take_free(rows, instances, seen, scores)
+            if rows.size:
+                ids = self._follow_matched(
+                    time_s, previous, out, instances, xy, seen, scores, rows, ids,
+                    (predicted, distance, known),
+                )  # fmt: skip
+            self.last_detections[ids] = given[rows]
+            self.last_detections[new_ids] = given[new_rows]
+            taken[ids] = taken[new_ids] = True
+            unplaced = np.ones(given.size, bool)
+            unplaced[rows] = unplaced[new_rows] = False
+            left = given[unplaced]
+            if new_rows.size:
+                out[new_ids] = instances[new_rows]
+                self._start(time_s, xy[new_rows], seen[new_rows], new_ids)
+        if left.size or faint.size:
+            self._place_rest(time_s, out, whole, (left, faint), taken)
         return out
+
+    def _follow_matched(
+        self,
+        time_s: float,
+        previous: float | None,
+        out: np.ndarray,
+        instances: np.ndarray,
+        xy: np.ndarray,
+        seen: np.ndarray,
+        scores: np.ndarray | None,
+        rows: np.ndarray,
+        ids: np.ndarray,
+        matched: tuple[np.ndarray, np.ndarray, np.ndarray],
+    ) -> np.ndarray:
+        """Write the matched instances to their identities' rows and move the identities on.
+
+        ``matched``: the predictions, distances and known keypoints of :meth:`_match`. Returns
+        the identity each of ``rows`` was written under (``ids``, unless animals in contact
+        moved an instance whole to another identity).
+        """
+        predicted, distance, known = matched
+        moved = previous is None or time_s > previous
+        source, in_contact = self._regroup(
+            xy, seen, scores, predicted, known, rows, ids, distance
+        )
+        placed = ids
+        if source is not None and not self.regroup:  # whole animals, by their keypoints' votes
+            placed = self._whole_animals(rows, ids, source)
+        out[placed] = instances[rows]
+        if source is None:  # every keypoint stays with its instance
+            kp_xy, kp_seen = xy[rows], seen[rows]
+        else:
+            if self.regroup:
+                self._repair(out, instances, seen, rows, ids, source)
+            ids = np.flatnonzero((source >= 0).any(axis=1))
+            source = source[ids]
+            taken = source >= 0
+            pick = np.maximum(source, 0), np.arange(self.keypoints)
+            kp_xy, kp_seen = xy[pick], taken
+        if in_contact is not None and in_contact[ids].any():
+            kp_xy, kp_seen = self._move_rigidly(
+                kp_xy, kp_seen, in_contact[ids], predicted[ids], known[ids]
+            )
+        self._follow(time_s, kp_xy, kp_seen, ids, kp_xy - predicted[ids], moved)
+        return placed
+
+    def _whole_animals(self, rows: np.ndarray, ids: np.ndarray, source: np.ndarray) -> np.ndarray:
+        """Return the identity of each matched instance ``rows``, whole, from the keypoints' votes.
+
+        ``source`` (A, K) is each identity's keypoints' instance row as :meth:`_regroup`
+        re-assigned them (what the identities remember). Each instance goes whole to the
+        identity that took most of its keypoints (a chimera to the animal most of it is), one
+        instance per identity (the Hungarian algorithm on the votes; a tie keeps the match).
+        """
+        votes = np.count_nonzero(source[None] == rows[:, None, None], axis=2).astype(np.float64)
+        votes[np.arange(rows.size), ids] += 0.5
+        sub_rows, sub_ids = linear_sum_assignment(-votes)
+        placed = ids.copy()
+        placed[sub_rows] = sub_ids
+        return placed
+
+    def _repair(
+        self,
+        out: np.ndarray,
+        instances: np.ndarray,
+        seen: np.ndarray,
+        rows: np.ndarray,
+        ids: np.ndarray,
+        source: np.ndarray,
+    ) -> None:
+        """Apply the merged-instance repair's (A, K) ``source`` rows to ``out``; count it.
+
+        ``out`` holds the matched instances whole. A seen keypoint the repair gave another
+        identity moves there (NaN where it was); a keypoint below the likelihood threshold stays
+        in its instance's row unless another identity's keypoint takes its place.
+        """
+        own = np.full(self.max_animals, -1, np.intp)
+        own[ids] = rows
+        own_seen = np.zeros((self.max_animals, self.keypoints), bool)
+        own_seen[ids] = seen[rows]
+        elsewhere = source != own[:, None]
+        moved_in = (source >= 0) & elsewhere
+        moved_out = own_seen & elsewhere
+        if not (moved_in.any() or moved_out.any()):
+            return
+        keypoint = np.arange(self.keypoints)
+        brought = instances[np.maximum(source, 0), keypoint]
+        out[:] = np.where(
+            moved_in[..., None], brought, np.where(moved_out[..., None], np.nan, out)
+        )
+        # Which of the framework's keypoints (of the matched instances) are still in a row.
+        written = np.zeros(seen.shape, bool)
+        kept = ~(moved_in | moved_out)
+        written[own[ids][:, None], keypoint] = kept[ids]
+        written[source[moved_in], np.nonzero(moved_in)[1]] = True
+        placed = np.isfinite(instances[rows, :, 0]) & np.isfinite(instances[rows, :, 1])
+        self.counts.repair_frames += 1
+        self.counts.repair_points_moved += int(np.count_nonzero(moved_in))
+        self.counts.repair_points_dropped += int(np.count_nonzero(placed & ~written[rows]))
+
+    def _place_rest(
+        self,
+        time_s: float,
+        out: np.ndarray,
+        whole: tuple[np.ndarray, np.ndarray, np.ndarray],
+        groups: tuple[np.ndarray, np.ndarray],
+        taken: np.ndarray,
+    ) -> None:
+        """Give the rows no identity took the identities left, so no animal is dropped.
+
+        ``whole``: every input row's instances, x, y and seen keypoints; ``groups``: the rows
+        with keypoints seen that no identity took (each beyond the gate of every identity
+        left, or more than the free identities), then those with no keypoint seen. Each group
+        goes to the identities left by the distance of its keypoints' centroid to theirs
+        (where motion puts them; an identity not tracked after every tracked one). A seen row
+        starts its identity's motion over there (a tracked one counted in
+        ``identities_restarted``); a row with no keypoint seen is written only. Rows beyond the
+        identities (more animals than ``max_animals``) are dropped, least likely first, and
+        counted.
+        """
+        instances, xy, seen = whole
+        for group, tracked in zip(groups, (True, False), strict=True):
+            free = np.flatnonzero(~taken)
+            if group.size == 0:
+                continue
+            if group.size > free.size:
+                scores = np.nan_to_num(instances[group, :, 2].astype(np.float64), nan=0.0)
+                order = np.argsort(-scores.sum(axis=1), kind="stable")  # most likely first
+                self.counts.detections_dropped += int(group.size - free.size)
+                group = np.sort(group[order[: free.size]])
+            if group.size == 0:
+                continue
+            cost = self._centroid_distances(time_s, xy[group], free)
+            sub_rows, sub_ids = linear_sum_assignment(cost)
+            chosen, identities = group[sub_rows], free[sub_ids]
+            out[identities] = instances[chosen]
+            self.last_detections[identities] = chosen
+            taken[identities] = True
+            if tracked:
+                self.counts.identities_restarted += int(
+                    np.count_nonzero(np.isfinite(self._last_seen[identities]))
+                )
+                self._start(time_s, xy[chosen], seen[chosen], identities)
+
+    def _centroid_distances(self, time_s: float, xy: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        """(R, I) distances of the rows' keypoint centroids to identities' predicted centroids.
+
+        An identity with nothing known costs more than any distance (it goes last).
+        """
+        with np.errstate(invalid="ignore"):
+            rows = np.nanmean(xy, axis=1)  # every row has a finite keypoint
+            age = time_s - self._kp_time[ids]
+            where = self._kp_xy[ids] + self._vel[ids, None, :] * age[..., None]
+            where[~(age <= self.max_gap_s)] = np.nan
+            counts = np.count_nonzero(np.isfinite(where[..., 0]), axis=1)
+            centres = np.where(np.isfinite(where), where, 0.0).sum(axis=1)
+            centres /= np.maximum(counts, 1)[:, None]
+        distance = np.hypot(*(rows[:, None] - centres[None]).transpose(2, 0, 1))
+        unknown = counts == 0
+        return np.where(unknown[None], 1e12, distance)
 
     def _check_scores(self, scores: np.ndarray | None, detections: int) -> np.ndarray | None:
         """Return the identity scores as floats, or raise ValueError for a wrong shape or value."""
@@ -434,6 +630,9 @@ class IdentityTracker:
         stands unless another identity predicts the keypoint clearly better. An identity in
         contact without a detection this frame can take keypoints too (the decoder may have
         merged it into the other's instance). Apart, every keypoint stays with its instance.
+        This is what the identities remember either way; the output rows follow it only with
+        ``regroup`` (else each instance goes whole to the identity most of its keypoints went
+        to: :meth:`_whole_animals`).
         With identity scores, each keypoint costs its instance's identity term too (an ID
         model's word on the instance holds for its keypoints).
 
@@ -635,7 +834,7 @@ class IdentityTracker:
         their centroid's x (left to right), so a start is deterministic; when there are more
         detections than free identities, the most likely ones (mean likelihood of their seen
         keypoints) are kept. With scores, the Hungarian algorithm on the score term decides.
-        The rest are dropped and counted.
+        The rest go to :meth:`_place_rest`.
         """
         empty = rows[:0]
         if rows.size == instances.shape[0]:
@@ -643,10 +842,8 @@ class IdentityTracker:
         matched = np.zeros(instances.shape[0], bool)
         matched[rows] = True
         left = np.flatnonzero(~matched)
-        unmatched = int(left.size)
         free = np.flatnonzero(np.isnan(self._last_seen))
         if free.size == 0:
-            self.counts.detections_dropped += unmatched
             return empty, empty
         if scores is not None:
             sub_rows, sub_ids = linear_sum_assignment(self._score_cost(scores[left][:, free]))
@@ -661,7 +858,6 @@ class IdentityTracker:
             centre_x = np.where(seen_left, instances[left, :, 0], 0.0).sum(axis=1) / counts
             new_rows = left[np.argsort(centre_x, kind="stable")]
             new_ids = free[: new_rows.size]
-        self.counts.detections_dropped += unmatched - int(new_rows.size)
         return new_rows, new_ids
 
     def _follow(

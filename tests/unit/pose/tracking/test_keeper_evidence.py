@@ -161,8 +161,9 @@ def _after_a_blackout(
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Apart for 10 frames, unseen for a second (the tracks are lost), then back in contact.
 
-    Returns each frame's output and confidence after the blackout. The tracks start anew,
-    knowing nothing of who they are (confidence 1/2): only the looks can tell.
+    Returns each frame's animals as the rules see them (:meth:`IdentityKeeper.named`) and
+    confidence after the blackout. The tracks start anew, knowing nothing of who they are
+    (confidence 1/2): only the looks can tell.
     """
     a, b = _animal(200, 240), _animal(450, 240, -1, SMALL)
     for step in range(10):
@@ -175,8 +176,19 @@ def _after_a_blackout(
     after = []
     for step in range(40, 50):
         out = keeper.update(step / FPS, _frame(a, b), FLOOR)
-        after.append((out, keeper.confidence.copy()))
+        # The pose files get every animal whole, named or not; the rules, the named ones.
+        assert _same_animals(out, _frame(a, b))
+        after.append((keeper.named(out), keeper.confidence.copy()))
     return after
+
+
+def _same_animals(out: np.ndarray, given: np.ndarray) -> bool:
+    """Whether ``out`` holds the non-empty rows of ``given`` whole, in some order."""
+    rows = [row for row in given if np.isfinite(row[:, 0]).any()]
+    kept = [row for row in out if np.isfinite(row[:, 0]).any()]
+    return len(rows) == len(kept) and all(
+        any(np.array_equal(row, other, equal_nan=True) for other in kept) for row in rows
+    )
 
 
 def test_animals_in_contact_are_named_by_the_looks_of_both_in_two_frames() -> None:

@@ -232,11 +232,10 @@ def test_an_identity_survives_a_short_gap_and_is_lost_after_max_gap() -> None:
     tracker = IdentityTracker(2, K, max_gap_s=1.0)
     a, b = pose(100, 100), pose(300, 100)
     tracker.update(0.0, frame(a, b))
-    # b unseen for 0.5 s: its identity waits; a new animal far away finds no free identity.
-    out = tracker.update(0.5, frame(a, pose(500, 300)))
+    # b unseen for 0.5 s: its identity waits.
+    out = tracker.update(0.5, frame(a))
     np.testing.assert_array_equal(out[0], a)
     assert np.isnan(out[1]).all()
-    assert tracker.counts.detections_dropped == 1
     out = tracker.update(0.9, frame(pose(302, 101), a))
     np.testing.assert_array_equal(out[1], pose(302, 101))
     assert tracker.active.tolist() == [True, True]
@@ -248,9 +247,22 @@ def test_an_identity_survives_a_short_gap_and_is_lost_after_max_gap() -> None:
     assert tracker.counts.identities_reacquired == 0
     out = tracker.update(2.1, frame(pose(500, 300), a))
     np.testing.assert_array_equal(out, np.stack([a, pose(500, 300)]))
-    assert tracker.counts == TrackerCounts(
-        frames=6, identities_lost=1, identities_reacquired=1, detections_dropped=1
-    )
+    assert tracker.counts == TrackerCounts(frames=6, identities_lost=1, identities_reacquired=1)
+
+
+def test_a_detection_beyond_every_gate_takes_the_identity_left_and_is_counted() -> None:
+    # Whole animals: every animal the framework gives is written. One far from every identity
+    # left takes one anyway (its motion starts over there), counted; it is never dropped.
+    tracker = IdentityTracker(2, K, max_gap_s=1.0)
+    a, b = pose(100, 100), pose(300, 100)
+    tracker.update(0.0, frame(a, b))
+    far = pose(500, 300)
+    out = tracker.update(0.5, frame(a, far))
+    np.testing.assert_array_equal(out, np.stack([a, far]))
+    assert tracker.counts.identities_restarted == 1 and tracker.counts.detections_dropped == 0
+    out = tracker.update(0.5 + 1 / FPS, frame(pose(501, 300), a))  # followed from there
+    np.testing.assert_array_equal(out, np.stack([a, pose(501, 300)]))
+    assert tracker.counts.identities_restarted == 1
 
 
 def test_a_lost_identity_restarts_without_its_old_motion() -> None:
@@ -345,11 +357,18 @@ def test_chimeric_instances_are_regrouped_keypoint_by_keypoint() -> None:
         if t % 2:
             detections[t] = detections[t, ::-1]
     assert len(chimeric) >= 6
-    tracker = IdentityTracker(2, K)
+    tracker = IdentityTracker(2, K, regroup=True)  # the merged-instance repair, turned on
     tracked = run(tracker, detections)
     # Identity 0 starts on animal 0 (left of animal 1 in frame 0: x = 70 vs 150).
     np.testing.assert_array_equal(tracked, animals)
     assert count_identity_switches(tracked, truth).switches == 0
+    # What it changed is counted: each chimera goes to the identity of its three keypoints,
+    # and each identity's nose comes back to it from the other instance (in the frames where
+    # both noses are at one place the grouping is moot).
+    counts = tracker.counts
+    assert len(chimeric) - 1 <= counts.repair_frames <= len(chimeric)
+    assert counts.repair_points_moved == 2 * counts.repair_frames
+    assert counts.repair_points_dropped == 0
     # The chimeras are no animal in any row order (but where both noses are at one place):
     # an instance-level match alone would give each identity half of the other animal.
     chimeras = [
@@ -358,6 +377,66 @@ def test_chimeric_instances_are_regrouped_keypoint_by_keypoint() -> None:
         if not any(np.array_equal(detections[t, i], animals[t, j]) for i in (0, 1) for j in (0, 1))
     ]
     assert len(chimeras) >= len(chimeric) - 1
+
+
+def test_by_default_chimeric_instances_are_written_whole_in_identity_order() -> None:
+    # The same chimeras without the repair: every output row is one of the framework's
+    # instances whole (a permutation of the rows per frame), nothing moved, nothing counted.
+    animals, _ = crossing(40, 20)
+    detections = animals.copy()
+    for t in range(40):
+        centres = animals[t, :, :, :2].mean(axis=1)
+        if np.hypot(*(centres[0] - centres[1])) < 24:
+            detections[t, :, 1:] = detections[t, ::-1, 1:]
+        if t % 2:
+            detections[t] = detections[t, ::-1]
+    tracker = IdentityTracker(2, K)
+    tracked = run(tracker, detections)
+    for t in range(40):
+        assert any(
+            np.array_equal(tracked[t], detections[t, list(order)]) for order in ((0, 1), (1, 0))
+        ), t
+    counts = tracker.counts
+    assert counts.repair_frames == counts.repair_points_moved == counts.repair_points_dropped == 0
+
+
+def test_keypoints_below_the_threshold_are_written_as_given() -> None:
+    # A keypoint under min_likelihood counts as unseen for motion only: the row keeps it, with
+    # its likelihood; an animal with no keypoint above it is written too (a row left).
+    tracker = IdentityTracker(2, K, min_likelihood=0.5)
+    a, b = pose(100, 100), pose(300, 100)
+    tracker.update(0.0, frame(a, b))
+    weak = pose(101, 100)
+    weak[1, 2] = 0.1
+    faint = pose(302, 100, likelihood=0.2)
+    out = tracker.update(1 / FPS, frame(faint, weak))
+    np.testing.assert_array_equal(out, np.stack([weak, faint]))
+    assert tracker.counts.detections_dropped == 0
+
+
+def test_the_repair_keeps_a_weak_keypoint_unless_another_takes_its_place() -> None:
+    # Two animals side by side (in contact), B's tail base grouped with A: the repair moves it
+    # to B (whose own tail base is below the threshold: replaced, counted as dropped); A's own
+    # weak ear stays in its row.
+    tracker = IdentityTracker(2, K, regroup=True, min_likelihood=0.5)
+    a, b = pose(100, 100), pose(100, 125)
+    for step in range(4):
+        tracker.update(step / FPS, frame(a, b))
+    chimera, rest = a.copy(), b.copy()
+    chimera[1, 2] = 0.1  # A's weak left ear
+    rest[3, 2] = 0.1  # B's weak tail base
+    chimera[3] = b[3]  # B's tail base in A's instance (A's own is lost)
+    out = tracker.update(4 / FPS, frame(chimera, rest))
+    expected_a, expected_b = chimera.copy(), rest.copy()
+    expected_a[3] = np.nan
+    expected_b[3] = b[3]
+    np.testing.assert_array_equal(out, np.stack([expected_a, expected_b]))
+    counts = tracker.counts
+    assert (counts.repair_frames, counts.repair_points_moved, counts.repair_points_dropped) == (
+        1,
+        1,
+        1,
+    )
 
 
 def test_far_apart_keypoints_stay_with_their_instances() -> None:
@@ -481,7 +560,7 @@ def test_fragments_of_overlapping_animals_are_regrouped_though_they_look_apart()
     # animals touch: their whole bodies, as the tracker predicts them, say so, and B's tail
     # base goes back to B instead of riding on A's row.
     a, b = _long_body(200, 200), _long_body(210, 250)
-    tracker = IdentityTracker(2, K)
+    tracker = IdentityTracker(2, K, regroup=True)
     for step in range(6):
         out = tracker.update(step / FPS, frame(a, b))
     np.testing.assert_array_equal(out, np.stack([a, b]))  # A left of B: identity 0
@@ -513,3 +592,38 @@ def test_bodies_are_the_seen_keypoints_and_the_unseen_ones_where_motion_puts_the
     np.testing.assert_allclose(bodies[1], pose(300, 50)[:, :2])
     tracker.update(1.0, frame(partial, pose(300, 50)))  # the nose unseen for longer than the gap
     assert np.isnan(tracker.bodies()[0, 0]).all()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_whatever_the_frames_the_output_is_the_input_animals_whole(seed: int) -> None:
+    # Any model's animals (never more than max_animals): random walks that meet and cross,
+    # random missing keypoints, likelihoods on both sides of the threshold, animals with no
+    # keypoint above it, chimeras where they touch, jumps beyond the gate, shuffled rows. Every
+    # frame's output must be a permutation of its input rows (every animal whole, none dropped,
+    # none invented), whatever the tracker believes.
+    rng = np.random.default_rng(seed)
+    animals, frames = 3, 300
+    centres = np.cumsum(rng.normal(0, 6, (frames, animals, 2)), axis=0) + [[100, 100]] * animals
+    centres[:, 1] += 40  # the second animal starts next to the first: they touch
+    tracker = IdentityTracker(animals, K, min_likelihood=0.5)
+    for t in range(frames):
+        rows = []
+        for b in range(animals):
+            if rng.random() < 0.1:
+                continue  # not detected in this frame
+            one = pose(*centres[t, b], heading=float(rng.uniform(-3, 3)))
+            one[:, 2] = rng.uniform(0.0, 1.0, K)
+            one[rng.random(K) < 0.2, :2] = np.nan
+            if rng.random() < 0.05:
+                one[:, :2] += 300.0  # a jump beyond the gate
+            rows.append(one)
+        if len(rows) >= 2 and rng.random() < 0.2:  # a chimera: two animals' halves swapped
+            rows[0][2:], rows[1][2:] = rows[1][2:].copy(), rows[0][2:].copy()
+        given = frame(*rows, slots=animals)
+        given = given[rng.permutation(animals)]
+        out = tracker.update(t / FPS, given)
+        placed = sorted(r.tobytes() for r in out if np.isfinite(r[:, :2]).any())
+        wanted = sorted(r.tobytes() for r in given if np.isfinite(r[:, :2]).any())
+        assert placed == wanted, t
+    assert tracker.counts.detections_dropped == 0
+    assert tracker.counts.repair_points_moved == 0
