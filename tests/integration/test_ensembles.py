@@ -16,6 +16,8 @@ values, and ``deeplabstream-eks`` on the replay's folder.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -29,6 +31,7 @@ from deeplabstream.pose.ensemble.causal import CausalEks
 from deeplabstream.pose.loading import BUNDLED_MODEL
 from tests.support.ensembles import arena_clip, perturbed_member
 from tests.support.files import write_settings
+from tests.support.paths import PROJECT_ROOT
 from tests.support.processes import only_session, run_cli
 
 KEYPOINTS = ("nose", "left_ear", "right_ear", "neck", "body_center", "tail_base")
@@ -188,13 +191,27 @@ def test_done_when_a_live_session_with_three_models_writes_the_ensemble_columns(
         MOTION = waypoints
         WAYPOINTS = 0: 480 240; 45: 160 240; 89: 480 240
     """)
-    settings = _lab(tmp_path, cameras, members)
+    recording = "[Recording]\nCODEC = ffv1\nMIN_FREE_SPACE = 0\nWARN_FREE_SPACE = 0\n"
+    settings = _lab(tmp_path, cameras + recording, members)
     result = run_cli(
         "--settings", str(settings), "--headless", "--experiment-enabled", "--frames",
-        str(FRAMES), "--output-dir", str(tmp_path / "out"), timeout=600,
+        str(FRAMES), "--recording-enabled", "--output-dir", str(tmp_path / "out"), timeout=600,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     session = only_session(tmp_path / "out")
     for suffix in (".ensemble.csv", ".eks_causal.csv", ".pose.pqt"):
         assert (session / f"arena{suffix}").is_file(), suffix
     _check_rules(session, "arena")
+    # verify covers it: the spread and the causal filter re-derived from the models' values,
+    # every decision row exactly; the ensemble re-run on the recording, to the bit.
+    verified = subprocess.run(
+        [sys.executable, "-m", "deeplabstream.offline.verify", str(session)],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    summary = json.loads((session / "verify" / "summary.json").read_text(encoding="utf-8"))
+    (run,) = summary["decisions"]
+    assert run["rows_equal"] == run["rows_live"] > 0, verified.stdout
+    assert summary["reasons"] == [], verified.stdout
+    camera = summary["keypoints"]["arena"]
+    lost = camera["frames"]["not_verifiable"]  # a loaded machine's recorder may lose frames
+    assert camera["frames"]["to_the_bit"] == camera["frames_analysed_live"] - lost > 0
