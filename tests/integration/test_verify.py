@@ -113,8 +113,9 @@ def test_an_h264_session_agrees_within_its_stated_bound(h264_session: Path) -> N
     _assert_agrees(code, summary, h264_session, output)
     camera = summary["keypoints"]["arena"]
     assert camera["lossless"] is False and camera["bound_px"] > camera["grid_px"] > 0
-    assert camera["frames"]["within_bound"] + camera["frames"]["not_verifiable"] == (
-        camera["frames_analysed_live"]
+    assert (
+        camera["frames"]["within_bound"] + camera["frames"]["not_verifiable"]
+        == (camera["frames_analysed_live"])
     )
     assert camera["frames"]["within_bound"] > 150
     assert summary["provenance"]["bounds_px"]["arena"] == camera["bound_px"]
@@ -363,3 +364,64 @@ def test_a_lab_trigger_changed_since_the_session_is_not_run_again(
     assert code == 1, output
     assert any("'stall'" in r and "changed since the session" in r for r in summary["reasons"])
     assert "changed since the session" in summary["decisions"][0]["not_re_derived"]
+
+
+FAILING_DEVICE = '''
+from deeplabstream.core.errors import DeviceError
+from deeplabstream.hardware.stimulation.base import StimulationDevice
+
+
+class Flaky(StimulationDevice):
+    """A device whose third command fails (a cable pulled out)."""
+
+    def open(self):
+        self.sent = 0
+
+    def close(self):
+        pass
+
+    @property
+    def channel_count(self):
+        return 4
+
+    def perform(self, action):
+        self.sent += 1
+        if self.sent == 3:
+            raise DeviceError("device 'stimulus_box': the cable was pulled out")
+'''
+
+
+def test_a_device_that_failed_live_ends_the_re_derived_run_as_it_ended(tmp_path: Path) -> None:
+    """The experiment stopped on the failure live; re-derived, it stops on the same update."""
+    lab = tmp_path / "lab"
+    (lab / "experiments").mkdir(parents=True)
+    (lab / "devices").mkdir()
+    (lab / "devices" / "flaky.py").write_text(FAILING_DEVICE, encoding="utf-8")
+    config = EXPERIMENT.format(experiment_keys="", extra="")
+    (lab / "experiments" / "entries.ini").write_text(config, encoding="utf-8")
+    settings = write_settings(
+        lab,
+        "[Camera arena]\nSOURCE = synthetic\nFRAMERATE = 30\nSEED = 3\nMOTION = waypoints\n"
+        f"WAYPOINTS = {WAYPOINTS}\n[Recording]\nCODEC = ffv1\nMIN_FREE_SPACE = 0\n"
+        "WARN_FREE_SPACE = 0\n[Experiment]\nNAME = entries\n[Device stimulus_box]\n"
+        "TYPE = flaky\n",
+    )
+    subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / "DeepLabStream.py"), "--settings", str(settings),
+         "--headless", "--recording-enabled", "--experiment-enabled", "--frames", "390",
+         "--output-dir", str(tmp_path / "out")],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    (session,) = (path.parent for path in (tmp_path / "out").glob("*/session.json"))
+    run = _record(session)["experiment_runs"][0]
+    assert "cable was pulled out" in run["error"]
+    code, summary, output = run_verify(session, "--decisions-only")
+    assert code == 3, output  # nothing differs; the recording was not analysed again
+    (checked,) = summary["decisions"]
+    assert checked["commands_not_sent_live"] >= 1  # the failed command, marked not_sent
+    assert checked["rows_equal"] == checked["rows_live"] == checked["rows_re_derived"], output
+    assert summary["reasons"] == [], output
+    finish = [
+        line for line in (session / "events.csv").read_text().splitlines() if ",finish," in line
+    ]
+    assert "failed: device 'stimulus_box'" in finish[0] and "the cable was pulled out" in finish[0]
