@@ -24,6 +24,7 @@ from PyQt5.QtWidgets import (
     QWidget,
 )
 
+from deeplabstream.app.gui.banner import BannerText
 from deeplabstream.app.gui.main_window import MainWindow
 from deeplabstream.app.gui.messages import AREA_SHARE
 from deeplabstream.app.gui.session import Part
@@ -108,13 +109,9 @@ def _whole_text_shown(label: QLabel) -> bool:
     return label.isVisible() and label.heightForWidth(label.width()) <= label.height()
 
 
-def _whole_lines(label: QLabel) -> bool:
+def _whole_lines(label: BannerText) -> bool:
     """Whether ``label`` shows whole lines only (no line cut in half at its bottom)."""
-    if _whole_text_shown(label):
-        return True
-    shown = label.height()
-    line, padding = label._line_metrics()
-    return (shown - padding) % line == 0 and shown >= padding + line
+    return _whole_text_shown(label) or label.shows_whole_lines()
 
 
 def _inside(widget: QWidget, area: QAbstractScrollArea) -> bool:

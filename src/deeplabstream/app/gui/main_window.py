@@ -107,6 +107,7 @@ MAIN_SPLIT_KEY, BODY_SPLIT_KEY = "layout/main_splitter", "layout/body_splitter"
 VIEW_SHARE = 60  # percent of the width the live view takes at first (the tabs the rest)
 SPLIT_UNIT_PX = 10  # the splitter's first sizes are proportions; Qt scales them to the width
 FRAME_ALLOWANCE_PX = 16  # a window manager's borders and title bar (the height counts it twice)
+TABS_LEAST_WIDTH_PX = 520  # the tabs never ask for more width than this (their pages fit it)
 
 
 def initial_size(screen: QScreen | None) -> tuple[int, int]:
@@ -271,6 +272,11 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.event_log, "Log")
         self.tabs.addTab(self.plots, "Plots")
         self.tabs.addTab(self.keypoint_plot, "Keypoints")
+        # The tabs' least width is fixed, whatever their pages ask: a page asking more (a rule
+        # panel's long description) moved the splitter, so the tabs jumped 70-110 px sideways
+        # when a region was selected (issue 53). Each page fits this width (scroll areas,
+        # narrow drop-downs, wrapped and elided texts).
+        self.tabs.setMinimumWidth(TABS_LEAST_WIDTH_PX)
         splitter = self.main_splitter = QSplitter(Qt.Horizontal)
         splitter.setObjectName("main_splitter")
         splitter.addWidget(view_side)

@@ -203,6 +203,11 @@ class MessageArea(QScrollArea):
                 break
             tallest.refresh_show_all()
             total = self._banners_height(width)
+        holder = self.widget()
+        if holder is not None:
+            # Never squeezed: when even one line per bar asks more than the cap, the bars
+            # scroll; a layout that shrank them cut their lines in half (issue 53).
+            holder.setMinimumHeight(total)
         height = min(total + 2 * self.frameWidth(), cap)
         if height != self.height() or self.isHidden():
             self.setFixedHeight(height)
