@@ -62,10 +62,12 @@ def test_a_new_user_wires_their_deeplabcut_model_to_a_region_pulse_from_the_wind
     assert result["offered"] == "snout" and result["keypoint_choice"] == "snout"
     assert (result["device"], result["edge"]) == ("stimulus_box", "on entry")
 
-    # The shipped example is untouched; the window wrote a copy beside the settings.
+    # The shipped example is untouched; the window wrote a copy into the lab's experiments/
+    # folder beside the settings, which the settings' NAME, as the user wrote it, now reads.
     assert (CONFIG_FOLDER / "ExampleExperiment.ini").read_bytes() == shipped
     config = Path(result["config"])
-    assert config.parent.resolve() == tmp_path.resolve()
+    assert config.parent.resolve() == (tmp_path / "experiments").resolve()
+    assert "NAME = ExampleExperiment\n" in settings.read_text()
     text = config.read_text()
     assert text.startswith("# DeepLabStream's example experiment")  # comments kept
     loaded = load_experiment_config(config)
