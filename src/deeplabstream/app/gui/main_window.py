@@ -71,7 +71,6 @@ from deeplabstream.app.gui.live_view import LiveView
 from deeplabstream.app.gui.loss_alarm import LossBanner
 from deeplabstream.app.gui.messages import (
     ADVICE_STYLE,
-    INFO_SHOWN_S,
     InfoBanner,
     MessageArea,
     skipping_advice,
@@ -326,9 +325,6 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(central)
         self.notice_label = ElidedLabel("")
         self.notice_label.setObjectName("notice")
-        self._notice_timer = QTimer(self)  # news that does not stay leaves the status bar too
-        self._notice_timer.setSingleShot(True)
-        self._notice_timer.timeout.connect(self._notice_expired)
         status_bar = self.statusBar()
         assert status_bar is not None
         status_bar.addWidget(self.notice_label, 1)
@@ -450,19 +446,9 @@ class MainWindow(QMainWindow):
             self.banner.clear()
 
     def _show_notice(self, text: str, stay: bool = False) -> None:
-        """Show information (neutral colours) in the message area and the status bar.
-
-        News that does not stay goes from both after a while, as from the message area.
-        """
+        """Show information (neutral colours) in the message area and the status bar."""
         self.notice_label.setText(text)
-        if stay:
-            self._notice_timer.stop()
-        else:
-            self._notice_timer.start(round(INFO_SHOWN_S * 1000))
         self.info.show_text(text, stay)
-
-    def _notice_expired(self) -> None:
-        self.notice_label.setText(self.info.staying)  # a message that stays keeps the line
 
     def _show_stop_with_losses(self, summary: str) -> None:
         """Show a user's stop of a session with losses: its summary in the warning colour.
@@ -479,7 +465,6 @@ class MainWindow(QMainWindow):
         Each warning is added under the earlier ones.
         """
         self.notice_label.setText(text)
-        self._notice_timer.stop()
         self.info.show_text(text, stay=True, warning=True, add=True)
 
     def _stream_ended(self, reason: str) -> None:
@@ -512,7 +497,7 @@ class MainWindow(QMainWindow):
             self._refusal = None
             self.info.withdraw(text)
             if self.notice_label.text() == text:
-                self._notice_expired()
+                self.notice_label.setText(self.info.staying)  # what stays keeps the line
 
     def _state_changed(self) -> None:
         """Buttons, labels and the live view follow the controller's state."""
