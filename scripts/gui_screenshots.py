@@ -68,8 +68,8 @@ def main() -> int:
     shoot(window, "gui-idle.png")
 
     rig = window.rig_panel
-    rig.add_video_camera(RIG / "videos" / "side.mp4")
-    rig.camera_table.set_value("LOOP", "true")
+    rig.camera_box.add_video_camera(RIG / "videos" / "side.mp4")
+    rig.camera_box.camera_table.set_value("LOOP", "true")
     rig.wait_checked()
     pump(0.3)
     shoot(window, "gui-rig.png")

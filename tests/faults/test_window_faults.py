@@ -1,5 +1,6 @@
-"""Issue 44, the window: a user's Stop, message lines cut, stale losses, the wheel, the
-experimenter's form, and room to work on a small screen.
+"""Issues 44 and 53, the window: a user's Stop, message lines cut, stale losses, the wheel, the
+experimenter's form, room to work on a small screen; texts that no longer hold, and the
+session's warnings in their own colour.
 
 One real main window (Qt's offscreen plugin, as every GUI test) on real settings files, sized
 as the screens labs use: 1366x768 (a lab laptop), 1600x900 and 1920x1080 (less a task bar and
@@ -9,6 +10,7 @@ a real one (synthetic camera, real capture and recorder processes).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,9 +26,18 @@ from PyQt5.QtWidgets import (
     QWidget,
 )
 
+from deeplabstream.app.gui.banner import BannerText
 from deeplabstream.app.gui.main_window import MainWindow
-from deeplabstream.app.gui.messages import AREA_SHARE
+from deeplabstream.app.gui.messages import (
+    AREA_SHARE,
+    RECORDER_LOST_TOO,
+    RECORDING_KEEPS_ALL,
+    SKIPPING_ADVICE,
+    WARNING_STYLE,
+    skipping_advice,
+)
 from deeplabstream.app.gui.session import Part
+from deeplabstream.live.session.live import SessionEvent
 from deeplabstream.live.session.runner import CameraFigures
 from tests.support.files import write_settings
 
@@ -108,13 +119,9 @@ def _whole_text_shown(label: QLabel) -> bool:
     return label.isVisible() and label.heightForWidth(label.width()) <= label.height()
 
 
-def _whole_lines(label: QLabel) -> bool:
+def _whole_lines(label: BannerText) -> bool:
     """Whether ``label`` shows whole lines only (no line cut in half at its bottom)."""
-    if _whole_text_shown(label):
-        return True
-    shown = label.height()
-    line, padding = label._line_metrics()
-    return (shown - padding) % line == 0 and shown >= padding + line
+    return _whole_text_shown(label) or label.shows_whole_lines()
 
 
 def _inside(widget: QWidget, area: QAbstractScrollArea) -> bool:
@@ -358,3 +365,87 @@ def test_an_experimenter_not_in_nwbs_form_blocks_only_an_nwb_output_and_is_marke
     _type_experimenter(rig, "Doe, Jane")
     assert rig.problems == [] and not reason.isVisible()
     assert "#b00020" not in field.styleSheet()
+
+
+# -- issue 53: texts that no longer hold, warnings in their own colour ---------------------------
+
+
+def test_a_greyed_buttons_explanation_goes_once_its_reason_no_longer_holds(
+    window: MainWindow,
+) -> None:
+    """Issue 53: "Start Experiment: wait: starting recording" stayed a whole run."""
+    controller, experiment = window.controller, window.buttons[Part.EXPERIMENT]
+    controller.busy = "starting recording"  # what a Start Recording in progress sets
+    controller.changed.emit()
+    assert not experiment.isEnabled()
+    window.button_row.refused.emit(experiment)  # a click on the greyed button
+    said = "Start Experiment: wait: starting recording"
+    assert window.info.full_text() == said and window.notice_label.text() == said
+    controller.busy = None  # the recording has started: that reason is gone
+    controller.changed.emit()
+    assert said not in window.info.full_text() and window.notice_label.text() != said
+    # Said under a message that stays, it goes the same way, and the message stays.
+    window._show_notice("The stream stopped by itself", stay=True)
+    controller.busy = "starting recording"
+    controller.changed.emit()
+    window.button_row.refused.emit(experiment)
+    assert window.info.full_text() == f"The stream stopped by itself\n{said}"
+    controller.busy = None
+    controller.changed.emit()
+    assert window.info.full_text() == "The stream stopped by itself"
+    assert window.notice_label.text() == "The stream stopped by itself"
+
+
+def test_news_under_a_message_that_stays_goes_when_its_time_is_up(window: MainWindow) -> None:
+    """Issue 53: news added under a message that stays stayed with it until dismissed."""
+    window._show_notice("Stopped by the user | 300 frames recorded", stay=True)
+    window._show_notice("Regions saved to /lab/experiments/two_zones.ini")
+    assert window.info.full_text().endswith("two_zones.ini")
+    window.info._timer.timeout.emit()  # its time is up (the timer fires; no waiting here)
+    assert window.info.full_text() == "Stopped by the user | 300 frames recorded"
+
+
+def _skipping(window: MainWindow, record_lost: int) -> None:
+    """Heavy skipping, with ``record_lost`` frames the recorder lost, through the loss alarm."""
+    banner = window.loss_banner
+    quiet = CameraFigures("arena", 30.0, 0, 0, 0, 30.0, 0, None, analysed=0)
+    lossy = CameraFigures(
+        "arena", 30.0, 300, 300 - record_lost, record_lost, 10.0, 240, None,
+        record_lost=record_lost, analysed=60,
+    )  # fmt: skip
+    banner.update_figures([quiet], 0.0)
+    banner.update_figures([lossy], 10.0)
+    window._advise()  # what the once-a-second refresh does after feeding the alarm
+
+
+def test_the_skipping_advice_never_says_recording_keeps_every_frame_when_it_did_not(
+    window: MainWindow,
+) -> None:
+    """Issue 53: "Recording keeps every frame whatever analysis skips" stood under "the
+    recorder lost 155 frames"."""
+    _skipping(window, record_lost=155)
+    advice = window.advice.full_text()
+    assert "the recorder lost 155 frames" in window.loss_banner.full_text()
+    assert RECORDING_KEEPS_ALL not in advice and RECORDER_LOST_TOO in advice
+    assert advice.startswith(SKIPPING_ADVICE)
+    window.loss_banner.clear()
+    window.advice.clear()
+    _skipping(window, record_lost=0)  # not recording: nothing is said of a recording
+    assert window.advice.full_text() == SKIPPING_ADVICE
+    assert skipping_advice(recording=True, recorder_lost=False).endswith(RECORDING_KEEPS_ALL)
+
+
+def test_a_sessions_warning_is_shown_as_a_warning_never_in_the_errors_red(
+    window: MainWindow,
+) -> None:
+    """Issue 53 (18): the session's warnings (a disk filling, a camera below its FRAMERATE)
+    came through as errors: the red banner, "Error:" on the console."""
+    low = "disk space low: 3.20 GB free on /lab/sessions/x; recording stops by itself below 1 GB"
+    slow = "delivers 9.8 fps, below its FRAMERATE 30"
+    window.controller._on_event(SessionEvent(logging.WARNING, low))
+    window.controller._on_event(SessionEvent(logging.WARNING, slow, "arena"))
+    assert window.banner.isHidden(), window.banner.full_text()
+    assert window.info.isVisible() and window.info.styleSheet() == WARNING_STYLE
+    assert window.info.full_text() == f"{low}\ncamera 'arena': {slow}"  # each, until dismissed
+    window.controller._on_event(SessionEvent(logging.ERROR, "camera 'arena' was lost"))
+    assert window.banner.isVisible() and "was lost" in window.banner.full_text()

@@ -98,3 +98,28 @@ def test_an_unknown_experiment_stops_start_stream_before_any_folder_exists(
     assert result.stderr.count("Error: Cannot start the stream") == 1, result.stderr
     assert "[Experiment] NAME" in result.stderr and "NoSuchExperiment" in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_the_window_without_a_screen_prints_a_warning_as_a_warning(tmp_path: Path) -> None:
+    """Issue 53: the offscreen app printed the session's warnings (a disk filling, a camera
+    below its rate) as "Error:", and the window showed them in the error's red.
+
+    The disk is "low" on purpose: WARN_FREE_SPACE above what any disk has, MIN_FREE_SPACE 0.
+    """
+    settings = write_settings(
+        tmp_path,
+        "[Camera arena]\nSOURCE = synthetic\nWIDTH = 160\nHEIGHT = 120\n"
+        "[Recording]\nMIN_FREE_SPACE = 0\nWARN_FREE_SPACE = 1000000000\n",
+    )
+    result = run_cli(
+        "--settings", str(settings), "--start", "stream,recording", "--duration", "4",
+        "--output-dir", str(tmp_path / "out"),
+        script="app.py", env={"QT_QPA_PLATFORM": "offscreen"}, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    warnings = [line for line in result.stderr.splitlines() if "disk space low" in line]
+    assert warnings and all(line.startswith("Warning: disk space low") for line in warnings), (
+        result.stderr[-3000:]
+    )
+    assert "Error:" not in result.stderr, result.stderr[-3000:]
+    assert "  warning: disk space low" in result.stdout  # the report after the window closed

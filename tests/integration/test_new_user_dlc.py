@@ -24,7 +24,7 @@ import pytest
 
 from deeplabstream.app.display.screen import missing_xcb_libraries
 from deeplabstream.experiments.config import load_experiment_config
-from deeplabstream.experiments.registry import CONFIG_FOLDER
+from deeplabstream.experiments.registry import CONFIG_FOLDER, config_file_of
 from tests.support.paths import PROJECT_ROOT, shared_data
 from tests.support.xvfb import xvfb_run
 
@@ -62,10 +62,11 @@ def test_a_new_user_wires_their_deeplabcut_model_to_a_region_pulse_from_the_wind
     assert result["offered"] == "snout" and result["keypoint_choice"] == "snout"
     assert (result["device"], result["edge"]) == ("stimulus_box", "on entry")
 
-    # The shipped example is untouched; the window wrote a copy beside the settings.
+    # The shipped example is untouched; the window wrote a copy into the lab's experiments/
+    # folder beside the settings, which the settings' NAME, as the user wrote it, now reads.
     assert (CONFIG_FOLDER / "ExampleExperiment.ini").read_bytes() == shipped
     config = Path(result["config"])
-    assert config.parent.resolve() == tmp_path.resolve()
+    assert config.parent.resolve() == (tmp_path / "experiments").resolve()
     text = config.read_text()
     assert text.startswith("# DeepLabStream's example experiment")  # comments kept
     loaded = load_experiment_config(config)
@@ -83,7 +84,8 @@ def test_a_new_user_wires_their_deeplabcut_model_to_a_region_pulse_from_the_wind
     saved.read(settings)
     model = next((data / "model").glob("*.pt")).resolve()
     assert Path(saved["Pose"]["MODEL_PATH"]).resolve() == model
-    assert Path(saved["Experiment"]["NAME"]).resolve() == config.resolve()
+    assert saved["Experiment"]["NAME"] == "ExampleExperiment"  # as the user wrote it (issue 53)
+    assert config_file_of("ExampleExperiment", tmp_path) == config.resolve()  # it reads the copy
     assert saved[f"Camera {camera}"]["SOURCE"] == "video"
     assert "Camera arena" not in saved
 

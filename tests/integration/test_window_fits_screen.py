@@ -31,6 +31,11 @@ SCREENS = [
 ]
 
 
+def _with_project() -> str:
+    """PYTHONPATH with the project's root first (the tests' modules), the caller's kept."""
+    return os.pathsep.join(p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH")) if p)
+
+
 def _measure(tmp_path: Path, screen: str) -> dict:
     settings = write_settings(tmp_path, "[Camera arena]\nSOURCE = synthetic\nFRAMERATE = 30\n")
     report = tmp_path / f"geometry_{screen}.json"
@@ -38,7 +43,7 @@ def _measure(tmp_path: Path, screen: str) -> dict:
         **os.environ,
         "QT_QPA_PLATFORM": "xcb",
         "DEEPLABSTREAM_WINDOW_STATE": str(tmp_path / "window.ini"),
-        "PYTHONPATH": str(PROJECT_ROOT),
+        "PYTHONPATH": _with_project(),
     }
     result = subprocess.run(
         [*xvfb_run(screen), sys.executable, "-m",
@@ -90,3 +95,104 @@ def test_the_window_stays_on_the_screen_with_the_longest_messages(
     # The texts are the whole messages (the bar shows their first lines).
     assert banners["error_banner"]["full_text"].count("\n") >= 9
     assert banners["loss_banner"]["full_text"].count("camera ") >= 4
+
+
+# -- issue 53: a rule form, the longest messages and a selected region on a laptop's screen ------
+
+LAPTOP_SCREENS = [
+    "1366x768",
+    "1600x900",
+    pytest.param("1920x1080", marks=pytest.mark.slow),
+]
+TWO_ZONES = """\
+[Experiment]
+DESCRIPTION = A pulse when the nose enters the left zone, a train in the right one
+
+[Trigger nose_in_left]
+KIND = region
+SHAPE = circle 160 240 60
+KEYPOINT = nose
+CAMERA = arena
+
+[Trigger nose_in_right]
+KIND = region
+SHAPE = circle 480 240 60
+KEYPOINT = nose
+CAMERA = side
+
+[Stimulation left_light]
+DEVICE = stimulus_box
+COMMAND = pulse
+CHANNEL = 1
+DURATION = 0.5
+
+[Rule left_entry_of_the_arena_with_a_long_name]
+WHEN = nose_in_left
+EDGE = rising
+DO = left_light
+REFRACTORY = 2
+"""
+
+
+def _measure_states(tmp_path: Path, screen: str) -> dict:
+    (tmp_path / "experiments").mkdir()
+    (tmp_path / "experiments" / "two_zones.ini").write_text(TWO_ZONES, encoding="utf-8")
+    settings = write_settings(
+        tmp_path,
+        "[Camera arena]\nSOURCE = synthetic\nFRAMERATE = 30\n"
+        "[Camera side]\nSOURCE = synthetic\nFRAMERATE = 30\nSEED = 2\n"
+        "[Experiment]\nNAME = two_zones\n"
+        "[Device stimulus_box]\nTYPE = log\n[Device second_box]\nTYPE = log\n"
+        "[Session]\nANIMAL = mouse12\nPLANNED_DURATION = 600\n",
+    )
+    report = tmp_path / f"states_{screen}.json"
+    env = {
+        **os.environ,
+        "QT_QPA_PLATFORM": "xcb",
+        "DEEPLABSTREAM_WINDOW_STATE": str(tmp_path / "window.ini"),
+        "PYTHONPATH": _with_project(),
+    }
+    result = subprocess.run(
+        [*xvfb_run(screen), sys.executable, "-m",
+         "tests.support.window_states", str(settings), str(tmp_path / "out"), str(report)],
+        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(report.read_text())
+
+
+@pytest.mark.skipif(shutil.which("xvfb-run") is None, reason="xvfb-run is not installed")
+@pytest.mark.parametrize("screen", LAPTOP_SCREENS)
+def test_a_rule_form_messages_and_a_selected_region_never_grow_the_window_or_move_the_tabs(
+    tmp_path: Path, screen: str
+) -> None:
+    """Issue 53: at 1366x768 the window grew to 1350x844 once a rule form and a few banners
+    showed, and never shrank back (the Session line, Open folder, Verify and the status bar
+    off the screen); selecting a region moved the tabs about 70 px sideways; at 1600x900 the
+    last line of "What Start will run" was cut."""
+    states = _measure_states(tmp_path, screen)
+    opened = states["opened"]
+    assert opened["problems"] == []  # the rig checks clean: the summary is the plan alone
+    for name, seen in states.items():
+        # The window keeps the size the desktop left it; nothing of it leaves the screen.
+        assert seen["frame"] == opened["frame"], (name, seen["frame"], opened["frame"])
+        assert seen["least"][0] <= seen["frame"][0] and seen["least"][1] <= seen["frame"][1], (
+            name, seen["least"],
+        )  # fmt: skip
+        assert seen["off_screen"] == [], (name, seen["off_screen"])
+        assert seen["banners_cut"] == [], (name, seen["banners_cut"])  # whole lines only
+        # The tabs never move sideways, and every page fits their fixed width.
+        assert seen["tabs_x"] == opened["tabs_x"], (name, seen["tabs_x"], opened["tabs_x"])
+        too_wide = {p: w for p, w in seen["pages_least_width"].items()
+                    if w > seen["tabs_least_width"]}  # fmt: skip
+        assert too_wide == {}, (name, too_wide)
+    for rule in ("pulse_rule", "train_rule"):
+        # The form's rows scroll when the tab is short: the last one can be reached.
+        assert states[rule]["last_rule_row_reachable"], rule
+        assert states[rule]["rules_listed"] == 1, rule
+    assert states["train_rule"]["rule_rows"] > states["pulse_rule"]["rule_rows"]
+    # What Start will run: every line in sight where the screen has room for the rig's plan.
+    if screen != "1366x768":
+        assert opened["summary_hidden_px"] == 0, opened
+        assert states["rig_again"]["summary_hidden_px"] == 0, states["rig_again"]
+    assert opened["summary_lines"] >= 7

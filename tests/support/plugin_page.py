@@ -1,10 +1,11 @@
-"""docs/plugins.md's examples as a lab folder: each fenced block whose first line names a file.
+"""docs/plugins.md's examples as a lab folder: each fenced block that names a file.
 
-A block starting with ``# devices/lab_led.py`` (or ``# settings.ini``, ``# models/x.json``) is
-that file of the lab folder. Python files are written as they are (the first line is a comment);
-the ``settings.ini`` blocks are merged into one settings file (each block adds its sections and
-keys); other files lose their first line (JSON has no comments). The lab folder is the page's
-own example, so a test that runs it runs what the page shows.
+A block starting with ``# devices/lab_led.py`` (or ``# settings.ini``) is that file of the lab
+folder, written as it is (the first line is a comment). A file whose format has no comments
+(JSON) is named after the block's language instead: ```` ```json models/x.json ````, and its
+block is the whole file. The ``settings.ini`` blocks are one settings file, in the page's order,
+as a reader who copies them all gets it: a section or key given twice is an error. The lab folder
+is the page's own example, so a test that runs it runs what the page shows.
 """
 
 from __future__ import annotations
@@ -23,7 +24,10 @@ BUNDLED_GRAPH = PROJECT_ROOT / "src" / "deeplabstream" / "pose" / "bundled" / "a
 SETTINGS = "settings.ini"
 KIND_FOLDERS = ("cameras", "devices", "triggers", "experiments", "outputs", "backends", "formats")
 
-_BLOCK = re.compile(r"^```(?P<lang>[a-z]+)\n# (?P<name>[\w./-]+)\n(?P<body>.*?)^```", re.M | re.S)
+_BLOCK = re.compile(
+    r"^```(?P<lang>[a-z]+)(?: (?P<named>[\w./-]+))?\n(?:# (?P<name>[\w./-]+)\n)?(?P<body>.*?)^```",
+    re.M | re.S,
+)
 
 
 @dataclass(frozen=True)
@@ -39,12 +43,17 @@ def page_blocks(page: Path = PAGE) -> list[PageBlock]:
     """Return the page's blocks that name a file, in the page's order."""
     blocks = []
     for match in _BLOCK.finditer(page.read_text(encoding="utf-8")):
-        first = f"# {match['name']}\n"
-        keeps_first = match["lang"] in ("python", "ini")
-        blocks.append(
-            PageBlock(match["lang"], match["name"], (first if keeps_first else "") + match["body"])
-        )
+        if match["named"]:  # ```json models/x.json: the block is the whole file
+            blocks.append(PageBlock(match["lang"], match["named"], match["body"]))
+        elif match["name"]:
+            text = f"# {match['name']}\n{match['body']}"
+            blocks.append(PageBlock(match["lang"], match["name"], text))
     return blocks
+
+
+def settings_text(page: Path = PAGE) -> str:
+    """Return the page's ``settings.ini`` blocks as one file, in the page's order."""
+    return "\n".join(b.text for b in page_blocks(page) if b.name == SETTINGS)
 
 
 def write_lab(folder: Path, page: Path = PAGE, settings_extra: str = "") -> Path:
@@ -55,9 +64,9 @@ def write_lab(folder: Path, page: Path = PAGE, settings_extra: str = "") -> Path
     """
     settings = configparser.ConfigParser(interpolation=None, strict=True)
     settings.optionxform = str  # type: ignore[assignment, method-assign]
+    settings.read_string(settings_text(page))  # one file: a section given twice is an error
     for block in page_blocks(page):
         if block.name == SETTINGS:
-            settings.read_string(block.text)  # one more block: its sections join the others
             continue
         path = folder / block.name
         path.parent.mkdir(parents=True, exist_ok=True)

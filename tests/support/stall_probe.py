@@ -138,6 +138,8 @@ def load_with_recording(window: MainWindow, seen: dict[str, Any]) -> None:
     controller = window.controller
     click(window.buttons[Part.ANALYSIS])
     load = controller.loading
+    # The settings are checked first (a background thread), then the model converts.
+    wait_for(lambda: load is None or load.job is not None or controller.loading is not load)
     job = load.job if load is not None else None
     seen["model_job"] = job is not None
     if job is None or job.pid is None:

@@ -8,7 +8,12 @@ an example, or an example that drifts from the code, fails here.
 
 from __future__ import annotations
 
+import ast
+import configparser
 import dataclasses
+import importlib.util
+import inspect
+import json
 import math
 import re
 from collections.abc import Iterator
@@ -21,7 +26,7 @@ from deeplabstream.core.plugins import using_settings_folder
 from deeplabstream.experiments.observation import Observation
 from deeplabstream.experiments.registry import load_experiment
 from deeplabstream.experiments.runtime import ExperimentRuntime
-from deeplabstream.experiments.triggers import make_trigger
+from deeplabstream.experiments.triggers import kinds, make_trigger
 from deeplabstream.experiments.triggers.base import keypoints_of
 from deeplabstream.hardware.cameras import camera_class
 from deeplabstream.hardware.stimulation import device_from_settings
@@ -32,7 +37,7 @@ from deeplabstream.pose.runtime.backends import open_backend
 from deeplabstream.settings import load_settings
 from deeplabstream.settings.sections import Settings
 from deeplabstream.transport.channel import FrameRecord
-from tests.support.plugin_page import KIND_FOLDERS, PAGE, page_blocks, write_lab
+from tests.support.plugin_page import KIND_FOLDERS, PAGE, page_blocks, settings_text, write_lab
 
 
 @pytest.fixture
@@ -45,8 +50,63 @@ def lab(tmp_path: Path) -> Iterator[tuple[Path, Settings]]:
 
 def test_the_page_has_one_example_file_per_kind() -> None:
     python_files = [block.name for block in page_blocks() if block.language == "python"]
-    folders = [name.split("/")[0] for name in python_files]
+    folders = [name.split("/")[0] for name in python_files if not name.startswith("tests/")]
     assert sorted(folders) == sorted(KIND_FOLDERS), python_files
+
+
+def test_the_pages_files_are_what_a_reader_copies() -> None:
+    """Issue 53: the JSON block began with a comment (invalid JSON), and two settings blocks
+    each had a [Pose] section (one settings file has one)."""
+    (json_block,) = [block for block in page_blocks() if block.language == "json"]
+    assert json_block.name == "models/arena.labmodel.json"
+    assert json.loads(json_block.text)["onnx"] == "arena.onnx"  # the block as it is
+    settings = configparser.ConfigParser(interpolation=None, strict=True)
+    settings.read_string(settings_text())  # all the blocks, pasted one after the other
+    assert settings["Pose"]["BACKEND"] == "lab_onnx"
+    assert settings["Pose"]["MODEL_PATH"] == "models/arena.labmodel.json"
+
+
+def test_the_labs_own_tests_of_its_plugins_pass(
+    lab: tuple[Path, Settings], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The page's harness example (deeplabstream.testing), run as the lab runs it."""
+    folder, _ = lab
+    spec = importlib.util.spec_from_file_location("lab_tests", folder / "tests/test_lab_plugins.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    tests = {name: test for name, test in vars(module).items() if name.startswith("test_")}
+    assert len(tests) == 4
+    spec = importlib.util.spec_from_file_location(
+        "lab_protocol_tests", folder / "tests/test_lab_protocol.py"
+    )
+    assert spec is not None and spec.loader is not None
+    protocol = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(protocol)  # the experiment and the trigger alone, as the page shows
+    found = {name: test for name, test in vars(protocol).items() if name.startswith("test_")}
+    assert len(found) == 2
+    tests.update(found)
+    for name, test in tests.items():
+        takes_folder = "tmp_path" in inspect.signature(test).parameters
+        test(tmp_path_factory.mktemp(name)) if takes_folder else test()
+
+
+def test_the_trigger_helpers_signatures_are_the_pages() -> None:
+    """Issue 53: the helpers' signatures were not documented; the page's table is the code's."""
+    text = PAGE.read_text(encoding="utf-8")
+    rows = re.findall(r"^\| `(\w+)\((.*?)\)` \| ", text, re.M)
+    documented = {name: params for name, params in rows if hasattr(kinds, name)}
+    assert set(documented) >= {"number", "whole", "choice", "boolean", "keypoint_name"}
+    for name, params in documented.items():
+        said = [p.split("=", 1) for p in params.split(", ") if p]
+        actual = inspect.signature(getattr(kinds, name)).parameters
+        assert [p[0] for p in said] == list(actual), name
+        for parameter in said:
+            default = actual[parameter[0]].default
+            if len(parameter) == 2:
+                assert ast.literal_eval(parameter[1]) == default, (name, parameter)
+            else:
+                assert default is inspect.Parameter.empty, (name, parameter)
 
 
 def test_the_camera_streams_the_arena_at_its_settings(lab: tuple[Path, Settings]) -> None:

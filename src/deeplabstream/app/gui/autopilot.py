@@ -31,6 +31,7 @@ class Autopilot(QObject):
         super().__init__()
         self.window = window
         self.errors: list[str] = []
+        self.warnings: list[str] = []
         self._pending = [Part(name) for name in _in_order(parts)]
         self._pressed: set[Part] = set()
         self._duration_s = duration_s
@@ -42,6 +43,7 @@ class Autopilot(QObject):
         self._status_timer.setInterval(1000)
         self._status_timer.timeout.connect(self._status)
         window.controller.failed.connect(self._failed)
+        window.controller.warning.connect(self._warned)
 
     def begin(self) -> None:
         """Start pressing buttons (call once the event loop is about to run)."""
@@ -93,13 +95,21 @@ class Autopilot(QObject):
         if self._print_status:
             print(f"Error: {text}", file=sys.stderr, flush=True)
 
+    def _warned(self, text: str) -> None:
+        """Say a warning of the session as one, never as an error (issue 53)."""
+        self.warnings.append(text)
+        if self._print_status:
+            print(f"Warning: {text}", file=sys.stderr, flush=True)
+
     def report(self) -> None:
-        """After the window closed: where the files are, and the errors shown."""
+        """After the window closed: where the files are, and the errors and warnings shown."""
         folder = self.window.controller.session_dir
         if folder is not None:
             print(f"Session folder: {folder}")
         for error in self.errors:
             print(f"  error: {error}")
+        for warning in self.warnings:
+            print(f"  warning: {warning}")
 
 
 def _in_order(parts: tuple[str, ...]) -> list[str]:

@@ -11,6 +11,7 @@ to grow past the screen.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from PyQt5.QtCore import Qt
@@ -100,7 +101,7 @@ class BannerText(QLabel):
         self.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.setAlignment(Qt.AlignLeft | Qt.AlignTop)  # clipped at the bottom, read from the top
         self.setMinimumWidth(1)  # a long word (a path) is clipped, never a wider window
-        self._metrics: dict[str, tuple[int, int]] = {}  # style sheet -> (line, padding) px
+        self._measure: QLabel | None = None  # measures starts of the text (see _probe)
 
     def needed_height(self, width: int | None = None) -> int:
         """Return the height the whole text takes at ``width`` (the label's own by default)."""
@@ -112,11 +113,7 @@ class BannerText(QLabel):
         At least one line shows. Returns the height the label then takes.
         """
         needed = self.needed_height(width)
-        if needed <= height_px:
-            limit = UNLIMITED_PX
-        else:
-            line, padding = self._line_metrics()
-            limit = padding + max(1, (height_px - padding) // line) * line
+        limit = UNLIMITED_PX if needed <= height_px else self.whole_lines_height(height_px, width)
         if limit != self.maximumHeight():
             self.setMaximumHeight(limit)
         return min(needed, limit)
@@ -130,32 +127,73 @@ class BannerText(QLabel):
 
         Returns False when it shows one line already.
         """
-        line, padding = self._line_metrics()
-        lines = (shown_px - padding) // line
-        if lines <= 1:
+        fewer = self.whole_lines_height(shown_px - 1)
+        if fewer >= shown_px:
             return False
-        self.setMaximumHeight(padding + (lines - 1) * line)
+        self.setMaximumHeight(fewer)
         return True
 
-    def _line_metrics(self) -> tuple[int, int]:
-        """Return one wrapped line's height and the padding around the text, in pixels.
+    def shows_whole_lines(self) -> bool:
+        """Whether the label shows its whole text, or whole lines of it (none cut in half)."""
+        height = self.height()
+        return height >= self.needed_height() or self.whole_lines_height(height) == height
 
-        Measured on a hidden label under the same style sheets (the bar's padding applies to
-        its children), so the bar's colours and padding, and the font, are all counted.
+    def whole_lines_height(self, height_px: int, width: int | None = None) -> int:
+        """Return the height of the most whole lines of the text within ``height_px``.
+
+        At least the first line's height. Measured on the text itself: the height of the
+        longest start of the text (to a word's end) that fits is where a line ends. Lines are
+        not all alike (a paragraph's first line is taller than a wrapped one where the font
+        has a negative leading), so a line's height times a count cut the last line shown in
+        half (issue 53).
         """
-        window = self.window()
-        key = "|".join(w.styleSheet() for w in (self, self.parentWidget(), window) if w)
-        if key not in self._metrics:
-            probe = QLabel(self)
-            probe.hide()
-            probe.setWordWrap(True)
-            probe.setText("x")
-            one = probe.heightForWidth(1000)
-            probe.setText("x\nx")
-            line = max(1, probe.heightForWidth(1000) - one)
-            probe.deleteLater()
-            self._metrics[key] = (line, max(0, one - line))
-        return self._metrics[key]
+        text = self.text()
+        width = max(1, self.width() if width is None else width)
+        probe = self._probe()
+        ends = [m.start() for m in re.finditer(r"\s+", text.rstrip())] + [len(text.rstrip())]
+        below = self._room_below_last_line()
+
+        def height_to(index: int) -> int:
+            probe.setText(text[: ends[index]])
+            return probe.heightForWidth(width) - below
+
+        low, high = 0, len(ends) - 1  # ends[low] fits (the first word: one line at least)
+        while low < high:
+            middle = (low + high + 1) // 2
+            if height_to(middle) <= height_px:
+                low = middle
+            else:
+                high = middle - 1
+        return height_to(low)
+
+    def _room_below_last_line(self) -> int:
+        """Return the text document's margin under the last line of the label's text.
+
+        A cut text ends at its last whole line's bottom: in the margin below it, where the
+        whole text's next line starts, that line's top would show. (The padding under it stays:
+        the label draws nothing there.)
+        """
+        probe = self._probe()
+        probe.setText("x")
+        margins = probe.contentsMargins()
+        document = probe.heightForWidth(1000) - probe.fontMetrics().height()
+        document -= margins.top() + margins.bottom()
+        return max(0, document) // 2
+
+    def _probe(self) -> QLabel:
+        """Return a hidden label laid out as this one: to measure starts of its text.
+
+        Selectable text sits in a text document with margins of its own, and the style sheets'
+        padding applies once polished: the probe has both, as the bar's text does.
+        """
+        if self._measure is None:
+            self._measure = QLabel(self)
+            self._measure.hide()
+            self._measure.setWordWrap(True)
+            self._measure.setTextInteractionFlags(self.textInteractionFlags())
+            self._measure.setAlignment(self.alignment())
+        self._measure.ensurePolished()
+        return self._measure
 
     def setText(self, text: str | None) -> None:  # noqa: N802 - Qt's name
         """Show ``text``; its whole text is also the tooltip."""

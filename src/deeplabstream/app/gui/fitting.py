@@ -5,16 +5,19 @@ window gives every label what it asks: a session folder's path, a warning withou
 or a path in a wrapped message made the window 2198 px wide on a 1600 px screen, its buttons and
 plots off the screen. :class:`ElidedLabel` shows one line cut with "..." at the width it is
 given, the whole text on hover; :func:`shrinkable` lets a wrapped label be narrower than its
-longest word (that word is then clipped, the tooltip has it whole).
+longest word (that word is then clipped, the tooltip has it whole); :func:`narrow_choice` lets
+a drop-down be narrower than its longest item (a rule's description made the Regions tab 500 px
+wider and moved the window's tabs sideways, issue 53).
 """
 
 from __future__ import annotations
 
 from PyQt5.QtCore import QSize, Qt
 from PyQt5.QtGui import QPainter, QPaintEvent
-from PyQt5.QtWidgets import QLabel, QSizePolicy, QWidget
+from PyQt5.QtWidgets import QComboBox, QLabel, QSizePolicy, QWidget
 
 MIN_TEXT_WIDTH_PX = 40  # an elided line never asks for more than this
+CHOICE_CHARACTERS = 16  # a drop-down's width, in characters, whatever its items' length
 
 
 class ElidedLabel(QLabel):
@@ -84,3 +87,13 @@ def shrinkable(label: QLabel) -> QLabel:
     label.setWordWrap(True)
     label.setMinimumWidth(1)
     return label
+
+
+def narrow_choice(choice: QComboBox) -> QComboBox:
+    """Let ``choice`` be narrower than its longest item (it shows it whole when opened).
+
+    Returns the drop-down, for chaining.
+    """
+    choice.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+    choice.setMinimumContentsLength(CHOICE_CHARACTERS)
+    return choice

@@ -62,8 +62,23 @@ def describe_model_job(say: Say, path: str, precision: str) -> ModelFacts:
     else:
         say("reading the model")
     description = load_model(model, precision=precision)  # type: ignore[arg-type]
-    lines = [f"{label + ':':<11}{value}" for label, value in facts(description)]
-    return ModelFacts(path, "\n".join(lines), tuple(description.keypoints))
+    text = "\n".join(inspect_lines(facts(description)))
+    return ModelFacts(path, text, tuple(description.keypoints))
+
+
+def inspect_lines(rows: list[tuple[str, str]]) -> list[str]:
+    """Return Inspect's lines: the model's facts, the file named left to the box's heading.
+
+    The path was printed two or three times (issue 53): the heading, the ``model`` row and,
+    for a graph run as it is, the ``graph`` row. The graph is said when it is another file
+    (a converted model's cached graph).
+    """
+    named = dict(rows).get("model")
+    return [
+        f"{label + ':':<11}{value}"
+        for label, value in rows
+        if label != "model" and not (label == "graph" and value == named)
+    ]
 
 
 def prepare_models_job(say: Say, paths: list[str], precision: str) -> None:

@@ -395,7 +395,7 @@ class KeypointMapBox(QGroupBox):
             self.status.setText(f"Not saved: {error}")
             return False
         if target != config:  # a shipped config: the settings now name the copy
-            self.rig.set_experiment(experiment_name_for(target))
+            self.rig.set_experiment(experiment_name_for(target, self.rig.settings_file))
         copied = f" (a copy of {config.name})" if target != config else ""
         self.status.setText(f"Saved into {target}{copied}:\n" + "\n".join(changes))
         self.rig.check_now()
@@ -430,7 +430,7 @@ def connect_keypoints(window: Any) -> None:
     def copy_shipped(config: Path) -> Path:
         target = editable_config(config, rig.settings_file)
         if target != config.resolve():
-            rig.set_experiment(experiment_name_for(target))
+            rig.set_experiment(experiment_name_for(target, rig.settings_file))
         return target
 
     def mapped(target: Path, mapping: dict[str, str]) -> None:

@@ -49,6 +49,7 @@ from deeplabstream.transport.readers import NewestFrameReader
 
 FLASH_S = 0.3  # how long the border shows after an action fired
 LABEL_BACKGROUND = QColor(0, 0, 0, 170)  # under a label: readable on a grey or bright floor
+TILE_LEAST_SIZE = (160, 120)  # px: a camera tile never asks for more (the frame is scaled)
 
 
 def paint_label(painter: QPainter, at: QPointF, text: str) -> None:
@@ -92,7 +93,10 @@ class CameraView(QWidget):
         super().__init__()
         self.name = name
         self.setObjectName(f"view_{name}")
-        self.setMinimumSize(320, 240)
+        # Small: a rig of three or four cameras lays its tiles out 2 x 2, and tiles of 320 x 240
+        # at least would make the window taller than a laptop's screen (issue 53). The frame is
+        # scaled to whatever size the tile has.
+        self.setMinimumSize(*TILE_LEAST_SIZE)
         self.image: QImage | None = None
         self.pose_frame_index: int | None = None  # the frame whose pose is drawn
         self.overlay: ViewOverlay | None = None

@@ -69,7 +69,12 @@ from deeplabstream.app.gui.keypoint_map import connect_keypoints
 from deeplabstream.app.gui.keypoint_plot import KeypointPlot
 from deeplabstream.app.gui.live_view import LiveView
 from deeplabstream.app.gui.loss_alarm import LossBanner
-from deeplabstream.app.gui.messages import ADVICE_STYLE, SKIPPING_ADVICE, InfoBanner, MessageArea
+from deeplabstream.app.gui.messages import (
+    ADVICE_STYLE,
+    InfoBanner,
+    MessageArea,
+    skipping_advice,
+)
 from deeplabstream.app.gui.overlays import OverlayToggles
 from deeplabstream.app.gui.plots import SessionPlots
 from deeplabstream.app.gui.preferences import WindowPreferences
@@ -102,6 +107,7 @@ MAIN_SPLIT_KEY, BODY_SPLIT_KEY = "layout/main_splitter", "layout/body_splitter"
 VIEW_SHARE = 60  # percent of the width the live view takes at first (the tabs the rest)
 SPLIT_UNIT_PX = 10  # the splitter's first sizes are proportions; Qt scales them to the width
 FRAME_ALLOWANCE_PX = 16  # a window manager's borders and title bar (the height counts it twice)
+TABS_LEAST_WIDTH_PX = 520  # the tabs never ask for more width than this (their pages fit it)
 
 
 def initial_size(screen: QScreen | None) -> tuple[int, int]:
@@ -141,6 +147,7 @@ class MainWindow(QMainWindow):
         self.controller.resolved.connect(self._resolve)
         self.controller.notice.connect(self._show_notice)
         self.controller.warned.connect(self._show_stop_with_losses)
+        self.controller.warning.connect(self._show_warning)
         self.controller.ended.connect(self._stream_ended)
         self.controller.shut_down.connect(self._shut_down)
         self.controller.stream_closing.connect(self._drop_live_view)
@@ -151,6 +158,8 @@ class MainWindow(QMainWindow):
         self._stream_started = 0.0  # time.monotonic() when the live view appeared
         self._regions_attached = False  # the region editor draws on the tiles
         self.latency_result: QMessageBox | None = None
+        # The greyed button whose refusal is shown: its tooltip (the reason) then, the text.
+        self._refusal: tuple[QPushButton, str, str] | None = None
         self._latency_shown = False  # the status line says the test runs
         self.live_view: LiveView | None = None
         self._shown_error: str | None = None
@@ -267,6 +276,11 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.event_log, "Log")
         self.tabs.addTab(self.plots, "Plots")
         self.tabs.addTab(self.keypoint_plot, "Keypoints")
+        # The tabs' least width is fixed, whatever their pages ask: a page asking more (a rule
+        # panel's long description) moved the splitter, so the tabs jumped 70-110 px sideways
+        # when a region was selected (issue 53). Each page fits this width (scroll areas,
+        # narrow drop-downs, wrapped and elided texts).
+        self.tabs.setMinimumWidth(TABS_LEAST_WIDTH_PX)
         splitter = self.main_splitter = QSplitter(Qt.Horizontal)
         splitter.setObjectName("main_splitter")
         splitter.addWidget(view_side)
@@ -447,6 +461,15 @@ class MainWindow(QMainWindow):
         self.notice_label.setText(summary.split("\n", 1)[0])
         self.info.show_text(summary, stay=True, warning=True)
 
+    def _show_warning(self, text: str) -> None:
+        """Show a warning of the session in the warning colour, until dismissed.
+
+        Never the error red: the session goes on (a disk filling, a camera below its rate).
+        Each warning is added under the earlier ones.
+        """
+        self.notice_label.setText(text)
+        self.info.show_text(text, stay=True, warning=True, add=True)
+
     def _stream_ended(self, reason: str) -> None:
         """Say why the stream stopped by itself, until dismissed (its summary follows)."""
         hint = ""
@@ -458,9 +481,26 @@ class MainWindow(QMainWindow):
         self._show_notice(f"The stream stopped by itself: {reason}.{hint}", stay=True)
 
     def _explain_refusal(self, button: QPushButton) -> None:
-        """Say why the greyed ``button`` that was clicked cannot be pressed now."""
+        """Say why the greyed ``button`` that was clicked cannot be pressed now.
+
+        Said until it no longer holds (:meth:`_withdraw_stale_refusal`): "Start Experiment:
+        wait: starting recording" stayed for a whole run (issue 53).
+        """
         reason = button.toolTip() or "it cannot be pressed now"
-        self._show_notice(f"{button.text()}: {reason}")
+        text = f"{button.text()}: {reason}"
+        self._refusal = (button, button.toolTip(), text)
+        self._show_notice(text)
+
+    def _withdraw_stale_refusal(self) -> None:
+        """Take back the explanation of a greyed button once its reason has changed."""
+        if self._refusal is None:
+            return
+        button, reason, text = self._refusal
+        if button.isEnabled() or button.toolTip() != reason:
+            self._refusal = None
+            self.info.withdraw(text)
+            if self.notice_label.text() == text:
+                self.notice_label.setText(self.info.staying)  # what stays keeps the line
 
     def _state_changed(self) -> None:
         """Buttons, labels and the live view follow the controller's state."""
@@ -473,6 +513,7 @@ class MainWindow(QMainWindow):
             reason = CLOSING_TEXT if self.closing else controller.why_not(part)
             button.setEnabled(reason is None)
             button.setToolTip(reason or "")
+        self._withdraw_stale_refusal()
         self._show_latency_test()
         self._show_progress()
         idle = not controller.streaming and not controller.working
@@ -765,12 +806,20 @@ class MainWindow(QMainWindow):
         return measured
 
     def _advise(self) -> None:
-        """While analysis skips too many frames (a latched alert), say what to do about it."""
-        skipping = any(a.figure == "skipped" for a in self.loss_banner.alarm.alerts)
-        if skipping and self.advice.isHidden():
-            self.advice.show_text(SKIPPING_ADVICE, stay=True)
-        elif not skipping and not self.advice.isHidden():
-            self.advice.clear()
+        """While analysis skips too many frames (a latched alert), say what to do about it.
+
+        What it means for the recording is said as it is now: recording or not, the recorder
+        losing frames of its own or not.
+        """
+        figures = {a.figure for a in self.loss_banner.alarm.alerts}
+        if "skipped" not in figures:
+            if not self.advice.isHidden():
+                self.advice.clear()
+            return
+        recording = self.controller.running(Part.RECORDING)
+        advice = skipping_advice(recording, recorder_lost="recorder" in figures)
+        if self.advice.isHidden() or self.advice.full_text() != advice:
+            self.advice.show_text(advice, stay=True)
 
     def resizeEvent(self, event: QResizeEvent | None) -> None:  # noqa: N802 - Qt's name
         """Fit the message area again: its cap is a share of the window's height."""

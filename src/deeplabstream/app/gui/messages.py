@@ -40,8 +40,24 @@ SKIPPING_ADVICE = (
     "What to do about skipped frames: pose estimation cannot keep up with the camera. Use a "
     "lighter model, turn on dynamic cropping ([Pose] DYNAMIC_CROP = on: the network sees only "
     "the animal's surroundings), run the model on a GPU ([Pose] DEVICE = cuda), or lower the "
-    "camera's frame rate (its FRAMERATE). Recording keeps every frame whatever analysis skips."
+    "camera's frame rate (its FRAMERATE)."
 )
+RECORDING_KEEPS_ALL = "Recording keeps every frame whatever analysis skips."
+RECORDER_LOST_TOO = (
+    "Analysis skipping costs the recording nothing, but the recorder lost frames of its own "
+    "(said above): those are missing from the video."
+)
+
+
+def skipping_advice(recording: bool, recorder_lost: bool) -> str:
+    """Return the advice for skipped frames, with what it means for the recording now.
+
+    "Recording keeps every frame" is said only while it holds: it stood under "the recorder
+    lost 155 frames" (issue 53).
+    """
+    if recorder_lost:
+        return f"{SKIPPING_ADVICE} {RECORDER_LOST_TOO}"
+    return f"{SKIPPING_ADVICE} {RECORDING_KEEPS_ALL}" if recording else SKIPPING_ADVICE
 
 
 class InfoBanner(Banner):
@@ -60,17 +76,24 @@ class InfoBanner(Banner):
         self._timer.setSingleShot(True)
         self._timer.timeout.connect(self._expire)
 
-    def show_text(self, text: str, stay: bool = False, warning: bool = False) -> None:
+    def show_text(
+        self, text: str, stay: bool = False, warning: bool = False, add: bool = False
+    ) -> None:
         """Show ``text``; it goes after :data:`INFO_SHOWN_S` unless ``stay``.
 
-        In the warning colour when ``warning`` (until cleared).
+        In the warning colour when ``warning`` (until cleared). With ``add``, a text that stays
+        is added under the one that stays already (a session's warnings, one after the other).
         """
         if warning:
             self.setStyleSheet(WARNING_STYLE)
+        if stay and add and self._staying and text in self._staying.split("\n"):
+            text = self._staying  # said already
+        elif stay and add and self._staying:
+            text = f"{self._staying}\n{text}"
         if stay:
             self._staying = text
             self._timer.stop()
-        elif not self._staying:
+        else:
             self._timer.start(round(INFO_SHOWN_S * 1000))
         shown = text if stay or not self._staying else f"{self._staying}\n{text}"
         self.label.setText(shown)
@@ -85,9 +108,29 @@ class InfoBanner(Banner):
         self.setStyleSheet(self._style)
         self.hide()
 
+    @property
+    def staying(self) -> str:
+        """The message shown until dismissed ("" when none)."""
+        return self._staying
+
+    def withdraw(self, text: str) -> None:
+        """Take back ``text`` shown without staying (it no longer holds); the rest stays."""
+        if self._staying and self.label.text() == f"{self._staying}\n{text}":
+            self._expire()
+        elif not self._staying and self.label.text() == text:
+            self.clear()
+
     def _expire(self) -> None:
+        """Let the news shown without staying go; a message that stays is shown alone again.
+
+        News added under a message that stays used to stay with it until it was dismissed
+        ("Start Experiment: wait: starting recording" for a whole run, issue 53).
+        """
         if not self._staying:
             self.clear()
+        elif self.label.text() != self._staying:
+            self.label.setText(self._staying)
+            self.setToolTip(self._staying)
 
 
 class MessageArea(QScrollArea):
@@ -203,6 +246,11 @@ class MessageArea(QScrollArea):
                 break
             tallest.refresh_show_all()
             total = self._banners_height(width)
+        holder = self.widget()
+        if holder is not None:
+            # Never squeezed: when even one line per bar asks more than the cap, the bars
+            # scroll; a layout that shrank them cut their lines in half (issue 53).
+            holder.setMinimumHeight(total)
         height = min(total + 2 * self.frameWidth(), cap)
         if height != self.height() or self.isHidden():
             self.setFixedHeight(height)

@@ -37,21 +37,24 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from PyQt5 import sip
-from PyQt5.QtCore import QEvent, pyqtSignal
+from PyQt5.QtCore import QEvent, Qt, pyqtSignal
 from PyQt5.QtGui import QKeyEvent, QPainter
 from PyQt5.QtWidgets import (
     QAbstractButton,
     QButtonGroup,
     QComboBox,
+    QFrame,
     QHBoxLayout,
     QLabel,
     QListWidget,
     QListWidgetItem,
+    QScrollArea,
     QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
+from deeplabstream.app.gui.fitting import shrinkable
 from deeplabstream.app.gui.live_view import CameraView
 from deeplabstream.app.gui.region_drawing import RegionDrawing, rounded
 from deeplabstream.app.gui.region_rule_panel import RegionRulePanel, RigChoices
@@ -75,6 +78,7 @@ from deeplabstream.experiments.triggers.geometry import (
 from deeplabstream.live.processes.messages import ExperimentStatus
 
 TOOLS = ("select", "circle", "rectangle", "polygon")
+LIST_LEAST_ROWS = 3  # the region list never shrinks below this many lines
 _REGION_TYPES = (Circle, Rectangle, Ellipse, Polygon)
 
 
@@ -205,17 +209,32 @@ class RegionEditor(QWidget):
         self.region_list = QListWidget()
         self.region_list.setObjectName("region_list")
         self.region_list.currentRowChanged.connect(self._row_chosen)
+        self.region_list.setMinimumHeight(LIST_LEAST_ROWS * self.fontMetrics().height())
         layout.addWidget(self.region_list, 1)
         self.rule_panel = RegionRulePanel()
         self.rule_panel.changed.connect(self._rule_changed)
         self.rule_panel.rule_deleted.connect(self._rule_deleted)
         self.camera_box: QComboBox = self.rule_panel.camera_box
         self.camera_box.activated.connect(self._camera_chosen)
-        layout.addWidget(self.rule_panel)
-        self.status = QLabel()
+        layout.addWidget(self._rule_area(), 2)
+        self.status = shrinkable(QLabel())
         self.status.setObjectName("region_status")
-        self.status.setWordWrap(True)
         layout.addWidget(self.status)
+
+    def _rule_area(self) -> QScrollArea:
+        """Return the rule panel in a scroll area of its own, scrolling in height only.
+
+        A pulse's rule has ten rows: laid out whole, they made the window 844 px tall on a
+        768 px screen, its bottom off the screen (issue 53). The rows scroll instead; the area
+        asks for their whole height, so they show whole wherever the window has room.
+        """
+        area = QScrollArea()
+        area.setObjectName("region_rule_area")
+        area.setWidgetResizable(True)
+        area.setFrameShape(QFrame.NoFrame)
+        area.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        area.setWidget(self.rule_panel)
+        return area
 
     def _button(self, name: str, text: str, row: QHBoxLayout) -> QToolButton:
         button = QToolButton()

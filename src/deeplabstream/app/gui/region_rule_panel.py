@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Protocol
 
-from PyQt5.QtCore import pyqtSignal
+from PyQt5.QtCore import Qt, pyqtSignal
 from PyQt5.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
@@ -31,6 +31,7 @@ from PyQt5.QtWidgets import (
     QWidget,
 )
 
+from deeplabstream.app.gui.fitting import narrow_choice
 from deeplabstream.experiments.config_edit import (
     EDGE_WORDS,
     FIRST_ANIMAL,
@@ -159,14 +160,16 @@ class RegionRulePanel(QWidget):
     # ---------------------------------------------------------------------------- building
 
     def _combo(self, name: str, label: str) -> QComboBox:
-        box = QComboBox()
+        box = narrow_choice(QComboBox())  # a long keypoint or device name never widens the tab
         box.setObjectName(name)
         self._form.addRow(QLabel(label), box)
         return box
 
     def _add_rule_row(self) -> None:
         """Add the row of the rules that name the region, with a button to delete the one chosen."""
-        self.rule_box = QComboBox()
+        # A rule in words is long ("left_entry: when nose_in_left rises, ..."): it made the
+        # Regions tab 500 px wide and moved the window's tabs sideways (issue 53).
+        self.rule_box = narrow_choice(QComboBox())
         self.rule_box.setObjectName("region_rules")
         self.rule_box.setToolTip("The config's rules that name this region (WHEN)")
         self.delete_rule_button = QToolButton()
@@ -259,6 +262,7 @@ class RegionRulePanel(QWidget):
         self.rule_box.clear()
         for name, words in rules:
             self.rule_box.addItem(words, name)
+            self.rule_box.setItemData(self.rule_box.count() - 1, words, Qt.ToolTipRole)
         self._row_visible(self._rule_row, bool(rules))
 
     def _fill(self, box: QComboBox, names: tuple[str, ...], current: str | None) -> None:

@@ -52,17 +52,21 @@ def editable_config(config: Path, settings_file: Path) -> Path:
     """Return the config file the window may edit for ``config``.
 
     A config shipped with the program (``experiments/configs``) is not changed by the window:
-    it is copied beside the settings file first (files it names made absolute, so they are
-    still found), once; a copy that is there already and still equal to it is reused, and a
-    different file of that name is never overwritten (``NAME_2.ini``...). Any other config is
-    edited where it is.
+    it is copied into the lab's ``experiments/`` folder beside the settings file first (files
+    it names made absolute, so they are still found), once. There a config of the same name is
+    read before the shipped one, so ``[Experiment] NAME`` keeps what the user wrote (it was
+    rewritten as the copy's absolute path, issue 53). A copy that is there already and still
+    equal to it is reused, and a different file of that name is never overwritten
+    (``NAME_2.ini``...: NAME then names that one). Any other config is edited where it is.
     """
     config = config.resolve()
     if config.parent != CONFIG_FOLDER.resolve():
         return config
     text = ConfigText(config.read_text(encoding="utf-8"))
     text.make_files_absolute(config.parent)
-    folder = settings_file.resolve().parent
+    folder = lab_folder(settings_file.resolve().parent)
+    assert folder is not None  # a settings folder always has its lab's folder
+    folder.mkdir(parents=True, exist_ok=True)
     target, number = folder / config.name, 1
     while target.exists() and target.read_text(encoding="utf-8") != text.text:
         number += 1

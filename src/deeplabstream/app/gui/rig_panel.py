@@ -18,7 +18,8 @@ from __future__ import annotations
 import configparser
 from pathlib import Path
 
-from PyQt5.QtCore import Qt, pyqtSignal
+from PyQt5.QtCore import Qt, QTimer, pyqtSignal
+from PyQt5.QtGui import QResizeEvent
 from PyQt5.QtWidgets import (
     QApplication,
     QHBoxLayout,
@@ -44,6 +45,7 @@ from deeplabstream.settings.sections import Settings
 
 MIN_AREA_PX = 60  # a splitter never squeezes the settings or the summary below this
 SPLIT_UNIT_PX = 100  # the splitter's first shares: proportions, scaled to the panel's height
+SETTINGS_SHARE = 0.6  # of the panel's height the settings keep at least, whatever the summary says
 
 
 class RigPanel(QWidget):
@@ -117,6 +119,14 @@ class RigPanel(QWidget):
         self.splitter.setStretchFactor(0, 3)
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setSizes([3 * SPLIT_UNIT_PX, SPLIT_UNIT_PX])  # a quarter for the summary
+        # Until the user drags the splitter, the summary gets the height its text needs (the
+        # settings keep SETTINGS_SHARE): a fixed quarter cut its last line at 1600x900 (issue 53).
+        self._summary_dragged = False
+        self.splitter.splitterMoved.connect(self._summary_sized_by_user)
+        self._summary_fit = QTimer(self)  # once the layout has settled, however many changes
+        self._summary_fit.setSingleShot(True)
+        self._summary_fit.setInterval(0)
+        self._summary_fit.timeout.connect(self._fit_summary)
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
         outer.addWidget(self.splitter, 1)
@@ -229,7 +239,7 @@ class RigPanel(QWidget):
     def check_now(self) -> None:
         """Check the edited text as a whole, off the GUI thread; :attr:`checked` says when done."""
         self.save_button.setEnabled(False)
-        self._say("checking...", problem=False)
+        self._say("checking...", problem=False, fit=False)  # no jump at every key typed
         allowed = frozenset(self.experiment_box.allowed_experiments)
         self.checker.start(self.document.text(), self.settings_file, allowed)
 
@@ -251,8 +261,28 @@ class RigPanel(QWidget):
         self.session_box.mark_problems(problems)
         self.checked.emit()
 
-    def _say(self, text: str, *, problem: bool) -> None:
+    def _say(self, text: str, *, problem: bool, fit: bool = True) -> None:
         self.summary_box.say(text, problem=problem)
+        if fit:
+            self._summary_fit.start()
+
+    def _summary_sized_by_user(self) -> None:
+        self._summary_dragged = True
+
+    def _fit_summary(self) -> None:
+        """Give the summary the height its text needs; the settings keep SETTINGS_SHARE."""
+        total = sum(self.splitter.sizes())
+        if self._summary_dragged or total <= 0 or not self.summary_box.isVisible():
+            return
+        most = total - round(SETTINGS_SHARE * self.height())
+        wanted = max(min(self.summary_box.needed_height(), most), MIN_AREA_PX)
+        if wanted != self.summary_box.height():
+            self.splitter.setSizes([total - wanted, wanted])
+
+    def resizeEvent(self, event: QResizeEvent | None) -> None:  # noqa: N802 - Qt's name
+        """Fit the summary again: a new width wraps its lines differently."""
+        super().resizeEvent(event)
+        self._summary_fit.start()
 
     def unsaved_changes(self) -> list[str]:
         """Return the edits not in the file yet, one line each ("[Experiment] NAME: a -> b")."""

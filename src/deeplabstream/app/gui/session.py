@@ -161,8 +161,18 @@ class AnalysisLoad:
         return f"starting analysis: {stage} ({time.monotonic() - self.started:.0f} s)"
 
 
+class StartRefusedError(Exception):
+    """A start its checks refused before anything started: what to show, and what fixes it."""
+
+    def __init__(self, text: str, cause: str) -> None:
+        super().__init__(text)
+        self.text = text
+        self.cause = cause
+
+
 #: Failures a user causes and can fix; their messages say what to do, so no traceback is printed.
 EXPECTED_FAILURES: tuple[type[Exception], ...] = (
+    StartRefusedError,
     CameraError,
     SettingsError,
     PoseError,
@@ -210,6 +220,7 @@ class SessionController(QObject):
     failed = pyqtSignal(str)
     resolved = pyqtSignal(str)  # a part started well: its earlier failures are history
     notice = pyqtSignal(str)  # worth a line in the status bar, not a banner
+    warning = pyqtSignal(str)  # the session warns (disk filling, a camera below its rate)
     warned = pyqtSignal(str)  # a user's stop whose session had losses: its summary
     ended = pyqtSignal(str)  # the stream stopped by itself (sources ended, planned duration)
     shut_down = pyqtSignal()  # after request_shutdown: everything stopped, files final
@@ -349,35 +360,33 @@ class SessionController(QObject):
         stream = self.stream
         if stream is None:
             return
-        if part in (Part.ANALYSIS, Part.EXPERIMENT) and not self._reload_settings(part):
-            return
         if part is Part.ANALYSIS:
             self._begin_analysis_load()
         elif part is Part.RECORDING:
             self._run("starting recording", self._start_recording)
         elif part is Part.EXPERIMENT:
-            self._run("starting experiment", self._start_experiment)
+            self._run("starting experiment", self._checked_start_experiment)
 
-    def _reload_settings(self, part: Part) -> bool:
-        """Read the settings file again before a start; False (and a banner) when it is bad.
+    def _reload_settings(self, part: Part) -> None:
+        """Read the settings file again before a start; StartRefusedError when it is bad.
 
         A user who fixed the model or the experiment after Start Stream gets the fix; what
-        cannot change while streaming (the cameras) is said in a notice.
+        cannot change while streaming (the cameras) is said in a notice. Called on a background
+        thread: reading a model to check it took the window 0.2-1.5 s at each Start Experiment
+        on the GUI thread (issue 53).
         """
         stream = self.stream
         assert stream is not None
         try:
             settings = self._load_settings()
         except SettingsError as error:
-            self._fail(f"Cannot start {part.value}: {error}", SETTINGS_CAUSE)
-            return False
+            raise StartRefusedError(f"Cannot start {part.value}: {error}", SETTINGS_CAUSE) from None
         problems = check_before_start(settings, pose=True, experiment=part is Part.EXPERIMENT)
         if problems:
-            self._fail(f"Cannot start {part.value}:\n" + "\n".join(problems), SETTINGS_CAUSE)
-            return False
+            text = f"Cannot start {part.value}:\n" + "\n".join(problems)
+            raise StartRefusedError(text, SETTINGS_CAUSE)
         for note in stream.reload_settings(settings):
             self.notice.emit(f"Settings re-read: {note}")
-        return True
 
     def stop(self, part: Part) -> None:
         """Stop ``part`` on a background thread; files are finalised before it reports done."""
@@ -481,10 +490,46 @@ class SessionController(QObject):
     # -- Start Analysis, beside the rest ---------------------------------------------------------
 
     def _begin_analysis_load(self) -> None:
-        """Convert the models that need it (helper process), then start the pose worker."""
+        """Check the settings, convert the models that need it, then start the pose worker.
+
+        The check runs on a background thread, the conversion in a helper process, the worker's
+        start on a background thread again: the window answers throughout.
+        """
         stream = self.stream
         assert stream is not None
         load = self.loading = AnalysisLoad()
+        load.task = _Task(lambda: self._reload_settings(Part.ANALYSIS))
+        load.task.done.connect(lambda error, started=load: self._settings_checked(started, error))
+        load.task.start()
+        self.changed.emit()
+
+    def _settings_checked(self, load: AnalysisLoad, error: Exception | None) -> None:
+        """Go on with Start Analysis once the settings are checked (or say why not)."""
+        if load.task is not None:
+            load.task.wait()
+            load.task = None
+        if load is not self.loading:
+            return
+        if error is not None or load.cancelled or load.stop_after is not None:
+            self.loading = None
+            if isinstance(error, StartRefusedError):
+                self._fail(error.text, error.cause)
+            elif error is not None:
+                self._fail(f"Starting analysis failed: {error}", Part.ANALYSIS.value)
+            elif load.cancelled:
+                self.notice.emit("Start Analysis cancelled")
+            if load.stop_after is not None:
+                self.busy = None  # it only waited for the check: now the stream stops
+                self._stop_stream_soon(load.stop_after)
+            else:
+                self.changed.emit()
+            return
+        self._convert_then_start(load)
+
+    def _convert_then_start(self, load: AnalysisLoad) -> None:
+        """Convert the models that need it (helper process), then start the pose worker."""
+        stream = self.stream
+        assert stream is not None
         converted = converted_models(stream.camera_plan)
         if converted:
             job = ProcessJob(
@@ -574,40 +619,45 @@ class SessionController(QObject):
     # -- internals -----------------------------------------------------------------------------
 
     def _start_stream(self) -> None:
-        try:
-            settings = self._load_settings()
-        except Exception as error:  # bad settings: a banner, no traceback
-            self._fail(str(error), SETTINGS_CAUSE)
-            return
-        # Everything a start would find wrong is found now, before a camera opens or a session
-        # folder is made: the model and the experiment the file names (with its cameras and
-        # devices). A file without [Experiment] has chosen none: Start Experiment checks it.
-        # The run's plan is made once here, and the session is handed it (settings/effective.py).
-        plan = resolve_cameras(settings)
-        problems = check_plan(plan, pose=True, experiment=settings.experiment_chosen)
-        if problems:
-            self._fail("Cannot start the stream:\n" + "\n".join(problems), SETTINGS_CAUSE)
-            return
-        try:  # the window may start an experiment at any time: the rig's devices are its own
-            self._locks = lock_session_devices(settings, devices=True)
-        except DeviceBusyError as error:  # another session uses a camera or device: a banner
-            self._fail(with_second_rig_hint(str(error)), Part.STREAM.value)
-            return
-        self.stream = LiveSession(settings, output_dir=self.output_dir, plan=plan)
         self._experiments_started = 0
         self.latency = None
-        self.runner = SessionRunner(
-            self.stream,
-            duration_s=settings.session.planned_duration,
-            status_out=None,
-            on_event=self._on_event,
-        )
         self._run("starting stream", self._open_stream)
 
     def _open_stream(self) -> None:
-        assert self.stream is not None
-        self.stream.open(stop_requested=self._stop_requested)
-        self.stream.start()
+        """Check the settings, lock the rig, open and start the stream (a background thread).
+
+        Everything a start would find wrong is found first, before a camera opens or a session
+        folder is made: the model and the experiment the file names (with its cameras and
+        devices). A file without [Experiment] has chosen none: Start Experiment checks it. The
+        run's plan is made once here, and the session is handed it (settings/effective.py).
+        """
+        try:
+            settings = self._load_settings()
+        except Exception as error:  # bad settings: a banner, no traceback
+            raise StartRefusedError(str(error), SETTINGS_CAUSE) from None
+        plan = resolve_cameras(settings)
+        problems = check_plan(plan, pose=True, experiment=settings.experiment_chosen)
+        if problems:
+            text = "Cannot start the stream:\n" + "\n".join(problems)
+            raise StartRefusedError(text, SETTINGS_CAUSE)
+        try:  # the window may start an experiment at any time: the rig's devices are its own
+            self._locks = lock_session_devices(settings, devices=True)
+        except DeviceBusyError as error:  # another session uses a camera or device: a banner
+            raise StartRefusedError(with_second_rig_hint(str(error)), Part.STREAM.value) from None
+        try:
+            stream = LiveSession(settings, output_dir=self.output_dir, plan=plan)
+            self.runner = SessionRunner(
+                stream,
+                duration_s=settings.session.planned_duration,
+                status_out=None,
+                on_event=self._on_event,
+            )
+        except BaseException:
+            self._release_locks()
+            raise
+        self.stream = stream
+        stream.open(stop_requested=self._stop_requested)
+        stream.start()
 
     def _stop_requested(self) -> str | None:
         """Why a start-up wait should end (the window is closing), else None: any thread."""
@@ -630,6 +680,11 @@ class SessionController(QObject):
             if counts:
                 self._experiments_started += 1
         return events_file
+
+    def _checked_start_experiment(self) -> None:
+        """Check the settings again, then start the experiment (a background thread)."""
+        self._reload_settings(Part.EXPERIMENT)
+        self._start_experiment()
 
     def _start_latency_experiment(self, run: LatencyRun) -> None:
         stream = self.stream
@@ -708,18 +763,29 @@ class SessionController(QObject):
         if self.latency is not None:
             self.latency = None
             self._fail("Latency test cut short: the stream stopped before it ended", "latency")
+        self._release_locks()
+        self.changed.emit()
+
+    def _release_locks(self) -> None:
         if self._locks is not None:
             self._locks.release()
             self._locks = None
-        self.changed.emit()
 
     def _on_event(self, event: SessionEvent) -> None:
+        """Pass the session's errors on as failures and its warnings as warnings.
+
+        A warning (a disk filling, a camera below its FRAMERATE) was shown in the error's red
+        and printed as "Error:" by the window without a screen (issue 53).
+        """
         if event.level < logging.WARNING:
             return
         text = event.message
         if event.camera and event.camera not in text:  # say which camera, once
             text = f"camera {event.camera!r}: {text}"
-        self._fail(text, Part.STREAM.value)
+        if event.level < logging.ERROR:
+            self.warning.emit(text)
+        else:
+            self._fail(text, Part.STREAM.value)
 
     def _fail(self, text: str, cause: str) -> None:
         """Emit ``failed`` with :attr:`failure_cause` set to ``cause`` while it is delivered."""
@@ -763,6 +829,10 @@ class SessionController(QObject):
             self.start_interrupted = True
             if what == "starting stream" and self.stream is not None:
                 self.stream.stop(f"{error.reason} during start-up")
+        elif isinstance(error, StartRefusedError):  # its checks said no: nothing was started
+            self._fail(error.text, error.cause)
+            if what == "starting stream" and self.stream is None:
+                self.runner = None
         elif error is not None:
             cause = part.value if part is not None else what.split(" ")[-1]
             self._fail(f"{what[:1].upper()}{what[1:]} failed: {error}", cause)

@@ -14,19 +14,22 @@ from __future__ import annotations
 import os
 import re
 import signal
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
 from PyQt5.QtCore import Qt
 from PyQt5.QtWidgets import QLabel, QPlainTextEdit, QPushButton
 
+from deeplabstream.app.gui import session as session_module
 from deeplabstream.app.gui.jobs import ProcessJob
 from deeplabstream.app.gui.main_window import MainWindow
 from deeplabstream.app.gui.preferences import STATE_ENV
 from deeplabstream.app.gui.rig_panel import RigPanel
-from deeplabstream.app.gui.session import Part
+from deeplabstream.app.gui.session import Part, SessionController
 from deeplabstream.core.device_lock import LOCK_ENV
 from deeplabstream.pose.formats.conversion import CACHE_ENV
 from tests.support.files import write_settings
@@ -59,6 +62,14 @@ def _paused(job: ProcessJob | None) -> int:
     assert job is not None and job.pid is not None
     os.kill(job.pid, signal.SIGSTOP)
     return job.pid
+
+
+def _conversion_started(qtbot, controller: SessionController) -> None:
+    """Wait until Start Analysis's settings are checked and the model's conversion runs."""
+    qtbot.waitUntil(
+        lambda: controller.loading is not None and controller.loading.job is not None,
+        timeout=START_TIMEOUT_MS,
+    )
 
 
 def _gone(pid: int) -> bool:
@@ -214,7 +225,8 @@ def test_recording_and_stop_work_while_the_model_loads(
     window, controller = streaming, streaming.controller
     window.buttons[Part.ANALYSIS].click()
     load = controller.loading
-    assert load is not None and load.job is not None  # a DeepLabCut export is converted first
+    assert load is not None
+    _conversion_started(qtbot, controller)  # a DeepLabCut export is converted first
     pid = _paused(load.job)  # the conversion lasts as long as the test needs
     assert window.buttons[Part.ANALYSIS].text() == "Cancel Analysis"
     assert window.busy_label.text().startswith("starting analysis: ")
@@ -255,6 +267,7 @@ def test_stop_stream_during_a_conversion_stops_at_once(qtbot, streaming: MainWin
     """Issue 28 #2: Stop Stream stays usable while a model loads, and stops the conversion."""
     window, controller = streaming, streaming.controller
     window.buttons[Part.ANALYSIS].click()
+    _conversion_started(qtbot, controller)
     pid = _paused(controller.loading.job if controller.loading else None)
     qtbot.mouseClick(window.buttons[Part.STREAM], Qt.LeftButton)  # Stop Stream
     assert controller.loading is None
@@ -267,6 +280,7 @@ def test_cancel_analysis_during_a_conversion(qtbot, streaming: MainWindow) -> No
     """Issue 28 #2: the Analysis button cancels a load in progress; the stream goes on."""
     window, controller = streaming, streaming.controller
     window.buttons[Part.ANALYSIS].click()
+    _conversion_started(qtbot, controller)
     pid = _paused(controller.loading.job if controller.loading else None)
     qtbot.mouseClick(window.buttons[Part.ANALYSIS], Qt.LeftButton)  # Cancel Analysis
     assert controller.loading is None and controller.streaming
@@ -274,3 +288,116 @@ def test_cancel_analysis_during_a_conversion(qtbot, streaming: MainWindow) -> No
     assert "cancelled" in window.info.label.text()
     assert window.banner.isHidden()  # a cancel is not a failure
     qtbot.waitUntil(lambda: _gone(pid), timeout=10_000)
+
+
+# -- the checks before a start (issue 53) ---------------------------------------------------------
+
+HOLD_LIMIT_S = 60.0  # a check held by the test on the GUI thread would hang the test this long
+
+
+class HeldCheck:
+    """A start's check, held until the test releases it: an injected stall of the check.
+
+    It records the thread it ran on, then waits for :attr:`release` before checking for real,
+    so the test sees what the window does while a check takes long (a model read on a loaded
+    machine), whatever the machine's speed.
+    """
+
+    def __init__(self, real: Callable[..., list[str]]) -> None:
+        self.real = real
+        self.entered, self.release = threading.Event(), threading.Event()
+        self.threads: list[threading.Thread] = []
+
+    def __call__(self, *args: Any, **kwargs: Any) -> list[str]:
+        self.threads.append(threading.current_thread())
+        self.entered.set()
+        if not self.release.wait(HOLD_LIMIT_S):
+            raise AssertionError("the held check was never released")
+        return self.real(*args, **kwargs)
+
+
+def test_the_checks_before_each_start_run_beside_the_window(
+    qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 53: Start Experiment froze the window 1.0-1.5 s several times (Start Stream 0.6 s):
+    the settings were read and the model and experiment checked on the GUI thread.
+
+    Each start's check is held (HeldCheck) until the window has shown that it answers: its
+    stall monitor ticks, the progress line says what starts, the buttons wait.
+    """
+    settings = write_settings(
+        tmp_path,
+        "[Camera arena]\nSOURCE = synthetic\nFRAMERATE = 30\nWIDTH = 160\nHEIGHT = 120\n"
+        "[Experiment]\nNAME = ExampleExperiment\n[Device stimulus_box]\nTYPE = log\n",
+    )
+    held = {
+        "check_plan": HeldCheck(session_module.check_plan),
+        "check_before_start": HeldCheck(session_module.check_before_start),
+    }
+    for name, check in held.items():
+        monkeypatch.setattr(session_module, name, check)
+    window = MainWindow(settings, tmp_path / "out")
+    window.show()
+    controller = window.controller
+    try:
+        window.rig_panel.wait_checked()
+        for part, check in (
+            (Part.STREAM, held["check_plan"]),
+            (Part.ANALYSIS, held["check_before_start"]),
+            (Part.EXPERIMENT, held["check_before_start"]),
+        ):
+            check.entered.clear()
+            check.release.clear()
+            qtbot.mouseClick(window.buttons[part], Qt.LeftButton)
+            qtbot.waitUntil(check.entered.is_set, timeout=START_TIMEOUT_MS)
+            assert check.threads[-1] is not threading.main_thread(), part
+            ticks = window.stall_monitor.ticks
+            qtbot.waitUntil(lambda t=ticks: window.stall_monitor.ticks >= t + 5, timeout=30_000)
+            assert window.busy_label.text().startswith(f"starting {part.value}"), part
+            if part is Part.ANALYSIS:  # a load may be cancelled, the check included
+                assert window.buttons[part].text() == "Cancel Analysis"
+            else:
+                assert not window.buttons[part].isEnabled(), part  # no second press meanwhile
+            if part is Part.ANALYSIS:  # cancelled while its settings are checked
+                qtbot.mouseClick(window.buttons[part], Qt.LeftButton)
+                check.release.set()
+                qtbot.waitUntil(lambda: controller.loading is None, timeout=START_TIMEOUT_MS)
+                assert not controller.running(part) and controller.streaming
+                assert "Start Analysis cancelled" in window.info.full_text()
+                check.entered.clear()
+                check.release.clear()
+                qtbot.mouseClick(window.buttons[part], Qt.LeftButton)  # and started again
+                qtbot.waitUntil(check.entered.is_set, timeout=START_TIMEOUT_MS)
+            check.release.set()
+            qtbot.waitUntil(
+                lambda p=part: controller.running(p) and not controller.working,
+                timeout=START_TIMEOUT_MS,
+            )
+        assert window.banner.isHidden(), window.banner.label.text()
+    finally:
+        for check in held.values():
+            check.release.set()
+        window.close()
+        qtbot.waitUntil(lambda: window.closed_down, timeout=START_TIMEOUT_MS)
+        window.deleteLater()
+
+
+def test_a_start_the_checks_refuse_says_why_and_starts_nothing(qtbot, tmp_path: Path) -> None:
+    """Issue 53: the checks moved off the GUI thread still refuse a start with their message."""
+    settings = write_settings(
+        tmp_path, "[Camera arena]\nSOURCE = synthetic\n[Experiment]\nNAME = NoSuchExperiment\n"
+    )
+    window = MainWindow(settings, tmp_path / "out")
+    window.show()
+    try:
+        qtbot.mouseClick(window.buttons[Part.STREAM], Qt.LeftButton)
+        qtbot.waitUntil(lambda: window.banner.isVisible(), timeout=START_TIMEOUT_MS)
+        text = window.banner.full_text()
+        assert text.startswith("Cannot start the stream:") and "NoSuchExperiment" in text, text
+        assert not window.controller.streaming and not window.controller.working
+        assert window.buttons[Part.STREAM].isEnabled()
+        assert not (tmp_path / "out").exists()
+    finally:
+        window.close()
+        qtbot.waitUntil(lambda: window.closed_down, timeout=START_TIMEOUT_MS)
+        window.deleteLater()

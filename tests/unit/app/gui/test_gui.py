@@ -72,6 +72,14 @@ def _click(qtbot, window: MainWindow, part: Part) -> None:
     qtbot.mouseClick(button, Qt.LeftButton)
 
 
+def _wait_refused(qtbot, window: MainWindow) -> None:
+    """Wait until a start's checks (a background thread, issue 53) have refused it."""
+    qtbot.waitUntil(
+        lambda: window.banner.isVisible() and not window.controller.working,
+        timeout=START_TIMEOUT_MS,
+    )
+
+
 def _wait_running(qtbot, window: MainWindow, part: Part, running: bool = True) -> None:
     controller = window.controller
 
@@ -318,7 +326,7 @@ def test_bad_settings_show_the_banner_naming_the_key(qtbot, tmp_path: Path) -> N
     qtbot.addWidget(window)
     window.show()
     _click(qtbot, window, Part.STREAM)
-    assert window.banner.isVisible()
+    _wait_refused(qtbot, window)
     assert "FRAMERATE" in window.banner.label.text()
     assert str(settings) in window.banner.label.text()
     assert not window.controller.streaming
@@ -337,8 +345,8 @@ def test_a_second_instance_does_not_take_the_rigs_board(qtbot, tmp_path: Path) -
     board = DeviceClaim(f"serial-port:{port}", "device 'stimulus_box'")
     with DeviceLocks([board]):  # as another running DeepLabStream would hold it
         _click(qtbot, window, Part.STREAM)
+        _wait_refused(qtbot, window)
         text = window.banner.label.text()
-        assert window.banner.isVisible()
         assert f"device 'stimulus_box' (serial-port:{port}) is in use by another" in text
         assert f"process {os.getpid()}" in text and "second rig" in text
         assert not window.controller.streaming
@@ -480,7 +488,7 @@ def test_start_analysis_reads_the_settings_again(qtbot, tmp_path: Path) -> None:
     good = settings.read_text()
     settings.write_text(good + "[Pose]\nMODEL_PATH = models/missing.onnx\n")
     _click(qtbot, window, Part.ANALYSIS)  # the file now names a missing model: refused
-    assert window.banner.isVisible()
+    _wait_refused(qtbot, window)
     banner = window.banner.label.text()
     assert "MODEL_PATH" in banner and "missing.onnx" in banner
     assert not window.controller.running(Part.ANALYSIS)

@@ -36,7 +36,7 @@ from deeplabstream.app.gui.rig_panel import RigPanel
 from deeplabstream.app.gui.session import Part
 from deeplabstream.experiments.config import load_experiment_config
 from deeplabstream.experiments.config_edit import ConfigText
-from deeplabstream.experiments.registry import CONFIG_FOLDER, load_experiment
+from deeplabstream.experiments.registry import CONFIG_FOLDER, config_file_of, load_experiment
 from deeplabstream.pose.loading import BUNDLED_MODEL
 from tests.support.files import write_settings
 
@@ -131,9 +131,11 @@ def test_mapping_a_shipped_experiment_writes_a_copy_and_the_check_passes(
     with qtbot.waitSignal(box.mapped):
         qtbot.mouseClick(rig.findChild(QAbstractButton, "keypoint_map_save"), Qt.LeftButton)
     _checked(rig)
-    copy = tmp_path / "ExampleExperiment.ini"
+    copy = tmp_path / "experiments" / "ExampleExperiment.ini"  # the lab's, read first
     assert (CONFIG_FOLDER / "ExampleExperiment.ini").read_bytes() == shipped
-    assert rig.document.get("Experiment", "NAME") == str(copy.resolve())
+    # NAME keeps what the user wrote (issue 53: it was rewritten as the copy's absolute path)
+    assert rig.document.get("Experiment", "NAME") == "ExampleExperiment"
+    assert config_file_of("ExampleExperiment", tmp_path) == copy.resolve()
     text = copy.read_text()
     assert text.count("KEYPOINT = snout") == 2 and "KEYPOINT = nose" not in text
     assert text.startswith("# DeepLabStream's example experiment")

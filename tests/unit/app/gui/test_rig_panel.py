@@ -201,6 +201,20 @@ def test_inspect_says_what_the_model_is(qtbot, panel: RigPanel) -> None:
     text = info.toPlainText()
     assert "nose" in text and "tail_base" in text  # the bundled arena model's keypoints
     assert "input:" in text
+    # The model is named once, by the heading (issue 53: its path was printed twice).
+    lines = text.splitlines()
+    assert [line for line in lines if line.startswith("model")] == [lines[0]], text
+    assert not any(line.startswith("graph:") for line in lines), text  # the file named itself
+
+
+def test_inspect_names_the_model_once_and_a_converted_graph_beside_it() -> None:
+    """Issue 53: the Inspect box printed the model's path twice (three times for a graph)."""
+    from deeplabstream.app.gui.job_targets import inspect_lines
+
+    plain = [("model", "/m/a.onnx"), ("keypoints", "2: a, b"), ("graph", "/m/a.onnx")]
+    assert inspect_lines(plain) == ["keypoints: 2: a, b"]
+    converted = [("model", "/m/a.pt"), ("graph", "/cache/a.pt.fp32.onnx")]
+    assert inspect_lines(converted) == ["graph:     /cache/a.pt.fp32.onnx"]
 
 
 @pytest.mark.slow  # tens of seconds: CI's second step

@@ -21,10 +21,11 @@ from PyQt5.QtWidgets import (
     QVBoxLayout,
 )
 
+from deeplabstream.app.gui.fitting import narrow_choice
 from deeplabstream.app.gui.job_targets import Outcome, detect_cameras_job
 from deeplabstream.app.gui.jobs import ProcessJob
 from deeplabstream.app.gui.rig.edited_file import EditedFile
-from deeplabstream.app.gui.rig.parts import PROBLEM_COLOUR, confirm, narrow_choice, status_line
+from deeplabstream.app.gui.rig.parts import PROBLEM_COLOUR, confirm, status_line
 from deeplabstream.app.gui.rig_check import relative_to_settings
 from deeplabstream.app.gui.section_table import KeyRow, SectionTable, camera_keys
 from deeplabstream.core.plugins import PluginError

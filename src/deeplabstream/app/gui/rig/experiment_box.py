@@ -20,9 +20,8 @@ from PyQt5.QtWidgets import (
     QWidget,
 )
 
-from deeplabstream.app.gui.fitting import shrinkable
+from deeplabstream.app.gui.fitting import narrow_choice, shrinkable
 from deeplabstream.app.gui.rig.edited_file import EditedFile
-from deeplabstream.app.gui.rig.parts import narrow_choice
 from deeplabstream.app.gui.rig_check import experiment_name_for, lab_code_of, trigger_line
 from deeplabstream.experiments.registry import available_experiments, load_experiment
 from deeplabstream.settings.sections import Settings

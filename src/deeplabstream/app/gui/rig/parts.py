@@ -1,13 +1,12 @@
 """Small pieces the Rig tab's boxes share.
 
-The colours, a job's status line, a narrow drop-down and a yes/no question.
+The colours, a job's status line and a yes/no question.
 """
 
 from __future__ import annotations
 
 from PyQt5.QtCore import Qt
 from PyQt5.QtWidgets import (
-    QComboBox,
     QHBoxLayout,
     QLabel,
     QMessageBox,
@@ -20,13 +19,6 @@ from deeplabstream.app.gui.fitting import shrinkable
 
 PROBLEM_COLOUR = "#b00020"
 NEWS_COLOUR = "#37474f"  # saved, checking: information, not alarm
-CHOICE_CHARACTERS = 16  # a list's width, in characters, whatever its items' length
-
-
-def narrow_choice(choice: QComboBox) -> None:
-    """Let ``choice`` be narrower than its longest item (it shows it whole when opened)."""
-    choice.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
-    choice.setMinimumContentsLength(CHOICE_CHARACTERS)
 
 
 def status_line(name: str) -> QLabel:

@@ -16,6 +16,8 @@ from deeplabstream.app.gui.rig.parts import NEWS_COLOUR, PROBLEM_COLOUR
 from deeplabstream.app.gui.rig_check import summary_lines
 from deeplabstream.settings.sections import Settings
 
+BOX_MARGIN_PX = 4
+
 
 class SummaryBox(QGroupBox):
     """What Start will run, under the problems (or news: checking, saved) of the last check."""
@@ -37,11 +39,26 @@ class SummaryBox(QGroupBox):
         text_layout.addWidget(self.problem_label)  # first: what stops a start, in sight
         text_layout.addWidget(self.summary)
         text_layout.addStretch(1)
-        scroll = QScrollArea()
+        scroll = self._scroll = QScrollArea()
+        scroll.setObjectName("rig_summary_area")
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QScrollArea.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)  # the text wraps
         scroll.setWidget(text)
-        QVBoxLayout(self).addWidget(scroll)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(*[BOX_MARGIN_PX] * 4)  # each line of room is a line of the plan
+        layout.addWidget(scroll)
+
+    def needed_height(self) -> int:
+        """Return the box's height that shows the problems and the plan whole at its width.
+
+        At the width its text has now (less a scroll bar's, when one shows), so never short.
+        """
+        text, viewport = self._scroll.widget(), self._scroll.viewport()
+        if text is None or viewport is None:
+            return self.height()
+        chrome = self.height() - viewport.height()  # the title, margins and frame
+        return chrome + text.heightForWidth(viewport.width())
 
     def say(self, text: str, *, problem: bool) -> None:
         """Write above the summary: problems in red, news (checking, saved) in a neutral colour."""

@@ -1,0 +1,155 @@
+"""A camera run alone as its capture process runs it: open, grab frames, close."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deeplabstream.core.frames import FrameGeometry, FrameStamp
+from deeplabstream.core.plugins import using_settings_folder
+from deeplabstream.hardware.cameras import camera_class
+from deeplabstream.hardware.cameras.base import Camera
+from deeplabstream.testing.plugin_settings import PluginCheckError, plugin_settings
+
+
+@dataclass(frozen=True)
+class CameraRun:
+    """What a camera did in :func:`run_camera`.
+
+    Attributes
+    ----------
+    geometry
+        What ``open`` returned.
+    nominal_fps
+        Its ``nominal_fps`` after ``open``.
+    frames, stamps
+        A copy of each frame ``grab`` wrote, and the stamp it returned, in order.
+    ended
+        ``grab`` returned None (the normal end of the stream, a video file's last frame)
+        before the frames asked for.
+    description
+        What ``describe`` returned after the last frame (it goes into ``session.json``).
+    """
+
+    geometry: FrameGeometry
+    nominal_fps: float | None
+    frames: list[np.ndarray]
+    stamps: list[FrameStamp]
+    ended: bool
+    description: dict[str, Any]
+
+
+def run_camera(
+    camera: str | type[Camera],
+    keys: Mapping[str, str] | None = None,
+    *,
+    frames: int = 10,
+    name: str = "camera",
+    settings_folder: Path | None = None,
+    session_dir: Path | None = None,
+) -> CameraRun:
+    """Open ``camera``, grab up to ``frames`` frames into a frame buffer, close it.
+
+    Parameters
+    ----------
+    camera
+        Its ``SOURCE`` name (registered, or a module of the lab's ``cameras/`` folder beside
+        ``settings_folder``), or its class.
+    keys
+        The keys of its ``[Camera NAME]`` section, as text (its ``settings_class``'s keys).
+    frames
+        How many frames to grab at most (fewer when the stream ends: ``grab`` returns None).
+    name
+        The camera's name (the section's ``NAME``).
+    settings_folder
+        The settings file's folder: where the lab's ``cameras/`` folder is, and what relative
+        paths in ``keys`` are relative to.
+    session_dir
+        Given, ``start_session(session_dir)`` is called before the first grab and
+        ``finish_session()`` after the last, as in a session (side files written there).
+
+    Raises
+    ------
+    PluginCheckError
+        A rule of the camera interface broken: ``open`` returns no FrameGeometry, ``grab`` no
+        FrameStamp (or None), a frame index that goes back, a host time that goes back, a
+        ``describe`` that is no JSON object, a second ``close`` that raises.
+    """
+    with using_settings_folder(settings_folder):
+        cls = camera_class(camera, settings_folder) if isinstance(camera, str) else camera
+        options = plugin_settings(
+            cls.settings_class, keys, settings_folder=settings_folder, section=f"Camera {name}"
+        )
+        instance = cls(name, options)
+        label = f"camera {name!r} ({cls.__name__})"
+        try:
+            return _stream(instance, label, frames, session_dir)
+        finally:
+            instance.close()
+            try:
+                instance.close()
+            except Exception as error:
+                raise PluginCheckError(
+                    f"{label}: close() raised the second time ({type(error).__name__}: "
+                    f"{error}); it must be safe to call more than once"
+                ) from error
+
+
+def _stream(camera: Camera, label: str, frames: int, session_dir: Path | None) -> CameraRun:
+    geometry = camera.open()
+    if not isinstance(geometry, FrameGeometry):
+        raise PluginCheckError(f"{label}: open() returned {geometry!r}, not a FrameGeometry")
+    fps = camera.nominal_fps
+    if fps is not None and not (isinstance(fps, int | float) and math.isfinite(fps) and fps > 0):
+        raise PluginCheckError(f"{label}: nominal_fps is {fps!r}; expected a rate > 0 or None")
+    if session_dir is not None:
+        camera.start_session(session_dir)
+    taken: list[np.ndarray] = []
+    stamps: list[FrameStamp] = []
+    ended = False
+    for _ in range(frames):
+        out = np.zeros(geometry.shape, np.dtype(geometry.dtype))
+        stamp = camera.grab(out)
+        if stamp is None:
+            ended = True
+            break
+        _check_stamp(label, stamp, stamps[-1] if stamps else None)
+        taken.append(out.copy())
+        stamps.append(stamp)
+    if session_dir is not None:
+        camera.finish_session()
+    description = camera.describe()
+    try:
+        json.dumps(description)
+    except (TypeError, ValueError) as error:
+        raise PluginCheckError(
+            f"{label}: describe() returned {description!r}, which session.json cannot hold "
+            f"({error}); return a dict of numbers, texts, lists and dicts"
+        ) from None
+    return CameraRun(geometry, fps, taken, stamps, ended, description)
+
+
+def _check_stamp(label: str, stamp: Any, previous: FrameStamp | None) -> None:
+    """Check one stamp: a FrameStamp whose index and host time never go back."""
+    if not isinstance(stamp, FrameStamp):
+        raise PluginCheckError(f"{label}: grab() returned {stamp!r}, not a FrameStamp or None")
+    if isinstance(stamp.frame_index, bool) or not isinstance(stamp.frame_index, int | np.integer):
+        raise PluginCheckError(f"{label}: frame_index {stamp.frame_index!r} is not an integer")
+    if previous is None:
+        return
+    if stamp.frame_index <= previous.frame_index:
+        raise PluginCheckError(
+            f"{label}: frame_index went from {previous.frame_index} to {stamp.frame_index}; "
+            "the camera's own counter only grows (a gap is a frame it dropped)"
+        )
+    if stamp.host_timestamp_ns < previous.host_timestamp_ns:
+        raise PluginCheckError(
+            f"{label}: host_timestamp_ns went back ({previous.host_timestamp_ns} -> "
+            f"{stamp.host_timestamp_ns}); stamp each frame with host_now_ns() when it arrives"
+        )

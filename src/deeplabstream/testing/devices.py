@@ -1,0 +1,149 @@
+"""A stimulation device run alone, as the experiment's dispatcher drives it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from deeplabstream.core.plugins import using_settings_folder
+from deeplabstream.hardware.stimulation import device_class
+from deeplabstream.hardware.stimulation.action import Action
+from deeplabstream.hardware.stimulation.base import ActionRecord, StimulationDevice
+from deeplabstream.live.processes.dispatch import PERFORM_LIMIT_S
+from deeplabstream.testing.plugin_settings import PluginCheckError, plugin_settings
+
+SETTLE_S = 5.0  # how long each command may take to be acknowledged or failed
+
+
+@dataclass(frozen=True)
+class DeviceRun:
+    """What a device did in :func:`run_device`.
+
+    Attributes
+    ----------
+    commands, records
+        Each command sent, and the record ``send`` returned for it (settled: acknowledged or
+        failed), in order.
+    channel_count
+        Its ``channel_count`` once open.
+    lock_keys
+        What its ``lock_keys`` said identifies the hardware of these settings.
+    """
+
+    commands: list[Action]
+    records: list[ActionRecord]
+    channel_count: int
+    lock_keys: tuple[str, ...]
+
+    @property
+    def errors(self) -> list[str]:
+        """Why each command the device failed or refused failed (``record.error``)."""
+        return [r.error for r in self.records if r.error is not None]
+
+
+def every_kind(channel_count: int, shortest_s: float, device: str = "device") -> list[Action]:
+    """Return one command of each kind on the last channel (the default of :func:`run_device`)."""
+    last, phase = channel_count - 1, max(shortest_s, 0.01)
+    return [
+        Action.on(device, last),
+        Action.off(device, last),
+        Action.pulse(device, last, phase),
+        Action.pattern(device, last, phase, phase, count=2),
+        Action(device, "reset"),
+    ]
+
+
+def run_device(
+    device: str | type[StimulationDevice],
+    keys: Mapping[str, str] | None = None,
+    commands: Sequence[Action] | None = None,
+    *,
+    name: str = "device",
+    settings_folder: Path | None = None,
+    check_present: bool = True,
+    settle_s: float = SETTLE_S,
+) -> DeviceRun:
+    """Make ``device`` from its keys, open it, send ``commands``, wait for them, close it.
+
+    Parameters
+    ----------
+    device
+        Its ``TYPE`` (registered, or a module of the lab's ``devices/`` folder beside
+        ``settings_folder``), or its class.
+    keys
+        The keys of its ``[Device NAME]`` section, as text.
+    commands
+        What to send through ``send`` (None: ON, OFF, PULSE, PATTERN on the last channel, then
+        RESET). Each is checked against the device's channels and limits first (ValueError).
+    name
+        The section's ``NAME``, for messages.
+    settings_folder
+        The settings file's folder: where the lab's ``devices/`` folder is, and what relative
+        paths in ``keys`` are relative to.
+    check_present
+        Call ``check_present()`` first, as a start does (DeviceNotFoundError when absent).
+    settle_s
+        How long each command may take to be acknowledged or failed.
+
+    Raises
+    ------
+    PluginCheckError
+        A rule of the device interface broken: ``send`` (its ``perform``) took longer than the
+        worker allows, a command never acknowledged nor failed, a second ``close`` that raised,
+        ``lock_keys`` that are not texts.
+    """
+    with using_settings_folder(settings_folder):
+        cls = device_class(device, settings_folder) if isinstance(device, str) else device
+        options = plugin_settings(
+            cls.settings_class, keys, settings_folder=settings_folder, section=f"Device {name}"
+        )
+        label = f"device {name!r} ({cls.__name__})"
+        locks = tuple(cls.lock_keys(options))
+        if not all(isinstance(key, str) for key in locks):
+            raise PluginCheckError(f"{label}: lock_keys returned {locks!r}; expected texts")
+        instance = cls.from_settings(options)
+        if check_present:
+            instance.check_present()
+        instance.open()
+        try:
+            count = instance.channel_count
+            sent = (
+                list(commands)
+                if commands is not None
+                else every_kind(count, instance.min_duration_s)
+            )
+            records = [_send(instance, label, command, settle_s) for command in sent]
+        finally:
+            instance.close()
+            try:
+                instance.close()
+            except Exception as error:
+                raise PluginCheckError(
+                    f"{label}: close() raised the second time ({type(error).__name__}: "
+                    f"{error}); it must be safe to call more than once"
+                ) from error
+    return DeviceRun(sent, records, count, locks)
+
+
+def _send(
+    device: StimulationDevice, label: str, command: Action, settle_s: float
+) -> ActionRecord:
+    """Send one command as the dispatcher does; check that it returned at once and settled."""
+    started = time.perf_counter()
+    record = device.send(command)
+    took = time.perf_counter() - started
+    if took > PERFORM_LIMIT_S:
+        raise PluginCheckError(
+            f"{label}: perform({command.describe()}) took {took:.1f} s; the worker interrupts "
+            f"one that has not returned after {PERFORM_LIMIT_S:g} s. Return at once: time a "
+            "pulse in the hardware or a thread of the device, never by sleeping in perform"
+        )
+    if not record.wait(settle_s):
+        raise PluginCheckError(
+            f"{label}: {command.describe()} was neither acknowledged nor failed within "
+            f"{settle_s:g} s; a device answered later calls record.acknowledge() or "
+            "record.fail() when the answer comes"
+        )
+    return record

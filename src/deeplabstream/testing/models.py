@@ -1,0 +1,206 @@
+"""A model format and an inference backend run alone: a model loaded, its network run."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from deeplabstream.core.plugins import using_settings_folder
+from deeplabstream.pose.model import ModelDescription
+from deeplabstream.pose.model_format import ModelFormat, model_formats
+from deeplabstream.pose.runtime.backends import open_backend
+from deeplabstream.pose.runtime.estimator import PoseEstimator
+from deeplabstream.testing.plugin_settings import PluginCheckError
+
+REFERENCE_BACKEND = "onnxruntime"
+
+
+@dataclass(frozen=True)
+class ModelCheck:
+    """What :func:`check_model_format` found.
+
+    Attributes
+    ----------
+    model_format
+        The format that recognised the path.
+    description
+        What its ``load`` returned.
+    poses
+        Shape (frames, animals, keypoints, 3): the keypoints the session would estimate on the
+        frames given (x, y in frame pixels, likelihood; NaN rows: an animal not found).
+    """
+
+    model_format: ModelFormat
+    description: ModelDescription
+    poses: np.ndarray
+
+
+@dataclass(frozen=True)
+class BackendRun:
+    """What :func:`run_backend` got: the outputs of the backend and of the reference on a batch.
+
+    Attributes
+    ----------
+    outputs, reference
+        Each output of the network, in ``description.output_names`` order, from the backend
+        tested and from the built-in ONNX Runtime backend on the same batch.
+    provider
+        What the backend says ran it (``session.json``'s model record says it).
+    """
+
+    outputs: list[np.ndarray]
+    reference: list[np.ndarray]
+    provider: str
+
+    def largest_difference(self) -> float:
+        """Return the largest absolute difference of any output value from the reference."""
+        pairs = zip(self.outputs, self.reference, strict=True)
+        differences = [np.abs(a.astype(np.float64) - b) for a, b in pairs if a.size]
+        return max((float(d.max()) for d in differences), default=0.0)
+
+
+def check_model_format(
+    path: Path,
+    *,
+    model_format: type[ModelFormat] | None = None,
+    frames: Sequence[np.ndarray] | None = None,
+    settings_folder: Path | None = None,
+    precision: str = "fp32",
+) -> ModelCheck:
+    """Load the model at ``path`` as a start does and estimate the keypoints of ``frames``.
+
+    Parameters
+    ----------
+    path
+        What ``[Pose] MODEL_PATH`` would say.
+    model_format
+        The format expected to recognise it (None: whichever format does, the built-ins
+        first, then the lab's ``formats/`` beside ``settings_folder``).
+    frames
+        Frames to estimate (BGR uint8, all of one size; None: one grey frame of the model's
+        input size).
+    settings_folder
+        The settings file's folder, where the lab's ``formats/`` folder is.
+    precision
+        ``[Pose] PRECISION``.
+
+    Raises
+    ------
+    PluginCheckError
+        No format recognises the path, another format than ``model_format`` does, ``load``
+        returns no ModelDescription, ``describes`` does not know it, ``keypoints`` disagrees
+        with it, or the estimated poses have not its animals and keypoints.
+    """
+    with using_settings_folder(settings_folder):
+        found = _format_of(path, model_format)
+        label = f"model format {found.name!r} ({type(found).__name__})"
+        description = found.load(path, None, precision)  # type: ignore[arg-type]
+        if not isinstance(description, ModelDescription):
+            raise PluginCheckError(f"{label}: load() returned {description!r}, not a description")
+        if not found.describes(description):
+            raise PluginCheckError(
+                f"{label}: describes() is False for its own description (framework "
+                f"{description.framework!r}); load writes framework=self.name"
+            )
+        keypoints = tuple(found.keypoints(path))
+        if keypoints != tuple(description.keypoints):
+            raise PluginCheckError(
+                f"{label}: keypoints() says {keypoints}, its description {description.keypoints}"
+            )
+        if frames is None:
+            grey = np.full((description.input_height, description.input_width, 3), 128, np.uint8)
+            frames = [grey]
+        backend = open_backend(description, REFERENCE_BACKEND, "cpu", 1)
+        try:
+            estimator = PoseEstimator(description, backend, frames[0].shape)
+            poses = estimator.estimate_animals(list(frames))
+        finally:
+            backend.close()
+    expected = (len(frames), description.animals, len(description.keypoints), 3)
+    if poses.shape != expected:
+        raise PluginCheckError(f"{label}: poses of shape {poses.shape}; expected {expected}")
+    return ModelCheck(found, description, poses)
+
+
+def run_backend(
+    backend: str,
+    model: Path | ModelDescription,
+    *,
+    device: str = "cpu",
+    threads: int = 1,
+    batch: np.ndarray | None = None,
+    settings_folder: Path | None = None,
+) -> BackendRun:
+    """Run a model's network on ``backend`` and on the built-in ONNX Runtime, on one batch.
+
+    Parameters
+    ----------
+    backend
+        What ``[Pose] BACKEND`` would say (registered, or a module of the lab's ``backends/``
+        folder beside ``settings_folder``).
+    model
+        The model (a ``MODEL_PATH``, loaded by its format) or its description.
+    device, threads
+        ``[Pose] DEVICE`` and ``THREADS``.
+    batch
+        The network's input (None: one random image of its input shape and type).
+    settings_folder
+        The settings file's folder.
+
+    Raises
+    ------
+    PluginCheckError
+        ``run`` returned another number of outputs than the reference, or other shapes.
+    """
+    with using_settings_folder(settings_folder):
+        description = model if isinstance(model, ModelDescription) else _load(model)
+        if batch is None:
+            rng = np.random.default_rng(0)
+            batch = (rng.random(description.input_shape(1)) * 255).astype(description.input_dtype)
+        tested = open_backend(description, backend, device, threads)  # type: ignore[arg-type]
+        reference = open_backend(description, REFERENCE_BACKEND, "cpu", threads)
+        try:
+            tested.warm_up(len(batch))
+            ours, theirs = list(tested.run(batch)), list(reference.run(batch))
+            provider = str(tested.provider)
+        finally:
+            tested.close()
+            reference.close()
+    shapes, expected = [o.shape for o in ours], [t.shape for t in theirs]
+    if shapes != expected:
+        raise PluginCheckError(
+            f"backend {backend!r}: run() gave outputs of shapes {shapes}; the network's are "
+            f"{expected} (in description.output_names order: {description.output_names})"
+        )
+    return BackendRun(ours, theirs, provider)
+
+
+def _format_of(path: Path, expected: type[ModelFormat] | None) -> ModelFormat:
+    """Return the format of ``path``: the first that recognises it, which must be ``expected``.
+
+    Formats are probed in order, the built-ins first: ``expected`` (a lab's) must recognise
+    the path, and no format before it may.
+    """
+    formats, _ = model_formats()
+    first = next((f for f in formats if f.recognises(path)), None)
+    if expected is None:
+        if first is None:
+            names = ", ".join(f.name for f in formats)
+            raise PluginCheckError(f"{path}: no model format recognises it (tried: {names})")
+        return first
+    if first is not None and not isinstance(first, expected):
+        raise PluginCheckError(
+            f"{path}: {type(first).__name__} ({first.name!r}) recognises it before "
+            f"{expected.__name__}: a lab's format recognises its own file names only"
+        )
+    mine = first if first is not None else expected()
+    if not mine.recognises(path):
+        raise PluginCheckError(f"{expected.__name__}.recognises({path}) is False")
+    return mine
+
+
+def _load(path: Path) -> ModelDescription:
+    return _format_of(path, None).load(path, None, "fp32")

@@ -1,0 +1,162 @@
+"""An output run alone: its live half given one camera's analysed frames, then its export."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deeplabstream.core.clock import host_now_ns
+from deeplabstream.core.plugins import using_settings_folder
+from deeplabstream.live.processes.sinks import WRITE_LIMIT_S
+from deeplabstream.outputs.interface import (
+    OUTPUTS,
+    AnalysedFrame,
+    ExportContext,
+    Output,
+    OutputCamera,
+    OutputSession,
+    PoseSink,
+)
+from deeplabstream.testing.plugin_settings import PluginCheckError, plugin_settings
+from deeplabstream.transport.channel import FrameRecord
+
+
+@dataclass(frozen=True)
+class OutputRun:
+    """What an output did in :func:`run_output`.
+
+    Attributes
+    ----------
+    figures
+        What its sink's ``close`` returned (it joins the camera's figures in ``session.json``);
+        None when it gave the camera no sink.
+    exported
+        The files its ``export`` wrote (after the live half closed).
+    error
+        What its live half said failed while it ran (``LiveOutput.error``), None when nothing.
+    """
+
+    figures: dict[str, Any] | None
+    exported: list[Path] = field(default_factory=list)
+    error: str | None = None
+
+
+def run_output(
+    output: str | type[Output],
+    keys: Mapping[str, str] | None = None,
+    *,
+    session_dir: Path,
+    keypoints: Sequence[str] = ("nose", "tail_base"),
+    poses: np.ndarray | None = None,
+    passed_over: Sequence[int] = (),
+    camera: str = "arena",
+    settings_folder: Path | None = None,
+    export: bool = True,
+) -> OutputRun:
+    """Give ``output`` one camera's analysed frames as the inference worker does, then export.
+
+    Parameters
+    ----------
+    output
+        Its name (an ``[Output NAME]`` section's: registered, or a module of the lab's
+        ``outputs/`` folder beside ``settings_folder``), or its class.
+    keys
+        The keys of its ``[Output NAME]`` section, as text.
+    session_dir
+        The session folder its files go to (made if absent).
+    keypoints
+        The model's keypoints, in order.
+    poses
+        Shape (frames, animals, keypoints, 3): x, y, likelihood of each frame (None: ten frames
+        of one animal walking right, every keypoint seen). Frame ``i`` has frame index ``i``.
+    passed_over
+        Frame indices given to ``write_not_analysed`` instead (a newer frame was analysed).
+    camera
+        The camera's name (its files' stem).
+    settings_folder
+        The settings file's folder: where the lab's ``outputs/`` folder is, and what relative
+        paths in ``keys`` are relative to.
+    export
+        Run ``export`` after the live half closed, as after a session's stop.
+
+    Raises
+    ------
+    PluginCheckError
+        A rule of the output interface broken: a sink call that took longer than the worker
+        allows, figures that ``session.json`` cannot hold.
+    """
+    session_dir.mkdir(parents=True, exist_ok=True)
+    if poses is None:
+        poses = walking(len(keypoints))
+    with using_settings_folder(settings_folder):
+        if isinstance(output, str):
+            cls, label = OUTPUTS.get(output, settings_folder), f"output {output!r}"
+        else:
+            cls, label = output, f"output {output.__name__}"
+        settings = plugin_settings(
+            cls.settings_class, keys, settings_folder=settings_folder, section=f"Output {label}"
+        )
+        plugin = cls(settings)
+        one = OutputCamera(
+            camera, camera, session_dir, tuple(keypoints),
+            multi_animal=poses.shape[1] > 1, max_animals=poses.shape[1],
+        )  # fmt: skip
+        live = plugin.open_live(OutputSession(session_dir, "", (one,)))
+        sink = live.camera_sink(one) if live is not None else None
+        figures = None
+        if sink is not None:
+            figures = _feed(sink, label, poses, set(passed_over))
+        if live is not None:
+            live.close()
+        error = live.error if live is not None else None
+        files = plugin.export(ExportContext(session_dir, True, False)) if export else []
+    return OutputRun(figures, list(files), error)
+
+
+def walking(keypoints: int, frames: int = 10) -> np.ndarray:
+    """Return poses of one animal walking right, every keypoint seen: (frames, 1, K, 3)."""
+    poses = np.zeros((frames, 1, keypoints, 3), np.float32)
+    poses[..., 0] = 10.0 * np.arange(frames)[:, None, None] + 5.0 * np.arange(keypoints)
+    poses[..., 1] = 50.0
+    poses[..., 2] = 0.9
+    return poses
+
+
+def _feed(sink: PoseSink, label: str, poses: np.ndarray, passed_over: set[int]) -> dict[str, Any]:
+    """Give ``sink`` each frame, in place as the worker does; return what its close said."""
+    frame = AnalysedFrame()
+    frame.animals = np.empty(poses.shape[1:], np.float32)
+    for index in range(len(poses)):
+        record = FrameRecord(0, index, index, index, math.nan, host_now_ns())
+        if index in passed_over:
+            _timed(label, "write_not_analysed", lambda r=record: sink.write_not_analysed(r))
+            continue
+        frame.record, frame.seq = record, index
+        frame.animals[...] = poses[index]  # refilled in place: a sink keeps nothing of it
+        _timed(label, "write", lambda: sink.write(frame))
+    figures = sink.close(None) or {}
+    try:
+        json.dumps(figures)
+    except (TypeError, ValueError) as error:
+        raise PluginCheckError(
+            f"{label}: close() returned {figures!r}, which session.json cannot hold ({error})"
+        ) from None
+    return figures
+
+
+def _timed(label: str, what: str, call: Any) -> None:
+    started = time.perf_counter()
+    call()
+    took = time.perf_counter() - started
+    if took > WRITE_LIMIT_S:
+        raise PluginCheckError(
+            f"{label}: its sink's {what} took {took:.1f} s; the worker stops giving frames to "
+            f"one that has not returned after {WRITE_LIMIT_S:g} s. Append a row, nothing slower"
+        )
