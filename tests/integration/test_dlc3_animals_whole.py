@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from deeplabstream.offline.verify.frames import read_exact_poses
 from deeplabstream.outputs.pose.files import read_identities_metadata
 from deeplabstream.pose.formats.conversion import CACHE_ENV
 from deeplabstream.pose.loading import load_model
@@ -115,8 +116,7 @@ def _assert_whole(worst: dict[str, float], xy: float, likelihood: float) -> None
 
 def read_exact(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """``<camera>.pose_exact.csv``: frame indices and (N, A, K, 3) values at full precision."""
-    data = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2, dtype=np.float64)
-    return data[:, 0].astype(np.int64), data[:, 1:].reshape(len(data), -1, len(KEYPOINTS), 3)
+    return read_exact_poses(path, len(KEYPOINTS))
 
 
 def test_the_committed_export_is_deeplabcuts_file_and_small() -> None:

@@ -17,7 +17,12 @@ events table's ``likelihood`` column (events.csv's, issue 38); events.csv's ``an
 position or likelihood (so the NWB events table has no measured columns here: every event of this
 replay is the start, the finish or a stop's switch-off) and the annotated video draws the
 experiment's regions (issue 44); ``left.pose_exact.csv`` added, every other file unchanged
-(issue 46: the full-precision keypoints deeplabstream-verify compares).
+(issue 46: the full-precision keypoints deeplabstream-verify compares); ``pose_exact.csv``'s
+``batch``, ``time_s`` and ``lead_s`` columns (issue 52: the update each row was), its values
+fingerprinted to 12 significant digits (a likelihood's last bits differ between CPUs), and
+``[Output] DIRECTORY`` recorded as the folder it means, beside the settings file (issue 53). Each
+time the replay of the code before the change (137629a) was fingerprinted too and differed from
+the new one by these alone.
 """
 
 from __future__ import annotations

@@ -82,7 +82,8 @@ def test_an_identity_export_replayed_gives_sleap_nns_classes_as_identities(tmp_p
     assert worst <= 1e-3, worst  # the CSV keeps 3 decimals: 0.0005 px of rounding
 
     found = pd.read_csv(session / identities["model"]["confidence_file"])
-    assert list(found.columns) == ["frame_index", "animal1", "animal2"]
+    assert list(found.columns) == ["frame_index", "animal1", "animal2", "unnamed"]
+    assert found["unnamed"].isna().all()  # the classes name every animal: none left unsure
     assert list(found["frame_index"]) == list(range(100))
     written = found[["animal1", "animal2"]].to_numpy()
     assert np.array_equal(np.isnan(written), np.isnan(confidence))

@@ -65,6 +65,10 @@ VOLATILE_NWB = frozenset(
 )
 
 
+#: Significant digits of ``pose_exact.csv``'s values kept: a likelihood's last bits come from the
+#: CPU's vectorised ``exp`` (x and y agree to the bit across machines; likelihoods may not).
+EXACT_SIGNIFICANT = 12
+
 _FOLDER_TIME = re.compile(r"\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d")
 
 
@@ -83,16 +87,22 @@ def normalised(text: str, root: str) -> str:
     return _FOLDER_TIME.sub("<started>", text.replace(_PROJECT, "<project>"))
 
 
-def table_fingerprint(table: pd.DataFrame) -> dict[str, Any]:
-    """Each column's values (hashed), a timed column only as how many cells it fills."""
+def table_fingerprint(table: pd.DataFrame, significant: int | None = None) -> dict[str, Any]:
+    """Each column's values (hashed), a timed column only as how many cells it fills.
+
+    ``significant``: a float column's values are hashed to that many significant digits (a
+    full-precision file: its last bits differ between CPUs, as their vector ``exp`` does).
+    """
     columns: dict[str, Any] = {}
     for column in table.columns:
         name = "/".join(str(part) for part in column) if isinstance(column, tuple) else str(column)
         values = table[column]
         if name.split("/")[-1] in TIMED_COLUMNS:
             columns[name] = f"times: {int(values.notna().sum())} filled"
-        else:
-            columns[name] = _digest(values.to_csv(index=False, header=False).encode())
+            continue
+        if significant is not None and values.dtype.kind == "f":
+            values = values.map(lambda value: f"{value:.{significant}g}")
+        columns[name] = _digest(values.to_csv(index=False, header=False).encode())
     return {"rows": len(table), "columns": columns}
 
 
@@ -176,6 +186,8 @@ def file_fingerprint(path: Path, root: str = "") -> Any:
         return "<log: every line is timed>"
     if name.endswith(".pose.csv"):
         return table_fingerprint(pd.read_csv(path, header=[0, 1, 2], index_col=0))
+    if name.endswith(".pose_exact.csv"):  # 17 digits: the CPU's last bits
+        return table_fingerprint(pd.read_csv(path), significant=EXACT_SIGNIFICANT)
     if name.endswith(".csv"):
         return table_fingerprint(pd.read_csv(path))
     if name.endswith(".pqt"):
@@ -237,7 +249,7 @@ def outputs_fingerprint(folder: Path, root: Path) -> dict[str, Any]:
     cameras = (session.get("pose") or {}).get("cameras") or {}
     found["session.json"] = {
         "errors": session.get("errors"),
-        "output_settings": session.get("settings", {}).get("Output"),
+        "output_settings": json_fingerprint(session.get("settings", {}).get("Output"), str(root)),
         "cameras": {
             name: {key: figures.get(key) for key in OUTPUT_FIGURES}
             for name, figures in sorted(cameras.items())

@@ -189,9 +189,10 @@ def move_aside(path: Path, reason: str) -> tuple[Path | None, str]:
     return moved, text
 
 
-#: What a session's file digests leave out: session.json itself (it holds them), the space
-#: reserve, damaged copies moved aside, and what verify writes later (``verify/``).
-_NOT_DIGESTED = ("session.json", ".space-reserve")
+#: What a session's file digests leave out: session.json itself (it holds them), the log (the
+#: process writes it to its last line, after the close: the summary, a replay's "done"), the
+#: space reserve, damaged copies moved aside, and what verify writes later (``verify/``).
+_NOT_DIGESTED = ("session.json", "session.log", ".space-reserve")
 
 
 def file_digests(folder: Path) -> dict[str, tuple[str, int]]:

@@ -102,7 +102,7 @@ def test_deeplabstream_eks_writes_the_packages_own_output(tmp_path: Path, capsys
     for index, frame_members in zip(frames_written, kept, strict=True):
         median = np.median(frame_members[..., :2], axis=0)
         ensemble = np.concatenate([median, frame_members[..., 2:].mean(axis=0)], axis=1)
-        writer.write(int(index), ensemble, frame_members)
+        writer.write(int(index), ensemble, members=frame_members)
     writer.close()
     assert eks_command([str(tmp_path)]) == 0
     assert "EKS_SMOOTH_PARAM = " in capsys.readouterr().out

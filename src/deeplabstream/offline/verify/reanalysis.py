@@ -80,12 +80,15 @@ def _schedule(
         if part >= len(camera.videos):
             continue
         rows = live.get(camera.name)
-        table = camera.videos[part].live_index()
-        if rows is None or table is None:
+        if rows is None:
             schedule[camera.name] = ()  # no schedule known: every frame
             continue
-        position = {int(frame): i for i, frame in enumerate(table.tolist())}
-        analysed = sorted({position[int(f)] for f in rows.frames.tolist() if int(f) in position})
+        table = camera.videos[part].live_index()
+        if table is None:  # a replay's own video: its frame i was the replay's frame i
+            analysed = sorted({int(f) for f in rows.frames.tolist() if f >= 0})
+        else:
+            position = {int(frame): i for i, frame in enumerate(table.tolist())}
+            analysed = sorted({position[int(f)] for f in rows.frames if int(f) in position})
         schedule[camera.name] = tuple(analysed) if analysed else (-1,)
     return schedule
 
