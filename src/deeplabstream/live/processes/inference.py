@@ -74,7 +74,7 @@ from deeplabstream.live.processes.pipeline import (
 from deeplabstream.live.processes.points3d import finish_triangulation, open_triangulator
 from deeplabstream.live.processes.sinks import open_outputs
 from deeplabstream.outputs.folder import SESSION_LOG
-from deeplabstream.outputs.whole_rows import flush_open_files
+from deeplabstream.core.whole_rows import flush_open_files
 from deeplabstream.pose.model_format import use_lab_formats
 from deeplabstream.spatial.triangulation.live import LiveTriangulator
 

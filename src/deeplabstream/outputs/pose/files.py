@@ -61,7 +61,7 @@ import numpy as np
 
 from deeplabstream.core.regular_files import regular_file
 from deeplabstream.outputs.pose.table import is_multi_animal_csv
-from deeplabstream.outputs.whole_rows import WholeRowsFile
+from deeplabstream.core.whole_rows import WholeRowsFile
 
 log = logging.getLogger(__name__)
 

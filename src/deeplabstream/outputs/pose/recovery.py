@@ -20,6 +20,7 @@ import numpy as np
 from deeplabstream.core.deadline import STAGES, deadline_figures
 from deeplabstream.core.regular_files import regular_file
 from deeplabstream.core.stats import DurationHistogram
+from deeplabstream.core.whole_rows import cut_to_whole_rows
 from deeplabstream.outputs.pose.files import (
     EKS_CAUSAL_SUFFIX,
     ENSEMBLE_SUFFIX,
@@ -205,19 +206,6 @@ def _deadline_from_timing(timing_csv: Path, deadline_ns: int | None) -> dict[str
     return deadline_figures(
         deadline_ns, end_to_end.count, sum(by_stage), by_stage, end_to_end.figures(), by_part
     )
-
-
-def cut_to_whole_rows(path: Path) -> int:
-    """Drop a cut last row of a text table; returns the lines it keeps (0 if missing)."""
-    try:
-        with regular_file(path).open("rb+") as file:
-            data = file.read()
-            end = data.rfind(b"\n") + 1
-            if end != len(data):
-                file.truncate(end)
-            return data[:end].count(b"\n")
-    except FileNotFoundError:
-        return 0
 
 
 def _header_rows(pose_csv: Path) -> int:

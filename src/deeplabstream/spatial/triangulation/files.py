@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from deeplabstream.outputs.whole_rows import WholeRowsFile
+from deeplabstream.core.whole_rows import WholeRowsFile
 from deeplabstream.spatial.triangulation.dlt import Triangulated
 
 POINTS3D_FILE = "points3d.csv"
@@ -46,7 +46,7 @@ class Points3dCsvWriter:
 
     A write that fails (a full disk) truncates the file to its last whole row, closes it, and
     :attr:`error` says why; triangulation goes on without the file
-    (:class:`outputs.whole_rows.WholeRowsFile`).
+    (:class:`core.whole_rows.WholeRowsFile`).
     """
 
     def __init__(self, path: Path, keypoints: Sequence[str], cameras: Sequence[str]) -> None:
