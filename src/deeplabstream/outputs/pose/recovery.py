@@ -15,11 +15,9 @@ import signal
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from deeplabstream.core.deadline import STAGES, deadline_figures
 from deeplabstream.core.regular_files import regular_file
-from deeplabstream.core.stats import DurationHistogram
+from deeplabstream.core.stats import DurationHistogram, percentiles
 from deeplabstream.core.whole_rows import cut_to_whole_rows
 from deeplabstream.outputs.pose.files import (
     EKS_CAUSAL_SUFFIX,
@@ -238,12 +236,4 @@ def _latency_percentiles(timing_csv: Path) -> dict[str, float] | None:
             values = [float(row["latency_ms"]) for row in csv.DictReader(file) if row["latency_ms"]]
     except (OSError, KeyError, ValueError):
         return None
-    if not values:
-        return None
-    p50, p95, p99 = np.percentile(values, [50, 95, 99])
-    return {
-        "p50": round(float(p50), 3),
-        "p95": round(float(p95), 3),
-        "p99": round(float(p99), 3),
-        "max": round(max(values), 3),
-    }
+    return percentiles(values)
