@@ -1047,14 +1047,6 @@ def imported_lab_files() -> list[LabFile]:
     return [_FILE_MODULES[path].record for path in sorted(_FILE_MODULES)]
 
 
-def lab_file_of(obj: Any) -> LabFile | None:
-    """Return the lab file that defines ``obj`` (a class, function or instance), else None."""
-    module_name = str(getattr(obj, "__module__", None) or getattr(type(obj), "__module__", ""))
-    path = _LAB_MODULE_NAMES.get(module_name)
-    imported = _FILE_MODULES.get(path) if path is not None else None
-    return imported.record if imported is not None else None
-
-
 def file_sha256(path: Path) -> str:
     """Return the SHA-256 of a regular file's bytes (a data file's, a lab module's)."""
     return hashlib.sha256(_read_source(Path(path).resolve(), "")).hexdigest()

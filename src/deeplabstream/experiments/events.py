@@ -28,10 +28,12 @@ import math
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol, TextIO
 
+from deeplabstream.core.whole_rows import cut_to_whole_rows
 from deeplabstream.experiments.actions import Action
 
 log = logging.getLogger(__name__)
@@ -317,18 +319,8 @@ class EventCsvWriter:
                 except OSError:
                     pass
             if self.path is not None:
-                _cut_to_last_row(self.path)
-
-
-def _cut_to_last_row(path: Path) -> None:
-    """Truncate a CSV file after its last newline: a full disk may have cut its last row."""
-    try:
-        with path.open("rb+") as file:
-            data = file.read()
-            end = data.rfind(b"\n")
-            file.truncate(end + 1 if end >= 0 else 0)
-    except OSError:
-        pass
+                with suppress(OSError):  # a full disk may have cut its last row
+                    cut_to_whole_rows(self.path)
 
 
 class EventLog:

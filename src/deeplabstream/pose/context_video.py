@@ -8,58 +8,37 @@ t-2 .. t+2, the first two and last two frames as Lightning Pose fills them
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
-from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from deeplabstream.pose.cropzoom_video import video_frames, write_csv
 from deeplabstream.pose.formats.lightning_context import context_of
 from deeplabstream.pose.loading import load_model
 from deeplabstream.pose.model import ModelDescription, ModelError
 from deeplabstream.pose.runtime.backends import open_backend
 from deeplabstream.pose.runtime.context import ContextEstimator
 
+#: The scorer Lightning Pose writes in a context model's prediction CSV.
+CONTEXT_SCORER = "heatmap_mhcrnn_tracker"
+
 
 def predict_video_file(
     model: Path, video: Path, threads: int = 2, max_batch: int = 8
 ) -> tuple[ModelDescription, np.ndarray]:
     """Lightning Pose's offline keypoints of every frame of ``video``: (N, K, 3), frame pixels."""
-    import cv2
-
-    capture = cv2.VideoCapture(str(video))
-    ok, first = capture.read()
-    if not ok:
+    frames = video_frames(video)
+    first = next(frames, None)
+    if first is None:
         raise ModelError(f"{video}: no frame could be read")
-
-    def frames() -> Iterator[np.ndarray]:
-        yield first
-        while True:
-            ok, frame = capture.read()
-            if not ok:
-                return
-            yield frame
-
     description = load_model(model, frame_size=first.shape[:2])
     if context_of(description) is None:
         raise ModelError(f"{model}: not a Lightning Pose context model")
     backend = open_backend(description, "onnxruntime", "cpu", threads)
     estimator = ContextEstimator(description, backend, first.shape, max_batch)
-    try:
-        return description, estimator.predict_video(frames())
-    finally:
-        capture.release()
-
-
-def write_csv(path: Path, keypoints: Sequence[str], points: np.ndarray) -> None:
-    """Write (N, K, 3) keypoints as Lightning Pose's prediction CSV (its context scorer name)."""
-    import pandas as pd
-
-    columns = pd.MultiIndex.from_tuples(
-        [("heatmap_mhcrnn_tracker", k, c) for k in keypoints for c in ("x", "y", "likelihood")],
-        names=["scorer", "bodyparts", "coords"],
-    )
-    pd.DataFrame(points.reshape(len(points), -1), columns=columns).to_csv(path)
+    return description, estimator.predict_video(itertools.chain([first], frames))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     except ModelError as error:
         print(f"cannot predict: {error}", file=sys.stderr)
         return 2
-    write_csv(args.out, description.keypoints, points)
+    write_csv(args.out, description.keypoints, points, CONTEXT_SCORER)
     print(f"{len(points)} frames -> {args.out}")
     return 0
 

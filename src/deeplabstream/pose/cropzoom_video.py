@@ -63,12 +63,14 @@ def predict_video_file(
     return description, points, boxes
 
 
-def write_csv(path: Path, keypoints: Sequence[str], points: np.ndarray) -> None:
-    """Write (N, K, 3) keypoints in Lightning Pose's prediction CSV layout."""
+def write_csv(
+    path: Path, keypoints: Sequence[str], points: np.ndarray, scorer: str = SCORER
+) -> None:
+    """Write (N, K, 3) keypoints in Lightning Pose's prediction CSV layout (its scorer name)."""
     import pandas as pd
 
     columns = pd.MultiIndex.from_tuples(
-        [(SCORER, k, c) for k in keypoints for c in ("x", "y", "likelihood")],
+        [(scorer, k, c) for k in keypoints for c in ("x", "y", "likelihood")],
         names=["scorer", "bodyparts", "coords"],
     )
     pd.DataFrame(points.reshape(len(points), -1), columns=columns).to_csv(path)

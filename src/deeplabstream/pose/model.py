@@ -13,7 +13,7 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 
@@ -363,3 +363,17 @@ DECODERS: Registry[Decoder] = Registry(
 def decoder_of(description: ModelDescription) -> Decoder:
     """Return the :class:`Decoder` that ``description.decoder`` names."""
     return DECODERS.get(description.decoder)
+
+
+_Settings = TypeVar("_Settings")
+
+
+def decoding_of(description: ModelDescription, kind: type[_Settings], what: str) -> _Settings:
+    """Return the ``kind`` of decoding settings a description carries (ModelError: none)."""
+    decoding = getattr(description, "decoding", None)
+    if not isinstance(decoding, kind):
+        raise ModelError(
+            f"{description.model_file}: no {what} in the description; load the model with "
+            "deeplabstream.pose.loading.load_model"
+        )
+    return decoding

@@ -22,11 +22,19 @@ import dataclasses
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
+from typing import TypeVar
 
 from deeplabstream.pose.ensemble.members import KeypointMap, keypoint_map_text
-from deeplabstream.pose.runtime.cropping import CropSettings, crop_settings
+from deeplabstream.pose.runtime.cropping import CropSettings
 from deeplabstream.settings.experiment_plan import ExperimentPlan, resolve_experiment
-from deeplabstream.settings.sections import CameraSettings, PoseSettings, Settings
+from deeplabstream.settings.sections import (
+    CameraCommonSettings,
+    CameraSettings,
+    PoseSettings,
+    Settings,
+)
+
+_T = TypeVar("_T")
 
 #: How messages name the command line's model (``--model``), which replaces ``[Pose] MODEL_PATH``.
 MODEL_OPTION = "--model"
@@ -286,7 +294,30 @@ def _effective(
             own_threshold if own_threshold is not None else pose.likelihood_threshold
         ),
         threshold_origin=Origin.CAMERA if own_threshold is not None else Origin.POSE,
-        # [Pose] DYNAMIC_CROP* with this camera's own overrides (pose.runtime.cropping)
+        # [Pose] DYNAMIC_CROP* with this camera's own overrides
         dynamic_crop=crop_settings(pose, common),
         pixels_per_mm=common.pixels_per_mm,
+    )
+
+
+def crop_settings(pose: PoseSettings, camera: CameraCommonSettings | None = None) -> CropSettings:
+    """Return a camera's crop settings: its ``[Camera NAME]`` keys where set, else ``[Pose]``'s.
+
+    A session reads a camera's from :attr:`EffectiveCamera.dynamic_crop`, which this makes.
+    """
+
+    def pick(own: _T | None, shared: _T) -> _T:
+        return own if own is not None else shared
+
+    own = camera if camera is not None else CameraCommonSettings()
+    likelihood = pick(own.dynamic_crop_likelihood, pose.dynamic_crop_likelihood)
+    if likelihood is None:  # the camera's (or [Pose]'s) LIKELIHOOD_THRESHOLD
+        likelihood = pick(own.likelihood_threshold, pose.likelihood_threshold)
+    return CropSettings(
+        enabled=pick(own.dynamic_crop, pose.dynamic_crop) == "on",
+        margin=int(pick(own.dynamic_crop_margin, pose.dynamic_crop_margin)),
+        likelihood=float(likelihood),
+        min_keypoints=pick(own.dynamic_crop_min_keypoints, pose.dynamic_crop_min_keypoints),
+        size_step=int(pick(own.dynamic_crop_size_step, pose.dynamic_crop_size_step)),
+        refresh=int(pick(own.dynamic_crop_refresh, pose.dynamic_crop_refresh)),
     )

@@ -15,7 +15,7 @@ from deeplabstream.core.frames import FrameGeometry, FrameStamp
 from deeplabstream.core.plugins import using_settings_folder
 from deeplabstream.hardware.cameras import camera_class
 from deeplabstream.hardware.cameras.base import Camera
-from deeplabstream.testing.plugin_settings import PluginCheckError, plugin_settings
+from deeplabstream.testing.plugin_settings import PluginCheckError, close_twice, plugin_settings
 
 
 @dataclass(frozen=True)
@@ -91,14 +91,7 @@ def run_camera(
         try:
             return _stream(instance, label, frames, session_dir)
         finally:
-            instance.close()
-            try:
-                instance.close()
-            except Exception as error:
-                raise PluginCheckError(
-                    f"{label}: close() raised the second time ({type(error).__name__}: "
-                    f"{error}); it must be safe to call more than once"
-                ) from error
+            close_twice(instance, label)
 
 
 def _stream(camera: Camera, label: str, frames: int, session_dir: Path | None) -> CameraRun:

@@ -12,7 +12,7 @@ from deeplabstream.hardware.stimulation import device_class
 from deeplabstream.hardware.stimulation.action import Action
 from deeplabstream.hardware.stimulation.base import ActionRecord, StimulationDevice
 from deeplabstream.live.processes.dispatch import PERFORM_LIMIT_S
-from deeplabstream.testing.plugin_settings import PluginCheckError, plugin_settings
+from deeplabstream.testing.plugin_settings import PluginCheckError, close_twice, plugin_settings
 
 SETTLE_S = 5.0  # how long each command may take to be acknowledged or failed
 
@@ -116,14 +116,7 @@ def run_device(
             )
             records = [_send(instance, label, command, settle_s) for command in sent]
         finally:
-            instance.close()
-            try:
-                instance.close()
-            except Exception as error:
-                raise PluginCheckError(
-                    f"{label}: close() raised the second time ({type(error).__name__}: "
-                    f"{error}); it must be safe to call more than once"
-                ) from error
+            close_twice(instance, label)
     return DeviceRun(sent, records, count, locks)
 
 

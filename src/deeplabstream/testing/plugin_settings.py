@@ -1,4 +1,4 @@
-"""A plugin's settings from the keys of its section, and the error a broken rule raises."""
+"""A plugin's settings from the keys of its section, the error a broken rule raises, a close."""
 
 from __future__ import annotations
 
@@ -36,3 +36,15 @@ def plugin_settings(
     if settings is None:
         raise PluginCheckError("the keys would be refused before a start:\n" + "\n".join(problems))
     return settings
+
+
+def close_twice(plugin: Any, label: str) -> None:
+    """Close ``plugin`` as a session does, then again: the second ``close`` must not raise."""
+    plugin.close()
+    try:
+        plugin.close()
+    except Exception as error:
+        raise PluginCheckError(
+            f"{label}: close() raised the second time ({type(error).__name__}: {error}); it "
+            "must be safe to call more than once"
+        ) from error

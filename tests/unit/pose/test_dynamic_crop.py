@@ -31,7 +31,6 @@ from deeplabstream.pose.runtime.cropping import (
     Crop,
     CropSettings,
     DynamicCrop,
-    crop_settings,
     full_crop,
     input_multiple,
     place_span,
@@ -39,7 +38,7 @@ from deeplabstream.pose.runtime.cropping import (
 )
 from deeplabstream.pose.runtime.estimator import PoseEstimator
 from deeplabstream.settings import load_settings
-from deeplabstream.settings.effective import EffectiveCamera
+from deeplabstream.settings.effective import EffectiveCamera, crop_settings
 from deeplabstream.settings.sections import CameraCommonSettings, PoseSettings
 from deeplabstream.transport.ring import RingSpec
 from tests.support.files import read_video, write_settings

@@ -27,7 +27,7 @@ from PyQt5.QtWidgets import (
 )
 
 from deeplabstream.core.schema import key_of, settings_fields
-from deeplabstream.hardware.cameras.base import CameraControl, CameraError
+from deeplabstream.hardware.cameras.base import CameraControl, CameraError, short_number
 from deeplabstream.hardware.cameras.orientation import mirror_setting
 from deeplabstream.live.session.live import LiveSession
 from deeplabstream.settings.sections import CameraCommonSettings
@@ -219,7 +219,7 @@ def _fit(box: QDoubleSpinBox, control: CameraControl, show_value: bool = True) -
 def _row_label(control: CameraControl) -> str:
     """``Exposure (µs) (limits 100-3000000)``, with the note for non-live controls."""
     unit = f" ({control.unit})" if control.unit else ""
-    limits = f"(limits {_short(control.minimum)}-{_short(control.maximum)})"
+    limits = f"(limits {short_number(control.minimum)}-{short_number(control.maximum)})"
     note = "" if control.live else f", {NOT_LIVE_NOTE}"
     return f"{control.label}{unit} {limits}{note}"
 
@@ -246,10 +246,3 @@ def _text(value: float, step: float) -> str:
     if float(value).is_integer() and (step >= 1 or step == 0):
         return str(int(value))
     return f"{value:.10g}"
-
-
-def _short(value: float) -> str:
-    """Write a limit for a label: whole numbers in full (3000000, not 3e+06), others short."""
-    if float(value).is_integer() and abs(value) < 1e15:
-        return str(int(value))
-    return f"{value:g}"

@@ -62,7 +62,7 @@ class CameraControl:
     @property
     def limits(self) -> str:
         """Describe the allowed range for messages and labels: ``1 to 10000 µs``."""
-        return f"{_short(self.minimum)} to {_short(self.maximum)} {self.unit}".rstrip()
+        return f"{short_number(self.minimum)} to {short_number(self.maximum)} {self.unit}".rstrip()
 
 
 class Camera(ABC):
@@ -203,7 +203,7 @@ class Camera(ABC):
             )
         if not control.minimum <= value <= control.maximum:  # NaN fails this too
             raise CameraError(
-                f"camera {self.name!r}: {control.label} = {_short(value)} is refused: the "
+                f"camera {self.name!r}: {control.label} = {short_number(value)} is refused: the "
                 f"camera allows {control.limits}"
             )
         return control
@@ -226,8 +226,8 @@ def _never() -> bool:
     return False
 
 
-def _short(value: float) -> str:
-    """Format a limit for a message: whole numbers in full, others with 6 significant digits."""
+def short_number(value: float) -> str:
+    """Format a number for a message: whole numbers in full (3000000, not 3e+06), others short."""
     if float(value).is_integer() and abs(value) < 1e15:
         return str(int(value))
     return f"{value:g}"

@@ -34,7 +34,7 @@ import numpy as np
 from deeplabstream.core.clock import host_now_ns
 from deeplabstream.core.frames import NO_CAMERA_TIMESTAMP, FrameGeometry, FrameStamp, PixelFormat
 from deeplabstream.core.schema import setting
-from deeplabstream.hardware.cameras.base import Camera, CameraControl, CameraError
+from deeplabstream.hardware.cameras.base import Camera, CameraControl, CameraError, short_number
 from deeplabstream.hardware.cameras.clock import ClockFit, CounterUnwrapper
 
 log = logging.getLogger(__name__)
@@ -952,14 +952,14 @@ class BaslerCamera(Camera):
         high = min(p.GetMax() for p in params)
         is_int = isinstance(low, int) and not isinstance(low, bool)
         step = int(params[0].GetInc()) if is_int else None
-        allowed = f"{_number(low)} to {_number(high)} {unit}".rstrip()
+        allowed = f"{short_number(low)} to {short_number(high)} {unit}".rstrip()
         if step and step > 1:
             allowed += f" in steps of {step}"
         context = _range_context(key, self._applied_context())
         misaligned = is_int and step and (int(value) - low) % step
         if not low <= value <= high or misaligned or (is_int and value != int(value)):
             raise CameraError(
-                f"{self._label}: {key} = {_number(value)} is refused: the camera allows "
+                f"{self._label}: {key} = {short_number(value)} is refused: the camera allows "
                 f"{allowed}{context}"
             )
         for param in params:
@@ -967,7 +967,7 @@ class BaslerCamera(Camera):
                 param.Value = int(value) if is_int else float(value)
             except genicam.GenericException as error:
                 raise CameraError(
-                    f"{self._label}: {key} = {_number(value)} is refused "
+                    f"{self._label}: {key} = {short_number(value)} is refused "
                     f"({_first_line(error)}); the camera allows {allowed}{context}"
                 ) from None
 
@@ -1036,16 +1036,9 @@ def _range_context(key: str, values: dict[str, Any]) -> str:
         "FRAMERATE": ("WIDTH", "HEIGHT", "EXPOSURE"),
     }.get(key, ())
     parts = [
-        f"{name} = {_number(values[name])}" for name in depends if values.get(name) is not None
+        f"{name} = {short_number(values[name])}" for name in depends if values.get(name) is not None
     ]
     return f" (with {', '.join(parts)})" if parts else ""
-
-
-def _number(value: float) -> str:
-    """Format a number for a message: whole numbers in full (3000000, not 3e+06), others short."""
-    if float(value).is_integer() and abs(value) < 1e15:
-        return str(int(value))
-    return f"{value:g}"
 
 
 def _chunk_value(result: Any, name: str) -> int | None:

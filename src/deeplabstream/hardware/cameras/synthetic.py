@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, ClassVar, Literal, TextIO
+from typing import Any, ClassVar, Literal
 
 import cv2
 import numpy as np
@@ -28,6 +28,7 @@ from deeplabstream.core.clock import host_now_ns
 from deeplabstream.core.frames import FrameGeometry, FrameStamp, PixelFormat
 from deeplabstream.core.pinhole import PinholeCamera
 from deeplabstream.core.schema import Where, key_of, parse_section, setting, settings_fields
+from deeplabstream.core.whole_rows import WholeRowsFile
 from deeplabstream.hardware.cameras.base import Camera, CameraControl, CameraError
 from deeplabstream.hardware.simulator.arena import (
     BEHAVIOUR_NAMES,
@@ -565,88 +566,7 @@ class PinLogFollower:
         return level
 
 
-class _RowFile:
-    """A text table written row by row into a buffered file, flushed at least once a second.
-
-    A disk error stops the file (cut back to its last whole row) without stopping the camera:
-    :attr:`failed` and :attr:`error` say so.
-
-    Parameters
-    ----------
-    path
-        The file to create (an existing one is refused).
-    header
-        The header rows, each ending in a newline.
-    """
-
-    FLUSH_INTERVAL_S = 1.0
-
-    def __init__(self, path: Path, header: str) -> None:
-        self.path = path
-        self._file: TextIO | None = path.open("x", encoding="utf-8", newline="", buffering=1 << 16)
-        self.failed = False
-        self.error: str | None = None  # why the file stopped early (a disk error)
-        self._file.write(header)
-        self._last_flush = time.monotonic()
-
-    def _writable(self) -> bool:
-        """Return True while open, False once a disk error stopped it; ValueError once closed."""
-        if self._file is None:
-            if self.failed:
-                return False  # the disk failed earlier: the camera goes on without this file
-            raise ValueError(f"{self.path} is closed")
-        return True
-
-    def _append(self, row: str) -> None:
-        """Write one whole row (ending in a newline); flush if the last flush is a second old."""
-        if not self._writable() or self._file is None:
-            return
-        try:
-            self._file.write(row)
-            now = time.monotonic()
-            if now - self._last_flush >= self.FLUSH_INTERVAL_S:
-                self._file.flush()
-                self._last_flush = now
-        except OSError as error:
-            self._give_up(error)
-
-    def flush(self) -> None:
-        """Push buffered rows to the operating system."""
-        if self._file is not None:
-            try:
-                self._file.flush()
-            except OSError as error:
-                self._give_up(error)
-            self._last_flush = time.monotonic()
-
-    def close(self) -> None:
-        """Flush and close; safe to call more than once."""
-        if self._file is not None:
-            file, self._file = self._file, None
-            try:
-                file.close()
-            except OSError as error:
-                log.error("ground truth %s incomplete: %s", self.path, error)
-
-    def _give_up(self, error: OSError) -> None:
-        """Stop writing ground truth and say why: a side output must never stop the camera.
-
-        The file is cut back to its last whole row (a full disk may have taken half a row).
-        """
-        self.failed = True
-        why = error.strerror or error
-        self.error = f"{self.path.name} stopped at {why}: the ground truth ends there"
-        log.error("%s", self.error)
-        file, self._file = self._file, None
-        if file is not None:
-            try:
-                file.close()
-            except OSError:
-                pass
-        _cut_to_last_row(self.path)
-
-
-class TruthCsvWriter(_RowFile):
+class TruthCsvWriter(WholeRowsFile):
     """Writes ground-truth keypoints in DeepLabCut's CSV layout, one row per frame.
 
     One animal: three header rows (``scorer``, ``bodyparts``, ``coords``) then rows of the frame
@@ -656,12 +576,13 @@ class TruthCsvWriter(_RowFile):
     ``scorer`` and x, y, likelihood per animal and keypoint (animal by animal), the likelihood
     1.0 where the keypoint is visible and 0.0 where an animal drawn later covers it (x, y stay
     the true position); ``header=[0, 1, 2, 3]`` reads it. Rows go through a preformatted
-    template into a buffered file, which is flushed at least once a second.
+    template, in whole rows (:class:`core.whole_rows.WholeRowsFile`): a disk error stops the
+    file at its last whole row without stopping the camera, and :attr:`error` says so.
 
     Parameters
     ----------
     path
-        The file to create (replaced if it exists).
+        The file to create (an existing one is refused).
     keypoint_names
         The keypoints to write, in order; a subset of
         :data:`hardware.simulator.arena.KEYPOINT_NAMES`.
@@ -697,8 +618,6 @@ class TruthCsvWriter(_RowFile):
             visibility per animal and keypoint
             (:meth:`hardware.simulator.herd.SimulatedHerd.render_next`).
         """
-        if not self._writable():
-            return
         if self._animals:
             if keypoints.shape[0] != self._animals or keypoints.shape[-1] != 3:
                 raise ValueError(
@@ -708,10 +627,10 @@ class TruthCsvWriter(_RowFile):
             coordinates = keypoints[:, self._columns].ravel().tolist()
         else:
             coordinates = keypoints[self._columns].ravel().tolist()
-        self._append(self._row_template % (frame_index, *coordinates))
+        self.write_row(self._row_template % (frame_index, *coordinates))
 
 
-class BehaviourCsvWriter(_RowFile):
+class BehaviourCsvWriter(WholeRowsFile):
     """Writes each frame's behaviour label: a ``frame,behaviour`` header, then one row a frame.
 
     Written beside the truth file, the same way (buffered, flushed at least once a second,
@@ -730,10 +649,10 @@ class BehaviourCsvWriter(_RowFile):
 
     def write(self, frame_index: int, behaviour: str) -> None:
         """Append the row of one frame: its index and its label."""
-        self._append(f"{frame_index},{behaviour}\n")
+        self.write_row(f"{frame_index},{behaviour}\n")
 
 
-class Truth3dCsvWriter(_RowFile):
+class Truth3dCsvWriter(WholeRowsFile):
     """Writes each frame's 3D truth in millimetres, laid out like Anipose's ``points3d.csv``.
 
     A header ``frame,<kp>_x,<kp>_y,<kp>_z,...`` (KEYPOINTS, in order), then one row per frame;
@@ -757,10 +676,10 @@ class Truth3dCsvWriter(_RowFile):
     def write(self, frame_index: int, keypoints: np.ndarray) -> None:
         """Append the row of one frame: its index and the (6, 3) keypoints (all, in mm)."""
         coordinates = keypoints[self._columns].ravel().tolist()
-        self._append(self._row_template % (frame_index, *coordinates))
+        self.write_row(self._row_template % (frame_index, *coordinates))
 
 
-class BoardPoseCsvWriter(_RowFile):
+class BoardPoseCsvWriter(WholeRowsFile):
     """Writes the calibration board's pose per frame (SCENE = board): ``frame,rx,ry,rz,tx,ty,tz``.
 
     ``rx ry rz`` is the Rodrigues rotation board -> world and ``tx ty tz`` the board's origin
@@ -780,7 +699,7 @@ class BoardPoseCsvWriter(_RowFile):
     def write(self, frame_index: int, rotation: np.ndarray, translation: np.ndarray) -> None:
         """Append the row of one frame: its index, the board's rotation and origin."""
         values = (*np.asarray(rotation).tolist(), *np.asarray(translation).tolist())
-        self._append(("%d" + ",%.6f" * 3 + ",%.3f" * 3 + "\n") % (frame_index, *values))
+        self.write_row(("%d" + ",%.6f" * 3 + ",%.3f" * 3 + "\n") % (frame_index, *values))
 
 
 SYNC_EPOCH_FILE = "sync-epoch.txt"
@@ -855,21 +774,6 @@ def _truth_header(
     rows.append(["bodyparts", *[name for _, name in triples]])
     rows.append(["coords", *["x", "y", "likelihood"] * len(columns)])
     return "".join(",".join(row) + "\n" for row in rows)
-
-
-def _cut_to_last_row(path: Path) -> None:
-    """Truncate a text table after its last newline (drop a cut last row)."""
-    try:
-        with path.open("rb+") as file:
-            size = file.seek(0, 2)
-            block = min(size, 1 << 16)
-            file.seek(size - block)
-            tail = file.read(block)
-            end = tail.rfind(b"\n")
-            if end >= 0 and end != block - 1:
-                file.truncate(size - block + end + 1)
-    except OSError:
-        pass
 
 
 class SyntheticCamera(Camera):

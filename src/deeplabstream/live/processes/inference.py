@@ -48,6 +48,7 @@ from deeplabstream.core.lifetime import die_with_parent, leave_stop_signals_to_p
 from deeplabstream.core.logs import add_log_file, configure_process_logging
 from deeplabstream.core.plugins import use_settings_folder
 from deeplabstream.core.priority import apply_process_priority
+from deeplabstream.core.whole_rows import flush_open_files
 from deeplabstream.live.processes.closing import finish
 from deeplabstream.live.processes.experiment_slot import ExperimentSlot, ExperimentStartError
 from deeplabstream.live.processes.frame_wait import FrameWaiter, Waitable
@@ -74,7 +75,6 @@ from deeplabstream.live.processes.pipeline import (
 from deeplabstream.live.processes.points3d import finish_triangulation, open_triangulator
 from deeplabstream.live.processes.sinks import open_outputs
 from deeplabstream.outputs.folder import SESSION_LOG
-from deeplabstream.outputs.whole_rows import flush_open_files
 from deeplabstream.pose.model_format import use_lab_formats
 from deeplabstream.spatial.triangulation.live import LiveTriangulator
 

@@ -203,12 +203,12 @@ def summarise(
             "sampling_wait": percentiles_4([a.sampling_wait_ms for a in accounts]),
             "frame_to_command": percentiles_4([a.frame_to_command_ms for a in accounts]),
             "transfer": percentiles_4([a.transfer_ms for a in accounts]),
-            "model": _finite_percentiles([a.model_ms for a in accounts]),
-            "pipeline": _finite_percentiles([a.pipeline_ms for a in accounts]),
+            "model": percentiles_4([a.model_ms for a in accounts]),
+            "pipeline": percentiles_4([a.pipeline_ms for a in accounts]),
         },
         # What the app adds to the model, part by part (docs/latency-test.md).
         "pipeline_parts_ms": {
-            part: _finite_percentiles([getattr(a, f"{part}_ms") for a in accounts])
+            part: percentiles_4([getattr(a, f"{part}_ms") for a in accounts])
             for part in PIPELINE_PARTS
         },
         "seen_one_frame_late": sum(a.seen_one_frame_late for a in accounts),
@@ -388,11 +388,6 @@ def read_frame_timings(path: Path) -> dict[int, FrameTiming]:
             except (KeyError, ValueError):  # a row cut by a kill: the others still count
                 continue
     return timings
-
-
-def _finite_percentiles(values: list[float]) -> dict[str, float] | None:
-    """:func:`percentiles_4` of the values that are known (not nan)."""
-    return percentiles_4([value for value in values if math.isfinite(value)])
 
 
 def _light_levels(

@@ -15,7 +15,7 @@ import av
 
 from deeplabstream.core.errors import DeepLabStreamError
 from deeplabstream.core.regular_files import SpecialFileError, regular_file
-from deeplabstream.hardware.cameras.video_length import announced_frames
+from deeplabstream.hardware.cameras.video_length import AnnouncedLength, announced_frames
 from deeplabstream.outputs.frames_table import recorded_frames
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".m4v", ".mpg", ".mpeg", ".webm", ".wmv")
@@ -89,26 +89,19 @@ def probe_video(path: Path) -> VideoInfo:
             rate = stream.average_rate or stream.guessed_rate
             fps = float(rate) if rate else None
             recorded = recorded_frames(path)  # a recording of ours: its frames table counts
-            frames, exact = (
-                (recorded, True) if recorded is not None else _frame_count(stream, container, fps)
+            length = (
+                AnnouncedLength(recorded, True)
+                if recorded is not None
+                else announced_frames(stream, container, fps)
             )
-            return VideoInfo(
-                path, frames, exact, fps, stream.codec_context.width, stream.codec_context.height
-            )
+            width, height = stream.codec_context.width, stream.codec_context.height
+            return VideoInfo(path, length.frames, length.exact, fps, width, height)
     except (av.FFmpegError, OSError, UnicodeDecodeError) as error:
         reason = getattr(error, "strerror", None) or str(error)
         raise ReplayError(
             f"{path}: cannot be read as a video file ({reason}); check that the copy is "
             "complete, or leave the file out"
         ) from None
-
-
-def _frame_count(
-    stream: av.video.stream.VideoStream, container: av.container.InputContainer, fps: float | None
-) -> tuple[int | None, bool]:
-    """Frames as the container states them, else duration x rate (Matroska states no count)."""
-    length = announced_frames(stream, container, fps)
-    return length.frames, length.exact
 
 
 def camera_name_for(video: Path) -> str:

@@ -136,29 +136,6 @@ def read_timing(path: Path) -> tuple[dict[int, tuple[int, int, int, int]], dict[
     return crops, batches
 
 
-def captured_frames(pose_times: Path | None) -> tuple[np.ndarray, np.ndarray]:
-    """Live frame indices captured and whether each was analysed (pose_times.csv)."""
-    if pose_times is None:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool)
-    data = np.genfromtxt(pose_times, delimiter=",", skip_header=1, usecols=(0, 1, 3), ndmin=2)
-    if data.size == 0:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool)
-    delivered = ~np.isnan(data[:, 1])  # indices the camera never delivered have no times
-    return data[delivered, 0].astype(np.int64), data[delivered, 2] == 1
-
-
-def video_to_live(frames_table: Path | None, frames_in_video: int) -> np.ndarray:
-    """Return the live frame index of each video frame.
-
-    A recording's frames table names them (row i: video frame i). No table (a replay's own
-    video): video frame i was live frame i, for the ``frames_in_video`` the reference decoded.
-    """
-    if frames_table is None:
-        return np.arange(frames_in_video, dtype=np.int64)
-    data = np.loadtxt(frames_table, delimiter=",", skiprows=1, usecols=(0,), ndmin=1)
-    return data.astype(np.int64)
-
-
 def place_offline(series: PoseSeries, live_index: np.ndarray) -> PoseSeries:
     """``series`` (indexed by video frame) re-indexed by the live frame index."""
     inside = series.frames < len(live_index)

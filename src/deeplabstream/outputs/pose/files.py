@@ -60,8 +60,8 @@ from typing import Any
 import numpy as np
 
 from deeplabstream.core.regular_files import regular_file
+from deeplabstream.core.whole_rows import WholeRowsFile
 from deeplabstream.outputs.pose.table import is_multi_animal_csv
-from deeplabstream.outputs.whole_rows import WholeRowsFile
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +145,7 @@ def individual_names(animals: int) -> tuple[str, ...]:
     return tuple(f"animal{i}" for i in range(1, animals + 1))
 
 
-class _FrameRows:
+class _FrameRows(WholeRowsFile):
     """Keep a table's rows one per frame index: the gap before a frame is filled with empty rows.
 
     Row i of the table is frame ``first + i`` as long as the camera's indices go up; an index
@@ -154,11 +154,10 @@ class _FrameRows:
     """
 
     def __init__(self, path: Path, header: str, empty: str) -> None:
-        self._file = WholeRowsFile(path, header)
+        super().__init__(path, header)
         self._empty = empty  # the row of a frame without data, after its index
         self._next: int | None = None  # the index the next row should have
         self._warned = False
-        self.path = path
 
     def _row(self, frame_index: int, text: str) -> None:
         """Append the row of ``frame_index`` (``text`` after the index), empty rows before it."""
@@ -166,7 +165,7 @@ class _FrameRows:
         if expected is not None and frame_index != expected:
             if frame_index > expected:
                 for missing in range(expected, frame_index):  # dropped, or never announced
-                    self._file.write_row(f"{missing}{self._empty}")
+                    self.write_row(f"{missing}{self._empty}")
             elif not self._warned:
                 self._warned = True
                 log.warning(
@@ -176,29 +175,15 @@ class _FrameRows:
                     frame_index,
                     expected - 1,
                 )
-        self._file.write_row(f"{frame_index}{text}")
+        self.write_row(f"{frame_index}{text}")
         self._next = max(frame_index + 1, expected or 0)
 
     def end_at(self, last_index: int) -> None:
         """Write the empty rows of the frames up to ``last_index`` (the last) not written yet."""
         if self._next is not None and last_index >= self._next:
             for missing in range(self._next, last_index + 1):
-                self._file.write_row(f"{missing}{self._empty}")
+                self.write_row(f"{missing}{self._empty}")
             self._next = last_index + 1
-
-    @property
-    def rows(self) -> int:
-        """Rows written so far (empty ones included)."""
-        return self._file.rows
-
-    @property
-    def error(self) -> str | None:
-        """Why the file stopped early (a disk error), or None."""
-        return self._file.error
-
-    def close(self) -> None:
-        """Flush and close."""
-        self._file.close()
 
 
 class PoseCsvWriter(_FrameRows):
@@ -236,7 +221,7 @@ class PoseCsvWriter(_FrameRows):
         self._row(frame_index, self._empty)
 
 
-class ExactPoseWriter:
+class ExactPoseWriter(WholeRowsFile):
     """``<camera>.pose_exact.csv``: each analysed frame's values in full, one row per frame.
 
     Written with as many significant digits as the values' type holds (9 for float32, 17 for
@@ -264,8 +249,7 @@ class ExactPoseWriter:
         ]
         confidences = [f"identity_{name}" for name in individuals or ()] if identities else []
         header = [*EXACT_LEADING_COLUMNS, *columns, *confidences]
-        self._file = WholeRowsFile(path, ",".join(header) + "\n")
-        self.path = path
+        super().__init__(path, ",".join(header) + "\n")
         self._values = len(columns)
         self._confidences = len(confidences)
         self._float32_row = ",%.9g" * len(columns)  # exact for float32
@@ -300,16 +284,7 @@ class ExactPoseWriter:
             cells = confidence.tolist() if confidence is not None else []
             cells = (cells + [math.nan] * self._confidences)[: self._confidences]
             row += "".join(f",{value!r}" if math.isfinite(value) else "," for value in cells)
-        self._file.write_row(row + "\n")
-
-    @property
-    def error(self) -> str | None:
-        """Why the file stopped early (a disk error), or None."""
-        return self._file.error
-
-    def close(self) -> None:
-        """Flush and close."""
-        self._file.close()
+        self.write_row(row + "\n")
 
 
 class EnsembleCsvWriter(_FrameRows):
@@ -450,7 +425,7 @@ class IdentityConfidenceWriter(_FrameRows):
         self._row(frame_index, "," + ",".join(cells) + "," + names + "\n")
 
 
-class PoseTimingWriter:
+class PoseTimingWriter(WholeRowsFile):
     """``<camera>.pose_timing.csv``: the stages of every analysed frame.
 
     ``model_stages``: the stages of a model that runs in several (a sleap-nn top-down model:
@@ -463,7 +438,7 @@ class PoseTimingWriter:
     def __init__(self, path: Path, model_stages: tuple[str, ...] = ()) -> None:
         parts = ("deadline_part",) if model_stages else ()
         columns = (*TIMING_COLUMNS, *(f"{stage}_ms" for stage in model_stages), *parts)
-        self._file = WholeRowsFile(path, ",".join(columns) + "\n")
+        super().__init__(path, ",".join(columns) + "\n")
         self._model_stages = model_stages
 
     def write(
@@ -494,7 +469,7 @@ class PoseTimingWriter:
         region = ",,," if crop is None else ",".join(str(int(v)) for v in crop)
         decided = _seconds(decided_ns) if decided_ns else ""
         written = _seconds(written_ns) if written_ns else ""
-        self._file.write_row(
+        self.write_row(
             f"{frame_index},{_seconds(host_ns)},{_seconds(picked_ns)},"
             f"{stages_ms[0]:.3f},{stages_ms[1]:.3f},{stages_ms[2]:.3f},{_seconds(ready_ns)},"
             f"{(ready_ns - host_ns) / 1e6:.3f},{batch_size},{experiment},{region},"
@@ -502,15 +477,6 @@ class PoseTimingWriter:
             + "".join(f",{stages_s.get(s, 0.0) * 1e3:.3f}" for s in self._model_stages)
             + (f",{deadline_part}\n" if self._model_stages else "\n")
         )
-
-    @property
-    def error(self) -> str | None:
-        """Why the file stopped early (a disk error), or None."""
-        return self._file.error
-
-    def close(self) -> None:
-        """Flush and close."""
-        self._file.close()
 
 
 def _seconds(nanoseconds: int) -> str:

@@ -15,11 +15,10 @@ import signal
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from deeplabstream.core.deadline import STAGES, deadline_figures
 from deeplabstream.core.regular_files import regular_file
-from deeplabstream.core.stats import DurationHistogram
+from deeplabstream.core.stats import DurationHistogram, percentiles
+from deeplabstream.core.whole_rows import cut_to_whole_rows
 from deeplabstream.outputs.pose.files import (
     EKS_CAUSAL_SUFFIX,
     ENSEMBLE_SUFFIX,
@@ -207,19 +206,6 @@ def _deadline_from_timing(timing_csv: Path, deadline_ns: int | None) -> dict[str
     )
 
 
-def cut_to_whole_rows(path: Path) -> int:
-    """Drop a cut last row of a text table; returns the lines it keeps (0 if missing)."""
-    try:
-        with regular_file(path).open("rb+") as file:
-            data = file.read()
-            end = data.rfind(b"\n") + 1
-            if end != len(data):
-                file.truncate(end)
-            return data[:end].count(b"\n")
-    except FileNotFoundError:
-        return 0
-
-
 def _header_rows(pose_csv: Path) -> int:
     """Return the header rows of a pose CSV: one more for the multi-animal ``individuals``."""
     return POSE_HEADER_ROWS + 1 if is_multi_animal_csv(pose_csv) else POSE_HEADER_ROWS
@@ -250,12 +236,4 @@ def _latency_percentiles(timing_csv: Path) -> dict[str, float] | None:
             values = [float(row["latency_ms"]) for row in csv.DictReader(file) if row["latency_ms"]]
     except (OSError, KeyError, ValueError):
         return None
-    if not values:
-        return None
-    p50, p95, p99 = np.percentile(values, [50, 95, 99])
-    return {
-        "p50": round(float(p50), 3),
-        "p95": round(float(p95), 3),
-        "p99": round(float(p99), 3),
-        "max": round(max(values), 3),
-    }
+    return percentiles(values)

@@ -48,7 +48,7 @@ from scipy.optimize import linear_sum_assignment
 
 from deeplabstream.pose.decoding.dlc_identity import DlcIdentitySettings, identify
 from deeplabstream.pose.decoding.graph_outputs import named_outputs
-from deeplabstream.pose.model import Decoded, Decoder, ModelDescription, ModelError
+from deeplabstream.pose.model import Decoded, Decoder, ModelDescription, ModelError, decoding_of
 
 #: The outputs of the graph, in order.
 OUTPUT_NAMES = ("peaks", "locref", "pafs")
@@ -565,17 +565,6 @@ def _suppress_overlapping(animals: list[Animal], max_overlap: float) -> list[Ani
 # --- the estimator's decoder --------------------------------------------------------------------
 
 
-def settings_of(description: ModelDescription) -> DlcAssemblySettings:
-    """Return the assembly settings a description carries."""
-    settings = getattr(description, "decoding", None)
-    if not isinstance(settings, DlcAssemblySettings):
-        raise ModelError(
-            f"{description.model_file}: no DeepLabCut assembly settings in the description; "
-            "load the model with deeplabstream.pose.loading.load_model"
-        )
-    return settings
-
-
 def decode_frame(
     peaks: np.ndarray, locref: np.ndarray, pafs: np.ndarray, settings: DlcAssemblySettings
 ) -> np.ndarray:
@@ -603,7 +592,7 @@ def decode_dlc_assembly(outputs: list[np.ndarray], description: ModelDescription
     DeepLabCut assembles up to the model's own number of individuals; ``max_animals``
     (``[Pose] MAX_ANIMALS``) keeps the first of them in DeepLabCut's order, or adds empty rows.
     """
-    settings = settings_of(description)
+    settings = decoding_of(description, DlcAssemblySettings, "DeepLabCut assembly settings")
     named = named_outputs(outputs, description, OUTPUT_NAMES, "a DeepLabCut PAF model's graph")
     if settings.identity is not None:
         return decode_dlc_identity(outputs, description)[0]
@@ -627,7 +616,7 @@ def decode_dlc_identity(
     is individual i in every frame (NaN where it was not found); the (N, I) confidences are
     NaN there too.
     """
-    settings = settings_of(description)
+    settings = decoding_of(description, DlcAssemblySettings, "DeepLabCut assembly settings")
     if settings.identity is None:
         raise ModelError(f"{description.model_file}: the model has no identity head")
     expected = (*OUTPUT_NAMES, IDENTITY_OUTPUT)

@@ -45,7 +45,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from deeplabstream.pose.decoding.graph_outputs import named_outputs
-from deeplabstream.pose.model import Decoder, ModelDescription, ModelError
+from deeplabstream.pose.model import Decoder, ModelDescription, ModelError, decoding_of
 
 #: The outputs of the graph, in order.
 OUTPUT_NAMES = ("heatmaps", "peaks", "offsets")
@@ -190,17 +190,6 @@ def decode_frame(
     return animals.astype(np.float64), ranks
 
 
-def settings_of(description: ModelDescription) -> DekrSettings:
-    """Return the DEKR settings a description carries."""
-    settings = getattr(description, "decoding", None)
-    if not isinstance(settings, DekrSettings):
-        raise ModelError(
-            f"{description.model_file}: no DeepLabCut DEKR settings in the description; "
-            "load the model with deeplabstream.pose.loading.load_model"
-        )
-    return settings
-
-
 def keep_best(animals: np.ndarray, ranks: np.ndarray, count: int) -> np.ndarray:
     """Keep the ``count`` animals with the highest centre scores, in order; NaN rows added."""
     result = np.full((count, *animals.shape[1:]), np.nan)
@@ -216,7 +205,7 @@ def decode_dlc_dekr(outputs: list[np.ndarray], description: ModelDescription) ->
     (``[Pose] MAX_ANIMALS``) below that keeps those with the highest centre scores (in
     DeepLabCut's order), above it adds empty rows.
     """
-    settings = settings_of(description)
+    settings = decoding_of(description, DekrSettings, "DeepLabCut DEKR settings")
     named = named_outputs(outputs, description, OUTPUT_NAMES, "a DeepLabCut DEKR model's graph")
     animals = int(description.max_animals)
     frames = len(named["heatmaps"])

@@ -45,7 +45,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from deeplabstream.pose.decoding.graph_outputs import named_outputs
-from deeplabstream.pose.model import Decoder, ModelDescription, ModelError
+from deeplabstream.pose.model import Decoder, ModelDescription, ModelError, decoding_of
 
 #: The graph's outputs that the grouping reads, by name.
 OUTPUTS = ("peaks", "peak_vals", "peak_mask", "line_scores", "candidate_mask")
@@ -248,17 +248,6 @@ def _assemble(
     return points, point_scores, instance_scores
 
 
-def decoding_of(description: ModelDescription) -> SleapDecoding:
-    """Return the sleap-nn grouping settings a description carries."""
-    decoding = getattr(description, "decoding", None)
-    if not isinstance(decoding, SleapDecoding):
-        raise ModelError(
-            f"{description.model_file}: no sleap-nn grouping settings in the description; "
-            "load the model with deeplabstream.pose.loading.load_model"
-        )
-    return decoding
-
-
 def outputs_by_name(
     outputs: Sequence[np.ndarray], description: ModelDescription
 ) -> dict[str, np.ndarray]:
@@ -284,7 +273,7 @@ def decode_bottomup(outputs: list[np.ndarray], description: ModelDescription) ->
         unused rows. With more than A instances, the A with the highest instance score, best
         first; otherwise sleap-nn's grouping order.
     """
-    settings = decoding_of(description)
+    settings = decoding_of(description, SleapDecoding, "sleap-nn grouping settings")
     named = outputs_by_name(outputs, description)
     frames = group_bottomup(
         named["peaks"],

@@ -49,7 +49,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from deeplabstream.pose.decoding.graph_outputs import named_outputs
-from deeplabstream.pose.model import Decoder, ModelDescription, ModelError
+from deeplabstream.pose.model import Decoder, ModelDescription, ModelError, decoding_of
 
 #: The graph's outputs that the grouping reads, by name.
 CLASS_OUTPUTS = ("peaks", "peak_vals", "peak_mask", "class_probs")
@@ -195,17 +195,6 @@ def _group_frame(
     return ClassInstances(points, point_scores, class_scores)
 
 
-def class_decoding_of(description: ModelDescription) -> SleapClassDecoding:
-    """Return the identity-model settings a description carries."""
-    decoding = getattr(description, "decoding", None)
-    if not isinstance(decoding, SleapClassDecoding):
-        raise ModelError(
-            f"{description.model_file}: no sleap-nn identity-model settings in the "
-            "description; load the model with deeplabstream.pose.loading.load_model"
-        )
-    return decoding
-
-
 def class_outputs_by_name(
     outputs: Sequence[np.ndarray], description: ModelDescription
 ) -> dict[str, np.ndarray]:
@@ -234,7 +223,7 @@ def decode_classes(
         confidence-map value, row c = class c; NaN (all three) for missing points and absent
         classes. (N, C) float64: each instance's identity confidence, NaN for absent classes.
     """
-    settings = class_decoding_of(description)
+    settings = decoding_of(description, SleapClassDecoding, "sleap-nn identity-model settings")
     named = class_outputs_by_name(outputs, description)
     frames = group_classes(
         named["peaks"],

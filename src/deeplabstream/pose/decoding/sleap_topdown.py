@@ -53,7 +53,7 @@ from scipy.optimize import linear_sum_assignment
 
 from deeplabstream.pose.decoding.graph_outputs import named_outputs
 from deeplabstream.pose.decoding.two_stage import left_the_crop
-from deeplabstream.pose.model import Decoder, ModelDescription, ModelError
+from deeplabstream.pose.model import Decoder, ModelDescription, ModelError, decoding_of
 
 #: The outputs of a top-down export that the decoding reads, by name.
 TOPDOWN_OUTPUTS = ("centroids", "centroid_vals", "peaks", "peak_vals", "instance_valid")
@@ -111,13 +111,7 @@ class SleapTopDownDecoding:
 
 def topdown_decoding_of(description: ModelDescription) -> SleapTopDownDecoding:
     """Return the top-down settings a description carries."""
-    decoding = getattr(description, "decoding", None)
-    if not isinstance(decoding, SleapTopDownDecoding):
-        raise ModelError(
-            f"{description.model_file}: no sleap-nn top-down settings in the description; load "
-            "the model with deeplabstream.pose.loading.load_model"
-        )
-    return decoding
+    return decoding_of(description, SleapTopDownDecoding, "sleap-nn top-down settings")
 
 
 def topdown_outputs_by_name(

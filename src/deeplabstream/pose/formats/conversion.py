@@ -158,7 +158,7 @@ def convert(
     source = spec.sources[0]
     digest = files_digest(spec.sources)
     cached = find_cached(source, digest, precision)
-    record = _read_record(cached) if cached is not None else {}
+    record = (read_record(Path(f"{cached}.json")) if cached is not None else None) or {}
     if cached is not None and record.get("sources_sha256") == digest:
         log.info("using the converted model %s", cached)
         return Conversion(cached, True, dict(record.get("differences", {})), 0.0)
@@ -188,13 +188,13 @@ def convert(
     return Conversion(final, False, differences, seconds)
 
 
-def _read_record(graph: Path) -> dict[str, Any]:
-    """Read the JSON record beside a cached graph ({} when unreadable: the graph is made again)."""
+def read_record(path: Path) -> dict[str, Any] | None:
+    """Read a cache's JSON record; None when unreadable (what it describes is made again)."""
     try:
-        record = json.loads(Path(f"{graph}.json").read_text(encoding="utf-8"))
+        record = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return {}
-    return record if isinstance(record, dict) else {}
+        return None
+    return record if isinstance(record, dict) else None
 
 
 def _writable_folder(source: Path) -> Path:

@@ -16,7 +16,6 @@ heads, backbones other than HRNet, and inference pre-processing this program doe
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -26,6 +25,7 @@ from deeplabstream.pose.formats.conversion import Differences, Precision, load_w
 from deeplabstream.pose.formats.dlc3_bottomup import WholeFrameGraph, map_differences, skeleton_of
 from deeplabstream.pose.formats.dlc3_heads import bodypart_head_type, head_types
 from deeplabstream.pose.model import ModelDescription, ModelError
+from deeplabstream.pose.networks.dlc_layouts import DekrHeadSpec
 
 HEAD_TYPE = "DEKRHead"
 PREDICTOR_TYPE = "DEKRPredictor"
@@ -33,22 +33,6 @@ PREDICTOR_TYPE = "DEKRPredictor"
 # deformable convolutions' grid sampling, by about 1e-5 cells); a wrong layer by 0.1 and more.
 TOLERANCES: Differences = {"heatmaps": 1e-3, "peaks": 1e-3, "offsets": 1e-2}
 FP16_TOLERANCES: Differences = {"heatmaps": 0.05, "peaks": 0.05, "offsets": 0.5}
-
-
-@dataclass(frozen=True)
-class DekrHeadSpec:
-    """The ``DEKRHead`` layout of an export (see :class:`pose.networks.dlc_dekr.DekrHeadLayout`)."""
-
-    in_channels: int
-    heatmap_channels: int
-    heatmap_blocks: int
-    heatmap_dilation: int
-    heatmap_kernel: int
-    keypoints: int
-    offsets_per_keypoint: int
-    offset_blocks: int
-    offset_dilation: int
-    offset_kernel: int
 
 
 def is_dekr(config: dict[str, Any]) -> bool:

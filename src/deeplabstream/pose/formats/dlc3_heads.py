@@ -8,39 +8,11 @@ settings shared by the bottom-up exports (:mod:`pose.formats.dlc3`) and the top-
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from deeplabstream.pose.model import ModelError
-
-
-@dataclass(frozen=True)
-class DeconvSpec:
-    """One DeepLabCut ``DeconvModule``: transposed convolutions and an optional 1x1-ish conv."""
-
-    channels: tuple[int, ...]
-    kernels: tuple[int, ...]
-    strides: tuple[int, ...]
-    final_conv: tuple[int, int] | None  # (out_channels, kernel_size)
-
-    @property
-    def stride(self) -> int:
-        """Upsampling factor of the module."""
-        return int(np.prod(self.strides)) if self.strides else 1
-
-
-@dataclass(frozen=True)
-class HeadSpec:
-    """DeepLabCut's ``HeatmapHead`` and its ``HeatmapPredictor`` settings."""
-
-    heatmap: DeconvSpec
-    locref: DeconvSpec | None
-    apply_sigmoid: bool
-    clip_scores: bool
-    locref_std: float
+from deeplabstream.pose.networks.dlc_layouts import DeconvSpec, HeadSpec
 
 
 def head_types(model: dict[str, Any]) -> dict[str, Any]:

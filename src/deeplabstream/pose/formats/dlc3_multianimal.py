@@ -40,12 +40,12 @@ from deeplabstream.pose.decoding.dlc_identity import DlcIdentitySettings
 from deeplabstream.pose.formats.conversion import Differences, Precision, load_weights
 from deeplabstream.pose.formats.dlc3_bottomup import WholeFrameGraph, map_differences, skeleton_of
 from deeplabstream.pose.formats.dlc3_heads import (
-    DeconvSpec,
     _deconv_spec,
     bodypart_head_type,
     head_types,
 )
 from deeplabstream.pose.model import ModelDescription, ModelError
+from deeplabstream.pose.networks.dlc_layouts import DeconvSpec, PafHeadSpec
 
 HEAD_TYPE = "DLCRNetHead"
 PREDICTOR_TYPE = "PartAffinityFieldPredictor"
@@ -58,22 +58,6 @@ IDENTITY_PREDICTOR = "IdentityPredictor"
 # The identity head's logits (models with one) are compared as the fields are.
 TOLERANCES: Differences = {"peaks": 1e-3, "locref": 1e-2, "pafs": 1e-3, "identity": 1e-3}
 FP16_TOLERANCES: Differences = {"peaks": 0.05, "locref": 0.5, "pafs": 0.05, "identity": 0.5}
-
-
-@dataclass(frozen=True)
-class PafHeadSpec:
-    """The ``DLCRNetHead`` layout, with input channels as DeepLabCut builds them."""
-
-    heatmap: DeconvSpec
-    locref: DeconvSpec
-    paf: DeconvSpec
-    num_stages: int
-    features_dim: int
-
-    @property
-    def stride(self) -> int:
-        """The head's upsampling: its deconvolutions, and one more with refinement stages."""
-        return self.heatmap.stride * (2 if self.num_stages > 0 else 1)
 
 
 @dataclass(frozen=True)

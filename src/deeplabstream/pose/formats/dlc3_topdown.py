@@ -602,6 +602,9 @@ class DlcTopDownEstimator:
         """One animal per frame (single-animal models only)."""
         return 1
 
+    #: The boxes of a frame: its best one ((N, 4) ``last_boxes``), or one per animal (N, A, 4).
+    _one_box_per_frame = True
+
     def estimate(
         self,
         frames: Sequence[np.ndarray],
@@ -620,7 +623,7 @@ class DlcTopDownEstimator:
         *,
         rgb: bool = False,
     ) -> np.ndarray:
-        """(N, 1, K, 3) float64: x, y in frame pixels and the score; NaN without a detection.
+        """(N, A, K, 3) float64: x, y in frame pixels and the score; NaN rows: no detection.
 
         ``keys``: per frame, its camera, for ``crop_from = previous_frame`` (each camera's
         crops from its own previous frame's box); None: every frame's own box.
@@ -629,9 +632,11 @@ class DlcTopDownEstimator:
         t0 = time.perf_counter()
         bgr = not rgb
         images = [frame[:, ::-1] if flips and flips[i] else frame for i, frame in enumerate(frames)]
-        keypoints = np.full((len(images), 1, len(self.description.keypoints), 3), np.nan)
-        self.last_boxes = np.full((len(images), 4), np.nan)
-        self.last_box_scores = np.full(len(images), np.nan)
+        count = len(images)
+        keypoints = np.full((count, self.animals, len(self.description.keypoints), 3), np.nan)
+        rows = (count,) if self._one_box_per_frame else (count, self.animals)
+        self.last_boxes = np.full((*rows, 4), np.nan)
+        self.last_box_scores = np.full(rows, np.nan)
         stages = dict.fromkeys(STAGES, 0.0)
         if self.crop_from == "previous_frame":
             stages["refresh"], self.previous.refresh_s = self.previous.refresh_s, 0.0
@@ -711,46 +716,57 @@ class DlcTopDownEstimator:
         stages: dict[str, float],
         check: bool,
     ) -> bool:
-        """Cut the crops of the boxes, run the pose model, fill ``keypoints`` (N, 1, K, 3).
+        """Cut every box's crop, run the pose model once on all of them, fill ``keypoints``.
 
-        Returns True when ``check`` and the animal may have left a crop
-        (:func:`pose.decoding.two_stage.left_the_crop`).
+        ``boxes`` are corners, (N, 4) (a frame's best box) or (N, A, 4) (one per animal), with
+        their ``scores``; ``keypoints`` is (N, A, K, 3). Returns True when ``check`` and the
+        animal may have left a crop (:func:`pose.decoding.two_stage.left_the_crop`).
         """
         t0 = time.perf_counter()
         crop = self.decoding.crop
-        found = [i for i in range(len(images)) if float(scores[i]) > self.decoding.score_threshold]
-        if check and len(found) < len(images):
+        count = len(images)
+        boxes, scores = boxes.reshape(count, -1, 4), scores.reshape(count, -1)
+        last_boxes = self.last_boxes.reshape(count, -1, 4)  # views: written through
+        last_scores = self.last_box_scores.reshape(count, -1)
+        found = [
+            (i, a)
+            for i in range(count)
+            for a in range(min(self.animals, scores.shape[1]))
+            if float(scores[i, a]) > self.decoding.score_threshold
+        ]
+        if check and len(found) < count:
             return True
         if self._crops.shape[0] < len(found):
             self._crops = np.empty((len(found), 3, crop.height, crop.width), np.float32)
         crop_in = self._crops[: len(found)]
         offsets, scales = [], []
-        for row, i in enumerate(found):
+        for row, (i, a) in enumerate(found):
             # DeepLabCut's BboxToCoco, on its float32 array.
-            corners = np.asarray(boxes[i], np.float32)
+            corners = np.asarray(boxes[i, a], np.float32)
             box = (corners[0], corners[1], corners[2] - corners[0], corners[3] - corners[1])
-            self.last_boxes[i], self.last_box_scores[i] = box, float(scores[i])
+            last_boxes[i, a], last_scores[i, a] = box, float(scores[i, a])
             resized, offset, scale = top_down_crop(images[i], box, crop, self._resized)
             pixels(resized, crop_in[row], bgr=bgr)
             offsets.append(offset)
             scales.append(scale)
         t1 = time.perf_counter()
-        stages["crop"] += t1 - t0
+        stages["crop"] += t1 - t0  # all the crops of the frames
         if not found:
             return False
         points = np.asarray(self.run_pose(crop_in)[0], np.float32).copy()
         left = False
-        for row, i in enumerate(found):
-            # RescaleAndOffset: float32 keypoints times float64 scales plus int offsets.
+        for row, (i, a) in enumerate(found):
+            # RescaleAndOffset (KEYPOINT_TD): float32 keypoints times each crop's own float64
+            # scale plus its int offset.
             xy = points[row, :, :2] * np.asarray(scales[row]) + np.asarray(offsets[row])
             if check:  # every keypoint is placed (DeepLabCut has no "not found")
                 size = np.array([crop.width, crop.height]) * np.asarray(scales[row])
                 reach = size * LEFT_REACH
                 left = left or left_the_crop(xy, np.asarray(offsets[row]) + size / 2, reach)
-            keypoints[i, 0, :, :2] = xy
-            keypoints[i, 0, :, 2] = points[row, :, 2]
+            keypoints[i, a, :, :2] = xy
+            keypoints[i, a, :, 2] = points[row, :, 2]
             if flips and flips[i]:
-                keypoints[i, 0, :, 0] = images[i].shape[1] - 1 - keypoints[i, 0, :, 0]
+                keypoints[i, a, :, 0] = images[i].shape[1] - 1 - keypoints[i, a, :, 0]
         stages["pose"] += time.perf_counter() - t1
         return left
 

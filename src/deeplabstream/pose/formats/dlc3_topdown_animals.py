@@ -27,8 +27,7 @@ of two or more) as the single-animal one (:mod:`pose.formats.dlc3_topdown`), wit
 from __future__ import annotations
 
 import dataclasses
-import time
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -46,13 +45,10 @@ from deeplabstream.pose.formats.dlc3_fasterrcnn import (
     box_head_description,
 )
 from deeplabstream.pose.formats.dlc3_topdown import (
-    STAGES,
     DlcTopDownEstimator,
     Runner,
     open_topdown_estimator,
-    pixels,
     pose_stage_description,
-    top_down_crop,
     topdown_decoding_of,
 )
 from deeplabstream.pose.model import ModelDescription, ModelError
@@ -157,89 +153,12 @@ class DlcTopDownAnimalsEstimator(DlcTopDownEstimator):
             )
         super().__init__(description, run_detector, run_pose, frame_shape, crop_from)
 
+    _one_box_per_frame = False
+
     @property
     def animals(self) -> int:
         """The rows of each frame: the description's ``max_animals``."""
         return int(self.description.max_animals)
-
-    def estimate_animals(
-        self,
-        frames: Sequence[np.ndarray],
-        flips: Sequence[bool] | None = None,
-        keys: Sequence[Hashable] | None = None,
-        *,
-        rgb: bool = False,
-    ) -> np.ndarray:
-        """(N, A, K, 3) float64: x, y in frame pixels and the score; NaN rows: no box."""
-        del keys  # each frame's own boxes (same_frame only)
-        t0 = time.perf_counter()
-        bgr = not rgb
-        images = [frame[:, ::-1] if flips and flips[i] else frame for i, frame in enumerate(frames)]
-        animals, count = self.animals, len(images)
-        keypoints = np.full((count, animals, len(self.description.keypoints), 3), np.nan)
-        self.last_boxes = np.full((count, animals, 4), np.nan)
-        self.last_box_scores = np.full((count, animals), np.nan)
-        stages = dict.fromkeys(STAGES, 0.0)
-        self.last_stage_timings = stages
-        if not images:
-            return keypoints
-        boxes, scores, preprocess_s = self._detect(images, bgr, stages)
-        self._crops_and_poses(images, boxes, scores, flips, bgr, keypoints, stages)
-        model_s = stages["detector"] + stages["crop"] + stages["pose"]
-        total = time.perf_counter() - t0
-        self.last_timings = {
-            "preprocess": preprocess_s + max(0.0, total - preprocess_s - model_s),
-            "inference": model_s,
-            "decode": 0.0,
-        }
-        return keypoints
-
-    def _crops_and_poses(
-        self,
-        images: list[np.ndarray],
-        boxes: np.ndarray,
-        scores: np.ndarray,
-        flips: Sequence[bool] | None,
-        bgr: bool,
-        keypoints: np.ndarray,
-        stages: dict[str, float],
-    ) -> None:
-        """Cut every box's crop, run the pose graph once on all of them, fill ``keypoints``."""
-        t0 = time.perf_counter()
-        crop = self.decoding.crop
-        threshold = self.decoding.score_threshold
-        found = [
-            (i, a)
-            for i in range(len(images))
-            for a in range(min(self.animals, scores.shape[1]))
-            if float(scores[i, a]) > threshold
-        ]
-        if self._crops.shape[0] < len(found):
-            self._crops = np.empty((len(found), 3, crop.height, crop.width), np.float32)
-        crop_in = self._crops[: len(found)]
-        offsets, scales = [], []
-        for row, (i, a) in enumerate(found):
-            # DeepLabCut's BboxToCoco, on its float32 array.
-            corners = np.asarray(boxes[i, a], np.float32)
-            box = (corners[0], corners[1], corners[2] - corners[0], corners[3] - corners[1])
-            self.last_boxes[i, a], self.last_box_scores[i, a] = box, float(scores[i, a])
-            resized, offset, scale = top_down_crop(images[i], box, crop, self._resized)
-            pixels(resized, crop_in[row], bgr=bgr)
-            offsets.append(offset)
-            scales.append(scale)
-        t1 = time.perf_counter()
-        stages["crop"] += t1 - t0  # all the crops of the frames
-        if not found:
-            return
-        points = np.asarray(self.run_pose(crop_in)[0], np.float32).copy()
-        for row, (i, a) in enumerate(found):
-            # RescaleAndOffset (KEYPOINT_TD): each crop's own scale and offset.
-            xy = points[row, :, :2] * np.asarray(scales[row]) + np.asarray(offsets[row])
-            keypoints[i, a, :, :2] = xy
-            keypoints[i, a, :, 2] = points[row, :, 2]
-            if flips and flips[i]:
-                keypoints[i, a, :, 0] = images[i].shape[1] - 1 - keypoints[i, a, :, 0]
-        stages["pose"] += time.perf_counter() - t1
 
 
 def open_dlc_topdown_estimator(

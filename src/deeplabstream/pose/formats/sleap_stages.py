@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from deeplabstream.core.digest import files_digest
-from deeplabstream.pose.formats.conversion import user_cache_folder
+from deeplabstream.pose.formats.conversion import read_record, user_cache_folder
 from deeplabstream.pose.model import ModelError
 
 log = logging.getLogger(__name__)
@@ -79,8 +79,8 @@ def split_topdown(onnx_file: Path, identity: bool) -> TopDownStages:
     folder = user_cache_folder() / "sleap-topdown"
     stem = f"{onnx_file.parent.name}.{digest}.v{SPLIT_VERSION}"
     record_file = folder / f"{stem}.json"
-    record = _read_record(record_file)
-    if record:
+    record = read_record(record_file) or {}
+    if "crops_name" in record:
         stages = TopDownStages(
             folder / f"{stem}.centroid.onnx",
             folder / f"{stem}.instance.onnx",
@@ -107,8 +107,8 @@ def cut_single_instance(onnx_file: Path) -> tuple[Path, str]:
     folder = user_cache_folder() / "sleap-single"
     stem = f"{onnx_file.parent.name}.{digest}.v{SPLIT_VERSION}"
     graph_file = folder / f"{stem}.maps.onnx"
-    record = _read_record(folder / f"{stem}.json", "maps_name")
-    if record and graph_file.is_file():
+    record = read_record(folder / f"{stem}.json") or {}
+    if "maps_name" in record and graph_file.is_file():
         return graph_file, str(record["maps_name"])
     import onnx  # heavy: imported when a graph is cut
     from onnx.utils import Extractor
@@ -163,14 +163,6 @@ def _maps_before_argmax(onnx_file: Path, graph: Any, kind: str) -> str:
     if flat is None or flat.op_type != "Reshape":
         raise ModelError(f"{onnx_file}: the keypoints' ArgMax does not read reshaped maps")
     return str(flat.input[0])
-
-
-def _read_record(path: Path, key: str = "crops_name") -> dict[str, Any]:
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return record if isinstance(record, dict) and key in record else {}
 
 
 def _cut(onnx_file: Path, identity: bool, folder: Path, stem: str) -> TopDownStages:

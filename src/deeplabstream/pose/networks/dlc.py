@@ -6,7 +6,7 @@ cspnext`, a timm-named ResNet of :mod:`pose.networks.resnet` or HRNet of
 (deconvolutions, optional final convolution, location refinement) and its decoding inside the
 network (:class:`DlcKeypointModel`), so that the network's output is the keypoints themselves.
 The head's layout comes from the export's config, read by the format without PyTorch
-(:class:`DeconvLayout`, :class:`HeadLayout`).
+(:mod:`pose.networks.dlc_layouts`).
 """
 
 from __future__ import annotations
@@ -14,74 +14,22 @@ from __future__ import annotations
 import dataclasses
 import re
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 from torch import nn
 
 from deeplabstream.pose.model import ModelError
 from deeplabstream.pose.networks.cspnext import CSPNeXt, CSPNeXtConfig
+from deeplabstream.pose.networks.dlc_layouts import DeconvSpec, HeadSpec
 from deeplabstream.pose.networks.hrnet import DlcHRNet, hrnet_width
 from deeplabstream.pose.networks.resnet import ResNet
-
-
-class DeconvLayout(Protocol):
-    """One DeepLabCut ``DeconvModule``: channel counts, kernels, strides, final convolution."""
-
-    @property
-    def channels(self) -> tuple[int, ...]:
-        """Channel counts: the input's, then each transposed convolution's output."""
-        ...
-
-    @property
-    def kernels(self) -> tuple[int, ...]:
-        """Kernel size of each transposed convolution."""
-        ...
-
-    @property
-    def strides(self) -> tuple[int, ...]:
-        """Stride of each transposed convolution."""
-        ...
-
-    @property
-    def final_conv(self) -> tuple[int, int] | None:
-        """(out_channels, kernel_size) of the final convolution, or None."""
-        ...
-
-
-class HeadLayout(Protocol):
-    """DeepLabCut's ``HeatmapHead`` and its ``HeatmapPredictor`` settings."""
-
-    @property
-    def heatmap(self) -> DeconvLayout:
-        """The heatmap branch."""
-        ...
-
-    @property
-    def locref(self) -> DeconvLayout | None:
-        """The location-refinement branch (None: no refinement)."""
-        ...
-
-    @property
-    def apply_sigmoid(self) -> bool:
-        """Whether the predictor applies a sigmoid to the heatmaps."""
-        ...
-
-    @property
-    def clip_scores(self) -> bool:
-        """Whether the predictor clips likelihoods to [0, 1]."""
-        ...
-
-    @property
-    def locref_std(self) -> float:
-        """The scale of the location-refinement offsets."""
-        ...
 
 
 class DeconvModule(nn.Module):
     """Transposed convolutions (ReLU between them, none after) and an optional final conv."""
 
-    def __init__(self, spec: DeconvLayout) -> None:
+    def __init__(self, spec: DeconvSpec) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         steps = zip(spec.channels[:-1], spec.channels[1:], spec.kernels, spec.strides, strict=True)
@@ -102,7 +50,7 @@ class DeconvModule(nn.Module):
 class HeatmapHead(nn.Module):
     """Heatmaps and, with location refinement, their offsets."""
 
-    def __init__(self, spec: HeadLayout) -> None:
+    def __init__(self, spec: HeadSpec) -> None:
         super().__init__()
         self.heatmap_head = DeconvModule(spec.heatmap)
         self.locref_head = DeconvModule(spec.locref) if spec.locref is not None else None
@@ -125,7 +73,7 @@ class TimmResNet(nn.Module):
 class DlcPoseNetwork(nn.Module):
     """DeepLabCut's ``PoseModel`` for one heatmap head: ``backbone`` and ``heads.bodypart``."""
 
-    def __init__(self, backbone: nn.Module, head: HeadLayout) -> None:
+    def __init__(self, backbone: nn.Module, head: HeadSpec) -> None:
         super().__init__()
         self.backbone = backbone
         self.heads = nn.ModuleDict({"bodypart": HeatmapHead(head)})
@@ -146,7 +94,7 @@ class DlcKeypointModel(nn.Module):
     float32 whatever the network's precision.
     """
 
-    def __init__(self, network: DlcPoseNetwork, head: HeadLayout, stride: float) -> None:
+    def __init__(self, network: DlcPoseNetwork, head: HeadSpec, stride: float) -> None:
         super().__init__()
         self.network = network
         self.stride = float(stride)

@@ -33,68 +33,14 @@ the maximum of its 5x5 neighbourhood, else 0), so that the host
 
 from __future__ import annotations
 
-from typing import Protocol
-
 import torch
 from torch import nn
 from torch.nn import functional
 
+from deeplabstream.pose.networks.dlc_layouts import DekrHeadSpec
+
 #: DeepLabCut's DEKR predictor pools peaks over 5x5 cells (its ``pool2``).
 PEAK_POOL = 5
-
-
-class DekrHeadLayout(Protocol):
-    """The ``DEKRHead`` settings of an export (read by :mod:`pose.formats.dlc3_dekr`)."""
-
-    @property
-    def in_channels(self) -> int:
-        """Channels of the backbone's features."""
-        ...
-
-    @property
-    def heatmap_channels(self) -> int:
-        """Channels after ``transition_heatmap``."""
-        ...
-
-    @property
-    def heatmap_blocks(self) -> int:
-        """Basic blocks of the heatmap head."""
-        ...
-
-    @property
-    def heatmap_dilation(self) -> int:
-        """Dilation of the heatmap head's blocks."""
-        ...
-
-    @property
-    def heatmap_kernel(self) -> int:
-        """Kernel of the heatmap head's final convolution (1 or 3)."""
-        ...
-
-    @property
-    def keypoints(self) -> int:
-        """Keypoints K (the heatmap head gives K + 1 maps, the offsets 2K)."""
-        ...
-
-    @property
-    def offsets_per_keypoint(self) -> int:
-        """Channels of each keypoint's regression branch."""
-        ...
-
-    @property
-    def offset_blocks(self) -> int:
-        """Adaptive blocks of each keypoint's branch."""
-        ...
-
-    @property
-    def offset_dilation(self) -> int:
-        """Dilation of the adaptive blocks."""
-        ...
-
-    @property
-    def offset_kernel(self) -> int:
-        """Kernel of each branch's final convolution (1 or 3)."""
-        ...
 
 
 def _final_conv(c_in: int, c_out: int, kernel: int) -> nn.Conv2d:
@@ -201,7 +147,7 @@ class AdaptBlock(nn.Module):
 class DekrHeatmap(nn.Module):
     """DeepLabCut's ``DEKRHeatmap``: K keypoint maps and the centre map (last)."""
 
-    def __init__(self, spec: DekrHeadLayout) -> None:
+    def __init__(self, spec: DekrHeadSpec) -> None:
         super().__init__()
         c = spec.heatmap_channels
         self.transition_heatmap = _transition(spec.in_channels, c)
@@ -220,7 +166,7 @@ class DekrHeatmap(nn.Module):
 class DekrOffset(nn.Module):
     """DeepLabCut's ``DEKROffset``: each keypoint's offset from the centre, by its own branch."""
 
-    def __init__(self, spec: DekrHeadLayout) -> None:
+    def __init__(self, spec: DekrHeadSpec) -> None:
         super().__init__()
         per = spec.offsets_per_keypoint
         self.per_keypoint = per
@@ -252,7 +198,7 @@ class DekrOffset(nn.Module):
 class DekrHead(nn.Module):
     """DeepLabCut's ``DEKRHead``: ``heatmap_head`` and ``offset_head``."""
 
-    def __init__(self, spec: DekrHeadLayout) -> None:
+    def __init__(self, spec: DekrHeadSpec) -> None:
         super().__init__()
         self.heatmap_head = DekrHeatmap(spec)
         self.offset_head = DekrOffset(spec)
@@ -265,7 +211,7 @@ class DekrHead(nn.Module):
 class DlcDekrNetwork(nn.Module):
     """DeepLabCut's ``PoseModel`` with a ``DEKRHead``: ``backbone`` and ``heads.bodypart``."""
 
-    def __init__(self, backbone: nn.Module, head: DekrHeadLayout) -> None:
+    def __init__(self, backbone: nn.Module, head: DekrHeadSpec) -> None:
         super().__init__()
         self.backbone = backbone
         self.heads = nn.ModuleDict({"bodypart": DekrHead(head)})

@@ -27,42 +27,12 @@ by ``locref_std``.
 
 from __future__ import annotations
 
-from typing import Protocol
-
 import torch
 from torch import nn
 from torch.nn import functional
 
-from deeplabstream.pose.networks.dlc import DeconvLayout, DeconvModule
-
-
-class PafHeadLayout(Protocol):
-    """The ``DLCRNetHead`` settings of an export (read by :mod:`pose.formats.dlc3_multianimal`)."""
-
-    @property
-    def heatmap(self) -> DeconvLayout:
-        """The final heatmap ``DeconvModule`` (input channels as built, see the format)."""
-        ...
-
-    @property
-    def locref(self) -> DeconvLayout:
-        """The final location-refinement ``DeconvModule``."""
-        ...
-
-    @property
-    def paf(self) -> DeconvLayout:
-        """The final part-affinity-field ``DeconvModule``."""
-        ...
-
-    @property
-    def num_stages(self) -> int:
-        """Refinement stages (0: the heads take the backbone's features)."""
-        ...
-
-    @property
-    def features_dim(self) -> int:
-        """Channels of ``convt4``'s features."""
-        ...
+from deeplabstream.pose.networks.dlc import DeconvModule
+from deeplabstream.pose.networks.dlc_layouts import DeconvSpec, PafHeadSpec
 
 
 def _double_size(c_in: int, c_out: int) -> nn.ConvTranspose2d:
@@ -73,7 +43,7 @@ def _double_size(c_in: int, c_out: int) -> nn.ConvTranspose2d:
 class DlcrnetHead(nn.Module):
     """DeepLabCut's ``DLCRNetHead``: heatmaps, location refinement and part-affinity fields."""
 
-    def __init__(self, spec: PafHeadLayout, in_channels: int) -> None:
+    def __init__(self, spec: PafHeadSpec, in_channels: int) -> None:
         super().__init__()
         keypoints = spec.heatmap.channels[-1]
         fields = spec.paf.channels[-1]
@@ -124,7 +94,7 @@ class IdentityHead(nn.Module):
     (:mod:`pose.decoding.dlc_identity`), at the animals' keypoints only.
     """
 
-    def __init__(self, spec: DeconvLayout) -> None:
+    def __init__(self, spec: DeconvSpec) -> None:
         super().__init__()
         self.heatmap_head = DeconvModule(spec)
 
@@ -141,7 +111,7 @@ class DlcPafNetwork(nn.Module):
     """
 
     def __init__(
-        self, backbone: nn.Module, head: PafHeadLayout, identity: DeconvLayout | None = None
+        self, backbone: nn.Module, head: PafHeadSpec, identity: DeconvSpec | None = None
     ) -> None:
         super().__init__()
         self.backbone = backbone

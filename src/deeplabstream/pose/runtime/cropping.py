@@ -36,14 +36,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any
 
 import numpy as np
 
 from deeplabstream.pose.model import ModelDescription, ModelError
 from deeplabstream.pose.model_format import format_of_description
-
-_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -87,95 +85,6 @@ class CropSettings:
             raise ValueError(f"min_keypoints must be at least 1, got {self.min_keypoints}")
         if self.refresh < 0:
             raise ValueError(f"the refresh interval must be at least 0, got {self.refresh}")
-
-
-class PoseCropKeys(Protocol):
-    """The ``[Pose]`` keys a crop is made of (:class:`settings.sections.PoseSettings`)."""
-
-    @property
-    def dynamic_crop(self) -> str: ...  # noqa: D102
-    @property
-    def dynamic_crop_margin(self) -> int: ...  # noqa: D102
-    @property
-    def dynamic_crop_likelihood(self) -> float | None: ...  # noqa: D102
-    @property
-    def dynamic_crop_min_keypoints(self) -> int | None: ...  # noqa: D102
-    @property
-    def dynamic_crop_size_step(self) -> int: ...  # noqa: D102
-    @property
-    def dynamic_crop_refresh(self) -> int: ...  # noqa: D102
-    @property
-    def likelihood_threshold(self) -> float: ...  # noqa: D102
-
-
-class CameraCropKeys(Protocol):
-    """A camera's own crop keys, None where unset (``settings.sections.CameraCommonSettings``)."""
-
-    @property
-    def dynamic_crop(self) -> str | None: ...  # noqa: D102
-    @property
-    def dynamic_crop_margin(self) -> int | None: ...  # noqa: D102
-    @property
-    def dynamic_crop_likelihood(self) -> float | None: ...  # noqa: D102
-    @property
-    def dynamic_crop_min_keypoints(self) -> int | None: ...  # noqa: D102
-    @property
-    def dynamic_crop_size_step(self) -> int | None: ...  # noqa: D102
-    @property
-    def dynamic_crop_refresh(self) -> int | None: ...  # noqa: D102
-    @property
-    def likelihood_threshold(self) -> float | None: ...  # noqa: D102
-
-
-def crop_settings(pose: PoseCropKeys, camera: CameraCropKeys | None = None) -> CropSettings:
-    """Return a camera's crop settings: its ``[Camera NAME]`` keys where set, else ``[Pose]``'s.
-
-    A session reads a camera's from ``settings.effective.EffectiveCamera.dynamic_crop``, which
-    this makes.
-
-    Parameters
-    ----------
-    pose
-        The ``[Pose]`` section (:class:`settings.sections.PoseSettings`).
-    camera
-        The camera's common keys (:class:`settings.sections.CameraCommonSettings`), or None.
-
-    Returns
-    -------
-    CropSettings
-    """
-
-    def pick(own: _T | None, shared: _T) -> _T:
-        return own if own is not None else shared
-
-    own = camera if camera is not None else _NO_CAMERA_KEYS
-    likelihood = pick(own.dynamic_crop_likelihood, pose.dynamic_crop_likelihood)
-    if likelihood is None:  # the camera's (or [Pose]'s) LIKELIHOOD_THRESHOLD
-        likelihood = pick(own.likelihood_threshold, pose.likelihood_threshold)
-    return CropSettings(
-        enabled=pick(own.dynamic_crop, pose.dynamic_crop) == "on",
-        margin=int(pick(own.dynamic_crop_margin, pose.dynamic_crop_margin)),
-        likelihood=float(likelihood),
-        min_keypoints=pick(own.dynamic_crop_min_keypoints, pose.dynamic_crop_min_keypoints),
-        size_step=int(pick(own.dynamic_crop_size_step, pose.dynamic_crop_size_step)),
-        refresh=int(pick(own.dynamic_crop_refresh, pose.dynamic_crop_refresh)),
-    )
-
-
-@dataclass(frozen=True)
-class _CameraWithoutKeys:
-    """A camera that sets none of its crop keys."""
-
-    dynamic_crop: str | None = None
-    dynamic_crop_margin: int | None = None
-    dynamic_crop_likelihood: float | None = None
-    dynamic_crop_min_keypoints: int | None = None
-    dynamic_crop_size_step: int | None = None
-    dynamic_crop_refresh: int | None = None
-    likelihood_threshold: float | None = None
-
-
-_NO_CAMERA_KEYS = _CameraWithoutKeys()
 
 
 def input_multiple(description: ModelDescription) -> int:

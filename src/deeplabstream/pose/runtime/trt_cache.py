@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from deeplabstream.core.digest import files_digest
-from deeplabstream.pose.formats.conversion import user_cache_folder
+from deeplabstream.pose.formats.conversion import read_record, user_cache_folder
 from deeplabstream.pose.model import ModelDescription
 from deeplabstream.pose.runtime.providers import TRT_MAX_BATCH
 
@@ -187,7 +187,7 @@ def prepare_cache(root: Path, model_file: Path, key: CacheKey) -> PreparedCache:
         return PreparedCache(None, "off", key, "the GPU or TensorRT's version cannot be read")
     folder = root / folder_name(model_file, key)
     _remove_stale_siblings(root, model_file, folder)
-    record = _read_record(folder)
+    record = read_record(folder / RECORD_NAME)
     if record is None and not _has_files(folder):
         state: CacheState = "cold"
         reason = "first build for this model, GPU, TensorRT and precision"
@@ -215,14 +215,6 @@ def _distrust_reason(record: dict[str, Any] | None, key: CacheKey) -> str:
 
 def _has_files(folder: Path) -> bool:
     return folder.is_dir() and any(folder.iterdir())
-
-
-def _read_record(folder: Path) -> dict[str, Any] | None:
-    try:
-        record = json.loads((folder / RECORD_NAME).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return record if isinstance(record, dict) else None
 
 
 def _write_record(folder: Path, key: CacheKey, *, complete: bool, build_s: float | None) -> None:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from deeplabstream.outputs.whole_rows import WholeRowsFile
+from deeplabstream.core.whole_rows import WholeRowsFile
 from deeplabstream.spatial.triangulation.dlt import Triangulated
 
 POINTS3D_FILE = "points3d.csv"
@@ -41,30 +41,19 @@ def _number(value: float, digits: int) -> str:
     return f"{value:.{digits}f}" if math.isfinite(value) else ""
 
 
-class Points3dCsvWriter:
+class Points3dCsvWriter(WholeRowsFile):
     """Appends triangulated sets to ``points3d.csv`` in whole rows, flushed once a second.
 
     A write that fails (a full disk) truncates the file to its last whole row, closes it, and
     :attr:`error` says why; triangulation goes on without the file
-    (:class:`outputs.whole_rows.WholeRowsFile`).
+    (:class:`core.whole_rows.WholeRowsFile`).
     """
 
     def __init__(self, path: Path, keypoints: Sequence[str], cameras: Sequence[str]) -> None:
-        self.path = Path(path)
         self.keypoints = tuple(keypoints)
         self.cameras = tuple(cameras)
         header = ",".join(points3d_columns(self.keypoints, self.cameras)) + "\n"
-        self._file = WholeRowsFile(self.path, header)
-
-    @property
-    def rows(self) -> int:
-        """Sets handed to the file."""
-        return self._file.rows
-
-    @property
-    def error(self) -> str | None:
-        """Why the file stopped (a full disk), or None."""
-        return self._file.error
+        super().__init__(Path(path), header)
 
     def write(
         self,
@@ -82,11 +71,7 @@ class Points3dCsvWriter:
             cells.append(_number(points.score[k], 4))
         cells += [str(int(frame_indices[0])), repr(float(time_s)), f"{pairing_ms:.3f}"]
         cells += [str(int(index)) for index in frame_indices]
-        self._file.write_row(",".join(cells) + "\n")
-
-    def close(self) -> None:
-        """Write what is pending and close the file (safe to call twice)."""
-        self._file.close()
+        self.write_row(",".join(cells) + "\n")
 
 
 def read_points3d(path: Path) -> tuple[tuple[str, ...], np.ndarray]:

@@ -16,6 +16,8 @@ import time
 import weakref
 from pathlib import Path
 
+from deeplabstream.core.regular_files import regular_file
+
 log = logging.getLogger(__name__)
 
 FLUSH_INTERVAL_S = 1.0
@@ -122,3 +124,16 @@ def flush_open_files() -> None:
     """Write every open file's kept rows now (a process about to be ended keeps its rows)."""
     for file in list(_OPEN):
         file.flush()
+
+
+def cut_to_whole_rows(path: Path) -> int:
+    """Drop a cut last row of a text table; returns the lines it keeps (0 if missing)."""
+    try:
+        with regular_file(path).open("rb+") as file:
+            data = file.read()
+            end = data.rfind(b"\n") + 1
+            if end != len(data):
+                file.truncate(end)
+            return data[:end].count(b"\n")
+    except FileNotFoundError:
+        return 0
