@@ -111,9 +111,7 @@ class Run:
         return float(pd.read_csv(self.session / f"{camera}.frames.csv")["host_timestamp"].iloc[-1])
 
 
-def run(
-    settings, run_for_s: float, until: Callable[[Run], bool] | None = None
-) -> Run:
+def run(settings, run_for_s: float, until: Callable[[Run], bool] | None = None) -> Run:
     """LiveSession with recording, servicing like the command line, until every camera ended,
     ``until`` holds of the run so far or ``run_for_s`` passed; note when each event reached the
     main process."""
