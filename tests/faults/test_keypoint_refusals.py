@@ -2,10 +2,10 @@
 
 Real ``DeepLabStream.py`` and ``utils/VideoAnalyzer.py`` processes: exit code 2, a message naming
 the keypoint, who reads it and the model's keypoints, and no session folder (the other models'
-and experiments' cases ask the command's check in this process: ``test_preflight._refusal``). Code that names a
-keypoint the check cannot see (a Python experiment reading it in ``on_update``) stops the
-experiment at run time with the same sentence, in ``session.log`` without a traceback, and the
-reason in ``events.csv``'s finish row.
+and experiments' cases ask the command's check in this process: ``test_preflight._refusal``).
+Code that names a keypoint the check cannot see (a Python experiment reading it in
+``on_update``) stops the experiment at run time with the same sentence, in ``session.log``
+without a traceback, and the reason in ``events.csv``'s finish row.
 """
 
 from __future__ import annotations
