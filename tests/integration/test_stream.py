@@ -366,11 +366,11 @@ def small_disk(tmp_path: Path):
 
 @pytest.mark.slow
 def test_low_disk_space_warns_then_stops_recording_cleanly(tmp_path: Path, small_disk) -> None:
-    disk = small_disk(200)
+    disk = small_disk(200)  # 210 MB: the warning after about 20 MB, the stop after 40
     settings = write_settings(
         tmp_path,
         "[Camera arena]\nSOURCE = synthetic\nNOISE = 20\n"
-        "[Recording]\nCODEC = ffv1\nMIN_FREE_SPACE = 0.1\nWARN_FREE_SPACE = 0.15\n",
+        "[Recording]\nCODEC = ffv1\nMIN_FREE_SPACE = 0.17\nWARN_FREE_SPACE = 0.19\n",
     )
     result = run_cli(
         "--settings",
@@ -378,7 +378,7 @@ def test_low_disk_space_warns_then_stops_recording_cleanly(tmp_path: Path, small
         "--headless",
         "--recording-enabled",
         "--duration",
-        "30",
+        "8",
         "--output-dir",
         str(disk),
     )
@@ -393,7 +393,7 @@ def test_low_disk_space_warns_then_stops_recording_cleanly(tmp_path: Path, small
         len(frames) == len(pd.read_csv(session / "arena.frames.csv")) == camera["frames_recorded"]
     )
     assert camera["frames_captured"] > camera["frames_recorded"] > 0  # the stream went on
-    assert "duration of 30 s reached" in info["stop_reason"]
+    assert "duration of 8 s reached" in info["stop_reason"]
 
 
 def test_a_full_disk_stops_the_recording_with_a_clear_message(tmp_path: Path, small_disk) -> None:
