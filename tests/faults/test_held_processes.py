@@ -52,7 +52,7 @@ S = 1_000_000_000  # ns
 
 
 def test_a_stopped_recorder_is_named_live_and_ended_by_the_app_counting_its_losses(tmp_path):
-    frames = 300  # 10 s at 30 fps: the recorder is stopped at frame 60 and never continued
+    frames = 240  # 8 s at 30 fps: the recorder is stopped at frame 60 and never continued
     process = start(tmp_path, "--recording-enabled", "--frames", str(frames))
     session, running = wait_for_session(
         tmp_path,

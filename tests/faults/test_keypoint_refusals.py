@@ -1,10 +1,11 @@
 """Issue 28: an experiment that reads a keypoint the model lacks is refused before the start.
 
 Real ``DeepLabStream.py`` and ``utils/VideoAnalyzer.py`` processes: exit code 2, a message naming
-the keypoint, who reads it and the model's keypoints, and no session folder. Code that names a
-keypoint the check cannot see (a Python experiment reading it in ``on_update``) stops the
-experiment at run time with the same sentence, in ``session.log`` without a traceback, and the
-reason in ``events.csv``'s finish row.
+the keypoint, who reads it and the model's keypoints, and no session folder (the other models'
+and experiments' cases ask the command's check in this process: ``test_preflight._refusal``).
+Code that names a keypoint the check cannot see (a Python experiment reading it in
+``on_update``) stops the experiment at run time with the same sentence, in ``session.log``
+without a traceback, and the reason in ``events.csv``'s finish row.
 """
 
 from __future__ import annotations
@@ -15,7 +16,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from tests.faults.test_preflight import CAMERA, DEVICE, _assert_refused, _run
+from tests.faults.test_preflight import (
+    CAMERA,
+    DEVICE,
+    _assert_refused,
+    _assert_says,
+    _refusal,
+    _run,
+)
 from tests.support.files import make_ffv1_video, write_settings
 from tests.support.paths import PROJECT_ROOT, shared_data
 from tests.support.processes import only_session
@@ -52,10 +60,10 @@ def test_the_example_experiment_on_a_deeplabcut_model_is_refused_before_the_star
 ) -> None:
     model = next(shared_data("dlc3-openfield-cspnext_s/model").glob("*.pt"))
     text = f"{CAMERA}{DEVICE}[Pose]\nMODEL_PATH = {model}\n[Experiment]\nNAME = ExampleExperiment\n"
-    result = _run(tmp_path, text, "--experiment-enabled")
-    _assert_refused(
-        tmp_path, result, "keypoint 'nose'", "triggers nose_in_left, nose_in_right",
-        "snout, leftear, rightear, tailbase", "Map the experiment's keypoints",
+    _assert_says(
+        _refusal(tmp_path, text, "--experiment-enabled"), "keypoint 'nose'",
+        "triggers nose_in_left, nose_in_right", "snout, leftear, rightear, tailbase",
+        "Map the experiment's keypoints",
     )  # fmt: skip
 
 
@@ -75,8 +83,8 @@ def test_a_python_experiments_keypoint_is_refused_with_what_to_do_in_code(
         "        return []\n"
     )
     text = f"{CAMERA}{DEVICE}[Experiment]\nNAME = {code.stem}\n"
-    result = _run(tmp_path, text, "--experiment-enabled")
-    _assert_refused(tmp_path, result, "keypoint 'paw'", "Python code", BUNDLED_KEYPOINTS)
+    refusal = _refusal(tmp_path, text, "--experiment-enabled")
+    _assert_says(refusal, "keypoint 'paw'", "Python code", BUNDLED_KEYPOINTS)
 
 
 def test_a_replay_of_an_experiment_reading_a_missing_keypoint_is_refused(

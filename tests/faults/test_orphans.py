@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -25,7 +26,10 @@ from tests.support.files import make_ffv1_video
 from tests.support.paths import PROJECT_ROOT
 
 ANALYZER = PROJECT_ROOT / "utils" / "VideoAnalyzer.py"
-FRAMES = 9000  # 300 s at 30 fps in --realtime: far longer than any of the waits below
+# 300 s at 5 fps in --realtime (frames go out at the video's rate): far longer than any of the
+# waits below, and written in a fraction of a second.
+FPS = 5
+FRAMES = 300 * FPS
 # An orphan would run until its video ends (minutes); a child that noticed its parent's death
 # ends in seconds, or tens of seconds on a loaded machine while it finalises its files. The
 # bound only has to tell the two apart, whatever the machine's speed.
@@ -38,8 +42,9 @@ def videos(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     # made once for the module (seconds each): the batches only read them
     folder = tmp_path_factory.mktemp("orphan_videos")
     paths = [folder / f"v{index}.mkv" for index in range(1, 4)]
-    for path in paths:
-        make_ffv1_video(path, FRAMES, width=64, height=48, fps=30)
+    make_ffv1_video(paths[0], FRAMES, width=64, height=48, fps=FPS)
+    for path in paths[1:]:
+        shutil.copyfile(paths[0], path)
     return paths
 
 

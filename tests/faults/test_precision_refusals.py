@@ -1,8 +1,9 @@
 """Issue 27: ``[Pose] PRECISION`` that cannot apply is refused before the start; int8 runs.
 
-Real ``DeepLabStream.py`` processes: PRECISION = int8 without a quantized model, int8 on a
-backend that does not run it, and fp16 on a model that is not converted here each give exit
-code 2, a message naming the setting and what to do, and no session folder. A model quantized
+PRECISION = int8 without a quantized model, int8 on a backend that does not run it, and fp16 on
+a model that is not converted here each give exit code 2, a message naming the setting and what
+to do, and no session folder: the first through a real ``DeepLabStream.py`` process, the others
+through the command's check in this process (``test_preflight._refusal``). A model quantized
 by the quantize command runs live, and ``session.json`` carries its measured cost.
 """
 
@@ -15,7 +16,7 @@ import pytest
 
 from deeplabstream.pose.formats.conversion import CACHE_ENV
 from deeplabstream.pose.loading import BUNDLED_MODEL
-from tests.faults.test_preflight import CAMERA, _assert_refused, _run
+from tests.faults.test_preflight import CAMERA, _assert_refused, _assert_says, _refusal, _run
 from tests.support.processes import only_session, run_cli
 
 
@@ -43,15 +44,13 @@ def test_int8_on_a_backend_that_does_not_run_it_is_refused_before_the_start(
     tmp_path: Path,
 ) -> None:
     text = CAMERA + "[Pose]\nPRECISION = int8\nBACKEND = openvino\n"
-    result = _run(tmp_path, text, "--pose-enabled")
-    _assert_refused(
-        tmp_path, result, "[Pose] PRECISION = int8", "onnxruntime backend, not openvino"
-    )
+    refusal = _refusal(tmp_path, text, "--pose-enabled")
+    _assert_says(refusal, "[Pose] PRECISION = int8", "onnxruntime backend, not openvino")
 
 
 def test_fp16_of_a_model_not_converted_here_is_refused_before_the_start(tmp_path: Path) -> None:
-    result = _run(tmp_path, CAMERA + "[Pose]\nPRECISION = fp16\n", "--pose-enabled")
-    _assert_refused(tmp_path, result, "[Pose] PRECISION = fp16", "applies to models converted here")
+    refusal = _refusal(tmp_path, CAMERA + "[Pose]\nPRECISION = fp16\n", "--pose-enabled")
+    _assert_says(refusal, "[Pose] PRECISION = fp16", "applies to models converted here")
 
 
 @pytest.mark.slow  # quantizes the bundled model, then a whole session runs on it

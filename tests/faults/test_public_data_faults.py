@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ import pytest
 
 from deeplabstream.outputs.pose.files import PoseCsvWriter, write_pose_parquet
 from deeplabstream.outputs.pose.table import PoseTableError, read_pose_table
+from tests.support.dlc3_exports import run_converted_models_cache
 from tests.support.files import make_ffv1_video, write_settings
 from tests.support.paths import PROJECT_ROOT, shared_data
 
@@ -45,7 +47,13 @@ def _ten_frames(settings: Path, model: Path, out: Path) -> subprocess.CompletedP
     )  # fmt: skip
 
 
-def test_a_deeplabcut_model_folder_runs_its_one_export_and_names_it(tmp_path):
+@pytest.fixture
+def run_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The test run's converted graphs: the export is converted once a run, not per test."""
+    yield from run_converted_models_cache(tmp_path_factory)
+
+
+def test_a_deeplabcut_model_folder_runs_its_one_export_and_names_it(tmp_path, run_cache):
     folder = shared_data(DLC3_MODEL)
     (export,) = folder.glob("*.pt")
     settings = write_settings(tmp_path, CAMERA)

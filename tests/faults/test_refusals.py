@@ -1,9 +1,11 @@
 """Issue 25: what cannot work is refused before anything starts; ``BACKEND = pytorch`` runs.
 
-Every run is a real ``DeepLabStream.py`` process (the checks of ``test_preflight.py``): a
-calibration that cannot triangulate, a torch file that is not what its name claims, or a model
+A calibration that cannot triangulate, a torch file that is not what its name claims, or a model
 that ``[Pose] BACKEND = pytorch`` cannot run gives exit code 2, a message naming the file and
-what to do, and no session folder. The formats the pytorch backend claims run with it.
+what to do, and no session folder. One case of each kind runs a real ``DeepLabStream.py``
+process; the others ask the command's check before the start in this process (the checks of
+``test_preflight.py``: ``_run`` and ``_refusal``). The formats the pytorch backend claims run
+with it.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from deeplabstream.core.pinhole import (
     read_calibration,
     write_calibration,
 )
-from tests.faults.test_preflight import CAMERA, _assert_refused, _run
+from tests.faults.test_preflight import CAMERA, _assert_refused, _assert_says, _refusal, _run
 from tests.support.models import bundled_model_with_torchscript
 from tests.support.paths import PROJECT_ROOT, shared_data
 from tests.support.processes import only_session, run_cli
@@ -88,23 +90,28 @@ def _turned_away(cameras: dict) -> list[PinholeCamera]:
 
 
 @pytest.mark.parametrize(
-    ("change", "words"),
+    ("change", "words", "process"),
     [
-        (_zero_focal_length, ("camera 'left'", "focal lengths fx = 0 px, fy = 0 px")),
-        (_at_the_top_cameras_centre, ("cameras 'top' and 'front' are at the same centre",)),
-        (_folding_lens, ("'top' and 'front' fail a reprojection round trip",)),
-        (_turned_away, ("camera(s) 'front' share no view with any other calibrated camera",)),
+        (_zero_focal_length, ("camera 'left'", "focal lengths fx = 0 px, fy = 0 px"), True),
+        (_at_the_top_cameras_centre, ("cameras 'top' and 'front' are at the same centre",), False),
+        (_folding_lens, ("'top' and 'front' fail a reprojection round trip",), False),
+        (
+            _turned_away,
+            ("camera(s) 'front' share no view with any other calibrated camera",),
+            False,
+        ),
     ],
     ids=["zero-focal-length", "one-centre", "round-trip", "no-shared-view"],
 )
 def test_a_calibration_that_cannot_triangulate_is_refused_before_the_start(
-    tmp_path: Path, change, words: tuple[str, ...]
+    tmp_path: Path, change, words: tuple[str, ...], process: bool
 ) -> None:
     text, calibration = _rig(tmp_path, change)
-    result = _run(tmp_path, text, "--pose-enabled")
-    _assert_refused(
-        tmp_path, result, "[Triangulation] CALIBRATION", str(calibration), *words, REDO
-    )
+    words = ("[Triangulation] CALIBRATION", str(calibration), *words, REDO)
+    if process:  # the command itself: exit 2, nothing started
+        _assert_refused(tmp_path, _run(tmp_path, text, "--pose-enabled"), *words)
+    else:
+        _assert_says(_refusal(tmp_path, text, "--pose-enabled"), *words)
 
 
 @pytest.mark.parametrize(
@@ -127,8 +134,7 @@ def test_a_calibration_file_with_impossible_numbers_is_refused_before_the_start(
     assert document["cam_0"]["rotation"] == [math.pi, 0.0, 0.0]  # the top camera's
     document["cam_0"]["rotation"] = written  # as another tool could write it
     calibration.write_text(tomli_w.dumps(document))
-    result = _run(tmp_path, text, "--pose-enabled")
-    _assert_refused(tmp_path, result, str(calibration), *words, REDO)
+    _assert_says(_refusal(tmp_path, text, "--pose-enabled"), str(calibration), *words, REDO)
 
 
 # --- a torch file whose contents are not what it claims ----------------------------------------
@@ -152,8 +158,8 @@ def test_a_torch_dict_named_pt_is_refused_before_the_start(tmp_path: Path) -> No
 
 def test_a_torch_dict_named_ckpt_is_refused_before_the_start(tmp_path: Path) -> None:
     model = _dict_file(tmp_path / "dict.ckpt")
-    result = _run(tmp_path, CAMERA, "--pose-enabled", "--model", str(model))
-    _assert_refused(tmp_path, result, "--model", str(model), "no config.yaml")
+    refusal = _refusal(tmp_path, CAMERA, "--pose-enabled", "--model", str(model))
+    _assert_says(refusal, "--model", str(model), "no config.yaml")
     # The same file where Lightning Pose keeps its checkpoints, beside a config: opened and
     # refused for what it holds.
     folder = tmp_path / "lp-model"
@@ -161,10 +167,8 @@ def test_a_torch_dict_named_ckpt_is_refused_before_the_start(tmp_path: Path) -> 
     (folder / "config.yaml").write_text("data:\n  keypoint_names: [nose]\nmodel: {}\n")
     inside = _dict_file(folder / "tb_logs" / "run" / "version_0" / "checkpoints" / "dict.ckpt")
     for named in (folder, inside):
-        result = _run(tmp_path, CAMERA, "--pose-enabled", "--model", str(named))
-        _assert_refused(
-            tmp_path, result, str(inside), "expected a Lightning checkpoint with a 'state_dict'"
-        )
+        refusal = _refusal(tmp_path, CAMERA, "--pose-enabled", "--model", str(named))
+        _assert_says(refusal, str(inside), "expected a Lightning checkpoint with a 'state_dict'")
 
 
 # --- [Pose] BACKEND = pytorch --------------------------------------------------------------------
@@ -199,10 +203,8 @@ def test_pytorch_backend_refuses_onnx_only_exports_before_the_start(
     tmp_path: Path, model: str, words: tuple[str, ...]
 ) -> None:
     path = shared_data(model)
-    result = _run(tmp_path, CAMERA + PYTORCH, "--pose-enabled", "--model", str(path))
-    _assert_refused(tmp_path, result, "[Pose] BACKEND = pytorch", str(path), "an ONNX graph only")
-    for word in words:
-        assert word in result.stderr, result.stderr
+    refusal = _refusal(tmp_path, CAMERA + PYTORCH, "--pose-enabled", "--model", str(path))
+    _assert_says(refusal, "[Pose] BACKEND = pytorch", str(path), "an ONNX graph only", *words)
 
 
 def _run_pytorch(tmp_path: Path, model: Path, frames: int, **env: str) -> dict:

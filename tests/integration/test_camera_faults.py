@@ -15,6 +15,7 @@ import os
 import re
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -98,6 +99,9 @@ class Run:
     def info(self) -> dict:
         return json.loads((self.session / "session.json").read_text(encoding="utf-8"))
 
+    def said(self, text: str) -> bool:
+        return any(text in e.message for _, e in self.events)
+
     def first(self, text: str) -> tuple[float, SessionEvent]:
         matches = [(t, e) for t, e in self.events if text in e.message]
         assert matches, f"no event with {text!r} in {[e.message for _, e in self.events]}"
@@ -107,9 +111,10 @@ class Run:
         return float(pd.read_csv(self.session / f"{camera}.frames.csv")["host_timestamp"].iloc[-1])
 
 
-def run(settings, run_for_s: float) -> Run:
-    """LiveSession with recording, servicing like the command line, until every camera ended or
-    ``run_for_s`` passed; note when each event reached the main process."""
+def run(settings, run_for_s: float, until: Callable[[Run], bool] | None = None) -> Run:
+    """LiveSession with recording, servicing like the command line, until every camera ended,
+    ``until`` holds of the run so far or ``run_for_s`` passed; note when each event reached the
+    main process."""
     stream = LiveSession(settings)
     events: list[tuple[float, SessionEvent]] = []
     arena_at_loss = None
@@ -118,7 +123,12 @@ def run(settings, run_for_s: float) -> Run:
         stream.start_recording()
         stream.start()
         deadline = time.monotonic() + run_for_s
+        so_far = Run(stream, events, None, 0)
         while time.monotonic() < deadline and not stream.all_ended:
+            so_far.arena_frames_at_loss = arena_at_loss
+            so_far.arena_frames_at_end = stream.camera_stats()["arena"]["captured"]
+            if until is not None and until(so_far):
+                break
             for event in stream.service(TICK_S):
                 events.append((time.perf_counter(), event))
                 if arena_at_loss is None and event.camera == "faulty":
@@ -177,7 +187,15 @@ def test_with_continue_the_other_cameras_go_on_and_the_lost_one_fails_at_its_tim
     tmp_path: Path, no_leftovers
 ) -> None:
     settings = faulty_settings(tmp_path, "continue", fault="stall", after_frames=60)
-    result = run(settings, run_for_s=5)
+    result = run(
+        settings,
+        run_for_s=30,
+        until=lambda so_far: (  # the lost camera failed and the other went on a second after
+            so_far.said("no frame within 2 s (TIMEOUT)")
+            and so_far.arena_frames_at_loss is not None
+            and so_far.arena_frames_at_end > so_far.arena_frames_at_loss + 30
+        ),
+    )
     result.first("stopped delivering")
     assert "the other cameras go on" in result.first("ON_CAMERA_LOST = continue")[1].message
     assert result.arena_frames_at_loss is not None
@@ -209,7 +227,7 @@ def test_a_camera_closed_mid_stream_is_reported_and_stops_the_session(
 
 def test_a_camera_that_comes_back_is_reported_again(tmp_path: Path, no_leftovers) -> None:
     settings = faulty_settings(tmp_path, "continue", fault="pause", after_frames=50, pause_s=1.5)
-    result = run(settings, run_for_s=4)
+    result = run(settings, run_for_s=30, until=lambda so_far: so_far.said("delivers frames again"))
     lost_at, _ = result.first("stopped delivering")
     back_at, back = result.first("delivers frames again")
     assert back_at > lost_at and back.camera == "faulty"

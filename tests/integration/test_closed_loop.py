@@ -71,7 +71,7 @@ def test_closed_loop_drives_the_real_firmware_under_simavr(tmp_path: Path, built
         settings = write_settings(
             tmp_path,
             "[Camera arena]\nSOURCE = synthetic\nFRAMERATE = 30\nMOTION = waypoints\n"
-            "WAYPOINTS = 0: 320 240; 30: 320 240; 90: 150 240; 150: 150 240\n"
+            "WAYPOINTS = 0: 320 240; 10: 320 240; 40: 150 240; 100: 150 240\n"
             "[Experiment]\nNAME = ExampleExperiment\n"
             f"[Device stimulus_box]\nTYPE = serial\nPORT = {simulator.port}\n",
         )
@@ -80,8 +80,8 @@ def test_closed_loop_drives_the_real_firmware_under_simavr(tmp_path: Path, built
             str(settings),
             "--headless",
             "--experiment-enabled",
-            "--frames",
-            "150",
+            "--frames",  # the nose enters near frame 28; its 1 s pulse has ended by frame 70
+            "100",
             "--output-dir",
             str(tmp_path / "out"),
         )

@@ -296,9 +296,9 @@ def resolutions(project_wheel: Path, tmp_path_factory: pytest.TempPathFactory) -
             work = tmp_path_factory.mktemp(f"{target.name}-{variant}")
             jobs[(target.name, variant)] = _job(target, requirements, work)
     # One before the rest (macOS before it, no wheels: quick) would not warm anything; the
-    # jobs wait on the network, so three run at once.
+    # jobs wait on the network, so all of them run at once.
     started = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=3) as pool:
+    with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
         futures = {key: pool.submit(_outcome, job) for key, job in jobs.items()}
         chosen = {key: future.result() for key, future in futures.items()}
     seconds = time.perf_counter() - started

@@ -46,7 +46,7 @@ def _experiment(folder: Path) -> None:
     (folder / "two_cameras.ini").write_text(text)
 
 
-def _run(tmp_path: Path, text: str, seconds: str = "6") -> Path:
+def _run(tmp_path: Path, text: str, seconds: str = "3") -> Path:
     _experiment(tmp_path)
     settings = write_settings(
         tmp_path, text.replace("two_cameras.ini", str(tmp_path / "two_cameras.ini"))

@@ -51,7 +51,7 @@ def _run_stream(
 def test_recorded_frames_equal_captured_frames_pixel_for_pixel(
     tmp_path: Path, no_leftovers
 ) -> None:
-    source = make_ffv1_video(tmp_path / "source.mkv", 120, width=320, height=240)
+    source = make_ffv1_video(tmp_path / "source.mkv", 60, width=320, height=240)
     settings = write_settings(
         tmp_path,
         "[Camera cam]\nSOURCE = video\nPATH = source.mkv\nPACING = native\n"
@@ -61,16 +61,16 @@ def test_recorded_frames_equal_captured_frames_pixel_for_pixel(
     session = stream.session_dir
     assert session is not None
     recorded = read_video(session / "cam.mkv")
-    assert len(recorded) == len(source) == 120
+    assert len(recorded) == len(source) == 60
     assert all(np.array_equal(a, b) for a, b in zip(source, recorded, strict=True))
     table = pd.read_csv(session / "cam.frames.csv")
-    assert table["frame_index"].tolist() == list(range(120))
-    assert np.allclose(table["camera_timestamp"], np.arange(120) / 30, atol=1e-3)
+    assert table["frame_index"].tolist() == list(range(60))
+    assert np.allclose(table["camera_timestamp"], np.arange(60) / 30, atol=1e-3)
     assert np.all(np.diff(table["host_timestamp"]) > 0)
     info = _session_json(session)
     camera = info["cameras"]["cam"]
     assert info["status"] == "finished"
-    assert camera["frames_captured"] == camera["frames_recorded"] == 120
+    assert camera["frames_captured"] == camera["frames_recorded"] == 60
     assert camera["frames_dropped"] == 0
     assert "end of source" in info["stop_reason"]
 
@@ -96,7 +96,7 @@ PIXEL_FORMAT = mono8
 SEED = 7
 """,
     )
-    stream = _run_stream(settings, tmp_path / "out", duration=4.0)
+    stream = _run_stream(settings, tmp_path / "out", duration=2.5)
     session = stream.session_dir
     assert session is not None
     info = _session_json(session)
@@ -242,9 +242,9 @@ def test_a_killed_camera_process_stops_its_branch_and_the_other_goes_on(tmp_path
     settings = write_settings(
         tmp_path,
         "[Camera doomed]\nSOURCE = synthetic\nFRAMERATE = 60\n"
-        "[Camera survivor]\nSOURCE = synthetic\nFRAMERATE = 30\nSEED = 3\n",
+        "[Camera survivor]\nSOURCE = synthetic\nFRAMERATE = 60\nSEED = 3\n",
     )
-    process = _start_cli(tmp_path, settings, "--duration", "6")
+    process = _start_cli(tmp_path, settings, "--duration", "4")
     _wait_for_rows(next_table(tmp_path, "doomed", process), 40, process)
     session = only_session(tmp_path / "out")
     children = _children(process.pid)
@@ -257,10 +257,10 @@ def test_a_killed_camera_process_stops_its_branch_and_the_other_goes_on(tmp_path
     info = _session_json(session)
     assert info["cameras"]["doomed"]["status"] == "failed"
     assert info["cameras"]["survivor"]["status"] == "ended"
-    assert "duration of 6 s reached" in info["stop_reason"]
+    assert "duration of 4 s reached" in info["stop_reason"]
     doomed = _session_files_agree(session, "doomed")
     survivor = _session_files_agree(session, "survivor")
-    assert survivor["frames_recorded"] == survivor["frames_captured"] > 120
+    assert survivor["frames_recorded"] == survivor["frames_captured"] > 120  # half its 4 s
     assert doomed["frames_recorded"] >= 40
 
 
@@ -366,11 +366,11 @@ def small_disk(tmp_path: Path):
 
 @pytest.mark.slow
 def test_low_disk_space_warns_then_stops_recording_cleanly(tmp_path: Path, small_disk) -> None:
-    disk = small_disk(200)
+    disk = small_disk(200)  # 210 MB: the warning after about 20 MB, the stop after 40
     settings = write_settings(
         tmp_path,
         "[Camera arena]\nSOURCE = synthetic\nNOISE = 20\n"
-        "[Recording]\nCODEC = ffv1\nMIN_FREE_SPACE = 0.1\nWARN_FREE_SPACE = 0.15\n",
+        "[Recording]\nCODEC = ffv1\nMIN_FREE_SPACE = 0.17\nWARN_FREE_SPACE = 0.19\n",
     )
     result = run_cli(
         "--settings",
@@ -378,7 +378,7 @@ def test_low_disk_space_warns_then_stops_recording_cleanly(tmp_path: Path, small
         "--headless",
         "--recording-enabled",
         "--duration",
-        "30",
+        "8",
         "--output-dir",
         str(disk),
     )
@@ -393,7 +393,7 @@ def test_low_disk_space_warns_then_stops_recording_cleanly(tmp_path: Path, small
         len(frames) == len(pd.read_csv(session / "arena.frames.csv")) == camera["frames_recorded"]
     )
     assert camera["frames_captured"] > camera["frames_recorded"] > 0  # the stream went on
-    assert "duration of 30 s reached" in info["stop_reason"]
+    assert "duration of 8 s reached" in info["stop_reason"]
 
 
 def test_a_full_disk_stops_the_recording_with_a_clear_message(tmp_path: Path, small_disk) -> None:
@@ -408,8 +408,8 @@ def test_a_full_disk_stops_the_recording_with_a_clear_message(tmp_path: Path, sm
         str(settings),
         "--headless",
         "--recording-enabled",
-        "--duration",
-        "8",
+        "--frames",  # about 870 kB a frame: the disk is full after 12 of them
+        "60",
         "--output-dir",
         str(disk),
     )

@@ -30,6 +30,24 @@ def converted_models_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator
         yield folder
 
 
+def run_converted_models_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Yield the folder of converted graphs that this whole test run shares, set as the cache.
+
+    For modules that test what a converted graph does, not the conversion: a graph one module
+    (or one pytest-xdist worker) converted is read by the next instead of converted again (a
+    conversion takes seconds to minutes). Two converting the same model at once each write a
+    whole graph (``pose/formats/conversion.py`` replaces the file atomically).
+    """
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the run's folder, above each worker's own
+    folder = root / "converted-shared"
+    folder.mkdir(exist_ok=True)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(CACHE_ENV, str(folder))
+        yield folder
+
+
 def export_or_skip(env: str, default: Path, what: str, fixture: Path) -> Path:
     """Return the export ``$env`` (else ``default``) names; skip, saying why, if it is absent."""
     path = Path(os.environ.get(env, default))

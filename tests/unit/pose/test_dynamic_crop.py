@@ -2,7 +2,7 @@
 
 The crop rules are tested on their own; the real-model tests use the DeepLabCut 3.0 export in
 ../shared/data/dlc3-openfield-cspnext_s (a network that runs at any input size) in place, and
-skip when it is absent. Converted graphs go to a temporary cache folder.
+skip when it is absent. Converted graphs go to the test run's temporary cache folder.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from deeplabstream.settings import load_settings
 from deeplabstream.settings.effective import EffectiveCamera, crop_settings
 from deeplabstream.settings.sections import CameraCommonSettings, PoseSettings
 from deeplabstream.transport.ring import RingSpec
+from tests.support.dlc3_exports import run_converted_models_cache
 from tests.support.files import read_video, write_settings
 from tests.support.paths import shared_data
 from tests.support.processes import run_cli
@@ -354,11 +355,8 @@ def test_a_fixed_size_model_with_dynamic_crop_says_which_camera_and_what_to_do(
 
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A private cache folder for converted graphs, for the whole module."""
-    folder = tmp_path_factory.mktemp("converted")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(CACHE_ENV, str(folder))
-        yield folder
+    """The test run's cache folder for converted graphs (the export converted once a run)."""
+    yield from run_converted_models_cache(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

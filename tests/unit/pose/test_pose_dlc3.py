@@ -2,7 +2,7 @@
 
 The parity tests use ../shared/data/dlc3-openfield-cspnext_s (a real DeepLabCut 3.0.2 export,
 its clip, 10 labeled PNGs and DeepLabCut's own predictions on them; see its README) in place,
-and skip when it is absent. Converted graphs go to a temporary cache folder
+and skip when it is absent. Converted graphs go to the test run's temporary cache folder
 (``DEEPLABSTREAM_CACHE``), never into the shared folder.
 """
 
@@ -29,6 +29,7 @@ from deeplabstream.pose.loading import load_model
 from deeplabstream.pose.model import ModelDescription, ModelError
 from deeplabstream.pose.runtime.backends import open_backend
 from deeplabstream.pose.runtime.estimator import PoseEstimator
+from tests.support.dlc3_exports import run_converted_models_cache
 from tests.support.files import read_video, write_settings
 from tests.support.paths import PROJECT_ROOT, shared_data
 from tests.support.processes import only_session, run_cli
@@ -46,11 +47,8 @@ LIKELIHOOD_TOLERANCE = 1e-4
 
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A private cache folder for converted graphs, for the whole module."""
-    folder = tmp_path_factory.mktemp("converted")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(CACHE_ENV, str(folder))
-        yield folder
+    """The test run's cache folder for converted graphs (the export converted once a run)."""
+    yield from run_converted_models_cache(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
@@ -318,8 +316,8 @@ def test_runs_live_in_the_app_and_matches_deeplabcut(tmp_path: Path, cache: Path
         "--pose-enabled",
         "--model",
         str(shared_data(f"{DLC}/{EXPORT}")),
-        "--frames",
-        "100",
+        "--frames",  # a second of the clip at its own rate: live frames, some analysed
+        "30",
         "--output-dir",
         str(tmp_path / "out"),
         timeout=300,

@@ -387,7 +387,7 @@ def test_two_emulated_cameras_stream_at_their_own_rates(tmp_path: Path, no_lefto
 
 @pytest.mark.slow
 def test_three_camera_rig_records_every_frame_of_every_camera(tmp_path: Path) -> None:
-    """Two emulated Baslers at 60 and 150 Hz and the simulated arena at 30 Hz for 20 s."""
+    """Two emulated Baslers at 60 and 150 Hz and the simulated arena at 30 Hz for 10 s."""
     settings = write_settings(
         tmp_path,
         # A busy shared test machine may pause a process for a moment: only a real stall
@@ -406,7 +406,7 @@ def test_three_camera_rig_records_every_frame_of_every_camera(tmp_path: Path) ->
         "--headless",
         "--recording-enabled",
         "--duration",
-        "20",
+        "10",
         "--output-dir",
         str(tmp_path / "out"),
         timeout=180,
@@ -467,7 +467,7 @@ def test_done_when_two_emulated_baslers_and_the_arena_stream_analyse_and_record(
         "--pose-enabled",
         "--recording-enabled",
         "--duration",
-        "6",
+        "3",
         "--output-dir",
         str(tmp_path / "out"),
         timeout=180,

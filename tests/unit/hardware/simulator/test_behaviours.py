@@ -122,6 +122,21 @@ def test_the_settings_without_behaviours_give_the_plain_walk() -> None:
     )
 
 
+def test_the_plain_walk_ends_in_runs_and_in_freezes_that_stand_still() -> None:
+    """MouseBehaviour: a walk ends in a run (3 to 6 BL/s) or a freeze (the animal stands still).
+
+    Two minutes of the plain walk, simulated without rendering (a session's few seconds of
+    frames may hold neither).
+    """
+    params = ArenaParams(seed=3)
+    poses = simulate_poses(params, round(120 * params.framerate))
+    speed = np.linalg.norm(np.diff(poses[:, [X, Y]], axis=0), axis=1)
+    speed *= params.framerate / params.body_length_px  # body lengths per second
+    still = [len(list(frames)) for is_still, frames in itertools.groupby(speed < 0.01) if is_still]
+    assert max(still) >= params.framerate  # a freeze: a second without a step
+    assert speed.max() > 4.5  # a run: walks are drawn at 3 BL/s at most
+
+
 def test_keypoints_of_poses_of_the_old_width_equal_those_with_the_default_fields() -> None:
     poses = simulate_poses(ArenaParams(seed=4), 200)
     length = 96.0

@@ -294,8 +294,11 @@ def test_model_errors_name_the_problem(tiny_model: Path, tmp_path: Path) -> None
 # (c) Real data: DeepLabCut's open-field mouse
 # --------------------------------------------------------------------------------------------------
 
-OPENFIELD_STEPS = 500
-OPENFIELD_MEDIAN_BOUND_PX = 8.0  # measured 2.9 px (seed 0, 2 threads); loose for other CPUs
+# Half docs/bundled-model.md's 500 steps: the validation error is down to about 3 px by step 150.
+# Measured (seed 0, 2 threads): 4.3 px median on the test frames (500 steps: 3.5 px), the video's
+# frame-to-frame motion median 3.4 px (3.4), its snout on pixels 0.47 of the floor's (0.41).
+OPENFIELD_STEPS = 250
+OPENFIELD_MEDIAN_BOUND_PX = 8.0  # loose for other CPUs
 
 
 @pytest.mark.slow
