@@ -497,7 +497,8 @@ def test_a_recorded_file_is_imported_only_while_its_sha256_matches(tmp_path: Pat
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     device = REGISTRIES["devices"].get_recorded("lab_box", path, digest)
     assert device.__name__ == "LabDevice"
-    assert import_recorded_file(path, digest).__name__ == "lab.devices.lab_box"
+    # lab.devices.lab_box, with a short hash when this process imported another lab_box.py
+    assert import_recorded_file(path, digest).__name__.startswith("lab.devices.lab_box")
     path.write_text(marker_module("lab_box", PLUGINS["devices"]))
     with pytest.raises(PluginError) as changed:
         import_recorded_file(path, digest, "device 'lab_box'")

@@ -6,13 +6,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from deeplabstream.core.errors import DeepLabStreamError
 from deeplabstream.core.schema import Where, parse_section
 
 #: The settings file the keys are said to come from when no folder is given (messages only).
 NO_FILE = Path("settings.ini")
 
 
-class PluginCheckError(AssertionError):
+class PluginCheckError(DeepLabStreamError, AssertionError):
     """A plugin broke a rule of its interface; the message names the plugin and the rule."""
 
 

@@ -308,11 +308,11 @@ def test_class_identities_keep_rows_and_write_the_models_confidence(tmp_path: Pa
     identities.end_at(3)
     figures = identities.close()
     assert path.read_text().splitlines() == [
-        "frame_index,animal1,animal2",
-        "0,0.9300,",
-        "1,0.5000,0.7500",
-        "2,,",
-        "3,,",
+        "frame_index,animal1,animal2,unnamed",  # the model names every animal: none unnamed
+        "0,0.9300,,",
+        "1,0.5000,0.7500,",
+        "2,,,",
+        "3,,,",
     ]
     assert figures["classes"] == {"animal1": CLASSES[0], "animal2": CLASSES[1]}
     assert figures["frames"] == 3 and figures["frames_seen"] == {"animal1": 2, "animal2": 1}

@@ -20,7 +20,7 @@ from deeplabstream.core.schema import setting
 from deeplabstream.hardware.cameras.base import Camera
 from deeplabstream.hardware.stimulation.base import (
     ActionRecord,
-    DeviceCommand,
+    Action,
     StimulationDevice,
 )
 from deeplabstream.outputs.interface import Output, OutputCamera, PoseSink
@@ -95,15 +95,15 @@ class Silent(StimulationDevice):
     def close(self) -> None:
         pass
 
-    def perform(self, command: DeviceCommand) -> ActionRecord:
-        return ActionRecord(command.describe(), host_now_ns())  # and nobody acknowledges it
+    def perform(self, action: Action) -> ActionRecord:
+        return ActionRecord(action.describe(), host_now_ns())  # and nobody acknowledges it
 
 
 class Refusing(Silent):
     """A board that refuses every command with a reason (a legitimate failure)."""
 
-    def perform(self, command: DeviceCommand) -> ActionRecord:
-        record = ActionRecord(command.describe(), host_now_ns())
+    def perform(self, action: Action) -> ActionRecord:
+        record = ActionRecord(action.describe(), host_now_ns())
         record.fail("BAD_CHANNEL")
         return record
 

@@ -39,7 +39,7 @@ from deeplabstream.app.gui.job_targets import Outcome, prepare_models_job
 from deeplabstream.app.gui.jobs import ProcessJob
 from deeplabstream.core.control import StopRequested
 from deeplabstream.core.device_lock import DeviceBusyError, DeviceLocks
-from deeplabstream.core.errors import SettingsError
+from deeplabstream.core.errors import DeepLabStreamError, SettingsError
 from deeplabstream.hardware.cameras.base import CameraError
 from deeplabstream.hardware.stimulation.latency import run_file
 from deeplabstream.live.selftest.latency_run import (
@@ -161,7 +161,7 @@ class AnalysisLoad:
         return f"starting analysis: {stage} ({time.monotonic() - self.started:.0f} s)"
 
 
-class StartRefusedError(Exception):
+class StartRefusedError(DeepLabStreamError):
     """A start its checks refused before anything started: what to show, and what fixes it."""
 
     def __init__(self, text: str, cause: str) -> None:
