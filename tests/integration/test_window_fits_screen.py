@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -164,13 +165,22 @@ def _measure_states(tmp_path: Path, screen: str) -> dict:
 @pytest.mark.skipif(shutil.which("xvfb-run") is None, reason="xvfb-run is not installed")
 @pytest.mark.parametrize("screen", LAPTOP_SCREENS)
 def test_a_rule_form_messages_and_a_selected_region_never_grow_the_window_or_move_the_tabs(
-    tmp_path: Path, screen: str
+    screen: str,
 ) -> None:
     """Issue 53: at 1366x768 the window grew to 1350x844 once a rule form and a few banners
     showed, and never shrank back (the Session line, Open folder, Verify and the status bar
     off the screen); selecting a region moved the tabs about 70 px sideways; at 1600x900 the
-    last line of "What Start will run" was cut."""
-    states = _measure_states(tmp_path, screen)
+    last line of "What Start will run" was cut.
+
+    The plan's lines name the session folder: the test runs in a folder whose path has the same
+    length on every run (pytest's own grows by the worker's name and the test's), so that the
+    lines wrap alike whichever worker runs it.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="dls-window-"))
+    try:
+        states = _measure_states(folder, screen)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
     opened = states["opened"]
     assert opened["problems"] == []  # the rig checks clean: the summary is the plan alone
     for name, seen in states.items():
@@ -193,6 +203,6 @@ def test_a_rule_form_messages_and_a_selected_region_never_grow_the_window_or_mov
     assert states["train_rule"]["rule_rows"] > states["pulse_rule"]["rule_rows"]
     # What Start will run: every line in sight where the screen has room for the rig's plan.
     if screen != "1366x768":
-        assert opened["summary_hidden_px"] == 0, opened
+        assert opened["summary_hidden_px"] == 0, opened["summary_text"]
         assert states["rig_again"]["summary_hidden_px"] == 0, states["rig_again"]
     assert opened["summary_lines"] >= 7

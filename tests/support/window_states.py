@@ -108,7 +108,9 @@ def summary_shown(window: MainWindow) -> dict[str, Any]:
     area = window.rig_panel.summary_box.findChild(QAbstractScrollArea)
     bar = area.verticalScrollBar()
     measured = state(window)
-    measured["summary_lines"] = window.rig_panel.summary_box.summary.text().count("\n") + 1
+    text = window.rig_panel.summary_box.summary.text()
+    measured["summary_text"] = text  # said when a line is hidden: which line took the room
+    measured["summary_lines"] = text.count("\n") + 1
     measured["summary_hidden_px"] = bar.maximum() if bar is not None else 0
     measured["problems"] = list(window.rig_panel.problems)
     return measured
