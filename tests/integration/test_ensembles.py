@@ -208,7 +208,9 @@ def test_done_when_a_live_session_with_three_models_writes_the_ensemble_columns(
         [sys.executable, "-m", "deeplabstream.offline.verify", str(session)],
         cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
-    summary = json.loads((session / "verify" / "summary.json").read_text(encoding="utf-8"))
+    written = session / "verify" / "summary.json"
+    assert written.is_file(), verified.stdout[-2000:] + verified.stderr[-3000:]
+    summary = json.loads(written.read_text(encoding="utf-8"))
     (run,) = summary["decisions"]
     assert run["rows_equal"] == run["rows_live"] > 0, verified.stdout
     assert summary["reasons"] == [], verified.stdout

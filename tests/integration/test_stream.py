@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -366,11 +367,18 @@ def small_disk(tmp_path: Path):
 
 @pytest.mark.slow
 def test_low_disk_space_warns_then_stops_recording_cleanly(tmp_path: Path, small_disk) -> None:
-    disk = small_disk(200)  # 210 MB: the warning after about 20 MB, the stop after 40
+    """The disk is looked at every DISK_CHECK_INTERVAL_S (2 s): between the warning's threshold
+    and the stop's lie 30 MB, five seconds of this camera's video (about 0.2 MB a frame at
+    30 fps), so a look falls between them however the looks and the frames are timed; the
+    thresholds are set from the free space the test measures, the stop about 6 s in."""
+    disk = small_disk(200)
+    free_mb = shutil.disk_usage(disk).free / 1e6
     settings = write_settings(
         tmp_path,
-        "[Camera arena]\nSOURCE = synthetic\nNOISE = 20\n"
-        "[Recording]\nCODEC = ffv1\nMIN_FREE_SPACE = 0.17\nWARN_FREE_SPACE = 0.19\n",
+        "[Camera arena]\nSOURCE = synthetic\nNOISE = 20\nWIDTH = 320\nHEIGHT = 240\n"
+        "[Recording]\nCODEC = ffv1\n"
+        f"MIN_FREE_SPACE = {(free_mb - 36) / 1000:.3f}\n"
+        f"WARN_FREE_SPACE = {(free_mb - 6) / 1000:.3f}\n",
     )
     result = run_cli(
         "--settings",
@@ -378,7 +386,7 @@ def test_low_disk_space_warns_then_stops_recording_cleanly(tmp_path: Path, small
         "--headless",
         "--recording-enabled",
         "--duration",
-        "8",
+        "12",
         "--output-dir",
         str(disk),
     )
@@ -393,7 +401,7 @@ def test_low_disk_space_warns_then_stops_recording_cleanly(tmp_path: Path, small
         len(frames) == len(pd.read_csv(session / "arena.frames.csv")) == camera["frames_recorded"]
     )
     assert camera["frames_captured"] > camera["frames_recorded"] > 0  # the stream went on
-    assert "duration of 8 s reached" in info["stop_reason"]
+    assert "duration of 12 s reached" in info["stop_reason"]
 
 
 def test_a_full_disk_stops_the_recording_with_a_clear_message(tmp_path: Path, small_disk) -> None:

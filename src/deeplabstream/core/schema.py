@@ -202,6 +202,12 @@ def _is_path_list(annotation: Any) -> bool:
     return get_origin(annotation) is tuple and get_args(annotation) == (Path, Ellipsis)
 
 
+def path_list_keys(cls: type) -> frozenset[str]:
+    """Return the keys of ``cls`` that take one path or several (written ``a; b``)."""
+    hints = typing.get_type_hints(cls)
+    return frozenset(key_of(f) for f in settings_fields(cls) if _is_path_list(hints[f.name]))
+
+
 def split_path_list(text: str) -> list[str]:
     """Return the paths of a key that takes several: separated by ``;`` or on lines of their own.
 

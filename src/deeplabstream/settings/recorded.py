@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from deeplabstream.core.schema import path_list_keys
 from deeplabstream.settings.loader import (
     CAMERA_PREFIX,
     DEVICE_PREFIX,
@@ -19,7 +20,12 @@ from deeplabstream.settings.loader import (
     parse_settings_text,
 )
 from deeplabstream.settings.outputs import OUTPUT_PREFIX
-from deeplabstream.settings.sections import Settings
+from deeplabstream.settings.sections import CameraCommonSettings, Settings
+
+# Keys whose several paths are written "a; b" (a comma may stand in a folder's name): MODEL_PATH.
+_PATH_LIST_KEYS = frozenset().union(
+    *(path_list_keys(cls) for cls in (*SECTION_CLASSES.values(), CameraCommonSettings))
+)
 
 
 def settings_from_record(recorded: dict[str, Any], place: Path) -> Settings:
@@ -66,7 +72,10 @@ def _with_absolute_output(recorded: dict[str, Any]) -> dict[str, Any]:
 def _section(name: str, keys: dict[str, Any]) -> str:
     lines = [f"[{name}]"]
     for key, value in keys.items():
-        text = _value_text(value)
+        if key.upper() in _PATH_LIST_KEYS and isinstance(value, list):
+            text = "; ".join(str(path) for path in value) or None
+        else:
+            text = _value_text(value)
         if text is not None:
             lines.append(f"{key} = {text}")
     return "\n".join(lines) + "\n"

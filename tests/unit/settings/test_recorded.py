@@ -68,3 +68,20 @@ def test_a_recorded_value_that_no_longer_parses_is_named_with_its_key(tmp_path: 
     recorded["Pose"]["CROP_FROM"] = "sideways"
     with pytest.raises(ValueError, match="CROP_FROM"):
         settings_from_record(recorded, tmp_path / "session.json")
+
+
+def test_an_ensembles_model_paths_read_back_as_several_even_with_a_comma(tmp_path: Path) -> None:
+    """An ensemble's MODEL_PATH is recorded as a list: read back as the same models, not one path
+    "a, b" (verify's offline analysis of an ensemble session failed on it)."""
+    members = [tmp_path / "models" / name for name in ("arena", "seed 2, split b", "seed 3")]
+    settings_file = tmp_path / "rig.ini"
+    settings_file.write_text(
+        "[Camera arena]\nSOURCE = synthetic\n"
+        f"MODEL_PATH = {members[0]}; {members[2]}\n"
+        f"[Pose]\nMODEL_PATH = {'; '.join(str(m) for m in members)}\n",
+        encoding="utf-8",
+    )
+    recorded = _recorded(settings_file)
+    back = settings_from_record(recorded, tmp_path / "session.json")
+    assert back.pose.model_path == tuple(members)
+    assert back.cameras[0].common.model_path == (members[0], members[2])

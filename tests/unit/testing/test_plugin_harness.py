@@ -19,8 +19,8 @@ from deeplabstream.core.frames import FrameGeometry, FrameStamp
 from deeplabstream.core.schema import setting
 from deeplabstream.hardware.cameras.base import Camera
 from deeplabstream.hardware.stimulation.base import (
-    ActionRecord,
     Action,
+    ActionRecord,
     StimulationDevice,
 )
 from deeplabstream.outputs.interface import Output, OutputCamera, PoseSink
