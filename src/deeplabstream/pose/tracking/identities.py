@@ -151,7 +151,8 @@ class KeeperCounts:
         Of those, frames with an appearance model.
     merged_unidentified
         Frames where a detection covering a hidden animal was not sure enough of its identity
-        to be named to the rules (:attr:`IdentityKeeper.unnamed`).
+        to be named to the rules, or where an identity had to take a second instance of one
+        animal the model assembled twice (:attr:`IdentityKeeper.unnamed`).
     unsure_unidentified
         Frames where a detected animal was left unnamed because a merge had left it unsure of
         its identity and its looks could still settle it (marked animals).
@@ -325,6 +326,7 @@ class IdentityKeeper:
         touching = covering | (active & ~seen & self._near_last)
         self.unnamed = np.zeros(self.animals, bool)
         self._hide_unsure_merges(touching)
+        self._hide_forced(self.tracker.last_forced)
         self._withhold_unsure(seen, seen & ~touching)
         return out
 
@@ -438,6 +440,17 @@ class IdentityKeeper:
         unsure = identities[~(self.confidence[identities] >= MERGED_MIN_CONFIDENCE)]  # NaN too
         if unsure.size:
             self.unnamed[unsure] = True
+            self.counts.merged_unidentified += 1
+
+    def _hide_forced(self, forced: np.ndarray) -> None:
+        """Leave unnamed the tracks given an instance mostly of another animal (a chimera).
+
+        ``forced``: (A,) :attr:`IdentityTracker.last_forced`: the model assembled one animal
+        twice and the track had to take the second instance whole. The row is written (never
+        dropped) but it is not this identity's animal: a rule must not act on it.
+        """
+        if forced.any():
+            self.unnamed[self._identity_of[forced]] = True
             self.counts.merged_unidentified += 1
 
     # --- the steps of an update ---------------------------------------------------------------

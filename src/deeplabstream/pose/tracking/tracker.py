@@ -116,6 +116,12 @@ class TrackerCounts:
         return asdict(self)
 
 
+CHIMERA_SHARE = 0.75
+"""An instance in contact that its keypoints' votes moved to another identity than motion
+matched it to, with less than this share of them, is a chimera of two animals: written whole,
+but not named to the rules."""
+
+
 def _check_positive(name: str, value: float, *, allow_zero: bool = False) -> float:
     """Return ``value`` as a float, or raise ValueError when it is not a finite positive number."""
     number = float(value)
@@ -241,6 +247,9 @@ class IdentityTracker:
         self._last_ambiguous = False
         # The input row each identity was matched to in the last update (-1: none).
         self.last_detections = np.full(self.max_animals, -1, np.intp)
+        # Identities given, in the last update, an instance most of whose keypoints went to
+        # another identity (one animal assembled twice: one instance per identity forced it).
+        self.last_forced = np.zeros(self.max_animals, bool)
 
     @property
     def last_ambiguous(self) -> bool:
@@ -317,6 +326,7 @@ class IdentityTracker:
         self.counts.frames += 1
         self._last_ambiguous = False
         self.last_detections[:] = -1
+        self.last_forced[:] = False
         if time_s > self._expires_s:
             self._expire(time_s)
 
@@ -412,13 +422,24 @@ class IdentityTracker:
         ``source`` (A, K) is each identity's keypoints' instance row as :meth:`_regroup`
         re-assigned them (what the identities remember). Each instance goes whole to the
         identity that took most of its keypoints (a chimera to the animal most of it is), one
-        instance per identity (the Hungarian algorithm on the votes; a tie keeps the match).
+        instance per identity (the Hungarian algorithm on the votes; a tie keeps the match). An
+        identity that had to take an instance mostly of another is marked in
+        :attr:`last_forced`.
         """
-        votes = np.count_nonzero(source[None] == rows[:, None, None], axis=2).astype(np.float64)
+        counted = np.count_nonzero(source[None] == rows[:, None, None], axis=2)
+        votes = counted.astype(np.float64)
         votes[np.arange(rows.size), ids] += 0.5
         sub_rows, sub_ids = linear_sum_assignment(-votes)
         placed = ids.copy()
         placed[sub_rows] = sub_ids
+        # An instance whose keypoints went mostly to another identity than the one it is
+        # written under (the model assembled one animal twice): written whole, but that
+        # identity's row is not that animal (last_forced; the keeper leaves it unnamed).
+        mine = counted[np.arange(rows.size), placed]
+        # Or a chimera the votes moved off the identity motion matched it to: where its parts
+        # are split between the animals, neither motion nor the votes can name it.
+        split = (placed != ids) & (mine < CHIMERA_SHARE * counted.sum(axis=1))
+        self.last_forced[placed[(mine < counted.max(axis=1)) | split]] = True
         return placed
 
     def _repair(

@@ -627,3 +627,29 @@ def test_whatever_the_frames_the_output_is_the_input_animals_whole(seed: int) ->
         assert placed == wanted, t
     assert tracker.counts.detections_dropped == 0
     assert tracker.counts.repair_points_moved == 0
+
+
+@pytest.mark.parametrize(
+    ("sources", "placed", "forced"),
+    [
+        # Each instance mostly one animal: written under it, named.
+        ([[0, 0, 0, 0, 0, 1], [1, 1, 1, 1, -1, -1]], [0, 1], [False, False]),
+        # One animal assembled twice: the second instance's keypoints went mostly to
+        # identity 0, yet identity 1 must take it whole (one instance per identity).
+        ([[0, 0, 0, 1, 1, 1], [1, -1, -1, -1, -1, -1]], [0, 1], [False, True]),
+        # Two chimeras whose split votes move them off the identities motion matched: neither
+        # motion nor the votes can name them.
+        ([[0, 0, 1, 1, -1, -1], [0, 0, 0, 0, 1, 1]], [1, 0], [True, True]),
+    ],
+)
+def test_an_instance_mostly_of_another_animal_is_written_whole_and_marked(
+    sources: list[list[int]], placed: list[int], forced: list[bool]
+) -> None:
+    """Issue 54: whole animals, never regrouped; an identity that had to take an instance
+    of another animal (a chimera of two, or one animal assembled twice) is marked in
+    last_forced, so the keeper leaves it unnamed to the rules instead of a switch and back."""
+    tracker = IdentityTracker(2, 6)
+    rows, matched = np.array([0, 1]), np.array([0, 1])
+    written = tracker._whole_animals(rows, matched, np.array(sources))
+    assert written.tolist() == placed
+    assert tracker.last_forced.tolist() == forced
