@@ -146,3 +146,18 @@ def test_the_simulator_vanishing_is_a_clear_error(sim, board):
     assert isinstance(board.error, DeviceLostError)
     with pytest.raises(DeviceLostError, match=sim.port):
         board.pulse(0, 0.1)
+
+
+def test_a_reply_to_a_command_this_host_never_sent_is_kept_unmatched(board):
+    """An answer whose id the host did not send (another program on the port, a host that
+    restarted mid-command) is logged and kept in ``unmatched``, never taken for a record's."""
+    from deeplabstream.hardware.stimulation.protocol import format_query
+
+    with board._write_lock:
+        board._serial.write((format_query(9999, "PING") + "\n").encode("ascii"))
+    deadline = time.monotonic() + 10
+    while not board.unmatched and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(board.unmatched) == 1 and board.unmatched[0].startswith("ACK 9999")
+    ping = board.ping()  # the device goes on answering its own commands
+    assert ping.wait(10) and ping.ok
