@@ -46,3 +46,37 @@ def _no_settings_folder_after_the_test() -> Iterator[None]:
     """
     yield
     use_settings_folder(None)
+
+
+@pytest.fixture(autouse=True)
+def _process_state_as_it_was(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Give the next test of this worker the process a fresh one has: stop signals and notices.
+
+    A test that runs a child's entry in this process (Ctrl-C ignored, stop signals blocked) or
+    defines a deprecated plugin class (a notice every later session in the process would
+    report) would change what the next test's sessions and spawned commands see: a command
+    started with SIGINT blocked never sees its Ctrl-C. Restored, and named as a warning.
+    """
+    import signal
+    import warnings
+
+    from deeplabstream.core import plugins
+
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    has_mask = hasattr(signal, "pthread_sigmask")
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, set()) if has_mask else None
+    notices = list(plugins._NOTICES)
+    yield
+    plugins._NOTICES[:] = notices
+    changed = [sig.name for sig, handler in handlers.items() if signal.getsignal(sig) != handler]
+    for sig, handler in handlers.items():
+        if handler is not None:  # None: set outside Python, nothing to put back
+            signal.signal(sig, handler)
+    if has_mask and signal.pthread_sigmask(signal.SIG_SETMASK, mask) != mask:
+        changed.append("the signal mask")
+    if changed:
+        warnings.warn(
+            f"{request.node.nodeid} left {', '.join(changed)} changed in the test process "
+            "(restored)",
+            stacklevel=1,
+        )
