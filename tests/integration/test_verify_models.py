@@ -34,6 +34,7 @@ from deeplabstream.pose.formats.conversion import CACHE_ENV
 from tests.support.files import write_settings
 from tests.support.paths import PROJECT_ROOT, shared_data
 from tests.support.processes import only_session, run_cli
+from tests.support.verify_sessions import STALL_RULE, STALL_TRIGGER
 
 SLEAP_FIXTURE = PROJECT_ROOT / "tests" / "fixtures" / "sleap_topdown_flies" / "export_topdown"
 FLIES_CLIP = "sleap-flies/inference/flies_clip_first100.mp4"  # 100 frames, 1024 x 1024, 25 fps
@@ -112,7 +113,12 @@ def test_a_sleap_top_down_two_animal_session_with_skipped_frames_agrees(tmp_path
     clip = shared_data(FLIES_CLIP)
     lab = tmp_path / "lab"
     (lab / "experiments").mkdir(parents=True)
-    (lab / "experiments" / "fly_entry.ini").write_text(FLY_ENTRY, encoding="utf-8")
+    # Frames are skipped on purpose, whatever the machine's speed: a lab trigger stalls the
+    # loop 150 ms on every 15th frame (it never fires), so the clip's frames meanwhile go.
+    stalling = FLY_ENTRY + STALL_RULE.replace("DO = left_stimulus", "DO = light")
+    (lab / "experiments" / "fly_entry.ini").write_text(stalling, encoding="utf-8")
+    (lab / "triggers").mkdir()
+    (lab / "triggers" / "stall.py").write_text(STALL_TRIGGER, encoding="utf-8")
     # A ring of 5 s holds the whole clip: the FFV1 recorder may lag the 2-core machine's model
     # without losing a frame (a lost frame is counted, not verifiable, and said).
     settings = write_settings(
@@ -131,7 +137,7 @@ def test_a_sleap_top_down_two_animal_session_with_skipped_frames_agrees(tmp_path
     session = only_session(tmp_path / "out")
     record = json.loads((session / "session.json").read_text(encoding="utf-8"))
     analysed, skipped = _analysed_and_skipped(session / "flies.pose_times.csv")
-    assert skipped, "the model is slower than the clip: frames are skipped live"
+    assert skipped, "the stalls skip frames live"
 
     code, summary, output = _verify(session)
     print(output)
