@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import os
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -70,8 +71,36 @@ class PulseEveryUpdate(Experiment):
 '''
 
 
+#: How the results name a run whose board was the Python stand-in.
+STANDIN = (
+    "Python stand-in (benchmarks/board_standin.py: answers on reading the line, host clock, no "
+    "UART simulated)"
+)
+
+
+def _firmware_built() -> bool:
+    """Build the firmware and its simulator; False where this machine cannot (no compiler)."""
+    try:
+        done = subprocess.run(
+            ["make", "-C", str(FIRMWARE), "all", "sim"], capture_output=True, text=True
+        )
+    except OSError:  # no make
+        print("closed loop: no make here: the board is the Python stand-in")
+        return False
+    if done.returncode != 0:
+        why = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        print(f"closed loop: the firmware's simulator cannot be built here ({why}): the board is "
+              "the Python stand-in")  # fmt: skip
+        return False
+    return True
+
+
 class Board:
-    """The stimulus firmware under simavr, its UART on a pty.
+    """The stimulus firmware under simavr, its UART on a pty (or its Python stand-in).
+
+    Where ``make -C firmware all sim`` fails (a machine without avr-gcc, gcc or libsimavr, such
+    as a GPU machine), or ``--board standin`` asks for it, the Python stand-in of
+    benchmarks/board_standin.py answers instead, and the results say so.
 
     A real board costs the host nothing; the simulator runs at real-time priority and wakes
     every 100 us of board time to poll its pty: on the core that runs the model it takes a
@@ -81,9 +110,12 @@ class Board:
     takes no time from the core that analyses and decides, as a real board would not.
     """
 
-    def __init__(self, affinity: AffinityMode = "auto") -> None:
-        subprocess.run(["make", "-C", str(FIRMWARE), "all", "sim"], check=True, capture_output=True)
-        self.process = subprocess.Popen(
+    def __init__(self, affinity: AffinityMode = "auto", *, standin: bool = False) -> None:
+        built = not standin and _firmware_built()
+        #: What answers the host: the firmware under simavr, or the Python stand-in (stated in
+        #: the results: its timing is not a board's; benchmarks/board_standin.py).
+        self.kind = "firmware under simavr" if built else STANDIN
+        command = (
             [
                 str(FIRMWARE / "build" / "simstim"),
                 "--quit-on-eof",
@@ -93,15 +125,21 @@ class Board:
                 "--pins",
                 os.devnull,
                 str(FIRMWARE / "build" / "stimulus.elf"),
-            ],
+            ]
+            if built
+            else [sys.executable, "-m", "benchmarks.board_standin"]
+        )
+        self.process = subprocess.Popen(
+            command,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
+            cwd=FIRMWARE.parent,
         )
         assert self.process.stdout is not None
         self.port = self.process.stdout.readline().split()[1]
         side_cores = plan_priorities(affinity, inference_thread_count(0)).other_cpus
-        if side_cores:
+        if side_cores and hasattr(os, "sched_setaffinity"):
             os.sched_setaffinity(self.process.pid, side_cores)
 
     def stop(self) -> None:
@@ -135,9 +173,10 @@ def app_run(
     device: str = "cpu",
     wait: str = "auto",
     affinity: AffinityMode = "auto",
+    standin: bool = False,
 ) -> dict[str, Any]:
     """The app with recording and the experiment; latencies from its own events.csv."""
-    board = Board(affinity)
+    board = Board(affinity, standin=standin)
     extra = f"[Pose]\nDEVICE = {device}\nWAIT = {wait}\n[Streaming]\nCPU_AFFINITY = {affinity}\n"
     settings_file = session_settings(folder, board.port, extra)
     settings = load_settings(settings_file)
@@ -171,6 +210,7 @@ def app_run(
         "captured": stats["captured"],
         "recorded": stats.get("recorded"),
         "analysed": stats.get("analysed"),
+        "board": board.kind,
     }
 
 
@@ -179,6 +219,7 @@ def naive_run(
     folder: Path | None = None,
     pose_device: str = "cpu",
     board_affinity: AffinityMode = "auto",
+    standin: bool = False,
 ) -> dict[str, Any]:
     """Grab -> preprocess -> infer -> decide -> write, in one thread, paced like the camera.
 
@@ -188,7 +229,7 @@ def naive_run(
     writer = None
     if folder is not None:
         writer = NaiveWriter(folder / "arena.naive.mp4", (480, 640, 3), 30.0, RecordingSettings())
-    board = Board(board_affinity)  # placed as in the app's run: the same competitor
+    board = Board(board_affinity, standin=standin)  # placed as in the app's run
     device = create_device("serial", port=board.port, hello_timeout_s=10.0)
     device.open()
     description = load_model(None)
@@ -238,6 +279,7 @@ def naive_run(
         "acknowledged_ms": _ms(pd.Series(acknowledged[10:]) / 1e3),
         "actions": len(written),
         "recorded": recorded,
+        "board": board.kind,
     }
 
 
@@ -269,19 +311,28 @@ def main(argv: list[str] | None = None) -> int:
         help="leave out the naive loop without recording (long runs: it adds a third of the "
         "time; the naive loop doing the same work, recording, still runs)",
     )
+    parser.add_argument(
+        "--board",
+        choices=("firmware", "standin"),
+        default="firmware",
+        help="the firmware under simavr (the Python stand-in where it cannot be built), or the "
+        "stand-in (benchmarks/board_standin.py)",
+    )
     args = parser.parse_args(argv)
     duration = 8.0 if args.quick else args.duration
+    standin = args.board == "standin"
     started, machine = now_iso(), machine_description()
     with tempfile.TemporaryDirectory() as folder:
-        app = app_run(Path(folder), duration, args.device, args.wait, args.affinity)
+        app = app_run(Path(folder), duration, args.device, args.wait, args.affinity, standin)
     with tempfile.TemporaryDirectory() as folder:
         # the same work: it records too
-        naive = naive_run(duration, Path(folder), args.device, args.affinity)
+        naive = naive_run(duration, Path(folder), args.device, args.affinity, standin)
     naive_no_recording = (
         None
         if args.without_unrecorded_baseline
-        else naive_run(duration, pose_device=args.device, board_affinity=args.affinity)
+        else naive_run(duration, None, args.device, args.affinity, standin)
     )
+    print(f"board: app run: {app['board']}; naive loop: {naive['board']}")
     figures = []
     for key, label, goal in (
         ("written_ms", "frame -> command written", "p50 <= 12, p99 <= 20"),
@@ -311,7 +362,8 @@ def main(argv: list[str] | None = None) -> int:
     figures.append(Figure("actions", "actions", app["actions"], naive["actions"], compare=False))
     print("\n".join(tail_lines(pd.DataFrame(app["tail_frames"]))))
     print_table(
-        f"closed loop at 30 fps 640x480, recording on, {duration:g} s, device {args.device}",
+        f"closed loop at 30 fps 640x480, recording on, {duration:g} s, device {args.device}, "
+        f"board: {app['board']}",
         figures,
         machine,
         project="app",

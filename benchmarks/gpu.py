@@ -1,48 +1,54 @@
-"""Pose models on the GPU: frames per second, frame -> keypoints latency, start times (issue 35).
+"""Pose models on the GPU: the app's path beside the plain reference, in the same run.
 
     python -m benchmarks.gpu [--frames N] [--quick] [--model PATH ...]
-                             [--dlclive-python PATH] [--closed-loop]
+                             [--dlclive-python PATH] [--closed-loop] [--rehearse-on-cpu]
 
 Without a GPU (no CUDA provider in ONNX Runtime, its CUDA/cuDNN libraries missing, or no device
 a session starts on) it prints ``no GPU: not run`` with the reason and exits 0, saving nothing.
+``--rehearse-on-cpu`` runs every step on the CPU instead (small frames, a few calls), so that a
+machine without a GPU shows the benchmark runs through; its figures say nothing of a GPU.
 
-With one, in the same run and on the same frames (the DeepLabCut 3.0 clip in
-``../shared/data/dlc3-openfield-cspnext_s``, 640x480):
+With one, in the same run and on the same frames (the DeepLabCut 3.0 clip, 640x480):
 
-- models: a ResNet-50 in DeepLabCut's ``resnet_50`` layout (timm's ResNet-50 with GroupNorm,
-  output stride 16, a deconvolution heatmap head, 4 keypoints, random weights: speed does not
-  depend on them) exported to ONNX here, the ``cspnext_s`` export of the shared data, and every
-  ``--model PATH`` (a real DeepLabCut ResNet-50 export built with DeepLabCut, any model
-  ``[Pose] MODEL_PATH`` takes);
-- configurations: ONNX Runtime CUDA fp32 and fp16, TensorRT fp32 and fp16 (the fp16 graph of a
-  converted model, ``trt_fp16_enable``), PyTorch CUDA fp32 and fp16 for the rebuilt networks;
-  each at batch 1 and batch 3 (three cameras in one call);
-- what is timed: the app's own path, :class:`~pose.runtime.estimator.PoseEstimator` (frames in
-  host memory -> pre-processing into the bound input -> network -> keypoints), per call; frames
-  per second = frames / mean call time; and each configuration's keypoints against the CPU's
-  (fp32) on the same frames (median and max px), so speed is compared at equal output;
-- start times: cold (TensorRT: an empty engine cache, the engine built) and warm (its cache
-  reused), each in a fresh process: ``open_backend`` + warm-up, the models loaded as the worker
-  loads them (for the random ResNet-50, in this process);
-- baselines in the same run: ONNX Runtime's CPU provider (a few frames), and DeepLabCut-Live's
-  PyTorch runner on the GPU when ``--dlclive-python`` names the interpreter of its separate
-  environment (``../shared/peers/dlclive/SETUP.md``), on the same clip and model;
-- ``--closed-loop``: then ``benchmarks.closed_loop --device tensorrt`` (the simulated rig at
-  200 fps, frame -> command p50/p99/max, beside the naive loop).
+- models: a ResNet-50 in DeepLabCut's ``resnet_50`` layout (GroupNorm, output stride 16, a
+  deconvolution head, 4 keypoints, random weights: speed does not depend on them), exported to
+  ONNX here at fp32 and fp16; the ``cspnext_s`` DeepLabCut 3.0 export; every ``--model PATH``;
+- configurations (:data:`CONFIGS`): ONNX Runtime CUDA fp32, tf32 and fp16, each with and
+  without ``CUDA_GRAPH``; TensorRT fp32 and fp16; PyTorch CUDA fp32, tf32 and fp16 (the rebuilt
+  networks), eager and with ``CUDA_GRAPH``; batch 1 (and 3, three cameras in one call,
+  without ``--quick``);
+- for each, three timings per call, interleaved on the same frames:
+  ``app``: frames -> keypoints through the app's own path (:class:`PoseEstimator`: the
+  pre-processing into the bound input, the network, the decoding);
+  ``app_network``: the app's backend alone on the prepared batch (IO binding, CUDA graph);
+  ``plain_network``: the same graph in a plain ``session.run`` with the same provider options
+  (no IO binding, no CUDA graph), or, for PyTorch, the same network in plain eager PyTorch
+  (NCHW, ``.cuda()``, outputs ``.cpu()``);
+  and the keypoints against the CPU's on the same frames (median and max px);
+- a configuration that cannot run here (TensorRT without its libraries, a graph ONNX Runtime
+  refuses) is reported as **not run**, with the reason; nothing crashes;
+- the goals of docs/gpu.md, each **met**, **missed** or **not run**, with the figure;
+- start times: CUDA, and TensorRT cold (empty engine cache) and warm (cache reused), each in a
+  fresh process;
+- DeepLabCut-Live's PyTorch runner on the GPU when ``--dlclive-python`` names its environment's
+  interpreter, on the same clip and model; ``--closed-loop``: ``benchmarks.closed_loop
+  --device cuda`` (the simulated rig, beside the naive loop).
 
-Saved to ``benchmarks/results/gpu.json``. Never run yet: no GPU was available where it was
-written (docs/gpu.md).
+Saved to ``benchmarks/results/gpu.json`` (``gpu_rehearsal.json`` for a rehearsal).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +58,7 @@ from benchmarks.common import now_iso, print_table, save_result
 from deeplabstream.core.figures import Figure
 from deeplabstream.core.machine import machine_description
 from deeplabstream.core.stats import percentiles
-from deeplabstream.pose.model import ModelDescription, ModelError
+from deeplabstream.pose.model import ModelDescription
 
 PROJECT = Path(__file__).resolve().parents[1]
 SHARED = PROJECT.parent / "shared" / "data" / "dlc3-openfield-cspnext_s"
@@ -60,21 +66,61 @@ CSPNEXT = (
     SHARED / "model" / "DLC_openfield_NetType.CSPNEXT_S_iteration-0_shuffle-2_snapshot-best-60.pt"
 )
 CLIP = SHARED / "clip" / "m3v1mp4_first100.mp4"
-HEIGHT, WIDTH, KEYPOINTS = 480, 640, 4
+KEYPOINTS = 4
+RESNET = "resnet_50 (random weights)"
+
+
+@dataclass(frozen=True)
+class Config:
+    """One way of running a model: backend, device, precision, CUDA graph."""
+
+    backend: str
+    device: str
+    precision: str
+    cuda_graph: bool = False
+
+    @property
+    def label(self) -> str:
+        """The configuration's name in the results (``onnxruntime_cuda_fp16_graph``)."""
+        graph = "_graph" if self.cuda_graph else ""
+        return f"{self.backend}_{self.device}_{self.precision}{graph}"
+
+
 CONFIGS = (
-    ("onnxruntime", "cuda", "fp32"),
-    ("onnxruntime", "cuda", "fp16"),
-    ("onnxruntime", "tensorrt", "fp32"),
-    ("onnxruntime", "tensorrt", "fp16"),
-    ("pytorch", "cuda", "fp32"),
-    ("pytorch", "cuda", "fp16"),
+    Config("onnxruntime", "cuda", "fp32"),
+    Config("onnxruntime", "cuda", "fp32", cuda_graph=True),
+    Config("onnxruntime", "cuda", "tf32"),
+    Config("onnxruntime", "cuda", "fp16"),
+    Config("onnxruntime", "cuda", "fp16", cuda_graph=True),
+    Config("onnxruntime", "tensorrt", "fp32"),
+    Config("onnxruntime", "tensorrt", "fp16"),
+    Config("pytorch", "cuda", "fp32"),
+    Config("pytorch", "cuda", "fp32", cuda_graph=True),
+    Config("pytorch", "cuda", "tf32"),
+    Config("pytorch", "cuda", "fp16"),
+    Config("pytorch", "cuda", "fp16", cuda_graph=True),
 )
-BATCHES = (1, 3)
+
+
+@dataclass(frozen=True)
+class Run:
+    """What this run measures: frame size, calls, batches, and where "the GPU" is."""
+
+    height: int = 480
+    width: int = 640
+    frames: int = 1000
+    batches: tuple[int, ...] = (1, 3)
+    rehearsal: bool = False  # every device is the CPU (the code path, not a GPU's figures)
+
+    def device(self, device: str) -> str:
+        """The device a configuration runs on in this run."""
+        return "cpu" if self.rehearsal else device
 
 
 def gpu_reason() -> str | None:
     """Why the GPU benchmarks cannot run here (None: they can)."""
     from deeplabstream.pose.loading import load_model
+    from deeplabstream.pose.model import ModelError
     from deeplabstream.pose.runtime.backends import open_backend
     from deeplabstream.pose.runtime.providers import device_problem
 
@@ -91,8 +137,8 @@ def gpu_reason() -> str | None:
 # --- the models ---------------------------------------------------------------------------
 
 
-def resnet50_descriptions(folder: Path) -> dict[str, ModelDescription]:
-    """DeepLabCut's resnet_50 layout, random weights, as fp32 and fp16 ONNX graphs."""
+def resnet50(run: Run) -> tuple[dict[str, ModelDescription], Any]:
+    """DeepLabCut's resnet_50 layout, random weights: fp32 and fp16 ONNX graphs, and the module."""
     import torch
     from torch import nn
 
@@ -110,15 +156,18 @@ def resnet50_descriptions(folder: Path) -> dict[str, ModelDescription]:
             return self.head(self.backbone(images))
 
     torch.manual_seed(0)
+    module = ResNet50Pose().eval()
+    folder = Path(tempfile.mkdtemp(prefix="resnet50-"))
     descriptions = {}
     for precision in ("fp32", "fp16"):
-        model = ResNet50Pose().eval()
-        dummy = torch.zeros(1, 3, HEIGHT, WIDTH)
+        exported = ResNet50Pose().eval()
+        exported.load_state_dict(module.state_dict())
+        dummy = torch.zeros(1, 3, run.height, run.width)
         if precision == "fp16":
-            model, dummy = model.half(), dummy.half()
+            exported, dummy = exported.half(), dummy.half()
         path = folder / f"resnet50_pose_{precision}.onnx"
         torch.onnx.export(
-            model, (dummy,), str(path), input_names=["images"], output_names=["heatmaps"],
+            exported, (dummy,), str(path), input_names=["images"], output_names=["heatmaps"],
             dynamic_axes={"images": {0: "batch"}, "heatmaps": {0: "batch"}},
             opset_version=18, dynamo=False,
         )  # fmt: skip
@@ -127,24 +176,32 @@ def resnet50_descriptions(folder: Path) -> dict[str, ModelDescription]:
             framework="deeplabcut",
             model_file=path,
             keypoints=tuple(f"k{i}" for i in range(KEYPOINTS)),
-            input_height=HEIGHT,
-            input_width=WIDTH,
+            input_height=run.height,
+            input_width=run.width,
             stride=8.0,
             heatmaps_are_probabilities=False,
             precision=precision,  # type: ignore[arg-type]
         )
-    return descriptions
+    descriptions["tf32"] = _as_tf32(descriptions["fp32"])
+    return descriptions, module
 
 
-def load(path: Path, precision: str) -> ModelDescription:
-    """A model as the worker loads it, at the clip's frame size."""
+def _as_tf32(description: ModelDescription) -> ModelDescription:
+    import dataclasses
+
+    return dataclasses.replace(description, precision="tf32")
+
+
+def load(path: Path, precision: str, run: Run) -> ModelDescription:
+    """A model as the worker loads it, at this run's frame size."""
     from deeplabstream.pose.loading import load_model
 
-    return load_model(path, frame_size=(HEIGHT, WIDTH), precision=precision)  # type: ignore[arg-type]
+    size = (run.height, run.width)
+    return load_model(path, frame_size=size, precision=precision)  # type: ignore[arg-type]
 
 
-def clip_frames(count: int) -> list[np.ndarray]:
-    """The clip's frames (BGR, 640x480), cycled to ``count``."""
+def clip_frames(run: Run) -> list[np.ndarray]:
+    """The clip's frames (BGR), at this run's size, cycled to ``run.frames``."""
     import cv2
 
     capture = cv2.VideoCapture(str(CLIP))
@@ -153,44 +210,117 @@ def clip_frames(count: int) -> list[np.ndarray]:
         ok, frame = capture.read()
         if not ok:
             break
+        if frame.shape[:2] != (run.height, run.width):
+            frame = cv2.resize(frame, (run.width, run.height), interpolation=cv2.INTER_AREA)
         frames.append(frame)
     capture.release()
     if not frames:
         raise SystemExit(f"{CLIP}: no frames (the shared data folder is needed)")
-    return [frames[i % len(frames)] for i in range(count)]
+    return [frames[i % len(frames)] for i in range(run.frames)]
 
 
 # --- timing ---------------------------------------------------------------------------------
 
 
-def time_estimator(
-    description: ModelDescription, backend: str, device: str, frames: list[np.ndarray], batch: int
+def _ms(samples: list[float]) -> dict[str, float]:
+    return {k: round(v, 3) for k, v in (percentiles(samples) or {}).items()}
+
+
+def _timed(call: Callable[[np.ndarray], Any], batch: np.ndarray) -> float:
+    """Milliseconds ``call(batch)`` took."""
+    began = time.perf_counter()
+    call(batch)
+    return (time.perf_counter() - began) * 1e3
+
+
+def plain_torch(description: ModelDescription, module: Any, device: str) -> Callable[..., Any]:
+    """The network in plain eager PyTorch: NCHW, ``.to(device)``, outputs ``.cpu()``."""
+    import torch
+
+    from deeplabstream.pose.model_format import build_torch_module
+
+    network = module if module is not None else build_torch_module(description)
+    half = description.precision == "fp16"
+    network = network.to(device).eval()
+    network = network.half() if half else network.float()
+    dtype = torch.float16 if half else torch.float32
+
+    def run(batch: np.ndarray) -> list[Any]:
+        with torch.inference_mode():
+            result = network(torch.from_numpy(batch).to(device, dtype))
+            outputs = result if isinstance(result, (tuple, list)) else [result]
+            return [o.cpu() for o in outputs]
+
+    return run
+
+
+def measure_config(
+    description: ModelDescription,
+    config: Config,
+    frames: list[np.ndarray],
+    batch: int,
+    run: Run,
+    torch_module: Any = None,
 ) -> dict[str, Any]:
-    """Per call (``batch`` frames -> keypoints) latency, frames per second, and the keypoints."""
-    from deeplabstream.pose.runtime.backends import open_backend, providers_of
+    """The app's path, its backend alone and the plain reference, interleaved; the keypoints."""
+    from deeplabstream.pose.runtime.backends import (
+        OnnxRuntimeBackend,
+        open_backend,
+        providers_of,
+        set_cuda_graph,
+    )
     from deeplabstream.pose.runtime.estimator import PoseEstimator
 
-    opened = open_backend(description, backend, device, threads=2)  # type: ignore[arg-type]
+    device = run.device(config.device)
+    set_cuda_graph(config.cuda_graph)
+    opened: list[Any] = []
     try:
-        opened.warm_up(batch)
-        estimator = PoseEstimator(description, opened, frames[0].shape, max_batch=batch)
-        for start in range(0, 10 * batch, batch):  # the estimator's own shapes, warm
-            estimator.estimate(frames[start : start + batch])
-        times, points = [], []
-        for start in range(0, len(frames) - batch + 1, batch):
+        backend = open_backend(description, config.backend, device, threads=2)  # type: ignore[arg-type]
+        opened.append(backend)
+        backend.warm_up(batch)
+        if config.backend == "onnxruntime":
+            plain_backend = OnnxRuntimeBackend(
+                description,
+                device,
+                2,
+                io_binding=False,
+                cuda_graph=False,  # type: ignore[arg-type]
+            )
+            opened.append(plain_backend)
+            plain_backend.warm_up(batch)
+            plain = plain_backend.run
+        else:
+            torch_device = "cpu" if run.rehearsal else "cuda"
+            plain = plain_torch(description, torch_module, torch_device)
+        estimator = PoseEstimator(description, backend, frames[0].shape, max_batch=batch)
+        calls = [frames[i : i + batch] for i in range(0, len(frames) - batch + 1, batch)]
+        for chunk in calls[:10]:  # warm: the estimator's own shapes, the graphs captured
+            estimator.estimate(chunk)
+            plain(estimator.preprocessor.prepare(chunk)[0])
+        times: dict[str, list[float]] = {"app": [], "app_network": [], "plain_network": []}
+        points = []
+        for index, chunk in enumerate(calls):
             began = time.perf_counter()
-            points.append(estimator.estimate(frames[start : start + batch]))
-            times.append((time.perf_counter() - began) * 1e3)
-        record = providers_of(opened)
+            points.append(estimator.estimate(chunk))
+            times["app"].append((time.perf_counter() - began) * 1e3)
+            prepared = estimator.preprocessor.prepare(chunk)[0]
+            steps = [("app_network", backend.run), ("plain_network", plain)]
+            for name, step in steps if index % 2 else steps[::-1]:  # the same load for both
+                times[name].append(_timed(step, prepared))
+        record = providers_of(backend)
     finally:
-        opened.close()
-    return {
-        "latency_ms": percentiles(times) or {},
-        "fps": round(batch * 1e3 / float(np.mean(times)), 1),
-        "calls": len(times),
-        "providers": record,
-        "_points": np.concatenate(points),
-    }
+        set_cuda_graph(False)
+        for each in opened:
+            each.close()
+    result: dict[str, Any] = {name: _ms(samples) for name, samples in times.items()}
+    result["fps"] = round(batch * 1e3 / float(np.mean(times["app"])), 1)
+    result["calls"] = len(calls)
+    p50 = {name: result[name].get("p50") for name in times}
+    if p50["app_network"] and p50["plain_network"]:
+        result["network_vs_plain"] = round(p50["app_network"] / p50["plain_network"], 3)
+    result["providers"] = record
+    result["_points"] = np.concatenate(points)
+    return result
 
 
 def deviation(points: np.ndarray, reference: np.ndarray) -> dict[str, float]:
@@ -198,57 +328,81 @@ def deviation(points: np.ndarray, reference: np.ndarray) -> dict[str, float]:
     n = min(len(points), len(reference))
     d = np.hypot(*(points[:n, :, :2] - reference[:n, :, :2]).transpose(2, 0, 1))
     d = d[np.isfinite(d)]
+    if d.size == 0:
+        return {"median_px": float("nan"), "max_px": float("nan")}
     return {"median_px": round(float(np.median(d)), 4), "max_px": round(float(d.max()), 4)}
 
 
-def start_in_fresh_process(path: Path | None, device: str, precision: str) -> float | None:
-    """Seconds from ``open_backend`` to a finished warm-up, in a fresh interpreter."""
+def cpu_keypoints(description: ModelDescription, frames: list[np.ndarray]) -> np.ndarray:
+    """The CPU's fp32 keypoints of ``frames``: the reference every configuration is held to."""
+    from deeplabstream.pose.runtime.backends import open_backend
+    from deeplabstream.pose.runtime.estimator import PoseEstimator
+
+    backend = open_backend(description, "onnxruntime", "cpu", threads=2)
+    try:
+        estimator = PoseEstimator(description, backend, frames[0].shape, max_batch=1)
+        return np.concatenate([estimator.estimate([frame]) for frame in frames])
+    finally:
+        backend.close()
+
+
+def start_in_fresh_process(path: Path | None, device: str, precision: str, run: Run) -> Any:
+    """Seconds from ``open_backend`` to a finished warm-up in a fresh interpreter (or why not)."""
     if path is None:
         return None
     code = (
         "import json,sys,time\n"
-        "from benchmarks.gpu import load\n"
+        "from benchmarks.gpu import Run, load\n"
         "from deeplabstream.pose.runtime.backends import open_backend\n"
-        "d = load(__import__('pathlib').Path(sys.argv[1]), sys.argv[3])\n"
+        "run = Run(height=int(sys.argv[4]), width=int(sys.argv[5]))\n"
+        "d = load(__import__('pathlib').Path(sys.argv[1]), sys.argv[3], run)\n"
         "t = time.perf_counter(); b = open_backend(d, 'onnxruntime', sys.argv[2], 2)\n"
         "b.warm_up(); print(json.dumps(time.perf_counter() - t))\n"
     )
     done = subprocess.run(
-        [sys.executable, "-c", code, str(path), device, precision],
+        [sys.executable, "-c", code, str(path), run.device(device), precision, str(run.height),
+         str(run.width)],
         cwd=PROJECT, capture_output=True, text=True, timeout=1800, check=False,
     )  # fmt: skip
     if done.returncode != 0:
-        print(f"  start of {path.name} on {device} {precision} failed: {done.stderr[-500:]}")
-        return None
+        why = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        print(f"  start of {path.name} on {device} {precision}: not run ({why})")
+        return {"not_run": why}
     return round(float(done.stdout.strip().splitlines()[-1]), 2)
 
 
-def start_times(description: ModelDescription, path: Path | None, precision: str) -> dict:
-    """TensorRT cold (empty engine cache) and warm (cache reused) start, and CUDA's start."""
+def start_times(description: ModelDescription, path: Path | None, run: Run) -> dict[str, Any]:
+    """TensorRT cold (empty engine cache) and warm (cache reused), and CUDA's, fresh processes.
+
+    A model made in this process (the random ResNet-50, ``path`` None) is started here.
+    """
     from deeplabstream.pose.runtime.backends import open_backend
     from deeplabstream.pose.runtime.trt_cache import cache_root
 
     root = cache_root(Path(description.model_file))
     for old in root.glob(Path(description.model_file).name + "-*"):
         shutil.rmtree(old, ignore_errors=True)  # a cold start: no engine of this model
-    times: dict[str, float | None] = {}
-    for label, device in (("tensorrt_cold_s", "tensorrt"), ("tensorrt_warm_s", "tensorrt")):
+    times: dict[str, Any] = {}
+    for label, device in (("tensorrt_cold_s", "tensorrt"), ("tensorrt_warm_s", "tensorrt"),
+                          ("cuda_s", "cuda")):  # fmt: skip
         if path is not None:
-            times[label] = start_in_fresh_process(path, device, precision)
-        else:  # a description made here: timed in this process (its CUDA context exists)
+            times[label] = start_in_fresh_process(path, device, description.precision, run)
+            continue
+        try:
             began = time.perf_counter()
-            backend = open_backend(description, "onnxruntime", device, 2)  # type: ignore[arg-type]
+            backend = open_backend(description, "onnxruntime", run.device(device), 2)  # type: ignore[arg-type]
             backend.warm_up()
             backend.close()
             times[label] = round(time.perf_counter() - began, 2)
-    times["cuda_s"] = start_in_fresh_process(path, "cuda", precision)
+        except Exception as error:  # a device that cannot run here: reported, never a crash
+            times[label] = {"not_run": f"{type(error).__name__}: {error}"}
     return times
 
 
 def dlclive_on_gpu(python: str | None, model: Path, frames: int) -> dict[str, Any] | None:
     """DeepLabCut-Live's PyTorch runner on the GPU, in its own environment (None: not run)."""
     if python is None or not Path(python).exists():
-        print("  DeepLabCut-Live: no --dlclive-python given (../shared/peers/dlclive/SETUP.md)")
+        print("  DeepLabCut-Live: not run (no --dlclive-python given)")
         return None
     code = (
         "import json,sys,time,cv2,numpy as np\n"
@@ -274,7 +428,7 @@ def dlclive_on_gpu(python: str | None, model: Path, frames: int) -> dict[str, An
         capture_output=True, text=True, timeout=1800, check=False,
     )  # fmt: skip
     if done.returncode != 0:
-        print(f"  DeepLabCut-Live failed: {done.stderr[-800:]}")
+        print(f"  DeepLabCut-Live: not run ({done.stderr[-800:]})")
         return None
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
@@ -288,31 +442,272 @@ def measure_model(
     descriptions: dict[str, ModelDescription],
     path: Path | None,
     frames: list[np.ndarray],
-    converted: bool,
+    run: Run,
+    torch_module: Any = None,
 ) -> dict[str, Any]:
     """Every configuration and batch of one model, against the CPU's keypoints."""
-    cpu = time_estimator(descriptions["fp32"], "onnxruntime", "cpu", frames[:12], 1)
-    reference = cpu.pop("_points")
-    runs: dict[str, Any] = {"cpu_fp32_b1": cpu}
-    for backend, device, precision in CONFIGS:
-        if backend == "pytorch" and not converted:
-            continue  # only the rebuilt networks run on the pytorch backend
-        for batch in BATCHES:
-            label = f"{backend}_{device}_{precision}_b{batch}"
+    reference = cpu_keypoints(descriptions["fp32"], frames[:12])
+    runs: dict[str, Any] = {}
+    for config in CONFIGS:
+        if config.backend == "pytorch" and path is None:
+            continue  # a graph made here has no file to rebuild (plain_pytorch_reference times it)
+        if run.rehearsal and config.backend == "pytorch" and config.precision == "fp16":
+            continue  # half precision convolutions on the CPU take minutes: not rehearsed
+        for batch in run.batches if not config.cuda_graph else run.batches[:1]:
+            label = f"{config.label}_b{batch}"
             try:
-                run = time_estimator(descriptions[precision], backend, device, frames, batch)
-            except ModelError as error:
-                runs[label] = {"error": str(error)}
-                print(f"  {name} {label}: {error}")
+                measured = measure_config(
+                    descriptions[config.precision], config, frames, batch, run, torch_module
+                )
+            except Exception as error:  # a device or graph that cannot run here: said, no crash
+                why = f"{type(error).__name__}: {error}"
+                runs[label] = {"not_run": why}
+                print(f"  {name} {label}: not run ({why[:300]})")
                 continue
-            run["vs_cpu"] = deviation(run.pop("_points"), reference)
-            runs[label] = run
+            measured["vs_cpu"] = deviation(measured.pop("_points"), reference)
+            runs[label] = measured
             print(
-                f"  {name} {label}: {run['fps']} frames/s, p50 {run['latency_ms'].get('p50')} "
-                f"p99 {run['latency_ms'].get('p99')} ms, vs CPU {run['vs_cpu']}"
+                f"  {name} {label}: {measured['fps']} frames/s; app p50 "
+                f"{measured['app'].get('p50')} p99 {measured['app'].get('p99')} ms; network "
+                f"app {measured['app_network'].get('p50')} vs plain "
+                f"{measured['plain_network'].get('p50')} ms; vs CPU {measured['vs_cpu']}"
             )
-    runs["start"] = {p: start_times(descriptions[p], path, p) for p in ("fp32", "fp16")}
+    runs["start"] = {p: start_times(descriptions[p], path, run) for p in ("fp32", "fp16")}
     return runs
+
+
+def _p50(results: dict[str, Any], model: str, label: str, key: str = "app") -> float | None:
+    entry = results.get(model, {}).get(label) or {}
+    value = (entry.get(key) or {}).get("p50") if isinstance(entry.get(key), dict) else None
+    return None if value is None else float(value)
+
+
+def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each goal of docs/gpu.md: met, missed or not run, with its figure."""
+
+    def verdict(ok: bool | None) -> str:
+        return "not run" if ok is None else ("met" if ok else "missed")
+
+    lines = []
+    worst_ort, worst_torch = None, None
+    for runs in results.values():
+        if not isinstance(runs, dict):
+            continue
+        for label, entry in runs.items():
+            if not isinstance(entry, dict) or "network_vs_plain" not in entry:
+                continue
+            ratio = float(entry["network_vs_plain"])
+            if label.startswith("onnxruntime"):
+                worst_ort = max(worst_ort or 0.0, ratio)
+            elif label.startswith("pytorch"):
+                worst_torch = max(worst_torch or 0.0, ratio)
+    lines.append(
+        {
+            "goal": "ONNX Runtime: the app's network call within 1.15x of a plain session.run",
+            "figure": worst_ort,
+            "verdict": verdict(None if worst_ort is None else worst_ort <= 1.15),
+        }
+    )
+    lines.append(
+        {
+            "goal": "PyTorch CUDA: the app's network call within 1.2x of plain PyTorch",
+            "figure": worst_torch,
+            "verdict": verdict(None if worst_torch is None else worst_torch <= 1.2),
+        }
+    )
+    for model in results:
+        fp32 = _p50(results, model, "onnxruntime_cuda_fp32_b1")
+        fp16 = _p50(results, model, "onnxruntime_cuda_fp16_b1")
+        lines.append(
+            {
+                "goal": f"{model}: fp16 faster than fp32 (ONNX Runtime CUDA, batch 1, app p50)",
+                "figure": None if fp32 is None or fp16 is None else [fp32, fp16],
+                "verdict": verdict(None if fp32 is None or fp16 is None else fp16 < fp32),
+            }
+        )
+    fp16_resnet = [
+        _p50(results, RESNET, label)
+        for label in ("onnxruntime_cuda_fp16_b1", "onnxruntime_cuda_fp16_graph_b1")
+    ]
+    best_fp16 = min((v for v in fp16_resnet if v is not None), default=None)
+    lines.append(
+        {
+            "goal": "ResNet-50 640x480 batch 1 fp16, ONNX Runtime CUDA: frame -> keypoints p50 "
+            "<= 2.0 ms",
+            "figure": best_fp16,
+            "verdict": verdict(None if best_fp16 is None else best_fp16 <= 2.0),
+        }
+    )
+    p99s = [
+        (entry.get("app") or {}).get("p99")
+        for label, entry in (results.get(RESNET) or {}).items()
+        if label.endswith("_b1") and isinstance(entry, dict) and "app" in entry
+    ]
+    best_p99 = min((float(v) for v in p99s if v is not None), default=None)
+    lines.append(
+        {
+            "goal": "ResNet-50 640x480 batch 1: frame -> keypoints p99 <= 3 ms (best "
+            "configuration)",
+            "figure": best_p99,
+            "verdict": verdict(None if best_p99 is None else best_p99 <= 3.0),
+        }
+    )
+    trt = (results.get(RESNET) or {}).get("onnxruntime_tensorrt_fp16_b1") or {}
+    lines.append(
+        {
+            "goal": "ResNet-50 fp16 on TensorRT: >= 500 frames/s batch 1",
+            "figure": trt.get("fps"),
+            "verdict": verdict(None if "fps" not in trt else trt["fps"] >= 500),
+        }
+    )
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--frames", type=int, default=1000)
+    parser.add_argument("--quick", action="store_true", help="150 frames, batch 1 only")
+    parser.add_argument("--model", type=Path, action="append", default=[])
+    parser.add_argument("--dlclive-python", default=None)
+    parser.add_argument("--closed-loop", action="store_true")
+    parser.add_argument(
+        "--rehearse-on-cpu",
+        action="store_true",
+        help="run every step on the CPU (small frames, a few calls): the code path only",
+    )
+    parser.add_argument(
+        "--iobinding-on-cpu",
+        type=int,
+        metavar="CALLS",
+        help="only compare IO binding with session.run on the CPU (the bundled model)",
+    )
+    args = parser.parse_args(argv)
+    if args.iobinding_on_cpu:
+        iobinding_on_cpu(args.iobinding_on_cpu)
+        return 0
+    if args.rehearse_on_cpu:
+        run = Run(height=120, width=160, frames=4, batches=(1,), rehearsal=True)
+    else:
+        reason = gpu_reason()
+        if reason is not None:
+            print(f"no GPU: not run ({reason})")
+            return 0
+        run = Run(frames=150 if args.quick else args.frames, batches=(1,) if args.quick else (1, 3))
+    frames = clip_frames(run)
+    started, machine = now_iso(), machine_description()
+    results: dict[str, Any] = {}
+    descriptions, module = resnet50(run)
+    results[RESNET] = measure_model("resnet_50", descriptions, None, frames, run)
+    results[RESNET]["plain_pytorch"] = plain_pytorch_reference(module, frames, run)
+    for path in [CSPNEXT, *args.model]:
+        try:
+            loaded = {p: load(path, p, run) for p in ("fp32", "tf32", "fp16")}
+        except Exception as error:  # a model this machine cannot convert: said, no crash
+            results[path.name] = {"not_run": f"{type(error).__name__}: {error}"}
+            continue
+        results[path.name] = measure_model(path.name, loaded, path, frames, run)
+    results["dlclive_cuda"] = dlclive_on_gpu(args.dlclive_python, CSPNEXT, run.frames)
+    results["goals"] = goals(results)
+    _print_goals(results["goals"])
+    save_figures(results, started, machine, "gpu_rehearsal" if run.rehearsal else "gpu")
+    if args.closed_loop and not run.rehearsal:
+        from benchmarks import closed_loop
+
+        closed_loop.main(["--device", "cuda"] + (["--quick"] if args.quick else []))
+    return 0
+
+
+def plain_pytorch_reference(module: Any, frames: list[np.ndarray], run: Run) -> dict[str, Any]:
+    """The ResNet-50 in plain eager PyTorch on the GPU, fp32 and fp16 (channels-last)."""
+    import torch
+
+    device = "cpu" if run.rehearsal else "cuda"
+    batch = np.random.default_rng(0).standard_normal((1, 3, run.height, run.width))
+    found: dict[str, Any] = {}
+    for name, half, channels_last in (("fp32", False, False), ("fp16_channels_last", True, True)):
+        try:
+            network = module.to(device).eval()
+            network = network.half() if half else network.float()
+            layout = torch.channels_last if channels_last else torch.contiguous_format
+            network = network.to(memory_format=layout)
+            dtype = torch.float16 if half else torch.float32
+            samples = []
+            with torch.inference_mode():
+                for index in range(min(run.frames, 200) + 10):
+                    tensor = (
+                        torch.from_numpy(batch).to(device, dtype).contiguous(memory_format=layout)
+                    )
+                    began = time.perf_counter()
+                    network(tensor).cpu()
+                    if index >= 10:
+                        samples.append((time.perf_counter() - began) * 1e3)
+            found[name] = _ms(samples)
+        except Exception as error:  # no CUDA build of torch here: said, no crash
+            found[name] = {"not_run": f"{type(error).__name__}: {error}"}
+    module.float().to("cpu")
+    return found
+
+
+def _print_goals(lines: list[dict[str, Any]]) -> None:
+    print("\nGoals (docs/gpu.md):")
+    for line in lines:
+        print(f"  {line['verdict']:8} {line['goal']}: {line['figure']}")
+
+
+def save_figures(results: dict[str, Any], started: str, machine: dict[str, Any], name: str) -> None:
+    """The headline figures beside their same-run baselines; the whole results as details."""
+    resnet = results[RESNET]
+
+    def app(label: str, key: str = "p50") -> float | None:
+        entry = resnet.get(label) or {}
+        return (entry.get("app") or {}).get(key) if isinstance(entry, dict) else None
+
+    def plain(label: str) -> float | None:
+        entry = resnet.get(label) or {}
+        return (entry.get("plain_network") or {}).get("p50") if isinstance(entry, dict) else None
+
+    figures = [
+        Figure(
+            "resnet50_fp16_p50_ms",
+            "ResNet-50 640x480 b1 fp16 ORT CUDA, frame -> keypoints p50 (baseline: plain "
+            "session.run, network only)",
+            app("onnxruntime_cuda_fp16_b1"),
+            plain("onnxruntime_cuda_fp16_b1"),
+            "ms",
+            goal="<= 2.0",
+            compare=False,
+        ),
+        Figure(
+            "resnet50_fp32_p50_ms",
+            "ResNet-50 640x480 b1 fp32 ORT CUDA, frame -> keypoints p50 (baseline: plain "
+            "session.run, network only)",
+            app("onnxruntime_cuda_fp32_b1"),
+            plain("onnxruntime_cuda_fp32_b1"),
+            "ms",
+            compare=False,
+        ),
+        Figure(
+            "resnet50_fp16_p99_ms",
+            "ResNet-50 b1 fp16 ORT CUDA, frame -> keypoints p99 (baseline: fp32)",
+            app("onnxruntime_cuda_fp16_b1", "p99"),
+            app("onnxruntime_cuda_fp32_b1", "p99"),
+            "ms",
+            goal="<= 3",
+        ),
+        Figure(
+            "resnet50_trt_fp16_fps",
+            "ResNet-50 b1 fp16 TensorRT frames/s (baseline: ORT CUDA fp16)",
+            (resnet.get("onnxruntime_tensorrt_fp16_b1") or {}).get("fps"),
+            (resnet.get("onnxruntime_cuda_fp16_b1") or {}).get("fps"),
+            "frames/s",
+            goal=">= 500",
+            higher_is_better=True,
+        ),
+    ]
+    machine_note = "CPU rehearsal: no GPU figures" if name.endswith("rehearsal") else "GPU"
+    print_table("Pose models on the GPU", figures, machine, project=machine_note, baseline="plain")
+    path = save_result(name, figures, started=started, machine=machine, details=results)
+    print(f"saved {path}")
 
 
 def iobinding_on_cpu(calls: int) -> dict[str, Any]:
@@ -321,8 +716,6 @@ def iobinding_on_cpu(calls: int) -> dict[str, Any]:
     Each round runs the same prepared batch once through each path (in alternating order), so
     both see the same load; batch 1 and 3. Latency of ``backend.run`` alone, in ms.
     """
-    import os
-
     from deeplabstream.pose.loading import load_model
     from deeplabstream.pose.runtime.backends import OnnxRuntimeBackend
 
@@ -340,89 +733,12 @@ def iobinding_on_cpu(calls: int) -> dict[str, Any]:
         for index in range(calls):
             order = [("iobinding", bound), ("session_run", plain)]
             for name, backend in order if index % 2 else order[::-1]:
-                began = time.perf_counter_ns()
-                backend.run(data)
-                times[name].append((time.perf_counter_ns() - began) / 1e6)
-        results[f"batch{batch}"] = {
-            name: {k: round(v, 3) for k, v in (percentiles(t) or {}).items()}
-            for name, t in times.items()
-        }
+                times[name].append(_timed(backend.run, data))
+        results[f"batch{batch}"] = {name: _ms(t) for name, t in times.items()}
         print(f"batch {batch}: {results[f'batch{batch}']}")
     results["load_average_end"] = os.getloadavg()
     print(f"load average: start {results['load_average_start']}, end {results['load_average_end']}")
     return results
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--frames", type=int, default=1000)
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--model", type=Path, action="append", default=[])
-    parser.add_argument("--dlclive-python", default=None)
-    parser.add_argument("--closed-loop", action="store_true")
-    parser.add_argument(
-        "--iobinding-on-cpu",
-        type=int,
-        metavar="CALLS",
-        help="only compare IO binding with session.run on the CPU (the bundled model)",
-    )
-    args = parser.parse_args(argv)
-    if args.iobinding_on_cpu:
-        iobinding_on_cpu(args.iobinding_on_cpu)
-        return 0
-    reason = gpu_reason()
-    if reason is not None:
-        print(f"no GPU: not run ({reason})")
-        return 0
-    count = 150 if args.quick else args.frames
-    frames = clip_frames(count)
-    started, machine = now_iso(), machine_description()
-    results: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory() as folder:
-        results["resnet_50 (random weights)"] = measure_model(
-            "resnet_50", resnet50_descriptions(Path(folder)), None, frames, False
-        )
-        for path in [CSPNEXT, *args.model]:
-            descriptions = {p: load(path, p) for p in ("fp32", "fp16")}
-            results[path.name] = measure_model(path.name, descriptions, path, frames, True)
-    results["dlclive_cuda"] = dlclive_on_gpu(args.dlclive_python, CSPNEXT, count)
-    resnet = results["resnet_50 (random weights)"]
-    best = resnet.get("onnxruntime_tensorrt_fp16_b1") or resnet["onnxruntime_cuda_fp16_b1"]
-    figures = [
-        Figure(
-            "resnet50_fps",
-            "ResNet-50 640x480 batch 1, TensorRT fp16",
-            best.get("fps"),
-            resnet["cpu_fp32_b1"]["fps"],
-            "frames/s",
-            goal=">= 500",
-            higher_is_better=True,
-        ),
-        Figure(
-            "resnet50_p99_ms",
-            "frame -> keypoints p99",
-            best.get("latency_ms", {}).get("p99"),
-            resnet["cpu_fp32_b1"]["latency_ms"].get("p99"),
-            "ms",
-            goal="<= 3",
-        ),
-        Figure(
-            "warm_start_s",
-            "warm start with a cached engine",
-            resnet["start"]["fp16"].get("tensorrt_warm_s"),
-            resnet["start"]["fp16"].get("tensorrt_cold_s"),
-            "s",
-            goal="<= 5",
-        ),
-    ]
-    print_table("Pose models on the GPU", figures, machine, project="GPU", baseline="CPU / cold")
-    path = save_result("gpu", figures, started=started, machine=machine, details=results)
-    print(f"saved {path}")
-    if args.closed_loop:
-        from benchmarks import closed_loop
-
-        closed_loop.main(["--device", "tensorrt"] + (["--quick"] if args.quick else []))
-    return 0
 
 
 if __name__ == "__main__":

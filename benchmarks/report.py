@@ -67,7 +67,7 @@ TITLES = {
     "profile_session": "Where the time goes: priorities and core placement vs none "
     "(docs/performance.md)",
     "forward_prediction": "Forward prediction: the nose at the moment of the command",
-    "gpu": "A ResNet-50-class network on the GPU (640x480, batch 1)",
+    "gpu": "Pose models on the GPU: the app's path beside the plain reference (640x480)",
     "recording": "Recording two cameras",
     "replay": "Replay throughput (`utils/VideoAnalyzer.py`)",
     "verify": "Verification (`deeplabstream-verify`) per minute of a lossless recording vs a "
@@ -84,6 +84,11 @@ TITLES = {
     "soak": "Soak: three cameras with pose, an experiment and recording (`python -m "
     "benchmarks.soak --minutes N`, not part of run_all)",
 }
+#: What a benchmark not run yet points to instead (a sentence after "Not run yet").
+NOT_RUN = {
+    "gpu": " What was measured on a GPU (the previous release, before its fixes) is in "
+    "[gpu.md](gpu.md#measured-on-a-gpu).",
+}
 BASELINES = {
     "transport": ("ring+pipe", "mp.Queue"),
     "transport_doorbells": ("pipe", "portable"),
@@ -99,7 +104,7 @@ BASELINES = {
     "high_rate": ("app", "naive loop"),
     "profile_session": ("with priorities", "none"),
     "forward_prediction": ("predicted", "measured"),
-    "gpu": ("GPU", "CPU"),
+    "gpu": ("app", "plain reference"),
     "lsl": ("push", "loop without push"),
     "verify": ("deeplabstream-verify", "plain --fast replay"),
     "multi_animal": ("two mice", "motion only / one mouse"),
@@ -169,7 +174,7 @@ def render(results: dict[str, dict[str, Any]], previous: str = "") -> str:
         if data is None and TITLES[name] in kept:
             lines += _kept_section(kept[TITLES[name]])
         elif data is None:
-            lines.append(f"Not run yet: `python -m benchmarks.{name}`.\n")
+            lines.append(f"Not run yet: `python -m benchmarks.{name}`.{NOT_RUN.get(name, '')}\n")
         else:
             lines += _section(name, data)
         for variant in _variants(name, results, kept):  # other options, series of runs

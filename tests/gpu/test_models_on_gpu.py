@@ -6,8 +6,12 @@ fp16 export, a TensorRT fp16 engine) moves its points by at most 0.1 px at the m
 pytorch backend's rebuilt networks (DeepLabCut 3.0, Lightning Pose checkpoints) on CUDA, with
 channels-last and half weights, are held to the same limits.
 
-Marked ``gpu``: skipped, with the reason, where no GPU and onnxruntime-gpu are found. None of
-these has run yet (no GPU was available where they were written; docs/gpu.md).
+Each runs with and without ``[Pose] CUDA_GRAPH`` (whose graphs are checked against the plain
+run before use; the check's result is printed), one frame at a time and three at a time.
+``PRECISION = tf32`` is held to the fp16 limit and its deviation printed.
+
+Marked ``gpu``: skipped, with the reason, where no GPU and onnxruntime-gpu are found (or, for
+TensorRT, where its libraries do not load).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import pytest
 from deeplabstream.pose.formats.conversion import CACHE_ENV
 from deeplabstream.pose.loading import load_model
 from deeplabstream.pose.model import ModelDescription
-from deeplabstream.pose.runtime.backends import open_backend
+from deeplabstream.pose.runtime.backends import open_backend, providers_of, set_cuda_graph
 from deeplabstream.pose.runtime.estimator import PoseEstimator
 from tests.gpu.gpu_here import device_reason, skip_unless, torch_cuda_reason
 from tests.support.files import read_video
@@ -114,14 +118,28 @@ def converted_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 def _estimate(
-    description: ModelDescription, frames: list[np.ndarray], backend: str, device: str
+    description: ModelDescription,
+    frames: list[np.ndarray],
+    backend: str,
+    device: str,
+    cuda_graph: bool = False,
 ) -> np.ndarray:
-    opened = open_backend(description, backend, device, threads=2)  # type: ignore[arg-type]
+    set_cuda_graph(cuda_graph)  # every graph of the model: a two-stage model's second one too
     try:
-        opened.warm_up()
-        return PoseEstimator(description, opened, frames[0].shape, 3).estimate_animals(frames)
+        opened = open_backend(description, backend, device, threads=2)  # type: ignore[arg-type]
+        try:
+            opened.warm_up()
+            estimator = PoseEstimator(description, opened, frames[0].shape, 3)
+            # One frame at a time, then three at a time: two input shapes, two CUDA graphs.
+            single = [estimator.estimate_animals([frame]) for frame in frames[:12]]
+            return np.concatenate([*single, estimator.estimate_animals(frames[12:])])
+        finally:
+            record = providers_of(opened)
+            if record is not None and "cuda_graph" in record:
+                print(f"cuda graph: {record['cuda_graph']}")
+            opened.close()
     finally:
-        opened.close()
+        set_cuda_graph(False)
 
 
 def _matched_deviation(gpu: np.ndarray, cpu: np.ndarray) -> np.ndarray:
@@ -151,30 +169,51 @@ def _assert_close(gpu: np.ndarray, cpu: np.ndarray, half: bool, what: str) -> No
         assert deviation.max() <= FP32_MAX_PX, what
 
 
-@pytest.mark.parametrize("device", ["cuda", "tensorrt"])
+@pytest.mark.parametrize(
+    ("device", "cuda_graph"), [("cuda", False), ("cuda", True), ("tensorrt", False)],
+    ids=["cuda", "cuda-graph", "tensorrt"],
+)  # fmt: skip
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
-def test_onnxruntime_on_the_gpu_equals_the_cpu(case: Case, device: str) -> None:
+def test_onnxruntime_on_the_gpu_equals_the_cpu(case: Case, device: str, cuda_graph: bool) -> None:
     skip_unless(device_reason(device))
     path, frames = case.path(), case.frames()
     size = (frames[0].shape[0], frames[0].shape[1])
     fp32 = load_model(path, frame_size=size)
     cpu = _estimate(fp32, frames, "onnxruntime", "cpu")
-    gpu = _estimate(fp32, frames, "onnxruntime", device)
+    gpu = _estimate(fp32, frames, "onnxruntime", device, cuda_graph)
     half_export = fp32.precision == "fp16"  # a Lightning Pose fp16 export named by its file
     _assert_close(gpu, cpu, half_export, f"{case.name} on {device} {fp32.precision}")
     if case.fp16:
         fp16 = load_model(path, frame_size=size, precision="fp16")
-        half = _estimate(fp16, frames, "onnxruntime", device)
+        half = _estimate(fp16, frames, "onnxruntime", device, cuda_graph)
         _assert_close(half, cpu, True, f"{case.name} on {device} fp16")
 
 
-@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+@pytest.mark.parametrize("device", ["cuda", "tensorrt"])
+def test_tf32_moves_keypoints_by_a_measured_amount(device: str) -> None:
+    """PRECISION = tf32: the fp32 graph in TensorFloat-32 math; how far points move is printed."""
+    skip_unless(device_reason(device))
+    case = CASES[4]  # the DeepLabCut 3.0 export: a ResNet-class network converted here
+    path, frames = case.path(), case.frames()
+    size = (frames[0].shape[0], frames[0].shape[1])
+    cpu = _estimate(load_model(path, frame_size=size), frames, "onnxruntime", "cpu")
+    tf32 = _estimate(
+        load_model(path, frame_size=size, precision="tf32"), frames, "onnxruntime", device
+    )
+    _assert_close(tf32, cpu, True, f"{case.name} on {device} tf32")
+
+
+@pytest.mark.parametrize("cuda_graph", [False, True], ids=["eager", "cuda-graph"])
+@pytest.mark.parametrize("precision", ["fp32", "tf32", "fp16"])
 @pytest.mark.parametrize("case", [c for c in CASES if c.fp16], ids=lambda c: c.name)
-def test_pytorch_on_the_gpu_equals_the_onnx_cpu_path(case: Case, precision: str) -> None:
+def test_pytorch_on_the_gpu_equals_the_onnx_cpu_path(
+    case: Case, precision: str, cuda_graph: bool
+) -> None:
     skip_unless(torch_cuda_reason())
     path, frames = case.path(), case.frames()
     size = (frames[0].shape[0], frames[0].shape[1])
     cpu = _estimate(load_model(path, frame_size=size), frames, "onnxruntime", "cpu")
     model = load_model(path, frame_size=size, precision=precision)  # type: ignore[arg-type]
-    gpu = _estimate(model, frames, "pytorch", "cuda")
-    _assert_close(gpu, cpu, precision == "fp16", f"{case.name} pytorch cuda {precision}")
+    gpu = _estimate(model, frames, "pytorch", "cuda", cuda_graph)
+    what = f"{case.name} pytorch cuda {precision} {'graph' if cuda_graph else 'eager'}"
+    _assert_close(gpu, cpu, precision != "fp32", what)

@@ -1,7 +1,10 @@
 """A live session and a replay with the model on the GPU; TensorRT's engine cache reused.
 
-Marked ``gpu``: skipped, with the reason, where no GPU and onnxruntime-gpu are found. None of
-these has run yet (no GPU was available where they were written; docs/gpu.md).
+Marked ``gpu``: skipped, with the reason, where no GPU and onnxruntime-gpu are found. Every
+session on the GPU is held to the CPU's keypoints on the same frames, point by point: a live
+session to a CPU replay of its lossless recording, a replay to a CPU replay of the same clip
+(fp32 at most 0.01 px, fp16 at most 0.1 px at the median). The live comparison also runs on
+the CPU against itself (slow tier), so that it is known to pass where nothing is wrong.
 """
 
 from __future__ import annotations
@@ -14,16 +17,17 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
+from deeplabstream.offline.verify.frames import read_exact_poses
 from deeplabstream.pose.loading import BUNDLED_MODEL, load_model
 from deeplabstream.pose.runtime.backends import OnnxRuntimeBackend, providers_of
 from tests.gpu.gpu_here import cuda_reason, device_reason, skip_unless
 from tests.support.files import write_settings
 from tests.support.paths import PROJECT_ROOT, shared_data
 from tests.support.processes import only_session, run_cli
-
-pytestmark = pytest.mark.gpu
 
 
 def _pose_run(session: Path) -> dict:
@@ -38,6 +42,7 @@ def _model_providers(session: Path) -> dict:
     return _pose_run(session)["model"]["providers"]
 
 
+@pytest.mark.gpu
 def test_the_tensorrt_engine_is_built_once_and_reused_on_the_second_start(
     tmp_path: Path,
 ) -> None:
@@ -64,41 +69,156 @@ def test_the_tensorrt_engine_is_built_once_and_reused_on_the_second_start(
     assert any(p.suffix == ".engine" for p in cache_folder.iterdir())
 
 
-def test_a_live_session_runs_its_model_on_the_gpu(tmp_path: Path) -> None:
-    skip_unless(cuda_reason())
+#: The GPU's keypoints against the CPU's on the same frames (docs/gpu.md): fp32 and tf32 ...
+FP32_MAX_PX = 0.01
+#: ... and an fp16 model, at the median.
+FP16_MEDIAN_PX = 0.1
+#: The variants of the live and replay comparisons: the CPU runs the comparison itself (so that
+#: a machine without a GPU proves the test can pass), CUDA with and without a CUDA graph.
+DEVICES = [
+    pytest.param("cpu", "off", marks=pytest.mark.slow, id="cpu"),
+    pytest.param("cuda", "off", marks=pytest.mark.gpu, id="cuda"),
+    pytest.param("cuda", "on", marks=pytest.mark.gpu, id="cuda-graph"),
+]
+
+
+def _skip_unless_device(device: str) -> None:
+    if device != "cpu":
+        skip_unless(cuda_reason())
+
+
+def _pose_settings(device: str, cuda_graph: str) -> str:
+    return f"[Pose]\nDEVICE = {device}\nCUDA_GRAPH = {cuda_graph}\n"
+
+
+def _replay(video: Path, folder: Path, settings: str, model: Path | None = None) -> Path:
+    """Replay ``video`` frame by frame (--fast) with ``settings``; the session folder."""
+    folder.mkdir(parents=True)
+    settings_file = folder / "settings.ini"
+    settings_file.write_text("[Camera arena]\nSOURCE = synthetic\n" + settings)
+    result = subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / "utils" / "VideoAnalyzer.py"), str(video), "--fast",
+         "--no-experiment", "--settings", str(settings_file), "--output-dir", str(folder / "out"),
+         *(["--model", str(model)] if model is not None else [])],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=900,
+        env={**os.environ, "DEEPLABSTREAM_CACHE": str(folder.parent / "converted")},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return only_session(folder / "out")
+
+
+def _exact_poses(session: Path, camera: str) -> dict[int, np.ndarray]:
+    """The session's keypoints to the bit, by frame index: {frame: (A, K, 3)}."""
+    keypoints = len(_pose_run(session)["model"]["keypoints"])
+    frames, points = read_exact_poses(session / f"{camera}.pose_exact.csv", keypoints)
+    return {int(f): p for f, p in zip(frames, points, strict=True)}
+
+
+def _deviation_px(ours: dict[int, np.ndarray], theirs: dict[int, np.ndarray]) -> np.ndarray:
+    """Distance (px) of every point found in both, frames of ``ours`` (all found in ``theirs``)."""
+    missing = sorted(set(ours) - set(theirs))
+    assert not missing, f"frames analysed here but not in the reference: {missing[:10]}"
+    d = np.concatenate([np.hypot(*(ours[f][..., :2] - theirs[f][..., :2]).T).ravel() for f in ours])
+    found = d[np.isfinite(d)]
+    assert found.size > 0, "no keypoint found in both"
+    return found
+
+
+def _assert_within(deviation: np.ndarray, half: bool, what: str) -> None:
+    print(f"{what}: median {np.median(deviation):.5f} px, max {deviation.max():.5f} px "
+          f"({deviation.size} points)")  # fmt: skip
+    if half:
+        assert np.median(deviation) <= FP16_MEDIAN_PX, what
+    else:
+        assert deviation.max() <= FP32_MAX_PX, what
+
+
+@pytest.mark.parametrize(("device", "cuda_graph"), DEVICES)
+def test_a_live_session_on_the_device_equals_a_cpu_replay_of_its_recording(
+    tmp_path: Path, device: str, cuda_graph: str
+) -> None:
+    """The keypoints a live session wrote are those the CPU finds in the same (lossless) frames."""
+    _skip_unless_device(device)
     settings = write_settings(
-        tmp_path, "[Camera arena]\nSOURCE = synthetic\nFRAMERATE = 100\n[Pose]\nDEVICE = cuda\n"
+        tmp_path,
+        "[Camera arena]\nSOURCE = synthetic\nFRAMERATE = 100\n[Recording]\nCODEC = ffv1\n"
+        + _pose_settings(device, cuda_graph),
     )
     result = run_cli(
-        "--settings", str(settings), "--headless", "--pose-enabled", "--frames", "300",
-        "--output-dir", str(tmp_path / "out"), timeout=300,
+        "--settings", str(settings), "--headless", "--pose-enabled", "--recording-enabled",
+        "--frames", "120", "--output-dir", str(tmp_path / "out"), timeout=300,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    providers = _model_providers(only_session(tmp_path / "out"))
-    assert providers["applied"][0]["name"] == "CUDAExecutionProvider"
-    assert providers["asked"][0]["options"]["cudnn_conv_algo_search"] == "EXHAUSTIVE"
-    print(json.dumps(providers, indent=1))
+    live = only_session(tmp_path / "out")
+    providers = _model_providers(live)
+    if device == "cuda":
+        assert providers["applied"][0]["name"] == "CUDAExecutionProvider"
+        assert providers["asked"][0]["options"]["use_tf32"] == "0"
+        if cuda_graph == "on":  # the graph ran, or session.json says why not
+            print(json.dumps(providers.get("cuda_graph"), indent=1))
+    replayed = _replay(next(live.glob("arena.mkv")), tmp_path / "cpu", _pose_settings("cpu", "off"))
+    video_frames = pd.read_csv(live / "arena.frames.csv")["frame_index"].to_numpy()
+    by_camera_index = {
+        int(video_frames[position]): points
+        for position, points in _exact_poses(replayed, "arena").items()
+    }
+    live_points = _exact_poses(live, "arena")
+    assert len(live_points) >= 20, f"only {len(live_points)} frames analysed live"
+    deviation = _deviation_px(live_points, by_camera_index)
+    _assert_within(deviation, False, f"live on {device} (CUDA_GRAPH = {cuda_graph}) vs CPU replay")
 
 
-def test_a_replay_runs_its_model_on_the_gpu(tmp_path: Path) -> None:
-    skip_unless(cuda_reason())
-    clip = shared_data("dlc3-openfield-cspnext_s/clip/m3v1mp4_first100.mp4")
-    model = shared_data(
+REPLAY_CASES = [
+    pytest.param(
+        "dlc3-openfield-cspnext_s/clip/m3v1mp4_first100.mp4",
         "dlc3-openfield-cspnext_s/model/"
-        "DLC_openfield_NetType.CSPNEXT_S_iteration-0_shuffle-2_snapshot-best-60.pt"
-    )
-    settings = tmp_path / "settings.ini"
-    settings.write_text("[Camera arena]\nSOURCE = synthetic\n[Pose]\nDEVICE = cuda\n")
-    result = subprocess.run(
-        [sys.executable, str(PROJECT_ROOT / "utils" / "VideoAnalyzer.py"), str(clip), "--fast",
-         "--no-experiment", "--model", str(model), "--settings", str(settings),
-         "--output-dir", str(tmp_path / "out")],
-        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600,
-        env={**os.environ, "DEEPLABSTREAM_CACHE": str(tmp_path / "converted")},
-    )  # fmt: skip
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    (session,) = [p.parent for p in (tmp_path / "out").glob("*/session.json")]
-    providers = _model_providers(session)
+        "DLC_openfield_NetType.CSPNEXT_S_iteration-0_shuffle-2_snapshot-best-60.pt",
+        "fp32",
+        id="dlc3-fp32",
+    ),
+    pytest.param(
+        "dlc3-openfield-cspnext_s/clip/m3v1mp4_first100.mp4",
+        "dlc3-openfield-cspnext_s/model/"
+        "DLC_openfield_NetType.CSPNEXT_S_iteration-0_shuffle-2_snapshot-best-60.pt",
+        "fp16",
+        id="dlc3-fp16",
+    ),
+    pytest.param(
+        "lp-mirror-mouse-resnet18/clip/test_vid_first100.mp4",
+        "lp-mirror-mouse-resnet18/model/exports_onnx/epoch=39-step=200-best_fp16.onnx",
+        "fp32",  # the export's own fp16 graph, named by its file
+        id="lightning-pose-fp16-export",
+    ),
+    pytest.param(
+        "sleap-flies/inference/flies_clip_first100.mp4",
+        "sleap-flies/onnx/flies_bottomup_tiny_onnx",
+        "fp32",
+        id="sleap-bottom-up",
+    ),
+]
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("cuda_graph", ["off", "on"])
+@pytest.mark.parametrize(("clip", "model", "precision"), REPLAY_CASES)
+def test_a_replay_on_the_gpu_equals_a_cpu_replay_of_the_same_frames(
+    tmp_path: Path, clip: str, model: str, precision: str, cuda_graph: str
+) -> None:
+    skip_unless(cuda_reason())
+    video, model_path = shared_data(clip), shared_data(model)
+    precision_line = f"PRECISION = {precision}\n"
+    gpu = _replay(video, tmp_path / "gpu", _pose_settings("cuda", cuda_graph) + precision_line,
+                  model_path)  # fmt: skip
+    cpu = _replay(video, tmp_path / "cpu", _pose_settings("cpu", "off"), model_path)
+    providers = _model_providers(gpu)
     assert providers["applied"][0]["name"] == "CUDAExecutionProvider"
-    figures = next(iter(_pose_run(session)["cameras"].values()))
+    figures = next(iter(_pose_run(gpu)["cameras"].values()))
     assert figures["frames_analysed"] == 100  # every frame of the clip
+    half = precision == "fp16" or "fp16" in model
+    ours, theirs = _exact_poses(gpu, "arena"), _exact_poses(cpu, "arena")
+    if next(iter(ours.values())).shape[0] > 1:  # several animals: matched by their order here
+        ours = {f: p[np.argsort(np.nan_to_num(p[:, 0, 0]))] for f, p in ours.items()}
+        theirs = {f: p[np.argsort(np.nan_to_num(p[:, 0, 0]))] for f, p in theirs.items()}
+    _assert_within(
+        _deviation_px(ours, theirs), half, f"{model_path.name} {precision} cuda graph {cuda_graph}"
+    )

@@ -472,7 +472,9 @@ class ModelRecord(Part):
     keypoints: tuple[str, ...] | None = key("its keypoints, in order", optional=True)
     input: Any = key("its input size [width, height]", optional=True)
     stride: float | None = key("its output grid, in input pixels", optional=True)
-    precision: str | None = key("fp32, fp16 or int8", optional=True)
+    precision: str | None = key(
+        "fp32, tf32 (the fp32 graph, TensorFloat-32 on a GPU), fp16 or int8", optional=True
+    )
     decoder: str | None = key("how keypoints are read from its output", optional=True)
     provider: str | None = key("the execution provider it ran on", optional=True)
     max_animals: int | None = key("animals it finds at most", optional=True)

@@ -50,6 +50,7 @@ from deeplabstream.pose.runtime.precision import (
     PRECISIONS,
     PrecisionName,
     backend_problem,
+    device_problem as precision_device_problem,
     int8_model,
 )
 
@@ -95,7 +96,8 @@ def load_model(
         ``fp16`` converts a DeepLabCut export or Lightning Pose checkpoint to a half-precision
         graph (a Lightning Pose export picks its precision by the ``.onnx`` file named);
         ``int8`` takes the graph quantized beforehand by ``python -m deeplabstream.pose.quantize``
-        (:mod:`pose.runtime.precision`), refused when there is none.
+        (:mod:`pose.runtime.precision`), refused when there is none; ``tf32`` the fp32 graph,
+        which a GPU backend then runs with TensorFloat-32 math.
     max_animals
         For a multi-animal model, the most animals it reports per frame (``[Pose]
         MAX_ANIMALS``); None keeps the model's own default. Single-animal models ignore it.
@@ -119,6 +121,9 @@ def load_model(
             model, frame_size=frame_size, precision=precision, max_animals=max_animals
         )
         return dataclasses.replace(inner, named_path=path, found_model=model)
+    if precision == "tf32":  # the fp32 graph; the backend allows TensorFloat-32 on the GPU
+        fp32 = load_model(path, frame_size=frame_size, precision="fp32", max_animals=max_animals)
+        return dataclasses.replace(fp32, precision="tf32")
     if precision == "int8":  # the fp32 model, then its quantized graph (pose.runtime.precision)
         fp32 = load_model(path, frame_size=frame_size, precision="fp32", max_animals=max_animals)
         return int8_model(fp32, path)
@@ -243,8 +248,12 @@ def check_backend(path: Path | None, backend: str) -> None:
         raise ModelError(problem)
 
 
-def check_precision(path: Path | None, precision: PrecisionName, backend: str) -> None:
+def check_precision(
+    path: Path | None, precision: PrecisionName, backend: str, device: str = "cpu"
+) -> None:
     """Check that ``[Pose] PRECISION`` applies to the model at ``path`` on ``backend``.
+
+    tf32 needs a GPU ``device``.
 
     fp16 needs a model converted here; int8 the onnxruntime backend and a graph quantized
     beforehand (the fp32 description is loaded for it: a converted model's graph is taken from
@@ -255,7 +264,7 @@ def check_precision(path: Path | None, precision: PrecisionName, backend: str) -
     ModelError
         Naming the model and what to run or set instead.
     """
-    problem = backend_problem(precision, backend)
+    problem = backend_problem(precision, backend) or precision_device_problem(precision, device)
     if problem is not None:
         raise ModelError(problem)
     path = model_to_load(path)

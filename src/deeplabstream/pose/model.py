@@ -78,8 +78,9 @@ class ModelDescription:
     batch_size
         None when the batch dimension is dynamic, else the fixed size.
     precision
-        ``fp32``, ``fp16`` (the precision of the graph's weights and input) or ``int8`` (a graph
-        quantized by ONNX Runtime, float32 input: :mod:`pose.runtime.precision`).
+        ``fp32``, ``fp16`` (the precision of the graph's weights and input), ``int8`` (a graph
+        quantized by ONNX Runtime, float32 input: :mod:`pose.runtime.precision`) or ``tf32``
+        (the fp32 graph, run with TensorFloat-32 math on an NVIDIA GPU).
     skeleton
         Pairs of keypoint names to draw as lines.
     source_file
@@ -146,7 +147,7 @@ class ModelDescription:
     input_name: str = "images"
     output_names: tuple[str, ...] = ("heatmaps",)
     batch_size: int | None = None
-    precision: Literal["fp32", "fp16", "int8"] = "fp32"
+    precision: Literal["fp32", "tf32", "fp16", "int8"] = "fp32"
     skeleton: tuple[tuple[str, str], ...] = field(default=())
     source_file: Path | None = None
     any_input_size: bool = False

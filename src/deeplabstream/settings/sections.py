@@ -399,9 +399,11 @@ class PoseSettings:
         "several), comma-separated. Only the formats named here are imported; empty: none of "
         "the lab's. See docs/plugins.md, Model formats.",
     )
-    precision: Literal["fp32", "fp16", "int8"] = setting(
+    precision: Literal["fp32", "tf32", "fp16", "int8"] = setting(
         "fp32",
-        doc="`fp16` converts DeepLabCut and Lightning Pose checkpoint models to half precision "
+        doc="`fp32` is IEEE fp32 on every device (TensorFloat-32 off on NVIDIA GPUs); `tf32` "
+        "runs the same graph with TensorFloat-32 math on an NVIDIA GPU (DEVICE = cuda or "
+        "tensorrt: faster, keypoints move; docs/gpu.md). `fp16` converts DeepLabCut and Lightning Pose checkpoint models to half precision "
         "(faster on GPUs; keypoints move, see docs/pose-models.md for how much). A Lightning "
         "Pose export picks its precision by the `.onnx` file MODEL_PATH names. `int8` runs the "
         "model quantized beforehand, calibrated on your own video, by `python -m "
@@ -430,6 +432,14 @@ class PoseSettings:
         "installed, or whose CUDA/cuDNN libraries are missing, stops before the start with a "
         "message naming what is available and the command that installs it; it never falls "
         "back to the CPU. Options and the TensorRT engine cache: docs/gpu.md.",
+    )
+    cuda_graph: Literal["off", "on"] = setting(
+        "off",
+        doc="`on`: on an NVIDIA GPU (DEVICE = cuda, BACKEND = onnxruntime or pytorch) the "
+        "network's kernels are captured once per input size as a CUDA graph and replayed, "
+        "which saves their launch time. Each graph is used only after it gave the plain run's "
+        "outputs on two inputs; a graph that does not is left off for that size, and "
+        "session.json says why. Off by default (docs/gpu.md says what was measured).",
     )
     threads: int = setting(
         0,

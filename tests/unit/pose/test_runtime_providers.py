@@ -17,6 +17,7 @@ import pytest
 from deeplabstream.live.session.preflight import check_before_start
 from deeplabstream.pose.loading import load_model
 from deeplabstream.pose.model import ModelError
+from deeplabstream.pose.runtime import providers
 from deeplabstream.pose.runtime.backends import (
     OnnxRuntimeBackend,
     device_check,
@@ -24,13 +25,16 @@ from deeplabstream.pose.runtime.backends import (
     providers_of,
     set_idle_threads_spin,
 )
+from deeplabstream.pose.runtime.precision import device_problem as precision_device_problem
 from deeplabstream.pose.runtime.providers import (
     GPU_INSTALL,
+    TENSORRT_LIBRARIES,
     cuda_library_problems,
     device_problem,
     failed_libraries,
     loads,
     provider_plan,
+    tensorrt_library_problems,
 )
 from deeplabstream.settings import load_settings
 from tests.support.files import write_settings
@@ -53,21 +57,73 @@ def test_cuda_options_for_a_graph_of_fixed_size(bundled) -> None:
         "cudnn_conv_algo_search": "EXHAUSTIVE",
         "arena_extend_strategy": "kSameAsRequested",
         "do_copy_in_default_stream": "1",
-        "enable_cuda_graph": "1",
+        "use_tf32": "0",  # fp32 is fp32: ONNX Runtime's default is TF32
     }
-    retry = plan.without("enable_cuda_graph")
+    # No CUDA graph unless [Pose] CUDA_GRAPH = on asks for it, and session.json says so.
+    assert any("CUDA_GRAPH = off" in note for note in plan.notes)
+    assert any("use_tf32 = 0" in note for note in plan.notes)
+    graph = provider_plan(bundled, "cuda", cuda_graph=True)
+    assert graph.providers[0][1]["enable_cuda_graph"] == "1"
+    retry = graph.without("enable_cuda_graph")
     assert "enable_cuda_graph" not in retry.providers[0][1]
-    assert "enable_cuda_graph" in plan.providers[0][1]  # the plan itself is unchanged
+    assert "enable_cuda_graph" in graph.providers[0][1]  # the plan itself is unchanged
+
+
+def test_tf32_is_used_only_where_the_precision_asks_for_it(bundled) -> None:
+    tf32 = dataclasses.replace(bundled, precision="tf32")
+    assert provider_plan(tf32, "cuda").providers[0][1]["use_tf32"] == "1"
+    assert any("PRECISION = tf32" in n for n in provider_plan(tf32, "cuda").notes)
+    for precision in ("fp32", "fp16", "int8"):
+        described = dataclasses.replace(bundled, precision=precision)
+        assert provider_plan(described, "cuda").providers[0][1]["use_tf32"] == "0"
+        # The CUDA provider beside TensorRT takes the nodes TensorRT leaves, in fp32 too.
+        assert provider_plan(described, "tensorrt").providers[1][1]["use_tf32"] == "0"
+    fp32_trt = provider_plan(bundled, "tensorrt")
+    assert any("NVIDIA_TF32_OVERRIDE = 0" in note for note in fp32_trt.notes)
+    assert not any("TF32_OVERRIDE" in n for n in provider_plan(tf32, "tensorrt").notes)
+
+
+def test_the_tf32_precision_runs_the_fp32_graph_and_only_on_a_gpu(bundled, tmp_path) -> None:
+    tf32 = load_model(None, precision="tf32")
+    assert tf32.precision == "tf32" and tf32.model_file == bundled.model_file
+    assert "DEVICE = cuda or tensorrt" in (precision_device_problem("tf32", "cpu") or "")
+    assert precision_device_problem("tf32", "cuda") is None
+    assert precision_device_problem("fp16", "cpu") is None
+    text = "[Camera arena]\nSOURCE = synthetic\n[Pose]\nPRECISION = tf32\n"
+    [problem] = check_before_start(load_settings(write_settings(tmp_path, text)), True, False)
+    assert "[Pose] PRECISION = tf32" in problem and "set PRECISION = fp32" in problem
 
 
 def test_cuda_options_for_a_graph_of_any_size(bundled) -> None:
     any_size = dataclasses.replace(bundled, any_input_size=True)
-    plan = provider_plan(any_size, "cuda")
+    plan = provider_plan(any_size, "cuda", cuda_graph=True)
     options = plan.providers[0][1]
     # Every new crop or frame size would pay an exhaustive search, and a CUDA graph per size.
     assert options["cudnn_conv_algo_search"] == "HEURISTIC"
     assert "enable_cuda_graph" not in options
-    assert any("enable_cuda_graph off" in note for note in plan.notes)
+    assert any("enable_cuda_graph off: the graph runs at any input size" in n for n in plan.notes)
+
+
+def test_missing_tensorrt_libraries_are_named_with_the_install_command_mocked_provider_list(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """ONNX Runtime listed TensorRT while libnvinfer was absent, and nothing noticed.
+
+    No GPU build of ONNX Runtime is installed here: its provider list is mocked to hold
+    TensorRT (and its CUDA libraries to load); the TensorRT libraries are really looked for.
+    """
+    if platform.system() not in TENSORRT_LIBRARIES:
+        pytest.skip(f"no TensorRT libraries are named for {platform.system()}")
+    missing = tensorrt_library_problems()
+    if not missing:
+        pytest.skip("TensorRT's libraries load here")
+    available = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: available)
+    monkeypatch.setattr(providers, "cuda_library_problems", lambda provider: [])
+    problem = device_problem("tensorrt") or ""
+    assert missing[0] in problem and "TensorRT's libraries cannot be loaded" in problem
+    assert "pip install tensorrt-cu" in problem and "set DEVICE = cuda" in problem
+    assert device_problem("cuda") is None  # CUDA alone needs no TensorRT
 
 
 def test_tensorrt_options_follow_precision_and_cache(bundled, tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from deeplabstream.pose.runtime.torch_device import (  # noqa: E402
     TorchPlacement,
     place_input,
     place_module,
+    set_tf32,
     torch_placement,
 )
 
@@ -35,6 +36,30 @@ def test_cuda_placement_is_channels_last_and_half_for_fp16() -> None:
     assert placement == TorchPlacement("cuda:0", half=True, channels_last=True)
     assert placement.record()["memory_format"] == "channels_last"
     assert torch_placement("cuda", "fp32", cuda_available=lambda: True).half is False
+
+
+def test_fp32_on_a_gpu_is_ieee_fp32_and_tf32_is_named() -> None:
+    # PyTorch's cuDNN convolutions use TF32 by default: fp32 must turn it off, tf32 on.
+    fp32 = torch_placement("cuda", "fp32", cuda_available=lambda: True)
+    tf32 = torch_placement("cuda", "tf32", cuda_available=lambda: True)
+    assert not fp32.tf32 and tf32.tf32 and not tf32.half
+    assert fp32.record()["precision"] == "fp32 (TF32 off)"
+    assert tf32.record()["precision"] == "fp32 with TensorFloat-32 math"
+    assert torch_placement("cpu", "fp32").record()["precision"] == "fp32"
+
+
+def test_the_tf32_switches_are_set_both_ways() -> None:
+    conv = torch.backends.cudnn.conv
+    before = (conv.fp32_precision, torch.backends.cuda.matmul.fp32_precision)
+    try:
+        set_tf32(torch, False)
+        assert conv.fp32_precision == "ieee"
+        assert torch.backends.cuda.matmul.fp32_precision == "ieee"
+        set_tf32(torch, True)
+        assert conv.fp32_precision == "tf32"
+        assert torch.backends.cuda.matmul.fp32_precision == "tf32"
+    finally:
+        conv.fp32_precision, torch.backends.cuda.matmul.fp32_precision = before
 
 
 def test_a_cuda_request_without_cuda_stops_with_the_torch_build_and_the_command() -> None:

@@ -46,6 +46,7 @@ from deeplabstream.pose.runtime.backends import (
     providers_of,
     second_graph_device,
     second_graph_threads,
+    set_cuda_graph,
     set_idle_threads_spin,
 )
 from deeplabstream.pose.runtime.context import ContextEstimator
@@ -285,6 +286,7 @@ def _load_models(job: PoseJob) -> dict[str, AnyModel]:
     # (core.priority.inference_pool_may_spin); elsewhere they sleep, leaving the cores to
     # capture and recording.
     set_idle_threads_spin(inference_pool_may_spin(pinned, threads))
+    set_cuda_graph(settings.cuda_graph == "on")
     models: dict[str, AnyModel] = {}
     for camera in job.cameras:
         key = model_key(camera)

@@ -487,7 +487,7 @@ def _precision_problems(settings: Settings, plan: CameraPlan) -> list[str]:
     problems = []
     for path in sorted(plan.models, key=str):
         try:
-            check_precision(path, precision, settings.pose.backend)
+            check_precision(path, precision, settings.pose.backend, settings.pose.device)
         except ModelError as error:
             problems.append(f"{where}: {error}")
     return problems

@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import inspect
+import os
 import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -41,6 +42,7 @@ from deeplabstream.pose.model import ModelDescription, ModelError
 from deeplabstream.pose.model_format import build_torch_module, format_of_description
 from deeplabstream.pose.runtime.iobinding import CudaGraphBinding, HostBinding, pinned_empty
 from deeplabstream.pose.runtime.providers import (
+    TF32_OVERRIDE,
     DeviceName,
     ProviderPlan,
     device_problem,
@@ -48,6 +50,7 @@ from deeplabstream.pose.runtime.providers import (
     providers_record,
 )
 from deeplabstream.pose.runtime.torch_device import (
+    CudaGraphRunner,
     TorchPlacement,
     place_input,
     place_module,
@@ -68,6 +71,22 @@ WARM_UP_RUNS = 3
 #: Whether the pool threads of ONNX Runtime sessions opened from now on in this process spin
 #: when idle (:func:`set_idle_threads_spin`); they sleep unless the process says otherwise.
 _IDLE_THREADS_SPIN = {"spin": False}
+
+
+#: Whether the GPU sessions opened from now on in this process run through a CUDA graph
+#: (:func:`set_cuda_graph`); off unless the process says otherwise.
+_CUDA_GRAPH = {"on": False}
+
+
+def set_cuda_graph(on: bool) -> None:
+    """Run the CUDA sessions and PyTorch modules this process opens next through a CUDA graph.
+
+    The inference worker calls it once, before it opens its models, with ``[Pose] CUDA_GRAPH``:
+    a process setting, like :func:`set_idle_threads_spin`, so that every graph of a model (a
+    two-stage model's second graph) follows it. Each graph is checked against the plain run
+    before it is used (:mod:`pose.runtime.graph_check`).
+    """
+    _CUDA_GRAPH["on"] = on
 
 
 def set_idle_threads_spin(spin: bool) -> None:
@@ -229,6 +248,10 @@ class OnnxRuntimeBackend:
         for comparison.
     progress
         Gets the lines of a TensorRT engine build (the window's status); they are logged too.
+    cuda_graph
+        On CUDA, capture a CUDA graph per input shape (:class:`~pose.runtime.iobinding.
+        CudaGraphBinding`, checked against a plain session of the same graph before it is
+        used); None follows :func:`set_cuda_graph` (off unless the process said otherwise).
 
     Attributes
     ----------
@@ -257,6 +280,7 @@ class OnnxRuntimeBackend:
         allow_spinning: bool | None = None,
         io_binding: bool = True,
         progress: Callable[[str], None] | None = None,
+        cuda_graph: bool | None = None,
     ) -> None:
         import onnxruntime as ort  # heavy: imported when this backend opens
 
@@ -272,7 +296,9 @@ class OnnxRuntimeBackend:
         self._cache: PreparedCache | None = None
         self._build_s: float | None = None
         self._input_memory = "host memory (numpy)"
+        self._cuda_graph = _CUDA_GRAPH["on"] if cuda_graph is None else cuda_graph
         plan = self._plan(description, device, ort.__version__)
+        _fp32_engines_without_tf32(plan, description)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
@@ -305,23 +331,34 @@ class OnnxRuntimeBackend:
         self._check_names(path)
         device_id = int(self._plan_used.providers[0][1].get("device_id", 0))
         self._binding: HostBinding | CudaGraphBinding | None = None
+        self._reference: Any = None  # a CUDA graph's plain session, its check and fall-back
         if self.provider == "CUDAExecutionProvider" and _asks_cuda_graph(self._plan_used):
+            plain = self._plan_used.without("enable_cuda_graph")
+            self._reference, _ = self._open_session(ort, path, options, plain)
             self._binding = CudaGraphBinding(
-                self._session, self._input_name, self._output_names, device_id
-            )
-        elif io_binding:
-            self._binding = HostBinding(
                 self._session,
+                self._host_binding(self._reference),
                 self._input_name,
                 self._output_names,
-                self.host_buffer,
-                synchronize=self.provider != "CPUExecutionProvider",
+                device_id,
             )
+        elif io_binding:
+            self._binding = self._host_binding(self._session)
+
+    def _host_binding(self, session: Any) -> HostBinding:
+        """Bind ``session``'s input where the pre-processing writes it, outputs in host buffers."""
+        return HostBinding(
+            session,
+            self._input_name,
+            self._output_names,
+            self.host_buffer,
+            synchronize=self.provider != "CPUExecutionProvider",
+        )
 
     def _plan(self, description: ModelDescription, device: str, ort_version: str) -> ProviderPlan:
         """Return the providers and options; for TensorRT, make its cache folder ready first."""
         if device != "tensorrt":
-            return provider_plan(description, device)
+            return provider_plan(description, device, cuda_graph=self._cuda_graph)
         key = make_key(description, gpu_info(), tensorrt_version(), ort_version)
         model_file = Path(description.model_file)
         self._cache = prepare_cache(cache_root(model_file), model_file, key)
@@ -377,8 +414,13 @@ class OnnxRuntimeBackend:
         """What ``session.json`` records about the providers (see the class's attributes)."""
         if self._session is None:
             return {}
+        extra: dict[str, Any] = {}
         if isinstance(self._binding, CudaGraphBinding):
-            binding = "device buffers, CUDA graph per input shape"
+            binding = "device buffers, CUDA graph per input shape, each checked against a plain run"
+            extra["cuda_graph"] = {
+                "checked_shapes": self._binding.checked_shapes,
+                "refused": self._binding.refusals,
+            }
         elif self._binding is not None:
             binding = "host buffers, allocated once per input shape"
             unbound = [list(key[0]) for key, slot in self._binding.slots.items() if slot.unbound]
@@ -386,7 +428,7 @@ class OnnxRuntimeBackend:
                 binding += f"; off for inputs of shape {unbound} (outputs change shape)"
         else:
             binding = "off (session.run)"
-        extra: dict[str, Any] = {
+        extra |= {
             "io_binding": binding,
             "input_memory": self._input_memory,
             "idle_threads": "spin" if self.idle_threads_spin else "sleep",
@@ -451,6 +493,18 @@ class OnnxRuntimeBackend:
         """Drop the session and its buffers."""
         self._binding = None
         self._session = None
+        self._reference = None
+
+
+def _fp32_engines_without_tf32(plan: ProviderPlan, description: ModelDescription) -> None:
+    """Keep TensorRT from building an fp32 engine with TF32 (it would, by default).
+
+    TensorRT has no option of ONNX Runtime's for it; NVIDIA's ``NVIDIA_TF32_OVERRIDE=0`` turns
+    TF32 off in its builder (and in cuBLAS and cuDNN) for the whole process. A value the user
+    set is left as it is.
+    """
+    if plan.main == "TensorrtExecutionProvider" and description.precision == "fp32":
+        os.environ.setdefault(TF32_OVERRIDE, "0")
 
 
 def _asks_cuda_graph(plan: ProviderPlan) -> bool:
@@ -641,19 +695,36 @@ class TorchBackend:
             self._module = place_module(module, dataclasses.replace(self._placement, half=False))
         self._description = description
         self.provider = f"torch {self._device}"
+        # [Pose] CUDA_GRAPH = on (set_cuda_graph): kernels replayed per input shape, checked.
+        self._graphs = (
+            CudaGraphRunner(self._module)
+            if self._device.type == "cuda" and _CUDA_GRAPH["on"]
+            else None
+        )
 
     @property
     def providers(self) -> dict[str, Any]:
-        """What ``session.json`` records: the device, precision and memory format."""
-        return {"device": self._placement.device, "torch": self._placement.record()}
+        """What ``session.json`` records: the device, precision, memory format, CUDA graph."""
+        record: dict[str, Any] = {
+            "device": self._placement.device,
+            "torch": self._placement.record(),
+        }
+        if self._device.type == "cuda":
+            record["cuda_graph"] = (
+                {"checked_shapes": self._graphs.checked_shapes, "refused": self._graphs.refusals}
+                if self._graphs is not None
+                else "off: [Pose] CUDA_GRAPH = off (the default)"
+            )
+        return record
 
     def run(self, batch: np.ndarray) -> list[np.ndarray]:
         """Run the module; outputs in ``description.output_names`` order."""
         torch = self._torch
         with torch.inference_mode():
             tensor = place_input(torch.from_numpy(np.ascontiguousarray(batch)), self._placement)
-            result = self._module(tensor)
-        return [t.detach().cpu().numpy() for t in self._ordered(result)]
+            result = self._module(tensor) if self._graphs is None else self._graphs(tensor)
+            # Copied to the host at once: a graph's outputs are overwritten by its next replay.
+            return [t.detach().float().cpu().numpy() for t in self._ordered(result)]
 
     def _ordered(self, result: Any) -> list[Any]:
         """Return the module's outputs as a list in ``output_names`` order."""
@@ -677,6 +748,7 @@ class TorchBackend:
     def close(self) -> None:
         """Drop the module (and free cached device memory)."""
         self._module = None
+        self._graphs = None
         if self._device.type == "cuda":
             self._torch.cuda.empty_cache()
 

@@ -11,14 +11,15 @@ every output (and, on a GPU, copies the input from wherever it is). Bound instea
     first call of each input shape and bound by address: ONNX Runtime writes into them (on the
     CPU directly, from the GPU by one copy). An input that is not contiguous, or of another
     type, is first copied into a buffer of its shape (allocated once).
-:class:`CudaGraphBinding` (CUDA with ``enable_cuda_graph``)
-    Input and outputs live on the GPU at fixed addresses (a CUDA graph replays kernels on the
-    addresses it captured): the host input is copied into the device input
-    (``OrtValue.update_inplace``) and the outputs copied back after the run. Each input shape
-    gets its own graph (``gpu_graph_id``). Never run on a GPU here (docs/gpu.md).
+:class:`CudaGraphBinding` (CUDA with ``enable_cuda_graph``, ``[Pose] CUDA_GRAPH = on``)
+    Input and outputs live on the GPU at fixed addresses, bound before the run that captures
+    the graph (a CUDA graph replays kernels on the addresses it captured): the host input is
+    copied into the device input (``OrtValue.update_inplace``) and the outputs copied back
+    after the run. Each input shape gets its own graph (``gpu_graph_id``), checked against the
+    plain session on two inputs before it is used.
 
-The outputs returned are the bound buffers themselves: **valid until the next run** of the same
-shape (the estimator decodes them at once; a caller keeping them copies).
+The outputs :class:`HostBinding` returns are the bound buffers themselves: **valid until the next
+run** of the same shape (the estimator decodes them at once; a caller keeping them copies).
 
 A new input shape (another batch size, another crop size) gets new buffers; the buffers of
 earlier shapes are kept for when that shape comes back (a few: batch sizes and rounded crops).
@@ -33,6 +34,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from deeplabstream.pose.runtime.graph_check import GRAPH_AGREEMENT, other_input, relative_deviation
 
 log = logging.getLogger(__name__)
 
@@ -155,99 +158,187 @@ class HostBinding:
 
 @dataclass
 class _DeviceSlot:
-    """The device buffers of one input shape, and its CUDA graph's id."""
+    """The device buffers of one input shape, its CUDA graph's id, and what its check found."""
 
     binding: Any
-    input: Any  # OrtValue on the GPU
-    outputs: list[Any]  # OrtValues on the GPU, after the first run
+    input: Any  # OrtValue on the device, at a fixed address
+    outputs: list[Any]  # OrtValues on the device, at fixed addresses
     run_options: Any
     runs: int = 0
+    #: Why this shape runs on the plain session instead (None: the graph was checked and runs).
+    refused: str | None = None
 
 
 class CudaGraphBinding:
-    """Run a CUDA-graph session with device buffers, one graph per input shape.
+    """Run a CUDA-graph session with device buffers, one graph per input shape, checked.
 
-    Never run on a GPU here: written to ONNX Runtime's documented use (device ``OrtValue`` objects
-    bound once, ``update_inplace`` for each new input, ``gpu_graph_id`` per shape).
+    ONNX Runtime captures a CUDA graph during the first ``run_with_iobinding`` of a shape (its
+    regular runs, the capture and a first replay all happen inside that call), and every later
+    replay reads and writes the device addresses bound then. So, per input shape:
+
+    1. the plain session (``reference``: the same graph without a CUDA graph) runs the batch,
+       which gives the outputs' shapes and types and the values to expect;
+    2. device buffers for the input and every output are allocated and bound, **before** the
+       run that captures the graph (ONNX Runtime's documented sequence);
+    3. the graph runs that batch, then a second, different input written in place into the
+       same input buffer; both outputs are compared with the plain session's. They must agree
+       within :data:`GRAPH_AGREEMENT`, which also proves that the graph reads the bound input
+       (a stale input gives the first batch's outputs for the second) and writes the bound
+       outputs (stale outputs stay as they were).
+
+    A shape whose check fails, or whose capture raises, runs on the plain session from then on
+    (:attr:`refusals` says why; ``session.json`` records it). The outputs returned are new host
+    arrays copied from the device buffers.
+
+    Parameters
+    ----------
+    session
+        The session opened with ``enable_cuda_graph``.
+    reference
+        Runs the same graph without a CUDA graph (a :class:`HostBinding` of a plain session).
+    device
+        Where the buffers live: ``cuda`` (a test emulating the capture passes ``cpu``).
     """
 
-    def __init__(self, session: Any, input_name: str, output_names: list[str], device_id: int):
+    def __init__(
+        self,
+        session: Any,
+        reference: HostBinding,
+        input_name: str,
+        output_names: list[str],
+        device_id: int,
+        *,
+        device: str = "cuda",
+    ) -> None:
         import onnxruntime as ort
 
         self._ort = ort
         self.session = session
+        self.reference = reference
         self.input_name = input_name
         self.output_names = list(output_names)
+        self.device = device
         self.device_id = device_id
         self.slots: dict[ShapeKey, _DeviceSlot] = {}
 
+    @property
+    def refusals(self) -> dict[str, str]:
+        """Why input shapes run without the graph: ``{"1x3x480x640 float32": why}``."""
+        return {
+            f"{'x'.join(map(str, key[0]))} {key[1]}": slot.refused
+            for key, slot in self.slots.items()
+            if slot.refused is not None
+        }
+
+    @property
+    def checked_shapes(self) -> list[list[int]]:
+        """The input shapes whose graph was checked against the plain session and runs."""
+        return [list(key[0]) for key, slot in self.slots.items() if slot.refused is None]
+
     def run(self, batch: np.ndarray, extra: Mapping[str, np.ndarray] | None = None) -> list[Any]:
-        """Copy ``batch`` to the GPU, replay this shape's graph, copy the outputs back."""
+        """Copy ``batch`` to the device, replay this shape's graph, copy the outputs back."""
         if extra:
             raise ValueError("a CUDA graph session takes the image input only")
         key = shape_key(batch)
         slot = self.slots.get(key)
         if slot is None:
-            slot = self._new_slot(batch, key)
+            return self._first_run(batch, key)
+        if slot.refused is not None:
+            return self.reference.run(batch)
         slot.input.update_inplace(np.ascontiguousarray(batch))
         self.session.run_with_iobinding(slot.binding, slot.run_options)
         slot.runs += 1
-        if not slot.outputs:  # the first (regular) run: ONNX Runtime allocated the outputs
-            results = [value.numpy() for value in slot.binding.get_outputs()]
-            # Outputs of fixed address from now on: the graph is captured on a later run.
-            slot.outputs = self._bind_fixed_outputs(slot, results)
-            return results
         return [value.numpy() for value in slot.outputs]
 
-    def _new_slot(self, batch: np.ndarray, key: ShapeKey) -> _DeviceSlot:
+    def _first_run(self, batch: np.ndarray, key: ShapeKey) -> list[Any]:
+        """Capture this shape's graph on fixed buffers and check it; the batch's outputs."""
+        expected = [np.array(value, copy=True) for value in self.reference.run(batch)]
+        slot = self._bound_slot(batch, expected, len(self.slots))
+        self.slots[key] = slot
+        try:
+            slot.refused = self._check(slot, batch, expected)
+        except Exception as error:  # ONNX Runtime's own types: the capture itself failed
+            slot.refused = f"the CUDA graph could not be captured: {error}"
+        if slot.refused is not None:
+            log.warning("CUDA graph off for inputs of shape %s: %s", batch.shape, slot.refused)
+        return expected
+
+    def _bound_slot(self, batch: np.ndarray, expected: list[np.ndarray], graph_id: int) -> Any:
+        """Device buffers for the input and every output, bound before any run of the graph."""
         ort = self._ort
-        value = ort.OrtValue.ortvalue_from_shape_and_type(
-            list(batch.shape), batch.dtype.type, "cuda", self.device_id
-        )
+
+        def device_buffer(shape: tuple[int, ...], dtype: np.dtype[Any]) -> Any:
+            return ort.OrtValue.ortvalue_from_shape_and_type(
+                list(shape), dtype.type, self.device, self.device_id
+            )
+
+        value = device_buffer(batch.shape, batch.dtype)
         binding = self.session.io_binding()
         binding.bind_ortvalue_input(self.input_name, value)
-        for name in self.output_names:
-            binding.bind_output(name, "cuda", self.device_id)
+        outputs = []
+        for name, result in zip(self.output_names, expected, strict=True):
+            output = device_buffer(result.shape, result.dtype)
+            binding.bind_ortvalue_output(name, output)
+            outputs.append(output)
         options = ort.RunOptions()
-        options.add_run_config_entry("gpu_graph_id", str(len(self.slots)))
-        slot = _DeviceSlot(binding, value, [], options)
-        self.slots[key] = slot
-        return slot
+        options.add_run_config_entry("gpu_graph_id", str(graph_id))
+        return _DeviceSlot(binding, value, outputs, options)
 
-    def _bind_fixed_outputs(self, slot: _DeviceSlot, results: list[np.ndarray]) -> list[Any]:
-        """Device outputs shaped as the first run's, bound at fixed addresses for the capture."""
-        fixed = []
-        for name, result in zip(self.output_names, results, strict=True):
-            own = self._ort.OrtValue.ortvalue_from_shape_and_type(
-                list(result.shape), result.dtype.type, "cuda", self.device_id
-            )
-            slot.binding.bind_ortvalue_output(name, own)
-            fixed.append(own)
-        return fixed
+    def _check(
+        self, slot: _DeviceSlot, batch: np.ndarray, expected: list[np.ndarray]
+    ) -> str | None:
+        """Run the graph on ``batch`` and on another input; why it is wrong (None: right)."""
+        other = other_input(batch)
+        other_expected = [np.array(value, copy=True) for value in self.reference.run(other)]
+        for label, data, wanted in (
+            ("the first", batch, expected),
+            ("a second", other, other_expected),
+        ):
+            slot.input.update_inplace(np.ascontiguousarray(data))
+            self.session.run_with_iobinding(slot.binding, slot.run_options)
+            slot.runs += 1
+            got = [value.numpy() for value in slot.outputs]
+            for name, ours, theirs in zip(self.output_names, got, wanted, strict=True):
+                deviation = relative_deviation(ours, theirs)
+                if deviation > GRAPH_AGREEMENT:
+                    return (
+                        f"on {label} input its output {name!r} differed from the plain "
+                        f"session's by {deviation:.3g} of the largest value (at most "
+                        f"{GRAPH_AGREEMENT} passes)"
+                    )
+        return None
 
 
 def pinned_empty(shape: tuple[int, ...], dtype: Any) -> np.ndarray | None:
     """Return a host array in page-locked (pinned) memory, from PyTorch's CUDA allocator.
 
-    None when PyTorch with CUDA is not installed or sees no GPU: the caller uses ordinary
-    memory (copies to the GPU then go through a staging buffer of the driver). Never run on a
-    GPU here.
+    None when PyTorch with CUDA is not installed or sees no GPU, or for a type PyTorch has not:
+    the caller uses ordinary memory (copies to the GPU then go through a staging buffer of the
+    driver). Outputs are allocated here too, of every type a graph gives (a sleap-nn graph's
+    boolean outputs among them).
     """
     if importlib.util.find_spec("torch") is None:
         return None
     import torch
 
-    if not torch.cuda.is_available():
-        return None
-    tensor = torch.empty(
-        tuple(shape), dtype=_TORCH_TYPES[np.dtype(dtype).str](torch), pin_memory=True
-    )
+    pinned_type = torch_dtype(torch, dtype)
+    if pinned_type is None or not torch.cuda.is_available():
+        return None  # ordinary memory: a type PyTorch has not (a graph's string output), no GPU
+    tensor = torch.empty(tuple(shape), dtype=pinned_type, pin_memory=True)
     array: np.ndarray = tensor.numpy()  # shares the pinned memory; keeps the tensor alive
     return array
 
 
-_TORCH_TYPES = {
-    np.dtype(np.float32).str: lambda torch: torch.float32,
-    np.dtype(np.float16).str: lambda torch: torch.float16,
-    np.dtype(np.uint8).str: lambda torch: torch.uint8,
-}
+def torch_dtype(torch: Any, dtype: Any) -> Any | None:
+    """Return PyTorch's type for a numpy type (None: PyTorch has none, e.g. strings)."""
+    return {
+        np.dtype(np.float32): torch.float32,
+        np.dtype(np.float16): torch.float16,
+        np.dtype(np.float64): torch.float64,
+        np.dtype(np.uint8): torch.uint8,
+        np.dtype(np.int8): torch.int8,
+        np.dtype(np.int16): torch.int16,
+        np.dtype(np.int32): torch.int32,
+        np.dtype(np.int64): torch.int64,
+        np.dtype(np.bool_): torch.bool,
+    }.get(np.dtype(dtype))

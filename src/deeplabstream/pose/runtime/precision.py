@@ -1,6 +1,10 @@
-"""``[Pose] PRECISION``: which graph of a model runs (fp32, fp16 or int8), and what int8 costs.
+"""``[Pose] PRECISION``: which graph runs (fp32, tf32, fp16, int8), what int8 costs.
 
-- ``fp32``: the model's own graph (or the graph converted from its framework's file).
+- ``fp32``: the model's own graph (or the graph converted from its framework's file), in IEEE
+  fp32 math on every device (TensorFloat-32 off on NVIDIA GPUs).
+- ``tf32``: the fp32 graph, with TensorFloat-32 convolutions and matrix products on an NVIDIA
+  GPU (``DEVICE = cuda`` or ``tensorrt``; on Ampere and newer). Faster, and keypoints move:
+  ``benchmarks.gpu`` measures by how much.
 - ``fp16``: a half-precision graph converted from a DeepLabCut export or Lightning Pose
   checkpoint (:mod:`pose.formats.conversion`); other models are refused.
 - ``int8``: a graph quantized by ONNX Runtime's static quantization from the fp32 graph and
@@ -29,14 +33,17 @@ from deeplabstream.core.digest import files_digest
 from deeplabstream.pose.formats.conversion import CACHE_ENV, user_cache_folder
 from deeplabstream.pose.model import ModelDescription, ModelError
 
-PrecisionName = Literal["fp32", "fp16", "int8"]
+PrecisionName = Literal["fp32", "tf32", "fp16", "int8"]
 PRECISIONS: tuple[str, ...] = get_args(PrecisionName)
 
 #: Backends that run each precision (fp32 runs everywhere).
 PRECISION_BACKENDS: dict[str, tuple[str, ...]] = {
     "fp16": ("onnxruntime", "pytorch", "openvino"),
     "int8": ("onnxruntime",),
+    "tf32": ("onnxruntime", "pytorch"),
 }
+#: The devices TensorFloat-32 exists on (NVIDIA GPUs).
+TF32_DEVICES = ("cuda", "tensorrt")
 
 QUANTIZE_COMMAND = "python -m deeplabstream.pose.quantize"
 #: Raised whenever the quantize command's graphs change: older int8 graphs are made again.
@@ -55,6 +62,16 @@ def backend_problem(precision: str, backend: str) -> str | None:
         f"PRECISION = {precision} runs on the {' or '.join(runs_on)} backend, not {backend}: "
         f"set [Pose] BACKEND = {runs_on[0]}, or PRECISION = fp32"
     )
+
+
+def device_problem(precision: str, device: str) -> str | None:
+    """Return why ``precision`` means nothing on ``device`` (None when it applies)."""
+    if precision == "tf32" and device not in TF32_DEVICES:
+        return (
+            f"PRECISION = tf32 is TensorFloat-32 math on an NVIDIA GPU (DEVICE = "
+            f"{' or '.join(TF32_DEVICES)}), not on {device}: set PRECISION = fp32"
+        )
+    return None
 
 
 def int8_name(graph: Path) -> str:

@@ -125,7 +125,7 @@ class Preprocessor:
         self._half: np.ndarray | None = None
         if half:
             self._half = self._zeros(self.buffer.shape, np.float16, allocated=True)
-            np.copyto(self._half, self.buffer, casting="same_kind")  # the letterbox's black
+            to_half(self.buffer, self._half)  # the letterbox's black
         shape = (height, width) if self._resize_channels == 1 else (height, width, 3)
         self._colour = np.empty(shape, np.uint8)  # the frame in the network's colour order
         self._float = np.empty(shape, np.float32)  # ... scaled to 0..1 (bilinear-float)
@@ -225,7 +225,7 @@ class Preprocessor:
         transforms = [self._transforms[bool(f)] for f in flips]
         size = self.max_batch if whole_buffer else n
         if self._half is not None:
-            np.copyto(self._half[:n], self.buffer[:n], casting="same_kind")
+            to_half(self.buffer[:n], self._half[:n])
             return self._half[:size], transforms
         return self.buffer[:size], transforms
 
@@ -330,6 +330,21 @@ class Preprocessor:
         small = _resize_into(self._colour, self._size, interpolation, self._resized_uint8)
         np.divide(small, np.float32(255), out=self._resized)
         return self._resized
+
+
+def to_half(source: np.ndarray, target: np.ndarray) -> None:
+    """Write float32 ``source`` into float16 ``target`` (both C-contiguous, of one shape).
+
+    By OpenCV, whose conversion is vectorised: numpy's float32 -> float16 cast costs about 3 ms
+    per 640x480 colour frame, more than an fp16 network takes on a GPU. The values are numpy's
+    (rounded to nearest even); only a negative zero becomes a positive one.
+    """
+    width = source.shape[-1]
+    written = cv2.add(
+        source.reshape(-1, width), 0.0, dst=target.reshape(-1, width), dtype=cv2.CV_16F
+    )
+    if not np.shares_memory(written, target):  # OpenCV made a new array after all
+        np.copyto(target, written.reshape(target.shape))
 
 
 def _resize_into(

@@ -18,9 +18,10 @@ CUDA
     pay a search), ``arena_extend_strategy = kSameAsRequested`` (the arena grows by what is
     asked, not by powers of two: the memory of a long session stays what the model needs),
     ``do_copy_in_default_stream = 1`` (copies and kernels on one stream: no race between the
-    input's copy and the first layer), ``enable_cuda_graph = 1`` for a graph of fixed input size
-    with one input (a CUDA graph replays the kernel launches; it needs fixed shapes and device
-    buffers, see :mod:`pose.runtime.iobinding`).
+    input's copy and the first layer), ``use_tf32 = 0`` unless ``PRECISION = tf32`` (ONNX
+    Runtime's default rounds fp32 to TensorFloat-32), ``enable_cuda_graph = 1`` with ``[Pose]
+    CUDA_GRAPH = on`` for a graph of fixed input size with one input (a CUDA graph replays the
+    kernel launches; it needs fixed shapes and device buffers, see :mod:`pose.runtime.iobinding`).
 TensorRT
     ``trt_fp16_enable`` for an fp16 model, ``trt_int8_enable`` for an int8 one (the QDQ graph of
     ``deeplabstream.pose.quantize`` carries its calibration as scales in the graph: no separate
@@ -30,19 +31,22 @@ TensorRT
     (:mod:`pose.runtime.trt_cache`), ``trt_max_workspace_size`` (2 GiB), an optimisation
     profile for batches of 1 to 8 (``trt_profile_min/opt/max_shapes``: one engine for every
     number of cameras up to MAX_BATCH's default; a larger batch makes TensorRT build again), and
-    the CUDA provider's options for the nodes TensorRT leaves to it.
+    the CUDA provider's options for the nodes TensorRT leaves to it. TensorRT's own libraries are
+    looked for before the start (:func:`tensorrt_library_problems`).
 
-None of the GPU paths has run on a GPU yet (docs/gpu.md).
+docs/gpu.md says what of this has run on a GPU.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import importlib.util
 import io
 import platform
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from deeplabstream.pose.model import ModelDescription
@@ -137,18 +141,41 @@ def fixed_shapes(description: ModelDescription) -> bool:
     return not description.any_input_size
 
 
-def cuda_options(description: ModelDescription, device_id: int = 0) -> dict[str, str]:
-    """Return the CUDA provider's options for ``description`` (see the module's notes)."""
+def cuda_options(
+    description: ModelDescription, device_id: int = 0, *, cuda_graph: bool = False
+) -> dict[str, str]:
+    """Return the CUDA provider's options for ``description`` (see the module's notes).
+
+    ``cuda_graph``: ``[Pose] CUDA_GRAPH = on`` asked for a CUDA graph; it is given to a graph of
+    fixed input size only.
+    """
     fixed = fixed_shapes(description)
     options = {
         "device_id": str(device_id),
         "cudnn_conv_algo_search": "EXHAUSTIVE" if fixed else "HEURISTIC",
         "arena_extend_strategy": "kSameAsRequested",
         "do_copy_in_default_stream": "1",
+        # ONNX Runtime's CUDA provider multiplies in TensorFloat-32 unless told not to: fp32 is
+        # fp32 (its convolutions and matrix products round their inputs to 10 bits otherwise).
+        "use_tf32": "1" if description.precision == "tf32" else "0",
     }
-    if fixed:
+    if fixed and cuda_graph:
         options["enable_cuda_graph"] = "1"
     return options
+
+
+def cuda_notes(description: ModelDescription, cuda_graph: bool) -> list[str]:
+    """Why the CUDA provider's TF32 and CUDA-graph options are as they are (``session.json``)."""
+    notes = [
+        "use_tf32 = 1: PRECISION = tf32 (TensorFloat-32 convolutions and matrix products)"
+        if description.precision == "tf32"
+        else "use_tf32 = 0: fp32 math (PRECISION = tf32 allows TensorFloat-32)"
+    ]
+    if not cuda_graph:
+        notes.append("enable_cuda_graph off: [Pose] CUDA_GRAPH = off (the default)")
+    elif not fixed_shapes(description):
+        notes.append("enable_cuda_graph off: the graph runs at any input size")
+    return notes
 
 
 def tensorrt_options(
@@ -190,6 +217,7 @@ def provider_plan(
     trt_cache_folder: str | None = None,
     cache_note: str | None = None,
     device_id: int = 0,
+    cuda_graph: bool = False,
 ) -> ProviderPlan:
     """Return the providers and options that run ``description`` on ``device``.
 
@@ -198,6 +226,8 @@ def provider_plan(
     trt_cache_folder
         TensorRT's engine and timing cache folder (:mod:`pose.runtime.trt_cache`); None turns
         the caches off (``cache_note`` says why).
+    cuda_graph
+        ``[Pose] CUDA_GRAPH = on``: a CUDA graph for a CUDA session of fixed input size.
     """
     if device not in DEVICE_PROVIDERS:
         raise ValueError(f"device {device!r}: one of {', '.join(DEVICE_PROVIDERS)}")
@@ -206,17 +236,17 @@ def provider_plan(
     if device == "cpu":
         return ProviderPlan(device, [cpu])
     if device == "cuda":
-        options = cuda_options(description, device_id)
-        if "enable_cuda_graph" not in options:
-            notes.append("enable_cuda_graph off: the graph runs at any input size")
+        options = cuda_options(description, device_id, cuda_graph=cuda_graph)
+        notes = cuda_notes(description, cuda_graph)
         return ProviderPlan(device, [("CUDAExecutionProvider", options), cpu], notes)
     if device == "tensorrt":
         trt = tensorrt_options(description, trt_cache_folder, device_id)
         if trt_cache_folder is None:
             notes.append(f"TensorRT engine and timing caches off: {cache_note or 'no folder'}")
+        if description.precision == "fp32":
+            notes.append(f"{TF32_OVERRIDE} = 0: TensorRT builds an fp32 engine without TF32")
         # The CUDA provider runs what TensorRT does not take; no CUDA graph under TensorRT.
         cuda = cuda_options(description, device_id)
-        cuda.pop("enable_cuda_graph", None)
         if description.precision == "int8":
             notes.append("int8: the QDQ graph's scales are its calibration (no table applies)")
         return ProviderPlan(
@@ -226,6 +256,11 @@ def provider_plan(
         )
     # DirectML and CoreML: their defaults; DirectML wants no memory pattern (its documentation).
     return ProviderPlan(device, [(DEVICE_PROVIDERS[device], {}), cpu], notes)
+
+
+#: NVIDIA's switch of TensorFloat-32 in cuBLAS, cuDNN and TensorRT's builder: ``0`` turns it off
+#: whatever a library's default (TensorRT has no option of ONNX Runtime's for it).
+TF32_OVERRIDE = "NVIDIA_TF32_OVERRIDE"
 
 
 def missing_provider_message(provider: str, available: list[str]) -> str:
@@ -300,6 +335,66 @@ def failed_libraries(printed: str) -> list[str]:
     return names
 
 
+#: The libraries ONNX Runtime's TensorRT provider loads (TensorRT 10), by system.
+TENSORRT_LIBRARIES: dict[str, tuple[str, ...]] = {
+    "Linux": ("libnvinfer.so.10", "libnvinfer_plugin.so.10", "libnvonnxparser.so.10"),
+    "Windows": ("nvinfer_10.dll", "nvinfer_plugin_10.dll", "nvonnxparser_10.dll"),
+}
+
+
+def tensorrt_library_problems() -> list[str]:
+    """Return TensorRT's libraries that do not load (empty: all do, or a system without them).
+
+    Each is loaded the way the provider will load it: by name from the library path, else from
+    NVIDIA's pip package of the libraries (``tensorrt_libs``), whose folder is not on the path:
+    loaded from there now, the provider finds it loaded.
+    """
+    folders = _pip_library_folders("tensorrt_libs")
+    return [
+        name
+        for name in TENSORRT_LIBRARIES.get(platform.system(), ())
+        if not loads(name) and not any(loads(str(folder / name)) for folder in folders)
+    ]
+
+
+def _pip_library_folders(package: str) -> list[Path]:
+    """Return the folders of an installed package of libraries, without importing it."""
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        return []
+    if spec is None or spec.submodule_search_locations is None:
+        return []
+    return [Path(folder) for folder in spec.submodule_search_locations]
+
+
+def tensorrt_install_advice(ort_version: str) -> str:
+    """How to get TensorRT's libraries for this ONNX Runtime (its CUDA major version's build)."""
+    cuda = _ort_cuda_major()
+    package = (
+        f"`pip install tensorrt-cu{cuda}`"
+        if cuda
+        else "`pip install tensorrt-cu12` or "
+        "`tensorrt-cu13` (the CUDA major version onnxruntime-gpu was built for)"
+    )
+    return (
+        f"{package} (NVIDIA's TensorRT 10 for onnxruntime-gpu {ort_version}), or NVIDIA's "
+        "TensorRT installer with its lib folder on the library path (LD_LIBRARY_PATH, PATH on "
+        "Windows); or set DEVICE = cuda"
+    )
+
+
+def _ort_cuda_major() -> str | None:
+    """Return the CUDA major version this ONNX Runtime was built for, where it says (else None)."""
+    import onnxruntime as ort
+
+    info = getattr(ort, "get_build_info", lambda: "")()
+    match = re.search(r"cuda_version=(\d+)", str(info)) or re.search(
+        r"CUDA (\d+)", str(getattr(ort.capi.build_and_package_info, "cuda_version", ""))
+    )
+    return match.group(1) if match else None
+
+
 def device_problem(device: str, *, check_libraries: bool = True) -> str | None:
     """Why the onnxruntime backend cannot run on ``device`` here; None when it can.
 
@@ -324,6 +419,13 @@ def device_problem(device: str, *, check_libraries: bool = True) -> str | None:
                 f"cannot be loaded: {', '.join(missing)}. To get them: {GPU_INSTALL} (NVIDIA's "
                 "CUDA and cuDNN pip packages), or install CUDA and cuDNN for "
                 f"onnxruntime-gpu {ort.__version__} and put them on the library path"
+            )
+        missing_trt = tensorrt_library_problems() if device == "tensorrt" else []
+        if missing_trt:
+            return (
+                f"{provider} is in ONNX Runtime {ort.__version__} but TensorRT's libraries "
+                f"cannot be loaded: {', '.join(missing_trt)}. To get them: "
+                f"{tensorrt_install_advice(ort.__version__)}"
             )
     return None
 

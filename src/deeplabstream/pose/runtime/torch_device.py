@@ -7,10 +7,15 @@
 - ``cuda``: the first GPU, **channels-last** memory (NHWC: cuDNN's tensor-core convolutions
   take it without transposing), half weights and input for an fp16 model (the rebuilt networks
   of DeepLabCut 3.0 exports and Lightning Pose checkpoints; outputs are returned as float32).
+  fp32 is IEEE fp32: PyTorch's cuDNN convolutions use TensorFloat-32 by default, which is turned
+  off unless ``PRECISION = tf32`` asks for it.
 
 A cuda request PyTorch cannot meet (a CPU build of torch, no driver, no GPU) stops with a
 message naming the torch build and what installs a CUDA one; it never falls back to the CPU.
-The CUDA path has not run on a GPU yet (docs/gpu.md).
+
+:class:`CudaGraphRunner` (``[Pose] CUDA_GRAPH = on``) replays a module's kernels from a
+``torch.cuda.CUDAGraph`` per input shape, used once it gave the eager run's outputs on two
+inputs (:mod:`pose.runtime.graph_check`).
 """
 
 from __future__ import annotations
@@ -20,6 +25,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from deeplabstream.pose.model import ModelError
+from deeplabstream.pose.runtime.graph_check import (
+    GRAPH_AGREEMENT,
+    other_input,
+    relative_deviation,
+)
 from deeplabstream.pose.runtime.providers import GPU_INSTALL
 
 
@@ -35,17 +45,24 @@ class TorchPlacement:
         Weights and input in float16.
     channels_last
         Module and input in channels-last (NHWC) memory.
+    tf32
+        fp32 convolutions and matrix products in TensorFloat-32 on the GPU (``PRECISION =
+        tf32``); False: IEEE fp32.
     """
 
     device: str
     half: bool
     channels_last: bool
+    tf32: bool = False
 
     def record(self) -> dict[str, Any]:
         """Return what ``session.json`` says about it."""
+        precision = "fp16 (half weights and input)" if self.half else "fp32"
+        if self.device != "cpu" and not self.half:
+            precision += " with TensorFloat-32 math" if self.tf32 else " (TF32 off)"
         return {
             "device": self.device,
-            "precision": "fp16 (half weights and input)" if self.half else "fp32",
+            "precision": precision,
             "memory_format": "channels_last" if self.channels_last else "contiguous (NCHW)",
         }
 
@@ -89,13 +106,18 @@ def torch_placement(
             f"({torch_build()}). It needs a CUDA build of torch and an NVIDIA driver: "
             f"`{GPU_INSTALL}`; or set DEVICE = cpu"
         )
-    return TorchPlacement("cuda:0", half, channels_last=True)
+    return TorchPlacement("cuda:0", half, channels_last=True, tf32=precision == "tf32")
 
 
 def place_module(module: Any, placement: TorchPlacement) -> Any:
-    """Move ``module`` to the placement's device, precision and memory format, in eval mode."""
+    """Move ``module`` to the placement's device, precision and memory format, in eval mode.
+
+    On a GPU it also sets the process's TF32 switches to the placement's (PyTorch's are global).
+    """
     import torch
 
+    if placement.device != "cpu":
+        set_tf32(torch, placement.tf32)
     module = module.to(torch.device(placement.device))
     if placement.half:
         module = module.half()
@@ -113,3 +135,135 @@ def place_input(tensor: Any, placement: TorchPlacement) -> Any:
     if placement.channels_last and moved.dim() == 4:
         moved = moved.contiguous(memory_format=torch.channels_last)
     return moved
+
+
+def set_tf32(torch: Any, allowed: bool) -> None:
+    """Allow or forbid TensorFloat-32 in PyTorch's fp32 convolutions and matrix products.
+
+    PyTorch 2.9 and newer name it per backend (``fp32_precision``: ``tf32`` or ``ieee``); older
+    releases have the two ``allow_tf32`` switches.
+    """
+    conv = getattr(torch.backends.cudnn, "conv", None)
+    if conv is not None and hasattr(conv, "fp32_precision"):
+        conv.fp32_precision = "tf32" if allowed else "ieee"
+        torch.backends.cuda.matmul.fp32_precision = "tf32" if allowed else "ieee"
+        return
+    torch.backends.cudnn.allow_tf32 = allowed
+    torch.backends.cuda.matmul.allow_tf32 = allowed
+
+
+@dataclass
+class _CapturedGraph:
+    """One input shape's graph: its input and outputs on the device, or why it is not used."""
+
+    graph: Any = None
+    static_input: Any = None
+    static_outputs: Any = None
+    refused: str | None = None
+
+
+class CudaGraphRunner:
+    """Run a module through a CUDA graph per input shape, each checked against the eager run.
+
+    Per new shape: the eager run gives the outputs to expect; the module is warmed on a side
+    stream (PyTorch's documented sequence), captured on a static input, and replayed on that
+    input and on a second, different one (:func:`pose.runtime.graph_check.other_input`), both
+    compared with eager runs. A shape whose capture raises or whose outputs differ runs eagerly
+    from then on (:attr:`refusals`).
+
+    The outputs of a replay are the graph's own device tensors, overwritten by the next replay:
+    the caller copies them to the host before the next call (the backend does).
+    """
+
+    WARM_UP_RUNS = 3
+
+    def __init__(self, module: Any) -> None:
+        import torch
+
+        self._torch = torch
+        self.module = module
+        self.graphs: dict[tuple[tuple[int, ...], Any], _CapturedGraph] = {}
+
+    @property
+    def refusals(self) -> dict[str, str]:
+        """Why input shapes run eagerly: ``{"1x3x480x640 torch.float32": why}``."""
+        return {
+            f"{'x'.join(map(str, key[0]))} {key[1]}": graph.refused
+            for key, graph in self.graphs.items()
+            if graph.refused is not None
+        }
+
+    @property
+    def checked_shapes(self) -> list[list[int]]:
+        """The input shapes whose graph was checked and runs."""
+        return [list(key[0]) for key, graph in self.graphs.items() if graph.refused is None]
+
+    def __call__(self, tensor: Any) -> Any:
+        """Run the module on ``tensor`` (already placed): replayed, or eager for a refused shape."""
+        key = (tuple(tensor.shape), tensor.dtype)
+        captured = self.graphs.get(key)
+        if captured is None:
+            captured = self.graphs[key] = self._capture(tensor)
+            return self.module(tensor)
+        if captured.refused is not None:
+            return self.module(tensor)
+        captured.static_input.copy_(tensor)
+        captured.graph.replay()
+        return captured.static_outputs
+
+    def _capture(self, tensor: Any) -> _CapturedGraph:
+        """Capture a graph on a static copy of ``tensor`` and check it (see the class)."""
+        torch = self._torch
+        captured = _CapturedGraph(static_input=torch.empty_like(tensor))
+        captured.static_input.copy_(tensor)
+        try:
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                for _ in range(self.WARM_UP_RUNS):
+                    self.module(captured.static_input)
+            torch.cuda.current_stream().wait_stream(side)
+            captured.graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(captured.graph):
+                captured.static_outputs = self.module(captured.static_input)
+            captured.refused = self._check(captured, tensor)
+        except RuntimeError as error:  # a module that cannot be captured (a host sync in it)
+            captured.refused = f"the CUDA graph could not be captured: {error}"
+        if captured.refused is not None:
+            captured.graph = captured.static_outputs = None  # its memory back to the pool
+        return captured
+
+    def _check(self, captured: _CapturedGraph, tensor: Any) -> str | None:
+        """Replay on ``tensor`` and on another input; why the graph is wrong (None: right)."""
+        torch = self._torch
+        other_host = other_input(tensor.float().cpu().numpy())
+        other = torch.from_numpy(other_host).to(tensor.device, tensor.dtype)
+        other = other.contiguous(memory_format=_memory_format(torch, tensor))
+        for label, data in (("the first", tensor), ("a second", other)):
+            captured.static_input.copy_(data)
+            captured.graph.replay()
+            replayed = _host_arrays(captured.static_outputs)
+            eager = _host_arrays(self.module(data))
+            for index, (ours, theirs) in enumerate(zip(replayed, eager, strict=True)):
+                deviation = relative_deviation(ours, theirs)
+                if deviation > GRAPH_AGREEMENT:
+                    return (
+                        f"on {label} input its output {index} differed from the eager run by "
+                        f"{deviation:.3g} of the largest value (at most {GRAPH_AGREEMENT} passes)"
+                    )
+        return None
+
+
+def _memory_format(torch: Any, tensor: Any) -> Any:
+    """Return ``tensor``'s memory format (channels-last for a 4-D NHWC tensor)."""
+    if tensor.dim() == 4 and tensor.is_contiguous(memory_format=torch.channels_last):
+        return torch.channels_last
+    return torch.contiguous_format
+
+
+def _host_arrays(result: Any) -> list[Any]:
+    """Return a module's outputs (a tensor, a sequence or a dict of them) as host arrays."""
+    if isinstance(result, dict):
+        result = list(result.values())
+    tensors = list(result) if isinstance(result, (tuple, list)) else [result]
+    return [t.detach().float().cpu().numpy() for t in tensors]
