@@ -45,7 +45,11 @@ NAMES = ("nose", "tail_base")
 DEVICE_COMMAND = r"perform takes release 0\.5\.0's DeviceCommand, deprecated in release 0\.6\.0"
 
 
-@pytest.fixture(params=sorted(PAGES))
+@pytest.fixture(
+    # 0.6.0's page is today's docs/plugins.md, which test_plugins_doc runs in the default tier:
+    # kept apart in the slow tier, where it guards 0.6.0's plugins once the page changes.
+    params=["0.5.0", pytest.param("0.6.0", marks=pytest.mark.slow)]
+)
 def lab(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """The release's page as a lab folder (its settings merged as that release's reader did)."""
     release: str = request.param
