@@ -444,7 +444,7 @@ def test_the_lab_formats_nobody_named_are_never_opened(rig_session) -> None:
 
 def test_an_old_interface_is_said_once_in_the_console_and_in_session_json(rig_session) -> None:
     root, result = rig_session
-    said = "OldBox.perform takes the previous release's DeviceCommand, which is deprecated"
+    said = "OldBox.perform takes release 0.5.0's DeviceCommand, deprecated in release 0.6.0"
     warnings = [text for text in _record(root)["warnings"] if said in text]
     assert len(warnings) == 1 and warnings[0].startswith("lab.devices.old_box.OldBox")
     assert result.stdout.count(f"Warning: lab.devices.old_box.{said}") == 1  # before the start

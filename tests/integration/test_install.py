@@ -77,11 +77,19 @@ def test_the_wheels_only_top_level_package_is_deeplabstream(wheel: Path) -> None
         "deeplabstream/settings/default_settings.ini",
     ):
         assert needed in names, needed
-    scripts = zipfile.ZipFile(wheel).read(
-        next(n for n in names if n.endswith("entry_points.txt"))
-    ).decode()
-    for command in ("deeplabstream ", "deeplabstream-app ", "deeplabstream-replay ",
-                    "deeplabstream-inspect ", "deeplabstream-calibrate ", "deeplabstream-train "):
+    scripts = (
+        zipfile.ZipFile(wheel)
+        .read(next(n for n in names if n.endswith("entry_points.txt")))
+        .decode()
+    )
+    for command in (
+        "deeplabstream ",
+        "deeplabstream-app ",
+        "deeplabstream-replay ",
+        "deeplabstream-inspect ",
+        "deeplabstream-calibrate ",
+        "deeplabstream-train ",
+    ):
         assert command in scripts, command
 
 
@@ -112,9 +120,26 @@ def test_the_installed_headless_command_runs_the_embedded_default_from_another_f
     assert info["experiment"]["name"] == "ExampleExperiment"
 
 
+def test_the_wheel_is_the_release_and_its_command_says_so(
+    wheel: Path, installed: Path, tmp_path: Path
+) -> None:
+    """The wheel's version is deeplabstream.__version__ (CHANGELOG.md's newest release)."""
+    import deeplabstream
+
+    assert wheel.name.startswith(f"deeplabstream-{deeplabstream.__version__}-")
+    result = _run(installed, tmp_path, "deeplabstream", "--version")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == f"DeepLabStream {deeplabstream.__version__}"
+
+
 def test_the_installed_commands_answer_help(installed: Path, tmp_path: Path) -> None:
-    for command in ("deeplabstream-replay", "deeplabstream-inspect", "deeplabstream-calibrate",
-                    "deeplabstream-train", "deeplabstream-images"):
+    for command in (
+        "deeplabstream-replay",
+        "deeplabstream-inspect",
+        "deeplabstream-calibrate",
+        "deeplabstream-train",
+        "deeplabstream-images",
+    ):
         result = _run(installed, tmp_path, command, "--help")
         assert result.returncode == 0, (command, result.stderr[-2000:])
         assert "usage" in result.stdout.lower()

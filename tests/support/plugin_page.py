@@ -3,9 +3,11 @@
 A block starting with ``# devices/lab_led.py`` (or ``# settings.ini``) is that file of the lab
 folder, written as it is (the first line is a comment). A file whose format has no comments
 (JSON) is named after the block's language instead: ```` ```json models/x.json ````, and its
-block is the whole file. The ``settings.ini`` blocks are one settings file, in the page's order,
-as a reader who copies them all gets it: a section or key given twice is an error. The lab folder
-is the page's own example, so a test that runs it runs what the page shows.
+block is the whole file (a page of release 0.5.0 named it in a first line, ``# models/x.json``,
+which is not part of the file). The ``settings.ini`` blocks are one settings file, in the page's
+order, as a reader who copies them all gets it: a section or key given twice is an error (a page
+of release 0.5.0 gave ``[Pose]`` twice; its reader merged them: ``strict=False``). The lab
+folder is the page's own example, so a test that runs it runs what the page shows.
 """
 
 from __future__ import annotations
@@ -46,8 +48,8 @@ def page_blocks(page: Path = PAGE) -> list[PageBlock]:
         if match["named"]:  # ```json models/x.json: the block is the whole file
             blocks.append(PageBlock(match["lang"], match["named"], match["body"]))
         elif match["name"]:
-            text = f"# {match['name']}\n{match['body']}"
-            blocks.append(PageBlock(match["lang"], match["name"], text))
+            comment = f"# {match['name']}\n" if match["lang"] != "json" else ""  # JSON has none
+            blocks.append(PageBlock(match["lang"], match["name"], comment + match["body"]))
     return blocks
 
 
@@ -56,13 +58,15 @@ def settings_text(page: Path = PAGE) -> str:
     return "\n".join(b.text for b in page_blocks(page) if b.name == SETTINGS)
 
 
-def write_lab(folder: Path, page: Path = PAGE, settings_extra: str = "") -> Path:
+def write_lab(
+    folder: Path, page: Path = PAGE, settings_extra: str = "", *, strict: bool = True
+) -> Path:
     """Write the page's files into ``folder`` (its settings file last, ``settings_extra`` added).
 
     The bundled arena model's graph is copied beside the page's model description as the file it
-    names. Returns the settings file.
+    names. ``strict=False`` merges a section the page gives twice. Returns the settings file.
     """
-    settings = configparser.ConfigParser(interpolation=None, strict=True)
+    settings = configparser.ConfigParser(interpolation=None, strict=strict)
     settings.optionxform = str  # type: ignore[assignment, method-assign]
     settings.read_string(settings_text(page))  # one file: a section given twice is an error
     for block in page_blocks(page):

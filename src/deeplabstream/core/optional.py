@@ -13,9 +13,10 @@ command that would install nothing.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import NoReturn
 
+from deeplabstream import __version__
 from deeplabstream.core.errors import DeepLabStreamError
 from deeplabstream.core.import_path import keep_current_folder_off_path
 from deeplabstream.core.plugins import ImportStopped
@@ -110,10 +111,12 @@ def exit_with(main: Callable[[], int]) -> NoReturn:
     """Run a command's ``main`` and exit with its code; a missing optional library exits 2.
 
     Every console script of the package ends in this, so a lab that installed only the base
-    package reads which extra to install instead of a traceback. First the current folder is
-    taken off the module path (:func:`~core.import_path.keep_current_folder_off_path`); a stop
-    during a plugin's import (:class:`~core.plugins.ImportStopped`) exits 128 + its signal.
+    package reads which extra to install instead of a traceback, and every command answers
+    ``--version`` (:func:`exit_if_version_asked`). First the current folder is taken off the
+    module path (:func:`~core.import_path.keep_current_folder_off_path`); a stop during a
+    plugin's import (:class:`~core.plugins.ImportStopped`) exits 128 + its signal.
     """
+    exit_if_version_asked(sys.argv[1:])
     keep_current_folder_off_path()  # before any child process starts (core/import_path.py)
     try:
         code = main()
@@ -127,3 +130,16 @@ def exit_with(main: Callable[[], int]) -> NoReturn:
         print(f"Error: {clear}", file=sys.stderr)
         code = 2
     sys.exit(code)
+
+
+def exit_if_version_asked(arguments: Sequence[str]) -> None:
+    """Print the release and exit 0 when ``arguments`` ask ``--version`` (before any ``--``).
+
+    The same answer from every command (``deeplabstream --version``, ``app.py --version``...),
+    whatever else its command line says: the release names what the program does
+    (CHANGELOG.md).
+    """
+    asked = arguments[: arguments.index("--")] if "--" in arguments else arguments
+    if "--version" in asked:
+        print(f"DeepLabStream {__version__}")
+        sys.exit(0)

@@ -1176,14 +1176,17 @@ def notice(text: str) -> None:
         log.debug("plugin notice: %s", text)
 
 
-def deprecated(text: str, stacklevel: int = 2) -> None:
+def deprecated(text: str, *, removed_in: str, stacklevel: int = 2) -> None:
     """Say that a plugin uses an interface that changed: once, in the console and the session.
 
+    ``text`` says what the plugin does and what to write instead; the release that removes the
+    old form (``removed_in``, as CHANGELOG.md lists it under "Deprecated") is added to it.
     Python's default filter hides a ``DeprecationWarning`` outside ``__main__``, so a lab would
     never read it: it is a :func:`notice` too (``session.json`` -> ``warnings``), and still a
     ``DeprecationWarning`` for tools that look for one (``stacklevel`` as for
     :func:`warnings.warn`, from the caller).
     """
+    text = f"{text}. It works until release {removed_in}, which removes it (CHANGELOG.md)"
     notice(text)
     warnings.warn(text, DeprecationWarning, stacklevel=stacklevel + 1)
 

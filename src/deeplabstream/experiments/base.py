@@ -287,7 +287,7 @@ class Experiment(ABC):
         self.__context.end_session(str(reason) or "ended by the experiment")
 
     def stop(self, reason: str = "stopped") -> None:
-        """Inside a hook, the previous release's way to end: :meth:`end_session` now."""
+        """Inside a hook, release 0.5.0's way to end: :meth:`end_session` since 0.6.0."""
         self.end_session(reason)
 
     def log(self, name: str, detail: object = "") -> None:

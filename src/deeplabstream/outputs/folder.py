@@ -20,6 +20,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from deeplabstream import __version__
 from deeplabstream.core.digest import file_sha256
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,7 @@ SESSION_LOG = "session.log"
 RESERVE_FILE = ".space-reserve"  # freed when the disk is full, so session.json can be finalised
 RESERVE_BYTES = 1 << 20
 _FOLDER_FORMAT = "%Y-%m-%d_%H-%M-%S"
-_PACKAGES = ("deeplabstream", "numpy", "av", "opencv-python-headless", "PyQt5", "pandas", "pyarrow")
+_PACKAGES = ("numpy", "av", "opencv-python-headless", "PyQt5", "pandas", "pyarrow")
 
 
 def run_label(run: int) -> str:
@@ -293,7 +294,7 @@ def _json_default(value: Any) -> Any:
 
 def package_versions() -> dict[str, str]:
     """Versions of Python and the packages that touch the data (for reproducibility)."""
-    versions = {"python": sys.version.split()[0]}
+    versions = {"python": sys.version.split()[0], "deeplabstream": __version__}  # the code's own
     for name in _PACKAGES:
         try:
             versions[name] = metadata.version(name)

@@ -5,7 +5,8 @@ is, with only what names the reader's machine given for this one: the board's po
 firmware on the simulated board, simavr) and the screen (here the offscreen platform's only
 one); both blocks imported ``from stimulation``, a path that does not exist. The output of
 docs/outputs.md, run by the plugin harness (deeplabstream.testing); the camera excerpt of
-docs/cameras.md, checked against the example it is taken from.
+docs/cameras.md, checked against the example it is taken from, and its video camera's settings
+(a looped file) loaded and played.
 """
 
 from __future__ import annotations
@@ -15,21 +16,30 @@ import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
+from deeplabstream.experiments.examples import AlternatingReward
+from deeplabstream.experiments.observation import Observation
 from deeplabstream.hardware import stimulation
 from deeplabstream.hardware.cameras import camera_class
-from deeplabstream.testing import run_output
+from deeplabstream.settings import load_settings
+from deeplabstream.testing import run_experiment, run_output, run_trigger
 from tests.fixtures.firmware import pin_of
+from tests.support.files import make_ffv1_video
 from tests.support.paths import PROJECT_ROOT
 
 DOCS = PROJECT_ROOT / "docs"
 
 
+def python_blocks(page: str) -> list[str]:
+    """Return the Python blocks of ``docs/<page>``, in the page's order."""
+    return re.findall(r"^```python\n(.*?)^```", (DOCS / page).read_text("utf-8"), re.M | re.S)
+
+
 def python_block(page: str, first_line: str = "") -> str:
     """Return the Python block of ``docs/<page>`` (the one starting with ``first_line``)."""
-    blocks = re.findall(r"^```python\n(.*?)^```", (DOCS / page).read_text("utf-8"), re.M | re.S)
-    (block,) = [b for b in blocks if b.startswith(first_line)]
+    (block,) = [b for b in python_blocks(page) if b.startswith(first_line)]
     return block
 
 
@@ -96,3 +106,74 @@ def test_the_cameras_page_excerpt_is_the_example_cameras() -> None:
         assert method in vars(camera), method
     fields = {f.name for f in dataclasses.fields(settings)}
     assert set(re.findall(r"^    (\w+): \w+ = setting\(", code, re.M)) <= fields
+
+
+def test_the_cameras_page_video_camera_loops_its_file(tmp_path: Path) -> None:
+    """docs/cameras.md, "A video file as a camera": its settings, a 3-frame file played 2.5 times.
+
+    The page's file is a lab's; a lossless one of the same name stands in (FFmpeg reads the
+    container, whatever the name says).
+    """
+    text = re.findall(r"^```ini\n(.*?)^```", (DOCS / "cameras.md").read_text("utf-8"), re.M | re.S)
+    (block,) = [b for b in text if "SOURCE = video" in b]
+    video = tmp_path / re.findall(r"^PATH = (.+)$", block, re.M)[0]
+    video.parent.mkdir(parents=True)
+    written = make_ffv1_video(video.with_suffix(".mkv"), frames=3, width=64, height=48)
+    video.with_suffix(".mkv").rename(video)
+    (tmp_path / "settings.ini").write_text(block, encoding="utf-8")
+    (section,) = load_settings(tmp_path / "settings.ini").cameras
+    assert section.source == "video" and section.options.loop and section.options.pacing == "native"
+    camera = camera_class(section.source, tmp_path)(section.name, section.options)
+    frames = np.zeros((7, *camera.open().shape), np.uint8)
+    try:
+        stamps = [camera.grab(frame) for frame in frames]
+    finally:
+        camera.close()
+    assert [stamp.frame_index for stamp in stamps if stamp] == list(range(7))  # counts on
+    times = [stamp.camera_timestamp for stamp in stamps if stamp]
+    # one stream, no gap at the seam (Matroska keeps times to the millisecond)
+    assert times == pytest.approx([i / 30 for i in range(7)], abs=1e-3)
+    for index, frame in enumerate(frames):
+        np.testing.assert_array_equal(frame, written[index % 3])  # pass after pass
+
+
+def _observations(xs: list[float], fps: float = 30.0) -> list[Observation]:
+    return [
+        Observation(i / fps, "arena", i, np.array([[x, 240.0, 0.9]]), ("nose",))
+        for i, x in enumerate(xs)
+    ]
+
+
+def test_the_experiments_page_alternation_is_the_shipped_one() -> None:
+    """docs/experiments.md's abridged AlternatingReward, run beside the shipped class."""
+    (block,) = [b for b in python_blocks("experiments.md") if "class AlternatingReward(" in b]
+    namespace: dict[str, Any] = {"__name__": "experiments_page"}
+    exec(compile(block, "experiments.md", "exec"), namespace)  # the page's own code
+    visits = _observations([320, 160, 160, 320, 160, 320, 480, 320, 160, 480] * 4, fps=2.0)
+    on_the_page = run_experiment(namespace["AlternatingReward"](), visits)
+    shipped = run_experiment(AlternatingReward(), visits)
+    assert on_the_page.all_actions == shipped.all_actions
+    assert [a.channel for a in on_the_page.all_actions if a.command == "pulse"][:3] == [0, 1, 0]
+    assert on_the_page.runtime.experiment.last_rewarded is not None  # the page's own attribute
+
+
+def test_the_experiments_page_trigger_is_the_distributions() -> None:
+    """docs/experiments.md's EveryNth: an excerpt of the example distribution's module.
+
+    The page shows the class and its kind without the module's imports; run with them, it
+    counts as the distribution's own (which test_plugin_distribution installs and runs).
+    """
+    block = python_block("experiments.md", first_line="# dls_lab_plugins/triggers.py")
+    source = PROJECT_ROOT / "tests/fixtures/lab_plugins/dls_lab_plugins/triggers.py"
+    imports = "".join(re.findall(r"^(?:from|import) .*\n", source.read_text("utf-8"), re.M))
+    namespace: dict[str, Any] = {"__name__": "dls_lab_plugins.triggers"}
+    exec(compile(imports + block, "experiments.md", "exec"), namespace)
+    shipped: dict[str, Any] = {"__name__": "dls_lab_plugins.triggers"}
+    exec(compile(source.read_text("utf-8"), str(source), "exec"), shipped)
+    seen = _observations([100.0] * 7)
+    page_kind, shipped_kind = namespace["EVERY_NTH"], shipped["EVERY_NTH"]
+    assert page_kind.name == shipped_kind.name == "lab_every_nth"
+    states = run_trigger(page_kind.factory(n=3), seen)
+    assert (
+        states == run_trigger(shipped_kind.factory(n=3), seen) == [False, False, True] * 2 + [False]
+    )

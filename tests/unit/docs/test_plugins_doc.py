@@ -246,20 +246,3 @@ def test_the_experiment_pulses_on_each_entry_and_ends_itself(lab: tuple[Path, Se
     assert pulses == [1, 3, 5] and runtime.machine.finished
     notes = [e for e in runtime.events.events if e.kind == "note"]
     assert [(e.name, e.detail) for e in notes] == [("pulse", "1"), ("pulse", "2"), ("pulse", "3")]
-
-
-def _anchor(heading: str) -> str:
-    """GitHub's anchor of a Markdown heading: lower case, punctuation dropped, spaces to -."""
-    text = "".join(c for c in heading.strip().lower() if c.isalnum() or c in " -_")
-    return text.replace(" ", "-")
-
-
-def test_the_page_links_to_pages_and_sections_that_exist() -> None:
-    docs = PAGE.parent
-    links = re.findall(r"\]\(([\w.-]+\.md)(?:#([\w-]+))?\)", PAGE.read_text(encoding="utf-8"))
-    assert links
-    for page, anchor in links:
-        text = (docs / page).read_text(encoding="utf-8")
-        if anchor:
-            headings = re.findall(r"^#+ (.+)$", text, re.M)
-            assert anchor in {_anchor(h) for h in headings}, f"{page}#{anchor}"

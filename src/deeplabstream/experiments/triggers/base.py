@@ -309,8 +309,9 @@ class Trigger:
             new = ", ".join(_OLD_HOOKS[name] for name in old)
             deprecated(
                 f"trigger class {cls.__qualname__} ({cls.__module__}) defines "
-                f"{', '.join(old)}: write {new} instead (docs/plugins.md, Triggers); the "
-                "underscore names still work",
+                f"{', '.join(old)}, the underscore hooks deprecated in release 0.5.0: write "
+                f"{new} instead (docs/plugins.md, Triggers)",
+                removed_in="0.8.0",
                 stacklevel=2,
             )
 

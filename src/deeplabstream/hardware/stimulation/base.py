@@ -28,9 +28,9 @@ What a device writes (docs/plugins.md, "Devices", has a whole one):
 
 Its settings are a dataclass (:attr:`~StimulationDevice.settings_class`), the keys of its
 ``[Device NAME]`` section; by default each key is a keyword of the device's constructor
-(:meth:`~StimulationDevice.from_settings`). A device written for the previous release, whose
-``perform`` takes a ``DeviceCommand``, still works for this release, with a DeprecationWarning
-(:mod:`hardware.stimulation.legacy`).
+(:meth:`~StimulationDevice.from_settings`). A device written for release 0.5.0, whose
+``perform`` takes a ``DeviceCommand``, or for 0.4.0, with the private ``_perform``, still works
+until release 0.8.0, with a DeprecationWarning (:mod:`hardware.stimulation.legacy`).
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ from deeplabstream.core.clock import host_now_ns
 from deeplabstream.core.errors import DeviceError
 from deeplabstream.hardware.stimulation.action import Action
 
-# DeviceCommand: where devices of the previous release import it from (for this release).
+# DeviceCommand: where devices of release 0.5.0 import it from (until release 0.8.0).
 from deeplabstream.hardware.stimulation.legacy import DeviceCommand as DeviceCommand
 from deeplabstream.hardware.stimulation.legacy import adapt_if_previous
 
@@ -262,7 +262,7 @@ class StimulationDevice(ABC):
     max_duration_s: ClassVar[float] = 2e6
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
-        """Adapt a device written for the previous release's ``DeviceCommand`` (warned)."""
+        """Adapt a device written for an earlier release's interface (warned; legacy.py)."""
         super().__init_subclass__(**kwargs)
         adapt_if_previous(cls)
 

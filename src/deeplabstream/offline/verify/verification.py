@@ -26,12 +26,12 @@ import json
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from deeplabstream import __version__
 from deeplabstream.offline.replay.job import ProgressSink
 from deeplabstream.offline.verify.decisions import RunCheck, check_decisions, exact_rows_of
 from deeplabstream.offline.verify.files_proof import FileProof, prove_files
@@ -409,7 +409,7 @@ def _provenance(
     record = session.record
     return {
         "verified_at": datetime.now().astimezone().isoformat(timespec="seconds"),
-        "verified_with": f"deeplabstream {_version()}",
+        "verified_with": f"deeplabstream {__version__}",
         "session_started": record.get("started"),
         "session_software": (record.get("versions") or {}).get("deeplabstream"),
         "models": files.model.get("cameras", []),
@@ -423,13 +423,6 @@ def _provenance(
         "tolerance_px": tolerance_px,
         "bounds_px": {c.camera: c.bound_px for c in comparisons if c.bound_px is not None},
     }
-
-
-def _version() -> str:
-    try:
-        return metadata.version("deeplabstream")
-    except metadata.PackageNotFoundError:
-        return "unknown"
 
 
 def _run_summary(check: RunCheck) -> dict[str, Any]:
