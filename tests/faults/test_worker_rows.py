@@ -220,19 +220,29 @@ def _commanded(folder: Path) -> bool:
     return any(row["command_written"] for row in rows) and _pose_pid(folder) is not None
 
 
+def _kill_the_worker_when(
+    process: subprocess.Popen[str], out: Path, what: Callable[[Path], bool]
+) -> tuple[Path, dict]:
+    """SIGKILL the session's pose worker once ``what(folder)``; Ctrl-C a second later.
+
+    Returns the session's folder and its final session.json.
+    """
+    try:
+        folder = session_while_running(out, what)
+        os.kill(_pose_pid(folder), signal.SIGKILL)
+        time.sleep(1)  # the frames after it: counted as not analysed
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=WAIT_LIMIT_S)
+    finally:
+        process.kill()
+    assert process.returncode == 1, stdout[-3000:] + stderr[-3000:]
+    return folder, json.loads((folder / "session.json").read_text())
+
+
 @pytest.mark.slow  # a whole session
 def test_a_worker_killed_after_its_first_pulse_keeps_the_pulse_and_every_analysed_row(tmp_path):
     process = _start(tmp_path, ARENA, "--experiment-enabled", "--frames", "900")
-    try:
-        folder = session_while_running(tmp_path / "out", _commanded)
-        os.kill(_pose_pid(folder), signal.SIGKILL)  # right after the pulse's turn
-        time.sleep(1)  # the frames after it: counted as not analysed
-        process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=WAIT_LIMIT_S)
-    finally:
-        process.kill()
-    assert process.returncode == 1, out[-3000:] + err[-3000:]
-    info = json.loads((folder / "session.json").read_text())
+    folder, info = _kill_the_worker_when(process, tmp_path / "out", _commanded)  # the pulse's
     assert any("killed by signal 9 (SIGKILL)" in e for e in info["errors"]), info["errors"]
     exact = assert_every_analysed_row_kept(folder, info)
     events = assert_events_finished(folder, info, "ExampleExperiment", exact["time_s"].iloc[-1])
@@ -251,19 +261,11 @@ def test_a_killed_ensemble_worker_keeps_every_analysed_row_of_every_file(tmp_pat
     models = "\n    ".join(str(path) for path in [BUNDLED_MODEL, *members])
     pose = f"[Pose]\nMODEL_PATH = {models}\nENSEMBLE_SMOOTHING = causal\n"
     process = _start(tmp_path, ARENA + pose, "--experiment-enabled", "--frames", "900")
-    try:
-        folder = session_while_running(
-            tmp_path / "out",
-            lambda f: len(whole_rows(f / "arena.pose_timing.csv")) >= 20 and bool(_pose_pid(f)),
-        )
-        os.kill(_pose_pid(folder), signal.SIGKILL)
-        time.sleep(1)  # the frames after it: counted as not analysed
-        process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=WAIT_LIMIT_S)
-    finally:
-        process.kill()
-    assert process.returncode == 1, out[-3000:] + err[-3000:]
-    info = json.loads((folder / "session.json").read_text())
+    folder, info = _kill_the_worker_when(
+        process,
+        tmp_path / "out",
+        lambda f: len(whole_rows(f / "arena.pose_timing.csv")) >= 20 and bool(_pose_pid(f)),
+    )
     exact = assert_every_analysed_row_kept(folder, info)
     members_exact = read_ensemble_exact(folder / "arena.pose_exact.csv")
     assert members_exact is not None and members_exact.members.shape[1] == 3

@@ -78,9 +78,11 @@ class WholeRowsFile:
             return self._good_bytes, "".join(self._pending)
 
     def _flush(self) -> None:
+        # The next write by time a second from now: a file flushed at the end of every turn of
+        # a loop is never written by write_row, in the middle of a turn's decisions.
+        self._next_flush = time.monotonic() + FLUSH_INTERVAL_S
         if self._fd is None or not self._pending:
             return
-        self._next_flush = time.monotonic() + FLUSH_INTERVAL_S  # the next by time: a second on
         data = "".join(self._pending).encode("utf-8")
         try:
             view = memoryview(data)
