@@ -131,20 +131,24 @@ class UnwrittenRows:
         offset, data = self.current()
         if not data:
             return 0
-        with regular_file(path).open("ab") as file:
-            written = file.seek(0, os.SEEK_END) - offset
-            if written < 0 or written > len(data):
-                log.error(
-                    "%s is %d bytes, not the %d to %d its rows not written yet follow: they "
-                    "were not appended",
-                    path.name,
-                    written + offset,
-                    offset,
-                    offset + len(data),
-                )
-                return 0
-            missing = data[written:]
-            file.write(missing)
+        try:
+            with regular_file(path).open("ab") as file:
+                written = file.seek(0, os.SEEK_END) - offset
+                if written < 0 or written > len(data):
+                    log.error(
+                        "%s is %d bytes, not the %d to %d its rows not written yet follow: "
+                        "they were not appended",
+                        path.name,
+                        written + offset,
+                        offset,
+                        offset + len(data),
+                    )
+                    return 0
+                missing = data[written:]
+                file.write(missing)
+        except OSError as error:  # a full disk: the rows are lost, and said
+            log.error("%s: its rows not written yet could not be appended: %s", path.name, error)
+            return 0
         return missing.count(b"\n")
 
     def clear(self) -> None:
