@@ -15,7 +15,9 @@ When the parent is gone the process marks it (:func:`parent_ended`, which loops 
 * a process that handles ``sig`` (SIGTERM unless told otherwise) with a handler of its own gets
   ``sig`` raised in itself: its orderly stop (a replay job stops its stream and finishes its
   files), then it is ended :data:`ORPHAN_GRACE_S` later if it is still there;
-* any other process ends at once: nobody is left to use what it would produce.
+* any other process ends at once: nobody is left to use what it would produce; what it has
+  made but not written yet is written first by the acts it set with :func:`at_orphan_end` (the
+  pose worker's rows not in their files), given at most :data:`LAST_ACTS_S`.
 
 **Orderly stop by message.** ``Process.terminate()`` is SIGTERM on POSIX but TerminateProcess, a
 hard kill, on Windows: files being written are cut. So a parent asks a child to stop with a
@@ -37,7 +39,7 @@ import multiprocessing
 import os
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from multiprocessing import resource_tracker
 from multiprocessing.connection import wait as wait_for_objects
 from typing import Any, NoReturn
@@ -48,8 +50,21 @@ log = logging.getLogger(__name__)
 ORPHAN_EXIT_CODE = 128 + int(signal.SIGTERM)
 #: How long an orphan with an orderly stop of its own gets to finish its files before it ends.
 ORPHAN_GRACE_S = 10.0
+#: How long the acts set with :func:`at_orphan_end` get before the process ends regardless.
+LAST_ACTS_S = 5.0
 
 _parent_gone = threading.Event()
+_last_acts: list[Callable[[], None]] = []
+
+
+def at_orphan_end(act: Callable[[], None]) -> None:
+    """Run ``act`` when this process ends because its parent is gone, before it ends.
+
+    For what the process made that nobody else can write now: ``act`` runs in the thread that
+    ends the process while its work's thread may still run, so it must keep to what is safe
+    from another thread, and be quick (it gets :data:`LAST_ACTS_S` with the others).
+    """
+    _last_acts.append(act)
 
 
 def recorded_parent_pid() -> int | None:
@@ -140,8 +155,20 @@ def stop_this_process(sig: int, grace_s: float) -> None:
 
 
 def _end_now() -> NoReturn:
+    if _last_acts:
+        acts = threading.Thread(target=_run_last_acts, name="last-acts", daemon=True)
+        acts.start()
+        acts.join(LAST_ACTS_S)
     logging.shutdown()  # whatever the handlers buffered reaches the log first
     os._exit(ORPHAN_EXIT_CODE)
+
+
+def _run_last_acts() -> None:
+    for act in _last_acts:
+        try:
+            act()
+        except Exception:  # one act failing never keeps the others from running
+            log.exception("a last act before this process ends failed")
 
 
 class StopLine:
@@ -268,6 +295,7 @@ __all__ = [
     "ORPHAN_GRACE_S",
     "STOP_SIGNALS",
     "StopLine",
+    "at_orphan_end",
     "children_leave_stop_signals_to_parent",
     "die_with_parent",
     "leave_stop_signals_to_parent",

@@ -1,10 +1,13 @@
 """Text tables appended by one process in whole rows: what a killed process or a full disk leaves.
 
-Pose files, their times and timing, and ``points3d.csv`` are all written this way: rows are kept
-in memory and written with one system call at least once a second, so a file never ends in a
-cut row, and a write that fails is undone to the last whole row. :func:`flush_open_files`
-writes every open file's rows at once, from any thread: what a process does before it is ended
-(the inference worker whose loop is stuck in a lab's C call, core/call_watchdog.py).
+Pose files, their times and timing, ``events.csv`` and ``points3d.csv`` are all written this way:
+rows are kept in memory and written with one system call at least once a second, so a file never
+ends in a cut row, and a write that fails is undone to the last whole row. :func:`flush_open_files`
+writes every open file's rows at once, from any thread: the inference worker calls it at the end
+of every turn of its loop, after the turn's decisions and commands (so no command waits for the
+disk, and a worker that dies or is held loses no row of a turn it finished), and before it is
+ended (its loop stuck in a lab's C call, core/call_watchdog.py). :func:`close_open_files` is a
+process's last act when its parent is gone (core/lifetime.py).
 """
 
 from __future__ import annotations
@@ -55,17 +58,29 @@ class WholeRowsFile:
             self._pending.append(text)
             self.rows += 1
             self._pending_rows += 1
-            now = time.monotonic()
-            if now >= self._next_flush:
+            if time.monotonic() >= self._next_flush:
                 self._flush()
-                self._next_flush = now + FLUSH_INTERVAL_S
+
+    def flush_if_due(self) -> None:
+        """Write the rows kept so far if a second has passed since the last write."""
+        with self._lock:
+            if time.monotonic() >= self._next_flush:
+                self._flush()
 
     def flush(self) -> None:
         """Write the rows kept so far now (any thread)."""
         with self._lock:
             self._flush()
 
+    def unwritten(self) -> tuple[int, str]:
+        """Return the file's length in bytes and the text of the rows kept, not written yet."""
+        with self._lock:
+            return self._good_bytes, "".join(self._pending)
+
     def _flush(self) -> None:
+        # The next write by time a second from now: a file flushed at the end of every turn of
+        # a loop is never written by write_row, in the middle of a turn's decisions.
+        self._next_flush = time.monotonic() + FLUSH_INTERVAL_S
         if self._fd is None or not self._pending:
             return
         data = "".join(self._pending).encode("utf-8")
@@ -100,8 +115,8 @@ class WholeRowsFile:
         )
         log.error("%s", self.error)
 
-    def close(self) -> None:
-        """Write what is pending, sync and close (safe to call twice)."""
+    def close(self, sync: bool = True) -> None:
+        """Write what is pending, sync (unless told not to) and close (safe to call twice)."""
         with self._lock:
             self._flush()
             fd, self._fd = self._fd, None
@@ -109,7 +124,8 @@ class WholeRowsFile:
         if fd is None:
             return
         try:
-            os.fsync(fd)
+            if sync:
+                os.fsync(fd)
         except OSError as failure:
             self.error = self.error or f"{self.path.name} could not be finalised: {failure}"
             log.error("%s", self.error)
@@ -121,9 +137,19 @@ _OPEN: weakref.WeakSet[WholeRowsFile] = weakref.WeakSet()
 
 
 def flush_open_files() -> None:
-    """Write every open file's kept rows now (a process about to be ended keeps its rows)."""
+    """Write every open file's kept rows now (the end of a turn; a process about to be ended)."""
     for file in list(_OPEN):
         file.flush()
+
+
+def close_open_files() -> None:
+    """Write every open file's kept rows and close it: nothing written later reaches it.
+
+    A process's last act from a thread beside its work (its parent gone): the work's thread
+    may still hand rows over, which then go nowhere instead of after what the act appends.
+    """
+    for file in list(_OPEN):
+        file.close(sync=False)  # in the system's hands: they outlive the process
 
 
 def cut_to_whole_rows(path: Path) -> int:

@@ -13,9 +13,11 @@ device confirmed it); they stay empty otherwise.
 for ``events.csv``), writes them as the session runs. The events of one update are written at
 the start of the next update (or on :meth:`EventLog.commit`, which :meth:`Experiment.stop
 <experiments.base.Experiment.stop>` calls), so that the dispatcher can fill in the timing columns
-of the actions it has just sent with :meth:`EventLog.fill_times`. The CSV file is flushed at
-least once a second while updates come, and on close: a killed process loses at most the last
-second.
+of the actions it has just sent with :meth:`EventLog.fill_times`. The CSV file is written in
+whole rows, at least once a second and whenever its writer is flushed (the inference worker: at
+the end of every turn of its loop), and on close. The rows not in the file yet (those of the
+latest update, waiting for their times) are what the worker publishes for the main process to
+write if it dies (core/unwritten_rows.py, live.processes.dispatch).
 """
 
 from __future__ import annotations
@@ -25,15 +27,13 @@ import dataclasses
 import io
 import logging
 import math
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol, TextIO
 
-from deeplabstream.core.whole_rows import cut_to_whole_rows
+from deeplabstream.core.whole_rows import WholeRowsFile
 from deeplabstream.experiments.actions import Action
 
 log = logging.getLogger(__name__)
@@ -146,9 +146,6 @@ EVENT_COLUMN_DOCS: dict[str, str] = {
 TIMING_COLUMNS: tuple[str, ...] = ("pose_ready", "decided", "written", "acknowledged")
 """Host-clock seconds filled by whoever knows them (the dispatcher); empty otherwise."""
 
-DEFAULT_FLUSH_INTERVAL_S = 1.0
-_monotonic = time.monotonic  # the flush clock (host), replaceable in tests
-
 
 @dataclass(frozen=True, slots=True)
 class ExperimentEvent:
@@ -248,79 +245,90 @@ class EventWriter(Protocol):
 
 
 class EventCsvWriter:
-    """``events.csv``: one row per event, columns :data:`EVENT_COLUMNS`, flushed every second.
+    """``events.csv``: one row per event, columns :data:`EVENT_COLUMNS`, in whole rows.
 
     Parameters
     ----------
     target
-        A path (created; an existing file is never overwritten) or an open text stream (not
-        closed by :meth:`close`, only flushed).
-    flush_interval_s
-        Longest time between flushes while events are written (0: flush on every write).
+        A path (created; an existing file is never overwritten), written in whole rows at
+        least once a second and on every :meth:`flush` (core/whole_rows.py: the inference
+        worker flushes it at the end of each turn of its loop, with its pose files); or an
+        open text stream (not closed by :meth:`close`, only flushed).
 
-    A disk error is logged and ends the file; the experiment goes on.
+    A disk error is logged and ends the file (at its last whole row); the experiment goes on.
     """
 
-    def __init__(
-        self, target: Path | str | TextIO, flush_interval_s: float = DEFAULT_FLUSH_INTERVAL_S
-    ) -> None:
+    def __init__(self, target: Path | str | TextIO) -> None:
+        self._buffer = io.StringIO()  # each row's text, made by the csv module
+        self._csv = csv.writer(self._buffer, lineterminator="\n")
+        header = self.render_row(EVENT_COLUMNS)
+        self._rows: WholeRowsFile | None = None
+        self._stream: TextIO | None = None
         if isinstance(target, str | Path):
             self.path: Path | None = Path(target)
-            self._file: TextIO | None = open(  # noqa: SIM115 - kept open for the session
-                self.path, "x", encoding="utf-8", newline=""
-            )
-            self._owned = True
+            self._rows = WholeRowsFile(self.path, header)
         else:
-            self.path, self._file, self._owned = None, target, False
-        self._csv = csv.writer(self._file, lineterminator="\n")
-        self.flush_interval_s = float(flush_interval_s)
-        self._next_flush = _monotonic() + self.flush_interval_s
+            self.path, self._stream = None, target
+            self._guard(lambda: target.write(header))
         self.rows = 0
-        self.error: str | None = None  # why the file stopped early (a disk error)
-        self._guard(lambda: self._csv.writerow(EVENT_COLUMNS))
+        self._error: str | None = None  # why the stream stopped early
+
+    @property
+    def error(self) -> str | None:
+        """Why the file stopped early (a disk error), or None."""
+        return self._rows.error if self._rows is not None else self._error
+
+    def render_row(self, cells: Sequence[str]) -> str:
+        """Return one row's text as the file has it (csv quoting, ending in a newline)."""
+        buffer = self._buffer
+        buffer.seek(0)
+        buffer.truncate()
+        self._csv.writerow(cells)
+        return buffer.getvalue()
+
+    def render(self, events: Sequence[ExperimentEvent]) -> str:
+        """Return the rows of ``events`` as the file would have them."""
+        return "".join(self.render_row(event.row()) for event in events)
 
     def write(self, events: Sequence[ExperimentEvent]) -> None:
-        """Append the rows of ``events``; flush when the interval has passed."""
-        if self._file is None:
-            return
-        if events:
-            self._guard(lambda: self._csv.writerows(event.row() for event in events))
-            self.rows += len(events)
-        now = _monotonic()
-        if now >= self._next_flush:
-            self.flush()
-            self._next_flush = now + self.flush_interval_s
+        """Append the rows of ``events`` (none: the rows kept are written if a second passed)."""
+        if not events and self._rows is not None:
+            self._rows.flush_if_due()
+        for event in events:
+            text = self.render_row(event.row())
+            if self._rows is not None:
+                self._rows.write_row(text)
+            elif self._stream is not None:
+                stream = self._stream
+                self._guard(lambda: stream.write(text))  # noqa: B023 - called at once
+            self.rows += 1
+
+    def unwritten(self) -> tuple[int, str]:
+        """Return the file's length in bytes and the rows handed over but not in it yet."""
+        return self._rows.unwritten() if self._rows is not None else (0, "")
 
     def flush(self) -> None:
         """Push the rows written so far to the file."""
-        if self._file is not None:
-            self._guard(self._file.flush)
+        if self._rows is not None:
+            self._rows.flush()
+        elif self._stream is not None:
+            self._guard(self._stream.flush)
 
     def close(self) -> None:
-        """Flush, and close the file when this writer opened it."""
-        if self._file is None:
-            return
-        self.flush()
-        if self._owned and self._file is not None:
-            self._guard(self._file.close)
-        self._file = None
+        """Write what is left, and close the file when this writer opened it."""
+        if self._rows is not None:
+            self._rows.close()
+        elif self._stream is not None:
+            self._guard(self._stream.flush)
+            self._stream = None
 
     def _guard(self, operation: Any) -> None:
         try:
             operation()
         except OSError as error:
-            name = self.path.name if self.path else "events stream"
-            self.error = f"{name} stopped at {error.strerror or error}: its last rows are missing"
-            log.error("%s", self.error)
-            file, self._file = self._file, None
-            if self._owned and file is not None:
-                try:
-                    file.close()
-                except OSError:
-                    pass
-            if self.path is not None:
-                with suppress(OSError):  # a full disk may have cut its last row
-                    cut_to_whole_rows(self.path)
+            self._error = f"events stream stopped at {error.strerror or error}"
+            log.error("%s", self._error)
+            self._stream = None
 
 
 class EventLog:
@@ -339,6 +347,9 @@ class EventLog:
         self._committed = 0
         # Events whose content is made later (:meth:`defer`): their place and their maker.
         self._deferred: list[tuple[int, Callable[[], ExperimentEvent]]] = []
+        #: Counts every change of what the file does not have yet (events added, their times
+        #: filled, committed): the worker publishes those rows only when it moved.
+        self.changes = 0
 
     @property
     def events(self) -> list[ExperimentEvent]:
@@ -349,6 +360,7 @@ class EventLog:
     def record(self, event: ExperimentEvent) -> ExperimentEvent:
         """Add ``event`` (pending until the next :meth:`commit`)."""
         self._events.append(event)
+        self.changes += 1
         return event
 
     def defer(self, make: Callable[[], ExperimentEvent]) -> None:
@@ -360,6 +372,7 @@ class EventLog:
         """
         self._deferred.append((len(self._events), make))
         self._events.append(None)
+        self.changes += 1
 
     def settle(self) -> None:
         """Make the deferred events (every accessor does it first)."""
@@ -405,6 +418,7 @@ class EventLog:
                 continue
             events[index] = dataclasses.replace(event, **times)
             changed += 1
+        self.changes += changed
         return changed
 
     def mark_not_sent(self, action: Action, why: str) -> int:
@@ -420,12 +434,14 @@ class EventLog:
             if event.action is action:
                 events[index] = dataclasses.replace(event, not_sent=f"not sent: {why}")
                 changed += 1
+        self.changes += changed
         return changed
 
     def commit(self) -> int:
         """Hand the pending events to the writer (it may flush); return how many."""
         pending = self.pending
         self._committed = len(self._events)
+        self.changes += bool(pending)
         if self.writer is not None:
             self.writer.write(pending)
         return len(pending)

@@ -409,6 +409,12 @@ class Recording(Part):
     running: bool | None = key(
         "true while it records (a killed session's last update)", optional=True
     )
+    captured: int | None = key(
+        "while it records: the frames the camera delivered since it began (recorded, lost or "
+        "waiting in the ring); a killed session's repair adds those its files show after",
+        optional=True,
+        minimum=0,
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -431,6 +437,11 @@ class CameraRecord(Part):
     frames_lost_in_recording: int = key("frames the recorder could not get", 0, minimum=0)
     frames_dropped: int = key("frames_dropped_by_camera + frames_lost_in_recording", 0, minimum=0)
     recordings: tuple[Recording, ...] = key("every recording, in order", factory=tuple)
+    last_frame_index: int | None = key(
+        "the camera's own index of its newest frame at this update: a killed session's repair "
+        "counts the frames its files hold after it",
+        optional=True,
+    )
     device: dict[str, Any] = key(
         "what the camera plugin says of itself (its own keys; clock, companions, delivery)",
         factory=dict,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import logging
 import re
 from dataclasses import dataclass, field
@@ -119,7 +120,9 @@ def _recover_one(folder: Path, path: Path) -> bool:
         "recordings, analyses and experiments are counted from its files (what was written "
         "until then); its other figures are those of its last update."
     )
-    cameras = {name: _repaired_camera(folder, camera) for name, camera in record.cameras.items()}
+    cameras = {
+        name: _repaired_camera(folder, name, camera) for name, camera in record.cameras.items()
+    }
     record = dataclasses.replace(
         record, status="interrupted", errors=(*record.errors, note), cameras=cameras
     )
@@ -128,33 +131,39 @@ def _recover_one(folder: Path, path: Path) -> bool:
     return True
 
 
-def _repaired_camera(folder: Path, camera: CameraRecord) -> CameraRecord:
+def _repaired_camera(folder: Path, name: str, camera: CameraRecord) -> CameraRecord:
     """Cut each of the camera's frames tables to the frames its video holds; re-derive figures.
 
     A killed recorder's table may name frames whose video data never reached the disk, and the
-    files went on growing after the last ``session.json`` update (up to 2 s of frames). So the
-    figures are taken from the files where they know more, keeping the rules of a finished
-    session: recorded + lost = captured while recording, and captured >= recorded + lost.
+    files went on growing after the last ``session.json`` update (up to 2 s of frames: the
+    frames table, the pose files). So the figures are taken from the files where they know
+    more, keeping the rules of a finished session: recorded + lost = captured while recording,
+    and captured >= recorded + lost >= what the files show.
 
+    - after: the frames the camera delivered after the last update's newest frame
+      (``last_frame_index``), as many as the file that shows most of them holds (the frames
+      table before the cut, each analysis's ``pose_times.csv``);
     - recorded: the frames its video holds that have a row (the table is cut to them);
     - captured while recording: the last update's recorded + lost, or, when larger, the
       table's whole rows before the cut (each a frame the camera delivered and the recorder
-      took) + the last update's lost;
+      took) + the last update's lost; for the recording running at the kill, at least the
+      frames it had seen delivered (``captured``) + after;
     - lost: captured while recording - recorded;
-    - ``frames_captured``: the last update's, or the frames captured while recording when the
-      files show more (a recording that ran from the session's start: recorded + lost).
+    - ``frames_captured``: the last update's + after, or the frames captured while recording
+      when larger.
 
     The record was read whole before (a damaged one never half-repairs a table).
     """
-    if not camera.recordings:
+    after = _frames_after(folder, name, camera)
+    if not camera.recordings and not after:
         return camera
-    recordings = tuple(_repaired_recording(folder, r) for r in camera.recordings)
+    recordings = tuple(_repaired_recording(folder, r, after) for r in camera.recordings)
     recorded = sum(r.frames for r in recordings)
     lost = sum(r.lost for r in recordings)
     return dataclasses.replace(
         camera,
         recordings=recordings,
-        frames_captured=max(camera.frames_captured, recorded + lost),
+        frames_captured=max(camera.frames_captured + after, recorded + lost),
         frames_recorded=recorded,
         frames_lost_in_recording=lost,
         frames_dropped=camera.frames_dropped_by_camera + lost,
@@ -162,10 +171,12 @@ def _repaired_camera(folder: Path, camera: CameraRecord) -> CameraRecord:
     )
 
 
-def _repaired_recording(folder: Path, recording: Recording) -> Recording:
+def _repaired_recording(folder: Path, recording: Recording, after: int) -> Recording:
     """Cut one recording's table to its video and re-derive its ``frames`` and ``lost``.
 
-    A recording whose files are gone keeps its figures (nothing to re-derive them from).
+    ``after``: the frames the camera delivered after the last update (the running recording's
+    to record). A recording whose files are gone keeps its figures (nothing to re-derive them
+    from).
     """
     video, table = recording.video, recording.frames_table
     if not (video and table and (folder / table).is_file()):
@@ -175,10 +186,64 @@ def _repaired_recording(folder: Path, recording: Recording) -> Recording:
     taken = count_table_rows(folder / table)  # before the cut: every frame the recorder took
     recorded = repair_frames_table(folder / table, count_decodable_frames(folder / video))
     captured = max(recording.frames, taken) + recording.lost
-    present = None if recording.present is None else recording.present - {"running"}
+    if recording.running and recording.captured is not None:
+        captured = max(captured, recording.captured + after)
+    present = None if recording.present is None else recording.present - {"running", "captured"}
     return dataclasses.replace(
-        recording, frames=recorded, lost=captured - recorded, running=None, present=present
+        recording,
+        frames=recorded,
+        lost=captured - recorded,
+        running=None,
+        captured=None,
+        present=present,
     )
+
+
+def _frames_after(folder: Path, name: str, camera: CameraRecord) -> int:
+    """Return the frames camera ``name`` delivered after its last update's newest frame.
+
+    As many as the file that shows most of them holds: its frames tables (rows, before they
+    are cut to their videos) and each analysis's ``pose_times.csv`` (rows with an arrival
+    time). 0 for a record without ``last_frame_index`` (an older version's).
+    """
+    last = camera.last_frame_index
+    if last is None:
+        return 0
+    tables = [folder / r.frames_table for r in camera.recordings if r.frames_table]
+    times = [folder / f"{name}{label}.pose_times.csv" for label in _run_labels(folder, name)]
+    found = [_rows_after(path, last, "frame_index", "host_timestamp") for path in tables + times]
+    return max(found, default=0)
+
+
+def _run_labels(folder: Path, name: str) -> list[str]:
+    """Return the labels of camera ``name``'s analyses whose files are in ``folder``."""
+    labels: list[str] = []
+    while (folder / f"{name}{_run_label(len(labels) + 1)}.pose_times.csv").is_file():
+        labels.append(_run_label(len(labels) + 1))
+    return labels
+
+
+def _run_label(number: int) -> str:
+    """Return what goes between a camera's name and its files' suffixes in the n-th analysis."""
+    return "" if number == 1 else f".run{number}"
+
+
+def _rows_after(path: Path, last_index: int, index_column: str, time_column: str) -> int:
+    """Count a table's whole rows of frames after ``last_index`` that have an arrival time."""
+    try:
+        with regular_file(path).open(newline="", encoding="utf-8", errors="replace") as file:
+            text = file.read()
+    except (FileNotFoundError, NotADirectoryError):
+        return 0
+    whole = text[: text.rfind("\n") + 1]  # a cut last row does not count
+    count = 0
+    for row in csv.DictReader(io.StringIO(whole)):
+        try:
+            if int(row.get(index_column) or "") > last_index and row.get(time_column):
+                count += 1
+        except ValueError:  # a damaged row: no frame of it is counted
+            continue
+    return count
 
 
 def repair_interrupted_session(folder: Path) -> bool:
@@ -288,8 +353,7 @@ def _repaired_pose_runs(folder: Path, record: SessionRecord) -> tuple[PoseRun, .
 
 def _pose_files_of_run(folder: Path, record: SessionRecord, number: int) -> dict[str, Path]:
     """Return the pose CSV of each of the record's cameras in the ``number``-th analysis."""
-    label = "" if number == 1 else f".run{number}"
-    files = {name: folder / f"{name}{label}.pose.csv" for name in record.cameras}
+    files = {name: folder / f"{name}{_run_label(number)}.pose.csv" for name in record.cameras}
     return {name: path for name, path in files.items() if path.is_file()}
 
 
@@ -322,7 +386,7 @@ def _repaired_experiment_runs(
             continue
         summary = finish_events(path, why)
         if summary is not None:
-            summary.update(name=_experiment_name(path), state="interrupted")
+            summary.update(state="interrupted")
             rebuilt.append(parse_or_keep(ExperimentRun, summary, f"experiment.{path.name}"))
     return (*record.experiment_runs, *rebuilt)
 
@@ -337,12 +401,3 @@ def _events_files(folder: Path) -> list[Path]:
         if match is not None:
             found[int(match.group(1) or 1)] = path
     return [found[number] for number in sorted(found)]
-
-
-def _experiment_name(events_csv: Path) -> str | None:
-    """Return the experiment's name from its events file's ``start`` row (None: no such row)."""
-    with regular_file(events_csv).open(newline="", encoding="utf-8") as file:
-        for row in csv.DictReader(file):
-            if row.get("kind") == "start":
-                return row.get("name") or None
-    return None

@@ -26,7 +26,9 @@ from deeplabstream.core.call_watchdog import CallStalled, time_limit
 from deeplabstream.core.clock import host_now_ns
 from deeplabstream.core.errors import DeviceError
 from deeplabstream.core.stats import DurationHistogram
+from deeplabstream.core.unwritten_rows import UnwrittenRows
 from deeplabstream.experiments.actions import Action
+from deeplabstream.experiments.events import EventCsvWriter
 from deeplabstream.experiments.observation import (
     MissingKeypointError,
     Observation,
@@ -62,7 +64,14 @@ class DeviceHungError(DeviceError):
 
 
 class ExperimentRun:
-    """One experiment's runtime with its open devices, driven by pose updates."""
+    """One experiment's runtime with its open devices, driven by pose updates.
+
+    ``events_file``: its ``events.csv``; with ``unwritten`` (the main process's block of shared
+    memory, core/unwritten_rows.py), the rows the file lacks after each update (those waiting
+    for their times, those handed over until the turn's end writes them) and the experiment's
+    latest frame time are published there, after the update's commands: a worker that dies
+    loses none of them, the main process writes them.
+    """
 
     def __init__(
         self,
@@ -70,8 +79,13 @@ class ExperimentRun:
         devices: dict[str, StimulationDevice],
         events_path: Path,
         plan: dict[str, Any] | None = None,
+        events_file: EventCsvWriter | None = None,
+        unwritten: UnwrittenRows | None = None,
     ) -> None:
         self.runtime = runtime
+        self.events_file = events_file
+        self.unwritten = unwritten
+        self._published = -1  # the event log's changes when its rows were last published
         self.plan = plan  # the experiment's plan as session.json records it (settings layer)
         runtime.defer_event_details = True  # events are formatted after the commands are out
         self.devices = devices
@@ -114,6 +128,19 @@ class ExperimentRun:
         self.last_decided_ns = self.last_written_ns = 0
         if self.error is not None or not observations:
             return
+        try:
+            self._update(observations, pose_ready_ns, points3d, batch)
+        finally:  # after the commands: what the file lacks goes where the main process finds it
+            self.keep_unwritten()
+
+    def _update(
+        self,
+        observations: list[Observation],
+        pose_ready_ns: int,
+        points3d: Points3D | None,
+        batch: int,
+    ) -> None:
+        """Run the experiment's update on one batch and send its commands (:meth:`on_poses`)."""
         self.batches = (self.batches[0] or batch, batch)
         self._fill_acknowledgements()
         subject, newest = self._subject(observations, points3d)
@@ -248,9 +275,7 @@ class ExperimentRun:
                 continue
             self.actions += 1  # a command sent: counted as the update's are
             decided = None if decided_ns is None else decided_ns / 1e9
-            self.runtime.events.fill_times(
-                action, decided=decided, written=record.written_ns / 1e9
-            )
+            self.runtime.events.fill_times(action, decided=decided, written=record.written_ns / 1e9)
             self._unacknowledged.append((action, record))
 
     def _stop_runtime(self, time_s: float | None, reason: str) -> list[Action]:
@@ -289,6 +314,7 @@ class ExperimentRun:
             time.sleep(0.01)
         self._fill_acknowledgements()
         self.runtime.events.close()
+        self.keep_unwritten()  # nothing: the file is whole
 
     def close_devices(self) -> None:
         """Close every device (each under the watchdog: a hung driver must not hold the stop)."""
@@ -306,11 +332,21 @@ class ExperimentRun:
         self.not_sent += 1
         self.runtime.events.mark_not_sent(action, why)
 
-    def flush_events(self) -> None:
-        """Push the events written so far to ``events.csv`` (the worker is about to end)."""
-        flush = getattr(self.runtime.events.writer, "flush", None)
-        if flush is not None:
-            flush()
+    def keep_unwritten(self) -> None:
+        """Publish the rows ``events.csv`` lacks and the latest frame time (see the class).
+
+        The rows only when they changed: an update without events costs one store.
+        """
+        unwritten, file = self.unwritten, self.events_file
+        if unwritten is None or file is None:
+            return
+        events = self.runtime.events
+        unwritten.reached(self.runtime.now_s)
+        if events.changes == self._published:
+            return
+        self._published = events.changes
+        file_bytes, handed_over = file.unwritten()
+        unwritten.publish(file_bytes, handed_over + file.render(events.pending))
 
 
 def _trigger_stalled(stall: CallStalled) -> str:

@@ -18,6 +18,7 @@ from typing import Any
 
 from deeplabstream.core.clock import host_now_ns
 from deeplabstream.core.errors import ExperimentError
+from deeplabstream.core.unwritten_rows import UnwrittenRows
 from deeplabstream.experiments.base import Experiment
 from deeplabstream.experiments.events import EventCsvWriter
 from deeplabstream.experiments.runtime import ExperimentRuntime
@@ -80,12 +81,14 @@ def open_run(
     session_dir: Path,
     events_file: str = EVENTS_FILE,
     markers: EventMarkers | None = None,
+    unwritten: UnwrittenRows | None = None,
 ) -> OpenRun:
     """Load the experiment, open every device it uses, and start its event file.
 
     With ``spec.latency_test``, its board runs the latency self-test from now until the stop,
     which writes the board's reports. With ``markers`` (``[Output] LSL = on``), every event
-    written to the file is also sent as an LSL marker. ExperimentStartError says what failed.
+    written to the file is also sent as an LSL marker. ``unwritten``: where the rows the file
+    lacks are published (dispatch.ExperimentRun). ExperimentStartError says what failed.
     """
     try:
         runtime = ExperimentRuntime(spec.plan.build())
@@ -104,7 +107,10 @@ def open_run(
     runtime.events.attach(writer if markers is None else MarkedWriter(writer, markers))
     runtime.start()  # the session's clock starts at the first pose update
     log.info("experiment %s ready with devices %s", spec.name, ", ".join(devices) or "none")
-    run = ExperimentRun(runtime, devices, session_dir / events_file, spec.plan.record())
+    run = ExperimentRun(
+        runtime, devices, session_dir / events_file, spec.plan.record(), writer, unwritten
+    )
+    run.keep_unwritten()  # the file's header is in: nothing lacks yet
     return OpenRun(run, board)
 
 
@@ -169,11 +175,16 @@ class ExperimentSlot:
     """The experiment the inference worker runs now (if any), and the summaries of those it ran."""
 
     def __init__(
-        self, control: Connection, session_dir: Path, markers: EventMarkers | None = None
+        self,
+        control: Connection,
+        session_dir: Path,
+        markers: EventMarkers | None = None,
+        unwritten: UnwrittenRows | None = None,
     ) -> None:
         self.control = control
         self.session_dir = session_dir
         self.markers = markers  # every experiment's events also go out as LSL markers
+        self.unwritten = unwritten  # where each run publishes the rows its file lacks
         self.open_run: OpenRun | None = None
         self.summaries: list[dict[str, Any]] = []
         self.status_wanted = True
@@ -190,7 +201,9 @@ class ExperimentSlot:
     def open(self, spec: ExperimentSpec | None, events_file: str) -> None:
         """Open ``spec``'s experiment and devices (nothing when None); ExperimentStartError."""
         if spec is not None:
-            self.open_run = open_run(spec, self.session_dir, events_file, self.markers)
+            self.open_run = open_run(
+                spec, self.session_dir, events_file, self.markers, self.unwritten
+            )
 
     def start(self, message: StartExperiment) -> None:
         """Start an experiment while analysis runs, its devices opened on a thread of their own.
@@ -285,7 +298,11 @@ class _Opening(threading.Thread):
         slot = self.slot
         try:
             self.result = open_run(
-                self.message.spec, slot.session_dir, self.message.events_file, slot.markers
+                self.message.spec,
+                slot.session_dir,
+                self.message.events_file,
+                slot.markers,
+                slot.unwritten,
             )
         except ExperimentStartError as error:
             self.error = str(error)

@@ -44,11 +44,15 @@ from deeplabstream.core.clock import host_now_ns, precise_timers
 from deeplabstream.core.collector import settle_after_start_up
 from deeplabstream.core.errors import CalibrationError, DeepLabStreamError
 from deeplabstream.core.fault_hooks import hold_here
-from deeplabstream.core.lifetime import die_with_parent, leave_stop_signals_to_parent
+from deeplabstream.core.lifetime import (
+    at_orphan_end,
+    die_with_parent,
+    leave_stop_signals_to_parent,
+)
 from deeplabstream.core.logs import add_log_file, configure_process_logging
 from deeplabstream.core.plugins import use_settings_folder
 from deeplabstream.core.priority import apply_process_priority
-from deeplabstream.core.whole_rows import flush_open_files
+from deeplabstream.core.whole_rows import close_open_files, flush_open_files
 from deeplabstream.live.processes.closing import finish
 from deeplabstream.live.processes.experiment_slot import ExperimentSlot, ExperimentStartError
 from deeplabstream.live.processes.frame_wait import FrameWaiter, Waitable
@@ -75,6 +79,7 @@ from deeplabstream.live.processes.pipeline import (
 from deeplabstream.live.processes.points3d import finish_triangulation, open_triangulator
 from deeplabstream.live.processes.sinks import open_outputs
 from deeplabstream.outputs.folder import SESSION_LOG
+from deeplabstream.outputs.pose.recovery import finish_events
 from deeplabstream.pose.model_format import use_lab_formats
 from deeplabstream.spatial.triangulation.live import LiveTriangulator
 
@@ -110,7 +115,8 @@ def pose_main(job: PoseJob) -> None:
         return
     descriptions = {c.name: models[model_key(c)].description for c in job.cameras}
     outputs = open_outputs(job, descriptions)  # the chosen outputs' live halves (LSL: its outlets)
-    slot = ExperimentSlot(job.control, job.session_dir, outputs.markers)
+    slot = ExperimentSlot(job.control, job.session_dir, outputs.markers, job.unwritten)
+    at_orphan_end(lambda: _keep_rows_at_orphan_end(job, slot))  # the main process killed
     try:
         slot.open(job.experiment, job.events_file)
     except ExperimentStartError as start_error:
@@ -168,11 +174,10 @@ def _end_stuck(job: PoseJob, slot: ExperimentSlot, stuck: CallStuck) -> None:
     ends: the main process accounts for it as for a worker that died, naming the call.
     """
     log.error("%s: the pose worker ends here, its files flushed", stuck)
-    flush_open_files()
+    flush_open_files()  # the events not in events.csv yet: the main process has them
     run = slot.run
     name = time_s = None
     if run is not None:
-        run.flush_events()
         name, time_s = run.runtime.name, run.runtime.now_s
     try:
         job.control.send(PoseStuck(str(stuck), name, time_s))
@@ -180,6 +185,30 @@ def _end_stuck(job: PoseJob, slot: ExperimentSlot, stuck: CallStuck) -> None:
         pass
     logging.shutdown()  # the log's last lines reach session.log
     os._exit(EXIT_STUCK)  # the loop's thread cannot be joined: end the process from here
+
+
+def _keep_rows_at_orphan_end(job: PoseJob, slot: ExperimentSlot) -> None:
+    """Keep every row and end the experiment's events: the session's main process is gone.
+
+    The last act before the worker ends with it (core/lifetime.py), in a thread beside the
+    loop: every row handed to a file reaches it and the files are closed (what the loop hands
+    over from now on goes nowhere), then the events the file lacks are appended, with a
+    ``finish`` row at the experiment's latest frame time. The next start counts the session
+    from its files (outputs/session_repair.py).
+    """
+    unwritten = job.unwritten
+    if unwritten is not None:
+        unwritten.freeze()  # the loop publishes no more: its last text is read here
+    close_open_files()
+    run = slot.run
+    if run is not None and unwritten is not None:
+        finish_events(
+            run.events_path,
+            "the session's main process ended (killed, or the machine stopped); the pose "
+            "worker ended with it",
+            unwritten.reached_s,
+            unwritten,
+        )
 
 
 def _handle_control(job: PoseJob, slot: ExperimentSlot) -> bool:
@@ -239,6 +268,10 @@ def _analyse(
             turn = Turn(picked_ns, seq, common_clock, triangulator, worker_free_ns)
             batch += 1
             seq = analyse_batch(group, shape, turn, slot.run, batch)
+        # The turn's rows to their files, after its decisions and commands: a worker that dies
+        # or is held from now on loses none of them (the events waiting for their times are
+        # the main process's to write then: dispatch.ExperimentRun.keep_unwritten).
+        flush_open_files()
         if stopping:
             return
         if ready:

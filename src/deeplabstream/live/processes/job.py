@@ -13,6 +13,7 @@ from pathlib import Path
 from deeplabstream.core.heartbeat import Heartbeat
 from deeplabstream.core.logs import LogTarget
 from deeplabstream.core.priority import ProcessPriority
+from deeplabstream.core.unwritten_rows import UnwrittenRows
 from deeplabstream.live.processes.depth import DepthSource
 from deeplabstream.live.processes.dispatch import EVENTS_FILE
 from deeplabstream.live.processes.messages import ExperimentSpec
@@ -71,6 +72,9 @@ class PoseJob:
     # Its signs of life and the lab's call it is inside, read by the session (core/heartbeat.py):
     # a worker held whole is named and ended there.
     heartbeat: Heartbeat | None = None
+    # The events its experiments made that events.csv lacks yet, and their latest frame time,
+    # where the session finds them if the worker dies (core/unwritten_rows.py).
+    unwritten: UnwrittenRows | None = None
 
     def stem(self, camera: WorkerCamera) -> str:
         """Return the name its files start with: ``<camera>`` or ``<camera>.run2`` etc."""

@@ -35,6 +35,7 @@ from deeplabstream.core.lifetime import children_leave_stop_signals_to_parent
 from deeplabstream.core.logs import LogTarget
 from deeplabstream.core.plugins import settings_folder_in_use
 from deeplabstream.core.priority import ProcessPriority
+from deeplabstream.core.unwritten_rows import UnwrittenRows
 from deeplabstream.live.processes.dispatch import EVENTS_FILE
 from deeplabstream.live.processes.inference import pose_main
 from deeplabstream.live.processes.job import PoseJob, WorkerCamera
@@ -202,9 +203,11 @@ class Analysis:
         ready: PoseReady,
         names: dict[int, str],
         heartbeat: Heartbeat | None = None,
+        unwritten: UnwrittenRows | None = None,
     ) -> None:
         self.process = process
         self.heartbeat = heartbeat  # its signs of life and the guarded call it is inside
+        self.unwritten = unwritten  # the events its file lacks yet, should the worker die
         self._untold_error: str | None = None  # the worker's end found by a request
         self.control = control
         self.reader = reader
@@ -266,6 +269,7 @@ class Analysis:
         control, child_control = context.Pipe(duplex=True)
         pose_read, pose_write = context.Pipe(duplex=False)
         heartbeat = Heartbeat(context)
+        unwritten = UnwrittenRows(context)
         job = PoseJob(
             tuple(cameras),
             settings,
@@ -281,6 +285,7 @@ class Analysis:
             triangulation=triangulation,
             settings_folder=settings_folder or settings_folder_in_use(),
             heartbeat=heartbeat,
+            unwritten=unwritten,
         )
         process = context.Process(target=pose_main, args=(job,), name="pose")
         with children_leave_stop_signals_to_parent():
@@ -313,7 +318,7 @@ class Analysis:
         )
         names = {camera.camera_id: camera.name for camera in cameras}
         log.info("pose estimation running: %s", message.model)
-        analysis = cls(process, control, reader, message, names, heartbeat)
+        analysis = cls(process, control, reader, message, names, heartbeat, unwritten)
         analysis.experiment_running = experiment is not None
         analysis.files = _WorkerFiles(session_dir, file_label, events_file if experiment else None)
         return analysis
@@ -573,8 +578,8 @@ class Analysis:
         if stuck is not None and ended_by_app:
             error = (
                 f"{stuck.message}: pose estimation ended there; its pose files and events were "
-                "finished from what it had written (at most the last second is missing); the "
-                "frames captured after it are counted as not analysed"
+                "finished from what it had written (every pose analysed before it, every event "
+                "it made); the frames captured after it are counted as not analysed"
             )
         elif stuck is not None:
             error = (
@@ -586,8 +591,8 @@ class Analysis:
             how = how_it_ended(self.process.exitcode)
             error = (
                 f"the pose worker ended unexpectedly ({how}); its pose files and events were "
-                "finished from what it had written (at most the last second is missing); the "
-                "frames captured after it are counted as not analysed"
+                "finished from what it had written (every pose it had analysed, every event it "
+                "made); the frames captured after it are counted as not analysed"
             )
         log.error("%s", error)
         self._died = True
@@ -597,10 +602,13 @@ class Analysis:
         self.finished = PoseFinished({}, error)
         self._account_dead_worker(final=False)
         if experiment_was_running and files.events_file is not None:
+            time_s = stuck.experiment_time_s if stuck is not None else None
+            unwritten = self.unwritten
             summary = finish_events(
                 files.session_dir / files.events_file,
                 error,
-                stuck.experiment_time_s if stuck is not None else None,
+                time_s if time_s is not None or unwritten is None else unwritten.reached_s,
+                unwritten,
             )
             if summary is not None and stuck is not None and stuck.experiment:
                 summary["name"] = stuck.experiment  # its worker could say which it was

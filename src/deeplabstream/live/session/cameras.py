@@ -148,9 +148,7 @@ def spawn_capture(
         recorder_niceness=plan.side_niceness,
         controls=child_controls,
     )
-    process = context.Process(
-        target=capture_main, args=(job,), name=f"capture:{camera.name}"
-    )
+    process = context.Process(target=capture_main, args=(job,), name=f"capture:{camera.name}")
     with children_leave_stop_signals_to_parent():
         process.start()
     # Close our copies of the child's ends, so a dead child shows as end-of-file.
@@ -273,6 +271,7 @@ def camera_entry(branch: CameraBranch, stats: dict[str, Any]) -> CameraRecord:
         frames_lost_in_recording=lost,
         frames_dropped=stats["camera_gaps"] + lost,
         recordings=(*finished, *running_recording(branch, stats)),
+        last_frame_index=stats.get("last_frame_index") if stats["captured"] else None,
         device=_device_description(branch),
         # What its capture process asked for and got: priority, cores, timers (issue 34).
         scheduling=(branch.opened.description if branch.opened else {}).get("scheduling"),
@@ -302,6 +301,8 @@ def running_recording(branch: CameraBranch, stats: dict[str, Any]) -> list[Recor
             lost=stats.get("record_lost", 0),
             error=None,
             running=True,
+            # write_seq = captured: the frames delivered since the recorder's first
+            captured=max(0, stats["captured"] - max(0, recorder.ready.first_seq)),
         )
     ]
 

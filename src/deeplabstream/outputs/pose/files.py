@@ -5,8 +5,9 @@
   from the stream's first frame to its last: frames captured but not analysed (the newest-frame
   policy passed over them) and indices the camera never delivered (its drops) are empty rows
   (NaN). Row i is frame first + i, so movement's ``time = row / fps`` is right (the layout of
-  DeepLabCut and Lightning Pose, one row per video frame). Flushed every second, so a killed
-  process keeps all but the last second.
+  DeepLabCut and Lightning Pose, one row per video frame). Written in whole rows at the end of
+  each turn of the worker's loop (core/whole_rows.py), so a killed worker keeps every frame of
+  the turns it finished.
 - ``<camera>.pose_times.csv``: one row per row of the pose CSV: ``frame_index``,
   ``host_timestamp`` (s, host clock), ``camera_timestamp`` (s, the camera's clock) and
   ``analysed`` (1 or 0); the times are empty for indices the camera never delivered.

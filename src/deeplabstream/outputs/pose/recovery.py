@@ -2,9 +2,11 @@
 
 The worker sends its summary (frames analysed, latencies, the pose table, the experiment's
 summary) when it stops. A worker that is killed (SIGKILL, the out-of-memory killer) or crashes
-sends nothing; its files are on disk up to its last flush (at most a second old). This module
-finishes those files as the worker would have (whole rows only, the pose table, a ``finish``
-row in the events) and rebuilds the summary from them, marked ``rebuilt_from_files``.
+sends nothing; its files hold every row of each turn of its loop it finished (it writes them
+at the end of each turn), and the events it had not written yet are in the shared memory the
+session gave it (core/unwritten_rows.py). This module finishes those files as the worker would
+have (whole rows only, those events, the pose table, a ``finish`` row in the events) and
+rebuilds the summary from them, marked ``rebuilt_from_files``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 from deeplabstream.core.deadline import STAGES, deadline_figures
 from deeplabstream.core.regular_files import regular_file
 from deeplabstream.core.stats import DurationHistogram, percentiles
+from deeplabstream.core.unwritten_rows import UnwrittenRows
 from deeplabstream.core.whole_rows import cut_to_whole_rows
 from deeplabstream.outputs.pose.files import (
     EKS_CAUSAL_SUFFIX,
@@ -112,35 +115,49 @@ def rebuild_camera_figures(
 
 
 def finish_events(
-    events_path: Path, why: str, time_s: float | None = None
+    events_path: Path,
+    why: str,
+    time_s: float | None = None,
+    unwritten: UnwrittenRows | None = None,
 ) -> dict[str, Any] | None:
     """End an experiment's events file the worker could not end; its summary, or None.
 
-    ``time_s``: the finish row's time (the experiment's latest frame time, where the worker
-    could say it); None: the last row's.
+    ``unwritten``: the rows the worker had made but not written (core/unwritten_rows.py),
+    appended first. ``time_s``: the finish row's time (the experiment's latest frame time,
+    where the worker could say it); None: the last row's. A file that ends in a ``finish`` row
+    already (its worker's last act ended it) gets no other. The summary names the experiment
+    from the file's ``start`` row.
     """
     if not events_path.exists():
         return None
-    rows = cut_to_whole_rows(events_path) - 1
+    cut_to_whole_rows(events_path)
+    if unwritten is not None:
+        unwritten.append_missing(events_path)
     with regular_file(events_path).open(newline="", encoding="utf-8") as file:
         reader = csv.reader(file)
         header = next(reader, [])
         rows_read = list(reader)
     last = rows_read[-1] if rows_read else None
-    if header:
+    finished = last is not None and dict(zip(header, last, strict=False)).get("kind") == "finish"
+    if header and not finished:
         row = dict.fromkeys(header, "")
-        if last is not None:
-            row.update(zip(header, last, strict=False))  # the last frame's time and camera
-        row.update(kind="finish", name="experiment", detail=why, trial="")
-        if time_s is not None:
+        frame = ("time_s", "camera", "frame_index", "camera_timestamp", "host_timestamp")
+        if last is not None:  # the last event's frame and camera; no pose decided the finish
+            row.update((k, v) for k, v in zip(header, last, strict=False) if k in frame)
+        row.update(kind="finish", name="experiment", detail=why)
+        if time_s is not None and f"{time_s:.6f}" != row["time_s"]:
+            row.update(dict.fromkeys(frame[2:], ""))  # a later frame than the last event's
             row["time_s"] = f"{time_s:.6f}"
-        for column in ("pose_ready", "decided", "written", "acknowledged", "keypoint"):
-            row[column] = ""
         with regular_file(events_path).open("a", newline="", encoding="utf-8") as file:
             csv.writer(file, lineterminator="\n").writerow([row[c] for c in header])
+    start = next(
+        (r for r in rows_read if dict(zip(header, r, strict=False)).get("kind") == "start"), None
+    )
+    name = dict(zip(header, start, strict=False)).get("name") if start is not None else None
     return {
+        "name": name or None,
         "events_file": events_path.name,
-        "events": max(0, rows) + 1,
+        "events": len(rows_read) + (0 if finished else 1),
         "error": why,
         "rebuilt_from_files": True,
     }

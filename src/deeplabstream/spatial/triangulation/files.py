@@ -12,8 +12,9 @@ Columns, one row per triangulated set:
   ``<camera>_fnum`` (each camera's own frame index in the set).
 
 Anipose's readers (and ``pandas.read_csv``) take it as it is; the extra columns are ignored by
-Anipose's tools. Rows are kept in memory and written whole, at least once a second, so a killed
-process keeps all but the last second and the file never ends in a cut row.
+Anipose's tools. Rows are kept in memory and written whole, at least once a second and at the
+end of each turn of the pose worker's loop (core/whole_rows.py), so a killed worker keeps the
+rows of the turns it finished and the file never ends in a cut row.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def _number(value: float, digits: int) -> str:
 
 
 class Points3dCsvWriter(WholeRowsFile):
-    """Appends triangulated sets to ``points3d.csv`` in whole rows, flushed once a second.
+    """Appends triangulated sets to ``points3d.csv`` in whole rows (core/whole_rows.py).
 
     A write that fails (a full disk) truncates the file to its last whole row, closes it, and
     :attr:`error` says why; triangulation goes on without the file
