@@ -50,8 +50,10 @@ from deeplabstream.pose.runtime.precision import (
     PRECISIONS,
     PrecisionName,
     backend_problem,
-    device_problem as precision_device_problem,
     int8_model,
+)
+from deeplabstream.pose.runtime.precision import (
+    device_problem as precision_device_problem,
 )
 
 BUNDLED_MODEL = Path(__file__).resolve().parent / "bundled" / "arena"

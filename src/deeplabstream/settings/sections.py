@@ -403,8 +403,9 @@ class PoseSettings:
         "fp32",
         doc="`fp32` is IEEE fp32 on every device (TensorFloat-32 off on NVIDIA GPUs); `tf32` "
         "runs the same graph with TensorFloat-32 math on an NVIDIA GPU (DEVICE = cuda or "
-        "tensorrt: faster, keypoints move; docs/gpu.md). `fp16` converts DeepLabCut and Lightning Pose checkpoint models to half precision "
-        "(faster on GPUs; keypoints move, see docs/pose-models.md for how much). A Lightning "
+        "tensorrt: faster, keypoints move; docs/gpu.md). `fp16` converts DeepLabCut and "
+        "Lightning Pose checkpoint models to half precision (faster on GPUs; keypoints move, "
+        "see docs/pose-models.md for how much). A Lightning "
         "Pose export picks its precision by the `.onnx` file MODEL_PATH names. `int8` runs the "
         "model quantized beforehand, calibrated on your own video, by `python -m "
         "deeplabstream.pose.quantize MODEL VIDEO` (onnxruntime backend only; the command "
