@@ -262,22 +262,32 @@ def measure_config(
     run: Run,
     torch_module: Any = None,
 ) -> dict[str, Any]:
-    """The app's path, its backend alone and the plain reference, interleaved; the keypoints."""
+    """The app's path, its backend alone and the plain reference, interleaved; the keypoints.
+
+    The app's path is the worker's: the input prepared where the worker prepares it for the
+    configuration's device (:func:`~pose.runtime.device_input.input_for_device`; a rehearsal
+    runs that graph on the CPU). The plain reference runs the model's own graph on the CPU's
+    pre-processing of the same frames.
+    """
     from deeplabstream.pose.runtime.backends import (
         OnnxRuntimeBackend,
         open_backend,
         providers_of,
         set_cuda_graph,
     )
+    from deeplabstream.pose.runtime.device_input import input_for_device
     from deeplabstream.pose.runtime.estimator import PoseEstimator
 
     device = run.device(config.device)
+    size = (frames[0].shape[0], frames[0].shape[1])
+    app_model, prepared = input_for_device(description, config.device, config.backend, [size])
     set_cuda_graph(config.cuda_graph)
     opened: list[Any] = []
     try:
-        backend = open_backend(description, config.backend, device, threads=2)  # type: ignore[arg-type]
+        backend = open_backend(app_model, config.backend, device, threads=2)  # type: ignore[arg-type]
         opened.append(backend)
         backend.warm_up(batch)
+        estimator = PoseEstimator(app_model, backend, frames[0].shape, max_batch=batch)
         if config.backend == "onnxruntime":
             plain_backend = OnnxRuntimeBackend(
                 description,
@@ -289,24 +299,27 @@ def measure_config(
             opened.append(plain_backend)
             plain_backend.warm_up(batch)
             plain = plain_backend.run
+            reference = PoseEstimator(description, plain_backend, frames[0].shape, batch)
         else:
-            torch_device = "cpu" if run.rehearsal else "cuda"
-            plain = plain_torch(description, torch_module, torch_device)
-        estimator = PoseEstimator(description, backend, frames[0].shape, max_batch=batch)
+            plain = plain_torch(description, torch_module, "cpu" if run.rehearsal else "cuda")
+            reference = estimator  # the same model, the same pre-processing
         calls = [frames[i : i + batch] for i in range(0, len(frames) - batch + 1, batch)]
         for chunk in calls[:10]:  # warm: the estimator's own shapes, the graphs captured
             estimator.estimate(chunk)
-            plain(estimator.preprocessor.prepare(chunk)[0])
+            plain(reference.preprocessor.prepare(chunk)[0])
         times: dict[str, list[float]] = {"app": [], "app_network": [], "plain_network": []}
         points = []
         for index, chunk in enumerate(calls):
             began = time.perf_counter()
             points.append(estimator.estimate(chunk))
             times["app"].append((time.perf_counter() - began) * 1e3)
-            prepared = estimator.preprocessor.prepare(chunk)[0]
-            steps = [("app_network", backend.run), ("plain_network", plain)]
-            for name, step in steps if index % 2 else steps[::-1]:  # the same load for both
-                times[name].append(_timed(step, prepared))
+            inputs = {
+                "app_network": (backend.run, estimator.preprocessor.prepare(chunk)[0]),
+                "plain_network": (plain, reference.preprocessor.prepare(chunk)[0]),
+            }
+            names = ["app_network", "plain_network"]
+            for name in names if index % 2 else names[::-1]:  # the same load for both
+                times[name].append(_timed(*inputs[name]))
         record = providers_of(backend)
     finally:
         set_cuda_graph(False)
@@ -319,6 +332,7 @@ def measure_config(
     if p50["app_network"] and p50["plain_network"]:
         result["network_vs_plain"] = round(p50["app_network"] / p50["plain_network"], 3)
     result["providers"] = record
+    result["input_prepared"] = prepared
     result["_points"] = np.concatenate(points)
     return result
 

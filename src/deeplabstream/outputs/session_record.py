@@ -503,6 +503,16 @@ class ModelRecord(Part):
         "an ensemble's KEYPOINT_MAP: the other models' keypoint names mapped onto the first's",
         optional=True,
     )
+    input_prepared: str | None = key(
+        "where the network's input was prepared: on the CPU (and why not on the GPU), or on the "
+        "GPU by a graph wrapped around the model's (docs/gpu.md)",
+        optional=True,
+    )
+    input_graph: str | None = key(
+        "the wrapped graph that ran, when the input was prepared on the GPU (file stays the "
+        "model's)",
+        optional=True,
+    )
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -434,6 +434,14 @@ class PoseSettings:
         "message naming what is available and the command that installs it; it never falls "
         "back to the CPU. Options and the TensorRT engine cache: docs/gpu.md.",
     )
+    input_on_device: Literal["auto", "off"] = setting(
+        "auto",
+        doc="`auto`: on an NVIDIA GPU (DEVICE = cuda or tensorrt, BACKEND = onnxruntime) a "
+        "model that takes the normalised image at the frame's own size gets the frame's bytes "
+        "and normalises them in its graph on the GPU, instead of on the CPU (the same numbers; "
+        "session.json says where each model's input was prepared, and why not on the GPU). "
+        "`off`: always on the CPU. See docs/gpu.md.",
+    )
     cuda_graph: Literal["off", "on"] = setting(
         "off",
         doc="`on`: on an NVIDIA GPU (DEVICE = cuda, BACKEND = onnxruntime or pytorch) the "

@@ -58,6 +58,7 @@ from deeplabstream.pose.runtime.cropping import (
     split_context_graphs,
 )
 from deeplabstream.pose.runtime.cropzoom import open_cropzoom_estimator
+from deeplabstream.pose.runtime.device_input import input_for_device
 from deeplabstream.pose.runtime.estimator import PoseEstimator
 from deeplabstream.pose.runtime.precision import int8_cost
 from deeplabstream.settings.sections import PoseSettings
@@ -77,14 +78,22 @@ class LoadedModel:
     input_multiple: int | None = None  # for dynamic cropping: crops start on its multiples
     crop_from: CropFrom = "same_frame"  # a two-stage model's crops: [Pose] CROP_FROM
     crop_graphs: CropGraphs | None = None  # for dynamic cropping of a network with gates
+    #: Where the network's input is prepared (pose.runtime.device_input), and the model as
+    #: loaded when its graph was wrapped to take the frame's bytes (None: it was not).
+    input_prepared: str = "on the CPU"
+    loaded: ModelDescription | None = None
 
     @property
     def summary(self) -> dict[str, Any]:
         """Return what ``session.json`` says about the model."""
-        # The providers and options asked for and applied (pose.runtime.providers).
-        summary = model_summary(self.description, self.backend.provider) | {
-            "providers": providers_of(self.backend)
+        # The model as loaded (its file and digest prove which model ran), and where its input
+        # was prepared (a wrapped graph is named there).
+        summary = model_summary(self.loaded or self.description, self.backend.provider) | {
+            "providers": providers_of(self.backend),  # pose.runtime.providers
+            "input_prepared": self.input_prepared,
         }
+        if self.loaded is not None:
+            summary["input_graph"] = str(self.description.model_file)
         if two_stage(self.description):  # where its crops come from (pose.decoding.two_stage)
             summary["crop_from"] = self.crop_from
             summary["second_stage"] = {
@@ -328,16 +337,36 @@ def _load_one(job: PoseJob, camera: WorkerCamera, path: Path | None, threads: in
         precision=settings.precision,
         max_animals=settings.max_animals,
     )
+    loaded = description
+    description, prepared = input_for_device(
+        description,
+        settings.device,
+        settings.backend,
+        _frame_sizes(job, camera, path),
+        "off" if camera_crop(camera).enabled else settings.input_on_device,
+    )
     backend = open_backend(description, settings.backend, settings.device, threads)
     backend.warm_up()
-    log.info("model %s ready on %s", description.name, backend.provider)
+    log.info("model %s ready on %s, input %s", description.name, backend.provider, prepared)
     return LoadedModel(
         str(path) if path is not None else "",
         description,
         backend,
         max_batch=settings.max_batch,
         crop_from=settings.crop_from,
+        input_prepared=prepared,
+        loaded=None if description is loaded else loaded,
     )
+
+
+def _frame_sizes(job: PoseJob, camera: WorkerCamera, path: Path | None) -> list[tuple[int, int]]:
+    """Return the frame sizes (height, width) of every camera that runs the model at ``path``.
+
+    A model is loaded once for every camera that runs it, alone or in an ensemble.
+    """
+    key = "" if path is None else str(path)
+    users = [c for c in job.cameras if model_key(c) == key or path in c.effective.ensemble]
+    return [(c.ring.geometry.height, c.ring.geometry.width) for c in [camera, *users]]
 
 
 def _load_ensemble(

@@ -119,7 +119,7 @@ class Preprocessor:
         self._std = np.asarray(d.std, np.float32)
         self._raw = d.normalization == "in-graph"
         self._allocate = allocate
-        half = d.precision == "fp16"
+        half = d.input_dtype == np.float16
         # The array the network reads comes from ``allocate``: the fp16 copy, or the buffer.
         self.buffer = self._empty_buffer(allocated=not half)
         self._half: np.ndarray | None = None
