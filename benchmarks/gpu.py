@@ -491,7 +491,8 @@ def measure_model(
 
 
 def _p50(results: dict[str, Any], model: str, label: str, key: str = "app") -> float | None:
-    entry = results.get(model, {}).get(label) or {}
+    runs = results.get(model)
+    entry = (runs.get(label) if isinstance(runs, dict) else None) or {}
     value = (entry.get(key) or {}).get("p50") if isinstance(entry.get(key), dict) else None
     return None if value is None else float(value)
 
@@ -529,7 +530,7 @@ def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
             "verdict": verdict(None if worst_torch is None else worst_torch <= 1.2),
         }
     )
-    for model in results:
+    for model in (name for name, runs in results.items() if isinstance(runs, dict)):
         fp32 = _p50(results, model, "onnxruntime_cuda_fp32_b1")
         fp16 = _p50(results, model, "onnxruntime_cuda_fp16_b1")
         lines.append(
