@@ -34,8 +34,9 @@ import numpy as np
 from deeplabstream.core.clock import host_now_ns
 from deeplabstream.core.frames import NO_CAMERA_TIMESTAMP, FrameGeometry, FrameStamp, PixelFormat
 from deeplabstream.core.schema import setting
-from deeplabstream.hardware.cameras.base import Camera, CameraControl, CameraError, short_number
+from deeplabstream.hardware.cameras.base import Camera, CameraControl, CameraError
 from deeplabstream.hardware.cameras.clock import ClockFit, CounterUnwrapper
+from deeplabstream.hardware.cameras.genicam_nodes import NodeMap, first_line
 
 log = logging.getLogger(__name__)
 
@@ -316,6 +317,7 @@ class BaslerCamera(Camera):
         self._pylon: ModuleType | None = None
         self._genicam: ModuleType | None = None
         self._camera: Any = None
+        self._node_map: NodeMap | None = None  # the open camera's features
         self._facts: dict[str, str] = {}
         self._applied: dict[str, Any] = {}
         self._conversion: int | None = None
@@ -354,10 +356,11 @@ class BaslerCamera(Camera):
             factory = self._pylon.TlFactory.GetInstance()
             self._camera = self._pylon.InstantCamera(factory.CreateDevice(info))
             self._camera.Open()
+            self._node_map = NodeMap(self._camera, self._genicam, lambda: self._label)
         except self._genicam.GenericException as error:
             self.close()
             raise CameraError(
-                f"{self._label} could not be opened: {_first_line(error)}. Is it open in another "
+                f"{self._label} could not be opened: {first_line(error)}. Is it open in another "
                 "program (pylon Viewer, another DeepLabStream)?"
             ) from None
         try:
@@ -415,6 +418,7 @@ class BaslerCamera(Camera):
     def close(self) -> None:
         """Stop grabbing and close the camera. Safe to call more than once."""
         camera, self._camera = self._camera, None
+        self._node_map = None
         if camera is None:
             return
         genicam = self._genicam
@@ -424,7 +428,7 @@ class BaslerCamera(Camera):
                 camera.StopGrabbing()
             camera.Close()
         except genicam.GenericException as error:
-            log.warning("%s did not close cleanly: %s", self._label, _first_line(error))
+            log.warning("%s did not close cleanly: %s", self._label, first_line(error))
         try:
             camera.DestroyDevice()
         except genicam.GenericException:
@@ -463,8 +467,8 @@ class BaslerCamera(Camera):
         found = []
         for name, (label, features, unit, key, live) in CONTROL_FEATURES.items():
             # Size and offsets are locked while grabbing: shown (readable), not writable.
-            limits = self._limits(features, writable=live)
-            value = self._read_number(features)
+            limits = self._nodes.limits(features, writable=live)
+            value = self._nodes.read_number(features)
             if limits is None or value is None:
                 continue
             _, low, high, step = limits
@@ -481,8 +485,8 @@ class BaslerCamera(Camera):
         for name, (label, channel) in WHITE_BALANCE_CHANNELS.items():
             if not self._select_balance_channel(channel):
                 continue
-            limits = self._limits(BALANCE_RATIO)
-            value = self._read_number(BALANCE_RATIO)
+            limits = self._nodes.limits(BALANCE_RATIO)
+            value = self._nodes.read_number(BALANCE_RATIO)
             if limits is None or value is None:
                 continue
             _, low, high, step = limits
@@ -491,8 +495,8 @@ class BaslerCamera(Camera):
 
     def _select_balance_channel(self, channel: str) -> bool:
         """Point BalanceRatio at ``channel``; False when the camera has no such selector."""
-        selector = self._param("BalanceRatioSelector")
-        if selector is None or not self._writable(selector):
+        selector = self._nodes.param("BalanceRatioSelector")
+        if selector is None or not self._nodes.writable(selector):
             return False
         if channel not in tuple(selector.Symbolics):
             return False
@@ -509,11 +513,11 @@ class BaslerCamera(Camera):
             return self._set_white_balance(name, value)
         _, features, unit, key, _ = CONTROL_FEATURES[name]
         if name in ("exposure", "gain"):
-            self._set_enum((f"{control.label}Auto",), "Off", key, required=False)
+            self._nodes.set_enum((f"{control.label}Auto",), "Off", key, required=False)
         if name == "framerate":
-            self._set_bool(("AcquisitionFrameRateEnable",), True)
-        self._set_number(features, value, key, unit)
-        kept = self._read_number(features)
+            self._nodes.set_bool(("AcquisitionFrameRateEnable",), True)
+        self._nodes.set_number(features, value, key, unit)
+        kept = self._nodes.read_number(features)
         assert kept is not None  # checked_control found it readable
         # The settings follow, so FRAMERATE paces a software trigger and sizes what it sized.
         if name == "exposure":
@@ -528,34 +532,14 @@ class BaslerCamera(Camera):
 
     def _set_white_balance(self, name: str, value: float) -> float:
         """Set one channel's balance ratio; automatic white balance goes off first."""
-        self._set_enum(("BalanceWhiteAuto",), "Off", "white balance", required=False)
+        self._nodes.set_enum(("BalanceWhiteAuto",), "Off", "white balance", required=False)
         channel = WHITE_BALANCE_CHANNELS[name][1]
         self._select_balance_channel(channel)
-        self._set_number(BALANCE_RATIO, value, WHITE_BALANCE_CHANNELS[name][0], "")
-        kept = self._read_number(BALANCE_RATIO)
+        self._nodes.set_number(BALANCE_RATIO, value, WHITE_BALANCE_CHANNELS[name][0], "")
+        kept = self._nodes.read_number(BALANCE_RATIO)
         assert kept is not None  # checked_control found it readable
         self._applied[name] = kept
         return kept
-
-    def _limits(
-        self, names: tuple[str, ...], writable: bool = True
-    ) -> tuple[list[Any], float, float, float] | None:
-        """Return the features of ``names`` and the range they all accept, and its step.
-
-        Only writable features count (readable ones with ``writable=False``); None when the
-        camera has none of them.
-        """
-        usable = self._writable if writable else self._readable
-        params = [p for p in (self._param(n) for n in names) if p is not None and usable(p)]
-        if not params:
-            return None
-        low = max(p.GetMin() for p in params)
-        high = min(p.GetMax() for p in params)
-        first = params[0]
-        is_int = isinstance(low, int) and not isinstance(low, bool)
-        # A float feature often has no increment: any value within the range is taken.
-        step = float(first.GetInc()) if is_int or first.HasInc() else 0.0
-        return params, float(low), float(high), step
 
     # -- finding and opening ----------------------------------------------------------------
 
@@ -596,21 +580,21 @@ class BaslerCamera(Camera):
         """Apply every key in an order the camera accepts; record what was set."""
         settings = self.settings
         camera = self._camera
-        self._set_enum(("TriggerSelector",), "FrameStart", "TRIGGER", required=False)
-        self._set_enum(("TriggerMode",), "Off", "TRIGGER", required=False)
+        self._nodes.set_enum(("TriggerSelector",), "FrameStart", "TRIGGER", required=False)
+        self._nodes.set_enum(("TriggerMode",), "Off", "TRIGGER", required=False)
         camera_format = self._choose_pixel_format()
-        self._set_enum(("PixelFormat",), camera_format, "CAMERA_PIXEL_FORMAT")
+        self._nodes.set_enum(("PixelFormat",), camera_format, "CAMERA_PIXEL_FORMAT")
         mono_out = settings.pixel_format == "mono8"
         self._conversion = conversion_code(camera_format, mono_out)
         self._set_area_of_interest()
         if settings.exposure is not None:
-            self._set_enum(("ExposureAuto",), "Off", "EXPOSURE", required=False)
-            self._set_number(
+            self._nodes.set_enum(("ExposureAuto",), "Off", "EXPOSURE", required=False)
+            self._nodes.set_number(
                 ("ExposureTime", "ExposureTimeAbs"), settings.exposure, "EXPOSURE", "µs"
             )
         if settings.gain is not None:
-            self._set_enum(("GainAuto",), "Off", "GAIN", required=False)
-            self._set_number(("Gain", "GainAbs"), settings.gain, "GAIN", "dB")
+            self._nodes.set_enum(("GainAuto",), "Off", "GAIN", required=False)
+            self._nodes.set_number(("Gain", "GainAbs"), settings.gain, "GAIN", "dB")
         self._set_rate_and_trigger()
         self._show_emulator_images()
         self._enable_chunks()
@@ -619,17 +603,20 @@ class BaslerCamera(Camera):
             self._index = CounterUnwrapper(65535)  # GigE block IDs run 1..65535
         buffers = self._buffer_count()
         camera.MaxNumBuffer.Value = buffers
-        width, height = int(self._param("Width").Value), int(self._param("Height").Value)
+        width, height = (
+            int(self._nodes.param("Width").Value),
+            int(self._nodes.param("Height").Value),
+        )
         self._applied.update(
             {
                 "camera_pixel_format": camera_format,
                 "width": width,
                 "height": height,
-                "offset_x": int(self._param("OffsetX").Value),
-                "offset_y": int(self._param("OffsetY").Value),
-                "exposure_us": self._read_number(("ExposureTime", "ExposureTimeAbs")),
-                "gain_db": self._read_number(("Gain", "GainAbs")),
-                "resulting_framerate": self._read_number(
+                "offset_x": int(self._nodes.param("OffsetX").Value),
+                "offset_y": int(self._nodes.param("OffsetY").Value),
+                "exposure_us": self._nodes.read_number(("ExposureTime", "ExposureTimeAbs")),
+                "gain_db": self._nodes.read_number(("Gain", "GainAbs")),
+                "resulting_framerate": self._nodes.read_number(
                     ("ResultingFrameRate", "ResultingFrameRateAbs")
                 ),
                 "buffers": buffers,
@@ -649,7 +636,7 @@ class BaslerCamera(Camera):
         return FrameGeometry.for_pixel_format(width, height, settings.pixel_format)
 
     def _choose_pixel_format(self) -> str:
-        param = self._param("PixelFormat")
+        param = self._nodes.param("PixelFormat")
         offered = tuple(param.Symbolics) if param is not None else ()
         wanted = self.settings.camera_pixel_format.strip()
         supported = (*MONO_FORMATS, *COLOUR_FORMATS)
@@ -679,42 +666,42 @@ class BaslerCamera(Camera):
         """Offsets to 0 first (they limit the size), then the size, then the offsets."""
         settings = self.settings
         for name in ("OffsetX", "OffsetY"):
-            param = self._param(name)
-            if param is not None and self._writable(param):
+            param = self._nodes.param(name)
+            if param is not None and self._nodes.writable(param):
                 param.Value = int(param.GetMin())
         if settings.width is not None:
-            self._set_number(("Width",), settings.width, "WIDTH", "px")
+            self._nodes.set_number(("Width",), settings.width, "WIDTH", "px")
         if settings.height is not None:
-            self._set_number(("Height",), settings.height, "HEIGHT", "px")
+            self._nodes.set_number(("Height",), settings.height, "HEIGHT", "px")
         if settings.offset_x:
-            self._set_number(("OffsetX",), settings.offset_x, "OFFSET_X", "px")
+            self._nodes.set_number(("OffsetX",), settings.offset_x, "OFFSET_X", "px")
         if settings.offset_y:
-            self._set_number(("OffsetY",), settings.offset_y, "OFFSET_Y", "px")
+            self._nodes.set_number(("OffsetY",), settings.offset_y, "OFFSET_Y", "px")
 
     def _set_rate_and_trigger(self) -> None:
         settings = self.settings
         hardware = settings.trigger.startswith("line")
         if not hardware:
-            self._set_bool(("AcquisitionFrameRateEnable",), True)
-            self._set_number(
+            self._nodes.set_bool(("AcquisitionFrameRateEnable",), True)
+            self._nodes.set_number(
                 ("AcquisitionFrameRate", "AcquisitionFrameRateAbs"),
                 settings.framerate,
                 "FRAMERATE",
                 "Hz",
             )
         else:  # the trigger sets the pace; a rate limit would drop trigger pulses
-            self._set_bool(("AcquisitionFrameRateEnable",), False)
+            self._nodes.set_bool(("AcquisitionFrameRateEnable",), False)
         if settings.trigger == "off":
             return
         source = "Software" if settings.trigger == "software" else settings.trigger.title()
-        self._set_enum(("TriggerSelector",), "FrameStart", "TRIGGER")
-        self._set_enum(("TriggerMode",), "On", "TRIGGER")
-        self._set_enum(("TriggerSource",), source, "TRIGGER")
+        self._nodes.set_enum(("TriggerSelector",), "FrameStart", "TRIGGER")
+        self._nodes.set_enum(("TriggerMode",), "On", "TRIGGER")
+        self._nodes.set_enum(("TriggerSource",), source, "TRIGGER")
         if hardware:
             activation = (
                 "RisingEdge" if settings.trigger_activation == "rising_edge" else "FallingEdge"
             )
-            self._set_enum(("TriggerActivation",), activation, "TRIGGER_ACTIVATION")
+            self._nodes.set_enum(("TriggerActivation",), activation, "TRIGGER_ACTIVATION")
         self._applied["trigger"] = (
             f"{source} ({settings.trigger_activation})" if hardware else source
         )
@@ -728,18 +715,18 @@ class BaslerCamera(Camera):
                 f"{self._label}: EMULATOR_IMAGES works only with pylon's camera emulator "
                 "(PYLON_CAMEMU); remove it for a real camera"
             )
-        self._set_enum(("TestImageSelector",), "Off", "EMULATOR_IMAGES")
-        self._set_enum(("ImageFileMode",), "On", "EMULATOR_IMAGES")
-        self._param("ImageFilename").Value = str(Path(folder).resolve())
+        self._nodes.set_enum(("TestImageSelector",), "Off", "EMULATOR_IMAGES")
+        self._nodes.set_enum(("ImageFileMode",), "On", "EMULATOR_IMAGES")
+        self._nodes.param("ImageFilename").Value = str(Path(folder).resolve())
         self._applied["emulator_images"] = str(folder)
 
     def _enable_chunks(self) -> None:
         """Switch on the timestamp and frame-counter chunks where the camera has them."""
         if not self.settings.chunks:
             return
-        selector = self._param("ChunkSelector")
-        mode = self._param("ChunkModeActive")
-        if selector is None or mode is None or not self._writable(mode):
+        selector = self._nodes.param("ChunkSelector")
+        mode = self._nodes.param("ChunkModeActive")
+        if selector is None or mode is None or not self._nodes.writable(mode):
             return  # no chunk features (pylon's emulator): the grab result's values serve
         offered = tuple(selector.Symbolics)
         counter = next((c for c in ("FrameID", "Framecounter") if c in offered), None)
@@ -752,12 +739,12 @@ class BaslerCamera(Camera):
             for chunk in ("Timestamp", counter):
                 if chunk is not None and chunk in offered:
                     selector.Value = chunk
-                    self._param("ChunkEnable").Value = True
+                    self._nodes.param("ChunkEnable").Value = True
         except genicam.GenericException as error:
             log.warning(
                 "%s: chunk data could not be enabled (%s); using the grab result's counters",
                 self._label,
-                _first_line(error),
+                first_line(error),
             )
             mode.Value = False
             return
@@ -769,15 +756,15 @@ class BaslerCamera(Camera):
 
     def _timestamp_tick_hz(self) -> float:
         """Ticks per second of the camera's timestamp (GigE says; USB3 counts nanoseconds)."""
-        param = self._param("GevTimestampTickFrequency")
-        if param is not None and self._readable(param):
+        param = self._nodes.param("GevTimestampTickFrequency")
+        if param is not None and self._nodes.readable(param):
             return float(param.Value)
         return 1e9
 
     def _buffer_count(self) -> int:
         if self.settings.buffers:
             return self.settings.buffers
-        frame_bytes = max(1, int(self._read_number(("PayloadSize",)) or 1))
+        frame_bytes = max(1, int(self._nodes.read_number(("PayloadSize",)) or 1))
         wanted = math.ceil(self.settings.framerate * AUTO_BUFFER_SECONDS)
         return max(AUTO_BUFFERS_MIN, min(wanted, AUTO_BUFFERS_MAX_BYTES // frame_bytes))
 
@@ -801,7 +788,7 @@ class BaslerCamera(Camera):
         try:
             camera.StartGrabbing(self._pylon.GrabStrategy_OneByOne)
         except self._genicam.GenericException as error:
-            raise CameraError(f"{self._label} could not start: {_first_line(error)}") from None
+            raise CameraError(f"{self._label} could not start: {first_line(error)}") from None
         self._grabbing_started = True
         if self.settings.trigger.startswith("line"):
             log.info("%s: waiting for trigger pulses on %s", self._label, self.settings.trigger)
@@ -827,7 +814,7 @@ class BaslerCamera(Camera):
                     max(1, round(wait_s * 1000)), pylon.TimeoutHandling_Return
                 )
             except genicam.GenericException as error:
-                raise self._lost(f"the driver reported: {_first_line(error)}") from None
+                raise self._lost(f"the driver reported: {first_line(error)}") from None
             if result is not None and result.IsValid():
                 return result
             if camera.IsCameraDeviceRemoved():
@@ -902,115 +889,12 @@ class BaslerCamera(Camera):
             "its cable and power."
         )
 
-    # -- parameters -------------------------------------------------------------------------
-
-    def _param(self, name: str) -> Any:
-        """Return the camera's parameter ``name``, or None when this camera has no such feature."""
-        assert self._camera is not None and self._genicam is not None
-        node = self._camera.GetNodeMap().GetNode(name)
-        if node is None or not self._genicam.IsAvailable(node):
-            return None
-        return node
-
-    def _first_param(self, names: tuple[str, ...]) -> Any:
-        for name in names:
-            param = self._param(name)
-            if param is not None:
-                return param
-        return None
-
-    def _readable(self, param: Any) -> bool:
-        assert self._genicam is not None
-        return bool(self._genicam.IsReadable(param))
-
-    def _writable(self, param: Any) -> bool:
-        assert self._genicam is not None
-        return bool(self._genicam.IsWritable(param))
-
-    def _read_number(self, names: tuple[str, ...]) -> float | None:
-        param = self._first_param(names)
-        if param is None or not self._readable(param):
-            return None
-        return float(param.Value)
-
-    def _set_number(self, names: tuple[str, ...], value: float, key: str, unit: str) -> None:
-        """Set an integer or float feature, refusing values outside the camera's range.
-
-        Some cameras (pylon's emulator among them) keep an older name of the same feature as a
-        separate node (``ExposureTimeAbs`` beside ``ExposureTime``): every one present is set,
-        and the value must suit them all, so whichever one the camera obeys has it.
-        """
-        genicam = self._genicam
-        assert genicam is not None
-        limits = self._limits(names)
-        if limits is None:
-            raise CameraError(
-                f"{self._label}: {key} cannot be set: the camera has no writable {names[0]}"
-            )
-        params = limits[0]
-        low = max(p.GetMin() for p in params)
-        high = min(p.GetMax() for p in params)
-        is_int = isinstance(low, int) and not isinstance(low, bool)
-        step = int(params[0].GetInc()) if is_int else None
-        allowed = f"{short_number(low)} to {short_number(high)} {unit}".rstrip()
-        if step and step > 1:
-            allowed += f" in steps of {step}"
-        context = _range_context(key, self._applied_context())
-        misaligned = is_int and step and (int(value) - low) % step
-        if not low <= value <= high or misaligned or (is_int and value != int(value)):
-            raise CameraError(
-                f"{self._label}: {key} = {short_number(value)} is refused: the camera allows "
-                f"{allowed}{context}"
-            )
-        for param in params:
-            try:
-                param.Value = int(value) if is_int else float(value)
-            except genicam.GenericException as error:
-                raise CameraError(
-                    f"{self._label}: {key} = {short_number(value)} is refused "
-                    f"({_first_line(error)}); the camera allows {allowed}{context}"
-                ) from None
-
-    def _set_enum(
-        self, names: tuple[str, ...], value: str, key: str, required: bool = True
-    ) -> None:
-        genicam = self._genicam
-        assert genicam is not None
-        param = self._first_param(names)
-        if param is None or not self._writable(param):
-            if required:
-                raise CameraError(
-                    f"{self._label}: {key} cannot be set: the camera has no writable {names[0]}"
-                )
-            return
-        offered = tuple(param.Symbolics)
-        if value not in offered:
-            if not required:
-                return
-            raise CameraError(
-                f"{self._label}: {key}: the camera's {names[0]} has no {value}; it offers "
-                f"{', '.join(offered)}"
-            )
-        try:
-            param.Value = value
-        except genicam.GenericException as error:
-            raise CameraError(
-                f"{self._label}: {key}: {names[0]} = {value} is refused: {_first_line(error)}"
-            ) from None
-
-    def _set_bool(self, names: tuple[str, ...], value: bool) -> None:
-        param = self._first_param(names)
-        if param is not None and self._writable(param):
-            param.Value = value
-
-    def _applied_context(self) -> dict[str, Any]:
-        return {
-            "OFFSET_X": self._read_number(("OffsetX",)),
-            "OFFSET_Y": self._read_number(("OffsetY",)),
-            "WIDTH": self._read_number(("Width",)),
-            "HEIGHT": self._read_number(("Height",)),
-            "EXPOSURE": self._read_number(("ExposureTime", "ExposureTimeAbs")),
-        }
+    @property
+    def _nodes(self) -> NodeMap:
+        """The open camera's features."""
+        if self._node_map is None:
+            raise CameraError(f"{self._label}: its features are read before open()")
+        return self._node_map
 
     def _require_open(self) -> Any:
         if self._camera is None:
@@ -1026,21 +910,6 @@ class BaslerCamera(Camera):
         return f"camera '{self.name}' (Basler)"
 
 
-def _range_context(key: str, values: dict[str, Any]) -> str:
-    """Say what the allowed range depends on, so the message explains an odd-looking limit."""
-    depends = {
-        "WIDTH": ("OFFSET_X",),
-        "HEIGHT": ("OFFSET_Y",),
-        "OFFSET_X": ("WIDTH",),
-        "OFFSET_Y": ("HEIGHT",),
-        "FRAMERATE": ("WIDTH", "HEIGHT", "EXPOSURE"),
-    }.get(key, ())
-    parts = [
-        f"{name} = {short_number(values[name])}" for name in depends if values.get(name) is not None
-    ]
-    return f" (with {', '.join(parts)})" if parts else ""
-
-
 def _chunk_value(result: Any, name: str) -> int | None:
     """Return a chunk feature of a grab result, None when the frame carries none."""
     try:
@@ -1049,12 +918,6 @@ def _chunk_value(result: Any, name: str) -> int | None:
         return int(result.GetChunkDataNodeMap().GetNode(name).Value)
     except Exception:  # a frame without that chunk: fall back to the grab result
         return None
-
-
-def _first_line(error: BaseException) -> str:
-    """Return the readable part of a pylon message (it ends with the C++ file and line)."""
-    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    return text.split(" : ")[0]
 
 
 def main() -> int:
