@@ -59,7 +59,7 @@ from typing import Any
 
 import numpy as np
 
-from deeplabstream.core.regular_files import regular_file
+from deeplabstream.core.regular_files import open_regular, regular_file
 from deeplabstream.core.whole_rows import WholeRowsFile
 from deeplabstream.outputs.pose.table import is_multi_animal_csv
 
@@ -349,19 +349,37 @@ class EnsembleExact:
     frames: np.ndarray
     members: np.ndarray
     keypoints: tuple[str, ...]
+    #: The file ended inside a row (a copy cut short): that line's number, left out; else 0.
+    cut_line: int = 0
 
 
 def read_ensemble_exact(path: Path) -> EnsembleExact | None:
     """Read the models' values of an ensemble's ``<camera>.pose_exact.csv`` (None: one model).
 
+    Only a regular file is opened (a FIFO there would block). A last row cut short (the file
+    ends inside it, without the newline every row ends in) is left out, its line kept in
+    ``cut_line``.
+
     Raises
     ------
     ValueError
-        When the header is not the pose_exact layout (``frame_index``, then x, y, likelihood per
-        keypoint for the ensemble and for each model).
+        Naming the file (and line): bytes that are not text, a header that is not the
+        pose_exact layout (``frame_index``, then x, y, likelihood per keypoint for the ensemble
+        and for each model), a row of another length or with a cell that is not a number.
+    OSError
+        The file cannot be read (``SpecialFileError``: not a regular file).
     """
-    with path.open(encoding="utf-8") as file:
-        columns = file.readline().strip().split(",")
+    with open_regular(path, "rb") as file:
+        raw = file.read()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(
+            f"{path}: not a pose_exact.csv: byte {error.start} is not text (UTF-8). The session "
+            "writes text there, so the file is damaged: restore it from a copy"
+        ) from None
+    lines = text.splitlines()
+    columns = lines[0].strip().split(",") if lines else []
     models = 0
     while any(c.startswith(MEMBER_PREFIX.format(models + 1)) for c in columns):
         models += 1
@@ -375,14 +393,39 @@ def read_ensemble_exact(path: Path) -> EnsembleExact | None:
     keypoints = tuple(
         name.removesuffix("_x") for name in columns[leading : leading + values // (models + 1) : 3]
     )
-    data = np.genfromtxt(path, delimiter=",", skip_header=1, ndmin=2, dtype=np.float64)
-    rows = len(data) if data.size else 0
-    members = (
-        data[:, leading:].reshape(rows, models + 1, len(keypoints), 3)[:, 1:] if rows else None
-    )
-    if members is None:
-        members = np.zeros((0, models, len(keypoints), 3))
-    return EnsembleExact(data[:, 0].astype(np.int64), members, keypoints)
+    # The session ends every row with its newline: a file that does not ends in a cut row.
+    cut = len(lines) if len(lines) > 1 and not text.endswith("\n") else 0
+    data = _number_rows(path, lines[1 : cut - 1 if cut else None], len(columns))
+    members = data[:, leading:].reshape(len(data), models + 1, len(keypoints), 3)[:, 1:]
+    return EnsembleExact(data[:, 0].astype(np.int64), members, keypoints, cut)
+
+
+def _number_rows(path: Path, lines: list[str], width: int) -> np.ndarray:
+    """Return the rows of ``lines`` (line 2 on) as numbers; ValueError naming a bad line."""
+    rows = np.full((len(lines), width), np.nan)
+    for at, line in enumerate(lines):
+        cells = line.split(",")
+        row = _row_or_none(line) if len(cells) == width else None
+        if row is None:
+            what = (
+                f"{len(cells)} values, the header {width}"
+                if len(cells) != width
+                else "a value that is not a number"
+            )
+            raise ValueError(
+                f"{path}: line {at + 2} has {what}. The session writes whole rows of numbers, "
+                "so the file was edited or damaged: restore it from a copy"
+            )
+        rows[at] = row
+    return rows
+
+
+def _row_or_none(line: str) -> list[float] | None:
+    """Return a row's numbers (an empty cell: NaN), or None when a cell is not a number."""
+    try:
+        return [float(cell) if cell.strip() else math.nan for cell in line.split(",")]
+    except ValueError:
+        return None
 
 
 class PoseTimesWriter(_FrameRows):
