@@ -495,7 +495,7 @@ class Registry(Generic[T]):
         Only the command line names files (``--experiment my_protocol.py``): a settings file or
         an experiment config names plugins (:meth:`get`). ``attr`` picks one class of several.
         """
-        return self._from_file(Path(path).expanduser().resolve(), attr, f"{Path(path)}")
+        return self._from_file(_note_link(Path(path).expanduser()), attr, f"{Path(path)}")
 
     def unknown_message(
         self, name: str, settings_folder: Path | None = None, with_data_files: bool = False
@@ -638,7 +638,9 @@ class Registry(Generic[T]):
         module, _, attr = text.partition(":")
         path = folder / f"{module}.py"
         if "." not in module and path.is_file():
-            return f"{path.resolve()}:{attr}" if attr else str(path.resolve())
+            # Absolute, a link kept: the other process records the lab's link too.
+            found = os.path.abspath(path)
+            return f"{found}:{attr}" if attr else found
         return name
 
     # -- inside --------------------------------------------------------------------------------
@@ -732,7 +734,10 @@ class Registry(Generic[T]):
         exact = [path for path in modules if path.stem == stem]
         by_case = [path for path in modules if path.stem.lower() == stem.lower()]
         found = exact or by_case
-        return found[0] if len(found) == 1 else None
+        if len(found) != 1:
+            return None
+        _note_link(found[0])
+        return found[0]
 
     def refuse_code(self, name: str, settings_folder: Path | None = None) -> None:
         """Refuse a name that is no plugin's name but code to import; nothing is imported.
@@ -932,6 +937,8 @@ class _Imported:
 
 #: The lab's files imported in this process, by path: the same module while the file is unchanged.
 _FILE_MODULES: dict[Path, _Imported] = {}
+#: A lab's file reached through a symbolic link (the real file -> the path the folder gives).
+_LINKS: dict[Path, Path] = {}
 #: Module name -> the lab's file it was made from (a name taken stays that file's).
 _LAB_MODULE_NAMES: dict[str, Path] = {}
 #: The readable names of the lab's modules: ``lab.<folder>.<stem>``.
@@ -1008,7 +1015,7 @@ def import_file(path: Path, where: str = "") -> ModuleType:
     ImportStopped
         Ctrl-C or SIGTERM came during the import (a command's main process).
     """
-    path = Path(path).resolve()
+    path = _note_link(path)
     stamp = _stamp_of(path, where)
     cached = _FILE_MODULES.get(path)
     if cached is not None and cached.stamp == stamp:
@@ -1049,6 +1056,19 @@ def import_recorded_file(path: Path | str, sha256: str, where: str = "") -> Modu
             "whose record names this file"
         )
     return _module_from(path, source, where)
+
+
+def _note_link(path: Path) -> Path:
+    """Return the real file of ``path``; remember the path when it is a symbolic link to it.
+
+    A lab may keep its plugins in a repository of shared code and link them into the rig's
+    folder: they run, and ``plugin_files`` records the real file and the link.
+    """
+    named = Path(os.path.abspath(path))
+    real = named.resolve()
+    if named != real:
+        _LINKS[real] = named
+    return real
 
 
 def imported_lab_files() -> list[LabFile]:
@@ -1392,9 +1412,10 @@ def plugin_files_entry(
 
     ``plugins`` is ``{kind: {name: origin}}`` (``session.json`` -> ``plugins``, an experiment
     run's ``plugins``); each name whose origin is ``lab folder: FILE`` gives ``{kind, name,
-    file, sha256}``. The digest is of the bytes that ran: as another process reported them
-    (``reported``: path -> SHA-256), else as this process imported them, else the file's now
-    (a data file, such as an experiment's config); None when it cannot be read.
+    file, sha256}`` (``file`` the real file; with ``link``, the path in the lab's folder, when
+    that is a symbolic link to it). The digest is of the bytes that ran: as another process
+    reported them (``reported``: path -> SHA-256), else as this process imported them, else the
+    file's now (a data file, such as an experiment's config); None when it cannot be read.
     :func:`import_recorded_file` imports such a file again only while its digest matches.
     """
     ran = {str(record.path): record.sha256 for record in imported_lab_files()}
@@ -1410,7 +1431,13 @@ def plugin_files_entry(
                     digest = file_sha256(Path(file))
                 except PluginError:
                     digest = None
-            entries.append({"kind": kind, "name": name, "file": file, "sha256": digest})
+            entry: dict[str, str | None] = {
+                "kind": kind, "name": name, "file": file, "sha256": digest
+            }  # fmt: skip
+            link = _LINKS.get(Path(file))
+            if link is not None:  # the lab's folder holds a link to it: both are recorded
+                entry["link"] = str(link)
+            entries.append(entry)
     return entries
 
 

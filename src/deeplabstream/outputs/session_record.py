@@ -584,9 +584,13 @@ class PluginFile(Part):
         optional=True,
     )
     name: str | None = key("the name the settings or the config gave it", optional=True)
-    file: str | None = key("its absolute path", optional=True)
+    file: str | None = key("its absolute path (symbolic links resolved)", optional=True)
     sha256: str | None = key(
         "SHA-256 of its bytes as they ran (a config's: as read; null: unreadable)", optional=True
+    )
+    link: str | None = key(
+        "the path in the lab's folder that named it, when that is a symbolic link to file",
+        optional=True,
     )
 
 
