@@ -6,6 +6,7 @@ For ``DeepLabStream.py``, ``app.py`` (and their installed commands) and ``utils/
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -33,6 +34,15 @@ def positive_float(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError("must be more than 0")
     return value
+
+
+def absolute(path: Path) -> Path:
+    """Return a command line's ``path`` absolute, for other processes; its links kept.
+
+    Not ``Path.resolve``, which raises on a symbolic link that points at itself: the checks
+    before the start name such a path, with what it is.
+    """
+    return Path(os.path.abspath(path.expanduser()))
 
 
 def default_settings_text(script: str) -> str:

@@ -21,6 +21,7 @@ from deeplabstream.core.errors import CalibrationError, DeviceError, ModelError
 from deeplabstream.core.frames import FrameGeometry
 from deeplabstream.core.optional import missing_extra
 from deeplabstream.core.pinhole import read_calibration
+from deeplabstream.core.regular_files import shown_path, utf8_name_problem
 from deeplabstream.core.schema import spec_of
 from deeplabstream.experiments.config import ExperimentConfigError
 from deeplabstream.experiments.registry import (
@@ -143,6 +144,23 @@ def recording_space_problems(settings: Settings, output_dir: Path | None) -> lis
     folder = output_dir if output_dir is not None else settings.output.directory
     problem = too_little_space(Path(folder), settings.recording.min_free_space)
     return [problem] if problem is not None else []
+
+
+def output_folder_problems(settings: Settings, output_dir: Path | None) -> list[str]:
+    """Return why the session folders cannot be made where they would go, before the start.
+
+    A folder whose name is not valid UTF-8 would take the session's text files and lose its
+    pose table (pyarrow takes text paths only) after the start. ``output_dir``:
+    ``--output-dir``, else ``[Output] DIRECTORY``.
+    """
+    where = (
+        "--output-dir"
+        if output_dir is not None
+        else f"[Output] DIRECTORY in {shown_path(settings.source_file)}"
+    )
+    folder = output_dir if output_dir is not None else settings.output.directory
+    problem = utf8_name_problem(Path(folder))
+    return [f"{where}: {problem}"] if problem is not None else []
 
 
 def serial_port_exists(port: str) -> bool:
@@ -488,6 +506,9 @@ def model_problems(model: Path | None, where: str) -> list[str]:
     A folder no format knows that holds PyTorch files (a DeepLabCut 3.0 project's model or
     training folder) gets the files named and what to choose instead.
     """
+    unusable_name = utf8_name_problem(model) if model is not None else None
+    if unusable_name is not None:
+        return [f"{where}: {unusable_name}"]
     try:
         check_model(model)
     except ModelError as error:

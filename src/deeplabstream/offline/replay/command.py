@@ -26,12 +26,12 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from deeplabstream.app.arguments import default_settings_text, positive_int
+from deeplabstream.app.arguments import absolute, default_settings_text, positive_int
 from deeplabstream.app.stop_requests import take_stop_signals
 from deeplabstream.core.errors import DeepLabStreamError, SettingsError
 from deeplabstream.core.fault_hooks import hold_here
 from deeplabstream.core.optional import exit_with
-from deeplabstream.live.session.preflight import check_plan
+from deeplabstream.live.session.preflight import check_plan, output_folder_problems
 from deeplabstream.offline.replay.batch import BatchStop, run_local, run_ray
 from deeplabstream.offline.replay.job import ReplayOptions, ReplayResult
 from deeplabstream.offline.replay.progress import ProgressView, failure_reason
@@ -137,14 +137,14 @@ def build_parser() -> argparse.ArgumentParser:
 def options_from(args: argparse.Namespace) -> ReplayOptions:
     """Return the replay options the command line asks for (paths absolute for other processes)."""
     return ReplayOptions(
-        settings_file=args.settings.expanduser().resolve() if args.settings else None,
+        settings_file=absolute(args.settings) if args.settings else None,
         mode=args.mode,
-        model=args.model.expanduser().resolve() if args.model else None,
+        model=absolute(args.model) if args.model else None,
         experiment=not args.no_experiment,
         experiment_name=args.experiment,
         deadline_ms=args.deadline,
         annotated_video=args.annotated_video,
-        output_dir=args.output_dir.expanduser().resolve() if args.output_dir else None,
+        output_dir=absolute(args.output_dir) if args.output_dir else None,
         show=args.show,
         log_devices=args.log_devices,
         log_level=getattr(logging, args.log_level),
@@ -186,8 +186,6 @@ def check_inputs(options: ReplayOptions, videos: list[Path]) -> list[str]:
         settings = load_settings(options.settings_file, cameras_required=False)
     except SettingsError as error:
         return [str(error)]
-    if options.model is not None and not options.model.exists():
-        return [f"{options.model}: model not found (--model); name a model folder or file"]
     try:
         plan = replay_plan(settings, videos[0], options)
     except (DeepLabStreamError, ValueError) as error:
@@ -195,7 +193,10 @@ def check_inputs(options: ReplayOptions, videos: list[Path]) -> list[str]:
     mismatched = camera_problems(settings, videos, options)  # regions that would see no pose
     if mismatched:
         return mismatched
-    return check_plan(plan, True, options.experiment, experiment_option=options.experiment_name)
+    problems = output_folder_problems(settings, options.output_dir)
+    return problems + check_plan(
+        plan, True, options.experiment, experiment_option=options.experiment_name
+    )
 
 
 def _batch_plan(settings: Settings, options: ReplayOptions) -> CameraPlan:

@@ -235,8 +235,14 @@ def _videos(folder: Path, record: dict[str, Any], name: str) -> tuple[VideoPart,
     parts = []
     for recording in camera.get("recordings") or []:
         video = recording.get("video")
-        if not video or not (folder / video).is_file():
+        if not video:
             continue
+        if not (folder / video).exists() and not (folder / video).is_symlink():
+            raise VerifyError(
+                f"{folder / video}: gone. session.json says camera {name!r} was recorded into "
+                "it, and verify analyses the recorded frames again: restore it from a copy of "
+                "the session folder"
+            )
         table = recording.get("frames_table") or f"{name}{FRAMES_TABLE_SUFFIX}"
         table_path = folder / table
         if not table_path.is_file():
