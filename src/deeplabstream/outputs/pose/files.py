@@ -35,12 +35,12 @@
   confidence (``identity_<animal>``). The keypoints exactly as the experiment saw them:
   ``deeplabstream-verify`` re-derives the decisions from them and compares them to the bit with
   an offline analysis of the recording.
-- ``<camera>.ensemble.csv`` (an ensemble): Lightning Pose's and EKS's columns, DeepLabCut's header
-  rows with the coords ``x``, ``y``, ``likelihood`` (the ensemble's: the models' median and mean
-  likelihood, as in the pose CSV), ``x_ens_median``, ``y_ens_median``, ``x_ens_var``,
-  ``y_ens_var`` (the models' variance), one row per row of the pose CSV. A file of its own, so
-  that the pose CSV stays DeepLabCut's layout; the ``.pose.pqt`` has its columns too
-  (``{bodypart}_x_ens_median``, ...).
+- ``<camera>.ensemble.csv`` (an ensemble): DeepLabCut's header rows with the coords ``x``,
+  ``y``, ``likelihood`` (the ensemble's: the models' median and mean likelihood, as in the pose
+  CSV), ``x_var``, ``y_var`` (the models' population variance, px²), one row per row of the pose
+  CSV. Not EKS's column names, whose ``x`` is smoothed and ``x_ens_var`` weighted by the
+  likelihood. A file of its own, so that the pose CSV stays DeepLabCut's layout; the
+  ``.pose.pqt`` has its variance too (``{bodypart}_x_var``, ``{bodypart}_y_var``).
 - ``<camera>.eks_causal.csv`` (``[Pose] ENSEMBLE_SMOOTHING = causal``): the causal Ensemble
   Kalman filter's output in the columns ``deeplabstream-eks`` (the package's smoother) writes to
   ``<camera>.eks.csv``: ``x``, ``y`` (filtered), ``likelihood``, ``x_ens_median``,
@@ -76,12 +76,20 @@ EXACT_LEADING_COLUMNS = ("frame_index", "batch", "time_s", "lead_s")
 ENSEMBLE_SUFFIX = ".ensemble.csv"
 EKS_CAUSAL_SUFFIX = ".eks_causal.csv"
 EKS_SUFFIX = ".eks.csv"  # the package's smoother, offline (deeplabstream-eks)
-#: The coords of each keypoint in an ensemble's file (Lightning Pose's and EKS's names).
-ENSEMBLE_COORDS = ("x", "y", "likelihood", "x_ens_median", "y_ens_median", "x_ens_var", "y_ens_var")
-#: The coords of each keypoint in EKS's output (its single-camera smoother's, in its order).
-EKS_COORDS = (*ENSEMBLE_COORDS, "x_posterior_var", "y_posterior_var")
+#: The coords of each keypoint in an ensemble's file: the ensemble's position and likelihood
+#: (as the pose CSV's) and the models' plain variance. Not EKS's names: its ``x`` is smoothed
+#: and its ``x_ens_var`` divided by the mean likelihood (its default variance mode).
+ENSEMBLE_COORDS = ("x", "y", "likelihood", "x_var", "y_var")
+#: The coords of each keypoint in EKS's output (its single-camera smoother's, in its order),
+#: which the causal filter's file takes with EKS's meanings.
+EKS_COORDS = (
+    "x", "y", "likelihood", "x_ens_median", "y_ens_median", "x_ens_var", "y_ens_var",
+    "x_posterior_var", "y_posterior_var",
+)  # fmt: skip
 #: The ensemble's columns the pose table (``.pose.pqt``) takes from ``.ensemble.csv``.
 ENSEMBLE_TABLE_COORDS = ENSEMBLE_COORDS[3:]
+#: What ``.ensemble.csv`` called its variance before (read from older sessions' files).
+_OLDER_ENSEMBLE_COORDS = {"x_ens_var": "x_var", "y_ens_var": "y_var"}
 MEMBER_PREFIX = "model{}_"
 #: The ``.pose.pqt`` metadata key that says how a multi-animal camera's rows got their identities.
 IDENTITIES_METADATA_KEY = "deeplabstream.identities"
@@ -304,10 +312,12 @@ class EnsembleCsvWriter(_FrameRows):
             dlc_header(scorer, keypoints, coords=coords),
             ",nan" * (len(coords) * len(keypoints)) + "\n",
         )
-        # Positions to 0.001 px as in the pose CSV; likelihoods and variances in full.
-        self._template = (",%.3f,%.3f,%.9g,%.3f,%.3f" + ",%.9g" * (len(coords) - 5)) * len(
-            keypoints
-        ) + "\n"
+        # Positions (and EKS's median) to 0.001 px as in the pose CSV; likelihoods and
+        # variances in full.
+        self._smoothed = smoothed
+        positions = ",%.3f,%.3f,%.9g" + (",%.3f,%.3f" if smoothed else "")
+        variances = ",%.9g" * (len(coords) - (5 if smoothed else 3))
+        self._template = (positions + variances) * len(keypoints) + "\n"
 
     def write(
         self,
@@ -319,9 +329,12 @@ class EnsembleCsvWriter(_FrameRows):
     ) -> None:
         """Append one analysed frame: x, y, likelihood (K, 3), the median and variance (K, 2).
 
-        ``posterior`` (K, 2): the smoothed file's posterior variance.
+        ``median`` goes to the smoothed file only (the ensemble's file: its x, y are the
+        median); ``posterior`` (K, 2): the smoothed file's posterior variance.
         """
-        parts = [keypoints[:, :3], median, variance]
+        parts = (
+            [keypoints[:, :3], median, variance] if self._smoothed else [keypoints[:, :3], variance]
+        )
         if posterior is not None:
             parts.append(posterior)
         values = np.concatenate(parts, axis=1)
@@ -542,8 +555,8 @@ def write_pose_parquet(
     (seconds); without it (or for rows it lacks) they are NaN. ``identity_path``, a
     multi-animal camera's ``.identity.csv``, gives each row (frame and individual) its
     ``identity_confidence`` (NaN where it has none). ``ensemble_path``, an ensemble's
-    ``.ensemble.csv``, gives each row its ``{bodypart}_x_ens_median``, ``_y_ens_median``,
-    ``_x_ens_var`` and ``_y_ens_var``. ``identities``, how a multi-animal camera's rows were
+    ``.ensemble.csv``, gives each row its ``{bodypart}_x_var`` and ``_y_var`` (the models'
+    variance). ``identities``, how a multi-animal camera's rows were
     assigned (``identities``, ``merged_instance_repair``), goes in the
     table's metadata under :data:`IDENTITIES_METADATA_KEY` (JSON).
     """
@@ -607,11 +620,12 @@ def _flat_table(table: Any, columns: Any) -> Any:
 
 
 def _with_ensemble(flat: Any, ensemble_path: Path) -> Any:
-    """Return ``flat`` with the ensemble's median and variance columns, row by frame index."""
+    """Return ``flat`` with the ensemble's variance columns, row by frame index."""
     import pandas as pd
 
-    table = pd.read_csv(ensemble_path, header=[0, 1, 2], index_col=0)
+    table = pd.read_csv(regular_file(ensemble_path), header=[0, 1, 2], index_col=0)
     table = table[~table.index.duplicated(keep="last")]
+    table = table.rename(columns=_OLDER_ENSEMBLE_COORDS, level=2)  # an older session's file
     columns = [c for c in table.columns if c[-1] in ENSEMBLE_TABLE_COORDS]
     extra = pd.DataFrame(
         {f"{column[-2]}_{column[-1]}": table[column] for column in columns}, index=table.index
