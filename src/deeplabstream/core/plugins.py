@@ -1330,6 +1330,10 @@ def _watched(slow: str, stopped: Callable[[int, float], PluginStopped]) -> Itera
     finished = threading.Event()
 
     def warn_when_slow() -> None:
+        # The stop signals are the main thread's to take: one this thread took would wake
+        # nothing, and the main thread would sleep on inside the lab's code.
+        if hasattr(signal, "pthread_sigmask"):
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
         if not finished.wait(SLOW_IMPORT_S):
             log.warning("%s", slow)
 

@@ -20,6 +20,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from deeplabstream.core.fault_hooks import hold_here
 from deeplabstream.core.optional import exit_with
 from deeplabstream.offline.eks.smoothing import (
     ensemble_files,
@@ -68,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the command; return the exit code."""
     args = build_parser().parse_args(argv)
+    hold_here("command-import")  # a fault test's chosen moment (core/fault_hooks.py)
     folder: Path = args.session.expanduser()
     if not folder.is_dir():
         print(f"Error: {folder}: no such session folder", file=sys.stderr)
