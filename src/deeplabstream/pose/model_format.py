@@ -255,7 +255,11 @@ def watched(model_format: ModelFormat, name: str) -> ModelFormat:
     origin = MODEL_FORMATS.origin(name).removeprefix(LAB_ORIGIN)
     label = f"model format {name!r} ({origin})"
     for method in _WATCHED_CALLS:
-        setattr(model_format, method, _watched_call(label, method, getattr(model_format, method)))
+        call = _watched_call(label, method, getattr(model_format, method))
+        try:
+            setattr(model_format, method, call)
+        except AttributeError:  # a class with __slots__: its calls run unwatched
+            break
     return model_format
 
 
