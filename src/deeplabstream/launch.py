@@ -26,7 +26,8 @@ def headless() -> None:
 def _stops_abandon_plugin_imports() -> None:
     """Let a stop during a lab plugin's import abandon it (core/plugins.py, ``import_watch``).
 
-    Not in the window: an exception inside Qt's event loop would abort the program.
+    The window too: while it is built (its Rig tab imports the cameras' modules), and in its
+    event loop, where ``app.desktop`` keeps the exception from aborting the program.
     """
     from deeplabstream.core.plugins import abandon_imports_on_stop
 
@@ -36,8 +37,25 @@ def _stops_abandon_plugin_imports() -> None:
 def desktop() -> None:
     """``app.py``: the desktop window (:mod:`deeplabstream.app.desktop`)."""
     take_stop_signals()
+    _stops_abandon_plugin_imports()
     from deeplabstream.app.desktop import run
 
+    run()
+
+
+def eks() -> None:
+    """``deeplabstream-eks`` (:mod:`deeplabstream.offline.eks.command`): Ctrl-C at any moment.
+
+    Its imports take seconds (pandas, the smoother's JAX): a Ctrl-C then says it stopped, as
+    one later does (``core.optional.exit_with``), never a ``KeyboardInterrupt`` traceback.
+    """
+    try:
+        from deeplabstream.offline.eks.command import run
+    except KeyboardInterrupt:
+        import sys
+
+        print("Stopped: Ctrl-C received", file=sys.stderr)
+        sys.exit(130)
     run()
 
 

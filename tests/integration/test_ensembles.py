@@ -129,7 +129,7 @@ def test_done_when_a_replay_with_three_models_writes_the_ensemble_columns(replay
     assert list(dict.fromkeys(pose.columns.get_level_values(2))) == ["x", "y", "likelihood"]
     assert len(pose) == FRAMES  # --fast: every frame, DeepLabCut's layout unchanged
     ensemble = pd.read_csv(replay / "arena.ensemble.csv", header=[0, 1, 2], index_col=0)
-    coords = ["x", "y", "likelihood", "x_ens_median", "y_ens_median", "x_ens_var", "y_ens_var"]
+    coords = ["x", "y", "likelihood", "x_var", "y_var"]
     assert list(dict.fromkeys(ensemble.columns.get_level_values(2))) == coords
     assert list(dict.fromkeys(ensemble.columns.get_level_values(1))) == list(KEYPOINTS)
     exact = read_ensemble_exact(replay / "arena.pose_exact.csv")
@@ -138,9 +138,9 @@ def test_done_when_a_replay_with_three_models_writes_the_ensemble_columns(replay
     variance = np.var(exact.members[..., :2], axis=1)
     for k, keypoint in enumerate(KEYPOINTS):
         part = ensemble.xs(keypoint, axis=1, level=1).droplevel(0, axis=1)
-        np.testing.assert_allclose(part[["x_ens_median", "y_ens_median"]], median[:, k], atol=6e-4)
+        np.testing.assert_allclose(part[["x", "y"]], median[:, k], atol=6e-4)
         np.testing.assert_allclose(part[["x", "y"]], pose.xs(keypoint, axis=1, level=1).iloc[:, :2])
-        np.testing.assert_allclose(part[["x_ens_var", "y_ens_var"]], variance[:, k], rtol=1e-7)
+        np.testing.assert_allclose(part[["x_var", "y_var"]], variance[:, k], rtol=1e-7)
     table = pd.read_parquet(replay / "arena.pose.pqt")
     assert {f"{k}_{c}" for k in KEYPOINTS for c in coords[3:]} <= set(table.columns)
     record = json.loads((replay / "session.json").read_text())["pose"]["model"]

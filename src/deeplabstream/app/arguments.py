@@ -6,6 +6,7 @@ For ``DeepLabStream.py``, ``app.py`` (and their installed commands) and ``utils/
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -35,6 +36,15 @@ def positive_float(text: str) -> float:
     return value
 
 
+def absolute(path: Path) -> Path:
+    """Return a command line's ``path`` absolute, for other processes; its links kept.
+
+    Not ``Path.resolve``, which raises on a symbolic link that points at itself: the checks
+    before the start name such a path, with what it is.
+    """
+    return Path(os.path.abspath(path.expanduser()))
+
+
 def default_settings_text(script: str) -> str:
     """Say which settings file a command started as ``script`` reads without ``--settings``.
 
@@ -48,7 +58,10 @@ def default_settings_text(script: str) -> str:
             "current folder"
         )
     if _is_checkout_file(CHECKOUT_SETTINGS_FILE):
-        return f"the source checkout's settings.ini, {CHECKOUT_SETTINGS_FILE}"
+        return (
+            "the settings.ini in the current folder, else the source checkout's, "
+            f"{CHECKOUT_SETTINGS_FILE}"
+        )
     return (
         "the settings.ini in the current folder (the embedded default is written there when "
         "there is none)"
@@ -61,8 +74,8 @@ def default_settings(script: str, announce: Callable[[str], None] = print) -> Pa
     A launcher run by its path (``python /lab/rig1/app.py``) reads the ``settings.ini`` beside
     it, else the current folder's: a copy of ``app.py`` in a lab's folder used to open the
     checkout's file silently. An installed command reads what
-    :func:`settings.loader.default_settings_file` says (the checkout's for a source install,
-    else the current folder's).
+    :func:`settings.loader.default_settings_file` says (the current folder's, else the
+    checkout's for a source install, else the embedded default written to the current folder).
     """
     launcher = _launcher(script)
     if launcher is None:

@@ -18,7 +18,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING
 
 from deeplabstream.app.arguments import default_settings, default_settings_text
 from deeplabstream.app.display.screen import (
@@ -27,10 +31,16 @@ from deeplabstream.app.display.screen import (
     missing_xcb_libraries,
     uses_xcb,
 )
-from deeplabstream.app.stop_requests import StopRequests, take_stop_signals
+from deeplabstream.app.stop_requests import EXIT_INTERRUPTED, StopRequests, take_stop_signals
 from deeplabstream.core.errors import SettingsError
 from deeplabstream.core.fault_hooks import hold_here
 from deeplabstream.core.optional import exit_with
+from deeplabstream.core.plugins import PluginStopped
+
+if TYPE_CHECKING:
+    from PyQt5.QtWidgets import QApplication
+
+    from deeplabstream.app.gui.main_window import MainWindow
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 PART_NAMES = ("stream", "analysis", "recording", "experiment")
@@ -88,11 +98,10 @@ def main(argv: list[str] | None = None) -> int:
     offscreen = os.environ.get("QT_QPA_PLATFORM") == "offscreen"
     parts = args.start if args.start is not None else (OFFSCREEN_DEFAULT if offscreen else ())
 
-    from PyQt5.QtCore import QTimer, qInstallMessageHandler
+    from PyQt5.QtCore import qInstallMessageHandler
     from PyQt5.QtWidgets import QApplication
 
     # Imported after the display checks, as Qt is: the window's modules take 2-3 s (measured).
-    from deeplabstream.app.gui.autopilot import Autopilot
     from deeplabstream.app.gui.main_window import MainWindow
 
     hold_here("command-import")  # a fault test's chosen moment (core/fault_hooks.py)
@@ -105,11 +114,33 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as error:
         print(error, file=sys.stderr)
         return EXIT_USAGE
-    window = MainWindow(settings, args.output_dir)
+    with abandoned_imports_kept() as abandoned:
+        window = MainWindow(settings, args.output_dir)  # its Rig tab imports the lab's cameras
+        code = EXIT_OK if abandoned else _show_window(app, window, args, parts, stops)
+    if abandoned:  # a stop came while a slot imported a lab module: it was abandoned
+        window.close()  # closed already when the stop came in its event loop
+        print(f"Stopped: {abandoned[0]}", file=sys.stderr)
+        return EXIT_INTERRUPTED + abandoned[0].signum
+    return code
+
+
+def _show_window(
+    app: QApplication,
+    window: MainWindow,
+    args: argparse.Namespace,
+    parts: tuple[str, ...],
+    stops: StopRequests,
+) -> int:
+    """Run the window built until it closes; return the exit code."""
+    from PyQt5.QtCore import QTimer
+
+    from deeplabstream.app.gui.autopilot import Autopilot
+
     hold_here("window-built")
     if stops.reason is not None:
         window.close()  # nothing runs yet: its timers stop
         return _stopped_before_the_start(stops)
+    offscreen = os.environ.get("QT_QPA_PLATFORM") == "offscreen"
     pilot = Autopilot(window, parts, args.duration, print_status=offscreen)
     during_start_up: list[bool] = []
 
@@ -139,6 +170,36 @@ def main(argv: list[str] | None = None) -> int:
     ):
         return stops.exit_code
     return EXIT_OK
+
+
+@contextmanager
+def abandoned_imports_kept() -> Iterator[list[PluginStopped]]:
+    """Keep, rather than abort on, a lab module's import abandoned by a stop inside a slot.
+
+    A stop during a lab module's import raises PluginStopped inside it (core/plugins.py): a
+    module that sleeps or loops at import (a camera's, which the Rig tab imports while the
+    window is built) never holds the window. PyQt aborts the program on an exception that
+    leaves a slot, unless ``sys.excepthook`` is replaced: here it keeps the PluginStopped (the
+    stop itself asks the window to close) and keeps PyQt's own answer to any other exception
+    (the traceback, then abort).
+    """
+    abandoned: list[PluginStopped] = []
+    previous = sys.excepthook
+
+    def keep_abandoned_import(
+        kind: type[BaseException], error: BaseException, trace: TracebackType | None
+    ) -> None:
+        if isinstance(error, PluginStopped):
+            abandoned.append(error)
+            return
+        previous(kind, error, trace)
+        os.abort()  # what PyQt does with an exception that left a slot (qFatal)
+
+    sys.excepthook = keep_abandoned_import
+    try:
+        yield abandoned
+    finally:
+        sys.excepthook = previous
 
 
 def _stopped_before_the_start(stops: StopRequests) -> int:

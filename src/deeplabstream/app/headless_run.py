@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from deeplabstream.app.arguments import default_settings
+from deeplabstream.app.arguments import absolute, default_settings
 from deeplabstream.app.display.screen import has_display
 from deeplabstream.app.stop_requests import StopRequests
 from deeplabstream.core.control import StopRequested
@@ -47,6 +47,7 @@ from deeplabstream.live.session.live import LiveSession
 from deeplabstream.live.session.preflight import (
     absent_device_problems,
     check_plan,
+    output_folder_problems,
     recording_space_problems,
 )
 from deeplabstream.live.session.report.summary import summary_lines as session_summary_lines
@@ -78,7 +79,7 @@ def run_checks(args: argparse.Namespace, stops: StopRequests) -> int:
     # The run's plan, made once here where the command line meets the file: --model replaces
     # [Pose] MODEL_PATH (a camera's own MODEL_PATH still wins) in the plan's settings, which the
     # session and session.json take, and the checks name it (settings/effective.py).
-    model = args.model.resolve() if args.model is not None else None
+    model = absolute(args.model) if args.model is not None else None
     plan = resolve_cameras(settings, model=model, experiment=args.experiment)
     settings = plan.settings
     problems = check_plan(
@@ -92,6 +93,7 @@ def run_checks(args: argparse.Namespace, stops: StopRequests) -> int:
         experiment=bool(args.experiment_enabled),
         experiment_option=args.experiment,
     )
+    problems += output_folder_problems(settings, args.output_dir)
     if args.recording_enabled:  # a disk too full to record is refused before anything starts
         problems += recording_space_problems(settings, args.output_dir)
     if problems:

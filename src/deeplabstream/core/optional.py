@@ -12,6 +12,7 @@ command that would install nothing.
 
 from __future__ import annotations
 
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn
@@ -19,7 +20,7 @@ from typing import NoReturn
 from deeplabstream import __version__
 from deeplabstream.core.errors import DeepLabStreamError
 from deeplabstream.core.import_path import keep_current_folder_off_path
-from deeplabstream.core.plugins import ImportStopped
+from deeplabstream.core.plugins import PluginStopped
 
 # top-level module -> the extra of pyproject.toml that installs it
 EXTRA_OF_MODULE: dict[str, str] = {
@@ -114,15 +115,20 @@ def exit_with(main: Callable[[], int]) -> NoReturn:
     package reads which extra to install instead of a traceback, and every command answers
     ``--version`` (:func:`exit_if_version_asked`). First the current folder is taken off the
     module path (:func:`~core.import_path.keep_current_folder_off_path`); a stop during a
-    plugin's import (:class:`~core.plugins.ImportStopped`) exits 128 + its signal.
+    plugin's import or a call of it the start waits on (:class:`~core.plugins.PluginStopped`)
+    exits 128 + its signal, and a Ctrl-C that reached Python (a command that leaves it to
+    Python: ``deeplabstream-eks``) 130, without a traceback.
     """
     exit_if_version_asked(sys.argv[1:])
     keep_current_folder_off_path()  # before any child process starts (core/import_path.py)
     try:
         code = main()
-    except ImportStopped as stop:  # Ctrl-C while a plugin's module was imported
+    except PluginStopped as stop:  # Ctrl-C while a plugin's import or call held the start
         print(f"Stopped: {stop}", file=sys.stderr)
         code = 128 + stop.signum
+    except KeyboardInterrupt:  # a command that leaves Ctrl-C to Python: said, no traceback
+        print("Stopped: Ctrl-C received", file=sys.stderr)
+        code = 128 + signal.SIGINT
     except ModuleNotFoundError as error:
         clear = missing_extra(error)
         if clear is None:

@@ -495,7 +495,7 @@ class Registry(Generic[T]):
         Only the command line names files (``--experiment my_protocol.py``): a settings file or
         an experiment config names plugins (:meth:`get`). ``attr`` picks one class of several.
         """
-        return self._from_file(Path(path).expanduser().resolve(), attr, f"{Path(path)}")
+        return self._from_file(_note_link(Path(path).expanduser()), attr, f"{Path(path)}")
 
     def unknown_message(
         self, name: str, settings_folder: Path | None = None, with_data_files: bool = False
@@ -638,7 +638,9 @@ class Registry(Generic[T]):
         module, _, attr = text.partition(":")
         path = folder / f"{module}.py"
         if "." not in module and path.is_file():
-            return f"{path.resolve()}:{attr}" if attr else str(path.resolve())
+            # Absolute, a link kept: the other process records the lab's link too.
+            found = os.path.abspath(path)
+            return f"{found}:{attr}" if attr else found
         return name
 
     # -- inside --------------------------------------------------------------------------------
@@ -732,7 +734,10 @@ class Registry(Generic[T]):
         exact = [path for path in modules if path.stem == stem]
         by_case = [path for path in modules if path.stem.lower() == stem.lower()]
         found = exact or by_case
-        return found[0] if len(found) == 1 else None
+        if len(found) != 1:
+            return None
+        _note_link(found[0])
+        return found[0]
 
     def refuse_code(self, name: str, settings_folder: Path | None = None) -> None:
         """Refuse a name that is no plugin's name but code to import; nothing is imported.
@@ -932,6 +937,8 @@ class _Imported:
 
 #: The lab's files imported in this process, by path: the same module while the file is unchanged.
 _FILE_MODULES: dict[Path, _Imported] = {}
+#: A lab's file reached through a symbolic link (the real file -> the path the folder gives).
+_LINKS: dict[Path, Path] = {}
 #: Module name -> the lab's file it was made from (a name taken stays that file's).
 _LAB_MODULE_NAMES: dict[str, Path] = {}
 #: The readable names of the lab's modules: ``lab.<folder>.<stem>``.
@@ -942,20 +949,29 @@ LAB_MODULE_PREFIX = "lab."
 SLOW_IMPORT_S = 5.0
 
 
-class ImportStopped(BaseException):
-    """Ctrl-C or SIGTERM came while a plugin's module was imported: the import was abandoned.
+class PluginStopped(BaseException):
+    """Ctrl-C or SIGTERM came while a plugin's code held the start: that code was abandoned.
 
-    A ``BaseException``: neither the module's own ``except Exception`` nor a caller's turns it
-    into a plugin's failure, and the command ends on it (exit 128 + :attr:`signum`).
+    Its import (:class:`ImportStopped`), or a call the start waits on (a lab model format's
+    ``recognises``). A ``BaseException``: neither the plugin's own ``except Exception`` nor a
+    caller's turns it into a plugin's failure, and the command ends on it (exit 128 +
+    :attr:`signum`).
     """
 
-    def __init__(self, what: str, signum: int, elapsed_s: float) -> None:
+    def __init__(self, doing: str, signum: int, elapsed_s: float, into: str = "it") -> None:
         name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
         super().__init__(
-            f"{name} received while importing {what} ({elapsed_s:.1f} s into its import); "
-            "the import was abandoned"
+            f"{name} received while {doing} ({elapsed_s:.1f} s into {into}); it was abandoned"
         )
         self.signum = signum
+
+
+class ImportStopped(PluginStopped):
+    """Ctrl-C or SIGTERM came while a plugin's module was imported: the import was abandoned."""
+
+    def __init__(self, what: str, signum: int, elapsed_s: float) -> None:
+        super().__init__(f"importing {what}", signum, elapsed_s, "its import")
+        self.args = (str(self).replace("; it was abandoned", "; the import was abandoned"),)
 
 
 def imported_from_file(module_name: str) -> bool:
@@ -999,7 +1015,7 @@ def import_file(path: Path, where: str = "") -> ModuleType:
     ImportStopped
         Ctrl-C or SIGTERM came during the import (a command's main process).
     """
-    path = Path(path).resolve()
+    path = _note_link(path)
     stamp = _stamp_of(path, where)
     cached = _FILE_MODULES.get(path)
     if cached is not None and cached.stamp == stamp:
@@ -1040,6 +1056,19 @@ def import_recorded_file(path: Path | str, sha256: str, where: str = "") -> Modu
             "whose record names this file"
         )
     return _module_from(path, source, where)
+
+
+def _note_link(path: Path) -> Path:
+    """Return the real file of ``path``; remember the path when it is a symbolic link to it.
+
+    A lab may keep its plugins in a repository of shared code and link them into the rig's
+    folder: they run, and ``plugin_files`` records the real file and the link.
+    """
+    named = Path(os.path.abspath(path))
+    real = named.resolve()
+    if named != real:
+        _LINKS[real] = named
+    return real
 
 
 def imported_lab_files() -> list[LabFile]:
@@ -1270,24 +1299,50 @@ def import_watch(what: str) -> Iterator[None]:
     asked for it (:func:`abandon_imports_on_stop`), Ctrl-C and SIGTERM, whose handlers only note
     a stop there, also raise :class:`ImportStopped` inside the import: a module that loops or
     waits at import never holds the command past the stop. (A child process leaves both to its
-    parent, which ends it; the window's event loop would abort on an exception, so it does not
-    ask.) The handlers are put back when the import ends.
+    parent, which ends it.) The handlers are put back when the import ends.
     """
+    slow = (
+        f"still importing {what} after {SLOW_IMPORT_S:.0f} s: a module that never finishes "
+        "importing holds the start (Ctrl-C stops it)"
+    )
+    with _watched(slow, lambda signum, took: ImportStopped(what, signum, took)):
+        yield
+
+
+@contextmanager
+def plugin_call_watch(what: str, call: str) -> Iterator[None]:
+    """Watch a call of a plugin's code the start waits on, as :func:`import_watch` an import.
+
+    ``what`` names the plugin and its file (``model format 'x' (/rig/formats/x.py)``), ``call``
+    the call (``recognises(/rig/mouse.onnx)``). After :data:`SLOW_IMPORT_S` a warning names
+    both; a stop raises :class:`PluginStopped` inside the call where imports are abandoned.
+    """
+    slow = (
+        f"still waiting for {what}: its {call} has not returned after {SLOW_IMPORT_S:.0f} s, "
+        "and the start waits on it (Ctrl-C stops it)"
+    )
+    doing = f"{what} ran its {call}"
+    with _watched(slow, lambda signum, took: PluginStopped(doing, signum, took)):
+        yield
+
+
+@contextmanager
+def _watched(slow: str, stopped: Callable[[int, float], PluginStopped]) -> Iterator[None]:
+    """Say ``slow`` after :data:`SLOW_IMPORT_S`; let a stop raise ``stopped(signum, seconds)``."""
     started = time.monotonic()
     finished = threading.Event()
 
     def warn_when_slow() -> None:
+        # The stop signals are the main thread's to take: one this thread took would wake
+        # nothing, and the main thread would sleep on inside the lab's code.
+        if hasattr(signal, "pthread_sigmask"):
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
         if not finished.wait(SLOW_IMPORT_S):
-            log.warning(
-                "still importing %s after %.0f s: a module that never finishes importing holds "
-                "the start (Ctrl-C stops it)",
-                what,
-                SLOW_IMPORT_S,
-            )
+            log.warning("%s", slow)
 
-    watcher = threading.Thread(target=warn_when_slow, name="import-watch", daemon=True)
+    watcher = threading.Thread(target=warn_when_slow, name="plugin-watch", daemon=True)
     watcher.start()
-    replaced = _stops_abandon_import(what, started)
+    replaced = _stops_abandon(lambda signum: stopped(signum, time.monotonic() - started))
     try:
         yield
     finally:
@@ -1310,11 +1365,12 @@ def abandon_imports_on_stop(enabled: bool = True) -> None:
     _abandon_on_stop = enabled
 
 
-def _stops_abandon_import(what: str, started: float) -> dict[int, Any]:
-    """Make Ctrl-C and SIGTERM raise ImportStopped here; return the handlers they had."""
+def _stops_abandon(stopped: Callable[[int], PluginStopped]) -> dict[int, Any]:
+    """Make Ctrl-C and SIGTERM raise ``stopped(signum)`` here; return the handlers they had."""
     if not _abandon_on_stop or threading.current_thread() is not threading.main_thread():
         return {}
     replaced: dict[int, Any] = {}
+    raised: list[int] = []  # once: a second signal while the first unwinds is only noted
     for signum in (signal.SIGINT, signal.SIGTERM):
         handler = signal.getsignal(signum)
         if not callable(handler) or handler is signal.default_int_handler:
@@ -1322,7 +1378,9 @@ def _stops_abandon_import(what: str, started: float) -> dict[int, Any]:
 
         def abandon(number: int, frame: FrameType | None, noted: Any = handler) -> None:
             noted(number, frame)  # the command notes its stop as it always does
-            raise ImportStopped(what, number, time.monotonic() - started)
+            if not raised:
+                raised.append(number)
+                raise stopped(number)
 
         replaced[signum] = signal.signal(signum, abandon)
     return replaced
@@ -1361,9 +1419,10 @@ def plugin_files_entry(
 
     ``plugins`` is ``{kind: {name: origin}}`` (``session.json`` -> ``plugins``, an experiment
     run's ``plugins``); each name whose origin is ``lab folder: FILE`` gives ``{kind, name,
-    file, sha256}``. The digest is of the bytes that ran: as another process reported them
-    (``reported``: path -> SHA-256), else as this process imported them, else the file's now
-    (a data file, such as an experiment's config); None when it cannot be read.
+    file, sha256}`` (``file`` the real file; with ``link``, the path in the lab's folder, when
+    that is a symbolic link to it). The digest is of the bytes that ran: as another process
+    reported them (``reported``: path -> SHA-256), else as this process imported them, else the
+    file's now (a data file, such as an experiment's config); None when it cannot be read.
     :func:`import_recorded_file` imports such a file again only while its digest matches.
     """
     ran = {str(record.path): record.sha256 for record in imported_lab_files()}
@@ -1379,7 +1438,13 @@ def plugin_files_entry(
                     digest = file_sha256(Path(file))
                 except PluginError:
                     digest = None
-            entries.append({"kind": kind, "name": name, "file": file, "sha256": digest})
+            entry: dict[str, str | None] = {
+                "kind": kind, "name": name, "file": file, "sha256": digest
+            }  # fmt: skip
+            link = _LINKS.get(Path(file))
+            if link is not None:  # the lab's folder holds a link to it: both are recorded
+                entry["link"] = str(link)
+            entries.append(entry)
     return entries
 
 

@@ -88,3 +88,26 @@ def open_regular(path: Path | str, mode: str = "r", **options: Any) -> IO[Any]:
     except BaseException:
         os.close(descriptor)
         raise
+
+
+def utf8_name_problem(path: Path | str) -> str | None:
+    """Say why ``path`` cannot be given to the libraries a session writes and reads with.
+
+    A name that is not valid UTF-8 (bytes a file system allows, which Python keeps as
+    surrogates): pyarrow (the pose table), ONNX Runtime, PyAV and NWB take text paths only,
+    and fail on it after the start. None when the name is valid.
+    """
+    try:
+        os.fspath(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return (
+            f"{shown_path(path)}: its name is not valid UTF-8 (the bytes shown as \\x..), "
+            "which the pose table, the models' runtimes and the video and NWB libraries "
+            "cannot open. Rename it, or choose another"
+        )
+    return None
+
+
+def shown_path(path: Path | str) -> str:
+    """Return ``path`` as text any console prints: a byte that is not UTF-8 written as hex."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")

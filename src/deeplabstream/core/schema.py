@@ -251,6 +251,25 @@ def settings_fields(cls: type) -> tuple[dataclasses.Field, ...]:
     return tuple(f for f in dataclasses.fields(cls) if _META_KEY in f.metadata)
 
 
+def keys_written_twice(items: dict[str, str], where: Where) -> list[str]:
+    """Return a problem for each key ``items`` has in several cases (``FRAMERATE``, ``framerate``).
+
+    Keys are read whatever their case, so only one of the two could be taken, silently: both
+    are named, with their values, for the user to keep one.
+    """
+    spellings: dict[str, list[str]] = {}
+    for key in items:
+        spellings.setdefault(key.upper(), []).append(key)
+    return [
+        f"{where.file}: [{where.section}]: "
+        + " and ".join(f"{key} = {items[key].strip()!r}" for key in keys)
+        + f" are one key written {len(keys)} times (keys are read whatever their case, so only "
+        "one could be taken): keep one"
+        for keys in spellings.values()
+        if len(keys) > 1
+    ]
+
+
 def parse_section(
     cls: type,
     items: dict[str, str],

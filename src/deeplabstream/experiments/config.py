@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Literal
 
 from deeplabstream.core.errors import SettingsError
-from deeplabstream.core.schema import Where, parse_section, setting
+from deeplabstream.core.schema import Where, keys_written_twice, parse_section, setting
 from deeplabstream.experiments.actions import Action
 from deeplabstream.experiments.base import Experiment
 from deeplabstream.experiments.events import EventLog
@@ -653,6 +653,7 @@ def parse_experiment_config(text: str, file: Path | str = Path("<text>")) -> Exp
     for section in parser.sections():
         items = dict(parser.items(section))
         where = Where(file, section)
+        problems += keys_written_twice(items, where)
         if section == EXPERIMENT_SECTION:
             experiment_keys = frozenset(key.upper() for key in items)
             parsed = parse_section(ExperimentSection, items, where, problems)

@@ -273,10 +273,16 @@ class TrialMachine:
         self.state = "inter_trial" if ended and self.inter_trial_interval_s > 0 else "waiting"
 
     def stop(self, reason: str) -> None:
-        """Finish (if not finished) and switch off every output used or declared."""
+        """Finish (if not finished) and switch off every output used or declared.
+
+        An experiment stopped before its first pose (Ctrl-C while the model loaded) decided
+        nothing and switched nothing on: it sends nothing to its devices.
+        """
         self.stopped = True
         if self.state != "finished":
             self.finish(reason)
+        if self.started_s is None and not self.action_count:
+            return
         done = {a.output for a in self._out if a.command == "off"}
         self.switch_off([o for o in self.outputs if o not in done], "stop", from_pose=False)
 

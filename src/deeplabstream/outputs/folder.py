@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import sys
+from collections.abc import Sequence
 from datetime import datetime
 from importlib import metadata
 from pathlib import Path
@@ -120,14 +121,15 @@ def too_little_space(folder: Path, needed_gb: float) -> str | None:
     )
 
 
-def remove_preview_folder(folder: Path, cameras: list[str]) -> bool:
+def remove_preview_folder(folder: Path, cameras: list[str], own: Sequence[str] = ()) -> bool:
     """Remove the folder of a session that was only looked at; False (kept) when in doubt.
 
     A preview leaves ``session.json``, ``session.log`` and the cameras' own side files
-    (``<camera>.truth.csv`` of the simulated arena, say): nothing worth a folder. A file of
-    any other name (one the user put there) keeps the folder whole.
+    (``<camera>.truth.csv`` of the simulated arena, say): nothing worth a folder; ``own``
+    names other files it may have left (the events file of an experiment stopped before its
+    first pose). A file of any other name (one the user put there) keeps the folder whole.
     """
-    bookkeeping = {SESSION_JSON, SESSION_LOG, RESERVE_FILE}
+    bookkeeping = {SESSION_JSON, SESSION_LOG, RESERVE_FILE, *own}
 
     def ours(entry: Path) -> bool:
         side_file = any(entry.name.startswith(f"{camera}.") for camera in cameras)

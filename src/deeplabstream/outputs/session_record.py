@@ -196,6 +196,11 @@ def _default_of(item: dataclasses.Field[Any]) -> Any:
     return item.default
 
 
+#: The largest magnitude a whole number of the record may have: a signed 64-bit integer's
+#: (what NumPy and the tables hold); a count beyond it is damage, never a figure.
+LARGEST_WHOLE = 2**63 - 1
+
+
 def _read(hint: Any, value: Any, where: str, item: dataclasses.Field[Any] | None) -> Any:
     """Return ``value`` read as ``hint``; raise :class:`DamagedRecordError` when it is not."""
     meta = item.metadata if item is not None else {}
@@ -236,6 +241,10 @@ def _read(hint: Any, value: Any, where: str, item: dataclasses.Field[Any] | None
         minimum = meta.get("minimum")
         if minimum is not None and value < minimum:
             raise DamagedRecordError(f"{where} is {value!r}, below its minimum {minimum}")
+        if hint is int and not -LARGEST_WHOLE <= value <= LARGEST_WHOLE:  # 10**30 frames
+            raise DamagedRecordError(
+                f"{where} is {value:.4g}, beyond 64 bits: no session counts or times that far"
+            )
         return value
     if hint is str:
         if not isinstance(value, str):
@@ -607,9 +616,13 @@ class PluginFile(Part):
         optional=True,
     )
     name: str | None = key("the name the settings or the config gave it", optional=True)
-    file: str | None = key("its absolute path", optional=True)
+    file: str | None = key("its absolute path (symbolic links resolved)", optional=True)
     sha256: str | None = key(
         "SHA-256 of its bytes as they ran (a config's: as read; null: unreadable)", optional=True
+    )
+    link: str | None = key(
+        "the path in the lab's folder that named it, when that is a symbolic link to file",
+        optional=True,
     )
 
 
@@ -933,8 +946,8 @@ def _record_text(path: Path) -> str:
         data = file.read(MAX_RECORD_BYTES + 1)  # never more: the file may still grow
     if len(data) > MAX_RECORD_BYTES:
         raise DamagedRecordError(_too_large())
-    try:
-        return data.decode("utf-8")
+    try:  # a byte-order mark (an editor on Windows saved it) is no damage
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         raise DamagedRecordError(f"not UTF-8 text ({error.reason})") from None
 

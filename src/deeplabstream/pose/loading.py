@@ -28,6 +28,8 @@ later loads do not.
 from __future__ import annotations
 
 import dataclasses
+import errno
+import os
 from pathlib import Path
 
 from deeplabstream.core.errors import raised_as
@@ -112,8 +114,8 @@ def load_model(
     path = BUNDLED_MODEL if path is None else Path(path).expanduser()
     if not path.exists():
         raise ModelError(
-            f"{path}: model not found. Set [Pose] MODEL_PATH (or --model) to a model folder or "
-            "file, or leave it empty for the bundled model."
+            f"{path}: {_not_there(path)}. Set [Pose] MODEL_PATH (or --model) to a model folder "
+            "or file, or leave it empty for the bundled model."
         )
     if precision not in PRECISIONS:
         raise ModelError(f"precision {precision!r}; expected {', '.join(PRECISIONS)}")
@@ -150,6 +152,24 @@ def load_model(
         "(export_metadata.json + model.onnx) or the training folder holding one, or an .onnx "
         "file inside one of them." + _unusable_formats_text()
     )
+
+
+def _not_there(path: Path) -> str:
+    """Say why nothing is at ``path``: not found, or a symbolic link that leads nowhere."""
+    if not path.is_symlink():
+        return "model not found"
+    try:
+        target = os.readlink(path)
+    except OSError:
+        target = "?"
+    try:
+        path.resolve(strict=True)
+    except RuntimeError:  # Python 3.11 (3.13: OSError ELOOP)
+        return f"a symbolic link (to {target}) that leads back to itself: no model is there"
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            return f"a symbolic link (to {target}) that leads back to itself: no model is there"
+    return f"a symbolic link to {target}, which does not exist: no model is there"
 
 
 def model_to_load(path: Path | None) -> Path:

@@ -23,13 +23,15 @@ from __future__ import annotations
 import logging
 import pickle
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from deeplabstream.core.plugins import (
+    LAB_ORIGIN,
     PluginFailure,
     Registry,
+    plugin_call_watch,
     settings_folder_in_use,
     subclass_check,
     subclasses_in,
@@ -231,10 +233,56 @@ def model_formats() -> tuple[list[ModelFormat], list[PluginFailure]]:
         if str(failure) not in _WARNED:
             _WARNED.add(str(failure))
             log.warning("%s", failure)
-    return [cls() for cls in loaded.values()], failures
+    built_in = set(MODEL_FORMATS.builtin_names())
+    made = [cls() if name in built_in else watched(cls(), name) for name, cls in loaded.items()]
+    return made, failures
 
 
 _WARNED: set[str] = set()
+
+#: The calls of a format the start waits on: a lab's or an installed package's are watched.
+_WATCHED_CALLS = ("recognises", "load", "check", "keypoints", "describes")
+
+
+def watched(model_format: ModelFormat, name: str) -> ModelFormat:
+    """Return ``model_format`` (a lab's or an installed one) with its calls watched and checked.
+
+    Each call the start waits on is named once slow, and abandoned by Ctrl-C or SIGTERM in a
+    command (core/plugins.py, ``plugin_call_watch``): a ``recognises`` that sleeps never holds
+    the start. What it raises other than a ModelError, and a ``load`` that returns no
+    ModelDescription, become a ModelError naming the format and its file, before the start.
+    """
+    origin = MODEL_FORMATS.origin(name).removeprefix(LAB_ORIGIN)
+    label = f"model format {name!r} ({origin})"
+    for method in _WATCHED_CALLS:
+        call = _watched_call(label, method, getattr(model_format, method))
+        try:
+            setattr(model_format, method, call)
+        except AttributeError:  # a class with __slots__: its calls run unwatched
+            break
+    return model_format
+
+
+def _watched_call(label: str, method: str, call: Callable[..., Any]) -> Callable[..., Any]:
+    def run(*args: Any, **kwargs: Any) -> Any:
+        shown = f"{method}({args[0] if args else ''})"
+        with plugin_call_watch(label, shown):
+            try:
+                result = call(*args, **kwargs)
+            except (ModelError, ModuleNotFoundError):
+                raise  # its own words, or an extra to install (named by the caller)
+            except Exception as error:
+                raise ModelError(
+                    f"{label}: its {shown} raised {type(error).__name__}: {error}"
+                ) from error
+        if method == "load" and not isinstance(result, ModelDescription):
+            raise ModelError(
+                f"{label}: its {shown} returned {result!r}, not a ModelDescription: a format's "
+                "load returns the description of the model (docs/plugins.md, Model formats)"
+            )
+        return result
+
+    return run
 
 
 def format_of(path: Path) -> ModelFormat | None:

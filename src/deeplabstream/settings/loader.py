@@ -16,7 +16,13 @@ from typing import Any
 
 from deeplabstream.core.errors import SettingsError
 from deeplabstream.core.plugins import PluginError, use_settings_folder, using_settings_folder
-from deeplabstream.core.schema import Where, key_of, parse_section, settings_fields
+from deeplabstream.core.schema import (
+    Where,
+    key_of,
+    keys_written_twice,
+    parse_section,
+    settings_fields,
+)
 from deeplabstream.hardware.cameras import CAMERAS, camera_class
 from deeplabstream.hardware.stimulation import DEVICES, device_class
 from deeplabstream.outputs.interface import ChosenOutput
@@ -64,17 +70,19 @@ CAMERA_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 def default_settings_file(announce: Callable[[str], None] = print) -> Path:
     """Return the settings file used when none is named.
 
-    Run from a source checkout (``python app.py``, or the package installed editable), the
-    checkout's ``settings.ini`` beside ``app.py``, from whichever folder. Installed from a
-    wheel: ``settings.ini`` in the current folder; when there is none, the embedded default is
-    copied there first (and ``announce`` says so), so that the lab has a file to edit and
-    relative paths (the sessions folder) are where the user works, never inside the package.
+    The ``settings.ini`` of the current folder, when there is one: a lab that works in its
+    rig's folder gets its own file, however the package was installed. Else, run from a source
+    checkout (``python app.py``, or the package installed editable), the checkout's
+    ``settings.ini`` beside ``app.py``. Else (installed from a wheel) the embedded default is
+    copied to the current folder first (and ``announce`` says so), so that the lab has a file
+    to edit and relative paths (the sessions folder) are where the user works, never inside
+    the package.
     """
-    if _is_checkout(CHECKOUT_SETTINGS_FILE):
-        return CHECKOUT_SETTINGS_FILE
     here = Path.cwd() / SETTINGS_FILE_NAME
     if here.is_file():
         return here
+    if _is_checkout(CHECKOUT_SETTINGS_FILE):
+        return CHECKOUT_SETTINGS_FILE
     try:
         shutil.copyfile(PACKAGED_SETTINGS_FILE, here)
     except OSError as error:
@@ -159,6 +167,7 @@ def _settings_from_parser(
     outputs: list[ChosenOutput] = []
     for section in parser.sections():
         items = dict(parser.items(section))
+        problems += keys_written_twice(items, Where(file, section))
         if section.startswith(CAMERA_PREFIX):
             camera = _parse_camera(file, section, items, problems)
             if camera is not None:

@@ -15,7 +15,15 @@ from deeplabstream.core.frames import FrameGeometry, FrameStamp
 from deeplabstream.core.plugins import using_settings_folder
 from deeplabstream.hardware.cameras import camera_class
 from deeplabstream.hardware.cameras.base import Camera
-from deeplabstream.testing.plugin_settings import PluginCheckError, close_twice, plugin_settings
+from deeplabstream.testing.plugin_settings import (
+    PluginCheckError,
+    close_twice,
+    plugin_settings,
+    returns_within,
+)
+
+#: How long one ``grab`` may wait for its frame in :func:`run_camera` (``grab_limit_s``).
+GRAB_LIMIT_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -53,6 +61,7 @@ def run_camera(
     name: str = "camera",
     settings_folder: Path | None = None,
     session_dir: Path | None = None,
+    grab_limit_s: float = GRAB_LIMIT_S,
 ) -> CameraRun:
     """Open ``camera``, grab up to ``frames`` frames into a frame buffer, close it.
 
@@ -73,13 +82,17 @@ def run_camera(
     session_dir
         Given, ``start_session(session_dir)`` is called before the first grab and
         ``finish_session()`` after the last, as in a session (side files written there).
+    grab_limit_s
+        How long one ``grab`` may wait for its frame; it is interrupted then (a camera that
+        waits for a hardware trigger no test gives: raise it, or give the trigger).
 
     Raises
     ------
     PluginCheckError
         A rule of the camera interface broken: ``open`` returns no FrameGeometry, ``grab`` no
-        FrameStamp (or None), a frame index that goes back, a host time that goes back, a
-        ``describe`` that is no JSON object, a second ``close`` that raises.
+        FrameStamp (or None), a ``grab`` that has not returned after ``grab_limit_s``, a
+        frame index that goes back, a host time that goes back, a ``describe`` that is no JSON
+        object, a second ``close`` that raises.
     """
     with using_settings_folder(settings_folder):
         cls = camera_class(camera, settings_folder) if isinstance(camera, str) else camera
@@ -89,12 +102,14 @@ def run_camera(
         instance = cls(name, options)
         label = f"camera {name!r} ({cls.__name__})"
         try:
-            return _stream(instance, label, frames, session_dir)
+            return _stream(instance, label, frames, session_dir, grab_limit_s)
         finally:
             close_twice(instance, label)
 
 
-def _stream(camera: Camera, label: str, frames: int, session_dir: Path | None) -> CameraRun:
+def _stream(
+    camera: Camera, label: str, frames: int, session_dir: Path | None, grab_limit_s: float
+) -> CameraRun:
     geometry = camera.open()
     if not isinstance(geometry, FrameGeometry):
         raise PluginCheckError(f"{label}: open() returned {geometry!r}, not a FrameGeometry")
@@ -108,7 +123,13 @@ def _stream(camera: Camera, label: str, frames: int, session_dir: Path | None) -
     ended = False
     for _ in range(frames):
         out = np.zeros(geometry.shape, np.dtype(geometry.dtype))
-        stamp = camera.grab(out)
+        stamp = returns_within(
+            label,
+            "grab(out)",
+            grab_limit_s,
+            lambda out=out: camera.grab(out),  # type: ignore[misc]
+            GRAB_RULE,
+        )
         if stamp is None:
             ended = True
             break
@@ -126,6 +147,13 @@ def _stream(camera: Camera, label: str, frames: int, session_dir: Path | None) -
             f"({error}); return a dict of numbers, texts, lists and dicts"
         ) from None
     return CameraRun(geometry, fps, taken, stamps, ended, description)
+
+
+GRAB_RULE = (
+    "grab waits for one frame, never longer: a session says a camera that delivers nothing "
+    "for 2 s is stalled, and a device camera silent for [Streaming] CAMERA_LOST_AFTER is lost. "
+    "For a camera that waits for a hardware trigger, give run_camera a longer grab_limit_s"
+)
 
 
 def _check_stamp(label: str, stamp: Any, previous: FrameStamp | None) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +11,12 @@ from deeplabstream.hardware.stimulation import device_class
 from deeplabstream.hardware.stimulation.action import Action
 from deeplabstream.hardware.stimulation.base import ActionRecord, StimulationDevice
 from deeplabstream.live.processes.dispatch import PERFORM_LIMIT_S
-from deeplabstream.testing.plugin_settings import PluginCheckError, close_twice, plugin_settings
+from deeplabstream.testing.plugin_settings import (
+    PluginCheckError,
+    close_twice,
+    plugin_settings,
+    returns_within,
+)
 
 SETTLE_S = 5.0  # how long each command may take to be acknowledged or failed
 
@@ -116,23 +120,21 @@ def run_device(
             )
             records = [_send(instance, label, command, settle_s) for command in sent]
         finally:
-            close_twice(instance, label)
+            close_twice(instance, label, PERFORM_LIMIT_S)
     return DeviceRun(sent, records, count, locks)
 
 
-def _send(
-    device: StimulationDevice, label: str, command: Action, settle_s: float
-) -> ActionRecord:
+def _send(device: StimulationDevice, label: str, command: Action, settle_s: float) -> ActionRecord:
     """Send one command as the dispatcher does; check that it returned at once and settled."""
-    started = time.perf_counter()
-    record = device.send(command)
-    took = time.perf_counter() - started
-    if took > PERFORM_LIMIT_S:
-        raise PluginCheckError(
-            f"{label}: perform({command.describe()}) took {took:.1f} s; the worker interrupts "
-            f"one that has not returned after {PERFORM_LIMIT_S:g} s. Return at once: time a "
-            "pulse in the hardware or a thread of the device, never by sleeping in perform"
-        )
+    record = returns_within(
+        label,
+        f"perform({command.describe()})",
+        PERFORM_LIMIT_S,
+        lambda: device.send(command),
+        f"The worker interrupts one that has not returned after {PERFORM_LIMIT_S:g} s. Return "
+        "at once: time a pulse in the hardware or a thread of the device, never by sleeping "
+        "in perform",
+    )
     if not record.wait(settle_s):
         raise PluginCheckError(
             f"{label}: {command.describe()} was neither acknowledged nor failed within "

@@ -10,12 +10,14 @@ import numpy as np
 
 from deeplabstream.core.plugins import using_settings_folder
 from deeplabstream.pose.model import ModelDescription
-from deeplabstream.pose.model_format import ModelFormat, model_formats
+from deeplabstream.pose.model_format import MODEL_FORMATS, ModelFormat, model_formats
 from deeplabstream.pose.runtime.backends import open_backend
 from deeplabstream.pose.runtime.estimator import PoseEstimator
-from deeplabstream.testing.plugin_settings import PluginCheckError
+from deeplabstream.testing.plugin_settings import PluginCheckError, returns_within
 
 REFERENCE_BACKEND = "onnxruntime"
+#: How long a format's ``recognises`` may take in :func:`check_model_format`.
+RECOGNISES_LIMIT_S = 3.0
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,7 @@ class BackendRun:
 def check_model_format(
     path: Path,
     *,
-    model_format: type[ModelFormat] | None = None,
+    model_format: str | type[ModelFormat] | None = None,
     frames: Sequence[np.ndarray] | None = None,
     settings_folder: Path | None = None,
     precision: str = "fp32",
@@ -77,8 +79,9 @@ def check_model_format(
     path
         What ``[Pose] MODEL_PATH`` would say.
     model_format
-        The format expected to recognise it (None: whichever format does, the built-ins
-        first, then the lab's ``formats/`` beside ``settings_folder``).
+        The format expected to recognise it: its name as ``[Pose] MODEL_FORMATS`` writes it
+        (a module of the lab's ``formats/`` beside ``settings_folder``, or an installed
+        format's name), or its class (None: whichever format does, the built-ins first).
     frames
         Frames to estimate (BGR uint8, all of one size; None: one grey frame of the model's
         input size).
@@ -90,12 +93,18 @@ def check_model_format(
     Raises
     ------
     PluginCheckError
-        No format recognises the path, another format than ``model_format`` does, ``load``
+        No format recognises the path, another format than ``model_format`` does, a
+        ``recognises`` that has not returned after :data:`RECOGNISES_LIMIT_S`, ``load``
         returns no ModelDescription, ``describes`` does not know it, ``keypoints`` disagrees
         with it, or the estimated poses have not its animals and keypoints.
     """
     with using_settings_folder(settings_folder):
-        found = _format_of(path, model_format)
+        named = (
+            MODEL_FORMATS.get(model_format, settings_folder)
+            if isinstance(model_format, str)
+            else model_format
+        )
+        found = _format_of(path, named)
         label = f"model format {found.name!r} ({type(found).__name__})"
         description = found.load(path, None, precision)  # type: ignore[arg-type]
         if not isinstance(description, ModelDescription):
@@ -185,7 +194,7 @@ def _format_of(path: Path, expected: type[ModelFormat] | None) -> ModelFormat:
     the path, and no format before it may.
     """
     formats, _ = model_formats()
-    first = next((f for f in formats if f.recognises(path)), None)
+    first = next((f for f in formats if _recognises(f, path)), None)
     if expected is None:
         if first is None:
             names = ", ".join(f.name for f in formats)
@@ -197,9 +206,24 @@ def _format_of(path: Path, expected: type[ModelFormat] | None) -> ModelFormat:
             f"{expected.__name__}: a lab's format recognises its own file names only"
         )
     mine = first if first is not None else expected()
-    if not mine.recognises(path):
+    if not _recognises(mine, path):
         raise PluginCheckError(f"{expected.__name__}.recognises({path}) is False")
     return mine
+
+
+def _recognises(model_format: ModelFormat, path: Path) -> bool:
+    """Ask ``model_format`` whether it recognises ``path``, within :data:`RECOGNISES_LIMIT_S`."""
+    label = f"model format {model_format.name!r} ({type(model_format).__name__})"
+    return bool(
+        returns_within(
+            label,
+            f"recognises({path})",
+            RECOGNISES_LIMIT_S,
+            lambda: model_format.recognises(path),
+            "recognises runs on every model at every start, before anything else: look at the "
+            "path's name (its suffix, a file beside it), never load the model there",
+        )
+    )
 
 
 def _load(path: Path) -> ModelDescription:

@@ -1,13 +1,21 @@
-"""A plugin's settings from the keys of its section, the error a broken rule raises, a close."""
+"""A plugin's settings from the keys of its section, the error a broken rule raises, a close.
+
+And a plugin's call run as its process runs it: interrupted once past its limit
+(:func:`returns_within`), so a plugin that never returns fails the lab's test within seconds.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from deeplabstream.core.call_watchdog import CallStalled, time_limit
 from deeplabstream.core.errors import DeepLabStreamError
 from deeplabstream.core.schema import Where, parse_section
+
+T = TypeVar("T")
 
 #: The settings file the keys are said to come from when no folder is given (messages only).
 NO_FILE = Path("settings.ini")
@@ -39,13 +47,52 @@ def plugin_settings(
     return settings
 
 
-def close_twice(plugin: Any, label: str) -> None:
-    """Close ``plugin`` as a session does, then again: the second ``close`` must not raise."""
-    plugin.close()
+def close_twice(plugin: Any, label: str, limit_s: float | None = None) -> None:
+    """Close ``plugin`` as a session does, then again: the second ``close`` must not raise.
+
+    ``limit_s``: how long each ``close`` may take (the worker's limit on a device's close).
+    """
+
+    def close(which: str) -> None:
+        if limit_s is None:
+            plugin.close()
+        else:
+            returns_within(label, which, limit_s, plugin.close, CLOSE_RULE)
+
+    close("close()")
     try:
-        plugin.close()
+        close("second close()")
+    except PluginCheckError:
+        raise
     except Exception as error:
         raise PluginCheckError(
             f"{label}: close() raised the second time ({type(error).__name__}: {error}); it "
             "must be safe to call more than once"
         ) from error
+
+
+CLOSE_RULE = "close releases the hardware at once; the worker interrupts one that does not"
+
+
+def returns_within(label: str, what: str, limit_s: float, call: Callable[[], T], rule: str) -> T:
+    """Return ``call()``; PluginCheckError when it took longer than ``limit_s`` seconds.
+
+    In the main thread the call is interrupted at its limit, as the session's watchdog does
+    (core/call_watchdog.py): a ``perform`` that sleeps an hour fails the test after
+    ``limit_s``, never holds it. Elsewhere it is judged once it returns. ``what`` names the call
+    (``perform(pulse channel=1 …)``), ``rule`` says what the plugin must do instead.
+    """
+    started = time.perf_counter()
+    try:
+        with time_limit(f"{label}: its {what}", limit_s):
+            result = call()
+    except CallStalled:
+        took = time.perf_counter() - started
+        raise PluginCheckError(
+            f"{label}: its {what} had not returned after {limit_s:g} s (interrupted after "
+            f"{took:.1f} s). {rule}"
+        ) from None
+    took = time.perf_counter() - started
+    if took > limit_s:
+        raise PluginCheckError(f"{label}: its {what} took {took:.1f} s. {rule}")
+    return result

@@ -67,8 +67,12 @@ def test_the_files_read_back_and_the_table_takes_the_ensembles_columns(tmp_path:
     )  # fmt: skip
     flat = pd.read_parquet(tmp_path / "top.pose.pqt")
     assert rows == 4  # the variances to 9 significant digits, as written
-    assert flat["tail_y_ens_var"].iloc[3] == pytest.approx(np.var(_members(6)[:, 1, 1]), rel=1e-8)
-    assert np.isnan(flat["nose_x_ens_median"].iloc[2])  # frame 5 was not analysed
+    assert flat["tail_y_var"].iloc[3] == pytest.approx(np.var(_members(6)[:, 1, 1]), rel=1e-8)
+    assert np.isnan(flat["nose_x_var"].iloc[2])  # frame 5 was not analysed
+    # Not EKS's names, whose meanings differ (its x smoothed, its x_ens_var weighted)
+    assert list(dict.fromkeys(table.columns.get_level_values(2))) == [
+        "x", "y", "likelihood", "x_var", "y_var",
+    ]  # fmt: skip
     one_model = ExactPoseWriter(tmp_path / "one.pose_exact.csv", KEYPOINTS)
     one_model.write(0, np.ones((2, 3)))
     one_model.close()
@@ -81,4 +85,4 @@ def test_a_dead_workers_ensemble_file_is_finished_with_the_pose_files(tmp_path: 
     assert figures["pose_rows"] == 6
     table = pd.read_csv(tmp_path / "top.ensemble.csv", header=[0, 1, 2], index_col=0)
     assert list(table.index) == list(range(6))  # the cut row dropped, frames 3-5 empty rows
-    assert "nose_x_ens_var" in pd.read_parquet(tmp_path / "top.pose.pqt").columns
+    assert "nose_x_var" in pd.read_parquet(tmp_path / "top.pose.pqt").columns

@@ -595,7 +595,9 @@ class LiveSession:
         folder = self.session_dir
         if folder is None or not self._stopped or not self.was_preview:
             return False
-        if not remove_preview_folder(folder, self.camera_names):
+        # An experiment stopped before its first pose left an events file: the session's too.
+        started = [events_file_name(n) for n in range(1, self._experiments_started + 1)]
+        if not remove_preview_folder(folder, self.camera_names, started):
             return False
         log.info("preview only: removed its session folder %s", folder)
         self.session_dir = None

@@ -21,6 +21,7 @@ from deeplabstream.core.errors import CalibrationError, DeviceError, ModelError
 from deeplabstream.core.frames import FrameGeometry
 from deeplabstream.core.optional import missing_extra
 from deeplabstream.core.pinhole import read_calibration
+from deeplabstream.core.regular_files import shown_path, utf8_name_problem
 from deeplabstream.core.schema import spec_of
 from deeplabstream.experiments.config import ExperimentConfigError
 from deeplabstream.experiments.registry import (
@@ -37,13 +38,19 @@ from deeplabstream.hardware.stimulation.serial_device import describe_serial_por
 from deeplabstream.live.processes.experiment_slot import devices_to_open
 from deeplabstream.live.session.keypoints import keypoint_mismatches, mismatch_problem
 from deeplabstream.outputs.folder import too_little_space
-from deeplabstream.pose.ensemble.members import mapping_problem, member_name
+from deeplabstream.pose.ensemble.members import (
+    KeypointMap,
+    keypoint_map_problems,
+    mapping_problem,
+    member_name,
+)
 from deeplabstream.pose.loading import (
     check_backend,
     check_model,
     check_precision,
     model_animals,
     model_keypoints,
+    model_to_load,
 )
 from deeplabstream.pose.runtime.backends import device_check
 from deeplabstream.settings.effective import CameraPlan, resolve_cameras
@@ -137,6 +144,23 @@ def recording_space_problems(settings: Settings, output_dir: Path | None) -> lis
     folder = output_dir if output_dir is not None else settings.output.directory
     problem = too_little_space(Path(folder), settings.recording.min_free_space)
     return [problem] if problem is not None else []
+
+
+def output_folder_problems(settings: Settings, output_dir: Path | None) -> list[str]:
+    """Return why the session folders cannot be made where they would go, before the start.
+
+    A folder whose name is not valid UTF-8 would take the session's text files and lose its
+    pose table (pyarrow takes text paths only) after the start. ``output_dir``:
+    ``--output-dir``, else ``[Output] DIRECTORY``.
+    """
+    where = (
+        "--output-dir"
+        if output_dir is not None
+        else f"[Output] DIRECTORY in {shown_path(settings.source_file)}"
+    )
+    folder = output_dir if output_dir is not None else settings.output.directory
+    problem = utf8_name_problem(Path(folder))
+    return [f"{where}: {problem}"] if problem is not None else []
 
 
 def serial_port_exists(port: str) -> bool:
@@ -367,10 +391,13 @@ def _model_problems(plan: CameraPlan) -> list[str]:
 def _ensemble_problems(plan: CameraPlan) -> list[str]:
     """Return what stops a camera's ensemble: a multi-animal model, keypoints not the first's.
 
-    Also dynamic cropping, which follows one model's crop. Named before any camera opens, with
-    the model, its keypoints and the key to set (pose.ensemble.members).
+    Also dynamic cropping, which follows one model's crop, a ``KEYPOINT_MAP`` pair that names
+    no keypoint it could map (said as the map's mistake, by its key), and an
+    ``EKS_SMOOTH_PARAM`` of another length. Named before any camera opens, with the model, its
+    keypoints and the key to set (pose.ensemble.members).
     """
     problems = []
+    read: dict[str, tuple[list[str], list[tuple[str, ...]]]] = {}  # per camera: its keypoints
     for camera in plan.cameras:
         if not camera.ensemble:
             continue
@@ -388,6 +415,9 @@ def _ensemble_problems(plan: CameraPlan) -> list[str]:
             ]
         except _UNREADABLE_MODEL:
             continue  # _model_problems names it
+        problems += _smooth_param_problems(plan, camera.name, names[0])
+        problems += _repeated_member_problems(where, camera.ensemble)
+        read[camera.name] = (list(names[0]), names[1:])
         for index, path in enumerate(camera.ensemble):
             which = f"{where}: {member_name(index, path)}"
             if animals[index] > 1:
@@ -398,7 +428,76 @@ def _ensemble_problems(plan: CameraPlan) -> list[str]:
             elif index and names[0] and names[index]:
                 problem = mapping_problem(names[0], names[index], camera.keypoint_map)
                 problems += [f"{which}: {problem}"] if problem else []
+    return _keypoint_map_problems(plan, read) or problems
+
+
+def _repeated_member_problems(where: str, ensemble: tuple[Path, ...]) -> list[str]:
+    """Return each model an ensemble lists again: its spread would always be 0.
+
+    Its values would be the earlier one's on every frame, so every ``MAX_ENSEMBLE_STD`` rule
+    would pass and the median would be that one model's: no ensemble, though it looks like one.
+    """
+    problems = []
+    seen: dict[Path, int] = {}
+    for index, path in enumerate(ensemble):
+        model = model_to_load(path).resolve()  # a framework's folder: the model inside
+        if model in seen:
+            first = seen[model]
+            problems.append(
+                f"{where}: {member_name(index, path)} is {member_name(first, ensemble[first])} "
+                "again. One model's values are the same each time it runs, so the ensemble's "
+                "spread would be 0 on every frame and every MAX_ENSEMBLE_STD rule would pass: "
+                "name each model once (an ensemble is of models trained apart: other seeds, "
+                "other frameworks)"
+            )
+        seen.setdefault(model, index)
     return problems
+
+
+def _keypoint_map_problems(
+    plan: CameraPlan, read: dict[str, tuple[list[str], list[tuple[str, ...]]]]
+) -> list[str]:
+    """Return the ``KEYPOINT_MAP`` pairs no ensemble reading them can use, by their key.
+
+    A map ``[Pose]`` gives several cameras is judged against all their ensembles together.
+    """
+    by_key: dict[str, tuple[KeypointMap, list[str], list[tuple[str, ...]]]] = {}
+    for camera in plan.cameras:
+        if camera.name in read:
+            first, others = read[camera.name]
+            _, firsts, theirs = by_key.setdefault(
+                _keypoint_map_key(plan, camera.name), (camera.keypoint_map, [], [])
+            )
+            firsts += first
+            theirs += others
+    return [
+        f"{key}: {problem}"
+        for key, (pairs, firsts, theirs) in by_key.items()
+        for problem in keypoint_map_problems(list(dict.fromkeys(firsts)), theirs, pairs)
+    ]
+
+
+def _keypoint_map_key(plan: CameraPlan, camera: str) -> str:
+    """Return the ``KEYPOINT_MAP`` key a camera's ensemble reads: its own, else ``[Pose]``'s."""
+    where = plan.settings.source_file
+    for section in plan.settings.cameras:
+        if section.name == camera and section.common.keypoint_map is not None:
+            return f"[Camera {camera}] KEYPOINT_MAP in {where}"
+    return f"[Pose] KEYPOINT_MAP in {where}"
+
+
+def _smooth_param_problems(plan: CameraPlan, camera: str, keypoints: tuple[str, ...]) -> list[str]:
+    """Return why ``EKS_SMOOTH_PARAM`` does not fit a causal filter of ``keypoints``."""
+    pose = plan.settings.pose
+    given = len(pose.eks_smooth_param)
+    if pose.ensemble_smoothing != "causal" or not keypoints or given in (1, len(keypoints)):
+        return []
+    return [
+        f"[Pose] EKS_SMOOTH_PARAM in {plan.settings.source_file} gives {given} values, and "
+        f"the ensemble of camera {camera!r} has {len(keypoints)} keypoints "
+        f"({', '.join(keypoints)}): give one value for every keypoint, or one per keypoint in "
+        "that order"
+    ]
 
 
 def model_problems(model: Path | None, where: str) -> list[str]:
@@ -407,6 +506,9 @@ def model_problems(model: Path | None, where: str) -> list[str]:
     A folder no format knows that holds PyTorch files (a DeepLabCut 3.0 project's model or
     training folder) gets the files named and what to choose instead.
     """
+    unusable_name = utf8_name_problem(model) if model is not None else None
+    if unusable_name is not None:
+        return [f"{where}: {unusable_name}"]
     try:
         check_model(model)
     except ModelError as error:

@@ -8,8 +8,10 @@ smoother (offline/eks/smoothing.py): ``<camera>.eks.csv`` in the package's colum
 ``<camera>.eks.json`` with the parameters, written beside the raw files; the fitted smoothing
 parameter is printed as the settings line that gives the live causal filter the same one.
 Needs the package (docs/ensembles.md: ``pip install --no-deps -r requirements-ensembles.txt``).
-Exit codes: 0 done, 1 a camera could not be smoothed, 2 a bad command line or folder, or no
-ensemble in it, or the package missing.
+Exit codes: 0 done, 1 a camera could not be smoothed (its pose_exact.csv gone, damaged, not a
+regular file, or cut short: its whole rows are smoothed), 2 a bad command line or folder, or no
+ensemble in it, or the package missing; 130 Ctrl-C (the files being written are left as they
+were).
 """
 
 from __future__ import annotations
@@ -18,8 +20,13 @@ import argparse
 import sys
 from pathlib import Path
 
+from deeplabstream.core.fault_hooks import hold_here
 from deeplabstream.core.optional import exit_with
-from deeplabstream.offline.eks.smoothing import ensemble_files, smooth_camera
+from deeplabstream.offline.eks.smoothing import (
+    ensemble_files,
+    missing_ensemble_files,
+    smooth_camera,
+)
 from deeplabstream.pose.ensemble.statistics import VAR_MODES
 from deeplabstream.settings.sections import parse_smooth_param
 
@@ -62,12 +69,20 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the command; return the exit code."""
     args = build_parser().parse_args(argv)
+    hold_here("command-import")  # a fault test's chosen moment (core/fault_hooks.py)
     folder: Path = args.session.expanduser()
     if not folder.is_dir():
         print(f"Error: {folder}: no such session folder", file=sys.stderr)
         return EXIT_USAGE
     files = ensemble_files(folder)
     failed = smoothed = 0
+    for gone in missing_ensemble_files(folder, files):
+        print(
+            f"Error: {gone}: gone. The session wrote it (its camera ran an ensemble), and it "
+            "holds the models' values the smoother needs: restore it from a copy of the folder",
+            file=sys.stderr,
+        )
+        failed += 1
     for exact in files:
         try:
             camera = smooth_camera(exact, args.smooth_param, args.var_mode)
@@ -78,6 +93,14 @@ def main(argv: list[str] | None = None) -> int:
         if camera is None:
             continue
         smoothed += 1
+        if camera.cut_line:  # smoothed as far as it goes, and said: the rest is missing
+            print(
+                f"Error: {exact}: it ends inside line {camera.cut_line}, so it was cut short (a "
+                "copy that did not finish?): the whole rows before it were smoothed, the rest "
+                "of the session's frames are missing from it. Restore it from a copy",
+                file=sys.stderr,
+            )
+            failed += 1
         left = f", {camera.left_out} left out (no keypoint placed)" if camera.left_out else ""
         values = ", ".join(f"{value:.6g}" for value in camera.smooth_param)
         print(f"{camera.stem}: {camera.frames} analysed frames smoothed{left}")

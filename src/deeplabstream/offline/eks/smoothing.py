@@ -31,10 +31,12 @@ import numpy as np
 
 from deeplabstream.outputs.pose.files import (
     EKS_SUFFIX,
+    ENSEMBLE_SUFFIX,
     POSE_EXACT_SUFFIX,
     EnsembleExact,
     read_ensemble_exact,
 )
+from deeplabstream.outputs.session_record import read_session_record
 from deeplabstream.pose.ensemble.statistics import VarMode, ensemble_frame
 
 log = logging.getLogger(__name__)
@@ -53,6 +55,7 @@ class SmoothedCamera:
     frames: int  # analysed frames smoothed
     left_out: int  # analysed frames the package cannot take (no keypoint placed)
     smooth_param: tuple[float, ...]  # per keypoint, fitted or given
+    cut_line: int = 0  # the file ended inside this line (a copy cut short): left out
 
 
 def smoothable(exact: EnsembleExact) -> np.ndarray:
@@ -120,16 +123,29 @@ def smooth_camera(
     table.index.name = None  # as the package writes it: an unnamed first column
     stem = exact_path.name.removesuffix(POSE_EXACT_SUFFIX)
     target = exact_path.with_name(stem + EKS_SUFFIX)
-    table.to_csv(target)
+    _write_whole(target, table.to_csv())
     record = exact_path.with_name(stem + EKS_RECORD_SUFFIX)
     smoothed = SmoothedCamera(
-        stem, target, record, int(usable.sum()), int((~usable).sum()), tuple(parameters.tolist())
+        stem,
+        target,
+        record,
+        int(usable.sum()),
+        int((~usable).sum()),
+        tuple(parameters.tolist()),
+        exact.cut_line,
     )
-    record.write_text(
-        json.dumps(_record(smoothed, exact, var_mode, smooth_param), indent=1) + "\n",
-        encoding="utf-8",
-    )
+    _write_whole(record, json.dumps(_record(smoothed, exact, var_mode, smooth_param), indent=1))
     return smoothed
+
+
+def _write_whole(path: Path, text: str) -> None:
+    """Write ``path`` whole or not at all (a stop while writing leaves the file before)."""
+    partial = path.with_name(path.name + ".partial")
+    try:
+        partial.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def _record(
@@ -164,3 +180,29 @@ def _record(
 def ensemble_files(folder: Path) -> list[Path]:
     """Return the ``pose_exact.csv`` files of ``folder`` (one per camera and analysis)."""
     return sorted(folder.glob(f"*{POSE_EXACT_SUFFIX}"))
+
+
+def missing_ensemble_files(folder: Path, found: Sequence[Path]) -> list[Path]:
+    """Return the ensembles' ``pose_exact.csv`` files the session wrote that are gone.
+
+    A camera ran an ensemble when its ``<camera>.ensemble.csv`` is there, or when
+    ``session.json`` lists its files with an ensemble model (``pose.model.ensemble``).
+    """
+    stems = {path.name.removesuffix(ENSEMBLE_SUFFIX) for path in folder.glob(f"*{ENSEMBLE_SUFFIX}")}
+    try:
+        record = read_session_record(folder)
+    except (OSError, ValueError):
+        record = None  # no record (a folder of files), or a damaged one: the files say it
+    model = record.pose.model if record is not None and record.pose is not None else None
+    if record is not None and record.files and model is not None and model.ensemble:
+        stems |= {
+            name.removesuffix(POSE_EXACT_SUFFIX)
+            for name in record.files
+            if name.endswith(POSE_EXACT_SUFFIX)
+        }
+    have = {path.name for path in found}
+    return [
+        folder / (stem + POSE_EXACT_SUFFIX)
+        for stem in sorted(stems)
+        if stem + POSE_EXACT_SUFFIX not in have
+    ]

@@ -29,7 +29,9 @@ _INTRO = """\
 `settings.ini` is read once at start into typed, validated values (`settings/`). A different file:
 `python DeepLabStream.py --settings PATH` (and `python app.py --settings PATH`).
 
-- Keys are written in upper case; section names exactly as below.
+- Keys are written in upper case; section names exactly as below. A key is read whatever its case,
+  so one key written twice in one section in two cases (`FRAMERATE = 60` and `framerate = 15`)
+  is refused, naming both, rather than one silently taken.
 - Relative paths are relative to the settings file, not to the current folder.
 - Values are data: nothing is evaluated, and `%` has no special meaning.
 - An unknown section or key, a value of the wrong type or out of range, or a missing file stops

@@ -26,16 +26,17 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from deeplabstream.app.arguments import positive_int
+from deeplabstream.app.arguments import absolute, default_settings_text, positive_int
 from deeplabstream.app.stop_requests import take_stop_signals
-from deeplabstream.core.errors import SettingsError
+from deeplabstream.core.errors import DeepLabStreamError, SettingsError
 from deeplabstream.core.fault_hooks import hold_here
 from deeplabstream.core.optional import exit_with
-from deeplabstream.live.session.preflight import experiment_keypoint_problems, model_problems
+from deeplabstream.live.session.preflight import check_plan, output_folder_problems
 from deeplabstream.offline.replay.batch import BatchStop, run_local, run_ray
 from deeplabstream.offline.replay.job import ReplayOptions, ReplayResult
 from deeplabstream.offline.replay.progress import ProgressView, failure_reason
 from deeplabstream.offline.replay.regions import region_camera_problems
+from deeplabstream.offline.replay.session import replay_plan
 from deeplabstream.offline.replay.videos import ReplayError, camera_name_for, find_videos
 from deeplabstream.settings import load_settings
 from deeplabstream.settings.effective import CameraPlan, resolve_cameras
@@ -60,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--settings",
         type=Path,
         help="settings file whose [Pose], [Experiment] and [Device ...] sections are used "
-        "(default: the project's settings.ini); its cameras are replaced by the videos",
+        f"(default: {default_settings_text('deeplabstream-replay')}); its cameras are replaced "
+        "by the videos",
     )
     parser.add_argument(
         "--model", type=Path, help="pose model folder or file (overrides [Pose] MODEL_PATH)"
@@ -135,14 +137,14 @@ def build_parser() -> argparse.ArgumentParser:
 def options_from(args: argparse.Namespace) -> ReplayOptions:
     """Return the replay options the command line asks for (paths absolute for other processes)."""
     return ReplayOptions(
-        settings_file=args.settings.expanduser().resolve() if args.settings else None,
+        settings_file=absolute(args.settings) if args.settings else None,
         mode=args.mode,
-        model=args.model.expanduser().resolve() if args.model else None,
+        model=absolute(args.model) if args.model else None,
         experiment=not args.no_experiment,
         experiment_name=args.experiment,
         deadline_ms=args.deadline,
         annotated_video=args.annotated_video,
-        output_dir=args.output_dir.expanduser().resolve() if args.output_dir else None,
+        output_dir=absolute(args.output_dir) if args.output_dir else None,
         show=args.show,
         log_devices=args.log_devices,
         log_level=getattr(logging, args.log_level),
@@ -159,35 +161,42 @@ def camera_name(text: str) -> str:
     return text
 
 
-def camera_problems(videos: list[Path], options: ReplayOptions) -> list[str]:
+def camera_problems(settings: Settings, videos: list[Path], options: ReplayOptions) -> list[str]:
     """Return each video whose camera the experiment's triggers do not read (found at once)."""
     if not options.experiment:
         return []
-    settings = _batch_plan(load_settings(options.settings_file, cameras_required=False), options)
+    batch = _batch_plan(settings, options)
     problems = []
     for video in videos:
         camera = options.camera or camera_name_for(video)
-        problems += region_camera_problems(settings.settings, camera, video)
+        problems += region_camera_problems(batch.settings, camera, video)
     return problems
 
 
-def check_inputs(options: ReplayOptions) -> list[str]:
-    """Problems that would fail every video (settings, model): found before anything starts."""
+def check_inputs(options: ReplayOptions, videos: list[Path]) -> list[str]:
+    """Problems that would fail every video: found before anything starts, as a live start does.
+
+    The settings, the cameras the experiment's regions read (:func:`camera_problems`), then the
+    live command's checks (live/session/preflight.py) on the plan of the first video (each
+    video runs the same models and experiment as its own camera): every model, each member of
+    an ensemble (its keypoints, the smoother's keys), the backend and precision, the experiment
+    (a config that fails to load, its keypoints, its devices and boards).
+    """
     try:
         settings = load_settings(options.settings_file, cameras_required=False)
     except SettingsError as error:
         return [str(error)]
-    if options.model is not None and not options.model.exists():
-        return [f"{options.model}: model not found (--model); name a model folder or file"]
-    # The model is checked before any video starts (issue 37): a folder no format knows is
-    # refused here, not by each video's worker after its session folder was made. A replay's
-    # cameras are its videos, which run the shared model: --model, else [Pose] MODEL_PATH.
-    plan = _batch_plan(settings, options)
-    problems = model_problems(plan.shared_model, plan.shared_model_named_by)
-    if problems or not options.experiment:
-        return problems
-    # The experiment's keypoints must be the model's: a mismatch would fail every video.
-    return experiment_keypoint_problems(plan, _experiment_named_by(plan.settings, options))
+    try:
+        plan = replay_plan(settings, videos[0], options)
+    except (DeepLabStreamError, ValueError) as error:
+        return [str(error)]
+    mismatched = camera_problems(settings, videos, options)  # regions that would see no pose
+    if mismatched:
+        return mismatched
+    problems = output_folder_problems(settings, options.output_dir)
+    return problems + check_plan(
+        plan, True, options.experiment, experiment_option=options.experiment_name
+    )
 
 
 def _batch_plan(settings: Settings, options: ReplayOptions) -> CameraPlan:
@@ -199,13 +208,6 @@ def _batch_plan(settings: Settings, options: ReplayOptions) -> CameraPlan:
     return resolve_cameras(batch, model=options.model)
 
 
-def _experiment_named_by(settings: Settings, options: ReplayOptions) -> str:
-    """Return the option or setting that chose the experiment, for messages."""
-    if options.experiment_name is not None:
-        return "--experiment"
-    return f"[Experiment] NAME in {settings.source_file}"
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the command; return the exit code."""
     # The launcher took them first thing (deeplabstream.launch); a stop since is in there.
@@ -215,17 +217,14 @@ def main(argv: list[str] | None = None) -> int:
         print(early.said)
         return early.exit_code
     options = options_from(args)
-    problems = check_inputs(options)
-    if problems:
-        print("\n".join(problems), file=sys.stderr)
-        return EXIT_USAGE
     videos, missing = find_videos(args.videos)
     if not videos:
         print("\n".join(missing or ["no video given"]), file=sys.stderr)
         return EXIT_USAGE
-    mismatched = camera_problems(videos, options)  # regions that would see no pose: refused
-    if mismatched:
-        print("\n".join(mismatched), file=sys.stderr)
+    # Before any video starts, as a live start: nothing made when one would fail them all.
+    problems = check_inputs(options, videos)
+    if problems:
+        print("\n".join(problems), file=sys.stderr)
         return EXIT_USAGE
     view = ProgressView(videos)
     stop = BatchStop()

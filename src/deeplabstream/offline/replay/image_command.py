@@ -16,9 +16,10 @@ printed too. Exit codes: 0 done, 1 an image or the output could not be read or w
 command line, model or labels (nothing is written).
 
 Several ``--model`` run as an ensemble (docs/ensembles.md): the predictions (and the scores) are
-the models' median, ``<name>_predictions_ensemble.csv`` holds the spread in Lightning Pose's and
-EKS's columns (``x_ens_median``, ``x_ens_var``...: pixel error against ensemble std dev, as
-Lightning Pose plots it), and ``<name>_predictions_model<i>.csv`` each model's own predictions.
+the models' median, ``<name>_predictions_ensemble.csv`` holds their variance in
+``<camera>.ensemble.csv``'s columns (``x``, ``y``, ``likelihood``, ``x_var``, ``y_var``: pixel
+error against ensemble std dev, as Lightning Pose plots it), and
+``<name>_predictions_model<i>.csv`` each model's own predictions.
 ``--keypoint-map`` maps the other models' keypoint names onto the first's (as ``KEYPOINT_MAP``).
 """
 

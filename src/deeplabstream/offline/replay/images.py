@@ -316,14 +316,14 @@ def predict_ensemble(
 def ensemble_table(
     images: ImageSet, ensemble: EnsemblePredictions, keypoints: Iterable[str], scorer: str
 ) -> pd.DataFrame:
-    """Return the ensemble's predictions in Lightning Pose's and EKS's columns, by image name.
+    """Return the ensemble's predictions, by image name, in ``<camera>.ensemble.csv``'s columns.
 
-    Per keypoint: ``x``, ``y``, ``likelihood`` (the ensemble's), ``x_ens_median``,
-    ``y_ens_median``, ``x_ens_var``, ``y_ens_var`` (as ``<camera>.ensemble.csv``).
+    Per keypoint: ``x``, ``y``, ``likelihood`` (the ensemble's: the median and the mean
+    likelihood), ``x_var``, ``y_var`` (the models' variance).
     """
     names = list(keypoints)
     points = ensemble.points[:, 0]
-    values = np.concatenate([points, points[..., :2], ensemble.variance], axis=-1)
+    values = np.concatenate([points, ensemble.variance], axis=-1)
     columns = pd.MultiIndex.from_tuples(
         [(scorer, k, c) for k in names for c in ENSEMBLE_COORDS],
         names=["scorer", "bodyparts", "coords"],

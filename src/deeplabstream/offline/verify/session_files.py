@@ -8,7 +8,6 @@ refused with a :class:`VerifyError` that says why and what to do.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,11 @@ from deeplabstream.outputs.pose.files import (
     POSE_EXACT_SUFFIX,
     POSE_TIMES_SUFFIX,
     POSE_TIMING_SUFFIX,
+)
+from deeplabstream.outputs.session_record import (
+    DamagedRecordError,
+    SessionRecord,
+    read_record_data,
 )
 from deeplabstream.outputs.video import CODEC_FILE_SUFFIX
 from deeplabstream.pose.model_format import use_lab_formats
@@ -189,12 +193,16 @@ def _session_json(folder: Path) -> dict[str, Any]:
             f"{folder}: no {SESSION_JSON} here, so this is not a session folder. Give the folder "
             "a session wrote (Session folder: ... in its output)."
         )
-    try:
-        data = json.loads(regular_file(path).read_text(encoding="utf-8"))
+    try:  # as every reader reads it: a regular file, a byte-order mark allowed
+        data = read_record_data(path)
     except (OSError, ValueError) as error:
         raise VerifyError(f"{path}: cannot be read: {error}") from None
     if not isinstance(data, dict):
         raise VerifyError(f"{path}: not a session record (a JSON object)")
+    try:  # its figures are checked against the files: a NaN or 10**30 count is no figure
+        SessionRecord.from_json(data, SESSION_JSON)
+    except DamagedRecordError as error:
+        raise VerifyError(f"{path}: damaged, so its figures cannot be taken: {error}") from None
     return data
 
 
@@ -235,8 +243,14 @@ def _videos(folder: Path, record: dict[str, Any], name: str) -> tuple[VideoPart,
     parts = []
     for recording in camera.get("recordings") or []:
         video = recording.get("video")
-        if not video or not (folder / video).is_file():
+        if not video:
             continue
+        if not (folder / video).exists() and not (folder / video).is_symlink():
+            raise VerifyError(
+                f"{folder / video}: gone. session.json says camera {name!r} was recorded into "
+                "it, and verify analyses the recorded frames again: restore it from a copy of "
+                "the session folder"
+            )
         table = recording.get("frames_table") or f"{name}{FRAMES_TABLE_SUFFIX}"
         table_path = folder / table
         if not table_path.is_file():

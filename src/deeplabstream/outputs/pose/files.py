@@ -36,12 +36,12 @@
   confidence (``identity_<animal>``). The keypoints exactly as the experiment saw them:
   ``deeplabstream-verify`` re-derives the decisions from them and compares them to the bit with
   an offline analysis of the recording.
-- ``<camera>.ensemble.csv`` (an ensemble): Lightning Pose's and EKS's columns, DeepLabCut's header
-  rows with the coords ``x``, ``y``, ``likelihood`` (the ensemble's: the models' median and mean
-  likelihood, as in the pose CSV), ``x_ens_median``, ``y_ens_median``, ``x_ens_var``,
-  ``y_ens_var`` (the models' variance), one row per row of the pose CSV. A file of its own, so
-  that the pose CSV stays DeepLabCut's layout; the ``.pose.pqt`` has its columns too
-  (``{bodypart}_x_ens_median``, ...).
+- ``<camera>.ensemble.csv`` (an ensemble): DeepLabCut's header rows with the coords ``x``,
+  ``y``, ``likelihood`` (the ensemble's: the models' median and mean likelihood, as in the pose
+  CSV), ``x_var``, ``y_var`` (the models' population variance, px²), one row per row of the pose
+  CSV. Not EKS's column names, whose ``x`` is smoothed and ``x_ens_var`` weighted by the
+  likelihood. A file of its own, so that the pose CSV stays DeepLabCut's layout; the
+  ``.pose.pqt`` has its variance too (``{bodypart}_x_var``, ``{bodypart}_y_var``).
 - ``<camera>.eks_causal.csv`` (``[Pose] ENSEMBLE_SMOOTHING = causal``): the causal Ensemble
   Kalman filter's output in the columns ``deeplabstream-eks`` (the package's smoother) writes to
   ``<camera>.eks.csv``: ``x``, ``y`` (filtered), ``likelihood``, ``x_ens_median``,
@@ -60,7 +60,7 @@ from typing import Any
 
 import numpy as np
 
-from deeplabstream.core.regular_files import regular_file
+from deeplabstream.core.regular_files import open_regular, regular_file
 from deeplabstream.core.whole_rows import WholeRowsFile
 from deeplabstream.outputs.pose.table import is_multi_animal_csv
 
@@ -77,12 +77,20 @@ EXACT_LEADING_COLUMNS = ("frame_index", "batch", "time_s", "lead_s")
 ENSEMBLE_SUFFIX = ".ensemble.csv"
 EKS_CAUSAL_SUFFIX = ".eks_causal.csv"
 EKS_SUFFIX = ".eks.csv"  # the package's smoother, offline (deeplabstream-eks)
-#: The coords of each keypoint in an ensemble's file (Lightning Pose's and EKS's names).
-ENSEMBLE_COORDS = ("x", "y", "likelihood", "x_ens_median", "y_ens_median", "x_ens_var", "y_ens_var")
-#: The coords of each keypoint in EKS's output (its single-camera smoother's, in its order).
-EKS_COORDS = (*ENSEMBLE_COORDS, "x_posterior_var", "y_posterior_var")
+#: The coords of each keypoint in an ensemble's file: the ensemble's position and likelihood
+#: (as the pose CSV's) and the models' plain variance. Not EKS's names: its ``x`` is smoothed
+#: and its ``x_ens_var`` divided by the mean likelihood (its default variance mode).
+ENSEMBLE_COORDS = ("x", "y", "likelihood", "x_var", "y_var")
+#: The coords of each keypoint in EKS's output (its single-camera smoother's, in its order),
+#: which the causal filter's file takes with EKS's meanings.
+EKS_COORDS = (
+    "x", "y", "likelihood", "x_ens_median", "y_ens_median", "x_ens_var", "y_ens_var",
+    "x_posterior_var", "y_posterior_var",
+)  # fmt: skip
 #: The ensemble's columns the pose table (``.pose.pqt``) takes from ``.ensemble.csv``.
 ENSEMBLE_TABLE_COORDS = ENSEMBLE_COORDS[3:]
+#: What ``.ensemble.csv`` called its variance before (read from older sessions' files).
+_OLDER_ENSEMBLE_COORDS = {"x_ens_var": "x_var", "y_ens_var": "y_var"}
 MEMBER_PREFIX = "model{}_"
 #: The ``.pose.pqt`` metadata key that says how a multi-animal camera's rows got their identities.
 IDENTITIES_METADATA_KEY = "deeplabstream.identities"
@@ -305,10 +313,12 @@ class EnsembleCsvWriter(_FrameRows):
             dlc_header(scorer, keypoints, coords=coords),
             ",nan" * (len(coords) * len(keypoints)) + "\n",
         )
-        # Positions to 0.001 px as in the pose CSV; likelihoods and variances in full.
-        self._template = (",%.3f,%.3f,%.9g,%.3f,%.3f" + ",%.9g" * (len(coords) - 5)) * len(
-            keypoints
-        ) + "\n"
+        # Positions (and EKS's median) to 0.001 px as in the pose CSV; likelihoods and
+        # variances in full.
+        self._smoothed = smoothed
+        positions = ",%.3f,%.3f,%.9g" + (",%.3f,%.3f" if smoothed else "")
+        variances = ",%.9g" * (len(coords) - (5 if smoothed else 3))
+        self._template = (positions + variances) * len(keypoints) + "\n"
 
     def write(
         self,
@@ -320,9 +330,12 @@ class EnsembleCsvWriter(_FrameRows):
     ) -> None:
         """Append one analysed frame: x, y, likelihood (K, 3), the median and variance (K, 2).
 
-        ``posterior`` (K, 2): the smoothed file's posterior variance.
+        ``median`` goes to the smoothed file only (the ensemble's file: its x, y are the
+        median); ``posterior`` (K, 2): the smoothed file's posterior variance.
         """
-        parts = [keypoints[:, :3], median, variance]
+        parts = (
+            [keypoints[:, :3], median, variance] if self._smoothed else [keypoints[:, :3], variance]
+        )
         if posterior is not None:
             parts.append(posterior)
         values = np.concatenate(parts, axis=1)
@@ -350,19 +363,37 @@ class EnsembleExact:
     frames: np.ndarray
     members: np.ndarray
     keypoints: tuple[str, ...]
+    #: The file ended inside a row (a copy cut short): that line's number, left out; else 0.
+    cut_line: int = 0
 
 
 def read_ensemble_exact(path: Path) -> EnsembleExact | None:
     """Read the models' values of an ensemble's ``<camera>.pose_exact.csv`` (None: one model).
 
+    Only a regular file is opened (a FIFO there would block). A last row cut short (the file
+    ends inside it, without the newline every row ends in) is left out, its line kept in
+    ``cut_line``.
+
     Raises
     ------
     ValueError
-        When the header is not the pose_exact layout (``frame_index``, then x, y, likelihood per
-        keypoint for the ensemble and for each model).
+        Naming the file (and line): bytes that are not text, a header that is not the
+        pose_exact layout (``frame_index``, then x, y, likelihood per keypoint for the ensemble
+        and for each model), a row of another length or with a cell that is not a number.
+    OSError
+        The file cannot be read (``SpecialFileError``: not a regular file).
     """
-    with path.open(encoding="utf-8") as file:
-        columns = file.readline().strip().split(",")
+    with open_regular(path, "rb") as file:
+        raw = file.read()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(
+            f"{path}: not a pose_exact.csv: byte {error.start} is not text (UTF-8). The session "
+            "writes text there, so the file is damaged: restore it from a copy"
+        ) from None
+    lines = text.splitlines()
+    columns = lines[0].strip().split(",") if lines else []
     models = 0
     while any(c.startswith(MEMBER_PREFIX.format(models + 1)) for c in columns):
         models += 1
@@ -376,14 +407,39 @@ def read_ensemble_exact(path: Path) -> EnsembleExact | None:
     keypoints = tuple(
         name.removesuffix("_x") for name in columns[leading : leading + values // (models + 1) : 3]
     )
-    data = np.genfromtxt(path, delimiter=",", skip_header=1, ndmin=2, dtype=np.float64)
-    rows = len(data) if data.size else 0
-    members = (
-        data[:, leading:].reshape(rows, models + 1, len(keypoints), 3)[:, 1:] if rows else None
-    )
-    if members is None:
-        members = np.zeros((0, models, len(keypoints), 3))
-    return EnsembleExact(data[:, 0].astype(np.int64), members, keypoints)
+    # The session ends every row with its newline: a file that does not ends in a cut row.
+    cut = len(lines) if len(lines) > 1 and not text.endswith("\n") else 0
+    data = _number_rows(path, lines[1 : cut - 1 if cut else None], len(columns))
+    members = data[:, leading:].reshape(len(data), models + 1, len(keypoints), 3)[:, 1:]
+    return EnsembleExact(data[:, 0].astype(np.int64), members, keypoints, cut)
+
+
+def _number_rows(path: Path, lines: list[str], width: int) -> np.ndarray:
+    """Return the rows of ``lines`` (line 2 on) as numbers; ValueError naming a bad line."""
+    rows = np.full((len(lines), width), np.nan)
+    for at, line in enumerate(lines):
+        cells = line.split(",")
+        row = _row_or_none(line) if len(cells) == width else None
+        if row is None:
+            what = (
+                f"{len(cells)} values, the header {width}"
+                if len(cells) != width
+                else "a value that is not a number"
+            )
+            raise ValueError(
+                f"{path}: line {at + 2} has {what}. The session writes whole rows of numbers, "
+                "so the file was edited or damaged: restore it from a copy"
+            )
+        rows[at] = row
+    return rows
+
+
+def _row_or_none(line: str) -> list[float] | None:
+    """Return a row's numbers (an empty cell: NaN), or None when a cell is not a number."""
+    try:
+        return [float(cell) if cell.strip() else math.nan for cell in line.split(",")]
+    except ValueError:
+        return None
 
 
 class PoseTimesWriter(_FrameRows):
@@ -500,8 +556,8 @@ def write_pose_parquet(
     (seconds); without it (or for rows it lacks) they are NaN. ``identity_path``, a
     multi-animal camera's ``.identity.csv``, gives each row (frame and individual) its
     ``identity_confidence`` (NaN where it has none). ``ensemble_path``, an ensemble's
-    ``.ensemble.csv``, gives each row its ``{bodypart}_x_ens_median``, ``_y_ens_median``,
-    ``_x_ens_var`` and ``_y_ens_var``. ``identities``, how a multi-animal camera's rows were
+    ``.ensemble.csv``, gives each row its ``{bodypart}_x_var`` and ``_y_var`` (the models'
+    variance). ``identities``, how a multi-animal camera's rows were
     assigned (``identities``, ``merged_instance_repair``), goes in the
     table's metadata under :data:`IDENTITIES_METADATA_KEY` (JSON).
     """
@@ -565,11 +621,12 @@ def _flat_table(table: Any, columns: Any) -> Any:
 
 
 def _with_ensemble(flat: Any, ensemble_path: Path) -> Any:
-    """Return ``flat`` with the ensemble's median and variance columns, row by frame index."""
+    """Return ``flat`` with the ensemble's variance columns, row by frame index."""
     import pandas as pd
 
-    table = pd.read_csv(ensemble_path, header=[0, 1, 2], index_col=0)
+    table = pd.read_csv(regular_file(ensemble_path), header=[0, 1, 2], index_col=0)
     table = table[~table.index.duplicated(keep="last")]
+    table = table.rename(columns=_OLDER_ENSEMBLE_COORDS, level=2)  # an older session's file
     columns = [c for c in table.columns if c[-1] in ENSEMBLE_TABLE_COORDS]
     extra = pd.DataFrame(
         {f"{column[-2]}_{column[-1]}": table[column] for column in columns}, index=table.index

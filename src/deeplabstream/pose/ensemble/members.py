@@ -34,7 +34,8 @@ def parse_keypoint_map(text: str) -> KeypointMap:
         if not item:
             continue
         source, equals, target = (word.strip() for word in item.partition("="))
-        if not equals or not source or not target or any(c.isspace() for c in source + target):
+        names = source + target
+        if not equals or not source or not target or "=" in target or any(map(str.isspace, names)):
             raise ValueError(f"{item!r} is not MODEL_NAME=ENSEMBLE_NAME")
         if source in dict(pairs):
             raise ValueError(f"{source!r} is mapped twice")
@@ -98,6 +99,34 @@ def mapping_problem(
             "camera's section); docs/ensembles.md"
         )
     return ""
+
+
+def keypoint_map_problems(
+    ensemble: Sequence[str], members: Sequence[Sequence[str]], keypoint_map: KeypointMap
+) -> list[str]:
+    """Return each ``KEYPOINT_MAP`` pair that names no keypoint it could map.
+
+    ``ensemble`` is the first model's keypoints, ``members`` the other models' keypoints. A
+    pair maps a keypoint of one of the other models (its left name) onto one of the
+    ensemble's (its right name): a left name no other model has, or a right name the ensemble
+    lacks, is a mistake in the map (a typing error), said as one rather than as a model that
+    lacks a keypoint.
+    """
+    problems = []
+    theirs = sorted({name for keypoints in members for name in keypoints})
+    for source, target in keypoint_map:
+        pair = f"{source}={target}"
+        if source not in theirs:
+            problems.append(
+                f"{pair}: no model of the ensemble after the first has a keypoint {source!r} "
+                f"(theirs: {', '.join(theirs)})"
+            )
+        elif target not in ensemble:
+            problems.append(
+                f"{pair}: {target!r} is no keypoint of the ensemble (the first model's: "
+                f"{', '.join(ensemble)}); the right name is the first model's"
+            )
+    return problems
 
 
 def check_member(description: ModelDescription, which: str) -> None:

@@ -4,10 +4,11 @@ The conventions are those of the Ensemble Kalman Smoother (the ``ensemble-kalman
 package, its ``eks.core.ensemble``) and of Lightning Pose's ensembles:
 
 - the ensemble's position of a keypoint is the **median** of the models' x, and of their y,
-  over the models that placed it (``x_ens_median``, ``y_ens_median`` in the files);
+  over the models that placed it (``x``, ``y`` in ``<camera>.ensemble.csv``);
 - its likelihood is the models' **mean** likelihood;
 - its **variance** is the models' variance of x, and of y (population variance, over the models
-  that placed it: ``x_ens_var``, ``y_ens_var``);
+  that placed it: ``x_var``, ``y_var`` in the files; EKS's default ``x_ens_var`` divides it by
+  the mean likelihood, so its name is not taken);
 - its **spread** (:attr:`EnsembleFrame.std`, what ``MAX_ENSEMBLE_STD`` and
   ``Observation.spread`` read) is the mean of the x and the y standard deviation: Lightning
   Pose's "ensemble std dev", the figure its papers plot pixel error against. NaN where fewer

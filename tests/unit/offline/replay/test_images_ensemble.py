@@ -76,10 +76,10 @@ def test_imageanalyzer_runs_an_ensemble(labelled: Path, tmp_path: Path, capsys) 
     np.testing.assert_allclose(ensemble[..., :2], np.median(members_xy, axis=0))
     spread = pd.read_csv(out / f"{stem}_predictions_ensemble.csv", header=[0, 1, 2], index_col=0)
     assert list(dict.fromkeys(spread.columns.get_level_values(2))) == [
-        "x", "y", "likelihood", "x_ens_median", "y_ens_median", "x_ens_var", "y_ens_var",
+        "x", "y", "likelihood", "x_var", "y_var",
     ]  # fmt: skip
-    values = spread.to_numpy().reshape(4, 6, 7)
-    np.testing.assert_allclose(values[..., 5:], np.var(members_xy, axis=0))
+    values = spread.to_numpy().reshape(4, 6, 5)
+    np.testing.assert_allclose(values[..., 3:], np.var(members_xy, axis=0))
     errors = pd.read_csv(out / f"{stem}_predictions_pixel_error.csv", index_col=0)
     truth = pd.read_csv(labelled, header=[0, 1, 2], index_col=0).to_numpy().reshape(4, 6, 2)
     expected = np.linalg.norm(ensemble[..., :2] - truth, axis=-1)

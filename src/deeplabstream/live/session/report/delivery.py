@@ -13,7 +13,9 @@ frame, as it was published: a late look changes nothing).
   (a stall is said as one, not as a rate). Said live when it begins and when it ends; in
   ``session.json`` one warning per camera gives the rate delivered, for how long, how often.
   A camera whose window never filled (a session shorter than it) is judged at the end over all
-  it delivered since its start-up, when that spans :data:`WHOLE_MIN_S` or more.
+  it delivered since its start-up, when that spans :data:`WHOLE_MIN_S` or more; in a session
+  too short for that, over all it delivered from its first frame, when that spans
+  :data:`SHORT_MIN_S` or more (a camera at a tenth of its rate in a 2.5 s session is said).
 - **Stalled**: no frame for the longest of :data:`STALL_MIN_S` and :data:`STALL_FRAME_INTERVALS`
   frame intervals. Files and simulations only: a device's silence is ``[Streaming]
   CAMERA_LOST_AFTER``'s (:func:`live.session.report.camera_loss.find_stalls`). Said live when it
@@ -43,6 +45,8 @@ RATE_TOLERANCE = 0.9
 START_UP_S = 1.0
 #: A camera whose window never filled is judged whole at the end over at least this long.
 WHOLE_MIN_S = 2.0
+#: A session too short for that is judged from the camera's first frame, over this long at least.
+SHORT_MIN_S = 1.0
 #: A file's or a simulation's silence is a stall after the longest of these.
 STALL_MIN_S = 2.0
 STALL_FRAME_INTERVALS = 10
@@ -107,11 +111,15 @@ class _Camera:
     slowness: _Slowness = field(default_factory=_Slowness)
     stall: _Stall | None = None
     window_whole: bool = False  # a whole window was judged once: a short session's is not
+    # (host ns, published) of the first and the newest frame seen since the (re)start
+    opening: tuple[int, int] | None = None
+    newest: tuple[int, int] | None = None
 
     def restart(self, now_ns: int) -> None:
         """Judge the rate afresh, from :data:`START_UP_S` after now."""
         self.samples.clear()
         self.judge_from_ns = now_ns + round(START_UP_S * 1e9)
+        self.opening = self.newest = None
 
 
 class DeliveryWatch:
@@ -164,13 +172,26 @@ class DeliveryWatch:
         return news
 
     def _judged_whole(self, name: str, camera: _Camera) -> list[DeliveryNews]:
-        """Judge a camera whose window never filled over all it delivered since its start-up."""
-        if len(camera.samples) < 2:
+        """Judge a camera whose window never filled over all it delivered since its start-up.
+
+        A session too short to leave the start-up out is judged from the first frame.
+        """
+        whole = len(camera.samples) >= 2 and (
+            camera.samples[-1][0] - camera.samples[0][0] >= WHOLE_MIN_S * 1e9
+        )
+        if whole:
+            (first_ns, first), (last_ns, published) = camera.samples[0], camera.samples[-1]
+            how = "so it was judged whole"
+        elif camera.opening is not None and camera.newest is not None:
+            (first_ns, first), (last_ns, published) = camera.opening, camera.newest
+            how = (
+                "and too short to leave its first second out, so it was judged from its first frame"
+            )
+            if last_ns - first_ns < SHORT_MIN_S * 1e9:
+                return []
+        else:
             return []
-        (first_ns, first), (last_ns, published) = camera.samples[0], camera.samples[-1]
         span_s = (last_ns - first_ns) / 1e9
-        if span_s < WHOLE_MIN_S:
-            return []
         delivered = (published - first) / span_s
         if delivered >= RATE_TOLERANCE * camera.nominal_fps:
             return []
@@ -178,7 +199,7 @@ class DeliveryWatch:
             f"camera {name!r} delivered {delivered:.1f} fps, below its FRAMERATE "
             f"{camera.nominal_fps:g} ({100 * delivered / camera.nominal_fps:.0f} % of it), over "
             f"the {span_s:.1f} s it was judged (the session was shorter than the "
-            f"{RATE_WINDOW_S:g} s window, so it was judged whole, {self._at_s(first_ns):.1f} s "
+            f"{RATE_WINDOW_S:g} s window, {how}, {self._at_s(first_ns):.1f} s "
             f"into the session to its end): {ADVICE}"
         )
         return [DeliveryNews(name, logging.WARNING, text, warning=text)]
@@ -290,6 +311,9 @@ class DeliveryWatch:
         self, name: str, camera: _Camera, last_ns: int, published: int
     ) -> list[DeliveryNews]:
         """Judge the rate up to the newest frame (published, at ``last_ns`` on the host)."""
+        if camera.judge_from_ns is not None:  # a short session is judged from these at its end
+            camera.opening = camera.opening or (last_ns, published)
+            camera.newest = (last_ns, published)
         if camera.judge_from_ns is None or last_ns < camera.judge_from_ns:
             return []
         samples = camera.samples
