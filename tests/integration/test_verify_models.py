@@ -214,7 +214,7 @@ def test_a_frame_the_recording_lost_explains_the_context_after_it() -> None:
     recorded = [0, 1, 3, 4, 5]
     live = PoseSeries(np.arange(6), values, ("nose", "tail"), exact=True)
     offline = PoseSeries(np.array(recorded), moved[recorded], ("nose", "tail"), exact=True)
-    context = CameraFacts(True, True, False, False, 1, False, 0.0, 0.0, 0.0)
+    context = CameraFacts(True, True, False, False, 1, False, 0.0, None)
     result = compare_keypoints("mouse", live, offline, set(recorded), 0, context)
     assert result.reasons() == []
     assert result.frames == {

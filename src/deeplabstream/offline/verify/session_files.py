@@ -39,6 +39,15 @@ class VerifyError(DeepLabStreamError, ValueError):
     """A session folder that cannot be verified; the message says why and what to do."""
 
 
+class VerifyStopped(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM stopped the verification (nothing of it is written)."""
+
+    def __init__(self, reason: str, signum: int) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.signum = signum
+
+
 @dataclass(frozen=True)
 class VideoPart:
     """One video holding a camera's frames, and where its frames sat in the live stream.
@@ -82,7 +91,12 @@ class CameraFiles:
 
 @dataclass(frozen=True)
 class SessionFiles:
-    """A session folder ready to verify."""
+    """A session folder ready to verify.
+
+    ``problems``: what reading it found wrong with the record itself (each a reason the verdict
+    is "differs"): a settings file or a lab file inside the folder checked, a replay's swapped
+    video.
+    """
 
     folder: Path
     record: dict[str, Any]
@@ -90,6 +104,7 @@ class SessionFiles:
     cameras: tuple[CameraFiles, ...]
     events: Path | None  # events.csv; None without an experiment
     experiment: str | None  # the experiment's name as the session ran it
+    problems: tuple[str, ...] = ()
 
     @property
     def recording_sets(self) -> int:
@@ -113,17 +128,20 @@ def read_session(folder: Path) -> SessionFiles:
         analysed camera: the message names the folder and what would make it verifiable.
     """
     folder = folder.expanduser().resolve()
-    record = _session_json(folder)
+    record = read_record(folder)
     if not record.get("pose"):
         raise VerifyError(
             f"{folder}: the session estimated no poses, so there is nothing to verify. Verify "
             "a session run with pose estimation (the window's Start Analysis; on the command "
             "line --pose-enabled or --experiment-enabled)."
         )
-    settings = _settings(folder, record)
+    problems: list[str] = []
+    settings = _settings(folder, record, problems)
     cameras = tuple(
         camera
-        for camera in (_camera_files(folder, record, name) for name in _pose_cameras(record))
+        for camera in (
+            _camera_files(folder, record, name, problems) for name in _pose_cameras(record)
+        )
         if camera is not None
     )
     if not cameras:
@@ -149,21 +167,30 @@ def read_session(folder: Path) -> SessionFiles:
         cameras=cameras,
         events=events if experiment.get("name") and events.is_file() else None,
         experiment=experiment.get("name"),
+        problems=tuple(problems),
     )
 
 
-def _settings(folder: Path, record: dict[str, Any]) -> Settings:
+def _settings(folder: Path, record: dict[str, Any], problems: list[str]) -> Settings:
     """Return the settings the session ran, read in its settings file's folder.
 
-    That folder becomes this process's settings folder, as when the session started; when it
-    is gone, the session folder stands in (built-in plugins only).
+    That folder becomes this process's settings folder, as when the session started (for the
+    experiment configs it names, data); when it is gone, or inside the session folder checked
+    (refused, said in ``problems``), there is none. Its devices and outputs are left out:
+    verify never runs them.
     """
-    recorded = record.get("settings") or {}
+    recorded = {**(record.get("settings") or {}), "devices": {}, "outputs": {}}
     original = Path(recorded["file"]) if recorded.get("file") else None
     # Only an absolute path that still names a folder is the lab's: a relative one would be
     # read against the current folder (``cd SESSION; deeplabstream-verify .`` must not take the
     # session folder, or any other, for the lab's), so it is not taken.
     usable = original is not None and original.is_absolute() and original.parent.is_dir()
+    if usable and original is not None and inside(original, folder):
+        problems.append(
+            f"session.json's settings.file ({original}) lies inside the session folder checked: "
+            "verify never takes settings or code from the folder it checks, so it was not used"
+        )
+        usable = False
     place = original if usable and original is not None else folder / SESSION_JSON
     try:
         settings = settings_from_record(recorded, place)
@@ -173,9 +200,22 @@ def _settings(folder: Path, record: dict[str, Any]) -> Settings:
             f"{error}"
         ) from None
     # The lab's plugin folders are its settings file's, never the session folder checked.
-    use_settings_folder(place.parent if usable and place.parent != folder else None)
+    use_settings_folder(place.parent if usable else None)
     use_lab_formats(settings.pose.model_formats)  # the formats the session named, no other
     return settings
+
+
+def inside(path: Path, folder: Path) -> bool:
+    """Whether ``path`` lies in ``folder`` (both taken as they resolve)."""
+    try:
+        return Path(path).expanduser().resolve().is_relative_to(folder.resolve())
+    except OSError:
+        return False
+
+
+def read_record(folder: Path) -> dict[str, Any]:
+    """Return the folder's ``session.json`` as JSON data; VerifyError when there is none."""
+    return _session_json(folder.expanduser().resolve())
 
 
 def _session_json(folder: Path) -> dict[str, Any]:
@@ -209,9 +249,12 @@ def _pose_cameras(record: dict[str, Any]) -> list[str]:
     return names
 
 
-def _camera_files(folder: Path, record: dict[str, Any], name: str) -> CameraFiles | None:
-    videos = _videos(folder, record, name)
-    if not videos:
+def _camera_files(
+    folder: Path, record: dict[str, Any], name: str, problems: list[str]
+) -> CameraFiles | None:
+    said = len(problems)
+    videos = _videos(folder, record, name, problems)
+    if not videos and len(problems) == said:  # kept when a swapped video was named
         return None
 
     def beside(suffix: str) -> Path | None:
@@ -229,8 +272,14 @@ def _camera_files(folder: Path, record: dict[str, Any], name: str) -> CameraFile
     )
 
 
-def _videos(folder: Path, record: dict[str, Any], name: str) -> tuple[VideoPart, ...]:
-    """Return the camera's recordings; for a replay, its video (live frame i = video frame i)."""
+def _videos(
+    folder: Path, record: dict[str, Any], name: str, problems: list[str]
+) -> tuple[VideoPart, ...]:
+    """Return the camera's recordings; for a replay, its video (live frame i = video frame i).
+
+    A replay's video is taken only while it is the one replayed (its recorded SHA-256): a
+    swapped video is said in ``problems`` and not analysed.
+    """
     camera = (record.get("cameras") or {}).get(name) or {}
     parts = []
     for recording in camera.get("recordings") or []:
@@ -247,7 +296,16 @@ def _videos(folder: Path, record: dict[str, Any], name: str) -> tuple[VideoPart,
         parts.append(VideoPart(folder / video, table_path))
     replay = record.get("replay") or {}
     if not parts and replay.get("video") and Path(replay["video"]).is_file():
-        parts.append(VideoPart(Path(replay["video"]), None))
+        video = Path(replay["video"])
+        recorded = replay.get("video_sha256")
+        if recorded and file_sha256(video) != recorded:
+            problems.append(
+                f"{video}: the replay's source video was swapped: its SHA-256 is not the one "
+                f"recorded ({recorded[:12]}... then); the live keypoints are not compared with "
+                "another video"
+            )
+        else:
+            parts.append(VideoPart(video, None))
     return tuple(parts)
 
 
