@@ -144,7 +144,9 @@ def _verify(
             f"{session.folder}: the offline analysis failed: "
             + "; ".join(e for run in failed for e in run.result.errors)
         )
+    measured = time.monotonic()
     bounds = _bounds(session, runs, bound_px)
+    bounds_s = time.monotonic() - measured
     comparisons = [
         comparison
         for camera in session.cameras
@@ -158,6 +160,7 @@ def _verify(
     summary["verdict_line"] = verdict_line(summary)
     summary["elapsed_s"] = round(time.monotonic() - began, 3)
     summary["decisions_elapsed_s"] = round(decisions_s, 3)
+    summary["bounds_elapsed_s"] = round(bounds_s, 3)
     (target / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return Verification(session.folder, summary, comparisons, decisions, files)
 
