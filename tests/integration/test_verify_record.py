@@ -13,7 +13,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -29,7 +28,13 @@ from deeplabstream.outputs.signature import (
     sign_record,
 )
 from tests.support.paths import PROJECT_ROOT
-from tests.support.verify_sessions import WAYPOINTS, make_session, run_verify
+from tests.support.verify_sessions import (
+    WAYPOINTS,
+    copy_session,
+    make_session,
+    read_record,
+    run_verify,
+)
 
 pytestmark = pytest.mark.slow  # real sessions and their verification: tens of seconds each
 
@@ -98,16 +103,6 @@ def sessions(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return made
 
 
-def _copy(session: Path, tmp_path: Path) -> Path:
-    copy = tmp_path / session.name
-    shutil.copytree(session, copy, ignore=shutil.ignore_patterns("verify"))
-    return copy
-
-
-def _record(session: Path) -> dict:
-    return json.loads((session / "session.json").read_text(encoding="utf-8"))
-
-
 def _write(session: Path, record: dict) -> None:
     (session / "session.json").write_text(json.dumps(record, indent=1), encoding="utf-8")
 
@@ -135,7 +130,7 @@ def _markers(session: Path) -> list[Path]:
 def _assert_agrees(code: int, summary: dict, output: str, session: Path) -> None:
     """Agrees; where a loaded machine's recorder lost frames, in part, saying so."""
     assert summary["reasons"] == [], output
-    lost = sum(c["frames_lost_in_recording"] for c in _record(session)["cameras"].values())
+    lost = sum(c["frames_lost_in_recording"] for c in read_record(session)["cameras"].values())
     if code == 3 and lost:
         for item in summary["not_checked"]:
             assert "the recording does not check" in item or "could be checked" in item, output
@@ -148,7 +143,7 @@ def test_an_untouched_signed_session_agrees_and_names_its_signer(
     sessions: dict[str, Path], codec: str, tmp_path: Path
 ) -> None:
     session = sessions[codec]
-    signature = _record(session)["signature"]
+    signature = read_record(session)["signature"]
     code, summary, output = run_verify(session)
     _assert_agrees(code, summary, output, session)
     assert summary["signature"]["status"] == "valid"
@@ -194,8 +189,8 @@ def test_an_untouched_signed_session_agrees_and_names_its_signer(
 def test_a_field_changed_after_the_close_is_named(
     sessions: dict[str, Path], codec: str, path: tuple[str, ...], value: object, tmp_path: Path
 ) -> None:
-    session = _copy(sessions[codec], tmp_path)
-    record = _record(session)
+    session = copy_session(sessions[codec], tmp_path)
+    record = read_record(session)
     place = record
     for name in path[:-1]:
         place = place[name]
@@ -212,15 +207,15 @@ def test_a_lab_re_signing_with_its_own_key_is_caught_field_by_field(
     sessions: dict[str, Path], codec: str, tmp_path: Path
 ) -> None:
     """Signed again by another key: the fields that must agree with each other still tell."""
-    fingerprint = _record(sessions[codec])["signature"]["fingerprint"]
+    fingerprint = read_record(sessions[codec])["signature"]["fingerprint"]
     cases = {
-        "name": ("experiment_runs[0].name is 'other'", "experiment.name is 'other'"),
+        "name": ("experiment_runs[0].name is 'other', but its plan's is 'entries'",),
         "text": ("experiment_runs[0].plan.sha256 is not the SHA-256",),
         "option": ("experiment_runs[0].plan.options.hold_s is 2.5 in session.json",),
     }
     for case, named in cases.items():
-        session = _copy(sessions[codec], tmp_path / case)
-        record = _record(session)
+        session = copy_session(sessions[codec], tmp_path / case)
+        record = read_record(session)
         run = record["experiment_runs"][0]
         if case == "name":
             run["name"] = record["experiment"]["name"] = "other"
@@ -241,8 +236,8 @@ def test_a_lab_re_signing_with_its_own_key_is_caught_field_by_field(
 def test_an_unsigned_record_differs_unless_accepted(
     sessions: dict[str, Path], codec: str, tmp_path: Path
 ) -> None:
-    session = _copy(sessions[codec], tmp_path)
-    record = _record(session)
+    session = copy_session(sessions[codec], tmp_path)
+    record = read_record(session)
     del record["signature"]
     _write(session, record)
     code, summary, output = run_verify(session, "--decisions-only")
@@ -261,7 +256,7 @@ def test_only_recorded_code_runs(sessions: dict[str, Path], codec: str, tmp_path
     MODEL_FORMATS`` rewritten to name the planted files (and signed again by another key).
     """
     original = sessions[codec]
-    session = _copy(original, tmp_path)
+    session = copy_session(original, tmp_path)
     device = _markers(original)[0].with_suffix(".py")
     source = device.read_text(encoding="utf-8")
     planted = tmp_path / "planted-ran"
@@ -273,7 +268,7 @@ def test_only_recorded_code_runs(sessions: dict[str, Path], codec: str, tmp_path
     for stem in ("json", "pickle", "numpy", "signal"):
         (session / f"{stem}.py").write_text(plant, encoding="utf-8")
     (session / "settings.ini").write_text("[Pose]\nMODEL_FORMATS = zz_evil\n", encoding="utf-8")
-    record = _record(session)
+    record = read_record(session)
     record["settings"]["file"] = str(session / "settings.ini")
     record["settings"]["Pose"]["MODEL_FORMATS"] = ["zz_evil"]
     _resign(session, record, tmp_path / "lab-own.pem")
@@ -303,10 +298,10 @@ def test_only_recorded_code_runs(sessions: dict[str, Path], codec: str, tmp_path
 def test_keypoints_moved_5_px_with_new_digests_and_signature_never_agree(
     sessions: dict[str, Path], codec: str, tmp_path: Path
 ) -> None:
-    session = _copy(sessions[codec], tmp_path)
+    session = copy_session(sessions[codec], tmp_path)
     for name in ("arena.pose_exact.csv", "arena.pose.csv"):
         _shift(session / name, 5.0, header_rows=1 if "exact" in name else 3)
-    record = _record(session)
+    record = read_record(session)
     for name in ("arena.pose_exact.csv", "arena.pose.csv"):
         path = session / name
         record["files"][name] = {"sha256": file_sha256(path), "bytes": path.stat().st_size}
@@ -320,8 +315,8 @@ def test_keypoints_moved_5_px_with_new_digests_and_signature_never_agree(
         moved = [o["keypoint"] for o in camera["offsets"]]
         assert "nose" in moved and "tail_base" in moved, output
         assert any("the keypoints were moved" in r for r in summary["reasons"]), output
-    else:
-        assert camera["frames"]["differs"] >= camera["frames_analysed_live"] - 10, output
+    else:  # every frame the recording holds (a loaded recorder may lose some) differs
+        assert camera["frames"]["differs"] == camera["frames_compared"] > 0, output
 
 
 def _shift(path: Path, px: float, header_rows: int) -> None:
@@ -359,9 +354,10 @@ def test_a_changed_lab_trigger_cannot_be_verified_and_never_runs(
     assert not marker.exists(), output
 
 
-def test_a_swapped_replay_video_is_named(sessions: dict[str, Path], tmp_path: Path) -> None:
-    video = tmp_path / "arena.mkv"
-    shutil.copy(sessions["ffv1"] / "arena.mkv", video)
+def test_a_swapped_replay_video_is_named(tmp_path: Path) -> None:
+    from tests.unit.offline.replay.test_replay import arena_video
+
+    video = arena_video(tmp_path / "arena.mkv", 60)
     out = tmp_path / "replays"
     subprocess.run(
         [sys.executable, str(PROJECT_ROOT / "utils" / "VideoAnalyzer.py"), "--fast",
@@ -369,9 +365,10 @@ def test_a_swapped_replay_video_is_named(sessions: dict[str, Path], tmp_path: Pa
         cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600, check=True,
     )  # fmt: skip
     (replay,) = (path.parent for path in out.glob("*/session.json"))
-    assert _record(replay)["replay"]["video_sha256"] == file_sha256(video)
-    assert run_verify(replay, "--decisions-only")[1]["reasons"] == []
-    shutil.copy(sessions["h264"] / "arena.mp4", video)  # another video under its name
+    assert read_record(replay)["replay"]["video_sha256"] == file_sha256(video)
+    code, summary, output = run_verify(replay)
+    assert code == 0 and summary["keypoints"]["arena"]["frames"]["to_the_bit"] == 60, output
+    arena_video(video, 60, seed=4)  # another video under its name
     code, summary, output = run_verify(replay)
     assert code == 1, output
     assert any("source video was swapped" in r for r in summary["reasons"]), output
@@ -414,7 +411,7 @@ def test_a_killed_session_says_why_it_is_incomplete(tmp_path: Path) -> None:
 
 
 def test_sigterm_stops_verify_within_seconds(sessions: dict[str, Path], tmp_path: Path) -> None:
-    session = _copy(sessions["ffv1"], tmp_path)
+    session = copy_session(sessions["ffv1"], tmp_path)
     process = subprocess.Popen(
         [sys.executable, "-m", "deeplabstream.offline.verify", str(session)],
         cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -460,14 +457,14 @@ def test_a_recording_stopped_and_started_again_is_verified_in_parts(tmp_path: Pa
         stream.stop("stop requested")
     session = stream.session_dir
     assert session is not None
-    recordings = _record(session)["cameras"]["arena"]["recordings"]
+    recordings = read_record(session)["cameras"]["arena"]["recordings"]
     assert [r["video"] for r in recordings] == ["arena.mkv", "arena.part2.mkv"]
     assert [r["frames_table"] for r in recordings] == ["arena.frames.csv", "arena.part2.frames.csv"]
     code, summary, output = run_verify(session)
     assert [run["folder"] for run in summary["offline"]] == ["verify/offline", "verify/offline-2"]
     camera = summary["keypoints"]["arena"]
-    recorded = sum(r["frames"] for r in recordings)
-    assert camera["frames"]["to_the_bit"] >= recorded - 10 > 100, output
+    assert all(r["frames"] > 0 for r in recordings), recordings
+    assert camera["frames"]["to_the_bit"] == camera["frames_compared"] > 0, output
     assert summary["reasons"] == [], output
     assert code in (0, 3), output  # 3: frames analysed between the parts are not verifiable
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -157,6 +158,18 @@ def make_session(
     sessions = sorted(out.glob("*/session.json"))
     assert sessions, result.stdout[-3000:] + result.stderr[-3000:]
     return sessions[0].parent
+
+
+def copy_session(session: Path, tmp_path: Path) -> Path:
+    """Copy a session folder (without an earlier verify's) into ``tmp_path``; return the copy."""
+    copy = tmp_path / session.name
+    shutil.copytree(session, copy, ignore=shutil.ignore_patterns("verify"))
+    return copy
+
+
+def read_record(session: Path) -> dict:
+    """The folder's session.json as JSON data."""
+    return json.loads((session / "session.json").read_text(encoding="utf-8"))
 
 
 def run_verify(session: Path, *options: str) -> tuple[int, dict, str]:

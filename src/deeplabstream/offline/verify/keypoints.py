@@ -234,7 +234,7 @@ def _rare_tail(frame_max: np.ndarray, seen: np.ndarray, facts: CameraFacts) -> s
     bound = facts.bound_px
     if facts.lossless or bound is None:
         return set()
-    judged = seen.reshape(len(frame_max), -1).any(axis=1)
+    judged = np.asarray(seen.reshape(len(frame_max), -1).any(axis=1), dtype=bool)
     beyond = [i for i in range(len(frame_max)) if judged[i] and frame_max[i] > bound]
     allowed = max(1, int(RARE_TAIL_SHARE * int(judged.sum())))
     if not beyond or len(beyond) > allowed or frame_max[beyond].max() > 2.0 * bound:

@@ -17,7 +17,7 @@ import numpy as np
 
 from deeplabstream.core.digest import file_sha256
 from deeplabstream.core.errors import DeepLabStreamError
-from deeplabstream.core.plugins import use_settings_folder
+from deeplabstream.core.plugins import recorded_code, use_settings_folder
 from deeplabstream.core.regular_files import regular_file
 from deeplabstream.outputs.frames_table import FRAMES_TABLE_SUFFIX
 from deeplabstream.outputs.pose.files import (
@@ -32,6 +32,7 @@ from deeplabstream.settings.recorded import settings_from_record
 from deeplabstream.settings.sections import Settings
 
 SESSION_JSON = "session.json"
+POSE_FILE_SUFFIXES = (POSE_EXACT_SUFFIX, POSE_CSV_SUFFIX)
 LOSSLESS_SUFFIX = CODEC_FILE_SUFFIX["ffv1"]  # every pixel as captured
 
 
@@ -105,6 +106,7 @@ class SessionFiles:
     events: Path | None  # events.csv; None without an experiment
     experiment: str | None  # the experiment's name as the session ran it
     problems: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()  # what the reader should know: code named, never run
 
     @property
     def recording_sets(self) -> int:
@@ -136,11 +138,12 @@ def read_session(folder: Path) -> SessionFiles:
             "line --pose-enabled or --experiment-enabled)."
         )
     problems: list[str] = []
-    settings = _settings(folder, record, problems)
+    notes: list[str] = []
+    settings = _settings(folder, record, problems, notes)
     cameras = tuple(
         camera
         for camera in (
-            _camera_files(folder, record, name, problems) for name in _pose_cameras(record)
+            _camera_files(folder, record, name, problems) for name in _pose_cameras(record, folder)
         )
         if camera is not None
     )
@@ -168,10 +171,13 @@ def read_session(folder: Path) -> SessionFiles:
         events=events if experiment.get("name") and events.is_file() else None,
         experiment=experiment.get("name"),
         problems=tuple(problems),
+        notes=tuple(notes),
     )
 
 
-def _settings(folder: Path, record: dict[str, Any], problems: list[str]) -> Settings:
+def _settings(
+    folder: Path, record: dict[str, Any], problems: list[str], notes: list[str]
+) -> Settings:
     """Return the settings the session ran, read in its settings file's folder.
 
     That folder becomes this process's settings folder, as when the session started (for the
@@ -180,6 +186,7 @@ def _settings(folder: Path, record: dict[str, Any], problems: list[str]) -> Sett
     verify never runs them.
     """
     recorded = {**(record.get("settings") or {}), "devices": {}, "outputs": {}}
+    recorded["Pose"] = _recorded_formats_only(recorded.get("Pose"), notes)
     original = Path(recorded["file"]) if recorded.get("file") else None
     # Only an absolute path that still names a folder is the lab's: a relative one would be
     # read against the current folder (``cd SESSION; deeplabstream-verify .`` must not take the
@@ -203,6 +210,26 @@ def _settings(folder: Path, record: dict[str, Any], problems: list[str]) -> Sett
     use_settings_folder(place.parent if usable else None)
     use_lab_formats(settings.pose.model_formats)  # the formats the session named, no other
     return settings
+
+
+def _recorded_formats_only(pose: Any, notes: list[str]) -> Any:
+    """``[Pose]`` with MODEL_FORMATS cut to the lab's formats the session recorded running.
+
+    Only a format that read the model is recorded (``plugin_files``); another one named there
+    is not imported (core/plugins.py ``only_recorded_code``), said in ``notes``.
+    """
+    if not isinstance(pose, dict) or not isinstance(pose.get("MODEL_FORMATS"), list):
+        return pose
+    code = recorded_code() or {}
+    recorded = {path.stem for path in code if path.parent.name == "formats"}
+    kept = [name for name in pose["MODEL_FORMATS"] if str(name).strip() in recorded]
+    for name in pose["MODEL_FORMATS"]:
+        if name not in kept:
+            notes.append(
+                f"[Pose] MODEL_FORMATS names {name!r}, which the session did not record "
+                "running (plugin_files): it was not imported; verify runs only recorded code"
+            )
+    return {**pose, "MODEL_FORMATS": kept}
 
 
 def inside(path: Path, folder: Path) -> bool:
@@ -238,14 +265,24 @@ def _session_json(folder: Path) -> dict[str, Any]:
     return data
 
 
-def _pose_cameras(record: dict[str, Any]) -> list[str]:
-    """Return the cameras with poses, in the session's order (every pose run's)."""
+def _pose_cameras(record: dict[str, Any], folder: Path) -> list[str]:
+    """Return the cameras with poses, in the session's order (every pose run's).
+
+    A session that never closed recorded none (the worker reports them at its end): the
+    cameras whose pose files are in the folder.
+    """
     names: list[str] = []
     runs = [record.get("pose") or {}, *(record.get("pose_runs") or [])]
     for run in runs:
         for name in (run or {}).get("cameras") or {}:
             if name not in names:
                 names.append(name)
+    if not names and record.get("status") != "finished":
+        names = [
+            name
+            for name in record.get("cameras") or {}
+            if any((folder / f"{name}{suffix}").is_file() for suffix in POSE_FILE_SUFFIXES)
+        ]
     return names
 
 

@@ -375,7 +375,7 @@ def _summary(
         "not_checked": partial,
         "coverage": coverage,
         "provenance": _provenance(session, proof, files, comparisons, bounds),
-        "notes": proof.notes + files.notes + _notes(session, comparisons),
+        "notes": proof.notes + list(session.notes) + files.notes + _notes(session, comparisons),
         "report": REPORT_FILE,
         "signature": proof.signer,
         "files": {
