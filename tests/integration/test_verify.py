@@ -68,8 +68,8 @@ def _assert_agrees(code: int, summary: dict, session: Path, output: str) -> None
         assert code == 0 and summary["verdict"] == "agrees", output
         return
     assert code == 3 and summary["verdict"] == "agrees in part", output
-    for item in summary["not_checked"]:
-        assert "rest on frames the recording does not check" in item, output
+    for item in summary["not_checked"]:  # decisions, or most frames, on frames it lost
+        assert "the recording does not check" in item or "could be checked" in item, output
 
 
 def _redigest(session: Path, *names: str, **camera: int) -> None:
@@ -124,12 +124,11 @@ def test_an_h264_session_agrees_within_its_stated_bound(h264_session: Path) -> N
     bound = camera["bound"]  # measured from the recording: its runs encoded again
     assert bound["frames_sampled"] == 60 and bound["keypoints_measured"] > 100
     assert camera["bound_px"] == pytest.approx(max(1.0, 40 * bound["median_px"]), abs=1e-3)
-    assert camera["stats"]["max_px"] <= camera["bound_px"]
     assert (
         camera["frames"]["within_bound"] + camera["frames"]["not_verifiable"]
         == (camera["frames_analysed_live"])
     )
-    assert camera["frames"]["within_bound"] > 150
+    assert camera["frames"]["within_bound"] == camera["frames_compared"] > 50
     assert summary["provenance"]["bounds_px"]["arena"] == camera["bound_px"]
     assert any("lossy codec (H.264)" in note for note in summary["notes"])
 
@@ -151,8 +150,9 @@ def test_keypoints_moved_beyond_the_bound_on_h264_differ_even_with_new_digests(
     code, summary, output = run_verify(session)
     assert code == 1, output
     camera = summary["keypoints"]["arena"]
-    assert camera["frames"]["differs"] == 20
-    assert camera["first_differing_frame"] == 99
+    edited = {int(lines[number].split(",", 1)[0]) for number in range(100, 120)}
+    checked = edited - set(camera["unverifiable_frames"])  # a loaded recorder may lose some
+    assert set(camera["differing_frames"]) == checked and len(checked) > 5, output
     assert any("beyond the lossy recording's bound" in r for r in summary["reasons"])
 
 
@@ -212,8 +212,9 @@ def test_a_cut_video_is_named(skipping_session: Path, tmp_path: Path) -> None:
         stream = target.add_stream("ffv1", rate=stream_in.average_rate)
         stream.width, stream.height, stream.pix_fmt = 640, 480, "bgr0"
         stream.time_base = stream_in.time_base
+        keep = source.streams.video[0].frames // 2 or 100  # half, however many were recorded
         for index, frame in enumerate(source.decode(stream_in)):
-            if index >= 300:
+            if index >= keep:
                 break
             out = frame.reformat(format="bgr0")
             out.pts, out.time_base = frame.pts, frame.time_base

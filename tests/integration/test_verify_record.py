@@ -209,7 +209,7 @@ def test_a_lab_re_signing_with_its_own_key_is_caught_field_by_field(
     """Signed again by another key: the fields that must agree with each other still tell."""
     fingerprint = read_record(sessions[codec])["signature"]["fingerprint"]
     cases = {
-        "name": ("experiment_runs[0].name is 'other', but its plan's is 'entries'",),
+        "name": ("experiment_runs[0].name is 'other' in session.json, but the recorded",),
         "text": ("experiment_runs[0].plan.sha256 is not the SHA-256",),
         "option": ("experiment_runs[0].plan.options.hold_s is 2.5 in session.json",),
     }

@@ -64,7 +64,7 @@ def test_a_consistent_record_has_no_field_against_another() -> None:
     ("path", "value", "named"),
     [
         (("experiment_runs", 0, "plan", "config_text"), TEXT + "# x\n", ".plan.sha256 is not"),
-        (("experiment_runs", 0, "name"), "dwell", "experiment_runs[0].name is 'dwell'"),
+        (("experiment_runs", 0, "name"), "dwell", "the last of experiment_runs says 'dwell'"),
         (("experiment", "name"), "dwell", "experiment.name is 'dwell'"),
         (("settings", "Experiment", "NAME"), "dwell", "settings.Experiment.NAME is 'dwell'"),
         (("plugin_files", 0, "file"), "/x/devices/box.py", "plugin_files lists /x/devices/box"),

@@ -203,10 +203,11 @@ def _why_not_re_derivable(
 
 
 def _options_as_recorded(run: dict[str, Any], runtime: ExperimentRuntime) -> list[str]:
-    """Name each option session.json records that the recorded experiment, built again, lacks.
+    """Name each option (and the name) session.json records that the rebuilt experiment lacks.
 
-    The plan's ``options`` and the run's ``parameters``: both were written from the experiment
-    that ran, which the recorded plan builds again, so each must hold the value it has.
+    The run's ``name``, the plan's ``options`` and the run's ``parameters``: all were written
+    from the experiment that ran, which the recorded plan builds again, so each must hold the
+    value it has.
     """
     index = run.get("_index", 0)
     options = runtime.experiment.options
@@ -215,8 +216,19 @@ def _options_as_recorded(run: dict[str, Any], runtime: ExperimentRuntime) -> lis
         f"plan.options.{name}": (entry or {}).get("value")
         for name, entry in ((run.get("plan") or {}).get("options") or {}).items()
     }
-    recorded |= {f"parameters.{k}": v for k, v in (run.get("parameters") or {}).items()}
+    # The run's parameters: the options as the experiment reported them at its end; a dict
+    # among them (prediction) also holds what it measured live, so only plain values compare.
+    recorded |= {
+        f"parameters.{k}": v
+        for k, v in (run.get("parameters") or {}).items()
+        if v is None or isinstance(v, str | int | float | bool)
+    }
     problems = []
+    if run.get("name") is not None and run["name"] != runtime.name:
+        problems.append(
+            f"experiment_runs[{index}].name is {run['name']!r} in session.json, but the recorded "
+            f"experiment, built again, is named {runtime.name!r}: session.json was changed"
+        )
     for where, value in recorded.items():
         name = where.rsplit(".", 1)[1]
         if name in used and not _same_value(value, used[name]):

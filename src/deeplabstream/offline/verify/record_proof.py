@@ -7,8 +7,9 @@ unsigned records (``--unsigned``); given the keys a reviewer trusts (``--trust``
 signed by another key is "unsigned by your key".
 
 Then the fields a lab holding its own key could still rewrite consistently are held to each
-other: each run's ``plan.sha256`` to its ``plan.config_text``, its name and the settings'
-``[Experiment] NAME`` to its plan, ``plugin_files`` to ``plugins``. A mismatch names the field.
+other: each run's ``plan.sha256`` to its ``plan.config_text``, ``experiment`` to the last run,
+the settings' ``[Experiment] NAME`` to its plan, ``plugin_files`` to ``plugins`` (a run's name
+and options are held to its experiment built again: decisions.py). A mismatch names the field.
 The code a session recorded (``plugin_files``: path and SHA-256) is the only lab code verify
 runs (:func:`recorded_code_of`); a file recorded inside the folder checked is never run.
 """
@@ -184,11 +185,6 @@ def fields_against_each_other(record: dict[str, Any]) -> list[str]:
             problems.append(
                 f"{where}.plan.sha256 is not the SHA-256 of {where}.plan.config_text: the "
                 "recorded text of the experiment was changed after the close"
-            )
-        if run.get("name") is not None and run.get("name") != plan.get("name"):
-            problems.append(
-                f"{where}.name is {run.get('name')!r}, but its plan's is {plan.get('name')!r}: "
-                "session.json was changed"
             )
         problems += _plugin_files_agree(run, where)
     last = record.get("experiment")
