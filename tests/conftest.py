@@ -32,6 +32,8 @@ def _private_file(variable: str, name: str) -> None:
 _private_file("DEEPLABSTREAM_LOCK_FILE", "instance.lock")
 # The window's remembered view choices (app/gui/preferences.py): never the developer's own file.
 _private_file("DEEPLABSTREAM_WINDOW_STATE", "window.ini")
+# The key sessions are signed with (outputs/signature.py): the tests' own, never the user's.
+_private_file("DEEPLABSTREAM_SIGNING_KEY", "session-signing-key.pem")
 
 
 pytest_plugins = ["tests.fixtures.processes", "tests.fixtures.firmware"]

@@ -20,6 +20,7 @@ import pytest
 
 from deeplabstream.core.digest import file_sha256
 from deeplabstream.live.session.live import LiveSession
+from deeplabstream.outputs.signature import installation_key, sign_record
 from deeplabstream.settings import load_settings
 from tests.support.files import write_settings
 from tests.support.paths import PROJECT_ROOT
@@ -67,18 +68,25 @@ def _assert_agrees(code: int, summary: dict, session: Path, output: str) -> None
         assert code == 0 and summary["verdict"] == "agrees", output
         return
     assert code == 3 and summary["verdict"] == "agrees in part", output
-    for item in summary["not_checked"]:
-        assert "rest on frames the recording does not check" in item, output
+    for item in summary["not_checked"]:  # decisions, or most frames, on frames it lost
+        assert "the recording does not check" in item or "could be checked" in item, output
 
 
 def _redigest(session: Path, *names: str, **camera: int) -> None:
-    """Write session.json as if the session had closed with ``names`` as they are now."""
+    """Write session.json as if the session had closed with ``names`` as they are now.
+
+    Signed again with the key that signed it (the tests' own), as that installation would.
+    """
     record = _record(session)
     for name in names:
         path = session / name
         record["files"][name] = {"sha256": file_sha256(path), "bytes": path.stat().st_size}
     record["cameras"]["arena"].update(camera)
-    (session / "session.json").write_text(json.dumps(record, indent=1), encoding="utf-8")
+    key = installation_key()
+    assert key is not None
+    (session / "session.json").write_text(
+        json.dumps(sign_record(record, key), indent=1), encoding="utf-8"
+    )
 
 
 def test_frames_skipped_live_are_skipped_again_and_every_frame_agrees_to_the_bit(
@@ -96,14 +104,14 @@ def test_frames_skipped_live_are_skipped_again_and_every_frame_agrees_to_the_bit
     in_recording = camera["frames_analysed_live"] - lost
     assert summary["offline"][0]["frames_scheduled"]["arena"] == in_recording
     assert summary["offline"][0]["frames_analysed"] == in_recording
-    assert camera["frames"]["to_the_bit"] == in_recording > 200
+    assert camera["frames"]["to_the_bit"] == in_recording > 50  # a loaded recorder loses some
     _assert_agrees(code, summary, skipping_session, output)
     (run,) = summary["decisions"]
     # Prediction's lead and the skipped frames repeated: every decision row, exactly.
     assert run["rows_equal"] == run["rows_live"] == run["rows_re_derived"] >= 8
     assert any(row for row in run["differences"]) is False
     report = (skipping_session / "verify" / "report.html").read_text(encoding="utf-8")
-    assert f"Verdict: {summary['verdict']}." in report and "Provenance" in report
+    assert f"Verdict: {summary['verdict_line']}." in report and "Provenance" in report
     assert (skipping_session / "verify" / "keypoints.png").stat().st_size > 0
     assert f"verdict: {summary['verdict']}" in output
 
@@ -112,12 +120,15 @@ def test_an_h264_session_agrees_within_its_stated_bound(h264_session: Path) -> N
     code, summary, output = run_verify(h264_session)
     _assert_agrees(code, summary, h264_session, output)
     camera = summary["keypoints"]["arena"]
-    assert camera["lossless"] is False and camera["bound_px"] > camera["grid_px"] > 0
+    assert camera["lossless"] is False
+    bound = camera["bound"]  # measured from the recording: its runs encoded again
+    assert bound["frames_sampled"] == 60 and bound["keypoints_measured"] > 100
+    assert camera["bound_px"] == pytest.approx(max(1.0, 40 * bound["median_px"]), abs=1e-3)
     assert (
         camera["frames"]["within_bound"] + camera["frames"]["not_verifiable"]
         == (camera["frames_analysed_live"])
     )
-    assert camera["frames"]["within_bound"] > 150
+    assert camera["frames"]["within_bound"] == camera["frames_compared"] > 50
     assert summary["provenance"]["bounds_px"]["arena"] == camera["bound_px"]
     assert any("lossy codec (H.264)" in note for note in summary["notes"])
 
@@ -139,8 +150,9 @@ def test_keypoints_moved_beyond_the_bound_on_h264_differ_even_with_new_digests(
     code, summary, output = run_verify(session)
     assert code == 1, output
     camera = summary["keypoints"]["arena"]
-    assert camera["frames"]["differs"] == 20
-    assert camera["first_differing_frame"] == 99
+    edited = {int(lines[number].split(",", 1)[0]) for number in range(100, 120)}
+    checked = edited - set(camera["unverifiable_frames"])  # a loaded recorder may lose some
+    assert set(camera["differing_frames"]) == checked and len(checked) > 5, output
     assert any("beyond the lossy recording's bound" in r for r in summary["reasons"])
 
 
@@ -200,8 +212,9 @@ def test_a_cut_video_is_named(skipping_session: Path, tmp_path: Path) -> None:
         stream = target.add_stream("ffv1", rate=stream_in.average_rate)
         stream.width, stream.height, stream.pix_fmt = 640, 480, "bgr0"
         stream.time_base = stream_in.time_base
+        keep = source.streams.video[0].frames // 2 or 100  # half, however many were recorded
         for index, frame in enumerate(source.decode(stream_in)):
-            if index >= 300:
+            if index >= keep:
                 break
             out = frame.reformat(format="bgr0")
             out.pts, out.time_base = frame.pts, frame.time_base
@@ -287,10 +300,9 @@ def test_a_class_experiment_edited_after_the_session_is_not_run(tmp_path: Path) 
     assert code == 3, output
     module = tmp_path / "lab" / "experiments" / "alternation.py"
     module.write_text(LAB_CLASS.replace("0.05", "0.5"), encoding="utf-8")
-    code, summary, output = run_verify(session, "--decisions-only")
-    assert code == 1, output
-    assert any("was edited after the session" in r for r in summary["reasons"])
-    assert summary["decisions"][0]["not_re_derived"] is not None
+    code, _, output = run_verify(session, "--decisions-only")
+    assert code == 2, output  # the code that ran is not here: cannot verify, never other code
+    assert "alternation" in output and "changed since the session" in output
 
 
 TWO_CAMERAS = """
@@ -357,13 +369,12 @@ def test_a_lab_trigger_changed_since_the_session_is_not_run_again(
     marker = skipping_session.parent / "ran"
     try:
         module.write_text(original + f"\nopen({str(marker)!r}, 'w')\n", encoding="utf-8")
-        code, summary, output = run_verify(skipping_session, "--decisions-only")
+        code, _, output = run_verify(skipping_session, "--decisions-only")
     finally:
         module.write_text(original, encoding="utf-8")
     assert not marker.exists(), output  # the changed file was never imported
-    assert code == 1, output
-    assert any("'stall'" in r and "changed since the session" in r for r in summary["reasons"])
-    assert "changed since the session" in summary["decisions"][0]["not_re_derived"]
+    assert code == 2, output  # cannot verify: what it did cannot be re-derived
+    assert "the lab's trigger 'stall'" in output and "changed since the session" in output
 
 
 FAILING_DEVICE = '''

@@ -214,7 +214,7 @@ def test_a_frame_the_recording_lost_explains_the_context_after_it() -> None:
     recorded = [0, 1, 3, 4, 5]
     live = PoseSeries(np.arange(6), values, ("nose", "tail"), exact=True)
     offline = PoseSeries(np.array(recorded), moved[recorded], ("nose", "tail"), exact=True)
-    context = CameraFacts(True, True, False, False, 1, False, 0.0, 0.0, 0.0)
+    context = CameraFacts(True, True, False, False, 1, False, 0.0, None)
     result = compare_keypoints("mouse", live, offline, set(recorded), 0, context)
     assert result.reasons() == []
     assert result.frames == {
@@ -224,6 +224,6 @@ def test_a_frame_the_recording_lost_explains_the_context_after_it() -> None:
     assert result.not_verifiable == {"not in the recording": 1}
     moved[5, 0, 0, 0] += 0.5  # frame 5's context was whole: a difference there is one
     offline = PoseSeries(np.array(recorded), moved[recorded], ("nose", "tail"), exact=True)
-    assert compare_keypoints("mouse", live, offline, set(recorded), 0, context).frames[
-        "differs"
-    ] == 1
+    assert (
+        compare_keypoints("mouse", live, offline, set(recorded), 0, context).frames["differs"] == 1
+    )

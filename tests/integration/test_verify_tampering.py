@@ -75,7 +75,7 @@ def test_an_untouched_session_has_every_decision_re_derived_exactly(
     (run,) = summary["decisions"]
     assert run["not_re_derived"] is None
     assert run["rows_equal"] == run["rows_live"] == run["rows_re_derived"] > 5
-    assert run["updates_re_derived"] == run["updates_live"] > 200
+    assert run["updates_re_derived"] == run["updates_live"] > 50  # a loaded machine skips some
     assert summary["files"]["proven"] == summary["files"]["recorded"] > 8
     assert summary["reasons"] == []
     assert summary["verdict"] == "agrees in part"  # the recording was not analysed again
@@ -145,11 +145,13 @@ def test_an_edited_pose_csv_is_held_to_pose_exact(
     session = _copy(sessions["h264"], tmp_path)
     path = session / "arena.pose.csv"
     lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-    edited = []
+    edited, moved = [], 0
     for number, line in enumerate(lines):
         cells = line.rstrip("\n").split(",")
-        if 3 + 50 <= number < 3 + 100 and cells[1]:  # 50 rows: the first x 60 px further
+        shown = cells[1] and cells[1].lower() != "nan"
+        if 3 + 50 <= number < 3 + 100 and shown:  # up to 50 rows: the first x 60 px further
             cells[1] = f"{float(cells[1]) + 60:.3f}"
+            moved += 1  # a frame skipped live (a loaded machine) has an empty row
         edited.append(",".join(cells) + "\n")
     path.write_text("".join(edited), encoding="utf-8")
     record = _record(session)
@@ -158,7 +160,7 @@ def test_an_edited_pose_csv_is_held_to_pose_exact(
     summary = _verify(session)
     assert summary["verdict"] == "differs"
     (reason,) = [r for r in summary["reasons"] if "arena.pose.csv differs" in r]
-    assert "50 frame(s)" in reason
+    assert f"{moved} frame(s)" in reason and moved > 10
 
 
 def test_frames_removed_with_their_table_rows_are_counted(
@@ -167,7 +169,8 @@ def test_frames_removed_with_their_table_rows_are_counted(
     session = _copy(sessions["ffv1"], tmp_path)
     table = session / "arena.frames.csv"
     lines = table.read_text(encoding="utf-8").splitlines(keepends=True)
-    table.write_text("".join(lines[:100] + lines[110:]), encoding="utf-8")
+    middle = len(lines) // 2  # ten rows from the middle, however many the recorder wrote
+    table.write_text("".join(lines[: middle - 5] + lines[middle + 5 :]), encoding="utf-8")
     summary = _verify(session)
     assert summary["verdict"] == "differs"
     assert any("arena.frames.csv changed after the session" in r for r in summary["reasons"])

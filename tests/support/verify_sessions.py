@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -115,12 +116,23 @@ def make_session(
     predict: bool = False,
     frames: int = 390,
     lab_module: tuple[str, str] | None = None,
+    lab_files: dict[str, str] | None = None,
+    extra_rules: str = "",
+    settings_extra: str = "",
 ) -> Path:
-    """Run a session; ``lab_module`` (name, code): a class experiment of the lab's folder."""
+    """Run a session; ``lab_module`` (name, code): a class experiment of the lab's folder.
+
+    ``lab_files``: more files of the lab's folder (``devices/x.py``: code); ``extra_rules``:
+    more sections of the experiment's config; ``settings_extra``: more of the settings file.
+    """
     lab = tmp_path / "lab"
     (lab / "experiments").mkdir(parents=True)
+    for name, code in (lab_files or {}).items():
+        (lab / name).parent.mkdir(parents=True, exist_ok=True)
+        (lab / name).write_text(code, encoding="utf-8")
     experiment_keys = "\nPREDICT = constant-velocity\nPREDICT_LEAD = 150" if predict else ""
-    config = EXPERIMENT.format(experiment_keys=experiment_keys, extra=STALL_RULE if stall else "")
+    extra = (STALL_RULE if stall else "") + extra_rules
+    config = EXPERIMENT.format(experiment_keys=experiment_keys, extra=extra)
     (lab / "experiments" / "entries.ini").write_text(config, encoding="utf-8")
     name = "entries"
     if lab_module is not None:
@@ -134,7 +146,7 @@ def make_session(
         "[Camera arena]\nSOURCE = synthetic\nFRAMERATE = 30\nSEED = 3\nMOTION = waypoints\n"
         f"WAYPOINTS = {WAYPOINTS}\n"
         f"[Recording]\nCODEC = {codec}\nMIN_FREE_SPACE = 0\nWARN_FREE_SPACE = 0\n"
-        f"[Experiment]\nNAME = {name}\n[Device stimulus_box]\nTYPE = log\n",
+        f"[Experiment]\nNAME = {name}\n[Device stimulus_box]\nTYPE = log\n{settings_extra}",
     )
     out = tmp_path / "out"
     result = subprocess.run(
@@ -146,6 +158,18 @@ def make_session(
     sessions = sorted(out.glob("*/session.json"))
     assert sessions, result.stdout[-3000:] + result.stderr[-3000:]
     return sessions[0].parent
+
+
+def copy_session(session: Path, tmp_path: Path) -> Path:
+    """Copy a session folder (without an earlier verify's) into ``tmp_path``; return the copy."""
+    copy = tmp_path / session.name
+    shutil.copytree(session, copy, ignore=shutil.ignore_patterns("verify"))
+    return copy
+
+
+def read_record(session: Path) -> dict:
+    """The folder's session.json as JSON data."""
+    return json.loads((session / "session.json").read_text(encoding="utf-8"))
 
 
 def run_verify(session: Path, *options: str) -> tuple[int, dict, str]:

@@ -12,7 +12,6 @@ import argparse
 import dataclasses
 import logging
 import shutil
-import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
@@ -22,6 +21,7 @@ from typing import Any
 from deeplabstream.app.arguments import absolute, default_settings
 from deeplabstream.app.display.screen import has_display
 from deeplabstream.app.stop_requests import StopRequests
+from deeplabstream.app.verify_after import verify_in_console
 from deeplabstream.core.control import StopRequested
 from deeplabstream.core.device_lock import DeviceBusyError
 from deeplabstream.core.errors import DeepLabStreamError, DeviceError, SettingsError
@@ -189,18 +189,14 @@ def _verify_after(stream: LiveSession) -> None:
     """``[Session] VERIFY = after``: verify the recorded session now, and print its verdict.
 
     A session that recorded nothing has nothing to verify (said so). The verdict is verify's
-    own (``verify/summary.json``); it does not change this command's exit code.
+    own (``verify/summary.json``); it does not change this command's exit code. Ctrl-C or
+    SIGTERM stops it (app/verify_after.py).
     """
     folder = stream.session_dir
     if folder is None or not stream.recorded_anything:
         print("Verify (VERIFY = after): nothing was recorded, so there is nothing to verify")
         return
-    print(f"Verify (VERIFY = after): checking {folder} against its recording...", flush=True)
-    verify = [sys.executable, "-m", "deeplabstream.offline.verify", "--quiet", str(folder)]
-    try:
-        subprocess.run(verify, check=False, timeout=None)
-    except KeyboardInterrupt:  # Ctrl-C: the session is kept whole; verify it later
-        print(f"Verify stopped; run deeplabstream-verify {folder} to check it later")
+    verify_in_console(folder)
 
 
 def _stop_at_error(stream: LiveSession, error: Exception) -> int:

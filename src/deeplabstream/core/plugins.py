@@ -57,6 +57,7 @@ import importlib
 import importlib.metadata
 import importlib.util
 import inspect
+import json
 import logging
 import os
 import re
@@ -165,6 +166,60 @@ def using_settings_folder(settings_folder: Path | str | None) -> Iterator[None]:
         yield
     finally:
         _this_thread.folders.pop()
+
+
+# -- only the code a session recorded ----------------------------------------------------------
+
+#: Set while only recorded code may run: a JSON object ``{file: sha256}``. An environment
+#: variable, so that every process this one starts (a replay's inference worker) keeps the rule.
+RECORDED_CODE_VARIABLE = "DEEPLABSTREAM_RECORDED_CODE"
+_recorded_cache: tuple[str, dict[Path, str]] = ("", {})
+
+
+def recorded_code() -> dict[Path, str] | None:
+    """Return the lab files that may run (path -> SHA-256), or None when any lab file may.
+
+    Set by :func:`only_recorded_code` (``deeplabstream-verify``): the lab's files a session
+    recorded in ``session.json`` -> ``plugin_files``, and no other.
+    """
+    global _recorded_cache
+    text = os.environ.get(RECORDED_CODE_VARIABLE)
+    if text is None:
+        return None
+    if _recorded_cache[0] != text:
+        try:
+            data = json.loads(text)
+        except ValueError:
+            data = {}
+        files = data if isinstance(data, dict) else {}
+        _recorded_cache = (
+            text,
+            {Path(str(f)): str(d).strip().lower() for f, d in files.items() if f and d},
+        )
+    return _recorded_cache[1]
+
+
+@contextmanager
+def only_recorded_code(files: Mapping[Path, str]) -> Iterator[None]:
+    """Inside the block, a lab plugin is the file ``files`` names, checked by its SHA-256.
+
+    For whoever repeats what a session did (``deeplabstream-verify``): a lab module is found
+    by its folder and stem among ``files`` (``devices/flaky.py`` is the device ``flaky``),
+    never in a folder by name, and imported only while its bytes have the digest recorded
+    (:func:`import_recorded_file`). Any other lab file is refused unopened. The processes
+    started meanwhile keep the rule (:data:`RECORDED_CODE_VARIABLE`).
+    """
+    previous = os.environ.get(RECORDED_CODE_VARIABLE)
+    os.environ[RECORDED_CODE_VARIABLE] = json.dumps(
+        {str(Path(path).resolve()): digest for path, digest in files.items()}
+    )
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(RECORDED_CODE_VARIABLE, None)
+        else:
+            os.environ[RECORDED_CODE_VARIABLE] = previous
 
 
 @dataclass(frozen=True)
@@ -412,6 +467,13 @@ class Registry(Generic[T]):
 
         ``settings_folder`` None: the process's (:func:`use_settings_folder`).
         """
+        recorded = recorded_code()
+        if recorded is not None:  # only what a session recorded, wherever it was
+            return sorted(
+                path
+                for path in recorded
+                if path.parent.name == self.lab_folder and path.suffix == ".py"
+            )
         folder = self.lab_path(settings_folder)
         if folder is None or not folder.is_dir():
             return []
@@ -1016,6 +1078,15 @@ def import_file(path: Path, where: str = "") -> ModuleType:
         Ctrl-C or SIGTERM came during the import (a command's main process).
     """
     path = _note_link(path)
+    recorded = recorded_code()
+    if recorded is not None:  # only the files a session recorded, unchanged
+        if path not in recorded:
+            raise PluginError(
+                f"{where or path}: {path} is not among the files the session recorded "
+                "(session.json -> plugin_files): only the code that ran is run again; it was "
+                "not imported"
+            )
+        return import_recorded_file(path, recorded[path], where)
     stamp = _stamp_of(path, where)
     cached = _FILE_MODULES.get(path)
     if cached is not None and cached.stamp == stamp:

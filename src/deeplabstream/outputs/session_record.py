@@ -40,6 +40,7 @@ from deeplabstream.core.errors import DeepLabStreamError
 from deeplabstream.core.regular_files import SpecialFileError, open_regular
 from deeplabstream.outputs.folder import (
     SESSION_JSON,
+    file_digests,
     write_session_json,
 )
 from deeplabstream.outputs.schema_check import KIND_WORDS, json_kind
@@ -799,6 +800,10 @@ class Replay(Part):
 
     required_keys = False
     video: str | None = key("the file replayed", optional=True)
+    video_sha256: str | None = key(
+        "the SHA-256 of the file replayed (deeplabstream-verify names a swapped video)",
+        optional=True,
+    )
     mode: str | None = key("fast or realtime", optional=True)
     frames_in_video: int | None = key(
         "as the container states it (null: it states none)", optional=True
@@ -808,6 +813,28 @@ class Replay(Part):
     annotated_video: str | None = key("its file name, or null", optional=True)
     elapsed_s: float | None = key("the whole replay, start-up included, s", optional=True)
     delivery: dict[str, Any] | None = key("--realtime: how late frames went out", optional=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Signature(Part):
+    """The installation's signature of the record, made at the close (outputs/signature.py)."""
+
+    required_keys = False
+    algorithm: str | None = key("Ed25519", optional=True)
+    public_key: str | None = key("the signing key's public half, raw, base64", optional=True)
+    fingerprint: str | None = key(
+        "SHA256: and the base64 of the public key's digest", optional=True
+    )
+    rig: str | None = key("the rig's name (the computer's) that signed", optional=True)
+    signed_at: str | None = key("when, ISO 8601 with zone", optional=True)
+    covers: str | None = key("what is signed, in words", optional=True)
+    fields: str | None = key(
+        "a 4-byte digest of every value of the record, base64: names what changed", optional=True
+    )
+    value: str | None = key(
+        "the signature over every other key of the record and this object's, base64",
+        optional=True,
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -866,6 +893,11 @@ class SessionRecord(Part):
         "at its close; deeplabstream-verify takes them again (null while running)",
         optional=True,
     )
+    signature: Signature | None = key(
+        "the installation's signature of every other key, made last at the close (absent: "
+        "not signed, or not closed)",
+        optional=True,
+    )
 
     @classmethod
     def from_json(cls, data: Any, where: str = "session.json") -> Self:
@@ -893,6 +925,14 @@ class SessionRecord(Part):
 
 
 # -- the file ----------------------------------------------------------------------------------
+
+
+def file_digest_record(folder: Path) -> dict[str, FileDigest]:
+    """Return ``files`` of a finished session folder: every file's SHA-256 and size, now."""
+    return {
+        name: FileDigest(sha256=sha256, bytes=size)
+        for name, (sha256, size) in file_digests(folder).items()
+    }
 
 
 def parse_record(text: str, where: str = SESSION_JSON) -> SessionRecord:

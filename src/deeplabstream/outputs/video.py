@@ -32,6 +32,16 @@ def video_file_name(stem: str, codec: str) -> str:
     return stem + CODEC_FILE_SUFFIX[codec]
 
 
+def recording_stem(camera: str, part: int) -> str:
+    """Return the stem of a camera's recording ``part`` (1, 2, ...) in one stream.
+
+    The first is the camera's name (``arena.mp4``, ``arena.frames.csv``), a later one has its
+    number (``arena.part2.mp4``, ``arena.part2.frames.csv``): a recording stopped and started
+    again never writes over the files of the one before.
+    """
+    return camera if part <= 1 else f"{camera}.part{part}"
+
+
 def input_format(geometry: FrameGeometry) -> str:
     """PyAV's name for frames of ``geometry``: ``gray``, ``bgr24`` or ``gray16le`` (16-bit)."""
     if geometry.dtype == "uint16":
@@ -62,7 +72,7 @@ class VideoWriter:
         self.frames_written = 0
         fps = nominal_fps if nominal_fps and nominal_fps > 0 else 30.0
         self._input_format = input_format(geometry)
-        options, container_options, pixel_format = _codec_setup(
+        options, container_options, pixel_format = codec_setup(
             codec, geometry, fps, crf, preset, flush_interval
         )
         self._container = av.open(str(path), mode="w", options=container_options)
@@ -117,7 +127,7 @@ class VideoWriter:
             container.close()
 
 
-def _codec_setup(
+def codec_setup(
     codec: str, geometry: FrameGeometry, fps: float, crf: int, preset: str, flush_interval: float
 ) -> tuple[dict[str, str], dict[str, str], str]:
     """Choose the encoder options, container options and pixel format for ``codec``."""

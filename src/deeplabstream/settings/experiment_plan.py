@@ -144,7 +144,7 @@ class ExperimentPlan:
             "sha256": self.sha256,
             "config_text": self.config_text,
             "options": {
-                option.name: {"value": _plain(option.value), "origin": option.origin}
+                option.name: {"value": plain_option(option.value), "origin": option.origin}
                 for option in self.options
             },
         }
@@ -170,9 +170,7 @@ class ExperimentPlan:
         )
 
 
-def resolve_experiment(
-    name: str, settings_folder: Path | None, named_by: str
-) -> ExperimentPlan:
+def resolve_experiment(name: str, settings_folder: Path | None, named_by: str) -> ExperimentPlan:
     """Return the plan of experiment ``name``: its file, content, hash and options.
 
     Raises ExperimentNotFoundError (unknown, or a module that cannot be imported) or
@@ -212,9 +210,7 @@ def _config_plan(name: str, named_by: str, locator: str, file: Path) -> Experime
     return plan
 
 
-def _class_plan(
-    name: str, named_by: str, locator: str, found: type[Experiment]
-) -> ExperimentPlan:
+def _class_plan(name: str, named_by: str, locator: str, found: type[Experiment]) -> ExperimentPlan:
     experiment = found()
     source = inspect.getsourcefile(found)
     file = Path(source).resolve() if source else None
@@ -254,8 +250,7 @@ def _options(
     return tuple(planned)
 
 
-def _plain(value: Any) -> Any:
+def plain_option(value: Any) -> Any:
     """Return an option's value as JSON holds it (prediction settings as their description)."""
     describe = getattr(value, "describe", None)
     return describe() if callable(describe) else value
-

@@ -303,8 +303,9 @@ class SessionSettings:
         doc="`after`: verify each recorded session when it ends (`deeplabstream-verify`: its "
         "files, its decisions re-derived, its keypoints re-analysed from its recording), the "
         "verdict written to `verify/` beside `session.json` and shown (the window: in the "
-        "background; `DeepLabStream.py`: after the session's summary, Ctrl-C stops it). "
-        "docs/verify.md.",
+        "background, and in the console when the window closes before it ended; "
+        "`DeepLabStream.py`: after the session's summary). Ctrl-C or SIGTERM stops it, saying "
+        "how to run it later. docs/verify.md.",
     )
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from deeplabstream.core.plugins import (
+    PluginError,
     PluginLoadError,
     PluginPathError,
     Registry,
@@ -38,6 +39,7 @@ class Base:
 
 
 def write_module(folder: Path, name: str, body: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.py"
     path.write_text(textwrap.dedent(body))
     return path
@@ -243,3 +245,44 @@ def test_probing_every_model_format_needs_no_torch() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stderr
+
+
+RECORDED_DEVICE = """
+from pathlib import Path
+
+Path(__file__).with_suffix(".ran").write_text("imported")
+from deeplabstream.hardware.stimulation.log_device import LogStimulator
+
+
+class Marked(LogStimulator):
+    '''The lab's device, as recorded.'''
+"""
+
+
+def test_only_recorded_code_runs_and_only_unchanged(tmp_path: Path) -> None:
+    """verify's rule: the file session.json recorded (path, SHA-256), never one found by name."""
+    from deeplabstream.core.digest import file_sha256
+    from deeplabstream.core.plugins import only_recorded_code, recorded_code
+
+    lab = tmp_path / "lab"
+    recorded = write_module(lab / "devices", "marked", RECORDED_DEVICE)
+    stranger = write_module(lab / "devices", "stranger", RECORDED_DEVICE)
+    elsewhere = tmp_path / "session" / "devices"  # a folder that only names the same stem
+    planted = write_module(elsewhere, "marked", RECORDED_DEVICE)
+    digest = file_sha256(recorded)
+    with only_recorded_code({recorded: digest}):
+        assert recorded_code() == {recorded.resolve(): digest}
+        assert DEVICES.get("marked", tmp_path / "session").__name__ == "Marked"
+        with pytest.raises(UnknownPluginError):  # in the lab's folder, but not recorded
+            DEVICES.get("stranger", lab)
+        with pytest.raises(PluginError, match="not among the files the session recorded"):
+            import_file(planted)
+        recorded.write_text(RECORDED_DEVICE + "\n# edited\n", encoding="utf-8")
+        stamp = recorded.stat().st_mtime_ns + 10_000_000
+        os.utime(recorded, ns=(stamp, stamp))
+        with pytest.raises(PluginError, match="changed since it was recorded"):
+            DEVICES.get("marked", lab)
+    assert recorded_code() is None
+    assert recorded.with_suffix(".ran").is_file()  # it ran while unchanged
+    assert not stranger.with_suffix(".ran").exists()
+    assert not planted.with_suffix(".ran").exists()

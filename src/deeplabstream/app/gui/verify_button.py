@@ -90,6 +90,20 @@ class VerifyButton(QPushButton):
         """Stop a running verify (the window closes, a stream starts); nothing when none runs."""
         self.run.stop()
 
+    def due_after_close(self, session_dir: Path | None) -> Path | None:
+        """Return the session ``[Session] VERIFY = after`` asks to verify and nothing finished.
+
+        For the window's close: the session it ended was not verified here (the window closed
+        at its end, or while verify ran), so the console verifies it (app/verify_after.py).
+        """
+        if session_dir is None or why_not_verifiable(session_dir) is not None:
+            return None
+        outcome = self.run.outcome
+        done = outcome is not None and outcome.session_dir == session_dir and not outcome.stopped
+        if done or not self.after_each_session():
+            return None
+        return session_dir
+
     # -- reactions -------------------------------------------------------------------------
 
     def _clicked(self) -> None:

@@ -106,6 +106,7 @@ class VerifyOutcome:
     report: Path | None = None  # verify/report.html when it was written
     error: str = ""  # why there is no verdict
     stopped: bool = False  # stopped on purpose (the window closed, a stream started)
+    coverage: str = ""  # "58 of 905 analysed frames checked (6 %)" (summary.json)
 
     @property
     def agrees(self) -> bool:
@@ -113,13 +114,14 @@ class VerifyOutcome:
         return self.verdict == AGREES
 
     def headline(self) -> str:
-        """One line: the verdict, or why there is none."""
+        """One line: the verdict with its coverage, or why there is none."""
+        checked = f": {self.coverage}" if self.coverage else ""
         if self.verdict == AGREES:
-            return "Verify: the session agrees with its recording"
+            return f"Verify: the session agrees with its recording{checked}"
         if self.verdict == IN_PART:
-            return "Verify: nothing differs, but not everything could be checked"
+            return f"Verify: it agrees in part, not everything could be checked{checked}"
         if self.verdict == DIFFERS:
-            return "Verify: the session differs from its recording"
+            return f"Verify: the session differs from its recording{checked}"
         if self.stopped:
             return "Verify stopped before it finished"
         error = self.error.removeprefix(f"{COMMAND_NAME}: ")
@@ -153,12 +155,14 @@ def read_outcome(
         reasons = tuple(printed[-10:]) if verdict == DIFFERS else ()
     report_name = summary.get("report") if isinstance(summary.get("report"), str) else None
     report = folder / (report_name or "report.html")
+    line = summary.get("verdict_line")
     return VerifyOutcome(
         session_dir,
         exit_code,
         verdict=verdict,
         reasons=reasons,
         report=report if report.is_file() else None,
+        coverage=line.partition(": ")[2] if isinstance(line, str) else "",
     )
 
 

@@ -317,6 +317,7 @@ class CompanionOutputs:
                 # Side work like every recorder; it keeps the cores of the capture that starts it.
                 priority=ProcessPriority("recorder", self._recorder_niceness),
                 heartbeat=heartbeat,
+                part=len(output.finished) + 1,  # a recording started again: files of its own
             )
 
         output.recorder = RecorderProcess.start(

@@ -39,7 +39,7 @@ from deeplabstream.core.priority import ProcessPriority, apply_process_priority
 from deeplabstream.live.processes.messages import RecorderFinished, RecorderReady, StopRecording
 from deeplabstream.outputs.folder import SESSION_LOG, release_reserve
 from deeplabstream.outputs.frames_table import FRAMES_TABLE_SUFFIX, FramesTable, count_table_rows
-from deeplabstream.outputs.video import VideoWriter, video_file_name
+from deeplabstream.outputs.video import VideoWriter, recording_stem, video_file_name
 from deeplabstream.settings.sections import RecordingSettings
 from deeplabstream.transport.channel import ChannelReader, EndOfStream, FrameRecord
 from deeplabstream.transport.ring import Channel, FrameRing, RingSpec
@@ -74,6 +74,8 @@ class RecorderJob:
     priority: ProcessPriority | None = None  # side work: a lower priority (core/priority.py)
     # Its signs of life, read by the process that started it (core/heartbeat.py).
     heartbeat: Heartbeat | None = None
+    # Which recording of this camera's stream it is (1, 2, ...): its files' names.
+    part: int = 1
 
 
 class _Recording:
@@ -82,8 +84,9 @@ class _Recording:
     def __init__(self, job: RecorderJob, ring: FrameRing) -> None:
         settings = job.settings
         self.ring = ring
-        self.video_name = video_file_name(job.camera_name, settings.codec)
-        self.table_name = job.camera_name + FRAMES_TABLE_SUFFIX
+        stem = recording_stem(job.camera_name, job.part)
+        self.video_name = video_file_name(stem, settings.codec)
+        self.table_name = stem + FRAMES_TABLE_SUFFIX
         self.table = FramesTable(job.session_dir / self.table_name)
         self.video = VideoWriter(
             job.session_dir / self.video_name,
@@ -326,9 +329,7 @@ class RecorderProcess:
             except OSError:  # already gone: collect() says so
                 pass
 
-    def collect(
-        self, deadline: float, hurry: Callable[[], bool] | None = None
-    ) -> RecorderFinished:
+    def collect(self, deadline: float, hurry: Callable[[], bool] | None = None) -> RecorderFinished:
         """Wait for the recorder's result, join it, close the connection; bounded.
 
         It is waited for while it writes (it beats with each frame) until ``deadline``; one that

@@ -134,6 +134,7 @@ def spawn_recorder(
             log_target=LogTarget(log_level),
             priority=priority,
             heartbeat=heartbeat,
+            part=len(branch.recordings) + 1,  # a recording stopped before has its own files
         )
 
     recorder = RecorderProcess.start(context, job_for, f"recorder:{branch.name}")

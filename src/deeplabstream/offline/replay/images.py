@@ -189,16 +189,47 @@ def predict(
 
     Images are run one by one at their own size: a model that takes any size is fed the image
     as it is (DeepLabCut, sleap-nn), the others resize it with their image pre-processing.
-    ``open_backend`` opens the network of a description (one per input size met).
+    ``open_backend`` opens the network of a description (one per input size met). A context
+    model sees each image with its neighbouring files, as Lightning Pose does.
     """
-    model = image_description(description)
+
+    def window(index: int, image: np.ndarray) -> list[np.ndarray]:
+        path = images.paths[index]
+        return [
+            image if other == path else _same_size(read_image(other), image, other)
+            for other in context_image_paths(path)
+        ]
+
+    return predict_frames(
+        lambda index: read_image(images.paths[index]),
+        len(images.paths),
+        image_description(description),
+        open_backend,
+        report,
+        window,
+    )
+
+
+def predict_frames(
+    frame: Callable[[int], np.ndarray],
+    count: int,
+    model: ModelDescription,
+    open_backend: Callable[[ModelDescription], Any],
+    report: Callable[[int], None] | None = None,
+    window: Callable[[int, np.ndarray], list[np.ndarray]] | None = None,
+) -> np.ndarray:
+    """Return the keypoints of ``count`` frames (``frame(i)``), each analysed on its own.
+
+    As :func:`predict`; a context model sees ``window(i, frame)`` (default: the frame alone,
+    repeated as its own context).
+    """
     estimators: dict[tuple[int, ...], Any] = {}  # PoseEstimator, or a top-down one
     backends: dict[tuple[int, int], Any] = {}
     others: list[Any] = []  # second graphs (a context model's heads)
-    points = np.full((len(images.paths), model.animals, len(model.keypoints), 3), np.nan)
+    points = np.full((count, model.animals, len(model.keypoints), 3), np.nan)
     try:
-        for index, path in enumerate(images.paths):
-            image = read_image(path)
+        for index in range(count):
+            image = frame(index)
             estimator = estimators.get(image.shape)
             if estimator is None:
                 sized = _at_size(model, image.shape[:2])
@@ -221,12 +252,9 @@ def predict(
                 else:
                     estimator = PoseEstimator(sized, backends[size], image.shape)
                 estimators[image.shape] = estimator
-            if isinstance(estimator, ContextEstimator):  # as Lightning Pose: neighbouring files
-                window = [
-                    image if other == path else _same_size(read_image(other), image, other)
-                    for other in context_image_paths(path)
-                ]
-                points[index] = estimator.estimate_windows([window])[0]
+            if isinstance(estimator, ContextEstimator):
+                frames = window(index, image) if window else [image] * CONTEXT_FRAMES
+                points[index] = estimator.estimate_windows([frames])[0]
             else:
                 points[index] = estimator.estimate_animals([image])[0]
             if report is not None:

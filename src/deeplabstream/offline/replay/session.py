@@ -23,6 +23,7 @@ from typing import Any
 from deeplabstream.app.display.screen import has_display
 from deeplabstream.core.control import StopRequested
 from deeplabstream.core.device_lock import DeviceBusyError
+from deeplabstream.core.digest import file_sha256
 from deeplabstream.core.errors import DeepLabStreamError
 from deeplabstream.core.lifetime import parent_alive
 from deeplabstream.core.logs import add_log_file
@@ -41,11 +42,14 @@ from deeplabstream.outputs.annotated_video import (
 )
 from deeplabstream.outputs.folder import SESSION_LOG
 from deeplabstream.outputs.session_record import (
+    FileDigest,
     PoseCamera,
     Replay,
+    file_digest_record,
     read_session_record,
     write_record,
 )
+from deeplabstream.outputs.signature import seal, signing_key
 from deeplabstream.settings import load_settings
 from deeplabstream.settings.effective import CameraPlan, resolve_cameras
 from deeplabstream.settings.sections import CameraSettings, DeviceSettings, Settings
@@ -223,6 +227,7 @@ def _finish(
     elapsed = time.monotonic() - began
     replay = Replay(
         video=str(video),
+        video_sha256=_sha256_or_none(video),
         mode=options.mode,
         frames_in_video=info.frames if info.frames_exact else None,
         frames_announced=info.frames,
@@ -238,10 +243,18 @@ def _finish(
     recorded += [error for error in errors if error not in recorded]  # the replay's own, too
     noted = [*session.warnings]  # the session's own (a model's frame size) too
     noted += [warning for warning in warnings if warning not in noted]
+    key = signing_key(noted)
     session = dataclasses.replace(
-        session, replay=replay, errors=tuple(recorded), warnings=tuple(noted)
+        session,
+        replay=replay,
+        errors=tuple(recorded),
+        warnings=tuple(noted),
+        files=_files_now(session_dir, session.files),  # with the annotated video
+        signature=None,  # signed again below: the record changed
     )
     write_record(session_dir, session)
+    if key is not None:
+        seal(session_dir, key)
     return ReplayResult(
         video,
         ok=not errors,
@@ -256,6 +269,28 @@ def _finish(
         annotated_video=annotated,
         warnings=tuple(noted),
     )
+
+
+def _sha256_or_none(video: Path) -> str | None:
+    """Return the replayed video's SHA-256: a video swapped since is named (None: unreadable)."""
+    try:
+        return file_sha256(video)
+    except OSError as error:
+        log.warning("%s: its SHA-256 could not be taken: %s", video, error)
+        return None
+
+
+def _files_now(
+    session_dir: Path, files: dict[str, FileDigest] | None
+) -> dict[str, FileDigest] | None:
+    """Every file's digest again, after the replay's own files (None: the close took none)."""
+    if files is None:
+        return None
+    try:
+        return file_digest_record(session_dir)
+    except OSError as error:
+        log.error("%s: the files could not all be digested again: %s", session_dir, error)
+        return None
 
 
 def lag_warning(video: Path, delivery: dict[str, Any] | None) -> str:

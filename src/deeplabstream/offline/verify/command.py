@@ -2,30 +2,43 @@
 
 Exit codes: 0 agrees (everything checked agrees), 1 differs (the reasons are printed and in
 ``verify/summary.json``), 2 it cannot be verified at all (no such session, no recording, no
-poses: the message says what to do), 3 agrees in part (nothing differs, but some of it could not
-be checked: printed, with why).
+poses, a recorded model or lab plugin that is gone or changed: the message says what to do),
+3 agrees in part (nothing differs, but some of it could not be checked: printed, with why),
+130 (143 for SIGTERM) stopped by Ctrl-C: nothing of it is written.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
 
 from deeplabstream.core.errors import DeepLabStreamError
 from deeplabstream.core.optional import exit_with
 from deeplabstream.offline.replay.job import Progress, ProgressSink
 from deeplabstream.offline.verify.keypoints import CATEGORIES
 from deeplabstream.offline.verify.report import write_report
+from deeplabstream.offline.verify.session_files import VerifyStopped
 from deeplabstream.offline.verify.verification import (
-    DEFAULT_TOLERANCE_PX,
     REPORT_FILE,
     SUMMARY_FILE,
     VERIFY_FOLDER,
     Verification,
     verify_session,
+)
+from deeplabstream.outputs.signature import (
+    SigningError,
+    fingerprint,
+    installation_key,
+    key_file,
+    public_bytes,
+    public_key_pem,
+    rig_name,
+    trusted_fingerprint,
 )
 
 EXIT_AGREES, EXIT_DIFFERS, EXIT_CANNOT, EXIT_IN_PART = 0, 1, 2, 3
@@ -38,30 +51,55 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="deeplabstream-verify",
         description=(
-            "Check a session against its own recording: every file against the digest recorded "
-            "at its close, the decisions re-derived by its recorded experiment from its live "
-            "keypoints (exactly), the keypoints re-derived by its model from its recording on "
-            "the live schedule (to the bit when lossless). Writes "
+            "Check a session against its own recording: session.json's signature and fields, "
+            "every file against the digest recorded at its close, the decisions re-derived by "
+            "its recorded experiment from its live keypoints (exactly), the keypoints "
+            "re-derived by its model from its recording on the live schedule (to the bit when "
+            "lossless). Only the lab code the session recorded runs. Writes "
             f"{VERIFY_FOLDER}/{SUMMARY_FILE} and {VERIFY_FOLDER}/{REPORT_FILE} in the session "
             "folder. Exit 0: agrees; 1: differs (why is printed); 2: cannot verify; 3: agrees "
-            "in part (what was not checked is printed)."
+            "in part (what was not checked is printed); 130: stopped."
         ),
     )
-    parser.add_argument("session", type=Path, help="the session folder (it holds session.json)")
     parser.add_argument(
+        "session", type=Path, nargs="?", help="the session folder (it holds session.json)"
+    )
+    parser.add_argument(
+        "--trust",
+        action="append",
+        default=[],
+        metavar="KEY",
+        help="a key you trust: its public key file (PEM, as --show-key prints it) or its "
+        "fingerprint (SHA256:...); may be given again. A session signed by another key is "
+        "'unsigned by your key'",
+    )
+    parser.add_argument(
+        "--unsigned",
+        action="store_true",
+        help="accept a session.json that is not signed (a session from before signing, or "
+        "one that never closed) or that no longer matches its signature: said, never 'agrees'",
+    )
+    parser.add_argument(
+        "--bound-px",
         "--tolerance-px",
+        dest="bound_px",
         type=float,
-        default=DEFAULT_TOLERANCE_PX,
-        help="with a lossy (H.264) recording: the codec's share of each frame's bound, px "
-        f"(default {DEFAULT_TOLERANCE_PX}); the model's output grid in frame pixels is added "
-        "per camera. A lossless recording is checked to the bit.",
+        default=None,
+        help="with a lossy (H.264) recording: the bound per frame, px, instead of the one "
+        "measured from the recording (its frames encoded again with its own settings)",
     )
     parser.add_argument(
         "--decisions-only",
         action="store_true",
-        help="check the files and re-derive the decisions only (seconds for an hour-long "
-        "session); the recording is not analysed again, so the verdict is at best 'agrees in "
-        "part'",
+        help="check session.json, the files and re-derive the decisions only (seconds for an "
+        "hour-long session); the recording is not analysed again, so the verdict is at best "
+        "'agrees in part'",
+    )
+    parser.add_argument(
+        "--show-key",
+        action="store_true",
+        help="print this installation's public signing key (PEM) and its fingerprint, for a "
+        "reviewer's --trust; made first if there is none",
     )
     parser.add_argument("--quiet", action="store_true", help="print only the verdict")
     return parser
@@ -69,19 +107,66 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command; return its exit code."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.show_key:
+        return _show_key()
+    if args.session is None:
+        parser.error("give a session folder (or --show-key)")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     say: Say = (lambda _text: None) if args.quiet else (lambda text: print(text, flush=True))
+    _stops_end_verify()
     try:
+        trusted = tuple(trusted_fingerprint(key) for key in args.trust)
         verification = verify_session(
-            args.session, args.tolerance_px, _progress(say), keypoints=not args.decisions_only
+            args.session,
+            args.bound_px,
+            _progress(say),
+            keypoints=not args.decisions_only,
+            trusted=trusted,
+            unsigned=args.unsigned,
         )
         write_report(verification, verification.folder / VERIFY_FOLDER / REPORT_FILE)
+    except VerifyStopped as stop:
+        print(
+            f"deeplabstream-verify: stopped ({stop.reason}); nothing was written. Run it again "
+            f"to verify {args.session}",
+            file=sys.stderr,
+            flush=True,
+        )
+        return 128 + stop.signum
     except (DeepLabStreamError, OSError, ValueError) as error:
         print(f"deeplabstream-verify: cannot verify: {error}", file=sys.stderr, flush=True)
         return EXIT_CANNOT
     _print_result(verification, say)
     return EXIT_CODES[verification.verdict]
+
+
+def _stops_end_verify() -> None:
+    """Make Ctrl-C and SIGTERM end the command at once (the offline replay has its own stop)."""
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+        raise VerifyStopped(f"{name} received", signum)
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    if hasattr(signal, "pthread_sigmask"):  # a parent that held them back passed that on
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+
+
+def _show_key() -> int:
+    try:
+        key = installation_key()
+    except SigningError as error:
+        print(f"deeplabstream-verify: {error}", file=sys.stderr)
+        return EXIT_CANNOT
+    assert key is not None  # made when missing
+    print(public_key_pem(key), end="")
+    print(f"fingerprint: {fingerprint(public_bytes(key.public_key()))}")
+    print(f"rig: {rig_name()}")
+    print(f"private key: {key_file()} (keep it there; give the public key above to reviewers)")
+    return EXIT_AGREES
 
 
 def _progress(say: Say) -> ProgressSink:
@@ -108,21 +193,18 @@ def _print_result(verification: Verification, say: Say) -> None:
             if counts[c]["frames"]
         )
         lines.append(f"  {name} keypoints: {shares or 'no frame analysed'}")
-    for run in summary["decisions"]:
-        if run["not_re_derived"]:
-            lines.append(f"  {run['events_file']}: not re-derived: {run['not_re_derived']}")
+    for check in verification.decisions:
+        if check.not_re_derived:
+            lines.append(f"  {check.events_file}: not re-derived: {check.not_re_derived}")
         else:
-            lines.append(
-                f"  {run['events_file']}: {run['rows_equal']} of {run['rows_live']} decision rows "
-                f"equal to the re-derived ones ({run['updates_re_derived']} updates re-run)"
-            )
+            lines.append(f"  {check.events_file}: {check.counts()}")
     files = summary["files"]
     lines.append(f"  files: {files['proven']} of {files['recorded']} unchanged since the close")
     lines += [f"  note: {note}" for note in summary["notes"]]
     lines.append(f"  report: {verification.folder / VERIFY_FOLDER / REPORT_FILE}")
     for line in lines:
         say(line)
-    print(f"verdict: {summary['verdict']}", flush=True)
+    print(f"verdict: {summary['verdict_line']}", flush=True)
     for reason in summary["reasons"]:
         print(f"  differs: {reason}", flush=True)
     for item in summary["not_checked"]:

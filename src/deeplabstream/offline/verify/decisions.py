@@ -22,6 +22,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import difflib
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,11 +36,12 @@ from deeplabstream.experiments.observation import Observation, paired_update
 from deeplabstream.experiments.runtime import ExperimentRuntime
 from deeplabstream.experiments.triggers.base import Trigger
 from deeplabstream.offline.verify.frames import ExactRows, read_exact_rows
+from deeplabstream.offline.verify.record_proof import incomplete_why
 from deeplabstream.offline.verify.session_files import SessionFiles, changed_lab_files
 from deeplabstream.outputs.pose.files import IDENTITY_SUFFIX, UNNAMED_COLUMN
 from deeplabstream.pose.ensemble.causal import CausalEks
 from deeplabstream.pose.ensemble.statistics import ensemble_frame
-from deeplabstream.settings.experiment_plan import ExperimentPlan
+from deeplabstream.settings.experiment_plan import ExperimentPlan, plain_option
 
 #: The columns of events.csv that are the live run's own facts, not decisions: host times, and
 #: what a device did. Every other column is compared exactly.
@@ -66,22 +68,51 @@ class RunCheck:
     not_re_derived: str | None = None  # why the decisions could not be re-derived at all
     explained: list[str] = field(default_factory=list)  # recorded facts that bound the check
     not_sent: int = 0  # live action rows whose command never left (a device failed)
+    #: Recorded options that are not what the recorded experiment, built again, has.
+    option_problems: list[str] = field(default_factory=list)
 
     @property
     def agrees(self) -> bool:
         """True when every decision row equals its re-derived row."""
         return self.not_re_derived is None and not self.differences
 
+    @property
+    def rows_only_live(self) -> int:
+        """Rows in the events file that were not re-derived (added, or deleted from the other)."""
+        return sum(1 for d in self.differences if d["change"] == "in events.csv, not re-derived")
+
+    @property
+    def rows_only_rederived(self) -> int:
+        """Rows re-derived that the events file lacks (deleted from it)."""
+        return sum(1 for d in self.differences if d["change"] == "re-derived, not in events.csv")
+
+    @property
+    def rows_changed(self) -> int:
+        """Rows on both sides, the same event with other values (moved, another position)."""
+        return sum(1 for d in self.differences if d["change"] == "changed")
+
+    def counts(self) -> str:
+        """Return the rows in words, adding up on both sides (equal + changed + one side's own)."""
+        return (
+            f"{self.rows_equal} decision row(s) equal, {self.rows_changed} changed, "
+            f"{self.rows_only_live} only in {self.events_file}, {self.rows_only_rederived} only "
+            f"re-derived ({self.rows_live} in {self.events_file}, {self.rows_rederived} "
+            f"re-derived; {self.updates_rederived} updates re-run)"
+        )
+
     def reasons(self) -> list[str]:
         """Why this run's decisions differ (empty: they agree)."""
-        if self.not_re_derived is not None or not self.differences:
-            return []
+        if self.not_re_derived is not None:
+            return list(self.option_problems)
+        if not self.differences:
+            return list(self.option_problems)
         first = self.differences[0]
         return [
+            *self.option_problems,
             f"{self.events_file}: {len(self.differences)} decision row(s) differ from the "
             f"experiment re-run on the live keypoints; the first: {first['change']} at frame "
             f"{first.get('frame_index') or '?'} ({first.get('kind')} {first.get('name')} "
-            f"{first.get('detail')})".rstrip()
+            f"{first.get('detail')})".rstrip(),
         ]
 
 
@@ -93,7 +124,11 @@ def check_decisions(session: SessionFiles, rows: dict[str, ExactRows]) -> list[R
     runs = session.record.get("experiment_runs") or []
     if not runs and session.record.get("experiment"):
         runs = [session.record["experiment"]]
-    return [_check_run(session, run, rows) for run in runs if run]
+    return [
+        _check_run(session, {**run, "_index": index}, rows)
+        for index, run in enumerate(runs)
+        if isinstance(run, dict) and run
+    ]
 
 
 def exact_rows_of(session: SessionFiles) -> dict[str, ExactRows]:
@@ -130,6 +165,7 @@ def _check_run(session: SessionFiles, run: dict[str, Any], rows: dict[str, Exact
     except Exception as error:  # the recorded plan no longer builds: say so, do not guess
         check.not_re_derived = f"the recorded experiment cannot be built now: {error}"
         return check
+    check.option_problems = _options_as_recorded(run, runtime)
     reads = _reads_besides_keypoints(runtime)
     if reads:
         check.not_re_derived = (
@@ -147,19 +183,70 @@ def _why_not_re_derivable(
 ) -> str | None:
     if not events.is_file():
         return f"{events.name} is missing"
+    if run.get("rebuilt_from_files") and session.record.get("status") != "finished":
+        return incomplete_why(session.record)
+    if run.get("rebuilt_from_files"):
+        return "its inference worker died: the events after its death were never decided"
     if not run.get("plan"):
+        if session.record.get("status") != "finished":
+            return incomplete_why(session.record)
         return "the session recorded no plan of its experiment (made before plans were recorded)"
     updates = run.get("updates") or {}
     if not updates.get("first_batch"):
         return "the session recorded no batches of its updates (made before they were recorded)"
-    if run.get("rebuilt_from_files"):
-        return "its inference worker died: the events after its death were never decided"
     changed = changed_lab_files(run.get("plugin_files") or [])
     if changed:
         return "; ".join(changed)
     if not rows:
         return "no pose_exact.csv: the live keypoints are not kept to the bit"
     return None
+
+
+def _options_as_recorded(run: dict[str, Any], runtime: ExperimentRuntime) -> list[str]:
+    """Name each option (and the name) session.json records that the rebuilt experiment lacks.
+
+    The run's ``name``, the plan's ``options`` and the run's ``parameters``: all were written
+    from the experiment that ran, which the recorded plan builds again, so each must hold the
+    value it has.
+    """
+    index = run.get("_index", 0)
+    options = runtime.experiment.options
+    used = {f.name: plain_option(getattr(options, f.name)) for f in dataclasses.fields(options)}
+    recorded = {
+        f"plan.options.{name}": (entry or {}).get("value")
+        for name, entry in ((run.get("plan") or {}).get("options") or {}).items()
+    }
+    # The run's parameters: the options as the experiment reported them at its end; a dict
+    # among them (prediction) also holds what it measured live, so only plain values compare.
+    recorded |= {
+        f"parameters.{k}": v
+        for k, v in (run.get("parameters") or {}).items()
+        if v is None or isinstance(v, str | int | float | bool)
+    }
+    problems = []
+    if run.get("name") is not None and run["name"] != runtime.name:
+        problems.append(
+            f"experiment_runs[{index}].name is {run['name']!r} in session.json, but the recorded "
+            f"experiment, built again, is named {runtime.name!r}: session.json was changed"
+        )
+    for where, value in recorded.items():
+        name = where.rsplit(".", 1)[1]
+        if name in used and not _same_value(value, used[name]):
+            problems.append(
+                f"experiment_runs[{index}].{where} is {value!r} in session.json, but the recorded "
+                f"experiment, built again, has {used[name]!r}: session.json was changed"
+            )
+    return problems
+
+
+def _same_value(recorded: Any, used: Any) -> bool:
+    """Equal as JSON holds them (a tuple is a list there; 1 and 1.0 are one number)."""
+    used = json.loads(json.dumps(used, default=str))
+    if isinstance(recorded, bool) or isinstance(used, bool):
+        return recorded is used
+    if isinstance(recorded, int | float) and isinstance(used, int | float):
+        return float(recorded) == float(used)
+    return bool(recorded == used)
 
 
 def _reads_besides_keypoints(runtime: ExperimentRuntime) -> list[str]:

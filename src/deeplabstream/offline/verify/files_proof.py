@@ -19,12 +19,15 @@ import numpy as np
 
 from deeplabstream.core.digest import file_sha256, text_sha256
 from deeplabstream.offline.verify.frames import ExactRows
+from deeplabstream.offline.verify.record_proof import recorded_entries
 from deeplabstream.offline.verify.session_files import SessionFiles, changed_lab_files
 from deeplabstream.outputs.pose.table import read_pose_table
 
 #: The pose CSV writes x and y with 3 decimals: a value off by more than half of the last one
 #: was not written from pose_exact.csv.
 POSE_CSV_DECIMALS = 3
+#: The kinds of the lab's plugins verify never runs: devices act, outputs write; neither decides.
+NEVER_RUN = ("device", "output")
 
 
 @dataclass
@@ -50,12 +53,16 @@ def prove_files(session: SessionFiles, exact: dict[str, ExactRows]) -> FileProof
     _digests(session, proof)
     _model(session, proof)
     _experiments(session, proof)
-    recorded = list(session.record.get("plugin_files") or [])
-    for run in session.record.get("experiment_runs") or []:
-        recorded += (run or {}).get("plugin_files") or []
-    for problem in changed_lab_files(recorded):
+    recorded = recorded_entries(session.record)
+    needed = [entry for entry in recorded if entry.get("kind") not in NEVER_RUN]
+    for problem in changed_lab_files(needed):
         if problem not in proof.problems:  # a file several runs used: said once
             proof.problems.append(problem)
+    others = [entry for entry in recorded if entry.get("kind") in NEVER_RUN]
+    for problem in changed_lab_files(others):
+        note = f"{problem}; verify never runs a device or an output, so it needs neither"
+        if note not in proof.notes:
+            proof.notes.append(note)
     for camera in session.cameras:
         rows = exact.get(camera.name)
         if rows is not None and camera.pose_csv is not None:
@@ -113,10 +120,17 @@ def _model(session: SessionFiles, proof: FileProof) -> None:
             proof.model["cameras"].append(entry)
 
 
+def code_problems(session: SessionFiles) -> list[str]:
+    """Name the recorded model and the lab's files verify needs that are gone or changed."""
+    proof = FileProof()
+    _model(session, proof)
+    needed = [e for e in recorded_entries(session.record) if e.get("kind") not in NEVER_RUN]
+    return proof.problems + changed_lab_files(needed)
+
+
 def _experiments(session: SessionFiles, proof: FileProof) -> None:
-    """Check each run's experiment: named as its plan, a class's module still the code that ran."""
+    """Check each run's experiment: a class's module still the code that ran."""
     runs = [run for run in session.record.get("experiment_runs") or [] if run]
-    _named_as_planned(session, runs, proof)
     for run in runs:
         plan = run.get("plan") or {}
         if not plan:
@@ -150,21 +164,6 @@ def _experiments(session: SessionFiles, proof: FileProof) -> None:
                 f"the experiment {plan.get('name')!r}: {file} was edited after the session (its "
                 "SHA-256 differs): its decisions are not re-derived with other code"
             )
-
-
-def _named_as_planned(
-    session: SessionFiles, runs: list[dict[str, Any]], proof: FileProof
-) -> None:
-    """Check that the settings' ``[Experiment] NAME`` is the last run's (no re-read settings)."""
-    if not runs or session.record.get("settings_reloads"):
-        return
-    plan = runs[-1].get("plan") or {}
-    named = ((session.record.get("settings") or {}).get("Experiment") or {}).get("NAME")
-    if plan.get("name") and named and named != plan["name"]:
-        proof.problems.append(
-            f"session.json's [Experiment] NAME is {named!r}, but the experiment that ran (its "
-            f"recorded plan) is {plan['name']!r}: session.json was changed"
-        )
 
 
 def _text(path: Path) -> str:
@@ -221,4 +220,3 @@ def _frames_tables(session: SessionFiles, camera: str, proof: FileProof) -> None
             f"{camera}: its frames tables hold {counted} frames, session.json says {recorded} "
             "were recorded: frames were removed from the recording and its table"
         )
-

@@ -14,14 +14,22 @@ from __future__ import annotations
 import dataclasses
 import logging
 import shutil
+import signal
+import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from deeplabstream.hardware.cameras.video import VideoSettings
 from deeplabstream.offline.replay.job import ProgressSink, ReplayOptions, ReplayResult
 from deeplabstream.offline.replay.session import replay_with_plan
 from deeplabstream.offline.verify.frames import ExactRows
-from deeplabstream.offline.verify.session_files import SessionFiles, VerifyError, changed_lab_files
+from deeplabstream.offline.verify.session_files import (
+    SessionFiles,
+    VerifyError,
+    VerifyStopped,
+    changed_lab_files,
+)
 from deeplabstream.settings.effective import CameraPlan, resolve_cameras
 from deeplabstream.settings.sections import CameraSettings, Settings
 
@@ -37,6 +45,7 @@ class OfflineRun:
     result: ReplayResult
     plan: CameraPlan  # each camera's effective settings: the session's, the recording its source
     scheduled: dict[str, int]  # per camera: the frames of this part the live loop analysed
+    schedule: dict[str, tuple[int, ...]]  # per camera: their positions in the recording
 
 
 def analyse_offline(
@@ -67,7 +76,7 @@ def analyse_offline(
         plan = resolve_cameras(settings)  # verify's run: the plan is made here, once
         result = _replay(plan, session, folder, progress)
         scheduled = {camera: len(frames) for camera, frames in schedule.items()}
-        runs.append(OfflineRun(part, folder, result, plan, scheduled))
+        runs.append(OfflineRun(part, folder, result, plan, scheduled, schedule))
     return runs
 
 
@@ -124,7 +133,22 @@ def offline_settings(
                 common=dataclasses.replace(common, rotate=0, mirror="off", record=False),
             )
         cameras.append(replay_camera)
-    return dataclasses.replace(settings, cameras=tuple(cameras), devices={})
+    # The reference writes what verify reads: no device, no output besides the pose files.
+    output = dataclasses.replace(settings.output, lsl="off", nwb="off", slp="off")
+    return dataclasses.replace(
+        settings, cameras=tuple(cameras), devices={}, outputs=(), output=output
+    )
+
+
+#: How a replay names a stop that a signal asked for (live.session.runner.install_stop_signals).
+STOP_SIGNAL_WORDING = " received"
+
+
+def _stop_handlers() -> dict[int, Any]:
+    """Return the handlers of Ctrl-C and SIGTERM now (main thread only: none elsewhere)."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
 
 
 def _replay(
@@ -132,7 +156,16 @@ def _replay(
 ) -> ReplayResult:
     options = ReplayOptions(mode="fast", experiment=False, output_dir=folder.parent)
     first = plan.settings.cameras[0].options.path
-    result = replay_with_plan(first, plan, options, progress, folder_name=folder.name)
+    handlers = _stop_handlers()
+    try:
+        result = replay_with_plan(first, plan, options, progress, folder_name=folder.name)
+    finally:  # the replay took Ctrl-C and SIGTERM for its own stop: they are verify's again
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+    stop = result.stop_reason
+    if stop.endswith(STOP_SIGNAL_WORDING) and stop.startswith(("Ctrl-C", "SIG")):
+        signum = signal.SIGINT if stop.startswith("Ctrl-C") else signal.SIGTERM
+        raise VerifyStopped(f"{stop} during the offline analysis", signum)
     if result.session_dir is None:
         raise VerifyError(
             f"{session.folder}: the offline analysis could not run: "

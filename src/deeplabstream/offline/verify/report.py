@@ -55,7 +55,9 @@ def write_report(verification: Verification, target: Path) -> None:
     parts = [
         f"<!doctype html><html><head><meta charset='utf-8'><title>Verification of {name}"
         f"</title><style>{STYLE}</style></head><body><h1>Verification of {name}</h1>",
-        f"<p class='{css}'><b>Verdict: {html.escape(verdict)}.</b> {VERDICT_WORDS[verdict]}</p>",
+        f"<p class='{css}'><b>Verdict: {html.escape(summary['verdict_line'])}.</b> "
+        f"{VERDICT_WORDS[verdict]}</p>",
+        _signature(summary.get("signature") or {}),
         _coverage_table(summary["coverage"]),
         _provenance(summary["provenance"]),
         _list("What differs", summary["reasons"]),
@@ -117,13 +119,53 @@ def _coverage_table(coverage: dict[str, Any]) -> str:
         rows.append(row)
     keypoints = _table(["", *[c.replace("_", " ") for c in CATEGORIES]], rows)
     decisions = _table(
-        ["events file", "updates", "re-derived", "rows", "rows equal"],
         [
-            [name, d["updates"], d["updates_re_derived"], d["rows"], d["rows_equal"]]
+            "events file",
+            "updates",
+            "re-derived",
+            "rows",
+            "rows re-derived",
+            "equal",
+            "changed",
+            "only in the file",
+            "only re-derived",
+        ],
+        [
+            [
+                name,
+                d["updates"],
+                d["updates_re_derived"],
+                d["rows"],
+                d["rows_re_derived"],
+                d["rows_equal"],
+                d["rows_changed"],
+                d["rows_only_live"],
+                d["rows_only_re_derived"],
+            ]
             for name, d in coverage["decisions"].items()
         ],
     )
-    return f"<h2>Coverage</h2>{keypoints}{decisions}"
+    frames = coverage["frames"]
+    checked = (
+        f"<p>{frames['checked']} of {frames['analysed']} analysed frames checked against the "
+        f"recording ({100 * frames['share']:.0f} %).</p>"
+    )
+    return f"<h2>Coverage</h2>{checked}{keypoints}{decisions}"
+
+
+def _signature(signer: dict[str, Any]) -> str:
+    """Say who signed session.json, or that nobody did (the reasons say what it means)."""
+    status = signer.get("status")
+    if status == "valid":
+        text = (
+            f"session.json is signed by key {signer.get('fingerprint')} (rig "
+            f"{signer.get('rig')!r}, {signer.get('signed_at')})."
+        )
+    elif status == "unsigned":
+        text = "session.json is not signed."
+    else:
+        text = f"session.json does not match its signature (key {signer.get('fingerprint')})."
+    return f"<p>{html.escape(text)}</p>"
 
 
 def _provenance(provenance: dict[str, Any]) -> str:
@@ -132,10 +174,11 @@ def _provenance(provenance: dict[str, Any]) -> str:
         ["verified with", provenance["verified_with"]],
         ["session started", provenance["session_started"]],
         ["session's software", provenance["session_software"]],
-        ["tolerance (codec, px)", provenance["tolerance_px"]],
     ]
-    for camera, bound in provenance["bounds_px"].items():
-        rows.append([f"{camera}: bound per frame (px)", bound])
+    signer = provenance.get("signed_by") or {}
+    rows.append(["signed by", f"{signer.get('fingerprint')} (rig {signer.get('rig')!r})"])
+    for camera, how in provenance["bounds"].items():
+        rows.append([f"{camera}: bound per frame", how])
     for model in provenance["models"]:
         digest = (model.get("recorded_sha256") or "")[:16]
         rows.append(
@@ -217,7 +260,7 @@ def _keypoint_table(cameras: dict[str, Any]) -> str:
                 camera,
                 data["frames_analysed_live"],
                 data["frames_compared"],
-                "lossless" if data["lossless"] else f"lossy, {data['bound_px']:.2f} px",
+                "lossless" if data["lossless"] else _bound_text(data["bound_px"]),
                 stats.get("median_px"),
                 stats.get("p99_px"),
                 stats.get("max_px"),
@@ -241,6 +284,10 @@ def _keypoint_table(cameras: dict[str, Any]) -> str:
         ],
         rows,
     )
+
+
+def _bound_text(bound: float | None) -> str:
+    return "lossy, no bound" if bound is None else f"lossy, {bound:.2f} px"
 
 
 def _files(files: dict[str, Any]) -> str:

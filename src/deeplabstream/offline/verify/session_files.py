@@ -16,7 +16,7 @@ import numpy as np
 
 from deeplabstream.core.digest import file_sha256
 from deeplabstream.core.errors import DeepLabStreamError
-from deeplabstream.core.plugins import use_settings_folder
+from deeplabstream.core.plugins import recorded_code, use_settings_folder
 from deeplabstream.core.regular_files import regular_file
 from deeplabstream.outputs.frames_table import FRAMES_TABLE_SUFFIX
 from deeplabstream.outputs.pose.files import (
@@ -36,11 +36,21 @@ from deeplabstream.settings.recorded import settings_from_record
 from deeplabstream.settings.sections import Settings
 
 SESSION_JSON = "session.json"
+POSE_FILE_SUFFIXES = (POSE_EXACT_SUFFIX, POSE_CSV_SUFFIX)
 LOSSLESS_SUFFIX = CODEC_FILE_SUFFIX["ffv1"]  # every pixel as captured
 
 
 class VerifyError(DeepLabStreamError, ValueError):
     """A session folder that cannot be verified; the message says why and what to do."""
+
+
+class VerifyStopped(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM stopped the verification (nothing of it is written)."""
+
+    def __init__(self, reason: str, signum: int) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.signum = signum
 
 
 @dataclass(frozen=True)
@@ -86,7 +96,12 @@ class CameraFiles:
 
 @dataclass(frozen=True)
 class SessionFiles:
-    """A session folder ready to verify."""
+    """A session folder ready to verify.
+
+    ``problems``: what reading it found wrong with the record itself (each a reason the verdict
+    is "differs"): a settings file or a lab file inside the folder checked, a replay's swapped
+    video.
+    """
 
     folder: Path
     record: dict[str, Any]
@@ -94,6 +109,8 @@ class SessionFiles:
     cameras: tuple[CameraFiles, ...]
     events: Path | None  # events.csv; None without an experiment
     experiment: str | None  # the experiment's name as the session ran it
+    problems: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()  # what the reader should know: code named, never run
 
     @property
     def recording_sets(self) -> int:
@@ -117,17 +134,21 @@ def read_session(folder: Path) -> SessionFiles:
         analysed camera: the message names the folder and what would make it verifiable.
     """
     folder = folder.expanduser().resolve()
-    record = _session_json(folder)
+    record = read_record(folder)
     if not record.get("pose"):
         raise VerifyError(
             f"{folder}: the session estimated no poses, so there is nothing to verify. Verify "
             "a session run with pose estimation (the window's Start Analysis; on the command "
             "line --pose-enabled or --experiment-enabled)."
         )
-    settings = _settings(folder, record)
+    problems: list[str] = []
+    notes: list[str] = []
+    settings = _settings(folder, record, problems, notes)
     cameras = tuple(
         camera
-        for camera in (_camera_files(folder, record, name) for name in _pose_cameras(record))
+        for camera in (
+            _camera_files(folder, record, name, problems) for name in _pose_cameras(record, folder)
+        )
         if camera is not None
     )
     if not cameras:
@@ -153,21 +174,34 @@ def read_session(folder: Path) -> SessionFiles:
         cameras=cameras,
         events=events if experiment.get("name") and events.is_file() else None,
         experiment=experiment.get("name"),
+        problems=tuple(problems),
+        notes=tuple(notes),
     )
 
 
-def _settings(folder: Path, record: dict[str, Any]) -> Settings:
+def _settings(
+    folder: Path, record: dict[str, Any], problems: list[str], notes: list[str]
+) -> Settings:
     """Return the settings the session ran, read in its settings file's folder.
 
-    That folder becomes this process's settings folder, as when the session started; when it
-    is gone, the session folder stands in (built-in plugins only).
+    That folder becomes this process's settings folder, as when the session started (for the
+    experiment configs it names, data); when it is gone, or inside the session folder checked
+    (refused, said in ``problems``), there is none. Its devices and outputs are left out:
+    verify never runs them.
     """
-    recorded = record.get("settings") or {}
+    recorded = {**(record.get("settings") or {}), "devices": {}, "outputs": {}}
+    recorded["Pose"] = _recorded_formats_only(recorded.get("Pose"), notes)
     original = Path(recorded["file"]) if recorded.get("file") else None
     # Only an absolute path that still names a folder is the lab's: a relative one would be
     # read against the current folder (``cd SESSION; deeplabstream-verify .`` must not take the
     # session folder, or any other, for the lab's), so it is not taken.
     usable = original is not None and original.is_absolute() and original.parent.is_dir()
+    if usable and original is not None and inside(original, folder):
+        problems.append(
+            f"session.json's settings.file ({original}) lies inside the session folder checked: "
+            "verify never takes settings or code from the folder it checks, so it was not used"
+        )
+        usable = False
     place = original if usable and original is not None else folder / SESSION_JSON
     try:
         settings = settings_from_record(recorded, place)
@@ -177,9 +211,42 @@ def _settings(folder: Path, record: dict[str, Any]) -> Settings:
             f"{error}"
         ) from None
     # The lab's plugin folders are its settings file's, never the session folder checked.
-    use_settings_folder(place.parent if usable and place.parent != folder else None)
+    use_settings_folder(place.parent if usable else None)
     use_lab_formats(settings.pose.model_formats)  # the formats the session named, no other
     return settings
+
+
+def _recorded_formats_only(pose: Any, notes: list[str]) -> Any:
+    """``[Pose]`` with MODEL_FORMATS cut to the lab's formats the session recorded running.
+
+    Only a format that read the model is recorded (``plugin_files``); another one named there
+    is not imported (core/plugins.py ``only_recorded_code``), said in ``notes``.
+    """
+    if not isinstance(pose, dict) or not isinstance(pose.get("MODEL_FORMATS"), list):
+        return pose
+    code = recorded_code() or {}
+    recorded = {path.stem for path in code if path.parent.name == "formats"}
+    kept = [name for name in pose["MODEL_FORMATS"] if str(name).strip() in recorded]
+    for name in pose["MODEL_FORMATS"]:
+        if name not in kept:
+            notes.append(
+                f"[Pose] MODEL_FORMATS names {name!r}, which the session did not record "
+                "running (plugin_files): it was not imported; verify runs only recorded code"
+            )
+    return {**pose, "MODEL_FORMATS": kept}
+
+
+def inside(path: Path, folder: Path) -> bool:
+    """Whether ``path`` lies in ``folder`` (both taken as they resolve)."""
+    try:
+        return Path(path).expanduser().resolve().is_relative_to(folder.resolve())
+    except OSError:
+        return False
+
+
+def read_record(folder: Path) -> dict[str, Any]:
+    """Return the folder's ``session.json`` as JSON data; VerifyError when there is none."""
+    return _session_json(folder.expanduser().resolve())
 
 
 def _session_json(folder: Path) -> dict[str, Any]:
@@ -206,20 +273,33 @@ def _session_json(folder: Path) -> dict[str, Any]:
     return data
 
 
-def _pose_cameras(record: dict[str, Any]) -> list[str]:
-    """Return the cameras with poses, in the session's order (every pose run's)."""
+def _pose_cameras(record: dict[str, Any], folder: Path) -> list[str]:
+    """Return the cameras with poses, in the session's order (every pose run's).
+
+    A session that never closed recorded none (the worker reports them at its end): the
+    cameras whose pose files are in the folder.
+    """
     names: list[str] = []
     runs = [record.get("pose") or {}, *(record.get("pose_runs") or [])]
     for run in runs:
         for name in (run or {}).get("cameras") or {}:
             if name not in names:
                 names.append(name)
+    if not names and record.get("status") != "finished":
+        names = [
+            name
+            for name in record.get("cameras") or {}
+            if any((folder / f"{name}{suffix}").is_file() for suffix in POSE_FILE_SUFFIXES)
+        ]
     return names
 
 
-def _camera_files(folder: Path, record: dict[str, Any], name: str) -> CameraFiles | None:
-    videos = _videos(folder, record, name)
-    if not videos:
+def _camera_files(
+    folder: Path, record: dict[str, Any], name: str, problems: list[str]
+) -> CameraFiles | None:
+    said = len(problems)
+    videos = _videos(folder, record, name, problems)
+    if not videos and len(problems) == said:  # kept when a swapped video was named
         return None
 
     def beside(suffix: str) -> Path | None:
@@ -237,8 +317,14 @@ def _camera_files(folder: Path, record: dict[str, Any], name: str) -> CameraFile
     )
 
 
-def _videos(folder: Path, record: dict[str, Any], name: str) -> tuple[VideoPart, ...]:
-    """Return the camera's recordings; for a replay, its video (live frame i = video frame i)."""
+def _videos(
+    folder: Path, record: dict[str, Any], name: str, problems: list[str]
+) -> tuple[VideoPart, ...]:
+    """Return the camera's recordings; for a replay, its video (live frame i = video frame i).
+
+    A replay's video is taken only while it is the one replayed (its recorded SHA-256): a
+    swapped video is said in ``problems`` and not analysed.
+    """
     camera = (record.get("cameras") or {}).get(name) or {}
     parts = []
     for recording in camera.get("recordings") or []:
@@ -261,7 +347,16 @@ def _videos(folder: Path, record: dict[str, Any], name: str) -> tuple[VideoPart,
         parts.append(VideoPart(folder / video, table_path))
     replay = record.get("replay") or {}
     if not parts and replay.get("video") and Path(replay["video"]).is_file():
-        parts.append(VideoPart(Path(replay["video"]), None))
+        video = Path(replay["video"])
+        recorded = replay.get("video_sha256")
+        if recorded and file_sha256(video) != recorded:
+            problems.append(
+                f"{video}: the replay's source video was swapped: its SHA-256 is not the one "
+                f"recorded ({recorded[:12]}... then); the live keypoints are not compared with "
+                "another video"
+            )
+        else:
+            parts.append(VideoPart(video, None))
     return tuple(parts)
 
 

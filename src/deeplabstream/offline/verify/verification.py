@@ -32,22 +32,27 @@ from typing import Any
 import numpy as np
 
 from deeplabstream import __version__
+from deeplabstream.core.plugins import only_recorded_code
 from deeplabstream.offline.replay.job import ProgressSink
+from deeplabstream.offline.verify.codec_bound import CodecBound, measure_bound
 from deeplabstream.offline.verify.decisions import RunCheck, check_decisions, exact_rows_of
-from deeplabstream.offline.verify.files_proof import FileProof, prove_files
+from deeplabstream.offline.verify.files_proof import FileProof, code_problems, prove_files
 from deeplabstream.offline.verify.frames import ExactRows, PoseSeries, merge, place_offline
 from deeplabstream.offline.verify.frames import live_poses as read_live_poses
 from deeplabstream.offline.verify.keypoints import (
     CATEGORIES,
+    RARE_TAIL,
     CameraFacts,
     KeypointComparison,
     compare_keypoints,
 )
 from deeplabstream.offline.verify.reanalysis import OfflineRun, analyse_offline
+from deeplabstream.offline.verify.record_proof import RecordProof, prove_record, recorded_code_of
 from deeplabstream.offline.verify.session_files import (
     CameraFiles,
     SessionFiles,
     VerifyError,
+    read_record,
     read_session,
 )
 from deeplabstream.outputs.pose.files import POSE_EXACT_SUFFIX, POSE_TIMING_SUFFIX
@@ -56,13 +61,11 @@ from deeplabstream.outputs.pose.table import read_pose_table
 VERIFY_FOLDER = "verify"
 SUMMARY_FILE = "summary.json"
 REPORT_FILE = "report.html"
-#: With a lossy (H.264) recording: the codec's share of each frame's bound, px. The default
-#: recording (CRF 18) of the simulated arena with the bundled model measured a largest
-#: difference of 2.6 px (docs/verify.md); the model's output grid is added per camera.
-DEFAULT_TOLERANCE_PX = 3.0
 CPU_PROVIDERS = ("CPUExecutionProvider", "cpu", None)
 VERDICTS = ("agrees", "agrees in part", "differs")
 DECISION_KINDS = ("trigger", "trial_start", "trial_end", "action")
+#: "agrees" needs at least this share of the analysed frames checked against the recording.
+MOST_FRAMES_UNCHECKED = 0.5
 
 
 @dataclass
@@ -88,17 +91,44 @@ class Verification:
 
 def verify_session(
     folder: Path,
-    tolerance_px: float = DEFAULT_TOLERANCE_PX,
+    bound_px: float | None = None,
     progress: ProgressSink | None = None,
     keypoints: bool = True,
+    trusted: tuple[str, ...] = (),
+    unsigned: bool = False,
 ) -> Verification:
     """Verify the session in ``folder``; raises VerifyError when it cannot be verified at all.
 
+    First ``session.json`` itself: its signature (``trusted``: the fingerprints of the keys a
+    reviewer trusts; ``unsigned``: an unsigned record is accepted, said) and its fields. Then,
+    running only the lab code it recorded, the files, the decisions and the keypoints.
+    ``bound_px``: a lossy recording's bound per frame, instead of the one measured from it.
     ``keypoints`` False: the files and the decisions only (seconds for an hour), the recording
     not analysed again; the verdict is then at best "agrees in part".
     """
+    folder = folder.expanduser().resolve()
+    record = read_record(folder)
+    proof = prove_record(folder, record, trusted, unsigned)
+    with only_recorded_code(recorded_code_of(folder, record)):
+        return _verify(folder, proof, bound_px, progress, keypoints)
+
+
+def _verify(
+    folder: Path,
+    proof: RecordProof,
+    bound_px: float | None,
+    progress: ProgressSink | None,
+    keypoints: bool,
+) -> Verification:
     began = time.monotonic()
     session = read_session(folder)
+    unavailable = code_problems(session)
+    if unavailable and proof.trusted and not session.problems:
+        raise VerifyError(
+            f"{session.folder}: the code or model the session ran is not here as it ran, so "
+            "what it did cannot be re-derived: " + "; ".join(unavailable) + ". Put back the "
+            "files the session ran (session.json names them with their SHA-256)"
+        )
     target = session.folder / VERIFY_FOLDER
     target.mkdir(parents=True, exist_ok=True)
     live = exact_rows_of(session)
@@ -106,37 +136,85 @@ def verify_session(
     decided = time.monotonic()
     decisions = check_decisions(session, live)
     decisions_s = time.monotonic() - decided
-    runs = analyse_offline(session, target, live, progress) if keypoints else []
+    reanalyse = keypoints and not unavailable
+    runs = analyse_offline(session, target, live, progress) if reanalyse else []
     failed = [run for run in runs if not run.result.ok and not run.result.frames_analysed]
     if failed:
         raise VerifyError(
             f"{session.folder}: the offline analysis failed: "
             + "; ".join(e for run in failed for e in run.result.errors)
         )
+    measured = time.monotonic()
+    bounds = _bounds(session, runs, bound_px)
+    bounds_s = time.monotonic() - measured
     comparisons = [
         comparison
         for camera in session.cameras
-        if (comparison := _compare_camera(session, camera, runs, tolerance_px)) is not None
+        if (comparison := _compare_camera(session, camera, runs, bounds)) is not None
     ]
     cuts = _cut_videos(session, runs)
-    summary = _summary(session, runs, comparisons, decisions, files, cuts, tolerance_px)
-    if not keypoints:
-        summary["not_checked"].append(
-            "the keypoints were not re-derived from the recording (--decisions-only)"
-        )
-        if summary["verdict"] == "agrees":
-            summary["verdict"] = "agrees in part"
+    summary = _summary(session, proof, runs, comparisons, decisions, files, cuts, bounds, live)
+    if not reanalyse:
+        why = "--decisions-only" if not keypoints else "; ".join(unavailable)
+        _add_not_checked(summary, f"the keypoints were not re-derived from the recording ({why})")
+    summary["verdict_line"] = verdict_line(summary)
     summary["elapsed_s"] = round(time.monotonic() - began, 3)
     summary["decisions_elapsed_s"] = round(decisions_s, 3)
+    summary["bounds_elapsed_s"] = round(bounds_s, 3)
     (target / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return Verification(session.folder, summary, comparisons, decisions, files)
+
+
+def _add_not_checked(summary: dict[str, Any], item: str) -> None:
+    summary["not_checked"].append(item)
+    if summary["verdict"] == "agrees":
+        summary["verdict"] = "agrees in part"
+
+
+def verdict_line(summary: dict[str, Any]) -> str:
+    """Return the verdict with its coverage: ``agrees: 58 of 905 frames checked (6 %)``."""
+    frames = summary["coverage"]["frames"]
+    checked, analysed = frames["checked"], frames["analysed"]
+    share = f" ({100 * checked / analysed:.0f} %)" if analysed else ""
+    return f"{summary['verdict']}: {checked} of {analysed} analysed frames checked{share}"
+
+
+def _bounds(
+    session: SessionFiles, runs: list[OfflineRun], given: float | None
+) -> dict[str, CodecBound]:
+    """Return each lossy camera's bound per frame: ``given``, else measured from its recording."""
+    bounds = {}
+    for camera in session.cameras:
+        if all(part.lossless for part in camera.videos) or not camera.videos:
+            continue
+        if given is not None:
+            bounds[camera.name] = CodecBound(given, given=True)
+            continue
+        run = next((r for r in runs if r.part == 0), None)
+        if run is None:
+            continue
+        effective = next((c for c in run.plan.cameras if c.name == camera.name), None)
+        part = camera.videos[0]
+        analysed = run.schedule.get(camera.name, ())
+        bounds[camera.name] = measure_bound(
+            part.video,
+            analysed if analysed else range(run.scheduled.get(camera.name, 0)),
+            session.settings.recording,
+            effective.model if effective else next(iter(session.settings.pose.model_path), None),
+            effective.likelihood_threshold if effective else 0.5,
+            session.settings.pose.max_animals,
+        )
+    return bounds
 
 
 # --- keypoints ------------------------------------------------------------------------------------
 
 
 def _compare_camera(
-    session: SessionFiles, camera: CameraFiles, runs: list[OfflineRun], tolerance_px: float
+    session: SessionFiles,
+    camera: CameraFiles,
+    runs: list[OfflineRun],
+    bounds: dict[str, CodecBound],
 ) -> KeypointComparison | None:
     keypoints = tuple(session.model_record(camera.name).get("keypoints") or ())
     live = read_live_poses(camera.pose_exact, camera.pose_csv, camera.pose_timing, keypoints)
@@ -145,20 +223,24 @@ def _compare_camera(
         return None
     recorded = _recorded_frames(camera)
     truth, truth_frames = _truth(camera)
-    return compare_keypoints(
+    bound = bounds.get(camera.name)
+    comparison = compare_keypoints(
         camera.name,
         live,
         offline,
         recorded,
         min(recorded) if recorded else None,
-        _camera_facts(session, camera, runs, tolerance_px),
+        _camera_facts(session, camera, runs, bound),
         truth,
         truth_frames,
     )
+    if bound is not None:
+        comparison.bound = bound.summary()
+    return comparison
 
 
 def _camera_facts(
-    session: SessionFiles, camera: CameraFiles, runs: list[OfflineRun], tolerance_px: float
+    session: SessionFiles, camera: CameraFiles, runs: list[OfflineRun], bound: CodecBound | None
 ) -> CameraFacts:
     """Return what decides the causes of a camera's differences, and its lossy bound.
 
@@ -169,7 +251,6 @@ def _camera_facts(
     settings = session.settings
     model = session.model_record(camera.name)
     threshold = effective.likelihood_threshold if effective else settings.pose.likelihood_threshold
-    grid = _grid_px(session, camera.name, model)
     return CameraFacts(
         lossless=all(part.lossless for part in camera.videos),
         context_model="context" in model,
@@ -178,20 +259,8 @@ def _camera_facts(
         animals=int(model.get("max_animals") or 1),
         gpu=model.get("provider") not in CPU_PROVIDERS,
         likelihood_threshold=float(threshold),
-        bound_px=tolerance_px + grid,
-        grid_px=grid,
+        bound_px=bound.bound_px if bound is not None else None,
     )
-
-
-def _grid_px(session: SessionFiles, camera: str, model: dict[str, Any]) -> float:
-    """Return the model's output grid in frame pixels: stride times the frame-to-input scale."""
-    stride = float(model.get("stride") or 4.0)
-    entry = (session.record.get("cameras") or {}).get(camera) or {}
-    size = model.get("input") or []
-    width, height = entry.get("width"), entry.get("height")
-    if len(size) == 2 and width and height and size[0] and size[1]:
-        return stride * max(float(width) / float(size[0]), float(height) / float(size[1]))
-    return stride
 
 
 def _offline_poses(
@@ -279,31 +348,36 @@ def _delivered(run: OfflineRun, camera: str) -> int | None:
 
 def _summary(
     session: SessionFiles,
+    proof: RecordProof,
     runs: list[OfflineRun],
     comparisons: list[KeypointComparison],
     decisions: list[RunCheck],
     files: FileProof,
     cuts: list[str],
-    tolerance_px: float,
+    bounds: dict[str, CodecBound],
+    live: dict[str, ExactRows],
 ) -> dict[str, Any]:
     reasons = (
-        files.problems
+        proof.problems
+        + list(session.problems)
+        + files.problems
         + cuts
         + [r for check in decisions for r in check.reasons()]
         + [r for comparison in comparisons for r in comparison.reasons()]
     )
-    partial = _not_checked(session, comparisons, decisions, files)
+    coverage = _coverage(session, comparisons, decisions, live)
+    partial = proof.not_checked + _what_was_not_checked(session, comparisons, decisions, coverage)
     verdict = "differs" if reasons else ("agrees in part" if partial else "agrees")
     return {
         "session": str(session.folder),
         "verdict": verdict,
         "reasons": reasons,
         "not_checked": partial,
-        "coverage": _coverage(comparisons, decisions),
-        "provenance": _provenance(session, files, tolerance_px, comparisons),
-        "notes": files.notes + _notes(session, comparisons),
+        "coverage": coverage,
+        "provenance": _provenance(session, proof, files, comparisons, bounds),
+        "notes": proof.notes + list(session.notes) + files.notes + _notes(session, comparisons),
         "report": REPORT_FILE,
-        "tolerance_px": tolerance_px,
+        "signature": proof.signer,
         "files": {
             "recorded": files.files_recorded,
             "proven": files.files_proven,
@@ -330,11 +404,11 @@ def _summary(
     }
 
 
-def _not_checked(
+def _what_was_not_checked(
     session: SessionFiles,
     comparisons: list[KeypointComparison],
     decisions: list[RunCheck],
-    files: FileProof,
+    coverage: dict[str, Any],
 ) -> list[str]:
     """Return what could not be checked and may hide a decision (then: "agrees in part")."""
     found = []
@@ -355,6 +429,24 @@ def _not_checked(
     for comparison in comparisons:
         if comparison.frames_compared == 0 and comparison.frames_analysed_live:
             found.append(f"{comparison.camera}: no analysed frame could be checked")
+        rare = comparison.not_verifiable.get(RARE_TAIL)
+        if rare:
+            found.append(
+                f"{comparison.camera}: {rare} frame(s) {RARE_TAIL}: not held against the "
+                "session, and not checked either (record FFV1 to prove every frame)"
+            )
+    frames = coverage["frames"]
+    if comparisons and frames["checked"] < MOST_FRAMES_UNCHECKED * frames["analysed"]:
+        why = "; ".join(
+            f"{c.camera}: " + ", ".join(f"{n} {what}" for what, n in c.not_verifiable.items())
+            for c in comparisons
+            if c.not_verifiable
+        )
+        found.append(
+            f"only {frames['checked']} of {frames['analysed']} analysed frames could be checked "
+            f"against the recording ({100 * frames['share']:.0f} %, less than half); the others "
+            f"are not verifiable ({why or 'no reason recorded'})"
+        )
     return found
 
 
@@ -376,7 +468,12 @@ def _decisions_on(session: SessionFiles, check: RunCheck, unverifiable: dict[str
     return count
 
 
-def _coverage(comparisons: list[KeypointComparison], decisions: list[RunCheck]) -> dict[str, Any]:
+def _coverage(
+    session: SessionFiles,
+    comparisons: list[KeypointComparison],
+    decisions: list[RunCheck],
+    live: dict[str, ExactRows],
+) -> dict[str, Any]:
     """Every analysed frame once, by category, with its share; the decisions re-derived."""
     cameras = {}
     for c in comparisons:
@@ -385,14 +482,33 @@ def _coverage(comparisons: list[KeypointComparison], decisions: list[RunCheck]) 
             category: {"frames": c.frames[category], "share": round(c.frames[category] / total, 4)}
             for category in CATEGORIES
         } | {"not_verifiable_why": c.not_verifiable, "explained_by": c.by_cause}
+    compared = {c.camera: c for c in comparisons}
+    analysed = sum(
+        compared[camera.name].frames_analysed_live
+        if camera.name in compared
+        else len(live[camera.name].frames)
+        if camera.name in live
+        else 0
+        for camera in session.cameras
+    )
+    checked = sum(c.frames_compared for c in comparisons)
     return {
+        "frames": {
+            "checked": checked,
+            "analysed": analysed,
+            "share": round(checked / analysed, 4) if analysed else 0.0,
+        },
         "keypoints": cameras,
         "decisions": {
             check.events_file: {
                 "updates": check.updates_live,
                 "updates_re_derived": check.updates_rederived,
                 "rows": check.rows_live,
+                "rows_re_derived": check.rows_rederived,
                 "rows_equal": check.rows_equal,
+                "rows_changed": check.rows_changed,
+                "rows_only_live": check.rows_only_live,
+                "rows_only_re_derived": check.rows_only_rederived,
                 "re_derived": check.not_re_derived is None,
             }
             for check in decisions
@@ -402,14 +518,16 @@ def _coverage(comparisons: list[KeypointComparison], decisions: list[RunCheck]) 
 
 def _provenance(
     session: SessionFiles,
+    proof: RecordProof,
     files: FileProof,
-    tolerance_px: float,
     comparisons: list[KeypointComparison],
+    bounds: dict[str, CodecBound],
 ) -> dict[str, Any]:
     record = session.record
     return {
         "verified_at": datetime.now().astimezone().isoformat(timespec="seconds"),
         "verified_with": f"deeplabstream {__version__}",
+        "signed_by": proof.signer,
         "session_started": record.get("started"),
         "session_software": (record.get("versions") or {}).get("deeplabstream"),
         "models": files.model.get("cameras", []),
@@ -420,8 +538,8 @@ def _provenance(
             ]
             for camera in session.cameras
         },
-        "tolerance_px": tolerance_px,
         "bounds_px": {c.camera: c.bound_px for c in comparisons if c.bound_px is not None},
+        "bounds": {name: bound.describe() for name, bound in bounds.items()},
     }
 
 
@@ -454,14 +572,12 @@ def _notes(session: SessionFiles, comparisons: list[KeypointComparison]) -> list
     """Return what a reader must know to read the figures (not failures)."""
     notes = []
     for camera in session.cameras:
-        if not all(part.lossless for part in camera.videos):
-            bound = next((c.bound_px for c in comparisons if c.camera == camera.name), None)
+        if camera.videos and not all(part.lossless for part in camera.videos):
+            how = next((c.bound.get("how") for c in comparisons if c.camera == camera.name), None)
             notes.append(
                 f"{camera.name}: recorded with a lossy codec (H.264): its keypoints are checked "
-                f"within {bound:.2f} px per frame (codec noise plus the model's output grid), not "
-                "to the bit; record with [Recording] CODEC = ffv1 to verify to the bit"
-                if bound is not None
-                else f"{camera.name}: recorded with a lossy codec (H.264)"
+                f"within a bound, not to the bit ({how or 'none measured'}); record with "
+                "[Recording] CODEC = ffv1 to verify to the bit"
             )
         if camera.pose_exact is None:
             notes.append(
@@ -473,12 +589,12 @@ def _notes(session: SessionFiles, comparisons: list[KeypointComparison]) -> list
 
 
 __all__ = [
-    "DEFAULT_TOLERANCE_PX",
     "REPORT_FILE",
     "SUMMARY_FILE",
     "VERDICTS",
     "VERIFY_FOLDER",
     "ExactRows",
     "Verification",
+    "verdict_line",
     "verify_session",
 ]

@@ -54,8 +54,9 @@ out = folder / "verify"
 out.mkdir(exist_ok=True)
 (out / "report.html").write_text("<html><body>verify report</body></html>")
 reasons = [] if outcome == "agrees" else REASONS
-summary = {"verdict": "agrees" if outcome == "agrees" else "differs", "reasons": reasons,
-           "report": "report.html"}
+verdict = "agrees" if outcome == "agrees" else "differs"
+summary = {"verdict": verdict, "reasons": reasons, "report": "report.html",
+           "verdict_line": verdict + ": 58 of 905 analysed frames checked (6 %)"}
 (out / "summary.json").write_text(json.dumps(summary))
 for reason in reasons:
     print(reason)
@@ -244,11 +245,15 @@ def test_an_agreeing_session_shows_the_verdict_with_a_stand_in_verify_command(
     _verify(window)
     box = window.verify_button.result_box
     assert box is not None and box.isVisible()
-    assert box.text() == "The session agrees with its recording"
+    assert box.text() == (
+        "The session agrees with its recording: 58 of 905 analysed frames checked (6 %)"
+    )
     report = fresh.folder / "verify" / "report.html"
     assert str(report) in box.informativeText()
-    assert "agrees with its recording" in window.info.full_text()
+    assert "agrees with its recording: 58 of 905" in window.info.full_text()
     assert window.banner.isHidden()
+    # Verified here: nothing is left for the console when the window closes.
+    assert window.verify_button.due_after_close(fresh.folder) is None
     open_report = next(b for b in box.buttons() if b.text() == OPEN_REPORT_LABEL)
     open_report.click()
     assert [url.toLocalFile() for url in opened_urls.urls] == [str(report)]
@@ -393,3 +398,17 @@ def test_the_real_verify_command_refuses_a_recording_without_poses(
     assert outcome is not None and outcome.exit_code == verify_run.EXIT_CANNOT, outcome
     assert not window.banner.isHidden()
     assert str(fresh.folder) in window.banner.full_text()
+
+
+def test_a_session_the_window_did_not_verify_is_left_for_the_console(qtbot, tmp_path: Path) -> None:
+    """``[Session] VERIFY = after`` and the window closed first: app.py verifies in the console."""
+
+    (tmp_path / "arena.mkv").write_bytes(b"video")
+    record = {"cameras": {"arena": {"recordings": [{"video": "arena.mkv"}]}}}
+    (tmp_path / "session.json").write_text(json.dumps(record), encoding="utf-8")
+    button = VerifyButton()
+    qtbot.addWidget(button)
+    assert button.due_after_close(tmp_path) is None  # VERIFY is not after
+    button.after_each_session = lambda: True
+    assert button.due_after_close(tmp_path) == tmp_path
+    assert button.due_after_close(None) is None

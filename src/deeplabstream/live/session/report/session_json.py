@@ -31,7 +31,7 @@ from deeplabstream.live.session.report.figures import (
     process_ids,
 )
 from deeplabstream.live.session.report.health import SessionHealth
-from deeplabstream.outputs.folder import SESSION_JSON, file_digests, package_versions
+from deeplabstream.outputs.folder import SESSION_JSON, package_versions
 from deeplabstream.outputs.session_record import (
     Cleanup,
     Clock,
@@ -44,10 +44,12 @@ from deeplabstream.outputs.session_record import (
     SessionRecord,
     SettingsReload,
     Subject,
+    file_digest_record,
     parse_or_keep,
     write_record,
 )
 from deeplabstream.outputs.session_repair import recover_interrupted_sessions
+from deeplabstream.outputs.signature import seal, signing_key
 from deeplabstream.settings.loader import settings_as_dict
 from deeplabstream.settings.sections import Settings
 from deeplabstream.transport.channel import Doorbell
@@ -162,15 +164,13 @@ class SessionJson:
         """Take the digest of every file the finished session wrote; write session.json again."""
         assert session.session_dir is not None
         try:
-            digests = file_digests(session.session_dir)
+            self.files = file_digest_record(session.session_dir)
         except OSError as error:  # a file that vanished or cannot be read: said, not hidden
             session.errors.append(f"the session's files could not all be digested: {error}")
-            self.write(session, parts, "finished", stats)
-            return
-        self.files = {
-            name: FileDigest(sha256=sha256, bytes=size) for name, (sha256, size) in digests.items()
-        }
+        key = signing_key(session.warnings)
         self.write(session, parts, "finished", stats)
+        if key is not None and self.files is not None:
+            seal(session.session_dir, key)
 
     def write_when_due(self, session: ReportedSession, parts: ReportParts) -> None:
         """Rewrite session.json every few seconds while running (a hard kill keeps the last)."""

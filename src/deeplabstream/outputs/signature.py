@@ -1,0 +1,383 @@
+"""Every session signed at its close: who vouches for ``session.json``, and what that proves.
+
+At its close a session signs ``session.json`` with its installation's key (Ed25519, the
+``cryptography`` package): every key of the record, its ``files`` (the SHA-256 of every file
+the session wrote) included. The key is made once per installation, in the user's config folder
+(never in a session folder; :data:`KEY_VARIABLE` names another file), and its public half and
+fingerprint are written beside the signature (``session.json`` -> ``signature``), with the
+rig's name (the computer's). ``deeplabstream-verify`` checks the signature first.
+
+What a signature proves: ``session.json`` and, through its digests, every file of the folder
+are as the key's holder wrote them at the close. What it does not: that the holder is who a
+reviewer thinks (compare the fingerprint, or give the key with ``--trust``), nor that the lab
+did not write and sign another record with its own key.
+
+So that a changed record names what changed, the signature also covers a short digest of every
+value of the record (:func:`field_digests`): when the signature fails, the values whose digest
+is not among the signed ones are named (``metadata.animal``, ``settings.Pose.X``).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import os
+import platform
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from deeplabstream.core.user_folders import user_config_folder
+from deeplabstream.outputs.folder import SESSION_JSON, write_session_json
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+        Ed25519PrivateKey,
+        Ed25519PublicKey,
+    )
+
+log = logging.getLogger(__name__)
+
+#: The key of ``session.json`` that holds the signature (left out of what is signed).
+SIGNATURE_KEY = "signature"
+ALGORITHM = "Ed25519"
+#: An environment variable naming the private key file to sign with (made there if missing).
+KEY_VARIABLE = "DEEPLABSTREAM_SIGNING_KEY"
+KEY_FOLDER = "signing"
+KEY_FILE_NAME = "session-signing-key.pem"
+#: Bytes of each value's digest in :func:`field_digests`: enough to tell which value changed
+#: (the signature itself is what proves the record).
+FIELD_DIGEST_BYTES = 4
+#: How long a reader waits for a key another process is writing this moment.
+KEY_WAIT_S = 2.0
+
+
+class SigningError(OSError):
+    """The installation's key cannot be read or made; the message names the file."""
+
+
+# -- the installation's key -----------------------------------------------------------------------
+
+
+def key_file() -> Path:
+    """Return the installation's private key file (:data:`KEY_VARIABLE`, else the config one)."""
+    named = os.environ.get(KEY_VARIABLE)
+    if named:
+        return Path(named).expanduser()
+    return user_config_folder() / KEY_FOLDER / KEY_FILE_NAME
+
+
+def installation_key(create: bool = True) -> Ed25519PrivateKey | None:
+    """Return this installation's signing key; made (once) when ``create`` and missing.
+
+    None when there is none and ``create`` is False. Raises :class:`SigningError` when the file
+    cannot be read or made.
+    """
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    path = key_file()
+    deadline = time.monotonic() + KEY_WAIT_S
+    while True:
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            if not create:
+                return None
+            made = _make_key(path)
+            if made is not None:
+                return made
+            continue  # another process made it meanwhile: read it
+        except OSError as error:
+            raise SigningError(f"{path}: the signing key cannot be read: {error}") from None
+        try:
+            key = serialization.load_pem_private_key(data, password=None)
+        except ValueError as error:
+            if time.monotonic() < deadline:  # another process is writing it this moment
+                time.sleep(0.05)
+                continue
+            raise SigningError(f"{path}: not a signing key ({error})") from None
+        if not isinstance(key, Ed25519PrivateKey):
+            raise SigningError(f"{path}: not an Ed25519 key")
+        return key
+
+
+def _make_key(path: Path) -> Ed25519PrivateKey | None:
+    """Make the key file (readable by its user only); None when another process made it."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+        descriptor = os.open(path, flags, 0o600)
+    except FileExistsError:
+        return None
+    except OSError as error:
+        raise SigningError(f"{path}: the signing key cannot be made: {error}") from None
+    with os.fdopen(descriptor, "wb") as file:
+        file.write(pem)
+        file.flush()
+        os.fsync(file.fileno())
+    log.info(
+        "made this installation's key for signing sessions: %s (fingerprint %s)",
+        path,
+        fingerprint(public_bytes(key.public_key())),
+    )
+    return key
+
+
+def public_bytes(key: Ed25519PublicKey) -> bytes:
+    """Return a public key's 32 raw bytes."""
+    from cryptography.hazmat.primitives import serialization
+
+    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def public_key_pem(key: Ed25519PrivateKey) -> str:
+    """Return the public half of ``key`` as PEM text (what a lab gives its reviewer)."""
+    from cryptography.hazmat.primitives import serialization
+
+    return (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode("ascii")
+    )
+
+
+def fingerprint(raw_public_key: bytes) -> str:
+    """Return a public key's fingerprint: ``SHA256:`` and the base64 of its digest."""
+    digest = base64.b64encode(hashlib.sha256(raw_public_key).digest()).decode("ascii")
+    return "SHA256:" + digest.rstrip("=")
+
+
+def rig_name() -> str:
+    """Return the rig's name a signature records: the computer's name."""
+    return platform.node() or "unnamed computer"
+
+
+def trusted_fingerprint(given: str) -> str:
+    """Return the fingerprint of a key a reviewer gives (``--trust``).
+
+    A PEM public key file, a file holding a fingerprint, or the fingerprint itself
+    (``SHA256:...``). Raises ValueError saying what was expected.
+    """
+    text = given.strip()
+    path = Path(text).expanduser()
+    if path.is_file():
+        text = path.read_text(encoding="utf-8", errors="replace").strip()
+    if text.startswith("SHA256:"):
+        return text.split()[0]
+    if "BEGIN PUBLIC KEY" in text:
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+        key = serialization.load_pem_public_key(text.encode("ascii", errors="replace"))
+        if not isinstance(key, Ed25519PublicKey):
+            raise ValueError(f"{given}: not an Ed25519 public key")
+        return fingerprint(public_bytes(key))
+    raise ValueError(
+        f"{given}: not a key: give a public key file (PEM, as `deeplabstream-verify --show-key` "
+        "prints it) or a key's fingerprint (SHA256:...)"
+    )
+
+
+# -- what is signed -----------------------------------------------------------------------------
+
+
+def canonical(data: Any) -> bytes:
+    """Return the one byte form of JSON data that is signed: sorted keys, no spaces, UTF-8."""
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return text.encode("utf-8")
+
+
+def _leaves(value: Any, path: str) -> list[tuple[str, Any]]:
+    """Return ``(path, value)`` of every value: objects by key, lists of objects by index."""
+    if isinstance(value, dict):
+        if not value:
+            return [(path, value)]
+        found = []
+        for key in sorted(value):
+            found += _leaves(value[key], f"{path}.{key}" if path else str(key))
+        return found
+    if isinstance(value, list) and any(isinstance(item, dict | list) for item in value):
+        found = []
+        for index, item in enumerate(value):
+            found += _leaves(item, f"{path}[{index}]")
+        return found
+    return [(path, value)]
+
+
+def _leaf_digest(path: str, value: Any) -> bytes:
+    return hashlib.sha256(path.encode("utf-8") + b"=" + canonical(value)).digest()[
+        :FIELD_DIGEST_BYTES
+    ]
+
+
+def field_digests(record: dict[str, Any]) -> str:
+    """Return the short digest of every value of ``record`` (its signature left out), as base64."""
+    content = {key: value for key, value in record.items() if key != SIGNATURE_KEY}
+    joined = b"".join(_leaf_digest(path, value) for path, value in _leaves(content, ""))
+    return base64.b64encode(joined).decode("ascii")
+
+
+def sign_record(record: dict[str, Any], key: Ed25519PrivateKey) -> dict[str, Any]:
+    """Return ``record`` with its ``signature`` (made by ``key`` over everything else)."""
+    content = {name: value for name, value in record.items() if name != SIGNATURE_KEY}
+    raw = public_bytes(key.public_key())
+    block: dict[str, Any] = {
+        "algorithm": ALGORITHM,
+        "public_key": base64.b64encode(raw).decode("ascii"),
+        "fingerprint": fingerprint(raw),
+        "rig": rig_name(),
+        "signed_at": datetime.now().astimezone().isoformat(timespec="seconds"),
+        "covers": "every key of session.json but signature, files (each file's SHA-256) "
+        "included; fields: a short digest of each value, to name what changed",
+        "fields": field_digests(content),
+    }
+    message = canonical({**content, SIGNATURE_KEY: block})
+    block["value"] = base64.b64encode(key.sign(message)).decode("ascii")
+    return {**content, SIGNATURE_KEY: block}
+
+
+def seal_session_json(folder: Path, key: Ed25519PrivateKey) -> dict[str, Any]:
+    """Sign the folder's ``session.json`` as it is on disk; return the signature written.
+
+    What is signed is the file's content read back (the bytes a reader gets), so that JSON's
+    own forms (a NaN written as null, a path as text) are what the signature holds.
+    """
+    path = folder / SESSION_JSON
+    data = json.loads(path.read_text(encoding="utf-8"))
+    signed = sign_record(data, key)
+    write_session_json(folder, signed)
+    return dict(signed[SIGNATURE_KEY])
+
+
+def signing_key(warnings: list[str]) -> Ed25519PrivateKey | None:
+    """Return the key a session signs with; None, said in ``warnings``, when there is none."""
+    try:
+        return installation_key()
+    except SigningError as error:
+        warnings.append(f"session.json is not signed: {error}")
+        log.warning("session.json will not be signed: %s", error)
+        return None
+
+
+def seal(folder: Path, key: Ed25519PrivateKey) -> bool:
+    """Sign the folder's ``session.json`` (:func:`seal_session_json`); False, logged, if not."""
+    try:
+        seal_session_json(folder, key)
+    except (OSError, ValueError) as error:  # the unsigned record stays, as it was written
+        log.error("%s could not be signed: %s", folder / SESSION_JSON, error)
+        return False
+    return True
+
+
+# -- checking a signature -----------------------------------------------------------------------
+
+
+@dataclass
+class SignatureCheck:
+    """What a record's signature says.
+
+    ``status``: ``unsigned`` (no signature), ``valid``, ``invalid`` (the record is not what
+    was signed), ``damaged`` (a signature that cannot be read).
+    """
+
+    status: str
+    fingerprint: str | None = None
+    rig: str | None = None
+    signed_at: str | None = None
+    changed: list[str] = field(default_factory=list)  # values not among the signed ones
+    gone: int = 0  # signed values no longer in the record
+    problem: str = ""
+
+    @property
+    def valid(self) -> bool:
+        """True when the record is exactly what its key signed."""
+        return self.status == "valid"
+
+    def signer(self) -> str:
+        """Return who signed, in words: the key's fingerprint and the rig's name."""
+        return f"key {self.fingerprint} (rig {self.rig!r}, {self.signed_at})"
+
+
+def check_signature(record: dict[str, Any]) -> SignatureCheck:
+    """Check ``record``'s signature against its own content."""
+    block = record.get(SIGNATURE_KEY)
+    if block is None:
+        return SignatureCheck("unsigned")
+    if not isinstance(block, dict):
+        return SignatureCheck("damaged", problem="its signature is not an object")
+    check = SignatureCheck(
+        "invalid",
+        fingerprint=_text(block.get("fingerprint")),
+        rig=_text(block.get("rig")),
+        signed_at=_text(block.get("signed_at")),
+    )
+    try:
+        raw = base64.b64decode(str(block.get("public_key", "")), validate=True)
+        value = base64.b64decode(str(block.get("value", "")), validate=True)
+    except ValueError:
+        check.status, check.problem = "damaged", "its key or value is not base64"
+        return check
+    if block.get("algorithm") != ALGORITHM or len(raw) != 32:
+        check.status, check.problem = "damaged", f"not an {ALGORITHM} signature"
+        return check
+    if fingerprint(raw) != check.fingerprint:
+        check.problem = "its fingerprint is not its key's"
+        check.fingerprint = fingerprint(raw)
+        return check
+    content = {name: item for name, item in record.items() if name != SIGNATURE_KEY}
+    unsigned = {name: item for name, item in block.items() if name != "value"}
+    if _verified(raw, value, canonical({**content, SIGNATURE_KEY: unsigned})):
+        check.status = "valid"
+        return check
+    check.changed, check.gone = _changed_values(content, str(block.get("fields") or ""))
+    return check
+
+
+def _verified(raw: bytes, value: bytes, message: bytes) -> bool:
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    try:
+        Ed25519PublicKey.from_public_bytes(raw).verify(value, message)
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+def _changed_values(content: dict[str, Any], signed_fields: str) -> tuple[list[str], int]:
+    """Return the paths of the values whose digest was not signed, and how many signed are gone."""
+    try:
+        joined = base64.b64decode(signed_fields, validate=True)
+    except ValueError:
+        return [], 0
+    size = FIELD_DIGEST_BYTES
+    signed: dict[bytes, int] = {}
+    for start in range(0, len(joined) - size + 1, size):
+        digest = joined[start : start + size]
+        signed[digest] = signed.get(digest, 0) + 1
+    changed = []
+    for path, value in _leaves(content, ""):
+        digest = _leaf_digest(path, value)
+        if signed.get(digest, 0) > 0:
+            signed[digest] -= 1
+        else:
+            changed.append(path)
+    return changed, sum(signed.values())
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
