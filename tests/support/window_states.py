@@ -8,10 +8,11 @@ real X server of a chosen size)::
 The window is given the size a desktop leaves on that screen (a task bar and a title bar less),
 then (issue 53, found at 1366x768): the Regions tab with a region selected whose rule is a pulse,
 then a train (the rule form's longest), the longest messages the app writes shown at once (red
-error, losses, advice, news), the messages dismissed, the Rig tab again. After each state the
-report says the window's frame and least size, where the tabs start, which of the controls
-under the tabs (Session line, Open folder, Verify, the status bar) lie off the screen, and
-whether the rule form's last row and the Rig tab's "What Start will run" can be read whole.
+error, losses with their advice, news), the messages dismissed, the Rig tab again. After each
+state the report says the window's frame and least size, where the tabs start, which of the
+controls under the tabs (the settings file, Choose..., the Session line, Open folder, Verify)
+lie off the screen, and whether the rule form's last row and the Rig tab's "What Start will
+run" can be read whole.
 Nothing is mocked: the regions come from the rig's own experiment config, the messages go
 through the window's own banners and loss alarm.
 """
@@ -48,12 +49,16 @@ def _inside_area(widget: QWidget, area: QAbstractScrollArea) -> bool:
 def state(window: MainWindow) -> dict[str, Any]:
     """Return the window's geometry and what of it can be seen, now."""
     screen = window.screen().availableGeometry()
-    bottom = [window.session_label, window.open_folder_button, window.verify_button]
-    status_bar = window.statusBar()
-    assert status_bar is not None
+    bottom = [
+        window.settings_edit,
+        window.browse_button,
+        window.session_label,
+        window.open_folder_button,
+        window.verify_button,
+    ]
     off_screen = [
         widget.objectName() or type(widget).__name__
-        for widget in [*bottom, status_bar]
+        for widget in bottom
         if not screen.contains(_global(widget))
     ]
     pages = {
@@ -134,7 +139,6 @@ def main(settings: Path, out: Path, report: Path) -> int:
     _settle(1.0)
     states["messages"] = state(window)
     window.forget_last_session()
-    window.advice.clear()
     _settle(0.5)
     states["messages_gone"] = state(window)
     window.region_editor.select(None)

@@ -112,12 +112,16 @@ def main(argv: list[str] | None = None) -> int:
         return _stopped_before_the_start(stops)
     pilot = Autopilot(window, parts, args.duration, print_status=offscreen)
     during_start_up: list[bool] = []
+    looping: list[bool] = []  # the event loop runs: a signal's handler only asks for the close
 
     def close_on(reason: str) -> None:
         # Judged when the signal arrives: the start it interrupted may still complete (its
         # camera opened meanwhile) before the window has closed.
         during_start_up.append(pilot.starting or window.controller.working)
-        window.close_for(reason)  # the session records the signal as its stop reason
+        if looping:  # between two bytecodes of whatever runs: close from the event loop
+            QTimer.singleShot(0, lambda: window.close_for(reason))
+        else:
+            window.close_for(reason)  # the session records the signal as its stop reason
 
     # Python runs signal handlers only between bytecodes: a timer gives it the chance.
     wake = QTimer()
@@ -130,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     if window.closed_down:  # stopped before any Start was pressed: no event loop to run
         return _stopped_before_the_start(stops)
     pilot.begin()
+    looping.append(True)
     app.exec_()
     pilot.report()
     if pilot.errors:
