@@ -14,7 +14,7 @@ from PyQt5.QtWidgets import (
 )
 
 from deeplabstream.app.gui.banner import Banner, BarColours
-from deeplabstream.app.gui.fitting import ElidedLabel
+from deeplabstream.app.gui.fitting import ElidedLabel, compact_rows
 from deeplabstream.live.processes.messages import ExperimentStatus
 from deeplabstream.live.session.runner import CameraFigures
 
@@ -141,6 +141,7 @@ class StatusPanel(QWidget):
         header.setSectionResizeMode(QHeaderView.ResizeToContents)
         header.setStretchLastSection(True)
         self.table.setEditTriggers(QTableWidget.NoEditTriggers)
+        compact_rows(self.table)  # four cameras' rows in sight (two at the old row height)
         self.table.setMaximumHeight(110)
         self.recording = ElidedLabel("not recording")
         self.recording.setObjectName("recording_status")

@@ -120,7 +120,9 @@ def test_messages_never_move_the_tabs_the_live_view_or_the_camera_table(
         window._show_warning(f"camera 'arena' delivers {20 + n}.0 fps, below its FRAMERATE 30")
     QApplication.processEvents()
     assert _geometry(window) == before
-    assert window.info.full_text().count("\n") == 2 and window.info.show_all.isVisible()
+    shown = window.info.full_text().split("\n")  # the hint (news) above the warnings (stay)
+    assert len(shown) == 4 and shown[0].startswith("Start Experiment")
+    qtbot.waitUntil(window.info.show_all.isVisible)  # the area fits on the next turn
     window._show_error("Cannot start the stream:\n" + "\n".join(f"problem {i}" for i in range(8)))
     window.loss_banner.update_figures([_figures("arena", 0, dropped=0)], 0.0)
     window.loss_banner.update_figures([_figures("arena", 300, dropped=50)], 10.0)
@@ -251,8 +253,8 @@ def test_the_end_of_a_video_is_said_where_the_user_looks(qtbot, tmp_path: Path) 
     qtbot.waitUntil(lambda: not window.controller.streaming, timeout=START_TIMEOUT_MS)
     text = window.info.label.text()
     assert "every camera has ended" in text and "LOOP = true" in text
-    # What happened to the session is said under it (here: a preview, nothing kept).
-    assert text.splitlines()[-1].startswith("Only a preview")
+    # What happened to the session is said with it, above it (here: a preview, nothing kept).
+    assert text.splitlines()[0].startswith("Only a preview")
     assert window.info.isVisible()  # it stays until dismissed
     window.buttons[Part.STREAM].click()  # a new stream: the old news goes
     qtbot.waitUntil(lambda: window.info.isHidden(), timeout=START_TIMEOUT_MS)
