@@ -47,12 +47,16 @@ class ClickQueue:
         return frozenset(click.part for click in self.clicks if click.start)
 
     def can_queue(self, part: Part) -> bool:
-        """Whether a click on ``part``'s button now waits, and could be honoured after."""
+        """Whether a click on ``part``'s button now waits, and could be honoured after.
+
+        Not the button of the part that starts or stops now (no second press of it), except
+        the stream's: Stop Stream while it opens, Start Stream while it stops.
+        """
         controller = self.controller
-        return (
-            controller.waits_for(part) is not None
-            and controller.why_not(part, waiting=True, will_run=self.will_run()) is None
-        )
+        waited = controller.waits_for(part)
+        if waited is None or (part is not Part.STREAM and waited.endswith(f" {part.value}")):
+            return False
+        return controller.why_not(part, waiting=True, will_run=self.will_run()) is None
 
     def click(self, part: Part) -> str:
         """Queue a click on ``part``'s button (a second click takes it back); return what to say."""

@@ -357,6 +357,8 @@ def test_the_checks_before_each_start_run_beside_the_window(
             assert window.busy_label.text().startswith(f"starting {part.value}"), part
             if part is Part.ANALYSIS:  # a load may be cancelled, the check included
                 assert window.buttons[part].text() == "Cancel Analysis"
+            elif part is Part.STREAM:  # a click waits for the start (issue 63): Stop Stream
+                assert "once stream has started" in window.buttons[part].toolTip()
             else:
                 assert not window.buttons[part].isEnabled(), part  # no second press meanwhile
             if part is Part.ANALYSIS:  # cancelled while its settings are checked
