@@ -328,7 +328,7 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(central)
         self._verify_progress = ""  # said beside the buttons while verify runs
         self.verify_button.progress.connect(self._show_verify_progress)
-        # Under the session's summary, never in its place (issue 63).
+        # Above the session's summary, never in its place (issue 63).
         self.verify_button.reported.connect(self._show_verdict)
         self.verify_button.failed.connect(lambda text: self._show_error(text, "verify"))
         self.verify_button.failed.connect(lambda _text: self._show_verify_progress(""))
@@ -468,13 +468,14 @@ class MainWindow(QMainWindow):
         """Show a user's stop of a session with losses: its summary in the warning colour.
 
         The losses are in their own words; never the error red (the stop was asked for).
-        Under what stays already (why the stream stopped by itself): neither hides the other.
+        Above what stays already (why the stream stopped by itself, with what to do): its
+        first line, what was lost, is the one in sight.
         """
-        self.info.show_text(summary, stay=True, warning=True, add=True)
+        self.info.show_text(summary, stay=True, warning=True, first=True)
 
     def _show_summary(self, summary: str) -> None:
         """Show the summary of a session that lost nothing, until dismissed or the next start."""
-        self.info.show_text(summary, stay=True, add=True)
+        self.info.show_text(summary, stay=True, first=True)
 
     def _show_verdict(self, text: str) -> None:
         """Show verify's verdict above the session's summary, never in its place (issue 63)."""
