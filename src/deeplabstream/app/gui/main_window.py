@@ -461,8 +461,12 @@ class MainWindow(QMainWindow):
             self.banner.clear()
 
     def _show_notice(self, text: str, stay: bool = False) -> None:
-        """Show information (neutral colours) in the message area."""
-        self.info.show_text(text, stay)
+        """Show information (neutral colours) in the message area.
+
+        What stays is added under what stays already: the stream that stopped by itself never
+        takes the place of the session's warnings.
+        """
+        self.info.show_text(text, stay, add=stay)
 
     def _show_stop_with_losses(self, summary: str) -> None:
         """Show a user's stop of a session with losses: its summary in the warning colour.
