@@ -362,16 +362,17 @@ def shoot_healthy(
     """Photograph ``name`` once the session has lost nothing for ``quiet_s`` seconds.
 
     The losses seen so far (the model's start-up) are acknowledged, as a user who saw them
-    would; any new loss starts the wait again. A machine that never settles leaves the old
-    picture, and says so (False).
+    would; any new loss, or an error (analysis stalled), starts the wait again. A machine that
+    never settles leaves the old picture, and says so (False).
     """
     window.loss_banner.acknowledge()
     quiet_since = time.monotonic()
     deadline = quiet_since + timeout_s
     while time.monotonic() < deadline:
         pump(1.0)
-        if window.loss_banner.isVisible():
+        if window.loss_banner.isVisible() or window.banner.isVisible():  # a loss, or a stall
             window.loss_banner.acknowledge()
+            window.banner.clear()
             quiet_since = time.monotonic()
         elif time.monotonic() - quiet_since >= quiet_s:
             shoot(window, name)

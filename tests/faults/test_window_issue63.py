@@ -34,18 +34,30 @@ from tests.support.files import write_settings
 ARENA = "[Camera arena]\nSOURCE = synthetic\nFRAMERATE = 30\n"
 
 
+@pytest.fixture(scope="module")
+def shared_window(qapp, tmp_path_factory: pytest.TempPathFactory) -> Iterator[MainWindow]:
+    """One window for the tests that start nothing (opening one takes seconds)."""
+    folder = tmp_path_factory.mktemp("window_issue63")
+    with pytest.MonkeyPatch.context() as patch:  # its own remembered layout and locks
+        patch.setenv(LOCK_ENV, str(folder / "instance.lock"))
+        patch.setenv(STATE_ENV, str(folder / "window.ini"))
+        main = MainWindow(write_settings(folder, ARENA), folder / "out")
+        main.resize(1366, 696)
+        main.show()
+        yield main
+        main.close()
+        main.deleteLater()
+        QApplication.processEvents()
+
+
 @pytest.fixture
-def window(qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[MainWindow]:
-    monkeypatch.setenv(LOCK_ENV, str(tmp_path / "instance.lock"))
-    monkeypatch.setenv(STATE_ENV, str(tmp_path / "window.ini"))
-    main = MainWindow(write_settings(tmp_path, ARENA), tmp_path / "out")
-    main.resize(1366, 696)
-    main.show()
-    qtbot.waitExposed(main)
-    yield main
-    main.close()
-    qtbot.waitUntil(lambda: main.closed_down, timeout=30_000)
-    main.deleteLater()
+def window(qtbot, shared_window: MainWindow) -> Iterator[MainWindow]:
+    """The shared window with no message and nothing waiting."""
+    yield shared_window
+    shared_window.queue.clear()
+    shared_window.controller.busy = None
+    shared_window.forget_last_session()
+    shared_window.controller.changed.emit()
 
 
 # -- 3: a click while a part starts or stops is never lost ---------------------------------------
