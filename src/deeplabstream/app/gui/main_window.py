@@ -413,7 +413,7 @@ class MainWindow(QMainWindow):
         return True
 
     def _say_saved_for_start(self, part: Part, changes: list[str]) -> None:
-        """Say which Rig tab edits a start saved, each one (status bar and message area).
+        """Say which Rig tab edits a start saved, each one (in the message area).
 
         A start reads the settings file, so the Rig tab's edits are saved first; a change the
         user did not notice (the wheel switched the experiment, issue 44) must not be saved and

@@ -219,7 +219,7 @@ class SessionController(QObject):
     # valid while the signal is delivered.
     failed = pyqtSignal(str)
     resolved = pyqtSignal(str)  # a part started well: its earlier failures are history
-    notice = pyqtSignal(str)  # worth a line in the status bar, not a banner
+    notice = pyqtSignal(str)  # news for the message area (it goes by itself), not a banner
     warning = pyqtSignal(str)  # the session warns (disk filling, a camera below its rate)
     warned = pyqtSignal(str)  # a user's stop whose session had losses: its summary
     summarised = pyqtSignal(str)  # a session that ended without errors: its summary
