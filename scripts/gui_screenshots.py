@@ -10,8 +10,10 @@ adds the video as a second camera in the Rig tab, gives each region a camera, st
 stream, analysis (photographed while the model loads: the progress line, Start Recording
 usable), recording and the experiment, and photographs each tab (the Keypoints tab too) from
 the X server
-(``QScreen.grabWindow``: what the display shows, not a widget's own rendering). The Rig tab is
-also photographed at 1280x720, the size it must stay usable at.
+(``QScreen.grabWindow``: what the display shows, not a widget's own rendering). The window as it
+opens, and with the longest messages a session gives, is photographed at the size a laptop's
+1366x768 screen leaves it (a 40 px task bar and a title bar less); the Rig tab also at
+1280x720, the size it must stay usable at.
 
 Last, a second window shows the keypoint mapping of docs/gui.md ("Mapping the experiment's
 keypoints onto the model's"): the example experiment, which reads ``nose``, on the lab's own
@@ -42,6 +44,7 @@ from deeplabstream.app.gui.preferences import STATE_ENV
 from deeplabstream.app.gui.session import Part
 from deeplabstream.core.device_lock import LOCK_ENV
 from deeplabstream.experiments.registry import CONFIG_FOLDER
+from deeplabstream.live.session.runner import CameraFigures
 
 PROJECT = Path(__file__).resolve().parent.parent  # the repository: docs/images is written here
 IMAGES = PROJECT / "docs" / "images"
@@ -50,6 +53,7 @@ TIMEOUT_S = 120.0
 HEALTHY_QUIET_S = 10.0  # no loss for this long before the README's picture is taken
 DLC = PROJECT.parent / "shared" / "data" / "dlc3-openfield-cspnext_s"
 FLIES = PROJECT.parent / "shared" / "data" / "sleap-flies"
+LAPTOP = (1366 - 16, 768 - 40 - 32)  # a 1366x768 screen less a task bar, a title bar, borders
 
 
 def main() -> int:
@@ -61,11 +65,14 @@ def main() -> int:
     os.environ.setdefault(STATE_ENV, str(RIG / "window.ini"))
     app = QApplication.instance() or QApplication(sys.argv[:1])
     window = MainWindow(settings)
-    window.resize(1500, 940)
+    window.resize(*LAPTOP)
     window.show()
     pump(0.5)
     window.rig_panel.wait_checked()
+    pump(0.5)
     shoot(window, "gui-idle.png")
+    shoot_messages(window)
+    window.resize(1500, 940)
 
     rig = window.rig_panel
     rig.camera_box.add_video_camera(RIG / "videos" / "side.mp4")
@@ -144,6 +151,39 @@ def main() -> int:
         print(f"{FLIES} is absent: gui-animals.png is left as it was")
     print(f"pictures in {IMAGES}; sessions in {RIG / 'sessions'}")
     return 0 if healthy else 1
+
+
+def shoot_messages(window: MainWindow) -> None:
+    """Photograph the message area with a session's longest messages, at a laptop's size.
+
+    What a session that went wrong says at once: the error of a session that ended with errors,
+    two cameras' losses (through the window's own loss alarm, the recorder's first) with what
+    to do about skipping, and a warning; then each is taken back, as the next Start Stream does.
+    """
+    cameras = ("arena", "side")
+    summary = [
+        "Stopped: camera 'side' was lost: no frame for 5.0 s: the recorder lost 228 frames of "
+        "'side' (its video has holes); 'arena' dropped 40 frames",
+        f"Session folder: {RIG / 'sessions' / '2026-11-24_10-15-02_mouse12'}",
+        "  arena: 18000 frames captured (29.98 fps), 18000 recorded, 40 dropped by the camera",
+        "  side: 9000 frames captured (14.99 fps), 8772 recorded + 228 lost in recording",
+    ]
+    window._show_error("The session ended with errors. " + "\n".join(summary))
+    quiet = [CameraFigures(c, 30.0, 0, 0, 0, 30.0, 0, None, analysed=0) for c in cameras]
+    window.loss_banner.update_figures(quiet, 0.0)
+    lossy = [
+        CameraFigures("arena", 30.0, 300, 300, 40, 10.0, 200, None, analysed=100),
+        CameraFigures("side", 15.0, 150, 0, 0, 10.0, 20, None, record_lost=150, analysed=130),
+    ]
+    window.loss_banner.update_figures(lossy, 10.0)
+    window._show_warning(
+        "disk space low: 3.2 GB free on the disk of the session folder; recording stops by "
+        "itself below 1 GB"
+    )
+    pump(0.5)
+    shoot(window, "gui-messages.png")
+    window.forget_last_session()
+    pump(0.3)
 
 
 def shoot_keypoint_mapping(settings: Path) -> None:
@@ -322,16 +362,17 @@ def shoot_healthy(
     """Photograph ``name`` once the session has lost nothing for ``quiet_s`` seconds.
 
     The losses seen so far (the model's start-up) are acknowledged, as a user who saw them
-    would; any new loss starts the wait again. A machine that never settles leaves the old
-    picture, and says so (False).
+    would; any new loss, or an error (analysis stalled), starts the wait again. A machine that
+    never settles leaves the old picture, and says so (False).
     """
     window.loss_banner.acknowledge()
     quiet_since = time.monotonic()
     deadline = quiet_since + timeout_s
     while time.monotonic() < deadline:
         pump(1.0)
-        if window.loss_banner.isVisible():
+        if window.loss_banner.isVisible() or window.banner.isVisible():  # a loss, or a stall
             window.loss_banner.acknowledge()
+            window.banner.clear()
             quiet_since = time.monotonic()
         elif time.monotonic() - quiet_since >= quiet_s:
             shoot(window, name)

@@ -20,6 +20,11 @@ What it does, on every platform:
 5. Installs the project itself editable (``src/deeplabstream``), then prints the commands to run
    next with this platform's paths (``.venv\Scripts\python.exe`` on Windows).
 
+Each step is announced as it begins (``setup: step 3 of 5: ...``) with the command it runs, and
+said done with its time; pip's and apt's own output follows as they go (downloads, builds): the
+set-up used to print nothing for eight minutes after "creating .venv". ``--dry-run`` prints the
+steps and commands without running any.
+
 docs/install.md describes each platform, its cameras and devices, and CUDA on Windows.
 """
 
@@ -31,11 +36,16 @@ import platform
 import shutil
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parent.parent
 MINIMUM_PYTHON = (3, 11)
-PIP_QUIET = ["--quiet", "--disable-pip-version-check"]
+ENSEMBLES = "requirements-ensembles.txt"
+# pip's own progress is shown (what it downloads and builds); only its version nag is not.
+PIP_OPTIONS = ["--disable-pip-version-check"]
 
 # Shared libraries of PyQt5's and OpenCV's wheels that a minimal Debian lacks, the xcb family that
 # Qt's X11 platform plugin loads to open a window on a real display
@@ -135,12 +145,60 @@ def next_commands(system: str, tests: bool) -> list[str]:
     return commands
 
 
-def run(command: list[str | Path]) -> None:
-    """Run a command from the repository; stop this script with its exit code if it fails."""
-    result = subprocess.run([str(part) for part in command], cwd=ROOT, check=False)
+def say(text: str) -> None:
+    """Print a line of the set-up's own at once (before the output of what it runs next)."""
+    print(f"setup: {text}", flush=True)
+
+
+def run(command: list[str | Path], env: dict[str, str] | None = None) -> None:
+    """Run a command from the repository, its output shown as it comes; exit if it fails."""
+    words = " ".join(str(part) for part in command)
+    say(f"  $ {words}")
+    result = subprocess.run([str(part) for part in command], cwd=ROOT, env=env, check=False)
     if result.returncode != 0:
-        words = " ".join(str(part) for part in command)
         sys.exit(f"setup: this failed (exit code {result.returncode}): {words}")
+
+
+Command = list[str | Path]
+
+
+class Step(NamedTuple):
+    """One step of the set-up: what it does, in words, and the commands that do it.
+
+    ``call`` does a step that decides its commands as it goes (apt: only the packages missing).
+    """
+
+    what: str
+    commands: tuple[Command, ...] = ()
+    call: Callable[[], None] | None = None
+
+    def run(self) -> None:
+        """Do the step: its call, then each command, its output shown as it comes."""
+        if self.call is not None:
+            self.call()
+        for command in self.commands:
+            run(command)
+
+
+def run_steps(steps: list[Step], dry_run: bool = False) -> None:
+    """Run ``steps`` in order, each announced as it begins and said done with its time.
+
+    With ``dry_run`` each step and its commands are printed, and nothing is run.
+    """
+    for number, step in enumerate(steps, start=1):
+        say(f"step {number} of {len(steps)}: {step.what}")
+        if dry_run:
+            for command in step.commands:
+                say(f"  $ {' '.join(str(part) for part in command)}")
+            continue
+        started = time.monotonic()
+        step.run()
+        say(f"step {number} of {len(steps)} done in {_duration(time.monotonic() - started)}")
+
+
+def _duration(seconds: float) -> str:
+    whole = round(seconds)
+    return f"{whole // 60} min {whole % 60} s" if whole >= 60 else f"{seconds:.1f} s"
 
 
 def install_debian_packages(packages: list[str]) -> None:
@@ -167,18 +225,13 @@ def install_debian_packages(packages: list[str]) -> None:
             file=sys.stderr,
         )
         return
-    print(f"setup: installing Debian packages: {' '.join(missing)}")
-    run([*sudo, "apt-get", "update", "-qq"])
+    say(f"installing Debian packages: {' '.join(missing)}")
+    run([*sudo, "apt-get", "update", "-q"])
     environment = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    result = subprocess.run(
-        [*sudo, "apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing],
-        env=environment, stdout=subprocess.DEVNULL, check=False,
-    )  # fmt: skip
-    if result.returncode != 0:
-        sys.exit(
-            f"setup: apt-get install failed (exit code {result.returncode}) for: "
-            f"{' '.join(missing)}"
-        )
+    run(
+        [*sudo, "apt-get", "install", "-y", "-q", "--no-install-recommends", *missing],
+        env=environment,
+    )
 
 
 def _debian_package_installed(package: str) -> bool:
@@ -219,6 +272,11 @@ def main(argv: list[str] | None = None) -> int:
         help="ONNX Runtime's NVIDIA GPU build (requirements-gpu.txt) instead of "
         "the CPU build (Linux x86-64, Windows x64; on macOS the standard build)",
     )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the steps and the commands they run, and run none",
+    )
     arguments = parser.parse_args(argv)
     system, machine = platform.system(), platform.machine()
 
@@ -230,58 +288,71 @@ def main(argv: list[str] | None = None) -> int:
     reason = unsupported(system, machine)
     if reason is not None:
         sys.exit(f"setup: {reason}")
-    if system == "Linux":
-        install_debian_packages(debian_packages(arguments.tests))
     if arguments.gpu and system == "Darwin":
-        print(
-            "setup: macOS has no NVIDIA build of ONNX Runtime; installing the standard build, "
+        say(
+            "macOS has no NVIDIA build of ONNX Runtime; installing the standard build, "
             "whose CoreML provider uses Apple's GPU and Neural Engine"
         )
-
-    python = venv_python(ROOT, system)
-    if not python.exists():
-        print(f"setup: creating .venv with Python {platform.python_version()}")
-        run([sys.executable, "-m", "venv", ROOT / ".venv"])
-
-    build = onnxruntime_build(arguments.gpu, system)
-    other = "onnxruntime" if build == "onnxruntime-gpu" else "onnxruntime-gpu"
-    replacing = installed_distribution(python, other)
-    if replacing:
-        # Both builds own the files of the module `onnxruntime`: remove the other one, then
-        # reinstall this one over the files its removal took away.
-        print(f"setup: removing {other} from .venv: it would share the module with {build}")
-        run([python, "-m", "pip", "uninstall", *PIP_QUIET, "-y", other])
     files = requirement_files(arguments.gpu, arguments.tests)
-    run([python, "-m", "pip", "install", *PIP_QUIET, *(part for f in files for part in ("-r", f))])
-    if replacing:
-        build_lines = own_requirements(ROOT / files[0])
-        run(
-            [
-                python,
-                "-m",
-                "pip",
-                "install",
-                *PIP_QUIET,
-                "--force-reinstall",
-                "--no-deps",
-                *build_lines,
-            ]
-        )
     if arguments.ensembles or arguments.tests:
-        # Every package it needs is listed there; --no-deps keeps aniposelib's second OpenCV out.
-        files.append("requirements-ensembles.txt")
-        run([python, "-m", "pip", "install", *PIP_QUIET, "--no-deps", "-r", files[-1]])
-    # The project itself, editable: `import deeplabstream` works from any folder and the console
-    # scripts are in the environment. Its pinned dependencies and build tools came from the
-    # requirement files above (no download here).
-    run(
-        [python, "-m", "pip", "install", *PIP_QUIET, "--no-deps", "--no-build-isolation", "-e", "."]
-    )
-    print(f"setup: ready (.venv, {' + '.join(files)}, {build}, deeplabstream installed editable)")
+        files.append(ENSEMBLES)
+    steps = plan(system, arguments.gpu, arguments.tests, files, arguments.dry_run)
+    say(f"{len(steps)} steps; pip's own output follows each of its steps (downloads take minutes)")
+    run_steps(steps, arguments.dry_run)
+    if arguments.dry_run:
+        say("dry run: nothing was run")
+        return 0
+    build = onnxruntime_build(arguments.gpu, system)
+    say(f"ready (.venv, {' + '.join(files)}, {build}, deeplabstream installed editable)")
     print("Next, from this folder:")
     for command in next_commands(system, arguments.tests):
         print(f"  {command}")
     return 0
+
+
+def plan(system: str, gpu: bool, tests: bool, files: list[str], dry_run: bool) -> list[Step]:
+    """Return the set-up's steps for this platform and choice (see the module's docstring)."""
+    python = venv_python(ROOT, system)
+    pip: Command = [python, "-m", "pip"]
+    steps = []
+    if system == "Linux":
+        packages = debian_packages(tests)
+        steps.append(
+            Step(
+                "the system libraries Qt, OpenCV and RealSense load (apt, those missing)",
+                call=lambda: install_debian_packages(packages),
+            )
+        )
+    if not python.exists():
+        venv: Command = [sys.executable, "-m", "venv", ROOT / ".venv"]
+        steps.append(Step(f"creating .venv with Python {platform.python_version()}", (venv,)))
+    build = onnxruntime_build(gpu, system)
+    other = "onnxruntime" if build == "onnxruntime-gpu" else "onnxruntime-gpu"
+    # Both builds own the files of the module `onnxruntime`: the other one is removed, then
+    # this one is reinstalled over the files its removal took away.
+    replacing = not dry_run and python.exists() and installed_distribution(python, other)
+    if replacing:
+        remove: Command = [*pip, "uninstall", *PIP_OPTIONS, "-y", other]
+        steps.append(Step(f"removing {other}: it would share the module with {build}", (remove,)))
+    pinned = [name for name in files if name != ENSEMBLES]
+    install: Command = [*pip, "install", *PIP_OPTIONS, *(p for f in pinned for p in ("-r", f))]
+    what = f"the pinned packages of {' + '.join(pinned)} ({build}; minutes of downloads)"
+    steps.append(Step(what, (install,)))
+    if replacing:
+        again: Command = [*pip, "install", *PIP_OPTIONS, "--force-reinstall", "--no-deps"]
+        again += own_requirements(ROOT / files[0])
+        steps.append(Step(f"reinstalling {build} over the files the removal took", (again,)))
+    if ENSEMBLES in files:
+        # Every package it needs is listed there; --no-deps keeps aniposelib's second OpenCV out.
+        smoother: Command = [*pip, "install", *PIP_OPTIONS, "--no-deps", "-r", ENSEMBLES]
+        steps.append(Step(f"the Ensemble Kalman Smoother ({ENSEMBLES}, --no-deps)", (smoother,)))
+    # The project itself, editable: `import deeplabstream` works from any folder and the console
+    # scripts are in the environment. Its pinned dependencies and build tools came from the
+    # requirement files above (no download here).
+    editable: Command = [*pip, "install", *PIP_OPTIONS, "--no-deps", "--no-build-isolation"]
+    editable += ["-e", "."]
+    steps.append(Step("the project itself, editable (src/deeplabstream)", (editable,)))
+    return steps
 
 
 if __name__ == "__main__":

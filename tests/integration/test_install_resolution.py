@@ -487,3 +487,34 @@ def test_the_macos_markers_agree_between_pyproject_and_requirements() -> None:
         assert requirement.marker.evaluate(linux().markers)
         pinned = pins[requirement.name].marker
         assert pinned is not None and str(pinned) == str(requirement.marker)
+
+
+def test_the_setup_says_each_step_and_shows_what_it_runs_as_it_goes(tmp_path: Path) -> None:
+    """Issue 63 #9: the set-up printed nothing for about 8 minutes after "creating .venv" (pip
+    ran with --quiet). Each step is announced, its command shown, the command's own output
+    follows as it comes (a real child process here), and the step is said done."""
+    script = tmp_path / "says.py"
+    script.write_text("print('Collecting numpy', flush=True)\n")
+    result = subprocess.run(
+        [sys.executable, "-c",
+         "import sys, importlib.util as u; s = u.spec_from_file_location('s', sys.argv[1]); "
+         "m = u.module_from_spec(s); s.loader.exec_module(m); "
+         "m.run_steps([m.Step('the pinned packages', ([sys.executable, sys.argv[2]],))])",
+         str(PROJECT_ROOT / "scripts" / "setup.py"), str(script)],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    lines = result.stdout.splitlines()
+    assert lines[0] == "setup: step 1 of 1: the pinned packages"
+    assert lines[1].startswith("setup:   $ ") and lines[1].endswith("says.py")
+    assert lines[2] == "Collecting numpy"  # the command's own output, in its place
+    assert lines[3].startswith("setup: step 1 of 1 done in ")
+    # Every step of a real set-up, with the commands it would run: pip is never quiet.
+    dry = subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / "scripts" / "setup.py"), "--tests", "--dry-run"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    announced = [line for line in dry.stdout.splitlines() if " step " in line]
+    assert len(announced) >= 3 and announced[-1].endswith("editable (src/deeplabstream)")
+    assert "pip install" in dry.stdout and "--quiet" not in dry.stdout
+    assert "-r requirements-dev.txt" in dry.stdout
+    assert "dry run: nothing was run" in dry.stdout

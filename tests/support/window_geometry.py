@@ -27,7 +27,6 @@ from PyQt5.QtWidgets import (
 )
 
 from deeplabstream.app.gui.main_window import MainWindow
-from deeplabstream.app.gui.messages import SKIPPING_ADVICE
 from deeplabstream.app.gui.session import Part
 from deeplabstream.live.processes.messages import EventView, ExperimentStatus, TriggerView
 from deeplabstream.live.session.runner import CameraFigures
@@ -90,7 +89,6 @@ def longest_messages(window: MainWindow) -> None:
         for c in CAMERAS
     ]
     window.loss_banner.update_figures(lossy, 10.0)
-    window.advice.show_text(SKIPPING_ADVICE, stay=True)
     window._stream_ended(
         "every camera has ended (" + ", ".join(f"{c}: end of the video file" for c in CAMERAS) + ")"
     )
@@ -103,7 +101,7 @@ def longest_messages(window: MainWindow) -> None:
         f"{LONG_PATH}snapshot-best-200.pt to ONNX (12 s)"
     )
     window.session_label.setText(LONG_PATH + "2026-11-24_10-15-02_mouse_with_a_long_name")
-    window.notice_label.setText("Settings saved to " + LONG_PATH + "settings.ini" * 3)
+    window.settings_edit.setText(LONG_PATH + "settings.ini")
     window.status_panel.show_cameras(lossy)
     window.status_panel.last_event.setText(
         "action stimulus_box: pulse channel=0 duration_s=0.5 reason=left_entry_of_the_arena "
@@ -156,7 +154,7 @@ def measure(window: MainWindow) -> dict[str, Any]:
     view = _global_rect(viewport)
     area.verticalScrollBar().setValue(0)
     QApplication.processEvents()
-    for banner in (window.banner, window.loss_banner, window.advice, window.info):
+    for banner in (window.banner, window.loss_banner, window.info):
         if banner.isHidden():
             continue
         label = banner.label

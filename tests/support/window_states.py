@@ -8,10 +8,11 @@ real X server of a chosen size)::
 The window is given the size a desktop leaves on that screen (a task bar and a title bar less),
 then (issue 53, found at 1366x768): the Regions tab with a region selected whose rule is a pulse,
 then a train (the rule form's longest), the longest messages the app writes shown at once (red
-error, losses, advice, news), the messages dismissed, the Rig tab again. After each state the
-report says the window's frame and least size, where the tabs start, which of the controls
-under the tabs (Session line, Open folder, Verify, the status bar) lie off the screen, and
-whether the rule form's last row and the Rig tab's "What Start will run" can be read whole.
+error, losses with their advice, news), the messages dismissed, the Rig tab again. After each
+state the report says the window's frame and least size, where the tabs start, which of the
+controls under the tabs (the settings file, Choose..., the Session line, Open folder, Verify)
+lie off the screen, and whether the rule form's last row and the Rig tab's "What Start will
+run" can be read whole.
 Nothing is mocked: the regions come from the rig's own experiment config, the messages go
 through the window's own banners and loss alarm.
 """
@@ -45,15 +46,25 @@ def _inside_area(widget: QWidget, area: QAbstractScrollArea) -> bool:
     return _global(viewport).contains(_global(widget))
 
 
+def _rect(widget: QWidget) -> list[int]:
+    """Where ``widget`` is on the screen and how big: what a click aims at."""
+    rect = _global(widget)
+    return [rect.x(), rect.y(), rect.width(), rect.height()]
+
+
 def state(window: MainWindow) -> dict[str, Any]:
     """Return the window's geometry and what of it can be seen, now."""
     screen = window.screen().availableGeometry()
-    bottom = [window.session_label, window.open_folder_button, window.verify_button]
-    status_bar = window.statusBar()
-    assert status_bar is not None
+    bottom = [
+        window.settings_edit,
+        window.browse_button,
+        window.session_label,
+        window.open_folder_button,
+        window.verify_button,
+    ]
     off_screen = [
         widget.objectName() or type(widget).__name__
-        for widget in [*bottom, status_bar]
+        for widget in bottom
         if not screen.contains(_global(widget))
     ]
     pages = {
@@ -67,7 +78,16 @@ def state(window: MainWindow) -> dict[str, Any]:
         if not banner.label.shows_whole_lines()
         or banner.label.height() < min(banner.label.maximumHeight(), banner.label.needed_height())
     ]
+    watched = {
+        "live_view": window.view_holder.parentWidget(),
+        "tabs": window.tabs,
+        "camera_table": window.status_panel.table,
+        "action": window.region_editor.rule_panel.action_box,
+        "delete_rule": window.region_editor.rule_panel.delete_rule_button,
+        "buttons": window.button_row,
+    }
     return {
+        "geometry": {name: _rect(widget) for name, widget in watched.items()},
         "banners_cut": cut,
         "frame": [window.frameGeometry().width(), window.frameGeometry().height()],
         "least": [hint.width(), hint.height()],
@@ -116,6 +136,21 @@ def summary_shown(window: MainWindow) -> dict[str, Any]:
     return measured
 
 
+def camera_keys_in_sight(window: MainWindow) -> int:
+    """Return how many rows of the Rig tab's camera key table can be seen at once."""
+    window.tabs.setCurrentWidget(window.rig_panel)
+    _settle(0.3)
+    table = window.rig_panel.camera_box.camera_table
+    area = window.rig_panel.findChild(QAbstractScrollArea, "rig_settings_area")
+    area.ensureWidgetVisible(table, 0, 0)
+    _settle(0.3)
+    viewport = area.viewport()
+    assert viewport is not None
+    seen = _global(viewport).intersected(_global(table.viewport()))
+    row = table.verticalHeader().defaultSectionSize()
+    return min(table.rowCount(), max(0, seen.height()) // row)
+
+
 def main(settings: Path, out: Path, report: Path) -> int:
     """Open the window at a desktop's size, go through the states, write the report."""
     app = QApplication.instance() or QApplication(sys.argv[:1])
@@ -130,15 +165,24 @@ def main(settings: Path, out: Path, report: Path) -> int:
     states = {"opened": summary_shown(window)}
     states["pulse_rule"] = select_rule(window, "pulse")
     states["train_rule"] = select_rule(window, "pattern")
+    _settle(0.5)
+    states["no_message"] = state(window)  # the rule form as left (scrolled to its last row)
+    window._show_notice("Start Experiment: press Start Analysis first")  # a hint
+    _settle(0.5)
+    states["hint"] = state(window)
+    for n in range(3):  # a warning that repeats, three times
+        window._show_warning(f"camera 'arena' delivers {20 + n}.0 fps, below its FRAMERATE 30")
+    _settle(0.5)
+    states["three_warnings"] = state(window)
     longest_messages(window)
     _settle(1.0)
     states["messages"] = state(window)
     window.forget_last_session()
-    window.advice.clear()
     _settle(0.5)
     states["messages_gone"] = state(window)
     window.region_editor.select(None)
     states["rig_again"] = summary_shown(window)
+    states["rig_again"]["camera_keys_in_sight"] = camera_keys_in_sight(window)
     report.write_text(json.dumps(states, indent=1), encoding="utf-8")
     window.grab().save(str(report.with_suffix(".png")))  # to look at when a check fails
     window.region_editor.revert()  # nothing unsaved: the window closes at once

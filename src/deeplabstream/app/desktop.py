@@ -7,10 +7,12 @@ order and finalises the files. ``--start stream,analysis,experiment`` presses th
 once; ``--duration`` closes the window after S seconds. Under ``QT_QPA_PLATFORM=offscreen`` (no
 screen) the embedded default starts stream, analysis and experiment by itself and prints the
 status once a second, so the app runs on a server too. Exit codes: 0 done, 1 an error was shown,
-2 bad command line or no display, 130 (143 for SIGTERM) Ctrl-C before or while the stream was
-opening: from the first instant (the launcher takes it before Qt is imported), while the window
-is made or shown, or while its cameras open (they stop at once; no session folder is made).
-Later, Ctrl-C and SIGTERM close the window, and the session records them as its stop reason.
+2 bad command line or no display, 130 (143 for SIGTERM) Ctrl-C during the start-up, as
+DeepLabStream.py counts it: from the first instant (the launcher takes it before Qt is imported),
+while the window is made or shown, while its cameras open (they stop at once; no session folder
+is made), or while a part it starts by itself is still starting (the model loading: the worker
+is ended). Later, Ctrl-C and SIGTERM close the window (exit 0), and the session records them as
+its stop reason.
 """
 
 from __future__ import annotations
@@ -144,12 +146,16 @@ def _show_window(
     offscreen = os.environ.get("QT_QPA_PLATFORM") == "offscreen"
     pilot = Autopilot(window, parts, args.duration, print_status=offscreen)
     during_start_up: list[bool] = []
+    looping: list[bool] = []  # the event loop runs: a signal's handler only asks for the close
 
     def close_on(reason: str) -> None:
         # Judged when the signal arrives: the start it interrupted may still complete (its
         # camera opened meanwhile) before the window has closed.
         during_start_up.append(pilot.starting or window.controller.working)
-        window.close_for(reason)  # the session records the signal as its stop reason
+        if looping:  # between two bytecodes of whatever runs: close from the event loop
+            QTimer.singleShot(0, lambda: window.close_for(reason))
+        else:
+            window.close_for(reason)  # the session records the signal as its stop reason
 
     # Python runs signal handlers only between bytecodes: a timer gives it the chance.
     wake = QTimer()
@@ -162,6 +168,7 @@ def _show_window(
     if window.closed_down:  # stopped before any Start was pressed: no event loop to run
         return _stopped_before_the_start(stops)
     pilot.begin()
+    looping.append(True)
     app.exec_()
     pilot.report()
     due = window.verify_button.due_after_close(window.controller.session_dir)

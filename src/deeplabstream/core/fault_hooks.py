@@ -19,7 +19,9 @@ the code calls it:
 - ``start-up-step-N``: ``DeepLabStream.py`` before the N-th step of its start-up (1: open the
   cameras, then start the analysis, the recording, the stream, as the command line asks);
 - ``capture-import``: a capture process importing its modules, before its entry function runs;
-- ``pose-load``: the inference worker about to load its model.
+- ``pose-load``: the inference worker about to load its model;
+- ``stream-stop``: a live session's stop begun, before its cameras are stopped (the window stops
+  a running experiment before: its outputs are off by then).
 """
 
 from __future__ import annotations

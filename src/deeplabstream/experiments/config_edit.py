@@ -120,17 +120,20 @@ class RegionAction:
             stimulation=old.stimulation if old else "",
         )
 
+    def what(self) -> str:
+        """Say the stimulation alone: ``pulse 100 ms``, ``train 20 ms on / 30 ms off x 5``."""
+        if self.command == "pulse":
+            return f"pulse {_ms(self.duration_s)}"
+        count = f" x {self.count}" if self.count else " until off"
+        return f"train {_ms(self.on_s)} on / {_ms(self.off_s)} off{count}"
+
     def describe(self) -> str:
         """Say it in words: ``pulse 100 ms, stimulus_box channel 0, on entry``."""
         if self.command == NO_ACTION:
             return "no action"
-        if self.command == "pulse":
-            what = f"pulse {_ms(self.duration_s)}"
-        else:
-            count = f" x {self.count}" if self.count else " until off"
-            what = f"train {_ms(self.on_s)} on / {_ms(self.off_s)} off{count}"
         text = (
-            f"{what}, {self.device} channel {self.channel}, {EDGE_WORDS.get(self.edge, self.edge)}"
+            f"{self.what()}, {self.device} channel {self.channel}, "
+            f"{EDGE_WORDS.get(self.edge, self.edge)}"
         )
         if self.refractory_s:
             text += f", then {self.refractory_s:g} s refractory"
@@ -323,6 +326,46 @@ class ConfigText:
             if (self.value(section, key) or "").strip().lower() in _TRUE_WORDS:
                 parts.append(words)
         return ", ".join(parts)
+
+    def described(self) -> str:
+        """Say what the config's rules do, in one line (what the window writes as DESCRIPTION).
+
+        ``When nose_in_left becomes true: pulse 50 ms on stimulus_box channel 1, a trial
+        starts; when ...``; "" for a config without rules.
+        """
+        clauses = []
+        for rule in self.section_names(RULE_PREFIX):
+            section = RULE_PREFIX + rule
+            when = " and ".join(_names(self.value(section, "WHEN") or "")) or "?"
+            edge = (self.value(section, "EDGE") or "rising").strip().lower()
+            does = [
+                self._stimulation_words(name) for name in _names(self.value(section, "DO") or "")
+            ]
+            for key, words in (
+                ("STARTS_TRIAL", "a trial starts"),
+                ("ENDS_TRIAL", "the trial ends"),
+            ):
+                if (self.value(section, key) or "").strip().lower() in _TRUE_WORDS:
+                    does.append(words)
+            clauses.append(
+                f"when {when} {_EDGE_VERBS.get(edge, edge)}: {', '.join(does) or 'nothing'}"
+            )
+        text = "; ".join(clauses)
+        return text[:1].upper() + text[1:]
+
+    def _stimulation_words(self, name: str) -> str:
+        """Say ``[Stimulation name]``: ``pulse 50 ms on stimulus_box channel 1`` (else its name)."""
+        action = self._stimulation_action(name)
+        if action is None:
+            return name
+        return f"{action.what()} on {action.device} channel {action.channel}"
+
+    def describe_as(self, text: str) -> None:
+        """Write ``text`` as ``[Experiment] DESCRIPTION`` (the section is added when missing)."""
+        if self._section(EXPERIMENT_SECTION) is None:
+            self.append_section(EXPERIMENT_SECTION, [("DESCRIPTION", text)])
+        else:
+            self.set_section_key(EXPERIMENT_SECTION, "DESCRIPTION", text)
 
     def delete_rule(self, rule: str) -> list[str]:
         """Remove ``[Rule rule]`` and the stimulations it did that no other rule does.
@@ -698,8 +741,14 @@ def edited_text(
     rule or a combinator names them), changed ones get their new ``SHAPE``, ``CAMERA``,
     ``KEYPOINT`` and ``ANIMAL`` lines, new ones are added as ``KIND = region`` sections with
     ``MODE = mode``; a region whose ``action`` is given gets it written (or removed).
+
+    When the edit changes what the rules do (an action, a rule deleted), ``[Experiment]
+    DESCRIPTION`` is written anew from the rules (:meth:`ConfigText.described`): it goes into
+    ``events.csv`` and ``session.json``, and "a 1 s stimulus per region" stayed after the
+    pulses became 50 ms (issue 63). A region moved or resized leaves it as it is.
     """
     config = ConfigText(text)
+    did = config.described()
     for rule in deleted_rules:
         config.delete_rule(rule)
     before = {spec.trigger: spec for spec in config.regions()}
@@ -725,6 +774,9 @@ def edited_text(
                 config.set_key(name, "ANIMAL", spec.animal or FIRST_ANIMAL)
         if spec.action is not None:
             config.set_region_action(name, spec.action)
+    does = config.described()
+    if does != did:
+        config.describe_as(does)
     return config.text
 
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -126,3 +127,30 @@ def test_saving_a_mapping_rewrites_the_description_with_the_keypoints(config: Pa
     described = load_experiment_config(config).experiment.description
     assert described.startswith("Count the head's entries")
     assert text.startswith("# DeepLabStream's example experiment")  # comments kept
+
+
+def test_saving_regions_that_change_what_the_rules_do_rewrites_the_description(
+    config: Path,
+) -> None:
+    """Issue 63 #7: after the window's edits the description still said "a 1 s stimulus per
+    region"; it goes into events.csv and session.json."""
+    left, right = read_regions(config)
+    assert left.action is None  # read as it is: the rules unchanged
+    moved = RegionSpec(left.trigger, left.camera, Circle(200, 240, 50), left.keypoint)
+    save_regions(config, [moved, right])  # moved only: what the rules do is the same
+    assert "a 1 s stimulus per region" in config.read_text()
+    action = ConfigText(config.read_text()).region_action("nose_in_left")
+    assert action is not None
+    short = replace(action, duration_s=0.05)  # the window's pulse made 50 ms
+    save_regions(config, [replace(moved, action=short), right])
+    described = load_experiment_config(config).experiment.description
+    assert "1 s stimulus" not in described
+    assert described == (
+        "When nose_in_left becomes true: pulse 50 ms on stimulus_box channel 1, a trial starts; "
+        "when nose_in_right becomes true: pulse 1000 ms on stimulus_box channel 2, a trial starts"
+    )
+    save_regions(config, [right], deleted_rules=["left_entry"])  # a rule deleted
+    assert load_experiment_config(config).experiment.description == (
+        "When nose_in_right becomes true: pulse 1000 ms on stimulus_box channel 2, a trial starts"
+    )
+    assert config.read_text().startswith("# DeepLabStream's example experiment")  # comments kept

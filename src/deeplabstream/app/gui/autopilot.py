@@ -36,6 +36,7 @@ class Autopilot(QObject):
         self._pressed: set[Part] = set()
         self._duration_s = duration_s
         self._print_status = print_status
+        self._printed: list[str] | None = None  # the figures printed last (each refresh once)
         self._step_timer = QTimer(self)
         self._step_timer.setInterval(CHECK_INTERVAL_MS)
         self._step_timer.timeout.connect(self._step)
@@ -86,9 +87,16 @@ class Autopilot(QObject):
                 self._pending.clear()
 
     def _status(self) -> None:
+        """Print the figures of each refresh once.
+
+        While the stream stops nothing refreshes them, and the last line was printed again two
+        or three times (issue 63).
+        """
         runner = self.window.controller.runner
-        if runner is not None and runner.last_status:
-            print("  |  ".join(runner.last_status), flush=True)
+        if runner is None or not runner.last_status or runner.last_status is self._printed:
+            return
+        self._printed = runner.last_status
+        print("  |  ".join(runner.last_status), flush=True)
 
     def _failed(self, text: str, _cause: str = "") -> None:
         self.errors.append(text)

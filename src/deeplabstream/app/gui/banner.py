@@ -1,24 +1,47 @@
 """A coloured bar across the window with a message and its buttons: errors, losses, news.
 
-A bar shows its whole text when the message area has room for it (:mod:`app.gui.messages`
-shares the area's height among the bars shown); when it has not, the bar shows as many *whole*
-lines as it is given (:meth:`BannerText.limit_to`: never a line cut in half, as the stop
-summary's third line was at 1920x1080), and a **Show all** button (beside the bar's own button,
-both at its top, always in sight) opens the whole text; hovering the bar shows it too. Its text
-never widens the window: a long path is clipped at the bar's edge, not a reason for the window
-to grow past the screen.
+A bar shows as many *whole* lines of its text as the message area gives it (:mod:`app.gui.messages`:
+two lines when it is alone, one when others show; :meth:`BannerText.limit_to`: never a line cut
+in half, as the stop summary's third line was at 1920x1080), and a **Show all** button (beside
+the bar's own button, both at its top, always in sight) opens the whole text; hovering the bar
+shows it too. Its text never widens the window: a long path is clipped at the bar's edge, not a
+reason for the window to grow past the screen.
+
+A bar's colours are a :class:`BarColours`; its buttons are compact (one text line tall), so that a
+bar of one line is one row of the message area whatever it says.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from PyQt5.QtCore import Qt
 from PyQt5.QtGui import QResizeEvent, QShowEvent
 from PyQt5.QtWidgets import QHBoxLayout, QLabel, QMessageBox, QPushButton, QWidget
 
 UNLIMITED_PX = 16_777_215  # Qt's QWIDGETSIZE_MAX: no maximum height
+BUTTON_PADDING = "1px 8px"  # a bar's buttons are one text line tall: a row is a line
+
+
+@dataclass(frozen=True)
+class BarColours:
+    """What a bar looks like: its background, its text's colour, bold or not."""
+
+    background: str
+    text: str
+    bold: bool = False
+
+    def style(self, name: str) -> str:
+        """Return the style sheet of the bar named ``name`` (its text, its compact buttons)."""
+        weight = "bold" if self.bold else "normal"
+        return (
+            f"QWidget#{name} {{ background: {self.background}; }}\n"
+            f"QWidget#{name} QLabel {{ color: {self.text}; font-weight: {weight}; "
+            "padding: 0px; }\n"
+            f"QWidget#{name} QPushButton {{ padding: {BUTTON_PADDING}; }}"
+        )
 
 
 class Banner(QWidget):
@@ -28,8 +51,8 @@ class Banner(QWidget):
     ----------
     name
         The bar's object name (tests find it by that).
-    style
-        Its style sheet (colours).
+    colours
+        Its colours.
     button_text, button_name, on_button
         The button's label, object name and what it does.
     """
@@ -37,14 +60,16 @@ class Banner(QWidget):
     def __init__(
         self,
         name: str,
-        style: str,
+        colours: BarColours,
         button_text: str,
         button_name: str,
         on_button: Callable[[], None],
     ) -> None:
         super().__init__()
         self.setObjectName(name)
-        self.setStyleSheet(style)
+        self.setAttribute(Qt.WA_StyledBackground, True)  # its background is its style's
+        self.colours = colours
+        self.setStyleSheet(colours.style(name))
         self.label = BannerText(self.refresh_show_all)
         self.show_all = QPushButton("Show all")
         self.show_all.setObjectName(f"{name}_show_all")
@@ -61,6 +86,12 @@ class Banner(QWidget):
         layout.addWidget(self.button, 0, Qt.AlignTop)
         self.whole_text_box: QMessageBox | None = None
         self.hide()
+
+    def use_colours(self, colours: BarColours) -> None:
+        """Show the bar in ``colours`` from now on (a warning, after news)."""
+        if colours != self.colours:
+            self.colours = colours
+            self.setStyleSheet(colours.style(self.objectName()))
 
     def full_text(self) -> str:
         """Return the whole message (the bar may show only its first lines)."""
@@ -107,31 +138,27 @@ class BannerText(QLabel):
         """Return the height the whole text takes at ``width`` (the label's own by default)."""
         return self.heightForWidth(max(1, self.width() if width is None else width))
 
-    def limit_to(self, height_px: int, width: int | None = None) -> int:
-        """Show the whole text if it fits ``height_px``, else the whole lines that fit.
+    def lines_height(self, lines: int) -> int:
+        """Return the height of ``lines`` lines of text in this label (the tallest kind).
+
+        Measured on lines that each begin a paragraph: where a font has a negative leading, a
+        wrapped line is shorter, so ``lines`` lines of any text fit in it.
+        """
+        probe = self._probe()
+        probe.setText("\n".join(["Xg"] * max(1, lines)))
+        return probe.heightForWidth(1000)
+
+    def limit_to_lines(self, lines: int, width: int | None = None) -> int:
+        """Show the whole text if it fits ``lines`` lines, else the whole lines that fit.
 
         At least one line shows. Returns the height the label then takes.
         """
+        height_px = self.lines_height(lines)
         needed = self.needed_height(width)
         limit = UNLIMITED_PX if needed <= height_px else self.whole_lines_height(height_px, width)
         if limit != self.maximumHeight():
             self.setMaximumHeight(limit)
         return min(needed, limit)
-
-    def shown_height(self, width: int) -> int:
-        """Return the height the label takes at ``width``: its text's, at most its maximum."""
-        return min(self.needed_height(width), self.maximumHeight())
-
-    def drop_a_line(self, shown_px: int) -> bool:
-        """Show one whole line less than ``shown_px`` shows (never less than one line).
-
-        Returns False when it shows one line already.
-        """
-        fewer = self.whole_lines_height(shown_px - 1)
-        if fewer >= shown_px:
-            return False
-        self.setMaximumHeight(fewer)
-        return True
 
     def shows_whole_lines(self) -> bool:
         """Whether the label shows its whole text, or whole lines of it (none cut in half)."""

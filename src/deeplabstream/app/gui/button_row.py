@@ -4,6 +4,9 @@ Qt gives a disabled button no click. A user who clicked a greyed button (Start R
 model loaded) used to get nothing at all; the row watches its buttons' presses (an event filter
 sees them even while a button is disabled) and emits :attr:`ButtonRow.refused`, and the window
 says why the button cannot be pressed. Each greyed button also carries the reason as its tooltip.
+
+A button whose label changes (Start -> Stop -> Cancel) keeps the width of its longest label, so
+that the buttons beside it never move under the mouse.
 """
 
 from __future__ import annotations
@@ -23,10 +26,21 @@ class ButtonRow(QWidget):
         self.row = QHBoxLayout(self)
         self.row.setContentsMargins(0, 0, 0, 0)
 
-    def add_button(self, button: QAbstractButton) -> None:
-        """Put ``button`` in the row and watch its presses while it is greyed."""
+    def add_button(self, button: QAbstractButton, labels: tuple[str, ...] = ()) -> None:
+        """Put ``button`` in the row and watch its presses while it is greyed.
+
+        ``labels``: every text the button may show; it is as wide as the widest, always.
+        """
         self.row.addWidget(button)
         button.installEventFilter(self)
+        if labels:
+            shown = button.text()
+            widths = []
+            for label in labels:
+                button.setText(label)
+                widths.append(button.sizeHint().width())
+            button.setText(shown)
+            button.setFixedWidth(max(widths))
 
     def eventFilter(self, watched: QObject | None, event: QEvent | None) -> bool:  # noqa: N802
         """Emit :attr:`refused` for a press on a greyed button; never take the event."""

@@ -24,7 +24,7 @@ from PyQt5.QtWidgets import (
     QWidget,
 )
 
-from deeplabstream.app.gui.fitting import ElidedLabel, shrinkable
+from deeplabstream.app.gui.fitting import ElidedLabel, compact_rows, shrinkable
 from deeplabstream.experiments.events import EVENT_COLUMNS as CSV_COLUMNS
 from deeplabstream.live.processes.messages import EventView, ExperimentStatus, TriggerView
 
@@ -32,6 +32,7 @@ MAX_ROWS = 5000  # the table stays responsive; events.csv keeps everything
 # The first column is events.csv's own: the same name, the same clock (experiments/events.py).
 EVENT_COLUMNS = (CSV_COLUMNS[0], "kind", "name", "detail", "trial", "animal")
 REGION_COLUMNS = ("trigger", "camera", "entries", "time s", "% of session")
+REGION_ROWS_SHOWN = 5  # the region table's rows in sight; the events get the rest of the tab
 # Row tints by kind (light, so the text stays readable): what the experimenter looks for.
 KIND_COLOURS = {
     "action": QColor(255, 236, 179),
@@ -65,7 +66,7 @@ class EventLogPanel(QWidget):
         self.note.setObjectName("event_log_note")
         self.regions = _table("region_table", REGION_COLUMNS)
         _header(self.regions).setSectionResizeMode(0, QHeaderView.Stretch)  # trigger
-        self.regions.setMaximumHeight(160)
+        self._fit_regions(0)
         bar = self.events.verticalScrollBar()
         assert bar is not None  # a table always has its scroll bars
         # Only the user's own scrolling (wheel, drag, click, keys) decides whether to follow.
@@ -98,6 +99,7 @@ class EventLogPanel(QWidget):
         self._received = self._missed = self._removed = self._seen_total = 0
         self.events.setRowCount(0)
         self.regions.setRowCount(0)
+        self._fit_regions(0)
         self.trial_summary.setText("no experiment")
         self.trial_summary.setStyleSheet("")
         self.note.setText("")
@@ -192,8 +194,24 @@ class EventLogPanel(QWidget):
         loud = "color: #b71c1c; font-weight: bold"  # a failed device: the line turns red
         self.trial_summary.setStyleSheet(loud if status.error else "")
 
+    def _fit_regions(self, rows: int) -> None:
+        """Make the region table as tall as its rows (up to :data:`REGION_ROWS_SHOWN`).
+
+        At a fixed 160 px it left empty space under three regions while the events above
+        showed 1-4 rows on a laptop's screen (issue 63).
+        """
+        table = self.regions
+        vertical = table.verticalHeader()
+        row = vertical.defaultSectionSize() if vertical is not None else 24
+        shown = min(max(rows, 1), REGION_ROWS_SHOWN)
+        height = _header(table).sizeHint().height() + shown * row + 2 * table.frameWidth()
+        if table.height() != height or table.minimumHeight() != height:
+            table.setFixedHeight(height)
+
     def _show_regions(self, triggers: Sequence[TriggerView], elapsed_s: float) -> None:
         table = self.regions
+        if table.rowCount() != len(triggers):
+            self._fit_regions(len(triggers))
         table.setRowCount(len(triggers))
         for row, trigger in enumerate(triggers):
             share = 100.0 * trigger.seconds_active / elapsed_s if elapsed_s > 0 else 0.0
@@ -225,7 +243,7 @@ def _table(name: str, columns: Sequence[str]) -> QTableWidget:
     assert vertical is not None  # a table always has its headers
     vertical.setVisible(False)
     table.setWordWrap(False)
-    return table
+    return compact_rows(table)
 
 
 def _header(table: QTableWidget) -> QHeaderView:

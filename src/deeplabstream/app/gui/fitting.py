@@ -7,17 +7,29 @@ plots off the screen. :class:`ElidedLabel` shows one line cut with "..." at the 
 given, the whole text on hover; :func:`shrinkable` lets a wrapped label be narrower than its
 longest word (that word is then clipped, the tooltip has it whole); :func:`narrow_choice` lets
 a drop-down be narrower than its longest item (a rule's description made the Regions tab 500 px
-wider and moved the window's tabs sideways, issue 53).
+wider and moved the window's tabs sideways, issue 53), its list as wide as its items when opened;
+:func:`compact_rows` gives a table rows one line of text tall, so a laptop's screen shows more of
+them (the Log tab's events showed 1-4 rows at 1366x768, issue 63).
 """
 
 from __future__ import annotations
 
-from PyQt5.QtCore import QSize, Qt
+from PyQt5.QtCore import QEvent, QObject, QSize, Qt
 from PyQt5.QtGui import QPainter, QPaintEvent
-from PyQt5.QtWidgets import QComboBox, QLabel, QSizePolicy, QWidget
+from PyQt5.QtWidgets import (
+    QApplication,
+    QComboBox,
+    QHeaderView,
+    QLabel,
+    QSizePolicy,
+    QTableWidget,
+    QWidget,
+)
 
 MIN_TEXT_WIDTH_PX = 40  # an elided line never asks for more than this
 CHOICE_CHARACTERS = 16  # a drop-down's width, in characters, whatever its items' length
+ROW_PADDING_PX = 6  # a compact table row: one line of text and this much
+POPUP_PADDING_PX = 40  # an opened drop-down's list: its longest item, a scroll bar and margins
 
 
 class ElidedLabel(QLabel):
@@ -90,10 +102,48 @@ def shrinkable(label: QLabel) -> QLabel:
 
 
 def narrow_choice(choice: QComboBox) -> QComboBox:
-    """Let ``choice`` be narrower than its longest item (it shows it whole when opened).
+    """Let ``choice`` be narrower than its longest item; opened, its list shows them whole.
 
-    Returns the drop-down, for chaining.
+    Qt's list is as wide as the drop-down: the Rules drop-down's rules were cut at its edge
+    (issue 63). Returns the drop-down, for chaining.
     """
     choice.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
     choice.setMinimumContentsLength(CHOICE_CHARACTERS)
+    view = choice.view()
+    if view is not None:
+        view.installEventFilter(_WholeItems(choice))
     return choice
+
+
+class _WholeItems(QObject):
+    """Widen a drop-down's list to its longest item when it opens (at most the screen's width)."""
+
+    def __init__(self, choice: QComboBox) -> None:
+        super().__init__(choice)
+        self._choice = choice
+
+    def eventFilter(self, watched: QObject | None, event: QEvent | None) -> bool:  # noqa: N802
+        """Before the list shows: as wide as its longest item (never takes the event)."""
+        if event is None or event.type() != QEvent.Show:
+            return False
+        view = self._choice.view()
+        if view is not None:
+            metrics = view.fontMetrics()
+            texts = (self._choice.itemText(i) for i in range(self._choice.count()))
+            widest = max((metrics.horizontalAdvance(text) for text in texts), default=0)
+            screen = self._choice.screen() or QApplication.primaryScreen()
+            most = screen.availableGeometry().width() if screen is not None else widest
+            wanted = min(widest + POPUP_PADDING_PX, most)
+            popup = view.window()
+            if popup is not None and popup.width() < wanted:
+                popup.setMinimumWidth(wanted)
+        return False
+
+
+def compact_rows(table: QTableWidget) -> QTableWidget:
+    """Make ``table``'s rows one line of text tall (a readable padding); returns the table."""
+    header = table.verticalHeader()
+    if header is not None:
+        header.setSectionResizeMode(QHeaderView.Fixed)
+        header.setDefaultSectionSize(table.fontMetrics().height() + ROW_PADDING_PX)
+    return table

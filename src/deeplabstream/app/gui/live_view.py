@@ -14,7 +14,15 @@ from typing import Protocol
 
 import numpy as np
 from PyQt5.QtCore import QEvent, QPoint, QPointF, QRectF, Qt
-from PyQt5.QtGui import QColor, QImage, QKeyEvent, QMouseEvent, QPainter, QPaintEvent
+from PyQt5.QtGui import (
+    QColor,
+    QFontMetrics,
+    QImage,
+    QKeyEvent,
+    QMouseEvent,
+    QPainter,
+    QPaintEvent,
+)
 from PyQt5.QtWidgets import QGridLayout, QWidget
 
 from deeplabstream.app.display.occupancy import (
@@ -49,18 +57,53 @@ from deeplabstream.transport.readers import NewestFrameReader
 
 FLASH_S = 0.3  # how long the border shows after an action fired
 LABEL_BACKGROUND = QColor(0, 0, 0, 170)  # under a label: readable on a grey or bright floor
+NAME_BELOW_EDGE_PX = 7  # a region's name starts this far under its top edge: its handle stays free
 TILE_LEAST_SIZE = (160, 120)  # px: a camera tile never asks for more (the frame is scaled)
 
 
 def paint_label(painter: QPainter, at: QPointF, text: str) -> None:
-    """Write ``text`` in white on a dark box centred on ``at`` (a region's name on its shape).
+    """Write ``text`` in white on a dark box centred on ``at``.
 
     Coloured text straight on the frame (cyan on a grey arena) could hardly be read.
     """
+    width, height = _label_size(painter.fontMetrics(), text)
+    _paint_box(painter, QRectF(at.x() - width / 2, at.y() - height / 2, width, height), text)
+
+
+def paint_names(painter: QPainter, names: list[tuple[QPointF, str]]) -> None:
+    """Write each region's name just under the middle of its top edge (``names``: where, what)."""
+    for box, (_, text) in zip(name_boxes(painter.fontMetrics(), names), names, strict=True):
+        _paint_box(painter, box, text)
+
+
+def name_boxes(metrics: QFontMetrics, names: list[tuple[QPointF, str]]) -> list[QRectF]:
+    """Return where each name goes: under its top edge's middle, below the names before it.
+
+    Under the edge, not on it: a name on the edge covered a circle's top handle; each name goes
+    below any placed before it that it would cover, so the names of nested regions (a zone and
+    its centre, one circle in another) never hide each other (issue 63).
+    """
+    boxes: list[QRectF] = []
+    for at, text in names:
+        width, height = _label_size(metrics, text)
+        box = QRectF(at.x() - width / 2, at.y() + NAME_BELOW_EDGE_PX, width, height)
+        placed = False
+        while not placed:  # each move goes strictly lower: it ends
+            covered = [other for other in boxes if other.intersects(box)]
+            placed = not covered
+            if covered:
+                box.moveTop(max(other.bottom() for other in covered) + 1)
+        boxes.append(box)
+    return boxes
+
+
+def _label_size(metrics: QFontMetrics, text: str) -> tuple[float, float]:
+    return metrics.horizontalAdvance(text) + 8, metrics.height() + 4
+
+
+def _paint_box(painter: QPainter, box: QRectF, text: str) -> None:
+    """Paint ``text`` white on a dark rounded box."""
     painter.save()
-    metrics = painter.fontMetrics()
-    width, height = metrics.horizontalAdvance(text) + 8, metrics.height() + 4
-    box = QRectF(at.x() - width / 2, at.y() - height / 2, width, height)
     painter.setPen(Qt.NoPen)
     painter.setBrush(LABEL_BACKGROUND)
     painter.drawRoundedRect(box, 3, 3)
@@ -165,8 +208,7 @@ class CameraView(QWidget):
             if self.overlay is not None:
                 self.overlay.paint_overlay(self, painter)
             else:
-                for x, y, text in self.names:
-                    paint_label(painter, self.to_widget(x, y), text)
+                paint_names(painter, [(self.to_widget(x, y), text) for x, y, text in self.names])
             self._paint_name(painter)
             self._paint_captions(painter)
         painter.end()

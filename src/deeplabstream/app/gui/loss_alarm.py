@@ -4,10 +4,12 @@ The main window feeds :class:`LossAlarm` each camera's figures once a second
 (:class:`live.session.runner.CameraFigures`, whose counters only grow during a stream). Over the
 last ``window_s`` seconds the alarm compares what was lost with what was captured:
 
-- ``dropped``: frames the camera dropped plus frames the recorder could not take (session.json's
-  ``frames_dropped``), above ``dropped_fraction`` of the frames;
+- ``dropped``: frames the camera dropped (session.json's ``frames_dropped_by_camera``), above
+  ``dropped_fraction`` of the frames;
 - ``recorder``: any frame the recorder lost (session.json's ``frames_lost_in_recording``), when
-  the figures carry ``record_lost`` (a recording with holes is never acceptable);
+  the figures carry ``record_lost`` (a recording with holes is never acceptable). Each lost
+  frame is counted once: by the camera or by the recorder, never as both (the same 234 frames
+  were said as "dropped" and "lost", issue 63);
 - ``skipped``: frames the pose model passed over (newest-frame policy), above
   ``skipped_fraction``. Some skipping is normal when the camera is faster than the model; more
   than half means the experiment sees the animal at under half the capture rate;
@@ -20,8 +22,14 @@ An alert latches: it stays in :attr:`LossAlarm.alerts` until :meth:`LossAlarm.ac
 burst of losses while nobody looked is still on screen afterwards. While its condition holds its
 line says "in the last 10 s" with the window's figures; once it no longer holds the line turns
 past tense, saying until when it held ("... up to 0:02:10 of the stream; not since"): a live
-claim that stopped being true stayed on screen for minutes (issue 44). :class:`LossAlarm` is pure
-Python; :class:`LossBanner` is the loud bar the window shows it in.
+claim that stopped being true stayed on screen for minutes (issue 44). Once the stream has
+stopped (:meth:`LossAlarm.end_stream`) every line is in the past tense.
+
+The lines go most serious first (the recorder's holes, then the camera's drops, a stalled or a
+late loop, skipping), under a headline naming each kind and its cameras when there are several:
+the bar shows one or two lines, and "the recorder lost 228 frames" was seen only under Show all
+(issue 63). :class:`LossAlarm` is pure Python; :class:`LossBanner` is the loud bar the window
+shows it in, with what to do about heavy skipping as its last line.
 """
 
 from __future__ import annotations
@@ -33,9 +41,44 @@ from typing import Protocol
 
 from PyQt5.QtCore import pyqtSignal
 
-from deeplabstream.app.gui.banner import Banner
+from deeplabstream.app.gui.banner import Banner, BarColours
 
 DEFAULT_WINDOW_S = 10.0
+LOSS_COLOURS = BarColours("#e65100", "white", bold=True)
+#: The alerts' figures, most serious first, and how the headline names each.
+SEVERITY = {
+    "recorder": "the recorder lost frames (the video has holes)",
+    "dropped": "the camera dropped frames",
+    "stalled": "analysis stalled",
+    "late": "the loop missed its deadline",
+    "skipped": "pose estimation skipped most frames",
+}
+
+#: What to do when pose estimation skips more than its share of the frames.
+SKIPPING_ADVICE = (
+    "What to do about skipped frames: pose estimation cannot keep up with the camera. Use a "
+    "lighter model, turn on dynamic cropping ([Pose] DYNAMIC_CROP = on: the network sees only "
+    "the animal's surroundings), run the model on a GPU ([Pose] DEVICE = cuda), or lower the "
+    "camera's frame rate (its FRAMERATE)."
+)
+RECORDING_KEEPS_ALL = "Skipped frames are only not analysed: the recording keeps them."
+RECORDER_LOST_TOO = (
+    "Skipped frames are only not analysed, but the recorder lost frames (said above): those are "
+    "missing from the video. A computer that cannot keep up costs both: the remedies above "
+    "help the recording too."
+)
+
+
+def skipping_advice(recording: bool, recorder_lost: bool) -> str:
+    """Return the advice for skipped frames, with what it means for the recording now.
+
+    "Recording keeps every frame" is said only while it holds: it stood under "the recorder
+    lost 155 frames" (issue 53), and "Analysis skipping costs the recording nothing" beside the
+    recorder's losses read as if they did not matter (issue 63).
+    """
+    if recorder_lost:
+        return f"{SKIPPING_ADVICE} {RECORDER_LOST_TOO}"
+    return f"{SKIPPING_ADVICE} {RECORDING_KEEPS_ALL}" if recording else SKIPPING_ADVICE
 
 
 class LossFigures(Protocol):
@@ -53,7 +96,7 @@ class LossFigures(Protocol):
 
     @property
     def dropped(self) -> int:
-        """Frames the camera dropped plus frames the recorder lost, so far."""
+        """Frames the camera dropped, so far (the recorder's losses are ``record_lost``)."""
         ...
 
     @property
@@ -86,8 +129,14 @@ class LossAlert:
     message: str  # while it holds: "... in the last 10 s"
     past: str = ""  # once it no longer holds: until when it held, and "not since"
 
-    def text(self, holds: bool) -> str:
-        """Return the line to show: live while the condition ``holds``, past tense after."""
+    def text(self, holds: bool, ended: bool = False) -> str:
+        """Return the line to show: live while the condition ``holds``, past tense after.
+
+        Once the stream has ``ended``, a loss that held to its end is said in the past tense
+        without "not since" (there was no since).
+        """
+        if ended and self.past:
+            return self.past
         return self.message if holds or not self.past else f"{self.past}; not since"
 
 
@@ -117,11 +166,16 @@ class LossAlarm:
         self._history: dict[str, deque[_Sample]] = {}
         self._alerts: dict[tuple[str, str], LossAlert] = {}
         self._holding: set[tuple[str, str]] = set()  # latched alerts whose condition holds now
+        self._ended = False  # the stream stopped: every line is in the past tense
 
     @property
     def alerts(self) -> list[LossAlert]:
-        """Return the alerts raised since the last acknowledgement, oldest first."""
-        return list(self._alerts.values())
+        """Return the alerts raised since the last acknowledgement, most serious first."""
+        order = list(SEVERITY)
+        return sorted(
+            self._alerts.values(),
+            key=lambda a: order.index(a.figure) if a.figure in order else len(order),
+        )
 
     @property
     def loud(self) -> bool:
@@ -131,14 +185,28 @@ class LossAlarm:
     def message(self) -> str:
         """Return one line per latched alert (empty when all is well), for a banner.
 
-        An alert whose condition still holds says so in the present; one that no longer holds
-        says until when it held.
+        Most serious first, under a headline when several kinds or cameras lost frames. An alert
+        whose condition still holds says so in the present; one that no longer holds says until
+        when it held.
         """
-        return "\n".join(alert.text(key in self._holding) for key, alert in self._alerts.items())
+        alerts = self.alerts
+        lines = [
+            alert.text((alert.camera, alert.figure) in self._holding, self._ended)
+            for alert in alerts
+        ]
+        if len(alerts) > 1:
+            lines.insert(0, _headline(alerts))
+        return "\n".join(lines)
+
+    def end_stream(self) -> None:
+        """Say every latched line in the past tense from now on: the stream stopped."""
+        self._ended = True
+        self._holding.clear()
 
     def update(self, figures: Sequence[LossFigures], time_s: float) -> list[LossAlert]:
         """Take every camera's counters at ``time_s`` (seconds); return the alerts newly raised."""
         raised = []
+        self._ended = False  # figures come: a stream runs
         for camera in figures:
             sample = _Sample(
                 float(time_s),
@@ -192,6 +260,7 @@ class LossAlarm:
         self._history.clear()
         self._alerts.clear()
         self._holding.clear()
+        self._ended = False
 
     @staticmethod
     def _forget_before(history: deque[_Sample], start_s: float) -> None:
@@ -205,7 +274,7 @@ class LossAlarm:
         seconds = last.time_s - first.time_s
         frames = last.captured - first.captured
         found = []
-        dropped = last.dropped - first.dropped
+        dropped = last.dropped - first.dropped  # by the camera: the recorder's are record_lost
         # Dropped frames never reached the capture process: they count in the total too.
         if dropped > 0 and dropped > limits.dropped_fraction * (frames + dropped):
             share = dropped / (frames + dropped)
@@ -292,6 +361,17 @@ class LossAlarm:
         return found
 
 
+def _headline(alerts: list[LossAlert]) -> str:
+    """Name each kind of loss and its cameras, most serious first, in one line."""
+    cameras: dict[str, list[str]] = {}
+    for alert in alerts:
+        cameras.setdefault(alert.figure, []).append(repr(alert.camera))
+    kinds = [
+        f"{SEVERITY.get(figure, figure)} ({', '.join(names)})" for figure, names in cameras.items()
+    ]
+    return "Losses: " + "; ".join(kinds)
+
+
 def _up_to(time_s: float) -> str:
     """Say until when a loss held, on the stream's clock: "up to 0:02:10 of the stream"."""
     whole = int(time_s)
@@ -317,26 +397,33 @@ class LossBanner(Banner):
     ----------
     alarm
         The alarm it shows; a :class:`LossAlarm` with default thresholds otherwise.
+
+    While heavy skipping is latched, its last line says what to do about it and what that means
+    for the recording (:attr:`recording`: whether a recording runs), in the same words as the
+    losses above it.
     """
 
     acknowledged = pyqtSignal()  # the user pressed Acknowledge: the alerts are cleared
 
     def __init__(self, alarm: LossAlarm | None = None) -> None:
         super().__init__(
-            "loss_banner",
-            "background: #e65100; color: white; font-weight: bold; padding: 4px;",
-            "Acknowledge",
-            "acknowledge_losses",
-            self.acknowledge,
+            "loss_banner", LOSS_COLOURS, "Acknowledge", "acknowledge_losses", self.acknowledge
         )
         self.alarm = alarm if alarm is not None else LossAlarm()
         self.label.setObjectName("loss_message")
+        self.recording = False  # the window says whether a recording runs (the advice's words)
 
     def update_figures(self, figures: Sequence[LossFigures], time_s: float) -> list[LossAlert]:
         """Feed the alarm one second's figures; show the bar while alerts are latched."""
         raised = self.alarm.update(figures, time_s)
         self._show()
         return raised
+
+    def end_stream(self) -> None:
+        """Say the losses in the past tense (never "in the last 10 s"): the stream stopped."""
+        self.alarm.end_stream()
+        self.recording = False
+        self._show()
 
     def acknowledge(self) -> None:
         """Clear the alerts and hide the bar (losses from now on raise new alerts)."""
@@ -349,7 +436,18 @@ class LossBanner(Banner):
         self.alarm.clear()
         self._show()
 
+    def advice(self) -> str:
+        """Return what to do about heavy skipping while it is latched ("" otherwise)."""
+        figures = {alert.figure for alert in self.alarm.alerts}
+        if "skipped" not in figures:
+            return ""
+        return skipping_advice(self.recording, recorder_lost="recorder" in figures)
+
     def _show(self) -> None:
         text = self.alarm.message()
-        self.label.setText(text)
+        advice = self.advice()
+        if text and advice:
+            text = f"{text}\n{advice}"
+        if text != self.label.text():
+            self.label.setText(text)
         self.setVisible(bool(text))

@@ -29,11 +29,11 @@ answering (:attr:`MainWindow.stall_monitor`). Closing the window stops every par
 background thread (the window says so and keeps painting) and goes away once the session's
 files are final.
 
-Messages go to one area under the live view and the tabs (:class:`app.gui.messages.MessageArea`),
-hidden when there is nothing to say and as tall as its messages otherwise (up to a share of the
-window), so a message never moves the buttons, the tabs or the live view's top: errors in red
-(gone when their cause is fixed: the part starts well, or the rig checks clean), lost frames in
-orange, information in neutral colours.
+Messages go to one area under the buttons (:class:`app.gui.messages.MessageArea`) whose height
+never changes, so a message never moves the tabs, the live view or the camera table: errors in
+red (gone when their cause is fixed: the part starts well, or the rig checks clean), lost frames
+in orange (what to do about heavy skipping with them), warnings and information in their own
+colours.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from PyQt5.QtCore import Qt, QTimer, QUrl
-from PyQt5.QtGui import QCloseEvent, QDesktopServices, QResizeEvent, QScreen
+from PyQt5.QtGui import QCloseEvent, QDesktopServices, QScreen
 from PyQt5.QtWidgets import (
     QApplication,
     QFileDialog,
@@ -63,18 +63,14 @@ from PyQt5.QtWidgets import (
 
 from deeplabstream.app.gui.button_row import ButtonRow
 from deeplabstream.app.gui.camera_controls import CameraControlsPanel
+from deeplabstream.app.gui.click_queue import ClickQueue, done_words
 from deeplabstream.app.gui.event_log import EventLogPanel
 from deeplabstream.app.gui.fitting import ElidedLabel, shrinkable
 from deeplabstream.app.gui.keypoint_map import connect_keypoints
 from deeplabstream.app.gui.keypoint_plot import KeypointPlot
 from deeplabstream.app.gui.live_view import LiveView
 from deeplabstream.app.gui.loss_alarm import LossBanner
-from deeplabstream.app.gui.messages import (
-    ADVICE_STYLE,
-    InfoBanner,
-    MessageArea,
-    skipping_advice,
-)
+from deeplabstream.app.gui.messages import InfoBanner, MessageArea
 from deeplabstream.app.gui.overlays import OverlayToggles
 from deeplabstream.app.gui.plots import SessionPlots
 from deeplabstream.app.gui.preferences import WindowPreferences
@@ -147,11 +143,13 @@ class MainWindow(QMainWindow):
         self.controller.resolved.connect(self._resolve)
         self.controller.notice.connect(self._show_notice)
         self.controller.warned.connect(self._show_stop_with_losses)
+        self.controller.summarised.connect(self._show_summary)
         self.controller.warning.connect(self._show_warning)
         self.controller.ended.connect(self._stream_ended)
         self.controller.shut_down.connect(self._shut_down)
         self.controller.stream_closing.connect(self._drop_live_view)
         self.controller.latency_finished.connect(self._show_latency_result)
+        self.queue = ClickQueue(self.controller)  # clicks made while a part starts or stops
         self.closing = False  # the window was asked to close: it goes once the files are final
         self.closed_down = False  # everything stopped: the window may go
         self.close_reason = "window closed"  # the session's stop reason when it closes
@@ -168,10 +166,8 @@ class MainWindow(QMainWindow):
         self.preferences = WindowPreferences()
         self.banner = ErrorBanner()
         self.loss_banner = LossBanner()
-        self.advice = InfoBanner("advice_banner", ADVICE_STYLE)
         self.info = InfoBanner()
-        self.messages = MessageArea([self.banner, self.loss_banner, self.advice, self.info])
-        self.loss_banner.acknowledged.connect(self._advise)
+        self.messages = MessageArea([self.banner, self.loss_banner, self.info])
         self.status_panel = StatusPanel()
         self.camera_rates = CameraRates()
         self.buttons: dict[Part, QPushButton] = {}
@@ -211,7 +207,8 @@ class MainWindow(QMainWindow):
             button = QPushButton(f"Start {label}")
             button.setObjectName(f"{part.value}_button")
             button.clicked.connect(lambda _checked=False, p=part: self.toggle(p))
-            self.button_row.add_button(button)
+            verbs = ("Start", "Stop", "Cancel") if part is Part.ANALYSIS else ("Start", "Stop")
+            self.button_row.add_button(button, tuple(f"{verb} {label}" for verb in verbs))
             self.buttons[part] = button
         self.latency_button = QPushButton(LATENCY_TEST_LABEL)
         self.latency_button.setObjectName("latency_test_button")
@@ -219,7 +216,14 @@ class MainWindow(QMainWindow):
             "Run the stimulus board's latency self-test ([LatencyTest]) while analysis runs"
         )
         self.latency_button.clicked.connect(self.controller.start_latency_test)
-        self.button_row.add_button(self.latency_button)
+        self.button_row.add_button(
+            self.latency_button,
+            (
+                LATENCY_TEST_LABEL,
+                f"{LATENCY_TEST_LABEL}...",
+                f"{LATENCY_TEST_LABEL} (888 s)",
+            ),
+        )
         self.busy_label = ElidedLabel("")
         self.busy_label.setObjectName("busy")
         buttons_row.addWidget(self.busy_label, 1)
@@ -229,7 +233,11 @@ class MainWindow(QMainWindow):
         self.open_folder_button = QPushButton("Open folder")
         self.open_folder_button.setObjectName("open_folder")
         self.open_folder_button.clicked.connect(self._open_session_folder)
+        # One row at the bottom: the settings file and the session folder (the height of a
+        # laptop's screen goes to the live view and the tabs, issue 63).
         session_row = QHBoxLayout()
+        session_row.addLayout(settings_row, 2)
+        session_row.addSpacing(12)
         session_row.addWidget(QLabel("Session:"))
         session_row.addWidget(self.session_label, 1)
         session_row.addWidget(self.open_folder_button)
@@ -309,24 +317,21 @@ class MainWindow(QMainWindow):
             )
 
         layout = QVBoxLayout()
-        layout.addLayout(settings_row)
         layout.addWidget(self.button_row)
-        layout.addWidget(body, 1)
-        # Under the view and the tabs: a message that comes or goes never moves them, and
-        # with none the area is hidden (the tabs get its height).
+        # Under the buttons, its height fixed: a message that comes, goes or grows never moves
+        # the view, the tabs or the camera table (issue 63).
         layout.addWidget(self.messages)
+        layout.addWidget(body, 1)
         layout.addLayout(session_row)
         central = QWidget()
         central.setLayout(layout)
         self.setCentralWidget(central)
-        self.notice_label = ElidedLabel("")
-        self.notice_label.setObjectName("notice")
-        status_bar = self.statusBar()
-        assert status_bar is not None
-        status_bar.addWidget(self.notice_label, 1)
-        self.verify_button.progress.connect(self.notice_label.setText)
-        self.verify_button.reported.connect(lambda text: self._show_notice(text, stay=True))
+        self._verify_progress = ""  # said beside the buttons while verify runs
+        self.verify_button.progress.connect(self._show_verify_progress)
+        # Above the session's summary, never in its place (issue 63).
+        self.verify_button.reported.connect(self._show_verdict)
         self.verify_button.failed.connect(lambda text: self._show_error(text, "verify"))
+        self.verify_button.failed.connect(lambda _text: self._show_verify_progress(""))
         self.verify_button.started.connect(lambda: self._resolve("verify"))
 
     # -- reactions -----------------------------------------------------------------------------
@@ -350,8 +355,15 @@ class MainWindow(QMainWindow):
             self.rig_panel.load(Path(path))
 
     def toggle(self, part: Part) -> None:
-        """Start or stop ``part`` (its button); the rig and regions are saved before a start."""
+        """Start or stop ``part`` (its button); the rig and regions are saved before a start.
+
+        A click made while another part starts or stops waits for it (:mod:`app.gui.click_queue`).
+        """
         controller = self.controller
+        if not self.closing and (self.queue.holds(part) or self.queue.can_queue(part)):
+            self._show_notice(self.queue.click(part))
+            self._state_changed()
+            return
         cancelling = part is Part.ANALYSIS and controller.loading is not None
         starting = controller.allowed(part) and not controller.running(part) and not cancelling
         if starting and part is Part.STREAM:
@@ -371,7 +383,7 @@ class MainWindow(QMainWindow):
         Its summary, warnings, losses and advice were about that session; what the new start
         finds wrong is shown afresh.
         """
-        for banner in (self.banner, self.loss_banner, self.advice, self.info):
+        for banner in (self.banner, self.loss_banner, self.info):
             banner.clear()
         self._error_cause = ""
         self.status_panel.show_cameras([])
@@ -401,7 +413,7 @@ class MainWindow(QMainWindow):
         return True
 
     def _say_saved_for_start(self, part: Part, changes: list[str]) -> None:
-        """Say which Rig tab edits a start saved, each one (status bar and message area).
+        """Say which Rig tab edits a start saved, each one (in the message area).
 
         A start reads the settings file, so the Rig tab's edits are saved first; a change the
         user did not notice (the wheel switched the experiment, issue 44) must not be saved and
@@ -449,17 +461,42 @@ class MainWindow(QMainWindow):
             self.banner.clear()
 
     def _show_notice(self, text: str, stay: bool = False) -> None:
-        """Show information (neutral colours) in the message area and the status bar."""
-        self.notice_label.setText(text)
-        self.info.show_text(text, stay)
+        """Show information (neutral colours) in the message area.
+
+        What stays is added under what stays already: the stream that stopped by itself never
+        takes the place of the session's warnings.
+        """
+        self.info.show_text(text, stay, add=stay)
 
     def _show_stop_with_losses(self, summary: str) -> None:
         """Show a user's stop of a session with losses: its summary in the warning colour.
 
         The losses are in their own words; never the error red (the stop was asked for).
+        Above what stays already (why the stream stopped by itself, with what to do): its
+        first line, what was lost, is the one in sight.
         """
-        self.notice_label.setText(summary.split("\n", 1)[0])
-        self.info.show_text(summary, stay=True, warning=True)
+        self.info.show_text(summary, stay=True, warning=True, first=True)
+
+    def _show_summary(self, summary: str) -> None:
+        """Show the summary of a session that lost nothing, until dismissed or the next start."""
+        self.info.show_text(summary, stay=True, first=True)
+
+    def _show_verdict(self, text: str) -> None:
+        """Show verify's verdict above the session's summary, never in its place (issue 63)."""
+        self._verify_progress = ""
+        self._show_progress()
+        self.info.show_text(text, stay=True, first=True)
+
+    def _show_verify_progress(self, text: str) -> None:
+        """Say verify's stage beside the buttons (no stream runs while it does).
+
+        Once it no longer runs (stopped), what it says is news for the message area.
+        """
+        running = self.verify_button.run.running
+        self._verify_progress = text if running else ""
+        self._show_progress()
+        if text and not running:
+            self._show_notice(text)
 
     def _show_warning(self, text: str) -> None:
         """Show a warning of the session in the warning colour, until dismissed.
@@ -467,7 +504,6 @@ class MainWindow(QMainWindow):
         Never the error red: the session goes on (a disk filling, a camera below its rate).
         Each warning is added under the earlier ones.
         """
-        self.notice_label.setText(text)
         self.info.show_text(text, stay=True, warning=True, add=True)
 
     def _stream_ended(self, reason: str) -> None:
@@ -499,8 +535,6 @@ class MainWindow(QMainWindow):
         if button.isEnabled() or button.toolTip() != reason:
             self._refusal = None
             self.info.withdraw(text)
-            if self.notice_label.text() == text:
-                self.notice_label.setText(self.info.staying)  # what stays keeps the line
 
     def _state_changed(self) -> None:
         """Buttons, labels and the live view follow the controller's state."""
@@ -511,9 +545,17 @@ class MainWindow(QMainWindow):
                 verb = "Cancel"
             button.setText(f"{verb} {BUTTON_LABELS[part]}")
             reason = CLOSING_TEXT if self.closing else controller.why_not(part)
+            tip = reason or ""
+            if not self.closing and self.queue.holds(part):
+                reason, tip = None, "queued: it runs once the part in progress is done; click again"
+            elif not self.closing and reason is not None and self.queue.can_queue(part):
+                waited = controller.waits_for(part) or ""
+                reason, tip = None, f"click to run it once {done_words(waited)}"
             button.setEnabled(reason is None)
-            button.setToolTip(reason or "")
+            button.setToolTip(tip)
         self._withdraw_stale_refusal()
+        if self.queue.clicks and not self.closing:
+            QTimer.singleShot(0, self._run_queued)
         self._show_latency_test()
         self._show_progress()
         idle = not controller.streaming and not controller.working
@@ -533,8 +575,26 @@ class MainWindow(QMainWindow):
         self._refresh_status()
         self._show_experiment()
 
+    def _run_queued(self) -> None:
+        """Run the clicks whose wait is over, in order; say why one cannot run, until dismissed."""
+        ready = self.queue.next()
+        while ready is not None and not self.closing:
+            click, refusal = ready
+            if refusal is not None:
+                self._show_warning(
+                    f"{click.words()}, clicked while {click.waited}, was not run: {refusal}"
+                )
+            else:
+                self.toggle(click.part)
+                if self.controller.waits_for(click.part) is not None:
+                    return  # it started something: the rest wait for it (state changes again)
+            ready = self.queue.next()
+
     def _show_progress(self) -> None:
-        """Say beside the buttons what is starting or stopping, its stage and time so far."""
+        """Say beside the buttons what is starting or stopping, its stage and time so far.
+
+        And the clicks that wait for it: "starting recording...; then Start Experiment".
+        """
         controller = self.controller
         if self.closing:
             text = CLOSING_TEXT
@@ -543,7 +603,9 @@ class MainWindow(QMainWindow):
         elif controller.loading is not None:
             text = controller.loading.progress_text()
         else:
-            text = ""
+            text = self._verify_progress
+        if self.queue.clicks and not self.closing:
+            text += f"; then {self.queue.text()}"
         if text != self.busy_label.text():
             self.busy_label.setText(text)
 
@@ -581,13 +643,13 @@ class MainWindow(QMainWindow):
         self._latency_shown = True
         remaining = run.remaining()
         if remaining is None:
-            text = f"{LATENCY_TEST_LABEL} starting..."
+            stage, short = "starting...", "..."
         elif remaining > 0:
-            text = f"{LATENCY_TEST_LABEL} running... {remaining:.0f} s"
+            stage, short = f"running... {remaining:.0f} s", f" ({remaining:.0f} s)"
         else:
-            text = f"{LATENCY_TEST_LABEL} finishing..."
-        self.latency_button.setText(text)
-        self.status_panel.show_latency_test(text[len(LATENCY_TEST_LABEL) + 1 :])
+            stage, short = "finishing...", "..."
+        self.latency_button.setText(LATENCY_TEST_LABEL + short)  # short: the row never moves
+        self.status_panel.show_latency_test(stage)
 
     def _show_latency_result(self, summary: str, json_path: str) -> None:
         """Show the test's figures in a window of their own (not modal: the stream goes on)."""
@@ -707,6 +769,7 @@ class MainWindow(QMainWindow):
         self.rig_panel.check_now()  # the experiment's problems may be fixed now
 
     def _drop_live_view(self) -> None:
+        self.loss_banner.end_stream()  # its losses in the past tense: "in the last 10 s" no more
         self._display_timer.stop()
         self.region_editor.detach()
         self._regions_attached = False
@@ -768,10 +831,10 @@ class MainWindow(QMainWindow):
             if figures and controller.busy is None:
                 since_start = time.monotonic() - self._stream_started
                 self.plots.add(figures, since_start)
+                self.loss_banner.recording = controller.running(Part.RECORDING)
                 self.loss_banner.update_figures(figures, since_start)
                 self.plots.show_alerts(a.figure for a in self.loss_banner.alarm.alerts)
                 self.status_panel.mark_loud({a.camera for a in self.loss_banner.alarm.alerts})
-                self._advise()
         started = controller.recording_started
         seconds = None if started is None else time.monotonic() - started
         self.status_panel.show_recording(seconds, controller.recording_size_bytes())
@@ -805,27 +868,6 @@ class MainWindow(QMainWindow):
             measured.append(replace(camera, capture_fps=capture, analysed_fps=analysed))
         return measured
 
-    def _advise(self) -> None:
-        """While analysis skips too many frames (a latched alert), say what to do about it.
-
-        What it means for the recording is said as it is now: recording or not, the recorder
-        losing frames of its own or not.
-        """
-        figures = {a.figure for a in self.loss_banner.alarm.alerts}
-        if "skipped" not in figures:
-            if not self.advice.isHidden():
-                self.advice.clear()
-            return
-        recording = self.controller.running(Part.RECORDING)
-        advice = skipping_advice(recording, recorder_lost="recorder" in figures)
-        if self.advice.isHidden() or self.advice.full_text() != advice:
-            self.advice.show_text(advice, stay=True)
-
-    def resizeEvent(self, event: QResizeEvent | None) -> None:  # noqa: N802 - Qt's name
-        """Fit the message area again: its cap is a share of the window's height."""
-        super().resizeEvent(event)
-        self.messages.fit()
-
     def closeEvent(self, event: QCloseEvent | None) -> None:  # noqa: N802 - Qt's name
         """Stop every part in order, off the GUI thread, then let the window go.
 
@@ -849,6 +891,7 @@ class MainWindow(QMainWindow):
             event.ignore()
         if not self.closing:
             self.closing = True
+            self.queue.clear()
             for button in [*self.buttons.values(), self.latency_button]:
                 button.setEnabled(False)
             self.busy_label.setText(CLOSING_TEXT)

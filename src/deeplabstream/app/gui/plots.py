@@ -33,7 +33,11 @@ PLOTS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "plot_rate": ("frame rate", "fps", ("capture_fps", "analysed_fps")),
     "plot_latency": ("frame to pose latency", "ms", ("latency_p50_ms", "latency_p99_ms")),
     "plot_skipped": ("skipped by pose estimation", "frames/s", ("skipped_per_s",)),
-    "plot_dropped": ("dropped (camera + recorder)", "frames/s", ("dropped_per_s",)),
+    "plot_dropped": (
+        "dropped by the camera + lost by the recorder",
+        "frames/s",
+        ("dropped_per_s",),
+    ),
 }
 QUANTITIES: tuple[str, ...] = tuple(q for _, _, shown in PLOTS.values() for q in shown)
 _DASHED = ("analysed_fps", "latency_p99_ms")  # the second curve of a plot: same colour, dashed
@@ -183,8 +187,8 @@ class SessionPlots(QWidget):
             interval = t_s - last[0]
             # A counter that went back belongs to a new stream: its rate starts again at 0.
             skipped_rate = max(camera.skipped - last[1], 0) / interval
-            dropped_rate = max(camera.dropped - last[2], 0) / interval
-        series.last_counts = (t_s, camera.skipped, camera.dropped)
+            dropped_rate = max(camera.dropped + camera.record_lost - last[2], 0) / interval
+        series.last_counts = (t_s, camera.skipped, camera.dropped + camera.record_lost)
         point = {
             "capture_fps": camera.capture_fps,
             "analysed_fps": np.nan if camera.analysed_fps is None else camera.analysed_fps,

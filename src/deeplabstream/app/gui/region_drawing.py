@@ -16,7 +16,8 @@ from typing import Protocol
 from PyQt5.QtCore import QEvent, QPointF, QRectF, Qt
 from PyQt5.QtGui import QColor, QKeyEvent, QMouseEvent, QPainter, QPen, QPolygonF
 
-from deeplabstream.app.gui.live_view import CameraView, paint_label
+from deeplabstream.app.display.overlay import name_anchor
+from deeplabstream.app.gui.live_view import CameraView, paint_names
 from deeplabstream.experiments.triggers.geometry import (
     Circle,
     Ellipse,
@@ -212,18 +213,20 @@ class RegionDrawing:
             return
         painter.save()
         painter.setRenderHint(QPainter.Antialiasing)
+        names = []
         for region in self._editor.regions_on(view.name):
             chosen = region.name == self._editor.selected
             painter.setPen(QPen(_SELECTED_PEN if chosen else _REGION_PEN, 3 if chosen else 2))
             painter.setBrush(Qt.NoBrush)
             _draw_shape(painter, view, region.shape)
-            cx, cy = region.shape.center
-            paint_label(painter, view.to_widget(cx, cy), region.name)  # white on dark: readable
+            anchor = name_anchor(region.shape) or region.shape.center
+            names.append((view.to_widget(*anchor), region.name))
             if chosen and not self._editor.read_only:
                 painter.setBrush(_SELECTED_PEN)
                 for x, y in handles(region.shape):
                     point = view.to_widget(x, y)
                     painter.drawRect(QRectF(point.x() - 4, point.y() - 4, 8, 8))
+        paint_names(painter, names)  # under their top edges, as while an experiment runs
         if self._draft is not None and self._draft.camera == view.name:
             painter.setPen(QPen(_DRAFT_PEN, 2, Qt.DashLine))
             painter.setBrush(Qt.NoBrush)

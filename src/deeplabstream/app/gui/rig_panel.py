@@ -45,7 +45,7 @@ from deeplabstream.settings.sections import Settings
 
 MIN_AREA_PX = 60  # a splitter never squeezes the settings or the summary below this
 SPLIT_UNIT_PX = 100  # the splitter's first shares: proportions, scaled to the panel's height
-SETTINGS_SHARE = 0.6  # of the panel's height the settings keep at least, whatever the summary says
+SETTINGS_SHARE = 0.57  # of the panel's height the settings keep at least, whatever the summary says
 
 
 class RigPanel(QWidget):

@@ -14,6 +14,7 @@ from typing import Any
 from PyQt5.QtCore import Qt, pyqtSignal
 from PyQt5.QtWidgets import QHeaderView, QTableWidget, QTableWidgetItem
 
+from deeplabstream.app.gui.fitting import compact_rows
 from deeplabstream.core.schema import key_of, settings_fields, spec_of
 from deeplabstream.hardware.cameras import camera_class
 from deeplabstream.hardware.stimulation import device_class
@@ -67,7 +68,7 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-SHOWN_ROWS = 4  # in sight; the rest scrolls
+SHOWN_ROWS = 6  # in sight (rows one text line tall); the rest scrolls
 
 
 class SectionTable(QTableWidget):
@@ -84,6 +85,7 @@ class SectionTable(QTableWidget):
         header.setSectionResizeMode(0, QHeaderView.ResizeToContents)
         header.setStretchLastSection(True)
         vertical.setVisible(False)
+        compact_rows(self)  # 2-3 rows were in sight at 1366x768 (issue 63)
         # A few rows in sight, the rest scrolls: the Rig tab reaches the model without scrolling
         # at 1600x1000 (the table asked for 192 px and pushed the model out of sight).
         self.setMaximumHeight(

@@ -55,7 +55,7 @@ from deeplabstream.live.session.analysis_plan import events_file_name
 from deeplabstream.live.session.device_locks import lock_session_devices
 from deeplabstream.live.session.live import LiveSession, SessionEvent
 from deeplabstream.live.session.preflight import check_before_start, check_plan
-from deeplabstream.live.session.report.summary import USER_STOPS
+from deeplabstream.live.session.report.summary import USER_STOPS, headline
 from deeplabstream.live.session.report.summary import summary_lines as session_summary_lines
 from deeplabstream.live.session.runner import SessionRunner
 from deeplabstream.live.session.video_recordings import RecordingError
@@ -219,9 +219,10 @@ class SessionController(QObject):
     # valid while the signal is delivered.
     failed = pyqtSignal(str)
     resolved = pyqtSignal(str)  # a part started well: its earlier failures are history
-    notice = pyqtSignal(str)  # worth a line in the status bar, not a banner
+    notice = pyqtSignal(str)  # news for the message area (it goes by itself), not a banner
     warning = pyqtSignal(str)  # the session warns (disk filling, a camera below its rate)
     warned = pyqtSignal(str)  # a user's stop whose session had losses: its summary
+    summarised = pyqtSignal(str)  # a session that ended without errors: its summary
     ended = pyqtSignal(str)  # the stream stopped by itself (sources ended, planned duration)
     shut_down = pyqtSignal()  # after request_shutdown: everything stopped, files final
     stream_closing = pyqtSignal()  # the stream is about to stop: let go of its display readers
@@ -279,9 +280,16 @@ class SessionController(QObject):
         """Whether ``part``'s button may be pressed now (to start it, or to stop it)."""
         return self.why_not(part) is None
 
-    def why_not(self, part: Part) -> str | None:
-        """Say why ``part``'s button cannot be pressed now; None when it can."""
-        if self.busy is not None:
+    def why_not(
+        self, part: Part, *, waiting: bool = False, will_run: frozenset[Part] = frozenset()
+    ) -> str | None:
+        """Say why ``part``'s button cannot be pressed now; None when it can.
+
+        With ``waiting``: why it could not be pressed once the start or stop in progress is
+        done, ``will_run`` having started meanwhile (the clicks queued before it): a click
+        made while a part starts or stops waits for it (:meth:`waits_for`) unless this says no.
+        """
+        if self.busy is not None and not waiting:
             return f"wait: {self.busy}"
         loading = self.loading
         if part is Part.ANALYSIS and loading is not None:
@@ -290,12 +298,26 @@ class SessionController(QObject):
             return "the latency test's experiment stops by itself when the test ends"
         if part is Part.STREAM or self.running(part):
             return None
-        if not self.streaming:
+        opening = waiting and self.busy == "starting stream"
+        if not self.streaming and not opening:
             return "press Start Stream first"
+        analysing = self.running(Part.ANALYSIS) or Part.ANALYSIS in will_run
         if part is Part.EXPERIMENT and loading is not None:
-            return "wait until analysis runs: the pose model is still loading"
-        if part is Part.EXPERIMENT and not self.running(Part.ANALYSIS):
+            return None if waiting else "wait until analysis runs: the pose model is still loading"
+        if part is Part.EXPERIMENT and not analysing:
             return "press Start Analysis first: the experiment runs on the poses"
+        return None
+
+    def waits_for(self, part: Part) -> str | None:
+        """Say what a click on ``part``'s button must wait for now; None when it need not.
+
+        A part starting or stopping (Start Recording takes seconds while its recorders start);
+        for Start Experiment also the pose model loading.
+        """
+        if self.busy is not None:
+            return self.busy
+        if part is Part.EXPERIMENT and self.loading is not None and not self.running(part):
+            return "starting analysis"
         return None
 
     @property
@@ -385,8 +407,8 @@ class SessionController(QObject):
         if problems:
             text = f"Cannot start {part.value}:\n" + "\n".join(problems)
             raise StartRefusedError(text, SETTINGS_CAUSE)
-        for note in stream.reload_settings(settings):
-            self.notice.emit(f"Settings re-read: {note}")
+        for note in stream.reload_settings(settings):  # a change not applied: said until seen
+            self.warning.emit(f"Settings re-read: {note}")
 
     def stop(self, part: Part) -> None:
         """Stop ``part`` on a background thread; files are finalised before it reports done."""
@@ -560,11 +582,25 @@ class SessionController(QObject):
         stream = self.stream
         assert stream is not None
         load.stage = "starting the pose worker (loading the model, warming it up)"
-        load.task = _Task(stream.start_analysis)
+        load.task = _Task(
+            lambda: stream.start_analysis(stop_requested=lambda: self._load_stop(load))
+        )
         load.task.done.connect(
             lambda error, started=load: self._pose_worker_started(started, error)
         )
         load.task.start()
+
+    def _load_stop(self, load: AnalysisLoad) -> str | None:
+        """Say why the pose worker's start should end now (any thread); None: it goes on.
+
+        The window closes (Ctrl-C), Stop Stream or Cancel Analysis was pressed: the worker is
+        ended as it loads, nothing of it kept, instead of being waited for.
+        """
+        if self._closing:
+            return self._stop_requested()
+        if load.stop_after is not None:
+            return load.stop_after
+        return "Start Analysis was cancelled" if load.cancelled else None
 
     def _pose_worker_started(self, load: AnalysisLoad, error: Exception | None) -> None:
         if load.task is not None:
@@ -572,12 +608,17 @@ class SessionController(QObject):
         if load is not self.loading:
             return
         self.loading = None
-        if error is not None:
+        ended = isinstance(error, StopRequested)  # ended as it loaded: a stop, not a failure
+        if ended and self._closing:
+            self.start_interrupted = True  # Ctrl-C during the start-up (exit code 130)
+        if ended and load.cancelled and load.stop_after is None:
+            self.notice.emit("Start Analysis cancelled")
+        elif error is not None and not ended:
             self._fail(f"Starting analysis failed: {error}", Part.ANALYSIS.value)
-        elif not load.cancelled and load.stop_after is None:
+        elif error is None and not load.cancelled and load.stop_after is None:
             self.resolved.emit(Part.ANALYSIS.value)
             for warning in self.stream.warnings if self.stream is not None else []:
-                self.notice.emit(f"Warning: {warning}")  # e.g. frames not the model's size
+                self.warning.emit(warning)  # e.g. frames not the model's size: stays, as one
         if load.stop_after is not None:
             self.busy = None  # it only waited for the worker: now the stream stops
             self._stop_stream_soon(load.stop_after)
@@ -597,7 +638,7 @@ class SessionController(QObject):
             self.notice.emit("Start Analysis cancelled")
         else:
             load.cancelled = True
-            load.stage = "cancelling: the pose worker stops as soon as it has started"
+            load.stage = "cancelling: ending the pose worker's start"
         self.changed.emit()
 
     def _stop_stream_soon(self, reason: str) -> None:
@@ -605,7 +646,7 @@ class SessionController(QObject):
         load = self.loading
         if load is not None and load.task is not None:
             load.stop_after = reason
-            self.busy = "stopping stream as soon as the pose worker has started"
+            self.busy = "stopping stream: ending the pose worker's start"
             self.stream_closing.emit()
             self.changed.emit()
             return
@@ -724,9 +765,18 @@ class SessionController(QObject):
         self.recording_started = None
 
     def _stop_stream(self, reason: str) -> None:
+        """Stop the stream; a running experiment first, so its outputs are switched off now.
+
+        The stream's stop ends the cameras, lets the recorders write every frame and the pose
+        worker close its files before the worker stops the experiment: its "off" commands went
+        out seconds after Stop (16.4 s, waiting on the identity learner's stop, issue 63).
+        """
         stream = self.stream
-        if stream is not None:
-            stream.stop(reason)
+        if stream is None:
+            return
+        if stream.experimenting:
+            stream.stop_experiment()
+        stream.stop(reason)
 
     def _say_summary(self, stream: LiveSession) -> None:
         """Show the session's summary, rendered from its session.json (as the CLI prints it).
@@ -735,18 +785,21 @@ class SessionController(QObject):
         banner. A user's own stop is never shown as an error (issue 44: it read "The session
         ended with errors: Stopped by the user"): when the session had errors (losses, a missed
         deadline) its summary says so in the warning colour, each in its own words
-        (:attr:`warned`). Otherwise the status bar.
+        (:attr:`warned`). Otherwise :attr:`summarised`. Its first line says what was lost, or
+        that nothing was (:func:`headline`): the window shows a message's first lines, and a
+        summary one paragraph long joined with " | " hid the recorder's holes (issue 63).
         """
         record = stream.record
         if record is None:
             return
         self.last_summary = session_summary_lines(record, stream.session_dir)
+        text = "\n".join([headline(record), *self.last_summary[1:]])
         if record.errors and (record.stop_reason or "") in USER_STOPS:
-            self.warned.emit("\n".join(self.last_summary))
+            self.warned.emit(text)
         elif record.errors:
-            self.failed.emit("The session ended with errors:\n" + "\n".join(self.last_summary))
+            self.failed.emit(f"The session ended with errors. {text}")
         else:
-            self.notice.emit(" | ".join(line.strip() for line in self.last_summary))
+            self.summarised.emit(text)
 
     def _after_stream_stopped(self) -> None:
         stream = self.stream

@@ -13,12 +13,13 @@ from PyQt5.QtWidgets import (
     QWidget,
 )
 
-from deeplabstream.app.gui.banner import Banner
-from deeplabstream.app.gui.fitting import ElidedLabel
+from deeplabstream.app.gui.banner import Banner, BarColours
+from deeplabstream.app.gui.fitting import ElidedLabel, compact_rows
 from deeplabstream.live.processes.messages import ExperimentStatus
 from deeplabstream.live.session.runner import CameraFigures
 
 LOUD_COLOUR = QColor("#e65100")  # the loss banner's colour
+ERROR_COLOURS = BarColours("#b00020", "white")
 CAMERA_COLUMNS = (
     "camera",
     "capture fps",
@@ -29,6 +30,14 @@ CAMERA_COLUMNS = (
     "late",
     "recorded",
 )
+#: What a column counts, on hover: the same words as the session's summary.
+COLUMN_TIPS = {
+    "skipped": "frames pose estimation passed over (it takes the newest frame): not analysed",
+    "dropped": "frames the camera dropped (session.json: frames_dropped_by_camera)",
+    "late": "analysed frames that missed the loop's deadline",
+    "recorded": "frames recorded, + those the recorder lost (missing from the video; "
+    "session.json: frames_lost_in_recording)",
+}
 
 
 def format_duration(seconds: float) -> str:
@@ -55,16 +64,26 @@ def camera_row(figures: CameraFigures) -> list[str]:
         latency = f"{figures.loop_latency_ms[0]:.1f} / {figures.loop_latency_ms[1]:.1f} (loop)"
     elif figures.latency_ms is not None:
         latency = f"{figures.latency_ms[0]:.1f} / {figures.latency_ms[1]:.1f}"
+    capture = f"{figures.capture_fps:.1f}"
+    if figures.below_framerate is not None:  # as the warning says: below its FRAMERATE
+        capture += f" (below {figures.below_framerate:g})"
     return [
         figures.name,
-        f"{figures.capture_fps:.1f}",
+        capture,
         analysed,
         str(figures.skipped) if figures.analysed_fps is not None else "-",
         str(figures.dropped),
         latency,
         str(figures.late) if figures.analysed_fps is not None else "-",
-        str(figures.recorded),
+        recorded_text(figures),
     ]
+
+
+def recorded_text(figures: CameraFigures) -> str:
+    """Return the frames recorded, and those the recorder lost (as the summary says them)."""
+    if figures.record_lost:
+        return f"{figures.recorded} + {figures.record_lost} lost"
+    return str(figures.recorded)
 
 
 def experiment_text(status: ExperimentStatus | None, running: bool) -> str:
@@ -85,7 +104,7 @@ class ErrorBanner(Banner):
     def __init__(self) -> None:
         super().__init__(
             "error_banner",
-            "background: #b00020; color: white; padding: 4px;",
+            ERROR_COLOURS,
             "Dismiss",
             "dismiss_error",
             self.clear,
@@ -110,6 +129,10 @@ class StatusPanel(QWidget):
         self.table = QTableWidget(0, len(CAMERA_COLUMNS))
         self.table.setObjectName("camera_table")
         self.table.setHorizontalHeaderLabels(CAMERA_COLUMNS)
+        for column, name in enumerate(CAMERA_COLUMNS):
+            item = self.table.horizontalHeaderItem(column)
+            if item is not None and name in COLUMN_TIPS:
+                item.setToolTip(COLUMN_TIPS[name])
         vertical = self.table.verticalHeader()
         header = self.table.horizontalHeader()
         # A QTableWidget always has both headers; the stubs allow None for any QTableView.
@@ -118,6 +141,7 @@ class StatusPanel(QWidget):
         header.setSectionResizeMode(QHeaderView.ResizeToContents)
         header.setStretchLastSection(True)
         self.table.setEditTriggers(QTableWidget.NoEditTriggers)
+        compact_rows(self.table)  # four cameras' rows in sight (two at the old row height)
         self.table.setMaximumHeight(110)
         self.recording = ElidedLabel("not recording")
         self.recording.setObjectName("recording_status")

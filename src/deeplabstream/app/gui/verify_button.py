@@ -4,7 +4,7 @@ Enabled when the last session is finished (no stream runs, nothing starts or sto
 folder holds a recording that ``session.json`` names; its tooltip says why not otherwise. A
 click runs ``deeplabstream-verify`` on the folder (:class:`app.gui.verify_run.VerifyProcess`);
 meanwhile the button reads **Stop verify (N s)** and stops it when clicked, and each progress line
-goes to the status bar. A stream that starts, or the window that closes, stops it. At the end a
+goes beside the buttons. A stream that starts, or the window that closes, stops it. At the end a
 window of its own (not modal) shows the verdict, the reasons, and **Open report** opens
 ``verify/report.html``; the message area says the verdict, or the error when it could not verify.
 """
@@ -38,7 +38,7 @@ MOST_REASONS_SHOWN = 20  # more are in the report and summary.json
 class VerifyButton(QPushButton):
     """The button, its run and its result window.
 
-    ``progress`` carries a line for the status bar, ``reported`` the verdict for the message
+    ``progress`` carries a line for beside the buttons, ``reported`` the verdict for the message
     area, ``failed`` why it could not verify (the window's error banner), ``started`` a new run.
     """
 

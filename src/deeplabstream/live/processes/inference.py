@@ -146,12 +146,14 @@ def pose_main(job: PoseJob) -> None:
         log.exception("pose estimation failed")
         error = f"pose estimation stopped: {failure!r}"
     finally:
+        # The experiment first: its outputs are switched off before the files are closed (the
+        # identity learner's stop and the pose tables take seconds; issue 63).
+        run_error = slot.run.error if slot.run is not None else None
+        slot.finish()
         figures = finish(job, pipelines)
         for camera_figures in figures.values():  # one worker waits for every camera
             camera_figures["worker_wait"] = waiter.figures()
         finish_triangulation(triangulator, figures)
-        run_error = slot.run.error if slot.run is not None else None
-        slot.finish()
         outputs.close()  # after the experiment's last events
     if run_error and not error:
         error = run_error

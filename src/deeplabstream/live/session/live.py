@@ -29,6 +29,7 @@ from deeplabstream.core.control import (
     check_stop,
     receive,
 )
+from deeplabstream.core.fault_hooks import hold_here
 from deeplabstream.core.logs import (
     LogTarget,
     add_log_file,
@@ -514,6 +515,7 @@ class LiveSession:
             return
         self._stopped = True
         self.stop_reason = self.stop_reason or reason
+        hold_here("stream-stop")  # a fault test's chosen moment (core/fault_hooks.py)
         for branch in self._branches:
             if branch.ring is not None:
                 branch.ring.request_stop()

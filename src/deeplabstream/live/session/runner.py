@@ -31,11 +31,11 @@ class CameraFigures:
     capture_fps: float
     captured: int
     recorded: int
-    dropped: int  # camera gaps plus frames the recorder could not take
+    dropped: int  # frames the camera dropped (its gaps); the recorder's losses: record_lost
     analysed_fps: float | None  # None while no analysis runs
     skipped: int
     latency_ms: tuple[float, float] | None  # frame-to-pose p50, p99 over the recent poses
-    record_lost: int = 0  # of ``dropped``: frames the recorder could not take
+    record_lost: int = 0  # frames the recorder could not take (never also in ``dropped``)
     analysed: int = 0  # frames analysed so far
     late: int = 0  # analysed frames that missed the deadline so far (live/session/report/health.py)
     stalled_s: float | None = None  # how long its analysis has been stalled; None: it is not
@@ -140,7 +140,7 @@ class SessionRunner:
                     capture_fps=capture_fps,
                     captured=captured,
                     recorded=stats.get("recorded", 0),
-                    dropped=stats["camera_gaps"] + stats.get("record_lost", 0),
+                    dropped=stats["camera_gaps"],
                     analysed_fps=analysed_fps if analysing else None,
                     skipped=stats.get("analysis_skipped", 0),
                     latency_ms=stats.get("latency_ms"),
@@ -193,6 +193,8 @@ class SessionRunner:
                 f"{figures.record_waiting} waiting)"
             )
         text += f", dropped {figures.dropped}"
+        if figures.record_lost:  # counted once: by the camera or by the recorder
+            text += f", lost in recording {figures.record_lost}"
         if figures.analysed_fps is not None:
             text += f"; analysed {figures.analysed_fps:5.1f} fps, skipped {figures.skipped}"
             if figures.stalled_s is not None:  # never the last figures of a loop that stopped

@@ -230,8 +230,9 @@ def test_recording_and_stop_work_while_the_model_loads(
     pid = _paused(load.job)  # the conversion lasts as long as the test needs
     assert window.buttons[Part.ANALYSIS].text() == "Cancel Analysis"
     assert window.busy_label.text().startswith("starting analysis: ")
-    assert not window.buttons[Part.EXPERIMENT].isEnabled()
-    assert "model is still loading" in window.buttons[Part.EXPERIMENT].toolTip()
+    # Issue 63 #3: a Start Experiment clicked meanwhile waits for analysis, never lost.
+    assert window.buttons[Part.EXPERIMENT].isEnabled()
+    assert "once analysis has started" in window.buttons[Part.EXPERIMENT].toolTip()
     for part in (Part.STREAM, Part.RECORDING):
         assert window.buttons[part].isEnabled(), part
 
@@ -356,6 +357,8 @@ def test_the_checks_before_each_start_run_beside_the_window(
             assert window.busy_label.text().startswith(f"starting {part.value}"), part
             if part is Part.ANALYSIS:  # a load may be cancelled, the check included
                 assert window.buttons[part].text() == "Cancel Analysis"
+            elif part is Part.STREAM:  # a click waits for the start (issue 63): Stop Stream
+                assert "once stream has started" in window.buttons[part].toolTip()
             else:
                 assert not window.buttons[part].isEnabled(), part  # no second press meanwhile
             if part is Part.ANALYSIS:  # cancelled while its settings are checked

@@ -11,7 +11,7 @@ import pytest
 
 from deeplabstream.app.gui.session import Part, SessionController
 from deeplabstream.core.device_lock import LOCK_ENV
-from deeplabstream.live.session.report.summary import summary_lines
+from deeplabstream.live.session.report.summary import headline, summary_lines
 from deeplabstream.settings import load_settings
 from tests.support.files import write_settings
 from tests.support.processes import only_session
@@ -59,8 +59,11 @@ def test_a_killed_recorder_is_in_the_final_message_as_in_session_json(
         camera["frames_recorded"] + camera["frames_lost_in_recording"] <= camera["frames_captured"]
     )
     assert controller.last_summary == summary_lines(info, session)
-    final = "\n".join(controller.last_summary)
-    assert warnings[-1] == final and final.startswith("Stopped by the user")
+    # The window's message: the summary, its first line saying what was lost (issue 63: the
+    # window shows a message's first lines, and "Stopped by the user" alone hid the holes).
+    final = "\n".join([headline(info), *controller.last_summary[1:]])
+    assert warnings[-1] == final and final.startswith("Stopped by the user: the recorder lost ")
+    assert "of 'arena' (its video has holes)" in final.split("\n")[0]
     assert not any("ended with errors" in failure for failure in failures)
     assert (
         f"{camera['frames_recorded']} recorded + {camera['frames_lost_in_recording']} lost" in final

@@ -462,7 +462,7 @@ def test_a_preview_leaves_no_folder_and_a_planned_duration_stops_the_stream(
     _click(qtbot, window, Part.STREAM)  # Stop Stream: nothing was recorded or analysed
     qtbot.waitUntil(lambda: not window.controller.streaming, timeout=START_TIMEOUT_MS)
     assert not preview.exists()
-    assert "Only a preview" in window.notice_label.text()
+    assert "Only a preview" in window.info.full_text()
 
     with settings.open("a") as file:  # the Session group's planned duration, as saved
         file.write("[Session]\nANIMAL = m1\nPLANNED_DURATION = 3\n")
@@ -495,6 +495,6 @@ def test_start_analysis_reads_the_settings_again(qtbot, tmp_path: Path) -> None:
     settings.write_text(good + "[Camera spare]\nSOURCE = synthetic\n")  # fixed; a camera added
     _click(qtbot, window, Part.ANALYSIS)
     _wait_running(qtbot, window, Part.ANALYSIS)
-    assert "cameras changes apply at the next Start Stream" in window.notice_label.text()
+    assert "cameras changes apply at the next Start Stream" in window.info.full_text()
     close_and_wait(qtbot, window)
 

@@ -179,7 +179,8 @@ def test_runs_for_its_duration_then_shows_the_figures_with_stubbed_test_calls(
     qtbot.mouseClick(window.latency_button, Qt.LeftButton)
     qtbot.waitUntil(lambda: window.controller.busy is None, timeout=TIMEOUT_MS)
     assert stream.started == [(str(stream.session_dir / "latency_test.ini"), "the board's test")]
-    assert "running" in window.latency_button.text()
+    assert "running" in window.status_panel.latency_test.text()
+    assert " s)" in window.latency_button.text()  # the seconds left, on a button of fixed width
     assert not window.latency_button.isEnabled()
     assert not window.buttons[Part.EXPERIMENT].isEnabled()  # the test stops by itself
     qtbot.waitUntil(lambda: _idle(window) and bool(calls), timeout=TIMEOUT_MS)

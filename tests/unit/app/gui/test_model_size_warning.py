@@ -14,6 +14,7 @@ import pytest
 from PyQt5.QtCore import Qt
 
 from deeplabstream.app.gui.main_window import MainWindow
+from deeplabstream.app.gui.messages import WARNING_COLOURS
 from deeplabstream.app.gui.session import Part
 from deeplabstream.core.device_lock import LOCK_ENV
 from tests.support.files import write_settings
@@ -48,12 +49,14 @@ def test_start_analysis_with_a_model_made_for_another_frame_size_says_so(
     try:
         _start(qtbot, window, Part.STREAM)
         _start(qtbot, window, Part.ANALYSIS)
-        notice = window.notice_label.text()
-        assert notice.startswith("Warning: camera 'arena'"), notice
+        shown = window.info.full_text().split("\n")
+        notice = next((line for line in shown if "396x406" in line), "")
+        assert notice.startswith("camera 'arena'"), shown
+        assert window.info.colours == WARNING_COLOURS  # a warning, shown until dismissed
         assert "396x406" in notice and "640x480" in notice and "not validated" in notice
     finally:
         window.close()  # as a user does: it goes once every part stopped and files are final
         qtbot.waitUntil(lambda: window.closed_down, timeout=START_TIMEOUT_MS)
     info = json.loads((only_session(tmp_path / "out") / "session.json").read_text())
     (warning,) = info["warnings"]
-    assert notice == f"Warning: {warning}"
+    assert notice == warning

@@ -308,8 +308,8 @@ def test_progress_shows_and_closing_the_window_stops_verify_with_a_stand_in_veri
     qtbot.mouseClick(button, Qt.LeftButton)
     pid = button.run.pid
     assert pid is not None
-    expected = f"): re-analysing {recorded.folder.name}"  # "Verify (N s): ..." in the status bar
-    qtbot.waitUntil(lambda: expected in window.notice_label.text(), timeout=10_000)
+    expected = f"): re-analysing {recorded.folder.name}"  # "Verify (N s): ..." beside the buttons
+    qtbot.waitUntil(lambda: expected in window.busy_label.text(), timeout=10_000)
     assert button.text().startswith("Stop verify")
     started = time.monotonic()
     window.close()

@@ -15,7 +15,14 @@ from PyQt5.QtWidgets import QCheckBox, QLabel, QPushButton, QTableWidget, QWidge
 from deeplabstream.app.gui import event_log
 from deeplabstream.app.gui.event_log import EventLogPanel
 from deeplabstream.app.gui.live_view import LiveView
-from deeplabstream.app.gui.loss_alarm import LossAlarm, LossBanner, LossThresholds
+from deeplabstream.app.gui.loss_alarm import (
+    RECORDER_LOST_TOO,
+    RECORDING_KEEPS_ALL,
+    SKIPPING_ADVICE,
+    LossAlarm,
+    LossBanner,
+    LossThresholds,
+)
 from deeplabstream.app.gui.overlays import OverlayOptions, OverlayToggles
 from deeplabstream.app.gui.plots import SessionPlots
 from deeplabstream.live.processes.messages import (
@@ -277,7 +284,7 @@ def test_any_recorder_loss_and_heavy_skipping_are_loud() -> None:
     alarm.update([_Counters("top", 0), _Counters("side", 0)], 0.0)
     raised = alarm.update(
         [
-            _Counters("top", 3000, dropped=1, record_lost=1),  # 1 of 3000: only the recorder
+            _Counters("top", 3000, record_lost=1),  # 1 of 3000: only the recorder
             _Counters("side", 300, skipped=120),  # 40 % skipped: normal for a slower model
         ],
         10.0,
@@ -287,6 +294,61 @@ def test_any_recorder_loss_and_heavy_skipping_are_loud() -> None:
     assert [(a.camera, a.figure, a.lost, a.frames) for a in raised] == [
         ("side", "skipped", 200, 300)
     ]
+
+
+def test_recorder_losses_come_first_each_frame_counted_once_under_a_headline() -> None:
+    """Issue 63 #2: "the recorder lost 228 frames" was seen only under Show all (a line below
+    the camera's drops), and the same frames were said as "dropped" and "lost"."""
+    alarm = LossAlarm()
+    alarm.update([_Counters("top", 0), _Counters("side", 0)], 0.0)
+    alarm.update(
+        [
+            _Counters("top", 300, dropped=40, skipped=200),  # the camera's own drops
+            _Counters("side", 300, record_lost=228),  # the recorder's: never also "dropped"
+        ],
+        10.0,
+    )
+    assert [(a.camera, a.figure) for a in alarm.alerts] == [
+        ("side", "recorder"),
+        ("top", "dropped"),
+        ("top", "skipped"),
+    ]
+    headline, first, *rest = alarm.message().split("\n")
+    assert headline.startswith("Losses: the recorder lost frames (the video has holes) ('side')")
+    assert "dropped" in headline and headline.index("recorder") < headline.index("dropped")
+    assert first.startswith("camera 'side': the recorder lost 228 frames")
+    assert "228" not in "\n".join(rest)  # said once, by the recorder
+    assert "40 frames dropped of 340" in rest[0]
+
+
+def test_after_the_stop_no_loss_says_in_the_last_10_s() -> None:
+    """Issue 63 #5: after Stop the loss lines still said "in the last 10 s"."""
+    alarm = LossAlarm()
+    alarm.update([_Counters("top", 0)], 0.0)
+    alarm.update([_Counters("top", 300, record_lost=12)], 10.0)
+    assert "in the last 10 s" in alarm.message()
+    alarm.end_stream()
+    assert alarm.loud  # still there until acknowledged
+    assert "in the last" not in alarm.message() and "not since" not in alarm.message()
+    assert "in the 10 s up to 0:00:10 of the stream" in alarm.message()
+
+
+def test_the_skipping_advice_is_the_loss_bars_last_line_and_never_contradicts_it(qtbot) -> None:
+    """Issue 63 #2: "Analysis skipping costs the recording nothing" stood beside the recorder's
+    losses."""
+    banner = LossBanner()
+    qtbot.addWidget(banner)
+    banner.recording = True
+    banner.update_figures([_Counters("top", 0)], 0.0)
+    banner.update_figures([_Counters("top", 300, skipped=240)], 10.0)
+    assert banner.full_text().endswith(f"{SKIPPING_ADVICE} {RECORDING_KEEPS_ALL}")
+    banner.update_figures([_Counters("top", 600, skipped=480, record_lost=9)], 20.0)
+    advice = banner.full_text().split("\n")[-1]
+    assert advice == f"{SKIPPING_ADVICE} {RECORDER_LOST_TOO}"
+    assert "costs the recording nothing" not in banner.full_text()
+    assert "missing from the video" in advice
+    banner.acknowledge()
+    assert banner.isHidden() and banner.full_text() == ""  # the advice goes with its losses
 
 
 def test_camera_figures_without_record_lost_and_a_new_stream() -> None:

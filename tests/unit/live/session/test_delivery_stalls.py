@@ -23,7 +23,14 @@ def camera_branch():
     }  # fmt: skip
     opened = SimpleNamespace(paced=True, nominal_fps=30.0, live=False)
     ring = SimpleNamespace(header=header, stop_requested=False)
-    return SimpleNamespace(name="arena", opened=opened, ring=ring, ended=False, lost_after_ns=None)
+    return SimpleNamespace(
+        name="arena",
+        opened=opened,
+        ring=ring,
+        ended=False,
+        lost_after_ns=None,
+        settings=SimpleNamespace(source="synthetic"),
+    )
 
 
 def publish(branch, index: int, host_ns: int) -> None:

@@ -67,8 +67,7 @@ class CameraBox(QGroupBox):
         self._file = file
         self.camera_list = QListWidget()
         self.camera_list.setObjectName("rig_cameras")
-        # Three names in sight (a rig has one to three cameras); more scroll.
-        self.camera_list.setMaximumHeight(3 * (self.camera_list.fontMetrics().height() + 6) + 6)
+        self._fit_list(0)
         self.camera_list.currentTextChanged.connect(self._show_camera)
         self.add_camera_choice = QComboBox()
         self.add_camera_choice.setObjectName("rig_add_camera")
@@ -112,10 +111,20 @@ class CameraBox(QGroupBox):
         self.camera_list.clear()
         self.camera_list.addItems(self.camera_names())
         names = self.camera_names()
+        self._fit_list(len(names))
         if names:
             self.camera_list.setCurrentRow(names.index(selected) if selected in names else 0)
         else:
             self.camera_table.setRowCount(0)
+
+    def _fit_list(self, cameras: int) -> None:
+        """Make the list as tall as its cameras, two to three names (a rig has one to three).
+
+        Three rows for one camera took the height the camera's key table needed on a laptop's
+        screen (issue 63); more cameras than three scroll.
+        """
+        row = self.camera_list.fontMetrics().height() + 6
+        self.camera_list.setFixedHeight(min(max(cameras, 2), 3) * row + 6)
 
     def _show_camera(self, name: str) -> None:
         if not name:

@@ -51,11 +51,36 @@ SHORT_MIN_S = 1.0
 STALL_MIN_S = 2.0
 STALL_FRAME_INTERVALS = 10
 
+#: A stretch below the rate this soon after the camera's last warning is not warned of again.
+REWARN_AFTER_S = 300.0
+
 ADVICE = (
     "the camera, or this computer, cannot keep up at these settings: lower FRAMERATE or the frame "
     "size (WIDTH, HEIGHT), or shorten EXPOSURE; its recording and poses hold fewer frames than "
     "FRAMERATE says"
 )
+VIDEO_ADVICE = (
+    "this computer cannot decode the video as fast as it plays (a busy computer, or a large or "
+    "heavily compressed file): it plays slower than its own frame rate, and its poses hold "
+    "fewer frames a second than the file; ease the load (a lighter model, other programs "
+    "closed), or to analyse every frame offline use PACING = lockstep or utils/VideoAnalyzer.py"
+)
+SIMULATION_ADVICE = (
+    "this computer cannot render the simulated arena at these settings: lower FRAMERATE or the "
+    "frame size (WIDTH, HEIGHT); its recording and poses hold fewer frames than FRAMERATE says"
+)
+
+
+def advice_for(source: str | None, live: bool) -> str:
+    """Return what to do about a camera below its rate: a device's, a video's, a simulation's.
+
+    EXPOSURE and the frame size mean nothing to a video file (its warning said them, issue 63).
+    """
+    if not live and source == "video":
+        return VIDEO_ADVICE
+    if not live and source == "synthetic":
+        return SIMULATION_ADVICE
+    return ADVICE
 
 
 @dataclass(frozen=True)
@@ -106,7 +131,9 @@ class _Camera:
     """One paced camera as the watch follows it."""
 
     nominal_fps: float
+    advice: str = ADVICE  # what to do when it is too slow (advice_for)
     judge_from_ns: int | None = None  # None: wait for a (new) frame
+    warned_ns: int | None = None  # when a stretch below the rate was last warned of
     samples: deque[tuple[int, int]] = field(default_factory=deque)  # (host ns, published)
     slowness: _Slowness = field(default_factory=_Slowness)
     stall: _Stall | None = None
@@ -200,7 +227,7 @@ class DeliveryWatch:
             f"{camera.nominal_fps:g} ({100 * delivered / camera.nominal_fps:.0f} % of it), over "
             f"the {span_s:.1f} s it was judged (the session was shorter than the "
             f"{RATE_WINDOW_S:g} s window, {how}, {self._at_s(first_ns):.1f} s "
-            f"into the session to its end): {ADVICE}"
+            f"into the session to its end): {camera.advice}"
         )
         return [DeliveryNews(name, logging.WARNING, text, warning=text)]
 
@@ -226,7 +253,8 @@ class DeliveryWatch:
         camera = self._cameras.get(branch.name)
         if camera is None or camera.nominal_fps != opened.nominal_fps:  # a new rate: afresh
             # (what was said of the old rate stays said; its stretch is not counted on)
-            camera = _Camera(float(opened.nominal_fps))
+            advice = advice_for(branch.settings.source, opened.live)
+            camera = _Camera(float(opened.nominal_fps), advice)
             self._cameras[branch.name] = camera
         return camera
 
@@ -338,8 +366,17 @@ class DeliveryWatch:
             text = (
                 f"camera {name!r} delivers {delivered:.1f} fps, below its FRAMERATE "
                 f"{camera.nominal_fps:g} ({100 * delivered / camera.nominal_fps:.0f} % of it) "
-                f"over the last {RATE_WINDOW_S:g} s: {ADVICE}"
+                f"over the last {RATE_WINDOW_S:g} s: {camera.advice}"
             )
+            warned = camera.warned_ns
+            if warned is not None and (last_ns - warned) / 1e9 < REWARN_AFTER_S:
+                again = (
+                    f"camera {name!r} delivers {delivered:.1f} fps, below its FRAMERATE "
+                    f"{camera.nominal_fps:g} again ({slowness.times} times so far; warned "
+                    f"{(last_ns - warned) / 1e9:.0f} s ago)"
+                )
+                return [self._kept(name, camera, again, text, logging.INFO)]
+            camera.warned_ns = last_ns
             return [self._kept(name, camera, text, text)]
         if not slow and slowness.since is not None:
             return [self._end_slowness(name, camera, last_ns, published, True)]
@@ -360,7 +397,8 @@ class DeliveryWatch:
             f"camera {name!r} delivered {slowness.delivered_fps():.1f} fps, below its FRAMERATE "
             f"{fps:g}, for {slowness.seconds:.1f} s ({slowness.times} time(s), first "
             f"{slowness.first_at_s:.1f} s into the session; too slow is below "
-            f"{100 * RATE_TOLERANCE:.0f} % of FRAMERATE over {RATE_WINDOW_S:g} s): {ADVICE}"
+            f"{100 * RATE_TOLERANCE:.0f} % of FRAMERATE over {RATE_WINDOW_S:g} s): "
+            f"{camera.advice}"
         )
         live = f"camera {name!r} delivers its FRAMERATE {fps:g} again" if back else text
         return self._kept(name, camera, live, text, logging.INFO if back else logging.WARNING)

@@ -53,6 +53,37 @@ def summary_lines(
     return lines
 
 
+def headline(record: SessionRecord | Mapping[str, Any]) -> str:
+    """Return one line: why the session stopped, and what it lost (or that it lost nothing).
+
+    The window shows a message's first lines only (the rest under Show all): the stop alone
+    ("Stopped by the user") hid the recorder's holes a line further down (issue 63). Each lost
+    frame is counted once, as ``session.json`` counts it: dropped by the camera, or lost by the
+    recorder.
+    """
+    if not isinstance(record, SessionRecord):
+        record = SessionRecord.from_json(dict(record))
+    said = []
+    for name, camera in record.cameras.items():
+        if camera.frames_lost_in_recording:
+            said.append(
+                f"the recorder lost {camera.frames_lost_in_recording} frames of {name!r} "
+                "(its video has holes)"
+            )
+        if camera.frames_dropped_by_camera:
+            said.append(f"{name!r} dropped {camera.frames_dropped_by_camera} frames")
+    for name, health in record.health.cameras.items():
+        if health.deadline_ms is not None and health.misses:
+            said.append(f"{health.misses} analysed frames of {name!r} late")
+    stop = _stop_line(record.stop_reason or "stopped")
+    if said:
+        return f"{stop}: {'; '.join(said)}"
+    if record.errors:
+        return f"{stop}, with errors (below)"
+    recorded = any(camera.recordings for camera in record.cameras.values())
+    return f"{stop}: nothing lost" + (", every frame captured was recorded" if recorded else "")
+
+
 #: Stop reasons that are the user's own choice (the window's Stop, Ctrl-C, q, closing): the
 #: summary says so plainly; such a stop is never an error (issue 38).
 USER_STOPS = ("stopped by the user", "Ctrl-C received", "q pressed", "window closed")
