@@ -31,6 +31,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from deeplabstream.core.errors import DeepLabStreamError
 from deeplabstream.core.user_folders import user_config_folder
 from deeplabstream.outputs.folder import SESSION_JSON, write_session_json
 
@@ -56,7 +57,7 @@ FIELD_DIGEST_BYTES = 4
 KEY_WAIT_S = 2.0
 
 
-class SigningError(OSError):
+class SigningError(DeepLabStreamError, OSError):
     """The installation's key cannot be read or made; the message names the file."""
 
 

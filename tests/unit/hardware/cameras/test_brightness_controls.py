@@ -133,10 +133,12 @@ def test_basler_white_balance_per_channel_where_the_camera_has_it_mock_node_map(
     BalanceWhiteAuto) are those pylon documents for colour cameras.
     """
     from deeplabstream.hardware.cameras.basler import BaslerCamera, BaslerSettings
+    from deeplabstream.hardware.cameras.genicam_nodes import NodeMap
 
     camera = BaslerCamera("cam", BaslerSettings(serial="0815-0000"))
     nodes = _ColourCameraNodes()
     camera._camera, camera._genicam = nodes, _GenICam
+    camera._node_map = NodeMap(nodes, _GenICam, lambda: camera._label)  # what open() makes
     controls = {control.name: control for control in camera._white_balance_controls()}
     assert set(controls) == {"white_balance_red", "white_balance_blue"}
     assert controls["white_balance_red"].value == pytest.approx(1.2)
