@@ -41,7 +41,7 @@ pytest_plugins = ["tests.fixtures.processes", "tests.fixtures.firmware"]
 
 @pytest.fixture(autouse=True)
 def _no_settings_folder_after_the_test() -> Iterator[None]:
-    """Forget the settings folder a test's loaded settings made the process's (core/plugins.py).
+    """Forget the settings folder a test's loaded settings made the process's (core/plugins/).
 
     Loading a settings file makes its folder where every registry finds the lab's plugins; a
     later test must not find (or list) the lab modules of an earlier test's folder.
@@ -62,14 +62,14 @@ def _process_state_as_it_was(request: pytest.FixtureRequest) -> Iterator[None]:
     import signal
     import warnings
 
-    from deeplabstream.core import plugins
+    from deeplabstream.core.plugins import notices as plugin_notices
 
     handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     has_mask = hasattr(signal, "pthread_sigmask")
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, set()) if has_mask else None
-    notices = list(plugins._NOTICES)
+    notices = list(plugin_notices._NOTICES)
     yield
-    plugins._NOTICES[:] = notices
+    plugin_notices._NOTICES[:] = notices
     changed = [sig.name for sig, handler in handlers.items() if signal.getsignal(sig) != handler]
     for sig, handler in handlers.items():
         if handler is not None:  # None: set outside Python, nothing to put back

@@ -24,7 +24,7 @@ def headless() -> None:
 
 
 def _stops_abandon_plugin_imports() -> None:
-    """Let a stop during a lab plugin's import abandon it (core/plugins.py, ``import_watch``).
+    """Let a stop during a lab plugin's import abandon it (core/plugins/, ``import_watch``).
 
     The window too: while it is built (its Rig tab imports the cameras' modules), and in its
     event loop, where ``app.desktop`` keeps the exception from aborting the program.

@@ -1,6 +1,6 @@
 """Put a test's plugin class in the lab's folder beside a settings file, to be named there.
 
-Settings never name a Python file (core/plugins.py): a test whose camera (or device...) class
+Settings never name a Python file (core/plugins/): a test whose camera (or device...) class
 lives in a test module writes a one-line lab module that subclasses it, and names that module.
 Every process imports it from the folder, as it does a lab's own plugin.
 """

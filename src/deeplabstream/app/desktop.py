@@ -187,7 +187,7 @@ def _show_window(
 def abandoned_imports_kept() -> Iterator[list[PluginStopped]]:
     """Keep, rather than abort on, a lab module's import abandoned by a stop inside a slot.
 
-    A stop during a lab module's import raises PluginStopped inside it (core/plugins.py): a
+    A stop during a lab module's import raises PluginStopped inside it (core/plugins/watchdog.py): a
     module that sleeps or loops at import (a camera's, which the Rig tab imports while the
     window is built) never holds the window. PyQt aborts the program on an exception that
     leaves a slot, unless ``sys.excepthook`` is replaced: here it keeps the PluginStopped (the

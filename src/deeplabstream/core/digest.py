@@ -2,7 +2,7 @@
 
 A digest proves a file unchanged since it was taken: ``session.json`` keeps one of every file a
 session wrote, of the model that ran and of the experiment's content, and
-``deeplabstream-verify`` takes them again.
+``deeplabstream-verify`` takes them again (a FIFO in a file's place refused, never waited on).
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
+from deeplabstream.core.regular_files import open_regular
+
 _CHUNK = 1 << 20  # read a file in 1 MiB pieces: any size, little memory
 
 
@@ -18,7 +20,7 @@ def files_digest(files: Sequence[Path]) -> str:
     """Return the SHA-256 (hex) over the bytes of ``files``, in order."""
     digest = hashlib.sha256()
     for path in files:
-        with open(path, "rb") as stream:
+        with open_regular(path, "rb") as stream:
             while chunk := stream.read(_CHUNK):
                 digest.update(chunk)
     return digest.hexdigest()

@@ -8,7 +8,7 @@ that ``multiprocessing`` starts with ``spawn`` (every platform: it runs ``python
 ``-c`` puts the current folder first before even ``multiprocessing`` is imported). A ``pickle.py``,
 ``signal.py`` or ``multiprocessing.py`` there then ran in every process, and a session failed with
 "capture process ended before opening" (issue 53, 4). Code comes only from the package, installed
-packages and the lab's named plugins (core/plugins.py), so :func:`keep_current_folder_off_path`,
+packages and the lab's named plugins (core/plugins/), so :func:`keep_current_folder_off_path`,
 called first by every command (``core.optional.exit_with``), takes those folders off the path,
 for this process and, through the environment (``PYTHONSAFEPATH``, Python 3.11), for every
 process it starts. ``DeepLabStream.py`` and ``app.py`` take their own folder off before they

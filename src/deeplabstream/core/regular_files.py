@@ -79,7 +79,8 @@ def open_regular(path: Path | str, mode: str = "r", **options: Any) -> IO[Any]:
     if mode not in ("r", "rb"):
         raise ValueError(f"open_regular reads: mode 'r' or 'rb', not {mode!r}")
     path = Path(regular_file(path))
-    descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    descriptor = os.open(path, flags)
     try:
         kind = kind_of(os.fstat(descriptor).st_mode)
         if kind is not None:

@@ -1,7 +1,7 @@
 """The output plugin interface: where a session's poses go, live and after the stop.
 
 An output is a subclass of :class:`Output`, registered in :data:`OUTPUTS` (the one plugin
-registry of ``core/plugins.py``, entry point group ``deeplabstream.outputs``). It has two
+registry of ``core/plugins/``, entry point group ``deeplabstream.outputs``). It has two
 optional halves:
 
 * **live** (:meth:`Output.open_live`), in the inference worker: opened once per analysis with

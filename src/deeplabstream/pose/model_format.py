@@ -203,7 +203,7 @@ _lab_formats: tuple[Path | None, tuple[str, ...]] = (None, ())
 def use_lab_formats(names: Sequence[str]) -> None:
     """Make the lab's formats ``names`` (``[Pose] MODEL_FORMATS``) the ones this process tries.
 
-    Modules of the ``formats/`` folder of the process's settings folder (core/plugins.py,
+    Modules of the ``formats/`` folder of the process's settings folder (core/plugins/lab_files.py,
     ``use_settings_folder``, called first), tried after the built-in and installed formats,
     for as long as that folder is the process's. Loading a settings file sets them; the
     inference worker sets them from its job. No other lab format is imported.
@@ -248,7 +248,7 @@ def watched(model_format: ModelFormat, name: str) -> ModelFormat:
     """Return ``model_format`` (a lab's or an installed one) with its calls watched and checked.
 
     Each call the start waits on is named once slow, and abandoned by Ctrl-C or SIGTERM in a
-    command (core/plugins.py, ``plugin_call_watch``): a ``recognises`` that sleeps never holds
+    command (core/plugins/, ``plugin_call_watch``): a ``recognises`` that sleeps never holds
     the start. What it raises other than a ModelError, and a ``load`` that returns no
     ModelDescription, become a ModelError naming the format and its file, before the start.
     """

@@ -112,7 +112,7 @@ def load_settings(path: Path | str | None = None, *, cameras_required: bool = Tr
     A UTF-8 byte-order mark (Windows Notepad writes one) is accepted. ``cameras_required``
     False: a file without a ``[Camera NAME]`` section is accepted (the offline replay, whose
     videos are its cameras). Its folder becomes this process's settings folder, where every
-    plugin kind's lab folder is (``devices/``, ``triggers/`` ...; core/plugins.py).
+    plugin kind's lab folder is (``devices/``, ``triggers/`` ...; core/plugins/lab_files.py).
     """
     file = Path(path) if path is not None else default_settings_file()
     file = file.expanduser().resolve()

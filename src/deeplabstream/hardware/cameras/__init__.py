@@ -48,7 +48,7 @@ def camera_class(source: str, settings_folder: Path | None = None) -> type[Camer
         package; never a file's path (settings are data: refused).
     settings_folder
         The folder of the settings file, where the lab's ``cameras/`` folder is (None: the
-        process's, set when the settings were loaded; core/plugins.py).
+        process's, set when the settings were loaded; core/plugins/lab_files.py).
 
     Raises
     ------

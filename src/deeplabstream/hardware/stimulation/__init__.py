@@ -61,7 +61,7 @@ def device_class(name: str, settings_folder: Path | None = None) -> type[Stimula
     """Return the device class ``TYPE = name`` names: registered, or a lab's ``devices/`` module.
 
     ``settings_folder``: the settings file's folder (None: the process's, set when the
-    settings were loaded; core/plugins.py).
+    settings were loaded; core/plugins/lab_files.py).
 
     Raises
     ------

@@ -100,7 +100,7 @@ def run_summary(run: ExperimentRun) -> dict[str, Any]:
         # decided, but the command never left (the device was gone): events.csv not_sent
         "actions_not_sent": run.not_sent,
         "plugins": experiment_plugins(runtime),
-        # its lab files' paths and SHA-256, as this process ran them (core/plugins.py)
+        # its lab files' paths and SHA-256, as this process ran them (core/plugins/lab_files.py)
         "plugin_files": plugin_files_entry(experiment_plugins(runtime)),
         # what ran: its file, content (a config's text), SHA-256 and options with their origins
         "plan": run.plan,

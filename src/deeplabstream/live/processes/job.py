@@ -67,7 +67,7 @@ class PoseJob:
     # each batch into points3d.csv and Observations.points3d (spatial/triangulation/live.py).
     triangulation: TriangulationSpec | None = None
     # The settings file's folder: the worker finds the lab's plugins there (devices/, triggers/,
-    # outputs/, backends/, formats/, experiments/), set first thing (core/plugins.py).
+    # outputs/, backends/, formats/, experiments/), set first thing (core/plugins/).
     settings_folder: Path | None = None
     # Its signs of life and the lab's call it is inside, read by the session (core/heartbeat.py):
     # a worker held whole is named and ended there.

@@ -596,7 +596,7 @@ def ready_message(pipelines: list[CameraPipeline]) -> PoseReady:
         max(len(model.keypoints) for model in cameras.values()),
         max(model.animals for model in cameras.values()),
         {p.camera.name: p.reader.first_seq for p in pipelines},
-        # and what the plugins imported here gave the lab to read (core/plugins.py)
+        # and what the plugins imported here gave the lab to read (core/plugins/)
         _frame_size_warnings(pipelines) + tuple(plugin_notices()),
         {
             name: origin

@@ -263,7 +263,7 @@ class Analysis:
         wait for the worker includes what each may wait at its start (LSL: for consumers).
         ``stop_requested`` ends the wait with StopRequested (Ctrl-C while the model loads),
         after the worker has ended. ``settings_folder``: the settings file's folder, where the
-        worker finds the lab's plugins (core/plugins.py; None: this process's).
+        worker finds the lab's plugins (core/plugins/; None: this process's).
         """
         start_up_s = _start_up_s(outputs)  # each output found by name: before any process
         control, child_control = context.Pipe(duplex=True)

@@ -210,7 +210,7 @@ class LiveSession:
         A command says them before anything starts; the same texts go to ``session.json``.
         """
         if self._start_warnings is None:
-            # and what the plugins imported so far gave the lab to read (core/plugins.py)
+            # and what the plugins imported so far gave the lab to read (core/plugins/)
             self._start_warnings = start_warnings(self.settings) + plugin_notices()
         return list(self._start_warnings)
 

@@ -220,7 +220,7 @@ def _recorded_formats_only(pose: Any, notes: list[str]) -> Any:
     """``[Pose]`` with MODEL_FORMATS cut to the lab's formats the session recorded running.
 
     Only a format that read the model is recorded (``plugin_files``); another one named there
-    is not imported (core/plugins.py ``only_recorded_code``), said in ``notes``.
+    is not imported (core/plugins/ ``only_recorded_code``), said in ``notes``.
     """
     if not isinstance(pose, dict) or not isinstance(pose.get("MODEL_FORMATS"), list):
         return pose
@@ -364,7 +364,7 @@ def changed_lab_files(recorded: list[dict[str, Any]]) -> list[str]:
     """Say which of the lab's files a session ran (recorded with their SHA-256) are gone or changed.
 
     Verify imports a lab's plugin only from where the session found it, and only while it is the
-    code that ran: a file named here is not imported (core/plugins.py ``import_recorded_file``).
+    code that ran: a file named here is not imported (core/plugins/ ``import_recorded_file``).
     """
     problems = []
     for entry in recorded:

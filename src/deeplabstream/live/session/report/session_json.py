@@ -130,7 +130,7 @@ class SessionJson:
         """Return the lab's files among the plugins, with the SHA-256 of what ran.
 
         As the inference worker imported them (its ready message) where it did, else as this
-        process did (core/plugins.py, ``plugin_files_entry``).
+        process did (core/plugins/, ``plugin_files_entry``).
         """
         reported = {
             file: digest

@@ -1,0 +1,422 @@
+"""Importing a lab's Python file: where the lab's folders are, which files may run, what ran.
+
+The settings file's folder is the process's *settings folder* (:func:`use_settings_folder`); a
+process another starts is given it and sets it first, so it imports the same lab files, under
+the same module names (``lab.<folder>.<stem>``, which their loggers take). Only a regular file is
+imported (:func:`import_file`), its bytes read once, hashed and compiled, so what ran is what the
+record says (:func:`imported_lab_files`, ``plugin_files``); :func:`import_recorded_file` imports it
+again only while its hash matches (all ``deeplabstream-verify`` runs: :func:`only_recorded_code`).
+Objects of a lab's classes cross processes as their values (:func:`values_if_from_file`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import importlib.util
+import json
+import os
+import re
+import sys
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, fields, is_dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from deeplabstream.core.digest import file_sha256
+from deeplabstream.core.plugins.errors import PluginError, PluginLoadError, error_text
+from deeplabstream.core.plugins.permissions import check_who_may_write
+from deeplabstream.core.plugins.watchdog import import_watch
+from deeplabstream.core.regular_files import SpecialFileError, kind_of, open_regular
+
+_settings_folder: Path | None = None
+# A folder used inside a ``with using_settings_folder(...)`` block, by this thread only (the
+# window checks an edited settings file on a thread of its own).
+_this_thread = threading.local()
+
+
+def use_settings_folder(settings_folder: Path | str | None) -> None:
+    """Make ``settings_folder`` (the settings file's folder) where this process finds lab plugins.
+
+    Every registry looks for the lab's modules in its folder there (``devices/`` ...) when a
+    lookup names no folder of its own. Loading a settings file sets it; a process started by
+    another one sets it from what it was given, before it loads any plugin. None: no lab folders.
+    """
+    global _settings_folder
+    _settings_folder = None if settings_folder is None else Path(settings_folder).resolve()
+
+
+def settings_folder_in_use() -> Path | None:
+    """Return this thread's folder of :func:`using_settings_folder`, else the process's."""
+    scoped: list[Path | None] = getattr(_this_thread, "folders", [])
+    return scoped[-1] if scoped else _settings_folder
+
+
+@contextmanager
+def using_settings_folder(settings_folder: Path | str | None) -> Iterator[None]:
+    """Use ``settings_folder`` for lab plugins inside the ``with`` block, in this thread only."""
+    if not hasattr(_this_thread, "folders"):
+        _this_thread.folders = []
+    folder = None if settings_folder is None else Path(settings_folder).resolve()
+    _this_thread.folders.append(folder)
+    try:
+        yield
+    finally:
+        _this_thread.folders.pop()
+
+
+#: Set while only recorded code may run: a JSON object ``{file: sha256}``. An environment
+#: variable, so that every process this one starts (a replay's inference worker) keeps the rule.
+RECORDED_CODE_VARIABLE = "DEEPLABSTREAM_RECORDED_CODE"
+_recorded_cache: tuple[str, dict[Path, str]] = ("", {})
+
+
+def recorded_code() -> dict[Path, str] | None:
+    """Return the lab files that may run (path -> SHA-256), or None when any lab file may.
+
+    Set by :func:`only_recorded_code` (``deeplabstream-verify``): the lab's files a session
+    recorded in ``session.json`` -> ``plugin_files``, and no other.
+    """
+    global _recorded_cache
+    text = os.environ.get(RECORDED_CODE_VARIABLE)
+    if text is None:
+        return None
+    if _recorded_cache[0] != text:
+        try:
+            data = json.loads(text)
+        except ValueError:
+            data = {}
+        files = data if isinstance(data, dict) else {}
+        _recorded_cache = (
+            text,
+            {Path(str(f)): str(d).strip().lower() for f, d in files.items() if f and d},
+        )
+    return _recorded_cache[1]
+
+
+@contextmanager
+def only_recorded_code(files: Mapping[Path, str]) -> Iterator[None]:
+    """Inside the block, a lab plugin is the file ``files`` names, checked by its SHA-256.
+
+    For whoever repeats what a session did (``deeplabstream-verify``): a lab module is found
+    by its folder and stem among ``files`` (``devices/flaky.py`` is the device ``flaky``),
+    never in a folder by name, and imported only while its bytes have the digest recorded
+    (:func:`import_recorded_file`). Any other lab file is refused unopened. The processes
+    started meanwhile keep the rule (:data:`RECORDED_CODE_VARIABLE`).
+    """
+    previous = os.environ.get(RECORDED_CODE_VARIABLE)
+    os.environ[RECORDED_CODE_VARIABLE] = json.dumps(
+        {str(Path(path).resolve()): digest for path, digest in files.items()}
+    )
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(RECORDED_CODE_VARIABLE, None)
+        else:
+            os.environ[RECORDED_CODE_VARIABLE] = previous
+
+
+#: How an origin names a file of the lab's (``lab folder: /lab/devices/x.py``).
+LAB_ORIGIN = "lab folder: "
+
+PACKAGE = "deeplabstream"
+"""This project's package: code of it is ``built in``."""
+
+
+@dataclass(frozen=True)
+class LabFile:
+    """A lab's Python file as this process imported it.
+
+    Attributes
+    ----------
+    path
+        The file (absolute, symbolic links resolved).
+    sha256
+        The SHA-256 of the bytes that were compiled and ran (hexadecimal).
+    module
+        Its module's name (``lab.devices.tcp_stim``), which its logger takes.
+    """
+
+    path: Path
+    sha256: str
+    module: str
+
+
+@dataclass
+class _Imported:
+    stamp: tuple[int, int, int]  # the file's (inode, size, mtime) when read
+    module: ModuleType
+    record: LabFile
+
+
+#: The lab's files imported in this process, by path: the same module while the file is unchanged.
+_FILE_MODULES: dict[Path, _Imported] = {}
+#: A lab's file reached through a symbolic link (the real file -> the path the folder gives).
+_LINKS: dict[Path, Path] = {}
+#: Module name -> the lab's file it was made from (a name taken stays that file's).
+_LAB_MODULE_NAMES: dict[str, Path] = {}
+#: The readable names of the lab's modules: ``lab.<folder>.<stem>``.
+LAB_MODULE_PREFIX = "lab."
+
+
+def imported_from_file(module_name: str) -> bool:
+    """Whether ``module_name`` is a module :func:`import_file` made (unknown to other processes).
+
+    Objects of its classes cannot be unpickled in another process, which imports modules by
+    name: whoever sends them there sends their values and rebuilds them on the other side.
+    """
+    return module_name in _LAB_MODULE_NAMES
+
+
+def values_if_from_file(options: Any) -> dict[str, Any] | None:
+    """Return the field values of a dataclass whose class a lab module defines, else None.
+
+    A plugin's settings (a lab device's, output's or camera's ``settings_class`` instance)
+    cannot be unpickled in another process as an object: whoever sends them sends these values
+    with the plugin's name and the settings folder, and the other side rebuilds them with the
+    plugin's own settings class, found there by name.
+    """
+    if not (is_dataclass(options) and imported_from_file(type(options).__module__)):
+        return None
+    return {field.name: getattr(options, field.name) for field in fields(options)}
+
+
+def import_file(path: Path, where: str = "") -> ModuleType:
+    """Import the Python file ``path`` as a module of its own; again only when it has changed.
+
+    Only a regular file is opened (a FIFO, device or socket would hang or act when opened: it
+    is refused unopened). Its bytes are read once, hashed and compiled (:func:`imported_lab_files`
+    records what ran). The module is named ``lab.<folder>.<stem>`` (the folder it is in: a
+    kind's lab folder, ``lab.devices.tcp_stim``), with a suffix only when another file of
+    this process took that name; its classes stay the same objects while the file is unchanged,
+    and a lab that edits the file gets the new code. The import runs under a watch
+    (:data:`SLOW_IMPORT_S`, :class:`ImportStopped`).
+
+    Raises
+    ------
+    PluginLoadError
+        When the file is no regular file, cannot be read, is writable by other users in a
+        process running as root, or fails to import; the message names it and says why.
+    ImportStopped
+        Ctrl-C or SIGTERM came during the import (a command's main process).
+    """
+    path = note_link(path)
+    recorded = recorded_code()
+    if recorded is not None:  # only the files a session recorded, unchanged
+        if path not in recorded:
+            raise PluginError(
+                f"{where or path}: {path} is not among the files the session recorded "
+                "(session.json -> plugin_files): only the code that ran is run again; it was "
+                "not imported"
+            )
+        return import_recorded_file(path, recorded[path], where)
+    stamp = _stamp_of(path, where)
+    cached = _FILE_MODULES.get(path)
+    if cached is not None and cached.stamp == stamp:
+        return cached.module
+    source = _read_source(path, where)
+    return _module_from(path, source, where)
+
+
+def import_recorded_file(path: Path | str, sha256: str, where: str = "") -> ModuleType:
+    """Import the lab's file ``path`` only if its bytes still have the SHA-256 ``sha256``.
+
+    For whoever repeats what a session did (``deeplabstream-verify``): the file a session
+    recorded (``session.json`` -> ``plugin_files``) is imported from where it was, alone (no
+    other file of its folder is read), and only unchanged. The bytes hashed are the bytes run.
+
+    Raises
+    ------
+    PluginError
+        The file is gone, is no regular file, or its content changed since (both digests
+        given); nothing of it was run.
+    PluginLoadError
+        As :func:`import_file`, when the unchanged file fails to import.
+    """
+    path = Path(path).expanduser().resolve()
+    what = where or str(path)
+    if not path.exists():
+        raise PluginError(f"{what}: the recorded file {path} is gone; nothing was imported")
+    stamp = _stamp_of(path, where)
+    cached = _FILE_MODULES.get(path)
+    if cached is not None and cached.stamp == stamp and cached.record.sha256 == sha256:
+        return cached.module
+    source = _read_source(path, where)
+    digest = hashlib.sha256(source).hexdigest()
+    if digest != sha256.strip().lower():
+        raise PluginError(
+            f"{what}: {path} has changed since it was recorded (SHA-256 now {digest}, recorded "
+            f"{sha256}); it was not imported. Put back the file the session ran, or use one "
+            "whose record names this file"
+        )
+    return _module_from(path, source, where)
+
+
+def note_link(path: Path) -> Path:
+    """Return the real file of ``path``; remember the path when it is a symbolic link to it.
+
+    A lab may keep its plugins in a repository of shared code and link them into the rig's
+    folder: they run, and ``plugin_files`` records the real file and the link.
+    """
+    named = Path(os.path.abspath(path))
+    real = named.resolve()
+    if named != real:
+        _LINKS[real] = named
+    return real
+
+
+def imported_lab_files() -> list[LabFile]:
+    """Return every lab file this process imported, as it was last imported, by path."""
+    return [_FILE_MODULES[path].record for path in sorted(_FILE_MODULES)]
+
+
+def _stamp_of(path: Path, where: str) -> tuple[int, int, int]:
+    """Return what tells a file's change cheaply (inode, size, mtime); refuse a special file."""
+    try:
+        status = path.stat()
+    except OSError as error:
+        raise _unreadable(path, where, error) from None
+    kind = kind_of(status.st_mode)
+    if kind is not None:
+        raise _not_regular(path, where, kind)
+    return (status.st_ino, status.st_size, status.st_mtime_ns)
+
+
+def _read_source(path: Path, where: str) -> bytes:
+    """Return the bytes of the regular file ``path``, opened so that nothing can block.
+
+    As every reader of files it did not write reads them (core/regular_files.py): a FIFO put in
+    the file's place since its check is refused, never waited on.
+    """
+    try:
+        with open_regular(path, "rb") as file:
+            return file.read()
+    except SpecialFileError as error:
+        raise _not_regular(path, where, error.kind) from None
+    except OSError as error:
+        raise _unreadable(path, where, error) from None
+
+
+def _unreadable(path: Path, where: str, error: OSError) -> PluginLoadError:
+    return PluginLoadError(f"{where or path}: {path} cannot be read: {error.strerror or error}")
+
+
+def _not_regular(path: Path, where: str, kind: str) -> PluginLoadError:
+    """Say what a file that is not a regular file is, and that it is never opened as code."""
+    return PluginLoadError(
+        f"{where or path}: {path} is {kind}, not a Python file: it is never opened as code. "
+        "Replace it with the module"
+    )
+
+
+def _module_from(path: Path, source: bytes, where: str) -> ModuleType:
+    """Run ``source`` (the bytes of the file ``path``) as a new module; record what ran."""
+    what = where or str(path)
+    check_who_may_write(path, what)
+    digest = hashlib.sha256(source).hexdigest()
+    module_name = _module_name(path)
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None:  # pragma: no cover - a .py path always has a spec
+        raise PluginLoadError(f"{what}: cannot be imported")
+    module = importlib.util.module_from_spec(spec)
+    previous = sys.modules.get(module_name)
+    sys.modules[module_name] = module  # dataclasses and pickling look modules up by name
+    try:
+        code = compile(source, str(path), "exec", dont_inherit=True)
+        with import_watch(what):
+            exec(code, module.__dict__)  # the lab's own module, named by the lab
+    except Exception as error:  # the lab's code: any error is reported with the file's name
+        _restore_module(module_name, previous)
+        raise PluginLoadError(f"{what} cannot be loaded: {error_text(error)}") from error
+    except BaseException:  # a stop (ImportStopped, KeyboardInterrupt): nothing kept of it
+        _restore_module(module_name, previous)
+        raise
+    _LAB_MODULE_NAMES[module_name] = path
+    record = LabFile(path, digest, module_name)
+    _FILE_MODULES[path] = _Imported(_stamp_of(path, where), module, record)
+    return module
+
+
+def _restore_module(name: str, previous: ModuleType | None) -> None:
+    if previous is None:
+        sys.modules.pop(name, None)
+    else:
+        sys.modules[name] = previous
+
+
+def _module_name(path: Path) -> str:
+    """Return ``lab.<folder>.<stem>`` for ``path``; with a short hash when another file has it.
+
+    The folder is the one the file is in (``devices``), so its logger reads
+    ``lab.devices.tcp_stim``. A file imported before keeps the name it had.
+    """
+    for name, owner in _LAB_MODULE_NAMES.items():
+        if owner == path:
+            return name
+    readable = LAB_MODULE_PREFIX + ".".join(
+        re.sub(r"\W", "_", part) or "_" for part in (path.parent.name, path.stem)
+    )
+    if readable not in _LAB_MODULE_NAMES and readable not in sys.modules:
+        return readable
+    digest = hashlib.sha1(str(path).encode()).hexdigest()[:8]
+    return f"{readable}_{digest}"
+
+
+def plugin_files_entry(
+    plugins: Mapping[str, Mapping[str, str]], reported: Mapping[str, str] | None = None
+) -> list[dict[str, str | None]]:
+    """Return the lab's files among ``plugins``' origins, with their SHA-256 (``plugin_files``).
+
+    ``plugins`` is ``{kind: {name: origin}}`` (``session.json`` -> ``plugins``, an experiment
+    run's ``plugins``); each name whose origin is ``lab folder: FILE`` gives ``{kind, name,
+    file, sha256}`` (``file`` the real file; with ``link``, the path in the lab's folder, when
+    that is a symbolic link to it). The digest is of the bytes that ran: as another process
+    reported them (``reported``: path -> SHA-256), else as this process imported them, else the
+    file's now (a data file, such as an experiment's config); None when it cannot be read.
+    :func:`import_recorded_file` imports such a file again only while its digest matches.
+    """
+    ran = {str(record.path): record.sha256 for record in imported_lab_files()}
+    entries: list[dict[str, str | None]] = []
+    for kind, names in plugins.items():
+        for name, origin in names.items():
+            if not origin.startswith(LAB_ORIGIN):
+                continue
+            file = origin.removeprefix(LAB_ORIGIN)
+            digest = (reported or {}).get(file) or ran.get(file)
+            if digest is None:
+                try:
+                    digest = file_sha256(Path(file))
+                except OSError:
+                    digest = None
+            entry: dict[str, str | None] = {
+                "kind": kind, "name": name, "file": file, "sha256": digest
+            }  # fmt: skip
+            link = _LINKS.get(Path(file))
+            if link is not None:  # the lab's folder holds a link to it: both are recorded
+                entry["link"] = str(link)
+            entries.append(entry)
+    return entries
+
+
+def code_origin(obj: Any) -> str:
+    """Return where a plugin's class (or function) comes from, worded as :meth:`Registry.origin`.
+
+    ``built in`` (this package), ``lab folder: FILE`` (a module of a lab's folder, or a file
+    named on the command line), ``distribution NAME VERSION`` (an installed package), else
+    ``module NAME``.
+    """
+    module_name = getattr(obj, "__module__", None) or ""
+    if imported_from_file(module_name):
+        return f"{LAB_ORIGIN}{_LAB_MODULE_NAMES[module_name]}"
+    top = module_name.split(".")[0]
+    if top == PACKAGE:
+        return "built in"
+    distributions = importlib.metadata.packages_distributions().get(top, [])
+    if distributions:
+        name = distributions[0]
+        return f"distribution {name} {importlib.metadata.version(name)}"
+    return f"module {module_name}"
