@@ -1,21 +1,10 @@
 """Frames in, keypoints in frame pixels out: :class:`PoseEstimator`, what every caller uses.
 
-Each kind of model has its estimator, and each kind subclasses this one protocol, which holds
-what they share (:meth:`~PoseEstimator.estimate`, :attr:`~PoseEstimator.animals`, the timings)
-and the defaults of the capabilities only some kinds have (an identity model's confidences, an
-ensemble's models, a two-stage model's crops and its :meth:`~PoseEstimator.refresh`), so that a
-caller reads them all without asking what it holds:
-
-- :class:`pose.runtime.estimator.NetworkEstimator`: a network and its decoder (a sleap-nn
-  top-down model's two stages among them);
-- :class:`pose.formats.dlc3_topdown.DlcTopDownEstimator` (and its ``Animals`` kind): a
-  DeepLabCut top-down model, detector then pose network;
-- :class:`pose.runtime.cropzoom.CropZoomEstimator`: a Lightning Pose crop-zoom pair;
-- :class:`pose.runtime.context.ContextEstimator`: a Lightning Pose context model;
-- :class:`pose.runtime.ensemble.EnsembleEstimator`: several models run as one.
-
-:func:`pose.loading.open_estimator` picks a model's kind: the inference worker, replays, the
-labelled images and the checks open their estimators there.
+Each kind of model subclasses this protocol, which holds what the kinds share and the defaults
+of what only some have; :func:`pose.loading.open_estimator` picks a model's kind. The kinds:
+``pose.runtime.estimator.NetworkEstimator`` (a network and its decoder),
+``pose.formats.dlc3_topdown.DlcTopDownEstimator``, ``pose.runtime.cropzoom.CropZoomEstimator``,
+``pose.runtime.context.ContextEstimator`` and ``pose.runtime.ensemble.EnsembleEstimator``.
 """
 
 from __future__ import annotations
@@ -43,25 +32,15 @@ class PoseEstimator(Protocol):
     last_timings
         Seconds spent by the last estimate in each of :data:`TIMED_PARTS`.
     last_stage_timings
-        Seconds of the last estimate in the kind's own stages (a two-stage model's detector,
-        crop and pose, an ensemble's ``model<i>``...), parts of ``last_timings``; empty for a
-        model of one network.
+        Seconds of the last estimate in the kind's own stages (parts of ``last_timings``: a
+        two-stage model's detector, crop and pose, an ensemble's ``model<i>``...), else empty.
     last_identity_confidence
-        For a model that names the animals itself, the (N, A) identity confidence of each
-        animal of the last frames (NaN for an animal not found); None for the others.
-    last_members
-        For an ensemble, (N, M, K, 3): each model's own keypoints of the last frames; None for
-        one model.
-    last_frames
-        For an ensemble, the ensemble of each of the last frames (median, variance, spread);
-        empty for one model.
-    two_stage
-        True for a model in two stages (a detector, then the pose model on crops).
-    crop_from
-        Where a two-stage model's crops come from (:mod:`pose.decoding.two_stage`).
-    previous
-        A two-stage model's detections kept for each camera's next crops, and its counts of
-        the frames cropped each way; None for the others.
+        An identity model's (N, A) confidence of each animal of the last frames; else None.
+    last_members, last_frames
+        An ensemble's (N, M, K, 3) keypoints of each model, and each frame's ensemble.
+    two_stage, crop_from, previous
+        A model in two stages (detector, then pose on crops): where its crops come from
+        (:mod:`pose.decoding.two_stage`), and the detections kept for each camera's next crops.
     """
 
     description: ModelDescription
@@ -90,26 +69,13 @@ class PoseEstimator(Protocol):
         flips: Sequence[bool] | None = None,
         keys: Sequence[Hashable] | None = None,
     ) -> np.ndarray:
-        """Keypoints of every animal of each frame.
+        """(N, A, K, 3) float64 keypoints of every animal (A = :attr:`animals`) of each frame.
 
-        Parameters
-        ----------
-        frames
-            BGR (or mono) uint8 frames of the shape the estimator was opened for, any number.
-        flips
-            Per frame, whether to flip it horizontally before the network (a right-side camera,
-            so that one network serves both sides); keypoints come back in the unflipped frame's
-            pixels. None flips none.
-        keys
-            Per frame, its camera (any hashable): an estimator that keeps a camera's past (a
-            context model's frames, ``crop_from = previous_frame``'s detections) keys it by
-            this; None: no past.
-
-        Returns
-        -------
-        numpy.ndarray
-            (N, A, K, 3) float64: x, y in frame pixels and the likelihood, A = :attr:`animals`.
-            Rows of animals not found are NaN.
+        ``frames``: BGR (or mono) uint8, of the shape the estimator was opened for, any number.
+        ``flips``: per frame, flip it horizontally before the network (a right-side camera);
+        the keypoints come back in the unflipped frame's pixels. ``keys``: per frame, its camera,
+        which keys what a kind keeps of a camera's past (a context model's frames, a two-stage
+        model's detections). Each row is x, y in frame pixels and the likelihood; NaN: not found.
         """
         ...
 
@@ -123,10 +89,8 @@ class PoseEstimator(Protocol):
         return self.estimate_animals(frames, flips, keys)[:, 0]
 
     def refresh(self) -> None:
-        """Run what waits until the last frames' keypoints are out; nothing by default.
+        """Run what waits until the keypoints are out (``crop_from = previous_frame``'s detector).
 
-        A two-stage model with ``crop_from = previous_frame`` runs its detector on the last
-        frames here, for their cameras' next crops; the inference worker calls it once the
-        keypoints have gone to the experiment and the files.
+        The inference worker calls it once the keypoints have gone to the experiment and files.
         """
-        return  # a protocol member with a body: the kinds without a detector inherit it
+        return  # a body, so not abstract: the kinds without a detector inherit it

@@ -235,25 +235,12 @@ def open_estimator(
 ) -> PoseEstimator:
     """Return the estimator of a model's kind: the one place that picks it.
 
-    Parameters
-    ----------
-    description
-        The model, at its input size (a model that takes any size: at the frames').
-    backend
-        Its (first) network, opened.
-    frame_shape
-        The shape of the frames (or crops) it is given.
-    max_batch
-        The most frames a model of one network (or a context model's backbone) runs at once.
-    crop_from
-        Where a two-stage model's crops come from (:mod:`pose.decoding.two_stage`).
-    open_stage
-        Opens a model's second graph: a DeepLabCut top-down pose stage and box head, a
-        crop-zoom pair's pose model, a context model's heads. None: on ONNX Runtime beside
-        ``backend`` (:func:`~pose.runtime.backends.second_graph_device`,
-        :func:`~pose.runtime.backends.second_graph_threads`; a context model's heads on
-        ``backend``'s kind), as the inference worker runs them. A sleap-nn top-down model's
-        instance stage always runs beside ``backend``.
+    ``description`` is at its input size, ``backend`` its (first) network opened; ``max_batch``
+    the most frames one network (a context model's backbone) runs at once; ``crop_from`` a
+    two-stage model's crops' source (:mod:`pose.decoding.two_stage`). ``open_stage`` opens a
+    second graph (a DeepLabCut top-down pose stage and box head, a crop-zoom pair's pose model,
+    a context model's heads); None: on ONNX Runtime beside ``backend``, as the inference worker
+    runs them (:func:`~pose.runtime.backends.second_graph_device`, ``second_graph_threads``).
     """
 
     def beside(stage: ModelDescription) -> InferenceBackend:

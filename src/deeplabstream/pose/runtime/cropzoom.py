@@ -29,7 +29,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -47,7 +47,6 @@ from deeplabstream.pose.decoding.two_stage import CropFrom, PreviousDetections, 
 from deeplabstream.pose.estimation import PoseEstimator
 from deeplabstream.pose.formats.lightning_cropzoom import STAGES, CropZoomStages, cropzoom_of
 from deeplabstream.pose.model import ModelDescription, ModelError
-from deeplabstream.pose.runtime.backends import second_graph_device, second_graph_threads
 from deeplabstream.pose.runtime.estimator import NetworkEstimator
 
 #: ``crop_from = previous_frame``: the animal left a crop cut around the previous frame's box
@@ -251,32 +250,6 @@ class CropZoomEstimator(PoseEstimator):
                 reach = np.array([box[3], box[2]]) * LEFT_REACH
                 left = left or left_the_crop(points[self._placing, :2], centre, reach)
         return left
-
-
-def open_cropzoom_estimator(
-    description: ModelDescription,
-    open_backend: Callable[..., Any],
-    backend: Any = None,
-    *,
-    device: str = "cpu",
-    threads: int | None = None,
-    frame_shape: tuple[int, ...],
-    crop_from: CropFrom = "same_frame",
-) -> CropZoomEstimator:
-    """Open a crop-zoom estimator: the detector on ``backend`` (opened here when None).
-
-    ``open_backend`` is :func:`pose.runtime.backends.open_backend`. A detector opened here runs
-    on ONNX Runtime on ``device`` with ``threads`` (None: 1); the pose model's graph runs beside
-    the detector's backend as the other two-stage models' second stages
-    (:func:`pose.runtime.backends.second_graph_device`, :func:`second_graph_threads`).
-    """
-    detector, pose = stage_descriptions(description)
-    if backend is None:
-        backend = open_backend(detector, "onnxruntime", device, threads or 1)
-    pose_backend = open_backend(
-        pose, "onnxruntime", second_graph_device(backend), second_graph_threads(backend)
-    )
-    return CropZoomEstimator(description, backend, pose_backend, frame_shape, crop_from)
 
 
 # --- offline: Lightning Pose's own pipeline on a whole video -----------------------------------
