@@ -47,9 +47,8 @@ from deeplabstream.live.selftest.benchmark_mode import tail_frames, tail_lines
 from deeplabstream.live.selftest.naive_loop import NaiveWriter
 from deeplabstream.live.session.live import LiveSession
 from deeplabstream.live.session.runner import SessionRunner
-from deeplabstream.pose.loading import load_model
+from deeplabstream.pose.loading import load_model, open_estimator
 from deeplabstream.pose.runtime.backends import open_backend
-from deeplabstream.pose.runtime.estimator import PoseEstimator
 from deeplabstream.settings import load_settings
 from deeplabstream.settings.sections import RecordingSettings
 
@@ -236,7 +235,7 @@ def naive_run(
     threads = max(1, min(4, (os.cpu_count() or 2) - 1))
     backend = open_backend(description, "onnxruntime", pose_device, threads)
     backend.warm_up(1)
-    estimator = PoseEstimator(description, backend, (480, 640, 3), max_batch=1)
+    estimator = open_estimator(description, backend, (480, 640, 3), max_batch=1)
     experiment = ExperimentRuntime(load_experiment("ExampleExperiment"))  # the same machinery
     experiment.start()
     arena = SimulatedArena(ArenaParams(width=640, height=480, seed=123))

@@ -39,10 +39,10 @@ import pandas as pd
 from benchmarks.common import now_iso, print_table, save_result, summarize_ms
 from deeplabstream.core.figures import Figure
 from deeplabstream.core.machine import machine_description, package_version
-from deeplabstream.pose.loading import load_model
+from deeplabstream.pose.estimation import PoseEstimator
+from deeplabstream.pose.loading import load_model, open_estimator
 from deeplabstream.pose.model import ModelDescription
 from deeplabstream.pose.runtime.backends import OnnxRuntimeBackend, open_backend
-from deeplabstream.pose.runtime.estimator import PoseEstimator
 
 BLOCK = 10  # frames per turn of a variant
 SPINNING = "onnxruntime cpu fp32, spinning threads"
@@ -154,7 +154,7 @@ def open_runner(
     else:
         backend = open_backend(description, backend_name, device, threads)
     backend.warm_up(1)
-    estimator = PoseEstimator(description, backend, frames[0].shape, max_batch=1)
+    estimator = open_estimator(description, backend, frames[0].shape, max_batch=1)
     for frame in frames[:3]:
         estimator.estimate([frame])
     return Runner(label, estimator, backend, [], [], [])

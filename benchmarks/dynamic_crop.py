@@ -46,7 +46,8 @@ from benchmarks.converted_models import CASES, SHARED_DATA
 from benchmarks.dynamic_crop_live import DEFAULT_FPS, DEFAULT_ROUNDS, main_live
 from deeplabstream.core.figures import Figure
 from deeplabstream.core.machine import machine_description, package_version
-from deeplabstream.pose.loading import load_model
+from deeplabstream.pose.estimation import PoseEstimator
+from deeplabstream.pose.loading import load_model, open_estimator
 from deeplabstream.pose.model import ModelDescription
 from deeplabstream.pose.runtime.backends import open_backend
 from deeplabstream.pose.runtime.cropping import (
@@ -57,7 +58,6 @@ from deeplabstream.pose.runtime.cropping import (
     input_multiple,
     split_context_graphs,
 )
-from deeplabstream.pose.runtime.estimator import PoseEstimator
 
 BLOCK = 10  # frames per turn of a variant
 OFFLINE_FRAMES, OFFLINE_THREADS = 600, 2
@@ -144,7 +144,7 @@ class Cropped:
         if estimator is None:  # a new crop shape: built on first use, as in the worker
             sized = self.description.at_input_size(*shape[:2])
             backend = self.whole if full else self.part
-            estimator = self.estimators[(full, shape)] = PoseEstimator(sized, backend, shape, 1)
+            estimator = self.estimators[(full, shape)] = open_estimator(sized, backend, shape)
         return estimator
 
     def _estimate(self, frame: np.ndarray) -> tuple[np.ndarray, Any]:
@@ -208,8 +208,8 @@ def open_variants(
     full = open_backend(description, backend, "cpu", threads)
     full.warm_up(1)
     variants = [
-        FullFrame("pytorch eager, full frame", PoseEstimator(description, eager, shape), eager),
-        FullFrame(f"{backend}, full frame", PoseEstimator(description, full, shape), full),
+        FullFrame("pytorch eager, full frame", open_estimator(description, eager, shape), eager),
+        FullFrame(f"{backend}, full frame", open_estimator(description, full, shape), full),
         open_cropped(description, backend, threads, settings, gates=True),
     ]
     if also_own_gates:

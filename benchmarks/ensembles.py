@@ -7,7 +7,7 @@ the bundled model and copies of it with perturbed weights (``tests/support/ensem
 lab's seeds would differ), 1, 3 and 5 of them, in the same run:
 
 1. **the models alone** (in-process, simulated-arena frames of 640x480, one frame at a time as
-   one camera): the inference worker's estimator (``pose.ensemble.estimator``: each model's own
+   one camera): the inference worker's estimator (``pose.runtime.ensemble``: each model's own
    ONNX Runtime session, then the ensemble's median and spread); the three variants take turns
    on blocks of ``BLOCK`` frames (the order rotating, each block after an untimed frame) so that
    other load affects them alike. Frames per second (1 / mean) and the frame's p50 / p99, with
@@ -43,10 +43,9 @@ from benchmarks.common import now_iso, print_table, save_result, summarize_ms
 from deeplabstream.core.figures import Figure
 from deeplabstream.core.machine import machine_description
 from deeplabstream.hardware.simulator.arena import ArenaParams, SimulatedArena
-from deeplabstream.pose.ensemble.estimator import EnsembleEstimator
-from deeplabstream.pose.loading import BUNDLED_MODEL, load_model
+from deeplabstream.pose.loading import BUNDLED_MODEL, load_model, open_estimator
 from deeplabstream.pose.runtime.backends import open_backend
-from deeplabstream.pose.runtime.estimator import PoseEstimator
+from deeplabstream.pose.runtime.ensemble import EnsembleEstimator
 from deeplabstream.pose.runtime.providers import device_problem
 from tests.support.ensembles import perturbed_member
 
@@ -98,7 +97,7 @@ def estimator_of(paths: list[Path], device: str, shape: tuple[int, ...]) -> Any:
     for path in paths:
         description = load_model(path)
         alone.append(
-            PoseEstimator(
+            open_estimator(
                 description, open_backend(description, "onnxruntime", device, THREADS), shape
             )
         )

@@ -290,15 +290,14 @@ def model_poses(
     params: ArenaParams, fine_poses: np.ndarray, steps: int
 ) -> tuple[np.ndarray, tuple[str, ...]]:
     """Render every ``steps``-th pose at the camera's rate and analyse it (bundled model)."""
-    from deeplabstream.pose.loading import load_model
+    from deeplabstream.pose.loading import load_model, open_estimator
     from deeplabstream.pose.runtime.backends import open_backend
-    from deeplabstream.pose.runtime.estimator import PoseEstimator
 
     description = load_model(None)
     backend = open_backend(description, "onnxruntime", "cpu", 1)
     backend.warm_up(1)
     shape = (params.height, params.width, 3)
-    estimator = PoseEstimator(description, backend, shape, max_batch=1)
+    estimator = open_estimator(description, backend, shape, max_batch=1)
     renderer = ArenaRenderer(params)
     frame = np.empty(shape, np.uint8)
     out = []

@@ -18,7 +18,7 @@ With one, in the same run and on the same frames (the DeepLabCut 3.0 clip, 640x4
   networks), eager and with ``CUDA_GRAPH``; batch 1 (and 3, three cameras in one call,
   without ``--quick``);
 - for each, three timings per call, interleaved on the same frames:
-  ``app``: frames -> keypoints through the app's own path (:class:`PoseEstimator`: the
+  ``app``: frames -> keypoints through the app's own path (:class:`NetworkEstimator`: the
   pre-processing into the bound input, the network, the decoding);
   ``app_network``: the app's backend alone on the prepared batch (IO binding, CUDA graph);
   ``plain_network``: the same graph in a plain ``session.run`` with the same provider options
@@ -276,7 +276,7 @@ def measure_config(
         set_cuda_graph,
     )
     from deeplabstream.pose.runtime.device_input import input_for_device
-    from deeplabstream.pose.runtime.estimator import PoseEstimator
+    from deeplabstream.pose.runtime.estimator import NetworkEstimator  # its pre-processing
 
     device = run.device(config.device)
     size = (frames[0].shape[0], frames[0].shape[1])
@@ -287,7 +287,7 @@ def measure_config(
         backend = open_backend(app_model, config.backend, device, threads=2)  # type: ignore[arg-type]
         opened.append(backend)
         backend.warm_up(batch)
-        estimator = PoseEstimator(app_model, backend, frames[0].shape, max_batch=batch)
+        estimator = NetworkEstimator(app_model, backend, frames[0].shape, max_batch=batch)
         if config.backend == "onnxruntime":
             plain_backend = OnnxRuntimeBackend(
                 description,
@@ -299,7 +299,7 @@ def measure_config(
             opened.append(plain_backend)
             plain_backend.warm_up(batch)
             plain = plain_backend.run
-            reference = PoseEstimator(description, plain_backend, frames[0].shape, batch)
+            reference = NetworkEstimator(description, plain_backend, frames[0].shape, batch)
         else:
             plain = plain_torch(description, torch_module, "cpu" if run.rehearsal else "cuda")
             reference = estimator  # the same model, the same pre-processing
@@ -349,12 +349,12 @@ def deviation(points: np.ndarray, reference: np.ndarray) -> dict[str, float]:
 
 def cpu_keypoints(description: ModelDescription, frames: list[np.ndarray]) -> np.ndarray:
     """The CPU's fp32 keypoints of ``frames``: the reference every configuration is held to."""
+    from deeplabstream.pose.loading import open_estimator
     from deeplabstream.pose.runtime.backends import open_backend
-    from deeplabstream.pose.runtime.estimator import PoseEstimator
 
     backend = open_backend(description, "onnxruntime", "cpu", threads=2)
     try:
-        estimator = PoseEstimator(description, backend, frames[0].shape, max_batch=1)
+        estimator = open_estimator(description, backend, frames[0].shape, max_batch=1)
         return np.concatenate([estimator.estimate([frame]) for frame in frames])
     finally:
         backend.close()

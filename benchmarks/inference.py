@@ -33,10 +33,9 @@ from deeplabstream.core.machine import machine_description
 from deeplabstream.hardware.simulator.arena import ArenaParams, SimulatedArena
 from deeplabstream.live.session.live import LiveSession
 from deeplabstream.live.session.runner import SessionRunner
-from deeplabstream.pose.loading import load_model
+from deeplabstream.pose.loading import load_model, open_estimator
 from deeplabstream.pose.model import ModelDescription
 from deeplabstream.pose.runtime.backends import open_backend
-from deeplabstream.pose.runtime.estimator import PoseEstimator
 from deeplabstream.settings import load_settings
 
 FRAME_SHAPE = (480, 640, 3)
@@ -59,7 +58,7 @@ def time_model(
     """Median and tail per-frame times of each stage of the estimator."""
     backend = open_backend(description, backend_name, "cpu", threads)
     backend.warm_up(batch)
-    estimator = PoseEstimator(description, backend, FRAME_SHAPE, max_batch=batch)
+    estimator = open_estimator(description, backend, FRAME_SHAPE, max_batch=batch)
     stages: dict[str, list[float]] = {"preprocess": [], "inference": [], "decode": [], "total": []}
     for start in range(0, len(frames) - batch + 1, batch):
         began = time.perf_counter()
@@ -165,7 +164,7 @@ def naive_loop(description: ModelDescription, fps: float, duration_s: float) -> 
     threads = max(1, min(4, (os.cpu_count() or 2) - 1))  # as the worker's THREADS = 0
     backend = open_backend(description, "onnxruntime", "cpu", threads)
     backend.warm_up(1)
-    estimator = PoseEstimator(description, backend, FRAME_SHAPE, max_batch=1)
+    estimator = open_estimator(description, backend, FRAME_SHAPE, max_batch=1)
     arena = SimulatedArena(ArenaParams(width=640, height=480, seed=123))
     frame = np.empty(FRAME_SHAPE, np.uint8)
     latencies: list[int] = []

@@ -50,9 +50,9 @@ from deeplabstream.core.machine import machine_description
 from deeplabstream.hardware.simulator.arena import ArenaParams
 from deeplabstream.hardware.simulator.herd import HerdParams, SimulatedHerd
 from deeplabstream.live.processes.identities import BackgroundLearner
-from deeplabstream.pose.loading import BUNDLED_MODEL, load_model
+from deeplabstream.pose.estimation import PoseEstimator
+from deeplabstream.pose.loading import BUNDLED_MODEL, load_model, open_estimator
 from deeplabstream.pose.runtime.backends import open_backend
-from deeplabstream.pose.runtime.estimator import PoseEstimator
 from deeplabstream.pose.tracking.identities import IdentityKeeper
 from deeplabstream.pose.tracking.patches import feature_count
 from deeplabstream.pose.tracking.switches import (
@@ -118,7 +118,7 @@ def _estimator(model: Path | None, shape: tuple[int, ...], max_animals: int) -> 
         description = description.at_input_size(*shape[:2])
     backend = open_backend(description, "onnxruntime", "cpu", THREADS)
     backend.warm_up()
-    return PoseEstimator(description, backend, shape, 1)
+    return open_estimator(description, backend, shape)
 
 
 def _analyse(

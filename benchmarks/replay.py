@@ -89,9 +89,8 @@ def app_replay(video: Path, mode: str, model: Path | None, folder: Path) -> dict
 
 def naive_offline(video: Path, model: Path | None) -> dict[str, Any]:
     """Decode -> estimate, one frame after the other, in this thread."""
-    from deeplabstream.pose.loading import load_model
+    from deeplabstream.pose.loading import load_model, open_estimator
     from deeplabstream.pose.runtime.backends import open_backend
-    from deeplabstream.pose.runtime.estimator import PoseEstimator
     from deeplabstream.settings.effective import resolve_cameras
 
     settings = load_settings(None)
@@ -109,7 +108,7 @@ def naive_offline(video: Path, model: Path | None) -> dict[str, Any]:
         for frame in container.decode(stream):
             image = frame.to_ndarray(format="bgr24")
             if estimator is None:
-                estimator = PoseEstimator(description, backend, image.shape, max_batch=1)
+                estimator = open_estimator(description, backend, image.shape, max_batch=1)
                 first = time.perf_counter()
             estimator.estimate([image])
             frames += 1

@@ -16,7 +16,7 @@ take a core from the next variant's first frames):
   its peak finding, fixed to the export size) on ONNX Runtime with the same threads, fed the
   frame's RGB pixels as sleap-nn's own export reader feeds them: the same work, frame in,
   keypoints out. Its session is ONNX Runtime's default, as sleap-nn's: idle pool threads spin;
-- **project, whole frame**: :class:`pose.runtime.estimator.PoseEstimator` as the inference worker
+- **project, whole frame**: :func:`pose.loading.open_estimator`'s estimator as the inference worker
   runs it (the graph up to the confidence maps, its resize following the frame's size, the
   peaks found on the host) where it shares its cores with capture and recording: idle pool
   threads sleep (:func:`core.priority.inference_pool_may_spin`);
@@ -53,11 +53,11 @@ from benchmarks.common import (
 )
 from deeplabstream.core.figures import Figure
 from deeplabstream.core.machine import load_average_1m, machine_description
-from deeplabstream.pose.loading import load_model
+from deeplabstream.pose.estimation import PoseEstimator
+from deeplabstream.pose.loading import load_model, open_estimator
 from deeplabstream.pose.model import ModelDescription
 from deeplabstream.pose.runtime.backends import InferenceBackend, OnnxRuntimeBackend
 from deeplabstream.pose.runtime.cropping import CropSettings, DynamicCrop, input_multiple
-from deeplabstream.pose.runtime.estimator import PoseEstimator
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 EXPORT = PROJECT_ROOT / "tests" / "fixtures" / "sleap_single_openfield" / "export"
@@ -111,7 +111,7 @@ class CroppedEstimator:
         estimator = self.estimators.get(crop.size)
         if estimator is None:
             sized = self.description.at_input_size(*crop.size)
-            estimator = PoseEstimator(sized, self.backend, view.shape)
+            estimator = open_estimator(sized, self.backend, view.shape)
             self.estimators[crop.size] = estimator
         pose = crop.to_frame(estimator.estimate([view])[0])
         self.cropped += not crop.full
@@ -127,8 +127,8 @@ def measure(frames: list[np.ndarray], threads: int, fps: float) -> dict[str, Any
     def backend(spin: bool) -> InferenceBackend:
         return OnnxRuntimeBackend(description, "cpu", threads, allow_spinning=spin)
 
-    whole = PoseEstimator(description, backend(False), shape)
-    spinning = PoseEstimator(description, backend(True), shape)
+    whole = open_estimator(description, backend(False), shape)
+    spinning = open_estimator(description, backend(True), shape)
     cropped = CroppedEstimator(description, backend(False), shape)
     graph = sleap_graph_runner(threads)
     runners: dict[str, Callable[[np.ndarray], np.ndarray]] = {

@@ -116,9 +116,8 @@ def rig_accuracy(frames: int) -> dict[str, object]:
         default_rig_cameras,
         sim_params,
     )
-    from deeplabstream.pose.loading import load_model
+    from deeplabstream.pose.loading import load_model, open_estimator
     from deeplabstream.pose.runtime.backends import open_backend
-    from deeplabstream.pose.runtime.estimator import PoseEstimator
 
     cameras = default_rig_cameras()
     params = sim_params(seed=RIG_SEED, behaviours=BEHAVIOUR_NAMES)
@@ -127,7 +126,7 @@ def rig_accuracy(frames: int) -> dict[str, object]:
     description = load_model(None, frame_size=(height, width))
     backend = open_backend(description, "onnxruntime", "cpu", 2)
     backend.warm_up()
-    estimator = PoseEstimator(description, backend, views[0].frame_shape, 1)
+    estimator = open_estimator(description, backend, views[0].frame_shape)
     triangulator = Triangulator(cameras, MIN_LIKELIHOOD)
     image = np.empty(views[0].frame_shape, np.uint8)
     errors_3d, errors_2d, reprojection = [], [[] for _ in views], []

@@ -13,7 +13,7 @@ order, so that other load on the machine affects them alike):
   inside it for all 20 of its instance slots), run on ONNX Runtime with the same threads, as
   sleap-nn's own ONNX predictor runs it: the same work, frame in, keypoints out;
 - **project, CROP_FROM = same_frame**: the graph cut in its two stages, the crops cut on the host
-  for the animals found only (:class:`pose.runtime.estimator.PoseEstimator`, as the inference
+  for the animals found only (:func:`pose.loading.open_estimator`'s estimator, as the inference
   worker runs it);
 - **project, CROP_FROM = previous_frame**: frame t cut around frame t-1's centroids, the
   centroid stage run after frame t's keypoints are out (its time is the ``refresh``, outside
@@ -46,9 +46,9 @@ from benchmarks.common import (
 from deeplabstream.core.figures import Figure
 from deeplabstream.core.machine import load_average_1m, machine_description
 from deeplabstream.pose.decoding.two_stage import CROP_FROM
-from deeplabstream.pose.loading import load_model
+from deeplabstream.pose.estimation import PoseEstimator
+from deeplabstream.pose.loading import load_model, open_estimator
 from deeplabstream.pose.runtime.backends import open_backend
-from deeplabstream.pose.runtime.estimator import PoseEstimator
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 EXPORT = PROJECT_ROOT / "tests" / "fixtures" / "sleap_topdown_flies" / "export_topdown"
@@ -118,7 +118,7 @@ def measure(frames: list[np.ndarray], threads: int) -> dict[str, Any]:
     description = load_model(EXPORT)
     shape = frames[0].shape
     estimators: dict[str, PoseEstimator] = {
-        crop_from: PoseEstimator(
+        crop_from: open_estimator(
             description,
             open_backend(description, "onnxruntime", "cpu", threads),
             shape,

@@ -28,7 +28,7 @@ from deeplabstream.pose.formats.conversion import CACHE_ENV
 from deeplabstream.pose.loading import load_model
 from deeplabstream.pose.model import ModelDescription
 from deeplabstream.pose.runtime.backends import open_backend, providers_of, set_cuda_graph
-from deeplabstream.pose.runtime.estimator import PoseEstimator
+from deeplabstream.pose.runtime.estimator import NetworkEstimator
 from tests.gpu.gpu_here import device_reason, skip_unless, torch_cuda_reason
 from tests.support.files import read_video
 from tests.support.paths import PROJECT_ROOT, shared_data
@@ -129,7 +129,7 @@ def _estimate(
         opened = open_backend(description, backend, device, threads=2)  # type: ignore[arg-type]
         try:
             opened.warm_up()
-            estimator = PoseEstimator(description, opened, frames[0].shape, 3)
+            estimator = NetworkEstimator(description, opened, frames[0].shape, 3)
             # One frame at a time, then three at a time: two input shapes, two CUDA graphs.
             single = [estimator.estimate_animals([frame]) for frame in frames[:12]]
             return np.concatenate([*single, estimator.estimate_animals(frames[12:])])

@@ -69,7 +69,7 @@ def test_a_replay_runs_the_context_model_causally(tmp_path: Path, monkeypatch) -
     estimator = ContextEstimator(
         description, open_backend(description, "onnxruntime", "cpu", 2), frames[0].shape
     )
-    expected = np.stack([estimator.estimate([f], streams=["clip"])[0] for f in frames])
+    expected = np.stack([estimator.estimate([f], keys=["clip"])[0] for f in frames])
     keypoints = list(dict.fromkeys(table.columns.get_level_values(1)))
     assert keypoints == list(description.keypoints)
     ours = table.to_numpy(np.float64).reshape(len(table), len(keypoints), 3)

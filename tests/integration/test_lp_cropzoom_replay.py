@@ -21,9 +21,9 @@ import pandas as pd
 import pytest
 
 from deeplabstream.pose.formats.conversion import CACHE_ENV
-from deeplabstream.pose.loading import load_model
+from deeplabstream.pose.loading import load_model, open_estimator
 from deeplabstream.pose.runtime.backends import open_backend
-from deeplabstream.pose.runtime.cropzoom import open_cropzoom_estimator
+from deeplabstream.pose.runtime.cropzoom import stage_descriptions
 from tests.support.files import read_video
 from tests.support.paths import PROJECT_ROOT, shared_data
 from tests.unit.pose.test_pose_lightning_cropzoom import CLIP, FIXTURE, compose_pair
@@ -59,8 +59,10 @@ def test_a_replay_runs_the_pair_with_same_frame_boxes(tmp_path: Path, monkeypatc
 
     description = load_model(pair)
     frames = read_video(clip)
-    estimator = open_cropzoom_estimator(
-        description, open_backend, threads=2, frame_shape=frames[0].shape
+    estimator = open_estimator(
+        description,
+        open_backend(stage_descriptions(description)[0], "onnxruntime", "cpu", 2),
+        frames[0].shape,
     )
     expected = np.concatenate([estimator.estimate([f]) for f in frames])
     keypoints = list(dict.fromkeys(table.columns.get_level_values(1)))

@@ -19,7 +19,7 @@ import pytest
 from deeplabstream.pose.formats.conversion import CACHE_ENV
 from deeplabstream.pose.model import ModelDescription
 from deeplabstream.pose.runtime.backends import open_backend
-from deeplabstream.pose.runtime.estimator import PoseEstimator
+from deeplabstream.pose.runtime.estimator import NetworkEstimator
 
 
 def converted_models_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
@@ -73,7 +73,7 @@ def estimate_animals(
     """Every animal of each frame (BGR, as the cameras give them), one frame a batch."""
     opened = open_backend(description, backend, "cpu", threads=2)
     try:
-        return PoseEstimator(description, opened, frames[0].shape, 1).estimate_animals(frames)
+        return NetworkEstimator(description, opened, frames[0].shape, 1).estimate_animals(frames)
     finally:
         opened.close()
 

@@ -19,12 +19,13 @@ from pathlib import Path
 import numpy as np
 
 from deeplabstream.pose.formats.lightning_cropzoom import cropzoom_of
-from deeplabstream.pose.loading import load_model
+from deeplabstream.pose.loading import load_model, open_estimator
 from deeplabstream.pose.model import ModelDescription, ModelError
 from deeplabstream.pose.runtime.backends import open_backend
 from deeplabstream.pose.runtime.cropzoom import (
-    open_cropzoom_estimator,
+    CropZoomEstimator,
     predict_video_as_lightning_pose,
+    stage_descriptions,
 )
 
 #: The scorer Lightning Pose writes in a heatmap model's prediction CSV.
@@ -56,9 +57,9 @@ def predict_video_file(
     description = load_model(model, frame_size=frames[0].shape[:2])
     if cropzoom_of(description) is None:
         raise ModelError(f"{model}: not a Lightning Pose crop-zoom pair (cropzoom.yaml)")
-    estimator = open_cropzoom_estimator(
-        description, open_backend, threads=threads, frame_shape=frames[0].shape
-    )
+    detector = open_backend(stage_descriptions(description)[0], "onnxruntime", "cpu", threads)
+    estimator = open_estimator(description, detector, frames[0].shape)
+    assert isinstance(estimator, CropZoomEstimator)  # a crop-zoom pair, checked above
     points, boxes = predict_video_as_lightning_pose(estimator, frames, smooth_window)
     return description, points, boxes
 

@@ -23,6 +23,9 @@ The kind is detected from what is on disk, by the formats of the registry
 Converted graphs are cached by the hash of the files they come from
 (:mod:`pose.formats.conversion`): the first load of such a model takes seconds to tens of seconds,
 later loads do not.
+
+A loaded model runs through the estimator of its kind (:class:`~pose.estimation.PoseEstimator`),
+which :func:`open_estimator` picks, for every caller.
 """
 
 from __future__ import annotations
@@ -30,13 +33,18 @@ from __future__ import annotations
 import dataclasses
 import errno
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from deeplabstream.core.errors import raised_as
 from deeplabstream.pose.decoding.sleap_topdown import model_stages
-from deeplabstream.pose.formats.dlc3_topdown import topdown_stages
+from deeplabstream.pose.decoding.two_stage import CropFrom
+from deeplabstream.pose.estimation import PoseEstimator
+from deeplabstream.pose.formats.dlc3_topdown import topdown_decoding_of, topdown_stages
+from deeplabstream.pose.formats.dlc3_topdown_animals import open_dlc_topdown_estimator
 from deeplabstream.pose.formats.framework_folders import resolve_model_path
-from deeplabstream.pose.formats.lightning_cropzoom import cropzoom_stages
+from deeplabstream.pose.formats.lightning_context import context_of, heads_description
+from deeplabstream.pose.formats.lightning_cropzoom import cropzoom_of, cropzoom_stages
 from deeplabstream.pose.model import ModelDescription, ModelError
 from deeplabstream.pose.model_format import (
     LAB_FORMATS_KEY,
@@ -48,6 +56,15 @@ from deeplabstream.pose.model_format import (
     untried_lab_formats,
     unusable_formats,
 )
+from deeplabstream.pose.runtime.backends import (
+    InferenceBackend,
+    open_backend,
+    second_graph_device,
+    second_graph_threads,
+)
+from deeplabstream.pose.runtime.context import ContextEstimator
+from deeplabstream.pose.runtime.cropzoom import CropZoomEstimator, stage_descriptions
+from deeplabstream.pose.runtime.estimator import NetworkEstimator
 from deeplabstream.pose.runtime.precision import (
     PRECISIONS,
     PrecisionName,
@@ -73,6 +90,7 @@ __all__ = [
     "model_animals",
     "model_keypoints",
     "model_to_load",
+    "open_estimator",
     "unreadable",
 ]
 
@@ -204,6 +222,48 @@ def model_stage_names(description: ModelDescription) -> tuple[str, ...]:
     DeepLabCut top-down, Lightning Pose crop-zoom).
     """
     return model_stages(description) or topdown_stages(description) or cropzoom_stages(description)
+
+
+def open_estimator(
+    description: ModelDescription,
+    backend: InferenceBackend,
+    frame_shape: tuple[int, ...],
+    *,
+    max_batch: int = 1,
+    crop_from: CropFrom = "same_frame",
+    open_stage: Callable[[ModelDescription], InferenceBackend] | None = None,
+) -> PoseEstimator:
+    """Return the estimator of a model's kind: the one place that picks it.
+
+    ``description`` is at its input size, ``backend`` its (first) network opened; ``max_batch``
+    the most frames one network (a context model's backbone) runs at once; ``crop_from`` a
+    two-stage model's crops' source (:mod:`pose.decoding.two_stage`). ``open_stage`` opens a
+    second graph (a DeepLabCut top-down pose stage and box head, a crop-zoom pair's pose model,
+    a context model's heads); None: on ONNX Runtime beside ``backend``, as the inference worker
+    runs them (:func:`~pose.runtime.backends.second_graph_device`, ``second_graph_threads``).
+    """
+
+    def beside(stage: ModelDescription) -> InferenceBackend:
+        device, threads = second_graph_device(backend), second_graph_threads(backend)
+        return open_backend(stage, "onnxruntime", device, threads)
+
+    opener = open_stage or beside
+    if topdown_decoding_of(description) is not None:  # DeepLabCut: detector + pose
+        return open_dlc_topdown_estimator(  # one or several animals
+            description,
+            lambda stage, *_: opener(stage),
+            backend,
+            threads=second_graph_threads(backend),  # its host steps, beside the detector
+            frame_shape=frame_shape,
+            crop_from=crop_from,
+        )
+    if cropzoom_of(description) is not None:  # Lightning Pose: detector + pose
+        pose = opener(stage_descriptions(description)[1])
+        return CropZoomEstimator(description, backend, pose, frame_shape, crop_from)
+    if context_of(description) is not None:  # Lightning Pose: frames t-2 .. t+2
+        heads = open_stage(heads_description(description)) if open_stage is not None else None
+        return ContextEstimator(description, backend, frame_shape, max_batch, heads)
+    return NetworkEstimator(description, backend, frame_shape, max_batch, crop_from=crop_from)
 
 
 def _unusable_formats_text() -> str:

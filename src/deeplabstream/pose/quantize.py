@@ -46,7 +46,7 @@ from deeplabstream.pose.formats.lightning_context import context_of
 from deeplabstream.pose.loading import load_model
 from deeplabstream.pose.model import ModelDescription, ModelError
 from deeplabstream.pose.runtime.backends import open_backend
-from deeplabstream.pose.runtime.estimator import PoseEstimator
+from deeplabstream.pose.runtime.estimator import NetworkEstimator
 from deeplabstream.pose.runtime.precision import (
     QUANTIZER_VERSION,
     cost_lines,
@@ -504,7 +504,7 @@ def _estimate(
     """Keypoints (N, A, K, 3) of ``frames`` by ``description`` on ONNX Runtime, and ms p50."""
     backend = open_backend(description, "onnxruntime", "cpu", threads)
     try:
-        estimator = PoseEstimator(description, backend, frames[0].shape)
+        estimator = NetworkEstimator(description, backend, frames[0].shape)
         estimator.estimate_animals(frames[:1])  # the first run allocates
         points = np.empty((len(frames), estimator.animals, len(description.keypoints), 3))
         seconds = []

@@ -12,8 +12,8 @@ Each graph is compared with the rebuilt PyTorch module it came from on the same 
 format's own comparison and limits (the detector and the backbone on the frame; the pose graph
 on the crop the rebuilt model cut; the heads graph on the rebuilt backbone's features, so that a
 fault is blamed on the graph that has it). Then the whole model end to end: the estimator the
-inference worker runs (the framework's own steps and decoding between the graphs,
-:class:`~pose.formats.dlc3_topdown.DlcTopDownEstimator`,
+inference worker runs (:func:`pose.loading.open_estimator`: the framework's own steps and
+decoding between the graphs, :class:`~pose.formats.dlc3_topdown.DlcTopDownEstimator`,
 :class:`~pose.runtime.context.ContextEstimator`) runs once on the graphs (ONNX Runtime, CPU)
 and once on the rebuilt modules, and its final keypoints in frame pixels are compared.
 """
@@ -145,11 +145,15 @@ def _topdown_parameters(description: ModelDescription) -> list[tuple[str, int]]:
 def _check_topdown(
     description: ModelDescription, frame: np.ndarray, threads: int
 ) -> list[StageCheck]:
+    from deeplabstream.pose.formats.dlc3_topdown import DlcTopDownEstimator
     from deeplabstream.pose.formats.dlc3_topdown_animals import open_dlc_topdown_estimator
+    from deeplabstream.pose.loading import open_estimator
     from deeplabstream.pose.runtime.backends import open_backend
 
     rebuilt = open_dlc_topdown_estimator(description)  # the rebuilt modules, DeepLabCut's steps
-    graphs = open_dlc_topdown_estimator(description, open_backend, threads=threads)
+    backend = open_backend(description, "onnxruntime", "cpu", threads)
+    graphs = open_estimator(description, backend, frame.shape)  # as the worker runs it
+    assert isinstance(graphs, DlcTopDownEstimator)  # its boxes are compared too
     reference = rebuilt.estimate_animals([frame])
     converted = graphs.estimate_animals([frame])
     boxes = _paired_differences(
@@ -291,6 +295,7 @@ def _check_context(
     description: ModelDescription, window: list[np.ndarray], threads: int
 ) -> list[StageCheck]:
     from deeplabstream.pose.formats import lightning_context as context
+    from deeplabstream.pose.loading import open_estimator
     from deeplabstream.pose.networks.lightning import ContextBackbone, ContextHeads
     from deeplabstream.pose.runtime.backends import open_backend
     from deeplabstream.pose.runtime.context import ContextEstimator
@@ -318,7 +323,8 @@ def _check_context(
     )
     backend = open_backend(description, "onnxruntime", "cpu", threads)
     try:
-        graphs = ContextEstimator(description, backend, window[0].shape, len(window))
+        graphs = open_estimator(description, backend, window[0].shape, max_batch=len(window))
+        assert isinstance(graphs, ContextEstimator)  # Lightning Pose's windows t-2 .. t+2
         converted = graphs.estimate_windows([window])
     finally:
         backend.close()

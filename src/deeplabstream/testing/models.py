@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 
 from deeplabstream.core.plugins import using_settings_folder
+from deeplabstream.pose.loading import open_estimator
 from deeplabstream.pose.model import ModelDescription
 from deeplabstream.pose.model_format import MODEL_FORMATS, ModelFormat, model_formats
 from deeplabstream.pose.runtime.backends import open_backend
-from deeplabstream.pose.runtime.estimator import PoseEstimator
 from deeplabstream.testing.plugin_settings import PluginCheckError, returns_within
 
 REFERENCE_BACKEND = "onnxruntime"
@@ -124,7 +124,7 @@ def check_model_format(
             frames = [grey]
         backend = open_backend(description, REFERENCE_BACKEND, "cpu", 1)
         try:
-            estimator = PoseEstimator(description, backend, frames[0].shape)
+            estimator = open_estimator(description, backend, frames[0].shape)
             poses = estimator.estimate_animals(list(frames))
         finally:
             backend.close()

@@ -21,7 +21,7 @@ from deeplabstream.pose.networks.own import (
     export_onnx,
 )
 from deeplabstream.pose.runtime.backends import open_backend
-from deeplabstream.pose.runtime.estimator import PoseEstimator
+from deeplabstream.pose.runtime.estimator import NetworkEstimator
 from deeplabstream.pose.runtime.preprocess import Preprocessor
 from deeplabstream.pose.runtime.transforms import letterbox_size, make_transform
 from tests.support.paths import PACKAGE_ROOT
@@ -314,7 +314,7 @@ def test_an_old_architecture_model_folder_loads_and_runs(tmp_path: Path) -> None
     rebuilt.load_state_dict(network.state_dict())  # the same parameter names as always
     backend = open_backend(description, "onnxruntime", "cpu", threads=1)
     backend.warm_up(1)
-    estimator = PoseEstimator(description, backend, (128, 192, 3))
+    estimator = NetworkEstimator(description, backend, (128, 192, 3))
     frame = RNG.integers(0, 256, (128, 192, 3), np.uint8)
     keypoints = estimator.estimate([frame])
     batch = network_input(resize_to_input(frame, (96, 64))[None], InputFormat())
@@ -392,7 +392,7 @@ def test_training_writes_the_input_format(tiny_separable: Path) -> None:
 
 
 def test_estimator_and_training_scorer_agree(tiny_separable: Path) -> None:
-    """The live path (PoseEstimator) gives the keypoints the training's scorer computes."""
+    """The live path (NetworkEstimator) gives the keypoints the training's scorer computes."""
     from deeplabstream.hardware.simulator.arena import ArenaParams, SimulatedArena
     from deeplabstream.offline.training.metrics import OnnxPredictor
     from deeplabstream.offline.training.train import evaluate_synthetic
@@ -409,7 +409,7 @@ def test_estimator_and_training_scorer_agree(tiny_separable: Path) -> None:
         description.model_file, (160, 128), True, 1, input_format=config.input, letterbox=True
     )
     backend = open_backend(description, "onnxruntime", "cpu", threads=1)
-    live = PoseEstimator(description, backend, arena.frame_shape, max_batch=4).estimate(frames)
+    live = NetworkEstimator(description, backend, arena.frame_shape, max_batch=4).estimate(frames)
     backend.close()
     np.testing.assert_allclose(live, predictor.predict(frames), atol=1e-4)
     summary = evaluate_synthetic(tiny_separable, [0], 4, (320, 240), threads=1, timing_frames=5)

@@ -24,7 +24,7 @@ from deeplabstream.pose.runtime.device_input import (
     input_for_device,
     with_device_input,
 )
-from deeplabstream.pose.runtime.estimator import PoseEstimator
+from deeplabstream.pose.runtime.estimator import NetworkEstimator
 
 RNG = np.random.default_rng(61)
 
@@ -75,7 +75,7 @@ def _frames(count: int, height: int = 48, width: int = 64) -> list[np.ndarray]:
 def _keypoints(description: ModelDescription, frames: list[np.ndarray]) -> np.ndarray:
     backend = OnnxRuntimeBackend(description, "cpu", 1)
     try:
-        estimator = PoseEstimator(description, backend, frames[0].shape, max_batch=2)
+        estimator = NetworkEstimator(description, backend, frames[0].shape, max_batch=2)
         return np.concatenate(
             [estimator.estimate(frames[i : i + 2]) for i in range(0, len(frames), 2)]
         )
@@ -86,7 +86,7 @@ def _keypoints(description: ModelDescription, frames: list[np.ndarray]) -> np.nd
 def _network_input_and_outputs(description: ModelDescription, frames: list[np.ndarray]):
     backend = OnnxRuntimeBackend(description, "cpu", 1, io_binding=False)
     try:
-        estimator = PoseEstimator(description, backend, frames[0].shape, max_batch=len(frames))
+        estimator = NetworkEstimator(description, backend, frames[0].shape, max_batch=len(frames))
         batch = np.array(estimator.preprocessor.prepare(frames)[0], copy=True)
         return batch, backend.run(batch)[0]
     finally:

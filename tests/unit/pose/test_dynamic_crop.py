@@ -36,7 +36,7 @@ from deeplabstream.pose.runtime.cropping import (
     place_span,
     split_context_graphs,
 )
-from deeplabstream.pose.runtime.estimator import PoseEstimator
+from deeplabstream.pose.runtime.estimator import NetworkEstimator
 from deeplabstream.settings import load_settings
 from deeplabstream.settings.effective import EffectiveCamera, crop_settings
 from deeplabstream.settings.sections import CameraCommonSettings, PoseSettings
@@ -375,7 +375,7 @@ def _estimate(
     """Keypoints of one frame analysed in ``region``, in frame pixels."""
     view = region.view(frame)
     sized = description.at_input_size(*region.size)
-    estimator = PoseEstimator(sized, backend, view.shape, 1)  # type: ignore[arg-type]
+    estimator = NetworkEstimator(sized, backend, view.shape, 1)  # type: ignore[arg-type]
     return region.to_frame(estimator.estimate([view], [flip])[0])
 
 

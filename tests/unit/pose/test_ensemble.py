@@ -17,7 +17,6 @@ import pytest
 from deeplabstream.core.errors import ModelError
 from deeplabstream.hardware.simulator.arena import ArenaParams, SimulatedArena
 from deeplabstream.pose.ensemble.causal import CausalEks, smoothing_parameters
-from deeplabstream.pose.ensemble.estimator import EnsembleEstimator
 from deeplabstream.pose.ensemble.members import (
     check_member,
     keypoint_map_text,
@@ -32,7 +31,8 @@ from deeplabstream.pose.ensemble.statistics import (
 )
 from deeplabstream.pose.loading import load_model
 from deeplabstream.pose.runtime.backends import open_backend
-from deeplabstream.pose.runtime.estimator import PoseEstimator
+from deeplabstream.pose.runtime.ensemble import EnsembleEstimator
+from deeplabstream.pose.runtime.estimator import NetworkEstimator
 from deeplabstream.settings import load_settings
 from deeplabstream.settings.effective import resolve_cameras
 from tests.support.ensembles import perturbed_member, renamed_member
@@ -142,7 +142,7 @@ def test_the_estimator_runs_each_model_on_the_batch_and_combines_them(members: l
     for path in (None, *members):
         description = load_model(path)
         backend = open_backend(description, "onnxruntime", "cpu", 1)
-        alone.append(PoseEstimator(description, backend, frames[0].shape, max_batch=3))
+        alone.append(NetworkEstimator(description, backend, frames[0].shape, max_batch=3))
     expected = np.stack([estimator.estimate(frames) for estimator in alone], axis=1)
     ensemble = EnsembleEstimator(alone[0].description, alone, [np.arange(6)] * 3)
     found = ensemble.estimate_animals(frames, [False] * 3, ["cam"] * 3)

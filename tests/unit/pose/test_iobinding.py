@@ -11,7 +11,7 @@ import pytest
 
 from deeplabstream.pose.loading import load_model
 from deeplabstream.pose.runtime.backends import OnnxRuntimeBackend
-from deeplabstream.pose.runtime.estimator import PoseEstimator
+from deeplabstream.pose.runtime.estimator import NetworkEstimator
 
 RNG = np.random.default_rng(35)
 
@@ -92,7 +92,9 @@ def test_the_estimator_writes_frames_into_the_buffer_the_network_reads(bundled) 
 
     bound = Recording(bundled, "cpu", 1)
     plain = OnnxRuntimeBackend(bundled, "cpu", 1, io_binding=False)
-    estimators = [PoseEstimator(bundled, b, frames[0].shape, max_batch=3) for b in (bound, plain)]
+    estimators = [
+        NetworkEstimator(bundled, b, frames[0].shape, max_batch=3) for b in (bound, plain)
+    ]
     # The pre-processing's buffer came from the backend (pinned memory on a GPU)...
     assert allocated == [(bundled.input_shape(3), np.dtype(np.float32))]
     for _ in range(3):

@@ -13,7 +13,7 @@ from deeplabstream.pose.decoding.lightning import decode_lightning_pose
 from deeplabstream.pose.decoding.peaks import decode_argmax
 from deeplabstream.pose.model import DECODERS, Decoder, ModelDescription, ModelError, decoder_of
 from deeplabstream.pose.runtime.backends import open_backend
-from deeplabstream.pose.runtime.estimator import PoseEstimator
+from deeplabstream.pose.runtime.estimator import NetworkEstimator
 from deeplabstream.pose.runtime.preprocess import Preprocessor
 from deeplabstream.pose.runtime.transforms import FrameTransform, make_transform
 
@@ -336,7 +336,7 @@ def test_onnxruntime_and_pytorch_agree(tiny_models: tuple[Path, Path]) -> None:
         )
         runner = open_backend(description, backend, "cpu", threads=1)
         runner.warm_up(2)
-        estimator = PoseEstimator(description, runner, frames[0].shape, max_batch=2)
+        estimator = NetworkEstimator(description, runner, frames[0].shape, max_batch=2)
         results[backend] = estimator.estimate(frames, flips)
         assert set(estimator.last_timings) == {"preprocess", "inference", "decode"}
         runner.close()
@@ -368,7 +368,7 @@ def test_estimator_maps_coordinates_and_pads_fixed_batches() -> None:
     description = _description(output_kind="coordinates", batch_size=4)
     points = np.array([[10.0, 5.0, 0.9], [0.0, 0.0, 0.5], [47.0, 31.0, 0.1]])
     backend = _FakeBackend(lambda n: np.repeat(points[None], n, axis=0).astype(np.float32))
-    estimator = PoseEstimator(description, backend, (64, 96, 3), max_batch=16)
+    estimator = NetworkEstimator(description, backend, (64, 96, 3), max_batch=16)
     frames = [np.zeros((64, 96, 3), np.uint8)] * 6
     keypoints = estimator.estimate(frames, [False] * 5 + [True])
     assert backend.batches == [4, 4]  # fixed batch size: 4 + 4 (two slots padding)

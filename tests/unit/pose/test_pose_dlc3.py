@@ -28,7 +28,7 @@ from deeplabstream.pose.formats.dlc3 import build_module, read_export
 from deeplabstream.pose.loading import load_model
 from deeplabstream.pose.model import ModelDescription, ModelError
 from deeplabstream.pose.runtime.backends import open_backend
-from deeplabstream.pose.runtime.estimator import PoseEstimator
+from deeplabstream.pose.runtime.estimator import NetworkEstimator
 from tests.support.dlc3_exports import run_converted_models_cache
 from tests.support.files import read_video, write_settings
 from tests.support.paths import PROJECT_ROOT, shared_data
@@ -99,7 +99,7 @@ def _images_reference(keypoints: tuple[str, ...]) -> np.ndarray:
 def _estimate(description: ModelDescription, frames: list[np.ndarray], backend: str) -> np.ndarray:
     opened = open_backend(description, backend, "cpu", threads=2)
     try:
-        return PoseEstimator(description, opened, frames[0].shape, 4).estimate(frames)
+        return NetworkEstimator(description, opened, frames[0].shape, 4).estimate(frames)
     finally:
         opened.close()
 

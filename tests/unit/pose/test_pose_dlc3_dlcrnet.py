@@ -45,7 +45,7 @@ from deeplabstream.pose.loading import load_model
 from deeplabstream.pose.model import ModelDescription, ModelError
 from deeplabstream.pose.networks.dlcrnet import DlcrnetBackbone
 from deeplabstream.pose.runtime.backends import open_backend
-from deeplabstream.pose.runtime.estimator import PoseEstimator
+from deeplabstream.pose.runtime.estimator import NetworkEstimator
 from tests.support.dlc3_exports import (
     assert_within,
     converted_models_cache,
@@ -278,7 +278,7 @@ def _estimate(
 ) -> tuple[np.ndarray, np.ndarray]:
     opened = open_backend(description, backend, "cpu", threads=2)
     try:  # BGR frames, as the cameras give them
-        estimator = PoseEstimator(description, opened, frames[0].shape, 1)
+        estimator = NetworkEstimator(description, opened, frames[0].shape, 1)
         animals = estimator.estimate_animals(frames)
         assert estimator.last_identity_confidence is not None
         return animals, estimator.last_identity_confidence

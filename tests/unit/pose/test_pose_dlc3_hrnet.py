@@ -30,7 +30,7 @@ from deeplabstream.pose.model import ModelDescription, ModelError
 from deeplabstream.pose.networks.dlc import DlcPoseNetwork, build_backbone
 from deeplabstream.pose.networks.hrnet import HRNet
 from deeplabstream.pose.runtime.backends import open_backend
-from deeplabstream.pose.runtime.estimator import PoseEstimator
+from deeplabstream.pose.runtime.estimator import NetworkEstimator
 from tests.support.dlc3_exports import converted_models_cache, export_or_skip
 from tests.support.files import read_video, write_settings
 from tests.support.paths import PROJECT_ROOT, shared_data
@@ -103,7 +103,7 @@ def _images_reference() -> np.ndarray:
 def _estimate(description: ModelDescription, frames: list[np.ndarray], backend: str) -> np.ndarray:
     opened = open_backend(description, backend, "cpu", threads=2)
     try:
-        return PoseEstimator(description, opened, frames[0].shape, 4).estimate(frames)
+        return NetworkEstimator(description, opened, frames[0].shape, 4).estimate(frames)
     finally:
         opened.close()
 

@@ -21,7 +21,7 @@ from deeplabstream.pose.decoding.lightning import decode_lightning_pose
 from deeplabstream.pose.formats.lightning import load_lightning_pose
 from deeplabstream.pose.model import ModelError
 from deeplabstream.pose.runtime.backends import open_backend
-from deeplabstream.pose.runtime.estimator import PoseEstimator
+from deeplabstream.pose.runtime.estimator import NetworkEstimator
 from deeplabstream.pose.runtime.preprocess import Preprocessor
 from tests.support.files import read_video
 from tests.support.paths import shared_data
@@ -68,7 +68,7 @@ def _estimate(path: Path, frames: list[np.ndarray], max_batch: int = 8) -> np.nd
     description = load_lightning_pose(path)
     backend = open_backend(description, "onnxruntime", "cpu", threads=2)
     try:
-        return PoseEstimator(description, backend, frames[0].shape, max_batch).estimate(frames)
+        return NetworkEstimator(description, backend, frames[0].shape, max_batch).estimate(frames)
     finally:
         backend.close()
 
@@ -173,7 +173,7 @@ def test_inference_time_per_frame(clip_frames: list[np.ndarray], record_property
     description = load_lightning_pose(shared_data(f"{LP}/model"))
     backend = open_backend(description, "onnxruntime", "cpu", threads=2)
     backend.warm_up()
-    estimator = PoseEstimator(description, backend, clip_frames[0].shape, 1)
+    estimator = NetworkEstimator(description, backend, clip_frames[0].shape, 1)
     timings, totals = [], []
     for frame in clip_frames[:20]:
         start = time.perf_counter()

@@ -34,7 +34,7 @@ from deeplabstream.pose.networks.efficientnet import EfficientNet
 from deeplabstream.pose.networks.lightning_backbones import BackboneHeatmapTracker
 from deeplabstream.pose.networks.vit import DinoBackbone
 from deeplabstream.pose.runtime.backends import open_backend
-from deeplabstream.pose.runtime.estimator import PoseEstimator
+from deeplabstream.pose.runtime.estimator import NetworkEstimator
 from tests.support.files import read_video
 from tests.support.paths import PROJECT_ROOT, shared_data
 from tests.support.processes import run_cli
@@ -157,7 +157,7 @@ def test_a_checkpoint_converts_and_runs_alike_on_both_backends(
     for backend in ("onnxruntime", "pytorch"):
         opened = open_backend(description, backend, "cpu", threads=2)
         try:
-            results[backend] = PoseEstimator(description, opened, frames[0].shape, 4).estimate(
+            results[backend] = NetworkEstimator(description, opened, frames[0].shape, 4).estimate(
                 frames
             )
         finally:
@@ -276,7 +276,7 @@ def test_clip_equals_litpose_predict(
     frames = read_video(shared_data(CLIP))[::step]
     opened = open_backend(description, backend, "cpu", threads=2)
     try:
-        ours = PoseEstimator(description, opened, frames[0].shape, 8).estimate(frames)
+        ours = NetworkEstimator(description, opened, frames[0].shape, 8).estimate(frames)
     finally:
         opened.close()
     theirs, index = _predictions(name, "video_preds/test_vid_first100.csv", description.keypoints)
@@ -351,7 +351,7 @@ def test_lightning_poses_own_export_runs_with_its_numbers(name: str, record_prop
     frames = read_video(shared_data(CLIP))
     opened = open_backend(description, "onnxruntime", "cpu", threads=2)
     try:  # a ViT's export takes one image at a time (see pose.formats.lightning): batches of 1
-        ours = PoseEstimator(description, opened, frames[0].shape, 8).estimate(frames)
+        ours = NetworkEstimator(description, opened, frames[0].shape, 8).estimate(frames)
     finally:
         opened.close()
     # Lightning Pose's own prediction through its export where it has one (it fails on a ViT's)

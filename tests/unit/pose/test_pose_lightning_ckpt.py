@@ -26,7 +26,7 @@ from deeplabstream.pose.formats.lightning_ckpt import build_module, read_checkpo
 from deeplabstream.pose.loading import load_model
 from deeplabstream.pose.model import ModelDescription, ModelError
 from deeplabstream.pose.runtime.backends import open_backend
-from deeplabstream.pose.runtime.estimator import PoseEstimator
+from deeplabstream.pose.runtime.estimator import NetworkEstimator
 from tests.support.files import read_video, write_settings
 from tests.support.paths import PROJECT_ROOT, shared_data
 from tests.support.processes import only_session, run_cli
@@ -136,7 +136,7 @@ def test_clip_matches_lightning_pose(
     frames = clip_frames[::step]
     opened = open_backend(description, backend, "cpu", threads=2)
     try:
-        ours = PoseEstimator(description, opened, frames[0].shape, 8).estimate(frames)
+        ours = NetworkEstimator(description, opened, frames[0].shape, 8).estimate(frames)
     finally:
         opened.close()
     theirs, index = _predictions("video_preds/test_vid_first100.csv", description.keypoints)
@@ -176,7 +176,7 @@ def test_fp16_conversion_is_measured(
     fp16 = load_model(shared_data(CKPT), precision="fp16")
     assert fp16.precision == "fp16" and ".fp16." in fp16.model_file.name
     opened = open_backend(fp16, "onnxruntime", "cpu", threads=2)
-    ours = PoseEstimator(fp16, opened, clip_frames[0].shape, 8).estimate(clip_frames)
+    ours = NetworkEstimator(fp16, opened, clip_frames[0].shape, 8).estimate(clip_frames)
     opened.close()
     theirs, _ = _predictions("video_preds/test_vid_first100.csv", fp16.keypoints)
     diff = _max_differences(ours, theirs)

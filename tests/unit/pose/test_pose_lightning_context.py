@@ -222,9 +222,9 @@ def test_live_context_is_causal_per_camera(
 ) -> None:
     """Frame t with t-2, t-1 of its own camera and itself as t+1, t+2; cameras apart."""
     estimator = _estimator(description, frames[0].shape)
-    a = [estimator.estimate([frames[t]], streams=["a"])[0] for t in range(4)]
-    b = estimator.estimate([frames[10]], streams=["b"])[0]  # another camera: its own past
-    both = estimator.estimate([frames[4], frames[11]], streams=["a", "b"])
+    a = [estimator.estimate([frames[t]], keys=["a"])[0] for t in range(4)]
+    b = estimator.estimate([frames[10]], keys=["b"])[0]  # another camera: its own past
+    both = estimator.estimate([frames[4], frames[11]], keys=["a", "b"])
     f = frames
     expected = estimator.estimate_windows(
         [

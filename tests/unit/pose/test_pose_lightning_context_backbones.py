@@ -218,8 +218,8 @@ def test_live_is_causal_per_camera(
 ) -> None:
     """Frame t with t-2, t-1 of its own camera and itself as t+1, t+2; cameras apart."""
     estimator = _estimator(lightning_model[1], frames[0].shape)
-    a = [estimator.estimate([frames[t]], streams=["a"])[0] for t in range(3)]
-    both = estimator.estimate([frames[3], frames[10]], streams=["a", "b"])
+    a = [estimator.estimate([frames[t]], keys=["a"])[0] for t in range(3)]
+    both = estimator.estimate([frames[3], frames[10]], keys=["a", "b"])
     f = frames
     expected = estimator.estimate_windows([*_causal_windows(f[:4]), [f[10]] * 5])[:, 0]
     assert np.abs(np.stack([*a, *both]) - expected).max() < 1e-4

@@ -45,14 +45,20 @@ from deeplabstream.pose.formats.lightning_cropzoom import (
     cropzoom_of,
     cropzoom_stages,
 )
-from deeplabstream.pose.loading import check_backend, check_model, load_model, model_keypoints
+from deeplabstream.pose.loading import (
+    check_backend,
+    check_model,
+    load_model,
+    model_keypoints,
+    open_estimator,
+)
 from deeplabstream.pose.model import ModelDescription, ModelError
 from deeplabstream.pose.runtime.backends import open_backend
 from deeplabstream.pose.runtime.cropzoom import (
     CropZoomEstimator,
-    open_cropzoom_estimator,
     pose_on_crops,
     predict_video_as_lightning_pose,
+    stage_descriptions,
 )
 from tests.support.files import read_video
 from tests.support.paths import PROJECT_ROOT, shared_data
@@ -147,9 +153,10 @@ def frames() -> list[np.ndarray]:
 def _estimator(
     description: ModelDescription, shape: tuple[int, ...], crop_from: CropFrom = "same_frame"
 ) -> CropZoomEstimator:
-    return open_cropzoom_estimator(
-        description, open_backend, threads=2, frame_shape=shape, crop_from=crop_from
-    )
+    detector = open_backend(stage_descriptions(description)[0], "onnxruntime", "cpu", 2)
+    estimator = open_estimator(description, detector, shape, crop_from=crop_from)
+    assert isinstance(estimator, CropZoomEstimator)
+    return estimator
 
 
 def _predictions(csv: Path, keypoints: tuple[str, ...]) -> tuple[np.ndarray, list[str]]:

@@ -19,7 +19,7 @@ from deeplabstream.pose.formats.conversion import CACHE_ENV
 from deeplabstream.pose.loading import BUNDLED_MODEL, check_precision, load_model
 from deeplabstream.pose.model import ModelError
 from deeplabstream.pose.runtime.backends import open_backend
-from deeplabstream.pose.runtime.estimator import PoseEstimator
+from deeplabstream.pose.runtime.estimator import NetworkEstimator
 from deeplabstream.pose.runtime.precision import backend_problem, int8_cost, record_path
 
 ARENA_SIZE = (240, 320)  # height, width of the video's frames
@@ -110,7 +110,7 @@ def test_the_int8_model_runs_and_its_cost_is_what_the_record_says(
     points = {}
     for description in (fp32, int8):
         backend = open_backend(description, "onnxruntime", "cpu", 1)
-        points[description.precision] = PoseEstimator(
+        points[description.precision] = NetworkEstimator(
             description, backend, frames[0].shape
         ).estimate(frames)
         backend.close()

@@ -31,7 +31,7 @@ from deeplabstream.pose.formats.sleap import load_sleap
 from deeplabstream.pose.loading import load_model
 from deeplabstream.pose.model import ModelDescription, ModelError
 from deeplabstream.pose.runtime.backends import open_backend
-from deeplabstream.pose.runtime.estimator import PoseEstimator
+from deeplabstream.pose.runtime.estimator import NetworkEstimator
 from deeplabstream.pose.runtime.preprocess import Preprocessor
 from tests.support.files import camera_frames
 from tests.support.paths import PROJECT_ROOT, shared_data
@@ -367,7 +367,7 @@ def test_clip_parity_through_the_estimator(
     assert len(frames) == 100
     backend = _Recording(open_backend(model, "onnxruntime", "cpu", threads=2))
     try:
-        estimator = PoseEstimator(model, backend, frames[0].shape, max_batch=4)
+        estimator = NetworkEstimator(model, backend, frames[0].shape, max_batch=4)
         animals = estimator.estimate_animals(frames)
     finally:
         backend.close()
@@ -391,7 +391,7 @@ def test_clip_parity_through_the_estimator(
         (a[:, :, :2], a[:, :, 2], np.asarray(g[2])) for a, g in zip(animals, grouped, strict=True)
     ]
     estimator_worst = _compare(as_groups, predictions)
-    print(f"clip (100 frames), PoseEstimator vs sleap-nn: {estimator_worst}")
+    print(f"clip (100 frames), NetworkEstimator vs sleap-nn: {estimator_worst}")
     assert estimator_worst["dxy"] <= POINT_TOLERANCE
     assert estimator_worst["dpoint_score"] <= SCORE_TOLERANCE
 

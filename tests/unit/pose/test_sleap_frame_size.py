@@ -19,7 +19,7 @@ from deeplabstream.pose.formats.conversion import CACHE_ENV
 from deeplabstream.pose.formats.sleap_resize import find_baked_resizes, follow_frame_size
 from deeplabstream.pose.loading import load_model
 from deeplabstream.pose.runtime.backends import open_backend
-from deeplabstream.pose.runtime.estimator import PoseEstimator
+from deeplabstream.pose.runtime.estimator import NetworkEstimator
 from tests.support.paths import PROJECT_ROOT, shared_data
 from tests.unit.pose.test_sleap_topdown import clip_frames
 
@@ -82,7 +82,7 @@ def _animals(path: Path, frame: np.ndarray) -> np.ndarray:
         model = model.at_input_size(*frame.shape[:2])
     backend = open_backend(model, "onnxruntime", "cpu", 2)
     try:
-        return PoseEstimator(model, backend, frame.shape).estimate_animals([frame])[0]
+        return NetworkEstimator(model, backend, frame.shape).estimate_animals([frame])[0]
     finally:
         backend.close()
 

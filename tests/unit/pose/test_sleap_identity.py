@@ -30,7 +30,7 @@ from deeplabstream.pose.decoding.sleap_classes import (
 from deeplabstream.pose.loading import load_model, model_animals
 from deeplabstream.pose.model import ModelDescription, ModelError
 from deeplabstream.pose.runtime.backends import open_backend
-from deeplabstream.pose.runtime.estimator import PoseEstimator
+from deeplabstream.pose.runtime.estimator import NetworkEstimator
 from tests.support.files import camera_frames
 from tests.support.paths import PROJECT_ROOT, shared_data
 
@@ -208,7 +208,7 @@ def test_stored_graph_outputs_group_exactly_as_sleap_nn_did(
 def _estimate(model: ModelDescription, frames: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     backend = open_backend(model, "onnxruntime", "cpu", threads=2)
     try:
-        estimator = PoseEstimator(model, backend, frames[0].shape, max_batch=4)
+        estimator = NetworkEstimator(model, backend, frames[0].shape, max_batch=4)
         animals = estimator.estimate_animals(frames)
         assert estimator.last_identity_confidence is not None
         return animals, estimator.last_identity_confidence

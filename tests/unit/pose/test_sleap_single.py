@@ -31,7 +31,7 @@ from deeplabstream.pose.loading import load_model
 from deeplabstream.pose.model import ModelDescription, ModelError
 from deeplabstream.pose.runtime.backends import open_backend
 from deeplabstream.pose.runtime.cropping import input_multiple
-from deeplabstream.pose.runtime.estimator import PoseEstimator
+from deeplabstream.pose.runtime.estimator import NetworkEstimator
 from tests.support.files import camera_frames
 from tests.support.paths import PROJECT_ROOT, shared_data
 from tests.unit.pose.test_sleap_topdown import assert_same
@@ -65,7 +65,7 @@ def clip_frames() -> list[np.ndarray]:
 def estimate(description: ModelDescription, frames: list[np.ndarray]) -> np.ndarray:
     backend = open_backend(description, "onnxruntime", "cpu", 2)
     try:
-        return PoseEstimator(description, backend, frames[0].shape, max_batch=4).estimate(frames)
+        return NetworkEstimator(description, backend, frames[0].shape, max_batch=4).estimate(frames)
     finally:
         backend.close()
 

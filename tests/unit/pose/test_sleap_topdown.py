@@ -41,7 +41,7 @@ from deeplabstream.pose.formats.sleap_stages import CENTROID_OUTPUTS
 from deeplabstream.pose.loading import load_model, model_animals
 from deeplabstream.pose.model import ModelDescription, ModelError
 from deeplabstream.pose.runtime.backends import open_backend
-from deeplabstream.pose.runtime.estimator import PoseEstimator
+from deeplabstream.pose.runtime.estimator import NetworkEstimator
 from tests.support.files import camera_frames
 from tests.support.paths import PROJECT_ROOT, shared_data
 
@@ -116,8 +116,8 @@ def clip_frames(count: int = 100) -> list[np.ndarray]:
     return camera_frames(shared_data(CLIP), count)
 
 
-def estimator(description: ModelDescription, shape: tuple[int, ...]) -> PoseEstimator:
-    return PoseEstimator(description, open_backend(description, "onnxruntime", "cpu", 2), shape)
+def estimator(description: ModelDescription, shape: tuple[int, ...]) -> NetworkEstimator:
+    return NetworkEstimator(description, open_backend(description, "onnxruntime", "cpu", 2), shape)
 
 
 # --- the loader -------------------------------------------------------------------------------
@@ -338,7 +338,7 @@ def test_previous_frame_crops_start_from_the_first_frames_own_centroids() -> Non
     model = load_model(export("topdown"))
     frames = clip_frames(4)
     same = estimator(model, frames[0].shape)
-    runner = PoseEstimator(
+    runner = NetworkEstimator(
         model, open_backend(model, "onnxruntime", "cpu", 2), frames[0].shape,
         crop_from="previous_frame",
     )  # fmt: skip

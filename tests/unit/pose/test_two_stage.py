@@ -1,7 +1,7 @@
 """Two-stage models (a detector, then the pose model on crops): the crops, where they come from,
 and which part of the model a late frame is blamed on.
 
-Common to sleap-nn top-down models (``pose.decoding.sleap_topdown``, run by ``PoseEstimator``)
+Common to sleap-nn top-down models (``pose.decoding.sleap_topdown``, run by ``NetworkEstimator``)
 and DeepLabCut 3.0 top-down models (``pose.formats.dlc3_topdown``):
 
 - the crops kept in buffers between frames are the reference implementations' values exactly
@@ -47,7 +47,7 @@ from deeplabstream.pose.runtime.backends import (
     second_graph_device,
     second_graph_threads,
 )
-from deeplabstream.pose.runtime.estimator import PoseEstimator, open_second_stage
+from deeplabstream.pose.runtime.estimator import NetworkEstimator, open_second_stage
 
 MS = 1_000_000
 
@@ -313,7 +313,7 @@ def test_a_sleap_top_down_second_stage_opens_beside_its_first_stage() -> None:
     description = load_model(SLEAP_TOPDOWN / "export_topdown")
     backend = open_backend(description, "onnxruntime", "cpu", 2)
     shape = (1024, 1024, 3)
-    on_cpu = PoseEstimator(description, backend, shape)
+    on_cpu = NetworkEstimator(description, backend, shape)
     assert on_cpu.second_stage is not None
     assert on_cpu.second_stage.provider == "CPUExecutionProvider"
     assert second_graph_threads(on_cpu.second_stage) == 2

@@ -92,13 +92,14 @@ def _identity_figures(
 
 def _two_stage_figures(pipeline: CameraPipeline) -> dict[str, Any] | None:
     """Return where a two-stage model's crops came from, and how often; None for other models."""
-    estimators = [e for e in pipeline.model.estimators.values() if getattr(e, "two_stage", False)]
+    estimators = [e for e in pipeline.model.estimators.values() if e.two_stage]
     if not estimators:
         return None
     crop_from = estimators[0].crop_from
     figures: dict[str, Any] = {"crop_from": crop_from}
     if crop_from == "previous_frame":  # pose.decoding.two_stage: the first frame, or moved
         for estimator in estimators:
+            assert estimator.previous is not None  # every two-stage model keeps its detections
             counts = estimator.previous.figures(pipeline.camera.camera_id)
             for name, count in counts.items():
                 figures[name] = figures.get(name, 0) + count

@@ -5,7 +5,7 @@ shape (a frame's, or a dynamic crop's, built on first use). A network with chann
 crops gets its split graphs (:class:`CropGraphs`, pose.runtime.cropping). A camera whose
 ``MODEL_PATH`` names several models runs them as an ensemble (:class:`LoadedEnsemble`): each
 model is a :class:`LoadedModel` of its own (one backend session per model, shared with any camera
-that runs it alone), their estimators combined per input shape (pose.ensemble.estimator).
+that runs it alone), their estimators combined per input shape (pose.runtime.ensemble).
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from deeplabstream.core.errors import raised_as
 from deeplabstream.core.priority import inference_pool_may_spin, inference_thread_count
 from deeplabstream.live.processes.job import PoseJob, WorkerCamera
 from deeplabstream.pose.decoding.two_stage import CropFrom
-from deeplabstream.pose.ensemble.estimator import EnsembleEstimator
 from deeplabstream.pose.ensemble.members import (
     KeypointMap,
     check_member,
@@ -32,24 +31,21 @@ from deeplabstream.pose.ensemble.members import (
     member_name,
     member_rows,
 )
-from deeplabstream.pose.formats.dlc3_topdown import topdown_decoding_of
-from deeplabstream.pose.formats.dlc3_topdown_animals import open_dlc_topdown_estimator
-from deeplabstream.pose.formats.lightning_context import context_of, context_summary
+from deeplabstream.pose.estimation import PoseEstimator
+from deeplabstream.pose.formats.lightning_context import context_summary
 from deeplabstream.pose.formats.lightning_cropzoom import (
     cropzoom_of,
     cropzoom_summary,
 )
-from deeplabstream.pose.loading import load_model, model_stage_names
+from deeplabstream.pose.loading import load_model, model_stage_names, open_estimator
 from deeplabstream.pose.model import ModelDescription, ModelError
 from deeplabstream.pose.runtime.backends import (
     open_backend,
     providers_of,
     second_graph_device,
-    second_graph_threads,
     set_cuda_graph,
     set_idle_threads_spin,
 )
-from deeplabstream.pose.runtime.context import ContextEstimator
 from deeplabstream.pose.runtime.cropping import (
     ContextFeeder,
     ContextRecorder,
@@ -57,9 +53,8 @@ from deeplabstream.pose.runtime.cropping import (
     input_multiple,
     split_context_graphs,
 )
-from deeplabstream.pose.runtime.cropzoom import open_cropzoom_estimator
 from deeplabstream.pose.runtime.device_input import input_for_device
-from deeplabstream.pose.runtime.estimator import PoseEstimator
+from deeplabstream.pose.runtime.ensemble import EnsembleEstimator
 from deeplabstream.pose.runtime.precision import int8_cost
 from deeplabstream.settings.sections import PoseSettings
 
@@ -73,7 +68,7 @@ class LoadedModel:
     key: str  # the model's path, "" for the bundled model
     description: ModelDescription
     backend: Any  # pose.runtime.backends.Backend
-    estimators: dict[tuple[int, ...], Any] = field(default_factory=dict)
+    estimators: dict[tuple[int, ...], PoseEstimator] = field(default_factory=dict)
     max_batch: int = 1
     input_multiple: int | None = None  # for dynamic cropping: crops start on its multiples
     crop_from: CropFrom = "same_frame"  # a two-stage model's crops: [Pose] CROP_FROM
@@ -102,7 +97,7 @@ class LoadedModel:
             }
         return summary
 
-    def estimator(self, shape: tuple[int, ...]) -> Any:
+    def estimator(self, shape: tuple[int, ...]) -> PoseEstimator:
         """Return the estimator of frames (or crops) of ``shape``, built on first use.
 
         A crop's shape is met at run time: its estimator is built then (buffers of that size;
@@ -114,34 +109,9 @@ class LoadedModel:
             description = self.description
             if description.any_input_size:  # DeepLabCut runs at the frame's (crop's) own size
                 description = description.at_input_size(*shape[:2])
-            if topdown_decoding_of(description) is not None:  # DeepLabCut: detector + pose
-                estimator = open_dlc_topdown_estimator(  # one or several animals
-                    description,
-                    open_backend,
-                    self.backend,
-                    device=second_graph_device(self.backend),  # its pose stage, beside it
-                    threads=second_graph_threads(self.backend),
-                    frame_shape=shape,
-                    crop_from=self.crop_from,
-                )
-            elif cropzoom_of(description) is not None:  # Lightning Pose: detector + pose
-                estimator = open_cropzoom_estimator(
-                    description,
-                    open_backend,
-                    self.backend,
-                    frame_shape=shape,
-                    crop_from=self.crop_from,
-                )
-            elif context_of(description) is not None:  # Lightning Pose: frames t-2 .. t+2
-                estimator = ContextEstimator(description, self.backend, shape, self.max_batch)
-            else:
-                estimator = PoseEstimator(
-                    description,
-                    self.backend,
-                    shape,
-                    self.max_batch,
-                    crop_from=self.crop_from,
-                )
+            estimator = open_estimator(  # its second graphs beside it
+                description, self.backend, shape, max_batch=self.max_batch, crop_from=self.crop_from
+            )
             self.estimators[shape] = estimator
         return estimator
 
@@ -158,7 +128,7 @@ class LoadedEnsemble:
     members: list[LoadedModel]
     rows: list[np.ndarray]
     keypoint_map: KeypointMap = ()
-    estimators: dict[tuple[int, ...], Any] = field(default_factory=dict)
+    estimators: dict[tuple[int, ...], EnsembleEstimator] = field(default_factory=dict)
     input_multiple: int | None = None  # never set: an ensemble analyses whole frames
     crop_graphs: CropGraphs | None = None
 

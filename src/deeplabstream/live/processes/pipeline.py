@@ -60,6 +60,7 @@ from deeplabstream.live.processes.sinks import (
 from deeplabstream.outputs.pose.files import IDENTITY_SUFFIX, individual_names
 from deeplabstream.pose.ensemble.causal import CausalEks
 from deeplabstream.pose.ensemble.statistics import EnsembleFrame
+from deeplabstream.pose.estimation import PoseEstimator
 from deeplabstream.pose.model import ModelDescription, frame_size_warning
 from deeplabstream.pose.model_format import format_entry
 from deeplabstream.pose.runtime.cropping import Crop, DynamicCrop, full_crop
@@ -166,7 +167,7 @@ class CameraPipeline:
         geometry = self.camera.ring.geometry
         return full_crop((geometry.height, geometry.width))
 
-    def estimator(self, shape: tuple[int, ...]) -> Any:
+    def estimator(self, shape: tuple[int, ...]) -> PoseEstimator:
         """Return the estimator of its batch's input shape (a cropping camera's batch is itself)."""
         graphs = self._crop_graphs()
         if graphs is None:
@@ -301,44 +302,45 @@ def analyse_batch(
     for pipeline in group:  # what pose_exact.csv keeps of the update (the decisions' inputs)
         pipeline.frame.batch, pipeline.frame.lead_s = batch, lead_s
     seq = hand_to_sinks(group, animals, estimator, turn, ready_ns, decided_ns, written_ns)
-    refresh = getattr(estimator, "refresh", None)
-    if refresh is not None:  # CROP_FROM = previous_frame: the detector, after the keypoints
-        refresh()
+    estimator.refresh()  # CROP_FROM = previous_frame: the detector, after the keypoints
     return seq
 
 
-def estimate(estimator: Any, group: list[CameraPipeline]) -> list[np.ndarray]:
+def estimate(estimator: PoseEstimator, group: list[CameraPipeline]) -> list[np.ndarray]:
     """Estimate the group's frames in one batch; return each camera's animals (A, K, 3) as found.
 
     The keypoints are in frame pixels (a crop's are moved in place).
     """
     # Each frame's camera: an estimator that keeps per-camera state (a context model's past
     # frames, CROP_FROM = previous_frame's boxes) keys it by this; the others ignore it.
-    found: list[np.ndarray] = estimator.estimate_animals(
+    found = estimator.estimate_animals(
         [p.crop.view(p.reader.frame) for p in group],
         [p.camera.effective.flip for p in group],
         [p.camera.camera_id for p in group],
     )
     # An ensemble's models' own values of each frame, and their spread (none for one model).
-    members = getattr(estimator, "last_members", None)
+    members = estimator.last_members
     for index, (pipeline, found_animals) in enumerate(zip(group, found, strict=True)):
         pipeline.crop.to_frame(found_animals)  # crop pixels to frame pixels (in place)
         if not found_any_animal(found_animals):
             pipeline.frames_no_animal += 1
         if pipeline.ensemble is not None and members is not None:
             pipeline.ensemble.take(members[index], estimator.last_frames[index])
-    return found
+    return list(found)
 
 
 def identify(
-    estimator: Any, group: list[CameraPipeline], found: list[np.ndarray], common_clock: bool
+    estimator: PoseEstimator,
+    group: list[CameraPipeline],
+    found: list[np.ndarray],
+    common_clock: bool,
 ) -> list[np.ndarray]:
     """Return each camera's animals (A, K, 3) in identity order; set its next crop from them.
 
     Identities first: every output (files, pipe, experiment) sees animal i as identity i.
     """
     # An identity model's (N, A) identity confidences (None for other models).
-    confidence = getattr(estimator, "last_identity_confidence", None)
+    confidence = estimator.last_identity_confidence
     animals = [
         p.identify(a, common_clock, None if confidence is None else confidence[i])
         for i, (p, a) in enumerate(zip(group, found, strict=True))
@@ -394,7 +396,7 @@ def triangulate(
 def hand_to_sinks(
     group: list[CameraPipeline],
     animals: list[np.ndarray],
-    estimator: Any,
+    estimator: PoseEstimator,
     turn: Turn,
     ready_ns: int,
     decided_ns: int,
@@ -408,7 +410,7 @@ def hand_to_sinks(
     experiment_ms = (decided_ns - ready_ns) / 1e6 if decided_ns else None
     timings = dict(estimator.last_timings)
     model_ns = round(sum(timings.values()) * 1e9)  # pre-processing, network, decoding
-    timings.update(getattr(estimator, "last_stage_timings", {}))  # two-stage parts: files only
+    timings.update(estimator.last_stage_timings)  # two-stage parts: files only
     after_pose_us = ((written_ns or decided_ns) - ready_ns) // 1000 if decided_ns else 0
     seq = turn.seq
     for pipeline, found_animals in zip(group, animals, strict=True):

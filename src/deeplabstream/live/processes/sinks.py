@@ -44,10 +44,10 @@ from deeplabstream.outputs.interface import (
 )
 from deeplabstream.outputs.lsl_output import LslPoseSink
 from deeplabstream.outputs.pose_output import PoseFileSink
-from deeplabstream.pose.ensemble.estimator import MEMBER_STAGE
 from deeplabstream.pose.formats.lightning_context import context_stages
 from deeplabstream.pose.loading import model_stage_names
 from deeplabstream.pose.model import ModelDescription
+from deeplabstream.pose.runtime.ensemble import MEMBER_STAGE
 from deeplabstream.transport.channel import ChannelWriter, FrameRecord
 
 __all__ = [  # the sinks' interface and the built-in sinks, where the worker's modules find them

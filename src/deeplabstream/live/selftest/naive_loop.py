@@ -45,11 +45,11 @@ from deeplabstream.live.processes.experiment_report import run_summary
 from deeplabstream.live.processes.experiment_slot import open_experiment_run
 from deeplabstream.live.selftest.benchmark_mode import percentiles_ms
 from deeplabstream.outputs.video import VideoWriter
-from deeplabstream.pose.ensemble.estimator import EnsembleEstimator
 from deeplabstream.pose.ensemble.members import member_rows
-from deeplabstream.pose.loading import load_model
+from deeplabstream.pose.estimation import PoseEstimator
+from deeplabstream.pose.loading import load_model, open_estimator
 from deeplabstream.pose.runtime.backends import open_backend
-from deeplabstream.pose.runtime.estimator import PoseEstimator
+from deeplabstream.pose.runtime.ensemble import EnsembleEstimator
 from deeplabstream.settings.effective import CameraPlan, EffectiveCamera
 from deeplabstream.settings.sections import CameraSettings, RecordingSettings, Settings
 
@@ -148,12 +148,12 @@ def _key(camera: _Camera) -> str:
 
 def _estimator(
     camera: _Camera, descriptions: dict[Path | None, Any], backends: dict[Path | None, Any]
-) -> Any:
+) -> PoseEstimator:
     """Return a camera's estimator: its model's, or its ensemble's (as the app runs it)."""
     shape = camera.frames[0].shape
     effective = camera.model
     paths = effective.models if effective is not None else (None,)
-    alone = [PoseEstimator(descriptions[path], backends[path], shape, 1) for path in paths]
+    alone = [open_estimator(descriptions[path], backends[path], shape) for path in paths]
     if len(alone) == 1:
         return alone[0]
     assert effective is not None
@@ -284,9 +284,7 @@ def _loop(
             frame = camera.frames[newest % len(camera.frames)].copy()  # the driver's copy
             estimator = estimators[_key(camera), frame.shape]
             pose = estimator.estimate([frame], [camera.flip])[0]
-            ensemble = (
-                estimator.last_frames[0] if isinstance(estimator, EnsembleEstimator) else None
-            )
+            ensemble = estimator.last_frames[0] if estimator.last_frames else None
             ready_ns = host_now_ns()
             for stage, key in (("preprocessing", "preprocess"), ("inference", "inference")):
                 stages[stage].append(estimator.last_timings[key] * 1e3)

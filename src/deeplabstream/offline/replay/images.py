@@ -45,19 +45,15 @@ from deeplabstream.pose.ensemble.members import (
     member_rows,
 )
 from deeplabstream.pose.ensemble.statistics import ensemble_frame
-from deeplabstream.pose.formats.dlc3_topdown import topdown_decoding_of
-from deeplabstream.pose.formats.dlc3_topdown_animals import open_dlc_topdown_estimator
+from deeplabstream.pose.estimation import PoseEstimator
 from deeplabstream.pose.formats.lightning_context import (
     CONTEXT_FRAMES,
     context_image_paths,
     context_of,
-    heads_description,
 )
-from deeplabstream.pose.formats.lightning_cropzoom import cropzoom_of
+from deeplabstream.pose.loading import open_estimator
 from deeplabstream.pose.model import ModelDescription
 from deeplabstream.pose.runtime.context import ContextEstimator
-from deeplabstream.pose.runtime.cropzoom import CropZoomEstimator, stage_descriptions
-from deeplabstream.pose.runtime.estimator import PoseEstimator
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 #: DeepLabCut's default ``pcutoff``: its "RMSE with p-cutoff" leaves out predictions below it.
@@ -223,9 +219,14 @@ def predict_frames(
     As :func:`predict`; a context model sees ``window(i, frame)`` (default: the frame alone,
     repeated as its own context).
     """
-    estimators: dict[tuple[int, ...], Any] = {}  # PoseEstimator, or a top-down one
+    estimators: dict[tuple[int, ...], PoseEstimator] = {}
     backends: dict[tuple[int, int], Any] = {}
-    others: list[Any] = []  # second graphs (a context model's heads)
+    others: list[Any] = []  # second graphs (a context model's heads, a top-down pose stage...)
+
+    def open_stage(stage: ModelDescription) -> Any:
+        others.append(open_backend(stage))
+        return others[-1]
+
     points = np.full((count, model.animals, len(model.keypoints), 3), np.nan)
     try:
         for index in range(count):
@@ -236,22 +237,10 @@ def predict_frames(
                 size = (sized.input_height, sized.input_width)
                 if size not in backends:
                     backends[size] = open_backend(sized)
-                if topdown_decoding_of(sized) is not None:  # DeepLabCut: detector + pose
-                    opener = lambda stage, *_: open_backend(stage)  # noqa: E731
-                    estimator = open_dlc_topdown_estimator(sized, opener, backends[size])
-                elif cropzoom_of(sized) is not None:  # Lightning Pose crop-zoom: two graphs
-                    pose_backend = open_backend(stage_descriptions(sized)[1])
-                    others.append(pose_backend)
-                    estimator = CropZoomEstimator(sized, backends[size], pose_backend, image.shape)
-                elif context_of(sized) is not None:  # Lightning Pose context: its two graphs
-                    heads = open_backend(heads_description(sized))
-                    others.append(heads)
-                    estimator = ContextEstimator(
-                        sized, backends[size], image.shape, CONTEXT_FRAMES, heads
-                    )
-                else:
-                    estimator = PoseEstimator(sized, backends[size], image.shape)
-                estimators[image.shape] = estimator
+                batch = CONTEXT_FRAMES if context_of(sized) is not None else 1  # a window at once
+                estimator = estimators[image.shape] = open_estimator(
+                    sized, backends[size], image.shape, max_batch=batch, open_stage=open_stage
+                )
             if isinstance(estimator, ContextEstimator):
                 frames = window(index, image) if window else [image] * CONTEXT_FRAMES
                 points[index] = estimator.estimate_windows([frames])[0]

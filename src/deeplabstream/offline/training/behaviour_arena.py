@@ -28,7 +28,7 @@ from deeplabstream.hardware.simulator.arena import BEHAVIOUR_NAMES, ArenaParams,
 from deeplabstream.outputs.pose.files import PoseCsvWriter
 from deeplabstream.pose.loading import BUNDLED_MODEL, load_model
 from deeplabstream.pose.runtime.backends import open_backend
-from deeplabstream.pose.runtime.estimator import PoseEstimator
+from deeplabstream.pose.runtime.estimator import NetworkEstimator
 
 FPS = 30.0
 
@@ -49,7 +49,7 @@ def write_session(
     seed: int,
     frames: int,
     out: Path,
-    estimator: PoseEstimator,
+    estimator: NetworkEstimator,
     behaviours: tuple[str, ...] = BEHAVIOUR_NAMES,
 ) -> tuple[Path, Path]:
     """Render, analyse and label ``frames`` frames of ``seed``; return the two files written."""
@@ -72,7 +72,7 @@ def write_session(
     return pose_path, labels_path
 
 
-def open_estimator(model: Path | None, threads: int) -> PoseEstimator:
+def open_estimator(model: Path | None, threads: int) -> NetworkEstimator:
     """Open the pose model on the CPU, for the frames of the simulated arena."""
     shape = SimulatedArena(ArenaParams()).frame_shape
     height, width = shape[:2]
@@ -81,7 +81,7 @@ def open_estimator(model: Path | None, threads: int) -> PoseEstimator:
         description = description.at_input_size(height, width)
     backend = open_backend(description, "onnxruntime", "cpu", threads)
     backend.warm_up()
-    return PoseEstimator(description, backend, shape, 1)
+    return NetworkEstimator(description, backend, shape, 1)
 
 
 def main(argv: list[str] | None = None) -> int:

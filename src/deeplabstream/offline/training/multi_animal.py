@@ -94,7 +94,7 @@ from deeplabstream.pose.loading import load_model
 from deeplabstream.pose.model import ModelDescription
 from deeplabstream.pose.networks.own import SHUFFLE, STRIDE, InputFormat, NetworkConfig, PoseNet
 from deeplabstream.pose.runtime.backends import open_backend
-from deeplabstream.pose.runtime.estimator import PoseEstimator
+from deeplabstream.pose.runtime.estimator import NetworkEstimator
 
 #: Scenarios of the training arenas, by arena number (cycled): mostly independent walks, with
 #: scripted crossings, nose-to-nose and nose-to-tail contacts and following.
@@ -859,8 +859,9 @@ def evaluate_pair(
 ) -> dict[str, Any]:
     """Errors of a multi-animal model folder on fresh frames of the simulated herd.
 
-    The frames go through the application's own path (:class:`pose.runtime.estimator.PoseEstimator`,
-    ONNX Runtime, :meth:`~pose.runtime.estimator.PoseEstimator.estimate_animals`).
+    The frames go through the application's own path
+    (:class:`pose.runtime.estimator.NetworkEstimator`, ONNX Runtime,
+    :meth:`~pose.runtime.estimator.NetworkEstimator.estimate_animals`).
 
     Parameters
     ----------
@@ -893,7 +894,7 @@ def evaluate_pair(
     description = load_model(Path(model))
     backend = open_backend(description, "onnxruntime", "cpu", threads)
     frame_shape = (arena_size[1], arena_size[0], 3)
-    estimator = PoseEstimator(description, backend, frame_shape, max_batch=8)
+    estimator = NetworkEstimator(description, backend, frame_shape, max_batch=8)
     predicted, truths, kinds, timing_sample = [], [], [], []
     for i, seed in enumerate(seeds):
         social = scenarios[i % len(scenarios)]
@@ -918,7 +919,7 @@ def evaluate_pair(
         found = score_animals(all_predicted[rows], all_truth[rows])["found"]
         by_kind[social] = round(float(found.mean()), 4)
     timing = _time_stages(
-        PoseEstimator(description, backend, frame_shape), timing_sample, timing_frames
+        NetworkEstimator(description, backend, frame_shape), timing_sample, timing_frames
     )
     backend.close()
     return {

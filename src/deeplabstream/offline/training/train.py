@@ -33,7 +33,7 @@ and ``--letterbox`` (frames resized by one factor into the input's top-left corn
 feeds the network exactly what :class:`pose.runtime.preprocess.Preprocessor` feeds it live.
 
 ``--evaluate`` scores a model folder through the application's own path
-(:class:`pose.runtime.estimator.PoseEstimator`) and times its stages.
+(:class:`pose.runtime.estimator.NetworkEstimator`) and times its stages.
 
 Examples
 --------
@@ -113,7 +113,7 @@ from deeplabstream.pose.networks.own import (
     NetworkConfig,
 )
 from deeplabstream.pose.runtime.backends import open_backend
-from deeplabstream.pose.runtime.estimator import PoseEstimator
+from deeplabstream.pose.runtime.estimator import NetworkEstimator
 
 # --------------------------------------------------------------------------------------------------
 # The command
@@ -493,8 +493,9 @@ def evaluate_synthetic(
 ) -> dict[str, Any]:
     """Pixel errors of a model folder on fresh frames of the simulated camera.
 
-    The frames go through the application's own path (:class:`pose.runtime.estimator.PoseEstimator`
-    with ONNX Runtime): what is scored is what runs live.
+    The frames go through the application's own path
+    (:class:`pose.runtime.estimator.NetworkEstimator` with ONNX Runtime): what is scored is
+    what runs live.
 
     Parameters
     ----------
@@ -522,7 +523,7 @@ def evaluate_synthetic(
     description = load_own_model(model)
     backend = open_backend(description, "onnxruntime", "cpu", threads)
     frame_shape = (arena_size[1], arena_size[0], 3)
-    estimator = PoseEstimator(description, backend, frame_shape, max_batch=8)
+    estimator = NetworkEstimator(description, backend, frame_shape, max_batch=8)
     errors = []
     for seed in seeds:
         arena = SimulatedArena(ArenaParams(width=arena_size[0], height=arena_size[1], seed=seed))
@@ -535,7 +536,9 @@ def evaluate_synthetic(
                 truth.append(keypoints)
         predicted = estimator.estimate(frames)
         errors.append(np.linalg.norm(predicted[..., :2] - np.array(truth), axis=2))
-    timing = time_estimator(PoseEstimator(description, backend, frame_shape), frames, timing_frames)
+    timing = time_estimator(
+        NetworkEstimator(description, backend, frame_shape), frames, timing_frames
+    )
     backend.close()
     all_errors = np.concatenate(errors)
     return {
@@ -561,7 +564,6 @@ def time_estimator(estimator: Any, frames: Sequence[np.ndarray], count: int) -> 
         for stage in ESTIMATOR_STAGES[:-1]:
             stages[stage].append(estimator.last_timings[stage])
     return {stage: float(np.median(values)) * 1e3 for stage, values in stages.items()}
-
 
 
 def main() -> None:

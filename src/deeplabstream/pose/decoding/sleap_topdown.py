@@ -577,7 +577,7 @@ def instance_stage_description(description: ModelDescription) -> ModelDescriptio
     )
 
 
-#: The timed stages of a two-stage top-down model (``PoseEstimator.last_stage_timings``).
+#: The timed stages of a two-stage top-down model (``NetworkEstimator.last_stage_timings``).
 STAGES = ("centroid", "crop", "instance", "peaks")
 
 

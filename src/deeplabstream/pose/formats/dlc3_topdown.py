@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 
 from deeplabstream.pose.decoding.two_stage import CropFrom, PreviousDetections, left_the_crop
+from deeplabstream.pose.estimation import PoseEstimator
 from deeplabstream.pose.formats.conversion import (
     ConversionSpec,
     Differences,
@@ -556,13 +557,11 @@ def top_down_crop(
 Runner = Callable[[np.ndarray], list[np.ndarray]]
 
 
-class DlcTopDownEstimator:
+class DlcTopDownEstimator(PoseEstimator):
     """Frames in, keypoints in frame pixels out, for a DeepLabCut top-down model.
 
-    The interface of :class:`pose.runtime.estimator.PoseEstimator` (``estimate``,
-    ``estimate_animals``, ``last_timings``, ``last_stage_timings``), so that the inference
-    worker runs it in its place. ``run_detector`` and ``run_pose`` run the two networks on
-    (N, 3, H, W) float32 batches (ONNX Runtime backends, or the rebuilt modules).
+    ``run_detector`` and ``run_pose`` run the two networks on (N, 3, H, W) float32 batches
+    (ONNX Runtime backends, or the rebuilt modules).
     """
 
     def __init__(
@@ -576,14 +575,11 @@ class DlcTopDownEstimator:
         decoding = topdown_decoding_of(description)
         if decoding is None:
             raise ModelError(f"{description.model_file}: not a DeepLabCut top-down model")
-        self.description = description
+        super().__init__(description)
         self.decoding = decoding
         self.frame_shape = frame_shape
         self.run_detector = run_detector
         self.run_pose = run_pose
-        self.last_timings: dict[str, float] = {"preprocess": 0.0, "inference": 0.0, "decode": 0.0}
-        self.last_stage_timings: dict[str, float] = {}
-        self.last_identity_confidence: np.ndarray | None = None
         #: The last frames' boxes (N, 4) x, y, w, h (NaN: none) and scores, for checks.
         self._frames_buffer: np.ndarray | None = None
         self.last_boxes = np.empty((0, 4))
@@ -595,25 +591,10 @@ class DlcTopDownEstimator:
         #: Where the crops come from (pose.decoding.two_stage), and each camera's last box.
         self.two_stage = True
         self.crop_from: CropFrom = crop_from
-        self.previous = PreviousDetections()
-
-    @property
-    def animals(self) -> int:
-        """One animal per frame (single-animal models only)."""
-        return 1
+        self.previous: PreviousDetections = PreviousDetections()
 
     #: The boxes of a frame: its best one ((N, 4) ``last_boxes``), or one per animal (N, A, 4).
     _one_box_per_frame = True
-
-    def estimate(
-        self,
-        frames: Sequence[np.ndarray],
-        flips: Sequence[bool] | None = None,
-        *,
-        rgb: bool = False,
-    ) -> np.ndarray:
-        """(N, K, 3) float64 keypoints of BGR (or, with ``rgb``, RGB) uint8 frames."""
-        return self.estimate_animals(frames, flips, rgb=rgb)[:, 0]
 
     def estimate_animals(
         self,

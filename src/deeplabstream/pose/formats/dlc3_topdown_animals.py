@@ -155,11 +155,6 @@ class DlcTopDownAnimalsEstimator(DlcTopDownEstimator):
 
     _one_box_per_frame = False
 
-    @property
-    def animals(self) -> int:
-        """The rows of each frame: the description's ``max_animals``."""
-        return int(self.description.max_animals)
-
 
 def open_dlc_topdown_estimator(
     description: ModelDescription,

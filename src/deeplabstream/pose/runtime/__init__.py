@@ -1,1 +1,1 @@
-"""Running a model: backends, pre-processing, the estimator, dynamic cropping."""
+"""Running a model: backends, pre-processing, the estimators, an ensemble's, dynamic cropping."""

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from deeplabstream.pose.estimation import PoseEstimator
 from deeplabstream.pose.formats.lightning_context import (
     CENTRE,
     CONTEXT_FRAMES,
@@ -25,14 +26,14 @@ from deeplabstream.pose.formats.lightning_context import (
 from deeplabstream.pose.model import ModelDescription, ModelError
 
 
-class ContextEstimator:
+class ContextEstimator(PoseEstimator):
     """Frames in, keypoints in frame pixels out, for a Lightning Pose context model.
 
-    The interface of :class:`pose.runtime.estimator.PoseEstimator` (``estimate``,
-    ``estimate_animals``, ``last_timings``, ``last_stage_timings``), so that the inference
-    worker runs it in its place; ``streams`` names each frame's camera, whose last two
-    analysed frames' features are kept for the causal context (module notes). Without
-    ``streams`` each frame is its own context (all five frames the same).
+    ``keys`` names each frame's camera, whose last two analysed frames' features are kept for
+    the causal context (module notes). Without ``keys`` each frame is its own context (all
+    five frames the same). Its ``last_stage_timings``: the seconds of the last estimate in the
+    backbone graph and the heads graph (parts of ``last_timings["inference"]``; the decoding
+    of both heads is its ``decode``).
     """
 
     def __init__(
@@ -48,7 +49,7 @@ class ContextEstimator:
         stages = context_of(description)
         if stages is None:
             raise ModelError(f"{description.model_file}: not a Lightning Pose context model")
-        self.description = description
+        super().__init__(description)
         self.stages = stages
         self.backend = backend
         self.batch = max(1, max_batch)
@@ -58,35 +59,16 @@ class ContextEstimator:
             heads_backend = open_heads(description, backend)
         self.heads = heads_backend
         self._past: dict[Hashable, deque[np.ndarray]] = {}
-        self.last_timings: dict[str, float] = {"preprocess": 0.0, "inference": 0.0, "decode": 0.0}
-        #: Seconds of the last estimate in the backbone graph and the heads graph (parts of
-        #: ``last_timings["inference"]``; the decoding of both heads is its ``decode``).
-        self.last_stage_timings: dict[str, float] = {}
-        self.last_identity_confidence: np.ndarray | None = None
-
-    @property
-    def animals(self) -> int:
-        """One animal per frame."""
-        return 1
 
     def reset(self) -> None:
         """Forget every camera's past frames."""
         self._past.clear()
 
-    def estimate(
-        self,
-        frames: Sequence[np.ndarray],
-        flips: Sequence[bool] | None = None,
-        streams: Sequence[Hashable] | None = None,
-    ) -> np.ndarray:
-        """(N, K, 3) float64 keypoints in frame pixels (see :meth:`estimate_animals`)."""
-        return self.estimate_animals(frames, flips, streams)[:, 0]
-
     def estimate_animals(
         self,
         frames: Sequence[np.ndarray],
         flips: Sequence[bool] | None = None,
-        streams: Sequence[Hashable] | None = None,
+        keys: Sequence[Hashable] | None = None,
     ) -> np.ndarray:
         """(N, 1, K, 3) keypoints of each frame with its causal context (module notes).
 
@@ -95,7 +77,7 @@ class ContextEstimator:
         features, transforms, preprocess_s, backbone_s = self._features(frames, flips)
         windows = []
         for i, own in enumerate(features):
-            key = None if streams is None else streams[i]
+            key = None if keys is None else keys[i]
             past = self._past.get(key) if key is not None else None
             if past is None:
                 past = deque(maxlen=CENTRE)

@@ -3,7 +3,8 @@
 Per frame (:class:`CropZoomEstimator`, in the one inference worker):
 
 1. **detector**: the detector model on the whole frame (its own pre-processing and Lightning
-   Pose's decoding: a :class:`~pose.runtime.estimator.PoseEstimator`), keypoints in frame pixels;
+   Pose's decoding: a :class:`~pose.runtime.estimator.NetworkEstimator`), keypoints in frame
+   pixels;
 2. **crop**: the box from those keypoints by Lightning Pose's ``create_bbox`` rule
    (:func:`pose.decoding.cropzoom.lightning_boxes`), cut from the frame at its own size, zero
    where it leaves the frame (a view when it does not);
@@ -28,7 +29,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -43,10 +44,10 @@ from deeplabstream.pose.decoding.cropzoom import (
     video_crop_size,
 )
 from deeplabstream.pose.decoding.two_stage import CropFrom, PreviousDetections, left_the_crop
+from deeplabstream.pose.estimation import PoseEstimator
 from deeplabstream.pose.formats.lightning_cropzoom import STAGES, CropZoomStages, cropzoom_of
 from deeplabstream.pose.model import ModelDescription, ModelError
-from deeplabstream.pose.runtime.backends import second_graph_device, second_graph_threads
-from deeplabstream.pose.runtime.estimator import PoseEstimator
+from deeplabstream.pose.runtime.estimator import NetworkEstimator
 
 #: ``crop_from = previous_frame``: the animal left a crop cut around the previous frame's box
 #: when the median of its anchor keypoints is farther than this fraction of the box's side
@@ -77,13 +78,11 @@ def stage_descriptions(description: ModelDescription) -> tuple[ModelDescription,
     )
 
 
-class CropZoomEstimator:
+class CropZoomEstimator(PoseEstimator):
     """Frames in, keypoints in frame pixels out, for a Lightning Pose crop-zoom pair.
 
-    The interface of :class:`pose.runtime.estimator.PoseEstimator` (``estimate``,
-    ``estimate_animals``, ``refresh``, ``last_timings``, ``last_stage_timings``), so that the
-    inference worker runs it in its place. ``detector_backend`` runs the detector's graph (the
-    worker's backend), ``pose_backend`` the pose model's.
+    ``detector_backend`` runs the detector's graph (the worker's backend), ``pose_backend`` the
+    pose model's.
 
     Attributes
     ----------
@@ -100,36 +99,22 @@ class CropZoomEstimator:
         frame_shape: tuple[int, ...],
         crop_from: CropFrom = "same_frame",
     ) -> None:
-        self.description = description
+        super().__init__(description)
         self.stages = stages_of(description)
         self.detector_description, self.pose_description = stage_descriptions(description)
-        self.detector = PoseEstimator(self.detector_description, detector_backend, frame_shape)
+        self.detector = NetworkEstimator(self.detector_description, detector_backend, frame_shape)
         self.pose_backend = pose_backend
-        self._pose_estimators: OrderedDict[tuple[int, ...], PoseEstimator] = OrderedDict()
+        self._pose_estimators: OrderedDict[tuple[int, ...], NetworkEstimator] = OrderedDict()
         self._canvas: np.ndarray | None = None  # a crop over the frame's edge, kept
-        self.last_timings: dict[str, float] = {"preprocess": 0.0, "inference": 0.0, "decode": 0.0}
-        self.last_stage_timings: dict[str, float] = {}
-        self.last_identity_confidence: np.ndarray | None = None
         self.last_boxes = np.empty((0, 4), np.int64)
         self.two_stage = True
         self.crop_from: CropFrom = crop_from
-        self.previous = PreviousDetections()
+        self.previous: PreviousDetections = PreviousDetections()
         pose_names = self.pose_description.keypoints
         anchors = [n for n in self.stages.anchor_names if n in pose_names]
         # The pose model's keypoints that place the animal in its crop: the anchors it shares
         # with the detector, else all of them.
         self._placing = [pose_names.index(n) for n in anchors] or list(range(len(pose_names)))
-
-    @property
-    def animals(self) -> int:
-        """One animal per frame (Lightning Pose's crop-zoom is single-animal)."""
-        return 1
-
-    def estimate(
-        self, frames: Sequence[np.ndarray], flips: Sequence[bool] | None = None
-    ) -> np.ndarray:
-        """(N, K, 3) float64 keypoints of BGR (or mono) uint8 frames."""
-        return self.estimate_animals(frames, flips)[:, 0]
 
     def estimate_animals(
         self,
@@ -221,11 +206,11 @@ class CropZoomEstimator:
         boxes[~boxes_valid(points, rule)] = -1
         return boxes
 
-    def pose_estimator(self, shape: tuple[int, ...]) -> PoseEstimator:
+    def pose_estimator(self, shape: tuple[int, ...]) -> NetworkEstimator:
         """Return the pose model's estimator for crops of ``shape`` (a few shapes kept)."""
         estimator = self._pose_estimators.get(shape)
         if estimator is None:
-            estimator = PoseEstimator(self.pose_description, self.pose_backend, shape)
+            estimator = NetworkEstimator(self.pose_description, self.pose_backend, shape)
             self._pose_estimators[shape] = estimator
             while len(self._pose_estimators) > KEPT_CROP_SHAPES:
                 self._pose_estimators.popitem(last=False)
@@ -265,32 +250,6 @@ class CropZoomEstimator:
                 reach = np.array([box[3], box[2]]) * LEFT_REACH
                 left = left or left_the_crop(points[self._placing, :2], centre, reach)
         return left
-
-
-def open_cropzoom_estimator(
-    description: ModelDescription,
-    open_backend: Callable[..., Any],
-    backend: Any = None,
-    *,
-    device: str = "cpu",
-    threads: int | None = None,
-    frame_shape: tuple[int, ...],
-    crop_from: CropFrom = "same_frame",
-) -> CropZoomEstimator:
-    """Open a crop-zoom estimator: the detector on ``backend`` (opened here when None).
-
-    ``open_backend`` is :func:`pose.runtime.backends.open_backend`. A detector opened here runs
-    on ONNX Runtime on ``device`` with ``threads`` (None: 1); the pose model's graph runs beside
-    the detector's backend as the other two-stage models' second stages
-    (:func:`pose.runtime.backends.second_graph_device`, :func:`second_graph_threads`).
-    """
-    detector, pose = stage_descriptions(description)
-    if backend is None:
-        backend = open_backend(detector, "onnxruntime", device, threads or 1)
-    pose_backend = open_backend(
-        pose, "onnxruntime", second_graph_device(backend), second_graph_threads(backend)
-    )
-    return CropZoomEstimator(description, backend, pose_backend, frame_shape, crop_from)
 
 
 # --- offline: Lightning Pose's own pipeline on a whole video -----------------------------------

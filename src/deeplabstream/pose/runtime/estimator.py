@@ -1,7 +1,8 @@
 """Frames in, keypoints in frame pixels out: pre-processing, a backend, a decoder.
 
-:class:`PoseEstimator` is what the inference worker calls per batch of frames. It reads only the
-model's :class:`~pose.model.ModelDescription`: its ``decoder`` names the
+:class:`NetworkEstimator` is the :class:`~pose.estimation.PoseEstimator` of a model of one network
+(and of a sleap-nn top-down model's two). It reads only the model's
+:class:`~pose.model.ModelDescription`: its ``decoder`` names the
 :class:`~pose.model.Decoder` (:data:`pose.model.DECODERS`) that turns the network's outputs into
 keypoints: ``argmax`` (:func:`pose.decoding.peaks.decode_network_outputs`: peaks of
 ``heatmaps``, refined by the location-refinement output with ``heatmaps+locref``, or the
@@ -9,7 +10,7 @@ network's own ``coordinates``), ``lightning-pose``, ``sleap-single`` (N, K, 3), 
 multi-animal ``sleap-bottomup``, ``sleap-classes``, ``sleap-topdown``, ``paf-bottomup``,
 ``dlc-assembly`` and ``dlc-dekr`` (N, A, K, 3); an identity model's decoder (``sleap-classes``,
 ``sleap-topdown`` with classes, ``dlc-assembly`` with an identity head) gives row a = identity a
-and each animal's identity confidence (:attr:`PoseEstimator.last_identity_confidence`). A
+and each animal's identity confidence (:attr:`NetworkEstimator.last_identity_confidence`). A
 sleap-nn top-down model cut into its two stages runs its second network on the crops of the
 first one's centroids (:func:`pose.decoding.sleap_topdown.decode_two_stages`).
 
@@ -31,6 +32,7 @@ from deeplabstream.pose.decoding.sleap_topdown import (
     topdown_decoding_of,
 )
 from deeplabstream.pose.decoding.two_stage import CropFrom, PreviousDetections
+from deeplabstream.pose.estimation import TIMED_PARTS, PoseEstimator
 from deeplabstream.pose.model import Decoded, ModelDescription, decoder_of
 from deeplabstream.pose.runtime.backends import (
     InferenceBackend,
@@ -41,8 +43,8 @@ from deeplabstream.pose.runtime.backends import (
 from deeplabstream.pose.runtime.preprocess import Preprocessor
 
 
-class PoseEstimator:
-    """Keypoints of frames, in the frames' pixels.
+class NetworkEstimator(PoseEstimator):
+    """Keypoints of frames, in the frames' pixels, by a network and its decoder.
 
     Parameters
     ----------
@@ -61,15 +63,10 @@ class PoseEstimator:
         A two-stage model (sleap-nn top-down): the crops around the centroids of the same frame
         or of the camera's previous frame (:mod:`pose.decoding.two_stage`); the others ignore it.
 
-    Attributes
-    ----------
-    last_timings
-        Seconds spent by the last :meth:`estimate` in ``preprocess``, ``inference`` and
-        ``decode``.
-    last_identity_confidence
-        For a model that names the animals itself (``description.identity_classes``), the
-        (N, A) identity confidence of each animal of the frames of the last
-        :meth:`estimate_animals` (NaN for an animal not found); None for the other models.
+    Its ``last_identity_confidence`` is a model's that names the animals itself
+    (``description.identity_classes``); ``last_stage_timings`` a two-stage model's (centroid,
+    crop, instance, peaks; ``refresh``: ``crop_from = previous_frame``'s centroid stage on the
+    previous frame, after its keypoints were out).
     """
 
     def __init__(
@@ -81,23 +78,16 @@ class PoseEstimator:
         crop: tuple[int, int, int, int] | None = None,
         crop_from: CropFrom = "same_frame",
     ) -> None:
-        self.description = description
+        super().__init__(description)
         self.backend = backend
         self.batch = description.batch_size or max_batch
         # The backend's own host buffers (pinned memory on a GPU) where it has them: the frame
         # is written once, where IO binding hands it to the network.
         allocate = getattr(backend, "host_buffer", None)
         self.preprocessor = Preprocessor(description, frame_shape, self.batch, crop, allocate)
-        self.last_timings: dict[str, float] = {"preprocess": 0.0, "inference": 0.0, "decode": 0.0}
-        self.last_identity_confidence: np.ndarray | None = None
         # A two-stage model (sleap-nn top-down): the second network, on a backend of its own.
         self.decoder = decoder_of(description)
         self.second_stage = open_second_stage(description, backend)
-        #: Seconds of the last estimate in each stage of a two-stage model (centroid, crop,
-        #: instance, peaks); empty for the others. Within ``last_timings``' inference + decode,
-        #: except ``refresh`` (``crop_from = previous_frame``: the centroid stage on the
-        #: previous frame, after its keypoints were out).
-        self.last_stage_timings: dict[str, float] = {}
         self.cutter: CropCutter | None = None
         if self.second_stage is not None:  # the crops' buffers, kept between frames
             self.cutter = CropCutter(topdown_decoding_of(description).crop_size)
@@ -105,27 +95,9 @@ class PoseEstimator:
         self.two_stage = self.second_stage is not None
         self.crop_from: CropFrom = crop_from if self.two_stage else "same_frame"
         #: Each camera's last centroids (``crop_from = previous_frame``).
-        self.previous = PreviousDetections()
+        self.previous: PreviousDetections = PreviousDetections()
         self._keys: tuple[Hashable, ...] | None = None
         self._more = False
-
-    @property
-    def animals(self) -> int:
-        """How many animals each frame's result holds (1 for a single-animal model)."""
-        return self.description.animals
-
-    def estimate(
-        self, frames: Sequence[np.ndarray], flips: Sequence[bool] | None = None
-    ) -> np.ndarray:
-        """Keypoints of each frame, for a single-animal model (see :meth:`estimate_animals`).
-
-        Returns
-        -------
-        numpy.ndarray
-            (N, K, 3) float64: x, y in frame pixels and the likelihood. For a multi-animal
-            model, the first animal of each frame.
-        """
-        return self.estimate_animals(frames, flips)[:, 0]
 
     def estimate_animals(
         self,
@@ -133,25 +105,10 @@ class PoseEstimator:
         flips: Sequence[bool] | None = None,
         keys: Sequence[Hashable] | None = None,
     ) -> np.ndarray:
-        """Keypoints of every animal of each frame.
+        """(N, A, K, 3) keypoints of every animal of each frame (:class:`PoseEstimator`).
 
-        Parameters
-        ----------
-        frames
-            Frames of ``frame_shape`` (BGR or mono uint8), any number: they are sent in batches.
-        flips
-            Per frame, whether to flip it horizontally before the network (a right-side camera,
-            so that one network serves both sides); keypoints come back in the unflipped frame's
-            pixels. None flips none.
-        keys
-            Per frame, its camera (any hashable): with ``crop_from = previous_frame`` each
-            camera's crops come from its own previous frame. None: no previous frame.
-
-        Returns
-        -------
-        numpy.ndarray
-            (N, A, K, 3) float64: x, y in frame pixels and the likelihood, A =
-            :attr:`animals`. Rows of animals not found are NaN; a single-animal model has A = 1.
+        The frames are sent in batches of at most ``max_batch``; with ``crop_from =
+        previous_frame`` each camera's (``keys``) crops come from its own previous frame.
         """
         n = len(frames)
         flips = [False] * n if flips is None else list(flips)
@@ -160,7 +117,7 @@ class PoseEstimator:
         keypoints = np.empty((n, self.animals, len(self.description.keypoints), 3), np.float64)
         classes = bool(self.description.identity_classes)
         confidence = np.full((n, self.animals), np.nan) if classes else None
-        timings = dict.fromkeys(("preprocess", "inference", "decode"), 0.0)
+        timings = dict.fromkeys(TIMED_PARTS, 0.0)
         if self.second_stage is not None:
             self.refresh()  # not called since the last frames (a caller that never does)
             refresh_s, self.previous.refresh_s = self.previous.refresh_s, 0.0

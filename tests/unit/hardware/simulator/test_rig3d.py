@@ -282,14 +282,14 @@ def test_the_shipped_rig_calibration_is_the_rigs_settings() -> None:
 def test_the_bundled_network_finds_the_keypoints_in_each_default_view(placement: object) -> None:
     from deeplabstream.pose.loading import load_model
     from deeplabstream.pose.runtime.backends import open_backend
-    from deeplabstream.pose.runtime.estimator import PoseEstimator
+    from deeplabstream.pose.runtime.estimator import NetworkEstimator
 
     camera = placement.camera()  # type: ignore[attr-defined]
     params = sim_params(seed=5, behaviours=("walking", "freezing", "grooming", "rearing"))
     view = SimulatedRigView(params, camera)
     description = load_model(None, frame_size=(camera.size[1], camera.size[0]), max_animals=1)
     backend = open_backend(description, "onnxruntime", "cpu", 2)
-    estimator = PoseEstimator(description, backend, view.frame_shape, 1)
+    estimator = NetworkEstimator(description, backend, view.frame_shape, 1)
     frame = np.empty(view.frame_shape, np.uint8)
     errors = []
     for index in range(0, 300, 5):  # 60 frames, 10 s of behaviour

@@ -229,7 +229,7 @@ def pair_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_training_exports_a_loadable_multi_animal_folder(pair_folder: Path) -> None:
     from deeplabstream.pose.loading import load_model
     from deeplabstream.pose.runtime.backends import open_backend
-    from deeplabstream.pose.runtime.estimator import PoseEstimator
+    from deeplabstream.pose.runtime.estimator import NetworkEstimator
 
     description = load_model(pair_folder)
     assert description.max_animals == 2
@@ -246,7 +246,7 @@ def test_training_exports_a_loadable_multi_animal_folder(pair_folder: Path) -> N
     assert report["decoder"] == "paf-bottomup" and "found_fraction" in report["accuracy"]
     # The live path: (n, A, K, 3) per frame.
     backend = open_backend(description, "onnxruntime", "cpu", 1)
-    estimator = PoseEstimator(description, backend, (480, 640, 3))
+    estimator = NetworkEstimator(description, backend, (480, 640, 3))
     frames = [np.full((480, 640, 3), 128, np.uint8)] * 2
     assert estimator.estimate_animals(frames).shape == (2, 2, 6, 3)
     backend.close()

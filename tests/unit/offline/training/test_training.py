@@ -385,9 +385,9 @@ def patch_mean(gray: np.ndarray, point: np.ndarray, radius: int = 3) -> float:
 
 
 def test_bundled_model_on_fresh_arena() -> None:
-    """Through the application's own path (PoseEstimator: letterbox, raw pixels, decoding)."""
+    """Through the application's own path (NetworkEstimator: letterbox, raw pixels, decoding)."""
     from deeplabstream.pose.runtime.backends import open_backend
-    from deeplabstream.pose.runtime.estimator import PoseEstimator
+    from deeplabstream.pose.runtime.estimator import NetworkEstimator
 
     description = load_own_model(BUNDLED)
     assert description.keypoints == KEYPOINT_NAMES
@@ -401,7 +401,7 @@ def test_bundled_model_on_fresh_arena() -> None:
             frames.append(frame.copy())
             truth.append(keypoints)
     backend = open_backend(description, "onnxruntime", "cpu", threads=2)
-    estimator = PoseEstimator(description, backend, arena.frame_shape, max_batch=8)
+    estimator = NetworkEstimator(description, backend, arena.frame_shape, max_batch=8)
     predicted = estimator.estimate(frames)
     backend.close()
     errors = np.linalg.norm(predicted[..., :2] - np.array(truth), axis=2)

@@ -1,7 +1,6 @@
 """Several models of the same keypoints run as one estimator, frames sent together to each.
 
-:class:`EnsembleEstimator` has the estimators' interface (``estimate_animals``, ``estimate``,
-``refresh``, ``description``, ``last_timings``, ``last_stage_timings``), so the inference worker,
+:class:`EnsembleEstimator` is a :class:`~pose.estimation.PoseEstimator`, so the inference worker,
 ImageAnalyzer and the naive loop run an ensemble where they run one model. Each member is the
 estimator its model would have alone (its own backend, one ONNX Runtime session per model;
 a two-stage or context model with its stages), and is handed the whole batch of frames at once,
@@ -15,11 +14,11 @@ frames in :attr:`EnsembleEstimator.last_frames`.
 from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
-from typing import Any
 
 import numpy as np
 
 from deeplabstream.pose.ensemble.statistics import EnsembleFrame, ensemble_frame
+from deeplabstream.pose.estimation import TIMED_PARTS, PoseEstimator
 from deeplabstream.pose.model import ModelDescription
 
 #: The stage of the pose timing file (and of the deadline's blame) that is model ``i``'s
@@ -27,7 +26,7 @@ from deeplabstream.pose.model import ModelDescription
 MEMBER_STAGE = "model{}"
 
 
-class EnsembleEstimator:
+class EnsembleEstimator(PoseEstimator):
     """The ensemble's keypoints of frames, in the frames' pixels (see the module docstring).
 
     Parameters
@@ -48,30 +47,19 @@ class EnsembleEstimator:
     """
 
     def __init__(
-        self, description: ModelDescription, members: Sequence[Any], rows: Sequence[np.ndarray]
+        self,
+        description: ModelDescription,
+        members: Sequence[PoseEstimator],
+        rows: Sequence[np.ndarray],
     ) -> None:
         if len(members) < 2 or len(rows) != len(members):
             raise ValueError("an ensemble has at least two models, each with its keypoint rows")
-        self.description = description
+        super().__init__(description)
         self.members = list(members)
         self.rows = [np.asarray(r, dtype=np.intp) for r in rows]
-        self.last_timings: dict[str, float] = {"preprocess": 0.0, "inference": 0.0, "decode": 0.0}
-        self.last_stage_timings: dict[str, float] = {}
-        self.last_identity_confidence: np.ndarray | None = None  # single-animal models only
         keypoints = len(description.keypoints)
-        self.last_members = np.empty((0, len(members), keypoints, 3))
+        self.last_members: np.ndarray = np.empty((0, len(members), keypoints, 3))
         self.last_frames: list[EnsembleFrame] = []
-
-    @property
-    def animals(self) -> int:
-        """One animal: an ensemble is of single-animal models."""
-        return 1
-
-    def estimate(
-        self, frames: Sequence[np.ndarray], flips: Sequence[bool] | None = None
-    ) -> np.ndarray:
-        """Keypoints of each frame (N, K, 3): the ensemble's median x, y and mean likelihood."""
-        return self.estimate_animals(frames, flips)[:, 0]
 
     def estimate_animals(
         self,
@@ -85,7 +73,7 @@ class EnsembleEstimator:
         estimator takes them); their timings add up in :attr:`last_timings`, each member's
         network and decoding is its stage ``model<i>`` in :attr:`last_stage_timings`.
         """
-        timings = dict.fromkeys(("preprocess", "inference", "decode"), 0.0)
+        timings = dict.fromkeys(TIMED_PARTS, 0.0)
         stages: dict[str, float] = {}
         members = np.empty((len(frames), len(self.members), len(self.description.keypoints), 3))
         for index, (member, rows) in enumerate(zip(self.members, self.rows, strict=True)):
@@ -107,6 +95,4 @@ class EnsembleEstimator:
     def refresh(self) -> None:
         """Refresh the members that crop from the previous frame (two-stage models)."""
         for member in self.members:
-            refresh = getattr(member, "refresh", None)
-            if refresh is not None:
-                refresh()
+            member.refresh()
