@@ -93,3 +93,44 @@ def test_pose_records_carry_the_confidence_of_each_identity() -> None:
     ChannelWriter(write).send(encode_pose(sent))
     (got,) = PoseReader(read, 3, 2).read_available()
     np.testing.assert_allclose(got.identity_confidence, [0.9, 0.2], rtol=1e-6)
+
+
+def test_the_identity_table_applied_in_one_line_gives_what_the_rules_saw(tmp_path: Path) -> None:
+    """Files whole, rules right: chimeras of two crossing animals through the identity keeper,
+    its rows written as the worker writes them; the identity table's one line (pandas, and
+    movement) takes the pose files back to what the rules read, frame by frame."""
+    import xarray as xr
+    from movement.io import load_poses
+
+    from deeplabstream.pose.tracking.identities import IdentityKeeper
+    from deeplabstream.pose.tracking.tracker import IdentityTracker
+    from tests.unit.pose.tracking.test_rules_view import FPS, K, _chimeric_crossing
+
+    _, detections, chimeras = _chimeric_crossing()
+    names = individual_names(2)
+    pose = PoseCsvWriter(tmp_path / "top.pose.csv", "s", tuple(f"k{i}" for i in range(K)), names)
+    identity = IdentityConfidenceWriter(tmp_path / "top.identity.csv", names)
+    keeper = IdentityKeeper(IdentityTracker(2, K), None)
+    seen = []
+    for t, found in enumerate(detections):
+        whole = keeper.update(t / FPS, found, None)
+        pose.write(t, whole)
+        identity.write(t, keeper.confidence, keeper.unnamed)
+        seen.append(keeper.named(whole))
+    pose.close()
+    identity.close()
+    rules = np.stack(seen)  # (T, A, K, 3)
+    assert np.isnan(rules[chimeras]).all() and not np.isnan(rules[0]).any()
+
+    # The lines of docs/pose-models.md ("Two truths"), as a lab runs them.
+    table = pd.read_csv(pose.path, header=[0, 1, 2, 3], index_col=0)
+    unnamed = pd.read_csv(identity.path, index_col=0, dtype={"unnamed": str})["unnamed"]
+    unnamed = unnamed.str.get_dummies(" ").astype(bool)
+    read = table.mask(unnamed.reindex(columns=table.columns, level="individuals", fill_value=False))
+    np.testing.assert_allclose(read.to_numpy().reshape(rules.shape), rules, atol=5e-4)
+
+    poses = load_poses.from_dlc_file(pose.path, fps=FPS)
+    mask = unnamed.reindex(columns=poses.individuals.values, fill_value=False).to_numpy()
+    read_by_movement = poses.where(~xr.DataArray(mask, dims=("time", "individuals")))
+    xy = read_by_movement.position.transpose("time", "individuals", "keypoints", "space")
+    np.testing.assert_allclose(xy.to_numpy(), rules[..., :2], atol=5e-4)

@@ -111,7 +111,7 @@ class DlcTopDownDecoding:
     #: torchvision's settings (:class:`pose.decoding.region_proposals.FasterRcnnSettings`).
     box_head_graph: Path | None = None
     detector_settings: Any = None
-    #: Several individuals (FasterRCNN only): the boxes kept per frame
+    #: Several individuals (either detector): the boxes kept per frame
     #: (:class:`pose.decoding.box_detections.DetectionLimits`); None: the best box.
     detection_limits: Any = None
 
