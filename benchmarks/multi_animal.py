@@ -611,6 +611,18 @@ def _check_marked(results: dict[str, Any]) -> list[str]:
     ]
 
 
+def _done(run: dict[str, Any]) -> str:
+    """One line of what a case of one seed gave (printed as the run goes)."""
+    if "rules" not in run:
+        return "done"
+    return (
+        ", ".join(
+            f"{truth} {run[truth]['switches']} switches" for truth in (*TRUTHS, "motion_only")
+        )
+        + f", rules unnamed {run['rules']['missed_pct']} %"
+    )
+
+
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -705,7 +717,9 @@ def main(argv: list[str] | None = None) -> int:
                 "load_at_start": load,
                 "load_at_end": load_average_1m(),
             }
-            print(f"seed {seed}, {name}: done ({time.monotonic() - wall:.0f} s)", flush=True)
+            print(
+                f"seed {seed}, {name}: {_done(run)} ({time.monotonic() - wall:.0f} s)", flush=True
+            )
     if "sleap" in cases:
         results["sleap"] = _sleap_case(SMOKE_FRAMES if args.smoke else 100)
     figures = _figures(results)
