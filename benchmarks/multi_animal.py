@@ -116,6 +116,14 @@ TITLES = {
     "free_unmarked": "free, unmarked",
 }
 TRUTHS = ("rules", "files")
+# The identity step's figures: key, label, where in a seed's run, goal.
+STEP_FIGURES = (
+    ("identity_step.p50_ms", "identity step, p50", ("step_ms", "p50"), ""),
+    ("identity_step.p99_ms", "identity step, p99", ("step_ms", "p99"), "<= 1 ms"),
+    ("identity_step.cpu_p99_ms", "identity step, CPU time of its thread, p99",
+     ("step_cpu_ms", "p99"), ""),
+    ("learning.ms_per_s", "learning, CPU per s of video", ("learning", "ms_per_s"), ""),
+)  # fmt: skip
 
 
 class FrameClockLearner(InlineLearner):
@@ -489,26 +497,18 @@ def _identity_figures(name: str, runs: dict[int, dict[str, Any]], one_mouse: Any
 
 def _figures(results: dict[str, Any]) -> list[Figure]:
     figures: list[Figure] = []
-    rate = results.get("rate")
+    rate = results.get("rate") or {}
+    for quantile in ("p50", "p99") if rate else ():
+        figures += _pair(
+            f"rate.frame_{quantile}_ms",
+            f"frame, {quantile}",
+            rate,
+            _field("two_mice_ms", quantile),
+            _field("one_mouse_ms", quantile),
+            unit="ms",
+            compare=False,
+        )
     if rate:
-        figures += _pair(
-            "rate.frame_p50_ms",
-            "frame, p50",
-            rate,
-            _field("two_mice_ms", "p50"),
-            _field("one_mouse_ms", "p50"),
-            unit="ms",
-            compare=False,
-        )
-        figures += _pair(
-            "rate.frame_p99_ms",
-            "frame, p99",
-            rate,
-            _field("two_mice_ms", "p99"),
-            _field("one_mouse_ms", "p99"),
-            unit="ms",
-            compare=False,
-        )
         figures += _pair(
             "rate.fps",
             "analysed per second (1 / mean)",
@@ -530,43 +530,17 @@ def _figures(results: dict[str, Any]) -> list[Figure]:
         if results.get(name):
             figures += _identity_figures(name, results[name], one_mouse)
     for name in MARKED_CASES:  # the step's cost (the unmarked cases' is in the details)
-        runs = results.get(name)
-        if not runs:
-            continue
-        title = TITLES[name]
-        figures += _pair(
-            f"{name}.identity_step.p50_ms",
-            f"identity step, p50 ({title})",
-            runs,
-            _field("step_ms", "p50"),
-            unit="ms",
-            compare=False,
-        )
-        figures += _pair(
-            f"{name}.identity_step.p99_ms",
-            f"identity step, p99 ({title})",
-            runs,
-            _field("step_ms", "p99"),
-            unit="ms",
-            goal="<= 1 ms",
-            compare=False,
-        )
-        figures += _pair(
-            f"{name}.identity_step.cpu_p99_ms",
-            f"identity step, CPU time of its thread, p99 ({title})",
-            runs,
-            _field("step_cpu_ms", "p99"),
-            unit="ms",
-            compare=False,
-        )
-        figures += _pair(
-            f"{name}.learning.ms_per_s",
-            f"learning, CPU per s of video ({title})",
-            runs,
-            _field("learning", "ms_per_s"),
-            unit="ms",
-            compare=False,
-        )
+        runs = results.get(name) or {}
+        for key, label, path, goal in STEP_FIGURES if runs else ():
+            figures += _pair(
+                f"{name}.{key}",
+                f"{label} ({TITLES[name]})",
+                runs,
+                _field(*path),
+                unit="ms",
+                goal=goal,
+                compare=False,
+            )
     sleap = results.get("sleap")
     if sleap is not None:
         figures.append(
