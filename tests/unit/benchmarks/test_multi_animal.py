@@ -88,3 +88,33 @@ def test_recorded_instances_of_another_arena_are_refused(tmp_path: Path) -> None
         _Recorded(path, 6)
     with pytest.raises(SystemExit, match="missing"):
         _Recorded(tmp_path / "free_4242.npz", 5)
+
+
+@pytest.mark.slow
+def test_the_benchmark_writes_only_under_the_folder_it_is_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A second of one case, one seed: without --out nothing is written (not in the working
+    folder, not in the repository's results); with it, DIR/multi_animal.json and only that."""
+    import json
+
+    from benchmarks.common import RESULTS_DIR
+    from benchmarks.multi_animal import main
+
+    work = tmp_path / "cwd"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    kept = RESULTS_DIR / "multi_animal.json"
+    before = kept.stat().st_mtime_ns if kept.exists() else None
+    run = ["--case", "cross", "--seeds", "1", "--seconds", "1"]
+    assert main(run) == 0
+    assert "not saved (no --out)" in capsys.readouterr().out
+    assert list(work.iterdir()) == []
+    assert (kept.stat().st_mtime_ns if kept.exists() else None) == before
+    out = tmp_path / "out"
+    assert main([*run, "--out", str(out)]) == 0
+    assert [p.name for p in out.iterdir()] == ["multi_animal.json"]
+    saved = json.loads((out / "multi_animal.json").read_text(encoding="utf-8"))
+    assert saved["results"]["details"]["parameters"]["seeds"] == [4242]
+    assert "cross.rules.switches_per_10_min.worst" in saved["results"]
+    assert list(work.iterdir()) == []
