@@ -861,9 +861,7 @@ def open_topdown_estimator(
         )
 
         head = open_backend(box_head_description(description), "onnxruntime", device, threads)
-        run_detector = FasterRcnnRunner(
-            backend.run, head.run, decoding.detector_settings, threads
-        )
+        run_detector = FasterRcnnRunner(backend.run, head.run, decoding.detector_settings, threads)
     return DlcTopDownEstimator(description, run_detector, pose_backend.run, frame_shape, crop_from)
 
 

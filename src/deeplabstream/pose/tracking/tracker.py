@@ -417,9 +417,7 @@ class IdentityTracker:
         """
         predicted, distance, known = matched
         moved = previous is None or time_s > previous
-        source, in_contact = self._regroup(
-            xy, seen, scores, predicted, known, rows, ids, distance
-        )
+        source, in_contact = self._regroup(xy, seen, scores, predicted, known, rows, ids, distance)
         placed = ids
         if source is not None and not self.regroup:  # whole animals, by their keypoints' votes
             placed = self._whole_animals(rows, ids, source, seen)
@@ -498,9 +496,7 @@ class IdentityTracker:
             return
         keypoint = np.arange(self.keypoints)
         brought = instances[np.maximum(source, 0), keypoint]
-        out[:] = np.where(
-            moved_in[..., None], brought, np.where(moved_out[..., None], np.nan, out)
-        )
+        out[:] = np.where(moved_in[..., None], brought, np.where(moved_out[..., None], np.nan, out))
         if not count:
             return
         # Which of the framework's keypoints (of the matched instances) are still in a row.

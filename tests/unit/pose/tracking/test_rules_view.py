@@ -63,4 +63,3 @@ def test_a_chimera_is_written_whole_and_the_rules_never_read_the_other_animal() 
     assert count_identity_switches(np.stack(rules), truth).switches == 0
     in_files = np.stack(files)
     assert any(not np.array_equal(in_files[t], animals[t]) for t in chimeras)
-
