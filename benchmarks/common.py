@@ -50,8 +50,9 @@ def save_result(
     machine: dict[str, Any],
     details: dict[str, Any] | None = None,
     baseline_details: dict[str, Any] | None = None,
+    folder: Path = RESULTS_DIR,
 ) -> Path:
-    """Write ``benchmarks/results/<name>.json``; return its path.
+    """Write ``<folder>/<name>.json`` (``benchmarks/results`` by default); return its path.
 
     ``results``/``baseline``/``ratios`` map each figure's key to its value; ``details`` and
     ``baseline_details`` (raw counts, per-process figures, parameters) go under the key
@@ -76,8 +77,8 @@ def save_result(
             {"key": f.key, "label": f.label, "unit": f.unit, "goal": f.goal} for f in figures
         ],
     }
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    path = RESULTS_DIR / f"{name}.json"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.json"
     path.write_text(json.dumps(data, indent=2, default=_json_default) + "\n", encoding="utf-8")
     return path
 

@@ -280,8 +280,14 @@ HEATMAP_LAYERS = ("convt1", "hm_ref_layers", "heatmap_head")
 RANDOM_ZONE = "polygon 0,0 280,0 280,512 0,512"
 # A random model's keypoints jump between frames: the tracker keeps both identities whatever
 # the jump (at the default gate, 100 px, they were dropped for TRACK_MAX_GAP), and names them by
-# motion only (appearance learning runs beside the loop, so its timing could name them).
-RANDOM_TRACKING = "TRACK_MAX_DISTANCE = 1000\nAPPEARANCE_IDENTITY = off\n"
+# motion only (appearance learning runs beside the loop, so its timing could name them). Its
+# assemblies are random piles of keypoints that the tracker can never give whole to one
+# identity: whole, each would be a chimera, unnamed to the rules in every frame (a miss, as it
+# must be). With the merged-instance repair the rows are the keypoints each identity followed,
+# which the rules read and the files hold: what this test counts entries on.
+RANDOM_TRACKING = (
+    "TRACK_MAX_DISTANCE = 1000\nAPPEARANCE_IDENTITY = off\nMERGED_INSTANCE_REPAIR = on\n"
+)
 
 
 def _random_config() -> dict:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from deeplabstream.live.processes.messages import (
     PoseReader,
@@ -54,6 +55,7 @@ def test_the_confidence_file_has_a_row_per_pose_row_and_leaves_the_pose_csv_as_d
     assert confidence.loc[0, "animal1"] == 0.999 and np.isnan(confidence.loc[4, "animal2"])
     assert confidence.loc[2].isna().all()  # not analysed
     # movement reads the pose CSV as DeepLabCut's, unchanged.
+    pytest.importorskip("movement", reason="movement is not installed (pip install movement)")
     from movement.io import load_poses
 
     poses = load_poses.from_dlc_file(pose_path, fps=30)
@@ -93,3 +95,67 @@ def test_pose_records_carry_the_confidence_of_each_identity() -> None:
     ChannelWriter(write).send(encode_pose(sent))
     (got,) = PoseReader(read, 3, 2).read_available()
     np.testing.assert_allclose(got.identity_confidence, [0.9, 0.2], rtol=1e-6)
+
+
+def _chimeras_written(tmp_path: Path) -> tuple[Path, Path, np.ndarray]:
+    """Chimeras of two crossing animals through the identity keeper, its rows written as the
+    worker writes them. Returns the pose CSV, the identity CSV and what the rules read
+    (T, A, K, 3)."""
+    from deeplabstream.pose.tracking.identities import IdentityKeeper
+    from deeplabstream.pose.tracking.tracker import IdentityTracker
+    from tests.unit.pose.tracking.test_rules_view import FPS, K, _chimeric_crossing
+
+    _, detections, chimeras = _chimeric_crossing()
+    names = individual_names(2)
+    pose = PoseCsvWriter(tmp_path / "top.pose.csv", "s", tuple(f"k{i}" for i in range(K)), names)
+    identity = IdentityConfidenceWriter(tmp_path / "top.identity.csv", names)
+    keeper = IdentityKeeper(IdentityTracker(2, K), None)
+    seen = []
+    for t, found in enumerate(detections):
+        whole = keeper.update(t / FPS, found, None)
+        pose.write(t, whole)
+        identity.write(t, keeper.confidence, keeper.unnamed)
+        seen.append(keeper.named(whole))
+    pose.close()
+    identity.close()
+    rules = np.stack(seen)
+    # The files keep the chimeras whole; the rules did not see them.
+    assert np.isnan(rules[chimeras]).all() and not np.isnan(rules[0]).any()
+    assert not np.isnan(pd.read_csv(pose.path, header=[0, 1, 2, 3], index_col=0)).any().any()
+    return pose.path, identity.path, rules
+
+
+def _unnamed_table(identity_path: Path) -> pd.DataFrame:
+    """docs/pose-models.md ("Two truths"): frame x animal, True where the rules did not see it."""
+    ids = pd.read_csv(identity_path, index_col=0, dtype={"unnamed": str})
+    return ids["unnamed"].str.get_dummies(" ").astype(bool)
+
+
+def test_the_identity_table_applied_in_one_line_with_pandas_gives_what_the_rules_saw(
+    tmp_path: Path,
+) -> None:
+    pose_path, identity_path, rules = _chimeras_written(tmp_path)
+    unnamed = _unnamed_table(identity_path)
+    # The lines of docs/pose-models.md ("Two truths"), as a lab runs them.
+    pose = pd.read_csv(pose_path, header=[0, 1, 2, 3], index_col=0)
+    read = pose.mask(unnamed.reindex(columns=pose.columns, level="individuals", fill_value=False))
+    np.testing.assert_allclose(read.to_numpy().reshape(rules.shape), rules, atol=5e-4)
+
+
+def test_the_identity_table_applied_in_one_line_with_movement_gives_what_the_rules_saw(
+    tmp_path: Path,
+) -> None:
+    pytest.importorskip("movement", reason="movement is not installed (pip install movement)")
+    import xarray as xr
+    from movement.io import load_poses
+
+    from tests.unit.pose.tracking.test_rules_view import FPS
+
+    pose_path, identity_path, rules = _chimeras_written(tmp_path)
+    unnamed = _unnamed_table(identity_path)
+    # The lines of docs/pose-models.md ("Two truths"), as a lab runs them.
+    poses = load_poses.from_dlc_file(pose_path, fps=FPS)
+    mask = unnamed.reindex(columns=poses.individuals.values, fill_value=False).to_numpy()
+    read = poses.where(~xr.DataArray(mask, dims=("time", "individuals")))
+    xy = read.position.transpose("time", "individuals", "keypoints", "space")
+    np.testing.assert_allclose(xy.to_numpy(), rules[..., :2], atol=5e-4)

@@ -25,9 +25,11 @@ from deeplabstream.pose.decoding.box_detections import (
     DetectionLimits,
     ssd_animal_detections,
 )
+from deeplabstream.pose.formats.dlc3 import DlcExport, check_topdown_supported
+from deeplabstream.pose.formats.dlc3_topdown import topdown_problems
 from deeplabstream.pose.formats.dlc3_topdown_animals import SsdLiteAnimalsRunner
 from deeplabstream.pose.formats.dlc3_topdown_boxes import detection_limits
-from deeplabstream.pose.model import ModelDescription
+from deeplabstream.pose.model import ModelDescription, ModelError
 from tests.support.dlc3_exports import (
     assert_within,
     converted_models_cache,
@@ -197,3 +199,27 @@ def test_a_replay_writes_deeplabcuts_animals_whole(tmp_path: Path, cache: Path) 
     print(f"SSDLite top-down replay, pose_exact.csv vs analyze_videos: {worst}")
     assert worst["frames_missing_disagree"] == 0 and worst["frames_regrouped"] == 0
     assert worst["dx"] <= 1e-2 and worst["dy"] <= 1e-2 and worst["dlikelihood"] <= 1e-4
+
+
+# --- the check before a start says what runs ---------------------------------------------------
+
+
+def _multi_animal_ssdlite_export(**metadata: object) -> DlcExport:
+    """A multi-animal top-down export's settings with DeepLabCut's default detector, SSDLite."""
+    import yaml
+
+    config_path = PROJECT_ROOT / "tests/fixtures/dlc3_topdown_multianimal_flies/pytorch_config.yaml"
+    config = yaml.safe_load(config_path.read_text())
+    config["detector"]["model"] = {"type": "SSDLite", "box_score_thresh": 0.01}
+    config["metadata"].update(metadata)
+    return DlcExport(Path("export.pt"), config, {}, ("detector",))
+
+
+def test_a_multi_animal_ssdlite_export_is_not_refused_and_the_refusals_say_so() -> None:
+    assert topdown_problems(_multi_animal_ssdlite_export()) == []  # it runs (tests above)
+    # What is still refused names what it is, and never the SSDLite detector as "not yet".
+    with pytest.raises(ModelError, match="unique bodyparts") as refused:
+        check_topdown_supported(_multi_animal_ssdlite_export(unique_bodyparts=["corner"]))
+    not_yet = str(refused.value).split("not yet:")[1]
+    assert "unique bodyparts" in not_yet and "SSDLite" not in not_yet
+    assert "multi-animal top-down models with the same detectors" in str(refused.value)

@@ -98,11 +98,11 @@ SUPPORTED = (
     "one HeatmapHead, and single-animal top-down models with an SSDLite or a FasterRCNN "
     "(fasterrcnn_mobilenet_v3_large_fpn, fasterrcnn_resnet50_fpn_v2) detector and an "
     "RTMPose or a CSPNeXt/ResNet/HRNet HeatmapHead pose model, multi-animal top-down models "
-    "with a FasterRCNN detector, and multi-animal bottom-up "
+    "with the same detectors and pose models, and multi-animal bottom-up "
     "models with a CSPNeXt/ResNet/HRNet or DLCRNet (dlcrnet_stride16_ms5/stride32_ms5) "
     "backbone and DeepLabCut's part-affinity-field head (DLCRNetHead), with or without an "
-    "identity head, or DEKR (dekr_w18/32/48) (not yet: multi-animal top-down with an "
-    "SSDLite detector, unique bodyparts, other FasterRCNN variants)"
+    "identity head, or DEKR (dekr_w18/32/48) (not yet: unique bodyparts, other detectors and "
+    "FasterRCNN variants)"
 )
 # Inference transforms that change pixels or geometry, which this program does not apply.
 _UNSUPPORTED_TRANSFORMS = (

@@ -112,7 +112,7 @@ class DlcTopDownDecoding:
     #: torchvision's settings (:class:`pose.decoding.region_proposals.FasterRcnnSettings`).
     box_head_graph: Path | None = None
     detector_settings: Any = None
-    #: Several individuals (FasterRCNN only): the boxes kept per frame
+    #: Several individuals (either detector): the boxes kept per frame
     #: (:class:`pose.decoding.box_detections.DetectionLimits`); None: the best box.
     detection_limits: Any = None
 
@@ -842,9 +842,7 @@ def open_topdown_estimator(
         )
 
         head = open_backend(box_head_description(description), "onnxruntime", device, threads)
-        run_detector = FasterRcnnRunner(
-            backend.run, head.run, decoding.detector_settings, threads
-        )
+        run_detector = FasterRcnnRunner(backend.run, head.run, decoding.detector_settings, threads)
     return DlcTopDownEstimator(description, run_detector, pose_backend.run, frame_shape, crop_from)
 
 

@@ -69,6 +69,13 @@ for a second, the model sees one animal, and when they part, motion cannot tell 
   would hide the animals for good: motion's guess is shown with its confidence, and triggers
   that must know who is who set ``MIN_IDENTITY_CONFIDENCE``. So is an animal whose
   confidence dips with no merge (its looks disagreeing with motion).
+* **Files whole, rules right.** The tracks are what the tracker followed, keypoint by
+  keypoint where animals touch (:meth:`IdentityTracker.followed`): the keeper judges contact,
+  looks and learning on them. The rows it returns are the framework's animals whole, in
+  identity order (the pose files). Where such a row holds a seen keypoint another track
+  followed (a chimera of two animals, or one animal assembled twice), the rules do not see it
+  in that frame (unnamed, counted in ``chimera_unidentified``): what the rules see is always
+  a row of the files, and never the other animal.
 * **Learning.** At every frame (or every :attr:`sample_interval_s`), each track that is apart
   from the others (for :data:`APART_HOLD_S`, as for the evidence) and whose identity's
   confidence is at least :data:`LEARN_CONFIDENCE` hands its patch, labelled with that
@@ -151,8 +158,11 @@ class KeeperCounts:
         Of those, frames with an appearance model.
     merged_unidentified
         Frames where a detection covering a hidden animal was not sure enough of its identity
-        to be named to the rules, or where an identity had to take a second instance of one
-        animal the model assembled twice (:attr:`IdentityKeeper.unnamed`).
+        to be named to the rules (:attr:`IdentityKeeper.unnamed`).
+    chimera_unidentified
+        Frames where an animal's row, written whole, held a keypoint another identity
+        followed (a chimera of two animals, or one animal assembled twice), so that the rules
+        did not see it (:attr:`IdentityTracker.last_chimeras`).
     unsure_unidentified
         Frames where a detected animal was left unnamed because a merge had left it unsure of
         its identity and its looks could still settle it (marked animals).
@@ -171,6 +181,7 @@ class KeeperCounts:
     frames: int = 0
     frames_with_model: int = 0
     merged_unidentified: int = 0
+    chimera_unidentified: int = 0
     unsure_unidentified: int = 0
     reassignments: int = 0
     restarts: int = 0
@@ -278,8 +289,9 @@ class IdentityKeeper:
         -------
         numpy.ndarray
             (A, K, 3): row i is identity i's animal (the tracker's row: the framework's animal
-            whole unless its repair is on), all-NaN when it is not seen. The rows the rules
-            must not name in this frame are in :attr:`unnamed` (:meth:`named`).
+            whole unless its repair is on), all-NaN when it is not seen: the pose files'
+            rows. The rows the rules must not name in this frame (a merge, an unsure animal, a
+            chimera) are in :attr:`unnamed` (:meth:`named`: the rules' view).
         """
         instances = np.asarray(instances)
         detections, probabilities = self._look(instances, frame)
@@ -289,7 +301,10 @@ class IdentityKeeper:
         merged = self._time is not None and self._time <= self._merged_until
         if probabilities is not None and merged and self._all_apart(instances, detections):
             scores = probabilities @ self._belief.T
-        tracks = self.tracker.update(time_s, instances, scores)
+        rows = self.tracker.update(time_s, instances, scores)
+        # The keeper follows each track on what the tracker followed (keypoint by keypoint where
+        # animals touch); the rows returned are the framework's animals whole (the files).
+        tracks = self.tracker.followed(rows)
         dt = 0.0 if self._time is None or time_s < self._time else time_s - self._time
         self._time = time_s
         self.counts.frames += 1
@@ -319,14 +334,14 @@ class IdentityKeeper:
             np.isfinite(tracks[seen, :, :2]), tracks[seen, :, :2], self._last_xy[seen]
         )
         self._was_active = active.copy()
-        out = np.empty_like(tracks)
-        out[self._identity_of] = tracks
+        out = np.empty_like(rows)
+        out[self._identity_of] = rows
         # A merged detection, and a fragment of a hidden animal next to another (fewer
         # keypoints than a track needs to be seen: it has no confidence at all).
         touching = covering | (active & ~seen & self._near_last)
         self.unnamed = np.zeros(self.animals, bool)
         self._hide_unsure_merges(touching)
-        self._hide_forced(self.tracker.last_forced)
+        self._hide_chimeras(self.tracker.last_chimeras)
         self._withhold_unsure(seen, seen & ~touching)
         return out
 
@@ -442,16 +457,18 @@ class IdentityKeeper:
             self.unnamed[unsure] = True
             self.counts.merged_unidentified += 1
 
-    def _hide_forced(self, forced: np.ndarray) -> None:
-        """Leave unnamed the tracks given an instance mostly of another animal (a chimera).
+    def _hide_chimeras(self, chimeras: np.ndarray) -> None:
+        """Leave unnamed the tracks whose row is not wholly their animal (a chimera).
 
-        ``forced``: (A,) :attr:`IdentityTracker.last_forced`: the model assembled one animal
-        twice and the track had to take the second instance whole. The row is written (never
-        dropped) but it is not this identity's animal: a rule must not act on it.
+        ``chimeras``: (A,) :attr:`IdentityTracker.last_chimeras`: the framework's instance
+        written whole under the track holds a seen keypoint that another track followed (the
+        front of one animal grouped with the back of the other, or one animal assembled
+        twice). The row is written whole in the files, but a rule must not act on it: for this
+        frame the rules see no such animal (a miss, not a switch and back).
         """
-        if forced.any():
-            self.unnamed[self._identity_of[forced]] = True
-            self.counts.merged_unidentified += 1
+        if chimeras.any():
+            self.unnamed[self._identity_of[chimeras]] = True
+            self.counts.chimera_unidentified += 1
 
     # --- the steps of an update ---------------------------------------------------------------
 

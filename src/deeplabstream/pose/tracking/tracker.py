@@ -19,7 +19,14 @@ as given) or empty, and every input row with a keypoint is in one output row as 
 are rows for them (at most ``max_animals``). Nothing is moved between animals, dropped or
 invented; a keypoint below ``min_likelihood`` only counts as unseen for the motion model.
 Where animals touch, each instance goes whole to the identity that most of its keypoints were
-re-assigned to (a chimera to the animal most of it is: :meth:`IdentityTracker._whole_animals`). A
+re-assigned to (a chimera to the animal most of it is: :meth:`IdentityTracker._whole_animals`).
+
+**Two truths.** The output rows are the files' truth: the framework's animals whole. What each
+identity followed, keypoint by keypoint (:meth:`IdentityTracker.followed`), is the rules'
+truth: an output row holding a seen keypoint that another identity followed (a chimera, or
+one animal assembled twice) is marked in :attr:`IdentityTracker.last_chimeras`, and the
+identity keeper leaves it unnamed to the rules for that frame, so that a rule never acts on
+the other animal. A
 detection beyond the gate of every identity left takes one anyway (its motion starts over
 there: ``counts.identities_restarted``); one with no keypoint seen takes a row left, without
 touching any identity's motion.
@@ -114,12 +121,6 @@ class TrackerCounts:
     def as_dict(self) -> dict[str, int]:
         """Return the counts by name (for ``session.json``)."""
         return asdict(self)
-
-
-CHIMERA_SHARE = 0.75
-"""An instance in contact that its keypoints' votes moved to another identity than motion
-matched it to, with less than this share of them, is a chimera of two animals: written whole,
-but not named to the rules."""
 
 
 def _check_positive(name: str, value: float, *, allow_zero: bool = False) -> float:
@@ -247,14 +248,31 @@ class IdentityTracker:
         self._last_ambiguous = False
         # The input row each identity was matched to in the last update (-1: none).
         self.last_detections = np.full(self.max_animals, -1, np.intp)
-        # Identities given, in the last update, an instance most of whose keypoints went to
-        # another identity (one animal assembled twice: one instance per identity forced it).
-        self.last_forced = np.zeros(self.max_animals, bool)
+        # What each identity followed in the last update (the keypoints re-assigned to it where
+        # animals touch), when that differs from the output rows; None: the output rows.
+        self._followed: np.ndarray | None = None
+        # Identities whose output row, in the last update, holds a seen keypoint that another
+        # identity followed (a chimera, or one animal assembled twice): written whole, but not
+        # wholly this identity's animal.
+        self.last_chimeras = np.zeros(self.max_animals, bool)
 
     @property
     def last_ambiguous(self) -> bool:
         """Whether the last update's assignment was ambiguous (a likely switch)."""
         return self._last_ambiguous
+
+    def followed(self, rows: np.ndarray) -> np.ndarray:
+        """Return (A, K, 3): what each identity followed in the update that returned ``rows``.
+
+        The same as ``rows`` (that very array) unless animals touched: then row i is the
+        keypoints re-assigned to identity i one keypoint type at a time (:meth:`_regroup`),
+        each as given (a keypoint below ``min_likelihood`` kept in its instance's row unless
+        another's takes its place), which may come from several instances: what the
+        merged-instance repair writes. The identity keeper follows the animals on these; an
+        output row that holds a seen keypoint another identity followed is marked in
+        :attr:`last_chimeras`.
+        """
+        return rows if self._followed is None else self._followed
 
     @property
     def active(self) -> np.ndarray:
@@ -326,7 +344,8 @@ class IdentityTracker:
         self.counts.frames += 1
         self._last_ambiguous = False
         self.last_detections[:] = -1
-        self.last_forced[:] = False
+        self.last_chimeras[:] = False
+        self._followed = None
         if time_s > self._expires_s:
             self._expire(time_s)
 
@@ -349,6 +368,7 @@ class IdentityTracker:
             if scores is not None:
                 scores = scores[rows]
         taken = np.zeros(self.max_animals, bool)  # identities given a row in this frame
+        matched = taken  # of those, the ones matched to what they remember
         left = given[:0]
         if instances.shape[0]:
             rows, ids, predicted, distance, known = self._match(time_s, xy, seen, scores)
@@ -360,7 +380,9 @@ class IdentityTracker:
                 )  # fmt: skip
             self.last_detections[ids] = given[rows]
             self.last_detections[new_ids] = given[new_rows]
-            taken[ids] = taken[new_ids] = True
+            taken[ids] = True
+            matched = taken.copy()
+            taken[new_ids] = True
             unplaced = np.ones(given.size, bool)
             unplaced[rows] = unplaced[new_rows] = False
             left = given[unplaced]
@@ -369,6 +391,9 @@ class IdentityTracker:
                 self._start(time_s, xy[new_rows], seen[new_rows], new_ids)
         if left.size or faint.size:
             self._place_rest(time_s, out, whole, (left, faint), taken)
+        if self._followed is not None:  # rows given after the matching: followed as written
+            later = taken & ~matched
+            self._followed[later] = out[later]
         return out
 
     def _follow_matched(
@@ -392,18 +417,20 @@ class IdentityTracker:
         """
         predicted, distance, known = matched
         moved = previous is None or time_s > previous
-        source, in_contact = self._regroup(
-            xy, seen, scores, predicted, known, rows, ids, distance
-        )
+        source, in_contact = self._regroup(xy, seen, scores, predicted, known, rows, ids, distance)
         placed = ids
         if source is not None and not self.regroup:  # whole animals, by their keypoints' votes
-            placed = self._whole_animals(rows, ids, source)
+            placed = self._whole_animals(rows, ids, source, seen)
         out[placed] = instances[rows]
         if source is None:  # every keypoint stays with its instance
             kp_xy, kp_seen = xy[rows], seen[rows]
         else:
-            if self.regroup:
+            if self.regroup:  # the rows are what the identities follow
                 self._repair(out, instances, seen, rows, ids, source)
+            else:  # what they follow, beside the whole animals
+                self._followed = np.full_like(out, np.nan)
+                self._followed[ids] = instances[rows]
+                self._repair(self._followed, instances, seen, rows, ids, source, count=False)
             ids = np.flatnonzero((source >= 0).any(axis=1))
             source = source[ids]
             taken = source >= 0
@@ -416,15 +443,19 @@ class IdentityTracker:
         self._follow(time_s, kp_xy, kp_seen, ids, kp_xy - predicted[ids], moved)
         return placed
 
-    def _whole_animals(self, rows: np.ndarray, ids: np.ndarray, source: np.ndarray) -> np.ndarray:
+    def _whole_animals(
+        self, rows: np.ndarray, ids: np.ndarray, source: np.ndarray, seen: np.ndarray
+    ) -> np.ndarray:
         """Return the identity of each matched instance ``rows``, whole, from the keypoints' votes.
 
         ``source`` (A, K) is each identity's keypoints' instance row as :meth:`_regroup`
-        re-assigned them (what the identities remember). Each instance goes whole to the
-        identity that took most of its keypoints (a chimera to the animal most of it is), one
-        instance per identity (the Hungarian algorithm on the votes; a tie keeps the match). An
-        identity that had to take an instance mostly of another is marked in
-        :attr:`last_forced`.
+        re-assigned them (what the identities follow), ``seen`` (D, K) the seen keypoints. Each
+        instance goes whole to the identity that took most of its keypoints (a chimera to the
+        animal most of it is), one instance per identity (the Hungarian algorithm on the
+        votes; a tie keeps the match). An identity whose instance has a seen keypoint that
+        another identity took (a chimera, or one animal assembled twice, so that this identity
+        had to take the second instance) is marked in :attr:`last_chimeras`: its row is
+        written whole, but it is not wholly this identity's animal.
         """
         counted = np.count_nonzero(source[None] == rows[:, None, None], axis=2)
         votes = counted.astype(np.float64)
@@ -432,14 +463,8 @@ class IdentityTracker:
         sub_rows, sub_ids = linear_sum_assignment(-votes)
         placed = ids.copy()
         placed[sub_rows] = sub_ids
-        # An instance whose keypoints went mostly to another identity than the one it is
-        # written under (the model assembled one animal twice): written whole, but that
-        # identity's row is not that animal (last_forced; the keeper leaves it unnamed).
-        mine = counted[np.arange(rows.size), placed]
-        # Or a chimera the votes moved off the identity motion matched it to: where its parts
-        # are split between the animals, neither motion nor the votes can name it.
-        split = (placed != ids) & (mine < CHIMERA_SHARE * counted.sum(axis=1))
-        self.last_forced[placed[(mine < counted.max(axis=1)) | split]] = True
+        own = (source[placed] == rows[:, None]) | ~seen[rows]
+        self.last_chimeras[placed[~own.all(axis=1)]] = True
         return placed
 
     def _repair(
@@ -450,12 +475,15 @@ class IdentityTracker:
         rows: np.ndarray,
         ids: np.ndarray,
         source: np.ndarray,
+        *,
+        count: bool = True,
     ) -> None:
-        """Apply the merged-instance repair's (A, K) ``source`` rows to ``out``; count it.
+        """Apply the re-assignment's (A, K) ``source`` rows to ``out``; count it (``count``).
 
-        ``out`` holds the matched instances whole. A seen keypoint the repair gave another
-        identity moves there (NaN where it was); a keypoint below the likelihood threshold stays
-        in its instance's row unless another identity's keypoint takes its place.
+        ``out`` holds the matched instances whole, under the identities motion matched them
+        to. A seen keypoint re-assigned to another identity moves there (NaN where it was); a
+        keypoint below the likelihood threshold stays in its instance's row unless another
+        identity's keypoint takes its place. Counted as the merged-instance repair's work.
         """
         own = np.full(self.max_animals, -1, np.intp)
         own[ids] = rows
@@ -468,9 +496,9 @@ class IdentityTracker:
             return
         keypoint = np.arange(self.keypoints)
         brought = instances[np.maximum(source, 0), keypoint]
-        out[:] = np.where(
-            moved_in[..., None], brought, np.where(moved_out[..., None], np.nan, out)
-        )
+        out[:] = np.where(moved_in[..., None], brought, np.where(moved_out[..., None], np.nan, out))
+        if not count:
+            return
         # Which of the framework's keypoints (of the matched instances) are still in a row.
         written = np.zeros(seen.shape, bool)
         kept = ~(moved_in | moved_out)

@@ -629,27 +629,60 @@ def test_whatever_the_frames_the_output_is_the_input_animals_whole(seed: int) ->
     assert tracker.counts.repair_points_moved == 0
 
 
+ALL_SEEN = [[True] * 6, [True] * 6]
+
+
 @pytest.mark.parametrize(
-    ("sources", "placed", "forced"),
+    ("sources", "seen", "placed", "chimeras"),
     [
-        # Each instance mostly one animal: written under it, named.
-        ([[0, 0, 0, 0, 0, 1], [1, 1, 1, 1, -1, -1]], [0, 1], [False, False]),
-        # One animal assembled twice: the second instance's keypoints went mostly to
-        # identity 0, yet identity 1 must take it whole (one instance per identity).
-        ([[0, 0, 0, 1, 1, 1], [1, -1, -1, -1, -1, -1]], [0, 1], [False, True]),
-        # Two chimeras whose split votes move them off the identities motion matched: neither
-        # motion nor the votes can name them.
-        ([[0, 0, 1, 1, -1, -1], [0, 0, 0, 0, 1, 1]], [1, 0], [True, True]),
+        # Each instance's seen keypoints all followed by one identity: written under it, named
+        # (identity 1 follows nothing of its instance's unseen keypoints 4 and 5).
+        ([[0] * 6, [1, 1, 1, 1, -1, -1]], [[True] * 6, [True] * 4 + [False] * 2], [0, 1],
+         [False, False]),
+        # Two chimeras (the tails swapped): each goes to the identity of its five keypoints,
+        # but each holds the other animal's tail: neither is wholly its identity's animal.
+        ([[0, 0, 0, 0, 0, 1], [1, 1, 1, 1, 1, 0]], ALL_SEEN, [0, 1], [True, True]),
+        # One animal assembled twice (the front, then the back with the other's nose): the
+        # second instance's keypoints went mostly to identity 0, yet identity 1 must take it
+        # whole (one instance per identity); the first is wholly identity 0's.
+        ([[0, 0, 0, 1, 1, 1], [1, -1, -1, -1, -1, -1]], [[True] * 3 + [False] * 3, [True] * 6],
+         [0, 1], [False, True]),
+        # Two chimeras whose split votes move them off the identities motion matched.
+        ([[0, 0, 1, 1, -1, -1], [0, 0, 0, 0, 1, 1]], ALL_SEEN, [1, 0], [True, True]),
     ],
-)
-def test_an_instance_mostly_of_another_animal_is_written_whole_and_marked(
-    sources: list[list[int]], placed: list[int], forced: list[bool]
+)  # fmt: skip
+def test_an_instance_with_a_keypoint_another_identity_followed_is_written_whole_and_marked(
+    sources: list[list[int]], seen: list[list[bool]], placed: list[int], chimeras: list[bool]
 ) -> None:
-    """Issue 54: whole animals, never regrouped; an identity that had to take an instance
-    of another animal (a chimera of two, or one animal assembled twice) is marked in
-    last_forced, so the keeper leaves it unnamed to the rules instead of a switch and back."""
+    """Whole animals in the files; an identity whose instance holds a seen keypoint that
+    another identity followed (a chimera, or one animal assembled twice) is marked in
+    last_chimeras, so the keeper leaves it unnamed to the rules instead of a switch and back."""
     tracker = IdentityTracker(2, 6)
     rows, matched = np.array([0, 1]), np.array([0, 1])
-    written = tracker._whole_animals(rows, matched, np.array(sources))
+    written = tracker._whole_animals(rows, matched, np.array(sources), np.array(seen))
     assert written.tolist() == placed
-    assert tracker.last_forced.tolist() == forced
+    assert tracker.last_chimeras.tolist() == chimeras
+
+
+def test_what_each_identity_followed_is_beside_the_whole_animals() -> None:
+    """The rules' truth beside the files': the chimeras' keypoints as each identity followed
+    them (what the repair writes), while the output rows stay the framework's animals."""
+    animals, _ = crossing(40, 20)
+    detections = animals.copy()
+    for t in range(40):
+        centres = animals[t, :, :, :2].mean(axis=1)
+        if np.hypot(*(centres[0] - centres[1])) < 24:
+            detections[t, :, 1:] = detections[t, ::-1, 1:]  # the front of one, back of other
+    whole, repaired = IdentityTracker(2, K), IdentityTracker(2, K, regroup=True)
+    chimera_frames = []
+    for t in range(40):
+        rows = whole.update(t / FPS, detections[t])
+        fixed = repaired.update(t / FPS, detections[t])
+        np.testing.assert_array_equal(whole.followed(rows), fixed)
+        assert repaired.followed(fixed) is fixed and not repaired.last_chimeras.any()
+        if whole.last_chimeras.any():
+            chimera_frames.append(t)
+            assert not np.array_equal(rows, fixed)  # the files keep the chimeras whole
+        else:
+            assert whole.followed(rows) is rows
+    assert len(chimera_frames) >= 5

@@ -1,0 +1,120 @@
+"""The several-animals benchmark cannot flatter: figures over every seed, decisions on the video's
+clock, instances only from the same arena."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from benchmarks.multi_animal import FrameClockLearner, _figures, _Recorded, _seed_lines
+from deeplabstream.live.processes.identities import POLL_S, REFIT_SAMPLES
+
+
+def _case(rules: int, files: int, motion: int, seed: int) -> dict:
+    def truth(switches: int) -> dict:
+        return {"switches": switches, "switch_frames": [], "per_10_min": float(switches),
+                "missed_pct": 1.0, "wrong_identity_pct": 0.5, "error_px": 1.2}  # fmt: skip
+
+    return {
+        "seed": seed,
+        "rules": truth(rules),
+        "files": truth(files),
+        "motion_only": truth(motion),
+        "step_ms": {"p50": 0.3, "p99": 0.6 + seed % 2},
+        "step_cpu_ms": {"p50": 0.3, "p99": 0.5},
+        "learning": {"ms_per_s": 9.0},
+        "load_at_start": 1.0,
+        "load_at_end": 1.5,
+    }
+
+
+def test_every_figure_is_the_median_and_the_worst_over_the_seeds() -> None:
+    results = {
+        "cross": {s: _case(r, f, 34, s) for s, r, f in ((1, 0, 30), (2, 2, 34), (3, 0, 28))},
+        "one_mouse": {1: {"error_px": 0.8}, 2: {"error_px": 0.9}, 3: {"error_px": 0.7}},
+    }
+    figures = {figure.key: figure for figure in _figures(results)}
+    rules = (
+        figures["cross.rules.switches_per_10_min.median"],
+        figures["cross.rules.switches_per_10_min.worst"],
+    )
+    assert [f.value for f in rules] == [0.0, 2.0]  # one bad seed is the worst, not hidden
+    assert "3 seeds" in rules[1].label and rules[1].goal == "0 at every seed"
+    files = figures["cross.files.switches_per_10_min.median"]
+    assert (files.value, figures["cross.files.switches_per_10_min.worst"].value) == (30.0, 34.0)
+    assert files.baseline == 34.0  # the motion-only tracker on the same instances
+    assert figures["cross.identity_step.p99_ms.worst"].value == 1.6
+    assert figures["cross.rules.error_px.worst"].baseline == 0.9  # one mouse, the same seeds
+    lines = _seed_lines(results)
+    assert len(lines) == 4 and lines[2].split()[:4] == ["cross", "2", "2", "34"]
+
+
+def _samples(count: int, rng: np.random.Generator) -> list[tuple[np.ndarray, int]]:
+    return [(rng.normal(3.0 * (i % 2), 1.0, 8), i % 2) for i in range(count)]
+
+
+def test_the_learner_fits_on_the_videos_clock_as_the_background_learner_would() -> None:
+    """When a model comes depends on the frames' times only, never on the machine's load."""
+    rng = np.random.default_rng(0)
+    learner = FrameClockLearner(2, 8)
+    for index, (features, identity) in enumerate(_samples(150, rng)):
+        learner.add(features, identity, index / 150)  # a second of samples, no fit in add
+    learner.poll(POLL_S * 0.99)
+    assert learner.fits == 0 and learner.latest() is None  # before the first poll
+    learner.poll(POLL_S)
+    assert learner.fits == 1 and learner.latest() is not None  # anything new: fitted
+    for features, identity in _samples(REFIT_SAMPLES - 1, rng):
+        learner.add(features, identity, 1.5)
+    learner.poll(2 * POLL_S)
+    assert learner.fits == 1  # fewer new samples than a refit needs
+    learner.add(*_samples(1, rng)[0], 1.6)
+    learner.poll(2.5 * POLL_S)
+    assert learner.fits == 1  # between two polls
+    learner.poll(3 * POLL_S)
+    assert learner.fits == 2 and learner.figures()["fits"] == 2
+
+
+def test_recorded_instances_of_another_arena_are_refused(tmp_path: Path) -> None:
+    truth = np.random.default_rng(1).uniform(0, 100, (5, 2, 6, 2))
+    path = tmp_path / "cross_4242.npz"
+    np.savez_compressed(path, raw=np.zeros((5, 2, 6, 3)), truth=truth, fps=30.0)
+    recorded = _Recorded(path, 5)
+    recorded.check(truth[:3])  # the same arena's first frames
+    with pytest.raises(SystemExit, match="another arena"):
+        recorded.check(truth[:3] + 1.0)
+    with pytest.raises(SystemExit, match="6 are needed"):
+        _Recorded(path, 6)
+    with pytest.raises(SystemExit, match="missing"):
+        _Recorded(tmp_path / "free_4242.npz", 5)
+
+
+@pytest.mark.slow
+def test_the_benchmark_writes_only_under_the_folder_it_is_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A second of one case, one seed: without --out nothing is written (not in the working
+    folder, not in the repository's results); with it, DIR/multi_animal.json and only that."""
+    import json
+
+    from benchmarks.common import RESULTS_DIR
+    from benchmarks.multi_animal import main
+
+    work = tmp_path / "cwd"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    kept = RESULTS_DIR / "multi_animal.json"
+    before = kept.stat().st_mtime_ns if kept.exists() else None
+    run = ["--case", "cross", "--seeds", "1", "--seconds", "1"]
+    assert main(run) == 0
+    assert "not saved (no --out)" in capsys.readouterr().out
+    assert list(work.iterdir()) == []
+    assert (kept.stat().st_mtime_ns if kept.exists() else None) == before
+    out = tmp_path / "out"
+    assert main([*run, "--out", str(out)]) == 0
+    assert [p.name for p in out.iterdir()] == ["multi_animal.json"]
+    saved = json.loads((out / "multi_animal.json").read_text(encoding="utf-8"))
+    assert saved["results"]["details"]["parameters"]["seeds"] == [4242]
+    assert "cross.rules.switches_per_10_min.worst" in saved["results"]
+    assert list(work.iterdir()) == []
