@@ -920,10 +920,7 @@ class SessionRecord(Part):
         return record
 
     def camera_setting(self, camera: str, name: str) -> Any:
-        """Return ``[Camera camera] name`` as the session ran, else ``[Pose] name`` (or None).
-
-        A camera's key recorded as null inherits ``[Pose]``'s (settings/effective.py).
-        """
+        """Return a camera's key as the session ran, else ``[Pose]``'s (a null one inherits)."""
         sections = ((self.settings.get("cameras") or {}).get(camera), self.settings.get("Pose"))
         values = [section.get(name) for section in sections if isinstance(section, dict)]
         return next((value for value in values if value is not None), None)

@@ -197,11 +197,6 @@ def _decode(chunk: bytes, offset: int) -> Record:
 # -- writers -----------------------------------------------------------------------------------
 
 
-def _resolve(kind: Doorbell | str | None) -> Doorbell:
-    """Return ``kind`` as a :class:`Doorbell`, or this process's doorbell when None."""
-    return Doorbell(kind) if kind else doorbell_kind()
-
-
 class ChannelWriter:
     """The capture side of one channel: never blocks on frame records.
 
@@ -215,7 +210,7 @@ class ChannelWriter:
     def __new__(cls, *args: Any, kind: Doorbell | None = None, **kwargs: Any) -> ChannelWriter:
         """Make the writer of ``kind`` (this process's doorbell when None)."""
         if cls is ChannelWriter:
-            pipe = _resolve(kind) is Doorbell.PIPE
+            pipe = (kind or doorbell_kind()) is Doorbell.PIPE
             cls = PipeChannelWriter if pipe else PortableChannelWriter
         return super().__new__(cls)
 
@@ -428,7 +423,7 @@ class ChannelReader:
     def __new__(cls, *args: Any, kind: Doorbell | None = None, **kwargs: Any) -> ChannelReader:
         """Make the reader of ``kind`` (this process's doorbell when None)."""
         if cls is ChannelReader:
-            pipe = _resolve(kind) is Doorbell.PIPE
+            pipe = (kind or doorbell_kind()) is Doorbell.PIPE
             cls = PipeChannelReader if pipe else PortableChannelReader
         return super().__new__(cls)
 
