@@ -136,15 +136,8 @@ def _experiments(session: SessionFiles, proof: FileProof) -> None:
         if not run.plan:
             continue
         plan = ExperimentPlan.from_record(run.plan)
-        proof.experiments.append(
-            {
-                "events_file": run.events_file,
-                "name": plan.name,
-                "kind": plan.kind,
-                "origin": plan.origin,
-                "sha256": plan.sha256,
-            }
-        )
+        entry = {"events_file": run.events_file, "name": plan.name, "kind": plan.kind}
+        proof.experiments.append(entry | {"origin": plan.origin, "sha256": plan.sha256})
         file = plan.file
         if file is None:
             continue
