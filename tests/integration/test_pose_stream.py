@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.support.files import write_settings
-from tests.support.paths import shared_data
+from tests.support.files import with_key, write_settings
+from tests.support.paths import PROJECT_ROOT, shared_data
 from tests.support.processes import only_session, run_cli
 
 LP = "lp-mirror-mouse-resnet18"
@@ -202,11 +202,17 @@ def test_one_worker_serves_cameras_of_any_size_and_maps_flipped_frames_back(
 def test_a_whole_session_runs_on_the_portable_doorbell(tmp_path: Path) -> None:
     """Capture, recording, pose records and the experiment, all on multiprocessing connections.
 
-    The portable doorbell is the one Windows takes; here it is forced on Linux, so CI runs the
-    whole path: every frame recorded, every frame analysed, poses that match the simulation.
+    The portable doorbell is the one Windows takes; here the setting chooses it on Linux, with
+    nothing in the environment, so CI runs the whole path and every process must take the choice
+    from its job (one left at the platform's pipe would misread the records): every frame
+    recorded, every frame analysed, poses that match the simulation.
     """
+    text = (PROJECT_ROOT / "settings.ini").read_text(encoding="utf-8")
+    settings = write_settings(tmp_path, with_key(text, "Streaming", "DOORBELL = portable"))
     result = run_cli(
         "--headless",
+        "--settings",
+        str(settings),
         "--recording-enabled",
         "--pose-enabled",
         "--experiment-enabled",
@@ -214,13 +220,13 @@ def test_a_whole_session_runs_on_the_portable_doorbell(tmp_path: Path) -> None:
         "150",
         "--output-dir",
         str(tmp_path),
-        env={"DEEPLABSTREAM_DOORBELL": "portable"},
+        env={"DEEPLABSTREAM_DOORBELL": ""},  # unset: the setting decides
     )
     assert result.returncode == 0, result.stderr
     session = only_session(tmp_path)
     info = json.loads((session / "session.json").read_text())
-    assert info["settings"]["Streaming"]["DOORBELL"] == "auto"
-    assert info["doorbell"] == "portable"  # the environment forced it in every process
+    assert info["settings"]["Streaming"]["DOORBELL"] == "portable"
+    assert info["doorbell"] == "portable"
     camera = info["cameras"]["arena"]
     assert camera["frames_captured"] == camera["frames_recorded"] == 150
     pose = _pose_table(session / "arena.pose.csv").dropna(how="all")  # the analysed frames

@@ -22,6 +22,6 @@ def emulated_env(platform: str, lock_file: Path) -> dict[str, str]:
         "DEEPLABSTREAM_EMULATE_PLATFORM": platform,
         "PYTHONPATH": path,
         "DEEPLABSTREAM_LOCK_FILE": str(lock_file),
-        # The platform chooses (a session earlier in this test run may have exported "pipe").
+        # The platform chooses, whatever the shell running the tests forces.
         "DEEPLABSTREAM_DOORBELL": "auto",
     }

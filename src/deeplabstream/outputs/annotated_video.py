@@ -171,13 +171,8 @@ def _video_frame_indices(
 
 def camera_threshold(record: SessionRecord, camera: str) -> float:
     """Return the likelihood threshold the session used for ``camera`` (its own, else [Pose]'s)."""
-    settings = record.settings
-    own = ((settings.get("cameras") or {}).get(camera) or {}).get("LIKELIHOOD_THRESHOLD")
-    shared = (settings.get("Pose") or {}).get("LIKELIHOOD_THRESHOLD")
-    for value in (own, shared):
-        if isinstance(value, int | float):
-            return float(value)
-    return DEFAULT_THRESHOLD
+    value = record.camera_setting(camera, "LIKELIHOOD_THRESHOLD")
+    return float(value) if isinstance(value, int | float) else DEFAULT_THRESHOLD
 
 
 def model_skeleton(record: SessionRecord, camera: str) -> tuple[tuple[str, str], ...]:

@@ -919,6 +919,12 @@ class SessionRecord(Part):
             )
         return record
 
+    def camera_setting(self, camera: str, name: str) -> Any:
+        """Return a camera's key as the session ran, else ``[Pose]``'s (a null one inherits)."""
+        sections = ((self.settings.get("cameras") or {}).get(camera), self.settings.get("Pose"))
+        values = [section.get(name) for section in sections if isinstance(section, dict)]
+        return next((value for value in values if value is not None), None)
+
     def is_replay(self) -> bool:
         """Tell whether every camera was a video file (a replay)."""
         return bool(self.cameras) and all(c.source == "video" for c in self.cameras.values())

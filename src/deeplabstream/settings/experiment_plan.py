@@ -125,13 +125,6 @@ class ExperimentPlan:
             )
         return found()
 
-    def option(self, name: str) -> PlannedOption:
-        """Return the planned option ``name`` (a field of ExperimentOptions)."""
-        for option in self.options:
-            if option.name == name:
-                return option
-        raise KeyError(name)
-
     def record(self) -> dict[str, Any]:
         """Return the plan as ``session.json`` records it beside each experiment run."""
         return {

@@ -8,8 +8,7 @@ timestamp, the host arrival time) and a typed end-of-stream record when it stops
 until records arrive (no busy-waiting) and take whatever has arrived.
 
 Two doorbells keep that contract; both ends of a channel must use the same one
-(:func:`doorbell_kind` picks it per process, from ``DEEPLABSTREAM_DOORBELL``, which the session
-exports for the processes it spawns):
+(:func:`doorbell_kind` picks it once per session, and every process's job carries the choice):
 
 * **pipe** (Linux, macOS; the faster one): raw records on the pipe's descriptor. The writer end is
   non-blocking; when the pipe is full the record is refused. Writes of 40 bytes are atomic on POSIX
@@ -78,13 +77,14 @@ def pipe_doorbell_available() -> bool:
 
 
 def doorbell_kind(setting: str = "auto") -> Doorbell:
-    """Return the doorbell this process uses.
+    """Return the doorbell a session (or a process given none) uses.
 
     Parameters
     ----------
     setting
         ``[Streaming] DOORBELL``: ``auto``, ``pipe`` or ``portable``. ``DEEPLABSTREAM_DOORBELL``,
-        when set, wins (tests force a doorbell in every process with it).
+        when set, wins (a user forces a doorbell with it). The session asks once and hands the
+        answer to its processes in their jobs; a process given none asks here itself.
 
     Returns
     -------
@@ -109,37 +109,6 @@ def doorbell_kind(setting: str = "auto") -> Doorbell:
     if choice == Doorbell.PIPE and not pipe_doorbell_available():
         raise ValueError(f"{source} = pipe needs POSIX pipes ({sys.platform} has none): use auto")
     return Doorbell(choice)
-
-
-_exported: str | None = None  # what export_doorbell put in the environment (not the user)
-
-
-def export_doorbell(setting: str) -> Doorbell:
-    """Choose the doorbell for a session and export it to the processes it will spawn.
-
-    Both ends of a channel must agree, and the channels' ends are made in several processes;
-    spawned processes inherit the environment, so the choice travels there. A value the user (or a
-    test) set in ``DEEPLABSTREAM_DOORBELL`` is kept; one this function exported for an earlier
-    session is replaced, so a changed setting takes effect in the next session.
-
-    Parameters
-    ----------
-    setting
-        ``[Streaming] DOORBELL``.
-
-    Returns
-    -------
-    Doorbell
-        The doorbell every process of the session uses.
-    """
-    global _exported
-    current = os.environ.get(DOORBELL_ENV)
-    if current is None or current == _exported:  # unset, or ours: the setting decides
-        os.environ.pop(DOORBELL_ENV, None)
-        kind = doorbell_kind(setting)
-        os.environ[DOORBELL_ENV] = _exported = kind.value
-        return kind
-    return doorbell_kind(setting)
 
 
 # -- records -----------------------------------------------------------------------------------
@@ -228,11 +197,6 @@ def _decode(chunk: bytes, offset: int) -> Record:
 # -- writers -----------------------------------------------------------------------------------
 
 
-def _resolve(kind: Doorbell | str | None) -> Doorbell:
-    """Return ``kind`` as a :class:`Doorbell`, or this process's doorbell when None."""
-    return Doorbell(kind) if kind else doorbell_kind()
-
-
 class ChannelWriter:
     """The capture side of one channel: never blocks on frame records.
 
@@ -246,7 +210,7 @@ class ChannelWriter:
     def __new__(cls, *args: Any, kind: Doorbell | None = None, **kwargs: Any) -> ChannelWriter:
         """Make the writer of ``kind`` (this process's doorbell when None)."""
         if cls is ChannelWriter:
-            pipe = _resolve(kind) is Doorbell.PIPE
+            pipe = (kind or doorbell_kind()) is Doorbell.PIPE
             cls = PipeChannelWriter if pipe else PortableChannelWriter
         return super().__new__(cls)
 
@@ -459,7 +423,7 @@ class ChannelReader:
     def __new__(cls, *args: Any, kind: Doorbell | None = None, **kwargs: Any) -> ChannelReader:
         """Make the reader of ``kind`` (this process's doorbell when None)."""
         if cls is ChannelReader:
-            pipe = _resolve(kind) is Doorbell.PIPE
+            pipe = (kind or doorbell_kind()) is Doorbell.PIPE
             cls = PipeChannelReader if pipe else PortableChannelReader
         return super().__new__(cls)
 

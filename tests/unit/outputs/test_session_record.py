@@ -165,6 +165,23 @@ def test_a_version_1_file_is_read_with_its_runs_and_its_loop_warnings():
     assert set(written) - set(VERSION_1) == {"schema_version", "pose_runs"}
 
 
+def test_a_camera_setting_is_its_own_else_the_pose_sections_as_the_session_ran():
+    settings = {
+        "Pose": {"LIKELIHOOD_THRESHOLD": 0.6, "BACKEND": "onnxruntime"},
+        "cameras": {
+            "top": {"LIKELIHOOD_THRESHOLD": 0.8, "FRAMERATE": 30},
+            "side": {"LIKELIHOOD_THRESHOLD": None},  # recorded null: inherits [Pose]'s
+        },
+    }
+    record = SessionRecord.from_json({"schema_version": SCHEMA_VERSION, "settings": settings})
+    assert record.camera_setting("top", "LIKELIHOOD_THRESHOLD") == 0.8
+    assert record.camera_setting("side", "LIKELIHOOD_THRESHOLD") == 0.6
+    assert record.camera_setting("gone", "BACKEND") == "onnxruntime"
+    assert record.camera_setting("top", "FRAMERATE") == 30
+    assert record.camera_setting("side", "FRAMERATE") is None  # nowhere: the caller decides
+    assert SessionRecord().camera_setting("top", "FRAMERATE") is None  # no settings recorded
+
+
 def test_keys_the_record_does_not_know_are_kept():
     data = {**copy.deepcopy(VERSION_1), "schema_version": SCHEMA_VERSION}
     data["lab_plugin"] = {"opto_pulses": 12}  # a plugin's own key at the top

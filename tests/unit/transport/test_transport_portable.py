@@ -8,7 +8,6 @@ exactly as a session's processes do.
 from __future__ import annotations
 
 import multiprocessing
-import os
 import time
 from pathlib import Path
 
@@ -16,7 +15,6 @@ import numpy as np
 import pytest
 
 from deeplabstream.core.frames import FrameGeometry
-from deeplabstream.transport import channel as channel_module
 from deeplabstream.transport import ring as ring_module
 from deeplabstream.transport.channel import (
     DOORBELL_ENV,
@@ -30,7 +28,6 @@ from deeplabstream.transport.channel import (
     PortableChannelWriter,
     doorbell_kind,
     encode_frame,
-    export_doorbell,
 )
 from deeplabstream.transport.ring import (
     Channel,
@@ -219,18 +216,6 @@ def test_the_doorbell_is_chosen_by_platform_setting_and_environment(monkeypatch)
     monkeypatch.setenv(DOORBELL_ENV, "carrier-pigeon")
     with pytest.raises(ValueError, match="DEEPLABSTREAM_DOORBELL: expected one of auto"):
         doorbell_kind()
-
-
-def test_a_session_exports_its_setting_but_keeps_a_forced_doorbell(monkeypatch) -> None:
-    monkeypatch.delenv(DOORBELL_ENV, raising=False)
-    monkeypatch.setattr(channel_module, "_exported", None)  # what this test exports is undone
-    assert export_doorbell("portable") is Doorbell.PORTABLE
-    assert os.environ[DOORBELL_ENV] == "portable"  # spawned processes inherit it
-    assert export_doorbell("auto") is Doorbell.PIPE  # the next session's setting replaces it
-    assert os.environ[DOORBELL_ENV] == "pipe"
-    monkeypatch.setenv(DOORBELL_ENV, "portable")  # forced by the user
-    assert export_doorbell("pipe") is Doorbell.PORTABLE
-    assert os.environ[DOORBELL_ENV] == "portable"
 
 
 # -- shared memory ---------------------------------------------------------------------------

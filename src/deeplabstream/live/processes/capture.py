@@ -65,7 +65,13 @@ from deeplabstream.live.processes.messages import (
 )
 from deeplabstream.outputs.folder import SESSION_LOG
 from deeplabstream.settings.sections import CameraSettings
-from deeplabstream.transport.channel import ChannelWriter, EndReason, FrameRecord, encode_frame
+from deeplabstream.transport.channel import (
+    ChannelWriter,
+    Doorbell,
+    EndReason,
+    FrameRecord,
+    encode_frame,
+)
 from deeplabstream.transport.ring import N_CHANNELS, Channel, FrameRing, StreamState
 
 log = logging.getLogger(__name__)
@@ -93,6 +99,7 @@ class CaptureJob:
     priority: ProcessPriority | None = None  # applied first thing (core/priority.py)
     recorder_niceness: int = 0  # of the recorders it starts for companion streams (depth)
     controls: Connection | None = None  # live control requests (SetCameraControl); None: none
+    doorbell: Doorbell | None = None  # [Streaming] DOORBELL as the session chose it
 
 
 def capture_main(job: CaptureJob) -> None:
@@ -109,7 +116,7 @@ def capture_main(job: CaptureJob) -> None:
         "priority": apply_process_priority(job.priority),  # before the driver's threads start
         "timers": precise_timers(),  # a paced camera sleeps until each frame is due: wake then
     }
-    writers = [ChannelWriter(connection) for connection in job.channels]
+    writers = [ChannelWriter(connection, kind=job.doorbell) for connection in job.channels]
     # Always wrapped: mirroring may be switched on while streaming (the Camera tab); while the
     # orientation is the identity, frames pass without a copy.
     common = job.camera.common
@@ -155,6 +162,7 @@ def _open_and_stream(
             camera.nominal_fps,
             job.log_target,
             job.recorder_niceness,
+            job.doorbell,
         )
     except (OSError, MemoryError) as error:
         job.control.send(Failed(f"camera {job.camera.name!r}: companion streams: {error}"))

@@ -44,7 +44,13 @@ from deeplabstream.hardware.cameras.base import CompanionStream
 from deeplabstream.live.processes.messages import RecorderFinished
 from deeplabstream.live.processes.recorder import RecorderJob, RecorderProcess, recorder_main
 from deeplabstream.settings.sections import RecordingSettings
-from deeplabstream.transport.channel import ChannelWriter, EndReason, FrameRecord, encode_frame
+from deeplabstream.transport.channel import (
+    ChannelWriter,
+    Doorbell,
+    EndReason,
+    FrameRecord,
+    encode_frame,
+)
 from deeplabstream.transport.ring import Channel, FrameRing, RingSpec, new_ring_name, ring_slots
 
 log = logging.getLogger(__name__)
@@ -179,6 +185,8 @@ class CompanionOutputs:
         Handed to companion recorders.
     recorder_niceness
         Niceness the companion recorders add (``[Streaming] SIDE_NICENESS`` of a live session).
+    doorbell
+        The session's doorbell, for the companions' channels (None: this process's default).
     """
 
     def __init__(
@@ -189,8 +197,10 @@ class CompanionOutputs:
         nominal_fps: float | None,
         log_target: LogTarget,
         recorder_niceness: int = SIDE_NICENESS,
+        doorbell: Doorbell | None = None,
     ) -> None:
         self.camera_name = camera_name
+        self._doorbell = doorbell
         self._recorder_niceness = recorder_niceness
         self.camera_id = camera_id
         self._log_target = log_target
@@ -211,7 +221,7 @@ class CompanionOutputs:
         slots = ring_slots(self._nominal_fps, COMPANION_BUFFER_S)
         ring = FrameRing.create(RingSpec(new_ring_name(name), stream.geometry, slots))
         read_end, write_end = self._context.Pipe(duplex=False)
-        return _Output(stream, name, ring, read_end, ChannelWriter(write_end))
+        return _Output(stream, name, ring, read_end, ChannelWriter(write_end, kind=self._doorbell))
 
     def __bool__(self) -> bool:
         """Return True when the camera has companion streams."""
@@ -318,6 +328,7 @@ class CompanionOutputs:
                 priority=ProcessPriority("recorder", self._recorder_niceness),
                 heartbeat=heartbeat,
                 part=len(output.finished) + 1,  # a recording started again: files of its own
+                doorbell=self._doorbell,
             )
 
         output.recorder = RecorderProcess.start(

@@ -21,6 +21,7 @@ from deeplabstream.outputs.interface import ChosenOutput
 from deeplabstream.settings.effective import EffectiveCamera
 from deeplabstream.settings.sections import PoseSettings
 from deeplabstream.spatial.triangulation.live import TriangulationSpec
+from deeplabstream.transport.channel import Doorbell
 from deeplabstream.transport.ring import RingSpec
 
 
@@ -75,6 +76,7 @@ class PoseJob:
     # The events its experiments made that events.csv lacks yet, and their latest frame time,
     # where the session finds them if the worker dies (core/unwritten_rows.py).
     unwritten: UnwrittenRows | None = None
+    doorbell: Doorbell | None = None  # [Streaming] DOORBELL as the session chose it
 
     def stem(self, camera: WorkerCamera) -> str:
         """Return the name its files start with: ``<camera>`` or ``<camera>.run2`` etc."""

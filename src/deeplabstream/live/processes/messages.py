@@ -24,7 +24,7 @@ from deeplabstream.hardware.cameras.base import CameraControl
 from deeplabstream.hardware.stimulation.latency import LatencyTestSpec
 from deeplabstream.settings.experiment_plan import ExperimentPlan
 from deeplabstream.settings.sections import DeviceSettings
-from deeplabstream.transport.channel import ChannelReader, EndReason
+from deeplabstream.transport.channel import ChannelReader, Doorbell, EndReason
 from deeplabstream.transport.ring import RingSpec
 
 # --- live.processes.capture ----------------------------------------
@@ -416,11 +416,16 @@ class PoseReader:
     """Read every pose record that has arrived, without blocking."""
 
     def __init__(
-        self, connection: Connection, keypoints: int, animals: int = 1, spread: bool = False
+        self,
+        connection: Connection,
+        keypoints: int,
+        animals: int = 1,
+        spread: bool = False,
+        doorbell: Doorbell | None = None,
     ) -> None:
-        # The worker writes poses through a ChannelWriter: read them through this process's
+        # The worker writes poses through a ChannelWriter: read them through the session's
         # doorbell (pipe or portable), which undoes its framing.
-        self._channel = ChannelReader(connection, 0)
+        self._channel = ChannelReader(connection, 0, kind=doorbell)
         self._size = pose_record_size(keypoints, animals, spread)
         self._keypoints = keypoints
         self._animals = animals

@@ -461,7 +461,7 @@ def open_pipelines(
     job: PoseJob, models: dict[str, AnyModel], outputs: LiveOutputs
 ) -> list[CameraPipeline]:
     """Attach every camera's ring and build its pipeline and sinks (the outputs' and the pipe)."""
-    poses_out = ChannelWriter(job.poses)
+    poses_out = ChannelWriter(job.poses, kind=job.doorbell)
     record_rows = max(len(models[model_key(c)].description.keypoints) for c in job.cameras)
     record_animals = max(models[model_key(c)].description.animals for c in job.cameras)
     record_spread = any(c.effective.ensemble for c in job.cameras)  # a camera's ensemble
@@ -471,7 +471,9 @@ def open_pipelines(
         description = model.description
         ring = FrameRing.attach(camera.ring)
         reader = NewestFrameReader(
-            ring, ChannelReader(camera.channel, camera.camera_id), Channel.ANALYSE
+            ring,
+            ChannelReader(camera.channel, camera.camera_id, kind=job.doorbell),
+            Channel.ANALYSE,
         )
         stem = job.stem(camera)
         tracker = _tracker(job, description)

@@ -41,7 +41,7 @@ from deeplabstream.outputs.folder import SESSION_LOG, release_reserve
 from deeplabstream.outputs.frames_table import FRAMES_TABLE_SUFFIX, FramesTable, count_table_rows
 from deeplabstream.outputs.video import VideoWriter, recording_stem, video_file_name
 from deeplabstream.settings.sections import RecordingSettings
-from deeplabstream.transport.channel import ChannelReader, EndOfStream, FrameRecord
+from deeplabstream.transport.channel import ChannelReader, Doorbell, EndOfStream, FrameRecord
 from deeplabstream.transport.ring import Channel, FrameRing, RingSpec
 
 log = logging.getLogger(__name__)
@@ -76,6 +76,7 @@ class RecorderJob:
     heartbeat: Heartbeat | None = None
     # Which recording of this camera's stream it is (1, 2, ...): its files' names.
     part: int = 1
+    doorbell: Doorbell | None = None  # [Streaming] DOORBELL as the session chose it
 
 
 class _Recording:
@@ -148,7 +149,7 @@ def recorder_main(job: RecorderJob) -> None:
     apply_process_priority(job.priority)  # before the encoder starts its threads
     add_log_file(job.session_dir / SESSION_LOG)
     ring = FrameRing.attach(job.ring)
-    reader = ChannelReader(job.channel, job.camera_id)
+    reader = ChannelReader(job.channel, job.camera_id, kind=job.doorbell)
     recording: _Recording | None = None
     error: str | None = None
     try:

@@ -61,6 +61,7 @@ from deeplabstream.outputs.interface import ChosenOutput
 from deeplabstream.outputs.pose.recovery import finish_events, how_it_ended, rebuild_camera_figures
 from deeplabstream.settings.sections import PoseSettings
 from deeplabstream.spatial.triangulation.live import TriangulationSpec
+from deeplabstream.transport.channel import Doorbell
 from deeplabstream.transport.ring import Channel, FrameRing
 
 log = logging.getLogger(__name__)
@@ -253,6 +254,7 @@ class Analysis:
         triangulation: TriangulationSpec | None = None,
         stop_requested: StopCheck | None = None,
         settings_folder: Path | None = None,
+        doorbell: Doorbell | None = None,
     ) -> Analysis:
         """Spawn the worker; wait until its model is warm (and the experiment's devices open).
 
@@ -263,7 +265,8 @@ class Analysis:
         wait for the worker includes what each may wait at its start (LSL: for consumers).
         ``stop_requested`` ends the wait with StopRequested (Ctrl-C while the model loads),
         after the worker has ended. ``settings_folder``: the settings file's folder, where the
-        worker finds the lab's plugins (core/plugins/; None: this process's).
+        worker finds the lab's plugins (core/plugins/; None: this process's). ``doorbell``:
+        the session's, for the worker's channels (None: this process's default).
         """
         start_up_s = _start_up_s(outputs)  # each output found by name: before any process
         control, child_control = context.Pipe(duplex=True)
@@ -286,6 +289,7 @@ class Analysis:
             settings_folder=settings_folder or settings_folder_in_use(),
             heartbeat=heartbeat,
             unwritten=unwritten,
+            doorbell=doorbell,
         )
         process = context.Process(target=pose_main, args=(job,), name="pose")
         with children_leave_stop_signals_to_parent():
@@ -315,6 +319,7 @@ class Analysis:
             message.record_keypoints or len(message.keypoints),
             message.record_animals,
             message.record_spread,  # an ensemble's spread per keypoint (docs/ensembles.md)
+            doorbell,
         )
         names = {camera.camera_id: camera.name for camera in cameras}
         log.info("pose estimation running: %s", message.model)

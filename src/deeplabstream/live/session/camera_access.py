@@ -52,6 +52,8 @@ def display_reader(branches: list[CameraBranch], camera_name: str) -> NewestFram
     """Return a newest-frame reader on a camera's DISPLAY channel, for a window here."""
     for branch in branches:
         if branch.name == camera_name and branch.ring is not None:
-            reader = ChannelReader(branch.channel_ends[Channel.DISPLAY], branch.camera_id)
+            reader = ChannelReader(
+                branch.channel_ends[Channel.DISPLAY], branch.camera_id, kind=branch.doorbell
+            )
             return NewestFrameReader(branch.ring, reader, Channel.DISPLAY)
     raise KeyError(camera_name)

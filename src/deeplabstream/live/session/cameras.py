@@ -37,7 +37,7 @@ from deeplabstream.live.processes.messages import (
 from deeplabstream.live.processes.recorder import RecorderProcess
 from deeplabstream.outputs.session_record import CameraRecord, Recording
 from deeplabstream.settings.sections import CameraSettings, Settings
-from deeplabstream.transport.channel import EndReason
+from deeplabstream.transport.channel import Doorbell, EndReason
 from deeplabstream.transport.ring import (
     N_CHANNELS,
     Channel,
@@ -77,6 +77,7 @@ class CameraBranch:
     loss_handled: bool = False  # [Streaming] ON_CAMERA_LOST applied (once per camera)
     controls_pipe: Connection | None = None  # live control requests and their answers
     controls: tuple[CameraControl, ...] = ()  # as the camera last reported them
+    doorbell: Doorbell | None = None  # of its channels, as the session chose it
 
     @property
     def name(self) -> str:
@@ -132,6 +133,7 @@ def spawn_capture(
     max_frames: int | None,
     log_level: int,
     plan: PriorityPlan,
+    doorbell: Doorbell,
 ) -> CameraBranch:
     """Start the capture process of one camera; it opens the camera and says so."""
     control, child_control = context.Pipe(duplex=True)
@@ -147,6 +149,7 @@ def spawn_capture(
         priority=plan.for_role("capture"),
         recorder_niceness=plan.side_niceness,
         controls=child_controls,
+        doorbell=doorbell,
     )
     process = context.Process(target=capture_main, args=(job,), name=f"capture:{camera.name}")
     with children_leave_stop_signals_to_parent():
@@ -157,7 +160,7 @@ def spawn_capture(
     for _, write_end in pipes:
         write_end.close()
     branch = CameraBranch(camera_id, camera, process, control, tuple(r for r, _ in pipes))
-    branch.controls_pipe = controls_pipe
+    branch.controls_pipe, branch.doorbell = controls_pipe, doorbell
     return branch
 
 

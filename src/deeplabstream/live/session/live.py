@@ -103,7 +103,7 @@ from deeplabstream.settings.effective import CameraPlan, resolve_cameras
 from deeplabstream.settings.experiment_plan import ExperimentPlan
 from deeplabstream.settings.outputs import chosen_outputs
 from deeplabstream.settings.sections import Settings
-from deeplabstream.transport.channel import Doorbell, export_doorbell
+from deeplabstream.transport.channel import Doorbell, doorbell_kind
 from deeplabstream.transport.readers import NewestFrameReader
 from deeplabstream.transport.ring import FrameRing
 
@@ -165,8 +165,8 @@ class LiveSession:
         """
         check_stop(stop_requested)  # asked before anything starts: nothing is started
         hold_log_lines()  # the cameras open before session.log exists: its first lines
-        # Every process's channel ends must agree: the choice travels in the environment.
-        self.doorbell = export_doorbell(self.settings.streaming.doorbell)
+        # Every process's channel ends must agree: the choice travels in each process's job.
+        self.doorbell = doorbell_kind(self.settings.streaming.doorbell)
         # The main process (and a GUI's drawing) keeps off the inference worker's cores while
         # the stream runs; :meth:`stop` gives it its cores back.
         self._main_priority = main_process_priority(self.priority_plan)
@@ -179,6 +179,7 @@ class LiveSession:
                     self.max_frames,
                     self._log_level,
                     self.priority_plan,
+                    self.doorbell,
                 )
             )
         try:
@@ -347,6 +348,7 @@ class LiveSession:
             ),
             stop_requested=stop_requested,
             settings_folder=self.settings.source_file.parent,  # the lab's plugin folders
+            doorbell=self.doorbell,
         )
         self.analyses.append(self.analysis)
         for warning in self.analysis.ready.warnings:  # e.g. frames not the model's size

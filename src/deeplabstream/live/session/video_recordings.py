@@ -135,6 +135,7 @@ def spawn_recorder(
             priority=priority,
             heartbeat=heartbeat,
             part=len(branch.recordings) + 1,  # a recording stopped before has its own files
+            doorbell=branch.doorbell,
         )
 
     recorder = RecorderProcess.start(context, job_for, f"recorder:{branch.name}")

@@ -29,6 +29,8 @@ from deeplabstream.experiments.registry import load_experiment
 from deeplabstream.experiments.triggers.geometry import Circle, Ellipse, Polygon, Rectangle
 from deeplabstream.live.processes.messages import TriggerView
 from deeplabstream.outputs.annotated_video import FrameOverlay
+from deeplabstream.outputs.session_record import ExperimentRun
+from deeplabstream.settings.experiment_plan import ExperimentPlan
 from deeplabstream.settings.sections import Settings
 
 log = logging.getLogger(__name__)
@@ -70,16 +72,20 @@ def region_camera_problems(settings: Settings, camera: str, video: Path) -> list
         f"so nothing would be evaluated or drawn. {fix}"
     ]
 
+
 REGION_SHAPES = (Circle, Rectangle, Ellipse, Polygon)
 
 
-def region_overlay(settings: Settings, camera: str) -> FrameOverlay | None:
-    """Draw the regions of ``settings``' experiment on ``camera``'s frames; None: there are none.
+def region_overlay(run: ExperimentRun | None, camera: str) -> FrameOverlay | None:
+    """Draw the regions of the experiment the replay ran on ``camera``'s frames; None: none.
 
-    An experiment that cannot be loaded here gives none (the replay itself said why).
+    The experiment is built from the plan ``session.json`` recorded for ``run``, never from
+    its name again. One that cannot be built here gives none (the replay itself said why).
     """
+    if run is None or not run.plan:
+        return None
     try:
-        experiment = load_experiment(settings.experiment.name, settings.source_file.parent)
+        experiment = ExperimentPlan.from_record(run.plan).build()
     except (DeepLabStreamError, ValueError, ImportError) as error:
         log.warning("the annotated video shows no regions: %s", error)
         return None

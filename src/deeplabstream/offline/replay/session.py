@@ -213,7 +213,7 @@ def _finish(
     pose = (session.pose.cameras.get(camera) if session.pose else None) or PoseCamera()
     annotated = None
     if options.annotated_video and (session_dir / f"{camera}.pose.csv").is_file():
-        overlay = region_overlay(settings, camera) if options.experiment else None
+        overlay = region_overlay(session.experiment, camera) if options.experiment else None
         annotated = _annotate(video, info, session_dir, camera, errors, report, overlay)
     if entry.status == "ended" and entry.end != END_OF_VIDEO and not errors:
         errors.append(f"stopped before the end of the video: {runner.stop_reason}")

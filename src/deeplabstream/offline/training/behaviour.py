@@ -92,9 +92,8 @@ def session_fps(pose_path: Path, fps: float | None) -> float:
         raise TrainingError(f"{record}: not a session's record ({error}); pass --fps") from None
     entry = data.cameras.get(camera)
     rate: Any = entry.nominal_fps if entry is not None else None
-    if rate is None:  # the settings are their own JSON object: [Camera NAME] FRAMERATE
-        settings = (data.settings.get("cameras") or {}).get(camera) or {}
-        rate = settings.get("FRAMERATE") if isinstance(settings, dict) else None
+    if rate is None:  # the settings as the session ran: [Camera NAME] FRAMERATE
+        rate = data.camera_setting(camera, "FRAMERATE")
     if isinstance(rate, int | float) and not isinstance(rate, bool) and rate > 0:
         return float(rate)
     known = sorted(data.cameras)

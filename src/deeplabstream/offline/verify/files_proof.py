@@ -22,6 +22,8 @@ from deeplabstream.offline.verify.frames import ExactRows
 from deeplabstream.offline.verify.record_proof import recorded_entries
 from deeplabstream.offline.verify.session_files import SessionFiles, changed_lab_files
 from deeplabstream.outputs.pose.table import read_pose_table
+from deeplabstream.outputs.session_record import SessionRecord
+from deeplabstream.settings.experiment_plan import ExperimentPlan
 
 #: The pose CSV writes x and y with 3 decimals: a value off by more than half of the last one
 #: was not written from pose_exact.csv.
@@ -130,38 +132,30 @@ def code_problems(session: SessionFiles) -> list[str]:
 
 def _experiments(session: SessionFiles, proof: FileProof) -> None:
     """Check each run's experiment: a class's module still the code that ran."""
-    runs = [run for run in session.record.get("experiment_runs") or [] if run]
-    for run in runs:
-        plan = run.get("plan") or {}
-        if not plan:
+    for run in SessionRecord.from_json(session.record).experiment_runs:
+        if not run.plan:
             continue
-        entry = {
-            "events_file": run.get("events_file"),
-            "name": plan.get("name"),
-            "kind": plan.get("kind"),
-            "origin": plan.get("origin"),
-            "sha256": plan.get("sha256"),
-        }
-        proof.experiments.append(entry)
-        file = plan.get("file")
-        if not file:
+        plan = ExperimentPlan.from_record(run.plan)
+        entry = {"events_file": run.events_file, "name": plan.name, "kind": plan.kind}
+        proof.experiments.append(entry | {"origin": plan.origin, "sha256": plan.sha256})
+        file = plan.file
+        if file is None:
             continue
-        path = Path(file)
-        if plan.get("kind") == "config":  # re-run from the text session.json holds
-            if path.is_file() and text_sha256(_text(path)) != plan.get("sha256"):
+        if plan.kind == "config":  # re-run from the text session.json holds
+            if file.is_file() and text_sha256(_text(file)) != plan.sha256:
                 proof.notes.append(
                     f"the experiment config {file} was edited since the session: verify re-runs "
                     "the text session.json recorded, the one that ran"
                 )
             continue
-        if not path.is_file():
+        if not file.is_file():
             proof.problems.append(
-                f"the experiment {plan.get('name')!r}: its file {file} is gone: its decisions "
+                f"the experiment {plan.name!r}: its file {file} is gone: its decisions "
                 "cannot be re-derived"
             )
-        elif file_sha256(path) != plan.get("sha256"):
+        elif file_sha256(file) != plan.sha256:
             proof.problems.append(
-                f"the experiment {plan.get('name')!r}: {file} was edited after the session (its "
+                f"the experiment {plan.name!r}: {file} was edited after the session (its "
                 "SHA-256 differs): its decisions are not re-derived with other code"
             )
 

@@ -13,7 +13,7 @@ from deeplabstream.live.processes.messages import (
     encode_pose,
     pose_record_size,
 )
-from deeplabstream.transport.channel import ChannelWriter
+from deeplabstream.transport.channel import DOORBELL_ENV, ChannelWriter, Doorbell
 
 
 def _send(
@@ -30,6 +30,28 @@ def _send(
     reader.close()
     write_end.close()
     return got
+
+
+def test_the_sessions_doorbell_reads_its_records_without_the_environment(monkeypatch):
+    """The worker writes with the doorbell its job names; the session's reader is given it too.
+
+    Nothing in the environment says ``portable``, and on Linux the default is the pipe, whose
+    reader would take the portable framing for records: only the handed choice decodes them.
+    """
+    monkeypatch.delenv(DOORBELL_ENV, raising=False)
+    read_end, write_end = multiprocessing.Pipe(duplex=False)
+    reader = PoseReader(read_end, 3, doorbell=Doorbell.PORTABLE)
+    writer = ChannelWriter(write_end, kind=Doorbell.PORTABLE)
+    sent = [PoseRecord(0, i, i, i, i, i, np.full((3, 3), i, np.float32)) for i in range(3)]
+    for record in sent:
+        assert writer.send(encode_pose(record))
+    writer.close()
+    got: list[PoseRecord] = []
+    while not reader.at_eof:
+        got += reader.read_available()
+    assert [r.frame_index for r in got] == [0, 1, 2]
+    assert np.array_equal(got[2].pose, sent[2].pose)
+    reader.close()
 
 
 def test_a_multi_animal_record_carries_every_animal_and_the_first_as_its_pose():
