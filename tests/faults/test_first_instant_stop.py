@@ -119,9 +119,22 @@ def test_ctrl_c_at_once_after_the_start_runs_nothing(tmp_path: Path, which: str)
     process, _ = _start(tmp_path, which)
     os.killpg(process.pid, signal.SIGINT)
     code, out, err = _finish(process)
-    assert code in (130, -signal.SIGINT), (code, out, err)  # -2: ended by the signal itself
+    if code == 1 and _stopped_inside_python_start_up(err):
+        pass  # Python's own start-up took it (before site was imported): no line of ours ran
+    else:
+        assert code in (130, -signal.SIGINT), (code, out, err)  # -2: ended by the signal itself
     assert _sessions(tmp_path) == [], (out, err)
     assert "Session folder" not in out
+
+
+def _stopped_inside_python_start_up(err: str) -> bool:
+    """Whether the interpreter stopped while it imported ``site``, before any of our code.
+
+    CPython ends with "Fatal Python error: init_import_site" and exit 1 when Ctrl-C arrives
+    then (seen on a loaded machine, where the signal can come before site is imported). No
+    handler of the program exists yet: the process ends with nothing started.
+    """
+    return "init_import_site" in err and "KeyboardInterrupt" in err
 
 
 def _stop_at(
