@@ -352,6 +352,10 @@ def plan(system: str, gpu: bool, tests: bool, files: list[str], dry_run: bool) -
     editable: Command = [*pip, "install", *PIP_OPTIONS, "--no-deps", "--no-build-isolation"]
     editable += ["-e", "."]
     steps.append(Step("the project itself, editable (src/deeplabstream)", (editable,)))
+    # Every process a session starts imports the package: compiled once here, it is read from
+    # __pycache__ even where PYTHONDONTWRITEBYTECODE keeps Python from writing it itself.
+    compiled: Command = [python, "-m", "compileall", "-q", ROOT / "src"]
+    steps.append(Step("compiling the project's bytecode (src/deeplabstream)", (compiled,)))
     return steps
 
 

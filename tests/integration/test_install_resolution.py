@@ -514,7 +514,8 @@ def test_the_setup_says_each_step_and_shows_what_it_runs_as_it_goes(tmp_path: Pa
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     announced = [line for line in dry.stdout.splitlines() if " step " in line]
-    assert len(announced) >= 3 and announced[-1].endswith("editable (src/deeplabstream)")
+    assert len(announced) >= 4 and announced[-2].endswith("editable (src/deeplabstream)")
+    assert announced[-1].endswith("compiling the project's bytecode (src/deeplabstream)")
     assert "pip install" in dry.stdout and "--quiet" not in dry.stdout
     assert "-r requirements-dev.txt" in dry.stdout
     assert "dry run: nothing was run" in dry.stdout
