@@ -9,6 +9,8 @@ import pytest
 
 from deeplabstream.experiments.observation import Observation
 from deeplabstream.experiments.triggers.base import Trigger
+from deeplabstream.experiments.triggers.geometry import Circle
+from deeplabstream.experiments.triggers.regions import Region
 
 
 def _observation(t: float, x: float) -> Observation:
@@ -87,3 +89,63 @@ def test_a_kind_without_step_says_what_to_write() -> None:
 
     with pytest.raises(NotImplementedError, match=r"NoStep must define step\(obs\)"):
         NoStep().update(_observation(0.0, 10))
+
+
+class LeftOfCircle(Region):
+    """A lab's kind over a built-in one, written with the public hooks: inside, counted."""
+
+    kind = "left_of_circle"
+
+    def __init__(self) -> None:
+        self.visits = 0
+        super().__init__(Circle(30.0, 10.0, 25.0), hold_s=0.0)
+
+    def step(self, obs: Observation) -> bool:
+        inside = super().step(obs)
+        self.visits += inside
+        return inside
+
+    def forget(self) -> None:
+        super().forget()
+        self.visits = 0
+
+    def params(self) -> dict[str, Any]:
+        return {**super().params(), "counted": True}
+
+
+def _counts_the_visits(trigger: Any) -> None:
+    """The built-in region's decisions, with the lab's count, parameter and reset on top."""
+    states = [trigger.update(_observation(i / 10, x)) for i, x in enumerate([10, 20, 80, 30])]
+    assert states == [True, True, False, True] and trigger.visits == 3
+    assert trigger.describe()["counted"] is True and trigger.describe()["keypoint"] == "nose"
+    trigger.reset()
+    assert trigger.visits == 0 and trigger.last_point is None
+
+
+def test_a_kind_over_a_built_in_kind_overrides_its_public_hooks() -> None:
+    _counts_the_visits(LeftOfCircle())
+
+
+def test_an_old_kind_over_a_built_in_kind_still_reaches_its_underscore_hooks() -> None:
+    with pytest.warns(DeprecationWarning, match=r"defines _step, _params, _reset"):
+
+        class OldLeftOfCircle(Region):
+            kind = "old_left_of_circle"
+
+            def __init__(self) -> None:
+                self.visits = 0
+                super().__init__(Circle(30.0, 10.0, 25.0), hold_s=0.0)
+
+            def _step(self, obs: Observation) -> bool:
+                inside = super()._step(obs)
+                self.visits += inside
+                return inside
+
+            def _params(self) -> dict[str, Any]:
+                return {**super()._params(), "counted": True}
+
+            def _reset(self) -> None:
+                super()._reset()
+                self.visits = 0
+
+    _counts_the_visits(OldLeftOfCircle())

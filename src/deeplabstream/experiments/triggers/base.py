@@ -50,9 +50,8 @@ from deeplabstream.experiments.triggers.geometry import Shape
 
 AnyObservation = Observation | Observations
 
-_PACKAGE = __name__.split(".")[0]
 _OLD_HOOKS = {"_step": "step(obs)", "_params": "params()", "_reset": "forget()"}
-"""The hooks a kind wrote before the public names, and what to write now."""
+"""Release 0.4.0's hook names (deprecated in 0.5.0, until 0.8.0), and what to write now."""
 
 
 def observation_time(obs: AnyObservation) -> float:
@@ -279,10 +278,10 @@ class Trigger:
     """A condition on the stream of observations that keeps its own state across them.
 
     A kind writes :meth:`step` (one observation of its camera -> the new state), :meth:`params`
-    (what rebuilds it) and :meth:`keypoints_read`; one with memory writes :meth:`forget`. The
-    built-in kinds write the same hooks as ``_step``, ``_params`` and ``_reset`` (a lab's kind
-    that does is warned: :meth:`__init_subclass__`). ``is_event`` marks triggers whose True lasts
-    one observation (a transition), which are False on observations not for them.
+    (what rebuilds it) and :meth:`keypoints_read`; one with memory writes :meth:`forget` (a lab's
+    kind written with release 0.4.0's names still works, warned: :meth:`__init_subclass__`).
+    ``is_event`` marks triggers whose True lasts one observation (a transition), which are
+    False on observations not for them.
     """
 
     kind: ClassVar[str] = ""
@@ -300,11 +299,21 @@ class Trigger:
     reads: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
-        """Warn a lab's kind written with the underscore hooks of the built-ins."""
+        """Give each hook a kind writes both its names; warn a kind that writes an old one.
+
+        A lab's kind written for release 0.4.0 defines ``_step``, ``_params``, ``_reset``: they
+        are its :meth:`step`, :meth:`params`, :meth:`forget`. A public hook answers to its old
+        name too, so that such a kind's ``super()._step(obs)`` reaches the built-in kind's.
+        """
         super().__init_subclass__(**kwargs)
-        if cls.__module__.split(".")[0] == _PACKAGE:
-            return  # the built-in kinds keep their names
-        old = [name for name in _OLD_HOOKS if name in vars(cls)]
+        own = dict(vars(cls))
+        old = [name for name in _OLD_HOOKS if name in own]
+        for name, public in _OLD_HOOKS.items():
+            public = public.partition("(")[0]
+            if name in own and public not in own:
+                setattr(cls, public, own[name])
+            elif public in own and name not in own:
+                setattr(cls, name, own[public])
         if old:
             new = ", ".join(_OLD_HOOKS[name] for name in old)
             deprecated(
@@ -361,11 +370,11 @@ class Trigger:
             if self.is_event:
                 self.state = False  # an event needs news, and its keypoints seen
             return self.state
-        self.state = bool(self._step(selected))
+        self.state = bool(self.step(selected))
         return self.state
 
     def _bridged(self, obs: Observation) -> bool:
-        """Whether ``obs`` is a loss the :attr:`loss_hold` bridges (then no :meth:`_step`)."""
+        """Whether ``obs`` is a loss the :attr:`loss_hold` bridges (then no :meth:`step`)."""
         hold = self.loss_hold
         if hold is None or hold.hold_s <= 0.0:  # nothing to bridge: no need to look
             return False
@@ -398,31 +407,23 @@ class Trigger:
         """
         raise NotImplementedError(f"{type(self).__name__} must define step(obs) -> bool")
 
-    def _step(self, obs: Observation) -> bool:
-        """:meth:`step` under the name the built-in kinds (and older lab kinds) write."""
-        return self.step(obs)
-
     def reset(self) -> None:
         """Forget all memory, as if just built."""
         self.state = False
         self.holding = False
         if self.loss_hold is not None:
             self.loss_hold.reset()
-        self._reset()
+        self.forget()
 
     def forget(self) -> None:
         """Forget the kind's own memory (a count, a timer): a kind with memory writes it."""
-
-    def _reset(self) -> None:
-        """:meth:`forget` under the name the built-in kinds (and older lab kinds) write."""
-        self.forget()
 
     def describe(self) -> dict[str, Any]:
         """``{"kind": ..., **parameters}`` for the event log (factory-compatible)."""
         described: dict[str, Any] = {"kind": self.kind}
         if self.camera is not None:
             described["camera"] = self.camera
-        described.update(self._params())
+        described.update(self.params())
         return described
 
     def params(self) -> dict[str, Any]:
@@ -433,9 +434,7 @@ class Trigger:
         """
         return {}
 
-    def _params(self) -> dict[str, Any]:
-        """:meth:`params` under the name the built-in kinds (and older lab kinds) write."""
-        return self.params()
+    _step, _params, _reset = step, params, forget  # release 0.4.0's names (__init_subclass__)
 
     def shapes(self) -> list[Shape]:
         """Return what to draw for this trigger, in frame pixels (nothing by default)."""
@@ -604,10 +603,10 @@ class Condition(Trigger):
         self.func = func
         self.name = name or getattr(func, "__name__", "condition")
 
-    def _step(self, obs: Observation) -> bool:
+    def step(self, obs: Observation) -> bool:
         return bool(self.func(obs))
 
-    def _params(self) -> dict[str, Any]:
+    def params(self) -> dict[str, Any]:
         return {"name": self.name}
 
 
@@ -636,16 +635,10 @@ class WrappingTrigger(Trigger):
         """Return the wrapped trigger's cameras."""
         return self.trigger.cameras_read()
 
-    def _step(self, obs: Observation) -> bool:  # pragma: no cover - update() is overridden
-        raise NotImplementedError
-
     def reset(self) -> None:
         """Forget the wrapped trigger's memory and this one's."""
         self.trigger.reset()
         super().reset()
-
-    def _params(self) -> dict[str, Any]:  # pragma: no cover - describe() is overridden
-        return {}
 
     def shapes(self) -> list[Shape]:
         """Return the wrapped trigger's shapes."""

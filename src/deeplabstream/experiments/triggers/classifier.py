@@ -146,9 +146,9 @@ class ClassifierTrigger(Trigger):
         self.probabilities: np.ndarray | None = None  # the last update's, per behaviour
         self._position: tuple[float, float] | None = None
 
-    def _step(self, obs: Observation) -> bool:
+    def step(self, obs: Observation) -> bool:
         if obs.time_s < self._last_time_s:  # time went backwards: a new replay
-            self._reset()
+            self.forget()
         self._last_time_s = obs.time_s
         self._follow_calibration(obs.pixels_per_mm)
         keypoints = obs.keypoints[self._indices(obs.names)]
@@ -165,7 +165,7 @@ class ClassifierTrigger(Trigger):
             return
         self._calibration = camera_pixels_per_mm
         self.classifier = BehaviourClassifier.load(self.model, camera_pixels_per_mm)
-        self._reset()
+        self.forget()
 
     def _indices(self, names: tuple[str, ...]) -> np.ndarray:
         """Return the rows of the pose the classifier reads, in its order (cached per model)."""
@@ -180,7 +180,7 @@ class ClassifierTrigger(Trigger):
             self._order = (names, order)
         return self._order[1]
 
-    def _reset(self) -> None:
+    def forget(self) -> None:
         self.classifier.reset()
         self.bouts.reset()
         self._last_time_s = -math.inf
@@ -211,7 +211,7 @@ class ClassifierTrigger(Trigger):
         """Return the keypoints the classifier was trained on (its feature spec names them)."""
         return tuple(self.classifier.keypoints)
 
-    def _params(self) -> dict[str, Any]:
+    def params(self) -> dict[str, Any]:
         params: dict[str, Any] = {
             "model": str(self.model),
             "behaviour": self.behaviour,

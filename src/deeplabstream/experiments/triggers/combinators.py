@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from deeplabstream.experiments.observation import Observation
 from deeplabstream.experiments.triggers.base import (
     AnyObservation,
     Trigger,
@@ -33,9 +32,6 @@ class _Combinator(Trigger):
                 raise ValueError(f"{self.kind} combines triggers, not {child!r}")
         self.children: tuple[Trigger, ...] = children
 
-    def _step(self, obs: Observation) -> bool:  # pragma: no cover - update() is overridden
-        raise NotImplementedError
-
     def reset(self) -> None:
         """Reset this combinator and every child."""
         for child in self.children:
@@ -45,9 +41,6 @@ class _Combinator(Trigger):
     def describe(self) -> dict[str, Any]:
         """Return the kind, parameters and the children's descriptions (under ``"children"``)."""
         return {**super().describe(), "children": [c.describe() for c in self.children]}
-
-    def _params(self) -> dict[str, Any]:
-        return {}
 
     def shapes(self) -> list[Shape]:
         """Return the children's shapes."""
@@ -123,7 +116,7 @@ class Rising(_Single):
         self._before = now
         return self.state
 
-    def _reset(self) -> None:
+    def forget(self) -> None:
         self._before = False
 
 
@@ -157,10 +150,10 @@ class Debounce(_Single):
             self._since = None
         return self.state
 
-    def _reset(self) -> None:
+    def forget(self) -> None:
         self._since = None
 
-    def _params(self) -> dict[str, Any]:
+    def params(self) -> dict[str, Any]:
         return {"on_s": self.on_s, "off_s": self.off_s}
 
 

@@ -118,7 +118,7 @@ class Height(KeypointTrigger):
         self.radius_px = int(radius)
         self.last_height_m: float | None = None
 
-    def _reset(self) -> None:
+    def forget(self) -> None:
         self.last_height_m = None
 
     def height_m(self, obs: Observation) -> float | None:
@@ -136,7 +136,7 @@ class Height(KeypointTrigger):
             return None
         return self.floor_m - depth
 
-    def _step(self, obs: Observation) -> bool:
+    def step(self, obs: Observation) -> bool:
         height = self.height_m(obs)
         self.last_height_m = height
         if height is None:
@@ -149,7 +149,7 @@ class Height(KeypointTrigger):
         """Return the keypoint whose height it measures."""
         return (self.keypoint,)
 
-    def _params(self) -> dict[str, Any]:
+    def params(self) -> dict[str, Any]:
         params: dict[str, Any] = {"floor_m": self.floor_m}
         if self.above_m is not None:
             params["above_m"] = self.above_m

@@ -94,9 +94,9 @@ class _Bearing(KeypointTrigger):
         self.target_point = _target_point(target)
         self.origin = origin
         self.tip = tip
-        self._reset()
+        self.forget()
 
-    def _reset(self) -> None:
+    def forget(self) -> None:
         self.last_bearing: float | None = None
         self._head: tuple[tuple[float, float], tuple[float, float]] | None = None
 
@@ -115,7 +115,7 @@ class _Bearing(KeypointTrigger):
         """Return the head's two keypoints (origin, tip)."""
         return (self.origin, self.tip)
 
-    def _params(self) -> dict[str, Any]:
+    def params(self) -> dict[str, Any]:
         return {"target": _target_text(self.target), "origin": self.origin, "tip": self.tip}
 
     def shapes(self) -> list[Shape]:
@@ -163,12 +163,12 @@ class HeadDirection(_Bearing):
         if self.angle_deg > 180.0:
             raise ValueError(f"angle_deg must be <= 180, not {angle_deg!r}")
 
-    def _step(self, obs: Observation) -> bool:
+    def step(self, obs: Observation) -> bool:
         bearing = self.bearing(obs)
         return bearing is not None and abs(bearing) <= self.angle_deg
 
-    def _params(self) -> dict[str, Any]:
-        return {**super()._params(), "angle_deg": self.angle_deg}
+    def params(self) -> dict[str, Any]:
+        return {**super().params(), "angle_deg": self.angle_deg}
 
 
 class TargetSide(_Bearing):
@@ -197,14 +197,14 @@ class TargetSide(_Bearing):
         if self.max_angle_deg > 180.0:
             raise ValueError(f"max_angle_deg must be <= 180, not {max_angle_deg!r}")
 
-    def _step(self, obs: Observation) -> bool:
+    def step(self, obs: Observation) -> bool:
         bearing = self.bearing(obs)
         if bearing is None or abs(bearing) >= 180.0 or abs(bearing) > self.max_angle_deg:
             return False
         return bearing < 0.0 if self.side == "left" else bearing > 0.0
 
-    def _params(self) -> dict[str, Any]:
-        return {**super()._params(), "side": self.side, "max_angle_deg": self.max_angle_deg}
+    def params(self) -> dict[str, Any]:
+        return {**super().params(), "side": self.side, "max_angle_deg": self.max_angle_deg}
 
 
 _HEAD_PARAMETERS = {

@@ -159,14 +159,14 @@ class MotionEnergyAbove(Trigger):
         super().__init__(camera)
         self.roi = roi if isinstance(roi, Rectangle) else Rectangle(*roi)
         self.threshold = check_number("threshold", threshold, 0.0)
-        self._reset()
+        self.forget()
 
-    def _reset(self) -> None:
+    def forget(self) -> None:
         self._previous: np.ndarray | None = None
         self._shape: tuple[int, ...] | None = None
         self.last_energy: float | None = None
 
-    def _step(self, obs: Observation) -> bool:
+    def step(self, obs: Observation) -> bool:
         if obs.frame is None:
             self._previous, self.last_energy = None, None
             return False
@@ -185,7 +185,7 @@ class MotionEnergyAbove(Trigger):
     def _holds(self, energy: float) -> bool:
         return energy > self.threshold
 
-    def _params(self) -> dict[str, Any]:
+    def params(self) -> dict[str, Any]:
         return {"roi": str(self.roi), "threshold": self.threshold}
 
     def shapes(self) -> list[Shape]:
@@ -233,7 +233,7 @@ class PupilDiameterAbove(Trigger):
     ) -> None:
         super().__init__(camera)
         # Not the base's loss_hold: "seen" here is "a diameter could be estimated", which
-        # _step finds out anyway (the base would compute the diameter twice).
+        # step finds out anyway (the base would compute the diameter twice).
         self._loss = LossHold.of(options)
         self.threshold = check_number("threshold", threshold, 0.0)
         if len(keypoints) != 4:
@@ -245,11 +245,11 @@ class PupilDiameterAbove(Trigger):
         )
         self.last_diameter: float | None = None
 
-    def _reset(self) -> None:
+    def forget(self) -> None:
         self.last_diameter = None
         self._loss.reset()
 
-    def _step(self, obs: Observation) -> bool:
+    def step(self, obs: Observation) -> bool:
         rows = [obs.index(name) for name in self.keypoints]
         diameter = float(pupil_diameter(obs.keypoints[rows], self.min_likelihood))
         if self.mm_per_px is not None:
@@ -281,7 +281,7 @@ class PupilDiameterAbove(Trigger):
         """Return the four pupil keypoints."""
         return self.keypoints
 
-    def _params(self) -> dict[str, Any]:
+    def params(self) -> dict[str, Any]:
         params: dict[str, Any] = {
             "threshold": self.threshold,
             "keypoints": ",".join(self.keypoints),

@@ -94,9 +94,9 @@ class LightOn(Trigger):
                 f"threshold is a fraction of the on level, 0 < t <= 1, not {threshold}"
             )
         self.search_s = check_number("search_s", search_s, 0.0, strict=True)
-        self._reset()
+        self.forget()
 
-    def _reset(self) -> None:
+    def forget(self) -> None:
         self.roi: Rectangle | None = self.given_roi
         self.off_level: float | None = None
         self.on_level: float | None = None
@@ -120,7 +120,7 @@ class LightOn(Trigger):
         span = self.on_level - self.off_level
         return min(1.0, max(0.0, (level - self.off_level) / span))
 
-    def _step(self, obs: Observation) -> bool:
+    def step(self, obs: Observation) -> bool:
         if obs.frame is None:
             return False
         if self._started_s is None:
@@ -185,7 +185,7 @@ class LightOn(Trigger):
         self.on_level = float(levels[levels >= high - band].mean())
         self._blocks, self._levels = [], []
 
-    def _params(self) -> dict[str, Any]:
+    def params(self) -> dict[str, Any]:
         params: dict[str, Any] = {"threshold": self.threshold, "search_s": self.search_s}
         if self.given_roi is not None:
             params["roi"] = str(self.given_roi)

@@ -169,7 +169,7 @@ class _SpeedTrigger(KeypointTrigger):
         self.last_speed = speed
         return speed
 
-    def _reset(self) -> None:
+    def forget(self) -> None:
         self._speed.reset()
         self.last_speed = None
 
@@ -177,7 +177,7 @@ class _SpeedTrigger(KeypointTrigger):
         """Return the keypoint whose speed it measures."""
         return (self.keypoint,)
 
-    def _params(self) -> dict[str, Any]:
+    def params(self) -> dict[str, Any]:
         params: dict[str, Any] = {
             "threshold": self.threshold,
             "keypoint": self.keypoint,
@@ -207,7 +207,7 @@ class SpeedAbove(_SpeedTrigger):
 
     kind = "speed_above"
 
-    def _step(self, obs: Observation) -> bool:
+    def step(self, obs: Observation) -> bool:
         speed = self._measure(obs)
         if speed is _HELD:
             return self.state
@@ -219,7 +219,7 @@ class SpeedBelow(SpeedAbove):
 
     kind = "speed_below"
 
-    def _step(self, obs: Observation) -> bool:
+    def step(self, obs: Observation) -> bool:
         speed = self._measure(obs)
         if speed is _HELD:
             return self.state
@@ -257,8 +257,8 @@ class Freezing(_SpeedTrigger):
         self._run_start: float | None = None
         self._previous: tuple[float, float] | None = None
 
-    def _reset(self) -> None:
-        super()._reset()
+    def forget(self) -> None:
+        super().forget()
         self._run_start = None
         self._previous = None
 
@@ -267,7 +267,7 @@ class Freezing(_SpeedTrigger):
         """When the current slow run began (frame time), or None when not slow."""
         return self._run_start
 
-    def _step(self, obs: Observation) -> bool:
+    def step(self, obs: Observation) -> bool:
         speed = self._measure(obs)
         if speed is _HELD:
             return self.state
@@ -306,8 +306,8 @@ class Freezing(_SpeedTrigger):
                 t_slow = middle
         return t_slow
 
-    def _params(self) -> dict[str, Any]:
-        return {**super()._params(), "duration_s": self.duration_s}
+    def params(self) -> dict[str, Any]:
+        return {**super().params(), "duration_s": self.duration_s}
 
 
 class DistanceBelow(KeypointTrigger):
@@ -360,9 +360,9 @@ class DistanceBelow(KeypointTrigger):
         self.mm_per_px = (
             None if mm_per_px is None else check_number("mm_per_px", mm_per_px, 0.0, strict=True)
         )
-        self._reset()
+        self.forget()
 
-    def _reset(self) -> None:
+    def forget(self) -> None:
         self.last_distance: float | None = None
         self._points: tuple[tuple[float, float], tuple[float, float]] | None = None
 
@@ -394,7 +394,7 @@ class DistanceBelow(KeypointTrigger):
         self.state = self._compare(pa, pb)
         return self.state
 
-    def _step(self, obs: Observation) -> bool:
+    def step(self, obs: Observation) -> bool:
         return self._compare(self._point(obs, self.a), self._point(obs, self.b))
 
     def _compare(self, pa: tuple[float, float] | None, pb: tuple[float, float] | None) -> bool:
@@ -415,7 +415,7 @@ class DistanceBelow(KeypointTrigger):
         """Return the two keypoints whose distance it measures."""
         return (self.a, self.b)
 
-    def _params(self) -> dict[str, Any]:
+    def params(self) -> dict[str, Any]:
         params: dict[str, Any] = {"a": self.a, "b": self.b, "threshold": self.threshold}
         if self.camera_a is not None:
             params.update(camera_a=self.camera_a, camera_b=self.camera_b)

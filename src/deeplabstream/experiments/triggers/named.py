@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from deeplabstream.experiments.observation import Observation
 from deeplabstream.experiments.triggers.base import (
     AnyObservation,
     Trigger,
@@ -72,9 +71,6 @@ class NamedTrigger(Trigger):
             self.state = bool(self.inner.update(obs))
         return self.state
 
-    def _step(self, obs: Observation) -> bool:  # pragma: no cover - update() is overridden
-        raise NotImplementedError
-
     def reset(self) -> None:
         """Reset the wrapped trigger."""
         self.inner.reset()
@@ -88,9 +84,6 @@ class NamedTrigger(Trigger):
     def measurement(self) -> str:
         """Return the wrapped trigger's last measurement."""
         return self.inner.measurement()
-
-    def _params(self) -> dict[str, Any]:
-        return {}
 
     def shapes(self) -> list[Shape]:
         """Return the wrapped trigger's shapes."""

@@ -100,9 +100,9 @@ class Region(KeypointTrigger):
         self.min_dwell_s = check_number("min_dwell_s", min_dwell_s, 0.0)
         self.margin_px = check_number("margin_px", margin_px, 0.0)
         self.is_event = self.mode in ("entered", "left")
-        self._reset()
+        self.forget()
 
-    def _reset(self) -> None:
+    def forget(self) -> None:
         self._inside: bool | None = None  # the side, after hysteresis; None = unknown
         self._since = 0.0  # time of the first observation on the current side
         self._from_outside = False  # the current visit began by crossing in from outside
@@ -110,7 +110,7 @@ class Region(KeypointTrigger):
         self._dwelt_inside = False  # the current visit has lasted min_dwell_s
         self.last_point: tuple[float, float] | None = None
 
-    def _step(self, obs: Observation) -> bool:
+    def step(self, obs: Observation) -> bool:
         t = obs.time_s
         point = self._point(obs, self.keypoint)
         self.last_point = point
@@ -155,7 +155,7 @@ class Region(KeypointTrigger):
         """Return the keypoint it places in the region."""
         return (self.keypoint,)
 
-    def _params(self) -> dict[str, Any]:
+    def params(self) -> dict[str, Any]:
         return {
             "shape": str(self.shape),
             "mode": self.mode,

@@ -329,13 +329,13 @@ class AnimalDistance(_KeypointPair):
                 "closer than it turns on)"
             )
         self.keypoints = _check_pair("keypoints", keypoints)
-        self._reset()
+        self.forget()
 
-    def _reset(self) -> None:
+    def forget(self) -> None:
         self.last_distance: float | None = None
         self._pair = None
 
-    def _step(self, obs: Observation) -> bool:
+    def step(self, obs: Observation) -> bool:
         view_a, view_b = self._views(obs)
         pa = self._lookup(view_a, 0, self.keypoints[0])
         pb = self._lookup(view_b, 1, self.keypoints[1])
@@ -354,7 +354,7 @@ class AnimalDistance(_KeypointPair):
         """Return the distance at the last update."""
         return "" if self.last_distance is None else f"distance {self.last_distance:.1f} px"
 
-    def _params(self) -> dict[str, Any]:
+    def params(self) -> dict[str, Any]:
         params: dict[str, Any] = self._animals_param()
         params["keypoints"] = ",".join(self.keypoints)
         if self.below_px is not None:
@@ -452,25 +452,25 @@ class Approach(_KeypointPair):
         self.within_px = None if within_px is None else check_number("within_px", within_px, 0.0)
         self.keypoints = _check_pair("keypoints", keypoints)
         self._closing = ClosingSpeed(window_s)
-        self._reset()
+        self.forget()
 
     @property
     def window_s(self) -> float:
         """The window in seconds."""
         return self._closing.window_s
 
-    def _reset(self) -> None:
+    def forget(self) -> None:
         self._closing.reset()
         self.last_distance: float | None = None
         self.last_closing_speed: float | None = None
         self._pair = None
 
-    def _step(self, obs: Observation) -> bool:
+    def step(self, obs: Observation) -> bool:
         view_a, view_b = self._views(obs)
         pa = self._lookup(view_a, 0, self.keypoints[0])
         pb = self._lookup(view_b, 1, self.keypoints[1])
         if pa is None or pb is None:
-            self._reset()
+            self.forget()
             return False
         self._pair = ((pa.x, pa.y), (pb.x, pb.y))
         if pa.held or pb.held:
@@ -488,7 +488,7 @@ class Approach(_KeypointPair):
             return ""
         return f"closing {self.last_closing_speed:.1f} px/s at {self.last_distance:.1f} px"
 
-    def _params(self) -> dict[str, Any]:
+    def params(self) -> dict[str, Any]:
         params: dict[str, Any] = self._animals_param()
         params.update(keypoints=",".join(self.keypoints), speed=self.speed, window_s=self.window_s)
         if self.within_px is not None:
@@ -571,7 +571,7 @@ class Following(_TwoAnimals):
         self.min_speed = check_number("min_speed", min_speed, 0.0)
         self.head, self.tail = head, tail
         self._speeds = (WindowSpeed(window_s), WindowSpeed(window_s))
-        self._reset()
+        self.forget()
 
     @property
     def window_s(self) -> float:
@@ -583,7 +583,7 @@ class Following(_TwoAnimals):
         """When the current run of the condition began (frame time); None when it does not hold."""
         return self._since
 
-    def _reset(self) -> None:
+    def forget(self) -> None:
         for speed in self._speeds:
             speed.reset()
         self._since: float | None = None
@@ -600,12 +600,12 @@ class Following(_TwoAnimals):
         head, tail = self._lookup(view, which, self.head), self._lookup(view, which, self.tail)
         return None if head is None or tail is None else (head, tail)
 
-    def _step(self, obs: Observation) -> bool:
+    def step(self, obs: Observation) -> bool:
         t = obs.time_s
         view_a, view_b = self._views(obs)
         body_a, body_b = self._body(view_a, 0), self._body(view_b, 1)
         if body_a is None or body_b is None:
-            self._reset()
+            self.forget()
             return False
         self._pair = ((body_a[0].x, body_a[0].y), (body_b[1].x, body_b[1].y))
         if any(point.held for point in (*body_a, *body_b)):
@@ -647,7 +647,7 @@ class Following(_TwoAnimals):
         """Return the head and tail keypoints (of both animals)."""
         return (self.head, self.tail)
 
-    def _params(self) -> dict[str, Any]:
+    def params(self) -> dict[str, Any]:
         return {
             **self._animals_param(),
             "distance_px": self.distance_px,
@@ -691,9 +691,9 @@ class Contact(_TwoAnimals):
         self.radius_px = check_number("radius_px", radius_px, 0.0)
         self.keypoints_a = None if keypoints_a is None else _names("keypoints_a", keypoints_a)
         self.keypoints_b = None if keypoints_b is None else _names("keypoints_b", keypoints_b)
-        self._reset()
+        self.forget()
 
-    def _reset(self) -> None:
+    def forget(self) -> None:
         self.last_gap: float | None = None
         self._pair = None
 
@@ -708,13 +708,13 @@ class Contact(_TwoAnimals):
         found = (self._lookup(view, which, name) for name in names or view.names)
         return [(point.x, point.y) for point in found if point is not None]
 
-    def _step(self, obs: Observation) -> bool:
+    def step(self, obs: Observation) -> bool:
         view_a, view_b = self._views(obs)
         points_a = self._seen(view_a, 0, self.keypoints_a)
         points_b = self._seen(view_b, 1, self.keypoints_b)
         pairs = [(p, q) for p in points_a for q in points_b]
         if not pairs:
-            self._reset()
+            self.forget()
             return False
         self._pair = min(pairs, key=lambda pair: _gap(*pair))
         self.last_gap = _gap(*self._pair)
@@ -728,7 +728,7 @@ class Contact(_TwoAnimals):
         """Return the keypoints named for either animal (none named: every one the model has)."""
         return tuple(dict.fromkeys((*(self.keypoints_a or ()), *(self.keypoints_b or ()))))
 
-    def _params(self) -> dict[str, Any]:
+    def params(self) -> dict[str, Any]:
         params: dict[str, Any] = {**self._animals_param(), "radius_px": self.radius_px}
         if self.keypoints_a is not None:
             params["keypoints_a"] = ",".join(self.keypoints_a)

@@ -125,20 +125,20 @@ class SpaceTrigger(Trigger):
         assert self.loss_hold is not None
         return self.loss_hold.hold_s
 
-    def _step(self, obs: Observation) -> bool:
+    def step(self, obs: Observation) -> bool:
         return self.state  # a single camera's observation carries no 3D set: no news
 
     def _holds(self, xyz: tuple[float, float, float]) -> bool:
         raise NotImplementedError
 
-    def _reset(self) -> None:
+    def forget(self) -> None:
         self.last_xyz = None
 
     def keypoints_read(self) -> tuple[str, ...]:
         """Return the keypoint whose triangulated position it reads."""
         return (self.keypoint,)
 
-    def _params(self) -> dict[str, Any]:
+    def params(self) -> dict[str, Any]:
         return {"keypoint": self.keypoint, **self._space_params(), "hold_s": self.hold_s}
 
     def _space_params(self) -> dict[str, Any]:

@@ -35,7 +35,7 @@ class _Clocked(Trigger):
             return self.state
         return super().update(obs)
 
-    def _step(self, obs: Observation) -> bool:
+    def step(self, obs: Observation) -> bool:
         return self._at(self._elapsed(obs.time_s))
 
     def _elapsed(self, t: float) -> float:
@@ -46,7 +46,7 @@ class _Clocked(Trigger):
     def _at(self, elapsed: float) -> bool:
         raise NotImplementedError
 
-    def _reset(self) -> None:
+    def forget(self) -> None:
         self.start_s = None
 
 
@@ -62,7 +62,7 @@ class After(_Clocked):
     def _at(self, elapsed: float) -> bool:
         return elapsed >= self.seconds
 
-    def _params(self) -> dict[str, Any]:
+    def params(self) -> dict[str, Any]:
         return {"seconds": self.seconds}
 
 
@@ -94,7 +94,7 @@ class Every(_Clocked):
         within = elapsed - self.period_s * math.floor(elapsed / self.period_s)
         return within < self.duration_s
 
-    def _params(self) -> dict[str, Any]:
+    def params(self) -> dict[str, Any]:
         return {"period_s": self.period_s, "duration_s": self.duration_s, "phase_s": self.phase_s}
 
 
