@@ -204,6 +204,7 @@ def test_frames_whose_sides_are_not_multiples_of_32_are_padded_as_deeplabcut_doe
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # a random HRNet exported and run twice: 125 s alone on one core here
 def test_the_graph_pads_as_the_network_at_any_frame_size(tmp_path: Path, cache: Path) -> None:
     """One dynamic-size graph: inputs padded or not give the rebuilt network's outputs."""
     from deeplabstream.pose.formats.conversion import run_graph
