@@ -1,6 +1,6 @@
 """A Python stand-in for the stimulus board, on a pty, for machines that cannot build simavr's.
 
-    python -m benchmarks.board_standin        prints "PTY <path>", serves until stdin closes
+    python benchmarks/board_standin.py        prints "PTY <path>", serves until stdin closes
 
 The closed-loop benchmark runs the project's firmware under simavr (``make -C firmware all
 sim``: avr-gcc, gcc and libsimavr). A GPU machine often has none of them; there the benchmark

@@ -126,7 +126,7 @@ class Board:
                 str(FIRMWARE / "build" / "stimulus.elf"),
             ]
             if built
-            else [sys.executable, "-m", "benchmarks.board_standin"]
+            else [sys.executable, str(Path(__file__).with_name("board_standin.py"))]
         )
         self.process = subprocess.Popen(
             command,

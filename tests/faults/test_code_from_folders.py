@@ -482,7 +482,11 @@ def test_the_current_folder_is_taken_off_the_path_and_children_told(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "path", ["", str(tmp_path), ".", *sys.path])
-    monkeypatch.delenv(SAFE_PATH_VARIABLE, raising=False)
+    # setenv first so that monkeypatch restores the variable's absence afterwards: a bare
+    # delenv of an absent variable records nothing, and PYTHONSAFEPATH=1 then leaked into every
+    # later test of this worker (their `python -m benchmarks...` children found no module).
+    monkeypatch.setenv(SAFE_PATH_VARIABLE, "")
+    monkeypatch.delenv(SAFE_PATH_VARIABLE)
     removed = keep_current_folder_off_path(launcher=str(tmp_path / "DeepLabStream.py"))
     assert removed == ["", str(tmp_path), "."]
     assert os.environ[SAFE_PATH_VARIABLE] == "1"

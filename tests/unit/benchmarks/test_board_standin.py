@@ -22,7 +22,8 @@ pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="the stand-in se
 @pytest.fixture
 def standin() -> Iterator[tuple[subprocess.Popen, str]]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "benchmarks.board_standin"],
+        # by its file, as benchmarks.closed_loop starts it: stdlib only, found under PYTHONSAFEPATH
+        [sys.executable, str(PROJECT_ROOT / "benchmarks" / "board_standin.py")],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=PROJECT_ROOT,
     )  # fmt: skip
     assert process.stdout is not None
