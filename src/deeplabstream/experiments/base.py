@@ -100,6 +100,78 @@ class _NotRunning:
 #: The runtime's own calls, which a lab's class once shared: what to use instead.
 _RUNTIME_CALLS = frozenset({"start", "update", "pause", "resume", "summary", "events"})
 
+#: Where an Experiment keeps its :class:`ExperimentSetup` (Python's private name of ``__setup``).
+_SETUP_ATTRIBUTE = "_Experiment__setup"
+
+
+class ExperimentSetup:
+    """What the runtime reads of a lab's experiment and injects into it: none of it lab API.
+
+    Every :class:`Experiment` holds one, made by ``super().__init__``: the checked options, the
+    event log it was given, its registered triggers and their update count, the outputs it
+    declared, and the context (its runtime) that answers its calls. The runtime and the session's
+    checks read it with :meth:`of`; a lab's class sees none of it among its public names.
+    """
+
+    __slots__ = ("context", "counter", "declared", "events", "options", "triggers")
+
+    def __init__(self, options: ExperimentOptions, events: EventLog | None) -> None:
+        self.options = options
+        #: The event log given to ``super().__init__`` (None: the runtime makes one).
+        self.events = events
+        self.triggers: dict[str, NamedTrigger] = {}
+        #: The update count the registered triggers compare against (the runtime advances it).
+        self.counter = UpdateCounter()
+        self.declared: dict[Output, None] = {}
+        self.context: ExperimentContext = _NotRunning()
+
+    @classmethod
+    def of(cls, experiment: Experiment) -> ExperimentSetup:
+        """Return ``experiment``'s setup (it exists once ``super().__init__`` ran)."""
+        setup = vars(experiment).get(_SETUP_ATTRIBUTE)
+        if not isinstance(setup, cls):
+            raise TypeError(
+                f"{type(experiment).__name__}: the experiment is not set up; call "
+                "super().__init__(...) at the start of __init__"
+            )
+        return setup
+
+    @property
+    def running(self) -> bool:
+        """Whether a runtime answers the experiment's calls."""
+        return not isinstance(self.context, _NotRunning)
+
+    @property
+    def declared_outputs(self) -> tuple[Output, ...]:
+        """The outputs the experiment declared (the end switches them off)."""
+        return tuple(self.declared)
+
+    def register(self, name: str, trigger: Trigger) -> NamedTrigger:
+        """Register ``trigger`` as ``name`` (see :meth:`Experiment.add_trigger`)."""
+        if self.running:
+            raise RuntimeError("add triggers in __init__, before the experiment runs")
+        if not name or any(c.isspace() or c == "," for c in name):
+            raise ValueError(f"trigger name must be a word without spaces or commas, not {name!r}")
+        if name in self.triggers:
+            raise ValueError(f"a trigger named {name!r} is registered already")
+        if not isinstance(trigger, Trigger):
+            raise TypeError(f"{name!r} must be a Trigger, not {trigger!r}")
+        named = NamedTrigger(name, trigger, self.counter)
+        self.triggers[name] = named
+        return named
+
+    def declare(self, output: Output) -> None:
+        """Declare ``output``, to the runtime too when one runs the experiment."""
+        self.declared[output] = None
+        if self.running:
+            self.context.declare_output(output)
+
+    def run_by(self, context: ExperimentContext, name: str) -> None:
+        """Be answered by ``context`` from now on (its runtime calls this once)."""
+        if self.running:
+            raise RuntimeError(f"experiment {name!r} is run by another runtime already")
+        self.context = context
+
 
 class Experiment(ABC):
     """Base class of every experiment: the hooks a lab writes and the calls it makes.
@@ -147,7 +219,7 @@ class Experiment(ABC):
         prediction: PredictionSettings | str | None = None,
         event_keypoint: str | None = ExperimentOptions.event_keypoint,
     ) -> None:
-        self.__options = ExperimentOptions.of(
+        options = ExperimentOptions.of(
             prediction,
             max_trials=max_trials,
             inter_trial_interval_s=inter_trial_interval_s,
@@ -159,11 +231,7 @@ class Experiment(ABC):
             switch_off_at_trial_end=switch_off_at_trial_end,
             event_keypoint=event_keypoint,
         )
-        self.__events = events
-        self.__triggers: dict[str, NamedTrigger] = {}
-        self.__counter = UpdateCounter()
-        self.__declared: dict[Output, None] = {}
-        self.__context: ExperimentContext = _NotRunning()
+        self.__setup = ExperimentSetup(options, events)
         self.name = name or type(self).__name__
         doc = (type(self).__doc__ or "").strip().split("\n")[0]
         own = description if description is not None else (type(self).description or doc)
@@ -189,11 +257,11 @@ class Experiment(ABC):
         By default the first registered trigger that changed state in this update and reads a
         keypoint; None when there is none (the event then logs ``event_keypoint``).
         """
-        return self.__context.changed_keypoint_trigger()
+        return self.__setup.context.changed_keypoint_trigger()
 
     def shapes(self) -> list[Shape]:
         """Return what the live view draws: every trigger's shapes."""
-        return [shape for trigger in self.__triggers.values() for shape in trigger.shapes()]
+        return [shape for trigger in self.__setup.triggers.values() for shape in trigger.shapes()]
 
     # --- triggers -----------------------------------------------------------------------------
 
@@ -203,53 +271,38 @@ class Experiment(ABC):
         Use the returned object (not ``trigger``) as the child of combinators registered later,
         so that it is still updated once per update.
         """
-        if not isinstance(self.__context, _NotRunning):
-            raise RuntimeError("add triggers in __init__, before the experiment runs")
-        if not name or any(c.isspace() or c == "," for c in name):
-            raise ValueError(f"trigger name must be a word without spaces or commas, not {name!r}")
-        if name in self.__triggers:
-            raise ValueError(f"a trigger named {name!r} is registered already")
-        if not isinstance(trigger, Trigger):
-            raise TypeError(f"{name!r} must be a Trigger, not {trigger!r}")
-        named = NamedTrigger(name, trigger, self.__counter)
-        self.__triggers[name] = named
-        return named
+        return self.__setup.register(name, trigger)
 
     @property
     def triggers(self) -> Mapping[str, NamedTrigger]:
         """The registered triggers by name (read-only)."""
-        return MappingProxyType(self.__triggers)
-
-    @property
-    def update_counter(self) -> UpdateCounter:
-        """The update count the registered triggers compare against (the runtime advances it)."""
-        return self.__counter
+        return MappingProxyType(self.__setup.triggers)
 
     @property
     def likelihood(self) -> dict[str, Any]:
         """``min_likelihood``, ``policy``, ``hold_s`` as keyword arguments for keypoint triggers."""
-        o = self.__options
+        o = self.__setup.options
         return {"min_likelihood": o.min_likelihood, "policy": o.policy, "hold_s": o.hold_s}
 
     def is_true(self, name: str, animal: int | None = None) -> bool:
         """Return the state of trigger ``name`` after this update (of ``animal``, if given)."""
-        return self.__context.is_true(name, animal)
+        return self.__setup.context.is_true(name, animal)
 
     def rose(self, name: str, animal: int | None = None) -> bool:
         """Whether trigger ``name`` went from False to True in this update (``animal``'s own)."""
-        return self.__context.rose(name, animal)
+        return self.__setup.context.rose(name, animal)
 
     def fell(self, name: str, animal: int | None = None) -> bool:
         """Whether trigger ``name`` went from True to False in this update (as :meth:`rose`)."""
-        return self.__context.fell(name, animal)
+        return self.__setup.context.fell(name, animal)
 
     def animals_rose(self, name: str) -> tuple[int, ...]:
         """Return the animals whose state of trigger ``name`` rose in this update, in order."""
-        return self.__context.animals_rose(name)
+        return self.__setup.context.animals_rose(name)
 
     def animals_fell(self, name: str) -> tuple[int, ...]:
         """Return the animals whose state of trigger ``name`` fell in this update, in order."""
-        return self.__context.animals_fell(name)
+        return self.__setup.context.animals_fell(name)
 
     def point(
         self,
@@ -262,21 +315,21 @@ class Experiment(ABC):
 
         ``predicted=True``: where forward prediction puts it when the command is written.
         """
-        return self.__context.point(obs, keypoint, camera, predicted)
+        return self.__setup.context.point(obs, keypoint, camera, predicted)
 
     # --- trials and the end ---------------------------------------------------------------------
 
     def start_trial(self, cause: str = "") -> bool:
         """Start a trial now if one can start (``waiting``, fewer than ``max_trials``)."""
-        return self.__context.start_trial(cause)
+        return self.__setup.context.start_trial(cause)
 
     def end_trial(self, reason: str = "ended by the experiment") -> bool:
         """End the trial in progress now (held outputs off, then on_trial_end): True if one ran."""
-        return self.__context.end_trial(reason)
+        return self.__setup.context.end_trial(reason)
 
     def end_experiment(self, reason: str = "ended by the experiment") -> None:
         """Finish the experiment once this update's actions are out; streaming goes on."""
-        self.__context.end_experiment(str(reason) or "ended by the experiment")
+        self.__setup.context.end_experiment(str(reason) or "ended by the experiment")
 
     def end_session(self, reason: str = "ended by the experiment") -> None:
         """End the whole session: the experiment finishes, then streaming and recording stop.
@@ -284,93 +337,70 @@ class Experiment(ABC):
         The experiment ends as with :meth:`end_experiment`; ``reason`` becomes the session's
         stop reason (session.json). In a replay, the replay goes on to the video's end.
         """
-        self.__context.end_session(str(reason) or "ended by the experiment")
-
-    def stop(self, reason: str = "stopped") -> None:
-        """Inside a hook, release 0.5.0's way to end: :meth:`end_session` since 0.6.0."""
-        self.end_session(reason)
+        self.__setup.context.end_session(str(reason) or "ended by the experiment")
 
     def log(self, name: str, detail: object = "") -> None:
         """Write a ``note`` event into ``events.csv`` now: ``name`` and ``detail``."""
         if not isinstance(name, str) or not name.strip():
             raise ValueError(f"log(name, detail): name must be a non-empty text, not {name!r}")
-        self.__context.log(name.strip(), str(detail))
+        self.__setup.context.log(name.strip(), str(detail))
 
     def is_held(self, device: str, channel: int = 0) -> bool:
         """Whether the output is on until an ``off`` (after an ``on`` or an endless pattern)."""
-        return self.__context.is_held((device, channel))
+        return self.__setup.context.is_held((device, channel))
 
     def declare_output(self, device: str, channel: int = 0) -> None:
         """Declare an output the end switches off even if no action has used it yet."""
-        output = Action.off(device, channel).output
-        self.__declared[output] = None
-        if not isinstance(self.__context, _NotRunning):
-            self.__context.declare_output(output)
+        self.__setup.declare(Action.off(device, channel).output)
 
     # --- read-only state ------------------------------------------------------------------------
 
     @property
     def now_s(self) -> float | None:
         """The frame time of the latest update (None before the first)."""
-        return self.__context.now_s
+        return self.__setup.context.now_s
 
     @property
     def state(self) -> ExperimentState:
         """``idle``, ``waiting``, ``in_trial``, ``inter_trial``, ``paused`` or ``finished``."""
-        return self.__context.state
+        return self.__setup.context.state
 
     @property
     def in_trial(self) -> bool:
         """Whether a trial is in progress."""
-        return self.__context.trial is not None
+        return self.__setup.context.trial is not None
 
     @property
     def trial(self) -> Trial | None:
         """The trial in progress (None between trials)."""
-        return self.__context.trial
+        return self.__setup.context.trial
 
     @property
     def trials(self) -> list[Trial]:
         """Every trial so far, in order; ``len(self.trials)`` counts them."""
-        return self.__context.trials
+        return self.__setup.context.trials
 
     @property
     def can_start_trial(self) -> bool:
         """Whether :meth:`start_trial` would start one now."""
-        return self.__context.can_start_trial
-
-    # --- what the runtime reads and injects -------------------------------------------------------
+        return self.__setup.context.can_start_trial
 
     @property
     def options(self) -> ExperimentOptions:
         """The options given to ``super().__init__`` (checked)."""
-        return self.__options
-
-    @property
-    def declared_outputs(self) -> tuple[Output, ...]:
-        """The outputs declared with :meth:`declare_output`."""
-        return tuple(self.__declared)
-
-    @property
-    def given_events(self) -> EventLog | None:
-        """The event log given to ``super().__init__`` (None: the runtime makes one)."""
-        return self.__events
-
-    def run_by(self, context: ExperimentContext) -> None:
-        """Be answered by ``context`` from now on (its runtime calls this once)."""
-        if not isinstance(self.__context, _NotRunning):
-            raise RuntimeError(f"experiment {self.name!r} is run by another runtime already")
-        self.__context = context
+        return self.__setup.options
 
     if not TYPE_CHECKING:  # a type checker would stop reporting unknown attributes
 
         def __getattr__(self, name: str) -> NoReturn:
             """Only for a missing attribute: name the runtime's calls, or a missing set-up."""
-            if "_Experiment__context" not in self.__dict__:
+            if _SETUP_ATTRIBUTE not in self.__dict__:
                 raise AttributeError(
                     f"{type(self).__name__}.{name}: the experiment is not set up; call "
                     "super().__init__(...) at the start of __init__"
                 )
+            if name == "stop":  # release 0.5.0's end inside a hook (docs/experiments.md)
+                return self._legacy_stop
             if name in _RUNTIME_CALLS:
                 raise AttributeError(
                     f"{type(self).__name__}.{name}: the loop's calls are the runtime's: "
@@ -378,3 +408,7 @@ class Experiment(ABC):
                     "(deeplabstream.experiments.runtime, docs/experiments.md)"
                 )
             raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+        def _legacy_stop(self, reason: str = "stopped") -> None:
+            """``self.stop()`` in a hook, release 0.5.0's end: :meth:`end_session` since 0.6.0."""
+            self.end_session(reason)

@@ -24,7 +24,7 @@ from functools import partial
 from typing import Any
 
 from deeplabstream.experiments.actions import Action
-from deeplabstream.experiments.base import Experiment
+from deeplabstream.experiments.base import Experiment, ExperimentSetup
 from deeplabstream.experiments.events import EventKind, EventLog
 from deeplabstream.experiments.observation import KeypointFilter, Observation, Observations
 from deeplabstream.experiments.options import ExperimentOptions
@@ -56,7 +56,8 @@ class ExperimentRuntime:
     def __init__(self, experiment: Experiment, events: EventLog | None = None) -> None:
         if not isinstance(experiment, Experiment):
             raise TypeError(f"ExperimentRuntime runs an Experiment, not {experiment!r}")
-        options: ExperimentOptions = experiment.options
+        setup = ExperimentSetup.of(experiment)
+        options: ExperimentOptions = setup.options
         self.experiment = experiment
         self.keypoint_filter: KeypointFilter = options.keypoint_filter()
         self.machine = TrialMachine(
@@ -67,10 +68,11 @@ class ExperimentRuntime:
             trial_ended=self._trial_end_actions,
         )
         self.triggers: Mapping[str, NamedTrigger] = experiment.triggers
+        self._update_counter = setup.counter
         self.trigger_counts: dict[str, int] = dict.fromkeys(self.triggers, 0)
         self._states: dict[str, bool] = dict.fromkeys(self.triggers, False)
         self._previous: dict[str, bool] = dict.fromkeys(self.triggers, False)
-        log = events if events is not None else experiment.given_events
+        log = events if events is not None else setup.events
         self.recording = EventRecorder(
             log if log is not None else EventLog(), options.event_keypoint, self.triggers
         )
@@ -89,9 +91,9 @@ class ExperimentRuntime:
         self._last_update_s: float | None = None
         self._hooks_running = 0  # > 0 while on_start, on_update or on_trial_end runs
         self._started_hook_done = False
-        for output in experiment.declared_outputs:
+        for output in setup.declared_outputs:
             self.machine.declare_output(output)
-        experiment.run_by(self)
+        setup.run_by(self, experiment.name)
 
     # --- what the loop, the window and session.json read ---------------------------------------
 
@@ -451,7 +453,7 @@ class ExperimentRuntime:
             return list(self.experiment.on_trial_end(trial) or ())
 
     def _update_triggers(self, observations: AnyObservation) -> None:
-        self.experiment.update_counter.tick += 1
+        self._update_counter.tick += 1
         for name, trigger in self.triggers.items():
             before = self._states[name]
             now = trigger.update(observations)

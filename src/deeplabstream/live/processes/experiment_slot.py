@@ -19,7 +19,7 @@ from typing import Any
 from deeplabstream.core.clock import host_now_ns
 from deeplabstream.core.errors import ExperimentError
 from deeplabstream.core.unwritten_rows import UnwrittenRows
-from deeplabstream.experiments.base import Experiment
+from deeplabstream.experiments.base import Experiment, ExperimentSetup
 from deeplabstream.experiments.events import EventCsvWriter
 from deeplabstream.experiments.runtime import ExperimentRuntime
 from deeplabstream.hardware.stimulation import StimulationDevice
@@ -135,7 +135,7 @@ def devices_to_open(
 
     ExperimentStartError names the devices it uses that the settings do not declare.
     """
-    needed = sorted({device for device, _ in experiment.declared_outputs})
+    needed = sorted({device for device, _ in ExperimentSetup.of(experiment).declared_outputs})
     if latency_test is not None and latency_test.device not in needed:
         needed.append(latency_test.device)
     missing = [device for device in needed if device not in device_settings]

@@ -23,6 +23,7 @@ from deeplabstream.core.optional import missing_extra
 from deeplabstream.core.pinhole import read_calibration
 from deeplabstream.core.regular_files import shown_path, utf8_name_problem
 from deeplabstream.core.schema import spec_of
+from deeplabstream.experiments.base import ExperimentSetup
 from deeplabstream.experiments.config import ExperimentConfigError
 from deeplabstream.experiments.registry import (
     ExperimentNotFoundError,
@@ -200,7 +201,8 @@ def absent_device_problems(plan: CameraPlan) -> list[str]:
         except (DeviceError, OSError, ValueError, ImportError) as error:  # ImportError: a driver
             problems.append(f"{heading}: {error}")
             continue
-        used = sorted({ch for owner, ch in experiment.declared_outputs if owner == name})
+        declared = ExperimentSetup.of(experiment).declared_outputs
+        used = sorted({channel for owner, channel in declared if owner == name})
         problems += channel_problems(heading, _channel_count(device), used, experiment.name, where)
     return problems
 
@@ -749,7 +751,7 @@ def _experiment_problems(
     found += _points3d_problems(settings, loaded.triggers)
     found += _keypoint_problems(plan, experiment)
     problems = [f"{where} ({name!r}): {problem}" for problem in found]
-    needed = sorted({device for device, _ in loaded.declared_outputs})
+    needed = sorted({device for device, _ in ExperimentSetup.of(loaded).declared_outputs})
     missing = [device for device in needed if device not in settings.devices]
     if not missing:
         return problems
