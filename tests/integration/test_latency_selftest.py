@@ -27,11 +27,13 @@ from deeplabstream.hardware.stimulation.latency import (
     write_board_reports,
 )
 from deeplabstream.hardware.stimulation.protocol import format_latency_test, parse_reply
+from deeplabstream.live.selftest.latency_analysis import LatencyAnalysisError, camera_timing
 from deeplabstream.live.selftest.latency_run import (
     LatencyTestError,
     experiment_config,
     plan_latency_test,
 )
+from deeplabstream.outputs.session_record import SessionRecord
 from deeplabstream.settings import SettingsError, load_settings
 from tests.support.files import make_ffv1_video
 from tests.support.paths import PROJECT_ROOT
@@ -131,6 +133,32 @@ def test_board_reports_round_trip_and_runs_have_their_own_files(tmp_path):
     write_board_reports(path, reports)
     assert read_board_reports(path) == reports
     assert reports[1].board_ms == pytest.approx(31.0)
+
+
+def _write_times(path: Path, frames: range, offset_s: float) -> None:
+    rows = [f"{i},{offset_s + i / 30},{i / 30},{int(i % 3 == 0)}" for i in frames]
+    path.write_text("frame_index,host_timestamp,camera_timestamp,analysed\n" + "\n".join(rows))
+
+
+def test_an_unrecorded_session_fits_the_clock_on_every_frame_its_pose_files_hold(tmp_path):
+    # Not recorded (no arena.frames.csv), and too few events to fit on: on a loaded machine
+    # the worker analyses a few frames a second, but pose_times.csv holds every frame it got.
+    info = SessionRecord.from_json({"cameras": {"arena": {}}}, "session.json")
+    events = [
+        {"camera": "arena", "frame_index": str(i), "camera_timestamp": str(i / 30),
+         "host_timestamp": str(5.0 + i / 30)}
+        for i in (3, 9)
+    ]  # fmt: skip
+    with pytest.raises(LatencyAnalysisError, match="too few frames of camera 'arena'"):
+        camera_timing(tmp_path, info, "arena", events)
+    _write_times(tmp_path / "arena.pose_times.csv", range(40), offset_s=5.0)
+    timing = camera_timing(tmp_path, info, "arena", events)
+    assert timing.fit_frames == 40
+    assert timing.interval_ms == pytest.approx(1000 / 30)
+    assert timing.offset_s == pytest.approx(5.0, abs=1e-6)
+    # A recording's own table comes first.
+    _write_times(tmp_path / "arena.frames.csv", range(25), offset_s=5.0)
+    assert camera_timing(tmp_path, info, "arena", events).fit_frames == 25
 
 
 def test_latency_settings_are_checked_before_anything_starts(tmp_path):

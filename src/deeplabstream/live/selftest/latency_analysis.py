@@ -229,12 +229,17 @@ def camera_timing(
     session_dir: Path, info: SessionRecord, camera: str, events: list[dict[str, str]]
 ) -> CameraTiming:
     """Return the camera's frame interval, exposure and camera -> host time mapping."""
-    # Every frame's times when the session recorded; else those of the frames that made events.
-    frames = _frame_times(session_dir / f"{camera}.frames.csv") or {
-        int(row["frame_index"]): (float(row["camera_timestamp"]), float(row["host_timestamp"]))
-        for row in events
-        if row["camera"] == camera and row["camera_timestamp"] and row["host_timestamp"]
-    }
+    # Every frame's times: the recording's table, else the pose files' (every frame the worker
+    # was given, analysed or skipped, recorded or not); else those of the frames that made events.
+    frames = (
+        _frame_times(session_dir / f"{camera}.frames.csv")
+        or _frame_times(session_dir / f"{camera}.pose_times.csv")
+        or {
+            int(row["frame_index"]): (float(row["camera_timestamp"]), float(row["host_timestamp"]))
+            for row in events
+            if row["camera"] == camera and row["camera_timestamp"] and row["host_timestamp"]
+        }
+    )
     pairs = [frames[index] for index in sorted(frames)]
     if len(pairs) < 10:
         raise LatencyAnalysisError(
@@ -417,7 +422,7 @@ def _fraction(level: float, off: float, on: float) -> float:
 
 
 def _frame_times(path: Path) -> dict[int, tuple[float, float]]:
-    """Frame index -> (camera timestamp, host arrival), seconds, from a frames table."""
+    """Frame index -> (camera time, host arrival), seconds, from a frames or pose times table."""
     if not path.exists():
         return {}
     with path.open(newline="", encoding="utf-8") as file:
