@@ -47,8 +47,9 @@ median and its worst over the seeds: no run is picked. The results go to
 **What depends on the machine's load, and what does not.** The identity cases' decisions are
 driven frame by frame: the model's output of a frame is the same whatever the load, and the
 appearance learning runs on the video's clock (:class:`FrameClockLearner`: the worker's
-background learner's schedule, a fit every :data:`~live.processes.identities.POLL_S` of video
-when it has :data:`~live.processes.identities.REFIT_SAMPLES` new samples, its model used from
+background learner's schedule, a fit every
+:data:`~live.processes.analysis.identities.POLL_S` of video when it has
+:data:`~live.processes.analysis.identities.REFIT_SAMPLES` new samples, its model used from
 the next frame), never on the wall clock, so the switches, misses and errors of a seed are the
 same on an idle or a busy machine. (Live, a starved learner delivers its models later; here they
 come as they would on a machine with a core to spare.) Only the timings (rate, identity step)
@@ -74,7 +75,11 @@ from deeplabstream.core.figures import Figure, format_number
 from deeplabstream.core.machine import load_average_1m, machine_description
 from deeplabstream.hardware.simulator.arena import ArenaParams
 from deeplabstream.hardware.simulator.herd import HerdParams, SimulatedHerd
-from deeplabstream.live.processes.identities import POLL_S, REFIT_SAMPLES, BackgroundLearner
+from deeplabstream.live.processes.analysis.identities import (
+    POLL_S,
+    REFIT_SAMPLES,
+    BackgroundLearner,
+)
 from deeplabstream.pose.estimation import PoseEstimator
 from deeplabstream.pose.loading import BUNDLED_MODEL, load_model, open_estimator
 from deeplabstream.pose.runtime.backends import open_backend
@@ -129,11 +134,11 @@ STEP_FIGURES = (
 class FrameClockLearner(InlineLearner):
     """The worker's background learner's schedule, on the video's clock instead of the wall's.
 
-    :func:`live.processes.identities._learn` looks for new samples every ``POLL_S`` and fits
-    when there are any before the first model, then every ``REFIT_SAMPLES`` new ones. Here the
-    benchmark calls :meth:`poll` between frames with the frame's time, so that when a model
-    comes (and so every identity decision) does not depend on how busy the machine is. The fit
-    runs in the benchmark's thread, outside the identity step's timing; its CPU time is kept.
+    :func:`live.processes.analysis.identities._learn` looks for new samples every ``POLL_S`` and
+    fits when there are any before the first model, then every ``REFIT_SAMPLES`` new ones. Here the
+    benchmark calls :meth:`poll` between frames with the frame's time, so that when a model comes
+    (and so every identity decision) does not depend on how busy the machine is. The fit runs in the
+    benchmark's thread, outside the identity step's timing; its CPU time is kept.
     """
 
     def __init__(self, identities: int, features: int) -> None:

@@ -26,7 +26,7 @@ import pytest
 from deeplabstream.core.clock import host_now_ns
 from deeplabstream.core.fault_hooks import HOLD_DIR_VARIABLE, HOLD_VARIABLE, RELEASE_FILE
 from deeplabstream.core.heartbeat import Heartbeat
-from deeplabstream.live.processes.recorder import (
+from deeplabstream.live.processes.recording.recorder import (
     HURRY_GRACE_S,
     SILENT_LIMIT_S,
     RecorderJob,

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 from deeplabstream.core.call_watchdog import CallStalled, time_limit
-from deeplabstream.live.processes.dispatch import UPDATE_LIMIT_S
+from deeplabstream.live.processes.analysis.dispatch import UPDATE_LIMIT_S
 from tests.faults.test_loop_health import assert_summary_is_session_json, session_of
 from tests.faults.test_session_faults import SETTINGS
 from tests.support.files import write_settings

@@ -27,8 +27,8 @@ from deeplabstream.experiments.events import EventCsvWriter
 from deeplabstream.experiments.observation import Observation
 from deeplabstream.experiments.runtime import ExperimentRuntime
 from deeplabstream.experiments.triggers.base import Trigger
-from deeplabstream.live.processes.dispatch import PERFORM_LIMIT_S, ExperimentRun
-from deeplabstream.live.processes.sinks import WRITE_LIMIT_S
+from deeplabstream.live.processes.analysis.dispatch import PERFORM_LIMIT_S, ExperimentRun
+from deeplabstream.live.processes.analysis.sinks import WRITE_LIMIT_S
 from tests.faults.test_loop_health import assert_summary_is_session_json, session_of
 from tests.faults.test_session_faults import SETTINGS
 from tests.support.files import write_settings

@@ -47,7 +47,7 @@ from deeplabstream.experiments.registry import load_experiment
 from deeplabstream.experiments.runtime import ExperimentRuntime
 from deeplabstream.hardware.simulator.arena import KEYPOINT_NAMES, ArenaParams, simulate_keypoints
 from deeplabstream.hardware.stimulation.log_device import LogStimulator
-from deeplabstream.live.processes.dispatch import ExperimentRun
+from deeplabstream.live.processes.analysis.dispatch import ExperimentRun
 from deeplabstream.outputs.frames_table import count_table_rows
 from deeplabstream.outputs.pose.files import read_ensemble_exact
 from deeplabstream.outputs.pose.recovery import finish_events

@@ -199,7 +199,7 @@ def test_a_session_with_lsl_on_streams_every_analysed_pose_and_every_event(
 
 
 def test_lsl_is_off_by_default_and_off_opens_nothing(tmp_path: Path) -> None:
-    from deeplabstream.live.processes.job import PoseJob
+    from deeplabstream.live.processes.analysis.job import PoseJob
     from deeplabstream.outputs.lsl import LslOutlets
     from deeplabstream.settings import load_settings
     from deeplabstream.settings.outputs import chosen_outputs

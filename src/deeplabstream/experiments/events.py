@@ -17,7 +17,7 @@ of the actions it has just sent with :meth:`EventLog.fill_times`. The CSV file i
 whole rows, at least once a second and whenever its writer is flushed (the inference worker: at
 the end of every turn of its loop), and on close. The rows not in the file yet (those of the
 latest update, waiting for their times) are what the worker publishes for the main process to
-write if it dies (core/unwritten_rows.py, live.processes.dispatch).
+write if it dies (core/unwritten_rows.py, live.processes.analysis.dispatch).
 """
 
 from __future__ import annotations

@@ -63,7 +63,7 @@ class EventRecorder:
         self.event_keypoint = event_keypoint
         self._triggers = triggers
         # Set by a loop that settles the events itself once the update's commands are out
-        # (live.processes.dispatch); off, every event is made when it is logged.
+        # (live.processes.analysis.dispatch); off, every event is made when it is logged.
         self.defer_details = False
         self.source: Observation | None = None  # the observation that prompted this update
         self.current: AnyObservation | None = None  # this update's observations (predicted)

@@ -3,7 +3,7 @@
 :class:`ExperimentRuntime` holds one lab experiment (:class:`~experiments.base.Experiment`) and
 injects itself as the experiment's context, so the lab's calls (``is_true``, ``start_trial``,
 ``log``...) are answered here. Every loop that runs an experiment drives it through the runtime:
-the inference worker live (:mod:`live.processes.dispatch`), a replay (the same worker), and
+the inference worker live (:mod:`live.processes.analysis.dispatch`), a replay (the same worker), and
 ``deeplabstream-verify``'s re-derivation of the decisions from the live keypoints::
 
     runtime = ExperimentRuntime(load_experiment("reward_on_dwell"))

@@ -202,7 +202,7 @@ class OutputCamera:
     max_animals: int = 1
     # The stages its timing file shows apart (a top-down model's), () for one stage.
     timing_stages: tuple[str, ...] = ()
-    # Its identity keeper (live.processes.identities), None for one
+    # Its identity keeper (live.processes.analysis.identities), None for one
     # animal: the pose files write its confidences beside each row and close it.
     identities: Any = None
     # An ensemble's models (their names, in order); () for one model.

@@ -13,7 +13,7 @@ import numpy as np
 
 from deeplabstream.core.clock import host_now_ns
 from deeplabstream.core.plugins import using_settings_folder
-from deeplabstream.live.processes.sinks import WRITE_LIMIT_S
+from deeplabstream.live.processes.analysis.sinks import WRITE_LIMIT_S
 from deeplabstream.outputs.interface import (
     OUTPUTS,
     AnalysedFrame,

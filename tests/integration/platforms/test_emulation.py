@@ -96,7 +96,7 @@ try:
     print("select took a pipe")
 except OSError as error:
     print("refused:", error)
-from deeplabstream.live.processes.frame_wait import FrameWaiter
+from deeplabstream.live.processes.analysis.frame_wait import FrameWaiter
 writer.send_bytes(b"x")
 print("portable wait:", FrameWaiter("spin").wait([reader], [], timeout_s=5.0))
 """

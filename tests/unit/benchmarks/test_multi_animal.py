@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from benchmarks.multi_animal import FrameClockLearner, _figures, _Recorded, _seed_lines
-from deeplabstream.live.processes.identities import POLL_S, REFIT_SAMPLES
+from deeplabstream.live.processes.analysis.identities import POLL_S, REFIT_SAMPLES
 
 
 def _case(rules: int, files: int, motion: int, seed: int) -> dict:

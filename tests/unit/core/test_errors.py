@@ -71,7 +71,11 @@ def test_every_project_error_is_a_deeplabstream_error(module: str, name: str) ->
         ("deeplabstream.live.session.video_recordings", "RecordingError", OutputError),
         ("deeplabstream.core.pinhole", "CalibrationError", CalibrationError),
         ("deeplabstream.experiments.observation", "MissingKeypointError", ExperimentError),
-        ("deeplabstream.live.processes.experiment_slot", "ExperimentStartError", ExperimentError),
+        (
+            "deeplabstream.live.processes.analysis.experiment_slot",
+            "ExperimentStartError",
+            ExperimentError,
+        ),
     ],
 )
 def test_each_error_is_of_its_kind(module: str, name: str, kind: type[Exception]) -> None:

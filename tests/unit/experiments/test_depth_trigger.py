@@ -27,9 +27,9 @@ from deeplabstream.experiments.config import ExperimentConfigError, parse_experi
 from deeplabstream.experiments.observation import DepthLookup, Observation
 from deeplabstream.experiments.triggers import Height, make_trigger
 from deeplabstream.hardware.simulator.arena import ArenaParams, ArenaRenderer, WaypointMotion
-from deeplabstream.live.processes.companion import CompanionReader
-from deeplabstream.live.processes.depth import DepthSource, FrameDepth, depth_source
-from deeplabstream.live.processes.experiment_slot import open_experiment_run
+from deeplabstream.live.processes.analysis.depth import DepthSource, FrameDepth, depth_source
+from deeplabstream.live.processes.analysis.experiment_slot import open_experiment_run
+from deeplabstream.live.processes.capture.companion import CompanionReader
 from deeplabstream.transport.ring import FrameRing, RingSpec, new_ring_name
 
 NAMES = ("nose", "tail_base")
@@ -266,7 +266,7 @@ def test_depth_source_only_for_depth_aligned_to_the_analysed_image(caplog) -> No
     assert source.ring.name == "dls_x_depth" and source.ring.geometry.shape == (240, 320)
     assert depth_source("top", _description(None, "infrared"), (240, 320)) is not None
     assert depth_source("cam", {"model": "a webcam"}, (240, 320)) is None
-    with caplog.at_level(logging.WARNING, logger="deeplabstream.live.processes.depth"):
+    with caplog.at_level(logging.WARNING, logger="deeplabstream.live.processes.analysis.depth"):
         assert depth_source("top", _description(None), (240, 320)) is None
         assert depth_source("side", _description("color", size=(480, 640)), (240, 320)) is None
     assert "camera top: experiments get no depth from it: it is not aligned" in caplog.text

@@ -35,8 +35,8 @@ from deeplabstream.experiments.triggers.base import Trigger
 from deeplabstream.experiments.triggers.combinators import All
 from deeplabstream.hardware.simulator.arena import KEYPOINT_NAMES
 from deeplabstream.hardware.stimulation.log_device import LogStimulator
-from deeplabstream.live.processes.dispatch import ExperimentRun
-from deeplabstream.live.processes.experiment_report import run_summary
+from deeplabstream.live.processes.analysis.dispatch import ExperimentRun
+from deeplabstream.live.processes.analysis.experiment_report import run_summary
 
 NAMES = ("nose", "tail_base")
 FPS = 30

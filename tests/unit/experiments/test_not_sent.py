@@ -21,8 +21,8 @@ from deeplabstream.experiments.events import EVENT_COLUMNS, EventCsvWriter
 from deeplabstream.experiments.observation import Observation
 from deeplabstream.experiments.runtime import ExperimentRuntime
 from deeplabstream.hardware.stimulation.base import DeviceLostError
-from deeplabstream.live.processes.dispatch import ExperimentRun
-from deeplabstream.live.processes.experiment_report import run_summary
+from deeplabstream.live.processes.analysis.dispatch import ExperimentRun
+from deeplabstream.live.processes.analysis.experiment_report import run_summary
 from tests.unit.hardware.stimulation.test_stimulation import open_against, ptys  # noqa: F401 - fixture
 
 NAMES = ("nose", "tail_base")

@@ -26,7 +26,7 @@ from deeplabstream.experiments.runtime import ExperimentRuntime
 from deeplabstream.experiments.triggers import Circle, Region
 from deeplabstream.hardware.simulator.arena import KEYPOINT_NAMES
 from deeplabstream.hardware.stimulation.base import ActionRecord
-from deeplabstream.live.processes.dispatch import ExperimentRun
+from deeplabstream.live.processes.analysis.dispatch import ExperimentRun
 from tests.support.files import write_settings
 from tests.support.processes import only_session, run_cli
 

@@ -18,8 +18,8 @@ import pytest
 
 from deeplabstream.core.frames import FrameGeometry
 from deeplabstream.core.logs import LogTarget
-from deeplabstream.live.processes.job import PoseJob, WorkerCamera
-from deeplabstream.live.processes.models import load_models
+from deeplabstream.live.processes.analysis.job import PoseJob, WorkerCamera
+from deeplabstream.live.processes.analysis.models import load_models
 from deeplabstream.outputs.pose.files import TIMING_COLUMNS, PoseTimingWriter
 from deeplabstream.pose.formats.conversion import CACHE_ENV
 from deeplabstream.pose.loading import load_model

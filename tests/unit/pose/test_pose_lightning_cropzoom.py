@@ -24,7 +24,7 @@ import pandas as pd
 import pytest
 import torch
 
-from deeplabstream.live.processes.models import model_summary, two_stage
+from deeplabstream.live.processes.analysis.models import model_summary, two_stage
 from deeplabstream.offline.replay.images import ImageSet, predict
 from deeplabstream.pose import cropzoom_video, inspect
 from deeplabstream.pose.decoding.cropzoom import (

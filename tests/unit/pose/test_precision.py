@@ -133,7 +133,7 @@ def test_inspect_shows_the_int8_cost(quantized: dict, cache: Path, capsys) -> No
 
 
 def test_session_json_model_entry_has_the_int8_cost(quantized: dict, cache: Path) -> None:
-    from deeplabstream.live.processes.models import model_summary
+    from deeplabstream.live.processes.analysis.models import model_summary
 
     entry = model_summary(load_model(None, precision="int8"), "CPUExecutionProvider")
     assert entry["precision"] == "int8"

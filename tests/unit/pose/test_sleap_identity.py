@@ -294,7 +294,7 @@ def test_sleap_nn_checkpoint_names_the_same_animals(reference: dict[str, np.ndar
 
 
 def test_class_identities_keep_rows_and_write_the_models_confidence(tmp_path: Path) -> None:
-    from deeplabstream.live.processes.identities import ClassIdentities
+    from deeplabstream.live.processes.analysis.identities import ClassIdentities
 
     path = tmp_path / "arena.identity.csv"
     identities = ClassIdentities(path, ("animal1", "animal2"), CLASSES)

@@ -360,7 +360,7 @@ class LiveView(QWidget):
 
         With one camera its own clock (from the frame's arrival time less the camera's offset);
         with several, the host arrival time, the clock they share (as the pose worker gives
-        the experiment: live/processes/pipeline.py, ``frame_time_s``).
+        the experiment: live/processes/analysis/pipeline.py, ``frame_time_s``).
         """
         if len(self._readers) > 1:
             return host_timestamp_ns / 1e9

@@ -1,7 +1,7 @@
 """The camera plugin interface: what every frame source provides.
 
-A camera lives inside its own capture process (see ``live/processes/capture.py``). The capture loop
-calls
+A camera lives inside its own capture process (see ``live/processes/capture/camera.py``). The
+capture loop calls
 :meth:`Camera.open` once, then :meth:`Camera.grab` for every frame, handing it the shared-memory
 slot to fill, and finally :meth:`Camera.close`. A subclass must write ``open``, ``grab`` and
 ``close``; ``lock_keys`` (what identifies the device, for the device locks), ``start_session``,
@@ -130,7 +130,7 @@ class Camera(ABC):
         """True when a frame may be published only once the previous one was analysed.
 
         A video file read in ``PACING = lockstep`` says so; the capture process does the
-        waiting (``live/processes/capture.py``). Live cameras and simulations never wait.
+        waiting (``live/processes/capture/camera.py``). Live cameras and simulations never wait.
         """
         return False
 

@@ -369,7 +369,8 @@ class VideoCamera(Camera):
     def waits_for_analysis(self) -> bool:
         """True with ``PACING = lockstep``: publish a frame only once the previous one was analysed.
 
-        The capture process does the waiting (``live/processes/capture.py``); the camera only asks.
+        The capture process does the waiting (``live/processes/capture/camera.py``); the camera
+        only asks.
         """
         return self.settings.pacing == "lockstep"
 

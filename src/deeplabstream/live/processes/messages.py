@@ -27,7 +27,7 @@ from deeplabstream.settings.sections import DeviceSettings
 from deeplabstream.transport.channel import ChannelReader, Doorbell, EndReason
 from deeplabstream.transport.ring import RingSpec
 
-# --- live.processes.capture ----------------------------------------
+# --- live.processes.capture.camera ----------------------------------------
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ class Finished:
     description: dict[str, Any] = field(default_factory=dict)  # camera.describe() at the end
 
 
-# --- live.processes.recorder ----------------------------------------
+# --- live.processes.recording.recorder ----------------------------------------
 
 
 @dataclass(frozen=True)
@@ -107,7 +107,7 @@ class RecorderFinished:
     last_seq: int = -1  # the last frame it handled (recorded or counted lost)
 
 
-# --- live.processes.inference ----------------------------------------
+# --- live.processes.analysis.inference ----------------------------------------
 
 
 @dataclass(frozen=True)
@@ -250,7 +250,7 @@ class PoseFinished:
     warnings: tuple[str, ...] = ()  # worth knowing, no failure (an LSL stream nobody heard)
 
 
-# --- live.processes.dispatch ----------------------------------------
+# --- live.processes.analysis.dispatch ----------------------------------------
 
 
 @dataclass(frozen=True)
@@ -297,7 +297,7 @@ class ExperimentStatus:
     elapsed_s: float = 0.0  # frame time since the experiment started (for % of session)
 
 
-# --- live.processes.capture: live camera controls (main -> capture -> main) ---------------------
+# --- live.processes.capture.camera: live camera controls (main -> capture -> main) ------------
 
 
 @dataclass(frozen=True)

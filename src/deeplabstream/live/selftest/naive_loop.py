@@ -13,8 +13,8 @@ waiting for the busy loop counts, as it does for the app (whose clock starts whe
 arrives in the capture process).
 
 "Act" is the session's experiment with its devices when the session ran one (an
-:class:`live.processes.dispatch.ExperimentRun` writing its events to a temporary folder), nothing
-otherwise.
+:class:`live.processes.analysis.dispatch.ExperimentRun` writing its events to a temporary
+folder), nothing otherwise.
 
 "Record" (when the session recorded, so that both sides do the same work): every frame that
 falls due, the ones the loop never analyses included, is copied into a queue that one writer
@@ -41,8 +41,8 @@ from deeplabstream.core.clock import host_now_ns
 from deeplabstream.core.frames import FrameGeometry
 from deeplabstream.core.priority import inference_thread_count
 from deeplabstream.experiments.observation import Observation
-from deeplabstream.live.processes.experiment_report import run_summary
-from deeplabstream.live.processes.experiment_slot import open_experiment_run
+from deeplabstream.live.processes.analysis.experiment_report import run_summary
+from deeplabstream.live.processes.analysis.experiment_slot import open_experiment_run
 from deeplabstream.live.selftest.benchmark_mode import percentiles_ms
 from deeplabstream.outputs.video import VideoWriter
 from deeplabstream.pose.ensemble.members import member_rows

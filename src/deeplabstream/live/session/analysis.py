@@ -1,7 +1,7 @@
 """The main process's handle on the inference worker: start it, read its poses, stop it.
 
 Used by :class:`live.session.live.LiveSession`; the worker itself is
-``live/processes/inference.py``.
+``live/processes/analysis/inference.py``.
 """
 
 from __future__ import annotations
@@ -36,9 +36,9 @@ from deeplabstream.core.logs import LogTarget
 from deeplabstream.core.plugins import settings_folder_in_use
 from deeplabstream.core.priority import ProcessPriority
 from deeplabstream.core.unwritten_rows import UnwrittenRows
-from deeplabstream.live.processes.dispatch import EVENTS_FILE
-from deeplabstream.live.processes.inference import pose_main
-from deeplabstream.live.processes.job import PoseJob, WorkerCamera
+from deeplabstream.live.processes.analysis.dispatch import EVENTS_FILE
+from deeplabstream.live.processes.analysis.inference import pose_main
+from deeplabstream.live.processes.analysis.job import PoseJob, WorkerCamera
 from deeplabstream.live.processes.messages import (
     ExperimentEndsSession,
     ExperimentFailed,

@@ -8,8 +8,8 @@ events file; ``LiveSession`` starts the worker with them (live.session.analysis)
 from __future__ import annotations
 
 from deeplabstream.hardware.stimulation.latency import LatencyTestSpec
-from deeplabstream.live.processes.depth import depth_source
-from deeplabstream.live.processes.job import WorkerCamera
+from deeplabstream.live.processes.analysis.depth import depth_source
+from deeplabstream.live.processes.analysis.job import WorkerCamera
 from deeplabstream.live.processes.messages import ExperimentSpec
 from deeplabstream.live.session.cameras import CameraBranch
 from deeplabstream.live.session.report.health import SessionHealth

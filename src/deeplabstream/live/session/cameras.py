@@ -24,7 +24,7 @@ from deeplabstream.core.lifetime import children_leave_stop_signals_to_parent
 from deeplabstream.core.logs import LogTarget
 from deeplabstream.core.priority import PriorityPlan
 from deeplabstream.hardware.cameras.base import CameraControl, CameraError
-from deeplabstream.live.processes.capture import CaptureJob, capture_main
+from deeplabstream.live.processes.capture.camera import CaptureJob, capture_main
 from deeplabstream.live.processes.messages import (
     Abort,
     CameraControlSet,
@@ -34,7 +34,7 @@ from deeplabstream.live.processes.messages import (
     RecorderFinished,
     SetCameraControl,
 )
-from deeplabstream.live.processes.recorder import RecorderProcess
+from deeplabstream.live.processes.recording.recorder import RecorderProcess
 from deeplabstream.outputs.session_record import CameraRecord, Recording
 from deeplabstream.settings.sections import CameraSettings, Settings
 from deeplabstream.transport.channel import Doorbell, EndReason

@@ -46,7 +46,7 @@ from deeplabstream.core.priority import (
 )
 from deeplabstream.hardware.cameras.base import CameraControl, CameraError
 from deeplabstream.hardware.stimulation.latency import LatencyTestSpec
-from deeplabstream.live.processes.dispatch import EVENTS_FILE
+from deeplabstream.live.processes.analysis.dispatch import EVENTS_FILE
 from deeplabstream.live.processes.messages import Start
 from deeplabstream.live.session.analysis import Analysis, PoseError
 from deeplabstream.live.session.analysis_plan import (

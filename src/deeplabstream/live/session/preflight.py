@@ -36,7 +36,7 @@ from deeplabstream.experiments.triggers.base import (
 from deeplabstream.experiments.triggers.space import reads_points3d
 from deeplabstream.hardware.stimulation import DEVICES
 from deeplabstream.hardware.stimulation.serial_device import describe_serial_ports
-from deeplabstream.live.processes.experiment_slot import devices_to_open
+from deeplabstream.live.processes.analysis.experiment_slot import devices_to_open
 from deeplabstream.live.session.keypoints import keypoint_mismatches, mismatch_problem
 from deeplabstream.outputs.folder import too_little_space
 from deeplabstream.pose.ensemble.members import (

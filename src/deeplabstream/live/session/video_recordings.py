@@ -2,7 +2,7 @@
 
 Every frame captured while recording is in the files or counted lost: recorded + lost =
 captured while the recording was on, even when a recorder dies or its disk fills. The recorder
-process itself is live/processes/recorder.py.
+process itself is live/processes/recording/recorder.py.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from deeplabstream.core.heartbeat import Heartbeat
 from deeplabstream.core.logs import LogTarget
 from deeplabstream.core.priority import ProcessPriority
 from deeplabstream.live.processes.messages import RecorderFinished
-from deeplabstream.live.processes.recorder import RecorderJob, RecorderProcess
+from deeplabstream.live.processes.recording.recorder import RecorderJob, RecorderProcess
 from deeplabstream.live.session.cameras import OPEN_TIMEOUT_S, CameraBranch
 from deeplabstream.outputs.folder import too_little_space
 from deeplabstream.outputs.frames_table import repair_frames_table
@@ -31,7 +31,7 @@ from deeplabstream.transport.ring import Channel
 log = logging.getLogger(__name__)
 
 #: How long the stop waits for recorders that keep writing (a ring's worth of frames to encode);
-#: one that gives no sign of life is ended within seconds (live.processes.recorder).
+#: one that gives no sign of life is ended within seconds (live.processes.recording.recorder).
 RECORDER_STOP_TIMEOUT_S = 120.0
 
 

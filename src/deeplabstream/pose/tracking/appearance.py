@@ -22,7 +22,7 @@ frame on the live loop (one (A, F) matrix product, a few microseconds):
    (equal probabilities). The held-out accuracy is kept with the model, for the report.
 
 The fit is numpy only and takes a fraction of a second for a few thousand samples on one core;
-it runs beside the live loop, never on it (:mod:`live.processes.identities`, or
+it runs beside the live loop, never on it (:mod:`live.processes.analysis.identities`, or
 :class:`InlineLearner` in tests and offline tools).
 """
 
@@ -261,7 +261,7 @@ class SampleBank:
 class InlineLearner:
     """Fits in the caller's thread, every ``refit_every`` new samples (tests, offline tools).
 
-    The live loop uses the background learner instead (:mod:`live.processes.identities`),
+    The live loop uses the background learner instead (:mod:`live.processes.analysis.identities`),
     which fits the same way beside it.
     """
 

@@ -27,8 +27,8 @@ from deeplabstream.experiments.observation import Observation
 from deeplabstream.experiments.registry import CONFIG_FOLDER
 from deeplabstream.experiments.runtime import ExperimentRuntime
 from deeplabstream.experiments.triggers.animals import EachAnimal
-from deeplabstream.live.processes.dispatch import ExperimentRun
-from deeplabstream.live.processes.experiment_report import StatusReporter
+from deeplabstream.live.processes.analysis.dispatch import ExperimentRun
+from deeplabstream.live.processes.analysis.experiment_report import StatusReporter
 from tests.support.files import write_settings
 from tests.support.paths import shared_data
 

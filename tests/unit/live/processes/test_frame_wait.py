@@ -6,7 +6,7 @@ import os
 import threading
 
 from deeplabstream.core.clock import host_now_ns
-from deeplabstream.live.processes.frame_wait import (
+from deeplabstream.live.processes.analysis.frame_wait import (
     SPIN_AFTER_NS,
     ArrivalClock,
     FrameWaiter,

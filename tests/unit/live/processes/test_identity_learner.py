@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 
-from deeplabstream.live.processes.identities import BackgroundLearner
+from deeplabstream.live.processes.analysis.identities import BackgroundLearner
 from deeplabstream.pose.tracking.appearance import MIN_SAMPLES_PER_IDENTITY
 
 
@@ -82,7 +82,7 @@ def test_a_killed_learner_leaves_the_keeper_its_last_model_and_the_loop_unharmed
 
 def test_appearance_identity_off_starts_no_learner_and_keeps_motion_identities(tmp_path):
     """``[Pose] APPEARANCE_IDENTITY = off``: no learner process, the keeper on motion alone."""
-    from deeplabstream.live.processes.identities import CameraIdentities
+    from deeplabstream.live.processes.analysis.identities import CameraIdentities
     from deeplabstream.pose.tracking.tracker import IdentityTracker
     from deeplabstream.settings.loader import parse_settings_text
 

@@ -1,7 +1,7 @@
 """The inference worker's sinks: the pose files' rows, the POSE pipe's records, a lab's output.
 
-The sinks are driven here as the worker's loop drives them (live/processes/pipeline.py): one
-``AnalysedFrame`` filled in place per analysed frame, ``write_not_analysed`` for the frames
+The sinks are driven here as the worker's loop drives them (live/processes/analysis/pipeline.py):
+one ``AnalysedFrame`` filled in place per analysed frame, ``write_not_analysed`` for the frames
 passed over, ``close`` at the end. The end-to-end path is covered by the integration tests
 (test_pose_stream.py, test_pose_times.py, test_lsl.py).
 """
@@ -16,8 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from deeplabstream.live.processes.messages import PoseReader
-from deeplabstream.live.processes.sinks import (
+from deeplabstream.live.processes.analysis.sinks import (
     AnalysedFrame,
     GuardedSink,
     LiveOutputs,
@@ -25,6 +24,7 @@ from deeplabstream.live.processes.sinks import (
     PosePipeSink,
     PoseSink,
 )
+from deeplabstream.live.processes.messages import PoseReader
 from deeplabstream.outputs.interface import ChosenOutput, LiveOutput, OutputCamera, OutputSession
 from deeplabstream.transport.channel import ChannelWriter, FrameRecord
 

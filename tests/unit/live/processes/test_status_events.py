@@ -1,8 +1,8 @@
 """The experiment's status carries its new events and each trigger's entries and active time.
 
-The status is made by the run's :class:`StatusReporter` (live/processes/experiment_report.py); the
-slot (experiment_slot.py) sends it after a loop turn, and passes an experiment's wish to end the
-session on, once.
+The status is made by the run's :class:`StatusReporter`
+(live/processes/analysis/experiment_report.py); the slot (experiment_slot.py) sends it after a loop
+turn, and passes an experiment's wish to end the session on, once.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import pytest
 from deeplabstream.experiments.observation import Observation
 from deeplabstream.experiments.registry import CONFIG_FOLDER
 from deeplabstream.hardware.simulator.arena import KEYPOINT_NAMES
-from deeplabstream.live.processes import experiment_report
-from deeplabstream.live.processes.dispatch import ExperimentRun
-from deeplabstream.live.processes.experiment_slot import ExperimentSlot, OpenRun, open_run
+from deeplabstream.live.processes.analysis import experiment_report
+from deeplabstream.live.processes.analysis.dispatch import ExperimentRun
+from deeplabstream.live.processes.analysis.experiment_slot import ExperimentSlot, OpenRun, open_run
 from deeplabstream.live.processes.messages import (
     ExperimentEndsSession,
     ExperimentSpec,

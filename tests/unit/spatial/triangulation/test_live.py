@@ -122,7 +122,7 @@ def test_a_camera_the_calibration_lacks_is_named(tmp_path: Path) -> None:
 
 def test_the_experiment_reads_the_set_and_pulses_the_laser(tmp_path: Path) -> None:
     from deeplabstream.experiments.observation import Observation
-    from deeplabstream.live.processes.experiment_slot import open_experiment_run
+    from deeplabstream.live.processes.analysis.experiment_slot import open_experiment_run
     from deeplabstream.settings.sections import DeviceSettings
 
     live = _triangulator(tmp_path)

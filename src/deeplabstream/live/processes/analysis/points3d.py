@@ -2,7 +2,7 @@
 
 After each batch the calibrated cameras' poses (the first animal's) go to the
 :class:`~deeplabstream.spatial.triangulation.live.LiveTriangulator`, before the experiment
-decides (live.processes.pipeline, ``triangulate``): ``Observation.points3d`` and
+decides (live.processes.analysis.pipeline, ``triangulate``): ``Observation.points3d`` and
 ``points3d.csv`` read its newest set.
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from deeplabstream.core.errors import CalibrationError, raised_as
-from deeplabstream.live.processes.job import PoseJob
-from deeplabstream.live.processes.models import AnyModel, model_key
+from deeplabstream.live.processes.analysis.job import PoseJob
+from deeplabstream.live.processes.analysis.models import AnyModel, model_key
 from deeplabstream.spatial.triangulation.live import LiveTriangulator
 
 

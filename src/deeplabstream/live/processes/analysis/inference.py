@@ -53,10 +53,24 @@ from deeplabstream.core.logs import add_log_file, configure_process_logging
 from deeplabstream.core.plugins import use_settings_folder
 from deeplabstream.core.priority import apply_process_priority
 from deeplabstream.core.whole_rows import close_open_files, flush_open_files
-from deeplabstream.live.processes.closing import finish
-from deeplabstream.live.processes.experiment_slot import ExperimentSlot, ExperimentStartError
-from deeplabstream.live.processes.frame_wait import FrameWaiter, Waitable
-from deeplabstream.live.processes.job import PoseJob
+from deeplabstream.live.processes.analysis.closing import finish
+from deeplabstream.live.processes.analysis.experiment_slot import (
+    ExperimentSlot,
+    ExperimentStartError,
+)
+from deeplabstream.live.processes.analysis.frame_wait import FrameWaiter, Waitable
+from deeplabstream.live.processes.analysis.job import PoseJob
+from deeplabstream.live.processes.analysis.models import load_models, model_key
+from deeplabstream.live.processes.analysis.pipeline import (
+    BatchKey,
+    CameraPipeline,
+    Turn,
+    analyse_batch,
+    open_pipelines,
+    ready_message,
+)
+from deeplabstream.live.processes.analysis.points3d import finish_triangulation, open_triangulator
+from deeplabstream.live.processes.analysis.sinks import open_outputs
 from deeplabstream.live.processes.messages import (
     ExperimentStopped,
     PoseFailed,
@@ -67,17 +81,6 @@ from deeplabstream.live.processes.messages import (
     StopAnalysis,
     StopExperiment,
 )
-from deeplabstream.live.processes.models import load_models, model_key
-from deeplabstream.live.processes.pipeline import (
-    BatchKey,
-    CameraPipeline,
-    Turn,
-    analyse_batch,
-    open_pipelines,
-    ready_message,
-)
-from deeplabstream.live.processes.points3d import finish_triangulation, open_triangulator
-from deeplabstream.live.processes.sinks import open_outputs
 from deeplabstream.outputs.folder import SESSION_LOG
 from deeplabstream.outputs.pose.recovery import finish_events
 from deeplabstream.pose.model_format import use_lab_formats
@@ -241,7 +244,7 @@ def _analyse(
     """Run the worker's loop: wait, read, group, hand each batch on, until told to stop.
 
     Each batch's way from the model to the experiment's decision and the sinks is
-    :func:`live.processes.pipeline.analyse_batch`.
+    :func:`live.processes.analysis.pipeline.analyse_batch`.
     """
     active = list(pipelines)
     common_clock = len(pipelines) > 1

@@ -42,7 +42,11 @@ from deeplabstream.core.logs import LogTarget
 from deeplabstream.core.priority import SIDE_NICENESS, ProcessPriority
 from deeplabstream.hardware.cameras.base import CompanionStream
 from deeplabstream.live.processes.messages import RecorderFinished
-from deeplabstream.live.processes.recorder import RecorderJob, RecorderProcess, recorder_main
+from deeplabstream.live.processes.recording.recorder import (
+    RecorderJob,
+    RecorderProcess,
+    recorder_main,
+)
 from deeplabstream.settings.sections import RecordingSettings
 from deeplabstream.transport.channel import (
     ChannelWriter,

@@ -1,8 +1,8 @@
 """Depth for experiments: a RealSense's aligned depth image, read beside each colour frame.
 
-The capture process publishes the depth image in a companion ring (:mod:`live.processes.companion`);
-the inference worker reads the depth of a frame from it when an experiment asks
-(``Observation.depth_m``).
+The capture process publishes the depth image in a companion ring
+(:mod:`live.processes.capture.companion`); the inference worker reads the depth of a frame from it
+when an experiment asks (``Observation.depth_m``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from deeplabstream.live.processes.companion import CompanionReader, companion_rings
+from deeplabstream.live.processes.capture.companion import CompanionReader, companion_rings
 from deeplabstream.transport.ring import RingSpec
 
 log = logging.getLogger(__name__)

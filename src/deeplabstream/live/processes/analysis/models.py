@@ -22,7 +22,7 @@ import numpy as np
 from deeplabstream.core.digest import file_sha256
 from deeplabstream.core.errors import raised_as
 from deeplabstream.core.priority import inference_pool_may_spin, inference_thread_count
-from deeplabstream.live.processes.job import PoseJob, WorkerCamera
+from deeplabstream.live.processes.analysis.job import PoseJob, WorkerCamera
 from deeplabstream.pose.decoding.two_stage import CropFrom
 from deeplabstream.pose.ensemble.members import (
     KeypointMap,

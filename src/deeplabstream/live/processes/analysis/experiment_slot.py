@@ -25,14 +25,17 @@ from deeplabstream.experiments.runtime import ExperimentRuntime
 from deeplabstream.hardware.stimulation import StimulationDevice
 from deeplabstream.hardware.stimulation.latency import LatencyTestSpec
 from deeplabstream.hardware.stimulation.serial_device import SerialStimulator
-from deeplabstream.live.processes.dispatch import (
+from deeplabstream.live.processes.analysis.dispatch import (
     DEVICE_FAILURES,
     EVENTS_FILE,
     ExperimentRun,
 )
-from deeplabstream.live.processes.experiment_report import StatusReporter, run_summary
-from deeplabstream.live.processes.latency_board import finish_latency_test, start_latency_test
-from deeplabstream.live.processes.markers import MarkedWriter
+from deeplabstream.live.processes.analysis.experiment_report import StatusReporter, run_summary
+from deeplabstream.live.processes.analysis.latency_board import (
+    finish_latency_test,
+    start_latency_test,
+)
+from deeplabstream.live.processes.analysis.markers import MarkedWriter
 from deeplabstream.live.processes.messages import (
     ExperimentEndsSession,
     ExperimentFailed,

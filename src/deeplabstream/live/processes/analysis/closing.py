@@ -12,8 +12,8 @@ import dataclasses
 import logging
 from typing import Any
 
-from deeplabstream.live.processes.job import PoseJob
-from deeplabstream.live.processes.pipeline import CameraPipeline
+from deeplabstream.live.processes.analysis.job import PoseJob
+from deeplabstream.live.processes.analysis.pipeline import CameraPipeline
 from deeplabstream.transport.ring import Channel
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,7 @@ def _identity_figures(
     """Return what the tracker counted and the keeper did (multi-animal); None for one animal.
 
     For an identity model (no tracker: its classes are the identities), the classes and how
-    often each was found (:mod:`live.processes.identities`).
+    often each was found (:mod:`live.processes.analysis.identities`).
     """
     if pipeline.tracker is None:
         if looks is None or looks.get("source") != "model classes":
@@ -86,7 +86,7 @@ def _identity_figures(
         **dataclasses.asdict(pipeline.tracker.counts),
     }
     if looks is not None:
-        figures["appearance"] = looks  # pose.tracking.identities, live.processes.identities
+        figures["appearance"] = looks  # pose.tracking.identities, analysis.identities
     return figures
 
 

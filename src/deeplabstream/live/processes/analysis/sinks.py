@@ -15,7 +15,7 @@ outputs/interface.py, built-in or installed), opened here once per analysis
 A new output is an ``outputs.interface.Output`` subclass, registered by name (a built-in in
 ``outputs.interface.OUTPUTS``, or an installed package's ``deeplabstream.outputs`` entry point);
 nothing here changes. Live triangulation is not a sink: the experiment's decision reads its 3D
-points, so it runs before the decision (live.processes.pipeline, its batch's journey).
+points, so it runs before the decision (live.processes.analysis.pipeline, its batch's journey).
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ import numpy as np
 
 from deeplabstream.core.call_watchdog import CallStalled, time_limit
 from deeplabstream.core.plugins import error_text
-from deeplabstream.live.processes.identities import CameraIdentities, ClassIdentities
-from deeplabstream.live.processes.job import PoseJob, WorkerCamera
+from deeplabstream.live.processes.analysis.identities import CameraIdentities, ClassIdentities
+from deeplabstream.live.processes.analysis.job import PoseJob, WorkerCamera
 from deeplabstream.live.processes.messages import PoseRecord, encode_pose
 from deeplabstream.outputs.interface import (
     POSE_OUTPUT,

@@ -12,7 +12,7 @@ from deeplabstream.experiments.registry import experiment_origin
 from deeplabstream.experiments.runtime import ExperimentRuntime
 from deeplabstream.experiments.triggers.base import Trigger
 from deeplabstream.experiments.triggers.kinds import kind_origin
-from deeplabstream.live.processes.dispatch import ExperimentRun
+from deeplabstream.live.processes.analysis.dispatch import ExperimentRun
 from deeplabstream.live.processes.messages import EventView, ExperimentStatus, TriggerView
 
 #: At most this many events ride on one status (the newest); a status says how many there were.

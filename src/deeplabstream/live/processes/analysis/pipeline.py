@@ -1,24 +1,24 @@
 """One camera's pipeline in the inference worker: a frame's journey, in the order it goes.
 
-The worker's loop (live.processes.inference) waits for frames, lets every camera
+The worker's loop (live.processes.analysis.inference) waits for frames, lets every camera
 :meth:`~CameraPipeline.read` its newest one, groups the cameras into batches (one per model and
 input size: :meth:`~CameraPipeline.batch_key`) and hands each batch to :func:`analyse_batch`,
 which takes it the rest of the way, in this order:
 
 1. estimate: :func:`estimate`, the batch's keypoints in one call of the model, in frame pixels;
 2. identify: :func:`identify`, each camera's animals in identity order (its tracker and looks,
-   or an identity model's classes: live.processes.identities), and its next crop;
+   or an identity model's classes: live.processes.analysis.identities), and its next crop;
 3. observe: :meth:`~CameraPipeline.observe`, the experiment's view of each frame (with the
    calibrated cameras' 3D points: :func:`triangulate`);
-4. decide and command: ``ExperimentRun.on_poses`` (live.processes.dispatch), the experiment's
-   decision, its commands sent to the devices at once;
+4. decide and command: ``ExperimentRun.on_poses`` (live.processes.analysis.dispatch), the
+   experiment's decision, its commands sent to the devices at once;
 5. sinks: :func:`hand_to_sinks`, each frame (filled in place) to its camera's outputs: the pose
-   files, the POSE pipe, LSL... (live.processes.sinks).
+   files, the POSE pipe, LSL... (live.processes.analysis.sinks).
 
 A :class:`CameraPipeline` holds what the worker keeps per camera between frames: its reader of
 the ring's newest frame, its model, its dynamic crop, its identities, its deadline account and
 its sinks. The pipelines are opened before the first frame (:func:`open_pipelines`) and closed
-after the last (live.processes.closing).
+after the last (live.processes.analysis.closing).
 """
 
 from __future__ import annotations
@@ -35,13 +35,12 @@ from deeplabstream.core.deadline import INFERENCE, DeadlineAccount, inference_pa
 from deeplabstream.core.plugins import imported_lab_files, plugin_notices
 from deeplabstream.core.stats import DurationHistogram
 from deeplabstream.experiments.observation import Observation, Points3D
-from deeplabstream.live.processes.depth import FrameDepth, depth_reader
-from deeplabstream.live.processes.dispatch import ExperimentRun
-from deeplabstream.live.processes.frame_wait import ArrivalClock
-from deeplabstream.live.processes.identities import CameraIdentities, ClassIdentities
-from deeplabstream.live.processes.job import PoseJob, WorkerCamera
-from deeplabstream.live.processes.messages import CameraModel, PoseReady
-from deeplabstream.live.processes.models import (
+from deeplabstream.live.processes.analysis.depth import FrameDepth, depth_reader
+from deeplabstream.live.processes.analysis.dispatch import ExperimentRun
+from deeplabstream.live.processes.analysis.frame_wait import ArrivalClock
+from deeplabstream.live.processes.analysis.identities import CameraIdentities, ClassIdentities
+from deeplabstream.live.processes.analysis.job import PoseJob, WorkerCamera
+from deeplabstream.live.processes.analysis.models import (
     AnyModel,
     CropGraphs,
     LoadedEnsemble,
@@ -49,7 +48,7 @@ from deeplabstream.live.processes.models import (
     camera_crop,
     model_key,
 )
-from deeplabstream.live.processes.sinks import (
+from deeplabstream.live.processes.analysis.sinks import (
     AnalysedFrame,
     EnsembleValues,
     LiveOutputs,
@@ -57,6 +56,7 @@ from deeplabstream.live.processes.sinks import (
     PosePipeSink,
     PoseSink,
 )
+from deeplabstream.live.processes.messages import CameraModel, PoseReady
 from deeplabstream.outputs.pose.files import IDENTITY_SUFFIX, individual_names
 from deeplabstream.pose.ensemble.causal import CausalEks
 from deeplabstream.pose.ensemble.statistics import EnsembleFrame
@@ -109,7 +109,7 @@ class CameraPipeline:
     files: PoseFileSink  # its pose files (also in ``sinks``): the closing figures read them
     sinks: list[PoseSink] = field(default_factory=list)  # every output of its poses, in order
     frame: AnalysedFrame = field(default_factory=AnalysedFrame)  # filled in place per frame
-    depth: Any = None  # live.processes.companion.CompanionReader of camera.depth
+    depth: Any = None  # live.processes.capture.companion.CompanionReader of camera.depth
     cropper: DynamicCrop | None = None  # with dynamic cropping
     # The region of this turn's frame that is analysed (set by ``batch_key`` every turn).
     crop: Crop = field(init=False)
@@ -381,7 +381,7 @@ def triangulate(
     """Hand the group's poses (the first animal's) to the live triangulation; return its new set.
 
     Before the decision: ``Observation.points3d`` and ``points3d.csv`` read its newest set
-    (opened and closed by live.processes.points3d).
+    (opened and closed by live.processes.analysis.points3d).
     """
     if triangulator is None:
         return None
@@ -569,7 +569,7 @@ def _cropper(camera: WorkerCamera, model: AnyModel) -> DynamicCrop | None:
     settings = camera_crop(camera)
     if not settings.enabled:
         return None
-    assert model.input_multiple is not None  # set by live.processes.models.load_models
+    assert model.input_multiple is not None  # set by live.processes.analysis.models.load_models
     return DynamicCrop(
         (camera.ring.geometry.height, camera.ring.geometry.width),
         settings,

@@ -1,7 +1,7 @@
 """What the inference worker is given: its cameras and its job (both picklable).
 
 The session (``live/session/analysis.py``) builds a :class:`PoseJob` and starts
-``live.processes.inference.pose_main`` with it; every module of the worker reads it.
+``live.processes.analysis.inference.pose_main`` with it; every module of the worker reads it.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from deeplabstream.core.heartbeat import Heartbeat
 from deeplabstream.core.logs import LogTarget
 from deeplabstream.core.priority import ProcessPriority
 from deeplabstream.core.unwritten_rows import UnwrittenRows
-from deeplabstream.live.processes.depth import DepthSource
-from deeplabstream.live.processes.dispatch import EVENTS_FILE
+from deeplabstream.live.processes.analysis.depth import DepthSource
+from deeplabstream.live.processes.analysis.dispatch import EVENTS_FILE
 from deeplabstream.live.processes.messages import ExperimentSpec
 from deeplabstream.outputs.interface import ChosenOutput
 from deeplabstream.settings.effective import EffectiveCamera

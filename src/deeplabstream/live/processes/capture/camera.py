@@ -11,13 +11,12 @@ Live camera controls (exposure, gain...) travel on a pipe of their own (``Captur
 so an answer is never taken for the end of the stream: ``SetCameraControl(name, value)`` is
 answered with ``CameraControlSet(name, value, error, controls)``. The loop looks for requests
 between frames at most every ``CONTROL_POLL_S`` (one ``poll`` system call), never waiting.
-
-Between Start and Finished the loop is: mark slot, ``camera.grab(slot)``, publish, update the
+ Between Start and Finished the loop is: mark slot, ``camera.grab(slot)``, publish, update the
 header counters, send a record to each subscribed channel. A camera with companion streams (a
 RealSense depth image) has them written into rings of their own and published first
-(:mod:`live.processes.companion`, which also records them). The loop ends when the main process
-sets the ring header's ``stop_requested`` flag, the frame limit is reached, the source ends, or
-the camera fails; every path sends the end-of-stream record, closes the camera and detaches from
+(:mod:`live.processes.capture.companion`, which also records them). The loop ends when the main
+process sets the ring header's ``stop_requested`` flag, the frame limit is reached, the source ends,
+or the camera fails; every path sends the end-of-stream record, closes the camera and detaches from
 the ring.
 
 **Lockstep pacing** (a camera whose ``waits_for_analysis`` is true: a video file with
@@ -54,7 +53,7 @@ from deeplabstream.core.logs import (
 from deeplabstream.core.priority import ProcessPriority, apply_process_priority
 from deeplabstream.hardware.cameras import Camera, CameraControl, CameraError
 from deeplabstream.hardware.cameras.orientation import OrientedCamera
-from deeplabstream.live.processes.companion import CompanionOutputs
+from deeplabstream.live.processes.capture.companion import CompanionOutputs
 from deeplabstream.live.processes.messages import (
     CameraControlSet,
     Failed,

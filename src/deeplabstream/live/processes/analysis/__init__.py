@@ -1,0 +1,1 @@
+"""The inference worker: the pose models on each frame, then the experiment (decide -> send)."""

@@ -1,0 +1,1 @@
+"""The recorder process: one per camera, the ring's frames into the video and its table."""
