@@ -1,16 +1,6 @@
-"""Where animals touch: their keypoints re-assigned one keypoint type at a time, bodies moved whole.
+"""Where animals touch: keypoints re-assigned one type at a time, bodies moved as a whole.
 
-Where two animals overlap, a bottom-up decoder can group the front of one with the back of the
-other (a chimera). :class:`ContactRegrouper` re-assigns the matched detections' keypoints to the
-identities in contact one keypoint type at a time (:meth:`ContactRegrouper.regroup`); each
-identity in contact remembers its predicted body moved rigidly (shifted and turned) onto the
-majority of its keypoints, so it keeps its shape through the contact
-(:meth:`ContactRegrouper.move_rigidly`). :class:`IdentityTracker`'s output row is the instance
-most of an identity's keypoints came from, whole (:meth:`ContactRegrouper.whole_animals`); with
-the merged-instance repair, the re-assigned keypoints themselves
-(:meth:`ContactRegrouper.repair`).
-
-(:class:`IdentityTracker` is :class:`pose.tracking.tracker.IdentityTracker`.)
+The contact handling of :class:`pose.tracking.tracker.IdentityTracker` (its module docstring).
 """
 
 from __future__ import annotations
@@ -39,23 +29,11 @@ RIGID_MAX_TURN_RAD = 0.3
 
 
 class ContactRegrouper:
-    """Re-assign the keypoints of identities in contact (module docstring).
+    """Re-assign the keypoints of identities in contact (:class:`IdentityTracker`'s).
 
-    Parameters
-    ----------
-    animals, keypoints
-        A identities of K keypoints.
-    contact_distance_px
-        Identities whose closest keypoints are within this are in contact.
-    margin_px
-        In contact, how much closer (pixels) another identity's prediction of a keypoint must
-        be than its instance's identity's for the keypoint to move to it.
-    gated
-        The cost of a pair never to be kept (larger than any sum of admissible costs).
-    score_cost
-        The identity term of the cost for (D, A) identity scores.
-    counts
-        Where the repair's work is counted.
+    ``contact_distance_px`` and ``margin_px`` (``regroup_margin_px``) are the tracker's;
+    ``gated`` costs more than any admissible assignment, ``score_cost`` is the identity term of
+    the cost for (D, A) scores, and the repair's work is counted in ``counts``.
     """
 
     def __init__(

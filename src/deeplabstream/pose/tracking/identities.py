@@ -352,18 +352,10 @@ class IdentityKeeper:
     def _withhold_unsure(self, seen: np.ndarray, shown: np.ndarray) -> None:
         """Leave animals a merge left unsure unnamed, while their looks can settle it.
 
-        After a merge (or a track started anew), motion's guess of who is who is a coin toss
-        until the looks have named the animals: two agreeing frames of both in contact, or
-        their first frames apart. Where the model can tell them apart (marked animals), that is
-        a few frames away, and a row shown meanwhile under a guessed identity would be another
-        animal's half the time: it is left unnamed instead (counted in ``unsure_unidentified``),
-        its confidence kept, until its identity's confidence reaches
-        :data:`MERGED_MIN_CONFIDENCE`. Where the looks cannot tell (no model yet, unmarked
-        animals), waiting would hide the animals for good: motion's guess is shown, with its
-        confidence, for ``MIN_IDENTITY_CONFIDENCE`` to judge. So is an animal that no merge
-        made unsure, whose confidence dips because its looks disagree with motion: motion is
-        no guess there, and a model can pass its check on cues that do not last (unmarked
-        animals, a model's first seconds).
+        The module docstring's *Unsure animals*; counted in ``unsure_unidentified``. An animal
+        no merge made unsure, whose confidence dips because its looks disagree with motion, is
+        shown: motion is no guess there, and a model can pass its check on cues that do not
+        last (unmarked animals, a model's first seconds).
 
         ``seen``: (A,) the tracks detected; ``shown``: those not judged as merges.
         """
@@ -394,11 +386,8 @@ class IdentityKeeper:
     def _hide_chimeras(self, chimeras: np.ndarray) -> None:
         """Leave unnamed the tracks whose row is not wholly their animal (a chimera).
 
-        ``chimeras``: (A,) :attr:`IdentityTracker.last_chimeras`: the framework's instance
-        written whole under the track holds a seen keypoint that another track followed (the
-        front of one animal grouped with the back of the other, or one animal assembled
-        twice). The row is written whole in the files, but a rule must not act on it: for this
-        frame the rules see no such animal (a miss, not a switch and back).
+        ``chimeras``: (A,) :attr:`IdentityTracker.last_chimeras` (the module docstring's *Files
+        whole, rules right*): for this frame the rules see no such animal.
         """
         if chimeras.any():
             self.unnamed[self._identity_of[chimeras]] = True
@@ -544,22 +533,12 @@ class IdentityKeeper:
     ) -> None:
         """Multiply the beliefs of tracks by their looks' probabilities, where they can be trusted.
 
-        * A track apart from everything else for :data:`APART_HOLD_S` (``settled``): its
-          looks alone, whole (clipped to :data:`EVIDENCE_CLIP`).
-        * Animals in contact (``contact``: (A, A) within :meth:`AnimalProximity.apart_px`): a
-          patch then holds parts of the other animal, and alone the model can be wrong about
-          it, confidently (a small mouse lying on a large one looks large; 2 to 10 % of such
-          frames on the simulated arena, docs/sleap-models.md). But the looks
-          of *all* the animals of a group in contact are weighed together: after balancing,
-          that is the likelihood of each assignment of the group's animals to identities,
-          and a part of one animal in the other's patch pulls both patches the same way,
-          which favours no assignment. So a group's looks count only when every one of its
-          animals is seen with a patch, each clipped to :data:`CONTACT_EVIDENCE_CLIP`: two
-          agreeing frames name animals that parted from a merge while they still touch.
-          One animal of a group alone (the other without a patch, or hidden) counts nothing.
-
-        Then balanced again (every identity on one track in all), so that evidence that one
-        track is identity i is evidence that the others are not.
+        ``settled`` tracks (apart for :data:`APART_HOLD_S`): their looks alone; each group in
+        ``contact`` ((A, A) within :meth:`AnimalProximity.apart_px`): all its animals' looks
+        together or none (the module docstring's *Appearance*; alone, a patch in contact can be
+        confidently wrong: 2 to 10 % of such frames on the simulated arena,
+        docs/sleap-models.md). Then balanced again (every identity on one track in all), so
+        that evidence that one track is identity i is evidence that the others are not.
         """
         weighed = False
         for track, look in looks.items():
@@ -586,10 +565,7 @@ class IdentityKeeper:
     def _assign(self, active: np.ndarray) -> None:
         """Reassign identities when another assignment is :attr:`switch_odds` times likelier.
 
-        Only an assignment that is itself sure needs protecting from weak evidence; one left
-        unsure by a merge (an identity's confidence below :data:`MERGED_MIN_CONFIDENCE`) gives
-        way to one :data:`UNSURE_SWITCH_ODDS` times likelier, so the animals are named by
-        their looks from the first frames apart instead of after a detour.
+        :data:`UNSURE_SWITCH_ODDS` times when the one in force is unsure (module docstring).
         """
         if np.count_nonzero(active) < 2:
             return

@@ -11,23 +11,13 @@ keypoints jumps when a keypoint appears or disappears, which a centroid velocity
 displacements of the same keypoints do not. A keypoint unseen for longer than ``max_gap_s`` is
 forgotten; an identity unseen for longer is lost, its motion reset, and it is free for a later
 detection.
-
-(:class:`IdentityTracker` is :class:`pose.tracking.tracker.IdentityTracker`.)
 """
 
 from __future__ import annotations
 
 import math
-from typing import Protocol
 
 import numpy as np
-
-
-class LossCounts(Protocol):
-    """Where the losses are counted (:class:`~pose.tracking.tracker.TrackerCounts`)."""
-
-    identities_lost: int
-    identities_reacquired: int
 
 
 class MotionModel:
@@ -35,8 +25,7 @@ class MotionModel:
 
     Per identity and keypoint, :attr:`kp_xy` and :attr:`kp_time` are where and when it was last
     seen (NaN where unknown, all NaN for an identity not tracked); :attr:`vel` is each identity's
-    velocity (px/s) and :attr:`last_seen` its last update's time (NaN: not tracked). Losses and
-    reacquisitions are counted in ``counts``.
+    velocity (px/s) and :attr:`last_seen` its last update's time (NaN: not tracked).
     """
 
     def __init__(
@@ -45,11 +34,9 @@ class MotionModel:
         keypoints: int,
         max_gap_s: float,
         velocity_time_constant_s: float,
-        counts: LossCounts,
     ) -> None:
         self.max_gap_s = max_gap_s
         self.velocity_time_constant_s = velocity_time_constant_s
-        self.counts = counts
         self.kp_xy = np.full((animals, keypoints, 2), np.nan)
         self.kp_time = np.full((animals, keypoints), np.nan)
         self.vel = np.zeros((animals, 2))  # px/s, one per identity
@@ -85,10 +72,9 @@ class MotionModel:
         unknown = counts == 0
         return np.where(unknown[None], 1e12, distance)
 
-    def expire(self, time_s: float) -> None:
-        """Give up the identities unseen for longer than ``max_gap_s``."""
+    def expire(self, time_s: float) -> int:
+        """Give up the identities unseen for longer than ``max_gap_s``; return how many."""
         lost = time_s > self.last_seen + self.max_gap_s
-        self.counts.identities_lost += int(np.count_nonzero(lost))
         self.was_lost |= lost
         self.last_seen[lost] = np.nan
         self.kp_xy[lost] = np.nan
@@ -96,6 +82,7 @@ class MotionModel:
         # A lower bound of the next loss, exact here; identities seen later only push it back.
         earliest = float(np.fmin.reduce(self.last_seen))  # NaN when none is tracked
         self.expires_s = earliest + self.max_gap_s if math.isfinite(earliest) else math.inf
+        return int(np.count_nonzero(lost))
 
     def follow(
         self,
@@ -137,9 +124,12 @@ class MotionModel:
         self.kp_time[ids] = np.where(seen, time_s, times)
         self.last_seen[ids] = time_s
 
-    def start(self, time_s: float, xy: np.ndarray, seen: np.ndarray, ids: np.ndarray) -> None:
-        """Start the free identities ``ids`` at their detections ``xy``, with no motion yet."""
-        self.counts.identities_reacquired += int(np.count_nonzero(self.was_lost[ids]))
+    def start(self, time_s: float, xy: np.ndarray, seen: np.ndarray, ids: np.ndarray) -> int:
+        """Start the free identities ``ids`` at their detections ``xy``, with no motion yet.
+
+        Returns how many of them had been lost (reacquired).
+        """
+        reacquired = int(np.count_nonzero(self.was_lost[ids]))
         self.was_lost[ids] = False
         self.kp_xy[ids] = np.where(seen[..., None], xy, np.nan)
         self.kp_time[ids] = np.where(seen, time_s, np.nan)
@@ -147,3 +137,4 @@ class MotionModel:
         self.vel_known[ids] = False
         self.last_seen[ids] = time_s
         self.expires_s = min(self.expires_s, time_s + self.max_gap_s)
+        return reacquired

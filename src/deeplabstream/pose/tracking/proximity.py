@@ -1,15 +1,4 @@
-"""How close the animals come to each other, hidden ones included, for :class:`IdentityKeeper`.
-
-An animal under another is not detected, but it is still there: :class:`AnimalProximity`
-remembers where each track was last seen, moves a hidden animal with the detection it lies
-under, and presumes an animal the tracker gave up next to another to be under it. On that it
-measures the gaps between the animals (:meth:`AnimalProximity.gaps`), how close they come judged
-on everything known of them (:meth:`AnimalProximity.reach`: their rows, their detections whole
-and the bodies the tracker remembers), and which have been apart from everything long enough
-for their looks to count alone (:meth:`AnimalProximity.settled`).
-
-(:class:`IdentityKeeper` is :class:`pose.tracking.identities.IdentityKeeper`.)
-"""
+"""How close the animals come to each other, hidden ones included, for the identity keeper."""
 
 from __future__ import annotations
 
@@ -30,16 +19,12 @@ two (three frames at 30 fps)."""
 
 
 class AnimalProximity:
-    """Where each track is, hidden or not, and how close the tracks come (module docstring).
+    """Where each track is, hidden or not, and how close the tracks come.
 
-    Parameters
-    ----------
-    tracker
-        The motion tracker; its rows are the tracks.
-    patches
-        The patch cutter whose template sets :meth:`apart_px` (None: no patches).
-    min_likelihood
-        Keypoints below this likelihood are not used.
+    An animal under another is not detected but still there: where each track was last seen is
+    kept, a hidden animal moves with the detection it lies under (:meth:`carry_hidden`), and an
+    animal the tracker gave up next to another is presumed under it (:meth:`presume_under`).
+    ``patches``' template sets :meth:`apart_px`; keypoints below ``min_likelihood`` are not used.
     """
 
     def __init__(

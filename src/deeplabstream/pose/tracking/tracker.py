@@ -139,14 +139,9 @@ def _check_count(name: str, value: int) -> int:
 class IdentityTracker:
     """Give the unordered instances of each frame stable identities.
 
-    Motion model (:attr:`motion`, :class:`~pose.tracking.motion.MotionModel`): one velocity per
-    identity, applied to the last seen position of each of its keypoints; an identity unseen
-    for longer than ``max_gap_s`` is lost. Contact (:attr:`contact`,
-    :class:`~pose.tracking.contact.ContactRegrouper`): while an identity's keypoints (detected,
-    or predicted if it has no detection) come within ``contact_distance_px`` of another's, its
-    keypoints are re-assigned one keypoint type at a time and what it remembers is its body
-    moved as a whole; its output row is the instance most of its keypoints came from, whole;
-    with ``regroup``, the re-assigned keypoints themselves (repairing chimeric instances).
+    Motion (:attr:`motion`, :class:`~pose.tracking.motion.MotionModel`): one velocity per
+    identity; contact (:attr:`contact`, :class:`~pose.tracking.contact.ContactRegrouper`):
+    keypoints re-assigned one keypoint type at a time, bodies moved as a whole (module doc).
 
     Parameters
     ----------
@@ -235,7 +230,6 @@ class IdentityTracker:
             self.keypoints,
             self.max_gap_s,
             self.velocity_time_constant_s,
-            self.counts,
         )
         self._time: float | None = None
         self._last_ambiguous = False
@@ -339,7 +333,7 @@ class IdentityTracker:
         self.last_chimeras[:] = False
         self._followed = None
         if time_s > self.motion.expires_s:
-            self.motion.expire(time_s)
+            self.counts.identities_lost += self.motion.expire(time_s)
 
         dtype = instances.dtype if instances.dtype.kind == "f" else np.float64
         out = np.full((self.max_animals, self.keypoints, 3), np.nan, dtype)
@@ -380,7 +374,8 @@ class IdentityTracker:
             left = given[unplaced]
             if new_rows.size:
                 out[new_ids] = instances[new_rows]
-                self.motion.start(time_s, xy[new_rows], seen[new_rows], new_ids)
+                reacquired = self.motion.start(time_s, xy[new_rows], seen[new_rows], new_ids)
+                self.counts.identities_reacquired += reacquired
         if left.size or faint.size:
             self._place_rest(time_s, out, whole, (left, faint), taken)
         if self._followed is not None:  # rows given after the matching: followed as written
@@ -480,7 +475,8 @@ class IdentityTracker:
                 self.counts.identities_restarted += int(
                     np.count_nonzero(np.isfinite(self.motion.last_seen[identities]))
                 )
-                self.motion.start(time_s, xy[chosen], seen[chosen], identities)
+                reacquired = self.motion.start(time_s, xy[chosen], seen[chosen], identities)
+                self.counts.identities_reacquired += reacquired
 
     def _check_scores(self, scores: np.ndarray | None, detections: int) -> np.ndarray | None:
         """Return the identity scores as floats, or raise ValueError for a wrong shape or value."""
