@@ -321,7 +321,10 @@ class IdentityKeeper:
         self._assign(active)
         self._set_confidence(active, seen)
         self._learn(time_s, seen, settled, looks)
-        proximity.remember(tracks, seen, active)
+        proximity.last_xy[seen] = np.where(
+            np.isfinite(tracks[seen, :, :2]), tracks[seen, :, :2], proximity.last_xy[seen]
+        )
+        proximity.was_active = active.copy()
         out = np.empty_like(rows)
         out[self._identity_of] = rows
         # A merged detection, and a fragment of a hidden animal next to another (fewer

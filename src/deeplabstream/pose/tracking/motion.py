@@ -29,11 +29,7 @@ class MotionModel:
     """
 
     def __init__(
-        self,
-        animals: int,
-        keypoints: int,
-        max_gap_s: float,
-        velocity_time_constant_s: float,
+        self, animals: int, keypoints: int, max_gap_s: float, velocity_time_constant_s: float
     ) -> None:
         self.max_gap_s = max_gap_s
         self.velocity_time_constant_s = velocity_time_constant_s

@@ -42,13 +42,6 @@ class AnimalProximity:
         self._under = np.zeros(animals, bool)  # lost next to another: presumed under it
         self._clear_since = np.full(animals, np.nan)  # apart from every other animal since
 
-    def remember(self, tracks: np.ndarray, seen: np.ndarray, active: np.ndarray) -> None:
-        """Keep where the seen tracks' keypoints are, and which tracks are tracked, for later."""
-        self.last_xy[seen] = np.where(
-            np.isfinite(tracks[seen, :, :2]), tracks[seen, :, :2], self.last_xy[seen]
-        )
-        self.was_active = active.copy()
-
     def carry_hidden(self, tracks: np.ndarray, under: np.ndarray, gaps: np.ndarray) -> None:
         """Move each hidden animal with the detection it lies under (its nearest).
 

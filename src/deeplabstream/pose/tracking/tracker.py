@@ -226,10 +226,7 @@ class IdentityTracker:
     def reset(self) -> None:
         """Forget every identity and the last frame time (the counts are kept)."""
         self.motion = MotionModel(
-            self.max_animals,
-            self.keypoints,
-            self.max_gap_s,
-            self.velocity_time_constant_s,
+            self.max_animals, self.keypoints, self.max_gap_s, self.velocity_time_constant_s
         )
         self._time: float | None = None
         self._last_ambiguous = False
