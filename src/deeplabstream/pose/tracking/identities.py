@@ -20,7 +20,7 @@ for a second, the model sees one animal, and when they part, motion cannot tell 
   - a track **apart** from every other animal for :data:`APART_HOLD_S`: its model
     probabilities alone, clipped to [:data:`EVIDENCE_CLIP`, 1 - :data:`EVIDENCE_CLIP`].
     "Apart" is judged on everything known of each animal (its row, its whole detection, and
-    the body the tracker remembers, :meth:`IdentityKeeper._reach`), not on the keypoints a
+    the body the tracker remembers, :meth:`AnimalProximity.reach`), not on the keypoints a
     pose model happened to keep: models drop the keypoints where two animals touch, and a
     patch cut there holds parts of both;
   - animals **in contact**: a patch alone holds parts of the other animal and the model can
@@ -103,6 +103,7 @@ from deeplabstream.pose.tracking.appearance import (
     AppearanceModel,
 )
 from deeplabstream.pose.tracking.patches import MIN_KEYPOINTS, BodyPatches
+from deeplabstream.pose.tracking.proximity import AnimalProximity
 from deeplabstream.pose.tracking.tracker import IdentityTracker
 
 LEARN_CONFIDENCE = 0.99
@@ -111,12 +112,6 @@ EVIDENCE_CLIP = 0.02
 """A model's probability is clipped to [this, 1 - this] before it counts as evidence."""
 BELIEF_FLOOR = 1e-4
 """No belief goes below this, so that evidence can always turn it round."""
-APART_BODY_LENGTHS = 0.5
-"""Tracks whose closest keypoints are farther apart than this many template lengths are apart."""
-APART_HOLD_S = 0.1
-"""An animal's looks count alone (and are learned) once it has been apart this long: a pose
-model that drops the keypoints where two animals touch makes them look apart for a frame or
-two (three frames at 30 fps)."""
 CONTACT_EVIDENCE_CLIP = 0.2
 """In contact, a model's probability is clipped to [this, 1 - this]: one frame's looks of two
 touching animals move an even belief to 0.8 at most (below :data:`MERGED_MIN_CONFIDENCE`), two
@@ -249,8 +244,6 @@ class IdentityKeeper:
         animals = self.animals
         self._belief = _sure(np.arange(animals))  # track x identity
         self._identity_of = np.arange(animals)  # the identity each track is shown as
-        self._last_xy = np.full((animals, tracker.keypoints, 2), np.nan)  # last seen keypoints
-        self._was_active = np.zeros(animals, bool)
         self._ever_tracked = False
         self._last_sample = np.full(animals, -math.inf)
         self._time: float | None = None
@@ -258,10 +251,7 @@ class IdentityKeeper:
         self._apart_since: float | None = None  # all tracks apart since (before the first model)
         self._model: AppearanceModel | None = None
         self.confidence = np.full(animals, np.nan)  # the last frame's, per identity (row)
-        self._apart: float | None = None  # _apart_px once the template is set
-        self._near_last = np.zeros(animals, bool)  # last frame: within _apart_px of another
-        self._under = np.zeros(animals, bool)  # lost next to another: presumed under it
-        self._clear_since = np.full(animals, np.nan)  # apart from every other animal since
+        self.proximity = AnimalProximity(tracker, self.patches, self.min_likelihood)
         # Made unsure by a merge or a restart, and not named since (see _withhold_unsure).
         self._shaken = np.zeros(animals, bool)
         # The identities (rows) of the last frame that the rules must not name (module doc).
@@ -299,7 +289,7 @@ class IdentityKeeper:
         # P(detection d is the animal of track t) = sum_i P(d looks like i) P(t is i).
         scores = None
         merged = self._time is not None and self._time <= self._merged_until
-        if probabilities is not None and merged and self._all_apart(instances, detections):
+        if probabilities is not None and merged and self.proximity.all_apart(instances, detections):
             scores = probabilities @ self._belief.T
         rows = self.tracker.update(time_s, instances, scores)
         # The keeper follows each track on what the tracker followed (keypoint by keypoint where
@@ -311,34 +301,35 @@ class IdentityKeeper:
         seen = self._seen(tracks)
         active = self.tracker.active
         self._restart_tracks(active, seen)
-        present = self._presume_under(active)
-        gaps = self._gaps(tracks, seen, present)
+        proximity = self.proximity
+        present = proximity.presume_under(active)
+        gaps = proximity.gaps(tracks, seen, present)
         self._mix(gaps, seen, present, dt)
         # covering[t]: track t is seen next to an animal hidden under it (a merged detection).
-        apart_px = self._apart_px()
+        apart_px = proximity.apart_px()
         under = (gaps <= apart_px) & (present & ~seen)[None, :]  # [coverer, hidden]
         covering = seen & under.any(axis=1)
-        self._carry_hidden(tracks, under & seen[:, None], gaps)
-        self._near_last = gaps.min(axis=1) <= apart_px
+        proximity.carry_hidden(tracks, under & seen[:, None], gaps)
+        proximity.near_last = gaps.min(axis=1) <= apart_px
         if covering.any():
             # One animal hidden by another: when they part, motion cannot say which is which.
             self._merged_until = time_s + MERGE_MEMORY_S
-        reach, clear = self._reach(tracks, instances, seen, present)
-        settled = self._settled(time_s, clear)
+        reach, clear = proximity.reach(tracks, instances, seen, present)
+        settled = proximity.settled(time_s, clear)
         looks = self._track_looks(tracks, instances, frame, seen, detections)
         self._weigh_evidence(looks, seen, settled, reach <= apart_px)
         self._assign(active)
         self._set_confidence(active, seen)
         self._learn(time_s, seen, settled, looks)
-        self._last_xy[seen] = np.where(
-            np.isfinite(tracks[seen, :, :2]), tracks[seen, :, :2], self._last_xy[seen]
+        proximity.last_xy[seen] = np.where(
+            np.isfinite(tracks[seen, :, :2]), tracks[seen, :, :2], proximity.last_xy[seen]
         )
-        self._was_active = active.copy()
+        proximity.was_active = active.copy()
         out = np.empty_like(rows)
         out[self._identity_of] = rows
         # A merged detection, and a fragment of a hidden animal next to another (fewer
         # keypoints than a track needs to be seen: it has no confidence at all).
-        touching = covering | (active & ~seen & self._near_last)
+        touching = covering | (active & ~seen & proximity.near_last)
         self.unnamed = np.zeros(self.animals, bool)
         self._hide_unsure_merges(touching)
         self._hide_chimeras(self.tracker.last_chimeras)
@@ -357,60 +348,6 @@ class IdentityKeeper:
         shown[self.unnamed] = np.nan
         return shown
 
-    def _carry_hidden(self, tracks: np.ndarray, under: np.ndarray, gaps: np.ndarray) -> None:
-        """Move each hidden animal with the detection it lies under (its nearest).
-
-        Where it was last seen soon lags behind where it is: left there, the animal over it
-        would soon count as apart from it, and the looks of that merged detection (both
-        animals) as proof of who it is.
-        """
-        for hidden in np.flatnonzero(under.any(axis=0)).tolist():
-            coverers = np.flatnonzero(under[:, hidden])
-            coverer = int(coverers[np.argmin(gaps[coverers, hidden])])
-            xy = tracks[coverer, :, :2]
-            self._last_xy[hidden] = np.where(np.isfinite(xy), xy, self._last_xy[hidden])
-
-    def _presume_under(self, active: np.ndarray) -> np.ndarray:
-        """Return (A,) the tracks present: tracked, or lost next to another (presumed under it).
-
-        An animal that lies under another for longer than the tracker's gap is given up by
-        the tracker, but it is still there: the detection over it still shows both, so its
-        looks prove nothing until the hidden animal shows again (a track starts anew).
-        """
-        lost = self._was_active & ~active
-        self._under |= lost & self._near_last
-        if (active & ~self._was_active).any():
-            self._under[:] = False  # the hidden animal reappeared
-        self._under &= ~active
-        return active | self._under
-
-    def _all_apart(self, instances: np.ndarray, detections: dict[int, _Look]) -> bool:
-        """Whether every tracked animal has a patch, each showing one animal only.
-
-        Only then do the looks weigh in the tracker's matching: a patch in contact holds parts
-        of the other animal (and a merged detection both), and the model's verdict on it can
-        be confidently wrong, where motion keeps two touching animals apart well.
-        """
-        active = self.tracker.active
-        if len(detections) < np.count_nonzero(active):
-            return False
-        rows = list(detections)
-        xy = instances[rows, :, :2].astype(np.float64)
-        for index in range(1, len(rows)):
-            diff = xy[index, :, None] - xy[:index, None]  # (K, i, K, 2)
-            closest = np.nanmin(np.hypot(diff[..., 0], diff[..., 1]), initial=np.inf)
-            if not closest > self._apart_px():
-                return False
-        # The detections may lack the keypoints where two animals touch: their bodies as the
-        # tracker last knew them must be apart too.
-        bodies = self.tracker.bodies()[active]
-        for index in range(1, bodies.shape[0]):
-            diff = bodies[index, :, None] - bodies[:index, None]
-            closest = np.nanmin(np.hypot(diff[..., 0], diff[..., 1]), initial=np.inf)
-            if not closest > self._apart_px():
-                return False
-        return True
-
     def _looks_can_tell(self) -> bool:
         """Whether the model in use tells the animals apart (passed its held-out check)."""
         return self._model is not None and self._model.accuracy >= MIN_ACCURACY
@@ -418,18 +355,10 @@ class IdentityKeeper:
     def _withhold_unsure(self, seen: np.ndarray, shown: np.ndarray) -> None:
         """Leave animals a merge left unsure unnamed, while their looks can settle it.
 
-        After a merge (or a track started anew), motion's guess of who is who is a coin toss
-        until the looks have named the animals: two agreeing frames of both in contact, or
-        their first frames apart. Where the model can tell them apart (marked animals), that is
-        a few frames away, and a row shown meanwhile under a guessed identity would be another
-        animal's half the time: it is left unnamed instead (counted in ``unsure_unidentified``),
-        its confidence kept, until its identity's confidence reaches
-        :data:`MERGED_MIN_CONFIDENCE`. Where the looks cannot tell (no model yet, unmarked
-        animals), waiting would hide the animals for good: motion's guess is shown, with its
-        confidence, for ``MIN_IDENTITY_CONFIDENCE`` to judge. So is an animal that no merge
-        made unsure, whose confidence dips because its looks disagree with motion: motion is
-        no guess there, and a model can pass its check on cues that do not last (unmarked
-        animals, a model's first seconds).
+        The module docstring's *Unsure animals*; counted in ``unsure_unidentified``. An animal
+        no merge made unsure, whose confidence dips because its looks disagree with motion, is
+        shown: motion is no guess there, and a model can pass its check on cues that do not
+        last (unmarked animals, a model's first seconds).
 
         ``seen``: (A,) the tracks detected; ``shown``: those not judged as merges.
         """
@@ -460,11 +389,8 @@ class IdentityKeeper:
     def _hide_chimeras(self, chimeras: np.ndarray) -> None:
         """Leave unnamed the tracks whose row is not wholly their animal (a chimera).
 
-        ``chimeras``: (A,) :attr:`IdentityTracker.last_chimeras`: the framework's instance
-        written whole under the track holds a seen keypoint that another track followed (the
-        front of one animal grouped with the back of the other, or one animal assembled
-        twice). The row is written whole in the files, but a rule must not act on it: for this
-        frame the rules see no such animal (a miss, not a switch and back).
+        ``chimeras``: (A,) :attr:`IdentityTracker.last_chimeras` (the module docstring's *Files
+        whole, rules right*): for this frame the rules see no such animal.
         """
         if chimeras.any():
             self.unnamed[self._identity_of[chimeras]] = True
@@ -479,7 +405,7 @@ class IdentityKeeper:
 
     def _restart_tracks(self, active: np.ndarray, seen: np.ndarray) -> None:
         """Tracks the tracker started anew know nothing of who they are (but the first ones)."""
-        started = active & ~self._was_active
+        started = active & ~self.proximity.was_active
         if not started.any():
             return
         if not self._ever_tracked:  # the session's first animals: the tracker's identities hold
@@ -488,115 +414,7 @@ class IdentityKeeper:
         self._belief[started] = 1.0 / self.animals
         self._belief = _balanced(self._belief)  # they take what the others leave
         self._shaken[started] = True
-        self._last_xy[started & ~seen] = np.nan
-
-    def _gaps(self, tracks: np.ndarray, seen: np.ndarray, active: np.ndarray) -> np.ndarray:
-        """Return the (A, A) closest keypoint distances between tracks (a hidden one: last place).
-
-        Inf on the diagonal and for tracks not tracked.
-        """
-        where = np.where(seen[:, None, None], tracks[..., :2], self._last_xy)
-        where = np.where(active[:, None, None], where, np.nan)
-        flat = where.reshape(-1, 2)
-        diff = flat[:, None] - flat[None]
-        distance = np.hypot(diff[..., 0], diff[..., 1]).reshape(
-            self.animals, where.shape[1], self.animals, where.shape[1]
-        )
-        gaps = np.fmin.reduce(np.fmin.reduce(distance, axis=3), axis=1)
-        gaps[np.isnan(gaps)] = np.inf
-        np.fill_diagonal(gaps, np.inf)
-        return gaps
-
-    def _reach(
-        self, tracks: np.ndarray, instances: np.ndarray, seen: np.ndarray, present: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Return how close the animals come to each other, judged on everything known of them.
-
-        A track's row can lack keypoints its detection had (the tracker regroups keypoints of
-        animals in contact), and a detection lacks those the pose model missed, often where
-        another animal covers them: judged on either alone, two touching animals can look 30 px
-        apart, and a patch cut there holds parts of both. So each present animal is all of: its
-        row, the detection it was matched to (whole), and its body as the tracker remembers
-        it (:meth:`IdentityTracker.bodies`: the keypoints it missed, where motion puts them); a
-        hidden one, where it was last seen (under the animal over it). Detections no track took
-        (a fragment of a hidden animal) count as others too.
-
-        Returns
-        -------
-        tuple of numpy.ndarray
-            (A, A) the closest distances between present animals (inf on the diagonal and for
-            animals not present; where more than :meth:`_apart_px`, only a lower bound), and
-            (A,) which seen animals are farther than :meth:`_apart_px` from everything else in
-            the frame.
-        """
-        animals, keypoints = self.animals, self.tracker.keypoints
-        ok = np.isfinite(instances[..., 0]) & (instances[..., 2] >= self.min_likelihood)
-        points = np.where(ok[..., None], instances[..., :2], np.nan)  # (D, K, 2)
-        rows = self.tracker.last_detections
-        taken = seen & (rows >= 0)
-        left = np.ones(points.shape[0], bool)
-        left[rows[taken]] = False
-        # (A + U, 3, K, 2): each animal's row, its detection and its remembered body; then
-        # the detections no track took. NaN where nothing.
-        parts = np.full((animals + int(np.count_nonzero(left)), 3, keypoints, 2), np.nan)
-        # (Whole-array assignments first, then the few exceptions: fewer numpy calls, on the
-        # loop, in the usual case of every animal seen.)
-        parts[:animals, 0] = tracks[..., :2]
-        parts[:animals, 2] = self.tracker.bodies()
-        if not seen.all():
-            parts[:animals, 0][~seen] = self._last_xy[~seen]
-            parts[:animals, 2][~seen] = np.nan
-            parts[:animals, 0][~present] = np.nan
-        parts[:animals, 1][taken] = points[rows[taken]]
-        if left.any():
-            parts[animals:, 0] = points[left]
-        everything = parts.reshape(parts.shape[0], -1, 2)  # (N, 3K, 2)
-        apart_px = self._apart_px()
-        # Cheap first: boxes farther apart than apart_px along x or y (the usual case).
-        low, high = np.fmin.reduce(everything, axis=1), np.fmax.reduce(everything, axis=1)
-        closest = np.maximum(low[:, None] - high[None], low[None] - high[:, None]).max(axis=2)
-        closest[np.isnan(closest)] = np.inf  # animals with nothing known
-        np.fill_diagonal(closest, np.inf)
-        if not (closest <= apart_px).any():
-            return closest[:animals, :animals], seen.copy()
-        # Boxes overlap or come close: the closest keypoints, as complex numbers x + iy.
-        flat = np.ascontiguousarray(everything).view(np.complex128)[..., 0]  # (N, 3K)
-        distance = np.abs(flat[:, :, None, None] - flat[None, None])  # (N, 3K, N, 3K)
-        closest = np.fmin.reduce(np.fmin.reduce(distance, axis=3), axis=1)  # NaN: nothing
-        closest[np.isnan(closest)] = np.inf
-        np.fill_diagonal(closest, np.inf)
-        clear = seen & (closest[:animals].min(axis=1) > apart_px)
-        return closest[:animals, :animals], clear
-
-    def _settled(self, time_s: float, clear: np.ndarray) -> np.ndarray:
-        """Return (A,) the tracks apart from everything for :data:`APART_HOLD_S` or longer."""
-        settled = np.zeros(self.animals, bool)
-        since = self._clear_since
-        # At most A numbers: plain floats cost less than numpy calls here.
-        for track, is_clear in enumerate(clear.tolist()):
-            if not is_clear:
-                since[track] = math.nan
-                continue
-            if not since[track] <= time_s:  # NaN (newly apart), or a clock that started over
-                since[track] = time_s
-            # A hair of slack: frame times are k / fps, whose differences are not exact.
-            settled[track] = time_s - since[track] >= APART_HOLD_S - 1e-6
-        return settled
-
-    def _contact_px(self) -> float:
-        return self.tracker.contact_distance_px
-
-    def _apart_px(self) -> float:
-        """Distance beyond which a patch holds nothing of another animal."""
-        if self._apart is not None:
-            return self._apart
-        template = self.patches.template if self.patches is not None else None
-        if template is None:
-            return self._contact_px()
-        # The template is kept for the session: computed once (this is asked a few times
-        # per frame, on the loop).
-        self._apart = max(self._contact_px(), APART_BODY_LENGTHS * float(np.ptp(template[:, 0])))
-        return self._apart
+        self.proximity.last_xy[started & ~seen] = np.nan
 
     def _mix(self, gaps: np.ndarray, seen: np.ndarray, active: np.ndarray, dt: float) -> None:
         """Mix the beliefs of tracks in contact, fast when one of the two is hidden."""
@@ -604,10 +422,10 @@ class IdentityKeeper:
             return
         # Both seen: in contact. One hidden: it went out of sight not apart from the other
         # (where it was last seen lags behind where it went under the other).
-        apart_px = self._apart_px()
+        apart_px = self.proximity.apart_px()
         if not (gaps <= apart_px).any():  # the usual case: nothing to mix
             return
-        contact_px = self._contact_px()
+        contact_px = self.proximity.contact_px()
         for first, second in zip(*np.nonzero(np.triu(gaps <= apart_px)), strict=True):
             if not (active[first] and active[second]) or not (seen[first] or seen[second]):
                 continue
@@ -672,7 +490,7 @@ class IdentityKeeper:
         for row in range(instances.shape[0]):
             others = np.delete(xy, row, axis=0).reshape(-1, 2)
             gap = np.hypot(*(xy[row][:, None] - others[None]).transpose(2, 0, 1))
-            apart = np.nanmin(gap, initial=np.inf) > self._contact_px()
+            apart = np.nanmin(gap, initial=np.inf) > self.proximity.contact_px()
             if apart and self.patches.set_template(instances[row]):
                 return
 
@@ -718,22 +536,12 @@ class IdentityKeeper:
     ) -> None:
         """Multiply the beliefs of tracks by their looks' probabilities, where they can be trusted.
 
-        * A track apart from everything else for :data:`APART_HOLD_S` (``settled``): its
-          looks alone, whole (clipped to :data:`EVIDENCE_CLIP`).
-        * Animals in contact (``contact``: (A, A) within :meth:`_apart_px`): a patch then holds
-          parts of the other animal, and alone the model can be wrong about it, confidently
-          (a small mouse lying on a large one looks large; 2 to 10 % of such frames on the
-          simulated arena, docs/sleap-models.md). But the looks
-          of *all* the animals of a group in contact are weighed together: after balancing,
-          that is the likelihood of each assignment of the group's animals to identities,
-          and a part of one animal in the other's patch pulls both patches the same way,
-          which favours no assignment. So a group's looks count only when every one of its
-          animals is seen with a patch, each clipped to :data:`CONTACT_EVIDENCE_CLIP`: two
-          agreeing frames name animals that parted from a merge while they still touch.
-          One animal of a group alone (the other without a patch, or hidden) counts nothing.
-
-        Then balanced again (every identity on one track in all), so that evidence that one
-        track is identity i is evidence that the others are not.
+        ``settled`` tracks (apart for :data:`APART_HOLD_S`): their looks alone; each group in
+        ``contact`` ((A, A) within :meth:`AnimalProximity.apart_px`): all its animals' looks
+        together or none (the module docstring's *Appearance*; alone, a patch in contact can be
+        confidently wrong: 2 to 10 % of such frames on the simulated arena,
+        docs/sleap-models.md). Then balanced again (every identity on one track in all), so
+        that evidence that one track is identity i is evidence that the others are not.
         """
         weighed = False
         for track, look in looks.items():
@@ -760,10 +568,7 @@ class IdentityKeeper:
     def _assign(self, active: np.ndarray) -> None:
         """Reassign identities when another assignment is :attr:`switch_odds` times likelier.
 
-        Only an assignment that is itself sure needs protecting from weak evidence; one left
-        unsure by a merge (an identity's confidence below :data:`MERGED_MIN_CONFIDENCE`) gives
-        way to one :data:`UNSURE_SWITCH_ODDS` times likelier, so the animals are named by
-        their looks from the first frames apart instead of after a detour.
+        :data:`UNSURE_SWITCH_ODDS` times when the one in force is unsure (module docstring).
         """
         if np.count_nonzero(active) < 2:
             return

@@ -10,8 +10,8 @@ algorithm on the mean keypoint distance (gated at ``max_distance_px``), and dete
 take free identities. Where animals touch (a bottom-up decoder's instances can then be
 chimeras, the front of one animal grouped with the back of the other), the keypoints are
 re-assigned to the identities one keypoint type at a time for what each identity remembers, and
-each identity's remembered body moves as a whole (:meth:`IdentityTracker._regroup` and
-:meth:`IdentityTracker._move_rigidly`), so that the identities hold through the contact.
+each identity's remembered body moves as a whole (:mod:`pose.tracking.contact`), so that the
+identities hold through the contact.
 
 **Whole animals.** By default the output is the framework's animals as it assembled them, in
 identity order: each output row is one input row whole (every keypoint, whatever its likelihood,
@@ -19,7 +19,7 @@ as given) or empty, and every input row with a keypoint is in one output row as 
 are rows for them (at most ``max_animals``). Nothing is moved between animals, dropped or
 invented; a keypoint below ``min_likelihood`` only counts as unseen for the motion model.
 Where animals touch, each instance goes whole to the identity that most of its keypoints were
-re-assigned to (a chimera to the animal most of it is: :meth:`IdentityTracker._whole_animals`).
+re-assigned to (a chimera to the animal most of it is: :meth:`ContactRegrouper.whole_animals`).
 
 **Two truths.** The output rows are the files' truth: the framework's animals whole. What each
 identity followed, keypoint by keypoint (:meth:`IdentityTracker.followed`), is the rules'
@@ -51,6 +51,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from deeplabstream.pose.tracking.contact import ContactRegrouper
+from deeplabstream.pose.tracking.motion import MotionModel
+
 DEFAULT_VELOCITY_TIME_CONSTANT_S = 0.1
 DEFAULT_IDENTITY_WEIGHT_PX = 20.0
 DEFAULT_AMBIGUITY_MARGIN = 0.2
@@ -61,12 +64,6 @@ DEFAULT_REGROUP_MARGIN_PX = 5.0
 # Identities whose closest keypoints are within this are in contact (a few keypoint errors;
 # about 0.4 body length for the simulated mice).
 DEFAULT_CONTACT_DISTANCE_PX = 40.0
-# In contact, an identity's body is fitted (rotation) to the keypoints within this of where its
-# median innovation moves them (a keypoint jitters by a pixel or two, a turn moves a body's ends
-# by a few pixels per frame; another animal's keypoint is usually farther).
-RIGID_INLIER_PX = 10.0
-# The most an identity in contact may turn in one update (17 degrees; 9 rad/s at 30 fps).
-RIGID_MAX_TURN_RAD = 0.3
 # Two assignments whose total costs differ by less than this cannot be told apart whatever the
 # relative margin says: a pose model's keypoints jitter by about a pixel (matters when the best
 # total is near zero, e.g. two animals on top of each other).
@@ -142,25 +139,9 @@ def _check_count(name: str, value: int) -> int:
 class IdentityTracker:
     """Give the unordered instances of each frame stable identities.
 
-    Motion model: one velocity per identity, applied to the last seen position of each of its
-    keypoints. The velocity is the mean displacement, over the keypoints seen in both this and the
-    identity's previous update, divided by the real time between them (frames may be skipped), and
-    smoothed exponentially with a time constant, so one noisy frame moves it only a little
-    whatever the frame rate. Why not a velocity per keypoint: the keypoints of one animal move
-    together to first order, so a mean over K keypoints has about 1/sqrt(K) of the noise, and a
-    keypoint missed for a few frames still moves with its body. Why not a centroid: the centroid of
-    the *visible* keypoints jumps when a keypoint appears or disappears, which a centroid velocity
-    reads as motion; displacements of the same keypoints do not. A keypoint unseen for longer than
-    ``max_gap_s`` is forgotten; an identity unseen for longer is lost, its motion reset, and it is
-    free for a later detection.
-
-    Contact: while an identity's keypoints (detected, or predicted if it has no detection) come
-    within ``contact_distance_px`` of another's, its keypoints are re-assigned one keypoint type
-    at a time (:meth:`_regroup`), and what it remembers is its predicted body moved rigidly
-    (shifted and turned) onto the majority of its keypoints, so it keeps its shape through the
-    contact (:meth:`_move_rigidly`). Its output row is the instance most of its keypoints came
-    from, whole (:meth:`_whole_animals`); with ``regroup``, the re-assigned keypoints
-    themselves (repairing chimeric instances).
+    Motion (:attr:`motion`, :class:`~pose.tracking.motion.MotionModel`): one velocity per
+    identity; contact (:attr:`contact`, :class:`~pose.tracking.contact.ContactRegrouper`):
+    keypoints re-assigned one keypoint type at a time, bodies moved as a whole (module doc).
 
     Parameters
     ----------
@@ -231,19 +212,22 @@ class IdentityTracker:
         largest = self.max_distance_px - self.identity_weight_px * math.log(MIN_PROBABILITY)
         self._gated = 10.0 * (self.max_animals + 1) * largest
         self.counts = TrackerCounts()
+        self.contact = ContactRegrouper(
+            self.max_animals,
+            self.keypoints,
+            contact_distance_px=self.contact_distance_px,
+            margin_px=self.regroup_margin_px,
+            gated=self._gated,
+            score_cost=self._score_cost,
+            counts=self.counts,
+        )
         self.reset()
 
     def reset(self) -> None:
         """Forget every identity and the last frame time (the counts are kept)."""
-        # Per identity and keypoint: where and when it was last seen; NaN where unknown, all NaN
-        # for an identity not tracked.
-        self._kp_xy = np.full((self.max_animals, self.keypoints, 2), np.nan)
-        self._kp_time = np.full((self.max_animals, self.keypoints), np.nan)
-        self._vel = np.zeros((self.max_animals, 2))  # px/s, one per identity
-        self._vel_known = np.zeros(self.max_animals, bool)
-        self._last_seen = np.full(self.max_animals, np.nan)  # NaN: not tracked
-        self._was_lost = np.zeros(self.max_animals, bool)
-        self._expires_s = math.inf  # no identity is lost before this time
+        self.motion = MotionModel(
+            self.max_animals, self.keypoints, self.max_gap_s, self.velocity_time_constant_s
+        )
         self._time: float | None = None
         self._last_ambiguous = False
         # The input row each identity was matched to in the last update (-1: none).
@@ -265,19 +249,19 @@ class IdentityTracker:
         """Return (A, K, 3): what each identity followed in the update that returned ``rows``.
 
         The same as ``rows`` (that very array) unless animals touched: then row i is the
-        keypoints re-assigned to identity i one keypoint type at a time (:meth:`_regroup`),
-        each as given (a keypoint below ``min_likelihood`` kept in its instance's row unless
-        another's takes its place), which may come from several instances: what the
-        merged-instance repair writes. The identity keeper follows the animals on these; an
-        output row that holds a seen keypoint another identity followed is marked in
-        :attr:`last_chimeras`.
+        keypoints re-assigned to identity i one keypoint type at a time
+        (:meth:`ContactRegrouper.regroup`), each as given (a keypoint below ``min_likelihood``
+        kept in its instance's row unless another's takes its place), which may come from
+        several instances: what the merged-instance repair writes. The identity keeper follows
+        the animals on these; an output row that holds a seen keypoint another identity
+        followed is marked in :attr:`last_chimeras`.
         """
         return rows if self._followed is None else self._followed
 
     @property
     def active(self) -> np.ndarray:
         """(A,) bool: the identities tracked as of the last update (not lost)."""
-        return np.isfinite(self._last_seen)
+        return np.isfinite(self.motion.last_seen)
 
     def bodies(self) -> np.ndarray:
         """Return (A, K, 2): where each identity's keypoints are as of the last update.
@@ -289,10 +273,9 @@ class IdentityTracker:
         detections left out the keypoints between them.
         """
         if self._time is None:
-            return np.full_like(self._kp_xy, np.nan)
-        age = self._time - self._kp_time
-        where = self._kp_xy + self._vel[:, None, :] * age[..., None]
-        return np.where((age <= self.max_gap_s)[..., None], where, np.nan)
+            return np.full_like(self.motion.kp_xy, np.nan)
+        where, known = self.motion.predict(self._time)
+        return np.where(known[..., None], where, np.nan)
 
     def update(
         self, time_s: float, instances: np.ndarray, identity_scores: np.ndarray | None = None
@@ -346,8 +329,8 @@ class IdentityTracker:
         self.last_detections[:] = -1
         self.last_chimeras[:] = False
         self._followed = None
-        if time_s > self._expires_s:
-            self._expire(time_s)
+        if time_s > self.motion.expires_s:
+            self.counts.identities_lost += self.motion.expire(time_s)
 
         dtype = instances.dtype if instances.dtype.kind == "f" else np.float64
         out = np.full((self.max_animals, self.keypoints, 3), np.nan, dtype)
@@ -388,7 +371,8 @@ class IdentityTracker:
             left = given[unplaced]
             if new_rows.size:
                 out[new_ids] = instances[new_rows]
-                self._start(time_s, xy[new_rows], seen[new_rows], new_ids)
+                reacquired = self.motion.start(time_s, xy[new_rows], seen[new_rows], new_ids)
+                self.counts.identities_reacquired += reacquired
         if left.size or faint.size:
             self._place_rest(time_s, out, whole, (left, faint), taken)
         if self._followed is not None:  # rows given after the matching: followed as written
@@ -417,97 +401,34 @@ class IdentityTracker:
         """
         predicted, distance, known = matched
         moved = previous is None or time_s > previous
-        source, in_contact = self._regroup(xy, seen, scores, predicted, known, rows, ids, distance)
+        contact = self.contact
+        source, in_contact = contact.regroup(
+            xy, seen, scores, predicted, known, rows, ids, distance, self.motion.last_seen
+        )
         placed = ids
         if source is not None and not self.regroup:  # whole animals, by their keypoints' votes
-            placed = self._whole_animals(rows, ids, source, seen)
+            placed = contact.whole_animals(rows, ids, source, seen, self.last_chimeras)
         out[placed] = instances[rows]
         if source is None:  # every keypoint stays with its instance
             kp_xy, kp_seen = xy[rows], seen[rows]
         else:
             if self.regroup:  # the rows are what the identities follow
-                self._repair(out, instances, seen, rows, ids, source)
+                contact.repair(out, instances, seen, rows, ids, source)
             else:  # what they follow, beside the whole animals
                 self._followed = np.full_like(out, np.nan)
                 self._followed[ids] = instances[rows]
-                self._repair(self._followed, instances, seen, rows, ids, source, count=False)
+                contact.repair(self._followed, instances, seen, rows, ids, source, count=False)
             ids = np.flatnonzero((source >= 0).any(axis=1))
             source = source[ids]
             taken = source >= 0
             pick = np.maximum(source, 0), np.arange(self.keypoints)
             kp_xy, kp_seen = xy[pick], taken
         if in_contact is not None and in_contact[ids].any():
-            kp_xy, kp_seen = self._move_rigidly(
+            kp_xy, kp_seen = contact.move_rigidly(
                 kp_xy, kp_seen, in_contact[ids], predicted[ids], known[ids]
             )
-        self._follow(time_s, kp_xy, kp_seen, ids, kp_xy - predicted[ids], moved)
+        self.motion.follow(time_s, kp_xy, kp_seen, ids, kp_xy - predicted[ids], moved)
         return placed
-
-    def _whole_animals(
-        self, rows: np.ndarray, ids: np.ndarray, source: np.ndarray, seen: np.ndarray
-    ) -> np.ndarray:
-        """Return the identity of each matched instance ``rows``, whole, from the keypoints' votes.
-
-        ``source`` (A, K) is each identity's keypoints' instance row as :meth:`_regroup`
-        re-assigned them (what the identities follow), ``seen`` (D, K) the seen keypoints. Each
-        instance goes whole to the identity that took most of its keypoints (a chimera to the
-        animal most of it is), one instance per identity (the Hungarian algorithm on the
-        votes; a tie keeps the match). An identity whose instance has a seen keypoint that
-        another identity took (a chimera, or one animal assembled twice, so that this identity
-        had to take the second instance) is marked in :attr:`last_chimeras`: its row is
-        written whole, but it is not wholly this identity's animal.
-        """
-        counted = np.count_nonzero(source[None] == rows[:, None, None], axis=2)
-        votes = counted.astype(np.float64)
-        votes[np.arange(rows.size), ids] += 0.5
-        sub_rows, sub_ids = linear_sum_assignment(-votes)
-        placed = ids.copy()
-        placed[sub_rows] = sub_ids
-        own = (source[placed] == rows[:, None]) | ~seen[rows]
-        self.last_chimeras[placed[~own.all(axis=1)]] = True
-        return placed
-
-    def _repair(
-        self,
-        out: np.ndarray,
-        instances: np.ndarray,
-        seen: np.ndarray,
-        rows: np.ndarray,
-        ids: np.ndarray,
-        source: np.ndarray,
-        *,
-        count: bool = True,
-    ) -> None:
-        """Apply the re-assignment's (A, K) ``source`` rows to ``out``; count it (``count``).
-
-        ``out`` holds the matched instances whole, under the identities motion matched them
-        to. A seen keypoint re-assigned to another identity moves there (NaN where it was); a
-        keypoint below the likelihood threshold stays in its instance's row unless another
-        identity's keypoint takes its place. Counted as the merged-instance repair's work.
-        """
-        own = np.full(self.max_animals, -1, np.intp)
-        own[ids] = rows
-        own_seen = np.zeros((self.max_animals, self.keypoints), bool)
-        own_seen[ids] = seen[rows]
-        elsewhere = source != own[:, None]
-        moved_in = (source >= 0) & elsewhere
-        moved_out = own_seen & elsewhere
-        if not (moved_in.any() or moved_out.any()):
-            return
-        keypoint = np.arange(self.keypoints)
-        brought = instances[np.maximum(source, 0), keypoint]
-        out[:] = np.where(moved_in[..., None], brought, np.where(moved_out[..., None], np.nan, out))
-        if not count:
-            return
-        # Which of the framework's keypoints (of the matched instances) are still in a row.
-        written = np.zeros(seen.shape, bool)
-        kept = ~(moved_in | moved_out)
-        written[own[ids][:, None], keypoint] = kept[ids]
-        written[source[moved_in], np.nonzero(moved_in)[1]] = True
-        placed = np.isfinite(instances[rows, :, 0]) & np.isfinite(instances[rows, :, 1])
-        self.counts.repair_frames += 1
-        self.counts.repair_points_moved += int(np.count_nonzero(moved_in))
-        self.counts.repair_points_dropped += int(np.count_nonzero(placed & ~written[rows]))
 
     def _place_rest(
         self,
@@ -541,7 +462,7 @@ class IdentityTracker:
                 group = np.sort(group[order[: free.size]])
             if group.size == 0:
                 continue
-            cost = self._centroid_distances(time_s, xy[group], free)
+            cost = self.motion.centroid_distances(time_s, xy[group], free)
             sub_rows, sub_ids = linear_sum_assignment(cost)
             chosen, identities = group[sub_rows], free[sub_ids]
             out[identities] = instances[chosen]
@@ -549,26 +470,10 @@ class IdentityTracker:
             taken[identities] = True
             if tracked:
                 self.counts.identities_restarted += int(
-                    np.count_nonzero(np.isfinite(self._last_seen[identities]))
+                    np.count_nonzero(np.isfinite(self.motion.last_seen[identities]))
                 )
-                self._start(time_s, xy[chosen], seen[chosen], identities)
-
-    def _centroid_distances(self, time_s: float, xy: np.ndarray, ids: np.ndarray) -> np.ndarray:
-        """(R, I) distances of the rows' keypoint centroids to identities' predicted centroids.
-
-        An identity with nothing known costs more than any distance (it goes last).
-        """
-        with np.errstate(invalid="ignore"):
-            rows = np.nanmean(xy, axis=1)  # every row has a finite keypoint
-            age = time_s - self._kp_time[ids]
-            where = self._kp_xy[ids] + self._vel[ids, None, :] * age[..., None]
-            where[~(age <= self.max_gap_s)] = np.nan
-            counts = np.count_nonzero(np.isfinite(where[..., 0]), axis=1)
-            centres = np.where(np.isfinite(where), where, 0.0).sum(axis=1)
-            centres /= np.maximum(counts, 1)[:, None]
-        distance = np.hypot(*(rows[:, None] - centres[None]).transpose(2, 0, 1))
-        unknown = counts == 0
-        return np.where(unknown[None], 1e12, distance)
+                reacquired = self.motion.start(time_s, xy[chosen], seen[chosen], identities)
+                self.counts.identities_reacquired += reacquired
 
     def _check_scores(self, scores: np.ndarray | None, detections: int) -> np.ndarray | None:
         """Return the identity scores as floats, or raise ValueError for a wrong shape or value."""
@@ -584,18 +489,6 @@ class IdentityTracker:
         if (scores < 0).any():
             raise ValueError("Expected identity scores >= 0 (class probabilities)")
         return scores
-
-    def _expire(self, time_s: float) -> None:
-        """Give up the identities unseen for longer than ``max_gap_s``."""
-        lost = time_s > self._last_seen + self.max_gap_s
-        self.counts.identities_lost += int(np.count_nonzero(lost))
-        self._was_lost |= lost
-        self._last_seen[lost] = np.nan
-        self._kp_xy[lost] = np.nan
-        self._kp_time[lost] = np.nan
-        # A lower bound of the next loss, exact here; identities seen later only push it back.
-        earliest = float(np.fmin.reduce(self._last_seen))  # NaN when none is tracked
-        self._expires_s = earliest + self.max_gap_s if math.isfinite(earliest) else math.inf
 
     def _score_cost(self, scores: np.ndarray) -> np.ndarray:
         """Return the identity term of the cost, ``weight * -log(p)``, for (D, A) scores."""
@@ -626,16 +519,14 @@ class IdentityTracker:
             where unknown), the (D, A, K) distances of the detections' keypoints to them, and
             the (A, K) keypoints whose prediction is known.
         """
-        age = time_s - self._kp_time  # NaN where unknown: compares False below
-        predicted = self._kp_xy + self._vel[:, None, :] * age[..., None]
+        predicted, known = self.motion.predict(time_s)
         innovation = xy[:, None] - predicted[None]  # (D, A, K, 2), contiguous
         distance = np.abs(innovation.view(np.complex128)[..., 0])  # hypot of each x, y pair
-        known = age <= self.max_gap_s
         both = seen[:, None, :] & known[None]
         with np.errstate(invalid="ignore", divide="ignore"):
             # NaN where no keypoint is seen in both, as for every identity not tracked.
             cost = np.where(both, distance, 0.0).sum(axis=2) / both.sum(axis=2)
-            untracked = np.count_nonzero(np.isnan(self._last_seen))
+            untracked = np.count_nonzero(np.isnan(self.motion.last_seen))
             if np.count_nonzero(np.isnan(cost)) > cost.shape[0] * untracked:
                 # A tracked identity shares no keypoint with a detection (say it saw nose and
                 # tail, now only ears are seen): compare the centroids of what each has, biased
@@ -654,180 +545,6 @@ class IdentityTracker:
             self._last_ambiguous = True
             self.counts.ambiguous_assignments += 1
         return rows, ids, predicted, distance, known
-
-    def _regroup(
-        self,
-        xy: np.ndarray,
-        seen: np.ndarray,
-        scores: np.ndarray | None,
-        predicted: np.ndarray,
-        known: np.ndarray,
-        rows: np.ndarray,
-        ids: np.ndarray,
-        distance: np.ndarray,
-    ) -> tuple[np.ndarray | None, np.ndarray | None]:
-        """Re-assign the matched detections' keypoints to identities, one keypoint type at once.
-
-        Where two animals overlap, a bottom-up decoder can group the front of one with the back
-        of the other (a chimera), and an instance-level match then gives one identity parts of
-        both. So, between identities in contact (the closest keypoints of their detections, or
-        of their predictions for an identity without one, or of their whole predicted bodies,
-        within ``contact_distance_px``), each
-        keypoint type is matched on its own by the Hungarian algorithm: the matched detections'
-        keypoints of that type against the identities' predictions of it, a keypoint leaving
-        its instance's identity costing ``regroup_margin_px`` more, so the decoder's grouping
-        stands unless another identity predicts the keypoint clearly better. An identity in
-        contact without a detection this frame can take keypoints too (the decoder may have
-        merged it into the other's instance). Apart, every keypoint stays with its instance.
-        This is what the identities remember either way; the output rows follow it only with
-        ``regroup`` (else each instance goes whole to the identity most of its keypoints went
-        to: :meth:`_whole_animals`).
-        With identity scores, each keypoint costs its instance's identity term too (an ID
-        model's word on the instance holds for its keypoints).
-
-        Parameters
-        ----------
-        xy, seen
-            (D, K, 2) detections' keypoints and (D, K) which are seen.
-        scores
-            (D, A) identity scores, or None.
-        predicted, known
-            (A, K, 2) predicted keypoints and (A, K) which are known (see :meth:`_match`).
-        rows, ids
-            The matched detection rows and their identities.
-        distance
-            (D, A, K) distances of the detections' keypoints to the predictions.
-
-        Returns
-        -------
-        tuple
-            The (A, K) detection row of each identity's keypoint (-1: none), or None when
-            every keypoint stays with its instance; and which identities (A,) are in contact
-            with another, or None when none is.
-        """
-        tracked = np.flatnonzero(np.isfinite(self._last_seen))
-        if tracked.size < 2:
-            return None, None
-        here = np.searchsorted(tracked, ids)  # each matched identity's place among the tracked
-        # Where each tracked identity is: its detection's keypoints, else its prediction; and
-        # its whole predicted body besides. A decoder near another animal often gives fragments
-        # (two keypoints of one animal, or of both) that leave out the keypoints between the
-        # two: judged on the fragments alone, animals whose bodies overlap look apart, and a
-        # chimera is not repaired.
-        body = np.where(known[tracked][..., None], predicted[tracked], np.nan)
-        where = np.concatenate([body, body], axis=1)  # (T, 2K, 2)
-        where[here, : self.keypoints] = np.where(seen[rows][..., None], xy[rows], np.nan)
-        # Cheap first: identities whose bounding boxes are farther apart than the contact
-        # distance along x or y are not in contact (the usual case).
-        low, high = np.fmin.reduce(where, axis=1), np.fmax.reduce(where, axis=1)
-        apart = (
-            np.maximum(low[:, None] - high[None], low[None] - high[:, None])
-            > self.contact_distance_px
-        ).any(axis=2)
-        if np.count_nonzero(apart) == apart.size - tracked.size:
-            return None, None
-        flat = where.reshape(-1, 2)
-        gap = flat[:, None] - flat[None]
-        gap = np.abs(gap.view(np.complex128)[..., 0]).reshape(
-            tracked.size, 2 * self.keypoints, tracked.size, 2 * self.keypoints
-        )
-        closest = np.fmin.reduce(np.fmin.reduce(gap, axis=3), axis=1)  # NaN: nothing known
-        with np.errstate(invalid="ignore"):
-            near = closest <= self.contact_distance_px
-        np.fill_diagonal(near, False)
-        if not near.any():
-            return None, None
-        in_contact = np.zeros(self.max_animals, bool)
-        in_contact[tracked] = near.any(axis=1)
-        # (m, T, K): each matched detection's keypoints against each tracked identity.
-        cost = distance[np.ix_(rows, tracked)]
-        own = ids[:, None] == tracked[None]  # (m, T)
-        extra = np.where(own, 0.0, self.regroup_margin_px)
-        if scores is not None:
-            extra = extra + self._score_cost(scores[np.ix_(rows, tracked)])
-        cost = cost + extra[..., None]
-        usable = seen[rows][:, None, :] & known[tracked][None]
-        allowed = usable & (own | near[here])[..., None]
-        # A keypoint its own identity predicts nothing for stays with it; others may not take
-        # one from an identity they are not in contact with.
-        cost = np.where(allowed, cost, np.where(own[..., None], 0.0, self._gated))
-        kept = cost[np.arange(rows.size), here]  # (m, K)
-        # Where every detection's keypoint is cheapest with its own identity, the grouping is
-        # optimal (the sum of row minima bounds every assignment from below): no re-solve.
-        fine = ~seen[rows] | (kept <= cost.min(axis=1))
-        check = np.flatnonzero(~fine.all(axis=0))
-        if check.size == 0:
-            return None, in_contact
-        source = np.full((self.max_animals, self.keypoints), -1, np.intp)
-        source[ids] = np.where(seen[rows], rows[:, None], -1)
-        for k in check.tolist():  # own identities are always admissible: nothing is dropped
-            present = np.flatnonzero(seen[rows, k])
-            sub = cost[present, :, k]
-            sub_rows, sub_cols = linear_sum_assignment(sub)
-            good = sub[sub_rows, sub_cols] < self._gated
-            source[tracked, k] = -1
-            source[tracked[sub_cols[good]], k] = rows[present[sub_rows[good]]]
-        return source, in_contact
-
-    @staticmethod
-    def _move_rigidly(
-        xy: np.ndarray,
-        seen: np.ndarray,
-        in_contact: np.ndarray,
-        predicted: np.ndarray,
-        known: np.ndarray,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Return what the identities in contact remember: their bodies moved as a whole.
-
-        Where two animals overlap, some of the keypoints an identity gets may be the other
-        animal's, or misplaced; remembered as seen, they would bend the identity's body out of
-        shape and mislead every later prediction, so that the identities fray keypoint by
-        keypoint through a crossing. In contact, an identity remembers its predicted body
-        moved rigidly instead: shifted by the median of its keypoints' innovations (robust to
-        a minority of wrong keypoints), then turned and shifted onto the keypoints within
-        :data:`RIGID_INLIER_PX` of that (a least-squares rotation, at most
-        :data:`RIGID_MAX_TURN_RAD`), so it keeps its shape, turns with the animal, and follows
-        the majority of its keypoints.
-
-        Parameters
-        ----------
-        xy, seen
-            (m, K, 2) the identities' keypoints of this frame, (m, K) which are seen.
-        in_contact
-            (m,) which identities are in contact.
-        predicted, known
-            (m, K, 2) their predicted keypoints, (m, K) which are known.
-
-        Returns
-        -------
-        tuple of numpy.ndarray
-            The keypoints to remember and which are set.
-        """
-        both = seen & known
-        innovation = np.where(both[..., None], xy - predicted, np.nan)
-        # The median of each identity's finite innovations: sorting puts the NaNs last.
-        ordered = np.sort(innovation, axis=1)
-        count = np.count_nonzero(both, axis=1)
-        which = np.arange(xy.shape[0])
-        shift = 0.5 * (ordered[which, (count - 1) // 2] + ordered[which, count // 2])
-        # As complex numbers x + iy (views of the contiguous x, y pairs): a turn is a product.
-        before = np.ascontiguousarray(predicted).view(np.complex128)[..., 0]
-        after = np.ascontiguousarray(xy).view(np.complex128)[..., 0]
-        moved = before + np.ascontiguousarray(shift).view(np.complex128)
-        inlier = np.abs(after - moved) <= RIGID_INLIER_PX  # NaN: False
-        inliers = np.count_nonzero(inlier, axis=1)
-        with np.errstate(invalid="ignore", divide="ignore"):  # no inlier: not used below
-            centre_before = np.where(inlier, before, 0.0).sum(axis=1) / inliers
-            centre_after = np.where(inlier, after, 0.0).sum(axis=1) / inliers
-            arm = before - centre_before[:, None]
-            turn = np.where(inlier, arm.conj() * (after - centre_after[:, None]), 0.0).sum(axis=1)
-        # np.clip costs ten times more than this on a few numbers.
-        angle = np.minimum(np.maximum(np.angle(turn), -RIGID_MAX_TURN_RAD), RIGID_MAX_TURN_RAD)
-        turned = centre_after[:, None] + np.exp(1j * angle)[:, None] * arm
-        body = np.where((inliers >= 2)[:, None], turned, moved)  # a turn needs two
-        move = known & (in_contact & (count > 0))[:, None]  # count 0: shift NaN, unused
-        remembered = np.where(move[..., None], body.view(np.float64).reshape(xy.shape), xy)
-        return remembered, seen | move
 
     @staticmethod
     def _centroid_cost(
@@ -891,7 +608,7 @@ class IdentityTracker:
         matched = np.zeros(instances.shape[0], bool)
         matched[rows] = True
         left = np.flatnonzero(~matched)
-        free = np.flatnonzero(np.isnan(self._last_seen))
+        free = np.flatnonzero(np.isnan(self.motion.last_seen))
         if free.size == 0:
             return empty, empty
         if scores is not None:
@@ -908,54 +625,3 @@ class IdentityTracker:
             new_rows = left[np.argsort(centre_x, kind="stable")]
             new_ids = free[: new_rows.size]
         return new_rows, new_ids
-
-    def _follow(
-        self,
-        time_s: float,
-        xy: np.ndarray,
-        seen: np.ndarray,
-        ids: np.ndarray,
-        innovation: np.ndarray,
-        moved: bool,
-    ) -> None:
-        """Move the matched identities ``ids`` to their detections ``xy``, update velocity.
-
-        The velocity takes ``alpha`` of the mean prediction error per second over the keypoints
-        seen both now and at the identity's previous update: the velocity step of an alpha-beta
-        filter, the same as smoothing the measured velocity (displacement over real time)
-        exponentially. The first measurement is taken whole. ``innovation`` is (m, K, 2), the
-        detections minus the predictions; ``moved`` is False for a repeated frame time.
-        """
-        times = self._kp_time[ids]
-        if moved:
-            last = self._last_seen[ids]
-            fresh = seen & (times == last[:, None])
-            error = np.where(fresh[..., None], innovation, 0.0).sum(axis=1)
-            # At most A numbers each: plain floats cost less than numpy calls here.
-            gains = []
-            for identity, since, count in zip(
-                ids.tolist(), last.tolist(), fresh.sum(axis=1).tolist(), strict=True
-            ):
-                if count == 0:  # matched by centroid only: nothing to measure
-                    gains.append(0.0)
-                    continue
-                dt = time_s - since
-                alpha = -math.expm1(-dt / self.velocity_time_constant_s)  # 1 - exp(-dt / tau)
-                if not self._vel_known[identity]:
-                    alpha, self._vel_known[identity] = 1.0, True
-                gains.append(alpha / (count * dt))
-            self._vel[ids] += np.array(gains)[:, None] * error
-        self._kp_xy[ids] = np.where(seen[..., None], xy, self._kp_xy[ids])
-        self._kp_time[ids] = np.where(seen, time_s, times)
-        self._last_seen[ids] = time_s
-
-    def _start(self, time_s: float, xy: np.ndarray, seen: np.ndarray, ids: np.ndarray) -> None:
-        """Start the free identities ``ids`` at their detections ``xy``, with no motion yet."""
-        self.counts.identities_reacquired += int(np.count_nonzero(self._was_lost[ids]))
-        self._was_lost[ids] = False
-        self._kp_xy[ids] = np.where(seen[..., None], xy, np.nan)
-        self._kp_time[ids] = np.where(seen, time_s, np.nan)
-        self._vel[ids] = 0.0
-        self._vel_known[ids] = False
-        self._last_seen[ids] = time_s
-        self._expires_s = min(self._expires_s, time_s + self.max_gap_s)

@@ -21,12 +21,9 @@ from deeplabstream.pose.tracking.appearance import (
     SampleBank,
     fit_appearance,
 )
-from deeplabstream.pose.tracking.identities import (
-    APART_BODY_LENGTHS,
-    IdentityKeeper,
-    _balanced,
-)
+from deeplabstream.pose.tracking.identities import IdentityKeeper, _balanced
 from deeplabstream.pose.tracking.patches import BodyPatches, feature_count
+from deeplabstream.pose.tracking.proximity import APART_BODY_LENGTHS
 from deeplabstream.pose.tracking.tracker import IdentityTracker
 
 FPS = 30.0

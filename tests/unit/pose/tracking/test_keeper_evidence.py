@@ -13,12 +13,9 @@ import numpy as np
 import pytest
 
 from deeplabstream.pose.tracking.appearance import MIN_ACCURACY, AppearanceModel
-from deeplabstream.pose.tracking.identities import (
-    APART_HOLD_S,
-    MERGED_MIN_CONFIDENCE,
-    IdentityKeeper,
-)
+from deeplabstream.pose.tracking.identities import MERGED_MIN_CONFIDENCE, IdentityKeeper
 from deeplabstream.pose.tracking.patches import feature_count
+from deeplabstream.pose.tracking.proximity import APART_HOLD_S
 from deeplabstream.pose.tracking.tracker import IdentityTracker
 
 FPS = 30.0
@@ -245,7 +242,7 @@ def test_after_a_merge_the_tracker_weighs_looks_only_for_bodies_apart() -> None:
     cut = _frame(_animal(120, 240, drop=1), _animal(250, 240, -1, SMALL, drop=1))
     detections, probabilities = keeper._look(cut, FLOOR)
     assert len(detections) == 2 and probabilities is not None  # both patches cut
-    assert not keeper._all_apart(cut, detections)
+    assert not keeper.proximity.all_apart(cut, detections)
     # Truly apart, with the same keypoints dropped: the looks may weigh in.
     far_keeper, far_learner = _keeper()
     for step in range(10):
@@ -253,4 +250,4 @@ def test_after_a_merge_the_tracker_weighs_looks_only_for_bodies_apart() -> None:
     far_learner.model = _model()
     far = _frame(_animal(120, 240, drop=1), _animal(550, 240, -1, SMALL, drop=1))
     far_detections, _ = far_keeper._look(far, FLOOR)
-    assert far_keeper._all_apart(far, far_detections)
+    assert far_keeper.proximity.all_apart(far, far_detections)

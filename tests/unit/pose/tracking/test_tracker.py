@@ -481,7 +481,7 @@ def test_a_body_keeps_its_shape_through_a_contact_with_misplaced_keypoints() -> 
     during = run(tracker, detections[:23])
     # What identity 0 remembers after the contact's last frame is its true body, not the
     # misplaced keypoint (which it still reports, as detected).
-    np.testing.assert_allclose(tracker._kp_xy[0], animals[22, 0, :, :2], atol=1e-9)
+    np.testing.assert_allclose(tracker.motion.kp_xy[0], animals[22, 0, :, :2], atol=1e-9)
     tracked = np.concatenate([during, run(tracker, detections[23:], start_s=23 / FPS)])
     np.testing.assert_array_equal(tracked, detections)
     assert count_identity_switches(tracked, truth).switches == 0
@@ -495,7 +495,7 @@ def test_a_body_in_contact_turns_with_its_animal() -> None:
     for step in range(12):
         turning = pose(100, 100, 0.1 * step)
         tracker.update(step / FPS, frame(turning, pose(100, 130)))
-    np.testing.assert_allclose(tracker._kp_xy[0], pose(100, 100, 1.1)[:, :2], atol=1e-6)
+    np.testing.assert_allclose(tracker.motion.kp_xy[0], pose(100, 100, 1.1)[:, :2], atol=1e-6)
 
 
 @pytest.mark.parametrize(
@@ -659,7 +659,10 @@ def test_an_instance_with_a_keypoint_another_identity_followed_is_written_whole_
     last_chimeras, so the keeper leaves it unnamed to the rules instead of a switch and back."""
     tracker = IdentityTracker(2, 6)
     rows, matched = np.array([0, 1]), np.array([0, 1])
-    written = tracker._whole_animals(rows, matched, np.array(sources), np.array(seen))
+    chimeric = tracker.last_chimeras
+    written = tracker.contact.whole_animals(
+        rows, matched, np.array(sources), np.array(seen), chimeric
+    )
     assert written.tolist() == placed
     assert tracker.last_chimeras.tolist() == chimeras
 

@@ -1,0 +1,305 @@
+"""Where animals touch: keypoints re-assigned one type at a time, bodies moved as a whole.
+
+The contact handling of :class:`pose.tracking.tracker.IdentityTracker` (its module docstring).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+
+class RepairCounts(Protocol):
+    """Where the repair is counted (:class:`~pose.tracking.tracker.TrackerCounts`)."""
+
+    repair_frames: int
+    repair_points_moved: int
+    repair_points_dropped: int
+
+
+# In contact, an identity's body is fitted (rotation) to the keypoints within this of where its
+# median innovation moves them (a keypoint jitters by a pixel or two, a turn moves a body's ends
+# by a few pixels per frame; another animal's keypoint is usually farther).
+RIGID_INLIER_PX = 10.0
+# The most an identity in contact may turn in one update (17 degrees; 9 rad/s at 30 fps).
+RIGID_MAX_TURN_RAD = 0.3
+
+
+class ContactRegrouper:
+    """Re-assign the keypoints of identities in contact (:class:`IdentityTracker`'s).
+
+    ``contact_distance_px`` and ``margin_px`` (``regroup_margin_px``) are the tracker's;
+    ``gated`` costs more than any admissible assignment, ``score_cost`` is the identity term of
+    the cost for (D, A) scores, and the repair's work is counted in ``counts``.
+    """
+
+    def __init__(
+        self,
+        animals: int,
+        keypoints: int,
+        *,
+        contact_distance_px: float,
+        margin_px: float,
+        gated: float,
+        score_cost: Callable[[np.ndarray], np.ndarray],
+        counts: RepairCounts,
+    ) -> None:
+        self.max_animals = animals
+        self.keypoints = keypoints
+        self.contact_distance_px = contact_distance_px
+        self.regroup_margin_px = margin_px
+        self._gated = gated
+        self._score_cost = score_cost
+        self.counts = counts
+
+    def regroup(
+        self,
+        xy: np.ndarray,
+        seen: np.ndarray,
+        scores: np.ndarray | None,
+        predicted: np.ndarray,
+        known: np.ndarray,
+        rows: np.ndarray,
+        ids: np.ndarray,
+        distance: np.ndarray,
+        last_seen: np.ndarray,
+    ) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """Re-assign the matched detections' keypoints to identities, one keypoint type at once.
+
+        Where two animals overlap, a bottom-up decoder can group the front of one with the back
+        of the other (a chimera), and an instance-level match then gives one identity parts of
+        both. So, between identities in contact (the closest keypoints of their detections, or
+        of their predictions for an identity without one, or of their whole predicted bodies,
+        within ``contact_distance_px``), each
+        keypoint type is matched on its own by the Hungarian algorithm: the matched detections'
+        keypoints of that type against the identities' predictions of it, a keypoint leaving
+        its instance's identity costing ``regroup_margin_px`` more, so the decoder's grouping
+        stands unless another identity predicts the keypoint clearly better. An identity in
+        contact without a detection this frame can take keypoints too (the decoder may have
+        merged it into the other's instance). Apart, every keypoint stays with its instance.
+        This is what the identities remember either way; the output rows follow it only with
+        ``regroup`` (else each instance goes whole to the identity most of its keypoints went
+        to: :meth:`whole_animals`).
+        With identity scores, each keypoint costs its instance's identity term too (an ID
+        model's word on the instance holds for its keypoints).
+
+        Parameters
+        ----------
+        xy, seen
+            (D, K, 2) detections' keypoints and (D, K) which are seen.
+        scores
+            (D, A) identity scores, or None.
+        predicted, known
+            (A, K, 2) predicted keypoints and (A, K) which are known
+            (:meth:`~pose.tracking.motion.MotionModel.predict`).
+        rows, ids
+            The matched detection rows and their identities.
+        distance
+            (D, A, K) distances of the detections' keypoints to the predictions.
+        last_seen
+            (A,) each identity's last update's time (NaN: not tracked).
+
+        Returns
+        -------
+        tuple
+            The (A, K) detection row of each identity's keypoint (-1: none), or None when
+            every keypoint stays with its instance; and which identities (A,) are in contact
+            with another, or None when none is.
+        """
+        tracked = np.flatnonzero(np.isfinite(last_seen))
+        if tracked.size < 2:
+            return None, None
+        here = np.searchsorted(tracked, ids)  # each matched identity's place among the tracked
+        # Where each tracked identity is: its detection's keypoints, else its prediction; and
+        # its whole predicted body besides. A decoder near another animal often gives fragments
+        # (two keypoints of one animal, or of both) that leave out the keypoints between the
+        # two: judged on the fragments alone, animals whose bodies overlap look apart, and a
+        # chimera is not repaired.
+        body = np.where(known[tracked][..., None], predicted[tracked], np.nan)
+        where = np.concatenate([body, body], axis=1)  # (T, 2K, 2)
+        where[here, : self.keypoints] = np.where(seen[rows][..., None], xy[rows], np.nan)
+        # Cheap first: identities whose bounding boxes are farther apart than the contact
+        # distance along x or y are not in contact (the usual case).
+        low, high = np.fmin.reduce(where, axis=1), np.fmax.reduce(where, axis=1)
+        apart = (
+            np.maximum(low[:, None] - high[None], low[None] - high[:, None])
+            > self.contact_distance_px
+        ).any(axis=2)
+        if np.count_nonzero(apart) == apart.size - tracked.size:
+            return None, None
+        flat = where.reshape(-1, 2)
+        gap = flat[:, None] - flat[None]
+        gap = np.abs(gap.view(np.complex128)[..., 0]).reshape(
+            tracked.size, 2 * self.keypoints, tracked.size, 2 * self.keypoints
+        )
+        closest = np.fmin.reduce(np.fmin.reduce(gap, axis=3), axis=1)  # NaN: nothing known
+        with np.errstate(invalid="ignore"):
+            near = closest <= self.contact_distance_px
+        np.fill_diagonal(near, False)
+        if not near.any():
+            return None, None
+        in_contact = np.zeros(self.max_animals, bool)
+        in_contact[tracked] = near.any(axis=1)
+        # (m, T, K): each matched detection's keypoints against each tracked identity.
+        cost = distance[np.ix_(rows, tracked)]
+        own = ids[:, None] == tracked[None]  # (m, T)
+        extra = np.where(own, 0.0, self.regroup_margin_px)
+        if scores is not None:
+            extra = extra + self._score_cost(scores[np.ix_(rows, tracked)])
+        cost = cost + extra[..., None]
+        usable = seen[rows][:, None, :] & known[tracked][None]
+        allowed = usable & (own | near[here])[..., None]
+        # A keypoint its own identity predicts nothing for stays with it; others may not take
+        # one from an identity they are not in contact with.
+        cost = np.where(allowed, cost, np.where(own[..., None], 0.0, self._gated))
+        kept = cost[np.arange(rows.size), here]  # (m, K)
+        # Where every detection's keypoint is cheapest with its own identity, the grouping is
+        # optimal (the sum of row minima bounds every assignment from below): no re-solve.
+        fine = ~seen[rows] | (kept <= cost.min(axis=1))
+        check = np.flatnonzero(~fine.all(axis=0))
+        if check.size == 0:
+            return None, in_contact
+        source = np.full((self.max_animals, self.keypoints), -1, np.intp)
+        source[ids] = np.where(seen[rows], rows[:, None], -1)
+        for k in check.tolist():  # own identities are always admissible: nothing is dropped
+            present = np.flatnonzero(seen[rows, k])
+            sub = cost[present, :, k]
+            sub_rows, sub_cols = linear_sum_assignment(sub)
+            good = sub[sub_rows, sub_cols] < self._gated
+            source[tracked, k] = -1
+            source[tracked[sub_cols[good]], k] = rows[present[sub_rows[good]]]
+        return source, in_contact
+
+    @staticmethod
+    def move_rigidly(
+        xy: np.ndarray,
+        seen: np.ndarray,
+        in_contact: np.ndarray,
+        predicted: np.ndarray,
+        known: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Return what the identities in contact remember: their bodies moved as a whole.
+
+        Where two animals overlap, some of the keypoints an identity gets may be the other
+        animal's, or misplaced; remembered as seen, they would bend the identity's body out of
+        shape and mislead every later prediction, so that the identities fray keypoint by
+        keypoint through a crossing. In contact, an identity remembers its predicted body
+        moved rigidly instead: shifted by the median of its keypoints' innovations (robust to
+        a minority of wrong keypoints), then turned and shifted onto the keypoints within
+        :data:`RIGID_INLIER_PX` of that (a least-squares rotation, at most
+        :data:`RIGID_MAX_TURN_RAD`), so it keeps its shape, turns with the animal, and follows
+        the majority of its keypoints.
+
+        Parameters
+        ----------
+        xy, seen
+            (m, K, 2) the identities' keypoints of this frame, (m, K) which are seen.
+        in_contact
+            (m,) which identities are in contact.
+        predicted, known
+            (m, K, 2) their predicted keypoints, (m, K) which are known.
+
+        Returns
+        -------
+        tuple of numpy.ndarray
+            The keypoints to remember and which are set.
+        """
+        both = seen & known
+        innovation = np.where(both[..., None], xy - predicted, np.nan)
+        # The median of each identity's finite innovations: sorting puts the NaNs last.
+        ordered = np.sort(innovation, axis=1)
+        count = np.count_nonzero(both, axis=1)
+        which = np.arange(xy.shape[0])
+        shift = 0.5 * (ordered[which, (count - 1) // 2] + ordered[which, count // 2])
+        # As complex numbers x + iy (views of the contiguous x, y pairs): a turn is a product.
+        before = np.ascontiguousarray(predicted).view(np.complex128)[..., 0]
+        after = np.ascontiguousarray(xy).view(np.complex128)[..., 0]
+        moved = before + np.ascontiguousarray(shift).view(np.complex128)
+        inlier = np.abs(after - moved) <= RIGID_INLIER_PX  # NaN: False
+        inliers = np.count_nonzero(inlier, axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):  # no inlier: not used below
+            centre_before = np.where(inlier, before, 0.0).sum(axis=1) / inliers
+            centre_after = np.where(inlier, after, 0.0).sum(axis=1) / inliers
+            arm = before - centre_before[:, None]
+            turn = np.where(inlier, arm.conj() * (after - centre_after[:, None]), 0.0).sum(axis=1)
+        # np.clip costs ten times more than this on a few numbers.
+        angle = np.minimum(np.maximum(np.angle(turn), -RIGID_MAX_TURN_RAD), RIGID_MAX_TURN_RAD)
+        turned = centre_after[:, None] + np.exp(1j * angle)[:, None] * arm
+        body = np.where((inliers >= 2)[:, None], turned, moved)  # a turn needs two
+        move = known & (in_contact & (count > 0))[:, None]  # count 0: shift NaN, unused
+        remembered = np.where(move[..., None], body.view(np.float64).reshape(xy.shape), xy)
+        return remembered, seen | move
+
+    def whole_animals(
+        self,
+        rows: np.ndarray,
+        ids: np.ndarray,
+        source: np.ndarray,
+        seen: np.ndarray,
+        chimeras: np.ndarray,
+    ) -> np.ndarray:
+        """Return the identity of each matched instance ``rows``, whole, from the keypoints' votes.
+
+        ``source`` (A, K) is each identity's keypoints' instance row as :meth:`regroup`
+        re-assigned them (what the identities follow), ``seen`` (D, K) the seen keypoints. Each
+        instance goes whole to the identity that took most of its keypoints (a chimera to the
+        animal most of it is), one instance per identity (the Hungarian algorithm on the
+        votes; a tie keeps the match). An identity whose instance has a seen keypoint that
+        another identity took (a chimera, or one animal assembled twice, so that this identity
+        had to take the second instance) is marked in ``chimeras`` (A,): its row is
+        written whole, but it is not wholly this identity's animal.
+        """
+        counted = np.count_nonzero(source[None] == rows[:, None, None], axis=2)
+        votes = counted.astype(np.float64)
+        votes[np.arange(rows.size), ids] += 0.5
+        sub_rows, sub_ids = linear_sum_assignment(-votes)
+        placed = ids.copy()
+        placed[sub_rows] = sub_ids
+        own = (source[placed] == rows[:, None]) | ~seen[rows]
+        chimeras[placed[~own.all(axis=1)]] = True
+        return placed
+
+    def repair(
+        self,
+        out: np.ndarray,
+        instances: np.ndarray,
+        seen: np.ndarray,
+        rows: np.ndarray,
+        ids: np.ndarray,
+        source: np.ndarray,
+        *,
+        count: bool = True,
+    ) -> None:
+        """Apply the re-assignment's (A, K) ``source`` rows to ``out``; count it (``count``).
+
+        ``out`` holds the matched instances whole, under the identities motion matched them
+        to. A seen keypoint re-assigned to another identity moves there (NaN where it was); a
+        keypoint below the likelihood threshold stays in its instance's row unless another
+        identity's keypoint takes its place. Counted as the merged-instance repair's work.
+        """
+        own = np.full(self.max_animals, -1, np.intp)
+        own[ids] = rows
+        own_seen = np.zeros((self.max_animals, self.keypoints), bool)
+        own_seen[ids] = seen[rows]
+        elsewhere = source != own[:, None]
+        moved_in = (source >= 0) & elsewhere
+        moved_out = own_seen & elsewhere
+        if not (moved_in.any() or moved_out.any()):
+            return
+        keypoint = np.arange(self.keypoints)
+        brought = instances[np.maximum(source, 0), keypoint]
+        out[:] = np.where(moved_in[..., None], brought, np.where(moved_out[..., None], np.nan, out))
+        if not count:
+            return
+        # Which of the framework's keypoints (of the matched instances) are still in a row.
+        written = np.zeros(seen.shape, bool)
+        kept = ~(moved_in | moved_out)
+        written[own[ids][:, None], keypoint] = kept[ids]
+        written[source[moved_in], np.nonzero(moved_in)[1]] = True
+        placed = np.isfinite(instances[rows, :, 0]) & np.isfinite(instances[rows, :, 1])
+        self.counts.repair_frames += 1
+        self.counts.repair_points_moved += int(np.count_nonzero(moved_in))
+        self.counts.repair_points_dropped += int(np.count_nonzero(placed & ~written[rows]))
