@@ -107,11 +107,19 @@ class TriggerStates:
         ``animal``'s, if given). ``ANIMAL = any``: its one state, or animal ``animal``'s own.
         Another trigger with ``animal``: its edge, if it reads that animal.
         """
-        return self._edge(name, animal, rising=True)
+        name = self._known(name)
+        if animal is None and not self.triggers[name].edges_per_animal:
+            return self._states[name] and not self._previous[name]
+        rose = self._animals(name, rising=True)
+        return bool(rose) if animal is None else animal in rose
 
     def fell(self, name: str, animal: int | None = None) -> bool:
         """Whether trigger ``name`` went from True to False in this update (as :meth:`rose`)."""
-        return self._edge(name, animal, rising=False)
+        name = self._known(name)
+        if animal is None and not self.triggers[name].edges_per_animal:
+            return self._previous[name] and not self._states[name]
+        fell = self._animals(name, rising=False)
+        return bool(fell) if animal is None else animal in fell
 
     def animals_rose(self, name: str) -> tuple[int, ...]:
         """Return the animals whose state of trigger ``name`` rose in this update, in order.
@@ -148,13 +156,6 @@ class TriggerStates:
             return tuple(trigger.rose_animals() if rising else trigger.fell_animals())
         changed = self._states[name] == rising != self._previous[name]
         return self.animals_named(name) if changed else ()
-
-    def _edge(self, name: str, animal: int | None, rising: bool) -> bool:
-        name = self._known(name)
-        if animal is None and not self.triggers[name].edges_per_animal:
-            return self._states[name] == rising != self._previous[name]
-        changed = self._animals(name, rising)
-        return bool(changed) if animal is None else animal in changed
 
     def _known(self, name: str) -> str:
         if name not in self._states:
