@@ -34,13 +34,8 @@ from deeplabstream.experiments.events import EventLog
 from deeplabstream.experiments.observation import Policy
 from deeplabstream.experiments.options import ExperimentOptions
 from deeplabstream.experiments.prediction import PredictionSettings
-from deeplabstream.experiments.trials import (
-    EPSILON_S,
-    STATES,
-    ExperimentState,
-    Output,
-    Trial,
-)
+from deeplabstream.experiments.trials import EPSILON_S, STATES, ExperimentState, Output, Trial
+from deeplabstream.experiments.trigger_states import TriggerStates
 from deeplabstream.experiments.triggers.base import AnyObservation, Trigger
 from deeplabstream.experiments.triggers.geometry import Shape
 from deeplabstream.experiments.triggers.named import NamedTrigger, UpdateCounter
@@ -69,11 +64,8 @@ class ExperimentContext(Protocol):
     def trials(self) -> list[Trial]: ...  # noqa: D102
     @property
     def can_start_trial(self) -> bool: ...  # noqa: D102
-    def is_true(self, name: str, animal: int | None) -> bool: ...  # noqa: D102
-    def rose(self, name: str, animal: int | None) -> bool: ...  # noqa: D102
-    def fell(self, name: str, animal: int | None) -> bool: ...  # noqa: D102
-    def animals_rose(self, name: str) -> tuple[int, ...]: ...  # noqa: D102
-    def animals_fell(self, name: str) -> tuple[int, ...]: ...  # noqa: D102
+    @property
+    def trigger_states(self) -> TriggerStates: ...  # noqa: D102 - is_true, rose, fell...
     def point(  # noqa: D102
         self, obs: AnyObservation, keypoint: str, camera: str | None, predicted: bool
     ) -> tuple[float, float] | None: ...
@@ -84,7 +76,6 @@ class ExperimentContext(Protocol):
     def log(self, name: str, detail: str) -> None: ...  # noqa: D102
     def is_held(self, output: Output) -> bool: ...  # noqa: D102
     def declare_output(self, output: Output) -> None: ...  # noqa: D102
-    def changed_keypoint_trigger(self) -> str | None: ...  # noqa: D102
 
 
 class _NotRunning:
@@ -257,7 +248,7 @@ class Experiment(ABC):
         By default the first registered trigger that changed state in this update and reads a
         keypoint; None when there is none (the event then logs ``event_keypoint``).
         """
-        return self.__setup.context.changed_keypoint_trigger()
+        return self.__setup.context.trigger_states.changed_keypoint_trigger()
 
     def shapes(self) -> list[Shape]:
         """Return what the live view draws: every trigger's shapes."""
@@ -286,23 +277,23 @@ class Experiment(ABC):
 
     def is_true(self, name: str, animal: int | None = None) -> bool:
         """Return the state of trigger ``name`` after this update (of ``animal``, if given)."""
-        return self.__setup.context.is_true(name, animal)
+        return self.__setup.context.trigger_states.is_true(name, animal)
 
     def rose(self, name: str, animal: int | None = None) -> bool:
         """Whether trigger ``name`` went from False to True in this update (``animal``'s own)."""
-        return self.__setup.context.rose(name, animal)
+        return self.__setup.context.trigger_states.rose(name, animal)
 
     def fell(self, name: str, animal: int | None = None) -> bool:
         """Whether trigger ``name`` went from True to False in this update (as :meth:`rose`)."""
-        return self.__setup.context.fell(name, animal)
+        return self.__setup.context.trigger_states.fell(name, animal)
 
     def animals_rose(self, name: str) -> tuple[int, ...]:
         """Return the animals whose state of trigger ``name`` rose in this update, in order."""
-        return self.__setup.context.animals_rose(name)
+        return self.__setup.context.trigger_states.animals_rose(name)
 
     def animals_fell(self, name: str) -> tuple[int, ...]:
         """Return the animals whose state of trigger ``name`` fell in this update, in order."""
-        return self.__setup.context.animals_fell(name)
+        return self.__setup.context.trigger_states.animals_fell(name)
 
     def point(
         self,

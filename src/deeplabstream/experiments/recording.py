@@ -195,15 +195,12 @@ def animal_label(animals: Iterable[int], source: Observation | None) -> str:
     return "+".join(str(animal) for animal in animals)
 
 
-def trigger_detail(trigger: Trigger, state: bool) -> str:
-    """Return ``true``/``false`` and what the trigger measured (a light's levels...)."""
-    measured = trigger.measurement()
-    return ("true" if state else "false") + (f" {measured}" if measured else "")
+def trigger_detail(trigger: Trigger, state: bool, each: int | None = None) -> str:
+    """Return ``true``/``false`` and what the trigger measured (a light's levels...).
 
-
-def animal_detail(trigger: Trigger, animal: int, state: bool) -> str:
-    """Return ``true``/``false`` and what an ``ANIMAL = each`` trigger measured for ``animal``."""
-    measured = trigger.measurement_of(animal)  # type: ignore[attr-defined]  # EachAnimal's
+    ``each``: the animal whose change of an ``ANIMAL = each`` trigger this is (its measurement).
+    """
+    measured = trigger.measurement_of(each) if each else trigger.measurement()  # type: ignore[attr-defined]
     return ("true" if state else "false") + (f" {measured}" if measured else "")
 
 

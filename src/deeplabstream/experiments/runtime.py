@@ -18,7 +18,7 @@ of frame time despite floating-point sums.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
 from typing import Any
@@ -29,15 +29,10 @@ from deeplabstream.experiments.events import EventKind, EventLog
 from deeplabstream.experiments.observation import KeypointFilter, Observation, Observations
 from deeplabstream.experiments.options import ExperimentOptions
 from deeplabstream.experiments.prediction import PosePredictor
-from deeplabstream.experiments.recording import (
-    EventRecorder,
-    animal_detail,
-    animal_label,
-    trigger_detail,
-)
+from deeplabstream.experiments.recording import EventRecorder, animal_label
 from deeplabstream.experiments.trials import ExperimentState, Output, Trial, TrialMachine
-from deeplabstream.experiments.triggers.base import AnyObservation, Trigger, select_camera
-from deeplabstream.experiments.triggers.named import NamedTrigger
+from deeplabstream.experiments.trigger_states import TriggerStates
+from deeplabstream.experiments.triggers.base import AnyObservation, select_camera
 
 
 class ExperimentRuntime:
@@ -67,15 +62,14 @@ class ExperimentRuntime:
             log_action=self._log_action,
             trial_ended=self._trial_end_actions,
         )
-        self.triggers: Mapping[str, NamedTrigger] = experiment.triggers
-        self._update_counter = setup.counter
-        self.trigger_counts: dict[str, int] = dict.fromkeys(self.triggers, 0)
-        self._states: dict[str, bool] = dict.fromkeys(self.triggers, False)
-        self._previous: dict[str, bool] = dict.fromkeys(self.triggers, False)
+        self.triggers = experiment.triggers
         log = events if events is not None else setup.events
         self.recording = EventRecorder(
             log if log is not None else EventLog(), options.event_keypoint, self.triggers
         )
+        self.trigger_states = TriggerStates(self.triggers, setup.counter, self.recording, self._log)
+        #: How often each trigger became true (docs/experiments.md's ``runtime.trigger_counts``).
+        self.trigger_counts = self.trigger_states.counts
         # The experiment's forward prediction (None: off); the loop feeds its lead.
         self.prediction: PosePredictor | None = (
             PosePredictor(options.prediction, options.min_likelihood)
@@ -84,11 +78,6 @@ class ExperimentRuntime:
         )
         #: Why the experiment asked to end the whole session (None: it did not).
         self.session_end_requested: str | None = None
-        #: Frame time each trigger has been true so far (a state holds from one update to the
-        #: next, so an interval counts for the state at its start): the window's time per region.
-        self.seconds_active: dict[str, float] = dict.fromkeys(self.triggers, 0.0)
-        self._true_since_last: list[str] = []
-        self._last_update_s: float | None = None
         self._hooks_running = 0  # > 0 while on_start, on_update or on_trial_end runs
         self._started_hook_done = False
         for output in setup.declared_outputs:
@@ -106,15 +95,6 @@ class ExperimentRuntime:
     def events(self) -> EventLog:
         """The event log (``events.csv``)."""
         return self.recording.events
-
-    @property
-    def defer_event_details(self) -> bool:
-        """Whether events are made when the loop settles them (the live loop sets it)."""
-        return self.recording.defer_details
-
-    @defer_event_details.setter
-    def defer_event_details(self, value: bool) -> None:
-        self.recording.defer_details = bool(value)
 
     @property
     def state(self) -> ExperimentState:
@@ -177,15 +157,14 @@ class ExperimentRuntime:
         if machine.end_requested is not None:  # an end asked for between updates
             machine.finish(machine.end_requested)
             return machine.take_out()
-        self._update_triggers(observations)
-        if machine.state == "paused":
-            self._count_active()
-            return machine.take_out()
-        machine.advance()
-        machine.close_ended_trials()
-        if not machine.finished:
-            self._decide(observations)
-        self._count_active()
+        triggers = self.trigger_states
+        triggers.update(observations)
+        if machine.state != "paused":
+            machine.advance()
+            machine.close_ended_trials()
+            if not machine.finished:
+                self._decide(observations)
+        triggers.count_active(machine.now_s)
         return machine.take_out()
 
     def pause(self, time_s: float | None = None) -> list[Action]:
@@ -236,7 +215,7 @@ class ExperimentRuntime:
         for event in self.events.of_kind("action"):
             reason = event.action.reason if event.action is not None else event.name
             actions[reason] = actions.get(reason, 0) + 1
-        prediction = self.prediction
+        prediction, end = self.prediction, self.session_end_requested
         return {
             "name": self.name,
             "description": self.experiment.description,
@@ -249,79 +228,17 @@ class ExperimentRuntime:
                 **self.keypoint_filter.describe(),
                 **({"prediction": prediction.describe()} if prediction else {}),
             },
-            "trials": {
-                "count": len(self.trials),
-                "list": [trial.as_dict() for trial in self.trials],
-            },
+            "trials": {"count": len(self.trials), "list": [t.as_dict() for t in self.trials]},
             "events": {"count": len(self.events), "by_kind": self.events.counts()},
             "triggers": {
                 name: {"times_true": self.trigger_counts[name], "trigger": trigger.describe()}
                 for name, trigger in self.triggers.items()
             },
             "actions": {"count": self.machine.action_count, "by_reason": actions},
-            **(
-                {"session_end_requested": self.session_end_requested}
-                if self.session_end_requested
-                else {}
-            ),
+            **({"session_end_requested": end} if end else {}),
         }
 
     # --- the experiment's calls (its context) ---------------------------------------------------
-
-    def is_true(self, name: str, animal: int | None = None) -> bool:
-        """Return the state of trigger ``name`` after this update (of ``animal``, if given).
-
-        ``animal``: that animal's own state for a trigger with ``ANIMAL = any`` or ``each``;
-        for another trigger, its state if it reads that animal (animal 1 when it names none).
-        """
-        name = self._known(name)
-        if animal is None:
-            return self._states[name]
-        states = self.triggers[name].animal_states()
-        if states is not None:
-            return states.get(animal, False)
-        return self._states[name] and animal in self._animals_named(name)
-
-    def rose(self, name: str, animal: int | None = None) -> bool:
-        """Whether trigger ``name`` went from False to True in this update.
-
-        For an ``ANIMAL = each`` trigger, whether some animal's own state rose (animal
-        ``animal``'s, if given). ``ANIMAL = any``: its one state, or animal ``animal``'s own.
-        Another trigger with ``animal``: its edge, if it reads that animal.
-        """
-        name = self._known(name)
-        if animal is None and not self.triggers[name].edges_per_animal:
-            return self._states[name] and not self._previous[name]
-        rose = self.animals_rose(name)
-        return bool(rose) if animal is None else animal in rose
-
-    def fell(self, name: str, animal: int | None = None) -> bool:
-        """Whether trigger ``name`` went from True to False in this update (as :meth:`rose`)."""
-        name = self._known(name)
-        if animal is None and not self.triggers[name].edges_per_animal:
-            return self._previous[name] and not self._states[name]
-        fell = self.animals_fell(name)
-        return bool(fell) if animal is None else animal in fell
-
-    def animals_rose(self, name: str) -> tuple[int, ...]:
-        """Return the animals whose state of trigger ``name`` rose in this update, in order.
-
-        For ``ANIMAL = any`` and ``each``, each animal's own edge; for another trigger that rose,
-        the animals it reads (``ANIMAL = N``: N; a social trigger: its two; else animal 1).
-        """
-        trigger = self.triggers[self._known(name)]
-        if trigger.animal_states() is not None:
-            return tuple(trigger.rose_animals())
-        rose = self._states[name] and not self._previous[name]
-        return self._animals_named(name) if rose else ()
-
-    def animals_fell(self, name: str) -> tuple[int, ...]:
-        """Return the animals whose state of trigger ``name`` fell in this update (as above)."""
-        trigger = self.triggers[self._known(name)]
-        if trigger.animal_states() is not None:
-            return tuple(trigger.fell_animals())
-        fell = self._previous[name] and not self._states[name]
-        return self._animals_named(name) if fell else ()
 
     def point(
         self,
@@ -373,41 +290,7 @@ class ExperimentRuntime:
         """Count ``output`` as used: :meth:`stop` switches it off."""
         self.machine.declare_output(output)
 
-    def changed_keypoint_trigger(self) -> str | None:
-        """Return the first registered trigger that changed in this update and reads a keypoint."""
-        for name, trigger in self.triggers.items():
-            changed = self._states[name] != self._previous[name]
-            if changed and self.recording.target(trigger).keypoint is not None:
-                return name
-        return None
-
-    def shapes(self) -> list[Any]:
-        """Return what the live view draws (the experiment's :meth:`~Experiment.shapes`)."""
-        return self.experiment.shapes()
-
     # --- internals -----------------------------------------------------------------------------
-
-    def _count_active(self) -> None:
-        """Add the frame time since the previous update to each trigger that was true then."""
-        now = self.machine.now_s
-        if now is None:
-            return
-        last = self._last_update_s
-        if last is not None and now > last:
-            for name in self._true_since_last:
-                self.seconds_active[name] += now - last
-        self._last_update_s = now
-        self._true_since_last = [name for name, state in self._states.items() if state]
-
-    def _known(self, name: str) -> str:
-        if name not in self._states:
-            known = ", ".join(self.triggers) or "none"
-            raise KeyError(f"no trigger named {name!r}; triggers: {known}")
-        return name
-
-    def _animals_named(self, name: str) -> tuple[int, ...]:
-        """Return the animals a trigger without per-animal states reads (none named: 1)."""
-        return self.recording.target(self.triggers[name]).animals or (1,)
 
     def _begin(self, time_s: float) -> None:
         self.machine.begin(time_s)
@@ -452,47 +335,6 @@ class ExperimentRuntime:
         with self._hook_running():
             return list(self.experiment.on_trial_end(trial) or ())
 
-    def _update_triggers(self, observations: AnyObservation) -> None:
-        self._update_counter.tick += 1
-        for name, trigger in self.triggers.items():
-            before = self._states[name]
-            now = trigger.update(observations)
-            self._previous[name], self._states[name] = before, now
-            source = self.recording.source
-            if trigger.camera is not None and isinstance(observations, Observations):
-                source = observations.by_camera.get(trigger.camera, source)
-            if trigger.edges_per_animal:  # ANIMAL = each: every animal's change is an event
-                self._log_animal_changes(name, trigger, source)
-            elif now != before:
-                if now:
-                    self.trigger_counts[name] += 1
-                changed = self.animals_rose(name) if now else self.animals_fell(name)
-                animal = changed[0] if changed and trigger.animal_states() is not None else None
-                self._log(
-                    "trigger",
-                    name,
-                    partial(trigger_detail, trigger, now),
-                    source=source,
-                    positions=partial(self.recording.trigger_positions, trigger, animal),
-                    animal=animal_label(changed, source),
-                )
-
-    def _log_animal_changes(self, name: str, trigger: Trigger, source: Observation | None) -> None:
-        """Log each animal's change of an ``ANIMAL = each`` trigger, in animal order."""
-        rose = set(self.animals_rose(name))
-        for animal in sorted(rose.union(self.animals_fell(name))):
-            now = animal in rose
-            if now:
-                self.trigger_counts[name] += 1
-            self._log(
-                "trigger",
-                name,
-                partial(animal_detail, trigger, animal, now),
-                source=source,
-                positions=partial(self.recording.trigger_positions, trigger, animal),
-                animal=animal_label((animal,), source),
-            )
-
     def _log_action(self, action: Action, trial: int | None, from_pose: bool = True) -> None:
         """Log an ``action`` event, with the positions of the trigger that decided it.
 
@@ -517,9 +359,9 @@ class ExperimentRuntime:
         name = self.experiment.deciding_trigger(action)
         if name is None:
             return ""
-        changed = self.animals_rose(name) or self.animals_fell(name)
+        changed = self.trigger_states.changed_animals(name)
         if not changed and self.triggers[name].animal_states() is None:
-            changed = self._animals_named(name)
+            changed = self.trigger_states.animals_named(name)
         return animal_label(changed, source)
 
     def _action_positions(self, action: Action) -> dict[str, Any]:
@@ -535,7 +377,7 @@ class ExperimentRuntime:
             return recording.positions(recording.source, None)
         animal = action.animal
         if animal is None and trigger.animal_states() is not None:
-            changed = self.animals_rose(trigger.name) or self.animals_fell(trigger.name)
+            changed = self.trigger_states.changed_animals(trigger.name)
             animal = changed[0] if changed else None
         return recording.trigger_positions(trigger, animal)
 

@@ -1,6 +1,6 @@
 """Events logged between a pose and its commands are formatted after the commands (issue 27).
 
-The live loop sets its runtime's ``defer_event_details``: a trigger's levels and an action's
+The live loop sets its runtime's ``recording.defer_details``: a trigger's levels and an action's
 positions are made when the loop settles the update's events, once its commands are written. The
 events must be exactly those made at once, in the same order.
 """
@@ -62,8 +62,7 @@ def _run(tmp_path: Path, deferred: bool) -> list[tuple]:
     path.parent.mkdir()
     path.write_text(CONFIG, encoding="utf-8")
     runtime = ExperimentRuntime(load_experiment(str(path)))
-    runtime.defer_event_details = deferred
-    assert runtime.defer_event_details is deferred
+    runtime.recording.defer_details = deferred
     runtime.start()
     actions = 0
     for observation in _observations(200):
@@ -90,7 +89,7 @@ def test_a_deferred_event_is_made_only_when_settled(tmp_path: Path) -> None:
     path = tmp_path / "e.ini"
     path.write_text(CONFIG, encoding="utf-8")
     runtime = ExperimentRuntime(load_experiment(str(path)))
-    runtime.defer_event_details = True
+    runtime.recording.defer_details = True
     runtime.start()
     for observation in _observations(40):
         if runtime.update(observation):  # the frame whose change fired a rule

@@ -273,7 +273,7 @@ def _run_again(
     """Feed the runtime the live updates of ``run``; return its events as events.csv's rows."""
     updates = run["updates"]
     first, last = int(updates["first_batch"]), int(updates["last_batch"])
-    runtime.defer_event_details = True  # as live: made when the update settles
+    runtime.recording.defer_details = True  # as live: made when the update settles
     runtime.start()
     latest: dict[str, Observation] = {}
     error = str(run.get("error") or "")

@@ -93,7 +93,7 @@ def test_trigger_entries_and_seconds_active(opened: OpenRun, run: ExperimentRun)
     # Time while true: from the update it rose in to the update it fell in (frame time).
     assert view.seconds_active == pytest.approx(1.0 + 0.5 - 1 / FPS, abs=1.5 / FPS)
     assert view.active
-    assert view.seconds_active == run.runtime.seconds_active["dwelling"]  # the runtime's count
+    assert view.seconds_active == run.runtime.trigger_states.seconds_active["dwelling"]  # its count
 
 
 def test_a_status_carries_only_the_newest_events_and_counts_them_all(

@@ -87,7 +87,7 @@ class ExperimentRun:
         self.unwritten = unwritten
         self._published = -1  # the event log's changes when its rows were last published
         self.plan = plan  # the experiment's plan as session.json records it (settings layer)
-        runtime.defer_event_details = True  # events are formatted after the commands are out
+        runtime.recording.defer_details = True  # events are formatted after the commands are out
         self.devices = devices
         self.events_path = events_path
         self.error: str | None = None

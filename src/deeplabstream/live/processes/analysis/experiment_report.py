@@ -68,17 +68,18 @@ def _last_event_text(runtime: ExperimentRuntime) -> str:
 
 
 def _trigger_views(runtime: ExperimentRuntime) -> tuple[TriggerView, ...]:
+    states = runtime.trigger_states
     return tuple(
         TriggerView(
             name,
-            bool(runtime.is_true(name)),
+            bool(states.is_true(name)),
             tuple(trigger.shapes()),
             getattr(trigger, "camera", None),
-            runtime.trigger_counts.get(name, 0),
-            runtime.seconds_active.get(name, 0.0),
+            states.counts.get(name, 0),
+            states.seconds_active.get(name, 0.0),
             tuple(sorted((trigger.animal_states() or {}).items())),
         )
-        for name, trigger in runtime.triggers.items()
+        for name, trigger in states.triggers.items()
     )
 
 
