@@ -29,7 +29,7 @@ from deeplabstream.experiments.triggers import Height, make_trigger
 from deeplabstream.hardware.simulator.arena import ArenaParams, ArenaRenderer, WaypointMotion
 from deeplabstream.live.processes.analysis.depth import DepthSource, FrameDepth, depth_source
 from deeplabstream.live.processes.analysis.experiment_slot import open_experiment_run
-from deeplabstream.live.processes.capture.camera.companion import CompanionReader
+from deeplabstream.live.processes.capture.companion import CompanionReader
 from deeplabstream.transport.ring import FrameRing, RingSpec, new_ring_name
 
 NAMES = ("nose", "tail_base")

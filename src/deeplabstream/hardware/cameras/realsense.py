@@ -5,7 +5,7 @@ camera's frames. The depth image comes with it as a **companion stream** (``<cam
 16-bit, in the device's depth units (``session.json``: ``depth_units_m``, usually 1 mm), by
 default aligned to the main image so that depth pixel (x, y) lies under main-image pixel (x, y).
 It has a ring of its own (frame ``seq`` of it belongs to frame ``seq`` of the main ring, so an
-experiment can read the depth under a body part; see :mod:`live.processes.capture.camera.companion`), and
+experiment can read the depth under a body part; see :mod:`live.processes.capture.companion`), and
 it is recorded losslessly beside the main video. With ``INFRARED = true`` the infrared image is a
 second companion (``<camera>_infrared``).
 

@@ -27,7 +27,7 @@ from deeplabstream.settings.sections import DeviceSettings
 from deeplabstream.transport.channel import ChannelReader, Doorbell, EndReason
 from deeplabstream.transport.ring import RingSpec
 
-# --- live.processes.capture.camera.camera ----------------------------------------
+# --- live.processes.capture.camera ----------------------------------------
 
 
 @dataclass(frozen=True)
@@ -297,7 +297,7 @@ class ExperimentStatus:
     elapsed_s: float = 0.0  # frame time since the experiment started (for % of session)
 
 
-# --- live.processes.capture.camera.camera: live camera controls (main -> capture -> main) ------------
+# --- live.processes.capture.camera: live camera controls (main -> capture -> main) ------------
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from deeplabstream.core.lifetime import children_leave_stop_signals_to_parent
 from deeplabstream.core.logs import LogTarget
 from deeplabstream.core.priority import PriorityPlan
 from deeplabstream.hardware.cameras.base import CameraControl, CameraError
-from deeplabstream.live.processes.capture.camera.camera import CaptureJob, capture_main
+from deeplabstream.live.processes.capture.camera import CaptureJob, capture_main
 from deeplabstream.live.processes.messages import (
     Abort,
     CameraControlSet,

@@ -30,7 +30,7 @@ rs = pytest.importorskip(
 from deeplabstream.hardware.cameras.base import CameraError, FrameGeometry  # noqa: E402
 from deeplabstream.hardware.cameras.clock import ClockFit, CounterUnwrapper  # noqa: E402
 from deeplabstream.hardware.cameras.realsense import RealSenseCamera, RealSenseSettings  # noqa: E402
-from deeplabstream.live.processes.capture.camera.companion import CompanionReader, companion_rings  # noqa: E402
+from deeplabstream.live.processes.capture.companion import CompanionReader, companion_rings  # noqa: E402
 from deeplabstream.live.session.live import LiveSession  # noqa: E402
 from deeplabstream.outputs.video import VideoWriter  # noqa: E402
 from deeplabstream.settings import load_settings  # noqa: E402

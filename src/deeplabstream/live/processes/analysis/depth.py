@@ -1,7 +1,7 @@
 """Depth for experiments: a RealSense's aligned depth image, read beside each colour frame.
 
 The capture process publishes the depth image in a companion ring
-(:mod:`live.processes.capture.camera.companion`); the inference worker reads the depth of a frame from it
+(:mod:`live.processes.capture.companion`); the inference worker reads the depth of a frame from it
 when an experiment asks (``Observation.depth_m``).
 """
 
@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from deeplabstream.live.processes.capture.camera.companion import CompanionReader, companion_rings
+from deeplabstream.live.processes.capture.companion import CompanionReader, companion_rings
 from deeplabstream.transport.ring import RingSpec
 
 log = logging.getLogger(__name__)

@@ -109,7 +109,7 @@ class CameraPipeline:
     files: PoseFileSink  # its pose files (also in ``sinks``): the closing figures read them
     sinks: list[PoseSink] = field(default_factory=list)  # every output of its poses, in order
     frame: AnalysedFrame = field(default_factory=AnalysedFrame)  # filled in place per frame
-    depth: Any = None  # live.processes.capture.camera.companion.CompanionReader of camera.depth
+    depth: Any = None  # live.processes.capture.companion.CompanionReader of camera.depth
     cropper: DynamicCrop | None = None  # with dynamic cropping
     # The region of this turn's frame that is analysed (set by ``batch_key`` every turn).
     crop: Crop = field(init=False)

@@ -14,7 +14,7 @@ between frames at most every ``CONTROL_POLL_S`` (one ``poll`` system call), neve
  Between Start and Finished the loop is: mark slot, ``camera.grab(slot)``, publish, update the
 header counters, send a record to each subscribed channel. A camera with companion streams (a
 RealSense depth image) has them written into rings of their own and published first
-(:mod:`live.processes.capture.camera.companion`, which also records them). The loop ends when the main
+(:mod:`live.processes.capture.companion`, which also records them). The loop ends when the main
 process sets the ring header's ``stop_requested`` flag, the frame limit is reached, the source ends,
 or the camera fails; every path sends the end-of-stream record, closes the camera and detaches from
 the ring.
@@ -53,7 +53,7 @@ from deeplabstream.core.logs import (
 from deeplabstream.core.priority import ProcessPriority, apply_process_priority
 from deeplabstream.hardware.cameras import Camera, CameraControl, CameraError
 from deeplabstream.hardware.cameras.orientation import OrientedCamera
-from deeplabstream.live.processes.capture.camera.companion import CompanionOutputs
+from deeplabstream.live.processes.capture.companion import CompanionOutputs
 from deeplabstream.live.processes.messages import (
     CameraControlSet,
     Failed,
