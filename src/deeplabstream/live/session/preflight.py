@@ -695,23 +695,6 @@ def _points3d_problems(settings: Settings, triggers: Any) -> list[str]:
     ]
 
 
-def experiment_keypoint_problems(plan: CameraPlan, where: str) -> list[str]:
-    """Return the keypoints ``[Experiment] NAME`` reads that the models lack (offline replay).
-
-    ``plan`` is the replay's (settings without cameras: the videos' cameras run its shared
-    model, ``--model`` when given); ``where`` names the setting or option that chose the
-    experiment. An experiment that cannot be loaded gives no problem here: loading it at the
-    start says why.
-    """
-    name = plan.settings.experiment.name
-    try:
-        experiment = plan.experiment_plan()
-        experiment.experiment()
-    except Exception:  # not this check's to report (see the docstring)
-        return []
-    return [f"{where} ({name!r}): {p}" for p in _keypoint_problems(plan, experiment)]
-
-
 def _keypoint_problems(plan: CameraPlan, experiment: ExperimentPlan) -> list[str]:
     """Return each keypoint the experiment reads that the model of a camera it reads lacks.
 
