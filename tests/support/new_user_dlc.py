@@ -118,7 +118,7 @@ def main(argv: list[str]) -> int:
     edge = find(editor, QComboBox, "region_edge").currentText()
     click(find(editor, QAbstractButton, "region_save"))
     wait_for(lambda: not editor.dirty, "the region saved")
-    config = editor.config_path
+    config = editor.file.path
 
     for part in (Part.ANALYSIS, Part.RECORDING, Part.EXPERIMENT):
         press(window, part)

@@ -178,7 +178,7 @@ def draw_and_save_region(window: MainWindow, seen: dict[str, Any]) -> None:
     choose(find(editor, QComboBox, "region_action"), "Pulse")
     find(editor, QDoubleSpinBox, "region_duration").setValue(100.0)
     click(find(editor, QAbstractButton, "region_save"))
-    seen["config"] = str(editor.config_path)
+    seen["config"] = str(editor.file.path)
 
 
 def x_server() -> int | None:

@@ -753,7 +753,7 @@ class MainWindow(QMainWindow):
             name = self.rig_panel.document.get("Experiment", "NAME", "") or ""
         folder = settings.source_file.parent if settings is not None else None
         path = config_file_of(name, folder) if name else None
-        if path != self.region_editor.config_path or (
+        if path != self.region_editor.file.path or (
             self.rig_panel.camera_names() != self.region_editor.cameras
         ):
             self.region_editor.load(path, self.rig_panel.camera_names(), [])
