@@ -85,6 +85,7 @@ from deeplabstream.core.errors import DeepLabStreamError
 from deeplabstream.experiments.registry import config_file_of
 from deeplabstream.live.session.report.rates import CameraRates, StampSample, frame_time_s
 from deeplabstream.live.session.runner import CameraFigures
+from deeplabstream.outputs.video import recorded_video_bytes
 from deeplabstream.settings import load_settings
 from deeplabstream.settings.loader import default_settings_file
 from deeplabstream.settings.sections import Settings
@@ -837,7 +838,7 @@ class MainWindow(QMainWindow):
                 self.status_panel.mark_loud({a.camera for a in self.loss_banner.alarm.alerts})
         started = controller.recording_started
         seconds = None if started is None else time.monotonic() - started
-        self.status_panel.show_recording(seconds, controller.recording_size_bytes())
+        self.status_panel.show_recording(seconds, recorded_video_bytes(controller.session_dir))
         self._show_latency_test()
 
     def _on_camera_clock(self, figures: list[CameraFigures]) -> list[CameraFigures]:
