@@ -100,7 +100,7 @@ def main(argv: list[str]) -> int:
     # Start Stream; the clip shows on its tile.
     press(window, Part.STREAM)
     wait_running(window, Part.STREAM)
-    view = window.live_view.views[camera]
+    view = window.view_side.live_view.views[camera]
     wait_for(lambda: view.image is not None, "a frame on the tile")
 
     # Regions tab: a circle where the snout walks in, drawn with the mouse; a 100 ms pulse.

@@ -183,30 +183,15 @@ class AnalysisLoad:
     process (:mod:`app.gui.jobs`): the window answers throughout. The load is its controller's
     :attr:`SessionController.loading` until it ends; once it is not (cancelled while converting,
     the stream stopped), what its steps report is dropped.
-
-    Attributes
-    ----------
-    started
-        ``time.monotonic()`` when the button was pressed.
-    stage
-        What happens now, for the progress line.
-    job
-        The conversion's helper process while it runs.
-    task
-        The thread checking the settings, then the one starting the pose worker.
-    cancelled
-        The user pressed Cancel Analysis: stop the worker as soon as it is up.
-    stop_after
-        Stop Stream was pressed during the worker's start: the reason to stop with once it is up.
     """
 
     controller: SessionController
-    started: float = field(default_factory=time.monotonic)
-    stage: str = "checking the settings"
-    job: ProcessJob | None = None
-    task: _Task | None = None
-    cancelled: bool = False
-    stop_after: str | None = None
+    started: float = field(default_factory=time.monotonic)  # when the button was pressed
+    stage: str = "checking the settings"  # what happens now, for the progress line
+    job: ProcessJob | None = None  # the conversion's helper process while it runs
+    task: _Task | None = None  # the thread checking the settings, then the worker's start
+    cancelled: bool = False  # Cancel Analysis: stop the worker as soon as it is up
+    stop_after: str | None = None  # Stop Stream during the worker's start: its reason, once up
 
     def progress_text(self) -> str:
         """Return ``starting analysis: STAGE (N s)``."""
@@ -584,10 +569,7 @@ class SessionController(QObject):
             self._run("stopping experiment", stream.stop_experiment)
 
     def start_latency_test(self) -> None:
-        """Run the stimulus board's latency self-test (:class:`LatencyRun`) on the stream.
-
-        The settings are checked here (a LatencyTestError goes to the banner).
-        """
+        """Run the board's latency self-test (:class:`LatencyRun`); bad settings: the banner."""
         stream = self.stream
         if stream is None or not self.latency_test_allowed():
             return

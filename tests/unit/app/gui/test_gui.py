@@ -174,7 +174,7 @@ def test_click_through_every_part_and_back(qtbot, window: MainWindow, tmp_path: 
     assert "ExampleExperiment" in window.status_panel.experiment.text()
     assert window.status_panel.last_event.text() != "-"
 
-    view = window.live_view.views["arena"]
+    view = window.view_side.live_view.views["arena"]
     qtbot.waitUntil(lambda: view.pose_frame_index is not None, timeout=10_000)
     grabbed = [(view.pose_frame_index, _as_array(view.grab().toImage()))]
     for _ in range(3):
