@@ -153,7 +153,7 @@ def test_the_summary_and_losses_show_whole_lines_and_never_take_the_tabs_height(
     assert rig_height >= 0.5 * available, (screen, rig_height)
     assert settings_area.height() >= 0.55 * rig_height, (screen, settings_area.height())
     area_height = messages.height()
-    window._show_notice("\n".join(STOP_SUMMARY), stay=True)
+    window.say.notice("\n".join(STOP_SUMMARY), stay=True)
     _loud_losses(window)
     _settle(qtbot, 300)
     assert window.height() == available  # a message never makes the window taller
@@ -192,7 +192,7 @@ def test_a_users_stop_with_losses_is_a_warning_in_the_losses_own_words(
     try:
         window.rig_panel.wait_checked()
         qtbot.mouseClick(window.buttons[Part.STREAM], Qt.LeftButton)
-        qtbot.waitUntil(lambda: window.live_view is not None, timeout=START_TIMEOUT_MS)
+        qtbot.waitUntil(lambda: window.view_side.live_view is not None, timeout=START_TIMEOUT_MS)
         stream = window.controller.stream
         assert stream is not None
         loss = "camera 'arena': the recorder lost 12 frames (the video has holes)"
@@ -384,7 +384,7 @@ def test_a_greyed_buttons_explanation_goes_once_its_reason_no_longer_holds(
     assert said not in window.info.full_text()
     # Said above a message that stays (in sight: a bar shows its first lines), it goes the
     # same way, and the message stays.
-    window._show_notice("The stream stopped by itself", stay=True)
+    window.say.notice("The stream stopped by itself", stay=True)
     controller.busy = "starting recording"
     controller.changed.emit()
     window.button_row.refused.emit(experiment)
@@ -396,8 +396,8 @@ def test_a_greyed_buttons_explanation_goes_once_its_reason_no_longer_holds(
 
 def test_news_under_a_message_that_stays_goes_when_its_time_is_up(window: MainWindow) -> None:
     """Issue 53: news added under a message that stays stayed with it until dismissed."""
-    window._show_notice("Stopped by the user: nothing lost\nSession folder: /x", stay=True)
-    window._show_notice("Regions saved to /lab/experiments/two_zones.ini")
+    window.say.notice("Stopped by the user: nothing lost\nSession folder: /x", stay=True)
+    window.say.notice("Regions saved to /lab/experiments/two_zones.ini")
     # Above it, so it is seen in the bar's first lines (issue 63).
     assert window.info.full_text().split("\n")[0].endswith("two_zones.ini")
     window.info._timer.timeout.emit()  # its time is up (the timer fires; no waiting here)

@@ -114,7 +114,7 @@ def test_the_summary_stays_in_two_lines_and_verify_never_replaces_it(window: Mai
             "  arena: 8000 frames analysed (26.7 fps), 1000 skipped",
         ]
     )
-    window._show_stop_with_losses(summary)
+    window.say.summary(summary, warning=True)
     QApplication.processEvents()
     label = window.info.label
     assert label.height() <= label.lines_height(2) and window.info.show_all.isVisible()

@@ -71,7 +71,7 @@ def test_the_live_view_names_each_flys_state_in_an_each_animal_region(
     assert window.rig_panel.problems == []
     for part in (Part.STREAM, Part.ANALYSIS, Part.EXPERIMENT):
         _start(qtbot, window, part)
-    view = window.live_view.views["arena"]
+    view = window.view_side.live_view.views["arena"]
 
     def both_flies_in_the_zone() -> None:
         assert "arena_zone: 1 on, 2 on" in [text for _, _, text in view.names], view.names

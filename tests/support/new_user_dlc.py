@@ -100,7 +100,7 @@ def main(argv: list[str]) -> int:
     # Start Stream; the clip shows on its tile.
     press(window, Part.STREAM)
     wait_running(window, Part.STREAM)
-    view = window.live_view.views[camera]
+    view = window.view_side.live_view.views[camera]
     wait_for(lambda: view.image is not None, "a frame on the tile")
 
     # Regions tab: a circle where the snout walks in, drawn with the mouse; a 100 ms pulse.
@@ -118,7 +118,7 @@ def main(argv: list[str]) -> int:
     edge = find(editor, QComboBox, "region_edge").currentText()
     click(find(editor, QAbstractButton, "region_save"))
     wait_for(lambda: not editor.dirty, "the region saved")
-    config = editor.config_path
+    config = editor.file.path
 
     for part in (Part.ANALYSIS, Part.RECORDING, Part.EXPERIMENT):
         press(window, part)

@@ -166,7 +166,7 @@ def draw_and_save_region(window: MainWindow, seen: dict[str, Any]) -> None:
     """Draw a circle on the live view with the mouse, give it a pulse on entry, press Save."""
     editor = window.region_editor
     window.tabs.setCurrentWidget(editor)
-    camera, view = next(iter(window.live_view.views.items()))
+    camera, view = next(iter(window.view_side.live_view.views.items()))
     wait_for(lambda: view.image is not None)  # a frame on the tile to draw on
     click(find(editor, QAbstractButton, "region_circle"))
     drag(view, (200.0, 200.0), (260.0, 200.0))
@@ -178,7 +178,7 @@ def draw_and_save_region(window: MainWindow, seen: dict[str, Any]) -> None:
     choose(find(editor, QComboBox, "region_action"), "Pulse")
     find(editor, QDoubleSpinBox, "region_duration").setValue(100.0)
     click(find(editor, QAbstractButton, "region_save"))
-    seen["config"] = str(editor.config_path)
+    seen["config"] = str(editor.file.path)
 
 
 def x_server() -> int | None:

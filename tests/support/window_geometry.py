@@ -81,7 +81,7 @@ def longest_messages(window: MainWindow) -> None:
         "the disk holding the session has 1.2 GB free: recording stops below 2 GB",
         "stop reason: stopped by the user",
     ]
-    window._show_error("The session ended with errors:\n" + "\n".join(summary), "")
+    window.say.error("The session ended with errors:\n" + "\n".join(summary), "")
     figures = [CameraFigures(c, 30.0, 0, 0, 0, 30.0, 0, None, analysed=0) for c in CAMERAS]
     window.loss_banner.update_figures(figures, 0.0)
     lossy = [
@@ -89,10 +89,10 @@ def longest_messages(window: MainWindow) -> None:
         for c in CAMERAS
     ]
     window.loss_banner.update_figures(lossy, 10.0)
-    window._stream_ended(
+    window.say.stream_ended(
         "every camera has ended (" + ", ".join(f"{c}: end of the video file" for c in CAMERAS) + ")"
     )
-    window._show_notice(
+    window.say.notice(
         "Warning: camera 'left_camera_of_the_open_field_rig_1' delivers frames of 1280x1024 "
         "but the model was trained on 640x512: poses are computed on frames resized to fit"
     )

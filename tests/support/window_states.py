@@ -79,7 +79,7 @@ def state(window: MainWindow) -> dict[str, Any]:
         or banner.label.height() < min(banner.label.maximumHeight(), banner.label.needed_height())
     ]
     watched = {
-        "live_view": window.view_holder.parentWidget(),
+        "live_view": window.view_side,
         "tabs": window.tabs,
         "camera_table": window.status_panel.table,
         "action": window.region_editor.rule_panel.action_box,
@@ -167,11 +167,11 @@ def main(settings: Path, out: Path, report: Path) -> int:
     states["train_rule"] = select_rule(window, "pattern")
     _settle(0.5)
     states["no_message"] = state(window)  # the rule form as left (scrolled to its last row)
-    window._show_notice("Start Experiment: press Start Analysis first")  # a hint
+    window.say.notice("Start Experiment: press Start Analysis first")  # a hint
     _settle(0.5)
     states["hint"] = state(window)
     for n in range(3):  # a warning that repeats, three times
-        window._show_warning(f"camera 'arena' delivers {20 + n}.0 fps, below its FRAMERATE 30")
+        window.say.warning(f"camera 'arena' delivers {20 + n}.0 fps, below its FRAMERATE 30")
     _settle(0.5)
     states["three_warnings"] = state(window)
     longest_messages(window)

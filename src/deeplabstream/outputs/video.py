@@ -27,6 +27,18 @@ CODEC_FILE_SUFFIX = {"h264": ".mp4", "ffv1": ".mkv"}
 RECORDED_VIDEO_SUFFIXES = frozenset(CODEC_FILE_SUFFIX.values())
 
 
+def recorded_video_bytes(folder: Path | None) -> int:
+    """Return the bytes of video written so far in the session ``folder`` (all cameras)."""
+    total = 0
+    for path in folder.iterdir() if folder is not None and folder.is_dir() else ():
+        if path.suffix in RECORDED_VIDEO_SUFFIXES:
+            try:
+                total += path.stat().st_size
+            except OSError:  # a file being renamed or removed: count it next time
+                pass
+    return total
+
+
 def video_file_name(stem: str, codec: str) -> str:
     """Return the file name of a camera's video for ``codec``."""
     return stem + CODEC_FILE_SUFFIX[codec]

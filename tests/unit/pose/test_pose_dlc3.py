@@ -651,7 +651,7 @@ def test_runs_live_in_the_gui_from_the_file_as_deeplabcut_wrote_it(
         qtbot.waitUntil(
             lambda p=part: controller.busy is None and controller.running(p), timeout=120_000
         )
-    view = window.live_view.views["openfield"]
+    view = window.view_side.live_view.views["openfield"]
     qtbot.waitUntil(lambda: view.pose_frame_index is not None, timeout=30_000)
     assert controller.stream.analysis.keypoints_of("openfield") == (
         "snout",

@@ -70,7 +70,7 @@ from deeplabstream.app.gui.keypoint_map import connect_keypoints
 from deeplabstream.app.gui.keypoint_plot import KeypointPlot
 from deeplabstream.app.gui.live_view import LiveView
 from deeplabstream.app.gui.loss_alarm import LossBanner
-from deeplabstream.app.gui.messages import InfoBanner, MessageArea
+from deeplabstream.app.gui.messages import InfoBanner, MessageArea, WindowMessages
 from deeplabstream.app.gui.overlays import OverlayToggles
 from deeplabstream.app.gui.plots import SessionPlots
 from deeplabstream.app.gui.preferences import WindowPreferences
@@ -83,8 +83,10 @@ from deeplabstream.app.gui.verify_button import VerifyButton
 from deeplabstream.app.gui.wheel_guard import WheelGuard, install_wheel_guard, remove_wheel_guard
 from deeplabstream.core.errors import DeepLabStreamError
 from deeplabstream.experiments.registry import config_file_of
+from deeplabstream.live.session.live import LiveSession
 from deeplabstream.live.session.report.rates import CameraRates, StampSample, frame_time_s
 from deeplabstream.live.session.runner import CameraFigures
+from deeplabstream.outputs.video import recorded_video_bytes
 from deeplabstream.settings import load_settings
 from deeplabstream.settings.loader import default_settings_file
 from deeplabstream.settings.sections import Settings
@@ -95,7 +97,6 @@ SERVICE_INTERVAL_MS = 50
 STATUS_INTERVAL_MS = 1000
 LATENCY_TEST_LABEL = "Latency test"
 CLOSING_TEXT = "closing: stopping and finalising files; the window closes by itself..."
-PART_CAUSES = frozenset(part.value for part in Part)
 TRAIL_KEY, HEATMAP_KEY = "view/trail", "view/heatmap"
 DEFAULT_SIZE = (1360, 860)
 SCREEN_SHARE = 0.92  # of a larger screen the window takes at first
@@ -126,6 +127,182 @@ def initial_size(screen: QScreen | None) -> tuple[int, int]:
     )
 
 
+class ViewSide(QWidget):
+    """The live view (a placeholder without a stream) and the overlay toggles under it."""
+
+    def __init__(
+        self, preferences: WindowPreferences, regions: RegionEditor, keypoint_plot: KeypointPlot
+    ) -> None:
+        super().__init__()
+        self.preferences = preferences
+        self.region_editor = regions
+        self.keypoint_plot = keypoint_plot
+        self.live_view: LiveView | None = None
+        self.camera_rates = CameraRates()  # each camera's rates on its own clock
+        self._regions_attached = False  # the region editor draws on the tiles
+        self.holder = QVBoxLayout(self)
+        self.placeholder = QLabel(
+            "Set up the rig in the Rig tab, then press Start Stream to see the cameras."
+        )
+        self.placeholder.setAlignment(Qt.AlignCenter)
+        shrinkable(self.placeholder)  # wraps: the live view's side never asks for its length
+        self.holder.addWidget(self.placeholder, 1)
+        self.overlay_toggles = OverlayToggles()
+        self.overlay_toggles.trail.setChecked(preferences.flag(TRAIL_KEY))
+        self.overlay_toggles.heatmap.setChecked(preferences.flag(HEATMAP_KEY))
+        self.overlay_toggles.changed.connect(self._overlays_changed)
+        self.overlay_toggles.reset_requested.connect(self._reset_overlays)
+        self.holder.addWidget(self.overlay_toggles)
+        self._display_timer = QTimer(self)
+        self._display_timer.timeout.connect(self._refresh)
+
+    def show_stream(self, stream: LiveSession) -> None:
+        """Show ``stream``'s tiles; the region editor reads the experiment's config to draw."""
+        self.live_view = LiveView(stream)
+        self.keypoint_plot.clear()
+        self.live_view.keypoint_plot = self.keypoint_plot
+        self.overlay_toggles.use(self.live_view.overlays)
+        self.placeholder.hide()
+        self.holder.insertWidget(0, self.live_view, 1)
+        rate = stream.settings.streaming.display_rate
+        self._display_timer.start(max(1, round(1000 / rate)))
+        self.camera_rates.clear()
+        analysis = stream.analysis
+        keypoints = list(analysis.keypoints) if analysis is not None else []
+        settings = stream.settings
+        config_file = config_file_of(settings.experiment.name, settings.source_file.parent)
+        self.region_editor.load(config_file, stream.camera_names, keypoints)
+        self.region_editor.attach(self.live_view.views)
+        self._regions_attached = True
+
+    def drop(self) -> None:
+        """Let the tiles go (the stream is about to stop): their readers closed, the line back."""
+        self._display_timer.stop()
+        self.region_editor.detach()
+        self._regions_attached = False
+        if self.live_view is not None:
+            self.live_view.stop_listening()
+            self.live_view.close_readers()
+            self.holder.removeWidget(self.live_view)
+            self.live_view.deleteLater()
+            self.live_view = None
+        self.placeholder.show()
+
+    def follow_experiment(self, experimenting: bool) -> None:
+        """Let a running experiment draw its regions (with their state); the editor otherwise.
+
+        The editor's regions are the config file's; a running experiment shows its own (lit
+        while true). Edits saved meanwhile apply at the next Start Experiment.
+        """
+        if self.live_view is None:
+            return
+        if experimenting and self._regions_attached:
+            self.region_editor.detach()
+            self._regions_attached = False
+        elif not experimenting and not self._regions_attached:
+            self.region_editor.attach(self.live_view.views)
+            self._regions_attached = True
+
+    def on_camera_clock(self, figures: list[CameraFigures]) -> list[CameraFigures]:
+        """Return ``figures`` with their rates measured on each camera's own clock.
+
+        The runner's rates count frames between two host-timed refreshes: under load they read
+        above the camera's own rate (46 and 73 fps of a 30 fps camera). The newest frame's
+        stamps give the rate the camera delivered (:mod:`live.session.report.rates`).
+        """
+        if self.live_view is None:
+            return figures
+        newest = self.live_view.newest_frames()
+        measured = []
+        for camera in figures:
+            record = newest.get(camera.name)
+            if record is not None:
+                time_s = frame_time_s(record.camera_timestamp, record.host_timestamp_ns)
+                host_s = record.host_timestamp_ns / 1e9  # the lower rate is shown (rates.py)
+                sample = StampSample(record.seq, time_s, camera.analysed, host_s)
+                self.camera_rates.add(camera.name, sample)
+            capture = self.camera_rates.capture_fps(camera.name)
+            if capture is None:  # fewer than two frames seen yet
+                measured.append(camera)
+                continue
+            analysed = None
+            if camera.analysed_fps is not None:
+                analysed = self.camera_rates.analysed_fps(camera.name)
+            measured.append(replace(camera, capture_fps=capture, analysed_fps=analysed))
+        return measured
+
+    def _overlays_changed(self) -> None:
+        self.preferences.set_flag(TRAIL_KEY, self.overlay_toggles.trail.isChecked())
+        self.preferences.set_flag(HEATMAP_KEY, self.overlay_toggles.heatmap.isChecked())
+        if self.live_view is not None:
+            self.overlay_toggles.use(self.live_view.overlays)
+
+    def _reset_overlays(self) -> None:
+        if self.live_view is not None:
+            self.live_view.reset_overlays()
+
+    def _refresh(self) -> None:
+        if self.live_view is not None:
+            self.live_view.refresh()
+
+
+class LatencyTestButton(QPushButton):
+    """Start the latency test; its countdown on the button, its stage in the status panel."""
+
+    TEXTS = (LATENCY_TEST_LABEL, f"{LATENCY_TEST_LABEL}...", f"{LATENCY_TEST_LABEL} (888 s)")
+    """The texts it takes (its row keeps room for the longest: the row never moves)."""
+
+    def __init__(self, controller: SessionController, status_panel: StatusPanel) -> None:
+        super().__init__(LATENCY_TEST_LABEL)
+        self.setObjectName("latency_test_button")
+        self.setToolTip(
+            "Run the stimulus board's latency self-test ([LatencyTest]) while analysis runs"
+        )
+        self.controller = controller
+        self.status_panel = status_panel
+        self.result: QMessageBox | None = None  # the last test's figures
+        self._shown = False  # the status line says the test runs
+        self.clicked.connect(controller.start_latency_test)
+        controller.latency_finished.connect(self._show_result)
+
+    def follow(self) -> None:
+        """Follow the controller: enabled when the test may start, the seconds left as it runs."""
+        controller = self.controller
+        run = controller.latency
+        self.setEnabled(controller.latency_test_allowed())
+        if run is None:
+            self.setText(LATENCY_TEST_LABEL)
+            if self._shown:  # it ended without figures: the banner says why
+                self._shown = False
+                self.status_panel.show_latency_test("stopped without figures (see the error)")
+            return
+        self._shown = True
+        remaining = run.remaining()
+        if remaining is None:
+            stage, short = "starting...", "..."
+        elif remaining > 0:
+            stage, short = f"running... {remaining:.0f} s", f" ({remaining:.0f} s)"
+        else:
+            stage, short = "finishing...", "..."
+        self.setText(LATENCY_TEST_LABEL + short)  # short: the row never moves
+        self.status_panel.show_latency_test(stage)
+
+    def _show_result(self, summary: str, json_path: str) -> None:
+        """Show the test's figures in a window of their own (not modal: the stream goes on)."""
+        self._shown = False
+        self.status_panel.show_latency_test(f"done: {json_path}")
+        box = QMessageBox(self.window())
+        box.setObjectName("latency_test_result")
+        box.setWindowTitle("Latency test")
+        box.setIcon(QMessageBox.Information)
+        box.setText(f"<pre>{html.escape(summary)}</pre>")
+        box.setInformativeText(f"Figures and histogram written to {json_path}")
+        box.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        box.setModal(False)
+        box.show()
+        self.result = box
+
+
 class MainWindow(QMainWindow):
     """One experiment session from one window."""
 
@@ -135,46 +312,36 @@ class MainWindow(QMainWindow):
         self.wheel_guard: WheelGuard | None = install_wheel_guard(self)
         self.setWindowTitle("DeepLabStream")
         self.resize(*initial_size(QApplication.primaryScreen()))
+        self.banner = ErrorBanner()
+        self.loss_banner = LossBanner()
+        self.info = InfoBanner()
+        self.messages = MessageArea([self.banner, self.loss_banner, self.info])
+        self.say = WindowMessages(self.banner, self.info)  # what goes there, until when
         self.controller = SessionController(self._read_settings, output_dir=output_dir)
         self.controller.changed.connect(self._state_changed)
         self.controller.failed.connect(
-            lambda text: self._show_error(text, self.controller.failure_cause)
+            lambda text: self.say.error(text, self.controller.failure_cause)
         )
-        self.controller.resolved.connect(self._resolve)
-        self.controller.notice.connect(self._show_notice)
-        self.controller.warned.connect(self._show_stop_with_losses)
-        self.controller.summarised.connect(self._show_summary)
-        self.controller.warning.connect(self._show_warning)
-        self.controller.ended.connect(self._stream_ended)
+        self.controller.resolved.connect(self.say.resolve)
+        self.controller.notice.connect(self.say.notice)
+        self.controller.warned.connect(lambda text: self.say.summary(text, warning=True))
+        self.controller.summarised.connect(self.say.summary)
+        self.controller.warning.connect(self.say.warning)
+        self.controller.ended.connect(self.say.stream_ended)
         self.controller.shut_down.connect(self._shut_down)
         self.controller.stream_closing.connect(self._drop_live_view)
-        self.controller.latency_finished.connect(self._show_latency_result)
         self.queue = ClickQueue(self.controller)  # clicks made while a part starts or stops
         self.closing = False  # the window was asked to close: it goes once the files are final
         self.closed_down = False  # everything stopped: the window may go
         self.close_reason = "window closed"  # the session's stop reason when it closes
         self._stream_started = 0.0  # time.monotonic() when the live view appeared
-        self._regions_attached = False  # the region editor draws on the tiles
-        self.latency_result: QMessageBox | None = None
-        # The greyed button whose refusal is shown: its tooltip (the reason) then, the text.
-        self._refusal: tuple[QPushButton, str, str] | None = None
-        self._latency_shown = False  # the status line says the test runs
-        self.live_view: LiveView | None = None
         self._shown_error: str | None = None
-        self._error_cause = ""  # what fixes the error shown (a part, or the settings)
         self.output_dir = output_dir
         self.preferences = WindowPreferences()
-        self.banner = ErrorBanner()
-        self.loss_banner = LossBanner()
-        self.info = InfoBanner()
-        self.messages = MessageArea([self.banner, self.loss_banner, self.info])
         self.status_panel = StatusPanel()
-        self.camera_rates = CameraRates()
         self.buttons: dict[Part, QPushButton] = {}
         self.stall_monitor = StallMonitor(parent=self)
         self._build(settings_path)
-        self._display_timer = QTimer(self)
-        self._display_timer.timeout.connect(self._refresh_view)
         self._service_timer = QTimer(self)
         self._service_timer.setInterval(SERVICE_INTERVAL_MS)
         self._service_timer.timeout.connect(self._service)
@@ -201,7 +368,7 @@ class MainWindow(QMainWindow):
         settings_row.addWidget(self.browse_button)
 
         self.button_row = ButtonRow()
-        self.button_row.refused.connect(self._explain_refusal)
+        self.button_row.refused.connect(self.say.explain_refusal)
         buttons_row = self.button_row.row
         for part, label in BUTTON_LABELS.items():
             button = QPushButton(f"Start {label}")
@@ -210,20 +377,8 @@ class MainWindow(QMainWindow):
             verbs = ("Start", "Stop", "Cancel") if part is Part.ANALYSIS else ("Start", "Stop")
             self.button_row.add_button(button, tuple(f"{verb} {label}" for verb in verbs))
             self.buttons[part] = button
-        self.latency_button = QPushButton(LATENCY_TEST_LABEL)
-        self.latency_button.setObjectName("latency_test_button")
-        self.latency_button.setToolTip(
-            "Run the stimulus board's latency self-test ([LatencyTest]) while analysis runs"
-        )
-        self.latency_button.clicked.connect(self.controller.start_latency_test)
-        self.button_row.add_button(
-            self.latency_button,
-            (
-                LATENCY_TEST_LABEL,
-                f"{LATENCY_TEST_LABEL}...",
-                f"{LATENCY_TEST_LABEL} (888 s)",
-            ),
-        )
+        self.latency_button = LatencyTestButton(self.controller, self.status_panel)
+        self.button_row.add_button(self.latency_button, LatencyTestButton.TEXTS)
         self.busy_label = ElidedLabel("")
         self.busy_label.setObjectName("busy")
         buttons_row.addWidget(self.busy_label, 1)
@@ -245,36 +400,21 @@ class MainWindow(QMainWindow):
         self.verify_button.after_each_session = self._verify_after_each_session
         session_row.addWidget(self.verify_button)
 
-        self.view_holder = QVBoxLayout()
-        self.placeholder = QLabel(
-            "Set up the rig in the Rig tab, then press Start Stream to see the cameras."
-        )
-        self.placeholder.setAlignment(Qt.AlignCenter)
-        shrinkable(self.placeholder)  # wraps: the live view's side never asks for its length
-        self.view_holder.addWidget(self.placeholder, 1)
-        self.overlay_toggles = OverlayToggles()
-        self.overlay_toggles.trail.setChecked(self.preferences.flag(TRAIL_KEY))
-        self.overlay_toggles.heatmap.setChecked(self.preferences.flag(HEATMAP_KEY))
-        self.overlay_toggles.changed.connect(self._overlays_changed)
-        self.overlay_toggles.reset_requested.connect(self._reset_overlays)
-        self.view_holder.addWidget(self.overlay_toggles)
-        view_side = QWidget()
-        view_side.setLayout(self.view_holder)
-
         self.rig_panel = RigPanel(Path(self.settings_edit.text()).expanduser())
         self.rig_panel.set_output_override(self.output_dir)
-        self.rig_panel.saved.connect(lambda path: self._show_notice(f"Settings saved to {path}"))
+        self.rig_panel.saved.connect(lambda path: self.say.notice(f"Settings saved to {path}"))
         self.rig_panel.saved.connect(lambda _path: self._show_rig_unsaved())
         self.rig_panel.checked.connect(self._rig_checked)
         self.region_editor = RegionEditor()
-        self.region_editor.failed.connect(lambda text: self._show_error(text, "regions"))
+        self.region_editor.failed.connect(lambda text: self.say.error(text, "regions"))
         self.region_editor.saved.connect(self._regions_saved)
         connect_keypoints(self)  # the model's keypoints and the rig's devices for the regions
         self.camera_controls = CameraControlsPanel()
-        self.camera_controls.failed.connect(self._show_error)
+        self.camera_controls.failed.connect(self.say.error)
         self.event_log = EventLogPanel()
         self.plots = SessionPlots()
         self.keypoint_plot = KeypointPlot()
+        self.view_side = ViewSide(self.preferences, self.region_editor, self.keypoint_plot)
         self.tabs = QTabWidget()
         self.tabs.setObjectName("side_tabs")
         self.tabs.addTab(self.rig_panel, "Rig")
@@ -291,7 +431,7 @@ class MainWindow(QMainWindow):
         self.tabs.setMinimumWidth(TABS_LEAST_WIDTH_PX)
         splitter = self.main_splitter = QSplitter(Qt.Horizontal)
         splitter.setObjectName("main_splitter")
-        splitter.addWidget(view_side)
+        splitter.addWidget(self.view_side)
         splitter.addWidget(self.tabs)
         splitter.setStretchFactor(0, 3)
         splitter.setStretchFactor(1, 2)
@@ -330,9 +470,9 @@ class MainWindow(QMainWindow):
         self.verify_button.progress.connect(self._show_verify_progress)
         # Above the session's summary, never in its place (issue 63).
         self.verify_button.reported.connect(self._show_verdict)
-        self.verify_button.failed.connect(lambda text: self._show_error(text, "verify"))
+        self.verify_button.failed.connect(lambda text: self.say.error(text, "verify"))
         self.verify_button.failed.connect(lambda _text: self._show_verify_progress(""))
-        self.verify_button.started.connect(lambda: self._resolve("verify"))
+        self.verify_button.started.connect(lambda: self.say.resolve("verify"))
 
     # -- reactions -----------------------------------------------------------------------------
 
@@ -361,7 +501,7 @@ class MainWindow(QMainWindow):
         """
         controller = self.controller
         if not self.closing and (self.queue.holds(part) or self.queue.can_queue(part)):
-            self._show_notice(self.queue.click(part))
+            self.say.notice(self.queue.click(part))
             self._state_changed()
             return
         cancelling = part is Part.ANALYSIS and controller.loading is not None
@@ -385,7 +525,7 @@ class MainWindow(QMainWindow):
         """
         for banner in (self.banner, self.loss_banner, self.info):
             banner.clear()
-        self._error_cause = ""
+        self.say.error_cause = ""
         self.status_panel.show_cameras([])
 
     def _save_edits(self, part: Part) -> bool:
@@ -396,7 +536,7 @@ class MainWindow(QMainWindow):
         if rig.dirty:
             rig.wait_checked()
             if rig.problems:
-                self._show_error(
+                self.say.error(
                     f"Cannot start {part.value}: the Rig tab has unsaved changes with problems:\n"
                     + "\n".join(rig.problems),
                     SETTINGS_CAUSE,
@@ -422,7 +562,7 @@ class MainWindow(QMainWindow):
         """
         if changes:
             lines = "\n".join(f"  {change}" for change in changes)
-            self._show_notice(
+            self.say.notice(
                 f"Start {BUTTON_LABELS[part]} saved the Rig tab's changes to "
                 f"{self.rig_panel.settings_file}:\n{lines}",
                 stay=True,
@@ -433,59 +573,22 @@ class MainWindow(QMainWindow):
         if folder is None:
             return
         if not folder.is_dir():
-            self._show_error(f"The session folder {folder} no longer exists.")
+            self.say.error(f"The session folder {folder} no longer exists.")
             return
         if not QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder))):
             clipboard = QApplication.clipboard()
             if clipboard is not None:
                 clipboard.setText(str(folder))
-            self._show_error(
+            self.say.error(
                 f"No file manager could open {folder}. Its path is copied to the clipboard: "
                 "paste it into your file manager."
             )
-
-    def _show_error(self, text: str, cause: str = "") -> None:
-        """Show an error in red; ``cause`` says what fixes it (the banner then goes by itself)."""
-        self._error_cause = cause
-        self.banner.show_error(text)
-        self.banner.setToolTip(text)
-
-    def _resolve(self, cause: str) -> None:
-        """``cause`` is fixed (a part started well): its error, and a settings error, go."""
-        if cause == Part.STREAM.value:
-            self.info.clear()  # "the stream stopped by itself" was about the previous stream
-        if self.banner.isHidden():
-            return
-        fixes_settings = cause in PART_CAUSES and self._error_cause == SETTINGS_CAUSE
-        if self._error_cause == cause or fixes_settings:
-            self.banner.clear()
-
-    def _show_notice(self, text: str, stay: bool = False) -> None:
-        """Show information (neutral colours) in the message area.
-
-        What stays is added under what stays already: the stream that stopped by itself never
-        takes the place of the session's warnings.
-        """
-        self.info.show_text(text, stay, add=stay)
-
-    def _show_stop_with_losses(self, summary: str) -> None:
-        """Show a user's stop of a session with losses: its summary in the warning colour.
-
-        The losses are in their own words; never the error red (the stop was asked for).
-        Above what stays already (why the stream stopped by itself, with what to do): its
-        first line, what was lost, is the one in sight.
-        """
-        self.info.show_text(summary, stay=True, warning=True, first=True)
-
-    def _show_summary(self, summary: str) -> None:
-        """Show the summary of a session that lost nothing, until dismissed or the next start."""
-        self.info.show_text(summary, stay=True, first=True)
 
     def _show_verdict(self, text: str) -> None:
         """Show verify's verdict above the session's summary, never in its place (issue 63)."""
         self._verify_progress = ""
         self._show_progress()
-        self.info.show_text(text, stay=True, first=True)
+        self.say.summary(text)
 
     def _show_verify_progress(self, text: str) -> None:
         """Say verify's stage beside the buttons (no stream runs while it does).
@@ -496,45 +599,7 @@ class MainWindow(QMainWindow):
         self._verify_progress = text if running else ""
         self._show_progress()
         if text and not running:
-            self._show_notice(text)
-
-    def _show_warning(self, text: str) -> None:
-        """Show a warning of the session in the warning colour, until dismissed.
-
-        Never the error red: the session goes on (a disk filling, a camera below its rate).
-        Each warning is added under the earlier ones.
-        """
-        self.info.show_text(text, stay=True, warning=True, add=True)
-
-    def _stream_ended(self, reason: str) -> None:
-        """Say why the stream stopped by itself, until dismissed (its summary follows)."""
-        hint = ""
-        if "every camera has ended" in reason:
-            hint = (
-                " A video file ends the stream at its last frame; LOOP = true in its camera's "
-                "keys (Rig tab) plays it again from the start."
-            )
-        self._show_notice(f"The stream stopped by itself: {reason}.{hint}", stay=True)
-
-    def _explain_refusal(self, button: QPushButton) -> None:
-        """Say why the greyed ``button`` that was clicked cannot be pressed now.
-
-        Said until it no longer holds (:meth:`_withdraw_stale_refusal`): "Start Experiment:
-        wait: starting recording" stayed for a whole run (issue 53).
-        """
-        reason = button.toolTip() or "it cannot be pressed now"
-        text = f"{button.text()}: {reason}"
-        self._refusal = (button, button.toolTip(), text)
-        self._show_notice(text)
-
-    def _withdraw_stale_refusal(self) -> None:
-        """Take back the explanation of a greyed button once its reason has changed."""
-        if self._refusal is None:
-            return
-        button, reason, text = self._refusal
-        if button.isEnabled() or button.toolTip() != reason:
-            self._refusal = None
-            self.info.withdraw(text)
+            self.say.notice(text)
 
     def _state_changed(self) -> None:
         """Buttons, labels and the live view follow the controller's state."""
@@ -553,10 +618,10 @@ class MainWindow(QMainWindow):
                 reason, tip = None, f"click to run it once {done_words(waited)}"
             button.setEnabled(reason is None)
             button.setToolTip(tip)
-        self._withdraw_stale_refusal()
+        self.say.withdraw_stale_refusal()
         if self.queue.clicks and not self.closing:
             QTimer.singleShot(0, self._run_queued)
-        self._show_latency_test()
+        self.latency_button.follow()
         self._show_progress()
         idle = not controller.streaming and not controller.working
         self.settings_edit.setEnabled(idle)
@@ -569,9 +634,9 @@ class MainWindow(QMainWindow):
         self.verify_button.follow(folder, busy)
         stream = controller.stream
         opened = stream is not None and stream.session_dir is not None
-        if self.live_view is None and opened and controller.busy is None:
+        if self.view_side.live_view is None and opened and controller.busy is None:
             self._show_live_view()
-        self._follow_experiment_with_regions()
+        self.view_side.follow_experiment(controller.running(Part.EXPERIMENT))
         self._refresh_status()
         self._show_experiment()
 
@@ -581,7 +646,7 @@ class MainWindow(QMainWindow):
         while ready is not None and not self.closing:
             click, refusal = ready
             if refusal is not None:
-                self._show_warning(
+                self.say.warning(
                     f"{click.words()}, clicked while {click.waited}, was not run: {refusal}"
                 )
             else:
@@ -613,91 +678,17 @@ class MainWindow(QMainWindow):
         folder = self.rig_panel.sessions_folder()
         return f"no session yet; sessions go to {folder}" if folder else "no session yet"
 
-    def _follow_experiment_with_regions(self) -> None:
-        """Let the running experiment draw its regions (with their state); the editor otherwise.
-
-        The editor's regions are the config file's; a running experiment shows its own (lit
-        while true). Edits saved meanwhile apply at the next Start Experiment.
-        """
-        if self.live_view is None:
-            return
-        experimenting = self.controller.running(Part.EXPERIMENT)
-        if experimenting and self._regions_attached:
-            self.region_editor.detach()
-            self._regions_attached = False
-        elif not experimenting and not self._regions_attached:
-            self.region_editor.attach(self.live_view.views)
-            self._regions_attached = True
-
-    def _show_latency_test(self) -> None:
-        """Update the latency button: enabled when it may start, the seconds left while it runs."""
-        controller = self.controller
-        run = controller.latency
-        self.latency_button.setEnabled(controller.latency_test_allowed())
-        if run is None:
-            self.latency_button.setText(LATENCY_TEST_LABEL)
-            if self._latency_shown:  # it ended without figures: the banner says why
-                self._latency_shown = False
-                self.status_panel.show_latency_test("stopped without figures (see the error)")
-            return
-        self._latency_shown = True
-        remaining = run.remaining()
-        if remaining is None:
-            stage, short = "starting...", "..."
-        elif remaining > 0:
-            stage, short = f"running... {remaining:.0f} s", f" ({remaining:.0f} s)"
-        else:
-            stage, short = "finishing...", "..."
-        self.latency_button.setText(LATENCY_TEST_LABEL + short)  # short: the row never moves
-        self.status_panel.show_latency_test(stage)
-
-    def _show_latency_result(self, summary: str, json_path: str) -> None:
-        """Show the test's figures in a window of their own (not modal: the stream goes on)."""
-        self._latency_shown = False
-        self.status_panel.show_latency_test(f"done: {json_path}")
-        box = QMessageBox(self)
-        box.setObjectName("latency_test_result")
-        box.setWindowTitle("Latency test")
-        box.setIcon(QMessageBox.Information)
-        box.setText(f"<pre>{html.escape(summary)}</pre>")
-        box.setInformativeText(f"Figures and histogram written to {json_path}")
-        box.setTextInteractionFlags(Qt.TextSelectableByMouse)
-        box.setModal(False)
-        box.show()
-        self.latency_result = box
-
     def _show_live_view(self) -> None:
+        """Show the stream just opened; the panels that watch it start afresh."""
         stream = self.controller.stream
         assert stream is not None
-        self.live_view = LiveView(stream)
-        self.keypoint_plot.clear()
-        self.live_view.keypoint_plot = self.keypoint_plot
-        self.overlay_toggles.use(self.live_view.overlays)
-        self.placeholder.hide()
-        self.view_holder.insertWidget(0, self.live_view, 1)
-        rate = stream.settings.streaming.display_rate
-        self._display_timer.start(max(1, round(1000 / rate)))
+        self.view_side.show_stream(stream)
         self._stream_started = time.monotonic()
         self.plots.clear()
-        self.camera_rates.clear()
         self.loss_banner.clear()
         self.event_log.clear()
         self.status_panel.clear_experiment()
         self.camera_controls.attach(stream)
-        self._load_regions()
-
-    def _load_regions(self) -> None:
-        """Let the region editor draw on the new tiles, reading the experiment's config file."""
-        stream = self.controller.stream
-        if stream is None or self.live_view is None:
-            return
-        analysis = stream.analysis
-        keypoints = list(analysis.keypoints) if analysis is not None else []
-        settings = stream.settings
-        config_file = config_file_of(settings.experiment.name, settings.source_file.parent)
-        self.region_editor.load(config_file, stream.camera_names, keypoints)
-        self.region_editor.attach(self.live_view.views)
-        self._regions_attached = True
 
     def _camera_tab(self) -> QWidget:
         """Build the Camera tab: the controls, and a button keeping their values in the file."""
@@ -720,7 +711,7 @@ class MainWindow(QMainWindow):
         """Write the cameras' current control values into the settings file (with its backup)."""
         stream = self.controller.stream
         if stream is None:
-            self._show_error("Start Stream first: the values are read from the running cameras.")
+            self.say.error("Start Stream first: the values are read from the running cameras.")
             return
         rig = self.rig_panel
         for camera in stream.camera_names:
@@ -729,9 +720,9 @@ class MainWindow(QMainWindow):
                 rig.set_camera_keys(camera, values)
         rig.save()
         if rig.dirty:  # refused: the rig has problems (listed in the Rig tab)
-            self._show_error("Camera values not saved:\n" + "\n".join(rig.problems), SETTINGS_CAUSE)
+            self.say.error("Camera values not saved:\n" + "\n".join(rig.problems), SETTINGS_CAUSE)
         else:
-            self._show_notice("Camera values kept in the settings file")
+            self.say.notice("Camera values kept in the settings file")
 
     def _rig_checked(self) -> None:
         """Before a stream: the Regions tab lists the regions of the experiment the rig names.
@@ -742,7 +733,7 @@ class MainWindow(QMainWindow):
         """
         self._show_rig_unsaved()
         if not self.rig_panel.problems:
-            self._resolve(SETTINGS_CAUSE)
+            self.say.resolve(SETTINGS_CAUSE)
         if not self.controller.streaming and self.controller.session_dir is None:
             self.session_label.setText(self._no_session_text())
         if self.controller.streaming or self.region_editor.dirty:
@@ -753,7 +744,7 @@ class MainWindow(QMainWindow):
             name = self.rig_panel.document.get("Experiment", "NAME", "") or ""
         folder = settings.source_file.parent if settings is not None else None
         path = config_file_of(name, folder) if name else None
-        if path != self.region_editor.config_path or (
+        if path != self.region_editor.file.path or (
             self.rig_panel.camera_names() != self.region_editor.cameras
         ):
             self.region_editor.load(path, self.rig_panel.camera_names(), [])
@@ -764,37 +755,14 @@ class MainWindow(QMainWindow):
             self.tabs.setTabText(index, "Rig (unsaved)" if self.rig_panel.dirty else "Rig")
 
     def _regions_saved(self, path: Path) -> None:
-        self._show_notice(f"Regions saved to {path}")
-        self._resolve("regions")
+        self.say.notice(f"Regions saved to {path}")
+        self.say.resolve("regions")
         self.rig_panel.check_now()  # the experiment's problems may be fixed now
 
     def _drop_live_view(self) -> None:
         self.loss_banner.end_stream()  # its losses in the past tense: "in the last 10 s" no more
-        self._display_timer.stop()
-        self.region_editor.detach()
-        self._regions_attached = False
         self.camera_controls.attach(None)
-        if self.live_view is not None:
-            self.live_view.stop_listening()
-            self.live_view.close_readers()
-            self.view_holder.removeWidget(self.live_view)
-            self.live_view.deleteLater()
-            self.live_view = None
-        self.placeholder.show()
-
-    def _overlays_changed(self) -> None:
-        self.preferences.set_flag(TRAIL_KEY, self.overlay_toggles.trail.isChecked())
-        self.preferences.set_flag(HEATMAP_KEY, self.overlay_toggles.heatmap.isChecked())
-        if self.live_view is not None:
-            self.overlay_toggles.use(self.live_view.overlays)
-
-    def _reset_overlays(self) -> None:
-        if self.live_view is not None:
-            self.live_view.reset_overlays()
-
-    def _refresh_view(self) -> None:
-        if self.live_view is not None:
-            self.live_view.refresh()
+        self.view_side.drop()
 
     def _service(self) -> None:
         """Every 50 ms: the stream's news, then the experiment's line (it changes by the frame)."""
@@ -812,7 +780,7 @@ class MainWindow(QMainWindow):
         self.event_log.show_status(status)  # also the last status after a stop
         if status is not None and status.error and status.error != self._shown_error:
             self._shown_error = status.error  # it stopped itself (a device failed): say so once
-            self._show_error(
+            self.say.error(
                 f"{status.error}. The events so far are in the session folder; fix the cause, "
                 "then press Start Experiment again.",
                 Part.EXPERIMENT.value,
@@ -826,7 +794,7 @@ class MainWindow(QMainWindow):
         controller = self.controller
         runner = controller.runner
         if runner is not None:  # the runner refreshes its figures once a second when serviced
-            figures = self._on_camera_clock(runner.last_figures)
+            figures = self.view_side.on_camera_clock(runner.last_figures)
             self.status_panel.show_cameras(figures)
             if figures and controller.busy is None:
                 since_start = time.monotonic() - self._stream_started
@@ -837,36 +805,8 @@ class MainWindow(QMainWindow):
                 self.status_panel.mark_loud({a.camera for a in self.loss_banner.alarm.alerts})
         started = controller.recording_started
         seconds = None if started is None else time.monotonic() - started
-        self.status_panel.show_recording(seconds, controller.recording_size_bytes())
-        self._show_latency_test()
-
-    def _on_camera_clock(self, figures: list[CameraFigures]) -> list[CameraFigures]:
-        """Return ``figures`` with their rates measured on each camera's own clock.
-
-        The runner's rates count frames between two host-timed refreshes: under load they read
-        above the camera's own rate (46 and 73 fps of a 30 fps camera). The newest frame's
-        stamps give the rate the camera delivered (:mod:`live.session.report.rates`).
-        """
-        if self.live_view is None:
-            return figures
-        newest = self.live_view.newest_frames()
-        measured = []
-        for camera in figures:
-            record = newest.get(camera.name)
-            if record is not None:
-                time_s = frame_time_s(record.camera_timestamp, record.host_timestamp_ns)
-                host_s = record.host_timestamp_ns / 1e9  # the lower rate is shown (rates.py)
-                sample = StampSample(record.seq, time_s, camera.analysed, host_s)
-                self.camera_rates.add(camera.name, sample)
-            capture = self.camera_rates.capture_fps(camera.name)
-            if capture is None:  # fewer than two frames seen yet
-                measured.append(camera)
-                continue
-            analysed = None
-            if camera.analysed_fps is not None:
-                analysed = self.camera_rates.analysed_fps(camera.name)
-            measured.append(replace(camera, capture_fps=capture, analysed_fps=analysed))
-        return measured
+        self.status_panel.show_recording(seconds, recorded_video_bytes(controller.session_dir))
+        self.latency_button.follow()
 
     def closeEvent(self, event: QCloseEvent | None) -> None:  # noqa: N802 - Qt's name
         """Stop every part in order, off the GUI thread, then let the window go.

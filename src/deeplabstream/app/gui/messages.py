@@ -23,9 +23,11 @@ from collections.abc import Iterable
 
 from PyQt5.QtCore import QEvent, QObject, Qt, QTimer
 from PyQt5.QtGui import QResizeEvent
-from PyQt5.QtWidgets import QFrame, QLabel, QScrollArea, QVBoxLayout, QWidget
+from PyQt5.QtWidgets import QFrame, QLabel, QPushButton, QScrollArea, QVBoxLayout, QWidget
 
 from deeplabstream.app.gui.banner import Banner, BarColours
+from deeplabstream.app.gui.session import SETTINGS_CAUSE, Part
+from deeplabstream.app.gui.status_panel import ErrorBanner
 
 ROWS = 2  # the area is two rows tall: one message of two lines, or two of one line each
 BANNER_MARGIN_PX = 2  # above and below a banner's text in the area
@@ -36,6 +38,7 @@ INFO_COLOURS = BarColours("#e3ecf5", "#1c2833")
 #: What went wrong without being an error: a session's warnings, losses after a user's stop.
 WARNING_COLOURS = BarColours("#fff3e0", "#3e2723")
 EMPTY_TEXT = "Messages appear here: errors, lost frames, warnings and news."
+PART_CAUSES = frozenset(part.value for part in Part)
 
 
 class InfoBanner(Banner):
@@ -238,3 +241,88 @@ def _label_width(banner: Banner, area_width: int, show_all: bool) -> int:
     for button in buttons:
         used += button.sizeHint().width() + layout.spacing()
     return max(1, area_width - used)
+
+
+class WindowMessages:
+    """What the window says in its message area, in which colour, and until when.
+
+    Errors stay until what fixes them (``cause``) happens; news goes by itself.
+    """
+
+    def __init__(self, banner: ErrorBanner, info: InfoBanner) -> None:
+        self.banner = banner
+        self.info = info
+        self.error_cause = ""  # what fixes the error shown (a part, or the settings)
+        # The greyed button whose refusal is shown: its tooltip (the reason) then, the text.
+        self._refusal: tuple[QPushButton, str, str] | None = None
+
+    def error(self, text: str, cause: str = "") -> None:
+        """Show an error in red; ``cause`` says what fixes it (the banner then goes by itself)."""
+        self.error_cause = cause
+        self.banner.show_error(text)
+        self.banner.setToolTip(text)
+
+    def resolve(self, cause: str) -> None:
+        """``cause`` is fixed (a part started well): its error, and a settings error, go."""
+        if cause == Part.STREAM.value:
+            self.info.clear()  # "the stream stopped by itself" was about the previous stream
+        if self.banner.isHidden():
+            return
+        fixes_settings = cause in PART_CAUSES and self.error_cause == SETTINGS_CAUSE
+        if self.error_cause == cause or fixes_settings:
+            self.banner.clear()
+
+    def notice(self, text: str, stay: bool = False) -> None:
+        """Show information (neutral colours) in the message area.
+
+        What stays is added under what stays already: the stream that stopped by itself never
+        takes the place of the session's warnings.
+        """
+        self.info.show_text(text, stay, add=stay)
+
+    def summary(self, summary: str, warning: bool = False) -> None:
+        """Show a session's summary above what stays, until dismissed or the next start.
+
+        A user's stop of a session with losses (``warning``): the losses in their own words in
+        the warning colour, never the error red (the stop was asked for). Above why the stream
+        stopped by itself, its first line, what was lost, is the one in sight.
+        """
+        self.info.show_text(summary, stay=True, warning=warning, first=True)
+
+    def warning(self, text: str) -> None:
+        """Show a warning of the session in the warning colour, until dismissed.
+
+        Never the error red: the session goes on (a disk filling, a camera below its rate).
+        Each warning is added under the earlier ones.
+        """
+        self.info.show_text(text, stay=True, warning=True, add=True)
+
+    def stream_ended(self, reason: str) -> None:
+        """Say why the stream stopped by itself, until dismissed (its summary follows)."""
+        hint = ""
+        if "every camera has ended" in reason:
+            hint = (
+                " A video file ends the stream at its last frame; LOOP = true in its camera's "
+                "keys (Rig tab) plays it again from the start."
+            )
+        self.notice(f"The stream stopped by itself: {reason}.{hint}", stay=True)
+
+    def explain_refusal(self, button: QPushButton) -> None:
+        """Say why the greyed ``button`` that was clicked cannot be pressed now.
+
+        Said until it no longer holds (:meth:`withdraw_stale_refusal`): "Start Experiment:
+        wait: starting recording" stayed for a whole run (issue 53).
+        """
+        reason = button.toolTip() or "it cannot be pressed now"
+        text = f"{button.text()}: {reason}"
+        self._refusal = (button, button.toolTip(), text)
+        self.notice(text)
+
+    def withdraw_stale_refusal(self) -> None:
+        """Take back the explanation of a greyed button once its reason has changed."""
+        if self._refusal is None:
+            return
+        button, reason, text = self._refusal
+        if button.isEnabled() or button.toolTip() != reason:
+            self._refusal = None
+            self.info.withdraw(text)

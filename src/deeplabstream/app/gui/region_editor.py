@@ -16,7 +16,8 @@ deletes the selected region; a region still named by a rule or combinator is ref
 panel lists the rules that name it, and **Delete rule** deletes one (Save writes it).
 
 The tools' work on the tiles (the drag, the shape being drawn, the painting) is
-:class:`app.gui.region_drawing.RegionDrawing`'s; the editor holds the regions and the file.
+:class:`app.gui.region_drawing.RegionDrawing`'s; reading and writing the config file is
+:class:`RegionFile`'s; the editor holds the regions.
 
 Coordinates are the frame pixels of the region's camera, rounded to whole pixels. A region is
 drawn only on its own camera's tile; a region without ``CAMERA`` on every tile. A new region is
@@ -40,7 +41,6 @@ from PyQt5 import sip
 from PyQt5.QtCore import QEvent, Qt, pyqtSignal
 from PyQt5.QtGui import QKeyEvent, QPainter
 from PyQt5.QtWidgets import (
-    QAbstractButton,
     QButtonGroup,
     QComboBox,
     QFrame,
@@ -140,6 +140,73 @@ class Region:
         )
 
 
+class RegionFile:
+    """The config file the editor reads and writes (None: none), and the next Save's deletions."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path
+        self.deleted_rules: list[str] = []  # rules deleted in the panel, not saved yet
+        self.other_triggers: list[str] = []  # names taken by triggers that are not regions
+
+    def read(self) -> list[Region]:
+        """Return the file's regions with their actions; raises ConfigEditError or OSError."""
+        if self.path is None:
+            return []
+        text = ConfigText(self.path.read_text(encoding="utf-8"))
+        regions = [Region.of(spec, text.region_action(spec.trigger)) for spec in text.regions()]
+        self.other_triggers = text.trigger_names()
+        return regions
+
+    def text(self) -> ConfigText | None:
+        """Return the file's text with the rules deleted but not saved yet taken out."""
+        if self.path is None:
+            return None
+        try:
+            text = ConfigText(self.path.read_text(encoding="utf-8"))
+        except OSError:
+            return None
+        for rule in self.deleted_rules:
+            text.delete_rule(rule)
+        return text
+
+    def write(self, regions: list[Region], before_save: Callable[[Path], Path] | None) -> Path:
+        """Write into the file ``before_save`` gives (a shipped config's copy); may raise OSError.
+
+        Raises ConfigEditError as :func:`save_regions`; new actions then get their sections' names.
+        """
+        assert self.path is not None, "the editor writes only a file it read"
+        if before_save is not None:
+            self.path = before_save(self.path)
+        save_regions(self.path, [r.spec() for r in regions], deleted_rules=self.deleted_rules)
+        self.deleted_rules = []
+        text = self.text()
+        for region in regions:  # the file now holds them: read them back as written
+            region.action_changed = False
+            region.action = text.region_action(region.name) if text is not None else region.action
+        return self.path
+
+    def rules_of(self, name: str) -> tuple[tuple[str, str], ...]:
+        """Return the rules (name, in words) that name region ``name``, deleted ones left out."""
+        text = self.text()
+        if text is None:
+            return ()
+        return tuple((rule, text.describe_rule(rule)) for rule in text.rules_of(name))
+
+    def users_of(self, name: str) -> list[str]:
+        """Return the rules and combinators of the file that name ``name``, but its own action.
+
+        A rule that is nothing but the region's action goes with the region when it is deleted.
+        """
+        text = self.text()
+        if text is None:
+            return []
+        users = text.users_of(name)
+        own = text.region_action(name)
+        if own is not None and text.is_action_only(own):
+            users = [u for u in users if not u.startswith(f"[Rule {own.rule}]")]
+        return users
+
+
 # --------------------------------------------------------------------------------------------------
 # The editor
 # --------------------------------------------------------------------------------------------------
@@ -163,13 +230,12 @@ class RegionEditor(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("region_editor")
-        self.config_path: Path | None = None
+        self.file = RegionFile()  # the config file, None: a Python experiment (read-only)
         self.cameras: list[str] = []
         self.keypoints: list[str] = []
         self.devices: list[str] = []  # the rig's stimulation devices, for actions
         self._rig_keypoints: dict[str | None, list[str]] = {}  # each camera's model's keypoints
         self._rig_animals: dict[str | None, int] = {}  # how many animals each camera's model has
-        self.deleted_rules: list[str] = []  # rules deleted in the panel, not saved yet
         self.before_save: Callable[[Path], Path] | None = None
         """Called with the config file before a save; returns the file to write (a copy)."""
         self.regions: list[Region] = []
@@ -177,7 +243,6 @@ class RegionEditor(QWidget):
         self.tool = "select"
         self.read_only = True
         self._dirty = False
-        self._other_triggers: list[str] = []  # names taken by triggers that are not regions
         self._views: dict[str, CameraView] = {}
         self._drawing = RegionDrawing(self)  # the mouse tools on the attached tiles
         self._build()
@@ -198,7 +263,8 @@ class RegionEditor(QWidget):
             self._tool_group.addButton(button)
             self.tool_buttons[tool] = button
         self.tool_buttons["select"].setChecked(True)
-        self._tool_group.buttonClicked.connect(self._tool_clicked)
+        tool_of = {button: tool for tool, button in self.tool_buttons.items()}
+        self._tool_group.buttonClicked.connect(lambda button: self.set_tool(tool_of[button]))
         self.delete_button = self._button("region_delete", "Delete", row)
         self.delete_button.clicked.connect(self._delete_clicked)
         self.save_button = self._button("region_save", "Save", row)
@@ -212,7 +278,7 @@ class RegionEditor(QWidget):
         self.region_list.setMinimumHeight(LIST_LEAST_ROWS * self.fontMetrics().height())
         layout.addWidget(self.region_list, 1)
         self.rule_panel = RegionRulePanel()
-        self.rule_panel.changed.connect(self._rule_changed)
+        self.rule_panel.changed.connect(lambda message: self.report(message, edited=True))
         self.rule_panel.rule_deleted.connect(self._rule_deleted)
         self.camera_box: QComboBox = self.rule_panel.camera_box
         self.camera_box.activated.connect(self._camera_chosen)
@@ -285,32 +351,24 @@ class RegionEditor(QWidget):
         running
             With no file: the running experiment's regions, to show (read-only).
         """
-        self.config_path = Path(config_path) if config_path is not None else None
+        self.file = RegionFile(Path(config_path) if config_path is not None else None)
         self.cameras = list(cameras)
         self.keypoints = list(keypoints)
-        self.read_only = self.config_path is None
+        self.read_only = config_path is None
         self._drawing.cancel()
         self.selected = None
-        self.deleted_rules = []
-        message = ""
-        if self.config_path is None:
+        if self.file.path is None:
             self.regions = [Region.of(spec) for spec in running]
-            self._other_triggers = []
             message = (
                 "This experiment is a Python class: it has no config file to edit (read-only)."
             )
         else:
             try:
-                text = ConfigText(self.config_path.read_text(encoding="utf-8"))
-                self.regions = [
-                    Region.of(spec, text.region_action(spec.trigger)) for spec in text.regions()
-                ]
-                self._other_triggers = text.trigger_names()
-                message = f"{len(self.regions)} region(s) in {self.config_path.name}"
+                self.regions = self.file.read()
+                message = f"{len(self.regions)} region(s) in {self.file.path.name}"
             except (ConfigEditError, OSError) as error:  # OSError: the file cannot be read
-                self.regions, self._other_triggers = [], []
-                self.read_only = True
-                message = f"Cannot read {self.config_path}: {error}"
+                self.regions, self.read_only = [], True
+                message = f"Cannot read {self.file.path}: {error}"
         self._set_dirty(False)
         self._refresh(message)
 
@@ -334,7 +392,7 @@ class RegionEditor(QWidget):
 
     def rename_keypoints(self, config_path: Path, mapping: dict[str, str]) -> None:
         """Follow a keypoint mapping just saved into ``config_path``, keeping unsaved edits."""
-        self.config_path = config_path
+        self.file.path = config_path
         for region in self.regions:
             keypoint = region.keypoint or "nose"  # the region kind's default
             region.keypoint = mapping.get(keypoint, region.keypoint)
@@ -386,9 +444,9 @@ class RegionEditor(QWidget):
         region = self.region(self.selected or "")
         if region is None or self.read_only:
             return False
-        users = self._users_in_file(region.name)
+        users = self.file.users_of(region.name)
         if users:
-            rules = " (Rules, below: Delete rule)" if self._rules_in_file(region.name) else ""
+            rules = " (Rules, below: Delete rule)" if self.file.rules_of(region.name) else ""
             self._fail(
                 f"Cannot delete region {region.name!r}: it is used by {'; '.join(users)}. "
                 f"Change or delete those first{rules}."
@@ -402,24 +460,17 @@ class RegionEditor(QWidget):
 
     def save(self) -> bool:
         """Write the regions into the config file; errors go to the status and ``failed``."""
-        if self.config_path is None or self.read_only:
+        if self.read_only:
             self._fail("Nothing to save: this experiment has no config file.")
             return False
         try:
-            if self.before_save is not None:  # a shipped config is copied beside the settings
-                self.config_path = self.before_save(self.config_path)
-            specs = [r.spec() for r in self.regions]
-            save_regions(self.config_path, specs, deleted_rules=self.deleted_rules)
+            path = self.file.write(self.regions, self.before_save)
         except (ConfigEditError, OSError) as error:  # OSError: the copy or the write failed
             self._fail(str(error))
             return False
-        self.deleted_rules = []
-        for region in self.regions:  # the file now holds them: read them back as written
-            region.action_changed = False
-        self._reread_actions()
         self._set_dirty(False)
-        self._refresh(f"Saved to {self.config_path} (previous file: {self.config_path.name}.bak)")
-        self.saved.emit(self.config_path)
+        self._refresh(f"Saved to {path} (previous file: {path.name}.bak)")
+        self.saved.emit(path)
         return True
 
     def delete_rule(self, rule: str) -> bool:
@@ -428,14 +479,14 @@ class RegionEditor(QWidget):
         A region's own action that is this rule shows "No action" from now on; once no rule
         names a region, the region can be deleted.
         """
-        text = self._file_text()
-        if self.read_only or text is None or rule in self.deleted_rules:
+        text = self.file.text()
+        if self.read_only or text is None or rule in self.file.deleted_rules:
             return False
         if rule not in text.section_names(RULE_PREFIX):
-            self._fail(f"No rule {rule!r} in {self.config_path}: read the file again (Revert).")
+            self._fail(f"No rule {rule!r} in {self.file.path}: read the file again (Revert).")
             return False
         removed = text.delete_rule(rule)
-        self.deleted_rules.append(rule)
+        self.file.deleted_rules.append(rule)
         for region in self.regions:
             if region.action is not None and region.action.rule == rule:
                 region.action, region.action_changed = RegionAction.removed(region.action), True
@@ -443,39 +494,9 @@ class RegionEditor(QWidget):
         self._refresh(f"Deleted {', '.join(removed)} (not saved yet)")
         return True
 
-    def _file_text(self) -> ConfigText | None:
-        """Return the config file's text with the rules deleted but not saved yet taken out."""
-        if self.config_path is None:
-            return None
-        try:
-            text = ConfigText(self.config_path.read_text(encoding="utf-8"))
-        except OSError:
-            return None
-        for rule in self.deleted_rules:
-            text.delete_rule(rule)
-        return text
-
-    def _rules_in_file(self, name: str) -> tuple[tuple[str, str], ...]:
-        """Return the rules (name, in words) that name region ``name``, deleted ones left out."""
-        text = self._file_text()
-        if text is None or self.read_only:
-            return ()
-        return tuple((rule, text.describe_rule(rule)) for rule in text.rules_of(name))
-
-    def _reread_actions(self) -> None:
-        """Take the actions' section names from the file just written (new ones got names)."""
-        if self.config_path is None:
-            return
-        try:
-            text = ConfigText(self.config_path.read_text(encoding="utf-8"))
-        except OSError:
-            return
-        for region in self.regions:
-            region.action = text.region_action(region.name)
-
     def revert(self) -> None:
         """Drop unsaved changes: read the file again."""
-        self.load(self.config_path, self.cameras, self.keypoints)
+        self.load(self.file.path, self.cameras, self.keypoints)
 
     # ---------------------------------------------------------------------------- overlay
 
@@ -496,7 +517,7 @@ class RegionEditor(QWidget):
 
     def add_drawn(self, camera: str, shape: RegionShape) -> None:
         """Add a new region drawn on ``camera``'s tile; select it and go back to select."""
-        taken = [*self._other_triggers, *(r.name for r in self.regions)]
+        taken = [*self.file.other_triggers, *(r.name for r in self.regions)]
         region = Region(
             name=unique_name(taken),
             camera=camera,  # its coordinates are this camera's pixels
@@ -528,19 +549,14 @@ class RegionEditor(QWidget):
             self._set_dirty(True)
         self._refresh(message)
 
-    def _users_in_file(self, name: str) -> list[str]:
-        """Return the rules and combinators of the file that name ``name``, but its own action.
+    def _delete_clicked(self) -> None:
+        self.delete_selected()
 
-        A rule that is nothing but the region's action goes with the region when it is deleted.
-        """
-        text = self._file_text()
-        if text is None:
-            return []
-        users = text.users_of(name)
-        own = text.region_action(name)
-        if own is not None and text.is_action_only(own):
-            users = [u for u in users if not u.startswith(f"[Rule {own.rule}]")]
-        return users
+    def _rule_deleted(self, rule: str) -> None:
+        self.delete_rule(rule)  # the outcome is in the status line
+
+    def _save_clicked(self) -> None:
+        self.save()
 
     def _fail(self, message: str) -> None:
         self.status.setText(message)
@@ -551,19 +567,6 @@ class RegionEditor(QWidget):
         self._dirty = dirty
         if changed:
             self.dirty_changed.emit(dirty)
-
-    def _delete_clicked(self) -> None:
-        self.delete_selected()
-
-    def _rule_deleted(self, rule: str) -> None:
-        self.delete_rule(rule)  # the outcome is in the status line
-
-    def _save_clicked(self) -> None:
-        self.save()
-
-    def _tool_clicked(self, button: QAbstractButton) -> None:
-        tool = next(t for t, b in self.tool_buttons.items() if b is button)
-        self.set_tool(tool)
 
     def _row_chosen(self, row: int) -> None:
         if 0 <= row < len(self.regions) and self.regions[row].name != self.selected:
@@ -586,7 +589,7 @@ class RegionEditor(QWidget):
             camera = f" ({region.camera}: not open)"
         elif len(self.cameras) > 1:
             camera = f" ({region.camera})"
-        if self.config_path is None:  # a running Python experiment's: its shape is all we know
+        if self.file.path is None:  # a running Python experiment's: its shape is all we know
             return f"{region.name}{camera}: {region.shape}"
         keypoint = region.keypoint or "nose"  # the region kind's default
         if keypoint not in self.keypoints_for(region.camera) and self._rig_keypoints:
@@ -596,11 +599,6 @@ class RegionEditor(QWidget):
             keypoint += f" of {animal_words(animal)}"
         action = region.action.describe() if region.action is not None else "no action"
         return f"{region.name}{camera}: {region.shape}, {keypoint}, {action}"
-
-    def _rule_changed(self, message: str) -> None:
-        """Mark the change the panel made to the selected region's keypoint or action."""
-        self._set_dirty(True)
-        self._refresh(message)
 
     def _refresh(self, message: str | None = None) -> None:
         """Show the list, the camera chooser, the buttons and the tiles as the state is now."""
@@ -627,7 +625,7 @@ class RegionEditor(QWidget):
             tuple(self.keypoints_for(camera)),
             tuple(self.devices),
             self.animals_for(camera),
-            self._rules_in_file(region.name) if region is not None else (),
+            self.file.rules_of(region.name) if region is not None and not self.read_only else (),
         )
         self.rule_panel.show_region(region, choices, editable=not self.read_only)
 

@@ -59,7 +59,6 @@ from deeplabstream.live.session.report.summary import USER_STOPS, headline
 from deeplabstream.live.session.report.summary import summary_lines as session_summary_lines
 from deeplabstream.live.session.runner import SessionRunner
 from deeplabstream.live.session.video_recordings import RecordingError
-from deeplabstream.outputs.video import RECORDED_VIDEO_SUFFIXES
 from deeplabstream.pose.loading import converted_on_first_use
 from deeplabstream.settings.effective import CameraPlan, resolve_cameras
 from deeplabstream.settings.sections import Settings
@@ -107,13 +106,21 @@ def converted_models(plan: CameraPlan) -> list[str]:
     return found
 
 
-@dataclass
+@dataclass(eq=False)
 class LatencyRun:
-    """The latency test in progress: its plan, its events file, when its experiment started."""
+    """The latency test in progress, as an experiment of the controller's stream.
 
+    Its experiment starts on a background thread; :meth:`service` stops it after
+    ``[LatencyTest] DURATION`` and analyses it on a background thread too, then the controller's
+    ``latency_finished`` says what came out (``latency_test*.json`` and ``.png``).
+    """
+
+    controller: SessionController
     plan: LatencyTestPlan
     events_file: str = ""
     started: float | None = None  # time.monotonic() once its experiment runs
+    json_file: Path | None = None  # its figures, once analysed
+    summary: str = ""
 
     @property
     def duration(self) -> float:
@@ -127,38 +134,190 @@ class LatencyRun:
         now = time.monotonic() if now is None else now
         return max(0.0, self.started + self.duration - now)
 
+    def start(self) -> None:
+        """Write the test's experiment into the session folder and start it (in the background)."""
+        self.controller._run("starting latency test", self._start_experiment, after=self._started)
 
-@dataclass
+    def service(self) -> None:
+        """Stop and analyse the test once its time is up (or its experiment ended)."""
+        controller = self.controller
+        if self.started is None or controller.busy is not None:
+            return
+        if self.remaining() and controller.running(Part.EXPERIMENT):
+            return
+        controller._run("finishing latency test", self._finish, after=self._done)
+
+    def _start_experiment(self) -> None:
+        stream = self.controller.stream
+        assert stream is not None and stream.session_dir is not None
+        path = write_experiment(stream.session_dir, self.plan)
+        self.events_file = self.controller._start_experiment(str(path), self.plan.spec)
+
+    def _started(self, error: Exception | None) -> None:
+        if error is not None:
+            self.controller.latency = None  # the controller shows the reason
+            return
+        self.started = time.monotonic()
+
+    def _finish(self) -> None:
+        stream = self.controller.stream
+        assert stream is not None and stream.session_dir is not None
+        stream.stop_experiment()
+        figures = finish_latency_test(stream.session_dir, self.plan, self.events_file)
+        json_name = run_file(self.events_file, "latency_test")[: -len(".csv")] + ".json"
+        self.json_file = stream.session_dir / json_name
+        self.summary = "\n".join(summary_lines(figures))
+
+    def _done(self, error: Exception | None) -> None:
+        if self.controller.latency is self:
+            self.controller.latency = None
+        if error is None and self.json_file is not None:
+            self.controller.latency_finished.emit(self.summary, str(self.json_file))
+
+
+@dataclass(eq=False)
 class AnalysisLoad:
-    """Start Analysis in progress: converting the model (a helper process), then the worker.
+    """Start Analysis in progress: the settings checked, the model converted, then the worker.
 
-    Attributes
-    ----------
-    started
-        ``time.monotonic()`` when the button was pressed.
-    stage
-        What happens now, for the progress line.
-    job
-        The conversion's helper process while it runs.
-    task
-        The thread starting the pose worker, once the conversion is done.
-    cancelled
-        The user pressed Cancel Analysis: stop the worker as soon as it is up.
-    stop_after
-        Stop Stream was pressed during the worker's start: the reason to stop with once it is up.
+    The check and the worker's start run on background threads, the conversion in a helper
+    process (:mod:`app.gui.jobs`): the window answers throughout. The load is its controller's
+    :attr:`SessionController.loading` until it ends; once it is not (cancelled while converting,
+    the stream stopped), what its steps report is dropped.
     """
 
-    started: float = field(default_factory=time.monotonic)
-    stage: str = "checking the settings"
-    job: ProcessJob | None = None
-    task: _Task | None = None
-    cancelled: bool = False
-    stop_after: str | None = None
+    controller: SessionController
+    started: float = field(default_factory=time.monotonic)  # when the button was pressed
+    stage: str = "checking the settings"  # what happens now, for the progress line
+    job: ProcessJob | None = None  # the conversion's helper process while it runs
+    task: _Task | None = None  # the thread checking the settings, then the worker's start
+    cancelled: bool = False  # Cancel Analysis: stop the worker as soon as it is up
+    stop_after: str | None = None  # Stop Stream during the worker's start: its reason, once up
 
     def progress_text(self) -> str:
         """Return ``starting analysis: STAGE (N s)``."""
         stage = self.job.stage if self.job is not None and self.job.running else self.stage
         return f"starting analysis: {stage} ({time.monotonic() - self.started:.0f} s)"
+
+    def begin(self) -> None:
+        """Check the settings again on a background thread; the steps after follow from there."""
+        self.task = _Task(lambda: self.controller._reload_settings(Part.ANALYSIS))
+        self.task.done.connect(lambda error: self._settings_checked(error))
+        self.task.start()
+        self.controller.changed.emit()
+
+    def cancel(self) -> None:
+        """Cancel Start Analysis: at once while converting, as soon as the worker is up after."""
+        controller = self.controller
+        if self.job is not None:
+            controller.loading = None  # first: the job's "cancelled" outcome is then not a failure
+            self.job.cancel()
+            controller.notice.emit("Start Analysis cancelled")
+        else:
+            self.cancelled = True
+            self.stage = "cancelling: ending the pose worker's start"
+        controller.changed.emit()
+
+    def _settings_checked(self, error: Exception | None) -> None:
+        """Go on once the settings are checked (or say why not)."""
+        controller = self.controller
+        if self.task is not None:
+            self.task.wait()
+            self.task = None
+        if self is not controller.loading:
+            return
+        if error is None and not self.cancelled and self.stop_after is None:
+            self._convert_then_start()
+            return
+        controller.loading = None
+        if isinstance(error, StartRefusedError):
+            controller._fail(error.text, error.cause)
+        elif error is not None:
+            self._failed(error)
+        elif self.cancelled:
+            controller.notice.emit("Start Analysis cancelled")
+        if self.stop_after is not None:
+            controller.busy = None  # it only waited for the check: now the stream stops
+            controller._stop_stream_soon(self.stop_after)
+        else:
+            controller.changed.emit()
+
+    def _convert_then_start(self) -> None:
+        """Convert the models that need it (helper process), then start the pose worker."""
+        stream = self.controller.stream
+        assert stream is not None
+        converted = converted_models(stream.camera_plan)
+        if converted:
+            precision = stream.settings.pose.precision
+            job = ProcessJob(
+                "converting the model", prepare_models_job, (converted, precision),
+                parent=self.controller,
+            )  # fmt: skip
+            job.finished.connect(lambda outcome: self._converted(outcome))
+            self.job = job
+            job.start()
+        else:
+            self._start_pose_worker()
+        self.controller.changed.emit()
+
+    def _converted(self, outcome: Outcome) -> None:
+        if self is not self.controller.loading:
+            return  # cancelled: the stream or the load has gone on without it
+        self.job = None
+        if outcome.error:
+            self.controller.loading = None
+            self._failed(outcome.error)
+            self.controller.changed.emit()
+            return
+        self._start_pose_worker()
+
+    def _start_pose_worker(self) -> None:
+        stream = self.controller.stream
+        assert stream is not None
+        self.stage = "starting the pose worker (loading the model, warming it up)"
+        self.task = _Task(lambda: stream.start_analysis(stop_requested=self._stop_reason))
+        self.task.done.connect(lambda error: self._pose_worker_started(error))
+        self.task.start()
+
+    def _stop_reason(self) -> str | None:
+        """Say why the pose worker's start should end now (any thread); None: it goes on.
+
+        The window closes (Ctrl-C), Stop Stream or Cancel Analysis was pressed: the worker is
+        ended as it loads, nothing of it kept, instead of being waited for.
+        """
+        if self.controller._closing:
+            return self.controller._stop_requested()
+        if self.stop_after is not None:
+            return self.stop_after
+        return "Start Analysis was cancelled" if self.cancelled else None
+
+    def _pose_worker_started(self, error: Exception | None) -> None:
+        controller = self.controller
+        if self.task is not None:
+            self.task.wait()
+        if self is not controller.loading:
+            return
+        controller.loading = None
+        ended = isinstance(error, StopRequested)  # ended as it loaded: a stop, not a failure
+        if ended and controller._closing:
+            controller.start_interrupted = True  # Ctrl-C during the start-up (exit code 130)
+        if ended and self.cancelled and self.stop_after is None:
+            controller.notice.emit("Start Analysis cancelled")
+        elif error is not None and not ended:
+            self._failed(error)
+        elif error is None and not self.cancelled and self.stop_after is None:
+            controller.resolved.emit(Part.ANALYSIS.value)
+            for warning in controller.stream.warnings if controller.stream is not None else []:
+                controller.warning.emit(warning)  # e.g. frames not the model's size: stays, as one
+        if self.stop_after is not None:
+            controller.busy = None  # it only waited for the worker: now the stream stops
+            controller._stop_stream_soon(self.stop_after)
+        elif self.cancelled and controller.stream is not None and error is None:
+            controller._run("stopping analysis", controller.stream.stop_analysis)
+        else:
+            controller.changed.emit()
+
+    def _failed(self, error: object) -> None:
+        self.controller._fail(f"Starting analysis failed: {error}", Part.ANALYSIS.value)
 
 
 class StartRefusedError(DeepLabStreamError):
@@ -250,8 +409,6 @@ class SessionController(QObject):
         self.failure_cause = ""  # while ``failed`` is delivered: the part it concerns
         self._after: Callable[[Exception | None], None] | None = None
         self.latency: LatencyRun | None = None  # the latency test in progress
-        self.last_latency_json: Path | None = None
-        self._latency_summary = ""
         self._experiments_started = 0  # of this stream, counted as the stream counts them
         self._closing = False  # request_shutdown was called: stop, then say shut_down
         self._closing_reason = "window closed"  # the stop reason it gave (Ctrl-C received)
@@ -342,20 +499,6 @@ class SessionController(QObject):
             return self.stream.session_dir
         return self.last_session
 
-    def recording_size_bytes(self) -> int:
-        """Bytes of video written so far in the session folder (all cameras)."""
-        folder = self.session_dir
-        if folder is None or not folder.is_dir():
-            return 0
-        total = 0
-        for path in folder.iterdir():
-            if path.suffix in RECORDED_VIDEO_SUFFIXES:
-                try:
-                    total += path.stat().st_size
-                except OSError:  # a file being renamed or removed: count it next time
-                    pass
-        return total
-
     # -- buttons -------------------------------------------------------------------------------
 
     def toggle(self, part: Part) -> None:
@@ -368,7 +511,7 @@ class SessionController(QObject):
             self.notice.emit(f"{BUTTON_LABELS[part]}: {reason}")
             return
         if part is Part.ANALYSIS and self.loading is not None:
-            self.cancel_analysis_load()
+            self.loading.cancel()
         elif self.running(part):
             self.stop(part)
         else:
@@ -383,7 +526,8 @@ class SessionController(QObject):
         if stream is None:
             return
         if part is Part.ANALYSIS:
-            self._begin_analysis_load()
+            self.loading = AnalysisLoad(self)
+            self.loading.begin()
         elif part is Part.RECORDING:
             self._run("starting recording", self._start_recording)
         elif part is Part.EXPERIMENT:
@@ -425,13 +569,7 @@ class SessionController(QObject):
             self._run("stopping experiment", stream.stop_experiment)
 
     def start_latency_test(self) -> None:
-        """Run the stimulus board's latency self-test as an experiment of the running stream.
-
-        The settings are checked here (a LatencyTestError goes to the banner); the experiment
-        starts on a background thread, :meth:`service` stops it after ``[LatencyTest]
-        DURATION`` and analyses it on a background thread too, then ``latency_finished`` says
-        what came out (``latency_test*.json`` and ``.png`` in the session folder).
-        """
+        """Run the board's latency self-test (:class:`LatencyRun`); bad settings: the banner."""
         stream = self.stream
         if stream is None or not self.latency_test_allowed():
             return
@@ -443,13 +581,8 @@ class SessionController(QObject):
         except LatencyTestError as error:
             self._fail(str(error), "latency")
             return
-        run = LatencyRun(plan)
-        self.latency = run
-        self._run(
-            "starting latency test",
-            lambda: self._start_latency_experiment(run),
-            after=lambda error: self._latency_started(run, error),
-        )
+        self.latency = LatencyRun(self, plan)
+        self.latency.start()
 
     def request_shutdown(self, reason: str | None = None) -> None:
         """Stop everything on a background thread; ``shut_down`` is emitted when all is final.
@@ -494,152 +627,8 @@ class SessionController(QObject):
                 self.ended.emit(reason)
             self._stop_stream_soon(reason)
             return
-        self._service_latency_test()
-
-    def _service_latency_test(self) -> None:
-        """Stop and analyse the latency test once its time is up (or its experiment ended)."""
-        run = self.latency
-        if run is None or run.started is None or self.busy is not None:
-            return
-        if run.remaining() and self.running(Part.EXPERIMENT):
-            return
-        self._run(
-            "finishing latency test",
-            lambda: self._finish_latency_test(run),
-            after=lambda error: self._latency_done(run, error),
-        )
-
-    # -- Start Analysis, beside the rest ---------------------------------------------------------
-
-    def _begin_analysis_load(self) -> None:
-        """Check the settings, convert the models that need it, then start the pose worker.
-
-        The check runs on a background thread, the conversion in a helper process, the worker's
-        start on a background thread again: the window answers throughout.
-        """
-        stream = self.stream
-        assert stream is not None
-        load = self.loading = AnalysisLoad()
-        load.task = _Task(lambda: self._reload_settings(Part.ANALYSIS))
-        load.task.done.connect(lambda error, started=load: self._settings_checked(started, error))
-        load.task.start()
-        self.changed.emit()
-
-    def _settings_checked(self, load: AnalysisLoad, error: Exception | None) -> None:
-        """Go on with Start Analysis once the settings are checked (or say why not)."""
-        if load.task is not None:
-            load.task.wait()
-            load.task = None
-        if load is not self.loading:
-            return
-        if error is not None or load.cancelled or load.stop_after is not None:
-            self.loading = None
-            if isinstance(error, StartRefusedError):
-                self._fail(error.text, error.cause)
-            elif error is not None:
-                self._fail(f"Starting analysis failed: {error}", Part.ANALYSIS.value)
-            elif load.cancelled:
-                self.notice.emit("Start Analysis cancelled")
-            if load.stop_after is not None:
-                self.busy = None  # it only waited for the check: now the stream stops
-                self._stop_stream_soon(load.stop_after)
-            else:
-                self.changed.emit()
-            return
-        self._convert_then_start(load)
-
-    def _convert_then_start(self, load: AnalysisLoad) -> None:
-        """Convert the models that need it (helper process), then start the pose worker."""
-        stream = self.stream
-        assert stream is not None
-        converted = converted_models(stream.camera_plan)
-        if converted:
-            job = ProcessJob(
-                "converting the model",
-                prepare_models_job,
-                (converted, stream.settings.pose.precision),
-                parent=self,
-            )
-            job.finished.connect(lambda outcome, started=load: self._converted(started, outcome))
-            load.job = job
-            job.start()
-        else:
-            self._start_pose_worker(load)
-        self.changed.emit()
-
-    def _converted(self, load: AnalysisLoad, outcome: Outcome) -> None:
-        if load is not self.loading:
-            return  # cancelled: the stream or the load has gone on without it
-        load.job = None
-        if outcome.error:
-            self.loading = None
-            self._fail(f"Starting analysis failed: {outcome.error}", Part.ANALYSIS.value)
-            self.changed.emit()
-            return
-        self._start_pose_worker(load)
-
-    def _start_pose_worker(self, load: AnalysisLoad) -> None:
-        stream = self.stream
-        assert stream is not None
-        load.stage = "starting the pose worker (loading the model, warming it up)"
-        load.task = _Task(
-            lambda: stream.start_analysis(stop_requested=lambda: self._load_stop(load))
-        )
-        load.task.done.connect(
-            lambda error, started=load: self._pose_worker_started(started, error)
-        )
-        load.task.start()
-
-    def _load_stop(self, load: AnalysisLoad) -> str | None:
-        """Say why the pose worker's start should end now (any thread); None: it goes on.
-
-        The window closes (Ctrl-C), Stop Stream or Cancel Analysis was pressed: the worker is
-        ended as it loads, nothing of it kept, instead of being waited for.
-        """
-        if self._closing:
-            return self._stop_requested()
-        if load.stop_after is not None:
-            return load.stop_after
-        return "Start Analysis was cancelled" if load.cancelled else None
-
-    def _pose_worker_started(self, load: AnalysisLoad, error: Exception | None) -> None:
-        if load.task is not None:
-            load.task.wait()
-        if load is not self.loading:
-            return
-        self.loading = None
-        ended = isinstance(error, StopRequested)  # ended as it loaded: a stop, not a failure
-        if ended and self._closing:
-            self.start_interrupted = True  # Ctrl-C during the start-up (exit code 130)
-        if ended and load.cancelled and load.stop_after is None:
-            self.notice.emit("Start Analysis cancelled")
-        elif error is not None and not ended:
-            self._fail(f"Starting analysis failed: {error}", Part.ANALYSIS.value)
-        elif error is None and not load.cancelled and load.stop_after is None:
-            self.resolved.emit(Part.ANALYSIS.value)
-            for warning in self.stream.warnings if self.stream is not None else []:
-                self.warning.emit(warning)  # e.g. frames not the model's size: stays, as one
-        if load.stop_after is not None:
-            self.busy = None  # it only waited for the worker: now the stream stops
-            self._stop_stream_soon(load.stop_after)
-        elif load.cancelled and self.stream is not None and error is None:
-            self._run("stopping analysis", self.stream.stop_analysis)
-        else:
-            self.changed.emit()
-
-    def cancel_analysis_load(self) -> None:
-        """Cancel Start Analysis: at once while converting, as soon as the worker is up after."""
-        load = self.loading
-        if load is None:
-            return
-        if load.job is not None:
-            self.loading = None  # first: the job's "cancelled" outcome is then not a failure
-            load.job.cancel()
-            self.notice.emit("Start Analysis cancelled")
-        else:
-            load.cancelled = True
-            load.stage = "cancelling: ending the pose worker's start"
-        self.changed.emit()
+        if self.latency is not None:
+            self.latency.service()
 
     def _stop_stream_soon(self, reason: str) -> None:
         """Stop the stream: at once, or once the pose worker that is starting is up."""
@@ -726,33 +715,6 @@ class SessionController(QObject):
         """Check the settings again, then start the experiment (a background thread)."""
         self._reload_settings(Part.EXPERIMENT)
         self._start_experiment()
-
-    def _start_latency_experiment(self, run: LatencyRun) -> None:
-        stream = self.stream
-        assert stream is not None and stream.session_dir is not None
-        path = write_experiment(stream.session_dir, run.plan)
-        run.events_file = self._start_experiment(str(path), run.plan.spec)
-
-    def _latency_started(self, run: LatencyRun, error: Exception | None) -> None:
-        if error is not None:
-            self.latency = None  # _task_done shows the reason
-            return
-        run.started = time.monotonic()
-
-    def _finish_latency_test(self, run: LatencyRun) -> None:
-        stream = self.stream
-        assert stream is not None and stream.session_dir is not None
-        stream.stop_experiment()
-        figures = finish_latency_test(stream.session_dir, run.plan, run.events_file)
-        json_name = run_file(run.events_file, "latency_test")[: -len(".csv")] + ".json"
-        self.last_latency_json = stream.session_dir / json_name
-        self._latency_summary = "\n".join(summary_lines(figures))
-
-    def _latency_done(self, run: LatencyRun, error: Exception | None) -> None:
-        if self.latency is run:
-            self.latency = None
-        if error is None and self.last_latency_json is not None:
-            self.latency_finished.emit(self._latency_summary, str(self.last_latency_json))
 
     def _start_recording(self) -> None:
         assert self.stream is not None

@@ -21,6 +21,7 @@ from PyQt5.QtGui import QImage
 from deeplabstream.app.gui.main_window import MainWindow
 from deeplabstream.app.gui.session import Part
 from deeplabstream.core.device_lock import LOCK_ENV, DeviceClaim, DeviceLocks
+from deeplabstream.outputs.video import recorded_video_bytes
 from tests.support.arena import back_and_forth
 from tests.support.files import read_video, write_settings
 from tests.support.paths import PROJECT_ROOT
@@ -156,7 +157,7 @@ def test_click_through_every_part_and_back(qtbot, window: MainWindow, tmp_path: 
     _click(qtbot, window, Part.RECORDING)
     _wait_running(qtbot, window, Part.RECORDING)
     qtbot.waitUntil(lambda: "MB" in window.status_panel.recording.text(), timeout=20_000)
-    first_size = window.controller.recording_size_bytes()
+    first_size = recorded_video_bytes(window.controller.session_dir)
 
     _click(qtbot, window, Part.EXPERIMENT)
     _wait_running(qtbot, window, Part.EXPERIMENT)
@@ -173,7 +174,7 @@ def test_click_through_every_part_and_back(qtbot, window: MainWindow, tmp_path: 
     assert "ExampleExperiment" in window.status_panel.experiment.text()
     assert window.status_panel.last_event.text() != "-"
 
-    view = window.live_view.views["arena"]
+    view = window.view_side.live_view.views["arena"]
     qtbot.waitUntil(lambda: view.pose_frame_index is not None, timeout=10_000)
     grabbed = [(view.pose_frame_index, _as_array(view.grab().toImage()))]
     for _ in range(3):
@@ -181,7 +182,7 @@ def test_click_through_every_part_and_back(qtbot, window: MainWindow, tmp_path: 
         grabbed.append((view.pose_frame_index, _as_array(view.grab().toImage())))
     mapping = [view.to_widget(0, 0), view.to_widget(639, 479)]
     _save_screenshot(window, "gui-live-tracking.png", tmp_path)
-    assert window.controller.recording_size_bytes() > first_size  # the recording grows
+    assert recorded_video_bytes(window.controller.session_dir) > first_size  # the recording grows
 
     # Stop each part in turn; the buttons follow.
     _click(qtbot, window, Part.EXPERIMENT)
@@ -278,7 +279,7 @@ def test_closing_the_window_mid_recording_leaves_a_valid_session(
     for part in (Part.STREAM, Part.RECORDING):
         _click(qtbot, window, part)
         _wait_running(qtbot, window, part)
-    qtbot.waitUntil(lambda: window.controller.recording_size_bytes() > 0, timeout=20_000)
+    qtbot.waitUntil(lambda: recorded_video_bytes(window.controller.session_dir) > 0, timeout=20_000)
     window.close()
     # Stopping runs off the GUI thread: the window stays, says why, and takes no new clicks.
     assert window.isVisible() and "closing" in window.busy_label.text()
@@ -497,4 +498,3 @@ def test_start_analysis_reads_the_settings_again(qtbot, tmp_path: Path) -> None:
     _wait_running(qtbot, window, Part.ANALYSIS)
     assert "cameras changes apply at the next Start Stream" in window.info.full_text()
     close_and_wait(qtbot, window)
-

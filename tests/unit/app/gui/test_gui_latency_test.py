@@ -185,7 +185,7 @@ def test_runs_for_its_duration_then_shows_the_figures_with_stubbed_test_calls(
     assert not window.buttons[Part.EXPERIMENT].isEnabled()  # the test stops by itself
     qtbot.waitUntil(lambda: _idle(window) and bool(calls), timeout=TIMEOUT_MS)
     assert calls == ["events.csv"] and stream.stops == 1 and not stream.experimenting
-    box = window.latency_result
+    box = window.latency_button.result
     assert box is not None and box.isVisible() and "12 flashes" in box.text()
     assert "latency_test.json" in box.informativeText()
     assert str(stream.session_dir / "latency_test.json") in window.status_panel.latency_test.text()
@@ -201,7 +201,7 @@ def test_runs_for_its_duration_then_shows_the_figures_with_stubbed_test_calls(
     qtbot.mouseClick(window.latency_button, Qt.LeftButton)
     qtbot.waitUntil(lambda: _idle(window) and len(calls) == 2, timeout=TIMEOUT_MS)
     assert calls[1] == "events.run3.csv"
-    assert "latency_test.run3.json" in window.latency_result.informativeText()
+    assert "latency_test.run3.json" in window.latency_button.result.informativeText()
 
 
 def test_a_failing_analysis_goes_to_the_banner_with_stubbed_test_calls(
@@ -214,7 +214,7 @@ def test_a_failing_analysis_goes_to_the_banner_with_stubbed_test_calls(
     qtbot.waitUntil(lambda: _idle(window) and bool(calls), timeout=TIMEOUT_MS)
     assert window.banner.isVisible()
     assert "no flash was seen" in window.banner.label.text()
-    assert not stream.experimenting and window.latency_result is None
+    assert not stream.experimenting and window.latency_button.result is None
     assert "without figures" in window.status_panel.latency_test.text()
     assert window.latency_button.isEnabled()
 

@@ -260,7 +260,7 @@ def test_a_drawn_region_gets_its_camera_a_model_keypoint_and_a_pulse_on_entry(
     with qtbot.waitSignal(editor.saved):
         qtbot.mouseClick(editor.findChild(QAbstractButton, "region_save"), Qt.LeftButton)
 
-    config = editor.config_path
+    config = editor.file.path
     loaded = load_experiment_config(config)
     params = loaded.triggers["region_1"].params
     assert (params["camera"], params["keypoint"]) == ("arena", "tail_base")

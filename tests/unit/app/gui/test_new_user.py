@@ -126,9 +126,9 @@ def test_a_new_user_sets_up_two_cameras_moves_a_region_and_runs_everything(
     # Start Stream saves the rig and opens both cameras; the regions are drawn on the arena.
     _press(qtbot, window, Part.STREAM)
     _wait_running(qtbot, window, Part.STREAM)
-    assert window.live_view is not None
-    assert set(window.live_view.views) == {"arena", "side"}
-    arena = window.live_view.views["arena"]
+    assert window.view_side.live_view is not None
+    assert set(window.view_side.live_view.views) == {"arena", "side"}
+    arena = window.view_side.live_view.views["arena"]
     qtbot.waitUntil(lambda: arena.image is not None, timeout=20_000)
 
     # Move the left region 40 px to the right with the mouse, and save it.

@@ -94,10 +94,10 @@ def test_a_rule_is_deleted_in_the_panel_and_then_its_region(
 
     # Revert brings a deleted rule back
     qtbot.mouseClick(delete_rule, Qt.LeftButton)
-    assert editor.deleted_rules == ["left_entry"] and editor.dirty
+    assert editor.file.deleted_rules == ["left_entry"] and editor.dirty
     editor.revert()
     editor.select("nose_in_left")
-    assert editor.deleted_rules == [] and _texts(rules) == [LEFT_RULE]
+    assert editor.file.deleted_rules == [] and _texts(rules) == [LEFT_RULE]
 
     qtbot.mouseClick(delete_rule, Qt.LeftButton)
     assert "[Rule left_entry], [Stimulation left_stimulus]" in editor.status.text()
@@ -116,7 +116,7 @@ def test_a_rule_is_deleted_in_the_panel_and_then_its_region(
     assert [rule.name for rule in loaded.rules] == ["right_entry"]
     assert set(loaded.stimulations) == {"right_stimulus"}
     assert config.read_text().startswith("# DeepLabStream's example experiment")
-    assert editor.deleted_rules == [] and not editor.dirty
+    assert editor.file.deleted_rules == [] and not editor.dirty
     loaded.build()
 
 

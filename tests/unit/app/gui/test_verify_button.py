@@ -29,6 +29,7 @@ from deeplabstream.app.gui import verify_run
 from deeplabstream.app.gui.main_window import MainWindow
 from deeplabstream.app.gui.session import Part
 from deeplabstream.app.gui.verify_button import OPEN_REPORT_LABEL, STREAMING_REASON, VerifyButton
+from deeplabstream.outputs.video import recorded_video_bytes
 from tests.support.files import write_settings
 from tests.support.processes import only_session
 
@@ -124,7 +125,7 @@ def recorded(qapp, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recorde
     seen["streaming"] = _state(button)
     _click(window, Part.RECORDING)
     _wait_running(window, Part.RECORDING)
-    _wait(lambda: window.controller.recording_size_bytes() > 0, 20_000, "recorded bytes")
+    _wait(lambda: recorded_video_bytes(window.controller.session_dir) > 0, 20_000, "recorded bytes")
     seen["recording"] = _state(button)
     _click(window, Part.STREAM)
     _wait(lambda: not window.controller.streaming, START_TIMEOUT_MS, "the stream's stop")

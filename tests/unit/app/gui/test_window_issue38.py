@@ -85,7 +85,7 @@ def test_a_long_banner_shows_two_lines_a_show_all_button_and_its_dismiss(
 ) -> None:
     """#3: the red summary of ~9 lines had its Dismiss out of sight until scrolled to."""
     summary = "The session ended with errors:\n" + "\n".join(f"line {i}" for i in range(9))
-    window._show_error(summary)
+    window.say.error(summary)
     QApplication.processEvents()
     banner = window.banner
     area = window.messages.viewport()
@@ -98,7 +98,7 @@ def test_a_long_banner_shows_two_lines_a_show_all_button_and_its_dismiss(
     box = banner.whole_text_box
     assert isinstance(box, QMessageBox) and box.text() == summary
     box.close()
-    window._show_error("Short")  # a short one: no Show all
+    window.say.error("Short")  # a short one: no Show all
     QApplication.processEvents()
     assert not banner.show_all.isVisible()
 
@@ -107,8 +107,8 @@ def test_banners_belong_to_their_session_and_go_with_the_next_start_stream(
     qtbot, window: MainWindow
 ) -> None:
     """#3, #9: the last session's summary, warnings and camera rows survived a new Start."""
-    window._show_error("The session ended with errors:\nrecorder lost 12 frames")
-    window._show_notice("Warning: frames are not the model's size")
+    window.say.error("The session ended with errors:\nrecorder lost 12 frames")
+    window.say.notice("Warning: frames are not the model's size")
     window.status_panel.show_cameras([CameraFigures("old_camera", 30.0, 10, 0, 0, None, 0, None)])
     assert window.status_panel.table.rowCount() == 1
     window.buttons[Part.STREAM].click()
@@ -312,17 +312,17 @@ def test_rates_on_the_cameras_clock_and_keypoints_on_events_csvs_clock(
 
     def rates_shown() -> bool:
         item = window.status_panel.table.item(0, 1)
-        if item is not None and window.camera_rates.capture_fps("arena") is not None:
+        if item is not None and window.view_side.camera_rates.capture_fps("arena") is not None:
             shown.append(float(item.text()))
         return len(shown) >= 3
 
     qtbot.waitUntil(rates_shown, timeout=60_000)
     # Frames k carry camera time k / 30 s: delivered frames per camera second cannot pass 30.
     assert all(0 < rate <= 30.05 for rate in shown), shown
-    analysed = window.camera_rates.analysed_fps("arena")
-    assert analysed is not None and analysed <= window.camera_rates.capture_fps("arena")
+    analysed = window.view_side.camera_rates.analysed_fps("arena")
+    assert analysed is not None and analysed <= window.view_side.camera_rates.capture_fps("arena")
     times, values = plot.series("arena", 0, "nose")
-    newest = window.live_view.newest_frames()["arena"]
+    newest = window.view_side.live_view.newest_frames()["arena"]
     assert np.all(np.diff(times) >= 0)
     # The pose times are on the camera's clock: within a frame or two of the newest frame's.
     assert times[-1] <= newest.camera_timestamp + 0.2

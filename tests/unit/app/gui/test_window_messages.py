@@ -87,7 +87,7 @@ def _figures(name: str, captured: int, skipped: int = 0, dropped: int = 0) -> Ca
 def _geometry(window: MainWindow) -> dict[str, tuple[int, int, int, int]]:
     """Where the live view, the tabs, the camera table and the Rig tab's table are, and how big."""
     watched = {
-        "view": window.view_holder.parentWidget(),
+        "view": window.view_side,
         "tabs": window.tabs,
         "camera_table": window.status_panel.table,
         "camera_keys": window.rig_panel.camera_box.camera_table,
@@ -113,17 +113,17 @@ def test_messages_never_move_the_tabs_the_live_view_or_the_camera_table(
     always: no message, one, three warnings, every kind at once, none again: nothing moves."""
     before = _geometry(window)
     assert window.messages.isVisible() and window.messages.showing() == []
-    window._show_notice("Start Experiment: press Start Analysis first")  # a hint
+    window.say.notice("Start Experiment: press Start Analysis first")  # a hint
     QApplication.processEvents()
     assert _geometry(window) == before
     for n in range(3):  # a repeating warning, three times
-        window._show_warning(f"camera 'arena' delivers {20 + n}.0 fps, below its FRAMERATE 30")
+        window.say.warning(f"camera 'arena' delivers {20 + n}.0 fps, below its FRAMERATE 30")
     QApplication.processEvents()
     assert _geometry(window) == before
     shown = window.info.full_text().split("\n")  # the hint (news) above the warnings (stay)
     assert len(shown) == 4 and shown[0].startswith("Start Experiment")
     qtbot.waitUntil(window.info.show_all.isVisible)  # the area fits on the next turn
-    window._show_error("Cannot start the stream:\n" + "\n".join(f"problem {i}" for i in range(8)))
+    window.say.error("Cannot start the stream:\n" + "\n".join(f"problem {i}" for i in range(8)))
     window.loss_banner.update_figures([_figures("arena", 0, dropped=0)], 0.0)
     window.loss_banner.update_figures([_figures("arena", 300, dropped=50)], 10.0)
     qtbot.waitUntil(lambda: len(window.messages.showing()) == 3)
@@ -188,15 +188,15 @@ def test_a_settings_error_goes_once_the_rig_is_fixed(qtbot, tmp_path: Path) -> N
 
 def test_an_error_goes_when_its_part_starts_well_and_not_before(window: MainWindow) -> None:
     """Issue 28 #1: the red banner stayed up after the fixed experiment ran."""
-    window._show_error("Starting experiment failed: no such device", "experiment")
+    window.say.error("Starting experiment failed: no such device", "experiment")
     window.controller.resolved.emit("analysis")  # another part starting says nothing of it
     assert window.banner.isVisible()
     window.controller.resolved.emit("experiment")  # the experiment started well
     assert window.banner.isHidden()
-    window._show_error("Cannot start the stream: FRAMERATE", "settings")
+    window.say.error("Cannot start the stream: FRAMERATE", "settings")
     window.controller.resolved.emit("stream")  # any part starting well: the settings are fine
     assert window.banner.isHidden()
-    window._show_error("No file manager could open the folder")  # no cause: stays until dismissed
+    window.say.error("No file manager could open the folder")  # no cause: stays until dismissed
     window.controller.resolved.emit("stream")
     assert window.banner.isVisible()
 
@@ -362,15 +362,15 @@ def test_the_view_toggles_are_remembered_between_launches(qtbot, tmp_path: Path)
     """Issue 28 #13: trail and heatmap toggles were forgotten between launches."""
     settings = write_settings(tmp_path, ARENA)
     first = _open(qtbot, settings, tmp_path / "out")
-    assert not first.overlay_toggles.trail.isChecked()
-    first.overlay_toggles.trail.setChecked(True)
-    first.overlay_toggles.heatmap.setChecked(True)
-    first.overlay_toggles.heatmap.setChecked(False)
+    assert not first.view_side.overlay_toggles.trail.isChecked()
+    first.view_side.overlay_toggles.trail.setChecked(True)
+    first.view_side.overlay_toggles.heatmap.setChecked(True)
+    first.view_side.overlay_toggles.heatmap.setChecked(False)
     _close(qtbot, first)
     assert "trail=true" in (tmp_path / "window.ini").read_text()
     second = _open(qtbot, settings, tmp_path / "out")  # the next launch
-    assert second.overlay_toggles.trail.isChecked()
-    assert not second.overlay_toggles.heatmap.isChecked()
+    assert second.view_side.overlay_toggles.trail.isChecked()
+    assert not second.view_side.overlay_toggles.heatmap.isChecked()
     _close(qtbot, second)
 
 

@@ -494,9 +494,11 @@ def test_done_when_the_same_rig_runs_in_the_app(
         qtbot.waitUntil(
             lambda p=part: controller.busy is None and controller.running(p), timeout=90_000
         )
-    assert sorted(window.live_view.views) == ["arena", "left", "right"]  # one tile each
+    assert sorted(window.view_side.live_view.views) == ["arena", "left", "right"]  # one tile each
     qtbot.waitUntil(
-        lambda: all(view.pose_frame_index is not None for view in window.live_view.views.values()),
+        lambda: all(
+            view.pose_frame_index is not None for view in window.view_side.live_view.views.values()
+        ),
         timeout=20_000,
     )
     qtbot.wait(2000)
