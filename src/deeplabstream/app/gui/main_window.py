@@ -691,7 +691,7 @@ class MainWindow(QMainWindow):
         stream = self.controller.stream
         if stream is None or self.live_view is None:
             return
-        analysis = stream.analysis
+        analysis = stream.pose.analysis
         keypoints = list(analysis.keypoints) if analysis is not None else []
         settings = stream.settings
         config_file = config_file_of(settings.experiment.name, settings.source_file.parent)
@@ -805,7 +805,7 @@ class MainWindow(QMainWindow):
     def _show_experiment(self) -> None:
         controller = self.controller
         stream = controller.stream
-        analysis = stream.analysis if stream is not None else None
+        analysis = stream.pose.analysis if stream is not None else None
         status = analysis.experiment_status if analysis is not None else None
         running = controller.running(Part.EXPERIMENT)
         self.status_panel.show_experiment(status if running else None, running)

@@ -271,9 +271,9 @@ class SessionController(QObject):
             return False
         return {
             Part.STREAM: True,
-            Part.ANALYSIS: stream.analysing and self.loading is None,
+            Part.ANALYSIS: stream.pose.analysing and self.loading is None,
             Part.RECORDING: stream.recording,
-            Part.EXPERIMENT: stream.experimenting,
+            Part.EXPERIMENT: stream.pose.experimenting,
         }[part]
 
     def allowed(self, part: Part) -> bool:
@@ -418,11 +418,11 @@ class SessionController(QObject):
         if part is Part.STREAM:
             self._stop_stream_soon("stopped by the user")
         elif part is Part.ANALYSIS:
-            self._run("stopping analysis", stream.stop_analysis)
+            self._run("stopping analysis", stream.pose.stop_analysis)
         elif part is Part.RECORDING:
             self._run("stopping recording", self._stop_recording)
         elif part is Part.EXPERIMENT:
-            self._run("stopping experiment", stream.stop_experiment)
+            self._run("stopping experiment", stream.pose.stop_experiment)
 
     def start_latency_test(self) -> None:
         """Run the stimulus board's latency self-test as an experiment of the running stream.
@@ -583,7 +583,7 @@ class SessionController(QObject):
         assert stream is not None
         load.stage = "starting the pose worker (loading the model, warming it up)"
         load.task = _Task(
-            lambda: stream.start_analysis(stop_requested=lambda: self._load_stop(load))
+            lambda: stream.pose.start_analysis(stop_requested=lambda: self._load_stop(load))
         )
         load.task.done.connect(
             lambda error, started=load: self._pose_worker_started(started, error)
@@ -623,7 +623,7 @@ class SessionController(QObject):
             self.busy = None  # it only waited for the worker: now the stream stops
             self._stop_stream_soon(load.stop_after)
         elif load.cancelled and self.stream is not None and error is None:
-            self._run("stopping analysis", self.stream.stop_analysis)
+            self._run("stopping analysis", self.stream.pose.stop_analysis)
         else:
             self.changed.emit()
 
@@ -713,10 +713,10 @@ class SessionController(QObject):
         """Start an experiment; returns its events file (counted as ``LiveSession`` counts them)."""
         stream = self.stream
         assert stream is not None
-        counts = stream.analysing and not stream.experimenting  # the stream names a file then
+        counts = stream.pose.analysing and not stream.pose.experimenting  # the stream names a file
         events_file = events_file_name(self._experiments_started + 1)
         try:
-            stream.start_experiment(experiment_name=experiment_name, latency_test=latency_test)
+            stream.pose.start_experiment(experiment_name=experiment_name, latency_test=latency_test)
         finally:
             if counts:
                 self._experiments_started += 1
@@ -742,7 +742,7 @@ class SessionController(QObject):
     def _finish_latency_test(self, run: LatencyRun) -> None:
         stream = self.stream
         assert stream is not None and stream.session_dir is not None
-        stream.stop_experiment()
+        stream.pose.stop_experiment()
         figures = finish_latency_test(stream.session_dir, run.plan, run.events_file)
         json_name = run_file(run.events_file, "latency_test")[: -len(".csv")] + ".json"
         self.last_latency_json = stream.session_dir / json_name
@@ -774,8 +774,8 @@ class SessionController(QObject):
         stream = self.stream
         if stream is None:
             return
-        if stream.experimenting:
-            stream.stop_experiment()
+        if stream.pose.experimenting:
+            stream.pose.stop_experiment()
         stream.stop(reason)
 
     def _say_summary(self, stream: LiveSession) -> None:
