@@ -185,7 +185,7 @@ def app_run(
         with rig_locked(settings):  # released once the stream has stopped
             try:
                 stream.open()
-                stream.start_analysis(experiment=True)
+                stream.pose.start_analysis(experiment=True)
                 stream.start_recording()
                 stream.start()
                 runner.run_headless()

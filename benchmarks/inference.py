@@ -136,14 +136,14 @@ def whole_path(model: Path | None, fps: float, duration_s: float, folder: Path) 
     runner = SessionRunner(stream, duration_s=duration_s, status_out=None)
     try:
         stream.open()
-        stream.start_analysis()
+        stream.pose.start_analysis()
         stream.start()
         runner.run_headless()
     finally:
         stream.stop("benchmark over")
-    assert stream.session_dir is not None and stream.analysis is not None
+    assert stream.session_dir is not None and stream.pose.analysis is not None
     timing = pd.read_csv(stream.session_dir / "arena.pose_timing.csv").iloc[10:]  # warm
-    figures = stream.analysis.summary()["cameras"]["arena"]
+    figures = stream.pose.analysis.summary()["cameras"]["arena"]
     captured = stream.camera_stats()["arena"]["captured"]
     queue_ms = (timing["picked_up"] - timing["host_timestamp"]) * 1e3
     stage_ms = timing[["preprocess_ms", "inference_ms", "decode_ms"]].sum(axis=1)

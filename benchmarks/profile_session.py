@@ -88,7 +88,7 @@ def _session(folder: Path, duration_s: float, affinity: str, niceness: int) -> d
     runner = SessionRunner(stream, duration_s=duration_s, status_out=None)
     try:
         stream.open()
-        stream.start_analysis(experiment=True)
+        stream.pose.start_analysis(experiment=True)
         stream.start_recording()
         stream.start()
         pids = {name: pid for name, pid in stream.process_ids().items() if pid is not None}
@@ -106,7 +106,7 @@ def _session(folder: Path, duration_s: float, affinity: str, niceness: int) -> d
     return {
         "processes": _per_process(before, after, elapsed, stream.session_dir),
         "stages_ms": _stages(stream.session_dir),
-        "priority": stream.priority_entry(),
+        "priority": stream.report.priority_entry(stream),
         "seconds": round(elapsed, 2),
     }
 

@@ -106,14 +106,16 @@ def test_a_board_that_never_answers_opens_off_the_loop_and_its_message_is_kept(
     stream = LiveSession(settings, output_dir=tmp_path / "out")
     try:
         stream.open()
-        stream.start_analysis()
+        stream.pose.start_analysis()
         stream.start()
-        assert stream.analysis is not None
-        stream.analysis.pose_listeners.append(lambda camera, record: poses.append(record.ready_ns))
+        assert stream.pose.analysis is not None
+        stream.pose.analysis.pose_listeners.append(
+            lambda camera, record: poses.append(record.ready_ns)
+        )
 
         def start_experiment() -> None:  # as the window does: on a thread of its own
             try:
-                stream.start_experiment()
+                stream.pose.start_experiment()
             except PoseError as error:
                 outcome.append(error)
 
@@ -130,7 +132,7 @@ def test_a_board_that_never_answers_opens_off_the_loop_and_its_message_is_kept(
         # The worker analysed frames while the board was opening (its 4 s wait for a HELLO).
         during = [t for t in poses if asked_ns + 1e9 < t < answered_ns - 1e9]
         assert during, "no pose while the board was opening: the loop was blocked"
-        assert stream.health.stalls.count == 0
+        assert stream.report.health.stalls.count == 0
     finally:
         stream.stop("test over")
     (folder,) = (tmp_path / "out").iterdir()

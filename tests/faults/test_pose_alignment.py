@@ -51,7 +51,7 @@ def _session_started_in_steps(output: Path, settings: Path) -> Path:
         stream.start()
         captured = lambda: stream.camera_stats()["arena"]["captured"]  # noqa: E731
         _run_until(runner, lambda: captured() >= 15, "15 frames before the analysis")
-        stream.start_analysis()
+        stream.pose.start_analysis()
         pose_csv = folder / "arena.pose.csv"
         _run_until(runner, lambda: _lines(pose_csv) >= 3 + 20, "20 pose rows")
         stream.start_recording()

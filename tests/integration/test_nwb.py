@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -482,9 +483,7 @@ def _nwb_cli(*args: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_a_failure_at_stop_is_reported_in_session_json_not_raised(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_failure_at_stop_is_reported_in_session_json_not_raised(tmp_path: Path) -> None:
     from deeplabstream.live.session.exports import write_nwb
     from deeplabstream.live.session.live import LiveSession
 
@@ -492,7 +491,7 @@ def test_a_failure_at_stop_is_reported_in_session_json_not_raised(
     stream.session_dir = tmp_path  # no session.json: the NWB file cannot be built
     stream.errors = []
     written: list[str] = []
-    monkeypatch.setattr(stream, "write_session_json", lambda status, stats: written.append(status))
+    stream.report = SimpleNamespace(write=lambda session, status, stats: written.append(status))
     write_nwb(tmp_path, lambda text: stream._export_failed(text, {}))
     assert len(stream.errors) == 1 and "session.nwb could not be written" in stream.errors[0]
     assert "session.json" in stream.errors[0]

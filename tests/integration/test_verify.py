@@ -245,11 +245,11 @@ def test_the_windows_button_order_with_a_late_experiment_agrees(tmp_path: Path) 
     stream = LiveSession(settings, output_dir=tmp_path / "out")
     try:
         stream.open()
-        stream.start_analysis()
+        stream.pose.start_analysis()
         stream.start_recording()
         stream.start()
         _serve(stream, 1.0)
-        stream.start_experiment()
+        stream.pose.start_experiment()
         _serve(stream, 9.0)
     finally:
         stream.stop("stop requested")

@@ -446,7 +446,7 @@ def test_a_recording_stopped_and_started_again_is_verified_in_parts(tmp_path: Pa
     stream = LiveSession(settings, output_dir=tmp_path / "out")
     try:
         stream.open()
-        stream.start_analysis()
+        stream.pose.start_analysis()
         stream.start()
         for _part in range(2):
             stream.start_recording()

@@ -77,7 +77,7 @@ def test_the_live_view_names_each_flys_state_in_an_each_animal_region(
         assert "arena_zone: 1 on, 2 on" in [text for _, _, text in view.names], view.names
 
     qtbot.waitUntil(both_flies_in_the_zone, timeout=START_TIMEOUT_MS)
-    status = window.controller.stream.analysis.experiment_status
+    status = window.controller.stream.pose.analysis.experiment_status
     assert status is not None
     zone = next(t for t in status.triggers if t.name == "arena_zone")
     assert zone.animal_states == ((1, True), (2, True)) and zone.active

@@ -149,7 +149,7 @@ def run_checks(args: argparse.Namespace, stops: StopRequests) -> int:
         steps: list[Callable[[], object]] = [lambda: stream.open(stop_requested=stopping)]
         if args.pose_enabled or args.experiment_enabled or args.benchmark_enabled:
             steps.append(
-                lambda: stream.start_analysis(
+                lambda: stream.pose.start_analysis(
                     experiment=args.experiment_enabled,
                     stop_requested=stopping,
                     # the experiment as the checks read it: one plan, read once
@@ -242,7 +242,7 @@ def _stopped_during_start_up(stream: LiveSession, stops: StopRequests) -> int:
 
 def _benchmark(stream: LiveSession, args: argparse.Namespace) -> None:
     """Run the benchmark mode's second half: the naive loop, then benchmark.json and its table."""
-    if stream.session_dir is None or stream.analysis is None:
+    if stream.session_dir is None or stream.pose.analysis is None:
         print("No benchmark: pose estimation did not run.", file=sys.stderr)
         return
     try:  # the naive loop opens the session's cameras (and devices) again: lock them again
@@ -321,7 +321,7 @@ def _latency_test(
     def start_analysis() -> None:
         assert stream.session_dir is not None
         experiment_file = write_experiment(stream.session_dir, plan)
-        stream.start_analysis(
+        stream.pose.start_analysis(
             experiment=True,
             experiment_name=str(experiment_file),
             latency_test=plan.spec,

@@ -105,7 +105,7 @@ def test_a_recording_session_reports_the_priorities_its_processes_run_with(
     stream = LiveSession(settings, output_dir=tmp_path / "out", max_frames=30)
     try:
         stream.open()
-        stream.start_analysis()
+        stream.pose.start_analysis()
         stream.start_recording()
         stream.start()
         pids = stream.process_ids()

@@ -391,7 +391,7 @@ def test_height_triggers_read_the_injected_depth_under_the_pose_models_keypoints
     try:
         stream.open()
         stream.start()
-        stream.start_analysis(experiment=True)
+        stream.pose.start_analysis(experiment=True)
         # About 2 s of frames at full rate; the deadline only bounds a machine that cannot keep up.
         deadline = time.monotonic() + 30.0
         while stream.camera_stats()["top"]["analysed"] < ANALYSED and time.monotonic() < deadline:

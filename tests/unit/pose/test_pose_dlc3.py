@@ -653,7 +653,7 @@ def test_runs_live_in_the_gui_from_the_file_as_deeplabcut_wrote_it(
         )
     view = window.view_side.live_view.views["openfield"]
     qtbot.waitUntil(lambda: view.pose_frame_index is not None, timeout=30_000)
-    assert controller.stream.analysis.keypoints_of("openfield") == (
+    assert controller.stream.pose.analysis.keypoints_of("openfield") == (
         "snout",
         "leftear",
         "rightear",

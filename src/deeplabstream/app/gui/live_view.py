@@ -332,7 +332,7 @@ class LiveView(QWidget):
 
     def _frame_of_pose(self, name: str, reader: NewestFrameReader) -> tuple[np.ndarray, int]:
         """Return the frame to draw ``name``'s newest pose on, and how many frames it lags."""
-        analysis = self._stream.analysis
+        analysis = self._stream.pose.analysis
         newest = reader.record
         if analysis is None or analysis.finished is not None or newest is None:
             return reader.frame, 0
@@ -446,7 +446,7 @@ class LiveView(QWidget):
         return row, self._stream.likelihood_threshold(camera)
 
     def _experiment_status(self) -> ExperimentStatus | None:
-        analysis = self._stream.analysis
+        analysis = self._stream.pose.analysis
         if analysis is None or not analysis.experiment_running:
             return None
         return analysis.experiment_status
@@ -463,7 +463,7 @@ class LiveView(QWidget):
     ) -> np.ndarray:
         """Return a display copy of ``frame`` with everything the experimenter needs to see."""
         canvas = display_copy(frame)  # the one copy: the shared-memory slot is never drawn on
-        analysis = self._stream.analysis
+        analysis = self._stream.pose.analysis
         self._follow(analysis)
         options = self.overlays
         if options.show_heatmap and name in self.occupancy:  # under everything else

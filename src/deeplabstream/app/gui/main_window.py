@@ -167,7 +167,7 @@ class ViewSide(QWidget):
         rate = stream.settings.streaming.display_rate
         self._display_timer.start(max(1, round(1000 / rate)))
         self.camera_rates.clear()
-        analysis = stream.analysis
+        analysis = stream.pose.analysis
         keypoints = list(analysis.keypoints) if analysis is not None else []
         settings = stream.settings
         config_file = config_file_of(settings.experiment.name, settings.source_file.parent)
@@ -773,7 +773,7 @@ class MainWindow(QMainWindow):
     def _show_experiment(self) -> None:
         controller = self.controller
         stream = controller.stream
-        analysis = stream.analysis if stream is not None else None
+        analysis = stream.pose.analysis if stream is not None else None
         status = analysis.experiment_status if analysis is not None else None
         running = controller.running(Part.EXPERIMENT)
         self.status_panel.show_experiment(status if running else None, running)

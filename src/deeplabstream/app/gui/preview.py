@@ -74,7 +74,7 @@ class PreviewWindow(QWidget):
 
     def _annotated(self, name: str, frame: np.ndarray) -> np.ndarray:
         """Return the frame with the newest pose of this camera drawn on a copy (if analysing)."""
-        analysis = self._stream.analysis
+        analysis = self._stream.pose.analysis
         if analysis is None or name not in analysis.latest:
             return frame
         index = {keypoint: i for i, keypoint in enumerate(analysis.keypoints_of(name))}

@@ -162,7 +162,7 @@ class LatencyRun:
     def _finish(self) -> None:
         stream = self.controller.stream
         assert stream is not None and stream.session_dir is not None
-        stream.stop_experiment()
+        stream.pose.stop_experiment()
         figures = finish_latency_test(stream.session_dir, self.plan, self.events_file)
         json_name = run_file(self.events_file, "latency_test")[: -len(".csv")] + ".json"
         self.json_file = stream.session_dir / json_name
@@ -274,7 +274,7 @@ class AnalysisLoad:
         stream = self.controller.stream
         assert stream is not None
         self.stage = "starting the pose worker (loading the model, warming it up)"
-        self.task = _Task(lambda: stream.start_analysis(stop_requested=self._stop_reason))
+        self.task = _Task(lambda: stream.pose.start_analysis(stop_requested=self._stop_reason))
         self.task.done.connect(lambda error: self._pose_worker_started(error))
         self.task.start()
 
@@ -312,7 +312,7 @@ class AnalysisLoad:
             controller.busy = None  # it only waited for the worker: now the stream stops
             controller._stop_stream_soon(self.stop_after)
         elif self.cancelled and controller.stream is not None and error is None:
-            controller._run("stopping analysis", controller.stream.stop_analysis)
+            controller._run("stopping analysis", controller.stream.pose.stop_analysis)
         else:
             controller.changed.emit()
 
@@ -428,9 +428,9 @@ class SessionController(QObject):
             return False
         return {
             Part.STREAM: True,
-            Part.ANALYSIS: stream.analysing and self.loading is None,
+            Part.ANALYSIS: stream.pose.analysing and self.loading is None,
             Part.RECORDING: stream.recording,
-            Part.EXPERIMENT: stream.experimenting,
+            Part.EXPERIMENT: stream.pose.experimenting,
         }[part]
 
     def allowed(self, part: Part) -> bool:
@@ -562,11 +562,11 @@ class SessionController(QObject):
         if part is Part.STREAM:
             self._stop_stream_soon("stopped by the user")
         elif part is Part.ANALYSIS:
-            self._run("stopping analysis", stream.stop_analysis)
+            self._run("stopping analysis", stream.pose.stop_analysis)
         elif part is Part.RECORDING:
             self._run("stopping recording", self._stop_recording)
         elif part is Part.EXPERIMENT:
-            self._run("stopping experiment", stream.stop_experiment)
+            self._run("stopping experiment", stream.pose.stop_experiment)
 
     def start_latency_test(self) -> None:
         """Run the board's latency self-test (:class:`LatencyRun`); bad settings: the banner."""
@@ -702,10 +702,10 @@ class SessionController(QObject):
         """Start an experiment; returns its events file (counted as ``LiveSession`` counts them)."""
         stream = self.stream
         assert stream is not None
-        counts = stream.analysing and not stream.experimenting  # the stream names a file then
+        counts = stream.pose.analysing and not stream.pose.experimenting  # the stream names a file
         events_file = events_file_name(self._experiments_started + 1)
         try:
-            stream.start_experiment(experiment_name=experiment_name, latency_test=latency_test)
+            stream.pose.start_experiment(experiment_name=experiment_name, latency_test=latency_test)
         finally:
             if counts:
                 self._experiments_started += 1
@@ -736,8 +736,8 @@ class SessionController(QObject):
         stream = self.stream
         if stream is None:
             return
-        if stream.experimenting:
-            stream.stop_experiment()
+        if stream.pose.experimenting:
+            stream.pose.stop_experiment()
         stream.stop(reason)
 
     def _say_summary(self, stream: LiveSession) -> None:

@@ -1,6 +1,6 @@
 """The main process's handle on the inference worker: start it, read its poses, stop it.
 
-Used by :class:`live.session.live.LiveSession`; the worker itself is
+Used by :class:`live.session.analysis_plan.PoseEstimation`; the worker itself is
 ``live/processes/analysis/inference.py``.
 """
 

@@ -31,7 +31,6 @@ from deeplabstream.core.control import (
 )
 from deeplabstream.core.fault_hooks import hold_here
 from deeplabstream.core.logs import (
-    LogTarget,
     add_log_file,
     drop_held_log_lines,
     hold_log_lines,
@@ -45,15 +44,8 @@ from deeplabstream.core.priority import (
     plan_priorities,
 )
 from deeplabstream.hardware.cameras.base import CameraControl, CameraError
-from deeplabstream.hardware.stimulation.latency import LatencyTestSpec
-from deeplabstream.live.processes.analysis.dispatch import EVENTS_FILE
 from deeplabstream.live.processes.messages import Start
-from deeplabstream.live.session.analysis import Analysis, PoseError
-from deeplabstream.live.session.analysis_plan import (
-    events_file_name,
-    experiment_spec,
-    worker_cameras,
-)
+from deeplabstream.live.session.analysis_plan import PoseEstimation, events_file_name
 from deeplabstream.live.session.camera_access import (
     camera_controls,
     display_reader,
@@ -65,7 +57,6 @@ from deeplabstream.live.session.cameras import (
     await_opened,
     close_connections,
     collect_finished_captures,
-    end_summary,
     file_errors,
     is_live,
     join_captures,
@@ -78,7 +69,6 @@ from deeplabstream.live.session.reloading import reload
 from deeplabstream.live.session.report.camera_loss import camera_lost
 from deeplabstream.live.session.report.events import SessionEvent
 from deeplabstream.live.session.report.figures import process_ids
-from deeplabstream.live.session.report.health import SessionHealth
 from deeplabstream.live.session.report.news import capture_news, wait_for_news
 from deeplabstream.live.session.report.session_report import SessionReport
 from deeplabstream.live.session.video_recordings import (
@@ -94,13 +84,11 @@ from deeplabstream.outputs.folder import (
     SESSION_LOG,
     release_reserve,
     remove_preview_folder,
-    run_label,
     start_session_folder,
 )
 from deeplabstream.outputs.pose.recovery import how_it_ended
 from deeplabstream.outputs.session_record import SessionRecord
 from deeplabstream.settings.effective import CameraPlan, resolve_cameras
-from deeplabstream.settings.experiment_plan import ExperimentPlan
 from deeplabstream.settings.outputs import chosen_outputs
 from deeplabstream.settings.sections import Settings
 from deeplabstream.transport.channel import Doorbell, doorbell_kind
@@ -135,14 +123,11 @@ class LiveSession:
         self._start_warnings: list[str] | None = None  # found before the start, once
         self._log_level = log_level
         self._context = multiprocessing.get_context("spawn")
-        self._branches: list[CameraBranch] = []
+        self.branches: list[CameraBranch] = []  # each camera's process, ring, recorder, in order
         self.started_at = datetime.now().astimezone()  # session.json's clock, with:
         self.started_host_s = time.perf_counter()
         self._started = self._stopped = False
         self._hurry = False  # the stop was asked for again: wait for no process that finishes
-        self.analysis: Analysis | None = None  # the current (or last) analysis
-        self.analyses: list[Analysis] = []  # every analysis of this session, in order
-        self._experiments_started = 0
         self.priority_plan = plan_priorities(
             settings.streaming.cpu_affinity,
             inference_thread_count(settings.pose.threads),
@@ -153,6 +138,8 @@ class LiveSession:
         self._log_file: logging.Handler | None = None  # session.log, closed at the stop
         # The one owner of watching this session and saying what it saw (live/session/report/).
         self.report = SessionReport(settings, self.started_host_s)
+        # Start/Stop Analysis and Experiment: the inference worker and every analysis of it.
+        self.pose = PoseEstimation(self, self._context, log_level, self._hurried)
 
     # -- start -------------------------------------------------------------------------------
 
@@ -171,7 +158,7 @@ class LiveSession:
         # the stream runs; :meth:`stop` gives it its cores back.
         self._main_priority = main_process_priority(self.priority_plan)
         for camera_id, camera in enumerate(self.settings.cameras):
-            self._branches.append(
+            self.branches.append(
                 spawn_capture(
                     self._context,
                     camera_id,
@@ -183,7 +170,7 @@ class LiveSession:
                 )
             )
         try:
-            problems = await_opened(self._branches, stop_requested)
+            problems = await_opened(self.branches, stop_requested)
         except StopRequested:
             self._abandon_start()
             raise
@@ -193,14 +180,17 @@ class LiveSession:
         self.report.clean_up_at_start(self, self.output_dir)  # a damaged session.json: warned
         for warning in self.start_warnings():  # an exposure that lowers the rate, rings
             self.report_warning(warning)
-        try:
-            self._make_session_folder()
+        try:  # the session folder, its log and its space reserve; a clear error on a full disk
+            self.session_dir = start_session_folder(
+                self.output_dir, self.started_at, self.settings.session.animal
+            )
+            self._log_file = add_log_file(self.session_dir / SESSION_LOG)
         except OSError:
             self._abandon_start()
             raise
-        for branch in self._branches:
+        for branch in self.branches:
             branch.ring = FrameRing.create(ring_spec(branch, self.settings))
-        self.write_session_json("running")
+        self.report.write(self, "running")
         log.info("session folder: %s", self.session_dir)
         assert self.session_dir is not None  # made above, or an OSError was raised
         return self.session_dir
@@ -215,13 +205,6 @@ class LiveSession:
             self._start_warnings = start_warnings(self.settings) + plugin_notices()
         return list(self._start_warnings)
 
-    def _make_session_folder(self) -> None:
-        """Make the session folder, its log and its space reserve; a clear error on a full disk."""
-        self.session_dir = start_session_folder(
-            self.output_dir, self.started_at, self.settings.session.animal
-        )
-        self._log_file = add_log_file(self.session_dir / SESSION_LOG)
-
     def start(self) -> None:
         """Let every camera begin publishing frames.
 
@@ -231,7 +214,7 @@ class LiveSession:
         """
         assert self.session_dir is not None, "open() first"
         gone = []
-        for branch in self._branches:
+        for branch in self.branches:
             assert branch.ring is not None
             try:
                 branch.control.send(Start(branch.ring.spec, self.session_dir))
@@ -240,7 +223,7 @@ class LiveSession:
         self._started = True
         for branch in gone:
             self._capture_gone_before_start(branch)
-        self.write_session_json("running")  # now with the recorders' process ids
+        self.report.write(self, "running")  # now with the recorders' process ids
 
     def _capture_gone_before_start(self, branch: CameraBranch) -> None:
         """Report a capture process that ended after its camera opened, before the stream."""
@@ -255,7 +238,7 @@ class LiveSession:
 
     def _abandon_start(self) -> None:
         """End every capture process of a start that cannot go on; give back the cores."""
-        abort_captures(self._branches)
+        abort_captures(self.branches)
         drop_held_log_lines()  # no session.log comes
         self._stopped = True
         if self._main_priority is not None:
@@ -266,7 +249,7 @@ class LiveSession:
     @property
     def recording(self) -> bool:
         """True while any camera's recorder runs."""
-        return is_recording(self._branches)
+        return is_recording(self.branches)
 
     def start_recording(self) -> None:
         """Start a recorder per streaming camera; returns once all of them are subscribed."""
@@ -274,136 +257,20 @@ class LiveSession:
             raise RecordingError("the stream is not running: start the stream first")
         start_recordings(
             self._context,
-            self._branches,
+            self.branches,
             self.session_dir,
             self.settings.recording,
             self._log_level,
             self.priority_plan.for_role("recorder"),
             self.report_error,
         )
-        self.priority_entry()  # each recorder set its priority before it said it was ready
+        self.report.priority_entry(self)  # each recorder set its priority before it was ready
         log.info("recording to %s", self.session_dir)
 
     def stop_recording(self) -> None:
         """Finish every recording: frames announced so far are written, files are closed."""
-        request_stops(self._branches)
-        collect_recorders(self._branches, self.session_dir, self.report_error, self._hurried)
-
-    # -- pose estimation ---------------------------------------------------------------------
-
-    @property
-    def analysing(self) -> bool:
-        """True while the inference worker runs."""
-        return self.analysis is not None and self.analysis.finished is None
-
-    def start_analysis(
-        self,
-        experiment: bool = False,
-        experiment_name: str | None = None,
-        latency_test: LatencyTestSpec | None = None,
-        stop_requested: StopCheck | None = None,
-        experiment_plan: ExperimentPlan | None = None,
-    ) -> None:
-        """Start the inference worker for every streaming camera; returns once it is warmed up.
-
-        ``experiment_plan``: the experiment as the checks before the start resolved it (else it
-        is read now).
-
-        With ``experiment``, the worker also runs ``[Experiment] NAME`` (or ``experiment_name``)
-        on the poses, with the devices of the settings' ``[Device NAME]`` sections opened first;
-        with ``latency_test`` too, its board runs the latency self-test meanwhile. Raises
-        PoseError (model missing, provider not installed, experiment or device not available),
-        and StopRequested when ``stop_requested`` gives a reason to stop while the model loads
-        (the worker is ended; nothing of it is kept).
-        """
-        if self.session_dir is None or self._stopped:
-            raise PoseError("the stream is not running: start the stream first")
-        if self.analysing:
-            return
-        check_stop(stop_requested)  # asked before the worker starts: it is not started
-        if self.analysis is not None:  # a worker that died: its frames are counted to now
-            self.stop_analysis()
-        cameras = worker_cameras(self._branches, self.camera_plan, self.health)
-        if not cameras:
-            raise PoseError("no camera is streaming any more: start a new stream")
-        spec = (
-            experiment_spec(self.settings, experiment_name, latency_test, experiment_plan)
-            if experiment
-            else None
-        )
-        run = len(self.analyses) + 1
-        self.analysis = Analysis.start(
-            self._context,
-            cameras,
-            self.settings.pose,
-            self.session_dir,
-            LogTarget(self._log_level),
-            spec,
-            file_label=run_label(run),
-            events_file=self._next_events_file() if experiment else EVENTS_FILE,
-            outputs=chosen_outputs(self.settings),
-            priority=self.priority_plan.for_role("inference"),
-            triangulation=self.settings.triangulation.spec(
-                [camera.name for camera in self.settings.cameras], str(self.settings.source_file)
-            ),
-            stop_requested=stop_requested,
-            settings_folder=self.settings.source_file.parent,  # the lab's plugin folders
-            doorbell=self.doorbell,
-        )
-        self.analyses.append(self.analysis)
-        for warning in self.analysis.ready.warnings:  # e.g. frames not the model's size
-            self.report_warning(warning)
-        names = {camera.name for camera in cameras}
-        self.analysis.rings = {b.name: b.ring for b in self._branches if b.name in names and b.ring}
-        self.analysis.deadlines = {camera.name: camera.deadline_ns for camera in cameras}
-        self.health.watch(self.analysis, self._branches)
-        self.priority_entry()  # the worker set its priority before it said it was ready
-
-    def stop_analysis(self) -> None:
-        """Stop the inference worker; its pose files (and a running experiment's) are finalised."""
-        if self.analysis is not None and self.analysis.process.pid is not None:
-            error = self.analysis.stop(self._hurried)
-            if error:
-                self.report_error(error)
-            self.report.analysis_ended(self, self.analysis)  # a stall, its files, no animal
-
-    # -- experiment --------------------------------------------------------------------------
-
-    @property
-    def experimenting(self) -> bool:
-        """True while an experiment runs on the poses."""
-        return self.analysing and self.analysis is not None and self.analysis.experiment_running
-
-    def start_experiment(
-        self, experiment_name: str | None = None, latency_test: LatencyTestSpec | None = None
-    ) -> None:
-        """Start ``[Experiment] NAME`` (or ``experiment_name``) on the running analysis.
-
-        With ``latency_test``, its board runs the latency self-test meanwhile. PoseError says
-        why it cannot start.
-        """
-        if not self.analysing or self.analysis is None:
-            raise PoseError("pose estimation is not running: start analysis first")
-        if self.experimenting:
-            return
-        try:
-            self.analysis.start_experiment(
-                experiment_spec(self.settings, experiment_name, latency_test),
-                self._next_events_file(),
-            )
-        except PoseError as error:  # the device's own words, kept for session.json too
-            self.report_error(str(error))
-            raise
-
-    def stop_experiment(self) -> None:
-        """Stop the running experiment; analysis, streaming and recording go on."""
-        if self.analysis is not None:
-            self.analysis.stop_experiment()
-
-    def _next_events_file(self) -> str:
-        """``events.csv`` for the session's first experiment, ``events.run2.csv`` and on after."""
-        self._experiments_started += 1
-        return events_file_name(self._experiments_started)
+        request_stops(self.branches)
+        collect_recorders(self.branches, self.session_dir, self.report_error, self._hurried)
 
     # -- while running -----------------------------------------------------------------------
 
@@ -413,31 +280,16 @@ class LiveSession:
         Returns what the user should be told (camera ended or failed, disk filling up).
         """
         events: list[SessionEvent] = []
-        for branch, source in wait_for_news(self._branches, self.analysis, timeout):
+        for branch, source in wait_for_news(self.branches, self.pose.analysis, timeout):
             if source == "capture" and not branch.ended:
                 events += capture_news(self, branch)
             elif source == "recorder" and branch.recorder and branch.recorder.running:
                 branch.recorder.take(receive(branch.recorder.control))
                 if not branch.recorder.running:
                     take_recorder_result(branch, self.report_error)
-        events += self._analysis_news()
+        events += self.pose.news()
         events += self.report.look(self)  # disk, lost cameras, delivery, health, session.json
         return events
-
-    def _analysis_news(self) -> list[SessionEvent]:
-        if self.analysis is None or self.analysis.finished is not None:
-            return []
-        self.analysis.drain()
-        error = self.analysis.check_finished()
-        if error:
-            self.report_error(error)
-            return [SessionEvent(logging.ERROR, error)]
-        return []
-
-    @property
-    def health(self) -> SessionHealth:
-        """The loop's deadline, stalls and verdict (the report's, live/session/report/health.py)."""
-        return self.report.health
 
     @property
     def stopped(self) -> bool:
@@ -445,19 +297,9 @@ class LiveSession:
         return self._stopped
 
     @property
-    def session_ended_by(self) -> str | None:
-        """Why the running experiment asked to end the session (None: it did not)."""
-        return self.analysis.session_ended_by if self.analysis is not None else None
-
-    @property
     def all_ended(self) -> bool:
         """True when no camera is streaming any more."""
-        return bool(self._branches) and all(b.ended for b in self._branches)
-
-    @property
-    def branches(self) -> list[CameraBranch]:
-        """The cameras' branches (process, ring, recorder), in settings order."""
-        return self._branches
+        return bool(self.branches) and all(b.ended for b in self.branches)
 
     @property
     def camera_plan(self) -> CameraPlan:
@@ -477,19 +319,19 @@ class LiveSession:
 
     def display_reader(self, camera_name: str) -> NewestFrameReader:
         """Return a newest-frame reader on a camera's DISPLAY channel, for a window here."""
-        return display_reader(self._branches, camera_name)
+        return display_reader(self.branches, camera_name)
 
     @property
     def camera_names(self) -> list[str]:
         """Names of the cameras, in settings order."""
-        return [b.name for b in self._branches]
+        return [b.name for b in self.branches]
 
     def camera_controls(self, name: str) -> tuple[CameraControl, ...]:
         """Return a camera's controls with its limits, as it last reported them (after open).
 
         Raises KeyError for a camera this session does not have.
         """
-        return camera_controls(self._branches, name)
+        return camera_controls(self.branches, name)
 
     def set_camera_control(
         self, camera: str, control: str, value: float, timeout_s: float = 2.0
@@ -503,7 +345,7 @@ class LiveSession:
             gives its limits), or it did not answer within ``timeout_s``.
         """
         streaming = self._started and not self._stopped
-        return set_camera_control(self._branches, streaming, camera, control, value, timeout_s)
+        return set_camera_control(self.branches, streaming, camera, control, value, timeout_s)
 
     def camera_stats(self) -> dict[str, dict[str, Any]]:
         """Live per-camera figures read from the ring headers (cheap; call it often)."""
@@ -518,40 +360,40 @@ class LiveSession:
         self._stopped = True
         self.stop_reason = self.stop_reason or reason
         hold_here("stream-stop")  # a fault test's chosen moment (core/fault_hooks.py)
-        for branch in self._branches:
+        for branch in self.branches:
             if branch.ring is not None:
                 branch.ring.request_stop()
         if self._started:  # before the start no camera streamed: none has an end to say
-            collect_finished_captures(self._branches, self.report_error, self._hurried)
-        self.report.cameras_ended(self, self._branches)  # delivery's last word, cut videos
+            collect_finished_captures(self.branches, self.report_error, self._hurried)
+        self.report.cameras_ended(self, self.branches)  # delivery's last word, cut videos
         if not self._started:  # stopped during start-up: no frame, so no end-of-stream, comes
-            request_stops(self._branches)
+            request_stops(self.branches)
         else:  # a camera whose capture process died sends no end-of-stream to its recorder
-            request_stops([branch for branch in self._branches if branch.failure is not None])
+            request_stops([branch for branch in self.branches if branch.failure is not None])
         # recorders end on the end-of-stream record
-        collect_recorders(self._branches, self.session_dir, self.report_error, self._hurried)
-        for error in recording_losses(self._branches):
+        collect_recorders(self.branches, self.session_dir, self.report_error, self._hurried)
+        for error in recording_losses(self.branches):
             self.report_error(error)
-        self.stop_analysis()  # so does the inference worker
+        self.pose.stop_analysis()  # so does the inference worker
         self.report.judge(self)
-        join_captures(self._branches, self._started)
-        for branch in self._branches:  # side files of the cameras that stopped early
+        join_captures(self.branches, self._started)
+        for branch in self.branches:  # side files of the cameras that stopped early
             for file_error in file_errors(branch):
                 self.report_error(file_error)
         if self._main_priority is not None:
             self._main_priority.restore()
         final_stats = self.camera_stats()
-        for branch in self._branches:
+        for branch in self.branches:
             if branch.ring is not None:
                 branch.ring.close()
                 branch.ring.unlink()
             close_connections(branch)
         if self.session_dir is not None:
-            self.write_session_json("finished", final_stats)
+            self.report.write(self, "finished", final_stats)
             write_exports(
                 self.session_dir,
                 chosen_outputs(self.settings),
-                analysed=bool(self.analyses),
+                analysed=bool(self.pose.analyses),
                 preview=self.was_preview,
                 on_failure=lambda text: self._export_failed(text, final_stats),
             )
@@ -578,17 +420,17 @@ class LiveSession:
     def _export_failed(self, text: str, final_stats: dict[str, dict[str, Any]]) -> None:
         """Report an export that failed (live.session.exports); session.json then says so."""
         self.report_error(text)
-        self.write_session_json("finished", final_stats)  # now with that error
+        self.report.write(self, "finished", final_stats)  # now with that error
 
     @property
     def recorded_anything(self) -> bool:
         """True when a camera of the session was recorded."""
-        return any(b.recordings or b.recorder is not None for b in self._branches)
+        return any(b.recordings or b.recorder is not None for b in self.branches)
 
     @property
     def was_preview(self) -> bool:
         """True when the session only streamed: nothing recorded, analysed or gone wrong."""
-        return not (self.recorded_anything or self.analyses or self.errors)
+        return not (self.recorded_anything or self.pose.analyses or self.errors)
 
     def discard_preview(self) -> bool:
         """Remove the folder of a stopped preview (:attr:`was_preview`); True when removed.
@@ -600,7 +442,7 @@ class LiveSession:
         if folder is None or not self._stopped or not self.was_preview:
             return False
         # An experiment stopped before its first pose left an events file: the session's too.
-        started = [events_file_name(n) for n in range(1, self._experiments_started + 1)]
+        started = [events_file_name(n) for n in range(1, self.pose.experiments_started + 1)]
         if not remove_preview_folder(folder, self.camera_names, started):
             return False
         log.info("preview only: removed its session folder %s", folder)
@@ -663,20 +505,6 @@ class LiveSession:
         """``session.json`` as last written (the summaries read it); None before the first."""
         return self.report.record
 
-    def write_session_json(
-        self, status: str, stats: dict[str, dict[str, Any]] | None = None
-    ) -> None:
-        """Write ``session.json`` with the current state of the session."""
-        self.report.write(self, status, stats)
-
-    def priority_entry(self) -> dict[str, Any]:
-        """Return the placement plan and what each process was last seen running with."""
-        return self.report.priority_entry(self)
-
     def process_ids(self) -> dict[str, int | None]:
         """Return the process id of every process of the session, by process name."""
-        return process_ids(self._branches, self.analyses)
-
-    def end_summary(self) -> str:
-        """Why the cameras ended, in a few words (e.g. "frame limit reached")."""
-        return end_summary(self._branches)
+        return process_ids(self.branches, self.pose.analyses)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any, TextIO
 
+from deeplabstream.live.session.cameras import end_summary
 from deeplabstream.live.session.live import LiveSession, SessionEvent
 from deeplabstream.live.session.report.rates import CameraRates, StampSample, frame_time_s
 
@@ -103,11 +104,12 @@ class SessionRunner:
                 self._say(event)
         if self.duration_s is not None and time.monotonic() - self._started >= self.duration_s:
             self.request_stop(f"duration of {self.duration_s:g} s reached")
-        ended_by = self.stream.session_ended_by
+        analysis = self.stream.pose.analysis  # the experiment may ask to end the session
+        ended_by = analysis.session_ended_by if analysis is not None else None
         if ended_by is not None and self.ends_with_experiment:
             self.request_stop(ended_by)
         if self.stream.all_ended:
-            self.request_stop(f"every camera has ended ({self.stream.end_summary()})")
+            self.request_stop(f"every camera has ended ({end_summary(self.stream.branches)})")
         if time.monotonic() >= self._next_status:
             self._next_status += STATUS_INTERVAL_S
             self._print_status()
@@ -122,7 +124,7 @@ class SessionRunner:
         """Every camera's figures since the previous call (rates over that interval)."""
         figures = []
         now = time.monotonic()
-        analysing = self.stream.analysis is not None
+        analysing = self.stream.pose.analysis is not None
         for name, stats in self.stream.camera_stats().items():
             captured, analysed = stats["captured"], stats.get("analysed", 0)
             then, captured_before, analysed_before = self._previous.get(

@@ -161,7 +161,7 @@ def _run(
     try:
         # A stop (the batch stopped: SIGTERM, Ctrl-C) ends the waits for the camera and model.
         stream.open(stop_requested=lambda: runner.stop_reason)
-        stream.start_analysis(
+        stream.pose.start_analysis(
             experiment=options.experiment, stop_requested=lambda: runner.stop_reason
         )
         stream.start()
@@ -375,7 +375,7 @@ class _ReplayRunner(SessionRunner):
     def tick(self, timeout: float) -> bool:
         """Service the stream for up to ``timeout`` s; False once the run should end."""
         going = super().tick(timeout)
-        analysis = self.stream.analysis
+        analysis = self.stream.pose.analysis
         if going and analysis is not None and analysis.finished is not None:
             self.request_stop("pose estimation ended before the video did")
             going = False

@@ -165,7 +165,7 @@ def test_click_through_every_part_and_back(qtbot, window: MainWindow, tmp_path: 
 
     # The mouse enters the left circle every 5 s: trials start, the region lights up.
     def in_the_region_after_a_trial() -> bool:
-        status = window.controller.stream.analysis.experiment_status
+        status = window.controller.stream.pose.analysis.experiment_status
         assert status is not None and status.trials >= 1
         assert any(trigger.active for trigger in status.triggers)
 

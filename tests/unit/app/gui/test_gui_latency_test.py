@@ -43,6 +43,7 @@ class FakeStream:
         self.stopped = False
         self.started: list[tuple[str | None, Any]] = []
         self.stops = 0
+        self.pose = self  # the stand-in is its own pose part (LiveSession.pose) too
 
     def start_experiment(self, experiment_name: str | None = None, latency_test: Any = None):
         if self.analysing and not self.experimenting:

@@ -421,6 +421,7 @@ class _Stream:
     def __init__(self) -> None:
         ready = PoseReady({}, KEYPOINTS, (("nose", "body_center"),))
         self.analysis: Analysis | None = Analysis(None, None, _PoseReader(), ready, {0: "top"})  # type: ignore[arg-type]
+        self.pose = self  # the stand-in is its own pose part (LiveSession.pose) too
 
     def display_reader(self, name: str) -> _FrameReader:
         return _FrameReader()

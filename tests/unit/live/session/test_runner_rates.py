@@ -25,6 +25,7 @@ class _ScriptedStreamMock:
 
     def __init__(self) -> None:
         self.figures: dict[str, dict[str, Any]] = {}
+        self.pose = self  # its own pose part (LiveSession.pose) too
 
     def camera_stats(self) -> dict[str, dict[str, Any]]:
         return {name: dict(figures) for name, figures in self.figures.items()}

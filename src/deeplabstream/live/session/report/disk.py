@@ -56,14 +56,14 @@ def watch_disk(session: WatchedSession, disk_watch: DiskWatch) -> list[SessionEv
     """Warn of low disk space; on a full disk stop recording and pose estimation (finalised)."""
     if session.session_dir is None:
         return []
-    news = disk_watch.check(session.session_dir, session.recording or session.analysing)
+    news = disk_watch.check(session.session_dir, session.recording or session.pose.analysing)
     if news is None:
         return []
     limits = session.settings.recording
     if news.full:
         # Every file of the session is at risk, not only videos: recording and pose
         # estimation (with its experiment) stop while their files can still be finalised.
-        parts = (("recording", session.recording), ("pose estimation", session.analysing))
+        parts = (("recording", session.recording), ("pose estimation", session.pose.analysing))
         stopped = [part for part, on in parts if on]
         text = (
             f"disk almost full ({news.free_gb:.2f} GB free, [Recording] MIN_FREE_SPACE = "
@@ -73,8 +73,8 @@ def watch_disk(session: WatchedSession, disk_watch: DiskWatch) -> list[SessionEv
         session.report_error(text)
         if session.recording:
             session.stop_recording()
-        if session.analysing:
-            session.stop_analysis()
+        if session.pose.analysing:
+            session.pose.stop_analysis()
         return [SessionEvent(logging.ERROR, text)]
     text = (
         f"disk space low: {news.free_gb:.2f} GB free on {session.session_dir}; recording stops "

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from deeplabstream.live.session.analysis import Analysis
 from deeplabstream.live.session.cameras import CameraBranch
 from deeplabstream.settings.sections import Settings
 
@@ -22,6 +23,18 @@ class SessionEvent:
     level: int  # logging level
     message: str
     camera: str | None = None
+
+
+class PoseState(Protocol):
+    """What the report reads of the session's analyses (live.session.analysis_plan)."""
+
+    analysis: Analysis | None  # the current (or last) analysis
+    analyses: list[Analysis]  # every analysis of the session, in order
+
+    @property
+    def analysing(self) -> bool: ...  # noqa: D102 (a protocol's member)
+
+    def stop_analysis(self) -> None: ...  # noqa: D102
 
 
 class WatchedSession(Protocol):
@@ -41,10 +54,8 @@ class WatchedSession(Protocol):
     def recording(self) -> bool: ...  # noqa: D102
 
     @property
-    def analysing(self) -> bool: ...  # noqa: D102
+    def pose(self) -> PoseState: ...  # noqa: D102
 
     def report_error(self, text: str) -> None: ...  # noqa: D102
 
     def stop_recording(self) -> None: ...  # noqa: D102
-
-    def stop_analysis(self) -> None: ...  # noqa: D102

@@ -21,9 +21,9 @@ from deeplabstream.core.liveness import process_start_time
 from deeplabstream.core.machine import machine_description
 from deeplabstream.core.plugins import plugin_files_entry
 from deeplabstream.core.priority import PriorityPlan, observed_priorities
-from deeplabstream.live.session.analysis import Analysis
-from deeplabstream.live.session.cameras import CameraBranch, camera_entry
+from deeplabstream.live.session.cameras import camera_entry
 from deeplabstream.live.session.plugins_used import plugins_named
+from deeplabstream.live.session.report.events import WatchedSession
 from deeplabstream.live.session.report.figures import (
     camera_figures,
     experiment_summaries,
@@ -62,26 +62,15 @@ log = logging.getLogger(__name__)
 SESSION_JSON_PERIOD_S = 2.0
 
 
-class ReportedSession(Protocol):
-    """What ``session.json`` reads of the session (live.session.live.LiveSession)."""
+class ReportedSession(WatchedSession, Protocol):
+    """What ``session.json`` reads of the session, as well as a watch's (LiveSession)."""
 
-    settings: Settings
-    session_dir: Path | None
-    stop_reason: str
     errors: list[str]
     warnings: list[str]
     started_at: datetime  # wall-clock time at the start
     started_host_s: float  # the host clock (time.perf_counter) at the same moment
-    analysis: Analysis | None
-    analyses: list[Analysis]
     priority_plan: PriorityPlan
     doorbell: Doorbell | None
-
-    @property
-    def branches(self) -> list[CameraBranch]: ...  # noqa: D102 (a protocol's member)
-
-    @property
-    def stopped(self) -> bool: ...  # noqa: D102
 
 
 class ReportParts(Protocol):
@@ -116,11 +105,11 @@ class SessionJson:
 
     def plugins_entry(self, session: ReportedSession) -> dict[str, dict[str, str]]:
         """Return the plugins the settings name (the pose ones once an analysis started)."""
-        analysed = bool(session.analyses)
+        analysed = bool(session.pose.analyses)
         if self._plugins is None or (analysed and not self._plugins[1]):
             formats = {
                 name: origin
-                for analysis in session.analyses
+                for analysis in session.pose.analyses
                 for name, origin in analysis.ready.model_formats.items()
             }
             self._plugins = (plugins_named(session.settings, analysed, formats), analysed)
@@ -134,7 +123,7 @@ class SessionJson:
         """
         reported = {
             file: digest
-            for analysis in session.analyses
+            for analysis in session.pose.analyses
             for file, digest in analysis.ready.lab_files.items()
         }
         return plugin_files_entry(self.plugins_entry(session), reported)
@@ -148,7 +137,7 @@ class SessionJson:
     ) -> None:
         """Write ``session.json`` with the current state of the session."""
         assert session.session_dir is not None
-        stats = stats or camera_figures(session.branches, session.analysis, parts.health)
+        stats = stats or camera_figures(session.branches, session.pose.analysis, parts.health)
         record = self._document(session, parts, status, stats)
         self.record = record
         try:
@@ -182,7 +171,7 @@ class SessionJson:
 
     def priority_entry(self, session: ReportedSession) -> dict[str, Any]:
         """Return the placement plan and what each process was last seen running with."""
-        pids = process_ids(session.branches, session.analyses)
+        pids = process_ids(session.branches, session.pose.analyses)
         live: dict[str, int | None] = {name: pid for name, pid in pids.items() if pid is not None}
         # Processes that ended keep the values last seen (the final session.json is written
         # after every process has stopped).
@@ -200,19 +189,19 @@ class SessionJson:
         started_at = session.started_at.isoformat(timespec="microseconds")
         experiments = tuple(
             parse_or_keep(ExperimentRun, summary, f"experiment_runs[{index}]")
-            for index, summary in enumerate(experiment_summaries(session.analyses))
+            for index, summary in enumerate(experiment_summaries(session.pose.analyses))
         )
         pose_runs = tuple(
             parse_or_keep(PoseRun, analysis.summary(), f"pose_runs[{index}]")
-            for index, analysis in enumerate(session.analyses)
+            for index, analysis in enumerate(session.pose.analyses)
         )
         last_pose = None
-        for run, analysis in zip(pose_runs, session.analyses, strict=True):
-            if analysis is session.analysis:
+        for run, analysis in zip(pose_runs, session.pose.analyses, strict=True):
+            if analysis is session.pose.analysis:
                 last_pose = run
-        if last_pose is None and session.analysis is not None:
-            last_pose = parse_or_keep(PoseRun, session.analysis.summary(), "pose")
-        last_experiment = last_experiment_summary(session.analyses)
+        if last_pose is None and session.pose.analysis is not None:
+            last_pose = parse_or_keep(PoseRun, session.pose.analysis.summary(), "pose")
+        last_experiment = last_experiment_summary(session.pose.analyses)
         static = self._static_info(session)
         return SessionRecord(
             status=status,
@@ -244,13 +233,13 @@ class SessionJson:
             else parse_or_keep(ExperimentRun, last_experiment, "experiment"),
             experiment_runs=experiments,
             health=parts.health.section(
-                session.analyses,
+                session.pose.analyses,
                 experiments,
                 round(session.started_host_s * 1e9),
                 errors=session.errors,
                 warnings=session.warnings,
             ),
-            processes=process_ids(session.branches, session.analyses),
+            processes=process_ids(session.branches, session.pose.analyses),
             priority=parse_or_keep(Priority, self.priority_entry(session), "priority"),
             doorbell=session.doorbell.value if session.doorbell is not None else None,
             settings_reloads=tuple(parts.settings_reloads),

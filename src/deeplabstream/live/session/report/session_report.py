@@ -21,7 +21,7 @@ from deeplabstream.live.session.cameras import CameraBranch, is_live
 from deeplabstream.live.session.report.camera_loss import watch_stalls
 from deeplabstream.live.session.report.delivery import DeliveryNews, DeliveryWatch
 from deeplabstream.live.session.report.disk import DiskWatch, watch_disk
-from deeplabstream.live.session.report.events import SessionEvent, WatchedSession
+from deeplabstream.live.session.report.events import SessionEvent
 from deeplabstream.live.session.report.figures import camera_figures, experiment_summaries
 from deeplabstream.live.session.report.health import (
     SessionHealth,
@@ -41,7 +41,7 @@ from deeplabstream.settings.sections import Settings
 log = logging.getLogger(__name__)
 
 
-class ReportingSession(WatchedSession, ReportedSession, Protocol):
+class ReportingSession(ReportedSession, Protocol):
     """What the report reads of the session and may do to it (live.session.live.LiveSession)."""
 
     def replace_warning(self, old: str | None, text: str) -> None: ...  # noqa: D102
@@ -92,7 +92,7 @@ class SessionReport:
             else:
                 log.warning("%s", event.message)
             events.append(event)
-        if session.analysing:
+        if session.pose.analysing:
             events += [tell_health(session, news) for news in self.health.check(session.branches)]
         self._json.write_when_due(session, self)  # a session killed hard still says how far
         return events
@@ -112,7 +112,7 @@ class SessionReport:
 
     def camera_stats(self, session: ReportedSession) -> dict[str, dict[str, Any]]:
         """Live per-camera figures read from the ring headers (cheap; call it often)."""
-        stats = camera_figures(session.branches, session.analysis, self.health)
+        stats = camera_figures(session.branches, session.pose.analysis, self.health)
         for name, figures in stats.items():  # what the delivery watch says now
             figures["below_framerate"] = self.delivery.below_rate(name)
             figures["no_frame_s"] = self.delivery.silent_s(name)
@@ -155,7 +155,7 @@ class SessionReport:
 
     def judge(self, session: ReportingSession) -> None:
         """At the end: report each camera above the deadline's tolerance (see report/health)."""
-        analyses = session.analyses
+        analyses = session.pose.analyses
         for news in self.health.judge(analyses, experiment_summaries(analyses)):
             tell_health(session, news)
 
