@@ -352,7 +352,14 @@ def test_a_killed_main_process_leaves_files_the_next_start_counts_in_agreement(t
     # The worker's last act: the events it had not written, and the finish row at its time.
     events = pd.read_csv(folder / "events.csv", keep_default_na=False, dtype=str)
     assert events["kind"].iloc[0] == "start" and events["kind"].iloc[-1] == "finish"
-    assert "main process ended" in events["detail"].iloc[-1]
-    exact = pd.read_csv(folder / "arena.pose_exact.csv")
-    assert float(events["time_s"].iloc[-1]) >= exact["time_s"].iloc[-1] - 1e-6
+    # The finish row: the worker's last act writes it at the experiment's latest frame time. When
+    # the machine is too busy for that act within LAST_ACTS_S (core/lifetime.py), the next start's
+    # repair writes it instead, at the last event's time, and says so.
+    finish = events.iloc[-1]
+    if "ended without finalising it" in finish["detail"]:
+        assert finish["time_s"] == events["time_s"].iloc[-2], finish
+    else:
+        assert "the session's main process ended" in finish["detail"], finish
+        exact = pd.read_csv(folder / "arena.pose_exact.csv")
+        assert float(finish["time_s"]) >= exact["time_s"].iloc[-1] - 1e-6
     assert info["experiment"]["name"] == "ExampleExperiment"
