@@ -38,9 +38,9 @@ from deeplabstream.core.figures import Figure
 from deeplabstream.core.machine import machine_description
 from deeplabstream.core.priority import AffinityMode, inference_thread_count, plan_priorities
 from deeplabstream.core.stats import percentiles
+from deeplabstream.experiments.engine.runtime import ExperimentRuntime
 from deeplabstream.experiments.observation import Observation
 from deeplabstream.experiments.registry import load_experiment
-from deeplabstream.experiments.runtime import ExperimentRuntime
 from deeplabstream.hardware.simulator.arena import ArenaParams, SimulatedArena
 from deeplabstream.hardware.stimulation import create_device
 from deeplabstream.live.selftest.benchmark_mode import tail_frames, tail_lines

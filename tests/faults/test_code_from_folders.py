@@ -48,7 +48,7 @@ from deeplabstream.core.plugins import (
     using_settings_folder,
     writers_problem,
 )
-from deeplabstream.experiments.config import ExperimentConfigError, load_experiment_config
+from deeplabstream.experiments.config.parse import ExperimentConfigError, load_experiment_config
 from deeplabstream.experiments.registry import CONFIG_FOLDER, experiment_origin, load_experiment
 from deeplabstream.experiments.triggers.kinds import kind_origin, trigger_kind
 from deeplabstream.pose.loading import BUNDLED_MODEL, load_model

@@ -35,9 +35,9 @@ import pytest
 
 from deeplabstream.core.errors import SettingsError
 from deeplabstream.core.plugins import plugin_files_entry
-from deeplabstream.experiments.config import ExperimentConfigError, parse_experiment_config
+from deeplabstream.experiments.config.parse import ExperimentConfigError, parse_experiment_config
+from deeplabstream.experiments.engine.runtime import ExperimentRuntime
 from deeplabstream.experiments.registry import load_experiment
-from deeplabstream.experiments.runtime import ExperimentRuntime
 from deeplabstream.hardware.cameras import CAMERAS
 from deeplabstream.live.session.preflight import (
     check_before_start,

@@ -23,9 +23,9 @@ import pytest
 
 from deeplabstream.core.call_watchdog import CallStalled, CallStuck, time_limit, when_stuck
 from deeplabstream.experiments.base import Experiment
+from deeplabstream.experiments.engine.runtime import ExperimentRuntime
 from deeplabstream.experiments.events import EventCsvWriter
 from deeplabstream.experiments.observation import Observation
-from deeplabstream.experiments.runtime import ExperimentRuntime
 from deeplabstream.experiments.triggers.base import Trigger
 from deeplabstream.live.processes.analysis.dispatch import PERFORM_LIMIT_S, ExperimentRun
 from deeplabstream.live.processes.analysis.sinks import WRITE_LIMIT_S

@@ -41,10 +41,10 @@ import pytest
 from deeplabstream.core.clock import host_now_ns
 from deeplabstream.core.unwritten_rows import UnwrittenRows
 from deeplabstream.core.whole_rows import flush_open_files
+from deeplabstream.experiments.engine.runtime import ExperimentRuntime
 from deeplabstream.experiments.events import EventCsvWriter
 from deeplabstream.experiments.observation import Observation
 from deeplabstream.experiments.registry import load_experiment
-from deeplabstream.experiments.runtime import ExperimentRuntime
 from deeplabstream.hardware.simulator.arena import KEYPOINT_NAMES, ArenaParams, simulate_keypoints
 from deeplabstream.hardware.stimulation.log_device import LogStimulator
 from deeplabstream.live.processes.analysis.dispatch import ExperimentRun

@@ -20,7 +20,7 @@ from PyQt5.QtWidgets import QApplication, QHBoxLayout, QLabel, QToolButton, QWid
 
 from deeplabstream.app.gui.live_view import CameraView
 from deeplabstream.app.gui.region_editor import RegionEditor
-from deeplabstream.experiments.config import ExperimentConfigError, load_experiment_config
+from deeplabstream.experiments.config.parse import ExperimentConfigError, load_experiment_config
 from deeplabstream.experiments.registry import CONFIG_FOLDER
 from deeplabstream.experiments.triggers.geometry import Polygon
 

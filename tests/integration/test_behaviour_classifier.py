@@ -23,7 +23,7 @@ import pytest
 
 from deeplabstream.behaviour.classifier import BehaviourClassifier
 from deeplabstream.behaviour.features import features_of
-from deeplabstream.experiments.config import load_experiment_config
+from deeplabstream.experiments.config.parse import load_experiment_config
 from deeplabstream.experiments.triggers.classifier import BoutFilter, bout_decisions
 from deeplabstream.hardware.simulator.arena import BEHAVIOUR_NAMES, ArenaParams, simulate_behaviours
 from deeplabstream.hardware.simulator.truth import read_behaviours

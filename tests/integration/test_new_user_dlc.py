@@ -23,7 +23,7 @@ import pandas as pd
 import pytest
 
 from deeplabstream.app.display.screen import missing_xcb_libraries
-from deeplabstream.experiments.config import load_experiment_config
+from deeplabstream.experiments.config.parse import load_experiment_config
 from deeplabstream.experiments.registry import CONFIG_FOLDER, config_file_of
 from tests.support.paths import PROJECT_ROOT, shared_data
 from tests.support.xvfb import xvfb_run

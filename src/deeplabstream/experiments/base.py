@@ -14,7 +14,7 @@ triggers), the hooks :meth:`~Experiment.on_start`, :meth:`~Experiment.on_update`
 :meth:`~Experiment.end_session` and :meth:`~Experiment.log`, and the read-only state
 (``now_s``, ``in_trial``, ``trial``, ``trials``, ``state``).
 
-**What runs it** is :class:`~experiments.runtime.ExperimentRuntime`, which holds the lab's
+**What runs it** is :class:`~experiments.engine.runtime.ExperimentRuntime`, which holds the lab's
 experiment: the trial machine, the registered triggers' states, the event log and forward
 prediction, and the loop's calls (``start``, ``update``, ``pause``, ``resume``, ``stop``,
 ``summary``). When it takes an experiment it injects itself as the experiment's context
@@ -34,8 +34,7 @@ from deeplabstream.experiments.events import EventLog
 from deeplabstream.experiments.observation import Policy
 from deeplabstream.experiments.options import ExperimentOptions
 from deeplabstream.experiments.prediction import PredictionSettings
-from deeplabstream.experiments.trials import EPSILON_S, STATES, ExperimentState, Output, Trial
-from deeplabstream.experiments.trigger_states import TriggerStates
+from deeplabstream.experiments.trial import EPSILON_S, STATES, ExperimentState, Output, Trial
 from deeplabstream.experiments.triggers.base import AnyObservation, Trigger
 from deeplabstream.experiments.triggers.geometry import Shape
 from deeplabstream.experiments.triggers.named import NamedTrigger, UpdateCounter
@@ -49,6 +48,17 @@ __all__ = [
     "NamedTrigger",
     "Trial",
 ]
+
+
+class TriggerAnswers(Protocol):
+    """What the runtime answers of the registered triggers (the engine's TriggerStates)."""
+
+    def is_true(self, name: str, animal: int | None) -> bool: ...
+    def rose(self, name: str, animal: int | None) -> bool: ...
+    def fell(self, name: str, animal: int | None) -> bool: ...
+    def animals_rose(self, name: str) -> tuple[int, ...]: ...
+    def animals_fell(self, name: str) -> tuple[int, ...]: ...
+    def changed_keypoint_trigger(self) -> str | None: ...
 
 
 class ExperimentContext(Protocol):
@@ -65,7 +75,7 @@ class ExperimentContext(Protocol):
     @property
     def can_start_trial(self) -> bool: ...  # noqa: D102
     @property
-    def trigger_states(self) -> TriggerStates: ...  # noqa: D102 - is_true, rose, fell...
+    def trigger_states(self) -> TriggerAnswers: ...  # noqa: D102 - is_true, rose, fell...
     def point(  # noqa: D102
         self, obs: AnyObservation, keypoint: str, camera: str | None, predicted: bool
     ) -> tuple[float, float] | None: ...
@@ -396,7 +406,7 @@ class Experiment(ABC):
                 raise AttributeError(
                     f"{type(self).__name__}.{name}: the loop's calls are the runtime's: "
                     f"runtime = ExperimentRuntime(experiment); runtime.{name}(...) "
-                    "(deeplabstream.experiments.runtime, docs/experiments.md)"
+                    "(deeplabstream.experiments.engine.runtime, docs/experiments.md)"
                 )
             raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 

@@ -43,7 +43,7 @@ from deeplabstream.core.plugins import (
     subclasses_in,
 )
 from deeplabstream.experiments.base import Experiment
-from deeplabstream.experiments.config import load_experiment_config
+from deeplabstream.experiments.config.parse import load_experiment_config
 
 CONFIG_FOLDER = Path(__file__).resolve().parent / "configs"
 """The configs shipped in the package (examples a lab copies into its own folder)."""
@@ -165,7 +165,7 @@ def load_experiment(name_or_path: str | Path, settings_folder: Path | None = Non
     ExperimentNotFoundError
         Unknown name, missing file, or a module that cannot be imported; the message lists
         what exists or gives the error.
-    experiments.config.ExperimentConfigError
+    experiments.config.parse.ExperimentConfigError
         The config file has problems (each one named).
     """
     try:

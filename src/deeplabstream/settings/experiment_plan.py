@@ -21,7 +21,7 @@ from typing import Any, Literal
 from deeplabstream.core.digest import file_sha256, text_sha256
 from deeplabstream.core.plugins import PluginError, code_origin
 from deeplabstream.experiments.base import Experiment
-from deeplabstream.experiments.config import (
+from deeplabstream.experiments.config.parse import (
     EXPERIMENT_KEYS,
     ExperimentConfigError,
     parse_experiment_config,

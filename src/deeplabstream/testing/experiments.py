@@ -1,6 +1,6 @@
 """An experiment or a trigger run alone on observations, as the live loop runs it.
 
-The experiment's runtime (:class:`~experiments.runtime.ExperimentRuntime`) is the loop's own
+The experiment's runtime (:class:`~experiments.engine.runtime.ExperimentRuntime`) is the loop's own
 machinery: :func:`run_experiment` hands it the lab's experiment and the observations, one
 update each, and stops it, so that a test reads what the session would have written
 (``runtime.events``, ``runtime.trials``, the actions returned). :func:`run_trigger` steps one
@@ -16,9 +16,9 @@ from pathlib import Path
 from deeplabstream.core.plugins import using_settings_folder
 from deeplabstream.experiments.actions import Action
 from deeplabstream.experiments.base import Experiment
+from deeplabstream.experiments.engine.runtime import ExperimentRuntime
 from deeplabstream.experiments.observation import Observation, Observations
 from deeplabstream.experiments.registry import load_experiment
-from deeplabstream.experiments.runtime import ExperimentRuntime
 from deeplabstream.experiments.triggers.base import Trigger
 from deeplabstream.testing.plugin_settings import PluginCheckError
 

@@ -56,8 +56,8 @@ def test_every_project_error_is_a_deeplabstream_error(module: str, name: str) ->
 @pytest.mark.parametrize(
     ("module", "name", "kind"),
     [
-        ("deeplabstream.experiments.config", "ExperimentConfigError", SettingsError),
-        ("deeplabstream.experiments.config_edit", "ConfigEditError", SettingsError),
+        ("deeplabstream.experiments.config.parse", "ExperimentConfigError", SettingsError),
+        ("deeplabstream.experiments.config.edit", "ConfigEditError", SettingsError),
         ("deeplabstream.live.selftest.latency_run", "LatencyTestError", SettingsError),
         ("deeplabstream.behaviour.classifier", "ClassifierError", ModelError),
         ("deeplabstream.behaviour.features", "FeatureSpecError", ModelError),
@@ -106,7 +106,7 @@ def test_a_kind_stays_the_builtin_it_was(kind: type[Exception], builtin: type[Ex
 def test_settings_errors_list_their_problems_and_an_edit_says_its_own_sentence() -> None:
     assert str(SettingsError(["a: one", "b: two"])) == "Invalid settings:\n  - a: one\n  - b: two"
     assert str(SettingsError("a: one")) == "Invalid setting:\n  - a: one"
-    edit_error = importlib.import_module("deeplabstream.experiments.config_edit").ConfigEditError
+    edit_error = importlib.import_module("deeplabstream.experiments.config.edit").ConfigEditError
     assert str(edit_error("no [Trigger x] section in the config")) == (
         "no [Trigger x] section in the config"
     )

@@ -26,7 +26,7 @@ from deeplabstream.core.plugins import (
     use_settings_folder,
     using_settings_folder,
 )
-from deeplabstream.experiments.config import ExperimentConfigError, load_experiment_config
+from deeplabstream.experiments.config.parse import ExperimentConfigError, load_experiment_config
 from deeplabstream.experiments.registry import EXPERIMENTS, load_experiment
 from deeplabstream.experiments.triggers.kinds import TRIGGERS, TriggerKind, trigger_kind
 from deeplabstream.hardware.cameras import CAMERAS

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from deeplabstream.core.plugins import using_settings_folder
-from deeplabstream.experiments.config import parse_experiment_config
+from deeplabstream.experiments.config.parse import parse_experiment_config
 from deeplabstream.experiments.observation import Observation
 from deeplabstream.experiments.triggers import make_trigger
 from deeplabstream.settings import load_settings

@@ -23,9 +23,9 @@ import numpy as np
 import pytest
 
 from deeplabstream.core.plugins import using_settings_folder
+from deeplabstream.experiments.engine.runtime import ExperimentRuntime
 from deeplabstream.experiments.observation import Observation
 from deeplabstream.experiments.registry import load_experiment
-from deeplabstream.experiments.runtime import ExperimentRuntime
 from deeplabstream.experiments.triggers import kinds, make_trigger
 from deeplabstream.experiments.triggers.base import keypoints_of
 from deeplabstream.hardware.cameras import camera_class

@@ -21,9 +21,9 @@ import numpy as np
 import pytest
 
 from deeplabstream.core.plugins import plugin_notices, using_settings_folder
+from deeplabstream.experiments.engine.runtime import ExperimentRuntime
 from deeplabstream.experiments.observation import Observation
 from deeplabstream.experiments.registry import load_experiment
-from deeplabstream.experiments.runtime import ExperimentRuntime
 from deeplabstream.experiments.triggers import make_trigger
 from deeplabstream.pose.loading import check_model
 from deeplabstream.settings import load_settings

@@ -19,10 +19,10 @@ import pytest
 from deeplabstream.core.plugins import using_settings_folder
 from deeplabstream.experiments.actions import Action
 from deeplabstream.experiments.base import Experiment
-from deeplabstream.experiments.config import parse_experiment_config
+from deeplabstream.experiments.config.parse import parse_experiment_config
+from deeplabstream.experiments.engine.runtime import ExperimentRuntime
 from deeplabstream.experiments.events import EVENT_COLUMNS, EventCsvWriter
 from deeplabstream.experiments.observation import Observation, Observations
-from deeplabstream.experiments.runtime import ExperimentRuntime
 from deeplabstream.experiments.triggers import Region, make_trigger, parameters_of
 from deeplabstream.experiments.triggers.animals import AnyAnimal, EachAnimal
 from deeplabstream.experiments.triggers.base import FilteredTrigger

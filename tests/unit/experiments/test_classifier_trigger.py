@@ -11,7 +11,7 @@ import pytest
 
 from deeplabstream.app.display.overlay import draw_shape
 from deeplabstream.behaviour.features import features_of
-from deeplabstream.experiments.config import ExperimentConfigError, parse_experiment_config
+from deeplabstream.experiments.config.parse import ExperimentConfigError, parse_experiment_config
 from deeplabstream.experiments.observation import Observation
 from deeplabstream.experiments.triggers import Label, make_trigger
 from deeplabstream.experiments.triggers.classifier import (

@@ -1,4 +1,4 @@
-"""Line-based editing of an experiment config's regions (experiments/config_edit.py)."""
+"""Line-based editing of an experiment config's regions (experiments/config/edit.py)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from deeplabstream.experiments.config import load_experiment_config
-from deeplabstream.experiments.config_edit import (
+from deeplabstream.experiments.config.edit import (
     ConfigEditError,
     ConfigText,
     RegionSpec,
@@ -16,6 +15,7 @@ from deeplabstream.experiments.config_edit import (
     read_regions,
     save_regions,
 )
+from deeplabstream.experiments.config.parse import load_experiment_config
 from deeplabstream.experiments.registry import CONFIG_FOLDER, config_file_of
 from deeplabstream.experiments.triggers.geometry import Circle, Polygon, Rectangle
 

@@ -1,5 +1,5 @@
 """Deleting a rule, a region's animal and descriptions that follow a keypoint mapping
-(experiments/config_edit.py), on copies of the shipped example config."""
+(experiments/config/edit.py), on copies of the shipped example config."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from deeplabstream.experiments.config import load_experiment_config
-from deeplabstream.experiments.config_edit import (
+from deeplabstream.experiments.config.edit import (
     ConfigEditError,
     ConfigText,
     RegionSpec,
@@ -21,6 +20,7 @@ from deeplabstream.experiments.config_edit import (
     save_keypoint_mapping,
     save_regions,
 )
+from deeplabstream.experiments.config.parse import load_experiment_config
 from deeplabstream.experiments.registry import CONFIG_FOLDER
 from deeplabstream.experiments.triggers.geometry import Circle
 

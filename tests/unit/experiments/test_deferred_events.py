@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
+from deeplabstream.experiments.engine.runtime import ExperimentRuntime
 from deeplabstream.experiments.observation import Observation
 from deeplabstream.experiments.registry import load_experiment
-from deeplabstream.experiments.runtime import ExperimentRuntime
 
 NAMES = ("nose", "left_ear", "right_ear", "neck", "body_center", "tail_base")
 CONFIG = """[Experiment]

@@ -23,7 +23,7 @@ import pandas as pd
 import pytest
 
 from deeplabstream.core.frames import FrameGeometry
-from deeplabstream.experiments.config import ExperimentConfigError, parse_experiment_config
+from deeplabstream.experiments.config.parse import ExperimentConfigError, parse_experiment_config
 from deeplabstream.experiments.observation import DepthLookup, Observation
 from deeplabstream.experiments.triggers import Height, make_trigger
 from deeplabstream.hardware.simulator.arena import ArenaParams, ArenaRenderer, WaypointMotion

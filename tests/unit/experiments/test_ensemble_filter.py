@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from deeplabstream.core.plugins import using_settings_folder
-from deeplabstream.experiments.config import parse_experiment_config
+from deeplabstream.experiments.config.parse import parse_experiment_config
 from deeplabstream.experiments.observation import KeypointFilter, Observation
 from deeplabstream.experiments.triggers import Circle, Region, make_trigger
 from deeplabstream.experiments.triggers.base import FilteredTrigger, KeypointTrigger

@@ -26,10 +26,10 @@ import pytest
 
 from deeplabstream.experiments.actions import Action
 from deeplabstream.experiments.base import Experiment, Trial
+from deeplabstream.experiments.engine.runtime import ExperimentRuntime
 from deeplabstream.experiments.events import EventCsvWriter
 from deeplabstream.experiments.observation import Observation
 from deeplabstream.experiments.registry import load_experiment
-from deeplabstream.experiments.runtime import ExperimentRuntime
 from deeplabstream.experiments.triggers import AnyOf, Circle, Region
 from deeplabstream.experiments.triggers.base import Trigger
 from deeplabstream.experiments.triggers.combinators import All
@@ -576,3 +576,14 @@ def test_the_pages_code_blocks_that_drive_a_runtime_run_as_written() -> None:
     exec(compile(offline[0], str(DOCS), "exec"), {})
     runtime = namespace["runtime"]
     assert isinstance(runtime, ExperimentRuntime) and runtime.state == "finished"
+
+
+def test_release_0_6_0s_path_of_the_runtime_still_imports_and_names_the_new_one() -> None:
+    """``from deeplabstream.experiments.runtime import ExperimentRuntime``, as 0.6.0's docs say."""
+    import importlib
+    import sys
+
+    sys.modules.pop("deeplabstream.experiments.runtime", None)
+    with pytest.warns(DeprecationWarning, match=r"deeplabstream\.experiments\.engine\.runtime"):
+        old = importlib.import_module("deeplabstream.experiments.runtime")
+    assert old.ExperimentRuntime is ExperimentRuntime

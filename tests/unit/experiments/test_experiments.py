@@ -21,11 +21,12 @@ import pytest
 
 from deeplabstream.experiments.actions import Action
 from deeplabstream.experiments.base import Experiment, Trial
-from deeplabstream.experiments.config import (
+from deeplabstream.experiments.config.parse import (
     ExperimentConfigError,
     load_experiment_config,
     parse_experiment_config,
 )
+from deeplabstream.experiments.engine.runtime import ExperimentRuntime
 from deeplabstream.experiments.events import EVENT_COLUMNS, EventCsvWriter, EventLog
 from deeplabstream.experiments.examples import AlternatingReward
 from deeplabstream.experiments.observation import Observation, Observations, pair_nearest
@@ -36,7 +37,6 @@ from deeplabstream.experiments.registry import (
     config_names,
     load_experiment,
 )
-from deeplabstream.experiments.runtime import ExperimentRuntime
 from deeplabstream.experiments.triggers import COMBINATOR_KINDS, TRIGGER_KINDS, Circle, Region
 from deeplabstream.hardware.simulator.arena import KEYPOINT_NAMES, ArenaParams, simulate_keypoints
 from tests.support.paths import shared_data

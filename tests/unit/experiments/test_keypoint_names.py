@@ -9,8 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from deeplabstream.experiments.config import load_experiment_config, parse_experiment_config
-from deeplabstream.experiments.config_edit import (
+from deeplabstream.experiments.config.edit import (
     NO_ACTION,
     ConfigEditError,
     ConfigText,
@@ -21,9 +20,10 @@ from deeplabstream.experiments.config_edit import (
     save_keypoint_mapping,
     save_regions,
 )
+from deeplabstream.experiments.config.parse import load_experiment_config, parse_experiment_config
+from deeplabstream.experiments.engine.runtime import ExperimentRuntime
 from deeplabstream.experiments.observation import MissingKeypointError, Observation
 from deeplabstream.experiments.registry import CONFIG_FOLDER, load_experiment
-from deeplabstream.experiments.runtime import ExperimentRuntime
 from deeplabstream.experiments.triggers import TRIGGER_KINDS
 from deeplabstream.experiments.triggers.base import keypoints_of
 from deeplabstream.experiments.triggers.geometry import Circle

@@ -17,9 +17,9 @@ import pandas as pd
 
 from deeplabstream.experiments.actions import Action
 from deeplabstream.experiments.base import Experiment
+from deeplabstream.experiments.engine.runtime import ExperimentRuntime
 from deeplabstream.experiments.events import EVENT_COLUMNS, EventCsvWriter
 from deeplabstream.experiments.observation import Observation
-from deeplabstream.experiments.runtime import ExperimentRuntime
 from deeplabstream.hardware.stimulation.base import DeviceLostError
 from deeplabstream.live.processes.analysis.dispatch import ExperimentRun
 from deeplabstream.live.processes.analysis.experiment_report import run_summary

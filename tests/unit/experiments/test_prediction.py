@@ -12,7 +12,8 @@ import pytest
 from deeplabstream.core.clock import host_now_ns
 from deeplabstream.experiments.actions import Action
 from deeplabstream.experiments.base import Experiment
-from deeplabstream.experiments.config import ExperimentConfigError, parse_experiment_config
+from deeplabstream.experiments.config.parse import ExperimentConfigError, parse_experiment_config
+from deeplabstream.experiments.engine.runtime import ExperimentRuntime
 from deeplabstream.experiments.events import EVENT_COLUMNS
 from deeplabstream.experiments.observation import Observation, Observations
 from deeplabstream.experiments.prediction import (
@@ -22,7 +23,6 @@ from deeplabstream.experiments.prediction import (
     LeadEstimator,
     PredictionSettings,
 )
-from deeplabstream.experiments.runtime import ExperimentRuntime
 from deeplabstream.experiments.triggers import Circle, Region
 from deeplabstream.hardware.simulator.arena import KEYPOINT_NAMES
 from deeplabstream.hardware.stimulation.base import ActionRecord

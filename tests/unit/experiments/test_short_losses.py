@@ -14,9 +14,9 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
-from deeplabstream.experiments.config import parse_experiment_config
+from deeplabstream.experiments.config.parse import parse_experiment_config
+from deeplabstream.experiments.engine.runtime import ExperimentRuntime
 from deeplabstream.experiments.observation import DEFAULT_HOLD_S, Observation, Observations
-from deeplabstream.experiments.runtime import ExperimentRuntime
 from deeplabstream.experiments.triggers import (
     Circle,
     DistanceBelow,

@@ -8,7 +8,7 @@ as the window's ``LOOP = true`` camera did in the issue, for 24 s.
 
 The snout dwells near (96, 76) from frame 9 to frame 45 while its likelihood dips below 0.5 at
 frames 14-17 and 28: a region drawn there is the issue's case. The rule is made as the window
-makes it (:mod:`experiments.config_edit` on a copy of the shipped example, its keypoints mapped
+makes it (:mod:`experiments.config.edit` on a copy of the shipped example, its keypoints mapped
 onto the model's): a 100 ms pulse "on entry" (``EDGE = rising`` on ``MODE = inside``), no
 refractory period. Before holds existed (``HOLD = 0``: a keypoint not seen is at once not
 inside) it fired at every dip; with the default hold it fires once per real entry, an entry
@@ -27,17 +27,17 @@ import pandas as pd
 import pytest
 
 from deeplabstream.experiments.base import Experiment
-from deeplabstream.experiments.config_edit import (
+from deeplabstream.experiments.config.edit import (
     ConfigText,
     RegionAction,
     RegionSpec,
     save_keypoint_mapping,
     save_regions,
 )
+from deeplabstream.experiments.engine.runtime import ExperimentRuntime
 from deeplabstream.experiments.events import ExperimentEvent
 from deeplabstream.experiments.observation import Observation
 from deeplabstream.experiments.registry import CONFIG_FOLDER, load_experiment
-from deeplabstream.experiments.runtime import ExperimentRuntime
 from deeplabstream.experiments.triggers import Circle, Region
 from tests.support.paths import shared_data
 

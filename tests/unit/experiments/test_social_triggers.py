@@ -14,14 +14,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from deeplabstream.experiments.config import (
+from deeplabstream.experiments.config.parse import (
     ExperimentConfigError,
     load_experiment_config,
     parse_experiment_config,
 )
+from deeplabstream.experiments.engine.runtime import ExperimentRuntime
 from deeplabstream.experiments.observation import Observation, Observations
 from deeplabstream.experiments.registry import CONFIG_FOLDER
-from deeplabstream.experiments.runtime import ExperimentRuntime
 from deeplabstream.experiments.triggers import Circle, Region, Trigger, make_trigger, parameters_of
 from deeplabstream.experiments.triggers.base import animal_problems, keypoint_of
 from deeplabstream.experiments.triggers.social import (

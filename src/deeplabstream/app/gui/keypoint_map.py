@@ -9,7 +9,7 @@ model's likeliest keypoint already chosen (:func:`suggest_mapping`: spellings su
 tailbase / TailBase first, then synonyms such as nose / snout or centre / thorax, then a part that
 stands in for another such as head for nose; sides such as left_ear / ear_left / l_ear), and
 **Save mapping** writes the choice into the experiment's config
-(:func:`experiments.config_edit.save_keypoint_mapping`: the keys are rewritten, comments kept, a
+(:func:`experiments.config.edit.save_keypoint_mapping`: the keys are rewritten, comments kept, a
 ``.bak`` kept). A config shipped with the program is copied beside the settings file first and
 ``[Experiment] NAME`` names the copy (:func:`app.gui.rig_check.editable_config`).
 
@@ -45,7 +45,7 @@ from PyQt5.QtWidgets import (
 
 from deeplabstream.app.gui.rig_check import editable_config, experiment_name_for
 from deeplabstream.core.errors import ModelError
-from deeplabstream.experiments.config_edit import ConfigEditError, save_keypoint_mapping
+from deeplabstream.experiments.config.edit import ConfigEditError, save_keypoint_mapping
 from deeplabstream.experiments.registry import config_file_of, load_experiment
 from deeplabstream.live.session.keypoints import (
     KeypointMismatch,

@@ -4,7 +4,7 @@ The editor reads the region triggers (``[Trigger NAME]`` with a ``SHAPE``) of th
 config file and draws them on the camera tiles of the live view
 (:class:`app.gui.live_view.CameraView`) as an overlay, so the regions can be placed before any
 experiment runs, on the stream alone. Save writes them back into the same file through
-:mod:`experiments.config_edit` (comments kept, validated first, the previous file kept as
+:mod:`experiments.config.edit` (comments kept, validated first, the previous file kept as
 ``NAME.ini.bak``).
 
 Tools (the tool row): *select* (click a region to select it; drag inside moves it, drag a handle
@@ -58,8 +58,7 @@ from deeplabstream.app.gui.fitting import shrinkable
 from deeplabstream.app.gui.live_view import CameraView
 from deeplabstream.app.gui.region_drawing import RegionDrawing, rounded
 from deeplabstream.app.gui.region_rule_panel import RegionRulePanel, RigChoices
-from deeplabstream.experiments.config import RULE_PREFIX
-from deeplabstream.experiments.config_edit import (
+from deeplabstream.experiments.config.edit import (
     FIRST_ANIMAL,
     ConfigEditError,
     ConfigText,
@@ -68,6 +67,7 @@ from deeplabstream.experiments.config_edit import (
     animal_words,
     save_regions,
 )
+from deeplabstream.experiments.config.parse import RULE_PREFIX
 from deeplabstream.experiments.triggers.geometry import (
     Circle,
     Ellipse,

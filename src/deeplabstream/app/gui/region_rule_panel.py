@@ -7,7 +7,7 @@ or ``each``; a choice only when the model reports several animals), and optional
 a pulse or a train (a ``pattern``) on a device the rig declares, on entry, while inside or on exit,
 with a refractory period (``[Rule NAME] REFRACTORY``) and the time a keypoint not seen keeps the
 region's state (``[Trigger NAME] HOLD_S``, so that a blink of the model is no new entry). The
-region editor writes it into the config (:class:`experiments.config_edit.RegionAction`) when it
+region editor writes it into the config (:class:`experiments.config.edit.RegionAction`) when it
 saves.
 
 Below, the config's rules that name the region (``WHEN``), each of which can be deleted
@@ -32,7 +32,7 @@ from PyQt5.QtWidgets import (
 )
 
 from deeplabstream.app.gui.fitting import narrow_choice
-from deeplabstream.experiments.config_edit import (
+from deeplabstream.experiments.config.edit import (
     EDGE_WORDS,
     FIRST_ANIMAL,
     NO_ACTION,

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from deeplabstream.core.errors import SettingsError
-from deeplabstream.experiments.config_edit import ConfigText
+from deeplabstream.experiments.config.edit import ConfigText
 from deeplabstream.experiments.registry import (
     CONFIG_FOLDER,
     EXPERIMENTS,

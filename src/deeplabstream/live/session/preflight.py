@@ -24,7 +24,7 @@ from deeplabstream.core.pinhole import read_calibration
 from deeplabstream.core.regular_files import shown_path, utf8_name_problem
 from deeplabstream.core.schema import spec_of
 from deeplabstream.experiments.base import ExperimentSetup
-from deeplabstream.experiments.config import ExperimentConfigError
+from deeplabstream.experiments.config.parse import ExperimentConfigError
 from deeplabstream.experiments.registry import (
     ExperimentNotFoundError,
 )

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from deeplabstream.core.schema import describe_allowed, key_of, settings_fields, spec_of
-from deeplabstream.experiments.config import (
+from deeplabstream.experiments.config.parse import (
     ExperimentSection,
     RuleSection,
     StimulationSection,
@@ -119,7 +119,6 @@ def main(argv: list[str]) -> int:
     """Rewrite (or with ``--check``, verify) the generated blocks; return the exit code."""
     text = render(DOC_FILE.read_text(encoding="utf-8"))
     return write_generated(DOC_FILE, text, argv, "deeplabstream.offline.reference.experiments")
-
 
 
 def _between(body: str) -> Callable[[re.Match[str]], str]:

@@ -2,12 +2,13 @@
 
 For each experiment run of the session, its plan as ``session.json`` recorded it (a config's
 whole text, a class checked by its module's SHA-256; never the file on disk today) is run by the
-same :class:`~experiments.runtime.ExperimentRuntime` the live loop ran, fed exactly what the live
-loop fed it: the rows of ``<camera>.pose_exact.csv`` of its updates (``batch`` from the run's
-``updates.first_batch`` to ``last_batch``), grouped and ordered by batch, paired across cameras as
-the live loop pairs them, each with the frame time and the prediction lead the live loop used.
-Frames skipped live are skipped again, because they have no row. How the run ended is recorded
-too (a stop, or a failure and its message), and it is ended the same way.
+same runtime (:class:`~experiments.engine.runtime.ExperimentRuntime`) the live loop ran, fed
+exactly what the live loop fed it: the rows of ``<camera>.pose_exact.csv`` of its updates
+(``batch`` from the run's ``updates.first_batch`` to ``last_batch``), grouped and ordered by
+batch, paired across cameras as the live loop pairs them, each with the frame time and the
+prediction lead the live loop used. Frames skipped live are skipped again, because they have
+no row. How the run ended is recorded too (a stop, or a failure and its message), and it is
+ended the same way.
 
 Its events must then equal ``events.csv`` row for row, whatever the recording's codec: every
 column but the host clock's (``host_timestamp``, ``pose_ready``, ``decided``, ``written``,
@@ -31,9 +32,9 @@ from typing import Any
 import numpy as np
 
 from deeplabstream.core.call_watchdog import CallStalled, time_limit
+from deeplabstream.experiments.engine.runtime import ExperimentRuntime
 from deeplabstream.experiments.events import EVENT_COLUMNS, EventLog
 from deeplabstream.experiments.observation import Observation, paired_update
-from deeplabstream.experiments.runtime import ExperimentRuntime
 from deeplabstream.experiments.triggers.base import Trigger
 from deeplabstream.offline.verify.frames import ExactRows, read_exact_rows
 from deeplabstream.offline.verify.record_proof import incomplete_why

@@ -34,8 +34,8 @@ from deeplabstream.app.gui.region_editor import RegionEditor
 from deeplabstream.app.gui.rig_check import trigger_line
 from deeplabstream.app.gui.rig_panel import RigPanel
 from deeplabstream.app.gui.session import Part
-from deeplabstream.experiments.config import load_experiment_config
-from deeplabstream.experiments.config_edit import ConfigText
+from deeplabstream.experiments.config.edit import ConfigText
+from deeplabstream.experiments.config.parse import load_experiment_config
 from deeplabstream.experiments.registry import CONFIG_FOLDER, config_file_of, load_experiment
 from deeplabstream.pose.loading import BUNDLED_MODEL
 from tests.support.files import write_settings

@@ -23,7 +23,7 @@ from deeplabstream.app.gui.live_view import CameraView
 from deeplabstream.app.gui.main_window import MainWindow
 from deeplabstream.app.gui.session import Part
 from deeplabstream.core.device_lock import LOCK_ENV
-from deeplabstream.experiments.config import load_experiment_config
+from deeplabstream.experiments.config.parse import load_experiment_config
 from deeplabstream.experiments.registry import CONFIG_FOLDER
 from tests.support.arena import back_and_forth
 from tests.support.files import make_ffv1_video, read_video, write_settings

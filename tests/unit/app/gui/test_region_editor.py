@@ -23,7 +23,7 @@ from PyQt5.QtWidgets import (
 
 from deeplabstream.app.gui.live_view import CameraView
 from deeplabstream.app.gui.region_editor import Region, RegionEditor
-from deeplabstream.experiments.config import load_experiment_config
+from deeplabstream.experiments.config.parse import load_experiment_config
 from deeplabstream.experiments.registry import CONFIG_FOLDER
 from deeplabstream.experiments.triggers.geometry import Circle, Ellipse, Polygon, Rectangle
 

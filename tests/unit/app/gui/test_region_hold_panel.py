@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from PyQt5.QtWidgets import QDoubleSpinBox
 
 from deeplabstream.app.gui.region_rule_panel import RegionRulePanel, RigChoices
-from deeplabstream.experiments.config_edit import NO_ACTION, RegionAction
+from deeplabstream.experiments.config.edit import NO_ACTION, RegionAction
 
 
 @dataclass

@@ -21,11 +21,11 @@ from PyQt5.QtWidgets import QAbstractButton, QComboBox, QHBoxLayout, QListWidget
 from deeplabstream.app.gui.live_view import CameraView, _trigger_names
 from deeplabstream.app.gui.main_window import MainWindow
 from deeplabstream.app.gui.region_editor import RegionEditor
-from deeplabstream.experiments.config import load_experiment_config, parse_experiment_config
-from deeplabstream.experiments.config_edit import NO_ACTION, ConfigText
+from deeplabstream.experiments.config.edit import NO_ACTION, ConfigText
+from deeplabstream.experiments.config.parse import load_experiment_config, parse_experiment_config
+from deeplabstream.experiments.engine.runtime import ExperimentRuntime
 from deeplabstream.experiments.observation import Observation
 from deeplabstream.experiments.registry import CONFIG_FOLDER
-from deeplabstream.experiments.runtime import ExperimentRuntime
 from deeplabstream.experiments.triggers.animals import EachAnimal
 from deeplabstream.live.processes.analysis.dispatch import ExperimentRun
 from deeplabstream.live.processes.analysis.experiment_report import StatusReporter

@@ -28,6 +28,7 @@ from deeplabstream.core.errors import DeviceError
 from deeplabstream.core.stats import DurationHistogram
 from deeplabstream.core.unwritten_rows import UnwrittenRows
 from deeplabstream.experiments.actions import Action
+from deeplabstream.experiments.engine.runtime import ExperimentRuntime
 from deeplabstream.experiments.events import EventCsvWriter
 from deeplabstream.experiments.observation import (
     MissingKeypointError,
@@ -36,7 +37,6 @@ from deeplabstream.experiments.observation import (
     Points3D,
     paired_update,
 )
-from deeplabstream.experiments.runtime import ExperimentRuntime
 from deeplabstream.experiments.triggers.base import Trigger
 from deeplabstream.hardware.stimulation import StimulationDevice
 from deeplabstream.hardware.stimulation.base import ActionRecord, DeviceLostError

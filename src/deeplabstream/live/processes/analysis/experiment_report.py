@@ -8,8 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 from deeplabstream.core.plugins import plugin_files_entry
+from deeplabstream.experiments.engine.runtime import ExperimentRuntime
 from deeplabstream.experiments.registry import experiment_origin
-from deeplabstream.experiments.runtime import ExperimentRuntime
 from deeplabstream.experiments.triggers.base import Trigger
 from deeplabstream.experiments.triggers.kinds import kind_origin
 from deeplabstream.live.processes.analysis.dispatch import ExperimentRun

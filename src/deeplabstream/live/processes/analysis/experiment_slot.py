@@ -20,8 +20,8 @@ from deeplabstream.core.clock import host_now_ns
 from deeplabstream.core.errors import ExperimentError
 from deeplabstream.core.unwritten_rows import UnwrittenRows
 from deeplabstream.experiments.base import Experiment, ExperimentSetup
+from deeplabstream.experiments.engine.runtime import ExperimentRuntime
 from deeplabstream.experiments.events import EventCsvWriter
-from deeplabstream.experiments.runtime import ExperimentRuntime
 from deeplabstream.hardware.stimulation import StimulationDevice
 from deeplabstream.hardware.stimulation.latency import LatencyTestSpec
 from deeplabstream.hardware.stimulation.serial_device import SerialStimulator

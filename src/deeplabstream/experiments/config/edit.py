@@ -38,7 +38,7 @@ from pathlib import Path
 
 from deeplabstream.core.errors import SettingsError
 from deeplabstream.core.ini_text import save_with_backup
-from deeplabstream.experiments.config import (
+from deeplabstream.experiments.config.parse import (
     EXPERIMENT_SECTION,
     RULE_PREFIX,
     STIMULATION_PREFIX,

@@ -1,9 +1,9 @@
 """The registered triggers of one experiment run: their states, edges, counts and events.
 
-:class:`TriggerStates` is the part of :class:`~experiments.runtime.ExperimentRuntime` that updates
-the registered triggers once per update, keeps each one's state before and after it (its edges,
-per animal for ``ANIMAL = any`` and ``each``), counts how often and how long each was true, and
-logs every change as a ``trigger`` event.
+:class:`TriggerStates` is the part of the runtime (:mod:`~experiments.engine.runtime`) that
+updates the registered triggers once per update, keeps each one's state before and after it
+(its edges, per animal for ``ANIMAL = any`` and ``each``), counts how often and how long each
+was true, and logs every change as a ``trigger`` event.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from functools import partial
 
+from deeplabstream.experiments.engine.recording import EventRecorder, animal_label, trigger_detail
 from deeplabstream.experiments.observation import Observations
-from deeplabstream.experiments.recording import EventRecorder, animal_label, trigger_detail
 from deeplabstream.experiments.triggers.base import AnyObservation
 from deeplabstream.experiments.triggers.named import NamedTrigger, UpdateCounter
 

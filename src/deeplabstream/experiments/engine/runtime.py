@@ -1,0 +1,414 @@
+"""What runs an experiment: its triggers, trials, event log and prediction, around the lab's hooks.
+
+:class:`ExperimentRuntime` holds one lab experiment (:class:`~experiments.base.Experiment`) and
+injects itself as the experiment's context, so the lab's calls (``is_true``, ``start_trial``,
+``log``...) are answered here. Every loop that runs an experiment drives it through the runtime:
+the inference worker live (:mod:`live.processes.analysis.dispatch`), a replay (the same worker), and
+``deeplabstream-verify``'s re-derivation of the decisions from the live keypoints::
+
+    runtime = ExperimentRuntime(load_experiment("reward_on_dwell"))
+    runtime.start(time_s=None)           # None: the session starts at the first update
+    actions = runtime.update(obs)        # once per pose update: Observation or Observations
+    actions = runtime.stop()             # switches every output it used off
+
+The states and the order of one update's steps are docs/experiments.md's ("Trials, outputs and
+the lifecycle"). Durations compare with a tolerance of 1 ns, so that "30 s after" is exactly 30 s
+of frame time despite floating-point sums.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import partial
+from typing import Any
+
+from deeplabstream.experiments.actions import Action
+from deeplabstream.experiments.base import Experiment, ExperimentSetup
+from deeplabstream.experiments.engine.recording import EventRecorder, animal_label
+from deeplabstream.experiments.engine.trials import ExperimentState, Output, Trial, TrialMachine
+from deeplabstream.experiments.engine.trigger_states import TriggerStates
+from deeplabstream.experiments.events import EventKind, EventLog
+from deeplabstream.experiments.observation import KeypointFilter, Observation, Observations
+from deeplabstream.experiments.options import ExperimentOptions
+from deeplabstream.experiments.prediction import PosePredictor
+from deeplabstream.experiments.triggers.base import AnyObservation, select_camera
+
+
+class ExperimentRuntime:
+    """One experiment run: the machinery around the lab's hooks (see the module docstring).
+
+    Parameters
+    ----------
+    experiment
+        The lab's experiment; a runtime takes it once (it answers its calls from then on).
+    events
+        The event log to record into (default: the one given to the experiment's
+        ``super().__init__``, else a new in-memory :class:`EventLog`; attach a CSV writer with
+        ``runtime.events.attach(EventCsvWriter(path))``).
+    """
+
+    def __init__(self, experiment: Experiment, events: EventLog | None = None) -> None:
+        if not isinstance(experiment, Experiment):
+            raise TypeError(f"ExperimentRuntime runs an Experiment, not {experiment!r}")
+        setup = ExperimentSetup.of(experiment)
+        options: ExperimentOptions = setup.options
+        self.experiment = experiment
+        self.keypoint_filter: KeypointFilter = options.keypoint_filter()
+        self.machine = TrialMachine(
+            options,
+            name=lambda: experiment.name,
+            log=self._log,
+            log_action=self._log_action,
+            trial_ended=self._trial_end_actions,
+        )
+        self.triggers = experiment.triggers
+        log = events if events is not None else setup.events
+        self.recording = EventRecorder(
+            log if log is not None else EventLog(), options.event_keypoint, self.triggers
+        )
+        self.trigger_states = TriggerStates(self.triggers, setup.counter, self.recording, self._log)
+        #: How often each trigger became true (docs/experiments.md's ``runtime.trigger_counts``).
+        self.trigger_counts = self.trigger_states.counts
+        # The experiment's forward prediction (None: off); the loop feeds its lead.
+        self.prediction: PosePredictor | None = (
+            PosePredictor(options.prediction, options.min_likelihood)
+            if options.prediction.enabled
+            else None
+        )
+        #: Why the experiment asked to end the whole session (None: it did not).
+        self.session_end_requested: str | None = None
+        self._hooks_running = 0  # > 0 while on_start, on_update or on_trial_end runs
+        self._started_hook_done = False
+        for output in setup.declared_outputs:
+            self.machine.declare_output(output)
+        setup.run_by(self, experiment.name)
+
+    # --- what the loop, the window and session.json read ---------------------------------------
+
+    @property
+    def name(self) -> str:
+        """The experiment's name."""
+        return self.experiment.name
+
+    @property
+    def events(self) -> EventLog:
+        """The event log (``events.csv``)."""
+        return self.recording.events
+
+    @property
+    def state(self) -> ExperimentState:
+        """The trial machine's state (see the module docstring)."""
+        return self.machine.state
+
+    @property
+    def now_s(self) -> float | None:
+        """The frame time of the latest update (None before the first)."""
+        return self.machine.now_s
+
+    @property
+    def trial(self) -> Trial | None:
+        """The trial in progress (None between trials)."""
+        return self.machine.trial
+
+    @property
+    def trials(self) -> list[Trial]:
+        """Every trial so far, in order."""
+        return self.machine.trials
+
+    @property
+    def can_start_trial(self) -> bool:
+        """Whether a trial could start now."""
+        return self.machine.can_start_trial
+
+    # --- the loop's calls ----------------------------------------------------------------------
+
+    def start(self, time_s: float | None = None) -> None:
+        """Start the session at frame time ``time_s`` (None: at the first update's time)."""
+        machine = self.machine
+        if machine.state != "idle":
+            raise RuntimeError(f"{self.name} has started already (state {machine.state})")
+        machine.state = "waiting"
+        if time_s is not None:
+            self._begin(float(time_s))
+
+    def update(self, observations: AnyObservation) -> list[Action]:
+        """Feed one pose update (all cameras' latest observations); return actions to do now."""
+        machine = self.machine
+        if machine.state == "idle":
+            raise RuntimeError(f"call start() before update() ({self.name})")
+        self.events.commit()  # the previous update's events, their timing filled
+        if machine.finished:
+            return []
+        if not isinstance(observations, Observation | Observations):
+            raise TypeError(f"update() takes an Observation or Observations, not {observations!r}")
+        if self.prediction is not None:  # before the triggers, which may read predictions
+            observations = self.prediction.apply(observations)
+        self.recording.begin_update(observations)
+        machine.advance_clock(observations.time_s)
+        if machine.started_s is None:
+            self._begin(machine.now_s)  # type: ignore[arg-type]
+        machine.open_call()
+        if machine.session_over():
+            reason = f"session duration of {machine.session_duration_s:g} s reached"
+            self.session_end_requested = reason
+            machine.finish(reason)
+            return machine.take_out()
+        if machine.end_requested is not None:  # an end asked for between updates
+            machine.finish(machine.end_requested)
+            return machine.take_out()
+        triggers = self.trigger_states
+        triggers.update(observations)
+        if machine.state != "paused":
+            machine.advance()
+            machine.close_ended_trials()
+            if not machine.finished:
+                self._decide(observations)
+        triggers.count_active(machine.now_s)
+        return machine.take_out()
+
+    def pause(self, time_s: float | None = None) -> list[Action]:
+        """Pause: end the trial in progress, switch held outputs off, act no more until resume.
+
+        Triggers keep updating while paused (their memory stays current), and the session
+        duration keeps counting. ``time_s`` defaults to the latest frame time seen.
+        """
+        machine = self.machine
+        if machine.state in ("idle", "finished", "paused"):
+            return []
+        machine.advance_clock(time_s)
+        machine.open_call()
+        machine.pause()
+        return machine.take_out()
+
+    def resume(self, time_s: float | None = None) -> list[Action]:
+        """Resume after :meth:`pause` (the inter-trial interval counts from the last trial)."""
+        machine = self.machine
+        if machine.state != "paused":
+            return []
+        machine.advance_clock(time_s)
+        machine.resume()
+        return []
+
+    def stop(self, time_s: float | None = None, reason: str = "stopped") -> list[Action]:
+        """Finish (if not finished) and switch off every output used or declared.
+
+        ``reason`` is the finish event's detail: ``stopped`` when the user stopped it, what went
+        wrong when a failure stopped it. The events stay pending so their times can be filled;
+        ``runtime.events.close()`` commits them to the writer and closes it.
+        """
+        machine = self.machine
+        if self._hooks_running:  # from inside a hook: the experiment ends after the update
+            self.end_experiment(reason)
+            return []
+        if machine.stopped or machine.state == "idle":
+            machine.stopped = True
+            return []
+        machine.advance_clock(time_s)
+        machine.open_call()
+        machine.stop(reason)
+        return machine.take_out()
+
+    def summary(self) -> dict[str, Any]:
+        """Trials, event counts and per-trigger counts, for session.json."""
+        actions: dict[str, int] = {}
+        for event in self.events.of_kind("action"):
+            reason = event.action.reason if event.action is not None else event.name
+            actions[reason] = actions.get(reason, 0) + 1
+        prediction, end = self.prediction, self.session_end_requested
+        return {
+            "name": self.name,
+            "description": self.experiment.description,
+            "state": self.state,
+            "finish_reason": self.machine.finish_reason,
+            "started_s": self.machine.started_s,
+            "ended_s": self.machine.ended_s,
+            "parameters": {
+                **self.experiment.options.trial_timing(),
+                **self.keypoint_filter.describe(),
+                **({"prediction": prediction.describe()} if prediction else {}),
+            },
+            "trials": {"count": len(self.trials), "list": [t.as_dict() for t in self.trials]},
+            "events": {"count": len(self.events), "by_kind": self.events.counts()},
+            "triggers": {
+                name: {"times_true": self.trigger_counts[name], "trigger": trigger.describe()}
+                for name, trigger in self.triggers.items()
+            },
+            "actions": {"count": self.machine.action_count, "by_reason": actions},
+            **({"session_end_requested": end} if end else {}),
+        }
+
+    # --- the experiment's calls (its context) ---------------------------------------------------
+
+    def point(
+        self,
+        obs: AnyObservation,
+        keypoint: str,
+        camera: str | None = None,
+        predicted: bool = False,
+    ) -> tuple[float, float] | None:
+        """``(x, y)`` of ``keypoint`` after the experiment's likelihood policy (None: not seen)."""
+        selected = select_camera(obs, camera, f"experiment {self.name!r}")
+        if selected is None:
+            return None
+        return self.keypoint_filter.point(selected, keypoint, predicted)
+
+    def start_trial(self, cause: str = "") -> bool:
+        """Start a trial now if the state allows it; return whether it started."""
+        return self.machine.start_trial(cause)
+
+    def end_trial(self, reason: str = "ended by the experiment") -> bool:
+        """End the trial in progress now; return whether there was one."""
+        return self.machine.end_trial(reason)
+
+    def end_experiment(self, reason: str = "ended by the experiment") -> None:
+        """Finish once this update's actions are out (between updates: at the next one)."""
+        if self.machine.state == "idle":
+            raise RuntimeError(f"{self.name}: the experiment has not started; end it from a hook")
+        self.machine.request_end(reason)
+
+    def end_session(self, reason: str = "ended by the experiment") -> None:
+        """Finish as :meth:`end_experiment`, and ask the loop to end the whole session."""
+        self.end_experiment(reason)
+        if self.session_end_requested is None:
+            self.session_end_requested = reason
+
+    def log(self, name: str, detail: str = "") -> None:
+        """Write a ``note`` event now."""
+        if self.machine.state == "idle":
+            raise RuntimeError(
+                f"{self.name}.log({name!r}): the session has not started; log from on_start, "
+                "on_update or on_trial_end"
+            )
+        self._log("note", name, detail)
+
+    def is_held(self, output: Output) -> bool:
+        """Whether ``output`` is on until an ``off``."""
+        return output in self.machine.held
+
+    def declare_output(self, output: Output) -> None:
+        """Count ``output`` as used: :meth:`stop` switches it off."""
+        self.machine.declare_output(output)
+
+    # --- internals -----------------------------------------------------------------------------
+
+    def _begin(self, time_s: float) -> None:
+        self.machine.begin(time_s)
+        self._log("start", self.name, self.experiment.description)
+
+    @contextmanager
+    def _hook_running(self) -> Iterator[None]:
+        """Mark a hook of the lab's as running: a ``stop()`` inside it ends after the update."""
+        self._hooks_running += 1
+        try:
+            yield
+        finally:
+            self._hooks_running -= 1
+
+    def _decide(self, observations: AnyObservation) -> None:
+        """Run on_start (once) and on_update; emit their actions; close trials; finish if asked."""
+        machine = self.machine
+        now = machine.now_s
+        assert now is not None
+        if not self._started_hook_done:
+            self._started_hook_done = True
+            with self._hook_running():
+                returned = list(self.experiment.on_start(now) or ())
+            self._emit_returned(returned, "on_start")
+        if machine.end_requested is None:
+            with self._hook_running():
+                returned = list(self.experiment.on_update(observations, now) or ())
+            self._emit_returned(returned, "on_update")
+        machine.end_instant_trial()
+        machine.close_ended_trials()  # and finishes here when an end was asked for
+
+    def _emit_returned(self, returned: list[Action], hook: str) -> None:
+        machine = self.machine
+        default = machine.default_reason(self.name)
+        for action in returned:
+            if not isinstance(action, Action):
+                raise TypeError(f"{self.name}.{hook} returned {action!r}, not an Action")
+            machine.emit(action if action.reason else action.with_reason(default))
+
+    def _trial_end_actions(self, trial: Trial) -> list[Action]:
+        """Run the lab's on_trial_end as a hook."""
+        with self._hook_running():
+            return list(self.experiment.on_trial_end(trial) or ())
+
+    def _log_action(self, action: Action, trial: int | None, from_pose: bool = True) -> None:
+        """Log an ``action`` event, with the positions of the trigger that decided it.
+
+        One the machine made itself (``from_pose`` False: a finish's, pause's or stop's
+        switch-off) was decided by no pose: no keypoint, position or animal is logged for it.
+        """
+        self._log(
+            "action",
+            action.device,
+            action.describe,
+            trial=trial,
+            action=action,
+            positions=partial(self._action_positions, action) if from_pose else {},
+            animal=None if from_pose else "",
+        )
+
+    def _action_animal(self, action: Action) -> str:
+        """Return the ``animal`` cell of an action: its own, else its deciding trigger's."""
+        source = self.recording.source
+        if action.animal is not None:
+            return animal_label((action.animal,), source)
+        name = self.experiment.deciding_trigger(action)
+        if name is None:
+            return ""
+        changed = self.trigger_states.changed_animals(name)
+        if not changed and self.triggers[name].animal_states() is None:
+            changed = self.trigger_states.animals_named(name)
+        return animal_label(changed, source)
+
+    def _action_positions(self, action: Action) -> dict[str, Any]:
+        """Return the events.csv positions of an action: of the trigger that decided it, if any.
+
+        Of its animal (:attr:`Action.animal`), else of the animal whose change of a per-animal
+        trigger (``ANIMAL = any``, ``each``) decided it.
+        """
+        recording = self.recording
+        name = self.experiment.deciding_trigger(action)
+        trigger = self.triggers.get(name) if name is not None else None
+        if trigger is None:
+            return recording.positions(recording.source, None)
+        animal = action.animal
+        if animal is None and trigger.animal_states() is not None:
+            changed = self.trigger_states.changed_animals(trigger.name)
+            animal = changed[0] if changed else None
+        return recording.trigger_positions(trigger, animal)
+
+    def _log(
+        self,
+        kind: EventKind,
+        name: str,
+        detail: str | Callable[[], str],
+        *,
+        trial: int | None = None,
+        source: Observation | None = None,
+        action: Action | None = None,
+        positions: dict[str, Any] | Callable[[], dict[str, Any]] | None = None,
+        animal: str | Callable[[], str] | None = None,
+    ) -> None:
+        """Log an event now, in the trial in progress (experiments.engine.recording.EventRecorder).
+
+        ``animal``: the ``animal`` column (None: an action's is found from the action).
+        """
+        if trial is None and self.machine.trial is not None:
+            trial = self.machine.trial.index
+        if animal is None:
+            animal = partial(self._action_animal, action) if action is not None else ""
+        self.recording.record(
+            kind,
+            name,
+            detail,
+            time_s=self.machine.now_s,
+            trial=trial,
+            source=source,
+            action=action,
+            positions=positions,
+            animal=animal,
+        )
