@@ -31,7 +31,6 @@ from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, Protocol
 
 from deeplabstream.experiments.actions import Action
 from deeplabstream.experiments.events import EventLog
-from deeplabstream.experiments.observation import Policy
 from deeplabstream.experiments.options import ExperimentOptions
 from deeplabstream.experiments.prediction import PredictionSettings
 from deeplabstream.experiments.trial import EPSILON_S, STATES, ExperimentState, Output, Trial
@@ -206,33 +205,13 @@ class Experiment(ABC):
     def __init__(
         self,
         *,
-        max_trials: int | None = ExperimentOptions.max_trials,
-        inter_trial_interval_s: float = ExperimentOptions.inter_trial_interval_s,
-        trial_duration_s: float | None = ExperimentOptions.trial_duration_s,
-        session_duration_s: float | None = ExperimentOptions.session_duration_s,
-        min_likelihood: float = ExperimentOptions.min_likelihood,
-        policy: Policy = ExperimentOptions.policy,
-        hold_s: float = ExperimentOptions.hold_s,
-        switch_off_at_trial_end: bool = ExperimentOptions.switch_off_at_trial_end,
         name: str | None = None,
         description: str | None = None,
         events: EventLog | None = None,
         prediction: PredictionSettings | str | None = None,
-        event_keypoint: str | None = ExperimentOptions.event_keypoint,
+        **options: Any,
     ) -> None:
-        options = ExperimentOptions.of(
-            prediction,
-            max_trials=max_trials,
-            inter_trial_interval_s=inter_trial_interval_s,
-            trial_duration_s=trial_duration_s,
-            session_duration_s=session_duration_s,
-            min_likelihood=min_likelihood,
-            policy=policy,
-            hold_s=hold_s,
-            switch_off_at_trial_end=switch_off_at_trial_end,
-            event_keypoint=event_keypoint,
-        )
-        self.__setup = ExperimentSetup(options, events)
+        self.__setup = ExperimentSetup(ExperimentOptions.of(prediction, **options), events)
         self.name = name or type(self).__name__
         doc = (type(self).__doc__ or "").strip().split("\n")[0]
         own = description if description is not None else (type(self).description or doc)

@@ -9,7 +9,7 @@ value when it is made, so a wrong one is refused where it is written, not at the
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from deeplabstream.experiments.observation import (
@@ -79,6 +79,10 @@ class ExperimentOptions:
         cls, prediction: PredictionSettings | str | None = None, **options: Any
     ) -> ExperimentOptions:
         """Return the options, ``prediction`` also given as a method name or None (off)."""
+        unknown = sorted(set(options) - {f.name for f in fields(cls)})
+        if unknown:
+            known = ", ".join(f.name for f in fields(cls))
+            raise TypeError(f"unknown experiment option(s) {', '.join(unknown)}; options: {known}")
         if isinstance(prediction, str):
             prediction = PredictionSettings(prediction)  # type: ignore[arg-type]
         return cls(prediction=prediction or PredictionSettings(), **options)

@@ -587,3 +587,17 @@ def test_release_0_6_0s_path_of_the_runtime_still_imports_and_names_the_new_one(
     with pytest.warns(DeprecationWarning, match=r"deeplabstream\.experiments\.engine\.runtime"):
         old = importlib.import_module("deeplabstream.experiments.runtime")
     assert old.ExperimentRuntime is ExperimentRuntime
+
+
+def test_a_misspelt_option_is_refused_naming_it_and_every_option() -> None:
+    """The options are ExperimentOptions' fields, declared once: a typo names them all."""
+
+    class Typo(Experiment):
+        def __init__(self) -> None:
+            super().__init__(max_trial=3)
+
+        def on_update(self, obs: Observation, t: float) -> list[Action]:
+            return []
+
+    with pytest.raises(TypeError, match=r"unknown experiment option\(s\) max_trial; .*max_trials"):
+        Typo()
