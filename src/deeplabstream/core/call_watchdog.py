@@ -89,7 +89,6 @@ class _Watchdog:
         self._main = threading.main_thread()
         self._thread: threading.Thread | None = None
         self._use_signal = _SIGNAL is not None and hasattr(signal, "pthread_kill")
-        self._previous_handler: object = None
         self.heartbeat: Heartbeat | None = None  # where the guarded call is published
 
     def enter(self, what: str, limit_s: float) -> _Outer | None:
@@ -134,7 +133,7 @@ class _Watchdog:
     def _start(self) -> None:
         if self._use_signal:
             assert _SIGNAL is not None
-            self._previous_handler = signal.signal(_SIGNAL, self._on_signal)
+            signal.signal(_SIGNAL, self._on_signal)
         self._thread = threading.Thread(target=self._watch, name="call-watchdog", daemon=True)
         self._thread.start()
 

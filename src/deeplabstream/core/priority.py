@@ -48,7 +48,6 @@ log = logging.getLogger(__name__)
 ABOVE_NORMAL_CLASS: int | None = getattr(psutil, "ABOVE_NORMAL_PRIORITY_CLASS", None)
 BELOW_NORMAL_CLASS: int | None = getattr(psutil, "BELOW_NORMAL_PRIORITY_CLASS", None)
 IDLE_CLASS: int | None = getattr(psutil, "IDLE_PRIORITY_CLASS", None)
-NORMAL_CLASS: int | None = getattr(psutil, "NORMAL_PRIORITY_CLASS", None)
 #: A niceness this large or more is the lowest class (IDLE) where priorities are classes.
 _IDLE_NICENESS = 15
 _LOOP_ROLES: frozenset[str] = frozenset({"capture", "inference"})

@@ -21,9 +21,6 @@ _DURATION = re.compile(
 _SPECIES = re.compile(r"([A-Z][a-z]* [a-z]+)|(http://purl\.obolibrary\.org/obo/NCBITaxon_\d+)")
 _PERSON = re.compile(r"([\w\s\-.']+),\s+([\w\s\-.']+)")
 
-#: NWB's subject sexes (nwbinspector's list); ``XX`` and ``XO`` for C. elegans.
-SEXES = ("U", "M", "F", "O", "XX", "XO")
-
 
 def check_species(value: str) -> None:
     """Refuse a species that is neither a Latin binomial nor an NCBI taxonomy link."""

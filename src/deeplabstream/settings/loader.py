@@ -211,7 +211,6 @@ def _settings_from_parser(
         triangulation=sections["Triangulation"],
         devices=devices,
         outputs=tuple(outputs),
-        sections_given=tuple(parser.sections()),
         # Only a NAME chooses the experiment: a section with the deadline's keys alone does not.
         experiment_named="Experiment" in parser
         and any(key.upper() == "NAME" for key in parser["Experiment"]),

@@ -1069,8 +1069,6 @@ class Settings:
     #: The file's [Output NAME] sections, in order: each output plugin and its settings
     #: (settings/outputs.py chooses the outputs from these and the [Output] keys).
     outputs: tuple[ChosenOutput, ...] = ()
-    #: The sections the file itself has (the others are all defaults).
-    sections_given: tuple[str, ...] = ()
     experiment_named: bool = False  # the file's [Experiment] has a NAME
 
     @property

@@ -102,9 +102,7 @@ def regions_of_status(status: ExperimentStatus | None) -> list[RegionSpec]:
     """
     found: list[RegionSpec] = []
     for trigger in status.triggers if status is not None else ():
-        shapes = [
-            s for s in trigger.shapes if isinstance(s, Circle | Rectangle | Ellipse | Polygon)
-        ]
+        shapes = [s for s in trigger.shapes if isinstance(s, _REGION_TYPES)]
         for number, shape in enumerate(shapes, start=1):
             name = trigger.name if number == 1 else f"{trigger.name}_{number}"
             found.append(RegionSpec(name, trigger.camera, shape, None))

@@ -55,11 +55,6 @@ class BoardSpec:
         """(width along x, height along y) of the chessboard in mm."""
         return self.squares_x * self.square_mm, self.squares_y * self.square_mm
 
-    @property
-    def corner_count(self) -> int:
-        """How many inner chessboard corners (ChArUco corners) the board has."""
-        return (self.squares_x - 1) * (self.squares_y - 1)
-
     def corner_points(self) -> np.ndarray:
         """Return the inner corners in the board's frame, (corner_count, 3) mm, in id order."""
         return np.asarray(opencv_board(self).getChessboardCorners(), dtype=np.float64)

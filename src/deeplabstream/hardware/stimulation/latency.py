@@ -13,7 +13,6 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
-BOARD_REPORT_FILE = "latency_board.csv"
 BOARD_REPORT_COLUMNS = (
     "flash",
     "on_us",

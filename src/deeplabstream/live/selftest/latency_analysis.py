@@ -48,7 +48,6 @@ from deeplabstream.outputs.session_record import (
     read_session_record,
 )
 
-LATENCY_FILE = "latency_test.json"
 #: A lit fraction above this in the frame before the answering one: the flash began there.
 PARTIAL_LIT = 0.02
 #: An answer's write time in events.csv (6 decimals) and in the board report match this closely.

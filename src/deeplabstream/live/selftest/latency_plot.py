@@ -5,8 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-PLOT_FILE = "latency_test.png"
-
 
 def plot_histogram(figures: dict[str, Any], path: Path) -> Path:
     """Draw the board's and the app's figures per flash as histograms; returns ``path``."""

@@ -259,7 +259,6 @@ class ExactPoseWriter(WholeRowsFile):
         confidences = [f"identity_{name}" for name in individuals or ()] if identities else []
         header = [*EXACT_LEADING_COLUMNS, *columns, *confidences]
         super().__init__(path, ",".join(header) + "\n")
-        self._values = len(columns)
         self._confidences = len(confidences)
         self._float32_row = ",%.9g" * len(columns)  # exact for float32
         self._float64_row = ",%.17g" * len(columns)  # exact for float64
