@@ -25,7 +25,7 @@ in the lab's class, so no attribute of the lab's can break it.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, Protocol
 
@@ -188,10 +188,8 @@ class Experiment(ABC):
     * Optionally :meth:`deciding_trigger` (which trigger's positions an action's row gives)
       and :meth:`shapes` (what the live view draws).
 
-    The keywords of ``super().__init__`` are :class:`~experiments.options.ExperimentOptions`
-    (checked here), plus ``name`` and ``description`` (default: the class's name and its
-    docstring's first line) and ``events`` (the event log its runtime records into; default a
-    new one).
+    ``super().__init__`` takes :class:`~experiments.options.ExperimentOptions`' fields, ``name``,
+    ``description`` (default: the class's name, its docstring's first line) and ``events``.
     """
 
     description: str = ""
@@ -372,23 +370,29 @@ class Experiment(ABC):
 
     if not TYPE_CHECKING:  # a type checker would stop reporting unknown attributes
 
-        def __getattr__(self, name: str) -> NoReturn:
-            """Only for a missing attribute: name the runtime's calls, or a missing set-up."""
-            if _SETUP_ATTRIBUTE not in self.__dict__:
-                raise AttributeError(
-                    f"{type(self).__name__}.{name}: the experiment is not set up; call "
-                    "super().__init__(...) at the start of __init__"
-                )
-            if name == "stop":  # release 0.5.0's end inside a hook (docs/experiments.md)
-                return self._legacy_stop
-            if name in _RUNTIME_CALLS:
-                raise AttributeError(
-                    f"{type(self).__name__}.{name}: the loop's calls are the runtime's: "
-                    f"runtime = ExperimentRuntime(experiment); runtime.{name}(...) "
-                    "(deeplabstream.experiments.engine.runtime, docs/experiments.md)"
-                )
-            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        def __getattr__(self, name: str) -> Any:
+            """Only for a missing attribute: release 0.5.0's ``stop``, else say what is wrong."""
+            return _missing_attribute(self, name)
 
-        def _legacy_stop(self, reason: str = "stopped") -> None:
-            """``self.stop()`` in a hook, release 0.5.0's end: :meth:`end_session` since 0.6.0."""
-            self.end_session(reason)
+
+def _missing_attribute(experiment: Experiment, name: str) -> Callable[..., None]:
+    """Answer ``experiment.<name>`` that its class lacks: the legacy ``stop``, or an error."""
+    kind = type(experiment).__name__
+    if _SETUP_ATTRIBUTE not in experiment.__dict__:
+        raise AttributeError(
+            f"{kind}.{name}: the experiment is not set up; call "
+            "super().__init__(...) at the start of __init__"
+        )
+    if name == "stop":  # release 0.5.0's end inside a hook: end_session since 0.6.0
+
+        def stop(reason: str = "stopped") -> None:
+            experiment.end_session(reason)
+
+        return stop
+    if name in _RUNTIME_CALLS:
+        raise AttributeError(
+            f"{kind}.{name}: the loop's calls are the runtime's: "
+            f"runtime = ExperimentRuntime(experiment); runtime.{name}(...) "
+            "(deeplabstream.experiments.engine.runtime, docs/experiments.md)"
+        )
+    raise AttributeError(f"{kind!r} object has no attribute {name!r}")
