@@ -100,7 +100,7 @@ EXPERIMENTS: Registry[type[Experiment]] = Registry(
 
 def lab_folder(settings_folder: Path | None) -> Path | None:
     """Return the lab's ``experiments/`` folder beside the settings file (None: no settings)."""
-    return EXPERIMENTS.lab_path(settings_folder)
+    return EXPERIMENTS.lab.path(settings_folder)
 
 
 def config_names() -> list[str]:

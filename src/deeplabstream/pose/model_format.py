@@ -345,7 +345,7 @@ def untried_lab_formats() -> list[str]:
     it, which ``[Pose] MODEL_FORMATS`` must name to be tried.
     """
     named = {name.partition(":")[0] for name in lab_formats_in_use()}
-    return [path.stem for path in MODEL_FORMATS.lab_modules() if path.stem not in named]
+    return [path.stem for path in MODEL_FORMATS.lab.modules() if path.stem not in named]
 
 
 # --- what the formats share ---------------------------------------------------------------------

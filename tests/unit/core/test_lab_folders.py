@@ -168,7 +168,7 @@ def write_plugin(settings_folder: Path, kind: str, stem: str, body: str) -> Path
 @pytest.mark.parametrize("kind", list(PLUGINS))
 def test_each_kind_is_found_by_its_modules_name_in_its_lab_folder(tmp_path: Path, kind: str):
     registry = REGISTRIES[kind]
-    assert registry.lab_folder == kind
+    assert registry.lab.name == kind
     write_plugin(tmp_path, kind, f"lab_{kind}", PLUGINS[kind])
     found = registry.get(f"lab_{kind}", tmp_path)
     assert found.__module__ == f"lab.{kind}.lab_{kind}" or isinstance(found, TriggerKind)

@@ -120,6 +120,53 @@ def only_recorded_code(files: Mapping[Path, str]) -> Iterator[None]:
             os.environ[RECORDED_CODE_VARIABLE] = previous
 
 
+@dataclass(frozen=True)
+class LabFolder:
+    """A kind's folder of the lab's own modules beside the settings file (``devices/``).
+
+    ``name`` is the folder's name, or None for a kind without one. ``settings_folder`` None
+    in its methods: the process's (:func:`use_settings_folder`).
+    """
+
+    name: str | None
+
+    def path(self, settings_folder: Path | None = None) -> Path | None:
+        """Return the folder beside the settings file (None: the kind has none)."""
+        folder = settings_folder if settings_folder is not None else settings_folder_in_use()
+        if self.name is None or folder is None:
+            return None
+        return Path(folder) / self.name
+
+    def modules(self, settings_folder: Path | None = None) -> list[Path]:
+        """Return the lab's modules of the folder, sorted by name."""
+        recorded = recorded_code()
+        if recorded is not None:  # only what a session recorded, wherever it was
+            return sorted(
+                path for path in recorded if path.parent.name == self.name and path.suffix == ".py"
+            )
+        folder = self.path(settings_folder)
+        if folder is None or not folder.is_dir():
+            return []
+        return sorted(path for path in folder.glob("*.py") if not path.name.startswith("_"))
+
+    def module_file(self, module: str, settings_folder: Path | None = None) -> Path | None:
+        """Return the lab's module file ``module`` (``NAME`` or ``NAME:Class``), or None.
+
+        The stem as written, else the one stem equal to it ignoring case (a section name the
+        settings lower-cased, ``[Output MyRows]``).
+        """
+        stem = module.partition(":")[0].strip()
+        if not stem or not stem.isidentifier():
+            return None
+        modules = self.modules(settings_folder)
+        exact = [path for path in modules if path.stem == stem]
+        found = exact or [path for path in modules if path.stem.lower() == stem.lower()]
+        if len(found) != 1:
+            return None
+        note_link(found[0])
+        return found[0]
+
+
 #: How an origin names a file of the lab's (``lab folder: /lab/devices/x.py``).
 LAB_ORIGIN = "lab folder: "
 

@@ -30,11 +30,10 @@ from deeplabstream.core.plugins.errors import (
 )
 from deeplabstream.core.plugins.lab_files import (
     LAB_ORIGIN,
+    LabFolder,
     import_file,
     import_recorded_file,
     note_link,
-    recorded_code,
-    settings_folder_in_use,
 )
 from deeplabstream.core.plugins.watchdog import import_watch
 
@@ -148,6 +147,102 @@ class PluginFailure:
         return f"{self.kind} {self.name!r} ({self.origin}) cannot be loaded: {self.error}"
 
 
+@dataclass(frozen=True)
+class PluginPicker(Generic[T]):
+    """What a plugin of one kind is: which one of a module a name picks, and its check.
+
+    Attributes
+    ----------
+    kind, advice
+        As the kind's :class:`Registry` has them, for messages.
+    check
+        Called with each loaded object; raises TypeError or ValueError saying what the object
+        should have been (a Camera subclass, ...). None: anything is accepted.
+    find_in_module
+        For a lab module (or a file named on the command line) named without ``:attribute``:
+        returns the plugins it defines (``{name: object}``); the name must then pick one, or
+        the module must define exactly one. None: the attribute must always be named.
+    select
+        For a target that holds several plugins (a module's ``KINDS`` tuple of trigger
+        kinds): ``select(obj, name)`` returns the one found as ``name``, or raises TypeError
+        or ValueError. None: the target is the plugin itself.
+    """
+
+    kind: str
+    advice: str
+    check: Callable[[Any], None] | None
+    find_in_module: Callable[[ModuleType], Mapping[str, Any]] | None
+    select: Callable[[Any, str], Any] | None
+
+    def from_file(self, path: Path, attr: str, text: str, sha256: str | None = None) -> T:
+        """Import the lab's module or a named file (again when it changed) and pick the plugin.
+
+        A kind that selects (a trigger kind) gets the chosen object renamed to how it was
+        found: ``stem``, or ``stem:name`` for one of several. ``sha256``: only if the file's
+        bytes still have that digest (:func:`import_recorded_file`).
+        """
+        where = f"{self.kind} {text!r} ({path})"
+        if sha256 is not None:
+            module = import_recorded_file(path, sha256, where)
+        elif not path.exists():
+            raise UnknownPluginError(f"{self.kind} file not found: {path}. {self.advice}")
+        else:
+            module = import_file(path, where)
+        # How the lab names one plugin of it: a file by its name, a lab module by its stem.
+        named_as = f"{path.name if _PYTHON_FILE.match(text) else path.stem}:" + (
+            "Class" if self.select is None else "name"
+        )
+        if self.find_in_module is None:
+            if not attr:
+                raise PluginLoadError(f"{where}: name the class as {named_as}")
+            return self.accepted(_attribute(module, attr, where), where)
+        candidates = dict(self.find_in_module(module))
+        listed = ", ".join(candidates) or "none"
+        by_case = [name for name in candidates if name.lower() == attr.lower()]
+        if attr and attr not in candidates and len(by_case) == 1:  # a name lower-cased on the way
+            attr = by_case[0]
+        # What a module holds: classes (a camera class), or the kind's objects (trigger kinds).
+        one = self.kind if self.select is not None else f"{self.kind} class"
+        several = f"{self.kind}s" if self.select is not None else f"{self.kind} classes"
+        if attr and attr not in candidates:
+            raise PluginLoadError(f"{where} has no {one} {attr!r}; it has: {listed}")
+        if not candidates:  # a module that is not a plugin of this kind (an empty one...)
+            raise PluginLoadError(f"{where} defines no {one}: {self.advice}")
+        if not attr and len(candidates) != 1:
+            raise PluginLoadError(
+                f"{where} defines {len(candidates)} {several} ({listed}); name one as {named_as}"
+            )
+        chosen = candidates[attr] if attr else next(iter(candidates.values()))
+        return self.accepted(chosen, where, f"{path.stem}:{attr}" if attr else path.stem)
+
+    def all_in_file(self, path: Path) -> dict[str, T]:
+        """Return every plugin of the lab module ``path``: by its stem, or ``stem:name`` each."""
+        where = f"{self.kind} {path.stem!r} ({path})"
+        if self.find_in_module is None:
+            raise PluginLoadError(f"{where}: name the class as {path.stem}:Class")
+        candidates = dict(self.find_in_module(import_file(path, where)))
+        if len(candidates) == 1:
+            return {path.stem: self.from_file(path, "", path.stem)}
+        return {
+            f"{path.stem}:{name}": self.from_file(path, name, f"{path.stem}:{name}")
+            for name in candidates
+        }
+
+    def accepted(self, obj: Any, where: str, name: str | None = None) -> T:
+        """Return ``obj`` once checked; first, for a kind that selects, the one ``name`` is."""
+        try:
+            if self.select is not None and name is not None:
+                obj = self.select(obj, name)
+        except (TypeError, ValueError) as error:
+            raise PluginLoadError(f"{where} cannot be loaded: {error}") from None
+        try:
+            if self.check is not None:
+                self.check(obj)
+        except (TypeError, ValueError) as error:
+            raise PluginLoadError(f"{where} is not a usable {self.kind}: {error}") from None
+        return obj
+
+
 class Registry(Generic[T]):
     """The plugins of one kind: built-ins, entry points, and (optionally) the lab's folder.
 
@@ -163,24 +258,15 @@ class Registry(Generic[T]):
     advice
         What to do about an unknown name, appended to the message (``Set SOURCE to one of
         them, ...``).
-    check
-        Called with each loaded object; raises TypeError or ValueError saying what the object
-        should have been (a Camera subclass, ...). None: anything is accepted.
+    check, find_in_module, select
+        What a plugin of the kind is, and how a module holds it (:class:`PluginPicker`).
     lab_folder
         The folder beside the settings file where the lab keeps its own plugins of this kind
-        (``cameras``), or None for a kind without one.
+        (``cameras``), or None for a kind without one (:attr:`lab`, a :class:`LabFolder`).
     normalise
         Turns a written name into a registered one (``str.lower``: ``SOURCE = Basler`` is
         ``basler``). A lab module is found by its file's stem as written, else by the one stem
         that matches it ignoring case.
-    find_in_module
-        For a lab module (or a file named on the command line) named without ``:attribute``:
-        returns the plugins it defines (``{name: object}``); the name must then pick one, or
-        the module must define exactly one. None: the attribute must always be named.
-    select
-        For a registered target that holds several plugins (a module's ``KINDS`` tuple of
-        trigger kinds): ``select(obj, name)`` returns the one registered as ``name``, or raises
-        TypeError or ValueError. None: the target is the plugin itself.
     data_files
         The kind's plugins written as data (an experiment's configs), or None.
     by_class_name
@@ -206,14 +292,12 @@ class Registry(Generic[T]):
         self.kind = kind
         self.group = group
         self.advice = advice
-        self.lab_folder = lab_folder
+        self.lab = LabFolder(lab_folder)
         self._builtins = {
             name: PluginSource(name, target, "built in") for name, target in builtins.items()
         }
-        self._check = check
+        self.picker: PluginPicker[T] = PluginPicker(kind, advice, check, find_in_module, select)
         self._normalise = normalise
-        self._find_in_module = find_in_module
-        self._select = select
         self.data_files = data_files
         self._by_class_name = by_class_name
         self._entry_points: dict[str, PluginSource] | None = None
@@ -247,7 +331,7 @@ class Registry(Generic[T]):
         """Whether ``name`` is registered or a module of the lab's folder, without importing."""
         if not isinstance(name, str):
             return False
-        return self._normalise(name) in self.sources() or self._lab_file(name) is not None
+        return self._normalise(name) in self.sources() or self.lab.module_file(name) is not None
 
     def __iter__(self) -> Iterator[str]:
         """Iterate over the registered names."""
@@ -263,15 +347,13 @@ class Registry(Generic[T]):
         ``built in``, ``distribution lab-cams 0.1``, or for a module of the lab's folder
         ``lab folder: /rig/devices/lab_led.py`` (``settings_folder`` None: the process's).
         """
-        key = self._normalise(name)
-        self._refuse_clash(str(name).strip(), settings_folder)
-        if key in self._builtins:  # no entry point may take a built-in's name: none read
-            return self._builtins[key].origin
-        if key not in self.sources():
-            path = self._lab_file(name, settings_folder)
-            if path is not None:
-                return f"{LAB_ORIGIN}{path.resolve()}"
-        return self._source(name).origin
+        source = self._registered(str(name).strip(), settings_folder)
+        if source is not None:
+            return source.origin
+        path = self.lab.module_file(name, settings_folder)
+        if path is None:
+            raise UnknownPluginError(self.unknown_message(name))
+        return f"{LAB_ORIGIN}{path.resolve()}"
 
     def problems(self) -> list[PluginFailure]:
         """Return the entry points that cannot be used (a name taken by a built-in, a bad value)."""
@@ -283,33 +365,6 @@ class Registry(Generic[T]):
         self._entry_points = None
         self._entry_point_problems = []
         self._loaded = {}
-
-    def lab_modules(self, settings_folder: Path | None = None) -> list[Path]:
-        """Return the lab's modules of this kind beside the settings file, sorted by name.
-
-        ``settings_folder`` None: the process's (:func:`use_settings_folder`).
-        """
-        recorded = recorded_code()
-        if recorded is not None:  # only what a session recorded, wherever it was
-            return sorted(
-                path
-                for path in recorded
-                if path.parent.name == self.lab_folder and path.suffix == ".py"
-            )
-        folder = self.lab_path(settings_folder)
-        if folder is None or not folder.is_dir():
-            return []
-        return sorted(path for path in folder.glob("*.py") if not path.name.startswith("_"))
-
-    def lab_path(self, settings_folder: Path | None = None) -> Path | None:
-        """Return the lab's folder of this kind beside the settings file (None: it has none).
-
-        ``settings_folder`` None: the process's (:func:`use_settings_folder`).
-        """
-        folder = settings_folder if settings_folder is not None else settings_folder_in_use()
-        if self.lab_folder is None or folder is None:
-            return None
-        return Path(folder) / self.lab_folder
 
     # -- getting one ---------------------------------------------------------------------------
 
@@ -338,16 +393,15 @@ class Registry(Generic[T]):
 
     def _get(self, text: str, settings_folder: Path | None, *, with_data_files: bool) -> T:
         """:meth:`get`; an unknown name's message lists the data files ``with_data_files``."""
-        key = self._normalise(text)
-        self._refuse_clash(text, settings_folder)
-        if key in self.sources():
-            return self._load_registered(key)
-        self._refuse_path(text, settings_folder)
+        source = self._registered(text, settings_folder)
+        if source is not None:
+            return self._load_registered(source.name)
+        self.refuse_code(text, settings_folder)
         module_attr = _MODULE_ATTR.match(text)
         if module_attr:
-            path = self._lab_file(module_attr["module"], settings_folder)
+            path = self.lab.module_file(module_attr["module"], settings_folder)
             if path is not None:
-                return self._from_file(path, module_attr["attr"] or "", text)
+                return self.picker.from_file(path, module_attr["attr"] or "", text)
         by_class = self._by_class_name_of(text)
         if by_class is not None:
             return self._load_registered(by_class)
@@ -365,12 +419,9 @@ class Registry(Generic[T]):
         UnknownPluginError
             ``name`` is neither registered nor a module of the lab's folder.
         """
-        self._refuse_clash(str(name).strip(), settings_folder)
-        self._refuse_path(str(name).strip(), settings_folder)
-        if (
-            self._normalise(name) not in self.sources()
-            and self._lab_file(name, settings_folder) is None
-        ):
+        registered = self._registered(str(name).strip(), settings_folder)
+        self.refuse_code(name, settings_folder)
+        if registered is None and self.lab.module_file(name, settings_folder) is None:
             raise UnknownPluginError(self.unknown_message(name, settings_folder))
 
     def get_file(self, path: Path | str, attr: str = "") -> T:
@@ -379,7 +430,7 @@ class Registry(Generic[T]):
         Only the command line names files (``--experiment my_protocol.py``): a settings file or
         an experiment config names plugins (:meth:`get`). ``attr`` picks one class of several.
         """
-        return self._from_file(note_link(Path(path).expanduser()), attr, f"{Path(path)}")
+        return self.picker.from_file(note_link(Path(path).expanduser()), attr, f"{Path(path)}")
 
     def unknown_message(
         self, name: str, settings_folder: Path | None = None, with_data_files: bool = False
@@ -389,11 +440,11 @@ class Registry(Generic[T]):
         ``with_data_files``: the data files (:class:`DataFiles`, shipped and in the lab's
         folder) are listed first, as :meth:`find`, which reads them, says.
         """
-        lab = self.lab_path(settings_folder)
+        lab = self.lab.path(settings_folder)
         data = self.data_files if with_data_files else None
         shipped, in_lab = (data.shipped_names(), data.lab_names(lab)) if data else ([], [])
         known = [*shipped, *sorted(self.names())]
-        lab_names = [*in_lab, *(path.stem for path in self.lab_modules(settings_folder))]
+        lab_names = [*in_lab, *(path.stem for path in self.lab.modules(settings_folder))]
         text = f"unknown {self.kind} {name!r}; known: {', '.join(known) or 'none'}"
         if lab is not None:
             text += f"; in {lab}: {', '.join(lab_names) or 'none'}"
@@ -424,15 +475,15 @@ class Registry(Generic[T]):
                 failures.append(PluginFailure(self.kind, name, source.origin, _cause(error)))
         for name in lab_names:
             module, _, attr = name.strip().partition(":")
-            path = self._lab_file(module, settings_folder)
-            origin = str(path) if path is not None else str(self.lab_path(settings_folder))
+            path = self.lab.module_file(module, settings_folder)
+            origin = str(path) if path is not None else str(self.lab.path(settings_folder))
             try:
                 if path is None:
                     raise UnknownPluginError(self.unknown_message(name, settings_folder))
                 found = (
-                    {name.strip(): self._from_file(path, attr.strip(), name.strip())}
+                    {name.strip(): self.picker.from_file(path, attr.strip(), name.strip())}
                     if attr
-                    else self._all_in_file(path)
+                    else self.picker.all_in_file(path)
                 )
                 loaded.update(found)
             except PluginError as error:
@@ -457,7 +508,7 @@ class Registry(Generic[T]):
             A plugin that cannot be imported, or is not of this kind.
         """
         data = self.data_files
-        data_file = data.file_of(name_or_path, self.lab_path(settings_folder)) if data else None
+        data_file = data.file_of(name_or_path, self.lab.path(settings_folder)) if data else None
         if data_file is not None:
             return data_file
         text = str(name_or_path).strip()
@@ -482,11 +533,10 @@ class Registry(Generic[T]):
         A module of the lab's folder has its :attr:`PluginSource.file`.
         """
         text = str(name).strip()
-        key = self._normalise(text)
-        self._refuse_clash(text, settings_folder)
-        if key in self.sources():
-            return self.sources()[key]
-        path = self._lab_file(text, settings_folder)
+        registered = self._registered(text, settings_folder)
+        if registered is not None:
+            return registered
+        path = self.lab.module_file(text, settings_folder)
         if path is not None:
             return PluginSource(text, str(path), f"{LAB_ORIGIN}{path.resolve()}", path)
         by_class = self._by_class_name_of(text, quiet=True)
@@ -499,8 +549,8 @@ class Registry(Generic[T]):
         the shipped data files the lab's do not hide, then the registered names.
         """
         data = self.data_files
-        lab_data = data.lab_names(self.lab_path(settings_folder)) if data else []
-        lab_modules = [path.stem for path in self.lab_modules(settings_folder)]
+        lab_data = data.lab_names(self.lab.path(settings_folder)) if data else []
+        lab_modules = [path.stem for path in self.lab.modules(settings_folder)]
         shipped = [name for name in data.shipped_names() if name not in lab_data] if data else []
         return [*lab_data, *lab_modules, *shipped, *self.names()]
 
@@ -511,7 +561,7 @@ class Registry(Generic[T]):
         ``/lab/experiments/m.py:Class``); any other name is returned unchanged.
         """
         text = name.strip()
-        folder = self.lab_path(settings_folder)
+        folder = self.lab.path(settings_folder)
         suffixes = (".py", *((self.data_files.suffix,) if self.data_files else ()))
         if folder is None or "/" in text or "\\" in text or text.lower().endswith(suffixes):
             return name
@@ -556,13 +606,6 @@ class Registry(Generic[T]):
             )
         return matches[0] if len(matches) == 1 else None
 
-    def _source(self, name: str) -> PluginSource:
-        key = self._normalise(name)
-        try:
-            return self.sources()[key]
-        except KeyError:
-            raise UnknownPluginError(self.unknown_message(name)) from None
-
     def _installed(self) -> dict[str, PluginSource]:
         """Return the entry points of this kind's group (read once; :meth:`refresh` re-reads)."""
         if self._entry_points is not None:
@@ -597,31 +640,8 @@ class Registry(Generic[T]):
         except Exception as error:  # a plugin's import error of any kind is reported, not raised
             raise PluginLoadError(f"{where} cannot be loaded: {error_text(error)}") from error
         obj = _attribute(module, attr.strip(), where) if attr else module
-        if self._select is not None:
-            try:
-                obj = self._select(obj, key)
-            except (TypeError, ValueError) as error:
-                raise PluginLoadError(f"{where} cannot be loaded: {error}") from None
-        self._loaded[key] = self._checked(obj, where)
+        self._loaded[key] = self.picker.accepted(obj, where, key)
         return self._loaded[key]
-
-    def _lab_file(self, module: str, settings_folder: Path | None = None) -> Path | None:
-        """Return the lab's module file ``module`` (``NAME`` or ``NAME:Class``), or None.
-
-        The stem as written, else the one stem equal to it ignoring case (a section name the
-        settings lower-cased, ``[Output MyRows]``).
-        """
-        stem = module.partition(":")[0].strip()
-        if not stem or not stem.isidentifier():
-            return None
-        modules = self.lab_modules(settings_folder)
-        exact = [path for path in modules if path.stem == stem]
-        by_case = [path for path in modules if path.stem.lower() == stem.lower()]
-        found = exact or by_case
-        if len(found) != 1:
-            return None
-        note_link(found[0])
-        return found[0]
 
     def refuse_code(self, name: str, settings_folder: Path | None = None) -> None:
         """Refuse a name that is no plugin's name but code to import; nothing is imported.
@@ -630,15 +650,12 @@ class Registry(Generic[T]):
         to a Python file, or a module's import path (``package.module:Class``) that is not
         registered. Raises :class:`PluginPathError` saying what to write instead.
         """
-        self._refuse_path(str(name).strip(), settings_folder)
-
-    def _refuse_path(self, text: str, settings_folder: Path | None) -> None:
-        """Refuse a path to Python code or a module's import path, saying what to write."""
+        text = str(name).strip()
         python_file = _PYTHON_FILE.match(text)
         if python_file is not None:
             stem = Path(python_file["path"]).stem
             attr = python_file["attr"]
-            lab = self.lab_path(settings_folder) or Path(self.lab_folder or "the lab's folder")
+            lab = self.lab.path(settings_folder) or Path(self.lab.name or "the lab's folder")
             write = f"{stem}:{attr}" if attr else stem
             raise PluginPathError(
                 f"{self.kind} {text!r} names a Python file, and settings are data: a settings "
@@ -661,19 +678,18 @@ class Registry(Generic[T]):
                 + self.unknown_message(text, settings_folder).partition("; ")[2]
             )
 
-    def _refuse_clash(self, text: str, settings_folder: Path | None) -> None:
-        """Refuse a registered name that a module of the lab's folder also has.
+    def _registered(self, text: str, settings_folder: Path | None) -> PluginSource | None:
+        """Return the registered plugin ``text`` names (None: none); refuse a lab module's name.
 
-        The lab's file would be ignored (the registered plugin is found first): the lab could
-        not tell which one ran. Named ``NAME:Class``, a lab module is meant and is used.
+        A module of the lab's folder named like it would be ignored (the registered plugin is
+        found first): the lab could not tell which one ran. Named ``NAME:Class``, a lab module
+        is meant and is used.
         """
         key = self._normalise(text)
         source = self.sources().get(key)
-        if source is None:
-            return
-        path = self._lab_file(text, settings_folder)
-        if path is None:
-            return
+        path = None if source is None else self.lab.module_file(text, settings_folder)
+        if source is None or path is None:
+            return source
         stem = path.stem
         raise PluginClashError(
             f"{path} is named like the {source.origin} {self.kind} {key!r}, and both cannot "
@@ -697,74 +713,7 @@ class Registry(Generic[T]):
             not define ``name`` as a plugin of this kind.
         """
         attr = name.partition(":")[2].strip() if ":" in name else ""
-        return self._from_file(Path(file), attr, name, sha256=sha256)
-
-    def _from_file(self, path: Path, attr: str, text: str, sha256: str | None = None) -> T:
-        """Import the lab's module or a named file (again when it changed) and pick the plugin.
-
-        A kind that selects (a trigger kind) gets the chosen object renamed to how it was
-        found: ``stem``, or ``stem:name`` for one of several. ``sha256``: only if the file's
-        bytes still have that digest (:func:`import_recorded_file`).
-        """
-        where = f"{self.kind} {text!r} ({path})"
-        if sha256 is not None:
-            module = import_recorded_file(path, sha256, where)
-        elif not path.exists():
-            raise UnknownPluginError(f"{self.kind} file not found: {path}. {self.advice}")
-        else:
-            module = import_file(path, where)
-        # How the lab names one plugin of it: a file by its name, a lab module by its stem.
-        named_as = f"{path.name if _PYTHON_FILE.match(text) else path.stem}:" + (
-            "Class" if self._select is None else "name"
-        )
-        if self._find_in_module is None:
-            if not attr:
-                raise PluginLoadError(f"{where}: name the class as {named_as}")
-            return self._checked(_attribute(module, attr, where), where)
-        candidates = dict(self._find_in_module(module))
-        listed = ", ".join(candidates) or "none"
-        by_case = [name for name in candidates if name.lower() == attr.lower()]
-        if attr and attr not in candidates and len(by_case) == 1:  # a name lower-cased on the way
-            attr = by_case[0]
-        # What a module holds: classes (a camera class), or the kind's objects (trigger kinds).
-        one = self.kind if self._select is not None else f"{self.kind} class"
-        several = f"{self.kind}s" if self._select is not None else f"{self.kind} classes"
-        if attr and attr not in candidates:
-            raise PluginLoadError(f"{where} has no {one} {attr!r}; it has: {listed}")
-        if not candidates:  # a module that is not a plugin of this kind (an empty one...)
-            raise PluginLoadError(f"{where} defines no {one}: {self.advice}")
-        if not attr and len(candidates) != 1:
-            raise PluginLoadError(
-                f"{where} defines {len(candidates)} {several} ({listed}); name one as {named_as}"
-            )
-        chosen = candidates[attr] if attr else next(iter(candidates.values()))
-        if self._select is not None:
-            try:
-                chosen = self._select(chosen, f"{path.stem}:{attr}" if attr else path.stem)
-            except (TypeError, ValueError) as error:
-                raise PluginLoadError(f"{where} cannot be loaded: {error}") from None
-        return self._checked(chosen, where)
-
-    def _all_in_file(self, path: Path) -> dict[str, T]:
-        """Return every plugin of the lab module ``path``: by its stem, or ``stem:name`` each."""
-        where = f"{self.kind} {path.stem!r} ({path})"
-        if self._find_in_module is None:
-            raise PluginLoadError(f"{where}: name the class as {path.stem}:Class")
-        candidates = dict(self._find_in_module(import_file(path, where)))
-        if len(candidates) == 1:
-            return {path.stem: self._from_file(path, "", path.stem)}
-        return {
-            f"{path.stem}:{name}": self._from_file(path, name, f"{path.stem}:{name}")
-            for name in candidates
-        }
-
-    def _checked(self, obj: Any, where: str) -> T:
-        if self._check is not None:
-            try:
-                self._check(obj)
-            except (TypeError, ValueError) as error:
-                raise PluginLoadError(f"{where} is not a usable {self.kind}: {error}") from None
-        return obj
+        return self.picker.from_file(Path(file), attr, name, sha256=sha256)
 
 
 def _attribute(module: ModuleType, attr: str, where: str) -> Any:

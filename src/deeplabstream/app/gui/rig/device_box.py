@@ -63,7 +63,7 @@ class DeviceBox(QGroupBox):
 
     def list_device_types(self) -> None:
         """Offer the registered device types, then the modules of the lab's ``devices/``."""
-        lab = [path.stem for path in DEVICES.lab_modules(self._file.folder)]
+        lab = [path.stem for path in DEVICES.lab.modules(self._file.folder)]
         self.device_type.clear()
         self.device_type.addItems([*sorted(DEVICES.names()), *lab])
 
