@@ -2,23 +2,18 @@
 
 A camera is chosen by serial number or by its user-defined name, then set up from the section's
 keys: size and offsets, pixel format, frame rate, exposure, gain, and optionally a trigger on an
-input line or from software. Every key the camera refuses stops the run with the camera's own
-allowed range. Frames are grabbed one by one from a pool of driver buffers (``BUFFERS``), so a
-capture process that is briefly busy loses nothing: the recorder gets every frame, analysis the
-newest.
-
-Each frame carries the camera's frame counter and timestamp: from chunk data when the camera
-offers it (``ChunkFrameID`` / ``ChunkFramecounter``, ``ChunkTimestamp``), otherwise the grab
-result's block ID and timestamp. Timestamps are converted to seconds with the camera's tick
-frequency, and :class:`hardware.cameras.clock.ClockFit` maps them to the host clock; the fit
-(offset, rate, drift in ppm) lands in ``session.json``. pylon's camera emulator (``PYLON_CAMEMU=N``
-makes N emulated cameras appear) has no timestamps: its frames have no camera time.
+input line or from software (:class:`BaslerSetup`). Every key the camera refuses stops the run
+with the camera's own allowed range. Frames are grabbed one by one from a pool of driver buffers
+(``BUFFERS``), so a capture process that is briefly busy loses nothing: the recorder gets every
+frame, analysis the newest. Each frame carries the camera's frame counter and timestamp
+(:mod:`hardware.cameras.basler_stamps`).
 
 ``python -m deeplabstream.hardware.cameras.basler`` lists the cameras this computer sees.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import sys
@@ -32,10 +27,10 @@ import cv2
 import numpy as np
 
 from deeplabstream.core.clock import host_now_ns
-from deeplabstream.core.frames import NO_CAMERA_TIMESTAMP, FrameGeometry, FrameStamp, PixelFormat
+from deeplabstream.core.frames import FrameGeometry, FrameStamp, PixelFormat
 from deeplabstream.core.schema import setting
 from deeplabstream.hardware.cameras.base import Camera, CameraControl, CameraError
-from deeplabstream.hardware.cameras.clock import ClockFit, CounterUnwrapper
+from deeplabstream.hardware.cameras.basler_stamps import FrameStamps
 from deeplabstream.hardware.cameras.genicam_nodes import NodeMap, first_line
 
 log = logging.getLogger(__name__)
@@ -50,34 +45,23 @@ AUTO_BUFFERS_MIN, AUTO_BUFFERS_MAX_BYTES = 16, 512 << 20
 #: This many failed (incomplete) buffers in a row mean the camera is lost, not just unlucky.
 MAX_FAILED_IN_A_ROW = 20
 
-#: Camera pixel formats this module converts, in order of preference for colour output.
-COLOUR_FORMATS = (
-    "BGR8",
-    "BGR8Packed",
-    "RGB8",
-    "RGB8Packed",
-    "BayerRG8",
-    "BayerBG8",
-    "BayerGR8",
-    "BayerGB8",
-)
-MONO_FORMATS = ("Mono8",)
 _BAYER_PATTERN = {"BayerRG8": "RGGB", "BayerBG8": "BGGR", "BayerGR8": "GRBG", "BayerGB8": "GBRG"}
+#: Camera pixel formats this module converts, in order of preference for colour output.
+COLOUR_FORMATS = ("BGR8", "BGR8Packed", "RGB8", "RGB8Packed", *_BAYER_PATTERN)
+MONO_FORMATS = ("Mono8",)
+#: Features by each of their names (pylon's emulator has the older ...Abs ones beside them).
+EXPOSURE_TIME = ("ExposureTime", "ExposureTimeAbs")
+GAIN = ("Gain", "GainAbs")
+FRAME_RATE = ("AcquisitionFrameRate", "AcquisitionFrameRateAbs")
 
 #: The controls offered: name -> (label, camera features, unit, settings key, live).
 #: Size and offsets are locked while the camera grabs, so they apply at the next Start Stream.
 CONTROL_FEATURES: dict[str, tuple[str, tuple[str, ...], str, str, bool]] = {
-    "exposure": ("Exposure", ("ExposureTime", "ExposureTimeAbs"), "µs", "EXPOSURE", True),
-    "gain": ("Gain", ("Gain", "GainAbs"), "dB", "GAIN", True),
+    "exposure": ("Exposure", EXPOSURE_TIME, "µs", "EXPOSURE", True),
+    "gain": ("Gain", GAIN, "dB", "GAIN", True),
     # The sensor's black level: the image's brightness, live, where the camera has it.
     "brightness": ("Brightness (black level)", ("BlackLevel", "BlackLevelRaw"), "", "", True),
-    "framerate": (
-        "Frame rate",
-        ("AcquisitionFrameRate", "AcquisitionFrameRateAbs"),
-        "Hz",
-        "FRAMERATE",
-        True,
-    ),
+    "framerate": ("Frame rate", FRAME_RATE, "Hz", "FRAMERATE", True),
     "width": ("Width", ("Width",), "px", "WIDTH", False),
     "height": ("Height", ("Height",), "px", "HEIGHT", False),
     "offset_x": ("Offset X", ("OffsetX",), "px", "OFFSET_X", False),
@@ -90,7 +74,7 @@ WHITE_BALANCE_CHANNELS: dict[str, tuple[str, str]] = {
     "white_balance_red": ("White balance red (ratio to green)", "Red"),
     "white_balance_blue": ("White balance blue (ratio to green)", "Blue"),
 }
-BALANCE_RATIO = ("BalanceRatio", "BalanceRatioAbs")
+BALANCE_RATIO: tuple[str, ...] = ("BalanceRatio", "BalanceRatioAbs")
 
 TriggerName = Literal["off", "software", "line1", "line2", "line3", "line4"]
 
@@ -287,13 +271,201 @@ def describe_cameras(cameras: list[dict[str, str]]) -> str:
     return "Cameras found: " + "; ".join(lines)
 
 
+def find_device(pylon: ModuleType, settings: BaslerSettings, camera: str) -> Any:
+    """Return the pylon DeviceInfo chosen by SERIAL, USER_NAME, or the only camera connected.
+
+    Raises CameraError naming ``camera`` and listing the cameras found when none or several match.
+    """
+    devices = list(pylon.TlFactory.GetInstance().EnumerateDevices())
+    facts = [_device_facts(info) for info in devices]
+    serial, user_name = settings.serial.strip(), settings.user_name.strip()
+    if serial:
+        matches = [d for d, f in zip(devices, facts, strict=True) if f["serial"] == serial]
+        wanted = f"serial number {serial} (SERIAL)"
+    elif user_name:
+        matches = [d for d, f in zip(devices, facts, strict=True) if f["user_name"] == user_name]
+        wanted = f"user name '{user_name}' (USER_NAME)"
+    elif len(devices) > 1:
+        raise CameraError(
+            f"camera '{camera}': {len(devices)} Basler cameras are connected; choose one with "
+            f"SERIAL or USER_NAME. {describe_cameras(facts)}"
+        )
+    else:
+        matches, wanted = devices, "SERIAL or USER_NAME"
+    if len(matches) == 1:
+        return matches[0]
+    if len(matches) > 1:
+        raise CameraError(
+            f"camera '{camera}': {len(matches)} cameras have the {wanted}; give SERIAL. "
+            f"{describe_cameras(facts)}"
+        )
+    raise CameraError(
+        f"camera '{camera}': no Basler camera with {wanted}. {describe_cameras(facts)}"
+    )
+
+
+class BaslerSetup:
+    """Applies a section's keys to an open camera and records what the camera then has.
+
+    After :meth:`apply`: ``applied`` (what was set, for ``session.json``), ``conversion`` (the
+    OpenCV conversion of the camera's pixels) and ``stamps`` (the frames' counters and times).
+    """
+
+    def __init__(self, nodes: NodeMap, settings: BaslerSettings, device_class: str) -> None:
+        self._nodes = nodes
+        self.settings = settings
+        self.device_class = device_class
+        self.applied: dict[str, Any] = {}
+        self.conversion: int | None = None
+        self.stamps = FrameStamps()
+
+    def apply(self, camera: Any, genicam: Any) -> FrameGeometry:
+        """Apply every key to the pylon ``camera`` (pypylon's ``genicam``); return its geometry."""
+        settings, nodes = self.settings, self._nodes
+        nodes.set_enum(("TriggerSelector",), "FrameStart", "TRIGGER", required=False)
+        nodes.set_enum(("TriggerMode",), "Off", "TRIGGER", required=False)
+        camera_format = self._choose_pixel_format()
+        nodes.set_enum(("PixelFormat",), camera_format, "CAMERA_PIXEL_FORMAT")
+        self.conversion = conversion_code(camera_format, settings.pixel_format == "mono8")
+        self._set_area_of_interest()
+        if settings.exposure is not None:
+            nodes.set_enum(("ExposureAuto",), "Off", "EXPOSURE", required=False)
+            nodes.set_number(EXPOSURE_TIME, settings.exposure, "EXPOSURE", "µs")
+        if settings.gain is not None:
+            nodes.set_enum(("GainAuto",), "Off", "GAIN", required=False)
+            nodes.set_number(GAIN, settings.gain, "GAIN", "dB")
+        self._set_rate_and_trigger()
+        self._show_emulator_images()
+        self.stamps.set_up(nodes, genicam, settings.chunks, self.device_class)
+        buffers = self._buffer_count()
+        camera.MaxNumBuffer.Value = buffers
+        width, height = int(nodes.param("Width").Value), int(nodes.param("Height").Value)
+        self.applied.update(
+            {
+                "camera_pixel_format": camera_format,
+                "width": width,
+                "height": height,
+                "offset_x": int(nodes.param("OffsetX").Value),
+                "offset_y": int(nodes.param("OffsetY").Value),
+                "exposure_us": nodes.read_number(EXPOSURE_TIME),
+                "gain_db": nodes.read_number(GAIN),
+                "resulting_framerate": nodes.read_number(
+                    ("ResultingFrameRate", "ResultingFrameRateAbs")
+                ),
+                "buffers": buffers,
+            }
+        )
+        self._warn_if_exposure_limits_rate()
+        log.info(
+            "%s: %dx%d %s -> %s, %g fps, trigger %s",
+            nodes.label,
+            width,
+            height,
+            camera_format,
+            settings.pixel_format,
+            settings.framerate,
+            settings.trigger,
+        )
+        return FrameGeometry.for_pixel_format(width, height, settings.pixel_format)
+
+    def _choose_pixel_format(self) -> str:
+        param = self._nodes.param("PixelFormat")
+        offered = tuple(param.Symbolics) if param is not None else ()
+        wanted = self.settings.camera_pixel_format.strip()
+        supported = (*MONO_FORMATS, *COLOUR_FORMATS)
+        if wanted:
+            if wanted not in offered:
+                raise CameraError(
+                    f"{self._nodes.label}: CAMERA_PIXEL_FORMAT = {wanted} is refused: the camera "
+                    f"offers {', '.join(offered)}"
+                )
+            if wanted not in supported:
+                usable = ", ".join(f for f in offered if f in supported) or "none"
+                raise CameraError(
+                    f"{self._nodes.label}: CAMERA_PIXEL_FORMAT = {wanted} cannot be converted; of "
+                    f"the camera's formats these can: {usable}"
+                )
+            return wanted
+        preference = MONO_FORMATS if self.settings.pixel_format == "mono8" else COLOUR_FORMATS
+        for candidate in (*preference, *supported):
+            if candidate in offered:
+                return candidate
+        raise CameraError(
+            f"{self._nodes.label}: the camera offers no pixel format this program converts (it "
+            f"offers {', '.join(offered)}; usable: {', '.join(supported)})"
+        )
+
+    def _set_area_of_interest(self) -> None:
+        """Offsets to 0 first (they limit the size), then the size, then the offsets."""
+        for name in ("OffsetX", "OffsetY"):
+            param = self._nodes.param(name)
+            if param is not None and self._nodes.writable(param):
+                param.Value = int(param.GetMin())
+        for key in ("WIDTH", "HEIGHT", "OFFSET_X", "OFFSET_Y"):
+            value = getattr(self.settings, key.lower())
+            if value:  # an empty size keeps the camera's; an offset of 0 is set already
+                feature = key.title().replace("_", "")  # OFFSET_X: the camera's OffsetX
+                self._nodes.set_number((feature,), value, key, "px")
+
+    def _set_rate_and_trigger(self) -> None:
+        settings = self.settings
+        hardware = settings.trigger.startswith("line")
+        # With a hardware trigger the pulses set the pace: a rate limit would drop some.
+        self._nodes.set_bool(("AcquisitionFrameRateEnable",), not hardware)
+        if not hardware:
+            self._nodes.set_number(FRAME_RATE, settings.framerate, "FRAMERATE", "Hz")
+        if settings.trigger == "off":
+            return
+        source = "Software" if settings.trigger == "software" else settings.trigger.title()
+        self._nodes.set_enum(("TriggerSelector",), "FrameStart", "TRIGGER")
+        self._nodes.set_enum(("TriggerMode",), "On", "TRIGGER")
+        self._nodes.set_enum(("TriggerSource",), source, "TRIGGER")
+        if hardware:
+            activation = settings.trigger_activation.title().replace("_", "")  # RisingEdge
+            self._nodes.set_enum(("TriggerActivation",), activation, "TRIGGER_ACTIVATION")
+        self.applied["trigger"] = (
+            f"{source} ({settings.trigger_activation})" if hardware else source
+        )
+
+    def _show_emulator_images(self) -> None:
+        folder = self.settings.emulator_images
+        if folder is None:
+            return
+        if self.device_class != "BaslerCamEmu":
+            raise CameraError(
+                f"{self._nodes.label}: EMULATOR_IMAGES works only with pylon's camera emulator "
+                "(PYLON_CAMEMU); remove it for a real camera"
+            )
+        self._nodes.set_enum(("TestImageSelector",), "Off", "EMULATOR_IMAGES")
+        self._nodes.set_enum(("ImageFileMode",), "On", "EMULATOR_IMAGES")
+        self._nodes.param("ImageFilename").Value = str(Path(folder).resolve())
+        self.applied["emulator_images"] = str(folder)
+
+    def _buffer_count(self) -> int:
+        if self.settings.buffers:
+            return self.settings.buffers
+        frame_bytes = max(1, int(self._nodes.read_number(("PayloadSize",)) or 1))
+        wanted = math.ceil(self.settings.framerate * AUTO_BUFFER_SECONDS)
+        return max(AUTO_BUFFERS_MIN, min(wanted, AUTO_BUFFERS_MAX_BYTES // frame_bytes))
+
+    def _warn_if_exposure_limits_rate(self) -> None:
+        exposure = self.applied.get("exposure_us")
+        if exposure and not self.settings.trigger.startswith("line"):
+            limit = 1e6 / exposure
+            if limit < self.settings.framerate:
+                log.warning(
+                    "%s: EXPOSURE %g µs allows at most %.1f fps, below FRAMERATE %g",
+                    self._nodes.label,
+                    exposure,
+                    limit,
+                    self.settings.framerate,
+                )
+
+
 class BaslerCamera(Camera):
     """A Basler camera opened with pypylon; see :class:`BaslerSettings` for the options.
 
-    ``frame_index`` is the camera's frame counter (chunk frame ID, else the block ID; GigE's
-    16-bit block IDs are unwrapped), ``camera_timestamp`` the camera's timestamp in seconds (NaN
-    when the camera gives none, as the emulator), ``host_timestamp_ns`` the host time right after
-    the driver handed the frame over.
+    Its frames' stamps: :class:`~hardware.cameras.basler_stamps.FrameStamps`.
     """
 
     settings_class: ClassVar[type] = BaslerSettings
@@ -319,7 +491,7 @@ class BaslerCamera(Camera):
         self._camera: Any = None
         self._node_map: NodeMap | None = None  # the open camera's features
         self._facts: dict[str, str] = {}
-        self._applied: dict[str, Any] = {}
+        self._applied: dict[str, Any] = {}  # what was set, for session.json
         self._conversion: int | None = None
         self._reset_counters()
 
@@ -328,13 +500,8 @@ class BaslerCamera(Camera):
         self._frames = 0
         self._failed_buffers = 0
         self._failed_in_a_row = 0
-        self._index_source = "block id"
-        self._time_source = "grab result"
-        self._tick_hz = 1e9
-        self._index = CounterUnwrapper(None)
-        self._clock = ClockFit()
+        self._stamps = FrameStamps()
         self._next_trigger_ns: int | None = None
-        self._timestamps_seen = False
 
     # -- Camera interface -----------------------------------------------------------------
 
@@ -350,7 +517,7 @@ class BaslerCamera(Camera):
         self.close()
         self._reset_counters()
         self._pylon, self._genicam = import_pylon(f"camera '{self.name}': SOURCE = basler")
-        info = self._find_device()
+        info = find_device(self._pylon, self.settings, self.name)
         self._facts = _device_facts(info)
         try:
             factory = self._pylon.TlFactory.GetInstance()
@@ -363,11 +530,15 @@ class BaslerCamera(Camera):
                 f"{self._label} could not be opened: {first_line(error)}. Is it open in another "
                 "program (pylon Viewer, another DeepLabStream)?"
             ) from None
+        setup = BaslerSetup(self._nodes, self.settings, self._facts["device_class"])
         try:
-            return self._configure()
+            geometry = setup.apply(self._camera, self._genicam)
         except BaseException:
             self.close()
             raise
+        self._applied.update(setup.applied)
+        self._conversion, self._stamps = setup.conversion, setup.stamps
+        return geometry
 
     @property
     def nominal_fps(self) -> float | None:
@@ -395,7 +566,9 @@ class BaslerCamera(Camera):
             No frame within TIMEOUT, the camera was removed or stopped, or too many failed
             buffers in a row.
         """
-        camera = self._require_open()
+        camera = self._camera
+        if camera is None:
+            raise CameraError(f"{self._label}: grab() before open() or after close()")
         if not self._grabbing_started:
             self._start_grabbing(camera)
         while True:
@@ -408,7 +581,7 @@ class BaslerCamera(Camera):
                     continue
                 self._failed_in_a_row = 0
                 host_ns = host_now_ns()
-                stamp = self._stamp(result, host_ns)
+                stamp = self._stamps.stamp(result, host_ns)
                 self._copy_pixels(result, out)
             finally:
                 result.Release()
@@ -429,29 +602,16 @@ class BaslerCamera(Camera):
             camera.Close()
         except genicam.GenericException as error:
             log.warning("%s did not close cleanly: %s", self._label, first_line(error))
-        try:
+        with contextlib.suppress(genicam.GenericException):
             camera.DestroyDevice()
-        except genicam.GenericException:
-            pass
 
     def describe(self) -> dict[str, Any]:
         """Model, serial, interface, what was set, where stamps come from; the clock fit."""
-        info: dict[str, Any] = {
-            key: value for key, value in self._facts.items() if key != "full_name"
-        }
+        info: dict[str, Any] = {k: v for k, v in self._facts.items() if k != "full_name"}
         info.update(self._applied)
-        info["frame_counter"] = self._index_source
-        info["timestamp"] = (
-            self._time_source if self._timestamps_seen or not self._frames else "none"
-        )
-        info["timestamp_tick_hz"] = self._tick_hz
         if self._frames:
-            info["frames"] = self._frames
-            info["failed_buffers"] = self._failed_buffers
-            if self._timestamps_seen:
-                info["clock"] = self._clock.summary()
-            if self._index.resets:
-                info["frame_counter_resets"] = self._index.resets
+            info.update(frames=self._frames, failed_buffers=self._failed_buffers)
+        info.update(self._stamps.describe(self._frames))
         return info
 
     # -- live controls ----------------------------------------------------------------------
@@ -504,14 +664,17 @@ class BaslerCamera(Camera):
         return True
 
     def set_control(self, name: str, value: float) -> float:
-        """Set exposure, gain or frame rate between two grabs; return what the camera kept.
+        """Set a live control between two grabs; return what the camera kept.
 
-        Auto exposure or auto gain is switched off first, as at open.
+        Auto exposure, auto gain or automatic white balance is switched off first, as at open.
         """
         control = self.checked_control(name, value)
         if name in WHITE_BALANCE_CHANNELS:
-            return self._set_white_balance(name, value)
-        _, features, unit, key, _ = CONTROL_FEATURES[name]
+            self._nodes.set_enum(("BalanceWhiteAuto",), "Off", "white balance", required=False)
+            self._select_balance_channel(WHITE_BALANCE_CHANNELS[name][1])
+            features, unit, key = BALANCE_RATIO, "", control.label
+        else:
+            _, features, unit, key, _ = CONTROL_FEATURES[name]
         if name in ("exposure", "gain"):
             self._nodes.set_enum((f"{control.label}Auto",), "Off", key, required=False)
         if name == "framerate":
@@ -520,266 +683,12 @@ class BaslerCamera(Camera):
         kept = self._nodes.read_number(features)
         assert kept is not None  # checked_control found it readable
         # The settings follow, so FRAMERATE paces a software trigger and sizes what it sized.
-        if name == "exposure":
-            self.settings = replace(self.settings, exposure=kept)
-        elif name == "gain":
-            self.settings = replace(self.settings, gain=kept)
-        elif name == "framerate":
-            self.settings = replace(self.settings, framerate=kept)
-        applied = {"exposure": "exposure_us", "gain": "gain_db", "framerate": "framerate"}
+        if name in ("exposure", "gain", "framerate"):
+            followed: dict[str, Any] = {name: kept}
+            self.settings = replace(self.settings, **followed)
+        applied = {"exposure": "exposure_us", "gain": "gain_db"}
         self._applied[applied.get(name, name)] = kept
         return kept
-
-    def _set_white_balance(self, name: str, value: float) -> float:
-        """Set one channel's balance ratio; automatic white balance goes off first."""
-        self._nodes.set_enum(("BalanceWhiteAuto",), "Off", "white balance", required=False)
-        channel = WHITE_BALANCE_CHANNELS[name][1]
-        self._select_balance_channel(channel)
-        self._nodes.set_number(BALANCE_RATIO, value, WHITE_BALANCE_CHANNELS[name][0], "")
-        kept = self._nodes.read_number(BALANCE_RATIO)
-        assert kept is not None  # checked_control found it readable
-        self._applied[name] = kept
-        return kept
-
-    # -- finding and opening ----------------------------------------------------------------
-
-    def _find_device(self) -> Any:
-        assert self._pylon is not None
-        devices = list(self._pylon.TlFactory.GetInstance().EnumerateDevices())
-        facts = [_device_facts(info) for info in devices]
-        serial, user_name = self.settings.serial.strip(), self.settings.user_name.strip()
-        if serial:
-            matches = [d for d, f in zip(devices, facts, strict=True) if f["serial"] == serial]
-            wanted = f"serial number {serial} (SERIAL)"
-        elif user_name:
-            matches = [
-                d for d, f in zip(devices, facts, strict=True) if f["user_name"] == user_name
-            ]
-            wanted = f"user name '{user_name}' (USER_NAME)"
-        else:
-            if len(devices) == 1:
-                return devices[0]
-            matches, wanted = [], "SERIAL or USER_NAME"
-            if len(devices) > 1:
-                raise CameraError(
-                    f"camera '{self.name}': {len(devices)} Basler cameras are connected; choose "
-                    f"one with SERIAL or USER_NAME. {describe_cameras(facts)}"
-                )
-        if len(matches) == 1:
-            return matches[0]
-        if len(matches) > 1:
-            raise CameraError(
-                f"camera '{self.name}': {len(matches)} cameras have the {wanted}; give SERIAL. "
-                f"{describe_cameras(facts)}"
-            )
-        raise CameraError(
-            f"camera '{self.name}': no Basler camera with {wanted}. {describe_cameras(facts)}"
-        )
-
-    def _configure(self) -> FrameGeometry:
-        """Apply every key in an order the camera accepts; record what was set."""
-        settings = self.settings
-        camera = self._camera
-        self._nodes.set_enum(("TriggerSelector",), "FrameStart", "TRIGGER", required=False)
-        self._nodes.set_enum(("TriggerMode",), "Off", "TRIGGER", required=False)
-        camera_format = self._choose_pixel_format()
-        self._nodes.set_enum(("PixelFormat",), camera_format, "CAMERA_PIXEL_FORMAT")
-        mono_out = settings.pixel_format == "mono8"
-        self._conversion = conversion_code(camera_format, mono_out)
-        self._set_area_of_interest()
-        if settings.exposure is not None:
-            self._nodes.set_enum(("ExposureAuto",), "Off", "EXPOSURE", required=False)
-            self._nodes.set_number(
-                ("ExposureTime", "ExposureTimeAbs"), settings.exposure, "EXPOSURE", "µs"
-            )
-        if settings.gain is not None:
-            self._nodes.set_enum(("GainAuto",), "Off", "GAIN", required=False)
-            self._nodes.set_number(("Gain", "GainAbs"), settings.gain, "GAIN", "dB")
-        self._set_rate_and_trigger()
-        self._show_emulator_images()
-        self._enable_chunks()
-        self._tick_hz = self._timestamp_tick_hz()
-        if self._facts.get("device_class") == "BaslerGigE" and self._index_source == "block id":
-            self._index = CounterUnwrapper(65535)  # GigE block IDs run 1..65535
-        buffers = self._buffer_count()
-        camera.MaxNumBuffer.Value = buffers
-        width, height = (
-            int(self._nodes.param("Width").Value),
-            int(self._nodes.param("Height").Value),
-        )
-        self._applied.update(
-            {
-                "camera_pixel_format": camera_format,
-                "width": width,
-                "height": height,
-                "offset_x": int(self._nodes.param("OffsetX").Value),
-                "offset_y": int(self._nodes.param("OffsetY").Value),
-                "exposure_us": self._nodes.read_number(("ExposureTime", "ExposureTimeAbs")),
-                "gain_db": self._nodes.read_number(("Gain", "GainAbs")),
-                "resulting_framerate": self._nodes.read_number(
-                    ("ResultingFrameRate", "ResultingFrameRateAbs")
-                ),
-                "buffers": buffers,
-            }
-        )
-        self._warn_if_exposure_limits_rate()
-        log.info(
-            "%s: %dx%d %s -> %s, %g fps, trigger %s",
-            self._label,
-            width,
-            height,
-            camera_format,
-            settings.pixel_format,
-            settings.framerate,
-            settings.trigger,
-        )
-        return FrameGeometry.for_pixel_format(width, height, settings.pixel_format)
-
-    def _choose_pixel_format(self) -> str:
-        param = self._nodes.param("PixelFormat")
-        offered = tuple(param.Symbolics) if param is not None else ()
-        wanted = self.settings.camera_pixel_format.strip()
-        supported = (*MONO_FORMATS, *COLOUR_FORMATS)
-        if wanted:
-            if wanted not in offered:
-                raise CameraError(
-                    f"{self._label}: CAMERA_PIXEL_FORMAT = {wanted} is refused: the camera "
-                    f"offers {', '.join(offered)}"
-                )
-            if wanted not in supported:
-                usable = ", ".join(f for f in offered if f in supported) or "none"
-                raise CameraError(
-                    f"{self._label}: CAMERA_PIXEL_FORMAT = {wanted} cannot be converted; of the "
-                    f"camera's formats these can: {usable}"
-                )
-            return wanted
-        preference = MONO_FORMATS if self.settings.pixel_format == "mono8" else COLOUR_FORMATS
-        for candidate in (*preference, *supported):
-            if candidate in offered:
-                return candidate
-        raise CameraError(
-            f"{self._label}: the camera offers no pixel format this program converts (it offers "
-            f"{', '.join(offered)}; usable: {', '.join(supported)})"
-        )
-
-    def _set_area_of_interest(self) -> None:
-        """Offsets to 0 first (they limit the size), then the size, then the offsets."""
-        settings = self.settings
-        for name in ("OffsetX", "OffsetY"):
-            param = self._nodes.param(name)
-            if param is not None and self._nodes.writable(param):
-                param.Value = int(param.GetMin())
-        if settings.width is not None:
-            self._nodes.set_number(("Width",), settings.width, "WIDTH", "px")
-        if settings.height is not None:
-            self._nodes.set_number(("Height",), settings.height, "HEIGHT", "px")
-        if settings.offset_x:
-            self._nodes.set_number(("OffsetX",), settings.offset_x, "OFFSET_X", "px")
-        if settings.offset_y:
-            self._nodes.set_number(("OffsetY",), settings.offset_y, "OFFSET_Y", "px")
-
-    def _set_rate_and_trigger(self) -> None:
-        settings = self.settings
-        hardware = settings.trigger.startswith("line")
-        if not hardware:
-            self._nodes.set_bool(("AcquisitionFrameRateEnable",), True)
-            self._nodes.set_number(
-                ("AcquisitionFrameRate", "AcquisitionFrameRateAbs"),
-                settings.framerate,
-                "FRAMERATE",
-                "Hz",
-            )
-        else:  # the trigger sets the pace; a rate limit would drop trigger pulses
-            self._nodes.set_bool(("AcquisitionFrameRateEnable",), False)
-        if settings.trigger == "off":
-            return
-        source = "Software" if settings.trigger == "software" else settings.trigger.title()
-        self._nodes.set_enum(("TriggerSelector",), "FrameStart", "TRIGGER")
-        self._nodes.set_enum(("TriggerMode",), "On", "TRIGGER")
-        self._nodes.set_enum(("TriggerSource",), source, "TRIGGER")
-        if hardware:
-            activation = (
-                "RisingEdge" if settings.trigger_activation == "rising_edge" else "FallingEdge"
-            )
-            self._nodes.set_enum(("TriggerActivation",), activation, "TRIGGER_ACTIVATION")
-        self._applied["trigger"] = (
-            f"{source} ({settings.trigger_activation})" if hardware else source
-        )
-
-    def _show_emulator_images(self) -> None:
-        folder = self.settings.emulator_images
-        if folder is None:
-            return
-        if self._facts.get("device_class") != "BaslerCamEmu":
-            raise CameraError(
-                f"{self._label}: EMULATOR_IMAGES works only with pylon's camera emulator "
-                "(PYLON_CAMEMU); remove it for a real camera"
-            )
-        self._nodes.set_enum(("TestImageSelector",), "Off", "EMULATOR_IMAGES")
-        self._nodes.set_enum(("ImageFileMode",), "On", "EMULATOR_IMAGES")
-        self._nodes.param("ImageFilename").Value = str(Path(folder).resolve())
-        self._applied["emulator_images"] = str(folder)
-
-    def _enable_chunks(self) -> None:
-        """Switch on the timestamp and frame-counter chunks where the camera has them."""
-        if not self.settings.chunks:
-            return
-        selector = self._nodes.param("ChunkSelector")
-        mode = self._nodes.param("ChunkModeActive")
-        if selector is None or mode is None or not self._nodes.writable(mode):
-            return  # no chunk features (pylon's emulator): the grab result's values serve
-        offered = tuple(selector.Symbolics)
-        counter = next((c for c in ("FrameID", "Framecounter") if c in offered), None)
-        if "Timestamp" not in offered and counter is None:
-            return
-        genicam = self._genicam
-        assert genicam is not None
-        try:
-            mode.Value = True
-            for chunk in ("Timestamp", counter):
-                if chunk is not None and chunk in offered:
-                    selector.Value = chunk
-                    self._nodes.param("ChunkEnable").Value = True
-        except genicam.GenericException as error:
-            log.warning(
-                "%s: chunk data could not be enabled (%s); using the grab result's counters",
-                self._label,
-                first_line(error),
-            )
-            mode.Value = False
-            return
-        if "Timestamp" in offered:
-            self._time_source = "chunk"
-        if counter is not None:
-            self._index_source = f"chunk {counter}"
-            self._index = CounterUnwrapper(1 << 32 if counter == "Framecounter" else None)
-
-    def _timestamp_tick_hz(self) -> float:
-        """Ticks per second of the camera's timestamp (GigE says; USB3 counts nanoseconds)."""
-        param = self._nodes.param("GevTimestampTickFrequency")
-        if param is not None and self._nodes.readable(param):
-            return float(param.Value)
-        return 1e9
-
-    def _buffer_count(self) -> int:
-        if self.settings.buffers:
-            return self.settings.buffers
-        frame_bytes = max(1, int(self._nodes.read_number(("PayloadSize",)) or 1))
-        wanted = math.ceil(self.settings.framerate * AUTO_BUFFER_SECONDS)
-        return max(AUTO_BUFFERS_MIN, min(wanted, AUTO_BUFFERS_MAX_BYTES // frame_bytes))
-
-    def _warn_if_exposure_limits_rate(self) -> None:
-        exposure = self._applied.get("exposure_us")
-        if exposure and not self.settings.trigger.startswith("line"):
-            limit = 1e6 / exposure
-            if limit < self.settings.framerate:
-                log.warning(
-                    "%s: EXPOSURE %g µs allows at most %.1f fps, below FRAMERATE %g",
-                    self._label,
-                    exposure,
-                    limit,
-                    self.settings.framerate,
-                )
 
     # -- grabbing ---------------------------------------------------------------------------
 
@@ -804,15 +713,10 @@ class BaslerCamera(Camera):
                 return None
             if self.settings.trigger == "software":
                 self._software_trigger(camera)
-            wait_s = (
-                WAIT_SLICE_S
-                if deadline is None
-                else min(WAIT_SLICE_S, max(0.001, deadline - time.monotonic()))
-            )
+            left_s = WAIT_SLICE_S if deadline is None else deadline - time.monotonic()
+            wait_ms = max(1, round(min(WAIT_SLICE_S, left_s) * 1000))
             try:
-                result = camera.RetrieveResult(
-                    max(1, round(wait_s * 1000)), pylon.TimeoutHandling_Return
-                )
+                result = camera.RetrieveResult(wait_ms, pylon.TimeoutHandling_Return)
             except genicam.GenericException as error:
                 raise self._lost(f"the driver reported: {first_line(error)}") from None
             if result is not None and result.IsValid():
@@ -852,22 +756,6 @@ class BaslerCamera(Camera):
                 f"{self._failed_in_a_row} failed buffers in a row ({result.GetErrorDescription()})"
             )
 
-    def _stamp(self, result: Any, host_ns: int) -> FrameStamp:
-        raw_index, ticks = None, None
-        if self._index_source.startswith("chunk"):
-            raw_index = _chunk_value(result, f"Chunk{self._index_source.split()[1]}")
-        if self._time_source == "chunk":
-            ticks = _chunk_value(result, "ChunkTimestamp")
-        if raw_index is None:
-            raw_index = int(result.GetBlockID())
-        if ticks is None:
-            ticks = int(result.GetTimeStamp())
-        if ticks:
-            self._timestamps_seen = True
-        camera_s = ticks / self._tick_hz if self._timestamps_seen else NO_CAMERA_TIMESTAMP
-        self._clock.add(camera_s, host_ns)
-        return FrameStamp(self._index(raw_index), camera_s, host_ns)
-
     def _copy_pixels(self, result: Any, out: np.ndarray) -> None:
         with result.GetArrayZeroCopy() as pixels:
             if pixels.shape[:2] != out.shape[:2]:
@@ -896,28 +784,12 @@ class BaslerCamera(Camera):
             raise CameraError(f"{self._label}: its features are read before open()")
         return self._node_map
 
-    def _require_open(self) -> Any:
-        if self._camera is None:
-            raise CameraError(f"{self._label}: grab() before open() or after close()")
-        return self._camera
-
     @property
     def _label(self) -> str:
-        model = self._facts.get("model")
-        serial = self._facts.get("serial")
+        model, serial = self._facts.get("model"), self._facts.get("serial")
         if model:
             return f"camera '{self.name}' (Basler {model}, serial {serial})"
         return f"camera '{self.name}' (Basler)"
-
-
-def _chunk_value(result: Any, name: str) -> int | None:
-    """Return a chunk feature of a grab result, None when the frame carries none."""
-    try:
-        if not result.IsChunkDataAvailable():
-            return None
-        return int(result.GetChunkDataNodeMap().GetNode(name).Value)
-    except Exception:  # a frame without that chunk: fall back to the grab result
-        return None
 
 
 def main() -> int:

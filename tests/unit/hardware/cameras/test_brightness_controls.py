@@ -144,12 +144,12 @@ def test_basler_white_balance_per_channel_where_the_camera_has_it_mock_node_map(
     assert controls["white_balance_red"].value == pytest.approx(1.2)
     assert controls["white_balance_blue"].value == pytest.approx(1.6)
     assert controls["white_balance_blue"].maximum == pytest.approx(15.98)
-    kept = camera._set_white_balance("white_balance_blue", 2.5)
+    kept = camera.set_control("white_balance_blue", 2.5)
     assert kept == pytest.approx(2.5)
     assert nodes.ratios == {"Red": 1.2, "Green": 1.0, "Blue": 2.5}  # only blue changed
     assert nodes.auto.Value == "Off"  # automatic white balance would undo it
     with pytest.raises(CameraError, match="White balance red"):
-        camera._set_white_balance("white_balance_red", 20.0)
+        camera.set_control("white_balance_red", 20.0)
     del nodes.nodes["BalanceRatioSelector"]  # a mono camera
     assert camera._white_balance_controls() == ()
 
