@@ -403,7 +403,7 @@ class MainWindow(QMainWindow):
         splitter.setSizes([VIEW_SHARE * SPLIT_UNIT_PX, (100 - VIEW_SHARE) * SPLIT_UNIT_PX])
         splitter.setCollapsible(0, False)
         # The figures under the view can give their height to the view and the tabs.
-        body = self.body_splitter = QSplitter(Qt.Vertical)
+        body = QSplitter(Qt.Vertical)
         body.setObjectName("body_splitter")
         body.setChildrenCollapsible(False)
         body.addWidget(splitter)
