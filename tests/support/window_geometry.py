@@ -100,8 +100,9 @@ def longest_messages(window: MainWindow) -> None:
         "starting analysis: converting the DeepLabCut 3.0 model "
         f"{LONG_PATH}snapshot-best-200.pt to ONNX (12 s)"
     )
-    window.session_label.setText(LONG_PATH + "2026-11-24_10-15-02_mouse_with_a_long_name")
-    window.settings_edit.setText(LONG_PATH + "settings.ini")
+    row = window.session_row
+    row.session_label.setText(LONG_PATH + "2026-11-24_10-15-02_mouse_with_a_long_name")
+    row.settings_edit.setText(LONG_PATH + "settings.ini")
     window.status_panel.show_cameras(lossy)
     window.status_panel.last_event.setText(
         "action stimulus_box: pulse channel=0 duration_s=0.5 reason=left_entry_of_the_arena "

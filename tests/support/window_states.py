@@ -56,11 +56,11 @@ def state(window: MainWindow) -> dict[str, Any]:
     """Return the window's geometry and what of it can be seen, now."""
     screen = window.screen().availableGeometry()
     bottom = [
-        window.settings_edit,
-        window.browse_button,
-        window.session_label,
-        window.open_folder_button,
-        window.verify_button,
+        window.session_row.settings_edit,
+        window.session_row.browse_button,
+        window.session_row.session_label,
+        window.session_row.open_folder_button,
+        window.session_row.verify_button,
     ]
     off_screen = [
         widget.objectName() or type(widget).__name__

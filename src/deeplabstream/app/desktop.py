@@ -171,7 +171,7 @@ def _show_window(
     looping.append(True)
     app.exec_()
     pilot.report()
-    due = window.verify_button.due_after_close(window.controller.session_dir)
+    due = window.session_row.verify_button.due_after_close(window.controller.session_dir)
     if due is not None:  # [Session] VERIFY = after, and the window closed before it ended
         verify_in_console(due)
     if pilot.errors:

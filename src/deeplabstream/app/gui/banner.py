@@ -19,7 +19,9 @@ from dataclasses import dataclass
 
 from PyQt5.QtCore import Qt
 from PyQt5.QtGui import QResizeEvent, QShowEvent
-from PyQt5.QtWidgets import QHBoxLayout, QLabel, QMessageBox, QPushButton, QWidget
+from PyQt5.QtWidgets import QHBoxLayout, QLabel, QMessageBox, QWidget
+
+from deeplabstream.app.gui.button_row import named_button
 
 UNLIMITED_PX = 16_777_215  # Qt's QWIDGETSIZE_MAX: no maximum height
 BUTTON_PADDING = "1px 8px"  # a bar's buttons are one text line tall: a row is a line
@@ -71,14 +73,10 @@ class Banner(QWidget):
         self.colours = colours
         self.setStyleSheet(colours.style(name))
         self.label = BannerText(self.refresh_show_all)
-        self.show_all = QPushButton("Show all")
-        self.show_all.setObjectName(f"{name}_show_all")
+        self.show_all = named_button("Show all", f"{name}_show_all", self.open_whole_text)
         self.show_all.setToolTip("The whole message, in a window of its own (it can be copied)")
-        self.show_all.clicked.connect(self.open_whole_text)
         self.show_all.hide()
-        self.button = QPushButton(button_text)
-        self.button.setObjectName(button_name)
-        self.button.clicked.connect(on_button)
+        self.button = named_button(button_text, button_name, on_button)
         layout = QHBoxLayout(self)
         layout.addWidget(self.label, 1)
         # At the top: a bar of many lines keeps its buttons in the area's first line.

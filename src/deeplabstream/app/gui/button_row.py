@@ -6,13 +6,24 @@ sees them even while a button is disabled) and emits :attr:`ButtonRow.refused`, 
 says why the button cannot be pressed. Each greyed button also carries the reason as its tooltip.
 
 A button whose label changes (Start -> Stop -> Cancel) keeps the width of its longest label, so
-that the buttons beside it never move under the mouse.
+that the buttons beside it never move under the mouse. :func:`named_button` makes the window's
+push buttons, each named (tests and scripts find it by its name) and connected at once.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from PyQt5.QtCore import QEvent, QObject, pyqtSignal
-from PyQt5.QtWidgets import QAbstractButton, QHBoxLayout, QWidget
+from PyQt5.QtWidgets import QAbstractButton, QHBoxLayout, QPushButton, QWidget
+
+
+def named_button(text: str, name: str, clicked: Callable[..., None]) -> QPushButton:
+    """Return a push button showing ``text``, named ``name``, calling ``clicked`` when clicked."""
+    button = QPushButton(text)
+    button.setObjectName(name)
+    button.clicked.connect(clicked)
+    return button
 
 
 class ButtonRow(QWidget):

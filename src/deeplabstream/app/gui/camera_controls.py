@@ -7,7 +7,8 @@ is pressed (a check box: when ticked); the box then shows the value the camera r
 round). The others (size, offsets) are fixed while streaming: they are marked "applies at next Start
 Stream", and
 :meth:`CameraControlsPanel.values_to_save` gives them, with the live ones, as settings keys to
-save into the camera's ``[Camera NAME]`` section.
+save into the camera's ``[Camera NAME]`` section: :class:`CameraTab`'s "Keep these values in the
+settings" writes them there (Rig tab, saved with its backup).
 """
 
 from __future__ import annotations
@@ -22,10 +23,14 @@ from PyQt5.QtWidgets import (
     QFormLayout,
     QGroupBox,
     QLabel,
+    QPushButton,
     QVBoxLayout,
     QWidget,
 )
 
+from deeplabstream.app.gui.messages import WindowMessages
+from deeplabstream.app.gui.rig_panel import RigPanel
+from deeplabstream.app.gui.session import SETTINGS_CAUSE, SessionController
 from deeplabstream.core.schema import key_of, settings_fields
 from deeplabstream.hardware.cameras.base import CameraControl, CameraError, short_number
 from deeplabstream.hardware.cameras.orientation import mirror_setting
@@ -198,6 +203,50 @@ class CameraControlsPanel(QWidget):
         else:
             widget.setValue(value)
         widget.blockSignals(False)
+
+
+class CameraTab(QWidget):
+    """The Camera tab: the controls, and a button keeping their values in the settings file."""
+
+    def __init__(self, controller: SessionController, rig: RigPanel, say: WindowMessages) -> None:
+        super().__init__()
+        self.controller, self.rig, self.say = controller, rig, say
+        self.controls = CameraControlsPanel()
+        self.controls.failed.connect(say.error)
+        keep = self.keep_button = QPushButton("Keep these values in the settings")
+        keep.setObjectName("camera_controls_save")
+        keep.setToolTip(
+            "Write them into each camera's [Camera NAME] section (Rig tab), saved; the values "
+            "are read from the cameras, so Start Stream first"
+        )
+        keep.setEnabled(False)
+        keep.clicked.connect(self.keep_values)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.controls, 1)
+        layout.addWidget(keep)
+
+    def follow(self) -> None:
+        """Values can be kept while a stream runs and nothing starts or stops."""
+        controller = self.controller
+        self.keep_button.setEnabled(controller.stream is not None and controller.busy is None)
+
+    def keep_values(self) -> None:
+        """Write the cameras' current control values into the settings file (with its backup)."""
+        stream = self.controller.stream
+        if stream is None:
+            self.say.error("Start Stream first: the values are read from the running cameras.")
+            return
+        rig = self.rig
+        for camera in stream.camera_names:
+            values = self.controls.values_to_save(camera)
+            if values and camera in rig.camera_names():
+                rig.set_camera_keys(camera, values)
+        rig.save()
+        if rig.dirty:  # refused: the rig has problems (listed in the Rig tab)
+            self.say.error("Camera values not saved:\n" + "\n".join(rig.problems), SETTINGS_CAUSE)
+        else:
+            self.say.notice("Camera values kept in the settings file")
 
 
 def is_switch(control: CameraControl) -> bool:

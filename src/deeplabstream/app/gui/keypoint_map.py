@@ -38,11 +38,11 @@ from PyQt5.QtWidgets import (
     QFormLayout,
     QGroupBox,
     QLabel,
-    QPushButton,
     QVBoxLayout,
     QWidget,
 )
 
+from deeplabstream.app.gui.button_row import named_button
 from deeplabstream.app.gui.rig_check import editable_config, experiment_name_for
 from deeplabstream.core.errors import ModelError
 from deeplabstream.experiments.config.edit import ConfigEditError, save_keypoint_mapping
@@ -283,9 +283,7 @@ class KeypointMapBox(QGroupBox):
         self._rows = QWidget()
         self._form = QFormLayout(self._rows)
         self._form.setContentsMargins(0, 0, 0, 0)
-        self.save_button = QPushButton("Save mapping")
-        self.save_button.setObjectName("keypoint_map_save")
-        self.save_button.clicked.connect(self._save_clicked)
+        self.save_button = named_button("Save mapping", "keypoint_map_save", self._save_clicked)
         self.status = QLabel("")
         self.status.setObjectName("keypoint_map_status")
         self.status.setWordWrap(True)

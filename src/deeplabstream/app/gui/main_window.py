@@ -7,8 +7,8 @@ Beside the live view, tabs set the rig up and watch the experiment without editi
   a whole at every change and saved to the settings file with a backup;
 * **Regions** (:class:`app.gui.region_editor.RegionEditor`): draw, move, resize and delete the
   experiment's regions on the live view, per camera, saved into the experiment's config;
-* **Camera** (:class:`app.gui.camera_controls.CameraControlsPanel`): exposure, gain, frame rate...
-  within the camera's own limits, while it streams;
+* **Camera** (:class:`app.gui.camera_controls.CameraTab`): exposure, gain, frame rate... within
+  the camera's own limits, while it streams, and kept in the settings file when asked;
 * **Log** (:class:`app.gui.event_log.EventLogPanel`): every event and trial, time and entries per
   region, the trail and occupancy heatmap toggles;
 * **Plots** (:class:`app.gui.plots.SessionPlots`): rates, latency, skipped and dropped frames over
@@ -16,8 +16,8 @@ time.
 
 Beside the Start/Stop buttons, "Latency test" runs the stimulus board's latency self-test as an
 experiment of the running stream (``[LatencyTest]``, docs/latency-test.md) and shows its figures.
-Beside Open folder, "Verify" (:class:`app.gui.verify_button.VerifyButton`) checks the session
-just ended against an offline analysis of its recording, in a process of its own.
+The bottom row (:class:`app.gui.session_row.SessionRow`) holds the settings file and the session's
+folder; its "Verify" checks the session just ended against an offline analysis of its recording.
 
 Timers drive everything on the GUI thread: the display timer (``[Streaming] DISPLAY_RATE``)
 paints the newest frames, the service timer (every 50 ms) lets the stream handle its processes'
@@ -44,14 +44,11 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from PyQt5.QtCore import Qt, QTimer, QUrl
-from PyQt5.QtGui import QCloseEvent, QDesktopServices, QScreen
+from PyQt5.QtCore import Qt, QTimer
+from PyQt5.QtGui import QCloseEvent, QScreen
 from PyQt5.QtWidgets import (
     QApplication,
-    QFileDialog,
-    QHBoxLayout,
     QLabel,
-    QLineEdit,
     QMainWindow,
     QMessageBox,
     QPushButton,
@@ -62,7 +59,7 @@ from PyQt5.QtWidgets import (
 )
 
 from deeplabstream.app.gui.button_row import ButtonRow
-from deeplabstream.app.gui.camera_controls import CameraControlsPanel
+from deeplabstream.app.gui.camera_controls import CameraTab
 from deeplabstream.app.gui.click_queue import ClickQueue, done_words
 from deeplabstream.app.gui.event_log import EventLogPanel
 from deeplabstream.app.gui.fitting import ElidedLabel, shrinkable
@@ -77,19 +74,15 @@ from deeplabstream.app.gui.preferences import WindowPreferences
 from deeplabstream.app.gui.region_editor import RegionEditor
 from deeplabstream.app.gui.rig_panel import RigPanel
 from deeplabstream.app.gui.session import BUTTON_LABELS, SETTINGS_CAUSE, Part, SessionController
+from deeplabstream.app.gui.session_row import SessionRow
 from deeplabstream.app.gui.stall_monitor import StallMonitor
 from deeplabstream.app.gui.status_panel import ErrorBanner, StatusPanel
-from deeplabstream.app.gui.verify_button import VerifyButton
 from deeplabstream.app.gui.wheel_guard import WheelGuard, install_wheel_guard, remove_wheel_guard
-from deeplabstream.core.errors import DeepLabStreamError
 from deeplabstream.experiments.registry import config_file_of
 from deeplabstream.live.session.live import LiveSession
 from deeplabstream.live.session.report.rates import CameraRates, StampSample, frame_time_s
 from deeplabstream.live.session.runner import CameraFigures
 from deeplabstream.outputs.video import recorded_video_bytes
-from deeplabstream.settings import load_settings
-from deeplabstream.settings.loader import default_settings_file
-from deeplabstream.settings.sections import Settings
 
 log = logging.getLogger(__name__)
 
@@ -317,7 +310,8 @@ class MainWindow(QMainWindow):
         self.info = InfoBanner()
         self.messages = MessageArea([self.banner, self.loss_banner, self.info])
         self.say = WindowMessages(self.banner, self.info)  # what goes there, until when
-        self.controller = SessionController(self._read_settings, output_dir=output_dir)
+        self.session_row = SessionRow(settings_path, self.say)  # the settings file, the session
+        self.controller = SessionController(self.session_row.read_settings, output_dir=output_dir)
         self.controller.changed.connect(self._state_changed)
         self.controller.failed.connect(
             lambda text: self.say.error(text, self.controller.failure_cause)
@@ -336,12 +330,11 @@ class MainWindow(QMainWindow):
         self.close_reason = "window closed"  # the session's stop reason when it closes
         self._stream_started = 0.0  # time.monotonic() when the live view appeared
         self._shown_error: str | None = None
-        self.output_dir = output_dir
         self.preferences = WindowPreferences()
         self.status_panel = StatusPanel()
         self.buttons: dict[Part, QPushButton] = {}
         self.stall_monitor = StallMonitor(parent=self)
-        self._build(settings_path)
+        self._build()
         self._service_timer = QTimer(self)
         self._service_timer.setInterval(SERVICE_INTERVAL_MS)
         self._service_timer.timeout.connect(self._service)
@@ -355,18 +348,7 @@ class MainWindow(QMainWindow):
 
     # -- layout --------------------------------------------------------------------------------
 
-    def _build(self, settings_path: Path | None) -> None:
-        # The settings.ini beside app.py, wherever the app was started from.
-        self.settings_edit = QLineEdit(str(settings_path or default_settings_file()))
-        self.settings_edit.setObjectName("settings_path")
-        self.browse_button = QPushButton("Choose...")
-        self.browse_button.setObjectName("choose_settings")
-        self.browse_button.clicked.connect(self._choose_settings)
-        settings_row = QHBoxLayout()
-        settings_row.addWidget(QLabel("Settings:"))
-        settings_row.addWidget(self.settings_edit, 1)
-        settings_row.addWidget(self.browse_button)
-
+    def _build(self) -> None:
         self.button_row = ButtonRow()
         self.button_row.refused.connect(self.say.explain_refusal)
         buttons_row = self.button_row.row
@@ -383,25 +365,9 @@ class MainWindow(QMainWindow):
         self.busy_label.setObjectName("busy")
         buttons_row.addWidget(self.busy_label, 1)
 
-        self.session_label = ElidedLabel("no session yet", mode=Qt.ElideMiddle)
-        self.session_label.setObjectName("session_folder")
-        self.open_folder_button = QPushButton("Open folder")
-        self.open_folder_button.setObjectName("open_folder")
-        self.open_folder_button.clicked.connect(self._open_session_folder)
-        # One row at the bottom: the settings file and the session folder (the height of a
-        # laptop's screen goes to the live view and the tabs, issue 63).
-        session_row = QHBoxLayout()
-        session_row.addLayout(settings_row, 2)
-        session_row.addSpacing(12)
-        session_row.addWidget(QLabel("Session:"))
-        session_row.addWidget(self.session_label, 1)
-        session_row.addWidget(self.open_folder_button)
-        self.verify_button = VerifyButton()  # the finished session against its recording
-        self.verify_button.after_each_session = self._verify_after_each_session
-        session_row.addWidget(self.verify_button)
-
-        self.rig_panel = RigPanel(Path(self.settings_edit.text()).expanduser())
-        self.rig_panel.set_output_override(self.output_dir)
+        self.rig_panel = RigPanel(self.session_row.settings_path())
+        self.session_row.chosen.connect(self.rig_panel.load)
+        self.rig_panel.set_output_override(self.controller.output_dir)
         self.rig_panel.saved.connect(lambda path: self.say.notice(f"Settings saved to {path}"))
         self.rig_panel.saved.connect(lambda _path: self._show_rig_unsaved())
         self.rig_panel.checked.connect(self._rig_checked)
@@ -409,8 +375,7 @@ class MainWindow(QMainWindow):
         self.region_editor.failed.connect(lambda text: self.say.error(text, "regions"))
         self.region_editor.saved.connect(self._regions_saved)
         connect_keypoints(self)  # the model's keypoints and the rig's devices for the regions
-        self.camera_controls = CameraControlsPanel()
-        self.camera_controls.failed.connect(self.say.error)
+        self.camera_tab = CameraTab(self.controller, self.rig_panel, self.say)
         self.event_log = EventLogPanel()
         self.plots = SessionPlots()
         self.keypoint_plot = KeypointPlot()
@@ -419,7 +384,6 @@ class MainWindow(QMainWindow):
         self.tabs.setObjectName("side_tabs")
         self.tabs.addTab(self.rig_panel, "Rig")
         self.tabs.addTab(self.region_editor, "Regions")
-        self.camera_tab = self._camera_tab()
         self.tabs.addTab(self.camera_tab, "Camera")
         self.tabs.addTab(self.event_log, "Log")
         self.tabs.addTab(self.plots, "Plots")
@@ -439,22 +403,15 @@ class MainWindow(QMainWindow):
         splitter.setSizes([VIEW_SHARE * SPLIT_UNIT_PX, (100 - VIEW_SHARE) * SPLIT_UNIT_PX])
         splitter.setCollapsible(0, False)
         # The figures under the view can give their height to the view and the tabs.
-        body = self.body_splitter = QSplitter(Qt.Vertical)
+        body = QSplitter(Qt.Vertical)
         body.setObjectName("body_splitter")
         body.setChildrenCollapsible(False)
         body.addWidget(splitter)
         body.addWidget(self.status_panel)
         body.setStretchFactor(0, 1)
         body.setStretchFactor(1, 0)
-        for key, remembered in ((MAIN_SPLIT_KEY, splitter), (BODY_SPLIT_KEY, body)):
-            state = self.preferences.layout_state(key)
-            if state is not None:
-                remembered.restoreState(state)
-            remembered.splitterMoved.connect(
-                lambda _pos, _index, k=key, s=remembered: self.preferences.set_layout_state(
-                    k, s.saveState()
-                )
-            )
+        self.preferences.remember_splitter(MAIN_SPLIT_KEY, splitter)
+        self.preferences.remember_splitter(BODY_SPLIT_KEY, body)
 
         layout = QVBoxLayout()
         layout.addWidget(self.button_row)
@@ -462,37 +419,20 @@ class MainWindow(QMainWindow):
         # the view, the tabs or the camera table (issue 63).
         layout.addWidget(self.messages)
         layout.addWidget(body, 1)
-        layout.addLayout(session_row)
+        layout.addWidget(self.session_row)
         central = QWidget()
         central.setLayout(layout)
         self.setCentralWidget(central)
         self._verify_progress = ""  # said beside the buttons while verify runs
-        self.verify_button.progress.connect(self._show_verify_progress)
+        verify = self.session_row.verify_button
+        verify.progress.connect(self._show_verify_progress)
         # Above the session's summary, never in its place (issue 63).
-        self.verify_button.reported.connect(self._show_verdict)
-        self.verify_button.failed.connect(lambda text: self.say.error(text, "verify"))
-        self.verify_button.failed.connect(lambda _text: self._show_verify_progress(""))
-        self.verify_button.started.connect(lambda: self.say.resolve("verify"))
+        verify.reported.connect(self._show_verdict)
+        verify.failed.connect(lambda text: self.say.error(text, "verify"))
+        verify.failed.connect(lambda _text: self._show_verify_progress(""))
+        verify.started.connect(lambda: self.say.resolve("verify"))
 
     # -- reactions -----------------------------------------------------------------------------
-
-    def _read_settings(self) -> Settings:
-        return load_settings(Path(self.settings_edit.text()).expanduser())
-
-    def _verify_after_each_session(self) -> bool:
-        """``[Session] VERIFY = after`` in the settings file (a file that does not read: no)."""
-        try:
-            return self._read_settings().session.verify == "after"
-        except (DeepLabStreamError, OSError):
-            return False
-
-    def _choose_settings(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(
-            self, "Settings file", self.settings_edit.text(), "Settings (*.ini)"
-        )
-        if path:
-            self.settings_edit.setText(path)
-            self.rig_panel.load(Path(path))
 
     def toggle(self, part: Part) -> None:
         """Start or stop ``part`` (its button); the rig and regions are saved before a start.
@@ -530,9 +470,9 @@ class MainWindow(QMainWindow):
 
     def _save_edits(self, part: Part) -> bool:
         """Save the rig panel's and the region editor's changes; False when they have problems."""
-        rig = self.rig_panel
-        if Path(self.settings_edit.text()).expanduser() != rig.settings_file:
-            rig.load(Path(self.settings_edit.text()).expanduser())
+        rig, path = self.rig_panel, self.session_row.settings_path()
+        if path != rig.settings_file:
+            rig.load(path)
         if rig.dirty:
             rig.wait_checked()
             if rig.problems:
@@ -568,22 +508,6 @@ class MainWindow(QMainWindow):
                 stay=True,
             )
 
-    def _open_session_folder(self) -> None:
-        folder = self.controller.session_dir
-        if folder is None:
-            return
-        if not folder.is_dir():
-            self.say.error(f"The session folder {folder} no longer exists.")
-            return
-        if not QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder))):
-            clipboard = QApplication.clipboard()
-            if clipboard is not None:
-                clipboard.setText(str(folder))
-            self.say.error(
-                f"No file manager could open {folder}. Its path is copied to the clipboard: "
-                "paste it into your file manager."
-            )
-
     def _show_verdict(self, text: str) -> None:
         """Show verify's verdict above the session's summary, never in its place (issue 63)."""
         self._verify_progress = ""
@@ -595,7 +519,7 @@ class MainWindow(QMainWindow):
 
         Once it no longer runs (stopped), what it says is news for the message area.
         """
-        running = self.verify_button.run.running
+        running = self.session_row.verify_button.run.running
         self._verify_progress = text if running else ""
         self._show_progress()
         if text and not running:
@@ -624,14 +548,10 @@ class MainWindow(QMainWindow):
         self.latency_button.follow()
         self._show_progress()
         idle = not controller.streaming and not controller.working
-        self.settings_edit.setEnabled(idle)
-        self.browse_button.setEnabled(idle)
-        self.keep_button.setEnabled(controller.stream is not None and controller.busy is None)
-        folder = controller.session_dir
-        self.session_label.setText(str(folder) if folder else self._no_session_text())
-        self.open_folder_button.setEnabled(folder is not None)
+        self.camera_tab.follow()
         busy = controller.streaming or controller.working or self.closing
-        self.verify_button.follow(folder, busy)
+        sessions = self.rig_panel.sessions_folder()
+        self.session_row.follow(idle, busy, controller.session_dir, sessions)
         stream = controller.stream
         opened = stream is not None and stream.session_dir is not None
         if self.view_side.live_view is None and opened and controller.busy is None:
@@ -674,10 +594,6 @@ class MainWindow(QMainWindow):
         if text != self.busy_label.text():
             self.busy_label.setText(text)
 
-    def _no_session_text(self) -> str:
-        folder = self.rig_panel.sessions_folder()
-        return f"no session yet; sessions go to {folder}" if folder else "no session yet"
-
     def _show_live_view(self) -> None:
         """Show the stream just opened; the panels that watch it start afresh."""
         stream = self.controller.stream
@@ -688,41 +604,7 @@ class MainWindow(QMainWindow):
         self.loss_banner.clear()
         self.event_log.clear()
         self.status_panel.clear_experiment()
-        self.camera_controls.attach(stream)
-
-    def _camera_tab(self) -> QWidget:
-        """Build the Camera tab: the controls, and a button keeping their values in the file."""
-        keep = self.keep_button = QPushButton("Keep these values in the settings")
-        keep.setObjectName("camera_controls_save")
-        keep.setToolTip(
-            "Write them into each camera's [Camera NAME] section (Rig tab), saved; the values "
-            "are read from the cameras, so Start Stream first"
-        )
-        keep.setEnabled(False)
-        keep.clicked.connect(self.keep_camera_values)
-        tab = QWidget()
-        layout = QVBoxLayout(tab)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.camera_controls, 1)
-        layout.addWidget(keep)
-        return tab
-
-    def keep_camera_values(self) -> None:
-        """Write the cameras' current control values into the settings file (with its backup)."""
-        stream = self.controller.stream
-        if stream is None:
-            self.say.error("Start Stream first: the values are read from the running cameras.")
-            return
-        rig = self.rig_panel
-        for camera in stream.camera_names:
-            values = self.camera_controls.values_to_save(camera)
-            if values and camera in rig.camera_names():
-                rig.set_camera_keys(camera, values)
-        rig.save()
-        if rig.dirty:  # refused: the rig has problems (listed in the Rig tab)
-            self.say.error("Camera values not saved:\n" + "\n".join(rig.problems), SETTINGS_CAUSE)
-        else:
-            self.say.notice("Camera values kept in the settings file")
+        self.camera_tab.controls.attach(stream)
 
     def _rig_checked(self) -> None:
         """Before a stream: the Regions tab lists the regions of the experiment the rig names.
@@ -735,7 +617,7 @@ class MainWindow(QMainWindow):
         if not self.rig_panel.problems:
             self.say.resolve(SETTINGS_CAUSE)
         if not self.controller.streaming and self.controller.session_dir is None:
-            self.session_label.setText(self._no_session_text())
+            self.session_row.show_session(None, self.rig_panel.sessions_folder())
         if self.controller.streaming or self.region_editor.dirty:
             return
         settings = self.rig_panel.settings
@@ -761,7 +643,7 @@ class MainWindow(QMainWindow):
 
     def _drop_live_view(self) -> None:
         self.loss_banner.end_stream()  # its losses in the past tense: "in the last 10 s" no more
-        self.camera_controls.attach(None)
+        self.camera_tab.controls.attach(None)
         self.view_side.drop()
 
     def _service(self) -> None:
@@ -815,7 +697,7 @@ class MainWindow(QMainWindow):
         and closes itself when the controller says everything stopped.
         """
         controller = self.controller
-        self.verify_button.stop()  # never left running behind the window
+        self.session_row.verify_button.stop()  # never left running behind the window
         if self.closed_down or (not controller.streaming and not controller.working):
             self._service_timer.stop()
             self._status_timer.stop()

@@ -9,9 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from PyQt5.QtCore import pyqtSignal
-from PyQt5.QtWidgets import QCheckBox, QHBoxLayout, QPushButton, QWidget
+from PyQt5.QtWidgets import QCheckBox, QHBoxLayout, QWidget
 
 from deeplabstream.app.display.occupancy import DEFAULT_BIN_PX, DEFAULT_TRAIL_S
+from deeplabstream.app.gui.button_row import named_button
 
 
 @dataclass
@@ -50,10 +51,8 @@ class OverlayToggles(QWidget):
         row.setContentsMargins(0, 0, 0, 0)
         self.trail = self._box("show_trail", "Trail", self.options.show_trail)
         self.heatmap = self._box("show_heatmap", "Occupancy heatmap", self.options.show_heatmap)
-        self.reset = QPushButton("Reset")
-        self.reset.setObjectName("reset_overlays")
+        self.reset = named_button("Reset", "reset_overlays", self.reset_requested.emit)
         self.reset.setToolTip("Start the trail and the occupancy heatmap again from now")
-        self.reset.clicked.connect(self.reset_requested.emit)
         for widget in (self.trail, self.heatmap, self.reset):
             row.addWidget(widget)
         row.addStretch(1)

@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 
 from PyQt5.QtCore import QByteArray, QSettings
+from PyQt5.QtWidgets import QSplitter
 
 from deeplabstream.core.user_folders import user_config_folder
 
@@ -48,12 +49,17 @@ class WindowPreferences:
         value = self._store.value(key)
         return value if isinstance(value, QByteArray) and not value.isEmpty() else None
 
-    def set_layout_state(self, key: str, state: QByteArray) -> None:
-        """Remember a splitter's state (its handles' positions)."""
-        self._store.setValue(key, state)
+    def remember_splitter(self, key: str, splitter: QSplitter) -> None:
+        """Put ``splitter``'s handles where they were left, and remember where they are moved."""
+        state = self.layout_state(key)
+        if state is not None:
+            splitter.restoreState(state)
+        splitter.splitterMoved.connect(lambda _pos, _index: self._keep(key, splitter.saveState()))
+
+    def _keep(self, key: str, value: str | QByteArray) -> None:
+        self._store.setValue(key, value)
         self._store.sync()
 
     def set_flag(self, key: str, value: bool) -> None:
         """Remember ``key`` (written to the file at once)."""
-        self._store.setValue(key, "true" if value else "false")
-        self._store.sync()
+        self._keep(key, "true" if value else "false")

@@ -23,13 +23,13 @@ from PyQt5.QtGui import QResizeEvent
 from PyQt5.QtWidgets import (
     QApplication,
     QHBoxLayout,
-    QPushButton,
     QScrollArea,
     QSplitter,
     QVBoxLayout,
     QWidget,
 )
 
+from deeplabstream.app.gui.button_row import named_button
 from deeplabstream.app.gui.keypoint_map import KeypointMapBox
 from deeplabstream.app.gui.rig.calibration_box import CalibrationBox
 from deeplabstream.app.gui.rig.camera_box import CameraBox
@@ -99,12 +99,10 @@ class RigPanel(QWidget):
         self.experiment_box.allowed.connect(self.check_now)
         self.summary_box = SummaryBox()
         self.summary_box.setMinimumHeight(MIN_AREA_PX)
-        self.save_button = QPushButton("Save settings")
-        self.save_button.setObjectName("rig_save")
-        self.save_button.clicked.connect(self._save_clicked)
-        self.revert_button = QPushButton("Revert")
-        self.revert_button.setObjectName("rig_revert")
-        self.revert_button.clicked.connect(lambda: self.load(self.settings_file))
+        self.save_button = named_button("Save settings", "rig_save", self._save_clicked)
+        self.revert_button = named_button(
+            "Revert", "rig_revert", lambda: self.load(self.settings_file)
+        )
         buttons = QHBoxLayout()
         buttons.addWidget(self.save_button)
         buttons.addWidget(self.revert_button)

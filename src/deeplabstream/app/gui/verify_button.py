@@ -166,15 +166,21 @@ class VerifyButton(QPushButton):
         self.result_box = box
 
     def _open_report(self, report: Path) -> None:
-        if QDesktopServices.openUrl(QUrl.fromLocalFile(str(report))):
-            return
-        clipboard = QApplication.clipboard()
-        if clipboard is not None:
-            clipboard.setText(str(report))
-        self.failed.emit(
-            f"No browser could open {report}. Its path is copied to the clipboard: open it in "
-            "your browser."
-        )
+        if not open_or_copy(report):
+            self.failed.emit(
+                f"No browser could open {report}. Its path is copied to the clipboard: open it "
+                "in your browser."
+            )
+
+
+def open_or_copy(path: Path) -> bool:
+    """Open ``path`` with the desktop's program for it; where none can, copy it to the clipboard."""
+    if QDesktopServices.openUrl(QUrl.fromLocalFile(str(path))):
+        return True
+    clipboard = QApplication.clipboard()
+    if clipboard is not None:
+        clipboard.setText(str(path))
+    return False
 
 
 def _details(outcome: VerifyOutcome) -> str:

@@ -27,10 +27,8 @@ from PyQt5.QtWidgets import QLabel, QPlainTextEdit, QPushButton
 from deeplabstream.app.gui import session as session_module
 from deeplabstream.app.gui.jobs import ProcessJob
 from deeplabstream.app.gui.main_window import MainWindow
-from deeplabstream.app.gui.preferences import STATE_ENV
 from deeplabstream.app.gui.rig_panel import RigPanel
 from deeplabstream.app.gui.session import Part, SessionController
-from deeplabstream.core.device_lock import LOCK_ENV
 from deeplabstream.pose.formats.conversion import CACHE_ENV
 from tests.support.files import write_settings
 from tests.support.held_job import STAGE, held_job
@@ -50,10 +48,8 @@ def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def private_state(tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Own device locks, remembered choices and converted-model cache."""
-    monkeypatch.setenv(LOCK_ENV, str(tmp_path / "instance.lock"))
-    monkeypatch.setenv(STATE_ENV, str(tmp_path / "window.ini"))
+def private_cache(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Own converted-model cache (the device locks and remembered choices: conftest.py)."""
     monkeypatch.setenv(CACHE_ENV, str(cache))
 
 

@@ -7,10 +7,7 @@ import os
 import signal
 from pathlib import Path
 
-import pytest
-
 from deeplabstream.app.gui.session import Part, SessionController
-from deeplabstream.core.device_lock import LOCK_ENV
 from deeplabstream.live.session.report.summary import headline, summary_lines
 from deeplabstream.settings import load_settings
 from tests.support.files import write_settings
@@ -20,9 +17,8 @@ START_TIMEOUT_MS = 90_000  # spawning processes on a busy 2-core machine
 
 
 def test_a_killed_recorder_is_in_the_final_message_as_in_session_json(
-    qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    qtbot, tmp_path: Path
 ) -> None:
-    monkeypatch.setenv(LOCK_ENV, str(tmp_path / "instance.lock"))
     settings = write_settings(
         tmp_path, "[Camera arena]\nSOURCE = synthetic\nWIDTH = 320\nHEIGHT = 240\nFRAMERATE = 30\n"
     )

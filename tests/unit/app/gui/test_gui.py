@@ -20,7 +20,7 @@ from PyQt5.QtGui import QImage
 
 from deeplabstream.app.gui.main_window import MainWindow
 from deeplabstream.app.gui.session import Part
-from deeplabstream.core.device_lock import LOCK_ENV, DeviceClaim, DeviceLocks
+from deeplabstream.core.device_lock import DeviceClaim, DeviceLocks
 from deeplabstream.outputs.video import recorded_video_bytes
 from tests.support.arena import back_and_forth
 from tests.support.files import read_video, write_settings
@@ -35,12 +35,6 @@ ARENA = (
     f"WAYPOINTS = {back_and_forth()}\n"
     "[Experiment]\nNAME = ExampleExperiment\n"
 )
-
-
-@pytest.fixture(autouse=True)
-def private_lock(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each test has its own instance lock, so tests never see a developer's running app."""
-    monkeypatch.setenv(LOCK_ENV, str(tmp_path / "instance.lock"))
 
 
 @pytest.fixture
@@ -143,7 +137,7 @@ def test_click_through_every_part_and_back(qtbot, window: MainWindow, tmp_path: 
         "experiment": False,  # needs analysis
     }
     assert _button(window, Part.STREAM).text() == "Stop Stream"
-    assert not window.settings_edit.isEnabled()  # settings are fixed while streaming
+    assert not window.session_row.settings_edit.isEnabled()  # settings are fixed while streaming
     qtbot.waitUntil(lambda: window.status_panel.table.rowCount() == 1, timeout=10_000)
     qtbot.waitUntil(lambda: _first_number(window, "capture fps") > 5, timeout=10_000)
     assert _table_column(window, "analysed fps") == ["-"]
@@ -196,10 +190,10 @@ def test_click_through_every_part_and_back(qtbot, window: MainWindow, tmp_path: 
     _click(qtbot, window, Part.STREAM)
     qtbot.waitUntil(lambda: not window.controller.streaming, timeout=START_TIMEOUT_MS)
     assert _enabled(window)["analysis"] is False
-    assert window.settings_edit.isEnabled()
+    assert window.session_row.settings_edit.isEnabled()
 
     session = only_session(tmp_path / "out")
-    assert window.session_label.text() == str(session)
+    assert window.session_row.session_label.text() == str(session)
     _check_markers_on_truth(session, grabbed, mapping)
     _check_session_files(session)
 
@@ -445,7 +439,7 @@ def test_without_a_settings_file_the_window_takes_the_one_beside_app_py(
     monkeypatch.chdir(tmp_path)  # started from another folder: ./settings.ini does not exist
     main = MainWindow(None, tmp_path / "out")
     qtbot.addWidget(main)
-    assert Path(main.settings_edit.text()) == PROJECT_ROOT / "settings.ini"
+    assert Path(main.session_row.settings_edit.text()) == PROJECT_ROOT / "settings.ini"
     close_and_wait(qtbot, main)
 
 

@@ -21,7 +21,6 @@ from PyQt5.QtWidgets import QPushButton
 import deeplabstream.app.gui.session
 from deeplabstream.app.gui.main_window import LATENCY_TEST_LABEL, MainWindow
 from deeplabstream.app.gui.session import Part, events_file_name
-from deeplabstream.core.device_lock import LOCK_ENV
 from deeplabstream.settings import load_settings
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -73,11 +72,6 @@ class FakeRunner:
 
     def tick(self, timeout: float) -> bool:
         return True
-
-
-@pytest.fixture(autouse=True)
-def private_lock(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(LOCK_ENV, str(tmp_path / "instance.lock"))
 
 
 @pytest.fixture

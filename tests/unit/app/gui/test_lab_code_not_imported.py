@@ -9,13 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from PyQt5.QtWidgets import QLabel, QPushButton
 
-from deeplabstream.app.gui.preferences import STATE_ENV
 from deeplabstream.app.gui.rig_check import lab_code_of
 from deeplabstream.app.gui.rig_panel import RigPanel
-from deeplabstream.core.device_lock import LOCK_ENV
 from tests.support.files import write_settings
 
 LAB_MODULE = '''
@@ -28,12 +25,6 @@ class LabExperiment(Experiment):
     def on_update(self, observation):
         return []
 '''
-
-
-@pytest.fixture(autouse=True)
-def private_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(LOCK_ENV, str(tmp_path / "instance.lock"))
-    monkeypatch.setenv(STATE_ENV, str(tmp_path / "window.ini"))
 
 
 def _lab(tmp_path: Path) -> tuple[Path, Path]:

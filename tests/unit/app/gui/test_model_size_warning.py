@@ -10,13 +10,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 from PyQt5.QtCore import Qt
 
 from deeplabstream.app.gui.main_window import MainWindow
 from deeplabstream.app.gui.messages import WARNING_COLOURS
 from deeplabstream.app.gui.session import Part
-from deeplabstream.core.device_lock import LOCK_ENV
 from tests.support.files import write_settings
 from tests.support.paths import shared_data
 from tests.support.processes import only_session
@@ -35,9 +33,8 @@ def _start(qtbot, window: MainWindow, part: Part) -> None:
 
 
 def test_start_analysis_with_a_model_made_for_another_frame_size_says_so(
-    qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    qtbot, tmp_path: Path
 ) -> None:
-    monkeypatch.setenv(LOCK_ENV, str(tmp_path / "instance.lock"))
     model = shared_data("lp-mirror-mouse-resnet18/model")
     settings = write_settings(
         tmp_path,

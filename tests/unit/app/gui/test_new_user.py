@@ -22,7 +22,6 @@ from PyQt5.QtWidgets import QAbstractButton, QApplication, QComboBox, QListWidge
 from deeplabstream.app.gui.live_view import CameraView
 from deeplabstream.app.gui.main_window import MainWindow
 from deeplabstream.app.gui.session import Part
-from deeplabstream.core.device_lock import LOCK_ENV
 from deeplabstream.experiments.config.parse import load_experiment_config
 from deeplabstream.experiments.registry import CONFIG_FOLDER
 from tests.support.arena import back_and_forth
@@ -30,11 +29,6 @@ from tests.support.files import make_ffv1_video, read_video, write_settings
 from tests.support.processes import only_session
 
 START_TIMEOUT_MS = 90_000
-
-
-@pytest.fixture(autouse=True)
-def private_lock(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(LOCK_ENV, str(tmp_path / "instance.lock"))
 
 
 @pytest.fixture

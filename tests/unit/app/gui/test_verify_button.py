@@ -118,7 +118,7 @@ def recorded(qapp, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recorde
     folder = tmp_path_factory.mktemp("verify_button")
     window = MainWindow(write_settings(folder, ARENA), folder / "out")
     window.show()
-    button = window.verify_button
+    button = window.session_row.verify_button
     seen = {"no session": _state(button)}
     _click(window, Part.STREAM)
     _wait_running(window, Part.STREAM)
@@ -156,8 +156,8 @@ def fresh(recorded: RecordedSession) -> Iterator[RecordedSession]:
     """The recorded session's window without an earlier verify's result or messages."""
     yield recorded
     window = recorded.window
-    if window.verify_button.result_box is not None:
-        window.verify_button.result_box.close()
+    if window.session_row.verify_button.result_box is not None:
+        window.session_row.verify_button.result_box.close()
     shutil.rmtree(recorded.folder / "verify", ignore_errors=True)
     for banner in (window.banner, window.info):
         banner.clear()
@@ -185,7 +185,7 @@ def opened_urls() -> Iterator[UrlCatcher]:
 
 
 def _verify(window: MainWindow) -> None:
-    button = window.verify_button
+    button = window.session_row.verify_button
     assert button.isEnabled(), button.toolTip()
     button.click()
     assert button.run.running
@@ -244,7 +244,7 @@ def test_an_agreeing_session_shows_the_verdict_with_a_stand_in_verify_command(
     window = fresh.window
     stand_in("agrees")
     _verify(window)
-    box = window.verify_button.result_box
+    box = window.session_row.verify_button.result_box
     assert box is not None and box.isVisible()
     assert box.text() == (
         "The session agrees with its recording: 58 of 905 analysed frames checked (6 %)"
@@ -254,11 +254,12 @@ def test_an_agreeing_session_shows_the_verdict_with_a_stand_in_verify_command(
     assert "agrees with its recording: 58 of 905" in window.info.full_text()
     assert window.banner.isHidden()
     # Verified here: nothing is left for the console when the window closes.
-    assert window.verify_button.due_after_close(fresh.folder) is None
+    assert window.session_row.verify_button.due_after_close(fresh.folder) is None
     open_report = next(b for b in box.buttons() if b.text() == OPEN_REPORT_LABEL)
     open_report.click()
     assert [url.toLocalFile() for url in opened_urls.urls] == [str(report)]
-    assert window.verify_button.isEnabled() and window.verify_button.text() == "Verify"
+    button = window.session_row.verify_button
+    assert button.isEnabled() and button.text() == "Verify"
 
 
 def test_a_differing_session_shows_its_reasons_with_a_stand_in_verify_command(
@@ -267,7 +268,7 @@ def test_a_differing_session_shows_its_reasons_with_a_stand_in_verify_command(
     window = fresh.window
     stand_in("differs")
     _verify(window)
-    box = window.verify_button.result_box
+    box = window.session_row.verify_button.result_box
     assert box is not None and box.isVisible()
     assert "differs from its recording" in box.text()
     assert box.icon() == box.Warning
@@ -286,7 +287,7 @@ def test_a_session_that_cannot_be_verified_shows_the_error_with_a_stand_in_verif
     window = fresh.window
     stand_in("cannot")
     _verify(window)
-    box = window.verify_button.result_box
+    box = window.session_row.verify_button.result_box
     assert box is None or not box.isVisible()  # no verdict to show
     assert not window.banner.isHidden()
     assert window.banner.full_text().startswith("Verify")
@@ -303,7 +304,7 @@ def test_progress_shows_and_closing_the_window_stops_verify_with_a_stand_in_veri
 ) -> None:
     window = MainWindow(write_settings(tmp_path, ARENA), tmp_path / "out")
     window.show()
-    button = window.verify_button
+    button = window.session_row.verify_button
     button.follow(recorded.folder, busy=False)  # the window's last session, as after a stop
     stand_in("slow")
     qtbot.mouseClick(button, Qt.LeftButton)
@@ -395,7 +396,7 @@ def test_the_real_verify_command_refuses_a_recording_without_poses(
     """The session was recorded but never analysed: nothing to compare, exit 2, said in red."""
     window = fresh.window
     _verify(window)
-    outcome = window.verify_button.run.outcome
+    outcome = window.session_row.verify_button.run.outcome
     assert outcome is not None and outcome.exit_code == verify_run.EXIT_CANNOT, outcome
     assert not window.banner.isHidden()
     assert str(fresh.folder) in window.banner.full_text()

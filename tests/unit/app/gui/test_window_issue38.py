@@ -7,7 +7,6 @@ stream runs, real camera, pose worker and recorder processes.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -22,48 +21,14 @@ from deeplabstream.app.gui.keypoint_plot import TEXT_COLOUR, KeypointPlot
 from deeplabstream.app.gui.live_view import _trigger_names
 from deeplabstream.app.gui.main_window import MAIN_SPLIT_KEY, MainWindow, initial_size
 from deeplabstream.app.gui.plots import SessionPlots
-from deeplabstream.app.gui.preferences import STATE_ENV
 from deeplabstream.app.gui.rig_panel import RigPanel
 from deeplabstream.app.gui.session import Part
-from deeplabstream.core.device_lock import LOCK_ENV
 from deeplabstream.experiments.events import EVENT_COLUMNS as CSV_COLUMNS
 from deeplabstream.experiments.triggers.geometry import Circle, Rectangle
 from deeplabstream.live.processes.messages import EventView, ExperimentStatus, TriggerView
 from deeplabstream.live.session.runner import CameraFigures
 from tests.support.files import write_settings
-
-START_TIMEOUT_MS = 90_000
-ARENA = "[Camera arena]\nSOURCE = synthetic\nFRAMERATE = 30\nSEED = 3\n"
-
-
-@pytest.fixture(autouse=True)
-def private_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each test has its own device locks and its own remembered layout."""
-    monkeypatch.setenv(LOCK_ENV, str(tmp_path / "instance.lock"))
-    monkeypatch.setenv(STATE_ENV, str(tmp_path / "window.ini"))
-
-
-def _open(qtbot, settings: Path, out: Path, size: tuple[int, int] = (1280, 720)) -> MainWindow:
-    window = MainWindow(settings, out)
-    window.resize(*size)
-    window.show()
-    qtbot.waitExposed(window)
-    window.rig_panel.wait_checked()
-    return window
-
-
-def _close(qtbot, window: MainWindow) -> None:
-    window.close()
-    qtbot.waitUntil(lambda: window.closed_down, timeout=START_TIMEOUT_MS)
-    window.deleteLater()
-
-
-@pytest.fixture
-def window(qtbot, tmp_path: Path) -> Iterator[MainWindow]:
-    main = _open(qtbot, write_settings(tmp_path, ARENA), tmp_path / "out")
-    yield main
-    _close(qtbot, main)
-
+from tests.support.open_window import ARENA, START_TIMEOUT_MS, close_window, open_window
 
 # -- 2, 3: text that fits, banners that can be read and closed --------------------------------
 
@@ -231,17 +196,17 @@ def test_region_names_are_written_on_their_top_edge_while_the_experiment_runs() 
 def test_the_split_between_view_and_tabs_is_remembered(qtbot, tmp_path: Path) -> None:
     """#8: the live view took about a third of the window; now most, and as the user left it."""
     settings = write_settings(tmp_path, ARENA)
-    first = _open(qtbot, settings, tmp_path / "out", (1600, 1000))
+    first = open_window(qtbot, settings, tmp_path / "out", (1600, 1000))
     sizes = first.main_splitter.sizes()
     assert sizes[0] > sizes[1]  # the view takes most of the width at first
     total = sum(sizes)
     first.main_splitter.moveSplitter(total - 200, 1)  # the user gives the view even more
     moved = first.main_splitter.sizes()
     assert first.preferences.layout_state(MAIN_SPLIT_KEY) is not None
-    _close(qtbot, first)
-    second = _open(qtbot, settings, tmp_path / "out", (1600, 1000))
+    close_window(qtbot, first)
+    second = open_window(qtbot, settings, tmp_path / "out", (1600, 1000))
     assert second.main_splitter.sizes() == moved
-    _close(qtbot, second)
+    close_window(qtbot, second)
 
 
 def test_what_start_will_run_has_no_blank_first_line(qtbot, window: MainWindow) -> None:

@@ -6,7 +6,6 @@ stream runs, real camera and recorder processes.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -29,47 +28,13 @@ from deeplabstream.app.gui.live_view import paint_label
 from deeplabstream.app.gui.loss_alarm import SKIPPING_ADVICE
 from deeplabstream.app.gui.main_window import MainWindow
 from deeplabstream.app.gui.plots import SessionPlots
-from deeplabstream.app.gui.preferences import STATE_ENV
 from deeplabstream.app.gui.rig.parts import PROBLEM_COLOUR
 from deeplabstream.app.gui.rig_panel import MIN_AREA_PX, RigPanel
 from deeplabstream.app.gui.session import Part, with_second_rig_hint
-from deeplabstream.core.device_lock import LOCK_ENV
 from deeplabstream.live.session.runner import CameraFigures
 from tests.support.files import make_ffv1_video, write_settings
+from tests.support.open_window import ARENA, START_TIMEOUT_MS, close_window, open_window
 from tests.support.processes import run_cli
-
-START_TIMEOUT_MS = 90_000
-ARENA = "[Camera arena]\nSOURCE = synthetic\nFRAMERATE = 30\nSEED = 3\n"
-
-
-@pytest.fixture(autouse=True)
-def private_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each test has its own device locks and its own remembered view choices."""
-    monkeypatch.setenv(LOCK_ENV, str(tmp_path / "instance.lock"))
-    monkeypatch.setenv(STATE_ENV, str(tmp_path / "window.ini"))
-
-
-def _open(qtbot, settings: Path, out: Path, size: tuple[int, int] = (1280, 720)) -> MainWindow:
-    window = MainWindow(settings, out)
-    window.resize(*size)
-    window.show()
-    qtbot.waitExposed(window)
-    window.rig_panel.wait_checked()
-    return window
-
-
-def _close(qtbot, window: MainWindow) -> None:
-    window.close()
-    qtbot.waitUntil(lambda: window.closed_down, timeout=START_TIMEOUT_MS)
-    window.deleteLater()
-
-
-@pytest.fixture
-def window(qtbot, tmp_path: Path) -> Iterator[MainWindow]:
-    """The window on the arena alone (no experiment), 1280x720."""
-    main = _open(qtbot, write_settings(tmp_path, ARENA), tmp_path / "out")
-    yield main
-    _close(qtbot, main)
 
 
 def _top(widget: QWidget) -> int:
@@ -175,7 +140,7 @@ def _refused(qtbot, window: MainWindow) -> None:
 def test_a_settings_error_goes_once_the_rig_is_fixed(qtbot, tmp_path: Path) -> None:
     """Issue 28 #1: the red banner stayed up after its cause was fixed."""
     settings = write_settings(tmp_path, ARENA.replace("FRAMERATE = 30", "FRAMERATE = fast"))
-    window = _open(qtbot, settings, tmp_path / "out")
+    window = open_window(qtbot, settings, tmp_path / "out")
     window.buttons[Part.STREAM].click()
     _refused(qtbot, window)  # by the start's checks, on a background thread (issue 53)
     assert "FRAMERATE" in window.banner.label.text()
@@ -183,7 +148,7 @@ def test_a_settings_error_goes_once_the_rig_is_fixed(qtbot, tmp_path: Path) -> N
     window.rig_panel.wait_checked()
     assert window.rig_panel.problems == []
     assert window.banner.isHidden()
-    _close(qtbot, window)
+    close_window(qtbot, window)
 
 
 def test_an_error_goes_when_its_part_starts_well_and_not_before(window: MainWindow) -> None:
@@ -217,16 +182,16 @@ def test_the_folder_sessions_go_to_is_the_one_shown(qtbot, tmp_path: Path) -> No
     """Issue 28 #5: with --output-dir the window showed the settings' folder."""
     settings = write_settings(tmp_path, ARENA + "[Output]\nDIRECTORY = from_settings\n")
     out = tmp_path / "given_on_the_command_line"
-    window = _open(qtbot, settings, out)
+    window = open_window(qtbot, settings, out)
     summary = window.rig_panel.findChild(QLabel, "rig_summary").text()
     assert f"sessions go to: {out} (app.py --output-dir" in summary
-    assert str(out) in window.session_label.text()
+    assert str(out) in window.session_row.session_label.text()
     assert window.rig_panel.session_box.output_edit.isReadOnly()
     window.buttons[Part.STREAM].click()
     qtbot.waitUntil(lambda: window.controller.session_dir is not None, timeout=START_TIMEOUT_MS)
     assert window.controller.session_dir.parent == out
-    assert str(out) in window.session_label.text()
-    _close(qtbot, window)
+    assert str(out) in window.session_row.session_label.text()
+    close_window(qtbot, window)
 
 
 def test_heavy_skipping_says_what_to_do(qtbot, window: MainWindow) -> None:
@@ -247,7 +212,7 @@ def test_the_end_of_a_video_is_said_where_the_user_looks(qtbot, tmp_path: Path) 
     settings = write_settings(
         tmp_path, "[Camera clip]\nSOURCE = video\nPATH = short.mkv\nPACING = native\n"
     )
-    window = _open(qtbot, settings, tmp_path / "out")
+    window = open_window(qtbot, settings, tmp_path / "out")
     window.buttons[Part.STREAM].click()
     qtbot.waitUntil(lambda: "stopped by itself" in window.info.label.text(), timeout=60_000)
     qtbot.waitUntil(lambda: not window.controller.streaming, timeout=START_TIMEOUT_MS)
@@ -258,7 +223,7 @@ def test_the_end_of_a_video_is_said_where_the_user_looks(qtbot, tmp_path: Path) 
     assert window.info.isVisible()  # it stays until dismissed
     window.buttons[Part.STREAM].click()  # a new stream: the old news goes
     qtbot.waitUntil(lambda: window.info.isHidden(), timeout=START_TIMEOUT_MS)
-    _close(qtbot, window)
+    close_window(qtbot, window)
 
 
 def test_the_lock_error_is_shown_whole_and_says_how_to_run_a_second_rig() -> None:
@@ -284,7 +249,7 @@ def test_a_device_in_use_is_refused_with_the_locks_whole_message(qtbot, tmp_path
     )
     other.acquire()  # as another rig using the same port would
     try:
-        window = _open(qtbot, settings_file, tmp_path / "out")
+        window = open_window(qtbot, settings_file, tmp_path / "out")
         with pytest.raises(DeviceBusyError) as refused:
             DeviceLocks(
                 session_claims(load_settings(settings_file), devices=True),
@@ -296,7 +261,7 @@ def test_a_device_in_use_is_refused_with_the_locks_whole_message(qtbot, tmp_path
         assert "second rig" in window.banner.label.text()
         assert window.banner.toolTip() == window.banner.label.text()  # whole, also on hover
         assert not window.controller.streaming
-        _close(qtbot, window)
+        close_window(qtbot, window)
     finally:
         other.release()
 
@@ -361,17 +326,17 @@ def test_keep_these_values_needs_a_stream(qtbot, window: MainWindow) -> None:
 def test_the_view_toggles_are_remembered_between_launches(qtbot, tmp_path: Path) -> None:
     """Issue 28 #13: trail and heatmap toggles were forgotten between launches."""
     settings = write_settings(tmp_path, ARENA)
-    first = _open(qtbot, settings, tmp_path / "out")
+    first = open_window(qtbot, settings, tmp_path / "out")
     assert not first.view_side.overlay_toggles.trail.isChecked()
     first.view_side.overlay_toggles.trail.setChecked(True)
     first.view_side.overlay_toggles.heatmap.setChecked(True)
     first.view_side.overlay_toggles.heatmap.setChecked(False)
-    _close(qtbot, first)
+    close_window(qtbot, first)
     assert "trail=true" in (tmp_path / "window.ini").read_text()
-    second = _open(qtbot, settings, tmp_path / "out")  # the next launch
+    second = open_window(qtbot, settings, tmp_path / "out")  # the next launch
     assert second.view_side.overlay_toggles.trail.isChecked()
     assert not second.view_side.overlay_toggles.heatmap.isChecked()
-    _close(qtbot, second)
+    close_window(qtbot, second)
 
 
 def test_remove_asks_before_a_camera_is_taken_out(qtbot, tmp_path: Path) -> None:

@@ -12,9 +12,9 @@ from PyQt5.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLineEdit,
-    QPushButton,
 )
 
+from deeplabstream.app.gui.button_row import named_button
 from deeplabstream.app.gui.job_targets import Outcome, calibrate_job
 from deeplabstream.app.gui.jobs import ProcessJob
 from deeplabstream.app.gui.rig.edited_file import EditedFile
@@ -34,14 +34,14 @@ class CalibrationBox(QGroupBox):
         self.calibration_edit.editingFinished.connect(
             lambda: self._file.set("Triangulation", "CALIBRATION", self.calibration_edit.text())
         )
-        run = QPushButton("Calibrate from a session...")
-        run.setObjectName("rig_calibrate")
+        run = named_button(
+            "Calibrate from a session...", "rig_calibrate", self._choose_calibration_session
+        )
         run.setToolTip(
             "Choose a recorded session in which every camera filmed the ChArUco board (flat on "
             "the floor first, then moved): deeplabstream-calibrate solves it, writes "
             "calibration.toml beside it and uses it for [Triangulation] (docs/3d.md)"
         )
-        run.clicked.connect(self._choose_calibration_session)
         row = QHBoxLayout()
         row.addWidget(self.calibration_edit, 1)
         row.addWidget(run)

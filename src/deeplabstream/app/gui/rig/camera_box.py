@@ -17,10 +17,10 @@ from PyQt5.QtWidgets import (
     QHBoxLayout,
     QInputDialog,
     QListWidget,
-    QPushButton,
     QVBoxLayout,
 )
 
+from deeplabstream.app.gui.button_row import named_button
 from deeplabstream.app.gui.fitting import narrow_choice
 from deeplabstream.app.gui.job_targets import Outcome, detect_cameras_job
 from deeplabstream.app.gui.jobs import ProcessJob
@@ -72,16 +72,14 @@ class CameraBox(QGroupBox):
         self.add_camera_choice = QComboBox()
         self.add_camera_choice.setObjectName("rig_add_camera")
         narrow_choice(self.add_camera_choice)  # a long camera label must not widen the tab
-        self.add_camera_button = QPushButton("Add")
-        self.add_camera_button.setObjectName("rig_add_camera_button")
-        self.add_camera_button.clicked.connect(self._add_chosen_camera)
-        self.detect_button = QPushButton("Detect")
-        self.detect_button.setObjectName("rig_detect_cameras")
+        self.add_camera_button = named_button(
+            "Add", "rig_add_camera_button", self._add_chosen_camera
+        )
+        self.detect_button = named_button("Detect", "rig_detect_cameras", self.detect_cameras)
         self.detect_button.setToolTip("Look for Basler, RealSense and OpenCV cameras again")
-        self.detect_button.clicked.connect(self.detect_cameras)
-        self.remove_camera_button = QPushButton("Remove")
-        self.remove_camera_button.setObjectName("rig_remove_camera")
-        self.remove_camera_button.clicked.connect(self._remove_selected_camera)
+        self.remove_camera_button = named_button(
+            "Remove", "rig_remove_camera", self._remove_selected_camera
+        )
         row = QHBoxLayout()
         row.addWidget(self.add_camera_choice, 1)
         row.addWidget(self.add_camera_button)

@@ -10,10 +10,10 @@ from PyQt5.QtWidgets import (
     QInputDialog,
     QLabel,
     QListWidget,
-    QPushButton,
     QVBoxLayout,
 )
 
+from deeplabstream.app.gui.button_row import named_button
 from deeplabstream.app.gui.rig.edited_file import EditedFile
 from deeplabstream.app.gui.rig.parts import confirm
 from deeplabstream.app.gui.section_table import SectionTable, device_keys
@@ -37,12 +37,8 @@ class DeviceBox(QGroupBox):
         self.device_type.setObjectName("rig_device_type")
         self.device_type.addItems(sorted(DEVICES))
         self.device_type.activated.connect(self._device_type_chosen)
-        add = QPushButton("Add...")
-        add.setObjectName("rig_add_device")
-        add.clicked.connect(self._ask_device_name)
-        remove = QPushButton("Remove")
-        remove.setObjectName("rig_remove_device")
-        remove.clicked.connect(self._remove_selected_device)
+        add = named_button("Add...", "rig_add_device", self._ask_device_name)
+        remove = named_button("Remove", "rig_remove_device", self._remove_selected_device)
         row = QHBoxLayout()
         row.addWidget(QLabel("TYPE"))
         row.addWidget(self.device_type, 1)

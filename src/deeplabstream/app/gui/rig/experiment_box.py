@@ -15,11 +15,11 @@ from PyQt5.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
-    QPushButton,
     QVBoxLayout,
     QWidget,
 )
 
+from deeplabstream.app.gui.button_row import named_button
 from deeplabstream.app.gui.fitting import narrow_choice, shrinkable
 from deeplabstream.app.gui.rig.edited_file import EditedFile
 from deeplabstream.app.gui.rig_check import experiment_name_for, lab_code_of, trigger_line
@@ -49,16 +49,14 @@ class ExperimentBox(QGroupBox):
         line = self.experiment_choice.lineEdit()
         assert line is not None
         line.editingFinished.connect(self._experiment_chosen)
-        browse = QPushButton("Browse...")
-        browse.setObjectName("rig_experiment_browse")
-        browse.clicked.connect(self._browse_experiment)
-        self.check_experiment_button = QPushButton("Check experiment")
-        self.check_experiment_button.setObjectName("rig_check_experiment")
+        browse = named_button("Browse...", "rig_experiment_browse", self._browse_experiment)
+        self.check_experiment_button = named_button(
+            "Check experiment", "rig_check_experiment", self.allow_experiment
+        )
         self.check_experiment_button.setToolTip(
             "Import the experiment's module (your lab's code runs) and check its triggers, "
             "cameras, devices and keypoints against the rig"
         )
-        self.check_experiment_button.clicked.connect(self.allow_experiment)
         self.check_experiment_button.hide()
         row = QHBoxLayout()
         row.addWidget(self.experiment_choice, 1)

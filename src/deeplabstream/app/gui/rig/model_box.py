@@ -10,9 +10,9 @@ from PyQt5.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLineEdit,
-    QPushButton,
 )
 
+from deeplabstream.app.gui.button_row import named_button
 from deeplabstream.app.gui.job_targets import ModelFacts, Outcome, describe_model_job
 from deeplabstream.app.gui.jobs import ProcessJob
 from deeplabstream.app.gui.rig.edited_file import EditedFile
@@ -35,16 +35,12 @@ class ModelBox(QGroupBox):
         self.model_edit.setObjectName("rig_model_path")
         self.model_edit.setPlaceholderText("empty: the bundled model of the simulated arena")
         self.model_edit.editingFinished.connect(lambda: self.set_model(self.model_edit.text()))
-        browse = QPushButton("Browse...")
-        browse.setObjectName("rig_model_browse")
-        browse.clicked.connect(self._browse_model)
-        self.inspect_button = QPushButton("Inspect")
-        self.inspect_button.setObjectName("rig_model_inspect")
+        browse = named_button("Browse...", "rig_model_browse", self._browse_model)
+        self.inspect_button = named_button("Inspect", "rig_model_inspect", self.inspect_model)
         self.inspect_button.setToolTip(
             "What deeplabstream-inspect shows: network, keypoints, input size (a DeepLabCut or "
             "Lightning Pose model is converted first, in the background)"
         )
-        self.inspect_button.clicked.connect(self.inspect_model)
         row = QHBoxLayout()
         row.addWidget(self.model_edit, 1)
         row.addWidget(browse)

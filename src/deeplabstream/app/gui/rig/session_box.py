@@ -18,9 +18,9 @@ from PyQt5.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
-    QPushButton,
 )
 
+from deeplabstream.app.gui.button_row import named_button
 from deeplabstream.app.gui.rig.edited_file import EditedFile
 from deeplabstream.app.gui.rig.parts import NEWS_COLOUR, PROBLEM_COLOUR
 from deeplabstream.app.gui.rig_check import relative_to_settings
@@ -69,9 +69,7 @@ class SessionBox(QGroupBox):
         self.output_edit.editingFinished.connect(
             lambda: self._file.set("Output", "DIRECTORY", self.output_edit.text())
         )
-        self.output_browse = QPushButton("Browse...")
-        self.output_browse.setObjectName("session_output_browse")
-        self.output_browse.clicked.connect(self._browse_output)
+        self.output_browse = named_button("Browse...", "session_output_browse", self._browse_output)
         output_row = QHBoxLayout()
         output_row.addWidget(self.output_edit, 1)
         output_row.addWidget(self.output_browse)
