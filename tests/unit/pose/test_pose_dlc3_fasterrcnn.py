@@ -17,7 +17,6 @@ Three levels:
 
 from __future__ import annotations
 
-import functools
 import importlib.util
 import json
 import os
@@ -240,12 +239,6 @@ def test_detector_weights_of_a_frozen_batchnorm_backbone_load() -> None:
 
 
 def _random_weights(variant: str = MOBILENET) -> dict:
-    """The variant's seeded random state dict (a copy of the dict; its tensors are only read)."""
-    return dict(_drawn_weights(variant))
-
-
-@functools.cache  # drawn once a run: two tests use resnet50_fpn_v2's (43 M numbers, seconds)
-def _drawn_weights(variant: str) -> dict:
     spec = importlib.util.spec_from_file_location("random_weights", RANDOM / "random_weights.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
