@@ -3,7 +3,8 @@
 Each session runs ``DeepLabStream.py`` (the bundled model, a two-region experiment) or, for the
 window's button order, a ``LiveSession`` driven as the window drives it; then
 ``deeplabstream-verify`` runs on its folder as a process (tests/support/verify_sessions.py). The
-fast checks of a changed session are in test_verify_tampering.py.
+fast checks of a changed session are in test_verify_tampering.py; the H.264 session's, on the
+signed H.264 session that test_verify_record.py makes (one session and one whole check for both).
 """
 
 from __future__ import annotations
@@ -18,16 +19,16 @@ from pathlib import Path
 import av
 import pytest
 
-from deeplabstream.core.digest import file_sha256
 from deeplabstream.live.session.live import LiveSession
-from deeplabstream.outputs.signature import installation_key, sign_record
 from deeplabstream.settings import load_settings
 from tests.support.files import write_settings
 from tests.support.paths import PROJECT_ROOT
 from tests.support.verify_sessions import (
     EXPERIMENT,
     WAYPOINTS,
+    assert_agrees,
     make_session,
+    redigest,
     run_verify,
 )
 
@@ -40,12 +41,6 @@ def skipping_session(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_session(tmp_path_factory.mktemp("skipping"), stall=True, predict=True)
 
 
-@pytest.fixture(scope="module")
-def h264_session(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The default codec, H.264."""
-    return make_session(tmp_path_factory.mktemp("h264"), codec="h264", frames=240)
-
-
 def _copy(session: Path, tmp_path: Path) -> Path:
     copy = tmp_path / session.name
     shutil.copytree(session, copy, ignore=shutil.ignore_patterns("verify"))
@@ -54,39 +49,6 @@ def _copy(session: Path, tmp_path: Path) -> Path:
 
 def _record(session: Path) -> dict:
     return json.loads((session / "session.json").read_text(encoding="utf-8"))
-
-
-def _assert_agrees(code: int, summary: dict, session: Path, output: str) -> None:
-    """Agrees; or, where the recorder lost frames (a loaded machine), agrees in part saying so.
-
-    A decision on a frame the recording lacks cannot be checked against it: the verdict says
-    "agrees in part" and names it, which is right; nothing may differ either way.
-    """
-    assert summary["reasons"] == [], output
-    lost = sum(c["frames_lost_in_recording"] for c in _record(session)["cameras"].values())
-    if lost == 0 or code == 0:
-        assert code == 0 and summary["verdict"] == "agrees", output
-        return
-    assert code == 3 and summary["verdict"] == "agrees in part", output
-    for item in summary["not_checked"]:  # decisions, or most frames, on frames it lost
-        assert "the recording does not check" in item or "could be checked" in item, output
-
-
-def _redigest(session: Path, *names: str, **camera: int) -> None:
-    """Write session.json as if the session had closed with ``names`` as they are now.
-
-    Signed again with the key that signed it (the tests' own), as that installation would.
-    """
-    record = _record(session)
-    for name in names:
-        path = session / name
-        record["files"][name] = {"sha256": file_sha256(path), "bytes": path.stat().st_size}
-    record["cameras"]["arena"].update(camera)
-    key = installation_key()
-    assert key is not None
-    (session / "session.json").write_text(
-        json.dumps(sign_record(record, key), indent=1), encoding="utf-8"
-    )
 
 
 def test_frames_skipped_live_are_skipped_again_and_every_frame_agrees_to_the_bit(
@@ -105,7 +67,7 @@ def test_frames_skipped_live_are_skipped_again_and_every_frame_agrees_to_the_bit
     assert summary["offline"][0]["frames_scheduled"]["arena"] == in_recording
     assert summary["offline"][0]["frames_analysed"] == in_recording
     assert camera["frames"]["to_the_bit"] == in_recording > 50  # a loaded recorder loses some
-    _assert_agrees(code, summary, skipping_session, output)
+    assert_agrees(code, summary, skipping_session, output)
     (run,) = summary["decisions"]
     # Prediction's lead and the skipped frames repeated: every decision row, exactly.
     assert run["rows_equal"] == run["rows_live"] == run["rows_re_derived"] >= 8
@@ -114,46 +76,6 @@ def test_frames_skipped_live_are_skipped_again_and_every_frame_agrees_to_the_bit
     assert f"Verdict: {summary['verdict_line']}." in report and "Provenance" in report
     assert (skipping_session / "verify" / "keypoints.png").stat().st_size > 0
     assert f"verdict: {summary['verdict']}" in output
-
-
-def test_an_h264_session_agrees_within_its_stated_bound(h264_session: Path) -> None:
-    code, summary, output = run_verify(h264_session)
-    _assert_agrees(code, summary, h264_session, output)
-    camera = summary["keypoints"]["arena"]
-    assert camera["lossless"] is False
-    bound = camera["bound"]  # measured from the recording: its runs encoded again
-    assert bound["frames_sampled"] == 60 and bound["keypoints_measured"] > 100
-    assert camera["bound_px"] == pytest.approx(max(1.0, 40 * bound["median_px"]), abs=1e-3)
-    assert (
-        camera["frames"]["within_bound"] + camera["frames"]["not_verifiable"]
-        == (camera["frames_analysed_live"])
-    )
-    assert camera["frames"]["within_bound"] == camera["frames_compared"] > 50
-    assert summary["provenance"]["bounds_px"]["arena"] == camera["bound_px"]
-    assert any("lossy codec (H.264)" in note for note in summary["notes"])
-
-
-def test_keypoints_moved_beyond_the_bound_on_h264_differ_even_with_new_digests(
-    h264_session: Path, tmp_path: Path
-) -> None:
-    session = _copy(h264_session, tmp_path)
-    path = session / "arena.pose_exact.csv"
-    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-    header = lines[0].split(",")
-    column = header.index("nose_x")
-    for number in range(100, 120):  # frames 99..118: the nose 40 px to the right
-        cells = lines[number].split(",")
-        cells[column] = repr(float(cells[column]) + 40.0)
-        lines[number] = ",".join(cells)
-    path.write_text("".join(lines), encoding="utf-8")
-    _redigest(session, "arena.pose_exact.csv")
-    code, summary, output = run_verify(session)
-    assert code == 1, output
-    camera = summary["keypoints"]["arena"]
-    edited = {int(lines[number].split(",", 1)[0]) for number in range(100, 120)}
-    checked = edited - set(camera["unverifiable_frames"])  # a loaded recorder may lose some
-    assert set(camera["differing_frames"]) == checked and len(checked) > 5, output
-    assert any("beyond the lossy recording's bound" in r for r in summary["reasons"])
 
 
 def test_frames_the_recorder_lost_are_not_verifiable_and_said(
@@ -180,7 +102,7 @@ def test_frames_the_recorder_lost_are_not_verifiable_and_said(
     lines = table.read_text().splitlines(keepends=True)
     table.write_text("".join(line for i, line in enumerate(lines) if i - 1 not in lost))
     recorded = _record(session)["cameras"]["arena"]["frames_recorded"]
-    _redigest(session, "arena.mkv", "arena.frames.csv", frames_recorded=recorded - len(lost))
+    redigest(session, "arena.mkv", "arena.frames.csv", frames_recorded=recorded - len(lost))
     code, summary, output = run_verify(session)
     camera = summary["keypoints"]["arena"]
     analysed = _column(session / "arena.pose_exact.csv")
@@ -260,7 +182,7 @@ def test_the_windows_button_order_with_a_late_experiment_agrees(tmp_path: Path) 
     code, summary, output = run_verify(session)
     assert summary["decisions"][0]["rows_equal"] == summary["decisions"][0]["rows_live"], output
     assert summary["decisions"][0]["differences"] == []
-    _assert_agrees(code, summary, session, output)
+    assert_agrees(code, summary, session, output)
 
 
 def _serve(stream: LiveSession, seconds: float) -> None:
@@ -356,7 +278,7 @@ def test_two_cameras_at_their_own_rates_pair_and_agree(tmp_path: Path) -> None:
         assert camera["frames"]["to_the_bit"] == camera["frames_analysed_live"] - lost > 0
     (run,) = summary["decisions"]
     assert run["rows_equal"] == run["rows_live"] >= 4, output  # the side animal enters twice
-    _assert_agrees(code, summary, session, output)
+    assert_agrees(code, summary, session, output)
 
 
 def test_a_lab_trigger_changed_since_the_session_is_not_run_again(

@@ -5,7 +5,9 @@ H.264 and one in FFV1, each with a lab device and a lab trigger kind (each leave
 when imported), made once and signed at their close with the tests' key. Each test plants one
 case in a copy, as a careless or dishonest hand would, and runs ``deeplabstream-verify`` as a
 process on it: the verdict and its cause must be named. The decisions-only check (seconds) is
-used wherever the recording need not be analysed again.
+used wherever the recording need not be analysed again. The H.264 session also serves the whole
+check's own tests of a lossy recording (its measured bound, keypoints moved beyond it), and the
+untouched sessions' whole check runs once for every test that reads it.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -30,9 +33,11 @@ from deeplabstream.outputs.signature import (
 from tests.support.paths import PROJECT_ROOT
 from tests.support.verify_sessions import (
     WAYPOINTS,
+    assert_agrees,
     copy_session,
     make_session,
     read_record,
+    redigest,
     run_verify,
 )
 
@@ -103,6 +108,23 @@ def sessions(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return made
 
 
+@pytest.fixture(scope="module")
+def untouched_verdict(sessions: dict[str, Path]) -> Callable[[str], tuple[int, dict, str]]:
+    """The whole check of an untouched session (code, summary, output), run once per codec.
+
+    Tests of what the check says about the session as it closed read the same verdict: the
+    replay of its recording is the expensive part, and it is the same every time.
+    """
+    verdicts: dict[str, tuple[int, dict, str]] = {}
+
+    def verdict(codec: str) -> tuple[int, dict, str]:
+        if codec not in verdicts:
+            verdicts[codec] = run_verify(sessions[codec])
+        return verdicts[codec]
+
+    return verdict
+
+
 def _write(session: Path, record: dict) -> None:
     (session / "session.json").write_text(json.dumps(record, indent=1), encoding="utf-8")
 
@@ -140,11 +162,14 @@ def _assert_agrees(code: int, summary: dict, output: str, session: Path) -> None
 
 @pytest.mark.parametrize("codec", CODECS)
 def test_an_untouched_signed_session_agrees_and_names_its_signer(
-    sessions: dict[str, Path], codec: str, tmp_path: Path
+    sessions: dict[str, Path],
+    untouched_verdict: Callable[[str], tuple[int, dict, str]],
+    codec: str,
+    tmp_path: Path,
 ) -> None:
     session = sessions[codec]
     signature = read_record(session)["signature"]
-    code, summary, output = run_verify(session)
+    code, summary, output = untouched_verdict(codec)
     _assert_agrees(code, summary, output, session)
     assert summary["signature"]["status"] == "valid"
     assert summary["signature"]["fingerprint"] == signature["fingerprint"]
@@ -317,6 +342,51 @@ def test_keypoints_moved_5_px_with_new_digests_and_signature_never_agree(
         assert any("the keypoints were moved" in r for r in summary["reasons"]), output
     else:  # every frame the recording holds (a loaded recorder may lose some) differs
         assert camera["frames"]["differs"] == camera["frames_compared"] > 0, output
+
+
+# --- the whole check on the H.264 session: its bound, measured, and keypoints beyond it ---------
+
+
+def test_an_h264_session_agrees_within_its_stated_bound(
+    sessions: dict[str, Path], untouched_verdict: Callable[[str], tuple[int, dict, str]]
+) -> None:
+    code, summary, output = untouched_verdict("h264")
+    assert_agrees(code, summary, sessions["h264"], output)
+    camera = summary["keypoints"]["arena"]
+    assert camera["lossless"] is False
+    bound = camera["bound"]  # measured from the recording: its runs encoded again
+    assert bound["frames_sampled"] == 60 and bound["keypoints_measured"] > 100
+    assert camera["bound_px"] == pytest.approx(max(1.0, 40 * bound["median_px"]), abs=1e-3)
+    assert (
+        camera["frames"]["within_bound"] + camera["frames"]["not_verifiable"]
+        == (camera["frames_analysed_live"])
+    )
+    assert camera["frames"]["within_bound"] == camera["frames_compared"] > 50
+    assert summary["provenance"]["bounds_px"]["arena"] == camera["bound_px"]
+    assert any("lossy codec (H.264)" in note for note in summary["notes"])
+
+
+def test_keypoints_moved_beyond_the_bound_on_h264_differ_even_with_new_digests(
+    sessions: dict[str, Path], tmp_path: Path
+) -> None:
+    session = copy_session(sessions["h264"], tmp_path)
+    path = session / "arena.pose_exact.csv"
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    header = lines[0].split(",")
+    column = header.index("nose_x")
+    for number in range(100, 120):  # frames 99..118: the nose 40 px to the right
+        cells = lines[number].split(",")
+        cells[column] = repr(float(cells[column]) + 40.0)
+        lines[number] = ",".join(cells)
+    path.write_text("".join(lines), encoding="utf-8")
+    redigest(session, "arena.pose_exact.csv")
+    code, summary, output = run_verify(session)
+    assert code == 1, output
+    camera = summary["keypoints"]["arena"]
+    edited = {int(lines[number].split(",", 1)[0]) for number in range(100, 120)}
+    checked = edited - set(camera["unverifiable_frames"])  # a loaded recorder may lose some
+    assert set(camera["differing_frames"]) == checked and len(checked) > 5, output
+    assert any("beyond the lossy recording's bound" in r for r in summary["reasons"])
 
 
 def _shift(path: Path, px: float, header_rows: int) -> None:

@@ -3,7 +3,8 @@
 ``make_session`` runs ``DeepLabStream.py`` (recording, the bundled model, a two-region
 experiment) as a process; frames are skipped on purpose by a lab trigger that stalls the
 experiment on chosen frames, and forward prediction is made early on purpose with a fixed lead.
-``run_verify`` runs ``python -m deeplabstream.offline.verify`` on a folder.
+``run_verify`` runs ``python -m deeplabstream.offline.verify`` on a folder; ``assert_agrees``
+reads its verdict and ``redigest`` signs a changed session again as its installation would.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from deeplabstream.core.digest import file_sha256
+from deeplabstream.outputs.signature import installation_key, sign_record
 from tests.support.files import write_settings
 from tests.support.paths import PROJECT_ROOT
 
@@ -180,6 +183,39 @@ def run_verify(session: Path, *options: str) -> tuple[int, dict, str]:
     summary_file = session / "verify" / "summary.json"
     summary = json.loads(summary_file.read_text()) if summary_file.is_file() else {}
     return result.returncode, summary, result.stdout + result.stderr
+
+
+def assert_agrees(code: int, summary: dict, session: Path, output: str) -> None:
+    """Agrees; or, where the recorder lost frames (a loaded machine), agrees in part saying so.
+
+    A decision on a frame the recording lacks cannot be checked against it: the verdict says
+    "agrees in part" and names it, which is right; nothing may differ either way.
+    """
+    assert summary["reasons"] == [], output
+    lost = sum(c["frames_lost_in_recording"] for c in read_record(session)["cameras"].values())
+    if lost == 0 or code == 0:
+        assert code == 0 and summary["verdict"] == "agrees", output
+        return
+    assert code == 3 and summary["verdict"] == "agrees in part", output
+    for item in summary["not_checked"]:  # decisions, or most frames, on frames it lost
+        assert "the recording does not check" in item or "could be checked" in item, output
+
+
+def redigest(session: Path, *names: str, **camera: int) -> None:
+    """Write session.json as if the session had closed with ``names`` as they are now.
+
+    Signed again with the key that signed it (the tests' own), as that installation would.
+    """
+    record = read_record(session)
+    for name in names:
+        path = session / name
+        record["files"][name] = {"sha256": file_sha256(path), "bytes": path.stat().st_size}
+    record["cameras"]["arena"].update(camera)
+    key = installation_key()
+    assert key is not None
+    (session / "session.json").write_text(
+        json.dumps(sign_record(record, key), indent=1), encoding="utf-8"
+    )
 
 
 def truth_nose(session: Path) -> dict[int, tuple[float, float]]:
