@@ -289,6 +289,7 @@ def _onnx_runner(graph: Path) -> dlc3_fasterrcnn.Runner:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # two graph conversions: about 60 s idle, over 300 s on a busy machine
 def test_the_converted_resnet50_v2_graphs_equal_torchvisions_on_random_weights(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
