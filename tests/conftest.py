@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from collections.abc import Iterator
@@ -38,24 +37,6 @@ _private_file("DEEPLABSTREAM_SIGNING_KEY", "session-signing-key.pem")
 
 
 pytest_plugins = ["tests.fixtures.processes", "tests.fixtures.firmware"]
-
-#: Each test file's seconds in a full run (written by scripts/test_durations.py).
-DURATIONS = Path(__file__).with_name("durations.json")
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Order the files longest first, each file's tests kept in their order.
-
-    pytest-xdist (``--dist loadfile``) hands whole files to its workers in this order: with the
-    long files first, the workers finish together instead of one running a long file alone at
-    the end. A file the figures do not know (a new one) counts as the longest.
-    """
-    try:
-        seconds: dict[str, float] = json.loads(DURATIONS.read_text())
-    except (OSError, ValueError):
-        return
-    unknown = max(seconds.values(), default=0.0)
-    items.sort(key=lambda item: -seconds.get(item.nodeid.split("::")[0], unknown))
 
 
 @pytest.fixture(autouse=True)

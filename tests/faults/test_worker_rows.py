@@ -360,6 +360,9 @@ def test_a_killed_main_process_leaves_files_the_next_start_counts_in_agreement(t
         assert finish["time_s"] == events["time_s"].iloc[-2], finish
     else:
         assert "the session's main process ended" in finish["detail"], finish
+        # At the experiment's latest update: the last pose row's frame, or the one before it
+        # when the last act ended the experiment while one more frame was being analysed
+        # (seen at load ~3: finish at 1.567 s, the last row at 1.600 s).
         exact = pd.read_csv(folder / "arena.pose_exact.csv")
-        assert float(finish["time_s"]) >= exact["time_s"].iloc[-1] - 1e-6
+        assert float(finish["time_s"]) >= exact["time_s"].iloc[-min(2, len(exact))] - 1e-6
     assert info["experiment"]["name"] == "ExampleExperiment"
