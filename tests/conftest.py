@@ -36,7 +36,11 @@ _private_file("DEEPLABSTREAM_WINDOW_STATE", "window.ini")
 _private_file("DEEPLABSTREAM_SIGNING_KEY", "session-signing-key.pem")
 
 
-pytest_plugins = ["tests.fixtures.processes", "tests.fixtures.firmware"]
+pytest_plugins = [
+    "tests.fixtures.processes",
+    "tests.fixtures.firmware",
+    "tests.fixtures.cuda_double",
+]
 
 
 @pytest.fixture(autouse=True)

@@ -28,7 +28,6 @@ from deeplabstream.pose.runtime.backends import (
 from deeplabstream.pose.runtime.precision import device_problem as precision_device_problem
 from deeplabstream.pose.runtime.providers import (
     GPU_INSTALL,
-    TENSORRT_LIBRARIES,
     cuda_library_problems,
     device_problem,
     failed_libraries,
@@ -110,19 +109,20 @@ def test_missing_tensorrt_libraries_are_named_with_the_install_command_mocked_pr
     """ONNX Runtime listed TensorRT while libnvinfer was absent, and nothing noticed.
 
     No GPU build of ONNX Runtime is installed here: its provider list is mocked to hold
-    TensorRT (and its CUDA libraries to load); the TensorRT libraries are really looked for.
+    TensorRT (and the driver and CUDA libraries to load); the TensorRT libraries are really
+    looked for, under names no machine has (a test process may hold the CUDA double's).
     """
-    if platform.system() not in TENSORRT_LIBRARIES:
-        pytest.skip(f"no TensorRT libraries are named for {platform.system()}")
-    missing = tensorrt_library_problems()
-    if not missing:
-        pytest.skip("TensorRT's libraries load here")
+    absent = ("libnvinfer_absent_here.so.10", "libnvonnxparser_absent_here.so.10")
+    monkeypatch.setitem(providers.TENSORRT_LIBRARIES, platform.system(), absent)
     available = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
     monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: available)
+    monkeypatch.setattr(providers, "cuda_driver_problem", lambda: None)
     monkeypatch.setattr(providers, "cuda_library_problems", lambda provider: [])
     problem = device_problem("tensorrt") or ""
-    assert missing[0] in problem and "TensorRT's libraries cannot be loaded" in problem
-    assert "pip install tensorrt-cu" in problem and "set DEVICE = cuda" in problem
+    assert tensorrt_library_problems() == list(absent)
+    assert absent[0] in problem and "TensorRT's libraries cannot be loaded" in problem
+    assert 'pip install "tensorrt-cu' in problem and ">=10,<11" in problem
+    assert "set DEVICE = cuda" in problem
     assert device_problem("cuda") is None  # CUDA alone needs no TensorRT
 
 
@@ -224,7 +224,8 @@ def test_session_json_records_providers_asked_and_applied(bundled) -> None:
     assert record["device"] == "cpu"
     assert record["asked"] == [{"name": "CPUExecutionProvider", "options": {}}]
     assert [p["name"] for p in record["applied"]] == ["CPUExecutionProvider"]
-    assert record["io_binding"].startswith("host buffers")
+    assert record["input_path"] == "bound-per-run"
+    assert record["io_binding"].startswith("input bound at every run")
     assert "tensorrt_cache" not in record
     backend.close()
 

@@ -416,19 +416,28 @@ class OnnxRuntimeBackend:
             return {}
         extra: dict[str, Any] = {}
         if isinstance(self._binding, CudaGraphBinding):
-            binding = "device buffers, CUDA graph per input shape, each checked against a plain run"
+            path = "cuda-graph"
+            binding = (
+                "device buffers, each frame copied into the input by update_inplace; CUDA graph "
+                "per input shape and thread, each checked against a plain run"
+            )
             extra["cuda_graph"] = {
                 "checked_shapes": self._binding.checked_shapes,
                 "refused": self._binding.refusals,
+                "replays": self._binding.replays,
+                "fallback_runs": self._binding.reference.record(),
             }
         elif self._binding is not None:
-            binding = "host buffers, allocated once per input shape"
+            path = "bound-per-run"
+            binding = "input bound at every run; host output buffers allocated once per shape"
             unbound = [list(key[0]) for key, slot in self._binding.slots.items() if slot.unbound]
             if unbound:  # outputs whose shape changes with the data (pose.runtime.iobinding)
                 binding += f"; off for inputs of shape {unbound} (outputs change shape)"
+            extra["runs"] = self._binding.record()
         else:
-            binding = "off (session.run)"
+            path, binding = "session-run", "off (session.run)"
         extra |= {
+            "input_path": path,
             "io_binding": binding,
             "input_memory": self._input_memory,
             "idle_threads": "spin" if self.idle_threads_spin else "sleep",

@@ -4,10 +4,16 @@ A CUDA graph (ONNX Runtime's ``enable_cuda_graph``, PyTorch's ``torch.cuda.CUDAG
 the kernels it captured on the memory addresses it captured: an input written elsewhere is never
 read, an output bound elsewhere is never written, and the graph still "runs". So a graph is used
 only once it gave, for two different inputs written into its input buffer, the outputs the plain
-run gives (:mod:`pose.runtime.iobinding`, :mod:`pose.runtime.torch_device`).
+run gives (:mod:`pose.runtime.iobinding`, :mod:`pose.runtime.torch_device`). The second input
+must change the outputs (:func:`distinguishing_input`): the worker's warm-up batch is black, and
+for a network two featureless images give nearly the same heatmaps, so a graph that never reads
+a new input would pass a check on them (the CUDA double showed it).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -34,6 +40,40 @@ def other_input(batch: np.ndarray) -> np.ndarray:
     if high - low < 1e-6:
         high = low + 1.0
     return rng.uniform(low, high, batch.shape).astype(batch.dtype)
+
+
+#: How far apart the plain run's outputs of the two check inputs must be, so that a graph
+#: replaying the first input is told apart from one reading the second.
+DISTINCT_OUTPUTS = 10 * GRAPH_AGREEMENT
+
+
+def check_inputs(batch: np.ndarray) -> Iterator[np.ndarray]:
+    """Candidate second inputs, from like the batch to far from it (see :func:`other_input`)."""
+    yield other_input(batch)
+    if batch.dtype.kind == "f":
+        rng = np.random.default_rng(1)
+        yield rng.uniform(0.0, 255.0, batch.shape).astype(batch.dtype)  # pixels
+        yield (3.0 * rng.standard_normal(batch.shape)).astype(batch.dtype)  # normalised
+
+
+def distinguishing_input(
+    batch: np.ndarray,
+    expected: Sequence[Any],
+    plain: Callable[[np.ndarray], Sequence[Any]],
+) -> tuple[np.ndarray, list[np.ndarray]] | None:
+    """Return a second input whose plain outputs differ from ``expected``, and those outputs.
+
+    None when no candidate does. ``plain`` runs the network without the graph. Only such an
+    input proves that a graph reads what is written into its input buffer.
+    """
+    for candidate in check_inputs(batch):
+        outputs = [np.array(value, copy=True) for value in plain(candidate)]
+        deviations = [
+            relative_deviation(ours, theirs) for ours, theirs in zip(outputs, expected, strict=True)
+        ]
+        if max(deviations, default=0.0) > DISTINCT_OUTPUTS:
+            return candidate, outputs
+    return None
 
 
 def relative_deviation(ours: np.ndarray, theirs: np.ndarray) -> float:

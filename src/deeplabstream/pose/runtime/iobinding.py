@@ -3,20 +3,29 @@
 ``InferenceSession.run`` takes numpy inputs and returns new numpy outputs: each call allocates
 every output (and, on a GPU, copies the input from wherever it is). Bound instead:
 
-:class:`HostBinding` (the CPU provider; CUDA and TensorRT without a CUDA graph)
-    The input is bound where the pre-processing wrote it (its buffer, allocated once by the
-    :class:`~pose.runtime.preprocess.Preprocessor`; on a GPU in pinned host memory when it can
-    be had, :func:`pinned_empty`), so writing the frame into that buffer is the only host copy;
-    ONNX Runtime copies it to the GPU itself. The outputs are host arrays allocated on the
-    first call of each input shape and bound by address: ONNX Runtime writes into them (on the
-    CPU directly, from the GPU by one copy). An input that is not contiguous, or of another
-    type, is first copied into a buffer of its shape (allocated once).
-:class:`CudaGraphBinding` (CUDA with ``enable_cuda_graph``, ``[Pose] CUDA_GRAPH = on``)
+:class:`HostBinding` (the default on every provider: CPU, CUDA, TensorRT)
+    The input is **bound again at every run**, where the pre-processing wrote it (its buffer,
+    allocated once by the :class:`~pose.runtime.preprocess.Preprocessor`; on a GPU in pinned
+    host memory when it can be had, :func:`pinned_empty`). ONNX Runtime copies a host input to
+    the device *when it is bound*, not when the session runs (``IOBinding::BindInput`` calls
+    ``CopyOneInputAcrossDevices``; onnxruntime issues #5857, #15438): bound once, a GPU would
+    analyse the first frame of a shape for ever. Binding costs about 16 us on the CPU, where
+    it only records the address. The outputs are host arrays allocated on the first call of
+    each input shape and bound by address: ONNX Runtime writes into them during the run (on
+    the CPU directly, from the GPU by one copy). An input that is not contiguous, or of
+    another type, is first copied into a buffer of its shape (allocated once).
+:class:`CudaGraphBinding` (CUDA with ``enable_cuda_graph``, ``[Pose] CUDA_GRAPH = on``: opt-in)
     Input and outputs live on the GPU at fixed addresses, bound before the run that captures
-    the graph (a CUDA graph replays kernels on the addresses it captured): the host input is
-    copied into the device input (``OrtValue.update_inplace``) and the outputs copied back
-    after the run. Each input shape gets its own graph (``gpu_graph_id``), checked against the
-    plain session on two inputs before it is used.
+    the graph (a CUDA graph replays kernels on the addresses it captured): each frame is copied
+    into the device input (``OrtValue.update_inplace``, a copy made when it is called) and the
+    outputs copied back after the run. Each input shape, on each thread (ONNX Runtime keeps a
+    CUDA graph per thread), gets its own graph (``gpu_graph_id``), checked against the plain
+    session on two inputs before it is used; every replay is counted.
+
+Neither path rests on when a device copies a bound host buffer: the frame reaches the device
+at every run. ``tests/support/cuda_double`` holds a double of ONNX Runtime's CUDA provider
+(copy at bind time, outputs on the device read through a copy, graphs replaying their captured
+addresses, per thread) that every CPU test run puts both paths through.
 
 The outputs :class:`HostBinding` returns are the bound buffers themselves: **valid until the next
 run** of the same shape (the estimator decodes them at once; a caller keeping them copies).
@@ -29,13 +38,18 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from deeplabstream.pose.runtime.graph_check import GRAPH_AGREEMENT, other_input, relative_deviation
+from deeplabstream.pose.runtime.graph_check import (
+    GRAPH_AGREEMENT,
+    distinguishing_input,
+    relative_deviation,
+)
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +69,7 @@ class _HostSlot:
     outputs: list[np.ndarray]
     input: np.ndarray | None = None  # only for inputs that had to be copied
     runs: int = 0
-    bound_address: int = 0  # the input's address last bound (rebound only when it changes)
+    input_binds: int = 0  # one per run: the proof that every frame was handed over
     unbound: bool = False  # outputs whose shape changes from run to run: session.run instead
 
 
@@ -110,10 +124,11 @@ class HostBinding:
             source = slot.input
             self.copied_inputs += 1
         binding = slot.binding
-        address = source.ctypes.data
-        if address != slot.bound_address:  # the pre-processing's buffer: bound once
-            binding.bind_input(self.input_name, "cpu", 0, source.dtype, list(source.shape), address)
-            slot.bound_address = address
+        # Bound at every run: a GPU provider copies a host input when it is bound (see above).
+        binding.bind_input(
+            self.input_name, "cpu", 0, source.dtype, list(source.shape), source.ctypes.data
+        )
+        slot.input_binds += 1
         # Held until the run is over: ONNX Runtime reads the extra inputs where they are.
         extras = {name: np.ascontiguousarray(value) for name, value in (extra or {}).items()}
         for name, value in extras.items():
@@ -150,6 +165,15 @@ class HostBinding:
         self.slots[key] = _HostSlot(binding, outputs)
         return outputs
 
+    def record(self) -> dict[str, Any]:
+        """Return what ``session.json`` says of this binding: runs and input binds per shape."""
+        return {
+            _shape_text(key): {"runs": slot.runs, "input_binds": slot.input_binds}
+            if not slot.unbound
+            else {"runs": "session.run (outputs change shape)"}
+            for key, slot in self.slots.items()
+        }
+
     def buffers(self, batch_shape: tuple[int, ...], dtype: Any) -> list[np.ndarray] | None:
         """Return the output buffers bound for ``batch_shape`` and ``dtype`` (None: none yet)."""
         slot = self.slots.get((tuple(batch_shape), np.dtype(dtype)))
@@ -165,6 +189,7 @@ class _DeviceSlot:
     outputs: list[Any]  # OrtValues on the device, at fixed addresses
     run_options: Any
     runs: int = 0
+    replays: int = 0  # runs of the graph after its check: the frames it analysed
     #: Why this shape runs on the plain session instead (None: the graph was checked and runs).
     refused: str | None = None
 
@@ -189,6 +214,9 @@ class CudaGraphBinding:
     A shape whose check fails, or whose capture raises, runs on the plain session from then on
     (:attr:`refusals` says why; ``session.json`` records it). The outputs returned are new host
     arrays copied from the device buffers.
+
+    ONNX Runtime keeps a CUDA graph per thread: a shape first run on another thread is captured
+    and checked again there (its own graph id), never replayed unchecked.
 
     Parameters
     ----------
@@ -219,13 +247,13 @@ class CudaGraphBinding:
         self.output_names = list(output_names)
         self.device = device
         self.device_id = device_id
-        self.slots: dict[ShapeKey, _DeviceSlot] = {}
+        self.slots: dict[tuple[int, ShapeKey], _DeviceSlot] = {}  # by thread and shape
 
     @property
     def refusals(self) -> dict[str, str]:
         """Why input shapes run without the graph: ``{"1x3x480x640 float32": why}``."""
         return {
-            f"{'x'.join(map(str, key[0]))} {key[1]}": slot.refused
+            _shape_text(key[1]): slot.refused
             for key, slot in self.slots.items()
             if slot.refused is not None
         }
@@ -233,24 +261,35 @@ class CudaGraphBinding:
     @property
     def checked_shapes(self) -> list[list[int]]:
         """The input shapes whose graph was checked against the plain session and runs."""
-        return [list(key[0]) for key, slot in self.slots.items() if slot.refused is None]
+        shapes = [list(key[1][0]) for key, slot in self.slots.items() if slot.refused is None]
+        return [shape for i, shape in enumerate(shapes) if shape not in shapes[:i]]
+
+    @property
+    def replays(self) -> dict[str, int]:
+        """How many frames each checked shape's graph analysed after its check."""
+        counts: dict[str, int] = {}
+        for (_, key), slot in self.slots.items():
+            if slot.refused is None:
+                counts[_shape_text(key)] = counts.get(_shape_text(key), 0) + slot.replays
+        return counts
 
     def run(self, batch: np.ndarray, extra: Mapping[str, np.ndarray] | None = None) -> list[Any]:
         """Copy ``batch`` to the device, replay this shape's graph, copy the outputs back."""
         if extra:
             raise ValueError("a CUDA graph session takes the image input only")
-        key = shape_key(batch)
+        key = (threading.get_ident(), shape_key(batch))
         slot = self.slots.get(key)
         if slot is None:
             return self._first_run(batch, key)
         if slot.refused is not None:
             return self.reference.run(batch)
-        slot.input.update_inplace(np.ascontiguousarray(batch))
+        slot.input.update_inplace(np.ascontiguousarray(batch))  # copied now, into the graph's
         self.session.run_with_iobinding(slot.binding, slot.run_options)
         slot.runs += 1
+        slot.replays += 1
         return [value.numpy() for value in slot.outputs]
 
-    def _first_run(self, batch: np.ndarray, key: ShapeKey) -> list[Any]:
+    def _first_run(self, batch: np.ndarray, key: tuple[int, ShapeKey]) -> list[Any]:
         """Capture this shape's graph on fixed buffers and check it; the batch's outputs."""
         expected = [np.array(value, copy=True) for value in self.reference.run(batch)]
         slot = self._bound_slot(batch, expected, len(self.slots))
@@ -288,8 +327,13 @@ class CudaGraphBinding:
         self, slot: _DeviceSlot, batch: np.ndarray, expected: list[np.ndarray]
     ) -> str | None:
         """Run the graph on ``batch`` and on another input; why it is wrong (None: right)."""
-        other = other_input(batch)
-        other_expected = [np.array(value, copy=True) for value in self.reference.run(other)]
+        second = distinguishing_input(batch, expected, self.reference.run)
+        if second is None:
+            return (
+                "no second input changed the plain session's outputs, so whether the graph "
+                "reads its input could not be checked"
+            )
+        other, other_expected = second
         for label, data, wanted in (
             ("the first", batch, expected),
             ("a second", other, other_expected),
@@ -307,6 +351,11 @@ class CudaGraphBinding:
                         f"{GRAPH_AGREEMENT} passes)"
                     )
         return None
+
+
+def _shape_text(key: ShapeKey) -> str:
+    """``1x3x480x640 float32``: an input shape as ``session.json`` names it."""
+    return f"{'x'.join(map(str, key[0]))} {key[1]}"
 
 
 def pinned_empty(shape: tuple[int, ...], dtype: Any) -> np.ndarray | None:

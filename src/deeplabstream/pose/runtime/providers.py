@@ -4,8 +4,10 @@ A device names one execution provider (:data:`DEVICE_PROVIDERS`). :func:`provide
 the provider list handed to ``InferenceSession`` with the options chosen for a model (the
 "asked" half of what ``session.json`` records; the session's own ``get_provider_options()`` is
 the "applied" half). :func:`device_problem` says, before the start, why a device cannot be had
-here: the provider is missing from this ONNX Runtime build, or, for CUDA and TensorRT, the CUDA
-or cuDNN libraries it loads are missing (found the documented way, ``onnxruntime.preload_dlls``).
+here: the provider is missing from this ONNX Runtime build, or, for CUDA and TensorRT, NVIDIA's
+driver is missing or sees no GPU (:func:`cuda_driver_problem`, asked in a child process), or the
+CUDA or cuDNN libraries it loads are missing (found the documented way,
+``onnxruntime.preload_dlls``).
 Each message names the provider, what is available, and the command that installs it. A
 request that cannot be met is refused; nothing ever falls back to the CPU silently.
 
@@ -41,10 +43,15 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
+import importlib
 import importlib.util
 import io
+import os
 import platform
 import re
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -72,7 +79,8 @@ INSTALL_COMMANDS: dict[str, str] = {
     "CUDAExecutionProvider": f"`{GPU_INSTALL}` ({_GPU_BUILD})",
     "TensorrtExecutionProvider": (
         f"`{GPU_INSTALL}` ({_GPU_BUILD}), plus the TensorRT 10 libraries it was built for "
-        "(NVIDIA's `tensorrt` pip package or its installer, on the library path)"
+        "(NVIDIA's `tensorrt-cu12` or `tensorrt-cu13` pip package at version 10, or its "
+        "installer, on the library path)"
     ),
     "DmlExecutionProvider": (
         "on Windows: `pip uninstall -y onnxruntime` then `pip install onnxruntime-directml` "
@@ -335,10 +343,19 @@ def failed_libraries(printed: str) -> list[str]:
     return names
 
 
-#: The libraries ONNX Runtime's TensorRT provider loads (TensorRT 10), by system.
+#: The TensorRT major version ONNX Runtime's TensorRT provider links (onnxruntime-gpu 1.31:
+#: ``libnvinfer.so.10``). NVIDIA's pip packages ``tensorrt-cu12`` / ``tensorrt-cu13`` install
+#: the newest major (11) unless pinned.
+TENSORRT_MAJOR = 10
+
+#: The libraries ONNX Runtime's TensorRT provider loads, by system.
 TENSORRT_LIBRARIES: dict[str, tuple[str, ...]] = {
-    "Linux": ("libnvinfer.so.10", "libnvinfer_plugin.so.10", "libnvonnxparser.so.10"),
-    "Windows": ("nvinfer_10.dll", "nvinfer_plugin_10.dll", "nvonnxparser_10.dll"),
+    "Linux": tuple(
+        f"lib{name}.so.{TENSORRT_MAJOR}" for name in ("nvinfer", "nvinfer_plugin", "nvonnxparser")
+    ),
+    "Windows": tuple(
+        f"{name}_{TENSORRT_MAJOR}.dll" for name in ("nvinfer", "nvinfer_plugin", "nvonnxparser")
+    ),
 }
 
 
@@ -369,37 +386,148 @@ def _pip_library_folders(package: str) -> list[Path]:
 
 
 def tensorrt_install_advice(ort_version: str) -> str:
-    """How to get TensorRT's libraries for this ONNX Runtime (its CUDA major version's build)."""
-    cuda = _ort_cuda_major()
+    """Say how to get TensorRT's libraries: the major version this ONNX Runtime links.
+
+    For the CUDA major version its wheel was built for (:func:`ort_cuda_major`).
+    """
+    cuda = ort_cuda_major()
+    pin = f'>={TENSORRT_MAJOR},<{TENSORRT_MAJOR + 1}'
     package = (
-        f"`pip install tensorrt-cu{cuda}`"
+        f'`pip install "tensorrt-cu{cuda}{pin}"`'
         if cuda
-        else "`pip install tensorrt-cu12` or "
-        "`tensorrt-cu13` (the CUDA major version onnxruntime-gpu was built for)"
+        else f'`pip install "tensorrt-cu12{pin}"` or `pip install "tensorrt-cu13{pin}"` (the CUDA '
+        "major version onnxruntime-gpu was built for)"
     )
     return (
-        f"{package} (NVIDIA's TensorRT 10 for onnxruntime-gpu {ort_version}), or NVIDIA's "
-        "TensorRT installer with its lib folder on the library path (LD_LIBRARY_PATH, PATH on "
-        "Windows); or set DEVICE = cuda"
+        f"{package} (NVIDIA's TensorRT {TENSORRT_MAJOR}, which onnxruntime-gpu {ort_version} "
+        f"links; an unpinned install takes TensorRT {TENSORRT_MAJOR + 1}, which it cannot load), "
+        "or NVIDIA's TensorRT installer with its lib folder on the library path "
+        "(LD_LIBRARY_PATH, PATH on Windows); or set DEVICE = cuda"
     )
 
 
-def _ort_cuda_major() -> str | None:
-    """Return the CUDA major version this ONNX Runtime was built for, where it says (else None)."""
+def ort_cuda_major() -> str | None:
+    """Return the CUDA major version this ONNX Runtime was built for, where it says (else None).
+
+    The GPU wheel says it in ``onnxruntime.capi.build_and_package_info.cuda_version`` (``'13.0'``
+    for onnxruntime-gpu 1.31.1); some builds in ``get_build_info()`` (``cuda_version=12.4``).
+    """
     import onnxruntime as ort
 
-    info = getattr(ort, "get_build_info", lambda: "")()
-    match = re.search(r"cuda_version=(\d+)", str(info)) or re.search(
-        r"CUDA (\d+)", str(getattr(ort.capi.build_and_package_info, "cuda_version", ""))
-    )
+    info = str(getattr(ort, "get_build_info", lambda: "")())
+    match = re.search(r"cuda_version=(\d+)", info)
+    if match:
+        return match.group(1)
+    try:
+        package_info = importlib.import_module("onnxruntime.capi.build_and_package_info")
+    except ImportError:
+        return None
+    version = str(getattr(package_info, "cuda_version", "") or "")
+    match = re.match(r"\s*(?:CUDA\s*)?(\d+)(?:\.\d+)*\s*$", version)
     return match.group(1) if match else None
 
 
-def device_problem(device: str, *, check_libraries: bool = True) -> str | None:
+#: NVIDIA's driver library, by system: the CUDA provider needs it, and a GPU it sees.
+CUDA_DRIVER_LIBRARY = {"Linux": "libcuda.so.1", "Windows": "nvcuda.dll"}
+#: How long the driver may take to answer (a first cuInit on a big machine takes seconds).
+DRIVER_PROBE_TIMEOUT_S = 30.0
+
+# Run in a child process: the driver is never initialised in the process that later starts
+# the session's processes, and a driver that crashes or hangs takes only the child with it.
+_DRIVER_PROBE = """
+import ctypes, sys
+try:
+    driver = ctypes.CDLL(sys.argv[1])
+except OSError as error:
+    print("missing", str(error).replace(chr(10), " "))
+    raise SystemExit(0)
+def name(status):
+    text = ctypes.c_char_p()
+    try:
+        driver.cuGetErrorName(status, ctypes.byref(text))
+    except AttributeError:
+        return "?"
+    return (text.value or b"?").decode(errors="replace")
+status = driver.cuInit(0)
+if status != 0:
+    print("init", status, name(status))
+    raise SystemExit(0)
+count = ctypes.c_int(0)
+status = driver.cuDeviceGetCount(ctypes.byref(count))
+print("count", status, count.value, name(status))
+"""
+
+
+def cuda_driver_problem() -> str | None:
+    """Why NVIDIA's driver gives no GPU here (None: it loads and sees one or more).
+
+    Loads the driver library (:data:`CUDA_DRIVER_LIBRARY`) by name in a child process and asks
+    it, as the CUDA provider will, to start (``cuInit``) and count its devices. A system without
+    CUDA (macOS) has no CUDA provider in the first place: None.
+    """
+    library = CUDA_DRIVER_LIBRARY.get(platform.system())
+    if library is None:
+        return None
+    looked_up = os.environ.get("LD_LIBRARY_PATH", ""), os.environ.get("CUDA_VISIBLE_DEVICES")
+    return _driver_answer(library, *looked_up)
+
+
+@functools.lru_cache(maxsize=8)
+def _driver_answer(library: str, library_path: str, visible: str | None) -> str | None:
+    """:func:`cuda_driver_problem` for one library and environment (asked once each)."""
+    del library_path, visible  # the keys of the cache: the child's look-up and its devices
+    try:
+        done = subprocess.run(
+            [sys.executable, "-I", "-c", _DRIVER_PROBE, library],
+            capture_output=True,
+            text=True,
+            timeout=DRIVER_PROBE_TIMEOUT_S,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return (
+            f"NVIDIA's driver ({library}) did not answer within {DRIVER_PROBE_TIMEOUT_S:.0f} s; "
+            "check the GPU with `nvidia-smi`, or set DEVICE = cpu"
+        )
+    except OSError as error:
+        return f"NVIDIA's driver ({library}) could not be asked: {error}"
+    words = done.stdout.split()
+    if not words:  # the child crashed loading or starting the driver
+        why = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
+        return f"NVIDIA's driver ({library}) failed when asked for its GPUs: {why}"
+    return _driver_verdict(library, words)
+
+
+def _driver_verdict(library: str, words: list[str]) -> str | None:
+    """Read the driver probe's answer (``missing why`` / ``init N NAME`` / ``count N K NAME``)."""
+    fix = "install NVIDIA's driver for your GPU (`nvidia-smi` must list it), or set DEVICE = cpu"
+    if words[0] == "missing":
+        return (
+            f"NVIDIA's driver is not installed here: {library} cannot be loaded "
+            f"({' '.join(words[1:])}); the CUDA and cuDNN libraries alone cannot run on a GPU. "
+            f"To fix: {fix}"
+        )
+    if words[0] == "init":
+        return (
+            f"NVIDIA's driver ({library}) did not start: cuInit returned {words[1]} "
+            f"({words[2] if len(words) > 2 else '?'}). To fix: {fix}"
+        )
+    status, count = int(words[1]), int(words[2])
+    if status != 0 or count < 1:
+        return (
+            f"NVIDIA's driver ({library}) sees no GPU (device count {count}"
+            f"{'' if status == 0 else f', cuDeviceGetCount returned {status}'}). To fix: {fix}; "
+            "check CUDA_VISIBLE_DEVICES"
+        )
+    return None
+
+
+def device_problem(device: str) -> str | None:
     """Why the onnxruntime backend cannot run on ``device`` here; None when it can.
 
     Cheap (no model is opened): the provider must be in this ONNX Runtime build, and for CUDA
-    and TensorRT the CUDA and cuDNN libraries must load (:func:`cuda_library_problems`).
+    and TensorRT NVIDIA's driver must see a GPU (:func:`cuda_driver_problem`) and the CUDA and
+    cuDNN libraries must load (:func:`cuda_library_problems`).
     """
     provider = DEVICE_PROVIDERS.get(device)
     if provider is None:
@@ -411,22 +539,24 @@ def device_problem(device: str, *, check_libraries: bool = True) -> str | None:
     available = list(ort.get_available_providers())
     if provider not in available:
         return missing_provider_message(provider, available)
-    if check_libraries:
-        missing = cuda_library_problems(provider)
-        if missing:
-            return (
-                f"{provider} is in ONNX Runtime {ort.__version__} but these CUDA/cuDNN libraries "
-                f"cannot be loaded: {', '.join(missing)}. To get them: {GPU_INSTALL} (NVIDIA's "
-                "CUDA and cuDNN pip packages), or install CUDA and cuDNN for "
-                f"onnxruntime-gpu {ort.__version__} and put them on the library path"
-            )
-        missing_trt = tensorrt_library_problems() if device == "tensorrt" else []
-        if missing_trt:
-            return (
-                f"{provider} is in ONNX Runtime {ort.__version__} but TensorRT's libraries "
-                f"cannot be loaded: {', '.join(missing_trt)}. To get them: "
-                f"{tensorrt_install_advice(ort.__version__)}"
-            )
+    driver = cuda_driver_problem()
+    if driver is not None:
+        return f"{provider} is in ONNX Runtime {ort.__version__} but {driver}"
+    missing = cuda_library_problems(provider)
+    if missing:
+        return (
+            f"{provider} is in ONNX Runtime {ort.__version__} but these CUDA/cuDNN libraries "
+            f"cannot be loaded: {', '.join(missing)}. To get them: {GPU_INSTALL} (NVIDIA's "
+            "CUDA and cuDNN pip packages), or install CUDA and cuDNN for "
+            f"onnxruntime-gpu {ort.__version__} and put them on the library path"
+        )
+    missing_trt = tensorrt_library_problems() if device == "tensorrt" else []
+    if missing_trt:
+        return (
+            f"{provider} is in ONNX Runtime {ort.__version__} but TensorRT's libraries "
+            f"cannot be loaded: {', '.join(missing_trt)}. To get them: "
+            f"{tensorrt_install_advice(ort.__version__)}"
+        )
     return None
 
 

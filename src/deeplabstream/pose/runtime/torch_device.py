@@ -24,10 +24,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from deeplabstream.pose.model import ModelError
 from deeplabstream.pose.runtime.graph_check import (
     GRAPH_AGREEMENT,
-    other_input,
+    distinguishing_input,
     relative_deviation,
 )
 from deeplabstream.pose.runtime.providers import GPU_INSTALL
@@ -236,9 +238,19 @@ class CudaGraphRunner:
     def _check(self, captured: _CapturedGraph, tensor: Any) -> str | None:
         """Replay on ``tensor`` and on another input; why the graph is wrong (None: right)."""
         torch = self._torch
-        other_host = other_input(tensor.float().cpu().numpy())
-        other = torch.from_numpy(other_host).to(tensor.device, tensor.dtype)
-        other = other.contiguous(memory_format=_memory_format(torch, tensor))
+        def on_device(host: np.ndarray) -> Any:
+            placed = torch.from_numpy(host).to(tensor.device, tensor.dtype)
+            return placed.contiguous(memory_format=_memory_format(torch, tensor))
+
+        first = tensor.float().cpu().numpy()
+        second = distinguishing_input(
+            first,
+            _host_arrays(self.module(tensor)),
+            lambda host: _host_arrays(self.module(on_device(host.astype(np.float32)))),
+        )
+        if second is None:
+            return "no second input changed the eager run's outputs: the graph was not checked"
+        other = on_device(second[0].astype(np.float32))
         for label, data in (("the first", tensor), ("a second", other)):
             captured.static_input.copy_(data)
             captured.graph.replay()
