@@ -5,6 +5,12 @@ session on the GPU is held to the CPU's keypoints on the same frames, point by p
 session to a CPU replay of its lossless recording, a replay to a CPU replay of the same clip
 (fp32 at most 0.01 px, fp16 at most 0.1 px at the median). The live comparison also runs on
 the CPU against itself (slow tier), so that it is known to pass where nothing is wrong.
+
+The same sessions run on every machine through the CUDA device double (``double`` variants,
+slow tier): the command and every process it spawns see onnxruntime-gpu with ONNX Runtime's
+copy-at-bind and graph-capture semantics (``tests/support/cuda_double``), so the worker's whole
+loading sequence, its warm-up included, a live session, replays of the model formats and the
+dynamic crop's second graphs are held to the CPU's keypoints where no GPU is.
 """
 
 from __future__ import annotations
@@ -79,19 +85,40 @@ DEVICES = [
     pytest.param("cpu", "off", marks=pytest.mark.slow, id="cpu"),
     pytest.param("cuda", "off", marks=pytest.mark.gpu, id="cuda"),
     pytest.param("cuda", "on", marks=pytest.mark.gpu, id="cuda-graph"),
+    pytest.param("double", "off", marks=pytest.mark.slow, id="double-cuda"),
+    pytest.param("double", "on", marks=pytest.mark.slow, id="double-cuda-graph"),
 ]
 
 
-def _skip_unless_device(device: str) -> None:
+def _skip_unless_device(device: str, request: pytest.FixtureRequest) -> dict[str, str]:
+    """Skip unless ``device`` runs here; the environment of its commands (the double's)."""
+    if device == "double":
+        return request.getfixturevalue("cuda_double_env")("on")
     if device != "cpu":
         skip_unless(cuda_reason())
+    return {}
 
 
 def _pose_settings(device: str, cuda_graph: str) -> str:
+    device = "cuda" if device == "double" else device
     return f"[Pose]\nDEVICE = {device}\nCUDA_GRAPH = {cuda_graph}\n"
 
 
-def _replay(video: Path, folder: Path, settings: str, model: Path | None = None) -> Path:
+def _assert_the_graph_ran(providers: dict) -> None:
+    """A live session or replay with CUDA_GRAPH = on: every frame through a checked graph."""
+    graph = providers.get("cuda_graph")
+    assert graph is not None, providers
+    print(json.dumps(graph, indent=1))
+    assert graph["refused"] == {} and sum(graph["replays"].values()) > 0, graph
+
+
+def _replay(
+    video: Path,
+    folder: Path,
+    settings: str,
+    model: Path | None = None,
+    env: dict[str, str] | None = None,
+) -> Path:
     """Replay ``video`` frame by frame (--fast) with ``settings``; the session folder."""
     folder.mkdir(parents=True)
     settings_file = folder / "settings.ini"
@@ -101,7 +128,7 @@ def _replay(video: Path, folder: Path, settings: str, model: Path | None = None)
          "--no-experiment", "--settings", str(settings_file), "--output-dir", str(folder / "out"),
          *(["--model", str(model)] if model is not None else [])],
         cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=900,
-        env={**os.environ, "DEEPLABSTREAM_CACHE": str(folder.parent / "converted")},
+        env={**os.environ, "DEEPLABSTREAM_CACHE": str(folder.parent / "converted"), **(env or {})},
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return only_session(folder / "out")
@@ -135,10 +162,10 @@ def _assert_within(deviation: np.ndarray, half: bool, what: str) -> None:
 
 @pytest.mark.parametrize(("device", "cuda_graph"), DEVICES)
 def test_a_live_session_on_the_device_equals_a_cpu_replay_of_its_recording(
-    tmp_path: Path, device: str, cuda_graph: str
+    tmp_path: Path, device: str, cuda_graph: str, request: pytest.FixtureRequest
 ) -> None:
     """The keypoints a live session wrote are those the CPU finds in the same (lossless) frames."""
-    _skip_unless_device(device)
+    env = _skip_unless_device(device, request)
     settings = write_settings(
         tmp_path,
         "[Camera arena]\nSOURCE = synthetic\nFRAMERATE = 100\n[Recording]\nCODEC = ffv1\n"
@@ -146,16 +173,18 @@ def test_a_live_session_on_the_device_equals_a_cpu_replay_of_its_recording(
     )
     result = run_cli(
         "--settings", str(settings), "--headless", "--pose-enabled", "--recording-enabled",
-        "--frames", "120", "--output-dir", str(tmp_path / "out"), timeout=300,
+        "--frames", "120", "--output-dir", str(tmp_path / "out"), timeout=300, env=env,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     live = only_session(tmp_path / "out")
     providers = _model_providers(live)
-    if device == "cuda":
+    if device != "cpu":
         assert providers["applied"][0]["name"] == "CUDAExecutionProvider"
         assert providers["asked"][0]["options"]["use_tf32"] == "0"
-        if cuda_graph == "on":  # the graph ran, or session.json says why not
-            print(json.dumps(providers.get("cuda_graph"), indent=1))
+        if cuda_graph == "on":  # every frame through the graph, checked
+            _assert_the_graph_ran(providers)
+        else:
+            assert providers["input_path"] == "bound-per-run"
     replayed = _replay(next(live.glob("arena.mkv")), tmp_path / "cpu", _pose_settings("cpu", "off"))
     video_frames = pd.read_csv(live / "arena.frames.csv")["frame_index"].to_numpy()
     by_camera_index = {
@@ -198,20 +227,78 @@ REPLAY_CASES = [
 ]
 
 
-@pytest.mark.gpu
-@pytest.mark.parametrize("cuda_graph", ["off", "on"])
-@pytest.mark.parametrize(("clip", "model", "precision"), REPLAY_CASES)
+#: Where each replay runs: a real GPU, and the CUDA double (slow tier) with the graph where
+#: the model has a fixed input size (the others ask for none: the "on" would repeat "off").
+REPLAY_TARGETS = [
+    pytest.param("gpu", "off", marks=pytest.mark.gpu, id="gpu"),
+    pytest.param("gpu", "on", marks=pytest.mark.gpu, id="gpu-graph"),
+    pytest.param("double", "off", marks=pytest.mark.slow, id="double"),
+    pytest.param("double", "on", marks=pytest.mark.slow, id="double-graph"),
+]
+
+#: A replay's settings beyond the device: a case's own (the dynamic crop's second graphs).
+EXTRA_SETTINGS = {"dlc3-crop": "DYNAMIC_CROP = on\n"}
+
+#: The replay cases whose model has a fixed input size (a CUDA graph is asked for them).
+FIXED_SIZE_CASES = ("lightning-pose",)
+
+_CPU_REPLAYS: dict[tuple[str, str, str], Path] = {}
+
+
+def _cpu_replay(video: Path, model: Path, extra: str, folder: Path) -> Path:
+    """The CPU's replay of a clip with a model, made once per test process."""
+    key = (str(video), str(model), extra)
+    if key not in _CPU_REPLAYS:
+        _CPU_REPLAYS[key] = _replay(video, folder, _pose_settings("cpu", "off") + extra, model)
+    return _CPU_REPLAYS[key]
+
+
+@pytest.mark.parametrize(("target", "cuda_graph"), REPLAY_TARGETS)
+@pytest.mark.parametrize(
+    ("clip", "model", "precision"),
+    [
+        *REPLAY_CASES,
+        pytest.param(
+            "dlc3-openfield-cspnext_s/clip/m3v1mp4_first100.mp4",
+            "dlc3-openfield-cspnext_s/model/"
+            "DLC_openfield_NetType.CSPNEXT_S_iteration-0_shuffle-2_snapshot-best-60.pt",
+            "fp32",
+            id="dlc3-crop",
+        ),
+    ],
+)
 def test_a_replay_on_the_gpu_equals_a_cpu_replay_of_the_same_frames(
-    tmp_path: Path, clip: str, model: str, precision: str, cuda_graph: str
+    tmp_path: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    request: pytest.FixtureRequest,
+    clip: str,
+    model: str,
+    precision: str,
+    target: str,
+    cuda_graph: str,
 ) -> None:
-    skip_unless(cuda_reason())
+    case = request.node.callspec.id
+    extra = next((v for k, v in EXTRA_SETTINGS.items() if case.startswith(k)), "")
+    env = {}
+    if target == "double":
+        if cuda_graph == "on" and not case.startswith(FIXED_SIZE_CASES):
+            pytest.skip("this model takes any input size: no CUDA graph is asked (gpu-graph shows)")
+        env = request.getfixturevalue("cuda_double_env")("on")
+    else:
+        skip_unless(cuda_reason())
     video, model_path = shared_data(clip), shared_data(model)
     precision_line = f"PRECISION = {precision}\n"
-    gpu = _replay(video, tmp_path / "gpu", _pose_settings("cuda", cuda_graph) + precision_line,
-                  model_path)  # fmt: skip
-    cpu = _replay(video, tmp_path / "cpu", _pose_settings("cpu", "off"), model_path)
+    gpu = _replay(video, tmp_path / "gpu", _pose_settings("cuda", cuda_graph) + precision_line
+                  + extra, model_path, env)  # fmt: skip
     providers = _model_providers(gpu)
+    if cuda_graph == "on" and "cuda_graph" not in providers:
+        notes = [n for n in providers["notes"] if "enable_cuda_graph off" in n]
+        assert notes, providers
+        pytest.skip(f"no CUDA graph for this model ({notes[0]}): the 'off' variant covers it")
+    cpu = _cpu_replay(video, model_path, extra, tmp_path_factory.mktemp("cpu-replay") / "cpu")
     assert providers["applied"][0]["name"] == "CUDAExecutionProvider"
+    if cuda_graph == "on":
+        _assert_the_graph_ran(providers)
     figures = next(iter(_pose_run(gpu)["cameras"].values()))
     assert figures["frames_analysed"] == 100  # every frame of the clip
     half = precision == "fp16" or "fp16" in model
@@ -220,5 +307,7 @@ def test_a_replay_on_the_gpu_equals_a_cpu_replay_of_the_same_frames(
         ours = {f: p[np.argsort(np.nan_to_num(p[:, 0, 0]))] for f, p in ours.items()}
         theirs = {f: p[np.argsort(np.nan_to_num(p[:, 0, 0]))] for f, p in theirs.items()}
     _assert_within(
-        _deviation_px(ours, theirs), half, f"{model_path.name} {precision} cuda graph {cuda_graph}"
+        _deviation_px(ours, theirs),
+        half and target == "gpu",  # through the double an fp16 graph runs as the CPU's: equal
+        f"{model_path.name} {precision} {target} cuda graph {cuda_graph} {extra.strip()}",
     )
