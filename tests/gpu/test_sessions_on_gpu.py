@@ -56,6 +56,8 @@ def test_the_tensorrt_engine_is_built_once_and_reused_on_the_second_start(
     folder = tmp_path / "arena"
     shutil.copytree(BUNDLED_MODEL, folder)  # its cache goes beside this copy
     description = load_model(folder)
+    frames = _arena_frames(12)
+    cpu = _keypoints_of(OnnxRuntimeBackend(description, "cpu", 1), description, frames)
     starts = []
     for _ in range(2):
         started = time.perf_counter()
@@ -63,7 +65,12 @@ def test_the_tensorrt_engine_is_built_once_and_reused_on_the_second_start(
         backend.warm_up()
         starts.append(time.perf_counter() - started)
         record = providers_of(backend)
-        backend.close()
+        engine = _keypoints_of(backend, description, frames)  # closes it
+        _assert_within(
+            _deviation_px(dict(enumerate(engine)), dict(enumerate(cpu))),
+            False,
+            f"TensorRT fp32 engine, start {len(starts)}",
+        )
         assert record is not None
         cache = record["tensorrt_cache"]
         print(f"start {len(starts)}: {starts[-1]:.1f} s, cache {cache['state']}: {cache['reason']}")
@@ -73,6 +80,30 @@ def test_the_tensorrt_engine_is_built_once_and_reused_on_the_second_start(
     assert cache["state"] == "warm", cache
     assert cache_folder.parent == folder / ".tensorrt"
     assert any(p.suffix == ".engine" for p in cache_folder.iterdir())
+
+
+def _arena_frames(count: int) -> list[np.ndarray]:
+    from deeplabstream.hardware.simulator.arena import ArenaParams, SimulatedArena
+
+    arena = SimulatedArena(ArenaParams(seed=69))
+    frames = []
+    for _ in range(count):
+        frame = np.empty(arena.frame_shape, np.uint8)
+        arena.render_next(frame)
+        frames.append(frame)
+    return frames
+
+
+def _keypoints_of(backend: OnnxRuntimeBackend, description, frames: list) -> list[np.ndarray]:
+    """Each frame's keypoints through ``backend`` (then closed): [(A, K, 3)]."""
+    from deeplabstream.pose.runtime.estimator import NetworkEstimator
+
+    try:
+        backend.warm_up()
+        estimator = NetworkEstimator(description, backend, frames[0].shape, 1)
+        return [estimator.estimate_animals([frame])[0] for frame in frames]
+    finally:
+        backend.close()
 
 
 #: The GPU's keypoints against the CPU's on the same frames (docs/gpu.md): fp32 and tf32 ...
