@@ -34,6 +34,7 @@ from deeplabstream.pose.model import ModelDescription
 from deeplabstream.pose.runtime.backends import open_backend, providers_of, set_cuda_graph
 from deeplabstream.pose.runtime.providers import fixed_shapes
 from tests.gpu.gpu_here import device_reason, skip_unless, torch_cuda_reason
+from tests.support.arena import arena_frames
 from tests.support.dlc3_exports import run_converted_models_cache
 from tests.support.files import read_video
 from tests.support.paths import PROJECT_ROOT, shared_data
@@ -58,15 +59,7 @@ def _clip(relative: str) -> Callable[[], list[np.ndarray]]:
 
 
 def _arena_frames() -> list[np.ndarray]:
-    from deeplabstream.hardware.simulator.arena import ArenaParams, SimulatedArena
-
-    arena = SimulatedArena(ArenaParams(seed=35))
-    frames = []
-    for _ in range(FRAMES):
-        frame = np.empty(arena.frame_shape, np.uint8)
-        arena.render_next(frame)
-        frames.append(frame)
-    return frames
+    return arena_frames(FRAMES, seed=35)
 
 
 LP = "lp-mirror-mouse-resnet18"

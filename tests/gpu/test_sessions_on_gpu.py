@@ -31,6 +31,7 @@ from deeplabstream.offline.verify.frames import read_exact_poses
 from deeplabstream.pose.loading import BUNDLED_MODEL, load_model
 from deeplabstream.pose.runtime.backends import OnnxRuntimeBackend, providers_of
 from tests.gpu.gpu_here import cuda_reason, device_reason, skip_unless
+from tests.support.arena import arena_frames
 from tests.support.files import write_settings
 from tests.support.paths import PROJECT_ROOT, shared_data
 from tests.support.processes import only_session, run_cli
@@ -56,7 +57,7 @@ def test_the_tensorrt_engine_is_built_once_and_reused_on_the_second_start(
     folder = tmp_path / "arena"
     shutil.copytree(BUNDLED_MODEL, folder)  # its cache goes beside this copy
     description = load_model(folder)
-    frames = _arena_frames(12)
+    frames = arena_frames(12, seed=69)
     cpu = _keypoints_of(OnnxRuntimeBackend(description, "cpu", 1), description, frames)
     starts = []
     for _ in range(2):
@@ -80,18 +81,6 @@ def test_the_tensorrt_engine_is_built_once_and_reused_on_the_second_start(
     assert cache["state"] == "warm", cache
     assert cache_folder.parent == folder / ".tensorrt"
     assert any(p.suffix == ".engine" for p in cache_folder.iterdir())
-
-
-def _arena_frames(count: int) -> list[np.ndarray]:
-    from deeplabstream.hardware.simulator.arena import ArenaParams, SimulatedArena
-
-    arena = SimulatedArena(ArenaParams(seed=69))
-    frames = []
-    for _ in range(count):
-        frame = np.empty(arena.frame_shape, np.uint8)
-        arena.render_next(frame)
-        frames.append(frame)
-    return frames
 
 
 def _keypoints_of(backend: OnnxRuntimeBackend, description, frames: list) -> list[np.ndarray]:
@@ -284,6 +273,7 @@ def _cpu_replay(video: Path, model: Path, extra: str, folder: Path) -> Path:
     return _CPU_REPLAYS[key]
 
 
+@pytest.mark.timeout(900)  # two replays of 100 frames, a conversion: minutes on a loaded CPU
 @pytest.mark.parametrize(("target", "cuda_graph"), REPLAY_TARGETS)
 @pytest.mark.parametrize(
     ("clip", "model", "precision"),
@@ -333,7 +323,8 @@ def test_a_replay_on_the_gpu_equals_a_cpu_replay_of_the_same_frames(
     figures = next(iter(_pose_run(gpu)["cameras"].values()))
     assert figures["frames_analysed"] == 100  # every frame of the clip
     half = precision == "fp16" or "fp16" in model
-    ours, theirs = _exact_poses(gpu, "arena"), _exact_poses(cpu, "arena")
+    camera = video.stem  # a replay's camera is named after its video
+    ours, theirs = _exact_poses(gpu, camera), _exact_poses(cpu, camera)
     if next(iter(ours.values())).shape[0] > 1:  # several animals: matched by their order here
         ours = {f: p[np.argsort(np.nan_to_num(p[:, 0, 0]))] for f, p in ours.items()}
         theirs = {f: p[np.argsort(np.nan_to_num(p[:, 0, 0]))] for f, p in theirs.items()}

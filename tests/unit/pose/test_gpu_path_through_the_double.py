@@ -19,13 +19,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from deeplabstream.hardware.simulator.arena import ArenaParams, SimulatedArena
 from deeplabstream.pose.loading import load_model
 from deeplabstream.pose.model import ModelDescription
 from deeplabstream.pose.runtime import iobinding
 from deeplabstream.pose.runtime.backends import OnnxRuntimeBackend, providers_of
 from deeplabstream.pose.runtime.estimator import NetworkEstimator
 from deeplabstream.pose.runtime.providers import device_problem
+from tests.support.arena import arena_frames
 
 FRAMES = 9
 
@@ -37,13 +37,7 @@ def bundled() -> ModelDescription:
 
 @pytest.fixture(scope="module")
 def frames() -> list[np.ndarray]:
-    arena = SimulatedArena(ArenaParams(seed=69))
-    rendered = []
-    for _ in range(FRAMES):
-        frame = np.empty(arena.frame_shape, np.uint8)
-        arena.render_next(frame)
-        rendered.append(frame)
-    return rendered
+    return arena_frames(FRAMES, seed=69)
 
 
 def _keypoints(
