@@ -401,8 +401,8 @@ class DoubleSession:
             return
         COUNTERS.graph_replays += 1
         results = self._compute(graph.inputs)
-        for name, result in results.items():  # the captured blocks, not what is bound now
-            np.copyto(graph.outputs[name], result, casting="unsafe")
+        for name, block in graph.outputs.items():  # the captured blocks, not what is bound now
+            np.copyto(block, results[name], casting="unsafe")
         binding.produced = [DoubleOrtValue("cuda", _address_of(b)) for b in graph.outputs.values()]
 
     def _capture(self, key: tuple[int, str], binding: DoubleIOBinding) -> None:
