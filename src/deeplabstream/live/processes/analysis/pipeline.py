@@ -174,7 +174,7 @@ class CameraPipeline:
             return self.model.estimator(shape)
         if self.crop.full:
             return graphs.full.estimator(shape)
-        graphs.crop.backend.context = self.context  # the gates of its last whole frame
+        graphs.feeder.context = self.context  # the gates of its last whole frame
         return graphs.crop.estimator(shape)
 
     def _crop_graphs(self) -> CropGraphs | None:
@@ -206,7 +206,7 @@ class CameraPipeline:
         crop = self.crop
         graphs = self._crop_graphs()
         if graphs is not None and crop.full:  # alone in its batch: the gates are its own
-            self.context = graphs.full.backend.context
+            self.context = graphs.recorder.context
         if self.cropper is not None:  # the next frame's crop, from this pose
             if not crop.full:
                 self.frames_cropped += 1
