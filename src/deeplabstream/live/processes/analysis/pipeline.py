@@ -129,10 +129,13 @@ class CameraPipeline:
     deadline: DeadlineAccount = field(default_factory=lambda: DeadlineAccount(None))
     arrivals: ArrivalClock = field(default_factory=ArrivalClock)  # when its next frame is due
     ensemble: CameraEnsemble | None = None  # a camera that runs several models
+    # Whether its model reports several animals: known at load (not looked up every frame).
+    multi_animal: bool = field(init=False)
 
     def __post_init__(self) -> None:
         """Start with the region its first frame is analysed in."""
         self.crop = self.analysed_region()
+        self.multi_animal = self.model.description.multi_animal
 
     # --- read ---------------------------------------------------------------------------------
 
@@ -230,7 +233,7 @@ class CameraPipeline:
             camera=self.camera.name,
             frame_index=record.frame_index,
             keypoints=animals[0],
-            animals=animals if self.model.description.multi_animal else None,
+            animals=animals if self.multi_animal else None,
             names=names,
             frame=self.reader.frame,  # for image features (motion energy); they copy what they keep
             host_time_s=record.host_timestamp_ns / 1e9,
