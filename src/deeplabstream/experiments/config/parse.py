@@ -27,7 +27,13 @@ from pathlib import Path
 from typing import Literal
 
 from deeplabstream.core.errors import SettingsError
-from deeplabstream.core.schema import Where, keys_written_twice, parse_section, setting
+from deeplabstream.core.schema import (
+    Where,
+    greater_than_zero,
+    keys_written_twice,
+    parse_section,
+    setting,
+)
 from deeplabstream.experiments.actions import Action
 from deeplabstream.experiments.base import Experiment
 from deeplabstream.experiments.events import EventLog
@@ -71,24 +77,9 @@ class ExperimentConfigError(SettingsError):
 _POSITIVE_SECONDS = "a number > 0 s, or empty for none"
 
 
-def _positive_or_none(value: float) -> None:
-    if not value > 0:
-        raise ValueError("must be > 0 s, or empty for none")
-
-
 def _device_name(value: str) -> None:
     if not value or any(c.isspace() for c in value):
         raise ValueError("expected a device name without spaces")
-
-
-def _positive(value: float) -> None:
-    if not value > 0:
-        raise ValueError("must be > 0 s")
-
-
-def _positive_number(value: float) -> None:
-    if not value > 0:
-        raise ValueError("must be > 0")
 
 
 _LEAD_ALLOWED = f"auto, or a number of ms from 0 to {MAX_LEAD_MS:g}"
@@ -158,7 +149,7 @@ class ExperimentSection:
         "stopped.",
         minimum=0,
         unit="s",
-        check=_positive_or_none,
+        check=greater_than_zero("s", or_none=True),
         allowed=_POSITIVE_SECONDS,
     )
     min_likelihood: float = setting(
@@ -193,7 +184,7 @@ class ExperimentSection:
         "Empty: the spread is not looked at. See docs/ensembles.md.",
         minimum=0,
         unit="px",
-        check=_positive_number,
+        check=greater_than_zero(),
         allowed="a number > 0 (px), or empty for none",
     )
     switch_off_at_trial_end: bool = setting(
@@ -230,7 +221,7 @@ class ExperimentSection:
         doc="`constant-velocity`: seconds of positions the line is fitted to.",
         minimum=0,
         unit="s",
-        check=_positive,
+        check=greater_than_zero("s"),
         allowed="a number > 0 s",
     )
     predict_max_gap: float = setting(
@@ -239,7 +230,7 @@ class ExperimentSection:
         "and its track starts afresh when it is seen again.",
         minimum=0,
         unit="s",
-        check=_positive,
+        check=greater_than_zero("s"),
         allowed="a number > 0 s",
     )
     predict_min_likelihood: float | None = setting(
@@ -254,7 +245,7 @@ class ExperimentSection:
         doc="`kalman`: how fast the velocity may change (white-noise acceleration, px²/s³). "
         "Larger follows turns sooner but passes on more keypoint noise.",
         minimum=0,
-        check=_positive_number,
+        check=greater_than_zero(),
         allowed="a number > 0 (px²/s³)",
     )
     predict_measurement_noise: float = setting(
@@ -262,7 +253,7 @@ class ExperimentSection:
         doc="`kalman`: the keypoints' noise (standard deviation, px). Larger smooths more and "
         "follows turns later.",
         minimum=0,
-        check=_positive_number,
+        check=greater_than_zero(),
         allowed="a number > 0 (px)",
     )
     event_keypoint: str | None = setting(
@@ -318,7 +309,7 @@ class StimulationSection:
         doc="`pulse`: how long the output is on.",
         minimum=0,
         unit="s",
-        check=_positive,
+        check=greater_than_zero("s"),
         allowed=_POSITIVE_SECONDS,
     )
     on_duration: float | None = setting(
@@ -326,7 +317,7 @@ class StimulationSection:
         doc="`pattern`: on time of one cycle.",
         minimum=0,
         unit="s",
-        check=_positive,
+        check=greater_than_zero("s"),
         allowed=_POSITIVE_SECONDS,
     )
     off_duration: float | None = setting(
@@ -334,7 +325,7 @@ class StimulationSection:
         doc="`pattern`: off time of one cycle.",
         minimum=0,
         unit="s",
-        check=_positive,
+        check=greater_than_zero("s"),
         allowed=_POSITIVE_SECONDS,
     )
     count: int | None = setting(
