@@ -24,7 +24,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from deeplabstream.core.errors import SettingsError
 from deeplabstream.core.schema import (
@@ -124,7 +124,7 @@ class ExperimentSection:
 
     description: str = setting("", doc="One line saying what the experiment does.")
     max_trials: int | None = setting(
-        None,
+        ExperimentOptions.max_trials,
         doc="The experiment finishes after this many trials. Empty: no limit.",
         minimum=1,
     )
@@ -144,7 +144,7 @@ class ExperimentSection:
         allowed="a number >= 0 s, or empty (until a rule ends the trial)",
     )
     session_duration: float | None = setting(
-        None,
+        ExperimentOptions.session_duration_s,
         doc="The experiment finishes itself this long after its start. Empty: it runs until "
         "stopped.",
         minimum=0,
@@ -160,7 +160,7 @@ class ExperimentSection:
         maximum=1,
     )
     policy: Literal["missing", "hold"] = setting(
-        "missing",
+        ExperimentOptions.policy,
         doc="A keypoint not seen is `missing` (a trigger keeps its state for `HOLD` seconds, "
         "then region, speed and direction triggers are false) or `hold`s its last position for "
         "up to `HOLD` seconds. Applies to every keypoint trigger that does not set its own "
@@ -257,7 +257,7 @@ class ExperimentSection:
         allowed="a number > 0 (px)",
     )
     event_keypoint: str | None = setting(
-        None,
+        ExperimentOptions.event_keypoint,
         doc="The keypoint whose measured and predicted positions `events.csv` gives for events "
         "no keypoint trigger decided (a timing trigger, a trial end's switch-off; a finish's, "
         "pause's or stop's switch-off gives none: no pose decided it). Empty: the first "
@@ -275,6 +275,12 @@ class ExperimentSection:
                     f"{name.upper()} is only used with PREDICT = {' or '.join(methods)} "
                     f"(PREDICT = {self.predict})"
                 )
+
+    def options(self) -> dict[str, Any]:
+        """Return the experiment's options these keys set (``ExperimentOptions``' keywords)."""
+        return {option: getattr(self, key) for key, option in OPTION_OF_KEY.items()} | {
+            "prediction": self.prediction()
+        }
 
     def prediction(self) -> PredictionSettings:
         """Return the forward prediction these keys describe."""
@@ -452,19 +458,23 @@ class Rule:
     refractory: float = 0.0
 
 
-#: Each experiment option (ExperimentOptions' field) and the ``[Experiment]`` keys that set it.
-EXPERIMENT_KEYS: dict[str, tuple[str, ...]] = {
-    "max_trials": ("MAX_TRIALS",),
-    "inter_trial_interval_s": ("INTER_TRIAL_INTERVAL",),
-    "trial_duration_s": ("TRIAL_DURATION",),
-    "session_duration_s": ("SESSION_DURATION",),
-    "min_likelihood": ("MIN_LIKELIHOOD",),
-    "policy": ("POLICY",),
-    "hold_s": ("HOLD",),
-    "switch_off_at_trial_end": ("SWITCH_OFF_AT_TRIAL_END",),
-    "prediction": ("PREDICT", *(f"PREDICT_{key.upper()}" for key in _PREDICT_ONLY_SUFFIXES)),
-    "event_keypoint": ("EVENT_KEYPOINT",),
+#: The one table from an ``[Experiment]`` key (ExperimentSection's field) to the option it sets
+#: (ExperimentOptions' field); the ``PREDICT`` keys together set ``prediction``.
+OPTION_OF_KEY: dict[str, str] = {
+    "max_trials": "max_trials",
+    "inter_trial_interval": "inter_trial_interval_s",
+    "trial_duration": "trial_duration_s",
+    "session_duration": "session_duration_s",
+    "min_likelihood": "min_likelihood",
+    "policy": "policy",
+    "hold": "hold_s",
+    "switch_off_at_trial_end": "switch_off_at_trial_end",
+    "event_keypoint": "event_keypoint",
 }
+#: Each experiment option and the ``[Experiment]`` keys that set it (from :data:`OPTION_OF_KEY`).
+EXPERIMENT_KEYS: dict[str, tuple[str, ...]] = {
+    option: (key.upper(),) for key, option in OPTION_OF_KEY.items()
+} | {"prediction": ("PREDICT", *(f"PREDICT_{key.upper()}" for key in _PREDICT_ONLY_SUFFIXES))}
 
 
 @dataclass(frozen=True)
@@ -504,19 +514,7 @@ class ConfiguredExperiment(Experiment):
     def __init__(self, config: ExperimentConfig, events: EventLog | None = None) -> None:
         section = config.experiment
         super().__init__(
-            max_trials=section.max_trials,
-            inter_trial_interval_s=section.inter_trial_interval,
-            trial_duration_s=section.trial_duration,
-            session_duration_s=section.session_duration,
-            min_likelihood=section.min_likelihood,
-            policy=section.policy,
-            hold_s=section.hold,
-            switch_off_at_trial_end=section.switch_off_at_trial_end,
-            name=config.name,
-            description=section.description,
-            events=events,
-            prediction=section.prediction(),
-            event_keypoint=section.event_keypoint,
+            name=config.name, description=section.description, events=events, **section.options()
         )
         self.config = config
         _, problems = _build_triggers(config.triggers, section, self.add_trigger)
