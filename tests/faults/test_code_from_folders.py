@@ -356,11 +356,11 @@ def test_a_lab_file_others_may_write_is_said_in_a_users_process(shared_folder: P
 # -- 4, 5, 8, 9 in a session: the lab folder a headless session runs in -----------------------
 
 OLD_DEVICE = '''
-"""A lab's device written for the previous release's interface (a DeviceCommand, deprecated)."""
+"""A lab's device, logging under its module's name."""
 
 import logging
 
-from deeplabstream.hardware.stimulation.base import DeviceCommand, StimulationDevice
+from deeplabstream.hardware.stimulation.base import Action, StimulationDevice
 
 log = logging.getLogger(__name__)
 
@@ -376,8 +376,8 @@ class OldBox(StimulationDevice):
     def channel_count(self):
         return 4
 
-    def perform(self, command: DeviceCommand) -> None:
-        log.info("old box %s", command.describe())
+    def perform(self, action: Action) -> None:
+        log.info("old box %s", action.describe())
 '''
 
 #: Modules of Python's own names beside the settings file, where the session runs.
@@ -440,15 +440,6 @@ def test_the_lab_formats_nobody_named_are_never_opened(rig_session) -> None:
     root, result = rig_session
     assert result.returncode == 0
     assert not (root / "formats" / "slow.imported").exists()  # and the FIFO held nothing
-
-
-def test_an_old_interface_is_said_once_in_the_console_and_in_session_json(rig_session) -> None:
-    root, result = rig_session
-    said = "OldBox.perform takes release 0.5.0's DeviceCommand, deprecated in release 0.6.0"
-    warnings = [text for text in _record(root)["warnings"] if said in text]
-    assert len(warnings) == 1 and warnings[0].startswith("lab.devices.old_box.OldBox")
-    assert result.stdout.count(f"Warning: lab.devices.old_box.{said}") == 1  # before the start
-    assert result.stderr.count(said) == 1  # the session's log, once
 
 
 def test_the_lab_modules_log_under_readable_names(rig_session) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from deeplabstream.offline.replay.regions import region_camera_problems
 from deeplabstream.settings import load_settings
+from deeplabstream.settings.effective import resolve_cameras
 from tests.support.files import make_ffv1_video, write_settings
 from tests.support.paths import PROJECT_ROOT
 
@@ -88,10 +89,10 @@ def test_regions_of_another_camera_are_refused_and_mapped_with_camera(tmp_path):
 
 
 def test_an_experiment_of_two_cameras_cannot_be_mapped_to_one_video(tmp_path):
-    settings = load_settings(_lab(tmp_path, "left", "right"), cameras_required=False)
-    (problem,) = region_camera_problems(settings, "left", tmp_path / "left.mkv")
+    plan = resolve_cameras(load_settings(_lab(tmp_path, "left", "right"), cameras_required=False))
+    (problem,) = region_camera_problems(plan, "left", tmp_path / "left.mkv")
     assert "camera(s) 'right' (camera 'right': nose_in_right)" in problem
-    (problem,) = region_camera_problems(settings, "top", tmp_path / "top.mkv")
+    (problem,) = region_camera_problems(plan, "top", tmp_path / "top.mkv")
     assert "'left', 'right'" in problem and "A replay plays one video as one camera" in problem
-    assert region_camera_problems(load_settings(_lab(tmp_path), cameras_required=False),
-                                  "arena", tmp_path / "arena.mkv") == []  # fmt: skip
+    one = resolve_cameras(load_settings(_lab(tmp_path), cameras_required=False))
+    assert region_camera_problems(one, "arena", tmp_path / "arena.mkv") == []

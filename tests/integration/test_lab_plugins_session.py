@@ -26,7 +26,6 @@ from tests.support.platforms import EMULATED_PLATFORMS, emulated_env
 from tests.support.plugin_page import PAGE, write_lab
 from tests.support.processes import only_session
 
-RELEASE_0_5 = PROJECT_ROOT / "tests" / "fixtures" / "released_plugins" / "0.5.0" / "plugins.md"
 FRAMES = 180  # 12 s at 15 fps: the seed-2 mouse's nose goes left of X = 100 at least once
 SEED_2 = "[Camera arena]\nSEED = 2\n"
 
@@ -103,31 +102,3 @@ def test_one_session_runs_a_lab_plugin_of_every_kind(tmp_path: Path, platform: s
         "experiment": {"LabProtocol": from_lab("experiments", "lab_protocol")},
         "trigger": {"nose_left": from_lab("triggers", "nose_left")},
     }
-
-
-@pytest.mark.slow
-def test_release_0_5s_lab_plugins_run_in_one_session_and_are_said(tmp_path: Path) -> None:
-    """docs/plugins.md as release 0.5.0 showed it, with the one line 0.6.0 asks of its settings.
-
-    Its device takes 0.5.0's DeviceCommand: given one, and said once in session.json with the
-    release that removes it; the rest of its plugins run as they are (CHANGELOG.md).
-    """
-    lab, session = run_session(tmp_path, None, RELEASE_0_5, "[Pose]\nMODEL_FORMATS = lab_json\n")
-    info = json.loads((session / "session.json").read_text(encoding="utf-8"))
-    assert info["status"] == "finished" and info["errors"] == [], info["errors"]
-    assert info["cameras"]["arena"]["frames_captured"] == FRAMES
-    model = info["pose"]["model"]
-    assert (model["framework"], model["provider"]) == ("lab-json", "LabOnnx cpu")
-    analysed = info["pose"]["cameras"]["arena"]["frames_analysed"]
-    rows = pd.read_csv(session / "arena.nose.csv")
-    assert len(rows) == analysed == info["pose"]["cameras"]["arena"]["nose_rows"]
-    said = [text for text in info["warnings"] if "DeviceCommand" in text]
-    assert len(said) == 1 and "until release 0.8.0" in said[0], info["warnings"]
-    events = pd.read_csv(session / "events.csv")
-    entries = events[(events["kind"] == "trigger") & (events["name"] == "left")]
-    sent = events[(events["kind"] == "action") & events["written"].notna()]
-    pulses = sent[sent["detail"].str.startswith("pulse")]
-    assert len(pulses) == (entries["detail"] == "true").sum() >= 1
-    assert sent["acknowledged"].notna().all()
-    lines = (lab / "led_box.txt").read_text(encoding="utf-8").splitlines()
-    assert len(lines) == len(sent) and lines[0] == "PULSE 0 0.1 s"  # its own vocabulary

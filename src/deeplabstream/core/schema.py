@@ -10,6 +10,7 @@ section, key, the bad value and what is allowed, and all problems of a file are 
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Callable
@@ -342,3 +343,30 @@ def existing_file(path: Path) -> None:
     kind = kind_of(path.stat().st_mode)
     if kind is not None:  # a FIFO would block whoever opens it (core/regular_files.py)
         raise ValueError(f"{path} is not a regular file ({kind}); expected a file")
+
+
+def check_quantity(
+    name: str, value: float, unit: str, minimum: float | None = None, strict: bool = False
+) -> float:
+    """Return ``value`` as a float, or raise ValueError naming ``name`` and what it must be.
+
+    It must be a finite number (not a bool), and ``>= minimum`` (``> minimum`` when ``strict``).
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        words = "seconds" if unit == "s" else unit
+        raise ValueError(f"{name} must be a finite number of {words}, not {value!r}")
+    if minimum is not None and (value <= minimum if strict else value < minimum):
+        bound = f"{'>' if strict else '>='} {minimum:g} {unit}"
+        raise ValueError(f"{name} must be {bound}, not {value!r}")
+    return float(value)
+
+
+def greater_than_zero(unit: str = "", or_none: bool = False) -> Callable[[float], None]:
+    """Return the ``check`` of a key whose value must be > 0 (in ``unit``; empty: for none)."""
+    said = "must be > 0" + (f" {unit}" if unit else "") + (", or empty for none" if or_none else "")
+
+    def check(value: float) -> None:
+        if not value > 0:
+            raise ValueError(said)
+
+    return check

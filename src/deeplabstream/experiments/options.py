@@ -8,10 +8,10 @@ value when it is made, so a wrong one is refused where it is written, not at the
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from deeplabstream.core.schema import check_quantity
 from deeplabstream.experiments.observation import (
     DEFAULT_HOLD_S,
     DEFAULT_MIN_LIKELIHOOD,
@@ -66,8 +66,12 @@ class ExperimentOptions:
             ("trial_duration_s", True, False),
             ("session_duration_s", True, True),
         ):
-            value = check_seconds(name, getattr(self, name), allow_none, positive)
-            object.__setattr__(self, name, value)
+            value = getattr(self, name)
+            if value is None and not allow_none:
+                raise ValueError(f"{name} must be a number of seconds, not None")
+            if value is not None:
+                seconds = check_quantity(name, value, "s", 0.0, strict=positive)
+                object.__setattr__(self, name, seconds)
         object.__setattr__(self, "switch_off_at_trial_end", bool(self.switch_off_at_trial_end))
         KeypointFilter(self.min_likelihood, self.policy, self.hold_s)  # checks the three
         event_keypoint = self.event_keypoint
@@ -100,21 +104,6 @@ class ExperimentOptions:
             "session_duration_s": self.session_duration_s,
             "switch_off_at_trial_end": self.switch_off_at_trial_end,
         }
-
-
-def check_seconds(
-    name: str, value: float | None, allow_none: bool, positive: bool = False
-) -> float | None:
-    """Return ``value`` as seconds, or raise ValueError naming the parameter and what it needs."""
-    if value is None:
-        if allow_none:
-            return None
-        raise ValueError(f"{name} must be a number of seconds, not None")
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number of seconds, not {value!r}")
-    if value < 0 or (positive and value == 0):
-        raise ValueError(f"{name} must be {'> 0' if positive else '>= 0'} s, not {value!r}")
-    return float(value)
 
 
 def check_max_trials(value: int | None) -> int | None:

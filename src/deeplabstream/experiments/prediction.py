@@ -44,6 +44,7 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
+from deeplabstream.core.schema import check_quantity
 from deeplabstream.experiments.observation import Observation, Observations
 
 Method = Literal["off", "constant-velocity", "kalman"]
@@ -65,20 +66,6 @@ about 0.5 px; a model with noisier keypoints wants its own figure)."""
 INITIAL_SPEED_STD = 1000.0
 """px/s: the Kalman filter's velocity uncertainty when a track starts (no velocity known)."""
 _SAME_TIME_S = 1e-9
-
-
-def _number(name: str, value: float, unit: str) -> float:
-    """``value`` as a float, or ValueError naming the parameter (not a finite number)."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number of {unit}, not {value!r}")
-    return float(value)
-
-
-def _positive(name: str, value: float, unit: str) -> float:
-    """``value`` as a float > 0, or ValueError naming the parameter."""
-    if _number(name, value, unit) <= 0:
-        raise ValueError(f"{name} must be > 0 {unit}, not {value!r}")
-    return float(value)
 
 
 @dataclass(frozen=True)
@@ -118,16 +105,16 @@ class PredictionSettings:
         """Reject values no predictor can use, naming the parameter and what is allowed."""
         if self.method not in METHODS:
             raise ValueError(f"method must be one of {', '.join(METHODS)}, not {self.method!r}")
-        if self.lead_ms is not None and not 0.0 <= _number("lead_ms", self.lead_ms, "ms") <= (
+        lead_ms = self.lead_ms
+        if lead_ms is not None and not 0.0 <= check_quantity("lead_ms", lead_ms, "ms") <= (
             MAX_LEAD_MS
         ):
-            raise ValueError(f"lead_ms must be from 0 to {MAX_LEAD_MS:g} ms, not {self.lead_ms!r}")
-        if _number("lead_margin_ms", self.lead_margin_ms, "ms") < 0:
-            raise ValueError(f"lead_margin_ms must be >= 0 ms, not {self.lead_margin_ms!r}")
-        _positive("window_s", self.window_s, "s")
-        _positive("max_gap_s", self.max_gap_s, "s")
-        _positive("process_noise", self.process_noise, "px^2/s^3")
-        _positive("measurement_noise", self.measurement_noise, "px")
+            raise ValueError(f"lead_ms must be from 0 to {MAX_LEAD_MS:g} ms, not {lead_ms!r}")
+        check_quantity("lead_margin_ms", self.lead_margin_ms, "ms", 0.0)
+        check_quantity("window_s", self.window_s, "s", 0.0, strict=True)
+        check_quantity("max_gap_s", self.max_gap_s, "s", 0.0, strict=True)
+        check_quantity("process_noise", self.process_noise, "px^2/s^3", 0.0, strict=True)
+        check_quantity("measurement_noise", self.measurement_noise, "px", 0.0, strict=True)
         if self.min_likelihood is not None and not 0.0 <= self.min_likelihood <= 1.0:
             raise ValueError(f"min_likelihood must be in [0, 1], not {self.min_likelihood!r}")
 
@@ -266,7 +253,7 @@ class _Track:
     """What both predictors share: the frame clock, sightings, and forgetting after a gap."""
 
     def __init__(self, max_gap_s: float, min_likelihood: float) -> None:
-        self.max_gap_s = _positive("max_gap_s", max_gap_s, "s")
+        self.max_gap_s = check_quantity("max_gap_s", max_gap_s, "s", 0.0, strict=True)
         if not 0.0 <= min_likelihood <= 1.0:
             raise ValueError(f"min_likelihood must be in [0, 1], not {min_likelihood!r}")
         self.min_likelihood = float(min_likelihood)
@@ -324,7 +311,7 @@ class ConstantVelocity(_Track):
         min_likelihood: float = 0.5,
     ) -> None:
         super().__init__(max_gap_s, min_likelihood)
-        self.window_s = _positive("window_s", window_s, "s")
+        self.window_s = check_quantity("window_s", window_s, "s", 0.0, strict=True)
         self._times: deque[float] = deque()
         self._points: deque[np.ndarray] = deque()  # (K, 2) each, 0 where not seen
         self._seen: deque[np.ndarray] = deque()  # (K,) each
@@ -418,8 +405,12 @@ class KalmanConstantVelocity(_Track):
         min_likelihood: float = 0.5,
     ) -> None:
         super().__init__(max_gap_s, min_likelihood)
-        self.process_noise = _positive("process_noise", process_noise, "px^2/s^3")
-        self.measurement_noise = _positive("measurement_noise", measurement_noise, "px")
+        self.process_noise = check_quantity(
+            "process_noise", process_noise, "px^2/s^3", 0.0, strict=True
+        )
+        self.measurement_noise = check_quantity(
+            "measurement_noise", measurement_noise, "px", 0.0, strict=True
+        )
         self._allocate(0)
 
     def _allocate(self, count: int) -> None:

@@ -21,9 +21,7 @@ the output's name and its settings (picklable); the worker finds the class by na
 The built-ins are outputs too: ``pose`` (the pose files and their table, always chosen),
 ``ibl`` (IBL-named tables), ``lsl`` (Lab Streaming Layer), ``nwb`` (``session.nwb``), ``slp``
 (SLEAP files) and ``annotated_video`` (each camera's video with its keypoints drawn).
-docs/outputs.md, "Adding an output", shows a plugin of a lab's own. (Labs' outputs written
-against the path until release 0.4.0, ``deeplabstream.outputs.plugin``, still import until
-0.8.0: that module re-exports this one's names, warned.)
+docs/outputs.md, "Adding an output", shows a plugin of a lab's own.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ import numpy as np
 
 from deeplabstream.pose.cropzoom_video import video_frames, write_csv
 from deeplabstream.pose.formats.lightning_context import context_of
-from deeplabstream.pose.loading import load_model
+from deeplabstream.pose.loading import load_model, open_estimator
 from deeplabstream.pose.model import ModelDescription, ModelError
 from deeplabstream.pose.runtime.backends import open_backend
 from deeplabstream.pose.runtime.context import ContextEstimator
@@ -37,7 +37,8 @@ def predict_video_file(
     if context_of(description) is None:
         raise ModelError(f"{model}: not a Lightning Pose context model")
     backend = open_backend(description, "onnxruntime", "cpu", threads)
-    estimator = ContextEstimator(description, backend, first.shape, max_batch)
+    estimator = open_estimator(description, backend, first.shape, max_batch=max_batch)
+    assert isinstance(estimator, ContextEstimator)  # a context model's kind (checked above)
     return description, estimator.predict_video(itertools.chain([first], frames))
 
 

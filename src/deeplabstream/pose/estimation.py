@@ -16,7 +16,7 @@ import numpy as np
 
 from deeplabstream.pose.decoding.two_stage import CropFrom, PreviousDetections
 from deeplabstream.pose.ensemble.statistics import EnsembleFrame
-from deeplabstream.pose.model import ModelDescription
+from deeplabstream.pose.model import Decoder, ModelDescription, decoder_of
 
 #: The parts of every estimate that :attr:`PoseEstimator.last_timings` times.
 TIMED_PARTS = ("preprocess", "inference", "decode")
@@ -29,6 +29,9 @@ class PoseEstimator(Protocol):
     ----------
     description
         The model (an ensemble's: its first model's).
+    decoder, multi_animal, animals
+        Its decoder (the registry's, looked up once, when the estimator is built), whether it
+        reports several animals, and how many rows each frame's result holds.
     last_timings
         Seconds spent by the last estimate in each of :data:`TIMED_PARTS`.
     last_stage_timings
@@ -44,6 +47,9 @@ class PoseEstimator(Protocol):
     """
 
     description: ModelDescription
+    decoder: Decoder
+    multi_animal: bool
+    animals: int
     last_timings: dict[str, float]
     last_stage_timings: dict[str, float]
     last_identity_confidence: np.ndarray | None = None
@@ -55,13 +61,12 @@ class PoseEstimator(Protocol):
 
     def __init__(self, description: ModelDescription) -> None:
         self.description = description
+        # Known at load: every frame reads these, never the decoders' registry.
+        self.decoder = decoder_of(description)
+        self.multi_animal = description.multi_animal
+        self.animals = description.animals
         self.last_timings = dict.fromkeys(TIMED_PARTS, 0.0)
         self.last_stage_timings = {}
-
-    @property
-    def animals(self) -> int:
-        """How many animals each frame's result holds (1 for a single-animal model)."""
-        return self.description.animals
 
     def estimate_animals(
         self,

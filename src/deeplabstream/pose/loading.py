@@ -25,7 +25,9 @@ Converted graphs are cached by the hash of the files they come from
 later loads do not.
 
 A loaded model runs through the estimator of its kind (:class:`~pose.estimation.PoseEstimator`),
-which :func:`open_estimator` picks, for every caller.
+which :func:`open_estimator` picks, for every caller; :func:`open_ensemble_estimator` combines
+several models' and :func:`open_reference_estimator` opens the framework's rebuilt modules (stage
+checks). Nothing else builds an estimator (tests/unit/pose/test_one_estimator_factory.py).
 """
 
 from __future__ import annotations
@@ -33,8 +35,10 @@ from __future__ import annotations
 import dataclasses
 import errno
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+
+import numpy as np
 
 from deeplabstream.core.errors import raised_as
 from deeplabstream.pose.decoding.sleap_topdown import model_stages
@@ -64,6 +68,7 @@ from deeplabstream.pose.runtime.backends import (
 )
 from deeplabstream.pose.runtime.context import ContextEstimator
 from deeplabstream.pose.runtime.cropzoom import CropZoomEstimator, stage_descriptions
+from deeplabstream.pose.runtime.ensemble import EnsembleEstimator
 from deeplabstream.pose.runtime.estimator import NetworkEstimator
 from deeplabstream.pose.runtime.precision import (
     PRECISIONS,
@@ -90,7 +95,9 @@ __all__ = [
     "model_animals",
     "model_keypoints",
     "model_to_load",
+    "open_ensemble_estimator",
     "open_estimator",
+    "open_reference_estimator",
     "unreadable",
 ]
 
@@ -264,6 +271,29 @@ def open_estimator(
         heads = open_stage(heads_description(description)) if open_stage is not None else None
         return ContextEstimator(description, backend, frame_shape, max_batch, heads)
     return NetworkEstimator(description, backend, frame_shape, max_batch, crop_from=crop_from)
+
+
+def open_ensemble_estimator(
+    description: ModelDescription,
+    members: Sequence[PoseEstimator],
+    rows: Sequence[np.ndarray],
+) -> EnsembleEstimator:
+    """Return the estimator of an ensemble: its members' estimators combined (docs/ensembles.md).
+
+    ``description`` is the first model's; ``rows`` each member's keypoints in its order.
+    """
+    return EnsembleEstimator(description, members, rows)
+
+
+def open_reference_estimator(description: ModelDescription) -> PoseEstimator:
+    """Return a DeepLabCut top-down model's estimator on its rebuilt PyTorch modules.
+
+    DeepLabCut's own steps, the reference its converted graphs are checked against
+    (:mod:`pose.stage_check`).
+    """
+    if topdown_decoding_of(description) is None:
+        raise ModelError(f"{description.name}: only a DeepLabCut top-down model has a reference")
+    return open_dlc_topdown_estimator(description)
 
 
 def _unusable_formats_text() -> str:

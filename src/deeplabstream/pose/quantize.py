@@ -43,10 +43,9 @@ from deeplabstream.core.digest import files_digest
 from deeplabstream.core.optional import exit_with
 from deeplabstream.pose.formats.conversion import can_write_in
 from deeplabstream.pose.formats.lightning_context import context_of
-from deeplabstream.pose.loading import load_model
+from deeplabstream.pose.loading import load_model, open_estimator
 from deeplabstream.pose.model import ModelDescription, ModelError
 from deeplabstream.pose.runtime.backends import open_backend
-from deeplabstream.pose.runtime.estimator import NetworkEstimator
 from deeplabstream.pose.runtime.precision import (
     QUANTIZER_VERSION,
     cost_lines,
@@ -504,7 +503,7 @@ def _estimate(
     """Keypoints (N, A, K, 3) of ``frames`` by ``description`` on ONNX Runtime, and ms p50."""
     backend = open_backend(description, "onnxruntime", "cpu", threads)
     try:
-        estimator = NetworkEstimator(description, backend, frames[0].shape)
+        estimator = open_estimator(description, backend, frames[0].shape)
         estimator.estimate_animals(frames[:1])  # the first run allocates
         points = np.empty((len(frames), estimator.animals, len(description.keypoints), 3))
         seconds = []

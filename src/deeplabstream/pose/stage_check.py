@@ -146,11 +146,11 @@ def _check_topdown(
     description: ModelDescription, frame: np.ndarray, threads: int
 ) -> list[StageCheck]:
     from deeplabstream.pose.formats.dlc3_topdown import DlcTopDownEstimator
-    from deeplabstream.pose.formats.dlc3_topdown_animals import open_dlc_topdown_estimator
-    from deeplabstream.pose.loading import open_estimator
+    from deeplabstream.pose.loading import open_estimator, open_reference_estimator
     from deeplabstream.pose.runtime.backends import open_backend
 
-    rebuilt = open_dlc_topdown_estimator(description)  # the rebuilt modules, DeepLabCut's steps
+    rebuilt = open_reference_estimator(description)  # the rebuilt modules, DeepLabCut's steps
+    assert isinstance(rebuilt, DlcTopDownEstimator)
     backend = open_backend(description, "onnxruntime", "cpu", threads)
     graphs = open_estimator(description, backend, frame.shape)  # as the worker runs it
     assert isinstance(graphs, DlcTopDownEstimator)  # its boxes are compared too
@@ -266,15 +266,22 @@ def _first_box(boxes: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 
 class _ModuleRunner:
-    """A rebuilt module with a backend's ``run``, for the estimator's reference run."""
+    """A rebuilt module as a backend (:class:`~pose.runtime.backends.InferenceBackend`)."""
 
     name = "pytorch"
+    provider = "torch cpu"
 
     def __init__(self, module: Any) -> None:
         self.module = module
 
     def run(self, batch: np.ndarray) -> list[np.ndarray]:
         return run_module(self.module, np.asarray(batch, np.float32))
+
+    def warm_up(self, batch_size: int | None = None) -> None:
+        """Nothing to warm: the module runs as it is."""
+
+    def close(self) -> None:
+        """Nothing to release: the module is the caller's."""
 
 
 def _context_tracker(description: ModelDescription) -> Any:
@@ -318,9 +325,14 @@ def _check_context(
         run_graph(stages.heads_file, context.FEATURES, stacked, threads),
     )
 
-    rebuilt = ContextEstimator(
-        description, _ModuleRunner(backbone), window[0].shape, len(window), _ModuleRunner(heads)
+    rebuilt = open_estimator(
+        description,
+        _ModuleRunner(backbone),
+        window[0].shape,
+        max_batch=len(window),
+        open_stage=lambda _: _ModuleRunner(heads),
     )
+    assert isinstance(rebuilt, ContextEstimator)
     backend = open_backend(description, "onnxruntime", "cpu", threads)
     try:
         graphs = open_estimator(description, backend, window[0].shape, max_batch=len(window))

@@ -578,17 +578,6 @@ def test_the_pages_code_blocks_that_drive_a_runtime_run_as_written() -> None:
     assert isinstance(runtime, ExperimentRuntime) and runtime.state == "finished"
 
 
-def test_release_0_6_0s_path_of_the_runtime_still_imports_and_names_the_new_one() -> None:
-    """``from deeplabstream.experiments.runtime import ExperimentRuntime``, as 0.6.0's docs say."""
-    import importlib
-    import sys
-
-    sys.modules.pop("deeplabstream.experiments.runtime", None)
-    with pytest.warns(DeprecationWarning, match=r"deeplabstream\.experiments\.engine\.runtime"):
-        old = importlib.import_module("deeplabstream.experiments.runtime")
-    assert old.ExperimentRuntime is ExperimentRuntime
-
-
 def test_a_misspelt_option_is_refused_naming_it_and_every_option() -> None:
     """The options are ExperimentOptions' fields, declared once: a typo names them all."""
 

@@ -119,3 +119,27 @@ def test_a_kind_without_a_capability_reads_its_default_and_estimate_is_the_first
         ensemble.refresh()  # each member's own refresh, without asking what it holds
     finally:
         backend.close()
+
+
+def test_the_decoder_is_looked_up_when_the_estimator_is_built_never_per_frame(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each estimate calls the decoder the estimator holds; the registry is not asked again."""
+    from deeplabstream.pose import model as pose_model
+
+    description = load_model(None)
+    backend = open_backend(description, "onnxruntime", "cpu", 1)
+    try:
+        estimator = open_estimator(description, backend, SHAPE)
+        assert estimator.decoder is pose_model.decoder_of(description)
+        frames = [np.full(SHAPE, 120, np.uint8)]
+        before = estimator.estimate_animals(frames)
+
+        def asked(name: str) -> None:
+            raise AssertionError(f"the decoders' registry was asked for {name!r} per frame")
+
+        monkeypatch.setattr(pose_model.DECODERS, "get", asked)
+        after = estimator.estimate_animals(frames)  # the same estimate, the registry untouched
+        assert np.array_equal(before, after, equal_nan=True) and estimator.animals == 1
+    finally:
+        backend.close()

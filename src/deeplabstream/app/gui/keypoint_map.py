@@ -46,7 +46,6 @@ from deeplabstream.app.gui.button_row import named_button
 from deeplabstream.app.gui.rig_check import editable_config, experiment_name_for
 from deeplabstream.core.errors import ModelError
 from deeplabstream.experiments.config.edit import ConfigEditError, save_keypoint_mapping
-from deeplabstream.experiments.registry import config_file_of, load_experiment
 from deeplabstream.live.session.keypoints import (
     KeypointMismatch,
     keypoint_mismatches,
@@ -217,11 +216,12 @@ def rig_keypoints(settings: Settings, load_experiment_code: bool = True) -> RigK
     if not settings.experiment_chosen or not load_experiment_code:  # the lab's code: not yet
         return rig
     try:
-        experiment = load_experiment(name, settings.source_file.parent)
+        planned = plan.experiment_plan()
+        experiment = planned.experiment()
     except Exception:  # a broken experiment is the rig check's to say
         return dataclasses.replace(rig, experiment=name)
     mismatches = tuple(keypoint_mismatches(plan, experiment))
-    config_file = config_file_of(name, settings.source_file.parent)
+    config_file = planned.file if planned.kind == "config" else None
     return dataclasses.replace(rig, mismatches=mismatches, config_file=config_file, experiment=name)
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from deeplabstream.core.errors import SettingsError
+from deeplabstream.experiments.base import Experiment
 from deeplabstream.experiments.config.edit import ConfigText
 from deeplabstream.experiments.registry import (
     CONFIG_FOLDER,
@@ -118,6 +119,11 @@ def check_text(
     except Exception as error:  # a check that crashes is a problem to show, not a crash
         problems = [f"the check failed: {type(error).__name__}: {error}"]
     return settings, problems
+
+
+def planned_experiment(settings: Settings) -> Experiment:
+    """Return the experiment of the run ``settings`` plan (what a start checks and runs)."""
+    return resolve_cameras(settings).experiment_plan().experiment()
 
 
 def summary_lines(settings: Settings) -> list[str]:

@@ -24,10 +24,16 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from deeplabstream.core.errors import SettingsError
-from deeplabstream.core.schema import Where, keys_written_twice, parse_section, setting
+from deeplabstream.core.schema import (
+    Where,
+    greater_than_zero,
+    keys_written_twice,
+    parse_section,
+    setting,
+)
 from deeplabstream.experiments.actions import Action
 from deeplabstream.experiments.base import Experiment
 from deeplabstream.experiments.events import EventLog
@@ -71,24 +77,9 @@ class ExperimentConfigError(SettingsError):
 _POSITIVE_SECONDS = "a number > 0 s, or empty for none"
 
 
-def _positive_or_none(value: float) -> None:
-    if not value > 0:
-        raise ValueError("must be > 0 s, or empty for none")
-
-
 def _device_name(value: str) -> None:
     if not value or any(c.isspace() for c in value):
         raise ValueError("expected a device name without spaces")
-
-
-def _positive(value: float) -> None:
-    if not value > 0:
-        raise ValueError("must be > 0 s")
-
-
-def _positive_number(value: float) -> None:
-    if not value > 0:
-        raise ValueError("must be > 0")
 
 
 _LEAD_ALLOWED = f"auto, or a number of ms from 0 to {MAX_LEAD_MS:g}"
@@ -133,7 +124,7 @@ class ExperimentSection:
 
     description: str = setting("", doc="One line saying what the experiment does.")
     max_trials: int | None = setting(
-        None,
+        ExperimentOptions.max_trials,
         doc="The experiment finishes after this many trials. Empty: no limit.",
         minimum=1,
     )
@@ -153,12 +144,12 @@ class ExperimentSection:
         allowed="a number >= 0 s, or empty (until a rule ends the trial)",
     )
     session_duration: float | None = setting(
-        None,
+        ExperimentOptions.session_duration_s,
         doc="The experiment finishes itself this long after its start. Empty: it runs until "
         "stopped.",
         minimum=0,
         unit="s",
-        check=_positive_or_none,
+        check=greater_than_zero("s", or_none=True),
         allowed=_POSITIVE_SECONDS,
     )
     min_likelihood: float = setting(
@@ -169,7 +160,7 @@ class ExperimentSection:
         maximum=1,
     )
     policy: Literal["missing", "hold"] = setting(
-        "missing",
+        ExperimentOptions.policy,
         doc="A keypoint not seen is `missing` (a trigger keeps its state for `HOLD` seconds, "
         "then region, speed and direction triggers are false) or `hold`s its last position for "
         "up to `HOLD` seconds. Applies to every keypoint trigger that does not set its own "
@@ -193,7 +184,7 @@ class ExperimentSection:
         "Empty: the spread is not looked at. See docs/ensembles.md.",
         minimum=0,
         unit="px",
-        check=_positive_number,
+        check=greater_than_zero(),
         allowed="a number > 0 (px), or empty for none",
     )
     switch_off_at_trial_end: bool = setting(
@@ -230,7 +221,7 @@ class ExperimentSection:
         doc="`constant-velocity`: seconds of positions the line is fitted to.",
         minimum=0,
         unit="s",
-        check=_positive,
+        check=greater_than_zero("s"),
         allowed="a number > 0 s",
     )
     predict_max_gap: float = setting(
@@ -239,7 +230,7 @@ class ExperimentSection:
         "and its track starts afresh when it is seen again.",
         minimum=0,
         unit="s",
-        check=_positive,
+        check=greater_than_zero("s"),
         allowed="a number > 0 s",
     )
     predict_min_likelihood: float | None = setting(
@@ -254,7 +245,7 @@ class ExperimentSection:
         doc="`kalman`: how fast the velocity may change (white-noise acceleration, px²/s³). "
         "Larger follows turns sooner but passes on more keypoint noise.",
         minimum=0,
-        check=_positive_number,
+        check=greater_than_zero(),
         allowed="a number > 0 (px²/s³)",
     )
     predict_measurement_noise: float = setting(
@@ -262,11 +253,11 @@ class ExperimentSection:
         doc="`kalman`: the keypoints' noise (standard deviation, px). Larger smooths more and "
         "follows turns later.",
         minimum=0,
-        check=_positive_number,
+        check=greater_than_zero(),
         allowed="a number > 0 (px)",
     )
     event_keypoint: str | None = setting(
-        None,
+        ExperimentOptions.event_keypoint,
         doc="The keypoint whose measured and predicted positions `events.csv` gives for events "
         "no keypoint trigger decided (a timing trigger, a trial end's switch-off; a finish's, "
         "pause's or stop's switch-off gives none: no pose decided it). Empty: the first "
@@ -284,6 +275,12 @@ class ExperimentSection:
                     f"{name.upper()} is only used with PREDICT = {' or '.join(methods)} "
                     f"(PREDICT = {self.predict})"
                 )
+
+    def options(self) -> dict[str, Any]:
+        """Return the experiment's options these keys set (``ExperimentOptions``' keywords)."""
+        return {option: getattr(self, key) for key, option in OPTION_OF_KEY.items()} | {
+            "prediction": self.prediction()
+        }
 
     def prediction(self) -> PredictionSettings:
         """Return the forward prediction these keys describe."""
@@ -318,7 +315,7 @@ class StimulationSection:
         doc="`pulse`: how long the output is on.",
         minimum=0,
         unit="s",
-        check=_positive,
+        check=greater_than_zero("s"),
         allowed=_POSITIVE_SECONDS,
     )
     on_duration: float | None = setting(
@@ -326,7 +323,7 @@ class StimulationSection:
         doc="`pattern`: on time of one cycle.",
         minimum=0,
         unit="s",
-        check=_positive,
+        check=greater_than_zero("s"),
         allowed=_POSITIVE_SECONDS,
     )
     off_duration: float | None = setting(
@@ -334,7 +331,7 @@ class StimulationSection:
         doc="`pattern`: off time of one cycle.",
         minimum=0,
         unit="s",
-        check=_positive,
+        check=greater_than_zero("s"),
         allowed=_POSITIVE_SECONDS,
     )
     count: int | None = setting(
@@ -461,19 +458,23 @@ class Rule:
     refractory: float = 0.0
 
 
-#: Each experiment option (ExperimentOptions' field) and the ``[Experiment]`` keys that set it.
-EXPERIMENT_KEYS: dict[str, tuple[str, ...]] = {
-    "max_trials": ("MAX_TRIALS",),
-    "inter_trial_interval_s": ("INTER_TRIAL_INTERVAL",),
-    "trial_duration_s": ("TRIAL_DURATION",),
-    "session_duration_s": ("SESSION_DURATION",),
-    "min_likelihood": ("MIN_LIKELIHOOD",),
-    "policy": ("POLICY",),
-    "hold_s": ("HOLD",),
-    "switch_off_at_trial_end": ("SWITCH_OFF_AT_TRIAL_END",),
-    "prediction": ("PREDICT", *(f"PREDICT_{key.upper()}" for key in _PREDICT_ONLY_SUFFIXES)),
-    "event_keypoint": ("EVENT_KEYPOINT",),
+#: The one table from an ``[Experiment]`` key (ExperimentSection's field) to the option it sets
+#: (ExperimentOptions' field); the ``PREDICT`` keys together set ``prediction``.
+OPTION_OF_KEY: dict[str, str] = {
+    "max_trials": "max_trials",
+    "inter_trial_interval": "inter_trial_interval_s",
+    "trial_duration": "trial_duration_s",
+    "session_duration": "session_duration_s",
+    "min_likelihood": "min_likelihood",
+    "policy": "policy",
+    "hold": "hold_s",
+    "switch_off_at_trial_end": "switch_off_at_trial_end",
+    "event_keypoint": "event_keypoint",
 }
+#: Each experiment option and the ``[Experiment]`` keys that set it (from :data:`OPTION_OF_KEY`).
+EXPERIMENT_KEYS: dict[str, tuple[str, ...]] = {
+    option: (key.upper(),) for key, option in OPTION_OF_KEY.items()
+} | {"prediction": ("PREDICT", *(f"PREDICT_{key.upper()}" for key in _PREDICT_ONLY_SUFFIXES))}
 
 
 @dataclass(frozen=True)
@@ -513,19 +514,7 @@ class ConfiguredExperiment(Experiment):
     def __init__(self, config: ExperimentConfig, events: EventLog | None = None) -> None:
         section = config.experiment
         super().__init__(
-            max_trials=section.max_trials,
-            inter_trial_interval_s=section.inter_trial_interval,
-            trial_duration_s=section.trial_duration,
-            session_duration_s=section.session_duration,
-            min_likelihood=section.min_likelihood,
-            policy=section.policy,
-            hold_s=section.hold,
-            switch_off_at_trial_end=section.switch_off_at_trial_end,
-            name=config.name,
-            description=section.description,
-            events=events,
-            prediction=section.prediction(),
-            event_keypoint=section.event_keypoint,
+            name=config.name, description=section.description, events=events, **section.options()
         )
         self.config = config
         _, problems = _build_triggers(config.triggers, section, self.add_trigger)

@@ -150,7 +150,7 @@ class ExperimentRuntime:
             self._begin(machine.now_s)  # type: ignore[arg-type]
         machine.open_call()
         if machine.session_over():
-            reason = f"session duration of {machine.session_duration_s:g} s reached"
+            reason = f"session duration of {machine.options.session_duration_s:g} s reached"
             self.session_end_requested = reason
             machine.finish(reason)
             return machine.take_out()

@@ -62,11 +62,7 @@ class TrialMachine:
         log_action: Callable[[Action, int | None, bool], None],
         trial_ended: Callable[[Trial], Iterable[Action]],
     ) -> None:
-        self.max_trials = options.max_trials
-        self.inter_trial_interval_s = options.inter_trial_interval_s
-        self.trial_duration_s = options.trial_duration_s
-        self.session_duration_s = options.session_duration_s
-        self.switch_off_at_trial_end = options.switch_off_at_trial_end
+        self.options = options  # read where used: never copied, so never out of date
         self._name = name
         self._log = log
         self._log_action = log_action
@@ -107,7 +103,7 @@ class TrialMachine:
 
     def session_over(self) -> bool:
         """Whether ``session_duration_s`` has passed since the start."""
-        duration, started, now = self.session_duration_s, self.started_s, self.now_s
+        duration, started, now = self.options.session_duration_s, self.started_s, self.now_s
         if duration is None or started is None or now is None:
             return False
         return now - started >= duration - EPSILON_S
@@ -125,7 +121,7 @@ class TrialMachine:
     def can_start_trial(self) -> bool:
         """Whether :meth:`start_trial` would start one now."""
         return self.state == "waiting" and (
-            self.max_trials is None or len(self.trials) < self.max_trials
+            self.options.max_trials is None or len(self.trials) < self.options.max_trials
         )
 
     def start_trial(self, cause: str) -> bool:
@@ -151,14 +147,14 @@ class TrialMachine:
         self._ended.append(trial)
         self._log("trial_end", trial.cause, reason, trial=trial.index)
         if self.state == "in_trial":
-            self.state = "waiting" if self.inter_trial_interval_s <= 0 else "inter_trial"
+            self.state = "waiting" if self.options.inter_trial_interval_s <= 0 else "inter_trial"
         return True
 
     def advance(self) -> None:
         """End a trial that lasted ``trial_duration_s``; leave the inter-trial interval after it."""
         now = self.now_s
         assert now is not None
-        trial, duration = self.trial, self.trial_duration_s
+        trial, duration = self.trial, self.options.trial_duration_s
         if (
             trial is not None
             and duration is not None
@@ -168,12 +164,13 @@ class TrialMachine:
             self.end_trial(f"trial duration of {duration:g} s reached")
         if self.state == "inter_trial":
             last_end = self.trials[-1].end_s if self.trials else None
-            if last_end is None or now - last_end >= self.inter_trial_interval_s - EPSILON_S:
+            interval_s = self.options.inter_trial_interval_s
+            if last_end is None or now - last_end >= interval_s - EPSILON_S:
                 self.state = "waiting"
 
     def end_instant_trial(self) -> None:
         """End a trial of ``trial_duration_s = 0`` in the update it started in."""
-        if self.trial is not None and self.trial_duration_s == 0:
+        if self.trial is not None and self.options.trial_duration_s == 0:
             self.end_trial("instant trial (trial duration 0)")
 
     def close_ended_trials(self) -> None:
@@ -184,7 +181,7 @@ class TrialMachine:
         """
         while self._ended:
             trial = self._ended.pop(0)
-            if self.switch_off_at_trial_end:
+            if self.options.switch_off_at_trial_end:
                 held = [o for o, owner in self.held.items() if owner == trial.index]
                 self.switch_off(held, f"trial {trial.index} ended", trial.index)
             label = f"trial {trial.index} ended"
@@ -196,10 +193,10 @@ class TrialMachine:
             self.finish(self.end_requested)
         elif (
             self.trial is None
-            and self.max_trials is not None
-            and len(self.trials) >= self.max_trials
+            and self.options.max_trials is not None
+            and len(self.trials) >= self.options.max_trials
         ):
-            self.finish(f"{self.max_trials} trials done")
+            self.finish(f"{self.options.max_trials} trials done")
 
     def request_end(self, reason: str) -> None:
         """Finish the session once the actions of the call in progress are emitted."""
@@ -236,7 +233,8 @@ class TrialMachine:
         """Leave ``paused`` (the inter-trial interval counts from the last trial's end)."""
         self._log("resume", "resume", "")
         ended = [t.end_s for t in self.trials if t.end_s is not None]
-        self.state = "inter_trial" if ended and self.inter_trial_interval_s > 0 else "waiting"
+        pause = ended and self.options.inter_trial_interval_s > 0
+        self.state = "inter_trial" if pause else "waiting"
 
     def stop(self, reason: str) -> None:
         """Finish (if not finished) and switch off every output used or declared.

@@ -16,6 +16,7 @@ import logging
 import math
 import os
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
@@ -27,7 +28,7 @@ import numpy as np
 from deeplabstream.core.clock import host_now_ns
 from deeplabstream.core.frames import FrameGeometry, FrameStamp, PixelFormat
 from deeplabstream.core.pinhole import PinholeCamera
-from deeplabstream.core.schema import Where, key_of, parse_section, setting, settings_fields
+from deeplabstream.core.schema import setting
 from deeplabstream.core.whole_rows import WholeRowsFile
 from deeplabstream.hardware.cameras.base import Camera, CameraControl, CameraError
 from deeplabstream.hardware.simulator.arena import (
@@ -51,7 +52,6 @@ from deeplabstream.hardware.simulator.rig3d import (
     floor_outside_view,
     sim_params,
     view_camera,
-    write_rig_calibration,
 )
 
 log = logging.getLogger(__name__)
@@ -1148,79 +1148,14 @@ class SyntheticCamera(Camera):
 # --------------------------------------------------------------------------------------------------
 
 
-def rig_cameras(settings_path: Path) -> list[PinholeCamera]:
-    """Return the true calibration of the 3D views (VIEW_POSITION) in a settings file.
+def rig_cameras(cameras: Iterable[tuple[str, object]]) -> list[PinholeCamera]:
+    """Return the true calibration of the 3D views among ``cameras`` (name, camera settings).
 
-    Only the ``[Camera NAME]`` sections with ``SOURCE = synthetic`` and a VIEW_POSITION count;
-    their synthetic keys are read as the program reads them (other keys are left to the full
-    settings loader).
-
-    Raises
-    ------
-    ValueError
-        Naming the file, section and key of a value that cannot be read, or the file when it
-        has no 3D view.
+    Only synthetic cameras with a VIEW_POSITION count; the settings are the loader's
+    (:func:`deeplabstream.settings.load_settings`, each camera's ``options``).
     """
-    import configparser
-
-    parser = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=(";", "#"))
-    parser.optionxform = str  # type: ignore[assignment,method-assign]
-    try:
-        read = parser.read(settings_path, encoding="utf-8")
-    except configparser.Error as error:
-        raise ValueError(f"{settings_path}: not a settings file ({error})") from None
-    if not read:
-        raise ValueError(f"{settings_path}: settings file not found")
-    keys = {key_of(field) for field in settings_fields(SyntheticSettings)}
-    cameras: list[PinholeCamera] = []
-    for section in parser.sections():
-        kind, _, name = section.partition(" ")
-        items = dict(parser.items(section))
-        source = {key.upper(): value for key, value in items.items()}.get("SOURCE", "")
-        if kind != "Camera" or source.strip().lower() != "synthetic":
-            continue
-        problems: list[str] = []
-        synthetic_items = {key: value for key, value in items.items() if key.upper() in keys}
-        where = Where(Path(settings_path), section)
-        settings = parse_section(SyntheticSettings, synthetic_items, where, problems)
-        if problems or settings is None:
-            raise ValueError("; ".join(problems))
-        if settings.is_3d_view:
-            cameras.append(settings.view_camera(name.strip()))
-    if not cameras:
-        raise ValueError(
-            f"{settings_path}: no [Camera NAME] section with SOURCE = synthetic and a "
-            "VIEW_POSITION: there is no simulated 3D view to calibrate"
-        )
-    return cameras
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Write a rig's true calibration (``python -m ...synthetic rig-calibration SETTINGS TOML``).
-
-    Writes the true calibration of the 3D views of SETTINGS (Anipose's calibration.toml).
-    """
-    import argparse
-
-    parser = argparse.ArgumentParser(
-        prog="python -m deeplabstream.hardware.cameras.synthetic", description=main.__doc__
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
-    command = commands.add_parser(
-        "rig-calibration", help="write the true calibration.toml of a simulated 3D rig"
-    )
-    command.add_argument("settings", type=Path, help="settings file with the rig's cameras")
-    command.add_argument("toml", type=Path, help="calibration file to write")
-    arguments = parser.parse_args(argv)
-    try:
-        cameras = rig_cameras(arguments.settings)
-    except ValueError as error:
-        print(f"error: {error}")
-        return 2
-    write_rig_calibration(arguments.toml, cameras)
-    print(f"wrote {arguments.toml}: {', '.join(camera.name for camera in cameras)}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    return [
+        options.view_camera(name)
+        for name, options in cameras
+        if isinstance(options, SyntheticSettings) and options.is_3d_view
+    ]

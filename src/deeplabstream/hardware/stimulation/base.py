@@ -28,9 +28,7 @@ What a device writes (docs/plugins.md, "Devices", has a whole one):
 
 Its settings are a dataclass (:attr:`~StimulationDevice.settings_class`), the keys of its
 ``[Device NAME]`` section; by default each key is a keyword of the device's constructor
-(:meth:`~StimulationDevice.from_settings`). A device written for release 0.5.0, whose
-``perform`` takes a ``DeviceCommand``, or for 0.4.0, with the private ``_perform``, still works
-until release 0.8.0, with a DeprecationWarning (:mod:`hardware.stimulation.legacy`).
+(:meth:`~StimulationDevice.from_settings`).
 """
 
 from __future__ import annotations
@@ -47,10 +45,6 @@ from typing import Any, ClassVar, Literal, Self
 from deeplabstream.core.clock import host_now_ns
 from deeplabstream.core.errors import DeviceError
 from deeplabstream.hardware.stimulation.action import Action
-
-# DeviceCommand: where devices of release 0.5.0 import it from (until release 0.8.0).
-from deeplabstream.hardware.stimulation.legacy import DeviceCommand as DeviceCommand
-from deeplabstream.hardware.stimulation.legacy import adapt_if_previous
 
 EndKind = Literal["DONE", "CANCEL", "LOST"]
 
@@ -260,11 +254,6 @@ class StimulationDevice(ABC):
     # Shortest and longest PULSE or PATTERN phase the device times, in seconds.
     min_duration_s: ClassVar[float] = 1e-3
     max_duration_s: ClassVar[float] = 2e6
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        """Adapt a device written for an earlier release's interface (warned; legacy.py)."""
-        super().__init_subclass__(**kwargs)
-        adapt_if_previous(cls)
 
     def __init__(self) -> None:
         self._records: deque[ActionRecord] = deque(maxlen=RECORDS_KEPT)

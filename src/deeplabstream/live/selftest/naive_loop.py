@@ -47,9 +47,8 @@ from deeplabstream.live.selftest.benchmark_mode import percentiles_ms
 from deeplabstream.outputs.video import VideoWriter
 from deeplabstream.pose.ensemble.members import member_rows
 from deeplabstream.pose.estimation import PoseEstimator
-from deeplabstream.pose.loading import load_model, open_estimator
+from deeplabstream.pose.loading import load_model, open_ensemble_estimator, open_estimator
 from deeplabstream.pose.runtime.backends import open_backend
-from deeplabstream.pose.runtime.ensemble import EnsembleEstimator
 from deeplabstream.settings.effective import CameraPlan, EffectiveCamera
 from deeplabstream.settings.sections import CameraSettings, RecordingSettings, Settings
 
@@ -164,7 +163,7 @@ def _estimator(
         )
         for index, path in enumerate(paths)
     ]
-    return EnsembleEstimator(descriptions[paths[0]], alone, rows)
+    return open_ensemble_estimator(descriptions[paths[0]], alone, rows)
 
 
 def run_naive_loop(

@@ -169,7 +169,7 @@ def camera_problems(settings: Settings, videos: list[Path], options: ReplayOptio
     problems = []
     for video in videos:
         camera = options.camera or camera_name_for(video)
-        problems += region_camera_problems(batch.settings, camera, video)
+        problems += region_camera_problems(batch, camera, video)
     return problems
 
 

@@ -25,26 +25,25 @@ import numpy as np
 
 from deeplabstream.app.display.overlay import draw_triggers
 from deeplabstream.core.errors import DeepLabStreamError
-from deeplabstream.experiments.registry import load_experiment
 from deeplabstream.experiments.triggers.geometry import Circle, Ellipse, Polygon, Rectangle
 from deeplabstream.live.processes.messages import TriggerView
 from deeplabstream.outputs.annotated_video import FrameOverlay
 from deeplabstream.outputs.session_record import ExperimentRun
+from deeplabstream.settings.effective import CameraPlan
 from deeplabstream.settings.experiment_plan import ExperimentPlan
-from deeplabstream.settings.sections import Settings
 
 log = logging.getLogger(__name__)
 
 
-def region_camera_problems(settings: Settings, camera: str, video: Path) -> list[str]:
-    """Return why the experiment's triggers would see no pose of the replay's ``camera``.
+def region_camera_problems(plan: CameraPlan, camera: str, video: Path) -> list[str]:
+    """Return why the plan's experiment's triggers would see no pose of the replay's ``camera``.
 
     ``camera`` is the camera ``video`` plays as. A trigger that names another camera is a
     problem (a trigger that names none reads the one camera a replay has). An experiment that
     cannot be loaded gives none here (the replay's other checks say why).
     """
     try:
-        experiment = load_experiment(settings.experiment.name, settings.source_file.parent)
+        experiment = plan.experiment_plan().experiment()
     except (DeepLabStreamError, ValueError, ImportError):
         return []
     others: dict[str, list[str]] = {}

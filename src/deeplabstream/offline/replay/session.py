@@ -109,7 +109,7 @@ def replay_video(
     except (DeepLabStreamError, ValueError) as error:
         return ReplayResult(video, False, errors=(str(error),), elapsed_s=time.monotonic() - began)
     camera = plan.settings.cameras[0].name
-    mismatch = region_camera_problems(plan.settings, camera, video) if options.experiment else []
+    mismatch = region_camera_problems(plan, camera, video) if options.experiment else []
     if mismatch:  # never a replay whose regions silently see nothing
         elapsed_s = time.monotonic() - began
         return ReplayResult(video, False, errors=tuple(mismatch), elapsed_s=elapsed_s)

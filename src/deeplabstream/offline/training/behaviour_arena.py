@@ -26,9 +26,9 @@ import numpy as np
 
 from deeplabstream.hardware.simulator.arena import BEHAVIOUR_NAMES, ArenaParams, SimulatedArena
 from deeplabstream.outputs.pose.files import PoseCsvWriter
-from deeplabstream.pose.loading import BUNDLED_MODEL, load_model
+from deeplabstream.pose.estimation import PoseEstimator
+from deeplabstream.pose.loading import BUNDLED_MODEL, load_model, open_estimator
 from deeplabstream.pose.runtime.backends import open_backend
-from deeplabstream.pose.runtime.estimator import NetworkEstimator
 
 FPS = 30.0
 
@@ -49,7 +49,7 @@ def write_session(
     seed: int,
     frames: int,
     out: Path,
-    estimator: NetworkEstimator,
+    estimator: PoseEstimator,
     behaviours: tuple[str, ...] = BEHAVIOUR_NAMES,
 ) -> tuple[Path, Path]:
     """Render, analyse and label ``frames`` frames of ``seed``; return the two files written."""
@@ -72,8 +72,8 @@ def write_session(
     return pose_path, labels_path
 
 
-def open_estimator(model: Path | None, threads: int) -> NetworkEstimator:
-    """Open the pose model on the CPU, for the frames of the simulated arena."""
+def arena_estimator(model: Path | None, threads: int) -> PoseEstimator:
+    """Open the pose model on the CPU, for the frames of the simulated arena (any model's kind)."""
     shape = SimulatedArena(ArenaParams()).frame_shape
     height, width = shape[:2]
     description = load_model(model, frame_size=(height, width))
@@ -81,7 +81,7 @@ def open_estimator(model: Path | None, threads: int) -> NetworkEstimator:
         description = description.at_input_size(height, width)
     backend = open_backend(description, "onnxruntime", "cpu", threads)
     backend.warm_up()
-    return NetworkEstimator(description, backend, shape, 1)
+    return open_estimator(description, backend, shape)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.minutes <= 0:
         parser.error("--minutes must be more than 0")
     args.out.mkdir(parents=True, exist_ok=True)
-    estimator = open_estimator(args.model, args.threads)
+    estimator = arena_estimator(args.model, args.threads)
     frames = round(args.minutes * 60 * FPS)
     for seed in seeds:
         started = time.perf_counter()

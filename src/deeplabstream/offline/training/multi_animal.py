@@ -90,11 +90,10 @@ from deeplabstream.offline.training.metrics import (
 )
 from deeplabstream.pose.decoding.bottomup import OUTPUT_NAMES, PafDecoding, decode_pafs
 from deeplabstream.pose.formats.own_model import PAF_DECODER, save_own_model
-from deeplabstream.pose.loading import load_model
+from deeplabstream.pose.loading import load_model, open_estimator
 from deeplabstream.pose.model import ModelDescription
 from deeplabstream.pose.networks.own import SHUFFLE, STRIDE, InputFormat, NetworkConfig, PoseNet
 from deeplabstream.pose.runtime.backends import open_backend
-from deeplabstream.pose.runtime.estimator import NetworkEstimator
 
 #: Scenarios of the training arenas, by arena number (cycled): mostly independent walks, with
 #: scripted crossings, nose-to-nose and nose-to-tail contacts and following.
@@ -894,7 +893,7 @@ def evaluate_pair(
     description = load_model(Path(model))
     backend = open_backend(description, "onnxruntime", "cpu", threads)
     frame_shape = (arena_size[1], arena_size[0], 3)
-    estimator = NetworkEstimator(description, backend, frame_shape, max_batch=8)
+    estimator = open_estimator(description, backend, frame_shape, max_batch=8)
     predicted, truths, kinds, timing_sample = [], [], [], []
     for i, seed in enumerate(seeds):
         social = scenarios[i % len(scenarios)]
@@ -919,7 +918,7 @@ def evaluate_pair(
         found = score_animals(all_predicted[rows], all_truth[rows])["found"]
         by_kind[social] = round(float(found.mean()), 4)
     timing = _time_stages(
-        NetworkEstimator(description, backend, frame_shape), timing_sample, timing_frames
+        open_estimator(description, backend, frame_shape), timing_sample, timing_frames
     )
     backend.close()
     return {

@@ -107,13 +107,13 @@ from deeplabstream.offline.training.multi_animal import (
     run_pair_evaluation,
 )
 from deeplabstream.pose.formats.own_model import load_own_model, save_own_model
+from deeplabstream.pose.loading import open_estimator
 from deeplabstream.pose.networks.own import (
     ARCHITECTURES,
     INPUT_FORMATS,
     NetworkConfig,
 )
 from deeplabstream.pose.runtime.backends import open_backend
-from deeplabstream.pose.runtime.estimator import NetworkEstimator
 
 # --------------------------------------------------------------------------------------------------
 # The command
@@ -523,7 +523,7 @@ def evaluate_synthetic(
     description = load_own_model(model)
     backend = open_backend(description, "onnxruntime", "cpu", threads)
     frame_shape = (arena_size[1], arena_size[0], 3)
-    estimator = NetworkEstimator(description, backend, frame_shape, max_batch=8)
+    estimator = open_estimator(description, backend, frame_shape, max_batch=8)
     errors = []
     for seed in seeds:
         arena = SimulatedArena(ArenaParams(width=arena_size[0], height=arena_size[1], seed=seed))
@@ -537,7 +537,7 @@ def evaluate_synthetic(
         predicted = estimator.estimate(frames)
         errors.append(np.linalg.norm(predicted[..., :2] - np.array(truth), axis=2))
     timing = time_estimator(
-        NetworkEstimator(description, backend, frame_shape), frames, timing_frames
+        open_estimator(description, backend, frame_shape), frames, timing_frames
     )
     backend.close()
     all_errors = np.concatenate(errors)

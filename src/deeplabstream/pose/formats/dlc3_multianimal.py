@@ -256,10 +256,10 @@ def compare_paf_outputs(
 ) -> Differences:
     """Largest differences of the maps; ``peaks`` where both call the cell a peak (above 0)."""
     names = (*OUTPUT_NAMES, IDENTITY_OUTPUT)
-    return map_differences(names, reference, converted, 0, _positive)
+    return map_differences(names, reference, converted, 0, _peak_cells)
 
 
-def _positive(peaks: np.ndarray) -> np.ndarray:
+def _peak_cells(peaks: np.ndarray) -> np.ndarray:
     return peaks > 0  # the graph's peak map: the smoothed heatmap at a maximum, 0 elsewhere
 
 

@@ -33,7 +33,7 @@ from deeplabstream.pose.decoding.sleap_topdown import (
 )
 from deeplabstream.pose.decoding.two_stage import CropFrom, PreviousDetections
 from deeplabstream.pose.estimation import TIMED_PARTS, PoseEstimator
-from deeplabstream.pose.model import Decoded, ModelDescription, decoder_of
+from deeplabstream.pose.model import Decoded, ModelDescription
 from deeplabstream.pose.runtime.backends import (
     InferenceBackend,
     open_backend,
@@ -86,7 +86,6 @@ class NetworkEstimator(PoseEstimator):
         allocate = getattr(backend, "host_buffer", None)
         self.preprocessor = Preprocessor(description, frame_shape, self.batch, crop, allocate)
         # A two-stage model (sleap-nn top-down): the second network, on a backend of its own.
-        self.decoder = decoder_of(description)
         self.second_stage = open_second_stage(description, backend)
         self.cutter: CropCutter | None = None
         if self.second_stage is not None:  # the crops' buffers, kept between frames

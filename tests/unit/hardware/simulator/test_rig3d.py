@@ -15,7 +15,6 @@ from deeplabstream.hardware.cameras.synthetic import (
     SyntheticCamera,
     SyntheticSettings,
     agree_on_epoch,
-    rig_cameras,
 )
 from deeplabstream.hardware.simulator.arena import (
     KEYPOINT_NAMES,
@@ -33,6 +32,7 @@ from deeplabstream.hardware.simulator.rig3d import (
     sim_params,
 )
 from deeplabstream.hardware.simulator.truth import read_truth
+from deeplabstream.offline.rig_calibration import settings_rig_cameras
 from deeplabstream.settings import SettingsError, load_settings
 from tests.support.files import write_settings
 from tests.support.paths import PROJECT_ROOT
@@ -265,7 +265,7 @@ def test_a_headless_session_with_two_synchronised_views(tmp_path: Path) -> None:
 
 
 def test_the_shipped_rig_calibration_is_the_rigs_settings() -> None:
-    from_settings = rig_cameras(RIG_SETTINGS)
+    from_settings = settings_rig_cameras(RIG_SETTINGS)  # read by the settings loader
     shipped = read_calibration(RIG_CALIBRATION)
     assert [camera.name for camera in from_settings] == list(shipped) == ["top", "left", "front"]
     for camera, placement in zip(from_settings, DEFAULT_RIG, strict=True):

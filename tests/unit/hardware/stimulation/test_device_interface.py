@@ -1,15 +1,12 @@
 """The public device extension point: ``perform(action)``, its acknowledgement rule, old devices.
 
 A device written against today's interface implements ``perform(action) -> None`` and is
-acknowledged when it returns; a device answered later returns its own record; a device written
-for the previous release (``perform(command: DeviceCommand)``, the old vocabulary) still works,
-with a DeprecationWarning that names what to change.
+acknowledged when it returns; a device answered later returns its own record.
 """
 
 from __future__ import annotations
 
 import threading
-import warnings
 from dataclasses import dataclass
 
 import pytest
@@ -20,7 +17,6 @@ from deeplabstream.experiments.actions import Action as ExperimentAction
 from deeplabstream.hardware.stimulation.base import (
     Action,
     ActionRecord,
-    DeviceCommand,
     StimulationDevice,
     StimulationError,
 )
@@ -118,68 +114,6 @@ def test_an_unknown_command_never_reaches_a_device() -> None:
     with pytest.raises(ValueError, match="reset takes no timing, not duration_s"):
         Action("led", "reset", duration_s=0.1)
     assert Action("led", "reset", reason="stop").describe() == "reset reason=stop"
-
-
-class PreviousReleaseDevice(StimulationDevice):
-    """A lab device as docs/plugins.md wrote it for the previous release (its box's lines)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.lines: list[str] = []
-        self.kinds: list[tuple[str, int | None, float, int]] = []
-
-    @property
-    def channel_count(self) -> int:
-        return 4
-
-    def open(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def test_a_device_written_for_the_previous_release_still_works_with_a_warning() -> None:
-    previous = r"takes release 0\.5\.0's DeviceCommand, deprecated in release 0\.6\.0"
-    with pytest.warns(DeprecationWarning, match=previous) as caught:
-
-        class OldDevice(PreviousReleaseDevice):
-            def perform(self, command: DeviceCommand) -> None:
-                self.lines.append(command.describe())
-                self.kinds.append((command.kind, command.channel, command.on_s, command.count))
-
-    warning = str(caught[0].message)
-    for change in ("perform(self, action: Action)", "action.duration_s (was on_s)",
-                   "count is None (was 0)", "docs/plugins.md", "until release 0.8.0"):  # fmt: skip
-        assert change in warning
-    assert caught[0].filename == __file__  # the warning points at the lab's class
-    device = OldDevice()
-    records = [device.pulse(2, 0.5), device.pattern(1, 0.01, 0.02, 0), device.off(1)]
-    device.send(Action.pattern("led", 3, 0.01, 0.02, count=4))
-    device.reset()
-    assert device.lines == ["PULSE 2 0.5 s", "PATTERN 1 0.01 s 0.02 s x0", "OFF 1",
-                            "PATTERN 3 0.01 s 0.02 s x4", "RESET"]  # fmt: skip
-    assert device.kinds[0] == ("PULSE", 2, 0.5, 1) and device.kinds[-1][:2] == ("RESET", None)
-    assert all(record.ok for record in records)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-
-        class Later(OldDevice):  # a subclass of an old device is not warned about again
-            pass
-
-    assert Later().on(0).ok and Later.perform is OldDevice.perform
-
-
-def test_an_unannotated_perform_in_a_module_importing_device_command_is_adapted() -> None:
-    with pytest.warns(DeprecationWarning, match="DeviceCommand"):
-
-        class Unannotated(PreviousReleaseDevice):
-            def perform(self, command):  # type: ignore[no-untyped-def]
-                self.lines.append(command.describe())
-
-    device = Unannotated()
-    device.on(3)
-    assert device.lines == ["ON 3"]
 
 
 def test_a_device_without_perform_cannot_be_made() -> None:

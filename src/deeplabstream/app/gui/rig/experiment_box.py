@@ -22,8 +22,13 @@ from PyQt5.QtWidgets import (
 from deeplabstream.app.gui.button_row import named_button
 from deeplabstream.app.gui.fitting import narrow_choice, shrinkable
 from deeplabstream.app.gui.rig.edited_file import EditedFile
-from deeplabstream.app.gui.rig_check import experiment_name_for, lab_code_of, trigger_line
-from deeplabstream.experiments.registry import available_experiments, load_experiment
+from deeplabstream.app.gui.rig_check import (
+    experiment_name_for,
+    lab_code_of,
+    planned_experiment,
+    trigger_line,
+)
+from deeplabstream.experiments.registry import available_experiments
 from deeplabstream.settings.sections import Settings
 
 
@@ -144,7 +149,7 @@ class ExperimentBox(QGroupBox):
             return
 
         try:
-            experiment = load_experiment(settings.experiment.name, settings.source_file.parent)
+            experiment = planned_experiment(settings)
         except Exception as error:  # the problems list says it in full
             self.experiment_info.setText(f"cannot load: {error}")
             return

@@ -37,9 +37,15 @@ from deeplabstream.pose.formats.lightning_cropzoom import (
     cropzoom_of,
     cropzoom_summary,
 )
-from deeplabstream.pose.loading import load_model, model_stage_names, open_estimator
+from deeplabstream.pose.loading import (
+    load_model,
+    model_stage_names,
+    open_ensemble_estimator,
+    open_estimator,
+)
 from deeplabstream.pose.model import ModelDescription, ModelError
 from deeplabstream.pose.runtime.backends import (
+    InferenceBackend,
     open_backend,
     providers_of,
     second_graph_device,
@@ -67,7 +73,7 @@ class LoadedModel:
 
     key: str  # the model's path, "" for the bundled model
     description: ModelDescription
-    backend: Any  # pose.runtime.backends.Backend
+    backend: InferenceBackend
     estimators: dict[tuple[int, ...], PoseEstimator] = field(default_factory=dict)
     max_batch: int = 1
     input_multiple: int | None = None  # for dynamic cropping: crops start on its multiples
@@ -150,7 +156,7 @@ class LoadedEnsemble:
         estimator = self.estimators.get(shape)
         if estimator is None:
             members = [member.estimator(shape) for member in self.members]
-            estimator = EnsembleEstimator(self.description, members, self.rows)
+            estimator = open_ensemble_estimator(self.description, members, self.rows)
             self.estimators[shape] = estimator
         return estimator
 
@@ -163,13 +169,15 @@ AnyModel = LoadedModel | LoadedEnsemble
 class CropGraphs:
     """A network with channel gates (CSPNeXt), split for cameras that crop (pose.runtime.cropping).
 
-    ``full`` runs the graph that also outputs the gates (its backend a ContextRecorder), for
-    the cropping cameras' whole frames; ``crop`` the graph fed the gates of the camera's last
-    whole frame (a ContextFeeder). A cropping camera is analysed alone (its own gates).
+    ``full`` runs the graph that also outputs the gates (``recorder``), for the cropping
+    cameras' whole frames; ``crop`` the graph fed the gates of the camera's last whole frame
+    (``feeder``). A cropping camera is analysed alone (its own gates).
     """
 
     full: LoadedModel
     crop: LoadedModel
+    recorder: ContextRecorder
+    feeder: ContextFeeder
 
 
 def model_summary(description: ModelDescription, provider: str) -> dict[str, Any]:
@@ -416,6 +424,8 @@ def _crop_graphs(model: LoadedModel, settings: PoseSettings, threads: int) -> Cr
     return CropGraphs(
         LoadedModel(f"{model.key}#full", full, recorder, max_batch=1),
         LoadedModel(f"{model.key}#crop", crop, feeder, max_batch=1),
+        recorder,
+        feeder,
     )
 
 

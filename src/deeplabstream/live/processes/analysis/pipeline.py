@@ -129,10 +129,13 @@ class CameraPipeline:
     deadline: DeadlineAccount = field(default_factory=lambda: DeadlineAccount(None))
     arrivals: ArrivalClock = field(default_factory=ArrivalClock)  # when its next frame is due
     ensemble: CameraEnsemble | None = None  # a camera that runs several models
+    # Whether its model reports several animals: known at load (not looked up every frame).
+    multi_animal: bool = field(init=False)
 
     def __post_init__(self) -> None:
         """Start with the region its first frame is analysed in."""
         self.crop = self.analysed_region()
+        self.multi_animal = self.model.description.multi_animal
 
     # --- read ---------------------------------------------------------------------------------
 
@@ -174,7 +177,7 @@ class CameraPipeline:
             return self.model.estimator(shape)
         if self.crop.full:
             return graphs.full.estimator(shape)
-        graphs.crop.backend.context = self.context  # the gates of its last whole frame
+        graphs.feeder.context = self.context  # the gates of its last whole frame
         return graphs.crop.estimator(shape)
 
     def _crop_graphs(self) -> CropGraphs | None:
@@ -206,7 +209,7 @@ class CameraPipeline:
         crop = self.crop
         graphs = self._crop_graphs()
         if graphs is not None and crop.full:  # alone in its batch: the gates are its own
-            self.context = graphs.full.backend.context
+            self.context = graphs.recorder.context
         if self.cropper is not None:  # the next frame's crop, from this pose
             if not crop.full:
                 self.frames_cropped += 1
@@ -230,7 +233,7 @@ class CameraPipeline:
             camera=self.camera.name,
             frame_index=record.frame_index,
             keypoints=animals[0],
-            animals=animals if self.model.description.multi_animal else None,
+            animals=animals if self.multi_animal else None,
             names=names,
             frame=self.reader.frame,  # for image features (motion energy); they copy what they keep
             host_time_s=record.host_timestamp_ns / 1e9,
