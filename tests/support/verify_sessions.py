@@ -3,16 +3,20 @@
 ``make_session`` runs ``DeepLabStream.py`` (recording, the bundled model, a two-region
 experiment) as a process; frames are skipped on purpose by a lab trigger that stalls the
 experiment on chosen frames, and forward prediction is made early on purpose with a fixed lead.
-``run_verify`` runs ``python -m deeplabstream.offline.verify`` on a folder; ``assert_agrees``
+``run_verify`` runs ``python -m deeplabstream.offline.verify`` on a folder (``verify_here``: its
+``main`` in this process, where the process is not the point); ``assert_agrees``
 reads its verdict and ``redigest`` signs a changed session again as its installation would.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import json
 import math
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -183,6 +187,38 @@ def run_verify(session: Path, *options: str) -> tuple[int, dict, str]:
     summary_file = session / "verify" / "summary.json"
     summary = json.loads(summary_file.read_text()) if summary_file.is_file() else {}
     return result.returncode, summary, result.stdout + result.stderr
+
+
+def verify_here(session: Path, *options: str) -> tuple[int, dict, str]:
+    """``run_verify`` in this process: the command's own ``main``, for the decisions-only checks.
+
+    For the cases where a separate process is not what is tested (a field changed, a record
+    signed again or not at all): the same parsing, checks, report and exit code, without a
+    Python that imports the whole package again. The stop signals the command takes over are
+    given back, so the test process is as it was. Cases that prove which code runs, or that a
+    signal stops the command, keep ``run_verify``.
+    """
+    from deeplabstream.offline.verify.command import main
+
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    has_mask = hasattr(signal, "pthread_sigmask")
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, set()) if has_mask else None
+    printed = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
+            try:
+                code = main([str(session), *options])
+            except SystemExit as exit_:  # a usage error: argparse's exit, as the command's
+                code = exit_.code if isinstance(exit_.code, int) else 2
+    finally:
+        for sig, handler in handlers.items():
+            if handler is not None:
+                signal.signal(sig, handler)
+        if has_mask and mask is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+    summary_file = session / "verify" / "summary.json"
+    summary = json.loads(summary_file.read_text()) if summary_file.is_file() else {}
+    return code, summary, printed.getvalue()
 
 
 def assert_agrees(code: int, summary: dict, session: Path, output: str) -> None:
