@@ -196,10 +196,10 @@ def test_an_untouched_signed_session_agrees_and_names_its_signer(
     )  # fmt: skip
     public = tmp_path / "reviewer.pub"
     public.write_text(shown.stdout.split("fingerprint:")[0], encoding="utf-8")
-    code, summary, output = run_verify(session, "--decisions-only", "--trust", str(public))
+    code, summary, output = verify_here(session, "--decisions-only", "--trust", str(public))
     assert code == 1, output
     assert summary["reasons"][0].startswith("unsigned by your key: session.json was signed by")
-    code, summary, output = run_verify(
+    code, summary, output = verify_here(
         session, "--decisions-only", "--trust", signature["fingerprint"]
     )
     assert code == 3 and summary["reasons"] == [], output  # the lab's own key: trusted
