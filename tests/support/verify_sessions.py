@@ -10,13 +10,10 @@ reads its verdict and ``redigest`` signs a changed session again as its installa
 
 from __future__ import annotations
 
-import contextlib
 import csv
-import io
 import json
 import math
 import shutil
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -24,6 +21,7 @@ from pathlib import Path
 from deeplabstream.core.digest import file_sha256
 from deeplabstream.outputs.signature import installation_key, sign_record
 from tests.support.files import write_settings
+from tests.support.in_process import run_main_here
 from tests.support.paths import PROJECT_ROOT
 
 REGIONS = {"left": (160.0, 240.0, 60.0), "right": (480.0, 240.0, 60.0)}
@@ -190,35 +188,18 @@ def run_verify(session: Path, *options: str) -> tuple[int, dict, str]:
 
 
 def verify_here(session: Path, *options: str) -> tuple[int, dict, str]:
-    """``run_verify`` in this process: the command's own ``main``, for the decisions-only checks.
+    """``run_verify`` in this process: the command's own ``main`` (``tests/support/in_process``).
 
     For the cases where a separate process is not what is tested (a field changed, a record
-    signed again or not at all): the same parsing, checks, report and exit code, without a
-    Python that imports the whole package again. The stop signals the command takes over are
-    given back, so the test process is as it was. Cases that prove which code runs, or that a
-    signal stops the command, keep ``run_verify``.
+    signed again or not at all). Cases that prove which code runs, or that a signal stops the
+    command, keep ``run_verify``.
     """
     from deeplabstream.offline.verify.command import main
 
-    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    has_mask = hasattr(signal, "pthread_sigmask")
-    mask = signal.pthread_sigmask(signal.SIG_BLOCK, set()) if has_mask else None
-    printed = io.StringIO()
-    try:
-        with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
-            try:
-                code = main([str(session), *options])
-            except SystemExit as exit_:  # a usage error: argparse's exit, as the command's
-                code = exit_.code if isinstance(exit_.code, int) else 2
-    finally:
-        for sig, handler in handlers.items():
-            if handler is not None:
-                signal.signal(sig, handler)
-        if has_mask and mask is not None:
-            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+    code, out, err = run_main_here(main, [str(session), *options])
     summary_file = session / "verify" / "summary.json"
     summary = json.loads(summary_file.read_text()) if summary_file.is_file() else {}
-    return code, summary, printed.getvalue()
+    return code, summary, out + err
 
 
 def assert_agrees(code: int, summary: dict, session: Path, output: str) -> None:
