@@ -13,7 +13,10 @@ from __future__ import annotations
 import contextlib
 import io
 import signal
+import subprocess
 from collections.abc import Callable
+
+from tests.support.processes import sets_its_deadline
 
 
 def run_main_here(main: Callable[[list[str]], int], argv: list[str]) -> tuple[int, str, str]:
@@ -35,3 +38,19 @@ def run_main_here(main: Callable[[list[str]], int], argv: list[str]) -> tuple[in
         if has_mask and mask is not None:
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
     return code, out.getvalue(), err.getvalue()
+
+
+def headless_here(*args: str) -> subprocess.CompletedProcess[str]:
+    """``run_cli(*args)`` for a ``DeepLabStream.py`` run refused before anything starts.
+
+    The command's ``main`` (``app/headless.py``) in this process: its parser, the settings read
+    and the checks before the start, which refuse with exit code 2 before any camera, lock or
+    folder is made. Only for runs that are refused: one that is not would start here. As
+    ``run_cli``, a run whose settings set no deadline gets ``--deadline off``.
+    """
+    from deeplabstream.app.headless import main
+
+    if not sets_its_deadline(args):
+        args = (*args, "--deadline", "off")
+    code, out, err = run_main_here(main, list(args))
+    return subprocess.CompletedProcess(["DeepLabStream.py", *args], code, out, err)
