@@ -3,13 +3,33 @@
 from __future__ import annotations
 
 import os
-import tempfile
-from collections.abc import Iterator
-from pathlib import Path
+import sys
 
-import pytest
+# One thread each for the numeric libraries' own pools, set before any of them is imported:
+# CI's two pytest-xdist workers share two cores, and a worker whose torch, OpenBLAS or OpenCV
+# spread each call over every core slows the other worker's test (one training test took 146 s
+# alone and 357 s beside another). The variables reach the sessions the tests start too; the
+# product sets its inference threads itself (ONNX Runtime's intra-op threads, torch's for the
+# PyTorch backend and training, from the settings), and those stay as the settings say.
+for _variable in (
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "OPENCV_FOR_THREADS_NUM",
+):
+    os.environ.setdefault(_variable, "1")
+if "torch" in sys.modules:  # imported before this file (a plugin): the variable came too late
+    sys.modules["torch"].set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+if "cv2" in sys.modules:
+    sys.modules["cv2"].setNumThreads(int(os.environ["OPENCV_FOR_THREADS_NUM"]))
 
-from deeplabstream.core.plugins import use_settings_folder
+import tempfile  # noqa: E402  (the thread limits above come before any numeric library)
+from collections.abc import Iterator  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+from deeplabstream.core.plugins import use_settings_folder  # noqa: E402
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 

@@ -24,6 +24,7 @@ from tests.faults.test_camera_delivery import LAB_PACED
 from tests.faults.test_disk_faults import fill, small_disk  # noqa: F401 (a fixture)
 from tests.faults.test_loop_health import session_of
 from tests.support.files import write_settings
+from tests.support.in_process import headless_here
 from tests.support.paths import PROJECT_ROOT
 
 CAMERA = "[Camera arena]\nSOURCE = synthetic\nWIDTH = 160\nHEIGHT = 120\nFRAMERATE = 30\n"
@@ -37,12 +38,21 @@ def _run(settings: Path, output: Path, *args: str) -> subprocess.CompletedProces
     )  # fmt: skip
 
 
+def _refused_here(settings: Path, output: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """:func:`_run` for a run refused before the start: the command's main in this process."""
+    return headless_here(
+        "--headless", "--settings", str(settings), "--output-dir", str(output), *args
+    )
+
+
 def test_a_disk_too_full_to_record_is_refused_before_anything_starts(tmp_path, small_disk):  # noqa: F811
     fill(small_disk, 4 * 2**20)  # the issue's 4 MB free
     settings = write_settings(
         tmp_path, CAMERA + "[Recording]\nMIN_FREE_SPACE = 1\nWARN_FREE_SPACE = 2\n"
     )
-    result = _run(settings, small_disk / "sessions", "--recording-enabled", "--experiment-enabled")
+    result = _refused_here(
+        settings, small_disk / "sessions", "--recording-enabled", "--experiment-enabled"
+    )
     assert result.returncode == 2, result.stdout[-3000:] + result.stderr[-3000:]
     assert "cannot start; nothing was started" in result.stderr
     assert "[Recording] MIN_FREE_SPACE is 1 GB" in result.stderr, result.stderr
@@ -57,7 +67,7 @@ def test_a_channel_the_device_lacks_is_refused_before_the_start(tmp_path):
         CAMERA + "[Experiment]\nNAME = ExampleExperiment\n"
         "[Device stimulus_box]\nTYPE = log\nCHANNELS = 2\n",
     )
-    result = _run(settings, tmp_path / "out", "--experiment-enabled", "--frames", "30")
+    result = _refused_here(settings, tmp_path / "out", "--experiment-enabled", "--frames", "30")
     assert result.returncode == 2, result.stdout[-3000:] + result.stderr[-3000:]
     assert "cannot start; nothing was started" in result.stderr
     assert (

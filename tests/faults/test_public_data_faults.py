@@ -23,10 +23,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from deeplabstream.offline.replay.command import main as replay_main
 from deeplabstream.outputs.pose.files import PoseCsvWriter, write_pose_parquet
 from deeplabstream.outputs.pose.table import PoseTableError, read_pose_table
 from tests.support.dlc3_exports import run_converted_models_cache
 from tests.support.files import make_ffv1_video, write_settings
+from tests.support.in_process import headless_here, run_main_here
 from tests.support.paths import PROJECT_ROOT, shared_data
 
 DLC3_MODEL = "dlc3-openfield-cspnext_s/model"
@@ -71,20 +73,24 @@ def test_a_folder_of_two_exports_is_refused_before_the_start_naming_both(tmp_pat
     for name in ("first.pt", "second.pt"):
         (folder / name).symlink_to(export)
     settings = write_settings(tmp_path, CAMERA)
-    live = _ten_frames(settings, folder, tmp_path / "out")
+    # Both commands' main in this process: refused before the start, nothing to run apart.
+    live = headless_here(
+        "--headless", "--settings", str(settings), "--output-dir", str(tmp_path / "out"),
+        "--pose-enabled", "--frames", "10", "--model", str(folder),
+    )  # fmt: skip
     assert live.returncode == 2, live.stdout[-2000:] + live.stderr[-2000:]
     assert "nothing was started" in live.stderr
     assert str(folder / "first.pt") in live.stderr and str(folder / "second.pt") in live.stderr
     assert not (tmp_path / "out").exists()
     video = tmp_path / "clip.mkv"
     make_ffv1_video(video, 5)
-    replay = run(
-        str(PROJECT_ROOT / "utils" / "VideoAnalyzer.py"), "--settings", str(settings),
-        "--no-experiment", "--model", str(folder), "--output-dir", str(tmp_path / "replays"),
-        str(video),
+    code, out, err = run_main_here(
+        replay_main,
+        ["--settings", str(settings), "--no-experiment", "--model", str(folder),
+         "--output-dir", str(tmp_path / "replays"), str(video)],
     )  # fmt: skip
-    assert replay.returncode == 2, replay.stdout[-2000:] + replay.stderr[-2000:]
-    assert str(folder / "first.pt") in replay.stderr and "Traceback" not in replay.stderr
+    assert code == 2, out[-2000:] + err[-2000:]
+    assert str(folder / "first.pt") in err and "Traceback" not in err
     assert not (tmp_path / "replays").exists()
 
 

@@ -13,10 +13,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+from deeplabstream.offline.replay.command import main as replay_main
 from deeplabstream.offline.replay.regions import region_camera_problems
 from deeplabstream.settings import load_settings
 from deeplabstream.settings.effective import resolve_cameras
 from tests.support.files import make_ffv1_video, write_settings
+from tests.support.in_process import run_main_here
 from tests.support.paths import PROJECT_ROOT
 
 REGIONS = """
@@ -70,13 +72,17 @@ def test_regions_of_another_camera_are_refused_and_mapped_with_camera(tmp_path):
     settings = _lab(tmp_path)
     video = tmp_path / "trial_03.mkv"
     make_ffv1_video(video, 30)
-    refused = _replay(settings, video, tmp_path / "refused")
-    assert refused.returncode == 2, refused.stdout[-3000:] + refused.stderr[-3000:]
+    # Refused by the command's main in this process; the mapped replay below is a real one.
+    refused = tmp_path / "refused"
+    code, out, err = run_main_here(
+        replay_main, [str(video), "--settings", str(settings), "--output-dir", str(refused)]
+    )
+    assert code == 2, out[-3000:] + err[-3000:]
     assert (
         f"{video}: the experiment's triggers read camera(s) 'arena' (camera 'arena': "
         "nose_in_left, nose_in_right), but this replay's camera is 'trial_03'"
-    ) in refused.stderr, refused.stderr
-    assert "--camera arena" in refused.stderr
+    ) in err, err
+    assert "--camera arena" in err
     assert not (tmp_path / "refused").exists()  # nothing started
     mapped = _replay(settings, video, tmp_path / "out", "--camera", "arena")
     assert mapped.returncode == 0, mapped.stdout[-3000:] + mapped.stderr[-3000:]

@@ -22,6 +22,7 @@ import pytest
 from deeplabstream.live.session.preflight import available_shared_memory
 from tests.faults.test_replay_faults import fragmented_mp4
 from tests.support.files import write_settings
+from tests.support.in_process import headless_here
 from tests.support.paths import PROJECT_ROOT
 
 CAMERA = "[Camera arena]\nSOURCE = synthetic\nWIDTH = 320\nHEIGHT = 240\nFRAMERATE = 30\n"
@@ -36,12 +37,19 @@ def run(tmp_path: Path, settings: Path, *args: str, env: dict | None = None):
     )  # fmt: skip
 
 
+def refused_here(tmp_path: Path, settings: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """:func:`run` for a run refused before the start: the command's main in this process."""
+    return headless_here(
+        "--headless", "--settings", str(settings), "--output-dir", str(tmp_path / "out"), *args
+    )
+
+
 def test_a_serial_board_whose_port_does_not_exist_is_refused_before_the_start(tmp_path):
     port = tmp_path / "ttyACM-unplugged"
     settings = write_settings(
         tmp_path, CAMERA + f"[Device stimulus_box]\nTYPE = serial\nPORT = {port}\n"
     )
-    result = run(tmp_path, settings, "--experiment-enabled", "--frames", "10")
+    result = refused_here(tmp_path, settings, "--experiment-enabled", "--frames", "10")
     assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
     assert "nothing was started" in result.stderr
     assert f"[Device stimulus_box] PORT = {port}" in result.stderr
@@ -59,7 +67,7 @@ def test_rings_larger_than_the_shared_memory_are_refused_naming_figure_and_camer
         tmp_path,
         "[Camera huge]\nSOURCE = synthetic\nWIDTH = 8192\nHEIGHT = 8192\nFRAMERATE = 1000\n",
     )
-    result = run(tmp_path, settings, "--frames", "10")
+    result = refused_here(tmp_path, settings, "--frames", "10")
     assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
     assert "GiB of shared memory" in result.stderr and "camera 'huge'" in result.stderr
     assert re.search(r"the machine has \d+\.\d\d GiB free", result.stderr)  # memory moves

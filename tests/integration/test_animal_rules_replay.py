@@ -241,9 +241,10 @@ def test_done_when_a_live_session_of_the_clip_fires_any_and_each_per_entry(tmp_p
 
 @pytest.fixture(scope="module")
 def dlc_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    from tests.support.dlc3_exports import converted_models_cache
+    from tests.support.dlc3_exports import run_converted_models_cache
 
-    yield from converted_models_cache(tmp_path_factory)
+    # The run's shared folder: test_pose_dlc3_multianimal.py converts the same export.
+    yield from run_converted_models_cache(tmp_path_factory)
 
 
 @pytest.mark.slow

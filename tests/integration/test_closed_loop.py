@@ -11,6 +11,7 @@ import pytest
 
 from tests.fixtures.firmware import Simulator, pin_of
 from tests.support.files import write_settings
+from tests.support.in_process import headless_here
 from tests.support.processes import only_session, run_cli
 
 LEFT, RIGHT = (160.0, 240.0, 60.0), (480.0, 240.0, 60.0)  # ExampleExperiment.ini's circles
@@ -108,7 +109,7 @@ def test_an_undeclared_device_stops_before_streaming(tmp_path: Path) -> None:
     settings = write_settings(
         tmp_path, "[Camera arena]\nSOURCE = synthetic\n[Experiment]\nNAME = ExampleExperiment\n"
     )
-    result = run_cli(
+    result = headless_here(
         "--settings",
         str(settings),
         "--headless",
@@ -129,7 +130,7 @@ def test_a_missing_serial_port_names_the_port(tmp_path: Path) -> None:
         "[Camera arena]\nSOURCE = synthetic\n"
         "[Device stimulus_box]\nTYPE = serial\nPORT = /dev/ttyNOPE9\n",
     )
-    result = run_cli(
+    result = headless_here(
         "--settings",
         str(settings),
         "--headless",

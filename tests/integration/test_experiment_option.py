@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from tests.support.files import write_settings
+from tests.support.in_process import headless_here
 from tests.support.paths import PROJECT_ROOT
 
 SETTINGS = (
@@ -46,16 +47,30 @@ class Ping(Experiment):
 '''
 
 
-def _run(tmp_path: Path, *options: str, frames: str = "60") -> subprocess.CompletedProcess[str]:
+def _arguments(tmp_path: Path, *options: str, frames: str = "60") -> list[str]:
+    """The lab's folder written (settings, ``experiments/ping.py``); the command's arguments."""
     settings = write_settings(tmp_path, SETTINGS)
     (tmp_path / "experiments").mkdir(exist_ok=True)
     (tmp_path / "experiments" / "ping.py").write_text(PING, encoding="utf-8")
+    return [
+        "--headless", "--settings", str(settings), "--output-dir", str(tmp_path / "out"),
+        *options, *(("--frames", frames) if frames else ()),
+    ]  # fmt: skip
+
+
+def _run(tmp_path: Path, *options: str, frames: str = "60") -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, str(PROJECT_ROOT / "DeepLabStream.py"), "--headless", "--settings",
-         str(settings), "--output-dir", str(tmp_path / "out"), *options,
-         *(("--frames", frames) if frames else ())],
+        [sys.executable, str(PROJECT_ROOT / "DeepLabStream.py"),
+         *_arguments(tmp_path, *options, frames=frames)],
         cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
+
+
+def _refused_here(
+    tmp_path: Path, *options: str, frames: str = "60"
+) -> subprocess.CompletedProcess[str]:
+    """:func:`_run` for a run refused before the start: the command's main in this process."""
+    return headless_here(*_arguments(tmp_path, *options, frames=frames))
 
 
 def _session(tmp_path: Path) -> tuple[Path, dict]:
@@ -85,7 +100,7 @@ def test_experiment_enabled_with_a_name_still_runs_it(tmp_path: Path) -> None:
 
 
 def test_an_unknown_experiment_name_is_refused_with_the_known_ones(tmp_path: Path) -> None:
-    result = _run(tmp_path, "--experiment", "pong")
+    result = _refused_here(tmp_path, "--experiment", "pong")
     assert result.returncode == 2, result.stdout[-3000:] + result.stderr[-3000:]
     assert "--experiment ('pong')" in result.stderr and "unknown experiment 'pong'" in result.stderr
     assert "ping" in result.stderr and "examples:AlternatingReward" in result.stderr
@@ -95,6 +110,6 @@ def test_an_unknown_experiment_name_is_refused_with_the_known_ones(tmp_path: Pat
 
 
 def test_experiment_with_the_latency_test_is_a_usage_error(tmp_path: Path) -> None:
-    result = _run(tmp_path, "--experiment", "ping", "--latency-test", frames="")
+    result = _refused_here(tmp_path, "--experiment", "ping", "--latency-test", frames="")
     assert result.returncode == 2
     assert "--latency-test runs its own experiment; leave --experiment out" in result.stderr

@@ -25,7 +25,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from deeplabstream.offline.replay.image_command import main as images_main
 from deeplabstream.pose.model import IMAGENET_MEAN, IMAGENET_STD
+from tests.support.in_process import run_main_here
 from tests.support.paths import shared_data
 from tests.support.processes import run_cli
 
@@ -160,17 +162,19 @@ def test_bad_input_is_refused_before_anything_is_written(tmp_path: Path) -> None
     empty = tmp_path / "empty"
     empty.mkdir()
     model = str(shared_data(f"{LP}/model"))
+    # The command itself once (its exit code through the launcher), then its main in this
+    # process for the other refusals (the same parser and checks, no new Python each).
     result = run_cli(str(empty), "--model", model, script=ANALYZER)
     assert result.returncode == 2 and "holds no image" in result.stderr
     labels = tmp_path / "CollectedData.csv"
     labels.write_text("scorer,me,me\nbodyparts,nose,nose\ncoords,x,y\nlabeled-data/gone.png,1,2\n")
-    result = run_cli(str(labels), "--model", model, script=ANALYZER)
-    assert result.returncode == 2 and "gone.png" in result.stderr and "not found" in result.stderr
+    code, _, err = run_main_here(images_main, [str(labels), "--model", model])
+    assert code == 2 and "gone.png" in err and "not found" in err
     images = tmp_path / "images"
     images.mkdir()
     cv2.imwrite(str(images / "one.png"), np.zeros((8, 8, 3), np.uint8))
-    result = run_cli(str(images), "--model", str(tmp_path / "none.onnx"), script=ANALYZER)
-    assert result.returncode == 2 and "none.onnx" in result.stderr
+    code, _, err = run_main_here(images_main, [str(images), "--model", str(tmp_path / "none.onnx")])
+    assert code == 2 and "none.onnx" in err
     assert sorted(p.name for p in tmp_path.rglob("*")) == [
         "CollectedData.csv",
         "empty",

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from tests.support.files import with_key, write_settings
+from tests.support.in_process import headless_here
 from tests.support.paths import PROJECT_ROOT, shared_data
 from tests.support.processes import only_session, run_cli
 
@@ -71,7 +72,7 @@ def test_lightning_pose_runs_live_and_matches_its_own_predictions(tmp_path: Path
 
 def test_a_missing_model_stops_before_streaming_with_its_path(tmp_path: Path) -> None:
     settings = write_settings(tmp_path, "[Camera arena]\nSOURCE = synthetic\n")
-    result = run_cli(
+    result = headless_here(
         "--settings",
         str(settings),
         "--headless",

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.files import read_video, write_settings
+from tests.support.in_process import headless_here
 from tests.support.processes import only_session, run_cli
 
 TWO_ARENAS = """
@@ -80,7 +81,7 @@ def test_a_region_without_a_camera_on_a_two_camera_rig_is_refused_before_the_sta
         "[Camera arena]\nSOURCE = synthetic\n[Camera side]\nSOURCE = synthetic\n"
         "[Experiment]\nNAME = ExampleExperiment\n[Device stimulus_box]\nTYPE = log\n",
     )
-    result = run_cli(
+    result = headless_here(
         "--settings", str(settings), "--headless", "--experiment-enabled",
         "--output-dir", str(tmp_path / "out"),
     )  # fmt: skip

@@ -20,6 +20,7 @@ from deeplabstream.live.session.live import LiveSession
 from deeplabstream.live.session.runner import SessionRunner
 from deeplabstream.settings import load_settings
 from tests.support.files import make_ffv1_video, read_video, write_settings
+from tests.support.in_process import headless_here
 from tests.support.paths import PROJECT_ROOT
 from tests.support.processes import only_session, run_cli, shared_memory_of
 
@@ -305,7 +306,9 @@ def test_a_camera_that_cannot_open_starts_nothing(tmp_path: Path) -> None:
 
 def test_bad_settings_exit_2_before_anything_starts(tmp_path: Path) -> None:
     settings = write_settings(tmp_path, "[Camera a]\nSOURCE = synthetic\nFRAMERATE = -3\n")
-    result = run_cli("--settings", str(settings), "--headless", "--output-dir", str(tmp_path / "o"))
+    result = headless_here(
+        "--settings", str(settings), "--headless", "--output-dir", str(tmp_path / "o")
+    )  # fmt: skip
     assert result.returncode == 2
     assert "[Camera a] FRAMERATE = '-3'" in result.stderr
     assert not (tmp_path / "o").exists()
@@ -317,7 +320,7 @@ def test_recording_refused_when_the_disk_is_too_full(tmp_path: Path) -> None:
         "[Camera a]\nSOURCE = synthetic\n"
         "[Recording]\nMIN_FREE_SPACE = 1000000\nWARN_FREE_SPACE = 1000000\n",
     )
-    result = run_cli(
+    result = headless_here(
         "--settings",
         str(settings),
         "--headless",

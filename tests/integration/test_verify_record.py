@@ -7,7 +7,10 @@ case in a copy, as a careless or dishonest hand would, and runs ``deeplabstream-
 process on it: the verdict and its cause must be named. The decisions-only check (seconds) is
 used wherever the recording need not be analysed again. The H.264 session also serves the whole
 check's own tests of a lossy recording (its measured bound, keypoints moved beyond it), and the
-untouched sessions' whole check runs once for every test that reads it.
+untouched sessions' whole check runs once for every test that reads it. Where the process is not
+the point (a field changed, a record signed again or not at all) the command's ``main`` runs in
+the test's process (``verify_here``); what code runs, and the stop signals, are checked on real
+processes.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from tests.support.verify_sessions import (
     read_record,
     redigest,
     run_verify,
+    verify_here,
 )
 
 pytestmark = pytest.mark.slow  # real sessions and their verification: tens of seconds each
@@ -192,10 +196,10 @@ def test_an_untouched_signed_session_agrees_and_names_its_signer(
     )  # fmt: skip
     public = tmp_path / "reviewer.pub"
     public.write_text(shown.stdout.split("fingerprint:")[0], encoding="utf-8")
-    code, summary, output = run_verify(session, "--decisions-only", "--trust", str(public))
+    code, summary, output = verify_here(session, "--decisions-only", "--trust", str(public))
     assert code == 1, output
     assert summary["reasons"][0].startswith("unsigned by your key: session.json was signed by")
-    code, summary, output = run_verify(
+    code, summary, output = verify_here(
         session, "--decisions-only", "--trust", signature["fingerprint"]
     )
     assert code == 3 and summary["reasons"] == [], output  # the lab's own key: trusted
@@ -221,7 +225,7 @@ def test_a_field_changed_after_the_close_is_named(
         place = place[name]
     place[path[-1]] = value
     _write(session, record)
-    code, summary, output = run_verify(session, "--decisions-only")
+    code, summary, output = verify_here(session, "--decisions-only")
     assert code == 1, output
     assert summary["reasons"][0].startswith("session.json does not match its signature")
     assert ".".join(path) in summary["reasons"][0], output
@@ -249,11 +253,11 @@ def test_a_lab_re_signing_with_its_own_key_is_caught_field_by_field(
         else:
             run["plan"]["options"]["hold_s"]["value"] = 2.5
         _resign(session, record, tmp_path / "lab-own.pem")
-        code, summary, output = run_verify(session, "--decisions-only")
+        code, summary, output = verify_here(session, "--decisions-only")
         assert code == 1, output
         for text in named:
             assert any(text in reason for reason in summary["reasons"]), output
-        code, summary, output = run_verify(session, "--decisions-only", "--trust", fingerprint)
+        code, summary, output = verify_here(session, "--decisions-only", "--trust", fingerprint)
         assert summary["reasons"][0].startswith("unsigned by your key"), output
 
 
@@ -265,9 +269,9 @@ def test_an_unsigned_record_differs_unless_accepted(
     record = read_record(session)
     del record["signature"]
     _write(session, record)
-    code, summary, output = run_verify(session, "--decisions-only")
+    code, summary, output = verify_here(session, "--decisions-only")
     assert code == 1 and "session.json is not signed" in summary["reasons"][0], output
-    code, summary, output = run_verify(session, "--decisions-only", "--unsigned")
+    code, summary, output = verify_here(session, "--decisions-only", "--unsigned")
     assert code == 3 and summary["reasons"] == [], output
     assert "(accepted: --unsigned)" in summary["not_checked"][0]
 

@@ -20,7 +20,7 @@ def run_cli(
     and a test that is not about timing must not fail on a loaded machine (``write_settings``
     does the same for the files a test writes). The deadline's own tests set it themselves.
     """
-    if script == "DeepLabStream.py" and not _sets_its_deadline(args):
+    if script == "DeepLabStream.py" and not sets_its_deadline(args):
         args = (*args, "--deadline", "off")
     return subprocess.run(
         [sys.executable, str(PROJECT_ROOT / script), *args],
@@ -45,7 +45,7 @@ def only_session(output: Path) -> Path:
     return sessions[0]
 
 
-def _sets_its_deadline(args: tuple[str, ...]) -> bool:
+def sets_its_deadline(args: tuple[str, ...]) -> bool:
     if "--deadline" in args or "--help" in args:
         return True
     if "--settings" not in args:

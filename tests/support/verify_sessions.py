@@ -3,7 +3,8 @@
 ``make_session`` runs ``DeepLabStream.py`` (recording, the bundled model, a two-region
 experiment) as a process; frames are skipped on purpose by a lab trigger that stalls the
 experiment on chosen frames, and forward prediction is made early on purpose with a fixed lead.
-``run_verify`` runs ``python -m deeplabstream.offline.verify`` on a folder; ``assert_agrees``
+``run_verify`` runs ``python -m deeplabstream.offline.verify`` on a folder (``verify_here``: its
+``main`` in this process, where the process is not the point); ``assert_agrees``
 reads its verdict and ``redigest`` signs a changed session again as its installation would.
 """
 
@@ -20,6 +21,7 @@ from pathlib import Path
 from deeplabstream.core.digest import file_sha256
 from deeplabstream.outputs.signature import installation_key, sign_record
 from tests.support.files import write_settings
+from tests.support.in_process import run_main_here
 from tests.support.paths import PROJECT_ROOT
 
 REGIONS = {"left": (160.0, 240.0, 60.0), "right": (480.0, 240.0, 60.0)}
@@ -183,6 +185,21 @@ def run_verify(session: Path, *options: str) -> tuple[int, dict, str]:
     summary_file = session / "verify" / "summary.json"
     summary = json.loads(summary_file.read_text()) if summary_file.is_file() else {}
     return result.returncode, summary, result.stdout + result.stderr
+
+
+def verify_here(session: Path, *options: str) -> tuple[int, dict, str]:
+    """``run_verify`` in this process: the command's own ``main`` (``tests/support/in_process``).
+
+    For the cases where a separate process is not what is tested (a field changed, a record
+    signed again or not at all). Cases that prove which code runs, or that a signal stops the
+    command, keep ``run_verify``.
+    """
+    from deeplabstream.offline.verify.command import main
+
+    code, out, err = run_main_here(main, [str(session), *options])
+    summary_file = session / "verify" / "summary.json"
+    summary = json.loads(summary_file.read_text()) if summary_file.is_file() else {}
+    return code, summary, out + err
 
 
 def assert_agrees(code: int, summary: dict, session: Path, output: str) -> None:

@@ -45,10 +45,10 @@ from deeplabstream.pose.networks.dlc_paf import DlcPafKeypointModel
 from tests.support.dlc3_exports import (
     assert_whole_animals,
     assert_within,
-    converted_models_cache,
     estimate_animals,
     export_or_skip,
     labelled_images_or_skip,
+    run_converted_models_cache,
     whole_animal_differences,
     worst_differences,
 )
@@ -263,7 +263,9 @@ def test_a_dekr_export_without_its_predictor_is_refused_with_what_the_file_holds
 
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    yield from converted_models_cache(tmp_path_factory)
+    # The run's shared folder: test_animal_rules_replay.py converts the same export (resnet_50,
+    # minutes on two cores); these tests check what the graph gives, not that it was converted.
+    yield from run_converted_models_cache(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

@@ -12,10 +12,12 @@ import pytest
 
 from deeplabstream.hardware.simulator.arena import ArenaParams, SimulatedArena
 from deeplabstream.offline.replay.command import build_parser, options_from
+from deeplabstream.offline.replay.command import main as replay_main
 from deeplabstream.offline.replay.session import replay_settings
 from deeplabstream.offline.replay.videos import camera_name_for, find_videos
 from deeplabstream.settings import load_settings
 from tests.support.files import read_video, write_settings
+from tests.support.in_process import run_main_here
 from tests.support.paths import shared_data
 from tests.support.processes import only_session, run_cli
 
@@ -208,13 +210,17 @@ def test_the_same_batch_on_a_local_ray_cluster_gives_the_same_files(tmp_path: Pa
 
 
 def test_bad_input_is_named_before_anything_starts(tmp_path: Path) -> None:
+    # The command itself once (its exit code through the launcher), then its main in this
+    # process for the other refusals (the same parser and checks, no new Python each).
     code, output = analyse(str(tmp_path / "nope.mp4"))
     assert code == 2 and f"{tmp_path / 'nope.mp4'}: no such file or folder" in output
-    code, output = analyse(str(tmp_path))
-    assert code == 2 and "the folder holds no video file" in output
+    code, out, err = run_main_here(replay_main, [str(tmp_path)])
+    assert code == 2 and "the folder holds no video file" in out + err
     video = arena_video(tmp_path / "clip.mkv", 5)
-    code, output = analyse(str(video), "--settings", str(tmp_path / "missing.ini"))
-    assert code == 2 and "settings file not found" in output
+    code, out, err = run_main_here(
+        replay_main, [str(video), "--settings", str(tmp_path / "missing.ini")]
+    )
+    assert code == 2 and "settings file not found" in out + err
     assert not any(p.is_dir() for p in tmp_path.iterdir())  # no session folder was made
 
 
