@@ -4,4 +4,4 @@
 #: removed). pyproject.toml takes the package's version from here; the program reads it here
 #: too (``--version``, ``session.json``), so a checkout installed in place before a release
 #: still says which release its code is.
-__version__ = "0.7.0"
+__version__ = "0.8.0"
