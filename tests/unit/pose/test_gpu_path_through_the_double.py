@@ -218,3 +218,67 @@ def test_mutation_a_fall_back_that_binds_once_is_caught(
     points, record = _keypoints(bundled, "cuda", frames, cuda_graph=True)
     assert record["cuda_graph"]["refused"]  # the fall-back ran ...
     assert _wrong_frames(points, cpu_points) == [1, 2, 3, 4, 5]  # ... on a stale input
+
+
+# --- the worker's own loading sequence ---------------------------------------------------------
+
+
+def _worker_keypoints(
+    tmp_path: Any, frames: list[np.ndarray], cuda_graph: str
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """load_models as the inference worker runs it (the model opened and warmed up, its
+    estimator warmed on a black frame), then six frames; their keypoints and the record."""
+    from deeplabstream.core.frames import FrameGeometry
+    from deeplabstream.core.logs import LogTarget
+    from deeplabstream.live.processes.analysis.job import PoseJob, WorkerCamera
+    from deeplabstream.live.processes.analysis.models import LoadedModel, load_models
+    from deeplabstream.pose.runtime.backends import set_cuda_graph
+    from deeplabstream.settings.effective import EffectiveCamera
+    from deeplabstream.settings.sections import PoseSettings
+    from deeplabstream.transport.ring import RingSpec
+
+    camera = WorkerCamera(
+        camera_id=0,
+        ring=RingSpec("unused", FrameGeometry(*frames[0].shape), 8),
+        channel=None,  # type: ignore[arg-type]  # load_models reads no frames
+        effective=EffectiveCamera("arena"),
+    )
+    job = PoseJob(
+        cameras=(camera,),
+        settings=PoseSettings(threads=1, device="cuda", cuda_graph=cuda_graph),  # type: ignore[arg-type]
+        session_dir=tmp_path,
+        control=None,  # type: ignore[arg-type]
+        poses=None,  # type: ignore[arg-type]
+        log_target=LogTarget(),
+    )
+    try:
+        [model] = load_models(job).values()
+    finally:
+        set_cuda_graph(False)
+    assert isinstance(model, LoadedModel)
+    try:
+        estimator = model.estimator(frames[0].shape)
+        points = np.concatenate([estimator.estimate_animals([frame]) for frame in frames[:6]])
+        record = providers_of(model.backend)
+    finally:
+        model.backend.close()
+    assert record is not None and record["applied"][0]["name"] == "CUDAExecutionProvider"
+    return points, record
+
+
+@pytest.mark.parametrize("cuda_graph", ["off", "on"])
+def test_the_workers_loading_and_warm_up_then_frames_give_the_cpus_keypoints(
+    cuda_double: Callable[..., Any], tmp_path, frames, cpu_points, cuda_graph: str
+) -> None:
+    points, record = _worker_keypoints(tmp_path, frames, cuda_graph)
+    assert record["input_path"] == ("cuda-graph" if cuda_graph == "on" else "bound-per-run")
+    assert _wrong_frames(points, cpu_points[:6]) == []
+
+
+def test_mutation_binding_once_gives_every_frame_the_workers_black_warm_up_frame(
+    cuda_double: Callable[..., Any], bind_once: None, tmp_path, frames, cpu_points
+) -> None:
+    """Release 0.7.0's binding in the worker's sequence: what a GPU would have analysed."""
+    points, _ = _worker_keypoints(tmp_path, frames, "off")
+    assert _wrong_frames(points, cpu_points[:6]) == [0, 1, 2, 3, 4, 5]
+    assert all(np.array_equal(points[i], points[0], equal_nan=True) for i in range(6))
