@@ -366,6 +366,11 @@ class CameraIdentities:
         """Return the last frame's animals as the experiments see them (unsure ones empty)."""
         return self.keeper.named(animals)
 
+    @property
+    def withheld(self) -> np.ndarray:
+        """(A, K) the keypoints the experiments do not see in the last frame (unknown, not lost)."""
+        return self.keeper.withheld
+
     def method(self) -> dict[str, str]:
         """How the pose files' rows were assigned: for the pose table's metadata."""
         return {

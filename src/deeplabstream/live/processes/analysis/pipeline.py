@@ -222,8 +222,10 @@ class CameraPipeline:
         record = self.reader.record
         assert record is not None
         depth = self.camera.depth
+        withheld = None
         if isinstance(self.identities, CameraIdentities):  # an animal it cannot name: unseen
             animals = self.identities.named(animals)
+            withheld = self.identities.withheld  # unknown there, not lost (triggers hold)
         ensemble = self.ensemble
         return Observation(
             time_s=frame_time_s(record, common_clock),
@@ -244,6 +246,8 @@ class CameraPipeline:
             ensemble_std=ensemble.values.std if ensemble and ensemble.values else None,
             members=ensemble.values.members if ensemble and ensemble.values else None,
             smoothed=ensemble.smoothed(animals[0]) if ensemble is not None else None,
+            withheld=withheld[0] if withheld is not None else None,
+            animals_withheld=withheld,
         )
 
     # --- after the last frame -----------------------------------------------------------------
