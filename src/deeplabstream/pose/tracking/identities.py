@@ -80,7 +80,7 @@ for a second, the model sees one animal, and when they part, motion cannot tell 
 * **Never the other animal's keypoint.** After the assignment each row the rules would read
   is checked against where every identity was expected in this frame (motion's prediction of
   the track it was on): a keypoint more than :data:`JITTER_PX` from where its own part was
-  expected and nearer where some part of another identity was expected than that (the other
+  expected and nearer where some part of another identity was expected than any of its own (the other
   mouse's tail base grouped into this one, at any likelihood, or one either's could be) is
   **withheld** for that frame, and an animal whose row jumped
   (:data:`JUMP_PX`) from where it was expected to near where another was is withheld whole
@@ -747,7 +747,8 @@ def _borrowed(
     keypoints were expected (A, K, 2) and which are known (A, K). A finite keypoint is
     borrowed when it is more than :data:`JITTER_PX` from where its own same part was expected
     (that unknown: its own nearest part) and nearer where some part of another identity was
-    expected than that (the other mouse's, or either's: a rule must not guess). An identity
+    expected than where any of its own was (the other mouse's, or either's: a rule must not
+    guess). An identity
     jumped when the median over its keypoints of the distance to its own expected same part
     is over :data:`JUMP_PX` and that to another's is :data:`BORROWED_MARGIN_PX` smaller.
     """
@@ -764,11 +765,12 @@ def _borrowed(
         own_index = np.arange(animals)
         own_same = same[own_index, :, own_index]  # (A, K)
         own_body = body[own_index, :, own_index]
-        own = np.where(np.isnan(own_same), own_body, own_same)
+        off_own_part = np.where(np.isnan(own_same), own_body, own_same) > JITTER_PX
         others = ~np.eye(animals, dtype=bool)[:, None, :]  # (A, 1, B): another identity
         nearest_other = np.fmin.reduce(np.where(others, body, np.nan), axis=2)  # NaN: none known
-        # Off its own part by more than jitter, and nearer another's body than that.
-        borrowed = (own > JITTER_PX) & (nearest_other < own)  # False where NaN
+        # Off its own part by more than jitter, and nearer another's body than its own (its
+        # own body: where motion took one borrowed keypoint, the next frame's is not borrowed).
+        borrowed = off_own_part & (nearest_other < own_body)  # False where NaN
         finite = np.isfinite(xy[..., 0])
         counted = finite & np.isfinite(own_same)
         jumped = np.zeros(animals, bool)
