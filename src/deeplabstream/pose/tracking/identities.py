@@ -80,9 +80,9 @@ for a second, the model sees one animal, and when they part, motion cannot tell 
 * **Never the other animal's keypoint.** After the assignment each row the rules would read
   is checked against where every identity was expected in this frame (motion's prediction of
   the track it was on): a keypoint more than :data:`JITTER_PX` from where its own part was
-  expected and nearer where some part of another identity was expected than any of its own (the other
-  mouse's tail base grouped into this one, at any likelihood, or one either's could be) is
-  **withheld** for that frame, and an animal whose row jumped
+  expected and nearer where some part of another identity was expected than any of its own
+  (the other mouse's tail base grouped into this one, at any likelihood, or one either's
+  could be) is **withheld** for that frame, and an animal whose row jumped
   (:data:`JUMP_PX`) from where it was expected to near where another was is withheld whole
   (an assignment that may have swapped them). So is an animal presumed hidden under another.
   :attr:`IdentityKeeper.withheld` (A, K) holds them all (the unnamed rows too); the rules see
