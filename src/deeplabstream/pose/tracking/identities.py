@@ -80,11 +80,11 @@ for a second, the model sees one animal, and when they part, motion cannot tell 
 * **Never the other animal's keypoint.** After the assignment each row the rules would read
   is checked against where every identity was expected in this frame (motion's prediction of
   the track it was on): a keypoint more than :data:`JITTER_PX` from where its own part was
-  expected and nearer where some part of another identity was expected than any of its own
-  (the other mouse's tail base grouped into this one, at any likelihood, or one either's
-  could be) is **withheld** for that frame, and an animal whose row jumped
-  (:data:`JUMP_PX`) from where it was expected to near where another was is withheld whole
-  (an assignment that may have swapped them). So is an animal presumed hidden under another.
+  expected and nearer where some part of another identity was expected than that (the other
+  mouse's tail base grouped into this one, at any likelihood, or one either's could be) is
+  **withheld** for that frame, and an animal whose row jumped (:data:`JUMP_PX`) from where
+  it was expected to near where another was is withheld whole (an assignment that may have
+  swapped them). So is an animal presumed hidden under another.
   :attr:`IdentityKeeper.withheld` (A, K) holds them all (the unnamed rows too); the rules see
   them as unknown (NaN), and triggers keep their state through them
   (:attr:`experiments.observation.Observation.withheld`): unknown is not absent. The pose
@@ -747,47 +747,41 @@ def _borrowed(
     keypoints were expected (A, K, 2) and which are known (A, K). A finite keypoint is
     borrowed when it is more than :data:`JITTER_PX` from where its own same part was expected
     (that unknown: its own nearest part) and nearer where some part of another identity was
-    expected than where any of its own was (the other mouse's, or either's: a rule must not
-    guess). An identity
-    jumped when the median over its keypoints of the distance to its own expected same part
-    is over :data:`JUMP_PX` and that to another's is :data:`BORROWED_MARGIN_PX` smaller.
+    expected than that (the other mouse's, or either's: a rule must not guess; where motion
+    took a borrowed keypoint in, the next frame's own may be withheld too: unknown, never
+    wrong). An identity jumped when most of its keypoints are over :data:`JUMP_PX` from their
+    own expected parts and :data:`BORROWED_MARGIN_PX` nearer one other identity's.
     """
-    animals, keypoints = known.shape
+    animals = known.shape[0]
     xy = np.asarray(rows[..., :2], np.float64)
     where = np.where(known[..., None], expected, np.nan)
-    # (A, K, B, L): identity a's keypoint k to identity b's expected part l.
+    off = xy - where
+    near_own = np.hypot(off[..., 0], off[..., 1]) <= JITTER_PX  # False where unknown
+    if not (np.isfinite(xy[..., 0]) & ~near_own).any():  # each keypoint on its own part
+        return np.zeros(known.shape, bool), np.zeros(animals, bool)
+    # (A, K, B, L): identity a's keypoint k to identity b's expected part l (NaN: unknown;
+    # NaN compares False below, and fmin skips it).
     diff = xy[:, :, None, None, :] - where[None, None]
-    with np.errstate(invalid="ignore"):
-        distance = np.sqrt((diff * diff).sum(axis=-1))
-        parts = np.arange(keypoints)
-        same = distance[:, parts, :, parts].transpose(1, 0, 2)  # (A, K, B): the same part
-        body = np.fmin.reduce(distance, axis=3)  # (A, K, B): the nearest part
-        own_index = np.arange(animals)
-        own_same = same[own_index, :, own_index]  # (A, K)
-        own_body = body[own_index, :, own_index]
-        off_own_part = np.where(np.isnan(own_same), own_body, own_same) > JITTER_PX
-        others = ~np.eye(animals, dtype=bool)[:, None, :]  # (A, 1, B): another identity
-        nearest_other = np.fmin.reduce(np.where(others, body, np.nan), axis=2)  # NaN: none known
-        # Off its own part by more than jitter, and nearer another's body than its own (its
-        # own body: where motion took one borrowed keypoint, the next frame's is not borrowed).
-        borrowed = off_own_part & (nearest_other < own_body)  # False where NaN
-        finite = np.isfinite(xy[..., 0])
-        counted = finite & np.isfinite(own_same)
-        jumped = np.zeros(animals, bool)
-        for identity in np.flatnonzero(counted.sum(axis=1) >= MIN_KEYPOINTS).tolist():
-            mask = counted[identity]
-            own_median = float(np.median(own_same[identity, mask]))
-            if not own_median > JUMP_PX:
-                continue
-            others = same[identity][mask]  # (k, B)
-            for other_identity in range(animals):
-                if other_identity == identity:
-                    continue
-                column = others[:, other_identity]
-                column = column[np.isfinite(column)]
-                if column.size and float(np.median(column)) + BORROWED_MARGIN_PX < own_median:
-                    jumped[identity] = True
-    return borrowed & finite, jumped
+    distance = np.hypot(diff[..., 0], diff[..., 1])
+    same = np.diagonal(distance, axis1=1, axis2=3)  # (A, B, K): the same part
+    body = np.fmin.reduce(distance, axis=3)  # (A, K, B): the nearest part
+    own_index = np.arange(animals)
+    own_same = same[own_index, own_index]  # (A, K)
+    own_body = body[own_index, :, own_index]
+    own = np.where(np.isnan(own_same), own_body, own_same)
+    other = ~np.eye(animals, dtype=bool)  # (A, B): another identity
+    nearest_other = np.fmin.reduce(np.where(other[:, None, :], body, np.nan), axis=2)
+    # Off its own part by more than jitter, and nearer another's body than that.
+    borrowed = (own > JITTER_PX) & (nearest_other < own) & np.isfinite(xy[..., 0])
+    # Jumps: most of an identity's keypoints far from their own parts and the margin nearer
+    # the same parts of one other identity (a majority: the median, without sorting).
+    counted = np.isfinite(own_same)
+    count = counted.sum(axis=1)
+    far = 2 * (counted & (own_same > JUMP_PX)).sum(axis=1) > count
+    nearer = (same + BORROWED_MARGIN_PX < own_same[:, None, :]) & other[..., None]
+    to_other = (2 * nearer.sum(axis=2) > count[:, None]).any(axis=1)
+    jumped = (count >= MIN_KEYPOINTS) & far & to_other
+    return borrowed, jumped
 
 
 def _groups(contact: np.ndarray) -> list[np.ndarray]:
