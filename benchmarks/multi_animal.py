@@ -6,9 +6,10 @@ Run ``python -m benchmarks.multi_animal [--seeds N] [--case NAME ...] [--seconds
 Every case runs on the simulated arena (640 x 480, 30 fps) once per seed (``--seeds N``, 5 by
 default: arenas ``--first-seed`` (7301) and the N - 1 after it, none of which the models trained
 on, and none the identity step's thresholds were tuned on: that was 4242; release 0.7.0's
-figures were at 4242-4246), for ``--seconds`` (600 by default: 10 minutes), one frame at a time as the live loop does (batch 1), and every figure is given as its
-median and its worst over the seeds: no run is picked. The results go to
-``<DIR>/multi_animal.json`` with ``--out DIR`` (nothing is written without it).
+figures were at 4242-4246), for ``--seconds`` (600 by default: 10 minutes), one frame at a
+time as the live loop does (batch 1), and every figure is given as its median and its worst
+over the seeds: no run is picked. The results go to ``<DIR>/multi_animal.json`` with
+``--out DIR`` (nothing is written without it).
 
 * **rate** (``--case rate``): two mice moving freely, every frame through the whole
   multi-animal path of the inference worker: pre-processing, the two-mouse model
