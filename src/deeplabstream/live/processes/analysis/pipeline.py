@@ -481,7 +481,9 @@ def open_pipelines(
         )
         stem = job.stem(camera)
         tracker = _tracker(job, description)
-        identities = _identities(job, tracker, stem) or _class_identities(job, description, stem)
+        identities = _identities(job, tracker, stem, description.keypoints) or _class_identities(
+            job, description, stem
+        )
         # The chosen outputs' sinks, the pose files first; the POSE pipe right after them.
         files, *others = outputs.sinks(
             dataclasses.replace(outputs.camera(camera.name), identities=identities)
@@ -541,7 +543,7 @@ def _tracker(job: PoseJob, description: ModelDescription) -> IdentityTracker | N
 
 
 def _identities(
-    job: PoseJob, tracker: IdentityTracker | None, stem: str
+    job: PoseJob, tracker: IdentityTracker | None, stem: str, keypoints: tuple[str, ...] = ()
 ) -> CameraIdentities | None:
     """Start a multi-animal camera's identity keeper and its learner (None for one animal)."""
     if tracker is None:
@@ -552,6 +554,7 @@ def _identities(
         individual_names(tracker.max_animals),
         job.settings.likelihood_threshold,
         learn=job.settings.appearance_identity == "on",  # issue 30: the learner can be off
+        keypoints=tuple(keypoints),
     )
 
 
