@@ -1,4 +1,4 @@
-"""A trigger kind's public hooks (step, params, forget), and kinds written with the old names."""
+"""A trigger kind's public hooks (step, params, forget); kinds written with the old names refused."""
 
 from __future__ import annotations
 
@@ -53,34 +53,23 @@ def test_a_kind_with_the_public_hooks_updates_resets_and_describes_itself() -> N
     assert trigger.describe() == {"kind": "count_left", "x": 50.0}
 
 
-def test_a_kind_written_with_the_underscore_hooks_still_works_and_is_warned() -> None:
-    said = r"_step, _params, _reset, the underscore hooks deprecated in release 0.5.0: write "
-    said += r"step\(obs\)"
-    with pytest.warns(DeprecationWarning, match=said + r".*until release 0.8.0"):
+def test_a_kind_written_with_the_underscore_hooks_is_refused_saying_what_to_write() -> None:
+    """Release 0.8.0 removed release 0.4.0's names (deprecated since 0.5.0)."""
+    said = r"defines _step, _params, _reset, release 0.4.0's hook names, which release 0.8.0 "
+    said += r"removed: write step\(obs\), params\(\), forget\(\) instead"
+    with pytest.raises(TypeError, match=said):
 
         class OldCountLeft(Trigger):
             kind = "old_count_left"
 
-            def __init__(self, x: float) -> None:
-                super().__init__()
-                self.x, self.count = x, 0
-
             def _step(self, obs: Observation) -> bool:
-                point = obs.point("nose")
-                self.count = self.count + 1 if point is not None and point[0] < self.x else 0
-                return self.count >= 2
+                return True
 
             def _params(self) -> dict[str, Any]:
-                return {"x": self.x}
+                return {}
 
             def _reset(self) -> None:
-                self.count = 0
-
-    trigger = OldCountLeft(50.0)
-    assert [trigger.update(_observation(i / 10, 10)) for i in range(3)] == [False, True, True]
-    trigger.reset()
-    assert trigger.count == 0
-    assert trigger.describe() == {"kind": "old_count_left", "x": 50.0}
+                pass
 
 
 def test_a_kind_without_step_says_what_to_write() -> None:
@@ -126,26 +115,11 @@ def test_a_kind_over_a_built_in_kind_overrides_its_public_hooks() -> None:
     _counts_the_visits(LeftOfCircle())
 
 
-def test_an_old_kind_over_a_built_in_kind_still_reaches_its_underscore_hooks() -> None:
-    with pytest.warns(DeprecationWarning, match=r"defines _step, _params, _reset"):
+def test_an_old_kind_over_a_built_in_kind_is_refused() -> None:
+    with pytest.raises(TypeError, match=r"OldLeftOfCircle .* defines _step"):
 
         class OldLeftOfCircle(Region):
             kind = "old_left_of_circle"
 
-            def __init__(self) -> None:
-                self.visits = 0
-                super().__init__(Circle(30.0, 10.0, 25.0), hold_s=0.0)
-
             def _step(self, obs: Observation) -> bool:
-                inside = super()._step(obs)
-                self.visits += inside
-                return inside
-
-            def _params(self) -> dict[str, Any]:
-                return {**super()._params(), "counted": True}
-
-            def _reset(self) -> None:
-                super()._reset()
-                self.visits = 0
-
-    _counts_the_visits(OldLeftOfCircle())
+                return super().step(obs)

@@ -44,7 +44,6 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, TypedDict, Unpack
 
-from deeplabstream.core.plugins import deprecated
 from deeplabstream.experiments.observation import (
     DEFAULT_HOLD_S,
     FilteredPoint,
@@ -58,7 +57,7 @@ from deeplabstream.experiments.triggers.geometry import Shape
 AnyObservation = Observation | Observations
 
 _OLD_HOOKS = {"_step": "step(obs)", "_params": "params()", "_reset": "forget()"}
-"""Release 0.4.0's hook names (deprecated in 0.5.0, until 0.8.0), and what to write now."""
+"""Release 0.4.0's hook names (deprecated in 0.5.0, removed in 0.8.0), and what to write now."""
 
 
 def observation_time(obs: AnyObservation) -> float:
@@ -306,29 +305,20 @@ class Trigger:
     reads: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
-        """Give each hook a kind writes both its names; warn a kind that writes an old one.
+        """Refuse a kind written with release 0.4.0's hook names, saying what to write instead.
 
-        A lab's kind written for release 0.4.0 defines ``_step``, ``_params``, ``_reset``: they
-        are its :meth:`step`, :meth:`params`, :meth:`forget`. A public hook answers to its old
-        name too, so that such a kind's ``super()._step(obs)`` reaches the built-in kind's.
+        ``_step``, ``_params`` and ``_reset`` were deprecated in release 0.5.0 and removed in
+        0.8.0: a kind defining them would never be called, so it is refused when defined (a
+        lab's module then fails to load, naming its file).
         """
         super().__init_subclass__(**kwargs)
-        own = dict(vars(cls))
-        old = [name for name in _OLD_HOOKS if name in own]
-        for name, public in _OLD_HOOKS.items():
-            public = public.partition("(")[0]
-            if name in own and public not in own:
-                setattr(cls, public, own[name])
-            elif public in own and name not in own:
-                setattr(cls, name, own[public])
+        old = [name for name in _OLD_HOOKS if name in vars(cls)]
         if old:
             new = ", ".join(_OLD_HOOKS[name] for name in old)
-            deprecated(
-                f"trigger class {cls.__qualname__} ({cls.__module__}) defines "
-                f"{', '.join(old)}, the underscore hooks deprecated in release 0.5.0: write "
-                f"{new} instead (docs/plugins.md, Triggers)",
-                removed_in="0.8.0",
-                stacklevel=2,
+            raise TypeError(
+                f"trigger class {cls.__qualname__} ({cls.__module__}) defines {', '.join(old)}, "
+                f"release 0.4.0's hook names, which release 0.8.0 removed: write {new} instead "
+                "(docs/plugins.md, Triggers)"
             )
 
     def __init__(self, camera: str | None = None) -> None:
@@ -454,7 +444,6 @@ class Trigger:
         """
         return {}
 
-    _step, _params, _reset = step, params, forget  # release 0.4.0's names (__init_subclass__)
 
     def shapes(self) -> list[Shape]:
         """Return what to draw for this trigger, in frame pixels (nothing by default)."""
