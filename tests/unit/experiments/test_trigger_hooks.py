@@ -1,4 +1,4 @@
-"""A trigger kind's public hooks (step, params, forget); kinds written with the old names refused."""
+"""A trigger kind's public hooks (step, params, forget); kinds with the old names refused."""
 
 from __future__ import annotations
 
