@@ -39,6 +39,7 @@ from deeplabstream.hardware.stimulation.serial_device import describe_serial_por
 from deeplabstream.live.processes.analysis.experiment_slot import devices_to_open
 from deeplabstream.live.session.keypoints import keypoint_mismatches, mismatch_problem
 from deeplabstream.outputs.folder import too_little_space
+from deeplabstream.outputs.signature import key_problem
 from deeplabstream.pose.ensemble.members import (
     KeypointMap,
     keypoint_map_problems,
@@ -100,6 +101,10 @@ def check_plan(
     """
     settings = plan.settings
     problems: list[str] = _shared_memory_problems(settings)
+    # Every session is signed at its close: a key that is a folder, a FIFO or not a key is
+    # refused now, not found then (outputs/signature.py reads it without blocking).
+    signing = key_problem()
+    problems += [signing] if signing is not None else []
     if pose or experiment:
         problems += _model_problems(plan)
         problems += _crop_problems(settings, plan) if not problems else []
