@@ -36,7 +36,7 @@ from deeplabstream.experiments.triggers.base import (
 from deeplabstream.experiments.triggers.space import reads_points3d
 from deeplabstream.hardware.stimulation import DEVICES
 from deeplabstream.hardware.stimulation.serial_device import describe_serial_ports
-from deeplabstream.live.processes.analysis.experiment_slot import devices_to_open
+from deeplabstream.live.processes.analysis.experiment_slot import device_raised, devices_to_open
 from deeplabstream.live.session.keypoints import keypoint_mismatches, mismatch_problem
 from deeplabstream.outputs.folder import too_little_space
 from deeplabstream.outputs.signature import key_problem
@@ -205,6 +205,9 @@ def absent_device_problems(plan: CameraPlan) -> list[str]:
             device.check_present()
         except (DeviceError, OSError, ValueError, ImportError) as error:  # ImportError: a driver
             problems.append(f"{heading}: {error}")
+            continue
+        except Exception as error:  # a lab's device may raise anything: named, not a traceback
+            problems.append(device_raised(name, device_settings, "check_present", error))
             continue
         declared = ExperimentSetup.of(experiment).declared_outputs
         used = sorted({channel for owner, channel in declared if owner == name})
