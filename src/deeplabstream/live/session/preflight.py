@@ -56,7 +56,7 @@ from deeplabstream.pose.loading import (
 )
 from deeplabstream.pose.runtime.backends import device_check
 from deeplabstream.settings.effective import CameraPlan, resolve_cameras
-from deeplabstream.settings.experiment_plan import ExperimentPlan
+from deeplabstream.settings.experiment_plan import ExperimentInitError, ExperimentPlan
 from deeplabstream.settings.sections import Settings
 from deeplabstream.transport.ring import SHM_FOLDER, RingSpec, ring_slots
 
@@ -728,6 +728,8 @@ def _experiment_problems(
         loaded = experiment.experiment()
     except (ExperimentNotFoundError, ExperimentConfigError) as error:
         return [f"{where} ({name!r}): {error}"]
+    except ExperimentInitError as error:  # names the class and what its __init__ raised
+        return [f"{where} ({name!r}): {error}. Fix the class, or name another experiment."]
     except Exception as error:  # a .py that fails to import, a class that fails to build
         return [
             f"{where} ({name!r}): the experiment could not be loaded: "
