@@ -224,7 +224,7 @@ class PluginPicker(Generic[T]):
         if self.find_in_module is None:
             raise PluginLoadError(f"{where}: name the class as {path.stem}:Class")
         candidates = dict(self.find_in_module(import_file(path, where)))
-        if len(candidates) == 1:
+        if len(candidates) <= 1:  # none: from_file says the module defines none (was: silent)
             return {path.stem: self.from_file(path, "", path.stem)}
         return {
             f"{path.stem}:{name}": self.from_file(path, name, f"{path.stem}:{name}")

@@ -54,6 +54,7 @@ from deeplabstream.pose.loading import (
     model_keypoints,
     model_to_load,
 )
+from deeplabstream.pose.model_format import LAB_FORMATS_KEY, MODEL_FORMATS
 from deeplabstream.pose.runtime.backends import device_check
 from deeplabstream.settings.effective import CameraPlan, resolve_cameras
 from deeplabstream.settings.experiment_plan import ExperimentInitError, ExperimentPlan
@@ -106,6 +107,7 @@ def check_plan(
     signing = key_problem()
     problems += [signing] if signing is not None else []
     if pose or experiment:
+        problems += _lab_format_problems(settings)
         problems += _model_problems(plan)
         problems += _crop_problems(settings, plan) if not problems else []
         problems += _backend_problems(settings, plan) if not problems else []
@@ -117,6 +119,26 @@ def check_plan(
         problems += _experiment_problems(settings, plan, experiment_option)
         problems += _serial_port_problems(settings)
     return problems
+
+
+def _lab_format_problems(settings: Settings) -> list[str]:
+    """Return each lab format ``[Pose] MODEL_FORMATS`` names that cannot be loaded.
+
+    A module that fails to import or defines no format class would only be logged when the
+    models load (every other format still reads its models): a lab that named it expects it to
+    run, so it is refused here. Importing them here also says, in the console and in
+    ``session.json``, a format's file that every user may write to (core/plugins/permissions.py),
+    as for every other lab plugin.
+    """
+    names = settings.pose.model_formats
+    if not names:
+        return []
+    _, failures = MODEL_FORMATS.load_all(lab_names=names)
+    return [
+        f"{LAB_FORMATS_KEY} in {settings.source_file}: {failure}"
+        for failure in failures
+        if failure.name in names
+    ]
 
 
 def _serial_port_problems(settings: Settings) -> list[str]:
