@@ -12,11 +12,13 @@ is loaded as :func:`experiments.registry.load_experiment` does at the start (pur
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
+from deeplabstream.core.digest import file_sha256
 from deeplabstream.core.errors import CalibrationError, DeviceError, ModelError
 from deeplabstream.core.frames import FrameGeometry
 from deeplabstream.core.optional import missing_extra
@@ -483,7 +485,64 @@ def _repeated_member_problems(where: str, ensemble: tuple[Path, ...]) -> list[st
                 "other frameworks)"
             )
         seen.setdefault(model, index)
-    return problems
+    return problems or _copied_member_problems(where, ensemble)
+
+
+def _copied_member_problems(where: str, ensemble: tuple[Path, ...]) -> list[str]:
+    """Return each member that is a byte-identical copy of an earlier one at another path.
+
+    Its values are the earlier one's on every frame, as when a model is listed twice. Only
+    members whose files have the same names and sizes are read (their SHA-256 compared): the
+    check costs nothing for an ensemble of models trained apart.
+    """
+    problems = []
+    by_layout: dict[tuple[tuple[str, int], ...], list[int]] = {}
+    for index, path in enumerate(ensemble):
+        layout = _file_layout(model_to_load(path))
+        if layout:
+            by_layout.setdefault(layout, []).append(index)
+    for indices in by_layout.values():
+        seen: dict[str, int] = {}
+        for index in indices:
+            digest = _content_digest(model_to_load(ensemble[index]))
+            first = seen.setdefault(digest, index)
+            if first != index:
+                problems.append(
+                    f"{where}: {member_name(index, ensemble[index])} is a byte-identical copy "
+                    f"of {member_name(first, ensemble[first])} (every file the same, SHA-256 "
+                    f"{digest[:12]}...). Its values would be the same as that model's on every "
+                    "frame, so the ensemble's spread would be 0 and every MAX_ENSEMBLE_STD rule "
+                    "would pass: an ensemble is of models trained apart (other seeds, other "
+                    "frameworks); remove the copy"
+                )
+    return sorted(problems)
+
+
+def _model_files(model: Path) -> list[tuple[str, Path]]:
+    """Return a model's files by their path in it ("" for a model that is one file)."""
+    if model.is_file():
+        return [("", model)]
+    if not model.is_dir():
+        return []
+    found = [(path.relative_to(model).as_posix(), path) for path in model.rglob("*")]
+    return sorted((name, path) for name, path in found if path.is_file())
+
+
+def _file_layout(model: Path) -> tuple[tuple[str, int], ...]:
+    """Return each file of a model with its size: what two copies must share (() : unreadable)."""
+    try:
+        return tuple((name, path.stat().st_size) for name, path in _model_files(model))
+    except OSError:  # _model_problems names an unreadable model
+        return ()
+
+
+def _content_digest(model: Path) -> str:
+    """Return one SHA-256 over every file of a model (its name and content)."""
+    combined = hashlib.sha256()
+    for name, path in _model_files(model):
+        combined.update(name.encode("utf-8", "surrogateescape") + b"\0")
+        combined.update(bytes.fromhex(file_sha256(path)))
+    return combined.hexdigest()
 
 
 def _keypoint_map_problems(
