@@ -86,3 +86,17 @@ def test_a_held_frame_back_just_before_the_end_is_said_at_the_close():
     assert watch.check([branch]) == []
     (ended,) = watch.close([branch])
     assert "delivered no frame for" in ended.warning and "after frame 67" in ended.warning
+
+
+def test_a_stall_that_lasts_to_the_stop_is_kept_for_its_whole_length():
+    """Issue 71: a camera frozen 22 s to the stop kept the 2.1 s warning said when it began."""
+    watch = DeliveryWatch(time.perf_counter_ns() - 30 * S)
+    branch = camera_branch()
+    start = time.perf_counter_ns() - 25 * S  # frame 89 came 22 s ago
+    for index in range(90):
+        publish(branch, index, start + index * S // 30)
+    (began,) = watch.check([branch])
+    (ended,) = watch.close([branch])
+    assert ended.replaces == began.warning  # the warning said at its start goes
+    assert "delivered no frame for 22." in ended.warning, ended.warning
+    assert "after frame 89" in ended.warning and "to the session's stop" in ended.warning

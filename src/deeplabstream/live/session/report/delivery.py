@@ -190,6 +190,8 @@ class DeliveryWatch:
             header = branch.ring.header if branch.ring is not None else None
             if stall is not None and stall.back is not None and header is not None:
                 news.append(self._stall_ended(branch.name, stall, stall.back[0], header))
+            elif stall is not None:  # still silent at the stop: its whole length, not the first
+                news.append(self._stalled_to_the_end(branch.name, stall))
             if camera is not None and camera.slowness.since is not None:
                 last_ns, published = camera.samples[-1]  # its newest frame judged
                 news.append(self._end_slowness(branch.name, camera, last_ns, published, False))
@@ -330,6 +332,20 @@ class DeliveryWatch:
             f"camera {name!r} delivered no frame for {seconds:.1f} s after frame "
             f"{stall.last_frame}, {self._at_s(stall.since_ns):.1f} s into the session: {missed}; "
             "its capture process or its source was stalled"
+        )
+        return DeliveryNews(name, logging.WARNING, text, warning=text, replaces=stall.warning)
+
+    def _stalled_to_the_end(self, name: str, stall: _Stall) -> DeliveryNews:
+        """Say a stall that lasted to the session's stop, for as long as it lasted.
+
+        The warning said when it began ("no frame for 2.1 s") is replaced: session.json keeps
+        the gap the camera had (22 s frozen), not the moment it was first seen.
+        """
+        seconds = (time.perf_counter_ns() - stall.since_ns) / 1e9
+        text = (
+            f"camera {name!r} delivered no frame for {seconds:.1f} s after frame "
+            f"{stall.last_frame}, {self._at_s(stall.since_ns):.1f} s into the session, to the "
+            "session's stop: its capture process or its source was stalled"
         )
         return DeliveryNews(name, logging.WARNING, text, warning=text, replaces=stall.warning)
 
