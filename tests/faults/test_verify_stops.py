@@ -56,7 +56,14 @@ def _output(process: subprocess.Popen) -> str:
             os.killpg(process.pid, signal.SIGKILL)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "ctrl-c"])
+STOPS = [signal.SIGTERM, signal.SIGINT, *([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])]
+
+
+def _said(sig: int) -> str:
+    return "Ctrl-C" if sig == signal.SIGINT else signal.Signals(sig).name
+
+
+@pytest.mark.parametrize("sig", STOPS, ids=_said)
 def test_a_stop_while_verify_imports_is_said_without_a_traceback(tmp_path: Path, sig) -> None:
     holds = tmp_path / "holds"
     holds.mkdir()
@@ -66,8 +73,7 @@ def test_a_stop_while_verify_imports_is_said_without_a_traceback(tmp_path: Path,
     (holds / RELEASE_FILE).touch()
     output = _output(process)
     assert process.returncode == 128 + sig, output
-    name = "Ctrl-C" if sig == signal.SIGINT else "SIGTERM"
-    assert f"deeplabstream-verify: stopped ({name} received); nothing was written" in output
+    assert f"deeplabstream-verify: stopped ({_said(sig)} received); nothing was written" in output
     assert "Traceback" not in output and "KeyboardInterrupt" not in output, output
 
 
@@ -90,8 +96,9 @@ def test_sigterm_after_the_replays_video_ended_still_stops_verify(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("sig", STOPS[1:], ids=_said)  # Ctrl-C, a closed terminal
 def test_ctrl_c_in_the_replay_leaves_no_partial_offline_files(
-    session: Path, tmp_path: Path
+    session: Path, tmp_path: Path, sig: int
 ) -> None:
     folder = copy_session(session, tmp_path)
     process = _start_verify(folder)
@@ -99,9 +106,10 @@ def test_ctrl_c_in_the_replay_leaves_no_partial_offline_files(
     for line in process.stdout:
         if line.startswith("verify: replaying"):
             break
-    os.killpg(process.pid, signal.SIGINT)  # Ctrl-C at a terminal: the whole group
+    os.killpg(process.pid, sig)  # as a terminal sends them: to the whole group
     output = _output(process)
-    assert process.returncode == 130, output
-    assert "stopped (Ctrl-C received during the offline analysis); nothing was written" in output
+    assert process.returncode == 128 + sig, output
+    said = f"stopped ({_said(sig)} received during the offline analysis); nothing was written"
+    assert said in output
     assert "Traceback" not in output, output
     assert not (folder / "verify").exists(), list((folder / "verify").rglob("*"))

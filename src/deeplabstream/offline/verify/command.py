@@ -169,6 +169,8 @@ def _stops_end_verify() -> None:
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
+    if hasattr(signal, "SIGHUP"):  # a closed terminal: a stop too (none on Windows)
+        signal.signal(signal.SIGHUP, stop)
     if hasattr(signal, "pthread_sigmask"):  # a parent that held them back passed that on
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
 

@@ -157,7 +157,8 @@ def _stop_handlers() -> dict[int, Any]:
     """Return the handlers of Ctrl-C and SIGTERM now (main thread only: none elsewhere)."""
     if threading.current_thread() is not threading.main_thread():
         return {}
-    return {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    taken = (signal.SIGINT, signal.SIGTERM, *([signal.SIGHUP] if hasattr(signal, "SIGHUP") else []))
+    return {signum: signal.getsignal(signum) for signum in taken}
 
 
 def _replay(
@@ -175,7 +176,8 @@ def _replay(
     # replay's own stop reason is then the video's end, and the signal would be lost.
     stop = result.stop_signal or result.stop_reason
     if stop.endswith(STOP_SIGNAL_WORDING) and stop.startswith(("Ctrl-C", "SIG")):
-        signum = signal.SIGINT if stop.startswith("Ctrl-C") else signal.SIGTERM
+        name = "SIGINT" if stop.startswith("Ctrl-C") else stop.split()[0]
+        signum = int(getattr(signal, name, signal.SIGTERM))
         raise VerifyStopped(f"{stop} during the offline analysis", signum)
     if result.session_dir is None:
         raise VerifyError(
