@@ -256,5 +256,9 @@ def test_a_camera_frozen_to_the_stop_is_kept_as_the_gap_it_was(tmp_path):
     (warning,) = [w for w in info["warnings"] if "'arena'" in w and "no frame" in w]
     seconds = float(re.search(r"no frame for ([0-9.]+) s", warning).group(1))
     assert seconds >= 5.0 and "to the session's stop" in warning, warning
+    # Its rate over the session, the silence counted: not the 30 fps of the frames it delivered
+    camera = info["cameras"]["arena"]
+    assert camera["measured_fps"] < 0.8 * 30, camera
+    assert f"({camera['measured_fps']:.2f} fps)" in stdout  # the summary
     assert info["health"]["verdict"] == "warning"
     assert f"  warning: {warning}" in stdout.splitlines()  # the summary

@@ -19,7 +19,7 @@ S = 1_000_000_000
 def camera_branch():
     header = {
         "captured": 0, "last_host_ns": 0, "last_frame_index": -1, "camera_gaps": 0,
-        "last_gap_first": 0, "last_gap_last": 0,
+        "last_gap_first": 0, "last_gap_last": 0, "first_host_ns": 0,
     }  # fmt: skip
     opened = SimpleNamespace(paced=True, nominal_fps=30.0, live=False)
     ring = SimpleNamespace(header=header, stop_requested=False)
@@ -40,6 +40,8 @@ def publish(branch, index: int, host_ns: int) -> None:
     if header["captured"] and missing > 0:
         header["camera_gaps"] += missing
         header["last_gap_first"], header["last_gap_last"] = index - missing, index - 1
+    if not header["captured"]:
+        header["first_host_ns"] = host_ns
     header["captured"] += 1
     header["last_frame_index"], header["last_host_ns"] = index, host_ns
 
@@ -100,3 +102,5 @@ def test_a_stall_that_lasts_to_the_stop_is_kept_for_its_whole_length():
     assert ended.replaces == began.warning  # the warning said at its start goes
     assert "delivered no frame for 22." in ended.warning, ended.warning
     assert "after frame 89" in ended.warning and "to the session's stop" in ended.warning
+    # 90 frames over the 25 s from its first frame to the stop: not the 30 fps of its frames
+    assert 3.0 < watch.delivered_to_stop["arena"] < 3.7
