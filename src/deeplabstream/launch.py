@@ -1,7 +1,8 @@
 """The commands' entry points: Ctrl-C and SIGTERM are taken before anything heavy is imported.
 
 ``DeepLabStream.py``, ``app.py``, ``utils/VideoAnalyzer.py`` and the installed scripts
-(``deeplabstream``, ``deeplabstream-app``, ``deeplabstream-replay``) start here. Each takes the
+(``deeplabstream``, ``deeplabstream-app``, ``deeplabstream-replay``, ``deeplabstream-verify``)
+start here. Each takes the
 stop signals first (:func:`~deeplabstream.app.stop_requests.take_stop_signals`), then imports
 its command, which loads numpy, OpenCV, Qt or the pose runtimes (seconds): a Ctrl-C during those
 imports is remembered and honoured when the command looks (exit 130, nothing started), instead
@@ -64,5 +65,18 @@ def replay() -> None:
     take_stop_signals()
     _stops_abandon_plugin_imports()
     from deeplabstream.offline.replay.command import run
+
+    run()
+
+
+def verify() -> None:
+    """``deeplabstream-verify`` (:mod:`deeplabstream.offline.verify.command`).
+
+    Its imports take seconds (numpy, PyAV, the pose runtimes): a SIGTERM then ended it with no
+    word, a Ctrl-C with a ``KeyboardInterrupt`` traceback. Taken first, either is said and
+    exits 128 + its number once the command looks (before it reads anything).
+    """
+    take_stop_signals()
+    from deeplabstream.offline.verify.command import run
 
     run()

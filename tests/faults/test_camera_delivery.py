@@ -213,3 +213,52 @@ def test_a_stalled_capture_process_is_named_and_its_missed_frames_dropped_not_bu
     assert seconds >= 2.5
     assert info["health"]["verdict"] == "warning"
     assert f"  warning: {warning}" in stdout.splitlines()  # the summary
+
+
+@pytest.mark.slow  # a session
+def test_a_camera_frozen_to_the_stop_is_kept_as_the_gap_it_was(tmp_path):
+    """Issue 71: frozen to the stop, session.json kept the 2.1 s warning said when it began."""
+    settings = write_settings(
+        tmp_path,
+        "[Camera arena]\nSOURCE = synthetic\nWIDTH = 160\nHEIGHT = 120\nFRAMERATE = 30\n",
+    )
+    process = subprocess.Popen(
+        [sys.executable, str(PROJECT_ROOT / "DeepLabStream.py"), "--headless", "--settings",
+         str(settings), "--output-dir", str(tmp_path / "out"), "--duration", "60"],
+        cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    capture = None
+    try:
+        _, running = wait_for_session(
+            tmp_path,
+            lambda d: (
+                d["cameras"]["arena"]["frames_captured"] >= 45 and "capture:arena" in d["processes"]
+            ),
+        )
+        capture = running["processes"]["capture:arena"]
+        os.kill(capture, signal.SIGSTOP)
+        wait_for_session(tmp_path, lambda d: any("no frame for" in w for w in d["warnings"]))
+        time.sleep(3.0)  # frozen on: seconds beyond the warning said when it began
+        process.send_signal(signal.SIGTERM)  # stopped while the camera is frozen
+        time.sleep(0.5)
+        os.kill(capture, signal.SIGCONT)  # so that its process can end
+        stdout, stderr = process.communicate(timeout=120)
+    finally:
+        if capture is not None:
+            try:
+                os.kill(capture, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, stdout[-3000:] + stderr[-3000:]
+    _, info = _session(tmp_path)
+    (warning,) = [w for w in info["warnings"] if "'arena'" in w and "no frame" in w]
+    seconds = float(re.search(r"no frame for ([0-9.]+) s", warning).group(1))
+    assert seconds >= 5.0 and "to the session's stop" in warning, warning
+    # Its rate over the session, the silence counted: not the 30 fps of the frames it delivered
+    camera = info["cameras"]["arena"]
+    assert camera["measured_fps"] < 0.8 * 30, camera
+    assert f"({camera['measured_fps']:.2f} fps)" in stdout  # the summary
+    assert info["health"]["verdict"] == "warning"
+    assert f"  warning: {warning}" in stdout.splitlines()  # the summary

@@ -56,7 +56,7 @@ from deeplabstream.pose.loading import BUNDLED_MODEL
 from deeplabstream.settings import load_settings
 from deeplabstream.settings.loader import default_settings_file, settings_as_dict
 from tests.faults.test_start_up_stop import _assert_stopped_cleanly, _run_until_held
-from tests.support.ensembles import arena_clip, renamed_member
+from tests.support.ensembles import arena_clip, perturbed_member, renamed_member
 from tests.support.files import write_settings
 from tests.support.paths import PROJECT_ROOT
 from tests.unit.core.test_lab_folders import PLUGINS
@@ -69,10 +69,12 @@ POSIX = pytest.mark.skipif(os.name == "nt", reason="POSIX file names and signals
 
 @pytest.fixture(scope="module")
 def members(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Models of an ensemble: a copy of the bundled one, and one that says snout for nose."""
+    """Models of an ensemble: the bundled one perturbed, and one that says snout for nose.
+
+    Not a byte-identical copy of the bundled model: an ensemble refuses it (a copy's spread is 0).
+    """
     folder = tmp_path_factory.mktemp("members")
-    copy = folder / "copy"
-    shutil.copytree(BUNDLED_MODEL, copy)
+    copy = perturbed_member(folder / "copy", seed=5, scale=0.01)
     shutil.copytree(BUNDLED_MODEL, folder / "snouty")
     return {"copy": copy, "snouty": renamed_member(folder / "snouty", {"nose": "snout"})}
 
@@ -235,6 +237,19 @@ def test_the_same_model_twice_in_an_ensemble_is_refused(tmp_path, members) -> No
     assert (
         "spread would be 0 on every frame and every MAX_ENSEMBLE_STD rule would pass"
         in (problems[0])
+    )
+
+
+def test_a_byte_identical_copy_of_a_model_at_another_path_is_refused_naming_both(
+    tmp_path: Path,
+) -> None:
+    """Issue 71: a copy at another path was accepted as a member (every variance 0)."""
+    copy = tmp_path / "copied_model"
+    shutil.copytree(BUNDLED_MODEL, copy)
+    (problem,) = _problems(tmp_path, _models(BUNDLED_MODEL, copy))
+    assert f"model 2 ({copy}) is a byte-identical copy of model 1 ({BUNDLED_MODEL})" in problem
+    assert "the ensemble's spread would be 0 and every MAX_ENSEMBLE_STD rule would pass" in (
+        problem
     )
 
 

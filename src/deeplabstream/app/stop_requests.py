@@ -28,6 +28,10 @@ if TYPE_CHECKING:
 
 EXIT_INTERRUPTED = 128  # + the signal's number (130: Ctrl-C, 143: SIGTERM) during start-up
 _NAMES = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM"}  # the signals taken
+# A closed terminal or a dropped SSH session (SIGHUP) stops a run as SIGTERM does: its default,
+# the end on the spot, left session.json "running". Windows has no SIGHUP.
+if hasattr(signal, "SIGHUP"):
+    _NAMES[signal.SIGHUP] = "SIGHUP"
 
 
 class StopRequests:
@@ -49,9 +53,9 @@ class StopRequests:
         return EXIT_INTERRUPTED + (self.signum or 2)
 
     def install(self) -> None:
-        """Take Ctrl-C and SIGTERM from now on."""
-        signal.signal(signal.SIGINT, self._handler)
-        signal.signal(signal.SIGTERM, self._handler)
+        """Take Ctrl-C, SIGTERM and SIGHUP (where there is one) from now on."""
+        for signum in _NAMES:
+            signal.signal(signum, self._handler)
 
     def forward_to(self, on_stop: Callable[[str], object]) -> None:
         """Pass this and later requests to ``on_stop`` (a request already made: at once)."""

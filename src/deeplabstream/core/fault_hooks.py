@@ -21,7 +21,9 @@ the code calls it:
 - ``capture-import``: a capture process importing its modules, before its entry function runs;
 - ``pose-load``: the inference worker about to load its model;
 - ``stream-stop``: a live session's stop begun, before its cameras are stopped (the window stops
-  a running experiment before: its outputs are off by then).
+  a running experiment before: its outputs are off by then);
+- ``replay-finishing``: an offline replay (``deeplabstream-verify``'s too) with its stream
+  stopped at the video's end, before it writes its record.
 """
 
 from __future__ import annotations

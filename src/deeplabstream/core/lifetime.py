@@ -222,7 +222,10 @@ class StopLine:
 
 #: The signals a terminal or a process manager sends to a whole process group to stop a program:
 #: Ctrl-C (SIGINT) and ``kill -TERM -<group>`` / ``timeout`` / a service manager's stop (SIGTERM).
-STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
+#: A closed terminal or dropped SSH session sends SIGHUP to the group: a stop too (not on Windows).
+STOP_SIGNALS = frozenset(
+    {signal.SIGINT, signal.SIGTERM, *([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])}
+)
 
 
 @contextlib.contextmanager
@@ -272,6 +275,8 @@ def leave_stop_signals_to_parent() -> None:
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _sigterm_in_a_child)
+    if hasattr(signal, "SIGHUP"):  # a closed terminal: the main process stops this one in order
+        signal.signal(signal.SIGHUP, _sigterm_in_a_child)
     if hasattr(signal, "pthread_sigmask"):
         signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
 

@@ -228,10 +228,18 @@ def reserve_space(folder: Path) -> None:
 
 
 def release_reserve(folder: Path) -> bool:
-    """Give the reserved space back; False when there was none left to give."""
+    """Give the reserved space back; False when there was none left to give, or it cannot be.
+
+    A folder made unwritable while the session ran (its permissions changed, a disk remounted
+    read-only) keeps the reserve: said in the log, never an exception that would end the stop
+    before its summary.
+    """
     try:
         (folder / RESERVE_FILE).unlink()
     except FileNotFoundError:
+        return False
+    except OSError as error:
+        log.warning("the space reserved in %s could not be given back: %s", folder, error)
         return False
     return True
 

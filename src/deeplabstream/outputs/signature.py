@@ -25,6 +25,7 @@ import json
 import logging
 import os
 import platform
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -32,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from deeplabstream.core.errors import DeepLabStreamError
+from deeplabstream.core.regular_files import SpecialFileError, open_regular
 from deeplabstream.core.user_folders import user_config_folder
 from deeplabstream.outputs.folder import SESSION_JSON, write_session_json
 
@@ -55,6 +57,17 @@ KEY_FILE_NAME = "session-signing-key.pem"
 FIELD_DIGEST_BYTES = 4
 #: How long a reader waits for a key another process is writing this moment.
 KEY_WAIT_S = 2.0
+#: The most a key file is read of: a PEM Ed25519 key is 119 bytes; anything far larger is
+#: not one, and is not read to its end (a device that never ends).
+MAX_KEY_BYTES = 64 * 1024
+#: How long the key's reading may take: a network share that stopped answering holds the read
+#: in the system call, so it is read in a thread left behind after this long.
+KEY_READ_TIMEOUT_S = 5.0
+#: What to do about a key that cannot be used, said with every such error.
+KEY_ADVICE = (
+    f"move it away (a new key is made there at the next close) or name another file with "
+    f"{KEY_VARIABLE}"
+)
 
 
 class SigningError(DeepLabStreamError, OSError):
@@ -76,7 +89,9 @@ def installation_key(create: bool = True) -> Ed25519PrivateKey | None:
     """Return this installation's signing key; made (once) when ``create`` and missing.
 
     None when there is none and ``create`` is False. Raises :class:`SigningError` when the file
-    cannot be read or made.
+    cannot be read or made, or is not a key. The read never blocks: a FIFO, a folder or a
+    device is refused without being read, and a file that does not answer within
+    :data:`KEY_READ_TIMEOUT_S` (a network share) is given up (:func:`_read_key_file`).
     """
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -85,7 +100,7 @@ def installation_key(create: bool = True) -> Ed25519PrivateKey | None:
     deadline = time.monotonic() + KEY_WAIT_S
     while True:
         try:
-            data = path.read_bytes()
+            data, age_s = _read_key_file(path)
         except FileNotFoundError:
             if not create:
                 return None
@@ -93,18 +108,82 @@ def installation_key(create: bool = True) -> Ed25519PrivateKey | None:
             if made is not None:
                 return made
             continue  # another process made it meanwhile: read it
-        except OSError as error:
-            raise SigningError(f"{path}: the signing key cannot be read: {error}") from None
         try:
             key = serialization.load_pem_private_key(data, password=None)
         except ValueError as error:
-            if time.monotonic() < deadline:  # another process is writing it this moment
+            # Only a file made a moment ago may be another process's key half written.
+            if age_s < KEY_WAIT_S and time.monotonic() < deadline:
                 time.sleep(0.05)
                 continue
-            raise SigningError(f"{path}: not a signing key ({error})") from None
+            raise SigningError(
+                f"{path}: the signing key is not a PEM private key ({error}); {KEY_ADVICE}"
+            ) from None
         if not isinstance(key, Ed25519PrivateKey):
-            raise SigningError(f"{path}: not an Ed25519 key")
+            raise SigningError(f"{path}: the signing key is not an Ed25519 key; {KEY_ADVICE}")
         return key
+
+
+def key_problem() -> str | None:
+    """Say why the installation's key could not sign a session; None when it can.
+
+    Checked before a session starts, so that a key that is a folder, a FIFO, unreadable or
+    not a key is refused then, not found at the close (every session unsigned). A missing key
+    is no problem: it is made at the first close.
+    """
+    try:
+        installation_key(create=False)
+    except SigningError as error:
+        return f"session.json could not be signed: {error}"
+    return None
+
+
+def _read_key_file(path: Path) -> tuple[bytes, float]:
+    """Return the key file's bytes and its age (s); never blocks for long.
+
+    Raises FileNotFoundError when there is none and :class:`SigningError`, naming the file
+    and what to do, when it is not a regular file, cannot be read, is too large or does not
+    answer within :data:`KEY_READ_TIMEOUT_S`.
+    """
+    outcome: dict[str, Any] = {}
+
+    def read() -> None:
+        try:
+            with open_regular(path, "rb") as file:  # a FIFO opens at once and is refused
+                age_s = time.time() - os.fstat(file.fileno()).st_mtime
+                outcome["read"] = (file.read(MAX_KEY_BYTES + 1), age_s)
+        except BaseException as error:  # handed to the caller's thread
+            outcome["error"] = error
+
+    # A daemon thread: one stuck in a read of a share that never answers does not hold the
+    # process at its exit.
+    reader = threading.Thread(target=read, name="signing key read", daemon=True)
+    reader.start()
+    reader.join(KEY_READ_TIMEOUT_S)
+    if reader.is_alive():
+        raise SigningError(
+            f"{path}: the signing key did not answer within {KEY_READ_TIMEOUT_S:.0f} s "
+            f"(a network share that stopped answering?); {KEY_ADVICE}"
+        )
+    error = outcome.get("error")
+    if isinstance(error, FileNotFoundError):
+        raise error
+    if isinstance(error, SpecialFileError):
+        raise SigningError(
+            f"{path}: the signing key is {error.kind}, not a file; it was not read; {KEY_ADVICE}"
+        ) from None
+    if isinstance(error, OSError):
+        raise SigningError(
+            f"{path}: the signing key cannot be read: {error.strerror or error}; {KEY_ADVICE}"
+        ) from None
+    if error is not None:
+        raise error
+    data, age_s = outcome["read"]
+    if len(data) > MAX_KEY_BYTES:
+        raise SigningError(
+            f"{path}: the signing key is larger than {MAX_KEY_BYTES // 1024} KiB, so not a "
+            f"key; {KEY_ADVICE}"
+        )
+    return data, age_s
 
 
 def _make_key(path: Path) -> Ed25519PrivateKey | None:

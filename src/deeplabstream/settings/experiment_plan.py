@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from deeplabstream.core.digest import file_sha256, text_sha256
+from deeplabstream.core.errors import DeepLabStreamError
 from deeplabstream.core.plugins import PluginError, code_origin
 from deeplabstream.experiments.base import Experiment
 from deeplabstream.experiments.config.parse import (
@@ -35,6 +36,10 @@ from deeplabstream.experiments.registry import (
 )
 
 ExperimentKind = Literal["config", "class"]
+
+
+class ExperimentInitError(DeepLabStreamError, RuntimeError):
+    """An experiment class whose ``__init__`` raised; the message names the class and error."""
 
 
 @dataclass(frozen=True)
@@ -123,7 +128,7 @@ class ExperimentPlan:
                 f"{self.named_by}: {self.file} changed since the experiment was planned "
                 f"(SHA-256 {self.sha256[:12]}... recorded); start again to run the new code"
             )
-        return found()
+        return _made_from(found)
 
     def record(self) -> dict[str, Any]:
         """Return the plan as ``session.json`` records it beside each experiment run."""
@@ -203,8 +208,19 @@ def _config_plan(name: str, named_by: str, locator: str, file: Path) -> Experime
     return plan
 
 
+def _made_from(found: type[Experiment]) -> Experiment:
+    """Return an experiment of the class ``found``; ExperimentInitError when it raises."""
+    try:
+        return found()
+    except Exception as error:  # the lab's __init__: named with its class, not lost
+        raise ExperimentInitError(
+            f"experiment class {found.__qualname__} ({inspect.getfile(found)}) raised "
+            f"{type(error).__name__} in its __init__: {error}"
+        ) from error
+
+
 def _class_plan(name: str, named_by: str, locator: str, found: type[Experiment]) -> ExperimentPlan:
-    experiment = found()
+    experiment = _made_from(found)
     source = inspect.getsourcefile(found)
     file = Path(source).resolve() if source else None
     plan = ExperimentPlan(

@@ -157,9 +157,33 @@ def parse_settings_text(text: str, file: Path, *, cameras_required: bool = True)
         return _settings_from_parser(file, parser, cameras_required)
 
 
+#: The longest value a settings key may hold (bytes of UTF-8). The longest real one (a path, a
+#: list of models, an NWB description) is a few hundred bytes; a 10 MB value was copied into
+#: session.json at every update and cost the recording a third of its frames.
+MAX_VALUE_BYTES = 64 * 1024
+
+
+def oversized_values(file: Path, parser: configparser.ConfigParser) -> list[str]:
+    """Return each key whose value is longer than :data:`MAX_VALUE_BYTES`, by section and key."""
+    problems = []
+    for section in parser.sections():
+        for key, value in parser.items(section):
+            size = len(value.encode("utf-8", errors="surrogatepass"))
+            if size > MAX_VALUE_BYTES:
+                problems.append(
+                    f"{file}: [{section}] {key}: its value is {size:,} bytes, more than the "
+                    f"{MAX_VALUE_BYTES // 1024} KiB a settings value may hold: no setting needs "
+                    "that much (a file pasted in by mistake?). Shorten it, or name a file instead"
+                )
+    return problems
+
+
 def _settings_from_parser(
     file: Path, parser: configparser.ConfigParser, cameras_required: bool = True
 ) -> Settings:
+    oversized = oversized_values(file, parser)
+    if oversized:  # refused first: such a value is not parsed (nor copied into session.json)
+        raise SettingsError(oversized)
     problems: list[str] = []
     sections: dict[str, Any] = {}
     cameras: list[CameraSettings] = []

@@ -310,10 +310,26 @@ def note_link(path: Path) -> Path:
     folder: they run, and ``plugin_files`` records the real file and the link.
     """
     named = Path(os.path.abspath(path))
-    real = named.resolve()
+    try:
+        real = named.resolve()
+    # A chain of links that comes back to itself: Python 3.11 raises RuntimeError, 3.13
+    # OSError (ELOOP). Said in one line naming the file, as any plugin that cannot be loaded.
+    except (RuntimeError, OSError) as error:
+        raise PluginError(
+            f"{named}: a symbolic link that leads back to itself ({_link_text(named)}), so no "
+            f"module is there ({error}). Remove the link, or point it at the module's file"
+        ) from None
     if named != real:
         _LINKS[real] = named
     return real
+
+
+def _link_text(path: Path) -> str:
+    """Return where the link ``path`` points, in words ("to x.py")."""
+    try:
+        return f"to {os.readlink(path)}"
+    except OSError:
+        return "its target cannot be read"
 
 
 def imported_lab_files() -> list[LabFile]:

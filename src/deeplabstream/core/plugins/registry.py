@@ -207,6 +207,9 @@ class PluginPicker(Generic[T]):
         if attr and attr not in candidates:
             raise PluginLoadError(f"{where} has no {one} {attr!r}; it has: {listed}")
         if not candidates:  # a module that is not a plugin of this kind (an empty one...)
+            unfinished = _abstract_classes(module)
+            if unfinished:  # a class of it that lacks a method the kind requires: say which
+                raise PluginLoadError(f"{where}: {unfinished}, so it cannot be made: define them")
             raise PluginLoadError(f"{where} defines no {one}: {self.advice}")
         if not attr and len(candidates) != 1:
             raise PluginLoadError(
@@ -221,7 +224,7 @@ class PluginPicker(Generic[T]):
         if self.find_in_module is None:
             raise PluginLoadError(f"{where}: name the class as {path.stem}:Class")
         candidates = dict(self.find_in_module(import_file(path, where)))
-        if len(candidates) == 1:
+        if len(candidates) <= 1:  # none: from_file says the module defines none (was: silent)
             return {path.stem: self.from_file(path, "", path.stem)}
         return {
             f"{path.stem}:{name}": self.from_file(path, name, f"{path.stem}:{name}")
@@ -737,6 +740,19 @@ def _distribution_of(point: importlib.metadata.EntryPoint) -> str:
     if dist is None:
         return "an installed package (entry point)"
     return f"distribution {dist.name} {dist.version}"
+
+
+def _abstract_classes(module: ModuleType) -> str:
+    """Say which classes defined in ``module`` are abstract, and what each lacks ("": none)."""
+    said = [
+        f"class {name} lacks {', '.join(sorted(cls.__abstractmethods__))}"
+        for name, cls in vars(module).items()
+        if inspect.isclass(cls)
+        and cls.__module__ == module.__name__
+        and inspect.isabstract(cls)
+        and not name.startswith("_")
+    ]
+    return "; ".join(said)
 
 
 def subclasses_in(module: ModuleType, base: type) -> dict[str, type]:

@@ -12,11 +12,13 @@ is loaded as :func:`experiments.registry.load_experiment` does at the start (pur
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
+from deeplabstream.core.digest import file_sha256
 from deeplabstream.core.errors import CalibrationError, DeviceError, ModelError
 from deeplabstream.core.frames import FrameGeometry
 from deeplabstream.core.optional import missing_extra
@@ -36,9 +38,10 @@ from deeplabstream.experiments.triggers.base import (
 from deeplabstream.experiments.triggers.space import reads_points3d
 from deeplabstream.hardware.stimulation import DEVICES
 from deeplabstream.hardware.stimulation.serial_device import describe_serial_ports
-from deeplabstream.live.processes.analysis.experiment_slot import devices_to_open
+from deeplabstream.live.processes.analysis.experiment_slot import device_raised, devices_to_open
 from deeplabstream.live.session.keypoints import keypoint_mismatches, mismatch_problem
 from deeplabstream.outputs.folder import too_little_space
+from deeplabstream.outputs.signature import key_problem
 from deeplabstream.pose.ensemble.members import (
     KeypointMap,
     keypoint_map_problems,
@@ -53,9 +56,10 @@ from deeplabstream.pose.loading import (
     model_keypoints,
     model_to_load,
 )
+from deeplabstream.pose.model_format import LAB_FORMATS_KEY, MODEL_FORMATS
 from deeplabstream.pose.runtime.backends import device_check
 from deeplabstream.settings.effective import CameraPlan, resolve_cameras
-from deeplabstream.settings.experiment_plan import ExperimentPlan
+from deeplabstream.settings.experiment_plan import ExperimentInitError, ExperimentPlan
 from deeplabstream.settings.sections import Settings
 from deeplabstream.transport.ring import SHM_FOLDER, RingSpec, ring_slots
 
@@ -100,7 +104,12 @@ def check_plan(
     """
     settings = plan.settings
     problems: list[str] = _shared_memory_problems(settings)
+    # Every session is signed at its close: a key that is a folder, a FIFO or not a key is
+    # refused now, not found then (outputs/signature.py reads it without blocking).
+    signing = key_problem()
+    problems += [signing] if signing is not None else []
     if pose or experiment:
+        problems += _lab_format_problems(settings)
         problems += _model_problems(plan)
         problems += _crop_problems(settings, plan) if not problems else []
         problems += _backend_problems(settings, plan) if not problems else []
@@ -112,6 +121,26 @@ def check_plan(
         problems += _experiment_problems(settings, plan, experiment_option)
         problems += _serial_port_problems(settings)
     return problems
+
+
+def _lab_format_problems(settings: Settings) -> list[str]:
+    """Return each lab format ``[Pose] MODEL_FORMATS`` names that cannot be loaded.
+
+    A module that fails to import or defines no format class would only be logged when the
+    models load (every other format still reads its models): a lab that named it expects it to
+    run, so it is refused here. Importing them here also says, in the console and in
+    ``session.json``, a format's file that every user may write to (core/plugins/permissions.py),
+    as for every other lab plugin.
+    """
+    names = settings.pose.model_formats
+    if not names:
+        return []
+    _, failures = MODEL_FORMATS.load_all(lab_names=names)
+    return [
+        f"{LAB_FORMATS_KEY} in {settings.source_file}: {failure}"
+        for failure in failures
+        if failure.name in names
+    ]
 
 
 def _serial_port_problems(settings: Settings) -> list[str]:
@@ -200,6 +229,9 @@ def absent_device_problems(plan: CameraPlan) -> list[str]:
             device.check_present()
         except (DeviceError, OSError, ValueError, ImportError) as error:  # ImportError: a driver
             problems.append(f"{heading}: {error}")
+            continue
+        except Exception as error:  # a lab's device may raise anything: named, not a traceback
+            problems.append(device_raised(name, device_settings, "check_present", error))
             continue
         declared = ExperimentSetup.of(experiment).declared_outputs
         used = sorted({channel for owner, channel in declared if owner == name})
@@ -453,7 +485,64 @@ def _repeated_member_problems(where: str, ensemble: tuple[Path, ...]) -> list[st
                 "other frameworks)"
             )
         seen.setdefault(model, index)
-    return problems
+    return problems or _copied_member_problems(where, ensemble)
+
+
+def _copied_member_problems(where: str, ensemble: tuple[Path, ...]) -> list[str]:
+    """Return each member that is a byte-identical copy of an earlier one at another path.
+
+    Its values are the earlier one's on every frame, as when a model is listed twice. Only
+    members whose files have the same names and sizes are read (their SHA-256 compared): the
+    check costs nothing for an ensemble of models trained apart.
+    """
+    problems = []
+    by_layout: dict[tuple[tuple[str, int], ...], list[int]] = {}
+    for index, path in enumerate(ensemble):
+        layout = _file_layout(model_to_load(path))
+        if layout:
+            by_layout.setdefault(layout, []).append(index)
+    for indices in by_layout.values():
+        seen: dict[str, int] = {}
+        for index in indices:
+            digest = _content_digest(model_to_load(ensemble[index]))
+            first = seen.setdefault(digest, index)
+            if first != index:
+                problems.append(
+                    f"{where}: {member_name(index, ensemble[index])} is a byte-identical copy "
+                    f"of {member_name(first, ensemble[first])} (every file the same, SHA-256 "
+                    f"{digest[:12]}...). Its values would be the same as that model's on every "
+                    "frame, so the ensemble's spread would be 0 and every MAX_ENSEMBLE_STD rule "
+                    "would pass: an ensemble is of models trained apart (other seeds, other "
+                    "frameworks); remove the copy"
+                )
+    return sorted(problems)
+
+
+def _model_files(model: Path) -> list[tuple[str, Path]]:
+    """Return a model's files by their path in it ("" for a model that is one file)."""
+    if model.is_file():
+        return [("", model)]
+    if not model.is_dir():
+        return []
+    found = [(path.relative_to(model).as_posix(), path) for path in model.rglob("*")]
+    return sorted((name, path) for name, path in found if path.is_file())
+
+
+def _file_layout(model: Path) -> tuple[tuple[str, int], ...]:
+    """Return each file of a model with its size: what two copies must share (() : unreadable)."""
+    try:
+        return tuple((name, path.stat().st_size) for name, path in _model_files(model))
+    except OSError:  # _model_problems names an unreadable model
+        return ()
+
+
+def _content_digest(model: Path) -> str:
+    """Return one SHA-256 over every file of a model (its name and content)."""
+    combined = hashlib.sha256()
+    for name, path in _model_files(model):
+        combined.update(name.encode("utf-8", "surrogateescape") + b"\0")
+        combined.update(bytes.fromhex(file_sha256(path)))
+    return combined.hexdigest()
 
 
 def _keypoint_map_problems(
@@ -720,6 +809,8 @@ def _experiment_problems(
         loaded = experiment.experiment()
     except (ExperimentNotFoundError, ExperimentConfigError) as error:
         return [f"{where} ({name!r}): {error}"]
+    except ExperimentInitError as error:  # names the class and what its __init__ raised
+        return [f"{where} ({name!r}): {error}. Fix the class, or name another experiment."]
     except Exception as error:  # a .py that fails to import, a class that fails to build
         return [
             f"{where} ({name!r}): the experiment could not be loaded: "

@@ -224,7 +224,7 @@ class SessionRunner:
 
 
 def install_stop_signals(on_stop: Callable[[str], None]) -> None:
-    """Turn SIGINT (Ctrl-C) and SIGTERM into an orderly stop instead of an exception."""
+    """Turn SIGINT (Ctrl-C), SIGTERM and SIGHUP into an orderly stop instead of an exception."""
 
     def handler(signum: int, frame: FrameType | None) -> None:
         name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
@@ -232,3 +232,5 @@ def install_stop_signals(on_stop: Callable[[str], None]) -> None:
 
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
+    if hasattr(signal, "SIGHUP"):  # a closed terminal: a stop, as SIGTERM (none on Windows)
+        signal.signal(signal.SIGHUP, handler)

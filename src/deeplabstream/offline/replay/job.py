@@ -59,6 +59,9 @@ class ReplayResult:
     errors: tuple[str, ...] = ()
     annotated_video: Path | None = None
     warnings: tuple[str, ...] = ()  # e.g. a --realtime replay that fell behind the video
+    # The first Ctrl-C or SIGTERM received while the replay held the signals ("SIGTERM
+    # received"), also one after its video ended, which stop_reason (the end) leaves out.
+    stop_signal: str = ""
 
     @property
     def analysed_fps(self) -> float | None:

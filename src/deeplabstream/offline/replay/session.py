@@ -25,6 +25,7 @@ from deeplabstream.core.control import StopRequested
 from deeplabstream.core.device_lock import DeviceBusyError
 from deeplabstream.core.digest import file_sha256
 from deeplabstream.core.errors import DeepLabStreamError
+from deeplabstream.core.fault_hooks import hold_here
 from deeplabstream.core.lifetime import parent_alive
 from deeplabstream.core.logs import add_log_file
 from deeplabstream.hardware.cameras.video import VideoSettings
@@ -155,7 +156,13 @@ def _run(
         return ReplayResult(video, False, errors=(str(error),), elapsed_s=time.monotonic() - began)
     stream = LiveSession(settings, output_dir=output_dir, log_level=options.log_level, plan=plan)
     runner = _ReplayRunner(stream, video, info.frames, report)
-    _install_signals(runner.signal_stop)
+    signalled: list[str] = []  # every stop signal, also those after the video's end
+
+    def on_stop_signal(reason: str) -> None:
+        signalled.append(reason)
+        runner.signal_stop(reason)
+
+    _install_signals(on_stop_signal)
     errors: list[str] = []
     interrupted = False
     try:
@@ -191,7 +198,9 @@ def _run(
     session_dir = _rename_session(stream.session_dir, folder_name or camera_name_for(video))
     if session_dir != stream.session_dir:
         _log_final_folder(stream.session_dir, session_dir)
-    return _finish(video, info, settings, options, session_dir, runner, errors, report, began)
+    hold_here("replay-finishing")  # a fault test's chosen moment (core/fault_hooks.py)
+    result = _finish(video, info, settings, options, session_dir, runner, errors, report, began)
+    return dataclasses.replace(result, stop_signal=signalled[0] if signalled else "")
 
 
 def _finish(

@@ -13,6 +13,11 @@ import sys
 _here = os.path.realpath(os.getcwd())
 sys.path[:] = [p for p in sys.path if os.path.realpath(p or ".") != _here]
 
-from deeplabstream.offline.verify.command import run  # noqa: E402 - after the path is safe
+# Ctrl-C and SIGTERM are taken before the command's imports (seconds), as deeplabstream.launch
+# does for the installed command: said and honoured once it looks, never a traceback.
+from deeplabstream.app.stop_requests import take_stop_signals  # noqa: E402 - path made safe
+
+take_stop_signals()
+from deeplabstream.offline.verify.command import run  # noqa: E402 - after the signals
 
 run()

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
+from deeplabstream.app.stop_requests import stop_signal_received
 from deeplabstream.core.errors import DeepLabStreamError
 from deeplabstream.core.optional import exit_with
 from deeplabstream.offline.replay.job import Progress, ProgressSink
@@ -116,6 +117,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     say: Say = (lambda _text: None) if args.quiet else (lambda text: print(text, flush=True))
     _stops_end_verify()
+    early = stop_signal_received()  # taken while the command imported (deeplabstream.launch)
+    if early is not None:
+        return _stopped(args.session, _signal_name(early), early)
     try:
         trusted = tuple(trusted_fingerprint(key) for key in args.trust)
         verification = verify_session(
@@ -128,13 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         write_report(verification, verification.folder / VERIFY_FOLDER / REPORT_FILE)
     except VerifyStopped as stop:
-        print(
-            f"deeplabstream-verify: stopped ({stop.reason}); nothing was written. Run it again "
-            f"to verify {args.session}",
-            file=sys.stderr,
-            flush=True,
-        )
-        return 128 + stop.signum
+        return _stopped(args.session, stop.reason, stop.signum)
     except (DeepLabStreamError, OSError, ValueError) as error:
         print(f"deeplabstream-verify: cannot verify: {error}", file=sys.stderr, flush=True)
         return EXIT_CANNOT
@@ -142,15 +140,37 @@ def main(argv: list[str] | None = None) -> int:
     return EXIT_CODES[verification.verdict]
 
 
+def _signal_name(signum: int) -> str:
+    name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+    return f"{name} received"
+
+
+def _stopped(session: Path, reason: str, signum: int) -> int:
+    """Say that a stop ended the command, and return its exit code (128 + the signal)."""
+    verify_folder = session / VERIFY_FOLDER
+    try:  # made by this run and left empty: nothing of it stays
+        verify_folder.rmdir()
+    except OSError:  # not empty (an earlier verify's), or not there
+        pass
+    print(
+        f"deeplabstream-verify: stopped ({reason}); nothing was written. Run it again "
+        f"to verify {session}",
+        file=sys.stderr,
+        flush=True,
+    )
+    return 128 + signum
+
+
 def _stops_end_verify() -> None:
     """Make Ctrl-C and SIGTERM end the command at once (the offline replay has its own stop)."""
 
     def stop(signum: int, frame: FrameType | None) -> None:
-        name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
-        raise VerifyStopped(f"{name} received", signum)
+        raise VerifyStopped(_signal_name(signum), signum)
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
+    if hasattr(signal, "SIGHUP"):  # a closed terminal: a stop too (none on Windows)
+        signal.signal(signal.SIGHUP, stop)
     if hasattr(signal, "pthread_sigmask"):  # a parent that held them back passed that on
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
 

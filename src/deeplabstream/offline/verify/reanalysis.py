@@ -65,18 +65,27 @@ def analyse_offline(
     if changed:  # the reference would run other code than the session ran
         raise VerifyError(f"{session.folder}: " + "; ".join(changed))
     runs = []
-    for part in range(session.recording_sets):
-        schedule = _schedule(session, part, live)
-        settings = offline_settings(session, part, schedule)
-        if not settings.cameras:
-            continue
-        folder = target / ("offline" if part == 0 else f"offline-{part + 1}")
-        if folder.exists():
-            shutil.rmtree(folder)  # an earlier verify's: this one replaces it
-        plan = resolve_cameras(settings)  # verify's run: the plan is made here, once
-        result = _replay(plan, session, folder, progress)
-        scheduled = {camera: len(frames) for camera, frames in schedule.items()}
-        runs.append(OfflineRun(part, folder, result, plan, scheduled, schedule))
+    made: list[Path] = []
+    try:
+        for part in range(session.recording_sets):
+            schedule = _schedule(session, part, live)
+            settings = offline_settings(session, part, schedule)
+            if not settings.cameras:
+                continue
+            folder = target / ("offline" if part == 0 else f"offline-{part + 1}")
+            if folder.exists():
+                shutil.rmtree(folder)  # an earlier verify's: this one replaces it
+            made.append(folder)
+            plan = resolve_cameras(settings)  # verify's run: the plan is made here, once
+            result = _replay(plan, session, folder, progress)
+            scheduled = {camera: len(frames) for camera, frames in schedule.items()}
+            runs.append(OfflineRun(part, folder, result, plan, scheduled, schedule))
+    except VerifyStopped:
+        # A stopped verify writes nothing (its message says so): no partial pose files or
+        # session.json of an analysis that did not finish stay to be taken for one.
+        for folder in made:
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
     return runs
 
 
@@ -148,7 +157,8 @@ def _stop_handlers() -> dict[int, Any]:
     """Return the handlers of Ctrl-C and SIGTERM now (main thread only: none elsewhere)."""
     if threading.current_thread() is not threading.main_thread():
         return {}
-    return {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    taken = (signal.SIGINT, signal.SIGTERM, *([signal.SIGHUP] if hasattr(signal, "SIGHUP") else []))
+    return {signum: signal.getsignal(signum) for signum in taken}
 
 
 def _replay(
@@ -162,9 +172,12 @@ def _replay(
     finally:  # the replay took Ctrl-C and SIGTERM for its own stop: they are verify's again
         for signum, handler in handlers.items():
             signal.signal(signum, handler)
-    stop = result.stop_reason
+    # A signal after the video's end (the replay closing its files) is a stop too: the
+    # replay's own stop reason is then the video's end, and the signal would be lost.
+    stop = result.stop_signal or result.stop_reason
     if stop.endswith(STOP_SIGNAL_WORDING) and stop.startswith(("Ctrl-C", "SIG")):
-        signum = signal.SIGINT if stop.startswith("Ctrl-C") else signal.SIGTERM
+        name = "SIGINT" if stop.startswith("Ctrl-C") else stop.split()[0]
+        signum = int(getattr(signal, name, signal.SIGTERM))
         raise VerifyStopped(f"{stop} during the offline analysis", signum)
     if result.session_dir is None:
         raise VerifyError(

@@ -184,6 +184,14 @@ def _provenance(provenance: dict[str, Any]) -> str:
         rows.append(
             [f"{model['camera']}: model", f"{model.get('name')} {model.get('file')} {digest}"]
         )
+        ran = model.get("re_derived_with")
+        if ran is not None:  # the model the offline analysis loaded (its settings' MODEL_PATH)
+            rows.append(
+                [
+                    f"{model['camera']}: re-derived with",
+                    f"{ran.get('name')} {ran.get('file')} {(ran.get('sha256') or '')[:16]}",
+                ]
+            )
     for run in provenance["experiments"]:
         digest = (run.get("sha256") or "")[:16]
         rows.append(

@@ -357,10 +357,12 @@ def _summary(
     bounds: dict[str, CodecBound],
     live: dict[str, ExactRows],
 ) -> dict[str, Any]:
+    models = _models_re_derived_with(files.model.get("cameras", []), runs)
     reasons = (
         proof.problems
         + list(session.problems)
         + files.problems
+        + _model_claims(models)
         + cuts
         + [r for check in decisions for r in check.reasons()]
         + [r for comparison in comparisons for r in comparison.reasons()]
@@ -374,7 +376,7 @@ def _summary(
         "reasons": reasons,
         "not_checked": partial,
         "coverage": coverage,
-        "provenance": _provenance(session, proof, files, comparisons, bounds),
+        "provenance": {**_provenance(session, proof, files, comparisons, bounds), "models": models},
         "notes": proof.notes + list(session.notes) + files.notes + _notes(session, comparisons),
         "report": REPORT_FILE,
         "signature": proof.signer,
@@ -514,6 +516,54 @@ def _coverage(
             for check in decisions
         },
     }
+
+
+def _models_re_derived_with(
+    claimed: list[dict[str, Any]], runs: list[OfflineRun]
+) -> list[dict[str, Any]]:
+    """Return each camera's model as session.json's ``pose`` names it, with the one that ran again.
+
+    The offline analysis loads the model the recorded settings name (their ``MODEL_PATH``,
+    else the bundled one); its own session.json says which (``re_derived_with``): a summary
+    names both, never only the claim.
+    """
+    ran: dict[str, dict[str, Any]] = {}
+    for run in runs:
+        try:
+            pose = json.loads((run.folder / "session.json").read_text(encoding="utf-8"))["pose"]
+        except (OSError, ValueError, KeyError, TypeError):  # no record of it: nothing to add
+            continue
+        for camera in run.plan.cameras:
+            model = ((pose or {}).get("camera_models") or {}).get(camera.name) or (
+                (pose or {}).get("model") or {}
+            )
+            if model and camera.name not in ran:
+                ran[camera.name] = {
+                    "name": model.get("name"),
+                    "file": model.get("source_file") or model.get("file"),
+                    "sha256": model.get("source_sha256") or model.get("sha256"),
+                }
+    return [
+        {**entry, "re_derived_with": ran[entry["camera"]]} if entry.get("camera") in ran else entry
+        for entry in claimed
+    ]
+
+
+def _model_claims(models: list[dict[str, Any]]) -> list[str]:
+    """Name each camera whose session.json names another model than its settings load."""
+    reasons = []
+    for entry in models:
+        ran = entry.get("re_derived_with")
+        claimed_sha = entry.get("recorded_sha256")
+        if ran is None or not claimed_sha or not ran.get("sha256") or ran["sha256"] == claimed_sha:
+            continue
+        reasons.append(
+            f"{entry['camera']}: session.json's pose names the model {entry.get('name')!r} "
+            f"({entry.get('file')}, SHA-256 {claimed_sha[:12]}...), but its settings load "
+            f"{ran.get('name')!r} ({ran.get('file')}, SHA-256 {ran['sha256'][:12]}...), which "
+            "re-derived the keypoints: the record contradicts itself"
+        )
+    return reasons
 
 
 def _provenance(

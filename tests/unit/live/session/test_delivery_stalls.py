@@ -19,7 +19,7 @@ S = 1_000_000_000
 def camera_branch():
     header = {
         "captured": 0, "last_host_ns": 0, "last_frame_index": -1, "camera_gaps": 0,
-        "last_gap_first": 0, "last_gap_last": 0,
+        "last_gap_first": 0, "last_gap_last": 0, "first_host_ns": 0,
     }  # fmt: skip
     opened = SimpleNamespace(paced=True, nominal_fps=30.0, live=False)
     ring = SimpleNamespace(header=header, stop_requested=False)
@@ -40,6 +40,8 @@ def publish(branch, index: int, host_ns: int) -> None:
     if header["captured"] and missing > 0:
         header["camera_gaps"] += missing
         header["last_gap_first"], header["last_gap_last"] = index - missing, index - 1
+    if not header["captured"]:
+        header["first_host_ns"] = host_ns
     header["captured"] += 1
     header["last_frame_index"], header["last_host_ns"] = index, host_ns
 
@@ -86,3 +88,19 @@ def test_a_held_frame_back_just_before_the_end_is_said_at_the_close():
     assert watch.check([branch]) == []
     (ended,) = watch.close([branch])
     assert "delivered no frame for" in ended.warning and "after frame 67" in ended.warning
+
+
+def test_a_stall_that_lasts_to_the_stop_is_kept_for_its_whole_length():
+    """Issue 71: a camera frozen 22 s to the stop kept the 2.1 s warning said when it began."""
+    watch = DeliveryWatch(time.perf_counter_ns() - 30 * S)
+    branch = camera_branch()
+    start = time.perf_counter_ns() - 25 * S  # frame 89 came 22 s ago
+    for index in range(90):
+        publish(branch, index, start + index * S // 30)
+    (began,) = watch.check([branch])
+    (ended,) = watch.close([branch])
+    assert ended.replaces == began.warning  # the warning said at its start goes
+    assert "delivered no frame for 22." in ended.warning, ended.warning
+    assert "after frame 89" in ended.warning and "to the session's stop" in ended.warning
+    # 90 frames over the 25 s from its first frame to the stop: not the 30 fps of its frames
+    assert 3.0 < watch.delivered_to_stop["arena"] < 3.7

@@ -22,7 +22,7 @@ from deeplabstream.core.unwritten_rows import UnwrittenRows
 from deeplabstream.experiments.base import Experiment, ExperimentSetup
 from deeplabstream.experiments.engine.runtime import ExperimentRuntime
 from deeplabstream.experiments.events import EventCsvWriter
-from deeplabstream.hardware.stimulation import StimulationDevice
+from deeplabstream.hardware.stimulation import DEVICES, StimulationDevice
 from deeplabstream.hardware.stimulation.latency import LatencyTestSpec
 from deeplabstream.hardware.stimulation.serial_device import SerialStimulator
 from deeplabstream.live.processes.analysis.dispatch import (
@@ -153,7 +153,31 @@ def devices_to_open(
 
 
 def _device_problem(name: str, settings: DeviceSettings, error: Exception) -> str:
-    return f"[Device {name}] (TYPE = {settings.type}): {error}"
+    if isinstance(error, (*DEVICE_FAILURES, ImportError)):  # the device's own message
+        return f"[Device {name}] (TYPE = {settings.type}): {error}"
+    return device_raised(name, settings, "open", error)
+
+
+def device_raised(name: str, settings: DeviceSettings, call: str, error: BaseException) -> str:
+    """Say that a device's ``call`` raised an exception no device is meant to raise.
+
+    A lab's device (or an installed one) raising anything (a RuntimeError of its driver) is
+    named with its section, its TYPE, its file when it is the lab's, and the exception: the
+    worker reports it instead of ending with a traceback.
+    """
+    return (
+        f"[Device {name}] (TYPE = {settings.type}{_plugin_file(settings)}): its {call}() "
+        f"raised {type(error).__name__}: {error}"
+    )
+
+
+def _plugin_file(settings: DeviceSettings) -> str:
+    """Return ", <the lab's file>" for a device of the lab's folder; "" for any other."""
+    try:
+        source = DEVICES.source_of(settings.type, settings.settings_folder)
+    except Exception:  # only for the message: the device was made from it already
+        return ""
+    return f", {source.file}" if source is not None and source.file is not None else ""
 
 
 def _open_devices(settings: dict[str, DeviceSettings]) -> dict[str, StimulationDevice]:
@@ -162,7 +186,9 @@ def _open_devices(settings: dict[str, DeviceSettings]) -> dict[str, StimulationD
         try:
             device = device_settings.create()
             device.open()
-        except (*DEVICE_FAILURES, ImportError) as error:  # ImportError: its driver's package
+        # Any exception: a lab's device may raise what it likes, and the worker must say which
+        # device it was (DEVICE_FAILURES and ImportError, its driver's package, say it already).
+        except Exception as error:
             _close_all(devices)
             raise ExperimentStartError(_device_problem(name, device_settings, error)) from None
         devices[name] = device

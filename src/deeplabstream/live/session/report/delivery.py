@@ -161,6 +161,10 @@ class DeliveryWatch:
     def __init__(self, session_start_ns: int) -> None:
         self.session_start_ns = session_start_ns
         self._cameras: dict[str, _Camera] = {}
+        # A camera silent from a stall to the stop: its frames over its first frame to the stop
+        # (frames/s). Its frames' own span leaves the silence out: 30 fps for a camera frozen
+        # for most of the session.
+        self.delivered_to_stop: dict[str, float] = {}
 
     def check(self, branches: list[CameraBranch]) -> list[DeliveryNews]:
         """Look at every streaming camera's ring header; return what changed."""
@@ -190,6 +194,9 @@ class DeliveryWatch:
             header = branch.ring.header if branch.ring is not None else None
             if stall is not None and stall.back is not None and header is not None:
                 news.append(self._stall_ended(branch.name, stall, stall.back[0], header))
+            elif stall is not None:  # still silent at the stop: its whole length, not the first
+                news.append(self._stalled_to_the_end(branch.name, stall))
+                self._rate_to_the_stop(branch.name, header)
             if camera is not None and camera.slowness.since is not None:
                 last_ns, published = camera.samples[-1]  # its newest frame judged
                 news.append(self._end_slowness(branch.name, camera, last_ns, published, False))
@@ -330,6 +337,32 @@ class DeliveryWatch:
             f"camera {name!r} delivered no frame for {seconds:.1f} s after frame "
             f"{stall.last_frame}, {self._at_s(stall.since_ns):.1f} s into the session: {missed}; "
             "its capture process or its source was stalled"
+        )
+        return DeliveryNews(name, logging.WARNING, text, warning=text, replaces=stall.warning)
+
+    def _rate_to_the_stop(self, name: str, header: Any) -> None:
+        """Keep the frames/s of a camera silent to the stop, over its first frame to now."""
+        if header is None:
+            return
+        try:
+            published, first_ns = int(header["captured"]), int(header["first_host_ns"])
+        except (KeyError, ValueError):  # a header without it: the figure stays as measured
+            return
+        span_s = (time.perf_counter_ns() - first_ns) / 1e9
+        if published > 1 and span_s > 0:
+            self.delivered_to_stop[name] = round((published - 1) / span_s, 3)
+
+    def _stalled_to_the_end(self, name: str, stall: _Stall) -> DeliveryNews:
+        """Say a stall that lasted to the session's stop, for as long as it lasted.
+
+        The warning said when it began ("no frame for 2.1 s") is replaced: session.json keeps
+        the gap the camera had (22 s frozen), not the moment it was first seen.
+        """
+        seconds = (time.perf_counter_ns() - stall.since_ns) / 1e9
+        text = (
+            f"camera {name!r} delivered no frame for {seconds:.1f} s after frame "
+            f"{stall.last_frame}, {self._at_s(stall.since_ns):.1f} s into the session, to the "
+            "session's stop: its capture process or its source was stalled"
         )
         return DeliveryNews(name, logging.WARNING, text, warning=text, replaces=stall.warning)
 

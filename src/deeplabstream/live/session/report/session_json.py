@@ -146,6 +146,9 @@ class SessionJson:
             write_record(session.session_dir, record, use_reserve=status != "running")
         except OSError as error:  # the previous complete session.json stays
             log.error("could not update %s: %s", SESSION_JSON, error)
+            said = f"{SESSION_JSON} could not be written at the close: {error}"
+            if status != "running" and said not in session.errors:
+                session.errors.append(said)  # in the summary: the record on disk is older
 
     def prove_files(
         self, session: ReportedSession, parts: ReportParts, stats: dict[str, dict[str, Any]]

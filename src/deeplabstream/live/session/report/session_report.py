@@ -116,6 +116,9 @@ class SessionReport:
         for name, figures in stats.items():  # what the delivery watch says now
             figures["below_framerate"] = self.delivery.below_rate(name)
             figures["no_frame_s"] = self.delivery.silent_s(name)
+            to_stop = self.delivery.delivered_to_stop.get(name)
+            if to_stop is not None:  # silent to the stop: the rate over the whole, not its frames
+                figures["measured_fps"] = to_stop
         for branch in session.branches:  # a recorder gone silent, and the frames it leaves
             silent_s = self.recorders.silent_s(branch.name, session.branches)
             stats[branch.name]["recorder_silent_s"] = silent_s
