@@ -257,6 +257,74 @@ def test_a_lab_re_signing_with_its_own_key_is_caught_field_by_field(
         assert summary["reasons"][0].startswith("unsigned by your key"), output
 
 
+def test_a_record_re_signed_by_an_untrusted_key_never_reads_agrees(
+    sessions: dict[str, Path], tmp_path: Path
+) -> None:
+    """Edited and re-signed by a key in no list: exit 4, the signer named; in the lab's list: 3.
+
+    ``--decisions-only`` is at best "agrees in part" (3): the signer's trust is what changes.
+    """
+    session = copy_session(sessions["ffv1"], tmp_path)
+    record = read_record(session)
+    record["metadata"]["animal"] = "mouse13"
+    _resign(session, record, tmp_path / "forger.pem")
+    forger = read_record(session)["signature"]["fingerprint"]
+    code, summary, output = run_verify(session, "--decisions-only")
+    assert code == 4 and summary["reasons"] == [], output
+    assert f"signed by {forger}" in summary["verdict_line"]
+    assert summary["verdict_line"].endswith("NOT a trusted signer"), output
+    assert "NOT a trusted signer" in output and summary["signature"]["trusted"] is False
+    settings = sessions["ffv1"].parents[1] / "lab" / "settings.ini"
+    lab_list = tmp_path / "lab" / "allowed_signers"
+    lab_list.parent.mkdir()
+    lab_list.write_text(f"rig3 {forger}\n", encoding="utf-8")
+    lab_settings = lab_list.parent / "settings.ini"
+    lab_settings.write_text(settings.read_text(encoding="utf-8"), encoding="utf-8")
+    code, summary, output = run_verify(session, "--decisions-only", "--settings", str(lab_settings))
+    assert code == 3 and summary["reasons"] == [], output
+    assert summary["signature"]["trusted"] and summary["signature"]["name"] == "rig3"
+    assert "trusted: the lab's list" in summary["verdict_line"], output
+
+
+def test_a_moved_region_re_signed_is_re_derived_from_the_plan_in_a_full_verify(
+    sessions: dict[str, Path], tmp_path: Path
+) -> None:
+    """The recorded trigger geometry, moved and signed again by the session's own key: the
+    whole check (not only --decisions-only) builds the plan again and names it; and the
+    verdict says what rests on the signature alone."""
+    session = copy_session(sessions["ffv1"], tmp_path)
+    record = read_record(session)
+    trigger = record["experiment_runs"][0]["triggers"]["nose_in_left"]["trigger"]
+    trigger["shape"] = "circle 200 240 60"
+    key = installation_key()
+    assert key is not None
+    _write(session, sign_record(record, key))
+    code, summary, output = run_verify(session)
+    assert code == 1, output
+    named = "experiment_runs[0].triggers.nose_in_left.trigger is"
+    assert any(named in reason and "circle 160 240 60" in reason for reason in summary["reasons"])
+    assert "rests on the signature alone" in output
+    assert any(item.startswith("metadata: the animal") for item in summary["signature_alone"])
+
+
+def test_a_re_signed_likelihood_threshold_is_blamed_on_the_settings(
+    sessions: dict[str, Path], tmp_path: Path
+) -> None:
+    """LIKELIHOOD_THRESHOLD raised to 0.95 in session.json, signed again: the whole check of
+    the H.264 session names the threshold in the settings, not the recording, as the cause."""
+    session = copy_session(sessions["h264"], tmp_path)
+    record = read_record(session)
+    record["settings"]["Pose"]["LIKELIHOOD_THRESHOLD"] = 0.95
+    key = installation_key()
+    assert key is not None
+    _write(session, sign_record(record, key))
+    code, summary, output = run_verify(session)
+    assert code in (1, 3), output
+    blamed = [item for item in summary["not_checked"] if "likelihood threshold in the" in item]
+    assert blamed and "settings.Pose.LIKELIHOOD_THRESHOLD is 0.95" in blamed[0], output
+    assert not any("no bound could be measured" in item for item in summary["not_checked"])
+
+
 @pytest.mark.parametrize("codec", CODECS)
 def test_an_unsigned_record_differs_unless_accepted(
     sessions: dict[str, Path], codec: str, tmp_path: Path
@@ -575,7 +643,9 @@ def test_verify_after_a_headless_session_stops_on_ctrl_c(tmp_path: Path) -> None
     began = time.monotonic()
     output = "".join(said) + process.communicate(timeout=60)[0]
     assert time.monotonic() - began < 30, output
-    assert "Verify stopped before it finished; run `deeplabstream-verify" in output, output
+    assert "Verify stopped before it finished: interrupted (Ctrl-C)" in output, output
+    assert "no verdict; run `deeplabstream-verify" in output, output
+    assert process.returncode == 130, output  # interrupted, not a clean end (was: 0)
 
 
 def test_verify_after_runs_when_the_window_closes_at_the_sessions_end(tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import csv
 import json
 import time
+from collections.abc import Collection
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -47,7 +48,13 @@ from deeplabstream.offline.verify.keypoints import (
     compare_keypoints,
 )
 from deeplabstream.offline.verify.reanalysis import OfflineRun, analyse_offline
-from deeplabstream.offline.verify.record_proof import RecordProof, prove_record, recorded_code_of
+from deeplabstream.offline.verify.record_proof import (
+    RecordProof,
+    prove_record,
+    recorded_code_of,
+    signature_alone,
+    signer_words,
+)
 from deeplabstream.offline.verify.session_files import (
     CameraFiles,
     SessionFiles,
@@ -57,6 +64,7 @@ from deeplabstream.offline.verify.session_files import (
 )
 from deeplabstream.outputs.pose.files import POSE_EXACT_SUFFIX, POSE_TIMING_SUFFIX
 from deeplabstream.outputs.pose.table import read_pose_table
+from deeplabstream.outputs.signature import trusted_signers
 
 VERIFY_FOLDER = "verify"
 SUMMARY_FILE = "summary.json"
@@ -66,6 +74,9 @@ VERDICTS = ("agrees", "agrees in part", "differs")
 DECISION_KINDS = ("trigger", "trial_start", "trial_end", "action")
 #: "agrees" needs at least this share of the analysed frames checked against the recording.
 MOST_FRAMES_UNCHECKED = 0.5
+#: Fewer of the live keypoints than this share at the recorded likelihood threshold: the
+#: threshold (the settings), not the recording, is why frames go unchecked.
+THRESHOLD_BLAME_SHARE = 0.05
 
 
 @dataclass
@@ -96,6 +107,7 @@ def verify_session(
     keypoints: bool = True,
     trusted: tuple[str, ...] = (),
     unsigned: bool = False,
+    settings_file: Path | None = None,
 ) -> Verification:
     """Verify the session in ``folder``; raises VerifyError when it cannot be verified at all.
 
@@ -105,10 +117,13 @@ def verify_session(
     ``bound_px``: a lossy recording's bound per frame, instead of the one measured from it.
     ``keypoints`` False: the files and the decisions only (seconds for an hour), the recording
     not analysed again; the verdict is then at best "agrees in part".
+    ``settings_file``: the lab's, beside which its list of trusted signers is
+    (``allowed_signers``); the user's list and this installation's key are trusted too.
     """
     folder = folder.expanduser().resolve()
     record = read_record(folder)
-    proof = prove_record(folder, record, trusted, unsigned)
+    signers = trusted_signers(settings_file, own=not trusted)
+    proof = prove_record(folder, record, trusted, unsigned, signers)
     with only_recorded_code(recorded_code_of(folder, record)):
         return _verify(folder, proof, bound_px, progress, keypoints)
 
@@ -172,11 +187,17 @@ def _add_not_checked(summary: dict[str, Any], item: str) -> None:
 
 
 def verdict_line(summary: dict[str, Any]) -> str:
-    """Return the verdict with its coverage: ``agrees: 58 of 905 frames checked (6 %)``."""
+    """Return the verdict with its coverage and signer.
+
+    ``agrees in part: 58 of 905 analysed frames checked (6 %); signed by SHA256:... (rig3),
+    trusted: the lab's list /lab/allowed_signers``.
+    """
     frames = summary["coverage"]["frames"]
     checked, analysed = frames["checked"], frames["analysed"]
     share = f" ({100 * checked / analysed:.0f} %)" if analysed else ""
-    return f"{summary['verdict']}: {checked} of {analysed} analysed frames checked{share}"
+    line = f"{summary['verdict']}: {checked} of {analysed} analysed frames checked{share}"
+    signer = signer_words(summary.get("signature") or {})
+    return f"{line}; {signer}" if signer else line
 
 
 def _bounds(
@@ -366,7 +387,17 @@ def _summary(
         + [r for comparison in comparisons for r in comparison.reasons()]
     )
     coverage = _coverage(session, comparisons, decisions, live)
-    partial = proof.not_checked + _what_was_not_checked(session, comparisons, decisions, coverage)
+    blamed = {
+        c.camera: why
+        for c in comparisons
+        if c.not_verifiable and c.camera in live
+        if (why := threshold_blame(session.record, c.camera, live[c.camera].points)) is not None
+    }
+    partial = (
+        proof.not_checked
+        + list(blamed.values())
+        + _what_was_not_checked(session, comparisons, decisions, coverage, set(blamed))
+    )
     verdict = "differs" if reasons else ("agrees in part" if partial else "agrees")
     return {
         "session": str(session.folder),
@@ -378,6 +409,10 @@ def _summary(
         "notes": proof.notes + list(session.notes) + files.notes + _notes(session, comparisons),
         "report": REPORT_FILE,
         "signature": proof.signer,
+        "signature_alone": signature_alone(
+            session.record,
+            any(not part.lossless for camera in session.cameras for part in camera.videos),
+        ),
         "files": {
             "recorded": files.files_recorded,
             "proven": files.files_proven,
@@ -409,8 +444,13 @@ def _what_was_not_checked(
     comparisons: list[KeypointComparison],
     decisions: list[RunCheck],
     coverage: dict[str, Any],
+    threshold_blamed: Collection[str] = (),
 ) -> list[str]:
-    """Return what could not be checked and may hide a decision (then: "agrees in part")."""
+    """Return what could not be checked and may hide a decision (then: "agrees in part").
+
+    ``threshold_blamed``: cameras whose frames go unchecked for their likelihood threshold
+    (:func:`threshold_blame`), so named instead of the recording.
+    """
     found = []
     for check in decisions:
         if check.not_re_derived is not None:
@@ -438,7 +478,13 @@ def _what_was_not_checked(
     frames = coverage["frames"]
     if comparisons and frames["checked"] < MOST_FRAMES_UNCHECKED * frames["analysed"]:
         why = "; ".join(
-            f"{c.camera}: " + ", ".join(f"{n} {what}" for what, n in c.not_verifiable.items())
+            f"{c.camera}: "
+            + (
+                "the likelihood threshold session.json records, which its live keypoints "
+                "do not reach (above)"
+                if c.camera in threshold_blamed
+                else ", ".join(f"{n} {what}" for what, n in c.not_verifiable.items())
+            )
             for c in comparisons
             if c.not_verifiable
         )
@@ -448,6 +494,40 @@ def _what_was_not_checked(
             f"are not verifiable ({why or 'no reason recorded'})"
         )
     return found
+
+
+def threshold_blame(record: dict[str, Any], camera: str, points: np.ndarray) -> str | None:
+    """Say that a camera's likelihood threshold, not its recording, leaves frames unchecked.
+
+    ``points``: the live keypoints (N, A, K, 3). A keypoint below the threshold is "not seen":
+    when almost none of the live keypoints reach the threshold ``session.json`` records, no
+    lossy bound can be measured and no frame compared. That is the settings' doing (a
+    threshold rewritten after the session, the record signed again, reads so), never the
+    recording's. None when enough keypoints reach it.
+    """
+    settings = record.get("settings") or {}
+    own = ((settings.get("cameras") or {}).get(camera) or {}).get("LIKELIHOOD_THRESHOLD")
+    path = f"settings.cameras.{camera}.LIKELIHOOD_THRESHOLD"
+    if own is None:
+        own = (settings.get("Pose") or {}).get("LIKELIHOOD_THRESHOLD")
+        path = "settings.Pose.LIKELIHOOD_THRESHOLD"
+    if not isinstance(own, int | float):
+        return None
+    likelihood = np.asarray(points, dtype=np.float64)[..., 2].ravel()
+    likelihood = likelihood[np.isfinite(likelihood)]
+    if not likelihood.size:
+        return None
+    reaching = int((likelihood >= own).sum())
+    if reaching >= THRESHOLD_BLAME_SHARE * likelihood.size:
+        return None
+    return (
+        f"{camera}: the likelihood threshold in the settings, not the recording, is why its "
+        f"frames are not checked: {path} is {own:g} in session.json, but only {reaching} of "
+        f"{likelihood.size} live keypoints reach it (their median likelihood "
+        f"{float(np.median(likelihood)):.2f}); a keypoint below it is not seen, so no bound is "
+        "measured and no frame compared. A threshold changed after the session reads so: the "
+        "model's likelihoods on this recording show what ran"
+    )
 
 
 def _unverifiable_frames(comparison: KeypointComparison) -> list[int]:
