@@ -325,6 +325,34 @@ def test_a_re_signed_likelihood_threshold_is_blamed_on_the_settings(
     assert not any("no bound could be measured" in item for item in summary["not_checked"])
 
 
+def test_a_forged_model_format_names_the_forged_settings_file(
+    sessions: dict[str, Path], tmp_path: Path
+) -> None:
+    """settings.file moved to another folder whose formats/ holds a format the record now
+    names (MODEL_FORMATS, plugins, plugin_files), signed again: "cannot verify" names the
+    forged settings.file, where verify looked for the lab's files."""
+    session = copy_session(sessions["ffv1"], tmp_path)
+    forged = tmp_path / "elsewhere" / "settings.ini"
+    (forged.parent / "formats").mkdir(parents=True)
+    forged.write_text("[Pose]\n", encoding="utf-8")
+    module = forged.parent / "formats" / "evil.py"
+    module.write_text("raise SystemExit('never run')\n", encoding="utf-8")
+    record = read_record(session)
+    record["settings"]["file"] = str(forged)
+    record["settings"]["Pose"]["MODEL_FORMATS"] = ["evil"]
+    record["plugins"]["format"] = {"evil": f"lab folder: {module}"}
+    record["plugin_files"].append(
+        {"kind": "format", "name": "evil", "file": str(module), "sha256": "00" * 32}
+    )
+    key = installation_key()
+    assert key is not None
+    _write(session, sign_record(record, key))
+    code, summary, output = run_verify(session, "--decisions-only")
+    assert code == 2, output
+    assert f"session.json's settings.file is {forged}" in output, output
+    assert "never run" not in output
+
+
 @pytest.mark.parametrize("codec", CODECS)
 def test_an_unsigned_record_differs_unless_accepted(
     sessions: dict[str, Path], codec: str, tmp_path: Path

@@ -543,6 +543,8 @@ class MainWindow(QMainWindow):
             button.setEnabled(reason is None)
             button.setToolTip(tip)
         self.say.withdraw_stale_refusal()
+        if controller.runner is None and controller.final_recorded:  # the stream stopped
+            self.status_panel.show_final_recorded(controller.final_recorded)
         if self.queue.clicks and not self.closing:
             QTimer.singleShot(0, self._run_queued)
         self.latency_button.follow()

@@ -143,6 +143,7 @@ def _verify(
             f"{session.folder}: the code or model the session ran is not here as it ran, so "
             "what it did cannot be re-derived: " + "; ".join(unavailable) + ". Put back the "
             "files the session ran (session.json names them with their SHA-256)"
+            + _settings_file_named(session.record)
         )
     target = session.folder / VERIFY_FOLDER
     target.mkdir(parents=True, exist_ok=True)
@@ -178,6 +179,22 @@ def _verify(
     summary["bounds_elapsed_s"] = round(bounds_s, 3)
     (target / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return Verification(session.folder, summary, comparisons, decisions, files)
+
+
+def _settings_file_named(record: dict[str, Any]) -> str:
+    """Name the settings file session.json records: the lab's plugins are looked for beside it.
+
+    A record rewritten to run a lab format (``[Pose] MODEL_FORMATS``) from another folder
+    names that folder's settings file here: the reviewer sees where verify looked.
+    """
+    file = (record.get("settings") or {}).get("file")
+    if not file:
+        return ""
+    return (
+        f". session.json's settings.file is {file}: the lab's plugin files (formats/, "
+        "devices/, ...) are those beside it; if that is not the lab's settings file, "
+        "session.json was rewritten"
+    )
 
 
 def _add_not_checked(summary: dict[str, Any], item: str) -> None:

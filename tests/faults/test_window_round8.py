@@ -1,0 +1,129 @@
+"""Issue 71, the window: the camera table's "recorded" cell, what moves while Verify runs, the
+previous session's verdict at the next start, the cut labels.
+
+Real widgets offscreen (pytest-qt); one shared main window for the tests that start nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from PyQt5.QtCore import Qt
+from PyQt5.QtWidgets import QApplication
+
+from deeplabstream.app.gui.main_window import MainWindow
+from deeplabstream.app.gui.preferences import STATE_ENV
+from deeplabstream.app.gui.session import Part
+from deeplabstream.app.gui.status_panel import CAMERA_COLUMNS
+from deeplabstream.core.device_lock import LOCK_ENV
+from deeplabstream.live.session.cameras import recorded_and_lost
+from deeplabstream.live.session.runner import CameraFigures
+from tests.support.files import write_settings
+
+ARENA = "[Camera arena]\nSOURCE = synthetic\nFRAMERATE = 30\n"
+START_TIMEOUT_MS = 120_000
+
+
+@pytest.fixture(scope="module")
+def shared_window(qapp, tmp_path_factory: pytest.TempPathFactory) -> Iterator[MainWindow]:
+    """One window for the tests that start nothing (opening one takes seconds)."""
+    folder = tmp_path_factory.mktemp("window_round8")
+    with pytest.MonkeyPatch.context() as patch:  # its own remembered layout and locks
+        patch.setenv(LOCK_ENV, str(folder / "instance.lock"))
+        patch.setenv(STATE_ENV, str(folder / "window.ini"))
+        main = MainWindow(write_settings(folder, ARENA), folder / "out")
+        main.resize(1366, 696)
+        main.show()
+        yield main
+        main.close()
+        main.deleteLater()
+        QApplication.processEvents()
+
+
+@pytest.fixture
+def window(qtbot, shared_window: MainWindow) -> Iterator[MainWindow]:
+    """The shared window with no message and nothing waiting."""
+    yield shared_window
+    shared_window.controller.final_recorded = {}
+    shared_window.forget_last_session()
+    shared_window.controller.changed.emit()
+
+
+# -- 5: the "recorded" cell: the whole session's, and at Stop as session.json says -----------
+
+
+def _recording(frames: int, lost: int) -> SimpleNamespace:
+    return SimpleNamespace(frames_recorded=frames, frames_lost=lost)
+
+
+def test_the_recorded_figures_add_every_part_of_the_session() -> None:
+    """Plain data stands in for a camera's branch (its recordings and its recorder)."""
+    part_one = _recording(167, 695)
+    recording_now = SimpleNamespace(finished=None)
+    branch = SimpleNamespace(recordings=[part_one], recorder=recording_now)
+    assert recorded_and_lost(branch, {"recorded": 15, "record_lost": 61}) == (182, 756)
+    branch.recorder = SimpleNamespace(finished=object())  # stopped: its part is in recordings
+    branch.recordings.append(_recording(15, 61))
+    assert recorded_and_lost(branch, {"recorded": 15, "record_lost": 61}) == (182, 756)
+
+
+def test_at_the_stop_the_recorded_cell_says_what_session_json_says(window: MainWindow) -> None:
+    figures = CameraFigures("arena", 30.0, 1200, 301, 0, None, 0, None, record_lost=0)
+    window.status_panel.show_cameras([figures])
+    window.controller.final_recorded = {"arena": (1069, 12)}
+    window.controller.changed.emit()  # the stream stopped: no runner, the record's figures
+    column = CAMERA_COLUMNS.index("recorded")
+    item = window.status_panel.table.item(0, column)
+    assert item is not None and item.text() == "1069 + 12 lost"
+
+
+@pytest.mark.slow  # a real stream recorded in two parts in the window: tens of seconds
+def test_two_recordings_in_one_stream_show_the_sessions_total_at_the_stop(
+    qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.support.open_window import close_window, open_window
+
+    monkeypatch.setenv(LOCK_ENV, str(tmp_path / "instance.lock"))
+    monkeypatch.setenv(STATE_ENV, str(tmp_path / "window.ini"))
+    settings = ARENA + "WIDTH = 320\nHEIGHT = 240\nRECORD = true\n"
+    window = open_window(qtbot, write_settings(tmp_path, settings), tmp_path / "out")
+    controller = window.controller
+    try:
+        qtbot.mouseClick(window.buttons[Part.STREAM], Qt.LeftButton)
+        qtbot.waitUntil(
+            lambda: controller.streaming and controller.busy is None, timeout=START_TIMEOUT_MS
+        )
+        for part in (1, 2):
+            qtbot.mouseClick(window.buttons[Part.RECORDING], Qt.LeftButton)
+            qtbot.waitUntil(lambda: controller.running(Part.RECORDING), timeout=START_TIMEOUT_MS)
+            qtbot.waitUntil(lambda: controller.busy is None, timeout=START_TIMEOUT_MS)
+            stem = "arena" if part == 1 else "arena.part2"
+            table = controller.session_dir / f"{stem}.frames.csv"
+            qtbot.waitUntil(lambda t=table: _rows(t) >= 10, timeout=START_TIMEOUT_MS)
+            qtbot.mouseClick(window.buttons[Part.RECORDING], Qt.LeftButton)  # Stop Recording
+            qtbot.waitUntil(
+                lambda: controller.busy is None and not controller.running(Part.RECORDING),
+                timeout=START_TIMEOUT_MS,
+            )
+        folder = controller.session_dir
+        qtbot.mouseClick(window.buttons[Part.STREAM], Qt.LeftButton)  # Stop Stream
+        qtbot.waitUntil(
+            lambda: not controller.streaming and controller.busy is None, timeout=START_TIMEOUT_MS
+        )
+        record = json.loads((folder / "session.json").read_text(encoding="utf-8"))
+        camera = record["cameras"]["arena"]
+        recorded, lost = camera["frames_recorded"], camera["frames_lost_in_recording"]
+        assert recorded >= 20  # both parts
+        expected = f"{recorded} + {lost} lost" if lost else str(recorded)
+        item = window.status_panel.table.item(0, CAMERA_COLUMNS.index("recorded"))
+        assert item is not None and item.text() == expected
+    finally:
+        close_window(qtbot, window)
+
+
+def _rows(table: Path) -> int:
+    return max(0, len(table.read_text().splitlines()) - 1) if table.is_file() else 0
