@@ -127,3 +127,33 @@ def test_two_recordings_in_one_stream_show_the_sessions_total_at_the_stop(
 
 def _rows(table: Path) -> int:
     return max(0, len(table.read_text().splitlines()) - 1) if table.is_file() else 0
+
+
+# -- 7: the next start says the previous session's verdict, printed only in the terminal -------
+
+
+def test_the_next_start_says_the_previous_sessions_verdict(
+    qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.support.open_window import close_window, open_window
+
+    monkeypatch.setenv(LOCK_ENV, str(tmp_path / "instance.lock"))
+    monkeypatch.setenv(STATE_ENV, str(tmp_path / "window.ini"))
+    out = tmp_path / "out"
+    older, newer = out / "2026-11-26_09-00-00", out / "2026-11-26_10-15-02"
+    for folder, reason in ((older, "older"), (newer, "Stopped by the user")):
+        (folder / "verify").mkdir(parents=True)
+        record = {"status": "finished", "stop_reason": reason}
+        (folder / "session.json").write_text(json.dumps(record), encoding="utf-8")
+    line = "differs: 230 of 240 analysed frames checked (96 %)"
+    (newer / "verify" / "summary.json").write_text(
+        json.dumps({"verdict": "differs", "verdict_line": line}), encoding="utf-8"
+    )
+    window = open_window(qtbot, write_settings(tmp_path, ARENA), out)
+    try:
+        qtbot.waitUntil(lambda: "Previous session" in window.info.full_text(), timeout=30_000)
+        text = window.info.full_text()
+        assert "Previous session 2026-11-26_10-15-02: finished (Stopped by the user)" in text
+        assert f"verify: {line}" in text
+    finally:
+        close_window(qtbot, window)

@@ -71,6 +71,7 @@ from deeplabstream.app.gui.messages import InfoBanner, MessageArea, WindowMessag
 from deeplabstream.app.gui.overlays import OverlayToggles
 from deeplabstream.app.gui.plots import SessionPlots
 from deeplabstream.app.gui.preferences import WindowPreferences
+from deeplabstream.app.gui.previous_session import previous_session_line
 from deeplabstream.app.gui.region_editor import RegionEditor
 from deeplabstream.app.gui.rig_panel import RigPanel
 from deeplabstream.app.gui.session import BUTTON_LABELS, SETTINGS_CAUSE, Part, SessionController
@@ -330,6 +331,7 @@ class MainWindow(QMainWindow):
         self.close_reason = "window closed"  # the session's stop reason when it closes
         self._stream_started = 0.0  # time.monotonic() when the live view appeared
         self._shown_error: str | None = None
+        self._previous_said = False  # the previous session's verdict was said (at the start)
         self.preferences = WindowPreferences()
         self.status_panel = StatusPanel()
         self.buttons: dict[Part, QPushButton] = {}
@@ -608,6 +610,19 @@ class MainWindow(QMainWindow):
         self.status_panel.clear_experiment()
         self.camera_tab.controls.attach(stream)
 
+    def _say_previous_session(self) -> None:
+        """Once, at the window's start: how the previous session ended, and its verdict.
+
+        A verdict ``VERIFY = after`` printed in the console only is read back from that
+        session's ``verify/summary.json`` (issue 71).
+        """
+        if self._previous_said:
+            return
+        self._previous_said = True
+        line = previous_session_line(self.rig_panel.sessions_folder())
+        if line is not None:
+            self.say.notice(line)
+
     def _rig_checked(self) -> None:
         """Before a stream: the Regions tab lists the regions of the experiment the rig names.
 
@@ -620,6 +635,7 @@ class MainWindow(QMainWindow):
             self.say.resolve(SETTINGS_CAUSE)
         if not self.controller.streaming and self.controller.session_dir is None:
             self.session_row.show_session(None, self.rig_panel.sessions_folder())
+            self._say_previous_session()
         if self.controller.streaming or self.region_editor.dirty:
             return
         settings = self.rig_panel.settings
