@@ -157,3 +157,44 @@ def test_the_next_start_says_the_previous_sessions_verdict(
         assert f"verify: {line}" in text
     finally:
         close_window(qtbot, window)
+
+
+# -- 9: cut labels: the Log tab's detail, the Plots tab's titles and axis ----------------------
+
+
+def test_the_log_tabs_detail_column_shows_a_commands_detail_whole(window: MainWindow) -> None:
+    from deeplabstream.live.processes.messages import EventView, ExperimentStatus
+
+    detail = "pulse channel=0 for 0.50 s"
+    event = EventView(2.0, "action", "water_valve", detail, 1, animal="2")
+    status = ExperimentStatus(
+        name="reward_on_dwell", state="in_trial", trials=1, trial=1, actions=1, last_event="",
+        triggers=(), error=None, new_events=(event,), events_total=1, elapsed_s=2.0,
+    )  # fmt: skip
+    window.tabs.setCurrentWidget(window.event_log)
+    window.event_log.show_status(status)
+    QApplication.processEvents()
+    table = window.event_log.events
+    item = table.item(table.rowCount() - 1, 3)
+    assert item is not None and item.text() == detail and item.toolTip() == detail
+    needed = table.fontMetrics().horizontalAdvance(detail)
+    assert table.columnWidth(3) >= needed + 6, (table.columnWidth(3), needed)  # not "pulse ch..."
+    window.event_log.clear()
+
+
+def test_every_plot_title_and_axis_fit_their_plot(window: MainWindow) -> None:
+    window.tabs.setCurrentWidget(window.plots)
+    for second in range(62):
+        figures = CameraFigures("arena", 30.0, second * 30, 0, 0, 30.0, 0, (5.0, 9.0))
+        window.plots.add([figures], float(second))
+    for _ in range(3):
+        QApplication.processEvents()
+    for name, plot in window.plots.plots.items():
+        item = plot.getPlotItem()
+        title = item.titleLabel.item.boundingRect().width()
+        assert title <= plot.width(), (name, title, plot.width())
+        # A title wider than its cell widened the plot past it: its right part, the axis's
+        # last 10 s, was cut off.
+        assert item.geometry().width() <= plot.width() + 1, (name, item.geometry().width())
+        assert plot.toolTip()
+    window.plots.clear()
