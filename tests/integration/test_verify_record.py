@@ -673,7 +673,9 @@ def test_verify_after_a_headless_session_stops_on_ctrl_c(tmp_path: Path) -> None
     assert time.monotonic() - began < 30, output
     assert "Verify stopped before it finished: interrupted (Ctrl-C)" in output, output
     assert "no verdict; run `deeplabstream-verify" in output, output
-    assert process.returncode == 130, output  # interrupted, not a clean end (was: 0)
+    # Interrupted, not a clean end (was: 0): 130, or, when the test's second Ctrl-C lands
+    # while Python exits (its handlers reset then), killed by SIGINT, which a shell says 130.
+    assert process.returncode in (130, -signal.SIGINT), output
 
 
 def test_verify_after_runs_when_the_window_closes_at_the_sessions_end(tmp_path: Path) -> None:

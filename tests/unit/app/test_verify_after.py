@@ -40,11 +40,14 @@ def test_ctrl_c_during_verify_after_says_interrupted_and_exits_130(
 
     sender = threading.Thread(target=ctrl_c_once_started, daemon=True)
     sender.start()
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         code = verify_after.verify_in_console(tmp_path)
     finally:
         started.set()
         sender.join(timeout=10)
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
     said = capsys.readouterr().out
     assert code == 130, said
     assert "Verify stopped before it finished: interrupted (Ctrl-C), no verdict" in said
