@@ -13,7 +13,7 @@ from types import SimpleNamespace
 
 import pytest
 from PyQt5.QtCore import Qt
-from PyQt5.QtWidgets import QApplication
+from PyQt5.QtWidgets import QApplication, QWidget
 
 from deeplabstream.app.gui.main_window import MainWindow
 from deeplabstream.app.gui.preferences import STATE_ENV
@@ -198,3 +198,82 @@ def test_every_plot_title_and_axis_fit_their_plot(window: MainWindow) -> None:
         assert item.geometry().width() <= plot.width() + 1, (name, item.geometry().width())
         assert plot.toolTip()
     window.plots.clear()
+
+
+# -- 6: nothing moves while Verify runs; the summary stays; the line follows the button --------
+
+
+def test_stop_verify_keeps_its_width_and_open_folder_stays(window: MainWindow) -> None:
+    from deeplabstream.app.gui.verify_button import VERIFY_LABEL, running_label
+
+    row = window.session_row
+    button, open_folder = row.verify_button, row.open_folder_button
+    QApplication.processEvents()
+    width, place = button.width(), open_folder.mapTo(window, open_folder.rect().topLeft())
+    for text in (running_label(5), running_label(43), running_label(1234), VERIFY_LABEL):
+        button.setText(text)  # what each second of a run shows
+        QApplication.processEvents()
+        assert button.width() == width, text
+        assert open_folder.mapTo(window, open_folder.rect().topLeft()) == place, text
+
+
+def test_a_wrapped_save_message_does_not_move_the_region_rule_form(window: MainWindow) -> None:
+    editor = window.region_editor
+    window.tabs.setCurrentWidget(editor)
+    area = editor.findChild(QWidget, "region_rule_area")
+    editor.report("Saved")
+    QApplication.processEvents()
+    before = area.mapTo(window, area.rect().topLeft()), area.height()
+    long_path = "/lab/rig3/experiments/configs/" + "reward_on_dwell_" * 8 + ".ini"
+    editor.report(f"Saved to {long_path} (previous file: {Path(long_path).name}.bak)")
+    QApplication.processEvents()
+    assert (area.mapTo(window, area.rect().topLeft()), area.height()) == before
+    assert long_path in editor.status.toolTip()
+
+
+def test_after_verify_the_sessions_summary_stays_in_the_message_areas_lines(
+    window: MainWindow,
+) -> None:
+    summary = "Stopped by the user: nothing lost\nSession folder: /lab/sessions/s1"
+    window.say.summary(summary)
+    reasons = "".join(f"\n  events.csv: row {n} differs" for n in range(6))
+    for _ in range(2):  # verified twice: one verdict, never two
+        window._show_verdict("Verify: the session differs from its recording: 230 of 240" + reasons)
+        QApplication.processEvents()
+    lines = window.info.full_text().split("\n")
+    assert lines[0].startswith("Verify: the session differs")
+    assert lines[1] == "Stopped by the user: nothing lost"  # in the two lines in sight
+    assert sum(line.startswith("Verify: the session differs") for line in lines) == 1
+    assert "  events.csv: row 5 differs" in lines  # the reasons, under the summary
+
+
+def test_the_progress_line_follows_the_buttons_countdown(
+    qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stand-in command (a real process) says one stage, then works on without a word."""
+    import sys
+
+    from deeplabstream.app.gui import verify_run
+    from deeplabstream.app.gui.verify_button import VerifyButton
+
+    (tmp_path / "arena.mkv").write_bytes(b"")
+    record = {"cameras": {"arena": {"recordings": [{"video": "arena.mkv"}]}}}
+    (tmp_path / "session.json").write_text(json.dumps(record), encoding="utf-8")
+    says = "print('verify: replaying arena.mkv: 30 of 240 frames', flush=True)\n"
+    script = says + "import time\ntime.sleep(30)\n"
+    monkeypatch.setattr(
+        verify_run, "verify_command", lambda folder: [sys.executable, "-c", script, str(folder)]
+    )
+    button = VerifyButton()
+    qtbot.addWidget(button)
+    lines: list[str] = []
+    button.progress.connect(lines.append)
+    button.follow(tmp_path, busy=False)
+    button.click()
+    try:
+        qtbot.waitUntil(lambda: any("replaying" in line for line in lines), timeout=30_000)
+        qtbot.waitUntil(lambda: button.text() == "Stop verify (3 s)", timeout=30_000)
+        assert lines[-1] == "Verify (3 s): replaying arena.mkv: 30 of 240 frames"
+    finally:
+        button.stop()
+        qtbot.waitUntil(lambda: not button.run.running, timeout=30_000)

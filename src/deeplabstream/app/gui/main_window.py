@@ -91,6 +91,7 @@ SERVICE_INTERVAL_MS = 50
 STATUS_INTERVAL_MS = 1000
 LATENCY_TEST_LABEL = "Latency test"
 CLOSING_TEXT = "closing: stopping and finalising files; the window closes by itself..."
+VERDICT_PREFIX = "Verify"  # how verify's verdicts start in the message area (one at a time)
 TRAIL_KEY, HEATMAP_KEY = "view/trail", "view/heatmap"
 DEFAULT_SIZE = (1360, 860)
 SCREEN_SHARE = 0.92  # of a larger screen the window takes at first
@@ -511,10 +512,19 @@ class MainWindow(QMainWindow):
             )
 
     def _show_verdict(self, text: str) -> None:
-        """Show verify's verdict above the session's summary, never in its place (issue 63)."""
+        """Show verify's verdict above the session's summary, never in its place (issue 63).
+
+        Its first line above the summary, its reasons under the summary: reasons above it
+        pushed the summary out of the message area's lines, into Show all (issue 71). An
+        earlier verdict and its reasons go.
+        """
         self._verify_progress = ""
         self._show_progress()
-        self.say.summary(text)
+        headline, _, rest = text.partition("\n")
+        self.info.drop_staying(VERDICT_PREFIX)
+        self.say.summary(headline)
+        if rest.strip():
+            self.info.show_text(f"{VERDICT_PREFIX}'s reasons:\n{rest}", stay=True, add=True)
 
     def _show_verify_progress(self, text: str) -> None:
         """Say verify's stage beside the buttons (no stream runs while it does).
