@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -347,7 +348,7 @@ def test_a_forged_model_format_names_the_forged_settings_file(
     key = installation_key()
     assert key is not None
     _write(session, sign_record(record, key))
-    code, summary, output = run_verify(session, "--decisions-only")
+    code, _summary, output = run_verify(session, "--decisions-only")
     assert code == 2, output
     assert f"session.json's settings.file is {forged}" in output, output
     assert "never run" not in output
@@ -633,6 +634,16 @@ def test_a_recording_stopped_and_started_again_is_verified_in_parts(tmp_path: Pa
     assert camera["frames"]["to_the_bit"] == camera["frames_compared"] > 0, output
     assert summary["reasons"] == [], output
     assert code in (0, 3), output  # 3: frames analysed between the parts are not verifiable
+    # Part 2's video swapped for part 1's, its digest written again and the record signed
+    # again: named as that part's video, not only as differing frames (issue 71).
+    swapped = copy_session(session, tmp_path / "swapped")
+    shutil.copyfile(swapped / "arena.mkv", swapped / "arena.part2.mkv")
+    redigest(swapped, "arena.part2.mkv")
+    code, summary, output = run_verify(swapped)
+    assert code == 1, output
+    named = [r for r in summary["reasons"] if r.startswith("arena.part2.mkv: ")]
+    assert named and "this part's video is not the one the live loop recorded" in named[0]
+    assert not any(r.startswith("arena.mkv: ") for r in summary["reasons"]), output
 
 
 def _serve(stream: object, seconds: float) -> None:

@@ -371,6 +371,43 @@ def _cut_videos(session: SessionFiles, runs: list[OfflineRun]) -> list[str]:
     return problems
 
 
+#: A recording part whose frames differ from the live loop's on at least this share (and
+#: :data:`SWAPPED_LEAST_FRAMES` frames) is named as not this part's recording.
+SWAPPED_SHARE = 0.5
+SWAPPED_LEAST_FRAMES = 10
+
+
+def _swapped_parts(session: SessionFiles, comparisons: list[KeypointComparison]) -> list[str]:
+    """Name each recording part whose frames mostly differ from what the live loop saw.
+
+    A part swapped for another video (another part, another session's) with its digests
+    written again reads as many differing frames; said of the part, so that the reviewer
+    reads "arena.part2.mkv is not the recording of its part", not only frame numbers.
+    """
+    found = []
+    compared = {c.camera: c for c in comparisons}
+    for camera in session.cameras:
+        comparison = compared.get(camera.name)
+        if comparison is None or not comparison.differing_frames:
+            continue
+        differing = set(comparison.differing_frames)
+        unchecked = set(comparison.unverifiable_frames)
+        for part in camera.videos:
+            index = part.live_index()
+            if index is None:
+                continue
+            frames = set(index.tolist()) - unchecked
+            wrong = len(frames & differing)
+            if wrong >= SWAPPED_LEAST_FRAMES and wrong >= SWAPPED_SHARE * len(frames):
+                found.append(
+                    f"{part.video.name}: {wrong} of the {len(frames)} frames it holds differ "
+                    "from what the live loop analysed: this part's video is not the one the "
+                    "live loop recorded (swapped for another video or re-encoded, its digest "
+                    "written again), or its live keypoints were rewritten"
+                )
+    return found
+
+
 def _delivered(run: OfflineRun, camera: str) -> int | None:
     """How many frames the reference's camera delivered (its pose_exact rows)."""
     folder = run.result.session_dir or run.folder
@@ -402,6 +439,7 @@ def _summary(
         + cuts
         + [r for check in decisions for r in check.reasons()]
         + [r for comparison in comparisons for r in comparison.reasons()]
+        + _swapped_parts(session, comparisons)
     )
     coverage = _coverage(session, comparisons, decisions, live)
     blamed = {
