@@ -58,6 +58,9 @@ KEY_FILE_NAME = "session-signing-key.pem"
 #: Bytes of each value's digest in :func:`field_digests`: enough to tell which value changed
 #: (the signature itself is what proves the record).
 FIELD_DIGEST_BYTES = 4
+#: How the verdict line names this installation's own key as trusted (no apostrophe: the
+#: report escapes one, and the line is the same text everywhere).
+OWN_KEY = "this installation (its own key)"
 #: The file of trusted signers: beside a lab's settings file, and in the user's config folder.
 ALLOWED_SIGNERS = "allowed_signers"
 #: An environment variable naming the user's file of trusted signers instead of the config one.
@@ -211,7 +214,7 @@ class TrustedSigner:
 
     fingerprint: str
     name: str
-    source: str  # "the lab's list /lab/allowed_signers", "--trust", "this installation's key"
+    source: str  # "the lab list /lab/allowed_signers", "--trust", "this installation (its key)"
 
 
 def user_signers_file() -> Path:
@@ -284,13 +287,13 @@ def trusted_signers(
     trusted: dict[str, TrustedSigner] = {}
     own_print = _own_fingerprint() if own else None
     if own_print is not None:
-        trusted[own_print] = TrustedSigner(own_print, rig_name(), "this installation's key")
+        trusted[own_print] = TrustedSigner(own_print, rig_name(), OWN_KEY)
     user = user_signers_file()
     for signer in read_signers(user, f"your list {user}"):
         trusted[signer.fingerprint] = signer
     if settings_file is not None:
         lab = lab_signers_file(settings_file)
-        for signer in read_signers(lab, f"the lab's list {lab}"):
+        for signer in read_signers(lab, f"the lab list {lab}"):
             trusted[signer.fingerprint] = signer
     for key in given:
         given_print = trusted_fingerprint(key)

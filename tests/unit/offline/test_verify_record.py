@@ -252,7 +252,7 @@ def test_a_record_re_signed_by_a_key_in_no_list_never_reads_a_bare_agrees(
     assert exit_code(summary) == 0
     assert verdict_line(summary) == (
         f"agrees: 240 of 240 analysed frames checked (100 %); signed by {forger} (rig3), "
-        f"trusted: the lab's list {settings.parent / 'allowed_signers'}"
+        f"trusted: the lab list {settings.parent / 'allowed_signers'}"
     )
 
 

@@ -207,7 +207,7 @@ def verdict_line(summary: dict[str, Any]) -> str:
     """Return the verdict with its coverage and signer.
 
     ``agrees in part: 58 of 905 analysed frames checked (6 %); signed by SHA256:... (rig3),
-    trusted: the lab's list /lab/allowed_signers``.
+    trusted: the lab list /lab/allowed_signers``.
     """
     frames = summary["coverage"]["frames"]
     checked, analysed = frames["checked"], frames["analysed"]
