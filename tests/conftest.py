@@ -54,6 +54,8 @@ _private_file("DEEPLABSTREAM_LOCK_FILE", "instance.lock")
 _private_file("DEEPLABSTREAM_WINDOW_STATE", "window.ini")
 # The key sessions are signed with (outputs/signature.py): the tests' own, never the user's.
 _private_file("DEEPLABSTREAM_SIGNING_KEY", "session-signing-key.pem")
+# The user's list of trusted signers (outputs/signature.py): never the developer's own.
+_private_file("DEEPLABSTREAM_ALLOWED_SIGNERS", "allowed_signers")
 
 
 pytest_plugins = [

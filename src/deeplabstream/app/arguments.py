@@ -13,7 +13,6 @@ from pathlib import Path
 
 from deeplabstream.core.errors import SettingsError
 from deeplabstream.settings.loader import (
-    CHECKOUT_SETTINGS_FILE,
     PACKAGED_SETTINGS_FILE,
     SETTINGS_FILE_NAME,
     default_settings_file,
@@ -57,11 +56,6 @@ def default_settings_text(script: str) -> str:
             f"the settings.ini beside {launcher.name} ({launcher.parent}), else the one in the "
             "current folder"
         )
-    if _is_checkout_file(CHECKOUT_SETTINGS_FILE):
-        return (
-            "the settings.ini in the current folder, else the source checkout's, "
-            f"{CHECKOUT_SETTINGS_FILE}"
-        )
     return (
         "the settings.ini in the current folder (the embedded default is written there when "
         "there is none)"
@@ -75,7 +69,7 @@ def default_settings(script: str, announce: Callable[[str], None] = print) -> Pa
     it, else the current folder's: a copy of ``app.py`` in a lab's folder used to open the
     checkout's file silently. An installed command reads what
     :func:`settings.loader.default_settings_file` says (the current folder's, else the
-    checkout's for a source install, else the embedded default written to the current folder).
+    embedded default written there first, whatever the install).
     """
     launcher = _launcher(script)
     if launcher is None:
@@ -109,6 +103,3 @@ def _launcher(script: str) -> Path | None:
         return None
     return path.resolve()
 
-
-def _is_checkout_file(settings_file: Path) -> bool:
-    return settings_file.is_file() and (settings_file.parent / "src" / "deeplabstream").is_dir()

@@ -34,7 +34,7 @@ from deeplabstream.app.display.screen import (
     uses_xcb,
 )
 from deeplabstream.app.stop_requests import EXIT_INTERRUPTED, StopRequests, take_stop_signals
-from deeplabstream.app.verify_after import verify_in_console
+from deeplabstream.app.verify_after import EXIT_STOPPED, verify_in_console
 from deeplabstream.core.errors import SettingsError
 from deeplabstream.core.fault_hooks import hold_here
 from deeplabstream.core.optional import exit_with
@@ -173,7 +173,9 @@ def _show_window(
     pilot.report()
     due = window.session_row.verify_button.due_after_close(window.controller.session_dir)
     if due is not None:  # [Session] VERIFY = after, and the window closed before it ended
-        verify_in_console(due)
+        verified = verify_in_console(due)
+        if verified is not None and verified in EXIT_STOPPED.values():  # interrupted: said
+            return verified
     if pilot.errors:
         return EXIT_FAILED
     if stops.signum is not None and (

@@ -21,7 +21,7 @@ from typing import Any
 from deeplabstream.app.arguments import absolute, default_settings
 from deeplabstream.app.display.screen import has_display
 from deeplabstream.app.stop_requests import StopRequests
-from deeplabstream.app.verify_after import verify_in_console
+from deeplabstream.app.verify_after import EXIT_STOPPED, verify_in_console
 from deeplabstream.core.control import StopRequested
 from deeplabstream.core.device_lock import DeviceBusyError
 from deeplabstream.core.errors import DeepLabStreamError, DeviceError, SettingsError
@@ -181,22 +181,26 @@ def run_checks(args: argparse.Namespace, stops: StopRequests) -> int:
     if args.benchmark_enabled:
         _benchmark(stream, args)
     if settings.session.verify == "after":
-        _verify_after(stream)
+        stopped = _verify_after(stream)
+        if stopped is not None:
+            return stopped
     return EXIT_FAILED if stream.errors else EXIT_OK
 
 
-def _verify_after(stream: LiveSession) -> None:
+def _verify_after(stream: LiveSession) -> int | None:
     """``[Session] VERIFY = after``: verify the recorded session now, and print its verdict.
 
     A session that recorded nothing has nothing to verify (said so). The verdict is verify's
     own (``verify/summary.json``); it does not change this command's exit code. Ctrl-C or
-    SIGTERM stops it (app/verify_after.py).
+    SIGTERM stops it (app/verify_after.py): then its exit code (130, 143) is returned, for
+    the command to end with; else None.
     """
     folder = stream.session_dir
     if folder is None or not stream.recorded_anything:
         print("Verify (VERIFY = after): nothing was recorded, so there is nothing to verify")
-        return
-    verify_in_console(folder)
+        return None
+    code = verify_in_console(folder)
+    return code if code in EXIT_STOPPED.values() else None
 
 
 def _stop_at_error(stream: LiveSession, error: Exception) -> int:

@@ -22,11 +22,26 @@ VERIFY_MODULE = "deeplabstream.offline.verify"
 STOP_GRACE_S = 5.0  # after the child was asked to stop, how long before it is killed
 
 
+#: What verify writes in the session folder: an empty one left by a stop is taken away.
+VERIFY_FOLDER = "verify"
+EXIT_STOPPED = {signal.SIGINT: 130, signal.SIGTERM: 143}
+
+
+def verify_command(folder: Path) -> list[str]:
+    """Return the argv that verifies ``folder``, printing only its verdict."""
+    return [sys.executable, "-m", VERIFY_MODULE, "--quiet", str(folder)]
+
+
 def verify_in_console(folder: Path) -> int | None:
-    """Verify ``folder`` now, printing its verdict; return its exit code (None: stopped)."""
+    """Verify ``folder`` now, printing its verdict; return its exit code.
+
+    Stopped by Ctrl-C or SIGTERM: says it was interrupted, takes away the ``verify/`` folder
+    it left empty, and returns 130 (143 for SIGTERM) for the command to exit with. None: it
+    could not start.
+    """
     print(f"Verify (VERIFY = after): checking {folder} against its recording (Ctrl-C stops it)")
     later = f"run `deeplabstream-verify {folder}` to check it later"
-    command = [sys.executable, "-m", VERIFY_MODULE, "--quiet", str(folder)]
+    command = verify_command(folder)
     try:
         process = subprocess.Popen(command)
     except OSError as error:
@@ -45,9 +60,20 @@ def verify_in_console(folder: Path) -> int | None:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     if stopped or code in (130, 143):
-        print(f"Verify stopped before it finished; {later}")
-        return None
+        signum = stopped[0] if stopped else (signal.SIGINT if code == 130 else signal.SIGTERM)
+        _remove_if_empty(folder / VERIFY_FOLDER)
+        name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+        print(f"Verify stopped before it finished: interrupted ({name}), no verdict; {later}")
+        return EXIT_STOPPED.get(signal.Signals(signum), 128 + int(signum))
     return code
+
+
+def _remove_if_empty(folder: Path) -> None:
+    """Take away a folder a stopped verify left empty (anything in it stays, with it)."""
+    try:
+        folder.rmdir()
+    except OSError:  # not there, or not empty
+        pass
 
 
 def _wait(process: subprocess.Popen[Any], stopped: list[int]) -> int:

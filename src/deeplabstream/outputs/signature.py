@@ -12,6 +12,11 @@ are as the key's holder wrote them at the close. What it does not: that the hold
 reviewer thinks (compare the fingerprint, or give the key with ``--trust``), nor that the lab
 did not write and sign another record with its own key.
 
+Whom a reviewer trusts (:func:`trusted_signers`): like git's ``allowed_signers``, a file per lab
+(``allowed_signers`` beside the settings file) and one per user (in the user's config folder;
+:data:`SIGNERS_VARIABLE` names another), each line a name and a key (its fingerprint or its
+base64 public key), besides ``--trust`` and this installation's own key.
+
 So that a changed record names what changed, the signature also covers a short digest of every
 value of the record (:func:`field_digests`): when the signature fails, the values whose digest
 is not among the signed ones are named (``metadata.animal``, ``settings.Pose.X``).
@@ -55,6 +60,13 @@ KEY_FILE_NAME = "session-signing-key.pem"
 #: Bytes of each value's digest in :func:`field_digests`: enough to tell which value changed
 #: (the signature itself is what proves the record).
 FIELD_DIGEST_BYTES = 4
+#: How the verdict line names this installation's own key as trusted (no apostrophe: the
+#: report escapes one, and the line is the same text everywhere).
+OWN_KEY = "this installation (its own key)"
+#: The file of trusted signers: beside a lab's settings file, and in the user's config folder.
+ALLOWED_SIGNERS = "allowed_signers"
+#: An environment variable naming the user's file of trusted signers instead of the config one.
+SIGNERS_VARIABLE = "DEEPLABSTREAM_ALLOWED_SIGNERS"
 #: How long a reader waits for a key another process is writing this moment.
 KEY_WAIT_S = 2.0
 #: The most a key file is read of: a PEM Ed25519 key is 119 bytes; anything far larger is
@@ -272,6 +284,111 @@ def trusted_fingerprint(given: str) -> str:
     )
 
 
+# -- whom a reviewer trusts ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrustedSigner:
+    """A key a list trusts: its fingerprint, the name the list gives it, and which list."""
+
+    fingerprint: str
+    name: str
+    source: str  # "the lab list /lab/allowed_signers", "--trust", "this installation (its key)"
+
+
+def user_signers_file() -> Path:
+    """Return the user's file of trusted signers (:data:`SIGNERS_VARIABLE`, else the config one)."""
+    named = os.environ.get(SIGNERS_VARIABLE)
+    if named:
+        return Path(named).expanduser()
+    return user_config_folder() / ALLOWED_SIGNERS
+
+
+def lab_signers_file(settings_file: Path) -> Path:
+    """Return a lab's file of trusted signers: ``allowed_signers`` beside its settings file."""
+    return settings_file.expanduser().parent / ALLOWED_SIGNERS
+
+
+def read_signers(path: Path, source: str) -> list[TrustedSigner]:
+    """Read a file of trusted signers; none when there is no such file.
+
+    Each line: a name (no spaces), then a key: its fingerprint (``SHA256:...``) or its raw
+    public key in base64 (``session.json`` -> ``signature.public_key``). ``#`` starts a
+    comment. Raises :class:`SigningError` naming the file and line of a key that is not one.
+    """
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return []
+    except OSError as error:
+        raise SigningError(f"{path}: the list of trusted signers cannot be read: {error}") from None
+    signers = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        words = line.split("#", 1)[0].split()
+        if not words:
+            continue
+        if len(words) != 2:
+            raise SigningError(
+                f"{path}, line {number}: give a name and a key (its fingerprint SHA256:... or "
+                f"its base64 public key), as `deeplabstream-verify --show-key` prints them"
+            )
+        name, key = words
+        signers.append(TrustedSigner(_key_fingerprint(key, path, number), name, source))
+    return signers
+
+
+def _key_fingerprint(key: str, path: Path, number: int) -> str:
+    if key.startswith("SHA256:"):
+        return key
+    try:
+        raw = base64.b64decode(key, validate=True)
+    except ValueError:
+        raw = b""
+    if len(raw) != 32:
+        raise SigningError(
+            f"{path}, line {number}: {key!r} is not a key: give its fingerprint (SHA256:...) "
+            "or its 32-byte public key in base64"
+        )
+    return fingerprint(raw)
+
+
+def trusted_signers(
+    settings_file: Path | None, given: tuple[str, ...] = (), own: bool = True
+) -> dict[str, TrustedSigner]:
+    """Return every key trusted here, by fingerprint.
+
+    ``given`` (``--trust``), the lab's list beside ``settings_file``, the user's list, and
+    (``own``) this installation's own key: a reviewer who names the keys they trust
+    (``--trust``) does not trust their own installation's key besides.
+
+    Raises :class:`SigningError` naming a list that cannot be read.
+    """
+    trusted: dict[str, TrustedSigner] = {}
+    own_print = _own_fingerprint() if own else None
+    if own_print is not None:
+        trusted[own_print] = TrustedSigner(own_print, rig_name(), OWN_KEY)
+    user = user_signers_file()
+    for signer in read_signers(user, f"your list {user}"):
+        trusted[signer.fingerprint] = signer
+    if settings_file is not None:
+        lab = lab_signers_file(settings_file)
+        for signer in read_signers(lab, f"the lab list {lab}"):
+            trusted[signer.fingerprint] = signer
+    for key in given:
+        given_print = trusted_fingerprint(key)
+        name = trusted[given_print].name if given_print in trusted else "given with --trust"
+        trusted[given_print] = TrustedSigner(given_print, name, "--trust")
+    return trusted
+
+
+def _own_fingerprint() -> str | None:
+    try:
+        key = installation_key(create=False)
+    except SigningError:
+        return None
+    return None if key is None else fingerprint(public_bytes(key.public_key()))
+
+
 # -- what is signed -----------------------------------------------------------------------------
 
 
@@ -379,7 +496,7 @@ class SignatureCheck:
     rig: str | None = None
     signed_at: str | None = None
     changed: list[str] = field(default_factory=list)  # values not among the signed ones
-    gone: int = 0  # signed values no longer in the record
+    gone: int = 0  # signed values no longer in the record (beyond those changed)
     problem: str = ""
 
     @property
@@ -456,7 +573,9 @@ def _changed_values(content: dict[str, Any], signed_fields: str) -> tuple[list[s
             signed[digest] -= 1
         else:
             changed.append(path)
-    return changed, sum(signed.values())
+    # A changed value leaves its signed digest unmatched too: only the signed digests beyond
+    # the values changed (or added) are values removed.
+    return changed, max(0, sum(signed.values()) - len(changed))
 
 
 def _text(value: Any) -> str | None:

@@ -71,18 +71,17 @@ def default_settings_file(announce: Callable[[str], None] = print) -> Path:
     """Return the settings file used when none is named.
 
     The ``settings.ini`` of the current folder, when there is one: a lab that works in its
-    rig's folder gets its own file, however the package was installed. Else, run from a source
-    checkout (``python app.py``, or the package installed editable), the checkout's
-    ``settings.ini`` beside ``app.py``. Else (installed from a wheel) the embedded default is
-    copied to the current folder first (and ``announce`` says so), so that the lab has a file
-    to edit and relative paths (the sessions folder) are where the user works, never inside
-    the package.
+    rig's folder gets its own file, however the package was installed. Else the embedded
+    default is copied to the current folder first (and ``announce`` says so), so that the lab
+    has a file to edit and relative paths (the sessions folder) are where the user works,
+    never inside the package, nor inside a source checkout installed editable (as the README
+    says; issue 71: ``deeplabstream-app`` took the checkout's and wrote sessions there). The
+    launchers run by their path (``python /path/to/app.py``) read the one beside them
+    (``app/arguments.py``).
     """
     here = Path.cwd() / SETTINGS_FILE_NAME
     if here.is_file():
         return here
-    if _is_checkout(CHECKOUT_SETTINGS_FILE):
-        return CHECKOUT_SETTINGS_FILE
     try:
         shutil.copyfile(PACKAGED_SETTINGS_FILE, here)
     except OSError as error:
@@ -99,11 +98,6 @@ def default_settings_file(announce: Callable[[str], None] = print) -> Path:
         "rig in the app's Rig tab."
     )
     return here
-
-
-def _is_checkout(settings_file: Path) -> bool:
-    """Whether ``settings_file`` is the settings.ini of the checkout this package runs from."""
-    return settings_file.is_file() and (settings_file.parent / "src" / "deeplabstream").is_dir()
 
 
 def load_settings(path: Path | str | None = None, *, cameras_required: bool = True) -> Settings:

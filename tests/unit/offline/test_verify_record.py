@@ -188,3 +188,137 @@ def test_a_rare_frame_beyond_the_lossy_bound_is_named_not_held_against(
     from deeplabstream.offline.verify.keypoints import RARE_TAIL
 
     assert result.not_verifiable.get(RARE_TAIL, 0) == (len(moves) if rare else 0)
+
+
+# -- trusted signers (round eight) -------------------------------------------------------------
+
+
+def _signed_by_another_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[dict, str]:
+    """RECORD edited (another animal) and re-signed with a key of another installation."""
+    from deeplabstream.outputs.signature import (
+        KEY_VARIABLE,
+        fingerprint,
+        installation_key,
+        public_bytes,
+        sign_record,
+    )
+
+    own = installation_key()  # the tests' own installation key: trusted without a list
+    monkeypatch.setenv(KEY_VARIABLE, str(tmp_path / "forger.pem"))
+    forger = installation_key()
+    monkeypatch.setenv(KEY_VARIABLE, str(tmp_path / "own.pem"))
+    assert own is not None and forger is not None
+    record = copy.deepcopy(RECORD) | {"metadata": {"animal": "mouse13"}}
+    return sign_record(record, forger), fingerprint(public_bytes(forger.public_key()))
+
+
+def _summary_of(proof: object, verdict: str = "agrees") -> dict:
+    summary = {
+        "verdict": verdict,
+        "coverage": {"frames": {"checked": 240, "analysed": 240}},
+        "signature": proof.signer,  # type: ignore[attr-defined]
+    }
+    if proof.not_checked and verdict == "agrees":  # type: ignore[attr-defined]
+        summary["verdict"] = "agrees in part"
+    return summary
+
+
+def test_a_record_re_signed_by_a_key_in_no_list_never_reads_a_bare_agrees(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from deeplabstream.offline.verify.command import EXIT_UNTRUSTED, exit_code
+    from deeplabstream.outputs.signature import trusted_signers
+
+    monkeypatch.setenv("DEEPLABSTREAM_ALLOWED_SIGNERS", str(tmp_path / "none"))
+    record, forger = _signed_by_another_key(tmp_path, monkeypatch)
+    settings = tmp_path / "lab" / "settings.ini"
+    settings.parent.mkdir()
+    proof = prove_record(tmp_path / "s", record, signers=trusted_signers(settings))
+    assert proof.problems == []
+    assert proof.not_checked and forger in proof.not_checked[0]
+    assert "in no list of trusted signers" in proof.not_checked[0]
+    summary = _summary_of(proof)
+    line = verdict_line(summary)
+    assert line.startswith("agrees in part: ") and f"signed by {forger}" in line
+    assert line.endswith("NOT a trusted signer")
+    assert exit_code(summary) == EXIT_UNTRUSTED == 4
+    # The same key in the lab's list, beside its settings file: a bare "agrees", named.
+    (settings.parent / "allowed_signers").write_text(
+        f"# keys this lab signs with\nrig3 {forger}\n", encoding="utf-8"
+    )
+    proof = prove_record(tmp_path / "s", record, signers=trusted_signers(settings))
+    assert proof.not_checked == [] and proof.problems == []
+    summary = _summary_of(proof)
+    assert exit_code(summary) == 0
+    assert verdict_line(summary) == (
+        f"agrees: 240 of 240 analysed frames checked (100 %); signed by {forger} (rig3), "
+        f"trusted: the lab list {settings.parent / 'allowed_signers'}"
+    )
+
+
+def test_the_users_list_trusts_a_key_and_a_bad_line_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from deeplabstream.outputs.signature import SigningError, trusted_signers
+
+    record, forger = _signed_by_another_key(tmp_path, monkeypatch)
+    user_list = tmp_path / "user" / "allowed_signers"
+    user_list.parent.mkdir()
+    monkeypatch.setenv("DEEPLABSTREAM_ALLOWED_SIGNERS", str(user_list))
+    public = record["signature"]["public_key"]  # the base64 key, as session.json holds it
+    user_list.write_text(f"jane {public}\n", encoding="utf-8")
+    proof = prove_record(tmp_path / "s", record, signers=trusted_signers(None))
+    assert proof.not_checked == [] and proof.signer["trusted_by"] == f"your list {user_list}"
+    assert proof.signer["name"] == "jane" and proof.signer["fingerprint"] == forger
+    user_list.write_text("jane\n", encoding="utf-8")
+    with pytest.raises(SigningError, match=r"allowed_signers, line 1: give a name and a key"):
+        trusted_signers(None)
+
+
+def test_a_threshold_no_live_keypoint_reaches_is_blamed_on_the_settings() -> None:
+    from deeplabstream.offline.verify.verification import threshold_blame
+
+    rng = np.random.default_rng(3)
+    points = np.zeros((600, 1, 4, 3))
+    points[..., 2] = rng.uniform(0.55, 0.9, size=(600, 1, 4))  # what the model gave live
+    record = {"settings": {"Pose": {"LIKELIHOOD_THRESHOLD": 0.95}, "cameras": {"arena": {}}}}
+    blame = threshold_blame(record, "arena", points)
+    assert blame is not None and blame.startswith("arena: the likelihood threshold in the settings")
+    assert "settings.Pose.LIKELIHOOD_THRESHOLD is 0.95" in blame and "0 of 2400" in blame
+    record["settings"]["Pose"]["LIKELIHOOD_THRESHOLD"] = 0.5  # as it ran: not blamed
+    assert threshold_blame(record, "arena", points) is None
+    record["settings"]["cameras"]["arena"]["LIKELIHOOD_THRESHOLD"] = 0.99  # the camera's own
+    assert "settings.cameras.arena.LIKELIHOOD_THRESHOLD is 0.99" in str(
+        threshold_blame(record, "arena", points)
+    )
+
+
+@pytest.mark.parametrize(
+    ("status", "counted", "said"),
+    [
+        ("interrupted", 250, "the session never closed (killed?)"),
+        ("finished", 200, "frames were removed from the recording"),
+        ("finished", 250, "frames were added to the recording's table after the close"),
+    ],
+)
+def test_a_frames_table_against_the_recorded_count_names_its_cause(
+    tmp_path: Path, status: str, counted: int, said: str
+) -> None:
+    """Plain data stands in for the session's files (only its record and tables are read)."""
+    from types import SimpleNamespace
+
+    from deeplabstream.offline.verify.files_proof import FileProof, _frames_tables
+
+    table = tmp_path / "arena.frames.csv"
+    table.write_text("frame\n" + "".join(f"{i}\n" for i in range(counted)), encoding="utf-8")
+    part = SimpleNamespace(frames_table=table)
+    session = SimpleNamespace(
+        record={"status": status, "cameras": {"arena": {"frames_recorded": 230}}},
+        cameras=[SimpleNamespace(name="arena", videos=[part])],
+    )
+    proof = FileProof()
+    _frames_tables(session, "arena", proof)  # type: ignore[arg-type]
+    found = proof.problems + proof.notes
+    assert len(found) == 1 and said in found[0], found
+    assert (status == "interrupted") == bool(proof.notes)
+    assert not any("removed" in text for text in found) or status == "finished"

@@ -137,3 +137,17 @@ def test_sealing_signs_the_file_as_it_is_on_disk(key_path: Path, tmp_path: Path)
     data = json.loads((folder / "session.json").read_text(encoding="utf-8"))
     assert check_signature(data).valid
     assert {k: v for k, v in data.items() if k != "signature"} == RECORD
+
+
+def test_values_changed_are_not_counted_as_removed_and_removed_ones_are(key_path: Path) -> None:
+    key = installation_key()
+    assert key is not None
+    signed = sign_record(json.loads(json.dumps(RECORD)), key)
+    signed["metadata"]["animal"] = "mouse13"
+    signed["metadata"]["experimenter"] = "Roe, Richard"
+    check = check_signature(signed)
+    assert sorted(check.changed) == ["metadata.animal", "metadata.experimenter"]
+    assert check.gone == 0  # changed, not removed
+    del signed["metadata"]["experimenter"]
+    check = check_signature(signed)
+    assert check.changed == ["metadata.animal"] and check.gone == 1

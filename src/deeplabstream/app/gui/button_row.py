@@ -26,6 +26,17 @@ def named_button(text: str, name: str, clicked: Callable[..., None]) -> QPushBut
     return button
 
 
+def as_wide_as_widest(button: QAbstractButton, labels: tuple[str, ...]) -> None:
+    """Fix ``button``'s width to its widest of ``labels``: a new text never moves its row."""
+    shown = button.text()
+    widths = []
+    for label in labels:
+        button.setText(label)
+        widths.append(button.sizeHint().width())
+    button.setText(shown)
+    button.setFixedWidth(max(widths))
+
+
 class ButtonRow(QWidget):
     """A horizontal row of buttons; a press on a disabled one emits :attr:`refused`."""
 
@@ -45,13 +56,7 @@ class ButtonRow(QWidget):
         self.row.addWidget(button)
         button.installEventFilter(self)
         if labels:
-            shown = button.text()
-            widths = []
-            for label in labels:
-                button.setText(label)
-                widths.append(button.sizeHint().width())
-            button.setText(shown)
-            button.setFixedWidth(max(widths))
+            as_wide_as_widest(button, labels)
 
     def eventFilter(self, watched: QObject | None, event: QEvent | None) -> bool:  # noqa: N802
         """Emit :attr:`refused` for a press on a greyed button; never take the event."""

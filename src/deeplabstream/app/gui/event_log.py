@@ -61,6 +61,9 @@ class EventLogPanel(QWidget):
         self.trial_summary = shrinkable(QLabel("no experiment"))
         self.trial_summary.setObjectName("trial_summary")
         self.events = _table("event_table", EVENT_COLUMNS)
+        # Each column as wide as its text, the detail the rest: five columns of 100 px left
+        # "pulse ch..." of the detail on a laptop (issue 71); its whole text is its tooltip.
+        _header(self.events).setSectionResizeMode(QHeaderView.ResizeToContents)
         _header(self.events).setSectionResizeMode(3, QHeaderView.Stretch)  # detail
         self.note = ElidedLabel("")
         self.note.setObjectName("event_log_note")
@@ -168,6 +171,7 @@ class EventLogPanel(QWidget):
         tint = KIND_COLOURS.get(event.kind)
         for column, text in enumerate(cells):
             item = QTableWidgetItem(text)
+            item.setToolTip(text)  # a cell cut at the table's edge still says it whole
             if tint is not None:
                 item.setBackground(QBrush(tint))
             table.setItem(row, column, item)

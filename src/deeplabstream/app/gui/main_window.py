@@ -71,6 +71,7 @@ from deeplabstream.app.gui.messages import InfoBanner, MessageArea, WindowMessag
 from deeplabstream.app.gui.overlays import OverlayToggles
 from deeplabstream.app.gui.plots import SessionPlots
 from deeplabstream.app.gui.preferences import WindowPreferences
+from deeplabstream.app.gui.previous_session import previous_session_line
 from deeplabstream.app.gui.region_editor import RegionEditor
 from deeplabstream.app.gui.rig_panel import RigPanel
 from deeplabstream.app.gui.session import BUTTON_LABELS, SETTINGS_CAUSE, Part, SessionController
@@ -90,6 +91,7 @@ SERVICE_INTERVAL_MS = 50
 STATUS_INTERVAL_MS = 1000
 LATENCY_TEST_LABEL = "Latency test"
 CLOSING_TEXT = "closing: stopping and finalising files; the window closes by itself..."
+VERDICT_PREFIX = "Verify"  # how verify's verdicts start in the message area (one at a time)
 TRAIL_KEY, HEATMAP_KEY = "view/trail", "view/heatmap"
 DEFAULT_SIZE = (1360, 860)
 SCREEN_SHARE = 0.92  # of a larger screen the window takes at first
@@ -330,6 +332,7 @@ class MainWindow(QMainWindow):
         self.close_reason = "window closed"  # the session's stop reason when it closes
         self._stream_started = 0.0  # time.monotonic() when the live view appeared
         self._shown_error: str | None = None
+        self._previous_said = False  # the previous session's verdict was said (at the start)
         self.preferences = WindowPreferences()
         self.status_panel = StatusPanel()
         self.buttons: dict[Part, QPushButton] = {}
@@ -509,10 +512,19 @@ class MainWindow(QMainWindow):
             )
 
     def _show_verdict(self, text: str) -> None:
-        """Show verify's verdict above the session's summary, never in its place (issue 63)."""
+        """Show verify's verdict above the session's summary, never in its place (issue 63).
+
+        Its first line above the summary, its reasons under the summary: reasons above it
+        pushed the summary out of the message area's lines, into Show all (issue 71). An
+        earlier verdict and its reasons go.
+        """
         self._verify_progress = ""
         self._show_progress()
-        self.say.summary(text)
+        headline, _, rest = text.partition("\n")
+        self.info.drop_staying(VERDICT_PREFIX)
+        self.say.summary(headline)
+        if rest.strip():
+            self.info.show_text(f"{VERDICT_PREFIX}'s reasons:\n{rest}", stay=True, add=True)
 
     def _show_verify_progress(self, text: str) -> None:
         """Say verify's stage beside the buttons (no stream runs while it does).
@@ -543,6 +555,8 @@ class MainWindow(QMainWindow):
             button.setEnabled(reason is None)
             button.setToolTip(tip)
         self.say.withdraw_stale_refusal()
+        if controller.runner is None and controller.final_recorded:  # the stream stopped
+            self.status_panel.show_final_recorded(controller.final_recorded)
         if self.queue.clicks and not self.closing:
             QTimer.singleShot(0, self._run_queued)
         self.latency_button.follow()
@@ -606,6 +620,19 @@ class MainWindow(QMainWindow):
         self.status_panel.clear_experiment()
         self.camera_tab.controls.attach(stream)
 
+    def _say_previous_session(self) -> None:
+        """Once, at the window's start: how the previous session ended, and its verdict.
+
+        A verdict ``VERIFY = after`` printed in the console only is read back from that
+        session's ``verify/summary.json`` (issue 71).
+        """
+        if self._previous_said:
+            return
+        self._previous_said = True
+        line = previous_session_line(self.rig_panel.sessions_folder())
+        if line is not None:
+            self.say.notice(line)
+
     def _rig_checked(self) -> None:
         """Before a stream: the Regions tab lists the regions of the experiment the rig names.
 
@@ -618,6 +645,7 @@ class MainWindow(QMainWindow):
             self.say.resolve(SETTINGS_CAUSE)
         if not self.controller.streaming and self.controller.session_dir is None:
             self.session_row.show_session(None, self.rig_panel.sessions_folder())
+            self._say_previous_session()
         if self.controller.streaming or self.region_editor.dirty:
             return
         settings = self.rig_panel.settings

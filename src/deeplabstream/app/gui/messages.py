@@ -100,6 +100,11 @@ class InfoBanner(Banner):
         """The messages shown until dismissed ("" when none)."""
         return "\n".join(self._staying)
 
+    def drop_staying(self, prefix: str) -> None:
+        """Take away the staying messages that start with ``prefix`` (an earlier verdict)."""
+        self._staying = [text for text in self._staying if not text.startswith(prefix)]
+        self._refresh()
+
     def withdraw(self, text: str) -> None:
         """Take back ``text`` shown without staying (it no longer holds); the rest stays."""
         if self._news == text:

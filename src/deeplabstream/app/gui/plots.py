@@ -28,16 +28,20 @@ HISTORY_S = 600.0  # ten minutes on screen
 MAX_POINTS = 4096  # a bound whatever the rate points come in
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2")
 
-#: Plot object name -> (title, unit, the quantities it shows).
+#: Plot object name -> (title, unit, the quantities it shows). A title fits a plot of a
+#: laptop's window (a longer one widened its plot past its cell: the title and the axis's last
+#: 10 s were cut, issue 71); what it means in full is the plot's tooltip (:data:`PLOT_TIPS`).
 PLOTS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "plot_rate": ("frame rate", "fps", ("capture_fps", "analysed_fps")),
     "plot_latency": ("frame to pose latency", "ms", ("latency_p50_ms", "latency_p99_ms")),
-    "plot_skipped": ("skipped by pose estimation", "frames/s", ("skipped_per_s",)),
-    "plot_dropped": (
-        "dropped by the camera + lost by the recorder",
-        "frames/s",
-        ("dropped_per_s",),
-    ),
+    "plot_skipped": ("skipped by pose", "frames/s", ("skipped_per_s",)),
+    "plot_dropped": ("dropped + lost", "frames/s", ("dropped_per_s",)),
+}
+PLOT_TIPS = {
+    "plot_rate": "frames captured (solid) and analysed (dashed) per second, per camera",
+    "plot_latency": "frame to pose latency, p50 (solid) and p99 (dashed), ms",
+    "plot_skipped": "frames pose estimation passed over (it takes the newest frame), per second",
+    "plot_dropped": "frames dropped by the camera + lost by the recorder, per second",
 }
 QUANTITIES: tuple[str, ...] = tuple(q for _, _, shown in PLOTS.values() for q in shown)
 _DASHED = ("analysed_fps", "latency_p99_ms")  # the second curve of a plot: same colour, dashed
@@ -94,6 +98,7 @@ class SessionPlots(QWidget):
             plot.setBackground("w")
             # Dark on white: pyqtgraph's light grey labels could hardly be read.
             plot.setTitle(title, color=TEXT_COLOUR)
+            plot.setToolTip(PLOT_TIPS[name])
             plot.setLabel("left", unit, color=TEXT_COLOUR)
             plot.setLabel("bottom", "s since Start Stream", color=TEXT_COLOUR)
             style_axes(plot)

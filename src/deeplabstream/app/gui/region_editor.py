@@ -283,6 +283,13 @@ class RegionEditor(QWidget):
         layout.addWidget(self._rule_area(), 2)
         self.status = shrinkable(QLabel())
         self.status.setObjectName("region_status")
+        # Always two lines tall: a save message that wrapped to a second line grew the label
+        # and moved the rule form above it 5 px (issue 71). Longer: whole in its tooltip.
+        margins = self.status.contentsMargins()
+        self.status.setFixedHeight(
+            2 * self.status.fontMetrics().lineSpacing() + margins.top() + margins.bottom()
+        )
+        self.status.setAlignment(Qt.AlignLeft | Qt.AlignTop)
         layout.addWidget(self.status)
 
     def _rule_area(self) -> QScrollArea:
@@ -557,8 +564,13 @@ class RegionEditor(QWidget):
         self.save()
 
     def _fail(self, message: str) -> None:
-        self.status.setText(message)
+        self._say(message)
         self.failed.emit(message)
+
+    def _say(self, message: str) -> None:
+        """Show ``message`` in the status line (two lines), whole in its tooltip."""
+        self.status.setText(message)
+        self.status.setToolTip(message)
 
     def _set_dirty(self, dirty: bool) -> None:
         changed = dirty != self._dirty
@@ -610,7 +622,7 @@ class RegionEditor(QWidget):
         self.region_list.blockSignals(False)
         self._show_camera()
         if message is not None:
-            self.status.setText(message + (" - unsaved changes" if self._dirty else ""))
+            self._say(message + (" - unsaved changes" if self._dirty else ""))
         self._show_state()
         self.update_views()
 

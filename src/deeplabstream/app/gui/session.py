@@ -400,6 +400,9 @@ class SessionController(QObject):
         self.runner: SessionRunner | None = None
         self.busy: str | None = None  # what the background task is doing, e.g. "starting stream"
         self.last_session: Path | None = None
+        #: Each camera's frames recorded and lost by the whole session, as its session.json
+        #: says them at the stop (the camera table's "recorded" cell then; issue 71).
+        self.final_recorded: dict[str, tuple[int, int]] = {}
         # the last session's summary (live/session/report/summary.py)
         self.last_summary: list[str] = []
         self.recording_started: float | None = None  # time.monotonic() at Start Recording
@@ -772,6 +775,11 @@ class SessionController(QObject):
             else:
                 self._say_summary(stream)
             self.last_session = stream.session_dir
+            record = stream.record
+            self.final_recorded = {
+                name: (camera.frames_recorded, camera.frames_lost_in_recording)
+                for name, camera in (record.cameras if record is not None else {}).items()
+            }
         self.stream = None
         self.runner = None
         self.recording_started = None

@@ -175,6 +175,26 @@ class StatusPanel(QWidget):
                     item.setForeground(QBrush(QColor("white")))
                 self.table.setItem(row, column, item)
 
+    def show_final_recorded(self, counts: dict[str, tuple[int, int]]) -> None:
+        """Put the session's final frames recorded (+ lost) in each camera's "recorded" cell.
+
+        At the stop the recorders write their last frames after the table's last refresh: the
+        cell then says what session.json says (issue 71: it froze at the refresh before).
+        """
+        column = CAMERA_COLUMNS.index("recorded")
+        for row in range(self.table.rowCount()):
+            name_item = self.table.item(row, 0)
+            counts_of = counts.get(name_item.text()) if name_item is not None else None
+            if counts_of is None:
+                continue
+            recorded, lost = counts_of
+            cell = self.table.item(row, column)
+            text = f"{recorded} + {lost} lost" if lost else str(recorded)
+            if cell is None:
+                self.table.setItem(row, column, QTableWidgetItem(text))
+            else:
+                cell.setText(text)
+
     def mark_loud(self, cameras: set[str]) -> None:
         """Show the rows of ``cameras`` in the alarm colour from the next refresh on."""
         self._loud = set(cameras)

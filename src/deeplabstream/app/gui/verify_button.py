@@ -19,6 +19,7 @@ from PyQt5.QtCore import Qt, QTimer, QUrl, pyqtSignal
 from PyQt5.QtGui import QDesktopServices
 from PyQt5.QtWidgets import QApplication, QMessageBox, QPushButton, QWidget
 
+from deeplabstream.app.gui.button_row import as_wide_as_widest
 from deeplabstream.app.gui.verify_run import (
     PROGRESS_PREFIX,
     VerifyOutcome,
@@ -58,10 +59,14 @@ class VerifyButton(QPushButton):
         #: Asked once per finished session: ``[Session] VERIFY = after`` (verify it at once).
         self.after_each_session: Callable[[], bool] = lambda: False
         self._asked_for: Path | None = None
+        self._stage = ""  # the stage verify said last (its progress line)
         self._elapsed = QTimer(self)
         self._elapsed.setInterval(ELAPSED_INTERVAL_MS)
         self._elapsed.timeout.connect(self._show_running)
         self.clicked.connect(self._clicked)
+        # As wide as its widest text: "Stop verify (43 s)" widened it and moved Open folder
+        # beside it 40 px every second (issue 71).
+        as_wide_as_widest(self, (VERIFY_LABEL, running_label(9999)))
         self.follow(None, busy=False)
 
     def follow(self, session_dir: Path | None, busy: bool) -> None:
@@ -114,6 +119,7 @@ class VerifyButton(QPushButton):
         if folder is None or why_not_verifiable(folder) is not None:
             return
         self.started.emit()
+        self._stage = ""
         self.run.start(folder)
         self._show_running()
         self._elapsed.start()
@@ -121,11 +127,18 @@ class VerifyButton(QPushButton):
         self.progress.emit(f"Verify: checking {folder} against an offline analysis...")
 
     def _show_running(self) -> None:
-        self.setText(f"Stop verify ({self.run.elapsed_s():.0f} s)")
+        """Each second: the button's seconds, and the progress line's the same.
+
+        The line kept the seconds of its last stage while the button counted on (issue 71).
+        """
+        seconds = self.run.elapsed_s()
+        self.setText(running_label(seconds))
+        if self._stage:
+            self.progress.emit(progress_line(seconds, self._stage))
 
     def _say_progress(self, line: str) -> None:
-        stage = line.removeprefix(PROGRESS_PREFIX).strip()
-        self.progress.emit(f"Verify ({self.run.elapsed_s():.0f} s): {stage}")
+        self._stage = line.removeprefix(PROGRESS_PREFIX).strip()
+        self._show_running()
 
     def _show_outcome(self, outcome: VerifyOutcome) -> None:
         self._elapsed.stop()
@@ -171,6 +184,16 @@ class VerifyButton(QPushButton):
                 f"No browser could open {report}. Its path is copied to the clipboard: open it "
                 "in your browser."
             )
+
+
+def running_label(elapsed_s: float) -> str:
+    """Return the button's text while verify runs: what a click does, the seconds so far."""
+    return f"Stop verify ({elapsed_s:.0f} s)"
+
+
+def progress_line(elapsed_s: float, stage: str) -> str:
+    """Return the line beside the buttons while verify runs: its seconds (the button's), stage."""
+    return f"Verify ({elapsed_s:.0f} s): {stage}"
 
 
 def open_or_copy(path: Path) -> bool:

@@ -34,8 +34,14 @@ VERIFY_FOLDER = "verify"  # what the command writes in the session folder
 SUMMARY_NAME = "summary.json"
 PROGRESS_PREFIX = "verify:"
 AGREES, DIFFERS, IN_PART = "agrees", "differs", "agrees in part"
-EXIT_AGREES, EXIT_DIFFERS, EXIT_CANNOT, EXIT_IN_PART = 0, 1, 2, 3
-VERDICT_OF_EXIT = {EXIT_AGREES: AGREES, EXIT_DIFFERS: DIFFERS, EXIT_IN_PART: IN_PART}
+EXIT_AGREES, EXIT_DIFFERS, EXIT_CANNOT, EXIT_IN_PART, EXIT_UNTRUSTED = 0, 1, 2, 3, 4
+# 4: nothing differs, but the signer is in no list of trusted signers (named under not checked)
+VERDICT_OF_EXIT = {
+    EXIT_AGREES: AGREES,
+    EXIT_DIFFERS: DIFFERS,
+    EXIT_IN_PART: IN_PART,
+    EXIT_UNTRUSTED: IN_PART,
+}
 STOP_GRACE_MS = 3000  # after SIGTERM, how long the command may take to exit before it is killed
 KEPT_LINES = 200  # the newest stdout lines kept: the reasons when summary.json cannot be read
 KEPT_ERROR_CHARS = 4000  # the end of stderr kept for the message

@@ -234,14 +234,24 @@ def ring_spec(branch: CameraBranch, settings: Settings) -> RingSpec:
     return RingSpec(new_ring_name(branch.name), branch.opened.geometry, slots)
 
 
-def camera_entry(branch: CameraBranch, stats: dict[str, Any]) -> CameraRecord:
-    """Return the camera's entry of session.json."""
-    geometry = branch.opened.geometry if branch.opened else None
+def recorded_and_lost(branch: CameraBranch, stats: dict[str, Any]) -> tuple[int, int]:
+    """Return the frames the whole session recorded of the camera, and those its recorders lost.
+
+    Every recording part that ended, and the one in progress (the ring's counts are that
+    part's own): what session.json says as ``frames_recorded``/``frames_lost_in_recording``.
+    """
     recorded = sum(r.frames_recorded for r in branch.recordings)
     lost = sum(r.frames_lost for r in branch.recordings)
     if branch.recorder is not None and branch.recorder.finished is None:  # recording now
         recorded += stats.get("recorded", 0)
         lost += stats.get("record_lost", 0)
+    return recorded, lost
+
+
+def camera_entry(branch: CameraBranch, stats: dict[str, Any]) -> CameraRecord:
+    """Return the camera's entry of session.json."""
+    geometry = branch.opened.geometry if branch.opened else None
+    recorded, lost = recorded_and_lost(branch, stats)
     status = "streaming"
     if branch.failure or (branch.finished and branch.finished.reason == EndReason.CAMERA_FAILED):
         status = "failed"

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any, TextIO
 
-from deeplabstream.live.session.cameras import end_summary
+from deeplabstream.live.session.cameras import end_summary, recorded_and_lost
 from deeplabstream.live.session.live import LiveSession, SessionEvent
 from deeplabstream.live.session.report.rates import CameraRates, StampSample, frame_time_s
 
@@ -125,7 +125,16 @@ class SessionRunner:
         figures = []
         now = time.monotonic()
         analysing = self.stream.pose.analysis is not None
+        branches = {branch.name: branch for branch in self.stream.branches}
         for name, stats in self.stream.camera_stats().items():
+            # The whole session's, every recording part (as session.json says), not the
+            # current part's alone (issue 71: "15 + 61 lost" beside session.json's 182 + 756).
+            branch = branches.get(name)
+            recorded, record_lost = (
+                recorded_and_lost(branch, stats)
+                if branch is not None
+                else (stats.get("recorded", 0), stats.get("record_lost", 0))
+            )
             captured, analysed = stats["captured"], stats.get("analysed", 0)
             then, captured_before, analysed_before = self._previous.get(
                 name, (self._started or now, 0, 0)
@@ -141,12 +150,12 @@ class SessionRunner:
                     name=name,
                     capture_fps=capture_fps,
                     captured=captured,
-                    recorded=stats.get("recorded", 0),
+                    recorded=recorded,
                     dropped=stats["camera_gaps"],
                     analysed_fps=analysed_fps if analysing else None,
                     skipped=stats.get("analysis_skipped", 0),
                     latency_ms=stats.get("latency_ms"),
-                    record_lost=stats.get("record_lost", 0),
+                    record_lost=record_lost,
                     analysed=analysed,
                     late=stats.get("late", 0),
                     stalled_s=stats.get("stalled_s"),

@@ -4,6 +4,8 @@ Exit codes: 0 agrees (everything checked agrees), 1 differs (the reasons are pri
 ``verify/summary.json``), 2 it cannot be verified at all (no such session, no recording, no
 poses, a recorded model or lab plugin that is gone or changed: the message says what to do),
 3 agrees in part (nothing differs, but some of it could not be checked: printed, with why),
+4 nothing differs, but the record is signed by a key in no list of trusted signers (the lab's
+``allowed_signers`` beside its settings file, the user's, ``--trust``): who signed is printed,
 130 (143 for SIGTERM) stopped by Ctrl-C: nothing of it is written.
 """
 
@@ -16,6 +18,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from deeplabstream.app.stop_requests import stop_signal_received
 from deeplabstream.core.errors import DeepLabStreamError
@@ -41,8 +44,9 @@ from deeplabstream.outputs.signature import (
     rig_name,
     trusted_fingerprint,
 )
+from deeplabstream.settings.loader import SETTINGS_FILE_NAME
 
-EXIT_AGREES, EXIT_DIFFERS, EXIT_CANNOT, EXIT_IN_PART = 0, 1, 2, 3
+EXIT_AGREES, EXIT_DIFFERS, EXIT_CANNOT, EXIT_IN_PART, EXIT_UNTRUSTED = 0, 1, 2, 3, 4
 EXIT_CODES = {"agrees": EXIT_AGREES, "differs": EXIT_DIFFERS, "agrees in part": EXIT_IN_PART}
 Say = Callable[[str], None]
 
@@ -59,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
             "lossless). Only the lab code the session recorded runs. Writes "
             f"{VERIFY_FOLDER}/{SUMMARY_FILE} and {VERIFY_FOLDER}/{REPORT_FILE} in the session "
             "folder. Exit 0: agrees; 1: differs (why is printed); 2: cannot verify; 3: agrees "
-            "in part (what was not checked is printed); 130: stopped."
+            "in part (what was not checked is printed); 4: nothing differs, but its signer is "
+            "in no list of trusted signers; 130: stopped."
         ),
     )
     parser.add_argument(
@@ -73,6 +78,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="a key you trust: its public key file (PEM, as --show-key prints it) or its "
         "fingerprint (SHA256:...); may be given again. A session signed by another key is "
         "'unsigned by your key'",
+    )
+    parser.add_argument(
+        "--settings",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="the lab's settings file: the keys its lab trusts are in allowed_signers beside "
+        "it (default: the current folder's settings.ini, if there is one; nothing is written)",
     )
     parser.add_argument(
         "--unsigned",
@@ -129,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
             keypoints=not args.decisions_only,
             trusted=trusted,
             unsigned=args.unsigned,
+            settings_file=_lab_settings(args.settings),
         )
         write_report(verification, verification.folder / VERIFY_FOLDER / REPORT_FILE)
     except VerifyStopped as stop:
@@ -137,7 +151,24 @@ def main(argv: list[str] | None = None) -> int:
         print(f"deeplabstream-verify: cannot verify: {error}", file=sys.stderr, flush=True)
         return EXIT_CANNOT
     _print_result(verification, say)
-    return EXIT_CODES[verification.verdict]
+    return exit_code(verification.summary)
+
+
+def exit_code(summary: dict[str, Any]) -> int:
+    """Return the exit code of a verdict: 4 when nothing differs but the signer is not trusted."""
+    signature = summary.get("signature") or {}
+    untrusted = signature.get("status") == "valid" and signature.get("trusted") is False
+    if untrusted and summary["verdict"] != "differs":
+        return EXIT_UNTRUSTED
+    return EXIT_CODES[summary["verdict"]]
+
+
+def _lab_settings(named: Path | None) -> Path | None:
+    """Return the lab's settings file (``--settings``, else the current folder's, if any)."""
+    if named is not None:
+        return named
+    here = Path.cwd() / SETTINGS_FILE_NAME
+    return here if here.is_file() else None
 
 
 def _signal_name(signum: int) -> str:
@@ -185,6 +216,8 @@ def _show_key() -> int:
     print(public_key_pem(key), end="")
     print(f"fingerprint: {fingerprint(public_bytes(key.public_key()))}")
     print(f"rig: {rig_name()}")
+    name = rig_name().replace(" ", "_")
+    print(f"allowed_signers line: {name} {fingerprint(public_bytes(key.public_key()))}")
     print(f"private key: {key_file()} (keep it there; give the public key above to reviewers)")
     return EXIT_AGREES
 
@@ -229,6 +262,11 @@ def _print_result(verification: Verification, say: Say) -> None:
         print(f"  differs: {reason}", flush=True)
     for item in summary["not_checked"]:
         print(f"  not checked: {item}", flush=True)
+    alone = summary.get("signature_alone") or []
+    if alone and summary["signature"].get("status") == "valid":
+        print("  rests on the signature alone (no other check holds it):", flush=True)
+        for item in alone:
+            print(f"    {item}", flush=True)
 
 
 def run() -> None:

@@ -224,7 +224,7 @@ def _options_as_recorded(run: dict[str, Any], runtime: ExperimentRuntime) -> lis
         for k, v in (run.get("parameters") or {}).items()
         if v is None or isinstance(v, str | int | float | bool)
     }
-    problems = []
+    problems = _triggers_as_recorded(run, runtime, index)
     if run.get("name") is not None and run["name"] != runtime.name:
         problems.append(
             f"experiment_runs[{index}].name is {run['name']!r} in session.json, but the recorded "
@@ -236,6 +236,35 @@ def _options_as_recorded(run: dict[str, Any], runtime: ExperimentRuntime) -> lis
             problems.append(
                 f"experiment_runs[{index}].{where} is {value!r} in session.json, but the recorded "
                 f"experiment, built again, has {used[name]!r}: session.json was changed"
+            )
+    return problems
+
+
+def _triggers_as_recorded(run: dict[str, Any], runtime: ExperimentRuntime, index: int) -> list[str]:
+    """Name each trigger whose recorded geometry is not the one the recorded plan builds.
+
+    ``experiment_runs[i].triggers.NAME.trigger`` (a region's shape and place, a dwell's time)
+    was written from the triggers that ran, which the recorded plan builds again: a holder of
+    the lab's key who moves a region in session.json is named, in every verify, whole or
+    ``--decisions-only`` (both re-derive the decisions from the plan).
+    """
+    problems = []
+    for name, entry in (run.get("triggers") or {}).items():
+        recorded = (entry or {}).get("trigger") if isinstance(entry, dict) else None
+        trigger = runtime.triggers.get(name)
+        if recorded is None:
+            continue
+        where = f"experiment_runs[{index}].triggers.{name}.trigger"
+        if trigger is None:
+            problems.append(
+                f"{where} is recorded, but the recorded experiment, built again, has no trigger "
+                f"{name!r}: session.json was changed"
+            )
+        elif not _same_value(recorded, trigger.describe()):
+            built = json.loads(json.dumps(trigger.describe(), default=str))
+            problems.append(
+                f"{where} is {recorded!r} in session.json, but the recorded experiment, built "
+                f"again from its plan, has {built!r}: session.json was changed"
             )
     return problems
 

@@ -209,8 +209,19 @@ def _frames_tables(session: SessionFiles, camera: str, proof: FileProof) -> None
             return  # a replay's own video: no table
         with table.open(encoding="utf-8") as file:
             counted += max(0, sum(1 for _ in file) - 1)
-    if isinstance(recorded, int) and counted != recorded:
+    if not isinstance(recorded, int) or counted == recorded:
+        return
+    said = f"{camera}: its frames tables hold {counted} frames, session.json says {recorded}"
+    if session.record.get("status") in ("running", "interrupted"):
+        # A session that never closed: its count is the last one written while it ran, and
+        # the recorder went on. Not a sign of frames removed (the record's own state is said).
+        proof.notes.append(
+            f"{said}: the session never closed (killed?), so session.json's count is the last "
+            "one written while it ran, not the recording's end"
+        )
+    elif counted < recorded:
+        proof.problems.append(f"{said} were recorded: frames were removed from the recording")
+    else:
         proof.problems.append(
-            f"{camera}: its frames tables hold {counted} frames, session.json says {recorded} "
-            "were recorded: frames were removed from the recording and its table"
+            f"{said} were recorded: frames were added to the recording's table after the close"
         )

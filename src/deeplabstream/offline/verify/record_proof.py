@@ -4,7 +4,9 @@ The signature (``outputs/signature.py``) says who vouches for the record: the ke
 and the rig's name. An unsigned record (a session from before signing, one that never closed)
 or one that no longer matches its signature "differs", naming it, unless the reviewer accepts
 unsigned records (``--unsigned``); given the keys a reviewer trusts (``--trust``), a record
-signed by another key is "unsigned by your key".
+signed by another key is "unsigned by your key". Without ``--trust``, a signer in no list of
+trusted signers (the lab's, the user's: ``outputs/signature.py``) never reads a bare "agrees":
+who signed is named under "not checked".
 
 Then the fields a lab holding its own key could still rewrite consistently are held to each
 other: each run's ``plan.sha256`` to its ``plan.config_text``, ``experiment`` to the last run,
@@ -26,12 +28,25 @@ from deeplabstream.offline.verify.session_files import inside
 from deeplabstream.outputs.signature import (
     SignatureCheck,
     SigningError,
+    TrustedSigner,
     check_signature,
     fingerprint,
     installation_key,
     public_bytes,
+    trusted_signers,
+    user_signers_file,
 )
 
+#: The record's values no other check holds: only the signature vouches for them, so whoever
+#: holds the key may have written them. Said in the verdict (``signature_alone``).
+SIGNATURE_ALONE = {
+    "metadata": "the animal, experimenter, notes and subject",
+    "started": "the start date (and ended, clock: the session's times)",
+    "machine": "the rig's computer and the software versions (machine, versions)",
+    "errors": "the errors and warnings the session wrote",
+    "cameras": "each camera's own counts (frames captured, lost, its rates)",
+    "settings": "the settings verify does not run again (devices, outputs, [Session])",
+}
 MOST_FIELDS_NAMED = 12  # a rewritten record: the first changed values named (all in the report)
 
 
@@ -44,6 +59,7 @@ class RecordProof:
     not_checked: list[str] = field(default_factory=list)  # accepted, never "agrees"
     notes: list[str] = field(default_factory=list)
     signer: dict[str, Any] = field(default_factory=dict)  # for the provenance
+    trusted_signer: TrustedSigner | None = None  # the list that trusts a valid signature's key
 
     @property
     def trusted(self) -> bool:
@@ -52,27 +68,88 @@ class RecordProof:
 
 
 def prove_record(
-    folder: Path, record: dict[str, Any], trusted: tuple[str, ...] = (), unsigned: bool = False
+    folder: Path,
+    record: dict[str, Any],
+    trusted: tuple[str, ...] = (),
+    unsigned: bool = False,
+    signers: dict[str, TrustedSigner] | None = None,
 ) -> RecordProof:
     """Check the record's signature (against ``trusted`` fingerprints, if any) and its fields.
 
     ``unsigned``: an unsigned or wrongly signed record is accepted, said in ``not_checked``.
+    ``signers``: every key trusted here by fingerprint (:func:`trusted_signers`; by default
+    the user's list and this installation's key). A valid signature by a key in none of them,
+    without ``--trust``, is named in ``not_checked``: the verdict is never a bare "agrees".
     """
     check = check_signature(record)
+    known = dict(trusted_signers(None, own=not trusted) if signers is None else signers)
+    for given in trusted:
+        known.setdefault(given, TrustedSigner(given, "given with --trust", "--trust"))
     proof = RecordProof(check, signer=_signer(check))
-    problem = _signature_problem(check, record, trusted)
+    problem = _signature_problem(check, record, trusted, known)
     if problem is not None:
         (proof.not_checked if unsigned else proof.problems).append(
             problem + (" (accepted: --unsigned)" if unsigned else "")
         )
     elif check.valid:
+        proof.trusted_signer = known.get(str(check.fingerprint))
         proof.notes.append(_signed_note(check, trusted))
+        if proof.trusted_signer is None:
+            proof.not_checked.append(untrusted_signer(check))
+    proof.signer.update(_trust(proof.trusted_signer, check))
     proof.problems += fields_against_each_other(record) + code_inside(folder, record)
     return proof
 
 
+def signature_alone(record: dict[str, Any], lossy: bool) -> list[str]:
+    """Return what of ``record`` rests on its signature alone, each field with its meaning.
+
+    ``lossy``: a camera recorded in H.264, whose keypoints are held to a bound, not proven.
+    """
+    found = [f"{key}: {what}" for key, what in SIGNATURE_ALONE.items() if key in record]
+    if lossy:
+        found.append(
+            "keypoints of an H.264 recording: moved within the bound on a few frames, the "
+            "recording cannot tell (record FFV1 to prove them)"
+        )
+    return found
+
+
+def untrusted_signer(check: SignatureCheck) -> str:
+    """Say that a valid signature's key is in no list of trusted signers, and what to do."""
+    return (
+        f"who signed: session.json is signed by {check.signer()}, a key in no list of trusted "
+        f"signers (the lab's allowed_signers beside its settings file, yours {user_signers_file()}"
+        ", or --trust): anyone can make a key and sign, so the record is proven unchanged only "
+        f"since that key signed it. If you trust it, add the line `NAME {check.fingerprint}` to "
+        "a list"
+    )
+
+
+def _trust(signer: TrustedSigner | None, check: SignatureCheck) -> dict[str, Any]:
+    """Return what the summary says of the signer's trust (``signature.trusted``...)."""
+    if not check.valid:
+        return {"trusted": False, "name": None, "trusted_by": None}
+    if signer is None:
+        return {"trusted": False, "name": check.rig, "trusted_by": None}
+    return {"trusted": True, "name": signer.name, "trusted_by": signer.source}
+
+
+def signer_words(signature: dict[str, Any]) -> str:
+    """Return who signed and whether that key is trusted, for the verdict line ("" unsigned)."""
+    if signature.get("status") != "valid" or "trusted" not in signature:
+        return ""
+    who = f"signed by {signature.get('fingerprint')} ({signature.get('name')})"
+    if signature["trusted"]:
+        return f"{who}, trusted: {signature.get('trusted_by')}"
+    return f"{who}, NOT a trusted signer"
+
+
 def _signature_problem(
-    check: SignatureCheck, record: dict[str, Any], trusted: tuple[str, ...]
+    check: SignatureCheck,
+    record: dict[str, Any],
+    trusted: tuple[str, ...],
+    known: dict[str, TrustedSigner],
 ) -> str | None:
     """Return why the signature does not vouch for the record, or None when it does."""
     yours = "unsigned by your key: " if trusted else ""
@@ -87,7 +164,7 @@ def _signature_problem(
         return f"session.json does not match its signature ({check.signer()}): " + _what_changed(
             check
         )
-    if trusted and check.fingerprint not in trusted:
+    if trusted and check.fingerprint not in known:
         return (
             f"unsigned by your key: session.json was signed by {check.signer()}, which is not "
             f"a key you trust ({', '.join(trusted)})"

@@ -62,6 +62,10 @@ def write_report(verification: Verification, target: Path) -> None:
         _provenance(summary["provenance"]),
         _list("What differs", summary["reasons"]),
         _list("What could not be checked", summary["not_checked"]),
+        _list(
+            "What rests on the signature alone (no other check holds it)",
+            summary.get("signature_alone") or [],
+        ),
         _list("Notes", summary["notes"]),
         "<h2>Decisions: the experiment re-run on the live keypoints</h2>",
         _decision_table(summary["decisions"]),

@@ -24,6 +24,7 @@ from __future__ import annotations
 import csv
 import json
 import time
+from collections.abc import Collection
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -47,7 +48,13 @@ from deeplabstream.offline.verify.keypoints import (
     compare_keypoints,
 )
 from deeplabstream.offline.verify.reanalysis import OfflineRun, analyse_offline
-from deeplabstream.offline.verify.record_proof import RecordProof, prove_record, recorded_code_of
+from deeplabstream.offline.verify.record_proof import (
+    RecordProof,
+    prove_record,
+    recorded_code_of,
+    signature_alone,
+    signer_words,
+)
 from deeplabstream.offline.verify.session_files import (
     CameraFiles,
     SessionFiles,
@@ -57,6 +64,7 @@ from deeplabstream.offline.verify.session_files import (
 )
 from deeplabstream.outputs.pose.files import POSE_EXACT_SUFFIX, POSE_TIMING_SUFFIX
 from deeplabstream.outputs.pose.table import read_pose_table
+from deeplabstream.outputs.signature import trusted_signers
 
 VERIFY_FOLDER = "verify"
 SUMMARY_FILE = "summary.json"
@@ -66,6 +74,9 @@ VERDICTS = ("agrees", "agrees in part", "differs")
 DECISION_KINDS = ("trigger", "trial_start", "trial_end", "action")
 #: "agrees" needs at least this share of the analysed frames checked against the recording.
 MOST_FRAMES_UNCHECKED = 0.5
+#: Fewer of the live keypoints than this share at the recorded likelihood threshold: the
+#: threshold (the settings), not the recording, is why frames go unchecked.
+THRESHOLD_BLAME_SHARE = 0.05
 
 
 @dataclass
@@ -96,6 +107,7 @@ def verify_session(
     keypoints: bool = True,
     trusted: tuple[str, ...] = (),
     unsigned: bool = False,
+    settings_file: Path | None = None,
 ) -> Verification:
     """Verify the session in ``folder``; raises VerifyError when it cannot be verified at all.
 
@@ -105,10 +117,13 @@ def verify_session(
     ``bound_px``: a lossy recording's bound per frame, instead of the one measured from it.
     ``keypoints`` False: the files and the decisions only (seconds for an hour), the recording
     not analysed again; the verdict is then at best "agrees in part".
+    ``settings_file``: the lab's, beside which its list of trusted signers is
+    (``allowed_signers``); the user's list and this installation's key are trusted too.
     """
     folder = folder.expanduser().resolve()
     record = read_record(folder)
-    proof = prove_record(folder, record, trusted, unsigned)
+    signers = trusted_signers(settings_file, own=not trusted)
+    proof = prove_record(folder, record, trusted, unsigned, signers)
     with only_recorded_code(recorded_code_of(folder, record)):
         return _verify(folder, proof, bound_px, progress, keypoints)
 
@@ -128,6 +143,7 @@ def _verify(
             f"{session.folder}: the code or model the session ran is not here as it ran, so "
             "what it did cannot be re-derived: " + "; ".join(unavailable) + ". Put back the "
             "files the session ran (session.json names them with their SHA-256)"
+            + _settings_file_named(session.record)
         )
     target = session.folder / VERIFY_FOLDER
     target.mkdir(parents=True, exist_ok=True)
@@ -165,6 +181,22 @@ def _verify(
     return Verification(session.folder, summary, comparisons, decisions, files)
 
 
+def _settings_file_named(record: dict[str, Any]) -> str:
+    """Name the settings file session.json records: the lab's plugins are looked for beside it.
+
+    A record rewritten to run a lab format (``[Pose] MODEL_FORMATS``) from another folder
+    names that folder's settings file here: the reviewer sees where verify looked.
+    """
+    file = (record.get("settings") or {}).get("file")
+    if not file:
+        return ""
+    return (
+        f". session.json's settings.file is {file}: the lab's plugin files (formats/, "
+        "devices/, ...) are those beside it; if that is not the lab's settings file, "
+        "session.json was rewritten"
+    )
+
+
 def _add_not_checked(summary: dict[str, Any], item: str) -> None:
     summary["not_checked"].append(item)
     if summary["verdict"] == "agrees":
@@ -172,11 +204,17 @@ def _add_not_checked(summary: dict[str, Any], item: str) -> None:
 
 
 def verdict_line(summary: dict[str, Any]) -> str:
-    """Return the verdict with its coverage: ``agrees: 58 of 905 frames checked (6 %)``."""
+    """Return the verdict with its coverage and signer.
+
+    ``agrees in part: 58 of 905 analysed frames checked (6 %); signed by SHA256:... (rig3),
+    trusted: the lab list /lab/allowed_signers``.
+    """
     frames = summary["coverage"]["frames"]
     checked, analysed = frames["checked"], frames["analysed"]
     share = f" ({100 * checked / analysed:.0f} %)" if analysed else ""
-    return f"{summary['verdict']}: {checked} of {analysed} analysed frames checked{share}"
+    line = f"{summary['verdict']}: {checked} of {analysed} analysed frames checked{share}"
+    signer = signer_words(summary.get("signature") or {})
+    return f"{line}; {signer}" if signer else line
 
 
 def _bounds(
@@ -333,6 +371,43 @@ def _cut_videos(session: SessionFiles, runs: list[OfflineRun]) -> list[str]:
     return problems
 
 
+#: A recording part whose frames differ from the live loop's on at least this share (and
+#: :data:`SWAPPED_LEAST_FRAMES` frames) is named as not this part's recording.
+SWAPPED_SHARE = 0.5
+SWAPPED_LEAST_FRAMES = 10
+
+
+def _swapped_parts(session: SessionFiles, comparisons: list[KeypointComparison]) -> list[str]:
+    """Name each recording part whose frames mostly differ from what the live loop saw.
+
+    A part swapped for another video (another part, another session's) with its digests
+    written again reads as many differing frames; said of the part, so that the reviewer
+    reads "arena.part2.mkv is not the recording of its part", not only frame numbers.
+    """
+    found = []
+    compared = {c.camera: c for c in comparisons}
+    for camera in session.cameras:
+        comparison = compared.get(camera.name)
+        if comparison is None or not comparison.differing_frames:
+            continue
+        differing = set(comparison.differing_frames)
+        unchecked = set(comparison.unverifiable_frames)
+        for part in camera.videos:
+            index = part.live_index()
+            if index is None:
+                continue
+            frames = set(index.tolist()) - unchecked
+            wrong = len(frames & differing)
+            if wrong >= SWAPPED_LEAST_FRAMES and wrong >= SWAPPED_SHARE * len(frames):
+                found.append(
+                    f"{part.video.name}: {wrong} of the {len(frames)} frames it holds differ "
+                    "from what the live loop analysed: this part's video is not the one the "
+                    "live loop recorded (swapped for another video or re-encoded, its digest "
+                    "written again), or its live keypoints were rewritten"
+                )
+    return found
+
+
 def _delivered(run: OfflineRun, camera: str) -> int | None:
     """How many frames the reference's camera delivered (its pose_exact rows)."""
     folder = run.result.session_dir or run.folder
@@ -366,9 +441,20 @@ def _summary(
         + cuts
         + [r for check in decisions for r in check.reasons()]
         + [r for comparison in comparisons for r in comparison.reasons()]
+        + _swapped_parts(session, comparisons)
     )
     coverage = _coverage(session, comparisons, decisions, live)
-    partial = proof.not_checked + _what_was_not_checked(session, comparisons, decisions, coverage)
+    blamed = {
+        c.camera: why
+        for c in comparisons
+        if c.not_verifiable and c.camera in live
+        if (why := threshold_blame(session.record, c.camera, live[c.camera].points)) is not None
+    }
+    partial = (
+        proof.not_checked
+        + list(blamed.values())
+        + _what_was_not_checked(session, comparisons, decisions, coverage, set(blamed))
+    )
     verdict = "differs" if reasons else ("agrees in part" if partial else "agrees")
     return {
         "session": str(session.folder),
@@ -380,6 +466,10 @@ def _summary(
         "notes": proof.notes + list(session.notes) + files.notes + _notes(session, comparisons),
         "report": REPORT_FILE,
         "signature": proof.signer,
+        "signature_alone": signature_alone(
+            session.record,
+            any(not part.lossless for camera in session.cameras for part in camera.videos),
+        ),
         "files": {
             "recorded": files.files_recorded,
             "proven": files.files_proven,
@@ -411,8 +501,13 @@ def _what_was_not_checked(
     comparisons: list[KeypointComparison],
     decisions: list[RunCheck],
     coverage: dict[str, Any],
+    threshold_blamed: Collection[str] = (),
 ) -> list[str]:
-    """Return what could not be checked and may hide a decision (then: "agrees in part")."""
+    """Return what could not be checked and may hide a decision (then: "agrees in part").
+
+    ``threshold_blamed``: cameras whose frames go unchecked for their likelihood threshold
+    (:func:`threshold_blame`), so named instead of the recording.
+    """
     found = []
     for check in decisions:
         if check.not_re_derived is not None:
@@ -440,7 +535,13 @@ def _what_was_not_checked(
     frames = coverage["frames"]
     if comparisons and frames["checked"] < MOST_FRAMES_UNCHECKED * frames["analysed"]:
         why = "; ".join(
-            f"{c.camera}: " + ", ".join(f"{n} {what}" for what, n in c.not_verifiable.items())
+            f"{c.camera}: "
+            + (
+                "the likelihood threshold session.json records, which its live keypoints "
+                "do not reach (above)"
+                if c.camera in threshold_blamed
+                else ", ".join(f"{n} {what}" for what, n in c.not_verifiable.items())
+            )
             for c in comparisons
             if c.not_verifiable
         )
@@ -450,6 +551,40 @@ def _what_was_not_checked(
             f"are not verifiable ({why or 'no reason recorded'})"
         )
     return found
+
+
+def threshold_blame(record: dict[str, Any], camera: str, points: np.ndarray) -> str | None:
+    """Say that a camera's likelihood threshold, not its recording, leaves frames unchecked.
+
+    ``points``: the live keypoints (N, A, K, 3). A keypoint below the threshold is "not seen":
+    when almost none of the live keypoints reach the threshold ``session.json`` records, no
+    lossy bound can be measured and no frame compared. That is the settings' doing (a
+    threshold rewritten after the session, the record signed again, reads so), never the
+    recording's. None when enough keypoints reach it.
+    """
+    settings = record.get("settings") or {}
+    own = ((settings.get("cameras") or {}).get(camera) or {}).get("LIKELIHOOD_THRESHOLD")
+    path = f"settings.cameras.{camera}.LIKELIHOOD_THRESHOLD"
+    if own is None:
+        own = (settings.get("Pose") or {}).get("LIKELIHOOD_THRESHOLD")
+        path = "settings.Pose.LIKELIHOOD_THRESHOLD"
+    if not isinstance(own, int | float):
+        return None
+    likelihood = np.asarray(points, dtype=np.float64)[..., 2].ravel()
+    likelihood = likelihood[np.isfinite(likelihood)]
+    if not likelihood.size:
+        return None
+    reaching = int((likelihood >= own).sum())
+    if reaching >= THRESHOLD_BLAME_SHARE * likelihood.size:
+        return None
+    return (
+        f"{camera}: the likelihood threshold in the settings, not the recording, is why its "
+        f"frames are not checked: {path} is {own:g} in session.json, but only {reaching} of "
+        f"{likelihood.size} live keypoints reach it (their median likelihood "
+        f"{float(np.median(likelihood)):.2f}); a keypoint below it is not seen, so no bound is "
+        "measured and no frame compared. A threshold changed after the session reads so: the "
+        "model's likelihoods on this recording show what ran"
+    )
 
 
 def _unverifiable_frames(comparison: KeypointComparison) -> list[int]:

@@ -77,3 +77,21 @@ def test_the_settings_written_for_a_pip_user_point_to_what_a_pip_user_has() -> N
     header = "".join(PACKAGED_SETTINGS_FILE.read_text().splitlines(keepends=True)[:4])
     assert "deeplabstream --settings PATH" in header and "https://" in header
     assert "Rig tab" in header
+
+
+@pytest.mark.parametrize(
+    "command", ["/usr/local/bin/deeplabstream-app", "/usr/local/bin/deeplabstream-replay"]
+)
+def test_an_installed_command_in_a_folder_without_settings_writes_the_default_there(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
+    """Issue 71: installed editable (the README's own set-up), deeplabstream-app took the
+    checkout's settings.ini and wrote its sessions into the checkout; the README says the
+    embedded default is written in the current folder."""
+    monkeypatch.chdir(tmp_path)
+    said: list[str] = []
+    chosen = default_settings(command, said.append)
+    assert chosen == tmp_path / "settings.ini" and chosen != CHECKOUT_SETTINGS_FILE
+    assert chosen.read_text() == PACKAGED_SETTINGS_FILE.read_text()
+    assert said and "wrote the embedded default there" in said[0]
+    assert "checkout" not in default_settings_text(command)

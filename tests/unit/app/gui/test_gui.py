@@ -433,13 +433,17 @@ def test_the_command_line_tool_does_not_take_the_cameras_of_a_running_app(
     assert not (tmp_path / "out").exists()  # nothing started, no session folder
 
 
-def test_without_a_settings_file_the_window_takes_the_one_beside_app_py(
+def test_without_a_settings_file_the_window_writes_the_default_in_the_current_folder(
     qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """As the README says (issue 71: installed editable, it took the checkout's settings.ini);
+    ``python app.py`` names the one beside it (test_commands_help.py)."""
     monkeypatch.chdir(tmp_path)  # started from another folder: ./settings.ini does not exist
     main = MainWindow(None, tmp_path / "out")
     qtbot.addWidget(main)
-    assert Path(main.session_row.settings_edit.text()) == PROJECT_ROOT / "settings.ini"
+    chosen = Path(main.session_row.settings_edit.text())
+    assert chosen == tmp_path / "settings.ini" != PROJECT_ROOT / "settings.ini"
+    assert chosen.is_file()
     close_and_wait(qtbot, main)
 
 

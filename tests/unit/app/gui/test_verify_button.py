@@ -366,9 +366,12 @@ def test_agrees_in_part_shows_what_was_not_checked(tmp_path: Path) -> None:
 
 
 def test_an_exit_code_outside_the_contract_is_an_error_naming_it(tmp_path: Path) -> None:
-    outcome = verify_run.read_outcome(tmp_path, 4, [], "Traceback ...\nMemoryError\n")
+    outcome = verify_run.read_outcome(tmp_path, 5, [], "Traceback ...\nMemoryError\n")
     assert outcome.verdict is None
-    assert "exit code 4" in outcome.error and "MemoryError" in outcome.error
+    assert "exit code 5" in outcome.error and "MemoryError" in outcome.error
+    # 4: nothing differs, but the signer is in no list of trusted signers: "agrees in part"
+    untrusted = verify_run.read_outcome(tmp_path, 4, [], "")
+    assert untrusted.verdict == verify_run.IN_PART and not untrusted.agrees
     crashed = verify_run.read_outcome(tmp_path, None, [], "")
     assert "crashed" in crashed.headline() and str(tmp_path) in crashed.headline()
 

@@ -22,6 +22,7 @@ class _ScriptedStreamMock:
 
     recording = False
     analysis = object()  # an analysis runs
+    branches: tuple[Any, ...] = ()  # no camera branch: the figures are the ring header's alone
 
     def __init__(self) -> None:
         self.figures: dict[str, dict[str, Any]] = {}
