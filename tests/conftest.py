@@ -90,7 +90,8 @@ def _process_state_as_it_was(request: pytest.FixtureRequest) -> Iterator[None]:
 
     from deeplabstream.core.plugins import notices as plugin_notices
 
-    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    stops = [signal.SIGINT, signal.SIGTERM, *([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])]
+    handlers = {sig: signal.getsignal(sig) for sig in stops}
     has_mask = hasattr(signal, "pthread_sigmask")
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, set()) if has_mask else None
     notices = list(plugin_notices._NOTICES)

@@ -21,7 +21,8 @@ from tests.support.processes import sets_its_deadline
 
 def run_main_here(main: Callable[[list[str]], int], argv: list[str]) -> tuple[int, str, str]:
     """Run ``main(argv)`` here; return its exit code and what it printed to stdout and stderr."""
-    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    stops = [signal.SIGINT, signal.SIGTERM, *([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])]
+    handlers = {sig: signal.getsignal(sig) for sig in stops}
     has_mask = hasattr(signal, "pthread_sigmask")
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, set()) if has_mask else None
     out, err = io.StringIO(), io.StringIO()
