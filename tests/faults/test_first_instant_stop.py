@@ -117,14 +117,25 @@ def test_ctrl_c_at_once_after_the_start_runs_nothing(tmp_path: Path, which: str)
     # Sent as soon as the process exists: Python may not have started; whatever it had
     # reached, the command ends as stopped by Ctrl-C and nothing ran.
     process, _ = _start(tmp_path, which)
+    state = _signal_state(process.pid)  # why a lost Ctrl-C was lost, if it was
     os.killpg(process.pid, signal.SIGINT)
     code, out, err = _finish(process)
+    err += f"\n[test: the child at its start: {state}; this process: {_signal_state(os.getpid())}]"
     if code == 1 and _stopped_inside_python_start_up(err):
         pass  # Python's own start-up took it (before site was imported): no line of ours ran
     else:
         assert code in (130, -signal.SIGINT), (code, out, err)  # -2: ended by the signal itself
     assert _sessions(tmp_path) == [], (out, err)
     assert "Session folder" not in out
+
+
+def _signal_state(pid: int) -> str:
+    """The ignored and blocked signals of process ``pid`` (Linux's /proc; else unknown)."""
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return "unknown"
+    return ", ".join(line for line in lines if line.startswith(("SigIgn", "SigBlk", "SigCgt")))
 
 
 def _stopped_inside_python_start_up(err: str) -> bool:

@@ -101,6 +101,17 @@ def test_a_live_session_with_pose_experiment_and_recording_has_whole_counts(
     assert info["priority"]["loop_priority"]["asked"] == "above normal"
     if platform == "macos":
         assert info["priority"]["pinning"].startswith("not available")
+    # Verify too runs there (Windows: no SIGHUP, no signal mask to unblock; its stops taken
+    # as on every platform): the session agrees with its own recording.
+    verified = subprocess.run(
+        [sys.executable, "-m", "deeplabstream.offline.verify", "--quiet", str(session)],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, **emulated_env(platform, tmp_path / "locks")},
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert verified.returncode == 0, verified.stdout[-2000:] + verified.stderr[-3000:]
 
 
 def test_a_replay_analyses_every_frame(platform: str, tmp_path: Path) -> None:

@@ -40,6 +40,7 @@ def apply(platform: str) -> None:
         _remove(os, "nice")
         _remove(os, "getloadavg")
         _remove(signal, "pthread_sigmask")
+        _remove(signal, "SIGHUP")
         _windows_kill()
         _fixed_getppid()
         _terminate_is_a_hard_kill()

@@ -25,6 +25,7 @@ no psutil ``cpu_affinity``    -          yes      removed from ``psutil.Process`
 no ``prctl``                  yes        yes      libc cannot be loaded (windows) / has no prctl
 no ``SIGRTMIN``               yes        yes      removed from ``signal``
 no ``pthread_sigmask``        yes        -        removed from ``signal``
+no ``SIGHUP``                 yes        -        removed from ``signal``
 no POSIX pipes for doorbells  yes        -        ``transport.channel`` sees no ``fcntl``
 no ``/dev/shm`` folder        yes        yes      ``transport.ring`` looks in a folder that is
                                                   not there
