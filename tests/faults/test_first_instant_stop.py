@@ -62,6 +62,12 @@ def _start(
     def ignore_ctrl_c() -> None:  # as a non-interactive shell starts `cmd &`
         signal.signal(signal.SIGINT, signal.SIG_IGN)
 
+    def default_ctrl_c() -> None:  # as a terminal starts a foreground job
+        # Not this test process's own disposition: a pytest-xdist worker was seen with Ctrl-C
+        # ignored (SigIgn 0x1001006: SIGINT and SIGQUIT, as C's system() leaves them while it
+        # runs), which a child inherits, and a Ctrl-C at its first instant was then lost.
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
     process = subprocess.Popen(
         command,
         cwd=PROJECT_ROOT,
@@ -69,7 +75,7 @@ def _start(
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
-        preexec_fn=ignore_ctrl_c if sigint_ignored else None,  # the test runs one thread
+        preexec_fn=ignore_ctrl_c if sigint_ignored else default_ctrl_c,  # one thread here
         env={**os.environ, **env, **hold},
     )
     return process, holds
