@@ -262,7 +262,7 @@ def test_the_progress_line_follows_the_buttons_countdown(
     says = "print('verify: replaying arena.mkv: 30 of 240 frames', flush=True)\n"
     script = says + "import time\ntime.sleep(30)\n"
     monkeypatch.setattr(
-        verify_run, "verify_command", lambda folder: [sys.executable, "-c", script, str(folder)]
+        verify_run, "verify_command", lambda folder, *_: [sys.executable, "-c", script, str(folder)]
     )
     button = VerifyButton()
     qtbot.addWidget(button)

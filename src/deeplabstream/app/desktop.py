@@ -173,7 +173,7 @@ def _show_window(
     pilot.report()
     due = window.session_row.verify_button.due_after_close(window.controller.session_dir)
     if due is not None:  # [Session] VERIFY = after, and the window closed before it ended
-        verified = verify_in_console(due)
+        verified = verify_in_console(due, window.session_row.settings_path())
         if verified is not None and verified in EXIT_STOPPED.values():  # interrupted: said
             return verified
     if pilot.errors:

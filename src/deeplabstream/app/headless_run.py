@@ -199,7 +199,7 @@ def _verify_after(stream: LiveSession) -> int | None:
     if folder is None or not stream.recorded_anything:
         print("Verify (VERIFY = after): nothing was recorded, so there is nothing to verify")
         return None
-    code = verify_in_console(folder)
+    code = verify_in_console(folder, stream.settings.source_file)
     return code if code in EXIT_STOPPED.values() else None
 
 

@@ -27,12 +27,17 @@ VERIFY_FOLDER = "verify"
 EXIT_STOPPED = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
-def verify_command(folder: Path) -> list[str]:
-    """Return the argv that verifies ``folder``, printing only its verdict."""
-    return [sys.executable, "-m", VERIFY_MODULE, "--quiet", str(folder)]
+def verify_command(folder: Path, lab_settings: Path | None = None) -> list[str]:
+    """Return the argv that verifies ``folder``, printing only its verdict.
+
+    ``lab_settings``: the run's settings file, whose folder's ``allowed_signers`` lists the
+    lab's trusted keys.
+    """
+    settings = ["--settings", str(lab_settings)] if lab_settings is not None else []
+    return [sys.executable, "-m", VERIFY_MODULE, "--quiet", *settings, str(folder)]
 
 
-def verify_in_console(folder: Path) -> int | None:
+def verify_in_console(folder: Path, lab_settings: Path | None = None) -> int | None:
     """Verify ``folder`` now, printing its verdict; return its exit code.
 
     Stopped by Ctrl-C or SIGTERM: says it was interrupted, takes away the ``verify/`` folder
@@ -41,7 +46,8 @@ def verify_in_console(folder: Path) -> int | None:
     """
     print(f"Verify (VERIFY = after): checking {folder} against its recording (Ctrl-C stops it)")
     later = f"run `deeplabstream-verify {folder}` to check it later"
-    command = verify_command(folder)
+    known = lab_settings if lab_settings is not None and lab_settings.is_file() else None
+    command = verify_command(folder, known)
     try:
         process = subprocess.Popen(command)
     except OSError as error:

@@ -27,9 +27,10 @@ WAITS = (
 def test_ctrl_c_during_verify_after_says_interrupted_and_exits_130(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(
-        verify_after, "verify_command", lambda folder: [sys.executable, "-c", WAITS, str(folder)]
-    )
+    def waits(folder: Path, *_: object) -> list[str]:
+        return [sys.executable, "-c", WAITS, str(folder)]
+
+    monkeypatch.setattr(verify_after, "verify_command", waits)
     started = threading.Event()
 
     def ctrl_c_once_started() -> None:
@@ -53,3 +54,14 @@ def test_ctrl_c_during_verify_after_says_interrupted_and_exits_130(
     assert "Verify stopped before it finished: interrupted (Ctrl-C), no verdict" in said
     assert f"deeplabstream-verify {tmp_path}" in said
     assert not (tmp_path / "verify").exists()  # the folder it left empty is taken away
+
+
+def test_verify_after_gives_the_runs_settings_file_for_the_labs_signers(tmp_path: Path) -> None:
+    settings = tmp_path / "settings.ini"
+    folder = tmp_path / "session"
+    assert verify_after.verify_command(folder, settings)[-3:] == [
+        "--settings",
+        str(settings),
+        str(folder),
+    ]
+    assert "--settings" not in verify_after.verify_command(folder)

@@ -47,6 +47,7 @@ class SessionRow(QWidget):
         )
         self.verify_button = VerifyButton()  # the finished session against its recording
         self.verify_button.after_each_session = self._verify_after_each_session
+        self.verify_button.lab_settings = self.settings_path
         row = QHBoxLayout(self)
         row.setContentsMargins(0, 0, 0, 0)
         row.addLayout(settings_row, 2)

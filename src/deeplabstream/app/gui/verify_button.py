@@ -58,6 +58,8 @@ class VerifyButton(QPushButton):
         self.session_dir: Path | None = None
         #: Asked once per finished session: ``[Session] VERIFY = after`` (verify it at once).
         self.after_each_session: Callable[[], bool] = lambda: False
+        #: The window's settings file: its folder's ``allowed_signers`` are the lab's signers.
+        self.lab_settings: Callable[[], Path | None] = lambda: None
         self._asked_for: Path | None = None
         self._stage = ""  # the stage verify said last (its progress line)
         self._elapsed = QTimer(self)
@@ -120,7 +122,7 @@ class VerifyButton(QPushButton):
             return
         self.started.emit()
         self._stage = ""
-        self.run.start(folder)
+        self.run.start(folder, _existing(self.lab_settings()))
         self._show_running()
         self._elapsed.start()
         self.setToolTip(f"Verifying {folder}; click to stop")
@@ -219,3 +221,8 @@ def _details(outcome: VerifyOutcome) -> str:
     else:
         lines.append(f"No report was written in {outcome.session_dir / 'verify'}")
     return "<p>" + "<br>".join(html.escape(line) for line in lines) + "</p>"
+
+
+def _existing(path: Path | None) -> Path | None:
+    """``path`` when it is a file (a settings file not written yet names no lab list)."""
+    return path if path is not None and path.is_file() else None

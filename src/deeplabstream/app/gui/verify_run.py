@@ -47,12 +47,15 @@ KEPT_LINES = 200  # the newest stdout lines kept: the reasons when summary.json 
 KEPT_ERROR_CHARS = 4000  # the end of stderr kept for the message
 
 
-def verify_command(session_dir: Path) -> list[str]:
+def verify_command(session_dir: Path, lab_settings: Path | None = None) -> list[str]:
     """Return the argv that verifies ``session_dir`` (the ``deeplabstream-verify`` command).
 
-    A function of its own so that a test may point the button at a stand-in command.
+    ``lab_settings``: the window's settings file, whose folder's ``allowed_signers`` lists the
+    lab's trusted keys (never a file the session record names: a forged record would name its
+    own). A function of its own so that a test may point the button at a stand-in command.
     """
-    return [sys.executable, "-m", VERIFY_MODULE, str(session_dir)]
+    settings = ["--settings", str(lab_settings)] if lab_settings is not None else []
+    return [sys.executable, "-m", VERIFY_MODULE, *settings, str(session_dir)]
 
 
 def recorded_videos(session_dir: Path) -> list[Path]:
@@ -224,8 +227,8 @@ class VerifyProcess(QObject):
         """Seconds since the run started."""
         return time.monotonic() - self._started if self._started else 0.0
 
-    def start(self, session_dir: Path) -> None:
-        """Start verifying ``session_dir`` (returns at once)."""
+    def start(self, session_dir: Path, lab_settings: Path | None = None) -> None:
+        """Start verifying ``session_dir`` (returns at once), with the lab's settings file."""
         if self.running:
             raise RuntimeError("a verify run is already going")
         self.session_dir, self.outcome = session_dir, None
@@ -236,7 +239,7 @@ class VerifyProcess(QObject):
         process.readyReadStandardError.connect(self._read_stderr)
         process.finished.connect(self._finished)
         process.errorOccurred.connect(self._failed_to_start)
-        program, *arguments = verify_command(session_dir)
+        program, *arguments = verify_command(session_dir, lab_settings)
         self._started = time.monotonic()
         process.start(program, arguments)
 

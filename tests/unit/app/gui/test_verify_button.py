@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PyQt5.QtCore import QObject, Qt, QUrl, pyqtSlot
@@ -142,13 +143,19 @@ def stand_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """Point the button at the stand-in verify command; return a setter of its outcome."""
     script = tmp_path / "stand_in_verify.py"
     script.write_text(f"REASONS = {REASONS!r}\n{STAND_IN}", encoding="utf-8")
-    outcome = {"name": "agrees"}
+    outcome: dict[str, Any] = {"name": "agrees"}
 
-    def command(session_dir: Path) -> list[str]:
+    def command(session_dir: Path, lab_settings: Path | None = None) -> list[str]:
+        outcome["lab_settings"] = lab_settings  # what the button gave the command
         return [sys.executable, str(script), str(session_dir), outcome["name"]]
 
     monkeypatch.setattr(verify_run, "verify_command", command)
-    return lambda name: outcome.update(name=name)
+
+    def set_outcome(name: str) -> dict[str, Any]:
+        outcome.update(name=name)
+        return outcome
+
+    return set_outcome
 
 
 @pytest.fixture
@@ -233,6 +240,22 @@ def test_the_default_command_is_deeplabstream_verify_on_the_folder(tmp_path: Pat
         "deeplabstream.offline.verify",
         str(tmp_path),
     ]
+    settings = tmp_path / "settings.ini"  # the lab's list of trusted signers is beside it
+    assert verify_run.verify_command(tmp_path, settings)[3:] == [
+        "--settings",
+        str(settings),
+        str(tmp_path),
+    ]
+
+
+def test_the_button_gives_verify_the_windows_settings_file_for_the_labs_signers(
+    fresh: RecordedSession, stand_in
+) -> None:
+    """The lab's allowed_signers beside the window's settings file, never the record's."""
+    window = fresh.window
+    outcome = stand_in("agrees")
+    _verify(window)
+    assert outcome["lab_settings"] == window.session_row.settings_path()
 
 
 # -- what a run shows --------------------------------------------------------------------------
@@ -380,7 +403,9 @@ def test_a_verify_command_that_cannot_start_says_so(
     qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     missing = tmp_path / "no_such_program"
-    monkeypatch.setattr(verify_run, "verify_command", lambda folder: [str(missing), str(folder)])
+    monkeypatch.setattr(
+        verify_run, "verify_command", lambda folder, *_: [str(missing), str(folder)]
+    )
     run = verify_run.VerifyProcess()
     with qtbot.waitSignal(run.finished, timeout=10_000) as ended:
         run.start(tmp_path)
