@@ -144,7 +144,9 @@ def _sides(session: Path, zone: str) -> Sides:
     # The pose file holds the model's animals whole; those the experiment did not see (unsure
     # after a merge) are listed in identity.csv.
     (identity_csv,) = session.glob("*.identity.csv")
-    points = rules_view(table.points, table.frames, table.individuals, identity_csv)
+    points = rules_view(
+        table.points, table.frames, table.individuals, identity_csv, table.keypoints
+    )
     sides = []
     for frame in analysed:
         row = []

@@ -120,7 +120,9 @@ def test_two_marked_mice_keep_their_identities_through_a_merge(
     # The pose file holds the model's animals whole, under the identity shown; the experiments
     # did not see those identity.csv lists as unnamed (unsure after the merge): judged here.
     identity_csv = session / looks["confidence_file"]
-    shown = rules_view(table.points, table.frames, table.individuals, identity_csv)
+    shown = rules_view(
+        table.points, table.frames, table.individuals, identity_csv, table.keypoints
+    )
     matched = match_identities(shown, true_xy)
 
     # The merge happened: the mice lay on each other and the model saw one of them.

@@ -18,14 +18,23 @@ def rules_view(
     frames: np.ndarray,
     individuals: tuple[str, ...] | None,
     identity_csv: Path,
+    keypoints: tuple[str, ...] | None = None,
 ) -> np.ndarray:
-    """Return ``points`` (N, A, K, 3) of ``frames`` with the unnamed animals NaN."""
+    """Return ``points`` (N, A, K, 3) of ``frames`` with what the rules did not read NaN.
+
+    A token ``animal2`` is a whole animal unnamed; ``animal2:nose`` one keypoint withheld (it
+    may be another animal's). ``keypoints`` names the K keypoints (required for such tokens).
+    """
     assert individuals is not None, "a multi-animal pose table names its individuals"
     table = pd.read_csv(identity_csv, keep_default_na=False, dtype=str)
     unnamed = dict(zip(table["frame_index"].astype(int), table["unnamed"], strict=True))
     shown = np.array(points, dtype=np.float64, copy=True)
     for row, frame in enumerate(np.asarray(frames).tolist()):
-        names = unnamed.get(int(frame), "").split()
-        for name in names:
-            shown[row, individuals.index(name)] = np.nan
+        for token in unnamed.get(int(frame), "").split():
+            name, _, keypoint = token.partition(":")
+            if not keypoint:
+                shown[row, individuals.index(name)] = np.nan
+                continue
+            assert keypoints is not None, f"{identity_csv}: {token} needs the keypoints' names"
+            shown[row, individuals.index(name), keypoints.index(keypoint)] = np.nan
     return shown
