@@ -96,7 +96,10 @@ def _decide_until_a_pulse_then_wait(folder: Path, unwritten: UnwrittenRows) -> N
         flush_open_files()  # the turn's end
         if run.actions:
             break
-    (folder / "pulsed").write_text(str(frame), encoding="ascii")
+    # Written whole under another name and renamed: the parent, polling for the name, must
+    # never read it empty (CI did, once, between the create and the write).
+    (folder / "pulsed.part").write_text(str(frame), encoding="ascii")
+    os.replace(folder / "pulsed.part", folder / "pulsed")
     time.sleep(3600)
 
 
