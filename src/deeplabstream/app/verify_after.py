@@ -27,14 +27,18 @@ VERIFY_FOLDER = "verify"
 EXIT_STOPPED = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
-def verify_command(folder: Path, lab_settings: Path | None = None) -> list[str]:
-    """Return the argv that verifies ``folder``, printing only its verdict.
+def verify_command(
+    folder: Path, lab_settings: Path | None = None, *, quiet: bool = False
+) -> list[str]:
+    """Return the argv of ``deeplabstream-verify`` on ``folder`` (the console's and the window's).
 
     ``lab_settings``: the run's settings file, whose folder's ``allowed_signers`` lists the
-    lab's trusted keys.
+    lab's trusted keys (never a file the session record names: a forged record would name its
+    own). ``quiet``: print only the verdict.
     """
     settings = ["--settings", str(lab_settings)] if lab_settings is not None else []
-    return [sys.executable, "-m", VERIFY_MODULE, "--quiet", *settings, str(folder)]
+    shown = ["--quiet"] if quiet else []
+    return [sys.executable, "-m", VERIFY_MODULE, *shown, *settings, str(folder)]
 
 
 def verify_in_console(folder: Path, lab_settings: Path | None = None) -> int | None:
@@ -47,7 +51,7 @@ def verify_in_console(folder: Path, lab_settings: Path | None = None) -> int | N
     print(f"Verify (VERIFY = after): checking {folder} against its recording (Ctrl-C stops it)")
     later = f"run `deeplabstream-verify {folder}` to check it later"
     known = lab_settings if lab_settings is not None and lab_settings.is_file() else None
-    command = verify_command(folder, known)
+    command = verify_command(folder, known, quiet=True)
     try:
         process = subprocess.Popen(command)
     except OSError as error:

@@ -27,7 +27,7 @@ WAITS = (
 def test_ctrl_c_during_verify_after_says_interrupted_and_exits_130(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    def waits(folder: Path, *_: object) -> list[str]:
+    def waits(folder: Path, *_: object, **__: object) -> list[str]:
         return [sys.executable, "-c", WAITS, str(folder)]
 
     monkeypatch.setattr(verify_after, "verify_command", waits)

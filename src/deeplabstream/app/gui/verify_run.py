@@ -6,14 +6,14 @@ the window never waits for it: :class:`VerifyProcess` starts it with a ``QProces
 loop takes its output as it comes), says each ``verify: ...`` progress line, and at the end reads
 the verdict it wrote (``verify/summary.json``) into a :class:`VerifyOutcome`.
 
-The command it runs is :func:`verify_command` (this interpreter, ``-m deeplabstream.offline
-.verify``): a module path, never an import, since the offline layer stands above the app.
+The command it runs is :func:`app.verify_after.verify_command`, the console's too (this
+interpreter, ``-m deeplabstream.offline.verify``): a module path, never an import, since the
+offline layer stands above the app.
 """
 
 from __future__ import annotations
 
 import json
-import sys
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -22,13 +22,13 @@ from typing import Any
 
 from PyQt5.QtCore import QObject, QProcess, pyqtSignal
 
+from deeplabstream.app.verify_after import verify_command
 from deeplabstream.outputs.session_record import (
     SESSION_JSON,
     DamagedRecordError,
     read_record_data,
 )
 
-VERIFY_MODULE = "deeplabstream.offline.verify"
 COMMAND_NAME = "deeplabstream-verify"  # how its messages start
 VERIFY_FOLDER = "verify"  # what the command writes in the session folder
 SUMMARY_NAME = "summary.json"
@@ -45,17 +45,6 @@ VERDICT_OF_EXIT = {
 STOP_GRACE_MS = 3000  # after SIGTERM, how long the command may take to exit before it is killed
 KEPT_LINES = 200  # the newest stdout lines kept: the reasons when summary.json cannot be read
 KEPT_ERROR_CHARS = 4000  # the end of stderr kept for the message
-
-
-def verify_command(session_dir: Path, lab_settings: Path | None = None) -> list[str]:
-    """Return the argv that verifies ``session_dir`` (the ``deeplabstream-verify`` command).
-
-    ``lab_settings``: the window's settings file, whose folder's ``allowed_signers`` lists the
-    lab's trusted keys (never a file the session record names: a forged record would name its
-    own). A function of its own so that a test may point the button at a stand-in command.
-    """
-    settings = ["--settings", str(lab_settings)] if lab_settings is not None else []
-    return [sys.executable, "-m", VERIFY_MODULE, *settings, str(session_dir)]
 
 
 def recorded_videos(session_dir: Path) -> list[Path]:
