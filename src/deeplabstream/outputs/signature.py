@@ -364,7 +364,7 @@ def trusted_signers(
     Raises :class:`SigningError` naming a list that cannot be read.
     """
     trusted: dict[str, TrustedSigner] = {}
-    own_print = _own_fingerprint() if own else None
+    own_print = own_fingerprint() if own else None
     if own_print is not None:
         trusted[own_print] = TrustedSigner(own_print, rig_name(), OWN_KEY)
     user = user_signers_file()
@@ -381,7 +381,8 @@ def trusted_signers(
     return trusted
 
 
-def _own_fingerprint() -> str | None:
+def own_fingerprint() -> str | None:
+    """Return the fingerprint of this installation's key; None where it has none readable."""
     try:
         key = installation_key(create=False)
     except SigningError:

@@ -27,12 +27,9 @@ from deeplabstream.core.plugins import LAB_ORIGIN
 from deeplabstream.offline.verify.session_files import inside
 from deeplabstream.outputs.signature import (
     SignatureCheck,
-    SigningError,
     TrustedSigner,
     check_signature,
-    fingerprint,
-    installation_key,
-    public_bytes,
+    own_fingerprint,
     trusted_signers,
     user_signers_file,
 )
@@ -218,20 +215,12 @@ def _what_changed(check: SignatureCheck) -> str:
 def _signed_note(check: SignatureCheck, trusted: tuple[str, ...]) -> str:
     if trusted:
         return f"session.json is signed by your key {check.signer().removeprefix('key ')}"
-    whose = "this installation's key" if check.fingerprint == _own_fingerprint() else "the key"
+    whose = "this installation's key" if check.fingerprint == own_fingerprint() else "the key"
     return (
         f"session.json is signed by {whose} {check.signer().removeprefix('key ')}; a "
         "signature proves the record unchanged since that key signed it: compare the "
         "fingerprint with the lab's, or give its key with --trust"
     )
-
-
-def _own_fingerprint() -> str | None:
-    try:
-        key = installation_key(create=False)
-    except SigningError:
-        return None
-    return None if key is None else fingerprint(public_bytes(key.public_key()))
 
 
 def _signer(check: SignatureCheck) -> dict[str, Any]:
