@@ -1,12 +1,8 @@
 """Lightning Pose's offline crop-zoom prediction of a video, without Lightning Pose.
 
 ``python -m deeplabstream.pose.cropzoom_video MODEL VIDEO OUT.csv [--smooth-window 5]
-[--boxes BOXES.csv]``: the detector on every frame, Lightning Pose's boxes (``create_bbox``;
-``smooth_bbox`` with ``--smooth-window``), its video crops (the median box size), the pose model
-and Lightning Pose's ``remap`` (:func:`pose.runtime.cropzoom.predict_video_as_lightning_pose`),
-written in Lightning Pose's CSV layout (the remapped predictions), and the boxes as its bbox CSV.
-Lightning Pose also re-encodes the cropped video with libx264 before the pose model reads it;
-that lossy step is not repeated here (docs/pose-models.md says what it costs).
+[--boxes BOXES.csv]`` writes Lightning Pose's remapped-predictions CSV and its bbox CSV.
+Design: docs/pose-models.md, "Lightning Pose crop-zoom pairs".
 """
 
 from __future__ import annotations

@@ -1,26 +1,6 @@
 """What a model file is, its conversion, and a check of the conversion on one frame.
 
-    deeplabstream-inspect PATH [--frame IMAGE_OR_VIDEO] [--frame-index N]
-                                [--precision fp32|fp16|int8] [--threads N]
-
-PATH is anything ``MODEL_PATH`` takes. The command prints the framework and its version, the
-network, keypoints, input size, stride and parameter count (per stage for a model of two
-networks); converts a DeepLabCut 3.0 export or a Lightning Pose checkpoint to ONNX (or reuses
-the cached graphs); and runs every converted graph (ONNX Runtime, CPU) and the rebuilt PyTorch
-network on one frame, printing their largest differences. A model that runs several graphs (a
-DeepLabCut top-down model: detector, then pose network on the crop; a Lightning Pose context
-model: backbone, then heads on five frames) has each graph checked on its own input and then the
-whole model end to end, its keypoints in frame pixels (:mod:`pose.stage_check`). Give a frame of
-your own camera with ``--frame`` (an image, or a video and ``--frame-index``: a context model
-takes the frames two before to two after it); without it a synthetic image is used, which
-proves less.
-
-With ``--precision int8`` it shows the quantized model ``deeplabstream-quantize`` made and the
-accuracy cost that command measured against fp32 (no conversion check: the int8 graph is not
-meant to reproduce the network exactly).
-
-Exit status: 0 when every graph reproduces the network (or there is nothing to convert), 1 when
-one does not (the message names it), 2 when the model cannot be loaded (the message says why).
+Design: docs/pose-internals.md, "pose.inspect".
 """
 
 from __future__ import annotations

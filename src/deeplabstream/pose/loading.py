@@ -1,33 +1,6 @@
 """One way in for every model: a path (or nothing, for the bundled model) -> ModelDescription.
 
-The kind is detected from what is on disk, by the formats of the registry
-:data:`~pose.model_format.MODEL_FORMATS` (built-in, then installed), tried in order:
-
-- nothing: the bundled model of the simulated arena (``pose/bundled/arena``);
-- a folder with ``model.json``, that file, or the ``.onnx`` beside it: the project's own format;
-- a folder with ``config.yaml`` and ``exports_onnx/``, or one ``.onnx`` inside such an
-  ``exports_onnx`` folder: a Lightning Pose export;
-- a ``.ckpt`` file, or a Lightning Pose model folder with a checkpoint under ``tb_logs/`` and no
-  export: a Lightning Pose checkpoint, rebuilt and converted to ONNX
-  (:mod:`pose.formats.lightning_ckpt`);
-- a ``.pt`` / ``.pth`` file (not part of a model of this project): a DeepLabCut 3.0 export,
-  rebuilt and converted to ONNX (:mod:`pose.formats.dlc3`);
-- a folder with ``export_metadata.json`` (and ``model.onnx``), or that ``.onnx``: a sleap-nn
-  ONNX export of a multi-animal bottom-up or top-down model (:mod:`pose.formats.sleap`);
-- a folder a framework wrote around its models (a DeepLabCut project, ``exported-models-pytorch``
-  or ``train/`` folder, a sleap-nn training folder, a folder of Lightning Pose's ``tb_logs/``):
-  the one model inside it, or a refusal naming the command that makes one
-  (:mod:`pose.formats.framework_folders`); the description's ``named_path`` keeps the folder,
-  its ``found_model`` the model taken from it.
-
-Converted graphs are cached by the hash of the files they come from
-(:mod:`pose.formats.conversion`): the first load of such a model takes seconds to tens of seconds,
-later loads do not.
-
-A loaded model runs through the estimator of its kind (:class:`~pose.estimation.PoseEstimator`),
-which :func:`open_estimator` picks, for every caller; :func:`open_ensemble_estimator` combines
-several models' and :func:`open_reference_estimator` opens the framework's rebuilt modules (stage
-checks). Nothing else builds an estimator (tests/unit/pose/test_one_estimator_factory.py).
+Design: docs/pose-internals.md, "pose.loading".
 """
 
 from __future__ import annotations

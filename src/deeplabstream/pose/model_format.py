@@ -1,21 +1,6 @@
 """What a model format is, the registry of formats, and the checks formats share.
 
-A format is one kind of model on disk (a DeepLabCut 3.0 export, a Lightning Pose export or
-checkpoint, a sleap-nn export, this project's own model folder): one :class:`ModelFormat`
-subclass, defined in its framework's module of :mod:`pose.formats`, that says how to recognise
-its path, load it into a :class:`~pose.model.ModelDescription`, check it cheaply, and describe
-it. :data:`MODEL_FORMATS` is the kind's registry (:class:`~deeplabstream.core.plugins.Registry`):
-the built-in formats by name, in the order a path is tried, then the formats of installed
-packages (entry point group ``deeplabstream.model_formats``). Every format module is cheap to
-import (its framework's heavy libraries are imported when a model of it is loaded).
-
-A lab's own formats (modules of the ``formats/`` folder beside the settings file) are tried only
-when ``[Pose] MODEL_FORMATS`` names them (:func:`use_lab_formats`): no other file of that folder
-is ever imported.
-
-This module sits below the formats and the runtime alike: the loader (:mod:`pose.loading`) and
-the backends and cropping of :mod:`pose.runtime` ask the registry for a description's format by
-name, without importing the format modules themselves.
+Design: docs/pose-internals.md, "pose.model_format".
 """
 
 from __future__ import annotations

@@ -1,26 +1,6 @@
 """Quantize a pose model to int8, calibrated on your own video, and measure what it costs.
 
-    python -m deeplabstream.pose.quantize MODEL VIDEO [--frames N] [--eval-frames M]
-                                          [--output FILE] [--threads N]
-    (also: deeplabstream-quantize MODEL VIDEO ...)
-
-MODEL is anything ``[Pose] MODEL_PATH`` takes (a DeepLabCut 3.0 export is converted to ONNX
-first, as at a session's start). The fp32 graph is quantized by ONNX Runtime's static
-quantization (``quantize_static``: QDQ format, int8 weights per output channel, uint8
-activations whose ranges are calibrated on N frames of VIDEO, spread over it; the output heads
-and any decoding inside the graph stay float). Then the int8 and fp32 models both run on M other
-frames of the video, never used for calibration, and the pixel distance between their
-keypoints is measured (median, p99 and max; per keypoint too).
-
-The int8 graph is written beside the fp32 graph (``<graph stem>.int8.onnx``; the user cache when
-that folder is read-only), with a record ``.int8.onnx.json`` holding those figures, where
-``[Pose] PRECISION = int8`` finds it. ``deeplabstream-inspect MODEL --precision int8`` and
-``session.json`` (the model's ``int8_cost``) show the figures. The int8 model is used only when
-PRECISION = int8 asks for it. Calibrate on frames of the rig and lighting it will see: the
-ranges come from them.
-
-Exit status: 0 when the quantized model is written, 2 when the model or video cannot be used
-(the message says why).
+Design: docs/pose-internals.md, "pose.quantize".
 """
 
 from __future__ import annotations

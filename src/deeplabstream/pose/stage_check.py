@@ -1,21 +1,6 @@
 """Each graph of a model that runs several, and the whole model, checked on one frame.
 
-``deeplabstream-inspect``'s check of the converted models that run more than one graph:
-
-- a **DeepLabCut top-down** export: the detector graph on the frame (a FasterRCNN: its proposal
-  graph, torchvision's steps and its box-head graph), DeepLabCut's crop of the box, the pose
-  graph on the crop;
-- a **Lightning Pose context** model (``heatmap_mhcrnn``): the backbone graph on each of five
-  frames, the heads graph on their stacked features, both heads decoded and the likelier kept.
-
-Each graph is compared with the rebuilt PyTorch module it came from on the same input, with its
-format's own comparison and limits (the detector and the backbone on the frame; the pose graph
-on the crop the rebuilt model cut; the heads graph on the rebuilt backbone's features, so that a
-fault is blamed on the graph that has it). Then the whole model end to end: the estimator the
-inference worker runs (:func:`pose.loading.open_estimator`: the framework's own steps and
-decoding between the graphs, :class:`~pose.formats.dlc3_topdown.DlcTopDownEstimator`,
-:class:`~pose.runtime.context.ContextEstimator`) runs once on the graphs (ONNX Runtime, CPU)
-and once on the rebuilt modules, and its final keypoints in frame pixels are compared.
+Design: docs/pose-internals.md, "pose.stage_check".
 """
 
 from __future__ import annotations

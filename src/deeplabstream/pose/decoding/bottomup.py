@@ -1,35 +1,6 @@
 """Several animals from heatmaps and part-affinity fields: this project's bottom-up decoder.
 
-A multi-animal model of this project (``decoder = "paf-bottomup"``, see
-:mod:`pose.formats.own_model`) outputs
-
-``heatmaps`` (N, K, h, w)
-    logits of one map per keypoint, with a peak at that keypoint of every animal;
-``pafs`` (N, 2E, h, w)
-    part-affinity fields, two channels (x, y) per skeleton edge: near the limb from an animal's
-    source keypoint to its destination keypoint, the unit vector pointing from source to
-    destination; zero elsewhere.
-
-Both are at the heatmap stride, in :mod:`pose.decoding.peaks`'s convention (heatmap pixel ``(i, j)``
-is centred on input pixel ``(j * stride + (stride - 1) / 2, i * stride + (stride - 1) / 2)``).
-
-:func:`decode_paf_bottomup` runs on every frame live:
-
-1. **peaks**: per keypoint the local maxima (3 x 3) above ``peak_threshold``, the
-   ``max_peaks`` strongest, refined below a heatmap pixel by a parabola through the peak and its
-   two neighbours along each axis, fitted to the log-probability (the log of a Gaussian is a
-   parabola, so a Gaussian peak is located exactly; :mod:`pose.decoding.peaks` fits the raw values);
-2. **line scores**: for every candidate pair of peaks of each edge, the mean dot product of the
-   field (bilinearly sampled at ``line_points`` points along the segment) with the segment's unit
-   vector, plus a penalty for segments longer than ``max_edge_length`` (as sleap-nn does);
-3. **grouping**: :func:`pose.decoding.sleap.group_bottomup` (Hungarian matching per edge, matches
-   under ``min_line_score`` dropped, greedy assembly from the skeleton's root), then the
-   ``max_animals`` instances of highest score. With a ``root`` keypoint the edges are used as a
-   tree grown from it (:meth:`PafDecoding.grouping_edges`): the greedy assembly gives every
-   peak to one animal, so a root that two touching animals share (two noses that make one
-   peak) or a cycle in the skeleton would otherwise pull one animal into the other.
-
-Everything before the grouping is vectorised over the batch, keypoints, edges and pairs.
+Design: docs/pose-internals.md, "pose.decoding.bottomup".
 """
 
 from __future__ import annotations

@@ -1,21 +1,6 @@
 """A detector's several animal boxes per frame, as torchvision and DeepLabCut keep them.
 
-Faster R-CNN (:func:`animal_detections`) and SSDLite (:func:`ssd_animal_detections`).
-
-A multi-animal DeepLabCut 3.0 top-down model runs its detector's whole post-processing (read
-from torchvision 0.29.1's ``RoIHeads.postprocess_detections`` and DeepLabCut 3.0.2's
-``build_detector_postprocessor``), where a single-animal one only needs the best box
-(:func:`pose.decoding.region_proposals.best_detection`):
-
-1. the animal column's box deltas decoded on the proposals (weights 10, 10, 5, 5), clipped to
-   the resized image; its softmax score;
-2. scores above ``box_score_thresh`` kept, then boxes under 1e-2 px removed;
-3. ``batched_nms`` over the one animal class (IoU above ``box_nms_thresh``, 0.5 by default,
-   suppressed), so the boxes come highest score first; the first ``box_detections_per_img``
-   (100) kept;
-4. DeepLabCut's ``TrimOutputs``: the first ``max_individuals`` of them.
-
-The order is DeepLabCut's order of animals: its pose stage and its output rows follow it.
+Design: docs/pose-internals.md, "pose.decoding.box_detections".
 """
 
 from __future__ import annotations

@@ -1,33 +1,8 @@
 """Lightning Pose crop-zoom boxes: from a detector's keypoints to the pose model's crop.
 
-Lightning Pose 2.4's crop-zoom pipeline (its ``litpose create_bbox``, ``smooth_bbox``, ``crop``
-and ``remap`` commands) runs a *detector* model on the whole frame, turns its keypoints into a
-square box per frame, crops the box and runs a *pose* model on the crop, then adds the box's
-corner to the pose model's keypoints. The rules, read from Lightning Pose 2.4.3's
-``utils/cropzoom.py`` (facts only; the code here is this project's own):
-
-- **box** (:func:`lightning_boxes`): the centre is the mean of the *anchor* keypoints' x and y
-  (all keypoints when none are named, whatever their likelihood). The side is either fixed
-  (``crop_size``, made even by adding 1 to an odd value) or ``ceil(crop_ratio x span)`` where
-  the span is the larger of the anchors' x and y extents, made even the same way. The corner is
-  ``centre - side // 2`` cast to int64 (truncation towards zero, so a negative corner rounds
-  up). Boxes are (x, y, h, w) with h = w.
-- **smoothing** (:func:`smooth_boxes`, optional in Lightning Pose's pipeline): a centred
-  rolling median of x, y, h, w over ``window`` frames (fewer at the ends), rounded half to even.
-  It looks ahead: offline only.
-- **labelled images** (``litpose crop`` on a CSV): the box is cut from the image with zero
-  padding where it leaves the image, at its own size (no resize): :func:`cut_box`.
-- **videos** (``litpose crop`` on a video): each frame's box is cut with zero padding, but the
-  frame's **last column and last row are never copied** (Lightning Pose clips the box to
-  ``width - 1`` and ``height - 1``), and the cut is resized (OpenCV ``INTER_LINEAR``) to one size
-  for the whole video: the median box side rounded to an even number
-  (:func:`video_crop_size`, :func:`lightning_video_crop`). The cropped video is then written
-  with libx264 (lossy) and the pose model predicts on it.
-- **remap**: the box's corner is added to the pose model's x and y; nothing is scaled. For a
-  video whose boxes are not all of the median size (``crop_ratio``), Lightning Pose's remapped
-  keypoints are therefore not where the crop's pixels came from: the offline mode of this
-  project reproduces that (it is Lightning Pose's result); the live mode maps each crop back by
-  its own box (:func:`remap_from_crop`), which is where the keypoints are.
+Lightning Pose 2.4.3's ``create_bbox``, ``smooth_bbox``, ``crop`` and ``remap`` rules (facts
+only; the code is this project's own). Design: docs/pose-models.md, "Lightning Pose crop-zoom
+pairs".
 """
 
 from __future__ import annotations

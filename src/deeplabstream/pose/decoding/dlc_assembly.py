@@ -1,39 +1,6 @@
 """Several animals from DeepLabCut 3.0's bottom-up part-affinity-field models, as DeepLabCut does.
 
-A DeepLabCut 3.0 multi-animal bottom-up model (a backbone with DeepLabCut's ``DLCRNetHead``:
-heatmaps, location refinement and part-affinity fields) gives, through the graph this project
-builds from it (:mod:`pose.networks.dlc_paf`):
-
-``peaks`` (N, K, h, w)
-    the sigmoid heatmaps smoothed by DeepLabCut's Gaussian kernel, kept only at their local
-    maxima (DeepLabCut's max-pool non-maximum suppression) and 0 elsewhere;
-``locref`` (N, 2K, h, w)
-    the location-refinement offsets, already multiplied by ``locref_std`` (channels 2k, 2k+1:
-    x and y of keypoint k);
-``pafs`` (N, 2E, h, w)
-    the part-affinity fields, channels 2e, 2e+1 the x and y of graph edge e.
-
-The facts rebuilt here, read from DeepLabCut 3.0.2 (``PartAffinityFieldPredictor`` and
-``core/inferenceutils.py``'s ``Assembler`` as the predictor configures it):
-
-1. **Peaks**: every cell of ``peaks`` >= 0.01, in row-major order (keypoint, row, column);
-   position ``stride * (col, row) + stride // 2 + offset`` in float32, likelihood the smoothed
-   heatmap value there.
-2. **Edge costs**: for every kept edge (s, t) and pair of an s peak and a t peak, the field
-   sampled at 10 points on the segment between the two cells (grid units, points truncated to
-   integers), integrated with the trapezoidal rule against the sampled points' (col, row), the
-   norm of that integral divided by the segment length, rounded to 3 decimals. DeepLabCut
-   computes all pairs; only those of step 3's peaks are computed here (same values).
-3. **Links**: per kept edge, among the ``individuals`` most confident peaks of each end that
-   reach ``pcutoff`` (0.1), an optimal assignment maximising the affinity; links with affinity
-   >= ``min_affinity`` kept.
-4. **Assembly**: complete connected components first, then greedy growth from the strongest
-   link along the best remaining links, superfluous partial animals fused, a second growth
-   pass, animals with one link dropped, non-maximum suppression of animals overlapping by 0.8
-   or more (by summed affinity), at most ``individuals`` kept (the most keypoints first).
-
-Python sets and dicts are used where DeepLabCut uses them, in the same order of insertion:
-their iteration order decides ties, and with it which peaks an animal takes.
+Design: docs/pose-internals.md, "pose.decoding.dlc_assembly".
 """
 
 from __future__ import annotations

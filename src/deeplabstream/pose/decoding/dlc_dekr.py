@@ -1,41 +1,6 @@
 """Several animals from DeepLabCut 3.0's DEKR models, as DeepLabCut's ``DEKRPredictor`` finds them.
 
-A DeepLabCut 3.0 DEKR model (HRNet + ``DEKRHead``) gives, through the graph this project builds
-from it (:mod:`pose.networks.dlc_dekr`):
-
-``heatmaps`` (N, K + 1, h, w)
-    the keypoint heatmaps and, last, the animals' centre map (after the predictor's sigmoid
-    when it applies one: DeepLabCut's DEKR configs do not);
-``peaks`` (N, K + 1, h, w)
-    the same where a cell equals its 5x5 neighbourhood's maximum, 0 elsewhere;
-``offsets`` (N, 2K, h, w)
-    each keypoint's offset from the cell, in cells: channels 2k, 2k + 1 x and y of keypoint k.
-
-The facts rebuilt here, read from DeepLabCut 3.0.2's ``DEKRPredictor.forward``; every step in
-float32, as DeepLabCut's tensors:
-
-1. **Centres**: the ``individuals`` highest cells of the centre map's peaks (``torch.topk``:
-   highest first), each cell's value the animal's centre score.
-2. **Pose**: keypoint k of the animal at cell (row, col) is at ``(col - dx_k, row - dy_k)``
-   cells, the offsets read at that cell.
-3. With ``use_heatmap``: the ``individuals`` highest peaks of each keypoint's map; a keypoint
-   takes the cell (integer col, row) of the nearest of them when it is nearer than
-   ``max_absorb_distance`` cells.
-4. **Score** (``keypoint_score_type``): ``center`` the centre score; ``heatmap`` the keypoint
-   map's value at the pose's cell (floor, clamped into the map); ``combined`` their product.
-   DeepLabCut's predictor zeroes the keypoint maps' non-peaks in place in step 3, so with
-   ``use_heatmap`` the value is read from ``peaks``, without it from ``heatmaps``.
-5. **Input pixels**: ``x * stride + stride / 2`` (the same for y); scores clipped to [0, 1]
-   with ``clip_scores``.
-6. **Pose NMS** (``apply_pose_nms``): animal j is dropped when an animal i before it (i < j)
-   has at least one keypoint within ``nms_threshold * sqrt(w_j^2 + h_j^2)`` pixels of j's same
-   keypoint (w_j, h_j: the extent of j's keypoints; the squared diagonal at least 1). DeepLabCut
-   then writes -1 in x, y and score of a dropped animal and orders its rows by
-   ``kept + (index + 1) / (individuals + 1)``, highest first: the kept animals in **reverse**
-   order of their centre scores, then the dropped ones.
-
-This project writes NaN where DeepLabCut writes -1 (a dropped animal's row), and keeps
-DeepLabCut's order of rows.
+Design: docs/pose-internals.md, "pose.decoding.dlc_dekr".
 """
 
 from __future__ import annotations

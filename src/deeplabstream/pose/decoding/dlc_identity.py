@@ -1,31 +1,6 @@
 """DeepLabCut 3.0's identity head: which assembled animal is which individual, as DeepLabCut does.
 
-A DeepLabCut 3.0 multi-animal project with ``identity: true`` trains, beside its
-``DLCRNetHead``, an identity ``HeatmapHead`` (``heads.identity``): one map per individual of
-the project. The graph this project builds gives its logits (``identity``, (N, I, h, w)); the
-rest is rebuilt here from DeepLabCut 3.0.2 (``IdentityPredictor``, ``data/postprocessor.py``'s
-``PredictKeypointIdentities`` and ``AssignIndividualIdentities``,
-``post_processing/identity.py``'s ``assign_identity``), after the assembly of
-:mod:`pose.decoding.dlc_assembly`:
-
-1. **Maps**: the logits resized to ``(int(h * stride), int(w * stride))`` by torchvision's
-   bilinear ``resize`` with ``antialias=True`` (``stride`` the identity head's: backbone stride
-   over head stride), then a sigmoid. Only the cells step 2 reads are computed here, with the
-   same interpolation weights (:func:`antialiased_weights`).
-2. **Scores**: for each of the predictor's ``num_animals`` pose rows (assembled animals in
-   their order, then rows DeepLabCut fills with -1) and each keypoint with finite x and y, the
-   map cell at ``rint(x), rint(y)`` clipped to the map (so a -1 row reads cell (0, 0)); 0 for
-   the others.
-3. **Assignment**: the cost of row r for individual i is the mean over keypoints of the row's
-   likelihood times its score for i (a missing keypoint's likelihood is 0 there; -1 rows count
-   -1 times their scores, so they too pull towards some individuals); the Hungarian
-   algorithm maximises the total and row r goes to position i. Row i of the result is then
-   individual i (``metadata.individuals[i]``) in every frame.
-
-DeepLabCut keeps the per-keypoint scores (its ``_full.pickle``'s ``identity``) and no number
-per animal; this project's **identity confidence** of an animal is the mean, over its
-keypoints, of its score for its own individual (0 to 1), as for sleap-nn identity models
-(:mod:`pose.decoding.sleap_classes`).
+Design: docs/pose-internals.md, "pose.decoding.dlc_identity".
 """
 
 from __future__ import annotations

@@ -1,27 +1,6 @@
 """Lightning Pose's heatmap decoder (``run_subpixelmaxima``), re-implemented without torch.
 
-Lightning Pose (2.4.3) turns each heatmap into a keypoint as follows, and this module does the
-same, step by step, so that its numbers match Lightning Pose's own predictions:
-
-1. ``downsample_factor`` times: upsample x2 with bicubic interpolation (``align_corners=False``,
-   ``A = -0.75``, borders clamped, as ``torch.nn.functional.interpolate``), then smooth with the
-   5x5 Gaussian ``[1, 4, 6, 4, 1]^T [1, 4, 6, 4, 1] / 256`` with zero padding.
-2. Softmax of ``map * 1000`` over each map.
-3. Soft-argmax with pixel-index grids ``0 .. W-1`` and ``0 .. H-1``.
-4. Likelihood: the sum of the softmax in the 5x5 window centred on ``(int(y), int(x))``
-   (zero-padded), taken before the shift of step 5.
-5. ``x -= shift`` and ``y -= shift`` with shift 0.5, 1.5, 2.5 for downsample factors 1, 2, 3
-   (``2 ** factor / 2 - 0.5``).
-
-The result is in model-input pixels of Lightning Pose's convention; frame pixels follow from
-``x_frame = x * W_frame / W_input`` (see :mod:`pose.runtime.transforms`).
-
-Step 1 runs in OpenCV: its ``INTER_CUBIC`` resize is the same bicubic (``A = -0.75``, half-pixel
-centres, clamped borders) and ``sepFilter2D`` with ``BORDER_CONSTANT`` the same zero-padded blur;
-both agree with a direct numpy implementation of the formulas to 1e-16 in float64. Steps 2 to 4
-run in float64. Lightning Pose computes in float32, and its numbers differ from exact
-arithmetic by up to 0.0024 model pixels on its own data, almost all of it from PyTorch's float32
-softmax (a float32 version of this module lands no closer to them).
+Design: docs/pose-internals.md, "pose.decoding.lightning".
 """
 
 from __future__ import annotations

@@ -1,16 +1,6 @@
 """Heatmaps to keypoints: the peak of each map, refined below one heatmap pixel.
 
-Conventions (shared with the training code, so a trained model decodes exactly as it learned):
-
-- Coordinates are input pixels with pixel centres at whole numbers (x to the right, y down).
-- Heatmap pixel ``(row i, column j)`` is centred on input pixel
-  ``x = j * stride + (stride - 1) / 2``, ``y = i * stride + (stride - 1) / 2``.
-- Location-refinement offsets (``heatmaps+locref``) are in units of ``locref_std`` input pixels,
-  channels ordered ``x0, y0, x1, y1, ...``, and added to the peak's centre.
-- The likelihood is the heatmap's value at the peak (a probability for networks that end in a
-  sigmoid; for logits, pass ``heatmaps_are_probabilities=False`` and it goes through a sigmoid).
-
-Everything is vectorised over the batch and the keypoints.
+Design: docs/pose-internals.md, "pose.decoding.peaks".
 """
 
 from __future__ import annotations

@@ -1,26 +1,6 @@
 """Torchvision's Faster R-CNN steps around its networks, in NumPy (float32 as torchvision).
 
-The dense parts run as graphs (:mod:`pose.networks.fasterrcnn`); what depends on the data runs
-here, each step as torchvision 0.29.1 does it (read from ``GeneralizedRCNNTransform``,
-``AnchorGenerator``, ``RegionProposalNetwork.filter_proposals``, ``BoxCoder``,
-``RoIHeads.postprocess_detections``, ``nms``), because a CPU runs these small, branching steps
-faster on the host than an exported graph would (the graphs would need loops or
-torchvision's operators):
-
-1. :func:`resize_plan` / :func:`prepare_image`: torchvision's second ImageNet normalisation,
-   the bilinear resize (short side to ``min_size`` unless the long side would pass
-   ``max_size``; ``recompute_scale_factor``: output sides floored, the kernel's scale is
-   input / output) and the zero padding to a multiple of 32;
-2. :func:`anchors`: 15 per cell per level (ratio-major, rounded base anchors), a level's stride
-   is the padded image size floor-divided by its grid (61 px, not 64, for 25 rows of 800);
-3. :func:`proposals`: per level the top 1000 logits, box decoding (weights 1, 1, 1, 1, sizes
-   clamped at log(1000 / 16)), clipping to the resized image, boxes under 1e-3 px removed,
-   sigmoid scores under 0.05 removed, non-maximum suppression (0.7) per level, the best 1000;
-4. RoIAlign of the proposals (ONNX Runtime's ``RoiAlign``, see :mod:`pose.formats.dlc3_fasterrcnn`);
-5. :func:`best_detection`: box decoding (weights 10, 10, 5, 5), clipping, softmax, the animal
-   column, scores above ``box_score_thresh``, boxes under 1e-2 px removed; a single-animal
-   model keeps one detection, and torchvision's non-maximum suppression always keeps the
-   highest-scoring box first, so it is that box (the first on a tie), scaled back to the frame.
+Design: docs/pose-internals.md, "pose.decoding.region_proposals".
 """
 
 from __future__ import annotations

@@ -1,38 +1,6 @@
 """sleap-nn's host-side decoding of its bottom-up ONNX exports, in numpy and scipy.
 
-A bottom-up export (``sleap-nn export ... --format onnx``) finds the peaks of every node and
-scores every candidate connection of every edge inside the graph; its five outputs are
-
-``peaks`` (B, K, P, 2)
-    up to P peaks per node, (x, y) in the pixels of the graph's scaled input;
-``peak_vals`` (B, K, P)
-    the confidence map at each peak;
-``peak_mask`` (B, K, P)
-    which peaks are valid (a local maximum above the threshold baked into the graph);
-``line_scores`` (B, E, P * P)
-    the part-affinity score of every (source peak, destination peak) pair of each edge, flat
-    index ``src * P + dst``;
-``candidate_mask`` (B, E, P * P)
-    which pairs join two valid peaks.
-
-What sleap-nn does after the graph (``ExportedBottomUpLayer`` then ``group_scored_batch``), and
-:func:`group_bottomup` reproduces:
-
-1. per edge, Hungarian matching of its valid source and destination peaks
-   (:func:`scipy.optimize.linear_sum_assignment`, cost = -score);
-2. matches scoring below ``min_line_scores`` are dropped;
-3. the matches are assembled into instances greedily, edges in breadth-first order from the
-   skeleton's root: neither peak assigned -> a new instance; only the source assigned -> the
-   destination joins its instance; both assigned to different instances -> the destination's
-   instance merges into the source's when they share no node; only the destination assigned ->
-   the match is ignored;
-4. instances with fewer than ``min_instance_peaks`` points are dropped;
-5. instance score = sum of the scores of its matches; point score = the peak's confidence;
-   points = peaks / ``input_scale`` (the pixels of the image given to the graph).
-
-:func:`decode_bottomup` turns that into the project's (N, A, K, 3) array: x, y, score per
-point, NaN for missing points and unused animal rows; with more than A instances, the A of
-highest instance score are kept (sleap-nn's ``max_instances``), otherwise sleap-nn's order.
+Design: docs/pose-internals.md, "pose.decoding.sleap".
 """
 
 from __future__ import annotations

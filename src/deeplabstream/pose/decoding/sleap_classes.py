@@ -1,43 +1,6 @@
 """sleap-nn's host-side decoding of its bottom-up identity (multi-class) ONNX exports.
 
-A bottom-up identity model (sleap-nn's ``multi_class_bottomup`` head: confidence maps and
-**class maps**, one map per identity class) is exported by ``sleap-nn export ... --format
-onnx``. Its graph finds the peaks of every node and reads the class maps at each peak; its
-four outputs are
-
-``peaks`` (B, K, P, 2)
-    up to P peaks per node, (x, y) in the pixels of the image given to the graph (the graph
-    scales them back from its scaled input itself);
-``peak_vals`` (B, K, P)
-    the confidence map at each peak (``-1e9`` in slots that hold no peak);
-``peak_mask`` (B, K, P)
-    which peaks are valid (a local maximum above the threshold baked into the graph);
-``class_probs`` (B, K, P, C)
-    the class maps (a sigmoid each, so each value is 0..1 and a row need not sum to 1)
-    sampled bilinearly at each peak; zero for invalid peaks.
-
-What sleap-nn does after the graph (``ExportedBottomUpMultiClassLayer`` then
-``group_class_peaks``), and :func:`group_classes` reproduces, for each frame:
-
-1. a peak is kept when the graph marked it valid and its confidence is above the export's
-   ``peak_threshold`` (sleap-nn's run-time gate; the graph's own mask already asks the same);
-2. for each node on its own, the kept peaks are matched to the classes one to one by the
-   Hungarian algorithm, maximising the sum of their class values (with more peaks than
-   classes some peaks stay unmatched, with fewer some classes get no point for that node);
-3. a match is then kept only when its class is the peak's own best class (its class value
-   equals the largest of the peak's values exactly): a peak is never given to a class that
-   it resembles less than another;
-4. the peak kept for class c and node k is point k of instance c. Instance c is identity c
-   (``class_names[c]``) in every frame: no grouping by part-affinity fields, no tracking; a
-   class with no point in a frame is absent from it.
-
-This module also gives each instance the number sleap-nn's checkpoint path stores as its
-``tracking_score``: the mean, over the instance's points, of the class value of its class.
-It is the instance's **identity confidence** here.
-
-:func:`decode_classes` turns that into the project's (N, C, K, 3) array (x, y, the point's
-confidence-map value; NaN for missing points and absent classes), row c = class c, and the
-(N, C) identity confidences (NaN for an absent class).
+Design: docs/pose-internals.md, "pose.decoding.sleap_classes".
 """
 
 from __future__ import annotations

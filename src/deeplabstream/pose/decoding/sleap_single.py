@@ -1,19 +1,6 @@
 """sleap-nn's single-instance ONNX exports: one animal, every keypoint's highest point.
 
-``sleap-nn export <single_instance model dir> --format onnx`` wraps the network in sleap-nn's
-``SingleInstanceONNXWrapper``: uint8 pixels -> ``/ 255`` -> resized by the model's
-``input_scale`` (bilinear, antialiased) -> confidence maps -> per keypoint the first highest
-cell of its map (row-major) -> that cell times ``output_stride / input_scale`` (float32). A
-keypoint whose highest value is below the export's ``peak_threshold`` gets NaN coordinates and
-the value 0. Its outputs are ``peaks`` (B, K, 2), x, y in the pixels of the image given to the
-graph, and ``peak_vals`` (B, K); sleap-nn's own reader of the export
-(``ExportedSingleInstanceLayer``) takes them as they are, one instance per frame.
-
-The program runs the graph up to the confidence maps only
-(:func:`pose.formats.sleap_stages.cut_single_instance`: the exporter fixed the peak finding to
-the export size) and finds each map's global peak here with the graph's rules
-(:func:`pose.decoding.sleap_topdown.global_peaks`, the same as for a top-down model's instance
-maps), so the model runs at any frame or crop size with the export's own keypoints at its size.
+Design: docs/pose-internals.md, "pose.decoding.sleap_single".
 """
 
 from __future__ import annotations

@@ -1,43 +1,6 @@
 """sleap-nn's host-side decoding of its top-down ONNX exports (with or without identity classes).
 
-A top-down model is two networks: a **centroid** model finds one point per animal (its anchor
-part) on the whole frame, and a **centered-instance** model finds the animal's keypoints on a
-fixed-size crop centred on each centroid. ``sleap-nn export <centroid dir> <instance dir>
---format onnx`` writes both as **one graph** (sleap-nn's ``TopDownONNXWrapper``): uint8
-pixels -> ``/ 255`` -> the centroid model (on the frame resized by its ``input_scale``) ->
-the top ``max_instances`` local peaks of its map (above the baked threshold) -> a crop of
-``crop_size`` around each peak (``GridSample``, bilinear) -> the instance model on every crop
--> the global peak of each keypoint's map (NaN when below the threshold) -> crop to frame
-pixels. Its outputs:
-
-``centroids`` (B, I, 2)
-    each slot's centroid in frame pixels, slots in decreasing centroid confidence;
-``centroid_vals`` (B, I)
-    the centroid map at each;
-``peaks`` (B, I, K, 2)
-    each slot's keypoints in frame pixels (NaN where the keypoint's map stays below the
-    threshold);
-``peak_vals`` (B, I, K)
-    the keypoint map at each (0 where below the threshold);
-``instance_valid`` (B, I)
-    which slots hold a centroid above the threshold (the others are zero-filled);
-``class_logits`` (B, I, C)
-    an identity model only (``multi_class_topdown``, sleap-nn's
-    ``TopDownMultiClassCombinedONNXWrapper``): the class-vector head's raw logits per slot.
-
-What sleap-nn does after the graph (``ExportedTopDownLayer``, ``ExportedTopDownMultiClassLayer``),
-and :func:`decode_topdown` reproduces:
-
-- a plain top-down model: the valid slots, in the graph's order, are the instances; their
-  points and point scores as the graph gives them;
-- an identity model: the valid slots' logits are soft-maxed (per slot, over the classes) and
-  matched one to one to the classes by the Hungarian algorithm, maximising the sum of the
-  matched probabilities; the slot matched to class c is instance c (row c of every frame);
-  slots left unmatched (more animals than classes) are dropped. sleap-nn stores the matched
-  probability as the instance's identity score: here, its **identity confidence**.
-
-Rows: a plain model keeps the first ``max_animals`` valid slots (the highest centroid
-confidences, as sleap-nn's ``max_instances``); the other rows of a frame are NaN.
+Design: docs/pose-internals.md, "pose.decoding.sleap_topdown".
 """
 
 from __future__ import annotations

@@ -1,28 +1,6 @@
 """What every two-stage model (a detector, then a pose model on crops) shares: its crops' source.
 
-A two-stage model (sleap-nn top-down: centroid + centered instance; DeepLabCut 3.0 top-down:
-detector + RTMPose or a heatmap pose model) cuts the pose model's crops from the detector's
-output. ``[Pose] CROP_FROM`` says from which frame's:
-
-``same_frame`` (the default)
-    the detector runs on the frame, then the crops are cut around what it found on it: the
-    frameworks' own way, and what their predictions are compared with.
-``previous_frame``
-    the crops of frame t are cut around what the detector found on the camera's previous analysed
-    frame t-1; the detector runs on frame t only **after** frame t's keypoints are out (the
-    inference worker calls ``refresh`` once the frame's pose has gone to the experiment and the
-    files), so frame -> keypoints no longer waits for the detector. The detector still runs on
-    every frame (the next frame's crops need it): the worker's time per frame stays the same, and
-    a camera that sends frames faster than the worker's whole turn still waits for it (the
-    ``wait`` stage). A frame falls back to its own detections (``same_frame``, the detector on
-    its path) when its camera has none yet (its first frame), or when an animal **left its
-    crop** (:func:`left_the_crop`: a sleap-nn model's anchor keypoint, else the median of the
-    keypoints found, not found in the crop or more than a quarter of the crop from its centre;
-    the median of a DeepLabCut model's keypoints, which are always placed, within a tenth of
-    the crop of its border). Such a frame pays for both.
-
-:class:`PreviousDetections` keeps each camera's last detections (by a key: the camera's id) and
-the frames the refresh runs on; it counts the frames cropped each way.
+Design: docs/pose-internals.md, "pose.decoding.two_stage".
 """
 
 from __future__ import annotations

@@ -1,29 +1,8 @@
 """The Ensemble Kalman Smoother's forward filter: the live half of EKS's single-camera model.
 
-The ``ensemble-kalman-smoother`` package (``eks.singlecam_smoother``) smooths an ensemble's
-predictions offline with one linear-Gaussian model per keypoint:
-
-- the state is the keypoint's (x, y), a random walk: ``x_t = x_{t-1} + w_t``, ``w_t ~ N(0, s I)``
-  with ``s`` the smoothing parameter (smaller: smoother);
-- the observation is the ensemble's median, ``y_t = x_t + v_t``, ``v_t ~ N(0, R_t)`` with
-  ``R_t`` the ensemble's variance of that frame (:func:`~pose.ensemble.statistics.
-  eks_observation_variance`; by default divided by the models' mean likelihood);
-- the prior of the first frame is the mean of the stretch's medians, with their variance.
-
-The smoother runs the Kalman filter forward and the Rauch-Tung-Striebel pass back. The backward
-pass changes nothing at the last frame: there the smoother's value is the filter's. This module
-is that filter, frame by frame, so a rule can act on it live: :class:`CausalEks` run over a
-stretch with the same model and parameters (the same ``s``, ``var_mode`` and first-frame prior,
-:func:`package_prior`) gives at the stretch's last frame the package's own smoother output at
-that frame (tests/unit/pose/test_ensemble_eks.py checks it against the package). Every earlier
-frame it gives the filtered value, which has not yet seen the frames after it: it lags behind
-the smoother (docs/ensembles.md says by how much). Since x and y have diagonal matrices, each is
-a scalar filter.
-
-Live, the stretch's mean and variance are not known at its first frame: without a prior given,
-a keypoint's filter starts at its first placed median with that frame's observation variance.
-A frame where the ensemble did not place a keypoint is a prediction step only (the keypoint
-keeps its value, its variance grows by ``s``).
+Run over a stretch with the package's parameters and prior (:func:`package_prior`), its value at
+the stretch's last frame is the package's smoother output there; earlier frames lag. Design:
+docs/ensembles.md, "The causal filter, live".
 """
 
 from __future__ import annotations

@@ -1,10 +1,6 @@
 """An ensemble's models and their keypoints: the first model's names, the others' mapped onto them.
 
-Models trained by different frameworks name the same body part differently (DeepLabCut's
-``snout``, Lightning Pose's ``nose``) and list them in their own order. The ensemble's keypoints
-are its first model's, in its order; every other model must have each of them, by the same name
-or by the name ``KEYPOINT_MAP`` gives it (``snout=nose``: a model's ``snout`` is the ensemble's
-``nose``). Keypoints a model has beyond the ensemble's are not read.
+Design: docs/ensembles.md, "Mapping keypoints".
 """
 
 from __future__ import annotations

@@ -1,21 +1,7 @@
 """One frame's ensemble: the models' keypoints combined, and how far they disagree.
 
-The conventions are those of the Ensemble Kalman Smoother (the ``ensemble-kalman-smoother``
-package, its ``eks.core.ensemble``) and of Lightning Pose's ensembles:
-
-- the ensemble's position of a keypoint is the **median** of the models' x, and of their y,
-  over the models that placed it (``x``, ``y`` in ``<camera>.ensemble.csv``);
-- its likelihood is the models' **mean** likelihood;
-- its **variance** is the models' variance of x, and of y (population variance, over the models
-  that placed it: ``x_var``, ``y_var`` in the files; EKS's default ``x_ens_var`` divides it by
-  the mean likelihood, so its name is not taken);
-- its **spread** (:attr:`EnsembleFrame.std`, what ``MAX_ENSEMBLE_STD`` and
-  ``Observation.spread`` read) is the mean of the x and the y standard deviation: Lightning
-  Pose's "ensemble std dev", the figure its papers plot pixel error against. NaN where fewer
-  than two models placed the keypoint.
-
-Computed without NumPy's NaN-aware functions, whose all-NaN warnings would cost a warning
-filter per frame: a handful of models, sorted once.
+Median position, mean likelihood, population variance, spread (EKS's and Lightning Pose's
+conventions): docs/ensembles.md, "What the spread means".
 """
 
 from __future__ import annotations
@@ -57,6 +43,7 @@ class EnsembleFrame:
 
 def ensemble_frame(members: np.ndarray) -> EnsembleFrame:
     """Return the ensemble of one frame's ``members`` (M, K, 3): x, y, likelihood per model."""
+    # Not NumPy's NaN-aware functions: their all-NaN warnings would cost a warning filter a frame.
     xy = members[:, :, :2]
     placed = np.isfinite(xy)
     count = placed.sum(axis=0)  # (K, 2): models that placed each coordinate

@@ -1,21 +1,6 @@
 """Rebuilt networks to ONNX, once, cached beside the model and checked against the original.
 
-A network rebuilt from another framework's file (a DeepLabCut 3.0 export, a Lightning Pose
-checkpoint) is exported to ONNX on first use and the graph is kept for the next session:
-
-- the cache key is the sha256 of the framework's files (weights and config), the precision and
-  :data:`CONVERTER_VERSION` (raised whenever the conversion's output changes);
-- the graph is written beside the model file (``<file>.<sha256[:16]>.<precision>.v<N>.onnx``)
-  and, where that folder is read-only (a shared or packaged model), under the user's cache
-  folder (``converted`` in the platform's user cache, ``core/user_folders.py``), which the log says;
-- every new graph is run by ONNX Runtime on a check input and compared with the PyTorch module
-  it came from before it is kept: an exporter that silently changes the network (one did, on
-  DeepLabCut's own module) is caught here, not in an experiment. The figures are written beside
-  the graph (``.json``).
-
-fp16 graphs are exported from a half-precision copy of the module whose wrapper returns float32
-outputs; their difference to the fp32 module is measured and recorded, and only a gross one
-(the graph is not the same network) is an error.
+Design: docs/pose-internals.md, "pose.formats.conversion".
 """
 
 from __future__ import annotations

@@ -1,35 +1,6 @@
 """DeepLabCut 3.0 exported models (``deeplabcut.export_model``), run without DeepLabCut.
 
-An export is one file, ``torch.save({"config": ..., "pose": state_dict})``: ``config`` is the
-model's ``pytorch_config.yaml`` as a dict, ``pose`` the weights of DeepLabCut's ``PoseModel``.
-This module reads both, rebuilds the network in this project's code with DeepLabCut's
-state-dict names (:mod:`pose.networks.cspnext`, :mod:`pose.networks.resnet`), loads the weights
-strictly, and appends DeepLabCut's decoding, so that the network's output is the keypoints
-themselves.
-
-Supported: single-animal, bottom-up (``method: bu``) models without a detector, whose backbone
-is ``CSPNeXt`` (``cspnext_s``, ``cspnext_m``, ``cspnext_x``, any width and depth of the ``P5`` or
-``P6`` layout), a timm ``ResNet`` (``resnet_50`` = ``resnet50_gn``, ``resnet_101`` =
-``resnet101``, at their output stride) or a timm ``HRNet`` (``hrnet_w18/32/48``: the stride-4
-branch, the frame padded to multiples of 32 as DeepLabCut's ``auto_padding``), with one
-``HeatmapHead`` (deconvolutions, optional
-final convolution, with or without location refinement). Top-down exports (``method: td``, a
-``detector`` entry: an SSDLite detector + RTMPose) go to :mod:`pose.formats.dlc3_topdown`.
-Anything else gets a message naming what the file holds.
-
-Pre-processing (DeepLabCut's, read from its source and checked on a real export): the whole
-frame as RGB, no resize, crop or padding, normalised with ImageNet mean and std. DeepLabCut
-computes ``(pixel - 255 mean) / (255 std)``, this project ``(pixel / 255 - mean) / std``: equal
-up to float32 rounding, which moves keypoints by less than 1e-4 pixels on the real export.
-The network is fully convolutional and DeepLabCut runs it at the frame's own size; the
-description's input size is the frame size given to :func:`load_deeplabcut` (default 640x480).
-
-Decoding (DeepLabCut's ``HeatmapPredictor``): optional sigmoid; per keypoint the first maximum
-of its heatmap in row-major order; ``x = col * stride + stride / 2 + dx * locref_std`` and the
-same for y, where (dx, dy) are the location-refinement channels ``2k`` and ``2k + 1`` at that
-cell; likelihood = the heatmap value there, clipped to [0, 1] when ``clip_scores``. It runs
-inside the graph in float32, so the graph outputs ``keypoints`` (N, K, 3) in input pixels
-(``output_kind="coordinates"``), beside the raw ``heatmaps`` and ``locref``.
+Design: docs/pose-internals.md, "pose.formats.dlc3".
 """
 
 from __future__ import annotations

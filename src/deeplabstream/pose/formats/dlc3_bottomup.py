@@ -1,11 +1,6 @@
 """What the whole-frame (bottom-up) DeepLabCut 3.0 exports share: their graph and description.
 
-Single-animal exports (:mod:`pose.formats.dlc3`), multi-animal ones with part-affinity fields
-(:mod:`pose.formats.dlc3_multianimal`) and DEKR ones (:mod:`pose.formats.dlc3_dekr`) all run
-their network on the whole frame at its own size, as DeepLabCut does: one ONNX graph with
-DeepLabCut's input name and free height and width, checked on a synthetic frame with the
-export's normalisation, and described with the export's bodyparts and colour mode. Each format
-adds its own outputs, comparison and decoding.
+Design: docs/pose-internals.md, "pose.formats.dlc3_bottomup".
 """
 
 from __future__ import annotations

@@ -1,16 +1,6 @@
 """DeepLabCut 3.0 multi-animal DEKR exports (``dekr_w18/32/48``), run without DeepLabCut.
 
-What ``deeplabcut.export_model`` writes for a multi-animal project trained with ``net_type``
-``dekr_w18`` (or ``dekr_w32``, ``dekr_w48``): ``config.model.backbone`` an ``HRNet`` with
-``interpolate_branches``, ``config.model.heads`` ``{"bodypart": DEKRHead}`` whose predictor is a
-``DEKRPredictor`` (centres, keypoints regressed from them, optional matching to heatmap peaks,
-pose NMS). The network is rebuilt by :mod:`pose.networks.dlc_dekr` on the HRNet of
-:mod:`pose.networks.hrnet` (the deformable convolutions of the offset head with standard
-operators), converted to ONNX with the predictor's per-cell steps inside (sigmoid when asked,
-5x5 max-pool peaks), and the rest runs on the host in :mod:`pose.decoding.dlc_dekr`.
-
-Refused with a message naming what the file holds: unique bodyparts (a second head), identity
-heads, backbones other than HRNet, and inference pre-processing this program does not apply.
+Design: docs/pose-internals.md, "pose.formats.dlc3_dekr".
 """
 
 from __future__ import annotations

@@ -1,16 +1,6 @@
 """DeepLabCut 3.0's FasterRCNN detector of a top-down export, run without torchvision.
 
-Two graphs converted from the rebuilt networks (:mod:`pose.networks.fasterrcnn`): the proposal
-network (backbone, FPN, RPN head) on the resized, padded frame, and the box head on the
-RoI-aligned proposals; between and after them torchvision's steps in NumPy
-(:mod:`pose.decoding.region_proposals`); RoIAlign itself is ONNX Runtime's ``RoiAlign``
-operator (``output_half_pixel``: torchvision's ``aligned=False``; 7 x 7, 2 samples per bin side,
-average), a graph of that one node made here: it samples each bin as torchvision's kernel
-does, in C++, where NumPy would gather 256 channels at 200 000 points a frame.
-
-:class:`FasterRcnnRunner` takes what the top-down estimator gives a detector (frames as RGB
-pixels 0..255, (N, 3, H, W) float32) and returns its best box per frame in frame pixels (x1,
-y1, x2, y2) and its score (-1 where no box passes torchvision's filters).
+Design: docs/pose-internals.md, "pose.formats.dlc3_fasterrcnn".
 """
 
 from __future__ import annotations

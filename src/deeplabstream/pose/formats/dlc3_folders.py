@@ -1,23 +1,6 @@
 """DeepLabCut's own folders around a trained model: the export inside, or the command that makes it.
 
-DeepLabCut 3.0 (its PyTorch engine) writes, in a project folder (the one with the project's
-``config.yaml``):
-
-- ``dlc-models-pytorch/iteration-<i>/<Task><date>-trainset<p>shuffle<s>/``, one folder per
-  shuffle, with ``train/`` (``pytorch_config.yaml`` and the training snapshots
-  ``snapshot-<epoch>.pt``, ``snapshot-best-<epoch>.pt``, and for a top-down model the
-  detector's ``snapshot-detector-[best-]<epoch>.pt``) and ``test/``;
-- ``exported-models-pytorch/DLC_<Task>_<net_type>_iteration-<i>_shuffle-<s>/``, where
-  ``deeplabcut.export_model`` writes one ``.pt`` per snapshot it exports.
-
-A snapshot holds the training state (``metadata``, ``model``, optimizer or scheduler), not the
-network's config, so it cannot be rebuilt here; only an export runs. A folder that holds exactly
-one export gives it (:func:`deeplabcut_model_in`); anything else is refused with what is there and
-the ``deeplabcut.export_model`` call, with the project's ``config.yaml``, the shuffle, the
-training-set index, the iteration and the snapshot's index filled in from the folders.
-
-``snapshotindex`` counts the snapshots in DeepLabCut's order (``TorchSnapshotManager.snapshots``:
-by epoch, the best snapshot last); ``detector_snapshot_index`` the same for the detector's.
+Design: docs/pose-internals.md, "pose.formats.dlc3_folders".
 """
 
 from __future__ import annotations

@@ -1,25 +1,6 @@
 """DeepLabCut 3.0 multi-animal bottom-up exports with part-affinity fields, run without DeepLabCut.
 
-What ``deeplabcut.export_model`` writes for a multi-animal project trained with a backbone
-``net_type`` (``resnet_50``, ``resnet_101``, ``cspnext_*``, ``hrnet_w*``) and no detector:
-``config.model.heads`` is ``{"bodypart": DLCRNetHead}`` whose predictor is a
-``PartAffinityFieldPredictor`` (heatmaps, location refinement, part-affinity fields, and
-DeepLabCut's assembly of individuals). The network is rebuilt by
-:mod:`pose.networks.dlc_paf` on the backbones of :mod:`pose.formats.dlc3`, converted to ONNX
-with the per-pixel steps of the predictor inside (sigmoid, Gaussian smoothing, max-pool
-suppression), and the rest (peaks, PAF costs, assembly) runs on the host in
-:mod:`pose.decoding.dlc_assembly`.
-
-Also DeepLabCut's own multi-scale backbone ``DLCRNet`` (net types ``dlcrnet_stride16_ms5``,
-``dlcrnet_stride32_ms5``: :mod:`pose.networks.dlcrnet`) and an **identity head**
-(``heads.identity``, a project with ``identity: true``): its logits are a fourth output of the
-graph, and DeepLabCut's assignment of the assembled animals to its individuals runs on the
-host (:mod:`pose.decoding.dlc_identity`); row i is then individual i, with an identity
-confidence, as a sleap-nn identity model's classes.
-
-Refused with a message naming what the file holds: DEKR (``dekr_w*``), unique bodyparts (a
-``unique_bodypart`` head, not rebuilt), and inference pre-processing this program does not
-apply.
+Design: docs/pose-internals.md, "pose.formats.dlc3_multianimal".
 """
 
 from __future__ import annotations

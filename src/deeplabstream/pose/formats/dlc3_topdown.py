@@ -1,37 +1,6 @@
 """DeepLabCut 3.0 top-down exports (a detector + a pose model), run without DeepLabCut.
 
-A top-down export (``method: td``) holds ``{config, pose, detector}``: the pose model's and the
-detector's state dicts. Here both networks are rebuilt (:mod:`pose.networks.ssdlite`,
-:mod:`pose.networks.rtmpose` on :mod:`pose.networks.cspnext`), loaded strictly, converted to
-ONNX and checked against the rebuilt modules, and run in two stages with DeepLabCut's own
-steps between them (read from DeepLabCut 3.0.2's ``apis/utils.py``, ``data/preprocessor.py``,
-``data/image.py``, ``data/postprocessor.py``):
-
-1. **detector** on the whole frame (RGB, ImageNet-normalised as DeepLabCut's albumentations
-   ``Normalize``, ``(pixel - 255 mean) * (1 / (255 std))``, inside both graphs): the
-   highest-scoring box, in frame pixels (a single-animal model keeps one detection;
-   torchvision's score threshold 0.001);
-2. **crop** (``top_down_crop``): the box (x, y, w, h) grown by ``top_down_crop.margin`` (0 by
-   default), widened or heightened to the crop's aspect ratio around its centre ("with
-   context"), corners rounded to whole pixels, the part outside the frame zero-padded, the
-   region resized to the crop size with OpenCV's ``INTER_LINEAR`` on the uint8 RGB pixels; the
-   crop's ``offset`` (its corner in the frame) and ``scale`` (frame pixels per crop pixel);
-3. **pose** on the crop (normalised as 1.), decoded by DeepLabCut's ``SimCCPredictor`` inside
-   the graph (:mod:`pose.networks.rtmpose`), keypoints mapped back as
-   ``xy * scale + offset`` (float32, as DeepLabCut's ``RescaleAndOffset``).
-
-A frame without a detection gives NaN (DeepLabCut writes -1 there). The time of each stage is
-in :attr:`DlcTopDownEstimator.last_stage_timings` (``detector``, ``crop``, ``pose``).
-
-Supported: top-down exports with an ``SSDLite`` detector or a ``FasterRCNN``
-(``fasterrcnn_mobilenet_v3_large_fpn`` or ``fasterrcnn_resnet50_fpn_v2``:
-:mod:`pose.formats.dlc3_fasterrcnn`, two graphs and
-torchvision's steps between them on the host) and a pose model that
-is RTMPose (``rtmpose_s/m/x``: CSPNeXt + ``RTMCCHead``, SimCC decoding) or a CSPNeXt / ResNet /
-HRNet with DeepLabCut's ``HeatmapHead`` (``top_down_cspnext_s``, ``top_down_resnet_50``,
-``top_down_hrnet_w32`` ...: argmax + location refinement, as the bottom-up exports). Other
-detectors and FasterRCNN variants get a message. Several individuals (either detector) run in
-:mod:`pose.formats.dlc3_topdown_animals`.
+Design: docs/pose-internals.md, "pose.formats.dlc3_topdown".
 """
 
 from __future__ import annotations

@@ -1,27 +1,6 @@
 """DeepLabCut 3.0 top-down exports with several individuals: one box and one crop per animal.
 
-DeepLabCut 3.0.2 runs a multi-animal top-down model (``method: td``, ``metadata.individuals``
-of two or more) as the single-animal one (:mod:`pose.formats.dlc3_topdown`), with more boxes
-(read from ``apis/utils.py`` ``get_inference_runners``, ``data/postprocessor.py``
-``build_detector_postprocessor`` / ``build_top_down_postprocessor``, ``apis/videos.py``):
-
-1. **detector**: torchvision's post-processing keeps the boxes above its score threshold
-   after non-maximum suppression, highest score first; DeepLabCut keeps the first
-   ``max_individuals`` (the model's individuals; here ``[Pose] MAX_ANIMALS``)
-   (:mod:`pose.decoding.box_detections`). A FasterRCNN runs as two graphs with torchvision's
-   steps between them on the host (:class:`FasterRcnnAnimalsRunner`); an SSDLite as one graph
-   giving every default box and score, and torchvision's ``postprocess_detections`` on the host
-   (:class:`SsdLiteAnimalsRunner`: score above 0.001, the best 300, suppression at IoU 0.55);
-2. **crop** of each box, as for one animal (``top_down_crop``);
-3. **pose** on every crop (here one batched run of the pose graph for all the crops of the
-   frames), each animal's keypoints mapped back with its own crop's scale and offset;
-4. rows in the detector's order, padded to ``max_individuals`` (DeepLabCut pads with -1;
-   this project with NaN). ``analyze_videos`` stores these rows before any tracking
-   (``_full.pickle``: ``coordinates``, ``confidence``, ``bboxes``, ``bbox_scores``); its
-   tracking comes after and is not part of prediction. Here the identities are kept by the
-   project's tracker, as for the other multi-animal models.
-
-``[Pose] CROP_FROM = previous_frame`` is not implemented for several animals and is refused.
+Design: docs/pose-internals.md, "pose.formats.dlc3_topdown_animals".
 """
 
 from __future__ import annotations

@@ -1,20 +1,6 @@
 """The model inside a folder a framework wrote, or the command that makes one.
 
-Labs point ``[Pose] MODEL_PATH`` at whatever folder their framework left: a DeepLabCut project,
-its ``exported-models-pytorch/`` or a shuffle's ``train/`` folder, a sleap-nn training folder,
-a folder of Lightning Pose's ``tb_logs/``. :func:`resolve_model_path` turns such a path into the
-model a format of :data:`pose.model_format.MODEL_FORMATS` loads when the folder holds exactly one
-(:mod:`pose.formats.dlc3_folders`, :mod:`pose.formats.sleap_folders`,
-:mod:`pose.formats.lightning_folders`), and refuses it otherwise with a
-:class:`~pose.model.ModelError` that names what is there and the framework's command that makes
-what this program runs (``deeplabcut.export_model(...)``, ``sleap-nn export``, ``litpose
-export``), or the models to choose from.
-
-The frameworks' folders are read before the formats: a DeepLabCut training snapshot is a
-``.pt`` and a sleap-nn checkpoint a ``.ckpt``, which the formats of DeepLabCut exports and
-Lightning Pose checkpoints would otherwise take for theirs. A folder that neither a framework
-nor a format knows is searched two levels down for models: one is used, several are refused,
-listed.
+Design: docs/pose-internals.md, "pose.formats.framework_folders".
 """
 
 from __future__ import annotations

@@ -1,20 +1,6 @@
 """Lightning Pose models exported with ``litpose export <model dir> --runtime onnx``.
 
-An export is a model folder holding Lightning Pose's ``config.yaml`` and ``exports_onnx/`` with
-one or two graphs (``*_fp32.onnx``, ``*_fp16.onnx``; fp16 is Lightning Pose's default), each with
-its weights in an external ``<name>.onnx.data`` file beside it.
-
-Naming the folder picks the fp32 graph when there is one (it reproduces Lightning Pose's
-numbers; fp16 differs by up to a few pixels), else the only graph; naming a ``.onnx`` file picks
-that one, and its config is the ``config.yaml`` of the folder above ``exports_onnx``.
-
-What the description takes from where:
-
-- keypoint names, input size, ``downsample_factor``: the config (``data.keypoint_names``,
-  ``data.image_resize_dims``, ``data.downsample_factor``), checked against the graph;
-- input and output names, precision (the input's element type), a fixed batch size: the graph;
-- pre-processing: Lightning Pose's video path (RGB, ``/ 255``, bilinear resize of the float
-  image, ImageNet mean and std); decoding: ``lightning-pose`` (:mod:`pose.decoding.lightning`).
+Design: docs/pose-internals.md, "pose.formats.lightning".
 """
 
 from __future__ import annotations

@@ -1,34 +1,6 @@
 """Lightning Pose checkpoints (``tb_logs/.../checkpoints/*.ckpt``), run without Lightning Pose.
 
-A Lightning Pose 2.x model folder holds ``config.yaml`` and, under ``tb_logs/``, the Lightning
-checkpoint of its ``HeatmapTracker``. This module rebuilds that network in this project's code
-(no torchvision, no Lightning), loads the checkpoint's ``state_dict``, and exports it to ONNX
-with the same input and output as ``litpose export`` (input ``images`` N x 3 x H x W,
-normalised; output ``heatmaps`` N x K x H/2^d x W/2^d, soft-maxed over each map), so that
-everything downstream is the path of :mod:`pose.formats.lightning`: the same pre-processing and the
-same decoder (:mod:`pose.decoding.lightning`), hence Lightning Pose's numbers.
-
-The network (``model_type: heatmap``):
-
-- ``backbone``: a torchvision ResNet (``resnet18`` ... ``resnet152``; Lightning Pose's
-  ``resnet50_*`` variants share the layout) without pooling and classifier, as
-  ``nn.Sequential`` (state-dict names ``backbone.0.weight``, ``backbone.4.0.conv1.weight`` ...);
-- ``head.upsampling_layers``: ``PixelShuffle(2)``, then ``ConvTranspose2d(k3, s2, p1,
-  output_padding 1)`` layers (no activation between them) until the maps are 2^d times smaller
-  than the input (``d = data.downsample_factor``);
-- a spatial softmax over each map (temperature 1).
-
-Context models (``model_type: heatmap_mhcrnn``, five frames per prediction) are rebuilt as
-:class:`pose.networks.lightning.HeatmapTrackerMHCRNN` and converted to two graphs (backbone;
-heads) by :mod:`pose.formats.lightning_context`. Models with an EfficientNet
-(``efficientnet_b0/b1/b2``) or DINO ViT (``vits_dino``, ``vitb_dino``) backbone are rebuilt as
-:class:`pose.networks.lightning_backbones.BackboneHeatmapTracker` (single-frame) or by
-:func:`pose.networks.lightning_backbones.context_tracker` (context). Other backbones get a
-message.
-
-The checkpoint is a pickle that also holds Lightning's and OmegaConf's objects: it is read with
-PyTorch's ``weights_only`` unpickler, with inert stand-ins for those classes, so no code from
-the file runs and neither package is needed.
+Design: docs/pose-internals.md, "pose.formats.lightning_ckpt".
 """
 
 from __future__ import annotations

@@ -1,41 +1,6 @@
 """Lightning Pose context models (``model_type: heatmap_mhcrnn``), run without Lightning Pose.
 
-A context model predicts frame t from frames t-2, t-1, t, t+1, t+2: a backbone (a ResNet,
-EfficientNet-B0/B1/B2 or DINO ViT, as for single-frame models) turns each frame into
-features, a single-frame head (Lightning Pose's ``HeatmapHead``) gives heatmaps of frame t
-from its own features, and a multi-frame head (``UpsamplingCRNN``, a bidirectional
-convolutional recurrence over the five frames) gives another set. Per keypoint, Lightning Pose
-keeps the multi-frame keypoint where its confidence is strictly greater than the single-frame
-one (``HeatmapTrackerMHCRNN.predict_step``). Both sets are decoded with Lightning Pose's own
-decoder (:mod:`pose.decoding.lightning`).
-
-The checkpoint is rebuilt (:class:`pose.networks.lightning.HeatmapTrackerMHCRNN`) and converted
-to **two** ONNX graphs, so that each frame's backbone runs once and its features are kept:
-
-- the *backbone graph* (``model_file`` of the description): ``images`` N x 3 x H x W ->
-  ``features`` N x C x H/s x W/s (s: the backbone's stride, 32; 16 for a ViT), cached beside
-  the checkpoint (``<checkpoint>.<digest>.<precision>.v1.onnx``);
-- the *heads graph*: ``features`` N x 5C x h x w (the five frames' features, t-2 first,
-  stacked on the channel axis) -> ``heatmaps_sf``, ``heatmaps_mf`` (N x K x H/4 x W/4,
-  soft-maxed), cached beside the model's ``config.yaml`` (``config.yaml.<digest>...``).
-
-Which frames form the context (:class:`ContextEstimator`):
-
-- **live and replays** (the inference worker): *causal*. Frame t is analysed when it arrives,
-  with the features of the camera's two previously analysed frames as t-2 and t-1, and its own
-  features as t+1 and t+2 (Lightning Pose's own padding at the end of a sequence repeats the
-  last frame). No delay is added; the result differs from Lightning Pose's offline result,
-  which looks two frames ahead. The first frame of a camera fills t-2 and t-1 with itself, the
-  second fills t-2 with the first. When the worker skips frames (it analyses the newest), the
-  context is the frames it analysed, not the frames it skipped.
-- **offline** (:meth:`ContextEstimator.predict_video`, ``python -m
-  deeplabstream.pose.context_video``): Lightning Pose's ``litpose predict`` on a
-  video: frame t with t-2 .. t+2 for 2 <= t <= N-3; frames 0 and 1 take frame 2's result and
-  frames N-2, N-1 frame N-3's (``PredictionHandler.fix_context_preds_confs``).
-- **labelled images** (``utils/ImageAnalyzer.py``, :meth:`ContextEstimator.estimate_windows`):
-  as Lightning Pose, the context images are the files whose number is 2 below .. 2 above the
-  image's (``img07.png`` -> ``img05`` .. ``img09``; the first number in the name, zero-padded to
-  its width, floored at 0), and a missing one is replaced by the image itself.
+Design: docs/pose-internals.md, "pose.formats.lightning_context".
 """
 
 from __future__ import annotations

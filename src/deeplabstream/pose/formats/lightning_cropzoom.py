@@ -1,32 +1,9 @@
 """Lightning Pose crop-zoom pairs (a detector model + a pose model on crops), run live.
 
-Lightning Pose 2.4 makes a crop-zoom pipeline of two ordinary models: a *detector* trained on
-whole frames, and a *pose* model trained on crops cut around the detector's keypoints
-(``litpose train ... --detector_model DETECTOR``). Lightning Pose runs them offline, one command
-at a time (``predict`` the detector, ``create_bbox``, optionally ``smooth_bbox``, ``crop``,
-``predict`` the pose model, ``remap``); the box's rule is given on ``create_bbox``'s command
-line and kept nowhere in the models. So a lab names the pair and that rule in a small file,
-``cropzoom.yaml``, in the folder that holds both models (Lightning Pose's own example puts them
-side by side under one ``$MODEL_DIR``)::
-
-    outputs/chickadee/cropzoom/
-        cropzoom.yaml
-        detector_0/            config.yaml, tb_logs/ (or exports_onnx/)
-        pose_supervised_0/     config.yaml, tb_logs/ (or exports_onnx/)
-
-    # cropzoom.yaml: paths relative to this file
-    detector: detector_0
-    pose: pose_supervised_0
-    anchor_keypoints: [nose, tailBase]   # create_bbox --anchor_keypoints (empty or absent: all)
-    crop_ratio: 2.0                      # create_bbox --crop_ratio, or
-    # crop_size: 200                     # create_bbox --crop_size
-
-``MODEL_PATH`` is the file or its folder. Each model is loaded as any Lightning Pose model (a
-checkpoint rebuilt and converted here, or its ``litpose export``); both must be single-frame
-``heatmap`` models. The pair's description is the detector's (its graph runs on the frame,
-the worker's backend) with the pose model's keypoints, and a :class:`CropZoomStages` that the
-runtime's :class:`~pose.runtime.cropzoom.CropZoomEstimator` reads. The box rules are in
-:mod:`pose.decoding.cropzoom`.
+Reads the pair's ``cropzoom.yaml`` (``MODEL_PATH`` is the file or its folder); both models must be
+single-frame ``heatmap`` models. The description is the detector's, with the pose model's
+keypoints and a :class:`CropZoomStages` for :class:`~pose.runtime.cropzoom.CropZoomEstimator`.
+Design: docs/pose-models.md, "Lightning Pose crop-zoom pairs".
 """
 
 from __future__ import annotations

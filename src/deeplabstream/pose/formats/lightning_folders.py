@@ -1,15 +1,6 @@
 """Lightning Pose's folders inside a model folder: the model they belong to, or what to run.
 
-A Lightning Pose model folder (``litpose train``'s output, or a model of the app's project)
-holds ``config.yaml``, its checkpoints under ``tb_logs/<name>/version_<n>/checkpoints/*.ckpt``
-and, once ``litpose export <model_dir> --runtime onnx`` ran, ``exports_onnx/`` (TensorRT
-engines, ``--runtime tensorrt``, go to ``exports_trt/``). The folder itself, its ``.ckpt`` and
-the ``.onnx`` files of ``exports_onnx/`` are models of :mod:`pose.formats.lightning` and
-:mod:`pose.formats.lightning_ckpt`; this module takes the folders between them
-(:func:`lightning_model_in`): ``exports_onnx/`` gives its model folder (which picks the fp32
-graph), a folder of ``tb_logs/`` its one checkpoint (the one named ``best`` among several, as
-the model folder does), and a model folder with neither a checkpoint nor an ONNX export is
-refused with what it holds and what to run.
+Design: docs/pose-internals.md, "pose.formats.lightning_folders".
 """
 
 from __future__ import annotations

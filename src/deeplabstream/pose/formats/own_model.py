@@ -1,55 +1,7 @@
 """The project's own model format: a folder with ``model.onnx`` and ``model.json``.
 
-A model folder holds
-
-* ``model.onnx``: the network (input ``images`` N x 3 x H x W, or N x H x W x 3 for an NHWC
-  graph, dynamic N; outputs ``heatmaps`` N x K x H/4 x W/4 logits and, for
-  ``heatmaps+locref``, ``locref`` N x 2K x H/4 x W/4);
-* ``model.pt`` (optional): the same network as TorchScript, for the PyTorch backend;
-* ``model.json``: everything needed to feed the network and read its output, plus how it was made.
-
-``model.json`` (format tag ``deeplabstream-model/1``)::
-
-    {
-      "format": "deeplabstream-model/1",
-      "name": "arena",
-      "keypoints": ["nose", ...],
-      "skeleton": [["nose", "neck"], ...],
-      "files": {"onnx": "model.onnx", "torchscript": "model.pt" or null},
-      "input": {"height": 256, "width": 320, "color_order": "rgb",
-                "mean": [...], "std": [...], "resize": "area",
-                "type": "float", "layout": "nchw", "normalization": "in-graph",
-                "letterbox": true},
-      "output": {"kind": "heatmaps+locref", "names": ["heatmaps", "locref"], "stride": 4,
-                 "locref_std": 7.2801, "decoder": "argmax",
-                 "heatmaps_are_probabilities": false},
-      "network": {...},      # PoseNet's shape, to rebuild it for fine-tuning
-      "training": {...}      # data, seed, epochs/steps, command, accuracy
-    }
-
-Frames are resized to the input size with ``area`` interpolation (``cv2.INTER_AREA`` on the uint8
-frame): our models are trained on frames resized exactly that way, and area averaging is the
-antialiased choice for the large downscales (640x480 to 320x256) these models are meant for, so
-pixel noise averages out instead of aliasing.
-
-A multi-animal model (bottom-up: heatmaps with a peak per animal and part-affinity fields, decoded
-by :mod:`pose.decoding.bottomup`) says so in its output section and gives the most animals it
-reports::
-
-      "max_animals": 2,
-      "output": {"kind": "heatmaps", "names": ["heatmaps", "pafs"], "stride": 4,
-                 "decoder": "paf-bottomup", "heatmaps_are_probabilities": false,
-                 "paf": {"edges": [[0, 1], ...], "peak_threshold": 0.2, "max_peaks": 8,
-                         "line_points": 10, "min_line_score": 0.25, ...}},
-
-with ``pafs`` N x 2E x H/4 x W/4 (two channels per skeleton edge, in ``paf.edges`` order). Files
-without ``max_animals`` or ``paf`` are single-animal models and load exactly as before.
-
-The input keys ``type`` (``float`` or ``uint8``), ``layout`` (``nchw`` or ``nhwc``),
-``normalization`` (``outside``: the input is ``(pixel / 255 - mean) / std``; ``in-graph``: it is
-pixels 0..255) and ``letterbox`` (resize by one factor into the input's top-left corner) came with
-the separable network (issue 12); a file without them means float, NCHW, normalised outside, no
-letterbox: the first models' input, so their folders load unchanged.
+``model.json``'s keys (format tag ``deeplabstream-model/1``), the multi-animal output section and
+the defaults of older files: docs/pose-models.md, "The project's own model format".
 """
 
 from __future__ import annotations

@@ -1,48 +1,6 @@
 """SLEAP models exported by sleap-nn: ``sleap-nn export <model dir> -o <folder> --format onnx``.
 
-An export is a folder holding ``model.onnx``, ``export_metadata.json`` (node names, edges, model
-type, input scale, channels, ...) and the ``training_config.yaml`` of the model. Naming the
-folder or its ``model.onnx`` loads it.
-
-Supported:
-
-- **bottom-up** multi-animal models (confidence maps + part-affinity fields). The graph takes
-  the frame as uint8 pixels (N, C, H, W) at any size, normalises and scales it itself, finds
-  the peaks and scores every candidate connection; the grouping of peaks into animals runs
-  here (:mod:`pose.decoding.sleap`, sleap-nn's own rules).
-- **bottom-up identity** models (``multi_class_bottomup``: confidence maps + **class maps**,
-  one map per identity class; sleap-nn's ``BottomUpMultiClassONNXWrapper``). The graph finds
-  the peaks and reads the class maps at each of them; the assignment of peaks to classes runs
-  here (:mod:`pose.decoding.sleap_classes`, sleap-nn's own rules). Each class is an animal:
-  row i of every frame is class i (``identity_classes``), with an identity confidence.
-- **top-down** models (a centroid model + a centered-instance model, exported together by
-  ``sleap-nn export <centroid dir> <centered_instance dir> --format onnx`` as one graph:
-  sleap-nn's ``TopDownONNXWrapper``) and **top-down identity** models (a centroid model + a
-  ``multi_class_topdown`` model: ``TopDownMultiClassCombinedONNXWrapper``, class vectors).
-  The graph runs both stages, the crops between them included; the host keeps the valid
-  slots, and for an identity model matches them to the classes
-  (:mod:`pose.decoding.sleap_topdown`, sleap-nn's own rules).
-
-- **single-instance** models (one animal per frame; sleap-nn's ``SingleInstanceONNXWrapper``).
-  The graph resizes the frame by its input scale and gives each keypoint's highest point
-  (NaN below the threshold); the host only puts them together
-  (:mod:`pose.decoding.sleap_single`).
-
-The stages of a top-down model exported alone (a centroid model, or a centered-instance
-model, whose export takes crops, not frames) are refused with a message that says so.
-
-What the description takes from where:
-
-- keypoint names, edges, model type, input scale, channels, ``max_instances``, an identity
-  model's ``class_names`` and ``peak_threshold``: the metadata;
-- the grouping settings sleap-nn uses by default for an export (``min_line_scores`` 0.25,
-  ``min_instance_peaks`` 0), unless the metadata names others;
-- an identity model's skeleton (to draw; it has no part-affinity fields, and its metadata no
-  edges): the first skeleton of the training config's ``data_config.skeletons``;
-- the size the graph was traced at: the metadata's ``max_height`` / ``max_width``, else the
-  training config's ``data_config.preprocessing`` ones, else the frame size; the inference
-  worker then runs it at each frame's own size (``any_input_size``), as sleap-nn does;
-- input and output names: the graph.
+Design: docs/pose-internals.md, "pose.formats.sleap".
 """
 
 from __future__ import annotations
@@ -182,9 +140,7 @@ def load_sleap(
         )
         return _two_stages(description, export_file) if stages else description
     if model_type == SINGLE:
-        return _describe_single(
-            onnx_file, folder, metadata, config, graph, frame_size, export_file
-        )
+        return _describe_single(onnx_file, folder, metadata, config, graph, frame_size, export_file)
     return _describe(onnx_file, folder, metadata, config, graph, frame_size, model_type)
 
 

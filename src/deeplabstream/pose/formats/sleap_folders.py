@@ -1,19 +1,6 @@
 """sleap-nn's training folders: the export inside, or the ``sleap-nn export`` command that makes it.
 
-``sleap-nn train`` writes one folder per model: ``best.ckpt`` (the Lightning checkpoint),
-``training_config.yaml`` (or ``.json``), ``initial_config.yaml``, labels and metrics. Its
-``model_config.head_configs`` names the model type (the one head that is set). ``sleap-nn export
-<model dir> --format onnx`` writes, by default, ``<model dir>/exported/``; a top-down model's
-two stages are exported together, ``sleap-nn export <centroid dir> <centered_instance dir>``
-(or ``<multi_class_topdown dir>``), into ``<centroid dir>/exported_topdown/`` (or
-``exported_multi_class_topdown/``). Those export folders hold ``export_metadata.json`` and are
-what this program runs (:mod:`pose.formats.sleap`).
-
-A training folder with exactly one export folder in it gives that export
-(:func:`sleap_model_in`); without one it is refused with the ``sleap-nn export`` command, a
-top-down stage with its other stage where a sibling folder holds it. A folder of several
-training folders (sleap-nn's ``models/``) gives its one export, or is refused with the commands.
-SLEAP 1.x (TensorFlow) folders (``best_model.h5``) are refused: sleap-nn exports only its own.
+Design: docs/pose-internals.md, "pose.formats.sleap_folders".
 """
 
 from __future__ import annotations

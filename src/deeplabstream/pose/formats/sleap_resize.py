@@ -1,24 +1,6 @@
 """sleap-nn exports resize every frame to one size fixed at export: made to follow the frame's.
 
-sleap-nn's export wrappers scale their input by the model's ``input_scale`` with
-``F.interpolate(image, size=(int(h * scale), int(w * scale)))``. The exporter traces ``h`` and
-``w`` at the export size, so the graph's ``Resize`` is given **constant** sizes (240 x 320 for a
-480 x 640 export at scale 0.5) whatever frame it gets, while its keypoints are still multiplied
-by ``output_stride / input_scale`` as if the frame had been scaled by ``input_scale``. A frame or
-a dynamic crop of another size then comes back with its keypoints in the wrong place (a 224 x
-320 crop of that export: every point at twice its distance from the corner), and sleap-nn's own
-export reader does the same.
-
-The program rewrites that one input of the graph: the sizes are computed from the frame's own
-shape as the wrapper computes them (``floor(side * scale)`` in double precision, which is
-Python's ``int(side * scale)``). Nothing else changes: at the export size the computed sizes are
-the constants, and the outputs are the same to the bit. The rewritten graph is written to the
-user cache folder (keyed by the export's hash), beside copies of the export's metadata and
-training configs, so that the folder is an export folder as sleap-nn wrote it.
-
-Only a ``Resize`` of the graph's own input (its pixels through ``Cast`` and ``/ 255`` only) whose
-sizes are the input's first two dimensions joined to two constants is rewritten; other resizes
-(the network's up-sampling, by constant scales) are left alone.
+Design: docs/pose-internals.md, "pose.formats.sleap_resize".
 """
 
 from __future__ import annotations

@@ -1,25 +1,6 @@
 """A sleap-nn top-down export cut into its two stages, so that each runs (and is timed) alone.
 
-sleap-nn exports a top-down model (centroid + centered instance) as **one graph** that always
-runs the instance model on ``max_instances`` crops (20 by default), found or not, and gives no
-time per stage. The program cuts that graph, at load, into
-
-1. the **centroid stage**: the frame (uint8) -> ``centroids``, ``centroid_vals``,
-   ``instance_valid`` (the graph's own outputs, everything before the crops);
-2. the **instance stage**: the crops (float32 0..1, (n, C, h, w), as the graph's
-   ``GridSample`` gives them) -> the instance model's confidence maps (and, for an identity
-   model, its class logits), everything between the crops and the peak finding.
-
-The crops of the valid centroids only are cut on the host between the two, and the global peak
-of each map is found on the host (:mod:`pose.decoding.sleap_topdown`), with the graph's rules.
-Nothing of sleap-nn's network is changed: both stages are sub-graphs of sleap-nn's export
-(:class:`onnx.utils.Extractor`), cached in the user cache folder by the export's hash.
-
-A **single-instance** export is cut the same way before its peak finding
-(:func:`cut_single_instance`): the frame -> the confidence maps. sleap-nn's exporter traces the
-peak finding at the export size (the maps flattened to a constant ``h * w``, the column found
-modulo a constant width), so the whole graph runs only at that size; the maps part runs at any
-size, and the global peak of each map is found on the host with the graph's rules.
+Design: docs/pose-internals.md, "pose.formats.sleap_stages".
 """
 
 from __future__ import annotations

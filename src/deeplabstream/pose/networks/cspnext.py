@@ -1,21 +1,6 @@
 """The CSPNeXt backbone (RTMDet's), written here with DeepLabCut 3.0's state-dict names.
 
-DeepLabCut's ``cspnext_s`` / ``cspnext_m`` / ``cspnext_x`` networks are this backbone with the
-``P5`` layout and a width and depth factor (0.5 / 0.33, 0.75 / 0.67, 1.25 / 1.33). The module
-names (``stem.0.conv``, ``stage1.1.blocks.0.conv2.depthwise_conv.norm`` ...) are those of
-DeepLabCut's implementation, so its exported ``state_dict`` loads unchanged.
-
-Structure (stride 32):
-
-- stem: three conv-norm-act units (3x3; the first strides by 2);
-- per stage: a strided 3x3 unit, an SPP block in the last stage, and a CSP layer: two 1x1
-  branches ("main" through the blocks, "short" directly), concatenated main first, channel
-  attention (global mean, 1x1 conv, hard sigmoid, product), and a 1x1 unit;
-- a block: 3x3 unit, then a depthwise 5x5 unit and a pointwise 1x1 unit, plus the input where
-  the stage adds identities (all but the last stage of ``P5``).
-
-Channel attention takes the mean over height and width with ``mean`` rather than an adaptive
-pooling layer, so that the exported graph holds a plain ``ReduceMean`` for any input size.
+Design: docs/pose-internals.md, "pose.networks.cspnext".
 """
 
 from __future__ import annotations

@@ -1,12 +1,6 @@
 """DeepLabCut 3.0's network, rebuilt with DeepLabCut's state-dict names (PyTorch).
 
-The modules :mod:`pose.formats.dlc3` builds from an export: the backbone (:mod:`pose.networks.
-cspnext`, a timm-named ResNet of :mod:`pose.networks.resnet` or HRNet of
-:mod:`pose.networks.hrnet`), DeepLabCut's ``HeatmapHead``
-(deconvolutions, optional final convolution, location refinement) and its decoding inside the
-network (:class:`DlcKeypointModel`), so that the network's output is the keypoints themselves.
-The head's layout comes from the export's config, read by the format without PyTorch
-(:mod:`pose.networks.dlc_layouts`).
+Design: docs/pose-internals.md, "pose.networks.dlc".
 """
 
 from __future__ import annotations

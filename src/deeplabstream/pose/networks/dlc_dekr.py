@@ -1,34 +1,6 @@
 """DeepLabCut 3.0's DEKR head (disentangled keypoint regression), in PyTorch without torchvision.
 
-DeepLabCut's ``dekr_w18/32/48`` models are an HRNet backbone with ``interpolate_branches`` (all
-four branches resized to the stride-4 one and concatenated: ``15C`` channels) and a
-``DEKRHead`` (state-dict names ``heads.bodypart.*``), rebuilt here from these facts, read from
-DeepLabCut 3.0.2 (``models/heads/dekr.py``, ``models/modules/conv_block.py``):
-
-- ``heatmap_head``: ``transition_heatmap`` (1x1 conv without bias, BatchNorm, ReLU) to
-  ``channels[1]``; ``head_heatmap.0``: ``num_blocks`` residual basic blocks (two 3x3 convs
-  without bias, each followed by BatchNorm, dilation ``dilation_rate``); ``head_heatmap.1``: a
-  convolution (``final_conv_kernel``, bias) to K + 1 maps, the last one the animals' centres.
-- ``offset_head``: ``transition_offset`` (1x1 conv, BatchNorm, ReLU) to ``K * P`` channels
-  (P = ``num_offset_per_kpt``, 15); then, per keypoint k, its own P channels through
-  ``offset_feature_layers[k]`` (``num_blocks`` adaptive blocks) and ``offset_final_layer[k]``
-  (a convolution with bias to 2 channels: x, y); the K pairs concatenated in keypoint order.
-- An **adaptive block**: a 3x3 conv (bias) gives a 2x2 matrix ``T`` per cell, another 3x3 conv
-  (bias) a translation ``t``; the 3x3 kernel's sampling points ``R`` (rows (-1, -1, -1, 0, 0, 0,
-  1, 1, 1) and columns (-1, 0, 1, ...), the ``regular_matrix`` buffer) move by ``T R - R + t``;
-  torchvision's deformable convolution (no bias) samples the input there bilinearly (zero
-  outside the map), then BatchNorm, the block's input added, ReLU.
-
-The deformable convolution is not an ONNX operator: :func:`deformable_conv3x3` computes the
-same thing with standard operators: one ``grid_sample`` (bilinear, zeros outside,
-``align_corners=True`` so that a grid value maps to an exact pixel position) at the nine
-kernel points of every cell, then a 1x1 convolution with the kernel's weights. It agrees with
-torchvision's ``deform_conv2d`` to float32 rounding (the grid's normalisation round trip).
-
-:class:`DlcDekrKeypointModel` appends what DeepLabCut's ``DEKRPredictor`` does to every cell
-of every frame: the optional sigmoid and the max-pool peaks (a cell is kept where it equals
-the maximum of its 5x5 neighbourhood, else 0), so that the host
-(:mod:`pose.decoding.dlc_dekr`) only picks centres and reads a few cells.
+Design: docs/pose-internals.md, "pose.networks.dlc_dekr".
 """
 
 from __future__ import annotations

@@ -1,28 +1,6 @@
 """DeepLabCut 3.0's multi-animal bottom-up network with part-affinity fields (PyTorch).
 
-DeepLabCut builds a multi-animal bottom-up model from a backbone (``resnet_50`` ...) and its
-``DLCRNetHead`` (state-dict names ``heads.bodypart.*``), rebuilt here from these facts:
-
-- ``convt1`` / ``convt2`` / ``convt3`` / ``convt4``: 3x3 transposed convolutions of stride 2
-  (padding 1, output padding 1: exactly twice the size) from the backbone's features to the
-  first-stage heatmaps (K), location refinement (2K), part-affinity fields (2E) and
-  ``features_dim`` features;
-- ``num_stages`` refinement stages: 3x3 "same" convolutions ``hm_ref_layers[i]`` and
-  ``paf_ref_layers[i]`` on the concatenation (heatmaps, fields, features); from the second
-  stage on, a stage's heatmaps add the previous stage's;
-- ``heatmap_head`` and ``paf_head`` (DeepLabCut's ``DeconvModule``, as the single-animal head's)
-  on the last stage's concatenation, ``locref_head`` on ``convt2``'s output.
-
-Without stages (``num_stages: 0``) the three ``DeconvModule`` heads take the features directly.
-A project with ``identity: true`` adds ``heads.identity``: DeepLabCut's ``HeatmapHead`` (one
-``DeconvModule``, one map per individual) on the same features (:class:`IdentityHead`).
-
-:class:`DlcPafKeypointModel` appends the first steps of DeepLabCut's
-``PartAffinityFieldPredictor`` that are the same for every frame, so that the graph gives what
-the assembly (:mod:`pose.decoding.dlc_assembly`) needs: the sigmoid, the smoothing by its
-Gaussian kernel (``nms_radius * 2 + 1`` wide, softmax-normalised as DeepLabCut makes it), the
-max-pool non-maximum suppression (kernel ``nms_radius``), and the location refinement scaled
-by ``locref_std``.
+Design: docs/pose-internals.md, "pose.networks.dlc_paf".
 """
 
 from __future__ import annotations

@@ -1,24 +1,6 @@
 """DeepLabCut 3.0's DLCRNet backbone: a ResNet with multi-scale fusion (PyTorch).
 
-DeepLabCut's multi-animal net types ``dlcrnet_stride16_ms5`` and ``dlcrnet_stride32_ms5``
-(its default multi-animal network in 2.x) use the backbone type ``DLCRNet``: a timm ResNet
-(``model_name``, ``resnet50``: BatchNorm) at ``output_stride`` 16 or 32 (state-dict names
-``model.*``, as :class:`pose.networks.resnet.ResNet`) whose last features are concatenated
-with two earlier feature banks brought to their size. Rebuilt here from these facts, read from
-DeepLabCut 3.0.2 (``models/backbones/resnet.py``):
-
-- bank 1 is the output of ``layer1``'s third block (256 channels, stride 4), bank 2 the output
-  of ``layer2``'s third block (512 channels, stride 8; ``layer2`` has a fourth block after it);
-- ``conv_block1`` .. ``conv_block5``: each a convolution *without padding* (bias on), a
-  BatchNorm and a ReLU (state-dict names ``conv_blockN.0`` and ``conv_blockN.1``):
-  bank 2 through ``conv_block1`` (3x3, stride 2, 512 -> 512) and ``conv_block2`` (1x1, 512 ->
-  128); bank 1 through ``conv_block3`` (3x3, stride 2, 256 -> 256), ``conv_block4`` (3x3,
-  stride 2, 256 -> 256) and ``conv_block5`` (1x1, 256 -> 128);
-- both results resized to the last features' height and width with torchvision's tensor
-  ``resize`` (bilinear, ``antialias=True``: without padding the strided convolutions end one
-  cell short, so this is an upsampling at stride 16 and a downsampling at stride 32);
-- the output is ``cat(bank 1, bank 2, last features)``: 128 + 128 + 2048 = 2304 channels for a
-  ResNet-50, at the ResNet's output stride.
+Design: docs/pose-internals.md, "pose.networks.dlcrnet".
 """
 
 from __future__ import annotations

@@ -1,23 +1,6 @@
 """EfficientNet-B0/B1/B2 trunks with torchvision's layer names, for Lightning Pose checkpoints.
 
-Lightning Pose's ``efficientnet_b0/b1/b2`` backbones are torchvision's EfficientNet (v1) cut
-before its pooling and classifier: ``nn.Sequential(features)``, so a checkpoint names the
-weights ``backbone.0.<stage>.<block>.block.<layer>...``. This module builds the same trunk
-(:meth:`EfficientNet.as_sequential` gives that ``Sequential``), from the published shape of the
-network:
-
-- a stem: 3x3 convolution, stride 2, BatchNorm, SiLU;
-- seven stages of MBConv blocks (inverted residuals): a 1x1 expansion (absent when the ratio is
-  1), a depthwise k x k convolution (padding ``(k - 1) // 2``), squeeze-and-excitation (mean
-  over the map, 1x1 convolution to ``in_channels // 4`` channels, SiLU, 1x1 convolution back,
-  sigmoid gate) and a 1x1 projection without activation; a block adds its input when it keeps
-  stride 1 and its channel count. Stochastic depth is the identity at inference, so it is not
-  built;
-- a head: 1x1 convolution to four times the last stage's channels, BatchNorm, SiLU.
-
-Convolutions have no bias (BatchNorm follows each), BatchNorm uses eps 1e-5. B1 and B2 scale the
-stages' depth (``ceil(layers * depth_mult)``) and B2 their width (channels rounded to multiples
-of 8, never more than 10% down). The output stride is 32.
+Design: docs/pose-internals.md, "pose.networks.efficientnet".
 """
 
 from __future__ import annotations

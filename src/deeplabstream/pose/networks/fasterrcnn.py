@@ -1,38 +1,6 @@
 """DeepLabCut 3.0's ``FasterRCNN`` detector (torchvision's Faster R-CNN), its dense parts rebuilt.
 
-DeepLabCut's ``FasterRCNN`` wraps torchvision's ``fasterrcnn_mobilenet_v3_large_fpn`` under the
-name ``model`` (``TorchvisionDetectorAdaptor``), its box predictor replaced by one for two
-classes (background, animal); the export's ``detector`` entry is that module's state dict. This
-file rebuilds the networks with the same state-dict names and no torchvision (facts read from
-torchvision 0.29.1, the version DeepLabCut 3.0.2 ran with); the data-dependent steps between
-them (anchors, proposals, non-maximum suppression, RoIAlign's boxes, the detections) are in
-:mod:`pose.decoding.region_proposals`.
-
-- :class:`ProposalNetwork` (one ONNX graph): MobileNetV3-Large (full tail; plain BatchNorm2d,
-  eps 1e-5, as torchvision's detection builder passes ``nn.BatchNorm2d`` instead of
-  MobileNetV3's own eps 0.001) whose outputs after ``features[13]`` (160 channels) and
-  ``features[16]`` (960) -- both at stride 32 -- feed a two-level FPN (256 channels, top-down
-  nearest upsampling, 3x3 output convolutions) plus a ``pool`` level (max pool, kernel 1,
-  stride 2); the RPN head (3x3 conv + ReLU, 15 objectness logits and 60 box deltas per cell:
-  5 sizes x 3 ratios) on the three levels. Outputs: the FPN's first map (``features``: the
-  only map RoIAlign reads, see below), and the objectness logits (N, anchors) and deltas
-  (N, anchors, 4) of all levels in torchvision's order (level, then cell row-major, then
-  anchor);
-- :class:`BoxHead` (one ONNX graph): ``TwoMLPHead`` (flatten 256 x 7 x 7, fc6, ReLU, fc7, ReLU)
-  and ``FastRCNNPredictor`` (class logits (R, 2), box deltas (R, 8)) on the RoI-aligned boxes.
-
-``MultiScaleRoIAlign(["0", "1", "2", "3"], 7, 2)`` reads only the maps of those names: here
-``0`` and ``1``, both at stride 32, so torchvision's level mapper (levels 5 to 5) sends every
-box to map ``0``.
-
-``fasterrcnn_resnet50_fpn_v2`` (torchvision's builder, the same names): a ResNet-50 body
-(:class:`pose.networks.resnet.ResNet`: torchvision's names, plain BatchNorm2d -- the v2 builder
-never freezes it) whose ``layer1`` ... ``layer4`` (strides 4 to 32) feed an FPN whose 1x1 and
-3x3 convolutions have no bias and a BatchNorm2d each, plus the ``pool`` level; the RPN head has
-two 3x3 conv + ReLU (``conv_depth=2``) and 3 anchors per cell (one size per level: 32 ... 512);
-the box head is ``FastRCNNConvFCHead``: four 3x3 conv (no bias) + BatchNorm2d + ReLU, flatten,
-one fully connected layer (1024) + ReLU. RoIAlign reads all four FPN maps (the proposal graph
-outputs them, finest first), each box on the map the level mapper picks.
+Design: docs/pose-internals.md, "pose.networks.fasterrcnn".
 """
 
 from __future__ import annotations

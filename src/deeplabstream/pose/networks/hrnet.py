@@ -1,18 +1,6 @@
 """HRNet (timm's ``hrnet_w*``, as DeepLabCut 3.0's ``HRNet`` backbone uses it), in PyTorch.
 
-DeepLabCut builds its ``HRNet`` backbone with ``timm.create_model(model_name,
-features_only=True, feature_location="", out_indices=(1, 2, 3, 4))`` and keeps the
-highest-resolution branch (stride 4, ``C`` channels) unless ``interpolate_branches`` (DEKR)
-concatenates all four, resized to it. This module rebuilds that network with timm's
-state-dict names (under DeepLabCut's ``backbone.model.``), so an export's weights load strictly;
-neither timm nor DeepLabCut is needed. Read from timm 1.0's ``hrnet.py``
-(``HighResolutionNetFeatures``) and checked on a DeepLabCut export (difference 0).
-
-The layouts of timm's ``hrnet_w18`` ... ``hrnet_w64`` differ only in the width ``C``: a stem
-of two stride-2 3x3 convolutions (64 channels), ``layer1`` (4 bottlenecks, 256 channels), then
-stages of 2, 3 and 4 parallel branches (``C``, ``2C``, ``4C``, ``8C`` channels; 1, 4 and 3
-modules of 4 basic blocks per branch), each module fusing every branch into every other
-(1x1 conv + nearest upsampling from lower resolutions, strided 3x3 convs from higher ones).
+Design: docs/pose-internals.md, "pose.networks.hrnet".
 """
 
 from __future__ import annotations

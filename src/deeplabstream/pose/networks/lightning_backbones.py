@@ -1,14 +1,6 @@
 """Lightning Pose heatmap trackers with EfficientNet and DINO ViT backbones (PyTorch).
 
-Lightning Pose 2.4.3 attaches the same head to every backbone: ``PixelShuffle(2)``, then
-``log2(stride) - downsample_factor - 1`` transposed convolutions (3x3, stride 2, padding 1,
-output padding 1; the first from ``channels / 4`` to the keypoints, the others keypoints to
-keypoints), then a spatial softmax over each map. Only the backbone's output channels and
-stride differ: torchvision's EfficientNet-B0/B1/B2 (1280/1280/1408 channels, stride 32;
-:mod:`pose.networks.efficientnet`) and the DINO ViTs (384/768 channels, stride 16, the input
-square; :mod:`pose.networks.vit`). So a ViT with ``downsample_factor`` 2 has one transposed
-convolution, an EfficientNet two. A context model (``heatmap_mhcrnn``) takes the same
-backbones per frame (:func:`context_tracker`).
+Design: docs/pose-internals.md, "pose.networks.lightning_backbones".
 """
 
 from __future__ import annotations

@@ -1,45 +1,10 @@
 """The project's own pose networks: small fully-convolutional heatmap models for the CPU.
 
-Both architectures map an image, H and W multiples of 32, to
-
-* ``heatmaps``: (N, K, H/4, W/4) logits, one map per keypoint (decode with a sigmoid), and
-* ``locref``: (N, 2K, H/4, W/4) DeepLabCut-style location-refinement offsets in units of
-  ``locref_std`` input pixels, channels ``x0, y0, x1, y1, ...`` (see :mod:`pose.decoding.peaks`).
-
-``resnet-fpn`` (the first design; the default, so that every older ``model.json`` rebuilds it)
-    A plain ResNet-like encoder down to stride 32 with a light feature-pyramid decoder back to
-    stride 4, all 3x3 and 1x1 convolutions with batch norm and ReLU. About 1.1 M parameters and
-    ~0.6 GMAC for a 256x320 input; ~12 ms or more per frame on one CPU thread.
-``separable-fpn`` (the bundled model since issue 12)
-    Built for one CPU thread, where the first design's stride-4 3x3 convolutions (~100 MMAC
-    each) cost most of its time:
-
-    - stem: one 4x4 stride-4 "patch" convolution (each stride-4 cell sees exactly its own 16
-      pixels, so the grid is :mod:`pose.decoding.peaks`'s), with the input normalisation folded in;
-      nothing is computed at full or half resolution;
-    - encoder: depthwise-separable residual blocks (3x3 depthwise, 1x1 pointwise, batch norm,
-      ReLU; :class:`SeparableBlock`), a strided one into each of strides 8, 16 and 32 and
-      ``blocks`` more at each;
-    - decoder: a feature pyramid from stride 32 to stride 8 (1x1 laterals, nearest-neighbour
-      upsampling, a separable block after each addition) and a separable head block, all at
-      ``decoder_width`` channels;
-    - outputs: a 2x2 stride-2 transposed convolution per output, which gives each stride-8
-      cell's 2x2 stride-4 cells their own weights (a sub-pixel convolution: a 1x1 convolution to
-      4x the channels and a pixel shuffle, without ONNX Runtime's slow DepthToSpace).
-
-    With the default widths (32, 64, 128, 192), blocks (0, 2, 2, 2) and decoder width 64: about
-    0.2 M parameters and ~73 MMAC for a 256x320 input, about 2 ms per frame on one CPU thread
-    (``docs/bundled-model.md`` has the measurements).
-
-How the graph takes its input is an :class:`InputFormat`: float32 NCHW already normalised (the
-first design), or raw pixels 0..255 with the normalisation inside the graph, as float32 NCHW,
-uint8 NCHW or uint8 NHWC. Inside the graph the normalisation ``(x / 255 - mean) / std`` is
-folded into the first convolution's weights (:class:`NormalisingConv2d`), so it costs nothing at
-inference; uint8 input adds a cast and NHWC a transpose in front of it.
-
-Channels are multiples of 16, the block size of ONNX Runtime's vectorised (NCHWc) convolution
-kernels on AVX-512 CPUs; ONNX Runtime fuses batch norm, ReLU, the residual additions and the
-nearest-neighbour upsampling's additions into the convolutions.
+:class:`PoseNet` maps an image (H and W multiples of 32) to ``heatmaps`` (N, K, H/4, W/4)
+logits and ``locref`` (N, 2K, H/4, W/4) offsets in ``locref_std`` input pixels
+(:mod:`pose.decoding.peaks`). Architectures ``resnet-fpn`` (the default, so older
+``model.json`` files rebuild) and ``separable-fpn`` (the bundled model); how the input is fed:
+:class:`InputFormat`. Design and measurements: docs/bundled-model.md, "What the network is".
 """
 
 from __future__ import annotations

@@ -1,19 +1,6 @@
 """ResNet trunks, written here so that models trained elsewhere run without their frameworks.
 
-Two frameworks use ResNets whose state-dict names are those of this module:
-
-- DeepLabCut 3.0 (``resnet_50``: timm's ``resnet50_gn``, GroupNorm with 32 groups;
-  ``resnet_101``: timm's ``resnet101``, BatchNorm), at output stride 16;
-- Lightning Pose (torchvision's ``resnet18`` ... ``resnet152``, BatchNorm), at output stride 32,
-  as the ``nn.Sequential`` of the trunk's children (:meth:`ResNet.as_sequential`).
-
-timm and torchvision name the parameters alike (``conv1``, ``bn1``, ``layer1.0.conv2``,
-``layer2.0.downsample.0`` ...), and both are "ResNet v1.5": a bottleneck block strides in its
-3x3 convolution. An output stride below 32 replaces the stride of the last stages with dilation,
-as timm does: the first block of a dilated stage keeps the previous dilation in its 3x3
-convolution, the following blocks use the new one.
-
-Only the trunk is built (no pooling, no classifier): ``forward`` returns the last feature map.
+Design: docs/pose-internals.md, "pose.networks.resnet".
 """
 
 from __future__ import annotations

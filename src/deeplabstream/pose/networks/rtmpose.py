@@ -1,21 +1,6 @@
 """DeepLabCut 3.0's RTMPose pose network (CSPNeXt + ``RTMCCHead``), with DeepLabCut's names.
 
-RTMPose is a top-down model: it sees one crop per animal (256 x 256 for ``rtmpose_s``), cut
-around a detector's box. Its head (DeepLabCut's ``RTMCCHead``, after mmpose's) classifies each
-keypoint's x and y on a grid ``simcc_split_ratio`` times finer than the crop (SimCC):
-
-- a K-channel convolution of the backbone's last features (``final_layer``), each map
-  flattened to a token;
-- ``mlp``: ScaleNorm, then a linear layer to ``hidden_dims``;
-- ``gau``: a gated attention unit over the K keypoint tokens (self-attention with a squared-ReLU
-  kernel, ScaleNorm, a residual scale);
-- ``cls_x`` / ``cls_y``: linear layers to the x and y bins.
-
-:class:`RtmPoseKeypoints` appends DeepLabCut's ``SimCCPredictor`` (read from DeepLabCut 3.0.2's
-``models/predictors/sim_cc.py``): the logits times ``sigma * decode_beta``, a softmax over the
-bins, the first maximum of each; the keypoint is ``(argmax_x, argmax_y) / split_ratio`` in crop
-pixels (no half-bin offset) and its score the smaller of the two maxima; a score not above
-``1 / bins_x`` gives the location -1 (before the division). It runs in float32 in the graph.
+Design: docs/pose-internals.md, "pose.networks.rtmpose".
 """
 
 from __future__ import annotations

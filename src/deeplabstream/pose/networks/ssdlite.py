@@ -1,31 +1,6 @@
 """DeepLabCut 3.0's ``SSDLite`` detector (torchvision's SSDlite320 MobileNetV3-Large), rebuilt.
 
-DeepLabCut's top-down models find each animal with a detector first. Its ``SSDLite`` wraps
-torchvision's ``ssdlite320_mobilenet_v3_large(num_classes=2)`` (animal + background) under the
-name ``model``; the export's ``detector`` entry is that module's state dict. This file rebuilds
-the network with the same state-dict names and no torchvision (read from torchvision 0.29.1,
-the version DeepLabCut 3.0.2 ran with):
-
-- input: the frame as DeepLabCut gives it to the detector (RGB, ImageNet-normalised), then
-  torchvision's own ``GeneralizedRCNNTransform``: ``(x - 0.5) / 0.5`` and a bilinear resize
-  (``align_corners=False``, no antialiasing) to 320 x 320;
-- MobileNetV3-Large with the reduced tail (a backbone trained without ImageNet weights halves
-  its last stage), BatchNorm eps 0.001, split at the C4 expansion into two feature maps, and
-  four extra blocks: six maps of 20, 10, 5, 3, 2, 1 cells;
-- SSDLite heads (depthwise 3x3 + ReLU6, 1x1), six default boxes per cell
-  (``DefaultBoxGenerator([[2, 3]] * 6, min_ratio=0.2, max_ratio=0.95)``, clipped sizes);
-- boxes decoded with weights (10, 10, 5, 5) (log-size offsets clamped at ``log(1000 / 16)``),
-  clipped to the 320 x 320 image, class scores soft-maxed.
-
-A single-animal model keeps one detection (``max_individuals`` 1): torchvision's non-maximum
-suppression always keeps the highest-scoring box and puts it first, so the detection is the
-box of the highest animal score over all default boxes (the first on a tie), scaled from 320 x
-320 to the frame. :class:`TopBoxDetector` outputs it: ``boxes`` (N, 4) x1, y1, x2, y2 in frame
-pixels and ``scores`` (N,). A multi-animal model keeps up to ``max_individuals`` boxes:
-:class:`AllBoxesDetector` outputs every default box (320 x 320 pixels) and its animal score,
-and the rest of torchvision's ``postprocess_detections`` (score threshold, top candidates,
-non-maximum suppression, scaling to the frame) runs on the host
-(:func:`pose.decoding.box_detections.ssd_animal_detections`).
+Design: docs/pose-internals.md, "pose.networks.ssdlite".
 """
 
 from __future__ import annotations

@@ -1,26 +1,6 @@
 r"""Plain ViT encoders (DINO v1) with the names Lightning Pose's checkpoints give them.
 
-Lightning Pose's ``vits_dino`` / ``vitb_dino`` backbones are Hugging Face ``ViTModel``\\ s
-(``facebook/dino-vits16`` / ``dino-vitb16``, no pooling layer) wrapped as ``vision_encoder``.
-The network, from the published shape of those models:
-
-- patch embedding: a 16x16 convolution with stride 16 to ``width`` channels, the tokens in
-  row-major order, a learned class token in front;
-- learned absolute position embeddings for a 224x224 image (1 + 14 x 14 vectors). For another
-  input size the patch part is resized bicubically (``align_corners=False``) to the token grid,
-  as ``interpolate_pos_encoding`` does; the input size of a model is fixed, so this is done once
-  after the weights are loaded, not in the graph;
-- ``depth`` pre-norm blocks: LayerNorm, multi-head self-attention (64 channels a head, scale
-  1/sqrt(64), q/k/v/o projections with bias), residual; LayerNorm, MLP (4x width, exact GELU),
-  residual; LayerNorm eps 1e-12;
-- a final LayerNorm.
-
-Lightning Pose drops the class token and reshapes the tokens to a square (N, width, S, S)
-feature map (its reshape needs a square token grid), at stride 16.
-
-State-dict names are those ``transformers`` 5 gives (``layers.<i>.attention.q_proj``,
-``mlp.fc1``, ``layernorm_before`` ...), as in checkpoints of Lightning Pose 2.4.3 with
-``transformers`` 5.24; a checkpoint with other names is refused by the weight loader.
+Design: docs/pose-internals.md, "pose.networks.vit".
 """
 
 from __future__ import annotations

@@ -1,26 +1,6 @@
 """Inference backends: run a model's network on a prepared batch.
 
-:func:`open_backend` opens one of the backends of :data:`BACKENDS` (the kind's registry, which
-also holds the backends of installed packages, entry point group ``deeplabstream.backends``):
-
-- ONNX Runtime (``.onnx``) on the CPU, CUDA, TensorRT, DirectML or CoreML execution provider,
-  with the options of :mod:`pose.runtime.providers` (recorded in ``session.json``), run through
-  IO binding (:mod:`pose.runtime.iobinding`), TensorRT's engines cached by
-  :mod:`pose.runtime.trt_cache`;
-- PyTorch (a TorchScript file, such as a model folder's ``model.pt``, or, for a model
-  converted from DeepLabCut or Lightning Pose, the network rebuilt from its file) on the CPU or
-  CUDA (channels-last, fp16: :mod:`pose.runtime.torch_device`); a module pickled whole with
-  ``torch.save`` is never loaded (unpickling runs code);
-- OpenVINO (``.onnx``, read directly) on the CPU: the optional ``openvino`` package
-  (``requirements-openvino.txt``).
-
-A device that was asked for and is not available is an error that says what to install, never
-a silent fall-back to the CPU: a closed-loop experiment planned around a GPU's latency must not
-run at a CPU's.
-
-``torch``, ``onnxruntime`` and ``openvino`` are imported only when a backend of theirs is
-opened, so importing this module is cheap (the GUI and the settings check import it without
-running a network).
+Design: docs/pose-internals.md, "pose.runtime.backends".
 """
 
 from __future__ import annotations

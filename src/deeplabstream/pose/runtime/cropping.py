@@ -1,34 +1,6 @@
 """Dynamic cropping: analyse a region around the last confident pose, the whole frame otherwise.
 
-DeepLabCut-Live calls it ``dynamic``. A network that runs at any input size (a DeepLabCut 3.0
-export: fully convolutional, run at the frame's own size) costs about as much as the pixels it
-sees, so feeding it the region around the animal instead of the whole frame is several times
-faster. Per camera, :class:`DynamicCrop` keeps the crop for the next frame:
-
-- after a pose with enough confident keypoints (likelihood at or above the threshold), the
-  bounding box of those keypoints plus a margin on every side;
-- after a pose without, and at the start, the whole frame (tracking is found again there).
-
-Crops are placed so that few distinct input sizes exist and the network's result in the crop is
-the full frame's wherever the margin gives it enough context:
-
-- the crop's origin is a multiple of the network's *input multiple* (its total down-sampling,
-  32 for CSPNeXt): the convolutions then sample the crop on the full frame's grid, so that a
-  keypoint far enough from the crop's border gets the full frame's features exactly;
-- its width and height are rounded up to a multiple of ``size_step`` (itself rounded up to the
-  input multiple), and clamped to the frame: only a few shapes exist, and a backend meets each
-  of them once (ONNX Runtime plans its memory once per input shape and reuses the plan);
-- a flipped camera (``FLIP``) feeds the network the mirrored image, whose grid starts at the
-  frame's right edge: its crops are placed in the mirrored frame and mirrored back, so a
-  flipped crop gives the same numbers as the same region of the flipped full frame.
-
-The crop is a view of the frame (``frame[y0:y1, x0:x1]``: no copy); the estimator built for the
-crop's shape gives keypoints in crop pixels (mapping a flip back within the crop), and
-:meth:`Crop.to_frame` adds the crop's offset.
-
-Networks whose channels are scaled by statistics of the whole image (CSPNeXt's channel
-attention) see other statistics in a crop; :func:`split_context_graphs`, :class:`ContextRecorder`
-and :class:`ContextFeeder` give crops the gates of the camera's last whole frame instead.
+Design: docs/pose-internals.md, "pose.runtime.cropping".
 """
 
 from __future__ import annotations

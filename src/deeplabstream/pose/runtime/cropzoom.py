@@ -1,27 +1,8 @@
 """A Lightning Pose crop-zoom pair run as one two-stage model (live, replays, labelled images).
 
-Per frame (:class:`CropZoomEstimator`, in the one inference worker):
-
-1. **detector**: the detector model on the whole frame (its own pre-processing and Lightning
-   Pose's decoding: a :class:`~pose.runtime.estimator.NetworkEstimator`), keypoints in frame
-   pixels;
-2. **crop**: the box from those keypoints by Lightning Pose's ``create_bbox`` rule
-   (:func:`pose.decoding.cropzoom.lightning_boxes`), cut from the frame at its own size, zero
-   where it leaves the frame (a view when it does not);
-3. **pose**: the pose model on the crop (its pre-processing resizes the crop to its input, as
-   Lightning Pose's ``predict`` resizes a cropped video's frames or cropped images), keypoints
-   in crop pixels plus the box's corner: Lightning Pose's ``remap``.
-
-**Live is causal**: each frame's own box (or, with ``[Pose] CROP_FROM = previous_frame``, the
-camera's previous frame's: :mod:`pose.decoding.two_stage`), never smoothed. Lightning Pose's
-optional ``smooth_bbox`` is a centred median (it looks ahead), and its video crops are all
-resized to the video's median box size: both need the whole video. Its offline result is
-:func:`predict_video_as_lightning_pose` (``python -m deeplabstream.pose.cropzoom_video``).
-
-With a fixed ``crop_size`` the live keypoints of a frame are Lightning Pose's offline ones
-(without ``smooth_bbox``), up to Lightning Pose's lossy re-encoding of the cropped video. With
-``crop_ratio`` each live crop is mapped back by its own box, where Lightning Pose's remap of a
-video treats a crop resized to the median size as if it were at its box's size.
+:class:`CropZoomEstimator` runs detector, crop and pose per frame, causally;
+:func:`predict_video_as_lightning_pose` is Lightning Pose's offline result. Design:
+docs/pose-models.md, "Lightning Pose crop-zoom pairs".
 """
 
 from __future__ import annotations

@@ -1,28 +1,6 @@
 """The network's input prepared on the GPU: frames go up as bytes, the graph normalises them.
 
-A GPU runs a ResNet-50 on a 640x480 frame in a few milliseconds; the CPU's pre-processing of
-the same frame (colour to float, ``/ 255``, ``(x - mean) / std`` per channel into the planar
-layout, the cast to float16 of an fp16 network) takes about as long again, and the float32
-input is four times the bytes of the frame to copy to the GPU. So for ``DEVICE = cuda`` or
-``tensorrt`` (``[Pose] INPUT_ON_DEVICE = auto``), a model whose graph takes the normalised
-image at the frame's own size gets a graph wrapped around its own (:func:`device_input_graph`):
-
-    frames (N x H x W x 3, uint8, RGB) -> Cast float32 -> Div 255 -> Sub mean -> Div std
-    -> Transpose to N x 3 x H x W [-> Cast float16 for an fp16 graph] -> the model's graph
-
-The pre-processing is then one colour conversion of the frame into the pinned input buffer
-(:class:`~pose.runtime.preprocess.Preprocessor`'s ``in-graph`` path); the rest runs on the GPU.
-The operations are the CPU's, in its order and precision (float32 division and subtraction
-are correctly rounded wherever they run), so the graph gets the same numbers:
-``tests/unit/pose/test_device_input.py`` holds the two paths equal on ONNX Runtime's CPU.
-
-Models it does not apply to keep the CPU's pre-processing (:func:`device_input_problem` says
-why, and ``session.json`` records it): an input already in pixels (``in-graph``), a resize or
-letterbox between frame and input, a grey network, a graph with more inputs than the image, a
-two-stage model (its second stage cuts crops from the first one's normalised input).
-
-The wrapped graph is written once per model file (keyed by its SHA-256) into the user cache,
-never into the lab's model folder.
+Design: docs/pose-internals.md, "pose.runtime.device_input".
 """
 
 from __future__ import annotations

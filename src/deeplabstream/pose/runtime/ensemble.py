@@ -1,14 +1,6 @@
 """Several models of the same keypoints run as one estimator, frames sent together to each.
 
-:class:`EnsembleEstimator` is a :class:`~pose.estimation.PoseEstimator`, so the inference worker,
-ImageAnalyzer and the naive loop run an ensemble where they run one model. Each member is the
-estimator its model would have alone (its own backend, one ONNX Runtime session per model;
-a two-stage or context model with its stages), and is handed the whole batch of frames at once,
-as the batch of one model is. The members' keypoints are taken in the ensemble's order
-(:func:`~pose.ensemble.members.member_rows`); the result is the ensemble's
-(:func:`~pose.ensemble.statistics.ensemble_frame`: the median, the mean likelihood), and each
-member's own values stay in :attr:`EnsembleEstimator.last_members` with the spread of the last
-frames in :attr:`EnsembleEstimator.last_frames`.
+Design: docs/pose-internals.md, "pose.runtime.ensemble".
 """
 
 from __future__ import annotations

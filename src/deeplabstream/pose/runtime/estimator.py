@@ -1,21 +1,6 @@
 """Frames in, keypoints in frame pixels out: pre-processing, a backend, a decoder.
 
-:class:`NetworkEstimator` is the :class:`~pose.estimation.PoseEstimator` of a model of one network
-(and of a sleap-nn top-down model's two). It reads only the model's
-:class:`~pose.model.ModelDescription`: its ``decoder`` names the
-:class:`~pose.model.Decoder` (:data:`pose.model.DECODERS`) that turns the network's outputs into
-keypoints: ``argmax`` (:func:`pose.decoding.peaks.decode_network_outputs`: peaks of
-``heatmaps``, refined by the location-refinement output with ``heatmaps+locref``, or the
-network's own ``coordinates``), ``lightning-pose``, ``sleap-single`` (N, K, 3), the
-multi-animal ``sleap-bottomup``, ``sleap-classes``, ``sleap-topdown``, ``paf-bottomup``,
-``dlc-assembly`` and ``dlc-dekr`` (N, A, K, 3); an identity model's decoder (``sleap-classes``,
-``sleap-topdown`` with classes, ``dlc-assembly`` with an identity head) gives row a = identity a
-and each animal's identity confidence (:attr:`NetworkEstimator.last_identity_confidence`). A
-sleap-nn top-down model cut into its two stages runs its second network on the crops of the
-first one's centroids (:func:`pose.decoding.sleap_topdown.decode_two_stages`).
-
-Every decoder gives input pixels; the frame's :class:`~pose.runtime.transforms.FrameTransform` maps
-them to frame pixels.
+Design: docs/pose-internals.md, "pose.runtime.estimator".
 """
 
 from __future__ import annotations

@@ -1,13 +1,6 @@
 """Checking a captured GPU graph against the plain run of the same network.
 
-A CUDA graph (ONNX Runtime's ``enable_cuda_graph``, PyTorch's ``torch.cuda.CUDAGraph``) replays
-the kernels it captured on the memory addresses it captured: an input written elsewhere is never
-read, an output bound elsewhere is never written, and the graph still "runs". So a graph is used
-only once it gave, for two different inputs written into its input buffer, the outputs the plain
-run gives (:mod:`pose.runtime.iobinding`, :mod:`pose.runtime.torch_device`). The second input
-must change the outputs (:func:`distinguishing_input`): the worker's warm-up batch is black, and
-for a network two featureless images give nearly the same heatmaps, so a graph that never reads
-a new input would pass a check on them (the CUDA double showed it).
+Design: docs/pose-internals.md, "pose.runtime.graph_check".
 """
 
 from __future__ import annotations

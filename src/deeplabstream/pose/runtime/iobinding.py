@@ -1,37 +1,6 @@
 """ONNX Runtime IO binding: the network's buffers allocated once per input shape, then reused.
 
-``InferenceSession.run`` takes numpy inputs and returns new numpy outputs: each call allocates
-every output (and, on a GPU, copies the input from wherever it is). Bound instead:
-
-:class:`HostBinding` (the default on every provider: CPU, CUDA, TensorRT)
-    The input is **bound again at every run**, where the pre-processing wrote it (its buffer,
-    allocated once by the :class:`~pose.runtime.preprocess.Preprocessor`; on a GPU in pinned
-    host memory when it can be had, :func:`pinned_empty`). ONNX Runtime copies a host input to
-    the device *when it is bound*, not when the session runs (``IOBinding::BindInput`` calls
-    ``CopyOneInputAcrossDevices``; onnxruntime issues #5857, #15438): bound once, a GPU would
-    analyse the first frame of a shape for ever. Binding costs about 16 us on the CPU, where
-    it only records the address. The outputs are host arrays allocated on the first call of
-    each input shape and bound by address: ONNX Runtime writes into them during the run (on
-    the CPU directly, from the GPU by one copy). An input that is not contiguous, or of
-    another type, is first copied into a buffer of its shape (allocated once).
-:class:`CudaGraphBinding` (CUDA with ``enable_cuda_graph``, ``[Pose] CUDA_GRAPH = on``: opt-in)
-    Input and outputs live on the GPU at fixed addresses, bound before the run that captures
-    the graph (a CUDA graph replays kernels on the addresses it captured): each frame is copied
-    into the device input (``OrtValue.update_inplace``, a copy made when it is called) and the
-    outputs copied back after the run. Each input shape, on each thread (ONNX Runtime keeps a
-    CUDA graph per thread), gets its own graph (``gpu_graph_id``), checked against the plain
-    session on two inputs before it is used; every replay is counted.
-
-Neither path rests on when a device copies a bound host buffer: the frame reaches the device
-at every run. ``tests/support/cuda_double`` holds a double of ONNX Runtime's CUDA provider
-(copy at bind time, outputs on the device read through a copy, graphs replaying their captured
-addresses, per thread) that every CPU test run puts both paths through.
-
-The outputs :class:`HostBinding` returns are the bound buffers themselves: **valid until the next
-run** of the same shape (the estimator decodes them at once; a caller keeping them copies).
-
-A new input shape (another batch size, another crop size) gets new buffers; the buffers of
-earlier shapes are kept for when that shape comes back (a few: batch sizes and rounded crops).
+Design: docs/pose-internals.md, "pose.runtime.iobinding".
 """
 
 from __future__ import annotations

@@ -1,24 +1,6 @@
 """``[Pose] PRECISION``: which graph runs (fp32, tf32, fp16, int8), what int8 costs.
 
-- ``fp32``: the model's own graph (or the graph converted from its framework's file), in IEEE
-  fp32 math on every device (TensorFloat-32 off on NVIDIA GPUs).
-- ``tf32``: the fp32 graph, with TensorFloat-32 convolutions and matrix products on an NVIDIA
-  GPU (``DEVICE = cuda`` or ``tensorrt``; on Ampere and newer). Faster, and keypoints move:
-  ``benchmarks.gpu`` measures by how much.
-- ``fp16``: a half-precision graph converted from a DeepLabCut export or Lightning Pose
-  checkpoint (:mod:`pose.formats.conversion`); other models are refused.
-- ``int8``: a graph quantized by ONNX Runtime's static quantization from the fp32 graph and
-  calibrated on frames of the user's own video, made beforehand by
-  ``python -m deeplabstream.pose.quantize MODEL VIDEO`` (:mod:`pose.quantize`). It is kept
-  beside the fp32 graph (or in the user cache where that folder is read-only), as
-  ``<graph stem>.int8.onnx`` with a record ``<...>.int8.onnx.json`` that holds the sha256 of the
-  fp32 graph it came from and its accuracy cost measured against fp32 on frames not used for
-  calibration. It is used only when ``PRECISION = int8`` asks for it, and only while the fp32
-  graph is still the one it was made from; otherwise the model is refused with what to run.
-
-Only the ``onnxruntime`` backend runs int8 graphs here (the pytorch backend runs the rebuilt
-float network; OpenVINO reads QDQ graphs but is not tested with them): the others are refused
-before the start.
+Design: docs/pose-internals.md, "pose.runtime.precision".
 """
 
 from __future__ import annotations

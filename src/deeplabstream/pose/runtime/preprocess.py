@@ -1,40 +1,6 @@
 """Frames to the network's input, in a buffer allocated once.
 
-Per frame: an optional crop, colour conversion (BGR to RGB, mono replicated to 3 channels, or to
-gray for a gray network), an optional horizontal flip, the resize of ``description.resize``,
-normalisation ``(pixel / 255 - mean) / std``, and the cast to float16 for an fp16 network.
-The order of operations follows Lightning Pose's where it matters to its numbers:
-
-``bilinear-float`` (Lightning Pose's video path)
-    ``/ 255`` to float32 first, then bilinear resize of the float image (OpenCV ``INTER_LINEAR``,
-    which for float images equals PyTorch's ``interpolate(mode="bilinear",
-    align_corners=False)`` without antialiasing up to float32 rounding of the sampling positions:
-    7e-7 on Lightning Pose's clip, at most a few 1e-6 of the 0..1 range for other sizes, a
-    thousandth of a grey level), then ``(x - mean) / std``.
-``bicubic-uint8`` (Lightning Pose's labeled-image path)
-    OpenCV ``INTER_CUBIC`` on the uint8 image, then ``/ 255`` and normalisation.
-``area``
-    OpenCV ``INTER_AREA`` on the uint8 image (it averages, which suits strong downscaling), then
-    ``/ 255`` and normalisation.
-
-A mono frame is resized as one channel and the result copied into the 3 input channels, which
-gives the same numbers as resizing the replicated image, a third of the work.
-
-The description also says how the graph takes its input (:class:`~pose.model.ModelDescription`):
-
-``normalization="in-graph"``
-    The buffer receives the resized pixels 0..255 as they are, as uint8 (``input_type="uint8"``)
-    or float: the graph normalises them. Pre-processing is then only the resize and a copy into
-    the buffer's layout; the colour order is swapped in that copy (the resizes work per channel,
-    so swapping after them gives the same numbers as before), and no full-size copy of the frame
-    is made unless it is flipped or turned grey.
-``input_layout="nhwc"``
-    The buffer is (N, H, W, C) instead of (N, C, H, W).
-``letterbox=True``
-    The frame is resized by one factor for both axes into the top-left corner of the input
-    (:func:`pose.runtime.transforms.letterbox_size`); the rest of the buffer is written once, black
-    (0, or the normalised value of 0), and never again. A 640x480 frame into a 320x256 input is
-    an exact 2x downscale, which ``INTER_AREA`` does as a cheap 2x2 average.
+Design: docs/pose-internals.md, "pose.runtime.preprocess".
 """
 
 from __future__ import annotations

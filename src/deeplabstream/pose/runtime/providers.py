@@ -1,42 +1,6 @@
 """``[Pose] DEVICE`` for ONNX Runtime: which execution provider, with which options, and why not.
 
-A device names one execution provider (:data:`DEVICE_PROVIDERS`). :func:`provider_plan` gives
-the provider list handed to ``InferenceSession`` with the options chosen for a model (the
-"asked" half of what ``session.json`` records; the session's own ``get_provider_options()`` is
-the "applied" half). :func:`device_problem` says, before the start, why a device cannot be had
-here: the provider is missing from this ONNX Runtime build, or, for CUDA and TensorRT, NVIDIA's
-driver is missing or sees no GPU (:func:`cuda_driver_problem`, asked in a child process), or the
-CUDA or cuDNN libraries it loads are missing (found the documented way,
-``onnxruntime.preload_dlls``).
-Each message names the provider, what is available, and the command that installs it. A
-request that cannot be met is refused; nothing ever falls back to the CPU silently.
-
-The options, and why (docs/gpu.md has the table):
-
-CUDA
-    ``device_id`` (0: the first GPU), ``cudnn_conv_algo_search = EXHAUSTIVE`` for a graph of
-    fixed input size (cuDNN times every convolution algorithm once per shape, then uses the
-    fastest) and ``HEURISTIC`` for one that runs at any size (every new crop or frame size would
-    pay a search), ``arena_extend_strategy = kSameAsRequested`` (the arena grows by what is
-    asked, not by powers of two: the memory of a long session stays what the model needs),
-    ``do_copy_in_default_stream = 1`` (copies and kernels on one stream: no race between the
-    input's copy and the first layer), ``use_tf32 = 0`` unless ``PRECISION = tf32`` (ONNX
-    Runtime's default rounds fp32 to TensorFloat-32), ``enable_cuda_graph = 1`` with ``[Pose]
-    CUDA_GRAPH = on`` for a graph of fixed input size with one input (a CUDA graph replays the
-    kernel launches; it needs fixed shapes and device buffers, see :mod:`pose.runtime.iobinding`).
-TensorRT
-    ``trt_fp16_enable`` for an fp16 model, ``trt_int8_enable`` for an int8 one (the QDQ graph of
-    ``deeplabstream.pose.quantize`` carries its calibration as scales in the graph: no separate
-    calibration table applies), ``trt_engine_cache_enable`` + ``trt_engine_cache_path`` +
-    ``trt_timing_cache_enable`` + ``trt_timing_cache_path`` in a folder keyed by the GPU,
-    TensorRT, ONNX Runtime, the precision, the input shape and the model's bytes
-    (:mod:`pose.runtime.trt_cache`), ``trt_max_workspace_size`` (2 GiB), an optimisation
-    profile for batches of 1 to 8 (``trt_profile_min/opt/max_shapes``: one engine for every
-    number of cameras up to MAX_BATCH's default; a larger batch makes TensorRT build again), and
-    the CUDA provider's options for the nodes TensorRT leaves to it. TensorRT's own libraries are
-    looked for before the start (:func:`tensorrt_library_problems`).
-
-docs/gpu.md says what of this has run on a GPU.
+Design: docs/pose-internals.md, "pose.runtime.providers".
 """
 
 from __future__ import annotations
@@ -391,7 +355,7 @@ def tensorrt_install_advice(ort_version: str) -> str:
     For the CUDA major version its wheel was built for (:func:`ort_cuda_major`).
     """
     cuda = ort_cuda_major()
-    pin = f'>={TENSORRT_MAJOR},<{TENSORRT_MAJOR + 1}'
+    pin = f">={TENSORRT_MAJOR},<{TENSORRT_MAJOR + 1}"
     package = (
         f'`pip install "tensorrt-cu{cuda}{pin}"`'
         if cuda

@@ -1,21 +1,6 @@
 """Where and how the pytorch backend runs a network: device, precision, memory layout.
 
-:func:`torch_placement` turns ``[Pose] DEVICE`` and the model's precision into a
-:class:`TorchPlacement`:
-
-- ``cpu``: float32 (or half weights for an fp16 model, as asked), NCHW;
-- ``cuda``: the first GPU, **channels-last** memory (NHWC: cuDNN's tensor-core convolutions
-  take it without transposing), half weights and input for an fp16 model (the rebuilt networks
-  of DeepLabCut 3.0 exports and Lightning Pose checkpoints; outputs are returned as float32).
-  fp32 is IEEE fp32: PyTorch's cuDNN convolutions use TensorFloat-32 by default, which is turned
-  off unless ``PRECISION = tf32`` asks for it.
-
-A cuda request PyTorch cannot meet (a CPU build of torch, no driver, no GPU) stops with a
-message naming the torch build and what installs a CUDA one; it never falls back to the CPU.
-
-:class:`CudaGraphRunner` (``[Pose] CUDA_GRAPH = on``) replays a module's kernels from a
-``torch.cuda.CUDAGraph`` per input shape, used once it gave the eager run's outputs on two
-inputs (:mod:`pose.runtime.graph_check`).
+Design: docs/pose-internals.md, "pose.runtime.torch_device".
 """
 
 from __future__ import annotations
@@ -238,6 +223,7 @@ class CudaGraphRunner:
     def _check(self, captured: _CapturedGraph, tensor: Any) -> str | None:
         """Replay on ``tensor`` and on another input; why the graph is wrong (None: right)."""
         torch = self._torch
+
         def on_device(host: np.ndarray) -> Any:
             placed = torch.from_numpy(host).to(tensor.device, tensor.dtype)
             return placed.contiguous(memory_format=_memory_format(torch, tensor))

@@ -1,36 +1,6 @@
 """Where a frame pixel lands in the network's input, and back.
 
-A frame reaches the network through an optional crop, an optional horizontal flip and a resize.
-:class:`FrameTransform` records these and maps points both ways.
-
-Two coordinate conventions are in use, and a transform knows which one its points follow:
-
-``centres`` (this project's models)
-    Pixel centres sit at whole numbers: pixel ``i`` covers ``[i - 0.5, i + 0.5)``. Resizing a
-    row of ``W`` pixels to ``W'`` maps ``x -> (x + 0.5) * W' / W - 0.5``, which is exactly what
-    OpenCV's and PyTorch's resizes (``align_corners=False``) do to pixel centres, and a
-    horizontal flip of an image ``W`` pixels wide maps ``x -> (W - 1) - x``: the centre of the
-    first column goes to the centre of the last one. (The issue text writes ``x -> width - x``;
-    that is the same flip in the ``corners`` convention below, where coordinates are shifted by
-    half a pixel; with pixel centres at whole numbers it would be off by one pixel.)
-``corners`` (Lightning Pose)
-    Lightning Pose maps its model-input keypoints to the frame by a pure scale,
-    ``x_frame = x * W_frame / W_input`` (after the decoder's shift), which is the resize of
-    continuous coordinates where pixel ``i`` covers ``[i, i + 1)``. In that convention the
-    horizontal flip is ``x -> W - x``. It is used so that unflipped frames give exactly Lightning
-    Pose's numbers, and flipped ones the mirror image of them.
-
-Order from frame to input: subtract the crop's offset, flip within the crop's width, scale.
-Flipping within the crop and then scaling equals scaling and then flipping within the input's
-width, in both conventions: the transform does not depend on which of the two the
-pre-processing does.
-
-A *letterboxed* input (:func:`letterbox_size`) holds the frame resized by one factor for both
-axes, the largest that fits, in its top-left corner; the rest is padding. Because the content
-starts at the input's origin, the transform is still a pure scale per axis: the scale of the
-resize to the content size (``content_width / crop_width``, ``content_height / crop_height``),
-which is what OpenCV applies to pixel centres. A 640x480 frame in a 320x256 input, for example,
-is resized to 320x240 (exactly half), and ``x -> (x + 0.5) / 2 - 0.5`` on both axes.
+Design: docs/pose-internals.md, "pose.runtime.transforms".
 """
 
 from __future__ import annotations

@@ -1,29 +1,6 @@
 """TensorRT's engine and timing caches: where they live, what they are keyed by, when rebuilt.
 
-A TensorRT engine is compiled for one GPU model (and compute capability), one TensorRT version,
-one precision and input shape, from one graph. ONNX Runtime's TensorRT provider reuses an engine
-file it finds in ``trt_engine_cache_path`` by the graph's name and shapes, and trusts it; a
-cache copied from another machine, or left by an older TensorRT or an edited model, must not be
-trusted blindly. So each cache folder is keyed here (:class:`CacheKey`) and holds a record,
-``key.json``:
-
-- the folder's name ends with the key's digest, so a changed model, TensorRT, ONNX Runtime, GPU,
-  precision or shape gets a folder of its own (older folders of the same model are removed);
-- a folder is reused only when its record equals the key and says the build finished
-  (``complete``); anything else (no record, another key: a foreign or tampered folder, an
-  interrupted build) is emptied and built again;
-- a key that cannot be known (the GPU or TensorRT's version cannot be read) turns the caches off
-  rather than risk a wrong engine.
-
-Folders go beside the model (``<model folder>/.tensorrt/``) or, where that folder is not
-writable, in the user cache (``<user cache>/tensorrt/``).
-
-The build itself (a minute or more for a ResNet-50) is timed by :class:`BuildProgress`: a
-log line when it starts, one every ``every_s`` seconds while it runs, one when it ends, each
-with the elapsed time; a callback (the window's status) gets the same lines.
-
-None of this has run with a real TensorRT yet (docs/gpu.md); the key and the invalidation are
-tested without a GPU.
+Design: docs/pose-internals.md, "pose.runtime.trt_cache".
 """
 
 from __future__ import annotations
