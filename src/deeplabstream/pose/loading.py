@@ -270,10 +270,7 @@ def open_reference_estimator(description: ModelDescription) -> PoseEstimator:
 
 
 def _unusable_formats_text() -> str:
-    """Name the formats that could not be loaded, and the lab's that were not tried.
-
-    One of them may be this model's: a lab's format is tried only when named.
-    """
+    """Name the formats that could not be loaded, and the lab's, tried only when named."""
     failures = unusable_formats()
     text = (" Formats that cannot be loaded: " + "; ".join(map(str, failures))) if failures else ""
     untried = untried_lab_formats()

@@ -367,10 +367,7 @@ def keypoint_differences(reference: np.ndarray, converted: np.ndarray) -> Differ
 
 
 def _paired_differences(reference: np.ndarray, converted: np.ndarray) -> float:
-    """Return the largest absolute difference of the rows both found (no NaN).
-
-    inf when one found a row the other did not, or the shapes differ; 0 when neither found any.
-    """
+    """Return the largest absolute difference of rows both found: inf on a mismatch, 0 for none."""
     if reference.shape != converted.shape:
         return math.inf
     missing = np.isnan(reference).any(axis=-1)

@@ -229,11 +229,8 @@ def _log_parabola_offset(
     cols: np.ndarray,
     axis: str,
 ) -> np.ndarray:
-    """Sub-pixel offsets of peaks along x or y, from the parabola through 3 log-probabilities.
-
-    ``padded`` holds the logits padded by one pixel of -inf (rows and columns index it), so a
-    peak at the border gets no offset.
-    """
+    """Sub-pixel offsets along x or y from the parabola through 3 log-probabilities."""
+    # ``padded`` is padded by one pixel of -inf, so a peak at the border gets no offset.
     if axis == "x":
         samples = [padded[batch, keypoint, rows, cols + d] for d in (-1, 0, 1)]
     else:

@@ -94,11 +94,9 @@ def find_peaks(peaks: np.ndarray, locref: np.ndarray, settings: DlcAssemblySetti
 
 
 def _sample_fractions(points: int) -> np.ndarray:
-    """Return ``torch.linspace(0, 1, points)`` as DeepLabCut gets it: float64 values in float32.
-
-    The last bit matters: the sampled points are truncated to integer cells, and a fraction
-    one bit low moves a point on an exact cell boundary to the cell before.
-    """
+    """Return ``torch.linspace(0, 1, points)`` as DeepLabCut gets it: float64 values in float32."""
+    # The last bit matters: points are truncated to integer cells, and a fraction one bit low
+    # moves a point on an exact cell boundary to the cell before.
     return np.linspace(0.0, 1.0, points).astype(np.float32)
 
 
@@ -158,13 +156,10 @@ def edge_costs(
 
 
 def _trapezoid(values: np.ndarray, steps: np.ndarray) -> np.ndarray:
-    """``torch.trapz`` along axis 1 in float32, summed in PyTorch's order.
-
-    The terms ``(v[i+1] + v[i]) * step[i]`` are summed as PyTorch's CPU reduction does over a
-    short middle axis (found by comparing with it bit for bit): four running sums of the terms
-    ``i = j mod 4``, then ``((s0 + s1) + s2) + s3``; the total is halved. Affinities are
-    rounded to 3 decimals, so a different order moves some across a rounding boundary.
-    """
+    """Return ``torch.trapz`` along axis 1 in float32, summed in PyTorch's order."""
+    # PyTorch's CPU reduction over a short middle axis (compared bit for bit): four running sums
+    # of the terms i = j mod 4, then ((s0 + s1) + s2) + s3; the total halved. Affinities are
+    # rounded to 3 decimals, so another order moves some across a rounding boundary.
     values = values.astype(np.float32)
     terms = (values[:, 1:] + values[:, :-1]) * steps
     sums = [np.zeros(len(values), np.float32) for _ in range(4)]
@@ -174,11 +169,9 @@ def _trapezoid(values: np.ndarray, steps: np.ndarray) -> np.ndarray:
 
 
 def _norm(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """``torch.norm`` of (x, y) pairs in float32: ``sqrt(fma(y, y, x * x))`` as PyTorch's CPU does.
-
-    The fused multiply-add rounds once: the float64 sum of the exact ``y * y`` and the float32
-    ``x * x``, rounded to float32.
-    """
+    """Return ``torch.norm`` of (x, y) pairs in float32, ``sqrt(fma(y, y, x * x))`` as on a CPU."""
+    # The fused multiply-add rounds once: the float64 sum of the exact y * y and the float32
+    # x * x, rounded to float32.
     squares = (y.astype(np.float64) ** 2 + (x * x).astype(np.float64)).astype(np.float32)
     return np.sqrt(squares)
 
@@ -288,10 +281,8 @@ class Animal:
 
 
 def _joints(found: FramePeaks, keypoints: int) -> list[Joint]:
-    """Return the frame's joints, keypoint by keypoint, numbered in that order.
-
-    DeepLabCut skips a keypoint whose peaks' coordinates are all exactly 0 (``np.any``).
-    """
+    """Return the frame's joints, keypoint by keypoint, numbered in that order."""
+    # DeepLabCut skips a keypoint whose peaks' coordinates are all exactly 0 (np.any).
     joints: list[Joint] = []
     for label in range(keypoints):
         mine = np.flatnonzero(found.parts == label)
@@ -382,11 +373,9 @@ def _grow(animal: Animal, lookup: Lookup, assembled: set[int], keypoints: int) -
 
 
 def _components(links: Sequence[Link]) -> list[list[int]]:
-    """Return the connected joints of the links, in order of each component's first joint.
-
-    The order is networkx's ``connected_components`` on a graph built from the links in
-    order: nodes are visited in insertion order.
-    """
+    """Return the connected joints of the links, in order of each component's first joint."""
+    # The order is networkx's connected_components on a graph built from the links in order
+    # (nodes visited in insertion order).
     parent: dict[int, int] = {}
 
     def root(node: int) -> int:

@@ -61,13 +61,10 @@ def decode_lightning_pose(heatmaps: np.ndarray, downsample_factor: int) -> np.nd
 
 
 def _upsampled_logits(maps: np.ndarray, passes: int) -> np.ndarray:
-    """(M, h, w) maps upsampled and blurred ``passes`` times, times the softmax temperature.
-
-    Returns (M, h * 2**passes, w * 2**passes) float64. OpenCV works on (height, width,
-    channels) images, so the maps become the channels, and it works in float32 (SIMD, twice as
-    fast as float64; it moves keypoints by 1e-5 pixels); the transpose back, the cast to float64
-    and the temperature are one pass over the large maps.
-    """
+    """Return (M, h, w) maps upsampled and blurred ``passes`` times, times the temperature."""
+    # OpenCV takes (height, width, channels), so the maps become the channels; float32 there
+    # (SIMD, twice as fast as float64) moves keypoints by 1e-5 px. The transpose back, the cast
+    # to float64 and the temperature are one pass over the large maps.
     m, h, w = maps.shape
     image = np.ascontiguousarray(maps.transpose(1, 2, 0), dtype=np.float32)
     kernel = _GAUSSIAN_1D.astype(np.float32)

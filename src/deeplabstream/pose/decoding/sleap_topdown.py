@@ -288,13 +288,10 @@ class CropCutter:
         return grid
 
     def _taps(self, centers: np.ndarray, crop: int, size: int) -> tuple[np.ndarray, ...]:
-        """:func:`crop_positions` and :func:`_axis_taps` of every centre (n,) at once.
-
-        The same float32 operations in the same order, with fewer numpy calls: on the loop this
-        runs right after the detector's network, with cold caches, where each call costs several
-        times what it costs in a tight loop (the crop stage's time is mostly calls, not bytes).
-        Crops inside the frame (the common case) skip the border weights and clipping.
-        """
+        """Return :func:`crop_positions` and :func:`_axis_taps` of every centre (n,) at once."""
+        # The same float32 operations in the same order, in fewer numpy calls: right after the
+        # detector, with cold caches, the crop stage's time is mostly calls, not bytes. Crops inside
+        # the frame (the common case) skip the border weights and clipping.
         f32 = np.float32
         normalised = centers / f32(size - 1)
         normalised *= f32(2.0)

@@ -183,11 +183,9 @@ def read_record(path: Path) -> dict[str, Any] | None:
 
 
 def _writable_folder(source: Path) -> Path:
-    """Where to write a new graph: the forced cache, the model's folder, or the user cache.
-
-    A folder counts as read-only when its permission bits allow no writing, even for a user
-    who could write anyway (root): a model folder shipped read-only stays untouched.
-    """
+    """Return where to write a new graph: the forced cache, the model's folder or the user cache."""
+    # Read-only by permission bits, even for a user who could write anyway (root): a model
+    # folder shipped read-only stays untouched.
     forced = os.environ.get(CACHE_ENV)
     if forced:
         Path(forced).mkdir(parents=True, exist_ok=True)

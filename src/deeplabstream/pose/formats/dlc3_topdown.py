@@ -666,12 +666,8 @@ class DlcTopDownEstimator(PoseEstimator):
         stages: dict[str, float],
         check: bool,
     ) -> bool:
-        """Cut every box's crop, run the pose model once on all of them, fill ``keypoints``.
-
-        ``boxes`` are corners, (N, 4) (a frame's best box) or (N, A, 4) (one per animal), with
-        their ``scores``; ``keypoints`` is (N, A, K, 3). Returns True when ``check`` and the
-        animal may have left a crop (:func:`pose.decoding.two_stage.left_the_crop`).
-        """
+        """Cut each box's crop ((N, 4) or (N, A, 4)), run the pose model once, fill keypoints."""
+        # True when ``check`` and an animal may have left its crop (two_stage.left_the_crop).
         t0 = time.perf_counter()
         crop = self.decoding.crop
         count = len(images)

@@ -254,14 +254,9 @@ def lightning_description(
 
 
 def _vit_export_batch(config: dict[str, Any]) -> int | None:
-    """Return 1 for a ViT model's export, whose graph runs one image at a time, else None.
-
-    Lightning Pose 2.4.3 exports its ViT backbones (Hugging Face ``transformers``) with a
-    symbolic batch, but a reshape in the graph keeps the traced batch of 1: ONNX Runtime fails
-    on 2 images ("The input tensor cannot be reshaped to the requested shape. Input
-    shape:{2,65,384}, requested shape:{65,384}"), and so does Lightning Pose's own ``litpose
-    predict --runtime onnx``. Taken as a fixed batch of 1, the graph runs frame by frame.
-    """
+    """Return 1 for a ViT model's export, whose graph runs one image at a time, else None."""
+    # Lightning Pose 2.4.3 exports its ViT backbones with a symbolic batch, but a reshape keeps the
+    # traced batch of 1: ONNX Runtime (and litpose predict --runtime onnx) fails on 2 images.
     backbone = str(config.get("model", {}).get("backbone", ""))
     return 1 if backbone.startswith("vit") else None
 

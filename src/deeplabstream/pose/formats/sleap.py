@@ -273,10 +273,7 @@ def _input_size(
     frame_size: tuple[int, int] | None,
     config_named: str,
 ) -> tuple[int, int]:
-    """Return :func:`_trace_size`, or raise a ModelError naming where none was found.
-
-    ``config_named``: the training config that was read, as the message names it.
-    """
+    """Return :func:`_trace_size`, or raise a ModelError naming ``config_named``."""
     size = _trace_size(metadata, config, frame_size)
     if size is None:
         raise ModelError(
@@ -372,10 +369,7 @@ def _export_description(
     size: tuple[int, int],
     **kind: Any,
 ) -> ModelDescription:
-    """Describe what every sleap-nn export shares; ``kind`` adds its model type's fields.
-
-    The graph takes the frame's uint8 pixels at their own size and normalises them itself.
-    """
+    """Describe what every sleap-nn export shares (uint8 pixels, any size); ``kind`` adds more."""
     input_name, shape, _, output_names = graph
     gray = channels == 1
     return ModelDescription(
@@ -416,11 +410,7 @@ def _describe_single(
     frame_size: tuple[int, int] | None,
     export_file: Path,
 ) -> ModelDescription:
-    """Describe a single-instance export: one animal, each keypoint's highest map cell.
-
-    ``onnx_file`` is the graph to run (its resize following the frame's size); ``export_file``
-    the export's own, which messages name.
-    """
+    """Describe a single-instance export; messages name ``export_file``, the export's graph."""
     metadata_file = folder / METADATA_FILE
     output_names = graph[3]
     try:
@@ -461,12 +451,9 @@ def _describe_single(
 
 
 def _check_single_output_ranks(onnx_file: Path) -> None:
-    """Raise a ModelError unless ``peaks`` is (N, K, 2) and ``peak_vals`` (N, K).
-
-    Other exports name outputs ``peaks`` and ``peak_vals`` too (a bottom-up graph gives several
-    peaks per keypoint): a metadata file that says single-instance beside such a graph is caught
-    here, before the start.
-    """
+    """Raise a ModelError unless ``peaks`` is (N, K, 2) and ``peak_vals`` (N, K)."""
+    # Other exports name their outputs so too (a bottom-up graph, several peaks per keypoint):
+    # metadata that says single-instance beside such a graph is caught before the start.
     import onnx  # heavy: imported when a graph is read
 
     model = onnx.load(str(onnx_file), load_external_data=False)
@@ -579,11 +566,7 @@ def _check_outputs(
     expected: tuple[str, ...],
     identity: bool | str,
 ) -> None:
-    """Raise a ModelError unless the graph has every output its model type needs.
-
-    ``identity``: True / False for a bottom-up model with / without classes, or the kind in
-    words.
-    """
+    """Raise a ModelError unless the graph has every output its model type needs."""
     missing = [n for n in expected if n not in output_names]
     if missing:
         if isinstance(identity, str):

@@ -118,11 +118,7 @@ def cut_single_instance(onnx_file: Path) -> tuple[Path, str]:
 
 
 def _any_map_size(graph: Any) -> None:
-    """Drop the export size the tracer wrote into the graph's shapes: the maps follow the frame.
-
-    The intermediate shapes go (ONNX Runtime infers them), and the maps' height and width
-    become named dimensions.
-    """
+    """Drop the export size the tracer wrote into the graph's shapes: the maps follow the frame."""
     del graph.value_info[:]
     for output in graph.output:
         dims = output.type.tensor_type.shape.dim

@@ -417,12 +417,9 @@ class PoseNet(nn.Module):
 
 
 def _output_conv(inputs: int, outputs: int, from_stride_8: bool) -> nn.Module:
-    """Make the 1x1 output convolution, or from stride-8 features a 2x2 stride-2 transposed one.
-
-    The transposed convolution gives each stride-8 cell's 2x2 stride-4 cells their own weights:
-    a 1x1 convolution to 4x the channels followed by a pixel shuffle, in one operator (ONNX
-    Runtime's DepthToSpace is several times slower than the whole convolution).
-    """
+    """Make the 1x1 output convolution, or from stride-8 features a 2x2 stride-2 transposed one."""
+    # The transposed convolution is a 1x1 convolution to 4x the channels and a pixel shuffle in one
+    # operator: ONNX Runtime's DepthToSpace is several times slower than the whole convolution.
     if from_stride_8:
         return nn.ConvTranspose2d(inputs, outputs, SHUFFLE, stride=SHUFFLE)
     return nn.Conv2d(inputs, outputs, 1)
@@ -452,10 +449,7 @@ def _resnet_encoder(config: NetworkConfig) -> EncoderParts:
 
 
 def _separable_encoder(config: NetworkConfig) -> EncoderParts:
-    """Build the separable design's encoder: a patch stem to stride 4, separable blocks below.
-
-    Its widths are those of strides 8, 16 and 32, the ones the pyramid reads.
-    """
+    """Build the separable encoder: a patch stem to stride 4, then strides 8, 16 and 32."""
     w4, w8, w16, w32 = config.widths or ()
     b4, b8, b16, b32 = config.blocks or ()
     # A 4x4 stride-4 convolution: each stride-4 cell sees exactly its own 16 pixels, so the

@@ -486,12 +486,9 @@ class OnnxRuntimeBackend:
 
 
 def _fp32_engines_without_tf32(plan: ProviderPlan, description: ModelDescription) -> None:
-    """Keep TensorRT from building an fp32 engine with TF32 (it would, by default).
-
-    TensorRT has no option of ONNX Runtime's for it; NVIDIA's ``NVIDIA_TF32_OVERRIDE=0`` turns
-    TF32 off in its builder (and in cuBLAS and cuDNN) for the whole process. A value the user
-    set is left as it is.
-    """
+    """Keep TensorRT from building fp32 engines with TF32 (its default), unless the user set it."""
+    # TensorRT has no ONNX Runtime option for it; NVIDIA_TF32_OVERRIDE=0 turns TF32 off in its
+    # builder (and in cuBLAS and cuDNN) for the whole process.
     if plan.main == "TensorrtExecutionProvider" and description.precision == "fp32":
         os.environ.setdefault(TF32_OVERRIDE, "0")
 
@@ -743,23 +740,12 @@ class TorchBackend:
 
 
 def _rebuilt_module(description: ModelDescription, placement: TorchPlacement) -> Any:
-    """Rebuild the network of a converted model (DeepLabCut export, Lightning Pose checkpoint).
-
-    Rebuilt from its framework's file rather than loaded from the ONNX graph, so that the
-    pytorch backend runs the original network; placed by ``placement`` (half precision for an
-    fp16 description, channels-last on a GPU).
-    """
+    """Rebuild a converted model's network from its framework's file, placed by ``placement``."""
     return place_module(build_torch_module(description), placement)
 
 
 def _torchscript_of(description: ModelDescription) -> Path:
-    """Return the TorchScript file to load for ``description`` (not a converted model).
-
-    Raises
-    ------
-    ModelError
-        When the model has none (an ONNX graph only): the message says what to set instead.
-    """
+    """Return ``description``'s TorchScript file; a ModelError says what to set if none."""
     model_format = format_of_description(description)
     script = model_format.torchscript_file(description) if model_format is not None else None
     if script is not None:

@@ -191,12 +191,7 @@ class NetworkEstimator(PoseEstimator):
         first_stage_s: float = 0.0,
         left: list[bool] | None = None,
     ) -> Decoded:
-        """Network outputs to input pixels, and the identity confidences of an identity model.
-
-        The points are (n, K, 3), or (n, A, K, 3) for a multi-animal model; the confidences
-        (n, A), None for a model without identity classes. ``inputs`` are what the network was
-        given (a two-stage model cuts its crops from them).
-        """
+        """Return points in input pixels ((n, K, 3) or (n, A, K, 3)) and identity confidences."""
         if self.second_stage is not None:  # sleap-nn's top-down model cut into two stages
             stages = self.last_stage_timings  # set anew by estimate_animals, added to here
             stages["centroid"] = stages.get("centroid", 0.0) + first_stage_s

@@ -225,11 +225,7 @@ class Preprocessor:
             np.divide(target, self._std[c], out=target)
 
     def _resize_raw(self, region: np.ndarray, flip: bool) -> np.ndarray:
-        """Resize the frame's region: pixels 0..255, in the frame's channel order (BGR).
-
-        Only a flip or a grey conversion copies the full-size frame; otherwise the resize reads
-        the frame itself. The colour order is left to :meth:`_write_pixels`.
-        """
+        """Resize the frame's region (0..255, BGR); only a flip or grey conversion copies it."""
         source = region
         if self.description.color_order == "gray" and not self._mono_frames:
             cv2.cvtColor(region, cv2.COLOR_BGR2GRAY, dst=self._colour)
@@ -246,11 +242,7 @@ class Preprocessor:
         return _resize_into(source, self._size, interpolation, self._resized_uint8)
 
     def _write_pixels(self, small: np.ndarray, slot: int) -> None:
-        """Pixels of the resized image into ``buffer[slot]``'s content region, unnormalised.
-
-        In the graph's layout and channel order: BGR is swapped to RGB here, mono is copied
-        into every channel.
-        """
+        """Write resized pixels, unnormalised, into ``buffer[slot]`` in the graph's layout."""
         out = self.buffer[slot : slot + 1]
         channels = self.description.channels
         swap = self.description.color_order == "rgb" and small.ndim == 3
