@@ -1,11 +1,8 @@
 """Every message that crosses a process boundary, in one place.
 
-The main process and its children (capture, recorder, inference with the experiment's dispatch)
-talk through ``multiprocessing`` connections; each message is a frozen dataclass here, pickled on
-the way. Poses travel as fixed-size records on the POSE pipe (:class:`PoseRecord`, written by
-:func:`encode_pose`, read by :class:`PoseReader`; the last section). Frames never travel in
-messages: they go through shared-memory rings (:mod:`transport.ring`), announced by records on
-pipes (:mod:`transport.channel`).
+Control messages are frozen dataclasses, pickled; poses are fixed-size records on the POSE pipe
+(:class:`PoseRecord`, :func:`encode_pose`, :class:`PoseReader`). Design: docs/architecture.md,
+"Processes and what crosses between them".
 """
 
 from __future__ import annotations

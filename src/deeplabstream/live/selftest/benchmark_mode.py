@@ -1,10 +1,6 @@
 """The benchmark mode's figures (``benchmark.json``), computed from a finished session's files.
 
-``python DeepLabStream.py --benchmark-enabled`` streams as usual, then calls
-:func:`build_benchmark` on the session folder: rates and counts from ``session.json``, per-stage
-latency from ``<camera>.pose_timing.csv`` (every analysed frame) and ``events.csv`` (every action),
-tracking from ``<camera>.pose.csv``; then :mod:`live.selftest.naive_loop` runs the baseline on the
-same model and frames. Every key and how it is measured is in ``docs/outputs.md``.
+Every key and how it is measured: docs/outputs.md, "benchmark.json".
 """
 
 from __future__ import annotations

@@ -1,29 +1,7 @@
 """The latency self-test's figures: the board's measurement beside the app's own account.
 
-For each flash the board reports light on -> answering command complete on its own clock
-(``latency_board.csv``). The app accounts for the same interval from its own records, without
-the board's times (docs/latency-test.md has the formula)::
-
-    app = sampling wait + frame -> command + transfer
-
-- **sampling wait**: from the LED's switch-on to the end of the exposure of the frame that
-  triggered the answer. The switch-on is estimated from the image: a frame integrates light over
-  its exposure, so the first lit frame's level between the LED's off and on levels is the
-  fraction of its exposure the LED was on.
-- **frame -> command**: from that exposure's end (the frame's camera timestamp on the host clock,
-  fitted from every frame's arrival) to the moment the answer was written to the port.
-- **transfer**: the answer line's bytes at the line speed (10 bits a byte).
-
-The agreement of a flash is app - board; ``agreement_ms`` gives percentiles of its size.
-
-Frame -> command splits further, from the answering frame's row of ``<camera>.pose_timing.csv``,
-into the model (pre-processing + network + decoding) and the pipeline around it
-(``pipeline_ms``: frame -> command less the model), itself split into ``delivery`` (exposure
-end -> the frame in the capture process), ``wait`` (the worker busy with an earlier frame),
-``transport`` (announcement, wake-up, pick-up), ``handover`` (copy out of the ring, batching,
-identities: pick-up -> pose ready less the model), ``experiment`` (pose ready -> decision) and
-``output`` (decision -> command written). The physical limit of the loop is sampling wait +
-model + transfer: ``pipeline_ms`` is what the app adds to it.
+The app's account (sampling wait + frame -> command + transfer) and its split into stages:
+docs/latency-test.md.
 """
 
 from __future__ import annotations

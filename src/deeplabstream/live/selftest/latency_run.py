@@ -1,16 +1,7 @@
 """The latency self-test as the app runs it: plan, stream with the board's test, then the figures.
 
-``DeepLabStream.py --latency-test [--simulated-board]`` and the GUI's "Latency test" use it:
-
-1. :func:`plan_latency_test` reads ``[LatencyTest]``: which camera sees the LED, which device is
-   the stimulus board, the flash timing. With a simulated board (:mod:`stimulation.
-   simulated_board`) it points the board's device at the simulator's pty and lets the simulated
-   camera draw the board's LED from the simulator's pin log.
-2. The stream runs an experiment written for the test (:func:`experiment_config`): a ``light``
-   trigger on the LED's region answers each flash it sees with ``OFF`` on a free channel, while
-   the board flashes and measures (``latency_board.csv``).
-3. :func:`finish_latency_test` writes ``latency_test.json`` (:mod:`live.selftest.latency_analysis`),
-   the histogram ``latency_test.png`` and one ``latency`` row per flash in ``events.csv``.
+:func:`plan_latency_test`, :func:`experiment_config` and :func:`finish_latency_test`, used by
+``DeepLabStream.py --latency-test`` and the window. Design: docs/latency-test.md.
 """
 
 from __future__ import annotations

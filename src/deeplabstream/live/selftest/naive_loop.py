@@ -1,26 +1,6 @@
 """The baseline of the benchmark mode: the naive single-thread loop on the same model and frames.
 
-grab -> preprocess -> infer -> decode -> act, one frame at a time, in one thread, the way
-DeepLabCut-Live and the 2021 DeepLabStream run: while the loop works on a frame, the cameras go on
-and the frames that come due meanwhile are never seen (a camera keeps only its newest frame).
-
-Frames: each camera of the session is opened again in this process with the same settings and
-its first ``POOL_FRAMES`` frames are kept (the simulated arena with the same seed gives exactly
-the session's first frames; a video gives its first frames; a live camera gives new ones). They
-are then delivered at the camera's nominal rate, frame *i* due at *i* / rate seconds after the
-start, cycling through the pool. Latency is measured from a frame's due time, so time spent
-waiting for the busy loop counts, as it does for the app (whose clock starts when the frame
-arrives in the capture process).
-
-"Act" is the session's experiment with its devices when the session ran one (an
-:class:`live.processes.analysis.dispatch.ExperimentRun` writing its events to a temporary
-folder), nothing otherwise.
-
-"Record" (when the session recorded, so that both sides do the same work): every frame that
-falls due, the ones the loop never analyses included, is copied into a queue that one writer
-thread encodes with the session's own encoder settings, as DeepLabCut-Live-GUI records (its
-camera hands frames to a writer thread). The loop's latency then includes what the writer thread
-takes from it (the copy, the interpreter lock, the cores).
+Design: docs/outputs.md, "benchmark.json".
 """
 
 from __future__ import annotations

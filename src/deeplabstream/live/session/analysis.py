@@ -118,11 +118,7 @@ LOADING_STOP_GRACE_S = 5.0
 
 
 def _end_loading_worker(process: Any, control: Connection) -> None:
-    """End a worker whose start was stopped: it stops by itself if it is ready, else it is ended.
-
-    A worker that finishes loading meanwhile reads the StopAnalysis and ends as after any
-    analysis; one still loading is killed (it holds no file yet).
-    """
+    """End a worker whose start was stopped: a ready one stops itself, a loading one is killed."""
     try:
         control.send(StopAnalysis())
     except OSError:  # it has ended already
@@ -458,10 +454,7 @@ class Analysis:
             pass
 
     def _request(self, message: Any, timeout_s: float) -> Any:
-        """Send a request and handle messages until its answer arrives (or the worker ends).
-
-        A worker held whole by a guarded call meanwhile is ended (:meth:`_held`): no answer.
-        """
+        """Send a request and handle messages until its answer (or the worker ends or is held)."""
         self._reply = None
         self._send(message)
         deadline = time.monotonic() + timeout_s
@@ -573,12 +566,8 @@ class Analysis:
         stuck: PoseStuck | None = None,
         ended_by_app: bool = False,
     ) -> PoseFinished:
-        """Return the worker died without its summary: finish its files, rebuild what they hold.
-
-        ``stuck``: it ended itself, its loop stuck in a lab's call (named), its rows flushed;
-        with ``ended_by_app``, the app ended it (held whole: nothing was flushed), ``stuck``
-        saying why.
-        """
+        """Return the figures of a worker that died without its summary, rebuilt from its files."""
+        # ``stuck``: it ended itself in a lab's call (rows flushed); ``ended_by_app``: held whole.
         join_or_terminate(self.process, 2.0)
         if stuck is not None and ended_by_app:
             error = (
@@ -622,14 +611,9 @@ class Analysis:
         return self.finished
 
     def _account_dead_worker(self, final: bool) -> None:
-        """Rebuild a dead worker's figures from its files; count every frame of its analysis.
-
-        Each camera's frames since the worker subscribed are analysed (a pose in the files),
-        skipped or lost (its reader's counters in the ring header, which outlive it), or not
-        analysed because the worker was gone (the rest: those after its death, and those whose
-        rows it had not written yet). ``final`` (at the analysis's end): the pose files are
-        also given the empty rows of those frames, one row per frame index as always.
-        """
+        """Rebuild a dead worker's figures from its files; count every frame of its analysis."""
+        # Each frame is analysed, skipped or lost (the ring header's reader counters outlive the
+        # worker), or not analysed; ``final`` also gives the pose files those frames' empty rows.
         files, finished = self.files, self.finished
         if files is None or finished is None:
             return

@@ -1,10 +1,7 @@
 """A session's pose estimation and experiments: Start/Stop Analysis, Start/Stop Experiment.
 
 :class:`PoseEstimation` (``LiveSession.pose``) starts and stops the inference worker and the
-experiment on its poses, and keeps every analysis of the session. What it hands the worker:
-each streaming camera as a :class:`WorkerCamera` (its ring, channel and effective settings: model,
-flip, crop), the experiment as an :class:`ExperimentSpec`, and the name of the experiment's
-events file (live.session.analysis starts the worker with them).
+experiment, and keeps every analysis of the session.
 """
 
 from __future__ import annotations

@@ -1,15 +1,8 @@
 """Which keypoints an experiment reads, and which of them the pose models of the rig lack.
 
-Every trigger says which keypoints it reads (``Trigger.keypoints_read``, children included);
-``[Experiment] EVENT_KEYPOINT`` names one more. Each is checked against the
-model of every camera the trigger reads (its effective model, ``settings.effective``: its own
-``MODEL_PATH``, else ``[Pose] MODEL_PATH``; a trigger without ``CAMERA`` reads any camera, so
-every camera's model). The model's
-keypoint names are read without converting or running it and kept while its files do not change
-(:func:`pose.loading.model_keypoints`), so the window can ask at every change.
-
-:func:`keypoint_mismatches` gives the findings as data (the window offers a mapping from them);
-:func:`mismatch_problem` words one for a refusal before a start.
+:func:`keypoint_mismatches` gives the findings as data; :func:`mismatch_problem` words one for a
+refusal before a start. Model keypoints are read without running the model and cached while its
+files do not change.
 """
 
 from __future__ import annotations

@@ -1,17 +1,7 @@
 """The main process's side of a stream: start the camera and recorder processes, watch, stop.
 
-Order of a run (``docs/architecture.md`` draws it)::
-
-    stream = LiveSession(settings); stream.open()     capture processes open their cameras;
-                                                  rings and the session folder are made
-    stream.start_recording()                      (optional) recorders subscribe first
-    stream.start()                                cameras begin publishing frames
-    while ...: stream.service(timeout)            handles endings, failures, disk space
-    stream.stop()                                 stop flag -> end-of-stream records ->
-                                                  recorders finalise -> join -> unlink rings
-
-``stop`` is safe to call at any point and more than once; it always leaves closed files, joined
-processes and no shared memory behind (a process that does not stop in time is terminated).
+``stop`` is safe at any point and more than once: it leaves closed files, joined processes and
+no shared memory. Order of a run: docs/architecture.md, "Start and stop sequence".
 """
 
 from __future__ import annotations

@@ -1,10 +1,6 @@
 """Which plugins a session's settings name, and where each comes from, for ``session.json``.
 
-``session.json`` -> ``plugins`` says, by kind, each plugin the settings chose and its origin:
-``built in``, ``distribution NAME VERSION`` (an installed package's entry point) or
-``lab folder: FILE`` (a module of the lab's folder beside the settings file). The experiment and
-its trigger kinds are in each experiment run's own ``plugins`` (an experiment may start later).
-A name that cannot be placed (a plugin gone since the check) is recorded with why.
+Design: docs/outputs.md, "session.json".
 """
 
 from __future__ import annotations

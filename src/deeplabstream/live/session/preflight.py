@@ -1,12 +1,7 @@
 """Checks before a run starts: every model it would load and the experiment it would run.
 
-A missing or unreadable model, an unknown or broken experiment, or a device the experiment uses
-but the settings do not declare is found here, before any camera process or session folder
-exists; each problem names the file, section and key and says what to do.
-
-The checks are cheap: a model's description file is read (a DeepLabCut export or Lightning
-checkpoint only has its file checked, see :func:`pose.loading.check_model`), and the experiment
-is loaded as :func:`experiments.registry.load_experiment` does at the start (pure Python).
+Cheap (a model's description file, the experiment loaded as at the start); each problem names
+the file, section and key and says what to do.
 """
 
 from __future__ import annotations
@@ -124,14 +119,9 @@ def check_plan(
 
 
 def _lab_format_problems(settings: Settings) -> list[str]:
-    """Return each lab format ``[Pose] MODEL_FORMATS`` names that cannot be loaded.
-
-    A module that fails to import or defines no format class would only be logged when the
-    models load (every other format still reads its models): a lab that named it expects it to
-    run, so it is refused here. Importing them here also says, in the console and in
-    ``session.json``, a format's file that every user may write to (core/plugins/permissions.py),
-    as for every other lab plugin.
-    """
+    """Return each lab format ``[Pose] MODEL_FORMATS`` names that cannot be loaded."""
+    # At the load it would only be logged; a lab that named it expects it to run. Importing it
+    # here also reports a format file every user may write to, as for every lab plugin.
     names = settings.pose.model_formats
     if not names:
         return []
@@ -144,12 +134,7 @@ def _lab_format_problems(settings: Settings) -> list[str]:
 
 
 def _serial_port_problems(settings: Settings) -> list[str]:
-    """Return the serial boards whose port does not exist, with the ports that do.
-
-    Found here, before any camera opens or a session folder is made (exit 2), instead of when
-    the experiment opens its devices. A port given as a pyserial URL (``socket://...``) is
-    left to the opening.
-    """
+    """Return the serial boards whose port does not exist (a pyserial URL is not checked)."""
     problems = []
     for name, device in sorted(settings.devices.items()):
         port = str(getattr(device.options, "port", "") or "").strip()
@@ -281,11 +266,7 @@ RING_WARN_GIB = 4.0
 
 
 def _ring_needs(settings: Settings) -> list[tuple[str, int, str]]:
-    """Return each camera's ring: its name, its bytes and its shape in words.
-
-    Each camera's ring holds ``[Streaming] BUFFER_SECONDS`` of its frames at their size (from
-    the settings: a camera whose size is its own, known only once open, is not counted).
-    """
+    """Return each camera's ring (name, bytes, shape) as the settings size it."""
     needs: list[tuple[str, int, str]] = []
     for camera in settings.cameras:
         options = camera.options
@@ -302,12 +283,7 @@ def _ring_needs(settings: Settings) -> list[tuple[str, int, str]]:
 
 
 def _shared_memory_problems(settings: Settings) -> list[str]:
-    """Return the cameras whose rings would need more shared memory than the machine has.
-
-    The rings' figure (:func:`_ring_needs`) is compared with the free shared memory
-    (``/dev/shm`` where there is one) and the memory available: more than that would fail at
-    the start, or swap the machine.
-    """
+    """Return the cameras whose rings would need more than the free shared memory or memory."""
     needs = _ring_needs(settings)
     total = sum(nbytes for _, nbytes, _ in needs)
     available = available_shared_memory()
@@ -345,11 +321,7 @@ def start_warnings(settings: Settings) -> list[str]:
 
 
 def _ring_warnings(settings: Settings) -> list[str]:
-    """Return a warning when the rings need a large part of the shared memory free now.
-
-    More than :data:`RING_WARN_SHARE` of it, or more than :data:`RING_WARN_GIB`; more than all
-    of it is refused before the start (:func:`_shared_memory_problems`).
-    """
+    """Return a warning when the rings need a large part of the shared memory free now."""
     needs = _ring_needs(settings)
     total = sum(nbytes for _, nbytes, _ in needs)
     available = available_shared_memory()
@@ -423,13 +395,7 @@ def _model_problems(plan: CameraPlan) -> list[str]:
 
 
 def _ensemble_problems(plan: CameraPlan) -> list[str]:
-    """Return what stops a camera's ensemble: a multi-animal model, keypoints not the first's.
-
-    Also dynamic cropping, which follows one model's crop, a ``KEYPOINT_MAP`` pair that names
-    no keypoint it could map (said as the map's mistake, by its key), and an
-    ``EKS_SMOOTH_PARAM`` of another length. Named before any camera opens, with the model, its
-    keypoints and the key to set (pose.ensemble.members).
-    """
+    """Return what stops a camera's ensemble (animals, keypoints, crop, map, EKS length)."""
     problems = []
     read: dict[str, tuple[list[str], list[tuple[str, ...]]]] = {}  # per camera: its keypoints
     for camera in plan.cameras:
@@ -466,11 +432,7 @@ def _ensemble_problems(plan: CameraPlan) -> list[str]:
 
 
 def _repeated_member_problems(where: str, ensemble: tuple[Path, ...]) -> list[str]:
-    """Return each model an ensemble lists again: its spread would always be 0.
-
-    Its values would be the earlier one's on every frame, so every ``MAX_ENSEMBLE_STD`` rule
-    would pass and the median would be that one model's: no ensemble, though it looks like one.
-    """
+    """Return each model an ensemble lists again: its spread would always be 0."""
     problems = []
     seen: dict[Path, int] = {}
     for index, path in enumerate(ensemble):
@@ -489,12 +451,9 @@ def _repeated_member_problems(where: str, ensemble: tuple[Path, ...]) -> list[st
 
 
 def _copied_member_problems(where: str, ensemble: tuple[Path, ...]) -> list[str]:
-    """Return each member that is a byte-identical copy of an earlier one at another path.
-
-    Its values are the earlier one's on every frame, as when a model is listed twice. Only
-    members whose files have the same names and sizes are read (their SHA-256 compared): the
-    check costs nothing for an ensemble of models trained apart.
-    """
+    """Return each member that is a byte-identical copy of an earlier one at another path."""
+    # Only members whose files have the same names and sizes are hashed: the check costs nothing
+    # for models trained apart.
     problems = []
     by_layout: dict[tuple[tuple[str, int], ...], list[int]] = {}
     for index, path in enumerate(ensemble):
@@ -548,10 +507,7 @@ def _content_digest(model: Path) -> str:
 def _keypoint_map_problems(
     plan: CameraPlan, read: dict[str, tuple[list[str], list[tuple[str, ...]]]]
 ) -> list[str]:
-    """Return the ``KEYPOINT_MAP`` pairs no ensemble reading them can use, by their key.
-
-    A map ``[Pose]`` gives several cameras is judged against all their ensembles together.
-    """
+    """Return the ``KEYPOINT_MAP`` pairs no ensemble reading them (all cameras together) can use."""
     by_key: dict[str, tuple[KeypointMap, list[str], list[tuple[str, ...]]]] = {}
     for camera in plan.cameras:
         if camera.name in read:
@@ -630,11 +586,7 @@ def _torch_folder_hint(model: Path | None) -> str:
 
 
 def _backend_problems(settings: Settings, plan: CameraPlan) -> list[str]:
-    """Return the models ``[Pose] BACKEND`` cannot run (pytorch and an ONNX graph only).
-
-    Found here, the refusal comes before any camera opens, not from the worker after the
-    start; the message names the model, the backend and what to set instead.
-    """
+    """Return the models ``[Pose] BACKEND`` cannot run (pytorch and an ONNX graph only)."""
     backend = f"[Pose] BACKEND = {settings.pose.backend} in {settings.source_file}"
     problems = []
     for path in sorted(plan.models, key=str):
@@ -652,11 +604,7 @@ def _backend_problems(settings: Settings, plan: CameraPlan) -> list[str]:
 
 
 def _device_problems(settings: Settings) -> list[str]:
-    """Return why ``[Pose] DEVICE`` cannot be had here (a provider or CUDA library missing).
-
-    Named before any camera opens, with what is available and the command that installs it;
-    the run never falls back to the CPU (pose.runtime.providers).
-    """
+    """Return why ``[Pose] DEVICE`` cannot be had here; the run never falls back to the CPU."""
     problem = device_check(settings.pose.backend, settings.pose.device)
     if problem is None:
         return []
@@ -668,11 +616,7 @@ def _device_problems(settings: Settings) -> list[str]:
 
 
 def _precision_problems(settings: Settings, plan: CameraPlan) -> list[str]:
-    """Return the models ``[Pose] PRECISION`` cannot apply to (pose.runtime.precision).
-
-    An int8 model must have been quantized beforehand, and fp16 and int8 run only where the
-    backend supports them: refused here, before any camera opens.
-    """
+    """Return the models ``[Pose] PRECISION`` cannot apply to (pose.runtime.precision)."""
     precision = settings.pose.precision
     if precision == "fp32":
         return []
@@ -707,10 +651,7 @@ def _crop_problems(settings: Settings, plan: CameraPlan) -> list[str]:
 
 
 def _animal_problems(settings: Settings, plan: CameraPlan, triggers: Any) -> list[str]:
-    """Return the triggers that read an animal the cameras' models do not report.
-
-    A model that cannot be read is left to :func:`_model_problems`, which names it.
-    """
+    """Return the triggers that read an animal the cameras' (readable) models do not report."""
     try:
         counts = [model_animals(path, settings.pose.max_animals) for path in plan.models]
     except _UNREADABLE_MODEL:
@@ -719,11 +660,7 @@ def _animal_problems(settings: Settings, plan: CameraPlan, triggers: Any) -> lis
 
 
 def _triangulation_problems(settings: Settings) -> list[str]:
-    """Return what stops the live triangulation: the calibration, its cameras, their sizes.
-
-    A calibration is only valid for the frame size it was made at: a camera whose frames
-    (after ROTATE) differ from the calibration's ``size`` is refused.
-    """
+    """Return what stops the live triangulation: the calibration, its cameras, their frame sizes."""
     declared = [camera.name for camera in settings.cameras]
     try:
         spec = settings.triangulation.spec(declared, str(settings.source_file))
@@ -746,12 +683,7 @@ def _triangulation_problems(settings: Settings) -> list[str]:
 
 
 def _calibration_problems(settings: Settings) -> list[str]:
-    """Return why ``[Triangulation] CALIBRATION`` cannot triangulate (a zero focal length...).
-
-    The calibration is loaded as the inference worker loads it
-    (:meth:`spatial.triangulation.live.TriangulationSpec.load_cameras`), so a calibration that
-    parses but cannot triangulate is refused here, not written as ``points3d.csv`` full of zeros.
-    """
+    """Return why ``[Triangulation] CALIBRATION``, loaded as the worker does, cannot triangulate."""
     declared = [camera.name for camera in settings.cameras]
     try:
         spec = settings.triangulation.spec(declared, str(settings.source_file))
@@ -785,11 +717,7 @@ def _points3d_problems(settings: Settings, triggers: Any) -> list[str]:
 
 
 def _keypoint_problems(plan: CameraPlan, experiment: ExperimentPlan) -> list[str]:
-    """Return each keypoint the experiment reads that the model of a camera it reads lacks.
-
-    Found here, a wrong keypoint stops the start with the model's keypoints listed, instead of
-    stopping the experiment at its first pose (``live/session/keypoints.py``).
-    """
+    """Return each keypoint the experiment reads that the model of a camera it reads lacks."""
     config_file = experiment.file if experiment.kind == "config" else None
     loaded = experiment.experiment()
     return [mismatch_problem(m, config_file) for m in keypoint_mismatches(plan, loaded)]

@@ -171,11 +171,7 @@ class SessionRunner:
     def _camera_clock_rates(
         self, name: str, stats: dict[str, Any]
     ) -> tuple[float | None, float | None]:
-        """Return the capture and analysed rates over the camera's own stamps (None: too few).
-
-        The newest frame's camera timestamp (its host arrival for a camera without a clock) and
-        the frames published so far come from the ring header, as the frame was published.
-        """
+        """Return the capture and analysed rates over the camera's own stamps (None: too few)."""
         if stats.get("last_host_ns") is None or not stats.get("captured"):
             return None, None
         time_s = frame_time_s(stats["last_camera_ts"], stats["last_host_ns"])

@@ -70,11 +70,7 @@ def _finish_camera(job: PoseJob, pipeline: CameraPipeline) -> dict[str, Any]:
 def _identity_figures(
     pipeline: CameraPipeline, looks: dict[str, Any] | None
 ) -> dict[str, Any] | None:
-    """Return what the tracker counted and the keeper did (multi-animal); None for one animal.
-
-    For an identity model (no tracker: its classes are the identities), the classes and how
-    often each was found (:mod:`live.processes.analysis.identities`).
-    """
+    """Return the tracker's and keeper's figures, or an identity model's classes; None for one."""
     if pipeline.tracker is None:
         if looks is None or looks.get("source") != "model classes":
             return None

@@ -1,18 +1,8 @@
 """Decide and send: an experiment's update on each batch of poses, its commands to its devices.
 
-The inference worker calls :meth:`ExperimentRun.on_poses` right after each batch of poses, in the
-same process, so a decision costs no extra hop. Each action's command goes to its device's
-``send`` at once, as it is; a device returns immediately (a pulse's length is kept by the device
-or its timer, never by sleeping here). Every action's times land in ``events.csv``: the source
-frame's host arrival time, when its pose was ready, when the decision was taken, when the command
-was written, and when the device acknowledged it (where it does).
-
-With forward prediction on (:mod:`experiments.prediction`), the run feeds the experiment's lead
-estimator: before each update, the time from the prompting frame's arrival to now (the lead
-until a command has been measured), and after each action, its latency frame -> command written.
-
-Opening the experiment and its devices is :mod:`.experiment_slot`'s; what the window and
-``session.json`` are told is :mod:`.experiment_report`'s.
+:meth:`ExperimentRun.on_poses` runs in the inference worker right after each batch; each command
+goes to its device's ``send`` at once (a device never sleeps here), and every action's times go
+to ``events.csv``. Design: docs/architecture.md, "Experiments and stimulation".
 """
 
 from __future__ import annotations
@@ -194,12 +184,7 @@ class ExperimentRun:
             prediction.lead.set_elapsed(None if host_s is None else host_now_ns() / 1e9 - host_s)
 
     def _send(self, action: Action) -> ActionRecord:
-        """Send ``action``'s command to its device under the watchdog; a hung device gets no more.
-
-        The action is the command its device performs: it goes to the device's one way in,
-        :meth:`StimulationDevice.send`, as it is.
-        Raises DeviceHungError when the call had to be interrupted (or the device hung before).
-        """
+        """Send ``action``'s command as it is to its device under the watchdog (DeviceHungError)."""
         name = action.device
         if name in self._hung:
             raise DeviceHungError(f"device {name!r} hung earlier: no more commands go to it")
@@ -279,10 +264,7 @@ class ExperimentRun:
             self._unacknowledged.append((action, record))
 
     def _stop_runtime(self, time_s: float | None, reason: str) -> list[Action]:
-        """Stop the experiment under the watchdog (a trial's end runs the lab's hook).
-
-        A stop that hangs gives no switch-off actions: closing the devices switches them off.
-        """
+        """Stop the experiment under the watchdog; a hung stop gives no switch-off actions."""
         name = self.runtime.name
         try:
             with time_limit(f"experiment {name!r}: its stop", UPDATE_LIMIT_S):
@@ -350,11 +332,7 @@ class ExperimentRun:
 
 
 def _trigger_stalled(stall: CallStalled) -> str:
-    """Say which trigger's code the stalled update was in (a lab's kind's step), else "".
-
-    Read from where the interruption landed (its traceback): the innermost trigger, the one
-    whose own code runs there (wrappers of it are outer).
-    """
+    """Say which trigger's own code the stalled update was in (its traceback), else ""."""
     found = ""
     frame = stall.__traceback__
     while frame is not None:

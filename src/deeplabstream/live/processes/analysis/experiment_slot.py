@@ -1,11 +1,8 @@
 """The experiment the inference worker runs now: opened with its devices, stopped, reported.
 
-Experiments are started and stopped by messages from the main process while analysis goes on.
-:class:`ExperimentSlot` answers them: it opens the experiment and its devices on a thread of its
-own (a board restarts when its port opens), so the loop goes on analysing meanwhile; it sends
-the experiment's status when the main process has taken the last one (a credit, so a slow GUI
-never fills the pipe) and there is news; it passes an experiment's wish to end the session on;
-and it keeps the summaries of the experiments it ran.
+:class:`ExperimentSlot` opens it on a thread of its own (a board restarts when its port opens)
+and sends its status on the main process's credit. Design: docs/architecture.md, "Processes and
+what crosses between them".
 """
 
 from __future__ import annotations

@@ -1,24 +1,8 @@
 """How the inference worker waits for its next frame: asleep, or awake when the frame is due.
 
-A worker asleep in ``poll()`` is woken by the capture process's write to the doorbell pipe. The
-kernel then has to wake its core, and on a virtual machine (every cloud machine, and these) a
-sleeping virtual core is woken by the hypervisor: 0.1-0.5 ms that no part of the pipeline can
-shorten, paid on every frame, and more on a busy host. At 30 fps this is a small part of the
-loop; at 200 fps it is most of what the pipeline adds to the model.
-
-Cameras deliver on a grid: each camera's next frame is due one frame interval after its last.
-With ``[Pose] WAIT = spin`` the worker sleeps (:func:`core.waiting.wait_readable`, precise to
-the microsecond, woken early by any frame that comes sooner) until shortly before the soonest
-camera's next frame is due, then stays awake, polling its pipes without blocking, until a
-frame arrives or the frame is well overdue, and only then sleeps again. The frame finds the
-worker running: no wake-up. The cost is the awake window per frame (``SPIN_BEFORE`` + the
-frame's lateness, at most ``SPIN_AFTER`` more, and up to a millisecond of the precise sleep):
-about a tenth of a core at 200 fps, a few per cent at 30 fps.
-``block`` always sleeps (the least CPU; laptops on battery). ``auto`` spins where it pays: a
-camera at :data:`AUTO_SPIN_FPS` or more.
-
-The interval is learnt from the arrivals themselves (nominal rates lie: a camera set to 200 fps
-may deliver 198.7), as the median of the last :data:`INTERVALS_KEPT` intervals per camera.
+``[Pose] WAIT``: ``block`` sleeps, ``spin`` wakes before each camera's next frame is due,
+``auto`` spins for cameras at :data:`AUTO_SPIN_FPS` or more. Design and cost:
+docs/performance.md, "Waking the worker".
 """
 
 from __future__ import annotations

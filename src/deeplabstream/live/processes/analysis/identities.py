@@ -1,37 +1,8 @@
 """Identities in the inference worker: which animal is which, per multi-animal camera.
 
-A camera's identities are of one of two kinds, and go to the same places (the
-``<camera>.identity.csv`` file of each frame's identity confidence (:mod:`outputs.pose.files`),
-the pose records (live view, experiments) and ``session.json``):
-
-* :class:`CameraIdentities`, by motion and looks: the identity keeper
-  (:mod:`pose.tracking.identities`) on the loop, its background learner in a process beside it;
-* :class:`ClassIdentities`, by the model's own classes: a sleap-nn identity model
-  (:mod:`pose.decoding.sleap_classes`) names each animal it finds by one of its classes, in every
-  frame on its own. Its decoder's row c is always class c, so no motion tracking and no
-  appearance learning is needed (nor wanted: they would overrule the model). The identities are
-  the classes (``animal1`` is the first class, ...), each frame's identity confidence is the
-  model's (the mean class value of the animal's points).
-
-The identity keeper (the first kind) runs at every pose on the worker's loop; it hands labelled
-patches to a learner and asks it, at every frame, for the newest model. Fitting a model
-(:func:`pose.tracking.appearance.fit_appearance`, a fraction of a second) must never hold the loop
-up, nor contend with it for Python's interpreter lock, so it runs in a process of its
-own, at the lowest CPU priority (``nice 19``, one BLAS thread): on a machine with two cores the
-loop's own work comes first, and the learner takes what is left.
-
-They share one block of shared memory per camera (no pickling, no pipe on the loop):
-
-* a ring of samples the keeper writes (features, identity, time, generation) and a counter of
-  samples written; the learner reads the new ones every :data:`POLL_S` and keeps at most
-  :attr:`~pose.tracking.appearance.SampleBank.per_identity` of each identity;
-* the model (weights, bias, held-out accuracy) the learner publishes under a sequence lock (odd
-  while it writes), with its version; the keeper copies it when the version changes;
-* a generation number: the keeper's :meth:`BackgroundLearner.restart` raises it, and the
-  learner drops every sample (and the model) of older generations;
-* the learner's figures (fits, the CPU time of the last and of all fits) and a stop flag.
-
-The keeper's side costs a copy of one feature vector per sample and one integer read per frame.
+:class:`CameraIdentities` (motion and looks: the identity keeper on the loop, its learner in a
+process beside it, sharing memory) or :class:`ClassIdentities` (an identity model's own classes).
+Design: docs/architecture.md, "Pose estimation".
 """
 
 from __future__ import annotations

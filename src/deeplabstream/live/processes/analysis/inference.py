@@ -1,35 +1,8 @@
 """The inference worker: one process that estimates poses for every camera.
 
-It subscribes to each camera's ANALYSE channel with the newest-frame policy, waits on all of them
-at once, and whenever frames are ready takes the newest frame of every camera that has one,
-estimates their poses in one batch per frame size, writes the pose files, and sends each pose on
-the POSE pipe (camera id, frame index and timestamps, keypoints in frame pixels). Frames it
-passes over are counted per camera (``skipped``), never silently lost.
-
-Control messages (small, pickled)::
-
-    worker -> main   PoseReady(...) | PoseFailed(message)   model loaded and warmed up, or not
-    main -> worker   StartExperiment(spec, events_file)     (GUI) start an experiment now
-    worker -> main   ExperimentStarted(...) | ExperimentFailed(message)
-    main -> worker   StopExperiment()                       outputs off, events.csv closed
-    worker -> main   ExperimentStopped(summary)
-    worker -> main   ExperimentEndsSession(name, reason)  end_session, its duration
-    worker -> main   ExperimentStatus(...)                  state, trials, triggers, at most
-    main -> worker   StatusWanted()                         one in flight: the next is sent
-                                                            only after the main process asks
-    main -> worker   StopAnalysis()
-    worker -> main   PoseFinished(per-camera figures)
-
-The status credit (``StatusWanted``) means a main process that is busy (or a window that froze)
-can never fill the pipe and block the worker: the loop never waits on the display.
-
-The worker's modules: this one (its entry, its control messages and its loop: wait, read,
-group), ``pipeline`` (one camera's pipeline and a batch's journey from the model to the
-experiment's decision and the sinks, in the order it goes), ``job`` (what it is given),
-``models`` (models loaded once, estimators cached), ``identities`` (which animal is which),
-``points3d`` (live triangulation opened and closed), ``sinks`` (where each analysed frame goes:
-files, the POSE pipe, LSL), ``closing`` (tables and figures after the stop) and ``frame_wait``
-(how it waits).
+Its entry, its control messages and its loop (wait, read, group into batches); frames passed
+over are counted per camera. Its messages and its other modules: docs/architecture.md,
+"Processes and what crosses between them" and "Pose estimation".
 """
 
 from __future__ import annotations
@@ -171,13 +144,9 @@ def pose_main(job: PoseJob) -> None:
 
 
 def _end_stuck(job: PoseJob, slot: ExperimentSlot, stuck: CallStuck) -> None:
-    """End the worker whose loop is stuck in a lab's call (the watchdog's thread runs this).
-
-    The loop's thread never comes back, so this thread keeps what it can: every pose row
-    analysed so far and the events written reach their files, the main process is told which
-    call is stuck (and the experiment's time, for the finish row it writes), then the process
-    ends: the main process accounts for it as for a worker that died, naming the call.
-    """
+    """End the worker whose loop is stuck in a lab's call (run by the watchdog's thread)."""
+    # The loop's thread never comes back, so this one keeps what it can: pose rows and events
+    # reach their files and the main process is told which call is stuck, then the process ends.
     log.error("%s: the pose worker ends here, its files flushed", stuck)
     flush_open_files()  # the events not in events.csv yet: the main process has them
     run = slot.run
@@ -193,14 +162,9 @@ def _end_stuck(job: PoseJob, slot: ExperimentSlot, stuck: CallStuck) -> None:
 
 
 def _keep_rows_at_orphan_end(job: PoseJob, slot: ExperimentSlot) -> None:
-    """Keep every row and end the experiment's events: the session's main process is gone.
-
-    The last act before the worker ends with it (core/lifetime.py), in a thread beside the
-    loop: every row handed to a file reaches it and the files are closed (what the loop hands
-    over from now on goes nowhere), then the events the file lacks are appended, with a
-    ``finish`` row at the experiment's latest frame time. The next start counts the session
-    from its files (outputs/session_repair.py).
-    """
+    """Keep every row and end the experiment's events: the session's main process is gone."""
+    # The last act before the worker ends with it (core/lifetime.py): rows reach their files, then
+    # the missing events and a finish row; the next start repairs the session from its files.
     unwritten = job.unwritten
     if unwritten is not None:
         unwritten.freeze()  # the loop publishes no more: its last text is read here
@@ -241,11 +205,7 @@ def _analyse(
     waiter: FrameWaiter,
     triangulator: LiveTriangulator | None = None,
 ) -> None:
-    """Run the worker's loop: wait, read, group, hand each batch on, until told to stop.
-
-    Each batch's way from the model to the experiment's decision and the sinks is
-    :func:`live.processes.analysis.pipeline.analyse_batch`.
-    """
+    """Run the worker's loop: wait, read, group, hand each batch on, until told to stop."""
     active = list(pipelines)
     common_clock = len(pipelines) > 1
     seq = batch = 0

@@ -1,11 +1,8 @@
 """The inference worker's models: each loaded once, warmed up, and its estimators cached.
 
-Cameras that share a model share one :class:`LoadedModel`; it keeps one estimator per input
-shape (a frame's, or a dynamic crop's, built on first use). A network with channel gates that
-crops gets its split graphs (:class:`CropGraphs`, pose.runtime.cropping). A camera whose
-``MODEL_PATH`` names several models runs them as an ensemble (:class:`LoadedEnsemble`): each
-model is a :class:`LoadedModel` of its own (one backend session per model, shared with any camera
-that runs it alone), their estimators combined per input shape (pose.runtime.ensemble).
+One :class:`LoadedModel` per model (shared by its cameras, one estimator per input shape);
+:class:`LoadedEnsemble` for a camera that names several. Design: docs/architecture.md, "Pose
+estimation".
 """
 
 from __future__ import annotations
@@ -228,12 +225,7 @@ def _text(path: Path | None) -> str | None:
 
 
 def _named_file(description: ModelDescription) -> str | None:
-    """Return the file a converted model was made from (None: ``file`` is the user's own).
-
-    A DeepLabCut export or a Lightning Pose checkpoint runs as the ONNX graph converted from
-    it, in the cache; a crop-zoom pair is its ``cropzoom.yaml``. The record names both, so a
-    lab can tell from ``session.json`` which of its files ran.
-    """
+    """Return the file a converted model was made from (None: ``file`` is the user's own)."""
     pair = cropzoom_of(description)
     if pair is not None:
         return str(pair.file)
@@ -338,10 +330,7 @@ def _load_one(job: PoseJob, camera: WorkerCamera, path: Path | None, threads: in
 
 
 def _frame_sizes(job: PoseJob, camera: WorkerCamera, path: Path | None) -> list[tuple[int, int]]:
-    """Return the frame sizes (height, width) of every camera that runs the model at ``path``.
-
-    A model is loaded once for every camera that runs it, alone or in an ensemble.
-    """
+    """Return the frame sizes (height, width) of every camera that runs the model at ``path``."""
     key = "" if path is None else str(path)
     users = [c for c in job.cameras if model_key(c) == key or path in c.effective.ensemble]
     return [(c.ring.geometry.height, c.ring.geometry.width) for c in [camera, *users]]
@@ -350,14 +339,7 @@ def _frame_sizes(job: PoseJob, camera: WorkerCamera, path: Path | None) -> list[
 def _load_ensemble(
     job: PoseJob, camera: WorkerCamera, models: dict[str, AnyModel], threads: int
 ) -> LoadedEnsemble:
-    """Load an ensemble's models (each once: shared with a camera that runs it alone).
-
-    Raises
-    ------
-    ModelError
-        A model that finds several animals, or whose keypoints are not the first model's (after
-        ``KEYPOINT_MAP``): the message names the model, its keypoints and the key to set.
-    """
+    """Load an ensemble's models once each; ModelError for a multi-animal or mismatched one."""
     effective = camera.effective
     members: list[LoadedModel] = []
     for index, path in enumerate(effective.ensemble):
@@ -388,11 +370,7 @@ def _load_ensemble(
 
 
 def _crop_graphs(model: LoadedModel, settings: PoseSettings, threads: int) -> CropGraphs | None:
-    """Return the split graphs of a network with channel gates; None without gates or on pytorch.
-
-    The pytorch backend runs the rebuilt network, not a graph: its crops see their own
-    channel statistics (keypoints move more; docs/pose-models.md).
-    """
+    """Return the split graphs of a network with channel gates; None without gates or on pytorch."""
     description = model.description
     if settings.backend == "pytorch" or Path(description.model_file).suffix != ".onnx":
         return None

@@ -1,24 +1,8 @@
 """One camera's pipeline in the inference worker: a frame's journey, in the order it goes.
 
-The worker's loop (live.processes.analysis.inference) waits for frames, lets every camera
-:meth:`~CameraPipeline.read` its newest one, groups the cameras into batches (one per model and
-input size: :meth:`~CameraPipeline.batch_key`) and hands each batch to :func:`analyse_batch`,
-which takes it the rest of the way, in this order:
-
-1. estimate: :func:`estimate`, the batch's keypoints in one call of the model, in frame pixels;
-2. identify: :func:`identify`, each camera's animals in identity order (its tracker and looks,
-   or an identity model's classes: live.processes.analysis.identities), and its next crop;
-3. observe: :meth:`~CameraPipeline.observe`, the experiment's view of each frame (with the
-   calibrated cameras' 3D points: :func:`triangulate`);
-4. decide and command: ``ExperimentRun.on_poses`` (live.processes.analysis.dispatch), the
-   experiment's decision, its commands sent to the devices at once;
-5. sinks: :func:`hand_to_sinks`, each frame (filled in place) to its camera's outputs: the pose
-   files, the POSE pipe, LSL... (live.processes.analysis.sinks).
-
-A :class:`CameraPipeline` holds what the worker keeps per camera between frames: its reader of
-the ring's newest frame, its model, its dynamic crop, its identities, its deadline account and
-its sinks. The pipelines are opened before the first frame (:func:`open_pipelines`) and closed
-after the last (live.processes.analysis.closing).
+:func:`analyse_batch` takes a batch through estimate, identify, observe, decide and command, and
+the sinks; :class:`CameraPipeline` holds what the worker keeps per camera between frames.
+Design: docs/architecture.md, "Pose estimation".
 """
 
 from __future__ import annotations
@@ -523,10 +507,7 @@ def _ensemble(job: PoseJob, model: AnyModel) -> CameraEnsemble | None:
 
 
 def _tracker(job: PoseJob, description: ModelDescription) -> IdentityTracker | None:
-    """Return the identity tracker of a multi-animal model's camera.
-
-    None for a single animal, and for an identity model (its classes are the identities).
-    """
+    """Return a multi-animal camera's identity tracker; None for one animal or an identity model."""
     if not description.multi_animal or description.identity_classes:
         return None
     return IdentityTracker(

@@ -1,21 +1,8 @@
 """Where each analysed frame goes: the inference worker's outputs behind one small interface.
 
-Every camera has a list of sinks (``outputs.interface.PoseSink``); the worker hands each of them
-every frame it analysed (``write``, after the experiment's decision) and every frame it passed
-over (``write_not_analysed``), in frame order, and closes them when analysis ends. The sinks come
-from the outputs chosen for the session (``PoseJob.outputs``: the output plugins of
-outputs/interface.py, built-in or installed), opened here once per analysis
-(:func:`open_outputs`), plus the POSE pipe to the main process, which is the session's own:
-
-- ``pose`` (outputs/pose_output.py): ``<camera>.pose.csv``, ``.pose_times.csv``,
-  ``.pose_timing.csv``, a multi-animal camera's ``.identity.csv``, and ``.pose.pqt`` at the close;
-- :class:`PosePipeSink`: the POSE pipe to the main process (its records: live.processes.messages);
-- ``ibl``, ``lsl`` and a lab's own outputs: their sinks, in the order they were chosen.
-
-A new output is an ``outputs.interface.Output`` subclass, registered by name (a built-in in
-``outputs.interface.OUTPUTS``, or an installed package's ``deeplabstream.outputs`` entry point);
-nothing here changes. Live triangulation is not a sink: the experiment's decision reads its 3D
-points, so it runs before the decision (live.processes.analysis.pipeline, its batch's journey).
+Every camera's sinks (``outputs.interface.PoseSink``, opened by :func:`open_outputs`) get each
+analysed and each passed-over frame in order; :class:`PosePipeSink` is the POSE pipe. Design:
+docs/architecture.md, "Pose estimation"; docs/outputs.md for the outputs.
 """
 
 from __future__ import annotations
@@ -355,11 +342,7 @@ def open_outputs(job: PoseJob, descriptions: dict[str, ModelDescription]) -> Liv
 def _timing_stages(
     job: PoseJob, camera: WorkerCamera, description: ModelDescription
 ) -> tuple[str, ...]:
-    """Return the stages of a model timed apart in its timing file; () for a one-stage model.
-
-    With ``[Pose] CROP_FROM = previous_frame``, also ``refresh`` (pose.decoding.two_stage). An
-    ensemble's stages are its models: ``model1``, ``model2``...
-    """
+    """Return the stages timed apart (``refresh``, an ensemble's ``model1``...); () for one."""
     if camera.effective.ensemble:
         return tuple(MEMBER_STAGE.format(i + 1) for i in range(len(camera.effective.ensemble)))
     stages = model_stage_names(description)

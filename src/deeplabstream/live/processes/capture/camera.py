@@ -1,32 +1,8 @@
 """The capture process: one per camera, it grabs frames into the camera's ring and announces them.
 
-Handshake with the main process over the control connection (small pickled messages, never
-frames)::
-
-    capture -> main   Opened(geometry, nominal_fps, description, live)  or  Failed(message)
-    main -> capture   Start(ring spec, session folder)                  or  Abort()
-    capture -> main   Finished(reason, message, frames, description)    when the stream ends
-
-Live camera controls (exposure, gain...) travel on a pipe of their own (``CaptureJob.controls``),
-so an answer is never taken for the end of the stream: ``SetCameraControl(name, value)`` is
-answered with ``CameraControlSet(name, value, error, controls)``. The loop looks for requests
-between frames at most every ``CONTROL_POLL_S`` (one ``poll`` system call), never waiting.
- Between Start and Finished the loop is: mark slot, ``camera.grab(slot)``, publish, update the
-header counters, send a record to each subscribed channel. A camera with companion streams (a
-RealSense depth image) has them written into rings of their own and published first
-(:mod:`live.processes.capture.companion`, which also records them). The loop ends when the main
-process sets the ring header's ``stop_requested`` flag, the frame limit is reached, the source ends,
-or the camera fails; every path sends the end-of-stream record, closes the camera and detaches from
-the ring.
-
-**Lockstep pacing** (a camera whose ``waits_for_analysis`` is true: a video file with
-``PACING = lockstep``, used by offline replay): before grabbing frame *n* the loop waits until the
-ANALYSE reader has taken frame *n - 1* (its counters in the ring header say how many frames it has
-handled), and before the end-of-stream record until it has taken the last frame. So the newest-frame
-reader never has anything to skip, and every frame of the file is analysed, as fast as the model
-allows. It applies only when pose estimation subscribed before the first frame (otherwise the
-reader's counters do not start at frame 0); a reader that stops taking frames for
-``LOCKSTEP_STALL_S`` releases the camera, which then runs free, with a warning.
+Every path out of the loop sends the end-of-stream record, closes the camera and detaches from
+the ring. Its messages and lockstep pacing: docs/architecture.md, "Processes and what crosses
+between them".
 """
 
 from __future__ import annotations

@@ -1,23 +1,8 @@
 """Companion streams: a second image delivered with every frame of a camera (RealSense depth).
 
-A camera that declares companions (:meth:`hardware.cameras.base.Camera.companions`) gets, in its
-capture process, one shared-memory ring per companion (:class:`CompanionOutputs`). Frame ``seq`` of
-a companion ring belongs to frame ``seq`` of the camera's own ring, and it is published *before* the
-camera's frame is announced, so a reader that was told of frame ``seq`` finds its companion already
-there. Nothing else about the stream changes: the main process, the recorder of the main video and
-the pose worker see one camera as before.
-
-Readers find the rings in the camera's description (``Opened.description["companions"]``, also
-in ``session.json`` under the camera's ``device``): :func:`companion_rings` turns that into ring
-specs and :class:`CompanionReader` reads a companion frame, or the depth under a pixel, by the
-main frame's sequence number.
-
-Recording follows the camera's own recording: while the camera's RECORD channel has a reader,
-each companion is recorded too, by the project's recorder process (every frame, in order) into
-``<camera>_<suffix>.mkv`` (lossless FFV1; 16-bit depth as ``gray16le``) and
-``<camera>_<suffix>.frames.csv``. Companion rows carry the companion's own frame counter and
-device time and the **same host timestamp** as the main frame they came with: join the two
-frames tables on ``host_timestamp``.
+Companion frame ``seq`` is published before the camera's frame ``seq`` is announced, so a reader
+told of a frame finds its companion there. Design: docs/cameras.md and docs/outputs.md,
+"Companion streams (depth)".
 """
 
 from __future__ import annotations

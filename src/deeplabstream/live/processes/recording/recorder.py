@@ -1,13 +1,7 @@
 """The recorder process: every frame of one camera, in order, into a video file and a frames table.
 
-It reads the camera's RECORD channel, copies each announced frame out of the ring straight into an
-encoder frame, and checks afterwards that the slot was not overwritten meanwhile. Frames it could
-not get (the ring wrapped around it, or the pipe was full) are counted as lost and reported; they
-are never replaced by another frame. Control messages (small, pickled)::
-
-    recorder -> main   RecorderReady()                  subscribed; frames from now on are recorded
-    main -> recorder   StopRecording()                  finish the frames announced so far
-    recorder -> main   RecorderFinished(...)            files closed, with counts and any error
+A frame it could not get (the ring wrapped around it, or the pipe was full) is counted as lost,
+never replaced. Design: docs/architecture.md, "Processes and what crosses between them".
 """
 
 from __future__ import annotations

@@ -1,29 +1,8 @@
 """What each camera delivers, judged against its rate: too few frames, or none for a while.
 
-A paced camera (:attr:`hardware.cameras.base.Camera.paced`: a device, the simulated camera with
-``PACING = realtime``, a video file with ``PACING = native``, a lab's camera) is set to deliver
-``FRAMERATE`` frames a second. Its stamps may say so whatever it delivers (the simulated camera
-and a video file stamp each frame on their schedule), so the delivery is judged here on the host
-clock: the frames the camera published over their own host stamps (the ring header's newest
-frame, as it was published: a late look changes nothing).
-
-- **Too slow**: over the last :data:`RATE_WINDOW_S` seconds it published fewer than
-  :data:`RATE_TOLERANCE` of ``FRAMERATE``'s frames. Judged from :data:`START_UP_S` after its
-  first frame (opening and the first frames are not a rate) and again that long after a stall
-  (a stall is said as one, not as a rate). Said live when it begins and when it ends; in
-  ``session.json`` one warning per camera gives the rate delivered, for how long, how often.
-  A camera whose window never filled (a session shorter than it) is judged at the end over all
-  it delivered since its start-up, when that spans :data:`WHOLE_MIN_S` or more; in a session
-  too short for that, over all it delivered from its first frame, when that spans
-  :data:`SHORT_MIN_S` or more (a camera at a tenth of its rate in a 2.5 s session is said).
-- **Stalled**: no frame for the longest of :data:`STALL_MIN_S` and :data:`STALL_FRAME_INTERVALS`
-  frame intervals. Files and simulations only: a device's silence is ``[Streaming]
-  CAMERA_LOST_AFTER``'s (:func:`live.session.report.camera_loss.find_stalls`). Said live when it
-  begins; when frames come back, ``session.json`` gets a warning naming the camera, how long, the
-  last frame before it and the frames not delivered meanwhile (the simulated camera skips them:
-  dropped by the camera), or that they came late.
-
-The watch only looks and words what it saw; the report tells it (``SessionReport.look``).
+Judged on the host clock (a paced camera's stamps may follow its schedule); the watch only looks
+and words what it saw, the report tells it. The rules: docs/cameras.md, "Cameras slower than
+their FRAMERATE, and stalls".
 """
 
 from __future__ import annotations
@@ -206,10 +185,7 @@ class DeliveryWatch:
         return news
 
     def _judged_whole(self, name: str, camera: _Camera) -> list[DeliveryNews]:
-        """Judge a camera whose window never filled over all it delivered since its start-up.
-
-        A session too short to leave the start-up out is judged from the first frame.
-        """
+        """Judge a camera whose window never filled over all it delivered."""
         whole = len(camera.samples) >= 2 and (
             camera.samples[-1][0] - camera.samples[0][0] >= WHOLE_MIN_S * 1e9
         )
@@ -306,13 +282,9 @@ class DeliveryWatch:
 
     @staticmethod
     def _stall_over(stall: _Stall, header: Any, last_ns: int, now_ns: int, limit_s: float) -> bool:
-        """Return whether a stall whose frames came back can be said as ended now.
-
-        The first frame back may be the one the camera held when it stalled (grabbed, then
-        stopped): it comes late and skips nothing, and the frames the camera skipped show with
-        the frame after it. So a first frame back that skipped nothing waits for one more frame
-        (or ``limit_s``, should none come).
-        """
+        """Return whether a stall whose frames came back can be said as ended now."""
+        # The first frame back may be the one the camera held when it stalled: it skips nothing, and
+        # the skipped frames show with the frame after it, so such a frame waits for one more.
         if int(header["camera_gaps"]) > stall.gaps_before:
             return True
         published = int(header["captured"])
@@ -353,11 +325,7 @@ class DeliveryWatch:
             self.delivered_to_stop[name] = round((published - 1) / span_s, 3)
 
     def _stalled_to_the_end(self, name: str, stall: _Stall) -> DeliveryNews:
-        """Say a stall that lasted to the session's stop, for as long as it lasted.
-
-        The warning said when it began ("no frame for 2.1 s") is replaced: session.json keeps
-        the gap the camera had (22 s frozen), not the moment it was first seen.
-        """
+        """Say a stall that lasted to the stop for as long as it lasted (replacing its warning)."""
         seconds = (time.perf_counter_ns() - stall.since_ns) / 1e9
         text = (
             f"camera {name!r} delivered no frame for {seconds:.1f} s after frame "

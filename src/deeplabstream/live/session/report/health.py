@@ -1,23 +1,8 @@
 """The loop's health: the deadline of every camera, its misses, stalls, and the verdict at the end.
 
-The inference worker judges every analysed frame against its camera's deadline
-(:mod:`core.deadline`); the main process follows the poses for stalls
-(:class:`live.session.report.stalls.AnalysisStallWatch`). :class:`SessionHealth` gathers both into
-``session.json``'s ``health`` section and, when the session ends, says what was wrong:
-
-- a camera whose misses exceed ``[Experiment] DEADLINE_MISS_TOLERANCE`` (and number at least
-  :data:`MIN_MISSES`): an error with an experiment (a late decision is a late stimulus), or
-  without one when the user set ``DEADLINE_MS`` to a number (late poses are then a loop that
-  did not keep up with the deadline asked for); without an experiment the ``auto`` deadline
-  (the experiment's, three frame intervals) only warns (issue 38: pose estimation alone on a
-  slow model is not a failed session);
-- a stall: an error, said when it ends (a warning with ``DEADLINE_MS = off``).
-
-The verdict (``health.verdict``) is derived from everything that went wrong, not only from the
-loop's own figures: any error of the session (a killed worker, a full disk, a vanished board,
-an experiment that raised) makes it ``error``, any warning ``warning`` (:func:`verdict_of`).
-
-Deadlines apply to live sessions only: a replay's frames come at the pace of the analysis.
+:class:`SessionHealth` fills ``session.json``'s ``health`` and judges at the end; the verdict
+counts every error and warning of the session (:func:`verdict_of`). Live sessions only. The
+rules: docs/performance.md, "The loop's deadline".
 """
 
 from __future__ import annotations

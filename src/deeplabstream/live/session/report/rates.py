@@ -1,20 +1,8 @@
 """Frame rates on the camera's own clock: what the camera delivered, never a host artefact.
 
-The window used to divide the frames counted between two of its own once-a-second refreshes
-by the host time between them. Under CPU load the refreshes come late and the frames in bursts,
-and a 30 fps camera read 46 and 73 fps. Here a rate is the frames the camera published over
-the time its own stamps span, over a window of a few seconds: ``(seq_last - seq_first) /
-(t_last - t_first)``, where ``t`` is the newest frame's camera timestamp (the host arrival
-time, stamped as the frame came in, for a camera without a clock). A late refresh changes
-neither. The analysed rate is taken over the same span and never shown above the capture rate:
-analysis cannot take frames the camera never gave.
-
-A camera's stamps may follow its schedule rather than its delivery: the simulated camera and a
-video file stamp frame k at k / FRAMERATE however late it comes (a 30 fps camera delivering 1 fps
-read 30.0). So the rate shown is the lower of that rate and the same frames over their host
-arrival stamps (each stamped as it was published, so a late refresh still changes nothing): a
-burst the host collected late reads at the camera's rate, a camera slower than its schedule at
-what it delivered (issue 44).
+A rate is ``(seq_last - seq_first) / (t_last - t_first)`` over a few seconds of the camera's own
+stamps, the lower of that and the same frames over their host arrival stamps; the analysed rate
+never above the capture rate. Design: docs/gui.md (the rates under the view).
 """
 
 from __future__ import annotations

@@ -1,12 +1,7 @@
 """Recorders gone silent: a recorder process that gives no sign of life while the stream runs.
 
-A recorder beats with every frame it writes and at least once a second
-(live/processes/recording/recorder.py); one that is stopped (SIGSTOP) or stuck in its encoder or
-its disk gives none, while the camera's frames go on into the ring and its figures stand still. The
-watch says so live once the silence passes :data:`SILENT_WARN_S`, with the frames waiting for
-it; when it answers again, that is said and kept in ``session.json`` -> ``warnings`` (the frames
-it could not take are counted by the recorder itself, in ``frames_lost_in_recording``). A
-recorder still silent at the stop is ended there, named (live.session.video_recordings).
+Said live past :data:`SILENT_WARN_S`; an answer again is kept as a warning. Design:
+docs/reliability.md (a recorder that stops answering).
 """
 
 from __future__ import annotations

@@ -1,11 +1,8 @@
 """``session.json`` as the session fills it: when it is written, and what goes in.
 
-:class:`SessionJson` fills ``session.json``'s typed record (:mod:`outputs.session_record`, the
-one owner of its shape) from the session (read through :class:`ReportedSession`) and the report
-(:class:`ReportParts`), and writes it: at each change of state, and every
-:data:`SESSION_JSON_PERIOD_S` while the session runs, so that a session killed hard still says
-how far it got. :func:`session_metadata` is its ``metadata``; :func:`clean_up_after_killed_sessions`
-its ``cleanup_at_start``.
+:class:`SessionJson` fills the typed record (:mod:`outputs.session_record`) and writes it at each
+change of state and every :data:`SESSION_JSON_PERIOD_S`, so a session killed hard still says how
+far it got.
 """
 
 from __future__ import annotations

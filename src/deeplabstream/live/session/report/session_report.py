@@ -1,12 +1,7 @@
 """The session's report: the one owner of watching a running session and saying what it saw.
 
-``LiveSession`` holds one :class:`SessionReport` and talks to it at four moments: the start
-(:meth:`SessionReport.clean_up_at_start`), every service turn (:meth:`SessionReport.look`: the
-disk, lost cameras, each camera's delivery, the loop's health, ``session.json`` when due), a
-settings file re-read (:meth:`SessionReport.settings_reloaded`) and the stop
-(:meth:`SessionReport.cameras_ended`, :meth:`SessionReport.judge`, :meth:`SessionReport.write`).
-The errors and warnings stay the session's own lists (every part of the session reports to
-them); the report reads them into ``session.json``.
+``LiveSession`` talks to its :class:`SessionReport` at the start, every service turn, a settings
+re-read and the stop; the errors and warnings stay the session's own lists.
 """
 
 from __future__ import annotations

@@ -239,10 +239,7 @@ class AnalysisStallWatch:
 
 
 def _last_frame_index(branch: CameraBranch, ended_too: bool = False) -> int | None:
-    """Return the index of the camera's newest frame (ring header); None before the first.
-
-    None too once the camera has ended, unless ``ended_too``.
-    """
+    """Return the camera's newest frame index (ring header); None before the first or once ended."""
     ring = branch.ring
     if ring is None or ring.header is None or int(ring.header["captured"]) == 0:
         return None

@@ -151,10 +151,7 @@ def _experiment_text(experiment: ExperimentRun) -> str:
 
 
 def _health_lines(health: Health, errors: list[str]) -> list[str]:
-    """Say each camera's deadline and misses, the stalls, and the loop's warnings.
-
-    The loop's problems that are errors are in ``errors`` (said once, as errors).
-    """
+    """Say each camera's deadline and misses, the stalls, and the loop's warnings."""
     lines = []
     for name, camera in health.cameras.items():
         deadline = camera.deadline_ms
