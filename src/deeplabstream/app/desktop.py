@@ -2,17 +2,9 @@
 
     python app.py [--settings PATH] [--output-dir DIR] [--start PARTS] [--duration S]
 
-Start Stream, Analysis, Recording and Experiment from the window; closing it stops everything in
-order and finalises the files. ``--start stream,analysis,experiment`` presses those buttons at
-once; ``--duration`` closes the window after S seconds. Under ``QT_QPA_PLATFORM=offscreen`` (no
-screen) the embedded default starts stream, analysis and experiment by itself and prints the
-status once a second, so the app runs on a server too. Exit codes: 0 done, 1 an error was shown,
-2 bad command line or no display, 130 (143 for SIGTERM) Ctrl-C during the start-up, as
-DeepLabStream.py counts it: from the first instant (the launcher takes it before Qt is imported),
-while the window is made or shown, while its cameras open (they stop at once; no session folder
-is made), or while a part it starts by itself is still starting (the model loading: the worker
-is ended). Later, Ctrl-C and SIGTERM close the window (exit 0), and the session records them as
-its stop reason.
+Exit codes: 0 done, 1 an error was shown, 2 bad command line or no display, 130 (143 for
+SIGTERM) stopped during the start-up. Design: docs/gui.md ("Closing, Ctrl-C and a second
+instance", "Without a screen").
 """
 
 from __future__ import annotations

@@ -7,26 +7,8 @@
     python DeepLabStream.py --latency-test [--simulated-board] [--duration S] [--settings PATH]
                             [--output-dir DIR] [--recording-enabled]
 
-Ctrl-C, ``q`` in the window, the frame or time limit, or the end of every video stop it cleanly:
-processes joined, shared memory released, files finalised. Exit codes: 0 done, 1 a camera or the
-recording failed (files up to the failure are kept), or the loop missed its deadline or stalled
-(``session.json`` -> ``health``), 2 bad settings or command line, 130 (143 for
-SIGTERM) stopped by Ctrl-C during the start-up (before the cameras streamed: a folder with
-nothing recorded is removed, as the app removes a preview's; no child process prints a traceback).
-
-``--experiment-enabled`` runs the experiment of ``[Experiment] NAME``; ``--experiment NAME`` runs
-that one instead (a config, ``module:Class``, or a path), and is refused before anything starts,
-with what exists, when no experiment has that name.
-
-``--benchmark-enabled`` streams ``--frames`` (default 3000) frames per camera with pose estimation,
-then runs the naive single-thread loop on the same model and frames, prints a table and writes
-``benchmark.json`` into the session folder (``docs/outputs.md`` explains every field).
-
-``--latency-test`` runs the latency self-test: the stimulus board flashes an LED in the camera's
-view, the app answers each flash it sees, and the board measures light on -> answer received on
-its own clock; ``latency_test.json`` sets that beside the app's own account
-(docs/latency-test.md). ``--simulated-board`` runs the board's firmware under simavr and draws
-its LED into the simulated camera.
+Exit codes: 0 done, 1 a camera or the recording failed or the loop missed its deadline or
+stalled, 2 bad settings or command line, 130 (143 for SIGTERM) stopped during the start-up.
 """
 
 from __future__ import annotations

@@ -188,13 +188,8 @@ def run_checks(args: argparse.Namespace, stops: StopRequests) -> int:
 
 
 def _verify_after(stream: LiveSession) -> int | None:
-    """``[Session] VERIFY = after``: verify the recorded session now, and print its verdict.
-
-    A session that recorded nothing has nothing to verify (said so). The verdict is verify's
-    own (``verify/summary.json``); it does not change this command's exit code. Ctrl-C or
-    SIGTERM stops it (app/verify_after.py): then its exit code (130, 143) is returned, for
-    the command to end with; else None.
-    """
+    """Verify the recorded session now and print its verdict (``[Session] VERIFY = after``)."""
+    # The verdict does not change the exit code; a stop (Ctrl-C, SIGTERM) returns 130 or 143.
     folder = stream.session_dir
     if folder is None or not stream.recorded_anything:
         print("Verify (VERIFY = after): nothing was recorded, so there is nothing to verify")
@@ -226,12 +221,9 @@ def _start_up(steps: Sequence[Callable[[], object]], runner: Any) -> bool:
 
 
 def _stopped_during_start_up(stream: LiveSession, stops: StopRequests) -> int:
-    """Say that the run stopped during its start-up, and what became of its folder; exit code.
-
-    Nothing streamed yet: a folder with nothing recorded or analysed is removed, as the app
-    removes a preview's (:meth:`LiveSession.discard_preview`); one with a recording started
-    is kept, finalised with the stop as its ``stop_reason``.
-    """
+    """Say that the run stopped during its start-up and what became of its folder; exit code."""
+    # A folder with nothing recorded or analysed is removed (as a preview's); one with a
+    # recording is kept, with the stop as its stop_reason.
     folder = stream.session_dir
     # (No session folder yet, the stream's stop had nothing to record its reason in.)
     print(f"Stopped: {stream.stop_reason or f'{stops.reason} during start-up'}")

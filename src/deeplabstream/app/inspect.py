@@ -3,12 +3,8 @@
     deeplabstream-inspect [PATH] [--settings FILE] [--frame IMAGE_OR_VIDEO] [--frame-index N]
                                  [--precision fp32|fp16|int8] [--threads N]
 
-:mod:`deeplabstream.pose.inspect` describes the model and checks its conversion; this command
-adds what only a settings file knows, as the other commands read it: with ``--settings``, the
-lab's folder beside that file and the lab's model formats ``[Pose] MODEL_FORMATS`` names (no
-other file of ``formats/`` is imported), and PATH defaults to its ``[Pose] MODEL_PATH`` (empty:
-the bundled model). Without ``--settings`` only the built-in and installed formats read PATH
-(``python -m deeplabstream.pose.inspect`` is that command too).
+Adds to :mod:`deeplabstream.pose.inspect` what a settings file knows: its lab formats
+(``[Pose] MODEL_FORMATS``) and ``[Pose] MODEL_PATH`` as PATH's default.
 """
 
 from __future__ import annotations

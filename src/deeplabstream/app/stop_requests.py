@@ -1,17 +1,9 @@
 """Ctrl-C and SIGTERM of a command, taken from its very start and passed on to its run.
 
-Every command (``DeepLabStream.py``, ``app.py``, ``utils/VideoAnalyzer.py`` and their installed
-scripts, :mod:`deeplabstream.launch`) calls :func:`take_stop_signals` first thing, before it
-imports numpy, Qt, the pose runtimes or the session's stack (seconds): a stop then is
-remembered and honoured by the run (each phase looks at it: before the start, the waits for the
-cameras and the model, the window), never a ``KeyboardInterrupt`` traceback and never lost. It
-is taken even where the command was started with Ctrl-C ignored (a script's ``cmd &``), as the
-run's later handlers always did: one rule from the first instant to the end.
-
-This module imports only the interpreter's own C module of signals (``_signal``) before the
-handlers are in place: not ``typing``, nor the standard library's ``signal``, whose ``enum``,
-``functools`` and ``collections`` took 20 ms on a loaded machine (a Ctrl-C then was Python's
-``KeyboardInterrupt``, with its traceback): it is what a launcher imports before anything else.
+Every command calls :func:`take_stop_signals` first thing: a stop is then remembered and
+honoured by the run, never a ``KeyboardInterrupt`` traceback, even where Ctrl-C was ignored at
+the start. This module imports only ``_signal`` before its handlers are in place: the standard
+library's ``signal`` (its enum, functools, collections) took 20 ms on a loaded machine.
 """
 
 from __future__ import annotations

@@ -1,11 +1,7 @@
 """``[Session] VERIFY = after`` in the console: the session just ended, verified, stoppable.
 
-``DeepLabStream.py`` verifies a recorded session after its summary; the window verifies it in
-the background, and when the window closes before that verify has finished (``app.py --start
-... --duration S`` closes it at the session's end), the console finishes it. Either way the
-command runs as a child (``python -m deeplabstream.offline.verify``) that prints its verdict and
-writes ``verify/summary.json``; Ctrl-C or SIGTERM stops it within seconds, and what to run later
-is said.
+Runs ``python -m deeplabstream.offline.verify`` as a child; Ctrl-C or SIGTERM stops it within
+seconds, and what to run later is said. Design: docs/verify.md.
 """
 
 from __future__ import annotations

@@ -87,11 +87,7 @@ class Autopilot(QObject):
                 self._pending.clear()
 
     def _status(self) -> None:
-        """Print the figures of each refresh once.
-
-        While the stream stops nothing refreshes them, and the last line was printed again two
-        or three times (issue 63).
-        """
+        """Print the figures of each refresh once (none come while the stream stops)."""
         runner = self.window.controller.runner
         if runner is None or not runner.last_status or runner.last_status is self._printed:
             return

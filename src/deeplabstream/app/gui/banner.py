@@ -1,14 +1,7 @@
 """A coloured bar across the window with a message and its buttons: errors, losses, news.
 
-A bar shows as many *whole* lines of its text as the message area gives it (:mod:`app.gui.messages`:
-two lines when it is alone, one when others show; :meth:`BannerText.limit_to`: never a line cut
-in half, as the stop summary's third line was at 1920x1080), and a **Show all** button (beside
-the bar's own button, both at its top, always in sight) opens the whole text; hovering the bar
-shows it too. Its text never widens the window: a long path is clipped at the bar's edge, not a
-reason for the window to grow past the screen.
-
-A bar's colours are a :class:`BarColours`; its buttons are compact (one text line tall), so that a
-bar of one line is one row of the message area whatever it says.
+A bar shows only whole lines of its text (:meth:`BannerText.limit_to`) and **Show all** for the
+rest; its text never widens the window. Design: docs/gui.md, "Messages and errors".
 """
 
 from __future__ import annotations
@@ -192,12 +185,7 @@ class BannerText(QLabel):
         return height_to(low)
 
     def _room_below_last_line(self) -> int:
-        """Return the text document's margin under the last line of the label's text.
-
-        A cut text ends at its last whole line's bottom: in the margin below it, where the
-        whole text's next line starts, that line's top would show. (The padding under it stays:
-        the label draws nothing there.)
-        """
+        """Return the document's margin under the last line, where a cut text's next line shows."""
         probe = self._probe()
         probe.setText("x")
         margins = probe.contentsMargins()
@@ -206,11 +194,7 @@ class BannerText(QLabel):
         return max(0, document) // 2
 
     def _probe(self) -> QLabel:
-        """Return a hidden label laid out as this one: to measure starts of its text.
-
-        Selectable text sits in a text document with margins of its own, and the style sheets'
-        padding applies once polished: the probe has both, as the bar's text does.
-        """
+        """Return a hidden label laid out as this one (margins, padding), to measure with."""
         if self._measure is None:
             self._measure = QLabel(self)
             self._measure.hide()

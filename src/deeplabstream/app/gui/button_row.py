@@ -1,13 +1,8 @@
 """The row of Start/Stop buttons, which answers a click on a greyed button with the reason.
 
-Qt gives a disabled button no click. A user who clicked a greyed button (Start Recording while a
-model loaded) used to get nothing at all; the row watches its buttons' presses (an event filter
-sees them even while a button is disabled) and emits :attr:`ButtonRow.refused`, and the window
-says why the button cannot be pressed. Each greyed button also carries the reason as its tooltip.
-
-A button whose label changes (Start -> Stop -> Cancel) keeps the width of its longest label, so
-that the buttons beside it never move under the mouse. :func:`named_button` makes the window's
-push buttons, each named (tests and scripts find it by its name) and connected at once.
+Qt gives a disabled button no click, so the row's event filter watches presses and emits
+:attr:`ButtonRow.refused`. A button keeps the width of its longest label; :func:`named_button`
+makes the window's named push buttons. Design: docs/gui.md, "The buttons".
 """
 
 from __future__ import annotations

@@ -1,14 +1,8 @@
 """Live camera controls: exposure, gain, frame rate... of each streaming camera, within its limits.
 
-One group per camera, one row per control the camera offers
-(:meth:`hardware.cameras.base.Camera.controls`) with the camera's own limits in its label; an on/off
-control (mirroring: 0 or 1) is a check box. A live control is applied when its box is left or Enter
-is pressed (a check box: when ticked); the box then shows the value the camera really took (it may
-round). The others (size, offsets) are fixed while streaming: they are marked "applies at next Start
-Stream", and
-:meth:`CameraControlsPanel.values_to_save` gives them, with the live ones, as settings keys to
-save into the camera's ``[Camera NAME]`` section: :class:`CameraTab`'s "Keep these values in the
-settings" writes them there (Rig tab, saved with its backup).
+A live control is applied when its box is left or Enter pressed, then shows the value the camera
+took; :meth:`CameraControlsPanel.values_to_save` gives every control as settings keys. Design:
+docs/gui.md, "The Camera tab: exposure, gain, frame rate".
 """
 
 from __future__ import annotations

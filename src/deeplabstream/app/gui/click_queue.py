@@ -1,14 +1,7 @@
 """Clicks made while a part starts or stops: they wait for it, then run, or say why they cannot.
 
-Starting a part greyed every button until it was up: Start Recording took more than 7 s while
-its recorders started, Stop Stream included, and a Start Experiment clicked then was lost without
-a word, so that session never ran its experiment (issue 63). Now a button stays usable while
-another part starts or stops when its click could be honoured once that is done
-(:meth:`SessionController.why_not` with ``waiting``): the click is queued, the line beside the
-buttons says so ("starting recording...; then Start Experiment"), and it runs as soon as the
-part it waited for is up. Should it no longer make sense by then (analysis failed to start, the
-stream stopped), the window says why it was not run, until dismissed. A second click on a
-queued button takes it back; Stop Stream takes back the starts queued before it.
+A second click on a queued button takes it back; Stop Stream takes back the starts queued
+before it. Design: docs/gui.md, "The buttons".
 """
 
 from __future__ import annotations

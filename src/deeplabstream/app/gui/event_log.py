@@ -1,11 +1,8 @@
 """The experiment's events as they happen, the trials so far, and time and entries per region.
 
-The pose worker sends an :class:`~live.processes.messages.ExperimentStatus` a few times a second
-with the events recorded since the previous one (:class:`~live.processes.messages.EventView`); the
-window hands each status to :meth:`EventLogPanel.show_status`, which appends them to the log table
-and rewrites the trial line and the region table. The table keeps the newest :data:`MAX_ROWS` rows
-and says how many older ones it removed, and how many events never reached it (more than a status
-carries, after a long stall of the window); ``events.csv`` has them all.
+:meth:`EventLogPanel.show_status` appends each status's events; the table keeps the newest
+:data:`MAX_ROWS` and counts what it removed or never got (``events.csv`` has them all).
+Design: docs/gui.md, "Watching the experiment: the Log, Plots and Keypoints tabs".
 """
 
 from __future__ import annotations
@@ -139,10 +136,8 @@ class EventLogPanel(QWidget):
             table.scrollToBottom()
 
     def _user_scrolled(self) -> None:
-        """Follow again once the user is back at the newest row; stay where they read otherwise.
-
-        Judged after the scroll bar has moved (actionTriggered comes before), on the event loop.
-        """
+        """Follow again once the user is back at the newest row; stay where they read otherwise."""
+        # Judged on the event loop: actionTriggered comes before the scroll bar has moved.
         QTimer.singleShot(0, self._judge_following)
 
     def _judge_following(self) -> None:
@@ -199,11 +194,7 @@ class EventLogPanel(QWidget):
         self.trial_summary.setStyleSheet(loud if status.error else "")
 
     def _fit_regions(self, rows: int) -> None:
-        """Make the region table as tall as its rows (up to :data:`REGION_ROWS_SHOWN`).
-
-        At a fixed 160 px it left empty space under three regions while the events above
-        showed 1-4 rows on a laptop's screen (issue 63).
-        """
+        """Make the region table as tall as its rows (up to :data:`REGION_ROWS_SHOWN`)."""
         table = self.regions
         vertical = table.verticalHeader()
         row = vertical.defaultSectionSize() if vertical is not None else 24

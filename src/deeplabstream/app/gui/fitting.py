@@ -1,15 +1,8 @@
 """Text that fits the window instead of widening it: elided lines and wrapped labels that shrink.
 
-A QLabel asks for the width of its longest line (one line) or its longest word (wrapped), and a
-window gives every label what it asks: a session folder's path, a warning without a line break
-or a path in a wrapped message made the window 2198 px wide on a 1600 px screen, its buttons and
-plots off the screen. :class:`ElidedLabel` shows one line cut with "..." at the width it is
-given, the whole text on hover; :func:`shrinkable` lets a wrapped label be narrower than its
-longest word (that word is then clipped, the tooltip has it whole); :func:`narrow_choice` lets
-a drop-down be narrower than its longest item (a rule's description made the Regions tab 500 px
-wider and moved the window's tabs sideways, issue 53), its list as wide as its items when opened;
-:func:`compact_rows` gives a table rows one line of text tall, so a laptop's screen shows more of
-them (the Log tab's events showed 1-4 rows at 1366x768, issue 63).
+A QLabel asks for its longest line or word, and a window gives it: :class:`ElidedLabel`,
+:func:`shrinkable`, :func:`narrow_choice` and :func:`compact_rows` keep text from widening the
+window past the screen.
 """
 
 from __future__ import annotations

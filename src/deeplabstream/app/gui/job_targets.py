@@ -1,17 +1,9 @@
 """The window's slow work, run in a helper process: cameras, models, calibration.
 
-Detect cameras, describe or prepare a model, calibrate. No Qt here: :class:`app.gui.jobs.ProcessJob`
-starts :func:`child_main` in a ``spawn`` process, which imports this module and what its jobs use
-(no camera driver, no PyTorch: those load only when a job reaches them).
-
-Why a process and not a thread: converting a DeepLabCut model (PyTorch tracing, ONNX export)
-and importing PyTorch or a camera driver hold Python's GIL for up to seconds at a time, which
-froze the window as surely as running them on the GUI thread. A process also lets the window
-stop a job at once (a Stop Stream during a conversion) and survive a driver that hangs.
-
-Every job is a function ``job(say, *args)`` whose ``say(text)`` reports the stage it is in; its
-return value goes back to the window. Log records of the job's libraries go back too and are
-logged in the window's process (its ``session.log``).
+No Qt here: :class:`app.gui.jobs.ProcessJob` runs :func:`child_main` in a ``spawn`` process, so
+a conversion or a driver import cannot hold the window's GIL. A job is ``job(say, *args)``; its
+return value and log records go back to the window. Design: docs/architecture.md, "The desktop
+app".
 """
 
 from __future__ import annotations

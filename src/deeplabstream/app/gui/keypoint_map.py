@@ -1,25 +1,9 @@
 """Map an experiment's keypoints onto the model's, from the Rig tab.
 
-A lab's model rarely names its keypoints as an example experiment does (``snout`` for ``nose``,
-``tailbase`` for ``tail_base``). Whenever the Rig tab's check has run, :class:`KeypointMapBox`
-asks, off the GUI thread, which keypoints the experiment reads that a model of the rig lacks
-(:func:`live.session.keypoints.keypoint_mismatches`; the model's names are read without loading it
-and cached). When there are any, it appears under the experiment with one row per keypoint, the
-model's likeliest keypoint already chosen (:func:`suggest_mapping`: spellings such as tail_base /
-tailbase / TailBase first, then synonyms such as nose / snout or centre / thorax, then a part that
-stands in for another such as head for nose; sides such as left_ear / ear_left / l_ear), and
-**Save mapping** writes the choice into the experiment's config
-(:func:`experiments.config.edit.save_keypoint_mapping`: the keys are rewritten, comments kept, a
-``.bak`` kept). A config shipped with the program is copied beside the settings file first and
-``[Experiment] NAME`` names the copy (:func:`app.gui.rig_check.editable_config`).
-
-An experiment written in Python names its keypoints in its code: the box says so and which
-keypoints differ; the mapping cannot be applied for it (rename them in the code, or choose a
-model that has them).
-
-:func:`connect_keypoints` wires the box to the rest of the window: the Regions tab gets each
-camera's model keypoints and the rig's devices, and an error banner about a keypoint clears when
-a check no longer finds it.
+:class:`KeypointMapBox` lists the keypoints a model lacks with :func:`suggest_mapping`'s guess;
+**Save mapping** writes the config (a shipped config is copied first); :func:`connect_keypoints`
+wires it to the window. Design: docs/gui.md, "Mapping the experiment's keypoints onto the
+model's".
 """
 
 from __future__ import annotations

@@ -1,17 +1,8 @@
 """Keypoints over time: x, y and likelihood of each keypoint of one camera and animal.
 
-What DeepLabCut-Live-GUI and Bonsai users watch to judge a model live: a keypoint that jumps,
-or whose likelihood dips below the threshold while the animal sits still, explains a rule that
-fires too often. The window's live view hands every pose to :meth:`KeypointPlot.add_pose` (cheap:
-one row appended); the curves are redrawn a few times a second, and only while the tab is shown.
-
-Times are ``events.csv``'s ``time_s``: with one camera the frame's time on its camera's clock
-(the host's arrival time for a camera without a clock), with several the host's arrival time,
-the clock they share. One clock for the Log, this plot and the files.
-
-A camera that runs an ensemble of models (docs/ensembles.md) adds a fourth plot: each keypoint's
-spread across the models (pixels), what a rule's ``MAX_ENSEMBLE_STD`` compares; it shows only
-while the chosen camera has one.
+:meth:`KeypointPlot.add_pose` is cheap (one row); the curves are redrawn a few times a second,
+only while the tab shows. Times are ``events.csv``'s ``time_s``. Design: docs/gui.md, "Watching
+the experiment: the Log, Plots and Keypoints tabs".
 """
 
 from __future__ import annotations
@@ -108,9 +99,7 @@ class KeypointPlot(QWidget):
         self.plots["likelihood"].setYRange(0, 1.05)
         self.plots["spread"].setVisible(False)  # until the chosen camera runs an ensemble
         self._curves: dict[str, list[pg.PlotDataItem]] = {name: [] for name, _ in PLOTTED}
-        self._threshold_line = pg.InfiniteLine(
-            angle=0, pen=pg.mkPen("#b00020", style=Qt.DashLine)
-        )
+        self._threshold_line = pg.InfiniteLine(angle=0, pen=pg.mkPen("#b00020", style=Qt.DashLine))
         self.plots["likelihood"].addItem(self._threshold_line)
         self._timer = QTimer(self)
         self._timer.setInterval(REDRAW_MS)

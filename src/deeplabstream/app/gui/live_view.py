@@ -504,11 +504,7 @@ class LiveView(QWidget):
 
 
 def _trigger_names(status: ExperimentStatus | None, camera: str) -> list[tuple[float, float, str]]:
-    """Return where to write each trigger's name on ``camera``: on its first shape's top edge.
-
-    Region names were shown while editing and vanished once the experiment started. A trigger
-    of any or each animal (``ANIMAL = any | each``) says each animal's state after its name.
-    """
+    """Return where to write each trigger's name on ``camera`` (its first shape's top)."""
     if status is None:
         return []
     names = []

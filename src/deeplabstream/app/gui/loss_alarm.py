@@ -1,35 +1,9 @@
 """Loud losses: decide when a camera loses too many frames, and keep saying so until seen.
 
-The main window feeds :class:`LossAlarm` each camera's figures once a second
-(:class:`live.session.runner.CameraFigures`, whose counters only grow during a stream). Over the
-last ``window_s`` seconds the alarm compares what was lost with what was captured:
-
-- ``dropped``: frames the camera dropped (session.json's ``frames_dropped_by_camera``), above
-  ``dropped_fraction`` of the frames;
-- ``recorder``: any frame the recorder lost (session.json's ``frames_lost_in_recording``), when
-  the figures carry ``record_lost`` (a recording with holes is never acceptable). Each lost
-  frame is counted once: by the camera or by the recorder, never as both (the same 234 frames
-  were said as "dropped" and "lost", issue 63);
-- ``skipped``: frames the pose model passed over (newest-frame policy), above
-  ``skipped_fraction``. Some skipping is normal when the camera is faster than the model; more
-  than half means the experiment sees the animal at under half the capture rate;
-- ``late``: analysed frames that missed the loop's deadline (``[Experiment] DEADLINE_MS``,
-  session.json's ``health``), above ``late_fraction`` of the frames analysed (and at least
-  ``min_late``), when the figures carry ``late`` and ``analysed``;
-- ``stalled``: the analysis produced nothing while frames arrived (the figures' ``stalled_s``).
-
-An alert latches: it stays in :attr:`LossAlarm.alerts` until :meth:`LossAlarm.acknowledge`, so a
-burst of losses while nobody looked is still on screen afterwards. While its condition holds its
-line says "in the last 10 s" with the window's figures; once it no longer holds the line turns
-past tense, saying until when it held ("... up to 0:02:10 of the stream; not since"): a live
-claim that stopped being true stayed on screen for minutes (issue 44). Once the stream has
-stopped (:meth:`LossAlarm.end_stream`) every line is in the past tense.
-
-The lines go most serious first (the recorder's holes, then the camera's drops, a stalled or a
-late loop, skipping), under a headline naming each kind and its cameras when there are several:
-the bar shows one or two lines, and "the recorder lost 228 frames" was seen only under Show all
-(issue 63). :class:`LossAlarm` is pure Python; :class:`LossBanner` is the loud bar the window
-shows it in, with what to do about heavy skipping as its last line.
+:class:`LossAlarm` (pure Python) judges each camera's figures over the last ``window_s``
+seconds: recorder holes, camera drops, a stalled or late loop, skipping; an alert latches until
+:meth:`LossAlarm.acknowledge`. :class:`LossBanner` shows it. Design: docs/gui.md, "Messages and
+errors".
 """
 
 from __future__ import annotations
@@ -229,11 +203,7 @@ class LossAlarm:
         return raised
 
     def _latch(self, camera: str, found: list[LossAlert]) -> list[LossAlert]:
-        """Latch ``found`` (this camera's alerts now); return those newly raised.
-
-        A latched alert that holds again takes the newest figures; one not found now stays,
-        in the past tense.
-        """
+        """Latch ``found``; return those newly raised (one not found now stays, past tense)."""
         raised = []
         self._holding = {key for key in self._holding if key[0] != camera}
         for alert in found:

@@ -1,39 +1,7 @@
 """The main window of ``app.py``: the rig, the four Start/Stop buttons, the live view, watching.
 
-Beside the live view, tabs set the rig up and watch the experiment without editing a file:
-
-* **Rig** (:class:`app.gui.rig_panel.RigPanel`): cameras, model, experiment, devices and the session
-  (animal, experimenter, notes, output folder, planned duration, record per camera), checked as
-  a whole at every change and saved to the settings file with a backup;
-* **Regions** (:class:`app.gui.region_editor.RegionEditor`): draw, move, resize and delete the
-  experiment's regions on the live view, per camera, saved into the experiment's config;
-* **Camera** (:class:`app.gui.camera_controls.CameraTab`): exposure, gain, frame rate... within
-  the camera's own limits, while it streams, and kept in the settings file when asked;
-* **Log** (:class:`app.gui.event_log.EventLogPanel`): every event and trial, time and entries per
-  region, the trail and occupancy heatmap toggles;
-* **Plots** (:class:`app.gui.plots.SessionPlots`): rates, latency, skipped and dropped frames over
-time.
-
-Beside the Start/Stop buttons, "Latency test" runs the stimulus board's latency self-test as an
-experiment of the running stream (``[LatencyTest]``, docs/latency-test.md) and shows its figures.
-The bottom row (:class:`app.gui.session_row.SessionRow`) holds the settings file and the session's
-folder; its "Verify" checks the session just ended against an offline analysis of its recording.
-
-Timers drive everything on the GUI thread: the display timer (``[Streaming] DISPLAY_RATE``)
-paints the newest frames, the service timer (every 50 ms) lets the stream handle its processes'
-news, and the status timer (1 s) refreshes the figures. Anything slow runs elsewhere: starts
-and stops on background threads, Detect, Inspect, calibration and a model's conversion in
-helper processes (:mod:`app.gui.jobs`), each with a line saying its stage and time so far. A
-:class:`app.gui.stall_monitor.StallMonitor` measures how long the window ever goes without
-answering (:attr:`MainWindow.stall_monitor`). Closing the window stops every part in order on a
-background thread (the window says so and keeps painting) and goes away once the session's
-files are final.
-
-Messages go to one area under the buttons (:class:`app.gui.messages.MessageArea`) whose height
-never changes, so a message never moves the tabs, the live view or the camera table: errors in
-red (gone when their cause is fixed: the part starts well, or the rig checks clean), lost frames
-in orange (what to do about heavy skipping with them), warnings and information in their own
-colours.
+Timers drive everything on the GUI thread; anything slow runs on background threads or helper
+processes. Design: docs/gui.md (its tabs) and docs/architecture.md, "The desktop app".
 """
 
 from __future__ import annotations
@@ -496,13 +464,7 @@ class MainWindow(QMainWindow):
         return True
 
     def _say_saved_for_start(self, part: Part, changes: list[str]) -> None:
-        """Say which Rig tab edits a start saved, each one (in the message area).
-
-        A start reads the settings file, so the Rig tab's edits are saved first; a change the
-        user did not notice (the wheel switched the experiment, issue 44) must not be saved and
-        run without a word. The Rig tab's title says "(unsaved)" while there are edits, and
-        what the start saved is said key by key.
-        """
+        """Say, key by key, which Rig tab edits a start saved: none must run without a word."""
         if changes:
             lines = "\n".join(f"  {change}" for change in changes)
             self.say.notice(
@@ -512,12 +474,7 @@ class MainWindow(QMainWindow):
             )
 
     def _show_verdict(self, text: str) -> None:
-        """Show verify's verdict above the session's summary, never in its place (issue 63).
-
-        Its first line above the summary, its reasons under the summary: reasons above it
-        pushed the summary out of the message area's lines, into Show all (issue 71). An
-        earlier verdict and its reasons go.
-        """
+        """Show verify's verdict: its first line above the summary, its reasons under it."""
         self._verify_progress = ""
         self._show_progress()
         headline, _, rest = text.partition("\n")
@@ -527,10 +484,7 @@ class MainWindow(QMainWindow):
             self.info.show_text(f"{VERDICT_PREFIX}'s reasons:\n{rest}", stay=True, add=True)
 
     def _show_verify_progress(self, text: str) -> None:
-        """Say verify's stage beside the buttons (no stream runs while it does).
-
-        Once it no longer runs (stopped), what it says is news for the message area.
-        """
+        """Say verify's stage beside the buttons; once stopped, it is news for the message area."""
         running = self.session_row.verify_button.run.running
         self._verify_progress = text if running else ""
         self._show_progress()
@@ -590,10 +544,7 @@ class MainWindow(QMainWindow):
             ready = self.queue.next()
 
     def _show_progress(self) -> None:
-        """Say beside the buttons what is starting or stopping, its stage and time so far.
-
-        And the clicks that wait for it: "starting recording...; then Start Experiment".
-        """
+        """Say beside the buttons what starts or stops, its stage, time and waiting clicks."""
         controller = self.controller
         if self.closing:
             text = CLOSING_TEXT
@@ -621,11 +572,7 @@ class MainWindow(QMainWindow):
         self.camera_tab.controls.attach(stream)
 
     def _say_previous_session(self) -> None:
-        """Once, at the window's start: how the previous session ended, and its verdict.
-
-        A verdict ``VERIFY = after`` printed in the console only is read back from that
-        session's ``verify/summary.json`` (issue 71).
-        """
+        """Say once, at the start, how the previous session ended and its verdict."""
         if self._previous_said:
             return
         self._previous_said = True
@@ -634,12 +581,7 @@ class MainWindow(QMainWindow):
             self.say.notice(line)
 
     def _rig_checked(self) -> None:
-        """Before a stream: the Regions tab lists the regions of the experiment the rig names.
-
-        Their cameras can be chosen there from the list before any frame is seen, which a rig
-        of several cameras needs before it may start. The Rig tab's title says when it has
-        unsaved changes.
-        """
+        """List the named experiment's regions before a stream; mark unsaved Rig edits."""
         self._show_rig_unsaved()
         if not self.rig_panel.problems:
             self.say.resolve(SETTINGS_CAUSE)

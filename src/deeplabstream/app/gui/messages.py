@@ -1,20 +1,7 @@
 """The window's message area: errors, losses and news in one place that never moves the controls.
 
-Banners used to be inserted above the tabs and the live view, pushing them down 45-60 px
-whenever a message came or went (issue 28); then the area sat under the view and the tabs,
-hidden when empty and as tall as its messages: a hint or a repeating warning still shrank the
-live view and the tabs and moved the camera table up, and clicks meant for a rule's Delete
-button landed on empty space (issue 63). The :class:`MessageArea` is now as tall as two lines
-of a message, always, shown or not: nothing a message does can move a control. One message
-shows two lines, several show one line each (the most important first: errors, losses, news);
-each offers **Show all** when it says more, and more messages than fit scroll inside the area.
-
-Colours say what a message is: red for an error (stays until its cause is fixed or it is
-dismissed), orange for lost frames and the loop's health (stays until acknowledged), the
-warning colour for what went wrong without being an error (a disk filling up, a camera below
-its rate, a stop whose session lost frames), and a neutral grey-blue for information and
-success (``Settings saved``, the stream ended, why a click could not be honoured), which goes by
-itself after :data:`INFO_SHOWN_S` unless it must stay.
+:class:`MessageArea` is always two lines of a message tall; information goes by itself after
+:data:`INFO_SHOWN_S` unless it must stay. Design: docs/gui.md, "Messages and errors".
 """
 
 from __future__ import annotations
@@ -111,11 +98,7 @@ class InfoBanner(Banner):
             self._expire()
 
     def _expire(self) -> None:
-        """Let the news go; the messages that stay are shown alone again.
-
-        News added under a message that stays used to stay with it until it was dismissed
-        ("Start Experiment: wait: starting recording" for a whole run, issue 53).
-        """
+        """Let the news go; the messages that stay are shown alone again."""
         self._timer.stop()
         self._news = ""
         self._refresh()
@@ -232,11 +215,7 @@ class MessageArea(QScrollArea):
 
 
 def _label_width(banner: Banner, area_width: int, show_all: bool) -> int:
-    """Return the width ``banner``'s text has in an area ``area_width`` wide.
-
-    The label's own width is stale while the bar was hidden: it is the area's less the bar's
-    margins, spacing and buttons (Show all when ``show_all``).
-    """
+    """Return the width ``banner``'s text has in an area ``area_width`` wide (its own is stale)."""
     layout = banner.layout()
     if layout is None:
         return banner.label.width()

@@ -1,11 +1,7 @@
 """Plots over time of each camera's figures: rates, latency, skipped and dropped frames.
 
-The main window adds its once-a-second :class:`live.session.runner.CameraFigures` to
-:class:`SessionPlots`; four small pyqtgraph plots show the last :data:`HISTORY_S` seconds, one
-curve per camera (and per quantity). One legend above the plots names each camera's colour and
-what solid and dashed mean: a legend inside a plot sat on its curves. Skipped and dropped
-frames are plotted per second (the increase of the counters since the previous point), so a
-burst shows as a spike rather than a step that stays.
+:class:`SessionPlots` shows the last :data:`HISTORY_S` seconds; skipped and dropped frames per
+second (the counters' increase), so a burst shows as a spike.
 """
 
 from __future__ import annotations

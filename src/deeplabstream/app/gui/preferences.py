@@ -1,12 +1,7 @@
 r"""What the window remembers between launches: view choices that are not part of a rig.
 
-The trail and occupancy-heatmap toggles, and where the splitters' handles are (how much of the
-window the live view takes), are how a user likes to watch, not settings of the rig
-(the settings file is the rig: it runs the same with or without a window), so they are kept
-apart, in an INI file of the user's: ``$DEEPLABSTREAM_WINDOW_STATE`` when set, else
-``window.ini`` in the platform's folder of user preferences (``core/user_folders.py``: Linux
-``~/.config/DeepLabStream``, ``$XDG_CONFIG_HOME`` honoured; macOS ``~/Library/Application
-Support/DeepLabStream``; Windows ``%LOCALAPPDATA%\DeepLabStream``).
+Kept in ``$DEEPLABSTREAM_WINDOW_STATE`` or ``window.ini`` in the user's preferences folder, never
+in the settings file (docs/gui.md).
 """
 
 from __future__ import annotations

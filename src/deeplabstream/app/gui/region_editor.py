@@ -1,34 +1,8 @@
 """The region editor: draw, move, resize and delete an experiment's regions on the live view.
 
-The editor reads the region triggers (``[Trigger NAME]`` with a ``SHAPE``) of the experiment's
-config file and draws them on the camera tiles of the live view
-(:class:`app.gui.live_view.CameraView`) as an overlay, so the regions can be placed before any
-experiment runs, on the stream alone. Save writes them back into the same file through
-:mod:`experiments.config.edit` (comments kept, validated first, the previous file kept as
-``NAME.ini.bak``).
-
-Tools (the tool row): *select* (click a region to select it; drag inside moves it, drag a handle
-resizes it: a circle's radius, a rectangle's corners, a polygon's vertices, an ellipse's
-semi-axes), *circle* and *rectangle* (drag to draw; a click draws a default size), *polygon*
-(click the vertices; double-click or click the first vertex to close; Escape cancels). After a
-shape is drawn the select tool is back, so it can be moved at once. Delete (key or button)
-deletes the selected region; a region still named by a rule or combinator is refused: the rule
-panel lists the rules that name it, and **Delete rule** deletes one (Save writes it).
-
-The tools' work on the tiles (the drag, the shape being drawn, the painting) is
-:class:`app.gui.region_drawing.RegionDrawing`'s; reading and writing the config file is
-:class:`RegionFile`'s; the editor holds the regions.
-
-Coordinates are the frame pixels of the region's camera, rounded to whole pixels. A region is
-drawn only on its own camera's tile; a region without ``CAMERA`` on every tile. A new region is
-named ``region_N``, reads the camera of the tile it was drawn on (its coordinates are that
-camera's pixels) and watches the model's first keypoint.
-
-Below the list, :class:`app.gui.region_rule_panel.RegionRulePanel` makes the selected region a rule:
-its camera (a choice only with several cameras), its keypoint (from the model's list, given by
-:meth:`RegionEditor.use_rig`), its animal (a number, any or each; a choice only when the model
-reports several animals) and its action (a pulse or train on one of the rig's devices), all
-written by Save.
+Regions are in the frame pixels of their camera, rounded; Save writes them through
+:mod:`experiments.config.edit`. Design: docs/gui.md, "The Regions tab: drawing regions on the
+live view".
 """
 
 from __future__ import annotations
@@ -293,12 +267,8 @@ class RegionEditor(QWidget):
         layout.addWidget(self.status)
 
     def _rule_area(self) -> QScrollArea:
-        """Return the rule panel in a scroll area of its own, scrolling in height only.
-
-        A pulse's rule has ten rows: laid out whole, they made the window 844 px tall on a
-        768 px screen, its bottom off the screen (issue 53). The rows scroll instead; the area
-        asks for their whole height, so they show whole wherever the window has room.
-        """
+        """Return the rule panel in a scroll area of its own, scrolling in height only."""
+        # A pulse's ten rows laid out whole made the window taller than a 768 px screen.
         area = QScrollArea()
         area.setObjectName("region_rule_area")
         area.setWidgetResizable(True)

@@ -1,17 +1,8 @@
 """The selected region's rule in the Regions tab: its camera, keypoint, animal, action and rules.
 
-A region is a trigger (``[Trigger NAME]``, ``KIND = region``); this panel makes it a rule without
-editing the file by hand: which camera's pixels it is drawn in (a choice only on a rig of several
-cameras), which of the model's keypoints it watches, whose keypoint (``ANIMAL``: a number, ``any``
-or ``each``; a choice only when the model reports several animals), and optionally what it does:
-a pulse or a train (a ``pattern``) on a device the rig declares, on entry, while inside or on exit,
-with a refractory period (``[Rule NAME] REFRACTORY``) and the time a keypoint not seen keeps the
-region's state (``[Trigger NAME] HOLD_S``, so that a blink of the model is no new entry). The
-region editor writes it into the config (:class:`experiments.config.edit.RegionAction`) when it
-saves.
-
-Below, the config's rules that name the region (``WHEN``), each of which can be deleted
-(:attr:`RegionRulePanel.rule_deleted`): a region a rule names cannot be deleted until the rule is.
+The region editor writes it as :class:`experiments.config.edit.RegionAction`; a region a rule
+names cannot be deleted until the rule is. Design: docs/gui.md, "The Regions tab: drawing
+regions on the live view".
 """
 
 from __future__ import annotations

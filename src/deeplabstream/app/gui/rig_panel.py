@@ -1,16 +1,8 @@
 """The rig panel: cameras, model, experiment, devices and the session, set up from the window.
 
-The panel edits the settings file's text (:class:`core.ini_text.IniText`, so the user's comments
-stay) and checks the whole of it at every change, the way a start would: the file is parsed
-(:func:`settings.loader.parse_settings_text`), then the model and the experiment are checked
-(:func:`live.session.preflight.check_before_start`). Problems are listed in red and saving is
-refused until there are none; a saved file keeps its previous version as ``settings.ini.bak``. Paths
-the user browses to are written relative to the settings file when they lie under its folder, so a
-rig folder can be moved as a whole.
-
-The panel composes the parts of :mod:`app.gui.rig`: one box per part of the rig, each editing the
-file through :class:`~app.gui.rig.edited_file.EditedFile`; the panel reads and saves the file,
-runs the check and shows its outcome.
+Edits the settings file's text (comments kept) and checks all of it at every change as a start
+would; saving is refused while problems remain. Design: docs/gui.md, "The Rig tab: cameras,
+model, experiment, devices, session".
 """
 
 from __future__ import annotations
@@ -131,12 +123,9 @@ class RigPanel(QWidget):
         outer.addLayout(buttons)
 
     def _settings_area(self) -> QScrollArea:
-        """Return the boxes, one under the other, scrolling in height only.
-
-        Each box is laid out as soon as it is made, in this order: the order Qt lays them out
-        and delivers their first events in (the tops of the boxes are final when the window is
-        first shown).
-        """
+        """Return the boxes, one under the other, scrolling in height only."""
+        # Each box is laid out as it is made, in Qt's order of layout and first events, so the
+        # boxes' tops are final when the window is first shown.
         content = QWidget()
         layout = QVBoxLayout(content)
         self.camera_box = CameraBox(self.file)

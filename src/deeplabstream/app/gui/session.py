@@ -1,26 +1,8 @@
 """What the GUI's buttons do: one stream session, its parts started and stopped in a safe order.
 
-:class:`SessionController` owns the :class:`~live.session.live.LiveSession` of the window. Starting
-or stopping a part can take seconds (opening cameras, finalising files), so each runs on a
-background thread while the window keeps painting; meanwhile the other buttons wait and the stream
-is not serviced, which is harmless: cameras, recorders and the inference worker are separate
-processes that go on by themselves. Everything else happens on the GUI thread.
-
-Starting analysis can take much longer (a DeepLabCut model is converted to ONNX on first use,
-tens of seconds), so it runs beside the rest (:class:`AnalysisLoad`): a model that needs
-converting is converted in a helper process first (:mod:`app.gui.jobs`), then the pose worker is
-started on a background thread. Meanwhile the stream is serviced, recording starts and stops,
-the Analysis button cancels the load, and Stop Stream stops the stream (at once during the
-conversion, once the worker is up during its last seconds). :meth:`AnalysisLoad.progress_text`
-says the stage and the time so far.
-
-Order rules (what :meth:`SessionController.allowed` enforces):
-
-* analysis and recording need a stream; an experiment needs analysis;
-* stopping analysis stops its experiment; stopping the stream stops everything in order
-  (recorders finish their frames, the worker writes its files) and finalises ``session.json``;
-* the latency test (:meth:`SessionController.start_latency_test`) is an experiment of its own:
-  it needs analysis and no other experiment, and the Experiment button waits until it ends.
+:class:`SessionController` runs each start and stop on a background thread and enforces the
+order (:meth:`SessionController.allowed`); :class:`AnalysisLoad` starts analysis beside the rest.
+Design: docs/gui.md, "The buttons".
 """
 
 from __future__ import annotations
@@ -279,11 +261,7 @@ class AnalysisLoad:
         self.task.start()
 
     def _stop_reason(self) -> str | None:
-        """Say why the pose worker's start should end now (any thread); None: it goes on.
-
-        The window closes (Ctrl-C), Stop Stream or Cancel Analysis was pressed: the worker is
-        ended as it loads, nothing of it kept, instead of being waited for.
-        """
+        """Say why the pose worker's start should end now (any thread); None: it goes on."""
         if self.controller._closing:
             return self.controller._stop_requested()
         if self.stop_after is not None:
@@ -537,13 +515,8 @@ class SessionController(QObject):
             self._run("starting experiment", self._checked_start_experiment)
 
     def _reload_settings(self, part: Part) -> None:
-        """Read the settings file again before a start; StartRefusedError when it is bad.
-
-        A user who fixed the model or the experiment after Start Stream gets the fix; what
-        cannot change while streaming (the cameras) is said in a notice. Called on a background
-        thread: reading a model to check it took the window 0.2-1.5 s at each Start Experiment
-        on the GUI thread (issue 53).
-        """
+        """Read the settings again before a start (background thread); StartRefusedError if bad."""
+        # Not on the GUI thread: checking a model took the window 0.2-1.5 s at each start.
         stream = self.stream
         assert stream is not None
         try:
@@ -657,13 +630,9 @@ class SessionController(QObject):
         self._run("starting stream", self._open_stream)
 
     def _open_stream(self) -> None:
-        """Check the settings, lock the rig, open and start the stream (a background thread).
-
-        Everything a start would find wrong is found first, before a camera opens or a session
-        folder is made: the model and the experiment the file names (with its cameras and
-        devices). A file without [Experiment] has chosen none: Start Experiment checks it. The
-        run's plan is made once here, and the session is handed it (settings/effective.py).
-        """
+        """Check the settings, lock the rig, make the run's plan, open and start the stream."""
+        # Everything a start would find wrong is found before a camera opens or a folder is made;
+        # a file without [Experiment] chose none (Start Experiment checks it).
         try:
             settings = self._load_settings()
         except Exception as error:  # bad settings: a banner, no traceback
@@ -730,12 +699,9 @@ class SessionController(QObject):
         self.recording_started = None
 
     def _stop_stream(self, reason: str) -> None:
-        """Stop the stream; a running experiment first, so its outputs are switched off now.
-
-        The stream's stop ends the cameras, lets the recorders write every frame and the pose
-        worker close its files before the worker stops the experiment: its "off" commands went
-        out seconds after Stop (16.4 s, waiting on the identity learner's stop, issue 63).
-        """
+        """Stop the stream; a running experiment first, so its outputs are switched off now."""
+        # The stream's stop waits for recorders and the worker's files (once 16.4 s) before the
+        # worker would stop the experiment.
         stream = self.stream
         if stream is None:
             return
@@ -744,16 +710,10 @@ class SessionController(QObject):
         stream.stop(reason)
 
     def _say_summary(self, stream: LiveSession) -> None:
-        """Show the session's summary, rendered from its session.json (as the CLI prints it).
-
-        A session that ended by itself with errors (a camera lost, a worker gone) gets the red
-        banner. A user's own stop is never shown as an error (issue 44: it read "The session
-        ended with errors: Stopped by the user"): when the session had errors (losses, a missed
-        deadline) its summary says so in the warning colour, each in its own words
-        (:attr:`warned`). Otherwise :attr:`summarised`. Its first line says what was lost, or
-        that nothing was (:func:`headline`): the window shows a message's first lines, and a
-        summary one paragraph long joined with " | " hid the recorder's holes (issue 63).
-        """
+        """Show the session's summary, rendered from its session.json (as the CLI prints it)."""
+        # A session that ended by itself with errors gets the red banner; a user's own stop is
+        # never an error: its losses are warned of. The first line says what was lost (headline):
+        # the window shows a message's first lines.
         record = stream.record
         if record is None:
             return
@@ -795,11 +755,7 @@ class SessionController(QObject):
             self._locks = None
 
     def _on_event(self, event: SessionEvent) -> None:
-        """Pass the session's errors on as failures and its warnings as warnings.
-
-        A warning (a disk filling, a camera below its FRAMERATE) was shown in the error's red
-        and printed as "Error:" by the window without a screen (issue 53).
-        """
+        """Pass the session's errors on as failures and its warnings as warnings."""
         if event.level < logging.WARNING:
             return
         text = event.message
@@ -824,10 +780,7 @@ class SessionController(QObject):
         call: Callable[[], object],
         after: Callable[[Exception | None], None] | None = None,
     ) -> None:
-        """Run ``call`` on a background thread; ``after`` gets its outcome on the GUI thread.
-
-        What ``call`` returns is not used.
-        """
+        """Run ``call`` on a background thread; ``after`` gets its outcome on the GUI thread."""
         if self.busy is not None:
             if after is not None:
                 after(RuntimeError(f"busy {self.busy}"))

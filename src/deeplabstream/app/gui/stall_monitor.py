@@ -1,35 +1,7 @@
 """How long the window goes without answering: a timer that measures the event loop's stalls.
 
-A :class:`StallMonitor` ticks every :data:`TICK_MS` on the GUI thread. Between two ticks the
-event loop ran everything else the window had to do (painting, the display and service timers,
-clicks). Each tick records two figures of the time since the previous one:
-
-- ``gap``: the wall-clock time beyond the tick's own interval: how long a click waited at most
-  before the window could take it. It includes everything that kept the GUI thread from
-  running: its own work, a blocking call, another thread of the process holding Python's GIL,
-  and the operating system giving the processor to other programs (a loaded machine).
-- ``busy``: the processor time the GUI thread itself used meanwhile (``time.thread_time``): the
-  window's own work. Unlike the gap, it does not grow when other programs load the machine, so
-  it is the figure a test can bound; the gap is the figure a user feels.
-
-Each tick also notes the processor time the process's other threads used (a background thread
-that holds the GIL for long stretches stalls the window without the GUI thread computing) and,
-where Linux says it (``/proc/thread-self/schedstat``), how long the GUI thread was ready to run
-but waited for a processor (``queued``: other programs had the processors). The gap less that
-wait is the window's ``own`` stall: its work, a blocking call, a wait for the GIL or the X
-server.
-
-What is left of the gap once the GUI thread's work, its wait for a processor, and the time the
-parties it may have waited for spent computing or waiting for a processor themselves
-(``explained``) are taken off is ``blocked``: the GUI thread slept on something nobody was
-working on, a blocking call of the window's own (a child process, a pipe, a sleep, a lock held
-by a sleeping thread). Those parties are, by default, the process's other threads (their
-processor time: the GIL); a caller that knows more passes an ``explain`` callable (a test on
-Xvfb adds the other threads' waits for a processor and the X server's time, which a loaded
-machine stretches). ``busy + blocked`` is the ``window`` figure, the window's own part of the
-stall: what it computed and what it waited for on its own account. Neither grows with the
-machine's load, so a test can bound it; the gap is the figure a user feels. Stalls over
-:data:`REPORT_MS` are kept (the newest :data:`KEPT_STALLS`) and logged.
+The figures (gap, busy, queued, blocked, window) and what each includes: docs/architecture.md,
+"The desktop app".
 """
 
 from __future__ import annotations

@@ -1,10 +1,7 @@
 """The subject and the lab, for session.nwb: the ``[Session]`` keys NWB and DANDI ask for.
 
-Folded under a button in the Rig tab's Session box, so the usual three fields (animal,
-experimenter, notes) stay in sight on a small screen. Each field shows its key's documentation
-as a tooltip and is written to the settings file like any other key; the rig check then says at
-once when a form is wrong (an age that is not an ISO 8601 duration, a species that is not a
-binomial).
+Folded under a button in the Rig tab's Session box; each field is a settings key, checked by the
+rig check.
 """
 
 from __future__ import annotations

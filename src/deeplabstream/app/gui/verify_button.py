@@ -1,12 +1,7 @@
 """The Verify button beside Open folder: the session just ended, checked against its recording.
 
-Enabled when the last session is finished (no stream runs, nothing starts or stops) and its
-folder holds a recording that ``session.json`` names; its tooltip says why not otherwise. A
-click runs ``deeplabstream-verify`` on the folder (:class:`app.gui.verify_run.VerifyProcess`);
-meanwhile the button reads **Stop verify (N s)** and stops it when clicked, and each progress line
-goes beside the buttons. A stream that starts, or the window that closes, stops it. At the end a
-window of its own (not modal) shows the verdict, the reasons, and **Open report** opens
-``verify/report.html``; the message area says the verdict, or the error when it could not verify.
+Enabled once the last session is finished and holds a recording; runs :class:`VerifyProcess`,
+stoppable. Design: docs/gui.md and docs/verify.md.
 """
 
 from __future__ import annotations
@@ -129,10 +124,7 @@ class VerifyButton(QPushButton):
         self.progress.emit(f"Verify: checking {folder} against an offline analysis...")
 
     def _show_running(self) -> None:
-        """Each second: the button's seconds, and the progress line's the same.
-
-        The line kept the seconds of its last stage while the button counted on (issue 71).
-        """
+        """Each second: the button's seconds, and the progress line's the same."""
         seconds = self.run.elapsed_s()
         self.setText(running_label(seconds))
         if self._stage:
@@ -209,10 +201,8 @@ def open_or_copy(path: Path) -> bool:
 
 
 def _details(outcome: VerifyOutcome) -> str:
-    """Return the reasons (the first :data:`MOST_REASONS_SHOWN`) and the report's path as HTML.
-
-    HTML always (a paragraph): Qt would guess plain or rich text from a reason's own words.
-    """
+    """Return the first :data:`MOST_REASONS_SHOWN` reasons and the report's path as HTML."""
+    # Always HTML: Qt would guess plain or rich text from a reason's own words.
     lines = list(outcome.reasons[:MOST_REASONS_SHOWN])
     if len(outcome.reasons) > MOST_REASONS_SHOWN:
         lines.append(f"... and {len(outcome.reasons) - MOST_REASONS_SHOWN} more in the report")

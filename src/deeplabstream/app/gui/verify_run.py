@@ -1,14 +1,8 @@
 """One run of ``deeplabstream-verify`` on a finished session, in a process of its own.
 
-``deeplabstream-verify SESSION_FOLDER`` re-analyses a session's recordings offline and says
-whether the live loop saw what the offline analysis sees. It takes minutes, so
-the window never waits for it: :class:`VerifyProcess` starts it with a ``QProcess`` (the event
-loop takes its output as it comes), says each ``verify: ...`` progress line, and at the end reads
-the verdict it wrote (``verify/summary.json``) into a :class:`VerifyOutcome`.
-
-The command it runs is :func:`app.verify_after.verify_command`, the console's too (this
-interpreter, ``-m deeplabstream.offline.verify``): a module path, never an import, since the
-offline layer stands above the app.
+:class:`VerifyProcess` runs :func:`app.verify_after.verify_command` in a ``QProcess`` (a module
+path, never an import: the offline layer stands above the app) and reads the verdict into a
+:class:`VerifyOutcome`.
 """
 
 from __future__ import annotations

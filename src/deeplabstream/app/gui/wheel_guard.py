@@ -1,12 +1,7 @@
 """The mouse wheel scrolls the page, never the drop-down or number field it passes over.
 
-Scrolling the Rig tab with the wheel, the pointer passed over the experiment's drop-down and
-switched it (ExampleExperiment -> freezing_opto) without anyone noticing (issue 44). Qt gives a
-drop-down, spin box or slider the wheel as soon as the pointer is over it. :class:`WheelGuard`,
-installed once on the application, changes that for every such widget inside a scroll area, in
-every window: it takes the keyboard focus only from a click or Tab (``Qt.StrongFocus``, not
-``Qt.WheelFocus``), and while it has no focus the wheel goes on to the scroll area around it.
-Clicked first, it takes the wheel as usual.
+:class:`WheelGuard`, installed once on the application, gives such widgets inside a scroll area
+the focus only from a click or Tab; without focus the wheel goes to the scroll area.
 """
 
 from __future__ import annotations

@@ -116,11 +116,7 @@ class CameraBox(QGroupBox):
             self.camera_table.setRowCount(0)
 
     def _fit_list(self, cameras: int) -> None:
-        """Make the list as tall as its cameras, two to three names (a rig has one to three).
-
-        Three rows for one camera took the height the camera's key table needed on a laptop's
-        screen (issue 63); more cameras than three scroll.
-        """
+        """Make the list as tall as its cameras, two to three names; more scroll."""
         row = self.camera_list.fontMetrics().height() + 6
         self.camera_list.setFixedHeight(min(max(cameras, 2), 3) * row + 6)
 
